@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class OcppVersion(models.TextChoices):
+    V16 = "1.6", "OCPP 1.6"
+    V201 = "2.0.1", "OCPP 2.0.1"
+
+
+class LifecycleState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    COMMISSIONED = "commissioned", "Commissioned"
+    DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+
+class ChargePoint(models.Model):
+    """A charger, identified by the id in its WebSocket URL."""
+
+    charge_point_id = models.CharField(max_length=48, unique=True)
+    ocpp_version = models.CharField(max_length=8, choices=OcppVersion.choices, blank=True)
+    lifecycle_state = models.CharField(
+        max_length=16, choices=LifecycleState.choices, default=LifecycleState.COMMISSIONED
+    )
+    heartbeat_interval = models.PositiveIntegerField(help_text="Seconds between heartbeats.")
+    vendor = models.CharField(max_length=50, blank=True)
+    model = models.CharField(max_length=50, blank=True)
+    serial_number = models.CharField(max_length=50, blank=True)
+    firmware_version = models.CharField(max_length=50, blank=True)
+    iccid = models.CharField(max_length=20, blank=True)
+    imsi = models.CharField(max_length=20, blank=True)
+    connected = models.BooleanField(default=False)
+    last_seen = models.DateTimeField(null=True, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    last_boot_at = models.DateTimeField(null=True, blank=True)
+    offline_since = models.DateTimeField(null=True, blank=True)
+    password_hash = models.CharField(max_length=128, blank=True)
+    # Presence: the channel-layer name of the consumer that holds this charger's socket.
+    connection_channel = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["charge_point_id"]
+        indexes = [models.Index(fields=["connected", "last_seen"])]
+
+    def __str__(self) -> str:
+        return self.charge_point_id
+
+
+class Connector(models.Model):
+    """A connector of a charger. OCPP 1.6 has no EVSE level: evse_id stays null there."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="connectors")
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    connector_id = models.PositiveIntegerField()
+    status = models.CharField(max_length=32, blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    info = models.CharField(max_length=50, blank=True)
+    vendor_id = models.CharField(max_length=255, blank=True)
+    vendor_error_code = models.CharField(max_length=50, blank=True)
+    status_timestamp = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["charge_point", "evse_id", "connector_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge_point", "connector_id"],
+                condition=Q(evse_id__isnull=True),
+                name="connector_unique_without_evse",
+            ),
+            models.UniqueConstraint(
+                fields=["charge_point", "evse_id", "connector_id"],
+                condition=Q(evse_id__isnull=False),
+                name="connector_unique_within_evse",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = f"EVSE {self.evse_id} " if self.evse_id is not None else ""
+        return f"{self.charge_point} {where}connector {self.connector_id}"
+
+
+class Heartbeat(models.Model):
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="heartbeats")
+    received_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.charge_point} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MessageDirection(models.TextChoices):
+    INBOUND = "in", "Charger to CSMS"
+    OUTBOUND = "out", "CSMS to charger"
+
+
+class OcppMessage(models.Model):
+    """One WebSocket frame, exactly as it went over the wire."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="messages")
+    direction = models.CharField(max_length=3, choices=MessageDirection.choices)
+    message_type = models.PositiveSmallIntegerField(null=True, blank=True)
+    unique_id = models.CharField(max_length=64, blank=True, db_index=True)
+    action = models.CharField(max_length=64, blank=True)
+    frame = models.TextField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["charge_point", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.charge_point} {self.direction} {self.action or self.message_type}"

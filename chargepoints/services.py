@@ -1,0 +1,279 @@
+"""Writes to the fleet: registration, presence, boot, liveness and connector status.
+
+Both OCPP versions end here; handlers translate their payloads into these arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.hashers import make_password
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chargepoints.models import (
+    ChargePoint,
+    Connector,
+    Heartbeat,
+    LifecycleState,
+    OcppMessage,
+)
+from ocpp_gateway.presence import connection_close_sync
+
+
+class ChargePointAlreadyExists(Exception):
+    def __init__(self, charge_point_id: str) -> None:
+        super().__init__(f"Charge point {charge_point_id!r} is already registered.")
+        self.charge_point_id = charge_point_id
+
+
+@dataclass(frozen=True)
+class BootResult:
+    status: str  # "Accepted" or "Pending"
+    interval: int
+    current_time: datetime
+
+
+def charge_point_register(
+    *,
+    charge_point_id: str,
+    heartbeat_interval: int,
+    ocpp_version: str = "",
+    lifecycle_state: str = LifecycleState.COMMISSIONED,
+    password: str | None = None,
+) -> ChargePoint:
+    charge_point = ChargePoint(
+        charge_point_id=charge_point_id,
+        heartbeat_interval=heartbeat_interval,
+        ocpp_version=ocpp_version,
+        lifecycle_state=lifecycle_state,
+        password_hash=make_password(password) if password else "",
+    )
+    try:
+        with transaction.atomic():
+            charge_point.save()
+    except IntegrityError:
+        raise ChargePointAlreadyExists(charge_point_id) from None
+    return charge_point
+
+
+_UNCHANGED: Any = object()
+
+
+def charge_point_update(
+    *,
+    charge_point: ChargePoint,
+    heartbeat_interval: int | None = None,
+    lifecycle_state: str | None = None,
+    ocpp_version: str | None = None,
+    password: str | None = _UNCHANGED,
+) -> ChargePoint:
+    """Change what an operator may change.
+
+    A password is set, rotated (new value) or removed (None). Decommissioning closes the
+    charger's socket: a decommissioned charger may not stay connected.
+    """
+    changed = ["updated_at"]
+    for field, value in (
+        ("heartbeat_interval", heartbeat_interval),
+        ("lifecycle_state", lifecycle_state),
+        ("ocpp_version", ocpp_version),
+    ):
+        if value is not None:
+            setattr(charge_point, field, value)
+            changed.append(field)
+    if password is not _UNCHANGED:
+        charge_point.password_hash = make_password(password) if password else ""
+        changed.append("password_hash")
+    with transaction.atomic():
+        charge_point.save(update_fields=changed)
+        if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
+            _close_connection_on_commit(charge_point, "charge point decommissioned")
+    return charge_point
+
+
+def charge_point_delete(*, charge_point: ChargePoint) -> None:
+    with transaction.atomic():
+        _close_connection_on_commit(charge_point, "charge point deleted")
+        charge_point.delete()
+
+
+def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:
+    channel_name = charge_point.connection_channel
+    if channel_name:
+        transaction.on_commit(lambda: connection_close_sync(channel_name=channel_name, reason=reason))
+
+
+def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_name: str) -> str:
+    """Record that ``channel_name`` now holds the charger's socket.
+
+    Returns the channel name of the connection it replaces ("" if none), so the caller can
+    tell that consumer to close.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
+        previous_channel = charge_point.connection_channel
+        charge_point.connection_channel = channel_name
+        charge_point.ocpp_version = ocpp_version
+        charge_point.connected = True
+        charge_point.offline_since = None
+        charge_point.last_seen = now
+        charge_point.save(
+            update_fields=[
+                "connection_channel",
+                "ocpp_version",
+                "connected",
+                "offline_since",
+                "last_seen",
+                "updated_at",
+            ]
+        )
+    return previous_channel if previous_channel != channel_name else ""
+
+
+def charge_point_disconnect(*, charge_point_id: str, channel_name: str) -> bool:
+    """Clear presence, but only if ``channel_name`` still holds it.
+
+    A charger that reconnected while its old socket was half-open is held by the new
+    connection; the old consumer closing late must not mark it offline.
+    """
+    now = timezone.now()
+    updated = ChargePoint.objects.filter(
+        charge_point_id=charge_point_id, connection_channel=channel_name
+    ).update(connection_channel="", connected=False, offline_since=now, updated_at=now)
+    return updated == 1
+
+
+def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime | None = None) -> None:
+    """Any inbound message proves the charger is alive."""
+    at = at or timezone.now()
+    ChargePoint.objects.filter(
+        charge_point_id=charge_point_id, connection_channel=channel_name
+    ).update(last_seen=at, connected=True, offline_since=None)
+
+
+def charge_point_boot(
+    *,
+    charge_point_id: str,
+    vendor: str,
+    model: str,
+    serial_number: str = "",
+    firmware_version: str = "",
+    iccid: str = "",
+    imsi: str = "",
+) -> BootResult:
+    now = timezone.now()
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    charge_point.vendor = vendor
+    charge_point.model = model
+    charge_point.serial_number = serial_number
+    charge_point.firmware_version = firmware_version
+    charge_point.iccid = iccid
+    charge_point.imsi = imsi
+    charge_point.last_boot_at = now
+    charge_point.last_seen = now
+    charge_point.save(
+        update_fields=[
+            "vendor",
+            "model",
+            "serial_number",
+            "firmware_version",
+            "iccid",
+            "imsi",
+            "last_boot_at",
+            "last_seen",
+            "updated_at",
+        ]
+    )
+    accepted = charge_point.lifecycle_state == LifecycleState.COMMISSIONED
+    return BootResult(
+        status="Accepted" if accepted else "Pending",
+        interval=charge_point.heartbeat_interval,
+        current_time=now,
+    )
+
+
+def charge_point_heartbeat(*, charge_point_id: str) -> datetime:
+    now = timezone.now()
+    with transaction.atomic():
+        charge_point_pk = (
+            ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("pk", flat=True).get()
+        )
+        ChargePoint.objects.filter(pk=charge_point_pk).update(last_heartbeat=now, last_seen=now)
+        Heartbeat.objects.create(charge_point_id=charge_point_pk, received_at=now)
+    return now
+
+
+def connector_status_set(
+    *,
+    charge_point_id: str,
+    connector_id: int,
+    status: str,
+    evse_id: int | None = None,
+    error_code: str = "",
+    info: str = "",
+    vendor_id: str = "",
+    vendor_error_code: str = "",
+    timestamp: datetime | None = None,
+) -> Connector:
+    """Create or update the connector's record from a StatusNotification.
+
+    A notification older than the one already stored (chargers replay queued messages after
+    a reconnect) does not overwrite the newer status.
+    """
+    now = timezone.now()
+    timestamp = timestamp or now
+    with transaction.atomic():
+        charge_point = ChargePoint.objects.only("pk").get(charge_point_id=charge_point_id)
+        connector, _ = Connector.objects.select_for_update().get_or_create(
+            charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
+        )
+        if connector.status_timestamp and timestamp < connector.status_timestamp:
+            return connector
+        connector.status = status
+        connector.error_code = error_code
+        connector.info = info
+        connector.vendor_id = vendor_id
+        connector.vendor_error_code = vendor_error_code
+        connector.status_timestamp = timestamp
+        connector.save()
+        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
+    return connector
+
+
+@dataclass(frozen=True)
+class LoggedFrame:
+    charge_point_id: str
+    direction: str
+    frame: str
+    created_at: datetime
+    message_type: int | None = None
+    unique_id: str = ""
+    action: str = ""
+
+
+def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
+    """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped."""
+    ids = dict(
+        ChargePoint.objects.filter(
+            charge_point_id__in={frame.charge_point_id for frame in frames}
+        ).values_list("charge_point_id", "pk")
+    )
+    rows = [
+        OcppMessage(
+            charge_point_id=ids[frame.charge_point_id],
+            direction=frame.direction,
+            message_type=frame.message_type,
+            unique_id=frame.unique_id[:64],
+            action=frame.action[:64],
+            frame=frame.frame,
+            created_at=frame.created_at,
+        )
+        for frame in frames
+        if frame.charge_point_id in ids
+    ]
+    OcppMessage.objects.bulk_create(rows)
+    return len(rows)

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from chargepoints import selectors, services
+from chargepoints.models import ChargePoint
+from chargepoints.serializers import (
+    ChargePointSerializer,
+    ChargePointUpdateSerializer,
+    ConnectionStatusSerializer,
+    ConnectorSerializer,
+)
+from csms.api_errors import ApiError
+
+_BOOLEAN_PARAMS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _get_charge_point_or_404(charge_point_id: str) -> ChargePoint:
+    try:
+        return selectors.charge_point_get(charge_point_id=charge_point_id)
+    except ChargePoint.DoesNotExist:
+        raise ApiError(
+            404, "NotFound", f"Charge point {charge_point_id!r} is not registered.", charge_point_id=charge_point_id
+        ) from None
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("connected", OpenApiTypes.BOOL, description="Only connected (true) or dark (false) chargers."),
+        OpenApiParameter("ocpp_version", OpenApiTypes.STR, enum=["1.6", "2.0.1"]),
+        OpenApiParameter("lifecycle_state", OpenApiTypes.STR, enum=["pending", "commissioned", "decommissioned"]),
+    ]
+)
+class ChargePointViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Register, list, change and remove charge points."""
+
+    serializer_class = ChargePointSerializer
+    lookup_field = "charge_point_id"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[ChargePoint]:
+        queryset = ChargePoint.objects.all()
+        params = self.request.query_params
+        if "connected" in params:
+            if params["connected"].lower() not in _BOOLEAN_PARAMS:
+                raise ApiError(400, "ValidationError", "connected must be true or false.")
+            queryset = queryset.filter(connected=_BOOLEAN_PARAMS[params["connected"].lower()])
+        for field in ("ocpp_version", "lifecycle_state"):
+            if field in params:
+                queryset = queryset.filter(**{field: params[field]})
+        return queryset
+
+    def get_serializer_class(self) -> type[ChargePointSerializer]:
+        if self.action in ("update", "partial_update"):
+            return ChargePointUpdateSerializer
+        return ChargePointSerializer
+
+    def get_object(self) -> ChargePoint:
+        return _get_charge_point_or_404(self.kwargs["charge_point_id"])
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            charge_point = services.charge_point_register(
+                charge_point_id=data["charge_point_id"],
+                heartbeat_interval=data.get("heartbeat_interval", settings.CSMS_DEFAULT_HEARTBEAT_INTERVAL),
+                ocpp_version=data.get("ocpp_version", ""),
+                lifecycle_state=data.get("lifecycle_state", "commissioned"),
+                password=data.get("password"),
+            )
+        except services.ChargePointAlreadyExists as exists:
+            raise ApiError(409, "Conflict", str(exists), charge_point_id=exists.charge_point_id) from None
+        return Response(self.get_serializer(charge_point).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        charge_point = self.get_object()
+        serializer = self.get_serializer(charge_point, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
+        return Response(self.get_serializer(charge_point).data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.charge_point_delete(charge_point=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses=ConnectorSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def connectors(self, request: Request, charge_point_id: str) -> Response:
+        charge_point = self.get_object()
+        connectors = selectors.connector_list(charge_point=charge_point)
+        return Response(ConnectorSerializer(connectors, many=True).data)
+
+
+class ConnectionStatusView(GenericAPIView):
+    """Whether the charger is connected, and when it last sent a Heartbeat."""
+
+    serializer_class = ConnectionStatusSerializer
+
+    def get(self, request: Request, charge_point_id: str) -> Response:
+        return Response(self.get_serializer(_get_charge_point_or_404(charge_point_id)).data)

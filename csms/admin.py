@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from csms.api_keys import api_key_revoke
+from csms.models import ApiKey
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are created with ``manage.py create_api_key`` (the key is shown once there)."""
+
+    list_display = ["name", "prefix", "created_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    readonly_fields = ["name", "prefix", "key_hash", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        active = queryset.filter(revoked_at__isnull=True)
+        for api_key in active:
+            api_key_revoke(api_key=api_key)
+        self.message_user(request, f"Revoked {len(active)} API key(s).", messages.SUCCESS)

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework.request import Request
+
+from csms.api_keys import api_key_find_active
+from csms.models import ApiKey
+
+
+class ApiKeyUser:
+    """The identity behind a request authenticated by an API key."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, api_key: ApiKey) -> None:
+        self.api_key = api_key
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.name}"
+
+
+class BearerApiKeyAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer <key>``."""
+
+    def authenticate(self, request: Request) -> tuple[ApiKeyUser, ApiKey] | None:
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None
+        key = key.strip()
+        if not key:
+            raise exceptions.AuthenticationFailed("Empty Bearer token.")
+        api_key = api_key_find_active(key=key)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        return ApiKeyUser(api_key), api_key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class BearerApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "csms.authentication.BearerApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "description": "An API key from `create_api_key`."}

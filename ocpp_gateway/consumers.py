@@ -1,0 +1,128 @@
+"""The WebSocket edge: handshake, presence, framing. OCPP semantics live in the routers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from chargepoints import selectors, services
+from ocpp_gateway.presence import connection_close
+from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.v16.router import V16Router
+from ocpp_gateway.v201.router import V201Router
+
+logger = logging.getLogger(__name__)
+
+ROUTERS: dict[str, type[OcppRouter]] = {"1.6": V16Router, "2.0.1": V201Router}
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+
+
+def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str) -> str | None:
+    """The password from an HTTP Basic header whose user is the charge point id."""
+    for name, value in headers:
+        if name.lower() != b"authorization":
+            continue
+        scheme, _, encoded = value.decode("latin-1").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password if user == charge_point_id else None
+    return None
+
+
+class OcppConsumer(AsyncWebsocketConsumer):
+    """One charger's socket: ``/ocpp/{1.6|2.0.1}/{charge_point_id}``."""
+
+    router: OcppRouter | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale DB connections through a thread hop before every message;
+        # all DB work here already runs in database_sync_to_async, which does that itself.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self) -> None:
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.ocpp_version: str = kwargs["version"]
+        self.charge_point_id: str = kwargs["charge_point_id"]
+        subprotocol = SUBPROTOCOLS[self.ocpp_version]
+        if subprotocol not in self.scope.get("subprotocols", []):
+            logger.info("%s: refused, subprotocol %s not offered", self.charge_point_id, subprotocol)
+            await self.close()
+            return
+        password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
+        allowed = await database_sync_to_async(selectors.charge_point_may_connect)(
+            charge_point_id=self.charge_point_id, password=password
+        )
+        if not allowed:
+            logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
+            await self.close()
+            return
+        replaced_channel = await database_sync_to_async(services.charge_point_connect)(
+            charge_point_id=self.charge_point_id,
+            ocpp_version=self.ocpp_version,
+            channel_name=self.channel_name,
+        )
+        if replaced_channel:
+            await connection_close(channel_name=replaced_channel, reason="replaced by a newer connection")
+        self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
+        self._last_seen_written = time.monotonic()
+        await self.accept(subprotocol)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.router is None:
+            return
+        if text_data is None:
+            # OCPP-J frames are text; a binary frame cannot carry a readable unique id.
+            logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
+            return
+        await self._note_seen()
+        await self.router.route_message(text_data)
+
+    async def _note_seen(self) -> None:
+        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS per connection."""
+        now = time.monotonic()
+        if now - self._last_seen_written < settings.CSMS_LAST_SEEN_WRITE_SECONDS:
+            return
+        self._last_seen_written = now
+        try:
+            await database_sync_to_async(services.charge_point_seen)(
+                charge_point_id=self.charge_point_id, channel_name=self.channel_name
+            )
+        except Exception:
+            logger.exception("%s: could not record last_seen", self.charge_point_id)
+
+    async def ocpp_close(self, message: dict[str, Any]) -> None:
+        """Another part of the system wants this socket gone (newer connection, decommissioning)."""
+        logger.info("%s: closing, %s", self.charge_point_id, message.get("reason", ""))
+        await self.close(code=1000)
+
+    async def disconnect(self, code: int) -> None:
+        if self.router is None:
+            return
+        try:
+            await database_sync_to_async(services.charge_point_disconnect)(
+                charge_point_id=self.charge_point_id, channel_name=self.channel_name
+            )
+        except Exception:
+            logger.exception("%s: could not record disconnect", self.charge_point_id)
+
+
+class RefusingConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: refused at the handshake."""
+
+    async def connect(self) -> None:
+        logger.info("refused WebSocket handshake for %s", self.scope.get("path"))
+        await self.close()

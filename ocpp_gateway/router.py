@@ -1,0 +1,119 @@
+"""OCPP framing, validation and routing on top of the ``ocpp`` package's ChargePoint.
+
+The package does schema validation and dispatch to ``@on`` handlers. This layer adds what a
+CSMS needs around it: a CALLERROR for frames the package would only log, the OCPP 1.6 spelling
+of error codes, and the message log of every frame in and out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+from django.utils import timezone
+from ocpp.charge_point import ChargePoint
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, CallError, MessageType, unpack
+
+from chargepoints.models import MessageDirection
+from chargepoints.services import LoggedFrame
+from ocpp_gateway.message_log import message_log
+
+logger = logging.getLogger(__name__)
+
+# OCPP 1.6 spells two error codes differently from 2.0.1 (and from the ocpp package).
+_V16_ERROR_CODES = {
+    "FormatViolation": "FormationViolation",
+    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
+}
+
+
+class Connection(Protocol):
+    async def send(self, text_data: str) -> None: ...
+
+
+def _readable_unique_id(raw: str) -> str | None:
+    """The unique id of a frame that failed to unpack, if one can be read at all."""
+    try:
+        frame = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
+        return frame[1]
+    return None
+
+
+class OcppRouter(ChargePoint):
+    """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
+
+    def __init__(self, charge_point_id: str, connection: Connection) -> None:
+        super().__init__(charge_point_id, connection, logger=logger)
+        self._inbound_actions: dict[str, str] = {}
+
+    async def route_message(self, raw_msg: str) -> None:
+        received_at = timezone.now()
+        try:
+            msg = unpack(raw_msg)
+        except OCPPError as error:
+            self._log(MessageDirection.INBOUND, raw_msg, received_at)
+            await self._answer_unparseable(raw_msg, error)
+            return
+        action = getattr(msg, "action", "")
+        self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
+        if msg.message_type_id != MessageType.Call:
+            self._response_received(msg)
+            return
+        self._inbound_actions[str(msg.unique_id)] = msg.action
+        try:
+            await self._handle_call(msg)
+        except OCPPError as error:
+            await self._send(msg.create_call_error(error).to_json())
+        except Exception as error:  # a frame must never take the connection down
+            logger.exception("%s: failed to handle %r", self.id, raw_msg[:200])
+            await self._send(msg.create_call_error(error).to_json())
+        finally:
+            self._inbound_actions.pop(str(msg.unique_id), None)
+
+    async def _answer_unparseable(self, raw_msg: str, error: OCPPError) -> None:
+        unique_id = _readable_unique_id(raw_msg)
+        if unique_id is None:
+            logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, error.code, raw_msg)
+            return
+        await self._send(Call(unique_id, "", {}).create_call_error(error).to_json())
+
+    def _response_received(self, msg: Any) -> None:
+        """A CALLRESULT or CALLERROR from the charger; nothing waits for one yet."""
+        logger.warning("%s: dropped response %s for no outstanding CALL", self.id, msg.unique_id)
+
+    async def _send(self, message: str) -> None:
+        frame = json.loads(message)
+        message_type, unique_id = frame[0], str(frame[1])
+        if message_type == MessageType.CallError and self._ocpp_version == "1.6":
+            code = _V16_ERROR_CODES.get(frame[2])
+            if code:
+                message = CallError(frame[1], code, frame[3], frame[4]).to_json()
+        action = frame[2] if message_type == MessageType.Call else self._inbound_actions.get(unique_id, "")
+        self._log(MessageDirection.OUTBOUND, message, timezone.now(), message_type, unique_id, action)
+        await self._connection.send(message)
+
+    def _log(
+        self,
+        direction: str,
+        frame: str,
+        at: Any,
+        message_type: int | None = None,
+        unique_id: Any = "",
+        action: str = "",
+    ) -> None:
+        message_log.add(
+            LoggedFrame(
+                charge_point_id=self.id,
+                direction=direction,
+                frame=frame,
+                created_at=at,
+                message_type=message_type if isinstance(message_type, int) else None,
+                unique_id=str(unique_id),
+                action=action if isinstance(action, str) else "",
+            )
+        )

@@ -1,0 +1,41 @@
+"""OCPP 1.6 Core profile: StatusNotification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+
+from chargepoints import services
+from ocpp_gateway.timestamps import parse_ocpp_time
+
+
+class AvailabilityHandlers:
+    id: str
+
+    @on(Action.status_notification)
+    async def on_status_notification(
+        self,
+        connector_id: int,
+        error_code: str,
+        status: str,
+        info: str = "",
+        timestamp: str | None = None,
+        vendor_id: str = "",
+        vendor_error_code: str = "",
+        **_: Any,
+    ) -> call_result.StatusNotification:
+        await database_sync_to_async(services.connector_status_set)(
+            charge_point_id=self.id,
+            connector_id=connector_id,
+            status=status,
+            error_code=error_code,
+            info=info,
+            vendor_id=vendor_id,
+            vendor_error_code=vendor_error_code,
+            timestamp=parse_ocpp_time(timestamp),
+        )
+        return call_result.StatusNotification()

@@ -1,0 +1,49 @@
+"""OCPP 1.6 Core profile: BootNotification and Heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+
+from chargepoints import services
+from ocpp_gateway.timestamps import format_ocpp_time
+
+
+class ProvisioningHandlers:
+    id: str
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(
+        self,
+        charge_point_vendor: str,
+        charge_point_model: str,
+        charge_point_serial_number: str = "",
+        charge_box_serial_number: str = "",
+        firmware_version: str = "",
+        iccid: str = "",
+        imsi: str = "",
+        **_: Any,
+    ) -> call_result.BootNotification:
+        result = await database_sync_to_async(services.charge_point_boot)(
+            charge_point_id=self.id,
+            vendor=charge_point_vendor,
+            model=charge_point_model,
+            serial_number=charge_point_serial_number or charge_box_serial_number,
+            firmware_version=firmware_version,
+            iccid=iccid,
+            imsi=imsi,
+        )
+        return call_result.BootNotification(
+            current_time=format_ocpp_time(result.current_time),
+            interval=result.interval,
+            status=result.status,
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        now = await database_sync_to_async(services.charge_point_heartbeat)(charge_point_id=self.id)
+        return call_result.Heartbeat(current_time=format_ocpp_time(now))

@@ -1,0 +1,42 @@
+"""OCPP 2.0.1 Provisioning block: BootNotification and Heartbeat."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from ocpp.routing import on
+from ocpp.v201 import call_result
+from ocpp.v201.enums import Action
+
+from chargepoints import services
+from ocpp_gateway.timestamps import format_ocpp_time
+
+
+class ProvisioningHandlers:
+    id: str
+
+    @on(Action.boot_notification)
+    async def on_boot_notification(
+        self, charging_station: dict[str, Any], reason: str, **_: Any
+    ) -> call_result.BootNotification:
+        modem = charging_station.get("modem") or {}
+        result = await database_sync_to_async(services.charge_point_boot)(
+            charge_point_id=self.id,
+            vendor=charging_station["vendor_name"],
+            model=charging_station["model"],
+            serial_number=charging_station.get("serial_number", ""),
+            firmware_version=charging_station.get("firmware_version", ""),
+            iccid=modem.get("iccid", ""),
+            imsi=modem.get("imsi", ""),
+        )
+        return call_result.BootNotification(
+            current_time=format_ocpp_time(result.current_time),
+            interval=result.interval,
+            status=result.status,
+        )
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+        now = await database_sync_to_async(services.charge_point_heartbeat)(charge_point_id=self.id)
+        return call_result.Heartbeat(current_time=format_ocpp_time(now))

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from ocpp.v201 import ChargePoint as V201ChargePoint
+
+from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.v201.availability import AvailabilityHandlers
+from ocpp_gateway.v201.provisioning import ProvisioningHandlers
+
+
+class V201Router(ProvisioningHandlers, AvailabilityHandlers, OcppRouter, V201ChargePoint):
+    """Every OCPP 2.0.1 action the CSMS answers, grouped by functional block."""
