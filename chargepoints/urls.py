@@ -1,9 +1,9 @@
 from django.urls import re_path
-from rest_framework.routers import SimpleRouter
 
 from chargepoints.views import ChargePointViewSet, ConnectionStatusView
+from csms.routers import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("chargepoints", ChargePointViewSet, basename="chargepoint")
 
 urlpatterns = [

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.services import connector_status_set
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_api_refuses_requests_without_a_valid_key(db):
+    assert APIClient().get("/api/v1/chargepoints/").status_code == 401
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Bearer dyn_not-a-real-key")
+    response = client.get("/api/v1/chargepoints/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_registering_a_charge_point(api_client):
+    response = api_client.post(
+        "/api/v1/chargepoints/", {"charge_point_id": "cp_01HXYZ123ABC", "heartbeat_interval": 60}, format="json"
+    )
+    assert response.status_code == 201
+    assert response.json()["charge_point_id"] == "cp_01HXYZ123ABC"
+    assert response.json()["heartbeat_interval"] == 60
+    assert response.json()["lifecycle_state"] == "commissioned"
+    assert response.json()["connected"] is False
+    assert "password" not in response.json()
+
+
+def test_a_duplicate_charge_point_id_is_a_conflict(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.post("/api/v1/chargepoints", {"charge_point_id": "CP-1"}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "Conflict",
+        "message": "Charge point 'CP-1' is already registered.",
+        "charge_point_id": "CP-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"heartbeat_interval": 60}, "charge_point_id"),
+        ({"charge_point_id": "has/slash"}, "charge_point_id"),
+        ({"charge_point_id": "CP-1", "heartbeat_interval": 0}, "heartbeat_interval"),
+        ({"charge_point_id": "CP-1", "heartbeat_interval": "often"}, "heartbeat_interval"),
+        ({"charge_point_id": "CP-1", "lifecycle_state": "broken"}, "lifecycle_state"),
+    ],
+)
+def test_a_bad_body_is_a_400_naming_the_field(api_client, body, field):
+    response = api_client.post("/api/v1/chargepoints/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert field in response.json()["details"]
+
+
+def test_malformed_json_is_a_400(api_client):
+    response = api_client.post("/api/v1/chargepoints/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ParseError"
+
+
+def test_list_and_filter_by_connection(api_client, register_charge_point):
+    register_charge_point("CP-A")
+    online = register_charge_point("CP-B")
+    ChargePoint.objects.filter(pk=online.pk).update(connected=True)
+    everything = api_client.get("/api/v1/chargepoints/").json()
+    assert everything["count"] == 2
+    dark = api_client.get("/api/v1/chargepoints/?connected=false").json()["results"]
+    assert [cp["charge_point_id"] for cp in dark] == ["CP-A"]
+    assert api_client.get("/api/v1/chargepoints/?connected=maybe").status_code == 400
+
+
+def test_unknown_ids_are_404_everywhere(api_client):
+    for url in (
+        "/api/v1/chargepoints/NOPE",
+        "/api/v1/chargepoints/NOPE/connectors",
+        "/api/v1/installer/charge-points/NOPE/connection-status",
+    ):
+        response = api_client.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["error"] == "NotFound"
+        assert response.json()["charge_point_id"] == "NOPE"
+
+
+def test_connection_status_has_exactly_the_documented_shape(api_client, register_charge_point):
+    register_charge_point("cp_01HXYZ123ABC", ocpp_version="1.6")
+    response = api_client.get("/api/v1/installer/charge-points/cp_01HXYZ123ABC/connection-status")
+    assert response.json() == {
+        "charge_point_id": "cp_01HXYZ123ABC",
+        "connected": False,
+        "last_heartbeat": None,
+        "ocpp_version": "1.6",
+    }
+
+
+def test_connectors_are_listed_with_and_without_trailing_slash(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    connector_status_set(charge_point_id="CP-1", connector_id=2, status="Charging")
+    connector_status_set(charge_point_id="CP-1", connector_id=1, status="Available")
+    for url in ("/api/v1/chargepoints/CP-1/connectors", "/api/v1/chargepoints/CP-1/connectors/"):
+        response = api_client.get(url)
+        assert response.status_code == 200
+        assert [(c["connector_id"], c["status"]) for c in response.json()] == [(1, "Available"), (2, "Charging")]
+
+
+def test_update_changes_interval_and_lifecycle_but_not_the_id(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.patch(
+        "/api/v1/chargepoints/CP-1",
+        {"heartbeat_interval": 120, "lifecycle_state": "decommissioned", "charge_point_id": "OTHER"},
+        format="json",
+    )
+    assert response.status_code == 200
+    charge_point = ChargePoint.objects.get()
+    assert (charge_point.charge_point_id, charge_point.heartbeat_interval) == ("CP-1", 120)
+    assert charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED
+
+
+def test_a_password_is_write_only_and_stored_hashed(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.patch("/api/v1/chargepoints/CP-1", {"password": "a-long-password-123"}, format="json")
+    assert response.json()["has_password"] is True
+    assert "a-long-password-123" not in response.content.decode()
+    assert ChargePoint.objects.get().password_hash.startswith("pbkdf2_")
+
+
+def test_delete(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    assert api_client.delete("/api/v1/chargepoints/CP-1").status_code == 204
+    assert not ChargePoint.objects.exists()
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/v1/schema/")
+    assert schema.status_code == 200
+    assert b"/api/v1/installer/charge-points/{charge_point_id}/connection-status" in schema.content
+    assert client.get("/api/v1/docs/").status_code == 200

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chargepoints import services
+from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_registering_an_existing_id_raises(register_charge_point):
+    register_charge_point("CP-1")
+    with pytest.raises(services.ChargePointAlreadyExists):
+        register_charge_point("CP-1")
+
+
+def test_connect_returns_the_channel_it_replaces(register_charge_point):
+    register_charge_point("CP-1")
+    assert services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a") == ""
+    assert services.charge_point_connect(charge_point_id="CP-1", ocpp_version="2.0.1", channel_name="b") == "a"
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    assert (charge_point.connection_channel, charge_point.ocpp_version, charge_point.connected) == ("b", "2.0.1", True)
+
+
+def test_a_replaced_connection_closing_late_does_not_clear_the_new_presence(register_charge_point):
+    register_charge_point("CP-1")
+    services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="old")
+    services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="new")
+
+    assert services.charge_point_disconnect(charge_point_id="CP-1", channel_name="old") is False
+    assert ChargePoint.objects.get(charge_point_id="CP-1").connected is True
+
+    assert services.charge_point_disconnect(charge_point_id="CP-1", channel_name="new") is True
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    assert (charge_point.connected, charge_point.connection_channel) == (False, "")
+    assert charge_point.offline_since is not None
+
+
+def test_boot_records_the_charger_and_answers_with_its_interval(register_charge_point):
+    register_charge_point("CP-1", heartbeat_interval=77)
+    result = services.charge_point_boot(
+        charge_point_id="CP-1", vendor="Alfen", model="Eve", serial_number="S1", firmware_version="4.1"
+    )
+    assert (result.status, result.interval) == ("Accepted", 77)
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    assert (charge_point.vendor, charge_point.model, charge_point.serial_number) == ("Alfen", "Eve", "S1")
+    assert charge_point.last_boot_at == result.current_time
+
+
+def test_a_pending_charger_is_answered_pending(register_charge_point):
+    register_charge_point("CP-1", lifecycle_state=LifecycleState.PENDING)
+    assert services.charge_point_boot(charge_point_id="CP-1", vendor="V", model="M").status == "Pending"
+
+
+def test_heartbeat_is_stored_and_refreshes_liveness(register_charge_point):
+    register_charge_point("CP-1")
+    at = services.charge_point_heartbeat(charge_point_id="CP-1")
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    assert charge_point.last_heartbeat == at == charge_point.last_seen
+    assert list(Heartbeat.objects.values_list("received_at", flat=True)) == [at]
+
+
+def test_status_notification_creates_then_updates_the_connector(register_charge_point):
+    register_charge_point("CP-1")
+    t0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    services.connector_status_set(charge_point_id="CP-1", connector_id=1, status="Available", timestamp=t0)
+    services.connector_status_set(
+        charge_point_id="CP-1", connector_id=1, status="Faulted", error_code="GroundFailure", timestamp=t0 + timedelta(1)
+    )
+    connector = Connector.objects.get()
+    assert (connector.status, connector.error_code, connector.evse_id) == ("Faulted", "GroundFailure", None)
+
+
+def test_a_replayed_older_status_does_not_overwrite_a_newer_one(register_charge_point):
+    register_charge_point("CP-1")
+    newer = datetime(2026, 5, 1, 10, 5, tzinfo=UTC)
+    services.connector_status_set(charge_point_id="CP-1", connector_id=1, status="Charging", timestamp=newer)
+    services.connector_status_set(
+        charge_point_id="CP-1", connector_id=1, status="Available", timestamp=newer - timedelta(minutes=5)
+    )
+    assert Connector.objects.get().status == "Charging"
+
+
+def test_connectors_of_2_0_1_are_kept_per_evse(register_charge_point):
+    register_charge_point("CP-1")
+    for evse_id in (1, 2):
+        services.connector_status_set(charge_point_id="CP-1", evse_id=evse_id, connector_id=1, status="Available")
+    services.connector_status_set(charge_point_id="CP-1", evse_id=2, connector_id=1, status="Occupied")
+    assert sorted(Connector.objects.values_list("evse_id", "connector_id", "status")) == [
+        (1, 1, "Available"),
+        (2, 1, "Occupied"),
+    ]
+
+
+def test_logged_frames_are_stored_and_frames_of_unknown_chargers_dropped(register_charge_point):
+    register_charge_point("CP-1")
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    frames = [
+        services.LoggedFrame(charge_point_id="CP-1", direction="in", frame="[2]", created_at=now),
+        services.LoggedFrame(charge_point_id="GONE", direction="in", frame="[2]", created_at=now),
+    ]
+    assert services.ocpp_messages_record(frames=frames) == 1
+    assert OcppMessage.objects.get().charge_point.charge_point_id == "CP-1"
+
+
+def test_update_sets_and_removes_the_password(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    services.charge_point_update(charge_point=charge_point, password="a-long-password-123")
+    assert charge_point.password_hash.startswith("pbkdf2_")
+    services.charge_point_update(charge_point=charge_point, heartbeat_interval=30)
+    assert charge_point.password_hash
+    services.charge_point_update(charge_point=charge_point, password=None)
+    assert ChargePoint.objects.get().password_hash == ""

@@ -1,0 +1,238 @@
+"""Shared fixtures: API keys and clients, registered chargers, real daphne processes, and
+OCPP chargers from the ``ocpp`` package talking to them over real WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connections
+from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v201 import ChargePoint as V201Client
+from rest_framework.test import APIClient
+from websockets.asyncio.client import ClientConnection, connect
+
+from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_register
+from csms.api_keys import api_key_create
+
+ROOT = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def api_key(db: None) -> str:
+    return api_key_create(name="tests")[1]
+
+
+@pytest.fixture
+def api_client(api_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key}")
+    return client
+
+
+@pytest.fixture
+def register_charge_point(db: None) -> Callable[..., ChargePoint]:
+    def register(charge_point_id: str = "CP-1", heartbeat_interval: int = 60, **kwargs: Any) -> ChargePoint:
+        return charge_point_register(
+            charge_point_id=charge_point_id, heartbeat_interval=heartbeat_interval, **kwargs
+        )
+
+    return register
+
+
+# --- Real daphne processes ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _test_database_url() -> str:
+    settings_dict = connections["default"].settings_dict
+    user = settings_dict.get("USER") or "postgres"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@dataclass
+class DaphneServer:
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, version: str, charge_point_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp/{version}/{charge_point_id}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_daphne(tmp_dir: Path, **extra_env: str) -> DaphneServer:
+    """Start ``daphne csms.asgi:application`` on a free port against the test database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "CSMS_VAR_DIR": str(tmp_dir),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+        "CSMS_MESSAGE_LOG_FLUSH_MS": "50",
+        **extra_env,
+    }
+    log_path = tmp_dir / f"daphne-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "csms.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = DaphneServer(port=port, process=process, log_path=log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}:\n{server.log()}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return server
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"daphne did not listen on {port} within 30 s:\n{server.log()}")
+
+
+def stop_daphne(server: DaphneServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def daphne_factory(
+    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., DaphneServer]]:
+    """Start extra daphne processes; all are stopped at the end of the session."""
+    servers: list[DaphneServer] = []
+
+    def factory(**extra_env: str) -> DaphneServer:
+        server = start_daphne(tmp_path_factory.mktemp("daphne"), **extra_env)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        stop_daphne(server)
+    with django_db_blocker.unblock():
+        _end_other_sessions()
+
+
+def _end_other_sessions() -> None:
+    """Let the test database be dropped: daphne's backends end asynchronously after it exits,
+    and async tests leave connections open in asgiref's worker thread."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture(scope="session")
+def daphne(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
+    """One daphne process shared by the session's gateway tests."""
+    return daphne_factory()
+
+
+def http_request(
+    url: str, *, method: str = "GET", api_key: str | None = None, body: Any = None
+) -> tuple[int, Any]:
+    """A blocking HTTP request to a live server; returns (status, decoded JSON body or None)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=40) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw) if raw else None
+        except ValueError:
+            return error.code, raw.decode(errors="replace")
+
+
+async def ahttp(url: str, **kwargs: Any) -> tuple[int, Any]:
+    return await asyncio.to_thread(http_request, url, **kwargs)
+
+
+# --- Chargers -------------------------------------------------------------------------------
+
+SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+CLIENTS = {"1.6": V16Client, "2.0.1": V201Client}
+
+
+@contextlib.asynccontextmanager
+async def ocpp_charger(
+    server: DaphneServer, version: str, charge_point_id: str, client_class: type | None = None, **connect_kwargs: Any
+) -> AsyncIterator[Any]:
+    """A charger from the ``ocpp`` package, connected and serving until the block ends."""
+    async with connect(
+        server.ws_url(version, charge_point_id),
+        subprotocols=[SUBPROTOCOL[version]],
+        compression=None,
+        **connect_kwargs,
+    ) as websocket:
+        charger = (client_class or CLIENTS[version])(charge_point_id, websocket, response_timeout=10)
+        serving = asyncio.create_task(charger.start())
+        try:
+            yield charger
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await serving
+
+
+@contextlib.asynccontextmanager
+async def raw_socket(server: DaphneServer, version: str, charge_point_id: str) -> AsyncIterator[ClientConnection]:
+    async with connect(
+        server.ws_url(version, charge_point_id), subprotocols=[SUBPROTOCOL[version]], compression=None
+    ) as websocket:
+        yield websocket
+
+
+async def eventually(check: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.05) -> Any:
+    """Poll an async or sync check until it returns a truthy value; return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,24 @@
+import pytest
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from csms.api_keys import api_key_revoke
+from csms.models import ApiKey
+
+pytestmark = pytest.mark.django_db
+
+
+def test_create_api_key_prints_the_key_as_the_last_line_and_stores_only_its_hash(capsys):
+    call_command("create_api_key", "integration")
+    key = capsys.readouterr().out.strip().splitlines()[-1]
+    record = ApiKey.objects.get()
+    assert key.startswith("dyn_") and len(key) > 40
+    assert key not in (record.key_hash, record.prefix)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.get("/api/v1/chargepoints/").status_code == 200
+
+
+def test_a_revoked_key_is_refused(api_client):
+    api_key_revoke(api_key=ApiKey.objects.get())
+    assert api_client.get("/api/v1/chargepoints/").status_code == 401

@@ -1,0 +1,24 @@
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from csms.env import env_bool, env_int
+
+
+def test_a_non_integer_setting_fails_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("CSMS_OFFLINE_CHECK_INTERVAL", "abc")
+    with pytest.raises(ImproperlyConfigured, match="CSMS_OFFLINE_CHECK_INTERVAL"):
+        env_int("CSMS_OFFLINE_CHECK_INTERVAL", 30, minimum=1)
+
+
+def test_a_setting_below_its_minimum_fails(monkeypatch):
+    monkeypatch.setenv("CSMS_OCPP_CALL_TIMEOUT", "0")
+    with pytest.raises(ImproperlyConfigured, match="at least 1"):
+        env_int("CSMS_OCPP_CALL_TIMEOUT", 30, minimum=1)
+
+
+def test_booleans_accept_the_usual_spellings_only(monkeypatch):
+    monkeypatch.setenv("DJANGO_DEBUG", "yes")
+    assert env_bool("DJANGO_DEBUG") is True
+    monkeypatch.setenv("DJANGO_DEBUG", "perhaps")
+    with pytest.raises(ImproperlyConfigured, match="DJANGO_DEBUG"):
+        env_bool("DJANGO_DEBUG")
