@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CSMS_VAR_DIR=/app/var
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput
+RUN useradd --system csms && mkdir -p /app/var && chown -R csms /app/var
+USER csms
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "csms.asgi:application"]
