@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import time
 from typing import Any
@@ -44,6 +46,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     """One charger's socket: ``/ocpp/{1.6|2.0.1}/{charge_point_id}``."""
 
     router: OcppRouter | None = None
+    _outbound_worker: asyncio.Task[None] | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections through a thread hop before every message;
@@ -79,7 +82,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await connection_close(channel_name=replaced_channel, reason="replaced by a newer connection")
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         self._last_seen_written = time.monotonic()
+        self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._current_call: dict[str, Any] | None = None
         await self.accept(subprotocol)
+        self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.router is None:
@@ -104,6 +110,50 @@ class OcppConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("%s: could not record last_seen", self.charge_point_id)
 
+    async def ocpp_call(self, message: dict[str, Any]) -> None:
+        """A command for this charger from the RPC (any process): acknowledge, then queue it."""
+        if self.router is None or self._outbound_worker is None:
+            await self._reply(message, {"outcome": "not_connected"})
+            return
+        await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
+        self._outbound.put_nowait(message)
+
+    async def _send_outbound_calls(self) -> None:
+        """One outstanding CALL at a time, in arrival order; each within its own deadline."""
+        assert self.router is not None
+        while True:
+            request = await self._outbound.get()
+            self._current_call = request
+            remaining = request["deadline"] - time.time()
+            if remaining <= 0:
+                reply = {"outcome": "timeout"}
+            else:
+                try:
+                    reply = await self.router.send_call(request["action"], request["payload"], remaining)
+                except Exception as error:  # e.g. the socket closed under us
+                    logger.warning("%s: could not send %s: %s", self.charge_point_id, request["action"], error)
+                    reply = {"outcome": "not_connected"}
+            self._current_call = None
+            await self._reply(request, reply)
+
+    async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
+        try:
+            await self.channel_layer.send(request["reply_to"], {"type": "ocpp.call.reply", **reply})
+        except Exception:
+            logger.exception("%s: could not deliver the answer to %s", self.charge_point_id, request["action"])
+
+    async def _abandon_outbound_calls(self) -> None:
+        if self._outbound_worker is None:
+            return
+        self._outbound_worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._outbound_worker
+        pending = [self._current_call] if self._current_call else []
+        while not self._outbound.empty():
+            pending.append(self._outbound.get_nowait())
+        for request in pending:
+            await self._reply(request, {"outcome": "not_connected"})
+
     async def ocpp_close(self, message: dict[str, Any]) -> None:
         """Another part of the system wants this socket gone (newer connection, decommissioning)."""
         logger.info("%s: closing, %s", self.charge_point_id, message.get("reason", ""))
@@ -112,6 +162,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.router is None:
             return
+        await self._abandon_outbound_calls()
         try:
             await database_sync_to_async(services.charge_point_disconnect)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name

@@ -7,8 +7,10 @@ of error codes, and the message log of every frame in and out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
 from typing import Any, Protocol
 
 from django.utils import timezone
@@ -50,6 +52,8 @@ class OcppRouter(ChargePoint):
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
         self._inbound_actions: dict[str, str] = {}
+        # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
+        self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
@@ -59,7 +63,7 @@ class OcppRouter(ChargePoint):
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_unparseable(raw_msg, error)
             return
-        action = getattr(msg, "action", "")
+        action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
         if msg.message_type_id != MessageType.Call:
             self._response_received(msg)
@@ -82,9 +86,42 @@ class OcppRouter(ChargePoint):
             return
         await self._send(Call(unique_id, "", {}).create_call_error(error).to_json())
 
+    def _outstanding_action(self, unique_id: Any) -> str:
+        if self._outstanding and self._outstanding[0] == unique_id:
+            return self._outstanding[1]
+        return ""
+
     def _response_received(self, msg: Any) -> None:
-        """A CALLRESULT or CALLERROR from the charger; nothing waits for one yet."""
-        logger.warning("%s: dropped response %s for no outstanding CALL", self.id, msg.unique_id)
+        """A CALLRESULT or CALLERROR: the answer to the outstanding CALL, or late and dropped."""
+        if self._outstanding and self._outstanding[0] == msg.unique_id and not self._outstanding[2].done():
+            self._outstanding[2].set_result(msg)
+            return
+        logger.warning("%s: dropped a response to %r, which no CALL awaits (late or unknown)", self.id, msg.unique_id)
+
+    async def send_call(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Send one CALL and wait up to ``timeout`` seconds for its answer.
+
+        Callers serialise their calls (the consumer's outbound queue); the answer comes back as
+        a dict ready for the channel layer: ``{"outcome": ..., "payload"| "error_*": ...}``.
+        """
+        unique_id = str(uuid.uuid4())
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._outstanding = (unique_id, action, answer)
+        try:
+            await self._send(Call(unique_id, action, payload).to_json())
+            response = await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            return {"outcome": "timeout"}
+        finally:
+            self._outstanding = None
+        if response.message_type_id == MessageType.CallError:
+            return {
+                "outcome": "call_error",
+                "error_code": str(response.error_code),
+                "error_description": str(response.error_description or ""),
+                "error_details": response.error_details if isinstance(response.error_details, dict) else {},
+            }
+        return {"outcome": "result", "payload": response.payload if isinstance(response.payload, dict) else {}}
 
     async def _send(self, message: str) -> None:
         frame = json.loads(message)

@@ -1,0 +1,18 @@
+from django.contrib import admin
+
+from commands.models import Command
+
+
+@admin.register(Command)
+class CommandAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "charge_point_identity", "action", "state", "error_code", "latency_ms", "requested_by"]
+    list_filter = ["state", "action", "ocpp_version"]
+    search_fields = ["charge_point_identity", "action", "id", "idempotency_key"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Command._meta.fields] + ["requested_by"]
+
+    def has_add_permission(self, request, obj=None) -> bool:  # commands are sent, not typed in
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class CommandState(models.TextChoices):
+    PENDING = "pending", "Pending (in flight)"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected by the charger"
+    CALL_ERROR = "call_error", "CALLERROR from the charger"
+    TIMEOUT = "timeout", "No answer in time"
+    NOT_CONNECTED = "not_connected", "Charger not connected"
+
+
+class Command(models.Model):
+    """One OCPP command sent to a charger: the audit log and the idempotency record."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    charge_point = models.ForeignKey(
+        "chargepoints.ChargePoint", on_delete=models.SET_NULL, null=True, related_name="commands"
+    )
+    charge_point_identity = models.CharField(max_length=48, db_index=True)
+    ocpp_version = models.CharField(max_length=8)
+    command = models.CharField(max_length=64)
+    action = models.CharField(max_length=64)
+    request = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=CommandState.choices, default=CommandState.PENDING)
+    response = models.JSONField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_description = models.TextField(blank=True)
+    api_key = models.ForeignKey("csms.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_key", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="command_idempotency_key_per_api_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} to {self.charge_point_identity} ({self.state})"
+
+    @property
+    def requested_by(self) -> str:
+        if self.api_key_id:
+            return f"api-key:{self.api_key}"
+        if self.user_id:
+            return f"user:{self.user}"
+        return ""

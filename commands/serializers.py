@@ -1,0 +1,29 @@
+from rest_framework import serializers
+
+from commands.models import Command
+
+
+class CommandSerializer(serializers.ModelSerializer):
+    charge_point_id = serializers.CharField(source="charge_point_identity")
+    requested_by = serializers.CharField()
+
+    class Meta:
+        model = Command
+        fields = [
+            "id",
+            "charge_point_id",
+            "ocpp_version",
+            "command",
+            "action",
+            "request",
+            "state",
+            "response",
+            "error_code",
+            "error_description",
+            "requested_by",
+            "idempotency_key",
+            "created_at",
+            "completed_at",
+            "latency_ms",
+        ]
+        read_only_fields = fields

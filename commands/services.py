@@ -1,0 +1,141 @@
+"""Sending OCPP commands to chargers, with an audit record of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from commands import catalog
+from commands.models import Command, CommandState
+from csms.models import ApiKey
+from ocpp_gateway.rpc import CallOutcome, Outcome, send_call_sync
+
+# Statuses by which a charger refuses a command (DESIGN.md: 409 with that status).
+REFUSING_STATUSES = frozenset(
+    {
+        "Rejected",
+        "Occupied",
+        "Faulted",
+        "Unavailable",
+        "NotImplemented",
+        "NotSupported",
+        "UnlockFailed",
+        "UnknownConnector",
+        "OngoingAuthorizedTransaction",
+        "UnknownMessageId",
+        "UnknownVendorId",
+        "VersionMismatch",
+        "Failed",
+    }
+)
+
+
+class CommandRefused(Exception):
+    """The request cannot be sent; ``code`` names why (NotFound, ValidationError, UnsupportedVersion)."""
+
+    def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+class CommandInProgress(Exception):
+    def __init__(self, command: Command) -> None:
+        super().__init__(f"Command {command.id} with this Idempotency-Key is still in flight.")
+        self.command = command
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    charge_point_id: str
+    ocpp_version: str
+    command: str
+    body: dict[str, Any]
+    api_key: ApiKey | None = None
+    user_id: int | None = None
+    idempotency_key: str = ""
+
+
+def command_send(*, request: CommandRequest) -> Command:
+    """Validate, record, send and record the outcome. Returns the finished Command.
+
+    A repeated ``idempotency_key`` (per API key) returns the first command instead of sending again.
+    """
+    if request.idempotency_key:
+        previous = _previous_command(request)
+        if previous is not None:
+            return previous
+    charge_point = _sendable_charge_point(request)
+    action = catalog.ocpp_action(request.command)
+    payload = catalog.to_ocpp_payload(request.body)
+    errors = catalog.validate_payload(request.ocpp_version, action, payload)
+    if errors:
+        raise CommandRefused("ValidationError", "The request body is invalid.", errors)
+    try:
+        with transaction.atomic():
+            command = Command.objects.create(
+                charge_point=charge_point,
+                charge_point_identity=charge_point.charge_point_id,
+                ocpp_version=request.ocpp_version,
+                command=request.command,
+                action=action,
+                request=request.body,
+                api_key=request.api_key,
+                user_id=request.user_id,
+                idempotency_key=request.idempotency_key,
+            )
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race.
+        previous = _previous_command(request)
+        assert previous is not None
+        return previous
+    outcome = send_call_sync(charge_point.charge_point_id, action, payload)
+    return command_complete(command=command, outcome=outcome)
+
+
+def _previous_command(request: CommandRequest) -> Command | None:
+    previous = Command.objects.filter(api_key=request.api_key, idempotency_key=request.idempotency_key).first()
+    if previous is not None and previous.state == CommandState.PENDING:
+        raise CommandInProgress(previous)
+    return previous
+
+
+def _sendable_charge_point(request: CommandRequest) -> ChargePoint:
+    charge_point = ChargePoint.objects.filter(charge_point_id=request.charge_point_id).first()
+    if charge_point is None:
+        raise CommandRefused("NotFound", f"Charge point {request.charge_point_id!r} is not registered.")
+    if charge_point.ocpp_version and charge_point.ocpp_version != request.ocpp_version:
+        raise CommandRefused(
+            "UnsupportedVersion",
+            f"{request.command} is an OCPP {request.ocpp_version} command; "
+            f"this charge point speaks OCPP {charge_point.ocpp_version}.",
+        )
+    return charge_point
+
+
+def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
+    """Record what became of the command."""
+    command.state = _state_for(outcome)
+    if outcome.outcome == Outcome.RESULT:
+        command.response = catalog.from_ocpp_payload(command.command, outcome.payload)
+    command.error_code = outcome.error_code
+    command.error_description = outcome.error_description
+    command.latency_ms = outcome.latency_ms
+    command.completed_at = timezone.now()
+    command.save(update_fields=["state", "response", "error_code", "error_description", "latency_ms", "completed_at"])
+    return command
+
+
+def _state_for(outcome: CallOutcome) -> str:
+    if outcome.outcome == Outcome.RESULT:
+        refused = outcome.payload.get("status") in REFUSING_STATUSES
+        return CommandState.REJECTED if refused else CommandState.ACCEPTED
+    return {
+        Outcome.CALL_ERROR: CommandState.CALL_ERROR,
+        Outcome.TIMEOUT: CommandState.TIMEOUT,
+        Outcome.NOT_CONNECTED: CommandState.NOT_CONNECTED,
+    }[outcome.outcome]

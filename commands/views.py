@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from commands import catalog, services
+from commands.models import Command, CommandState
+from commands.serializers import CommandSerializer
+from csms.api_errors import ApiError, error_body
+from csms.models import ApiKey
+
+_ERROR_MESSAGES = {
+    "NotSupported": "The charge point does not support this command.",
+    "NotImplemented": "The charge point does not implement this command.",
+    "NotConnected": "The charge point is not connected.",
+    "Timeout": "The charge point did not answer within the configured timeout.",
+}
+_REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400}
+
+
+def command_http_response(command: Command) -> Response:
+    """The HTTP answer for a finished command (DESIGN.md's error table)."""
+    identity = command.charge_point_identity
+    if command.state == CommandState.ACCEPTED:
+        http_status, body = 200, command.response
+    elif command.state == CommandState.REJECTED:
+        status_value = (command.response or {}).get("status", "Rejected")
+        message = f"The charge point answered {status_value}."
+        http_status, body = 409, error_body(status_value, message, charge_point_id=identity, response=command.response)
+    elif command.state == CommandState.CALL_ERROR:
+        code = command.error_code or "InternalError"
+        message = command.error_description or _ERROR_MESSAGES.get(code, "The charge point answered with an error.")
+        http_status = 501 if code in ("NotSupported", "NotImplemented") else 502
+        body = error_body(code, message, charge_point_id=identity)
+    elif command.state == CommandState.NOT_CONNECTED:
+        http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
+    elif command.state == CommandState.TIMEOUT:
+        http_status, body = 504, error_body("Timeout", _ERROR_MESSAGES["Timeout"], charge_point_id=identity)
+    else:
+        http_status, body = 202, CommandSerializer(command).data
+    return Response(
+        body, status=http_status, headers={"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
+    )
+
+
+class CommandSchema(AutoSchema):
+    def get_description(self) -> str:
+        view = self.view
+        action = catalog.ocpp_action(view.command)
+        return (
+            f"Sends OCPP {view.ocpp_version} `{action}` to the charge point and answers with its reply in "
+            f"snake_case. The body holds the `{action}` request fields in snake_case"
+            + (" and `charge_point_id`." if "charge_point_id" not in self.path else ".")
+        )
+
+    def get_operation_id(self) -> str:
+        with_id = "_by_path" if "{charge_point_id}" in self.path else ""
+        return f"ocpp{self.view.ocpp_version.replace('.', '')}_{self.view.command}{with_id}"
+
+    def get_tags(self) -> list[str]:
+        return [f"OCPP {self.view.ocpp_version} commands"]
+
+
+class OcppCommandView(APIView):
+    """POST an OCPP command; set by ``as_view(ocpp_version=..., command=...)``."""
+
+    ocpp_version = ""
+    command = ""
+    schema = CommandSchema()
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+    )
+    def post(self, request: Request, charge_point_id: str | None = None) -> Response:
+        body = request.data
+        if not isinstance(body, dict):
+            raise ApiError(400, "ValidationError", "The body must be a JSON object.", details={})
+        body = dict(body)
+        body_id = body.pop("charge_point_id", None)
+        charge_point_id = charge_point_id or body_id
+        if not isinstance(charge_point_id, str) or not charge_point_id:
+            raise ApiError(
+                400,
+                "ValidationError",
+                "The request body is invalid.",
+                details={"charge_point_id": ["This field is required."]},
+            )
+        command_request = services.CommandRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version=self.ocpp_version,
+            command=self.command,
+            body=body,
+            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+            idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+        )
+        try:
+            command = services.command_send(request=command_request)
+        except services.CommandRefused as refused:
+            extra: dict[str, Any] = {"charge_point_id": charge_point_id}
+            if refused.details:
+                extra["details"] = refused.details
+            raise ApiError(_REFUSED_HTTP_STATUS[refused.code], refused.code, str(refused), **extra) from None
+        except services.CommandInProgress as in_progress:
+            raise ApiError(
+                409, "CommandInProgress", str(in_progress), charge_point_id=charge_point_id,
+                command_id=str(in_progress.command.id),
+            ) from None
+        return command_http_response(command)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("charge_point_id", str),
+        OpenApiParameter("state", str, enum=CommandState.values),
+        OpenApiParameter("action", str, description="OCPP action, e.g. RemoteStartTransaction"),
+    ]
+)
+class CommandViewSet(viewsets.ReadOnlyModelViewSet):
+    """The audit log of commands sent to chargers."""
+
+    serializer_class = CommandSerializer
+
+    def get_queryset(self) -> QuerySet[Command]:
+        queryset = Command.objects.select_related("api_key", "user")
+        params = self.request.query_params
+        if "charge_point_id" in params:
+            queryset = queryset.filter(charge_point_identity=params["charge_point_id"])
+        for field in ("state", "action"):
+            if field in params:
+                queryset = queryset.filter(**{field: params[field]})
+        return queryset
+
+    def get_object(self) -> Command:
+        try:
+            return self.get_queryset().get(pk=self.kwargs["pk"])
+        except (Command.DoesNotExist, DjangoValidationError):
+            raise ApiError(404, "NotFound", f"No command {self.kwargs['pk']}.") from None

@@ -1,0 +1,106 @@
+"""The command RPC: send an OCPP CALL to a charger from any process and await its answer.
+
+1. Presence (``ChargePoint.connection_channel``) names the consumer holding the socket.
+2. The request goes to that consumer over the channel layer with a private reply channel.
+3. The consumer acknowledges at once (so a dead process is noticed in ``ACK_TIMEOUT`` seconds,
+   not after the full call timeout), queues the CALL behind any outstanding one, sends it, and
+   replies with the CALLRESULT, the CALLERROR, or a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_disconnect
+
+logger = logging.getLogger(__name__)
+
+ACK_TIMEOUT = 3.0
+REPLY_MARGIN = 2.0
+
+
+class Outcome:
+    RESULT = "result"
+    CALL_ERROR = "call_error"
+    TIMEOUT = "timeout"
+    NOT_CONNECTED = "not_connected"
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What became of a CALL. ``payload`` is the CALLRESULT payload (camelCase, as sent)."""
+
+    outcome: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    error_code: str = ""
+    error_description: str = ""
+    error_details: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float = 0.0
+
+
+async def _presence(charge_point_id: str) -> str:
+    return await database_sync_to_async(
+        lambda: ChargePoint.objects.filter(charge_point_id=charge_point_id)
+        .values_list("connection_channel", flat=True)
+        .first()
+        or ""
+    )()
+
+
+async def send_call(
+    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
+) -> CallOutcome:
+    """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble."""
+    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
+    started = time.monotonic()
+    channel_name = await _presence(charge_point_id)
+    if not channel_name:
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    layer = get_channel_layer()
+    reply_to = await layer.new_channel()
+    await layer.send(
+        channel_name,
+        {
+            "type": "ocpp.call",
+            "action": action,
+            "payload": payload,
+            "reply_to": reply_to,
+            "deadline": time.time() + timeout,
+        },
+    )
+    try:
+        ack = await asyncio.wait_for(layer.receive(reply_to), ACK_TIMEOUT)
+    except TimeoutError:
+        logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
+        await database_sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    reply = ack
+    if ack["type"] == "ocpp.call.accepted":
+        try:
+            reply = await asyncio.wait_for(layer.receive(reply_to), timeout + REPLY_MARGIN)
+        except TimeoutError:
+            reply = {"outcome": Outcome.TIMEOUT}
+    return CallOutcome(
+        outcome=reply["outcome"],
+        payload=reply.get("payload") or {},
+        error_code=reply.get("error_code", ""),
+        error_description=reply.get("error_description", ""),
+        error_details=reply.get("error_details") or {},
+        latency_ms=round((time.monotonic() - started) * 1000, 2),
+    )
+
+
+def send_call_sync(
+    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
+) -> CallOutcome:
+    return async_to_sync(send_call)(charge_point_id, action, payload, timeout)
