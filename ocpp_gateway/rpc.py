@@ -15,8 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -49,12 +48,12 @@ class CallOutcome:
 
 
 async def _presence(charge_point_id: str) -> str:
-    return await database_sync_to_async(
-        lambda: ChargePoint.objects.filter(charge_point_id=charge_point_id)
+    channel = (
+        await ChargePoint.objects.filter(charge_point_id=charge_point_id)
         .values_list("connection_channel", flat=True)
-        .first()
-        or ""
-    )()
+        .afirst()
+    )
+    return channel or ""
 
 
 async def send_call(
@@ -82,7 +81,7 @@ async def send_call(
         ack = await asyncio.wait_for(layer.receive(reply_to), ACK_TIMEOUT)
     except TimeoutError:
         logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
-        await database_sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
+        await sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
         return CallOutcome(Outcome.NOT_CONNECTED)
     reply = ack
     if ack["type"] == "ocpp.call.accepted":

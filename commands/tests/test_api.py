@@ -1,0 +1,79 @@
+"""Command requests refused before anything is sent (in-process API client)."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+
+pytestmark = pytest.mark.django_db
+
+
+def test_no_key_is_a_401(db):
+    assert APIClient().post("/api/v1/ocpp16/reset", {"charge_point_id": "X"}, format="json").status_code == 401
+
+
+def test_unknown_charge_point_is_a_404(api_client):
+    response = api_client.post("/api/v1/ocpp16/reset", {"charge_point_id": "NOPE", "type": "Soft"}, format="json")
+    assert response.status_code == 404
+    assert response.json()["error"] == "NotFound"
+    assert response.json()["charge_point_id"] == "NOPE"
+
+
+def test_missing_charge_point_id_is_a_400_naming_it(api_client):
+    response = api_client.post("/api/v1/ocpp16/reset", {"type": "Soft"}, format="json")
+    assert response.status_code == 400
+    assert "charge_point_id" in response.json()["details"]
+
+
+def test_a_body_violating_the_ocpp_schema_is_a_400_naming_each_field(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post(
+        "/api/v1/ocpp16/CP-1/set_charging_profile",
+        {"connector_id": "one", "cs_charging_profiles": {"charging_profile_id": 1, "stack_level": 0,
+                                                          "charging_profile_purpose": "Nonsense"}},
+        format="json",
+    )
+    assert response.status_code == 400
+    body = response.json()
+    assert body["error"] == "ValidationError"
+    assert body["charge_point_id"] == "CP-1"
+    assert set(body["details"]) >= {
+        "connector_id",
+        "cs_charging_profiles.charging_profile_purpose",
+        "cs_charging_profiles.charging_profile_kind",
+        "cs_charging_profiles.charging_schedule",
+    }
+    assert not Command.objects.exists()
+
+
+def test_a_command_of_the_other_version_is_a_400_unsupported_version(api_client, register_charge_point):
+    register_charge_point("CP-201", ocpp_version="2.0.1")
+    response = api_client.post("/api/v1/ocpp16/CP-201/reset", {"type": "Soft"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "UnsupportedVersion"
+
+
+def test_commands_are_listed_and_fetched(api_client, register_charge_point):
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    command = Command.objects.create(
+        charge_point=charge_point, charge_point_identity="CP-1", ocpp_version="1.6", command="reset",
+        action="Reset", request={"type": "Soft"}, state="accepted", response={"status": "Accepted"},
+    )
+    listed = api_client.get("/api/v1/commands/?charge_point_id=CP-1").json()["results"]
+    assert [c["id"] for c in listed] == [str(command.id)]
+    assert api_client.get(f"/api/v1/commands/{command.id}").json()["response"] == {"status": "Accepted"}
+    assert api_client.get("/api/v1/commands/not-a-uuid").status_code == 404
+
+
+def test_an_idempotency_key_returns_the_first_outcome_without_sending_again(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    headers = {"HTTP_IDEMPOTENCY_KEY": "retry-me"}
+    first = api_client.post("/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}, format="json", **headers)
+    second = api_client.post("/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}, format="json", **headers)
+    assert first.status_code == second.status_code == 503
+    assert first["X-Command-Id"] == second["X-Command-Id"]
+    assert Command.objects.count() == 1
+    assert ChargePoint.objects.count() == 1

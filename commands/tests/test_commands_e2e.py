@@ -1,0 +1,198 @@
+"""Commands across processes: the charger on daphne A, the API call on daphne B, Redis between."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+from commands.tests.conftest import V16Charger, V201Charger
+from conftest import ahttp, ocpp_charger, raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PROFILE_16 = {
+    "charging_profile_id": 1,
+    "stack_level": 0,
+    "charging_profile_purpose": "TxProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]},
+}
+
+V16_CASES = [
+    ("remote_start_transaction", {"connector_id": 1, "id_tag": "RFID-ABC123"}, "RemoteStartTransaction",
+     {"connector_id": 1, "id_tag": "RFID-ABC123"}, 200, {"status": "Accepted", "transaction_id": None}),
+    ("remote_stop_transaction", {"transaction_id": 42}, "RemoteStopTransaction", {"transaction_id": 42}, 200,
+     {"status": "Accepted"}),
+    ("change_availability", {"connector_id": 0, "type": "Inoperative"}, "ChangeAvailability",
+     {"connector_id": 0, "type": "Inoperative"}, 200, {"status": "Scheduled"}),
+    ("set_charging_profile", {"connector_id": 1, "cs_charging_profiles": PROFILE_16}, "SetChargingProfile",
+     {"connector_id": 1, "cs_charging_profiles": PROFILE_16}, 200, {"status": "Accepted"}),
+    ("clear_charging_profile", {"id": 1}, "ClearChargingProfile", {"id": 1}, 200, {"status": "Accepted"}),
+    ("reset", {"type": "Soft"}, "Reset", {"type": "Soft"}, 200, {"status": "Accepted"}),
+    ("trigger_message", {"requested_message": "StatusNotification", "connector_id": 1}, "TriggerMessage",
+     {"requested_message": "StatusNotification", "connector_id": 1}, 200, {"status": "Accepted"}),
+    ("reserve_now", {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
+     "ReserveNow", {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
+     409, {"error": "Occupied"}),
+    ("cancel_reservation", {"reservation_id": 7}, "CancelReservation", {"reservation_id": 7}, 409,
+     {"error": "Rejected"}),
+]
+
+
+async def register(charge_point_id: str) -> None:
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+
+
+@pytest.mark.parametrize(("command", "body", "action", "received", "status", "answer"), V16_CASES)
+async def test_v16_command_posted_to_another_process_reaches_the_charger(
+    daphne, api_daphne, api_key, command, body, action, received, status, answer
+):
+    await register("CP16")
+    async with ocpp_charger(daphne, "1.6", "CP16", client_class=V16Charger) as charger:
+        http_status, reply = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/{command}",
+            method="POST",
+            api_key=api_key,
+            body={"charge_point_id": "CP16", **body},
+        )
+        assert charger.received == [(action, received)]
+    assert http_status == status, reply
+    assert {key: reply[key] for key in answer} == answer
+    if status == 409:
+        assert reply["charge_point_id"] == "CP16"
+    command_record = await Command.objects.aget(charge_point_identity="CP16")
+    assert command_record.action == action
+    assert command_record.state == ("accepted" if status == 200 else "rejected")
+
+
+V201_CASES = [
+    ("request_start_transaction", {"id_token": {"id_token": "RFID-1", "type": "ISO14443"}, "remote_start_id": 5,
+     "evse_id": 1}, "RequestStartTransaction", {"status": "Accepted", "transaction_id": None}),
+    ("request_stop_transaction", {"transaction_id": "tx-1"}, "RequestStopTransaction", {"status": "Accepted"}),
+    ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}, "ChangeAvailability",
+     {"status": "Accepted"}),
+    ("set_charging_profile", {"evse_id": 1, "charging_profile": {
+        "id": 1, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile", "charging_profile_kind": "Absolute",
+        "charging_schedule": [{"id": 1, "charging_rate_unit": "W",
+                               "charging_schedule_period": [{"start_period": 0, "limit": 11000}]}]}},
+     "SetChargingProfile", {"status": "Accepted"}),
+    ("clear_charging_profile", {"charging_profile_id": 1}, "ClearChargingProfile", {"status": "Unknown"}),
+    ("reset", {"type": "OnIdle"}, "Reset", {"status": "Scheduled"}),
+    ("trigger_message", {"requested_message": "Heartbeat"}, "TriggerMessage", {"status": "Accepted"}),
+    ("reserve_now", {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z",
+                     "id_token": {"id_token": "RFID-1", "type": "ISO14443"}}, "ReserveNow", {"status": "Accepted"}),
+    ("cancel_reservation", {"reservation_id": 3}, "CancelReservation", {"status": "Accepted"}),
+    ("get_variables", {"get_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
+                                              "variable": {"name": "HeartbeatInterval"}}]}, "GetVariables",
+     {"get_variable_result": [{"attribute_status": "Accepted", "attribute_value": "60",
+                               "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}),
+    ("set_variables", {"set_variable_data": [{"attribute_value": "30", "component": {"name": "OCPPCommCtrlr"},
+                                              "variable": {"name": "HeartbeatInterval"}}]}, "SetVariables",
+     {"set_variable_result": [{"attribute_status": "Accepted", "component": {"name": "OCPPCommCtrlr"},
+                               "variable": {"name": "HeartbeatInterval"}}]}),
+]
+
+
+@pytest.mark.parametrize(("command", "body", "action", "answer"), V201_CASES)
+async def test_v201_command_posted_to_another_process_reaches_the_charger(
+    daphne, api_daphne, api_key, command, body, action, answer
+):
+    await register("CP201")
+    async with ocpp_charger(daphne, "2.0.1", "CP201", client_class=V201Charger) as charger:
+        http_status, reply = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp201/CP201/{command}", method="POST", api_key=api_key, body=body
+        )
+        assert [name for name, _ in charger.received] == [action]
+        assert charger.received[0][1] == body
+    assert (http_status, reply) == (200, answer)
+
+
+async def test_not_supported_callerror_is_a_501(daphne, api_daphne, api_key):
+    await register("CP-OLD-FW")
+    async with ocpp_charger(daphne, "1.6", "CP-OLD-FW", client_class=V16Charger):
+        status, reply = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-OLD-FW/unlock_connector",
+            method="POST", api_key=api_key, body={"connector_id": 1},
+        )
+    assert status == 501
+    assert reply["error"] == "NotImplemented"
+    assert reply["charge_point_id"] == "CP-OLD-FW"
+
+
+async def test_other_callerrors_are_a_502_and_unsupported_actions_a_501(daphne, api_daphne, api_key):
+    await register("CP-RAW")
+    async with raw_socket(daphne, "1.6", "CP-RAW") as websocket:
+        async def answer_with(code: str) -> None:
+            call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+            await websocket.send(json.dumps([4, call[1], code, "charger trouble", {}]))
+
+        for code, expected_status in (("InternalError", 502), ("NotSupported", 501)):
+            post = asyncio.create_task(ahttp(
+                f"{api_daphne.http_url}/api/v1/ocpp16/CP-RAW/clear_cache", method="POST", api_key=api_key, body={}
+            ))
+            await answer_with(code)
+            status, reply = await post
+            assert (status, reply["error"], reply["message"]) == (expected_status, code, "charger trouble")
+
+
+async def test_silence_is_a_504_and_the_connection_serves_the_next_command(daphne, api_daphne, api_key):
+    await register("CP-MUTE")
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-MUTE/reset"
+    async with raw_socket(daphne, "1.6", "CP-MUTE") as websocket:
+        started = time.monotonic()
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Hard"}))
+        ignored = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        status, reply = await post
+        assert (status, reply["error"]) == (504, "Timeout")
+        assert 2.5 < time.monotonic() - started < 10
+
+        await websocket.send(json.dumps([3, ignored[1], {"status": "Accepted"}]))  # late: logged, dropped
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"}))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert call[2:] == ["Reset", {"type": "Soft"}]
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        assert await post == (200, {"status": "Accepted"})
+
+
+async def test_a_charger_call_is_answered_while_the_csms_awaits_the_chargers_answer(daphne, api_daphne, api_key):
+    await register("CP-BUSY")
+    async with raw_socket(daphne, "1.6", "CP-BUSY") as websocket:
+        post = asyncio.create_task(ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-BUSY/remote_start_transaction",
+            method="POST", api_key=api_key, body={"id_tag": "T1"},
+        ))
+        remote_start = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        await websocket.send(json.dumps([2, "hb-1", "Heartbeat", {}]))
+        heartbeat_answer = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert heartbeat_answer[:2] == [3, "hb-1"]
+        await websocket.send(json.dumps([3, remote_start[1], {"status": "Accepted"}]))
+        assert await post == (200, {"status": "Accepted", "transaction_id": None})
+
+
+async def test_not_connected_is_a_503_at_once(api_daphne, api_key):
+    await register("CP-DARK")
+    started = time.monotonic()
+    status, reply = await ahttp(
+        f"{api_daphne.http_url}/api/v1/ocpp16/reset", method="POST", api_key=api_key,
+        body={"charge_point_id": "CP-DARK", "type": "Soft"},
+    )
+    assert (status, reply["error"], reply["charge_point_id"]) == (503, "NotConnected", "CP-DARK")
+    assert time.monotonic() - started < 2
+    assert (await Command.objects.aget()).state == "not_connected"
+
+
+async def test_stale_presence_of_a_dead_process_is_a_503_and_is_cleared(api_daphne, api_key):
+    await ChargePoint.objects.acreate(
+        charge_point_id="CP-GHOST", heartbeat_interval=60, connected=True, connection_channel="specific.dead!gone"
+    )
+    status, reply = await ahttp(
+        f"{api_daphne.http_url}/api/v1/ocpp16/CP-GHOST/reset", method="POST", api_key=api_key, body={"type": "Soft"}
+    )
+    assert (status, reply["error"]) == (503, "NotConnected")
+    ghost = await ChargePoint.objects.aget(charge_point_id="CP-GHOST")
+    assert (ghost.connected, ghost.connection_channel) == (False, "")
