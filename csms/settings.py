@@ -86,17 +86,21 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("CSMS_DB_CONN_MAX_AGE", 60, minimum=0),
-        conn_health_checks=True,
-    )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (daphne, celery) share the file: wait for locks instead of failing.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request runs in its own thread, so per-thread persistent connections
+    # would pile up; a psycopg pool shared by the process bounds them instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": env_int("CSMS_DB_POOL_MIN", 2, minimum=0),
+            "max_size": env_int("CSMS_DB_POOL_MAX", 20, minimum=1),
+            "timeout": env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1),
+        }
+    }
+else:
+    # Several processes (daphne, celery) share the SQLite file: wait for locks instead of failing.
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer and Celery broker --------------------------------------------------------
@@ -106,7 +110,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 reads with a 5 s socket timeout by default, exactly channels-redis's
+                # 5 s blocking pop: idle consumers would fail with "Timeout reading". Be longer.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
                 "capacity": env_int("CSMS_CHANNEL_CAPACITY", 1000, minimum=10),
                 "expiry": 60,
             },

@@ -1,0 +1,198 @@
+"""Command round trip: API on daphne B -> Redis -> daphne A -> charger -> back.
+
+Starts two daphne processes on PostgreSQL + Redis (loopback only), connects OCPP 1.6 chargers
+(the ``ocpp`` package) to process A and posts Reset commands to process B's REST API.
+
+Phase "idle": one client, COMMANDS sequential commands to one charger.
+Phase "concurrent": CHARGERS chargers, one client thread per charger, COMMANDS total.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/dynamo_csms_bench \\
+    REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python benchmarks/command_roundtrip.py [--commands 500]
+
+Bounded: stops after the given number of commands or --max-seconds, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dynamo_csms_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
+os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
+
+
+def _ensure_database() -> None:
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+_ensure_database()
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from ocpp.routing import on  # noqa: E402
+from ocpp.v16 import ChargePoint as V16Client  # noqa: E402
+from ocpp.v16 import call_result  # noqa: E402
+from websockets.asyncio.client import connect  # noqa: E402
+
+from chargepoints.models import ChargePoint  # noqa: E402
+from commands.models import Command  # noqa: E402
+from csms.api_keys import api_key_create  # noqa: E402
+
+
+class ResettableCharger(V16Client):
+    @on("Reset")
+    def on_reset(self, **_: object) -> call_result.Reset:
+        return call_result.Reset(status="Accepted")
+
+
+def start_daphne(port: int, var_dir: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
+    with open(Path(var_dir) / f"daphne-{port}.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "csms.asgi:application"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"daphne on {port} did not start")
+
+
+def post_commands(port: int, key: str, charge_point_id: str, count: int, stop_at: float) -> list[float]:
+    """Sequential POSTs on one keep-alive connection; returns latencies in ms."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=40)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = json.dumps({"type": "Soft"})
+    latencies = []
+    for _ in range(count):
+        if time.monotonic() > stop_at:
+            break
+        started = time.perf_counter()
+        connection.request("POST", f"/api/v1/ocpp16/{charge_point_id}/reset", body, headers)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status} (daphne logs in $TMPDIR/csms-bench-*)")
+        latencies.append((time.perf_counter() - started) * 1000)
+    connection.close()
+    return latencies
+
+
+def summarize(latencies: list[float], seconds: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {
+        "commands": len(ordered),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(ordered), 2),
+        "commands_per_s": round(len(ordered) / seconds, 1),
+    }
+
+
+def prepare(chargers: int) -> tuple[list[str], str]:
+    """Migrate the benchmark database, register the chargers and issue an API key."""
+    call_command("migrate", verbosity=0)
+    Command.objects.all().delete()
+    ChargePoint.objects.filter(charge_point_id__startswith="BENCH-").delete()
+    ids = [f"BENCH-{n}" for n in range(chargers)]
+    ChargePoint.objects.bulk_create([ChargePoint(charge_point_id=i, heartbeat_interval=300) for i in ids])
+    return ids, api_key_create(name="benchmark")[1]
+
+
+async def run(args: argparse.Namespace, ids: list[str], key: str) -> dict[str, object]:
+    var_dir = tempfile.mkdtemp(prefix="csms-bench-")
+    port_a, port_b = 18081, 18082
+    servers = [start_daphne(port_a, var_dir), start_daphne(port_b, var_dir)]
+    stop_at = time.monotonic() + args.max_seconds
+    try:
+        sockets, tasks = [], []
+        for charge_point_id in ids:
+            websocket = await connect(f"ws://127.0.0.1:{port_a}/ocpp/1.6/{charge_point_id}", subprotocols=["ocpp1.6"])
+            charger = ResettableCharger(charge_point_id, websocket)
+            sockets.append(websocket)
+            tasks.append(asyncio.create_task(charger.start()))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, post_commands, port_b, key, ids[0], 20, stop_at)  # warm-up
+        started = time.monotonic()
+        idle = await loop.run_in_executor(None, post_commands, port_b, key, ids[0], args.commands, stop_at)
+        idle_summary = summarize(idle, time.monotonic() - started)
+
+        per_charger = max(1, args.commands // len(ids))
+        with ThreadPoolExecutor(len(ids)) as pool:
+            started = time.monotonic()
+            futures = [
+                loop.run_in_executor(pool, post_commands, port_b, key, cp, per_charger, stop_at) for cp in ids
+            ]
+            concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
+            concurrent_summary = summarize(concurrent, time.monotonic() - started)
+        for task in tasks:
+            task.cancel()
+        for websocket in sockets:
+            await websocket.close()
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+    return {
+        "benchmark": "command_roundtrip",
+        "path": "HTTP POST on daphne B -> channel layer (Redis) -> consumer on daphne A -> OCPP charger -> back",
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "idle": idle_summary,
+        f"concurrent_{len(ids)}_chargers": concurrent_summary,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--commands", type=int, default=500)
+    parser.add_argument("--chargers", type=int, default=10)
+    parser.add_argument("--max-seconds", type=float, default=300)
+    args = parser.parse_args()
+    ids, key = prepare(args.chargers)
+    result = asyncio.run(run(args, ids, key))
+    print(f"{'phase':<26}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}")
+    for phase, numbers in result.items():
+        if isinstance(numbers, dict) and "p50_ms" in numbers:
+            print(f"{phase:<26}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
+                  f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}")
+    out = ROOT / "benchmarks" / "results" / "command_roundtrip.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
