@@ -21,7 +21,9 @@ from chargepoints.serializers import (
     ConnectionStatusSerializer,
     ConnectorSerializer,
 )
+from commands.services import heartbeat_interval_push
 from csms.api_errors import ApiError
+from csms.models import ApiKey
 
 _BOOLEAN_PARAMS = {"true": True, "1": True, "false": False, "0": False}
 
@@ -96,8 +98,16 @@ class ChargePointViewSet(
         charge_point = self.get_object()
         serializer = self.get_serializer(charge_point, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
+        previous_interval = charge_point.heartbeat_interval
         services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
-        return Response(self.get_serializer(charge_point).data)
+        data = self.get_serializer(charge_point).data
+        if charge_point.heartbeat_interval != previous_interval:
+            api_key = request.auth if isinstance(request.auth, ApiKey) else None
+            pushed = heartbeat_interval_push(charge_point=charge_point, api_key=api_key)
+            data["heartbeat_interval_push"] = (
+                {"command_id": str(pushed.id), "state": pushed.state, "response": pushed.response} if pushed else None
+            )
+        return Response(data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.charge_point_delete(charge_point=self.get_object())

@@ -139,3 +139,39 @@ def _state_for(outcome: CallOutcome) -> str:
         Outcome.TIMEOUT: CommandState.TIMEOUT,
         Outcome.NOT_CONNECTED: CommandState.NOT_CONNECTED,
     }[outcome.outcome]
+
+
+def _heartbeat_interval_command(ocpp_version: str, interval: int) -> tuple[str, dict[str, Any]]:
+    if ocpp_version == "1.6":
+        return "change_configuration", {"key": "HeartbeatInterval", "value": str(interval)}
+    return "set_variables", {
+        "set_variable_data": [
+            {
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "HeartbeatInterval"},
+                "attribute_value": str(interval),
+            }
+        ]
+    }
+
+
+def heartbeat_interval_push(
+    *, charge_point: ChargePoint, api_key: ApiKey | None = None, user_id: int | None = None
+) -> Command | None:
+    """Tell a connected charger its new heartbeat interval (the next Boot answer carries it anyway).
+
+    Returns the command sent, or None when the charger is not connected.
+    """
+    if not charge_point.connection_channel or not charge_point.ocpp_version:
+        return None
+    command, body = _heartbeat_interval_command(charge_point.ocpp_version, charge_point.heartbeat_interval)
+    return command_send(
+        request=CommandRequest(
+            charge_point_id=charge_point.charge_point_id,
+            ocpp_version=charge_point.ocpp_version,
+            command=command,
+            body=body,
+            api_key=api_key,
+            user_id=user_id,
+        )
+    )

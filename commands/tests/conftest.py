@@ -40,6 +40,7 @@ V16_ANSWERS = {
     "TriggerMessage": result16.TriggerMessage(status="Accepted"),
     "ReserveNow": result16.ReserveNow(status="Occupied"),
     "CancelReservation": result16.CancelReservation(status="Rejected"),
+    "ChangeConfiguration": result16.ChangeConfiguration(status="Accepted"),
     "GetConfiguration": result16.GetConfiguration(
         configuration_key=[{"key": "HeartbeatInterval", "readonly": False, "value": "60"}]
     ),

@@ -196,3 +196,27 @@ async def test_stale_presence_of_a_dead_process_is_a_503_and_is_cleared(api_daph
     assert (status, reply["error"]) == (503, "NotConnected")
     ghost = await ChargePoint.objects.aget(charge_point_id="CP-GHOST")
     assert (ghost.connected, ghost.connection_channel) == (False, "")
+
+
+@pytest.mark.parametrize(
+    ("version", "charger_class", "expected"),
+    [
+        ("1.6", V16Charger, ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "30"})),
+        ("2.0.1", V201Charger, ("SetVariables", {"set_variable_data": [{
+            "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
+            "attribute_value": "30"}]})),
+    ],
+)
+async def test_changing_the_heartbeat_interval_pushes_it_to_the_connected_charger(
+    daphne, api_daphne, api_key, version, charger_class, expected
+):
+    await register("CP-HB")
+    async with ocpp_charger(daphne, version, "CP-HB", client_class=charger_class) as charger:
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/chargepoints/CP-HB", method="PATCH", api_key=api_key,
+            body={"heartbeat_interval": 30},
+        )
+        assert charger.received == [expected]
+    assert status == 200
+    assert body["heartbeat_interval"] == 30
+    assert body["heartbeat_interval_push"]["state"] == "accepted"
