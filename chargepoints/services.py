@@ -6,7 +6,7 @@ Both OCPP versions end here; handlers translate their payloads into these argume
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
@@ -175,6 +175,8 @@ def charge_point_boot(
     charge_point.imsi = imsi
     charge_point.last_boot_at = now
     charge_point.last_seen = now
+    charge_point.connected = True
+    charge_point.offline_since = None
     charge_point.save(
         update_fields=[
             "vendor",
@@ -185,6 +187,8 @@ def charge_point_boot(
             "imsi",
             "last_boot_at",
             "last_seen",
+            "connected",
+            "offline_since",
             "updated_at",
         ]
     )
@@ -202,7 +206,9 @@ def charge_point_heartbeat(*, charge_point_id: str) -> datetime:
         charge_point_pk = (
             ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("pk", flat=True).get()
         )
-        ChargePoint.objects.filter(pk=charge_point_pk).update(last_heartbeat=now, last_seen=now)
+        ChargePoint.objects.filter(pk=charge_point_pk).update(
+            last_heartbeat=now, last_seen=now, connected=True, offline_since=None
+        )
         Heartbeat.objects.create(charge_point_id=charge_point_pk, received_at=now)
     return now
 
@@ -277,3 +283,36 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
     ]
     OcppMessage.objects.bulk_create(rows)
     return len(rows)
+
+
+def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str]:
+    """Mark offline every charger that sent nothing within 2x its heartbeat interval.
+
+    The socket may still look open (half-open TCP is the usual case). One UPDATE per distinct
+    interval (portable to SQLite, where integer x interval arithmetic is unavailable); rows are
+    claimed with SKIP LOCKED so sweeps running in several processes never mark one twice.
+    Returns the ids that went offline in this sweep.
+    """
+    now = now or timezone.now()
+    went_offline: list[str] = []
+    intervals = (
+        ChargePoint.objects.filter(connected=True).order_by().values_list("heartbeat_interval", flat=True).distinct()
+    )
+    for interval in list(intervals):
+        with transaction.atomic():
+            stale = dict(
+                ChargePoint.objects.select_for_update(skip_locked=True)
+                .filter(connected=True, heartbeat_interval=interval, last_seen__lt=now - timedelta(seconds=2 * interval))
+                .values_list("pk", "charge_point_id")
+            )
+            ChargePoint.objects.filter(pk__in=stale, connected=True).update(connected=False, offline_since=now)
+        went_offline.extend(stale.values())
+    return went_offline
+
+
+def heartbeats_prune(*, older_than_days: int) -> int:
+    return Heartbeat.objects.filter(received_at__lt=timezone.now() - timedelta(days=older_than_days)).delete()[0]
+
+
+def ocpp_messages_prune(*, older_than_days: int) -> int:
+    return OcppMessage.objects.filter(created_at__lt=timezone.now() - timedelta(days=older_than_days)).delete()[0]

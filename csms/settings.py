@@ -183,6 +183,15 @@ CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, mini
 CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minimum=10) / 1000
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
 
+CELERY_BEAT_SCHEDULE = {
+    "mark-offline-stale-charge-points": {
+        "task": "chargepoints.tasks.mark_offline_stale_charge_points",
+        "schedule": float(CSMS_OFFLINE_CHECK_INTERVAL),
+    },
+    "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
+    "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -113,3 +113,36 @@ def test_update_sets_and_removes_the_password(register_charge_point):
     assert charge_point.password_hash
     services.charge_point_update(charge_point=charge_point, password=None)
     assert ChargePoint.objects.get().password_hash == ""
+
+
+def test_the_sweep_marks_offline_only_chargers_silent_for_twice_their_interval(register_charge_point):
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    for charge_point_id, interval, silent_for in (("STALE", 10, 21), ("FRESH", 10, 19), ("SLOW", 60, 100)):
+        register_charge_point(charge_point_id, heartbeat_interval=interval)
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).update(
+            connected=True, last_seen=now - timedelta(seconds=silent_for)
+        )
+    assert services.mark_offline_stale_charge_points(now=now) == ["STALE"]
+    assert services.mark_offline_stale_charge_points(now=now) == []  # one transition, reported once
+    stale = ChargePoint.objects.get(charge_point_id="STALE")
+    assert (stale.connected, stale.offline_since) == (False, now)
+    assert ChargePoint.objects.get(charge_point_id="FRESH").connected
+
+
+def test_a_heartbeat_from_an_offline_charger_brings_it_back_online(register_charge_point):
+    register_charge_point("CP-1")
+    ChargePoint.objects.update(connected=False, offline_since=datetime(2026, 5, 1, tzinfo=UTC))
+    services.charge_point_heartbeat(charge_point_id="CP-1")
+    charge_point = ChargePoint.objects.get()
+    assert (charge_point.connected, charge_point.offline_since) == (True, None)
+
+
+def test_pruning_removes_only_rows_older_than_the_retention(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    Heartbeat.objects.create(charge_point=charge_point, received_at=old)
+    services.charge_point_heartbeat(charge_point_id="CP-1")
+    OcppMessage.objects.create(charge_point=charge_point, direction="in", frame="[]", created_at=old)
+    assert services.heartbeats_prune(older_than_days=7) == 1
+    assert services.ocpp_messages_prune(older_than_days=30) == 1
+    assert Heartbeat.objects.count() == 1
