@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -12,7 +16,7 @@ from chargepoints.models import ChargePoint
 from commands import catalog
 from commands.models import Command, CommandState
 from csms.models import ApiKey
-from ocpp_gateway.rpc import CallOutcome, Outcome, send_call_sync
+from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
 
 # Statuses by which a charger refuses a command (DESIGN.md: 409 with that status).
 REFUSING_STATUSES = frozenset(
@@ -60,19 +64,34 @@ class CommandRequest:
     idempotency_key: str = ""
 
 
-def command_send(*, request: CommandRequest) -> Command:
-    """Validate, record, send and record the outcome. Returns the finished Command.
+def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
+    """Validate, record and send a command.
 
-    A repeated ``idempotency_key`` (per API key) returns the first command instead of sending again.
+    With ``wait`` the finished Command is returned; without, the pending Command is returned at
+    once and the outcome is recorded when it arrives (poll ``/api/v1/commands/{id}``). A repeated
+    ``idempotency_key`` (per API key) returns the first command instead of sending again.
     """
+    command, created = _command_record(request)
+    if not created:
+        if wait and command.state == CommandState.PENDING:
+            raise CommandInProgress(command)
+        return command
+    if not wait:
+        _dispatch_in_background(command)
+        return command
+    outcome = send_call_sync(command.charge_point_identity, command.action, catalog.to_ocpp_payload(command.request))
+    return command_complete(command=command, outcome=outcome)
+
+
+def _command_record(request: CommandRequest) -> tuple[Command, bool]:
+    """The validated, recorded command, and whether it is new (False: an idempotent replay)."""
     if request.idempotency_key:
         previous = _previous_command(request)
         if previous is not None:
-            return previous
+            return previous, False
     charge_point = _sendable_charge_point(request)
     action = catalog.ocpp_action(request.command)
-    payload = catalog.to_ocpp_payload(request.body)
-    errors = catalog.validate_payload(request.ocpp_version, action, payload)
+    errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
     try:
@@ -92,16 +111,32 @@ def command_send(*, request: CommandRequest) -> Command:
         # A concurrent request with the same Idempotency-Key won the race.
         previous = _previous_command(request)
         assert previous is not None
-        return previous
-    outcome = send_call_sync(charge_point.charge_point_id, action, payload)
-    return command_complete(command=command, outcome=outcome)
+        return previous, False
+    return command, True
+
+
+_background_sends: set[asyncio.Task[None]] = set()
+
+
+def _dispatch_in_background(command: Command) -> None:
+    """Send on this process's event loop without holding the HTTP request open."""
+
+    async def send_and_complete() -> None:
+        payload = catalog.to_ocpp_payload(command.request)
+        outcome = await send_call(command.charge_point_identity, command.action, payload)
+        await database_sync_to_async(command_complete)(command=command, outcome=outcome)
+
+    async def spawn() -> None:
+        # A fresh context: the request's thread-sensitive executor is gone when this task runs.
+        task = asyncio.get_running_loop().create_task(send_and_complete(), context=contextvars.Context())
+        _background_sends.add(task)
+        task.add_done_callback(_background_sends.discard)
+
+    async_to_sync(spawn)()
 
 
 def _previous_command(request: CommandRequest) -> Command | None:
-    previous = Command.objects.filter(api_key=request.api_key, idempotency_key=request.idempotency_key).first()
-    if previous is not None and previous.state == CommandState.PENDING:
-        raise CommandInProgress(previous)
-    return previous
+    return Command.objects.filter(api_key=request.api_key, idempotency_key=request.idempotency_key).first()
 
 
 def _sendable_charge_point(request: CommandRequest) -> ChargePoint:

@@ -80,7 +80,12 @@ class OcppCommandView(APIView):
     @extend_schema(
         request=OpenApiTypes.OBJECT,
         responses={200: OpenApiTypes.OBJECT},
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "wait", bool, description="false: answer 202 with the command at once; poll /api/v1/commands/{id}."
+            ),
+        ],
     )
     def post(self, request: Request, charge_point_id: str | None = None) -> Response:
         body = request.data
@@ -105,7 +110,8 @@ class OcppCommandView(APIView):
             idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
         )
         try:
-            command = services.command_send(request=command_request)
+            wait = request.query_params.get("wait", "true").lower() not in ("false", "0")
+            command = services.command_send(request=command_request, wait=wait)
         except services.CommandRefused as refused:
             extra: dict[str, Any] = {"charge_point_id": charge_point_id}
             if refused.details:

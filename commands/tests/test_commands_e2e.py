@@ -11,7 +11,7 @@ import pytest
 from chargepoints.models import ChargePoint
 from commands.models import Command
 from commands.tests.conftest import V16Charger, V201Charger
-from conftest import ahttp, ocpp_charger, raw_socket
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -220,3 +220,22 @@ async def test_changing_the_heartbeat_interval_pushes_it_to_the_connected_charge
     assert status == 200
     assert body["heartbeat_interval"] == 30
     assert body["heartbeat_interval_push"]["state"] == "accepted"
+
+
+async def test_wait_false_answers_202_at_once_and_the_outcome_is_polled(daphne, api_daphne, api_key):
+    await register("CP-ASYNC")
+    async with raw_socket(daphne, "1.6", "CP-ASYNC") as websocket:
+        status, accepted = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-ASYNC/reset?wait=false", method="POST", api_key=api_key,
+            body={"type": "Soft"},
+        )
+        assert (status, accepted["state"], accepted["action"]) == (202, "pending", "Reset")
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+
+        async def finished() -> dict | None:
+            _, command = await ahttp(f"{api_daphne.http_url}/api/v1/commands/{accepted['id']}", api_key=api_key)
+            return command if command["state"] != "pending" else None
+
+        command = await eventually(finished)
+        assert (command["state"], command["response"]) == ("accepted", {"status": "Accepted"})
