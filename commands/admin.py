@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from commands.models import Command
+from commands.models import Command, InstalledChargingProfile
 
 
 @admin.register(Command)
@@ -16,3 +16,11 @@ class CommandAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(InstalledChargingProfile)
+class InstalledChargingProfileAdmin(admin.ModelAdmin):
+    list_display = ["charge_point", "connector_id", "profile_id", "purpose", "stack_level", "valid_from", "valid_to"]
+    list_filter = ["purpose"]
+    search_fields = ["charge_point__charge_point_id"]
+    list_select_related = ["charge_point"]

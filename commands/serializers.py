@@ -25,5 +25,6 @@ class CommandSerializer(serializers.ModelSerializer):
             "created_at",
             "completed_at",
             "latency_ms",
+            "warnings",
         ]
         read_only_fields = fields

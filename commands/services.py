@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
-from commands import catalog
+from commands import catalog, charging_profiles
 from commands.models import Command, CommandState
 from csms.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
@@ -94,9 +94,14 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
+    warnings: list[str] = []
+    if request.command == "set_charging_profile":
+        target = charging_profiles.profile_target(request.ocpp_version, request.body)
+        warnings = charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
     try:
         with transaction.atomic():
             command = Command.objects.create(
+                warnings=warnings,
                 charge_point=charge_point,
                 charge_point_identity=charge_point.charge_point_id,
                 ocpp_version=request.ocpp_version,
@@ -161,8 +166,25 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     command.error_description = outcome.error_description
     command.latency_ms = outcome.latency_ms
     command.completed_at = timezone.now()
-    command.save(update_fields=["state", "response", "error_code", "error_description", "latency_ms", "completed_at"])
+    with transaction.atomic():
+        command.save(
+            update_fields=["state", "response", "error_code", "error_description", "latency_ms", "completed_at"]
+        )
+        if command.state == CommandState.ACCEPTED and command.charge_point_id:
+            _charging_profiles_follow(command)
     return command
+
+
+def _charging_profiles_follow(command: Command) -> None:
+    """Keep the CSMS's view of installed charging profiles in step with what the charger accepted."""
+    assert command.charge_point is not None
+    if command.command == "set_charging_profile":
+        target = charging_profiles.profile_target(command.ocpp_version, command.request)
+        charging_profiles.charging_profile_installed(charge_point=command.charge_point, target=target)
+    elif command.command == "clear_charging_profile":
+        charging_profiles.charging_profiles_cleared(
+            charge_point=command.charge_point, ocpp_version=command.ocpp_version, body=command.request
+        )
 
 
 def _state_for(outcome: CallOutcome) -> str:

@@ -32,6 +32,8 @@ def command_http_response(command: Command) -> Response:
     identity = command.charge_point_identity
     if command.state == CommandState.ACCEPTED:
         http_status, body = 200, command.response
+        if command.warnings:
+            body = {**body, "warnings": command.warnings}
     elif command.state == CommandState.REJECTED:
         status_value = (command.response or {}).get("status", "Rejected")
         message = f"The charge point answered {status_value}."

@@ -239,3 +239,18 @@ async def test_wait_false_answers_202_at_once_and_the_outcome_is_polled(daphne, 
 
         command = await eventually(finished)
         assert (command["state"], command["response"]) == ("accepted", {"status": "Accepted"})
+
+
+async def test_a_conflicting_charging_profile_is_sent_with_a_warning(daphne, api_daphne, api_key):
+    await register("CP-SMART")
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-SMART/set_charging_profile"
+    second_profile = {**PROFILE_16, "charging_profile_id": 2}
+    async with ocpp_charger(daphne, "1.6", "CP-SMART", client_class=V16Charger):
+        first = await ahttp(url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": PROFILE_16})
+        assert first == (200, {"status": "Accepted"})
+        status, second = await ahttp(
+            url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": second_profile}
+        )
+    assert (status, second["status"]) == (200, "Accepted")
+    assert len(second["warnings"]) == 1
+    assert "Profile 1" in second["warnings"][0]

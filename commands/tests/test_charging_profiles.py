@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from commands import charging_profiles
+from commands.models import InstalledChargingProfile
+
+pytestmark = pytest.mark.django_db
+
+
+def profile_body(profile_id: int, stack_level: int = 0, valid_from: str | None = None, valid_to: str | None = None):
+    profile = {
+        "charging_profile_id": profile_id,
+        "stack_level": stack_level,
+        "charging_profile_purpose": "TxDefaultProfile",
+        "charging_profile_kind": "Absolute",
+        "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]},
+    }
+    if valid_from:
+        profile["valid_from"] = valid_from
+    if valid_to:
+        profile["valid_to"] = valid_to
+    return {"connector_id": 1, "cs_charging_profiles": profile}
+
+
+def install(charge_point, body):
+    target = charging_profiles.profile_target("1.6", body)
+    charging_profiles.charging_profile_installed(charge_point=charge_point, target=target)
+
+
+def conflicts(charge_point, body):
+    target = charging_profiles.profile_target("1.6", body)
+    return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
+
+
+def test_same_purpose_and_stack_level_with_overlapping_validity_is_a_conflict(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, profile_body(1))
+    assert len(conflicts(charge_point, profile_body(2))) == 1
+    assert conflicts(charge_point, profile_body(2, stack_level=1)) == []
+    assert conflicts(charge_point, profile_body(1)) == []  # same id: an intended update
+
+
+def test_disjoint_validity_periods_do_not_conflict(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, profile_body(1, valid_from="2026-05-01T00:00:00Z", valid_to="2026-05-02T00:00:00Z"))
+    later = profile_body(2, valid_from="2026-05-02T00:00:00Z", valid_to="2026-05-03T00:00:00Z")
+    overlapping = profile_body(3, valid_from="2026-05-01T12:00:00+02:00")
+    assert conflicts(charge_point, later) == []
+    assert len(conflicts(charge_point, overlapping)) == 1
+
+
+def test_an_accepted_profile_replaces_the_one_it_conflicts_with_and_clear_forgets(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, profile_body(1))
+    install(charge_point, profile_body(2))
+    assert list(InstalledChargingProfile.objects.values_list("profile_id", flat=True)) == [2]
+    cleared = charging_profiles.charging_profiles_cleared(
+        charge_point=charge_point, ocpp_version="1.6", body={"connector_id": 1}
+    )
+    assert cleared == 1
+    assert not InstalledChargingProfile.objects.exists()
