@@ -1,0 +1,34 @@
+"""Every model is in the admin and its pages render with data in them."""
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import User
+
+from chargepoints import services
+from commands.models import Command
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_admin_changelist_and_change_page_renders(client, register_charge_point):
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    services.connector_status_set(charge_point_id="CP-1", connector_id=1, status="Available")
+    services.charge_point_heartbeat(charge_point_id="CP-1")
+    Command.objects.create(
+        charge_point=charge_point, charge_point_identity="CP-1", ocpp_version="1.6", command="reset", action="Reset"
+    )
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    for model in admin.site._registry:
+        changelist = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        assert client.get(changelist).status_code == 200, changelist
+        instance = model.objects.first()
+        if instance is not None:
+            assert client.get(f"{changelist}{instance.pk}/change/").status_code == 200, model
+
+
+def test_the_fleet_can_be_filtered_by_connection_and_searched(client, register_charge_point):
+    register_charge_point("CP-ONLINE")
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    response = client.get("/admin/chargepoints/chargepoint/?connected__exact=0&q=ONLINE")
+    assert response.status_code == 200
+    assert b"CP-ONLINE" in response.content
