@@ -8,8 +8,8 @@ import json
 import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
 from conftest import ahttp, eventually, ocpp_charger, raw_socket
