@@ -21,6 +21,8 @@ from chargepoints.models import (
     OcppMessage,
 )
 from ocpp_gateway.presence import connection_close_sync
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
 
 
 class ChargePointAlreadyExists(Exception):
@@ -116,6 +118,8 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
         previous_channel = charge_point.connection_channel
+        if not charge_point.connected:
+            _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point.charge_point_id, now, "connected")
         charge_point.connection_channel = channel_name
         charge_point.ocpp_version = ocpp_version
         charge_point.connected = True
@@ -135,24 +139,49 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
 
 
 def charge_point_disconnect(*, charge_point_id: str, channel_name: str) -> bool:
-    """Clear presence, but only if ``channel_name`` still holds it.
+    """Clear presence, but only if ``channel_name`` still holds it; the charger goes offline.
 
     A charger that reconnected while its old socket was half-open is held by the new
-    connection; the old consumer closing late must not mark it offline.
+    connection; the old consumer closing late must not mark it offline. A charger the sweep
+    already marked offline emits no second event.
     """
     now = timezone.now()
-    updated = ChargePoint.objects.filter(
-        charge_point_id=charge_point_id, connection_channel=channel_name
-    ).update(connection_channel="", connected=False, offline_since=now, updated_at=now)
-    return updated == 1
+    with transaction.atomic():
+        cleared = ChargePoint.objects.filter(
+            charge_point_id=charge_point_id, connection_channel=channel_name
+        ).update(connection_channel="", updated_at=now)
+        if not cleared:
+            return False
+        went_offline = ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=True).update(
+            connected=False, offline_since=now
+        )
+        if went_offline:
+            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "disconnected")
+    return True
+
+
+def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:
+    """A message from an offline charger brings it online: one event per transition."""
+    went_online = ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=False, **presence).update(
+        connected=True, offline_since=None
+    )
+    if went_online:
+        _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "message_received")
+
+
+def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reason: str) -> None:
+    webhook_event_emit(
+        event_type=event_type,
+        data={"charge_point_id": charge_point_id, "at": at.isoformat().replace("+00:00", "Z"), "reason": reason},
+    )
 
 
 def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime | None = None) -> None:
     """Any inbound message proves the charger is alive."""
     at = at or timezone.now()
-    ChargePoint.objects.filter(
-        charge_point_id=charge_point_id, connection_channel=channel_name
-    ).update(last_seen=at, connected=True, offline_since=None)
+    with transaction.atomic():
+        _mark_online(charge_point_id, at, connection_channel=channel_name)
+        ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel=channel_name).update(last_seen=at)
 
 
 def charge_point_boot(
@@ -166,7 +195,28 @@ def charge_point_boot(
     imsi: str = "",
 ) -> BootResult:
     now = timezone.now()
-    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    with transaction.atomic():
+        _mark_online(charge_point_id, now)
+        charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+        _record_boot(charge_point, now, vendor, model, serial_number, firmware_version, iccid, imsi)
+    accepted = charge_point.lifecycle_state == LifecycleState.COMMISSIONED
+    return BootResult(
+        status="Accepted" if accepted else "Pending",
+        interval=charge_point.heartbeat_interval,
+        current_time=now,
+    )
+
+
+def _record_boot(
+    charge_point: ChargePoint,
+    now: datetime,
+    vendor: str,
+    model: str,
+    serial_number: str,
+    firmware_version: str,
+    iccid: str,
+    imsi: str,
+) -> None:
     charge_point.vendor = vendor
     charge_point.model = model
     charge_point.serial_number = serial_number
@@ -175,8 +225,6 @@ def charge_point_boot(
     charge_point.imsi = imsi
     charge_point.last_boot_at = now
     charge_point.last_seen = now
-    charge_point.connected = True
-    charge_point.offline_since = None
     charge_point.save(
         update_fields=[
             "vendor",
@@ -187,16 +235,8 @@ def charge_point_boot(
             "imsi",
             "last_boot_at",
             "last_seen",
-            "connected",
-            "offline_since",
             "updated_at",
         ]
-    )
-    accepted = charge_point.lifecycle_state == LifecycleState.COMMISSIONED
-    return BootResult(
-        status="Accepted" if accepted else "Pending",
-        interval=charge_point.heartbeat_interval,
-        current_time=now,
     )
 
 
@@ -206,9 +246,8 @@ def charge_point_heartbeat(*, charge_point_id: str) -> datetime:
         charge_point_pk = (
             ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("pk", flat=True).get()
         )
-        ChargePoint.objects.filter(pk=charge_point_pk).update(
-            last_heartbeat=now, last_seen=now, connected=True, offline_since=None
-        )
+        _mark_online(charge_point_id, now)
+        ChargePoint.objects.filter(pk=charge_point_pk).update(last_heartbeat=now, last_seen=now)
         Heartbeat.objects.create(charge_point_id=charge_point_pk, received_at=now)
     return now
 
@@ -239,6 +278,19 @@ def connector_status_set(
         )
         if connector.status_timestamp and timestamp < connector.status_timestamp:
             return connector
+        if connector.status != status or connector.error_code != error_code:
+            webhook_event_emit(
+                event_type=EventType.CONNECTOR_STATUS_CHANGED,
+                data={
+                    "charge_point_id": charge_point_id,
+                    "evse_id": evse_id,
+                    "connector_id": connector_id,
+                    "status": status,
+                    "previous_status": connector.status or None,
+                    "error_code": error_code,
+                    "timestamp": timestamp.isoformat().replace("+00:00", "Z"),
+                },
+            )
         connector.status = status
         connector.error_code = error_code
         connector.info = info
@@ -306,6 +358,8 @@ def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str
                 .values_list("pk", "charge_point_id")
             )
             ChargePoint.objects.filter(pk__in=stale, connected=True).update(connected=False, offline_since=now)
+            for charge_point_id in stale.values():
+                _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "heartbeat_timeout")
         went_offline.extend(stale.values())
     return went_offline
 

@@ -181,12 +181,21 @@ CSMS_OFFLINE_CHECK_INTERVAL = env_int("CSMS_OFFLINE_CHECK_INTERVAL", 30, minimum
 CSMS_MESSAGE_LOG_DAYS = env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)
 CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, minimum=1)
 CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minimum=10) / 1000
+CSMS_WEBHOOK_RETRY_BASE = env_int("CSMS_WEBHOOK_RETRY_BASE", 30, minimum=1)
+CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
+CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
+CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
 
 CELERY_BEAT_SCHEDULE = {
     "mark-offline-stale-charge-points": {
         "task": "chargepoints.tasks.mark_offline_stale_charge_points",
         "schedule": float(CSMS_OFFLINE_CHECK_INTERVAL),
+    },
+    "deliver-due-webhooks": {
+        "task": "webhooks.tasks.deliver_due_webhooks",
+        "schedule": float(CSMS_WEBHOOK_SWEEP_INTERVAL),
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    CHARGE_POINT_OFFLINE = "charge_point.offline"
+    CHARGE_POINT_ONLINE = "charge_point.online"
+    CONNECTOR_STATUS_CHANGED = "connector.status_changed"
+    TRANSACTION_STARTED = "transaction.started"
+    TRANSACTION_ENDED = "transaction.ended"
+    BILLING_RECORD_CREATED = "billing_record.created"
+
+
+class WebhookSubscription(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(help_text="Event types this subscription receives.")
+    # Kept in clear: it signs every delivery (HMAC needs the secret itself, not a hash).
+    secret = models.CharField(max_length=100)
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class WebhookDelivery(models.Model):
+    """The outbox: one event for one subscription, written in the transaction that caused it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_id = models.UUIDField(db_index=True, help_text="The body's id; the same for every subscription.")
+    event_type = models.CharField(max_length=64, choices=EventType.choices)
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
+    body = models.TextField(help_text="The exact JSON that is signed and sent.")
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.subscription_id} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.FloatField()
+
+    class Meta:
+        ordering = ["attempted_at"]

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from csms.api_errors import ApiError
+from webhooks import services
+from webhooks.models import WebhookSubscription
+from webhooks.serializers import WebhookSubscriptionCreatedSerializer, WebhookSubscriptionSerializer
+from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
+
+
+def _refuse_unsafe(url: str) -> None:
+    try:
+        webhook_url_check(url)
+    except UnsafeWebhookUrl as unsafe:
+        raise ApiError(400, "ValidationError", "The request body is invalid.", details={"url": [str(unsafe)]}) from None
+
+
+class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
+    """Webhook subscriptions. The signing secret is returned once, in the create answer."""
+
+    serializer_class = WebhookSubscriptionSerializer
+
+    def get_queryset(self) -> QuerySet[WebhookSubscription]:
+        return WebhookSubscription.objects.all()
+
+    def get_object(self) -> WebhookSubscription:
+        try:
+            return WebhookSubscription.objects.get(pk=self.kwargs["pk"])
+        except (WebhookSubscription.DoesNotExist, DjangoValidationError):
+            raise ApiError(404, "NotFound", f"No webhook subscription {self.kwargs['pk']}.") from None
+
+    @extend_schema(responses={201: WebhookSubscriptionCreatedSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        _refuse_unsafe(serializer.validated_data["url"])
+        subscription = services.webhook_subscription_create(**serializer.validated_data)
+        return Response(WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: WebhookSubscriptionSerializer) -> None:
+        if "url" in serializer.validated_data:
+            _refuse_unsafe(serializer.validated_data["url"])
+        serializer.save()
