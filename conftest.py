@@ -189,6 +189,76 @@ async def ahttp(url: str, **kwargs: Any) -> tuple[int, Any]:
     return await asyncio.to_thread(http_request, url, **kwargs)
 
 
+# --- Celery and webhook receivers -----------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker(daphne: DaphneServer, tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start ``celery -A csms worker --beat`` on the test database and Redis, with extra settings."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**extra_env: str) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "DATABASE_URL": _test_database_url(),
+            "CSMS_VAR_DIR": str(tmp_path),
+            "DJANGO_SECRET_KEY": "tests-only-secret-key",
+            **extra_env,
+        }
+        with (tmp_path / f"celery-{len(processes)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "csms", "worker", "--beat", "--pool", "solo",
+                 "--loglevel", "INFO", "--schedule", str(tmp_path / f"beat-{len(processes)}")],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class WebhookReceiver:
+    """A tiny local HTTP server standing in for an integrator's webhook endpoint."""
+
+    url: str
+    requests: list[tuple[dict[str, str], bytes]]
+    status: int = 200
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    import http.server
+    import threading
+
+    receiver = WebhookReceiver(url="", requests=[])
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(receiver.status)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
 # --- Chargers -------------------------------------------------------------------------------
 
 SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}

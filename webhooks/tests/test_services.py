@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from chargepoints import services as fleet
+from chargepoints.models import ChargePoint
+from webhooks import services
+from webhooks.models import WebhookDelivery
+from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def allow_private(settings):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+
+
+def subscribe(url: str = "http://127.0.0.1:9/hooks", events=("charge_point.offline", "charge_point.online")):
+    return services.webhook_subscription_create(url=url, events=list(events))
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> dict:
+    parts = dict(item.split("=", 1) for item in headers["x-dynamo-signature"].split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(parts["v1"], expected)
+    return json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/", "http://169.254.169.254/latest", "http://10.0.0.8/", "http://localhost:8000/", "ftp://example.com/"]
+)
+def test_internal_and_non_http_urls_are_refused(url):
+    with pytest.raises(UnsafeWebhookUrl):
+        webhook_url_check(url)
+
+
+def test_internal_urls_are_allowed_with_the_flag(allow_private):
+    webhook_url_check("http://127.0.0.1:8080/hooks")
+
+
+def test_an_event_reaches_only_subscribers_of_its_type(allow_private):
+    subscribe(events=["charge_point.offline"])
+    subscribe(events=["connector.status_changed"])
+    deliveries = services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-1"})
+    assert len(deliveries) == 1
+    body = json.loads(deliveries[0].body)
+    assert set(body) == {"id", "type", "created_at", "data"}
+    assert body["type"] == "charge_point.offline"
+
+
+def test_an_event_whose_cause_rolls_back_leaves_nothing_in_the_outbox(allow_private):
+    subscribe()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.webhook_event_emit(event_type="charge_point.offline", data={})
+        raise RuntimeError("the cause failed")
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_closed_socket_emits_offline_once_and_the_later_sweep_adds_nothing(allow_private, register_charge_point):
+    subscribe()
+    register_charge_point("CP-1", heartbeat_interval=10)
+    fleet.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a")
+    fleet.charge_point_disconnect(charge_point_id="CP-1", channel_name="a")
+    fleet.mark_offline_stale_charge_points(now=timezone.now() + timedelta(minutes=5))
+    assert list(WebhookDelivery.objects.order_by("created_at").values_list("event_type", flat=True)) == [
+        "charge_point.online",
+        "charge_point.offline",
+    ]
+
+
+def test_the_sweep_emits_offline_and_the_next_heartbeat_online_once(allow_private, register_charge_point):
+    register_charge_point("CP-1", heartbeat_interval=10)
+    fleet.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a")
+    subscribe()
+    assert fleet.mark_offline_stale_charge_points(now=timezone.now() + timedelta(seconds=21)) == ["CP-1"]
+    fleet.charge_point_heartbeat(charge_point_id="CP-1")
+    fleet.charge_point_heartbeat(charge_point_id="CP-1")
+    assert list(WebhookDelivery.objects.order_by("created_at").values_list("event_type", flat=True)) == [
+        "charge_point.offline",
+        "charge_point.online",
+    ]
+    assert ChargePoint.objects.get().connected
+
+
+def test_a_connector_status_change_is_an_event_and_a_repeat_is_not(allow_private, register_charge_point):
+    register_charge_point("CP-1")
+    subscribe(events=["connector.status_changed"])
+    for status in ("Available", "Available", "Charging"):
+        fleet.connector_status_set(charge_point_id="CP-1", connector_id=1, status=status)
+    data = [json.loads(d.body)["data"] for d in WebhookDelivery.objects.order_by("created_at")]
+    assert [(d["previous_status"], d["status"]) for d in data] == [(None, "Available"), ("Available", "Charging")]
+
+
+def test_a_delivery_is_signed_and_recorded(allow_private, webhook_receiver):
+    subscription = subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-1"})
+    assert services.webhook_deliveries_send() == 1
+    headers, body = webhook_receiver.requests[0]
+    assert verify(subscription.secret, headers, body)["data"] == {"charge_point_id": "CP-1"}
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
+    assert delivery.attempt_log.count() == 1
+
+
+def test_a_failing_receiver_is_retried_with_backoff_then_failed(allow_private, webhook_receiver, settings):
+    settings.CSMS_WEBHOOK_MAX_ATTEMPTS = 3
+    settings.CSMS_WEBHOOK_RETRY_BASE = 10
+    webhook_receiver.status = 500
+    subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    delays = []
+    for _ in range(3):
+        before = timezone.now()
+        assert services.webhook_deliveries_send() == 1
+        delivery = WebhookDelivery.objects.get()
+        delays.append(round((delivery.next_attempt_at - before).total_seconds()))
+        assert services.webhook_deliveries_send() == 0  # not due yet
+        WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 3, 500)
+    assert delays[:2] == [10, 20]
+    assert [a.status_code for a in delivery.attempt_log.all()] == [500, 500, 500]
+    assert len(webhook_receiver.requests) == 3
+
+
+def test_a_receiver_that_will_never_accept_fails_at_once_and_can_be_resent(allow_private, webhook_receiver):
+    webhook_receiver.status = 404
+    subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    services.webhook_deliveries_send()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts) == ("failed", 1)
+    webhook_receiver.status = 204
+    services.webhook_delivery_resend(delivery=delivery)
+    services.webhook_deliveries_send()
+    assert WebhookDelivery.objects.get().state == "delivered"
+
+
+def test_redirects_are_not_followed(allow_private, webhook_receiver):
+    webhook_receiver.status = 302
+    subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    services.webhook_deliveries_send()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.last_status_code) == ("pending", 302)
