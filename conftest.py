@@ -159,9 +159,23 @@ def _end_other_sessions() -> None:
 
 
 @pytest.fixture(scope="session")
-def daphne(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
-    """One daphne process shared by the session's gateway tests."""
+def daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
     return daphne_factory()
+
+
+@pytest.fixture
+def daphne(daphne_server: DaphneServer, transactional_db: None) -> Iterator[DaphneServer]:
+    """The daphne process shared by the session's gateway tests, for one test.
+
+    After the test, wait until the server has finished with the test's chargers (disconnects
+    recorded, message log flushed): the database is emptied next, and emptying it while the
+    server still writes deadlocks.
+    """
+    yield daphne_server
+    deadline = time.monotonic() + 10
+    while ChargePoint.objects.exclude(connection_channel="").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
 
 
 def http_request(
