@@ -17,6 +17,8 @@ from commands import catalog, charging_profiles
 from commands.models import Command, CommandState
 from csms.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
 
 # Statuses by which a charger refuses a command (DESIGN.md: 409 with that status).
 REFUSING_STATUSES = frozenset(
@@ -172,6 +174,17 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
         )
         if command.state == CommandState.ACCEPTED and command.charge_point_id:
             _charging_profiles_follow(command)
+        webhook_event_emit(
+            event_type=EventType.COMMAND_COMPLETED,
+            data={
+                "command_id": str(command.id),
+                "charge_point_id": command.charge_point_identity,
+                "action": command.action,
+                "state": command.state,
+                "response": command.response,
+                "error_code": command.error_code or None,
+            },
+        )
     return command
 
 

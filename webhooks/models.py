@@ -12,6 +12,7 @@ class EventType(models.TextChoices):
     TRANSACTION_STARTED = "transaction.started"
     TRANSACTION_ENDED = "transaction.ended"
     BILLING_RECORD_CREATED = "billing_record.created"
+    COMMAND_COMPLETED = "command.completed"
 
 
 class WebhookSubscription(models.Model):

@@ -151,3 +151,14 @@ def test_redirects_are_not_followed(allow_private, webhook_receiver):
     services.webhook_deliveries_send()
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.last_status_code) == ("pending", 302)
+
+
+def test_a_finished_command_is_an_event(allow_private, register_charge_point):
+    from commands.services import CommandRequest, command_send
+
+    register_charge_point("CP-1", ocpp_version="1.6")
+    subscribe(events=["command.completed"])
+    command = command_send(request=CommandRequest(charge_point_id="CP-1", ocpp_version="1.6", command="reset",
+                                                  body={"type": "Soft"}))
+    data = json.loads(WebhookDelivery.objects.get().body)["data"]
+    assert (data["command_id"], data["state"], data["action"]) == (str(command.id), "not_connected", "Reset")
