@@ -108,12 +108,14 @@ def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:
         transaction.on_commit(lambda: connection_close_sync(channel_name=channel_name, reason=reason))
 
 
-def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_name: str) -> str:
-    """Record that ``channel_name`` now holds the charger's socket.
+@dataclass(frozen=True)
+class Connection:
+    replaced_channel: str  # the connection this one replaces ("" if none): the caller closes it
+    heartbeat_interval: int
 
-    Returns the channel name of the connection it replaces ("" if none), so the caller can
-    tell that consumer to close.
-    """
+
+def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_name: str) -> Connection:
+    """Record that ``channel_name`` now holds the charger's socket."""
     now = timezone.now()
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
@@ -135,7 +137,10 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
                 "updated_at",
             ]
         )
-    return previous_channel if previous_channel != channel_name else ""
+    return Connection(
+        replaced_channel=previous_channel if previous_channel != channel_name else "",
+        heartbeat_interval=charge_point.heartbeat_interval,
+    )
 
 
 def charge_point_disconnect(*, charge_point_id: str, channel_name: str) -> bool:

@@ -73,15 +73,17 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
             await self.close()
             return
-        replaced_channel = await database_sync_to_async(services.charge_point_connect)(
+        connection = await database_sync_to_async(services.charge_point_connect)(
             charge_point_id=self.charge_point_id,
             ocpp_version=self.ocpp_version,
             channel_name=self.channel_name,
         )
-        if replaced_channel:
-            await connection_close(channel_name=replaced_channel, reason="replaced by a newer connection")
+        if connection.replaced_channel:
+            await connection_close(channel_name=connection.replaced_channel, reason="replaced by a newer connection")
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         self._last_seen_written = time.monotonic()
+        # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
+        self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
         self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._current_call: dict[str, Any] | None = None
         await self.accept(subprotocol)
@@ -98,9 +100,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.router.route_message(text_data)
 
     async def _note_seen(self) -> None:
-        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS per connection."""
+        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval)."""
         now = time.monotonic()
-        if now - self._last_seen_written < settings.CSMS_LAST_SEEN_WRITE_SECONDS:
+        if now - self._last_seen_written < self._last_seen_every:
             return
         self._last_seen_written = now
         try:
@@ -115,7 +117,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None or self._outbound_worker is None:
             await self._reply(message, {"outcome": "not_connected"})
             return
-        await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
+        try:
+            await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
+        except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
+            logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
+            return
         self._outbound.put_nowait(message)
 
     async def _send_outbound_calls(self) -> None:

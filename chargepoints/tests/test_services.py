@@ -18,8 +18,10 @@ def test_registering_an_existing_id_raises(register_charge_point):
 
 def test_connect_returns_the_channel_it_replaces(register_charge_point):
     register_charge_point("CP-1")
-    assert services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a") == ""
-    assert services.charge_point_connect(charge_point_id="CP-1", ocpp_version="2.0.1", channel_name="b") == "a"
+    first = services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a")
+    second = services.charge_point_connect(charge_point_id="CP-1", ocpp_version="2.0.1", channel_name="b")
+    assert (first.replaced_channel, second.replaced_channel) == ("", "a")
+    assert second.heartbeat_interval == 60
     charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
     assert (charge_point.connection_channel, charge_point.ocpp_version, charge_point.connected) == ("b", "2.0.1", True)
 
