@@ -67,16 +67,18 @@ async def send_call(
         return CallOutcome(Outcome.NOT_CONNECTED)
     layer = get_channel_layer()
     reply_to = await layer.new_channel()
-    await layer.send(
-        channel_name,
-        {
-            "type": "ocpp.call",
-            "action": action,
-            "payload": payload,
-            "reply_to": reply_to,
-            "deadline": time.time() + timeout,
-        },
-    )
+    request = {
+        "type": "ocpp.call",
+        "action": action,
+        "payload": payload,
+        "reply_to": reply_to,
+        "deadline": time.time() + timeout,
+    }
+    try:
+        await layer.send(channel_name, request)
+    except Exception as error:  # channel full, or the channel layer (Redis) unreachable
+        logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
+        return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
     try:
         ack = await asyncio.wait_for(layer.receive(reply_to), ACK_TIMEOUT)
     except TimeoutError:
