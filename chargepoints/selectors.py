@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.contrib.auth.hashers import check_password
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from chargepoints.models import ChargePoint, Connector, LifecycleState
+from chargepoints.models import (
+    AuthorizationStatus,
+    ChargePoint,
+    Connector,
+    IdTag,
+    LifecycleState,
+    Transaction,
+)
 
 
 def charge_point_get(*, charge_point_id: str) -> ChargePoint:
@@ -30,3 +41,61 @@ def charge_point_may_connect(*, charge_point_id: str, password: str | None) -> b
 
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:
     return Connector.objects.filter(charge_point=charge_point).order_by("evse_id", "connector_id")
+
+
+@dataclass(frozen=True)
+class IdTagInfo:
+    """The CSMS's authorization answer for an id tag, in either version's terms."""
+
+    status: str
+    expiry_date: datetime | None = None
+    parent_id_tag: str = ""
+    parent_token_type: str = ""
+
+
+def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None = None) -> IdTagInfo:
+    """Whether ``id_tag`` may charge now. Unknown tags are Invalid; matching ignores case (OCPP).
+
+    A tag whose own status is Accepted answers with its parent's status when the parent is
+    blocked or expired (a blocked fleet account blocks its cards). A tag registered with a
+    token type matches only that type.
+    """
+    at = at or timezone.now()
+    tag = IdTag.objects.select_related("parent").filter(id_tag__iexact=id_tag).first()
+    if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
+        return IdTagInfo(status=AuthorizationStatus.INVALID)
+    status = _effective_status(tag, at)
+    if status == AuthorizationStatus.ACCEPTED and tag.parent is not None:
+        status = _effective_status(tag.parent, at)
+    parent = tag.parent
+    return IdTagInfo(
+        status=status,
+        expiry_date=tag.expiry_date,
+        parent_id_tag=parent.id_tag if parent else "",
+        parent_token_type=parent.token_type if parent else "",
+    )
+
+
+def _effective_status(tag: IdTag, at: datetime) -> str:
+    if tag.status == AuthorizationStatus.ACCEPTED and tag.expiry_date is not None and tag.expiry_date <= at:
+        return AuthorizationStatus.EXPIRED
+    return tag.status
+
+
+def transaction_list(
+    *,
+    charge_point_id: str | None = None,
+    status: str | None = None,
+    started_after: datetime | None = None,
+    started_before: datetime | None = None,
+) -> QuerySet[Transaction]:
+    transactions = Transaction.objects.select_related("charge_point")
+    if charge_point_id:
+        transactions = transactions.filter(charge_point__charge_point_id=charge_point_id)
+    if status:
+        transactions = transactions.filter(status=status)
+    if started_after:
+        transactions = transactions.filter(started_at__gte=started_after)
+    if started_before:
+        transactions = transactions.filter(started_at__lt=started_before)
+    return transactions

@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from chargepoints import services
+from chargepoints.services import reservations
 
 
 @shared_task
@@ -19,3 +20,8 @@ def prune_heartbeats() -> int:
 @shared_task
 def prune_ocpp_messages() -> int:
     return services.ocpp_messages_prune(older_than_days=settings.CSMS_MESSAGE_LOG_DAYS)
+
+
+@shared_task
+def expire_reservations() -> int:
+    return reservations.reservations_expire()

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
-from commands import catalog, charging_profiles
+from commands import catalog, charger_state, charging_profiles
 from commands.models import Command, CommandState
 from csms.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
@@ -172,8 +172,8 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
         command.save(
             update_fields=["state", "response", "error_code", "error_description", "latency_ms", "completed_at"]
         )
-        if command.state == CommandState.ACCEPTED and command.charge_point_id:
-            _charging_profiles_follow(command)
+        if command.state in (CommandState.ACCEPTED, CommandState.REJECTED) and command.charge_point_id:
+            _charger_state_follow(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
             data={
@@ -188,10 +188,16 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     return command
 
 
-def _charging_profiles_follow(command: Command) -> None:
-    """Keep the CSMS's view of installed charging profiles in step with what the charger accepted."""
+def _charger_state_follow(command: Command) -> None:
+    """Keep the CSMS's view of the charger (profiles, reservations, local list) in step with its answer."""
     assert command.charge_point is not None
-    if command.command == "set_charging_profile":
+    if command.command in ("reserve_now", "cancel_reservation"):
+        charger_state.reservation_follow(command)
+    elif command.command in ("send_local_list", "get_local_list_version"):
+        charger_state.local_list_follow(command)
+    elif command.state != CommandState.ACCEPTED:
+        return
+    elif command.command == "set_charging_profile":
         target = charging_profiles.profile_target(command.ocpp_version, command.request)
         charging_profiles.charging_profile_installed(charge_point=command.charge_point, target=target)
     elif command.command == "clear_charging_profile":

@@ -187,6 +187,11 @@ CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
+# Meter plausibility: a register step larger than this power over the time between two
+# readings, plus the tolerance, is an implausible jump (flagged, not billed).
+CSMS_METER_MAX_POWER_KW = env_int("CSMS_METER_MAX_POWER_KW", 400, minimum=1)
+CSMS_METER_JUMP_TOLERANCE_WH = env_int("CSMS_METER_JUMP_TOLERANCE_WH", 50000, minimum=0)
+CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "mark-offline-stale-charge-points": {
@@ -196,6 +201,10 @@ CELERY_BEAT_SCHEDULE = {
     "deliver-due-webhooks": {
         "task": "webhooks.tasks.deliver_due_webhooks",
         "schedule": float(CSMS_WEBHOOK_SWEEP_INTERVAL),
+    },
+    "expire-reservations": {
+        "task": "chargepoints.tasks.expire_reservations",
+        "schedule": float(CSMS_RESERVATION_CHECK_INTERVAL),
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class OcppGatewayConfig(AppConfig):
     name = "ocpp_gateway"
     verbose_name = "OCPP gateway"
+
+    def ready(self) -> None:
+        from ocpp_gateway import relaxed_schemas
+
+        relaxed_schemas.install()

@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +36,11 @@ def webhook_subscription_create(
     return WebhookSubscription.objects.create(
         url=url, events=events, description=description, active=active, secret="whsec_" + secrets.token_urlsafe(32)
     )
+
+
+def iso_utc(value: datetime) -> str:
+    """A time in event data: ISO 8601 in UTC with ``Z``."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[WebhookDelivery]:

@@ -13,6 +13,10 @@ from chargepoints import services
 from ocpp_gateway.timestamps import parse_ocpp_time
 
 
+# What a connector status says about charging, for the idle time of its session (None: nothing).
+_CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False}
+
+
 class AvailabilityHandlers:
     id: str
 
@@ -37,5 +41,6 @@ class AvailabilityHandlers:
             vendor_id=vendor_id,
             vendor_error_code=vendor_error_code,
             timestamp=parse_ocpp_time(timestamp),
+            charging=_CHARGING.get(status),
         )
         return call_result.StatusNotification()

@@ -5,7 +5,11 @@ from ocpp.v201 import ChargePoint as V201ChargePoint
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v201.availability import AvailabilityHandlers
 from ocpp_gateway.v201.provisioning import ProvisioningHandlers
+from ocpp_gateway.v201.reservations import ReservationHandlers
+from ocpp_gateway.v201.transactions import TransactionHandlers
 
 
-class V201Router(ProvisioningHandlers, AvailabilityHandlers, OcppRouter, V201ChargePoint):
+class V201Router(
+    ProvisioningHandlers, AvailabilityHandlers, TransactionHandlers, ReservationHandlers, OcppRouter, V201ChargePoint
+):
     """Every OCPP 2.0.1 action the CSMS answers, grouped by functional block."""

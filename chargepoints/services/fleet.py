@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from chargepoints.models import (
@@ -20,9 +21,10 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
 from ocpp_gateway.presence import connection_close_sync
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import iso_utc, webhook_event_emit
 
 
 class ChargePointAlreadyExists(Exception):
@@ -96,10 +98,22 @@ def charge_point_update(
     return charge_point
 
 
+class ChargePointHasHistory(Exception):
+    def __init__(self, charge_point_id: str) -> None:
+        super().__init__(
+            f"Charge point {charge_point_id!r} has transactions or reconciliation items; decommission it instead."
+        )
+        self.charge_point_id = charge_point_id
+
+
 def charge_point_delete(*, charge_point: ChargePoint) -> None:
-    with transaction.atomic():
-        _close_connection_on_commit(charge_point, "charge point deleted")
-        charge_point.delete()
+    """Remove a charger; one with billing history is kept (decommission it instead)."""
+    try:
+        with transaction.atomic():
+            _close_connection_on_commit(charge_point, "charge point deleted")
+            charge_point.delete()
+    except ProtectedError:
+        raise ChargePointHasHistory(charge_point.charge_point_id) from None
 
 
 def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:
@@ -177,7 +191,7 @@ def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:
 def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reason: str) -> None:
     webhook_event_emit(
         event_type=event_type,
-        data={"charge_point_id": charge_point_id, "at": at.isoformat().replace("+00:00", "Z"), "reason": reason},
+        data={"charge_point_id": charge_point_id, "at": iso_utc(at), "reason": reason},
     )
 
 
@@ -268,21 +282,27 @@ def connector_status_set(
     vendor_id: str = "",
     vendor_error_code: str = "",
     timestamp: datetime | None = None,
+    charging: bool | None = None,
 ) -> Connector:
     """Create or update the connector's record from a StatusNotification.
 
     A notification older than the one already stored (chargers replay queued messages after
-    a reconnect) does not overwrite the newer status.
+    a reconnect) does not overwrite the newer status. ``charging`` (None: the status says
+    nothing about it) feeds the idle time of the connector's session; ``Available`` after a
+    reboot closes the sessions the reboot interrupted.
     """
     now = timezone.now()
     timestamp = timestamp or now
     with transaction.atomic():
-        charge_point = ChargePoint.objects.only("pk").get(charge_point_id=charge_point_id)
+        charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
+            charge_point_id=charge_point_id
+        )
         connector, _ = Connector.objects.select_for_update().get_or_create(
             charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
         )
         if connector.status_timestamp and timestamp < connector.status_timestamp:
             return connector
+        _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
         if connector.status != status or connector.error_code != error_code:
             webhook_event_emit(
                 event_type=EventType.CONNECTOR_STATUS_CHANGED,
@@ -293,7 +313,7 @@ def connector_status_set(
                     "status": status,
                     "previous_status": connector.status or None,
                     "error_code": error_code,
-                    "timestamp": timestamp.isoformat().replace("+00:00", "Z"),
+                    "timestamp": iso_utc(timestamp),
                 },
             )
         connector.status = status
@@ -305,6 +325,19 @@ def connector_status_set(
         connector.save()
         ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
     return connector
+
+
+def _connector_sessions_follow(
+    charge_point: ChargePoint, connector_id: int, evse_id: int | None, status: str, charging: bool | None, at: datetime
+) -> None:
+    if charging is not None:
+        transaction_charging_state_set(
+            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
+        )
+    if status == "Available":
+        transactions_close_after_reboot(
+            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at
+        )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Tariff(models.Model):
+    """What charging costs: energy, charging time, a session fee and an optional idle fee."""
+
+    name = models.CharField(max_length=100)
+    currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. EUR.")
+    price_per_kwh = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    price_per_minute = models.DecimalField(
+        max_digits=10, decimal_places=4, default=0, help_text="Per minute of charging (idle time excluded)."
+    )
+    session_fee = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    idle_fee_per_minute = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True, help_text="Per idle minute after the grace period."
+    )
+    idle_grace_minutes = models.PositiveIntegerField(default=0)
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_to = models.DateTimeField(null=True, blank=True)
+    is_default = models.BooleanField(default=False, help_text="Applies to chargers without a tariff of their own.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_from__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
+                name="tariff_validity_window_ordered",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.currency})"
+
+
+class BillingRecord(models.Model):
+    """What an ended transaction costs, written in the same DB transaction that ended it."""
+
+    transaction = models.OneToOneField(
+        "chargepoints.Transaction", on_delete=models.PROTECT, related_name="billing_record"
+    )
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_records")
+    charge_point_identity = models.CharField(max_length=48, db_index=True)
+    id_tag = models.CharField(max_length=36, blank=True, db_index=True)
+    currency = models.CharField(max_length=3, blank=True)
+    energy_wh = models.DecimalField(max_digits=20, decimal_places=3)
+    started_at = models.DateTimeField()
+    stopped_at = models.DateTimeField()
+    duration_seconds = models.PositiveIntegerField()
+    charging_seconds = models.PositiveIntegerField()
+    idle_seconds = models.PositiveIntegerField()
+    line_items = models.JSONField(default=list)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    needs_review = models.BooleanField(
+        default=False, help_text="No tariff applied, or the transaction's meter readings need a look."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-stopped_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.total} {self.currency} for transaction {self.transaction_id}"

@@ -1,0 +1,89 @@
+"""Pricing a session with a tariff: pure Decimal arithmetic, no database.
+
+Rounding rule: each line item's amount is its exact quantity times its unit price, rounded
+half up to the currency's minor unit (2 decimals; 0 for JPY, KRW, ...); the total is the sum
+of the rounded line items, so the lines always add up to the total. Quantities are exact:
+kWh = Wh / 1000, minutes = seconds / 60 (billed to the second, not per started minute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+# ISO 4217 currencies without minor units (the rest used for charging have two).
+_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "ISK", "CLP", "VND", "HUF"})
+
+
+def minor_unit(currency: str) -> Decimal:
+    return Decimal(1) if currency.upper() in _ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class TariffTerms:
+    currency: str
+    price_per_kwh: Decimal
+    price_per_minute: Decimal = Decimal(0)
+    session_fee: Decimal = Decimal(0)
+    idle_fee_per_minute: Decimal | None = None
+    idle_grace_minutes: int = 0
+
+
+@dataclass(frozen=True)
+class LineItem:
+    kind: str  # energy, charging_time, session_fee, idle_time
+    description: str
+    quantity: Decimal
+    unit: str
+    unit_price: Decimal
+    amount: Decimal
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "quantity": format(self.quantity.quantize(Decimal("0.001")).normalize(), "f"),
+            "unit": self.unit,
+            "unit_price": str(self.unit_price),
+            "amount": str(self.amount),
+        }
+
+
+@dataclass(frozen=True)
+class Priced:
+    line_items: tuple[LineItem, ...]
+    total: Decimal
+
+
+def price_session(terms: TariffTerms, *, energy_wh: Decimal, charging_seconds: int, idle_seconds: int) -> Priced:
+    """Line items and total for a session; negative inputs count as zero."""
+    kwh = max(energy_wh, Decimal(0)) / 1000
+    charging_minutes = Decimal(max(charging_seconds, 0)) / 60
+    billable_idle_minutes = max(Decimal(max(idle_seconds, 0)) / 60 - terms.idle_grace_minutes, Decimal(0))
+    lines = [_line(terms, "energy", "Energy", kwh, "kWh", terms.price_per_kwh)]
+    if terms.price_per_minute:
+        lines.append(_line(terms, "charging_time", "Charging time", charging_minutes, "min", terms.price_per_minute))
+    if terms.session_fee:
+        lines.append(_line(terms, "session_fee", "Session fee", Decimal(1), "session", terms.session_fee))
+    if terms.idle_fee_per_minute and billable_idle_minutes:
+        description = f"Idle time after {terms.idle_grace_minutes} min grace"
+        lines.append(
+            _line(terms, "idle_time", description, billable_idle_minutes, "min", terms.idle_fee_per_minute)
+        )
+    total = sum((line.amount for line in lines), Decimal(0))
+    return Priced(line_items=tuple(lines), total=round_money(total, terms.currency))
+
+
+def _line(terms: TariffTerms, kind: str, description: str, quantity: Decimal, unit: str, price: Decimal) -> LineItem:
+    return LineItem(
+        kind=kind,
+        description=description,
+        quantity=quantity,
+        unit=unit,
+        unit_price=price,
+        amount=round_money(quantity * price, terms.currency),
+    )

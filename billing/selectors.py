@@ -1,0 +1,49 @@
+"""Reads of billing: which tariff applies, and the billing records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import ChargePoint
+
+
+def _valid_at(at: datetime) -> Q:
+    return (Q(valid_from__isnull=True) | Q(valid_from__lte=at)) & (Q(valid_to__isnull=True) | Q(valid_to__gt=at))
+
+
+def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
+    """The charger's own tariff if valid at ``at``, else the default tariff valid then.
+
+    Among several valid defaults the one that became valid last wins.
+    """
+    if charge_point.tariff_id is not None:
+        own = Tariff.objects.filter(_valid_at(at), pk=charge_point.tariff_id).first()
+        if own is not None:
+            return own
+    return (
+        Tariff.objects.filter(_valid_at(at), is_default=True)
+        .order_by("-valid_from", "-created_at")
+        .first()
+    )
+
+
+def billing_record_list(
+    *,
+    charge_point_id: str | None = None,
+    id_tag: str | None = None,
+    stopped_after: datetime | None = None,
+    stopped_before: datetime | None = None,
+) -> QuerySet[BillingRecord]:
+    records = BillingRecord.objects.select_related("transaction", "tariff")
+    if charge_point_id:
+        records = records.filter(charge_point_identity=charge_point_id)
+    if id_tag:
+        records = records.filter(id_tag__iexact=id_tag)
+    if stopped_after:
+        records = records.filter(stopped_at__gte=stopped_after)
+    if stopped_before:
+        records = records.filter(stopped_at__lt=stopped_before)
+    return records

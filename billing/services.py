@@ -1,0 +1,78 @@
+"""Writing billing records when sessions end."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from billing import pricing, selectors
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import Transaction
+from webhooks.models import EventType
+from webhooks.services import iso_utc, webhook_event_emit
+
+
+def billing_record_write(*, transaction: Transaction) -> BillingRecord:
+    """Price an ended session with the tariff valid at its start; call in the ending DB transaction.
+
+    A session finished again (a charger's late stop after the CSMS closed it) has its record
+    rewritten. Without a tariff the record has no currency, a zero total and needs review.
+    """
+    assert transaction.stopped_at is not None
+    charge_point = transaction.charge_point
+    tariff = selectors.tariff_for(charge_point=charge_point, at=transaction.started_at)
+    duration = max(int((transaction.stopped_at - transaction.started_at).total_seconds()), 0)
+    idle = min(transaction.idle_seconds, duration)
+    charging = duration - idle
+    if transaction.time_spent_charging is not None:
+        charging = min(transaction.time_spent_charging, duration)
+        idle = duration - charging
+    energy = transaction.energy_wh or Decimal(0)
+    priced = pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
+    record, _ = BillingRecord.objects.update_or_create(
+        transaction=transaction,
+        defaults={
+            "tariff": tariff,
+            "charge_point_identity": charge_point.charge_point_id,
+            "id_tag": transaction.id_tag,
+            "currency": tariff.currency if tariff else "",
+            "energy_wh": energy,
+            "started_at": transaction.started_at,
+            "stopped_at": transaction.stopped_at,
+            "duration_seconds": duration,
+            "charging_seconds": charging,
+            "idle_seconds": idle,
+            "line_items": [line.as_json() for line in priced.line_items] if tariff else [],
+            "total": priced.total if tariff else Decimal("0.00"),
+            "needs_review": tariff is None or transaction.needs_review,
+        },
+    )
+    webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=billing_record_event_data(record))
+    return record
+
+
+def _terms(tariff: Tariff | None) -> pricing.TariffTerms:
+    if tariff is None:
+        return pricing.TariffTerms(currency="", price_per_kwh=Decimal(0))
+    return pricing.TariffTerms(
+        currency=tariff.currency,
+        price_per_kwh=tariff.price_per_kwh,
+        price_per_minute=tariff.price_per_minute,
+        session_fee=tariff.session_fee,
+        idle_fee_per_minute=tariff.idle_fee_per_minute,
+        idle_grace_minutes=tariff.idle_grace_minutes,
+    )
+
+
+def billing_record_event_data(record: BillingRecord) -> dict[str, object]:
+    return {
+        "billing_record_id": record.pk,
+        "transaction_id": record.transaction_id,
+        "charge_point_id": record.charge_point_identity,
+        "id_tag": record.id_tag,
+        "currency": record.currency or None,
+        "energy_wh": str(record.energy_wh),
+        "total": str(record.total),
+        "line_items": record.line_items,
+        "stopped_at": iso_utc(record.stopped_at),
+        "needs_review": record.needs_review,
+    }

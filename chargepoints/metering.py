@@ -1,0 +1,159 @@
+"""The meter ledger's arithmetic: normalising sampled values and deriving a session's energy.
+
+Pure functions, no database. Energy comes from the energy register (Wh after normalisation):
+the readings of a session, from its baseline to its last reading, are walked in order and
+only plausible, non-negative steps count. A register that goes backwards (a meter reset or a
+swapped meter), or jumps further than the charger could have delivered in the time between two
+readings (a zero or missing baseline after an offline start, a garbled value), adds nothing and
+flags the session for review: the CSMS never bills a negative session or a meter's lifetime.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+ENERGY_REGISTER = "Energy.Active.Import.Register"
+
+# Unit prefixes: a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure).
+_UNIT_SCALE = {
+    "kWh": (1000, "Wh"),
+    "kW": (1000, "W"),
+    "kvarh": (1000, "varh"),
+    "kvar": (1000, "var"),
+    "kVA": (1000, "VA"),
+}
+# Phases whose values add up to the total (line-to-neutral readings of a 3-phase meter).
+_ADDITIVE_PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
+_CONTEXT_ORDER = {"Transaction.Begin": 0, "Transaction.End": 2}
+
+
+class Anomaly:
+    """Codes stored on a transaction. Those in ``REVIEW`` need an operator's look."""
+
+    NON_MONOTONIC_REGISTER = "non_monotonic_register"
+    IMPLAUSIBLE_JUMP = "implausible_jump"
+    ZERO_BASELINE = "zero_baseline"
+    MISSING_BASELINE = "missing_baseline"
+    FRACTIONAL_WH = "fractional_wh"  # accepted as sent (1.6 says integer); recorded, no review
+    UNPARSEABLE_VALUE = "unparseable_value"  # a sampled value that is not a number; kept raw
+    CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
+
+    REVIEW = frozenset(
+        {NON_MONOTONIC_REGISTER, IMPLAUSIBLE_JUMP, ZERO_BASELINE, MISSING_BASELINE, CLOSED_BY_CSMS}
+    )
+
+
+def parse_decimal(raw: object) -> Decimal | None:
+    """A sampled value as a Decimal, or None if it is no finite number."""
+    if isinstance(raw, bool):
+        return None
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return value if value.is_finite() else None
+
+
+def normalise(value: Decimal, unit: str, multiplier: int = 0) -> tuple[Decimal, str]:
+    """``value`` in the base unit: kWh -> Wh, kW -> W, ..., times 10**multiplier (2.0.1)."""
+    scale, base_unit = _UNIT_SCALE.get(unit, (1, unit))
+    return value * scale * (Decimal(10) ** multiplier), base_unit
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A sampled value, normalised (``value`` in the base unit, None if unreadable)."""
+
+    timestamp: datetime
+    measurand: str
+    value: Decimal | None
+    phase: str = ""
+    context: str = ""
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One energy register reading in Wh."""
+
+    at: datetime
+    wh: Decimal
+    context: str = ""
+
+    @property
+    def order(self) -> tuple[datetime, int]:
+        return self.at, _CONTEXT_ORDER.get(self.context, 1)
+
+
+def register_readings(samples: Iterable[Sample]) -> list[Reading]:
+    """The energy register readings among ``samples``, one per (time, context), in order.
+
+    Phase normalisation: a reading without a phase is the meter's total and wins; otherwise
+    the line phases (L1, L2, L3 or L1-N, ...) of the same instant add up to the total.
+    Location: the outlet (or unstated) is what the customer got; the inlet is used only when
+    nothing else was measured. EV-side readings never count.
+    """
+    register = [s for s in samples if s.measurand == ENERGY_REGISTER and s.value is not None]
+    preferred = [s for s in register if s.location in ("", "Outlet")] or [s for s in register if s.location == "Inlet"]
+    totals: dict[tuple[datetime, str], Decimal] = {}
+    phases: dict[tuple[datetime, str], dict[str, Decimal]] = defaultdict(dict)
+    for sample in preferred:
+        key = (sample.timestamp, sample.context)
+        assert sample.value is not None
+        if not sample.phase:
+            totals[key] = sample.value
+        elif sample.phase in _ADDITIVE_PHASES:
+            phases[key][_ADDITIVE_PHASES[sample.phase]] = sample.value
+    for key, by_phase in phases.items():
+        totals.setdefault(key, sum(by_phase.values(), Decimal(0)))
+    readings = [Reading(at=at, wh=wh, context=context) for (at, context), wh in totals.items()]
+    return sorted(readings, key=lambda reading: reading.order)
+
+
+@dataclass(frozen=True)
+class EnergyResult:
+    energy_wh: Decimal
+    anomalies: tuple[str, ...]
+
+
+def derive_energy(
+    readings: Sequence[Reading],
+    *,
+    max_power_w: Decimal,
+    jump_tolerance_wh: Decimal,
+    baseline_known: bool = True,
+) -> EnergyResult:
+    """The energy of a session from its register readings (baseline first, in time order).
+
+    A step counts when it is non-negative and at most what ``max_power_w`` delivers in the
+    time between the two readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters).
+    ``baseline_known`` is False when the session's start reading is missing (the first
+    reading stands in for it). The result is never negative.
+    """
+    anomalies: list[str] = []
+    if not baseline_known:
+        anomalies.append(Anomaly.MISSING_BASELINE)
+    if not readings:
+        return EnergyResult(Decimal(0), tuple(anomalies))
+    energy = Decimal(0)
+    for index, (before, after) in enumerate(zip(readings, readings[1:], strict=False)):
+        step = after.wh - before.wh
+        hours = Decimal(max((after.at - before.at).total_seconds(), 0)) / 3600
+        if step < 0:
+            _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
+        elif step > max_power_w * hours + jump_tolerance_wh:
+            _add(anomalies, Anomaly.IMPLAUSIBLE_JUMP)
+            if index == 0 and before.wh == 0:
+                _add(anomalies, Anomaly.ZERO_BASELINE)
+        else:
+            energy += step
+    return EnergyResult(energy, tuple(anomalies))
+
+
+def _add(anomalies: list[str], code: str) -> None:
+    if code not in anomalies:
+        anomalies.append(code)

@@ -1,0 +1,47 @@
+"""Writes of the ``chargepoints`` domain, one module per area.
+
+The fleet's services (registration, presence, liveness, connector status, the message log)
+are re-exported here, where the gateway and the API have always found them.
+"""
+
+from chargepoints.services.fleet import (
+    BootResult,
+    ChargePointAlreadyExists,
+    ChargePointHasHistory,
+    Connection,
+    LoggedFrame,
+    charge_point_boot,
+    charge_point_connect,
+    charge_point_delete,
+    charge_point_disconnect,
+    charge_point_heartbeat,
+    charge_point_register,
+    charge_point_seen,
+    charge_point_update,
+    connector_status_set,
+    heartbeats_prune,
+    mark_offline_stale_charge_points,
+    ocpp_messages_prune,
+    ocpp_messages_record,
+)
+
+__all__ = [
+    "BootResult",
+    "ChargePointAlreadyExists",
+    "ChargePointHasHistory",
+    "Connection",
+    "LoggedFrame",
+    "charge_point_boot",
+    "charge_point_connect",
+    "charge_point_delete",
+    "charge_point_disconnect",
+    "charge_point_heartbeat",
+    "charge_point_register",
+    "charge_point_seen",
+    "charge_point_update",
+    "connector_status_set",
+    "heartbeats_prune",
+    "mark_offline_stale_charge_points",
+    "ocpp_messages_prune",
+    "ocpp_messages_record",
+]

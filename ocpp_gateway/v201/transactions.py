@@ -1,0 +1,141 @@
+"""OCPP 2.0.1 Authorization and Transactions blocks: Authorize, TransactionEvent, MeterValues."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.utils import timezone
+from ocpp.charge_point import snake_to_camel_case
+from ocpp.routing import on
+from ocpp.v201 import call_result
+from ocpp.v201.enums import Action
+
+from chargepoints import selectors
+from chargepoints.metering import ENERGY_REGISTER
+from chargepoints.selectors import IdTagInfo
+from chargepoints.services import transactions
+from chargepoints.services.transactions import SampledValue
+from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
+
+# chargingState -> charging (for the session's idle time).
+_CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": False}
+
+
+def id_token_info(info: IdTagInfo) -> dict[str, Any]:
+    answer: dict[str, Any] = {"status": info.status}
+    if info.expiry_date is not None:
+        answer["cache_expiry_date_time"] = format_ocpp_time(info.expiry_date)
+    if info.parent_id_tag:
+        answer["group_id_token"] = {"id_token": info.parent_id_tag, "type": info.parent_token_type or "Central"}
+    return answer
+
+
+def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
+    """2.0.1 MeterValue entries as version-neutral samples, with the 2.0.1 defaults filled in."""
+    now = timezone.now()
+    samples = []
+    for meter_value in meter_values:
+        at = parse_ocpp_time(meter_value.get("timestamp")) or now
+        for sampled in meter_value.get("sampled_value", []):
+            unit = sampled.get("unit_of_measure") or {}
+            signed = sampled.get("signed_meter_value")
+            samples.append(
+                SampledValue(
+                    timestamp=at,
+                    raw_value=str(sampled.get("value", "")),
+                    measurand=sampled.get("measurand", ENERGY_REGISTER),
+                    phase=sampled.get("phase", ""),
+                    unit=unit.get("unit", "Wh"),
+                    multiplier=unit.get("multiplier", 0),
+                    context=sampled.get("context", "Sample.Periodic"),
+                    location=sampled.get("location", "Outlet"),
+                    format="SignedData" if signed else "",
+                    signed_data=signed,
+                )
+            )
+    return samples
+
+
+def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagInfo | None:
+    """Apply one TransactionEvent; returns the idToken's authorization when one came."""
+    info = payload["transaction_info"]
+    transaction_id = info["transaction_id"]
+    at = parse_ocpp_time(payload["timestamp"]) or timezone.now()
+    seq_no = payload["seq_no"]
+    samples = sampled_values(payload.get("meter_value") or [])
+    token = payload.get("id_token") or {}
+    id_tag, token_type = token.get("id_token", ""), token.get("type", "")
+    charging = _CHARGING.get(info.get("charging_state", ""))
+    if payload["event_type"] == "Ended":
+        stopped = transactions.transaction_stop(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=transaction_id,
+            stopped_at=at,
+            action="TransactionEvent",
+            payload=snake_to_camel_case(payload),
+            reason=info.get("stopped_reason", ""),
+            id_tag=id_tag,
+            id_token_type=token_type,
+            samples=samples,
+            seq_no=seq_no,
+            time_spent_charging=info.get("time_spent_charging"),
+        )
+        return stopped.id_tag_info
+    if payload["event_type"] == "Updated":
+        updated = transactions.transaction_update(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=transaction_id,
+            seq_no=seq_no,
+            samples=samples,
+            charging=charging,
+            at=at,
+            time_spent_charging=info.get("time_spent_charging"),
+        )
+        if updated is not None:
+            return selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type) if token else None
+    # Started, or an Updated that arrived before its Started (out of order): open the session.
+    evse = payload.get("evse") or {}
+    started = transactions.transaction_start(
+        charge_point_id=charge_point_id,
+        ocpp_version="2.0.1",
+        start_key=transaction_id,
+        ocpp_transaction_id=transaction_id,
+        started_at=at,
+        evse_id=evse.get("id"),
+        connector_id=evse.get("connector_id"),
+        id_tag=id_tag,
+        id_token_type=token_type,
+        authorize=bool(token) and token_type != "NoAuthorization",
+        charging=charging,
+        reservation_id=payload.get("reservation_id"),
+        remote_start_id=info.get("remote_start_id"),
+        samples=samples,
+        seq_no=seq_no,
+    )
+    return started.id_tag_info
+
+
+class TransactionHandlers:
+    id: str
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
+        info = await database_sync_to_async(selectors.id_tag_authorize)(
+            id_tag=id_token["id_token"], token_type=id_token["type"]
+        )
+        return call_result.Authorize(id_token_info=id_token_info(info))
+
+    @on(Action.transaction_event)
+    async def on_transaction_event(self, **payload: Any) -> call_result.TransactionEvent:
+        info = await database_sync_to_async(_transaction_event)(self.id, payload)
+        return call_result.TransactionEvent(id_token_info=id_token_info(info) if info else None)
+
+    @on(Action.meter_values)
+    async def on_meter_values(
+        self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
+    ) -> call_result.MeterValues:
+        await database_sync_to_async(transactions.meter_values_record)(
+            charge_point_id=self.id, evse_id=evse_id, samples=sampled_values(meter_value)
+        )
+        return call_result.MeterValues()
