@@ -14,6 +14,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from billing.models import Tariff
+
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -73,11 +75,13 @@ def charge_point_update(
     lifecycle_state: str | None = None,
     ocpp_version: str | None = None,
     password: str | None = _UNCHANGED,
+    tariff: Tariff | None = _UNCHANGED,
 ) -> ChargePoint:
     """Change what an operator may change.
 
-    A password is set, rotated (new value) or removed (None). Decommissioning closes the
-    charger's socket: a decommissioned charger may not stay connected.
+    A password is set, rotated (new value) or removed (None); a tariff likewise (None: the
+    default tariff applies). Decommissioning closes the charger's socket: a decommissioned
+    charger may not stay connected.
     """
     changed = ["updated_at"]
     for field, value in (
@@ -91,6 +95,9 @@ def charge_point_update(
     if password is not _UNCHANGED:
         charge_point.password_hash = make_password(password) if password else ""
         changed.append("password_hash")
+    if tariff is not _UNCHANGED:
+        charge_point.tariff = tariff
+        changed.append("tariff")
     with transaction.atomic():
         charge_point.save(update_fields=changed)
         if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:

@@ -19,9 +19,6 @@ from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
 from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
-_ABSENT: Any = object()
-
-
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
     answer: dict[str, Any] = {"status": info.status}
     if info.expiry_date is not None:
@@ -107,34 +104,19 @@ class TransactionHandlers:
         return call_result.MeterValues()
 
     @on(Action.stop_transaction)
-    async def on_stop_transaction(
-        self,
-        transaction_id: int,
-        meter_stop: int | float,
-        timestamp: str,
-        id_tag: Any = _ABSENT,
-        reason: str = "Local",
-        transaction_data: list[dict[str, Any]] | None = None,
-        **payload: Any,
-    ) -> call_result.StopTransaction:
-        received = {"transaction_id": transaction_id, "meter_stop": meter_stop, "timestamp": timestamp, **payload}
-        if id_tag is not _ABSENT:
-            received["id_tag"] = id_tag
-        if reason:
-            received["reason"] = reason
-        if transaction_data is not None:
-            received["transaction_data"] = transaction_data
+    async def on_stop_transaction(self, **payload: Any) -> call_result.StopTransaction:
+        id_tag = payload.get("id_tag")  # absent, a string, or (some firmware) null
         result = await database_sync_to_async(transactions.transaction_stop)(
             charge_point_id=self.id,
-            ocpp_transaction_id=str(transaction_id),
-            stopped_at=parse_ocpp_time(timestamp) or timezone.now(),
+            ocpp_transaction_id=str(payload["transaction_id"]),
+            stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),
             action="StopTransaction",
-            payload=snake_to_camel_case(received),
-            meter_stop_wh=_wh(meter_stop),
-            reason=reason,
-            id_tag=id_tag if isinstance(id_tag, str) else "",
-            id_tag_null=id_tag is None,
-            samples=sampled_values(transaction_data or []),
+            payload=snake_to_camel_case(payload),
+            meter_stop_wh=_wh(payload["meter_stop"]),
+            reason=payload.get("reason", "Local"),
+            id_tag=id_tag or "",
+            id_tag_null="id_tag" in payload and id_tag is None,
+            samples=sampled_values(payload.get("transaction_data") or []),
         )
         info = result.id_tag_info
         return call_result.StopTransaction(id_tag_info=id_tag_info(info) if info else None)

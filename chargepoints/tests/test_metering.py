@@ -1,0 +1,94 @@
+"""Properties of the meter ledger's arithmetic (hypothesis)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargepoints.metering import (
+    ENERGY_REGISTER,
+    Anomaly,
+    Reading,
+    Sample,
+    derive_energy,
+    normalise,
+    parse_decimal,
+    register_readings,
+)
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+MAX_POWER_W = Decimal(400_000)
+TOLERANCE_WH = Decimal(50_000)
+
+watt_hours = st.decimals(min_value=0, max_value=10**9, places=3, allow_nan=False, allow_infinity=False)
+
+
+def readings_every_minute(values: list[Decimal]) -> list[Reading]:
+    return [Reading(T0 + timedelta(minutes=index), value) for index, value in enumerate(values)]
+
+
+def energy(values: list[Decimal]) -> tuple[Decimal, tuple[str, ...]]:
+    result = derive_energy(readings_every_minute(values), max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH)
+    return result.energy_wh, result.anomalies
+
+
+@given(st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False, allow_infinity=False))
+def test_kwh_are_a_thousand_wh_and_the_multiplier_is_a_power_of_ten(value):
+    assert normalise(value, "kWh") == (value * 1000, "Wh")
+    assert normalise(value, "Wh", 3) == normalise(value, "kWh")
+    assert normalise(value, "Wh") == (value, "Wh")
+
+
+@given(st.lists(watt_hours, min_size=1, max_size=30))
+def test_energy_is_never_negative_whatever_the_register_does(values):
+    assert energy(values)[0] >= 0
+
+
+@given(st.lists(st.decimals(min_value=0, max_value=5000, places=3), min_size=1, max_size=30), watt_hours)
+def test_a_plausible_monotonic_register_bills_stop_minus_start(steps, start):
+    values = [start]
+    for step in steps:
+        values.append(values[-1] + step)
+    assert energy(values) == (values[-1] - values[0], ())
+
+
+@given(watt_hours, watt_hours, st.decimals(min_value=1, max_value=5000, places=3))
+def test_a_meter_reset_counts_nothing_and_is_flagged(start, reset_to, after_reset):
+    before_reset = start + 1000
+    reset = min(reset_to, before_reset - 1)
+    wh, anomalies = energy([start, before_reset, reset, reset + after_reset])
+    assert wh == 1000 + after_reset
+    assert Anomaly.NON_MONOTONIC_REGISTER in anomalies
+
+
+@given(st.integers(min_value=1_000_000, max_value=10**9))
+def test_a_zero_baseline_never_bills_the_meters_lifetime(lifetime_wh):
+    wh, anomalies = energy([Decimal(0), Decimal(lifetime_wh), Decimal(lifetime_wh + 500)])
+    assert wh == 500
+    assert {Anomaly.IMPLAUSIBLE_JUMP, Anomaly.ZERO_BASELINE} <= set(anomalies)
+
+
+@given(st.lists(st.sampled_from(["L1", "L2", "L3"]), min_size=1, max_size=3, unique=True), watt_hours)
+def test_phase_readings_add_up_unless_a_total_is_given(phases, value):
+    per_phase = [Sample(T0, ENERGY_REGISTER, value, phase=phase) for phase in phases]
+    assert register_readings(per_phase) == [Reading(T0, value * len(phases))]
+    total = Sample(T0, ENERGY_REGISTER, Decimal(7), phase="")
+    assert register_readings([*per_phase, total]) == [Reading(T0, Decimal(7))]
+
+
+def test_other_measurands_and_ev_side_readings_are_not_the_register():
+    samples = [
+        Sample(T0, "Power.Active.Import", Decimal(11000)),
+        Sample(T0, "SoC", Decimal(57), location="EV"),
+        Sample(T0, ENERGY_REGISTER, None),
+    ]
+    assert register_readings(samples) == []
+
+
+@given(st.text(max_size=12))
+def test_any_text_parses_to_a_finite_decimal_or_none(raw):
+    value = parse_decimal(raw)
+    assert value is None or value.is_finite()

@@ -1,0 +1,286 @@
+"""Charging sessions end to end: a real daphne process, chargers from the ``ocpp`` package over real
+WebSockets, and the REST API reading back what the CSMS made of them."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import (
+    AuthorizationStatus,
+    ChargePoint,
+    IdTag,
+    MeterSample,
+    ReconciliationItem,
+    Reservation,
+    ReservationStatus,
+    Transaction,
+)
+from conftest import ahttp, ocpp_charger, raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = "2026-05-01T10:00:00Z"
+T_HALF = "2026-05-01T10:30:00Z"
+T1 = "2026-05-01T11:00:00Z"
+
+
+async def register(charge_point_id: str) -> ChargePoint:
+    return await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+
+
+async def tariff_030_eur_with_1_eur_fee() -> Tariff:
+    return await Tariff.objects.acreate(
+        name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), session_fee=Decimal("1.00"), is_default=True
+    )
+
+
+async def raw_call(websocket, unique_id: str, action: str, payload: dict) -> list:
+    """Send one CALL frame as-is (no client-side validation) and return the decoded answer."""
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    return json.loads(await websocket.recv())
+
+
+async def test_v16_session_authorize_start_replay_meter_values_stop_and_billing(daphne, api_key):
+    await register("CP16-S")
+    await IdTag.objects.acreate(id_tag="RFID-OK")
+    await IdTag.objects.acreate(id_tag="RFID-BLOCKED", status=AuthorizationStatus.BLOCKED)
+    await tariff_030_eur_with_1_eur_fee()
+
+    async with ocpp_charger(daphne, "1.6", "CP16-S") as charger:
+        answers = [
+            (await charger.call(call16.Authorize(id_tag=tag))).id_tag_info["status"]
+            for tag in ("RFID-OK", "RFID-UNKNOWN", "RFID-BLOCKED", "rfid-ok")
+        ]
+        assert answers == ["Accepted", "Invalid", "Blocked", "Accepted"]
+
+        start = call16.StartTransaction(connector_id=1, id_tag="RFID-OK", meter_start=1000, timestamp=T0)
+        started = await charger.call(start)
+        assert isinstance(started.transaction_id, int)
+        assert started.id_tag_info["status"] == "Accepted"
+        replayed = await charger.call(start)
+        assert replayed.transaction_id == started.transaction_id
+        assert await Transaction.objects.filter(charge_point__charge_point_id="CP16-S").acount() == 1
+
+        await charger.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=started.transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": T_HALF,
+                        "sampledValue": [
+                            {"value": "6.0", "unit": "kWh", "measurand": "Energy.Active.Import.Register"},
+                            {"value": "11000", "unit": "W", "measurand": "Power.Active.Import"},
+                            {"value": "57", "unit": "Percent", "measurand": "SoC", "location": "EV"},
+                        ],
+                    }
+                ],
+            )
+        )
+        stopped = await charger.call(
+            call16.StopTransaction(
+                transaction_id=started.transaction_id, meter_stop=11000, timestamp=T1, id_tag="RFID-OK", reason="Local"
+            )
+        )
+        assert stopped.id_tag_info["status"] == "Accepted"
+
+    status, body = await ahttp(f"{daphne.http_url}/api/v1/transactions/{started.transaction_id}", api_key=api_key)
+    assert status == 200
+    assert body["energy_wh"] == 10000
+    assert body["status"] == "ended"
+    assert body["stop_reason"] == "Local"
+    assert body["anomalies"] == []
+    assert body["billing_record"]["total"] == "4.00"
+    assert body["billing_record"]["currency"] == "EUR"
+
+    status, records = await ahttp(f"{daphne.http_url}/api/v1/billing-records/?charge_point_id=CP16-S", api_key=api_key)
+    assert status == 200
+    [record] = records["results"]
+    assert (record["total"], record["currency"], record["energy_wh"]) == ("4.00", "EUR", 10000)
+    assert [(line["kind"], line["amount"]) for line in record["line_items"]] == [
+        ("energy", "3.00"),
+        ("session_fee", "1.00"),
+    ]
+
+    samples = MeterSample.objects.filter(transaction_id=started.transaction_id)
+    assert await samples.acount() == 3
+    energy = await samples.aget(measurand="Energy.Active.Import.Register")
+    assert (energy.raw_value, energy.unit, energy.value) == ("6.0", "kWh", Decimal("6000"))
+
+
+async def test_v16_stops_that_cannot_simply_be_applied_are_answered_and_parked(daphne):
+    await register("CP16-R")
+    await IdTag.objects.acreate(id_tag="RFID-OK")
+    async with raw_socket(daphne, "1.6", "CP16-R") as websocket:
+        start = {"connectorId": 1, "idTag": "RFID-OK", "meterStart": 1000, "timestamp": T0}
+        [_, _, started] = await raw_call(websocket, "s1", "StartTransaction", start)
+        transaction_id = started["transactionId"]
+
+        fractional = {"transactionId": transaction_id, "meterStop": 11000.5, "timestamp": T1, "idTag": "RFID-OK"}
+        assert await raw_call(websocket, "f1", "StopTransaction", fractional) == [
+            3,
+            "f1",
+            {"idTagInfo": {"status": "Accepted"}},
+        ]
+        again = {"transactionId": transaction_id, "meterStop": 12000, "timestamp": T1}
+        assert await raw_call(websocket, "a1", "StopTransaction", again) == [3, "a1", {}]
+        unknown = {"transactionId": 987654, "meterStop": 500, "timestamp": T1}
+        assert await raw_call(websocket, "u1", "StopTransaction", unknown) == [3, "u1", {}]
+        minus_one = {"transactionId": -1, "meterStop": 500, "timestamp": T1}
+        assert await raw_call(websocket, "m1", "StopTransaction", minus_one) == [3, "m1", {}]
+
+        [_, _, second] = await raw_call(
+            websocket, "s2", "StartTransaction", {**start, "meterStart": 20000, "timestamp": T1}
+        )
+        null_tag = {"transactionId": second["transactionId"], "meterStop": 21000, "timestamp": T1, "idTag": None}
+        assert await raw_call(websocket, "n1", "StopTransaction", null_tag) == [3, "n1", {}]
+
+        # Still schema-checked everywhere else: a meterStop that is no number is refused.
+        wrong = {"transactionId": transaction_id, "meterStop": "lots", "timestamp": T1}
+        answer = await raw_call(websocket, "w1", "StopTransaction", wrong)
+        assert answer[:3] == [4, "w1", "TypeConstraintViolation"]
+
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert session.energy_wh == Decimal("10000.5")
+    assert session.meter_stop_wh == Decimal("11000.5")
+    assert "fractional_wh" in session.anomalies
+    assert not session.needs_review
+    items = [
+        (item.reason, item.ocpp_transaction_id, item.transaction_id)
+        async for item in ReconciliationItem.objects.order_by("received_at")
+    ]
+    assert items == [
+        ("already_stopped", str(transaction_id), transaction_id),
+        ("unknown_transaction", "987654", None),
+        ("invalid_transaction_id", "-1", None),
+        ("null_id_tag", str(second["transactionId"]), second["transactionId"]),
+    ]
+    parked = await ReconciliationItem.objects.aget(reason="unknown_transaction")
+    assert parked.payload == unknown
+    assert parked.meter_stop_wh == Decimal("500")
+    # The stop with a null idTag still ended its session.
+    assert (await Transaction.objects.aget(pk=second["transactionId"])).energy_wh == Decimal("1000")
+
+
+async def test_v201_started_updated_ended_is_one_billed_transaction(daphne, api_key):
+    await register("CP201-S")
+    await IdTag.objects.acreate(id_tag="TOKEN-1", token_type="ISO14443")
+    await tariff_030_eur_with_1_eur_fee()
+
+    def event(event_type: str, seq_no: int, timestamp: str, wh: int, context: str, **extra: object):
+        return call201.TransactionEvent(
+            event_type=event_type,
+            timestamp=timestamp,
+            trigger_reason="Authorized" if event_type == "Started" else "MeterValuePeriodic",
+            seq_no=seq_no,
+            transaction_info={"transactionId": "TX-201-A", "chargingState": "Charging"},
+            meter_value=[
+                {
+                    "timestamp": timestamp,
+                    "sampledValue": [{"value": wh, "context": context, "unitOfMeasure": {"unit": "Wh"}}],
+                }
+            ],
+            **extra,
+        )
+
+    async with ocpp_charger(daphne, "2.0.1", "CP201-S") as charger:
+        authorized = await charger.call(call201.Authorize(id_token={"idToken": "TOKEN-1", "type": "ISO14443"}))
+        assert authorized.id_token_info["status"] == "Accepted"
+        unknown = await charger.call(call201.Authorize(id_token={"idToken": "NOPE", "type": "ISO14443"}))
+        assert unknown.id_token_info["status"] == "Invalid"
+
+        token = {"idToken": "TOKEN-1", "type": "ISO14443"}
+        started = event("Started", 0, T0, 2000, "Transaction.Begin", id_token=token, evse={"id": 1, "connectorId": 1})
+        answer = await charger.call(started)
+        assert answer.id_token_info["status"] == "Accepted"
+        await charger.call(started)  # a replay (same seqNo): changes nothing
+        await charger.call(event("Updated", 1, T_HALF, 4500, "Sample.Periodic"))
+        await charger.call(event("Ended", 2, T1, 7000, "Transaction.End"))
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-201-A")
+    assert await Transaction.objects.filter(ocpp_transaction_id="TX-201-A").acount() == 1
+    status, body = await ahttp(f"{daphne.http_url}/api/v1/transactions/{session.pk}", api_key=api_key)
+    assert status == 200
+    assert (body["transaction_id"], body["energy_wh"], body["status"]) == ("TX-201-A", 5000, "ended")
+    assert (body["evse_id"], body["connector_id"], body["id_tag"]) == (1, 1, "TOKEN-1")
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.currency) == (Decimal("2.50"), "EUR")
+    assert await MeterSample.objects.filter(transaction=session).acount() == 3
+
+
+async def test_v201_events_out_of_order_and_an_unknown_ended_are_handled(daphne):
+    await register("CP201-O")
+    async with ocpp_charger(daphne, "2.0.1", "CP201-O") as charger:
+
+        def event(event_type: str, seq_no: int, timestamp: str, wh: int, context: str, transaction_id: str):
+            return call201.TransactionEvent(
+                event_type=event_type,
+                timestamp=timestamp,
+                trigger_reason="MeterValuePeriodic",
+                seq_no=seq_no,
+                transaction_info={"transactionId": transaction_id},
+                evse={"id": 2, "connectorId": 1},
+                meter_value=[{"timestamp": timestamp, "sampledValue": [{"value": wh, "context": context}]}],
+            )
+
+        # The Updated overtakes its Started (a charger flushing its queue after a reconnect).
+        await charger.call(event("Updated", 1, T_HALF, 1500, "Sample.Periodic", "TX-O"))
+        await charger.call(event("Started", 0, T0, 1000, "Transaction.Begin", "TX-O"))
+        await charger.call(event("Ended", 2, T1, 3000, "Transaction.End", "TX-O"))
+        answer = await charger.call(event("Ended", 7, T1, 3000, "Transaction.End", "TX-NEVER-SEEN"))
+        assert answer.id_token_info is None
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-O")
+    assert session.started_at.isoformat() == "2026-05-01T10:00:00+00:00"
+    assert (session.meter_start_wh, session.energy_wh, session.needs_review) == (Decimal(1000), Decimal(2000), False)
+    item = await ReconciliationItem.objects.aget(charge_point__charge_point_id="CP201-O")
+    assert (item.reason, item.ocpp_transaction_id, item.action) == ("unknown_transaction", "TX-NEVER-SEEN", "TransactionEvent")
+
+
+async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_is_available(daphne):
+    await register("CP16-BOOT")
+    async with ocpp_charger(daphne, "1.6", "CP16-BOOT") as charger:
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="ANY", meter_start=100, timestamp=T0)
+        )
+        await charger.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=started.transaction_id,
+                meter_value=[{"timestamp": T_HALF, "sampledValue": [{"value": "2100"}]}],
+            )
+        )
+    async with ocpp_charger(daphne, "1.6", "CP16-BOOT") as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+
+    session = await Transaction.objects.aget(pk=started.transaction_id)
+    assert (session.status, session.stop_reason, session.closed_by_csms) == ("ended", "Reboot", True)
+    assert session.energy_wh == Decimal(2000)
+    assert session.needs_review
+    assert "closed_by_csms" in session.anomalies
+
+
+async def test_a_start_with_a_reservation_id_consumes_the_reservation(daphne):
+    charge_point = await register("CP16-RES")
+    await Reservation.objects.acreate(
+        charge_point=charge_point,
+        reservation_id=42,
+        connector_id=1,
+        id_tag="RFID-R",
+        expiry_date=datetime(2099, 1, 1, tzinfo=UTC),
+    )
+    async with ocpp_charger(daphne, "1.6", "CP16-RES") as charger:
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="RFID-R", meter_start=0, timestamp=T0, reservation_id=42)
+        )
+    reservation = await Reservation.objects.aget(reservation_id=42)
+    assert reservation.status == ReservationStatus.USED
+    assert (await Transaction.objects.aget(pk=started.transaction_id)).reservation_id == reservation.pk
