@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from billing import pricing, selectors
 from billing.models import BillingRecord, Tariff
+from chargepoints.metering import wh_number
 from chargepoints.models import Transaction
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
@@ -70,7 +71,7 @@ def billing_record_event_data(record: BillingRecord) -> dict[str, object]:
         "charge_point_id": record.charge_point_identity,
         "id_tag": record.id_tag,
         "currency": record.currency or None,
-        "energy_wh": str(record.energy_wh),
+        "energy_wh": wh_number(record.energy_wh),
         "total": str(record.total),
         "line_items": record.line_items,
         "stopped_at": iso_utc(record.stopped_at),

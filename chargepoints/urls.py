@@ -1,10 +1,12 @@
 from django.urls import re_path
 
-from chargepoints.views import ChargePointViewSet, ConnectionStatusView
+from chargepoints.views import ChargePointViewSet, ConnectionStatusView, IdTagViewSet, TransactionViewSet
 from csms.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("chargepoints", ChargePointViewSet, basename="chargepoint")
+router.register("id-tags", IdTagViewSet, basename="id-tag")
+router.register("transactions", TransactionViewSet, basename="transaction")
 
 urlpatterns = [
     re_path(

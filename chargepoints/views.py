@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -13,12 +14,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chargepoints import selectors, services
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, IdTag, Transaction
 from chargepoints.serializers import (
     ChargePointSerializer,
     ChargePointUpdateSerializer,
     ConnectionStatusSerializer,
     ConnectorSerializer,
+    IdTagSerializer,
+    MeterSampleSerializer,
+    TransactionFilterSerializer,
+    TransactionSerializer,
 )
 from commands.services import heartbeat_interval_push
 from csms.api_errors import ApiError
@@ -91,6 +96,8 @@ class ChargePointViewSet(
             )
         except services.ChargePointAlreadyExists as exists:
             raise ApiError(409, "Conflict", str(exists), charge_point_id=exists.charge_point_id) from None
+        if data.get("tariff") is not None:
+            services.charge_point_update(charge_point=charge_point, tariff=data["tariff"])
         return Response(self.get_serializer(charge_point).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -109,7 +116,10 @@ class ChargePointViewSet(
         return Response(data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        services.charge_point_delete(charge_point=self.get_object())
+        try:
+            services.charge_point_delete(charge_point=self.get_object())
+        except services.ChargePointHasHistory as history:
+            raise ApiError(409, "Conflict", str(history), charge_point_id=history.charge_point_id) from None
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses=ConnectorSerializer(many=True))
@@ -127,3 +137,67 @@ class ConnectionStatusView(GenericAPIView):
 
     def get(self, request: Request, charge_point_id: str) -> Response:
         return Response(self.get_serializer(_get_charge_point_or_404(charge_point_id)).data)
+
+
+class IdTagViewSet(viewsets.ModelViewSet):
+    """Who may charge: 1.6 id tags and 2.0.1 id tokens, addressed by the tag (any case)."""
+
+    serializer_class = IdTagSerializer
+    lookup_field = "id_tag"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[IdTag]:
+        return IdTag.objects.select_related("parent")
+
+    def get_object(self) -> IdTag:
+        id_tag = self.kwargs["id_tag"]
+        try:
+            return self.get_queryset().get(id_tag__iexact=id_tag)
+        except IdTag.DoesNotExist:
+            raise ApiError(404, "NotFound", f"Id tag {id_tag!r} is not registered.", id_tag=id_tag) from None
+
+    def perform_create(self, serializer: IdTagSerializer) -> None:
+        _id_tag_save(serializer)
+
+    def perform_update(self, serializer: IdTagSerializer) -> None:
+        _id_tag_save(serializer)
+
+
+def _id_tag_save(serializer: IdTagSerializer) -> None:
+    """Save; a tag equal to another but for case is a 409 (the database's unique index decides)."""
+    try:
+        with transaction.atomic():
+            serializer.save()
+    except IntegrityError as error:
+        if "id_tag_unique_case_insensitive" not in str(error):
+            raise
+        id_tag = serializer.validated_data["id_tag"]
+        raise ApiError(
+            409, "Conflict", f"Id tag {id_tag!r} is already registered (id tags ignore case).", id_tag=id_tag
+        ) from None
+
+
+@extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))
+class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Charging sessions of both OCPP versions, newest first."""
+
+    serializer_class = TransactionSerializer
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[Transaction]:
+        filters = TransactionFilterSerializer.parse(self.request.query_params)
+        return selectors.transaction_list(**filters).select_related("reservation", "billing_record")
+
+    def get_object(self) -> Transaction:
+        pk = self.kwargs["pk"]
+        try:
+            return selectors.transaction_list().select_related("reservation", "billing_record").get(pk=pk)
+        except (Transaction.DoesNotExist, ValueError):
+            raise ApiError(404, "NotFound", f"No transaction {pk}.") from None
+
+    @extend_schema(responses=MeterSampleSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="meter-values", pagination_class=None)
+    def meter_values(self, request: Request, pk: str) -> Response:
+        """Every sampled value of the session as received, with its value in the base unit."""
+        samples = self.get_object().meter_samples.order_by("timestamp", "id")
+        return Response(MeterSampleSerializer(samples, many=True).data)

@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("chargepoints.urls")),
     path("", include("commands.urls")),
     path("", include("webhooks.urls")),
+    path("", include("billing.urls")),
 ]
 
 urlpatterns = [

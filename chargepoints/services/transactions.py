@@ -297,8 +297,8 @@ def transaction_finish(
     for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
         _flag(session, code)
     session.save()
-    billing_record_write(transaction=session)
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=transaction_event_data(session))
+    billing_record_write(transaction=session)
     return session
 
 
@@ -315,7 +315,7 @@ def transaction_event_data(session: Transaction) -> dict[str, Any]:
         "started_at": iso_utc(session.started_at),
         "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
         "stop_reason": session.stop_reason or None,
-        "energy_wh": str(session.energy_wh) if session.energy_wh is not None else None,
+        "energy_wh": metering.wh_number(session.energy_wh),
         "anomalies": session.anomalies,
     }
 

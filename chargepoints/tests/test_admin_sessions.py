@@ -1,0 +1,309 @@
+"""The sessions and billing admin: every page renders, and reconciliation goes through the services."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
+from django.contrib.messages import get_messages
+from django.test import Client
+
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import (
+    ChargePoint,
+    IdTag,
+    LocalAuthList,
+    MeterSample,
+    ReconciliationItem,
+    ReconciliationState,
+    Reservation,
+    Transaction,
+    TransactionStatus,
+)
+from chargepoints.services.authorization import local_auth_list_record
+from chargepoints.services.reservations import reservation_record
+from chargepoints.services.transactions import SampledValue, transaction_start, transaction_stop
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+ITEMS = "/admin/chargepoints/reconciliationitem/"
+
+
+@pytest.fixture
+def ops(client: Client) -> Client:
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def parked(register_charge_point) -> tuple[Transaction, ReconciliationItem]:
+    """A 1.6 session still open, and a stop for transactionId 999 the CSMS could not place."""
+    register_charge_point("CP-1", ocpp_version="1.6")
+    session = transaction_start(
+        charge_point_id="CP-1",
+        ocpp_version="1.6",
+        start_key="k1",
+        started_at=T0,
+        connector_id=1,
+        id_tag="TAG",
+        meter_start_wh=Decimal(1000),
+    ).transaction
+    result = transaction_stop(
+        charge_point_id="CP-1",
+        ocpp_transaction_id="999",
+        stopped_at=T0 + timedelta(hours=1),
+        action="StopTransaction",
+        payload={"transactionId": 999, "meterStop": 5000, "timestamp": "2025-03-01T09:00:00Z"},
+        meter_stop_wh=Decimal(5000),
+    )
+    assert result.reconciliation_item is not None
+    return session, result.reconciliation_item
+
+
+def _messages(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def _attach(ops: Client, item: ReconciliationItem, session: Transaction):
+    return ops.post(
+        ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk], "apply": "Attach", "transaction": session.pk},
+        follow=True,
+    )
+
+
+def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_point):
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    parent = IdTag.objects.create(id_tag="FLEET")
+    IdTag.objects.create(id_tag="TAG", parent=parent, description="Driver")
+    reservation_record(
+        charge_point=charge_point,
+        reservation_id=7,
+        id_tag="TAG",
+        expiry_date=T0 + timedelta(hours=1),
+        accepted=True,
+        charger_status="Accepted",
+        connector_id=1,
+    )
+    local_auth_list_record(charge_point=charge_point, version=3, full=True, entries={"TAG": "Accepted"})
+    sample = SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="3000", context="Sample.Periodic")
+    started = transaction_start(
+        charge_point_id="CP-1",
+        ocpp_version="1.6",
+        start_key="k1",
+        started_at=T0,
+        connector_id=1,
+        id_tag="TAG",
+        meter_start_wh=Decimal(1000),
+        samples=[sample],
+    ).transaction
+    transaction_stop(
+        charge_point_id="CP-1",
+        ocpp_transaction_id=str(started.pk),
+        stopped_at=T0 + timedelta(hours=1),
+        action="StopTransaction",
+        payload={"transactionId": started.pk, "meterStop": 5000},
+        meter_stop_wh=Decimal(5000),
+    )
+    transaction_stop(
+        charge_point_id="CP-1",
+        ocpp_transaction_id="-1",
+        stopped_at=T0 + timedelta(hours=2),
+        action="StopTransaction",
+        payload={"transactionId": -1, "meterStop": 7000},
+        meter_stop_wh=Decimal(7000),
+    )
+    models = [IdTag, LocalAuthList, Reservation, Transaction, MeterSample, ReconciliationItem, Tariff, BillingRecord]
+    for model in models:
+        assert model in admin.site._registry, model
+        assert model.objects.exists(), model
+        changelist = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        assert ops.get(changelist).status_code == 200, changelist
+        for instance in model.objects.all():
+            assert ops.get(f"{changelist}{instance.pk}/change/").status_code == 200, instance
+
+    page = ops.get(f"/admin/chargepoints/transaction/{started.pk}/change/").content.decode()
+    record = BillingRecord.objects.get(transaction=started)
+    assert f"/admin/billing/billingrecord/{record.pk}/change/" in page
+    assert "1.20 EUR" in page  # 4 kWh at 0.30
+    assert "Sample.Periodic" in page
+    assert ops.get(f"/admin/chargepoints/chargepoint/{charge_point.pk}/change/").status_code == 200
+
+
+def test_searches_and_filters_find_sessions(ops, parked):
+    session, item = parked
+    found = ops.get("/admin/chargepoints/transaction/", {"q": str(session.pk), "status__exact": "active"})
+    assert found.status_code == 200
+    assert found.context["cl"].result_count == 1
+    assert ops.get("/admin/chargepoints/transaction/", {"q": "no-such-thing"}).context["cl"].result_count == 0
+    items = ops.get(ITEMS, {"q": "999", "state__exact": "open"})
+    assert list(items.context["cl"].result_list) == [item]
+
+
+def test_attach_shows_a_confirmation_with_the_chargers_transactions(ops, parked, register_charge_point):
+    session, item = parked
+    register_charge_point("CP-OTHER", ocpp_version="1.6")
+    other = transaction_start(
+        charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1
+    ).transaction
+
+    response = ops.post(ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk], "index": 0})
+
+    assert response.status_code == 200
+    choices = [choice for choice, _ in response.context["form"].fields["transaction"].choices if choice]
+    assert [choice.value for choice in choices] == [session.pk]
+    assert other.pk not in [choice.value for choice in choices]
+    item.refresh_from_db()
+    assert item.state == ReconciliationState.OPEN
+
+
+def test_attaching_a_parked_stop_ends_the_session_with_its_reading(ops, parked):
+    session, item = parked
+
+    response = _attach(ops, item, session)
+
+    assert response.status_code == 200
+    assert any("attached" in message for message in _messages(response))
+    item.refresh_from_db()
+    session.refresh_from_db()
+    assert (item.state, item.transaction_id, item.resolved_by_id) == (
+        ReconciliationState.ATTACHED,
+        session.pk,
+        User.objects.get(username="ops").pk,
+    )
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(4000))
+    assert session.stopped_at == T0 + timedelta(hours=1)
+
+
+def test_attaching_a_resolved_item_again_reports_the_error_and_changes_nothing(ops, parked):
+    session, item = parked
+    _attach(ops, item, session)
+    item.refresh_from_db()
+    resolved_at = item.resolved_at
+
+    response = _attach(ops, item, session)
+
+    assert any("not attached" in message and "already attached" in message for message in _messages(response))
+    item.refresh_from_db()
+    session.refresh_from_db()
+    assert (item.state, item.resolved_at) == (ReconciliationState.ATTACHED, resolved_at)
+    assert session.energy_wh == Decimal(4000)
+
+
+def test_attach_refuses_a_transaction_of_another_charger(ops, parked, register_charge_point):
+    _, item = parked
+    register_charge_point("CP-OTHER", ocpp_version="1.6")
+    other = transaction_start(
+        charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1
+    ).transaction
+
+    response = _attach(ops, item, other)
+
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    item.refresh_from_db()
+    other.refresh_from_db()
+    assert (item.state, other.status) == (ReconciliationState.OPEN, TransactionStatus.ACTIVE)
+
+
+def test_attach_wants_exactly_one_item(ops, parked):
+    session, item = parked
+    second = transaction_stop(
+        charge_point_id="CP-1",
+        ocpp_transaction_id="998",
+        stopped_at=T0,
+        action="StopTransaction",
+        payload={"transactionId": 998},
+    ).reconciliation_item
+    assert second is not None
+
+    response = ops.post(ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk, second.pk], "index": 0}, follow=True)
+
+    assert any("exactly one" in message for message in _messages(response))
+    assert ReconciliationItem.objects.filter(state=ReconciliationState.OPEN).count() == 2
+
+
+def test_discard_resolves_open_items_and_reports_those_already_resolved(ops, parked):
+    session, item = parked
+    _attach(ops, item, session)
+    open_item = transaction_stop(
+        charge_point_id="CP-1",
+        ocpp_transaction_id="-1",
+        stopped_at=T0,
+        action="StopTransaction",
+        payload={"transactionId": -1},
+    ).reconciliation_item
+    assert open_item is not None
+
+    response = ops.post(
+        ITEMS, {"action": "discard", ACTION_CHECKBOX_NAME: [item.pk, open_item.pk], "index": 0}, follow=True
+    )
+
+    shown = _messages(response)
+    assert any("Discarded 1 item" in message for message in shown)
+    assert any(f"Item {item.pk} not discarded" in message for message in shown)
+    open_item.refresh_from_db()
+    item.refresh_from_db()
+    assert (open_item.state, open_item.resolved_by_id) == (
+        ReconciliationState.DISCARDED,
+        User.objects.get(username="ops").pk,
+    )
+    assert item.state == ReconciliationState.ATTACHED
+
+
+def test_only_the_note_of_an_item_is_edited_by_hand(ops, parked):
+    _, item = parked
+
+    response = ops.post(f"{ITEMS}{item.pk}/change/", {"note": "charger lost its memory", "state": "discarded"})
+
+    assert response.status_code == 302
+    item.refresh_from_db()
+    assert (item.note, item.state) == ("charger lost its memory", ReconciliationState.OPEN)
+
+
+def test_transactions_and_billing_records_are_not_edited_by_hand(ops, parked):
+    session, _ = parked
+    assert ops.get("/admin/chargepoints/transaction/add/").status_code == 403
+    assert ops.post(f"/admin/chargepoints/transaction/{session.pk}/change/", {"id_tag": "X"}).status_code == 403
+    assert ops.get("/admin/billing/billingrecord/add/").status_code == 403
+
+
+def test_billing_records_download_as_csv(ops, parked):
+    session, item = parked
+    Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.25"), is_default=True)
+    _attach(ops, item, session)
+    record = BillingRecord.objects.get(transaction=session)
+
+    response = ops.post(
+        "/admin/billing/billingrecord/", {"action": "download_csv", ACTION_CHECKBOX_NAME: [record.pk], "index": 0}
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert len(rows) == 1
+    assert (rows[0]["charge_point_id"], rows[0]["id_tag"], rows[0]["currency"], rows[0]["total"]) == (
+        "CP-1",
+        "TAG",
+        "EUR",
+        "1.00",
+    )
+    assert rows[0]["stopped_at"] == "2025-03-01T09:00:00Z"
+
+
+def test_a_charger_tariff_is_chosen_in_the_charge_point_admin(ops, register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    Tariff.objects.create(name="Fleet", currency="EUR")
+
+    page = ops.get(f"/admin/chargepoints/chargepoint/{charge_point.pk}/change/").content.decode()
+
+    assert 'name="tariff"' in page
+    assert "/admin/autocomplete/" in page
+    assert ChargePoint.objects.get(pk=charge_point.pk).tariff is None

@@ -1,0 +1,74 @@
+"""Who may charge (id tags), local list versions and reservations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from chargepoints.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus
+from chargepoints.selectors import id_tag_authorize
+from chargepoints.services import authorization, reservations
+
+pytestmark = pytest.mark.django_db
+
+
+def test_unknown_tags_are_invalid_and_known_ones_answer_their_status():
+    IdTag.objects.create(id_tag="OK")
+    IdTag.objects.create(id_tag="BLOCKED", status=AuthorizationStatus.BLOCKED)
+    assert [id_tag_authorize(id_tag=tag).status for tag in ("OK", "ok", "BLOCKED", "NOPE")] == [
+        "Accepted",
+        "Accepted",
+        "Blocked",
+        "Invalid",
+    ]
+
+
+def test_an_accepted_tag_past_its_expiry_is_expired():
+    IdTag.objects.create(id_tag="OLD", expiry_date=timezone.now() - timedelta(days=1))
+    assert id_tag_authorize(id_tag="OLD").status == "Expired"
+
+
+def test_a_blocked_parent_blocks_its_children_and_is_named_in_the_answer():
+    parent = IdTag.objects.create(id_tag="FLEET", status=AuthorizationStatus.BLOCKED)
+    IdTag.objects.create(id_tag="CARD-1", parent=parent)
+    info = id_tag_authorize(id_tag="CARD-1")
+    assert (info.status, info.parent_id_tag) == ("Blocked", "FLEET")
+
+
+def test_a_tag_registered_with_a_token_type_matches_only_that_type():
+    IdTag.objects.create(id_tag="EMAID-1", token_type="eMAID")
+    assert id_tag_authorize(id_tag="EMAID-1", token_type="eMAID").status == "Accepted"
+    assert id_tag_authorize(id_tag="EMAID-1", token_type="ISO14443").status == "Invalid"
+
+
+def test_local_list_updates_follow_full_and_differential_semantics(register_charge_point):
+    charge_point = register_charge_point("CP-L")
+    authorization.local_auth_list_record(charge_point=charge_point, version=1, full=True, entries={"A": "Accepted", "B": "Accepted"})
+    local_list = authorization.local_auth_list_record(
+        charge_point=charge_point, version=2, entries={"B": None, "C": "Blocked"}
+    )
+    assert (local_list.version, local_list.entries) == (2, {"A": "Accepted", "C": "Blocked"})
+    assert authorization.local_auth_list_record(charge_point=charge_point, version=5).entries == local_list.entries
+
+
+def test_reservations_past_their_expiry_are_closed_and_reused_ids_replace(register_charge_point):
+    charge_point = register_charge_point("CP-R")
+    now = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    reservations.reservation_record(
+        charge_point=charge_point, reservation_id=1, id_tag="A", expiry_date=now - timedelta(minutes=1),
+        accepted=True, charger_status="Accepted", connector_id=1,
+    )
+    reservations.reservation_record(
+        charge_point=charge_point, reservation_id=2, id_tag="B", expiry_date=now + timedelta(hours=1),
+        accepted=True, charger_status="Accepted", connector_id=2,
+    )
+    assert reservations.reservations_expire(now=now) == 1
+    reservations.reservation_record(
+        charge_point=charge_point, reservation_id=2, id_tag="C", expiry_date=now + timedelta(hours=2),
+        accepted=False, charger_status="Occupied", connector_id=2,
+    )
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {1: ReservationStatus.EXPIRED, 2: ReservationStatus.REFUSED}
+    assert Reservation.objects.get(reservation_id=2).id_tag == "C"

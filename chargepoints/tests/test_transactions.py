@@ -1,0 +1,215 @@
+"""Session services: replays, out-of-order events, stops that need reconciliation, idle time."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.models import BillingRecord, Tariff
+from chargepoints.metering import Anomaly
+from chargepoints.models import ChargePoint, ReconciliationItem, ReconciliationState, Transaction, TransactionStatus
+from chargepoints.services import reconciliation, transactions
+from chargepoints.services.transactions import SampledValue
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+_charger_ids = itertools.count()
+db_settings = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def new_charger(register_charge_point, version: str = "1.6") -> str:
+    charge_point_id = f"CP-{next(_charger_ids)}"
+    register_charge_point(charge_point_id, ocpp_version=version)
+    return charge_point_id
+
+
+def start_v16(charge_point_id: str, connector_id: int = 1, id_tag: str = "TAG", meter_start: int = 1000,
+              at: datetime = T0, **extra) -> transactions.StartResult:
+    return transactions.transaction_start(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"{connector_id}|{id_tag}|{meter_start}|{at.isoformat()}",
+        started_at=at,
+        connector_id=connector_id,
+        id_tag=id_tag,
+        meter_start_wh=Decimal(meter_start),
+        **extra,
+    )
+
+
+def stop(charge_point_id: str, ocpp_transaction_id: str, meter_stop: Decimal | int, at: datetime = T0 + timedelta(hours=1),
+         **extra) -> transactions.StopResult:
+    return transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id=ocpp_transaction_id,
+        stopped_at=at,
+        action="StopTransaction",
+        payload={"transactionId": ocpp_transaction_id},
+        meter_stop_wh=Decimal(meter_stop),
+        **extra,
+    )
+
+
+starts = st.tuples(
+    st.integers(min_value=1, max_value=2), st.sampled_from(["A", "B"]), st.integers(min_value=0, max_value=3)
+)
+
+
+@db_settings
+@given(st.lists(starts, min_size=1, max_size=12))
+def test_replayed_starts_return_the_same_transaction_and_create_no_duplicate(register_charge_point, sequence):
+    charge_point_id = new_charger(register_charge_point)
+    ids = {}
+    for connector_id, id_tag, minute in sequence:
+        result = start_v16(charge_point_id, connector_id, id_tag, at=T0 + timedelta(minutes=minute))
+        assert ids.setdefault((connector_id, id_tag, minute), result.transaction.pk) == result.transaction.pk
+    assert Transaction.objects.filter(charge_point__charge_point_id=charge_point_id).count() == len(ids)
+
+
+def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: str = "Sample.Periodic") -> None:
+    at = T0 + timedelta(minutes=seq_no)
+    samples = [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
+    if kind == "Ended":
+        transactions.transaction_stop(
+            charge_point_id=charge_point_id, ocpp_transaction_id="TX", stopped_at=at, action="TransactionEvent",
+            payload={}, samples=samples, seq_no=seq_no,
+        )
+        return
+    if kind == "Updated" and transactions.transaction_update(
+        charge_point_id=charge_point_id, ocpp_transaction_id="TX", seq_no=seq_no, samples=samples
+    ):
+        return
+    transactions.transaction_start(
+        charge_point_id=charge_point_id, ocpp_version="2.0.1", start_key="TX", ocpp_transaction_id="TX",
+        started_at=at, evse_id=1, connector_id=1, authorize=False, samples=samples, seq_no=seq_no,
+    )
+
+
+@db_settings
+@given(st.lists(st.integers(min_value=1, max_value=6), max_size=10), st.randoms(use_true_random=False))
+def test_v201_events_replayed_and_reordered_before_the_end_give_one_session_and_the_same_energy(
+    register_charge_point, updates, random
+):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    events = [("Started", 0, 1000, "Transaction.Begin")] + [("Updated", n, 1000 + 100 * n, "Sample.Periodic") for n in updates]
+    random.shuffle(events)
+    for kind, seq_no, wh, context in events + events[:3]:
+        v201_event(charge_point_id, kind, seq_no, wh, context)
+    v201_event(charge_point_id, "Ended", 7, 2000, "Transaction.End")
+
+    [session] = Transaction.objects.filter(charge_point__charge_point_id=charge_point_id)
+    assert (session.status, session.meter_start_wh, session.energy_wh) == ("ended", Decimal(1000), Decimal(1000))
+    assert session.started_at == T0
+    assert not session.needs_review
+    assert not ReconciliationItem.objects.filter(charge_point=session.charge_point).exists()
+
+
+def test_a_second_stop_is_parked_and_does_not_change_the_session(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    stop(charge_point_id, str(session.pk), 5000)
+    second = stop(charge_point_id, str(session.pk), 9000)
+    assert second.reconciliation_item.reason == "already_stopped"
+    session.refresh_from_db()
+    assert (session.meter_stop_wh, session.energy_wh) == (Decimal(5000), Decimal(4000))
+    assert BillingRecord.objects.filter(transaction=session).count() == 1
+
+
+def test_attaching_a_parked_stop_ends_the_open_session_and_bills_it(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.50"), is_default=True)
+    session = start_v16(charge_point_id).transaction
+    item = stop(charge_point_id, "424242", 3000).reconciliation_item
+    reconciliation.reconciliation_item_attach(item=item, transaction=session, user_id=None)
+    session.refresh_from_db()
+    item.refresh_from_db()
+    assert (item.state, item.transaction_id) == (ReconciliationState.ATTACHED, session.pk)
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(2000))
+    assert session.billing_record.total == Decimal("1.00")
+    with pytest.raises(reconciliation.ReconciliationError):
+        reconciliation.reconciliation_item_discard(item=item, user_id=None)
+
+
+def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    charge_point = session.charge_point
+    charge_point.last_boot_at = T0 + timedelta(minutes=30)
+    charge_point.save()
+    transactions.transactions_close_after_reboot(
+        charge_point=charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=40)
+    )
+    session.refresh_from_db()
+    assert session.closed_by_csms and session.needs_review
+    result = stop(charge_point_id, str(session.pk), 4000, reason="PowerLoss")
+    assert result.reconciliation_item is None
+    session.refresh_from_db()
+    assert (session.closed_by_csms, session.stop_reason, session.energy_wh) == (False, "PowerLoss", Decimal(3000))
+    assert Anomaly.CLOSED_BY_CSMS not in session.anomalies
+    assert session.billing_record.energy_wh == Decimal(3000)
+
+
+def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    Tariff.objects.create(
+        name="Idle", currency="EUR", price_per_kwh=Decimal(0), idle_fee_per_minute=Decimal("0.10"),
+        idle_grace_minutes=10, is_default=True,
+    )
+    session = start_v16(charge_point_id).transaction
+    charge_point = session.charge_point
+    for minute, charging in ((20, False), (30, True), (40, False)):
+        transactions.transaction_charging_state_set(
+            charge_point=charge_point, connector_id=1, evse_id=None, charging=charging, at=T0 + timedelta(minutes=minute)
+        )
+    stop(charge_point_id, str(session.pk), 1000, at=T0 + timedelta(minutes=60))
+    record = BillingRecord.objects.get(transaction=session)
+    assert (record.idle_seconds, record.charging_seconds) == (30 * 60, 30 * 60)
+    assert record.total == Decimal("2.00")  # (30 idle - 10 grace) min x 0.10
+
+
+def test_a_session_without_a_tariff_gets_an_unpriced_record_for_review(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    stop(charge_point_id, str(session.pk), 2000)
+    record = BillingRecord.objects.get(transaction=session)
+    assert (record.total, record.currency, record.needs_review) == (Decimal("0.00"), "", True)
+
+
+def test_the_chargers_own_tariff_applies_while_valid_then_the_default(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.40"), is_default=True)
+    own = Tariff.objects.create(
+        name="Promo", currency="EUR", price_per_kwh=Decimal("0.20"), valid_to=T0 + timedelta(days=1)
+    )
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(tariff=own)
+    during = start_v16(charge_point_id, at=T0).transaction
+    stop(charge_point_id, str(during.pk), 11000, at=T0 + timedelta(hours=1))
+    after = start_v16(charge_point_id, at=T0 + timedelta(days=2)).transaction
+    stop(charge_point_id, str(after.pk), 11000, at=T0 + timedelta(days=2, hours=1))
+    assert BillingRecord.objects.get(transaction=during).total == Decimal("2.00")
+    assert BillingRecord.objects.get(transaction=after).total == Decimal("4.00")
+
+
+def test_session_events_reach_webhook_subscribers_in_the_same_transaction(register_charge_point):
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_subscription_create
+
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(
+            url="http://127.0.0.1:9/hooks",
+            events=["transaction.started", "transaction.ended", "billing_record.created"],
+        )
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    stop(charge_point_id, str(session.pk), 3000)
+    events = list(WebhookDelivery.objects.order_by("created_at").values_list("event_type", flat=True))
+    assert events == ["transaction.started", "transaction.ended", "billing_record.created"]
+    ended = WebhookDelivery.objects.get(event_type="transaction.ended")
+    assert '"energy_wh":2000,' in ended.body

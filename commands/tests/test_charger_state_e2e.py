@@ -1,0 +1,64 @@
+"""What the CSMS learns from commands the charger answered: reservations and local lists."""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call_result as result16
+
+from chargepoints.models import ChargePoint, LocalAuthList, Reservation, ReservationStatus
+from commands.tests.conftest import V201Charger, answering_charger
+from conftest import ahttp, ocpp_charger
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LocalListCharger = answering_charger(
+    V16Client,
+    {
+        "SendLocalList": result16.SendLocalList(status="Accepted"),
+        "GetLocalListVersion": result16.GetLocalListVersion(list_version=9),
+    },
+)
+
+
+async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="CP-RES", heartbeat_interval=60)
+    async with ocpp_charger(daphne, "2.0.1", "CP-RES", client_class=V201Charger):
+        reserve = {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "evse_id": 1,
+                   "id_token": {"id_token": "RFID-1", "type": "ISO14443"}}
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp201/CP-RES/reserve_now", method="POST", api_key=api_key, body=reserve
+        )
+        assert status == 200
+        reservation = await Reservation.objects.aget(reservation_id=3)
+        assert (reservation.status, reservation.evse_id, reservation.id_tag) == (ReservationStatus.ACTIVE, 1, "RFID-1")
+        assert reservation.expiry_date.isoformat() == "2026-05-01T12:00:00+00:00"
+
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp201/CP-RES/cancel_reservation", method="POST", api_key=api_key,
+            body={"reservation_id": 3},
+        )
+        assert status == 200
+    assert (await Reservation.objects.aget(reservation_id=3)).status == ReservationStatus.CANCELLED
+
+
+async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="CP-LL", heartbeat_interval=60)
+    async with ocpp_charger(daphne, "1.6", "CP-LL", client_class=LocalListCharger):
+        body = {"list_version": 4, "update_type": "Full", "local_authorization_list": [
+            {"id_tag": "RFID-1", "id_tag_info": {"status": "Accepted"}},
+            {"id_tag": "RFID-2", "id_tag_info": {"status": "Blocked"}},
+        ]}
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-LL/send_local_list", method="POST", api_key=api_key, body=body
+        )
+        assert status == 200
+        local_list = await LocalAuthList.objects.aget(charge_point__charge_point_id="CP-LL")
+        assert (local_list.version, local_list.entries) == (4, {"RFID-1": "Accepted", "RFID-2": "Blocked"})
+
+        status, reply = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-LL/get_local_list_version", method="POST", api_key=api_key,
+            body={},
+        )
+        assert (status, reply) == (200, {"list_version": 9})
+    assert (await LocalAuthList.objects.aget(charge_point__charge_point_id="CP-LL")).version == 9
