@@ -71,9 +71,7 @@ def price_session(terms: TariffTerms, *, energy_wh: Decimal, charging_seconds: i
         lines.append(_line(terms, "session_fee", "Session fee", Decimal(1), "session", terms.session_fee))
     if terms.idle_fee_per_minute and billable_idle_minutes:
         description = f"Idle time after {terms.idle_grace_minutes} min grace"
-        lines.append(
-            _line(terms, "idle_time", description, billable_idle_minutes, "min", terms.idle_fee_per_minute)
-        )
+        lines.append(_line(terms, "idle_time", description, billable_idle_minutes, "min", terms.idle_fee_per_minute))
     total = sum((line.amount for line in lines), Decimal(0))
     return Priced(line_items=tuple(lines), total=round_money(total, terms.currency))
 

@@ -23,11 +23,7 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
         own = Tariff.objects.filter(_valid_at(at), pk=charge_point.tariff_id).first()
         if own is not None:
             return own
-    return (
-        Tariff.objects.filter(_valid_at(at), is_default=True)
-        .order_by("-valid_from", "-created_at")
-        .first()
-    )
+    return Tariff.objects.filter(_valid_at(at), is_default=True).order_by("-valid_from", "-created_at").first()
 
 
 def billing_record_list(

@@ -7,13 +7,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from chargepoints.models import (
     ChargePoint,
@@ -114,9 +114,9 @@ class OcppMessageAdmin(admin.ModelAdmin):
         return False
 
 
-def _admin_link(obj: Any, text: object = None) -> SafeString:
+def _admin_link(obj: Model, text: str) -> SafeString:
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
-    return format_html('<a href="{}">{}</a>', url, obj if text is None else text)
+    return format_html('<a href="{}">{}</a>', url, text)
 
 
 def transaction_label(session: Transaction) -> str:
@@ -135,7 +135,7 @@ def connector_label(evse_id: int | None, connector_id: int | None) -> str:
     return connector if evse_id is None else f"EVSE {evse_id} / {connector}"
 
 
-def _changelist_link(model: type, query: str, text: str) -> SafeString:
+def _changelist_link(model: type[Model], query: str, text: str) -> SafeString:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
 
@@ -230,7 +230,7 @@ class MeterSampleInline(admin.TabularInline):
     fields = ["timestamp", "measurand", "phase", "unit", "context", "raw_value", "value", "source"]
     readonly_fields = fields
     can_delete = False
-    verbose_name_plural = f"meter samples (first {FirstRowsFormSet.limit})"
+    verbose_name_plural = f"meter samples (the first {FirstRowsFormSet.limit}; all are linked above)"
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -344,7 +344,7 @@ class TransactionAdmin(ReadOnlyAdmin):
             (_admin_link(item, f"#{item.pk} {item.get_reason_display()} ({item.get_state_display()})"),)
             for item in items
         )
-        return format_html_join(format_html("<br>"), "{}", links)
+        return format_html_join(mark_safe("<br>"), "{}", links)
 
     @admin.display(description="meter samples")
     def meter_samples_summary(self, obj: Transaction) -> SafeString:
@@ -387,16 +387,19 @@ class MeterSampleAdmin(ReadOnlyAdmin):
 
 class TransactionChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Transaction) -> str:
+        connector = connector_label(obj.evse_id, obj.connector_id)
         stopped = f" - {obj.stopped_at:%Y-%m-%d %H:%M}" if obj.stopped_at else ""
         energy = f", {obj.energy_wh} Wh" if obj.energy_wh is not None else ""
         return (
-            f"{transaction_label(obj)}: connector {connector_label(obj.evse_id, obj.connector_id)}, id tag {obj.id_tag or '-'}, "
+            f"{transaction_label(obj)}: connector {connector}, id tag {obj.id_tag or '-'}, "
             f"{obj.started_at:%Y-%m-%d %H:%M}{stopped} UTC, {obj.get_status_display()}{energy}"
         )
 
 
 class AttachForm(forms.Form):
-    transaction = TransactionChoiceField(queryset=Transaction.objects.none(), help_text="A session of the same charger.")
+    transaction = TransactionChoiceField(
+        queryset=Transaction.objects.none(), help_text="A session of the same charger."
+    )
 
     def __init__(self, *args: Any, item: ReconciliationItem, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

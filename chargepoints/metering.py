@@ -42,9 +42,7 @@ class Anomaly:
     UNPARSEABLE_VALUE = "unparseable_value"  # a sampled value that is not a number; kept raw
     CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
 
-    REVIEW = frozenset(
-        {NON_MONOTONIC_REGISTER, IMPLAUSIBLE_JUMP, ZERO_BASELINE, MISSING_BASELINE, CLOSED_BY_CSMS}
-    )
+    REVIEW = frozenset({NON_MONOTONIC_REGISTER, IMPLAUSIBLE_JUMP, ZERO_BASELINE, MISSING_BASELINE, CLOSED_BY_CSMS})
 
 
 def parse_decimal(raw: object) -> Decimal | None:

@@ -271,7 +271,7 @@ class Transaction(models.Model):
         indexes = [models.Index(fields=["charge_point", "status"]), models.Index(fields=["id_tag", "started_at"])]
 
     def __str__(self) -> str:
-        return f"transaction {self.ocpp_id} on {self.charge_point_id}"
+        return f"transaction {self.ocpp_id} on {self.charge_point}"
 
     @property
     def ocpp_id(self) -> str:
@@ -356,4 +356,4 @@ class ReconciliationItem(models.Model):
         indexes = [models.Index(fields=["state", "received_at"])]
 
     def __str__(self) -> str:
-        return f"{self.get_reason_display()} from {self.charge_point_id} ({self.state})"
+        return f"{self.get_reason_display()} from {self.charge_point} ({self.state})"

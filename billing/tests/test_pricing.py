@@ -11,7 +11,7 @@ from billing.pricing import TariffTerms, price_session
 
 prices = st.decimals(min_value=0, max_value=100, places=4, allow_nan=False, allow_infinity=False)
 fees = st.decimals(min_value=0, max_value=100, places=2, allow_nan=False, allow_infinity=False)
-energies = st.decimals(min_value=-10**6, max_value=10**7, places=3, allow_nan=False, allow_infinity=False)
+energies = st.decimals(min_value=-(10**6), max_value=10**7, places=3, allow_nan=False, allow_infinity=False)
 seconds = st.integers(min_value=-100, max_value=7 * 24 * 3600)
 terms = st.builds(
     TariffTerms,

@@ -15,7 +15,6 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from billing.models import Tariff
-
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -173,9 +172,9 @@ def charge_point_disconnect(*, charge_point_id: str, channel_name: str) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
-        cleared = ChargePoint.objects.filter(
-            charge_point_id=charge_point_id, connection_channel=channel_name
-        ).update(connection_channel="", updated_at=now)
+        cleared = ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel=channel_name).update(
+            connection_channel="", updated_at=now
+        )
         if not cleared:
             return False
         went_offline = ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=True).update(
@@ -207,7 +206,9 @@ def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime |
     at = at or timezone.now()
     with transaction.atomic():
         _mark_online(charge_point_id, at, connection_channel=channel_name)
-        ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel=channel_name).update(last_seen=at)
+        ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel=channel_name).update(
+            last_seen=at
+        )
 
 
 def charge_point_boot(
@@ -269,9 +270,7 @@ def _record_boot(
 def charge_point_heartbeat(*, charge_point_id: str) -> datetime:
     now = timezone.now()
     with transaction.atomic():
-        charge_point_pk = (
-            ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("pk", flat=True).get()
-        )
+        charge_point_pk = ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("pk", flat=True).get()
         _mark_online(charge_point_id, now)
         ChargePoint.objects.filter(pk=charge_point_pk).update(last_heartbeat=now, last_seen=now)
         Heartbeat.objects.create(charge_point_id=charge_point_pk, received_at=now)
@@ -342,9 +341,7 @@ def _connector_sessions_follow(
             charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
         )
     if status == "Available":
-        transactions_close_after_reboot(
-            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at
-        )
+        transactions_close_after_reboot(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at)
 
 
 @dataclass(frozen=True)
@@ -361,9 +358,9 @@ class LoggedFrame:
 def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
     """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped."""
     ids = dict(
-        ChargePoint.objects.filter(
-            charge_point_id__in={frame.charge_point_id for frame in frames}
-        ).values_list("charge_point_id", "pk")
+        ChargePoint.objects.filter(charge_point_id__in={frame.charge_point_id for frame in frames}).values_list(
+            "charge_point_id", "pk"
+        )
     )
     rows = [
         OcppMessage(
@@ -399,7 +396,9 @@ def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str
         with transaction.atomic():
             stale = dict(
                 ChargePoint.objects.select_for_update(skip_locked=True)
-                .filter(connected=True, heartbeat_interval=interval, last_seen__lt=now - timedelta(seconds=2 * interval))
+                .filter(
+                    connected=True, heartbeat_interval=interval, last_seen__lt=now - timedelta(seconds=2 * interval)
+                )
                 .values_list("pk", "charge_point_id")
             )
             ChargePoint.objects.filter(pk__in=stale, connected=True).update(connected=False, offline_since=now)

@@ -55,4 +55,4 @@ def _resolve(
         item.transaction = transaction
     if note:
         item.note = note
-    item.save()
+    item.save(update_fields=["state", "resolved_at", "resolved_by", "transaction", "note"])

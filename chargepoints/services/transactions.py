@@ -222,8 +222,6 @@ def transaction_stop(
         session.ended_seq_no = seq_no
         if time_spent_charging is not None:
             session.time_spent_charging = time_spent_charging
-        if _fractional(meter_stop_wh):
-            _flag(session, Anomaly.FRACTIONAL_WH)
         transaction_finish(
             session=session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, reason=reason, stop_id_tag=id_tag
         )
@@ -281,6 +279,8 @@ def transaction_finish(
     if session.idle_since is not None:
         session.idle_seconds += _seconds_between(session.idle_since, stopped_at)
         session.idle_since = None
+    if _fractional(meter_stop_wh):  # a 1.6 meterStop (integer Wh in the spec)
+        _flag(session, Anomaly.FRACTIONAL_WH)
     readings = _ledger_readings(session)
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh

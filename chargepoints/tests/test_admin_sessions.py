@@ -72,10 +72,8 @@ def _messages(response) -> list[str]:
 
 
 def _attach(ops: Client, item: ReconciliationItem, session: Transaction):
-    return ops.post(
-        ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk], "apply": "Attach", "transaction": session.pk},
-        follow=True,
-    )
+    data = {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk], "apply": "Attach", "transaction": session.pk}
+    return ops.post(ITEMS, data, follow=True)
 
 
 def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_point):
@@ -224,7 +222,9 @@ def test_attach_wants_exactly_one_item(ops, parked):
     ).reconciliation_item
     assert second is not None
 
-    response = ops.post(ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk, second.pk], "index": 0}, follow=True)
+    response = ops.post(
+        ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk, second.pk], "index": 0}, follow=True
+    )
 
     assert any("exactly one" in message for message in _messages(response))
     assert ReconciliationItem.objects.filter(state=ReconciliationState.OPEN).count() == 2
@@ -307,3 +307,36 @@ def test_a_charger_tariff_is_chosen_in_the_charge_point_admin(ops, register_char
     assert 'name="tariff"' in page
     assert "/admin/autocomplete/" in page
     assert ChargePoint.objects.get(pk=charge_point.pk).tariff is None
+
+
+def test_id_tags_are_unique_whatever_their_case(ops):
+    IdTag.objects.create(id_tag="ABC123")
+
+    response = ops.post("/admin/chargepoints/idtag/add/", {"id_tag": "abc123", "status": "Accepted"})
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors
+    assert IdTag.objects.count() == 1
+
+
+def test_a_tariff_window_must_end_after_it_starts(ops):
+    data = {
+        "name": "Night",
+        "currency": "EUR",
+        "price_per_kwh": "0.20",
+        "price_per_minute": "0",
+        "session_fee": "0",
+        "idle_grace_minutes": "0",
+        "valid_from_0": "2025-03-02",
+        "valid_from_1": "00:00:00",
+        "valid_to_0": "2025-03-01",
+        "valid_to_1": "00:00:00",
+    }
+
+    response = ops.post("/admin/billing/tariff/add/", data)
+
+    assert response.status_code == 200
+    assert not Tariff.objects.exists()
+    data["valid_to_0"] = "2025-04-01"
+    assert ops.post("/admin/billing/tariff/add/", data).status_code == 302
+    assert Tariff.objects.get().name == "Night"

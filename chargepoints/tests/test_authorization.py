@@ -45,7 +45,9 @@ def test_a_tag_registered_with_a_token_type_matches_only_that_type():
 
 def test_local_list_updates_follow_full_and_differential_semantics(register_charge_point):
     charge_point = register_charge_point("CP-L")
-    authorization.local_auth_list_record(charge_point=charge_point, version=1, full=True, entries={"A": "Accepted", "B": "Accepted"})
+    authorization.local_auth_list_record(
+        charge_point=charge_point, version=1, full=True, entries={"A": "Accepted", "B": "Accepted"}
+    )
     local_list = authorization.local_auth_list_record(
         charge_point=charge_point, version=2, entries={"B": None, "C": "Blocked"}
     )
@@ -57,17 +59,32 @@ def test_reservations_past_their_expiry_are_closed_and_reused_ids_replace(regist
     charge_point = register_charge_point("CP-R")
     now = datetime(2026, 5, 1, 10, tzinfo=UTC)
     reservations.reservation_record(
-        charge_point=charge_point, reservation_id=1, id_tag="A", expiry_date=now - timedelta(minutes=1),
-        accepted=True, charger_status="Accepted", connector_id=1,
+        charge_point=charge_point,
+        reservation_id=1,
+        id_tag="A",
+        expiry_date=now - timedelta(minutes=1),
+        accepted=True,
+        charger_status="Accepted",
+        connector_id=1,
     )
     reservations.reservation_record(
-        charge_point=charge_point, reservation_id=2, id_tag="B", expiry_date=now + timedelta(hours=1),
-        accepted=True, charger_status="Accepted", connector_id=2,
+        charge_point=charge_point,
+        reservation_id=2,
+        id_tag="B",
+        expiry_date=now + timedelta(hours=1),
+        accepted=True,
+        charger_status="Accepted",
+        connector_id=2,
     )
     assert reservations.reservations_expire(now=now) == 1
     reservations.reservation_record(
-        charge_point=charge_point, reservation_id=2, id_tag="C", expiry_date=now + timedelta(hours=2),
-        accepted=False, charger_status="Occupied", connector_id=2,
+        charge_point=charge_point,
+        reservation_id=2,
+        id_tag="C",
+        expiry_date=now + timedelta(hours=2),
+        accepted=False,
+        charger_status="Occupied",
+        connector_id=2,
     )
     statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
     assert statuses == {1: ReservationStatus.EXPIRED, 2: ReservationStatus.REFUSED}

@@ -30,8 +30,14 @@ def new_charger(register_charge_point, version: str = "1.6") -> str:
     return charge_point_id
 
 
-def start_v16(charge_point_id: str, connector_id: int = 1, id_tag: str = "TAG", meter_start: int = 1000,
-              at: datetime = T0, **extra) -> transactions.StartResult:
+def start_v16(
+    charge_point_id: str,
+    connector_id: int = 1,
+    id_tag: str = "TAG",
+    meter_start: int = 1000,
+    at: datetime = T0,
+    **extra,
+) -> transactions.StartResult:
     return transactions.transaction_start(
         charge_point_id=charge_point_id,
         ocpp_version="1.6",
@@ -44,8 +50,13 @@ def start_v16(charge_point_id: str, connector_id: int = 1, id_tag: str = "TAG", 
     )
 
 
-def stop(charge_point_id: str, ocpp_transaction_id: str, meter_stop: Decimal | int, at: datetime = T0 + timedelta(hours=1),
-         **extra) -> transactions.StopResult:
+def stop(
+    charge_point_id: str,
+    ocpp_transaction_id: str,
+    meter_stop: Decimal | int,
+    at: datetime = T0 + timedelta(hours=1),
+    **extra,
+) -> transactions.StopResult:
     return transactions.transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id=ocpp_transaction_id,
@@ -78,8 +89,13 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
     samples = [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
     if kind == "Ended":
         transactions.transaction_stop(
-            charge_point_id=charge_point_id, ocpp_transaction_id="TX", stopped_at=at, action="TransactionEvent",
-            payload={}, samples=samples, seq_no=seq_no,
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX",
+            stopped_at=at,
+            action="TransactionEvent",
+            payload={},
+            samples=samples,
+            seq_no=seq_no,
         )
         return
     if kind == "Updated" and transactions.transaction_update(
@@ -87,8 +103,16 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
     ):
         return
     transactions.transaction_start(
-        charge_point_id=charge_point_id, ocpp_version="2.0.1", start_key="TX", ocpp_transaction_id="TX",
-        started_at=at, evse_id=1, connector_id=1, authorize=False, samples=samples, seq_no=seq_no,
+        charge_point_id=charge_point_id,
+        ocpp_version="2.0.1",
+        start_key="TX",
+        ocpp_transaction_id="TX",
+        started_at=at,
+        evse_id=1,
+        connector_id=1,
+        authorize=False,
+        samples=samples,
+        seq_no=seq_no,
     )
 
 
@@ -98,7 +122,9 @@ def test_v201_events_replayed_and_reordered_before_the_end_give_one_session_and_
     register_charge_point, updates, random
 ):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
-    events = [("Started", 0, 1000, "Transaction.Begin")] + [("Updated", n, 1000 + 100 * n, "Sample.Periodic") for n in updates]
+    events = [("Started", 0, 1000, "Transaction.Begin")] + [
+        ("Updated", n, 1000 + 100 * n, "Sample.Periodic") for n in updates
+    ]
     random.shuffle(events)
     for kind, seq_no, wh, context in events + events[:3]:
         v201_event(charge_point_id, kind, seq_no, wh, context)
@@ -159,14 +185,22 @@ def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(reg
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     Tariff.objects.create(
-        name="Idle", currency="EUR", price_per_kwh=Decimal(0), idle_fee_per_minute=Decimal("0.10"),
-        idle_grace_minutes=10, is_default=True,
+        name="Idle",
+        currency="EUR",
+        price_per_kwh=Decimal(0),
+        idle_fee_per_minute=Decimal("0.10"),
+        idle_grace_minutes=10,
+        is_default=True,
     )
     session = start_v16(charge_point_id).transaction
     charge_point = session.charge_point
     for minute, charging in ((20, False), (30, True), (40, False)):
         transactions.transaction_charging_state_set(
-            charge_point=charge_point, connector_id=1, evse_id=None, charging=charging, at=T0 + timedelta(minutes=minute)
+            charge_point=charge_point,
+            connector_id=1,
+            evse_id=None,
+            charging=charging,
+            at=T0 + timedelta(minutes=minute),
         )
     stop(charge_point_id, str(session.pk), 1000, at=T0 + timedelta(minutes=60))
     record = BillingRecord.objects.get(transaction=session)

@@ -24,8 +24,12 @@ LocalListCharger = answering_charger(
 async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-RES", heartbeat_interval=60)
     async with ocpp_charger(daphne, "2.0.1", "CP-RES", client_class=V201Charger):
-        reserve = {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "evse_id": 1,
-                   "id_token": {"id_token": "RFID-1", "type": "ISO14443"}}
+        reserve = {
+            "id": 3,
+            "expiry_date_time": "2026-05-01T12:00:00Z",
+            "evse_id": 1,
+            "id_token": {"id_token": "RFID-1", "type": "ISO14443"},
+        }
         status, _ = await ahttp(
             f"{api_daphne.http_url}/api/v1/ocpp201/CP-RES/reserve_now", method="POST", api_key=api_key, body=reserve
         )
@@ -35,7 +39,9 @@ async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphn
         assert reservation.expiry_date.isoformat() == "2026-05-01T12:00:00+00:00"
 
         status, _ = await ahttp(
-            f"{api_daphne.http_url}/api/v1/ocpp201/CP-RES/cancel_reservation", method="POST", api_key=api_key,
+            f"{api_daphne.http_url}/api/v1/ocpp201/CP-RES/cancel_reservation",
+            method="POST",
+            api_key=api_key,
             body={"reservation_id": 3},
         )
         assert status == 200
@@ -45,10 +51,14 @@ async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphn
 async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-LL", heartbeat_interval=60)
     async with ocpp_charger(daphne, "1.6", "CP-LL", client_class=LocalListCharger):
-        body = {"list_version": 4, "update_type": "Full", "local_authorization_list": [
-            {"id_tag": "RFID-1", "id_tag_info": {"status": "Accepted"}},
-            {"id_tag": "RFID-2", "id_tag_info": {"status": "Blocked"}},
-        ]}
+        body = {
+            "list_version": 4,
+            "update_type": "Full",
+            "local_authorization_list": [
+                {"id_tag": "RFID-1", "id_tag_info": {"status": "Accepted"}},
+                {"id_tag": "RFID-2", "id_tag_info": {"status": "Blocked"}},
+            ],
+        }
         status, _ = await ahttp(
             f"{api_daphne.http_url}/api/v1/ocpp16/CP-LL/send_local_list", method="POST", api_key=api_key, body=body
         )
@@ -57,7 +67,9 @@ async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
         assert (local_list.version, local_list.entries) == (4, {"RFID-1": "Accepted", "RFID-2": "Blocked"})
 
         status, reply = await ahttp(
-            f"{api_daphne.http_url}/api/v1/ocpp16/CP-LL/get_local_list_version", method="POST", api_key=api_key,
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-LL/get_local_list_version",
+            method="POST",
+            api_key=api_key,
             body={},
         )
         assert (status, reply) == (200, {"list_version": 9})

@@ -241,7 +241,11 @@ async def test_v201_events_out_of_order_and_an_unknown_ended_are_handled(daphne)
     assert session.started_at.isoformat() == "2026-05-01T10:00:00+00:00"
     assert (session.meter_start_wh, session.energy_wh, session.needs_review) == (Decimal(1000), Decimal(2000), False)
     item = await ReconciliationItem.objects.aget(charge_point__charge_point_id="CP201-O")
-    assert (item.reason, item.ocpp_transaction_id, item.action) == ("unknown_transaction", "TX-NEVER-SEEN", "TransactionEvent")
+    assert (item.reason, item.ocpp_transaction_id, item.action) == (
+        "unknown_transaction",
+        "TX-NEVER-SEEN",
+        "TransactionEvent",
+    )
 
 
 async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_is_available(daphne):
@@ -268,7 +272,7 @@ async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_is
     assert "closed_by_csms" in session.anomalies
 
 
-async def test_a_start_with_a_reservation_id_consumes_the_reservation(daphne):
+async def test_a_start_with_a_reservation_id_consumes_the_reservation_and_its_time_is_stored_as_utc(daphne):
     charge_point = await register("CP16-RES")
     await Reservation.objects.acreate(
         charge_point=charge_point,
@@ -279,8 +283,12 @@ async def test_a_start_with_a_reservation_id_consumes_the_reservation(daphne):
     )
     async with ocpp_charger(daphne, "1.6", "CP16-RES") as charger:
         started = await charger.call(
-            call16.StartTransaction(connector_id=1, id_tag="RFID-R", meter_start=0, timestamp=T0, reservation_id=42)
+            call16.StartTransaction(
+                connector_id=1, id_tag="RFID-R", meter_start=0, timestamp="2026-05-01T12:00:00+02:00", reservation_id=42
+            )
         )
     reservation = await Reservation.objects.aget(reservation_id=42)
     assert reservation.status == ReservationStatus.USED
-    assert (await Transaction.objects.aget(pk=started.transaction_id)).reservation_id == reservation.pk
+    session = await Transaction.objects.aget(pk=started.transaction_id)
+    assert session.reservation_id == reservation.pk
+    assert session.started_at.isoformat() == "2026-05-01T10:00:00+00:00"  # stored as UTC

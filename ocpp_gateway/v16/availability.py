@@ -12,7 +12,6 @@ from ocpp.v16.enums import Action
 from chargepoints import services
 from ocpp_gateway.timestamps import parse_ocpp_time
 
-
 # What a connector status says about charging, for the idle time of its session (None: nothing).
 _CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False}
 

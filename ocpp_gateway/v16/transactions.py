@@ -19,6 +19,7 @@ from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
 from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
+
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
     answer: dict[str, Any] = {"status": info.status}
     if info.expiry_date is not None:
