@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from billing import selectors
 from billing.models import BillingRecord, Tariff
 from billing.serializers import BillingRecordFilterSerializer, BillingRecordSerializer, TariffSerializer
-from chargepoints.serializers import decimal_as_number
+from chargepoints.metering import wh_number
 from csms.api_errors import ApiError
 from webhooks.services import iso_utc
 
@@ -90,7 +90,7 @@ def _export_row(record: BillingRecord) -> list[Any]:
         record.duration_seconds,
         record.charging_seconds,
         record.idle_seconds,
-        decimal_as_number(record.energy_wh),
+        wh_number(record.energy_wh),
         record.currency,
         f"{record.total:.2f}",
         "true" if record.needs_review else "false",
@@ -115,10 +115,7 @@ async def _export_lines_async(records: QuerySet[BillingRecord]) -> AsyncIterator
         yield writer.writerow(_export_row(record))
 
 
-_FILTERS = extend_schema(parameters=[BillingRecordFilterSerializer])
-
-
-@extend_schema_view(list=_FILTERS)
+@extend_schema_view(list=extend_schema(parameters=[BillingRecordFilterSerializer]))
 class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     """What ended sessions cost, priced with the tariff valid at their start."""
 

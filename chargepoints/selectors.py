@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.contrib.auth.hashers import check_password
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from chargepoints.models import (
@@ -61,7 +62,8 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
     token type matches only that type.
     """
     at = at or timezone.now()
-    tag = IdTag.objects.select_related("parent").filter(id_tag__iexact=id_tag).first()
+    # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
+    tag = IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
     if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
         return IdTagInfo(status=AuthorizationStatus.INVALID)
     status = _effective_status(tag, at)

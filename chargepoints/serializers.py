@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
+from chargepoints.metering import wh_number
 from chargepoints.models import (
     AuthorizationStatus,
     ChargePoint,
@@ -129,20 +130,15 @@ class ConnectionStatusSerializer(serializers.ModelSerializer):
 # --- Numbers --------------------------------------------------------------------------------
 
 
-def decimal_as_number(value: Decimal) -> int | float:
-    """A Decimal as a JSON number: an integer when whole (10000, not 10000.0), else a float."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 @extend_schema_field(OpenApiTypes.NUMBER)
 class DecimalNumberField(serializers.DecimalField):
-    """A decimal rendered as a JSON number (never a string such as "10000.000")."""
+    """A decimal as a JSON number: 10000 when whole, 10000.5 otherwise (never "10000.000")."""
 
     def __init__(self, *, max_digits: int, decimal_places: int, **kwargs: Any) -> None:
         super().__init__(max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs)
 
-    def to_representation(self, value: Decimal) -> int | float:
-        return decimal_as_number(Decimal(value))
+    def to_representation(self, value: Decimal) -> int | float | None:
+        return wh_number(Decimal(value))
 
 
 class WattHoursField(DecimalNumberField):
@@ -277,7 +273,11 @@ class TransactionSerializer(serializers.ModelSerializer):
 
 class MeterSampleSerializer(serializers.ModelSerializer):
     value = DecimalNumberField(
-        max_digits=24, decimal_places=6, read_only=True, allow_null=True, help_text="In the base unit (Wh, W, A, V, ...)."
+        max_digits=24,
+        decimal_places=6,
+        read_only=True,
+        allow_null=True,
+        help_text="In the base unit (Wh, W, A, V, ...).",
     )
 
     class Meta:

@@ -93,11 +93,10 @@ class ChargePointViewSet(
                 ocpp_version=data.get("ocpp_version", ""),
                 lifecycle_state=data.get("lifecycle_state", "commissioned"),
                 password=data.get("password"),
+                tariff=data.get("tariff"),
             )
         except services.ChargePointAlreadyExists as exists:
             raise ApiError(409, "Conflict", str(exists), charge_point_id=exists.charge_point_id) from None
-        if data.get("tariff") is not None:
-            services.charge_point_update(charge_point=charge_point, tariff=data["tariff"])
         return Response(self.get_serializer(charge_point).data, status=status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -48,9 +48,11 @@ def charge_point_register(
     ocpp_version: str = "",
     lifecycle_state: str = LifecycleState.COMMISSIONED,
     password: str | None = None,
+    tariff: Tariff | None = None,
 ) -> ChargePoint:
     charge_point = ChargePoint(
         charge_point_id=charge_point_id,
+        tariff=tariff,
         heartbeat_interval=heartbeat_interval,
         ocpp_version=ocpp_version,
         lifecycle_state=lifecycle_state,

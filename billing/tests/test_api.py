@@ -1,0 +1,377 @@
+"""The billing API: tariffs, billing records and their CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.test import AsyncRequestFactory
+from rest_framework.test import APIClient
+
+from billing.models import BillingRecord, Tariff
+from billing.views import EXPORT_COLUMNS, BillingRecordViewSet
+from chargepoints.models import ChargePoint
+from chargepoints.services import transactions
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+_start_keys = itertools.count()
+
+
+def ended_session(
+    charge_point_id: str, *, id_tag: str = "TAG-1", at: datetime = T0, energy_wh: Decimal | int = 10000
+) -> BillingRecord:
+    """A one-hour 1.6 session that ends with its billing record."""
+    session = transactions.transaction_start(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"key-{next(_start_keys)}",
+        started_at=at,
+        connector_id=1,
+        id_tag=id_tag,
+        meter_start_wh=Decimal(1000),
+    ).transaction
+    transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id=session.ocpp_id,
+        stopped_at=at + timedelta(hours=1),
+        action="StopTransaction",
+        payload={},
+        meter_stop_wh=Decimal(1000) + Decimal(energy_wh),
+    )
+    return BillingRecord.objects.get(transaction=session)
+
+
+@pytest.fixture
+def default_tariff(db) -> Tariff:
+    return Tariff.objects.create(name="Standard", currency="EUR", price_per_kwh=Decimal("0.40"), is_default=True)
+
+
+TARIFF = {
+    "name": "Depot",
+    "currency": "eur",
+    "price_per_kwh": "0.35",
+    "price_per_minute": "0.01",
+    "session_fee": "0.50",
+    "idle_fee_per_minute": "0.10",
+    "idle_grace_minutes": 15,
+    "valid_from": "2026-01-01T00:00:00Z",
+    "valid_to": "2027-01-01T00:00:00Z",
+    "is_default": False,
+}
+
+
+# --- Tariffs ------------------------------------------------------------------------------------
+
+
+def test_a_tariff_is_created_read_changed_and_deleted(api_client):
+    created = api_client.post("/api/v1/tariffs/", TARIFF, format="json")
+    assert created.status_code == 201
+    body = created.json()
+    assert {key: body[key] for key in body if key not in ("id", "created_at", "updated_at")} == {
+        "name": "Depot",
+        "currency": "EUR",
+        "price_per_kwh": "0.3500",
+        "price_per_minute": "0.0100",
+        "session_fee": "0.50",
+        "idle_fee_per_minute": "0.1000",
+        "idle_grace_minutes": 15,
+        "valid_from": "2026-01-01T00:00:00Z",
+        "valid_to": "2027-01-01T00:00:00Z",
+        "is_default": False,
+    }
+    url = f"/api/v1/tariffs/{body['id']}"
+    assert api_client.get(url).json() == body
+    assert api_client.get("/api/v1/tariffs").json()["count"] == 1
+
+    changed = api_client.patch(url, {"idle_fee_per_minute": None, "is_default": True}, format="json")
+    assert changed.status_code == 200
+    assert (changed.json()["idle_fee_per_minute"], changed.json()["is_default"]) == (None, True)
+
+    assert api_client.delete(url + "/").status_code == 204
+    assert not Tariff.objects.exists()
+
+
+def test_a_minimal_tariff_gets_the_defaults(api_client):
+    response = api_client.post("/api/v1/tariffs/", {"name": "Free", "currency": "EUR"}, format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert (body["price_per_kwh"], body["session_fee"], body["idle_fee_per_minute"]) == ("0.0000", "0.00", None)
+    assert (body["valid_from"], body["valid_to"], body["is_default"]) == (None, None, False)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"currency": "EURO"}, "currency"),
+        ({"currency": "E1R"}, "currency"),
+        ({"currency": "€€€"}, "currency"),
+        ({"currency": ""}, "currency"),
+        ({"price_per_kwh": "-0.01"}, "price_per_kwh"),
+        ({"session_fee": "0.001"}, "session_fee"),
+        ({"idle_fee_per_minute": "-1"}, "idle_fee_per_minute"),
+        ({"idle_grace_minutes": -1}, "idle_grace_minutes"),
+        ({"valid_to": "2025-12-31T00:00:00Z"}, "valid_to"),
+        ({"valid_to": "2026-01-01T00:00:00Z"}, "valid_to"),
+        ({"name": ""}, "name"),
+    ],
+)
+def test_a_bad_tariff_is_a_400_naming_the_field(api_client, change, field):
+    response = api_client.post("/api/v1/tariffs/", {**TARIFF, **change}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert list(response.json()["details"]) == [field]
+
+
+def test_a_partial_update_checks_the_window_against_the_stored_start(api_client):
+    tariff_id = api_client.post("/api/v1/tariffs/", TARIFF, format="json").json()["id"]
+    response = api_client.patch(f"/api/v1/tariffs/{tariff_id}", {"valid_to": "2025-06-01T00:00:00Z"}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["details"]) == ["valid_to"]
+    assert api_client.patch(f"/api/v1/tariffs/{tariff_id}", {"valid_to": None}, format="json").status_code == 200
+
+
+def test_a_tariff_a_charger_uses_cannot_be_deleted(api_client, register_charge_point):
+    tariff = Tariff.objects.create(name="Depot", currency="EUR")
+    charge_point = register_charge_point("CP-1")
+    ChargePoint.objects.filter(pk=charge_point.pk).update(tariff=tariff)
+    response = api_client.delete(f"/api/v1/tariffs/{tariff.pk}")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "Conflict",
+        "message": f"Tariff {tariff.pk} is used by charge points or billing records; set its valid_to instead.",
+        "tariff_id": tariff.pk,
+    }
+    assert Tariff.objects.filter(pk=tariff.pk).exists()
+
+
+def test_a_tariff_that_priced_a_session_cannot_be_deleted(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-1")
+    ended_session("CP-1")
+    response = api_client.delete(f"/api/v1/tariffs/{default_tariff.pk}")
+    assert response.status_code == 409
+    assert response.json()["error"] == "Conflict"
+
+
+def test_unknown_tariffs_are_404(api_client):
+    for url in ("/api/v1/tariffs/999999", "/api/v1/tariffs/standard"):
+        for method in ("get", "patch", "delete"):
+            response = getattr(api_client, method)(url, {}, format="json")
+            assert response.status_code == 404, (method, url)
+            assert response.json()["error"] == "NotFound"
+
+
+# --- Billing records ----------------------------------------------------------------------------
+
+
+def test_a_billing_record_has_every_field(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+
+    response = api_client.get(f"/api/v1/billing-records/{record.pk}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body.pop("created_at").endswith("Z")
+    assert body == {
+        "id": record.pk,
+        "transaction_id": record.transaction_id,
+        "ocpp_transaction_id": str(record.transaction_id),
+        "charge_point_id": "CP-1",
+        "id_tag": "TAG-1",
+        "tariff": default_tariff.pk,
+        "currency": "EUR",
+        "energy_wh": 10000,
+        "started_at": "2026-05-01T10:00:00Z",
+        "stopped_at": "2026-05-01T11:00:00Z",
+        "duration_seconds": 3600,
+        "charging_seconds": 3600,
+        "idle_seconds": 0,
+        "line_items": [
+            {
+                "kind": "energy",
+                "description": "Energy",
+                "quantity": "10",
+                "unit": "kWh",
+                "unit_price": "0.4000",
+                "amount": "4.00",
+            }
+        ],
+        "total": "4.00",
+        "needs_review": False,
+    }
+    assert b'"energy_wh":10000,' in response.content
+
+
+def test_fractional_energy_is_a_json_float(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-1")
+    record = ended_session("CP-1", energy_wh=Decimal("10000.5"))
+    assert api_client.get(f"/api/v1/billing-records/{record.pk}/").json()["energy_wh"] == 10000.5
+
+
+def test_a_session_without_tariff_is_recorded_for_review(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+    body = api_client.get(f"/api/v1/billing-records/{record.pk}").json()
+    assert (body["tariff"], body["currency"], body["total"], body["needs_review"]) == (None, "", "0.00", True)
+
+
+@pytest.fixture
+def three_records(register_charge_point, default_tariff) -> tuple[BillingRecord, BillingRecord, BillingRecord]:
+    register_charge_point("CP-A")
+    register_charge_point("CP-B")
+    old = ended_session("CP-A", id_tag="Card-1", at=T0 - timedelta(days=1))
+    recent = ended_session("CP-A", id_tag="CARD-2", at=T0)
+    other = ended_session("CP-B", id_tag="card-1", at=T0 + timedelta(hours=2))
+    return old, recent, other
+
+
+def test_billing_records_are_listed_newest_first_and_filtered(api_client, three_records):
+    old, recent, other = three_records
+
+    def ids(query: str = "") -> list[int]:
+        response = api_client.get(f"/api/v1/billing-records{query}")
+        assert response.status_code == 200, response.json()
+        return [row["id"] for row in response.json()["results"]]
+
+    assert ids() == [other.pk, recent.pk, old.pk]
+    assert ids("?charge_point_id=CP-A") == [recent.pk, old.pk]
+    assert ids("?id_tag=CARD-1") == [other.pk, old.pk]
+    assert ids("?stopped_after=2026-05-01T11:00:00Z") == [other.pk, recent.pk]
+    assert ids("?stopped_before=2026-05-01T11:00:00Z") == [old.pk]
+    assert ids("?charge_point_id=CP-A&id_tag=card-1") == [old.pk]
+
+
+@pytest.mark.parametrize("param", ["stopped_after", "stopped_before"])
+def test_a_bad_billing_record_filter_is_a_400_naming_it(api_client, param):
+    for url in ("/api/v1/billing-records", "/api/v1/billing-records/export"):
+        response = api_client.get(f"{url}?{param}=last-week")
+        assert response.status_code == 400, url
+        assert response.json()["error"] == "ValidationError"
+        assert list(response.json()["details"]) == [param]
+
+
+def test_unknown_billing_records_are_404_and_records_are_read_only(api_client):
+    for url in ("/api/v1/billing-records/999999", "/api/v1/billing-records/abc"):
+        response = api_client.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["error"] == "NotFound"
+    assert api_client.post("/api/v1/billing-records/", {}, format="json").status_code == 405
+
+
+# --- CSV export ---------------------------------------------------------------------------------
+
+
+def csv_rows(response) -> list[list[str]]:
+    assert response.streaming
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_the_export_is_a_csv_attachment_with_one_row_per_record(api_client, three_records):
+    old, recent, other = three_records
+
+    response = api_client.get("/api/v1/billing-records/export")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="billing-records.csv"'
+    rows = csv_rows(response)
+    assert (
+        rows[0]
+        == EXPORT_COLUMNS
+        == [
+            "id",
+            "transaction_id",
+            "ocpp_transaction_id",
+            "charge_point_id",
+            "id_tag",
+            "started_at",
+            "stopped_at",
+            "duration_seconds",
+            "charging_seconds",
+            "idle_seconds",
+            "energy_wh",
+            "currency",
+            "total",
+            "needs_review",
+        ]
+    )
+    assert [int(row[0]) for row in rows[1:]] == [other.pk, recent.pk, old.pk]
+    assert rows[2] == [
+        str(recent.pk),
+        str(recent.transaction_id),
+        str(recent.transaction_id),
+        "CP-A",
+        "CARD-2",
+        "2026-05-01T10:00:00Z",
+        "2026-05-01T11:00:00Z",
+        "3600",
+        "3600",
+        "0",
+        "10000",
+        "EUR",
+        "4.00",
+        "false",
+    ]
+
+
+def test_the_export_takes_the_list_filters(api_client, three_records):
+    old, _, other = three_records
+    for url in ("/api/v1/billing-records/export/?id_tag=card-1", "/api/v1/billing-records/export?id_tag=card-1"):
+        rows = csv_rows(api_client.get(url))
+        assert [int(row[0]) for row in rows[1:]] == [other.pk, old.pk]
+    only_header = csv_rows(api_client.get("/api/v1/billing-records/export?charge_point_id=NOBODY"))
+    assert only_header == [EXPORT_COLUMNS]
+
+
+def test_the_export_answers_an_accept_text_csv_request(api_client, three_records):
+    response = api_client.get("/api/v1/billing-records/export", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert len(csv_rows(response)) == 4
+
+
+def test_the_export_writes_fractional_energy_as_a_plain_number(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-1")
+    ended_session("CP-1", energy_wh=Decimal("10000.5"))
+    row = csv_rows(api_client.get("/api/v1/billing-records/export"))[1]
+    assert row[EXPORT_COLUMNS.index("energy_wh")] == "10000.5"
+
+
+def test_export_cells_a_spreadsheet_would_run_as_formulas_are_quoted(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-1")
+    ended_session("CP-1", id_tag="=HYPERLINK(x)")
+    row = csv_rows(api_client.get("/api/v1/billing-records/export"))[1]
+    assert row[EXPORT_COLUMNS.index("id_tag")] == "'=HYPERLINK(x)"
+
+
+def test_the_export_needs_an_api_key(db):
+    for client in (APIClient(), APIClient(HTTP_AUTHORIZATION="Bearer dyn_not-a-real-key")):
+        response = client.get("/api/v1/billing-records/export")
+        assert response.status_code == 401
+        assert response["Content-Type"] == "application/json"
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_under_asgi_the_export_streams_from_an_async_iterator(api_key, three_records):
+    """Django buffers a synchronous iterator whole when served over ASGI (daphne)."""
+    request = AsyncRequestFactory().get(
+        "/api/v1/billing-records/export", headers={"Authorization": f"Bearer {api_key}"}
+    )
+
+    response = BillingRecordViewSet.as_view({"get": "export"})(request)
+
+    assert response.status_code == 200
+    assert response.is_async
+
+    async def read() -> bytes:
+        return b"".join([chunk async for chunk in response.streaming_content])
+
+    rows = list(csv.reader(io.StringIO(async_to_sync(read)().decode())))
+    assert rows[0] == EXPORT_COLUMNS
+    assert len(rows) == 4

@@ -1,0 +1,406 @@
+"""The sessions API: id tags, transactions and their meter values, a charger's tariff."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing.models import Tariff
+from chargepoints.models import ChargePoint, IdTag, Reservation, Transaction
+from chargepoints.services import transactions
+from chargepoints.services.transactions import SampledValue
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+_start_keys = itertools.count()
+
+
+def start(
+    charge_point_id: str, *, at: datetime = T0, id_tag: str = "TAG-1", meter_start: int = 1000, **extra
+) -> Transaction:
+    return transactions.transaction_start(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"key-{next(_start_keys)}",
+        started_at=at,
+        connector_id=1,
+        id_tag=id_tag,
+        meter_start_wh=Decimal(meter_start),
+        **extra,
+    ).transaction
+
+
+def stop(session: Transaction, *, meter_stop: int, at: datetime | None = None) -> Transaction:
+    return transactions.transaction_stop(
+        charge_point_id=session.charge_point.charge_point_id,
+        ocpp_transaction_id=session.ocpp_id,
+        stopped_at=at or session.started_at + timedelta(hours=1),
+        action="StopTransaction",
+        payload={},
+        meter_stop_wh=Decimal(meter_stop),
+        reason="Local",
+        id_tag=session.id_tag,
+    ).transaction
+
+
+@pytest.fixture
+def default_tariff(db) -> Tariff:
+    return Tariff.objects.create(name="Standard", currency="EUR", price_per_kwh=Decimal("0.40"), is_default=True)
+
+
+# --- Id tags ------------------------------------------------------------------------------------
+
+
+def test_an_id_tag_is_created_read_changed_and_deleted(api_client):
+    created = api_client.post(
+        "/api/v1/id-tags/",
+        {"id_tag": "CARD-0001", "token_type": "ISO14443", "expiry_date": "2027-01-01T00:00:00Z", "description": "Van"},
+        format="json",
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert {key: body[key] for key in body if key not in ("created_at", "updated_at")} == {
+        "id_tag": "CARD-0001",
+        "token_type": "ISO14443",
+        "status": "Accepted",
+        "expiry_date": "2027-01-01T00:00:00Z",
+        "parent_id_tag": None,
+        "description": "Van",
+    }
+    assert api_client.get("/api/v1/id-tags/CARD-0001").json() == body
+    assert api_client.get("/api/v1/id-tags").json()["count"] == 1
+
+    changed = api_client.patch("/api/v1/id-tags/CARD-0001/", {"status": "Blocked"}, format="json")
+    assert changed.status_code == 200
+    assert changed.json()["status"] == "Blocked"
+    assert IdTag.objects.get().status == "Blocked"
+
+    assert api_client.delete("/api/v1/id-tags/CARD-0001").status_code == 204
+    assert not IdTag.objects.exists()
+
+
+def test_an_id_tag_is_found_whatever_the_case_of_the_url(api_client):
+    IdTag.objects.create(id_tag="Card-A")
+    for url in ("/api/v1/id-tags/card-a", "/api/v1/id-tags/CARD-A/"):
+        response = api_client.get(url)
+        assert response.status_code == 200, url
+        assert response.json()["id_tag"] == "Card-A"
+
+
+def test_an_id_tag_differing_only_in_case_is_a_conflict(api_client):
+    IdTag.objects.create(id_tag="CARD-A")
+    response = api_client.post("/api/v1/id-tags/", {"id_tag": "card-a"}, format="json")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "Conflict",
+        "message": "Id tag 'card-a' is already registered (id tags ignore case).",
+        "id_tag": "card-a",
+    }
+    assert IdTag.objects.count() == 1
+
+
+def test_renaming_an_id_tag_onto_another_is_a_conflict(api_client):
+    IdTag.objects.create(id_tag="CARD-A")
+    IdTag.objects.create(id_tag="CARD-B")
+    response = api_client.patch("/api/v1/id-tags/CARD-B", {"id_tag": "Card-A"}, format="json")
+    assert response.status_code == 409
+    assert response.json()["error"] == "Conflict"
+    assert sorted(IdTag.objects.values_list("id_tag", flat=True)) == ["CARD-A", "CARD-B"]
+
+
+def test_the_parent_is_named_by_its_id_tag_in_any_case(api_client):
+    IdTag.objects.create(id_tag="FLEET-1")
+    response = api_client.post("/api/v1/id-tags", {"id_tag": "CARD-1", "parent_id_tag": "fleet-1"}, format="json")
+    assert response.status_code == 201
+    assert response.json()["parent_id_tag"] == "FLEET-1"
+    assert IdTag.objects.get(id_tag="CARD-1").parent.id_tag == "FLEET-1"
+    cleared = api_client.patch("/api/v1/id-tags/CARD-1", {"parent_id_tag": None}, format="json")
+    assert cleared.json()["parent_id_tag"] is None
+
+
+def test_an_unknown_parent_is_a_400_naming_the_field(api_client):
+    response = api_client.post("/api/v1/id-tags/", {"id_tag": "CARD-1", "parent_id_tag": "NOBODY"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert response.json()["details"] == {"parent_id_tag": ["No id tag 'NOBODY' is registered."]}
+
+
+def test_an_id_tag_cannot_be_its_own_parent(api_client):
+    IdTag.objects.create(id_tag="CARD-1")
+    response = api_client.patch("/api/v1/id-tags/CARD-1", {"parent_id_tag": "card-1"}, format="json")
+    assert response.status_code == 400
+    assert "parent_id_tag" in response.json()["details"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"status": "Accepted"}, "id_tag"),
+        ({"id_tag": ""}, "id_tag"),
+        ({"id_tag": "HAS SPACE"}, "id_tag"),
+        ({"id_tag": " LEADING"}, "id_tag"),
+        ({"id_tag": "X" * 37}, "id_tag"),
+        ({"id_tag": "CARD-1", "status": "ConcurrentTx"}, "status"),
+        ({"id_tag": "CARD-1", "token_type": "Barcode"}, "token_type"),
+        ({"id_tag": "CARD-1", "expiry_date": "next year"}, "expiry_date"),
+        ({"id_tag": "CARD-1", "parent_id_tag": 7}, "parent_id_tag"),
+    ],
+)
+def test_a_bad_id_tag_body_is_a_400_naming_the_field(api_client, body, field):
+    response = api_client.post("/api/v1/id-tags/", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert field in response.json()["details"]
+
+
+def test_a_36_character_id_token_is_accepted(api_client):
+    assert api_client.post("/api/v1/id-tags/", {"id_tag": "X" * 36}, format="json").status_code == 201
+
+
+def test_unknown_id_tags_are_404(api_client):
+    for method in ("get", "patch", "put", "delete"):
+        response = getattr(api_client, method)("/api/v1/id-tags/NOPE", {}, format="json")
+        assert response.status_code == 404, method
+        assert response.json() == {"error": "NotFound", "message": "Id tag 'NOPE' is not registered.", "id_tag": "NOPE"}
+
+
+def test_deleting_a_parent_keeps_its_children(api_client):
+    fleet = IdTag.objects.create(id_tag="FLEET-1")
+    IdTag.objects.create(id_tag="CARD-1", parent=fleet)
+    assert api_client.delete("/api/v1/id-tags/FLEET-1").status_code == 204
+    assert api_client.get("/api/v1/id-tags/CARD-1").json()["parent_id_tag"] is None
+
+
+# --- Transactions -------------------------------------------------------------------------------
+
+
+def test_an_ended_session_has_every_field_and_its_billing_summary(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    Reservation.objects.create(
+        charge_point=ChargePoint.objects.get(),
+        reservation_id=7,
+        connector_id=1,
+        id_tag="TAG-1",
+        expiry_date=T0 + timedelta(hours=1),
+    )
+    session = stop(start("CP-1", reservation_id=7, remote_start_id=42), meter_stop=11000)
+
+    response = api_client.get(f"/api/v1/transactions/{session.pk}")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": session.pk,
+        "transaction_id": str(session.pk),
+        "charge_point_id": "CP-1",
+        "ocpp_version": "1.6",
+        "evse_id": None,
+        "connector_id": 1,
+        "id_tag": "TAG-1",
+        "id_tag_status": "Invalid",
+        "stop_id_tag": "TAG-1",
+        "status": "ended",
+        "started_at": "2026-05-01T10:00:00Z",
+        "stopped_at": "2026-05-01T11:00:00Z",
+        "meter_start_wh": 1000,
+        "meter_stop_wh": 11000,
+        "energy_wh": 10000,
+        "stop_reason": "Local",
+        "closed_by_csms": False,
+        "idle_seconds": 0,
+        "reservation_id": 7,
+        "remote_start_id": 42,
+        "anomalies": [],
+        "needs_review": False,
+        "billing_record": {"id": session.billing_record.pk, "currency": "EUR", "total": "4.00"},
+    }
+    assert b'"energy_wh":10000,' in response.content
+
+
+def test_fractional_energy_is_a_json_float_and_a_201_session_keeps_its_own_id(api_client, register_charge_point):
+    charge_point = register_charge_point("CP-1", ocpp_version="2.0.1")
+    session = Transaction.objects.create(
+        charge_point=charge_point,
+        ocpp_version="2.0.1",
+        ocpp_transaction_id="c0ffee-42",
+        start_key="c0ffee-42",
+        evse_id=1,
+        connector_id=1,
+        started_at=T0,
+        meter_start_wh=Decimal("0.500"),
+        energy_wh=Decimal("10000.500"),
+        anomalies=["fractional_wh"],
+    )
+    body = api_client.get(f"/api/v1/transactions/{session.pk}/").json()
+    assert (body["transaction_id"], body["status"], body["stopped_at"]) == ("c0ffee-42", "active", None)
+    assert body["meter_start_wh"] == 0.5
+    assert body["energy_wh"] == 10000.5
+    assert body["meter_stop_wh"] is None
+    assert body["reservation_id"] is None
+    assert body["billing_record"] is None
+    assert body["anomalies"] == ["fractional_wh"]
+
+
+def test_transactions_are_listed_newest_first_and_filtered(api_client, register_charge_point, default_tariff):
+    register_charge_point("CP-A")
+    register_charge_point("CP-B")
+    old = stop(start("CP-A", at=T0 - timedelta(days=1)), meter_stop=2000)
+    active = start("CP-A", at=T0)
+    other = stop(start("CP-B", at=T0 + timedelta(hours=2)), meter_stop=3000)
+
+    def ids(query: str = "") -> list[int]:
+        response = api_client.get(f"/api/v1/transactions/{query}")
+        assert response.status_code == 200, response.json()
+        return [row["id"] for row in response.json()["results"]]
+
+    assert ids() == [other.pk, active.pk, old.pk]
+    assert ids("?charge_point_id=CP-A") == [active.pk, old.pk]
+    assert ids("?charge_point_id=NOBODY") == []
+    assert ids("?status=active") == [active.pk]
+    assert ids("?status=ended") == [other.pk, old.pk]
+    assert ids("?started_after=2026-05-01T10:00:00Z") == [other.pk, active.pk]
+    assert ids("?started_before=2026-05-01T10:00:00Z") == [old.pk]
+    assert ids("?started_after=2026-05-01T11:00:00%2B02:00&started_before=2026-05-01T12:00:00Z") == [active.pk]
+    assert ids("?charge_point_id=CP-A&status=ended") == [old.pk]
+    assert ids("?status=&started_after=") == [other.pk, active.pk, old.pk]
+
+
+@pytest.mark.parametrize(
+    ("query", "param"),
+    [
+        ("status=running", "status"),
+        ("started_after=yesterday", "started_after"),
+        ("started_before=2026-13-01T00:00:00Z", "started_before"),
+    ],
+)
+def test_a_bad_transaction_filter_is_a_400_naming_it(api_client, query, param):
+    response = api_client.get(f"/api/v1/transactions/?{query}")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert list(response.json()["details"]) == [param]
+
+
+def test_unknown_transactions_are_404(api_client):
+    for url in (
+        "/api/v1/transactions/999999",
+        "/api/v1/transactions/not-a-number",
+        "/api/v1/transactions/99999999999999999999999",
+        "/api/v1/transactions/999999/meter-values",
+    ):
+        response = api_client.get(url)
+        assert response.status_code == 404, url
+        assert response.json()["error"] == "NotFound"
+
+
+def test_transactions_are_read_only(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    session = start("CP-1")
+    assert api_client.post("/api/v1/transactions/", {}, format="json").status_code == 405
+    assert api_client.delete(f"/api/v1/transactions/{session.pk}").status_code == 405
+
+
+def test_meter_values_are_every_sample_as_received_with_its_base_unit_value(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    session = start(
+        "CP-1",
+        samples=[SampledValue(timestamp=T0, raw_value="1.5", unit="kWh", context="Transaction.Begin")],
+    )
+    transactions.meter_values_record(
+        charge_point_id="CP-1",
+        ocpp_transaction_id=session.ocpp_id,
+        connector_id=1,
+        samples=[
+            SampledValue(timestamp=T0 + timedelta(minutes=5), raw_value="2500.25"),
+            SampledValue(
+                timestamp=T0 + timedelta(minutes=5),
+                raw_value="7.2",
+                measurand="Power.Active.Import",
+                unit="kW",
+                phase="L1",
+                location="Outlet",
+                context="Sample.Periodic",
+            ),
+        ],
+    )
+
+    response = api_client.get(f"/api/v1/transactions/{session.pk}/meter-values/")
+
+    assert response.status_code == 200
+    samples = response.json()
+    assert [(s["measurand"], s["raw_value"], s["unit"], s["value"], s["source"]) for s in samples] == [
+        ("Energy.Active.Import.Register", "1.5", "kWh", 1500, "TransactionStart"),
+        ("Energy.Active.Import.Register", "2500.25", "Wh", 2500.25, "MeterValues"),
+        ("Power.Active.Import", "7.2", "kW", 7200, "MeterValues"),
+    ]
+    assert samples[2] == {
+        "timestamp": "2026-05-01T10:05:00Z",
+        "measurand": "Power.Active.Import",
+        "phase": "L1",
+        "unit": "kW",
+        "multiplier": 0,
+        "context": "Sample.Periodic",
+        "location": "Outlet",
+        "format": "",
+        "raw_value": "7.2",
+        "signed_data": None,
+        "value": 7200,
+        "source": "MeterValues",
+    }
+
+
+def test_a_session_without_samples_has_an_empty_meter_values_list(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    session = start("CP-1")
+    assert api_client.get(f"/api/v1/transactions/{session.pk}/meter-values").json() == []
+
+
+# --- A charger's tariff and history ----------------------------------------------------------
+
+
+def test_a_charger_gets_and_loses_its_own_tariff(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    tariff = Tariff.objects.create(name="Depot", currency="EUR", price_per_kwh=Decimal("0.25"))
+    assert api_client.get("/api/v1/chargepoints/CP-1").json()["tariff"] is None
+
+    response = api_client.patch("/api/v1/chargepoints/CP-1", {"tariff": tariff.pk}, format="json")
+    assert response.status_code == 200
+    assert response.json()["tariff"] == tariff.pk
+    assert ChargePoint.objects.get().tariff == tariff
+
+    unchanged = api_client.patch("/api/v1/chargepoints/CP-1", {"heartbeat_interval": 90}, format="json")
+    assert unchanged.json()["tariff"] == tariff.pk
+
+    cleared = api_client.patch("/api/v1/chargepoints/CP-1", {"tariff": None}, format="json")
+    assert cleared.json()["tariff"] is None
+    assert ChargePoint.objects.get().tariff is None
+
+
+def test_a_charger_can_be_registered_with_a_tariff(api_client):
+    tariff = Tariff.objects.create(name="Depot", currency="EUR")
+    response = api_client.post("/api/v1/chargepoints/", {"charge_point_id": "CP-1", "tariff": tariff.pk}, format="json")
+    assert response.status_code == 201
+    assert response.json()["tariff"] == tariff.pk
+    assert ChargePoint.objects.get().tariff == tariff
+
+
+def test_an_unknown_tariff_is_a_400_naming_the_field(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.patch("/api/v1/chargepoints/CP-1", {"tariff": 999999}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["details"]) == ["tariff"]
+
+
+def test_a_charger_with_sessions_cannot_be_deleted(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    start("CP-1")
+    response = api_client.delete("/api/v1/chargepoints/CP-1")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "Conflict",
+        "message": "Charge point 'CP-1' has transactions or reconciliation items; decommission it instead.",
+        "charge_point_id": "CP-1",
+    }
+    assert ChargePoint.objects.filter(charge_point_id="CP-1").exists()
