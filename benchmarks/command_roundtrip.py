@@ -12,79 +12,34 @@ Phase "concurrent": CHARGERS chargers, one client thread per charger, COMMANDS t
 Bounded: stops after the given number of commands or --max-seconds, whichever comes first.
 """
 
+# ruff: noqa: I001  (harness must be imported before Django is used)
 from __future__ import annotations
 
 import argparse
 import asyncio
 import http.client
 import json
-import os
-import platform
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dynamo_csms_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
-os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
+from harness import MACHINE, ROOT, percentiles, start_daphne  # also sets up Django on the benchmark database
 
+from django.core.management import call_command
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call_result
+from websockets.asyncio.client import connect
 
-def _ensure_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-_ensure_database()
-
-import django  # noqa: E402
-
-django.setup()
-
-from django.core.management import call_command  # noqa: E402
-from ocpp.routing import on  # noqa: E402
-from ocpp.v16 import ChargePoint as V16Client  # noqa: E402
-from ocpp.v16 import call_result  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
-
-from chargepoints.models import ChargePoint  # noqa: E402
-from commands.models import Command  # noqa: E402
-from csms.api_keys import api_key_create  # noqa: E402
+from chargepoints.models import ChargePoint
+from commands.models import Command
+from csms.api_keys import api_key_create
 
 
 class ResettableCharger(V16Client):
     @on("Reset")
     def on_reset(self, **_: object) -> call_result.Reset:
         return call_result.Reset(status="Accepted")
-
-
-def start_daphne(port: int, var_dir: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
-    with open(Path(var_dir) / f"daphne-{port}.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "csms.asgi:application"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"daphne on {port} did not start")
 
 
 def post_commands(port: int, key: str, charge_point_id: str, count: int, stop_at: float) -> list[float]:
@@ -108,19 +63,7 @@ def post_commands(port: int, key: str, charge_point_id: str, count: int, stop_at
 
 
 def summarize(latencies: list[float], seconds: float) -> dict[str, float]:
-    ordered = sorted(latencies)
-
-    def pct(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
-
-    return {
-        "commands": len(ordered),
-        "p50_ms": pct(0.50),
-        "p95_ms": pct(0.95),
-        "p99_ms": pct(0.99),
-        "mean_ms": round(statistics.fmean(ordered), 2),
-        "commands_per_s": round(len(ordered) / seconds, 1),
-    }
+    return {"commands": len(latencies), **percentiles(latencies), "commands_per_s": round(len(latencies) / seconds, 1)}
 
 
 def prepare(chargers: int) -> tuple[list[str], str]:
@@ -170,7 +113,7 @@ async def run(args: argparse.Namespace, ids: list[str], key: str) -> dict[str, o
     return {
         "benchmark": "command_roundtrip",
         "path": "HTTP POST on daphne B -> channel layer (Redis) -> consumer on daphne A -> OCPP charger -> back",
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": MACHINE,
         "idle": idle_summary,
         f"concurrent_{len(ids)}_chargers": concurrent_summary,
     }

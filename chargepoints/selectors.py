@@ -91,7 +91,7 @@ def transaction_list(
     started_after: datetime | None = None,
     started_before: datetime | None = None,
 ) -> QuerySet[Transaction]:
-    transactions = Transaction.objects.select_related("charge_point")
+    transactions = Transaction.objects.select_related("charge_point", "reservation", "billing_record")
     if charge_point_id:
         transactions = transactions.filter(charge_point__charge_point_id=charge_point_id)
     if status:

@@ -149,11 +149,10 @@ def transaction_update(
     Returns None when the session is unknown (the caller opens it).
     """
     with db_transaction.atomic():
-        charge_point = _locked_charge_point(charge_point_id)
-        session = _transaction_for(charge_point, ocpp_transaction_id)
+        session = _transaction_for(charge_point_id, ocpp_transaction_id)
         if session is None or _seen(session, seq_no):
             return session
-        _samples_store(charge_point, session, samples, source="TransactionEvent")
+        _samples_store(session.charge_point, session, samples, source="TransactionEvent")
         if charging is not None and at is not None and session.status == TransactionStatus.ACTIVE:
             _charging_state_apply(session, charging=charging, at=at)
         if time_spent_charging is not None:
@@ -172,8 +171,8 @@ def meter_values_record(
 ) -> Transaction | None:
     """Store MeterValues; they belong to the named session, or to none (kept all the same)."""
     with db_transaction.atomic():
-        charge_point = _locked_charge_point(charge_point_id)
-        session = _transaction_for(charge_point, ocpp_transaction_id) if ocpp_transaction_id else None
+        session = _transaction_for(charge_point_id, ocpp_transaction_id) if ocpp_transaction_id else None
+        charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
         _samples_store(charge_point, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id)
         if session is not None:
             session.save()
@@ -203,13 +202,13 @@ def transaction_stop(
     A session the CSMS closed itself (reboot) takes the charger's late stop as the real one.
     """
     with db_transaction.atomic():
-        charge_point = _locked_charge_point(charge_point_id)
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
+        session = _transaction_for(charge_point_id, ocpp_transaction_id)
+        charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
         park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop_wh, stopped_at, reason, id_tag)
         if ocpp_transaction_id.lstrip("-").isdigit() and int(ocpp_transaction_id) < 0:
             _samples_store(charge_point, None, samples, source=action)
             return StopResult(None, info, park(ReconciliationReason.INVALID_TRANSACTION_ID))
-        session = _transaction_for(charge_point, ocpp_transaction_id)
         if session is None:
             _samples_store(charge_point, None, samples, source=action)
             return StopResult(None, info, park(ReconciliationReason.UNKNOWN_TRANSACTION))
@@ -324,19 +323,22 @@ def transaction_event_data(session: Transaction) -> dict[str, Any]:
 
 
 def _locked_charge_point(charge_point_id: str) -> ChargePoint:
-    """The charger's row, locked: one charger's session writes are serialised (replays race)."""
+    """The charger's row, locked: two copies of one start (a replay racing the original) are
+    serialised, so the second finds the session the first opened."""
     return ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
 
 
-def _transaction_for(charge_point: ChargePoint, ocpp_transaction_id: str) -> Transaction | None:
-    """The session a charger names: our integer id (1.6) or its own transactionId (2.0.1)."""
+def _transaction_for(charge_point_id: str, ocpp_transaction_id: str) -> Transaction | None:
+    """The session a charger names (our integer id in 1.6, its own transactionId in 2.0.1), locked:
+    messages about one session are applied one at a time."""
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
     if ocpp_transaction_id.isdigit():
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
     return (
-        Transaction.objects.select_for_update()
+        Transaction.objects.select_for_update(of=("self",))
         .select_related("charge_point")
-        .filter(by_id, charge_point=charge_point)
+        .filter(by_id, charge_point__charge_point_id=charge_point_id)
+        .order_by()
         .first()
     )
 

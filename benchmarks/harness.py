@@ -1,0 +1,83 @@
+"""What the benchmarks share: the benchmark database, Django, daphne processes, percentiles.
+
+Import it first: it points Django at PostgreSQL + Redis on loopback (override with
+DATABASE_URL / REDIS_URL) and creates the benchmark database if it is missing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dynamo_csms_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/8")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
+os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
+
+
+def _ensure_database() -> None:
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+_ensure_database()
+
+import django  # noqa: E402
+
+django.setup()
+
+MACHINE = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def start_daphne(port: int, var_dir: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
+    with open(Path(var_dir) / f"daphne-{port}.log", "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "csms.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"daphne on {port} did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentiles(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2)
+
+    return {
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(statistics.fmean(ordered), 2),
+    }
