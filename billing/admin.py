@@ -1,35 +1,14 @@
 from __future__ import annotations
 
-import csv
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from billing import export
 from billing.models import BillingRecord, Tariff
 from chargepoints.admin import transaction_link
-from webhooks.services import iso_utc
-
-CSV_COLUMNS = [
-    "id",
-    "transaction_id",
-    "ocpp_transaction_id",
-    "charge_point_id",
-    "id_tag",
-    "tariff",
-    "currency",
-    "energy_wh",
-    "started_at",
-    "stopped_at",
-    "duration_seconds",
-    "charging_seconds",
-    "idle_seconds",
-    "total",
-    "needs_review",
-]
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -120,35 +99,7 @@ class BillingRecordAdmin(admin.ModelAdmin):
 
     @admin.action(description="Download selected as CSV", permissions=["view"])
     def download_csv(self, request: HttpRequest, queryset: QuerySet[BillingRecord]) -> HttpResponse:
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        records = queryset.select_related("transaction", "tariff").order_by("stopped_at", "id")
+        response = HttpResponse(export.lines(records), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="billing-records.csv"'
-        writer = csv.writer(response)
-        writer.writerow(CSV_COLUMNS)
-        for record in queryset.select_related("transaction", "tariff").order_by("stopped_at", "id"):
-            writer.writerow(_csv_row(record))
         return response
-
-
-def _csv_row(record: BillingRecord) -> list[Any]:
-    return [
-        record.pk,
-        record.transaction_id,
-        _text(record.transaction.ocpp_id),
-        _text(record.charge_point_identity),
-        _text(record.id_tag),
-        _text(record.tariff.name if record.tariff else ""),
-        record.currency,
-        record.energy_wh,
-        iso_utc(record.started_at),
-        iso_utc(record.stopped_at),
-        record.duration_seconds,
-        record.charging_seconds,
-        record.idle_seconds,
-        record.total,
-        record.needs_review,
-    ]
-
-
-def _text(value: str) -> str:
-    """Id tags and ids come from chargers: keep a spreadsheet from reading one as a formula."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
@@ -23,7 +23,11 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
         own = Tariff.objects.filter(_valid_at(at), pk=charge_point.tariff_id).first()
         if own is not None:
             return own
-    return Tariff.objects.filter(_valid_at(at), is_default=True).order_by("-valid_from", "-created_at").first()
+    return (
+        Tariff.objects.filter(_valid_at(at), is_default=True)
+        .order_by(F("valid_from").desc(nulls_last=True), "-created_at")
+        .first()
+    )
 
 
 def billing_record_list(

@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import csv
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
-
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import ProtectedError, QuerySet
 from django.http import StreamingHttpResponse
@@ -14,12 +10,10 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
-from billing import selectors
+from billing import export, selectors
 from billing.models import BillingRecord, Tariff
 from billing.serializers import BillingRecordFilterSerializer, BillingRecordSerializer, TariffSerializer
-from chargepoints.metering import wh_number
 from csms.api_errors import ApiError
-from webhooks.services import iso_utc
 
 
 class TariffViewSet(viewsets.ModelViewSet):
@@ -48,71 +42,7 @@ class TariffViewSet(viewsets.ModelViewSet):
             ) from None
 
 
-EXPORT_COLUMNS = [
-    "id",
-    "transaction_id",
-    "ocpp_transaction_id",
-    "charge_point_id",
-    "id_tag",
-    "started_at",
-    "stopped_at",
-    "duration_seconds",
-    "charging_seconds",
-    "idle_seconds",
-    "energy_wh",
-    "currency",
-    "total",
-    "needs_review",
-]
-
-
-class _Echo:
-    """A file for ``csv.writer`` that hands each formatted line back instead of storing it."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _cell_text(value: str) -> str:
-    """Text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) is quoted with ``'``."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def _export_row(record: BillingRecord) -> list[Any]:
-    return [
-        record.pk,
-        record.transaction_id,
-        record.transaction.ocpp_id,
-        _cell_text(record.charge_point_identity),
-        _cell_text(record.id_tag),
-        iso_utc(record.started_at),
-        iso_utc(record.stopped_at),
-        record.duration_seconds,
-        record.charging_seconds,
-        record.idle_seconds,
-        wh_number(record.energy_wh),
-        record.currency,
-        f"{record.total:.2f}",
-        "true" if record.needs_review else "false",
-    ]
-
-
 _EXPORT_CHUNK = 2000
-
-
-def _export_lines(records: QuerySet[BillingRecord]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for record in records.iterator(chunk_size=_EXPORT_CHUNK):
-        yield writer.writerow(_export_row(record))
-
-
-async def _export_lines_async(records: QuerySet[BillingRecord]) -> AsyncIterator[str]:
-    """Under ASGI (daphne) Django buffers a synchronous iterator whole; an async one streams."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    async for record in records.aiterator(chunk_size=_EXPORT_CHUNK):
-        yield writer.writerow(_export_row(record))
 
 
 @extend_schema_view(list=extend_schema(parameters=[BillingRecordFilterSerializer]))
@@ -141,8 +71,10 @@ class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["get"], pagination_class=None)
     def export(self, request: Request) -> StreamingHttpResponse:
         records = self.get_queryset()
-        is_asgi = isinstance(request._request, ASGIRequest)
-        lines = _export_lines_async(records) if is_asgi else _export_lines(records)
+        if isinstance(request._request, ASGIRequest):
+            lines = export.lines_async(records.aiterator(chunk_size=_EXPORT_CHUNK))
+        else:
+            lines = export.lines(records.iterator(chunk_size=_EXPORT_CHUNK))
         response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="billing-records.csv"'
         return response

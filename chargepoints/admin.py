@@ -303,7 +303,7 @@ class TransactionAdmin(ReadOnlyAdmin):
         ),
         (
             "Protocol",
-            {"classes": ["collapse"], "fields": ["start_key", "seq_nos", "ended_seq_no", "created_at", "updated_at"]},
+            {"classes": ["collapse"], "fields": ["start_key", "seq_nos", "created_at", "updated_at"]},
         ),
     ]
     readonly_fields = [f.name for f in Transaction._meta.fields] + [

@@ -18,14 +18,14 @@ from decimal import Decimal, InvalidOperation
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 
-# Unit prefixes: a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure).
-_UNIT_SCALE = {
-    "kWh": (1000, "Wh"),
-    "kW": (1000, "W"),
-    "kvarh": (1000, "varh"),
-    "kvar": (1000, "var"),
-    "kVA": (1000, "VA"),
-}
+# Unit prefixes (lower case): a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure).
+_UNIT_SCALE = {"kwh": 1000, "kw": 1000, "kvarh": 1000, "kvar": 1000, "kva": 1000}
+_MAX_MULTIPLIER = 9
+# No meter reads a petawatt-hour: anything beyond is a garbled value (and would not fit a column).
+MAX_VALUE = Decimal(10) ** 15
+# Registers reported with less resolution than the meter start (e.g. "12.3" kWh after a meterStart
+# of 12345 Wh) step back by less than this; that is rounding, not a meter going backwards.
+REGISTER_RESOLUTION_WH = Decimal(1000)
 # Phases whose values add up to the total (line-to-neutral readings of a 3-phase meter).
 _ADDITIVE_PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 _CONTEXT_ORDER = {"Transaction.Begin": 0, "Transaction.End": 2}
@@ -63,10 +63,16 @@ def wh_number(value: Decimal | None) -> int | float | None:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def normalise(value: Decimal, unit: str, multiplier: int = 0) -> tuple[Decimal, str]:
-    """``value`` in the base unit: kWh -> Wh, kW -> W, ..., times 10**multiplier (2.0.1)."""
-    scale, base_unit = _UNIT_SCALE.get(unit, (1, unit))
-    return value * scale * (Decimal(10) ** multiplier), base_unit
+def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
+    """``value`` in the base unit (kWh -> Wh, kW -> W, ...) times 10**multiplier (2.0.1).
+
+    Units match case-insensitively (``KWH`` is kWh). None when the result is beyond any meter
+    (``MAX_VALUE``): a garbled value is kept raw, never stored as a number.
+    """
+    if abs(multiplier) > _MAX_MULTIPLIER:
+        return None
+    normalised = value * _UNIT_SCALE.get(unit.lower(), 1) * (Decimal(10) ** multiplier)
+    return normalised if abs(normalised) < MAX_VALUE else None
 
 
 @dataclass(frozen=True)
@@ -125,38 +131,31 @@ class EnergyResult:
     anomalies: tuple[str, ...]
 
 
-def derive_energy(
-    readings: Sequence[Reading],
-    *,
-    max_power_w: Decimal,
-    jump_tolerance_wh: Decimal,
-    baseline_known: bool = True,
-) -> EnergyResult:
-    """The energy of a session from its register readings (baseline first, in time order).
+def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tolerance_wh: Decimal) -> EnergyResult:
+    """The energy of a session from its register readings (baseline first, meter stop last).
 
-    A step counts when it is non-negative and at most what ``max_power_w`` delivers in the
-    time between the two readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters).
-    ``baseline_known`` is False when the session's start reading is missing (the first
-    reading stands in for it). The result is never negative.
+    A step is plausible when it is at most what ``max_power_w`` delivers in the time between
+    the two readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters). When every step
+    is plausible and none goes back by more than the register's resolution, the energy is the
+    last reading minus the first. Otherwise only the forward, plausible steps count and the
+    session is flagged. The result is never negative.
     """
     anomalies: list[str] = []
-    if not baseline_known:
-        anomalies.append(Anomaly.MISSING_BASELINE)
-    if not readings:
-        return EnergyResult(Decimal(0), tuple(anomalies))
-    energy = Decimal(0)
+    counted = Decimal(0)
     for index, (before, after) in enumerate(zip(readings, readings[1:], strict=False)):
         step = after.wh - before.wh
         hours = Decimal(max((after.at - before.at).total_seconds(), 0)) / 3600
-        if step < 0:
+        if step <= -REGISTER_RESOLUTION_WH:
             _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
         elif step > max_power_w * hours + jump_tolerance_wh:
             _add(anomalies, Anomaly.IMPLAUSIBLE_JUMP)
             if index == 0 and before.wh == 0:
                 _add(anomalies, Anomaly.ZERO_BASELINE)
-        else:
-            energy += step
-    return EnergyResult(energy, tuple(anomalies))
+        elif step > 0:
+            counted += step
+    if not anomalies and readings:
+        return EnergyResult(max(readings[-1].wh - readings[0].wh, Decimal(0)), ())
+    return EnergyResult(counted, tuple(anomalies))
 
 
 def _add(anomalies: list[str], code: str) -> None:

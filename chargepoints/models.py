@@ -253,7 +253,6 @@ class Transaction(models.Model):
     idle_seconds = models.PositiveIntegerField(default=0, help_text="Idle time before idle_since.")
     time_spent_charging = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 timeSpentCharging.")
     seq_nos = models.JSONField(default=list, blank=True, help_text="2.0.1 seqNo values processed.")
-    ended_seq_no = models.IntegerField(null=True, blank=True)
     remote_start_id = models.IntegerField(null=True, blank=True)
     reservation = models.ForeignKey(
         Reservation, on_delete=models.SET_NULL, null=True, blank=True, related_name="transactions"
@@ -292,7 +291,7 @@ class MeterSample(models.Model):
     timestamp = models.DateTimeField()
     measurand = models.CharField(max_length=64)
     phase = models.CharField(max_length=8, blank=True)
-    unit = models.CharField(max_length=16, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
     multiplier = models.SmallIntegerField(default=0, help_text="2.0.1 unitOfMeasure.multiplier (power of ten).")
     context = models.CharField(max_length=32, blank=True)
     location = models.CharField(max_length=16, blank=True)

@@ -185,12 +185,12 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> QuerySet[Transaction]:
         filters = TransactionFilterSerializer.parse(self.request.query_params)
-        return selectors.transaction_list(**filters).select_related("reservation", "billing_record")
+        return selectors.transaction_list(**filters)
 
     def get_object(self) -> Transaction:
         pk = self.kwargs["pk"]
         try:
-            return selectors.transaction_list().select_related("reservation", "billing_record").get(pk=pk)
+            return selectors.transaction_list().get(pk=pk)
         except (Transaction.DoesNotExist, ValueError):
             raise ApiError(404, "NotFound", f"No transaction {pk}.") from None
 

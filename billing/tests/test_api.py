@@ -13,8 +13,9 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncRequestFactory
 from rest_framework.test import APIClient
 
+from billing.export import COLUMNS as EXPORT_COLUMNS
 from billing.models import BillingRecord, Tariff
-from billing.views import EXPORT_COLUMNS, BillingRecordViewSet
+from billing.views import BillingRecordViewSet
 from chargepoints.models import ChargePoint
 from chargepoints.services import transactions
 
@@ -291,6 +292,7 @@ def test_the_export_is_a_csv_attachment_with_one_row_per_record(api_client, thre
             "ocpp_transaction_id",
             "charge_point_id",
             "id_tag",
+            "tariff",
             "started_at",
             "stopped_at",
             "duration_seconds",
@@ -309,6 +311,7 @@ def test_the_export_is_a_csv_attachment_with_one_row_per_record(api_client, thre
         str(recent.transaction_id),
         "CP-A",
         "CARD-2",
+        "Standard",
         "2026-05-01T10:00:00Z",
         "2026-05-01T11:00:00Z",
         "3600",

@@ -305,6 +305,8 @@ def connector_status_set(
         charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
             charge_point_id=charge_point_id
         )
+        # The charger's row first, as every session write does (one lock order, no deadlock).
+        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
         connector, _ = Connector.objects.select_for_update().get_or_create(
             charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
         )
@@ -331,7 +333,6 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.save()
-        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
     return connector
 
 

@@ -8,6 +8,7 @@ answers, keeps what it received, and parks what it cannot apply as a reconciliat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from chargepoints.models import (
     MeterSample,
     ReconciliationItem,
     ReconciliationReason,
+    ReconciliationState,
     Reservation,
     ReservationStatus,
     Transaction,
@@ -89,76 +91,69 @@ def transaction_start(
     remote_start_id: int | None = None,
     samples: Sequence[SampledValue] = (),
     seq_no: int | None = None,
+    time_spent_charging: int | None = None,
+    baseline_expected: bool = True,
 ) -> StartResult:
     """Open a session, or find the one a replayed start (same ``start_key``) opened.
 
-    ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken
-    came). 2.0.1 has no meter start in the message: it comes from the register readings among
-    ``samples`` (Transaction.Begin first). A session without one is flagged.
+    2.0.1 Started and Updated events both come here: an event with a new seqNo for a known
+    session adds to it (readings, charging state, and whatever it knew that the session did not:
+    an earlier start, EVSE, id token, reservation); one for an unknown session opens it (events
+    arrive out of order). 2.0.1 has no meter start in the message: it is the Transaction.Begin
+    register reading, or the first one. ``baseline_expected``: a session without a meter start
+    is flagged for review (an offline start, or one first seen through a later event).
+    ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken came).
+    A new session on a connector closes the older one still open there (its stop was lost).
     """
     with db_transaction.atomic():
         charge_point = _locked_charge_point(charge_point_id)
-        existing = Transaction.objects.filter(charge_point=charge_point, start_key=start_key).first()
+        info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
+        existing = (
+            Transaction.objects.select_related("charge_point")
+            .filter(charge_point=charge_point, start_key=start_key)
+            .first()
+        )
         if existing is not None:
             if seq_no is not None and not _seen(existing, seq_no):
-                # A 2.0.1 Started that arrived after other events of its session: its start wins.
                 existing.started_at = min(existing.started_at, started_at)
-                _samples_store(charge_point, existing, samples, source="TransactionStart")
+                _fill_blanks(existing, evse_id, connector_id, id_tag, id_token_type, info, remote_start_id)
+                _consume_reservation(existing, reservation_id)
+                _event_apply(existing, samples, charging, started_at, time_spent_charging, source="TransactionStart")
+                if not baseline_expected:
+                    _unflag(existing, Anomaly.MISSING_BASELINE)
                 existing.save()
-            info = IdTagInfo(status=existing.id_tag_status) if existing.id_tag_status else None
+            if info is None and existing.id_tag_status:
+                info = IdTagInfo(status=existing.id_tag_status)
             return StartResult(existing, info, replayed=True)
-        info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
+        meter_start = _bounded(meter_start_wh)
         session = Transaction.objects.create(
             charge_point=charge_point,
             ocpp_version=ocpp_version,
             ocpp_transaction_id=ocpp_transaction_id,
             start_key=start_key,
-            evse_id=evse_id,
-            connector_id=connector_id,
+            evse_id=_small(evse_id),
+            connector_id=_small(connector_id),
             id_tag=id_tag,
             id_token_type=id_token_type,
             id_tag_status=info.status if info else "",
             started_at=started_at,
-            meter_start_wh=meter_start_wh,
-            remote_start_id=remote_start_id,
+            meter_start_wh=meter_start,
+            remote_start_id=_small(remote_start_id),
             seq_nos=[seq_no] if seq_no is not None else [],
-            idle_since=started_at if charging is False else None,
-            anomalies=[Anomaly.FRACTIONAL_WH] if _fractional(meter_start_wh) else [],
         )
+        for code in _meter_value_notes(meter_start_wh, meter_start):
+            _flag(session, code)
+        if _fractional(meter_start):  # a 1.6 meterStart (integer Wh in the spec)
+            _flag(session, Anomaly.FRACTIONAL_WH)
+        _close_superseded(session)
         _consume_reservation(session, reservation_id)
-        _samples_store(charge_point, session, samples, source="TransactionStart")
-        if session.meter_start_wh is None:
+        _event_apply(session, samples, charging, started_at, time_spent_charging, source="TransactionStart")
+        if session.meter_start_wh is None and baseline_expected:
             _flag(session, Anomaly.MISSING_BASELINE)
         session.save()
         webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=transaction_event_data(session))
+        _apply_parked_end(session)
     return StartResult(session, info, replayed=False)
-
-
-def transaction_update(
-    *,
-    charge_point_id: str,
-    ocpp_transaction_id: str,
-    seq_no: int | None,
-    samples: Sequence[SampledValue] = (),
-    charging: bool | None = None,
-    at: datetime | None = None,
-    time_spent_charging: int | None = None,
-) -> Transaction | None:
-    """Apply a 2.0.1 TransactionEvent(Updated) to a known session; a repeated seqNo changes nothing.
-
-    Returns None when the session is unknown (the caller opens it).
-    """
-    with db_transaction.atomic():
-        session = _transaction_for(charge_point_id, ocpp_transaction_id)
-        if session is None or _seen(session, seq_no):
-            return session
-        _samples_store(session.charge_point, session, samples, source="TransactionEvent")
-        if charging is not None and at is not None and session.status == TransactionStatus.ACTIVE:
-            _charging_state_apply(session, charging=charging, at=at)
-        if time_spent_charging is not None:
-            session.time_spent_charging = time_spent_charging
-        session.save()
-    return session
 
 
 def meter_values_record(
@@ -169,10 +164,14 @@ def meter_values_record(
     evse_id: int | None = None,
     ocpp_transaction_id: str = "",
 ) -> Transaction | None:
-    """Store MeterValues; they belong to the named session, or to none (kept all the same)."""
+    """Store MeterValues, with the session they name, else (1.6 leaves the id out) the one
+    session open on their connector, else none: kept all the same."""
     with db_transaction.atomic():
         session = _transaction_for(charge_point_id, ocpp_transaction_id) if ocpp_transaction_id else None
         charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
+        if session is None and not ocpp_transaction_id and connector_id and evse_id is None:
+            open_sessions = _active_on_connector(charge_point, connector_id, None)
+            session = open_sessions[0] if len(open_sessions) == 1 else None
         _samples_store(charge_point, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id)
         if session is not None:
             session.save()
@@ -199,30 +198,38 @@ def transaction_stop(
 
     Parked for reconciliation: transactionId -1 (or any negative id), an unknown session, a
     second stop for an ended session, and (after ending the session) an explicit null idTag.
-    A session the CSMS closed itself (reboot) takes the charger's late stop as the real one.
+    A resent copy of the stop that ended a session is acknowledged and changes nothing. A
+    session the CSMS closed itself (reboot, superseded) takes the charger's late stop as the
+    real one. Without a meterStop (2.0.1) the stop's last register reading is its meter stop.
     """
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
         session = _transaction_for(charge_point_id, ocpp_transaction_id)
         charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
-        park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop_wh, stopped_at, reason, id_tag)
-        if ocpp_transaction_id.lstrip("-").isdigit() and int(ocpp_transaction_id) < 0:
-            _samples_store(charge_point, None, samples, source=action)
-            return StopResult(None, info, park(ReconciliationReason.INVALID_TRANSACTION_ID))
+        meter_stop = _bounded(meter_stop_wh)
+        if meter_stop is None:
+            meter_stop = _last_register_wh(charge_point, samples)
+        park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop, stopped_at, reason, id_tag)
         if session is None:
             _samples_store(charge_point, None, samples, source=action)
-            return StopResult(None, info, park(ReconciliationReason.UNKNOWN_TRANSACTION))
-        if _seen(session, seq_no):
+            negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
+            reason_parked = (
+                ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
+            )
+            return StopResult(None, info, park(reason_parked))
+        if _seen(session, seq_no) or _is_resent_stop(session, meter_stop, stopped_at):
+            session.save()
             return StopResult(session, info)
         _samples_store(charge_point, session, samples, source=action)
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             session.save()
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session))
-        session.ended_seq_no = seq_no
         if time_spent_charging is not None:
             session.time_spent_charging = time_spent_charging
+        for code in _meter_value_notes(meter_stop_wh, meter_stop):
+            _flag(session, code)
         transaction_finish(
-            session=session, stopped_at=stopped_at, meter_stop_wh=meter_stop_wh, reason=reason, stop_id_tag=id_tag
+            session=session, stopped_at=stopped_at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
         )
         item = park(ReconciliationReason.NULL_ID_TAG, session) if id_tag_null else None
     return StopResult(session, info, item)
@@ -278,14 +285,14 @@ def transaction_finish(
     if session.idle_since is not None:
         session.idle_seconds += _seconds_between(session.idle_since, stopped_at)
         session.idle_since = None
-    if _fractional(meter_stop_wh):  # a 1.6 meterStop (integer Wh in the spec)
+    if session.ocpp_version == "1.6" and _fractional(meter_stop_wh):  # 1.6 says integer Wh
         _flag(session, Anomaly.FRACTIONAL_WH)
     readings = _ledger_readings(session)
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
     if meter_stop_wh is not None:
-        readings.append(metering.Reading(max(stopped_at, session.started_at), meter_stop_wh, "Transaction.End"))
+        readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
     result = metering.derive_energy(
         readings,
         max_power_w=Decimal(settings.CSMS_METER_MAX_POWER_KW) * 1000,
@@ -332,7 +339,7 @@ def _transaction_for(charge_point_id: str, ocpp_transaction_id: str) -> Transact
     """The session a charger names (our integer id in 1.6, its own transactionId in 2.0.1), locked:
     messages about one session are applied one at a time."""
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
-    if ocpp_transaction_id.isdigit():
+    if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
     return (
         Transaction.objects.select_for_update(of=("self",))
@@ -360,6 +367,105 @@ def _seen(session: Transaction, seq_no: int | None) -> bool:
         return True
     session.seq_nos = [*session.seq_nos, seq_no]
     return False
+
+
+def _fill_blanks(
+    session: Transaction,
+    evse_id: int | None,
+    connector_id: int | None,
+    id_tag: str,
+    id_token_type: str,
+    info: IdTagInfo | None,
+    remote_start_id: int | None,
+) -> None:
+    """What a later 2.0.1 event knows that the session does not yet (a token tapped after plug-in)."""
+    if session.evse_id is None:
+        session.evse_id = _small(evse_id)
+    if session.connector_id is None:
+        session.connector_id = _small(connector_id)
+    if not session.id_tag and id_tag:
+        session.id_tag, session.id_token_type = id_tag, id_token_type
+        session.id_tag_status = info.status if info else ""
+    if session.remote_start_id is None:
+        session.remote_start_id = _small(remote_start_id)
+
+
+def _event_apply(
+    session: Transaction,
+    samples: Sequence[SampledValue],
+    charging: bool | None,
+    at: datetime,
+    time_spent_charging: int | None,
+    *,
+    source: str,
+) -> None:
+    _samples_store(session.charge_point, session, samples, source=source)
+    if charging is not None and session.status == TransactionStatus.ACTIVE:
+        _charging_state_apply(session, charging=charging, at=at)
+    if time_spent_charging is not None:
+        session.time_spent_charging = _small(time_spent_charging)
+
+
+def _close_superseded(session: Transaction) -> None:
+    """Sessions still open on the new session's connector from before it lost their stop."""
+    if session.connector_id is None and session.evse_id is None:
+        return
+    for older in _active_on_connector(session.charge_point, session.connector_id, session.evse_id):
+        if older.pk != session.pk and older.started_at <= session.started_at:
+            transaction_finish(
+                session=older,
+                stopped_at=session.started_at,
+                meter_stop_wh=None,
+                reason="Superseded",
+                stop_id_tag="",
+                closed_by_csms=True,
+            )
+
+
+def _apply_parked_end(session: Transaction) -> None:
+    """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now."""
+    from chargepoints.services.reconciliation import reconciliation_item_attach
+
+    if not session.ocpp_transaction_id:
+        return
+    parked = ReconciliationItem.objects.filter(
+        charge_point=session.charge_point,
+        reason=ReconciliationReason.UNKNOWN_TRANSACTION,
+        state=ReconciliationState.OPEN,
+        ocpp_transaction_id=session.ocpp_transaction_id,
+    ).first()
+    if parked is not None:
+        reconciliation_item_attach(item=parked, transaction=session, user_id=None)
+
+
+def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, stopped_at: datetime) -> bool:
+    """The very stop that ended the session, sent again (its answer got lost)."""
+    return (
+        session.status == TransactionStatus.ENDED
+        and not session.closed_by_csms
+        and session.meter_stop_wh == meter_stop
+        and session.stopped_at == stopped_at
+    )
+
+
+def _bounded(value: Decimal | None) -> Decimal | None:
+    """A meter value, or None when it is beyond any meter (garbled)."""
+    return value if value is not None and abs(value) < metering.MAX_VALUE else None
+
+
+def _meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]:
+    return [Anomaly.UNPARSEABLE_VALUE] if raw is not None and bounded is None else []
+
+
+def _small(value: int | None) -> int | None:
+    """An id or count from a charger that fits the column (an absurd one is dropped, not fatal)."""
+    return value if value is not None and 0 <= value < 2**31 else None
+
+
+def _last_register_wh(charge_point: ChargePoint, samples: Sequence[SampledValue]) -> Decimal | None:
+    rows = [_sample_row(charge_point, None, sample, "", None, None, timezone.now()) for sample in samples]
+    readings = metering.register_readings(_as_metering_sample(row) for row in rows)
+    return readings[-1].wh if readings else None
 
 
 def _flag(session: Transaction, code: str) -> None:
@@ -392,7 +498,9 @@ def _charging_state_apply(session: Transaction, *, charging: bool, at: datetime)
 def _consume_reservation(session: Transaction, reservation_id: int | None) -> None:
     if reservation_id is None:
         return
-    reservation = Reservation.objects.filter(charge_point=session.charge_point, reservation_id=reservation_id).first()
+    reservation = Reservation.objects.filter(
+        charge_point=session.charge_point, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
+    ).first()
     if reservation is None:
         return
     reservation.status = ReservationStatus.USED
@@ -445,8 +553,9 @@ def _sample_row(
     evse_id: int | None,
     received_at: datetime,
 ) -> MeterSample:
-    number = metering.parse_decimal(sample.raw_value)
-    value = metering.normalise(number, sample.unit, sample.multiplier)[0] if number is not None else None
+    # Signed data is a blob, not a number, however much it may look like one.
+    number = None if sample.signed_data else metering.parse_decimal(sample.raw_value)
+    value = metering.normalise(number, sample.unit, sample.multiplier) if number is not None else None
     return MeterSample(
         charge_point=charge_point,
         transaction=session,
@@ -457,7 +566,7 @@ def _sample_row(
         measurand=sample.measurand,
         phase=sample.phase,
         unit=sample.unit,
-        multiplier=sample.multiplier,
+        multiplier=max(min(sample.multiplier, 32767), -32768),
         context=sample.context,
         location=sample.location,
         format=sample.format,
@@ -480,15 +589,12 @@ def _as_metering_sample(row: MeterSample) -> metering.Sample:
 
 
 def _ledger_readings(session: Transaction) -> list[metering.Reading]:
-    """The session's register readings within its time window, its meter start first."""
-    assert session.stopped_at is not None
-    end = max(session.stopped_at, session.started_at)
-    rows = MeterSample.objects.filter(
-        transaction=session,
-        measurand=metering.ENERGY_REGISTER,
-        timestamp__gte=session.started_at,
-        timestamp__lte=end,
-    )
+    """The session's register readings in time order, its meter start first.
+
+    Every reading the charger tied to the session counts, whatever its clock said (a
+    Transaction.End sample a second after the stop event is still the session's last reading).
+    """
+    rows = MeterSample.objects.filter(transaction=session, measurand=metering.ENERGY_REGISTER)
     readings = metering.register_readings(_as_metering_sample(row) for row in rows)
     if session.meter_start_wh is not None:
         readings.insert(0, metering.Reading(session.started_at, session.meter_start_wh, "Transaction.Begin"))
@@ -512,7 +618,7 @@ class _Parker:
         self.fields = {
             "charge_point": charge_point,
             "action": action,
-            "ocpp_transaction_id": ocpp_transaction_id,
+            "ocpp_transaction_id": ocpp_transaction_id[:36],
             "payload": payload,
             "meter_stop_wh": meter_stop_wh,
             "stopped_at": stopped_at,
@@ -521,6 +627,12 @@ class _Parker:
         }
 
     def __call__(self, reason: str, session: Transaction | None = None) -> ReconciliationItem:
-        return ReconciliationItem.objects.create(
-            reason=reason, transaction=session, received_at=timezone.now(), **self.fields
+        """The open item for this stop: a resent copy of a parked stop is not parked twice."""
+        item, _ = ReconciliationItem.objects.get_or_create(
+            reason=reason,
+            transaction=session,
+            state=ReconciliationState.OPEN,
+            **self.fields,
+            defaults={"received_at": timezone.now()},
         )
+        return item

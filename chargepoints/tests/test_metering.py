@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from chargepoints.metering import (
     ENERGY_REGISTER,
+    MAX_VALUE,
+    REGISTER_RESOLUTION_WH,
     Anomaly,
     Reading,
     Sample,
@@ -37,9 +39,16 @@ def energy(values: list[Decimal]) -> tuple[Decimal, tuple[str, ...]]:
 
 @given(st.decimals(min_value=0, max_value=10**6, places=3, allow_nan=False, allow_infinity=False))
 def test_kwh_are_a_thousand_wh_and_the_multiplier_is_a_power_of_ten(value):
-    assert normalise(value, "kWh") == (value * 1000, "Wh")
+    assert normalise(value, "kWh") == value * 1000
+    assert normalise(value, "KWH") == value * 1000
     assert normalise(value, "Wh", 3) == normalise(value, "kWh")
-    assert normalise(value, "Wh") == (value, "Wh")
+    assert normalise(value, "Wh") == value
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False), st.integers(min_value=-30, max_value=30))
+def test_values_beyond_any_meter_are_not_numbers(value, multiplier):
+    normalised = normalise(value, "kWh", multiplier)
+    assert normalised is None or abs(normalised) < MAX_VALUE
 
 
 @given(st.lists(watt_hours, min_size=1, max_size=30))
@@ -58,7 +67,7 @@ def test_a_plausible_monotonic_register_bills_stop_minus_start(steps, start):
 @given(watt_hours, watt_hours, st.decimals(min_value=1, max_value=5000, places=3))
 def test_a_meter_reset_counts_nothing_and_is_flagged(start, reset_to, after_reset):
     before_reset = start + 1000
-    reset = min(reset_to, before_reset - 1)
+    reset = min(reset_to, before_reset - REGISTER_RESOLUTION_WH)
     wh, anomalies = energy([start, before_reset, reset, reset + after_reset])
     assert wh == 1000 + after_reset
     assert Anomaly.NON_MONOTONIC_REGISTER in anomalies
@@ -69,6 +78,11 @@ def test_a_zero_baseline_never_bills_the_meters_lifetime(lifetime_wh):
     wh, anomalies = energy([Decimal(0), Decimal(lifetime_wh), Decimal(lifetime_wh + 500)])
     assert wh == 500
     assert {Anomaly.IMPLAUSIBLE_JUMP, Anomaly.ZERO_BASELINE} <= set(anomalies)
+
+
+def test_readings_of_less_resolution_than_the_meter_start_are_rounding_not_a_reset():
+    # meterStart 12345 Wh, periodic readings in 0.1 kWh, meterStop 22345 Wh: 10000 Wh, nothing to review.
+    assert energy([Decimal(12345), Decimal(12300), Decimal(17300), Decimal(22345)]) == (Decimal(10000), ())
 
 
 @given(st.lists(st.sampled_from(["L1", "L2", "L3"]), min_size=1, max_size=3, unique=True), watt_hours)

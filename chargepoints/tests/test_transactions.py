@@ -98,10 +98,6 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
             seq_no=seq_no,
         )
         return
-    if kind == "Updated" and transactions.transaction_update(
-        charge_point_id=charge_point_id, ocpp_transaction_id="TX", seq_no=seq_no, samples=samples
-    ):
-        return
     transactions.transaction_start(
         charge_point_id=charge_point_id,
         ocpp_version="2.0.1",
@@ -113,6 +109,7 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
         authorize=False,
         samples=samples,
         seq_no=seq_no,
+        baseline_expected=kind != "Started",
     )
 
 
@@ -247,3 +244,151 @@ def test_session_events_reach_webhook_subscribers_in_the_same_transaction(regist
     assert events == ["transaction.started", "transaction.ended", "billing_record.created"]
     ended = WebhookDelivery.objects.get(event_type="transaction.ended")
     assert '"energy_wh":2000,' in ended.body
+
+
+def v201_start(
+    charge_point_id: str, transaction_id: str, seq_no: int, at: datetime, **extra
+) -> transactions.StartResult:
+    return transactions.transaction_start(
+        charge_point_id=charge_point_id,
+        ocpp_version="2.0.1",
+        start_key=transaction_id,
+        ocpp_transaction_id=transaction_id,
+        started_at=at,
+        seq_no=seq_no,
+        **extra,
+    )
+
+
+def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charge_point):
+    from chargepoints.models import IdTag
+
+    IdTag.objects.create(id_tag="LATE-TAP")
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    v201_start(charge_point_id, "TX-P", 0, T0, authorize=False, baseline_expected=False)
+    updated = v201_start(
+        charge_point_id,
+        "TX-P",
+        1,
+        T0 + timedelta(minutes=1),
+        evse_id=2,
+        connector_id=1,
+        id_tag="LATE-TAP",
+        id_token_type="ISO14443",
+    )
+    assert updated.id_tag_info.status == "Accepted"
+    session = updated.transaction
+    assert (session.id_tag, session.id_tag_status, session.evse_id, session.started_at) == (
+        "LATE-TAP",
+        "Accepted",
+        2,
+        T0,
+    )
+
+
+def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arrives(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3500", context="Transaction.End")]
+    parked = transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id="TX-E",
+        stopped_at=T0 + timedelta(hours=1),
+        action="TransactionEvent",
+        payload={"seqNo": 1},
+        samples=end,
+        seq_no=1,
+    ).reconciliation_item
+    assert parked.meter_stop_wh == Decimal(3500)
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    session = v201_start(charge_point_id, "TX-E", 0, T0, samples=begin, baseline_expected=False).transaction
+    session.refresh_from_db()
+    parked.refresh_from_db()
+    assert (session.status, session.energy_wh) == ("ended", Decimal(2500))
+    assert (parked.state, parked.transaction_id) == (ReconciliationState.ATTACHED, session.pk)
+
+
+def test_an_end_reading_stamped_after_the_event_still_counts(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="2000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-T", 0, T0, samples=begin, baseline_expected=False)
+    stopped_at = T0 + timedelta(hours=1)
+    end = [SampledValue(timestamp=stopped_at + timedelta(seconds=1), raw_value="7000", context="Transaction.End")]
+    result = transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id="TX-T",
+        stopped_at=stopped_at,
+        action="TransactionEvent",
+        payload={},
+        samples=end,
+        seq_no=1,
+    )
+    assert (result.transaction.energy_wh, result.transaction.anomalies) == (Decimal(5000), [])
+
+
+def test_a_new_start_on_a_connector_closes_the_session_whose_stop_was_lost(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    lost = start_v16(charge_point_id, meter_start=1000).transaction
+    transactions.meter_values_record(
+        charge_point_id=charge_point_id,
+        connector_id=1,
+        samples=[SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="4000")],
+    )
+    start_v16(charge_point_id, meter_start=5000, at=T0 + timedelta(hours=2))
+    lost.refresh_from_db()
+    assert (lost.status, lost.stop_reason, lost.closed_by_csms, lost.energy_wh) == ("ended", "Superseded", True, 3000)
+    assert lost.needs_review
+
+
+def test_resent_stops_are_acknowledged_once(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    assert stop(charge_point_id, str(session.pk), 5000).reconciliation_item is None
+    assert stop(charge_point_id, str(session.pk), 5000).reconciliation_item is None
+    first = stop(charge_point_id, "777", 5000).reconciliation_item
+    assert stop(charge_point_id, "777", 5000).reconciliation_item == first
+    assert ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).count() == 1
+
+
+@pytest.mark.parametrize("transaction_id", ["--5", "²", "99999999999999999999999", "-1"])
+def test_odd_transaction_ids_are_parked_not_fatal(register_charge_point, transaction_id):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    result = stop(charge_point_id, transaction_id, 100)
+    expected = "invalid_transaction_id" if transaction_id == "-1" else "unknown_transaction"
+    assert result.reconciliation_item.reason == expected
+
+
+def test_absurd_meter_values_are_kept_raw_and_never_abort_the_message(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    at = T0 + timedelta(minutes=30)
+    transactions.meter_values_record(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id=str(session.pk),
+        samples=[
+            SampledValue(timestamp=at, raw_value="2.5", unit="kWh"),
+            SampledValue(timestamp=at, raw_value="1E+30", measurand="Power.Active.Import", unit="W"),
+            SampledValue(timestamp=at, raw_value="9", measurand="Power.Active.Import", multiplier=40),
+            SampledValue(timestamp=at, raw_value="3E50", format="SignedData", signed_data={"value": "3E50"}),
+        ],
+    )
+    result = stop(charge_point_id, str(session.pk), Decimal("1E+30"))
+    session.refresh_from_db()
+    assert session.energy_wh == Decimal(1500)  # the stop was garbled: the last good reading ends it
+    assert "unparseable_value" in session.anomalies
+    assert [row.value for row in session.meter_samples.order_by("id")] == [Decimal(2500), None, None, None]
+    assert result.transaction.meter_stop_wh == Decimal(2500)
+
+
+def test_the_newest_valid_default_tariff_wins_over_an_open_ended_one(register_charge_point):
+    Tariff.objects.create(name="Always", currency="EUR", price_per_kwh=Decimal("0.10"), is_default=True)
+    Tariff.objects.create(
+        name="Since yesterday",
+        currency="EUR",
+        price_per_kwh=Decimal("0.20"),
+        is_default=True,
+        valid_from=T0 - timedelta(days=1),
+    )
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    stop(charge_point_id, str(session.pk), 11000)
+    assert BillingRecord.objects.get(transaction=session).total == Decimal("2.00")

@@ -292,3 +292,46 @@ async def test_a_start_with_a_reservation_id_consumes_the_reservation_and_its_ti
     session = await Transaction.objects.aget(pk=started.transaction_id)
     assert session.reservation_id == reservation.pk
     assert session.started_at.isoformat() == "2026-05-01T10:00:00+00:00"  # stored as UTC
+
+
+async def test_garbled_numbers_from_chargers_are_answered_and_kept(daphne):
+    """Schema-valid but absurd values: huge numbers, odd units and multipliers, ids beyond any column."""
+    await register("CP201-G")
+    async with raw_socket(daphne, "2.0.1", "CP201-G") as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "CablePluggedIn",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-G", "remoteStartId": 2**40},
+            "evse": {"id": 2**40, "connectorId": 1},
+            "meterValue": [
+                {
+                    "timestamp": T0,
+                    "sampledValue": [
+                        {"value": 1.5, "context": "Transaction.Begin", "unitOfMeasure": {"unit": "KWH"}},
+                        {"value": 1e20, "measurand": "Power.Active.Import"},
+                        {
+                            "value": 7,
+                            "measurand": "Current.Import",
+                            "unitOfMeasure": {"unit": "A", "multiplier": 99999},
+                        },
+                        {"value": 3, "measurand": "Voltage", "unitOfMeasure": {"unit": "VeryLongUnitName1234"}},
+                    ],
+                }
+            ],
+        }
+        assert await raw_call(websocket, "g1", "TransactionEvent", started) == [3, "g1", {}]
+        ended = {
+            **started,
+            "eventType": "Ended",
+            "seqNo": 1,
+            "timestamp": T1,
+            "triggerReason": "EVDeparted",
+            "transactionInfo": {"transactionId": "--5"},
+        }
+        assert await raw_call(websocket, "g2", "TransactionEvent", ended) == [3, "g2", {}]
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-G")
+    assert (session.meter_start_wh, session.evse_id, session.remote_start_id) == (Decimal(1500), None, None)
+    assert await MeterSample.objects.filter(transaction=session).acount() == 4
+    assert await ReconciliationItem.objects.filter(ocpp_transaction_id="--5").aexists()

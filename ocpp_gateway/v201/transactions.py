@@ -82,19 +82,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
             time_spent_charging=info.get("time_spent_charging"),
         )
         return stopped.id_tag_info
-    if payload["event_type"] == "Updated":
-        updated = transactions.transaction_update(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id=transaction_id,
-            seq_no=seq_no,
-            samples=samples,
-            charging=charging,
-            at=at,
-            time_spent_charging=info.get("time_spent_charging"),
-        )
-        if updated is not None:
-            return selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type) if token else None
-    # Started, or an Updated that arrived before its Started (out of order): open the session.
+    # Started or Updated: opens the session if this is the first event seen of it (out of order).
     evse = payload.get("evse") or {}
     started = transactions.transaction_start(
         charge_point_id=charge_point_id,
@@ -112,8 +100,13 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
         remote_start_id=info.get("remote_start_id"),
         samples=samples,
         seq_no=seq_no,
+        time_spent_charging=info.get("time_spent_charging"),
+        # Without a start reading, only an offline start or a session first seen late is suspect.
+        baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
     )
-    return started.id_tag_info
+    if token_type == "NoAuthorization":  # the station charges without authorization: nothing to refuse
+        return IdTagInfo(status="Accepted")
+    return started.id_tag_info if token else None
 
 
 class TransactionHandlers:
