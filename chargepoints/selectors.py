@@ -54,6 +54,12 @@ class IdTagInfo:
     parent_token_type: str = ""
 
 
+def id_tag_find(*, id_tag: str) -> IdTag | None:
+    """The id tag, matched ignoring case as OCPP requires, with its parent."""
+    # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
+    return IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
+
+
 def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None = None) -> IdTagInfo:
     """Whether ``id_tag`` may charge now. Unknown tags are Invalid; matching ignores case (OCPP).
 
@@ -62,8 +68,7 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
     token type matches only that type.
     """
     at = at or timezone.now()
-    # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
-    tag = IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
+    tag = id_tag_find(id_tag=id_tag)
     if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
         return IdTagInfo(status=AuthorizationStatus.INVALID)
     status = _effective_status(tag, at)

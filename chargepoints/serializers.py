@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
+from chargepoints import selectors
 from chargepoints.metering import wh_number
 from chargepoints.models import (
     AuthorizationStatus,
@@ -169,10 +170,10 @@ class IdTagRefField(serializers.SlugRelatedField):
     def to_internal_value(self, data: Any) -> Model:
         if not isinstance(data, str):
             self.fail("invalid")
-        try:
-            return self.get_queryset().get(id_tag__iexact=data)
-        except IdTag.DoesNotExist:
+        found = selectors.id_tag_find(id_tag=data)
+        if found is None:
             self.fail("does_not_exist", value=data)
+        return found
 
 
 class IdTagSerializer(serializers.ModelSerializer):

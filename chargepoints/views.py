@@ -150,10 +150,10 @@ class IdTagViewSet(viewsets.ModelViewSet):
 
     def get_object(self) -> IdTag:
         id_tag = self.kwargs["id_tag"]
-        try:
-            return self.get_queryset().get(id_tag__iexact=id_tag)
-        except IdTag.DoesNotExist:
-            raise ApiError(404, "NotFound", f"Id tag {id_tag!r} is not registered.", id_tag=id_tag) from None
+        found = selectors.id_tag_find(id_tag=id_tag)
+        if found is None:
+            raise ApiError(404, "NotFound", f"Id tag {id_tag!r} is not registered.", id_tag=id_tag)
+        return found
 
     def perform_create(self, serializer: IdTagSerializer) -> None:
         _id_tag_save(serializer)
