@@ -70,8 +70,8 @@ def prepare(chargers: int) -> tuple[list[str], str]:
     """Migrate the benchmark database, register the chargers and issue an API key."""
     call_command("migrate", verbosity=0)
     Command.objects.all().delete()
-    ChargePoint.objects.filter(charge_point_id__startswith="BENCH-").delete()
-    ids = [f"BENCH-{n}" for n in range(chargers)]
+    ChargePoint.objects.filter(charge_point_id__startswith="BENCH-CMD-").delete()
+    ids = [f"BENCH-CMD-{n}" for n in range(chargers)]
     ChargePoint.objects.bulk_create([ChargePoint(charge_point_id=i, heartbeat_interval=300) for i in ids])
     return ids, api_key_create(name="benchmark")[1]
 
