@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.db.models import ProtectedError
 
 from billing import pricing, selectors
 from billing.models import BillingRecord, Tariff
@@ -10,6 +14,30 @@ from chargepoints.metering import wh_number
 from chargepoints.models import Transaction
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
+
+
+class TariffInUse(Exception):
+    def __init__(self, tariff: Tariff) -> None:
+        super().__init__(f"Tariff {tariff.pk} is used by charge points or billing records; set its valid_to instead.")
+        self.tariff_id = tariff.pk
+
+
+def tariff_save(*, tariff: Tariff | None = None, **fields: Any) -> Tariff:
+    """Create a tariff (``tariff`` None) or change one."""
+    tariff = tariff or Tariff()
+    for name, value in fields.items():
+        setattr(tariff, name, value)
+    tariff.save()
+    return tariff
+
+
+def tariff_delete(*, tariff: Tariff) -> None:
+    """Remove a tariff nothing refers to: billing records keep the tariff they were priced with."""
+    try:
+        with transaction.atomic():
+            tariff.delete()
+    except ProtectedError:
+        raise TariffInUse(tariff) from None
 
 
 def billing_record_write(*, transaction: Transaction) -> BillingRecord:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import ProtectedError, QuerySet
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 
-from billing import export, selectors
+from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
 from billing.serializers import BillingRecordFilterSerializer, BillingRecordSerializer, TariffSerializer
 from csms.api_errors import ApiError
@@ -30,16 +30,17 @@ class TariffViewSet(viewsets.ModelViewSet):
         except (Tariff.DoesNotExist, ValueError):
             raise ApiError(404, "NotFound", f"No tariff {self.kwargs['pk']}.") from None
 
+    def perform_create(self, serializer: TariffSerializer) -> None:
+        serializer.instance = services.tariff_save(**serializer.validated_data)
+
+    def perform_update(self, serializer: TariffSerializer) -> None:
+        services.tariff_save(tariff=serializer.instance, **serializer.validated_data)
+
     def perform_destroy(self, instance: Tariff) -> None:
         try:
-            instance.delete()
-        except ProtectedError:
-            raise ApiError(
-                409,
-                "Conflict",
-                f"Tariff {instance.pk} is used by charge points or billing records; set its valid_to instead.",
-                tariff_id=instance.pk,
-            ) from None
+            services.tariff_delete(tariff=instance)
+        except services.TariffInUse as in_use:
+            raise ApiError(409, "Conflict", str(in_use), tariff_id=in_use.tariff_id) from None
 
 
 _EXPORT_CHUNK = 2000

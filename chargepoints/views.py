@@ -3,7 +3,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -25,6 +24,7 @@ from chargepoints.serializers import (
     TransactionFilterSerializer,
     TransactionSerializer,
 )
+from chargepoints.services import authorization
 from commands.services import heartbeat_interval_push
 from csms.api_errors import ApiError
 from csms.models import ApiKey
@@ -156,24 +156,17 @@ class IdTagViewSet(viewsets.ModelViewSet):
         return found
 
     def perform_create(self, serializer: IdTagSerializer) -> None:
-        _id_tag_save(serializer)
+        serializer.instance = _id_tag_save(serializer.validated_data)
 
     def perform_update(self, serializer: IdTagSerializer) -> None:
-        _id_tag_save(serializer)
+        _id_tag_save(serializer.validated_data, serializer.instance)
 
 
-def _id_tag_save(serializer: IdTagSerializer) -> None:
-    """Save; a tag equal to another but for case is a 409 (the database's unique index decides)."""
+def _id_tag_save(fields: dict[str, Any], tag: IdTag | None = None) -> IdTag:
     try:
-        with transaction.atomic():
-            serializer.save()
-    except IntegrityError as error:
-        if "id_tag_unique_case_insensitive" not in str(error):
-            raise
-        id_tag = serializer.validated_data["id_tag"]
-        raise ApiError(
-            409, "Conflict", f"Id tag {id_tag!r} is already registered (id tags ignore case).", id_tag=id_tag
-        ) from None
+        return authorization.id_tag_save(tag=tag, **fields)
+    except authorization.IdTagAlreadyExists as exists:
+        raise ApiError(409, "Conflict", str(exists), id_tag=exists.id_tag) from None
 
 
 @extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))

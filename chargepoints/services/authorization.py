@@ -1,10 +1,32 @@
-"""Writes about who may charge: the local authorization lists chargers hold."""
+"""Writes about who may charge: id tags, and the local authorization lists chargers hold."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from typing import Any
 
-from chargepoints.models import ChargePoint, LocalAuthList
+from django.db import IntegrityError, transaction
+
+from chargepoints.models import ChargePoint, IdTag, LocalAuthList
+
+
+class IdTagAlreadyExists(Exception):
+    def __init__(self, id_tag: str) -> None:
+        super().__init__(f"Id tag {id_tag!r} is already registered (id tags ignore case).")
+        self.id_tag = id_tag
+
+
+def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
+    """Register an id tag (``tag`` None) or change one. Tags equal but for case are one tag:
+    the unique index on LOWER(id_tag) decides, so two concurrent registrations cannot both win."""
+    tag = tag or IdTag()
+    for name, value in fields.items():
+        setattr(tag, name, value)
+    try:
+        with transaction.atomic():
+            tag.save()
+    except IntegrityError:
+        raise IdTagAlreadyExists(tag.id_tag) from None
+    return tag
 
 
 def local_auth_list_record(
