@@ -153,8 +153,10 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
                 _add(anomalies, Anomaly.ZERO_BASELINE)
         elif step > 0:
             counted += step
+    if readings and readings[-1].wh < readings[0].wh:  # rounding never ends below the start
+        _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
     if not anomalies and readings:
-        return EnergyResult(max(readings[-1].wh - readings[0].wh, Decimal(0)), ())
+        return EnergyResult(readings[-1].wh - readings[0].wh, ())
     return EnergyResult(counted, tuple(anomalies))
 
 

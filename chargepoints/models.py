@@ -340,6 +340,7 @@ class ReconciliationItem(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     stop_reason = models.CharField(max_length=32, blank=True)
     id_tag = models.CharField(max_length=36, blank=True)
+    seq_no = models.BigIntegerField(null=True, blank=True, help_text="2.0.1 seqNo of the parked event.")
     transaction = models.ForeignKey(
         Transaction, on_delete=models.SET_NULL, null=True, blank=True, related_name="reconciliation_items"
     )

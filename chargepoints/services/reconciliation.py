@@ -23,7 +23,9 @@ def reconciliation_item_attach(*, item: ReconciliationItem, transaction: Transac
         item = ReconciliationItem.objects.select_for_update().get(pk=item.pk)
         if item.state != ReconciliationState.OPEN:
             raise ReconciliationError(f"Item {item.pk} is already {item.state}.")
-        session = Transaction.objects.select_for_update().select_related("charge_point").get(pk=transaction.pk)
+        session = (
+            Transaction.objects.select_for_update(of=("self",)).select_related("charge_point").get(pk=transaction.pk)
+        )
         if session.charge_point_id != item.charge_point_id:
             raise ReconciliationError(f"Transaction {session.pk} belongs to another charge point.")
         if session.status == TransactionStatus.ACTIVE or session.closed_by_csms:

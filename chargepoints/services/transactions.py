@@ -8,10 +8,12 @@ answers, keeps what it received, and parks what it cannot apply as a reconciliat
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +39,8 @@ from chargepoints.selectors import IdTagInfo
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
 
+# How far a charger's reading may stand outside its session's time and still belong to it.
+_CLOCK_SLACK = timedelta(minutes=10)
 # Anomalies found by deriving the energy at the end; recomputed whenever a session is finished again.
 _DERIVED_ANOMALIES = frozenset(
     {Anomaly.NON_MONOTONIC_REGISTER, Anomaly.IMPLAUSIBLE_JUMP, Anomaly.ZERO_BASELINE, Anomaly.CLOSED_BY_CSMS}
@@ -109,19 +113,27 @@ def transaction_start(
         charge_point = _locked_charge_point(charge_point_id)
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
         existing = (
-            Transaction.objects.select_related("charge_point")
+            Transaction.objects.select_for_update(of=("self",))
+            .select_related("charge_point")
             .filter(charge_point=charge_point, start_key=start_key)
             .first()
         )
         if existing is not None:
             if seq_no is not None and not _seen(existing, seq_no):
-                existing.started_at = min(existing.started_at, started_at)
+                _event_merge(existing, started_at, samples, baseline_expected)
                 _fill_blanks(existing, evse_id, connector_id, id_tag, id_token_type, info, remote_start_id)
                 _consume_reservation(existing, reservation_id)
                 _event_apply(existing, samples, charging, started_at, time_spent_charging, source="TransactionStart")
-                if not baseline_expected:
-                    _unflag(existing, Anomaly.MISSING_BASELINE)
                 existing.save()
+                if existing.status == TransactionStatus.ENDED:  # it changes what the ended session cost
+                    transaction_finish(
+                        session=existing,
+                        stopped_at=existing.stopped_at or started_at,
+                        meter_stop_wh=existing.meter_stop_wh,
+                        reason=existing.stop_reason,
+                        stop_id_tag=existing.stop_id_tag,
+                        closed_by_csms=existing.closed_by_csms,
+                    )
             if info is None and existing.id_tag_status:
                 info = IdTagInfo(status=existing.id_tag_status)
             return StartResult(existing, info, replayed=True)
@@ -148,7 +160,7 @@ def transaction_start(
         _close_superseded(session)
         _consume_reservation(session, reservation_id)
         _event_apply(session, samples, charging, started_at, time_spent_charging, source="TransactionStart")
-        if session.meter_start_wh is None and baseline_expected:
+        if meter_start is None and baseline_expected and not _has_begin_reading(samples):
             _flag(session, Anomaly.MISSING_BASELINE)
         session.save()
         webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=transaction_event_data(session))
@@ -171,7 +183,8 @@ def meter_values_record(
         charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
         if session is None and not ocpp_transaction_id and connector_id and evse_id is None:
             open_sessions = _active_on_connector(charge_point, connector_id, None)
-            session = open_sessions[0] if len(open_sessions) == 1 else None
+            from_its_time = all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples)
+            session = open_sessions[0] if len(open_sessions) == 1 and from_its_time else None
         _samples_store(charge_point, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id)
         if session is not None:
             session.save()
@@ -205,11 +218,14 @@ def transaction_stop(
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
         session = _transaction_for(charge_point_id, ocpp_transaction_id)
-        charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
+        # An unknown session's stop is parked under the charger's lock: resent copies park once.
+        charge_point = session.charge_point if session else _locked_charge_point(charge_point_id)
         meter_stop = _bounded(meter_stop_wh)
         if meter_stop is None:
             meter_stop = _last_register_wh(charge_point, samples)
-        park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop, stopped_at, reason, id_tag)
+        park = _Parker(
+            charge_point, action, ocpp_transaction_id, payload, meter_stop, stopped_at, reason, id_tag, seq_no
+        )
         if session is None:
             _samples_store(charge_point, None, samples, source=action)
             negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
@@ -225,7 +241,7 @@ def transaction_stop(
             session.save()
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session))
         if time_spent_charging is not None:
-            session.time_spent_charging = time_spent_charging
+            session.time_spent_charging = _small(time_spent_charging)
         for code in _meter_value_notes(meter_stop_wh, meter_stop):
             _flag(session, code)
         transaction_finish(
@@ -330,9 +346,14 @@ def transaction_event_data(session: Transaction) -> dict[str, Any]:
 
 
 def _locked_charge_point(charge_point_id: str) -> ChargePoint:
-    """The charger's row, locked: two copies of one start (a replay racing the original) are
-    serialised, so the second finds the session the first opened."""
-    return ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
+    """The charger's row, locked: two copies of one start (a replay racing the original), or of
+    one unknown stop, are serialised, so the second finds what the first wrote.
+
+    FOR NO KEY UPDATE: rows that merely refer to the charger (samples, billing records) take
+    KEY SHARE locks, which this does not block, so one lock order (charger row, then session)
+    holds for every session write.
+    """
+    return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
 
 
 def _transaction_for(charge_point_id: str, ocpp_transaction_id: str) -> Transaction | None:
@@ -353,7 +374,7 @@ def _transaction_for(charge_point_id: str, ocpp_transaction_id: str) -> Transact
 def _active_on_connector(charge_point: ChargePoint, connector_id: int, evse_id: int | None) -> list[Transaction]:
     where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
     return list(
-        Transaction.objects.select_for_update()
+        Transaction.objects.select_for_update(of=("self",))
         .select_related("charge_point")
         .filter(where, charge_point=charge_point, status=TransactionStatus.ACTIVE)
     )
@@ -424,7 +445,7 @@ def _close_superseded(session: Transaction) -> None:
 
 def _apply_parked_end(session: Transaction) -> None:
     """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now."""
-    from chargepoints.services.reconciliation import reconciliation_item_attach
+    from chargepoints.services.reconciliation import ReconciliationError, reconciliation_item_attach
 
     if not session.ocpp_transaction_id:
         return
@@ -434,7 +455,13 @@ def _apply_parked_end(session: Transaction) -> None:
         state=ReconciliationState.OPEN,
         ocpp_transaction_id=session.ocpp_transaction_id,
     ).first()
-    if parked is not None:
+    # Ids that are counters repeat after a reset: an old stop never ends a session it predates.
+    if parked is None or parked.stopped_at is None or parked.stopped_at < session.started_at:
+        return
+    if parked.seq_no is not None:
+        _seen(session, parked.seq_no)
+        session.save(update_fields=["seq_nos", "updated_at"])
+    with contextlib.suppress(ReconciliationError):  # an operator resolved it a moment ago
         reconciliation_item_attach(item=parked, transaction=session, user_id=None)
 
 
@@ -450,7 +477,7 @@ def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, stopped_at
 
 def _bounded(value: Decimal | None) -> Decimal | None:
     """A meter value, or None when it is beyond any meter (garbled)."""
-    return value if value is not None and abs(value) < metering.MAX_VALUE else None
+    return value if value is not None and value.is_finite() and abs(value) < metering.MAX_VALUE else None
 
 
 def _meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]:
@@ -462,10 +489,31 @@ def _small(value: int | None) -> int | None:
     return value if value is not None and 0 <= value < 2**31 else None
 
 
-def _last_register_wh(charge_point: ChargePoint, samples: Sequence[SampledValue]) -> Decimal | None:
+def _readings_of(charge_point: ChargePoint, samples: Sequence[SampledValue]) -> list[metering.Reading]:
     rows = [_sample_row(charge_point, None, sample, "", None, None, timezone.now()) for sample in samples]
-    readings = metering.register_readings(_as_metering_sample(row) for row in rows)
+    return metering.register_readings(_as_metering_sample(row) for row in rows)
+
+
+def _last_register_wh(charge_point: ChargePoint, samples: Sequence[SampledValue]) -> Decimal | None:
+    readings = _readings_of(charge_point, samples)
     return readings[-1].wh if readings else None
+
+
+def _has_begin_reading(samples: Sequence[SampledValue]) -> bool:
+    return any(s.measurand == metering.ENERGY_REGISTER and s.context == "Transaction.Begin" for s in samples)
+
+
+def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledValue], baseline_expected: bool) -> None:
+    """A 2.0.1 event earlier than anything seen of its session (its late Started) starts it:
+    its time is the start, its first register reading the meter start."""
+    if at >= session.started_at:
+        return
+    session.started_at = at
+    readings = _readings_of(session.charge_point, samples)
+    if readings:
+        session.meter_start_wh = readings[0].wh
+    if readings or not baseline_expected:
+        _unflag(session, Anomaly.MISSING_BASELINE)
 
 
 def _flag(session: Transaction, code: str) -> None:
@@ -559,8 +607,8 @@ def _sample_row(
     return MeterSample(
         charge_point=charge_point,
         transaction=session,
-        evse_id=evse_id if session is None else session.evse_id,
-        connector_id=connector_id if session is None else session.connector_id,
+        evse_id=_small(evse_id) if session is None else session.evse_id,
+        connector_id=_small(connector_id) if session is None else session.connector_id,
         source=source,
         timestamp=sample.timestamp,
         measurand=sample.measurand,
@@ -591,10 +639,16 @@ def _as_metering_sample(row: MeterSample) -> metering.Sample:
 def _ledger_readings(session: Transaction) -> list[metering.Reading]:
     """The session's register readings in time order, its meter start first.
 
-    Every reading the charger tied to the session counts, whatever its clock said (a
-    Transaction.End sample a second after the stop event is still the session's last reading).
+    Readings a little outside the session's time (a Transaction.End sample a second after the
+    stop event) count; a queued reading from another day does not.
     """
-    rows = MeterSample.objects.filter(transaction=session, measurand=metering.ENERGY_REGISTER)
+    end = max(session.stopped_at or session.started_at, session.started_at)
+    rows = MeterSample.objects.filter(
+        transaction=session,
+        measurand=metering.ENERGY_REGISTER,
+        timestamp__gte=session.started_at - _CLOCK_SLACK,
+        timestamp__lte=end + _CLOCK_SLACK,
+    )
     readings = metering.register_readings(_as_metering_sample(row) for row in rows)
     if session.meter_start_wh is not None:
         readings.insert(0, metering.Reading(session.started_at, session.meter_start_wh, "Transaction.Begin"))
@@ -614,25 +668,27 @@ class _Parker:
         stopped_at: datetime,
         reason: str,
         id_tag: str,
+        seq_no: int | None,
     ) -> None:
         self.fields = {
             "charge_point": charge_point,
             "action": action,
             "ocpp_transaction_id": ocpp_transaction_id[:36],
-            "payload": payload,
+            "payload": _json_safe(payload),
             "meter_stop_wh": meter_stop_wh,
             "stopped_at": stopped_at,
             "stop_reason": reason,
             "id_tag": id_tag,
+            "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }
 
     def __call__(self, reason: str, session: Transaction | None = None) -> ReconciliationItem:
         """The open item for this stop: a resent copy of a parked stop is not parked twice."""
-        item, _ = ReconciliationItem.objects.get_or_create(
-            reason=reason,
-            transaction=session,
-            state=ReconciliationState.OPEN,
-            **self.fields,
-            defaults={"received_at": timezone.now()},
-        )
-        return item
+        open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self.fields)
+        item = ReconciliationItem.objects.filter(**open_item).first()
+        return item or ReconciliationItem.objects.create(received_at=timezone.now(), **open_item)
+
+
+def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as JSON can store it: NaN and Infinity (which Python's JSON allows) as text."""
+    return json.loads(json.dumps(payload, default=str), parse_constant=str)

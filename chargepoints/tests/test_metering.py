@@ -106,3 +106,7 @@ def test_other_measurands_and_ev_side_readings_are_not_the_register():
 def test_any_text_parses_to_a_finite_decimal_or_none(raw):
     value = parse_decimal(raw)
     assert value is None or value.is_finite()
+
+
+def test_a_stop_below_the_start_is_flagged_even_within_the_registers_resolution():
+    assert energy([Decimal(5000), Decimal(4001)]) == (Decimal(0), (Anomaly.NON_MONOTONIC_REGISTER,))

@@ -392,3 +392,91 @@ def test_the_newest_valid_default_tariff_wins_over_an_open_ended_one(register_ch
     session = start_v16(charge_point_id).transaction
     stop(charge_point_id, str(session.pk), 11000)
     assert BillingRecord.objects.get(transaction=session).total == Decimal("2.00")
+
+
+def test_events_arriving_after_the_end_reprice_the_session(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+
+    def reading(minute: int, wh: int, context: str) -> list[SampledValue]:
+        return [SampledValue(timestamp=T0 + timedelta(minutes=minute), raw_value=str(wh), context=context)]
+
+    transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id="TX-R",
+        stopped_at=T0 + timedelta(minutes=60),
+        action="TransactionEvent",
+        payload={},
+        samples=reading(60, 7000, "Transaction.End"),
+        seq_no=2,
+    )
+    v201_start(charge_point_id, "TX-R", 1, T0 + timedelta(minutes=30), samples=reading(30, 5000, "Sample.Periodic"))
+    session = Transaction.objects.get(ocpp_transaction_id="TX-R")
+    assert (session.status, session.energy_wh, session.needs_review) == ("ended", Decimal(2000), True)
+    v201_start(charge_point_id, "TX-R", 0, T0, samples=reading(0, 2000, "Sample.Periodic"), baseline_expected=False)
+    session.refresh_from_db()
+    assert (session.started_at, session.meter_start_wh, session.energy_wh) == (T0, Decimal(2000), Decimal(5000))
+    assert (session.anomalies, session.needs_review) == ([], False)
+    assert session.billing_record.energy_wh == Decimal(5000)
+    assert sorted(session.seq_nos) == [0, 1, 2]
+
+
+def test_a_session_first_seen_through_an_updated_event_is_flagged_until_its_start_arrives(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    sample = [SampledValue(timestamp=T0 + timedelta(minutes=5), raw_value="5000")]
+    session = v201_start(charge_point_id, "TX-U", 3, T0 + timedelta(minutes=5), samples=sample).transaction
+    assert session.needs_review and "missing_baseline" in session.anomalies
+
+
+def test_an_old_parked_stop_with_a_reused_id_does_not_end_a_new_session(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id="1",
+        stopped_at=T0 - timedelta(days=60),
+        action="TransactionEvent",
+        payload={},
+        seq_no=9,
+    )
+    session = v201_start(charge_point_id, "1", 0, T0, baseline_expected=False).transaction
+    assert session.status == "active"
+
+
+def test_a_queued_reading_from_another_day_does_not_count(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=11000).transaction
+    transactions.meter_values_record(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id=str(session.pk),
+        samples=[SampledValue(timestamp=T0 - timedelta(days=1), raw_value="5000")],
+    )
+    stop(charge_point_id, str(session.pk), 13000)
+    session.refresh_from_db()
+    assert (session.energy_wh, session.anomalies) == (Decimal(2000), [])
+
+
+def test_garbled_stops_are_parked_or_applied_without_raising(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    item = transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id="unknown",
+        stopped_at=T0,
+        action="StopTransaction",
+        payload={"meterStop": float("inf"), "x": float("nan")},
+        meter_stop_wh=Decimal("Infinity"),
+    ).reconciliation_item
+    assert item.payload == {"meterStop": "Infinity", "x": "NaN"}
+    assert item.meter_stop_wh is None
+    session = v201_start(charge_point_id, "TX-N", 0, T0, baseline_expected=False).transaction
+    result = transactions.transaction_stop(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id="TX-N",
+        stopped_at=T0 + timedelta(hours=1),
+        action="TransactionEvent",
+        payload={},
+        meter_stop_wh=Decimal("NaN"),
+        time_spent_charging=2**40,
+        seq_no=1,
+    )
+    assert result.transaction.status == "ended"
+    assert "unparseable_value" in result.transaction.anomalies
+    assert session.pk == result.transaction.pk

@@ -335,3 +335,16 @@ async def test_garbled_numbers_from_chargers_are_answered_and_kept(daphne):
     assert (session.meter_start_wh, session.evse_id, session.remote_start_id) == (Decimal(1500), None, None)
     assert await MeterSample.objects.filter(transaction=session).acount() == 4
     assert await ReconciliationItem.objects.filter(ocpp_transaction_id="--5").aexists()
+
+
+async def test_a_v16_stop_with_a_nan_meter_value_is_answered(daphne):
+    await register("CP16-NAN")
+    async with raw_socket(daphne, "1.6", "CP16-NAN") as websocket:
+        start = {"connectorId": 1, "idTag": "ANY", "meterStart": 100, "timestamp": T0}
+        [_, _, started] = await raw_call(websocket, "s1", "StartTransaction", start)
+        frame = '[2,"n1","StopTransaction",{"transactionId":%d,"meterStop":NaN,"timestamp":"%s"}]'
+        await websocket.send(frame % (started["transactionId"], T1))
+        assert json.loads(await websocket.recv()) == [3, "n1", {}]
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert session.status == "ended"
+    assert "unparseable_value" in session.anomalies
