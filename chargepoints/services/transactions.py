@@ -67,7 +67,6 @@ class SampledValue:
 class StartResult:
     transaction: Transaction
     id_tag_info: IdTagInfo | None
-    replayed: bool
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def transaction_start(
                     )
             if info is None and existing.id_tag_status:
                 info = IdTagInfo(status=existing.id_tag_status)
-            return StartResult(existing, info, replayed=True)
+            return StartResult(existing, info)
         meter_start = _bounded(meter_start_wh)
         session = Transaction.objects.create(
             charge_point=charge_point,
@@ -165,7 +164,7 @@ def transaction_start(
         session.save()
         webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=transaction_event_data(session))
         _apply_parked_end(session)
-    return StartResult(session, info, replayed=False)
+    return StartResult(session, info)
 
 
 def meter_values_record(
