@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Tariff(models.Model):
@@ -47,7 +48,7 @@ class BillingRecord(models.Model):
     )
     tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_records")
     charge_point_identity = models.CharField(max_length=48, db_index=True)
-    id_tag = models.CharField(max_length=36, blank=True, db_index=True)
+    id_tag = models.CharField(max_length=36, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     energy_wh = models.DecimalField(max_digits=20, decimal_places=3)
     started_at = models.DateTimeField()
@@ -65,6 +66,8 @@ class BillingRecord(models.Model):
 
     class Meta:
         ordering = ["-stopped_at", "-id"]
+        # Id tags match ignoring case (OCPP): the filter compares LOWER(id_tag).
+        indexes = [models.Index(Lower("id_tag"), name="billing_record_id_tag_lower")]
 
     def __str__(self) -> str:
         return f"{self.total} {self.currency} for transaction {self.transaction_id}"

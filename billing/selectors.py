@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Lower
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
@@ -41,7 +42,7 @@ def billing_record_list(
     if charge_point_id:
         records = records.filter(charge_point_identity=charge_point_id)
     if id_tag:
-        records = records.filter(id_tag__iexact=id_tag)
+        records = records.alias(id_tag_lower=Lower("id_tag")).filter(id_tag_lower=id_tag.lower())
     if stopped_after:
         records = records.filter(stopped_at__gte=stopped_after)
     if stopped_before:

@@ -287,6 +287,14 @@ class MeterSample(models.Model):
     )
     evse_id = models.PositiveIntegerField(null=True, blank=True)
     connector_id = models.PositiveIntegerField(null=True, blank=True)
+    reconciliation_item = models.ForeignKey(
+        "ReconciliationItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="meter_samples",
+        help_text="The parked stop it came in; attaching the stop moves it to the transaction.",
+    )
     source = models.CharField(max_length=32, help_text="The message it came in (MeterValues, StopTransaction, ...).")
     timestamp = models.DateTimeField()
     measurand = models.CharField(max_length=64)

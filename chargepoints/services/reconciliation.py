@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
-from chargepoints.models import ReconciliationItem, ReconciliationState, Transaction, TransactionStatus
+from chargepoints.models import MeterSample, ReconciliationItem, ReconciliationState, Transaction, TransactionStatus
 from chargepoints.services.transactions import transaction_finish
 
 
@@ -29,6 +29,9 @@ def reconciliation_item_attach(*, item: ReconciliationItem, transaction: Transac
         if session.charge_point_id != item.charge_point_id:
             raise ReconciliationError(f"Transaction {session.pk} belongs to another charge point.")
         if session.status == TransactionStatus.ACTIVE or session.closed_by_csms:
+            MeterSample.objects.filter(reconciliation_item=item, transaction__isnull=True).update(
+                transaction=session, connector_id=session.connector_id, evse_id=session.evse_id
+            )
             transaction_finish(
                 session=session,
                 stopped_at=item.stopped_at or timezone.now(),

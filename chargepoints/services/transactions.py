@@ -226,19 +226,21 @@ def transaction_stop(
             charge_point, action, ocpp_transaction_id, payload, meter_stop, stopped_at, reason, id_tag, seq_no
         )
         if session is None:
-            _samples_store(charge_point, None, samples, source=action)
             negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
             reason_parked = (
                 ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
             )
-            return StopResult(None, info, park(reason_parked))
+            item, new = park(reason_parked)
+            if new:  # a resent copy brings the same samples again
+                _samples_store(charge_point, None, samples, source=action, parked=item)
+            return StopResult(None, info, item)
         if _seen(session, seq_no) or _is_resent_stop(session, meter_stop, stopped_at):
             session.save()
             return StopResult(session, info)
         _samples_store(charge_point, session, samples, source=action)
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             session.save()
-            return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session))
+            return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
         if time_spent_charging is not None:
             session.time_spent_charging = _small(time_spent_charging)
         for code in _meter_value_notes(meter_stop_wh, meter_stop):
@@ -246,7 +248,7 @@ def transaction_stop(
         transaction_finish(
             session=session, stopped_at=stopped_at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
         )
-        item = park(ReconciliationReason.NULL_ID_TAG, session) if id_tag_null else None
+        item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if id_tag_null else None
     return StopResult(session, info, item)
 
 
@@ -563,13 +565,15 @@ def _samples_store(
     source: str,
     connector_id: int | None = None,
     evse_id: int | None = None,
+    parked: ReconciliationItem | None = None,
 ) -> None:
-    """Keep every sampled value as received; move the session's live register and baseline.
-
-    The caller saves ``session``.
+    """Keep every sampled value as received (with the parked stop they came in, if any); move the
+    session's live register and baseline. The caller saves ``session``.
     """
     now = timezone.now()
     rows = [_sample_row(charge_point, session, sample, source, connector_id, evse_id, now) for sample in samples]
+    for row in rows:
+        row.reconciliation_item = parked
     MeterSample.objects.bulk_create(rows)
     if session is None:
         return
@@ -681,11 +685,13 @@ class _Parker:
             "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }
 
-    def __call__(self, reason: str, session: Transaction | None = None) -> ReconciliationItem:
-        """The open item for this stop: a resent copy of a parked stop is not parked twice."""
+    def __call__(self, reason: str, session: Transaction | None = None) -> tuple[ReconciliationItem, bool]:
+        """The open item for this stop, and whether it is new: a resent copy is not parked twice."""
         open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self.fields)
         item = ReconciliationItem.objects.filter(**open_item).first()
-        return item or ReconciliationItem.objects.create(received_at=timezone.now(), **open_item)
+        if item is not None:
+            return item, False
+        return ReconciliationItem.objects.create(received_at=timezone.now(), **open_item), True
 
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:

@@ -305,6 +305,8 @@ def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arriv
     parked.refresh_from_db()
     assert (session.status, session.energy_wh) == ("ended", Decimal(2500))
     assert (parked.state, parked.transaction_id) == (ReconciliationState.ATTACHED, session.pk)
+    # The parked stop's reading moved to the session with it.
+    assert sorted(session.meter_samples.values_list("raw_value", flat=True)) == ["1000", "3500"]
 
 
 def test_an_end_reading_stamped_after_the_event_still_counts(register_charge_point):
@@ -344,9 +346,11 @@ def test_resent_stops_are_acknowledged_once(register_charge_point):
     session = start_v16(charge_point_id).transaction
     assert stop(charge_point_id, str(session.pk), 5000).reconciliation_item is None
     assert stop(charge_point_id, str(session.pk), 5000).reconciliation_item is None
-    first = stop(charge_point_id, "777", 5000).reconciliation_item
-    assert stop(charge_point_id, "777", 5000).reconciliation_item == first
+    reading = [SampledValue(timestamp=T0, raw_value="5000", context="Transaction.End")]
+    first = stop(charge_point_id, "777", 5000, samples=reading).reconciliation_item
+    assert stop(charge_point_id, "777", 5000, samples=reading).reconciliation_item == first
     assert ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).count() == 1
+    assert first.meter_samples.count() == 1
 
 
 @pytest.mark.parametrize("transaction_id", ["--5", "²", "99999999999999999999999", "-1"])
