@@ -1,0 +1,66 @@
+"""Id tags, local authorization lists and reservations."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from chargepoints.admin.shared import (
+    ReadOnlyAdmin,
+)
+from chargepoints.models import (
+    IdTag,
+    LocalAuthList,
+    Reservation,
+)
+
+
+@admin.register(IdTag)
+class IdTagAdmin(admin.ModelAdmin):
+    list_display = ["id_tag", "token_type", "status", "expiry_date", "parent", "updated_at"]
+    list_filter = ["status", "token_type"]
+    search_fields = ["id_tag", "description"]
+    autocomplete_fields = ["parent"]
+    list_select_related = ["parent"]
+    readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(LocalAuthList)
+class LocalAuthListAdmin(ReadOnlyAdmin):
+    list_display = ["charge_point", "version", "entry_count", "updated_at"]
+    search_fields = ["charge_point__charge_point_id"]
+    list_select_related = ["charge_point"]
+    fields = ["charge_point", "version", "entries_table", "updated_at"]
+    readonly_fields = fields
+
+    @admin.display(description="entries")
+    def entry_count(self, obj: LocalAuthList) -> int:
+        return len(obj.entries)
+
+    @admin.display(description="entries")
+    def entries_table(self, obj: LocalAuthList) -> SafeString:
+        if not obj.entries:
+            return format_html("{}", "(empty)")
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td></tr>", sorted(obj.entries.items()))
+        return format_html("<table><tr><th>id tag</th><th>status</th></tr>{}</table>", rows)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(ReadOnlyAdmin):
+    list_display = [
+        "reservation_id",
+        "charge_point",
+        "connector_id",
+        "evse_id",
+        "id_tag",
+        "status",
+        "charger_status",
+        "expiry_date",
+        "created_at",
+    ]
+    list_filter = ["status"]
+    search_fields = ["charge_point__charge_point_id", "id_tag", "reservation_id__exact"]
+    date_hierarchy = "created_at"
+    list_select_related = ["charge_point"]
+    readonly_fields = [f.name for f in Reservation._meta.fields]

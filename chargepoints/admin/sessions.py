@@ -1,0 +1,183 @@
+"""Transactions and the meter ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import HttpRequest
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from chargepoints.admin.shared import (
+    FirstRowsFormSet,
+    ReadOnlyAdmin,
+    admin_link,
+    changelist_link,
+    connector_label,
+    transaction_link,
+)
+from chargepoints.models import (
+    MeterSample,
+    Transaction,
+)
+
+
+class MeterSampleInline(admin.TabularInline):
+    model = MeterSample
+    formset = FirstRowsFormSet
+    extra = 0
+    fields = ["timestamp", "measurand", "phase", "unit", "context", "raw_value", "value", "source"]
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = f"meter samples (the first {FirstRowsFormSet.limit}; all are linked above)"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Transaction)
+class TransactionAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "charge_point",
+        "ocpp_transaction",
+        "connector",
+        "id_tag",
+        "status",
+        "started_at",
+        "stopped_at",
+        "energy_wh",
+        "needs_review",
+        "anomaly_list",
+    ]
+    list_filter = ["status", "needs_review", "ocpp_version", "closed_by_csms"]
+    search_fields = ["charge_point__charge_point_id", "id_tag", "ocpp_transaction_id", "id__exact"]
+    date_hierarchy = "started_at"
+    list_select_related = ["charge_point"]
+    fieldsets = [
+        (None, {"fields": ["charge_point", "ocpp_version", "ocpp_transaction", "status", "needs_review", "anomalies"]}),
+        (
+            "Where and who",
+            {
+                "fields": [
+                    "evse_id",
+                    "connector_id",
+                    "id_tag",
+                    "id_token_type",
+                    "id_tag_status",
+                    "stop_id_tag",
+                    "reservation",
+                    "remote_start_id",
+                ]
+            },
+        ),
+        (
+            "Time and energy",
+            {
+                "fields": [
+                    "started_at",
+                    "stopped_at",
+                    "stop_reason",
+                    "closed_by_csms",
+                    "meter_start_wh",
+                    "meter_stop_wh",
+                    "last_register_wh",
+                    "last_register_at",
+                    "energy_wh",
+                    "idle_since",
+                    "idle_seconds",
+                    "time_spent_charging",
+                ]
+            },
+        ),
+        (
+            "Billing and reconciliation",
+            {"fields": ["billing_record_summary", "reconciliation_items_summary", "meter_samples_summary"]},
+        ),
+        (
+            "Protocol",
+            {"classes": ["collapse"], "fields": ["start_key", "seq_nos", "created_at", "updated_at"]},
+        ),
+    ]
+    readonly_fields = [f.name for f in Transaction._meta.fields] + [
+        "ocpp_transaction",
+        "billing_record_summary",
+        "reconciliation_items_summary",
+        "meter_samples_summary",
+    ]
+    inlines = [MeterSampleInline]
+
+    @admin.display(description="OCPP id")
+    def ocpp_transaction(self, obj: Transaction) -> str:
+        return obj.ocpp_id
+
+    @admin.display(description="connector / EVSE")
+    def connector(self, obj: Transaction) -> str:
+        return connector_label(obj.evse_id, obj.connector_id)
+
+    @admin.display(description="anomalies")
+    def anomaly_list(self, obj: Transaction) -> str:
+        return ", ".join(obj.anomalies)
+
+    @admin.display(description="billing record")
+    def billing_record_summary(self, obj: Transaction) -> SafeString | str:
+        try:
+            record = obj.billing_record
+        except ObjectDoesNotExist:
+            return "None yet (written when the transaction ends)."
+        review = " - needs review" if record.needs_review else ""
+        return admin_link(record, f"{record.total} {record.currency or '(no tariff)'}, {record.energy_wh} Wh{review}")
+
+    @admin.display(description="reconciliation items")
+    def reconciliation_items_summary(self, obj: Transaction) -> SafeString | str:
+        items = list(obj.reconciliation_items.all())
+        if not items:
+            return "None"
+        links = (
+            (admin_link(item, f"#{item.pk} {item.get_reason_display()} ({item.get_state_display()})"),)
+            for item in items
+        )
+        return format_html_join(mark_safe("<br>"), "{}", links)
+
+    @admin.display(description="meter samples")
+    def meter_samples_summary(self, obj: Transaction) -> SafeString:
+        count = obj.meter_samples.count()
+        return changelist_link(MeterSample, f"transaction__id__exact={obj.pk}", f"All {count} samples")
+
+
+@admin.register(MeterSample)
+class MeterSampleAdmin(ReadOnlyAdmin):
+    list_display = [
+        "timestamp",
+        "charge_point",
+        "session",
+        "connector",
+        "measurand",
+        "phase",
+        "raw_value",
+        "unit",
+        "value",
+        "context",
+        "source",
+    ]
+    list_filter = ["measurand", "context", "source"]
+    search_fields = ["charge_point__charge_point_id"]
+    date_hierarchy = "timestamp"
+    list_select_related = ["charge_point", "transaction"]
+    readonly_fields = [f.name for f in MeterSample._meta.fields]
+
+    @admin.display(description="transaction", ordering="transaction")
+    def session(self, obj: MeterSample) -> SafeString | str:
+        return transaction_link(obj.transaction)
+
+    @admin.display(description="connector / EVSE")
+    def connector(self, obj: MeterSample) -> str:
+        return connector_label(obj.evse_id, obj.connector_id)

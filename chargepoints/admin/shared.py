@@ -1,0 +1,67 @@
+"""Links, labels and base classes the chargepoints admin pages share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model, QuerySet
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from chargepoints.models import (
+    Transaction,
+)
+
+
+def admin_link(obj: Model, text: str) -> SafeString:
+    url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
+    return format_html('<a href="{}">{}</a>', url, text)
+
+
+def transaction_label(session: Transaction) -> str:
+    """How operators name a session: our id, and the id the charger uses when it differs."""
+    if session.ocpp_id == str(session.pk):
+        return f"#{session.pk}"
+    return f"#{session.pk} (OCPP id {session.ocpp_id})"
+
+
+def transaction_link(session: Transaction | None) -> SafeString | str:
+    return admin_link(session, transaction_label(session)) if session is not None else "-"
+
+
+def connector_label(evse_id: int | None, connector_id: int | None) -> str:
+    connector = "-" if connector_id is None else str(connector_id)
+    return connector if evse_id is None else f"EVSE {evse_id} / {connector}"
+
+
+def changelist_link(model: type[Model], query: str, text: str) -> SafeString:
+    url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+    return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the CSMS writes from what chargers send: operators look, they do not type."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class FirstRowsFormSet(BaseInlineFormSet):
+    """An inline that shows only the first rows: a long session has thousands of samples."""
+
+    limit = 200
+
+    def get_queryset(self) -> QuerySet[Any]:
+        if not hasattr(self, "_limited"):
+            self._limited = super().get_queryset()[: self.limit]
+        return self._limited
