@@ -4,12 +4,19 @@ from ocpp.v201 import ChargePoint as V201ChargePoint
 
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v201.availability import AvailabilityHandlers
+from ocpp_gateway.v201.notifications import NotificationHandlers
 from ocpp_gateway.v201.provisioning import ProvisioningHandlers
 from ocpp_gateway.v201.reservations import ReservationHandlers
 from ocpp_gateway.v201.transactions import TransactionHandlers
 
 
 class V201Router(
-    ProvisioningHandlers, AvailabilityHandlers, TransactionHandlers, ReservationHandlers, OcppRouter, V201ChargePoint
+    ProvisioningHandlers,
+    AvailabilityHandlers,
+    TransactionHandlers,
+    ReservationHandlers,
+    NotificationHandlers,
+    OcppRouter,
+    V201ChargePoint,
 ):
     """Every OCPP 2.0.1 action the CSMS answers, grouped by functional block."""

@@ -1,0 +1,31 @@
+"""Handlers for notifications the CSMS acknowledges without acting on them.
+
+A charger that sends FirmwareStatusNotification, NotifyReport and the like expects an answer;
+a NotImplemented CALLERROR makes some firmware retry for ever. The frame itself is kept in the
+message log, which is these notifications' record; security events are also logged as warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from enum import Enum
+from typing import Any
+
+from ocpp.routing import on
+
+logger = logging.getLogger(__name__)
+
+
+def acknowledging_handler(
+    action: Enum, answer: Callable[[], Any], *, level: int = logging.INFO
+) -> Callable[..., Awaitable[Any]]:
+    """An ``@on(action)`` handler that logs the notification and returns ``answer()``."""
+
+    async def handler(self: Any, **payload: Any) -> Any:
+        logger.log(level, "%s: %s %s", self.id, action, payload)
+        return answer()
+
+    # The ocpp package routes by the attribute name a handler had when @on saw it.
+    handler.__name__ = handler.__qualname__ = f"on_{action.name}"
+    return on(action)(handler)

@@ -1,0 +1,32 @@
+"""OCPP 1.6 firmware, diagnostics and security notifications, and DataTransfer: acknowledged."""
+
+from __future__ import annotations
+
+import logging
+
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action, DataTransferStatus
+
+from ocpp_gateway.acknowledge import acknowledging_handler
+
+
+class NotificationHandlers:
+    on_firmware_status_notification = acknowledging_handler(
+        Action.firmware_status_notification, call_result.FirmwareStatusNotification
+    )
+    on_diagnostics_status_notification = acknowledging_handler(
+        Action.diagnostics_status_notification, call_result.DiagnosticsStatusNotification
+    )
+    on_signed_firmware_status_notification = acknowledging_handler(
+        Action.signed_firmware_status_notification, call_result.SignedFirmwareStatusNotification
+    )
+    on_log_status_notification = acknowledging_handler(
+        Action.log_status_notification, call_result.LogStatusNotification
+    )
+    on_security_event_notification = acknowledging_handler(
+        Action.security_event_notification, call_result.SecurityEventNotification, level=logging.WARNING
+    )
+    # No vendor extensions are implemented; the spec's answer for an unknown vendorId.
+    on_data_transfer = acknowledging_handler(
+        Action.data_transfer, lambda: call_result.DataTransfer(status=DataTransferStatus.unknown_vendor_id)
+    )
