@@ -14,9 +14,12 @@ from chargepoints.models import (
     AuthorizationStatus,
     ChargePoint,
     Connector,
+    Heartbeat,
     IdTag,
     LifecycleState,
+    OcppMessage,
     Transaction,
+    TransactionStatus,
 )
 
 
@@ -106,3 +109,37 @@ def transaction_list(
     if started_before:
         transactions = transactions.filter(started_at__lt=started_before)
     return transactions
+
+
+# --- One charger's recent activity (its admin page) -------------------------------------------
+
+
+def charge_point_recent_transaction_list(*, charge_point: ChargePoint, limit: int = 10) -> QuerySet[Transaction]:
+    """The charger's latest sessions, the latest started first."""
+    return Transaction.objects.filter(charge_point=charge_point).order_by("-started_at", "-id")[:limit]
+
+
+def charge_point_open_transaction(*, charge_point: ChargePoint) -> Transaction | None:
+    """The charger's latest session still open: what a remote stop ends unless told otherwise."""
+    return (
+        Transaction.objects.filter(charge_point=charge_point, status=TransactionStatus.ACTIVE)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+
+
+def charge_point_recent_message_list(*, charge_point: ChargePoint, limit: int = 20) -> QuerySet[OcppMessage]:
+    """The charger's latest OCPP frames (the charger/-created_at index), without their payloads."""
+    return (
+        OcppMessage.objects.filter(charge_point=charge_point)
+        .only("id", "direction", "message_type", "action", "unique_id", "created_at")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def charge_point_recent_heartbeat_list(*, charge_point: ChargePoint, limit: int = 20) -> QuerySet[Heartbeat]:
+    return Heartbeat.objects.filter(charge_point=charge_point).order_by("-received_at")[:limit]
+
+
+def charge_point_heartbeat_count(*, charge_point: ChargePoint, since: datetime) -> int:
+    return Heartbeat.objects.filter(charge_point=charge_point, received_at__gte=since).count()

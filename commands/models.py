@@ -42,6 +42,7 @@ class Command(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [("send_command", "Can send OCPP commands to charge points")]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_key", "idempotency_key"],

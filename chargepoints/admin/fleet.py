@@ -1,29 +1,104 @@
-"""The fleet: charge points, their connectors and heartbeats."""
+"""The fleet: charge points (status, activity, commissioning, the commands panel), connectors, heartbeats."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
 
 from chargepoints.models import (
     ChargePoint,
     Connector,
     Heartbeat,
+    LifecycleState,
 )
+from chargepoints.selectors import (
+    charge_point_heartbeat_count,
+    charge_point_recent_heartbeat_list,
+    charge_point_recent_message_list,
+    charge_point_recent_transaction_list,
+)
+from chargepoints.services import charge_point_update
+from commands.admin import command_form_send
+from commands.forms import COMMAND_FORMS, ChangeAvailabilityForm, CommandForm, ResetForm, TriggerMessageForm
+
+# Which lifecycle moves the change page offers from each state, and the verb on the button.
+LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
+    LifecycleState.PENDING: [
+        (LifecycleState.COMMISSIONED, "Commission"),
+        (LifecycleState.DECOMMISSIONED, "Decommission"),
+    ],
+    LifecycleState.COMMISSIONED: [(LifecycleState.DECOMMISSIONED, "Decommission")],
+    LifecycleState.DECOMMISSIONED: [(LifecycleState.COMMISSIONED, "Re-commission")],
+}
+
+# Connector status -> CSS class of its colour (styles.html).
+CONNECTOR_STATUS_CLASSES = {
+    "Available": "available",
+    "Preparing": "busy",
+    "Charging": "busy",
+    "SuspendedEV": "busy",
+    "SuspendedEVSE": "busy",
+    "Finishing": "busy",
+    "Occupied": "busy",
+    "Faulted": "faulted",
+    "Unavailable": "unavailable",
+    "Reserved": "reserved",
+}
+
+HEARTBEAT_WINDOW = timedelta(hours=24)
+
+
+def status_badge(charge_point: ChargePoint) -> SafeString:
+    """Online / Offline, and when an offline charger was last heard from."""
+    if charge_point.connected:
+        return mark_safe('<span class="cp-status-badge online">Online</span>')
+    seen = f"last seen {timesince(charge_point.last_seen)} ago" if charge_point.last_seen else "never seen"
+    return format_html(
+        '<span class="cp-status-badge offline">Offline</span> <span class="cp-last-seen">{}</span>', seen
+    )
+
+
+class OnlineFilter(admin.BooleanFieldListFilter):
+    """The ``connected`` flag, under the name operators use."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.title = "online"
 
 
 class ConnectorInline(admin.TabularInline):
     model = Connector
     extra = 0
-    fields = ["evse_id", "connector_id", "status", "error_code", "info", "status_timestamp", "updated_at"]
+    fields = ["evse_id", "connector_id", "status_badge", "error_code", "info", "status_timestamp", "updated_at"]
     readonly_fields = fields
     can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, connector: Connector) -> SafeString:
+        css = CONNECTOR_STATUS_CLASSES.get(connector.status, "unknown")
+        return format_html('<span class="connector-status {}">{}</span>', css, connector.status or "unknown")
 
 
 @admin.register(ChargePoint)
 class ChargePointAdmin(admin.ModelAdmin):
     list_display = [
         "charge_point_id",
-        "connected",
+        "status",
         "ocpp_version",
         "lifecycle_state",
         "vendor",
@@ -31,10 +106,9 @@ class ChargePointAdmin(admin.ModelAdmin):
         "firmware_version",
         "heartbeat_interval",
         "tariff",
-        "last_seen",
         "last_heartbeat",
     ]
-    list_filter = ["connected", "ocpp_version", "lifecycle_state", "vendor"]
+    list_filter = [("connected", OnlineFilter), "ocpp_version", "vendor", "lifecycle_state"]
     search_fields = ["charge_point_id", "vendor", "model", "serial_number"]
     readonly_fields = [
         "ocpp_version",
@@ -57,6 +131,191 @@ class ChargePointAdmin(admin.ModelAdmin):
     autocomplete_fields = ["tariff"]
     list_select_related = ["tariff"]
     inlines = [ConnectorInline]
+    actions = ["reset_soft", "reset_hard", "make_available", "make_unavailable", "trigger_status_notification"]
+
+    @admin.display(description="status", ordering="connected")
+    def status(self, charge_point: ChargePoint) -> SafeString:
+        return status_badge(charge_point)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ChargePoint | None = None) -> list[str]:
+        # The lifecycle changes through the commissioning buttons (with a confirmation), not the form.
+        return [*self.readonly_fields, "lifecycle_state"] if obj is not None else list(self.readonly_fields)
+
+    def has_send_command_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("commands.send_command")
+
+    # --- URLs -------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        own = [
+            path(
+                "<path:object_id>/lifecycle/<str:state>/",
+                self.admin_site.admin_view(self.lifecycle_view),
+                name=f"{info}_lifecycle",
+            ),
+            path(
+                "<path:object_id>/command/<str:command>/",
+                self.admin_site.admin_view(self.command_view),
+                name=f"{info}_command",
+            ),
+        ]
+        return [*own, *super().get_urls()]
+
+    def _change_url(self, charge_point: ChargePoint) -> str:
+        return reverse("admin:chargepoints_chargepoint_change", args=[charge_point.pk])
+
+    # --- The change page --------------------------------------------------------------------
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        charge_point = self.get_object(request, unquote(object_id))
+        if charge_point is not None:
+            extra_context = {**self._charge_point_context(request, charge_point), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _charge_point_context(self, request: HttpRequest, charge_point: ChargePoint) -> dict[str, Any]:
+        since = timezone.now() - HEARTBEAT_WINDOW
+        return {
+            "status_badge": status_badge(charge_point),
+            "lifecycle_actions": self._lifecycle_actions(request, charge_point),
+            "command_panel": self._command_panel(request, charge_point),
+            "recent_transactions": charge_point_recent_transaction_list(charge_point=charge_point),
+            "recent_messages": charge_point_recent_message_list(charge_point=charge_point),
+            "message_log_url": self._filtered_changelist("ocppmessage", charge_point),
+            "recent_heartbeats": charge_point_recent_heartbeat_list(charge_point=charge_point),
+            "heartbeats_last_24h": charge_point_heartbeat_count(charge_point=charge_point, since=since),
+            "heartbeat_log_url": self._filtered_changelist("heartbeat", charge_point),
+        }
+
+    def _filtered_changelist(self, model_name: str, charge_point: ChargePoint) -> str:
+        return f"{reverse(f'admin:chargepoints_{model_name}_changelist')}?charge_point__id__exact={charge_point.pk}"
+
+    def _lifecycle_actions(self, request: HttpRequest, charge_point: ChargePoint) -> list[dict[str, str]]:
+        if not self.has_change_permission(request, charge_point):
+            return []
+        return [
+            {
+                "state": state,
+                "verb": verb,
+                "url": reverse("admin:chargepoints_chargepoint_lifecycle", args=[charge_point.pk, state]),
+            }
+            for state, verb in LIFECYCLE_ACTIONS.get(charge_point.lifecycle_state, [])
+        ]
+
+    def _command_panel(self, request: HttpRequest, charge_point: ChargePoint) -> dict[str, Any] | None:
+        """The panel's forms for the charger's OCPP version; None hides the panel."""
+        if not self.has_send_command_permission(request):
+            return None
+        if not charge_point.ocpp_version:
+            return {"forms": []}
+        forms = [
+            {
+                "form": form_class(charge_point=charge_point),
+                "url": reverse("admin:chargepoints_chargepoint_command", args=[charge_point.pk, name]),
+            }
+            for name, form_class in COMMAND_FORMS.items()
+        ]
+        return {"forms": forms}
+
+    # --- Commissioning ----------------------------------------------------------------------
+
+    def lifecycle_view(self, request: HttpRequest, object_id: str, state: str) -> HttpResponse:
+        """GET asks "Commission CP-1?"; POST makes the move through ``charge_point_update``."""
+        charge_point = self.get_object(request, unquote(object_id))
+        if charge_point is None:
+            raise Http404
+        if not self.has_change_permission(request, charge_point):
+            raise PermissionDenied
+        verbs = dict(LIFECYCLE_ACTIONS.get(charge_point.lifecycle_state, []))
+        if state not in verbs:
+            self.message_user(
+                request,
+                f"{charge_point} is {charge_point.get_lifecycle_state_display().lower()}; it cannot become {state}.",
+                messages.ERROR,
+            )
+            return HttpResponseRedirect(self._change_url(charge_point))
+        if request.method == "POST":
+            charge_point_update(charge_point=charge_point, lifecycle_state=state)
+            self.message_user(request, f"{charge_point} is now {state}.", messages.SUCCESS)
+            return HttpResponseRedirect(self._change_url(charge_point))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{verbs[state]} {charge_point}?",
+            "opts": self.opts,
+            "original": charge_point,
+            "state": state,
+            "verb": verbs[state],
+            "closes_connection": state == LifecycleState.DECOMMISSIONED and charge_point.connected,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/chargepoints/chargepoint/lifecycle_confirmation.html", context)
+
+    # --- Commands ---------------------------------------------------------------------------
+
+    def command_view(self, request: HttpRequest, object_id: str, command: str) -> HttpResponse:
+        """POST of one panel form: validate it, send it as the API would, report in the message bar."""
+        if not self.has_send_command_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        charge_point = self.get_object(request, unquote(object_id))
+        if charge_point is None or command not in COMMAND_FORMS:
+            raise Http404
+        self._send(request, charge_point, COMMAND_FORMS[command], request.POST)
+        return HttpResponseRedirect(self._change_url(charge_point))
+
+    def _send(self, request: HttpRequest, charge_point: ChargePoint, form_class: type[CommandForm], data: Any) -> None:
+        if not charge_point.ocpp_version:
+            self.message_user(
+                request,
+                f"{form_class.label} not sent: {charge_point} has never connected, so its OCPP version is unknown.",
+                messages.ERROR,
+            )
+            return
+        form = form_class(data, charge_point=charge_point)
+        if not form.is_valid():
+            errors = "; ".join(
+                f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}" for f, e in form.errors.items()
+            )
+            self.message_user(request, f"{form.label} not sent to {charge_point}: {errors}", messages.ERROR)
+            return
+        command_form_send(request, form)
+
+    def _send_to_each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ChargePoint],
+        form_class: type[CommandForm],
+        data_by_version: dict[str, dict[str, Any]],
+    ) -> None:
+        """An admin action: the same command to every selected charger, each reported on its own."""
+        for charge_point in queryset:
+            self._send(request, charge_point, form_class, data_by_version.get(charge_point.ocpp_version, {}))
+
+    @admin.action(description="Reset (soft) selected", permissions=["send_command"])
+    def reset_soft(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        self._send_to_each(request, queryset, ResetForm, {"1.6": {"type": "Soft"}, "2.0.1": {"type": "OnIdle"}})
+
+    @admin.action(description="Reset (hard) selected", permissions=["send_command"])
+    def reset_hard(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        self._send_to_each(request, queryset, ResetForm, {"1.6": {"type": "Hard"}, "2.0.1": {"type": "Immediate"}})
+
+    @admin.action(description="Make selected available (whole charger)", permissions=["send_command"])
+    def make_available(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        data = {"connector": 0, "status": "Operative"}
+        self._send_to_each(request, queryset, ChangeAvailabilityForm, {"1.6": data, "2.0.1": data})
+
+    @admin.action(description="Make selected unavailable (whole charger)", permissions=["send_command"])
+    def make_unavailable(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        data = {"connector": 0, "status": "Inoperative"}
+        self._send_to_each(request, queryset, ChangeAvailabilityForm, {"1.6": data, "2.0.1": data})
+
+    @admin.action(description="Trigger a StatusNotification", permissions=["send_command"])
+    def trigger_status_notification(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        data = {"requested_message": "StatusNotification"}
+        self._send_to_each(request, queryset, TriggerMessageForm, {"1.6": data, "2.0.1": data})
 
 
 @admin.register(Connector)

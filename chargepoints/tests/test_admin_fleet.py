@@ -1,0 +1,214 @@
+"""The charge point admin: status badges, filters, the change page's activity, commissioning."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
+from chargepoints.services.transactions import transaction_start
+from conftest import eventually, ocpp_charger
+
+CHANGELIST = "/admin/chargepoints/chargepoint/"
+ONLINE = '<span class="cp-status-badge online">Online</span>'
+OFFLINE = '<span class="cp-status-badge offline">Offline</span>'
+
+
+def staff_client(username: str, *permissions: str) -> Client:
+    user = User.objects.create_user(username, password="pw", is_staff=True)
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def operator(db: None) -> Client:
+    return staff_client(
+        "operator",
+        "chargepoints.view_chargepoint",
+        "chargepoints.change_chargepoint",
+        "chargepoints.view_connector",
+        "commands.send_command",
+    )
+
+
+@pytest.fixture
+def support(db: None) -> Client:
+    return staff_client("support", "chargepoints.view_chargepoint")
+
+
+@pytest.fixture
+def charger(register_charge_point):
+    """A registered charger with the state the gateway would have written (connected, vendor, ...)."""
+
+    def make(
+        charge_point_id: str, *, ocpp_version: str = "", lifecycle_state: str = LifecycleState.COMMISSIONED, **state
+    ) -> ChargePoint:
+        charge_point = register_charge_point(
+            charge_point_id, ocpp_version=ocpp_version, lifecycle_state=lifecycle_state
+        )
+        ChargePoint.objects.filter(pk=charge_point.pk).update(**state)
+        charge_point.refresh_from_db()
+        return charge_point
+
+    return make
+
+
+def change_url(charge_point: ChargePoint) -> str:
+    return f"{CHANGELIST}{charge_point.pk}/change/"
+
+
+def messages_in(page: str) -> list[tuple[str, str]]:
+    """(level, text) of each entry in the admin's message bar."""
+    bar = re.search(r'<ul class="messagelist">(.*?)</ul>', page, re.S)
+    return re.findall(r'<li class="(\w+)">(.*?)</li>', bar.group(1), re.S) if bar else []
+
+
+def test_changelist_shows_status_badges_with_last_seen(operator, charger):
+    charger("CP-ON", connected=True, last_seen=timezone.now())
+    charger("CP-OFF", last_seen=timezone.now() - timedelta(hours=3))
+    charger("CP-NEW")
+    page = operator.get(CHANGELIST).content.decode()
+    assert page.count(ONLINE) == 1
+    assert page.count(OFFLINE) == 2
+    assert "last seen 3\xa0hours ago" in page
+    assert "never seen" in page
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"connected__exact": "1"}, {"CP-ON"}),
+        ({"connected__exact": "0"}, {"CP-OFF"}),
+        ({"ocpp_version__exact": "2.0.1"}, {"CP-OFF"}),
+        ({"vendor": "Acme"}, {"CP-ON"}),
+        ({"lifecycle_state__exact": "pending"}, {"CP-OFF"}),
+        ({"q": "cp-of"}, {"CP-OFF"}),
+    ],
+)
+def test_changelist_filters_by_online_version_vendor_and_lifecycle(operator, charger, query, expected):
+    charger("CP-ON", connected=True, ocpp_version="1.6", vendor="Acme")
+    charger("CP-OFF", ocpp_version="2.0.1", vendor="Other", lifecycle_state=LifecycleState.PENDING)
+    response = operator.get(CHANGELIST, query)
+    assert response.status_code == 200
+    assert {charge_point.charge_point_id for charge_point in response.context["cl"].result_list} == expected
+
+
+def test_changelist_names_the_connected_filter_online(operator, charger):
+    charger("CP-1")
+    assert "By online" in operator.get(CHANGELIST).content.decode()
+
+
+def test_change_page_shows_connectors_in_colour_and_recent_activity(operator, charger):
+    charge_point = charger("CP-1", ocpp_version="1.6", connected=True)
+    for connector_id, status in enumerate(["Available", "Charging", "Faulted", "Unavailable", "Reserved"], start=1):
+        Connector.objects.create(charge_point=charge_point, connector_id=connector_id, status=status)
+    now = timezone.now()
+    session = transaction_start(
+        charge_point_id="CP-1",
+        ocpp_version="1.6",
+        start_key="k1",
+        started_at=now - timedelta(minutes=5),
+        connector_id=2,
+        id_tag="TAG-1",
+        meter_start_wh=Decimal(0),
+    ).transaction
+    message = OcppMessage.objects.create(
+        charge_point=charge_point,
+        direction="in",
+        message_type=2,
+        unique_id="u-1",
+        action="StatusNotification",
+        frame='[2,"u-1","StatusNotification",{}]',
+        created_at=now,
+    )
+    Heartbeat.objects.bulk_create(
+        [Heartbeat(charge_point=charge_point, received_at=now - timedelta(hours=hours)) for hours in (1, 2, 30)]
+    )
+    page = operator.get(change_url(charge_point)).content.decode()
+    assert ONLINE in page
+    for css, status in [
+        ("available", "Available"),
+        ("busy", "Charging"),
+        ("faulted", "Faulted"),
+        ("unavailable", "Unavailable"),
+        ("reserved", "Reserved"),
+    ]:
+        assert f'<span class="connector-status {css}">{status}</span>' in page
+    assert f"/admin/chargepoints/transaction/{session.pk}/change/" in page
+    assert f"/admin/chargepoints/ocppmessage/{message.pk}/change/" in page
+    assert f"/admin/chargepoints/ocppmessage/?charge_point__id__exact={charge_point.pk}" in page
+    assert "2 in the last 24 hours" in page
+
+
+def test_commissioning_asks_for_confirmation_then_commissions(operator, charger):
+    charge_point = charger("CP-1", lifecycle_state=LifecycleState.PENDING)
+    page = operator.get(change_url(charge_point)).content.decode()
+    confirm_url = f"{CHANGELIST}{charge_point.pk}/lifecycle/commissioned/"
+    assert f'<a class="lifecycle-action button" data-state="commissioned" href="{confirm_url}">' in page
+
+    confirmation = operator.get(confirm_url)
+    assert confirmation.status_code == 200
+    assert "Commission CP-1?" in confirmation.content.decode()
+    charge_point.refresh_from_db()
+    assert charge_point.lifecycle_state == LifecycleState.PENDING
+
+    done = operator.post(confirm_url, follow=True)
+    assert done.redirect_chain[-1][0] == change_url(charge_point)
+    assert ("success", "CP-1 is now commissioned.") in messages_in(done.content.decode())
+    charge_point.refresh_from_db()
+    assert charge_point.lifecycle_state == LifecycleState.COMMISSIONED
+    assert 'data-state="decommissioned"' in done.content.decode()
+
+
+def test_a_decommissioned_charger_can_be_recommissioned_but_not_decommissioned_again(operator, charger):
+    charge_point = charger("CP-1", lifecycle_state=LifecycleState.DECOMMISSIONED)
+    page = operator.get(change_url(charge_point)).content.decode()
+    assert 'data-state="commissioned"' in page
+    assert 'data-state="decommissioned"' not in page
+    refused = operator.post(f"{CHANGELIST}{charge_point.pk}/lifecycle/decommissioned/", follow=True)
+    assert messages_in(refused.content.decode())[0][0] == "error"
+    operator.post(f"{CHANGELIST}{charge_point.pk}/lifecycle/commissioned/")
+    charge_point.refresh_from_db()
+    assert charge_point.lifecycle_state == LifecycleState.COMMISSIONED
+
+
+def test_lifecycle_state_is_read_only_in_the_change_form(operator, charger):
+    charge_point = charger("CP-1", lifecycle_state=LifecycleState.PENDING)
+    form = operator.get(change_url(charge_point)).context["adminform"].form
+    assert "lifecycle_state" not in form.fields
+
+
+def test_a_user_without_change_permission_gets_no_lifecycle_buttons_and_403(support, charger):
+    charge_point = charger("CP-1", lifecycle_state=LifecycleState.PENDING)
+    page = support.get(change_url(charge_point)).content.decode()
+    assert "data-state=" not in page
+    assert 'id="command-panel"' not in page
+    assert support.post(f"{CHANGELIST}{charge_point.pk}/lifecycle/commissioned/").status_code == 403
+    charge_point.refresh_from_db()
+    assert charge_point.lifecycle_state == LifecycleState.PENDING
+
+
+async def test_badge_follows_a_real_charger_connecting_and_leaving(daphne, operator):
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-LIVE", heartbeat_interval=60)
+    url = change_url(charge_point)
+
+    async def page() -> str:
+        return (await asyncio.to_thread(operator.get, url)).content.decode()
+
+    assert OFFLINE in await page()
+    async with ocpp_charger(daphne, "1.6", "CP-LIVE"):
+        await eventually(lambda: ChargePoint.objects.filter(charge_point_id="CP-LIVE", connected=True).aexists())
+        assert ONLINE in await page()
+    await eventually(lambda: ChargePoint.objects.filter(charge_point_id="CP-LIVE", connected=False).aexists())
+    assert OFFLINE in await page()
