@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.hashers import check_password
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -109,6 +109,57 @@ def transaction_list(
     if started_before:
         transactions = transactions.filter(started_at__lt=started_before)
     return transactions
+
+
+# --- The operator dashboard ------------------------------------------------------------------
+
+CONNECTOR_FAULTED = "Faulted"
+# 1.6 reports "NoError"; 2.0.1 and a charger that never reported leave it blank.
+CONNECTOR_NO_ERROR = ("", "NoError")
+
+
+@dataclass(frozen=True)
+class FleetSummary:
+    """What the fleet is doing now, in the four numbers an operator looks at first."""
+
+    online: int
+    offline: int
+    faulted_connectors: int
+    charging_now: int
+
+
+def fleet_summary() -> FleetSummary:
+    """Counts over the chargers in service (decommissioned ones are retired, not offline), in three queries."""
+    in_service = ChargePoint.objects.exclude(lifecycle_state=LifecycleState.DECOMMISSIONED)
+    chargers = in_service.aggregate(
+        online=Count("pk", filter=Q(connected=True)), offline=Count("pk", filter=Q(connected=False))
+    )
+    faulted = Connector.objects.filter(
+        Q(status=CONNECTOR_FAULTED) | ~Q(error_code__in=CONNECTOR_NO_ERROR),
+        charge_point__in=in_service,
+    ).count()
+    charging = Transaction.objects.filter(status=TransactionStatus.ACTIVE).count()
+    return FleetSummary(
+        online=chargers["online"], offline=chargers["offline"], faulted_connectors=faulted, charging_now=charging
+    )
+
+
+def recently_offline_charge_point_list(*, since: datetime, limit: int = 20) -> QuerySet[ChargePoint]:
+    """Chargers in service that went offline at or after ``since``, the latest first."""
+    return (
+        ChargePoint.objects.exclude(lifecycle_state=LifecycleState.DECOMMISSIONED)
+        .filter(connected=False, offline_since__gte=since)
+        .order_by("-offline_since")[:limit]
+    )
+
+
+def active_transaction_list(*, limit: int = 20) -> QuerySet[Transaction]:
+    """Open sessions, the latest started first, with their charger (one query)."""
+    return (
+        Transaction.objects.filter(status=TransactionStatus.ACTIVE)
+        .select_related("charge_point")
+        .order_by("-started_at")[:limit]
+    )
 
 
 # --- One charger's recent activity (its admin page) -------------------------------------------

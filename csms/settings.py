@@ -38,7 +38,7 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
+    "csms.apps.CsmsAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -192,6 +192,7 @@ CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimu
 CSMS_METER_MAX_POWER_KW = env_int("CSMS_METER_MAX_POWER_KW", 400, minimum=1)
 CSMS_METER_JUMP_TOLERANCE_WH = env_int("CSMS_METER_JUMP_TOLERANCE_WH", 50000, minimum=0)
 CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60, minimum=1)
+CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {
     "mark-offline-stale-charge-points": {

@@ -1,0 +1,57 @@
+"""The admin site: Django's admin with the operator dashboard as its index.
+
+``admin.site`` is this site (``CsmsAdminConfig.default_site``), so every ``@admin.register``
+in the apps lands here unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path
+from django.utils import timezone
+
+from chargepoints.selectors import active_transaction_list, fleet_summary, recently_offline_charge_point_list
+from commands.selectors import failed_command_list
+from webhooks.selectors import failed_delivery_list
+
+RECENTLY_OFFLINE_WINDOW = timedelta(hours=1)
+DASHBOARD_LIST_LIMIT = 10
+
+
+class CsmsAdminSite(admin.AdminSite):
+    site_header = "Dynamo CSMS"
+    site_title = "Dynamo CSMS"
+    index_title = "Control room"
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        # Ahead of Django's own patterns, whose catch-all would otherwise answer first.
+        dashboard = path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard")
+        return [dashboard, *super().get_urls()]
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        return super().index(request, extra_context={**dashboard_context(), **(extra_context or {})})
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The dashboard alone, for the index page to swap in when it refreshes itself."""
+        return TemplateResponse(request, "admin/dashboard.html", dashboard_context())
+
+
+def dashboard_context() -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "dashboard_now": now,
+        "dashboard_refresh_seconds": settings.CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS,
+        "fleet": fleet_summary(),
+        "recently_offline": recently_offline_charge_point_list(
+            since=now - RECENTLY_OFFLINE_WINDOW, limit=DASHBOARD_LIST_LIMIT
+        ),
+        "active_transactions": active_transaction_list(limit=DASHBOARD_LIST_LIMIT),
+        "failed_deliveries": failed_delivery_list(limit=DASHBOARD_LIST_LIMIT),
+        "failed_commands": failed_command_list(limit=DASHBOARD_LIST_LIMIT),
+    }
