@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.contrib.auth.hashers import check_password
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
+from ocpp.messages import MessageType
 
+from chargepoints import metering
 from chargepoints.models import (
     AuthorizationStatus,
     ChargePoint,
@@ -17,6 +22,8 @@ from chargepoints.models import (
     Heartbeat,
     IdTag,
     LifecycleState,
+    MessageDirection,
+    MeterSample,
     OcppMessage,
     Transaction,
     TransactionStatus,
@@ -160,6 +167,120 @@ def active_transaction_list(*, limit: int = 20) -> QuerySet[Transaction]:
         .select_related("charge_point")
         .order_by("-started_at")[:limit]
     )
+
+
+# --- The OCPP message log and meter charts (admin reads) ----------------------------------------
+
+# An answer further than this from its CALL is another exchange reusing the id (counters restart at boot).
+OCPP_ANSWER_WINDOW = timedelta(minutes=10)
+POWER_MEASURAND = "Power.Active.Import"
+OCPP_ANSWER_TYPES = (MessageType.CallResult, MessageType.CallError)
+_OTHER_DIRECTION = {
+    MessageDirection.INBOUND: MessageDirection.OUTBOUND,
+    MessageDirection.OUTBOUND: MessageDirection.INBOUND,
+}
+
+
+def ocpp_message_pair(*, message: OcppMessage) -> OcppMessage | None:
+    """The other half of an exchange: a CALL's CALLRESULT/CALLERROR, or an answer's CALL.
+
+    Same charger, same unique id, the other direction, the nearest in time on the right side
+    (a unique id is only unique while its CALL is open).
+    """
+    if not message.unique_id or message.message_type not in (MessageType.Call, *OCPP_ANSWER_TYPES):
+        return None
+    others = OcppMessage.objects.select_related("charge_point").filter(
+        charge_point_id=message.charge_point_id,
+        unique_id=message.unique_id,
+        direction=_OTHER_DIRECTION.get(message.direction, ""),
+    )
+    if message.message_type == MessageType.Call:
+        return (
+            others.filter(
+                message_type__in=OCPP_ANSWER_TYPES,
+                created_at__gte=message.created_at,
+                created_at__lte=message.created_at + OCPP_ANSWER_WINDOW,
+            )
+            .order_by("created_at", "id")
+            .first()
+        )
+    return (
+        others.filter(
+            message_type=MessageType.Call,
+            created_at__lte=message.created_at,
+            created_at__gte=message.created_at - OCPP_ANSWER_WINDOW,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def ocpp_call_answers(*, messages: Sequence[OcppMessage]) -> dict[int, OcppMessage]:
+    """The answer of every CALL among ``messages``, by the CALL's pk, in one query (a changelist page)."""
+    calls = [m for m in messages if m.message_type == MessageType.Call and m.unique_id]
+    if not calls:
+        return {}
+    candidates = OcppMessage.objects.filter(
+        message_type__in=OCPP_ANSWER_TYPES,
+        charge_point_id__in={call.charge_point_id for call in calls},
+        unique_id__in={call.unique_id for call in calls},
+        created_at__gte=min(call.created_at for call in calls),
+        created_at__lte=max(call.created_at for call in calls) + OCPP_ANSWER_WINDOW,
+    ).order_by("created_at", "id")
+    by_exchange: dict[tuple[int, str, str], list[OcppMessage]] = defaultdict(list)
+    for answer in candidates:
+        by_exchange[(answer.charge_point_id, answer.unique_id, answer.direction)].append(answer)
+    answers: dict[int, OcppMessage] = {}
+    for call in calls:
+        side = by_exchange[(call.charge_point_id, call.unique_id, _OTHER_DIRECTION.get(call.direction, ""))]
+        answer = next(
+            (a for a in side if call.created_at <= a.created_at <= call.created_at + OCPP_ANSWER_WINDOW), None
+        )
+        if answer is not None:
+            answers[call.pk] = answer
+    return answers
+
+
+@dataclass(frozen=True)
+class MeterSeries:
+    """What a session's meter said over time, in totals (phases summed as for billing)."""
+
+    energy_wh: list[tuple[datetime, Decimal]]  # delivered since the meter start
+    power_w: list[tuple[datetime, Decimal]]
+
+
+def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
+    """Energy delivered and active power of a session, in time order, from its stored samples.
+
+    Energy is each register total minus the meter start (the first reading without one), with
+    the meter start itself as the first point. Power follows the register's rules: a reading
+    without a phase is the total, otherwise the line phases of one instant add up; outlet wins.
+    """
+    rows = MeterSample.objects.filter(
+        transaction=transaction, measurand__in=[metering.ENERGY_REGISTER, POWER_MEASURAND], value__isnull=False
+    ).only("timestamp", "measurand", "value", "phase", "context", "location")
+    samples = [
+        metering.Sample(
+            timestamp=row.timestamp,
+            measurand=row.measurand,
+            value=row.value,
+            phase=row.phase,
+            context=row.context,
+            location=row.location,
+        )
+        for row in rows
+    ]
+    readings = metering.register_readings(samples)
+    energy: list[tuple[datetime, Decimal]] = []
+    if readings:
+        baseline = transaction.meter_start_wh if transaction.meter_start_wh is not None else readings[0].wh
+        if transaction.meter_start_wh is not None:
+            energy.append((transaction.started_at, Decimal(0)))
+        energy += [(reading.at, reading.wh - baseline) for reading in readings]
+    # register_readings totals any measurand by phase and location once it is labelled as the register.
+    power_samples = (replace(s, measurand=metering.ENERGY_REGISTER) for s in samples if s.measurand == POWER_MEASURAND)
+    power = [(reading.at, reading.wh) for reading in metering.register_readings(power_samples)]
+    return MeterSeries(energy_wh=energy, power_w=power)
 
 
 # --- One charger's recent activity (its admin page) -------------------------------------------

@@ -1,11 +1,24 @@
+"""Webhook subscriptions and the delivery outbox: what was sent, each attempt, and re-sending."""
+
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+import json
+from typing import Any
 
-from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.views.decorators.http import require_POST
+
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.services import webhook_delivery_resend
+
+STATE_COLOURS = {DeliveryState.PENDING: "#8a6d00", DeliveryState.DELIVERED: "#1e7b34", DeliveryState.FAILED: "#b3261e"}
 
 
 @admin.register(WebhookSubscription)
@@ -17,27 +30,98 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 
 
 class WebhookAttemptInline(admin.TabularInline):
+    """What each try got back; written by the sender, never by hand."""
+
     model = WebhookAttempt
     extra = 0
-    can_delete = False
-    readonly_fields = ["attempted_at", "status_code", "error", "duration_ms"]
+    fields = ["attempted_at", "status_code", "error", "duration_ms"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "event_type", "subscription", "state", "attempts", "last_status_code", "next_attempt_at"]
-    list_filter = ["state", "event_type"]
+    list_display = [
+        "created_at",
+        "event_type",
+        "subscription",
+        "state_badge",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+    ]
+    list_filter = ["state", "event_type", "subscription"]
     search_fields = ["event_id", "subscription__url"]
-    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    date_hierarchy = "created_at"
+    list_select_related = ["subscription"]
+    fields = [
+        "event_type",
+        "event_id",
+        "subscription",
+        "state_badge",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "delivered_at",
+        "payload",
+    ]
+    readonly_fields = fields
     inlines = [WebhookAttemptInline]
     actions = ["resend"]
-    list_select_related = ["subscription"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def get_urls(self) -> list[URLPattern]:
+        resend = path(
+            "<path:object_id>/resend/",
+            self.admin_site.admin_view(require_POST(self.resend_view)),
+            name="webhooks_webhookdelivery_resend",
+        )
+        return [resend, *super().get_urls()]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Every field is read-only: the page's only write is the re-send button.
+        no_save = {"show_save": False, "show_save_and_continue": False, "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, {**no_save, **(extra_context or {})})
+
+    def resend_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        delivery = get_object_or_404(WebhookDelivery, pk=object_id)
+        if not self.has_change_permission(request, delivery):
+            raise PermissionDenied
+        webhook_delivery_resend(delivery=delivery)
+        self.message_user(request, f"Queued the {delivery.event_type} delivery again.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
+
     @admin.action(description="Re-send selected deliveries", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        for delivery in queryset:
+        deliveries = list(queryset)
+        for delivery in deliveries:
             webhook_delivery_resend(delivery=delivery)
-        self.message_user(request, f"Queued {queryset.count()} deliveries again.", messages.SUCCESS)
+        self.message_user(request, f"Queued {len(deliveries)} deliveries again.", messages.SUCCESS)
+
+    @admin.display(description="state", ordering="state")
+    def state_badge(self, obj: WebhookDelivery) -> SafeString:
+        colour = STATE_COLOURS.get(obj.state, "inherit")
+        return format_html('<strong style="color: {}">{}</strong>', colour, obj.get_state_display())
+
+    @admin.display(description="payload")
+    def payload(self, obj: WebhookDelivery) -> SafeString:
+        try:
+            text = json.dumps(json.loads(obj.body), indent=2, ensure_ascii=False)
+        except ValueError:
+            text = obj.body
+        return format_html('<pre class="webhook-payload">{}</pre>', text)

@@ -7,9 +7,10 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from chargepoints.admin.meter_chart import NO_DATA, meter_chart_svg
 from chargepoints.admin.shared import (
     FirstRowsFormSet,
     ReadOnlyAdmin,
@@ -22,6 +23,9 @@ from chargepoints.models import (
     MeterSample,
     Transaction,
 )
+from chargepoints.selectors import transaction_meter_series
+
+LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
 
 class MeterSampleInline(admin.TabularInline):
@@ -98,6 +102,7 @@ class TransactionAdmin(ReadOnlyAdmin):
                 ]
             },
         ),
+        ("Meter values", {"fields": ["meter_chart"]}),
         (
             "Billing and reconciliation",
             {"fields": ["billing_record_summary", "reconciliation_items_summary", "meter_samples_summary"]},
@@ -109,6 +114,7 @@ class TransactionAdmin(ReadOnlyAdmin):
     ]
     readonly_fields = [f.name for f in Transaction._meta.fields] + [
         "ocpp_transaction",
+        "meter_chart",
         "billing_record_summary",
         "reconciliation_items_summary",
         "meter_samples_summary",
@@ -134,7 +140,27 @@ class TransactionAdmin(ReadOnlyAdmin):
         except ObjectDoesNotExist:
             return "None yet (written when the transaction ends)."
         review = " - needs review" if record.needs_review else ""
-        return admin_link(record, f"{record.total} {record.currency or '(no tariff)'}, {record.energy_wh} Wh{review}")
+        link = admin_link(record, f"{record.total} {record.currency or '(no tariff)'}, {record.energy_wh} Wh{review}")
+        if not record.line_items:
+            return link
+        head = format_html_join("", "<th>{}</th>", ((column.replace("_", " "),) for column in LINE_ITEM_COLUMNS))
+        rows = format_html_join(
+            "",
+            "<tr>{}</tr>",
+            (
+                (format_html_join("", "<td>{}</td>", ((line.get(column, ""),) for column in LINE_ITEM_COLUMNS)),)
+                for line in record.line_items
+            ),
+        )
+        return format_html('{}<table class="billing-lines"><tr>{}</tr>{}</table>', link, head, rows)
+
+    @admin.display(description="energy and power")
+    def meter_chart(self, obj: Transaction) -> SafeString | str:
+        series = transaction_meter_series(transaction=obj)
+        if not series.energy_wh and not series.power_w:
+            return NO_DATA
+        svg = meter_chart_svg(energy_wh=series.energy_wh, power_w=series.power_w, title=f"Meter values of {obj}")
+        return mark_safe(svg)  # built from numbers and escaped text only (meter_chart)
 
     @admin.display(description="reconciliation items")
     def reconciliation_items_summary(self, obj: Transaction) -> SafeString | str:

@@ -1,0 +1,113 @@
+"""Webhook deliveries in the admin: re-send needs the change permission; payloads are readable."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import Permission, User
+from django.contrib.messages import get_messages
+from django.test import Client
+
+from webhooks import services
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
+
+pytestmark = pytest.mark.django_db
+
+DELIVERIES = "/admin/webhooks/webhookdelivery/"
+
+
+@pytest.fixture
+def failed(settings, django_capture_on_commit_callbacks) -> WebhookDelivery:
+    """A delivery that gave up after 8 attempts, with one attempt on record."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    services.webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["charge_point.offline"])
+    with django_capture_on_commit_callbacks(execute=False):
+        (delivery,) = services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-<1>"})
+    delivery.state, delivery.attempts, delivery.last_status_code = DeliveryState.FAILED, 8, 500
+    delivery.save()
+    WebhookAttempt.objects.create(delivery=delivery, attempted_at=delivery.created_at, status_code=500, duration_ms=3)
+    return delivery
+
+
+def staff(client: Client, *codenames: str) -> Client:
+    user = User.objects.create_user("staff", "staff@example.com", "pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    client.force_login(user)
+    return client
+
+
+def messages_of(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def assert_queued_again(delivery: WebhookDelivery, callbacks: list) -> None:
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == (DeliveryState.PENDING, 0)
+    assert len(callbacks) == 1  # the delivery task is queued when the request's transaction commits
+
+
+def test_the_resend_button_queues_the_delivery_again(client, failed, django_capture_on_commit_callbacks):
+    operator = staff(client, "view_webhookdelivery", "change_webhookdelivery")
+    page = operator.get(f"{DELIVERIES}{failed.pk}/change/").content.decode()
+    assert f'action="{DELIVERIES}{failed.pk}/resend/"' in page
+    assert 'name="_save"' not in page  # nothing on the page to save
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator.post(f"{DELIVERIES}{failed.pk}/resend/", follow=True)
+    assert response.redirect_chain[-1][0] == f"{DELIVERIES}{failed.pk}/change/"
+    assert messages_of(response) == ["Queued the charge_point.offline delivery again."]
+    assert_queued_again(failed, callbacks)
+
+
+def test_the_resend_action_queues_every_selected_delivery(client, failed, django_capture_on_commit_callbacks):
+    operator = staff(client, "view_webhookdelivery", "change_webhookdelivery")
+    action_form = operator.get(DELIVERIES).context["action_form"]
+    assert "resend" in [name for name, _ in action_form.fields["action"].choices]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = operator.post(DELIVERIES, {"action": "resend", ACTION_CHECKBOX_NAME: [failed.pk]}, follow=True)
+    assert messages_of(response) == ["Queued 1 deliveries again."]
+    assert_queued_again(failed, callbacks)
+
+
+def test_a_user_who_may_only_look_cannot_resend(client, failed):
+    support = staff(client, "view_webhookdelivery", "view_webhooksubscription")
+    page = support.get(f"{DELIVERIES}{failed.pk}/change/")
+    assert page.status_code == 200
+    assert "/resend/" not in page.content.decode()
+    assert support.post(f"{DELIVERIES}{failed.pk}/resend/").status_code == 403
+
+    changelist = support.get(DELIVERIES)
+    action_form = changelist.context["action_form"]
+    offered = [name for name, _ in action_form.fields["action"].choices] if action_form else []
+    assert "resend" not in offered
+    support.post(DELIVERIES, {"action": "resend", ACTION_CHECKBOX_NAME: [failed.pk]})
+    failed.refresh_from_db()
+    assert failed.state == DeliveryState.FAILED
+
+
+def test_resend_is_post_only(client, failed):
+    operator = staff(client, "view_webhookdelivery", "change_webhookdelivery")
+    assert operator.get(f"{DELIVERIES}{failed.pk}/resend/").status_code == 405
+
+
+def test_the_delivery_page_pretty_prints_the_payload_and_lists_attempts(client, failed):
+    support = staff(client, "view_webhookdelivery")
+    page = support.get(f"{DELIVERIES}{failed.pk}/change/").content.decode()
+    assert '<pre class="webhook-payload">{\n  &quot;id&quot;: ' in page
+    assert "&quot;charge_point_id&quot;: &quot;CP-&lt;1&gt;&quot;" in page  # escaped, not markup
+    assert "Failed" in page and "500" in page
+
+
+def test_failed_deliveries_are_one_filter_away(client, failed, settings):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    services.webhook_subscription_create(url="http://127.0.0.1:9/other", events=["charge_point.offline"])
+    services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-2"})
+    support = staff(client, "view_webhookdelivery")
+    everything = support.get(DELIVERIES)
+    assert everything.context["cl"].result_count == 3
+    assert "?state__exact=failed" in everything.content.decode()
+    found = support.get(DELIVERIES, {"state__exact": "failed"}).context["cl"].result_list
+    assert list(found) == [failed]
+    by_subscription = support.get(DELIVERIES, {"subscription__id__exact": str(failed.subscription_id)})
+    assert list(by_subscription.context["cl"].result_list)[-1] == failed
+    assert support.get(DELIVERIES, {"event_type__exact": "charge_point.online"}).context["cl"].result_count == 0
