@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
 from webhooks import services
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
@@ -111,3 +112,16 @@ def test_failed_deliveries_are_one_filter_away(client, failed, settings):
     by_subscription = support.get(DELIVERIES, {"subscription__id__exact": str(failed.subscription_id)})
     assert list(by_subscription.context["cl"].result_list)[-1] == failed
     assert support.get(DELIVERIES, {"event_type__exact": "charge_point.online"}).context["cl"].result_count == 0
+
+
+def test_the_staff_groups_decide_who_may_resend(client, failed, django_capture_on_commit_callbacks):
+    support = staff_user_create(username="bob", password="a-long-password-1", group=SUPPORT)
+    client.force_login(support)
+    assert client.get(f"{DELIVERIES}{failed.pk}/change/").status_code == 200
+    assert client.get("/admin/chargepoints/ocppmessage/").status_code == 200
+    assert client.post(f"{DELIVERIES}{failed.pk}/resend/").status_code == 403
+
+    client.force_login(staff_user_create(username="alice", password="a-long-password-1", group=OPERATOR))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert client.post(f"{DELIVERIES}{failed.pk}/resend/").status_code == 302
+    assert_queued_again(failed, callbacks)
