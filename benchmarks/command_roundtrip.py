@@ -5,9 +5,12 @@ Starts two daphne processes on PostgreSQL + Redis (loopback only), connects OCPP
 
 Phase "idle": one client, COMMANDS sequential commands to one charger.
 Phase "concurrent": CHARGERS chargers, one client thread per charger, COMMANDS total.
+With --under-load N both phases run again while N more chargers (loadgen.py, spread over both
+processes) run the fleet session mix at --load-rate messages/s.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dynamo_csms_bench \\
     REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python benchmarks/command_roundtrip.py [--commands 500]
+    .venv/bin/python benchmarks/command_roundtrip.py --under-load 2000 --load-rate 1000
 
 Bounded: stops after the given number of commands or --max-seconds, whichever comes first.
 """
@@ -17,13 +20,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import http.client
 import json
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import MACHINE, ROOT, percentiles, start_daphne  # also sets up Django on the benchmark database
+from harness import MACHINE, ROOT, percentiles, start_daphne, versions  # also sets up Django on the benchmark database
+
+import fleet
+import loadgen
 
 from django.core.management import call_command
 from ocpp.routing import on
@@ -76,32 +83,66 @@ def prepare(chargers: int) -> tuple[list[str], str]:
     return ids, api_key_create(name="benchmark")[1]
 
 
-async def run(args: argparse.Namespace, ids: list[str], key: str) -> dict[str, object]:
+PORT_A, PORT_B = 18081, 18082
+
+
+async def measure(
+    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, label: str = ""
+) -> dict[str, object]:
+    """The idle phase (one charger, sequential) and the concurrent phase (every charger)."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], 20, stop_at)  # warm-up
+    started = time.monotonic()
+    idle = await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], args.commands, stop_at)
+    idle_summary = summarize(idle, time.monotonic() - started)
+    per_charger = max(1, args.commands // len(ids))
+    with ThreadPoolExecutor(len(ids)) as pool:
+        started = time.monotonic()
+        futures = [loop.run_in_executor(pool, post_commands, PORT_B, key, cp, per_charger, stop_at) for cp in ids]
+        concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
+        concurrent_summary = summarize(concurrent, time.monotonic() - started)
+    return {f"{label}idle": idle_summary, f"{label}concurrent_{len(ids)}_chargers": concurrent_summary}
+
+
+async def under_load(
+    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, load: loadgen.Fleet
+) -> dict[str, object]:
+    """Both phases again while the fleet runs its session mix at --load-rate messages/s."""
+    loop = asyncio.get_running_loop()
+    connect = await loop.run_in_executor(
+        None, functools.partial(load.run, "connect", concurrency=50, retries=2, seconds=60)
+    )
+    load.start("rate", seconds=args.max_seconds, interval=load.size / args.load_rate)
+    try:
+        phases = await measure(args, ids, key, stop_at, label="under_load_")
+    finally:
+        load.stop()
+        mix = await loop.run_in_executor(None, load.finish)
+    phases["fleet_load"] = {
+        "chargers_booted": connect.count["booted"],
+        "handshake_errors": connect.count["handshake_errors"],
+        "target_msgs_per_s": args.load_rate,
+        "acked_msgs_per_s": round(mix.count["acked"] / mix.seconds, 1),
+        **(percentiles(mix.latencies) if mix.latencies else {}),
+        "timeouts": mix.count["timeouts"],
+    }
+    return phases
+
+
+async def run(args: argparse.Namespace, ids: list[str], key: str, load: loadgen.Fleet | None) -> dict[str, object]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
-    port_a, port_b = 18081, 18082
-    servers = [start_daphne(port_a, var_dir), start_daphne(port_b, var_dir)]
+    servers = [start_daphne(PORT_A, var_dir, backlog=4096), start_daphne(PORT_B, var_dir, backlog=4096)]
     stop_at = time.monotonic() + args.max_seconds
     try:
         sockets, tasks = [], []
         for charge_point_id in ids:
-            websocket = await connect(f"ws://127.0.0.1:{port_a}/ocpp/1.6/{charge_point_id}", subprotocols=["ocpp1.6"])
+            websocket = await connect(f"ws://127.0.0.1:{PORT_A}/ocpp/1.6/{charge_point_id}", subprotocols=["ocpp1.6"])
             charger = ResettableCharger(charge_point_id, websocket)
             sockets.append(websocket)
             tasks.append(asyncio.create_task(charger.start()))
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, post_commands, port_b, key, ids[0], 20, stop_at)  # warm-up
-        started = time.monotonic()
-        idle = await loop.run_in_executor(None, post_commands, port_b, key, ids[0], args.commands, stop_at)
-        idle_summary = summarize(idle, time.monotonic() - started)
-
-        per_charger = max(1, args.commands // len(ids))
-        with ThreadPoolExecutor(len(ids)) as pool:
-            started = time.monotonic()
-            futures = [
-                loop.run_in_executor(pool, post_commands, port_b, key, cp, per_charger, stop_at) for cp in ids
-            ]
-            concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
-            concurrent_summary = summarize(concurrent, time.monotonic() - started)
+        phases = await measure(args, ids, key, stop_at)
+        if load is not None:
+            phases.update(await under_load(args, ids, key, stop_at, load))
         for task in tasks:
             task.cancel()
         for websocket in sockets:
@@ -113,9 +154,8 @@ async def run(args: argparse.Namespace, ids: list[str], key: str) -> dict[str, o
     return {
         "benchmark": "command_roundtrip",
         "path": "HTTP POST on daphne B -> channel layer (Redis) -> consumer on daphne A -> OCPP charger -> back",
-        "machine": MACHINE,
-        "idle": idle_summary,
-        f"concurrent_{len(ids)}_chargers": concurrent_summary,
+        "machine": {**MACHINE, "versions": versions()},
+        **phases,
     }
 
 
@@ -124,14 +164,27 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=500)
     parser.add_argument("--chargers", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=300)
+    parser.add_argument("--under-load", type=int, default=0, metavar="N", help="repeat under N fleet chargers' mix")
+    parser.add_argument("--load-rate", type=float, default=1000, help="fleet mix messages/s with --under-load")
     args = parser.parse_args()
     ids, key = prepare(args.chargers)
-    result = asyncio.run(run(args, ids, key))
-    print(f"{'phase':<26}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}")
+    load = None
+    if args.under_load:
+        load = loadgen.Fleet(fleet.prepare(args.under_load), [PORT_A, PORT_B], processes=1)
+    try:
+        result = asyncio.run(run(args, ids, key, load))
+    finally:
+        if load is not None:
+            load.close()
+    print(f"{'phase':<36}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}")
+    if "fleet_load" in result:
+        print("fleet load:", json.dumps(result["fleet_load"]))
     for phase, numbers in result.items():
-        if isinstance(numbers, dict) and "p50_ms" in numbers:
-            print(f"{phase:<26}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
-                  f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}")
+        if isinstance(numbers, dict) and "commands" in numbers:
+            print(
+                f"{phase:<36}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
+                f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}"
+            )
     out = ROOT / "benchmarks" / "results" / "command_roundtrip.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out.relative_to(ROOT)}")

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from loadgen import raise_nofile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dynamo_csms_bench")
@@ -42,15 +44,20 @@ django.setup()
 MACHINE = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
-def start_daphne(port: int, var_dir: str) -> subprocess.Popen[bytes]:
+def start_daphne(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
+    """A daphne process on loopback; ``backlog`` sets the listen queue (Twisted's default is 50)."""
     env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
+    listen = ["-b", "127.0.0.1", "-p", str(port)]
+    if backlog:
+        listen = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
     with open(Path(var_dir) / f"daphne-{port}.log", "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "csms.asgi:application"],
+            [sys.executable, "-m", "daphne", *listen, "csms.asgi:application"],
             cwd=ROOT,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=raise_nofile,
         )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -81,3 +88,19 @@ def percentiles(latencies: list[float]) -> dict[str, float]:
         "p99_ms": pct(0.99),
         "mean_ms": round(statistics.fmean(ordered), 2),
     }
+
+
+def rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """A memory figure of a process from /proc/<pid>/status (VmRSS now, VmHWM the peak), in KB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def versions() -> dict[str, str]:
+    """Versions of what the WebSocket path is made of, for the results files."""
+    from importlib.metadata import version
+
+    names = ("daphne", "channels", "channels-redis", "django", "websockets", "twisted", "redis", "psycopg")
+    return {name: version(name) for name in names}

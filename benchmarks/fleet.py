@@ -1,0 +1,350 @@
+"""Fleet benchmark: N chargers on daphne + PostgreSQL + Redis, beside the bare echo server.
+
+Registers CHARGERS chargers (``BENCH-F-<n>``, half OCPP 1.6, half 2.0.1), starts SERVERS daphne
+processes on loopback and drives them with the generator in loadgen.py (GENERATORS processes):
+
+1. connect: every charger connects, boots and reports its connectors (bounded handshakes in flight);
+2. idle: RSS with every socket open, against RSS before (per-connection memory);
+3. rate: the session mix at RATE messages/s for DURATION seconds (latency at a given load);
+   with --idle only heartbeats every HEARTBEAT seconds instead;
+4. closed: CLOSED_CHARGERS chargers send back to back for CLOSED_SECONDS (throughput, CPU/message);
+5. verify: every acknowledged start, stop and meter reading must be a row in PostgreSQL.
+
+Then the same phases against echo_baseline.py (as many processes as SERVERS) and one table:
+metric | ours | echo | ours/echo. Results in benchmarks/results/fleet.json (or --json).
+
+    .venv/bin/python benchmarks/fleet.py                     # 10,000 chargers, about 3 minutes
+    .venv/bin/python benchmarks/fleet.py --chargers 300 --duration 10 --closed-seconds 5
+"""
+
+# ruff: noqa: I001  (harness must be imported before Django is used)
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import threading
+import time
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from harness import MACHINE, ROOT, cpu_seconds, percentiles, rss_kb, start_daphne, versions  # sets up Django
+
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+
+import echo_baseline
+import loadgen
+from billing.models import Tariff
+from chargepoints.models import ChargePoint, IdTag, MeterSample, Transaction
+
+DAPHNE_PORT = 18100
+ECHO_PORT = 18190
+
+
+def prepare(chargers: int) -> list[tuple[str, str]]:
+    """Migrate, and make sure the chargers, the accepted id tag and a default tariff exist."""
+    call_command("migrate", verbosity=0)
+    IdTag.objects.get_or_create(id_tag=loadgen.TAG)
+    if not Tariff.objects.filter(is_default=True).exists():
+        Tariff.objects.create(name="Bench default", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    fleet = loadgen.charger_ids(chargers)
+    ChargePoint.objects.bulk_create(
+        [ChargePoint(charge_point_id=cp, heartbeat_interval=300) for cp, _ in fleet],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+    connections.close_all()  # the generators fork: no inherited database sockets
+    return fleet
+
+
+def persisted_since(since: datetime) -> dict[str, int]:
+    """Rows the fleet's chargers got in PostgreSQL since ``since`` (server clock, same machine)."""
+    ours = {"charge_point__charge_point_id__startswith": loadgen.PREFIX}
+    started = Transaction.objects.filter(**ours, created_at__gte=since)
+    counts = {
+        "starts": started.count(),
+        "stops": started.filter(status="ended", closed_by_csms=False).count(),
+        "meter_samples": MeterSample.objects.filter(**ours, received_at__gte=since).count(),
+    }
+    connections.close_all()
+    return counts
+
+
+def expected_rows(count: dict[str, int]) -> dict[str, int]:
+    """What the acknowledged messages imply: 2.0.1 carries a reading in every TransactionEvent."""
+
+    def n(key: str) -> int:
+        return count.get(key, 0)
+
+    readings = n("meter_v16") + n("start_v201") + n("meter_v201") + n("stop_v201")
+    return {
+        "starts": n("start_v16") + n("start_v201"),
+        "stops": n("stop_v16") + n("stop_v201"),
+        "meter_samples": loadgen.SAMPLES_PER_READING * readings,
+    }
+
+
+class RssSampler(threading.Thread):
+    """Samples the servers' RSS twice a second; keeps the peak of their sum."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(daemon=True)
+        self.pids, self.peak_total_kb, self.running = pids, 0, True
+
+    def run(self) -> None:
+        while self.running:
+            try:
+                self.peak_total_kb = max(self.peak_total_kb, sum(rss_kb(pid) for pid in self.pids))
+            except OSError:
+                return
+            time.sleep(0.5)
+
+
+def phase_numbers(stats: loadgen.Stats, cpu: float) -> dict[str, Any]:
+    acked = stats.count["acked"]
+    persisting = sum(stats.count[f"{kind}_{v}"] for kind in loadgen.PERSISTING for v in ("v16", "v201"))
+    numbers: dict[str, Any] = {
+        "seconds": round(stats.seconds, 2),
+        "acked": acked,
+        "acked_per_s": round(acked / stats.seconds, 1) if stats.seconds else 0,
+        "persisting_acked": persisting,
+        "server_cpu_s": round(cpu, 2),
+        "server_cpu_us_per_msg": round(cpu / acked * 1e6) if acked else None,
+        "server_cpu_us_per_persisting_msg": round(cpu / persisting * 1e6) if persisting else None,
+        "timeouts": stats.count["timeouts"],
+        "dropped": stats.count["dropped"],
+        "call_errors": stats.count["call_errors"],
+        "late_sends": stats.count["late_sends"],
+        "acked_by_kind": {
+            f"{kind}_{v}": stats.count[f"{kind}_{v}"] for kind in loadgen.PERSISTING for v in ("v16", "v201")
+        },
+        "errors": dict(stats.errors.most_common(5)),
+    }
+    if stats.latencies:
+        numbers.update(percentiles(stats.latencies))
+    return numbers
+
+
+def generator_cpu(fleet: loadgen.Fleet, since: float = 0.0) -> float:
+    """CPU seconds the generator processes used (they share the 2 cores with the servers)."""
+    return round(sum(cpu_seconds(process.pid) for process in fleet.processes if process.pid) - since, 2)
+
+
+def drive(
+    args: argparse.Namespace, fleet_ids: list[tuple[str, str]], ports: list[int], pids: list[int], persist: bool
+) -> dict[str, Any]:
+    """Run the phases against servers already listening on ``ports``."""
+    cpu = lambda: sum(cpu_seconds(pid) for pid in pids)  # noqa: E731
+    since = timezone.now()
+    rss_before = sum(rss_kb(pid) for pid in pids)
+    sampler = RssSampler(pids)
+    sampler.start()
+    fleet = loadgen.Fleet(fleet_ids, ports, args.generators)
+    result: dict[str, Any] = {"servers": len(pids)}
+    try:
+        cpu_at = cpu()
+        connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
+        result["connect"] = {
+            "seconds": round(connect.seconds, 2),
+            "connected": connect.count["booted"],
+            "handshake_errors": connect.count["handshake_errors"],
+            "errors": dict(connect.errors.most_common(5)),
+            "server_cpu_s": round(cpu() - cpu_at, 2),
+            **(
+                {"boot_" + k: v for k, v in percentiles(connect.boot_latencies).items()}
+                if connect.boot_latencies
+                else {}
+            ),
+        }
+        time.sleep(3)
+        rss_idle = sum(rss_kb(pid) for pid in pids)
+        result["rss_before_kb"], result["rss_idle_kb"] = rss_before, rss_idle
+        result["rss_per_connection_kb"] = round((rss_idle - rss_before) / max(1, connect.count["booted"]), 1)
+        cpu_at, gen_at = cpu(), generator_cpu(fleet)
+        if args.idle:
+            stats = fleet.run("idle", seconds=args.duration, heartbeat=args.heartbeat)
+            result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
+        else:
+            stats = fleet.run("rate", seconds=args.duration, interval=len(fleet_ids) / args.rate)
+            result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at)}
+            result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
+            if persist:
+                result["rate"]["persisted"] = persisted_since(since)
+            if args.closed_seconds > 0:
+                cpu_at = cpu()
+                stats = fleet.run(
+                    "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
+                )
+                result["closed"] = {"chargers": args.closed_chargers, **phase_numbers(stats, cpu() - cpu_at)}
+                result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
+        result["connections_held_at_end"] = stats.count["open_at_end"]
+        if persist:
+            result["persisted"] = persisted_since(since)
+            persisted_before = result.get("rate", {}).get("persisted")
+            if "closed" in result and persisted_before:
+                rows = {k: result["persisted"][k] - persisted_before[k] for k in persisted_before}
+                result["closed"]["persisted_msgs_per_s"] = persisted_messages_per_s(rows, result["closed"]["seconds"])
+            if "rate" in result:
+                result["rate"]["persisted_msgs_per_s"] = persisted_messages_per_s(
+                    result["rate"]["persisted"], result["rate"]["seconds"]
+                )
+        result["peak_rss_kb_per_server"] = [rss_kb(pid, "VmHWM") for pid in pids]
+    finally:
+        sampler.running = False
+        fleet.close()
+    result["peak_rss_kb_total_sampled"] = sampler.peak_total_kb
+    return result
+
+
+def persisted_messages_per_s(rows: dict[str, int], seconds: float) -> float:
+    """Starts + stops + meter readings found in PostgreSQL, as messages per second."""
+    messages = rows["starts"] + rows["stops"] + rows["meter_samples"] / loadgen.SAMPLES_PER_READING
+    return round(messages / seconds, 1) if seconds else 0.0
+
+
+def verify(result: dict[str, Any], acked: dict[str, int]) -> list[str]:
+    """Every acknowledged start, stop and reading must be in PostgreSQL (v2.0.1 Ended carries one)."""
+    expected = expected_rows(acked)
+    result["persisted_expected"] = expected
+    return [
+        f"{what}: {expected[what]} acknowledged, {result['persisted'][what]} in PostgreSQL"
+        for what in expected
+        if expected[what] != result["persisted"][what]
+    ]
+
+
+def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
+    var_dir = tempfile.mkdtemp(prefix="csms-bench-")
+    ports = [DAPHNE_PORT + n for n in range(args.servers)]
+    servers = [start_daphne(port, var_dir, backlog=args.backlog) for port in ports]
+    try:
+        result = drive(args, fleet_ids, ports, [server.pid for server in servers], persist=True)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+    result["server_log_dir"] = var_dir
+    acked = _acked_persisting(result)
+    result["mismatches"] = verify(result, acked) if "persisted" in result and not args.idle else []
+    return result
+
+
+def _acked_persisting(result: dict[str, Any]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for phase in ("rate", "closed"):
+        for key, value in result.get(phase, {}).get("acked_by_kind", {}).items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def run_echo(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
+    ports = [ECHO_PORT + n for n in range(args.servers)]
+    servers = [echo_baseline.start(port) for port in ports]
+    try:
+        return drive(args, fleet_ids, ports, [server.pid for server in servers], persist=False)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+ROWS: list[tuple[str, Any]] = [
+    ("chargers connected and booted", lambda r: r["connect"]["connected"]),
+    ("connections held at the end", lambda r: r["connections_held_at_end"]),
+    ("handshake errors", lambda r: r["connect"]["handshake_errors"]),
+    ("connect + boot + status, s", lambda r: r["connect"]["seconds"]),
+    ("boot p99 ms (connect burst)", lambda r: r["connect"].get("boot_p99_ms")),
+    ("RSS per idle connection KB", lambda r: r["rss_per_connection_kb"]),
+    ("peak RSS per server MB", lambda r: round(max(r["peak_rss_kb_per_server"]) / 1024, 1)),
+    ("rate: msgs/s acked", lambda r: r["rate"]["acked_per_s"]),
+    ("rate: p50 ms", lambda r: r["rate"].get("p50_ms")),
+    ("rate: p95 ms", lambda r: r["rate"].get("p95_ms")),
+    ("rate: p99 ms", lambda r: r["rate"].get("p99_ms")),
+    ("rate: server CPU us/msg", lambda r: r["rate"]["server_cpu_us_per_msg"]),
+    ("closed: msgs/s acked", lambda r: r["closed"]["acked_per_s"]),
+    ("closed: msgs/s persisted", lambda r: r["closed"].get("persisted_msgs_per_s")),
+    ("closed: p50 ms", lambda r: r["closed"].get("p50_ms")),
+    ("closed: p99 ms", lambda r: r["closed"].get("p99_ms")),
+    ("closed: server CPU us/msg", lambda r: r["closed"]["server_cpu_us_per_msg"]),
+    ("closed: server CPU us/persisted msg", lambda r: r["closed"]["server_cpu_us_per_persisting_msg"]),
+    ("idle: heartbeats/s acked", lambda r: r["idle"]["acked_per_s"]),
+    ("idle: p99 ms", lambda r: r["idle"].get("p99_ms")),
+    ("idle: server CPU us/heartbeat", lambda r: r["idle"]["server_cpu_us_per_msg"]),
+    (
+        "timeouts + drops (all phases)",
+        lambda r: sum(r[p]["timeouts"] + r[p]["dropped"] for p in ("rate", "closed", "idle") if p in r),
+    ),
+]
+
+
+def table(ours: dict[str, Any], echo: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for metric, pick in ROWS:
+        values = []
+        for result in (ours, echo):
+            try:
+                values.append(pick(result))
+            except (KeyError, TypeError, ValueError):
+                values.append(None)
+        if values == [None, None]:
+            continue
+        ratio = round(values[0] / values[1], 2) if all(isinstance(v, int | float) and v for v in values) else None
+        rows.append({"metric": metric, "ours": values[0], "echo": values[1], "ours_over_echo": ratio})
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    print(f"{'metric':<38}{'ours':>12}{'echo':>12}{'ours/echo':>11}")
+    for row in rows:
+        print(f"{row['metric']:<38}{cell(row['ours']):>12}{cell(row['echo']):>12}{cell(row['ours_over_echo']):>11}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chargers", type=int, default=10_000)
+    parser.add_argument("--duration", type=float, default=20, help="seconds of the rate (or idle) phase")
+    parser.add_argument("--rate", type=float, default=1000, help="target messages/s of the rate phase")
+    parser.add_argument("--idle", action="store_true", help="only hold the sockets and send heartbeats")
+    parser.add_argument("--heartbeat", type=float, default=30, help="heartbeat interval in --idle mode, s")
+    parser.add_argument("--closed-seconds", type=float, default=10, help="0 skips the throughput phase")
+    parser.add_argument("--closed-chargers", type=int, default=200)
+    parser.add_argument("--servers", type=int, default=1)
+    parser.add_argument("--generators", type=int, default=2, help="load generator processes")
+    parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")
+    parser.add_argument("--connect-seconds", type=float, default=60, help="give up connecting after this")
+    parser.add_argument("--backlog", type=int, default=4096, help="daphne listen backlog (0: Twisted's 50)")
+    parser.add_argument("--no-echo", action="store_true", help="skip the echo baseline")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fleet.json")
+    args = parser.parse_args()
+    started = time.monotonic()
+    fleet_ids = prepare(args.chargers)
+    ours = run_ours(args, fleet_ids)
+    echo = {} if args.no_echo else run_echo(args, fleet_ids)
+    rows = table(ours, echo)
+    print_table(rows)
+    for mismatch in ours["mismatches"]:
+        print("MISMATCH", mismatch)
+    if not ours["mismatches"] and "persisted" in ours and not args.idle:
+        print("persisted: every acknowledged start, stop and meter reading is in PostgreSQL", ours["persisted"])
+    result = {
+        "benchmark": "fleet",
+        "machine": {**MACHINE, "versions": versions()},
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "table": rows,
+        "ours": ours,
+        "echo": echo,
+    }
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.json} in {result['wall_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,473 @@
+"""The fleet load generator shared by fleet.py, reconnect_storm.py and command_roundtrip.py.
+
+Cheap on purpose: raw OCPP-J frames over the ``websockets`` library (compression off, no client
+pings), one asyncio loop per generator process (``multiprocessing``, fork), each holding a share of
+the chargers. The parent drives all generators through phases (connect, idle, rate, closed loop,
+close) over pipes and merges what they measured. Loopback only; every phase ends by itself.
+
+A charger plays a fixed script: BootNotification, a StatusNotification per connector, then
+sessions of Authorize, start (StartTransaction / TransactionEvent Started), StatusNotification,
+METER_READINGS meter readings (MeterValues / TransactionEvent Updated), stop (StopTransaction /
+TransactionEvent Ended), StatusNotification and a Heartbeat. Its clock is simulated (each step
+advances it), starting days in the past so every timestamp is plausible and never in the future.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import multiprocessing
+import os
+import random
+import resource
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+PREFIX = "BENCH-F-"
+TAG = "BENCH-TAG"
+CONNECTORS = 2
+METER_READINGS = 4
+SAMPLES_PER_READING = 2  # energy register and power
+STEP = timedelta(seconds=10)  # simulated time per script step
+WH_PER_STEP = 100  # 36 kW: well under the meter plausibility limit
+CALL_TIMEOUT = 30.0
+PERSISTING = ("start", "meter", "stop")  # the kinds whose rows are verified in PostgreSQL
+
+
+def raise_nofile() -> None:
+    """Lift the open-files limit to the hard limit (raised first when running as root)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, PermissionError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200_000, 200_000))
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def charger_ids(count: int) -> list[tuple[str, str]]:
+    """(charge_point_id, OCPP version): even numbers speak 1.6, odd ones 2.0.1."""
+    return [(f"{PREFIX}{n}", "1.6" if n % 2 == 0 else "2.0.1") for n in range(count)]
+
+
+def iso(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Charger:
+    """One simulated charger: its socket, its place in the script and its simulated clock."""
+
+    def __init__(self, charge_point_id: str, version: str, url: str, stats: Stats) -> None:
+        self.id = charge_point_id
+        self.version = version
+        self.url = url
+        self.stats = stats
+        self.websocket: ClientConnection | None = None
+        self.clock = datetime.now(UTC) - timedelta(days=3) + timedelta(seconds=random.randrange(3600))
+        self.meter = 1000
+        self.sessions = 0
+        self.transaction_id: int | str | None = None
+        self.seq_no = 0
+        self.script = itertools.cycle(self._session_steps())
+        self.unique_ids = itertools.count()
+
+    # --- frames -------------------------------------------------------------------------------
+    def _session_steps(self) -> list[str]:
+        return ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
+
+    def _tick(self) -> str:
+        self.clock += STEP
+        return iso(self.clock)
+
+    def _sampled(self, context: str) -> list[dict[str, Any]]:
+        if self.version == "1.6":
+            return [
+                {"value": str(self.meter), "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                {"value": "36000", "measurand": "Power.Active.Import", "unit": "W"},
+            ]
+        return [
+            {"value": self.meter, "measurand": "Energy.Active.Import.Register", "context": context},
+            {"value": 36000, "measurand": "Power.Active.Import", "context": context},
+        ]
+
+    def boot(self) -> tuple[str, dict[str, Any]]:
+        if self.version == "1.6":
+            return "BootNotification", {"chargePointVendor": "Bench", "chargePointModel": "Fleet16"}
+        return "BootNotification", {
+            "chargingStation": {"vendorName": "Bench", "model": "Fleet201"},
+            "reason": "PowerUp",
+        }
+
+    def status(self, connector: int, status: str) -> tuple[str, dict[str, Any]]:
+        if self.version == "1.6":
+            payload = {"connectorId": connector, "errorCode": "NoError", "status": status, "timestamp": self._tick()}
+            return "StatusNotification", payload
+        v201 = {"Available": "Available", "Charging": "Occupied"}[status]
+        payload = {"timestamp": self._tick(), "connectorStatus": v201, "evseId": connector, "connectorId": 1}
+        return "StatusNotification", payload
+
+    def _transaction_event(self, event_type: str) -> tuple[str, dict[str, Any]]:
+        stamp = self._tick()
+        context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type, "Sample.Periodic")
+        payload: dict[str, Any] = {
+            "eventType": event_type,
+            "timestamp": stamp,
+            "triggerReason": {"Started": "Authorized", "Ended": "StopAuthorized"}.get(event_type, "MeterValuePeriodic"),
+            "seqNo": self.seq_no,
+            "transactionInfo": {"transactionId": self.transaction_id},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": stamp, "sampledValue": self._sampled(context)}],
+        }
+        if event_type == "Started":
+            payload["idToken"] = {"idToken": TAG, "type": "ISO14443"}
+        if event_type == "Ended":
+            payload["transactionInfo"]["stoppedReason"] = "Local"
+        self.seq_no += 1
+        return "TransactionEvent", payload
+
+    def frame_for(self, step: str) -> tuple[str, dict[str, Any]]:
+        v16 = self.version == "1.6"
+        if step == "authorize":
+            return "Authorize", {"idTag": TAG} if v16 else {"idToken": {"idToken": TAG, "type": "ISO14443"}}
+        if step == "start":
+            self.sessions += 1
+            if v16:
+                return "StartTransaction", {
+                    "connectorId": 1,
+                    "idTag": TAG,
+                    "meterStart": self.meter,
+                    "timestamp": self._tick(),
+                }
+            self.transaction_id, self.seq_no = f"{self.id}-{os.getpid()}-{self.sessions}", 0
+            return self._transaction_event("Started")
+        if step in ("charging", "available"):
+            return self.status(1, "Charging" if step == "charging" else "Available")
+        if step == "heartbeat":
+            return "Heartbeat", {}
+        self.meter += WH_PER_STEP
+        if step == "meter":
+            if v16:
+                reading = [{"timestamp": self._tick(), "sampledValue": self._sampled("Sample.Periodic")}]
+                return "MeterValues", {"connectorId": 1, "transactionId": self.transaction_id, "meterValue": reading}
+            return self._transaction_event("Updated")
+        if v16:  # stop
+            payload = {
+                "transactionId": self.transaction_id,
+                "meterStop": self.meter,
+                "timestamp": self._tick(),
+                "reason": "Local",
+            }
+            return "StopTransaction", payload
+        return self._transaction_event("Ended")
+
+    # --- wire ---------------------------------------------------------------------------------
+    async def open(self) -> None:
+        subprotocol = "ocpp1.6" if self.version == "1.6" else "ocpp2.0.1"
+        self.websocket = await connect(
+            self.url,
+            subprotocols=[subprotocol],  # type: ignore[list-item]
+            compression=None,
+            ping_interval=None,
+            open_timeout=CALL_TIMEOUT,
+            close_timeout=2,
+            max_queue=4,
+        )
+
+    async def call(self, action: str, payload: dict[str, Any], kind: str) -> dict[str, Any] | None:
+        """Send one CALL and wait for its CALLRESULT; answer CALLs from the server meanwhile."""
+        assert self.websocket is not None
+        unique_id = str(next(self.unique_ids))
+        started = time.perf_counter()
+        await self.websocket.send(json.dumps([2, unique_id, action, payload]))
+        async with asyncio.timeout(CALL_TIMEOUT):
+            while True:
+                message = json.loads(await self.websocket.recv())
+                if message[0] == 2:  # a command from the CSMS: refuse politely, keep waiting
+                    await self.websocket.send(json.dumps([4, message[1], "NotImplemented", "", {}]))
+                    self.stats.count["server_calls"] += 1
+                    continue
+                if message[1] != unique_id:
+                    continue
+                break
+        self.stats.latencies.append((time.perf_counter() - started) * 1000)
+        if message[0] != 3:
+            self.stats.count["call_errors"] += 1
+            self.stats.note(f"{action}: CALLERROR {message[2:4]}")
+            return None
+        self.stats.count["acked"] += 1
+        self.stats.count[f"acked_{kind}"] += 1
+        return message[2]
+
+    async def boot_up(self) -> None:
+        """Connect, boot and report every connector available."""
+        await self.open()
+        self.stats.count["connected"] += 1
+        started = time.perf_counter()
+        await self.call(*self.boot(), kind="boot")
+        self.stats.boot_latencies.append((time.perf_counter() - started) * 1000)
+        self.stats.count["booted"] += 1
+        for connector in range(1, CONNECTORS + 1):
+            await self.call(*self.status(connector, "Available"), kind="status")
+
+    async def step(self) -> None:
+        """Send the next message of the script."""
+        step = next(self.script)
+        action, payload = self.frame_for(step)
+        kind = step if step in ("start", "meter", "stop") else "other"
+        answer = await self.call(action, payload, kind)
+        if step == "start" and self.version == "1.6":
+            self.transaction_id = (answer or {}).get("transactionId", -1)
+        if answer is not None and kind in PERSISTING:
+            self.stats.count[f"{kind}_{'v16' if self.version == '1.6' else 'v201'}"] += 1
+
+    async def heartbeat(self) -> None:
+        await self.call("Heartbeat", {}, kind="heartbeat")
+
+    @property
+    def is_open(self) -> bool:
+        return self.websocket is not None and self.websocket.state.name == "OPEN"
+
+
+@dataclass
+class Stats:
+    """What one generator measured in one phase (merged across generators by the parent)."""
+
+    count: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    boot_latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    boot_done_at: list[float] = field(default_factory=list)  # time.monotonic(), system-wide on Linux
+    seconds: float = 0.0
+
+    def note(self, error: str) -> None:
+        self.errors[error[:160]] += 1
+
+    def merge(self, other: Stats) -> None:
+        self.count.update(other.count)
+        self.latencies += other.latencies
+        self.boot_latencies += other.boot_latencies
+        self.errors.update(other.errors)
+        self.boot_done_at += other.boot_done_at
+        self.seconds = max(self.seconds, other.seconds)
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+class Generator:
+    """One generator process: its chargers and the phases the parent asks for."""
+
+    def __init__(self, pipe: Connection, chargers: list[tuple[str, str, str]]) -> None:
+        self.pipe = pipe
+        self.stats = Stats()
+        self.chargers = [Charger(cp, version, url, self.stats) for cp, version, url in chargers]
+        self.stop = asyncio.Event()
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        running: asyncio.Task[None] | None = None
+        while True:
+            command, options = await loop.run_in_executor(None, self.pipe.recv)
+            if command == "stop":
+                self.stop.set()
+                continue
+            if running is not None:
+                await running
+            if command == "exit":
+                return
+            self.stop = asyncio.Event()
+            running = asyncio.create_task(self.run_phase(command, options))
+
+    async def run_phase(self, command: str, options: dict[str, Any]) -> None:
+        self.stats = Stats()
+        for charger in self.chargers:
+            charger.stats = self.stats
+        started = time.monotonic()
+        phase = getattr(self, f"phase_{command}")
+        await phase(**options)
+        self.stats.seconds = time.monotonic() - started
+        self.stats.count["open_at_end"] = sum(charger.is_open for charger in self.chargers)
+        self.pipe.send(self.stats)
+
+    async def _guarded(self, charger: Charger, work: Any) -> None:
+        try:
+            await work
+        except ConnectionClosed as error:
+            self.stats.count["dropped"] += 1
+            self.stats.note(f"dropped: {error}")
+        except (TimeoutError, OSError) as error:
+            self.stats.count["timeouts" if isinstance(error, TimeoutError) else "socket_errors"] += 1
+            self.stats.note(describe(error))
+
+    async def phase_connect(self, concurrency: int, retries: int, seconds: float) -> None:
+        """Open every socket and boot (bounded handshakes in flight); a failed handshake is retried.
+
+        Gives up after ``seconds``: whoever is not booted by then counts as not connected.
+        """
+        gate = asyncio.Semaphore(concurrency)
+        end = time.monotonic() + seconds
+
+        async def bring_up(charger: Charger) -> None:
+            for _ in range(retries + 1):
+                async with gate:
+                    if time.monotonic() > end:
+                        return
+                    try:
+                        await charger.boot_up()
+                        return
+                    except (OSError, TimeoutError, ConnectionClosed, Exception) as error:  # noqa: BLE001
+                        self.stats.count["handshake_errors"] += 1
+                        self.stats.note(describe(error))
+                        if charger.websocket is not None:
+                            await charger.websocket.close()
+                await asyncio.sleep(0.5 + random.random())
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds + CALL_TIMEOUT):
+                await asyncio.gather(*(bring_up(charger) for charger in self.chargers))
+
+    async def phase_storm(self, deadline: float) -> None:
+        """Everyone reconnects at once, retrying every ~1 s until booted (the server may still be down)."""
+
+        async def come_back(charger: Charger) -> None:
+            while time.monotonic() < deadline:
+                try:
+                    await charger.boot_up()
+                    self.stats.boot_done_at.append(time.monotonic())
+                    return
+                except ConnectionRefusedError:
+                    self.stats.count["refused"] += 1
+                except Exception as error:  # noqa: BLE001  (a handshake that fails after listening)
+                    self.stats.count["handshake_errors"] += 1
+                    self.stats.note(describe(error))
+                    if charger.websocket is not None:
+                        await charger.websocket.close()
+                await asyncio.sleep(0.5 + random.random())
+
+        await asyncio.gather(*(come_back(charger) for charger in self.chargers))
+
+    async def phase_rate(self, seconds: float, interval: float) -> None:
+        """Every charger sends its next script step every ``interval`` seconds (open loop)."""
+        end = time.monotonic() + seconds
+
+        async def paced(charger: Charger) -> None:
+            at = time.monotonic() + random.random() * interval
+            while charger.is_open and not self.stop.is_set() and at < end:
+                delay = at - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -interval:
+                    self.stats.count["late_sends"] += 1
+                if time.monotonic() >= end or self.stop.is_set():
+                    return
+                await charger.step()
+                at += interval
+
+        await asyncio.gather(*(self._guarded(charger, paced(charger)) for charger in self.chargers))
+
+    async def phase_closed(self, seconds: float, active: int) -> None:
+        """The first ``active`` chargers send back to back (one CALL in flight each): throughput."""
+        end = time.monotonic() + seconds
+
+        async def flat_out(charger: Charger) -> None:
+            while charger.is_open and time.monotonic() < end and not self.stop.is_set():
+                await charger.step()
+
+        busy = self.chargers[:active]
+        await asyncio.gather(*(self._guarded(charger, flat_out(charger)) for charger in busy))
+
+    async def phase_idle(self, seconds: float, heartbeat: float) -> None:
+        """Hold the sockets; each charger sends a Heartbeat every ``heartbeat`` seconds."""
+        end = time.monotonic() + seconds
+
+        async def hold(charger: Charger) -> None:
+            await asyncio.sleep(random.random() * heartbeat)
+            while charger.is_open and time.monotonic() < end and not self.stop.is_set():
+                await charger.heartbeat()
+                await asyncio.sleep(min(heartbeat, max(0.0, end - time.monotonic())))
+
+        await asyncio.gather(*(self._guarded(charger, hold(charger)) for charger in self.chargers))
+
+    async def phase_close(self) -> None:
+        gate = asyncio.Semaphore(500)
+
+        async def close(charger: Charger) -> None:
+            if charger.websocket is not None:
+                async with gate:
+                    with contextlib.suppress(Exception):
+                        await charger.websocket.close()
+
+        await asyncio.gather(*(close(charger) for charger in self.chargers))
+
+    async def phase_abandon(self) -> None:
+        """Forget the sockets without closing them (the server was killed under them)."""
+        for charger in self.chargers:
+            if charger.websocket is not None:
+                charger.websocket.transport.abort()
+            charger.websocket = None
+
+
+def _generator_main(pipe: Connection, chargers: list[tuple[str, str, str]]) -> None:
+    raise_nofile()
+    asyncio.run(Generator(pipe, chargers).serve())
+
+
+class Fleet:
+    """The parent's handle on the generator processes."""
+
+    def __init__(self, chargers: list[tuple[str, str]], ports: list[int], processes: int) -> None:
+        raise_nofile()
+        context = multiprocessing.get_context("fork")
+        self.size = len(chargers)
+        self.pipes: list[Connection] = []
+        self.processes: list[multiprocessing.process.BaseProcess] = []
+        targets = [
+            (cp, version, f"ws://127.0.0.1:{ports[n % len(ports)]}/ocpp/{version}/{cp}")
+            for n, (cp, version) in enumerate(chargers)
+        ]
+        for index in range(processes):
+            parent_end, child_end = context.Pipe()
+            process = context.Process(target=_generator_main, args=(child_end, targets[index::processes]), daemon=True)
+            process.start()
+            self.pipes.append(parent_end)
+            self.processes.append(process)
+
+    def start(self, command: str, **options: Any) -> None:
+        for pipe in self.pipes:
+            pipe.send((command, options))
+
+    def start_split(self, command: str, total_key: str, total: int, **options: Any) -> None:
+        """Like start, with ``total`` (e.g. active chargers) shared between the generators."""
+        share = -(-total // len(self.pipes))
+        for pipe in self.pipes:
+            pipe.send((command, {**options, total_key: share}))
+
+    def stop(self) -> None:
+        self.start("stop")
+
+    def finish(self) -> Stats:
+        merged = Stats()
+        for pipe in self.pipes:
+            merged.merge(pipe.recv())
+        return merged
+
+    def run(self, command: str, **options: Any) -> Stats:
+        self.start(command, **options)
+        return self.finish()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run("close")
+        self.start("exit")
+        for process in self.processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()

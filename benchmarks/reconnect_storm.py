@@ -1,0 +1,128 @@
+"""Reconnect storm: N booted chargers lose their server at once and all come back at once.
+
+Registers CHARGERS chargers (``BENCH-F-<n>``, half OCPP 1.6, half 2.0.1), starts one daphne
+process on PostgreSQL + Redis (loopback), connects and boots every charger, then kills daphne
+(SIGKILL: no goodbye, the database still says "connected") and starts a new one. Meanwhile every
+charger retries every 0.5-1.5 s, like a real fleet after a CSMS restart. Measured from the moment
+the new server listens: the time until all N are booted again, the handshake errors after it
+listens (refused connections before it listens are counted apart), and the Boot latencies.
+
+    .venv/bin/python benchmarks/reconnect_storm.py                  # 10,000 chargers, about 1-2 minutes
+    .venv/bin/python benchmarks/reconnect_storm.py --chargers 500
+
+Bounded: the storm phase gives up after --max-seconds.
+"""
+
+# ruff: noqa: I001  (harness must be imported before Django is used)
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from harness import MACHINE, ROOT, percentiles, start_daphne, versions  # also sets up Django
+
+import loadgen
+from fleet import prepare
+
+PORT = 18120
+
+
+class ListenWatch(threading.Thread):
+    """Records when the port starts accepting TCP connections (every 10 ms)."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.listening_at = port, 0.0
+
+    def run(self) -> None:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                self.listening_at = time.monotonic()
+                return
+            except OSError:
+                time.sleep(0.01)
+
+
+def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
+    var_dir = tempfile.mkdtemp(prefix="csms-bench-")
+    server = start_daphne(PORT, var_dir, backlog=args.backlog)
+    fleet = loadgen.Fleet(fleet_ids, [PORT], args.generators)
+    result: dict[str, Any] = {"chargers": len(fleet_ids), "backlog": args.backlog or 50, "server_log_dir": var_dir}
+    try:
+        connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
+        result["initial_connect"] = {
+            "seconds": round(connect.seconds, 2),
+            "booted": connect.count["booted"],
+            "handshake_errors": connect.count["handshake_errors"],
+        }
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+        fleet.run("abandon")
+        watch = ListenWatch(PORT)
+        fleet.start("storm", deadline=time.monotonic() + args.max_seconds)
+        time.sleep(1)  # the fleet is already hammering a closed port
+        watch.start()
+        server = start_daphne(PORT, var_dir, backlog=args.backlog)
+        stats = fleet.finish()
+        watch.join(timeout=5)
+        done = sorted(at - watch.listening_at for at in stats.boot_done_at)
+        booted = len(done)
+        result["storm"] = {
+            "booted": booted,
+            "all_booted_after_listening_s": round(done[-1], 2) if booted == len(fleet_ids) else None,
+            "half_booted_s": round(done[booted // 2], 2) if done else None,
+            "p99_booted_s": round(done[min(booted - 1, int(0.99 * booted))], 2) if done else None,
+            "last_booted_s": round(done[-1], 2) if done else None,
+            "handshake_errors_after_listening": stats.count["handshake_errors"],
+            "refused_while_down": stats.count["refused"],
+            "errors": dict(stats.errors.most_common(8)),
+            **({"boot_" + k: v for k, v in percentiles(stats.boot_latencies).items()} if stats.boot_latencies else {}),
+        }
+    finally:
+        fleet.close()
+        server.terminate()
+        server.wait(timeout=30)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chargers", type=int, default=10_000)
+    parser.add_argument("--generators", type=int, default=2, help="load generator processes")
+    parser.add_argument("--handshakes", type=int, default=50, help="initial connect: handshakes in flight each")
+    parser.add_argument("--connect-seconds", type=float, default=60, help="initial connect: give up after this")
+    parser.add_argument("--backlog", type=int, default=4096, help="daphne listen backlog (0: Twisted's 50)")
+    parser.add_argument("--max-seconds", type=float, default=90, help="give up the storm after this")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "reconnect_storm.json")
+    args = parser.parse_args()
+    started = time.monotonic()
+    result = {
+        "benchmark": "reconnect_storm",
+        "machine": {**MACHINE, "versions": versions()},
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        **storm(args, prepare(args.chargers)),
+        "wall_seconds": 0.0,
+    }
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    s = result["storm"]
+    print(
+        f"{result['chargers']} chargers: {s['booted']} booted again, all within {s['all_booted_after_listening_s']} s "
+        f"of listening (half {s['half_booted_s']} s, 99% {s['p99_booted_s']} s); handshake errors after listening "
+        f"{s['handshake_errors_after_listening']}; Boot p50 {s.get('boot_p50_ms')} ms, p99 {s.get('boot_p99_ms')} ms"
+    )
+    for error, count in s["errors"].items():
+        print(f"  {count} x {error}")
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {args.json} in {result['wall_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
