@@ -25,6 +25,7 @@ run: migrate
 	@HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) ./scripts/run.sh
 
 test: install
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
