@@ -30,7 +30,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, cpu_seconds, percentiles, rss_kb, start_daphne, versions  # sets up Django
+from harness import (
+    MACHINE,
+    ROOT,
+    cpu_seconds,
+    percentiles,
+    rss_kb,
+    server_log_problems,
+    start_daphne,
+    versions,
+)  # sets up Django
 
 from django.core.management import call_command
 from django.db import connections
@@ -169,7 +178,7 @@ def drive(
             stats = fleet.run("idle", seconds=args.duration, heartbeat=args.heartbeat)
             result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
         else:
-            stats = fleet.run("rate", seconds=args.duration, interval=len(fleet_ids) / args.rate)
+            stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
             result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at)}
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
             if persist:
@@ -228,6 +237,7 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
             server.terminate()
             server.wait(timeout=30)
     result["server_log_dir"] = var_dir
+    result["server_log_problems"] = server_log_problems(var_dir)
     acked = _acked_persisting(result)
     result["mismatches"] = verify(result, acked) if "persisted" in result and not args.idle else []
     return result
@@ -329,6 +339,8 @@ def main() -> None:
     echo = {} if args.no_echo else run_echo(args, fleet_ids)
     rows = table(ours, echo)
     print_table(rows)
+    for problem, count in ours["server_log_problems"].items():
+        print(f"server log: {count} x {problem}")
     for mismatch in ours["mismatches"]:
         print("MISMATCH", mismatch)
     if not ours["mismatches"] and "persisted" in ours and not args.idle:

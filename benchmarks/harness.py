@@ -104,3 +104,19 @@ def versions() -> dict[str, str]:
 
     names = ("daphne", "channels", "channels-redis", "django", "websockets", "twisted", "redis", "psycopg")
     return {name: version(name) for name in names}
+
+
+def server_log_problems(var_dir: str, top: int = 8) -> dict[str, int]:
+    """The most frequent warnings, errors and exception lines in the servers' logs (numbers blurred)."""
+    import re
+    from collections import Counter
+
+    problems: Counter[str] = Counter()
+    for log in Path(var_dir).glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            level = re.search(r" (WARNING|ERROR|CRITICAL) (.*)", line)
+            if level:
+                problems[re.sub(r"\d+", "N", f"{level[1]} {level[2]}")[:150]] += 1
+            elif re.match(r"^[\w.]*(Error|Exception|Timeout)\w*: ", line):
+                problems[re.sub(r"\d+", "N", line)[:150]] += 1
+    return dict(problems.most_common(top))

@@ -335,9 +335,15 @@ class Generator:
                 await asyncio.gather(*(bring_up(charger) for charger in self.chargers))
 
     async def phase_storm(self, deadline: float) -> None:
-        """Everyone reconnects at once, retrying every ~1 s until booted (the server may still be down)."""
+        """Everyone reconnects at once until booted (the server may still be down).
+
+        Like a charger's firmware: a refused connection (nobody listening) is retried after
+        0.5-1.5 s; a failed handshake or Boot backs off exponentially (1, 2, 4, 8, then 16 s at
+        most, each times 0.5-1.5), so an overloaded server is not buried under retries.
+        """
 
         async def come_back(charger: Charger) -> None:
+            backoff = 1.0
             while time.monotonic() < deadline:
                 try:
                     await charger.boot_up()
@@ -345,12 +351,14 @@ class Generator:
                     return
                 except ConnectionRefusedError:
                     self.stats.count["refused"] += 1
+                    await asyncio.sleep(0.5 + random.random())
                 except Exception as error:  # noqa: BLE001  (a handshake that fails after listening)
                     self.stats.count["handshake_errors"] += 1
                     self.stats.note(describe(error))
                     if charger.websocket is not None:
                         await charger.websocket.close()
-                await asyncio.sleep(0.5 + random.random())
+                    await asyncio.sleep(backoff * (0.5 + random.random()))
+                    backoff = min(16.0, backoff * 2)
 
         await asyncio.gather(*(come_back(charger) for charger in self.chargers))
 
@@ -381,7 +389,7 @@ class Generator:
             while charger.is_open and time.monotonic() < end and not self.stop.is_set():
                 await charger.step()
 
-        busy = self.chargers[:active]
+        busy = [charger for charger in self.chargers if charger.is_open][:active]
         await asyncio.gather(*(self._guarded(charger, flat_out(charger)) for charger in busy))
 
     async def phase_idle(self, seconds: float, heartbeat: float) -> None:

@@ -3,9 +3,10 @@
 Registers CHARGERS chargers (``BENCH-F-<n>``, half OCPP 1.6, half 2.0.1), starts one daphne
 process on PostgreSQL + Redis (loopback), connects and boots every charger, then kills daphne
 (SIGKILL: no goodbye, the database still says "connected") and starts a new one. Meanwhile every
-charger retries every 0.5-1.5 s, like a real fleet after a CSMS restart. Measured from the moment
-the new server listens: the time until all N are booted again, the handshake errors after it
-listens (refused connections before it listens are counted apart), and the Boot latencies.
+charger retries like a real fleet after a CSMS restart (0.5-1.5 s while refused, exponential
+back-off after a failed handshake). Measured from the moment the new server listens: the time
+until all N are booted again, the handshake errors after it listens (refused connections before
+it listens are counted apart), and the Boot latencies.
 
     .venv/bin/python benchmarks/reconnect_storm.py                  # 10,000 chargers, about 1-2 minutes
     .venv/bin/python benchmarks/reconnect_storm.py --chargers 500
@@ -26,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, percentiles, start_daphne, versions  # also sets up Django
+from harness import MACHINE, ROOT, percentiles, server_log_problems, start_daphne, versions  # also sets up Django
 
 import loadgen
 from fleet import prepare
@@ -90,6 +91,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         fleet.close()
         server.terminate()
         server.wait(timeout=30)
+    result["server_log_problems"] = server_log_problems(var_dir)
     return result
 
 
@@ -120,6 +122,8 @@ def main() -> None:
     )
     for error, count in s["errors"].items():
         print(f"  {count} x {error}")
+    for problem, count in result["server_log_problems"].items():
+        print(f"  server log: {count} x {problem}")
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {args.json} in {result['wall_seconds']} s")
 
