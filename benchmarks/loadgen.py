@@ -77,6 +77,7 @@ class Charger:
         self.seq_no = 0
         self.script = itertools.cycle(self._session_steps())
         self.unique_ids = itertools.count()
+        self.booted_at = 0.0  # time.monotonic() of the last accepted Boot
 
     # --- frames -------------------------------------------------------------------------------
     def _session_steps(self) -> list[str]:
@@ -212,6 +213,7 @@ class Charger:
         started = time.perf_counter()
         await self.call(*self.boot(), kind="boot")
         self.stats.boot_latencies.append((time.perf_counter() - started) * 1000)
+        self.booted_at = time.monotonic()
         self.stats.count["booted"] += 1
         for connector in range(1, CONNECTORS + 1):
             await self.call(*self.status(connector, "Available"), kind="status")
@@ -243,7 +245,7 @@ class Stats:
     latencies: list[float] = field(default_factory=list)
     boot_latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
-    boot_done_at: list[float] = field(default_factory=list)  # time.monotonic(), system-wide on Linux
+    boot_done_at: list[float] = field(default_factory=list)  # storm: time.monotonic() (system-wide on Linux)
     seconds: float = 0.0
 
     def note(self, error: str) -> None:
@@ -347,7 +349,6 @@ class Generator:
             while time.monotonic() < deadline:
                 try:
                     await charger.boot_up()
-                    self.stats.boot_done_at.append(time.monotonic())
                     return
                 except ConnectionRefusedError:
                     self.stats.count["refused"] += 1
@@ -360,7 +361,10 @@ class Generator:
                     await asyncio.sleep(backoff * (0.5 + random.random()))
                     backoff = min(16.0, backoff * 2)
 
+        for charger in self.chargers:
+            charger.booted_at = 0.0
         await asyncio.gather(*(come_back(charger) for charger in self.chargers))
+        self.stats.boot_done_at = [charger.booted_at for charger in self.chargers if charger.booted_at]
 
     async def phase_rate(self, seconds: float, interval: float) -> None:
         """Every charger sends its next script step every ``interval`` seconds (open loop)."""
