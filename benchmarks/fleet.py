@@ -144,11 +144,18 @@ def generator_cpu(fleet: loadgen.Fleet, since: float = 0.0) -> float:
 
 
 def drive(
-    args: argparse.Namespace, fleet_ids: list[tuple[str, str]], ports: list[int], pids: list[int], persist: bool
+    args: argparse.Namespace,
+    fleet_ids: list[tuple[str, str]],
+    ports: list[int],
+    pids: list[int],
+    since: datetime | None = None,
 ) -> dict[str, Any]:
-    """Run the phases against servers already listening on ``ports``."""
+    """Run the phases against servers already listening on ``ports``.
+
+    With ``since`` (ours, not echo) PostgreSQL is counted at the end of each phase, for the
+    persisted messages/s; the verification counts again once the servers have stopped.
+    """
     cpu = lambda: sum(cpu_seconds(pid) for pid in pids)  # noqa: E731
-    since = timezone.now()
     rss_before = sum(rss_kb(pid) for pid in pids)
     sampler = RssSampler(pids)
     sampler.start()
@@ -181,26 +188,26 @@ def drive(
             stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
             result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at)}
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
-            if persist:
+            if since:
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
-                cpu_at = cpu()
+                cpu_at, gen_at = cpu(), generator_cpu(fleet)
                 stats = fleet.run(
                     "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
                 )
                 result["closed"] = {"chargers": args.closed_chargers, **phase_numbers(stats, cpu() - cpu_at)}
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
         result["connections_held_at_end"] = stats.count["open_at_end"]
-        if persist:
-            result["persisted"] = persisted_since(since)
-            persisted_before = result.get("rate", {}).get("persisted")
-            if "closed" in result and persisted_before:
-                rows = {k: result["persisted"][k] - persisted_before[k] for k in persisted_before}
+        if since and "rate" in result:
+            after_closed = persisted_since(since)
+            persisted_before = result["rate"]["persisted"]
+            if "closed" in result:
+                rows = {k: after_closed[k] - persisted_before[k] for k in persisted_before}
+                result["closed"]["persisted"] = rows
                 result["closed"]["persisted_msgs_per_s"] = persisted_messages_per_s(rows, result["closed"]["seconds"])
-            if "rate" in result:
-                result["rate"]["persisted_msgs_per_s"] = persisted_messages_per_s(
-                    result["rate"]["persisted"], result["rate"]["seconds"]
-                )
+            result["rate"]["persisted_msgs_per_s"] = persisted_messages_per_s(
+                result["rate"]["persisted"], result["rate"]["seconds"]
+            )
         result["peak_rss_kb_per_server"] = [rss_kb(pid, "VmHWM") for pid in pids]
     finally:
         sampler.running = False
@@ -230,16 +237,19 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
     ports = [DAPHNE_PORT + n for n in range(args.servers)]
     servers = [start_daphne(port, var_dir, backlog=args.backlog) for port in ports]
+    since = timezone.now()
     try:
-        result = drive(args, fleet_ids, ports, [server.pid for server in servers], persist=True)
+        result = drive(args, fleet_ids, ports, [server.pid for server in servers], since)
     finally:
         for server in servers:
             server.terminate()
             server.wait(timeout=30)
     result["server_log_dir"] = var_dir
     result["server_log_problems"] = server_log_problems(var_dir)
-    acked = _acked_persisting(result)
-    result["mismatches"] = verify(result, acked) if "persisted" in result and not args.idle else []
+    result["mismatches"] = []
+    if not args.idle:  # counted after a graceful stop: whatever the servers buffered is flushed by now
+        result["persisted"] = persisted_since(since)
+        result["mismatches"] = verify(result, _acked_persisting(result))
     return result
 
 
@@ -255,7 +265,7 @@ def run_echo(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
     ports = [ECHO_PORT + n for n in range(args.servers)]
     servers = [echo_baseline.start(port) for port in ports]
     try:
-        return drive(args, fleet_ids, ports, [server.pid for server in servers], persist=False)
+        return drive(args, fleet_ids, ports, [server.pid for server in servers])
     finally:
         for server in servers:
             server.terminate()
