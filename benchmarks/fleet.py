@@ -30,16 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from harness import (
-    MACHINE,
-    ROOT,
-    cpu_seconds,
-    percentiles,
-    rss_kb,
-    server_log_problems,
-    start_daphne,
-    versions,
-)  # sets up Django
+from harness import MACHINE, ROOT, SERVERS, cpu_seconds, percentiles, rss_kb, server_log_problems, versions  # Django
 
 from django.core.management import call_command
 from django.db import connections
@@ -236,7 +227,7 @@ def verify(result: dict[str, Any], acked: dict[str, int]) -> list[str]:
 def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
     ports = [DAPHNE_PORT + n for n in range(args.servers)]
-    servers = [start_daphne(port, var_dir, backlog=args.backlog) for port in ports]
+    servers = [SERVERS[args.server](port, var_dir, backlog=args.backlog) for port in ports]
     since = timezone.now()
     try:
         result = drive(args, fleet_ids, ports, [server.pid for server in servers], since)
@@ -296,7 +287,7 @@ ROWS: list[tuple[str, Any]] = [
     ("idle: server CPU us/heartbeat", lambda r: r["idle"]["server_cpu_us_per_msg"]),
     (
         "timeouts + drops (all phases)",
-        lambda r: sum(r[p]["timeouts"] + r[p]["dropped"] for p in ("rate", "closed", "idle") if p in r),
+        lambda r: sum(r[p]["timeouts"] + r[p]["dropped"] for p in ("rate", "closed", "idle") if p in r) if r else None,
     ),
 ]
 
@@ -336,10 +327,11 @@ def main() -> None:
     parser.add_argument("--closed-seconds", type=float, default=10, help="0 skips the throughput phase")
     parser.add_argument("--closed-chargers", type=int, default=200)
     parser.add_argument("--servers", type=int, default=1)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server of ours")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")
     parser.add_argument("--connect-seconds", type=float, default=60, help="give up connecting after this")
-    parser.add_argument("--backlog", type=int, default=4096, help="daphne listen backlog (0: Twisted's 50)")
+    parser.add_argument("--backlog", type=int, default=4096, help="listen backlog (0: daphne's 50, uvicorn's 2048)")
     parser.add_argument("--no-echo", action="store_true", help="skip the echo baseline")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fleet.json")
     args = parser.parse_args()

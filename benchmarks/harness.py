@@ -70,6 +70,30 @@ def start_daphne(port: int, var_dir: str, *, backlog: int | None = None) -> subp
     raise RuntimeError(f"daphne on {port} did not start")
 
 
+def start_uvicorn(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
+    """The same ASGI application on uvicorn (websockets, no per-message deflate, no lifespan)."""
+    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "uvicorn", "csms.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--ws", "websockets", "--ws-per-message-deflate", "false", "--lifespan", "off"]
+    command += ["--log-level", "warning", "--timeout-graceful-shutdown", "5", "--backlog", str(backlog or 2048)]
+    with open(Path(var_dir) / f"uvicorn-{port}.log", "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile
+        )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"uvicorn on {port} did not start")
+
+
+SERVERS = {"daphne": start_daphne, "uvicorn": start_uvicorn}
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -1,10 +1,10 @@
 """Reconnect storm: N booted chargers lose their server at once and all come back at once.
 
 Registers CHARGERS chargers (``BENCH-F-<n>``, half OCPP 1.6, half 2.0.1), starts one daphne
-process on PostgreSQL + Redis (loopback), connects and boots every charger, then kills daphne
-(SIGKILL: no goodbye, the database still says "connected") and starts a new one. Meanwhile every
-charger retries like a real fleet after a CSMS restart (0.5-1.5 s while refused, exponential
-back-off after a failed handshake). Measured from the moment the new server listens: the time
+(or --server uvicorn) process on PostgreSQL + Redis (loopback), connects and boots every
+charger, then kills it (SIGKILL: no goodbye, the database still says "connected") and starts a
+new one. Meanwhile every charger retries like a real fleet after a CSMS restart (0.5-1.5 s while
+refused, exponential back-off after a failed handshake). Measured from the moment the new server listens: the time
 until all N are booted again, the handshake errors after it listens (refused connections before
 it listens are counted apart), and the Boot latencies.
 
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, percentiles, server_log_problems, start_daphne, versions  # also sets up Django
+from harness import MACHINE, ROOT, SERVERS, percentiles, server_log_problems, versions  # also sets up Django
 
 import loadgen
 from fleet import prepare
@@ -54,9 +54,10 @@ class ListenWatch(threading.Thread):
 
 def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
-    server = start_daphne(PORT, var_dir, backlog=args.backlog)
+    start_server = SERVERS[args.server]
+    server = start_server(PORT, var_dir, backlog=args.backlog)
     fleet = loadgen.Fleet(fleet_ids, [PORT], args.generators)
-    result: dict[str, Any] = {"chargers": len(fleet_ids), "backlog": args.backlog or 50, "server_log_dir": var_dir}
+    result: dict[str, Any] = {"chargers": len(fleet_ids), "server": args.server, "server_log_dir": var_dir}
     try:
         connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
         result["initial_connect"] = {
@@ -71,7 +72,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         fleet.start("storm", deadline=time.monotonic() + args.max_seconds)
         time.sleep(1)  # the fleet is already hammering a closed port
         watch.start()
-        server = start_daphne(PORT, var_dir, backlog=args.backlog)
+        server = start_server(PORT, var_dir, backlog=args.backlog)
         stats = fleet.finish()
         watch.join(timeout=5)
         done = sorted(at - watch.listening_at for at in stats.boot_done_at)
@@ -101,7 +102,8 @@ def main() -> None:
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="initial connect: handshakes in flight each")
     parser.add_argument("--connect-seconds", type=float, default=60, help="initial connect: give up after this")
-    parser.add_argument("--backlog", type=int, default=4096, help="daphne listen backlog (0: Twisted's 50)")
+    parser.add_argument("--backlog", type=int, default=4096, help="listen backlog (0: daphne's 50, uvicorn's 2048)")
+    parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server")
     parser.add_argument("--max-seconds", type=float, default=90, help="give up the storm after this")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "reconnect_storm.json")
     args = parser.parse_args()
