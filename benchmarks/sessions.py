@@ -7,7 +7,9 @@ readings (MeterValues / TransactionEvent Updated, energy and power) and a stop (
 TransactionEvent Ended). Every CALL's CALLRESULT latency is measured. At the end every session is
 checked in PostgreSQL: ended, with its energy, its billing record and every sampled value.
 
-    .venv/bin/python benchmarks/sessions.py [--chargers 50] [--sessions 4] [--meter-values 5]
+    .venv/bin/python benchmarks/sessions.py [--chargers 50] [--sessions 4] [--meter-values 5] [--server daphne]
+
+``--server uvicorn`` serves the same ASGI application with uvicorn instead of daphne.
 
 Bounded: stops after the given sessions or --max-seconds, whichever comes first.
 """
@@ -18,6 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -163,6 +169,28 @@ def prepare(chargers: int) -> list[tuple[str, str]]:
     return chargers_and_versions
 
 
+def start_uvicorn(port: int, var_dir: str) -> subprocess.Popen[bytes]:
+    """The same application on uvicorn (h11, websockets, no per-message deflate, no lifespan)."""
+    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "uvicorn", "csms.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning"]
+    command += ["--timeout-graceful-shutdown", "5"]
+    with open(f"{var_dir}/uvicorn-{port}.log", "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"uvicorn on {port} did not start")
+
+
+SERVERS = {"daphne": start_daphne, "uvicorn": start_uvicorn}
+
+
 def verify(args: argparse.Namespace, chargers: int) -> dict[str, Any]:
     """What PostgreSQL holds after the run, against what every acknowledged message implies."""
     sessions = Transaction.objects.filter(charge_point__charge_point_id__startswith=PREFIX)
@@ -182,7 +210,7 @@ def verify(args: argparse.Namespace, chargers: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, chargers_and_versions: list[tuple[str, str]]) -> dict[str, Any]:
-    server = start_daphne(PORT, tempfile.mkdtemp(prefix="csms-bench-"))
+    server = SERVERS[args.server](PORT, tempfile.mkdtemp(prefix="csms-bench-"))
     timed = Timed(time.monotonic() + args.max_seconds)
     try:
         cpu_before, started = cpu_seconds(server.pid), time.monotonic()
@@ -192,12 +220,16 @@ async def run(args: argparse.Namespace, chargers_and_versions: list[tuple[str, s
         elapsed, cpu = time.monotonic() - started, cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
-        server.wait(timeout=15)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
     errors = [repr(outcome) for outcome in outcomes if isinstance(outcome, BaseException)]
     messages = len(timed.latencies)
     return {
         "benchmark": "sessions",
         "machine": MACHINE,
+        "server": args.server,
         "chargers": len(chargers_and_versions),
         "sessions_per_charger": args.sessions,
         "meter_values_per_session": args.meter_values,
@@ -217,18 +249,24 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--meter-values", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=150)
+    parser.add_argument("--server", choices=sorted(SERVERS), default="daphne")
     args = parser.parse_args()
     chargers_and_versions = prepare(args.chargers)
     result = asyncio.run(run(args, chargers_and_versions))
     result["persisted"] = verify(args, args.chargers)
     print(
-        f"{result['chargers']} chargers x {args.sessions} sessions: {result['messages']} CALLs in "
+        f"{args.server}: {result['chargers']} chargers x {args.sessions} sessions: {result['messages']} CALLs in "
         f"{result['seconds']} s = {result['messages_per_s']} msg/s; CALL->CALLRESULT p50 {result['p50_ms']} ms, "
         f"p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms; server CPU "
         f"{result['server_cpu_us_per_message']} us/msg; charger errors {result['charger_error_count']}"
     )
     print("persisted:", json.dumps(result["persisted"]))
-    out = ROOT / "benchmarks" / "results" / "sessions.json"
+    out = (
+        ROOT
+        / "benchmarks"
+        / "results"
+        / ("sessions.json" if args.server == "daphne" else f"sessions-{args.server}.json")
+    )
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out.relative_to(ROOT)}")
 

@@ -89,7 +89,8 @@ TEMPLATES = [
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request runs in its own thread, so per-thread persistent connections
-    # would pile up; a psycopg pool shared by the process bounds them instead.
+    # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's
+    # max at least CSMS_DB_THREADS plus the concurrent HTTP requests you expect.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
@@ -102,17 +103,29 @@ else:
     # Several processes (daphne, celery) share the SQLite file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Worker threads for the OCPP gateway's database calls (per process): chargers' messages are
+# processed side by side on these instead of queueing for asgiref's single shared thread.
+CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 
 # --- Channel layer and Celery broker --------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # A Redis connection pool that makes a burst of connects wait instead of failing.
+            "BACKEND": "ocpp_gateway.channel_layer.BlockingPoolRedisChannelLayer",
             "CONFIG": {
                 # redis-py 8 reads with a 5 s socket timeout by default, exactly channels-redis's
                 # 5 s blocking pop: idle consumers would fail with "Timeout reading". Be longer.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        "max_connections": env_int("CSMS_REDIS_MAX_CONNECTIONS", 200, minimum=2),
+                        "timeout": env_int("CSMS_REDIS_POOL_TIMEOUT", 20, minimum=1),
+                    }
+                ],
                 "capacity": env_int("CSMS_CHANNEL_CAPACITY", 1000, minimum=10),
                 "expiry": 60,
             },
@@ -187,6 +200,7 @@ CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
+CSMS_HEARTBEAT_FLUSH_SECONDS = env_int("CSMS_HEARTBEAT_FLUSH_MS", 1000, minimum=10) / 1000
 # Meter plausibility: a register step larger than this power over the time between two
 # readings, plus the tolerance, is an implausible jump (flagged, not billed).
 CSMS_METER_MAX_POWER_KW = env_int("CSMS_METER_MAX_POWER_KW", 400, minimum=1)

@@ -10,11 +10,13 @@ import logging
 import time
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chargepoints import selectors, services
+from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.heartbeats import heartbeats
+from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v16.router import V16Router
@@ -169,6 +171,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None:
             return
         await self._abandon_outbound_calls()
+        # Before presence is cleared: a heartbeat written after it would bring the charger back online.
+        await heartbeats.flush()
+        await message_log.flush()
         try:
             await database_sync_to_async(services.charge_point_disconnect)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name

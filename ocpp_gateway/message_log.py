@@ -6,40 +6,19 @@ collected here and written in one INSERT every ``CSMS_MESSAGE_LOG_FLUSH_MS`` ins
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chargepoints.services import LoggedFrame, ocpp_messages_record
-
-logger = logging.getLogger(__name__)
-
-_MAX_BATCH = 1000
+from ocpp_gateway.buffers import WriteBehindBuffer
 
 
-class MessageLogBuffer:
-    def __init__(self) -> None:
-        self._pending: list[LoggedFrame] = []
-        self._flusher: asyncio.Task[None] | None = None
-
-    def add(self, frame: LoggedFrame) -> None:
-        self._pending.append(frame)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
-
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS)
-        await self.flush()
-
-    async def flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
-            try:
-                await database_sync_to_async(ocpp_messages_record)(frames=batch)
-            except Exception:
-                logger.exception("Could not store %d OCPP log frames", len(batch))
+def _write(frames: list[LoggedFrame]) -> None:
+    ocpp_messages_record(frames=frames)
 
 
-message_log = MessageLogBuffer()
+message_log: WriteBehindBuffer[LoggedFrame] = WriteBehindBuffer(
+    name="OCPP log frame",
+    write=_write,
+    flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
+    max_batch=1000,
+)

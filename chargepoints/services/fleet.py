@@ -5,13 +5,14 @@ Both OCPP versions end here; handlers translate their payloads into these argume
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import ProtectedError
+from django.db.models import Case, ProtectedError, Value, When
 from django.utils import timezone
 
 from billing.models import Tariff
@@ -271,12 +272,41 @@ def _record_boot(
 
 def charge_point_heartbeat(*, charge_point_id: str) -> datetime:
     now = timezone.now()
-    with transaction.atomic():
-        charge_point_pk = ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("pk", flat=True).get()
-        _mark_online(charge_point_id, now)
-        ChargePoint.objects.filter(pk=charge_point_pk).update(last_heartbeat=now, last_seen=now)
-        Heartbeat.objects.create(charge_point_id=charge_point_pk, received_at=now)
+    charge_point_heartbeats_record(heartbeats=[ReceivedHeartbeat(charge_point_id=charge_point_id, received_at=now)])
     return now
+
+
+@dataclass(frozen=True)
+class ReceivedHeartbeat:
+    charge_point_id: str
+    received_at: datetime
+
+
+def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -> int:
+    """Store a batch of heartbeats in one transaction: a row each, each charger's latest as its
+    ``last_heartbeat`` and ``last_seen``, and offline chargers back online (one event each).
+
+    The gateway buffers heartbeats per process; a constant number of queries per batch, not per
+    heartbeat. Heartbeats of deleted chargers are dropped.
+    """
+    latest: dict[str, datetime] = {}
+    for heartbeat in heartbeats:
+        latest[heartbeat.charge_point_id] = max(heartbeat.received_at, latest.get(heartbeat.charge_point_id, heartbeat.received_at))
+    with transaction.atomic():
+        ids = dict(ChargePoint.objects.filter(charge_point_id__in=latest).values_list("charge_point_id", "pk"))
+        offline = ChargePoint.objects.filter(pk__in=ids.values(), connected=False).values_list("charge_point_id", flat=True)
+        for charge_point_id in list(offline):
+            _mark_online(charge_point_id, latest[charge_point_id])
+        if ids:
+            at_each = Case(*(When(pk=ids[cp], then=Value(at)) for cp, at in latest.items() if cp in ids))
+            ChargePoint.objects.filter(pk__in=ids.values()).update(last_heartbeat=at_each, last_seen=at_each)
+        rows = [
+            Heartbeat(charge_point_id=ids[h.charge_point_id], received_at=h.received_at)
+            for h in heartbeats
+            if h.charge_point_id in ids
+        ]
+        Heartbeat.objects.bulk_create(rows)
+    return len(rows)
 
 
 def connector_status_set(

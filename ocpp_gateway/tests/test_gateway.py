@@ -39,14 +39,15 @@ async def test_v16_charger_boots_heartbeats_and_reports_status(daphne, api_key):
         assert boot.current_time.endswith("Z")
         heartbeat = await charger.call(call16.Heartbeat())
         assert heartbeat.current_time.endswith("Z")
-        await charger.call(
-            call16.StatusNotification(connector_id=1, error_code="NoError", status="Available")
-        )
+        await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
 
-        status, body = await ahttp(
-            f"{daphne.http_url}/api/v1/installer/charge-points/CP16/connection-status", api_key=api_key
-        )
-        assert status == 200
+        async def heartbeat_written() -> dict | None:  # heartbeats are written behind, within a second
+            status, body = await ahttp(
+                f"{daphne.http_url}/api/v1/installer/charge-points/CP16/connection-status", api_key=api_key
+            )
+            return body if status == 200 and body["last_heartbeat"] else None
+
+        body = await eventually(heartbeat_written, timeout=5)
         assert set(body) == {"charge_point_id", "connected", "last_heartbeat", "ocpp_version"}
         assert body["charge_point_id"] == "CP16"
         assert body["connected"] is True
@@ -181,7 +182,12 @@ async def test_v201_schema_violation_uses_the_201_error_code(daphne):
     async with raw_socket(daphne, "2.0.1", "CP-BAD201") as websocket:
         answer = await exchange(
             websocket,
-            [2, "a1", "BootNotification", {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}, "x": 1}],
+            [
+                2,
+                "a1",
+                "BootNotification",
+                {"reason": "PowerUp", "chargingStation": {"model": "M", "vendorName": "V"}, "x": 1},
+            ],
         )
         assert answer[:3] == [4, "a1", "FormatViolation"]
 

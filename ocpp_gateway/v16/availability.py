@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.timestamps import parse_ocpp_time
 
 # What a connector status says about charging, for the idle time of its session (None: nothing).

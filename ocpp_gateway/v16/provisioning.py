@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
+from django.utils import timezone
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.timestamps import format_ocpp_time
 
 
@@ -45,5 +47,6 @@ class ProvisioningHandlers:
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        now = await database_sync_to_async(services.charge_point_heartbeat)(charge_point_id=self.id)
+        now = timezone.now()
+        heartbeats.add(services.ReceivedHeartbeat(charge_point_id=self.id, received_at=now))
         return call_result.Heartbeat(current_time=format_ocpp_time(now))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
 from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints.models import ReservationStatus
 from chargepoints.services import reservations
+from ocpp_gateway.db import database_sync_to_async
 
 _ENDED_AS = {"Expired": ReservationStatus.EXPIRED, "Removed": ReservationStatus.CANCELLED}
 

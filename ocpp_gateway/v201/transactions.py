@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.utils import timezone
 from ocpp.charge_point import snake_to_camel_case
 from ocpp.routing import on
@@ -16,6 +15,7 @@ from chargepoints.metering import ENERGY_REGISTER
 from chargepoints.selectors import IdTagInfo
 from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
+from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
 # chargingState -> charging (for the session's idle time).

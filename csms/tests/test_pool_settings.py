@@ -1,0 +1,56 @@
+"""Database pool, gateway thread and Redis pool settings come from the environment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRINT = (
+    "import json, django; django.setup(); from django.conf import settings as s;"
+    "print(json.dumps({'db': s.DATABASES['default'], 'threads': s.CSMS_DB_THREADS,"
+    " 'heartbeat': s.CSMS_HEARTBEAT_FLUSH_SECONDS, 'layer': s.CHANNEL_LAYERS['default']}, default=str))"
+)
+
+
+def settings_with(tmp_path: Path, **env: str) -> dict:
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path), **env}
+    environment.pop("DATABASE_URL", None)
+    environment.pop("REDIS_URL", None)
+    environment.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_postgresql_uses_a_sized_pool_without_persistent_connections(tmp_path):
+    configured = settings_with(
+        tmp_path,
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/anything",
+        CSMS_DB_POOL_MIN="4",
+        CSMS_DB_POOL_MAX="40",
+        CSMS_DB_THREADS="12",
+        CSMS_HEARTBEAT_FLUSH_MS="250",
+    )
+    assert configured["db"]["CONN_MAX_AGE"] == 0
+    assert configured["db"]["OPTIONS"]["pool"] == {"min_size": 4, "max_size": 40, "timeout": 10}
+    assert (configured["threads"], configured["heartbeat"]) == (12, 0.25)
+
+
+def test_sqlite_for_make_run_has_no_pool(tmp_path):
+    configured = settings_with(tmp_path)
+    assert configured["db"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert "pool" not in configured["db"]["OPTIONS"]
+
+
+def test_the_redis_channel_layer_waits_for_a_sized_connection_pool(tmp_path):
+    configured = settings_with(
+        tmp_path, REDIS_URL="redis://127.0.0.1:6379/15", CSMS_REDIS_MAX_CONNECTIONS="500", CSMS_REDIS_POOL_TIMEOUT="7"
+    )
+    assert configured["layer"]["BACKEND"] == "ocpp_gateway.channel_layer.BlockingPoolRedisChannelLayer"
+    host = configured["layer"]["CONFIG"]["hosts"][0]
+    assert (host["max_connections"], host["timeout"]) == (500, 7)

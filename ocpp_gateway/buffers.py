@@ -1,0 +1,76 @@
+"""Per-process write-behind buffers for rows a charger is never answered about.
+
+The message log and heartbeat rows are collected here and written in one batch every few
+hundred milliseconds (or as soon as ``max_batch`` rows wait) instead of one transaction per
+OCPP message. Acknowledged session data (starts, stops, meter values) never goes through a
+buffer: it is committed before its CALLRESULT is sent.
+
+What is pending is written on a clean close: the consumer flushes on disconnect, and the
+process flushes at exit (``atexit``, after the server's event loop has stopped). A crash loses
+at most one window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from ocpp_gateway.db import database_sync_to_async
+
+logger = logging.getLogger(__name__)
+
+Row = TypeVar("Row")
+
+
+class WriteBehindBuffer(Generic[Row]):
+    def __init__(
+        self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
+    ) -> None:
+        self.name = name
+        self._write = write
+        self._flush_seconds = flush_seconds
+        self._max_batch = max_batch
+        self._pending: list[Row] = []
+        self._flusher: asyncio.Task[None] | None = None
+        # One batch at a time: two transactions updating the same rows in another order deadlock.
+        self._writing = asyncio.Lock()
+        atexit.register(self.flush_at_exit)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, row: Row) -> None:
+        self._pending.append(row)
+        if self._flusher is None or self._flusher.done():
+            delay = 0 if len(self._pending) >= self._max_batch else self._flush_seconds()
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_later(delay))
+
+    async def _flush_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything pending now (several batches if need be)."""
+        async with self._writing:
+            while self._pending:
+                batch = self._take()
+                try:
+                    await database_sync_to_async(self._write)(batch)
+                except Exception:
+                    logger.exception("Could not store %d %s rows", len(batch), self.name)
+
+    def flush_at_exit(self) -> None:
+        """Write what is pending from a process whose event loop has stopped."""
+        while self._pending:
+            batch = self._take()
+            try:
+                self._write(batch)
+            except Exception:
+                logger.exception("Could not store %d %s rows at exit", len(batch), self.name)
+
+    def _take(self) -> list[Row]:
+        batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+        return batch
