@@ -41,6 +41,7 @@ STEP = timedelta(seconds=10)  # simulated time per script step
 WH_PER_STEP = 100  # 36 kW: well under the meter plausibility limit
 CALL_TIMEOUT = 30.0
 PERSISTING = ("start", "meter", "stop")  # the kinds whose rows are verified in PostgreSQL
+SCRIPT = ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
 
 
 def raise_nofile() -> None:
@@ -75,14 +76,11 @@ class Charger:
         self.sessions = 0
         self.transaction_id: int | str | None = None
         self.seq_no = 0
-        self.script = itertools.cycle(self._session_steps())
+        self.position = 0  # index into SCRIPT of the next step
         self.unique_ids = itertools.count()
         self.booted_at = 0.0  # time.monotonic() of the last accepted Boot
 
     # --- frames -------------------------------------------------------------------------------
-    def _session_steps(self) -> list[str]:
-        return ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
-
     def _tick(self) -> str:
         self.clock += STEP
         return iso(self.clock)
@@ -220,7 +218,8 @@ class Charger:
 
     async def step(self) -> None:
         """Send the next message of the script."""
-        step = next(self.script)
+        step = SCRIPT[self.position % len(SCRIPT)]
+        self.position += 1
         action, payload = self.frame_for(step)
         kind = step if step in ("start", "meter", "stop") else "other"
         answer = await self.call(action, payload, kind)
@@ -228,6 +227,18 @@ class Charger:
             self.transaction_id = (answer or {}).get("transactionId", -1)
         if answer is not None and kind in PERSISTING:
             self.stats.count[f"{kind}_{'v16' if self.version == '1.6' else 'v201'}"] += 1
+
+    async def join_mix(self) -> None:
+        """Move to a random point of the script, opening a session first if that point is inside one.
+
+        Without this every charger would start the mix in lockstep at Authorize; with it the fleet
+        is a steady state: some chargers between sessions, most in one, at every reading.
+        """
+        target = random.randrange(len(SCRIPT))
+        if SCRIPT.index("charging") <= target <= SCRIPT.index("stop"):
+            await self.step()  # authorize
+            await self.step()  # start
+        self.position = target
 
     async def heartbeat(self) -> None:
         await self.call("Heartbeat", {}, kind="heartbeat")
@@ -309,10 +320,11 @@ class Generator:
             self.stats.count["timeouts" if isinstance(error, TimeoutError) else "socket_errors"] += 1
             self.stats.note(describe(error))
 
-    async def phase_connect(self, concurrency: int, retries: int, seconds: float) -> None:
+    async def phase_connect(self, concurrency: int, retries: int, seconds: float, join_mix: bool = True) -> None:
         """Open every socket and boot (bounded handshakes in flight); a failed handshake is retried.
 
-        Gives up after ``seconds``: whoever is not booted by then counts as not connected.
+        Gives up after ``seconds``: whoever is not booted by then counts as not connected. Then,
+        with ``join_mix``, each charger moves to a random point of its script (see join_mix).
         """
         gate = asyncio.Semaphore(concurrency)
         end = time.monotonic() + seconds
@@ -324,13 +336,16 @@ class Generator:
                         return
                     try:
                         await charger.boot_up()
-                        return
-                    except (OSError, TimeoutError, ConnectionClosed, Exception) as error:  # noqa: BLE001
+                    except Exception as error:  # noqa: BLE001  (any failed handshake or Boot is counted)
                         self.stats.count["handshake_errors"] += 1
                         self.stats.note(describe(error))
                         if charger.websocket is not None:
                             await charger.websocket.close()
+                    else:
+                        break
                 await asyncio.sleep(0.5 + random.random())
+            if join_mix and charger.is_open:
+                await self._guarded(charger, charger.join_mix())
 
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds + CALL_TIMEOUT):
