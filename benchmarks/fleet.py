@@ -106,8 +106,9 @@ class RssSampler(threading.Thread):
 
 
 def acked_by_kind(stats: loadgen.Stats) -> dict[str, int]:
-    """Acknowledged starts, meter readings and stops, per OCPP version."""
-    return {f"{kind}_{v}": stats.count[f"{kind}_{v}"] for kind in loadgen.PERSISTING for v in ("v16", "v201")}
+    """Acknowledged (and unanswered: timed out or dropped) starts, meter readings and stops, per version."""
+    kinds = [f"{kind}_{v}" for kind in loadgen.PERSISTING for v in ("v16", "v201")]
+    return {key: stats.count[key] for kind in kinds for key in (kind, f"unanswered_{kind}")}
 
 
 def phase_numbers(stats: loadgen.Stats, cpu: float) -> dict[str, Any]:
@@ -218,14 +219,20 @@ def persisted_messages_per_s(rows: dict[str, int], seconds: float) -> float:
     return round(messages / seconds, 1) if seconds else 0.0
 
 
-def verify(result: dict[str, Any], acked: dict[str, int]) -> list[str]:
-    """Every acknowledged start, stop and reading must be in PostgreSQL (v2.0.1 Ended carries one)."""
-    expected = expected_rows(acked)
-    result["persisted_expected"] = expected
+def verify(result: dict[str, Any], counted: dict[str, int]) -> list[str]:
+    """Every acknowledged start, stop and reading must be in PostgreSQL (v2.0.1 Ended carries one).
+
+    A CALL that timed out or lost its socket may or may not have been stored: those widen the
+    upper bound only.
+    """
+    acked = {key: value for key, value in counted.items() if not key.startswith("unanswered_")}
+    at_most = {key: value + counted.get(f"unanswered_{key}", 0) for key, value in acked.items()}
+    low, high = expected_rows(acked), expected_rows(at_most)
+    result["persisted_expected"] = {"acknowledged": low, "at_most": high}
     return [
-        f"{what}: {expected[what]} acknowledged, {result['persisted'][what]} in PostgreSQL"
-        for what in expected
-        if expected[what] != result["persisted"][what]
+        f"{what}: {low[what]} acknowledged (at most {high[what]} sent), {result['persisted'][what]} in PostgreSQL"
+        for what in low
+        if not low[what] <= result["persisted"][what] <= high[what]
     ]
 
 
@@ -335,7 +342,7 @@ def main() -> None:
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server of ours")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")
-    parser.add_argument("--connect-seconds", type=float, default=60, help="give up connecting after this")
+    parser.add_argument("--connect-seconds", type=float, default=45, help="give up connecting after this")
     parser.add_argument("--backlog", type=int, default=4096, help="listen backlog (0: daphne's 50, uvicorn's 2048)")
     parser.add_argument("--no-echo", action="store_true", help="skip the echo baseline")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fleet.json")

@@ -39,7 +39,7 @@ METER_READINGS = 4
 SAMPLES_PER_READING = 2  # energy register and power
 STEP = timedelta(seconds=10)  # simulated time per script step
 WH_PER_STEP = 100  # 36 kW: well under the meter plausibility limit
-CALL_TIMEOUT = 30.0
+CALL_TIMEOUT = 15.0  # beyond this a CALL counts as a timeout (and a phase ends at most this late)
 PERSISTING = ("start", "meter", "stop")  # the kinds whose rows are verified in PostgreSQL
 SCRIPT = ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
 
@@ -184,17 +184,13 @@ class Charger:
         assert self.websocket is not None
         unique_id = str(next(self.unique_ids))
         started = time.perf_counter()
-        await self.websocket.send(json.dumps([2, unique_id, action, payload]))
-        async with asyncio.timeout(CALL_TIMEOUT):
-            while True:
-                message = json.loads(await self.websocket.recv())
-                if message[0] == 2:  # a command from the CSMS: refuse politely, keep waiting
-                    await self.websocket.send(json.dumps([4, message[1], "NotImplemented", "", {}]))
-                    self.stats.count["server_calls"] += 1
-                    continue
-                if message[1] != unique_id:
-                    continue
-                break
+        try:
+            await self.websocket.send(json.dumps([2, unique_id, action, payload]))
+            message = await self._answer_to(unique_id)
+        except (TimeoutError, ConnectionClosed):
+            if kind in PERSISTING:  # the server may still have stored it: an upper bound for the check
+                self.stats.count[f"unanswered_{kind}_{self.version_key}"] += 1
+            raise
         self.stats.latencies.append((time.perf_counter() - started) * 1000)
         if message[0] != 3:
             self.stats.count["call_errors"] += 1
@@ -203,6 +199,20 @@ class Charger:
         self.stats.count["acked"] += 1
         self.stats.count[f"acked_{kind}"] += 1
         return message[2]
+
+    async def _answer_to(self, unique_id: str) -> list[Any]:
+        async with asyncio.timeout(CALL_TIMEOUT):
+            while True:
+                message = json.loads(await self.websocket.recv())  # type: ignore[union-attr]
+                if message[0] == 2:  # a command from the CSMS: refuse politely, keep waiting
+                    await self.websocket.send(json.dumps([4, message[1], "NotImplemented", "", {}]))  # type: ignore[union-attr]
+                    self.stats.count["server_calls"] += 1
+                elif message[1] == unique_id:  # anything else is a late answer to a CALL that timed out
+                    return message
+
+    @property
+    def version_key(self) -> str:
+        return "v16" if self.version == "1.6" else "v201"
 
     async def boot_up(self) -> None:
         """Connect, boot and report every connector available."""
@@ -226,7 +236,7 @@ class Charger:
         if step == "start" and self.version == "1.6":
             self.transaction_id = (answer or {}).get("transactionId", -1)
         if answer is not None and kind in PERSISTING:
-            self.stats.count[f"{kind}_{'v16' if self.version == '1.6' else 'v201'}"] += 1
+            self.stats.count[f"{kind}_{self.version_key}"] += 1
 
     async def join_mix(self) -> None:
         """Move to a random point of the script, opening a session first if that point is inside one.

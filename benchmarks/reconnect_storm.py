@@ -59,7 +59,9 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
     fleet = loadgen.Fleet(fleet_ids, [PORT], args.generators)
     result: dict[str, Any] = {"chargers": len(fleet_ids), "server": args.server, "server_log_dir": var_dir}
     try:
-        connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
+        connect = fleet.run(
+            "connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds, join_mix=False
+        )
         result["initial_connect"] = {
             "seconds": round(connect.seconds, 2),
             "booted": connect.count["booted"],
