@@ -114,8 +114,9 @@ def transaction_start(
         # A known 2.0.1 session (every Updated event) is locked on its own row; only a start that
         # may open one takes the charger's lock, then looks (again) under it.
         existing = _started_by(charge_point_id, start_key) if seq_no is not None else None
-        charge_point = existing.charge_point if existing else _locked_charge_point(charge_point_id)
-        existing = existing or _started_by(charge_point_id, start_key)
+        if existing is None:
+            charge_point = _locked_charge_point(charge_point_id)
+            existing = _started_by(charge_point_id, start_key)
         if existing is not None:
             if seq_no is not None and not _seen(existing, seq_no):
                 _event_merge(existing, started_at, samples, baseline_expected)
@@ -179,13 +180,21 @@ def meter_values_record(
     """Store MeterValues, with the session they name, else (1.6 leaves the id out) the one
     session open on their connector, else none: kept all the same."""
     with db_transaction.atomic():
-        session = _transaction_for(charge_point_id, ocpp_transaction_id) if ocpp_transaction_id else None
-        charge_point = session.charge_point if session else ChargePoint.objects.get(charge_point_id=charge_point_id)
-        if session is None and not ocpp_transaction_id and connector_id and evse_id is None:
-            open_sessions = _active_on_connector(charge_point, connector_id, None)
-            from_its_time = all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples)
-            session = open_sessions[0] if len(open_sessions) == 1 and from_its_time else None
-        _samples_store(charge_point, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id)
+        session = (
+            _transaction_for(charge_point_id, ocpp_transaction_id, with_charge_point=False)
+            if ocpp_transaction_id
+            else None
+        )
+        if session is None:
+            charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+            if not ocpp_transaction_id and connector_id and evse_id is None:
+                open_sessions = _active_on_connector(charge_point, connector_id, None)
+                from_its_time = all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples)
+                session = open_sessions[0] if len(open_sessions) == 1 and from_its_time else None
+        charge_point_pk = session.charge_point_id if session else charge_point.pk
+        _samples_store(
+            charge_point_pk, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id
+        )
         if session is not None:
             _save(session)
     return session
@@ -222,7 +231,7 @@ def transaction_stop(
         charge_point = session.charge_point if session else _locked_charge_point(charge_point_id)
         meter_stop = _bounded(meter_stop_wh)
         if meter_stop is None:
-            meter_stop = _last_register_wh(charge_point, samples)
+            meter_stop = _last_register_wh(samples)
         park = _Parker(
             charge_point, action, ocpp_transaction_id, payload, meter_stop, stopped_at, reason, id_tag, seq_no
         )
@@ -233,12 +242,12 @@ def transaction_stop(
             )
             item, new = park(reason_parked)
             if new:  # a resent copy brings the same samples again
-                _samples_store(charge_point, None, samples, source=action, parked=item)
+                _samples_store(charge_point.pk, None, samples, source=action, parked=item)
             return StopResult(None, info, item)
         if _seen(session, seq_no) or _is_resent_stop(session, meter_stop, stopped_at):
             _save(session)
             return StopResult(session, info)
-        _samples_store(charge_point, session, samples, source=action)
+        _samples_store(charge_point.pk, session, samples, source=action)
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             _save(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
@@ -358,26 +367,27 @@ def _locked_charge_point(charge_point_id: str) -> ChargePoint:
     return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
 
 
-def _transaction_for(charge_point_id: str, ocpp_transaction_id: str) -> Transaction | None:
+def _transaction_for(
+    charge_point_id: str, ocpp_transaction_id: str, *, with_charge_point: bool = True
+) -> Transaction | None:
     """The session a charger names (our integer id in 1.6, its own transactionId in 2.0.1), locked:
-    messages about one session are applied one at a time."""
+    messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
+    charger's row out (meter values only need its id; reading ~25 more columns costs more than
+    the rest of the query)."""
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
     if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
-    return _remember(
-        Transaction.objects.select_for_update(of=("self",))
-        .select_related("charge_point")
-        .filter(by_id, charge_point__charge_point_id=charge_point_id)
-        .order_by()
-        .first()
-    )
+    sessions = Transaction.objects.select_for_update(of=("self",))
+    if with_charge_point:
+        sessions = sessions.select_related("charge_point")
+    return _remember(sessions.filter(by_id, charge_point__charge_point_id=charge_point_id).order_by().first())
 
 
 def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
-    """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked."""
+    """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked.
+    Without the charger's row: an event for a known session needs only its id."""
     return _remember(
         Transaction.objects.select_for_update(of=("self",))
-        .select_related("charge_point")
         .filter(charge_point__charge_point_id=charge_point_id, start_key=start_key)
         .first()
     )
@@ -404,8 +414,13 @@ _TRACKED = [
 def _remember(session: Transaction | None) -> Transaction | None:
     """Note the values ``session`` holds now, so that ``_save`` writes only what changes."""
     if session is not None:
-        session._csms_loaded = {name: copy.copy(getattr(session, name)) for name in _TRACKED}
+        session._csms_loaded = {name: _copied(getattr(session, name)) for name in _TRACKED}
     return session
+
+
+def _copied(value: Any) -> Any:
+    """JSON columns are lists and dicts, which code may change in place; the rest are immutable."""
+    return copy.copy(value) if isinstance(value, (list, dict)) else value
 
 
 def _save(session: Transaction) -> None:
@@ -461,7 +476,7 @@ def _event_apply(
     *,
     source: str,
 ) -> None:
-    _samples_store(session.charge_point, session, samples, source=source)
+    _samples_store(session.charge_point_id, session, samples, source=source)
     if charging is not None and session.status == TransactionStatus.ACTIVE:
         _charging_state_apply(session, charging=charging, at=at)
     if time_spent_charging is not None:
@@ -530,13 +545,13 @@ def _small(value: int | None) -> int | None:
     return value if value is not None and 0 <= value < 2**31 else None
 
 
-def _readings_of(charge_point: ChargePoint, samples: Sequence[SampledValue]) -> list[metering.Reading]:
-    rows = [_sample_row(charge_point, None, sample, "", None, None, timezone.now()) for sample in samples]
+def _readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
+    rows = [_sample_row(None, None, sample, "", None, None, timezone.now()) for sample in samples]
     return metering.register_readings(_as_metering_sample(row) for row in rows)
 
 
-def _last_register_wh(charge_point: ChargePoint, samples: Sequence[SampledValue]) -> Decimal | None:
-    readings = _readings_of(charge_point, samples)
+def _last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
+    readings = _readings_of(samples)
     return readings[-1].wh if readings else None
 
 
@@ -550,7 +565,7 @@ def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledVa
     if at >= session.started_at:
         return
     session.started_at = at
-    readings = _readings_of(session.charge_point, samples)
+    readings = _readings_of(samples)
     if readings:
         session.meter_start_wh = readings[0].wh
     if readings or not baseline_expected:
@@ -588,7 +603,7 @@ def _consume_reservation(session: Transaction, reservation_id: int | None) -> No
     if reservation_id is None:
         return
     reservation = Reservation.objects.filter(
-        charge_point=session.charge_point, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
+        charge_point_id=session.charge_point_id, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
     ).first()
     if reservation is None:
         return
@@ -598,7 +613,7 @@ def _consume_reservation(session: Transaction, reservation_id: int | None) -> No
 
 
 def _samples_store(
-    charge_point: ChargePoint,
+    charge_point_pk: int,
     session: Transaction | None,
     samples: Iterable[SampledValue],
     *,
@@ -611,7 +626,7 @@ def _samples_store(
     session's live register and baseline. The caller saves ``session``.
     """
     now = timezone.now()
-    rows = [_sample_row(charge_point, session, sample, source, connector_id, evse_id, now) for sample in samples]
+    rows = [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
     for row in rows:
         row.reconciliation_item = parked
     MeterSample.objects.bulk_create(rows)
@@ -636,7 +651,7 @@ def _samples_store(
 
 
 def _sample_row(
-    charge_point: ChargePoint,
+    charge_point_pk: int | None,
     session: Transaction | None,
     sample: SampledValue,
     source: str,
@@ -648,7 +663,7 @@ def _sample_row(
     number = None if sample.signed_data else metering.parse_decimal(sample.raw_value)
     value = metering.normalise(number, sample.unit, sample.multiplier) if number is not None else None
     return MeterSample(
-        charge_point=charge_point,
+        charge_point_id=charge_point_pk,
         transaction=session,
         evse_id=_small(evse_id) if session is None else session.evse_id,
         connector_id=_small(connector_id) if session is None else session.connector_id,
