@@ -5,6 +5,11 @@
 - StopTransaction ``idTag`` sent as ``null`` instead of left out: acknowledged, and the
   stop is parked for review.
 
+And tightened where the spec leaves a number open but the database cannot store it: outside
+the session messages (which are kept whatever their numbers), every integer is bounded to 32
+bits and connector and EVSE ids may not be negative, so a StatusNotification for connector
+``-1`` or ``2**70`` is answered with a CALLERROR instead of failing in the database.
+
 Everything else is the ``ocpp`` package's own schema, so every other violation is answered
 with the CALLERROR it always was. The loosened validators replace the package's cached ones,
 which keeps its error mapping (TypeConstraintViolation, FormationViolation, ...) intact.
@@ -13,6 +18,7 @@ which keeps its error mapping (TypeConstraintViolation, FormationViolation, ...)
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft4Validator
@@ -25,9 +31,48 @@ _LOOSENED: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+_INT32 = (-(2**31), 2**31 - 1)
+# Messages that carry a session are never refused for an odd number: the transaction services keep
+# what fits and flag the rest, because a refused stop or meter value is lost revenue.
+_KEPT_AS_SENT = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
+_NON_NEGATIVE = {"connectorId", "evseId"}
+_REQUEST_SCHEMAS = {"1.6": ("v16", ".json", ""), "2.0.1": ("v201", "Request.json", "Request")}
+
+
+def bounded(schema: Any, name: str = "") -> Any:
+    """``schema`` with every integer bounded to 32 bits (and to >= 0 for connector / EVSE ids)."""
+    if isinstance(schema, list):
+        return [bounded(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: bounded(value, key) if key == "properties" else bounded(value) for key, value in schema.items()}
+    if "properties" in schema and isinstance(schema["properties"], dict):
+        result["properties"] = {key: bounded(value, key) for key, value in schema["properties"].items()}
+    kinds = schema.get("type")
+    if kinds == "integer" or (isinstance(kinds, list) and "integer" in kinds):
+        low = 0 if name in _NON_NEGATIVE else _INT32[0]
+        result["minimum"] = max(schema.get("minimum", low), low)
+        result["maximum"] = min(schema.get("maximum", _INT32[1]), _INT32[1])
+    return result
+
+
+def _request_actions(version: str) -> list[str]:
+    folder, suffix, strip = _REQUEST_SCHEMAS[version]
+    schemas = Path(messages.__file__).parent / folder / "schemas"
+    return sorted(
+        path.name.removesuffix(".json").removesuffix(strip)
+        for path in schemas.glob(f"*{suffix}")
+        if not path.name.endswith("Response.json")
+    )
+
+
 def install() -> None:
-    """Put the loosened 1.6 validators in the package's validator cache (idempotent)."""
-    for action, properties in _LOOSENED.items():
-        schema = copy.deepcopy(messages.get_validator(MessageType.Call, action, "1.6").schema)
-        schema["properties"].update(properties)
-        messages._validators[f"{action}_1.6"] = Draft4Validator(schema)
+    """Put the adjusted validators of every CALL a charger may send in the package's cache (idempotent)."""
+    for version in _REQUEST_SCHEMAS:
+        for action in _request_actions(version):
+            validator = messages.get_validator(MessageType.Call, action, version)
+            schema = copy.deepcopy(validator.schema)
+            if version == "1.6" and action in _LOOSENED:
+                schema["properties"].update(_LOOSENED[action])
+            key = f"{action}_{version}" if version == "1.6" else f"{action}Request_{version}"
+            messages._validators[key] = Draft4Validator(schema if action in _KEPT_AS_SENT else bounded(schema))

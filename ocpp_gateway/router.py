@@ -39,7 +39,7 @@ def _readable_unique_id(raw: str) -> str | None:
     """The unique id of a frame that failed to unpack, if one can be read at all."""
     try:
         frame = json.loads(raw)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return None
     if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
         return frame[1]
@@ -62,6 +62,10 @@ class OcppRouter(ChargePoint):
         except OCPPError as error:
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_unparseable(raw_msg, error)
+            return
+        except RecursionError:  # nesting deeper than the JSON decoder goes
+            self._log(MessageDirection.INBOUND, raw_msg, received_at)
+            logger.warning("%s: dropped a frame nested too deeply to decode: %.200r", self.id, raw_msg)
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)

@@ -189,8 +189,10 @@ def meter_values_record(
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
             if not ocpp_transaction_id and connector_id and evse_id is None:
                 open_sessions = _active_on_connector(charge_point, connector_id, None)
-                from_its_time = all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples)
-                session = open_sessions[0] if len(open_sessions) == 1 and from_its_time else None
+                if len(open_sessions) == 1 and all(
+                    s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples
+                ):
+                    session = open_sessions[0]
         charge_point_pk = session.charge_point_id if session else charge_point.pk
         _samples_store(
             charge_point_pk, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id

@@ -210,12 +210,13 @@ async def test_unknown_actions_get_not_supported_or_not_implemented(daphne):
         assert (await exchange(websocket, [2, "u2", "GetConfiguration", {}]))[:3] == [4, "u2", "NotImplemented"]
 
 
-async def test_a_handler_failure_is_answered_with_internal_error_and_the_socket_lives(daphne):
+async def test_a_connector_id_no_column_can_hold_is_refused_and_the_socket_lives(daphne):
     await register("CP-HUGE")
     async with raw_socket(daphne, "1.6", "CP-HUGE") as websocket:
-        huge_connector = {"connectorId": 2**40, "errorCode": "NoError", "status": "Available"}
-        answer = await exchange(websocket, [2, "big", "StatusNotification", huge_connector])
-        assert answer[:3] == [4, "big", "InternalError"]
+        for unique_id, connector_id in (("big", 2**40), ("negative", -1)):
+            status = {"connectorId": connector_id, "errorCode": "NoError", "status": "Available"}
+            answer = await exchange(websocket, [2, unique_id, "StatusNotification", status])
+            assert answer[:3] == [4, unique_id, "FormationViolation"]
         assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
 
 
