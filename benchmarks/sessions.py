@@ -10,6 +10,8 @@ checked in PostgreSQL: ended, with its energy, its billing record and every samp
     .venv/bin/python benchmarks/sessions.py [--chargers 50] [--sessions 4] [--meter-values 5] [--server daphne]
 
 ``--server uvicorn`` serves the same ASGI application with uvicorn instead of daphne.
+``--heartbeats N``: each charger then sends N Heartbeats (``--sessions 0 --heartbeats 150``
+measures the path without a synchronous database write); their rows are checked at the end.
 
 Bounded: stops after the given sessions or --max-seconds, whichever comes first.
 """
@@ -41,7 +43,7 @@ from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import ChargePoint, IdTag, MeterSample, Transaction
+from chargepoints.models import ChargePoint, Heartbeat, IdTag, MeterSample, Transaction
 
 PORT = 18083
 PREFIX = "BENCH-S-"
@@ -147,6 +149,9 @@ async def run_charger(charge_point_id: str, version: str, timed: Timed, args: ar
                 await v16_sessions(charger, timed, args, at)
             else:
                 await v201_sessions(charger, timed, args, at)
+            heartbeat = call16.Heartbeat() if version == "1.6" else call201.Heartbeat()
+            for _ in range(args.heartbeats):
+                await timed(charger.call, heartbeat)
         finally:
             serving.cancel()
 
@@ -203,6 +208,8 @@ def verify(args: argparse.Namespace, chargers: int) -> dict[str, Any]:
         "billing_records": BillingRecord.objects.filter(charge_point_identity__startswith=PREFIX).count(),
         "meter_samples": MeterSample.objects.filter(transaction__in=sessions).count(),
         # 1.6: the MeterValues only; 2.0.1: every TransactionEvent carries a reading.
+        "heartbeats": Heartbeat.objects.filter(charge_point__charge_point_id__startswith=PREFIX).count(),
+        "heartbeats_expected": chargers * args.heartbeats,
         "meter_samples_expected": SAMPLES_PER_READING
         * args.sessions
         * ((chargers + 1) // 2 * args.meter_values + chargers // 2 * (args.meter_values + 2)),
@@ -233,6 +240,7 @@ async def run(args: argparse.Namespace, chargers_and_versions: list[tuple[str, s
         "chargers": len(chargers_and_versions),
         "sessions_per_charger": args.sessions,
         "meter_values_per_session": args.meter_values,
+        "heartbeats_per_charger": args.heartbeats,
         "messages": messages,
         "seconds": round(elapsed, 2),
         "messages_per_s": round(messages / elapsed, 1),
@@ -250,6 +258,7 @@ def main() -> None:
     parser.add_argument("--meter-values", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=150)
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne")
+    parser.add_argument("--heartbeats", type=int, default=0)
     args = parser.parse_args()
     chargers_and_versions = prepare(args.chargers)
     result = asyncio.run(run(args, chargers_and_versions))
@@ -261,12 +270,8 @@ def main() -> None:
         f"{result['server_cpu_us_per_message']} us/msg; charger errors {result['charger_error_count']}"
     )
     print("persisted:", json.dumps(result["persisted"]))
-    out = (
-        ROOT
-        / "benchmarks"
-        / "results"
-        / ("sessions.json" if args.server == "daphne" else f"sessions-{args.server}.json")
-    )
+    name = "sessions" + ("-heartbeats" if args.heartbeats and not args.sessions else "")
+    out = ROOT / "benchmarks" / "results" / (name + ("" if args.server == "daphne" else f"-{args.server}") + ".json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {out.relative_to(ROOT)}")
 
