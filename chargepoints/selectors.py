@@ -35,8 +35,11 @@ def charge_point_get(*, charge_point_id: str) -> ChargePoint:
     return ChargePoint.objects.get(charge_point_id=charge_point_id)
 
 
-def charge_point_may_connect(*, charge_point_id: str, password: str | None) -> bool:
-    """Whether a handshake for this id is allowed: known, not decommissioned, right password."""
+def charge_point_may_connect(*, charge_point_id: str, password: str | None, require_password: bool = False) -> bool:
+    """Whether a handshake for this id is allowed: known, not decommissioned, right password.
+
+    With ``require_password`` a charger without a password set is refused too.
+    """
     charge_point = (
         ChargePoint.objects.filter(charge_point_id=charge_point_id)
         .exclude(lifecycle_state=LifecycleState.DECOMMISSIONED)
@@ -46,7 +49,7 @@ def charge_point_may_connect(*, charge_point_id: str, password: str | None) -> b
     if charge_point is None:
         return False
     if not charge_point.password_hash:
-        return True
+        return not require_password
     return password is not None and check_password(password, charge_point.password_hash)
 
 

@@ -206,6 +206,10 @@ CSMS_HEARTBEAT_FLUSH_SECONDS = env_int("CSMS_HEARTBEAT_FLUSH_MS", 1000, minimum=
 CSMS_METER_MAX_POWER_KW = env_int("CSMS_METER_MAX_POWER_KW", 400, minimum=1)
 CSMS_METER_JUMP_TOLERANCE_WH = env_int("CSMS_METER_JUMP_TOLERANCE_WH", 50000, minimum=0)
 CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60, minimum=1)
+# Charger admission: unknown chargers are refused unless auto-registered (as pending);
+# a required password refuses every charger that has none set.
+CSMS_AUTO_REGISTER = env_bool("CSMS_AUTO_REGISTER", False)
+CSMS_REQUIRE_CHARGER_PASSWORD = env_bool("CSMS_REQUIRE_CHARGER_PASSWORD", False)
 CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {

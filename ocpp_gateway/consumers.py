@@ -13,7 +13,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chargepoints import selectors, services
+from chargepoints import services
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -68,7 +68,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
-        allowed = await database_sync_to_async(selectors.charge_point_may_connect)(
+        allowed = await database_sync_to_async(services.charge_point_admit)(
             charge_point_id=self.charge_point_id, password=password
         )
         if not allowed:

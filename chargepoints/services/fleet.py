@@ -5,17 +5,20 @@ Both OCPP versions end here; handlers translate their payloads into these argume
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.db.models import Case, ProtectedError, Value, When
 from django.utils import timezone
 
 from billing.models import Tariff
+from chargepoints import selectors
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -27,6 +30,8 @@ from chargepoints.services.transactions import transaction_charging_state_set, t
 from ocpp_gateway.presence import connection_close_sync
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
+
+logger = logging.getLogger(__name__)
 
 
 class ChargePointAlreadyExists(Exception):
@@ -65,6 +70,35 @@ def charge_point_register(
     except IntegrityError:
         raise ChargePointAlreadyExists(charge_point_id) from None
     return charge_point
+
+
+def charge_point_admit(*, charge_point_id: str, password: str | None) -> bool:
+    """Whether a WebSocket handshake for this id may go on.
+
+    Known chargers need to be not decommissioned and to present their password (every charger
+    must have one with CSMS_REQUIRE_CHARGER_PASSWORD). Unknown ones are refused, unless
+    CSMS_AUTO_REGISTER is on: then they are registered as pending, their Boot is answered
+    Pending, and an operator commissions them.
+    """
+    require_password = settings.CSMS_REQUIRE_CHARGER_PASSWORD
+    if selectors.charge_point_may_connect(
+        charge_point_id=charge_point_id, password=password, require_password=require_password
+    ):
+        return True
+    if not settings.CSMS_AUTO_REGISTER or require_password:
+        return False
+    if ChargePoint.objects.filter(charge_point_id=charge_point_id).exists():
+        return False  # known, and refused above
+    try:
+        charge_point_register(
+            charge_point_id=charge_point_id,
+            heartbeat_interval=settings.CSMS_DEFAULT_HEARTBEAT_INTERVAL,
+            lifecycle_state=LifecycleState.PENDING,
+        )
+    except ChargePointAlreadyExists:
+        pass  # a concurrent handshake registered it a moment ago
+    logger.info("%s: unknown charger registered as pending (CSMS_AUTO_REGISTER)", charge_point_id)
+    return True
 
 
 _UNCHANGED: Any = object()
@@ -291,10 +325,14 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
     """
     latest: dict[str, datetime] = {}
     for heartbeat in heartbeats:
-        latest[heartbeat.charge_point_id] = max(heartbeat.received_at, latest.get(heartbeat.charge_point_id, heartbeat.received_at))
+        latest[heartbeat.charge_point_id] = max(
+            heartbeat.received_at, latest.get(heartbeat.charge_point_id, heartbeat.received_at)
+        )
     with transaction.atomic():
         ids = dict(ChargePoint.objects.filter(charge_point_id__in=latest).values_list("charge_point_id", "pk"))
-        offline = ChargePoint.objects.filter(pk__in=ids.values(), connected=False).values_list("charge_point_id", flat=True)
+        offline = ChargePoint.objects.filter(pk__in=ids.values(), connected=False).values_list(
+            "charge_point_id", flat=True
+        )
         for charge_point_id in list(offline):
             _mark_online(charge_point_id, latest[charge_point_id])
         if ids:

@@ -1,0 +1,92 @@
+"""Who may open a socket: passwords (OCPP security profile 1), required passwords, auto-registration."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from channels.db import database_sync_to_async
+from ocpp.v16 import call as call16
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from chargepoints.models import ChargePoint, LifecycleState, OcppMessage
+from chargepoints.services import charge_point_update
+from conftest import ocpp_charger
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def basic(charge_point_id: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{charge_point_id}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def handshake(server, charge_point_id: str, headers: dict[str, str] | None = None) -> bool:
+    try:
+        async with connect(
+            server.ws_url("1.6", charge_point_id), subprotocols=["ocpp1.6"], additional_headers=headers or {}
+        ):
+            return True
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 403
+        return False
+
+
+async def register(charge_point_id: str, **kwargs) -> ChargePoint:
+    return await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60, **kwargs)
+
+
+async def test_a_charger_with_a_password_connects_only_with_it(daphne):
+    charge_point = await register("CP-PW")
+    await database_sync_to_async(charge_point_update)(charge_point=charge_point, password="right-password-123")
+    assert not await handshake(daphne, "CP-PW")
+    assert not await handshake(daphne, "CP-PW", basic("CP-PW", "wrong-password-123"))
+    assert not await handshake(daphne, "CP-PW", basic("SOMEONE-ELSE", "right-password-123"))
+    assert await handshake(daphne, "CP-PW", basic("CP-PW", "right-password-123"))
+
+
+async def test_unknown_chargers_are_refused_and_leave_no_row(daphne):
+    assert not await handshake(daphne, "CP-STRANGER")
+    assert not await ChargePoint.objects.filter(charge_point_id="CP-STRANGER").aexists()
+    assert not await OcppMessage.objects.aexists()
+
+
+@pytest.fixture(scope="module")
+def auto_registering_daphne(daphne_factory):
+    return daphne_factory(CSMS_AUTO_REGISTER="1")
+
+
+@pytest.fixture(scope="module")
+def password_requiring_daphne(daphne_factory):
+    return daphne_factory(CSMS_REQUIRE_CHARGER_PASSWORD="1")
+
+
+async def test_auto_registered_chargers_wait_as_pending_until_commissioned(daphne, auto_registering_daphne):
+    async with ocpp_charger(auto_registering_daphne, "1.6", "CP-NEW") as charger:
+        boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        assert boot.status == "Pending"
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP-NEW")
+    assert charge_point.lifecycle_state == LifecycleState.PENDING and charge_point.vendor == "Acme"
+
+    await database_sync_to_async(charge_point_update)(
+        charge_point=charge_point, lifecycle_state=LifecycleState.COMMISSIONED
+    )
+    async with ocpp_charger(auto_registering_daphne, "1.6", "CP-NEW") as charger:
+        boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        assert boot.status == "Accepted"
+
+
+async def test_auto_registration_does_not_let_a_decommissioned_charger_back(daphne, auto_registering_daphne):
+    await register("CP-GONE", lifecycle_state=LifecycleState.DECOMMISSIONED)
+    assert not await handshake(auto_registering_daphne, "CP-GONE")
+    assert (await ChargePoint.objects.aget(charge_point_id="CP-GONE")).lifecycle_state == "decommissioned"
+
+
+async def test_a_required_password_refuses_chargers_without_one(daphne, password_requiring_daphne):
+    await register("CP-OPEN")
+    with_password = await register("CP-LOCKED")
+    await database_sync_to_async(charge_point_update)(charge_point=with_password, password="locked-password-123")
+    assert not await handshake(password_requiring_daphne, "CP-OPEN")
+    assert not await handshake(password_requiring_daphne, "CP-LOCKED")
+    assert await handshake(password_requiring_daphne, "CP-LOCKED", basic("CP-LOCKED", "locked-password-123"))
