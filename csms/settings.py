@@ -11,6 +11,9 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from csms.env import env_bool, env_int, env_list, env_str
 
@@ -122,6 +125,11 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         "socket_timeout": 30,
                         "socket_connect_timeout": 5,
+                        # After a Redis restart pooled connections are dead: ping one idle this long before
+                        # use, and retry a command once more on a fresh connection when one breaks.
+                        "health_check_interval": 5,
+                        "retry_on_error": [RedisConnectionError],
+                        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=3),
                         "max_connections": env_int("CSMS_REDIS_MAX_CONNECTIONS", 200, minimum=2),
                         "timeout": env_int("CSMS_REDIS_POOL_TIMEOUT", 20, minimum=1),
                     }

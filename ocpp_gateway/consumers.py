@@ -8,6 +8,7 @@ import binascii
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -24,6 +25,7 @@ from ocpp_gateway.v201.router import V201Router
 
 logger = logging.getLogger(__name__)
 
+_CHANNEL_RETRY_FIRST, _CHANNEL_RETRY_MAX = 0.5, 2.0
 ROUTERS: dict[str, type[OcppRouter]] = {"1.6": V16Router, "2.0.1": V201Router}
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 
@@ -49,6 +51,28 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     router: OcppRouter | None = None
     _outbound_worker: asyncio.Task[None] | None = None
+
+    # Channels' consumer loop awaits ``self.channel_receive`` and dies with the socket still open
+    # when the channel layer raises (Redis restarting). Whatever Channels assigns there is wrapped
+    # so that the charger's socket keeps being served; only commands wait for Redis to return.
+    @property
+    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
+        return self._channel_receive_retrying
+
+    @channel_receive.setter
+    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        self._channel_receive = receive
+
+    async def _channel_receive_retrying(self) -> dict[str, Any]:
+        delay = _CHANNEL_RETRY_FIRST
+        while True:
+            try:
+                return await self._channel_receive()
+            except Exception as error:
+                if delay == _CHANNEL_RETRY_FIRST:
+                    logger.warning("%s: channel layer unavailable (%r); retrying", self.scope["path"], error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _CHANNEL_RETRY_MAX)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections through a thread hop before every message;
@@ -81,7 +105,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
             channel_name=self.channel_name,
         )
         if connection.replaced_channel:
-            await connection_close(channel_name=connection.replaced_channel, reason="replaced by a newer connection")
+            try:
+                await connection_close(
+                    channel_name=connection.replaced_channel, reason="replaced by a newer connection"
+                )
+            except Exception as error:  # the channel layer is away: the older socket is most likely gone too
+                logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         self._last_seen_written = time.monotonic()
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.

@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Case, ProtectedError, Value, When
+from django.db.models import Case, ProtectedError, Q, Value, When
 from django.utils import timezone
 
 from billing.models import Tariff
@@ -239,13 +239,17 @@ def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reas
 
 
 def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime | None = None) -> None:
-    """Any inbound message proves the charger is alive."""
+    """Any inbound message proves the charger is alive, and that this connection holds it.
+
+    A presence found empty is claimed back: the RPC clears it when a command goes unacknowledged,
+    which a live connection does while the channel layer (Redis) is away.
+    """
     at = at or timezone.now()
     with transaction.atomic():
+        ChargePoint.objects.filter(
+            Q(connection_channel=channel_name) | Q(connection_channel=""), charge_point_id=charge_point_id
+        ).update(connection_channel=channel_name, last_seen=at)
         _mark_online(charge_point_id, at, connection_channel=channel_name)
-        ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel=channel_name).update(
-            last_seen=at
-        )
 
 
 def charge_point_boot(
