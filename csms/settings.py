@@ -38,6 +38,13 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Behind the TLS-terminating proxy (deploy/Caddyfile): trust its X-Forwarded-Proto, send the session
+# and CSRF cookies over HTTPS only, and ask browsers to stay on HTTPS.
+CSMS_BEHIND_TLS = env_bool("CSMS_BEHIND_TLS", False)
+if CSMS_BEHIND_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 31536000
 
 INSTALLED_APPS = [
     "daphne",
