@@ -342,7 +342,7 @@ def main() -> None:
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server of ours")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")
-    parser.add_argument("--connect-seconds", type=float, default=45, help="give up connecting after this")
+    parser.add_argument("--connect-seconds", type=float, default=60, help="give up connecting after this")
     parser.add_argument("--backlog", type=int, default=4096, help="listen backlog (0: daphne's 50, uvicorn's 2048)")
     parser.add_argument("--no-echo", action="store_true", help="skip the echo baseline")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fleet.json")
