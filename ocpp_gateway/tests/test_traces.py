@@ -153,9 +153,9 @@ async def _converse(daphne, version: str, charge_point_id: str) -> list[list]:
         if version == "1.6":
             transaction_id = next(a[2]["transactionId"] for a in answers if a[1] == "t1")
             await websocket.send(json.dumps(_stop(transaction_id)))
-            answers.append(json.loads(await websocket.recv()))
+            answers.append(json.loads(await asyncio.wait_for(websocket.recv(), 10)))
         await websocket.send('[2,"z1","Heartbeat"]')  # no payload: a FormationViolation
-        answers.append(json.loads(await websocket.recv()))
+        answers.append(json.loads(await asyncio.wait_for(websocket.recv(), 10)))
     return answers
 
 
