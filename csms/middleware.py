@@ -1,0 +1,25 @@
+"""Requests refused before any view runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from csms.api_errors import error_body
+
+
+class RejectNulBytesMiddleware:
+    """A NUL byte in the URL is a 400: PostgreSQL text cannot hold one, so a filter or a search
+    term carrying it would otherwise fail in the database as a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or "%00" in request.META.get("QUERY_STRING", "").lower():
+            message = "The URL contains a NUL byte."
+            if request.path.startswith("/api/"):
+                return JsonResponse(error_body("ValidationError", message), status=400)
+            return HttpResponseBadRequest(message)
+        return self.get_response(request)
