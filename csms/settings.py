@@ -190,7 +190,12 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
     "DEFAULT_PAGINATION_CLASS": "csms.pagination.Pagination",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["csms.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("CSMS_API_RATE", "1200/minute")},
 }
+# Throttle counts (and any other cache use) are shared by every process through Redis when it is there.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dynamo CSMS API",
     "DESCRIPTION": "Charge Station Management System: fleet, OCPP commands, sessions, webhooks.",
@@ -226,6 +231,11 @@ CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60,
 # a required password refuses every charger that has none set.
 CSMS_AUTO_REGISTER = env_bool("CSMS_AUTO_REGISTER", False)
 CSMS_REQUIRE_CHARGER_PASSWORD = env_bool("CSMS_REQUIRE_CHARGER_PASSWORD", False)
+# Flood limits per connection and per client address; excess is answered or refused, and logged.
+CSMS_MAX_FRAME_BYTES = env_int("CSMS_MAX_FRAME_BYTES", 65536, minimum=1024)
+CSMS_MAX_CALLS_PER_SECOND = env_int("CSMS_MAX_CALLS_PER_SECOND", 20, minimum=1)
+CSMS_CALL_BURST = env_int("CSMS_CALL_BURST", 60, minimum=1)
+CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
 CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
 
 CELERY_BEAT_SCHEDULE = {

@@ -8,6 +8,7 @@ import binascii
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from ocpp_gateway.v201.router import V201Router
 logger = logging.getLogger(__name__)
 
 _CHANNEL_RETRY_FIRST, _CHANNEL_RETRY_MAX = 0.5, 2.0
+# Handshakes this process is working on, per client address (CSMS_MAX_HANDSHAKES_PER_IP).
+_handshakes_in_progress: Counter[str] = Counter()
 ROUTERS: dict[str, type[OcppRouter]] = {"1.6": V16Router, "2.0.1": V201Router}
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 
@@ -83,6 +86,25 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
+        client = (self.scope.get("client") or ["?"])[0]
+        if _handshakes_in_progress[client] >= settings.CSMS_MAX_HANDSHAKES_PER_IP:
+            logger.warning(
+                "%s: refused, %d handshakes from %s in progress",
+                self.scope["path"],
+                _handshakes_in_progress[client],
+                client,
+            )
+            await self.close()
+            return
+        _handshakes_in_progress[client] += 1
+        try:
+            await self._handshake()
+        finally:
+            _handshakes_in_progress[client] -= 1
+            if not _handshakes_in_progress[client]:
+                del _handshakes_in_progress[client]
+
+    async def _handshake(self) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
         self.ocpp_version: str = kwargs["version"]
         self.charge_point_id: str = kwargs["charge_point_id"]

@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import time
 import uuid
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.utils import timezone
 from ocpp.charge_point import ChargePoint
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import FormatViolationError, GenericError, OCPPError
 from ocpp.messages import Call, CallError, MessageType, unpack
 
 from chargepoints.models import MessageDirection
@@ -29,6 +32,26 @@ _V16_ERROR_CODES = {
     "FormatViolation": "FormationViolation",
     "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
 }
+
+
+_LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
+
+
+class TokenBucket:
+    """At most ``rate`` takes per second on average, ``burst`` at once."""
+
+    def __init__(self, *, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class Connection(Protocol):
@@ -54,9 +77,13 @@ class OcppRouter(ChargePoint):
         self._inbound_actions: dict[str, str] = {}
         # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
+        self._call_budget = TokenBucket(rate=settings.CSMS_MAX_CALLS_PER_SECOND, burst=settings.CSMS_CALL_BURST)
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
+        if len(raw_msg) > settings.CSMS_MAX_FRAME_BYTES:
+            await self._refuse_oversized(raw_msg)
+            return
         try:
             msg = unpack(raw_msg)
         except OCPPError as error:
@@ -73,6 +100,13 @@ class OcppRouter(ChargePoint):
             self._response_received(msg)
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
+        if not self._call_budget.take():
+            logger.warning("%s: over %s CALLs/s, refused %s", self.id, settings.CSMS_MAX_CALLS_PER_SECOND, msg.action)
+            await self._send(
+                msg.create_call_error(GenericError(description="Rate limit exceeded; slow down.")).to_json()
+            )
+            self._inbound_actions.pop(str(msg.unique_id), None)
+            return
         try:
             await self._handle_call(msg)
         except OCPPError as error:
@@ -82,6 +116,15 @@ class OcppRouter(ChargePoint):
             await self._send(msg.create_call_error(error).to_json())
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
+
+    async def _refuse_oversized(self, raw_msg: str) -> None:
+        """Not stored, not parsed: a FormatViolation for the id at its start, if one is there."""
+        limit = settings.CSMS_MAX_FRAME_BYTES
+        logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, len(raw_msg), limit)
+        match = _LEADING_CALL_ID.match(raw_msg[:100])
+        if match:
+            error = FormatViolationError(description=f"Frame of {len(raw_msg)} bytes is over the {limit} byte limit.")
+            await self._send(Call(match.group(1), "", {}).create_call_error(error).to_json())
 
     async def _answer_unparseable(self, raw_msg: str, error: OCPPError) -> None:
         unique_id = _readable_unique_id(raw_msg)

@@ -1,0 +1,74 @@
+"""Flood limits: oversized frames, CALL floods and handshake storms are answered, not obeyed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from chargepoints.models import ChargePoint, OcppMessage
+from chargepoints.services import charge_point_update
+from conftest import raw_socket
+from ocpp_gateway.db import database_sync_to_async
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def exchange(websocket, frame: str) -> list:
+    await websocket.send(frame)
+    return json.loads(await asyncio.wait_for(websocket.recv(), 10))
+
+
+async def test_an_oversized_frame_is_refused_unstored_and_the_socket_lives(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-BIG", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-BIG") as websocket:
+        huge = json.dumps([2, "big-1", "DataTransfer", {"vendorId": "x", "data": "x" * 70_000}])
+        answer = await exchange(websocket, huge)
+        assert answer[:3] == [4, "big-1", "FormationViolation"]
+        assert "over the 65536 byte limit" in answer[3]
+        assert (await exchange(websocket, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+    await asyncio.sleep(0.3)  # the message log is written in batches
+    assert not await OcppMessage.objects.filter(unique_id="big-1", direction="in").aexists()
+
+
+@pytest.fixture(scope="module")
+def strict_daphne(daphne_factory):
+    return daphne_factory(CSMS_MAX_CALLS_PER_SECOND="2", CSMS_CALL_BURST="5", CSMS_MAX_HANDSHAKES_PER_IP="1")
+
+
+async def test_calls_beyond_the_rate_limit_get_a_callerror_and_the_socket_lives(daphne, strict_daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-FLOOD", heartbeat_interval=60)
+    async with raw_socket(strict_daphne, "1.6", "CP-FLOOD") as websocket:
+        answers = [await exchange(websocket, f'[2,"hb-{n}","Heartbeat",{{}}]') for n in range(12)]
+        assert [a[0] for a in answers[:5]] == [3] * 5
+        refused = [a for a in answers if a[0] == 4]
+        assert refused and all(a[2] == "GenericError" and "Rate limit" in a[3] for a in refused)
+        await asyncio.sleep(1.1)  # the budget refills
+        assert (await exchange(websocket, '[2,"later","Heartbeat",{}]'))[:2] == [3, "later"]
+
+
+async def test_handshakes_beyond_the_per_address_limit_are_refused(daphne, strict_daphne):
+    """Each handshake checks a password hash (slow on purpose), so simultaneous ones overlap."""
+    for n in range(6):
+        charge_point = await ChargePoint.objects.acreate(charge_point_id=f"CP-STORM-{n}", heartbeat_interval=60)
+        await database_sync_to_async(charge_point_update)(charge_point=charge_point, password="storm-password-123")
+
+    async def handshake(n: int) -> bool:
+        token = base64.b64encode(f"CP-STORM-{n}:storm-password-123".encode()).decode()
+        try:
+            async with connect(
+                strict_daphne.ws_url("1.6", f"CP-STORM-{n}"),
+                subprotocols=["ocpp1.6"],
+                additional_headers={"Authorization": f"Basic {token}"},
+            ):
+                return True
+        except InvalidStatus:
+            return False
+
+    accepted = await asyncio.gather(*(handshake(n) for n in range(6)))
+    assert any(accepted) and not all(accepted)
+    assert await handshake(0)  # one at a time is always fine
