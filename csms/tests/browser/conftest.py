@@ -109,9 +109,12 @@ def assert_styled(page: Page) -> None:
 @pytest.fixture
 def screenshot(tmp_path: Path) -> Callable[..., Path]:
     """Save a full-page PNG to the test's tmp dir; with ``publish``, also to ``CSMS_SCREENSHOTS_DIR``
-    when it is set (``docs/screenshots`` regenerates the README's pictures)."""
+    when it is set (``docs/screenshots`` regenerates the README's pictures). A page wider than the
+    viewport fails: the admin's pages are laid out for a laptop screen."""
 
     def save(page: Page, name: str, *, publish: bool = False) -> Path:
+        page_width = page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= VIEWPORT["width"], f"{page.url} is {page_width}px wide: something sticks out"
         path = tmp_path / name
         page.screenshot(path=str(path), full_page=True)
         published = os.environ.get("CSMS_SCREENSHOTS_DIR")
