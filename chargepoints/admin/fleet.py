@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -94,8 +95,33 @@ class ConnectorInline(admin.TabularInline):
         return format_html('<span class="connector-status {}">{}</span>', css, connector.status or "unknown")
 
 
+class ChargePointAdminForm(forms.ModelForm):
+    """The charger's HTTP Basic password is set, rotated or removed here, never shown."""
+
+    new_password = forms.CharField(
+        required=False,
+        min_length=16,
+        max_length=40,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="OCPP security profile 1/2 (16-40 characters). Leave blank to keep the current one.",
+    )
+    remove_password = forms.BooleanField(required=False, help_text="The charger connects without a password.")
+
+    class Meta:
+        model = ChargePoint
+        exclude = ["password_hash"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("new_password") and cleaned.get("remove_password"):
+            raise forms.ValidationError("Set a new password or remove it, not both.")
+        return cleaned
+
+
 @admin.register(ChargePoint)
 class ChargePointAdmin(admin.ModelAdmin):
+    form = ChargePointAdminForm
     list_display = [
         "charge_point_id",
         "status",
@@ -111,6 +137,7 @@ class ChargePointAdmin(admin.ModelAdmin):
     list_filter = [("connected", OnlineFilter), "ocpp_version", "vendor", "lifecycle_state"]
     search_fields = ["charge_point_id", "vendor", "model", "serial_number"]
     readonly_fields = [
+        "has_password",
         "ocpp_version",
         "vendor",
         "model",
@@ -127,7 +154,6 @@ class ChargePointAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    exclude = ["password_hash"]
     autocomplete_fields = ["tariff"]
     list_select_related = ["tariff"]
     inlines = [ConnectorInline]
@@ -136,6 +162,17 @@ class ChargePointAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="connected")
     def status(self, charge_point: ChargePoint) -> SafeString:
         return status_badge(charge_point)
+
+    @admin.display(description="password", boolean=True)
+    def has_password(self, charge_point: ChargePoint) -> bool:
+        return bool(charge_point.password_hash)
+
+    def save_model(self, request: HttpRequest, obj: ChargePoint, form: forms.Form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("new_password"):
+            charge_point_update(charge_point=obj, password=form.cleaned_data["new_password"])
+        elif form.cleaned_data.get("remove_password"):
+            charge_point_update(charge_point=obj, password=None)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ChargePoint | None = None) -> list[str]:
         # The lifecycle changes through the commissioning buttons (with a confirmation), not the form.

@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
@@ -17,6 +18,12 @@ from chargepoints.services.transactions import transaction_start
 from conftest import eventually, ocpp_charger
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
+INLINE_MANAGEMENT = {
+    "connectors-TOTAL_FORMS": "0",
+    "connectors-INITIAL_FORMS": "0",
+    "connectors-MIN_NUM_FORMS": "0",
+    "connectors-MAX_NUM_FORMS": "1000",
+}
 ONLINE = '<span class="cp-status-badge online">Online</span>'
 OFFLINE = '<span class="cp-status-badge offline">Offline</span>'
 
@@ -212,3 +219,29 @@ async def test_badge_follows_a_real_charger_connecting_and_leaving(daphne, opera
         assert ONLINE in await page()
     await eventually(lambda: ChargePoint.objects.filter(charge_point_id="CP-LIVE", connected=False).aexists())
     assert OFFLINE in await page()
+
+
+@pytest.mark.django_db
+def test_the_charger_password_is_set_rotated_and_removed_in_the_admin_and_never_shown(operator, register_charge_point):
+    charge_point = register_charge_point("CP-PW-ADMIN")
+    url = f"{CHANGELIST}{charge_point.pk}/change/"
+    form = {"charge_point_id": "CP-PW-ADMIN", "heartbeat_interval": 60, "tariff": "", **INLINE_MANAGEMENT}
+
+    assert operator.post(url, {**form, "new_password": "too-short"}).status_code == 200  # refused: 16-40 characters
+    charge_point.refresh_from_db()
+    assert charge_point.password_hash == ""
+
+    assert operator.post(url, {**form, "new_password": "a-sixteen-char-pw!"}).status_code == 302
+    charge_point.refresh_from_db()
+    first = charge_point.password_hash
+    assert first.startswith("pbkdf2_") and check_password("a-sixteen-char-pw!", first)
+    page = operator.get(url).content.decode()
+    assert "a-sixteen-char-pw!" not in page and first not in page
+
+    operator.post(url, {**form, "new_password": "another-sixteen-pw"})
+    charge_point.refresh_from_db()
+    assert check_password("another-sixteen-pw", charge_point.password_hash)
+
+    operator.post(url, {**form, "remove_password": "on"})
+    charge_point.refresh_from_db()
+    assert charge_point.password_hash == ""
