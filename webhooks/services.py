@@ -23,8 +23,6 @@ from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 logger = logging.getLogger(__name__)
 
-# A claimed delivery is not claimed again for this long (a worker killed mid-delivery is retried).
-CLAIM_LEASE = timedelta(minutes=2)
 # Receiver answers that will never succeed on retry.
 _PERMANENT_STATUSES = {400, 401, 403, 404, 405, 410, 413, 422}
 
@@ -93,7 +91,10 @@ def webhook_deliveries_claim(*, delivery_ids: list[str] | None = None, limit: in
         if delivery_ids is not None:
             due = due.filter(id__in=delivery_ids)
         claimed = list(due.select_related("subscription").order_by("next_attempt_at")[:limit])
-        WebhookDelivery.objects.filter(id__in=[d.id for d in claimed]).update(next_attempt_at=now + CLAIM_LEASE)
+        # The lease: a claimed delivery is not claimed again until it passes, so a worker killed
+        # mid-delivery leaves it to the beat sweep (at-least-once, the event id unchanged).
+        lease = timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
+        WebhookDelivery.objects.filter(id__in=[d.id for d in claimed]).update(next_attempt_at=now + lease)
     return claimed
 
 
@@ -131,7 +132,9 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
     error = ""
     try:
         webhook_url_check(delivery.subscription.url)
-        signature = signature_header(secret=delivery.subscription.secret, body=delivery.body, timestamp=int(time.time()))
+        signature = signature_header(
+            secret=delivery.subscription.secret, body=delivery.body, timestamp=int(time.time())
+        )
         status_code = _post(delivery.subscription.url, delivery.body, signature, str(delivery.event_id))
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"

@@ -1,0 +1,104 @@
+"""Reconnect storm: a fleet loses its daphne process and all of it reconnects to a new one at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from chargepoints.models import ChargePoint
+from conftest import SUBPROTOCOL, DaphneServer, stop_daphne
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHARGERS = 300
+BOOT = {
+    "1.6": {"chargePointVendor": "Acme", "chargePointModel": "Storm"},
+    "2.0.1": {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "Storm"}},
+}
+
+
+def fleet() -> list[tuple[str, str]]:
+    """(OCPP version, charge point id): half 1.6, half 2.0.1."""
+    return [("1.6" if n % 2 else "2.0.1", f"CP-STORM-{n:03}") for n in range(CHARGERS)]
+
+
+async def connect_and_boot(server: DaphneServer, version: str, charge_point_id: str) -> tuple[ClientConnection, str]:
+    """Open the socket (raw websockets, no compression) and send BootNotification; the socket and Boot's status."""
+    websocket = await connect(
+        server.ws_url(version, charge_point_id),
+        subprotocols=[SUBPROTOCOL[version]],
+        compression=None,
+        open_timeout=60,  # daphne's listen backlog is 50: a dropped SYN is retried by the kernel after 1 s, 3 s, ...
+    )
+    await websocket.send(json.dumps([2, "boot-1", "BootNotification", BOOT[version]]))
+    message_type, message_id, payload = json.loads(await asyncio.wait_for(websocket.recv(), 60))
+    assert (message_type, message_id) == (3, "boot-1")
+    return websocket, payload["status"]
+
+
+async def connect_fleet(server: DaphneServer, *, concurrency: int) -> list[tuple[ClientConnection, str] | Exception]:
+    """Every charger connects and boots, at most ``concurrency`` at a time; failures are returned, not raised."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(version: str, charge_point_id: str) -> tuple[ClientConnection, str]:
+        async with gate:
+            return await connect_and_boot(server, version, charge_point_id)
+
+    return await asyncio.gather(*(one(version, cp_id) for version, cp_id in fleet()), return_exceptions=True)
+
+
+async def close_all(results: list[tuple[ClientConnection, str] | Exception]) -> None:
+    sockets = [result[0] for result in results if not isinstance(result, BaseException)]
+    await asyncio.gather(*(websocket.close() for websocket in sockets), return_exceptions=True)
+
+
+def failures(results: list[tuple[ClientConnection, str] | Exception]) -> Counter[str]:
+    return Counter(repr(result) for result in results if isinstance(result, BaseException))
+
+
+async def presences() -> Counter[str]:
+    """Connected chargers per channel-layer client prefix: one prefix per daphne process."""
+    return Counter(
+        [
+            channel.split("!")[0]
+            async for channel in ChargePoint.objects.filter(connected=True).values_list("connection_channel", flat=True)
+        ]
+    )
+
+
+async def test_a_fleet_whose_process_stops_reconnects_to_a_new_process_all_at_once(daphne_factory, transactional_db):
+    await ChargePoint.objects.abulk_create(
+        ChargePoint(charge_point_id=charge_point_id, heartbeat_interval=300) for _, charge_point_id in fleet()
+    )
+    first = daphne_factory()
+    connected = await connect_fleet(first, concurrency=50)
+    assert not failures(connected)
+    before = await presences()
+    assert sum(before.values()) == CHARGERS and len(before) == 1
+
+    stop_daphne(first)  # SIGTERM, then wait for the exit
+    await close_all(connected)
+    # Every test charger comes from 127.0.0.1, and at the default CSMS_MAX_HANDSHAKES_PER_IP (200 in
+    # progress per address) the last 100 of 300 simultaneous handshakes are refused with 403. A real
+    # fleet reconnects from as many addresses as it has chargers (unless a proxy hides them).
+    second = daphne_factory(CSMS_MAX_HANDSHAKES_PER_IP=str(CHARGERS))
+    try:
+        started = time.monotonic()
+        reconnected = await asyncio.wait_for(connect_fleet(second, concurrency=CHARGERS), 120)
+        print(f"\n{CHARGERS} chargers reconnected and booted at once in {time.monotonic() - started:.2f} s")
+        try:
+            assert not failures(reconnected)
+            assert Counter(status for _, status in reconnected) == {"Accepted": CHARGERS}
+            after = await presences()
+            assert sum(after.values()) == CHARGERS
+            assert len(after) == 1 and not after.keys() & before.keys()  # all held by the new process
+            assert "refused" not in second.log()
+        finally:
+            await close_all(reconnected)
+    finally:
+        stop_daphne(second)
