@@ -58,6 +58,15 @@ def charger_ids(count: int) -> list[tuple[str, str]]:
     return [(f"{PREFIX}{n}", "1.6" if n % 2 == 0 else "2.0.1") for n in range(count)]
 
 
+def source_address(n: int) -> str:
+    """The n-th charger's own loopback source address (127.1.0.1, 127.1.0.2, ...: all of 127/8 is loopback).
+
+    Real chargers connect from their own addresses; from one address they would trip the
+    gateway's per-address handshake limit (CSMS_MAX_HANDSHAKES_PER_IP) in a storm.
+    """
+    return f"127.1.{n // 250}.{n % 250 + 1}"
+
+
 def iso(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -65,8 +74,9 @@ def iso(at: datetime) -> str:
 class Charger:
     """One simulated charger: its socket, its place in the script and its simulated clock."""
 
-    def __init__(self, charge_point_id: str, version: str, url: str, stats: Stats) -> None:
+    def __init__(self, charge_point_id: str, version: str, url: str, stats: Stats, source: str) -> None:
         self.id = charge_point_id
+        self.source = source  # its own loopback address, as chargers have their own addresses
         self.version = version
         self.url = url
         self.stats = stats
@@ -177,6 +187,7 @@ class Charger:
             open_timeout=CALL_TIMEOUT,
             close_timeout=2,
             max_queue=4,
+            local_addr=(self.source, 0),
         )
 
     async def call(self, action: str, payload: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -288,10 +299,10 @@ def describe(error: BaseException) -> str:
 class Generator:
     """One generator process: its chargers and the phases the parent asks for."""
 
-    def __init__(self, pipe: Connection, chargers: list[tuple[str, str, str]]) -> None:
+    def __init__(self, pipe: Connection, chargers: list[tuple[str, str, str, str]]) -> None:
         self.pipe = pipe
         self.stats = Stats()
-        self.chargers = [Charger(cp, version, url, self.stats) for cp, version, url in chargers]
+        self.chargers = [Charger(cp, version, url, self.stats, source) for cp, version, url, source in chargers]
         self.stop = asyncio.Event()
 
     async def serve(self) -> None:
@@ -452,7 +463,7 @@ class Generator:
             charger.websocket = None
 
 
-def _generator_main(pipe: Connection, chargers: list[tuple[str, str, str]]) -> None:
+def _generator_main(pipe: Connection, chargers: list[tuple[str, str, str, str]]) -> None:
     raise_nofile()
     asyncio.run(Generator(pipe, chargers).serve())
 
@@ -467,7 +478,7 @@ class Fleet:
         self.pipes: list[Connection] = []
         self.processes: list[multiprocessing.process.BaseProcess] = []
         targets = [
-            (cp, version, f"ws://127.0.0.1:{ports[n % len(ports)]}/ocpp/{version}/{cp}")
+            (cp, version, f"ws://127.0.0.1:{ports[n % len(ports)]}/ocpp/{version}/{cp}", source_address(n))
             for n, (cp, version) in enumerate(chargers)
         ]
         for index in range(processes):
