@@ -365,3 +365,66 @@ class ReconciliationItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} from {self.charge_point} ({self.state})"
+
+
+# --- Chargers that break the schema ----------------------------------------------------------
+
+
+class Strictness(models.TextChoices):
+    STRICT = "strict", "Strict: every schema violation is a CALLERROR"
+    LENIENT = "lenient", "Lenient with audit: known harmless violations are accepted and recorded"
+
+
+class ChargerModelProfile(models.Model):
+    """How strictly the gateway treats one charger model (and firmware line), and its quirks.
+
+    Chargers of a model without a profile are treated strictly, with no quirks.
+    """
+
+    vendor = models.CharField(max_length=50, help_text="As in BootNotification; matched case-insensitively.")
+    model = models.CharField(
+        max_length=50, blank=True, help_text="As in BootNotification; blank matches every model of the vendor."
+    )
+    firmware_version_prefix = models.CharField(
+        max_length=50, blank=True, help_text="Matches firmware versions that start with it; blank matches any."
+    )
+    strictness = models.CharField(max_length=8, choices=Strictness.choices, default=Strictness.STRICT)
+    quirks = models.JSONField(default=list, blank=True, help_text="Payload fixups applied to this model's messages.")
+    id_tag_suffix = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="Regular expression of a suffix strip_idtag_suffix removes from idTags, e.g. ':\\d+' or '-0'.",
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["vendor", "model", "firmware_version_prefix"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("vendor"), Lower("model"), "firmware_version_prefix", name="charger_model_profile_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        model = f"{self.vendor} {self.model or '(any model)'}"
+        return f"{model} firmware {self.firmware_version_prefix}*" if self.firmware_version_prefix else model
+
+
+class SchemaViolation(models.Model):
+    """A schema violation a lenient profile accepted: what the charger sent, where, and when."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="schema_violations")
+    action = models.CharField(max_length=64)
+    path = models.CharField(max_length=200, help_text="Where in the payload, e.g. meterValue/0/sampledValue/1/unit.")
+    validator = models.CharField(max_length=32, help_text="The JSON schema keyword that failed: enum, maxLength.")
+    value = models.CharField(max_length=200, help_text="The value as received (its first 200 characters).")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["charge_point", "-received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.path} ({self.validator}) from {self.charge_point}"

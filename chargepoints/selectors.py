@@ -18,6 +18,7 @@ from chargepoints import metering
 from chargepoints.models import (
     AuthorizationStatus,
     ChargePoint,
+    ChargerModelProfile,
     Connector,
     Heartbeat,
     IdTag,
@@ -25,6 +26,7 @@ from chargepoints.models import (
     MessageDirection,
     MeterSample,
     OcppMessage,
+    Strictness,
     Transaction,
     TransactionStatus,
 )
@@ -318,3 +320,46 @@ def charge_point_recent_heartbeat_list(*, charge_point: ChargePoint, limit: int 
 
 def charge_point_heartbeat_count(*, charge_point: ChargePoint, since: datetime) -> int:
     return Heartbeat.objects.filter(charge_point=charge_point, received_at__gte=since).count()
+
+
+@dataclass(frozen=True)
+class ChargerProfile:
+    """How the gateway treats one charger's messages (a ``ChargerModelProfile``, or the default)."""
+
+    lenient: bool = False
+    quirks: tuple[str, ...] = ()
+    id_tag_suffix: str = ""
+
+
+STRICT_PROFILE = ChargerProfile()
+
+
+def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") -> ChargerProfile:
+    """The most specific profile matching a charger model: a named model before the vendor's
+    catch-all, then the longest firmware prefix. No match: strict, no quirks."""
+    if not vendor:
+        return STRICT_PROFILE
+    candidates = ChargerModelProfile.objects.filter(Q(model="") | Q(model__iexact=model), vendor__iexact=vendor).only(
+        "model", "firmware_version_prefix", "strictness", "quirks", "id_tag_suffix"
+    )
+    matching = [row for row in candidates if firmware_version.startswith(row.firmware_version_prefix)]
+    if not matching:
+        return STRICT_PROFILE
+    best = max(matching, key=lambda row: (bool(row.model), len(row.firmware_version_prefix)))
+    return ChargerProfile(
+        lenient=best.strictness == Strictness.LENIENT,
+        quirks=tuple(name for name in best.quirks if isinstance(name, str)),
+        id_tag_suffix=best.id_tag_suffix,
+    )
+
+
+def charge_point_profile(*, charge_point_id: str) -> ChargerProfile:
+    """The profile of the model a charger last booted as (strict until it has booted)."""
+    charge_point = (
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).only("vendor", "model", "firmware_version").first()
+    )
+    if charge_point is None:
+        return STRICT_PROFILE
+    return charger_profile_for(
+        vendor=charge_point.vendor, model=charge_point.model, firmware_version=charge_point.firmware_version
+    )

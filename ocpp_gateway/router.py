@@ -2,7 +2,8 @@
 
 The package does schema validation and dispatch to ``@on`` handlers. This layer adds what a
 CSMS needs around it: a CALLERROR for frames the package would only log, the OCPP 1.6 spelling
-of error codes, and the message log of every frame in and out.
+of error codes, the message log of every frame in and out, and the charger model's profile:
+its quirks, and whether harmless schema violations are accepted (and recorded) instead of refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 import re
 import time
 import uuid
+from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -21,8 +24,13 @@ from ocpp.charge_point import ChargePoint
 from ocpp.exceptions import FormatViolationError, GenericError, OCPPError
 from ocpp.messages import Call, CallError, MessageType, unpack
 
+from chargepoints import selectors
 from chargepoints.models import MessageDirection
+from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
+from chargepoints.services.profiles import schema_violations_record
+from ocpp_gateway import leniency, quirks
+from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
 
 logger = logging.getLogger(__name__)
@@ -78,6 +86,7 @@ class OcppRouter(ChargePoint):
         # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
         self._call_budget = TokenBucket(rate=settings.CSMS_MAX_CALLS_PER_SECOND, burst=settings.CSMS_CALL_BURST)
+        self._profile: ChargerProfile | None = None  # looked up at the first message, again at each boot
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
@@ -108,7 +117,7 @@ class OcppRouter(ChargePoint):
             self._inbound_actions.pop(str(msg.unique_id), None)
             return
         try:
-            await self._handle_call(msg)
+            await self._handle_inbound_call(msg, received_at)
         except OCPPError as error:
             await self._send(msg.create_call_error(error).to_json())
         except Exception as error:  # a frame must never take the connection down
@@ -116,6 +125,57 @@ class OcppRouter(ChargePoint):
             await self._send(msg.create_call_error(error).to_json())
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
+
+    async def _handle_inbound_call(self, msg: Call, received_at: datetime) -> None:
+        """The profile's quirks, then validation and dispatch by the package. A lenient profile's
+        message whose violations are all harmless is recorded, then handled unvalidated."""
+        profile = await self._current_profile(msg)
+        msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
+        violations = (
+            leniency.tolerated_violations(ocpp_version=self._ocpp_version, action=msg.action, payload=msg.payload)
+            if profile.lenient and msg.action in self.route_map
+            else []
+        )
+        if not violations:
+            await self._handle_call(msg)
+            return
+        logger.info("%s: accepted %s with %d schema violations (lenient)", self.id, msg.action, len(violations))
+        await database_sync_to_async(schema_violations_record)(
+            charge_point_id=self.id, action=msg.action, violations=violations, received_at=received_at
+        )
+        msg.payload = leniency.truncated(msg.payload, ocpp_version=self._ocpp_version, action=msg.action)
+        await self._handle_call_unvalidated(msg)
+
+    async def _handle_call_unvalidated(self, msg: Call) -> None:
+        """The package validates unless an action's handlers opt out: this one message opts out
+        (route maps are per connection, and a connection's CALLs are handled one at a time)."""
+        handlers = self.route_map[msg.action]
+        skipped = handlers.get("_skip_schema_validation", False)
+        handlers["_skip_schema_validation"] = True
+        try:
+            await self._handle_call(msg)
+        finally:
+            handlers["_skip_schema_validation"] = skipped
+
+    async def _current_profile(self, msg: Call | None = None) -> ChargerProfile:
+        """The charger model's profile: looked up once per connection, and again from every
+        BootNotification, which names the model (so a lenient model's first boot is lenient too).
+
+        When the lookup fails (the database is away) the connection is strict until its next boot.
+        """
+        if msg is not None and msg.action == "BootNotification":
+            vendor, model, firmware = leniency.boot_identity(ocpp_version=self._ocpp_version, payload=msg.payload)
+            lookup = partial(selectors.charger_profile_for, vendor=vendor, model=model, firmware_version=firmware)
+        elif self._profile is None:
+            lookup = partial(selectors.charge_point_profile, charge_point_id=self.id)
+        else:
+            return self._profile
+        try:
+            self._profile = await database_sync_to_async(lookup)()
+        except Exception:
+            logger.exception("%s: could not look up the charger model's profile; strict until the next boot", self.id)
+            self._profile = STRICT_PROFILE
+        return self._profile
 
     async def _refuse_oversized(self, raw_msg: str) -> None:
         """Not stored, not parsed: a FormatViolation for the id at its start, if one is there."""
@@ -162,9 +222,12 @@ class OcppRouter(ChargePoint):
         finally:
             self._outstanding = None
         if response.message_type_id == MessageType.CallError:
+            error_code = str(response.error_code)
+            if quirks.FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
+                error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
                 "outcome": "call_error",
-                "error_code": str(response.error_code),
+                "error_code": error_code,
                 "error_description": str(response.error_description or ""),
                 "error_details": response.error_details if isinstance(response.error_details, dict) else {},
             }

@@ -1,0 +1,104 @@
+"""Chargers that break the schema, through a real daphne: lenient models are heard, strict ones refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from chargepoints.models import (
+    ChargePoint,
+    ChargerModelProfile,
+    Connector,
+    MessageDirection,
+    OcppMessage,
+    SchemaViolation,
+    Strictness,
+)
+from conftest import ahttp, eventually, raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LONG_SERIAL = "SN-" + "7" * 57
+BOOT = {"chargePointVendor": "Acme", "chargePointModel": "Loose", "chargePointSerialNumber": LONG_SERIAL}
+ODD_STATUS = {"connectorId": 1, "errorCode": "FanFailure", "status": "Available"}
+
+
+async def exchange(websocket, unique_id: str, action: str, payload: dict) -> list:
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    return json.loads(await asyncio.wait_for(websocket.recv(), timeout=5))
+
+
+async def test_a_lenient_model_s_harmless_violations_are_accepted_and_recorded(daphne):
+    await ChargerModelProfile.objects.acreate(vendor="acme", model="loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LENIENT", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-LENIENT") as websocket:
+        boot = await exchange(websocket, "b1", "BootNotification", BOOT)
+        assert boot[:2] == [3, "b1"] and boot[2]["status"] == "Accepted"
+        status = await exchange(websocket, "s1", "StatusNotification", ODD_STATUS)
+        assert status == [3, "s1", {}]
+        harmful = await exchange(websocket, "s2", "StatusNotification", {**ODD_STATUS, "status": "Sleeping"})
+        assert harmful[:2] == [4, "s2"]
+
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP-LENIENT")
+    assert charge_point.serial_number == LONG_SERIAL[:50]
+    connector = await Connector.objects.aget(charge_point=charge_point, connector_id=1)
+    assert connector.error_code == "FanFailure"
+    violations = [
+        (row.action, row.path, row.validator, row.value)
+        async for row in SchemaViolation.objects.filter(charge_point=charge_point).order_by("received_at")
+    ]
+    assert violations == [
+        ("BootNotification", "chargePointSerialNumber", "maxLength", LONG_SERIAL),
+        ("StatusNotification", "errorCode", "enum", "FanFailure"),
+    ]
+
+
+async def test_the_same_frames_from_a_strict_charger_are_refused_as_before(daphne):
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CP-STRICT", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-STRICT") as websocket:
+        boot = await exchange(websocket, "b1", "BootNotification", {**BOOT, "chargePointModel": "Tight"})
+        assert boot[:3] == [4, "b1", "TypeConstraintViolation"]
+        assert (await exchange(websocket, "h1", "Heartbeat", {}))[:2] == [3, "h1"]
+        status = await exchange(websocket, "s1", "StatusNotification", ODD_STATUS)
+        assert status[:3] == [4, "s1", "FormationViolation"]
+    assert not await SchemaViolation.objects.aexists()
+
+
+async def test_a_model_s_quirks_fix_its_payloads_before_validation(daphne):
+    await ChargerModelProfile.objects.acreate(
+        vendor="Acme", model="Padded", quirks=["strip_idtag_suffix", "unit_aliases"], id_tag_suffix=r":\d+"
+    )
+    await ChargePoint.objects.acreate(charge_point_id="CP-QUIRKY", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-QUIRKY") as websocket:
+        boot = await exchange(
+            websocket, "b1", "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "Padded"}
+        )
+        assert boot[2]["status"] == "Accepted"
+        # 20 characters and a suffix: over the 1.6 idTag maxLength until the quirk strips it.
+        authorize = await exchange(websocket, "a1", "Authorize", {"idTag": "ABCDEFGHIJKLMNOPQRST:1\u0000"})
+        assert authorize[:2] == [3, "a1"]
+        sample = {"value": "1.5", "measurand": "Energy.Active.Import.Register", "unit": "KWH"}
+        meter = {"connectorId": 1, "meterValue": [{"timestamp": "2026-05-01T10:00:00Z", "sampledValue": [sample]}]}
+        assert (await exchange(websocket, "m1", "MeterValues", meter))[:2] == [3, "m1"]
+    assert not await SchemaViolation.objects.aexists()
+    logged = await eventually(
+        lambda: OcppMessage.objects.filter(unique_id="a1", direction=MessageDirection.INBOUND).afirst()
+    )
+    assert json.loads(logged.frame)[3]["idTag"] == "ABCDEFGHIJKLMNOPQRST:1\u0000"  # the log keeps it as received
+
+
+async def test_a_callerror_in_the_other_spelling_is_recorded_in_the_version_s_own(daphne, api_key):
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Modern", quirks=["formation_violation_spelling"])
+    await ChargePoint.objects.acreate(charge_point_id="CP-SPELL", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-SPELL") as websocket:
+        await exchange(websocket, "b1", "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "Modern"})
+        post = asyncio.create_task(
+            ahttp(f"{daphne.http_url}/api/v1/ocpp16/CP-SPELL/clear_cache", method="POST", api_key=api_key, body={})
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        await websocket.send(json.dumps([4, call[1], "FormatViolation", "bad payload", {}]))
+        status, reply = await post
+    assert (status, reply["error"]) == (502, "FormationViolation")
