@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.db import OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):
@@ -26,6 +30,13 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
         return Response(error_body(exc.error_code, str(exc.detail), **exc.extra), status=exc.status_code)
+    if isinstance(exc, OperationalError):  # PostgreSQL unreachable (restarting, pool timed out): retryable
+        logger.warning("API request failed on the database: %s", exc)
+        return Response(
+            error_body("DatabaseUnavailable", "The database is unavailable or busy; try again shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None

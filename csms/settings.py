@@ -103,11 +103,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's
     # max at least CSMS_DB_THREADS plus the concurrent HTTP requests you expect.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # After PostgreSQL restarts, the pool's idle connections are dead: checking each as it is
+    # taken (one empty query) keeps them from failing the first requests after the restart.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    pool_timeout = env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1)
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": env_int("CSMS_DB_POOL_MIN", 2, minimum=0),
             "max_size": env_int("CSMS_DB_POOL_MAX", 20, minimum=1),
-            "timeout": env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1),
+            "timeout": pool_timeout,
+            # psycopg retries a failed connect with a doubling backoff for 5 minutes, so after a
+            # long outage the pool could notice PostgreSQL is back minutes late. Giving up after
+            # one pool timeout lets the next request start a fresh attempt at once.
+            "reconnect_timeout": pool_timeout,
         }
     }
 else:

@@ -36,8 +36,13 @@ def test_postgresql_uses_a_sized_pool_without_persistent_connections(tmp_path):
         CSMS_DB_THREADS="12",
         CSMS_HEARTBEAT_FLUSH_MS="250",
     )
-    assert configured["db"]["CONN_MAX_AGE"] == 0
-    assert configured["db"]["OPTIONS"]["pool"] == {"min_size": 4, "max_size": 40, "timeout": 10}
+    assert (configured["db"]["CONN_MAX_AGE"], configured["db"]["CONN_HEALTH_CHECKS"]) == (0, True)
+    assert configured["db"]["OPTIONS"]["pool"] == {
+        "min_size": 4,
+        "max_size": 40,
+        "timeout": 10,
+        "reconnect_timeout": 10,
+    }
     assert (configured["threads"], configured["heartbeat"]) == (12, 0.25)
 
 

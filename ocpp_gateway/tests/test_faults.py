@@ -1,25 +1,37 @@
-"""Fault tests: a daphne process killed under its chargers, and Redis (the channel layer) restarted.
+"""Fault tests: a daphne process killed under its chargers, Redis (the channel layer) restarted,
+and PostgreSQL stopped and restarted.
 
-Each test starts the processes it breaks (its own daphne processes, its own redis-server on a
-free loopback port), so nothing else in the suite is disturbed. Bounded: every wait has a deadline.
+Each test starts the processes it breaks (its own daphne processes, its own redis-server or
+PostgreSQL cluster on a free loopback port), so nothing else in the suite is disturbed.
+Bounded: every wait has a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
+from websockets.asyncio.client import ClientConnection
 
 from chargepoints.models import ChargePoint
 from commands.tests.conftest import V16_ANSWERS, answering_charger
-from conftest import ahttp, free_port, ocpp_charger
+from conftest import ROOT, ahttp, free_port, ocpp_charger, raw_socket, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,3 +132,167 @@ async def test_commands_fail_cleanly_while_redis_is_down_and_reach_the_same_sock
             await asyncio.sleep(0.5)
         assert answer == (200, {"status": "Accepted"})
         assert [action for action, _ in charger.received] == ["Reset", "Reset"]
+
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own: stopping it disturbs nobody else."""
+
+    port: int
+    data_dir: Path
+    socket_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*_as_postgres(), str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data_dir), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("-l", str(self.socket_dir / "server.log"), "-o", options, "-w", "-t", "30", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg_ctl("-m", mode, "-w", "-t", "30", "stop")
+
+
+def _as_postgres() -> list[str]:
+    """PostgreSQL's binaries refuse to run as root: run them as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """An initdb'd cluster (trust auth, loopback only) on a free port, migrated, running."""
+    if not (POSTGRES_BIN / "pg_ctl").exists():
+        pytest.skip(f"PostgreSQL server binaries are not installed in {POSTGRES_BIN}")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("runuser is needed to run PostgreSQL as the postgres user")
+    base = Path(tempfile.mkdtemp(prefix="csms-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    cluster = PrivatePostgres(port=free_port(), data_dir=base / "data", socket_dir=base)
+    try:
+        subprocess.run(
+            [
+                *_as_postgres(),
+                str(POSTGRES_BIN / "initdb"),
+                "-D",
+                str(cluster.data_dir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        cluster.start()
+        manage(cluster, "migrate", "--noinput")
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def manage(cluster: PrivatePostgres, *args: str) -> str:
+    """``manage.py`` against the private cluster (this process's ORM points at the test database)."""
+    env = {**os.environ, "DATABASE_URL": cluster.url, "DJANGO_SECRET_KEY": "tests-only-secret-key"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+async def ocpp_exchange(websocket: ClientConnection, action: str, payload: dict) -> tuple[list, float]:
+    """Send one CALL, return the answer frame and how long it took (bounded: silence fails)."""
+    unique_id = str(uuid.uuid4())
+    started = time.monotonic()
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    answer = json.loads(await asyncio.wait_for(websocket.recv(), 40))
+    assert answer[1] == unique_id
+    return answer, time.monotonic() - started
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+STATUS = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+
+
+def meter_values() -> dict:
+    sample = {"value": "1000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+    return {"connectorId": 1, "meterValue": [{"timestamp": _now(), "sampledValue": [sample]}]}
+
+
+POOL_TIMEOUT = 3  # CSMS_DB_POOL_TIMEOUT for the gateway: how long a database call waits for a connection
+OUTAGE_SECONDS = 20  # longer than psycopg's reconnect backoff would let the pool notice the return in time
+
+
+async def exchanges(websocket: ClientConnection, *calls: tuple[str, dict]) -> list[tuple[list, float]]:
+    return [await ocpp_exchange(websocket, action, payload) for action, payload in calls]
+
+
+async def test_calls_during_a_postgres_outage_get_an_internal_error_and_work_after(private_postgres, tmp_path):
+    """PostgreSQL stops under a live charger. What needs the database is answered with an
+    InternalError CALLERROR once the pool gives up (never silence, the socket stays), a Heartbeat
+    from the clock (its row is write-behind), the API with a 503. Once PostgreSQL is back the
+    same socket's very next CALLs succeed, also after a restart too quick for the pool to notice."""
+    cluster = private_postgres
+    api_key = manage(
+        cluster,
+        "shell",
+        "-c",
+        "from chargepoints.services import charge_point_register; from csms.api_keys import api_key_create;"
+        " charge_point_register(charge_point_id='CP-PG', heartbeat_interval=60);"
+        " print(api_key_create(name='faults')[1])",
+    ).split()[-1]
+    gateway = start_daphne(
+        tmp_path, DATABASE_URL=cluster.url, CELERY_BROKER_URL="memory://", CSMS_DB_POOL_TIMEOUT=str(POOL_TIMEOUT)
+    )
+    charge_point_url = f"{gateway.http_url}/api/v1/chargepoints/CP-PG"
+    stored = (("StatusNotification", STATUS), ("MeterValues", meter_values()), ("StatusNotification", STATUS))
+    try:
+        async with raw_socket(gateway, "1.6", "CP-PG") as websocket:
+            [(boot, _)] = await exchanges(
+                websocket, ("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "A1"})
+            )
+            assert boot[0] == 3 and boot[2]["status"] == "Accepted"
+
+            cluster.stop()
+            cluster.start()  # the pool's idle connections are dead now, unknown to it
+            assert [answer[0] for answer, _ in await exchanges(websocket, *stored)] == [3, 3, 3]
+
+            cluster.stop()
+            outage_started = time.monotonic()
+            status, body = await ahttp(charge_point_url, api_key=api_key)
+            assert (status, body["error"]) == (503, "DatabaseUnavailable")
+            assert time.monotonic() - outage_started < POOL_TIMEOUT + 5
+            [(heartbeat, _)] = await exchanges(websocket, ("Heartbeat", {}))
+            assert heartbeat[0] == 3 and heartbeat[2]["currentTime"]
+            for answer, took in await exchanges(websocket, *stored):
+                assert answer[0] == 4 and answer[2] == "InternalError"
+                assert took < 2 * POOL_TIMEOUT + 5  # at most a last_seen write and the handler's own call
+            await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
+            cluster.start()
+
+            for answer, took in await exchanges(websocket, ("Heartbeat", {}), *stored):
+                assert answer[0] == 3
+                assert took < POOL_TIMEOUT
+            assert (await ahttp(charge_point_url, api_key=api_key))[0] == 200
+    finally:
+        stop_daphne(gateway)
