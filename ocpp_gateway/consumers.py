@@ -86,11 +86,17 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def connect(self) -> None:
+        # Refused before any database work: in a reconnect storm, handshakes that queue up behind the
+        # database outlive daphne's connect timeout and are all wasted; refused ones retry later.
         client = (self.scope.get("client") or ["?"])[0]
-        if _handshakes_in_progress[client] >= settings.CSMS_MAX_HANDSHAKES_PER_IP:
+        in_flight = _handshakes_in_progress.total()
+        if in_flight >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT or (
+            _handshakes_in_progress[client] >= settings.CSMS_MAX_HANDSHAKES_PER_IP
+        ):
             logger.warning(
-                "%s: refused, %d handshakes from %s in progress",
+                "%s: refused, %d handshakes in progress (%d from %s)",
                 self.scope["path"],
+                in_flight,
                 _handshakes_in_progress[client],
                 client,
             )

@@ -51,8 +51,16 @@ async def test_calls_beyond_the_rate_limit_get_a_callerror_and_the_socket_lives(
         assert (await exchange(websocket, '[2,"later","Heartbeat",{}]'))[:2] == [3, "later"]
 
 
-async def test_handshakes_beyond_the_per_address_limit_are_refused(daphne, strict_daphne):
-    """Each handshake checks a password hash (slow on purpose), so simultaneous ones overlap."""
+@pytest.fixture(scope="module")
+def few_handshakes_daphne(daphne_factory):
+    return daphne_factory(CSMS_MAX_HANDSHAKES_IN_FLIGHT="1")
+
+
+@pytest.mark.parametrize("server", ["strict_daphne", "few_handshakes_daphne"])
+async def test_handshakes_beyond_the_limits_are_refused(daphne, server, request):
+    """Per address (strict_daphne) and per process (few_handshakes_daphne). Each handshake checks a
+    password hash (slow on purpose), so simultaneous ones overlap."""
+    strict_daphne = request.getfixturevalue(server)
     for n in range(6):
         charge_point = await ChargePoint.objects.acreate(charge_point_id=f"CP-STORM-{n}", heartbeat_interval=60)
         await database_sync_to_async(charge_point_update)(charge_point=charge_point, password="storm-password-123")
