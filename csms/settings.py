@@ -199,7 +199,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "csms.pagination.Pagination",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["csms.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("CSMS_API_RATE", "1200/minute")},
+    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("CSMS_API_RATE", "6000/minute")},
 }
 # Throttle counts (and any other cache use) are shared by every process through Redis when it is there.
 if REDIS_URL:
