@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 
@@ -85,6 +86,18 @@ class Sample:
     phase: str = ""
     context: str = ""
     location: str = ""
+
+    @classmethod
+    def of(cls, row: Any) -> Sample:
+        """The sample of a stored row (anything with these attributes, e.g. a MeterSample)."""
+        return cls(
+            timestamp=row.timestamp,
+            measurand=row.measurand,
+            value=row.value,
+            phase=row.phase,
+            context=row.context,
+            location=row.location,
+        )
 
 
 @dataclass(frozen=True)

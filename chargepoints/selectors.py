@@ -264,17 +264,7 @@ def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
     rows = MeterSample.objects.filter(
         transaction=transaction, measurand__in=[metering.ENERGY_REGISTER, POWER_MEASURAND], value__isnull=False
     ).only("timestamp", "measurand", "value", "phase", "context", "location")
-    samples = [
-        metering.Sample(
-            timestamp=row.timestamp,
-            measurand=row.measurand,
-            value=row.value,
-            phase=row.phase,
-            context=row.context,
-            location=row.location,
-        )
-        for row in rows
-    ]
+    samples = [metering.Sample.of(row) for row in rows]
     readings = metering.register_readings(samples)
     energy: list[tuple[datetime, Decimal]] = []
     if readings:

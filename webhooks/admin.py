@@ -15,6 +15,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
+from chargepoints.admin.shared import ReadOnlyMixin
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.services import webhook_delivery_resend
 
@@ -29,22 +30,13 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     exclude = ["secret"]
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
     """What each try got back; written by the sender, never by hand."""
 
     model = WebhookAttempt
     extra = 0
     fields = ["attempted_at", "status_code", "error", "duration_ms"]
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(WebhookDelivery)

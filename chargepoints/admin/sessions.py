@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
-from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -14,6 +11,7 @@ from chargepoints.admin.meter_chart import NO_DATA, meter_chart_svg
 from chargepoints.admin.shared import (
     FirstRowsFormSet,
     ReadOnlyAdmin,
+    ReadOnlyMixin,
     admin_link,
     changelist_link,
     connector_label,
@@ -28,7 +26,7 @@ from chargepoints.selectors import transaction_meter_series
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
 
-class MeterSampleInline(admin.TabularInline):
+class MeterSampleInline(ReadOnlyMixin, admin.TabularInline):
     model = MeterSample
     formset = FirstRowsFormSet
     extra = 0
@@ -36,15 +34,6 @@ class MeterSampleInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
     verbose_name_plural = f"meter samples (the first {FirstRowsFormSet.limit}; all are linked above)"
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Transaction)

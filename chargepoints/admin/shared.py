@@ -43,7 +43,7 @@ def changelist_link(model: type[Model], query: str, text: str) -> SafeString:
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyMixin:
     """Rows the CSMS writes from what chargers send: operators look, they do not type."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -54,6 +54,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    pass
 
 
 class FirstRowsFormSet(BaseInlineFormSet):

@@ -549,7 +549,7 @@ def _small(value: int | None) -> int | None:
 
 def _readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
     rows = [_sample_row(None, None, sample, "", None, None, timezone.now()) for sample in samples]
-    return metering.register_readings(_as_metering_sample(row) for row in rows)
+    return metering.register_readings(metering.Sample.of(row) for row in rows)
 
 
 def _last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
@@ -636,7 +636,7 @@ def _samples_store(
         return
     if any(row.value is None and not row.signed_data for row in rows):
         _flag(session, Anomaly.UNPARSEABLE_VALUE)
-    readings = metering.register_readings(_as_metering_sample(row) for row in rows)
+    readings = metering.register_readings(metering.Sample.of(row) for row in rows)
     if not readings:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
@@ -685,17 +685,6 @@ def _sample_row(
     )
 
 
-def _as_metering_sample(row: MeterSample) -> metering.Sample:
-    return metering.Sample(
-        timestamp=row.timestamp,
-        measurand=row.measurand,
-        value=row.value,
-        phase=row.phase,
-        context=row.context,
-        location=row.location,
-    )
-
-
 def _ledger_readings(session: Transaction) -> list[metering.Reading]:
     """The session's register readings in time order, its meter start first.
 
@@ -709,7 +698,7 @@ def _ledger_readings(session: Transaction) -> list[metering.Reading]:
         timestamp__gte=session.started_at - _CLOCK_SLACK,
         timestamp__lte=end + _CLOCK_SLACK,
     )
-    readings = metering.register_readings(_as_metering_sample(row) for row in rows)
+    readings = metering.register_readings(metering.Sample.of(row) for row in rows)
     if session.meter_start_wh is not None:
         readings.insert(0, metering.Reading(session.started_at, session.meter_start_wh, "Transaction.Begin"))
     return readings
