@@ -8,4 +8,5 @@ RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput
 RUN useradd --system csms && mkdir -p /app/var && chown -R csms /app/var
 USER csms
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "csms.asgi:application"]
+# Behind Caddy: take the charger's address from X-Forwarded-For (per-address handshake limits, logs).
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "csms.asgi:application"]

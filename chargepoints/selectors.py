@@ -353,3 +353,9 @@ def charge_point_profile(*, charge_point_id: str) -> ChargerProfile:
     return charger_profile_for(
         vendor=charge_point.vendor, model=charge_point.model, firmware_version=charge_point.firmware_version
     )
+
+
+def charge_point_is_commissioned(*, charge_point_id: str) -> bool:
+    return ChargePoint.objects.filter(
+        charge_point_id=charge_point_id, lifecycle_state=LifecycleState.COMMISSIONED
+    ).exists()

@@ -203,7 +203,14 @@ REST_FRAMEWORK = {
 }
 # Throttle counts (and any other cache use) are shared by every process through Redis when it is there.
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # A hung Redis must not hold API requests: the throttle then lets them through.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dynamo CSMS API",
     "DESCRIPTION": "Charge Station Management System: fleet, OCPP commands, sessions, webhooks.",

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils import timezone
 from ocpp.charge_point import ChargePoint
-from ocpp.exceptions import FormatViolationError, GenericError, OCPPError
+from ocpp.exceptions import FormatViolationError, GenericError, OCPPError, SecurityError
 from ocpp.messages import Call, CallError, MessageType, unpack
 
 from chargepoints import selectors
@@ -43,6 +43,14 @@ _V16_ERROR_CODES = {
 
 
 _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
+
+
+# What a charger that is not (yet) commissioned may send: OCPP's Pending state.
+_SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
+
+
+def _size_in_bytes(raw: str) -> int:
+    return len(raw) if len(raw) * 4 <= settings.CSMS_MAX_FRAME_BYTES else len(raw.encode())
 
 
 class TokenBucket:
@@ -85,13 +93,17 @@ class OcppRouter(ChargePoint):
         self._inbound_actions: dict[str, str] = {}
         # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
-        self._call_budget = TokenBucket(rate=settings.CSMS_MAX_CALLS_PER_SECOND, burst=settings.CSMS_CALL_BURST)
+        self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_CALLS_PER_SECOND, burst=settings.CSMS_CALL_BURST)
+        self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # looked up at the first message, again at each boot
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
-        if len(raw_msg) > settings.CSMS_MAX_FRAME_BYTES:
+        if _size_in_bytes(raw_msg) > settings.CSMS_MAX_FRAME_BYTES:
             await self._refuse_oversized(raw_msg)
+            return
+        if not self._frame_budget.take():
+            await self._refuse_over_budget(raw_msg)
             return
         try:
             msg = unpack(raw_msg)
@@ -109,14 +121,11 @@ class OcppRouter(ChargePoint):
             self._response_received(msg)
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
-        if not self._call_budget.take():
-            logger.warning("%s: over %s CALLs/s, refused %s", self.id, settings.CSMS_MAX_CALLS_PER_SECOND, msg.action)
-            await self._send(
-                msg.create_call_error(GenericError(description="Rate limit exceeded; slow down.")).to_json()
-            )
-            self._inbound_actions.pop(str(msg.unique_id), None)
-            return
         try:
+            if msg.action not in _SERVED_WHILE_PENDING and not await self._commissioned():
+                raise SecurityError(
+                    description="The charge point is not commissioned; only BootNotification is served."
+                )
             await self._handle_inbound_call(msg, received_at)
         except OCPPError as error:
             await self._send(msg.create_call_error(error).to_json())
@@ -176,6 +185,25 @@ class OcppRouter(ChargePoint):
             logger.exception("%s: could not look up the charger model's profile; strict until the next boot", self.id)
             self._profile = STRICT_PROFILE
         return self._profile
+
+    async def _refuse_over_budget(self, raw_msg: str) -> None:
+        """Not stored, not parsed: a CALL gets a GenericError, anything else is dropped."""
+        logger.warning("%s: over %s frames/s, refused %.80r", self.id, settings.CSMS_MAX_CALLS_PER_SECOND, raw_msg)
+        match = _LEADING_CALL_ID.match(raw_msg[:100])
+        if match:
+            error = GenericError(description="Rate limit exceeded; slow down.")
+            await self._send(Call(match.group(1), "", {}).create_call_error(error).to_json())
+
+    async def _commissioned(self) -> bool:
+        """Whether the charger may use the network; read until it is, then kept for the connection.
+
+        Auto-registered chargers are pending: a stranger must not authorize or start sessions.
+        """
+        if not self._is_commissioned:
+            self._is_commissioned = await database_sync_to_async(selectors.charge_point_is_commissioned)(
+                charge_point_id=self.id
+            )
+        return self._is_commissioned
 
     async def _refuse_oversized(self, raw_msg: str) -> None:
         """Not stored, not parsed: a FormatViolation for the id at its start, if one is there."""

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -91,7 +91,9 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, {**no_save, **(extra_context or {})})
 
     def resend_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        delivery = get_object_or_404(WebhookDelivery, pk=object_id)
+        delivery = self.get_object(request, unquote(object_id))
+        if delivery is None:
+            raise Http404("No such webhook delivery.")
         if not self.has_change_permission(request, delivery):
             raise PermissionDenied
         webhook_delivery_resend(delivery=delivery)

@@ -168,7 +168,12 @@ class ChargePointAdmin(admin.ModelAdmin):
         return bool(charge_point.password_hash)
 
     def save_model(self, request: HttpRequest, obj: ChargePoint, form: forms.Form, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        if change:
+            # Only what the operator changed: presence and liveness move under the form meanwhile.
+            fields = {f.name for f in ChargePoint._meta.concrete_fields}
+            obj.save(update_fields=[name for name in form.changed_data if name in fields] + ["updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
         if form.cleaned_data.get("new_password"):
             charge_point_update(charge_point=obj, password=form.cleaned_data["new_password"])
         elif form.cleaned_data.get("remove_password"):
@@ -295,6 +300,8 @@ class ChargePointAdmin(admin.ModelAdmin):
         """POST of one panel form: validate it, send it as the API would, report in the message bar."""
         if not self.has_send_command_permission(request):
             raise PermissionDenied
+        if command == "change_heartbeat_interval" and not self.has_change_permission(request):
+            raise PermissionDenied  # it also changes the stored configuration
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         charge_point = self.get_object(request, unquote(object_id))

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -241,11 +242,17 @@ async def test_availability_and_trigger_actions_address_the_whole_charger(daphne
 
 
 async def test_heartbeat_interval_change_is_stored_and_pushed(daphne, operator):
-    client, _ = operator
+    """It changes the stored configuration too, so it also needs the change permission."""
+    sender, _ = operator
+    client, _ = await sync_to_async(staff_client)(
+        "configurer", "chargepoints.view_chargepoint", "chargepoints.change_chargepoint", "commands.send_command"
+    )
     charge_point = await register("CP-HB")
     async with ocpp_charger(daphne, "1.6", "CP-HB", client_class=V16Charger) as charger:
         await connected("CP-HB")
-        _, bar = await post(client, command_url(charge_point, "change_heartbeat_interval"), {"interval": 45})
+        url = command_url(charge_point, "change_heartbeat_interval")
+        assert (await sync_to_async(sender.post)(url, {"interval": 45})).status_code == 403
+        _, bar = await post(client, url, {"interval": 45})
         assert charger.received == [("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "45"})]
     assert bar[0][0] == "success"
     await charge_point.arefresh_from_db()

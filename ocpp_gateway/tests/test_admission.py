@@ -6,11 +6,12 @@ import base64
 
 import pytest
 from channels.db import database_sync_to_async
+from ocpp.exceptions import OCPPError
 from ocpp.v16 import call as call16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chargepoints.models import ChargePoint, LifecycleState, OcppMessage
+from chargepoints.models import ChargePoint, LifecycleState, OcppMessage, Transaction
 from chargepoints.services import charge_point_update
 from conftest import ocpp_charger
 
@@ -66,8 +67,13 @@ async def test_auto_registered_chargers_wait_as_pending_until_commissioned(daphn
     async with ocpp_charger(auto_registering_daphne, "1.6", "CP-NEW") as charger:
         boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
         assert boot.status == "Pending"
+        # A stranger's pending charger may not authorize tags or start sessions.
+        with pytest.raises(OCPPError) as refused:
+            await charger.call(call16.Authorize(id_tag="SOMEONE-ELSES-TAG"), suppress=False)
+        assert refused.value.code == "SecurityError"
     charge_point = await ChargePoint.objects.aget(charge_point_id="CP-NEW")
     assert charge_point.lifecycle_state == LifecycleState.PENDING and charge_point.vendor == "Acme"
+    assert not await Transaction.objects.aexists()
 
     await database_sync_to_async(charge_point_update)(
         charge_point=charge_point, lifecycle_state=LifecycleState.COMMISSIONED
@@ -75,6 +81,7 @@ async def test_auto_registered_chargers_wait_as_pending_until_commissioned(daphn
     async with ocpp_charger(auto_registering_daphne, "1.6", "CP-NEW") as charger:
         boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
         assert boot.status == "Accepted"
+        assert (await charger.call(call16.Authorize(id_tag="UNKNOWN-TAG"))).id_tag_info["status"] == "Invalid"
 
 
 async def test_auto_registration_does_not_let_a_decommissioned_charger_back(daphne, auto_registering_daphne):

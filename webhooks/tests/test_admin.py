@@ -91,6 +91,12 @@ def test_resend_is_post_only(client, failed):
     assert operator.get(f"{DELIVERIES}{failed.pk}/resend/").status_code == 405
 
 
+def test_resend_of_a_delivery_that_does_not_exist_is_a_404(client, failed):
+    operator = staff(client, "view_webhookdelivery", "change_webhookdelivery")
+    assert operator.post(f"{DELIVERIES}not-a-uuid/resend/").status_code == 404
+    assert operator.post(f"{DELIVERIES}00000000-0000-0000-0000-000000000000/resend/").status_code == 404
+
+
 def test_the_delivery_page_pretty_prints_the_payload_and_lists_attempts(client, failed):
     support = staff(client, "view_webhookdelivery")
     page = support.get(f"{DELIVERIES}{failed.pk}/change/").content.decode()
