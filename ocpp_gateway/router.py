@@ -36,11 +36,6 @@ from ocpp_gateway.message_log import message_log
 logger = logging.getLogger(__name__)
 
 # OCPP 1.6 spells two error codes differently from 2.0.1 (and from the ocpp package).
-_V16_ERROR_CODES = {
-    "FormatViolation": "FormationViolation",
-    "OccurrenceConstraintViolation": "OccurenceConstraintViolation",
-}
-
 
 _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 
@@ -93,7 +88,7 @@ class OcppRouter(ChargePoint):
         self._inbound_actions: dict[str, str] = {}
         # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
-        self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_CALLS_PER_SECOND, burst=settings.CSMS_CALL_BURST)
+        self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_FRAMES_PER_SECOND, burst=settings.CSMS_FRAME_BURST)
         self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # looked up at the first message, again at each boot
 
@@ -188,7 +183,7 @@ class OcppRouter(ChargePoint):
 
     async def _refuse_over_budget(self, raw_msg: str) -> None:
         """Not stored, not parsed: a CALL gets a GenericError, anything else is dropped."""
-        logger.warning("%s: over %s frames/s, refused %.80r", self.id, settings.CSMS_MAX_CALLS_PER_SECOND, raw_msg)
+        logger.warning("%s: over %s frames/s, refused %.80r", self.id, settings.CSMS_MAX_FRAMES_PER_SECOND, raw_msg)
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:
             error = GenericError(description="Rate limit exceeded; slow down.")
@@ -264,9 +259,9 @@ class OcppRouter(ChargePoint):
     async def _send(self, message: str) -> None:
         frame = json.loads(message)
         message_type, unique_id = frame[0], str(frame[1])
-        if message_type == MessageType.CallError and self._ocpp_version == "1.6":
-            code = _V16_ERROR_CODES.get(frame[2])
-            if code:
+        if message_type == MessageType.CallError:
+            code = quirks.error_code_spelled(frame[2], ocpp_version=self._ocpp_version)
+            if code != frame[2]:
                 message = CallError(frame[1], code, frame[3], frame[4]).to_json()
         action = frame[2] if message_type == MessageType.Call else self._inbound_actions.get(unique_id, "")
         self._log(MessageDirection.OUTBOUND, message, timezone.now(), message_type, unique_id, action)

@@ -28,9 +28,9 @@ from django.utils import timezone
 from websockets.asyncio.client import ClientConnection, connect
 
 from chargepoints.models import ChargePoint, MessageDirection, OcppMessage
+from ocpp_gateway.consumers import SUBPROTOCOLS
 
 TRACE_FORMAT = "dynamo-csms/1"
-SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 _CALL, _CALLRESULT, _CALLERROR = 2, 3, 4
 
 

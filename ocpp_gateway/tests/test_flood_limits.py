@@ -37,7 +37,7 @@ async def test_an_oversized_frame_is_refused_unstored_and_the_socket_lives(daphn
 
 @pytest.fixture(scope="module")
 def strict_daphne(daphne_factory):
-    return daphne_factory(CSMS_MAX_CALLS_PER_SECOND="2", CSMS_CALL_BURST="5", CSMS_MAX_HANDSHAKES_PER_IP="1")
+    return daphne_factory(CSMS_MAX_FRAMES_PER_SECOND="2", CSMS_FRAME_BURST="5", CSMS_MAX_HANDSHAKES_PER_IP="1")
 
 
 async def test_calls_beyond_the_rate_limit_get_a_callerror_and_the_socket_lives(daphne, strict_daphne):

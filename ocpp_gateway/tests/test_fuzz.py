@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
 from chargepoints.models import ChargePoint, MeterSample, Transaction
+from conftest import SUBPROTOCOL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -191,7 +192,7 @@ def _rows() -> tuple[int, int]:
 def test_random_and_mutated_frames_are_answered_and_never_break_the_gateway(daphne, version):
     ChargePoint.objects.create(charge_point_id=CHARGER, heartbeat_interval=60)
     url = daphne.ws_url(version, CHARGER)
-    subprotocol = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}[version]
+    subprotocol = SUBPROTOCOL[version]
     payloads = VALID_PAYLOADS["1.6"]
 
     @settings(
