@@ -6,13 +6,9 @@ schema bundled with the ``ocpp`` package before anything is sent.
 
 from __future__ import annotations
 
-import decimal
-import json
 from typing import Any
 
-from jsonschema.exceptions import ValidationError as SchemaError
-from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
-from ocpp.messages import MessageType, get_validator
+from ocpp_gateway import payload_case, schemas
 
 COMMANDS: dict[str, tuple[str, ...]] = {
     "1.6": (
@@ -68,9 +64,6 @@ RESPONSE_DEFAULTS: dict[str, dict[str, Any]] = {
     "request_start_transaction": {"transaction_id": None},
 }
 
-# OCPP 1.6 schemas with decimal fields declare "multipleOf 0.1"; floats would fail it.
-_DECIMAL_ACTIONS = {("1.6", "SetChargingProfile"), ("1.6", "RemoteStartTransaction")}
-
 
 def ocpp_action(command: str) -> str:
     """``remote_start_transaction`` -> ``RemoteStartTransaction``."""
@@ -78,41 +71,15 @@ def ocpp_action(command: str) -> str:
 
 
 def to_ocpp_payload(body: dict[str, Any]) -> dict[str, Any]:
-    return snake_to_camel_case(body)
+    """An API body as the OCPP payload: snake_case OCPP fields in camelCase, vendor data as given."""
+    return payload_case.camel_case(body)
 
 
 def from_ocpp_payload(command: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {**RESPONSE_DEFAULTS.get(command, {}), **camel_to_snake_case(payload)}
-
-
-def _field_path(path: list[Any]) -> str:
-    return ".".join(str(camel_to_snake_case({p: None}).popitem()[0]) if isinstance(p, str) else str(p) for p in path)
-
-
-def _describe(error: SchemaError) -> list[tuple[str, str]]:
-    path = list(error.absolute_path)
-    instance = error.instance if isinstance(error.instance, dict) else {}
-    if error.validator == "required":
-        missing = [name for name in error.validator_value if name not in instance]
-        return [(_field_path([*path, name]), "This field is required.") for name in missing]
-    if error.validator == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
-        return [(_field_path([*path, name]), "Unknown field.") for name in instance if name not in known]
-    message = error.message
-    if error.validator == "enum":
-        message = f"{error.instance!r} is not one of {error.validator_value}."
-    return [(_field_path(path) or "non_field_errors", message)]
+    """A charger's answer for the API: OCPP fields in snake_case, vendor data as received."""
+    return {**RESPONSE_DEFAULTS.get(command, {}), **payload_case.snake_case(payload)}
 
 
 def validate_payload(version: str, action: str, payload: dict[str, Any]) -> dict[str, list[str]]:
     """Check a camelCase payload against the OCPP schema; errors keyed by snake_case field path."""
-    if (version, action) in _DECIMAL_ACTIONS:
-        validator = get_validator(MessageType.Call, action, version, parse_float=decimal.Decimal)
-        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
-    else:
-        validator = get_validator(MessageType.Call, action, version)
-    errors: dict[str, list[str]] = {}
-    for error in validator.iter_errors(payload):
-        for field, message in _describe(error):
-            errors.setdefault(field, []).append(message)
-    return errors
+    return schemas.described(schemas.request_errors(ocpp_version=version, action=action, payload=payload))

@@ -12,18 +12,20 @@ bits and connector and EVSE ids may not be negative, so a StatusNotification for
 
 Everything else is the ``ocpp`` package's own schema, so every other violation is answered
 with the CALLERROR it always was. The loosened validators replace the package's cached ones,
-which keeps its error mapping (TypeConstraintViolation, FormationViolation, ...) intact.
+which keeps its error mapping (TypeConstraintViolation, FormationViolation, ...) intact. Each is
+read with the number parser the package validates that message with (its cache key does not say):
+``Decimal`` for the 1.6 CALLs with ``multipleOf 0.1`` fields, float for the rest.
 """
 
 from __future__ import annotations
 
-import copy
+import decimal
+import json
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft4Validator
 from ocpp import messages
-from ocpp.messages import MessageType
 
 _LOOSENED: dict[str, dict[str, dict[str, Any]]] = {
     "StartTransaction": {"meterStart": {"type": "number"}},
@@ -36,6 +38,8 @@ _INT32 = (-(2**31), 2**31 - 1)
 # what fits and flag the rest, because a refused stop or meter value is lost revenue.
 _KEPT_AS_SENT = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 _NON_NEGATIVE = {"connectorId", "evseId"}
+# The 1.6 CALLs the package validates with Decimal numbers (ocpp.messages._validate_payload).
+_PACKAGE_DECIMAL_CALLS = {"SetChargingProfile", "RemoteStartTransaction"}
 _REQUEST_SCHEMAS = {"1.6": ("v16", ".json", ""), "2.0.1": ("v201", "Request.json", "Request")}
 
 
@@ -66,12 +70,19 @@ def _request_actions(version: str) -> list[str]:
     )
 
 
+def _package_schema(version: str, action: str) -> dict[str, Any]:
+    """The package's request schema of ``action``, parsed as the package parses it for validation."""
+    folder, suffix, _ = _REQUEST_SCHEMAS[version]
+    path = Path(messages.__file__).parent / folder / "schemas" / f"{action}{suffix}"
+    parse_float = decimal.Decimal if version == "1.6" and action in _PACKAGE_DECIMAL_CALLS else float
+    return json.loads(path.read_text(encoding="utf-8-sig"), parse_float=parse_float)
+
+
 def install() -> None:
     """Put the adjusted validators of every CALL a charger may send in the package's cache (idempotent)."""
     for version in _REQUEST_SCHEMAS:
         for action in _request_actions(version):
-            validator = messages.get_validator(MessageType.Call, action, version)
-            schema = copy.deepcopy(validator.schema)
+            schema = _package_schema(version, action)
             if version == "1.6" and action in _LOOSENED:
                 schema["properties"].update(_LOOSENED[action])
             key = f"{action}_{version}" if version == "1.6" else f"{action}Request_{version}"

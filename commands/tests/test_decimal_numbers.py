@@ -1,0 +1,130 @@
+"""Decimal numbers in commands: every command that takes a number is sent with a fractional one.
+
+The API validates with Decimal numbers (OCPP 1.6 declares ``multipleOf 0.1``); its validators are
+its own, never the ones the gateway adjusted for chargers' CALLs, which parse floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ocpp.v201 import call_result as result201
+
+from chargepoints.models import ChargePoint
+from commands import catalog
+from commands.tests.conftest import V16_ANSWERS, V201_ANSWERS, answering_charger
+from conftest import CLIENTS, ahttp, ocpp_charger
+from ocpp_gateway import schemas
+
+PROFILE_16 = {
+    "charging_profile_id": 1,
+    "stack_level": 0,
+    "charging_profile_purpose": "TxProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": {
+        "charging_rate_unit": "A",
+        "min_charging_rate": 6.5,
+        "charging_schedule_period": [{"start_period": 0, "limit": 10.0, "number_phases": 3}],
+    },
+}
+TX_PROFILE_16 = PROFILE_16
+PROFILE_201 = {
+    "id": 1,
+    "stack_level": 0,
+    "charging_profile_purpose": "TxProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": [
+        {"id": 1, "charging_rate_unit": "A", "min_charging_rate": 6.5,
+         "charging_schedule_period": [{"start_period": 0, "limit": 10.0}]}
+    ],
+}
+ID_TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
+
+# Every command whose request accepts a number somewhere, with a fractional number there.
+DECIMAL_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("1.6", "remote_start_transaction"): {"connector_id": 1, "id_tag": "RFID-1", "charging_profile": TX_PROFILE_16},
+    ("1.6", "set_charging_profile"): {"connector_id": 1, "cs_charging_profiles": PROFILE_16},
+    ("2.0.1", "request_start_transaction"): {"id_token": ID_TOKEN, "remote_start_id": 5, "evse_id": 1,
+                                             "charging_profile": PROFILE_201},
+    ("2.0.1", "set_charging_profile"): {"evse_id": 1, "charging_profile": {**PROFILE_201,
+                                                                           "charging_profile_purpose": "TxDefaultProfile"}},
+    ("2.0.1", "data_transfer"): {"vendor_id": "com.example", "data": {"price": 0.35}},
+}
+CHARGERS = {
+    "1.6": answering_charger(CLIENTS["1.6"], V16_ANSWERS),
+    "2.0.1": answering_charger(
+        CLIENTS["2.0.1"], {**V201_ANSWERS, "DataTransfer": result201.DataTransfer(status="Accepted")}
+    ),
+}
+API_PATH = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
+
+
+def _accepts_number(schema: Any) -> bool:
+    """Whether a number is valid somewhere in ``schema`` (a property without a type takes anything)."""
+    if isinstance(schema, list):
+        return any(_accepts_number(item) for item in schema)
+    if not isinstance(schema, dict):
+        return False
+    kinds = schema.get("type")
+    if kinds == "number" or (isinstance(kinds, list) and "number" in kinds):
+        return True
+    properties = schema.get("properties", {})
+    if any(isinstance(value, dict) and not {"type", "$ref", "enum"} & set(value) for value in properties.values()):
+        return True
+    return any(_accepts_number(value) for key, value in schema.items() if key != "enum")
+
+
+def test_every_command_that_accepts_a_number_is_tested_with_a_decimal_one():
+    accepting = {
+        (version, command)
+        for version, commands in catalog.COMMANDS.items()
+        for command in commands
+        if _accepts_number(schemas._validator(version, _schema_name(version, catalog.ocpp_action(command))).schema)
+    }
+    assert accepting == set(DECIMAL_BODIES)
+
+
+def _schema_name(version: str, action: str) -> str:
+    return action if version == "1.6" else f"{action}Request"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("version", "command"), sorted(DECIMAL_BODIES))
+async def test_a_command_with_decimal_numbers_reaches_the_charger(daphne, api_daphne, api_key, version, command):
+    await ChargePoint.objects.acreate(charge_point_id="CP-DEC", heartbeat_interval=60)
+    body = DECIMAL_BODIES[(version, command)]
+    async with ocpp_charger(daphne, version, "CP-DEC", client_class=CHARGERS[version]) as charger:
+        status, reply = await ahttp(
+            f"{api_daphne.http_url}/api/v1/{API_PATH[version]}/CP-DEC/{command}", method="POST", api_key=api_key,
+            body=body,
+        )
+        assert (status, reply["status"]) == (200, "Accepted"), reply
+        assert charger.received == [(catalog.ocpp_action(command), body)]
+
+
+def test_set_charging_profile_with_a_decimal_limit_is_not_a_500(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    body = {"connector_id": 1, "cs_charging_profiles": PROFILE_16}
+    response = api_client.post("/api/v1/ocpp16/CP-1/set_charging_profile", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
+
+
+def test_remote_start_with_a_decimal_profile_is_not_a_500(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    body = {"id_tag": "RFID-1", "connector_id": 1, "charging_profile": TX_PROFILE_16}
+    response = api_client.post("/api/v1/ocpp16/CP-1/remote_start_transaction", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
+
+
+def test_a_limit_finer_than_the_16_schema_allows_is_a_400_naming_it(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    period = {"start_period": 0, "limit": 10.05}
+    profile = {**PROFILE_16, "charging_schedule": {"charging_rate_unit": "A", "charging_schedule_period": [period]}}
+    response = api_client.post(
+        "/api/v1/ocpp16/CP-1/set_charging_profile", {"connector_id": 1, "cs_charging_profiles": profile}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["details"] == {
+        "cs_charging_profiles.charging_schedule.charging_schedule_period.0.limit": ["10.05 is not a multiple of 0.1"]
+    }

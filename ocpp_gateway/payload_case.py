@@ -1,0 +1,65 @@
+"""snake_case for Python and the API, camelCase for OCPP: on OCPP fields only.
+
+Vendor data is opaque (OCPP 2.0.1 part 2, DataTransfer and CustomDataType): the value of a
+payload's top-level ``data`` (DataTransfer) and every key of a ``customData`` object except its
+``vendorId`` keep their spelling in both directions. ``install`` puts these conversions in place of
+the ``ocpp`` package's, which handlers' keyword arguments and answers go through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ocpp import charge_point
+
+_package_snake_case = charge_point.camel_to_snake_case
+_package_camel_case = charge_point.snake_to_camel_case
+_CUSTOM_DATA = {"customData", "custom_data"}
+_VENDOR_ID = {"vendorId", "vendor_id"}
+
+
+def _snake_key(name: str) -> str:
+    return next(iter(_package_snake_case({name: None})))
+
+
+def _camel_key(name: str) -> str:
+    return next(iter(_package_camel_case({name: None})))
+
+
+def snake_case(payload: Any) -> Any:
+    """``payload`` with the keys of its OCPP fields in snake_case (a copy)."""
+    return _converted(payload, _snake_key, top_level=True)
+
+
+def camel_case(payload: Any) -> Any:
+    """``payload`` with the keys of its OCPP fields in camelCase (a copy)."""
+    return _converted(payload, _camel_key, top_level=True)
+
+
+def _converted(value: Any, key: Callable[[str], str], *, top_level: bool = False) -> Any:
+    if isinstance(value, list):
+        return [_converted(item, key) for item in value]
+    if not isinstance(value, dict):
+        return value
+    result = {}
+    for name, inner in value.items():
+        if top_level and name == "data":
+            result[name] = inner
+        elif name in _CUSTOM_DATA:
+            result[key(name)] = _custom_data(inner, key)
+        else:
+            result[key(name)] = _converted(inner, key)
+    return result
+
+
+def _custom_data(value: Any, key: Callable[[str], str]) -> Any:
+    if not isinstance(value, dict):
+        return value
+    return {key(name) if name in _VENDOR_ID else name: inner for name, inner in value.items()}
+
+
+def install() -> None:
+    """Make the ``ocpp`` package convert inbound CALLs and their answers with these rules (idempotent)."""
+    charge_point.camel_to_snake_case = snake_case
+    charge_point.snake_to_camel_case = camel_case

@@ -1,0 +1,80 @@
+"""The OCPP JSON schemas for what the CSMS checks itself: its own commands and chargers' answers.
+
+Schemas and payloads are both parsed with ``Decimal`` numbers, so OCPP 1.6's ``multipleOf 0.1``
+holds for 10.1 (a float would not be a multiple of 0.1) and no float ever meets a Decimal inside a
+validator. These validators have their own cache: the ``ocpp`` package's cache is keyed without the
+number parser and holds the gateway's adjusted validators for inbound CALLs (``relaxed_schemas``).
+"""
+
+from __future__ import annotations
+
+import decimal
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError
+from ocpp import messages
+
+from ocpp_gateway import payload_case
+
+_SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+
+
+@functools.cache
+def _validator(ocpp_version: str, schema_name: str) -> Draft4Validator:
+    path = Path(messages.__file__).parent / _SCHEMA_FOLDERS[ocpp_version] / "schemas" / f"{schema_name}.json"
+    return Draft4Validator(json.loads(path.read_text(encoding="utf-8-sig"), parse_float=decimal.Decimal))
+
+
+def _errors(validator: Draft4Validator, payload: Any) -> list[ValidationError]:
+    return list(validator.iter_errors(json.loads(json.dumps(payload), parse_float=decimal.Decimal)))
+
+
+def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
+    """How a camelCase CALL payload of ``action`` breaks its request schema (empty: it does not)."""
+    name = action if ocpp_version == "1.6" else f"{action}Request"
+    return _errors(_validator(ocpp_version, name), payload)
+
+
+def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
+    """How a camelCase CALLRESULT payload answering ``action`` breaks its response schema."""
+    return _errors(_validator(ocpp_version, f"{action}Response"), payload)
+
+
+def _field_path(path: list[Any]) -> str:
+    return ".".join(str(next(iter(payload_case.snake_case({p: None})))) if isinstance(p, str) else str(p) for p in path)
+
+
+def described(errors: list[ValidationError]) -> dict[str, list[str]]:
+    """Schema errors as the API's ``details``: messages keyed by snake_case field path
+    (``cs_charging_profiles.stack_level``; ``non_field_errors`` for the payload as a whole)."""
+    details: dict[str, list[str]] = {}
+    for error in errors:
+        for field, message in _describe(error):
+            details.setdefault(field, []).append(message)
+    return details
+
+
+def _describe(error: ValidationError) -> list[tuple[str, str]]:
+    path = list(error.absolute_path)
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "required":
+        missing = [name for name in error.validator_value if name not in instance]
+        return [(_field_path([*path, name]), "This field is required.") for name in missing]
+    if error.validator == "additionalProperties":
+        known = set(error.schema.get("properties", {}))
+        return [(_field_path([*path, name]), "Unknown field.") for name in instance if name not in known]
+    message = _DECIMAL_REPR.sub(r"\1", error.message)
+    if error.validator == "enum":
+        message = f"{_plain(error.instance)!r} is not one of {error.validator_value}."
+    return [(_field_path(path) or "non_field_errors", message)]
+
+
+def _plain(value: Any) -> Any:
+    """A parsed value with its Decimals as the floats (or ints) they were sent as."""
+    return json.loads(json.dumps(value, default=float))
