@@ -185,7 +185,8 @@ def conformance_markdown(root: Path) -> str:
         "registry (`ocpp_gateway/v16/router.py`, `ocpp_gateway/v201/router.py`), the command catalog",
         "(`commands/catalog.py`) and the test modules; `ocpp_gateway/tests/test_conformance.py` fails when it is stale.",
         "",
-        "- **Inbound**: the CSMS answers this CALL from a charger (anything else gets a `NotImplemented` CALLERROR).",
+        "- **Inbound**: the CSMS answers this CALL from a charger, or the CALLERROR it gets instead: `NotSupported`",
+        "  for an action of the version the CSMS does not answer (any action not in these tables is `NotImplemented`).",
         "- **Outbound**: the API command that sends this CALL to a charger (`POST /api/v1/ocpp16/...` or `/ocpp201/...`).",
         f"- **Proved by**: up to {_MAX_TESTS_LISTED} tests that exercise it (the total in brackets).",
         "",
@@ -202,7 +203,7 @@ def conformance_markdown(root: Path) -> str:
             "|---|---|---|---|---|",
         ]
         for row in rows:
-            inbound_cell = "handled" if row.handled else ("—" if row.direction == "CSMS → charger" else "not yet")
+            inbound_cell = "handled" if row.handled else "`NotSupported`"
             outbound_cell = (
                 f"`{row.command}`" if row.command else ("—" if row.direction == "charger → CSMS" else "not yet")
             )

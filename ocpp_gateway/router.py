@@ -21,15 +21,24 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils import timezone
 from ocpp.charge_point import ChargePoint
-from ocpp.exceptions import FormatViolationError, GenericError, OCPPError, SecurityError
+from ocpp.exceptions import (
+    FormatViolationError,
+    GenericError,
+    NotImplementedError,
+    NotSupportedError,
+    OCPPError,
+    SecurityError,
+)
 from ocpp.messages import Call, CallError, MessageType, unpack
+from ocpp.v16.enums import Action as V16Action
+from ocpp.v201.enums import Action as V201Action
 
 from chargepoints import selectors
 from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from ocpp_gateway import leniency, quirks
+from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
 
@@ -39,6 +48,11 @@ logger = logging.getLogger(__name__)
 
 _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 
+
+# Every action each version defines. The package's exception classes are right, but its router
+# raises them the other way round (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4.2.3): an action the
+# version does not define is NotImplemented, one it defines that the CSMS does not answer NotSupported.
+_DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a in V201Action}}
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state.
 _SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
@@ -69,17 +83,6 @@ class Connection(Protocol):
     async def send(self, text_data: str) -> None: ...
 
 
-def _readable_unique_id(raw: str) -> str | None:
-    """The unique id of a frame that failed to unpack, if one can be read at all."""
-    try:
-        frame = json.loads(raw)
-    except (ValueError, TypeError, RecursionError):
-        return None
-    if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
-        return frame[1]
-    return None
-
-
 class OcppRouter(ChargePoint):
     """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
 
@@ -102,13 +105,9 @@ class OcppRouter(ChargePoint):
             return
         try:
             msg = unpack(raw_msg)
-        except OCPPError as error:
+        except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
-            await self._answer_unparseable(raw_msg, error)
-            return
-        except RecursionError:  # nesting deeper than the JSON decoder goes
-            self._log(MessageDirection.INBOUND, raw_msg, received_at)
-            logger.warning("%s: dropped a frame nested too deeply to decode: %.200r", self.id, raw_msg)
+            await self._answer_unparseable(raw_msg, error if isinstance(error, OCPPError) else None)
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
@@ -117,6 +116,8 @@ class OcppRouter(ChargePoint):
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
         try:
+            if msg.action not in self.route_map:
+                raise self._unanswered(msg.action)
             if msg.action not in _SERVED_WHILE_PENDING and not await self._commissioned():
                 raise SecurityError(
                     description="The charge point is not commissioned; only BootNotification is served."
@@ -129,6 +130,17 @@ class OcppRouter(ChargePoint):
             await self._send(msg.create_call_error(error).to_json())
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
+
+    def _unanswered(self, action: str) -> OCPPError:
+        if action in _DEFINED_ACTIONS[self._ocpp_version]:
+            return NotSupportedError(
+                description="Requested Action is recognized but not supported by the receiver",
+                details={"cause": f"The CSMS does not answer {action}."},
+            )
+        return NotImplementedError(
+            description="Requested Action is not known by receiver",
+            details={"cause": f"{action!r} is not an OCPP {self._ocpp_version} action."},
+        )
 
     async def _handle_inbound_call(self, msg: Call, received_at: datetime) -> None:
         """The profile's quirks, then validation and dispatch by the package. A lenient profile's
@@ -209,12 +221,13 @@ class OcppRouter(ChargePoint):
             error = FormatViolationError(description=f"Frame of {len(raw_msg)} bytes is over the {limit} byte limit.")
             await self._send(Call(match.group(1), "", {}).create_call_error(error).to_json())
 
-    async def _answer_unparseable(self, raw_msg: str, error: OCPPError) -> None:
-        unique_id = _readable_unique_id(raw_msg)
-        if unique_id is None:
-            logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, error.code, raw_msg)
+    async def _answer_unparseable(self, raw_msg: str, error: OCPPError | None) -> None:
+        answer = rpc_errors.unparseable_answer(raw_msg, error, ocpp_version=self._ocpp_version)
+        if answer is None:
+            logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, error and error.code, raw_msg)
             return
-        await self._send(Call(unique_id, "", {}).create_call_error(error).to_json())
+        unique_id, answer_error = answer
+        await self._send(Call(unique_id, "", {}).create_call_error(answer_error).to_json())
 
     def _outstanding_action(self, unique_id: Any) -> str:
         if self._outstanding and self._outstanding[0] == unique_id:

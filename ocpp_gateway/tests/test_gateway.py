@@ -203,11 +203,11 @@ async def test_non_json_and_malformed_frames_do_not_close_the_socket(daphne):
         assert answer[2]["currentTime"].endswith("Z")
 
 
-async def test_unknown_actions_get_not_supported_or_not_implemented(daphne):
+async def test_unknown_actions_get_not_implemented_and_unanswered_ones_not_supported(daphne):
     await register("CP-ACT")
     async with raw_socket(daphne, "1.6", "CP-ACT") as websocket:
-        assert (await exchange(websocket, [2, "u1", "MakeCoffee", {}]))[:3] == [4, "u1", "NotSupported"]
-        assert (await exchange(websocket, [2, "u2", "GetConfiguration", {}]))[:3] == [4, "u2", "NotImplemented"]
+        assert (await exchange(websocket, [2, "u1", "MakeCoffee", {}]))[:3] == [4, "u1", "NotImplemented"]
+        assert (await exchange(websocket, [2, "u2", "GetConfiguration", {}]))[:3] == [4, "u2", "NotSupported"]
 
 
 async def test_a_connector_id_no_column_can_hold_is_refused_and_the_socket_lives(daphne):

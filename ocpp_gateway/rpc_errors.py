@@ -1,0 +1,66 @@
+"""How a frame that is not a well-formed OCPP message is answered (OCPP-J 1.6 §4; OCPP 2.0.1 part 4 §4).
+
+OCPP 1.6 answers such a frame, with its own error codes, only when a unique id can be read from
+it. OCPP 2.0.1 adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number
+other than CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a newer peer can fall
+back), and ``RpcFrameworkError`` for a frame that is no RPC message at all (not JSON, not an array,
+no number for its type, no readable id), answered with the message id ``"-1"``. An answer
+(CALLRESULT, CALLERROR) is never answered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ocpp.exceptions import OCPPError
+from ocpp.messages import MessageType
+
+UNREADABLE_ID = "-1"
+_MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
+
+
+class RpcFrameworkError(OCPPError):
+    code = "RpcFrameworkError"
+    default_description = "Content of the call is not a valid RPC Request, for example: MessageId could not be read."
+
+
+class MessageTypeNotSupportedError(OCPPError):
+    code = "MessageTypeNotSupported"
+    default_description = "A message with a Message Type Number received that is not supported by this implementation."
+
+
+def _decoded(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        return None
+
+
+def _readable_id(frame: list[Any]) -> str | None:
+    if len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
+        return frame[1]
+    return None
+
+
+def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) -> tuple[str, OCPPError] | None:
+    """The (unique id, error) to answer a frame that did not unpack with, or None to answer nothing.
+
+    ``error`` is what unpacking raised (None when the frame was nested too deeply to decode).
+    """
+    frame = _decoded(raw)
+    if ocpp_version == "1.6":
+        unique_id = _readable_id(frame) if isinstance(frame, list) else None
+        return (unique_id, error) if unique_id is not None and error is not None else None
+    if not isinstance(frame, list) or not frame or type(frame[0]) is not int:
+        cause = "The frame is not a JSON array led by a message type number."
+        return UNREADABLE_ID, RpcFrameworkError(details={"cause": cause})
+    unique_id = _readable_id(frame)
+    if frame[0] not in _MESSAGE_TYPES:
+        cause = f"Message type {frame[0]} is none of CALL (2), CALLRESULT (3) and CALLERROR (4)."
+        return unique_id or UNREADABLE_ID, MessageTypeNotSupportedError(details={"cause": cause})
+    if frame[0] != MessageType.Call:
+        return None
+    if unique_id is None:
+        return UNREADABLE_ID, RpcFrameworkError(details={"cause": "The message id could not be read."})
+    return (unique_id, error) if error is not None else None

@@ -1,0 +1,99 @@
+"""CALLERRORs as OCPP names them (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4): through a real daphne."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from django.conf import settings
+
+from chargepoints.models import ChargePoint
+from conftest import raw_socket
+from ocpp_gateway.conformance import conformance_matrix
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def exchange(websocket, frame: object) -> list:
+    await websocket.send(frame if isinstance(frame, str) else json.dumps(frame))
+    return json.loads(await asyncio.wait_for(websocket.recv(), timeout=5))
+
+
+async def silent(websocket, frame: object) -> bool:
+    """Whether ``frame`` goes unanswered: the Heartbeat sent after it is the next answer."""
+    await websocket.send(frame if isinstance(frame, str) else json.dumps(frame))
+    return (await exchange(websocket, [2, "probe", "Heartbeat", {}]))[:2] == [3, "probe"]
+
+
+def unanswered_actions(version: str) -> list[str]:
+    """The version's actions the CSMS does not answer, as the conformance matrix lists them."""
+    return [row.action for row in conformance_matrix(settings.BASE_DIR)[version] if not row.handled]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_an_action_the_version_does_not_define_is_not_implemented(daphne, version):
+    await ChargePoint.objects.acreate(charge_point_id="CP-FOO", heartbeat_interval=60)
+    async with raw_socket(daphne, version, "CP-FOO") as websocket:
+        answer = await exchange(websocket, [2, "u1", "FooBar", {}])
+        assert answer[:4] == [4, "u1", "NotImplemented", "Requested Action is not known by receiver"]
+        other_version = "StartTransaction" if version == "2.0.1" else "TransactionEvent"
+        assert (await exchange(websocket, [2, "u2", other_version, {}]))[:3] == [4, "u2", "NotImplemented"]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_every_action_the_csms_does_not_answer_is_not_supported(daphne, version):
+    await ChargePoint.objects.acreate(charge_point_id="CP-UNSUP", heartbeat_interval=60)
+    actions = unanswered_actions(version)
+    async with raw_socket(daphne, version, "CP-UNSUP") as websocket:
+        answers = {action: (await exchange(websocket, [2, f"n{index}", action, {}]))[:3]
+                   for index, action in enumerate(actions)}
+    assert answers == {action: [4, f"n{index}", "NotSupported"] for index, action in enumerate(actions)}
+
+
+async def test_certificate_and_iso15118_actions_of_201_are_not_supported(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-PKI", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-PKI") as websocket:
+        for index, action in enumerate(
+            ["SignCertificate", "Get15118EVCertificate", "GetCertificateStatus", "NotifyEVChargingNeeds"]
+        ):
+            answer = await exchange(websocket, [2, f"c{index}", action, {}])
+            assert answer[:4] == [
+                4, f"c{index}", "NotSupported", "Requested Action is recognized but not supported by the receiver"
+            ]
+
+
+async def test_201_unknown_message_types_are_message_type_not_supported(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-MT", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-MT") as websocket:
+        assert (await exchange(websocket, [5, "m5", {}]))[:3] == [4, "m5", "MessageTypeNotSupported"]
+        assert (await exchange(websocket, [6, "m6", "NotifyPeriodicEventStream", {}]))[:3] == [
+            4, "m6", "MessageTypeNotSupported"
+        ]
+        assert (await exchange(websocket, [0]))[:3] == [4, "-1", "MessageTypeNotSupported"]
+        assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
+@pytest.mark.parametrize("frame", ['{"a": 1}', "null", '"text"', "not json", "[]", '["2", "x", "Heartbeat", {}]',
+                                   "[" * 5000])
+async def test_201_a_frame_that_is_no_rpc_message_is_an_rpc_framework_error(daphne, frame):
+    await ChargePoint.objects.acreate(charge_point_id="CP-RPC", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-RPC") as websocket:
+        assert (await exchange(websocket, frame))[:3] == [4, "-1", "RpcFrameworkError"]
+        assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
+async def test_201_answers_are_never_answered(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-ANS", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-ANS") as websocket:
+        assert await silent(websocket, [3, 17, {}])
+        assert await silent(websocket, [4, "nothing", "GenericError", "", {}])
+
+
+async def test_16_keeps_its_own_codes_for_frames_that_are_no_ocpp_message(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-16RPC", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-16RPC") as websocket:
+        assert (await exchange(websocket, [5, "m5", {}]))[:3] == [4, "m5", "PropertyConstraintViolation"]
+        assert (await exchange(websocket, [2, "short"]))[:3] == [4, "short", "ProtocolError"]
+        for frame in ('{"a": 1}', "not json", "[" * 5000, "[]"):
+            assert await silent(websocket, frame)
