@@ -76,6 +76,10 @@ def command_outcome_message(command: Command, label: str) -> tuple[int, SafeStri
             detail,
             link,
         )
+    if command.state == CommandState.INVALID_RESPONSE:
+        return messages.ERROR, format_html(
+            "{} to {} failed: {} See {}.", label, identity, command.error_description, link
+        )
     if command.state == CommandState.NOT_CONNECTED:
         return messages.ERROR, format_html("{} not sent: {} is not connected. See {}.", label, identity, link)
     if command.state == CommandState.TIMEOUT:

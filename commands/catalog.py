@@ -65,6 +65,27 @@ RESPONSE_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Answers with a status per item instead of one ``status``: (list field, status field), camelCase.
+_ITEM_STATUSES: dict[str, tuple[str, str]] = {"set_variables": ("setVariableResult", "attributeStatus")}
+
+
+def answer_statuses(command: str, payload: dict[str, Any], *, snake_case: bool = False) -> set[str]:
+    """The statuses a charger's answer to ``command`` carries: its ``status``, or each item's
+    (2.0.1 SetVariables ``setVariableResult[].attributeStatus``). ``snake_case``: the answer as stored."""
+    if command not in _ITEM_STATUSES:
+        status = payload.get("status")
+        return {status} if isinstance(status, str) else set()
+    items_key, status_key = _ITEM_STATUSES[command]
+    if snake_case:
+        items_key, status_key = (next(iter(payload_case.snake_case({key: None}))) for key in (items_key, status_key))
+    items = payload.get(items_key)
+    return {
+        item[status_key]
+        for item in (items if isinstance(items, list) else [])
+        if isinstance(item, dict) and isinstance(item.get(status_key), str)
+    }
+
+
 def ocpp_action(command: str) -> str:
     """``remote_start_transaction`` -> ``RemoteStartTransaction``."""
     return "".join(part.capitalize() for part in command.split("_"))

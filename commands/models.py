@@ -10,7 +10,9 @@ from django.db.models import Q
 class CommandState(models.TextChoices):
     PENDING = "pending", "Pending (in flight)"
     ACCEPTED = "accepted", "Accepted"
+    REBOOT_REQUIRED = "reboot_required", "Accepted, effective after a reboot"
     REJECTED = "rejected", "Rejected by the charger"
+    INVALID_RESPONSE = "invalid_response", "Answer breaks the OCPP response schema"
     CALL_ERROR = "call_error", "CALLERROR from the charger"
     TIMEOUT = "timeout", "No answer in time"
     NOT_CONNECTED = "not_connected", "Charger not connected"
@@ -32,6 +34,9 @@ class Command(models.Model):
     response = models.JSONField(null=True, blank=True)
     error_code = models.CharField(max_length=64, blank=True)
     error_description = models.TextField(blank=True)
+    response_violations = models.JSONField(
+        default=dict, blank=True, help_text="How the charger's answer breaks the OCPP response schema, per field."
+    )
     api_key = models.ForeignKey("csms.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)

@@ -8,6 +8,7 @@ from commands.models import Command, CommandState
 
 FAILED_COMMAND_STATES = (
     CommandState.REJECTED,
+    CommandState.INVALID_RESPONSE,
     CommandState.CALL_ERROR,
     CommandState.TIMEOUT,
     CommandState.NOT_CONNECTED,

@@ -20,6 +20,7 @@ class CommandSerializer(serializers.ModelSerializer):
             "response",
             "error_code",
             "error_description",
+            "response_violations",
             "requested_by",
             "idempotency_key",
             "created_at",

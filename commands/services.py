@@ -36,8 +36,12 @@ REFUSING_STATUSES = frozenset(
         "UnknownVendorId",
         "VersionMismatch",
         "Failed",
+        "UnknownComponent",
+        "UnknownVariable",
+        "NotSupportedAttributeType",
     }
 )
+REBOOT_REQUIRED = "RebootRequired"
 
 
 class CommandRefused(Exception):
@@ -161,16 +165,25 @@ def _sendable_charge_point(request: CommandRequest) -> ChargePoint:
 
 def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     """Record what became of the command."""
-    command.state = _state_for(outcome)
-    if outcome.outcome == Outcome.RESULT:
+    command.state = _state_for(command.command, outcome)
+    if outcome.outcome in (Outcome.RESULT, Outcome.INVALID_RESPONSE):
         command.response = catalog.from_ocpp_payload(command.command, outcome.payload)
+    command.response_violations = outcome.violations
     command.error_code = outcome.error_code
     command.error_description = outcome.error_description
     command.latency_ms = outcome.latency_ms
     command.completed_at = timezone.now()
     with transaction.atomic():
         command.save(
-            update_fields=["state", "response", "error_code", "error_description", "latency_ms", "completed_at"]
+            update_fields=[
+                "state",
+                "response",
+                "response_violations",
+                "error_code",
+                "error_description",
+                "latency_ms",
+                "completed_at",
+            ]
         )
         if command.state in (CommandState.ACCEPTED, CommandState.REJECTED) and command.charge_point_id:
             _charger_state_follow(command)
@@ -206,11 +219,22 @@ def _charger_state_follow(command: Command) -> None:
         )
 
 
-def _state_for(outcome: CallOutcome) -> str:
+def command_refusal(*, command: Command) -> str:
+    """The status by which the charger refused ``command`` (e.g. ``Rejected``, ``UnknownVariable``)."""
+    refusing = sorted(catalog.answer_statuses(command.command, command.response or {}, snake_case=True) & REFUSING_STATUSES)
+    return refusing[0] if refusing else "Rejected"
+
+
+def _state_for(command: str, outcome: CallOutcome) -> str:
+    """Refused if any status in the answer refuses (every variable's for SetVariables), effective
+    after a reboot if any says so (1.6 ChangeConfiguration, 2.0.1 SetVariables), else accepted."""
     if outcome.outcome == Outcome.RESULT:
-        refused = outcome.payload.get("status") in REFUSING_STATUSES
-        return CommandState.REJECTED if refused else CommandState.ACCEPTED
+        statuses = catalog.answer_statuses(command, outcome.payload)
+        if statuses & REFUSING_STATUSES:
+            return CommandState.REJECTED
+        return CommandState.REBOOT_REQUIRED if REBOOT_REQUIRED in statuses else CommandState.ACCEPTED
     return {
+        Outcome.INVALID_RESPONSE: CommandState.INVALID_RESPONSE,
         Outcome.CALL_ERROR: CommandState.CALL_ERROR,
         Outcome.TIMEOUT: CommandState.TIMEOUT,
         Outcome.NOT_CONNECTED: CommandState.NOT_CONNECTED,

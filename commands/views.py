@@ -30,14 +30,22 @@ _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVer
 def command_http_response(command: Command) -> Response:
     """The HTTP answer for a finished command (DESIGN.md's error table)."""
     identity = command.charge_point_identity
-    if command.state == CommandState.ACCEPTED:
+    if command.state in (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED):
         http_status, body = 200, command.response
         if command.warnings:
             body = {**body, "warnings": command.warnings}
     elif command.state == CommandState.REJECTED:
-        status_value = (command.response or {}).get("status", "Rejected")
+        status_value = services.command_refusal(command=command)
         message = f"The charge point answered {status_value}."
         http_status, body = 409, error_body(status_value, message, charge_point_id=identity, response=command.response)
+    elif command.state == CommandState.INVALID_RESPONSE:
+        http_status, body = 502, error_body(
+            "InvalidResponse",
+            command.error_description,
+            charge_point_id=identity,
+            details=command.response_violations,
+            response=command.response,
+        )
     elif command.state == CommandState.CALL_ERROR:
         code = command.error_code or "InternalError"
         message = command.error_description or _ERROR_MESSAGES.get(code, "The charge point answered with an error.")

@@ -16,6 +16,7 @@ from ocpp import messages
 from ocpp.messages import MessageType
 
 from chargepoints.services.profiles import ReceivedViolation
+from ocpp_gateway import schemas
 
 _HARMLESS_KEYWORDS = {"enum", "maxLength"}
 
@@ -59,6 +60,14 @@ def tolerated_violations(*, ocpp_version: str, action: str, payload: Any) -> lis
         return []
     return [
         ReceivedViolation(path=_path(error), validator=str(error.validator), value=error.instance) for error in errors
+    ]
+
+
+def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation]:
+    """Schema errors as the violations a lenient profile records (values as they were sent)."""
+    return [
+        ReceivedViolation(path=_path(error), validator=str(error.validator), value=schemas.plain(error.instance))
+        for error in errors
     ]
 
 

@@ -38,7 +38,7 @@ from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from ocpp_gateway import leniency, quirks, rpc_errors
+from ocpp_gateway import leniency, quirks, rpc_errors, schemas
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
 
@@ -267,7 +267,35 @@ class OcppRouter(ChargePoint):
                 "error_description": str(response.error_description or ""),
                 "error_details": response.error_details if isinstance(response.error_details, dict) else {},
             }
-        return {"outcome": "result", "payload": response.payload if isinstance(response.payload, dict) else {}}
+        return await self._result_checked(action, response.payload)
+
+    async def _result_checked(self, action: str, payload: Any) -> dict[str, Any]:
+        """A CALLRESULT checked against the action's response schema: a strict charger's invalid
+        answer is an ``invalid_response``; a lenient model's violations are recorded, its answer passed on."""
+        errors = schemas.response_errors(ocpp_version=self._ocpp_version, action=action, payload=payload)
+        readable = payload if isinstance(payload, dict) else {}
+        if not errors:
+            return {"outcome": "result", "payload": readable}
+        violations = schemas.described(errors)
+        if not (await self._current_profile()).lenient:
+            return {
+                "outcome": "invalid_response",
+                "payload": readable,
+                "violations": violations,
+                "error_code": "InvalidResponse",
+                "error_description": f"The charge point's answer breaks the OCPP {self._ocpp_version} "
+                f"{action}Response schema.",
+            }
+        try:
+            await database_sync_to_async(schema_violations_record)(
+                charge_point_id=self.id,
+                action=f"{action}Response",
+                violations=leniency.received_violations(errors),
+                received_at=timezone.now(),
+            )
+        except Exception:
+            logger.exception("%s: could not record the violations of its %s answer", self.id, action)
+        return {"outcome": "result", "payload": readable, "violations": violations}
 
     async def _send(self, message: str) -> None:
         frame = json.loads(message)

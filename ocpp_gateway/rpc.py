@@ -30,6 +30,7 @@ REPLY_MARGIN = 2.0
 
 class Outcome:
     RESULT = "result"
+    INVALID_RESPONSE = "invalid_response"  # a CALLRESULT that breaks the response schema (strict charger)
     CALL_ERROR = "call_error"
     TIMEOUT = "timeout"
     NOT_CONNECTED = "not_connected"
@@ -37,13 +38,15 @@ class Outcome:
 
 @dataclass(frozen=True)
 class CallOutcome:
-    """What became of a CALL. ``payload`` is the CALLRESULT payload (camelCase, as sent)."""
+    """What became of a CALL. ``payload`` is the CALLRESULT payload (camelCase, as sent);
+    ``violations`` how it breaks the response schema (snake_case field path -> messages)."""
 
     outcome: str
     payload: dict[str, Any] = field(default_factory=dict)
     error_code: str = ""
     error_description: str = ""
     error_details: dict[str, Any] = field(default_factory=dict)
+    violations: dict[str, list[str]] = field(default_factory=dict)
     latency_ms: float = 0.0
 
 
@@ -97,6 +100,7 @@ async def send_call(
         error_code=reply.get("error_code", ""),
         error_description=reply.get("error_description", ""),
         error_details=reply.get("error_details") or {},
+        violations=reply.get("violations") or {},
         latency_ms=round((time.monotonic() - started) * 1000, 2),
     )
 

@@ -71,10 +71,10 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
         return [(_field_path([*path, name]), "Unknown field.") for name in instance if name not in known]
     message = _DECIMAL_REPR.sub(r"\1", error.message)
     if error.validator == "enum":
-        message = f"{_plain(error.instance)!r} is not one of {error.validator_value}."
+        message = f"{plain(error.instance)!r} is not one of {error.validator_value}."
     return [(_field_path(path) or "non_field_errors", message)]
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A parsed value with its Decimals as the floats (or ints) they were sent as."""
     return json.loads(json.dumps(value, default=float))
