@@ -25,7 +25,7 @@ from chargepoints.serializers import (
     TransactionSerializer,
 )
 from chargepoints.services import authorization
-from commands.services import heartbeat_interval_push
+from commands.services import heartbeat_interval_push, pending_charger_wake
 from csms.api_errors import ApiError
 from csms.models import ApiKey
 
@@ -103,11 +103,12 @@ class ChargePointViewSet(
         charge_point = self.get_object()
         serializer = self.get_serializer(charge_point, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
-        previous_interval = charge_point.heartbeat_interval
+        previous_interval, previous_state = charge_point.heartbeat_interval, charge_point.lifecycle_state
         services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
         data = self.get_serializer(charge_point).data
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        pending_charger_wake(charge_point=charge_point, previous_state=previous_state, api_key=api_key)
         if charge_point.heartbeat_interval != previous_interval:
-            api_key = request.auth if isinstance(request.auth, ApiKey) else None
             pushed = heartbeat_interval_push(charge_point=charge_point, api_key=api_key)
             data["heartbeat_interval_push"] = (
                 {"command_id": str(pushed.id), "state": pushed.state, "response": pushed.response} if pushed else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,13 +13,15 @@ from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, charger_state, charging_profiles
 from commands.models import Command, CommandState
 from csms.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
+
+logger = logging.getLogger(__name__)
 
 # Statuses by which a charger refuses a command (DESIGN.md: 409 with that status).
 REFUSING_STATUSES = frozenset(
@@ -275,3 +278,34 @@ def heartbeat_interval_push(
             user_id=user_id,
         )
     )
+
+
+def pending_charger_wake(
+    *, charge_point: ChargePoint, previous_state: str, api_key: ApiKey | None = None, user_id: int | None = None
+) -> None:
+    """Once a connected charger is commissioned, ask it to boot again (TriggerMessage BootNotification,
+    the same in 1.6 and 2.0.1): it was answered Pending and would otherwise wait up to its interval.
+
+    Sent after the commit, in the background (the command is recorded as any other); an offline or
+    silent charger never fails the commissioning: its next Boot is Accepted anyway.
+    """
+    if previous_state == LifecycleState.COMMISSIONED or charge_point.lifecycle_state != LifecycleState.COMMISSIONED:
+        return
+    if not charge_point.connection_channel or not charge_point.ocpp_version:
+        return
+    request = CommandRequest(
+        charge_point_id=charge_point.charge_point_id,
+        ocpp_version=charge_point.ocpp_version,
+        command="trigger_message",
+        body={"requested_message": "BootNotification"},
+        api_key=api_key,
+        user_id=user_id,
+    )
+
+    def send() -> None:
+        try:
+            command_send(request=request, wait=False)
+        except Exception:
+            logger.exception("%s: could not ask the commissioned charger to boot", charge_point.charge_point_id)
+
+    transaction.on_commit(send)

@@ -56,6 +56,9 @@ _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state.
 _SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
+_PENDING_REFUSAL = (
+    f"The charge point is not commissioned; only {', '.join(sorted(_SERVED_WHILE_PENDING))} are served."
+)
 
 
 def _size_in_bytes(raw: str) -> int:
@@ -119,9 +122,7 @@ class OcppRouter(ChargePoint):
             if msg.action not in self.route_map:
                 raise self._unanswered(msg.action)
             if msg.action not in _SERVED_WHILE_PENDING and not await self._commissioned():
-                raise SecurityError(
-                    description="The charge point is not commissioned; only BootNotification is served."
-                )
+                raise SecurityError(description=_PENDING_REFUSAL)
             await self._handle_inbound_call(msg, received_at)
         except OCPPError as error:
             await self._send(msg.create_call_error(error).to_json())

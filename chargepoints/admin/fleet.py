@@ -33,6 +33,7 @@ from chargepoints.selectors import (
 from chargepoints.services import charge_point_update
 from commands.admin import command_form_send
 from commands.forms import COMMAND_FORMS, ChangeAvailabilityForm, CommandForm, ResetForm, TriggerMessageForm
+from commands.services import pending_charger_wake
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
@@ -279,7 +280,9 @@ class ChargePointAdmin(admin.ModelAdmin):
             )
             return HttpResponseRedirect(self._change_url(charge_point))
         if request.method == "POST":
+            previous_state = charge_point.lifecycle_state
             charge_point_update(charge_point=charge_point, lifecycle_state=state)
+            pending_charger_wake(charge_point=charge_point, previous_state=previous_state, user_id=request.user.pk)
             self.message_user(request, f"{charge_point} is now {state}.", messages.SUCCESS)
             return HttpResponseRedirect(self._change_url(charge_point))
         context = {

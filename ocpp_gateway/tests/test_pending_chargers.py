@@ -1,0 +1,110 @@
+"""A pending charger: told what it may use, and woken by commissioning (raw-frame chargers, real daphne)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.test import Client
+
+from chargepoints.models import ChargePoint, LifecycleState
+from commands.models import Command
+from conftest import ahttp, eventually, raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BOOT = {
+    "1.6": {"chargePointVendor": "Acme", "chargePointModel": "A1"},
+    "2.0.1": {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "A1"}},
+}
+AUTHORIZE = {"1.6": {"idTag": "TAG-1"}, "2.0.1": {"idToken": {"idToken": "TAG-1", "type": "ISO14443"}}}
+
+
+async def exchange(websocket, frame: list) -> list:
+    await websocket.send(json.dumps(frame))
+    return json.loads(await asyncio.wait_for(websocket.recv(), timeout=5))
+
+
+async def booted_pending(websocket, version: str) -> None:
+    boot = await exchange(websocket, [2, "b1", "BootNotification", BOOT[version]])
+    assert boot[2]["status"] == "Pending"
+
+
+async def woken_and_accepted(websocket, version: str) -> None:
+    """The CSMS asks for a Boot at once; the Boot it gets is Accepted."""
+    trigger = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+    assert trigger[0::2] == [2, "TriggerMessage"] and trigger[3] == {"requestedMessage": "BootNotification"}
+    await websocket.send(json.dumps([3, trigger[1], {"status": "Accepted"}]))
+    boot = await exchange(websocket, [2, "b2", "BootNotification", BOOT[version]])
+    assert boot[2]["status"] == "Accepted"
+    command = await eventually(lambda: Command.objects.filter(action="TriggerMessage", state="accepted").afirst())
+    assert command.request == {"requested_message": "BootNotification"}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_pending_charger_is_told_every_action_it_may_use(daphne, version):
+    await ChargePoint.objects.acreate(charge_point_id="CP-WAIT", heartbeat_interval=60, lifecycle_state="pending")
+    async with raw_socket(daphne, version, "CP-WAIT") as websocket:
+        await booted_pending(websocket, version)
+        refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
+    assert refused[:4] == [
+        4, "a1", "SecurityError",
+        "The charge point is not commissioned; only BootNotification, Heartbeat, StatusNotification are served.",
+    ]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_commissioning_through_the_api_wakes_the_pending_charger(daphne, api_key, version):
+    await ChargePoint.objects.acreate(charge_point_id="CP-NEW", heartbeat_interval=300, lifecycle_state="pending")
+    async with raw_socket(daphne, version, "CP-NEW") as websocket:
+        await booted_pending(websocket, version)
+        status, body = await ahttp(  # answered before the charger answers the trigger
+            f"{daphne.http_url}/api/v1/chargepoints/CP-NEW", method="PATCH", api_key=api_key,
+            body={"lifecycle_state": "commissioned"},
+        )
+        assert (status, body["lifecycle_state"]) == (200, "commissioned")
+        await woken_and_accepted(websocket, version)
+        assert (await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]]))[0] == 3
+
+
+async def test_commissioning_in_the_admin_wakes_the_pending_charger(daphne):
+    charge_point = await ChargePoint.objects.acreate(
+        charge_point_id="CP-ADMIN", heartbeat_interval=300, lifecycle_state="pending"
+    )
+
+    def commission() -> int:
+        client = Client()
+        client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+        return client.post(f"/admin/chargepoints/chargepoint/{charge_point.pk}/lifecycle/commissioned/").status_code
+
+    async with raw_socket(daphne, "2.0.1", "CP-ADMIN") as websocket:
+        await booted_pending(websocket, "2.0.1")
+        assert await sync_to_async(commission)() == 302
+        await woken_and_accepted(websocket, "2.0.1")
+
+
+async def test_commissioning_an_offline_charger_succeeds_and_sends_nothing(daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="CP-AWAY", heartbeat_interval=60, lifecycle_state="pending")
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/chargepoints/CP-AWAY", method="PATCH", api_key=api_key,
+        body={"lifecycle_state": "commissioned"},
+    )
+    assert (status, body["lifecycle_state"]) == (200, LifecycleState.COMMISSIONED)
+    assert not await Command.objects.aexists()
+
+
+async def test_a_silent_charger_does_not_hold_up_its_commissioning(daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="CP-MUTE", heartbeat_interval=60, lifecycle_state="pending")
+    async with raw_socket(daphne, "1.6", "CP-MUTE") as websocket:
+        await booted_pending(websocket, "1.6")
+        status, _ = await ahttp(
+            f"{daphne.http_url}/api/v1/chargepoints/CP-MUTE", method="PATCH", api_key=api_key,
+            body={"lifecycle_state": "commissioned"},
+        )
+        assert status == 200
+        trigger = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+        assert trigger[2] == "TriggerMessage"  # never answered
+    assert (await ChargePoint.objects.aget(charge_point_id="CP-MUTE")).lifecycle_state == "commissioned"
