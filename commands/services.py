@@ -224,7 +224,8 @@ def _charger_state_follow(command: Command) -> None:
 
 def command_refusal(*, command: Command) -> str:
     """The status by which the charger refused ``command`` (e.g. ``Rejected``, ``UnknownVariable``)."""
-    refusing = sorted(catalog.answer_statuses(command.command, command.response or {}, snake_case=True) & REFUSING_STATUSES)
+    statuses = catalog.answer_statuses(command.command, command.response or {}, snake_case=True)
+    refusing = sorted(statuses & REFUSING_STATUSES)
     return refusing[0] if refusing else "Rejected"
 
 

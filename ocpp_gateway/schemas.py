@@ -35,10 +35,18 @@ def _errors(validator: Draft4Validator, payload: Any) -> list[ValidationError]:
     return list(validator.iter_errors(json.loads(json.dumps(payload), parse_float=decimal.Decimal)))
 
 
+def _request_schema_name(ocpp_version: str, action: str) -> str:
+    return action if ocpp_version == "1.6" else f"{action}Request"
+
+
+def request_schema(*, ocpp_version: str, action: str) -> dict[str, Any]:
+    """The request schema of ``action`` (numbers as Decimals)."""
+    return _validator(ocpp_version, _request_schema_name(ocpp_version, action)).schema
+
+
 def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
     """How a camelCase CALL payload of ``action`` breaks its request schema (empty: it does not)."""
-    name = action if ocpp_version == "1.6" else f"{action}Request"
-    return _errors(_validator(ocpp_version, name), payload)
+    return _errors(_validator(ocpp_version, _request_schema_name(ocpp_version, action)), payload)
 
 
 def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:

@@ -28,7 +28,6 @@ PROFILE_16 = {
         "charging_schedule_period": [{"start_period": 0, "limit": 10.0, "number_phases": 3}],
     },
 }
-TX_PROFILE_16 = PROFILE_16
 PROFILE_201 = {
     "id": 1,
     "stack_level": 0,
@@ -43,12 +42,13 @@ ID_TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 
 # Every command whose request accepts a number somewhere, with a fractional number there.
 DECIMAL_BODIES: dict[tuple[str, str], dict[str, Any]] = {
-    ("1.6", "remote_start_transaction"): {"connector_id": 1, "id_tag": "RFID-1", "charging_profile": TX_PROFILE_16},
+    ("1.6", "remote_start_transaction"): {"connector_id": 1, "id_tag": "RFID-1", "charging_profile": PROFILE_16},
     ("1.6", "set_charging_profile"): {"connector_id": 1, "cs_charging_profiles": PROFILE_16},
     ("2.0.1", "request_start_transaction"): {"id_token": ID_TOKEN, "remote_start_id": 5, "evse_id": 1,
                                              "charging_profile": PROFILE_201},
-    ("2.0.1", "set_charging_profile"): {"evse_id": 1, "charging_profile": {**PROFILE_201,
-                                                                           "charging_profile_purpose": "TxDefaultProfile"}},
+    ("2.0.1", "set_charging_profile"): {
+        "evse_id": 1, "charging_profile": {**PROFILE_201, "charging_profile_purpose": "TxDefaultProfile"}
+    },
     ("2.0.1", "data_transfer"): {"vendor_id": "com.example", "data": {"price": 0.35}},
 }
 CHARGERS = {
@@ -60,14 +60,48 @@ CHARGERS = {
 API_PATH = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 
 
+# The other 2.0.1 commands take numbers in ``customData`` only (vendor data, any JSON).
+CUSTOM_DATA = {"vendor_id": "com.example", "ratio": 0.35}
+CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("2.0.1", command): {**body, "custom_data": CUSTOM_DATA}
+    for command, body in {
+        "request_stop_transaction": {"transaction_id": "tx-1"},
+        "change_availability": {"operational_status": "Inoperative"},
+        "clear_charging_profile": {},
+        "get_charging_profiles": {"request_id": 1, "charging_profile": {"charging_profile_purpose": "TxProfile"}},
+        "get_composite_schedule": {"duration": 3600, "evse_id": 1},
+        "reset": {"type": "Immediate"},
+        "trigger_message": {"requested_message": "Heartbeat"},
+        "reserve_now": {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "id_token": ID_TOKEN},
+        "cancel_reservation": {"reservation_id": 3},
+        "get_variables": {"get_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
+                                                 "variable": {"name": "HeartbeatInterval"}}]},
+        "set_variables": {"set_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
+                                                 "variable": {"name": "HeartbeatInterval"}, "attribute_value": "30"}]},
+        "get_base_report": {"request_id": 1, "report_base": "FullInventory"},
+        "unlock_connector": {"evse_id": 1, "connector_id": 1},
+        "clear_cache": {},
+        "get_log": {"log_type": "DiagnosticsLog", "request_id": 1, "log": {"remote_location": "ftp://example.com/"}},
+        "update_firmware": {"request_id": 1, "firmware": {"location": "https://example.com/fw.bin",
+                                                          "retrieve_date_time": "2026-05-01T12:00:00Z"}},
+        "send_local_list": {"version_number": 2, "update_type": "Full"},
+        "get_local_list_version": {},
+        "get_transaction_status": {},
+    }.items()
+}
+
+
 def _accepts_number(schema: Any) -> bool:
-    """Whether a number is valid somewhere in ``schema`` (a property without a type takes anything)."""
+    """Whether a number is valid somewhere in ``schema``: a ``number``, a property without a type, or
+    an object open to any property (2.0.1 CustomDataType)."""
     if isinstance(schema, list):
         return any(_accepts_number(item) for item in schema)
     if not isinstance(schema, dict):
         return False
     kinds = schema.get("type")
     if kinds == "number" or (isinstance(kinds, list) and "number" in kinds):
+        return True
+    if kinds == "object" and schema.get("additionalProperties", True) is not False:
         return True
     properties = schema.get("properties", {})
     if any(isinstance(value, dict) and not {"type", "$ref", "enum"} & set(value) for value in properties.values()):
@@ -80,13 +114,17 @@ def test_every_command_that_accepts_a_number_is_tested_with_a_decimal_one():
         (version, command)
         for version, commands in catalog.COMMANDS.items()
         for command in commands
-        if _accepts_number(schemas._validator(version, _schema_name(version, catalog.ocpp_action(command))).schema)
+        if _accepts_number(schemas.request_schema(ocpp_version=version, action=catalog.ocpp_action(command)))
     }
-    assert accepting == set(DECIMAL_BODIES)
+    assert accepting == set(DECIMAL_BODIES) | set(CUSTOM_DATA_BODIES)
 
 
-def _schema_name(version: str, action: str) -> str:
-    return action if version == "1.6" else f"{action}Request"
+@pytest.mark.parametrize(("version", "command"), sorted({**DECIMAL_BODIES, **CUSTOM_DATA_BODIES}))
+def test_every_command_with_decimal_numbers_passes_validation(api_client, register_charge_point, version, command):
+    register_charge_point("CP-1", ocpp_version=version)
+    body = {**DECIMAL_BODIES, **CUSTOM_DATA_BODIES}[(version, command)]
+    response = api_client.post(f"/api/v1/{API_PATH[version]}/CP-1/{command}", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (503, "NotConnected"), response.json()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,7 +150,7 @@ def test_set_charging_profile_with_a_decimal_limit_is_not_a_500(api_client, regi
 
 def test_remote_start_with_a_decimal_profile_is_not_a_500(api_client, register_charge_point):
     register_charge_point("CP-1", ocpp_version="1.6")
-    body = {"id_tag": "RFID-1", "connector_id": 1, "charging_profile": TX_PROFILE_16}
+    body = {"id_tag": "RFID-1", "connector_id": 1, "charging_profile": PROFILE_16}
     response = api_client.post("/api/v1/ocpp16/CP-1/remote_start_transaction", body, format="json")
     assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
 

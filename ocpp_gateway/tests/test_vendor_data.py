@@ -28,7 +28,8 @@ async def test_201_data_transfer_data_reaches_the_charger_and_the_api_as_it_was_
             body={"vendor_id": "com.example", "message_id": "m1", "data": VENDOR_DATA},
         ))
         call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
-        await websocket.send(json.dumps([3, call[1], {"status": "Accepted", "data": {"replyKey2": 1, "reply_key3": 2}}]))
+        answer = {"status": "Accepted", "data": {"replyKey2": 1, "reply_key3": 2}}
+        await websocket.send(json.dumps([3, call[1], answer]))
         status, reply = await post
     assert call[2:] == ["DataTransfer", {"vendorId": "com.example", "messageId": "m1", "data": VENDOR_DATA}]
     assert (status, reply) == (200, {"status": "Accepted", "data": {"replyKey2": 1, "reply_key3": 2}})
