@@ -150,7 +150,7 @@ class OcppRouter(ChargePoint):
         msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
         violations = (
             leniency.tolerated_violations(ocpp_version=self._ocpp_version, action=msg.action, payload=msg.payload)
-            if profile.lenient and msg.action in self.route_map
+            if profile.lenient
             else []
         )
         if not violations:
