@@ -1,7 +1,7 @@
 """How a frame that is not a well-formed OCPP message is answered (OCPP-J 1.6 §4; OCPP 2.0.1 part 4 §4).
 
-OCPP 1.6 answers such a frame, with its own error codes, only when a unique id can be read from
-it. OCPP 2.0.1 adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number
+OCPP 1.6 answers such a frame, with its own error codes, only when it is a CALL whose unique id
+can be read; a message type number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1 adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number
 other than CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a newer peer can fall
 back), and ``RpcFrameworkError`` for a frame that is no RPC message at all (not JSON, not an array,
 no number for its type, no readable id), answered with the message id ``"-1"``. An answer
@@ -50,7 +50,8 @@ def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) 
     """
     frame = _decoded(raw)
     if ocpp_version == "1.6":
-        unique_id = _readable_id(frame) if isinstance(frame, list) else None
+        is_call = isinstance(frame, list) and bool(frame) and frame[0] == MessageType.Call
+        unique_id = _readable_id(frame) if is_call else None
         return (unique_id, error) if unique_id is not None and error is not None else None
     if not isinstance(frame, list) or not frame or type(frame[0]) is not int:
         cause = "The frame is not a JSON array led by a message type number."
