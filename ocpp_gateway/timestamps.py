@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
 
@@ -13,7 +13,11 @@ def format_ocpp_time(value: datetime) -> str:
 
 
 def parse_ocpp_time(value: str | None) -> datetime | None:
-    """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable."""
+    """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable.
+
+    Without an offset it is taken as UTC. Times beyond what UTC can hold (``0001-01-01T00:00:00+01:00``)
+    become the earliest or latest datetime: never an error (chargepoints.clock judges them).
+    """
     if not value:
         return None
     try:
@@ -24,4 +28,8 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 with an offset: beyond what UTC can hold, so the edge
+        before = parsed.utcoffset() or timedelta(0)
+        return (datetime.min if before > timedelta(0) else datetime.max).replace(tzinfo=UTC)
