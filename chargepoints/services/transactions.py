@@ -313,7 +313,8 @@ def transactions_close_after_reboot(
     """The connector is Available after a reboot: its sessions from before the boot are over.
 
     The charger never sent their stop (or sends it later: then that stop replaces this close).
-    Energy is what the last register reading shows; the session is flagged for review.
+    It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
+    back). Energy is what the last register reading shows; the session is flagged for review.
     """
     if charge_point.last_boot_at is None:
         return []
@@ -321,8 +322,14 @@ def transactions_close_after_reboot(
     for session in _active_on_connector(charge_point, connector_id, evse_id):
         if session.started_at >= charge_point.last_boot_at:
             continue
+        stopped_at = at if at >= session.started_at else charge_point.last_boot_at
         transaction_finish(
-            session=session, stopped_at=at, meter_stop_wh=None, reason="Reboot", stop_id_tag="", closed_by_csms=True
+            session=session,
+            stopped_at=stopped_at,
+            meter_stop_wh=None,
+            reason="Reboot",
+            stop_id_tag="",
+            closed_by_csms=True,
         )
         closed.append(session)
     return closed
