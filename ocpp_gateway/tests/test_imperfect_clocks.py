@@ -12,8 +12,8 @@ import pytest
 from billing.models import BillingRecord, Tariff
 from chargepoints.metering import Anomaly
 from chargepoints.models import ChargePoint, Connector, IdTag, MeterSample, Transaction
-from ocpp_gateway.timestamps import format_ocpp_time
 from conftest import raw_socket
+from ocpp_gateway.timestamps import format_ocpp_time
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
