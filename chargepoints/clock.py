@@ -24,18 +24,24 @@ class ChargerTime:
     sent: datetime | None
     implausible: bool
 
+    @property
+    def kept(self) -> datetime | None:
+        """The time as sent when the CSMS uses another (to keep it), else None."""
+        return self.sent if self.sent is not None and self.sent != self.at else None
+
 
 def charger_time(sent: datetime | None, *, received_at: datetime, tolerance_s: int) -> ChargerTime:
     """Judge ``sent`` (aware; None when absent or unreadable) received at ``received_at``.
 
-    Plausible: from ``FLOOR`` up to ``tolerance_s`` seconds after receipt; ``at`` is ``sent``.
-    Otherwise (or when absent) ``at`` is ``received_at``; only a present, implausible time is
-    flagged (an absent one is the charger's right in StatusNotification and MeterValues).
+    Plausible: from ``FLOOR`` up to ``tolerance_s`` seconds after receipt; ``at`` is ``sent``,
+    or the receipt for a clock a little ahead (nothing happened after the CSMS heard of it, and
+    a later message must not look older). Otherwise (or when absent) ``at`` is ``received_at``;
+    only a present, implausible time is flagged (StatusNotification may leave it out).
     """
     if sent is None:
         return ChargerTime(at=received_at, sent=None, implausible=False)
     if FLOOR <= sent <= received_at + timedelta(seconds=tolerance_s):
-        return ChargerTime(at=sent, sent=sent, implausible=False)
+        return ChargerTime(at=min(sent, received_at), sent=sent, implausible=False)
     return ChargerTime(at=received_at, sent=sent, implausible=True)
 
 

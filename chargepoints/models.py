@@ -72,7 +72,7 @@ class Connector(models.Model):
     vendor_error_code = models.CharField(max_length=50, blank=True)
     status_timestamp = models.DateTimeField(null=True, blank=True)
     charger_timestamp = models.DateTimeField(
-        null=True, blank=True, help_text="The status's timestamp as sent, when implausible (see chargepoints.clock)."
+        null=True, blank=True, help_text="The status's timestamp as sent, when its receipt was used instead."
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -244,10 +244,10 @@ class Transaction(models.Model):
     started_at = models.DateTimeField(db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     charger_started_at = models.DateTimeField(
-        null=True, blank=True, help_text="The start as sent, when implausible (started_at is then its receipt)."
+        null=True, blank=True, help_text="The start as sent, when its receipt was used instead (chargepoints.clock)."
     )
     charger_stopped_at = models.DateTimeField(
-        null=True, blank=True, help_text="The stop as sent, when implausible (stopped_at is then its receipt)."
+        null=True, blank=True, help_text="The stop as sent, when its receipt was used instead (chargepoints.clock)."
     )
     meter_start_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
     meter_stop_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
@@ -312,7 +312,7 @@ class MeterSample(models.Model):
     source = models.CharField(max_length=32, help_text="The message it came in (MeterValues, StopTransaction, ...).")
     timestamp = models.DateTimeField()
     charger_timestamp = models.DateTimeField(
-        null=True, blank=True, help_text="The timestamp as sent, when implausible (timestamp is then its receipt)."
+        null=True, blank=True, help_text="The timestamp as sent, when its receipt was used instead."
     )
     measurand = models.CharField(max_length=64)
     phase = models.CharField(max_length=8, blank=True)

@@ -366,8 +366,8 @@ def connector_status_set(
 ) -> Connector:
     """Create or update the connector's record from a StatusNotification.
 
-    ``timestamp`` is the charger's (None: absent); an implausible one is kept as sent in
-    ``charger_timestamp`` and its receipt time stands in for it (chargepoints.clock). A
+    ``timestamp`` is the charger's (None: absent), judged by ``chargepoints.clock``: when its
+    receipt stands in for it (implausible, or ahead of it), it is kept in ``charger_timestamp``. A
     notification older than the one already stored (chargers replay queued messages after
     a reconnect) does not overwrite the newer status, unless the stored one was received
     before the charger's last boot and this one after it. ``charging`` (None: the status says
@@ -408,7 +408,7 @@ def connector_status_set(
         connector.vendor_id = vendor_id
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
-        connector.charger_timestamp = judged.sent if judged.implausible else None
+        connector.charger_timestamp = judged.kept
         connector.save()
     return connector
 

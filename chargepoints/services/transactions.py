@@ -69,7 +69,8 @@ class SampledValue:
     location: str = ""
     format: str = ""
     signed_data: dict[str, Any] | None = None
-    charger_timestamp: datetime | None = None  # as sent, when implausible (``timestamp`` is then its receipt)
+    charger_timestamp: datetime | None = None  # as sent, when ``timestamp`` is its receipt instead
+    clock_implausible: bool = False  # the time sent was implausible (chargepoints.clock)
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,9 @@ def transaction_start(
     is flagged for review (an offline start, or one first seen through a later event).
     ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken came).
     A new session on a connector closes the older one still open there (its stop was lost).
-    ``started_at`` is the charger's time: an implausible one is kept in ``charger_started_at``,
-    its receipt stands in for it and the session is flagged ``clock_implausible``. A key that
+    ``started_at`` is the charger's time, judged by ``chargepoints.clock``: when its receipt stands
+    in for it, it is kept in ``charger_started_at``; an implausible one flags the session
+    ``clock_implausible``. A key that
     matches an ended session is reused, not replayed (``_reused``): it opens a new session.
     ``started_event``: a 2.0.1 Started (not Updated) event.
     """
@@ -170,7 +172,7 @@ def transaction_start(
                 id_token_type=id_token_type,
                 id_tag_status=info.status if info else "",
                 started_at=started_at,
-                charger_started_at=start.sent if start.implausible else None,
+                charger_started_at=start.kept,
                 meter_start_wh=meter_start,
                 remote_start_id=_small(remote_start_id),
                 seq_nos=[seq_no] if seq_no is not None else [],
@@ -201,9 +203,10 @@ def meter_values_record(
     evse_id: int | None = None,
     ocpp_transaction_id: str = "",
 ) -> Transaction | None:
-    """Store MeterValues, with the session they name, else (1.6 leaves the id out, or names one
-    the CSMS never issued, 0 included) the one session open on their connector, else none: kept
-    all the same. Implausible sample times are replaced by the receipt (``SampledValue``)."""
+    """Store MeterValues, with the session they name, else the one session open on their
+    connector (1.6 leaves the id out, names one the CSMS never issued, 0 included, or names an
+    ended session on readings from after its end), else none: kept all the same. Implausible
+    sample times are replaced by their receipt (``_samples_judged``)."""
     samples = _samples_judged(samples, timezone.now())
     with db_transaction.atomic():
         session = (
@@ -211,14 +214,9 @@ def meter_values_record(
             if ocpp_transaction_id
             else None
         )
-        if session is None:
+        if session is None or _after_its_end(session, samples):
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-            if connector_id and evse_id is None:
-                open_sessions = _active_on_connector(charge_point, connector_id, None)
-                if len(open_sessions) == 1 and all(
-                    s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples
-                ):
-                    session = open_sessions[0]
+            session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
         charge_point_pk = session.charge_point_id if session else charge_point.pk
         _samples_store(
             charge_point_pk, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id
@@ -226,6 +224,24 @@ def meter_values_record(
         if session is not None:
             _save(session)
     return session
+
+
+def _after_its_end(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Readings naming an ended session, all from after its end: the id of the session before."""
+    end = session.stopped_at
+    return end is not None and bool(samples) and all(s.timestamp > end for s in samples)
+
+
+def _open_on_connector(
+    charge_point: ChargePoint, connector_id: int | None, evse_id: int | None, samples: Sequence[SampledValue]
+) -> Transaction | None:
+    """The one session open on a 1.6 connector, if the readings are not from before it."""
+    if not connector_id or evse_id is not None:
+        return None
+    open_sessions = _active_on_connector(charge_point, connector_id, None)
+    if len(open_sessions) == 1 and all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples):
+        return open_sessions[0]
+    return None
 
 
 def transaction_stop(
@@ -288,7 +304,7 @@ def transaction_stop(
             session.time_spent_charging = _small(time_spent_charging)
         for code in _meter_value_notes(meter_stop_wh, meter_stop):
             _flag(session, code)
-        session.charger_stopped_at = stop.sent if stop.implausible else None
+        session.charger_stopped_at = stop.kept
         if stop.implausible:
             _flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         transaction_finish(
@@ -449,7 +465,7 @@ def _reused(session: Transaction, seq_no: int | None, started_event: bool, at: d
     """Whether a start naming ended ``session`` is a new session that reuses its key.
 
     1.6: when the charger stopped that session itself (it had its id, so it is not resending its
-    start), or its start time was implausible (keys repeat when clocks stand at 1970); a session
+    start), or its start time was not used as sent (keys repeat when clocks stand at 1970); a session
     the CSMS closed may still see its start resent. 2.0.1: a Started event later than the
     session's end (ids that are counters restart); a late event of the session is stamped within it.
     """
@@ -604,12 +620,14 @@ def _judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
 
 
 def _samples_judged(samples: Sequence[SampledValue], received_at: datetime) -> list[SampledValue]:
-    """``samples`` with implausible times replaced by ``received_at`` (kept in ``charger_timestamp``)."""
+    """``samples`` judged: a time replaced by ``received_at`` is kept in ``charger_timestamp``."""
     judged = []
     for sample in samples:
         at = _judged(sample.timestamp, received_at)
-        if at.implausible:
-            sample = dataclasses.replace(sample, timestamp=at.at, charger_timestamp=at.sent)
+        if at.kept is not None:
+            sample = dataclasses.replace(
+                sample, timestamp=at.at, charger_timestamp=at.kept, clock_implausible=at.implausible
+            )
         judged.append(sample)
     return judged
 
@@ -717,7 +735,7 @@ def _samples_store(
         return
     if any(row.value is None and not row.signed_data for row in rows):
         _flag(session, Anomaly.UNPARSEABLE_VALUE)
-    if any(row.charger_timestamp is not None for row in rows):
+    if any(sample.clock_implausible for sample in samples):
         _flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
     readings = metering.register_readings(metering.Sample.of(row) for row in rows)
     if not readings:
@@ -809,19 +827,22 @@ class _Parker:
             "ocpp_transaction_id": ocpp_transaction_id[:36],
             "payload": _json_safe(payload),
             "meter_stop_wh": meter_stop_wh,
-            "stopped_at": stopped_at,
             "stop_reason": reason,
             "id_tag": id_tag,
             "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }
+        self.stopped_at = stopped_at
 
     def __call__(self, reason: str, session: Transaction | None = None) -> tuple[ReconciliationItem, bool]:
-        """The open item for this stop, and whether it is new: a resent copy is not parked twice."""
+        """The open item for this stop, and whether it is new: a resent copy is not parked twice.
+        A copy is recognised by what it said (the payload has the charger's time); ``stopped_at``
+        may be its receipt (an implausible clock), which differs from copy to copy."""
         open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self.fields)
         item = ReconciliationItem.objects.filter(**open_item).first()
         if item is not None:
             return item, False
-        return ReconciliationItem.objects.create(received_at=timezone.now(), **open_item), True
+        created = ReconciliationItem.objects.create(received_at=timezone.now(), stopped_at=self.stopped_at, **open_item)
+        return created, True
 
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:

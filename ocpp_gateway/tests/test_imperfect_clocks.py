@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import BillingRecord, Tariff
+from billing.pricing import round_money
 from chargepoints.metering import Anomaly
 from chargepoints.models import ChargePoint, Connector, IdTag, MeterSample, Transaction
 from conftest import raw_socket
@@ -57,7 +58,7 @@ async def session_with_record(pk: int) -> Transaction:
 
 
 def charging_time_amount(seconds: int) -> Decimal:
-    return (Decimal(seconds) / 60 * Decimal("0.05")).quantize(Decimal("0.01"))
+    return round_money(Decimal(seconds) / 60 * Decimal("0.05"), "EUR")
 
 
 async def test_v16_start_stamped_1970_is_billed_from_its_receipt_and_flagged(daphne):
@@ -202,6 +203,27 @@ async def test_v16_meter_values_with_an_id_never_issued_go_to_the_connectors_ope
     session = await Transaction.objects.aget(pk=transaction_id)
     assert (session.last_register_wh, session.energy_wh) == (Decimal(5000), Decimal(4000))
     assert await MeterSample.objects.filter(transaction=session).acount() == 1
+
+
+async def test_v16_meter_values_naming_the_ended_session_before_go_to_the_open_one(daphne):
+    await charger_with_tag_and_default_tariff("CLK-MV-OLD")
+    async with raw_socket(daphne, "1.6", "CLK-MV-OLD") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(-timedelta(minutes=30))}
+        first = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": first, "meterStop": 2000, "timestamp": stamp(-timedelta(minutes=20))}
+        await result(websocket, "e1", "StopTransaction", stop)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 2000, "timestamp": stamp(-timedelta(minutes=10))}
+        second = (await result(websocket, "s2", "StartTransaction", start))["transactionId"]
+        meter_values = {
+            "connectorId": 1,
+            "transactionId": first,
+            "meterValue": [{"timestamp": stamp(), "sampledValue": [{"value": "5000"}]}],
+        }
+        await result(websocket, "m1", "MeterValues", meter_values)
+
+    ended, open_session = await Transaction.objects.aget(pk=first), await Transaction.objects.aget(pk=second)
+    assert (ended.energy_wh, open_session.energy_wh) == (Decimal(1000), Decimal(3000))
+    assert await MeterSample.objects.filter(transaction=open_session).acount() == 1
 
 
 async def test_v16_meter_values_stamped_1970_count_at_their_receipt_and_flag_the_session(daphne):
