@@ -15,8 +15,9 @@ def format_ocpp_time(value: datetime) -> str:
 def parse_ocpp_time(value: str | None) -> datetime | None:
     """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable.
 
-    Without an offset it is taken as UTC. Times beyond what UTC can hold (``0001-01-01T00:00:00+01:00``)
-    become the earliest or latest datetime: never an error (chargepoints.clock judges them).
+    Without an offset it is taken as UTC. A time beyond what UTC can hold
+    (``0001-01-01T00:00:00+01:00``) becomes the earliest or latest datetime, never an error
+    (``chargepoints.clock`` then finds it implausible).
     """
     if not value:
         return None
@@ -30,6 +31,6 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
         return parsed.astimezone(UTC)
-    except OverflowError:  # year 1 or 9999 with an offset: beyond what UTC can hold, so the edge
-        before = parsed.utcoffset() or timedelta(0)
-        return (datetime.min if before > timedelta(0) else datetime.max).replace(tzinfo=UTC)
+    except OverflowError:  # year 1 ahead of UTC, or year 9999 behind it: the nearest edge
+        ahead_of_utc = (parsed.utcoffset() or timedelta(0)) > timedelta(0)
+        return (datetime.min if ahead_of_utc else datetime.max).replace(tzinfo=UTC)

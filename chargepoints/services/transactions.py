@@ -120,9 +120,8 @@ def transaction_start(
     A new session on a connector closes the older one still open there (its stop was lost).
     ``started_at`` is the charger's time, judged by ``chargepoints.clock``: when its receipt stands
     in for it, it is kept in ``charger_started_at``; an implausible one flags the session
-    ``clock_implausible``. A key that
-    matches an ended session is reused, not replayed (``_reused``): it opens a new session.
-    ``started_event``: a 2.0.1 Started (not Updated) event.
+    ``clock_implausible``. A key that matches an ended session may be reused, not replayed
+    (``_reused``): then it opens a new session. ``started_event``: a 2.0.1 Started event.
     """
     now = timezone.now()
     start = _judged(started_at, now)
@@ -464,10 +463,10 @@ def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
 def _reused(session: Transaction, seq_no: int | None, started_event: bool, at: datetime) -> bool:
     """Whether a start naming ended ``session`` is a new session that reuses its key.
 
-    1.6: when the charger stopped that session itself (it had its id, so it is not resending its
-    start), or its start time was not used as sent (keys repeat when clocks stand at 1970); a session
-    the CSMS closed may still see its start resent. 2.0.1: a Started event later than the
-    session's end (ids that are counters restart); a late event of the session is stamped within it.
+    1.6: when the charger stopped that session itself (it had its id, so it is not resending
+    its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
+    a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
+    the session's end (ids that are counters restart); a late event of the session is within it.
     """
     if session.status != TransactionStatus.ENDED:
         return False
