@@ -42,8 +42,20 @@ class Anomaly:
     FRACTIONAL_WH = "fractional_wh"  # accepted as sent (1.6 says integer); recorded, no review
     UNPARSEABLE_VALUE = "unparseable_value"  # a sampled value that is not a number; kept raw
     CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
+    CLOCK_IMPLAUSIBLE = "clock_implausible"  # a charger time replaced by its receipt (chargepoints.clock)
+    ENDED_BEFORE_STARTED = "ended_before_started"  # the stop's time is before the start's
 
-    REVIEW = frozenset({NON_MONOTONIC_REGISTER, IMPLAUSIBLE_JUMP, ZERO_BASELINE, MISSING_BASELINE, CLOSED_BY_CSMS})
+    REVIEW = frozenset(
+        {
+            NON_MONOTONIC_REGISTER,
+            IMPLAUSIBLE_JUMP,
+            ZERO_BASELINE,
+            MISSING_BASELINE,
+            CLOSED_BY_CSMS,
+            CLOCK_IMPLAUSIBLE,
+            ENDED_BEFORE_STARTED,
+        }
+    )
 
 
 def parse_decimal(raw: object) -> Decimal | None:

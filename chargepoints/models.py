@@ -71,6 +71,9 @@ class Connector(models.Model):
     vendor_id = models.CharField(max_length=255, blank=True)
     vendor_error_code = models.CharField(max_length=50, blank=True)
     status_timestamp = models.DateTimeField(null=True, blank=True)
+    charger_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="The status's timestamp as sent, when its receipt was used instead."
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -240,6 +243,12 @@ class Transaction(models.Model):
     status = models.CharField(max_length=8, choices=TransactionStatus.choices, default=TransactionStatus.ACTIVE)
     started_at = models.DateTimeField(db_index=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    charger_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="The start as sent, when its receipt was used instead (chargepoints.clock)."
+    )
+    charger_stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="The stop as sent, when its receipt was used instead (chargepoints.clock)."
+    )
     meter_start_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
     meter_stop_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
     last_register_wh = models.DecimalField(
@@ -265,7 +274,12 @@ class Transaction(models.Model):
     class Meta:
         ordering = ["-started_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["charge_point", "start_key"], name="transaction_start_unique"),
+            # Ids and 1.6 replay keys repeat (counters reset, clocks at 1970): unique among open sessions.
+            models.UniqueConstraint(
+                fields=["charge_point", "start_key"],
+                condition=Q(status="active"),
+                name="transaction_start_unique_while_active",
+            ),
         ]
         indexes = [models.Index(fields=["charge_point", "status"]), models.Index(fields=["id_tag", "started_at"])]
 
@@ -297,6 +311,9 @@ class MeterSample(models.Model):
     )
     source = models.CharField(max_length=32, help_text="The message it came in (MeterValues, StopTransaction, ...).")
     timestamp = models.DateTimeField()
+    charger_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="The timestamp as sent, when its receipt was used instead."
+    )
     measurand = models.CharField(max_length=64)
     phase = models.CharField(max_length=8, blank=True)
     unit = models.CharField(max_length=20, blank=True)

@@ -242,6 +242,8 @@ CSMS_HEARTBEAT_FLUSH_SECONDS = env_int("CSMS_HEARTBEAT_FLUSH_MS", 1000, minimum=
 # readings, plus the tolerance, is an implausible jump (flagged, not billed).
 CSMS_METER_MAX_POWER_KW = env_int("CSMS_METER_MAX_POWER_KW", 400, minimum=1)
 CSMS_METER_JUMP_TOLERANCE_WH = env_int("CSMS_METER_JUMP_TOLERANCE_WH", 50000, minimum=0)
+# Charger clocks: a timestamp further ahead of its receipt than this is implausible (chargepoints.clock).
+CSMS_CLOCK_SKEW_TOLERANCE = env_int("CSMS_CLOCK_SKEW_TOLERANCE", 300, minimum=0)
 CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60, minimum=1)
 # Charger admission: unknown chargers are refused unless auto-registered (as pending);
 # a required password refuses every charger that has none set.

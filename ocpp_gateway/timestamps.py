@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
 
@@ -13,7 +13,12 @@ def format_ocpp_time(value: datetime) -> str:
 
 
 def parse_ocpp_time(value: str | None) -> datetime | None:
-    """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable."""
+    """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable.
+
+    Without an offset it is taken as UTC. A time beyond what UTC can hold
+    (``0001-01-01T00:00:00+01:00``) becomes the earliest or latest datetime, never an error
+    (``chargepoints.clock`` then finds it implausible).
+    """
     if not value:
         return None
     try:
@@ -24,4 +29,8 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # year 1 ahead of UTC, or year 9999 behind it: the nearest edge
+        ahead_of_utc = (parsed.utcoffset() or timedelta(0)) > timedelta(0)
+        return (datetime.min if ahead_of_utc else datetime.max).replace(tzinfo=UTC)

@@ -83,7 +83,16 @@ class OnlineFilter(admin.BooleanFieldListFilter):
 class ConnectorInline(admin.TabularInline):
     model = Connector
     extra = 0
-    fields = ["evse_id", "connector_id", "status_badge", "error_code", "info", "status_timestamp", "updated_at"]
+    fields = [
+        "evse_id",
+        "connector_id",
+        "status_badge",
+        "error_code",
+        "info",
+        "status_timestamp",
+        "charger_timestamp",
+        "updated_at",
+    ]
     readonly_fields = fields
     can_delete = False
 

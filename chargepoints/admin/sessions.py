@@ -78,6 +78,8 @@ class TransactionAdmin(ReadOnlyAdmin):
                 "fields": [
                     "started_at",
                     "stopped_at",
+                    "charger_started_at",
+                    "charger_stopped_at",
                     "stop_reason",
                     "closed_by_csms",
                     "meter_start_wh",

@@ -18,7 +18,7 @@ from django.db.models import Case, ProtectedError, Q, Value, When
 from django.utils import timezone
 
 from billing.models import Tariff
-from chargepoints import selectors
+from chargepoints import clock, selectors
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -366,13 +366,17 @@ def connector_status_set(
 ) -> Connector:
     """Create or update the connector's record from a StatusNotification.
 
-    A notification older than the one already stored (chargers replay queued messages after
-    a reconnect) does not overwrite the newer status. ``charging`` (None: the status says
+    ``timestamp`` is the charger's (None: absent), judged by ``chargepoints.clock``: when its
+    receipt stands in for it (implausible, or ahead of it), it is kept in ``charger_timestamp``. A
+    notification older than the one already stored (chargers replay queued messages after
+    a reconnect) does not overwrite the newer status, unless the stored one was received
+    before the charger's last boot and this one after it. ``charging`` (None: the status says
     nothing about it) feeds the idle time of the connector's session; ``Available`` after a
     reboot closes the sessions the reboot interrupted.
     """
     now = timezone.now()
-    timestamp = timestamp or now
+    judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
+    timestamp = judged.at
     with transaction.atomic():
         charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
             charge_point_id=charge_point_id
@@ -382,7 +386,7 @@ def connector_status_set(
         connector, _ = Connector.objects.select_for_update().get_or_create(
             charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
         )
-        if connector.status_timestamp and timestamp < connector.status_timestamp:
+        if _status_superseded(connector, timestamp, charge_point.last_boot_at):
             return connector
         _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
         if connector.status != status or connector.error_code != error_code:
@@ -404,8 +408,20 @@ def connector_status_set(
         connector.vendor_id = vendor_id
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
+        connector.charger_timestamp = judged.kept
         connector.save()
     return connector
+
+
+def _status_superseded(connector: Connector, timestamp: datetime, last_boot_at: datetime | None) -> bool:
+    """Whether the stored status is newer than one at ``timestamp`` received now.
+
+    What the charger said after its last boot supersedes what it said before it, whatever its
+    clock claims (a clock that restarted at the firmware's build date after a power cut).
+    """
+    if connector.status_timestamp is None or timestamp >= connector.status_timestamp:
+        return False
+    return not (last_boot_at is not None and connector.updated_at < last_boot_at)
 
 
 def _connector_sessions_follow(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,7 @@ from django.db import transaction as db_transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chargepoints import metering, selectors
+from chargepoints import clock, metering, selectors
 from chargepoints.metering import Anomaly
 from chargepoints.models import (
     ChargePoint,
@@ -44,7 +45,13 @@ from webhooks.services import iso_utc, webhook_event_emit
 _CLOCK_SLACK = timedelta(minutes=10)
 # Anomalies found by deriving the energy at the end; recomputed whenever a session is finished again.
 _DERIVED_ANOMALIES = frozenset(
-    {Anomaly.NON_MONOTONIC_REGISTER, Anomaly.IMPLAUSIBLE_JUMP, Anomaly.ZERO_BASELINE, Anomaly.CLOSED_BY_CSMS}
+    {
+        Anomaly.NON_MONOTONIC_REGISTER,
+        Anomaly.IMPLAUSIBLE_JUMP,
+        Anomaly.ZERO_BASELINE,
+        Anomaly.CLOSED_BY_CSMS,
+        Anomaly.ENDED_BEFORE_STARTED,
+    }
 )
 
 
@@ -62,6 +69,8 @@ class SampledValue:
     location: str = ""
     format: str = ""
     signed_data: dict[str, Any] | None = None
+    charger_timestamp: datetime | None = None  # as sent, when ``timestamp`` is its receipt instead
+    clock_implausible: bool = False  # the time sent was implausible (chargepoints.clock)
 
 
 @dataclass(frozen=True)
@@ -97,6 +106,7 @@ def transaction_start(
     seq_no: int | None = None,
     time_spent_charging: int | None = None,
     baseline_expected: bool = True,
+    started_event: bool = False,
 ) -> StartResult:
     """Open a session, or find the one a replayed start (same ``start_key``) opened.
 
@@ -108,17 +118,29 @@ def transaction_start(
     is flagged for review (an offline start, or one first seen through a later event).
     ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken came).
     A new session on a connector closes the older one still open there (its stop was lost).
+    ``started_at`` is the charger's time, judged by ``chargepoints.clock``: when its receipt stands
+    in for it, it is kept in ``charger_started_at``; an implausible one flags the session
+    ``clock_implausible``. A key that matches an ended session may be reused, not replayed
+    (``_reused``): then it opens a new session. ``started_event``: a 2.0.1 Started event.
     """
+    now = timezone.now()
+    start = _judged(started_at, now)
+    started_at = start.at
+    samples = _samples_judged(samples, now)
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
         # A known 2.0.1 session (every Updated event) is locked on its own row; only a start that
         # may open one takes the charger's lock, then looks (again) under it.
         existing = _started_by(charge_point_id, start_key) if seq_no is not None else None
-        if existing is None:
+        if existing is None or _reused(existing, seq_no, started_event, started_at):
             charge_point = _locked_charge_point(charge_point_id)
             existing = _started_by(charge_point_id, start_key)
+            if existing is not None and _reused(existing, seq_no, started_event, started_at):
+                existing = None
         if existing is not None:
             if seq_no is not None and not _seen(existing, seq_no):
+                if start.implausible:
+                    _flag(existing, Anomaly.CLOCK_IMPLAUSIBLE)
                 _event_merge(existing, started_at, samples, baseline_expected)
                 _fill_blanks(existing, evse_id, connector_id, id_tag, id_token_type, info, remote_start_id)
                 _consume_reservation(existing, reservation_id)
@@ -149,6 +171,7 @@ def transaction_start(
                 id_token_type=id_token_type,
                 id_tag_status=info.status if info else "",
                 started_at=started_at,
+                charger_started_at=start.kept,
                 meter_start_wh=meter_start,
                 remote_start_id=_small(remote_start_id),
                 seq_nos=[seq_no] if seq_no is not None else [],
@@ -156,6 +179,8 @@ def transaction_start(
         )
         for code in _meter_value_notes(meter_start_wh, meter_start):
             _flag(session, code)
+        if start.implausible:
+            _flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         if _fractional(meter_start):  # a 1.6 meterStart (integer Wh in the spec)
             _flag(session, Anomaly.FRACTIONAL_WH)
         _close_superseded(session)
@@ -177,22 +202,20 @@ def meter_values_record(
     evse_id: int | None = None,
     ocpp_transaction_id: str = "",
 ) -> Transaction | None:
-    """Store MeterValues, with the session they name, else (1.6 leaves the id out) the one
-    session open on their connector, else none: kept all the same."""
+    """Store MeterValues, with the session they name, else the one session open on their
+    connector (1.6 leaves the id out, names one the CSMS never issued, 0 included, or names an
+    ended session on readings from after its end), else none: kept all the same. Implausible
+    sample times are replaced by their receipt (``_samples_judged``)."""
+    samples = _samples_judged(samples, timezone.now())
     with db_transaction.atomic():
         session = (
             _transaction_for(charge_point_id, ocpp_transaction_id, with_charge_point=False)
             if ocpp_transaction_id
             else None
         )
-        if session is None:
+        if session is None or _after_its_end(session, samples):
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-            if not ocpp_transaction_id and connector_id and evse_id is None:
-                open_sessions = _active_on_connector(charge_point, connector_id, None)
-                if len(open_sessions) == 1 and all(
-                    s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples
-                ):
-                    session = open_sessions[0]
+            session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
         charge_point_pk = session.charge_point_id if session else charge_point.pk
         _samples_store(
             charge_point_pk, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id
@@ -200,6 +223,24 @@ def meter_values_record(
         if session is not None:
             _save(session)
     return session
+
+
+def _after_its_end(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Readings naming an ended session, all from after its end: the id of the session before."""
+    end = session.stopped_at
+    return end is not None and bool(samples) and all(s.timestamp > end for s in samples)
+
+
+def _open_on_connector(
+    charge_point: ChargePoint, connector_id: int | None, evse_id: int | None, samples: Sequence[SampledValue]
+) -> Transaction | None:
+    """The one session open on a 1.6 connector, if the readings are not from before it."""
+    if not connector_id or evse_id is not None:
+        return None
+    open_sessions = _active_on_connector(charge_point, connector_id, None)
+    if len(open_sessions) == 1 and all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples):
+        return open_sessions[0]
+    return None
 
 
 def transaction_stop(
@@ -225,7 +266,12 @@ def transaction_stop(
     A resent copy of the stop that ended a session is acknowledged and changes nothing. A
     session the CSMS closed itself (reboot, superseded) takes the charger's late stop as the
     real one. Without a meterStop (2.0.1) the stop's last register reading is its meter stop.
+    ``stopped_at`` is the charger's time, judged as in ``transaction_start``.
     """
+    now = timezone.now()
+    stop = _judged(stopped_at, now)
+    stopped_at = stop.at
+    samples = _samples_judged(samples, now)
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
         session = _transaction_for(charge_point_id, ocpp_transaction_id)
@@ -246,7 +292,7 @@ def transaction_stop(
             if new:  # a resent copy brings the same samples again
                 _samples_store(charge_point.pk, None, samples, source=action, parked=item)
             return StopResult(None, info, item)
-        if _seen(session, seq_no) or _is_resent_stop(session, meter_stop, stopped_at):
+        if _seen(session, seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
             _save(session)
             return StopResult(session, info)
         _samples_store(charge_point.pk, session, samples, source=action)
@@ -257,6 +303,9 @@ def transaction_stop(
             session.time_spent_charging = _small(time_spent_charging)
         for code in _meter_value_notes(meter_stop_wh, meter_stop):
             _flag(session, code)
+        session.charger_stopped_at = stop.kept
+        if stop.implausible:
+            _flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         transaction_finish(
             session=session, stopped_at=stopped_at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
         )
@@ -279,7 +328,8 @@ def transactions_close_after_reboot(
     """The connector is Available after a reboot: its sessions from before the boot are over.
 
     The charger never sent their stop (or sends it later: then that stop replaces this close).
-    Energy is what the last register reading shows; the session is flagged for review.
+    It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
+    back). Energy is what the last register reading shows; the session is flagged for review.
     """
     if charge_point.last_boot_at is None:
         return []
@@ -287,8 +337,14 @@ def transactions_close_after_reboot(
     for session in _active_on_connector(charge_point, connector_id, evse_id):
         if session.started_at >= charge_point.last_boot_at:
             continue
+        stopped_at = at if at >= session.started_at else charge_point.last_boot_at
         transaction_finish(
-            session=session, stopped_at=at, meter_stop_wh=None, reason="Reboot", stop_id_tag="", closed_by_csms=True
+            session=session,
+            stopped_at=stopped_at,
+            meter_stop_wh=None,
+            reason="Reboot",
+            stop_id_tag="",
+            closed_by_csms=True,
         )
         closed.append(session)
     return closed
@@ -303,7 +359,11 @@ def transaction_finish(
     stop_id_tag: str,
     closed_by_csms: bool = False,
 ) -> Transaction:
-    """End ``session``: derive its energy from the ledger, check the meter, write its billing record."""
+    """End ``session``: derive its energy from the ledger, check the meter, write its billing record.
+
+    An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
+    its duration counts as 0 s.
+    """
     from billing.services import billing_record_write
 
     session.status = TransactionStatus.ENDED
@@ -331,6 +391,8 @@ def transaction_finish(
     session.anomalies = [code for code in session.anomalies if code not in _DERIVED_ANOMALIES]
     for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
         _flag(session, code)
+    if stopped_at < session.started_at:
+        _flag(session, Anomaly.ENDED_BEFORE_STARTED)
     _save(session)
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=transaction_event_data(session))
     billing_record_write(transaction=session)
@@ -382,17 +444,35 @@ def _transaction_for(
     sessions = Transaction.objects.select_for_update(of=("self",))
     if with_charge_point:
         sessions = sessions.select_related("charge_point")
-    return _remember(sessions.filter(by_id, charge_point__charge_point_id=charge_point_id).order_by().first())
+    sessions = sessions.filter(by_id, charge_point__charge_point_id=charge_point_id)
+    return _remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
 
 
 def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
-    """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked.
-    Without the charger's row: an event for a known session needs only its id."""
+    """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked:
+    the open one, else the latest ended. Without the charger's row: an event for a known session
+    needs only its id."""
     return _remember(
         Transaction.objects.select_for_update(of=("self",))
         .filter(charge_point__charge_point_id=charge_point_id, start_key=start_key)
+        .order_by("status", "-pk")  # "active" sorts before "ended"
         .first()
     )
+
+
+def _reused(session: Transaction, seq_no: int | None, started_event: bool, at: datetime) -> bool:
+    """Whether a start naming ended ``session`` is a new session that reuses its key.
+
+    1.6: when the charger stopped that session itself (it had its id, so it is not resending
+    its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
+    a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
+    the session's end (ids that are counters restart); a late event of the session is within it.
+    """
+    if session.status != TransactionStatus.ENDED:
+        return False
+    if seq_no is None:
+        return not session.closed_by_csms or session.charger_started_at is not None
+    return started_event and session.stopped_at is not None and at > session.stopped_at
 
 
 def _active_on_connector(charge_point: ChargePoint, connector_id: int, evse_id: int | None) -> list[Transaction]:
@@ -523,14 +603,32 @@ def _apply_parked_end(session: Transaction) -> None:
         reconciliation_item_attach(item=parked, transaction=session, user_id=None)
 
 
-def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, stopped_at: datetime) -> bool:
-    """The very stop that ended the session, sent again (its answer got lost)."""
+def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: datetime | None) -> bool:
+    """The very stop that ended the session, sent again (its answer got lost): same meter stop
+    and the same time as the charger sent it."""
     return (
         session.status == TransactionStatus.ENDED
         and not session.closed_by_csms
         and session.meter_stop_wh == meter_stop
-        and session.stopped_at == stopped_at
+        and (session.charger_stopped_at or session.stopped_at) == sent_at
     )
+
+
+def _judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
+    return clock.charger_time(sent, received_at=received_at, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
+
+
+def _samples_judged(samples: Sequence[SampledValue], received_at: datetime) -> list[SampledValue]:
+    """``samples`` judged: a time replaced by ``received_at`` is kept in ``charger_timestamp``."""
+    judged = []
+    for sample in samples:
+        at = _judged(sample.timestamp, received_at)
+        if at.kept is not None:
+            sample = dataclasses.replace(
+                sample, timestamp=at.at, charger_timestamp=at.kept, clock_implausible=at.implausible
+            )
+        judged.append(sample)
+    return judged
 
 
 def _bounded(value: Decimal | None) -> Decimal | None:
@@ -636,6 +734,8 @@ def _samples_store(
         return
     if any(row.value is None and not row.signed_data for row in rows):
         _flag(session, Anomaly.UNPARSEABLE_VALUE)
+    if any(sample.clock_implausible for sample in samples):
+        _flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
     readings = metering.register_readings(metering.Sample.of(row) for row in rows)
     if not readings:
         return
@@ -671,6 +771,7 @@ def _sample_row(
         connector_id=_small(connector_id) if session is None else session.connector_id,
         source=source,
         timestamp=sample.timestamp,
+        charger_timestamp=sample.charger_timestamp,
         measurand=sample.measurand,
         phase=sample.phase,
         unit=sample.unit,
@@ -725,19 +826,22 @@ class _Parker:
             "ocpp_transaction_id": ocpp_transaction_id[:36],
             "payload": _json_safe(payload),
             "meter_stop_wh": meter_stop_wh,
-            "stopped_at": stopped_at,
             "stop_reason": reason,
             "id_tag": id_tag,
             "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }
+        self.stopped_at = stopped_at
 
     def __call__(self, reason: str, session: Transaction | None = None) -> tuple[ReconciliationItem, bool]:
-        """The open item for this stop, and whether it is new: a resent copy is not parked twice."""
+        """The open item for this stop, and whether it is new: a resent copy is not parked twice.
+        A copy is recognised by what it said (the payload has the charger's time); ``stopped_at``
+        may be its receipt (an implausible clock), which differs from copy to copy."""
         open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self.fields)
         item = ReconciliationItem.objects.filter(**open_item).first()
         if item is not None:
             return item, False
-        return ReconciliationItem.objects.create(received_at=timezone.now(), **open_item), True
+        created = ReconciliationItem.objects.create(received_at=timezone.now(), stopped_at=self.stopped_at, **open_item)
+        return created, True
 
 
 def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:

@@ -103,6 +103,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
         time_spent_charging=info.get("time_spent_charging"),
         # Without a start reading, only an offline start or a session first seen late is suspect.
         baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
+        started_event=payload["event_type"] == "Started",
     )
     if token_type == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")

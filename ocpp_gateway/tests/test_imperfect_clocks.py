@@ -1,0 +1,352 @@
+"""Chargers with untrusted clocks and reused transaction ids (issue 13 A, D), over real sockets:
+a real daphne process on PostgreSQL, raw OCPP frames, and what the CSMS stored and billed."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from billing.models import BillingRecord, Tariff
+from billing.pricing import round_money
+from chargepoints.metering import Anomaly
+from chargepoints.models import ChargePoint, Connector, IdTag, MeterSample, Transaction
+from conftest import raw_socket
+from ocpp_gateway.timestamps import format_ocpp_time
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+EPOCH_5S = "1970-01-01T00:00:05.000Z"
+EPOCH = "1970-01-01T00:00:00.000Z"
+
+
+def stamp(offset: timedelta = timedelta(0)) -> str:
+    return format_ocpp_time(datetime.now(UTC) + offset)
+
+
+async def charger_with_tag_and_default_tariff(charge_point_id: str) -> None:
+    """A 1.6 or 2.0.1 charger, tag T1 Accepted, and the issue's tariff: 0.30 EUR/kWh + 0.05 EUR/min + 1.00."""
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="T1")
+    await Tariff.objects.acreate(
+        name="Standard",
+        currency="EUR",
+        price_per_kwh=Decimal("0.30"),
+        price_per_minute=Decimal("0.05"),
+        session_fee=Decimal("1.00"),
+        is_default=True,
+    )
+
+
+async def call(websocket, unique_id: str, action: str, payload: dict) -> list:
+    """Send one CALL frame as-is and return the decoded answer."""
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    return json.loads(await websocket.recv())
+
+
+async def result(websocket, unique_id: str, action: str, payload: dict) -> dict:
+    """The CALLRESULT payload; fails on a CALLERROR."""
+    answer = await call(websocket, unique_id, action, payload)
+    assert answer[:2] == [3, unique_id], answer
+    return answer[2]
+
+
+async def session_with_record(pk: int) -> Transaction:
+    return await Transaction.objects.select_related("billing_record").aget(pk=pk)
+
+
+def charging_time_amount(seconds: int) -> Decimal:
+    return round_money(Decimal(seconds) / 60 * Decimal("0.05"), "EUR")
+
+
+async def test_v16_start_stamped_1970_is_billed_from_its_receipt_and_flagged(daphne):
+    await charger_with_tag_and_default_tariff("CLK-1970")
+    before = datetime.now(UTC)
+    async with raw_socket(daphne, "1.6", "CLK-1970") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": EPOCH_5S}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": transaction_id, "meterStop": 11000, "timestamp": stamp(), "idTag": "T1"}
+        await result(websocket, "e1", "StopTransaction", stop)
+    elapsed = datetime.now(UTC) - before
+
+    session = await session_with_record(transaction_id)
+    record = session.billing_record
+    assert session.charger_started_at == datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC)
+    assert before <= session.started_at <= session.stopped_at
+    assert 0 <= record.duration_seconds <= elapsed.total_seconds()
+    assert record.energy_wh == Decimal(10000)
+    assert record.total == Decimal("4.00") + charging_time_amount(record.charging_seconds)
+    assert record.total < Decimal("4.10")
+    assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies
+    assert session.needs_review and record.needs_review
+
+
+async def test_v16_start_and_stop_stamped_far_in_the_future_are_billed_from_their_receipt(daphne):
+    await charger_with_tag_and_default_tariff("CLK-FUT")
+    async with raw_socket(daphne, "1.6", "CLK-FUT") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(timedelta(hours=5))}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": transaction_id, "meterStop": 11000, "timestamp": "2099-01-01T00:00:00Z"}
+        await result(websocket, "e1", "StopTransaction", stop)
+        # The same stop resent (its answer got lost) changes nothing and parks nothing.
+        await result(websocket, "e2", "StopTransaction", stop)
+
+    session = await session_with_record(transaction_id)
+    assert session.charger_stopped_at == datetime(2099, 1, 1, tzinfo=UTC)
+    assert session.stopped_at <= datetime.now(UTC)
+    assert session.billing_record.total < Decimal("4.10")
+    assert (Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies, session.needs_review) == (True, True)
+    assert not await session.reconciliation_items.aexists()
+
+
+@pytest.mark.parametrize(
+    "available_at",
+    [
+        "1970-01-01T00:00:00.750Z",  # no real-time clock: time not set yet
+        None,  # the same flow without a timestamp
+        "2019-06-01T00:00:00.000Z",  # a clock restarted at the firmware's build date
+        "9999-12-31T23:59:59.999Z",
+    ],
+)
+async def test_v16_available_after_a_reboot_closes_the_interrupted_session_whatever_its_stamp(daphne, available_at):
+    await charger_with_tag_and_default_tariff("CLK-BOOT")
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    async with raw_socket(daphne, "1.6", "CLK-BOOT") as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp()}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        charging = {"connectorId": 1, "status": "Charging", "errorCode": "NoError", "timestamp": stamp()}
+        await result(websocket, "c1", "StatusNotification", charging)
+    async with raw_socket(daphne, "1.6", "CLK-BOOT") as websocket:
+        await result(websocket, "b2", "BootNotification", boot)
+        available = {"connectorId": 1, "status": "Available", "errorCode": "NoError"}
+        if available_at:
+            available["timestamp"] = available_at
+        await result(websocket, "a1", "StatusNotification", available)
+
+    connector = await Connector.objects.aget(charge_point__charge_point_id="CLK-BOOT", connector_id=1)
+    assert connector.status == "Available"
+    implausible = available_at in ("1970-01-01T00:00:00.750Z", "9999-12-31T23:59:59.999Z")
+    assert (connector.charger_timestamp is not None) == implausible
+    session = await session_with_record(transaction_id)
+    assert (session.status, session.stop_reason, session.closed_by_csms) == ("ended", "Reboot", True)
+    assert session.started_at <= session.stopped_at <= datetime.now(UTC)
+    assert Anomaly.ENDED_BEFORE_STARTED not in session.anomalies
+    assert session.billing_record.duration_seconds < 60
+
+
+async def test_a_status_stamped_in_the_future_does_not_freeze_the_connector(daphne):
+    await charger_with_tag_and_default_tariff("CLK-STAT")
+    async with raw_socket(daphne, "1.6", "CLK-STAT") as websocket:
+        for unique_id, status, at in (
+            ("1", "Charging", lambda: stamp(timedelta(days=365))),
+            ("2", "Finishing", stamp),
+            ("3", "Available", lambda: "2026-13-45T99:00:00Z"),  # unreadable: as if absent
+        ):
+            payload = {"connectorId": 1, "status": status, "errorCode": "NoError", "timestamp": at()}
+            await result(websocket, unique_id, "StatusNotification", payload)
+            connector = await Connector.objects.aget(charge_point__charge_point_id="CLK-STAT")
+            assert connector.status == status
+            assert connector.status_timestamp <= datetime.now(UTC)
+    async with raw_socket(daphne, "2.0.1", "CLK-STAT") as websocket:
+        for unique_id, status, at in (("4", "Occupied", lambda: "9999-12-31T23:59:59Z"), ("5", "Available", stamp)):
+            payload = {"timestamp": at(), "connectorStatus": status, "evseId": 1, "connectorId": 1}
+            await result(websocket, unique_id, "StatusNotification", payload)
+            connector = await Connector.objects.aget(charge_point__charge_point_id="CLK-STAT", evse_id=1)
+            assert connector.status == status
+
+
+async def test_v16_two_sessions_with_the_same_1970_start_get_different_ids_and_are_both_billed(daphne):
+    await charger_with_tag_and_default_tariff("CLK-TWICE")
+    start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": EPOCH}
+    async with raw_socket(daphne, "1.6", "CLK-TWICE") as websocket:
+        first = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": first, "meterStop": 3000, "timestamp": stamp(), "idTag": "T1"}
+        await result(websocket, "e1", "StopTransaction", stop)
+        second = (await result(websocket, "s2", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": second, "meterStop": 6500, "timestamp": stamp(), "idTag": "T1"}
+        await result(websocket, "e2", "StopTransaction", stop)
+
+    assert first != second
+    records = [record async for record in BillingRecord.objects.order_by("transaction_id")]
+    assert [(r.transaction_id, r.energy_wh) for r in records] == [(first, Decimal(3000)), (second, Decimal(6500))]
+    assert all(record.needs_review for record in records)
+    assert not await Transaction.objects.filter(reconciliation_items__isnull=False).aexists()
+
+
+async def test_v16_a_start_resent_after_a_reconnect_while_open_returns_the_same_id(daphne):
+    await charger_with_tag_and_default_tariff("CLK-RESEND")
+    start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": EPOCH}
+    async with raw_socket(daphne, "1.6", "CLK-RESEND") as websocket:
+        first = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+    async with raw_socket(daphne, "1.6", "CLK-RESEND") as websocket:
+        again = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+    assert again == first
+    assert await Transaction.objects.acount() == 1
+
+
+@pytest.mark.parametrize("named_id", [0, 987654])
+async def test_v16_meter_values_with_an_id_never_issued_go_to_the_connectors_open_session(daphne, named_id):
+    await charger_with_tag_and_default_tariff("CLK-MV")
+    async with raw_socket(daphne, "1.6", "CLK-MV") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp()}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        meter_values = {
+            "connectorId": 1,
+            "transactionId": named_id,
+            "meterValue": [{"timestamp": stamp(), "sampledValue": [{"value": "5000"}]}],
+        }
+        await result(websocket, "m1", "MeterValues", meter_values)
+
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(5000), Decimal(4000))
+    assert await MeterSample.objects.filter(transaction=session).acount() == 1
+
+
+async def test_v16_meter_values_naming_the_ended_session_before_go_to_the_open_one(daphne):
+    await charger_with_tag_and_default_tariff("CLK-MV-OLD")
+    async with raw_socket(daphne, "1.6", "CLK-MV-OLD") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(-timedelta(minutes=30))}
+        first = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": first, "meterStop": 2000, "timestamp": stamp(-timedelta(minutes=20))}
+        await result(websocket, "e1", "StopTransaction", stop)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 2000, "timestamp": stamp(-timedelta(minutes=10))}
+        second = (await result(websocket, "s2", "StartTransaction", start))["transactionId"]
+        meter_values = {
+            "connectorId": 1,
+            "transactionId": first,
+            "meterValue": [{"timestamp": stamp(), "sampledValue": [{"value": "5000"}]}],
+        }
+        await result(websocket, "m1", "MeterValues", meter_values)
+
+    ended, open_session = await Transaction.objects.aget(pk=first), await Transaction.objects.aget(pk=second)
+    assert (ended.energy_wh, open_session.energy_wh) == (Decimal(1000), Decimal(3000))
+    assert await MeterSample.objects.filter(transaction=open_session).acount() == 1
+
+
+async def test_v16_meter_values_stamped_1970_count_at_their_receipt_and_flag_the_session(daphne):
+    await charger_with_tag_and_default_tariff("CLK-MV70")
+    async with raw_socket(daphne, "1.6", "CLK-MV70") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp()}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        meter_values = {
+            "connectorId": 1,
+            "meterValue": [{"timestamp": EPOCH, "sampledValue": [{"value": "4000"}]}],
+        }
+        await result(websocket, "m1", "MeterValues", meter_values)
+        stop = {"transactionId": transaction_id, "meterStop": 6000, "timestamp": stamp()}
+        await result(websocket, "e1", "StopTransaction", stop)
+
+    session = await Transaction.objects.aget(pk=transaction_id)
+    sample = await MeterSample.objects.aget(transaction=session)
+    assert sample.charger_timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+    assert sample.timestamp >= session.started_at
+    assert session.energy_wh == Decimal(5000)
+    assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
+
+
+async def test_timestamps_of_year_1_and_9999_are_answered_and_flagged_never_an_error(daphne):
+    await charger_with_tag_and_default_tariff("CLK-EDGE")
+    async with raw_socket(daphne, "1.6", "CLK-EDGE") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": "0001-01-01T00:00:00+01:00"}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        status = {"connectorId": 1, "status": "Charging", "errorCode": "NoError", "timestamp": "0001-01-01T00:00:00Z"}
+        await result(websocket, "c1", "StatusNotification", status)
+        meter_values = {
+            "connectorId": 1,
+            "transactionId": transaction_id,
+            "meterValue": [{"timestamp": "9999-12-31T23:59:59-01:00", "sampledValue": [{"value": "3000"}]}],
+        }
+        await result(websocket, "m1", "MeterValues", meter_values)
+        stop = {"transactionId": transaction_id, "meterStop": 4000, "timestamp": "9999-12-31T23:59:59.999Z"}
+        await result(websocket, "e1", "StopTransaction", stop)
+    async with raw_socket(daphne, "2.0.1", "CLK-EDGE") as websocket:
+        for seq_no, event_type, at in ((0, "Started", "0001-01-01T00:00:00Z"), (1, "Ended", "9999-12-31T23:59:59Z")):
+            event = {
+                "eventType": event_type,
+                "timestamp": at,
+                "triggerReason": "Authorized",
+                "seqNo": seq_no,
+                "transactionInfo": {"transactionId": "TX-EDGE"},
+                "evse": {"id": 1, "connectorId": 1},
+                "meterValue": [{"timestamp": at, "sampledValue": [{"value": 1000 + 2000 * seq_no}]}],
+            }
+            await result(websocket, f"t{seq_no}", "TransactionEvent", event)
+
+    for session in [s async for s in Transaction.objects.select_related("billing_record")]:
+        assert session.status == "ended"
+        assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
+        assert session.started_at <= session.stopped_at <= datetime.now(UTC)
+        assert session.billing_record.total < Decimal("2.00")
+    assert await Transaction.objects.acount() == 2
+
+
+async def test_v16_a_stop_stamped_before_its_start_is_flagged_and_billed_no_time(daphne):
+    await charger_with_tag_and_default_tariff("CLK-BACK")
+    async with raw_socket(daphne, "1.6", "CLK-BACK") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(-timedelta(minutes=10))}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": stamp(-timedelta(minutes=30))}
+        await result(websocket, "e1", "StopTransaction", stop)
+
+    session = await session_with_record(transaction_id)
+    assert Anomaly.ENDED_BEFORE_STARTED in session.anomalies
+    assert (session.needs_review, session.billing_record.needs_review) == (True, True)
+    assert session.billing_record.duration_seconds == 0
+    assert session.billing_record.total == Decimal("1.30")
+
+
+def v201_event(event_type: str, seq_no: int, at: str, wh: int, transaction_id: str = "1") -> dict:
+    return {
+        "eventType": event_type,
+        "timestamp": at,
+        "triggerReason": "Authorized" if event_type == "Started" else "EVDeparted",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": transaction_id},
+        "idToken": {"idToken": "T1", "type": "ISO14443"},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [
+            {
+                "timestamp": at,
+                "sampledValue": [
+                    {
+                        "value": wh,
+                        "context": "Transaction.Begin" if event_type == "Started" else "Transaction.End",
+                    }
+                ],
+            }
+        ],
+    }
+
+
+async def test_v201_an_ended_stamped_before_its_started_is_flagged(daphne):
+    await charger_with_tag_and_default_tariff("CLK-V201-BACK")
+    async with raw_socket(daphne, "2.0.1", "CLK-V201-BACK") as websocket:
+        await result(websocket, "1", "TransactionEvent", v201_event("Started", 0, stamp(-timedelta(minutes=5)), 1000))
+        await result(websocket, "2", "TransactionEvent", v201_event("Ended", 1, stamp(-timedelta(minutes=50)), 1000))
+    session = await session_with_record((await Transaction.objects.aget()).pk)
+    assert session.status == "ended"
+    assert Anomaly.ENDED_BEFORE_STARTED in session.anomalies and session.billing_record.needs_review
+    assert session.billing_record.duration_seconds == 0
+
+
+async def test_v201_a_transaction_id_reused_after_its_session_ended_starts_a_new_session(daphne):
+    await charger_with_tag_and_default_tariff("CLK-REUSE")
+    first_at, second_at = stamp(-timedelta(minutes=40)), stamp(-timedelta(minutes=10))
+    async with raw_socket(daphne, "2.0.1", "CLK-REUSE") as websocket:
+        await result(websocket, "1", "TransactionEvent", v201_event("Started", 0, first_at, 1000))
+        await result(websocket, "2", "TransactionEvent", v201_event("Ended", 1, stamp(-timedelta(minutes=30)), 3000))
+        await result(websocket, "3", "TransactionEvent", v201_event("Started", 0, second_at, 3000))
+        # A resend of the new session's Started (after a reconnect) is the same session.
+        await result(websocket, "4", "TransactionEvent", v201_event("Started", 0, second_at, 3000))
+        await result(websocket, "5", "TransactionEvent", v201_event("Ended", 1, stamp(), 7500))
+
+    sessions = [s async for s in Transaction.objects.select_related("billing_record").order_by("pk")]
+    assert [(s.ocpp_transaction_id, s.status, s.energy_wh) for s in sessions] == [
+        ("1", "ended", Decimal(2000)),
+        ("1", "ended", Decimal(4500)),
+    ]
+    assert [s.billing_record.energy_wh for s in sessions] == [Decimal(2000), Decimal(4500)]
+    assert sessions[1].started_at > sessions[0].stopped_at
