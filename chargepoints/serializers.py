@@ -94,9 +94,18 @@ class ChargePointSerializer(serializers.ModelSerializer):
 
 
 class ChargePointUpdateSerializer(ChargePointSerializer):
-    """On update the id is fixed: it is the charger's identity in its URL."""
+    """On update the id is fixed: it is the charger's identity in its URL. The same id may be sent
+    back (a PUT of what was read); another one is a 400 naming ``charge_point_id``."""
 
-    charge_point_id = serializers.CharField(read_only=True)
+    charge_point_id = serializers.CharField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        assert self.instance is not None
+        if attrs.pop("charge_point_id", self.instance.charge_point_id) != self.instance.charge_point_id:
+            raise serializers.ValidationError(
+                {"charge_point_id": ["The id of a registered charge point cannot be changed; register a new one."]}
+            )
+        return super().validate(attrs)
 
 
 class ConnectorSerializer(serializers.ModelSerializer):

@@ -40,6 +40,9 @@ class Command(models.Model):
     api_key = models.ForeignKey("csms.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
+    # What was asked under that key (``commands.services.request_fingerprint``): the same key with
+    # another request is refused instead of replaying this command's answer.
+    request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     latency_ms = models.FloatField(null=True, blank=True)

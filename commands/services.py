@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -72,13 +74,29 @@ class CommandRequest:
     user_id: int | None = None
     idempotency_key: str = ""
 
+    @property
+    def fingerprint(self) -> str:
+        return request_fingerprint(
+            charge_point_id=self.charge_point_id, ocpp_version=self.ocpp_version, command=self.command, body=self.body
+        )
+
+
+def request_fingerprint(*, charge_point_id: str, ocpp_version: str, command: str, body: dict[str, Any]) -> str:
+    """SHA-256 (hex) of what a command request asks: charger, OCPP version, command and body.
+
+    Key order and the URL form (charger in the path or in the body) do not change it.
+    """
+    asked = [charge_point_id, ocpp_version, command, body]
+    return hashlib.sha256(json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
 
 def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     """Validate, record and send a command.
 
     With ``wait`` the finished Command is returned; without, the pending Command is returned at
     once and the outcome is recorded when it arrives (poll ``/api/v1/commands/{id}``). A repeated
-    ``idempotency_key`` (per API key) returns the first command instead of sending again.
+    ``idempotency_key`` (per API key) returns the first command instead of sending again; with
+    another request it raises ``CommandRefused("IdempotencyKeyReused")``.
     """
     command, created = _command_record(request)
     if not created:
@@ -97,7 +115,7 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     if request.idempotency_key:
         previous = _previous_command(request)
         if previous is not None:
-            return previous, False
+            return _replayable(previous, request), False
     charge_point = _sendable_charge_point(request)
     action = catalog.ocpp_action(request.command)
     errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
@@ -120,12 +138,13 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
                 api_key=request.api_key,
                 user_id=request.user_id,
                 idempotency_key=request.idempotency_key,
+                request_fingerprint=request.fingerprint if request.idempotency_key else "",
             )
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race.
         previous = _previous_command(request)
         assert previous is not None
-        return previous, False
+        return _replayable(previous, request), False
     return command, True
 
 
@@ -147,6 +166,18 @@ def _dispatch_in_background(command: Command) -> None:
         task.add_done_callback(_background_sends.discard)
 
     async_to_sync(spawn)()
+
+
+def _replayable(previous: Command, request: CommandRequest) -> Command:
+    """The command recorded under the request's key, if it asked the same (DESIGN.md: else a 422)."""
+    if previous.request_fingerprint != request.fingerprint:
+        raise CommandRefused(
+            "IdempotencyKeyReused",
+            f"The Idempotency-Key {request.idempotency_key!r} was used for another request "
+            f"({previous.command} to {previous.charge_point_identity}); use a new key for a new request.",
+            {"command_id": str(previous.id)},
+        )
+    return previous
 
 
 def _previous_command(request: CommandRequest) -> Command | None:

@@ -24,7 +24,7 @@ _ERROR_MESSAGES = {
     "NotConnected": "The charge point is not connected.",
     "Timeout": "The charge point did not answer within the configured timeout.",
 }
-_REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400}
+_REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400, "IdempotencyKeyReused": 422}
 
 
 def command_http_response(command: Command) -> Response:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import OperationalError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -37,16 +39,28 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    if not isinstance(exc, exceptions.APIException):
+        return None  # a 500, answered by csms.error_views.server_error
     response = exception_handler(exc, context)
-    if response is None:
-        return None
+    assert response is not None
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body("ValidationError", "The request body is invalid.", details=response.data)
-    elif isinstance(exc, exceptions.NotFound | exceptions.MethodNotAllowed | exceptions.ParseError):
-        code = {
-            status.HTTP_404_NOT_FOUND: "NotFound",
-            status.HTTP_405_METHOD_NOT_ALLOWED: "MethodNotAllowed",
-            status.HTTP_400_BAD_REQUEST: "ParseError",
-        }[response.status_code]
-        response.data = error_body(code, str(exc.detail))
+    else:
+        response.data = error_body(_error_code(exc), str(exc.detail), **_kept_detail(exc))
     return response
+
+
+def _error_code(exc: exceptions.APIException) -> str:
+    """The exception's DRF class name (``UnsupportedMediaType``, ``Throttled``, ...)."""
+    return "InternalServerError" if type(exc) is exceptions.APIException else type(exc).__name__
+
+
+def _kept_detail(exc: exceptions.APIException) -> dict[str, Any]:
+    """401 answers keep DRF's ``detail`` too: clients written against it before read it still."""
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return {"detail": str(exc.detail)}
+    return {}

@@ -23,3 +23,20 @@ class RejectNulBytesMiddleware:
                 return JsonResponse(error_body("ValidationError", message), status=400)
             return HttpResponseBadRequest(message)
         return self.get_response(request)
+
+
+class ApiBodyLimitMiddleware:
+    """Reads an API request's body once, refusing one over ``DATA_UPLOAD_MAX_MEMORY_SIZE``.
+
+    DRF's parsers read the raw stream, which has no size limit; reading ``request.body`` first
+    applies Django's (``RequestDataTooBig``, answered 413 by ``csms.error_views.bad_request``) and
+    leaves DRF to parse the copy in memory.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            _ = request.body
+        return self.get_response(request)

@@ -15,3 +15,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]
+
+handler400 = "csms.error_views.bad_request"
+handler403 = "csms.error_views.permission_denied"
+handler404 = "csms.error_views.page_not_found"
+handler500 = "csms.error_views.server_error"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -17,17 +18,45 @@ from django.views.decorators.http import require_POST
 
 from chargepoints.admin.shared import ReadOnlyMixin
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from webhooks.services import webhook_delivery_resend
+from webhooks.services import webhook_delivery_resend, webhook_secret_new
+from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 STATE_COLOURS = {DeliveryState.PENDING: "#8a6d00", DeliveryState.DELIVERED: "#1e7b34", DeliveryState.FAILED: "#b3261e"}
 
 
+class WebhookSubscriptionForm(forms.ModelForm):
+    """The URL passes the same check as in the API (webhooks.url_safety)."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https")
+
+    class Meta:
+        model = WebhookSubscription
+        exclude = ["secret"]
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        try:
+            webhook_url_check(url)
+        except UnsafeWebhookUrl as unsafe:
+            raise forms.ValidationError(str(unsafe)) from None
+        return url
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    form = WebhookSubscriptionForm
     list_display = ["url", "events", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["url", "description"]
-    exclude = ["secret"]
+
+    def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: forms.Form, change: bool) -> None:
+        if not change:
+            obj.secret = webhook_secret_new()
+        super().save_model(request, obj, form, change)
+        if not change:
+            self.message_user(
+                request, f"The signing secret, shown only now: {obj.secret}", messages.WARNING
+            )
 
 
 class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):

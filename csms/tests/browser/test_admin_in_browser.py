@@ -79,3 +79,17 @@ def test_support_sees_the_fleet_but_has_no_command_panel_and_a_forced_command_is
     assert "CSRF" not in forced.text(), "refused for its token, not for the user's permissions"
     assert charger.received == []
     assert not Command.objects.exists()
+
+
+def test_guessing_a_password_ends_on_a_page_that_says_the_sign_in_is_locked(page, operator, screenshot):
+    page.goto("/admin/login/?next=/admin/")
+    for _ in range(5):
+        page.fill("#id_username", operator.username)
+        page.fill("#id_password", "not-the-password")
+        page.click("input[type=submit]")
+    expect(page.locator(".login-locked-out .errornote")).to_have_text(
+        f"Too many failed sign-in attempts for {operator.username} from your address."
+    )
+    expect(page.locator(".login-locked-out")).to_contain_text("locked for 15 minutes")
+    assert_styled(page)
+    screenshot(page, "admin-sign-in-locked.png")

@@ -1,0 +1,126 @@
+"""An Idempotency-Key replays the same request and refuses another one (DESIGN.md: 422 IdempotencyKeyReused)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from rest_framework.test import APIClient
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+from commands.services import request_fingerprint
+from commands.tests.conftest import V16Charger
+from conftest import ocpp_charger
+from csms.api_keys import api_key_create
+
+
+def post(url: str, body: dict, *, api_key: str, key: str) -> tuple[int, dict, str]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}", "Idempotency-Key": key},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=40) as response:
+            return response.status, json.loads(response.read()), response.headers["X-Command-Id"]
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read()), error.headers.get("X-Command-Id", "")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_key_used_for_a_remote_start_on_a_refuses_a_hard_reset_of_b(daphne, api_key):
+    for charge_point_id in ("CP-A", "CP-B"):
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    start = {"connector_id": 1, "id_tag": "RFID-1"}
+    async with (
+        ocpp_charger(daphne, "1.6", "CP-A", client_class=V16Charger) as charger_a,
+        ocpp_charger(daphne, "1.6", "CP-B", client_class=V16Charger) as charger_b,
+    ):
+        api = f"{daphne.http_url}/api/v1/ocpp16"
+        status, first, first_id = await asyncio.to_thread(
+            post, f"{api}/CP-A/remote_start_transaction", start, api_key=api_key, key="order-4711"
+        )
+        assert (status, first) == (200, {"status": "Accepted", "transaction_id": None})
+
+        status, reset, _ = await asyncio.to_thread(
+            post, f"{api}/CP-B/reset", {"type": "Hard"}, api_key=api_key, key="order-4711"
+        )
+        assert status == 422
+        assert reset["error"] == "IdempotencyKeyReused"
+        assert reset["charge_point_id"] == "CP-B"
+        assert reset["details"] == {"command_id": first_id}
+        assert "remote_start_transaction to CP-A" in reset["message"]
+
+        status, replay, replay_id = await asyncio.to_thread(
+            post, f"{api}/remote_start_transaction", {"charge_point_id": "CP-A", **start}, api_key=api_key,
+            key="order-4711",
+        )
+        assert (status, replay, replay_id) == (200, first, first_id)
+        assert charger_a.received == [("RemoteStartTransaction", start)]
+        assert charger_b.received == []
+    assert await Command.objects.acount() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/ocpp16/CP-1/reset", {"type": "Hard"}),
+        ("/api/v1/ocpp16/CP-2/reset", {"type": "Soft"}),
+        ("/api/v1/ocpp16/CP-1/clear_cache", {}),
+        ("/api/v1/ocpp201/CP-1/reset", {"type": "Immediate"}),
+    ],
+    ids=["other-body", "other-charger", "other-command", "other-version"],
+)
+def test_the_same_key_with_another_request_is_a_422(api_client, register_charge_point, path, body):
+    register_charge_point("CP-1", ocpp_version="")
+    register_charge_point("CP-2", ocpp_version="")
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k-1"}
+    first = api_client.post("/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}, format="json", **headers)
+    assert first.status_code == 503
+    second = api_client.post(path, body, format="json", **headers)
+    assert second.status_code == 422
+    assert second.json()["error"] == "IdempotencyKeyReused"
+    assert Command.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_same_request_in_another_form_replays(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k-2"}
+    body = {"connector_id": 1, "id_tag": "RFID-1"}
+    first = api_client.post("/api/v1/ocpp16/CP-1/remote_start_transaction", body, format="json", **headers)
+    reordered = api_client.post(
+        "/api/v1/ocpp16/remote_start_transaction/",
+        {"id_tag": "RFID-1", "charge_point_id": "CP-1", "connector_id": 1},
+        format="json",
+        **headers,
+    )
+    assert first.status_code == reordered.status_code == 503
+    assert first["X-Command-Id"] == reordered["X-Command-Id"]
+
+
+@pytest.mark.django_db
+def test_keys_are_per_api_key(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='other')[1]}")
+    headers = {"HTTP_IDEMPOTENCY_KEY": "k-3"}
+    api_client.post("/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}, format="json", **headers)
+    assert other.post("/api/v1/ocpp16/CP-1/clear_cache", {}, format="json", **headers).status_code == 503
+    assert Command.objects.count() == 2
+
+
+def test_the_fingerprint_ignores_key_order_and_names_every_part():
+    base = {"charge_point_id": "CP-1", "ocpp_version": "1.6", "command": "reset", "body": {"a": 1, "b": 2}}
+    fingerprint = request_fingerprint(**base)
+    assert len(fingerprint) == 64
+    assert request_fingerprint(**{**base, "body": {"b": 2, "a": 1}}) == fingerprint
+    for part, other in [("charge_point_id", "CP-2"), ("ocpp_version", "2.0.1"), ("command", "clear_cache"),
+                        ("body", {"a": 1, "b": 3})]:
+        assert request_fingerprint(**{**base, part: other}) != fingerprint

@@ -1,0 +1,35 @@
+"""The API's JSON parser: a body nested too deeply is a 400, never a RecursionError."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+# No request of this API nests deeper (an OCPP charging profile is about 6 levels deep); the limit keeps
+# every later recursive step (OCPP schema validation, snake/camel conversion) far from Python's.
+MAX_JSON_DEPTH = 64
+_TOO_DEEP = f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def json_depth(value: Any) -> int:
+    """Levels of arrays and objects in a parsed JSON value (a scalar is 0), counted without recursion."""
+    depth, level = 0, [(value, 0)]
+    while level:
+        item, seen = level.pop()
+        if isinstance(item, dict | list):
+            depth = max(depth, seen + 1)
+            level.extend((child, seen + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return depth
+
+
+class JsonParser(JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict[str, Any] | None = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(_TOO_DEEP) from None
+        if json_depth(data) > MAX_JSON_DEPTH:
+            raise ParseError(_TOO_DEEP)
+        return data

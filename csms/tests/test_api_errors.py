@@ -1,0 +1,115 @@
+"""Every answer under /api/ is JSON in the documented error shape, whatever went wrong and where."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from rest_framework.test import APIClient
+
+from conftest import http_request
+from csms.parsers import MAX_JSON_DEPTH
+
+pytestmark = pytest.mark.django_db
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def assert_error(response, status: int, error: str) -> dict:
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["error"] == error
+    assert isinstance(body["message"], str) and body["message"]
+    return body
+
+
+def test_a_body_nested_past_the_recursion_limit_is_a_json_400(api_client):
+    response = api_client.post("/api/v1/chargepoints/", nested(100_000), content_type="application/json")
+    body = assert_error(response, 400, "ParseError")
+    assert body["message"] == f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def test_a_body_nested_deeper_than_the_api_allows_is_a_json_400(api_client):
+    response = api_client.post(
+        "/api/v1/ocpp201/CP-1/data_transfer", nested(MAX_JSON_DEPTH + 1), content_type="application/json"
+    )
+    assert_error(response, 400, "ParseError")
+
+
+def test_a_body_at_the_depth_limit_is_parsed(api_client):
+    body = {"charge_point_id": "CP-1", "heartbeat_interval": json.loads(nested(MAX_JSON_DEPTH - 1))}
+    response = api_client.post("/api/v1/chargepoints/", body, format="json")
+    details = assert_error(response, 400, "ValidationError")["details"]
+    assert list(details) == ["heartbeat_interval"]
+
+
+def test_a_3_mb_body_is_a_json_413(api_client):
+    body = json.dumps({"charge_point_id": "CP-1", "description": "x" * 3_000_000})
+    response = api_client.post("/api/v1/chargepoints/", body, content_type="application/json")
+    assert_error(response, 413, "PayloadTooLarge")
+
+
+def test_an_unknown_api_path_is_a_json_404(api_client):
+    body = assert_error(api_client.get("/api/v1/no-such-thing/"), 404, "NotFound")
+    assert "/api/v1/no-such-thing/" in body["message"]
+
+
+def test_an_unknown_command_is_a_json_404(api_client):
+    assert_error(api_client.post("/api/v1/ocpp16/CP-1/frobnicate", {}, format="json"), 404, "NotFound")
+    assert_error(api_client.post("/api/v1/ocpp16/frobnicate", {}, format="json"), 404, "NotFound")
+
+
+def test_an_unknown_path_outside_the_api_keeps_the_html_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_an_unsupported_media_type_is_a_json_415(api_client):
+    response = api_client.post("/api/v1/chargepoints/", "charge_point_id=CP-1", content_type="text/plain")
+    body = assert_error(response, 415, "UnsupportedMediaType")
+    assert "detail" not in body
+
+
+def test_a_method_the_endpoint_lacks_is_a_json_405(api_client):
+    assert_error(api_client.put("/api/v1/chargepoints/", {}, format="json"), 405, "MethodNotAllowed")
+
+
+def test_an_unacceptable_accept_header_is_a_json_406(api_client):
+    assert_error(api_client.get("/api/v1/chargepoints/", HTTP_ACCEPT="text/html"), 406, "NotAcceptable")
+
+
+def test_a_missing_key_is_a_401_in_the_error_shape_that_keeps_drfs_detail(db):
+    body = assert_error(APIClient().get("/api/v1/chargepoints/"), 401, "NotAuthenticated")
+    assert body["detail"] == body["message"]
+
+
+def test_an_unexpected_failure_in_a_view_is_a_json_500(api_client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("chargepoints.views.ChargePointViewSet.list", broken)
+    api_client.raise_request_exception = False
+    body = assert_error(api_client.get("/api/v1/chargepoints/"), 500, "InternalServerError")
+    assert "boom" not in json.dumps(body)
+
+
+def test_over_http_a_3_mb_body_and_an_unknown_command_answer_json(daphne, api_key):
+    request = urllib.request.Request(
+        f"{daphne.http_url}/api/v1/chargepoints/",
+        data=json.dumps({"charge_point_id": "CP-1", "description": "x" * 3_000_000}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as too_big:
+        urllib.request.urlopen(request, timeout=40)
+    assert too_big.value.code == 413
+    assert json.loads(too_big.value.read())["error"] == "PayloadTooLarge"
+    status, body = http_request(f"{daphne.http_url}/api/v1/ocpp16/CP-1/frobnicate", method="POST", api_key=api_key,
+                                body={})
+    assert (status, body["error"]) == (404, "NotFound")
