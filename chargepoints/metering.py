@@ -42,8 +42,20 @@ class Anomaly:
     FRACTIONAL_WH = "fractional_wh"  # accepted as sent (1.6 says integer); recorded, no review
     UNPARSEABLE_VALUE = "unparseable_value"  # a sampled value that is not a number; kept raw
     CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
+    MISSING_READINGS = "missing_readings"  # ended without a single energy reading: 0 Wh is a guess
+    UNAUTHORIZED_TOKEN = "unauthorized_token"  # the CSMS answered the session's token other than Accepted
 
-    REVIEW = frozenset({NON_MONOTONIC_REGISTER, IMPLAUSIBLE_JUMP, ZERO_BASELINE, MISSING_BASELINE, CLOSED_BY_CSMS})
+    REVIEW = frozenset(
+        {
+            NON_MONOTONIC_REGISTER,
+            IMPLAUSIBLE_JUMP,
+            ZERO_BASELINE,
+            MISSING_BASELINE,
+            CLOSED_BY_CSMS,
+            MISSING_READINGS,
+            UNAUTHORIZED_TOKEN,
+        }
+    )
 
 
 def parse_decimal(raw: object) -> Decimal | None:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from chargepoints import metering, selectors
 from chargepoints.metering import Anomaly
 from chargepoints.models import (
+    AuthorizationStatus,
     ChargePoint,
     MeterSample,
     ReconciliationItem,
@@ -44,7 +45,13 @@ from webhooks.services import iso_utc, webhook_event_emit
 _CLOCK_SLACK = timedelta(minutes=10)
 # Anomalies found by deriving the energy at the end; recomputed whenever a session is finished again.
 _DERIVED_ANOMALIES = frozenset(
-    {Anomaly.NON_MONOTONIC_REGISTER, Anomaly.IMPLAUSIBLE_JUMP, Anomaly.ZERO_BASELINE, Anomaly.CLOSED_BY_CSMS}
+    {
+        Anomaly.NON_MONOTONIC_REGISTER,
+        Anomaly.IMPLAUSIBLE_JUMP,
+        Anomaly.ZERO_BASELINE,
+        Anomaly.CLOSED_BY_CSMS,
+        Anomaly.MISSING_READINGS,
+    }
 )
 
 
@@ -111,6 +118,7 @@ def transaction_start(
     """
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
+        id_tag = _stored_id_tag(id_tag)
         # A known 2.0.1 session (every Updated event) is locked on its own row; only a start that
         # may open one takes the charger's lock, then looks (again) under it.
         existing = _started_by(charge_point_id, start_key) if seq_no is not None else None
@@ -156,6 +164,7 @@ def transaction_start(
         )
         for code in _meter_value_notes(meter_start_wh, meter_start):
             _flag(session, code)
+        _token_check(session)
         if _fractional(meter_start):  # a 1.6 meterStart (integer Wh in the spec)
             _flag(session, Anomaly.FRACTIONAL_WH)
         _close_superseded(session)
@@ -228,6 +237,7 @@ def transaction_stop(
     """
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
+        id_tag = _stored_id_tag(id_tag)
         session = _transaction_for(charge_point_id, ocpp_transaction_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
         charge_point = session.charge_point if session else _locked_charge_point(charge_point_id)
@@ -331,6 +341,8 @@ def transaction_finish(
     session.anomalies = [code for code in session.anomalies if code not in _DERIVED_ANOMALIES]
     for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
         _flag(session, code)
+    if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
+        _flag(session, Anomaly.MISSING_READINGS)
     _save(session)
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=transaction_event_data(session))
     billing_record_write(transaction=session)
@@ -465,6 +477,7 @@ def _fill_blanks(
     if not session.id_tag and id_tag:
         session.id_tag, session.id_token_type = id_tag, id_token_type
         session.id_tag_status = info.status if info else ""
+        _token_check(session)
     if session.remote_start_id is None:
         session.remote_start_id = _small(remote_start_id)
 
@@ -542,6 +555,11 @@ def _meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str
     return [Anomaly.UNPARSEABLE_VALUE] if raw is not None and bounded is None else []
 
 
+def _stored_id_tag(id_tag: str) -> str:
+    """An over-long id tag (accepted, never authorized: no registered tag is longer) as the column keeps it."""
+    return id_tag[: Transaction._meta.get_field("id_tag").max_length]
+
+
 def _small(value: int | None) -> int | None:
     """An id or count from a charger that fits the column (an absurd one is dropped, not fatal)."""
     return value if value is not None and 0 <= value < 2**31 else None
@@ -572,6 +590,12 @@ def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledVa
         session.meter_start_wh = readings[0].wh
     if readings or not baseline_expected:
         _unflag(session, Anomaly.MISSING_BASELINE)
+
+
+def _token_check(session: Transaction) -> None:
+    """A session on a token the CSMS answered Invalid, Blocked, Expired, ... is billed, and flagged."""
+    if session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
+        _flag(session, Anomaly.UNAUTHORIZED_TOKEN)
 
 
 def _flag(session: Transaction, code: str) -> None:
