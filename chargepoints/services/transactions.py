@@ -594,7 +594,7 @@ def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledVa
 
 def _token_check(session: Transaction) -> None:
     """A session on a token the CSMS answered Invalid, Blocked, Expired, ... is billed, and flagged."""
-    if session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
+    if session.id_tag and session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
         _flag(session, Anomaly.UNAUTHORIZED_TOKEN)
 
 
