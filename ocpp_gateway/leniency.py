@@ -105,6 +105,7 @@ _DEFAULTS: dict[tuple[str, str], dict[str, Callable[[datetime], str | None]]] = 
     ("2.0.1", "TransactionEvent"): {
         "timestamp": _received_time,
         "triggerReason": _not_read,
+        "idToken/type": _not_read,  # a token without a type matches a registered tag of any type
         "meterValue/*/timestamp": _received_time,
     },
     ("2.0.1", "MeterValues"): {"meterValue/*/timestamp": _received_time},

@@ -67,7 +67,8 @@ async def test_a_session_with_one_register_reading_is_not_missing_readings(daphn
         reading = [{"timestamp": T0, "sampledValue": [{"value": 5000, "context": "Transaction.Begin"}]}]
         started = transaction_event("Started", 0, T0, meterValue=reading, evse={"id": 1, "connectorId": 1})
         await call(websocket, "t1", "TransactionEvent", started)
-        await call(websocket, "t2", "TransactionEvent", transaction_event("Ended", 1, T1, triggerReason="StopAuthorized"))
+        ended = transaction_event("Ended", 1, T1, triggerReason="StopAuthorized")
+        await call(websocket, "t2", "TransactionEvent", ended)
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
     assert (session.anomalies, session.needs_review) == ([], False)
 
