@@ -131,25 +131,31 @@ class OcppRouter(ChargePoint):
             self._inbound_actions.pop(str(msg.unique_id), None)
 
     async def _handle_inbound_call(self, msg: Call, received_at: datetime, raw_msg: str) -> None:
-        """The profile's quirks, then validation and dispatch by the package. A session message
-        with violations the CSMS can absorb (any profile), or a lenient profile's message whose
-        violations are all harmless, is recorded with its frame, then handled as mended."""
+        """The profile's quirks, then validation and dispatch by the package. When the package
+        refuses the payload, a session message whose violations the CSMS can absorb (any profile),
+        or a lenient profile's message whose violations are all harmless, is recorded with its
+        frame, then handled as mended; anything else keeps the package's CALLERROR."""
         profile = await self._current_profile(msg)
         msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
-        accepted = (
-            leniency.accepted(
-                ocpp_version=self._ocpp_version,
-                action=msg.action,
-                payload=msg.payload,
-                lenient=profile.lenient,
-                received_at=received_at,
-            )
-            if msg.action in self.route_map
-            else None
-        )
-        if accepted is None:
+        try:
             await self._handle_call(msg)
             return
+        except OCPPError:
+            # The package refused the payload (its handler did not run) or, the payload being
+            # valid, an answer or an action it does not route: ``accepted`` is None for those.
+            accepted = (
+                leniency.accepted(
+                    ocpp_version=self._ocpp_version,
+                    action=msg.action,
+                    payload=msg.payload,
+                    lenient=profile.lenient,
+                    received_at=received_at,
+                )
+                if msg.action in self.route_map
+                else None
+            )
+            if accepted is None:
+                raise
         logger.info("%s: accepted %s with %d schema violations", self.id, msg.action, len(accepted.violations))
         await database_sync_to_async(schema_violations_record)(
             charge_point_id=self.id,
