@@ -338,7 +338,8 @@ def transaction_finish(
         jump_tolerance_wh=Decimal(settings.CSMS_METER_JUMP_TOLERANCE_WH),
     )
     session.energy_wh = result.energy_wh
-    session.anomalies = [code for code in session.anomalies if code not in _DERIVED_ANOMALIES]
+    for code in _DERIVED_ANOMALIES:  # found again below if they still hold
+        _unflag(session, code)
     for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
         _flag(session, code)
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured

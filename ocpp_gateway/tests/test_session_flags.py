@@ -61,6 +61,27 @@ async def test_a_v201_session_without_any_reading_is_flagged_and_ended_defaults_
     assert [(r["anomalies"], r["needs_review"]) for r in records["results"]] == [(["missing_readings"], True)]
 
 
+async def test_readings_that_arrive_after_the_end_clear_missing_readings(daphne):
+    await charger_with_tariff("CP-LATE-READINGS")
+    async with raw_socket(daphne, "2.0.1", "CP-LATE-READINGS") as websocket:
+        started = transaction_event("Started", 0, T0, evse={"id": 1, "connectorId": 1})
+        await call(websocket, "t1", "TransactionEvent", started)
+        await call(websocket, "t3", "TransactionEvent", transaction_event("Ended", 2, T1))
+        session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+        assert (session.anomalies, session.needs_review) == (["missing_readings"], True)
+        reading = [
+            {"timestamp": T0, "sampledValue": [{"value": 4000}]},
+            {"timestamp": T1, "sampledValue": [{"value": 6000}]},
+        ]
+        late = transaction_event("Updated", 1, T0, meterValue=reading)
+        assert await call(websocket, "t2", "TransactionEvent", late) == [3, "t2", {}]
+
+    await session.arefresh_from_db()
+    assert (session.anomalies, session.needs_review, session.energy_wh) == ([], False, Decimal(2000))
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.needs_review) == (Decimal("1.60"), False)
+
+
 async def test_a_session_with_one_register_reading_is_not_missing_readings(daphne):
     await charger_with_tariff("CP-ONE-READING")
     async with raw_socket(daphne, "2.0.1", "CP-ONE-READING") as websocket:
