@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -118,7 +119,7 @@ def transaction_start(
     """
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
-        id_tag = _stored_id_tag(id_tag)
+        id_tag, start_key = _stored_id_tag(id_tag), _stored_start_key(start_key)
         # A known 2.0.1 session (every Updated event) is locked on its own row; only a start that
         # may open one takes the charger's lock, then looks (again) under it.
         existing = _started_by(charge_point_id, start_key) if seq_no is not None else None
@@ -559,6 +560,13 @@ def _meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str
 def _stored_id_tag(id_tag: str) -> str:
     """An over-long id tag (accepted, never authorized: no registered tag is longer) as the column keeps it."""
     return id_tag[: Transaction._meta.get_field("id_tag").max_length]
+
+
+def _stored_start_key(start_key: str) -> str:
+    """A start key that fits its column: one built from an over-long id tag becomes its SHA-256."""
+    if len(start_key) <= Transaction._meta.get_field("start_key").max_length:
+        return start_key
+    return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()
 
 
 def _small(value: int | None) -> int | None:

@@ -189,6 +189,23 @@ async def test_v16_unknown_enums_numbers_as_text_and_a_missing_timestamp_are_abs
     }
 
 
+async def test_v16_an_id_tag_longer_than_any_column_starts_replays_and_stops_its_session(daphne):
+    charge_point = await charger("CP16-HUGE-TAG", "strict")
+    id_tag = "T" * 300
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": id_tag, "meterStart": 0, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        assert started["idTagInfo"] == {"status": "Invalid"}  # authorized whole: no registered tag is that long
+        [_, _, replayed] = await call(websocket, "s2", "StartTransaction", start)
+        assert replayed["transactionId"] == started["transactionId"]
+        stop = {"transactionId": started["transactionId"], "meterStop": 1000, "timestamp": T1, "idTag": id_tag}
+        assert (await call(websocket, "e1", "StopTransaction", stop))[:2] == [3, "e1"]
+
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.status, session.id_tag, session.stop_id_tag) == (TransactionStatus.ENDED, "T" * 36, "T" * 36)
+    assert "unauthorized_token" in session.anomalies
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_frames_that_cannot_be_applied_still_get_their_callerror(daphne, profile):
     charge_point = await charger(f"CP-UNAPPLIABLE-{profile}", profile)
