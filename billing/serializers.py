@@ -73,6 +73,12 @@ class BillingRecordSerializer(serializers.ModelSerializer):
     charge_point_id = serializers.CharField(source="charge_point_identity", read_only=True)
     energy_wh = WattHoursField(read_only=True)
     line_items = serializers.SerializerMethodField()
+    anomalies = serializers.ListField(
+        source="transaction.anomalies",
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The transaction's anomaly codes (e.g. missing_readings, unauthorized_token): why it needs review.",
+    )
 
     class Meta:
         model = BillingRecord
@@ -93,6 +99,7 @@ class BillingRecordSerializer(serializers.ModelSerializer):
             "line_items",
             "total",
             "needs_review",
+            "anomalies",
             "created_at",
         ]
         read_only_fields = fields

@@ -44,6 +44,8 @@ class Anomaly:
     CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
     CLOCK_IMPLAUSIBLE = "clock_implausible"  # a charger time replaced by its receipt (chargepoints.clock)
     ENDED_BEFORE_STARTED = "ended_before_started"  # the stop's time is before the start's
+    MISSING_READINGS = "missing_readings"  # ended without a single energy reading: 0 Wh is a guess
+    UNAUTHORIZED_TOKEN = "unauthorized_token"  # the CSMS answered the session's token other than Accepted
 
     REVIEW = frozenset(
         {
@@ -54,6 +56,8 @@ class Anomaly:
             CLOSED_BY_CSMS,
             CLOCK_IMPLAUSIBLE,
             ENDED_BEFORE_STARTED,
+            MISSING_READINGS,
+            UNAUTHORIZED_TOKEN,
         }
     )
 

@@ -430,13 +430,15 @@ class ChargerModelProfile(models.Model):
 
 
 class SchemaViolation(models.Model):
-    """A schema violation a lenient profile accepted: what the charger sent, where, and when."""
+    """A schema violation the CSMS accepted (a session message, or a lenient profile's message):
+    what the charger sent, where, in which frame, and when."""
 
     charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="schema_violations")
     action = models.CharField(max_length=64)
     path = models.CharField(max_length=200, help_text="Where in the payload, e.g. meterValue/0/sampledValue/1/unit.")
     validator = models.CharField(max_length=32, help_text="The JSON schema keyword that failed: enum, maxLength.")
     value = models.CharField(max_length=200, help_text="The value as received (its first 200 characters).")
+    frame = models.TextField(blank=True, help_text="The whole frame as received.")
     received_at = models.DateTimeField()
 
     class Meta:

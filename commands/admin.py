@@ -52,6 +52,8 @@ def command_form_send(request: HttpRequest, form: CommandForm) -> None:
         return
     level, text = command_outcome_message(command, form.label)
     messages.add_message(request, level, text)
+    for warning in command.warnings:  # sent anyway: e.g. a remote start for a tag the CSMS would not accept
+        messages.warning(request, warning)
 
 
 def _heartbeat_interval_change(form: ChangeHeartbeatIntervalForm, *, user_id: int) -> Command | None:

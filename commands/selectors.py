@@ -23,3 +23,23 @@ def failed_command_list(*, limit: int = 20) -> QuerySet[Command]:
         .select_related("charge_point", "api_key", "user")
         .order_by("-created_at")[:limit]
     )
+
+
+def remote_start_id_token(*, charge_point_id: str, remote_start_id: int) -> dict[str, str] | None:
+    """The idToken (``{"id_token": ..., "type": ...}``) of the latest 2.0.1 RequestStartTransaction
+    sent to the charger with ``remote_start_id``; None when the CSMS sent none."""
+    command = (
+        Command.objects.filter(
+            charge_point_identity=charge_point_id,
+            command="request_start_transaction",
+            request__remote_start_id=remote_start_id,
+        )
+        .exclude(state=CommandState.NOT_CONNECTED)
+        .order_by("-created_at")
+        .only("request")
+        .first()
+    )
+    token = command.request.get("id_token") if command is not None else None
+    if not isinstance(token, dict) or not isinstance(token.get("id_token"), str):
+        return None
+    return {"id_token": token["id_token"], "type": str(token.get("type", ""))}

@@ -6,6 +6,11 @@ from commands.models import Command
 class CommandSerializer(serializers.ModelSerializer):
     charge_point_id = serializers.CharField(source="charge_point_identity")
     requested_by = serializers.CharField()
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What was sent anyway: a remote start for an id tag the CSMS does not know or would not "
+        "accept (Invalid, Blocked, Expired), a charging profile that replaces an installed one.",
+    )
 
     class Meta:
         model = Command

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, charger_state, charging_profiles
+from commands import catalog, charger_state, charging_profiles, id_tokens
 from commands.models import Command, CommandState
 from csms.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
@@ -121,7 +121,7 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
-    warnings: list[str] = []
+    warnings = id_tokens.remote_start_warnings(command=request.command, body=request.body)
     if request.command == "set_charging_profile":
         target = charging_profiles.profile_target(request.ocpp_version, request.body)
         warnings = charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)

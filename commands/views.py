@@ -32,8 +32,6 @@ def command_http_response(command: Command) -> Response:
     identity = command.charge_point_identity
     if command.state in (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED):
         http_status, body = 200, command.response
-        if command.warnings:
-            body = {**body, "warnings": command.warnings}
     elif command.state == CommandState.REJECTED:
         status_value = services.command_refusal(command=command)
         message = f"The charge point answered {status_value}."
@@ -57,6 +55,8 @@ def command_http_response(command: Command) -> Response:
         http_status, body = 504, error_body("Timeout", _ERROR_MESSAGES["Timeout"], charge_point_id=identity)
     else:
         http_status, body = 202, CommandSerializer(command).data
+    if command.warnings and isinstance(body, dict):
+        body = {**body, "warnings": command.warnings}
     return Response(
         body, status=http_status, headers={"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
     )
@@ -70,6 +70,9 @@ class CommandSchema(AutoSchema):
             f"Sends OCPP {view.ocpp_version} `{action}` to the charge point and answers with its reply in "
             f"snake_case. The body holds the `{action}` request fields in snake_case"
             + (" and `charge_point_id`." if "charge_point_id" not in self.path else ".")
+            + " Any answer may carry `warnings`, a list of sentences about what was sent anyway"
+            " (a remote start for an id tag the CSMS does not know or would not accept; a charging"
+            " profile that replaces an installed one)."
         )
 
     def get_operation_id(self) -> str:

@@ -1,27 +1,48 @@
-"""Lenient with audit: which schema violations a lenient charger model may get away with.
+"""Which schema violations the CSMS accepts (and records) instead of refusing the message.
 
-A violation is harmless when the CSMS copes with any value there: an enum value it does not
-know, or a string longer than the schema allows, at a place it stores as text or ignores. A
-message whose violations are all harmless is accepted (each violation recorded); one with any
-other violation is answered as a strict charger's would be.
+Messages that carry or end a session (1.6 StartTransaction, StopTransaction, MeterValues; 2.0.1
+TransactionEvent, MeterValues) are never refused, in any profile, for what the CSMS can
+interpret: a string over its ``maxLength``, an enum value it does not know (kept as text), a
+number sent as a string or a string as a number (converted), a required field it has a safe
+default for. A refused stop is retried forever while the session stays open; a refused meter
+value loses energy. Only a message the CSMS cannot apply at all (no session id, no readable
+meter value where the energy is the point, an eventType it does not know) keeps its CALLERROR.
+
+Other messages: a lenient charger model's message is accepted when every violation is harmless
+(an enum value or an over-long string at a place the CSMS stores as text).
 """
 
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
 from ocpp import messages
+from ocpp.exceptions import FormatViolationError, OCPPError, ProtocolError, TypeConstraintViolationError
 from ocpp.messages import MessageType
 
 from chargepoints.services.profiles import ReceivedViolation
 from ocpp_gateway import schemas
+from ocpp_gateway.timestamps import format_ocpp_time
 
 _HARMLESS_KEYWORDS = {"enum", "maxLength"}
 
+_SAMPLED_16 = {"measurand": 64, "phase": 8, "unit": 20, "context": 32, "location": 16, "format": 16}
+_SAMPLED_201 = {"measurand": 64, "phase": 8, "context": 32, "location": 16, "unitOfMeasure/unit": 20}
+
+
+def _sampled(prefix: str, columns: dict[str, int]) -> dict[str, int]:
+    return {f"{prefix}/*/sampledValue/*/{name}": length for name, length in columns.items()}
+
+
 # (version, action) -> payload path ("*" for any array index) -> characters the CSMS stores there.
-_HARMLESS_PATHS: dict[tuple[str, str], dict[str, int]] = {
+_STORED: dict[tuple[str, str], dict[str, int]] = {
     ("1.6", "BootNotification"): {
         "chargePointVendor": 50,
         "chargePointModel": 50,
@@ -34,8 +55,6 @@ _HARMLESS_PATHS: dict[tuple[str, str], dict[str, int]] = {
         "meterSerialNumber": 25,
     },
     ("1.6", "StatusNotification"): {"errorCode": 50, "info": 50, "vendorId": 255, "vendorErrorCode": 50},
-    ("1.6", "MeterValues"): {"meterValue/*/sampledValue/*/unit": 20},
-    ("1.6", "StopTransaction"): {"transactionData/*/sampledValue/*/unit": 20},
     ("2.0.1", "BootNotification"): {
         "chargingStation/vendorName": 50,
         "chargingStation/model": 50,
@@ -44,23 +63,103 @@ _HARMLESS_PATHS: dict[tuple[str, str], dict[str, int]] = {
         "chargingStation/modem/iccid": 20,
         "chargingStation/modem/imsi": 20,
     },
-    ("2.0.1", "MeterValues"): {"meterValue/*/sampledValue/*/unitOfMeasure/unit": 20},
-    ("2.0.1", "TransactionEvent"): {"meterValue/*/sampledValue/*/unitOfMeasure/unit": 20},
+    # Session messages: id tags are kept whole here (the services store their first 36 characters
+    # after authorizing the whole tag, which then matches no registered tag).
+    ("1.6", "StartTransaction"): {},
+    ("1.6", "StopTransaction"): {"reason": 32, **_sampled("transactionData", _SAMPLED_16)},
+    ("1.6", "MeterValues"): _sampled("meterValue", _SAMPLED_16),
+    ("2.0.1", "TransactionEvent"): {
+        "transactionInfo/transactionId": 36,
+        "transactionInfo/stoppedReason": 32,
+        "idToken/type": 20,
+        **_sampled("meterValue", _SAMPLED_201),
+    },
+    ("2.0.1", "MeterValues"): _sampled("meterValue", _SAMPLED_201),
+}
+SESSION_ACTIONS = frozenset(
+    {
+        ("1.6", "StartTransaction"),
+        ("1.6", "StopTransaction"),
+        ("1.6", "MeterValues"),
+        ("2.0.1", "TransactionEvent"),
+        ("2.0.1", "MeterValues"),
+    }
+)
+# Enums that decide what the CSMS does with the message: an unknown value cannot be applied.
+_DECISIVE = {("2.0.1", "TransactionEvent"): {"eventType"}}
+
+
+def _received_time(received_at: datetime) -> str:
+    return format_ocpp_time(received_at)
+
+
+def _not_read(received_at: datetime) -> None:
+    return None
+
+
+# Required fields a session message may leave out: the default the CSMS uses (the time of receipt),
+# or None where the CSMS does not read the field (it stays out).
+_DEFAULTS: dict[tuple[str, str], dict[str, Callable[[datetime], str | None]]] = {
+    ("1.6", "StartTransaction"): {"timestamp": _received_time},
+    ("1.6", "StopTransaction"): {"timestamp": _received_time, "transactionData/*/timestamp": _received_time},
+    ("1.6", "MeterValues"): {"meterValue/*/timestamp": _received_time},
+    ("2.0.1", "TransactionEvent"): {
+        "timestamp": _received_time,
+        "triggerReason": _not_read,
+        "idToken/type": _not_read,  # a token without a type matches a registered tag of any type
+        "meterValue/*/timestamp": _received_time,
+    },
+    ("2.0.1", "MeterValues"): {"meterValue/*/timestamp": _received_time},
 }
 
 
-def tolerated_violations(*, ocpp_version: str, action: str, payload: Any) -> list[ReceivedViolation]:
-    """The payload's schema violations if every one is harmless; empty when it is valid or when
-    any violation is not harmless (the package's own validation then answers it)."""
-    harmless = _HARMLESS_PATHS.get((ocpp_version, action))
-    if not harmless:
-        return []
-    errors = list(messages.get_validator(MessageType.Call, action, ocpp_version).iter_errors(payload))
-    if not all(error.validator in _HARMLESS_KEYWORDS and _path(error, any_index=True) in harmless for error in errors):
-        return []
-    return [
-        ReceivedViolation(path=_path(error), validator=str(error.validator), value=error.instance) for error in errors
-    ]
+@dataclass(frozen=True)
+class Accepted:
+    """A message accepted despite its violations: the payload to handle, and what to record."""
+
+    payload: dict[str, Any]
+    violations: list[ReceivedViolation]
+
+
+def accepted(
+    *, ocpp_version: str, action: str, payload: Any, lenient: bool, received_at: datetime
+) -> Accepted | None:
+    """The payload to handle and its violations, when every violation may be accepted; None when
+    the payload is valid or (not a session message) has a violation the profile does not accept:
+    the package's validation then answers it.
+
+    Raises the CALLERROR of a session message's first violation the CSMS cannot absorb (not that
+    of an over-long string next to it).
+    """
+    key = (ocpp_version, action)
+    if not isinstance(payload, dict) or (key not in SESSION_ACTIONS and not (lenient and _STORED.get(key))):
+        return None
+    validator = messages.get_validator(MessageType.Call, action, ocpp_version)
+    errors = list(validator.iter_errors(payload))
+    if not errors:
+        return None
+    if key not in SESSION_ACTIONS:
+        if not all(_kept(key, error, harmless_only=True) for error in errors):
+            return None
+        return Accepted(truncated(payload, ocpp_version=ocpp_version, action=action), _violations(errors))
+    fixed = copy.deepcopy(payload)
+    for error in errors:
+        if not (_kept(key, error) or _fixed(key, error, fixed, received_at)):
+            raise _refusal(error)
+    for error in validator.iter_errors(fixed):
+        if not (_kept(key, error) or _left_out(key, error)):
+            raise _refusal(error)
+    return Accepted(truncated(fixed, ocpp_version=ocpp_version, action=action), _violations(errors))
+
+
+def _refusal(error: ValidationError) -> OCPPError:
+    """The CALLERROR the ``ocpp`` package answers a violation with (``messages._validate_payload``)."""
+    details = {"cause": error.message}
+    if error.validator == "required":
+        return ProtocolError(details=details)
+    if error.validator in ("type", "maxLength"):
+        return TypeConstraintViolationError(details=details)
+    return FormatViolationError(details=details)
 
 
 def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation]:
@@ -72,9 +171,9 @@ def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation
 
 
 def truncated(payload: dict[str, Any], *, ocpp_version: str, action: str) -> dict[str, Any]:
-    """A copy of ``payload`` with its strings at harmless paths cut to what the CSMS stores."""
+    """A copy of ``payload`` with its strings cut to what the CSMS stores."""
     result = copy.deepcopy(payload)
-    for path, length in _HARMLESS_PATHS.get((ocpp_version, action), {}).items():
+    for path, length in _STORED.get((ocpp_version, action), {}).items():
         _truncate(result, path.split("/"), length)
     return result
 
@@ -90,9 +189,107 @@ def boot_identity(*, ocpp_version: str, payload: Any) -> tuple[str, str, str]:
     return vendor, model, firmware
 
 
+def _kept(key: tuple[str, str], error: ValidationError, *, harmless_only: bool = False) -> bool:
+    """A violation accepted with the value as sent: an unknown enum value, an over-long string."""
+    if error.validator not in _HARMLESS_KEYWORDS:
+        return False
+    path = _path(error, any_index=True)
+    if harmless_only:
+        return path in _STORED.get(key, {})
+    return error.validator != "enum" or path not in _DECISIVE.get(key, set())
+
+
+def _fixed(key: tuple[str, str], error: ValidationError, payload: dict[str, Any], received_at: datetime) -> bool:
+    """Mend one violation in ``payload``: convert a value's type, fill in a default. False if it cannot be."""
+    if error.validator == "type":
+        converted = _converted(error.instance, error.validator_value)
+        if converted is None:
+            return False
+        _set(payload, list(error.absolute_path), converted)
+        return True
+    if error.validator == "required":
+        defaults = _DEFAULTS.get(key, {})
+        parent = list(error.absolute_path)
+        for name in _missing(error):
+            path = _joined([*parent, name], any_index=True)
+            if path not in defaults:
+                return False
+            value = defaults[path](received_at)
+            if value is not None:
+                _set(payload, [*parent, name], value)
+        return True
+    return False
+
+
+def _left_out(key: tuple[str, str], error: ValidationError) -> bool:
+    """A required field the CSMS does not read, left out."""
+    defaults = _DEFAULTS.get(key, {})
+    return error.validator == "required" and all(
+        _joined([*error.absolute_path, name], any_index=True) in defaults for name in _missing(error)
+    )
+
+
+def _missing(error: ValidationError) -> list[str]:
+    instance = error.instance if isinstance(error.instance, dict) else {}
+    return [name for name in error.validator_value if name not in instance]
+
+
+def _converted(value: Any, expected: Any) -> Any:
+    """``value`` as the type the schema expects, when it says the same: 2000 -> "2000", "1" -> 1."""
+    kinds = expected if isinstance(expected, list) else [expected]
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and "string" in kinds:
+        return json.dumps(value)
+    number = _number(value)
+    if number is None:
+        return None
+    if "integer" in kinds and number == number.to_integral_value():
+        return int(number)
+    if "number" in kinds:
+        return int(number) if number == number.to_integral_value() else number
+    return None
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, float):
+        value = repr(value)
+    if not isinstance(value, (str, int)):
+        return None
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() and abs(number.adjusted()) < 30 else None
+
+
+def _set(node: Any, path: list[Any], value: Any) -> None:
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _violations(errors: list[ValidationError]) -> list[ReceivedViolation]:
+    """One violation per kind and place (``meterValue/*/sampledValue/*/value`` once per message),
+    with the path and value of its first occurrence."""
+    first: dict[tuple[str, str], ReceivedViolation] = {}
+    for error in errors:
+        names = _missing(error) if error.validator == "required" else [None]
+        for name in names:
+            parts = [*error.absolute_path, name] if name is not None else list(error.absolute_path)
+            value = "" if name is not None else error.instance
+            violation = ReceivedViolation(path=_joined(parts), validator=str(error.validator), value=value)
+            first.setdefault((_joined(parts, any_index=True), violation.validator), violation)
+    return list(first.values())
+
+
 def _path(error: ValidationError, *, any_index: bool = False) -> str:
     """Where the error is, e.g. ``meterValue/0/sampledValue/1/unit`` (``meterValue/*/...`` for ``any_index``)."""
-    return "/".join("*" if any_index and isinstance(part, int) else str(part) for part in error.absolute_path)
+    return _joined(list(error.absolute_path), any_index=any_index)
+
+
+def _joined(parts: list[Any], *, any_index: bool = False) -> str:
+    return "/".join("*" if any_index and isinstance(part, int) else str(part) for part in parts)
 
 
 def _truncate(node: Any, parts: list[str], length: int) -> None:

@@ -123,7 +123,7 @@ class OcppRouter(ChargePoint):
                 raise self._unanswered(msg.action)
             if msg.action not in _SERVED_WHILE_PENDING and not await self._commissioned():
                 raise SecurityError(description=_PENDING_REFUSAL)
-            await self._handle_inbound_call(msg, received_at)
+            await self._handle_inbound_call(msg, received_at, raw_msg)
         except OCPPError as error:
             await self._send(msg.create_call_error(error).to_json())
         except Exception as error:  # a frame must never take the connection down
@@ -143,24 +143,37 @@ class OcppRouter(ChargePoint):
             details={"cause": f"{action!r} is not an OCPP {self._ocpp_version} action."},
         )
 
-    async def _handle_inbound_call(self, msg: Call, received_at: datetime) -> None:
-        """The profile's quirks, then validation and dispatch by the package. A lenient profile's
-        message whose violations are all harmless is recorded, then handled unvalidated."""
+    async def _handle_inbound_call(self, msg: Call, received_at: datetime, raw_msg: str) -> None:
+        """The profile's quirks, then validation and dispatch by the package. When the package
+        refuses the payload, a session message whose violations the CSMS can absorb (any profile),
+        or a lenient profile's message whose violations are all harmless, is recorded with its
+        frame, then handled as mended; anything else keeps the package's CALLERROR."""
         profile = await self._current_profile(msg)
         msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
-        violations = (
-            leniency.tolerated_violations(ocpp_version=self._ocpp_version, action=msg.action, payload=msg.payload)
-            if profile.lenient
-            else []
-        )
-        if not violations:
+        try:
             await self._handle_call(msg)
             return
-        logger.info("%s: accepted %s with %d schema violations (lenient)", self.id, msg.action, len(violations))
+        except OCPPError:
+            # The package refused the payload (its handler did not run) or, the payload being
+            # valid, an answer or an action it does not route: ``accepted`` is None for those.
+            accepted = leniency.accepted(
+                ocpp_version=self._ocpp_version,
+                action=msg.action,
+                payload=msg.payload,
+                lenient=profile.lenient,
+                received_at=received_at,
+            )
+            if accepted is None:
+                raise
+        logger.info("%s: accepted %s with %d schema violations", self.id, msg.action, len(accepted.violations))
         await database_sync_to_async(schema_violations_record)(
-            charge_point_id=self.id, action=msg.action, violations=violations, received_at=received_at
+            charge_point_id=self.id,
+            action=msg.action,
+            violations=accepted.violations,
+            received_at=received_at,
+            frame=raw_msg,
         )
-        msg.payload = leniency.truncated(msg.payload, ocpp_version=self._ocpp_version, action=msg.action)
+        msg.payload = accepted.payload
         await self._handle_call_unvalidated(msg)
 
     async def _handle_call_unvalidated(self, msg: Call) -> None:

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from billing.export import COLUMNS as EXPORT_COLUMNS
 from billing.models import BillingRecord, Tariff
 from billing.views import BillingRecordViewSet
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, IdTag
 from chargepoints.services import transactions
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,9 @@ _start_keys = itertools.count()
 def ended_session(
     charge_point_id: str, *, id_tag: str = "TAG-1", at: datetime = T0, energy_wh: Decimal | int = 10000
 ) -> BillingRecord:
-    """A one-hour 1.6 session that ends with its billing record."""
+    """A one-hour 1.6 session on a known token that ends with its billing record."""
+    if not IdTag.objects.filter(id_tag__iexact=id_tag).exists():
+        IdTag.objects.create(id_tag=id_tag)
     session = transactions.transaction_start(
         charge_point_id=charge_point_id,
         ocpp_version="1.6",
@@ -206,6 +208,7 @@ def test_a_billing_record_has_every_field(api_client, register_charge_point, def
         ],
         "total": "4.00",
         "needs_review": False,
+        "anomalies": [],
     }
     assert b'"energy_wh":10000,' in response.content
 

@@ -47,12 +47,12 @@ class ChargerModelProfileAdmin(admin.ModelAdmin):
 
 @admin.register(SchemaViolation)
 class SchemaViolationAdmin(ReadOnlyAdmin):
-    """What lenient profiles let through, for the vendor conversation."""
+    """What the CSMS accepted despite the schema (session messages, lenient profiles), for the vendor conversation."""
 
     list_display = ["received_at", "charge_point", "action", "path", "validator", "value"]
     list_filter = ["validator", "action"]
     search_fields = ["charge_point__charge_point_id", "path"]
     list_select_related = ["charge_point"]
-    fields = list_display
+    fields = [*list_display, "frame"]
     readonly_fields = fields
     show_facets = admin.ShowFacets.NEVER

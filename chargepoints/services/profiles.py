@@ -1,4 +1,4 @@
-"""Writes for chargers that break the schema: the audit of what a lenient profile accepted."""
+"""Writes for chargers that break the schema: the audit of the violations the CSMS accepted."""
 
 from __future__ import annotations
 
@@ -21,9 +21,14 @@ class ReceivedViolation:
 
 
 def schema_violations_record(
-    *, charge_point_id: str, action: str, violations: Sequence[ReceivedViolation], received_at: datetime
+    *,
+    charge_point_id: str,
+    action: str,
+    violations: Sequence[ReceivedViolation],
+    received_at: datetime,
+    frame: str = "",
 ) -> int:
-    """Record the violations of one accepted message; a deleted charger's are dropped."""
+    """Record the violations of one accepted message (``frame``: as received); a deleted charger's are dropped."""
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).only("pk").first()
     if charge_point is None:
         return 0
@@ -34,6 +39,7 @@ def schema_violations_record(
             path=violation.path[:200],
             validator=violation.validator,
             value=_excerpt(violation.value),
+            frame=frame.replace("\x00", "\\u0000"),
             received_at=received_at,
         )
         for violation in violations

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -27,6 +28,7 @@ from django.utils import timezone
 from chargepoints import clock, metering, selectors
 from chargepoints.metering import Anomaly
 from chargepoints.models import (
+    AuthorizationStatus,
     ChargePoint,
     MeterSample,
     ReconciliationItem,
@@ -51,6 +53,7 @@ _DERIVED_ANOMALIES = frozenset(
         Anomaly.ZERO_BASELINE,
         Anomaly.CLOSED_BY_CSMS,
         Anomaly.ENDED_BEFORE_STARTED,
+        Anomaly.MISSING_READINGS,
     }
 )
 
@@ -129,6 +132,7 @@ def transaction_start(
     samples = _samples_judged(samples, now)
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if authorize else None
+        id_tag, start_key = _stored_id_tag(id_tag), _stored_start_key(start_key)
         # A known 2.0.1 session (every Updated event) is locked on its own row; only a start that
         # may open one takes the charger's lock, then looks (again) under it.
         existing = _started_by(charge_point_id, start_key) if seq_no is not None else None
@@ -181,6 +185,7 @@ def transaction_start(
             _flag(session, code)
         if start.implausible:
             _flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+        _token_check(session)
         if _fractional(meter_start):  # a 1.6 meterStart (integer Wh in the spec)
             _flag(session, Anomaly.FRACTIONAL_WH)
         _close_superseded(session)
@@ -274,6 +279,7 @@ def transaction_stop(
     samples = _samples_judged(samples, now)
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
+        id_tag = _stored_id_tag(id_tag)
         session = _transaction_for(charge_point_id, ocpp_transaction_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
         charge_point = session.charge_point if session else _locked_charge_point(charge_point_id)
@@ -388,11 +394,14 @@ def transaction_finish(
         jump_tolerance_wh=Decimal(settings.CSMS_METER_JUMP_TOLERANCE_WH),
     )
     session.energy_wh = result.energy_wh
-    session.anomalies = [code for code in session.anomalies if code not in _DERIVED_ANOMALIES]
+    for code in _DERIVED_ANOMALIES:  # found again below if they still hold
+        _unflag(session, code)
     for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
         _flag(session, code)
     if stopped_at < session.started_at:
         _flag(session, Anomaly.ENDED_BEFORE_STARTED)
+    if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
+        _flag(session, Anomaly.MISSING_READINGS)
     _save(session)
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=transaction_event_data(session))
     billing_record_write(transaction=session)
@@ -545,6 +554,7 @@ def _fill_blanks(
     if not session.id_tag and id_tag:
         session.id_tag, session.id_token_type = id_tag, id_token_type
         session.id_tag_status = info.status if info else ""
+        _token_check(session)
     if session.remote_start_id is None:
         session.remote_start_id = _small(remote_start_id)
 
@@ -640,6 +650,18 @@ def _meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str
     return [Anomaly.UNPARSEABLE_VALUE] if raw is not None and bounded is None else []
 
 
+def _stored_id_tag(id_tag: str) -> str:
+    """An over-long id tag (accepted, never authorized: no registered tag is longer) as the column keeps it."""
+    return id_tag[: Transaction._meta.get_field("id_tag").max_length]
+
+
+def _stored_start_key(start_key: str) -> str:
+    """A start key that fits its column: one built from an over-long id tag becomes its SHA-256."""
+    if len(start_key) <= Transaction._meta.get_field("start_key").max_length:
+        return start_key
+    return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()
+
+
 def _small(value: int | None) -> int | None:
     """An id or count from a charger that fits the column (an absurd one is dropped, not fatal)."""
     return value if value is not None and 0 <= value < 2**31 else None
@@ -670,6 +692,12 @@ def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledVa
         session.meter_start_wh = readings[0].wh
     if readings or not baseline_expected:
         _unflag(session, Anomaly.MISSING_BASELINE)
+
+
+def _token_check(session: Transaction) -> None:
+    """A session on a token the CSMS answered Invalid, Blocked, Expired, ... is billed, and flagged."""
+    if session.id_tag and session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
+        _flag(session, Anomaly.UNAUTHORIZED_TOKEN)
 
 
 def _flag(session: Transaction, code: str) -> None:

@@ -22,6 +22,9 @@ _start_keys = itertools.count()
 def start(
     charge_point_id: str, *, at: datetime = T0, id_tag: str = "TAG-1", meter_start: int = 1000, **extra
 ) -> Transaction:
+    """A 1.6 session on a known token."""
+    if not IdTag.objects.filter(id_tag__iexact=id_tag).exists():
+        IdTag.objects.create(id_tag=id_tag)
     return transactions.transaction_start(
         charge_point_id=charge_point_id,
         ocpp_version="1.6",
@@ -200,7 +203,7 @@ def test_an_ended_session_has_every_field_and_its_billing_summary(api_client, re
         "evse_id": None,
         "connector_id": 1,
         "id_tag": "TAG-1",
-        "id_tag_status": "Invalid",
+        "id_tag_status": "Accepted",
         "stop_id_tag": "TAG-1",
         "status": "ended",
         "started_at": "2026-05-01T10:00:00Z",

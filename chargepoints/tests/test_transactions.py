@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.metering import Anomaly
-from chargepoints.models import ChargePoint, ReconciliationItem, ReconciliationState, Transaction, TransactionStatus
+from chargepoints.models import (
+    ChargePoint,
+    IdTag,
+    ReconciliationItem,
+    ReconciliationState,
+    Transaction,
+    TransactionStatus,
+)
 from chargepoints.services import reconciliation, transactions
 from chargepoints.services.transactions import SampledValue
 
@@ -446,6 +453,7 @@ def test_an_old_parked_stop_with_a_reused_id_does_not_end_a_new_session(register
 
 
 def test_a_queued_reading_from_another_day_does_not_count(register_charge_point):
+    IdTag.objects.create(id_tag="TAG")
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id, meter_start=11000).transaction
     transactions.meter_values_record(

@@ -121,6 +121,7 @@ async def test_a_201_charger_gets_its_versions_reset_and_start(daphne, operator)
     assert start_payload["remote_start_id"] > 0
     assert reset_bar[0][0] == "success" and "answered Scheduled" in reset_bar[0][1]
     assert start_bar[0][0] == "success" and "Remote start sent to CP-201" in start_bar[0][1]
+    assert start_bar[1][0] == "warning" and "RFID-1&#x27; is not known to the CSMS" in start_bar[1][1]  # sent anyway
 
 
 async def test_a_refusing_answer_is_a_warning(daphne, operator):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, IdTag
 from commands.models import Command
 from commands.tests.conftest import V16Charger, V201Charger
 from conftest import ahttp, eventually, ocpp_charger, raw_socket
@@ -103,6 +103,7 @@ async def test_v201_command_posted_to_another_process_reaches_the_charger(
     daphne, api_daphne, api_key, command, body, action, answer
 ):
     await register("CP201")
+    await IdTag.objects.acreate(id_tag="RFID-1")  # a remote start for an unknown tag would carry a warning
     async with ocpp_charger(daphne, "2.0.1", "CP201", client_class=V201Charger) as charger:
         http_status, reply = await ahttp(
             f"{api_daphne.http_url}/api/v1/ocpp201/CP201/{command}", method="POST", api_key=api_key, body=body
@@ -161,6 +162,7 @@ async def test_silence_is_a_504_and_the_connection_serves_the_next_command(daphn
 
 async def test_a_charger_call_is_answered_while_the_csms_awaits_the_chargers_answer(daphne, api_daphne, api_key):
     await register("CP-BUSY")
+    await IdTag.objects.acreate(id_tag="T1")
     async with raw_socket(daphne, "1.6", "CP-BUSY") as websocket:
         post = asyncio.create_task(ahttp(
             f"{api_daphne.http_url}/api/v1/ocpp16/CP-BUSY/remote_start_transaction",

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from ocpp_gateway import leniency
@@ -89,14 +91,19 @@ def test_malformed_payloads_pass_through_for_validation_to_answer():
 # --- Which violations a lenient profile tolerates -------------------------------------------
 
 BOOT = {"chargePointVendor": "Acme", "chargePointModel": "A1"}
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def tolerated(version: str, action: str, payload: dict) -> leniency.Accepted | None:
+    return leniency.accepted(ocpp_version=version, action=action, payload=payload, lenient=True, received_at=AT)
 
 
 def test_an_over_long_serial_number_is_tolerated_and_cut_to_the_stored_length():
     payload = {**BOOT, "chargePointSerialNumber": "S" * 60}
-    violations = leniency.tolerated_violations(ocpp_version="1.6", action="BootNotification", payload=payload)
-    assert [(v.path, v.validator) for v in violations] == [("chargePointSerialNumber", "maxLength")]
-    cut = leniency.truncated(payload, ocpp_version="1.6", action="BootNotification")
-    assert cut["chargePointSerialNumber"] == "S" * 50 and len(payload["chargePointSerialNumber"]) == 60
+    result = tolerated("1.6", "BootNotification", payload)
+    assert result is not None
+    assert [(v.path, v.validator) for v in result.violations] == [("chargePointSerialNumber", "maxLength")]
+    assert result.payload["chargePointSerialNumber"] == "S" * 50 and len(payload["chargePointSerialNumber"]) == 60
 
 
 def test_an_unknown_error_code_and_unit_are_tolerated():
@@ -110,22 +117,22 @@ def test_an_unknown_error_code_and_unit_are_tolerated():
             }
         ],
     }
-    status_violations = leniency.tolerated_violations(ocpp_version="1.6", action="StatusNotification", payload=status)
-    meter_violations = leniency.tolerated_violations(ocpp_version="1.6", action="MeterValues", payload=meter)
-    assert [(v.path, v.value) for v in status_violations] == [("errorCode", "FanFailure")]
-    assert [(v.path, v.value) for v in meter_violations] == [("meterValue/0/sampledValue/1/unit", "KWH")]
+    status_result, meter_result = tolerated("1.6", "StatusNotification", status), tolerated("1.6", "MeterValues", meter)
+    assert status_result is not None and meter_result is not None
+    assert [(v.path, v.value) for v in status_result.violations] == [("errorCode", "FanFailure")]
+    assert [(v.path, v.value) for v in meter_result.violations] == [("meterValue/0/sampledValue/1/unit", "KWH")]
 
 
 def test_any_harmful_violation_makes_the_whole_message_refused():
     unknown_status = {"connectorId": 1, "errorCode": "FanFailure", "status": "Sleeping"}
     extra_field = {**BOOT, "chargePointSerialNumber": "S" * 60, "x": 1}
-    assert leniency.tolerated_violations(ocpp_version="1.6", action="StatusNotification", payload=unknown_status) == []
-    assert leniency.tolerated_violations(ocpp_version="1.6", action="BootNotification", payload=extra_field) == []
-    assert leniency.tolerated_violations(ocpp_version="1.6", action="Heartbeat", payload={"x": 1}) == []
+    assert tolerated("1.6", "StatusNotification", unknown_status) is None
+    assert tolerated("1.6", "BootNotification", extra_field) is None
+    assert tolerated("1.6", "Heartbeat", {"x": 1}) is None
 
 
 def test_a_valid_payload_has_nothing_to_tolerate():
-    assert leniency.tolerated_violations(ocpp_version="1.6", action="BootNotification", payload=BOOT) == []
+    assert tolerated("1.6", "BootNotification", BOOT) is None
 
 
 def test_a_v201_boot_names_its_model_and_its_long_serial_is_tolerated():
@@ -135,5 +142,6 @@ def test_a_v201_boot_names_its_model_and_its_long_serial_is_tolerated():
     }
     assert leniency.boot_identity(ocpp_version="2.0.1", payload=payload) == ("Acme", "A2", "2.1")
     assert leniency.boot_identity(ocpp_version="1.6", payload={**BOOT, "firmwareVersion": 3}) == ("Acme", "A1", "")
-    violations = leniency.tolerated_violations(ocpp_version="2.0.1", action="BootNotification", payload=payload)
-    assert [v.path for v in violations] == ["chargingStation/serialNumber"]
+    result = tolerated("2.0.1", "BootNotification", payload)
+    assert result is not None
+    assert [v.path for v in result.violations] == ["chargingStation/serialNumber"]

@@ -15,6 +15,7 @@ from chargepoints.metering import ENERGY_REGISTER
 from chargepoints.selectors import IdTagInfo
 from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
+from commands import selectors as commands_selectors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
@@ -64,8 +65,8 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     at = parse_ocpp_time(payload["timestamp"]) or timezone.now()
     seq_no = payload["seq_no"]
     samples = sampled_values(payload.get("meter_value") or [])
-    token = payload.get("id_token") or {}
-    id_tag, token_type = token.get("id_token", ""), token.get("type", "")
+    sent_token = payload.get("id_token") or {}
+    id_tag, token_type = sent_token.get("id_token", ""), sent_token.get("type", "")
     charging = _CHARGING.get(info.get("charging_state", ""))
     if payload["event_type"] == "Ended":
         stopped = transactions.transaction_stop(
@@ -74,7 +75,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
             stopped_at=at,
             action="TransactionEvent",
             payload=snake_to_camel_case(payload),
-            reason=info.get("stopped_reason", ""),
+            reason=info.get("stopped_reason", "Local"),  # the 2.0.1 default
             id_tag=id_tag,
             id_token_type=token_type,
             samples=samples,
@@ -83,6 +84,9 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
         )
         return stopped.id_tag_info
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
+    # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
+    token = sent_token or _remote_start_token(charge_point_id, info.get("remote_start_id"))
+    id_tag, token_type = token.get("id_token", ""), token.get("type", "")
     evse = payload.get("evse") or {}
     started = transactions.transaction_start(
         charge_point_id=charge_point_id,
@@ -107,7 +111,14 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     )
     if token_type == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
-    return started.id_tag_info if token else None
+    return started.id_tag_info if sent_token else None
+
+
+def _remote_start_token(charge_point_id: str, remote_start_id: Any) -> dict[str, str]:
+    if not isinstance(remote_start_id, int) or isinstance(remote_start_id, bool):
+        return {}
+    token = commands_selectors.remote_start_id_token(charge_point_id=charge_point_id, remote_start_id=remote_start_id)
+    return token or {}
 
 
 class TransactionHandlers:

@@ -1,0 +1,239 @@
+"""Session messages are never refused for what the CSMS can absorb, whatever the charger model's
+profile: over-long strings, numbers as strings and back, unknown enum values, required fields with a
+safe default. Each is recorded with its frame. A real daphne, raw sockets, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import (
+    ChargePoint,
+    ChargerModelProfile,
+    IdTag,
+    MeterSample,
+    SchemaViolation,
+    Strictness,
+    Transaction,
+    TransactionStatus,
+)
+from conftest import raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0, T_HALF, T1 = "2026-05-01T10:00:00Z", "2026-05-01T10:30:00Z", "2026-05-01T11:00:00Z"
+REGISTER = "Energy.Active.Import.Register"
+PROFILES = ["strict", "lenient"]
+
+
+async def charger(charge_point_id: str, profile: str) -> ChargePoint:
+    """A registered charger of a model whose profile is ``profile`` (strict is also the default)."""
+    strictness = Strictness.LENIENT if profile == "lenient" else Strictness.STRICT
+    await ChargerModelProfile.objects.aget_or_create(vendor="Acme", model="Field", defaults={"strictness": strictness})
+    await Tariff.objects.acreate(
+        name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), session_fee=Decimal("1.00"), is_default=True
+    )
+    return await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, vendor="Acme", model="Field"
+    )
+
+
+async def call(websocket, unique_id: str, action: str, payload: dict) -> list:
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    return json.loads(await websocket.recv())
+
+
+async def violations(charge_point: ChargePoint) -> list[tuple[str, str, str, str]]:
+    rows = SchemaViolation.objects.filter(charge_point=charge_point).order_by("received_at", "id")
+    return [(row.action, row.path, row.validator, row.value) async for row in rows]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_v16_an_over_long_stop_id_tag_and_numeric_sampled_values_close_and_bill_the_session(daphne, profile):
+    charge_point = await charger(f"CP16-{profile}", profile)
+    await IdTag.objects.acreate(id_tag="LABTAG-OK")
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "LABTAG-OK", "meterStart": 1000, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        transaction_id = started["transactionId"]
+        meter = {
+            "connectorId": 1,
+            "transactionId": transaction_id,
+            "meterValue": [{"timestamp": T_HALF, "sampledValue": [{"value": 6000, "measurand": REGISTER}]}],
+        }
+        assert await call(websocket, "m1", "MeterValues", meter) == [3, "m1", {}]
+        stop = {
+            "transactionId": transaction_id,
+            "meterStop": 11000,
+            "timestamp": T1,
+            "idTag": "LABTAG-TOO-LONG-12345",
+            "transactionData": [
+                {
+                    "timestamp": T1,
+                    "sampledValue": [{"value": 11000, "measurand": REGISTER, "context": "Transaction.End"}],
+                }
+            ],
+        }
+        assert await call(websocket, "e1", "StopTransaction", stop) == [3, "e1", {"idTagInfo": {"status": "Invalid"}}]
+
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert (session.status, session.stop_id_tag, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        "LABTAG-TOO-LONG-12345",
+        Decimal("10000"),
+    )
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.id_tag, record.needs_review) == (Decimal("4.00"), "LABTAG-OK", False)
+    stored = [
+        (sample.source, sample.raw_value, sample.value)
+        async for sample in MeterSample.objects.filter(transaction=session).order_by("timestamp")
+    ]
+    assert stored == [("MeterValues", "6000", Decimal("6000")), ("StopTransaction", "11000", Decimal("11000"))]
+    assert await violations(charge_point) == [
+        ("MeterValues", "meterValue/0/sampledValue/0/value", "type", "6000"),
+        ("StopTransaction", "idTag", "maxLength", "LABTAG-TOO-LONG-12345"),
+        ("StopTransaction", "transactionData/0/sampledValue/0/value", "type", "11000"),
+    ]
+    frame = await SchemaViolation.objects.filter(action="StopTransaction").values_list("frame", flat=True).afirst()
+    assert json.loads(frame) == [2, "e1", "StopTransaction", stop]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_v201_an_ended_without_trigger_reason_closes_the_session(daphne, profile):
+    charge_point = await charger(f"CP201-{profile}", profile)
+    await IdTag.objects.acreate(id_tag="TOKEN-OK")
+    event = {
+        "timestamp": T0,
+        "triggerReason": "Authorized",
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": {"idToken": "TOKEN-OK", "type": "ISO14443"},
+    }
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            **event,
+            "eventType": "Started",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-1", "chargingState": "Charging"},
+            "meterValue": [
+                {"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}
+            ],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        # A 2.0.1 value is a number: sent as a string it is read all the same.
+        meter = {"evseId": 1, "meterValue": [{"timestamp": T_HALF, "sampledValue": [{"value": "6000"}]}]}
+        assert await call(websocket, "m1", "MeterValues", meter) == [3, "m1", {}]
+        ended = {
+            "eventType": "Ended",
+            "timestamp": T1,
+            "seqNo": 1,
+            "transactionInfo": {"transactionId": "TX-1"},
+            "meterValue": [
+                {"timestamp": T1, "sampledValue": [{"value": 11000, "context": "Transaction.End"}]}
+            ],
+        }
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-1")
+    assert (session.status, session.stop_reason, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        "Local",
+        Decimal("10000"),
+    )
+    assert (await BillingRecord.objects.aget(transaction=session)).total == Decimal("4.00")
+    sample = await MeterSample.objects.aget(source="MeterValues", charge_point=charge_point)
+    assert (sample.raw_value, sample.value) == ("6000", Decimal("6000"))
+    assert await violations(charge_point) == [
+        ("MeterValues", "meterValue/0/sampledValue/0/value", "type", "6000"),
+        ("TransactionEvent", "triggerReason", "required", ""),
+    ]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_v16_unknown_enums_numbers_as_text_and_a_missing_timestamp_are_absorbed(daphne, profile):
+    charge_point = await charger(f"CP16-MORE-{profile}", profile)
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": "1", "idTag": "ANY", "meterStart": "1000", "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        assert started["idTagInfo"] == {"status": "Invalid"}
+        meter = {
+            "connectorId": 1,
+            "meterValue": [
+                {"sampledValue": [{"value": "2.5", "unit": "kWh", "measurand": "Energy.Active.Import.Total"}]}
+            ],
+        }
+        assert await call(websocket, "m1", "MeterValues", meter) == [3, "m1", {}]
+        transaction_id = str(started["transactionId"])
+        stop = {"transactionId": transaction_id, "meterStop": "3000.0", "timestamp": T1, "reason": "Fuse"}
+        assert await call(websocket, "e1", "StopTransaction", stop) == [3, "e1", {}]
+
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.status, session.connector_id, session.stop_reason, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        1,
+        "Fuse",
+        Decimal("2000"),
+    )
+    sample = await MeterSample.objects.aget(transaction=session, source="MeterValues")
+    assert (sample.measurand, sample.value) == ("Energy.Active.Import.Total", Decimal("2500"))
+    assert {(action, path, validator) for action, path, validator, _ in await violations(charge_point)} == {
+        ("StartTransaction", "connectorId", "type"),
+        ("StartTransaction", "meterStart", "type"),
+        ("MeterValues", "meterValue/0/timestamp", "required"),
+        ("MeterValues", "meterValue/0/sampledValue/0/measurand", "enum"),
+        ("StopTransaction", "transactionId", "type"),
+        ("StopTransaction", "meterStop", "type"),
+        ("StopTransaction", "reason", "enum"),
+    }
+
+
+async def test_v16_an_id_tag_longer_than_any_column_starts_replays_and_stops_its_session(daphne):
+    charge_point = await charger("CP16-HUGE-TAG", "strict")
+    id_tag = "T" * 300
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": id_tag, "meterStart": 0, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        assert started["idTagInfo"] == {"status": "Invalid"}  # authorized whole: no registered tag is that long
+        [_, _, replayed] = await call(websocket, "s2", "StartTransaction", start)
+        assert replayed["transactionId"] == started["transactionId"]
+        stop = {"transactionId": started["transactionId"], "meterStop": 1000, "timestamp": T1, "idTag": id_tag}
+        assert (await call(websocket, "e1", "StopTransaction", stop))[:2] == [3, "e1"]
+
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.status, session.id_tag, session.stop_id_tag) == (TransactionStatus.ENDED, "T" * 36, "T" * 36)
+    assert "unauthorized_token" in session.anomalies
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_frames_that_cannot_be_applied_still_get_their_callerror(daphne, profile):
+    charge_point = await charger(f"CP-UNAPPLIABLE-{profile}", profile)
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "ANY", "meterStart": 1000, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        no_session = {"meterStop": 2000, "timestamp": T1, "idTag": "LABTAG-TOO-LONG-12345"}
+        assert (await call(websocket, "e1", "StopTransaction", no_session))[:3] == [4, "e1", "ProtocolError"]
+        no_energy = {"transactionId": started["transactionId"], "meterStop": "lots", "timestamp": T1}
+        assert (await call(websocket, "e2", "StopTransaction", no_energy))[:3] == [4, "e2", "TypeConstraintViolation"]
+        no_value = {"connectorId": 1, "meterValue": [{"timestamp": T1, "sampledValue": [{"value": {"Wh": 1}}]}]}
+        assert (await call(websocket, "m1", "MeterValues", no_value))[:3] == [4, "m1", "TypeConstraintViolation"]
+        assert (await call(websocket, "h1", "Heartbeat", {}))[:2] == [3, "h1"]
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        unknown_event = {
+            "eventType": "Paused",
+            "timestamp": T1,
+            "triggerReason": "Trigger",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-9"},
+        }
+        answer = await call(websocket, "t1", "TransactionEvent", unknown_event)
+        assert answer[:3] == [4, "t1", "FormatViolation"]
+        no_transaction = {"eventType": "Ended", "timestamp": T1, "triggerReason": "Trigger", "seqNo": 0}
+        answer = await call(websocket, "t2", "TransactionEvent", no_transaction)
+        assert answer[:3] == [4, "t2", "ProtocolError"]
+
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert session.status == TransactionStatus.ACTIVE
+    assert not await Transaction.objects.filter(ocpp_transaction_id="TX-9").aexists()
+    assert await violations(charge_point) == []

@@ -1,0 +1,82 @@
+"""What the gateway absorbs in session messages, and what it still refuses (pure functions, no socket;
+the app has installed the relaxed 1.6 schemas)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from ocpp.exceptions import FormatViolationError as FormatViolation
+from ocpp.exceptions import ProtocolError
+from ocpp.exceptions import TypeConstraintViolationError as TypeConstraint
+
+from ocpp_gateway import leniency
+
+AT = datetime(2026, 5, 1, 10, 0, 5, tzinfo=UTC)
+T = "2026-05-01T10:00:00Z"
+ENDED = {"eventType": "Ended", "timestamp": T, "seqNo": 3, "transactionInfo": {"transactionId": "T"}}
+
+
+def accepted(version: str, action: str, payload: dict, lenient: bool = False) -> leniency.Accepted | None:
+    return leniency.accepted(ocpp_version=version, action=action, payload=payload, lenient=lenient, received_at=AT)
+
+
+def test_a_valid_message_and_a_strict_charger_s_other_messages_are_left_to_the_package():
+    assert accepted("1.6", "StopTransaction", {"transactionId": 1, "meterStop": 5, "timestamp": T}) is None
+    assert accepted("1.6", "BootNotification", {"chargePointVendor": "V" * 30, "chargePointModel": "M"}) is None
+
+
+def test_numbers_as_strings_and_back_are_converted_and_each_kind_is_recorded_once():
+    values = [{"value": 1}, {"value": 2.5}, {"value": "3"}]
+    payload = {"connectorId": "2", "meterValue": [{"timestamp": T, "sampledValue": values}]}
+    result = accepted("1.6", "MeterValues", payload)
+    assert result is not None
+    converted = [{"value": "1"}, {"value": "2.5"}, {"value": "3"}]
+    assert result.payload == {"connectorId": 2, "meterValue": [{"timestamp": T, "sampledValue": converted}]}
+    assert [(v.path, v.validator, v.value) for v in result.violations] == [
+        ("connectorId", "type", "2"),
+        ("meterValue/0/sampledValue/0/value", "type", 1),
+    ]
+
+
+def test_missing_fields_with_a_safe_default_are_filled_or_left_out():
+    token = {"idToken": "TAG"}  # no type
+    payload = {**ENDED, "idToken": token, "meterValue": [{"sampledValue": [{"value": 5}]}]}
+    result = accepted("2.0.1", "TransactionEvent", payload)
+    assert result is not None
+    assert "triggerReason" not in result.payload and result.payload["idToken"] == {"idToken": "TAG"}
+    assert result.payload["meterValue"][0]["timestamp"] == "2026-05-01T10:00:05.000Z"
+    assert {(v.path, v.validator) for v in result.violations} == {
+        ("triggerReason", "required"),
+        ("idToken/type", "required"),
+        ("meterValue/0/timestamp", "required"),
+    }
+
+
+def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
+    long_id, long_reason = "T" * 40, "R" * 40
+    info = {"transactionId": long_id, "stoppedReason": long_reason}
+    payload = {**ENDED, "triggerReason": "Trigger", "transactionInfo": info}
+    result = accepted("2.0.1", "TransactionEvent", payload)
+    assert result is not None
+    assert result.payload["transactionInfo"] == {"transactionId": "T" * 36, "stoppedReason": "R" * 32}
+    stop = {"transactionId": 1, "meterStop": 5, "timestamp": T, "idTag": "X" * 50}
+    assert accepted("1.6", "StopTransaction", stop).payload["idTag"] == "X" * 50  # the services store 36
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload", "refusal"),
+    [
+        ("1.6", "StopTransaction", {"meterStop": 5, "timestamp": T, "idTag": "X" * 21}, ProtocolError),
+        ("1.6", "StopTransaction", {"transactionId": 1, "meterStop": "lots", "timestamp": T}, TypeConstraint),
+        ("1.6", "StopTransaction", {"transactionId": True, "meterStop": 5, "timestamp": T}, TypeConstraint),
+        ("1.6", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": T, "x": 1},
+         FormatViolation),
+        ("2.0.1", "TransactionEvent", {**ENDED, "triggerReason": "Trigger", "eventType": "Paused"}, FormatViolation),
+        ("2.0.1", "MeterValues", {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": "n/a"}]}]},
+         TypeConstraint),
+    ],
+)
+def test_what_the_csms_cannot_apply_is_refused_with_the_code_of_that_violation(version, action, payload, refusal):
+    with pytest.raises(refusal):
+        accepted(version, action, payload)

@@ -1,0 +1,134 @@
+"""What a session is billed when the charger gave little to go on: no energy reading at all, a token
+the CSMS did not accept, an Ended without stoppedReason. Real daphne, real sockets, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import AuthorizationStatus, ChargePoint, IdTag, Transaction
+from conftest import ahttp, raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0, T1 = "2026-05-01T10:00:00Z", "2026-05-01T10:10:00Z"
+
+
+async def charger_with_tariff(charge_point_id: str) -> None:
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    await Tariff.objects.acreate(
+        name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), session_fee=Decimal("1.00"), is_default=True
+    )
+
+
+async def call(websocket, unique_id: str, action: str, payload: dict) -> list:
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    return json.loads(await websocket.recv())
+
+
+def transaction_event(event_type: str, seq_no: int, timestamp: str, **extra: object) -> dict:
+    return {
+        "eventType": event_type,
+        "timestamp": timestamp,
+        "triggerReason": "Authorized" if event_type == "Started" else "EVDeparted",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": "TX-FLAGS"},
+        **extra,
+    }
+
+
+async def test_a_v201_session_without_any_reading_is_flagged_and_ended_defaults_to_local(daphne, api_key):
+    await charger_with_tariff("CP-NO-READINGS")
+    await IdTag.objects.acreate(id_tag="TOKEN-OK")
+    token = {"idToken": "TOKEN-OK", "type": "ISO14443"}
+    async with raw_socket(daphne, "2.0.1", "CP-NO-READINGS") as websocket:
+        started = transaction_event("Started", 0, T0, idToken=token, evse={"id": 1, "connectorId": 1})
+        assert (await call(websocket, "t1", "TransactionEvent", started))[2]["idTokenInfo"]["status"] == "Accepted"
+        assert await call(websocket, "t2", "TransactionEvent", transaction_event("Ended", 1, T1)) == [3, "t2", {}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.stop_reason, session.energy_wh) == ("Local", Decimal("0"))
+    assert (session.anomalies, session.needs_review) == (["missing_readings"], True)
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.needs_review) == (Decimal("1.00"), True)
+    status, records = await ahttp(
+        f"{daphne.http_url}/api/v1/billing-records/?charge_point_id=CP-NO-READINGS", api_key=api_key
+    )
+    assert status == 200
+    assert [(r["anomalies"], r["needs_review"]) for r in records["results"]] == [(["missing_readings"], True)]
+
+
+async def test_readings_that_arrive_after_the_end_clear_missing_readings(daphne):
+    await charger_with_tariff("CP-LATE-READINGS")
+    async with raw_socket(daphne, "2.0.1", "CP-LATE-READINGS") as websocket:
+        started = transaction_event("Started", 0, T0, evse={"id": 1, "connectorId": 1})
+        await call(websocket, "t1", "TransactionEvent", started)
+        await call(websocket, "t3", "TransactionEvent", transaction_event("Ended", 2, T1))
+        session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+        assert (session.anomalies, session.needs_review) == (["missing_readings"], True)
+        reading = [
+            {"timestamp": T0, "sampledValue": [{"value": 4000}]},
+            {"timestamp": T1, "sampledValue": [{"value": 6000}]},
+        ]
+        late = transaction_event("Updated", 1, T0, meterValue=reading)
+        assert await call(websocket, "t2", "TransactionEvent", late) == [3, "t2", {}]
+
+    await session.arefresh_from_db()
+    assert (session.anomalies, session.needs_review, session.energy_wh) == ([], False, Decimal(2000))
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.needs_review) == (Decimal("1.60"), False)
+
+
+async def test_a_session_with_one_register_reading_is_not_missing_readings(daphne):
+    await charger_with_tariff("CP-ONE-READING")
+    async with raw_socket(daphne, "2.0.1", "CP-ONE-READING") as websocket:
+        reading = [{"timestamp": T0, "sampledValue": [{"value": 5000, "context": "Transaction.Begin"}]}]
+        started = transaction_event("Started", 0, T0, meterValue=reading, evse={"id": 1, "connectorId": 1})
+        await call(websocket, "t1", "TransactionEvent", started)
+        ended = transaction_event("Ended", 1, T1, triggerReason="StopAuthorized")
+        await call(websocket, "t2", "TransactionEvent", ended)
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.anomalies, session.needs_review) == ([], False)
+
+
+@pytest.mark.parametrize(
+    ("registered", "answered"),
+    [(None, "Invalid"), (AuthorizationStatus.BLOCKED, "Blocked"), (AuthorizationStatus.EXPIRED, "Expired")],
+)
+async def test_a_v16_session_on_a_token_the_csms_did_not_accept_is_billed_and_flagged(daphne, registered, answered):
+    await charger_with_tariff("CP16-UNAUTH")
+    if registered:
+        await IdTag.objects.acreate(id_tag="TAG-X", status=registered)
+    async with raw_socket(daphne, "1.6", "CP16-UNAUTH") as websocket:
+        start = {"connectorId": 1, "idTag": "TAG-X", "meterStart": 0, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        assert started["idTagInfo"]["status"] == answered
+        stop = {"transactionId": started["transactionId"], "meterStop": 10000, "timestamp": T1}
+        assert await call(websocket, "e1", "StopTransaction", stop) == [3, "e1", {}]
+
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.id_tag_status, session.anomalies, session.needs_review) == (answered, ["unauthorized_token"], True)
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.id_tag, record.needs_review) == (Decimal("4.00"), "TAG-X", True)
+
+
+async def test_a_v201_session_whose_token_came_later_and_was_refused_is_flagged(daphne):
+    await charger_with_tariff("CP201-UNAUTH")
+    await IdTag.objects.acreate(id_tag="TOKEN-BLOCKED", status=AuthorizationStatus.BLOCKED)
+    reading = [{"timestamp": T0, "sampledValue": [{"value": 0, "context": "Transaction.Begin"}]}]
+    async with raw_socket(daphne, "2.0.1", "CP201-UNAUTH") as websocket:
+        plugged = transaction_event("Started", 0, T0, meterValue=reading, evse={"id": 1, "connectorId": 1})
+        assert await call(websocket, "t1", "TransactionEvent", plugged) == [3, "t1", {}]
+        tapped = transaction_event("Updated", 1, T0, idToken={"idToken": "TOKEN-BLOCKED", "type": "ISO14443"})
+        assert (await call(websocket, "t2", "TransactionEvent", tapped))[2]["idTokenInfo"]["status"] == "Blocked"
+        end_reading = [{"timestamp": T1, "sampledValue": [{"value": 2000, "context": "Transaction.End"}]}]
+        ended = transaction_event("Ended", 2, T1, meterValue=end_reading)
+        assert await call(websocket, "t3", "TransactionEvent", ended) == [3, "t3", {}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.anomalies, session.needs_review, session.energy_wh) == (["unauthorized_token"], True, Decimal(2000))
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.id_tag, record.total, record.needs_review) == ("TOKEN-BLOCKED", Decimal("1.60"), True)
