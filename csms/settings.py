@@ -7,6 +7,7 @@ filesystem Celery broker, so ``make run`` needs no external service. ``DATABASE_
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -254,6 +255,13 @@ CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
 CSMS_MAX_HANDSHAKES_IN_FLIGHT = env_int("CSMS_MAX_HANDSHAKES_IN_FLIGHT", 400, minimum=1)
 CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
+# Prometheus metrics on /metrics, added up over every process of the host through the files in
+# CSMS_METRICS_DIR (prometheus-client multiprocess mode reads PROMETHEUS_MULTIPROC_DIR at import).
+CSMS_METRICS_ENABLED = env_bool("CSMS_METRICS_ENABLED", True)
+CSMS_METRICS_DIR = env_str("CSMS_METRICS_DIR", str(VAR_DIR / "metrics"))
+if CSMS_METRICS_ENABLED:
+    Path(CSMS_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = CSMS_METRICS_DIR
 
 CELERY_BEAT_SCHEDULE = {
     "mark-offline-stale-charge-points": {

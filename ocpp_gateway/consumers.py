@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chargepoints import services
+from csms import metrics
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -146,6 +147,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._current_call: dict[str, Any] | None = None
         await self.accept(subprotocol)
+        metrics.charger_connected(ocpp_version=self.ocpp_version)
         self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -227,6 +229,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.router is None:
             return
+        metrics.charger_disconnected(ocpp_version=self.ocpp_version)
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.
         await heartbeats.flush()

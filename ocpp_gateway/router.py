@@ -29,6 +29,7 @@ from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
+from csms import metrics
 from ocpp_gateway import leniency, quirks
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
@@ -116,6 +117,7 @@ class OcppRouter(ChargePoint):
             self._response_received(msg)
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
+        self._call_received = time.perf_counter()
         try:
             if msg.action not in _SERVED_WHILE_PENDING and not await self._commissioned():
                 raise SecurityError(
@@ -264,6 +266,13 @@ class OcppRouter(ChargePoint):
             if code != frame[2]:
                 message = CallError(frame[1], code, frame[3], frame[4]).to_json()
         action = frame[2] if message_type == MessageType.Call else self._inbound_actions.get(unique_id, "")
+        if message_type != MessageType.Call and action:
+            metrics.ocpp_call_answered(
+                ocpp_version=self._ocpp_version,
+                action=action if action in self.route_map else "other",
+                outcome=frame[2] if message_type == MessageType.CallError else "result",
+                seconds=time.perf_counter() - self._call_received,
+            )
         self._log(MessageDirection.OUTBOUND, message, timezone.now(), message_type, unique_id, action)
         await self._connection.send(message)
 
