@@ -34,7 +34,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	@HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) ./scripts/run.sh
+	@HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) exec ./scripts/run.sh
 
 test: install-dev
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
