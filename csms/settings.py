@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from csms.env import env_bool, env_int, env_list, env_str
+from csms.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CSMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -280,11 +280,27 @@ CELERY_BEAT_SCHEDULE = {
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
 }
 
+# One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).
+CSMS_LOG_FORMAT = env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "csms.log_format.ContextFilter"},
+        "quiet_expected_errors": {"()": "csms.log_format.QuietExpectedErrors"},
+    },
+    "formatters": {
+        "plain": {"()": "csms.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "csms.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": CSMS_LOG_FORMAT,
+            "filters": ["context", "quiet_expected_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("CSMS_LOG_LEVEL", "INFO")},
     "loggers": {"ocpp": {"level": "WARNING"}},
 }

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from chargepoints import services
 from csms import metrics
+from csms.log_format import charge_point_id_var
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -115,17 +116,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
         kwargs = self.scope["url_route"]["kwargs"]
         self.ocpp_version: str = kwargs["version"]
         self.charge_point_id: str = kwargs["charge_point_id"]
+        charge_point_id_var.set(self.charge_point_id)  # every log line of this connection names it
         subprotocol = SUBPROTOCOLS[self.ocpp_version]
         if subprotocol not in self.scope.get("subprotocols", []):
-            logger.info("%s: refused, subprotocol %s not offered", self.charge_point_id, subprotocol)
+            offered = ", ".join(self.scope.get("subprotocols", [])) or "none"
+            logger.info("%s: refused, subprotocol %s not offered (offered: %s)", self.charge_point_id, subprotocol, offered)
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
-        allowed = await database_sync_to_async(services.charge_point_admit)(
+        refusal = await database_sync_to_async(services.charge_point_admit)(
             charge_point_id=self.charge_point_id, password=password
         )
-        if not allowed:
-            logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
+        if refusal:
+            logger.info("%s: refused, %s", self.charge_point_id, refusal)
             await self.close()
             return
         connection = await database_sync_to_async(services.charge_point_connect)(

@@ -30,6 +30,7 @@ from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from csms import metrics
+from csms.log_format import bind_message
 from ocpp_gateway import leniency, quirks
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
@@ -95,6 +96,7 @@ class OcppRouter(ChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
+        bind_message(action="", unique_id="")
         if _size_in_bytes(raw_msg) > settings.CSMS_MAX_FRAME_BYTES:
             await self._refuse_oversized(raw_msg)
             return
@@ -112,6 +114,7 @@ class OcppRouter(ChargePoint):
             logger.warning("%s: dropped a frame nested too deeply to decode: %.200r", self.id, raw_msg)
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
+        bind_message(action=action, unique_id=str(msg.unique_id))
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
         if msg.message_type_id != MessageType.Call:
             self._response_received(msg)
