@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -19,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from webhooks.signing import secret_new, subscription_signature_header
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 logger = logging.getLogger(__name__)
@@ -32,7 +30,7 @@ def webhook_subscription_create(
 ) -> WebhookSubscription:
     webhook_url_check(url)
     return WebhookSubscription.objects.create(
-        url=url, events=events, description=description, active=active, secret="whsec_" + secrets.token_urlsafe(32)
+        url=url, events=events, description=description, active=active, secret=secret_new()
     )
 
 
@@ -74,11 +72,6 @@ def _queue_delivery(delivery_ids: list[str]) -> None:
         deliver_webhooks.delay(delivery_ids)
     except Exception:
         logger.warning("Could not queue webhook deliveries %s; the beat sweep will send them", delivery_ids)
-
-
-def signature_header(*, secret: str, body: str, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
 
 
 def webhook_deliveries_claim(*, delivery_ids: list[str] | None = None, limit: int = 100) -> list[WebhookDelivery]:
@@ -132,8 +125,8 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
     error = ""
     try:
         webhook_url_check(delivery.subscription.url)
-        signature = signature_header(
-            secret=delivery.subscription.secret, body=delivery.body, timestamp=int(time.time())
+        signature = subscription_signature_header(
+            subscription=delivery.subscription, body=delivery.body, timestamp=int(time.time())
         )
         status_code = _post(delivery.subscription.url, delivery.body, signature, str(delivery.event_id))
         if not 200 <= status_code < 300:
