@@ -42,7 +42,9 @@ def charge_point_may_connect(*, charge_point_id: str, password: str | None, requ
 
     With ``require_password`` a charger without a password set is refused too.
     """
-    return not charge_point_refusal(charge_point_id=charge_point_id, password=password, require_password=require_password)
+    return not charge_point_refusal(
+        charge_point_id=charge_point_id, password=password, require_password=require_password
+    )
 
 
 def charge_point_refusal(*, charge_point_id: str, password: str | None, require_password: bool = False) -> str:

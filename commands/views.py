@@ -53,9 +53,8 @@ def command_http_response(command: Command) -> Response:
         http_status, body = 504, error_body("Timeout", _ERROR_MESSAGES["Timeout"], charge_point_id=identity)
     else:
         http_status, body = 202, CommandSerializer(command).data
-    response = Response(
-        body, status=http_status, headers={"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
-    )
+    headers = {"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
+    response = Response(body, status=http_status, headers=headers)
     if http_status >= 400:
         # The charger's answer (or absence), not a server error: one INFO line instead of django.request's ERROR.
         outcome = body.get("error", command.state) if isinstance(body, dict) else command.state

@@ -120,7 +120,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         subprotocol = SUBPROTOCOLS[self.ocpp_version]
         if subprotocol not in self.scope.get("subprotocols", []):
             offered = ", ".join(self.scope.get("subprotocols", [])) or "none"
-            logger.info("%s: refused, subprotocol %s not offered (offered: %s)", self.charge_point_id, subprotocol, offered)
+            logger.info(
+                "%s: refused, subprotocol %s not offered (offered: %s)", self.charge_point_id, subprotocol, offered
+            )
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
@@ -144,13 +146,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             except Exception as error:  # the channel layer is away: the older socket is most likely gone too
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
+        metrics.charger_connected(ocpp_version=self.ocpp_version)  # disconnect() takes it back once router is set
         self._last_seen_written = time.monotonic()
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
         self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._current_call: dict[str, Any] | None = None
         await self.accept(subprotocol)
-        metrics.charger_connected(ocpp_version=self.ocpp_version)
         self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

@@ -144,7 +144,8 @@ class V16Simulator(SimulatedCharger, ChargePoint):
                 await self.send_status(each, "Charging" if busy else self._idle_status(each))
         elif requested_message == "MeterValues":
             for each in self.connector_ids(connector_id):
-                await self.call(call.MeterValues(connector_id=each, meter_value=[self._sample(self.meter_wh, "Trigger")]))
+                sample = self._sample(self.meter_wh, "Trigger")
+                await self.call(call.MeterValues(connector_id=each, meter_value=[sample]))
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:

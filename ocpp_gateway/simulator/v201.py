@@ -163,7 +163,8 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     @on("ChangeAvailability")
     async def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
                                      **_: Any) -> Any:
-        busy = self.session is not None and self.session.request.connector_id in self.connector_ids((evse or {}).get("id"))
+        named = self.connector_ids((evse or {}).get("id"))
+        busy = self.session is not None and self.session.request.connector_id in named
         return call_result.ChangeAvailability(
             status="Scheduled" if busy and operational_status == "Inoperative" else "Accepted"
         )
@@ -171,7 +172,8 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     @after("ChangeAvailability")
     async def after_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
                                         **_: Any) -> None:
-        await self.set_availability(self.connector_ids((evse or {}).get("id")), operative=operational_status == "Operative")
+        named = self.connector_ids((evse or {}).get("id"))
+        await self.set_availability(named, operative=operational_status == "Operative")
 
     @on("TriggerMessage")
     async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:

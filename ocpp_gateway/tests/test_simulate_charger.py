@@ -106,7 +106,8 @@ V16_COMMANDS = [
      {"status": "Accepted"}),
     ("clear_charging_profile", {"id": 3}, {"status": "Accepted"}),
     ("get_configuration", {"key": ["NumberOfConnectors", "Nonsense"]},
-     {"configuration_key": [{"key": "NumberOfConnectors", "readonly": True, "value": "1"}], "unknown_key": ["Nonsense"]}),
+     {"configuration_key": [{"key": "NumberOfConnectors", "readonly": True, "value": "1"}],
+      "unknown_key": ["Nonsense"]}),
     ("change_configuration", {"key": "NumberOfConnectors", "value": "2"}, {"status": "Rejected"}),
     ("unlock_connector", {"connector_id": 1}, {"status": "Unlocked"}),
 ]

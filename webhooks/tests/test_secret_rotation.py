@@ -39,7 +39,8 @@ def signed_by(secret: str, header: str, body: bytes) -> bool:
 
 def deliver_one(webhook_receiver) -> tuple[str, bytes]:
     delivery = services.webhook_event_emit(event_type="charge_point.online", data={"charge_point_id": "CP-1"})[0]
-    services.webhook_delivery_attempt(delivery=WebhookDelivery.objects.select_related("subscription").get(pk=delivery.pk))
+    claimed = WebhookDelivery.objects.select_related("subscription").get(pk=delivery.pk)
+    services.webhook_delivery_attempt(delivery=claimed)
     headers, body = webhook_receiver.requests[-1]
     return headers["x-dynamo-signature"], body
 

@@ -32,7 +32,9 @@ class Command(BaseCommand):
         parser.add_argument("charge_point_id")
         parser.add_argument("--version", dest="ocpp_version", choices=sorted(SIMULATORS), default="1.6")
         parser.add_argument("--url", default="ws://127.0.0.1:8000", help="The CSMS (default ws://127.0.0.1:8000).")
-        parser.add_argument("--sessions", type=int, default=1, help="Sessions to run before exiting; 0 runs until Ctrl-C.")
+        parser.add_argument(
+            "--sessions", type=int, default=1, help="Sessions to run before exiting; 0 runs until Ctrl-C."
+        )
         parser.add_argument(
             "--remote", action="store_true", help="Wait for remote starts from the CSMS instead of starting sessions."
         )
