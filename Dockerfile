@@ -1,6 +1,7 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 CSMS_VAR_DIR=/app/var
 WORKDIR /app
+# The runtime only; the test and benchmark tools (requirements-dev.txt) stay out of the image.
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .

@@ -8,23 +8,35 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dynamo_csms
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test install migrate clean
+.PHONY: run test install install-dev migrate clean
 
-$(BIN)/activate: requirements.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	touch $(BIN)/activate
+	$(BIN)/pip install --upgrade pip
 
-install: $(BIN)/activate
+# `make run` installs the runtime only (requirements.txt); `make test` adds the test and benchmark
+# tools (requirements-dev.txt). pip prints each package as it goes.
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	@echo "Installing the runtime requirements into $(VENV) (first run: about a minute)"
+	$(BIN)/pip install --progress-bar on -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(BIN)/python
+	@echo "Installing the runtime, test and benchmark requirements into $(VENV)"
+	$(BIN)/pip install --progress-bar on -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime-installed
+
+install-dev: $(VENV)/.dev-installed
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 run: migrate
-	@HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) ./scripts/run.sh
+	@HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) exec ./scripts/run.sh
 
-test: install
+test: install-dev
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 

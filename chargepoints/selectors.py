@@ -42,17 +42,26 @@ def charge_point_may_connect(*, charge_point_id: str, password: str | None, requ
 
     With ``require_password`` a charger without a password set is refused too.
     """
+    return not charge_point_refusal(
+        charge_point_id=charge_point_id, password=password, require_password=require_password
+    )
+
+
+def charge_point_refusal(*, charge_point_id: str, password: str | None, require_password: bool = False) -> str:
+    """Why a handshake for this id is refused, for the log ("" when it is allowed): "unknown",
+    "decommissioned", "no password presented", "wrong password" or "no password set (required)"."""
     charge_point = (
-        ChargePoint.objects.filter(charge_point_id=charge_point_id)
-        .exclude(lifecycle_state=LifecycleState.DECOMMISSIONED)
-        .only("password_hash")
-        .first()
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).only("password_hash", "lifecycle_state").first()
     )
     if charge_point is None:
-        return False
+        return "unknown"
+    if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
+        return "decommissioned"
     if not charge_point.password_hash:
-        return not require_password
-    return password is not None and check_password(password, charge_point.password_hash)
+        return "no password set (required)" if require_password else ""
+    if password is None:
+        return "no password presented"
+    return "" if check_password(password, charge_point.password_hash) else "wrong password"
 
 
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:

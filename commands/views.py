@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
+from django.utils.log import log_response
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,6 +19,8 @@ from commands.models import Command, CommandState
 from commands.serializers import CommandSerializer
 from csms.api_errors import ApiError, error_body
 from csms.models import ApiKey
+
+logger = logging.getLogger(__name__)
 
 _ERROR_MESSAGES = {
     "NotSupported": "The charge point does not support this command.",
@@ -57,9 +61,15 @@ def command_http_response(command: Command) -> Response:
         http_status, body = 202, CommandSerializer(command).data
     if command.warnings and isinstance(body, dict):
         body = {**body, "warnings": command.warnings}
-    return Response(
-        body, status=http_status, headers={"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
-    )
+    headers = {"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
+    response = Response(body, status=http_status, headers=headers)
+    if http_status >= 400:
+        # The charger's answer (or absence), not a server error: one INFO line instead of django.request's ERROR.
+        outcome = body.get("error", command.state) if isinstance(body, dict) else command.state
+        log_response(
+            "%s: %s answered %s", identity, command.action, outcome, response=response, logger=logger, level="info"
+        )
+    return response
 
 
 class CommandSchema(AutoSchema):

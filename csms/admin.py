@@ -12,10 +12,10 @@ from csms.models import ApiKey
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created with ``manage.py create_api_key`` (the key is shown once there)."""
 
-    list_display = ["name", "prefix", "created_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["name", "prefix", "scope", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
-    readonly_fields = ["name", "prefix", "key_hash", "created_at", "revoked_at"]
+    readonly_fields = ["name", "prefix", "key_hash", "scope", "created_at", "expires_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from csms.models import ApiKey
+from csms.models import ApiKey, ApiKeyScope
 
 KEY_PREFIX = "dyn_"
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def _hash(key: str) -> str:
@@ -17,15 +21,42 @@ def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def api_key_create(*, name: str) -> tuple[ApiKey, str]:
-    """Create a key; returns the record and the plain key, which is not stored anywhere."""
+def api_key_create(
+    *, name: str, scope: str = ApiKeyScope.FULL, expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key (``scope`` full or read_only); returns the record and the plain key, which is
+    not stored anywhere."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    record = ApiKey.objects.create(name=name, prefix=key[:12], key_hash=_hash(key))
+    record = ApiKey.objects.create(name=name, prefix=key[:12], key_hash=_hash(key), scope=scope, expires_at=expires_at)
     return record, key
 
 
 def api_key_find_active(*, key: str) -> ApiKey | None:
-    return ApiKey.objects.filter(key_hash=_hash(key), revoked_at__isnull=True).first()
+    """The key's record if it is neither revoked nor expired."""
+    unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    return ApiKey.objects.filter(unexpired, key_hash=_hash(key), revoked_at__isnull=True).first()
+
+
+def api_key_mark_used(*, api_key: ApiKey) -> None:
+    """Record the key's use, at most once per LAST_USED_PRECISION (one UPDATE, not per request)."""
+    now = timezone.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_PRECISION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
+
+
+def api_key_list() -> QuerySet[ApiKey]:
+    return ApiKey.objects.order_by("-created_at")
+
+
+def api_key_find(*, id_or_prefix: str) -> ApiKey:
+    """The key with this id, or the one key whose prefix starts so; raises ApiKey.DoesNotExist."""
+    if id_or_prefix.isdigit():
+        return ApiKey.objects.get(pk=int(id_or_prefix))
+    matches = list(ApiKey.objects.filter(prefix__startswith=id_or_prefix)[:2])
+    if len(matches) != 1:
+        raise ApiKey.DoesNotExist(f"{len(matches) or 'no'} API keys match {id_or_prefix!r}.")
+    return matches[0]
 
 
 def api_key_revoke(*, api_key: ApiKey) -> None:

@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from csms.api_keys import api_key_find_active
+from csms.api_keys import api_key_find_active, api_key_mark_used
 from csms.models import ApiKey
 
 
@@ -36,7 +36,8 @@ class BearerApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Empty Bearer token.")
         api_key = api_key_find_active(key=key)
         if api_key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
+        api_key_mark_used(api_key=api_key)
         return ApiKeyUser(api_key), api_key
 
     def authenticate_header(self, request: Request) -> str:

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
+
+
+class ApiKeyScope(models.TextChoices):
+    FULL = "full", "Full access"
+    READ_ONLY = "read_only", "Read only (no commands, no changes)"
 
 
 class ApiKey(models.Model):
@@ -9,7 +15,12 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")
     key_hash = models.CharField(max_length=64, unique=True)
+    scope = models.CharField(max_length=16, choices=ApiKeyScope.choices, default=ApiKeyScope.FULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Refused from this moment on.")
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, help_text="The last authenticated request (recorded at most once a minute)."
+    )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -21,4 +32,4 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())

@@ -7,6 +7,7 @@ filesystem Celery broker, so ``make run`` needs no external service. ``DATABASE_
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from csms.env import env_bool, env_int, env_list, env_str
+from csms.env import env_bool, env_choice, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CSMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -207,7 +208,10 @@ WHITENOISE_USE_FINDERS = True
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["csms.authentication.BearerApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "csms.permissions.ApiKeyScopePermission",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["csms.parsers.JsonParser"],
@@ -253,6 +257,7 @@ CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=1)
+CSMS_WEBHOOK_SECRET_GRACE_SECONDS = env_int("CSMS_WEBHOOK_SECRET_GRACE_SECONDS", 86400, minimum=0)
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
 CSMS_HEARTBEAT_FLUSH_SECONDS = env_int("CSMS_HEARTBEAT_FLUSH_MS", 1000, minimum=10) / 1000
 # Meter plausibility: a register step larger than this power over the time between two
@@ -273,6 +278,13 @@ CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
 CSMS_MAX_HANDSHAKES_IN_FLIGHT = env_int("CSMS_MAX_HANDSHAKES_IN_FLIGHT", 400, minimum=1)
 CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
+# Prometheus metrics on /metrics, added up over every process of the host through the files in
+# CSMS_METRICS_DIR (prometheus-client multiprocess mode reads PROMETHEUS_MULTIPROC_DIR at import).
+CSMS_METRICS_ENABLED = env_bool("CSMS_METRICS_ENABLED", True)
+CSMS_METRICS_DIR = env_str("CSMS_METRICS_DIR", str(VAR_DIR / "metrics"))
+if CSMS_METRICS_ENABLED:
+    Path(CSMS_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = CSMS_METRICS_DIR
 
 CELERY_BEAT_SCHEDULE = {
     "mark-offline-stale-charge-points": {
@@ -291,11 +303,27 @@ CELERY_BEAT_SCHEDULE = {
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
 }
 
+# One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).
+CSMS_LOG_FORMAT = env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json"))
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "csms.log_format.ContextFilter"},
+        "quiet_expected_errors": {"()": "csms.log_format.QuietExpectedErrors"},
+    },
+    "formatters": {
+        "plain": {"()": "csms.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "csms.log_format.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": CSMS_LOG_FORMAT,
+            "filters": ["context", "quiet_expected_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("CSMS_LOG_LEVEL", "INFO")},
     "loggers": {"ocpp": {"level": "WARNING"}},
 }

@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from csms import views
 
 api_v1 = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
@@ -12,6 +15,11 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # The admin's "View site" link lands here: the API docs are the site's public face.
+    path("", RedirectView.as_view(pattern_name="docs"), name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
 ]

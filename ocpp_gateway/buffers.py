@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -46,7 +47,10 @@ class WriteBehindBuffer(Generic[Row]):
         self._pending.append(row)
         if self._flusher is None or self._flusher.done():
             delay = 0 if len(self._pending) >= self._max_batch else self._flush_seconds()
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later(delay))
+            # A fresh context: the batch is every charger's, its log lines must not name the one that started it.
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_later(delay), context=contextvars.Context()
+            )
 
     async def _flush_later(self, delay: float) -> None:
         await asyncio.sleep(delay)

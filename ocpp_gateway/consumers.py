@@ -16,6 +16,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chargepoints import services
+from csms import metrics
+from csms.log_format import charge_point_id_var
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -114,17 +116,21 @@ class OcppConsumer(AsyncWebsocketConsumer):
         kwargs = self.scope["url_route"]["kwargs"]
         self.ocpp_version: str = kwargs["version"]
         self.charge_point_id: str = kwargs["charge_point_id"]
+        charge_point_id_var.set(self.charge_point_id)  # every log line of this connection names it
         subprotocol = SUBPROTOCOLS[self.ocpp_version]
         if subprotocol not in self.scope.get("subprotocols", []):
-            logger.info("%s: refused, subprotocol %s not offered", self.charge_point_id, subprotocol)
+            offered = ", ".join(self.scope.get("subprotocols", [])) or "none"
+            logger.info(
+                "%s: refused, subprotocol %s not offered (offered: %s)", self.charge_point_id, subprotocol, offered
+            )
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
-        allowed = await database_sync_to_async(services.charge_point_admit)(
+        refusal = await database_sync_to_async(services.charge_point_admit)(
             charge_point_id=self.charge_point_id, password=password
         )
-        if not allowed:
-            logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
+        if refusal:
+            logger.info("%s: refused, %s", self.charge_point_id, refusal)
             await self.close()
             return
         connection = await database_sync_to_async(services.charge_point_connect)(
@@ -140,6 +146,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             except Exception as error:  # the channel layer is away: the older socket is most likely gone too
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
+        metrics.charger_connected(ocpp_version=self.ocpp_version)  # disconnect() takes it back once router is set
         self._last_seen_written = time.monotonic()
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
@@ -227,6 +234,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.router is None:
             return
+        metrics.charger_disconnected(ocpp_version=self.ocpp_version)
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.
         await heartbeats.flush()

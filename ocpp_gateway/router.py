@@ -38,6 +38,8 @@ from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
+from csms import metrics
+from csms.log_format import bind_message
 from ocpp_gateway import leniency, quirks, rpc_errors, schemas
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
@@ -100,6 +102,7 @@ class OcppRouter(ChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
+        bind_message(action="", unique_id="")
         if _size_in_bytes(raw_msg) > settings.CSMS_MAX_FRAME_BYTES:
             await self._refuse_oversized(raw_msg)
             return
@@ -113,11 +116,13 @@ class OcppRouter(ChargePoint):
             await self._answer_unparseable(raw_msg, error if isinstance(error, OCPPError) else None)
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
+        bind_message(action=action, unique_id=str(msg.unique_id))
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
         if msg.message_type_id != MessageType.Call:
             self._response_received(msg)
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
+        self._call_received = time.perf_counter()
         try:
             if msg.action not in self.route_map:
                 raise self._unanswered(msg.action)
@@ -319,6 +324,13 @@ class OcppRouter(ChargePoint):
             if code != frame[2]:
                 message = CallError(frame[1], code, frame[3], frame[4]).to_json()
         action = frame[2] if message_type == MessageType.Call else self._inbound_actions.get(unique_id, "")
+        if message_type != MessageType.Call and action:
+            metrics.ocpp_call_answered(
+                ocpp_version=self._ocpp_version,
+                action=action if action in self.route_map else "other",
+                outcome=frame[2] if message_type == MessageType.CallError else "result",
+                seconds=time.perf_counter() - self._call_received,
+            )
         self._log(MessageDirection.OUTBOUND, message, timezone.now(), message_type, unique_id, action)
         await self._connection.send(message)
 

@@ -21,6 +21,7 @@ from django.conf import settings
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_disconnect
+from csms import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +64,13 @@ async def send_call(
     charge_point_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
 ) -> CallOutcome:
     """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble."""
-    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
+    started = time.monotonic()
+    outcome = await _send_call(charge_point_id, action, payload, timeout or settings.CSMS_OCPP_CALL_TIMEOUT)
+    metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
+    return outcome
+
+
+async def _send_call(charge_point_id: str, action: str, payload: dict[str, Any], timeout: float) -> CallOutcome:
     started = time.monotonic()
     channel_name = await _presence(charge_point_id)
     if not channel_name:

@@ -19,7 +19,32 @@ cat <<INFO
 
 INFO
 
-trap 'kill 0' EXIT INT TERM
-"$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
-"$BIN/daphne" -b "$HOST" -p "$PORT" csms.asgi:application &
-wait -n
+# Each child in its own process group: Ctrl-C reaches this script only, and a child is stopped with
+# everything it started (Celery's pool and beat processes).
+pids=()
+setsid "$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
+pids+=($!)
+setsid "$BIN/daphne" -b "$HOST" -p "$PORT" csms.asgi:application &
+pids+=($!)
+
+# SIGTERM first (daphne flushes its write-behind buffers and exits at once; Celery starts a warm
+# shutdown), then whatever is left after 1.5 s is killed (a webhook delivery Celery held is sent
+# again by the sweep). Runs once, and signals only the children: never make's process group.
+stop() {
+  local status=${1:-0}
+  trap '' INT TERM HUP
+  trap - EXIT
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  for _ in $(seq 15); do
+    kill -0 "${pids[@]}" 2>/dev/null || exit "$status"
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  exit "$status"
+}
+trap stop INT TERM HUP EXIT
+status=0
+wait -n || status=$?
+stop "$status"

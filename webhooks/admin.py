@@ -18,7 +18,8 @@ from django.views.decorators.http import require_POST
 
 from chargepoints.admin.shared import ReadOnlyMixin
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from webhooks.services import webhook_delivery_resend, webhook_secret_new
+from webhooks.services import webhook_delivery_resend
+from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 STATE_COLOURS = {DeliveryState.PENDING: "#8a6d00", DeliveryState.DELIVERED: "#1e7b34", DeliveryState.FAILED: "#b3261e"}
@@ -51,7 +52,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: forms.Form, change: bool) -> None:
         if not change:
-            obj.secret = webhook_secret_new()
+            obj.secret = secret_new()
         super().save_model(request, obj, form, change)
         if not change:
             self.message_user(

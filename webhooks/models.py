@@ -21,6 +21,9 @@ class WebhookSubscription(models.Model):
     events = models.JSONField(help_text="Event types this subscription receives.")
     # Kept in clear: it signs every delivery (HMAC needs the secret itself, not a hash).
     secret = models.CharField(max_length=100)
+    # After a rotation the old secret signs next to the new one until it expires (webhooks/signing.py).
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
     description = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+
+from django.db.models import Count, Min, Q, QuerySet
+from django.utils import timezone
 
 from webhooks.models import DeliveryState, WebhookDelivery
 
@@ -14,3 +17,21 @@ def failed_delivery_list(*, limit: int = 20) -> QuerySet[WebhookDelivery]:
         .select_related("subscription")
         .order_by("-created_at")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class DeliveryBacklog:
+    pending: int
+    failed: int
+    oldest_pending_seconds: float
+
+
+def delivery_backlog() -> DeliveryBacklog:
+    """Undelivered and given-up deliveries, and the age of the oldest undelivered one (one query)."""
+    totals = WebhookDelivery.objects.aggregate(
+        pending=Count("pk", filter=Q(state=DeliveryState.PENDING)),
+        failed=Count("pk", filter=Q(state=DeliveryState.FAILED)),
+        oldest=Min("created_at", filter=Q(state=DeliveryState.PENDING)),
+    )
+    age = (timezone.now() - totals["oldest"]).total_seconds() if totals["oldest"] else 0.0
+    return DeliveryBacklog(pending=totals["pending"], failed=totals["failed"], oldest_pending_seconds=age)

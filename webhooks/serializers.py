@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from webhooks.models import EventType, WebhookSubscription
@@ -13,6 +15,13 @@ class WebhookSubscriptionSerializer(serializers.ModelSerializer):
         fields = ["id", "url", "events", "active", "description", "created_at"]
         read_only_fields = ["id", "created_at"]
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "secret" in self.initial_data:
+            raise serializers.ValidationError(
+                {"secret": ["The secret cannot be set; POST /api/v1/webhooks/{id}/rotate-secret issues a new one."]}
+            )
+        return attrs
+
 
 class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
     """The answer to a create: the only time the signing secret is shown."""
@@ -20,3 +29,13 @@ class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):
     class Meta(WebhookSubscriptionSerializer.Meta):
         fields = [*WebhookSubscriptionSerializer.Meta.fields, "secret"]
         read_only_fields = [*WebhookSubscriptionSerializer.Meta.read_only_fields, "secret"]
+
+
+class WebhookSecretRotatedSerializer(serializers.ModelSerializer):
+    """The answer to a rotation: the only time the new secret is shown, and until when the old one
+    still signs (null: it stopped at once)."""
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["id", "secret", "previous_secret_expires_at"]
+        read_only_fields = fields

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -27,6 +24,7 @@ from webhooks.url_safety import (
     webhook_target_resolve,
     webhook_url_check,
 )
+from webhooks.signing import secret_new, subscription_signature_header
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +37,8 @@ def webhook_subscription_create(
 ) -> WebhookSubscription:
     webhook_url_check(url)
     return WebhookSubscription.objects.create(
-        url=url, events=events, description=description, active=active, secret=webhook_secret_new()
+        url=url, events=events, description=description, active=active, secret=secret_new()
     )
-
-
-def webhook_secret_new() -> str:
-    """A new signing secret for a subscription (shown once, when it is created)."""
-    return "whsec_" + secrets.token_urlsafe(32)
 
 
 def iso_utc(value: datetime) -> str:
@@ -86,11 +79,6 @@ def _queue_delivery(delivery_ids: list[str]) -> None:
         deliver_webhooks.delay(delivery_ids)
     except Exception:
         logger.warning("Could not queue webhook deliveries %s; the beat sweep will send them", delivery_ids)
-
-
-def signature_header(*, secret: str, body: str, timestamp: int) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
 
 
 def webhook_deliveries_claim(*, delivery_ids: list[str] | None = None, limit: int = 100) -> list[WebhookDelivery]:
@@ -144,8 +132,8 @@ def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
     refused = False
     try:
         target = webhook_target_resolve(delivery.subscription.url)
-        signature = signature_header(
-            secret=delivery.subscription.secret, body=delivery.body, timestamp=int(time.time())
+        signature = subscription_signature_header(
+            subscription=delivery.subscription, body=delivery.body, timestamp=int(time.time())
         )
         status_code = _post(target, delivery.body, signature, str(delivery.event_id))
         if not 200 <= status_code < 300:

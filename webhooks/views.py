@@ -6,13 +6,19 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from csms.api_errors import ApiError
 from webhooks import services
 from webhooks.models import WebhookSubscription
-from webhooks.serializers import WebhookSubscriptionCreatedSerializer, WebhookSubscriptionSerializer
+from webhooks.serializers import (
+    WebhookSecretRotatedSerializer,
+    WebhookSubscriptionCreatedSerializer,
+    WebhookSubscriptionSerializer,
+)
+from webhooks.signing import webhook_secret_rotate
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 
@@ -44,6 +50,13 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
         _refuse_unsafe(serializer.validated_data["url"])
         subscription = services.webhook_subscription_create(**serializer.validated_data)
         return Response(WebhookSubscriptionCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: WebhookSecretRotatedSerializer})
+    @action(detail=True, methods=["post"], url_path="rotate-secret")
+    def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
+        """A new signing secret, shown once; the old one signs alongside it for the grace period."""
+        subscription = webhook_secret_rotate(subscription=self.get_object())
+        return Response(WebhookSecretRotatedSerializer(subscription).data)
 
     def perform_update(self, serializer: WebhookSubscriptionSerializer) -> None:
         if "url" in serializer.validated_data:

@@ -72,8 +72,9 @@ def charge_point_register(
     return charge_point
 
 
-def charge_point_admit(*, charge_point_id: str, password: str | None) -> bool:
-    """Whether a WebSocket handshake for this id may go on.
+def charge_point_admit(*, charge_point_id: str, password: str | None) -> str:
+    """Whether a WebSocket handshake for this id may go on: "" if so, else why not (for the log,
+    see ``selectors.charge_point_refusal``).
 
     Known chargers need to be not decommissioned and to present their password (every charger
     must have one with CSMS_REQUIRE_CHARGER_PASSWORD). Unknown ones are refused, unless
@@ -81,14 +82,11 @@ def charge_point_admit(*, charge_point_id: str, password: str | None) -> bool:
     Pending, and an operator commissions them.
     """
     require_password = settings.CSMS_REQUIRE_CHARGER_PASSWORD
-    if selectors.charge_point_may_connect(
+    refusal = selectors.charge_point_refusal(
         charge_point_id=charge_point_id, password=password, require_password=require_password
-    ):
-        return True
-    if not settings.CSMS_AUTO_REGISTER or require_password:
-        return False
-    if ChargePoint.objects.filter(charge_point_id=charge_point_id).exists():
-        return False  # known, and refused above
+    )
+    if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
+        return refusal
     try:
         charge_point_register(
             charge_point_id=charge_point_id,
@@ -98,7 +96,7 @@ def charge_point_admit(*, charge_point_id: str, password: str | None) -> bool:
     except ChargePointAlreadyExists:
         pass  # a concurrent handshake registered it a moment ago
     logger.info("%s: unknown charger registered as pending (CSMS_AUTO_REGISTER)", charge_point_id)
-    return True
+    return ""
 
 
 _UNCHANGED: Any = object()

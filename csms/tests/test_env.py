@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from csms.env import env_bool, env_int
+from csms.env import env_bool, env_choice, env_int
 
 
 def test_a_non_integer_setting_fails_naming_the_variable(monkeypatch):
@@ -22,3 +22,11 @@ def test_booleans_accept_the_usual_spellings_only(monkeypatch):
     monkeypatch.setenv("DJANGO_DEBUG", "perhaps")
     with pytest.raises(ImproperlyConfigured, match="DJANGO_DEBUG"):
         env_bool("DJANGO_DEBUG")
+
+
+def test_a_log_format_other_than_plain_or_json_fails_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("CSMS_LOG_FORMAT", "xml")
+    with pytest.raises(ImproperlyConfigured, match="CSMS_LOG_FORMAT='xml' is not one of plain, json"):
+        env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json"))
+    monkeypatch.setenv("CSMS_LOG_FORMAT", " JSON ")
+    assert env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json")) == "json"

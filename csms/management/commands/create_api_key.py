@@ -1,6 +1,11 @@
+from datetime import timedelta
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
 from csms.api_keys import api_key_create
+from csms.models import ApiKeyScope
 
 
 class Command(BaseCommand):
@@ -8,8 +13,18 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name", help="Who or what the key is for, e.g. 'billing-integration'.")
+        parser.add_argument(
+            "--read-only", action="store_true", help="May read everything, send no command and change nothing."
+        )
+        parser.add_argument("--expires-in-days", type=int, help="Refused after this many days.")
 
-    def handle(self, *args: object, name: str, **options: object) -> None:
-        record, key = api_key_create(name=name)
-        self.stdout.write(f"Created API key #{record.pk} '{record.name}'. Store it now; it is not shown again.")
+    def handle(self, *args: Any, name: str, read_only: bool, expires_in_days: int | None, **options: Any) -> None:
+        expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days is not None else None
+        scope = ApiKeyScope.READ_ONLY if read_only else ApiKeyScope.FULL
+        record, key = api_key_create(name=name, scope=scope, expires_at=expires_at)
+        expiry = f", expires {record.expires_at:%Y-%m-%dT%H:%M:%SZ}" if record.expires_at else ""
+        self.stdout.write(
+            f"Created API key #{record.pk} '{record.name}' ({record.get_scope_display().lower()}{expiry})."
+            " Store it now; it is not shown again."
+        )
         self.stdout.write(key)

@@ -10,7 +10,11 @@ from ocpp_gateway.traces import Trace, replay_trace
 
 
 class Command(BaseCommand):
-    help = "Replay a trace file's charger side against a running gateway and report answers that differ."
+    help = (
+        "Replay a trace file's charger side against a running gateway and report answers that differ."
+        " The gateway records it like a real charger (sessions, billing records, webhooks): replay into a"
+        " scratch server and database, never production."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("trace", type=Path)

@@ -1,0 +1,104 @@
+"""One log format for daphne, Django and Celery: plain lines, or JSON with ``CSMS_LOG_FORMAT=json``.
+
+- Whatever a message carries from outside (a charger id from a URL, a frame) cannot forge a line:
+  control characters are escaped (plain) or encoded (JSON).
+- Lines logged while a charger's connection or message is handled carry its charge point id,
+  action and unique id (context variables, set by the gateway), as fields in JSON.
+- Expected client errors (a 403 for a staff member without the permission) are logged without
+  the traceback Django attaches to them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from contextvars import ContextVar
+from datetime import UTC, datetime
+
+charge_point_id_var: ContextVar[str] = ContextVar("charge_point_id", default="")
+action_var: ContextVar[str] = ContextVar("action", default="")
+unique_id_var: ContextVar[str] = ContextVar("unique_id", default="")
+
+_CONTEXT_FIELDS = {"charge_point_id": charge_point_id_var, "action": action_var, "unique_id": unique_id_var}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def bind_message(*, action: str, unique_id: str) -> None:
+    """Name the OCPP message being handled in the log lines that follow (same task and its threads)."""
+    action_var.set(action)
+    unique_id_var.set(unique_id)
+
+
+def _escaped(text: str) -> str:
+    return _CONTROL.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class ContextFilter(logging.Filter):
+    """Adds the charger's context (``charge_point_id``, ``action``, ``unique_id``) to every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, variable in _CONTEXT_FIELDS.items():
+            if not getattr(record, name, ""):
+                setattr(record, name, variable.get())
+        return True
+
+
+class QuietExpectedErrors(logging.Filter):
+    """Django logs a 4xx raised as an exception (PermissionDenied) with its traceback: drop it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(("django.request", "django.security")) and getattr(record, "status_code", 500) < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+class PlainFormatter(logging.Formatter):
+    """``<time> <LEVEL> <logger>: <message>``, the message's control characters escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = _escaped(record.message)
+        return super().formatMessage(record)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, the charger's context, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _CONTEXT_FIELDS:
+            if value := getattr(record, name, ""):
+                line[name] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def route_daphne_access_log() -> None:
+    """Make daphne's access log (a line per HTTP request and WebSocket step, written to stdout in
+    its own format) log records of ``daphne.access`` instead, in the configured format. An access
+    log file given with ``--access-log FILE`` is written as before.
+
+    daphne builds its access logger after importing the application, so ``csms.asgi`` calls this.
+    """
+    import sys
+
+    from daphne import access, cli
+
+    access_logger = logging.getLogger("daphne.access")
+
+    class AccessLog(access.AccessLogGenerator):
+        def write_entry(self, host: str, date: datetime, request: str, status: int | None = None,
+                        length: int | None = None, ident: str | None = None, user: str | None = None) -> None:
+            if self.stream is not sys.stdout:
+                super().write_entry(host, date, request, status, length, ident, user)
+                return
+            access_logger.info('%s "%s" %s %s', host, request, status or "-", length or "-")
+
+    cli.AccessLogGenerator = AccessLog  # type: ignore[misc]

@@ -1,0 +1,155 @@
+"""Prometheus metrics, shared by every process of one host (prometheus-client multiprocess mode).
+
+Each process (daphne, Celery) writes its samples to memory-mapped files in ``CSMS_METRICS_DIR``;
+a scrape of ``/metrics`` on any process adds them all up, so it does not matter which of several
+gateway processes behind one port answers. Charger gauges keep one series per process (label
+``pid``); a dead process's series are dropped at the next scrape. Webhook figures are read from
+the database at scrape time (one query), not counted in the worker.
+
+Recording is a few microseconds and never touches the database. With ``CSMS_METRICS_ENABLED=0``
+every recording function returns at once and ``/metrics`` is a 404.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+# Handler latency buckets, seconds: an OCPP handler takes milliseconds; a command waits for the charger.
+_HANDLER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_COMMAND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    chargers_connected: Any
+    ocpp_messages: Any
+    ocpp_handler_seconds: Any
+    command_seconds: Any
+
+
+@functools.cache
+def _metrics() -> _Metrics | None:
+    """The process's metric objects, built at first use; None when metrics are off.
+
+    prometheus-client picks multiprocess mode from PROMETHEUS_MULTIPROC_DIR when it is first
+    imported, so settings set that variable and the import waits until here.
+    """
+    if not settings.CSMS_METRICS_ENABLED:
+        return None
+    from prometheus_client import Counter, Gauge, Histogram
+
+    return _Metrics(
+        chargers_connected=Gauge(
+            "csms_chargers_connected",
+            "Chargers with an open WebSocket, per OCPP version and gateway process (pid).",
+            ["ocpp_version"],
+            multiprocess_mode="liveall",
+        ),
+        ocpp_messages=Counter(
+            "csms_ocpp_messages",
+            "CALLs from chargers, by action and outcome: result, or the CALLERROR code sent back"
+            " (2.0.1 spelling). Actions this version does not know are counted as other.",
+            ["ocpp_version", "action", "outcome"],
+        ),
+        ocpp_handler_seconds=Histogram(
+            "csms_ocpp_handler_seconds",
+            "Time from receiving a charger's CALL to sending its answer, seconds.",
+            ["ocpp_version", "action"],
+            buckets=_HANDLER_BUCKETS,
+        ),
+        command_seconds=Histogram(
+            "csms_command_round_trip_seconds",
+            "Commands sent to chargers (API, admin): time to the charger's answer, by outcome"
+            " (result, call_error, timeout, not_connected), seconds.",
+            ["action", "outcome"],
+            buckets=_COMMAND_BUCKETS,
+        ),
+    )
+
+
+def charger_connected(*, ocpp_version: str) -> None:
+    if metrics := _metrics():
+        metrics.chargers_connected.labels(ocpp_version).inc()
+
+
+def charger_disconnected(*, ocpp_version: str) -> None:
+    if metrics := _metrics():
+        metrics.chargers_connected.labels(ocpp_version).dec()
+
+
+def ocpp_call_answered(*, ocpp_version: str, action: str, outcome: str, seconds: float) -> None:
+    """A charger's CALL was answered; ``action`` must be a known one (label cardinality)."""
+    if metrics := _metrics():
+        metrics.ocpp_messages.labels(ocpp_version, action, outcome).inc()
+        metrics.ocpp_handler_seconds.labels(ocpp_version, action).observe(seconds)
+
+
+def command_round_trip(*, action: str, outcome: str, seconds: float) -> None:
+    if metrics := _metrics():
+        metrics.command_seconds.labels(action, outcome).observe(seconds)
+
+
+def _forget_dead_processes(directory: str) -> None:
+    """Drop the live-gauge files of processes that are gone (a crash leaves them behind)."""
+    from prometheus_client import multiprocess
+
+    for path in glob.glob(os.path.join(directory, "gauge_live*.db")):
+        match = _LIVE_GAUGE_FILE.search(path)
+        if match and not _process_alive(int(match.group(1))):
+            multiprocess.mark_process_dead(int(match.group(1)), directory)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _WebhookCollector:
+    """Webhook backlog and failures, read from the outbox at scrape time."""
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        from webhooks.selectors import delivery_backlog
+
+        backlog = delivery_backlog()
+        yield GaugeMetricFamily(
+            "csms_webhook_deliveries_pending", "Webhook deliveries not yet delivered.", value=backlog.pending
+        )
+        yield GaugeMetricFamily(
+            "csms_webhook_oldest_pending_seconds",
+            "Age of the oldest undelivered webhook delivery, seconds (0 when none).",
+            value=backlog.oldest_pending_seconds,
+        )
+        yield GaugeMetricFamily(
+            "csms_webhook_deliveries_failed",
+            "Webhook deliveries that gave up after their last attempt (kept until re-sent).",
+            value=backlog.failed,
+        )
+
+
+def exposition() -> tuple[bytes, str] | None:
+    """The text of a scrape and its content type; None when metrics are off."""
+    if _metrics() is None:
+        return None
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+
+    _forget_dead_processes(settings.CSMS_METRICS_DIR)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=settings.CSMS_METRICS_DIR)
+    registry.register(_WebhookCollector())
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,40 @@
+"""The install is lean: the runtime (make run, the Docker image) carries no test or benchmark tools."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT
+
+DEV_ONLY = {"pytest", "pytest-django", "pytest-asyncio", "pytest-timeout", "hypothesis", "schemathesis",
+            "playwright", "uvicorn", "h11", "py-spy"}
+
+
+def requirement_names(file_name: str) -> set[str]:
+    lines = (ROOT / file_name).read_text().splitlines()
+    return {re.split(r"[\[=<>]", line)[0].lower() for line in lines if line and not line.startswith(("#", "-r"))}
+
+
+def test_runtime_requirements_hold_no_test_or_benchmark_tool():
+    assert requirement_names("requirements.txt") & DEV_ONLY == set()
+
+
+def test_dev_requirements_add_the_tools_on_top_of_the_runtime():
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    assert requirement_names("requirements-dev.txt") == DEV_ONLY
+
+
+def test_every_requirement_is_pinned():
+    for file_name in ("requirements.txt", "requirements-dev.txt"):
+        for line in (ROOT / file_name).read_text().splitlines():
+            if line and not line.startswith(("#", "-r")):
+                assert re.fullmatch(r"[\w.\-\[\],]+==[\w.]+", line), line
+
+
+def test_make_run_and_the_image_install_the_runtime_only():
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^install: \$\(VENV\)/\.runtime-installed$", makefile, re.M)
+    assert re.search(r"^test: install-dev$", makefile, re.M)
+    assert "--quiet" not in makefile  # progress is visible
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.findall(r"pip install .*", dockerfile) == ["pip install --no-cache-dir -r requirements.txt"]

@@ -1,0 +1,140 @@
+"""Logs an operator can read, from real daphne processes: why a handshake was refused, a
+charger's refusal is no server error, expected 403s carry no traceback, identifiers cannot forge
+lines, and CSMS_LOG_FORMAT=json gives one structured line per record with the charger's context."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from ocpp.v16 import call_result as result16
+from ocpp.v16 import ChargePoint as V16Client
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
+from chargepoints.services import charge_point_register
+from commands.tests.conftest import answering_charger
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def refused(server, path: str, subprotocols: list[str], headers: dict[str, str] | None = None) -> None:
+    with pytest.raises(InvalidStatus):
+        async with connect(f"ws://127.0.0.1:{server.port}{path}", subprotocols=subprotocols,
+                           additional_headers=headers or {}):
+            pass
+
+
+def log_lines(server, needle: str) -> list[str]:
+    return [line for line in server.log().splitlines() if needle in line]
+
+
+async def test_a_refused_handshake_says_why(daphne):
+    await asyncio.to_thread(charge_point_register, charge_point_id="LOG-OLD", heartbeat_interval=60,
+                            lifecycle_state=LifecycleState.DECOMMISSIONED)
+    await asyncio.to_thread(charge_point_register, charge_point_id="LOG-PW", heartbeat_interval=60,
+                            password="correct-horse")
+    await refused(daphne, "/ocpp/1.6/LOG-NOBODY", ["ocpp1.6"])
+    await refused(daphne, "/ocpp/1.6/LOG-OLD", ["ocpp1.6"])
+    await refused(daphne, "/ocpp/1.6/LOG-PW", ["ocpp1.6"])
+    await refused(daphne, "/ocpp/1.6/LOG-PW", ["ocpp1.6"], {"Authorization": "Basic TE9HLVBXOndyb25n"})  # LOG-PW:wrong
+    await refused(daphne, "/ocpp/2.0.1/LOG-PW", ["ocpp1.6"])
+
+    async def logged() -> bool:
+        return len(log_lines(daphne, ": refused, ")) >= 5 and bool(log_lines(daphne, "LOG-PW: refused, subprotocol"))
+
+    await eventually(logged)
+    assert log_lines(daphne, "LOG-NOBODY: refused, unknown")
+    assert log_lines(daphne, "LOG-OLD: refused, decommissioned")
+    assert log_lines(daphne, "LOG-PW: refused, no password presented")
+    assert log_lines(daphne, "LOG-PW: refused, wrong password")
+    assert log_lines(daphne, "LOG-PW: refused, subprotocol ocpp2.0.1 not offered (offered: ocpp1.6)")
+
+
+async def test_an_identifier_in_the_url_cannot_forge_a_log_line(daphne):
+    await refused(daphne, "/ocpp/1.6/LOG%0A2026-01-01%2000:00:00,000%20CRITICAL%20forged", ["ocpp1.6"])
+    await eventually(lambda: log_lines(daphne, "LOG\\n2026-01-01 00:00:00,000 CRITICAL forged: refused, unknown"))
+    assert not [line for line in daphne.log().splitlines() if line.startswith("2026-01-01 00:00:00,000 CRITICAL")]
+
+
+RefusingCharger = answering_charger(V16Client, {"Reset": result16.Reset(status="Rejected")})
+
+
+async def test_a_chargers_refusal_or_error_is_no_server_error(daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="LOG-REFUSER", heartbeat_interval=60)
+    async with ocpp_charger(daphne, "1.6", "LOG-REFUSER", client_class=RefusingCharger):
+        reset = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/LOG-REFUSER/reset", method="POST", api_key=api_key,
+                            body={"type": "Soft"})
+        unlock = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/LOG-REFUSER/unlock_connector", method="POST",
+                             api_key=api_key, body={"connector_id": 1})
+    assert (reset[0], unlock[0]) == (409, 501)
+    await eventually(lambda: len(log_lines(daphne, "LOG-REFUSER: ")) >= 2)
+    assert log_lines(daphne, "INFO commands.views: LOG-REFUSER: Reset answered Rejected")
+    assert log_lines(daphne, "INFO commands.views: LOG-REFUSER: UnlockConnector answered NotImplemented")
+    assert not [line for line in log_lines(daphne, "django.request") if "LOG-REFUSER" in line]
+
+
+def test_an_expected_403_is_logged_without_a_traceback(daphne, settings):
+    settings.SECRET_KEY = "tests-only-secret-key"  # the daphne process's, which checks the session
+    user = User.objects.create_user("no-permissions", password="x", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    request = urllib.request.Request(f"{daphne.http_url}/admin/chargepoints/chargepoint/add/")
+    request.add_header("Cookie", f"sessionid={client.cookies['sessionid'].value}")
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=10)
+    assert answer.value.code == 403
+    lines = daphne.log().splitlines()
+    forbidden = [n for n, line in enumerate(lines) if "Forbidden (Permission denied): /admin/chargepoints/" in line]
+    assert forbidden
+    assert not lines[forbidden[-1] + 1 :] or not lines[forbidden[-1] + 1].startswith("Traceback")
+
+
+async def test_json_logs_carry_the_charger_action_and_unique_id(daphne_factory):
+    server = daphne_factory(CSMS_LOG_FORMAT="json")
+    await ChargerModelProfile.objects.acreate(vendor="acme", model="loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="LOG-JSON", heartbeat_interval=60)
+    async with raw_socket(server, "1.6", "LOG-JSON") as websocket:
+        boot = {"chargePointVendor": "Acme", "chargePointModel": "Loose", "chargePointSerialNumber": "S" * 60}
+        await websocket.send(json.dumps([2, "boot-1", "BootNotification", boot]))
+        await websocket.recv()
+        await websocket.send(json.dumps([3, "late-1", {}]))
+    await refused(server, "/ocpp/1.6/LOG%0AJSON", ["ocpp1.6"])
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+    await eventually(lambda: any(r.get("unique_id") == "late-1" for r in records())
+                     and any(r["message"].endswith("refused, unknown") for r in records()))
+    lines = [line for line in server.log().splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in lines), [line for line in lines if not line.startswith("{")]
+    by_message = {r["message"]: r for r in records()}
+    lenient = next(r for m, r in by_message.items() if "schema violations (lenient)" in m)
+    assert (lenient["charge_point_id"], lenient["action"], lenient["unique_id"]) == ("LOG-JSON", "BootNotification",
+                                                                                     "boot-1")
+    late = next(r for r in records() if r.get("unique_id") == "late-1")
+    assert (late["level"], late["logger"], late["charge_point_id"]) == ("WARNING", "ocpp_gateway.router", "LOG-JSON")
+    forged = next(r for r in records() if r["message"].endswith("refused, unknown"))
+    assert forged["charge_point_id"] == "LOG\nJSON"
+    assert {"time", "level", "logger", "message"} <= set(late)
+    assert any(r["logger"].startswith("daphne") for r in records())
+
+
+async def test_celery_logs_in_the_same_format(celery_worker, tmp_path):
+    """Celery leaves the root logger to Django's configuration: its records are JSON lines too."""
+    worker = celery_worker(CSMS_LOG_FORMAT="json")
+    log = tmp_path / "celery-0.log"
+
+    def records() -> list[dict]:
+        return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+    await eventually(lambda: any(r["logger"].startswith("celery.worker") for r in records()), timeout=30)
+    assert worker.poll() is None
+    assert not [line for line in log.read_text().splitlines() if "INFO/MainProcess]" in line]

@@ -1,0 +1,76 @@
+"""``make run`` stops cleanly on Ctrl-C: every process gone, no traceback, no make error."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, _test_database_url, free_port, http_request
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def as_from_a_terminal() -> None:
+    """A new session (its own "terminal"), with Ctrl-C's SIGINT at its default as in a shell."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.setsid()
+
+
+def processes_started_with(var_dir: Path) -> list[int]:
+    """Every live process whose environment names ``var_dir`` (make, the script, daphne, Celery)."""
+    marker = f"CSMS_VAR_DIR={var_dir}".encode()
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        with contextlib.suppress(OSError):
+            if marker in environ.read_bytes().split(b"\0") and b"Z" not in _state(environ.parent):
+                found.append(int(environ.parent.name))
+    return found
+
+
+def _state(process: Path) -> bytes:
+    return process.joinpath("stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+
+
+def test_ctrl_c_stops_make_run_and_everything_it_started(tmp_path):
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CSMS_VAR_DIR": str(tmp_path),
+           "DJANGO_SECRET_KEY": "tests-only-secret-key"}
+    log = tmp_path / "make-run.log"
+    with log.open("wb") as output:
+        # The install and migrate prerequisites are taken as done (-o): this is about the stop.
+        make = subprocess.Popen(
+            ["make", "-o", "install", "-o", "migrate", "run", f"PORT={port}"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=as_from_a_terminal,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and make.poll() is None:
+            try:
+                if http_request(f"http://127.0.0.1:{port}/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert make.poll() is None, log.read_text()
+        assert len(processes_started_with(tmp_path)) >= 4  # make, the script, daphne, Celery (and its pool)
+
+        os.killpg(make.pid, signal.SIGINT)
+        make.wait(timeout=30)
+    finally:
+        time.sleep(0.5)
+        left = processes_started_with(tmp_path)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    output = log.read_text()
+    assert make.returncode in (0, -signal.SIGINT), output
+    assert "make: ***" not in output
+    assert "Traceback" not in output
+    assert "RecursionError" not in output
+    assert left == []

@@ -1,0 +1,191 @@
+"""What a simulated charger does, whatever its OCPP version.
+
+1. Boot (again after the interval while the CSMS answers Pending), report every connector, heartbeat.
+2. Run sessions one after another: a queued remote start first, else (unless told to wait for
+   remote starts) one of its own with its id tag. A session authorizes, starts, sends meter values,
+   and stops early on a remote stop, a reset or an availability change.
+3. Exit after the requested number of sessions (0: serve commands until interrupted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class SimulatorOptions:
+    """``sessions``: how many before exiting (0: until interrupted); ``wh_per_sample``: the meter
+    runs fast, so that a short session has a readable bill."""
+
+    sessions: int = 1
+    wait_for_remote_start: bool = False
+    id_tag: str = "SIM-TAG-1"
+    connectors: int = 1
+    meter_values: int = 3
+    meter_interval: float = 1.0
+    wh_per_sample: int = 1000
+    vendor: str = "Dynamo"
+    model: str = "Simulator"
+    echo: Callable[[str], None] = print
+
+
+@dataclass
+class SessionRequest:
+    connector_id: int
+    id_tag: str
+    remote_start_id: int | None = None
+
+
+@dataclass
+class Session:
+    request: SessionRequest
+    transaction_id: Any = None
+    meter_wh: int = 0
+    stop_reason: str = ""
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class SimulatedCharger(ABC):
+    """The version-neutral behaviour, mixed in before the version's ChargePoint, which provides
+    the ``send_*`` messages (``send_boot`` answers whether the boot was accepted, and the interval)."""
+
+    options: SimulatorOptions
+    id: str
+
+    def simulator_setup(self, options: SimulatorOptions) -> None:
+        self.options = options
+        self.heartbeat_interval = 60
+        self.meter_wh = 0
+        self.session: Session | None = None
+        self.inoperative: set[int] = set()
+        self.remote_starts: asyncio.Queue[SessionRequest] = asyncio.Queue()
+        self.sessions_done = 0
+
+    async def route_message(self, raw_msg: str) -> None:
+        self.options.echo(f"{self.id} <- {raw_msg}")
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    async def _send(self, message: str) -> None:
+        self.options.echo(f"{self.id} -> {message}")
+        await super()._send(message)  # type: ignore[misc]
+
+    async def simulate(self) -> None:
+        """Boot, then run the sessions; returns when they are done."""
+        await self.boot()
+        heartbeats = asyncio.create_task(self._heartbeat_forever())
+        try:
+            while not self.options.sessions or self.sessions_done < self.options.sessions:
+                request = await self._next_session_request()
+                await self.run_session(request)
+                self.sessions_done += 1
+        finally:
+            heartbeats.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeats
+
+    async def boot(self) -> None:
+        while True:
+            accepted, interval = await self.send_boot()
+            if accepted:
+                break
+            await asyncio.sleep(max(1, min(interval, 60)))
+        self.heartbeat_interval = interval or self.heartbeat_interval
+        await self.send_heartbeat()
+        for connector_id in range(1, self.options.connectors + 1):
+            await self.send_status(connector_id, self._idle_status(connector_id))
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            await self.send_heartbeat()
+
+    async def _next_session_request(self) -> SessionRequest:
+        if self.options.wait_for_remote_start or not self.remote_starts.empty():
+            return await self.remote_starts.get()
+        await asyncio.sleep(self.options.meter_interval)
+        return SessionRequest(connector_id=1, id_tag=self.options.id_tag)
+
+    async def run_session(self, request: SessionRequest) -> None:
+        if request.remote_start_id is None and not await self.send_authorize(request.id_tag):
+            return
+        session = Session(request=request, meter_wh=self.meter_wh)
+        self.session = session
+        try:
+            await self.send_status(request.connector_id, "Preparing")
+            if not await self.send_start(session):
+                return
+            await self.send_status(request.connector_id, "Charging")
+            for _ in range(self.options.meter_values):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(session.stopped.wait(), self.options.meter_interval)
+                if session.stopped.is_set():
+                    break
+                self.meter_wh += self.options.wh_per_sample
+                session.meter_wh = self.meter_wh
+                await self.send_meter_values(session)
+            await self.send_stop(session)
+        finally:
+            self.session = None
+            await self.send_status(request.connector_id, self._idle_status(request.connector_id))
+
+    def stop_session(self, reason: str) -> bool:
+        """Ask the running session to stop; False when there is none."""
+        if self.session is None:
+            return False
+        self.session.stop_reason = reason
+        self.session.stopped.set()
+        return True
+
+    def can_start(self, connector_id: int) -> bool:
+        return self.session is None and connector_id not in self.inoperative and connector_id <= self.options.connectors
+
+    def _idle_status(self, connector_id: int) -> str:
+        return "Unavailable" if connector_id in self.inoperative else "Available"
+
+    async def set_availability(self, connector_ids: list[int], operative: bool) -> None:
+        for connector_id in connector_ids:
+            (self.inoperative.discard if operative else self.inoperative.add)(connector_id)
+            if self.session is None or self.session.request.connector_id != connector_id:
+                await self.send_status(connector_id, self._idle_status(connector_id))
+
+    async def reset(self) -> None:
+        """Stop the session (if any), then boot again, as a charger does after its restart."""
+        self.stop_session("SoftReset")
+        while self.session is not None:
+            await asyncio.sleep(0.05)
+        await self.boot()
+
+    def connector_ids(self, connector_id: int | None) -> list[int]:
+        """The connectors a command names: 0 or none is the whole charger."""
+        return list(range(1, self.options.connectors + 1)) if not connector_id else [connector_id]
+
+    @abstractmethod
+    async def send_boot(self) -> tuple[bool, int]: ...
+
+    @abstractmethod
+    async def send_heartbeat(self) -> None: ...
+
+    @abstractmethod
+    async def send_status(self, connector_id: int, status: str) -> None: ...
+
+    @abstractmethod
+    async def send_authorize(self, id_tag: str) -> bool: ...
+
+    @abstractmethod
+    async def send_start(self, session: Session) -> bool: ...
+
+    @abstractmethod
+    async def send_meter_values(self, session: Session) -> None: ...
+
+    @abstractmethod
+    async def send_stop(self, session: Session) -> None: ...
