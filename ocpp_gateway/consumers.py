@@ -34,7 +34,11 @@ SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 
 
 def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str) -> str | None:
-    """The password from an HTTP Basic header whose user is the charge point id."""
+    """The password from an HTTP Basic header whose user is the charge point id.
+
+    The identity may itself contain ``:`` (OCPP identifierString), so the credentials are
+    ``<charge point id>:<password>`` read from the front, not split at the first colon.
+    """
     for name, value in headers:
         if name.lower() != b"authorization":
             continue
@@ -42,10 +46,11 @@ def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str
         if scheme.lower() != "basic":
             return None
         try:
-            user, _, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+            credentials = base64.b64decode(encoded.strip()).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        return password if user == charge_point_id else None
+        user_prefix = f"{charge_point_id}:"
+        return credentials[len(user_prefix) :] if credentials.startswith(user_prefix) else None
     return None
 
 
@@ -54,6 +59,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     router: OcppRouter | None = None
     _outbound_worker: asyncio.Task[None] | None = None
+    _ended = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # However the consumer ends (a close, a crash, daphne cancelling it), presence is cleared now,
+        # not when the offline sweep notices: commands then answer not_connected at once.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._connection_end()
 
     # Channels' consumer loop awaits ``self.channel_receive`` and dies with the socket still open
     # when the channel layer raises (Redis restarting). Whatever Channels assigns there is wrapped
@@ -105,6 +119,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         _handshakes_in_progress[client] += 1
         try:
             await self._handshake()
+        except Exception:  # refused cleanly (403), never an HTTP 500
+            logger.exception("%s: handshake failed", self.scope["path"])
+            await self.close()
         finally:
             _handshakes_in_progress[client] -= 1
             if not _handshakes_in_progress[client]:
@@ -156,7 +173,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
             return
         await self._note_seen()
-        await self.router.route_message(text_data)
+        try:
+            await self.router.route_message(text_data)
+        except Exception:  # nothing a frame contains may end the connection
+            logger.exception("%s: dropped a frame that could not be handled: %.200r", self.charge_point_id, text_data)
 
     async def _note_seen(self) -> None:
         """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval)."""
@@ -225,8 +245,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.close(code=1000)
 
     async def disconnect(self, code: int) -> None:
-        if self.router is None:
+        await self._connection_end()
+
+    async def _connection_end(self) -> None:
+        if self.router is None or self._ended:
             return
+        self._ended = True
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.
         await heartbeats.flush()

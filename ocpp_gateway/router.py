@@ -21,7 +21,13 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils import timezone
 from ocpp.charge_point import ChargePoint
-from ocpp.exceptions import FormatViolationError, GenericError, OCPPError, SecurityError
+from ocpp.exceptions import (
+    FormatViolationError,
+    GenericError,
+    OCPPError,
+    SecurityError,
+    TypeConstraintViolationError,
+)
 from ocpp.messages import Call, CallError, MessageType, unpack
 
 from chargepoints import selectors
@@ -75,9 +81,21 @@ def _readable_unique_id(raw: str) -> str | None:
         frame = json.loads(raw)
     except (ValueError, TypeError, RecursionError):
         return None
+    return _readable_unique_id_of(frame)
+
+
+def _readable_unique_id_of(frame: Any) -> str | None:
     if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
         return frame[1]
     return None
+
+
+def _frame_with_numbers_as_text(raw: str) -> Any:
+    """The frame decoded with every number kept as its text, or None if it is not JSON."""
+    try:
+        return json.loads(raw, parse_int=str, parse_float=str)
+    except (ValueError, RecursionError):
+        return None
 
 
 class OcppRouter(ChargePoint):
@@ -109,6 +127,10 @@ class OcppRouter(ChargePoint):
         except RecursionError:  # nesting deeper than the JSON decoder goes
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             logger.warning("%s: dropped a frame nested too deeply to decode: %.200r", self.id, raw_msg)
+            return
+        except ValueError as error:  # a number Python will not convert (over 4300 digits)
+            self._log(MessageDirection.INBOUND, raw_msg, received_at)
+            await self._answer_undecodable_number(raw_msg, error)
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
@@ -215,6 +237,21 @@ class OcppRouter(ChargePoint):
             logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, error.code, raw_msg)
             return
         await self._send(Call(unique_id, "", {}).create_call_error(error).to_json())
+
+    async def _answer_undecodable_number(self, raw_msg: str, error: ValueError) -> None:
+        """A CALL gets a TypeConstraintViolation (no OCPP type holds the number); an answer
+        ends the outstanding CALL at once as a FormatViolation, instead of its timeout."""
+        frame = _frame_with_numbers_as_text(raw_msg)
+        unique_id = _readable_unique_id_of(frame)
+        if unique_id is None:
+            logger.warning("%s: dropped a frame with an undecodable number (%s): %.200r", self.id, error, raw_msg)
+            return
+        description = "A number in the frame has more digits than any OCPP type holds."
+        if frame[0] == str(MessageType.Call):
+            refusal = TypeConstraintViolationError(description=description)
+            await self._send(Call(unique_id, "", {}).create_call_error(refusal).to_json())
+        elif frame[0] in (str(MessageType.CallResult), str(MessageType.CallError)):
+            self._response_received(CallError(unique_id, "FormatViolation", f"Undecodable answer: {description}", {}))
 
     def _outstanding_action(self, unique_id: Any) -> str:
         if self._outstanding and self._outstanding[0] == unique_id:
