@@ -25,6 +25,7 @@ from ocpp.exceptions import (
     FormatViolationError,
     GenericError,
     OCPPError,
+    PropertyConstraintViolationError,
     SecurityError,
     TypeConstraintViolationError,
 )
@@ -35,6 +36,12 @@ from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
+from csms.storable_text import (
+    json_text_may_hold_unstorable_text,
+    text_escaped,
+    unstorable_text_paths,
+    unstorable_text_replaced,
+)
 from ocpp_gateway import leniency, quirks
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
@@ -45,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 
+
+# Messages that carry a session: unstorable text in them is replaced, never refused.
+_TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state.
 _SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
@@ -98,6 +108,22 @@ def _frame_with_numbers_as_text(raw: str) -> Any:
         return None
 
 
+def _storable_payload(msg: Call) -> Any:
+    """The CALL's payload if PostgreSQL can store its text; else session messages get U+FFFD in
+    place of each NUL or lone surrogate (never refused, issue 13 B), any other CALL is refused.
+
+    A string where a string belongs, holding a value no field may hold, is a
+    PropertyConstraintViolation (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4.3).
+    """
+    paths = unstorable_text_paths(msg.payload)
+    if not paths:
+        return msg.payload
+    if msg.action in _TEXT_REPLACED_IN:
+        return unstorable_text_replaced(msg.payload)
+    fields = ", ".join(path or "(payload)" for path in paths)
+    raise PropertyConstraintViolationError(description=f"NUL or unpaired surrogate in: {fields}"[:255])
+
+
 class OcppRouter(ChargePoint):
     """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
 
@@ -143,6 +169,8 @@ class OcppRouter(ChargePoint):
                 raise SecurityError(
                     description="The charge point is not commissioned; only BootNotification is served."
                 )
+            if json_text_may_hold_unstorable_text(raw_msg):
+                msg.payload = _storable_payload(msg)
             await self._handle_inbound_call(msg, received_at)
         except OCPPError as error:
             await self._send(msg.create_call_error(error).to_json())
@@ -287,11 +315,14 @@ class OcppRouter(ChargePoint):
                 error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
                 "outcome": "call_error",
-                "error_code": error_code,
-                "error_description": str(response.error_description or ""),
-                "error_details": response.error_details if isinstance(response.error_details, dict) else {},
+                "error_code": text_escaped(error_code),
+                "error_description": text_escaped(str(response.error_description or "")),
+                "error_details": (
+                    unstorable_text_replaced(response.error_details) if isinstance(response.error_details, dict) else {}
+                ),
             }
-        return {"outcome": "result", "payload": response.payload if isinstance(response.payload, dict) else {}}
+        payload = unstorable_text_replaced(response.payload) if isinstance(response.payload, dict) else {}
+        return {"outcome": "result", "payload": payload}
 
     async def _send(self, message: str) -> None:
         frame = json.loads(message)

@@ -27,6 +27,7 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
+from csms.storable_text import text_escaped
 from ocpp_gateway.presence import connection_close_sync
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
@@ -431,7 +432,10 @@ class LoggedFrame:
 
 
 def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
-    """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped."""
+    """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped.
+
+    Text PostgreSQL cannot store (NUL, lone surrogates) is kept as its JSON escape (``\\u0000``).
+    """
     ids = dict(
         ChargePoint.objects.filter(charge_point_id__in={frame.charge_point_id for frame in frames}).values_list(
             "charge_point_id", "pk"
@@ -442,9 +446,9 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
             charge_point_id=ids[frame.charge_point_id],
             direction=frame.direction,
             message_type=frame.message_type,
-            unique_id=frame.unique_id[:64],
-            action=frame.action[:64],
-            frame=frame.frame,
+            unique_id=text_escaped(frame.unique_id)[:64],
+            action=text_escaped(frame.action)[:64],
+            frame=text_escaped(frame.frame),
             created_at=frame.created_at,
         )
         for frame in frames

@@ -7,9 +7,12 @@ import asyncio
 import json
 
 import pytest
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint, OcppMessage
+from chargepoints.services import LoggedFrame, ocpp_messages_record
 from conftest import ahttp, eventually, raw_socket
+from ocpp_gateway.buffers import WriteBehindBuffer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,3 +83,110 @@ async def test_a_closed_socket_clears_presence_at_once(daphne):
 async def _offline(charge_point_id: str) -> bool:
     charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
     return not charge_point.connected and not charge_point.connection_channel
+
+
+# --- Text PostgreSQL cannot store (B2, B3) --------------------------------------------------
+
+
+async def test_an_unstorable_unique_id_never_takes_other_chargers_log_rows_with_it(daphne):
+    await register("CP-SURROGATE")
+    await register("CP-NUL")
+    await register("CP-CLEAN")
+    async with (
+        raw_socket(daphne, "1.6", "CP-SURROGATE") as surrogate,
+        raw_socket(daphne, "1.6", "CP-NUL") as nul,
+        raw_socket(daphne, "1.6", "CP-CLEAN") as clean,
+    ):
+        await surrogate.send('[2,"\\ud800","Heartbeat",{}]')
+        await nul.send('[2,"a\\u0000b","Heartbeat",{}]')
+        await clean.send('[2,"clean-1","Heartbeat",{}]')
+        assert (await answer_to(surrogate, "\ud800"))[0] == 3
+        assert (await answer_to(nul, "a\u0000b"))[0] == 3
+        assert (await answer_to(clean, "clean-1"))[0] == 3
+
+        async def logged() -> dict[str, set[str]]:
+            rows = OcppMessage.objects.values_list("charge_point__charge_point_id", "unique_id")
+            found: dict[str, set[str]] = {}
+            async for charge_point_id, unique_id in rows:
+                found.setdefault(charge_point_id, set()).add(unique_id)
+            return found if len(found) == 3 and all(len(ids) == 1 for ids in found.values()) else {}
+
+        found = await eventually(logged, timeout=5)
+    assert found == {"CP-SURROGATE": {"\\ud800"}, "CP-NUL": {"a\\u0000b"}, "CP-CLEAN": {"clean-1"}}
+
+
+async def test_a_row_the_database_refuses_loses_only_itself_not_its_batch(transactional_db):
+    await register("CP-A")
+    await register("CP-B")
+    buffer = WriteBehindBuffer(
+        name="test frame", write=lambda rows: ocpp_messages_record(frames=rows), flush_seconds=lambda: 60, max_batch=10
+    )
+    now = timezone.now()
+    for charge_point_id, unique_id, at in (("CP-A", "a1", now), ("CP-B", "refused", None), ("CP-B", "b2", now)):
+        buffer.add(LoggedFrame(charge_point_id=charge_point_id, direction="in", frame="[]", created_at=at, unique_id=unique_id))
+    await buffer.flush()
+    stored = OcppMessage.objects.order_by("unique_id").values_list("unique_id", flat=True)
+    assert [unique_id async for unique_id in stored] == ["a1", "b2"]
+
+
+V16_BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "M1"}
+V201_BOOT = {"reason": "PowerUp", "chargingStation": {"vendorName": "Vendor", "model": "M2"}}
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload", "field"),
+    [
+        ("1.6", "BootNotification", {**V16_BOOT, "chargePointVendor": "Ven\u0000dor"}, "chargePointVendor"),
+        ("1.6", "Authorize", {"idTag": "T\u00001"}, "idTag"),
+        (
+            "1.6",
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "a\u0000b"},
+            "info",
+        ),
+        ("1.6", "DataTransfer", {"vendorId": "V", "data": "\ud800"}, "data"),
+        ("2.0.1", "BootNotification", {**V201_BOOT, "chargingStation": {"vendorName": "\ud800", "model": "M"}},
+         "chargingStation.vendorName"),
+        ("2.0.1", "Authorize", {"idToken": {"idToken": "T\u0000", "type": "ISO14443"}}, "idToken.idToken"),
+    ],
+)
+async def test_unstorable_text_in_a_call_is_a_property_constraint_violation_naming_the_field(
+    daphne, version, action, payload, field
+):
+    await register("CP-TEXT")
+    async with raw_socket(daphne, version, "CP-TEXT") as websocket:
+        await websocket.send(json.dumps([2, "t1", action, payload]))
+        answer = await answer_to(websocket, "t1")
+        assert answer[0] == 4 and answer[2] == "PropertyConstraintViolation"
+        assert field in answer[3]
+        assert await heartbeat_answered(websocket)
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP-TEXT")
+    assert charge_point.vendor == ""
+
+
+async def test_unstorable_text_in_a_session_message_is_replaced_and_the_session_starts(daphne):
+    from chargepoints.models import Transaction
+
+    await register("CP-TEXT")
+    async with raw_socket(daphne, "1.6", "CP-TEXT") as websocket:
+        start = {"connectorId": 1, "idTag": "T\u00001", "meterStart": 0, "timestamp": "2026-11-25T10:00:00Z"}
+        await websocket.send(json.dumps([2, "s1", "StartTransaction", start]))
+        answer = await answer_to(websocket, "s1")
+    assert answer[0] == 3 and answer[2]["transactionId"] > 0
+    transaction = await Transaction.objects.aget()
+    assert transaction.id_tag == "T\ufffd1"
+
+
+async def test_the_api_answers_400_naming_the_field_for_text_it_cannot_store(daphne, api_key):
+    await register("CP-TEXT")
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/ocpp16/CP-TEXT/data_transfer",
+        method="POST",
+        api_key=api_key,
+        body={"vendor_id": "V", "data": "a\u0000b"},
+    )
+    assert status == 400 and body["error"] == "ValidationError" and "data" in body["details"]
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/id-tags", method="POST", api_key=api_key, body={"id_tag": "T\ud800"}
+    )
+    assert status == 400 and "id_tag" in body["details"]
