@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chargepoints import services
+from ocpp_gateway.handshake_auth import handshake_admit
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -137,10 +138,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
-        allowed = await database_sync_to_async(services.charge_point_admit)(
-            charge_point_id=self.charge_point_id, password=password
-        )
-        if not allowed:
+        address = (self.scope.get("client") or ["?"])[0]
+        if not await handshake_admit(charge_point_id=self.charge_point_id, password=password, address=address):
             logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
             await self.close()
             return

@@ -73,17 +73,18 @@ def charge_point_register(
     return charge_point
 
 
-def charge_point_admit(*, charge_point_id: str, password: str | None) -> bool:
+def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: bool = True) -> bool:
     """Whether a WebSocket handshake for this id may go on.
 
     Known chargers need to be not decommissioned and to present their password (every charger
     must have one with CSMS_REQUIRE_CHARGER_PASSWORD). Unknown ones are refused, unless
     CSMS_AUTO_REGISTER is on: then they are registered as pending, their Boot is answered
-    Pending, and an operator commissions them.
+    Pending, and an operator commissions them. Without ``may_hash``, a password that would need
+    hashing raises ``passwords.PasswordNeedsHashing`` (the gateway bounds and throttles hashing).
     """
     require_password = settings.CSMS_REQUIRE_CHARGER_PASSWORD
     if selectors.charge_point_may_connect(
-        charge_point_id=charge_point_id, password=password, require_password=require_password
+        charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     ):
         return True
     if not settings.CSMS_AUTO_REGISTER or require_password:
@@ -118,7 +119,7 @@ def charge_point_update(
 
     A password is set, rotated (new value) or removed (None); a tariff likewise (None: the
     default tariff applies). Decommissioning closes the charger's socket: a decommissioned
-    charger may not stay connected.
+    charger may not stay connected; so does a password change: the charger reconnects with it.
     """
     changed = ["updated_at"]
     for field, value in (
@@ -139,6 +140,8 @@ def charge_point_update(
         charge_point.save(update_fields=changed)
         if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
             _close_connection_on_commit(charge_point, "charge point decommissioned")
+        elif password is not _UNCHANGED:
+            _close_connection_on_commit(charge_point, "charger password changed")
     return charge_point
 
 
