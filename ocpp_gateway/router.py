@@ -169,9 +169,7 @@ class OcppRouter(ChargePoint):
                 raise SecurityError(
                     description="The charge point is not commissioned; only BootNotification is served."
                 )
-            if json_text_may_hold_unstorable_text(raw_msg):
-                msg.payload = _storable_payload(msg)
-            await self._handle_inbound_call(msg, received_at)
+            await self._handle_inbound_call(msg, received_at, json_text_may_hold_unstorable_text(raw_msg))
         except OCPPError as error:
             await self._send(msg.create_call_error(error).to_json())
         except Exception as error:  # a frame must never take the connection down
@@ -180,11 +178,13 @@ class OcppRouter(ChargePoint):
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
 
-    async def _handle_inbound_call(self, msg: Call, received_at: datetime) -> None:
+    async def _handle_inbound_call(self, msg: Call, received_at: datetime, may_hold_unstorable_text: bool) -> None:
         """The profile's quirks, then validation and dispatch by the package. A lenient profile's
         message whose violations are all harmless is recorded, then handled unvalidated."""
         profile = await self._current_profile(msg)
         msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
+        if may_hold_unstorable_text:
+            msg.payload = _storable_payload(msg)
         violations = (
             leniency.tolerated_violations(ocpp_version=self._ocpp_version, action=msg.action, payload=msg.payload)
             if profile.lenient and msg.action in self.route_map
