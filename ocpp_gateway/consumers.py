@@ -16,8 +16,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from chargepoints import services
-from ocpp_gateway.handshake_auth import handshake_admit
 from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.handshake_auth import handshake_admit
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close

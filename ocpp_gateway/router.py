@@ -275,10 +275,11 @@ class OcppRouter(ChargePoint):
             logger.warning("%s: dropped a frame with an undecodable number (%s): %.200r", self.id, error, raw_msg)
             return
         description = "A number in the frame has more digits than any OCPP type holds."
-        if frame[0] == str(MessageType.Call):
+        message_type = frame[0]  # as text, like every number here
+        if message_type == str(int(MessageType.Call)):
             refusal = TypeConstraintViolationError(description=description)
             await self._send(Call(unique_id, "", {}).create_call_error(refusal).to_json())
-        elif frame[0] in (str(MessageType.CallResult), str(MessageType.CallError)):
+        elif message_type in (str(int(MessageType.CallResult)), str(int(MessageType.CallError))):
             self._response_received(CallError(unique_id, "FormatViolation", f"Undecodable answer: {description}", {}))
 
     def _outstanding_action(self, unique_id: Any) -> str:
