@@ -4,19 +4,23 @@ reaches; anything else is refused cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from django.test import Client
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from chargepoints.identity import IDENTITY_CHARACTERS
 from chargepoints.models import ChargePoint
-from conftest import SUBPROTOCOL, ahttp, ocpp_charger
+from conftest import ahttp, ocpp_charger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -123,3 +127,28 @@ def test_the_admin_registers_an_identifier_string_and_refuses_dot_segments(db):
     for refused in (".", "..", "a b"):
         assert admin.post(add, {**form, "charge_point_id": refused}).status_code == 200
     assert sorted(ChargePoint.objects.values_list("charge_point_id", flat=True)) == ["A=B1", "RDAM|123"]
+
+
+def test_every_identity_registration_accepts_connects_with_its_password(daphne, api_key):
+    """Property: whatever id the API registers, that charger connects (percent-encoded URL, HTTP
+    Basic with the id as user) and is reached by the API."""
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(charge_point_id=st.from_regex(rf"\A{IDENTITY_CHARACTERS}{{1,48}}\Z"))
+    def check(charge_point_id: str) -> None:
+        asyncio.run(registered_then_connected(charge_point_id))
+
+    async def registered_then_connected(charge_point_id: str) -> None:
+        await ChargePoint.objects.filter(charge_point_id=charge_point_id).adelete()
+        status, body = await register(daphne, api_key, charge_point_id, password=PASSWORD)
+        if charge_point_id in (".", ".."):
+            assert status == 400
+            return
+        assert status == 201, body
+        url_id = quote(charge_point_id, safe="")
+        async with ocpp_charger(daphne, "1.6", url_id, additional_headers=basic(charge_point_id, PASSWORD)) as charger:
+            await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+            status, body = await ahttp(f"{daphne.http_url}/api/v1/chargepoints/{url_id}", api_key=api_key)
+            assert status == 200 and body["connected"] is True and body["vendor"] == "V"
+
+    check()
