@@ -80,6 +80,23 @@ async def test_a_closed_socket_clears_presence_at_once(daphne):
     assert await eventually(lambda: _offline("CP-GONE"), timeout=3)
 
 
+async def test_a_consumer_that_crashes_clears_presence_at_once_and_commands_answer_not_connected(daphne, api_key):
+    from channels.layers import get_channel_layer
+
+    await register("CP-CRASH")
+    async with raw_socket(daphne, "1.6", "CP-CRASH") as websocket:
+        assert await heartbeat_answered(websocket)
+        channel = (await ChargePoint.objects.aget(charge_point_id="CP-CRASH")).connection_channel
+        await get_channel_layer().send(channel, {"type": "no.such.handler"})  # the consumer raises, daphne closes 1011
+        async with asyncio.timeout(5):
+            await websocket.wait_closed()
+    assert await eventually(lambda: _offline("CP-CRASH"), timeout=3)
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/ocpp16/CP-CRASH/reset", method="POST", api_key=api_key, body={"type": "Soft"}
+    )
+    assert status == 503 and body["error"] == "NotConnected"
+
+
 async def _offline(charge_point_id: str) -> bool:
     charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
     return not charge_point.connected and not charge_point.connection_channel
