@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth.hashers import check_password
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -30,6 +29,7 @@ from chargepoints.models import (
     Transaction,
     TransactionStatus,
 )
+from chargepoints.passwords import charger_password_matches
 
 
 def charge_point_get(*, charge_point_id: str) -> ChargePoint:
@@ -37,19 +37,26 @@ def charge_point_get(*, charge_point_id: str) -> ChargePoint:
     return ChargePoint.objects.get(charge_point_id=charge_point_id)
 
 
-def charge_point_may_connect(*, charge_point_id: str, password: str | None, require_password: bool = False) -> bool:
+def charge_point_may_connect(
+    *, charge_point_id: str, password: str | None, require_password: bool = False, may_hash: bool = True
+) -> bool:
     """Whether a handshake for this id is allowed: known, not decommissioned, right password.
 
-    With ``require_password`` a charger without a password set is refused too.
+    With ``require_password`` a charger without a password set is refused too. Without
+    ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised when the password would need a hash
+    (it was not checked against the stored hash in this process before).
     """
     return not charge_point_refusal(
-        charge_point_id=charge_point_id, password=password, require_password=require_password
+        charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
 
 
-def charge_point_refusal(*, charge_point_id: str, password: str | None, require_password: bool = False) -> str:
+def charge_point_refusal(
+    *, charge_point_id: str, password: str | None, require_password: bool = False, may_hash: bool = True
+) -> str:
     """Why a handshake for this id is refused, for the log ("" when it is allowed): "unknown",
-    "decommissioned", "no password presented", "wrong password" or "no password set (required)"."""
+    "decommissioned", "no password presented", "wrong password" or "no password set (required)".
+    Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised as in ``charge_point_may_connect``."""
     charge_point = (
         ChargePoint.objects.filter(charge_point_id=charge_point_id).only("password_hash", "lifecycle_state").first()
     )
@@ -61,7 +68,10 @@ def charge_point_refusal(*, charge_point_id: str, password: str | None, require_
         return "no password set (required)" if require_password else ""
     if password is None:
         return "no password presented"
-    return "" if check_password(password, charge_point.password_hash) else "wrong password"
+    matches = charger_password_matches(
+        charge_point_id=charge_point_id, password=password, password_hash=charge_point.password_hash, may_hash=may_hash
+    )
+    return "" if matches else "wrong password"
 
 
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:

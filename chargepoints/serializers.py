@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
 from chargepoints import selectors
+from chargepoints.identity import charge_point_id_validate
 from chargepoints.metering import wh_number
 from chargepoints.models import (
     AuthorizationStatus,
@@ -25,14 +26,8 @@ from chargepoints.models import (
 )
 from csms.api_errors import ApiError
 
-charge_point_id_validator = RegexValidator(
-    r"^[A-Za-z0-9._:@+*\-]{1,48}$",
-    "Use 1 to 48 letters, digits or . _ : @ + * - (it becomes part of the charger's URL).",
-)
-
-
 class ChargePointSerializer(serializers.ModelSerializer):
-    charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validator])
+    charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])
     heartbeat_interval = serializers.IntegerField(min_value=1, max_value=86400, required=False)
     ocpp_version = serializers.ChoiceField(choices=OcppVersion.choices, required=False, allow_blank=True)
     lifecycle_state = serializers.ChoiceField(choices=LifecycleState.choices, required=False)

@@ -1,5 +1,6 @@
 from django.urls import re_path
 
+from chargepoints.identity import IDENTITY_PATTERN
 from chargepoints.views import ChargePointViewSet, ConnectionStatusView, IdTagViewSet, TransactionViewSet
 from csms.routers import OptionalSlashRouter
 
@@ -10,7 +11,7 @@ router.register("transactions", TransactionViewSet, basename="transaction")
 
 urlpatterns = [
     re_path(
-        r"^installer/charge-points/(?P<charge_point_id>[^/]+)/connection-status/?$",
+        rf"^installer/charge-points/(?P<charge_point_id>{IDENTITY_PATTERN})/connection-status/?$",
         ConnectionStatusView.as_view(),
         name="connection-status",
     ),

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from chargepoints import selectors, services
+from chargepoints.identity import IDENTITY_PATTERN
 from chargepoints.models import ChargePoint, IdTag, Transaction
 from chargepoints.serializers import (
     ChargePointSerializer,
@@ -60,7 +61,7 @@ class ChargePointViewSet(
 
     serializer_class = ChargePointSerializer
     lookup_field = "charge_point_id"
-    lookup_value_regex = "[^/]+"
+    lookup_value_regex = IDENTITY_PATTERN
 
     def get_queryset(self) -> QuerySet[ChargePoint]:
         queryset = ChargePoint.objects.all()

@@ -1,5 +1,6 @@
 from django.urls import re_path
 
+from chargepoints.identity import IDENTITY_PATTERN
 from commands.catalog import COMMANDS
 from commands.views import CommandViewSet, OcppCommandView
 from csms.routers import OptionalSlashRouter
@@ -15,5 +16,5 @@ for version, commands in COMMANDS.items():
         view = OcppCommandView.as_view(ocpp_version=version, command=command)
         urlpatterns += [
             re_path(rf"^{_PREFIX[version]}/{command}/?$", view),
-            re_path(rf"^{_PREFIX[version]}/(?P<charge_point_id>[^/]+)/{command}/?$", view),
+            re_path(rf"^{_PREFIX[version]}/(?P<charge_point_id>{IDENTITY_PATTERN})/{command}/?$", view),
         ]

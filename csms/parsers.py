@@ -1,11 +1,14 @@
-"""The API's JSON parser: a body nested too deeply is a 400, never a RecursionError."""
+"""The API's JSON parser: a body nested too deeply is a 400, never a RecursionError; text
+PostgreSQL cannot store is a 400 naming each field."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
+
+from csms.storable_text import unstorable_text_paths
 
 # No request of this API nests deeper (an OCPP charging profile is about 6 levels deep); the limit keeps
 # every later recursive step (OCPP schema validation, snake/camel conversion) far from Python's.
@@ -32,4 +35,8 @@ class JsonParser(JSONParser):
             raise ParseError(_TOO_DEEP) from None
         if json_depth(data) > MAX_JSON_DEPTH:
             raise ParseError(_TOO_DEEP)
+        paths = unstorable_text_paths(data)
+        if paths:
+            problem = "NUL characters and unpaired surrogates cannot be stored."
+            raise ValidationError({path or "(body)": [problem] for path in paths})
         return data

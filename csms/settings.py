@@ -271,6 +271,12 @@ CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60,
 # a required password refuses every charger that has none set.
 CSMS_AUTO_REGISTER = env_bool("CSMS_AUTO_REGISTER", False)
 CSMS_REQUIRE_CHARGER_PASSWORD = env_bool("CSMS_REQUIRE_CHARGER_PASSWORD", False)
+# Wrong charger passwords: failures per identity and per client address within the window,
+# beyond which a handshake is refused before any password hashing; hashes one process runs at once.
+CSMS_CHARGER_AUTH_FAILURES_PER_ID = env_int("CSMS_CHARGER_AUTH_FAILURES_PER_ID", 5, minimum=1)
+CSMS_CHARGER_AUTH_FAILURES_PER_IP = env_int("CSMS_CHARGER_AUTH_FAILURES_PER_IP", 50, minimum=1)
+CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS = env_int("CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT = env_int("CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT", 2, minimum=1)
 # Flood limits per connection and per client address; excess is answered or refused, and logged.
 CSMS_MAX_FRAME_BYTES = env_int("CSMS_MAX_FRAME_BYTES", 65536, minimum=1024)
 CSMS_MAX_FRAMES_PER_SECOND = env_int("CSMS_MAX_FRAMES_PER_SECOND", 20, minimum=1)

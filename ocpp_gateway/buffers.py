@@ -19,6 +19,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from django.db import InterfaceError, OperationalError
+
 from ocpp_gateway.db import database_sync_to_async
 
 logger = logging.getLogger(__name__)
@@ -60,20 +62,32 @@ class WriteBehindBuffer(Generic[Row]):
         """Write everything pending now (several batches if need be)."""
         async with self._writing:
             while self._pending:
-                batch = self._take()
-                try:
-                    await database_sync_to_async(self._write)(batch)
-                except Exception:
-                    logger.exception("Could not store %d %s rows", len(batch), self.name)
+                await database_sync_to_async(self._write_batch)(self._take())
 
     def flush_at_exit(self) -> None:
         """Write what is pending from a process whose event loop has stopped."""
         while self._pending:
-            batch = self._take()
+            self._write_batch(self._take())
+
+    def _write_batch(self, batch: list[Row]) -> None:
+        """One INSERT; if the batch fails, row by row, so that a row the database refuses
+        loses only itself, never the other chargers' rows of the same window."""
+        try:
+            self._write(batch)
+            return
+        except (OperationalError, InterfaceError):  # the database is away: row by row would not help
+            logger.exception("Could not store %d %s rows", len(batch), self.name)
+            return
+        except Exception:
+            if len(batch) == 1:
+                logger.exception("Could not store a %s row: %.300r", self.name, batch[0])
+                return
+            logger.exception("Could not store %d %s rows at once; storing them one by one", len(batch), self.name)
+        for row in batch:
             try:
-                self._write(batch)
+                self._write([row])
             except Exception:
-                logger.exception("Could not store %d %s rows at exit", len(batch), self.name)
+                logger.exception("Could not store a %s row: %.300r", self.name, row)
 
     def _take(self) -> list[Row]:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]

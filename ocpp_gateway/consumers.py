@@ -19,6 +19,7 @@ from chargepoints import services
 from csms import metrics
 from csms.log_format import charge_point_id_var
 from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.handshake_auth import handshake_admit
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close
@@ -36,7 +37,11 @@ SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 
 
 def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str) -> str | None:
-    """The password from an HTTP Basic header whose user is the charge point id."""
+    """The password from an HTTP Basic header whose user is the charge point id.
+
+    The identity may itself contain ``:`` (OCPP identifierString), so the credentials are
+    ``<charge point id>:<password>`` read from the front, not split at the first colon.
+    """
     for name, value in headers:
         if name.lower() != b"authorization":
             continue
@@ -44,10 +49,11 @@ def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str
         if scheme.lower() != "basic":
             return None
         try:
-            user, _, password = base64.b64decode(encoded.strip()).decode("utf-8").partition(":")
+            credentials = base64.b64decode(encoded.strip()).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             return None
-        return password if user == charge_point_id else None
+        user_prefix = f"{charge_point_id}:"
+        return credentials[len(user_prefix) :] if credentials.startswith(user_prefix) else None
     return None
 
 
@@ -56,6 +62,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     router: OcppRouter | None = None
     _outbound_worker: asyncio.Task[None] | None = None
+    _ended = False
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # However the consumer ends (a close, a crash, daphne cancelling it), presence is cleared now,
+        # not when the offline sweep notices: commands then answer not_connected at once.
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._connection_end()
 
     # Channels' consumer loop awaits ``self.channel_receive`` and dies with the socket still open
     # when the channel layer raises (Redis restarting). Whatever Channels assigns there is wrapped
@@ -107,6 +122,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         _handshakes_in_progress[client] += 1
         try:
             await self._handshake()
+        except Exception:  # refused cleanly (403), never an HTTP 500
+            logger.exception("%s: handshake failed", self.scope["path"])
+            await self.close()
         finally:
             _handshakes_in_progress[client] -= 1
             if not _handshakes_in_progress[client]:
@@ -126,9 +144,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
-        refusal = await database_sync_to_async(services.charge_point_admit)(
-            charge_point_id=self.charge_point_id, password=password
-        )
+        address = (self.scope.get("client") or ["?"])[0]
+        refusal = await handshake_admit(charge_point_id=self.charge_point_id, password=password, address=address)
         if refusal:
             logger.info("%s: refused, %s", self.charge_point_id, refusal)
             await self.close()
@@ -163,7 +180,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
             return
         await self._note_seen()
-        await self.router.route_message(text_data)
+        try:
+            await self.router.route_message(text_data)
+        except Exception:  # nothing a frame contains may end the connection
+            logger.exception("%s: dropped a frame that could not be handled: %.200r", self.charge_point_id, text_data)
 
     async def _note_seen(self) -> None:
         """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval)."""
@@ -232,8 +252,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self.close(code=1000)
 
     async def disconnect(self, code: int) -> None:
-        if self.router is None:
+        await self._connection_end()
+
+    async def _connection_end(self) -> None:
+        if self.router is None or self._ended:
             return
+        self._ended = True
         metrics.charger_disconnected(ocpp_version=self.ocpp_version)
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.

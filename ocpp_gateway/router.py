@@ -27,7 +27,9 @@ from ocpp.exceptions import (
     NotImplementedError,
     NotSupportedError,
     OCPPError,
+    PropertyConstraintViolationError,
     SecurityError,
+    TypeConstraintViolationError,
 )
 from ocpp.messages import Call, CallError, MessageType, unpack
 from ocpp.v16.enums import Action as V16Action
@@ -40,6 +42,12 @@ from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from csms import metrics
 from csms.log_format import bind_message
+from csms.storable_text import (
+    json_text_may_hold_unstorable_text,
+    text_escaped,
+    unstorable_text_paths,
+    unstorable_text_replaced,
+)
 from ocpp_gateway import leniency, quirks, rpc_errors, schemas
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.message_log import message_log
@@ -55,6 +63,8 @@ _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 # raises them the other way round (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4.2.3): an action the
 # version does not define is NotImplemented, one it defines that the CSMS does not answer NotSupported.
 _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a in V201Action}}
+# Messages that carry a session: unstorable text in them is replaced, never refused.
+_TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state.
 _SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
@@ -88,6 +98,36 @@ class Connection(Protocol):
     async def send(self, text_data: str) -> None: ...
 
 
+def _readable_unique_id_of(frame: Any) -> str | None:
+    if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
+        return frame[1]
+    return None
+
+
+def _frame_with_numbers_as_text(raw: str) -> Any:
+    """The frame decoded with every number kept as its text, or None if it is not JSON."""
+    try:
+        return json.loads(raw, parse_int=str, parse_float=str)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _storable_payload(msg: Call) -> Any:
+    """The CALL's payload if PostgreSQL can store its text; else session messages get U+FFFD in
+    place of each NUL or lone surrogate (never refused, issue 13 B), any other CALL is refused.
+
+    A string where a string belongs, holding a value no field may hold, is a
+    PropertyConstraintViolation (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4.3).
+    """
+    paths = unstorable_text_paths(msg.payload)
+    if not paths:
+        return msg.payload
+    if msg.action in _TEXT_REPLACED_IN:
+        return unstorable_text_replaced(msg.payload)
+    fields = ", ".join(path or "(payload)" for path in paths)
+    raise PropertyConstraintViolationError(description=f"NUL or unpaired surrogate in: {fields}"[:255])
+
+
 class OcppRouter(ChargePoint):
     """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
 
@@ -114,6 +154,10 @@ class OcppRouter(ChargePoint):
         except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_unparseable(raw_msg, error if isinstance(error, OCPPError) else None)
+            return
+        except ValueError as error:  # a number Python will not convert (over 4300 digits)
+            self._log(MessageDirection.INBOUND, raw_msg, received_at)
+            await self._answer_undecodable_number(raw_msg, error)
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         bind_message(action=action, unique_id=str(msg.unique_id))
@@ -155,6 +199,8 @@ class OcppRouter(ChargePoint):
         frame, then handled as mended; anything else keeps the package's CALLERROR."""
         profile = await self._current_profile(msg)
         msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
+        if json_text_may_hold_unstorable_text(raw_msg):
+            msg.payload = _storable_payload(msg)
         try:
             await self._handle_call(msg)
             return
@@ -248,6 +294,22 @@ class OcppRouter(ChargePoint):
         unique_id, answer_error = answer
         await self._send(Call(unique_id, "", {}).create_call_error(answer_error).to_json())
 
+    async def _answer_undecodable_number(self, raw_msg: str, error: ValueError) -> None:
+        """A CALL gets a TypeConstraintViolation (no OCPP type holds the number); an answer
+        ends the outstanding CALL at once as a FormatViolation, instead of its timeout."""
+        frame = _frame_with_numbers_as_text(raw_msg)
+        unique_id = _readable_unique_id_of(frame)
+        if unique_id is None:
+            logger.warning("%s: dropped a frame with an undecodable number (%s): %.200r", self.id, error, raw_msg)
+            return
+        description = "A number in the frame has more digits than any OCPP type holds."
+        message_type = frame[0]  # as text, like every number here
+        if message_type == str(int(MessageType.Call)):
+            refusal = TypeConstraintViolationError(description=description)
+            await self._send(Call(unique_id, "", {}).create_call_error(refusal).to_json())
+        elif message_type in (str(int(MessageType.CallResult)), str(int(MessageType.CallError))):
+            self._response_received(CallError(unique_id, "FormatViolation", f"Undecodable answer: {description}", {}))
+
     def _outstanding_action(self, unique_id: Any) -> str:
         if self._outstanding and self._outstanding[0] == unique_id:
             return self._outstanding[1]
@@ -282,11 +344,14 @@ class OcppRouter(ChargePoint):
                 error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
                 "outcome": "call_error",
-                "error_code": error_code,
-                "error_description": str(response.error_description or ""),
-                "error_details": response.error_details if isinstance(response.error_details, dict) else {},
+                "error_code": text_escaped(error_code),
+                "error_description": text_escaped(str(response.error_description or "")),
+                "error_details": (
+                    unstorable_text_replaced(response.error_details) if isinstance(response.error_details, dict) else {}
+                ),
             }
-        return await self._result_checked(action, response.payload)
+        payload = unstorable_text_replaced(response.payload) if isinstance(response.payload, dict) else response.payload
+        return await self._result_checked(action, payload)
 
     async def _result_checked(self, action: str, payload: Any) -> dict[str, Any]:
         """A CALLRESULT checked against the action's response schema: a strict charger's invalid

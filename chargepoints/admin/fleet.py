@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
+from chargepoints.identity import charge_point_id_validate
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -121,6 +122,11 @@ class ChargePointAdminForm(forms.ModelForm):
     class Meta:
         model = ChargePoint
         exclude = ["password_hash"]
+
+    def clean_charge_point_id(self) -> str:
+        charge_point_id: str = self.cleaned_data["charge_point_id"]
+        charge_point_id_validate(charge_point_id)
+        return charge_point_id
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -27,6 +27,7 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
+from csms.storable_text import text_escaped
 from ocpp_gateway.presence import connection_close_sync
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
@@ -72,18 +73,19 @@ def charge_point_register(
     return charge_point
 
 
-def charge_point_admit(*, charge_point_id: str, password: str | None) -> str:
+def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: bool = True) -> str:
     """Whether a WebSocket handshake for this id may go on: "" if so, else why not (for the log,
     see ``selectors.charge_point_refusal``).
 
     Known chargers need to be not decommissioned and to present their password (every charger
     must have one with CSMS_REQUIRE_CHARGER_PASSWORD). Unknown ones are refused, unless
     CSMS_AUTO_REGISTER is on: then they are registered as pending, their Boot is answered
-    Pending, and an operator commissions them.
+    Pending, and an operator commissions them. Without ``may_hash``, a password that would need
+    hashing raises ``passwords.PasswordNeedsHashing`` (the gateway bounds and throttles hashing).
     """
     require_password = settings.CSMS_REQUIRE_CHARGER_PASSWORD
     refusal = selectors.charge_point_refusal(
-        charge_point_id=charge_point_id, password=password, require_password=require_password
+        charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
@@ -115,7 +117,7 @@ def charge_point_update(
 
     A password is set, rotated (new value) or removed (None); a tariff likewise (None: the
     default tariff applies). Decommissioning closes the charger's socket: a decommissioned
-    charger may not stay connected.
+    charger may not stay connected; so does a password change: the charger reconnects with it.
     """
     changed = ["updated_at"]
     for field, value in (
@@ -136,6 +138,8 @@ def charge_point_update(
         charge_point.save(update_fields=changed)
         if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
             _close_connection_on_commit(charge_point, "charge point decommissioned")
+        elif password is not _UNCHANGED:
+            _close_connection_on_commit(charge_point, "charger password changed")
     return charge_point
 
 
@@ -445,7 +449,10 @@ class LoggedFrame:
 
 
 def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
-    """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped."""
+    """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped.
+
+    Text PostgreSQL cannot store (NUL, lone surrogates) is kept as its JSON escape (``\\u0000``).
+    """
     ids = dict(
         ChargePoint.objects.filter(charge_point_id__in={frame.charge_point_id for frame in frames}).values_list(
             "charge_point_id", "pk"
@@ -456,9 +463,9 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
             charge_point_id=ids[frame.charge_point_id],
             direction=frame.direction,
             message_type=frame.message_type,
-            unique_id=frame.unique_id[:64],
-            action=frame.action[:64],
-            frame=frame.frame,
+            unique_id=text_escaped(frame.unique_id)[:64],
+            action=text_escaped(frame.action)[:64],
+            frame=text_escaped(frame.frame),
             created_at=frame.created_at,
         )
         for frame in frames

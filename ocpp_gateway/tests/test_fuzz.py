@@ -80,17 +80,29 @@ V201_PAYLOADS: dict[str, dict[str, Any]] = {
 }
 VALID_PAYLOADS = {"1.6": V16_PAYLOADS, "2.0.1": V201_PAYLOADS}
 
+# Text PostgreSQL cannot store (NUL, lone surrogates), and integers over Python's 4300-digit
+# limit (json.dumps cannot write those: a token stands for one and is replaced in the frame's text).
+UNSTORABLE = ["\u0000", "\ud800", "\udfff", "\udc00"]
+HUGE_INTEGER_TOKEN = "<huge integer>"
+HUGE_INTEGERS = {4301: "9" * 4301, 5000: "-" + "7" * 5000}
+poisoned_texts = st.builds(
+    lambda before, bad, after: before + bad + after,
+    st.text(max_size=8),
+    st.sampled_from(UNSTORABLE),
+    st.text(max_size=8),
+)
+texts = st.one_of(st.text(max_size=30), poisoned_texts)
 json_scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=30),
-    st.sampled_from(["", "Available", "9" * 400, "2026-13-45T99:99:99Z", "\u0000", "🔌"]),
+    texts,
+    st.sampled_from(["", "Available", "9" * 400, "2026-13-45T99:99:99Z", "\u0000", "🔌", HUGE_INTEGER_TOKEN]),
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
     max_leaves=12,
 )
 
@@ -100,7 +112,16 @@ def mutated_calls(draw: st.DrawFn, version: str) -> list[Any]:
     """A known action whose payload has one field replaced, dropped or added."""
     action = draw(st.sampled_from(sorted(VALID_PAYLOADS[version])))
     payload = json.loads(json.dumps(VALID_PAYLOADS[version][action]))
-    mutation = draw(st.sampled_from(["replace", "drop", "add", "nest"]))
+    mutation = draw(st.sampled_from(["replace", "drop", "add", "nest", "poison"]))
+    if mutation == "poison":  # any string the payload holds, at any depth
+        paths = _string_paths(payload)
+        if paths:
+            *parents, key = draw(st.sampled_from(paths))
+            container = payload
+            for parent in parents:
+                container = container[parent]
+            container[key] = draw(poisoned_texts | st.just(HUGE_INTEGER_TOKEN))
+        return [2, draw(texts.filter(bool)), action, payload]
     if payload and mutation in ("replace", "drop"):
         key = draw(st.sampled_from(sorted(payload)))
         if mutation == "drop":
@@ -112,40 +133,57 @@ def mutated_calls(draw: st.DrawFn, version: str) -> list[Any]:
         payload["deep"] = json.loads("[" * depth + "]" * depth)
     else:
         payload[draw(st.text(min_size=1, max_size=10))] = draw(json_values)
-    return [2, draw(st.text(min_size=1, max_size=36)), action, payload]
+    return [2, draw(texts.filter(bool)), action, payload]
+
+
+def _string_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(value, str):
+        return [path]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    return [found for key, item in items for found in _string_paths(item, (*path, key))]
+
+
+def _with_huge_integers(raw: str, digits: int) -> str:
+    return raw.replace(json.dumps(HUGE_INTEGER_TOKEN), HUGE_INTEGERS[digits])
 
 
 random_calls = st.builds(
     lambda unique_id, action, payload: [2, unique_id, action, payload],
-    st.text(min_size=1, max_size=36),
+    texts.filter(bool),
     st.one_of(
-        st.sampled_from([*V16_PAYLOADS, *V201_PAYLOADS, "MadeUp", "", "boot_notification"]), st.text(max_size=20)
+        st.sampled_from([*V16_PAYLOADS, *V201_PAYLOADS, "MadeUp", "", "boot_notification"]), texts
     ),
     json_values,
 )
 wrong_frames = st.one_of(
     st.lists(json_values, max_size=5),  # wrong lengths, wrong message type ids, ids that are not strings
-    st.builds(lambda n, uid: [n, uid, "Heartbeat", {}], st.integers(min_value=-5, max_value=9), st.text(max_size=8)),
-    st.builds(lambda uid, payload: [3, uid, payload], st.text(max_size=8), json_values),  # answers to nothing
-    st.builds(lambda uid: [4, uid, "InternalError", "", {}], st.text(max_size=8)),
+    st.builds(lambda n, uid: [n, uid, "Heartbeat", {}], st.integers(min_value=-5, max_value=9), texts),
+    st.builds(lambda uid, payload: [3, uid, payload], texts, json_values),  # answers to nothing
+    st.builds(lambda uid: [4, uid, "InternalError", "", {}], texts),
 )
 raw_texts = st.one_of(st.text(max_size=200), st.just("[" * 5000), st.just('{"a": 1}'), st.just("null"))
 
 
 def frames(version: str) -> st.SearchStrategy[str]:
+    as_json = st.one_of(mutated_calls(version), random_calls, wrong_frames).map(json.dumps)
     return st.one_of(
-        mutated_calls(version).map(json.dumps),
-        random_calls.map(json.dumps),
-        wrong_frames.map(json.dumps),
+        st.builds(_with_huge_integers, as_json, st.sampled_from(sorted(HUGE_INTEGERS))),
         raw_texts,
     )
 
 
 def _parsed(raw: str) -> Any:
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_int=_int_or_huge)
     except (ValueError, RecursionError):
         return None
+
+
+_HUGE = object()  # an integer over Python's 4300-digit limit, in a frame as the test reads it
+
+
+def _int_or_huge(digits: str) -> Any:
+    return int(digits) if len(digits.lstrip("-")) <= 4300 else _HUGE
 
 
 def _readable_id(frame: Any) -> str | None:
@@ -207,6 +245,10 @@ def test_random_and_mutated_frames_are_answered_and_never_break_the_gateway(daph
     @example(raw=json.dumps([2, "huge", "StartTransaction", {**payloads["StartTransaction"], "meterStart": 1e308}]))
     @example(raw=json.dumps([2, "bigtx", "StopTransaction", {**payloads["StopTransaction"], "transactionId": 2**63}]))
     @example(raw=json.dumps([2, "dup", "Heartbeat", {}]) + " ")
+    @example(raw='[2,"x","Heartbeat",{"x":' + "7" * 5000 + "}]")
+    @example(raw=json.dumps([2, "\ud800", "Heartbeat", {}]))
+    @example(raw=json.dumps([2, "nul", "BootNotification", {**payloads["BootNotification"], "chargePointVendor": "a\u0000"}]))
+    @example(raw=json.dumps([2, "nul-tag", "Authorize", {"idTag": "T\u0000"}]))
     @example(raw="[" * 5000)
     @example(raw=json.dumps([2, "mvbig", "MeterValues", {**payloads["MeterValues"], "connectorId": 2**40}]))
     @example(raw=json.dumps([2, "stneg", "StartTransaction", {**payloads["StartTransaction"], "connectorId": -1}]))

@@ -1,0 +1,58 @@
+"""Text PostgreSQL cannot store, found and escaped at the edges (issue 14 B2/B3).
+
+PostgreSQL refuses NUL (U+0000) in text and in ``jsonb``, and a lone surrogate (U+D800 to
+U+DFFF, which JSON's ``\\ud800`` escape can produce) has no UTF-8 encoding. Either one in a row
+fails the whole INSERT or UPDATE, so each edge decides once: refuse the value (a CALLERROR, a
+JSON 400 naming the field) or replace it before it reaches the database.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In raw JSON text: a NUL, or an escape that decodes to one of the above (a quick filter, may over-match).
+_MAY_DECODE_TO_UNSTORABLE = re.compile(r"\x00|\\u(?:0000|[dD][89a-fA-F])")
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def json_text_may_hold_unstorable_text(raw: str) -> bool:
+    """Whether decoding ``raw`` JSON may give unstorable text; False means it certainly does not."""
+    return _MAY_DECODE_TO_UNSTORABLE.search(raw) is not None
+
+
+def text_escaped(value: str) -> str:
+    """``value`` with each unstorable character written as its JSON escape (``\\u0000``)."""
+    if _UNSTORABLE.search(value) is None:
+        return value
+    return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
+
+
+def unstorable_text_paths(value: Any, path: str = "") -> list[str]:
+    """Where in a decoded JSON value a key or a string holds unstorable text, as dotted paths
+    (``idToken.idToken``, ``meterValue.0.sampledValue.1.unit``; the root is ``""``)."""
+    if isinstance(value, str):
+        return [path] if _UNSTORABLE.search(value) else []
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            item_path = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _UNSTORABLE.search(key):
+                found.append(text_escaped(item_path))
+            found += unstorable_text_paths(item, text_escaped(item_path))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += unstorable_text_paths(item, f"{path}.{index}" if path else str(index))
+    return found
+
+
+def unstorable_text_replaced(value: Any) -> Any:
+    """A copy of a decoded JSON value with each unstorable character replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(REPLACEMENT_CHARACTER, value)
+    if isinstance(value, dict):
+        return {unstorable_text_replaced(key): unstorable_text_replaced(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unstorable_text_replaced(item) for item in value]
+    return value

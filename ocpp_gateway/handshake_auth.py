@@ -1,0 +1,121 @@
+"""Charger admission at the handshake, with passwords that cost the process nothing to guess.
+
+1. Admission is asked without hashing: a known charger without a password, one presenting the
+   password this process verified before, or a guess it refused before, is answered at once
+   (``chargepoints.passwords``).
+2. A password new to this process waits (on the event loop, at no cost) for one of
+   ``CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT`` hashing slots; the hash runs on a database thread.
+   One identity has at most one password hashed at a time; a concurrent one is refused.
+3. Failures are counted per identity and per client address (this process): past
+   ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP`` within
+   ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
+   checked again once a slot is free; a password verified before is still accepted (step 1),
+   so guessing does not lock a charger out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+
+from django.conf import settings
+
+from chargepoints import services
+from chargepoints.passwords import PasswordNeedsHashing
+from ocpp_gateway.db import database_sync_to_async
+
+logger = logging.getLogger(__name__)
+
+# Bound on the addresses and identities remembered: past it, windows that ended are forgotten,
+# then (if still full) everything; a throttle that forgets is still a throttle.
+_MAX_KEYS = 100_000
+
+
+class FailureCounter:
+    """Failures per key in fixed windows of ``window()`` seconds; ``limit()`` per window."""
+
+    def __init__(self, *, limit: Callable[[], int], window: Callable[[], int]) -> None:
+        self._limit, self._window = limit, window
+        self._counts: dict[str, tuple[float, int]] = {}  # key -> (window start, failures)
+
+    def exceeded(self, key: str) -> bool:
+        return self._current(key, time.monotonic())[1] >= self._limit()
+
+    def note(self, key: str) -> None:
+        now = time.monotonic()
+        if len(self._counts) >= _MAX_KEYS:
+            self._forget_ended(now)
+        started, failures = self._current(key, now)
+        self._counts[key] = (started, failures + 1)
+
+    def _current(self, key: str, now: float) -> tuple[float, int]:
+        started, failures = self._counts.get(key, (now, 0))
+        return (now, 0) if now - started >= self._window() else (started, failures)
+
+    def _forget_ended(self, now: float) -> None:
+        window = self._window()
+        self._counts = {key: value for key, value in self._counts.items() if now - value[0] < window}
+        if len(self._counts) >= _MAX_KEYS:
+            self._counts.clear()
+
+
+_by_identity = FailureCounter(
+    limit=lambda: settings.CSMS_CHARGER_AUTH_FAILURES_PER_ID,
+    window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS,
+)
+_by_address = FailureCounter(
+    limit=lambda: settings.CSMS_CHARGER_AUTH_FAILURES_PER_IP,
+    window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS,
+)
+
+
+_hashing_for: set[str] = set()  # identities whose password is being hashed now
+_hashing_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+async def handshake_admit(*, charge_point_id: str, password: str | None, address: str) -> str:
+    """Why the handshake is refused, "" when it may go on (``services.charge_point_admit``),
+    hashing as little as possible; a refusal that presented a password counts as a failure."""
+    admit = database_sync_to_async(services.charge_point_admit)
+    try:
+        refusal = await admit(charge_point_id=charge_point_id, password=password, may_hash=False)
+    except PasswordNeedsHashing:
+        refusal = await _admit_hashing(charge_point_id=charge_point_id, password=password, address=address)
+    if refusal and password is not None:
+        _by_identity.note(charge_point_id)
+        _by_address.note(address)
+    return refusal
+
+
+async def _admit_hashing(*, charge_point_id: str, password: str | None, address: str) -> str:
+    """One hash per identity at a time (a charger has one socket: a second password for it at
+    the same moment is a guess), none past the failure throttle, checked again once a slot is free."""
+    throttled = "too many failed password checks (throttled: not hashed)"
+    if charge_point_id in _hashing_for:
+        return "another password for this identity is being checked"
+    if _throttled(charge_point_id=charge_point_id, address=address):
+        return throttled
+    _hashing_for.add(charge_point_id)
+    try:
+        async with _hashing_slot():
+            if _throttled(charge_point_id=charge_point_id, address=address):
+                return throttled
+            admit = database_sync_to_async(services.charge_point_admit)
+            return await admit(charge_point_id=charge_point_id, password=password, may_hash=True)
+    finally:
+        _hashing_for.discard(charge_point_id)
+
+
+def _hashing_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    slots = _hashing_slots.get(loop)
+    if slots is None:
+        slots = _hashing_slots[loop] = asyncio.Semaphore(settings.CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT)
+    return slots
+
+
+def _throttled(*, charge_point_id: str, address: str) -> bool:
+    return _by_identity.exceeded(charge_point_id) or _by_address.exceeded(address)

@@ -1,0 +1,146 @@
+"""Wrong charger passwords cost nothing and lock nobody out (issue 14 B7): a real daphne
+process on PostgreSQL, real WebSocket handshakes with HTTP Basic credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from ocpp.v16 import call as call16
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_register
+from conftest import SUBPROTOCOL, ahttp, eventually, ocpp_charger
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PASSWORD = "the-right-password-16"
+
+
+def basic(charge_point_id: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{charge_point_id}:{password}".encode()).decode()}
+
+
+async def register(charge_point_id: str, password: str | None = PASSWORD) -> ChargePoint:
+    return await asyncio.to_thread(
+        charge_point_register, charge_point_id=charge_point_id, heartbeat_interval=60, password=password
+    )
+
+
+async def handshake_status(server, charge_point_id: str, password: str) -> int:
+    """101 if the handshake succeeded, else the HTTP status it was refused with."""
+    try:
+        async with connect(
+            server.ws_url("1.6", charge_point_id),
+            subprotocols=[SUBPROTOCOL["1.6"]],
+            additional_headers=basic(charge_point_id, password),
+            open_timeout=20,
+        ):
+            return 101
+    except InvalidStatus as refusal:
+        return refusal.response.status_code
+
+
+@pytest.fixture(scope="module")
+def strict_server(daphne_factory):
+    """A process of its own: its failure counters start at zero and count only this module's handshakes."""
+    return daphne_factory(
+        CSMS_CHARGER_AUTH_FAILURES_PER_ID="3",
+        CSMS_CHARGER_AUTH_FAILURES_PER_IP="1000",
+        CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS="600",
+    )
+
+
+async def test_past_the_identity_limit_guesses_are_refused_without_hashing_and_the_charger_still_connects(
+    strict_server, daphne
+):
+    await register("CP-GUESSED")
+    assert await handshake_status(strict_server, "CP-GUESSED", PASSWORD) == 101
+    for attempt in range(3):
+        assert await handshake_status(strict_server, "CP-GUESSED", f"wrong-guess-{attempt:06}") == 403
+    assert "CP-GUESSED: refused, too many failed password checks" not in strict_server.log()
+    assert await handshake_status(strict_server, "CP-GUESSED", "wrong-guess-999999") == 403
+    assert "CP-GUESSED: refused, too many failed password checks (throttled: not hashed)" in strict_server.log()
+    assert await handshake_status(strict_server, "CP-GUESSED", PASSWORD) == 101
+
+
+async def test_forty_concurrent_wrong_passwords_are_all_refused_and_a_legit_charger_connects_meanwhile(
+    strict_server, daphne
+):
+    await register("CP-ATTACKED")
+    await register("CP-LEGIT")
+    guesses = [handshake_status(strict_server, "CP-ATTACKED", f"guess-{n:012}") for n in range(40)]
+    legit = ocpp_charger(strict_server, "1.6", "CP-LEGIT", additional_headers=basic("CP-LEGIT", PASSWORD))
+
+    async def legit_boots() -> str:
+        async with legit as charger:
+            return (await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))).status
+
+    *statuses, boot = await asyncio.gather(*guesses, legit_boots())
+    assert statuses == [403] * 40
+    assert boot == "Accepted"
+
+
+@pytest.fixture
+def throttled_by_address(daphne_factory):
+    return daphne_factory(CSMS_CHARGER_AUTH_FAILURES_PER_ID="100", CSMS_CHARGER_AUTH_FAILURES_PER_IP="2")
+
+
+async def test_guesses_across_identities_are_throttled_per_address(throttled_by_address, daphne):
+    for charge_point_id in ("CP-A1", "CP-A2", "CP-A3"):
+        await register(charge_point_id)
+    assert await handshake_status(throttled_by_address, "CP-A1", "wrong-password-0001") == 403
+    assert await handshake_status(throttled_by_address, "CP-A2", "wrong-password-0002") == 403
+    assert await handshake_status(throttled_by_address, "CP-A3", "wrong-password-0003") == 403
+    assert "CP-A3: refused, too many failed password checks (throttled: not hashed)" in throttled_by_address.log()
+
+
+async def test_a_password_set_through_the_api_closes_the_connected_charger(daphne, api_key):
+    await register("CP-ROTATE", password=None)
+    async with ocpp_charger(daphne, "1.6", "CP-ROTATE") as charger:
+        await charger.call(call16.Heartbeat())
+        status, _ = await ahttp(
+            f"{daphne.http_url}/api/v1/chargepoints/CP-ROTATE",
+            method="PATCH",
+            api_key=api_key,
+            body={"password": PASSWORD},
+        )
+        assert status == 200
+        await asyncio.wait_for(charger._connection.wait_closed(), 5)
+    assert await handshake_status(daphne, "CP-ROTATE", PASSWORD) == 101
+
+
+async def test_a_password_changed_in_the_admin_closes_the_connected_charger(daphne):
+    await register("CP-ROTATE")
+
+    def change_password_in_the_admin() -> int:
+        admin = Client()
+        admin.force_login(User.objects.create_superuser("root", password="pw"))
+        charge_point = ChargePoint.objects.get(charge_point_id="CP-ROTATE")
+        form = {
+            "charge_point_id": "CP-ROTATE",
+            "heartbeat_interval": 60,
+            "tariff": "",
+            "new_password": "another-password-16",
+            "connectors-TOTAL_FORMS": "0",
+            "connectors-INITIAL_FORMS": "0",
+            "connectors-MIN_NUM_FORMS": "0",
+            "connectors-MAX_NUM_FORMS": "1000",
+        }
+        return admin.post(f"/admin/chargepoints/chargepoint/{charge_point.pk}/change/", form).status_code
+
+    async with ocpp_charger(daphne, "1.6", "CP-ROTATE", additional_headers=basic("CP-ROTATE", PASSWORD)) as charger:
+        await charger.call(call16.Heartbeat())
+        assert await asyncio.to_thread(change_password_in_the_admin) == 302
+        await asyncio.wait_for(charger._connection.wait_closed(), 5)
+    assert await handshake_status(daphne, "CP-ROTATE", PASSWORD) == 403
+    assert await eventually(lambda: _disconnected("CP-ROTATE"))
+
+
+async def _disconnected(charge_point_id: str) -> bool:
+    return not (await ChargePoint.objects.aget(charge_point_id=charge_point_id)).connected

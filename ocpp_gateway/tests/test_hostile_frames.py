@@ -1,0 +1,209 @@
+"""Hostile or broken frames cost nothing and break nothing (issue 14 B1-B3): a real daphne
+process on PostgreSQL, raw WebSocket chargers, the right answer asserted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint, OcppMessage
+from chargepoints.services import LoggedFrame, ocpp_messages_record
+from conftest import ahttp, eventually, raw_socket
+from ocpp_gateway.buffers import WriteBehindBuffer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HUGE = "7" * 5000  # over Python's 4300-digit limit for int()
+
+
+async def register(charge_point_id: str) -> ChargePoint:
+    return await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+
+
+async def answer_to(websocket, unique_id: str) -> list:
+    async with asyncio.timeout(5):
+        while True:
+            frame = json.loads(await websocket.recv())
+            if frame[1] == unique_id:
+                return frame
+
+
+async def heartbeat_answered(websocket) -> bool:
+    await websocket.send(json.dumps([2, "probe", "Heartbeat", {}]))
+    return (await answer_to(websocket, "probe"))[0] == 3
+
+
+async def connected(charge_point_id: str) -> bool:
+    return (await ChargePoint.objects.aget(charge_point_id=charge_point_id)).connected
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_call_with_a_5000_digit_integer_gets_a_type_constraint_violation_and_the_socket_lives(
+    daphne, version
+):
+    await register("CP-HUGE")
+    async with raw_socket(daphne, version, "CP-HUGE") as websocket:
+        await websocket.send(f'[2,"x","Heartbeat",{{"x":{HUGE}}}]')
+        answer = await answer_to(websocket, "x")
+        assert answer[0] == 4 and answer[2] == "TypeConstraintViolation"
+        assert await heartbeat_answered(websocket)
+        assert await connected("CP-HUGE")
+
+
+async def test_a_callresult_with_a_5000_digit_integer_fails_the_command_at_once_and_the_socket_lives(
+    daphne, api_key
+):
+    await register("CP-HUGE")
+    async with raw_socket(daphne, "1.6", "CP-HUGE") as websocket:
+        command = asyncio.create_task(
+            ahttp(f"{daphne.http_url}/api/v1/ocpp16/CP-HUGE/reset", method="POST", api_key=api_key, body={"type": "Soft"})
+        )
+        async with asyncio.timeout(10):
+            call = json.loads(await websocket.recv())
+        assert call[0] == 2 and call[2] == "Reset"
+        await websocket.send(f'[3,"{call[1]}",{{"status":{HUGE}}}]')
+        async with asyncio.timeout(10):  # not the 30 s call timeout
+            status, body = await command
+        assert status == 502 and body["error"] == "FormatViolation"
+        assert await heartbeat_answered(websocket)
+        assert await connected("CP-HUGE")
+
+
+async def test_a_closed_socket_clears_presence_at_once(daphne):
+    await register("CP-GONE")
+    async with raw_socket(daphne, "1.6", "CP-GONE") as websocket:
+        assert await heartbeat_answered(websocket)
+        assert await connected("CP-GONE")
+    assert await eventually(lambda: _offline("CP-GONE"), timeout=3)
+
+
+async def test_a_consumer_that_crashes_clears_presence_at_once_and_commands_answer_not_connected(daphne, api_key):
+    from channels.layers import get_channel_layer
+
+    await register("CP-CRASH")
+    async with raw_socket(daphne, "1.6", "CP-CRASH") as websocket:
+        assert await heartbeat_answered(websocket)
+        channel = (await ChargePoint.objects.aget(charge_point_id="CP-CRASH")).connection_channel
+        await get_channel_layer().send(channel, {"type": "no.such.handler"})  # the consumer raises, daphne closes 1011
+        async with asyncio.timeout(5):
+            await websocket.wait_closed()
+    assert await eventually(lambda: _offline("CP-CRASH"), timeout=3)
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/ocpp16/CP-CRASH/reset", method="POST", api_key=api_key, body={"type": "Soft"}
+    )
+    assert status == 503 and body["error"] == "NotConnected"
+
+
+async def _offline(charge_point_id: str) -> bool:
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    return not charge_point.connected and not charge_point.connection_channel
+
+
+# --- Text PostgreSQL cannot store (B2, B3) --------------------------------------------------
+
+
+async def test_an_unstorable_unique_id_never_takes_other_chargers_log_rows_with_it(daphne):
+    await register("CP-SURROGATE")
+    await register("CP-NUL")
+    await register("CP-CLEAN")
+    async with (
+        raw_socket(daphne, "1.6", "CP-SURROGATE") as surrogate,
+        raw_socket(daphne, "1.6", "CP-NUL") as nul,
+        raw_socket(daphne, "1.6", "CP-CLEAN") as clean,
+    ):
+        await surrogate.send('[2,"\\ud800","Heartbeat",{}]')
+        await nul.send('[2,"a\\u0000b","Heartbeat",{}]')
+        await clean.send('[2,"clean-1","Heartbeat",{}]')
+        assert (await answer_to(surrogate, "\ud800"))[0] == 3
+        assert (await answer_to(nul, "a\u0000b"))[0] == 3
+        assert (await answer_to(clean, "clean-1"))[0] == 3
+
+        async def logged() -> dict[str, set[str]]:
+            rows = OcppMessage.objects.values_list("charge_point__charge_point_id", "unique_id")
+            found: dict[str, set[str]] = {}
+            async for charge_point_id, unique_id in rows:
+                found.setdefault(charge_point_id, set()).add(unique_id)
+            return found if len(found) == 3 and all(len(ids) == 1 for ids in found.values()) else {}
+
+        found = await eventually(logged, timeout=5)
+    assert found == {"CP-SURROGATE": {"\\ud800"}, "CP-NUL": {"a\\u0000b"}, "CP-CLEAN": {"clean-1"}}
+
+
+async def test_a_row_the_database_refuses_loses_only_itself_not_its_batch(transactional_db):
+    await register("CP-A")
+    await register("CP-B")
+    buffer = WriteBehindBuffer(
+        name="test frame", write=lambda rows: ocpp_messages_record(frames=rows), flush_seconds=lambda: 60, max_batch=10
+    )
+    now = timezone.now()
+    for charge_point_id, unique_id, at in (("CP-A", "a1", now), ("CP-B", "refused", None), ("CP-B", "b2", now)):
+        buffer.add(LoggedFrame(charge_point_id=charge_point_id, direction="in", frame="[]", created_at=at, unique_id=unique_id))
+    await buffer.flush()
+    stored = OcppMessage.objects.order_by("unique_id").values_list("unique_id", flat=True)
+    assert [unique_id async for unique_id in stored] == ["a1", "b2"]
+
+
+V16_BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "M1"}
+V201_BOOT = {"reason": "PowerUp", "chargingStation": {"vendorName": "Vendor", "model": "M2"}}
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload", "field"),
+    [
+        ("1.6", "BootNotification", {**V16_BOOT, "chargePointVendor": "Ven\u0000dor"}, "chargePointVendor"),
+        ("1.6", "Authorize", {"idTag": "T\u00001"}, "idTag"),
+        (
+            "1.6",
+            "StatusNotification",
+            {"connectorId": 1, "errorCode": "NoError", "status": "Available", "info": "a\u0000b"},
+            "info",
+        ),
+        ("1.6", "DataTransfer", {"vendorId": "V", "data": "\ud800"}, "data"),
+        ("2.0.1", "BootNotification", {**V201_BOOT, "chargingStation": {"vendorName": "\ud800", "model": "M"}},
+         "chargingStation.vendorName"),
+        ("2.0.1", "Authorize", {"idToken": {"idToken": "T\u0000", "type": "ISO14443"}}, "idToken.idToken"),
+    ],
+)
+async def test_unstorable_text_in_a_call_is_a_property_constraint_violation_naming_the_field(
+    daphne, version, action, payload, field
+):
+    await register("CP-TEXT")
+    async with raw_socket(daphne, version, "CP-TEXT") as websocket:
+        await websocket.send(json.dumps([2, "t1", action, payload]))
+        answer = await answer_to(websocket, "t1")
+        assert answer[0] == 4 and answer[2] == "PropertyConstraintViolation"
+        assert field in answer[3]
+        assert await heartbeat_answered(websocket)
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP-TEXT")
+    assert charge_point.vendor == ""
+
+
+async def test_unstorable_text_in_a_session_message_is_replaced_and_the_session_starts(daphne):
+    from chargepoints.models import Transaction
+
+    await register("CP-TEXT")
+    async with raw_socket(daphne, "1.6", "CP-TEXT") as websocket:
+        start = {"connectorId": 1, "idTag": "T\u00001", "meterStart": 0, "timestamp": "2026-11-25T10:00:00Z"}
+        await websocket.send(json.dumps([2, "s1", "StartTransaction", start]))
+        answer = await answer_to(websocket, "s1")
+    assert answer[0] == 3 and answer[2]["transactionId"] > 0
+    transaction = await Transaction.objects.aget()
+    assert transaction.id_tag == "T\ufffd1"
+
+
+async def test_the_api_answers_400_naming_the_field_for_text_it_cannot_store(daphne, api_key):
+    await register("CP-TEXT")
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/ocpp16/CP-TEXT/data_transfer",
+        method="POST",
+        api_key=api_key,
+        body={"vendor_id": "V", "data": "a\u0000b"},
+    )
+    assert status == 400 and body["error"] == "ValidationError" and "data" in body["details"]
+    status, body = await ahttp(
+        f"{daphne.http_url}/api/v1/id-tags", method="POST", api_key=api_key, body={"id_tag": "T\ud800"}
+    )
+    assert status == 400 and "id_tag" in body["details"]
