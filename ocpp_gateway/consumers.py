@@ -275,5 +275,5 @@ class RefusingConsumer(AsyncWebsocketConsumer):
     """Any other WebSocket path: refused at the handshake."""
 
     async def connect(self) -> None:
-        logger.info("refused WebSocket handshake for %s", self.scope.get("path"))
+        logger.info("%s: refused, no OCPP route (/ocpp/{1.6|2.0.1}/{identity})", self.scope.get("path"))
         await self.close()
