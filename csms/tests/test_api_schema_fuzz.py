@@ -69,7 +69,7 @@ def assert_json_answer(response, request: str) -> None:
 BODY_OPERATIONS = [
     operation
     for operation in (result.ok() for result in schema.get_all_operations())
-    if operation.method.upper() in ("POST", "PUT", "PATCH")
+    if operation.method.upper() in ("POST", "PUT", "PATCH") and len(operation.body)  # one that reads a body
 ]
 DEEPLY_NESTED = b"[" * 100_000 + b"]" * 100_000
 TOO_LARGE = b'{"description": "' + b"x" * 3_000_000 + b'"}'

@@ -115,9 +115,9 @@ async def test_unknown_actions_are_counted_as_other(daphne_factory, tmp_path):
     await ChargePoint.objects.acreate(charge_point_id="CP-X", heartbeat_interval=60)
     async with raw_socket(server, "1.6", "CP-X") as websocket:
         await websocket.send('[2,"u1","MadeUpAction",{}]')
-        assert '"NotSupported"' in await websocket.recv()
+        assert '"NotImplemented"' in await websocket.recv()
     text = scrape(server)
-    assert sample(text, "csms_ocpp_messages_total", action="other", outcome="NotSupported") == 1
+    assert sample(text, "csms_ocpp_messages_total", action="other", outcome="NotImplemented") == 1
     assert "MadeUpAction" not in text
 
 
