@@ -6,6 +6,7 @@ class OcppGatewayConfig(AppConfig):
     verbose_name = "OCPP gateway"
 
     def ready(self) -> None:
-        from ocpp_gateway import relaxed_schemas
+        from ocpp_gateway import compiled_schemas, relaxed_schemas
 
         relaxed_schemas.install()
+        compiled_schemas.install()
