@@ -14,13 +14,17 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from chargepoints import services
+from chargepoints.services.attachment import charge_point_attach
+from chargepoints.services.liveness import Sighting
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close
 from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.sightings import sightings
 from ocpp_gateway.v16.router import V16Router
 from ocpp_gateway.v201.router import V201Router
 
@@ -120,18 +124,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
-        allowed = await database_sync_to_async(services.charge_point_admit)(
-            charge_point_id=self.charge_point_id, password=password
-        )
-        if not allowed:
-            logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
-            await self.close()
-            return
-        connection = await database_sync_to_async(services.charge_point_connect)(
+        connection = await database_sync_to_async(charge_point_attach)(
             charge_point_id=self.charge_point_id,
+            password=password,
             ocpp_version=self.ocpp_version,
             channel_name=self.channel_name,
         )
+        if connection is None:
+            logger.info("%s: refused, unknown, decommissioned or wrong password", self.charge_point_id)
+            await self.close()
+            return
         if connection.replaced_channel:
             try:
                 await connection_close(
@@ -140,6 +142,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             except Exception as error:  # the channel layer is away: the older socket is most likely gone too
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
+        self.router.state_loaded(commissioned=connection.commissioned, profile=connection.profile)
         self._last_seen_written = time.monotonic()
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
@@ -155,21 +158,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
             # OCPP-J frames are text; a binary frame cannot carry a readable unique id.
             logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
             return
-        await self._note_seen()
+        self._note_seen()
         await self.router.route_message(text_data)
 
-    async def _note_seen(self) -> None:
+    def _note_seen(self) -> None:
         """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval)."""
         now = time.monotonic()
         if now - self._last_seen_written < self._last_seen_every:
             return
         self._last_seen_written = now
-        try:
-            await database_sync_to_async(services.charge_point_seen)(
-                charge_point_id=self.charge_point_id, channel_name=self.channel_name
-            )
-        except Exception:
-            logger.exception("%s: could not record last_seen", self.charge_point_id)
+        sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=timezone.now()))
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): acknowledge, then queue it."""
@@ -230,6 +228,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.
         await heartbeats.flush()
+        await sightings.flush()
         await message_log.flush()
         try:
             await database_sync_to_async(services.charge_point_disconnect)(
