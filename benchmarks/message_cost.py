@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, SERVERS, cpu_seconds, versions  # Django
+from harness import MACHINE, ROOT, SERVERS, cpu_seconds, process_tree, versions  # Django
 
 import echo_baseline
 import fleet
@@ -41,7 +41,7 @@ class Run:
     """One server's phases: CPU and messages per row."""
 
     def __init__(self, pid: int, port: int, fleet_ids: list[tuple[str, str]], settle: float) -> None:
-        self.pid, self.settle = pid, settle
+        self.pids, self.settle = process_tree(pid), settle  # serve: its workers too
         stats = loadgen.Stats()
         self.stats = stats
         self.chargers = [
@@ -51,18 +51,21 @@ class Run:
         self.cost: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
         self.idle_cpu_per_s = 0.0
 
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
     async def idle_baseline(self, warm_up: float = 5.0, seconds: float = 3.0) -> None:
         await asyncio.sleep(warm_up)  # the server is still settling right after it first answers
-        before = cpu_seconds(self.pid)
+        before = self.cpu()
         await asyncio.sleep(seconds)
-        self.idle_cpu_per_s = (cpu_seconds(self.pid) - before) / seconds
+        self.idle_cpu_per_s = (self.cpu() - before) / seconds
 
     async def phase(self, row: str, version: str | None, send: Callable[[loadgen.Charger], Any]) -> None:
         chargers = [c for c in self.chargers if version is None or c.version == version]
-        before, started = cpu_seconds(self.pid), time.monotonic()
+        before, started = self.cpu(), time.monotonic()
         results = await asyncio.gather(*(send(c) for c in chargers), return_exceptions=True)
         await asyncio.sleep(self.settle)
-        cpu = cpu_seconds(self.pid) - before - self.idle_cpu_per_s * (time.monotonic() - started)
+        cpu = self.cpu() - before - self.idle_cpu_per_s * (time.monotonic() - started)
         for result in results:
             if isinstance(result, BaseException):
                 self.stats.note(loadgen.describe(result))

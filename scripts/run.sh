@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the whole system in the foreground: daphne (WebSocket + API + admin) and a Celery
-# worker with beat. Ctrl-C stops both.
+# Starts the whole system in the foreground: the gateway (scripts/serve.py: daphne for WebSocket,
+# API and admin) and a Celery worker with beat. Ctrl-C stops both.
 set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
@@ -21,5 +21,6 @@ INFO
 
 trap 'kill 0' EXIT INT TERM
 "$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
-"$BIN/daphne" -b "$HOST" -p "$PORT" csms.asgi:application &
+# The gateway as `make serve` runs it; one worker unless WORKERS says more (they need REDIS_URL, DATABASE_URL).
+HOST="$HOST" PORT="$PORT" WORKERS="${WORKERS:-1}" "$BIN/python" scripts/serve.py &
 wait -n
