@@ -9,7 +9,7 @@ messages of the phase. The connect row is the WebSocket handshake alone. Then th
 echo_baseline.py. Results in benchmarks/results/message_cost.json (or --json).
 
     .venv/bin/python benchmarks/message_cost.py --chargers 200 --rounds 3
-    .venv/bin/python benchmarks/message_cost.py --profile /tmp/ours.raw   # py-spy raw stacks of ours
+    .venv/bin/python benchmarks/message_cost.py --profile /tmp/ours.raw   # py-spy stacks holding the GIL
 """
 
 # ruff: noqa: I001  (harness must be imported before Django is used)
@@ -125,7 +125,8 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
     profiler = None
     try:
         if args.profile:
-            command = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "--rate", "200"]
+            command = [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "--format", "raw"]
+            command += ["--rate", "200"]
             command += ["-o", str(args.profile), "--pid", str(server.pid)]
             profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         return {**measure(server.pid, PORT, fleet_ids, args), "server_log_dir": var_dir}

@@ -143,7 +143,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         self.router.state_loaded(commissioned=connection.commissioned, profile=connection.profile)
-        self._last_seen_written = time.monotonic()
+        self._last_seen_written = self._last_message_at = time.monotonic()
+        self._heartbeat_interval = connection.heartbeat_interval
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
         self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -158,16 +159,31 @@ class OcppConsumer(AsyncWebsocketConsumer):
             # OCPP-J frames are text; a binary frame cannot carry a readable unique id.
             logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
             return
-        self._note_seen()
+        await self._note_seen()
         await self.router.route_message(text_data)
 
-    def _note_seen(self) -> None:
-        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval)."""
+    async def _note_seen(self) -> None:
+        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval).
+
+        Written with the process's batch; at once after a silence of a heartbeat interval, when
+        the offline sweep may have marked the charger offline: its message brings it back online
+        before it is answered.
+        """
         now = time.monotonic()
+        silent_for, self._last_message_at = now - self._last_message_at, now
         if now - self._last_seen_written < self._last_seen_every:
             return
         self._last_seen_written = now
-        sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=timezone.now()))
+        if silent_for < self._heartbeat_interval:
+            sighting = Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=timezone.now())
+            sightings.add(sighting)
+            return
+        try:
+            await database_sync_to_async(services.charge_point_seen)(
+                charge_point_id=self.charge_point_id, channel_name=self.channel_name
+            )
+        except Exception:
+            logger.exception("%s: could not record last_seen", self.charge_point_id)
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): acknowledge, then queue it."""

@@ -64,7 +64,8 @@ def main() -> None:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
     sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
     processes = {sock.fileno(): start_worker(sock, args.daphne_args) for sock in sockets}
-    print(f"serving on {host}:{port} with {workers} daphne worker(s): {[p.pid for p in processes.values()]}", flush=True)
+    pids = [process.pid for process in processes.values()]
+    print(f"serving on {host}:{port} with {workers} daphne worker(s): {pids}", flush=True)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
