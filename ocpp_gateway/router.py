@@ -91,7 +91,7 @@ class OcppRouter(ChargePoint):
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
         self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_FRAMES_PER_SECOND, burst=settings.CSMS_FRAME_BURST)
         self._is_commissioned = False
-        self._profile: ChargerProfile | None = None  # looked up at the first message, again at each boot
+        self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
 
     def state_loaded(self, *, commissioned: bool, profile: ChargerProfile) -> None:
         """What the handshake loaded (services.attachment): the first message looks nothing up."""
