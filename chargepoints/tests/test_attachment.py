@@ -20,7 +20,8 @@ def test_a_known_charger_is_attached_with_its_state(register_charge_point):
     ChargerModelProfile.objects.create(vendor="acme", model="a1", strictness=Strictness.LENIENT, quirks=["x"])
     attachment = attach()
     assert attachment is not None
-    assert (attachment.replaced_channel, attachment.heartbeat_interval, attachment.commissioned) == ("ch-old", 120, True)
+    assert attachment.replaced_channel == "ch-old"
+    assert (attachment.heartbeat_interval, attachment.commissioned) == (120, True)
     assert attachment.profile.lenient and attachment.profile.quirks == ("x",)
     assert ChargePoint.objects.filter(charge_point_id="CP-1", connection_channel="ch-new", connected=True).exists()
 
