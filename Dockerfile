@@ -10,4 +10,5 @@ RUN useradd --system csms && mkdir -p /app/var && chown -R csms /app/var
 USER csms
 EXPOSE 8000
 # Behind Caddy: take the charger's address from X-Forwarded-For (per-address handshake limits, logs).
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "csms.asgi:application"]
+ENV HOST=0.0.0.0 PORT=8000
+CMD ["python", "scripts/serve.py", "--production", "--", "--proxy-headers"]

@@ -1,4 +1,4 @@
-# Dynamo CSMS — the two commands: `make run` and `make test`.
+# Dynamo CSMS — `make run` (local, embedded defaults), `make test`, and `make serve` (production gateway).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dynamo_csms
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test install install-dev migrate clean
+.PHONY: run serve test install install-dev migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ migrate: install
 
 run: migrate
 	@HOST=$(HOST) PORT=$(PORT) BIN=$(BIN) exec ./scripts/run.sh
+
+# One daphne worker per core on HOST:PORT (SO_REUSEPORT); needs DATABASE_URL and REDIS_URL. WORKERS overrides.
+serve: install
+	@HOST=$(HOST) PORT=$(PORT) $(BIN)/python scripts/serve.py --production
 
 test: install-dev
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)

@@ -31,7 +31,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, SERVERS, cpu_seconds, percentiles, rss_kb, server_log_problems, versions  # Django
+from harness import (  # Django
+    MACHINE,
+    ROOT,
+    SERVERS,
+    cpu_seconds,
+    percentiles,
+    process_tree,
+    rss_kb,
+    server_log_problems,
+    versions,
+)
 
 from django.core.management import call_command
 from django.db import connections
@@ -242,7 +252,8 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
     servers = [SERVERS[args.server](port, var_dir, backlog=args.backlog) for port in ports]
     since = timezone.now()
     try:
-        result = drive(args, fleet_ids, ports, [server.pid for server in servers], since)
+        pids = [pid for server in servers for pid in process_tree(server.pid)]  # serve: its workers too
+        result = drive(args, fleet_ids, ports, pids, since)
     finally:
         for server in servers:
             server.terminate()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import tempfile
@@ -27,7 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, SERVERS, percentiles, server_log_problems, versions  # also sets up Django
+from harness import (  # also sets up Django
+    MACHINE,
+    ROOT,
+    SERVERS,
+    percentiles,
+    process_tree,
+    server_log_problems,
+    versions,
+)
 
 import loadgen
 from fleet import prepare
@@ -67,7 +76,8 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             "booted": connect.count["booted"],
             "handshake_errors": connect.count["handshake_errors"],
         }
-        server.send_signal(signal.SIGKILL)
+        for pid in reversed(process_tree(server.pid)):  # serve: its workers die with it
+            os.kill(pid, signal.SIGKILL)
         server.wait()
         fleet.run("abandon")
         watch = ListenWatch(PORT)

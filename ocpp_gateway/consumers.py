@@ -14,16 +14,19 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
 from chargepoints import services
+from chargepoints.services.liveness import Sighting
 from csms import metrics
 from csms.log_format import charge_point_id_var
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.handshake_auth import handshake_admit
+from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close
 from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.sightings import sightings
 from ocpp_gateway.v16.router import V16Router
 from ocpp_gateway.v201.router import V201Router
 
@@ -145,16 +148,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
         address = (self.scope.get("client") or ["?"])[0]
-        refusal = await handshake_admit(charge_point_id=self.charge_point_id, password=password, address=address)
-        if refusal:
-            logger.info("%s: refused, %s", self.charge_point_id, refusal)
-            await self.close()
-            return
-        connection = await database_sync_to_async(services.charge_point_connect)(
+        connection = await handshake_attach(
             charge_point_id=self.charge_point_id,
+            password=password,
+            address=address,
+            charge_point_id=self.charge_point_id,
+            password=password,
             ocpp_version=self.ocpp_version,
             channel_name=self.channel_name,
         )
+        if isinstance(connection, str):
+            logger.info("%s: refused, %s", self.charge_point_id, connection)
+            await self.close()
+            return
         if connection.replaced_channel:
             try:
                 await connection_close(
@@ -164,7 +170,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         metrics.charger_connected(ocpp_version=self.ocpp_version)  # disconnect() takes it back once router is set
-        self._last_seen_written = time.monotonic()
+        self.router.state_loaded(commissioned=connection.commissioned, profile=connection.profile)
+        self._last_seen_written = self._last_message_at = time.monotonic()
+        self._heartbeat_interval = connection.heartbeat_interval
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
         self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -186,11 +194,21 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s: dropped a frame that could not be handled: %.200r", self.charge_point_id, text_data)
 
     async def _note_seen(self) -> None:
-        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval)."""
+        """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval).
+
+        Written with the process's batch; at once after a silence of a heartbeat interval, when
+        the offline sweep may have marked the charger offline: its message brings it back online
+        before it is answered.
+        """
         now = time.monotonic()
+        silent_for, self._last_message_at = now - self._last_message_at, now
         if now - self._last_seen_written < self._last_seen_every:
             return
         self._last_seen_written = now
+        if silent_for < self._heartbeat_interval:
+            sighting = Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=timezone.now())
+            sightings.add(sighting)
+            return
         try:
             await database_sync_to_async(services.charge_point_seen)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name
@@ -262,6 +280,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.
         await heartbeats.flush()
+        await sightings.flush()
         await message_log.flush()
         try:
             await database_sync_to_async(services.charge_point_disconnect)(

@@ -1,8 +1,8 @@
 """Charger admission at the handshake, with passwords that cost the process nothing to guess.
 
-1. Admission is asked without hashing: a known charger without a password, one presenting the
-   password this process verified before, or a guess it refused before, is answered at once
-   (``chargepoints.passwords``).
+1. Admission and attachment (``services.charge_point_attach``) are asked without hashing: a known
+   charger without a password, one presenting the password this process verified before, or a
+   guess it refused before, is answered at once (``chargepoints.passwords``).
 2. A password new to this process waits (on the event loop, at no cost) for one of
    ``CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT`` hashing slots; the hash runs on a database thread.
    One identity has at most one password hashed at a time; a concurrent one is refused.
@@ -19,12 +19,13 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from django.conf import settings
 
-from chargepoints import services
 from chargepoints.passwords import PasswordNeedsHashing
+from chargepoints.services.attachment import Attachment, charge_point_attach
 from ocpp_gateway.db import database_sync_to_async
 
 logger = logging.getLogger(__name__)
@@ -76,21 +77,32 @@ _hashing_for: set[str] = set()  # identities whose password is being hashed now
 _hashing_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
-async def handshake_admit(*, charge_point_id: str, password: str | None, address: str) -> str:
-    """Why the handshake is refused, "" when it may go on (``services.charge_point_admit``),
-    hashing as little as possible; a refusal that presented a password counts as a failure."""
-    admit = database_sync_to_async(services.charge_point_admit)
+async def handshake_attach(
+    *, charge_point_id: str, password: str | None, address: str, ocpp_version: str, channel_name: str
+) -> Attachment | str:
+    """The connection's state once admitted and attached (``services.charge_point_attach``), or
+    why the handshake is refused, hashing as little as possible; a refusal that presented a
+    password counts as a failure."""
+    attach = partial(
+        database_sync_to_async(charge_point_attach),
+        charge_point_id=charge_point_id,
+        password=password,
+        ocpp_version=ocpp_version,
+        channel_name=channel_name,
+    )
     try:
-        refusal = await admit(charge_point_id=charge_point_id, password=password, may_hash=False)
+        attachment = await attach(may_hash=False)
     except PasswordNeedsHashing:
-        refusal = await _admit_hashing(charge_point_id=charge_point_id, password=password, address=address)
-    if refusal and password is not None:
+        attachment = await _attach_hashing(attach, charge_point_id=charge_point_id, address=address)
+    if isinstance(attachment, str) and password is not None:
         _by_identity.note(charge_point_id)
         _by_address.note(address)
-    return refusal
+    return attachment
 
 
-async def _admit_hashing(*, charge_point_id: str, password: str | None, address: str) -> str:
+async def _attach_hashing(
+    attach: Callable[..., Awaitable[Attachment | str]], *, charge_point_id: str, address: str
+) -> Attachment | str:
     """One hash per identity at a time (a charger has one socket: a second password for it at
     the same moment is a guess), none past the failure throttle, checked again once a slot is free."""
     throttled = "too many failed password checks (throttled: not hashed)"
@@ -103,8 +115,7 @@ async def _admit_hashing(*, charge_point_id: str, password: str | None, address:
         async with _hashing_slot():
             if _throttled(charge_point_id=charge_point_id, address=address):
                 return throttled
-            admit = database_sync_to_async(services.charge_point_admit)
-            return await admit(charge_point_id=charge_point_id, password=password, may_hash=True)
+            return await attach(may_hash=True)
     finally:
         _hashing_for.discard(charge_point_id)
 

@@ -50,6 +50,7 @@ from csms.storable_text import (
 )
 from ocpp_gateway import leniency, quirks, rpc_errors, schemas
 from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.frames import outgoing_frame
 from ocpp_gateway.message_log import message_log
 
 logger = logging.getLogger(__name__)
@@ -138,7 +139,11 @@ class OcppRouter(ChargePoint):
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
         self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_FRAMES_PER_SECOND, burst=settings.CSMS_FRAME_BURST)
         self._is_commissioned = False
-        self._profile: ChargerProfile | None = None  # looked up at the first message, again at each boot
+        self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
+
+    def state_loaded(self, *, commissioned: bool, profile: ChargerProfile) -> None:
+        """What the handshake loaded (services.attachment): the first message looks nothing up."""
+        self._is_commissioned, self._profile = commissioned, profile
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
@@ -382,18 +387,18 @@ class OcppRouter(ChargePoint):
         return {"outcome": "result", "payload": readable, "violations": violations}
 
     async def _send(self, message: str) -> None:
-        frame = json.loads(message)
-        message_type, unique_id = frame[0], str(frame[1])
-        if message_type == MessageType.CallError:
+        message_type, unique_id, frame = outgoing_frame(message)
+        if frame is not None and message_type == MessageType.CallError:
             code = quirks.error_code_spelled(frame[2], ocpp_version=self._ocpp_version)
             if code != frame[2]:
                 message = CallError(frame[1], code, frame[3], frame[4]).to_json()
-        action = frame[2] if message_type == MessageType.Call else self._inbound_actions.get(unique_id, "")
-        if message_type != MessageType.Call and action:
+        is_call = frame is not None and message_type == MessageType.Call
+        action = frame[2] if is_call else self._inbound_actions.get(unique_id, "")
+        if not is_call and action:
             metrics.ocpp_call_answered(
                 ocpp_version=self._ocpp_version,
                 action=action if action in self.route_map else "other",
-                outcome=frame[2] if message_type == MessageType.CallError else "result",
+                outcome=frame[2] if frame is not None and message_type == MessageType.CallError else "result",
                 seconds=time.perf_counter() - self._call_received,
             )
         self._log(MessageDirection.OUTBOUND, message, timezone.now(), message_type, unique_id, action)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the whole system in the foreground: daphne (WebSocket + API + admin) and a Celery
-# worker with beat. Ctrl-C stops both.
+# Starts the whole system in the foreground: the gateway (scripts/serve.py: daphne for WebSocket,
+# API and admin) and a Celery worker with beat. Ctrl-C stops both.
 set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
@@ -24,10 +24,11 @@ INFO
 pids=()
 setsid "$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
 pids+=($!)
-setsid "$BIN/daphne" -b "$HOST" -p "$PORT" csms.asgi:application &
+# The gateway as `make serve` runs it; one worker unless WORKERS says more (they need REDIS_URL, DATABASE_URL).
+HOST="$HOST" PORT="$PORT" WORKERS="${WORKERS:-1}" setsid "$BIN/python" scripts/serve.py &
 pids+=($!)
 
-# SIGTERM first (daphne flushes its write-behind buffers and exits at once; Celery starts a warm
+# SIGTERM first (the gateway's daphne workers flush their write-behind buffers and exit at once; Celery starts a warm
 # shutdown), then whatever is left after 1.5 s is killed (a webhook delivery Celery held is sent
 # again by the sweep). Runs once, and signals only the children: never make's process group.
 stop() {

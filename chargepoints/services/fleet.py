@@ -171,6 +171,8 @@ def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:
 class Connection:
     replaced_channel: str  # the connection this one replaces ("" if none): the caller closes it
     heartbeat_interval: int
+    commissioned: bool = False
+    boot_identity: tuple[str, str, str] = ("", "", "")  # vendor, model, firmware version of the last boot
 
 
 def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_name: str) -> Connection:
@@ -199,6 +201,8 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
     return Connection(
         replaced_channel=previous_channel if previous_channel != channel_name else "",
         heartbeat_interval=charge_point.heartbeat_interval,
+        commissioned=charge_point.lifecycle_state == LifecycleState.COMMISSIONED,
+        boot_identity=(charge_point.vendor, charge_point.model, charge_point.firmware_version),
     )
 
 

@@ -1,0 +1,51 @@
+"""A charger's WebSocket handshake in one unit of work: admission, presence, the connection's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from chargepoints import selectors
+from chargepoints.selectors import ChargerProfile
+from chargepoints.services.fleet import charge_point_admit, charge_point_connect
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What a connection keeps from its handshake.
+
+    ``replaced_channel``: the older connection this one replaces ("" if none), for the caller to
+    close; ``heartbeat_interval`` in s; ``commissioned``: the charger may use the network;
+    ``profile``: its model's quirks and strictness, from the model it last booted as.
+    """
+
+    replaced_channel: str
+    heartbeat_interval: int
+    commissioned: bool
+    profile: ChargerProfile
+
+
+def charge_point_attach(
+    *, charge_point_id: str, password: str | None, ocpp_version: str, channel_name: str, may_hash: bool = True
+) -> Attachment | str:
+    """Admit the handshake (``charge_point_admit``) and record that ``channel_name`` holds the
+    charger's socket (``charge_point_connect``), in one transaction; when refused, why (for the log).
+
+    The gateway makes one database call per handshake, and its first message needs no lookup.
+    Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised before anything is written.
+    """
+    with transaction.atomic():
+        refusal = charge_point_admit(charge_point_id=charge_point_id, password=password, may_hash=may_hash)
+        if refusal:
+            return refusal
+        connection = charge_point_connect(
+            charge_point_id=charge_point_id, ocpp_version=ocpp_version, channel_name=channel_name
+        )
+    vendor, model, firmware_version = connection.boot_identity
+    return Attachment(
+        replaced_channel=connection.replaced_channel,
+        heartbeat_interval=connection.heartbeat_interval,
+        commissioned=connection.commissioned,
+        profile=selectors.charger_profile_for(vendor=vendor, model=model, firmware_version=firmware_version),
+    )

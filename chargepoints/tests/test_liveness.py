@@ -1,0 +1,68 @@
+"""Liveness written in batches: each charger's latest sighting, presence claimed back only when free."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chargepoints.models import ChargePoint
+from chargepoints.services.liveness import Sighting, charge_points_seen_record
+
+AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def test_a_batch_sets_each_chargers_latest_last_seen(register_charge_point):
+    for cp in ("CP-1", "CP-2"):
+        register_charge_point(cp)
+    ChargePoint.objects.update(connected=True, connection_channel="ch-a")
+    updated = charge_points_seen_record(
+        sightings=[
+            Sighting(charge_point_id="CP-1", channel_name="ch-a", at=AT + timedelta(seconds=5)),
+            Sighting(charge_point_id="CP-1", channel_name="ch-a", at=AT),
+            Sighting(charge_point_id="CP-2", channel_name="ch-a", at=AT),
+            Sighting(charge_point_id="GONE", channel_name="ch-a", at=AT),
+        ]
+    )
+    assert updated == 2
+    assert dict(ChargePoint.objects.values_list("charge_point_id", "last_seen")) == {
+        "CP-1": AT + timedelta(seconds=5),
+        "CP-2": AT,
+    }
+
+
+def test_an_empty_presence_is_claimed_back_and_another_connections_is_left_alone(register_charge_point):
+    for cp in ("FREE", "HELD"):
+        register_charge_point(cp)
+    ChargePoint.objects.filter(charge_point_id="FREE").update(connected=True, connection_channel="")
+    ChargePoint.objects.filter(charge_point_id="HELD").update(connected=True, connection_channel="newer", last_seen=AT)
+    charge_points_seen_record(
+        sightings=[Sighting(charge_point_id=cp, channel_name="older", at=AT + timedelta(1)) for cp in ("FREE", "HELD")]
+    )
+    assert dict(ChargePoint.objects.values_list("charge_point_id", "connection_channel")) == {
+        "FREE": "older",
+        "HELD": "newer",
+    }
+    assert ChargePoint.objects.get(charge_point_id="HELD").last_seen == AT
+
+
+def test_an_offline_charger_comes_back_online(register_charge_point):
+    register_charge_point("CP-1")
+    ChargePoint.objects.update(connected=False, offline_since=AT, connection_channel="ch-a")
+    charge_points_seen_record(sightings=[Sighting(charge_point_id="CP-1", channel_name="ch-a", at=AT)])
+    assert list(ChargePoint.objects.values_list("connected", "offline_since")) == [(True, None)]
+
+
+def test_a_batch_costs_the_same_queries_for_one_charger_or_fifty(register_charge_point):
+    for n in range(50):
+        register_charge_point(f"CP-{n}")
+    ChargePoint.objects.update(connected=True, connection_channel="ch")
+
+    def queries_for(count: int) -> int:
+        batch = [Sighting(charge_point_id=f"CP-{n}", channel_name="ch", at=AT) for n in range(count)]
+        with CaptureQueriesContext(connection) as captured:
+            charge_points_seen_record(sightings=batch)
+        return len(captured.captured_queries)
+
+    assert queries_for(1) == queries_for(50)
