@@ -152,8 +152,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
             charge_point_id=self.charge_point_id,
             password=password,
             address=address,
-            charge_point_id=self.charge_point_id,
-            password=password,
             ocpp_version=self.ocpp_version,
             channel_name=self.channel_name,
         )
