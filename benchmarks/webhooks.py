@@ -50,12 +50,15 @@ def receive(secrets_file: str, delay_ms: int) -> None:
     from aiohttp import web
 
     secrets = json.loads(Path(secrets_file).read_text())
-    counts = {"received": 0, "duplicates": 0, "signature_failures": 0}
+    counts = {"received": 0, "duplicates": 0, "signature_failures": 0, "warm": 0}
     first_seen: dict[str, float] = {}
     latencies_ms: list[float] = []
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
+        if request.match_info["name"] == "warmup":  # the worker is up: not counted
+            counts["warm"] = 1
+            return web.Response(status=204)
         counts["received"] += 1
         now = time.time()
         parts = dict(item.split("=", 1) for item in request.headers.get("X-Dynamo-Signature", "").split(",") if "=" in item)
@@ -135,8 +138,8 @@ def receiver_stats() -> dict:
         return json.loads(response.read())
 
 
-def start_workers(layout: str, var_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, **WORKER_ENV, "CSMS_VAR_DIR": str(var_dir)}
+def start_workers(layout: str, var_dir: Path, extra_env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, **WORKER_ENV, "CSMS_VAR_DIR": str(var_dir), **extra_env}
     processes = []
     for number, args in enumerate(LAYOUTS[layout]):
         if args[0] == "beat" or "--beat" in args:
@@ -175,7 +178,21 @@ def reset(receiver_url: str) -> dict[str, str]:
     subscription = WebhookSubscription.objects.create(
         url=f"{receiver_url}/hooks/bench", events=["connector.status_changed"], secret="whsec_bench"
     )
+    WebhookSubscription.objects.create(url=f"{receiver_url}/hooks/warmup", events=["charge_point.online"], secret="-")
     return {"bench": subscription.secret}
+
+
+def wait_until_delivering(stop_at: float) -> None:
+    """Emit a warm-up event (another type, not counted) every second until the receiver gets one."""
+    while time.monotonic() < stop_at:
+        with transaction.atomic():
+            webhook_event_emit(event_type="charge_point.online", data={"charge_point_id": "BENCH-W-WARMUP"})
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            if receiver_stats()["warm"]:
+                return
+            time.sleep(0.05)
+    raise RuntimeError("the workers delivered nothing before --max-seconds")
 
 
 def emit(count: int, rate: float | None, stop_at: float) -> int:
@@ -225,8 +242,10 @@ def run(args: argparse.Namespace) -> dict:
     try:
         if args.scenario == "backlog":
             write_backlog(args.events, retries=args.retries)
-        workers = start_workers(args.layout, var_dir)
+        workers = start_workers(args.layout, var_dir, dict(item.split("=", 1) for item in args.env))
         try:
+            if args.scenario != "backlog":  # a backlog's drain time includes the workers' start
+                wait_until_delivering(stop_at)
             started_wall = time.time()
             cpu_before = sum(process_tree_cpu(w.pid) for w in workers)
             if args.scenario == "burst":
@@ -238,6 +257,7 @@ def run(args: argparse.Namespace) -> dict:
                 time.sleep(0.25)
             time.sleep(args.settle)  # late duplicates, if any
             cpu = sum(process_tree_cpu(w.pid) for w in workers) - cpu_before
+            receiver_cpu = cpu_seconds(receiver.pid)
         finally:
             stop(workers)
         stats = receiver_stats()
@@ -255,9 +275,12 @@ def run(args: argparse.Namespace) -> dict:
         "deliveries_per_s": round(stats["unique"] / elapsed, 1) if elapsed else 0,
         "drained_s_after_last_emit": round(last - emitted_wall, 2) if last else None,
         "first_receipt_s": round(first - started_wall, 2) if first else None,
+        "deliveries_per_s_after_first": round(stats["unique"] / (last - first), 1) if last and last > first else None,
+        "env": args.env,
         "commit_to_receipt": percentiles(latencies) if latencies else {},
         "max_ms": round(max(latencies), 1) if latencies else None,
         "worker_cpu_s": round(cpu, 2),
+        "receiver_cpu_s": round(receiver_cpu, 2),
         "worker_cpu_ms_per_delivery": round(cpu * 1000 / max(1, stats["received"]), 2),
         "recorded_delivered": WebhookDelivery.objects.filter(state="delivered").count(),
         "recorded_attempts": sum(WebhookDelivery.objects.values_list("attempts", flat=True)),
@@ -277,6 +300,7 @@ def main() -> None:
     parser.add_argument("--layout", choices=sorted(LAYOUTS), default="roles")
     parser.add_argument("--max-seconds", type=float, default=120.0)
     parser.add_argument("--settle", type=float, default=2.0, help="seconds to wait for late duplicates")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the worker processes")
     parser.add_argument("--label", default="")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "webhooks.json"))
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the whole system in the foreground: daphne (WebSocket + API + admin) and a Celery
-# worker with beat. Ctrl-C stops both.
+# Starts the whole system in the foreground: daphne (WebSocket + API + admin), a Celery
+# worker with beat, and the webhook delivery worker. Ctrl-C stops them all.
 set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
@@ -20,6 +20,7 @@ cat <<INFO
 INFO
 
 trap 'kill 0' EXIT INT TERM
-"$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
+"$BIN/celery" -A csms worker --beat -Q celery --loglevel INFO --concurrency 2 &
+"$BIN/celery" -A csms worker -Q webhooks --pool solo -n webhooks@%h --loglevel INFO &
 "$BIN/daphne" -b "$HOST" -p "$PORT" csms.asgi:application &
 wait -n

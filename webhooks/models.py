@@ -68,7 +68,7 @@ class WebhookDelivery(models.Model):
 
 class WebhookAttempt(models.Model):
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
-    attempted_at = models.DateTimeField()
+    attempted_at = models.DateTimeField(db_index=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     duration_ms = models.FloatField()

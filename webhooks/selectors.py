@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime
 
-from webhooks.models import DeliveryState, WebhookDelivery
+from django.db.models import Count, Min, Q, QuerySet
+
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
 
 def failed_delivery_list(*, limit: int = 20) -> QuerySet[WebhookDelivery]:
@@ -14,3 +17,56 @@ def failed_delivery_list(*, limit: int = 20) -> QuerySet[WebhookDelivery]:
         .select_related("subscription")
         .order_by("-created_at")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class WebhookBacklog:
+    pending: int  # not yet delivered nor given up (waiting, in flight or backing off)
+    due: int  # pending and claimable now: waiting for a webhook worker
+    oldest_pending_seconds: float | None  # age of the oldest pending delivery, None when there is none
+
+
+def webhook_backlog(*, now: datetime) -> WebhookBacklog:
+    """The outbox at ``now`` (one query on the (state, next_attempt_at) index)."""
+    row = WebhookDelivery.objects.filter(state=DeliveryState.PENDING).aggregate(
+        pending=Count("id"), due=Count("id", filter=Q(next_attempt_at__lte=now)), oldest=Min("created_at")
+    )
+    oldest = row["oldest"]
+    return WebhookBacklog(
+        pending=row["pending"],
+        due=row["due"],
+        oldest_pending_seconds=(now - oldest).total_seconds() if oldest else None,
+    )
+
+
+@dataclass(frozen=True)
+class ReceiverFailureRate:
+    subscription_id: str
+    url: str
+    attempts: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed attempts / attempts, 0 to 1."""
+        return self.failed / self.attempts
+
+
+def receiver_failure_rate_list(*, since: datetime, limit: int) -> list[ReceiverFailureRate]:
+    """Receivers (subscriptions) whose attempts since ``since`` failed at all, the worst rate first (one query)."""
+    rows = (
+        WebhookAttempt.objects.filter(attempted_at__gte=since)
+        .values("delivery__subscription_id", "delivery__subscription__url")
+        .annotate(attempts=Count("id"), failed=Count("id", filter=~Q(error="")))
+        .filter(failed__gt=0)
+    )
+    rates = [
+        ReceiverFailureRate(
+            subscription_id=str(row["delivery__subscription_id"]),
+            url=row["delivery__subscription__url"],
+            attempts=row["attempts"],
+            failed=row["failed"],
+        )
+        for row in rows
+    ]
+    return sorted(rates, key=lambda rate: (-rate.failure_rate, -rate.failed))[:limit]
