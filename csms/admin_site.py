@@ -55,6 +55,8 @@ def dashboard_context() -> dict[str, Any]:
         "active_transactions": active_transaction_list(limit=DASHBOARD_LIST_LIMIT),
         "failed_deliveries": failed_delivery_list(limit=DASHBOARD_LIST_LIMIT),
         "webhook_backlog": webhook_backlog(now=now),
-        "failing_receivers": receiver_failure_rate_list(since=now - RECEIVER_FAILURE_WINDOW, limit=DASHBOARD_LIST_LIMIT),
+        "failing_receivers": receiver_failure_rate_list(
+            since=now - RECEIVER_FAILURE_WINDOW, limit=DASHBOARD_LIST_LIMIT
+        ),
         "failed_commands": failed_command_list(limit=DASHBOARD_LIST_LIMIT),
     }

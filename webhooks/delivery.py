@@ -131,7 +131,9 @@ async def claim_deliver(claim: Claim) -> list[AttemptOutcome]:
     """
     lease_deadline = time.monotonic() + (claim.expires_at - timezone.now()).total_seconds()
     refused = await refused_urls({d.subscription.url for d in claim.deliveries})
-    outcomes = [refusal(d, claim.token, refused[d.subscription.url]) for d in claim.deliveries if d.subscription.url in refused]
+    outcomes = [
+        refusal(d, claim.token, refused[d.subscription.url]) for d in claim.deliveries if d.subscription.url in refused
+    ]
     async with client_session(max(1, len(claim.deliveries))) as session:
         posted = await asyncio.gather(
             *(

@@ -111,25 +111,22 @@ def webhook_deliveries_claim(
     limit: int,
     per_receiver: int,
     busy_subscription_ids: Collection[uuid.UUID] = (),
-    delivery_ids: Collection[str] | None = None,
 ) -> Claim:
     """Claim up to ``limit`` due pending deliveries, oldest due first, at most ``per_receiver`` per subscription.
 
     Only delivery rows are locked (``FOR UPDATE OF`` the delivery, ``SKIP LOCKED``): neither an
     emitting transaction's foreign-key lock nor an overlapping claim on the same subscription makes
     a claim skip a row it could take, and twice ``limit`` candidates are considered, so a claim
-    overlapping another still gets its share past the rows the other one holds. The claimed rows carry a new lease token and are not due again
-    until the lease passes, so a worker killed mid-delivery leaves them to the next claim
-    (at-least-once, the event id unchanged). ``busy_subscription_ids`` are left out (the caller has
-    all their slots in use).
+    overlapping another still gets its share past the rows the other one holds. The claimed rows
+    carry a new lease token and are not due again until the lease passes, so a worker killed
+    mid-delivery leaves them to the next claim (at-least-once, the event id unchanged).
+    ``busy_subscription_ids`` are left out (the caller has all their slots in use).
     """
     now = timezone.now()
     expires_at = now + timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
     due = WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
     if busy_subscription_ids:
         due = due.exclude(subscription_id__in=busy_subscription_ids)
-    if delivery_ids is not None:
-        due = due.filter(id__in=delivery_ids)
     oldest_per_receiver = (
         due.annotate(
             rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")])
@@ -224,8 +221,8 @@ def webhook_deliveries_release(*, token: uuid.UUID, delivery_ids: Collection[uui
     )
 
 
-def webhook_deliveries_send(*, delivery_ids: Collection[str] | None = None) -> int:
-    """Claim due deliveries (the given ones, or all due), POST them at once and record them; returns how many.
+def webhook_deliveries_send() -> int:
+    """Claim due deliveries, POST them at once and record them; returns how many were attempted.
 
     One pass, for tests and one-off use; the webhook worker runs ``delivery.DeliveryEngine``.
     """
@@ -234,12 +231,12 @@ def webhook_deliveries_send(*, delivery_ids: Collection[str] | None = None) -> i
     claim = webhook_deliveries_claim(
         limit=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT,
         per_receiver=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER,
-        delivery_ids=delivery_ids,
     )
     outcomes = asyncio.run(claim_deliver(claim))
     webhook_attempts_record(outcomes=outcomes)
     attempted = {outcome.delivery.id for outcome in outcomes}
-    webhook_deliveries_release(token=claim.token, delivery_ids=[d.id for d in claim.deliveries if d.id not in attempted])
+    unsent = [d.id for d in claim.deliveries if d.id not in attempted]
+    webhook_deliveries_release(token=claim.token, delivery_ids=unsent)
     return len(outcomes)
 
 

@@ -28,8 +28,12 @@ def receivers(settings):
 def delivery(subscription, *, state=DeliveryState.PENDING, age=timedelta(0), due_in=timedelta(0)) -> WebhookDelivery:
     now = timezone.now()
     created = WebhookDelivery.objects.create(
-        event_id="00000000-0000-0000-0000-000000000001", event_type="charge_point.offline",
-        subscription=subscription, body="{}", state=state, next_attempt_at=now + due_in,
+        event_id="00000000-0000-0000-0000-000000000001",
+        event_type="charge_point.offline",
+        subscription=subscription,
+        body="{}",
+        state=state,
+        next_attempt_at=now + due_in,
     )
     WebhookDelivery.objects.filter(pk=created.pk).update(created_at=now - age)
     return created
@@ -39,8 +43,11 @@ def attempts(subscription, *statuses: int, ago: timedelta = timedelta(minutes=1)
     target = delivery(subscription, state=DeliveryState.DELIVERED)
     for status in statuses:
         WebhookAttempt.objects.create(
-            delivery=target, attempted_at=timezone.now() - ago, status_code=status,
-            error="" if status < 300 else f"HTTP {status}", duration_ms=5,
+            delivery=target,
+            attempted_at=timezone.now() - ago,
+            status_code=status,
+            error="" if status < 300 else f"HTTP {status}",
+            duration_ms=5,
         )
 
 

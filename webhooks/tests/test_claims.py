@@ -61,8 +61,12 @@ def held_open(work: Callable[[], Any]) -> Iterator[dict[str, Any]]:
 
 def outcome(delivery: WebhookDelivery, token, status_code: int = 200) -> AttemptOutcome:
     return AttemptOutcome(
-        delivery=delivery, token=token, attempted_at=timezone.now(), status_code=status_code,
-        error="" if status_code < 300 else f"HTTP {status_code}", duration_ms=1.0,
+        delivery=delivery,
+        token=token,
+        attempted_at=timezone.now(),
+        status_code=status_code,
+        error="" if status_code < 300 else f"HTTP {status_code}",
+        duration_ms=1.0,
     )
 
 
@@ -90,9 +94,7 @@ def test_a_claim_takes_at_most_per_receiver_deliveries_per_subscription_oldest_f
     other = services.webhook_subscription_create(url=webhook_receiver.url + "/2", events=["charge_point.offline"])
     emit(1)  # one more for the first subscription, one for the other
     claimed = services.webhook_deliveries_claim(limit=100, per_receiver=2)
-    per_subscription = sorted(
-        (d.subscription_id == other.id, d.body) for d in claimed.deliveries
-    )
+    per_subscription = sorted((d.subscription_id == other.id, d.body) for d in claimed.deliveries)
     assert [is_other for is_other, _ in per_subscription] == [False, False, True]
     oldest = WebhookDelivery.objects.filter(subscription=subscription).order_by("created_at")[:2]
     assert {d.id for d in claimed.deliveries if d.subscription_id == subscription.id} == {d.id for d in oldest}
@@ -100,9 +102,12 @@ def test_a_claim_takes_at_most_per_receiver_deliveries_per_subscription_oldest_f
 
 def test_a_claim_leaves_out_busy_subscriptions(subscription):
     emit(2)
-    assert services.webhook_deliveries_claim(
-        limit=100, per_receiver=10, busy_subscription_ids=[subscription.id]
-    ).deliveries == []
+    assert (
+        services.webhook_deliveries_claim(
+            limit=100, per_receiver=10, busy_subscription_ids=[subscription.id]
+        ).deliveries
+        == []
+    )
 
 
 @pytest.mark.parametrize("late_status", [200, 500])
@@ -114,9 +119,9 @@ def test_an_attempt_that_overran_its_lease_records_nothing(subscription, late_st
     assert len(retaken.deliveries) == 1
 
     assert services.webhook_attempts_record(outcomes=[outcome(retaken.deliveries[0], retaken.token)])
-    assert services.webhook_attempts_record(
-        outcomes=[outcome(overrun.deliveries[0], overrun.token, late_status)]
-    ) == set()
+    assert (
+        services.webhook_attempts_record(outcomes=[outcome(overrun.deliveries[0], overrun.token, late_status)]) == set()
+    )
 
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.DELIVERED, 1, 200)

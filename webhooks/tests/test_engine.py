@@ -87,7 +87,9 @@ def emit_to_both(count: int) -> None:
 
 async def test_a_slow_receiver_does_not_hold_up_a_fast_one(settings, webhook_receiver, slow_receiver, engine):
     settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
-    slow = await sync_to_async(services.webhook_subscription_create)(url=slow_receiver.url, events=["charge_point.offline"])
+    slow = await sync_to_async(services.webhook_subscription_create)(
+        url=slow_receiver.url, events=["charge_point.offline"]
+    )
     fast = await sync_to_async(services.webhook_subscription_create)(
         url=webhook_receiver.url, events=["charge_point.offline"]
     )
