@@ -11,6 +11,7 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -232,7 +233,9 @@ def webhook_deliveries_send() -> int:
         limit=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT,
         per_receiver=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER,
     )
-    outcomes = asyncio.run(claim_deliver(claim))
+    # A thread of its own for the event loop: the caller may be running one already.
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        outcomes = runner.submit(asyncio.run, claim_deliver(claim)).result()
     webhook_attempts_record(outcomes=outcomes)
     attempted = {outcome.delivery.id for outcome in outcomes}
     unsent = [d.id for d in claim.deliveries if d.id not in attempted]
