@@ -61,7 +61,8 @@ def receive(secrets_file: str, delay_ms: int) -> None:
             return web.Response(status=204)
         counts["received"] += 1
         now = time.time()
-        parts = dict(item.split("=", 1) for item in request.headers.get("X-Dynamo-Signature", "").split(",") if "=" in item)
+        header = request.headers.get("X-Dynamo-Signature", "")
+        parts = dict(item.split("=", 1) for item in header.split(",") if "=" in item)
         secret = secrets.get(request.match_info["name"], "")
         expected = hmac.new(secret.encode(), f"{parts.get('t')}.".encode() + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(parts.get("v1", ""), expected):
@@ -145,7 +146,8 @@ def start_workers(layout: str, var_dir: Path, extra_env: dict[str, str]) -> list
         if args[0] == "beat" or "--beat" in args:
             args = [*args, "--schedule", str(var_dir / f"beat-{number}")]
         with (var_dir / f"celery-{number}.log").open("wb") as log:
-            processes.append(subprocess.Popen([*CELERY, *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+            command = [*CELERY, *args]
+            processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
     return processes
 
 
@@ -213,7 +215,8 @@ def emit(count: int, rate: float | None, stop_at: float) -> int:
 
 def write_backlog(count: int, *, retries: bool) -> None:
     with transaction.atomic():
-        webhook_event_emit(event_type="connector.status_changed", data={"charge_point_id": "BENCH-W-0", "status": "Charging"})
+        data = {"charge_point_id": "BENCH-W-0", "status": "Charging"}
+        webhook_event_emit(event_type="connector.status_changed", data=data)
         template = WebhookDelivery.objects.get()
         template.delete()
     now = timezone.now()

@@ -240,7 +240,7 @@ CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 1, minimum=
 CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=2)
 # Deliveries in flight per webhook worker process, and at most this many to one subscription.
 CSMS_WEBHOOK_MAX_IN_FLIGHT = env_int("CSMS_WEBHOOK_MAX_IN_FLIGHT", 512, minimum=1)
-CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER = env_int("CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER", 64, minimum=1)
+CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER = env_int("CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER", 128, minimum=1)
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
 CSMS_HEARTBEAT_FLUSH_SECONDS = env_int("CSMS_HEARTBEAT_FLUSH_MS", 1000, minimum=10) / 1000
 # Meter plausibility: a register step larger than this power over the time between two

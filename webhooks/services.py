@@ -117,8 +117,9 @@ def webhook_deliveries_claim(
 
     Only delivery rows are locked (``FOR UPDATE OF`` the delivery, ``SKIP LOCKED``): neither an
     emitting transaction's foreign-key lock nor an overlapping claim on the same subscription makes
-    a claim skip a row it could take, and twice ``limit`` candidates are considered, so a claim
-    overlapping another still gets its share past the rows the other one holds. The claimed rows
+    a claim skip a row it could take, and twice ``limit`` candidates (from the ``4 * limit`` oldest
+    due) are considered, so a claim overlapping another still gets its share past the rows the
+    other one holds. The claimed rows
     carry a new lease token and are not due again until the lease passes, so a worker killed
     mid-delivery leaves them to the next claim (at-least-once, the event id unchanged).
     ``busy_subscription_ids`` are left out (the caller has all their slots in use).
@@ -128,8 +129,12 @@ def webhook_deliveries_claim(
     due = WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
     if busy_subscription_ids:
         due = due.exclude(subscription_id__in=busy_subscription_ids)
+    # The ranking reads only the oldest due rows (on the (state, next_attempt_at) index), so a claim
+    # costs the same with a backlog of 20 or 20,000.
+    oldest = due.order_by("next_attempt_at", "id").values("id")[: 4 * limit]
     oldest_per_receiver = (
-        due.annotate(
+        WebhookDelivery.objects.filter(id__in=oldest)
+        .annotate(
             rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")])
         )
         .filter(rank__lte=per_receiver)
