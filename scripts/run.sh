@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts the whole system in the foreground: daphne (WebSocket + API + admin) and a Celery
-# worker with beat. Ctrl-C stops both.
+# Starts the whole system in the foreground: daphne (WebSocket + API + admin), a Celery
+# worker with beat, and the webhook delivery worker. Ctrl-C stops them all.
 set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
@@ -22,14 +22,17 @@ INFO
 # Each child in its own process group: Ctrl-C reaches this script only, and a child is stopped with
 # everything it started (Celery's pool and beat processes).
 pids=()
-setsid "$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
+setsid "$BIN/celery" -A csms worker --beat -Q celery --loglevel INFO --concurrency 2 &
+pids+=($!)
+setsid "$BIN/celery" -A csms worker -Q webhooks --pool solo -n webhooks@%h --loglevel INFO &
 pids+=($!)
 setsid "$BIN/daphne" -b "$HOST" -p "$PORT" csms.asgi:application &
 pids+=($!)
 
 # SIGTERM first (daphne flushes its write-behind buffers and exits at once; Celery starts a warm
-# shutdown), then whatever is left after 1.5 s is killed (a webhook delivery Celery held is sent
-# again by the sweep). Runs once, and signals only the children: never make's process group.
+# shutdown), then whatever is left after 1.5 s is killed (a webhook delivery still in flight is
+# sent again when its claim's lease passes). Runs once, and signals only the children: never
+# make's process group.
 stop() {
   local status=${1:-0}
   trap '' INT TERM HUP
