@@ -4,6 +4,8 @@ The webhook worker (``celery -A csms worker -Q webhooks --pool solo``) runs one 
 an asyncio loop in a thread of its own that claims, POSTs and records, with every database call
 made by one more thread on one connection for the life of the worker (a Celery task never touches
 the database, so Celery's per-task closing of Django's connections costs nothing here).
+Each claim runs the URL guard once per receiver and pins the vetted addresses in the client's
+resolver (``url_safety.PinnedResolver``): a connection goes only to an address that was checked.
 The rules (claims, leases, backoff, permanent failures) live in ``services``.
 """
 
