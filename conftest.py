@@ -221,7 +221,7 @@ def celery_worker(daphne: DaphneServer, tmp_path: Path) -> Iterator[Callable[...
         }
         with (tmp_path / f"celery-{len(processes)}.log").open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "csms", "worker", "--beat", "--pool", "solo",
+                [sys.executable, "-m", "celery", "-A", "csms", "worker", "--beat", "--pool", "solo", "-Q", "celery,webhooks",
                  "--loglevel", "INFO", "--schedule", str(tmp_path / f"beat-{len(processes)}")],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )

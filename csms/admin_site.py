@@ -18,9 +18,10 @@ from django.utils import timezone
 
 from chargepoints.selectors import active_transaction_list, fleet_summary, recently_offline_charge_point_list
 from commands.selectors import failed_command_list
-from webhooks.selectors import failed_delivery_list
+from webhooks.selectors import failed_delivery_list, receiver_failure_rate_list, webhook_backlog
 
 RECENTLY_OFFLINE_WINDOW = timedelta(hours=1)
+RECEIVER_FAILURE_WINDOW = timedelta(minutes=10)
 DASHBOARD_LIST_LIMIT = 10
 
 
@@ -53,5 +54,9 @@ def dashboard_context() -> dict[str, Any]:
         ),
         "active_transactions": active_transaction_list(limit=DASHBOARD_LIST_LIMIT),
         "failed_deliveries": failed_delivery_list(limit=DASHBOARD_LIST_LIMIT),
+        "webhook_backlog": webhook_backlog(now=now),
+        "failing_receivers": receiver_failure_rate_list(
+            since=now - RECEIVER_FAILURE_WINDOW, limit=DASHBOARD_LIST_LIMIT
+        ),
         "failed_commands": failed_command_list(limit=DASHBOARD_LIST_LIMIT),
     }

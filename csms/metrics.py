@@ -124,16 +124,23 @@ class _WebhookCollector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
-        from webhooks.selectors import delivery_backlog
+        from django.utils import timezone
 
-        backlog = delivery_backlog()
+        from webhooks.selectors import webhook_backlog
+
+        backlog = webhook_backlog(now=timezone.now())
         yield GaugeMetricFamily(
             "csms_webhook_deliveries_pending", "Webhook deliveries not yet delivered.", value=backlog.pending
         )
         yield GaugeMetricFamily(
+            "csms_webhook_deliveries_due",
+            "Pending webhook deliveries due now (waiting for a webhook worker).",
+            value=backlog.due,
+        )
+        yield GaugeMetricFamily(
             "csms_webhook_oldest_pending_seconds",
             "Age of the oldest undelivered webhook delivery, seconds (0 when none).",
-            value=backlog.oldest_pending_seconds,
+            value=backlog.oldest_pending_seconds or 0.0,
         )
         yield GaugeMetricFamily(
             "csms_webhook_deliveries_failed",

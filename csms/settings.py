@@ -173,6 +173,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir),
     }
 CELERY_TASK_IGNORE_RESULT = True
+# Webhook delivery has a worker of its own (README "Processes"); everything else uses the default queue.
+CELERY_TASK_ROUTES = {"webhooks.tasks.*": {"queue": "webhooks"}}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 
@@ -255,8 +257,11 @@ CSMS_WEBHOOK_RETRY_BASE = env_int("CSMS_WEBHOOK_RETRY_BASE", 30, minimum=1)
 CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
-CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
-CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=1)
+CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 1, minimum=1)
+CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=2)
+# Deliveries in flight per webhook worker process, and at most this many to one subscription.
+CSMS_WEBHOOK_MAX_IN_FLIGHT = env_int("CSMS_WEBHOOK_MAX_IN_FLIGHT", 512, minimum=1)
+CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER = env_int("CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER", 128, minimum=1)
 CSMS_WEBHOOK_SECRET_GRACE_SECONDS = env_int("CSMS_WEBHOOK_SECRET_GRACE_SECONDS", 86400, minimum=0)
 CSMS_LAST_SEEN_WRITE_SECONDS = env_int("CSMS_LAST_SEEN_WRITE_SECONDS", 5, minimum=0)
 CSMS_HEARTBEAT_FLUSH_SECONDS = env_int("CSMS_HEARTBEAT_FLUSH_MS", 1000, minimum=10) / 1000

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the whole system in the foreground: the gateway (scripts/serve.py: daphne for WebSocket,
-# API and admin) and a Celery worker with beat. Ctrl-C stops both.
+# API and admin), a Celery worker with beat, and the webhook delivery worker. Ctrl-C stops them all.
 set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
@@ -22,15 +22,18 @@ INFO
 # Each child in its own process group: Ctrl-C reaches this script only, and a child is stopped with
 # everything it started (Celery's pool and beat processes).
 pids=()
-setsid "$BIN/celery" -A csms worker --beat --loglevel INFO --concurrency 2 &
+setsid "$BIN/celery" -A csms worker --beat -Q celery --loglevel INFO --concurrency 2 &
+pids+=($!)
+setsid "$BIN/celery" -A csms worker -Q webhooks --pool solo -n webhooks@%h --loglevel INFO &
 pids+=($!)
 # The gateway as `make serve` runs it; one worker unless WORKERS says more (they need REDIS_URL, DATABASE_URL).
 HOST="$HOST" PORT="$PORT" WORKERS="${WORKERS:-1}" setsid "$BIN/python" scripts/serve.py &
 pids+=($!)
 
-# SIGTERM first (the gateway's daphne workers flush their write-behind buffers and exit at once; Celery starts a warm
-# shutdown), then whatever is left after 1.5 s is killed (a webhook delivery Celery held is sent
-# again by the sweep). Runs once, and signals only the children: never make's process group.
+# SIGTERM first (the gateway's daphne workers flush their write-behind buffers and exit at once;
+# Celery starts a warm shutdown), then whatever is left after 1.5 s is killed (a webhook delivery
+# still in flight is sent again when its claim's lease passes). Runs once, and signals only the
+# children: never make's process group.
 stop() {
   local status=${1:-0}
   trap '' INT TERM HUP

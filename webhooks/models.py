@@ -52,6 +52,9 @@ class WebhookDelivery(models.Model):
     state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
+    lease_token = models.UUIDField(
+        null=True, blank=True, editable=False, help_text="The claim that holds the delivery now (fencing)."
+    )
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -68,7 +71,7 @@ class WebhookDelivery(models.Model):
 
 class WebhookAttempt(models.Model):
     delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_log")
-    attempted_at = models.DateTimeField()
+    attempted_at = models.DateTimeField(db_index=True)
     status_code = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     duration_ms = models.FloatField()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import Count, Min, Q, QuerySet
-from django.utils import timezone
 
-from webhooks.models import DeliveryState, WebhookDelivery
+from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 
 
 def failed_delivery_list(*, limit: int = 20) -> QuerySet[WebhookDelivery]:
@@ -20,18 +20,58 @@ def failed_delivery_list(*, limit: int = 20) -> QuerySet[WebhookDelivery]:
 
 
 @dataclass(frozen=True)
-class DeliveryBacklog:
-    pending: int
-    failed: int
-    oldest_pending_seconds: float
+class WebhookBacklog:
+    pending: int  # not yet delivered nor given up (waiting, in flight or backing off)
+    due: int  # pending and claimable now: waiting for a webhook worker
+    failed: int  # given up after their last attempt (kept until re-sent)
+    oldest_pending_seconds: float | None  # age of the oldest pending delivery, None when there is none
 
 
-def delivery_backlog() -> DeliveryBacklog:
-    """Undelivered and given-up deliveries, and the age of the oldest undelivered one (one query)."""
-    totals = WebhookDelivery.objects.aggregate(
-        pending=Count("pk", filter=Q(state=DeliveryState.PENDING)),
-        failed=Count("pk", filter=Q(state=DeliveryState.FAILED)),
+def webhook_backlog(*, now: datetime) -> WebhookBacklog:
+    """The outbox at ``now``, for the dashboard and the metrics (one query)."""
+    row = WebhookDelivery.objects.aggregate(
+        pending=Count("id", filter=Q(state=DeliveryState.PENDING)),
+        due=Count("id", filter=Q(state=DeliveryState.PENDING, next_attempt_at__lte=now)),
+        failed=Count("id", filter=Q(state=DeliveryState.FAILED)),
         oldest=Min("created_at", filter=Q(state=DeliveryState.PENDING)),
     )
-    age = (timezone.now() - totals["oldest"]).total_seconds() if totals["oldest"] else 0.0
-    return DeliveryBacklog(pending=totals["pending"], failed=totals["failed"], oldest_pending_seconds=age)
+    oldest = row["oldest"]
+    return WebhookBacklog(
+        pending=row["pending"],
+        due=row["due"],
+        failed=row["failed"],
+        oldest_pending_seconds=(now - oldest).total_seconds() if oldest else None,
+    )
+
+
+@dataclass(frozen=True)
+class ReceiverFailureRate:
+    subscription_id: str
+    url: str
+    attempts: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float:
+        """Failed attempts / attempts, 0 to 1."""
+        return self.failed / self.attempts
+
+
+def receiver_failure_rate_list(*, since: datetime, limit: int) -> list[ReceiverFailureRate]:
+    """Receivers (subscriptions) whose attempts since ``since`` failed at all, the worst rate first (one query)."""
+    rows = (
+        WebhookAttempt.objects.filter(attempted_at__gte=since)
+        .values("delivery__subscription_id", "delivery__subscription__url")
+        .annotate(attempts=Count("id"), failed=Count("id", filter=~Q(error="")))
+        .filter(failed__gt=0)
+    )
+    rates = [
+        ReceiverFailureRate(
+            subscription_id=str(row["delivery__subscription_id"]),
+            url=row["delivery__subscription__url"],
+            attempts=row["attempts"],
+            failed=row["failed"],
+        )
+        for row in rows
+    ]
+    return sorted(rates, key=lambda rate: (-rate.failure_rate, -rate.failed))[:limit]

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import time
-import urllib.error
-import urllib.request
 import uuid
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
-from webhooks.url_safety import (
-    UnsafeWebhookUrl,
-    WebhookHostUnresolved,
-    WebhookTarget,
-    pinned_handlers,
-    webhook_target_resolve,
-    webhook_url_check,
-)
-from webhooks.signing import secret_new, subscription_signature_header
+from webhooks.signing import secret_new
+from webhooks.url_safety import webhook_url_check
 
 logger = logging.getLogger(__name__)
 
@@ -73,108 +70,180 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
 
 
 def _queue_delivery(delivery_ids: list[str]) -> None:
+    """Wake a webhook worker; if the broker is down, the workers find the deliveries within a poll interval."""
     from webhooks.tasks import deliver_webhooks
 
     try:
-        deliver_webhooks.delay(delivery_ids)
+        deliver_webhooks.delay()
     except Exception:
-        logger.warning("Could not queue webhook deliveries %s; the beat sweep will send them", delivery_ids)
+        logger.warning("Could not wake a webhook worker for deliveries %s; its next poll sends them", delivery_ids)
 
 
-def webhook_deliveries_claim(*, delivery_ids: list[str] | None = None, limit: int = 100) -> list[WebhookDelivery]:
-    """Claim due pending deliveries so that concurrent workers never send one twice at once."""
+@dataclass(frozen=True)
+class Claim:
+    """Deliveries one claim holds until ``expires_at`` (the lease), under its own fencing token."""
+
+    token: uuid.UUID
+    expires_at: datetime
+    deliveries: list[WebhookDelivery]
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """One POST of a claimed delivery: the receiver's status code, or the error (empty: delivered).
+
+    ``refused``: the URL guard refused the target, so no retry can pass it (nothing was sent).
+    """
+
+    delivery: WebhookDelivery
+    token: uuid.UUID
+    attempted_at: datetime
+    status_code: int | None
+    error: str
+    duration_ms: float
+    refused: bool = False
+
+
+def webhook_deliveries_claim(
+    *,
+    limit: int,
+    per_receiver: int,
+    busy_subscription_ids: Collection[uuid.UUID] = (),
+) -> Claim:
+    """Claim up to ``limit`` due pending deliveries, oldest due first, at most ``per_receiver`` per subscription.
+
+    Only delivery rows are locked (``FOR UPDATE OF`` the delivery, ``SKIP LOCKED``): neither an
+    emitting transaction's foreign-key lock nor an overlapping claim on the same subscription makes
+    a claim skip a row it could take, and twice ``limit`` candidates (from the ``4 * limit`` oldest
+    due) are considered, so a claim overlapping another still gets its share past the rows the
+    other one holds. The claimed rows
+    carry a new lease token and are not due again until the lease passes, so a worker killed
+    mid-delivery leaves them to the next claim (at-least-once, the event id unchanged).
+    ``busy_subscription_ids`` are left out (the caller has all their slots in use).
+    """
     now = timezone.now()
-    with transaction.atomic():
-        due = WebhookDelivery.objects.select_for_update(skip_locked=True).filter(
-            state=DeliveryState.PENDING, next_attempt_at__lte=now
+    expires_at = now + timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
+    due = WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
+    if busy_subscription_ids:
+        due = due.exclude(subscription_id__in=busy_subscription_ids)
+    # The ranking reads only the oldest due rows (on the (state, next_attempt_at) index), so a claim
+    # costs the same with a backlog of 20 or 20,000.
+    oldest = due.order_by("next_attempt_at", "id").values("id")[: 4 * limit]
+    oldest_per_receiver = (
+        WebhookDelivery.objects.filter(id__in=oldest)
+        .annotate(
+            rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")])
         )
-        if delivery_ids is not None:
-            due = due.filter(id__in=delivery_ids)
-        claimed = list(due.select_related("subscription").order_by("next_attempt_at")[:limit])
-        # The lease: a claimed delivery is not claimed again until it passes, so a worker killed
-        # mid-delivery leaves it to the beat sweep (at-least-once, the event id unchanged).
-        lease = timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
-        WebhookDelivery.objects.filter(id__in=[d.id for d in claimed]).update(next_attempt_at=now + lease)
-    return claimed
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx becomes an HTTPError: redirects are not followed
-
-
-def _post(target: WebhookTarget, body: str, signature: str, event_id: str) -> int:
-    """POST to the addresses that were checked (``target``), not to a fresh DNS answer."""
-    opener = urllib.request.build_opener(_NoRedirects, *pinned_handlers(target))
-    request = urllib.request.Request(
-        target.url,
-        data=body.encode(),
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Dynamo-CSMS-Webhooks/1",
-            "X-Dynamo-Signature": signature,
-            "X-Dynamo-Event-Id": event_id,
-        },
+        .filter(rank__lte=per_receiver)
+        .order_by("next_attempt_at", "id")
+        .values("id")[: 2 * limit]
     )
-    try:
-        with opener.open(request, timeout=settings.CSMS_WEBHOOK_TIMEOUT) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
-def webhook_delivery_attempt(*, delivery: WebhookDelivery) -> WebhookDelivery:
-    """POST the delivery once and record the attempt; schedule a retry or give up."""
-    started = time.monotonic()
-    status_code: int | None = None
-    error = ""
-    refused = False
-    try:
-        target = webhook_target_resolve(delivery.subscription.url)
-        signature = subscription_signature_header(
-            subscription=delivery.subscription, body=delivery.body, timestamp=int(time.time())
-        )
-        status_code = _post(target, delivery.body, signature, str(delivery.event_id))
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except WebhookHostUnresolved as unresolved:  # DNS may answer next time
-        error = str(unresolved)
-    except UnsafeWebhookUrl as unsafe:  # the guard refused the target: no retry will pass it
-        error, refused = str(unsafe), True
-    except Exception as failure:  # network errors, timeouts
-        error = f"{type(failure).__name__}: {failure}"
-    now = timezone.now()
-    delivery.attempts += 1
-    delivery.last_status_code = status_code
-    delivery.last_error = error
-    if not error:
-        delivery.state, delivery.delivered_at = DeliveryState.DELIVERED, now
-    elif refused or status_code in _PERMANENT_STATUSES or delivery.attempts >= settings.CSMS_WEBHOOK_MAX_ATTEMPTS:
-        delivery.state = DeliveryState.FAILED
-    else:
-        backoff = settings.CSMS_WEBHOOK_RETRY_BASE * 2 ** (delivery.attempts - 1)
-        delivery.next_attempt_at = now + timedelta(seconds=backoff)
+    token = uuid.uuid4()
     with transaction.atomic():
-        delivery.save(
-            update_fields=["attempts", "last_status_code", "last_error", "state", "delivered_at", "next_attempt_at"]
+        claimed = list(
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(id__in=oldest_per_receiver, state=DeliveryState.PENDING, next_attempt_at__lte=now)
+            .select_related("subscription")
+            .order_by("next_attempt_at", "id")[:limit]
         )
-        WebhookAttempt.objects.create(
-            delivery=delivery,
-            attempted_at=now,
-            status_code=status_code,
-            error=error,
-            duration_ms=round((time.monotonic() - started) * 1000, 2),
+        WebhookDelivery.objects.filter(id__in=[d.id for d in claimed]).update(
+            next_attempt_at=expires_at, lease_token=token
         )
-    return delivery
+    return Claim(token=token, expires_at=expires_at, deliveries=claimed)
 
 
-def webhook_deliveries_send(*, delivery_ids: list[str] | None = None) -> int:
-    """Claim and attempt due deliveries (the given ones, or all due); returns how many were tried."""
-    claimed = webhook_deliveries_claim(delivery_ids=delivery_ids)
-    for delivery in claimed:
-        webhook_delivery_attempt(delivery=delivery)
-    return len(claimed)
+def _attempt_result(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
+    """The delivery's fields after this attempt: delivered, failed for good (refused by the URL guard,
+    a permanent status or the last attempt), or due again after the backoff."""
+    attempts = outcome.delivery.attempts + 1
+    fields: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+        "lease_token": None,
+    }
+    if not outcome.error:
+        return {**fields, "state": DeliveryState.DELIVERED, "delivered_at": now}
+    if outcome.refused or outcome.status_code in _PERMANENT_STATUSES or attempts >= settings.CSMS_WEBHOOK_MAX_ATTEMPTS:
+        return {**fields, "state": DeliveryState.FAILED}
+    backoff = settings.CSMS_WEBHOOK_RETRY_BASE * 2 ** (attempts - 1)
+    return {**fields, "next_attempt_at": now + timedelta(seconds=backoff)}
+
+
+def _held(pairs: Iterable[tuple[uuid.UUID, uuid.UUID]]) -> Q:
+    by_token: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for token, delivery_id in pairs:
+        by_token[token].append(delivery_id)
+    held = Q(pk__in=[])
+    for token, ids in by_token.items():
+        held |= Q(lease_token=token, id__in=ids)
+    return held
+
+
+def webhook_attempts_record(*, outcomes: Sequence[AttemptOutcome]) -> set[uuid.UUID]:
+    """Record attempts whose claim still holds their delivery; returns the ids recorded.
+
+    Fencing: the deliveries are locked and their lease token compared before anything is written.
+    An attempt whose lease passed and whose delivery another claim took since is dropped (and
+    logged): it records no second success and schedules no second retry. Deliveries with the same
+    result are written by one UPDATE, the attempts by one INSERT.
+    """
+    if not outcomes:
+        return set()
+    now = timezone.now()
+    with transaction.atomic():
+        held = set(
+            WebhookDelivery.objects.select_for_update(of=("self",))
+            .filter(_held((o.token, o.delivery.id) for o in outcomes))
+            .values_list("id", flat=True)
+        )
+        recorded = [o for o in outcomes if o.delivery.id in held]
+        groups: dict[tuple[tuple[str, Any], ...], list[uuid.UUID]] = defaultdict(list)
+        for outcome in recorded:
+            groups[tuple(_attempt_result(outcome, now).items())].append(outcome.delivery.id)
+        for fields, ids in groups.items():
+            WebhookDelivery.objects.filter(id__in=ids).update(**dict(fields))
+        WebhookAttempt.objects.bulk_create(
+            WebhookAttempt(
+                delivery_id=o.delivery.id,
+                attempted_at=o.attempted_at,
+                status_code=o.status_code,
+                error=o.error,
+                duration_ms=o.duration_ms,
+            )
+            for o in recorded
+        )
+    if len(recorded) < len(outcomes):
+        logger.warning("Dropped %d webhook attempts whose lease had passed", len(outcomes) - len(recorded))
+    return held
+
+
+def webhook_deliveries_release(*, token: uuid.UUID, delivery_ids: Collection[uuid.UUID]) -> int:
+    """Hand claimed deliveries that were not sent back, due now, unless another claim took them since."""
+    return WebhookDelivery.objects.filter(id__in=delivery_ids, lease_token=token).update(
+        next_attempt_at=timezone.now(), lease_token=None
+    )
+
+
+def webhook_deliveries_send() -> int:
+    """Claim due deliveries, POST them at once and record them; returns how many were attempted.
+
+    One pass, for tests and one-off use; the webhook worker runs ``delivery.DeliveryEngine``.
+    """
+    from webhooks.delivery import claim_deliver
+
+    claim = webhook_deliveries_claim(
+        limit=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT,
+        per_receiver=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER,
+    )
+    # A thread of its own for the event loop: the caller may be running one already.
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        outcomes = runner.submit(asyncio.run, claim_deliver(claim)).result()
+    webhook_attempts_record(outcomes=outcomes)
+    attempted = {outcome.delivery.id for outcome in outcomes}
+    unsent = [d.id for d in claim.deliveries if d.id not in attempted]
+    webhook_deliveries_release(token=claim.token, delivery_ids=unsent)
+    return len(outcomes)
 
 
 def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
@@ -182,6 +251,7 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
     delivery.state = DeliveryState.PENDING
     delivery.attempts = 0
     delivery.next_attempt_at = timezone.now()
-    delivery.save(update_fields=["state", "attempts", "next_attempt_at"])
+    delivery.lease_token = None
+    delivery.save(update_fields=["state", "attempts", "next_attempt_at", "lease_token"])
     ids = [str(delivery.id)]
     transaction.on_commit(lambda: _queue_delivery(ids))

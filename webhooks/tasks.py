@@ -1,16 +1,40 @@
-"""Celery entry points for webhook delivery; the rules live in ``services``."""
+"""Celery entry points for webhook delivery: they only wake the worker's delivery engine.
+
+Both tasks are routed to the ``webhooks`` queue. The worker that consumes it starts a
+``delivery.DeliveryEngine`` when it is ready and stops it (finishing the attempts in flight)
+when it shuts down; the engine claims, sends and records, so no task touches the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready, worker_shutdown
 
-from webhooks import services
+from webhooks import delivery
 
-
-@shared_task
-def deliver_webhooks(delivery_ids: list[str]) -> int:
-    return services.webhook_deliveries_send(delivery_ids=delivery_ids)
+QUEUE = "webhooks"
 
 
 @shared_task
-def deliver_due_webhooks() -> int:
-    """Beat sweep: retries whose backoff has passed, and anything a lost task left behind."""
-    return services.webhook_deliveries_send()
+def deliver_webhooks() -> None:
+    """A committed event: claim now rather than at the engine's next poll."""
+    delivery.engine_wake()
+
+
+@shared_task
+def deliver_due_webhooks() -> None:
+    """Beat: a nudge for retries whose backoff has passed (the engine also polls by itself)."""
+    delivery.engine_wake()
+
+
+@worker_ready.connect
+def _start_delivery_engine(sender: Any, **_: Any) -> None:
+    if QUEUE in sender.app.amqp.queues.consume_from:
+        delivery.engine_start()
+
+
+@worker_shutdown.connect
+def _stop_delivery_engine(**_: Any) -> None:
+    delivery.engine_stop()

@@ -1,23 +1,21 @@
 """SSRF protection: webhook URLs may not point into the CSMS's own network.
 
-A URL is checked when a subscription is saved (API and admin) and resolved again for every
-delivery; the delivery then connects to exactly the addresses that were checked
-(``webhook_target_resolve`` + ``pinned_handlers``), so a DNS answer that changes between the check
-and the connect (rebinding) cannot reach an internal address.
+A URL is checked when a subscription is saved (API and admin) and resolved again before sending,
+once per receiver per claimed batch; the deliveries then connect to exactly the addresses that were
+checked (``webhook_target_resolve`` + ``PinnedResolver``, the HTTP client's resolver), so a DNS
+answer that changes between the check and the connect (rebinding) cannot reach an internal address.
 """
 
 from __future__ import annotations
 
-import functools
-import http.client
 import ipaddress
 import socket
-import urllib.request
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from aiohttp.abc import AbstractResolver, ResolveResult
 from django.conf import settings
+from yarl import URL
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -123,48 +121,40 @@ def webhook_url_check(url: str) -> None:
     webhook_target_resolve(url)
 
 
-def _connect_to(addresses: tuple[str, ...], requested: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-    """``socket.create_connection`` to the vetted addresses (in order) instead of resolving again."""
-    error: OSError | None = None
-    for address in addresses:
-        try:
-            return socket.create_connection((address, requested[1]), *args, **kwargs)
-        except OSError as failure:
-            error = failure
-    raise error or OSError("no vetted address")
+class PinnedResolver(AbstractResolver):
+    """The resolver of the delivery client: it answers only with the addresses a check vetted.
+
+    ``pin(target)`` records a target's addresses for its host and port (each claim does, after its
+    check); a host and port nobody pinned does not resolve. The HTTP client keeps the URL's host
+    name for the Host header, TLS SNI and the certificate check, and never resolves it itself.
+    """
+
+    def __init__(self) -> None:
+        self._pins: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def pin(self, target: WebhookTarget) -> None:
+        host = URL(target.url).raw_host or target.host  # the client asks for the IDNA form
+        self._pins[(host.lower(), target.port)] = target.addresses
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        addresses = self._pins.get((host.lower(), port), ())
+        results = [_resolve_result(host, address, port) for address in addresses]
+        results = [result for result in results if family in (socket.AF_UNSPEC, result["family"])]
+        if not results:
+            raise OSError(f"No vetted address for {host}:{port}")
+        return results
+
+    async def close(self) -> None:
+        self._pins.clear()
 
 
-def _pinned(connection_class: type[http.client.HTTPConnection], target: WebhookTarget) -> Any:
-    """A connection class for urllib that reaches ``target.addresses``; Host header, SNI and
-    certificate check still use the URL's host name (the connection keeps it as ``host``)."""
-
-    def build(host: str, **kwargs: Any) -> http.client.HTTPConnection:
-        connection = connection_class(host, **kwargs)
-        connection._create_connection = functools.partial(_connect_to, target.addresses)  # type: ignore[attr-defined]
-        return connection
-
-    return build
-
-
-class _PinnedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, target: WebhookTarget) -> None:
-        super().__init__()
-        self.target = target
-
-    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_pinned(http.client.HTTPConnection, self.target), req)
-
-
-class _PinnedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, target: WebhookTarget) -> None:
-        super().__init__()
-        self.target = target
-
-    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(_pinned(http.client.HTTPSConnection, self.target), req, context=self._context)
-
-
-def pinned_handlers(target: WebhookTarget) -> list[urllib.request.BaseHandler]:
-    """urllib handlers that send to ``target``'s vetted addresses only (and never via a proxy
-    from the environment, which would resolve the host again)."""
-    return [urllib.request.ProxyHandler({}), _PinnedHTTPHandler(target), _PinnedHTTPSHandler(target)]
+def _resolve_result(host: str, address: str, port: int) -> ResolveResult:
+    version = ipaddress.ip_address(address.split("%")[0]).version
+    return ResolveResult(
+        hostname=host,
+        host=address,
+        port=port,
+        family=socket.AF_INET6 if version == 6 else socket.AF_INET,
+        proto=0,
+        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+    )

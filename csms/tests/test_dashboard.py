@@ -221,7 +221,7 @@ def test_the_dashboard_takes_the_same_queries_however_many_rows(ops, fleet, regi
     with CaptureQueriesContext(connection) as many:
         assert ops.get(DASHBOARD).status_code == 200
 
-    assert len(many) == len(few) <= 10
+    assert len(many) == len(few) <= 12  # two of them for the webhook backlog panel
 
 
 def test_the_index_wraps_the_dashboard_in_a_section_that_refreshes_from_the_fragment_url(ops, settings):

@@ -124,5 +124,6 @@ async def test_unknown_actions_are_counted_as_other(daphne_factory, tmp_path):
 def test_webhook_backlog_is_scraped_from_the_outbox(daphne):
     text = scrape(daphne)
     assert re.search(r"^csms_webhook_deliveries_pending 0\.0$", text, re.M)
+    assert re.search(r"^csms_webhook_deliveries_due 0\.0$", text, re.M)
     assert re.search(r"^csms_webhook_deliveries_failed 0\.0$", text, re.M)
     assert re.search(r"^csms_webhook_oldest_pending_seconds 0\.0$", text, re.M)

@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from ocpp.v16 import call
 
 from chargepoints.models import ChargePoint
 from conftest import ahttp, eventually, ocpp_charger
 from webhooks.models import WebhookDelivery
-from webhooks.services import webhook_subscription_create
+from webhooks.services import webhook_event_emit, webhook_subscription_create
 from webhooks.tests.test_services import verify
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def subscribe(url: str):
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(webhook_subscription_create)(
         url=url, events=["charge_point.offline", "charge_point.online"]
     )
@@ -76,3 +75,32 @@ async def test_a_failing_receiver_is_retried_by_the_worker_until_failed(
         assert await delivery.attempt_log.acount() == 3
     ids = [json.loads(body)["id"] for _, body in webhook_receiver.requests]
     assert len(ids) == 6 and len(set(ids)) == 2  # each event retried with its own id: nothing lost
+
+
+def worker_sessions(application_name: str) -> set[tuple[int, str]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start::text FROM pg_stat_activity WHERE application_name = %s", [application_name]
+        )
+        return set(cursor.fetchall())
+
+
+async def test_the_webhook_worker_delivers_without_opening_database_sessions(
+    daphne, celery_worker, webhook_receiver, settings
+):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    name = "csms-webhook-worker-under-test"
+    celery_worker(CSMS_WEBHOOK_ALLOW_PRIVATE="1", PGAPPNAME=name)  # libpq names the worker's sessions
+    await subscribe(webhook_receiver.url)
+    emit = sync_to_async(webhook_event_emit)
+    await emit(event_type="charge_point.online", data={"charge_point_id": "CP-WARM"})
+    await eventually(lambda: webhook_receiver.requests, timeout=30)
+    sessions = await sync_to_async(worker_sessions)(name)
+    assert sessions
+
+    for number in range(30):
+        await emit(event_type="charge_point.online", data={"charge_point_id": f"CP-{number}"})
+    await eventually(lambda: len(webhook_receiver.requests) == 31, timeout=30)
+    assert await sync_to_async(worker_sessions)(name) == sessions  # the same sessions, none new

@@ -1,9 +1,10 @@
 """Webhook targets: every form of an internal address is refused, credentials and bad ports too, the
-admin checks like the API, a delivery connects to the address that was checked, and a delivery the
-guard refuses fails at once."""
+admin checks like the API, a delivery connects to the address that was checked (the delivery
+client's resolver answers only with it), and a delivery the guard refuses fails at once."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import shutil
 import socket
@@ -17,8 +18,10 @@ from django.contrib.auth.models import User
 from webhooks import services
 from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.url_safety import (
+    PinnedResolver,
     UnsafeWebhookUrl,
     WebhookHostUnresolved,
+    WebhookTarget,
     webhook_target_resolve,
     webhook_url_check,
 )
@@ -273,3 +276,23 @@ def test_a_host_that_does_not_resolve_is_retried(monkeypatch, settings):
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("pending", 1)
     assert delivery.last_error == "The host 'hooks.example.com' does not resolve."
+
+
+def test_the_delivery_resolver_answers_only_with_the_vetted_addresses_of_a_pinned_host_and_port():
+    resolver = PinnedResolver()
+    resolver.pin(
+        WebhookTarget(
+            url="https://Bücher.example:8443/h", host="bücher.example", port=8443,
+            addresses=("8.8.8.8", "2001:4860:4860::8888"),
+        )
+    )
+    answers = asyncio.run(resolver.resolve("xn--bcher-kva.example", 8443, family=socket.AF_UNSPEC))
+    assert [(a["hostname"], a["host"], a["port"], a["family"]) for a in answers] == [
+        ("xn--bcher-kva.example", "8.8.8.8", 8443, socket.AF_INET),
+        ("xn--bcher-kva.example", "2001:4860:4860::8888", 8443, socket.AF_INET6),
+    ]
+    assert [a["host"] for a in asyncio.run(resolver.resolve("xn--bcher-kva.example", 8443))] == ["8.8.8.8"]
+    with pytest.raises(OSError, match="No vetted address"):
+        asyncio.run(resolver.resolve("xn--bcher-kva.example", 443, family=socket.AF_UNSPEC))
+    with pytest.raises(OSError, match="No vetted address"):
+        asyncio.run(resolver.resolve("other.example", 8443, family=socket.AF_UNSPEC))

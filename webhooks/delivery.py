@@ -1,0 +1,351 @@
+"""Sending webhook deliveries: many at once on kept-alive connections, a bounded number per receiver.
+
+The webhook worker (``celery -A csms worker -Q webhooks --pool solo``) runs one ``DeliveryEngine``:
+an asyncio loop in a thread of its own that claims, POSTs and records, with every database call
+made by one more thread on one connection for the life of the worker (a Celery task never touches
+the database, so Celery's per-task closing of Django's connections costs nothing here).
+Each claim runs the URL guard once per receiver and pins the vetted addresses in the client's
+resolver (``url_safety.PinnedResolver``): a connection goes only to an address that was checked.
+The rules (claims, leases, backoff, permanent failures) live in ``services``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+import aiohttp
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from webhooks.models import WebhookDelivery
+from webhooks.services import (
+    AttemptOutcome,
+    Claim,
+    webhook_attempts_record,
+    webhook_deliveries_claim,
+    webhook_deliveries_release,
+)
+from webhooks.signing import subscription_signature_header
+from webhooks.url_safety import PinnedResolver, UnsafeWebhookUrl, WebhookHostUnresolved, webhook_target_resolve
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+USER_AGENT = "Dynamo-CSMS-Webhooks/1"
+# An attempt must end this long before its lease does, and is not started with less than
+# LEASE_MARGIN_SECONDS + MIN_ATTEMPT_SECONDS of lease left: an attempt never outlives its claim.
+LEASE_MARGIN_SECONDS = 1.0
+MIN_ATTEMPT_SECONDS = 0.5
+# The engine claims at most this often (finished deliveries are gathered between two claims) and
+# records outcomes in batches this far apart.
+CLAIM_INTERVAL_SECONDS = 0.02
+RECORD_INTERVAL_SECONDS = 0.05
+RECORD_BATCH = 500
+
+
+def client_session(*, max_connections: int, resolver: PinnedResolver) -> aiohttp.ClientSession:
+    """Kept-alive connections shared by every delivery, made only to the addresses ``resolver`` was
+    given (no DNS of its own, no cache, no proxy from the environment); redirects are never followed
+    (per request). The trusted certificates are read now (``SSL_CERT_FILE`` is honoured)."""
+    connector = aiohttp.TCPConnector(
+        limit=max_connections,
+        limit_per_host=0,
+        resolver=resolver,
+        use_dns_cache=False,
+        ssl=ssl.create_default_context(),
+    )
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT}, trust_env=False)
+
+
+async def refused_urls(urls: set[str], resolver: PinnedResolver) -> dict[str, UnsafeWebhookUrl]:
+    """The URL guard, once per receiver URL of a claim: pins the vetted addresses of each URL that
+    passes in ``resolver`` and returns {url: the guard's refusal} for the others.
+
+    This is the one place the guard runs before sending (in threads: it resolves DNS). A refusal is
+    UnsafeWebhookUrl (never deliverable) or WebhookHostUnresolved (DNS may answer next time).
+    """
+
+    async def check(url: str) -> UnsafeWebhookUrl | None:
+        try:
+            resolver.pin(await asyncio.to_thread(webhook_target_resolve, url))
+        except UnsafeWebhookUrl as unsafe:
+            return unsafe
+        return None
+
+    verdicts = await asyncio.gather(*(check(url) for url in urls))
+    return {url: verdict for url, verdict in zip(urls, verdicts, strict=True) if verdict}
+
+
+async def webhook_delivery_post(
+    *, session: aiohttp.ClientSession, delivery: WebhookDelivery, token: uuid.UUID, lease_deadline: float
+) -> AttemptOutcome | None:
+    """POST a claimed delivery once, signed; None when too little of its lease is left to start.
+
+    ``lease_deadline`` is ``time.monotonic()`` at which the claim's lease passes. The attempt's
+    timeout is ``CSMS_WEBHOOK_TIMEOUT`` s, cut so that it ends ``LEASE_MARGIN_SECONDS`` before the
+    lease does: no other claim can take the delivery while this attempt may still be sending it.
+    """
+    budget = min(settings.CSMS_WEBHOOK_TIMEOUT, lease_deadline - LEASE_MARGIN_SECONDS - time.monotonic())
+    if budget < MIN_ATTEMPT_SECONDS:
+        return None
+    started, attempted_at = time.monotonic(), timezone.now()
+    status_code: int | None = None
+    signature = subscription_signature_header(
+        subscription=delivery.subscription, body=delivery.body, timestamp=int(time.time())
+    )
+    headers = {
+        "Content-Type": "application/json",
+        "X-Dynamo-Signature": signature,
+        "X-Dynamo-Event-Id": str(delivery.event_id),
+    }
+    try:
+        async with session.post(
+            delivery.subscription.url,
+            data=delivery.body.encode(),
+            headers=headers,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=budget),
+        ) as response:
+            status_code = response.status
+        error = "" if 200 <= status_code < 300 else f"HTTP {status_code}"
+    except TimeoutError:
+        error = f"TimeoutError: no answer within {budget:.1f} s"
+    except Exception as failure:  # connection refused, reset, bad TLS, ...
+        error = f"{type(failure).__name__}: {failure}"
+    return AttemptOutcome(
+        delivery=delivery,
+        token=token,
+        attempted_at=attempted_at,
+        status_code=status_code,
+        error=error,
+        duration_ms=round((time.monotonic() - started) * 1000, 2),
+    )
+
+
+def refusal(delivery: WebhookDelivery, token: uuid.UUID, refused: UnsafeWebhookUrl) -> AttemptOutcome:
+    """The attempt the URL guard stopped: permanent, unless the host did not resolve (retried)."""
+    return AttemptOutcome(
+        delivery=delivery,
+        token=token,
+        attempted_at=timezone.now(),
+        status_code=None,
+        error=str(refused),
+        duration_ms=0.0,
+        refused=not isinstance(refused, WebhookHostUnresolved),
+    )
+
+
+async def claim_deliver(claim: Claim) -> list[AttemptOutcome]:
+    """POST every delivery of a claim at once (the claim bounds how many go to one receiver).
+
+    Deliveries with an outcome are the ones attempted; the caller releases the others.
+    """
+    lease_deadline = time.monotonic() + (claim.expires_at - timezone.now()).total_seconds()
+    resolver = PinnedResolver()
+    refused = await refused_urls({d.subscription.url for d in claim.deliveries}, resolver)
+    outcomes = [
+        refusal(d, claim.token, refused[d.subscription.url]) for d in claim.deliveries if d.subscription.url in refused
+    ]
+    async with client_session(max_connections=max(1, len(claim.deliveries)), resolver=resolver) as session:
+        posted = await asyncio.gather(
+            *(
+                webhook_delivery_post(session=session, delivery=d, token=claim.token, lease_deadline=lease_deadline)
+                for d in claim.deliveries
+                if d.subscription.url not in refused
+            )
+        )
+    return outcomes + [outcome for outcome in posted if outcome]
+
+
+class DeliveryEngine:
+    """The webhook worker's delivery loop, in a thread with its own asyncio loop.
+
+    1. Claim as many due deliveries as there are free slots (``max_in_flight``), at most as many
+       per subscription as it has free (``per_receiver``), oldest due first: first attempts and
+       retries alike, so retries drain as fast as new events.
+    2. POST each at once on the shared keep-alive session; a semaphore per subscription keeps at
+       most ``per_receiver`` in flight to one receiver, so a slow receiver holds only its own slots.
+    3. Record the outcomes in batches, fenced by each claim's lease token.
+    4. Wait to be woken (a new event, a finished delivery) or ``poll_seconds`` (due retries), and
+       claim again, at most every ``CLAIM_INTERVAL_SECONDS``.
+    """
+
+    def __init__(self, *, max_in_flight: int, per_receiver: int, poll_seconds: float) -> None:
+        self.max_in_flight = max_in_flight
+        self.per_receiver = per_receiver
+        self.poll_seconds = poll_seconds
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-db")
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._in_flight: Counter[uuid.UUID] = Counter()
+        self._receivers: dict[uuid.UUID, asyncio.Semaphore] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        self._outcomes: list[AttemptOutcome] = []
+        self._unsent: list[tuple[uuid.UUID, uuid.UUID]] = []
+        self._started = threading.Event()
+        self._resolver = PinnedResolver()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), name="webhook-engine", daemon=True)
+        self._thread.start()
+        self._started.wait(timeout=10)
+
+    def wake(self) -> None:
+        """Thread-safe: claim now rather than at the next poll."""
+        if self._loop and self._wake:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def stop(self, timeout: float) -> None:
+        """Claim no more; finish the attempts in flight (each ends within its timeout) and record them."""
+        if self._loop and self._thread:
+            self._loop.call_soon_threadsafe(self._begin_stop)
+            self._thread.join(timeout=timeout)
+        self._db.submit(connection.close)
+        self._db.shutdown(wait=True)
+
+    def _begin_stop(self) -> None:
+        self._stopping = True
+        if self._wake:
+            self._wake.set()
+
+    async def _in_db(self, function: Callable[..., T], **kwargs: Any) -> T:
+        """Run a service in the engine's database thread; after a database error, drop its connection."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._db, partial(function, **kwargs))
+        except DatabaseError:
+            await loop.run_in_executor(self._db, connection.close)
+            raise
+
+    async def _run(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._started.set()
+        async with client_session(max_connections=self.max_in_flight, resolver=self._resolver) as session:
+            recorder = asyncio.create_task(self._record_loop())
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    await self._claim_and_send(session)
+                except Exception:
+                    logger.exception("Webhook claim failed; trying again in %s s", self.poll_seconds)
+                    await asyncio.sleep(self.poll_seconds)
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                except TimeoutError:
+                    pass
+                await asyncio.sleep(CLAIM_INTERVAL_SECONDS)
+            await asyncio.gather(*self._sending)
+            await recorder
+
+    async def _claim_and_send(self, session: aiohttp.ClientSession) -> None:
+        free = self.max_in_flight - sum(self._in_flight.values())
+        if free <= 0:
+            return
+        busy = [subscription for subscription, count in self._in_flight.items() if count >= self.per_receiver]
+        started = time.monotonic()
+        claim = await self._in_db(
+            webhook_deliveries_claim, limit=free, per_receiver=self.per_receiver, busy_subscription_ids=busy
+        )
+        if not claim.deliveries:
+            return
+        lease_deadline = started + settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS
+        refused = await refused_urls({d.subscription.url for d in claim.deliveries}, self._resolver)
+        for delivery in claim.deliveries:
+            self._in_flight[delivery.subscription_id] += 1
+            task = asyncio.create_task(
+                self._send(session, delivery, claim.token, lease_deadline, refused.get(delivery.subscription.url))
+            )
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        delivery: WebhookDelivery,
+        token: uuid.UUID,
+        lease_deadline: float,
+        refused: UnsafeWebhookUrl | None,
+    ) -> None:
+        receiver = delivery.subscription_id
+        slots = self._receivers.get(receiver) or self._receivers.setdefault(
+            receiver, asyncio.Semaphore(self.per_receiver)
+        )
+        try:
+            async with slots:
+                if refused is not None:
+                    outcome: AttemptOutcome | None = refusal(delivery, token, refused)
+                else:
+                    outcome = await webhook_delivery_post(
+                        session=session, delivery=delivery, token=token, lease_deadline=lease_deadline
+                    )
+            if outcome:
+                self._outcomes.append(outcome)
+            else:
+                self._unsent.append((token, delivery.id))
+        finally:
+            self._in_flight[receiver] -= 1
+            if not self._in_flight[receiver]:
+                del self._in_flight[receiver], self._receivers[receiver]
+            if self._wake:
+                self._wake.set()
+
+    async def _record_loop(self) -> None:
+        while not (self._stopping and not self._sending and not self._outcomes and not self._unsent):
+            await asyncio.sleep(RECORD_INTERVAL_SECONDS)
+            try:
+                await self._record()
+            except Exception:
+                logger.exception("Recording webhook attempts failed; trying again")
+
+    async def _record(self) -> None:
+        while self._outcomes:
+            batch = self._outcomes[:RECORD_BATCH]
+            await self._in_db(webhook_attempts_record, outcomes=batch)
+            del self._outcomes[: len(batch)]
+        unsent, self._unsent = self._unsent, []
+        for token in {token for token, _ in unsent}:
+            ids = [delivery_id for held_by, delivery_id in unsent if held_by == token]
+            await self._in_db(webhook_deliveries_release, token=token, delivery_ids=ids)
+
+
+_engine: DeliveryEngine | None = None
+
+
+def engine_start() -> DeliveryEngine:
+    """Start this process's delivery engine (the webhook worker does, when it is ready)."""
+    global _engine
+    if _engine is None:
+        _engine = DeliveryEngine(
+            max_in_flight=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT,
+            per_receiver=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER,
+            poll_seconds=settings.CSMS_WEBHOOK_SWEEP_INTERVAL,
+        )
+        _engine.start()
+    return _engine
+
+
+def engine_wake() -> None:
+    """Wake this process's engine, if it runs one (a task in another kind of worker does nothing)."""
+    if _engine is not None:
+        _engine.wake()
+
+
+def engine_stop() -> None:
+    global _engine
+    if _engine is not None:
+        _engine.stop(timeout=settings.CSMS_WEBHOOK_TIMEOUT + 5)
+        _engine = None

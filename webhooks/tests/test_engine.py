@@ -1,0 +1,144 @@
+"""The webhook worker's delivery engine: many deliveries in flight, a bounded number per receiver."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conftest import eventually
+from webhooks import services
+from webhooks.delivery import DeliveryEngine
+from webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscription
+from webhooks.tests.test_url_safety import rebinding_dns
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PER_RECEIVER = 2
+
+
+@dataclass
+class GatedReceiver:
+    """Answers 200 to every POST once the gate is open; counts how many it holds at once."""
+
+    url: str = ""
+    gate: threading.Event = field(default_factory=threading.Event)
+    event_ids: list[str] = field(default_factory=list)
+    waiting: int = 0
+    most_waiting: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[GatedReceiver]:
+    receiver = GatedReceiver()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the engine uses it
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with receiver.lock:
+                receiver.event_ids.append(json.loads(body)["id"])
+                receiver.waiting += 1
+                receiver.most_waiting = max(receiver.most_waiting, receiver.waiting)
+            receiver.gate.wait(timeout=30)
+            with receiver.lock:
+                receiver.waiting -= 1
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/slow"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield receiver
+    receiver.gate.set()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def engine(daphne_factory: Any) -> Iterator[DeliveryEngine]:
+    """An engine in this process; ``daphne_factory`` ends its database sessions when the tests end."""
+    engine = DeliveryEngine(max_in_flight=50, per_receiver=PER_RECEIVER, poll_seconds=1)
+    engine.start()
+    yield engine
+    engine.stop(timeout=20)
+
+
+def states(subscription_id) -> list[str]:
+    return list(WebhookDelivery.objects.filter(subscription_id=subscription_id).values_list("state", flat=True))
+
+
+def emit_to_both(count: int) -> None:
+    for number in range(count):
+        services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": f"CP-{number}"})
+
+
+async def test_a_slow_receiver_does_not_hold_up_a_fast_one(settings, webhook_receiver, slow_receiver, engine):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    slow = await sync_to_async(services.webhook_subscription_create)(
+        url=slow_receiver.url, events=["charge_point.offline"]
+    )
+    fast = await sync_to_async(services.webhook_subscription_create)(
+        url=webhook_receiver.url, events=["charge_point.offline"]
+    )
+    await sync_to_async(emit_to_both)(10)
+    engine.wake()
+
+    delivered = [DeliveryState.DELIVERED] * 10
+
+    async def all_delivered(subscription_id) -> bool:
+        return await sync_to_async(states)(subscription_id) == delivered
+
+    await eventually(lambda: all_delivered(fast.id), timeout=30)
+    await eventually(lambda: len(webhook_receiver.requests) == 10, timeout=30)
+    assert slow_receiver.waiting == PER_RECEIVER  # still held: the fast receiver got everything meanwhile
+    assert set(await sync_to_async(states)(slow.id)) == {DeliveryState.PENDING}
+
+    slow_receiver.gate.set()
+
+    await eventually(lambda: all_delivered(slow.id), timeout=30)
+    assert slow_receiver.most_waiting == PER_RECEIVER  # never more in flight to one receiver
+    assert len(slow_receiver.event_ids) == len(set(slow_receiver.event_ids)) == 10
+    assert len(webhook_receiver.requests) == 10  # and no duplicates to the fast one either
+
+
+async def test_the_engine_connects_to_the_checked_address_and_fails_a_refused_target_at_once(
+    monkeypatch, settings, engine
+):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True  # both receivers are loopback: what is tested is the pinning
+    checked, rebound = rebinding_dns(monkeypatch)
+    try:
+        pinned = await WebhookSubscription.objects.acreate(
+            url=f"http://hooks.rebind.test:{checked.port}/h", events=["charge_point.offline"], secret="whsec_a"
+        )
+        refused = await WebhookSubscription.objects.acreate(
+            url="https://u:p@8.8.8.8/h", events=["charge_point.offline"], secret="whsec_b"
+        )
+        await sync_to_async(emit_to_both)(1)  # one claim resolves the host: the later lookups rebind it
+        engine.wake()
+
+        async def settled() -> bool:
+            delivered = await sync_to_async(states)(pinned.id) == [DeliveryState.DELIVERED]
+            return delivered and await sync_to_async(states)(refused.id) == [DeliveryState.FAILED]
+
+        await eventually(settled, timeout=30)
+    finally:
+        checked.close()
+        rebound.close()
+    assert checked.hosts == [f"hooks.rebind.test:{checked.port}"]
+    assert rebound.hosts == []
+    attempts = WebhookDelivery.objects.filter(subscription=refused).values_list("attempts", "last_status_code")
+    assert await sync_to_async(list)(attempts) == [(1, None)]
