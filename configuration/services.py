@@ -56,7 +56,9 @@ def configuration_keys_record(
     now = timezone.now()
     rows: dict[str, ConfigurationKey] = {}
     for name in unknown_keys:
-        rows[name] = _configuration_key(charge_point, name, None, None, True, LearnedFrom.GET_CONFIGURATION, command, now)
+        rows[name] = _configuration_key(
+            charge_point, name, None, None, True, LearnedFrom.GET_CONFIGURATION, command, now
+        )
     for item in keys:
         rows[item["key"]] = _configuration_key(
             charge_point, item["key"], item.get("value"), item.get("readonly"), False,
@@ -90,7 +92,9 @@ def _configuration_key(
 
 
 @transaction.atomic
-def configuration_key_changed(*, charge_point: ChargePoint, key: str, value: str, status: str, command: Command) -> None:
+def configuration_key_changed(
+    *, charge_point: ChargePoint, key: str, value: str, status: str, command: Command
+) -> None:
     """A 1.6 ChangeConfiguration answer (§6.3): Accepted stores ``value``; RebootRequired keeps it
     as the ``pending_value``; any other status changes nothing."""
     if status not in (ACCEPTED, REBOOT_REQUIRED):

@@ -82,7 +82,8 @@ class ConfigurationView(APIView):
     def patch(self, request: Request, charge_point_id: str) -> Response:
         """Sends ChangeConfiguration (1.6, one per key) or SetVariables (2.0.1); answers per value."""
         charge_point = _speaking(_charge_point(charge_point_id))
-        serializer = ConfigurationChangeSerializer(data=request.data, context={"ocpp_version": charge_point.ocpp_version})
+        context = {"ocpp_version": charge_point.ocpp_version}
+        serializer = ConfigurationChangeSerializer(data=request.data, context=context)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:

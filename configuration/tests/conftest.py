@@ -46,7 +46,9 @@ V16_CONFIGURATION = {
     "LocalAuthListEnabled": "true",
     "ChargeProfileMaxStackLevel": "8",
 }
-V16_READONLY = {"GetConfigurationMaxKeys", "NumberOfConnectors", "SupportedFeatureProfiles", "ChargeProfileMaxStackLevel"}
+V16_READONLY = {
+    "GetConfigurationMaxKeys", "NumberOfConnectors", "SupportedFeatureProfiles", "ChargeProfileMaxStackLevel"
+}
 V16_REBOOT_REQUIRED = {"WebSocketPingInterval"}
 
 
@@ -159,6 +161,27 @@ class ReportingV201Station(V201Client):
             )
         self.reports_sent.set()
 
+    @on("GetReport")
+    def on_get_report(self, request_id: int, component_criteria: list[str] | None = None,
+                      component_variable: list[dict[str, Any]] | None = None, **_: Any) -> result201.GetReport:
+        self.received.append(("GetReport", {"request_id": request_id, "component_variable": component_variable}))
+        return result201.GetReport(status="Accepted")
+
+    @after("GetReport")
+    async def send_asked_report(self, request_id: int, component_variable: list[dict[str, Any]], **_: Any) -> None:
+        """One part: the variables of the components asked for, with their current values."""
+        names = {item["component"]["name"] for item in component_variable}
+        data = [
+            {**item, "variable_attribute": [
+                {**item["variable_attribute"][0],
+                 "value": self.values[(item["component"]["name"], item["variable"]["name"])]}]}
+            for part in V201_REPORT_PARTS
+            for item in part
+            if item["component"]["name"] in names
+        ]
+        await self.call(call201.NotifyReport(request_id=request_id, generated_at="2026-05-01T12:05:00Z", seq_no=0,
+                                             report_data=data))
+
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> result201.GetVariables:
         self.received.append(("GetVariables", {"get_variable_data": get_variable_data}))
@@ -192,5 +215,11 @@ class ReportingV201Station(V201Client):
 
 @pytest.fixture(scope="session")
 def refreshing_daphne(daphne_factory):
-    """A daphne that reads each charger's configuration after its boot; the API process of the other tests."""
+    """A daphne that reads each charger's configuration after its boot."""
     return daphne_factory(CSMS_CONFIGURATION_REFRESH_ON_BOOT="true", CSMS_OCPP_CALL_TIMEOUT="5")
+
+
+@pytest.fixture
+def api_daphne(refreshing_daphne):
+    """The process API calls go to while the chargers sit on ``daphne``."""
+    return refreshing_daphne

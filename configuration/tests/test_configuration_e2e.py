@@ -52,9 +52,9 @@ async def test_v16_configuration_is_read_after_boot_and_all_30_keys_are_listed(d
     assert all(row["learned_at"].endswith("Z") and row["unknown"] is False for row in body["keys"])
 
 
-async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, refreshing_daphne, api_key):
+async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, api_daphne, api_key):
     await register("CFG16B")
-    url = f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16B/configuration"
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16B/configuration"
     async with ocpp_charger(daphne, "1.6", "CFG16B", client_class=ConfiguredV16Charger) as charger:
         await charger.call(BOOT_16)
         status, body = await ahttp(f"{url}/refresh", method="POST", api_key=api_key)
@@ -90,26 +90,26 @@ async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, 
 
 
 async def test_v16_refresh_asking_unknown_keys_records_them_and_a_full_read_drops_removed_keys(
-    daphne, refreshing_daphne, api_key
+    daphne, api_daphne, api_key
 ):
     await register("CFG16C")
     async with ocpp_charger(daphne, "1.6", "CFG16C", client_class=ConfiguredV16Charger) as charger:
         await charger.call(BOOT_16)
-        status, _ = await ahttp(f"{refreshing_daphne.http_url}/api/v1/ocpp16/CFG16C/get_configuration", method="POST",
+        status, _ = await ahttp(f"{api_daphne.http_url}/api/v1/ocpp16/CFG16C/get_configuration", method="POST",
                                 api_key=api_key, body={"key": ["HeartbeatInterval", "Vendor.Secret"]})
         assert status == 200
         unknown = await stored_keys("CFG16C").aget(key="Vendor.Secret")
         assert (unknown.unknown, unknown.value, unknown.readonly) == (True, None, None)
         del charger.configuration["LightIntensity"]
-        status, body = await ahttp(f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16C/configuration/refresh",
+        status, body = await ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/CFG16C/configuration/refresh",
                                    method="POST", api_key=api_key)
     assert status == 200
     assert {row["key"] for row in body["keys"]} == set(V16_CONFIGURATION) - {"LightIntensity"}
 
 
-async def test_v16_patch_refuses_a_bad_body_naming_the_field(daphne, refreshing_daphne, api_key):
+async def test_v16_patch_refuses_a_bad_body_naming_the_field(daphne, api_daphne, api_key):
     await register("CFG16D")
-    url = f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16D/configuration"
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16D/configuration"
     async with ocpp_charger(daphne, "1.6", "CFG16D", client_class=ConfiguredV16Charger) as charger:
         await charger.call(BOOT_16)
         for body, field in [
@@ -122,17 +122,18 @@ async def test_v16_patch_refuses_a_bad_body_naming_the_field(daphne, refreshing_
             assert (status, answer["error"]) == (400, "ValidationError")
             assert field in answer["details"]
         assert charger.received == []
-    status, answer = await ahttp(f"{refreshing_daphne.http_url}/api/v1/chargepoints/NOPE/configuration", api_key=api_key)
+    status, answer = await ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/NOPE/configuration", api_key=api_key)
     assert (status, answer["error"]) == (404, "NotFound")
 
 
-async def test_v16_patch_to_a_disconnected_charger_answers_not_connected(daphne, refreshing_daphne, api_key):
+async def test_v16_patch_to_a_disconnected_charger_answers_not_connected(daphne, api_daphne, api_key):
     await register("CFG16E")
     async with ocpp_charger(daphne, "1.6", "CFG16E", client_class=ConfiguredV16Charger) as charger:
         await charger.call(BOOT_16)
     await eventually(lambda: ChargePoint.objects.filter(charge_point_id="CFG16E", connection_channel="").aexists())
-    status, answer = await ahttp(f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16E/configuration", method="PATCH",
-                                 api_key=api_key, body={"keys": [{"key": "HeartbeatInterval", "value": "10"}]})
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16E/configuration"
+    body = {"keys": [{"key": "HeartbeatInterval", "value": "10"}]}
+    status, answer = await ahttp(url, method="PATCH", api_key=api_key, body=body)
     assert (status, answer["error"]) == (503, "NotConnected")
 
 
@@ -176,9 +177,9 @@ async def test_v201_notify_report_in_three_parts_fills_the_device_model(daphne, 
     assert {a["learned_from"] for row in body["variables"] for a in row["attributes"]} == {"NotifyReport"}
 
 
-async def test_v201_get_and_set_variables_results_are_stored(daphne, refreshing_daphne, api_key):
+async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne, api_key):
     await register("CFG201B")
-    base = f"{refreshing_daphne.http_url}/api/v1"
+    base = f"{api_daphne.http_url}/api/v1"
     async with ocpp_charger(daphne, "2.0.1", "CFG201B", client_class=ReportingV201Station) as station:
         await station.call(BOOT_201)
         status, body = await ahttp(f"{base}/chargepoints/CFG201B/configuration/refresh", method="POST",
@@ -224,3 +225,25 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, refreshing_
     assert (attempts["value"], attempts["pending_value"]) == ("3", "5")
     assert not await device_model("CFG201B").filter(variable_name__in=["Missing", "Nothing"]).aexists()
     assert await DeviceModelAttribute.objects.filter(variable__charge_point__charge_point_id="CFG201B").acount() == 13
+
+
+async def test_v201_get_report_updates_the_components_it_names(daphne, api_daphne, api_key):
+    await register("CFG201C")
+    async with ocpp_charger(daphne, "2.0.1", "CFG201C", client_class=ReportingV201Station) as station:
+        await station.call(BOOT_201)
+        station.values[("EVSE", "Power")] = "7400"
+        body = {"request_id": 77, "component_variable": [{"component": {"name": "EVSE"}}]}
+        status, _ = await ahttp(f"{api_daphne.http_url}/api/v1/ocpp201/CFG201C/get_report", method="POST",
+                                api_key=api_key, body=body)
+        assert status == 200
+        report = await eventually(lambda: DeviceModelReport.objects.filter(
+            charge_point__charge_point_id="CFG201C", request_id=77, complete=True).afirst())
+    command = await Command.objects.aget(charge_point_identity="CFG201C", action="GetReport")
+    assert (report.parts_received, report.variables_reported, report.command_id) == (1, 2, command.id)
+    values = {
+        (attribute.variable.evse_id, attribute.report_request_id): attribute.value
+        async for attribute in DeviceModelAttribute.objects.filter(
+            variable__charge_point__charge_point_id="CFG201C", variable__component_name="EVSE", type="Actual"
+        ).select_related("variable")
+    }
+    assert values == {(1, 77): "7400", (2, 77): "7400"}

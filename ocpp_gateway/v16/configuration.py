@@ -7,7 +7,7 @@ from typing import Any
 from ocpp.routing import after
 from ocpp.v16.enums import Action
 
-from ocpp_gateway.v201.device_model import refresh_after_boot
+from ocpp_gateway.configuration_refresh import refresh_after_boot
 
 
 class ConfigurationHandlers:

@@ -11,6 +11,12 @@ from ocpp_gateway.v16.transactions import TransactionHandlers
 
 
 class V16Router(
-    ProvisioningHandlers, ConfigurationHandlers, AvailabilityHandlers, TransactionHandlers, NotificationHandlers, OcppRouter, V16ChargePoint
+    ProvisioningHandlers,
+    ConfigurationHandlers,
+    AvailabilityHandlers,
+    TransactionHandlers,
+    NotificationHandlers,
+    OcppRouter,
+    V16ChargePoint,
 ):
     """Every OCPP 1.6 action the CSMS answers, grouped by functional block."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ocpp.exceptions import GenericError
@@ -12,11 +11,9 @@ from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
 from configuration import services
-from configuration.changes import configuration_refresh_on_boot
+from ocpp_gateway.configuration_refresh import refresh_after_boot
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.timestamps import parse_ocpp_time
-
-logger = logging.getLogger(__name__)
 
 
 class DeviceModelHandlers:
@@ -50,10 +47,3 @@ class DeviceModelHandlers:
     async def after_boot_notification(self, **_: Any) -> None:
         await refresh_after_boot(self.id)
 
-
-async def refresh_after_boot(charge_point_id: str) -> None:
-    """Read the configuration once the Boot answer is out (either version); never fails the connection."""
-    try:
-        await database_sync_to_async(configuration_refresh_on_boot)(charge_point_id=charge_point_id)
-    except Exception:
-        logger.exception("%s: could not ask for the configuration after its boot", charge_point_id)

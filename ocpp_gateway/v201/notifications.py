@@ -1,4 +1,5 @@
-"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, firmware, logs, limits), and DataTransfer."""
+"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, firmware, logs, limits),
+and DataTransfer. NotifyReport is stored: ``device_model``."""
 
 from __future__ import annotations
 
