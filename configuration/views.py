@@ -81,9 +81,10 @@ class ConfigurationView(APIView):
     @extend_schema(request=ConfigurationChangeSerializer, responses={200: OpenApiTypes.OBJECT})
     def patch(self, request: Request, charge_point_id: str) -> Response:
         """Sends ChangeConfiguration (1.6, one per key) or SetVariables (2.0.1); answers per value."""
+        body = request.data  # an unreadable body is a 400 before anything else
         charge_point = _speaking(_charge_point(charge_point_id))
         context = {"ocpp_version": charge_point.ocpp_version}
-        serializer = ConfigurationChangeSerializer(data=request.data, context=context)
+        serializer = ConfigurationChangeSerializer(data=body, context=context)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         try:
@@ -105,6 +106,7 @@ class ConfigurationRefreshView(APIView):
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT})
     def post(self, request: Request, charge_point_id: str) -> Response:
+        request.data  # noqa: B018 - the body is not used, but an unreadable one is a 400 as anywhere else
         charge_point = _speaking(_charge_point(charge_point_id))
         try:
             command = changes.configuration_refresh(
