@@ -43,6 +43,8 @@ def configuration_command_follow(command: Command) -> None:
         services.device_model_report_expect(
             charge_point=charge_point, request_id=request["request_id"], command=command
         )
+    else:
+        services.device_model_report_refused(charge_point=charge_point, request_id=request["request_id"])
 
 
 def _variables_follow(command: Command) -> None:

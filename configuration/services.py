@@ -220,6 +220,12 @@ def device_model_report_expect(*, charge_point: ChargePoint, request_id: int, co
     )
 
 
+def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:
+    """The charger will send no report for ``request_id`` (Rejected, NotSupported, EmptyResultSet):
+    forget the requestId reserved for it, unless parts of it arrived anyway."""
+    DeviceModelReport.objects.filter(charge_point=charge_point, request_id=request_id, parts_received=0).delete()
+
+
 @transaction.atomic
 def device_model_report_request_id(*, charge_point: ChargePoint) -> int:
     """A requestId not yet used for this charger's reports, reserved by a report row."""

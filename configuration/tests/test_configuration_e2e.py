@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -17,7 +20,7 @@ from configuration.tests.conftest import (
     ConfiguredV16Charger,
     ReportingV201Station,
 )
-from conftest import ahttp, eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -247,3 +250,26 @@ async def test_v201_get_report_updates_the_components_it_names(daphne, api_daphn
         ).select_related("variable")
     }
     assert values == {(1, 77): "7400", (2, 77): "7400"}
+
+
+async def test_v201_a_refused_report_request_leaves_no_report_and_a_bad_part_is_refused(daphne, api_daphne, api_key):
+    await register("CFG201D")
+    async with raw_socket(daphne, "2.0.1", "CFG201D") as websocket:
+        refresh = asyncio.create_task(ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/CFG201D/configuration/refresh",
+                                            method="POST", api_key=api_key))
+        call = json.loads(await websocket.recv())
+        assert call[2:] == ["GetBaseReport", {"requestId": 1, "reportBase": "FullInventory"}]
+        await websocket.send(json.dumps([3, call[1], {"status": "NotSupported"}]))
+        status, body = await refresh
+        assert (status, body["error"]) == (409, "NotSupported")
+        assert not await DeviceModelReport.objects.filter(charge_point__charge_point_id="CFG201D").aexists()
+
+        part = {"requestId": 1, "generatedAt": "2026-05-01T12:00:00Z", "seqNo": 0,
+                "reportData": [{"component": {"name": "OCPPCommCtrlr"}, "variableAttribute": [{"value": "1"}]}]}
+        await websocket.send(json.dumps([2, "bad-1", "NotifyReport", part]))
+        answer = json.loads(await websocket.recv())
+        assert answer[:3] == [4, "bad-1", "ProtocolError"]  # the payload is incomplete (OCPP-J §4.2.3)
+        part["reportData"][0]["variable"] = {"name": "HeartbeatInterval"}
+        await websocket.send(json.dumps([2, "good-1", "NotifyReport", part]))
+        assert json.loads(await websocket.recv()) == [3, "good-1", {}]
+    assert await device_model("CFG201D").acount() == 1
