@@ -3,7 +3,6 @@ so that every exchange is a recorded Command and its answer reaches the store (`
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.conf import settings
@@ -13,8 +12,6 @@ from commands.models import Command, CommandState
 from commands.services import CommandRequest, command_send
 from configuration.services import device_model_report_request_id
 from csms.models import ApiKey
-
-logger = logging.getLogger(__name__)
 
 _ANSWERED = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 
