@@ -97,6 +97,8 @@ def start_daphne(tmp_dir: Path, **extra_env: str) -> DaphneServer:
         "CSMS_VAR_DIR": str(tmp_dir),
         "DJANGO_SECRET_KEY": "tests-only-secret-key",
         "CSMS_MESSAGE_LOG_FLUSH_MS": "50",
+        # Tests script every frame; those of the configuration read after a boot ask for it.
+        "CSMS_CONFIGURATION_REFRESH_ON_BOOT": "false",
         **extra_env,
     }
     log_path = tmp_dir / f"daphne-{port}.log"

@@ -47,6 +47,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "get_variables",
         "set_variables",
         "get_base_report",
+        "get_report",
         "unlock_connector",
         "clear_cache",
         "data_transfer",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, charger_state, charging_profiles, id_tokens
 from commands.models import Command, CommandState
+from configuration.answers import FOLLOWED_COMMANDS, configuration_command_follow
 from csms.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from webhooks.models import EventType
@@ -219,7 +220,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
                 "completed_at",
             ]
         )
-        if command.state in (CommandState.ACCEPTED, CommandState.REJECTED) and command.charge_point_id:
+        if command.state in _ANSWERED_STATES and command.charge_point_id:
             _charger_state_follow(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
@@ -235,10 +236,16 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     return command
 
 
+_ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
+
+
 def _charger_state_follow(command: Command) -> None:
-    """Keep the CSMS's view of the charger (profiles, reservations, local list) in step with its answer."""
+    """Keep the CSMS's view of the charger (profiles, reservations, local list, configuration) in step
+    with its answer."""
     assert command.charge_point is not None
-    if command.command in ("reserve_now", "cancel_reservation"):
+    if command.command in FOLLOWED_COMMANDS:
+        configuration_command_follow(command)
+    elif command.command in ("reserve_now", "cancel_reservation"):
         charger_state.reservation_follow(command)
     elif command.command in ("send_local_list", "get_local_list_version"):
         charger_state.local_list_follow(command)

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "commands",
     "webhooks",
     "billing",
+    "configuration",
     "axes",
 ]
 
@@ -249,6 +250,8 @@ SPECTACULAR_SETTINGS = {
 # --- Product settings -----------------------------------------------------------------------
 CSMS_DEFAULT_HEARTBEAT_INTERVAL = env_int("CSMS_DEFAULT_HEARTBEAT_INTERVAL", 300, minimum=1)
 CSMS_OCPP_CALL_TIMEOUT = env_int("CSMS_OCPP_CALL_TIMEOUT", 30, minimum=1)
+# Read a charger's configuration (1.6 GetConfiguration, 2.0.1 GetBaseReport) after each accepted boot.
+CSMS_CONFIGURATION_REFRESH_ON_BOOT = env_bool("CSMS_CONFIGURATION_REFRESH_ON_BOOT", True)
 CSMS_OFFLINE_CHECK_INTERVAL = env_int("CSMS_OFFLINE_CHECK_INTERVAL", 30, minimum=1)
 CSMS_MESSAGE_LOG_DAYS = env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)
 CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, minimum=1)

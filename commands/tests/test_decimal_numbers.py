@@ -79,6 +79,7 @@ CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "set_variables": {"set_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
                                                  "variable": {"name": "HeartbeatInterval"}, "attribute_value": "30"}]},
         "get_base_report": {"request_id": 1, "report_base": "FullInventory"},
+        "get_report": {"request_id": 1, "component_criteria": ["Active"]},
         "unlock_connector": {"evse_id": 1, "connector_id": 1},
         "clear_cache": {},
         "get_log": {"log_type": "DiagnosticsLog", "request_id": 1, "log": {"remote_location": "ftp://example.com/"}},

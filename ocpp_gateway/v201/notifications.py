@@ -1,4 +1,5 @@
-"""OCPP 2.0.1 notifications the CSMS acknowledges (reports, events, firmware, logs, limits), and DataTransfer."""
+"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, firmware, logs, limits),
+and DataTransfer. NotifyReport is stored: ``device_model``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from ocpp_gateway.acknowledge import acknowledging_handler
 
 
 class NotificationHandlers:
-    on_notify_report = acknowledging_handler(Action.notify_report, call_result.NotifyReport)
     on_notify_event = acknowledging_handler(Action.notify_event, call_result.NotifyEvent)
     on_notify_monitoring_report = acknowledging_handler(
         Action.notify_monitoring_report, call_result.NotifyMonitoringReport

@@ -4,6 +4,7 @@ from ocpp.v201 import ChargePoint as V201ChargePoint
 
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v201.availability import AvailabilityHandlers
+from ocpp_gateway.v201.device_model import DeviceModelHandlers
 from ocpp_gateway.v201.notifications import NotificationHandlers
 from ocpp_gateway.v201.provisioning import ProvisioningHandlers
 from ocpp_gateway.v201.reservations import ReservationHandlers
@@ -12,6 +13,7 @@ from ocpp_gateway.v201.transactions import TransactionHandlers
 
 class V201Router(
     ProvisioningHandlers,
+    DeviceModelHandlers,
     AvailabilityHandlers,
     TransactionHandlers,
     ReservationHandlers,

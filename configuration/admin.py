@@ -1,0 +1,111 @@
+"""The configuration store in the admin: searchable, and edited only through the charger.
+
+Saving a changed value sends ChangeConfiguration (1.6) or SetVariables (2.0.1) on the API's path;
+the stored value changes when the charger accepts it, and the message bar says what it answered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from commands.admin import command_outcome_message
+from commands.services import CommandRefused
+from configuration import changes
+from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
+
+_LEARNED = ("learned_from", "learned_at", "command")
+
+
+def _change_through_charger(request: HttpRequest, obj: Any, change: dict[str, Any], label: str) -> None:
+    charge_point = obj.charge_point if isinstance(obj, ConfigurationKey) else obj.variable.charge_point
+    try:
+        results = changes.configuration_change(charge_point=charge_point, changes=[change], user_id=request.user.pk)
+    except changes.ConfigurationUnanswered as unanswered:
+        messages.add_message(request, *command_outcome_message(unanswered.command, label))
+        return
+    except CommandRefused as refused:
+        messages.error(request, f"{label} not sent to {charge_point}: {refused} {refused.details or ''}")
+        return
+    status = results[0].get("status") if results else None
+    level = messages.SUCCESS if status == "Accepted" else messages.WARNING
+    messages.add_message(request, level, f"{label} on {charge_point}: the charge point answered {status}.")
+
+
+class _ChargerEditedAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and request.user.has_perm("commands.send_command")
+
+
+@admin.register(ConfigurationKey)
+class ConfigurationKeyAdmin(_ChargerEditedAdmin):
+    list_display = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
+    list_filter = ("learned_from", "readonly", "unknown")
+    search_fields = ("charge_point__charge_point_id", "key", "value")
+    fields = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
+    readonly_fields = ("charge_point", "key", "readonly", "unknown", "pending_value", *_LEARNED)
+
+    def save_model(self, request: HttpRequest, obj: ConfigurationKey, form: Any, change: bool) -> None:
+        """Nothing is saved here: ChangeConfiguration is sent, and the answer updates the store."""
+        if "value" in form.changed_data:
+            change_ = {"key": obj.key, "value": obj.value or ""}
+            _change_through_charger(request, obj, change_, f"ChangeConfiguration {obj.key}")
+
+
+class DeviceModelAttributeInline(admin.TabularInline):
+    model = DeviceModelAttribute
+    extra = 0
+    can_delete = False
+    fields = ("type", "value", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
+    readonly_fields = fields
+
+
+@admin.register(DeviceModelVariable)
+class DeviceModelVariableAdmin(admin.ModelAdmin):
+    list_display = ("charge_point", "component_name", "component_instance", "evse_id", "connector_id",
+                    "variable_name", "variable_instance", "learned_at")
+    search_fields = ("charge_point__charge_point_id", "component_name", "variable_name")
+    list_filter = ("component_name",)
+    readonly_fields = [field.name for field in DeviceModelVariable._meta.fields]
+    inlines = [DeviceModelAttributeInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(DeviceModelAttribute)
+class DeviceModelAttributeAdmin(_ChargerEditedAdmin):
+    list_display = ("variable", "type", "value", "mutability", "pending_value", *_LEARNED)
+    list_filter = ("type", "mutability", "learned_from")
+    search_fields = ("variable__charge_point__charge_point_id", "variable__component_name", "variable__variable_name")
+    fields = ("variable", "type", "value", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
+    readonly_fields = ("variable", "type", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
+
+    def save_model(self, request: HttpRequest, obj: DeviceModelAttribute, form: Any, change: bool) -> None:
+        """Nothing is saved here: SetVariables is sent, and the answer updates the store."""
+        if "value" not in form.changed_data:
+            return
+        variable = obj.variable
+        change_ = {
+            "component": variable.component,
+            "variable": variable.variable,
+            "attribute_type": obj.type,
+            "value": obj.value or "",
+        }
+        _change_through_charger(request, obj, change_, f"SetVariables {variable}")
+
+
+@admin.register(DeviceModelReport)
+class DeviceModelReportAdmin(admin.ModelAdmin):
+    list_display = ("charge_point", "request_id", "parts_received", "variables_reported", "complete", "started_at",
+                    "completed_at")
+    search_fields = ("charge_point__charge_point_id",)
+    readonly_fields = [field.name for field in DeviceModelReport._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,0 +1,138 @@
+"""Reading and changing a charger's configuration through the command path (``commands.services``),
+so that every exchange is a recorded Command and its answer reaches the store (``answers``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from chargepoints.models import ChargePoint, LifecycleState
+from commands.models import Command, CommandState
+from commands.services import CommandRequest, command_send
+from configuration.services import device_model_report_request_id
+from csms.models import ApiKey
+
+_ANSWERED = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
+
+
+class ConfigurationUnanswered(Exception):
+    """The charger answered none of the change: ``command`` says why (not connected, timeout, CALLERROR)."""
+
+    def __init__(self, command: Command) -> None:
+        super().__init__(f"{command.action} to {command.charge_point_identity} ended {command.state}.")
+        self.command = command
+
+
+def _send(
+    charge_point: ChargePoint, command: str, body: dict[str, Any], *, wait: bool = True,
+    api_key: ApiKey | None = None, user_id: int | None = None,
+) -> Command:
+    return command_send(
+        request=CommandRequest(
+            charge_point_id=charge_point.charge_point_id,
+            ocpp_version=charge_point.ocpp_version,
+            command=command,
+            body=body,
+            api_key=api_key,
+            user_id=user_id,
+        ),
+        wait=wait,
+    )
+
+
+def configuration_refresh(
+    *, charge_point: ChargePoint, wait: bool = True, api_key: ApiKey | None = None, user_id: int | None = None
+) -> Command:
+    """Ask the charger for its whole configuration: 1.6 GetConfiguration (all keys), 2.0.1
+    GetBaseReport FullInventory (its NotifyReport parts follow). Raises ``CommandRefused``."""
+    if charge_point.ocpp_version == "1.6":
+        return _send(charge_point, "get_configuration", {}, wait=wait, api_key=api_key, user_id=user_id)
+    body = {"request_id": device_model_report_request_id(charge_point=charge_point), "report_base": "FullInventory"}
+    return _send(charge_point, "get_base_report", body, wait=wait, api_key=api_key, user_id=user_id)
+
+
+def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
+    """After an accepted boot (CSMS_CONFIGURATION_REFRESH_ON_BOOT), read the configuration in the
+    background. Returns the pending command, or None when nothing was asked."""
+    if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
+        return None
+    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+    if (
+        charge_point is None
+        or charge_point.lifecycle_state != LifecycleState.COMMISSIONED
+        or not charge_point.connection_channel
+        or not charge_point.ocpp_version
+    ):
+        return None
+    return configuration_refresh(charge_point=charge_point, wait=False)
+
+
+def configuration_change(
+    *,
+    charge_point: ChargePoint,
+    changes: list[dict[str, Any]],
+    api_key: ApiKey | None = None,
+    user_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Change values; the answer per value: its ``status`` (Accepted, RebootRequired, Rejected,
+    NotSupported, UnknownComponent, ...) and ``command_id``, or an ``error`` when unanswered.
+
+    1.6: ``changes`` are ``{"key", "value"}``, one ChangeConfiguration each, in order, stopping at the
+    first left unanswered. 2.0.1: ``{"component", "variable", "attribute_type"?, "value"}``, one
+    SetVariables. Raises ``ConfigurationUnanswered`` when nothing was answered, ``CommandRefused``.
+    """
+    if charge_point.ocpp_version == "1.6":
+        return _configuration_keys_change(charge_point, changes, api_key, user_id)
+    return _variables_set(charge_point, changes, api_key, user_id)
+
+
+def _configuration_keys_change(
+    charge_point: ChargePoint, changes: list[dict[str, Any]], api_key: ApiKey | None, user_id: int | None
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    unanswered: Command | None = None
+    for change in changes:
+        answer: dict[str, Any] = {"key": change["key"], "value": change["value"]}
+        if unanswered is not None:
+            results.append({**answer, "status": None, "error": "NotSent"})
+            continue
+        body = {"key": change["key"], "value": change["value"]}
+        command = _send(charge_point, "change_configuration", body, api_key=api_key, user_id=user_id)
+        if command.state not in _ANSWERED:
+            if not results:
+                raise ConfigurationUnanswered(command)
+            unanswered = command
+            results.append({**answer, "status": None, "error": command.error_code or command.state,
+                            "command_id": str(command.id)})
+            continue
+        results.append({**answer, "status": (command.response or {}).get("status"), "command_id": str(command.id)})
+    return results
+
+
+def _variables_set(
+    charge_point: ChargePoint, changes: list[dict[str, Any]], api_key: ApiKey | None, user_id: int | None
+) -> list[dict[str, Any]]:
+    data = [
+        {
+            "component": change["component"],
+            "variable": change["variable"],
+            "attribute_type": change.get("attribute_type", "Actual"),
+            "attribute_value": change["value"],
+        }
+        for change in changes
+    ]
+    command = _send(charge_point, "set_variables", {"set_variable_data": data}, api_key=api_key, user_id=user_id)
+    if command.state not in _ANSWERED:
+        raise ConfigurationUnanswered(command)
+    return [
+        {
+            "component": result.get("component"),
+            "variable": result.get("variable"),
+            "attribute_type": result.get("attribute_type", "Actual"),
+            "status": result.get("attribute_status"),
+            **({"status_info": result["attribute_status_info"]} if "attribute_status_info" in result else {}),
+            "command_id": str(command.id),
+        }
+        for result in (command.response or {}).get("set_variable_result") or []
+    ]

@@ -1,0 +1,158 @@
+"""What the CSMS knows of each charger's configuration, and when and how it learned each value.
+
+OCPP 1.6 keeps flat keys (GetConfiguration, ChangeConfiguration); OCPP 2.0.1 keeps a device model
+of components, variables and their attributes (NotifyReport, GetVariables, SetVariables).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+
+class LearnedFrom(models.TextChoices):
+    GET_CONFIGURATION = "GetConfiguration"
+    CHANGE_CONFIGURATION = "ChangeConfiguration"
+    NOTIFY_REPORT = "NotifyReport"
+    GET_VARIABLES = "GetVariables"
+    SET_VARIABLES = "SetVariables"
+
+
+class ConfigurationKey(models.Model):
+    """One OCPP 1.6 configuration key (OCPP 1.6 §5.8 GetConfiguration, §5.3 ChangeConfiguration)."""
+
+    charge_point = models.ForeignKey(
+        "chargepoints.ChargePoint", on_delete=models.CASCADE, related_name="configuration_keys"
+    )
+    key = models.CharField(max_length=50)
+    value = models.TextField(null=True, blank=True, help_text="None when the charger gave no value.")
+    readonly = models.BooleanField(null=True, help_text="None for a key the charger does not know.")
+    unknown = models.BooleanField(default=False, help_text="The charger listed it in unknownKey.")
+    pending_value = models.TextField(
+        null=True, blank=True, help_text="Accepted with RebootRequired: the value after the next reboot."
+    )
+    learned_from = models.CharField(max_length=32, choices=LearnedFrom.choices)
+    command = models.ForeignKey("commands.Command", on_delete=models.SET_NULL, null=True, blank=True)
+    learned_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [models.UniqueConstraint(fields=["charge_point", "key"], name="configuration_key_per_charger")]
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
+
+
+class DeviceModelVariable(models.Model):
+    """One OCPP 2.0.1 variable of a component, with its characteristics (2.0.1 part 2 §B, ReportDataType)."""
+
+    charge_point = models.ForeignKey(
+        "chargepoints.ChargePoint", on_delete=models.CASCADE, related_name="device_model_variables"
+    )
+    component_name = models.CharField(max_length=50)
+    component_instance = models.CharField(max_length=50, blank=True)
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    variable_name = models.CharField(max_length=50)
+    variable_instance = models.CharField(max_length=50, blank=True)
+    characteristics = models.JSONField(
+        null=True, blank=True, help_text="VariableCharacteristics in snake_case (data_type, unit, limits, ...)."
+    )
+    learned_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["component_name", "component_instance", "evse_id", "connector_id", "variable_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "charge_point",
+                    "component_name",
+                    "component_instance",
+                    "evse_id",
+                    "connector_id",
+                    "variable_name",
+                    "variable_instance",
+                ],
+                name="device_model_variable_per_charger",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.component_name}.{self.variable_name}"
+
+    @property
+    def component(self) -> dict[str, Any]:
+        """ComponentType in snake_case: name, and instance and evse (id, connector_id) where known."""
+        component: dict[str, Any] = {"name": self.component_name}
+        if self.component_instance:
+            component["instance"] = self.component_instance
+        if self.evse_id is not None:
+            component["evse"] = {"id": self.evse_id}
+            if self.connector_id is not None:
+                component["evse"]["connector_id"] = self.connector_id
+        return component
+
+    @property
+    def variable(self) -> dict[str, Any]:
+        """VariableType in snake_case: name, and instance where known."""
+        return {"name": self.variable_name, **({"instance": self.variable_instance} if self.variable_instance else {})}
+
+
+class AttributeType(models.TextChoices):
+    ACTUAL = "Actual"
+    TARGET = "Target"
+    MIN_SET = "MinSet"
+    MAX_SET = "MaxSet"
+
+
+class DeviceModelAttribute(models.Model):
+    """One attribute (Actual, Target, MinSet, MaxSet) of a 2.0.1 variable."""
+
+    variable = models.ForeignKey(DeviceModelVariable, on_delete=models.CASCADE, related_name="attributes")
+    type = models.CharField(max_length=8, choices=AttributeType.choices, default=AttributeType.ACTUAL)
+    value = models.TextField(null=True, blank=True)
+    mutability = models.CharField(max_length=16, blank=True, help_text="ReadOnly, WriteOnly or ReadWrite.")
+    persistent = models.BooleanField(null=True)
+    constant = models.BooleanField(null=True)
+    pending_value = models.TextField(
+        null=True, blank=True, help_text="Accepted with RebootRequired: the value after the next reboot."
+    )
+    learned_from = models.CharField(max_length=32, choices=LearnedFrom.choices)
+    report_request_id = models.IntegerField(null=True, blank=True, help_text="NotifyReport requestId.")
+    command = models.ForeignKey("commands.Command", on_delete=models.SET_NULL, null=True, blank=True)
+    learned_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["type"]
+        constraints = [models.UniqueConstraint(fields=["variable", "type"], name="device_model_attribute_per_type")]
+
+    def __str__(self) -> str:
+        return f"{self.variable} {self.type}={self.value}"
+
+
+class DeviceModelReport(models.Model):
+    """A 2.0.1 report arriving in parts (NotifyReport requestId, seqNo, tbc)."""
+
+    charge_point = models.ForeignKey(
+        "chargepoints.ChargePoint", on_delete=models.CASCADE, related_name="device_model_reports"
+    )
+    request_id = models.IntegerField()
+    command = models.ForeignKey("commands.Command", on_delete=models.SET_NULL, null=True, blank=True)
+    parts_received = models.PositiveIntegerField(default=0)
+    seq_nos = models.JSONField(default=list, blank=True, help_text="The seqNo of each part received.")
+    variables_reported = models.PositiveIntegerField(default=0)
+    complete = models.BooleanField(default=False, help_text="The part with tbc false arrived.")
+    generated_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["charge_point", "request_id"], name="device_model_report_per_request")
+        ]
+
+    def __str__(self) -> str:
+        return f"report {self.request_id} of {self.charge_point}"

@@ -1,0 +1,291 @@
+"""Recording what chargers tell of their configuration: 1.6 keys and the 2.0.1 device model.
+
+Every write stamps when (``learned_at``) and how (``learned_from``, the command or the report's
+requestId) the value was learned. A fresh read of a value also clears its ``pending_value``.
+Payloads are snake_case (the ``ocpp`` package's kwargs, ``Command.request``/``response``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+from configuration.models import (
+    AttributeType,
+    ConfigurationKey,
+    DeviceModelAttribute,
+    DeviceModelReport,
+    DeviceModelVariable,
+    LearnedFrom,
+)
+
+ACCEPTED = "Accepted"
+REBOOT_REQUIRED = "RebootRequired"
+_VARIABLE_IDENTITY = [
+    "charge_point",
+    "component_name",
+    "component_instance",
+    "evse_id",
+    "connector_id",
+    "variable_name",
+    "variable_instance",
+]
+
+
+@transaction.atomic
+def configuration_keys_record(
+    *,
+    charge_point: ChargePoint,
+    keys: Iterable[dict[str, Any]],
+    unknown_keys: Iterable[str] = (),
+    complete: bool,
+    command: Command | None = None,
+) -> int:
+    """Store a 1.6 GetConfiguration answer (OCPP 1.6 §6.29): ``keys`` as ``{"key", "readonly", "value"?}``.
+
+    ``complete``: the request named no keys, so keys the answer lacks are gone. Returns the keys stored.
+    """
+    now = timezone.now()
+    rows: dict[str, ConfigurationKey] = {}
+    for name in unknown_keys:
+        rows[name] = _configuration_key(
+            charge_point, name, None, None, True, LearnedFrom.GET_CONFIGURATION, command, now
+        )
+    for item in keys:
+        rows[item["key"]] = _configuration_key(
+            charge_point, item["key"], item.get("value"), item.get("readonly"), False,
+            LearnedFrom.GET_CONFIGURATION, command, now,
+        )
+    if complete:
+        ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=rows.keys()).delete()
+    ConfigurationKey.objects.bulk_create(
+        rows.values(),
+        update_conflicts=True,
+        unique_fields=["charge_point", "key"],
+        update_fields=["value", "readonly", "unknown", "pending_value", "learned_from", "command", "learned_at"],
+    )
+    return len(rows)
+
+
+def _configuration_key(
+    charge_point: ChargePoint,
+    key: str,
+    value: str | None,
+    readonly: bool | None,
+    unknown: bool,
+    learned_from: str,
+    command: Command | None,
+    now: datetime,
+) -> ConfigurationKey:
+    return ConfigurationKey(
+        charge_point=charge_point, key=key, value=value, readonly=readonly, unknown=unknown, pending_value=None,
+        learned_from=learned_from, command=command, learned_at=now,
+    )
+
+
+@transaction.atomic
+def configuration_key_changed(
+    *, charge_point: ChargePoint, key: str, value: str, status: str, command: Command
+) -> None:
+    """A 1.6 ChangeConfiguration answer (§6.3): Accepted stores ``value``; RebootRequired keeps it
+    as the ``pending_value``; any other status changes nothing."""
+    if status not in (ACCEPTED, REBOOT_REQUIRED):
+        return
+    row = ConfigurationKey.objects.select_for_update().filter(charge_point=charge_point, key=key).first()
+    if row is None:
+        row = ConfigurationKey(charge_point=charge_point, key=key, readonly=False)
+    if status == ACCEPTED:
+        row.value, row.pending_value = value, None
+    else:
+        row.pending_value = value
+    row.unknown, row.learned_from, row.command, row.learned_at = (
+        False, LearnedFrom.CHANGE_CONFIGURATION, command, timezone.now(),
+    )
+    row.save()
+
+
+@dataclass(frozen=True)
+class ReportedAttribute:
+    """One attribute of a 2.0.1 variable as learned, in snake_case OCPP shapes."""
+
+    component: dict[str, Any]
+    variable: dict[str, Any]
+    type: str = AttributeType.ACTUAL
+    value: str | None = None
+    pending_value: str | None = None
+    mutability: str = ""
+    persistent: bool | None = None
+    constant: bool | None = None
+    characteristics: dict[str, Any] | None = None
+
+
+def variable_identity(component: dict[str, Any], variable: dict[str, Any]) -> tuple[Any, ...]:
+    """(component name, component instance, evse id, connector id, variable name, variable instance)."""
+    evse = component.get("evse") or {}
+    return (
+        component["name"],
+        component.get("instance", ""),
+        evse.get("id"),
+        evse.get("connector_id"),
+        variable["name"],
+        variable.get("instance", ""),
+    )
+
+
+def _variables_upsert(
+    charge_point: ChargePoint, attributes: list[ReportedAttribute], now: datetime, *, characteristics: bool
+) -> dict[tuple[Any, ...], DeviceModelVariable]:
+    """The variables named by ``attributes``, created where new (two queries, whatever the count)."""
+    variables: dict[tuple[Any, ...], DeviceModelVariable] = {}
+    for attribute in attributes:
+        key = variable_identity(attribute.component, attribute.variable)
+        known = variables.get(key)
+        variables[key] = DeviceModelVariable(
+            charge_point=charge_point,
+            component_name=key[0], component_instance=key[1], evse_id=key[2], connector_id=key[3],
+            variable_name=key[4], variable_instance=key[5],
+            characteristics=attribute.characteristics or (known.characteristics if known else None),
+            learned_at=now,
+        )
+    DeviceModelVariable.objects.bulk_create(
+        variables.values(),
+        update_conflicts=True,
+        unique_fields=_VARIABLE_IDENTITY,
+        update_fields=["characteristics", "learned_at"] if characteristics else ["learned_at"],
+    )
+    return variables
+
+
+@transaction.atomic
+def device_model_attributes_record(
+    *,
+    charge_point: ChargePoint,
+    attributes: list[ReportedAttribute],
+    learned_from: str,
+    command: Command | None = None,
+    report_request_id: int | None = None,
+) -> None:
+    """Store 2.0.1 attributes (and characteristics, from a NotifyReport) for their variables.
+
+    A SetVariables answer (``learned_from`` SetVariables) writes the value, or for RebootRequired
+    the pending value, and leaves the mutability and flags as they were known.
+    """
+    now = timezone.now()
+    reported = learned_from == LearnedFrom.NOTIFY_REPORT
+    variables = _variables_upsert(charge_point, attributes, now, characteristics=reported)
+    rows: dict[tuple[int, str], DeviceModelAttribute] = {}
+    for attribute in attributes:
+        variable = variables[variable_identity(attribute.component, attribute.variable)]
+        rows[(variable.pk, attribute.type)] = DeviceModelAttribute(
+            variable=variable, type=attribute.type, value=attribute.value, pending_value=attribute.pending_value,
+            mutability=attribute.mutability, persistent=attribute.persistent, constant=attribute.constant,
+            learned_from=learned_from, report_request_id=report_request_id, command=command, learned_at=now,
+        )
+    written = ["value", "pending_value", "learned_from", "report_request_id", "command", "learned_at"]
+    if reported:
+        written += ["mutability", "persistent", "constant"]
+    if learned_from == LearnedFrom.SET_VARIABLES:
+        _keep_values_of_reboot_required(rows.values())
+    DeviceModelAttribute.objects.bulk_create(
+        rows.values(), update_conflicts=True, unique_fields=["variable", "type"], update_fields=written
+    )
+
+
+def _keep_values_of_reboot_required(rows: Iterable[DeviceModelAttribute]) -> None:
+    """RebootRequired leaves the stored value as it was: read it back into the row to write."""
+    waiting = [row for row in rows if row.pending_value is not None]
+    current = {
+        (row.variable_id, row.type): row.value
+        for row in DeviceModelAttribute.objects.filter(variable__in=[row.variable for row in waiting])
+    }
+    for row in waiting:
+        row.value = current.get((row.variable.pk, row.type))
+
+
+def device_model_report_expect(*, charge_point: ChargePoint, request_id: int, command: Command | None) -> None:
+    """A report was asked for (GetBaseReport or GetReport answered Accepted): tie it to its command."""
+    DeviceModelReport.objects.update_or_create(
+        charge_point=charge_point,
+        request_id=request_id,
+        defaults={"command": command},
+        create_defaults={"command": command, "started_at": timezone.now()},
+    )
+
+
+def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:
+    """The charger will send no report for ``request_id`` (Rejected, NotSupported, EmptyResultSet):
+    forget the requestId reserved for it, unless parts of it arrived anyway."""
+    DeviceModelReport.objects.filter(charge_point=charge_point, request_id=request_id, parts_received=0).delete()
+
+
+@transaction.atomic
+def device_model_report_request_id(*, charge_point: ChargePoint) -> int:
+    """A requestId not yet used for this charger's reports, reserved by a report row."""
+    ChargePoint.objects.select_for_update().filter(pk=charge_point.pk).first()
+    last = DeviceModelReport.objects.filter(charge_point=charge_point).aggregate(last=Max("request_id"))["last"]
+    request_id = (last or 0) + 1
+    DeviceModelReport.objects.create(charge_point=charge_point, request_id=request_id, started_at=timezone.now())
+    return request_id
+
+
+@transaction.atomic
+def device_model_report_record(
+    *,
+    charge_point_id: str,
+    request_id: int,
+    seq_no: int,
+    tbc: bool,
+    generated_at: datetime | None,
+    report_data: list[dict[str, Any]],
+) -> DeviceModelReport:
+    """Store one NotifyReport part (2.0.1 part 2 B07/B08): its ``reportData`` into the device model,
+    and the part on the report it belongs to (by ``requestId``). A part received twice is stored once.
+
+    Raises ``ChargePoint.DoesNotExist`` for an unknown charger.
+    """
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    now = timezone.now()
+    report, _ = DeviceModelReport.objects.select_for_update().get_or_create(
+        charge_point=charge_point, request_id=request_id, defaults={"started_at": now}
+    )
+    device_model_attributes_record(
+        charge_point=charge_point,
+        attributes=[attribute for item in report_data for attribute in _reported_attributes(item)],
+        learned_from=LearnedFrom.NOTIFY_REPORT,
+        command=report.command,
+        report_request_id=request_id,
+    )
+    if seq_no not in report.seq_nos:
+        report.seq_nos = [*report.seq_nos, seq_no]
+        report.parts_received += 1
+        report.variables_reported += len(report_data)
+    report.generated_at = generated_at
+    if not tbc:
+        report.complete, report.completed_at = True, now
+    report.save()
+    return report
+
+
+def _reported_attributes(item: dict[str, Any]) -> list[ReportedAttribute]:
+    """A ReportDataType as one ReportedAttribute per variableAttribute."""
+    return [
+        ReportedAttribute(
+            component=item["component"],
+            variable=item["variable"],
+            type=attribute.get("type", AttributeType.ACTUAL),
+            value=attribute.get("value"),
+            mutability=attribute.get("mutability", ""),
+            persistent=attribute.get("persistent"),
+            constant=attribute.get("constant"),
+            characteristics=item.get("variable_characteristics"),
+        )
+        for attribute in item["variable_attribute"]
+    ]

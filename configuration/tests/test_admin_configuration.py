@@ -1,0 +1,55 @@
+"""The admin's configuration pages: searchable, and an edit that travels to a real charger as a command."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+from commands.tests.test_admin_commands import messages_in, staff_client
+from configuration.models import ConfigurationKey
+from configuration.tests.conftest import ConfiguredV16Charger
+from configuration.tests.test_configuration_e2e import BOOT_16
+from conftest import ahttp, ocpp_charger
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CHANGELIST = "/admin/configuration/configurationkey/"
+
+
+async def test_an_admin_edit_sends_change_configuration_and_the_answer_updates_the_value(daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="CFG-ADM", heartbeat_interval=60)
+    operator, _ = await sync_to_async(staff_client)(
+        "operator", "configuration.view_configurationkey", "configuration.change_configurationkey",
+        "commands.send_command",
+    )
+    support, _ = await sync_to_async(staff_client)(
+        "support", "configuration.view_configurationkey", "configuration.change_configurationkey"
+    )
+    async with ocpp_charger(daphne, "1.6", "CFG-ADM", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        status, _ = await ahttp(f"{daphne.http_url}/api/v1/chargepoints/CFG-ADM/configuration/refresh",
+                                method="POST", api_key=api_key)
+        assert status == 200
+
+        listing = await asyncio.to_thread(operator.get, CHANGELIST, {"q": "meterValueSample"})
+        page = listing.content.decode()
+        assert "MeterValueSampleInterval" in page and "HeartbeatInterval" not in page
+
+        row = await ConfigurationKey.objects.aget(charge_point__charge_point_id="CFG-ADM", key="HeartbeatInterval")
+        refused = await asyncio.to_thread(support.post, f"{CHANGELIST}{row.pk}/change/", {"value": "15"})
+        assert refused.status_code == 403
+
+        response = await asyncio.to_thread(
+            operator.post, f"{CHANGELIST}{row.pk}/change/", {"value": "90", "_save": "Save"}, follow=True
+        )
+        assert response.status_code == 200
+        assert any("answered Accepted" in text for _, text in messages_in(response.content.decode()))
+        assert charger.received[-1] == ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "90"})
+    row = await ConfigurationKey.objects.aget(pk=row.pk)
+    command = await Command.objects.aget(charge_point_identity="CFG-ADM", action="ChangeConfiguration")
+    assert (row.value, row.learned_from, row.command_id) == ("90", "ChangeConfiguration", command.id)
+    assert command.user_id is not None

@@ -1,0 +1,52 @@
+"""The store's rules, without a charger: report parts, full and partial reads, reboot-pending values."""
+
+from __future__ import annotations
+
+import pytest
+
+from configuration import services
+from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
+
+pytestmark = pytest.mark.django_db
+
+ITEM = {
+    "component": {"name": "OCPPCommCtrlr"},
+    "variable": {"name": "HeartbeatInterval"},
+    "variable_attribute": [{"value": "300", "mutability": "ReadWrite"}, {"type": "Target", "value": "60"}],
+}
+
+
+def test_a_report_part_received_twice_is_counted_once(register_charge_point):
+    register_charge_point("CP-REP")
+    for _ in range(2):
+        services.device_model_report_record(
+            charge_point_id="CP-REP", request_id=5, seq_no=0, tbc=True, generated_at=None, report_data=[ITEM]
+        )
+    report = DeviceModelReport.objects.get(request_id=5)
+    assert (report.parts_received, report.variables_reported, report.seq_nos, report.complete) == (1, 1, [0], False)
+    assert DeviceModelVariable.objects.count() == 1
+    assert sorted(DeviceModelAttribute.objects.values_list("type", "value")) == [("Actual", "300"), ("Target", "60")]
+
+
+def test_a_report_part_of_an_unknown_charger_is_refused(db):
+    with pytest.raises(services.ChargePoint.DoesNotExist):
+        services.device_model_report_record(
+            charge_point_id="NOPE", request_id=1, seq_no=0, tbc=False, generated_at=None, report_data=[ITEM]
+        )
+
+
+def test_a_partial_read_keeps_other_keys_and_clears_a_pending_value(register_charge_point):
+    charge_point = register_charge_point("CP-KEYS")
+    services.configuration_keys_record(
+        charge_point=charge_point,
+        keys=[{"key": "A", "readonly": False, "value": "1"}, {"key": "B", "readonly": True, "value": "2"}],
+        complete=True,
+    )
+    ConfigurationKey.objects.filter(key="A").update(pending_value="9")
+    services.configuration_keys_record(
+        charge_point=charge_point, keys=[{"key": "A", "readonly": False, "value": "9"}], complete=False
+    )
+    assert sorted(ConfigurationKey.objects.values_list("key", "value", "pending_value")) == [
+        ("A", "9", None),
+        ("B", "2", None),
+    ]
