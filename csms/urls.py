@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("commands.urls")),
     path("", include("webhooks.urls")),
     path("", include("billing.urls")),
+    path("", include("maintenance.urls")),
 ]
 
 urlpatterns = [
@@ -22,6 +23,7 @@ urlpatterns = [
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("", include("maintenance.charger_urls")),
 ]
 
 handler400 = "csms.error_views.bad_request"

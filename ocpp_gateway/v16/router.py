@@ -4,12 +4,13 @@ from ocpp.v16 import ChargePoint as V16ChargePoint
 
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v16.availability import AvailabilityHandlers
+from ocpp_gateway.v16.firmware import FirmwareHandlers
 from ocpp_gateway.v16.notifications import NotificationHandlers
 from ocpp_gateway.v16.provisioning import ProvisioningHandlers
 from ocpp_gateway.v16.transactions import TransactionHandlers
 
 
 class V16Router(
-    ProvisioningHandlers, AvailabilityHandlers, TransactionHandlers, NotificationHandlers, OcppRouter, V16ChargePoint
+    ProvisioningHandlers, AvailabilityHandlers, TransactionHandlers, FirmwareHandlers, NotificationHandlers, OcppRouter, V16ChargePoint
 ):
     """Every OCPP 1.6 action the CSMS answers, grouped by functional block."""

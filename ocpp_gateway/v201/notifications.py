@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 notifications the CSMS acknowledges (reports, events, firmware, logs, limits), and DataTransfer."""
+"""OCPP 2.0.1 notifications the CSMS acknowledges (reports, events, limits), and DataTransfer."""
 
 from __future__ import annotations
 
@@ -27,14 +27,8 @@ class NotificationHandlers:
     on_report_charging_profiles = acknowledging_handler(
         Action.report_charging_profiles, call_result.ReportChargingProfiles
     )
-    on_firmware_status_notification = acknowledging_handler(
-        Action.firmware_status_notification, call_result.FirmwareStatusNotification
-    )
     on_publish_firmware_status_notification = acknowledging_handler(
         Action.publish_firmware_status_notification, call_result.PublishFirmwareStatusNotification
-    )
-    on_log_status_notification = acknowledging_handler(
-        Action.log_status_notification, call_result.LogStatusNotification
     )
     on_security_event_notification = acknowledging_handler(
         Action.security_event_notification, call_result.SecurityEventNotification, level=logging.WARNING
