@@ -62,7 +62,8 @@ def test_a_2_0_1_notification_is_recorded_against_the_request_it_names(campaign)
     assert CampaignTarget.objects.get(pk=target_a.pk).state == TargetState.INSTALLED
     # Another charger's requestId, or a finished target, records nothing.
     target_b = campaign.targets.get(charge_point__charge_point_id="B")
-    assert firmware.firmware_status_record(charge_point_id="A", progress="failed", status="X", request_id=target_b.pk) is None
+    other = firmware.firmware_status_record(charge_point_id="A", progress="failed", status="X", request_id=target_b.pk)
+    assert other is None
     assert firmware.firmware_status_record(charge_point_id="A", progress="failed", status="DownloadFailed") is None
 
 
