@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from csms.api_errors import ApiError
 from csms.models import ApiKey
+from csms.parsers import JsonParser
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload
 from maintenance.serializers import (
@@ -51,7 +52,7 @@ class FirmwareFileViewSet(
     """Firmware files: upload (multipart ``file``, ``version``, optional ``name``), list, read."""
 
     serializer_class = FirmwareFileSerializer
-    parser_classes = [MultiPartParser]
+    parser_classes = [MultiPartParser, JsonParser]  # JSON only to be told which field is missing
     queryset = FirmwareFile.objects.all()
 
     def get_object(self) -> FirmwareFile:
@@ -92,7 +93,8 @@ class CampaignViewSet(
         firmware.campaign_advance_soon(campaign_id=str(campaign.pk))
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
-    def _transition(self, service: Any, pk: str) -> Response:
+    def _transition(self, request: Request, service: Any, pk: str) -> Response:
+        _ = request.data  # a body is not expected, but a malformed one is still a 400
         try:
             campaign = service(campaign_id=pk)
         except MaintenanceError as error:
@@ -103,18 +105,18 @@ class CampaignViewSet(
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str) -> Response:
         """No new wave until resumed; chargers already updating carry on."""
-        return self._transition(firmware.campaign_pause, pk)
+        return self._transition(request, firmware.campaign_pause, pk)
 
     @extend_schema(request=None, responses={200: CampaignSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
-        return self._transition(firmware.campaign_resume, pk)
+        return self._transition(request, firmware.campaign_resume, pk)
 
     @extend_schema(request=None, responses={200: CampaignSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         """No new wave, ever: chargers not yet sent to are skipped."""
-        return self._transition(firmware.campaign_cancel, pk)
+        return self._transition(request, firmware.campaign_cancel, pk)
 
 
 class ChargePointLogUploadsView(APIView):

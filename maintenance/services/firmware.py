@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
 from django.db import transaction
 from django.db.models import QuerySet
@@ -230,7 +231,10 @@ def campaign_progress(campaign: Campaign) -> dict[str, int]:
 
 def _campaign_transition(campaign_id: str, allowed: tuple[str, ...], new_state: str) -> Campaign:
     with transaction.atomic():
-        campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        try:
+            campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        except (DjangoValidationError, ValueError):
+            campaign = None
         if campaign is None:
             raise MaintenanceError(404, "NotFound", f"No campaign {campaign_id}.")
         if campaign.state not in allowed:
