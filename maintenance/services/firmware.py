@@ -115,7 +115,8 @@ def campaign_advance(*, campaign_id: str) -> Campaign | None:
 
     1. In-flight chargers silent for ``CSMS_FIRMWARE_STATUS_TIMEOUT`` s fail with ``Timeout``.
     2. An active, started campaign claims pending chargers up to ``concurrency`` in flight and
-       sends each UpdateFirmware (recorded as a command); a refused or undelivered one fails.
+       sends each UpdateFirmware (recorded as a command); a refused or undelivered one fails, and
+       its place goes to the next pending charger at once.
     3. A campaign with nothing pending or in flight is finished (webhook ``firmware_campaign.finished``).
     Returns the campaign, or None when it does not exist.
     """
@@ -123,8 +124,9 @@ def campaign_advance(*, campaign_id: str) -> Campaign | None:
     if campaign is None:
         return None
     _targets_time_out(campaign)
-    for target in _wave_claim(campaign):
-        _update_firmware_send(target)
+    while wave := _wave_claim(campaign):
+        if all([_update_firmware_send(target) for target in wave]):
+            break
     return _campaign_finish_if_done(campaign)
 
 
@@ -171,11 +173,12 @@ def _update_firmware_body(target: CampaignTarget, ocpp_version: str) -> dict[str
     return {"request_id": target.pk, "firmware": {"location": location, "retrieve_date_time": retrieve}}
 
 
-def _update_firmware_send(target: CampaignTarget) -> None:
+def _update_firmware_send(target: CampaignTarget) -> bool:
+    """Send the target its UpdateFirmware; whether the charger accepted it."""
     charge_point = target.charge_point
     if not charge_point.ocpp_version:
         _target_fail(target, "NotConnected")
-        return
+        return False
     request = CommandRequest(
         charge_point_id=charge_point.charge_point_id,
         ocpp_version=charge_point.ocpp_version,
@@ -186,12 +189,13 @@ def _update_firmware_send(target: CampaignTarget) -> None:
         command = command_send(request=request)
     except CommandRefused as refused:
         _target_fail(target, refused.code)
-        return
+        return False
     CampaignTarget.objects.filter(pk=target.pk).update(command=command)
     if command.state == CommandState.REJECTED:
         _target_fail(target, command_refusal(command=command))
     elif command.state != CommandState.ACCEPTED:
         _target_fail(target, _UNDELIVERED.get(command.state, command.state))
+    return command.state == CommandState.ACCEPTED
 
 
 def _target_fail(target: CampaignTarget, failure: str) -> None:

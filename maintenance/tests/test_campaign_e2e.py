@@ -159,14 +159,14 @@ async def test_a_paused_campaign_sends_no_wave_until_resumed(shared_files):
         assert await _sent(campaign) == 1
 
 
-async def test_an_offline_charger_fails_its_place_in_the_wave(shared_files):
-    await _register(["FWO-1"], "1.6")
+async def test_offline_chargers_fail_and_give_their_place_to_the_next_at_once(shared_files):
+    await _register(["FWO-1", "FWO-2"], "1.6")
     file = await sync_to_async(firmware.firmware_file_create)(name="i", upload=ContentFile(b"x", name="i.bin"))
     campaign = await sync_to_async(firmware.campaign_create)(
-        name="offline", firmware=file, concurrency=1, charge_point_ids=["FWO-1"]
+        name="offline", firmware=file, concurrency=1, charge_point_ids=["FWO-1", "FWO-2"]
     )
     await advance(campaign_id=str(campaign.pk))
-    target = await CampaignTarget.objects.aget(campaign=campaign)
-    assert (target.state, target.failure) == (TargetState.FAILED, "NotConnected")
+    failures = [(t.state, t.failure) async for t in CampaignTarget.objects.filter(campaign=campaign)]
+    assert failures == [(TargetState.FAILED, "NotConnected")] * 2
     campaign = await Campaign.objects.aget(pk=campaign.pk)
     assert campaign.state == CampaignState.COMPLETED

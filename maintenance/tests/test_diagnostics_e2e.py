@@ -8,13 +8,18 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, OcppMessage
+from commands.models import Command
 from conftest import eventually, ocpp_charger
 from maintenance.models import LogUpload
 from maintenance.services import diagnostics
 from maintenance.tests.conftest import DiagnosticsCharger16, LogCharger201, http_upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _count_is(queryset, count: int) -> bool:
+    return await queryset.acount() == count
 
 
 async def _uploaded(pk: int) -> LogUpload | None:
@@ -32,6 +37,11 @@ async def test_v16_diagnostics_arrive_at_the_hosted_endpoint_and_download_in_the
         location = charger.locations[0]
     assert charger.upload_statuses == [201]
     assert (upload.state, upload.file_name, upload.size) == ("uploaded", "diag.zip", len(DiagnosticsCharger16.content))
+    assert await Command.objects.filter(action="GetDiagnostics", state="accepted").acount() == 1
+    notifications = OcppMessage.objects.filter(
+        charge_point__charge_point_id="DIAG16", action="DiagnosticsStatusNotification"
+    )
+    await eventually(lambda: _count_is(notifications, 4), timeout=10)
 
     listed = await sync_to_async(admin_client.get)("/admin/maintenance/logupload/")
     download_url = f"/admin/maintenance/logupload/{upload.pk}/download/"
@@ -55,6 +65,9 @@ async def test_v201_log_is_put_with_its_request_id_and_listed_per_charger(shared
         upload = await eventually(lambda: _uploaded(upload.pk), timeout=15)
     assert charger.upload_statuses == [201]
     assert (upload.file_name, upload.size) == ("security.log", len(LogCharger201.content))
+    assert await Command.objects.filter(action="GetLog", state="accepted").acount() == 1
+    notifications = OcppMessage.objects.filter(charge_point__charge_point_id="LOG201", action="LogStatusNotification")
+    await eventually(lambda: _count_is(notifications, 4), timeout=10)  # 2 calls and their answers
 
     listed = await sync_to_async(api_client.get)("/api/v1/chargepoints/LOG201/diagnostics")
     assert [(u["request_id"], u["state"], u["has_file"]) for u in listed.json()] == [(upload.pk, "uploaded", True)]
