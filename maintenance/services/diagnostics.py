@@ -37,7 +37,8 @@ def _request_body(upload: LogUpload, location: str, ocpp_version: str, options: 
         window = {k: v for k, v in (("start_time", oldest), ("stop_time", latest)) if v}
         return {"location": location, **window, **retries}
     window = {k: v for k, v in (("oldest_timestamp", oldest), ("latest_timestamp", latest)) if v}
-    return {"log_type": upload.log_type, "request_id": upload.pk, "log": {"remote_location": location, **window}, **retries}
+    log = {"remote_location": location, **window}
+    return {"log_type": upload.log_type, "request_id": upload.pk, "log": log, **retries}
 
 
 def log_upload_request(
@@ -113,7 +114,12 @@ def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogU
     now = timezone.now()
     with transaction.atomic():
         spent = LogUpload.objects.filter(pk=record.pk, received_at__isnull=True).update(
-            file=stored, file_name=name, size=upload.size, received_at=now, state=LogUploadState.UPLOADED, updated_at=now
+            file=stored,
+            file_name=name,
+            size=upload.size,
+            received_at=now,
+            state=LogUploadState.UPLOADED,
+            updated_at=now,
         )
         if spent:
             record.refresh_from_db()
@@ -124,7 +130,9 @@ def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogU
     return record
 
 
-def log_status_record(*, charge_point_id: str, state: str, status: str, request_id: int | None = None) -> LogUpload | None:
+def log_status_record(
+    *, charge_point_id: str, state: str, status: str, request_id: int | None = None
+) -> LogUpload | None:
     """Record a DiagnosticsStatusNotification (1.6) or LogStatusNotification (2.0.1) against the
     request it reports on: ``request_id`` (2.0.1) names it, else the charger's latest.
 

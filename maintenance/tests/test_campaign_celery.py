@@ -21,7 +21,8 @@ async def test_the_worker_starts_the_campaign_and_each_finished_charger_starts_t
     ids = ["FWW-1", "FWW-2", "FWW-3"]
     for charge_point_id in ids:
         await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60, ocpp_version="1.6")
-    image = await sync_to_async(firmware.firmware_file_create)(name="fw", upload=ContentFile(b"fw" * 100, name="fw.bin"))
+    upload = ContentFile(b"fw" * 100, name="fw.bin")
+    image = await sync_to_async(firmware.firmware_file_create)(name="fw", upload=upload)
     async with contextlib.AsyncExitStack() as stack:
         chargers = [
             await stack.enter_async_context(ocpp_charger(shared_files, "1.6", i, client_class=FirmwareCharger16))
