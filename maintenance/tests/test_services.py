@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from maintenance.errors import MaintenanceError
-from maintenance.models import CampaignTarget, TargetState
+from maintenance.links import LinkRefused, upload_token_digest
+from maintenance.models import CampaignTarget, LogUpload, TargetState
 from maintenance.services import diagnostics, firmware
 from webhooks.models import WebhookDelivery, WebhookSubscription
 
@@ -98,3 +99,39 @@ def test_log_requests_for_unknown_or_never_connected_chargers_are_refused():
     with pytest.raises(MaintenanceError) as silent:
         diagnostics.log_upload_request(charge_point_id="NEW")
     assert silent.value.http_status == 409
+
+
+def _log_upload(token: str, **fields):
+    charge_point = ChargePoint.objects.get_or_create(charge_point_id="LOGS", heartbeat_interval=60)[0]
+    defaults = {"token_expires_at": timezone.now() + timedelta(hours=1), "file_name": "diag.zip"}
+    digest = upload_token_digest(token)
+    return LogUpload.objects.create(
+        charge_point=charge_point, log_type="Diagnostics", token_sha256=digest, **(defaults | fields)
+    )
+
+
+def test_an_upload_spends_its_token_and_announces_itself():
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["diagnostics.uploaded"], secret="s")
+    record = _log_upload("good-token")
+    received = diagnostics.log_upload_receive(token="good-token", upload=ContentFile(b"abc", name="x"))
+    assert (received.pk, received.state, received.size, received.file.read()) == (record.pk, "uploaded", 3, b"abc")
+    assert [(e["charge_point_id"], e["file_name"]) for e in _events("diagnostics.uploaded")] == [("LOGS", "diag.zip")]
+    with pytest.raises(LinkRefused, match="already been used"):
+        diagnostics.log_upload_receive(token="good-token", upload=ContentFile(b"again", name="x"))
+    assert LogUpload.objects.get().size == 3
+
+
+def test_an_expired_or_unknown_upload_token_is_refused():
+    _log_upload("old-token", token_expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(LinkRefused, match="expired"):
+        diagnostics.log_upload_receive(token="old-token", upload=ContentFile(b"abc", name="x"))
+    with pytest.raises(LinkRefused, match="not valid"):
+        diagnostics.log_upload_receive(token="no-such-token", upload=ContentFile(b"abc", name="x"))
+    assert not LogUpload.objects.filter(received_at__isnull=False).exists()
+
+
+def test_a_late_status_does_not_undo_an_arrived_file():
+    record = _log_upload("t", state="uploaded", received_at=timezone.now())
+    diagnostics.log_status_record(charge_point_id="LOGS", state="failed", status="UploadFailed")
+    record.refresh_from_db()
+    assert (record.state, record.status) == ("uploaded", "UploadFailed")
