@@ -13,6 +13,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from chargepoints.models import ChargePoint
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
 from maintenance.services import firmware
@@ -54,20 +55,79 @@ class CampaignTargetInline(admin.TabularInline):
         return False
 
 
+class CampaignCreateForm(forms.ModelForm):
+    """A new campaign: the chargers listed, and/or those of a vendor and model (combined with AND)."""
+
+    charge_points = forms.ModelMultipleChoiceField(queryset=ChargePoint.objects.all(), required=False)
+    vendor = forms.CharField(max_length=50, required=False)
+    model = forms.CharField(max_length=50, required=False, label="Charger model")
+    concurrency = forms.IntegerField(min_value=1, max_value=10000, initial=5)
+    start_at = forms.DateTimeField(required=False, help_text="Blank: now (UTC).")
+
+    class Meta:
+        model = Campaign
+        fields = ["name", "firmware", "start_at", "concurrency"]
+
+    def selection(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        ids = [charge_point.charge_point_id for charge_point in data.get("charge_points") or []]
+        return {"charge_point_ids": ids, "vendor": data.get("vendor", ""), "model": data.get("model", "")}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:
+            if not firmware.campaign_charge_points(**self.selection()).exists():
+                raise forms.ValidationError("The selection matches no charger.")
+        except MaintenanceError as error:
+            raise forms.ValidationError(str(error)) from None
+        return cleaned
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
-    """Campaigns are created through the API; here they are watched, paused, resumed and cancelled."""
+    """Campaigns: created here or through the API; watched, paused, resumed and cancelled."""
 
     list_display = ["name", "firmware", "state", "progress", "concurrency", "start_at", "finished_at"]
     list_filter = ["state"]
     search_fields = ["name"]
-    readonly_fields = ["name", "firmware", "state", "progress", "concurrency", "start_at", "selection", "finished_at"]
-    fields = readonly_fields
+    shown = ["name", "firmware", "state", "progress", "concurrency", "start_at", "selection", "finished_at"]
     inlines = [CampaignTargetInline]
     actions = ["pause", "resume", "cancel"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_form(self, request: HttpRequest, obj: Campaign | None = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = CampaignCreateForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
+        if obj is None:
+            return ["name", "firmware", "charge_points", "vendor", "model", "concurrency", "start_at"]
+        return self.shown
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
+        return self.shown if obj else []
+
+    def get_inline_instances(self, request: HttpRequest, obj: Campaign | None = None) -> list[Any]:
+        return super().get_inline_instances(request, obj) if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: forms.Form, change: bool) -> None:
+        if change:
+            return
+        data = form.cleaned_data
+        created = firmware.campaign_create(
+            name=data["name"],
+            firmware=data["firmware"],
+            concurrency=data["concurrency"],
+            start_at=data.get("start_at"),
+            **form.selection(),  # type: ignore[attr-defined]
+        )
+        firmware.campaign_advance_soon(campaign_id=created.pk)
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: forms.Form, formsets: Any, change: bool) -> None:
+        """Targets are the service's; the form has nothing else to save."""
 
     @admin.display(description="Progress")
     def progress(self, campaign: Campaign) -> str:

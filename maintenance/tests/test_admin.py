@@ -62,3 +62,20 @@ def test_only_staff_allowed_to_view_uploads_download_them(admin_client, client):
     assert client.get(url).status_code == 404
     client.logout()
     assert client.get(url).status_code == 302  # to the sign-in page
+
+
+def test_a_campaign_created_in_the_admin_targets_the_model_s_chargers(admin_client):
+    ChargePoint.objects.create(charge_point_id="M1", heartbeat_interval=60, model="Wallbox-X")
+    ChargePoint.objects.create(charge_point_id="M2", heartbeat_interval=60, model="Other")
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    form = {"name": "by model", "firmware": str(image.pk), "model": "wallbox-x", "concurrency": "2"}
+    assert admin_client.get("/admin/maintenance/campaign/add/").status_code == 200
+    response = admin_client.post("/admin/maintenance/campaign/add/", form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    campaign = Campaign.objects.get()
+    assert list(campaign.targets.values_list("charge_point__charge_point_id", flat=True)) == ["M1"]
+    assert campaign.concurrency == 2
+
+    refused = admin_client.post("/admin/maintenance/campaign/add/", {**form, "model": "Nobody"})
+    assert refused.status_code == 200 and "matches no charger" in refused.content.decode()
+    assert Campaign.objects.count() == 1
