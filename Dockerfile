@@ -6,7 +6,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN DJANGO_SECRET_KEY=build python manage.py collectstatic --noinput
-RUN useradd --system csms && mkdir -p /app/var && chown -R csms /app/var
+RUN useradd --system csms && mkdir -p /app/var/files && chown -R csms /app/var
 USER csms
 EXPOSE 8000
 # Behind Caddy: take the charger's address from X-Forwarded-For (per-address handshake limits, logs).

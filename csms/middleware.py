@@ -30,13 +30,14 @@ class ApiBodyLimitMiddleware:
 
     DRF's parsers read the raw stream, which has no size limit; reading ``request.body`` first
     applies Django's (``RequestDataTooBig``, answered 413 by ``csms.error_views.bad_request``) and
-    leaves DRF to parse the copy in memory.
+    leaves DRF to parse the copy in memory. A multipart upload (a firmware file) is streamed to
+    disk by Django's parser instead, which limits its form fields the same way.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") and request.content_type != "multipart/form-data":
             _ = request.body
         return self.get_response(request)

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "webhooks",
     "billing",
     "configuration",
+    "maintenance",
     "axes",
 ]
 
@@ -300,7 +301,41 @@ if CSMS_METRICS_ENABLED:
     Path(CSMS_METRICS_DIR).mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = CSMS_METRICS_DIR
 
+# Firmware and diagnostics files (maintenance app): the filesystem under VAR_DIR, or an
+# S3-compatible bucket through django-storages when CSMS_S3_BUCKET is set (needs boto3).
+CSMS_FILES_DIR = env_str("CSMS_FILES_DIR", str(VAR_DIR / "files"))
+CSMS_S3_BUCKET = env_str("CSMS_S3_BUCKET")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": CSMS_FILES_DIR}},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if CSMS_S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": CSMS_S3_BUCKET,
+            "endpoint_url": env_str("CSMS_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("CSMS_S3_REGION") or None,
+            "access_key": env_str("CSMS_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("CSMS_S3_SECRET_ACCESS_KEY") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+# The address chargers reach the CSMS's HTTP side at (behind the proxy: its public https:// URL):
+# firmware download and diagnostics upload URLs are built on it.
+CSMS_PUBLIC_URL = env_str("CSMS_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+CSMS_FIRMWARE_URL_TTL = env_int("CSMS_FIRMWARE_URL_TTL", 86400, minimum=60)
+CSMS_FIRMWARE_STATUS_TIMEOUT = env_int("CSMS_FIRMWARE_STATUS_TIMEOUT", 3600, minimum=1)
+CSMS_FIRMWARE_CAMPAIGN_TICK = env_int("CSMS_FIRMWARE_CAMPAIGN_TICK", 30, minimum=1)
+CSMS_DIAGNOSTICS_UPLOAD_TTL = env_int("CSMS_DIAGNOSTICS_UPLOAD_TTL", 86400, minimum=60)
+CSMS_DIAGNOSTICS_MAX_BYTES = env_int("CSMS_DIAGNOSTICS_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+
 CELERY_BEAT_SCHEDULE = {
+    "advance-firmware-campaigns": {
+        "task": "maintenance.tasks.advance_firmware_campaigns",
+        "schedule": float(CSMS_FIRMWARE_CAMPAIGN_TICK),
+    },
     "mark-offline-stale-charge-points": {
         "task": "chargepoints.tasks.mark_offline_stale_charge_points",
         "schedule": float(CSMS_OFFLINE_CHECK_INTERVAL),

@@ -2,7 +2,7 @@
 
 ``support`` may look at everything in the project's apps and change nothing. ``operator`` may
 also send commands to chargers, commission them, settle the reconciliation queue, re-send
-webhook deliveries and maintain id tags and tariffs. The code is the source of truth: every
+webhook deliveries, maintain id tags and tariffs, upload firmware and run firmware campaigns. The code is the source of truth: every
 ``migrate`` sets both groups' permissions to exactly these.
 """
 
@@ -19,7 +19,7 @@ SUPPORT = "support"
 OPERATOR = "operator"
 STAFF_GROUPS = (SUPPORT, OPERATOR)
 
-PROJECT_APPS = ("chargepoints", "commands", "webhooks", "billing", "csms")
+PROJECT_APPS = ("chargepoints", "commands", "webhooks", "billing", "maintenance", "csms")
 OPERATOR_PERMISSIONS = (
     "commands.send_command",
     "chargepoints.change_chargepoint",
@@ -29,6 +29,9 @@ OPERATOR_PERMISSIONS = (
     "chargepoints.change_idtag",
     "billing.add_tariff",
     "billing.change_tariff",
+    "maintenance.add_firmwarefile",
+    "maintenance.add_campaign",
+    "maintenance.change_campaign",
 )
 
 

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("configuration.urls")),
     path("", include("webhooks.urls")),
     path("", include("billing.urls")),
+    path("", include("maintenance.urls")),
 ]
 
 urlpatterns = [
@@ -23,6 +24,7 @@ urlpatterns = [
     path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("", include("maintenance.charger_urls")),
 ]
 
 handler400 = "csms.error_views.bad_request"

@@ -13,6 +13,9 @@ class EventType(models.TextChoices):
     TRANSACTION_ENDED = "transaction.ended"
     BILLING_RECORD_CREATED = "billing_record.created"
     COMMAND_COMPLETED = "command.completed"
+    FIRMWARE_STATUS_CHANGED = "firmware.status_changed"
+    FIRMWARE_CAMPAIGN_FINISHED = "firmware_campaign.finished"
+    DIAGNOSTICS_UPLOADED = "diagnostics.uploaded"
 
 
 class WebhookSubscription(models.Model):

@@ -18,12 +18,14 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.schemas import APIOperation
 
 from billing.models import Tariff
 from chargepoints.models import ChargePoint, IdTag
 from csms.api_keys import api_key_create
+from maintenance.models import Campaign, FirmwareFile
 from webhooks.models import WebhookSubscription
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
@@ -75,6 +77,11 @@ DEEPLY_NESTED = b"[" * 100_000 + b"]" * 100_000
 TOO_LARGE = b'{"description": "' + b"x" * 3_000_000 + b'"}'
 
 
+def _campaign() -> Campaign:
+    image = FirmwareFile.objects.create(name="fw", file="firmware/fw.bin", size=0, sha256="")
+    return Campaign.objects.create(name="c", firmware=image, concurrency=1, start_at=timezone.now())
+
+
 @pytest.fixture
 def path_values(db: None) -> Callable[[APIOperation], dict[str, str]]:
     """Path values naming objects that exist, so that updates get as far as reading the body."""
@@ -85,6 +92,7 @@ def path_values(db: None) -> Callable[[APIOperation], dict[str, str]]:
         "/webhooks/": str(
             WebhookSubscription.objects.create(url="https://example.com/hook", events=["charge_point.online"]).pk
         ),
+        "/campaigns/": str(_campaign().pk),
     }
 
     def values(operation: APIOperation) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""OCPP 1.6 firmware, diagnostics and security notifications, and DataTransfer: acknowledged."""
+"""OCPP 1.6 security notifications and DataTransfer: acknowledged."""
 
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ from ocpp_gateway.acknowledge import acknowledging_handler
 
 
 class NotificationHandlers:
-    on_firmware_status_notification = acknowledging_handler(
-        Action.firmware_status_notification, call_result.FirmwareStatusNotification
-    )
-    on_diagnostics_status_notification = acknowledging_handler(
-        Action.diagnostics_status_notification, call_result.DiagnosticsStatusNotification
-    )
-    on_signed_firmware_status_notification = acknowledging_handler(
-        Action.signed_firmware_status_notification, call_result.SignedFirmwareStatusNotification
-    )
-    on_log_status_notification = acknowledging_handler(
-        Action.log_status_notification, call_result.LogStatusNotification
-    )
     on_security_event_notification = acknowledging_handler(
         Action.security_event_notification, call_result.SecurityEventNotification, level=logging.WARNING
     )

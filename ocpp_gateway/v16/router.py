@@ -5,6 +5,7 @@ from ocpp.v16 import ChargePoint as V16ChargePoint
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v16.availability import AvailabilityHandlers
 from ocpp_gateway.v16.configuration import ConfigurationHandlers
+from ocpp_gateway.v16.firmware import FirmwareHandlers
 from ocpp_gateway.v16.notifications import NotificationHandlers
 from ocpp_gateway.v16.provisioning import ProvisioningHandlers
 from ocpp_gateway.v16.transactions import TransactionHandlers
@@ -15,6 +16,7 @@ class V16Router(
     ConfigurationHandlers,
     AvailabilityHandlers,
     TransactionHandlers,
+    FirmwareHandlers,
     NotificationHandlers,
     OcppRouter,
     V16ChargePoint,

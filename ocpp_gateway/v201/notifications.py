@@ -1,5 +1,5 @@
-"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, firmware, logs, limits),
-and DataTransfer. NotifyReport is stored: ``device_model``."""
+"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, limits), and
+DataTransfer. NotifyReport is stored (``device_model``); firmware and log status are tracked (``firmware``)."""
 
 from __future__ import annotations
 
@@ -27,14 +27,8 @@ class NotificationHandlers:
     on_report_charging_profiles = acknowledging_handler(
         Action.report_charging_profiles, call_result.ReportChargingProfiles
     )
-    on_firmware_status_notification = acknowledging_handler(
-        Action.firmware_status_notification, call_result.FirmwareStatusNotification
-    )
     on_publish_firmware_status_notification = acknowledging_handler(
         Action.publish_firmware_status_notification, call_result.PublishFirmwareStatusNotification
-    )
-    on_log_status_notification = acknowledging_handler(
-        Action.log_status_notification, call_result.LogStatusNotification
     )
     on_security_event_notification = acknowledging_handler(
         Action.security_event_notification, call_result.SecurityEventNotification, level=logging.WARNING

@@ -5,6 +5,7 @@ from ocpp.v201 import ChargePoint as V201ChargePoint
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v201.availability import AvailabilityHandlers
 from ocpp_gateway.v201.device_model import DeviceModelHandlers
+from ocpp_gateway.v201.firmware import FirmwareHandlers
 from ocpp_gateway.v201.notifications import NotificationHandlers
 from ocpp_gateway.v201.provisioning import ProvisioningHandlers
 from ocpp_gateway.v201.reservations import ReservationHandlers
@@ -17,6 +18,7 @@ class V201Router(
     AvailabilityHandlers,
     TransactionHandlers,
     ReservationHandlers,
+    FirmwareHandlers,
     NotificationHandlers,
     OcppRouter,
     V201ChargePoint,

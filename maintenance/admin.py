@@ -1,0 +1,194 @@
+"""Firmware files, campaigns with their progress, and diagnostics uploads staff can download."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from chargepoints.models import ChargePoint
+from maintenance.errors import MaintenanceError
+from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
+from maintenance.services import firmware
+
+
+class FirmwareFileForm(forms.ModelForm):
+    class Meta:
+        model = FirmwareFile
+        fields = ["name", "version", "file"]
+
+
+@admin.register(FirmwareFile)
+class FirmwareFileAdmin(admin.ModelAdmin):
+    form = FirmwareFileForm
+    list_display = ["name", "version", "size", "sha256", "uploaded_at"]
+    search_fields = ["name", "version", "sha256"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: FirmwareFile | None = None) -> list[str]:
+        return ["name", "version", "file", "size", "sha256", "uploaded_at"] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: FirmwareFile, form: forms.Form, change: bool) -> None:
+        if change:
+            return
+        created = firmware.firmware_file_create(
+            name=form.cleaned_data["name"], version=form.cleaned_data["version"], upload=form.cleaned_data["file"]
+        )
+        obj.pk, obj.size, obj.sha256, obj.file = created.pk, created.size, created.sha256, created.file
+        obj._state.adding = False
+
+
+class CampaignTargetInline(admin.TabularInline):
+    model = CampaignTarget
+    fields = ["charge_point", "state", "status", "failure", "sent_at", "updated_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CampaignCreateForm(forms.ModelForm):
+    """A new campaign: the chargers listed, and/or those of a vendor and model (combined with AND)."""
+
+    charge_points = forms.ModelMultipleChoiceField(queryset=ChargePoint.objects.all(), required=False)
+    vendor = forms.CharField(max_length=50, required=False)
+    model = forms.CharField(max_length=50, required=False, label="Charger model")
+    concurrency = forms.IntegerField(min_value=1, max_value=10000, initial=5)
+    start_at = forms.DateTimeField(required=False, help_text="Blank: now (UTC).")
+
+    class Meta:
+        model = Campaign
+        fields = ["name", "firmware", "start_at", "concurrency"]
+
+    def selection(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        ids = [charge_point.charge_point_id for charge_point in data.get("charge_points") or []]
+        return {"charge_point_ids": ids, "vendor": data.get("vendor", ""), "model": data.get("model", "")}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        try:
+            if not firmware.campaign_charge_points(**self.selection()).exists():
+                raise forms.ValidationError("The selection matches no charger.")
+        except MaintenanceError as error:
+            raise forms.ValidationError(str(error)) from None
+        return cleaned
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    """Campaigns: created here or through the API; watched, paused, resumed and cancelled."""
+
+    list_display = ["name", "firmware", "state", "progress", "concurrency", "start_at", "finished_at"]
+    list_filter = ["state"]
+    search_fields = ["name"]
+    shown = ["name", "firmware", "state", "progress", "concurrency", "start_at", "selection", "finished_at"]
+    inlines = [CampaignTargetInline]
+    actions = ["pause", "resume", "cancel"]
+
+    def get_form(self, request: HttpRequest, obj: Campaign | None = None, **kwargs: Any) -> Any:
+        if obj is None:
+            kwargs["form"] = CampaignCreateForm
+            kwargs["fields"] = None
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
+        if obj is None:
+            return ["name", "firmware", "charge_points", "vendor", "model", "concurrency", "start_at"]
+        return self.shown
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
+        return self.shown if obj else []
+
+    def get_inline_instances(self, request: HttpRequest, obj: Campaign | None = None) -> list[Any]:
+        return super().get_inline_instances(request, obj) if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: forms.Form, change: bool) -> None:
+        if change:
+            return
+        data = form.cleaned_data
+        created = firmware.campaign_create(
+            name=data["name"],
+            firmware=data["firmware"],
+            concurrency=data["concurrency"],
+            start_at=data.get("start_at"),
+            **form.selection(),  # type: ignore[attr-defined]
+        )
+        firmware.campaign_advance_soon(campaign_id=created.pk)
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: forms.Form, formsets: Any, change: bool) -> None:
+        """Targets are the service's; the form has nothing else to save."""
+
+    @admin.display(description="Progress")
+    def progress(self, campaign: Campaign) -> str:
+        counts = firmware.campaign_progress(campaign)
+        return ", ".join(f"{count} {state}" for state, count in counts.items() if count)
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet[Campaign], service: Any, verb: str) -> None:
+        for campaign in queryset:
+            try:
+                service(campaign_id=str(campaign.pk))
+            except MaintenanceError as error:
+                self.message_user(request, f"{campaign}: {error}", messages.WARNING)
+            else:
+                self.message_user(request, f"{campaign}: {verb}.")
+
+    @admin.action(description="Pause the selected campaigns", permissions=["change"])
+    def pause(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._apply(request, queryset, firmware.campaign_pause, "paused")
+
+    @admin.action(description="Resume the selected campaigns", permissions=["change"])
+    def resume(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._apply(request, queryset, firmware.campaign_resume, "resumed")
+
+    @admin.action(description="Cancel the selected campaigns", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._apply(request, queryset, firmware.campaign_cancel, "cancelled")
+
+
+@admin.register(LogUpload)
+class LogUploadAdmin(admin.ModelAdmin):
+    list_display = ["charge_point", "log_type", "state", "status", "file_name", "size", "download", "created_at"]
+    list_filter = ["state", "log_type"]
+    search_fields = ["charge_point__charge_point_id", "file_name"]
+    readonly_fields = [
+        "charge_point", "log_type", "state", "status", "command", "file_name", "size", "download", "received_at",
+        "token_expires_at", "created_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="File")
+    def download(self, upload: LogUpload) -> SafeString | str:
+        if not upload.file:
+            return "-"
+        url = reverse("admin:maintenance_logupload_download", args=[upload.pk])
+        return format_html('<a href="{}">Download</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        download = self.admin_site.admin_view(self.download_view)
+        return [path("<int:pk>/download/", download, name="maintenance_logupload_download"), *super().get_urls()]
+
+    def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
+        """Staff with view permission on log uploads download the file as the charger sent it."""
+        if not self.has_view_permission(request):
+            raise Http404
+        upload = LogUpload.objects.filter(pk=pk).first()
+        if upload is None or not upload.file:
+            raise Http404
+        return FileResponse(upload.file.open("rb"), as_attachment=True, filename=PurePosixPath(upload.file_name).name)

@@ -1,0 +1,1 @@
+"""Firmware rollouts (``firmware``) and diagnostics/log uploads (``diagnostics``)."""

@@ -1,0 +1,163 @@
+"""Diagnostics (1.6 GetDiagnostics) and logs (2.0.1 GetLog), uploaded by the charger over HTTP to
+a single-use URL the CSMS hosts. FTP locations are not offered."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from commands.models import CommandState
+from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
+from csms.models import ApiKey
+from maintenance.errors import MaintenanceError
+from maintenance.links import LinkRefused, diagnostics_upload_url, upload_token_digest, upload_token_new
+from maintenance.models import LogUpload, LogUploadState
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
+
+V16_LOG_TYPE = "Diagnostics"
+
+
+def _ocpp_time(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def _request_body(upload: LogUpload, location: str, ocpp_version: str, options: dict[str, Any]) -> dict[str, Any]:
+    retries = {k: options[k] for k in ("retries", "retry_interval") if options.get(k) is not None}
+    oldest, latest = _ocpp_time(options.get("oldest")), _ocpp_time(options.get("latest"))
+    if ocpp_version == "1.6":
+        window = {k: v for k, v in (("start_time", oldest), ("stop_time", latest)) if v}
+        return {"location": location, **window, **retries}
+    window = {k: v for k, v in (("oldest_timestamp", oldest), ("latest_timestamp", latest)) if v}
+    log = {"remote_location": location, **window}
+    return {"log_type": upload.log_type, "request_id": upload.pk, "log": log, **retries}
+
+
+def log_upload_request(
+    *,
+    charge_point_id: str,
+    log_type: str = "DiagnosticsLog",
+    oldest: datetime | None = None,
+    latest: datetime | None = None,
+    retries: int | None = None,
+    retry_interval: int | None = None,
+    api_key: ApiKey | None = None,
+    user_id: int | None = None,
+) -> LogUpload:
+    """Ask the charger for its diagnostics (1.6 GetDiagnostics, 6.2.8) or a log (2.0.1 GetLog, N01:
+    ``log_type`` DiagnosticsLog or SecurityLog) covering ``oldest``..``latest``, to be uploaded to
+    a fresh single-use URL valid ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s.
+
+    The request is recorded as a command; a refused or undelivered one leaves the upload failed.
+    Raises MaintenanceError (404 unknown charger, 409 charger never connected, 400 bad body).
+    """
+    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+    if charge_point is None:
+        raise MaintenanceError(404, "NotFound", f"Charge point {charge_point_id!r} is not registered.")
+    version = charge_point.ocpp_version
+    if not version:
+        raise MaintenanceError(409, "NotConnected", f"{charge_point_id} has not told its OCPP version yet.")
+    token, digest = upload_token_new()
+    upload = LogUpload.objects.create(
+        charge_point=charge_point,
+        log_type=V16_LOG_TYPE if version == "1.6" else log_type,
+        token_sha256=digest,
+        token_expires_at=timezone.now() + timedelta(seconds=settings.CSMS_DIAGNOSTICS_UPLOAD_TTL),
+    )
+    options = {"oldest": oldest, "latest": latest, "retries": retries, "retry_interval": retry_interval}
+    request = CommandRequest(
+        charge_point_id=charge_point_id,
+        ocpp_version=version,
+        command="get_diagnostics" if version == "1.6" else "get_log",
+        body=_request_body(upload, diagnostics_upload_url(token=token), version, options),
+        api_key=api_key,
+        user_id=user_id,
+    )
+    try:
+        command = command_send(request=request)
+    except CommandRefused as refused:
+        upload.delete()
+        raise MaintenanceError(400, refused.code, str(refused), refused.details) from None
+    upload.command = command
+    upload.file_name = (command.response or {}).get("file_name") or (command.response or {}).get("filename") or ""
+    if command.state != CommandState.ACCEPTED:
+        upload.state = LogUploadState.FAILED
+        upload.status = command_refusal(command=command) if command.state == CommandState.REJECTED else command.state
+    upload.save(update_fields=["command", "file_name", "state", "status", "updated_at"])
+    return upload
+
+
+def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogUpload:
+    """Store a charger's upload for the request ``token`` was issued for, and spend the token.
+
+    ``file_name``: the name the charger gave (URL or multipart), else the one it announced.
+    Raises LinkRefused for an unknown, expired or already used token (nothing is kept).
+    """
+    digest = upload_token_digest(token)
+    record = LogUpload.objects.filter(token_sha256=digest).select_related("charge_point").first()
+    if record is None:
+        raise LinkRefused("The upload token is not valid.")
+    if record.received_at is not None:
+        raise LinkRefused("The upload token has already been used.")
+    if record.token_expires_at < timezone.now():
+        raise LinkRefused("The upload token has expired.")
+    name = PurePosixPath(file_name or record.file_name or f"{record.log_type}.log").name or "upload.log"
+    stored = default_storage.save(f"diagnostics/{record.charge_point.charge_point_id}/{record.pk}-{name}", upload)
+    now = timezone.now()
+    with transaction.atomic():
+        spent = LogUpload.objects.filter(pk=record.pk, received_at__isnull=True).update(
+            file=stored,
+            file_name=name,
+            size=upload.size,
+            received_at=now,
+            state=LogUploadState.UPLOADED,
+            updated_at=now,
+        )
+        if spent:
+            record.refresh_from_db()
+            webhook_event_emit(event_type=EventType.DIAGNOSTICS_UPLOADED, data=_upload_event(record))
+    if not spent:
+        default_storage.delete(stored)
+        raise LinkRefused("The upload token has already been used.")
+    return record
+
+
+def log_status_record(
+    *, charge_point_id: str, state: str, status: str, request_id: int | None = None
+) -> LogUpload | None:
+    """Record a DiagnosticsStatusNotification (1.6) or LogStatusNotification (2.0.1) against the
+    request it reports on: ``request_id`` (2.0.1) names it, else the charger's latest.
+
+    ``state`` is a LogUploadState value (the handler maps the version's status); once the file
+    has arrived only ``status`` follows the charger. Returns the upload, or None for none.
+    """
+    uploads = LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id)
+    if request_id is not None:
+        uploads = uploads.filter(pk=request_id)
+    with transaction.atomic():
+        upload = uploads.select_for_update().order_by("-created_at").first()
+        if upload is None:
+            return None
+        upload.status = status
+        if upload.received_at is None:
+            upload.state = state
+        upload.save(update_fields=["status", "state", "updated_at"])
+    return upload
+
+
+def _upload_event(upload: LogUpload) -> dict[str, Any]:
+    return {
+        "log_upload_id": upload.pk,
+        "charge_point_id": upload.charge_point.charge_point_id,
+        "log_type": upload.log_type,
+        "file_name": upload.file_name,
+        "size": upload.size,
+    }

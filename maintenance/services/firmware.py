@@ -1,0 +1,327 @@
+"""Firmware files and campaigns: UpdateFirmware in waves, progress from FirmwareStatusNotification.
+
+A campaign sends to at most ``concurrency`` chargers at a time. ``campaign_advance`` (the Celery
+beat task, and after every charger that finishes) fails chargers silent for longer than
+``CSMS_FIRMWARE_STATUS_TIMEOUT`` s, then fills the free places from the pending chargers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files import File
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from commands.models import CommandState
+from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
+from maintenance.errors import MaintenanceError
+from maintenance.links import firmware_download_url
+from maintenance.models import IN_FLIGHT, Campaign, CampaignState, CampaignTarget, FirmwareFile, TargetState
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
+
+logger = logging.getLogger(__name__)
+
+FINISHED = (TargetState.INSTALLED, TargetState.FAILED, TargetState.SKIPPED)
+# Why an UpdateFirmware that was not accepted failed its charger, by command state.
+_UNDELIVERED = {
+    CommandState.NOT_CONNECTED: "NotConnected",
+    CommandState.TIMEOUT: "Timeout",
+    CommandState.CALL_ERROR: "CallError",
+    CommandState.INVALID_RESPONSE: "InvalidResponse",
+    CommandState.REBOOT_REQUIRED: "RebootRequired",
+}
+
+
+def firmware_file_create(*, name: str, version: str = "", upload: File) -> FirmwareFile:
+    """Store an uploaded image; its size (bytes) and SHA-256 are recorded."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in upload.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    firmware = FirmwareFile(name=name, version=version, size=size, sha256=digest.hexdigest())
+    firmware.file.save(upload.name or name, upload, save=False)
+    firmware.save()
+    return firmware
+
+
+def campaign_charge_points(
+    *,
+    charge_point_ids: list[str] | None = None,
+    vendor: str = "",
+    model: str = "",
+    firmware_version: str = "",
+    ocpp_version: str = "",
+) -> QuerySet[ChargePoint]:
+    """The chargers a campaign selects: listed ids, and/or matching vendor, model (case-insensitive),
+    current firmware version and OCPP version. Raises MaintenanceError (400) for an empty selection
+    or unknown ids."""
+    if not (charge_point_ids or vendor or model or firmware_version or ocpp_version):
+        raise MaintenanceError(400, "ValidationError", "Choose the chargers.", {
+            "charge_point_ids": ["Give charge_point_ids, vendor, model, firmware_version or ocpp_version."]
+        })
+    chargers = ChargePoint.objects.all()
+    if charge_point_ids:
+        chargers = chargers.filter(charge_point_id__in=charge_point_ids)
+        unknown = set(charge_point_ids) - set(chargers.values_list("charge_point_id", flat=True))
+        if unknown:
+            raise MaintenanceError(400, "ValidationError", "Unknown chargers.", {
+                "charge_point_ids": [f"Not registered: {', '.join(sorted(unknown))}."]
+            })
+    if vendor:
+        chargers = chargers.filter(vendor__iexact=vendor)
+    if model:
+        chargers = chargers.filter(model__iexact=model)
+    if firmware_version:
+        chargers = chargers.filter(firmware_version=firmware_version)
+    if ocpp_version:
+        chargers = chargers.filter(ocpp_version=ocpp_version)
+    return chargers
+
+
+@transaction.atomic
+def campaign_create(
+    *, name: str, firmware: FirmwareFile, concurrency: int, start_at: datetime | None = None, **selection: Any
+) -> Campaign:
+    """A campaign over the chargers ``campaign_charge_points(**selection)`` selects, from ``start_at``
+    (default now) on. Raises MaintenanceError (400) when it selects none."""
+    chargers = list(campaign_charge_points(**selection))
+    if not chargers:
+        raise MaintenanceError(400, "ValidationError", "The selection matches no charger.", {
+            "charge_point_ids": ["No registered charger matches."]
+        })
+    campaign = Campaign.objects.create(
+        name=name,
+        firmware=firmware,
+        concurrency=concurrency,
+        start_at=start_at or timezone.now(),
+        selection={key: value for key, value in selection.items() if value},
+    )
+    CampaignTarget.objects.bulk_create(CampaignTarget(campaign=campaign, charge_point=cp) for cp in chargers)
+    return campaign
+
+
+def campaign_advance(*, campaign_id: str) -> Campaign | None:
+    """One step of a campaign; safe to run from any number of workers at once.
+
+    1. In-flight chargers silent for ``CSMS_FIRMWARE_STATUS_TIMEOUT`` s fail with ``Timeout``.
+    2. An active, started campaign claims pending chargers up to ``concurrency`` in flight and
+       sends each UpdateFirmware (recorded as a command); a refused or undelivered one fails, and
+       its place goes to the next pending charger at once.
+    3. A campaign with nothing pending or in flight is finished (webhook ``firmware_campaign.finished``).
+    Returns the campaign, or None when it does not exist.
+    """
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        return None
+    _targets_time_out(campaign)
+    while wave := _wave_claim(campaign):
+        if all([_update_firmware_send(target) for target in wave]):
+            break
+    return _campaign_finish_if_done(campaign)
+
+
+def campaigns_advance() -> int:
+    """``campaign_advance`` for every unfinished campaign; returns how many were looked at."""
+    ids = list(Campaign.objects.filter(finished_at__isnull=True).values_list("id", flat=True))
+    for campaign_id in ids:
+        campaign_advance(campaign_id=str(campaign_id))
+    return len(ids)
+
+
+def _targets_time_out(campaign: Campaign) -> None:
+    cutoff = timezone.now() - timedelta(seconds=settings.CSMS_FIRMWARE_STATUS_TIMEOUT)
+    for target in campaign.targets.filter(state__in=IN_FLIGHT, updated_at__lt=cutoff).select_related("charge_point"):
+        with transaction.atomic():
+            claimed = CampaignTarget.objects.filter(pk=target.pk, state=target.state, updated_at=target.updated_at)
+            if claimed.update(state=TargetState.FAILED, failure="Timeout", updated_at=timezone.now()):
+                target.state, target.failure = TargetState.FAILED, "Timeout"
+                _status_changed_emit(target)
+
+
+def _wave_claim(campaign: Campaign) -> list[CampaignTarget]:
+    """Mark the next wave sent, under the campaign's row lock: two workers never overfill it."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.state != CampaignState.ACTIVE or locked.start_at > timezone.now():
+            return []
+        free = locked.concurrency - locked.targets.filter(state__in=IN_FLIGHT).count()
+        wave = list(locked.targets.filter(state=TargetState.PENDING).select_related("charge_point")[: max(free, 0)])
+        now = timezone.now()
+        CampaignTarget.objects.filter(pk__in=[t.pk for t in wave]).update(
+            state=TargetState.SENT, sent_at=now, updated_at=now
+        )
+    for target in wave:
+        target.state, target.sent_at, target.campaign = TargetState.SENT, now, locked
+    return wave
+
+
+def _update_firmware_body(target: CampaignTarget, ocpp_version: str) -> dict[str, Any]:
+    location = firmware_download_url(firmware_id=str(target.campaign.firmware_id))
+    retrieve = timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    if ocpp_version == "1.6":
+        return {"location": location, "retrieve_date": retrieve}
+    return {"request_id": target.pk, "firmware": {"location": location, "retrieve_date_time": retrieve}}
+
+
+def _update_firmware_send(target: CampaignTarget) -> bool:
+    """Send the target its UpdateFirmware; whether the charger accepted it."""
+    charge_point = target.charge_point
+    if not charge_point.ocpp_version:
+        _target_fail(target, "NotConnected")
+        return False
+    request = CommandRequest(
+        charge_point_id=charge_point.charge_point_id,
+        ocpp_version=charge_point.ocpp_version,
+        command="update_firmware",
+        body=_update_firmware_body(target, charge_point.ocpp_version),
+    )
+    try:
+        command = command_send(request=request)
+    except CommandRefused as refused:
+        _target_fail(target, refused.code)
+        return False
+    CampaignTarget.objects.filter(pk=target.pk).update(command=command)
+    if command.state == CommandState.REJECTED:
+        _target_fail(target, command_refusal(command=command))
+    elif command.state != CommandState.ACCEPTED:
+        _target_fail(target, _UNDELIVERED.get(command.state, command.state))
+    return command.state == CommandState.ACCEPTED
+
+
+def _target_fail(target: CampaignTarget, failure: str) -> None:
+    with transaction.atomic():
+        if CampaignTarget.objects.filter(pk=target.pk, state__in=IN_FLIGHT).update(
+            state=TargetState.FAILED, failure=failure, updated_at=timezone.now()
+        ):
+            target.state, target.failure = TargetState.FAILED, failure
+            _status_changed_emit(target)
+
+
+def _campaign_finish_if_done(campaign: Campaign) -> Campaign:
+    with transaction.atomic():
+        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if campaign.finished_at or campaign.state == CampaignState.PAUSED:
+            return campaign
+        if campaign.targets.exclude(state__in=FINISHED).exists():
+            return campaign
+        if campaign.state == CampaignState.ACTIVE:
+            campaign.state = CampaignState.COMPLETED
+        campaign.finished_at = timezone.now()
+        campaign.save(update_fields=["state", "finished_at"])
+        webhook_event_emit(
+            event_type=EventType.FIRMWARE_CAMPAIGN_FINISHED,
+            data={"campaign_id": str(campaign.pk), "state": campaign.state, "progress": campaign_progress(campaign)},
+        )
+    return campaign
+
+
+def campaign_progress(campaign: Campaign) -> dict[str, int]:
+    """Chargers per target state, every state present (``{"installed": 19, "failed": 1, ...}``)."""
+    counts = dict.fromkeys(TargetState.values, 0)
+    for state in campaign.targets.values_list("state", flat=True):
+        counts[state] += 1
+    return counts
+
+
+def _campaign_transition(campaign_id: str, allowed: tuple[str, ...], new_state: str) -> Campaign:
+    with transaction.atomic():
+        try:
+            campaign = Campaign.objects.select_for_update().filter(pk=campaign_id).first()
+        except (DjangoValidationError, ValueError):
+            campaign = None
+        if campaign is None:
+            raise MaintenanceError(404, "NotFound", f"No campaign {campaign_id}.")
+        if campaign.state not in allowed:
+            raise MaintenanceError(409, "Conflict", f"The campaign is {campaign.state}; it cannot become {new_state}.")
+        campaign.state = new_state
+        campaign.save(update_fields=["state"])
+        if new_state == CampaignState.CANCELLED:
+            campaign.targets.filter(state=TargetState.PENDING).update(
+                state=TargetState.SKIPPED, updated_at=timezone.now()
+            )
+    return campaign
+
+
+def campaign_pause(*, campaign_id: str) -> Campaign:
+    """No new wave until resumed; chargers in flight carry on. Raises MaintenanceError (404, 409)."""
+    return _campaign_transition(campaign_id, (CampaignState.ACTIVE,), CampaignState.PAUSED)
+
+
+def campaign_resume(*, campaign_id: str) -> Campaign:
+    """Waves start again at the next advance. Raises MaintenanceError (404, 409)."""
+    campaign = _campaign_transition(campaign_id, (CampaignState.PAUSED,), CampaignState.ACTIVE)
+    campaign_advance_soon(campaign_id=campaign.pk)
+    return campaign
+
+
+def campaign_cancel(*, campaign_id: str) -> Campaign:
+    """No new wave, ever: pending chargers are skipped; those in flight are still tracked.
+    Raises MaintenanceError (404, 409)."""
+    campaign = _campaign_transition(
+        campaign_id, (CampaignState.ACTIVE, CampaignState.PAUSED), CampaignState.CANCELLED
+    )
+    campaign_advance_soon(campaign_id=campaign.pk)
+    return campaign
+
+
+def firmware_status_record(
+    *, charge_point_id: str, progress: str, status: str, request_id: int | None = None
+) -> CampaignTarget | None:
+    """Record a FirmwareStatusNotification (OCPP 1.6 4.5, 2.0.1 L01) against the campaign target
+    it reports on: ``request_id`` (2.0.1) names it, else the charger's latest in flight.
+
+    ``progress`` is a TargetState value (the handler maps the version's status); ``status`` is the
+    status as sent. A finished charger lets the campaign's next wave start. Returns the target,
+    or None when the notification belongs to no campaign (an UpdateFirmware sent by hand).
+    """
+    targets = CampaignTarget.objects.filter(charge_point__charge_point_id=charge_point_id, state__in=IN_FLIGHT)
+    if request_id is not None:
+        targets = targets.filter(pk=request_id)
+    with transaction.atomic():
+        target = targets.select_for_update().order_by("-sent_at").select_related("charge_point").first()
+        if target is None:
+            return None
+        target.status = status
+        target.state = progress
+        target.failure = status if progress == TargetState.FAILED else ""
+        target.save(update_fields=["status", "state", "failure", "updated_at"])
+        _status_changed_emit(target)
+        if progress in FINISHED:
+            campaign_advance_soon(campaign_id=target.campaign_id)
+    return target
+
+
+def _status_changed_emit(target: CampaignTarget) -> None:
+    webhook_event_emit(
+        event_type=EventType.FIRMWARE_STATUS_CHANGED,
+        data={
+            "campaign_id": str(target.campaign_id),
+            "charge_point_id": target.charge_point.charge_point_id,
+            "state": target.state,
+            "status": target.status or None,
+            "failure": target.failure or None,
+        },
+    )
+
+
+def campaign_advance_soon(*, campaign_id: Any) -> None:
+    """Queue ``campaign_advance`` for when the current transaction commits (the Celery task)."""
+    from maintenance.tasks import advance_firmware_campaign
+
+    def queue() -> None:
+        try:
+            advance_firmware_campaign.delay(str(campaign_id))
+        except Exception:  # the beat task advances it anyway
+            logger.exception("campaign %s: could not queue the next wave", campaign_id)
+
+    transaction.on_commit(queue)

@@ -1,0 +1,17 @@
+"""Celery edges of the maintenance services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from maintenance.services import firmware
+
+
+@shared_task
+def advance_firmware_campaigns() -> int:
+    return firmware.campaigns_advance()
+
+
+@shared_task
+def advance_firmware_campaign(campaign_id: str) -> None:
+    firmware.campaign_advance(campaign_id=campaign_id)

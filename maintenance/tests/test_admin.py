@@ -1,0 +1,81 @@
+"""The admin: firmware upload, campaign progress and actions, diagnostics download for staff only."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from maintenance.models import Campaign, FirmwareFile, LogUpload, TargetState
+from maintenance.services import firmware
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def files(settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}
+    }}
+
+
+def test_a_firmware_file_uploaded_in_the_admin_gets_its_size_and_hash(admin_client):
+    upload = SimpleUploadedFile("fw-3.1.bin", b"\x00\x01firmware")
+    response = admin_client.post(
+        "/admin/maintenance/firmwarefile/add/", {"name": "Wallbox", "version": "3.1", "file": upload}
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    image = FirmwareFile.objects.get()
+    assert (image.version, image.size) == ("3.1", 10)
+    assert image.file.read() == b"\x00\x01firmware"
+
+
+def test_the_campaign_page_shows_progress_and_cancels(admin_client):
+    for charge_point_id in ("A", "B", "C"):
+        ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    campaign = firmware.campaign_create(name="rollout", firmware=image, concurrency=1, charge_point_ids=["A", "B", "C"])
+    campaign.targets.filter(charge_point__charge_point_id="A").update(state=TargetState.INSTALLED)
+    listed = admin_client.get("/admin/maintenance/campaign/").content.decode()
+    assert "2 pending, 1 installed" in listed
+    detail = admin_client.get(f"/admin/maintenance/campaign/{campaign.pk}/change/").content.decode()
+    assert "Installed" in detail and "rollout" in detail
+    admin_client.post(
+        "/admin/maintenance/campaign/", {"action": "cancel", "_selected_action": [str(campaign.pk)]}
+    )
+    assert Campaign.objects.get().state == "cancelled"
+
+
+def test_only_staff_allowed_to_view_uploads_download_them(admin_client, client):
+    charge_point = ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
+    upload = LogUpload.objects.create(
+        charge_point=charge_point, log_type="Diagnostics", token_sha256="0" * 64,
+        token_expires_at=timezone.now(), file_name="diag.zip", received_at=timezone.now(),
+    )
+    upload.file.save("diag.zip", ContentFile(b"zip bytes"))
+    url = f"/admin/maintenance/logupload/{upload.pk}/download/"
+    assert b"".join(admin_client.get(url).streaming_content) == b"zip bytes"
+    client.force_login(User.objects.create_user("clerk", is_staff=True))
+    assert client.get(url).status_code == 404
+    client.logout()
+    assert client.get(url).status_code == 302  # to the sign-in page
+
+
+def test_a_campaign_created_in_the_admin_targets_the_model_s_chargers(admin_client):
+    ChargePoint.objects.create(charge_point_id="M1", heartbeat_interval=60, model="Wallbox-X")
+    ChargePoint.objects.create(charge_point_id="M2", heartbeat_interval=60, model="Other")
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    form = {"name": "by model", "firmware": str(image.pk), "model": "wallbox-x", "concurrency": "2"}
+    assert admin_client.get("/admin/maintenance/campaign/add/").status_code == 200
+    response = admin_client.post("/admin/maintenance/campaign/add/", form)
+    assert response.status_code == 302, response.content.decode()[-3000:]
+    campaign = Campaign.objects.get()
+    assert list(campaign.targets.values_list("charge_point__charge_point_id", flat=True)) == ["M1"]
+    assert campaign.concurrency == 2
+
+    refused = admin_client.post("/admin/maintenance/campaign/add/", {**form, "model": "Nobody"})
+    assert refused.status_code == 200 and "matches no charger" in refused.content.decode()
+    assert Campaign.objects.count() == 1

@@ -1,0 +1,84 @@
+"""The maintenance API answers bad bodies with a JSON 400 naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.base import ContentFile
+from rest_framework.test import APIClient
+
+from chargepoints.models import ChargePoint
+from csms.api_keys import api_key_create
+from maintenance.models import Campaign
+from maintenance.services import firmware
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def files(settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}
+    }}
+
+
+@pytest.fixture
+def image():
+    return firmware.firmware_file_create(name="fw", upload=ContentFile(b"img", name="fw.bin"))
+
+
+def test_a_firmware_upload_without_a_file_names_the_field(api_client):
+    reply = api_client.post("/api/v1/firmware", {"version": "1"}, format="multipart")
+    assert reply.status_code == 400
+    assert "file" in reply.json()["details"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "c", "concurrency": 5}, "firmware_id"),
+        ({"name": "c", "firmware_id": "IMAGE"}, "concurrency"),
+        ({"name": "c", "firmware_id": "IMAGE", "concurrency": 0, "model": "X"}, "concurrency"),
+        ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5}, "charge_point_ids"),
+        ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5, "charge_point_ids": ["GHOST"]}, "charge_point_ids"),
+        ({"name": "c", "firmware_id": "IMAGE", "concurrency": 5, "model": "Unknown"}, "charge_point_ids"),
+    ],
+)
+def test_a_bad_campaign_body_is_a_400_naming_the_field(api_client, image, body, field):
+    ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60, model="M")
+    body = {k: (str(image.pk) if v == "IMAGE" else v) for k, v in body.items()}
+    reply = api_client.post("/api/v1/campaigns", body, format="json")
+    assert reply.status_code == 400, reply.content
+    assert reply.json()["error"] == "ValidationError"
+    assert field in reply.json()["details"]
+    assert not Campaign.objects.exists()
+
+
+def test_campaign_actions_answer_404_and_409(api_client, image):
+    assert api_client.post("/api/v1/campaigns/00000000-0000-0000-0000-000000000000/pause").status_code == 404
+    assert api_client.get("/api/v1/campaigns/not-a-uuid").status_code == 404
+    ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
+    campaign = firmware.campaign_create(name="c", firmware=image, concurrency=1, charge_point_ids=["CP"])
+    assert api_client.post(f"/api/v1/campaigns/{campaign.pk}/cancel").json()["state"] == "cancelled"
+    reply = api_client.post(f"/api/v1/campaigns/{campaign.pk}/resume")
+    assert (reply.status_code, reply.json()["error"]) == (409, "Conflict")
+
+
+def test_a_read_only_key_cannot_start_a_campaign_or_request_logs(image):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='ro', scope='read_only')[1]}")
+    ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
+    body = {"name": "c", "firmware_id": str(image.pk), "concurrency": 1, "charge_point_ids": ["CP"]}
+    assert client.post("/api/v1/campaigns", body, format="json").status_code == 403
+    assert client.post("/api/v1/chargepoints/CP/diagnostics", {}, format="json").status_code == 403
+    assert client.get("/api/v1/campaigns").status_code == 200
+
+
+def test_a_log_request_body_is_checked(api_client):
+    ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60, ocpp_version="1.6")
+    reply = api_client.post(
+        "/api/v1/chargepoints/CP/diagnostics",
+        {"oldest": "2026-11-02T00:00:00Z", "latest": "2026-11-01T00:00:00Z"},
+        format="json",
+    )
+    assert reply.status_code == 400 and "latest" in reply.json()["details"]
+    assert api_client.post("/api/v1/chargepoints/CP/diagnostics", {"retries": -1}, format="json").status_code == 400

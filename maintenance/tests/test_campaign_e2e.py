@@ -1,0 +1,172 @@
+"""Firmware campaigns over real chargers: UpdateFirmware in waves, downloads over real HTTP from
+signed URLs, progress from FirmwareStatusNotification (1.6 and 2.0.1 with requestId)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.files.base import ContentFile
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+from conftest import eventually, ocpp_charger
+from maintenance.models import Campaign, CampaignState, CampaignTarget, TargetState
+from maintenance.services import firmware
+from maintenance.tests.conftest import FailingCharger16, FirmwareCharger16, FirmwareCharger201
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IMAGE = bytes(range(256)) * 400  # 100 KiB
+
+
+async def _register(ids: list[str], version: str) -> None:
+    for charge_point_id in ids:
+        await ChargePoint.objects.acreate(
+            charge_point_id=charge_point_id, heartbeat_interval=60, ocpp_version=version, model="Wallbox-X"
+        )
+
+
+async def _in_flight(campaign: Campaign) -> int:
+    return await CampaignTarget.objects.filter(campaign=campaign, state__in=firmware.IN_FLIGHT).acount()
+
+
+async def _sent(campaign: Campaign) -> int:
+    return await CampaignTarget.objects.filter(campaign=campaign).exclude(
+        state__in=[TargetState.PENDING, TargetState.SKIPPED]
+    ).acount()
+
+
+advance = sync_to_async(firmware.campaign_advance)
+
+
+async def test_campaign_over_20_chargers_in_waves_of_5_installs_19_and_fails_1(shared_files, api_client):
+    ids16 = [f"FW16-{n:02d}" for n in range(15)]
+    ids201 = [f"FW201-{n:02d}" for n in range(5)]
+    await _register(ids16, "1.6")
+    await _register(ids201, "2.0.1")
+    upload = ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    reply = await sync_to_async(api_client.post)(
+        "/api/v1/firmware", {"file": upload, "version": "2.4.0"}, format="multipart"
+    )
+    assert reply.status_code == 201, reply.content
+    assert reply.json()["sha256"] == hashlib.sha256(IMAGE).hexdigest()
+    assert reply.json()["size"] == len(IMAGE)
+    reply = await sync_to_async(api_client.post)(
+        "/api/v1/campaigns",
+        {"name": "2.4.0 rollout", "firmware_id": reply.json()["id"], "model": "wallbox-x", "concurrency": 5},
+        format="json",
+    )
+    assert reply.status_code == 201, reply.content
+    campaign = await Campaign.objects.aget(pk=reply.json()["id"])
+
+    async with contextlib.AsyncExitStack() as stack:
+        chargers = {}
+        for charge_point_id in ids16:
+            client = FailingCharger16 if charge_point_id == "FW16-07" else FirmwareCharger16
+            chargers[charge_point_id] = await stack.enter_async_context(
+                ocpp_charger(shared_files, "1.6", charge_point_id, client_class=client)
+            )
+        for charge_point_id in ids201:
+            chargers[charge_point_id] = await stack.enter_async_context(
+                ocpp_charger(shared_files, "2.0.1", charge_point_id, client_class=FirmwareCharger201)
+            )
+        for wave in range(1, 5):
+            await advance(campaign_id=str(campaign.pk))
+            assert await _sent(campaign) == 5 * wave
+            assert await _in_flight(campaign) <= 5
+
+            async def wave_done() -> bool:
+                return await _in_flight(campaign) == 0
+
+            await eventually(wave_done, timeout=30)
+        await advance(campaign_id=str(campaign.pk))
+
+    for charger in chargers.values():
+        assert charger.downloaded == IMAGE
+        assert len(charger.locations) == 1
+        assert charger.reported[0] == "Downloading"
+    assert chargers["FW16-07"].reported[-1] == "InstallationFailed"
+    assert {c.reported[-1] for i, c in chargers.items() if i != "FW16-07"} == {"Installed"}
+    for charge_point_id in ids201:
+        target = await CampaignTarget.objects.aget(campaign=campaign, charge_point__charge_point_id=charge_point_id)
+        assert target.state == TargetState.INSTALLED
+
+    campaign = await Campaign.objects.aget(pk=campaign.pk)
+    assert campaign.state == CampaignState.COMPLETED and campaign.finished_at is not None
+    progress = await sync_to_async(firmware.campaign_progress)(campaign)
+    assert (progress["installed"], progress["failed"]) == (19, 1)
+    failed = await CampaignTarget.objects.select_related("charge_point").aget(campaign=campaign, state="failed")
+    assert (failed.charge_point.charge_point_id, failed.failure) == ("FW16-07", "InstallationFailed")
+    assert await Command.objects.filter(action="UpdateFirmware", state="accepted").acount() == 20
+
+    reply = await sync_to_async(api_client.get)(f"/api/v1/campaigns/{campaign.pk}")
+    assert reply.json()["progress"]["installed"] == 19
+    assert reply.json()["progress"]["failed"] == 1
+    assert len(reply.json()["targets"]) == 20
+
+
+async def test_cancelling_a_campaign_stops_new_waves(shared_files):
+    ids = [f"FWC-{n}" for n in range(6)]
+    await _register(ids, "1.6")
+    file = await sync_to_async(firmware.firmware_file_create)(
+        name="image", version="1", upload=ContentFile(IMAGE, name="image.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="cancel me", firmware=file, concurrency=2, charge_point_ids=ids
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        chargers = [
+            await stack.enter_async_context(ocpp_charger(shared_files, "1.6", i, client_class=FirmwareCharger16))
+            for i in ids
+        ]
+        await advance(campaign_id=str(campaign.pk))
+        assert await _sent(campaign) == 2
+
+        async def wave_done() -> bool:
+            return await _in_flight(campaign) == 0
+
+        await eventually(wave_done, timeout=30)
+        await sync_to_async(firmware.campaign_cancel)(campaign_id=str(campaign.pk))
+        await advance(campaign_id=str(campaign.pk))
+        assert await _sent(campaign) == 2
+        assert sum(len(c.locations) for c in chargers) == 2
+    assert await CampaignTarget.objects.filter(campaign=campaign, state=TargetState.SKIPPED).acount() == 4
+    assert await Command.objects.filter(action="UpdateFirmware").acount() == 2
+    campaign = await Campaign.objects.aget(pk=campaign.pk)
+    assert campaign.state == CampaignState.CANCELLED and campaign.finished_at is not None
+
+
+async def test_a_paused_campaign_sends_no_wave_until_resumed(shared_files):
+    ids = ["FWP-1", "FWP-2"]
+    await _register(ids, "1.6")
+    file = await sync_to_async(firmware.firmware_file_create)(
+        name="image", upload=ContentFile(IMAGE, name="image.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="pause me", firmware=file, concurrency=1, charge_point_ids=ids
+    )
+    await sync_to_async(firmware.campaign_pause)(campaign_id=str(campaign.pk))
+    async with contextlib.AsyncExitStack() as stack:
+        for i in ids:
+            await stack.enter_async_context(ocpp_charger(shared_files, "1.6", i, client_class=FirmwareCharger16))
+        await advance(campaign_id=str(campaign.pk))
+        assert await _sent(campaign) == 0
+        await sync_to_async(firmware.campaign_resume)(campaign_id=str(campaign.pk))
+        await advance(campaign_id=str(campaign.pk))
+        assert await _sent(campaign) == 1
+
+
+async def test_offline_chargers_fail_and_give_their_place_to_the_next_at_once(shared_files):
+    await _register(["FWO-1", "FWO-2"], "1.6")
+    file = await sync_to_async(firmware.firmware_file_create)(name="i", upload=ContentFile(b"x", name="i.bin"))
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="offline", firmware=file, concurrency=1, charge_point_ids=["FWO-1", "FWO-2"]
+    )
+    await advance(campaign_id=str(campaign.pk))
+    failures = [(t.state, t.failure) async for t in CampaignTarget.objects.filter(campaign=campaign)]
+    assert failures == [(TargetState.FAILED, "NotConnected")] * 2
+    campaign = await Campaign.objects.aget(pk=campaign.pk)
+    assert campaign.state == CampaignState.COMPLETED

@@ -1,0 +1,82 @@
+"""Diagnostics (1.6 GetDiagnostics) and logs (2.0.1 GetLog) uploaded over real HTTP to the
+single-use URL the CSMS hosts, tracked from the status notifications, downloaded in the admin."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chargepoints.models import ChargePoint, OcppMessage
+from commands.models import Command
+from conftest import eventually, ocpp_charger
+from maintenance.models import LogUpload
+from maintenance.services import diagnostics
+from maintenance.tests.conftest import DiagnosticsCharger16, LogCharger201, http_upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _count_is(queryset, count: int) -> bool:
+    return await queryset.acount() == count
+
+
+async def _uploaded(pk: int) -> LogUpload | None:
+    upload = await LogUpload.objects.aget(pk=pk)
+    return upload if upload.received_at and upload.status == "Uploaded" else None
+
+
+async def test_v16_diagnostics_arrive_at_the_hosted_endpoint_and_download_in_the_admin(shared_files, admin_client):
+    await ChargePoint.objects.acreate(charge_point_id="DIAG16", heartbeat_interval=60, ocpp_version="1.6")
+    async with ocpp_charger(shared_files, "1.6", "DIAG16", client_class=DiagnosticsCharger16) as charger:
+        upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAG16", retries=1)
+        assert upload.state == "requested" and upload.file_name == "diag.zip"
+        assert charger.locations[0].startswith(f"{shared_files.http_url}/diagnostics/upload/")
+        upload = await eventually(lambda: _uploaded(upload.pk), timeout=15)
+        location = charger.locations[0]
+    assert charger.upload_statuses == [201]
+    assert (upload.state, upload.file_name, upload.size) == ("uploaded", "diag.zip", len(DiagnosticsCharger16.content))
+    assert await Command.objects.filter(action="GetDiagnostics", state="accepted").acount() == 1
+    notifications = OcppMessage.objects.filter(
+        charge_point__charge_point_id="DIAG16", action="DiagnosticsStatusNotification"
+    )
+    await eventually(lambda: _count_is(notifications, 4), timeout=10)
+
+    listed = await sync_to_async(admin_client.get)("/admin/maintenance/logupload/")
+    download_url = f"/admin/maintenance/logupload/{upload.pk}/download/"
+    assert download_url in listed.content.decode()
+    response = await sync_to_async(admin_client.get)(download_url)
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == DiagnosticsCharger16.content
+    assert 'filename="diag.zip"' in response["Content-Disposition"]
+
+    # The token is spent: a second upload is refused and changes nothing.
+    assert await asyncio.to_thread(http_upload, location, b"other bytes") == 403
+    assert (await LogUpload.objects.aget(pk=upload.pk)).size == len(DiagnosticsCharger16.content)
+
+
+async def test_v201_log_is_put_with_its_request_id_and_listed_per_charger(shared_files, api_client):
+    await ChargePoint.objects.acreate(charge_point_id="LOG201", heartbeat_interval=60, ocpp_version="2.0.1")
+    async with ocpp_charger(shared_files, "2.0.1", "LOG201", client_class=LogCharger201) as charger:
+        upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="LOG201", log_type="SecurityLog")
+        assert charger.requests[0]["log_type"] == "SecurityLog"
+        assert charger.requests[0]["request_id"] == upload.pk
+        upload = await eventually(lambda: _uploaded(upload.pk), timeout=15)
+    assert charger.upload_statuses == [201]
+    assert (upload.file_name, upload.size) == ("security.log", len(LogCharger201.content))
+    assert await Command.objects.filter(action="GetLog", state="accepted").acount() == 1
+    notifications = OcppMessage.objects.filter(charge_point__charge_point_id="LOG201", action="LogStatusNotification")
+    await eventually(lambda: _count_is(notifications, 4), timeout=10)  # 2 calls and their answers
+
+    listed = await sync_to_async(api_client.get)("/api/v1/chargepoints/LOG201/diagnostics")
+    assert [(u["request_id"], u["state"], u["has_file"]) for u in listed.json()] == [(upload.pk, "uploaded", True)]
+    response = await sync_to_async(api_client.get)(f"/api/v1/diagnostics/{upload.pk}/file")
+    assert b"".join(response.streaming_content) == LogCharger201.content
+
+
+async def test_an_upload_with_a_wrong_token_is_refused(shared_files):
+    url = f"{shared_files.http_url}/diagnostics/upload/not-a-token"
+    assert await asyncio.to_thread(http_upload, url, b"data") == 403
+    assert await asyncio.to_thread(http_upload, url, b"data", method="PUT") == 403
+    assert not await LogUpload.objects.aexists()

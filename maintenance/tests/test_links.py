@@ -1,0 +1,61 @@
+"""Signed firmware download links: built on CSMS_PUBLIC_URL, refused when forged or expired."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.core.files.base import ContentFile
+
+from maintenance import links
+from maintenance.services import firmware
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def image(settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}
+    }}
+    return firmware.firmware_file_create(name="fw", version="1.0", upload=ContentFile(b"\x7fELF image", name="fw.bin"))
+
+
+def _path(url: str) -> str:
+    return url.removeprefix("https://csms.example.com")
+
+
+def test_the_download_link_is_on_the_public_url_and_serves_the_file(client, image, settings):
+    settings.CSMS_PUBLIC_URL = "https://csms.example.com"
+    url = links.firmware_download_url(firmware_id=str(image.pk))
+    assert url.startswith("https://csms.example.com/firmware/download/")
+    response = client.get(_path(url))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"\x7fELF image"
+
+
+def test_a_forged_link_is_refused(client, image, settings):
+    settings.CSMS_PUBLIC_URL = "https://csms.example.com"
+    url = links.firmware_download_url(firmware_id=str(image.pk))
+    token = url.rsplit("/", 1)[1]
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert client.get(f"/firmware/download/{forged}").status_code == 403
+    assert client.get("/firmware/download/nonsense").status_code == 403
+
+
+def test_an_expired_link_is_refused(client, image, settings, monkeypatch):
+    settings.CSMS_PUBLIC_URL = "https://csms.example.com"
+    url = links.firmware_download_url(firmware_id=str(image.pk), ttl=60)
+    now = time.time()
+    monkeypatch.setattr(links.time, "time", lambda: now + 61)
+    response = client.get(_path(url))
+    assert response.status_code == 403
+    assert response.json()["message"] == "The download link has expired."
+
+
+def test_a_link_signed_with_another_secret_is_refused(client, image, settings):
+    settings.CSMS_PUBLIC_URL = "https://csms.example.com"
+    settings.SECRET_KEY = "another-installation"
+    url = links.firmware_download_url(firmware_id=str(image.pk))
+    settings.SECRET_KEY = "this-installation"
+    assert client.get(_path(url)).status_code == 403

@@ -1,0 +1,137 @@
+"""Campaign and log-upload rules without chargers: timeouts, which target a notification is for,
+webhook events, refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from maintenance.errors import MaintenanceError
+from maintenance.links import LinkRefused, upload_token_digest
+from maintenance.models import CampaignTarget, LogUpload, TargetState
+from maintenance.services import diagnostics, firmware
+from webhooks.models import WebhookDelivery, WebhookSubscription
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def files(settings, tmp_path):
+    settings.STORAGES = {**settings.STORAGES, "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}
+    }}
+
+
+@pytest.fixture
+def campaign():
+    for charge_point_id in ("A", "B"):
+        ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60, ocpp_version="2.0.1")
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"img", name="fw.bin"))
+    return firmware.campaign_create(name="c", firmware=image, concurrency=2, charge_point_ids=["A", "B"])
+
+
+def _events(event_type):
+    return [json.loads(d.body)["data"] for d in WebhookDelivery.objects.filter(event_type=event_type)]
+
+
+def test_a_charger_silent_past_the_timeout_fails_with_timeout(campaign, settings):
+    settings.CSMS_FIRMWARE_STATUS_TIMEOUT = 600
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["firmware.status_changed"], secret="s")
+    campaign.targets.update(state=TargetState.DOWNLOADING)
+    campaign.targets.filter(charge_point__charge_point_id="A").update(
+        updated_at=timezone.now() - timedelta(seconds=601)
+    )
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    states = dict(campaign.targets.values_list("charge_point__charge_point_id", "state"))
+    assert states == {"A": "failed", "B": "downloading"}
+    assert campaign.targets.get(charge_point__charge_point_id="A").failure == "Timeout"
+    assert [(e["charge_point_id"], e["failure"]) for e in _events("firmware.status_changed")] == [("A", "Timeout")]
+
+
+def test_a_2_0_1_notification_is_recorded_against_the_request_it_names(campaign):
+    campaign.targets.update(state=TargetState.SENT, sent_at=timezone.now())
+    target_a = campaign.targets.get(charge_point__charge_point_id="A")
+    recorded = firmware.firmware_status_record(
+        charge_point_id="A", progress="installed", status="Installed", request_id=target_a.pk
+    )
+    assert recorded == target_a
+    assert CampaignTarget.objects.get(pk=target_a.pk).state == TargetState.INSTALLED
+    # Another charger's requestId, or a finished target, records nothing.
+    target_b = campaign.targets.get(charge_point__charge_point_id="B")
+    other = firmware.firmware_status_record(charge_point_id="A", progress="failed", status="X", request_id=target_b.pk)
+    assert other is None
+    assert firmware.firmware_status_record(charge_point_id="A", progress="failed", status="DownloadFailed") is None
+
+
+def test_a_notification_outside_any_campaign_is_only_acknowledged():
+    ChargePoint.objects.create(charge_point_id="LONE", heartbeat_interval=60)
+    assert firmware.firmware_status_record(charge_point_id="LONE", progress="installed", status="Installed") is None
+
+
+def test_campaign_finished_event_carries_the_progress(campaign):
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["firmware_campaign.finished"], secret="s")
+    campaign.targets.update(state=TargetState.INSTALLED)
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    [event] = _events("firmware_campaign.finished")
+    assert (event["state"], event["progress"]["installed"]) == ("completed", 2)
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    assert len(_events("firmware_campaign.finished")) == 1
+
+
+def test_a_finished_campaign_cannot_be_paused(campaign):
+    campaign.targets.update(state=TargetState.INSTALLED)
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    with pytest.raises(MaintenanceError) as refused:
+        firmware.campaign_pause(campaign_id=str(campaign.pk))
+    assert (refused.value.http_status, refused.value.code) == (409, "Conflict")
+
+
+def test_log_requests_for_unknown_or_never_connected_chargers_are_refused():
+    with pytest.raises(MaintenanceError) as unknown:
+        diagnostics.log_upload_request(charge_point_id="NOPE")
+    assert unknown.value.http_status == 404
+    ChargePoint.objects.create(charge_point_id="NEW", heartbeat_interval=60)
+    with pytest.raises(MaintenanceError) as silent:
+        diagnostics.log_upload_request(charge_point_id="NEW")
+    assert silent.value.http_status == 409
+
+
+def _log_upload(token: str, **fields):
+    charge_point = ChargePoint.objects.get_or_create(charge_point_id="LOGS", heartbeat_interval=60)[0]
+    defaults = {"token_expires_at": timezone.now() + timedelta(hours=1), "file_name": "diag.zip"}
+    digest = upload_token_digest(token)
+    return LogUpload.objects.create(
+        charge_point=charge_point, log_type="Diagnostics", token_sha256=digest, **(defaults | fields)
+    )
+
+
+def test_an_upload_spends_its_token_and_announces_itself():
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["diagnostics.uploaded"], secret="s")
+    record = _log_upload("good-token")
+    received = diagnostics.log_upload_receive(token="good-token", upload=ContentFile(b"abc", name="x"))
+    assert (received.pk, received.state, received.size, received.file.read()) == (record.pk, "uploaded", 3, b"abc")
+    assert [(e["charge_point_id"], e["file_name"]) for e in _events("diagnostics.uploaded")] == [("LOGS", "diag.zip")]
+    with pytest.raises(LinkRefused, match="already been used"):
+        diagnostics.log_upload_receive(token="good-token", upload=ContentFile(b"again", name="x"))
+    assert LogUpload.objects.get().size == 3
+
+
+def test_an_expired_or_unknown_upload_token_is_refused():
+    _log_upload("old-token", token_expires_at=timezone.now() - timedelta(seconds=1))
+    with pytest.raises(LinkRefused, match="expired"):
+        diagnostics.log_upload_receive(token="old-token", upload=ContentFile(b"abc", name="x"))
+    with pytest.raises(LinkRefused, match="not valid"):
+        diagnostics.log_upload_receive(token="no-such-token", upload=ContentFile(b"abc", name="x"))
+    assert not LogUpload.objects.filter(received_at__isnull=False).exists()
+
+
+def test_a_late_status_does_not_undo_an_arrived_file():
+    record = _log_upload("t", state="uploaded", received_at=timezone.now())
+    diagnostics.log_status_record(charge_point_id="LOGS", state="failed", status="UploadFailed")
+    record.refresh_from_db()
+    assert (record.state, record.status) == ("uploaded", "UploadFailed")

@@ -1,0 +1,152 @@
+"""The maintenance API: firmware files, campaigns, and diagnostics/log uploads per charger."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Model, QuerySet
+from django.http import FileResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from csms.api_errors import ApiError
+from csms.models import ApiKey
+from csms.parsers import JsonParser
+from maintenance.errors import MaintenanceError
+from maintenance.models import Campaign, FirmwareFile, LogUpload
+from maintenance.serializers import (
+    CampaignDetailSerializer,
+    CampaignSerializer,
+    FirmwareFileSerializer,
+    LogUploadRequestSerializer,
+    LogUploadSerializer,
+)
+from maintenance.services import diagnostics, firmware
+
+
+def _api_error(error: MaintenanceError) -> ApiError:
+    extra = {"details": error.details} if error.details else {}
+    return ApiError(error.http_status, error.code, str(error), **extra)
+
+
+def _get(queryset: QuerySet[Any], pk: Any, what: str) -> Any:
+    try:
+        found: Model | None = queryset.filter(pk=pk).first()
+    except (DjangoValidationError, ValueError):
+        found = None
+    if found is None:
+        raise ApiError(404, "NotFound", f"No {what} {pk}.")
+    return found
+
+
+class FirmwareFileViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Firmware files: upload (multipart ``file``, ``version``, optional ``name``), list, read."""
+
+    serializer_class = FirmwareFileSerializer
+    parser_classes = [MultiPartParser, JsonParser]  # JSON only to be told which field is missing
+    queryset = FirmwareFile.objects.all()
+
+    def get_object(self) -> FirmwareFile:
+        return _get(FirmwareFile.objects, self.kwargs["pk"], "firmware file")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        created = firmware.firmware_file_create(
+            name=data.get("name") or upload.name, version=data.get("version", ""), upload=upload
+        )
+        return Response(FirmwareFileSerializer(created).data, status=status.HTTP_201_CREATED)
+
+
+class CampaignViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Firmware campaigns: create, list, read with per-charger progress, pause, resume, cancel."""
+
+    queryset = Campaign.objects.select_related("firmware")
+
+    def get_serializer_class(self) -> type:
+        return CampaignDetailSerializer if self.action == "retrieve" else CampaignSerializer
+
+    def get_object(self) -> Campaign:
+        return _get(self.get_queryset().prefetch_related("targets__charge_point"), self.kwargs["pk"], "campaign")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        try:
+            campaign = firmware.campaign_create(**data)
+        except MaintenanceError as error:
+            raise _api_error(error) from None
+        firmware.campaign_advance_soon(campaign_id=str(campaign.pk))
+        return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
+
+    def _transition(self, request: Request, service: Any, pk: str) -> Response:
+        _ = request.data  # a body is not expected, but a malformed one is still a 400
+        try:
+            campaign = service(campaign_id=pk)
+        except MaintenanceError as error:
+            raise _api_error(error) from None
+        return Response(CampaignSerializer(campaign).data)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        """No new wave until resumed; chargers already updating carry on."""
+        return self._transition(request, firmware.campaign_pause, pk)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        return self._transition(request, firmware.campaign_resume, pk)
+
+    @extend_schema(request=None, responses={200: CampaignSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """No new wave, ever: chargers not yet sent to are skipped."""
+        return self._transition(request, firmware.campaign_cancel, pk)
+
+
+class ChargePointLogUploadsView(APIView):
+    """A charger's diagnostics/log uploads (GET), and a new request for one (POST)."""
+
+    @extend_schema(responses={200: LogUploadSerializer(many=True)})
+    def get(self, request: Request, charge_point_id: str) -> Response:
+        uploads = LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id).select_related("charge_point")
+        return Response(LogUploadSerializer(uploads, many=True).data)
+
+    @extend_schema(request=LogUploadRequestSerializer, responses={201: LogUploadSerializer})
+    def post(self, request: Request, charge_point_id: str) -> Response:
+        serializer = LogUploadRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_key = request.auth if isinstance(request.auth, ApiKey) else None
+        try:
+            upload = diagnostics.log_upload_request(
+                charge_point_id=charge_point_id, api_key=api_key, **serializer.validated_data
+            )
+        except MaintenanceError as error:
+            raise _api_error(error) from None
+        return Response(LogUploadSerializer(upload).data, status=status.HTTP_201_CREATED)
+
+
+class LogUploadFileView(APIView):
+    """The uploaded file itself."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        upload = _get(LogUpload.objects, pk, "log upload")
+        if not upload.file:
+            raise ApiError(404, "NotFound", f"Log upload {pk} has no file yet.")
+        return FileResponse(upload.file.open("rb"), as_attachment=True, filename=PurePosixPath(upload.file_name).name)

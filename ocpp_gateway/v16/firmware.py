@@ -1,0 +1,82 @@
+"""OCPP 1.6 Firmware Management profile: FirmwareStatusNotification, DiagnosticsStatusNotification,
+and the security whitepaper's SignedFirmwareStatusNotification and LogStatusNotification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import call_result
+from ocpp.v16.enums import Action
+
+from maintenance.services import diagnostics, firmware
+from ocpp_gateway.db import database_sync_to_async
+
+# FirmwareStatus (core and security whitepaper) -> campaign target state; Idle reports nothing.
+FIRMWARE_PROGRESS = {
+    "DownloadScheduled": "downloading",
+    "Downloading": "downloading",
+    "DownloadPaused": "downloading",
+    "Downloaded": "downloaded",
+    "SignatureVerified": "downloaded",
+    "InstallScheduled": "installing",
+    "InstallRebooting": "installing",
+    "Installing": "installing",
+    "Installed": "installed",
+    "DownloadFailed": "failed",
+    "InstallationFailed": "failed",
+    "InstallVerificationFailed": "failed",
+    "InvalidSignature": "failed",
+}
+# DiagnosticsStatus and UploadLogStatus -> log upload state; Idle reports nothing.
+UPLOAD_PROGRESS = {
+    "Uploading": "uploading",
+    "Uploaded": "uploaded",
+    "UploadFailed": "failed",
+    "UploadFailure": "failed",
+    "BadMessage": "failed",
+    "NotSupportedOperation": "failed",
+    "PermissionDenied": "failed",
+}
+
+
+class FirmwareHandlers:
+    id: str
+
+    async def _firmware_status(self, status: str, request_id: int | None) -> None:
+        if status in FIRMWARE_PROGRESS:
+            await database_sync_to_async(firmware.firmware_status_record)(
+                charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
+            )
+
+    async def _upload_status(self, status: str, request_id: int | None) -> None:
+        if status in UPLOAD_PROGRESS:
+            await database_sync_to_async(diagnostics.log_status_record)(
+                charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status, request_id=request_id
+            )
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
+        await self._firmware_status(status, None)
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.signed_firmware_status_notification)
+    async def on_signed_firmware_status_notification(
+        self, status: str, request_id: int | None = None, **_: Any
+    ) -> call_result.SignedFirmwareStatusNotification:
+        await self._firmware_status(status, request_id)
+        return call_result.SignedFirmwareStatusNotification()
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status_notification(
+        self, status: str, **_: Any
+    ) -> call_result.DiagnosticsStatusNotification:
+        await self._upload_status(status, None)
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(
+        self, status: str, request_id: int | None = None, **_: Any
+    ) -> call_result.LogStatusNotification:
+        await self._upload_status(status, request_id)
+        return call_result.LogStatusNotification()

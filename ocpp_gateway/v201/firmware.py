@@ -1,0 +1,63 @@
+"""OCPP 2.0.1 Firmware Management (L) and Diagnostics (N) blocks: FirmwareStatusNotification and
+LogStatusNotification, tracked against the campaign or log request their ``requestId`` names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v201 import call_result
+from ocpp.v201.enums import Action
+
+from maintenance.services import diagnostics, firmware
+from ocpp_gateway.db import database_sync_to_async
+
+# FirmwareStatusEnumType -> campaign target state; Idle reports nothing.
+FIRMWARE_PROGRESS = {
+    "DownloadScheduled": "downloading",
+    "Downloading": "downloading",
+    "DownloadPaused": "downloading",
+    "Downloaded": "downloaded",
+    "SignatureVerified": "downloaded",
+    "InstallScheduled": "installing",
+    "InstallRebooting": "installing",
+    "Installing": "installing",
+    "Installed": "installed",
+    "DownloadFailed": "failed",
+    "InstallationFailed": "failed",
+    "InstallVerificationFailed": "failed",
+    "InvalidSignature": "failed",
+}
+# UploadLogStatusEnumType -> log upload state; Idle and AcceptedCanceled report nothing.
+UPLOAD_PROGRESS = {
+    "Uploading": "uploading",
+    "Uploaded": "uploaded",
+    "UploadFailure": "failed",
+    "BadMessage": "failed",
+    "NotSupportedOperation": "failed",
+    "PermissionDenied": "failed",
+}
+
+
+class FirmwareHandlers:
+    id: str
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status_notification(
+        self, status: str, request_id: int | None = None, **_: Any
+    ) -> call_result.FirmwareStatusNotification:
+        if status in FIRMWARE_PROGRESS:
+            await database_sync_to_async(firmware.firmware_status_record)(
+                charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
+            )
+        return call_result.FirmwareStatusNotification()
+
+    @on(Action.log_status_notification)
+    async def on_log_status_notification(
+        self, status: str, request_id: int | None = None, **_: Any
+    ) -> call_result.LogStatusNotification:
+        if status in UPLOAD_PROGRESS:
+            await database_sync_to_async(diagnostics.log_status_record)(
+                charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status, request_id=request_id
+            )
+        return call_result.LogStatusNotification()
