@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "commands",
     "webhooks",
     "billing",
+    "sites",
     "axes",
 ]
 
@@ -254,6 +255,14 @@ CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minim
 CSMS_WEBHOOK_RETRY_BASE = env_int("CSMS_WEBHOOK_RETRY_BASE", 30, minimum=1)
 CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Smart charging of sites (sites/engine.py): a rise smaller than the hysteresis is not sent; a car
+# drawing more than the margin below its limit is offered its draw plus the margin; at most one
+# profile per charger per interval (decreases are never held back); an offline charger's share is
+# kept for it this long.
+CSMS_SITES_HYSTERESIS_A = env_int("CSMS_SITES_HYSTERESIS_A", 1, minimum=0)
+CSMS_SITES_DRAW_MARGIN_A = env_int("CSMS_SITES_DRAW_MARGIN_A", 1, minimum=0)
+CSMS_SITES_PROFILE_MIN_INTERVAL = env_int("CSMS_SITES_PROFILE_MIN_INTERVAL", 10, minimum=0)
+CSMS_SITES_OFFLINE_RESERVE_SECONDS = env_int("CSMS_SITES_OFFLINE_RESERVE_SECONDS", 900, minimum=0)
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=1)

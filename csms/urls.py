@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("commands.urls")),
     path("", include("webhooks.urls")),
     path("", include("billing.urls")),
+    path("", include("sites.urls")),
 ]
 
 urlpatterns = [

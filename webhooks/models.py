@@ -13,6 +13,7 @@ class EventType(models.TextChoices):
     TRANSACTION_ENDED = "transaction.ended"
     BILLING_RECORD_CREATED = "billing_record.created"
     COMMAND_COMPLETED = "command.completed"
+    SITE_ALLOCATION_CHANGED = "site.allocation_changed"
 
 
 class WebhookSubscription(models.Model):
