@@ -14,6 +14,7 @@ from sites.allocator import SessionDemand, SiteLimits
 from sites.models import SessionLimit, Site, SiteMember
 
 CURRENT_MEASURAND = "Current.Import"
+MAX_PLAUSIBLE_DRAW_A = Decimal(1000)  # a larger reading is a charger bug: it still means "wants more"
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,11 @@ def session_draw(*, transaction: Transaction) -> Decimal | None:
     values = []
     for sample in latest:
         try:
-            values.append(Decimal(sample["raw_value"]).scaleb(sample["multiplier"] or 0))
+            value = Decimal(sample["raw_value"]).scaleb(sample["multiplier"] or 0)
         except InvalidOperation:
             continue
+        if value.is_finite():
+            values.append(min(max(value, Decimal(0)), MAX_PLAUSIBLE_DRAW_A).quantize(Decimal("0.1")))
     return max(values) if values else None
 
 
