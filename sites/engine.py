@@ -29,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from commands.models import Command, CommandState, InstalledChargingProfile
@@ -125,10 +126,14 @@ def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Chan
 
 
 def _increase_wait(change: Change, now: datetime) -> float | None:
-    """Seconds until the charger may take another profile, None when it may now."""
+    """Seconds until the charger may take another TxProfile, None when it may now (the failsafe
+    default does not count: a session's first TxProfile follows it at once)."""
     interval = settings.CSMS_SITES_PROFILE_MIN_INTERVAL
+    tx_profiles = Q(request__cs_charging_profiles__charging_profile_purpose="TxProfile") | Q(
+        request__charging_profile__charging_profile_purpose="TxProfile"
+    )
     last = (
-        Command.objects.filter(charge_point_id=change.member.charge_point_id, command="set_charging_profile")
+        Command.objects.filter(tx_profiles, charge_point_id=change.member.charge_point_id, command="set_charging_profile")
         .order_by("-created_at")
         .values_list("created_at", flat=True)
         .first()

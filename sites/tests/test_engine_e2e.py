@@ -16,8 +16,12 @@ from ocpp.routing import on
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as V201Client
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, IdTag, OcppMessage
+from commands.models import Command
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
 from sites.models import SiteMember
 
@@ -218,3 +222,73 @@ async def test_an_offline_chargers_share_is_kept_for_it(site_daphne, api_key):
         )
         assert status == 200
         await _limits([a], [12])
+
+
+class Station(V201Client):
+    """A 2.0.1 station that records the charging profiles it accepts."""
+
+    profiles: list[tuple[int, dict[str, Any]]]
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
+        self.profiles = [*getattr(self, "profiles", []), (evse_id, charging_profile)]
+        return result201.SetChargingProfile(status="Accepted")
+
+
+async def test_a_201_session_gets_a_tx_profile_with_its_transaction_id(site_daphne, api_key):
+    await _site_with_members(site_daphne, api_key, ["V201-A", "V201-B"])
+    async with ocpp_charger(site_daphne, "2.0.1", "V201-A", client_class=Station) as station:
+        await station.call(
+            call201.BootNotification(charging_station={"model": "M", "vendorName": "V"}, reason="PowerUp")
+        )
+        await station.call(
+            call201.TransactionEvent(
+                event_type="Started", timestamp=NOW, trigger_reason="CablePluggedIn", seq_no=0,
+                transaction_info={"transactionId": "TX-SITE"}, evse={"id": 1, "connectorId": 1},
+            )
+        )
+
+        def tx_profiles() -> list[tuple[int, dict[str, Any]]]:
+            return [p for p in getattr(station, "profiles", []) if p[1]["charging_profile_purpose"] == "TxProfile"]
+
+        await eventually(tx_profiles, timeout=15)
+        evse_id, profile = tx_profiles()[0]
+        assert evse_id == 1 and profile["transaction_id"] == "TX-SITE"
+        assert profile["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 32
+        failsafe = [p for p in station.profiles if p[1]["charging_profile_purpose"] == "TxDefaultProfile"]
+        assert failsafe == [(0, failsafe[0][1])] and failsafe[0][1]["stack_level"] == 0
+        assert failsafe[0][1]["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 16
+
+
+async def test_rises_wait_for_the_profile_interval_and_decreases_do_not(daphne, api_key):
+    """Default settings: one TxProfile per charger every 10 s for rises, decreases at once."""
+    ids = ["RATE-A", "RATE-B"]
+    await _site_with_members(daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])  # a's decrease follows its rise at once
+        await b.end()
+        await _limits([a], [32])
+
+    tx_profiles = Command.objects.filter(
+        charge_point_identity="RATE-A", request__cs_charging_profiles__charging_profile_purpose="TxProfile"
+    ).order_by("created_at")
+    await eventually(lambda: _count_is(tx_profiles, 3))  # the engine commits after its last answer
+    sent = [
+        (c.created_at, c.request["cs_charging_profiles"]["charging_schedule"]["charging_schedule_period"][0]["limit"])
+        async for c in tx_profiles
+    ]
+    assert [limit for _, limit in sent] == [32, 16, 32]
+    assert (sent[2][0] - sent[1][0]).total_seconds() >= 10
+
+
+async def _count_is(queryset: Any, count: int) -> bool:
+    return await queryset.acount() == count
