@@ -263,6 +263,7 @@ CSMS_SITES_HYSTERESIS_A = env_int("CSMS_SITES_HYSTERESIS_A", 1, minimum=0)
 CSMS_SITES_DRAW_MARGIN_A = env_int("CSMS_SITES_DRAW_MARGIN_A", 1, minimum=0)
 CSMS_SITES_PROFILE_MIN_INTERVAL = env_int("CSMS_SITES_PROFILE_MIN_INTERVAL", 10, minimum=0)
 CSMS_SITES_OFFLINE_RESERVE_SECONDS = env_int("CSMS_SITES_OFFLINE_RESERVE_SECONDS", 900, minimum=0)
+CSMS_SITES_RECOMPUTE_INTERVAL = env_int("CSMS_SITES_RECOMPUTE_INTERVAL", 60, minimum=1)
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=1)
@@ -310,6 +311,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
+    "recompute-sites": {"task": "sites.tasks.recompute_sites", "schedule": float(CSMS_SITES_RECOMPUTE_INTERVAL)},
 }
 
 # One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from sites.models import ConnectorMaximum, Site, SiteMember
-from sites.triggers import site_recompute_on_commit
+from sites.triggers import site_recompute_on_commit, sites_recompute
 
 
 class SiteConflict(Exception):
@@ -130,3 +130,12 @@ def _check_phases(site: Site, phases: str) -> None:
     allowed = {"", "L1", "L2", "L3", "L1L2L3"} if site.phases == 3 else {"", "L1"}
     if phases not in allowed:
         raise SiteConflict("phases", f"Use one of {sorted(allowed - {''})} or leave blank for all site phases.")
+
+
+def sites_recompute_all() -> int:
+    """Recompute every site (the beat's sweep): an offline charger's kept share is handed on once
+    ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` have passed, a reconnected charger gets its failsafe
+    default, a held-back rise goes out. Returns the number of sites."""
+    site_ids = list(Site.objects.values_list("pk", flat=True))
+    sites_recompute(keys={("site", str(pk)) for pk in site_ids})
+    return len(site_ids)

@@ -24,6 +24,7 @@ from schemathesis.schemas import APIOperation
 from billing.models import Tariff
 from chargepoints.models import ChargePoint, IdTag
 from csms.api_keys import api_key_create
+from sites.models import Site, SiteMember
 from webhooks.models import WebhookSubscription
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
@@ -78,10 +79,13 @@ TOO_LARGE = b'{"description": "' + b"x" * 3_000_000 + b'"}'
 @pytest.fixture
 def path_values(db: None) -> Callable[[APIOperation], dict[str, str]]:
     """Path values naming objects that exist, so that updates get as far as reading the body."""
-    ChargePoint.objects.create(charge_point_id="CP-1", heartbeat_interval=60)
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-1", heartbeat_interval=60)
     IdTag.objects.create(id_tag="TAG-1")
+    site = Site.objects.create(name="Depot", capacity_a=32)
+    SiteMember.objects.create(site=site, charge_point=charge_point)
     ids = {
         "/tariffs/": str(Tariff.objects.create(name="standard", currency="EUR").pk),
+        "/sites/": str(site.pk),
         "/webhooks/": str(
             WebhookSubscription.objects.create(url="https://example.com/hook", events=["charge_point.online"]).pk
         ),
