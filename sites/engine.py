@@ -133,7 +133,9 @@ def _increase_wait(change: Change, now: datetime) -> float | None:
         request__charging_profile__charging_profile_purpose="TxProfile"
     )
     last = (
-        Command.objects.filter(tx_profiles, charge_point_id=change.member.charge_point_id, command="set_charging_profile")
+        Command.objects.filter(
+            tx_profiles, charge_point_id=change.member.charge_point_id, command="set_charging_profile"
+        )
         .order_by("-created_at")
         .values_list("created_at", flat=True)
         .first()

@@ -81,7 +81,8 @@ def sites_recompute(*, keys: set[tuple[str, str]]) -> dict[int, float]:
     identities = [value for kind, value in keys if kind == "charge_point"]
     pks = [int(value) for kind, value in keys if kind == "charge_point_pk"]
     if identities or pks:
-        members = SiteMember.objects.filter(Q(charge_point__charge_point_id__in=identities) | Q(charge_point_id__in=pks))
+        by_identity = Q(charge_point__charge_point_id__in=identities)
+        members = SiteMember.objects.filter(by_identity | Q(charge_point_id__in=pks))
         site_ids.update(members.values_list("site_id", flat=True))
     retries = {}
     for site_id in sorted(site_ids):

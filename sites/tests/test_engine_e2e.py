@@ -195,10 +195,8 @@ async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum_and_fla
         for car in (a, b):
             await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
         await b.begin("CAR")
-        await eventually(
-            lambda: SiteMember.objects.filter(charge_point__charge_point_id="REJ-B").exclude(smart_charging_flag="").aexists(),
-            timeout=15,
-        )
+        flagged = SiteMember.objects.filter(charge_point__charge_point_id="REJ-B").exclude(smart_charging_flag="")
+        await eventually(flagged.aexists, timeout=15)
         await a.begin("CAR")
         await _limits([a], [12])  # 32 A less b's 20 A maximum
 
