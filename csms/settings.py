@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -264,6 +265,12 @@ CSMS_SITES_DRAW_MARGIN_A = env_int("CSMS_SITES_DRAW_MARGIN_A", 1, minimum=0)
 CSMS_SITES_PROFILE_MIN_INTERVAL = env_int("CSMS_SITES_PROFILE_MIN_INTERVAL", 10, minimum=0)
 CSMS_SITES_OFFLINE_RESERVE_SECONDS = env_int("CSMS_SITES_OFFLINE_RESERVE_SECONDS", 900, minimum=0)
 CSMS_SITES_RECOMPUTE_INTERVAL = env_int("CSMS_SITES_RECOMPUTE_INTERVAL", 60, minimum=1)
+CSMS_SITES_PROFILE_VALIDITY = env_int("CSMS_SITES_PROFILE_VALIDITY", 900, minimum=60)
+if CSMS_SITES_PROFILE_VALIDITY < 4 * CSMS_SITES_RECOMPUTE_INTERVAL:
+    raise ImproperlyConfigured(
+        "CSMS_SITES_PROFILE_VALIDITY must be at least 4 x CSMS_SITES_RECOMPUTE_INTERVAL: profiles are renewed"
+        " at half their validity by that sweep."
+    )
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 5, minimum=1)
 CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=1)

@@ -60,7 +60,7 @@ class SiteAdmin(admin.ModelAdmin):
     @admin.display(description="Allocation changes (newest first)")
     def allocation_history(self, site: Site) -> SafeString:
         rows = site.snapshots.all()[:HISTORY_ROWS]
-        header = format_html(
+        header = mark_safe(
             "<tr><th>At</th><th>Capacity (A)</th><th>Base load (A)</th><th>Sum of limits (A)</th>"
             "<th>Measured (A)</th><th>Limits (transaction: A)</th></tr>"
         )

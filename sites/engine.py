@@ -11,7 +11,8 @@
    before anything rises.
 4. Then increases larger than ``CSMS_SITES_HYSTERESIS_A``, at most one profile per charger every
    ``CSMS_SITES_PROFILE_MIN_INTERVAL`` seconds (decreases are never held back); a held-back
-   increase is retried when the interval has passed.
+   increase is retried when the interval has passed. A TxProfile past half its validity is sent
+   again with the limit it holds.
 5. Each member charger holds the failsafe TxDefaultProfile (TxDefaultProfile in 1.6 and 2.0.1,
    connector/EVSE 0, stack level 0): lowered with the decreases, raised with the increases.
 6. A snapshot is recorded and ``site.allocation_changed`` emitted when any limit changed.
@@ -21,9 +22,10 @@ Every profile goes through ``commands.services.command_send``: recorded and visi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -97,16 +99,28 @@ def _apply_once(site: Site) -> float | str | None:
     for change in sorted(decreases, key=lambda c: c.previous_a - c.limit_a, reverse=True):
         if not _send(site, change, now):
             return "recompute"
-    retry_after = None
-    for change in (c for c in changes if c.limit_a > c.previous_a):
-        wait = _increase_wait(change, now)
+    retry_after, kept = None, []
+    for change in (c for c in changes if c.limit_a >= c.previous_a):
+        wait = _increase_wait(change, now) if change.limit_a > change.previous_a else None
         if wait is not None:
             retry_after = wait if retry_after is None else min(retry_after, wait)
-        elif change.limit_a - change.previous_a > Decimal(settings.CSMS_SITES_HYSTERESIS_A) or not change.previous_a:
+        rise = change.limit_a - change.previous_a
+        if wait is None and (rise > Decimal(settings.CSMS_SITES_HYSTERESIS_A) or (rise and not change.previous_a)):
             if not _send(site, change, now):
                 return "recompute"
+        elif change.view is not None and _expiring(change.view, now):
+            kept.append(dataclasses.replace(change, limit_a=change.previous_a))
+    for change in kept:  # the same limit again, before its validity ends
+        if not _send(site, change, now):
+            return "recompute"
     _snapshot(site, views, now)
     return retry_after
+
+
+def _expiring(view: selectors.SessionView, now: datetime) -> bool:
+    """The session's TxProfile is past half its ``CSMS_SITES_PROFILE_VALIDITY`` seconds."""
+    validity = settings.CSMS_SITES_PROFILE_VALIDITY
+    return view.held_since is not None and (now - view.held_since).total_seconds() >= validity / 2
 
 
 def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Change]:
@@ -150,7 +164,7 @@ def _send(site: Site, change: Change, now: datetime) -> bool:
     """Send one profile and record it; False when the charger did not take it (it is then flagged,
     or, offline, counted as fixed load) and the site must be recomputed."""
     charge_point = change.member.charge_point
-    body = _profile_body(charge_point.ocpp_version, change)
+    body = _profile_body(charge_point.ocpp_version, change, now)
     try:
         command = command_send(
             request=CommandRequest(
@@ -182,13 +196,18 @@ def _flag(member: SiteMember, reason: str, now: datetime) -> bool:
     return False
 
 
-def _profile_body(ocpp_version: str, change: Change) -> dict[str, Any]:
-    """A SetChargingProfile request body (snake_case, as the command API takes it), limit in A."""
+def _profile_body(ocpp_version: str, change: Change, now: datetime) -> dict[str, Any]:
+    """A SetChargingProfile request body (snake_case, as the command API takes it), limit in A.
+
+    A TxProfile is valid for ``CSMS_SITES_PROFILE_VALIDITY`` seconds (renewed at half of it): a
+    charger that loses the CSMS falls back to its failsafe TxDefaultProfile when it ends.
+    """
     limit = float(change.limit_a)
     view = change.view
     purpose = "TxProfile" if view else "TxDefaultProfile"
     profile_id = TX_PROFILE_ID_BASE + view.transaction.pk if view else FAILSAFE_PROFILE_ID
     stack_level = TX_STACK_LEVEL if view else FAILSAFE_STACK_LEVEL
+    valid_to = (now + timedelta(seconds=settings.CSMS_SITES_PROFILE_VALIDITY)).strftime("%Y-%m-%dT%H:%M:%SZ")
     period = {"start_period": 0, "limit": limit}
     schedule = {"charging_rate_unit": "A", "charging_schedule_period": [period]}
     if ocpp_version == "1.6":
@@ -200,7 +219,7 @@ def _profile_body(ocpp_version: str, change: Change) -> dict[str, Any]:
             "charging_schedule": schedule,
         }
         if view:
-            profile["transaction_id"] = view.transaction.pk
+            profile |= {"transaction_id": view.transaction.pk, "valid_to": valid_to}
         connector = view.transaction.connector_id or 0 if view else 0
         return {"connector_id": connector, "cs_charging_profiles": profile}
     profile = {
@@ -211,7 +230,7 @@ def _profile_body(ocpp_version: str, change: Change) -> dict[str, Any]:
         "charging_schedule": [{"id": 1, **schedule}],
     }
     if view:
-        profile["transaction_id"] = view.transaction.ocpp_transaction_id
+        profile |= {"transaction_id": view.transaction.ocpp_transaction_id, "valid_to": valid_to}
     evse = view.transaction.evse_id or 0 if view else 0
     return {"evse_id": evse, "charging_profile": profile}
 

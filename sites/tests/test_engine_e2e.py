@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,7 @@ from ocpp.v201 import call_result as result201
 from chargepoints.models import ChargePoint, IdTag, OcppMessage
 from commands.models import Command
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
-from sites.models import SiteMember
+from sites.models import SessionLimit, SiteMember
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,8 +85,14 @@ class Car(V16Client):
 
 @pytest.fixture(scope="module")
 def site_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
-    """A daphne that sends every change at once: no hysteresis, no interval between profiles."""
-    return daphne_factory(CSMS_SITES_PROFILE_MIN_INTERVAL="0", CSMS_SITES_HYSTERESIS_A="0")
+    """A daphne that sends every change at once (no hysteresis, no interval between profiles), with
+    TxProfiles valid for 60 s."""
+    return daphne_factory(
+        CSMS_SITES_PROFILE_MIN_INTERVAL="0",
+        CSMS_SITES_HYSTERESIS_A="0",
+        CSMS_SITES_PROFILE_VALIDITY="60",
+        CSMS_SITES_RECOMPUTE_INTERVAL="15",
+    )
 
 
 @pytest.fixture
@@ -252,6 +258,8 @@ async def test_a_201_session_gets_a_tx_profile_with_its_transaction_id(site_daph
         await eventually(tx_profiles, timeout=15)
         evse_id, profile = tx_profiles()[0]
         assert evse_id == 1 and profile["transaction_id"] == "TX-SITE"
+        valid_to = datetime.fromisoformat(profile["valid_to"].replace("Z", "+00:00"))
+        assert 0 < (valid_to - datetime.now(UTC)).total_seconds() <= 60  # then it falls back to the failsafe
         assert profile["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 32
         failsafe = [p for p in station.profiles if p[1]["charging_profile_purpose"] == "TxDefaultProfile"]
         assert failsafe == [(0, failsafe[0][1])] and failsafe[0][1]["stack_level"] == 0
@@ -290,3 +298,28 @@ async def test_rises_wait_for_the_profile_interval_and_decreases_do_not(daphne, 
 
 async def _count_is(queryset: Any, count: int) -> bool:
     return await queryset.acount() == count
+
+
+async def test_a_tx_profile_past_half_its_validity_is_renewed_with_the_same_limit(site_daphne, api_key):
+    site_id = await _site_with_members(site_daphne, api_key, ["RENEW-A", "RENEW-B"])  # failsafe 16 A
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "1.6", "RENEW-A", client_class=Car) as a:
+        await a.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        tx_profiles = Command.objects.filter(
+            charge_point_identity="RENEW-A", request__cs_charging_profiles__charging_profile_purpose="TxProfile"
+        )
+        await eventually(lambda: _count_is(tx_profiles, 1))
+        await SessionLimit.objects.aupdate(sent_at=datetime.now(UTC) - timedelta(seconds=31))
+        status, _ = await ahttp(
+            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load", method="POST", api_key=api_key,
+            body={"load_a": ["0"]},
+        )
+        assert status == 200
+        await eventually(lambda: _count_is(tx_profiles, 2), timeout=15)
+    limits = [
+        c.request["cs_charging_profiles"]["charging_schedule"]["charging_schedule_period"][0]["limit"]
+        async for c in tx_profiles.order_by("created_at")
+    ]
+    assert limits == [32, 32]
