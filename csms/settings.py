@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "billing",
     "configuration",
     "maintenance",
+    "sites",
     "axes",
 ]
 
@@ -260,6 +262,21 @@ CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minim
 CSMS_WEBHOOK_RETRY_BASE = env_int("CSMS_WEBHOOK_RETRY_BASE", 30, minimum=1)
 CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
+# Smart charging of sites (sites/engine.py): a rise smaller than the hysteresis is not sent; a car
+# drawing more than the margin below its limit is offered its draw plus the margin; at most one
+# profile per charger per interval (decreases are never held back); an offline charger's share is
+# kept for it this long.
+CSMS_SITES_HYSTERESIS_A = env_int("CSMS_SITES_HYSTERESIS_A", 1, minimum=0)
+CSMS_SITES_DRAW_MARGIN_A = env_int("CSMS_SITES_DRAW_MARGIN_A", 1, minimum=0)
+CSMS_SITES_PROFILE_MIN_INTERVAL = env_int("CSMS_SITES_PROFILE_MIN_INTERVAL", 10, minimum=0)
+CSMS_SITES_OFFLINE_RESERVE_SECONDS = env_int("CSMS_SITES_OFFLINE_RESERVE_SECONDS", 900, minimum=0)
+CSMS_SITES_RECOMPUTE_INTERVAL = env_int("CSMS_SITES_RECOMPUTE_INTERVAL", 60, minimum=1)
+CSMS_SITES_PROFILE_VALIDITY = env_int("CSMS_SITES_PROFILE_VALIDITY", 900, minimum=60)
+if CSMS_SITES_PROFILE_VALIDITY < 4 * CSMS_SITES_RECOMPUTE_INTERVAL:
+    raise ImproperlyConfigured(
+        "CSMS_SITES_PROFILE_VALIDITY must be at least 4 x CSMS_SITES_RECOMPUTE_INTERVAL: profiles are renewed"
+        " at half their validity by that sweep."
+    )
 CSMS_WEBHOOK_ALLOW_PRIVATE = env_bool("CSMS_WEBHOOK_ALLOW_PRIVATE", False)
 CSMS_WEBHOOK_SWEEP_INTERVAL = env_int("CSMS_WEBHOOK_SWEEP_INTERVAL", 1, minimum=1)
 CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = env_int("CSMS_WEBHOOK_CLAIM_LEASE_SECONDS", 120, minimum=2)
@@ -350,6 +367,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
+    "recompute-sites": {"task": "sites.tasks.recompute_sites", "schedule": float(CSMS_SITES_RECOMPUTE_INTERVAL)},
 }
 
 # One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).

@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("webhooks.urls")),
     path("", include("billing.urls")),
     path("", include("maintenance.urls")),
+    path("", include("sites.urls")),
 ]
 
 urlpatterns = [

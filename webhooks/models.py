@@ -16,6 +16,7 @@ class EventType(models.TextChoices):
     FIRMWARE_STATUS_CHANGED = "firmware.status_changed"
     FIRMWARE_CAMPAIGN_FINISHED = "firmware_campaign.finished"
     DIAGNOSTICS_UPLOADED = "diagnostics.uploaded"
+    SITE_ALLOCATION_CHANGED = "site.allocation_changed"
 
 
 class WebhookSubscription(models.Model):

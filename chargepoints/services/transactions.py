@@ -40,6 +40,7 @@ from chargepoints.models import (
     TransactionStatus,
 )
 from chargepoints.selectors import IdTagInfo
+from sites.triggers import site_recompute_on_commit
 from webhooks.models import EventType
 from webhooks.services import iso_utc, webhook_event_emit
 
@@ -195,6 +196,7 @@ def transaction_start(
             _flag(session, Anomaly.MISSING_BASELINE)
         _save(session)
         webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=transaction_event_data(session))
+        site_recompute_on_commit(charge_point_id=charge_point_id)
         _apply_parked_end(session)
     return StartResult(session, info)
 
@@ -227,6 +229,7 @@ def meter_values_record(
         )
         if session is not None:
             _save(session)
+            site_recompute_on_commit(charge_point_id=charge_point_id)
     return session
 
 
@@ -404,6 +407,7 @@ def transaction_finish(
         _flag(session, Anomaly.MISSING_READINGS)
     _save(session)
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=transaction_event_data(session))
+    site_recompute_on_commit(charge_point_pk=session.charge_point_id)
     billing_record_write(transaction=session)
     return session
 

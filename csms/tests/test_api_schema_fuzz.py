@@ -26,6 +26,7 @@ from billing.models import Tariff
 from chargepoints.models import ChargePoint, IdTag
 from csms.api_keys import api_key_create
 from maintenance.models import Campaign, FirmwareFile
+from sites.models import Site, SiteMember
 from webhooks.models import WebhookSubscription
 
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
@@ -85,10 +86,13 @@ def _campaign() -> Campaign:
 @pytest.fixture
 def path_values(db: None) -> Callable[[APIOperation], dict[str, str]]:
     """Path values naming objects that exist, so that updates get as far as reading the body."""
-    ChargePoint.objects.create(charge_point_id="CP-1", heartbeat_interval=60)
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-1", heartbeat_interval=60)
     IdTag.objects.create(id_tag="TAG-1")
+    site = Site.objects.create(name="Depot", capacity_a=32)
+    SiteMember.objects.create(site=site, charge_point=charge_point)
     ids = {
         "/tariffs/": str(Tariff.objects.create(name="standard", currency="EUR").pk),
+        "/sites/": str(site.pk),
         "/webhooks/": str(
             WebhookSubscription.objects.create(url="https://example.com/hook", events=["charge_point.online"]).pk
         ),

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from sites import services
+from sites.chart import allocation_chart_svg
+from sites.models import ConnectorMaximum, Site, SiteMember
+from sites.triggers import site_recompute_on_commit
+
+HISTORY_ROWS = 50
+CHART_POINTS = 2000
+
+
+class SiteMemberInline(admin.TabularInline):
+    model = SiteMember
+    extra = 0
+    autocomplete_fields = ["charge_point"]
+    fields = ["charge_point", "max_current_a", "phases", "priority", "smart_charging_flag", "flagged_at"]
+    readonly_fields = ["flagged_at"]
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ["name", "phases", "voltage_v", "capacity_a", "capacity_w", "member_count", "flagged_count"]
+    search_fields = ["name"]
+    inlines = [SiteMemberInline]
+    readonly_fields = [
+        "live_base_load_a", "live_base_load_at", "allocation_chart", "allocation_history", "created_at", "updated_at"
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
+        return super().get_queryset(request).prefetch_related("members")
+
+    @admin.display(description="Members")
+    def member_count(self, site: Site) -> int:
+        return len(site.members.all())
+
+    @admin.display(description="Flagged (counted at maximum)")
+    def flagged_count(self, site: Site) -> int:
+        return sum(1 for member in site.members.all() if member.smart_charging_flag)
+
+    @admin.display(description="Allocation over time")
+    def allocation_chart(self, site: Site) -> SafeString:
+        snapshots = list(site.snapshots.all()[:CHART_POINTS])
+        svg = allocation_chart_svg(
+            capacity_a=[(s.at, s.capacity_a) for s in snapshots if s.capacity_a is not None],
+            limits_sum_a=[(s.at, s.limits_sum_a) for s in snapshots],
+            measured_a=[(s.at, s.measured_a) for s in snapshots if s.measured_a is not None],
+            title=f"Allocation of {site}",
+        )
+        return mark_safe(svg)  # built from numbers and escaped text only (sites.chart)
+
+    @admin.display(description="Allocation changes (newest first)")
+    def allocation_history(self, site: Site) -> SafeString:
+        rows = site.snapshots.all()[:HISTORY_ROWS]
+        header = mark_safe(
+            "<tr><th>At</th><th>Capacity (A)</th><th>Base load (A)</th><th>Sum of limits (A)</th>"
+            "<th>Measured (A)</th><th>Limits (transaction: A)</th></tr>"
+        )
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (s.at, s.capacity_a, s.base_load_a, s.limits_sum_a, s.measured_a if s.measured_a is not None else "-",
+                 ", ".join(f"{tx}: {limit}" for tx, limit in sorted(s.limits.items())))
+                for s in rows
+            ),
+        )
+        return format_html("<table>{}{}</table>", header, body)
+
+    def save_model(self, request: HttpRequest, obj: Site, form: ModelForm, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        services.site_save(site=obj, **fields)
+
+    def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        site_recompute_on_commit(site_id=form.instance.pk)
+
+
+@admin.register(ConnectorMaximum)
+class ConnectorMaximumAdmin(admin.ModelAdmin):
+    list_display = ["member", "connector_id", "max_current_a"]
+    autocomplete_fields = ["member"]
+
+
+@admin.register(SiteMember)
+class SiteMemberAdmin(admin.ModelAdmin):
+    list_display = ["charge_point", "site", "max_current_a", "phases", "priority", "smart_charging_flag"]
+    list_filter = ["site"]
+    search_fields = ["charge_point__charge_point_id", "site__name"]
+    autocomplete_fields = ["charge_point"]
+
+    def save_model(self, request: HttpRequest, obj: SiteMember, form: ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        site_recompute_on_commit(site_id=obj.site_id)

@@ -1,0 +1,276 @@
+"""The engine: recompute a site's allocation and bring its chargers' profiles in line with it.
+
+``site_apply`` runs under the site's row lock (one recompute per site at a time, whichever process):
+
+1. Read the site and its active sessions (``selectors.site_sessions``). Sessions the engine cannot
+   steer (an offline charger, one that refuses profiles) count as fixed load (``fixed_load``).
+2. Allocate (``allocator.allocate``).
+3. Decreases first: every session whose limit goes down gets its TxProfile, and the engine waits
+   for each answer, so the sum of the limits the chargers hold never exceeds the capacity. A
+   refusal flags the charger (counted at its maximum from then on) and the site is recomputed
+   before anything rises.
+4. Then increases larger than ``CSMS_SITES_HYSTERESIS_A``, at most one profile per charger every
+   ``CSMS_SITES_PROFILE_MIN_INTERVAL`` seconds (decreases are never held back); a held-back
+   increase is retried when the interval has passed. A TxProfile past half its validity is sent
+   again with the limit it holds.
+5. Each member charger holds the failsafe TxDefaultProfile (TxDefaultProfile in 1.6 and 2.0.1,
+   connector/EVSE 0, stack level 0): lowered with the decreases, raised with the increases.
+6. A snapshot is recorded and ``site.allocation_changed`` emitted when any limit changed.
+
+Every profile goes through ``commands.services.command_send``: recorded and visible in the admin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from commands.models import Command, CommandState, InstalledChargingProfile
+from commands.services import CommandRefused, CommandRequest, command_send
+from sites import selectors
+from sites.allocator import allocate
+from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
+
+logger = logging.getLogger(__name__)
+
+FAILSAFE_PROFILE_ID = 1_700_000
+TX_PROFILE_ID_BASE = 1_800_000
+TX_STACK_LEVEL = 1
+FAILSAFE_STACK_LEVEL = 0
+MAX_PASSES = 3
+
+
+@dataclass(frozen=True)
+class Change:
+    """One profile to send: a session's TxProfile (``view`` set) or a member's failsafe default."""
+
+    member: SiteMember
+    limit_a: Decimal
+    previous_a: Decimal
+    view: selectors.SessionView | None = None
+
+
+def site_apply(*, site_id: int) -> float | None:
+    """Recompute the site and send what changed (see the module's steps).
+
+    Returns the seconds after which a held-back increase is due, or None. A missing site is a no-op.
+    """
+    for _ in range(MAX_PASSES):
+        with transaction.atomic():
+            site = Site.objects.select_for_update().filter(pk=site_id).first()
+            if site is None:
+                return None
+            outcome = _apply_once(site)
+        if outcome != "recompute":
+            return outcome
+    return None
+
+
+def _apply_once(site: Site) -> float | str | None:
+    now = timezone.now()
+    views = selectors.site_sessions(site=site, now=now)
+    members = list(site.members.select_related("charge_point"))
+    failsafe = selectors.site_failsafe_limit(site=site, member_count=len(members))
+    steered = [v for v in views if v.adjustable]
+    extra = [Decimal(0)] * site.phases
+    for view in views:
+        if not view.adjustable:
+            for phase in view.demand.phases:
+                extra[phase] += selectors.fixed_load(view=view, failsafe_a=failsafe, now=now)
+    limits = allocate(
+        site=selectors.site_limits(site=site, extra_load_a=tuple(extra)),
+        sessions=[v.demand for v in steered],
+        margin_a=Decimal(settings.CSMS_SITES_DRAW_MARGIN_A),
+    )
+    changes = [Change(v.member, limits[v.demand.session_id], v.held_a, v) for v in steered]
+    changes += _failsafe_changes(members, failsafe)
+    decreases = [c for c in changes if c.limit_a < c.previous_a]
+    for change in sorted(decreases, key=lambda c: c.previous_a - c.limit_a, reverse=True):
+        if not _send(site, change, now):
+            return "recompute"
+    retry_after, kept = None, []
+    for change in (c for c in changes if c.limit_a >= c.previous_a):
+        wait = _increase_wait(change, now) if change.limit_a > change.previous_a else None
+        if wait is not None:
+            retry_after = wait if retry_after is None else min(retry_after, wait)
+        rise = change.limit_a - change.previous_a
+        if wait is None and (rise > Decimal(settings.CSMS_SITES_HYSTERESIS_A) or (rise and not change.previous_a)):
+            if not _send(site, change, now):
+                return "recompute"
+        elif change.view is not None and _expiring(change.view, now):
+            kept.append(dataclasses.replace(change, limit_a=change.previous_a))
+    for change in kept:  # the same limit again, before its validity ends
+        if not _send(site, change, now):
+            return "recompute"
+    _snapshot(site, views, now)
+    return retry_after
+
+
+def _expiring(view: selectors.SessionView, now: datetime) -> bool:
+    """The session's TxProfile is past half its ``CSMS_SITES_PROFILE_VALIDITY`` seconds."""
+    validity = settings.CSMS_SITES_PROFILE_VALIDITY
+    return view.held_since is not None and (now - view.held_since).total_seconds() >= validity / 2
+
+
+def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Change]:
+    installed = {
+        p.charge_point_id: Decimal(str(_profile_limit(p.profile)))
+        for p in InstalledChargingProfile.objects.filter(
+            charge_point__in=[m.charge_point_id for m in members], profile_id=FAILSAFE_PROFILE_ID, connector_id=0
+        )
+    }
+    return [
+        Change(member, failsafe, installed.get(member.charge_point_id, Decimal("Infinity")))
+        for member in members
+        if member.charge_point.connection_channel
+        and not member.smart_charging_flag
+        and installed.get(member.charge_point_id) != failsafe
+    ]
+
+
+def _increase_wait(change: Change, now: datetime) -> float | None:
+    """Seconds until the charger may take another TxProfile, None when it may now (the failsafe
+    default does not count: a session's first TxProfile follows it at once)."""
+    interval = settings.CSMS_SITES_PROFILE_MIN_INTERVAL
+    tx_profiles = Q(request__cs_charging_profiles__charging_profile_purpose="TxProfile") | Q(
+        request__charging_profile__charging_profile_purpose="TxProfile"
+    )
+    last = (
+        Command.objects.filter(
+            tx_profiles, charge_point_id=change.member.charge_point_id, command="set_charging_profile"
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if not interval or last is None:
+        return None
+    elapsed = (now - last).total_seconds()
+    return interval - elapsed if elapsed < interval else None
+
+
+def _send(site: Site, change: Change, now: datetime) -> bool:
+    """Send one profile and record it; False when the charger did not take it (it is then flagged,
+    or, offline, counted as fixed load) and the site must be recomputed."""
+    charge_point = change.member.charge_point
+    body = _profile_body(charge_point.ocpp_version, change, now)
+    try:
+        command = command_send(
+            request=CommandRequest(
+                charge_point_id=charge_point.charge_point_id,
+                ocpp_version=charge_point.ocpp_version,
+                command="set_charging_profile",
+                body=body,
+            )
+        )
+    except CommandRefused as refused:
+        logger.warning("%s: profile not sent: %s", charge_point.charge_point_id, refused)
+        return _flag(change.member, f"profile not sendable: {refused}", now)
+    if command.state == CommandState.ACCEPTED:
+        if change.view is not None:
+            SessionLimit.objects.update_or_create(
+                transaction=change.view.transaction,
+                defaults={"site": site, "limit_a": change.limit_a, "draw_a": change.view.demand.draw_a, "sent_at": now},
+            )
+        return True
+    if command.state in (CommandState.REJECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE):
+        return _flag(change.member, f"SetChargingProfile {command.state} (command {command.id})", now)
+    return False  # timeout or gone: the next pass counts it as offline
+
+
+def _flag(member: SiteMember, reason: str, now: datetime) -> bool:
+    member.smart_charging_flag = reason[:200]
+    member.flagged_at = now
+    member.save(update_fields=["smart_charging_flag", "flagged_at"])
+    return False
+
+
+def _profile_body(ocpp_version: str, change: Change, now: datetime) -> dict[str, Any]:
+    """A SetChargingProfile request body (snake_case, as the command API takes it), limit in A.
+
+    A TxProfile is valid for ``CSMS_SITES_PROFILE_VALIDITY`` seconds (renewed at half of it): a
+    charger that loses the CSMS falls back to its failsafe TxDefaultProfile when it ends.
+    """
+    limit = float(change.limit_a)
+    view = change.view
+    purpose = "TxProfile" if view else "TxDefaultProfile"
+    profile_id = TX_PROFILE_ID_BASE + view.transaction.pk if view else FAILSAFE_PROFILE_ID
+    stack_level = TX_STACK_LEVEL if view else FAILSAFE_STACK_LEVEL
+    valid_to = (now + timedelta(seconds=settings.CSMS_SITES_PROFILE_VALIDITY)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    period = {"start_period": 0, "limit": limit}
+    schedule = {"charging_rate_unit": "A", "charging_schedule_period": [period]}
+    if ocpp_version == "1.6":
+        profile: dict[str, Any] = {
+            "charging_profile_id": profile_id,
+            "stack_level": stack_level,
+            "charging_profile_purpose": purpose,
+            "charging_profile_kind": "Relative",
+            "charging_schedule": schedule,
+        }
+        if view:
+            profile |= {"transaction_id": view.transaction.pk, "valid_to": valid_to}
+        connector = view.transaction.connector_id or 0 if view else 0
+        return {"connector_id": connector, "cs_charging_profiles": profile}
+    profile = {
+        "id": profile_id,
+        "stack_level": stack_level,
+        "charging_profile_purpose": purpose,
+        "charging_profile_kind": "Relative",
+        "charging_schedule": [{"id": 1, **schedule}],
+    }
+    if view:
+        profile |= {"transaction_id": view.transaction.ocpp_transaction_id, "valid_to": valid_to}
+    evse = view.transaction.evse_id or 0 if view else 0
+    return {"evse_id": evse, "charging_profile": profile}
+
+
+def _profile_limit(profile: dict[str, Any]) -> float:
+    schedule = profile.get("charging_schedule")
+    if isinstance(schedule, list):
+        schedule = schedule[0] if schedule else {}
+    periods = (schedule or {}).get("charging_schedule_period") or [{}]
+    return float(periods[0].get("limit", 0))
+
+
+def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime) -> None:
+    """Record the allocation when it changed, and tell the webhook subscribers."""
+    held = {
+        str(sl.transaction_id): str(sl.limit_a)
+        for sl in SessionLimit.objects.filter(site=site, transaction__in=[v.transaction for v in views])
+    }
+    last = AllocationSnapshot.objects.filter(site=site).first()
+    if last is not None and last.limits == held:
+        return
+    draws = [v.demand.draw_a for v in views if v.demand.draw_a is not None]
+    base = selectors.site_base_load(site=site)
+    snapshot = AllocationSnapshot.objects.create(
+        site=site,
+        at=now,
+        capacity_a=site.capacity_a,
+        base_load_a=max(base),
+        limits_sum_a=sum((Decimal(v) for v in held.values()), Decimal(0)),
+        measured_a=sum(draws, Decimal(0)) if draws else None,
+        limits=held,
+    )
+    webhook_event_emit(
+        event_type=EventType.SITE_ALLOCATION_CHANGED,
+        data={
+            "site_id": site.pk,
+            "site": site.name,
+            "at": snapshot.at.isoformat(),
+            "capacity_a": str(site.capacity_a) if site.capacity_a is not None else None,
+            "limits_sum_a": str(snapshot.limits_sum_a),
+            "limits": held,
+        },
+    )

@@ -1,0 +1,152 @@
+"""Reads for the engine: a site's limits and its active sessions as the allocator sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.utils import timezone
+
+from chargepoints.models import MeterSample, Transaction, TransactionStatus
+from sites.allocator import SessionDemand, SiteLimits
+from sites.models import SessionLimit, Site, SiteMember
+
+CURRENT_MEASURAND = "Current.Import"
+MAX_PLAUSIBLE_DRAW_A = Decimal(1000)  # a larger reading is a charger bug: it still means "wants more"
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """An active session of a member charger: what the allocator needs and what the engine sends."""
+
+    transaction: Transaction
+    member: SiteMember
+    demand: SessionDemand
+    held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default)
+    held_since: datetime | None
+    adjustable: bool  # False: counted as a fixed load (offline, or the charger refuses profiles)
+
+
+def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
+    """The site phases (0-based) a member's cars draw on: ``L1``..``L3`` in ``member.phases``, else all."""
+    if site.phases == 1:
+        return (0,)
+    named = tuple(sorted({int(c) - 1 for c in member.phases if c in "123"}))
+    return named or tuple(range(site.phases))
+
+
+def site_failsafe_limit(*, site: Site, member_count: int) -> Decimal:
+    """A member charger's failsafe TxDefaultProfile limit (A): the site's ``failsafe_current_a``, else
+    the capacity shared equally among the members (floored to 0.1 A), 0 when that is below the minimum."""
+    if site.failsafe_current_a is not None:
+        return site.failsafe_current_a
+    capacity = site.capacity_a
+    if site.capacity_w is not None:
+        from_power = site.capacity_w / (site.voltage_v * site.phases)
+        capacity = from_power if capacity is None else min(capacity, from_power)
+    if capacity is None or member_count == 0:
+        return Decimal(0)
+    share = (capacity / member_count).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")
+    return share if share >= site.min_current_a else Decimal(0)
+
+
+def site_base_load(*, site: Site) -> tuple[Decimal, ...]:
+    """A per phase: the live measured load when one was posted, else the fixed base load."""
+    if site.live_base_load_a:
+        return tuple(Decimal(str(value)) for value in site.live_base_load_a)
+    return (site.base_load_a,) * site.phases
+
+
+def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionView]:
+    """The active sessions on the site's member chargers, with their demand and held limit."""
+    now = now or timezone.now()
+    members = {m.charge_point_id: m for m in site.members.select_related("charge_point").prefetch_related(
+        "connector_maximums"
+    )}
+    failsafe = site_failsafe_limit(site=site, member_count=len(members))
+    held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(site=site)}
+    sessions = Transaction.objects.filter(
+        charge_point_id__in=members, status=TransactionStatus.ACTIVE
+    ).order_by("pk")
+    views = []
+    for session in sessions:
+        member = members[session.charge_point_id]
+        limit = held.get(session.pk)
+        held_a = limit.limit_a if limit else failsafe
+        views.append(
+            SessionView(
+                transaction=session,
+                member=member,
+                demand=SessionDemand(
+                    session_id=str(session.pk),
+                    phases=site_phase_indices(site=site, member=member),
+                    max_a=_connector_maximum(member, session),
+                    min_a=site.min_current_a,
+                    priority=member.priority,
+                    arrived_at=session.started_at,
+                    draw_a=session_draw(transaction=session),
+                    limit_a=held_a,
+                ),
+                held_a=held_a,
+                held_since=limit.sent_at if limit else None,
+                adjustable=not member.smart_charging_flag and bool(member.charge_point.connection_channel),
+            )
+        )
+    return views
+
+
+def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Decimal:
+    """What a session the engine cannot steer counts for (A per phase).
+
+    A charger that refuses profiles: its maximum. An offline one keeps the limit it held until
+    ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` after it went offline (its share is not handed on), then
+    counts at its failsafe default.
+    """
+    if view.member.smart_charging_flag:
+        return view.demand.max_a
+    offline_since = view.member.charge_point.offline_since or view.member.charge_point.last_seen or now
+    if now - offline_since < timedelta(seconds=settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS):
+        return max(view.held_a, failsafe_a)
+    return min(failsafe_a, view.demand.max_a)
+
+
+def session_draw(*, transaction: Transaction) -> Decimal | None:
+    """The latest measured Current.Import of the session (A, the largest phase), None without one."""
+    samples = list(
+        MeterSample.objects.filter(transaction=transaction, measurand=CURRENT_MEASURAND)
+        .order_by("-timestamp", "-pk")
+        .values("timestamp", "raw_value", "multiplier")[:6]
+    )
+    if not samples:
+        return None
+    latest = [s for s in samples if s["timestamp"] == samples[0]["timestamp"]]
+    values = []
+    for sample in latest:
+        try:
+            value = Decimal(sample["raw_value"]).scaleb(sample["multiplier"] or 0)
+        except InvalidOperation:
+            continue
+        if value.is_finite():
+            values.append(min(max(value, Decimal(0)), MAX_PLAUSIBLE_DRAW_A).quantize(Decimal("0.1")))
+    return max(values) if values else None
+
+
+def site_limits(*, site: Site, extra_load_a: tuple[Decimal, ...]) -> SiteLimits:
+    base = site_base_load(site=site)
+    return SiteLimits(
+        phases=site.phases,
+        voltage_v=site.voltage_v,
+        capacity_a=site.capacity_a,
+        capacity_w=site.capacity_w,
+        base_load_a=tuple(b + e for b, e in zip(base, extra_load_a, strict=True)),
+    )
+
+
+def _connector_maximum(member: SiteMember, session: Transaction) -> Decimal:
+    connector = session.evse_id if session.evse_id is not None else session.connector_id
+    for maximum in member.connector_maximums.all():
+        if maximum.connector_id == connector:
+            return min(maximum.max_current_a, member.max_current_a)
+    return member.max_current_a

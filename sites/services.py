@@ -1,0 +1,141 @@
+"""Writes on sites: the site itself, its members, connector maximums and the live base load.
+
+Every change that can move the allocation queues a recompute after its commit (``sites.triggers``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from sites.models import ConnectorMaximum, Site, SiteMember
+from sites.triggers import site_recompute_on_commit, sites_recompute
+
+
+class SiteConflict(Exception):
+    """The change contradicts the site model; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def site_save(*, site: Site | None = None, **fields: Any) -> Site:
+    """Create a site (``site`` None) or change one; a change recomputes its allocation.
+
+    Raises SiteConflict when neither a capacity in A nor in W is left.
+    """
+    site = site or Site()
+    for name, value in fields.items():
+        setattr(site, name, value)
+    if site.capacity_a is None and site.capacity_w is None:
+        raise SiteConflict("capacity_a", "A site needs a capacity: capacity_a (A per phase) and/or capacity_w (W).")
+    if site.live_base_load_a and len(site.live_base_load_a) != site.phases:
+        site.live_base_load_a, site.live_base_load_at = None, None  # measured for another phase count
+    with transaction.atomic():
+        site.save()
+        site_recompute_on_commit(site_id=site.pk)
+    return site
+
+
+def site_delete(*, site: Site) -> None:
+    """Remove a site; its chargers keep the profiles they hold until their sessions end."""
+    site.delete()
+
+
+def site_base_load_record(*, site: Site, load_a: Sequence[Decimal]) -> Site:
+    """The building's measured load (A, one value per phase), posted by its meter or energy manager.
+
+    Raises SiteConflict when the number of values is not the site's phase count.
+    """
+    if len(load_a) != site.phases:
+        raise SiteConflict("load_a", f"Give one value per phase: this site has {site.phases}.")
+    site.live_base_load_a = [str(value) for value in load_a]
+    site.live_base_load_at = timezone.now()
+    with transaction.atomic():
+        site.save(update_fields=["live_base_load_a", "live_base_load_at", "updated_at"])
+        site_recompute_on_commit(site_id=site.pk)
+    return site
+
+
+def site_member_add(
+    *,
+    site: Site,
+    charge_point_id: str,
+    max_current_a: Decimal = Decimal(32),
+    phases: str = "",
+    priority: int = 0,
+    connector_maximums: dict[int, Decimal] | None = None,
+) -> SiteMember:
+    """Make a charger a member of ``site`` (a charger belongs to at most one site).
+
+    Raises SiteConflict for an unknown charger, one on another site, or phases the site lacks.
+    """
+    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+    if charge_point is None:
+        raise SiteConflict("charge_point_id", f"Charge point {charge_point_id!r} is not registered.")
+    _check_phases(site, phases)
+    with transaction.atomic():
+        existing = SiteMember.objects.select_for_update().filter(charge_point=charge_point).first()
+        if existing is not None and existing.site_id != site.pk:
+            raise SiteConflict("charge_point_id", f"{charge_point_id} is a member of site {existing.site}.")
+        member, _ = SiteMember.objects.update_or_create(
+            charge_point=charge_point,
+            defaults={"site": site, "max_current_a": max_current_a, "phases": phases, "priority": priority},
+        )
+        if connector_maximums is not None:
+            connector_maximums_set(member=member, maximums=connector_maximums)
+        site_recompute_on_commit(site_id=site.pk)
+    return member
+
+
+def site_member_update(*, member: SiteMember, **fields: Any) -> SiteMember:
+    """Change a member's maximum, phases, priority, connector maximums, or clear its flag
+    (``smart_charging_flag=""``: the charger is steered again)."""
+    maximums = fields.pop("connector_maximums", None)
+    _check_phases(member.site, fields.get("phases", member.phases))
+    for name, value in fields.items():
+        setattr(member, name, value)
+    if not member.smart_charging_flag:
+        member.flagged_at = None
+    with transaction.atomic():
+        member.save()
+        if maximums is not None:
+            connector_maximums_set(member=member, maximums=maximums)
+        site_recompute_on_commit(site_id=member.site_id)
+    return member
+
+
+def site_member_remove(*, member: SiteMember) -> None:
+    with transaction.atomic():
+        member.delete()
+        site_recompute_on_commit(site_id=member.site_id)
+
+
+def connector_maximums_set(*, member: SiteMember, maximums: dict[int, Decimal]) -> None:
+    """Replace the member's per-connector (1.6) or per-EVSE (2.0.1) maximums, A per phase."""
+    member.connector_maximums.exclude(connector_id__in=list(maximums)).delete()
+    for connector_id, maximum in maximums.items():
+        ConnectorMaximum.objects.update_or_create(
+            member=member, connector_id=connector_id, defaults={"max_current_a": maximum}
+        )
+
+
+def _check_phases(site: Site, phases: str) -> None:
+    allowed = {"", "L1", "L2", "L3", "L1L2L3"} if site.phases == 3 else {"", "L1"}
+    if phases not in allowed:
+        raise SiteConflict("phases", f"Use one of {sorted(allowed - {''})} or leave blank for all site phases.")
+
+
+def sites_recompute_all() -> int:
+    """Recompute every site (the beat's sweep): an offline charger's kept share is handed on once
+    ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` have passed, a reconnected charger gets its failsafe
+    default, a held-back rise goes out. Returns the number of sites."""
+    site_ids = list(Site.objects.values_list("pk", flat=True))
+    sites_recompute(keys={("site", str(pk)) for pk in site_ids})
+    return len(site_ids)

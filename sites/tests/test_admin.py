@@ -1,0 +1,49 @@
+"""The site pages of the admin: members, flags and the allocation over time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from sites.models import AllocationSnapshot, Site, SiteMember
+from sites.services import sites_recompute_all
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def site(register_charge_point) -> Site:
+    site = Site.objects.create(name="Depot", phases=1, capacity_a=Decimal(32))
+    SiteMember.objects.create(site=site, charge_point=register_charge_point("CP-A"))
+    SiteMember.objects.create(
+        site=site, charge_point=register_charge_point("CP-B"), smart_charging_flag="SetChargingProfile rejected"
+    )
+    for minute, total in enumerate([Decimal(32), Decimal(16), Decimal("31.8")]):
+        AllocationSnapshot.objects.create(
+            site=site, at=T0 + timedelta(minutes=minute), capacity_a=Decimal(32), base_load_a=Decimal(0),
+            limits_sum_a=total, measured_a=total - 1, limits={"1": str(total)},
+        )
+    return site
+
+
+def test_site_list_counts_members_and_flagged_ones(admin_client, site):
+    page = admin_client.get("/admin/sites/site/").content.decode()
+    assert "Depot" in page
+    assert '<td class="field-member_count">2</td>' in page
+    assert '<td class="field-flagged_count">1</td>' in page
+
+
+def test_site_page_charts_capacity_limits_and_measured_draw(admin_client, site):
+    page = admin_client.get(f"/admin/sites/site/{site.pk}/change/").content.decode()
+    for css in ("site-capacity", "site-limits", "site-measured"):
+        assert f'class="{css}"' in page
+    assert "<td>31.8</td>" in page and "SetChargingProfile rejected" in page
+
+
+def test_the_sweep_recomputes_every_site_and_sends_nothing_to_offline_chargers(site):
+    assert sites_recompute_all() == 1
+    assert not SiteMember.objects.get(charge_point__charge_point_id="CP-A").smart_charging_flag

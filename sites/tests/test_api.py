@@ -1,0 +1,115 @@
+"""The sites API: sites, members, connector maximums, the live base load."""
+
+from __future__ import annotations
+
+import pytest
+
+from sites.models import Site, SiteMember
+
+pytestmark = pytest.mark.django_db
+
+SITE = {"name": "Depot", "phases": 1, "voltage_v": "230", "capacity_a": "32"}
+
+
+def create_site(api_client, **fields):
+    response = api_client.post("/api/v1/sites/", {**SITE, **fields}, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def test_site_is_created_read_changed_and_deleted(api_client):
+    site = create_site(api_client)
+    assert site["capacity_a"] == "32.0" and site["min_current_a"] == "6.0"
+    assert api_client.get(f"/api/v1/sites/{site['id']}").json()["name"] == "Depot"
+    changed = api_client.patch(f"/api/v1/sites/{site['id']}/", {"capacity_a": "40"}, format="json")
+    assert changed.json()["capacity_a"] == "40.0"
+    assert api_client.delete(f"/api/v1/sites/{site['id']}/").status_code == 204
+    assert not Site.objects.exists()
+
+
+def test_a_site_without_any_capacity_is_refused_naming_the_field(api_client):
+    response = api_client.post("/api/v1/sites/", {**SITE, "capacity_a": None}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert "capacity_a" in response.json()["details"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("phases", 2), ("voltage_v", "0"), ("capacity_a", "-1"), ("min_current_a", "abc")]
+)
+def test_bad_site_fields_are_named(api_client, field, value):
+    response = api_client.post("/api/v1/sites/", {**SITE, field: value}, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["details"]
+
+
+def test_members_with_connector_maximums(api_client, register_charge_point):
+    register_charge_point("CP-A")
+    site = create_site(api_client)
+    response = api_client.post(
+        f"/api/v1/sites/{site['id']}/members",
+        {"charge_point_id": "CP-A", "max_current_a": "16",
+         "connector_maximums": [{"connector_id": 1, "max_current_a": "10"}]},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    listed = api_client.get(f"/api/v1/sites/{site['id']}/members").json()
+    assert listed[0]["charge_point_id"] == "CP-A"
+    assert listed[0]["connector_maximums"] == [{"connector_id": 1, "max_current_a": "10.0"}]
+    patched = api_client.patch(
+        f"/api/v1/sites/{site['id']}/members/CP-A", {"priority": 2, "connector_maximums": []}, format="json"
+    )
+    assert patched.json()["priority"] == 2 and patched.json()["connector_maximums"] == []
+    assert api_client.delete(f"/api/v1/sites/{site['id']}/members/CP-A").status_code == 204
+    assert not SiteMember.objects.exists()
+
+
+def test_a_charger_belongs_to_at_most_one_site(api_client, register_charge_point):
+    register_charge_point("CP-A")
+    first, second = create_site(api_client), create_site(api_client, name="Office")
+    response = api_client.post(f"/api/v1/sites/{first['id']}/members", {"charge_point_id": "CP-A"}, format="json")
+    assert response.status_code == 201
+    response = api_client.post(f"/api/v1/sites/{second['id']}/members", {"charge_point_id": "CP-A"}, format="json")
+    assert response.status_code == 400
+    assert "charge_point_id" in response.json()["details"]
+    assert SiteMember.objects.get().site_id == first["id"]
+
+
+def test_unknown_charger_and_phase_are_named(api_client, register_charge_point):
+    register_charge_point("CP-A")
+    site = create_site(api_client)
+    unknown = api_client.post(f"/api/v1/sites/{site['id']}/members", {"charge_point_id": "NOPE"}, format="json")
+    assert "charge_point_id" in unknown.json()["details"]
+    phase = api_client.post(
+        f"/api/v1/sites/{site['id']}/members", {"charge_point_id": "CP-A", "phases": "L2"}, format="json"
+    )
+    assert phase.status_code == 400 and "phases" in phase.json()["details"]
+
+
+def test_only_clearing_the_flag_is_allowed(api_client, register_charge_point):
+    register_charge_point("CP-A")
+    site = create_site(api_client)
+    api_client.post(f"/api/v1/sites/{site['id']}/members", {"charge_point_id": "CP-A"}, format="json")
+    SiteMember.objects.update(smart_charging_flag="SetChargingProfile rejected")
+    refused = api_client.patch(
+        f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": "x"}, format="json"
+    )
+    assert refused.status_code == 400
+    cleared = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": ""}, format="json")
+    assert cleared.json()["smart_charging_flag"] == ""
+
+
+def test_live_base_load_needs_one_value_per_phase(api_client):
+    site = create_site(api_client, phases=3, capacity_a="63")
+    wrong = api_client.post(f"/api/v1/sites/{site['id']}/base-load", {"load_a": ["10"]}, format="json")
+    assert wrong.status_code == 400 and "load_a" in wrong.json()["details"]
+    negative = api_client.post(f"/api/v1/sites/{site['id']}/base-load", {"load_a": ["1", "-2", "3"]}, format="json")
+    assert negative.status_code == 400 and "load_a" in negative.json()["details"]
+    posted = api_client.post(f"/api/v1/sites/{site['id']}/base-load", {"load_a": ["10", "12.5", "8"]}, format="json")
+    assert posted.status_code == 200
+    assert posted.json()["live_base_load_a"] == ["10.0", "12.5", "8.0"]
+
+
+def test_unknown_site_is_404(api_client):
+    assert api_client.get("/api/v1/sites/999").json()["error"] == "NotFound"
+    assert api_client.get("/api/v1/sites/999/members").status_code == 404

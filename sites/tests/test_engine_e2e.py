@@ -1,0 +1,325 @@
+"""A single-phase 32 A site at 230 V with four real chargers: ``ocpp``-package 1.6 clients over a real
+daphne that apply the profiles they receive and report MeterValues of what their cars draw."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as V201Client
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+
+from chargepoints.models import ChargePoint, IdTag, OcppMessage
+from commands.models import Command
+from conftest import DaphneServer, ahttp, eventually, ocpp_charger
+from sites.models import SessionLimit, SiteMember
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = "2026-05-01T10:00:00Z"
+
+
+class Car(V16Client):
+    """A charger with a car that draws ``demand_a`` or its limit, whichever is lower."""
+
+    demand_a: float = 32.0
+    transaction_id: int | None = None
+    tx_limits: dict[int, Decimal]
+    default_limit: Decimal | None = None
+    answer: str = "Accepted"
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        if not hasattr(self, "tx_limits"):
+            self.tx_limits = {}
+        if self.answer == "Accepted":
+            limit = cs_charging_profiles["charging_schedule"]["charging_schedule_period"][0]["limit"]
+            if cs_charging_profiles["charging_profile_purpose"] == "TxProfile":
+                self.tx_limits[cs_charging_profiles["transaction_id"]] = limit
+            else:
+                self.default_limit = limit
+        return result16.SetChargingProfile(status=self.answer)
+
+    @property
+    def limit(self) -> Decimal | None:
+        held = getattr(self, "tx_limits", {}).get(self.transaction_id) if self.transaction_id else None
+        return held if held is not None else self.default_limit
+
+    @property
+    def draw(self) -> float:
+        return min(self.demand_a, float(self.limit or 0))
+
+    async def begin(self, id_tag: str) -> None:
+        answer = await self.call(call16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0, timestamp=NOW))
+        self.transaction_id = answer.transaction_id
+
+    async def report(self) -> None:
+        await self.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=self.transaction_id,
+                meter_value=[
+                    {
+                        "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                        "sampled_value": [{"value": f"{self.draw:.1f}", "measurand": "Current.Import", "unit": "A"}],
+                    }
+                ],
+            )
+        )
+
+    async def end(self) -> None:
+        await self.call(call16.StopTransaction(transaction_id=self.transaction_id, meter_stop=1000, timestamp=NOW))
+        self.transaction_id = None
+
+
+@pytest.fixture(scope="module")
+def site_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
+    """A daphne that sends every change at once (no hysteresis, no interval between profiles), with
+    TxProfiles valid for 60 s."""
+    return daphne_factory(
+        CSMS_SITES_PROFILE_MIN_INTERVAL="0",
+        CSMS_SITES_HYSTERESIS_A="0",
+        CSMS_SITES_PROFILE_VALIDITY="60",
+        CSMS_SITES_RECOMPUTE_INTERVAL="15",
+    )
+
+
+@pytest.fixture
+def site_daphne(site_daphne_server: DaphneServer, transactional_db: None) -> Iterator[DaphneServer]:
+    """As conftest's ``daphne``: the server is done with the test's chargers before the flush."""
+    yield site_daphne_server
+    deadline = time.monotonic() + 10
+    while ChargePoint.objects.exclude(connection_channel="").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
+async def _site_with_members(server: DaphneServer, api_key: str, ids: list[str]) -> int:
+    status, site = await ahttp(
+        f"{server.http_url}/api/v1/sites/",
+        method="POST",
+        api_key=api_key,
+        body={"name": "Depot", "phases": 1, "voltage_v": "230", "capacity_a": "32"},
+    )
+    assert status == 201, site
+    for charge_point_id in ids:
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+        status, body = await ahttp(
+            f"{server.http_url}/api/v1/sites/{site['id']}/members",
+            method="POST",
+            api_key=api_key,
+            body={"charge_point_id": charge_point_id, "max_current_a": "32"},
+        )
+        assert status == 201, body
+    return site["id"]
+
+
+def _tx_profile_sums_in_message_log() -> list[float]:
+    """Walk the message log in order: after each TxProfile sent, the sum of the latest TxProfile
+    limit of every session still open (a StopTransaction closes it)."""
+    held: dict[tuple[int, int], float] = {}
+    sums = []
+    for message in OcppMessage.objects.order_by("created_at", "pk"):
+        frame = json.loads(message.frame)
+        if message.direction == "out" and frame[0] == 2 and frame[2] == "SetChargingProfile":
+            profile = frame[3]["csChargingProfiles"]
+            if profile["chargingProfilePurpose"] == "TxProfile":
+                limit = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+                held[(message.charge_point_id, profile["transactionId"])] = limit
+                sums.append(sum(held.values()))
+        elif message.direction == "in" and frame[0] == 2 and frame[2] == "StopTransaction":
+            held.pop((message.charge_point_id, frame[3]["transactionId"]), None)
+    return sums
+
+
+async def _limits(cars: list[Car], expected: list[float | None]) -> None:
+    """Wait until the cars hold the expected limits (A); the ``ocpp`` package reads them as Decimal."""
+    wanted = [Decimal(str(value)) for value in expected]
+    try:
+        await eventually(lambda: [car.limit for car in cars] == wanted, timeout=15)
+    except AssertionError:
+        raise AssertionError(f"limits {[car.limit for car in cars]}, expected {expected}") from None
+
+
+async def test_four_chargers_share_a_32_a_site(site_daphne, api_key):
+    ids = ["SITE-A", "SITE-B", "SITE-C", "SITE-D"]
+    await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
+        ocpp_charger(site_daphne, "1.6", ids[2], client_class=Car) as c,
+        ocpp_charger(site_daphne, "1.6", ids[3], client_class=Car) as d,
+    ):
+        cars = [a, b, c, d]
+        for car in cars:
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+
+        await a.begin("CAR")  # one session: the whole connection; every member holds its 8 A failsafe
+        await _limits(cars, [32, 8, 8, 8])
+        assert [car.default_limit for car in cars] == [8, 8, 8, 8]
+
+        for car in (b, c, d):
+            await car.begin("CAR")
+        await _limits(cars, [8, 8, 8, 8])  # d holds its failsafe default: 8 A already
+
+        for car in cars:  # a, b, c draw what they are offered; d's car takes only 4 A
+            car.demand_a = 4.0 if car is d else 32.0
+            await car.report()
+        await _limits(cars, [8.6, 8.6, 8.6, 6])  # d: its draw + 1 A margin, raised to the 6 A minimum
+
+        for car in (b, c, d):
+            await car.report()
+        await a.end()
+        await _limits([b, c, d], [13, 13, 6])  # the stop hands a's share on
+
+    sums = await database_sync_to_async(_tx_profile_sums_in_message_log)()
+    assert sums and max(sums) <= 32, sums
+
+
+async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum_and_flagged(site_daphne, api_key):
+    ids = ["REJ-A", "REJ-B"]
+    await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    await SiteMember.objects.filter(charge_point__charge_point_id="REJ-B").aupdate(max_current_a=Decimal(20))
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        b.answer = "Rejected"
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await b.begin("CAR")
+        flagged = SiteMember.objects.filter(charge_point__charge_point_id="REJ-B").exclude(smart_charging_flag="")
+        await eventually(flagged.aexists, timeout=15)
+        await a.begin("CAR")
+        await _limits([a], [12])  # 32 A less b's 20 A maximum
+
+
+async def test_an_offline_chargers_share_is_kept_for_it(site_daphne, api_key):
+    ids = ["OFF-A", "OFF-B"]
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a:
+        async with ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b:
+            for car in (a, b):
+                await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+            await a.begin("CAR")
+            await b.begin("CAR")
+            await _limits([a, b], [16, 16])
+        await eventually(lambda: ChargePoint.objects.filter(charge_point_id="OFF-B", connection_channel="").aexists())
+        # b went away mid-session holding 16 A: a 4 A base load comes out of a's share, not b's
+        status, _ = await ahttp(
+            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load", method="POST", api_key=api_key,
+            body={"load_a": ["4"]},
+        )
+        assert status == 200
+        await _limits([a], [12])
+
+
+class Station(V201Client):
+    """A 2.0.1 station that records the charging profiles it accepts."""
+
+    profiles: list[tuple[int, dict[str, Any]]]
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
+        self.profiles = [*getattr(self, "profiles", []), (evse_id, charging_profile)]
+        return result201.SetChargingProfile(status="Accepted")
+
+
+async def test_a_201_session_gets_a_tx_profile_with_its_transaction_id(site_daphne, api_key):
+    await _site_with_members(site_daphne, api_key, ["V201-A", "V201-B"])
+    async with ocpp_charger(site_daphne, "2.0.1", "V201-A", client_class=Station) as station:
+        await station.call(
+            call201.BootNotification(charging_station={"model": "M", "vendorName": "V"}, reason="PowerUp")
+        )
+        await station.call(
+            call201.TransactionEvent(
+                event_type="Started", timestamp=NOW, trigger_reason="CablePluggedIn", seq_no=0,
+                transaction_info={"transactionId": "TX-SITE"}, evse={"id": 1, "connectorId": 1},
+            )
+        )
+
+        def tx_profiles() -> list[tuple[int, dict[str, Any]]]:
+            return [p for p in getattr(station, "profiles", []) if p[1]["charging_profile_purpose"] == "TxProfile"]
+
+        await eventually(tx_profiles, timeout=15)
+        evse_id, profile = tx_profiles()[0]
+        assert evse_id == 1 and profile["transaction_id"] == "TX-SITE"
+        valid_to = datetime.fromisoformat(profile["valid_to"].replace("Z", "+00:00"))
+        assert 0 < (valid_to - datetime.now(UTC)).total_seconds() <= 60  # then it falls back to the failsafe
+        assert profile["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 32
+        failsafe = [p for p in station.profiles if p[1]["charging_profile_purpose"] == "TxDefaultProfile"]
+        assert failsafe == [(0, failsafe[0][1])] and failsafe[0][1]["stack_level"] == 0
+        assert failsafe[0][1]["charging_schedule"][0]["charging_schedule_period"][0]["limit"] == 16
+
+
+async def test_rises_wait_for_the_profile_interval_and_decreases_do_not(daphne, api_key):
+    """Default settings: one TxProfile per charger every 10 s for rises, decreases at once."""
+    ids = ["RATE-A", "RATE-B"]
+    await _site_with_members(daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])  # a's decrease follows its rise at once
+        await b.end()
+        await _limits([a], [32])
+
+    tx_profiles = Command.objects.filter(
+        charge_point_identity="RATE-A", request__cs_charging_profiles__charging_profile_purpose="TxProfile"
+    ).order_by("created_at")
+    await eventually(lambda: _count_is(tx_profiles, 3))  # the engine commits after its last answer
+    sent = [
+        (c.created_at, c.request["cs_charging_profiles"]["charging_schedule"]["charging_schedule_period"][0]["limit"])
+        async for c in tx_profiles
+    ]
+    assert [limit for _, limit in sent] == [32, 16, 32]
+    assert (sent[2][0] - sent[1][0]).total_seconds() >= 10
+
+
+async def _count_is(queryset: Any, count: int) -> bool:
+    return await queryset.acount() == count
+
+
+async def test_a_tx_profile_past_half_its_validity_is_renewed_with_the_same_limit(site_daphne, api_key):
+    site_id = await _site_with_members(site_daphne, api_key, ["RENEW-A", "RENEW-B"])  # failsafe 16 A
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "1.6", "RENEW-A", client_class=Car) as a:
+        await a.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        tx_profiles = Command.objects.filter(
+            charge_point_identity="RENEW-A", request__cs_charging_profiles__charging_profile_purpose="TxProfile"
+        )
+        await eventually(lambda: _count_is(tx_profiles, 1))
+        await SessionLimit.objects.aupdate(sent_at=datetime.now(UTC) - timedelta(seconds=31))
+        status, _ = await ahttp(
+            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load", method="POST", api_key=api_key,
+            body={"load_a": ["0"]},
+        )
+        assert status == 200
+        await eventually(lambda: _count_is(tx_profiles, 2), timeout=15)
+    limits = [
+        c.request["cs_charging_profiles"]["charging_schedule"]["charging_schedule_period"][0]["limit"]
+        async for c in tx_profiles.order_by("created_at")
+    ]
+    assert limits == [32, 32]

@@ -1,0 +1,7 @@
+from csms.routers import OptionalSlashRouter
+from sites.views import SiteViewSet
+
+router = OptionalSlashRouter()
+router.register("sites", SiteViewSet, basename="site")
+
+urlpatterns = router.urls
