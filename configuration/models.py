@@ -56,6 +56,9 @@ class DeviceModelVariable(models.Model):
     connector_id = models.PositiveIntegerField(null=True, blank=True)
     variable_name = models.CharField(max_length=50)
     variable_instance = models.CharField(max_length=50, blank=True)
+    # SHA-256 of the six parts above: one variable per charger, also where evse or connector is absent
+    # (a unique constraint over nullable columns would need NULLS NOT DISTINCT, which SQLite lacks).
+    identity = models.CharField(max_length=64, editable=False)
     characteristics = models.JSONField(
         null=True, blank=True, help_text="VariableCharacteristics in snake_case (data_type, unit, limits, ...)."
     )
@@ -64,19 +67,7 @@ class DeviceModelVariable(models.Model):
     class Meta:
         ordering = ["component_name", "component_instance", "evse_id", "connector_id", "variable_name"]
         constraints = [
-            models.UniqueConstraint(
-                fields=[
-                    "charge_point",
-                    "component_name",
-                    "component_instance",
-                    "evse_id",
-                    "connector_id",
-                    "variable_name",
-                    "variable_instance",
-                ],
-                name="device_model_variable_per_charger",
-                nulls_distinct=False,
-            )
+            models.UniqueConstraint(fields=["charge_point", "identity"], name="device_model_variable_per_charger")
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,8 @@ Payloads are snake_case (the ``ocpp`` package's kwargs, ``Command.request``/``re
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,15 +31,6 @@ from configuration.models import (
 
 ACCEPTED = "Accepted"
 REBOOT_REQUIRED = "RebootRequired"
-_VARIABLE_IDENTITY = [
-    "charge_point",
-    "component_name",
-    "component_instance",
-    "evse_id",
-    "connector_id",
-    "variable_name",
-    "variable_instance",
-]
 
 
 @transaction.atomic
@@ -140,6 +133,11 @@ def variable_identity(component: dict[str, Any], variable: dict[str, Any]) -> tu
     )
 
 
+def _identity_digest(key: tuple[Any, ...]) -> str:
+    """``DeviceModelVariable.identity``: SHA-256 of a ``variable_identity`` tuple."""
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
 def _variables_upsert(
     charge_point: ChargePoint, attributes: list[ReportedAttribute], now: datetime, *, characteristics: bool
 ) -> dict[tuple[Any, ...], DeviceModelVariable]:
@@ -151,14 +149,14 @@ def _variables_upsert(
         variables[key] = DeviceModelVariable(
             charge_point=charge_point,
             component_name=key[0], component_instance=key[1], evse_id=key[2], connector_id=key[3],
-            variable_name=key[4], variable_instance=key[5],
+            variable_name=key[4], variable_instance=key[5], identity=_identity_digest(key),
             characteristics=attribute.characteristics or (known.characteristics if known else None),
             learned_at=now,
         )
     DeviceModelVariable.objects.bulk_create(
         variables.values(),
         update_conflicts=True,
-        unique_fields=_VARIABLE_IDENTITY,
+        unique_fields=["charge_point", "identity"],
         update_fields=["characteristics", "learned_at"] if characteristics else ["learned_at"],
     )
     return variables

@@ -175,6 +175,7 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control in the working directory
     }
 CELERY_TASK_IGNORE_RESULT = True
 # Webhook delivery has a worker of its own (README "Processes"); everything else uses the default queue.

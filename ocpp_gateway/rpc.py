@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 
 from chargepoints.models import ChargePoint
@@ -60,6 +60,12 @@ async def _presence(charge_point_id: str) -> str:
     return channel or ""
 
 
+_IN_MEMORY_ELSEWHERE = (
+    "The charger's socket is held by another process, which the in-memory channel layer cannot reach: "
+    "set REDIS_URL to send commands from every process."
+)
+
+
 async def send_call(
     charge_point_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
 ) -> CallOutcome:
@@ -92,6 +98,10 @@ async def _send_call(charge_point_id: str, action: str, payload: dict[str, Any],
     try:
         ack = await asyncio.wait_for(layer.receive(reply_to), ACK_TIMEOUT)
     except TimeoutError:
+        if isinstance(layer, InMemoryChannelLayer):
+            # The embedded default reaches this process only: the socket may well be held by another
+            # one (the gateway, when this is the Celery worker), so silence proves no dead process.
+            return CallOutcome(Outcome.NOT_CONNECTED, error_description=_IN_MEMORY_ELSEWHERE)
         logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
         await sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
         return CallOutcome(Outcome.NOT_CONNECTED)

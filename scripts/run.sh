@@ -5,6 +5,8 @@ set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 BIN=${BIN:-.venv/bin}
+# Where chargers fetch firmware and upload diagnostics: this server, unless set (behind a proxy, set it).
+export CSMS_PUBLIC_URL=${CSMS_PUBLIC_URL:-http://$HOST:$PORT}
 
 cat <<INFO
 
