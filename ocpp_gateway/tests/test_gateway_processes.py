@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.conf import settings
@@ -14,7 +15,7 @@ from ocpp.v16 import call as call16
 
 from chargepoints import services
 from chargepoints.models import ChargePoint
-from conftest import ahttp, eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger, stop_daphne
 from ocpp_gateway.gateway_processes import dead_gateway_presence_release, gateway_process_announce
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_subscription_create
@@ -22,6 +23,21 @@ from webhooks.services import webhook_subscription_create
 pytestmark = pytest.mark.django_db(transaction=True)
 
 requires_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="one process only without Redis")
+
+
+@pytest.fixture
+def gateways(daphne_factory) -> Iterator[Callable[[], object]]:
+    """Daphne processes of this test's own, stopped when it ends (not at the end of the session)."""
+    servers = []
+
+    def start() -> object:
+        servers.append(daphne_factory())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            stop_daphne(server)
 
 
 @pytest.fixture
@@ -52,11 +68,11 @@ async def boot(charger) -> None:
 
 @requires_redis
 async def test_a_killed_process_s_chargers_show_offline_within_30_s_and_a_live_one_s_stay(
-    daphne, daphne_factory, api_key, offline_subscription
+    daphne, gateways, api_key, offline_subscription
 ):
     for charge_point_id in ("CP-DOOMED-1", "CP-DOOMED-2", "CP-LIVE"):
         await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=3600)
-    doomed, survivor = daphne_factory(), daphne_factory()
+    doomed, survivor = gateways(), gateways()
     async with ocpp_charger(survivor, "1.6", "CP-LIVE") as live:
         await boot(live)
         async with ocpp_charger(doomed, "1.6", "CP-DOOMED-1") as one, ocpp_charger(doomed, "1.6", "CP-DOOMED-2") as two:
@@ -81,10 +97,10 @@ async def test_a_killed_process_s_chargers_show_offline_within_30_s_and_a_live_o
 
 @requires_redis
 async def test_with_no_gateway_process_left_the_celery_beat_releases_the_dead_one_s_chargers(
-    daphne, daphne_factory, api_key, celery_worker, tmp_path
+    daphne, gateways, api_key, celery_worker, tmp_path
 ):
     await ChargePoint.objects.acreate(charge_point_id="CP-ALONE", heartbeat_interval=3600)
-    only = daphne_factory()
+    only = gateways()
     worker = celery_worker()  # ``daphne`` serves the API only: it holds no charger, so it does not sweep
     async with ocpp_charger(only, "1.6", "CP-ALONE") as charger:
         await boot(charger)
@@ -102,11 +118,11 @@ async def test_with_no_gateway_process_left_the_celery_beat_releases_the_dead_on
 
 @requires_redis
 async def test_a_process_that_stalls_for_less_than_the_ttl_keeps_its_chargers(
-    daphne, daphne_factory, api_key, offline_subscription
+    daphne, gateways, api_key, offline_subscription
 ):
     await ChargePoint.objects.acreate(charge_point_id="CP-SLOW", heartbeat_interval=3600)
     await ChargePoint.objects.acreate(charge_point_id="CP-PEER", heartbeat_interval=3600)
-    slow, peer = daphne_factory(), daphne_factory()
+    slow, peer = gateways(), gateways()
     async with ocpp_charger(peer, "1.6", "CP-PEER") as peer_charger, ocpp_charger(slow, "1.6", "CP-SLOW") as charger:
         await boot(peer_charger)  # the peer sweeps every renewal interval while the slow one is stopped
         await boot(charger)
