@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 _clients: dict[str, redis.Redis] = {}
 _loops: list[asyncio.Task[None]] = []
 _announced = asyncio.Event()
+SINCE_KEY = "csms:gateways:since"  # when this Redis's data began: announcements older cannot be there
 
 
 def _redis() -> redis.Redis:
@@ -58,7 +59,7 @@ def dead_gateway_presence_release() -> list[str]:
     Returns the ids of the chargers that went offline. Raises redis.RedisError when Redis is
     away: then nothing is released (an unanswered check never declares a process dead).
     """
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URL or _redis_recently_emptied():
         return []
     processes = services.gateway_processes_holding_presence()
     if not processes:
@@ -74,6 +75,15 @@ def dead_gateway_presence_release() -> list[str]:
             logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
             went_offline.extend(released)
     return went_offline
+
+
+def _redis_recently_emptied() -> bool:
+    """Whether Redis lost its data (restarted, flushed) less than TTL + RENEW s ago: then the live
+    processes' announcements may not be back yet, and no process is judged dead."""
+    client = _redis()
+    now = client.time()[0]
+    client.set(SINCE_KEY, now, nx=True)  # on Redis's clock: one clock for every host
+    return now - int(client.get(SINCE_KEY)) < settings.CSMS_GATEWAY_PRESENCE_TTL + settings.CSMS_GATEWAY_PRESENCE_RENEW
 
 
 async def gateway_process_announced(*, channel_name: str) -> None:

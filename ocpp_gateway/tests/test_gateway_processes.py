@@ -16,7 +16,12 @@ from ocpp.v16 import call as call16
 from chargepoints import services
 from chargepoints.models import ChargePoint
 from conftest import ahttp, eventually, ocpp_charger, stop_daphne
-from ocpp_gateway.gateway_processes import dead_gateway_presence_release, gateway_process_announce
+from ocpp_gateway.gateway_processes import (
+    SINCE_KEY,
+    _redis,
+    dead_gateway_presence_release,
+    gateway_process_announce,
+)
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_subscription_create
 
@@ -28,6 +33,7 @@ requires_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="one process 
 @pytest.fixture
 def gateways(daphne_factory) -> Iterator[Callable[[], object]]:
     """Daphne processes of this test's own, stopped when it ends (not at the end of the session)."""
+    _redis().set(SINCE_KEY, _redis().time()[0] - 3600)  # Redis has kept its data for an hour
     servers = []
 
     def start() -> object:
@@ -146,6 +152,9 @@ def test_only_presence_of_expired_processes_is_released(register_charge_point):
     register_charge_point("CP-IDLE")
     assert sorted(services.gateway_processes_holding_presence()) == ["specific.alive1!", "specific.dead1!"]
     gateway_process_announce(process="specific.alive1!")
+    _redis().delete(SINCE_KEY)  # as after a Redis restart: announcements may not be back yet
+    assert dead_gateway_presence_release() == []
+    _redis().set(SINCE_KEY, _redis().time()[0] - 60)  # a minute later
     assert dead_gateway_presence_release() == ["CP-A"]
     assert dead_gateway_presence_release() == []  # released once
     states = dict(ChargePoint.objects.values_list("charge_point_id", "connected"))
