@@ -257,6 +257,12 @@ CSMS_OCPP_CALL_TIMEOUT = env_int("CSMS_OCPP_CALL_TIMEOUT", 30, minimum=1)
 # Read a charger's configuration (1.6 GetConfiguration, 2.0.1 GetBaseReport) after each accepted boot.
 CSMS_CONFIGURATION_REFRESH_ON_BOOT = env_bool("CSMS_CONFIGURATION_REFRESH_ON_BOOT", True)
 CSMS_OFFLINE_CHECK_INTERVAL = env_int("CSMS_OFFLINE_CHECK_INTERVAL", 30, minimum=1)
+# Each gateway process announces itself in Redis for this long and renews every RENEW s; presence
+# held by a process whose announcement expired is released (its chargers go offline).
+CSMS_GATEWAY_PRESENCE_TTL = env_int("CSMS_GATEWAY_PRESENCE_TTL", 15, minimum=3)
+CSMS_GATEWAY_PRESENCE_RENEW = env_int("CSMS_GATEWAY_PRESENCE_RENEW", 5, minimum=1)
+if CSMS_GATEWAY_PRESENCE_RENEW * 2 > CSMS_GATEWAY_PRESENCE_TTL:
+    raise ImproperlyConfigured("CSMS_GATEWAY_PRESENCE_RENEW must be at most half of CSMS_GATEWAY_PRESENCE_TTL.")
 CSMS_MESSAGE_LOG_DAYS = env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)
 CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, minimum=1)
 CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minimum=10) / 1000
@@ -357,6 +363,10 @@ CELERY_BEAT_SCHEDULE = {
     "mark-offline-stale-charge-points": {
         "task": "chargepoints.tasks.mark_offline_stale_charge_points",
         "schedule": float(CSMS_OFFLINE_CHECK_INTERVAL),
+    },
+    "release-dead-gateway-presence": {
+        "task": "ocpp_gateway.tasks.release_dead_gateway_presence",
+        "schedule": float(CSMS_GATEWAY_PRESENCE_RENEW),
     },
     "deliver-due-webhooks": {
         "task": "webhooks.tasks.deliver_due_webhooks",

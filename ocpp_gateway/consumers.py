@@ -21,6 +21,7 @@ from chargepoints.services.liveness import Sighting
 from csms import metrics
 from csms.log_format import charge_point_id_var
 from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -148,6 +149,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
         address = (self.scope.get("client") or ["?"])[0]
+        await gateway_process_announced(channel_name=self.channel_name)  # before this process holds presence
         connection = await handshake_attach(
             charge_point_id=self.charge_point_id,
             password=password,

@@ -14,7 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
-from django.db.models import Case, ProtectedError, Q, Value, When
+from django.db.models import Case, F, ProtectedError, Q, Value, When
+from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
 
 from billing.models import Tariff
@@ -206,12 +207,12 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
     )
 
 
-def charge_point_disconnect(*, charge_point_id: str, channel_name: str) -> bool:
+def charge_point_disconnect(*, charge_point_id: str, channel_name: str, reason: str = "disconnected") -> bool:
     """Clear presence, but only if ``channel_name`` still holds it; the charger goes offline.
 
     A charger that reconnected while its old socket was half-open is held by the new
     connection; the old consumer closing late must not mark it offline. A charger the sweep
-    already marked offline emits no second event.
+    already marked offline emits no second event. ``reason`` goes into the offline event.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -224,8 +225,43 @@ def charge_point_disconnect(*, charge_point_id: str, channel_name: str) -> bool:
             connected=False, offline_since=now
         )
         if went_offline:
-            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "disconnected")
+            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, reason)
     return True
+
+
+def gateway_processes_holding_presence() -> list[str]:
+    """The gateway processes that hold some charger's presence, by channel-name prefix.
+
+    A consumer's channel name is ``<process prefix>!<connection>``; the prefix (up to and
+    including ``!``) is unique to the process that holds the socket.
+    """
+    channel = F("connection_channel")
+    prefix = Substr(channel, 1, StrIndex(channel, Value("!")))
+    return list(
+        ChargePoint.objects.exclude(connection_channel="")
+        .annotate(process=prefix)
+        .exclude(process="")
+        .order_by()
+        .values_list("process", flat=True)
+        .distinct()
+    )
+
+
+def charge_points_release_process(*, process: str) -> list[str]:
+    """Presence held by the dead gateway process ``process`` (a channel-name prefix) is cleared.
+
+    Its chargers go offline through ``charge_point_disconnect`` (one offline event each, reason
+    ``gateway_lost``); a charger that reconnected elsewhere meanwhile is left alone.
+    Returns the ids that went offline.
+    """
+    held = ChargePoint.objects.filter(connection_channel__startswith=process).values_list(
+        "charge_point_id", "connection_channel"
+    )
+    return [
+        charge_point_id
+        for charge_point_id, channel_name in list(held)
+        if charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name, reason="gateway_lost")
+    ]
 
 
 def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:

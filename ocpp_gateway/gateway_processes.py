@@ -1,0 +1,118 @@
+"""Each gateway process announces itself; presence held by a dead one is released within seconds.
+
+A consumer's channel name is ``<process prefix>!<connection>`` (channels-redis gives every
+process a unique prefix). A process holding sockets sets ``csms:gateway:<prefix>`` in Redis with a
+TTL of ``CSMS_GATEWAY_PRESENCE_TTL`` s, renewed every ``CSMS_GATEWAY_PRESENCE_RENEW`` s, and it
+announces before it records its first connection. Every renewal interval each gateway process,
+and the Celery beat (for when no gateway process is left), looks for presence held by a process
+whose announcement expired (SIGKILL, out of memory, host lost) and releases it: those chargers
+go offline with one ``charge_point.offline`` event each, without waiting for the heartbeat sweep.
+Without Redis (the in-memory channel layer) there is one process only and nothing to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+
+import redis
+from django.conf import settings
+
+from chargepoints import services
+from ocpp_gateway.db import database_sync_to_async
+
+logger = logging.getLogger(__name__)
+
+_clients: dict[str, redis.Redis] = {}
+_loops: list[asyncio.Task[None]] = []
+_announced = asyncio.Event()
+SINCE_KEY = "csms:gateways:since"  # when this Redis's data began: announcements older cannot be there
+
+
+def _redis() -> redis.Redis:
+    if settings.REDIS_URL not in _clients:
+        _clients[settings.REDIS_URL] = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
+        )
+    return _clients[settings.REDIS_URL]
+
+
+def _key(process: str) -> str:
+    return f"csms:gateway:{process}"
+
+
+def process_of(channel_name: str) -> str:
+    """The process prefix of a channel name (up to and including ``!``), "" if it has none."""
+    head, bang, _ = channel_name.partition("!")
+    return head + bang if bang else ""
+
+
+def gateway_process_announce(*, process: str) -> None:
+    """Announce ``process`` alive for ``CSMS_GATEWAY_PRESENCE_TTL`` s. Raises redis.RedisError."""
+    _redis().set(_key(process), "1", ex=settings.CSMS_GATEWAY_PRESENCE_TTL)
+
+
+def dead_gateway_presence_release() -> list[str]:
+    """Release the presence held by gateway processes whose announcement expired.
+
+    Returns the ids of the chargers that went offline. Raises redis.RedisError when Redis is
+    away: then nothing is released (an unanswered check never declares a process dead).
+    """
+    if not settings.REDIS_URL or _redis_recently_emptied():
+        return []
+    processes = services.gateway_processes_holding_presence()
+    if not processes:
+        return []
+    with _redis().pipeline(transaction=False) as pipeline:
+        for process in processes:
+            pipeline.exists(_key(process))
+        alive = pipeline.execute()
+    went_offline: list[str] = []
+    for process, exists in zip(processes, alive, strict=True):
+        if not exists:
+            released = services.charge_points_release_process(process=process)
+            logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
+            went_offline.extend(released)
+    return went_offline
+
+
+def _redis_recently_emptied() -> bool:
+    """Whether Redis lost its data (restarted, flushed) less than TTL + RENEW s ago: then the live
+    processes' announcements may not be back yet, and no process is judged dead."""
+    client = _redis()
+    now = client.time()[0]
+    client.set(SINCE_KEY, now, nx=True)  # on Redis's clock: one clock for every host
+    return now - int(client.get(SINCE_KEY)) < settings.CSMS_GATEWAY_PRESENCE_TTL + settings.CSMS_GATEWAY_PRESENCE_RENEW
+
+
+async def gateway_process_announced(*, channel_name: str) -> None:
+    """Called before a connection is recorded: the first one starts this process's announcing
+    and sweeping loops and waits for the first announcement. Cheap afterwards."""
+    if not settings.REDIS_URL:
+        return
+    if not _loops:
+        loop, process = asyncio.get_running_loop(), process_of(channel_name)
+        # Fresh contexts: these loops are the process's, not the connection's that started them.
+        _loops.append(loop.create_task(_keep_announced(process), context=contextvars.Context()))
+        _loops.append(loop.create_task(_keep_sweeping(), context=contextvars.Context()))
+    await _announced.wait()
+
+
+async def _keep_announced(process: str) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(gateway_process_announce, process=process)
+        except redis.RedisError as error:
+            logger.warning("could not announce gateway process %s: %r", process, error)
+        _announced.set()
+        await asyncio.sleep(settings.CSMS_GATEWAY_PRESENCE_RENEW)
+
+
+async def _keep_sweeping() -> None:
+    while True:
+        await asyncio.sleep(settings.CSMS_GATEWAY_PRESENCE_RENEW)
+        try:
+            await database_sync_to_async(dead_gateway_presence_release)()
+        except Exception:  # Redis or the database away: the next round tries again
+            logger.exception("could not release dead gateway processes' presence")

@@ -1,0 +1,161 @@
+"""Honest presence after a crash (issue 19, item 7): a killed gateway process's chargers show
+offline within 30 s, with one ``charge_point.offline`` event each, while a live or merely slow
+process keeps its chargers. Real daphne processes on the test database and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.conf import settings
+from ocpp.v16 import call as call16
+
+from chargepoints import services
+from chargepoints.models import ChargePoint
+from conftest import ahttp, eventually, ocpp_charger, stop_daphne
+from ocpp_gateway.gateway_processes import (
+    SINCE_KEY,
+    _redis,
+    dead_gateway_presence_release,
+    gateway_process_announce,
+)
+from webhooks.models import WebhookDelivery
+from webhooks.services import webhook_subscription_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+requires_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="one process only without Redis")
+
+
+@pytest.fixture
+def gateways(daphne_factory) -> Iterator[Callable[[], object]]:
+    """Daphne processes of this test's own, stopped when it ends (not at the end of the session)."""
+    _redis().set(SINCE_KEY, _redis().time()[0] - 3600)  # Redis has kept its data for an hour
+    servers = []
+
+    def start() -> object:
+        servers.append(daphne_factory())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            stop_daphne(server)
+
+
+@pytest.fixture
+def offline_subscription(settings) -> None:
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["charge_point.offline"])
+
+
+async def offline_events() -> list[dict]:
+    bodies = [
+        json.loads(body)
+        async for body in WebhookDelivery.objects.filter(event_type="charge_point.offline").values_list(
+            "body", flat=True
+        )
+    ]
+    return [body["data"] for body in bodies]
+
+
+async def connected(server, api_key: str, charge_point_id: str) -> bool:
+    status, body = await ahttp(f"{server.http_url}/api/v1/chargepoints/{charge_point_id}", api_key=api_key)
+    assert status == 200
+    return body["connected"]
+
+
+async def boot(charger) -> None:
+    await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+
+
+@requires_redis
+async def test_a_killed_process_s_chargers_show_offline_within_30_s_and_a_live_one_s_stay(
+    daphne, gateways, api_key, offline_subscription
+):
+    for charge_point_id in ("CP-DOOMED-1", "CP-DOOMED-2", "CP-LIVE"):
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=3600)
+    doomed, survivor = gateways(), gateways()
+    async with ocpp_charger(survivor, "1.6", "CP-LIVE") as live:
+        await boot(live)
+        async with ocpp_charger(doomed, "1.6", "CP-DOOMED-1") as one, ocpp_charger(doomed, "1.6", "CP-DOOMED-2") as two:
+            await boot(one)
+            await boot(two)
+            assert await connected(daphne, api_key, "CP-DOOMED-1")
+            doomed.process.send_signal(signal.SIGKILL)  # no clean-up runs: the sockets are never closed
+            doomed.process.wait(timeout=10)
+
+            async def doomed_offline() -> bool:
+                return not any([await connected(daphne, api_key, cp) for cp in ("CP-DOOMED-1", "CP-DOOMED-2")])
+
+            await eventually(doomed_offline, timeout=30, interval=0.5)  # the heartbeat sweep is an hour away
+        events = await offline_events()
+        assert sorted((event["charge_point_id"], event["reason"]) for event in events) == [
+            ("CP-DOOMED-1", "gateway_lost"),
+            ("CP-DOOMED-2", "gateway_lost"),
+        ]
+        assert await connected(daphne, api_key, "CP-LIVE")
+        assert (await ChargePoint.objects.aget(charge_point_id="CP-DOOMED-1")).connection_channel == ""
+
+
+@requires_redis
+async def test_with_no_gateway_process_left_the_celery_beat_releases_the_dead_one_s_chargers(
+    daphne, gateways, api_key, celery_worker, tmp_path
+):
+    await ChargePoint.objects.acreate(charge_point_id="CP-ALONE", heartbeat_interval=3600)
+    only = gateways()
+    worker = celery_worker()  # ``daphne`` serves the API only: it holds no charger, so it does not sweep
+    async with ocpp_charger(only, "1.6", "CP-ALONE") as charger:
+        await boot(charger)
+        only.process.send_signal(signal.SIGKILL)
+        only.process.wait(timeout=10)
+
+        async def alone_offline() -> bool:
+            return not await connected(daphne, api_key, "CP-ALONE")
+
+        await eventually(alone_offline, timeout=30, interval=0.5)
+    assert worker.poll() is None
+    beat_log = (tmp_path / "celery-0.log").read_text(errors="replace")
+    assert "Sending due task release-dead-gateway-presence" in beat_log
+
+
+@requires_redis
+async def test_a_process_that_stalls_for_less_than_the_ttl_keeps_its_chargers(
+    daphne, gateways, api_key, offline_subscription
+):
+    await ChargePoint.objects.acreate(charge_point_id="CP-SLOW", heartbeat_interval=3600)
+    await ChargePoint.objects.acreate(charge_point_id="CP-PEER", heartbeat_interval=3600)
+    slow, peer = gateways(), gateways()
+    async with ocpp_charger(peer, "1.6", "CP-PEER") as peer_charger, ocpp_charger(slow, "1.6", "CP-SLOW") as charger:
+        await boot(peer_charger)  # the peer sweeps every renewal interval while the slow one is stopped
+        await boot(charger)
+        slow.process.send_signal(signal.SIGSTOP)
+        try:
+            stall = settings.CSMS_GATEWAY_PRESENCE_TTL - 2 * settings.CSMS_GATEWAY_PRESENCE_RENEW + 2
+            await asyncio.sleep(stall)  # at least two missed renewals, less than the TTL after the last
+        finally:
+            slow.process.send_signal(signal.SIGCONT)
+        await asyncio.sleep(settings.CSMS_GATEWAY_PRESENCE_RENEW + 1)  # one more sweep round
+        assert await connected(daphne, api_key, "CP-SLOW")
+        assert await offline_events() == []
+        await boot(charger)  # the stalled process serves its charger again
+
+
+@requires_redis
+def test_only_presence_of_expired_processes_is_released(register_charge_point):
+    for charge_point_id, channel_name in (("CP-A", "specific.dead1!a"), ("CP-B", "specific.alive1!b")):
+        register_charge_point(charge_point_id)
+        services.charge_point_connect(charge_point_id=charge_point_id, ocpp_version="1.6", channel_name=channel_name)
+    register_charge_point("CP-IDLE")
+    assert sorted(services.gateway_processes_holding_presence()) == ["specific.alive1!", "specific.dead1!"]
+    gateway_process_announce(process="specific.alive1!")
+    _redis().delete(SINCE_KEY)  # as after a Redis restart: announcements may not be back yet
+    assert dead_gateway_presence_release() == []
+    _redis().set(SINCE_KEY, _redis().time()[0] - 60)  # a minute later
+    assert dead_gateway_presence_release() == ["CP-A"]
+    assert dead_gateway_presence_release() == []  # released once
+    states = dict(ChargePoint.objects.values_list("charge_point_id", "connected"))
+    assert states == {"CP-A": False, "CP-B": True, "CP-IDLE": False}
