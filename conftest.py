@@ -97,6 +97,9 @@ def start_daphne(tmp_dir: Path, **extra_env: str) -> DaphneServer:
         "CSMS_VAR_DIR": str(tmp_dir),
         "DJANGO_SECRET_KEY": "tests-only-secret-key",
         "CSMS_MESSAGE_LOG_FLUSH_MS": "50",
+        # The servers keep the default pool; the test process (many concurrent ORM threads) has a larger one.
+        "CSMS_DB_POOL_MAX": "20",
+        "CSMS_DB_POOL_TIMEOUT": "10",
         # Tests script every frame; those of the configuration read after a boot ask for it.
         "CSMS_CONFIGURATION_REFRESH_ON_BOOT": "false",
         **extra_env,
@@ -219,6 +222,8 @@ def celery_worker(daphne: DaphneServer, tmp_path: Path) -> Iterator[Callable[...
             "DATABASE_URL": _test_database_url(),
             "CSMS_VAR_DIR": str(tmp_path),
             "DJANGO_SECRET_KEY": "tests-only-secret-key",
+            "CSMS_DB_POOL_MAX": "20",
+            "CSMS_DB_POOL_TIMEOUT": "10",
             **extra_env,
         }
         with (tmp_path / f"celery-{len(processes)}.log").open("wb") as log:
