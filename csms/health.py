@@ -27,7 +27,9 @@ def _database_check() -> None:
 async def _channel_layer_check() -> None:
     """A message to a fresh channel of this process comes back."""
     layer = get_channel_layer()
-    channel = await layer.new_channel(prefix="readyz.")
+    # The process's own prefix: channels-redis receives one process-specific prefix at a time, so a
+    # channel of another prefix would wait behind the consumers' receive and never be read.
+    channel = await layer.new_channel()
     nonce = uuid.uuid4().hex
     await layer.send(channel, {"type": "readyz", "nonce": nonce})
     message = await layer.receive(channel)

@@ -28,6 +28,9 @@ _clients: dict[str, redis.Redis] = {}
 _loops: list[asyncio.Task[None]] = []
 _announced = asyncio.Event()
 SINCE_KEY = "csms:gateways:since"  # when this Redis's data began: announcements older cannot be there
+# Every process that announced itself in this Redis: only those can be judged dead here (a process on
+# another Redis, or one announced before this Redis lost its data, is never released from here).
+KNOWN_KEY = "csms:gateways:known"
 
 
 def _redis() -> redis.Redis:
@@ -50,7 +53,10 @@ def process_of(channel_name: str) -> str:
 
 def gateway_process_announce(*, process: str) -> None:
     """Announce ``process`` alive for ``CSMS_GATEWAY_PRESENCE_TTL`` s. Raises redis.RedisError."""
-    _redis().set(_key(process), "1", ex=settings.CSMS_GATEWAY_PRESENCE_TTL)
+    with _redis().pipeline(transaction=False) as pipeline:
+        pipeline.set(_key(process), "1", ex=settings.CSMS_GATEWAY_PRESENCE_TTL)
+        pipeline.sadd(KNOWN_KEY, process)
+        pipeline.execute()
 
 
 def dead_gateway_presence_release() -> list[str]:
@@ -67,10 +73,12 @@ def dead_gateway_presence_release() -> list[str]:
     with _redis().pipeline(transaction=False) as pipeline:
         for process in processes:
             pipeline.exists(_key(process))
-        alive = pipeline.execute()
+            pipeline.sismember(KNOWN_KEY, process)
+        answers = pipeline.execute()
     went_offline: list[str] = []
-    for process, exists in zip(processes, alive, strict=True):
-        if not exists:
+    for process, exists, known in zip(processes, answers[::2], answers[1::2], strict=True):
+        if known and not exists:
+            _redis().srem(KNOWN_KEY, process)
             released = services.charge_points_release_process(process=process)
             logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
             went_offline.extend(released)

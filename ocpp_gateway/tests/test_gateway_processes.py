@@ -18,6 +18,7 @@ from chargepoints.models import ChargePoint
 from conftest import ahttp, eventually, ocpp_charger, stop_daphne
 from ocpp_gateway.gateway_processes import (
     SINCE_KEY,
+    _key,
     _redis,
     dead_gateway_presence_release,
     gateway_process_announce,
@@ -146,16 +147,23 @@ async def test_a_process_that_stalls_for_less_than_the_ttl_keeps_its_chargers(
 
 @requires_redis
 def test_only_presence_of_expired_processes_is_released(register_charge_point):
-    for charge_point_id, channel_name in (("CP-A", "specific.dead1!a"), ("CP-B", "specific.alive1!b")):
+    charge_points = (("CP-A", "specific.dead1!a"), ("CP-B", "specific.alive1!b"), ("CP-C", "specific.elsewhere!c"))
+    for charge_point_id, channel_name in charge_points:
         register_charge_point(charge_point_id)
         services.charge_point_connect(charge_point_id=charge_point_id, ocpp_version="1.6", channel_name=channel_name)
     register_charge_point("CP-IDLE")
-    assert sorted(services.gateway_processes_holding_presence()) == ["specific.alive1!", "specific.dead1!"]
+    assert sorted(services.gateway_processes_holding_presence()) == [
+        "specific.alive1!",
+        "specific.dead1!",
+        "specific.elsewhere!",
+    ]
     gateway_process_announce(process="specific.alive1!")
+    gateway_process_announce(process="specific.dead1!")
+    _redis().delete(_key("specific.dead1!"))  # its announcement expired; "elsewhere" never announced here
     _redis().delete(SINCE_KEY)  # as after a Redis restart: announcements may not be back yet
     assert dead_gateway_presence_release() == []
     _redis().set(SINCE_KEY, _redis().time()[0] - 60)  # a minute later
     assert dead_gateway_presence_release() == ["CP-A"]
     assert dead_gateway_presence_release() == []  # released once
     states = dict(ChargePoint.objects.values_list("charge_point_id", "connected"))
-    assert states == {"CP-A": False, "CP-B": True, "CP-IDLE": False}
+    assert states == {"CP-A": False, "CP-B": True, "CP-C": True, "CP-IDLE": False}
