@@ -18,8 +18,8 @@ PRINT = (
 
 def settings_with(tmp_path: Path, **env: str) -> dict:
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path), **env}
-    environment.pop("DATABASE_URL", None)
-    environment.pop("REDIS_URL", None)
+    for name in ("DATABASE_URL", "REDIS_URL", "CSMS_DB_POOL_MAX", "CSMS_DB_POOL_TIMEOUT"):  # make test sets them
+        environment.pop(name, None)
     environment.update(env)
     done = subprocess.run(
         [sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True, check=True
