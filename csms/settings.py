@@ -207,6 +207,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One date/time format across the admin: 2026-11-30 14:05:09 UTC (csms/formats/en/formats.py).
+FORMAT_MODULE_PATH = "csms.formats"
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -20,6 +21,8 @@ api_v1 = [
 urlpatterns = [
     # The admin's "View site" link lands here: the API docs are the site's public face.
     path("", RedirectView.as_view(pattern_name="docs"), name="home"),
+    # Browsers ask for it on every page without a <link rel="icon"> (the API docs, JSON answers).
+    path("favicon.ico", RedirectView.as_view(url=static("csms/favicon.ico")), name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics_view, name="metrics"),

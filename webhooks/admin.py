@@ -17,7 +17,14 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from chargepoints.admin.shared import ReadOnlyMixin
-from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
+from webhooks.models import (
+    DeliveryState,
+    EventType,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+    event_types_validate,
+)
 from webhooks.services import webhook_delivery_resend
 from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
@@ -25,14 +32,35 @@ from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 STATE_COLOURS = {DeliveryState.PENDING: "#8a6d00", DeliveryState.DELIVERED: "#1e7b34", DeliveryState.FAILED: "#b3261e"}
 
 
-class WebhookSubscriptionForm(forms.ModelForm):
-    """The URL passes the same check as in the API (webhooks.url_safety)."""
+class EventTypesField(forms.MultipleChoiceField):
+    """A checkbox per EventType, labelled with the name the API and the deliveries use; whatever
+    is posted is judged by the API's rule (``event_types_validate``), so a name the CSMS never
+    sends is refused."""
 
-    url = forms.URLField(max_length=2000, assume_scheme="https")
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=[(name, name) for name in EventType.values], **kwargs)
+
+    def validate(self, value: Any) -> None:
+        event_types_validate(value)  # instead of the field's own checks, which would answer first
+
+
+class WebhookSubscriptionForm(forms.ModelForm):
+    """The URL passes the same check as in the API (webhooks.url_safety), the events the same rule."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https", widget=forms.URLInput(attrs={"class": "vURLField"}))
+    events = EventTypesField(help_text="The events this receiver is sent.")
 
     class Meta:
         model = WebhookSubscription
-        exclude = ["secret"]
+        fields = ["url", "events", "active", "description"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        retired = [name for name in self.initial.get("events") or [] if name not in EventType.values]
+        if retired:
+            self.fields["events"].help_text += f" Not event types, removed when saved: {', '.join(retired)}."
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
@@ -46,9 +74,13 @@ class WebhookSubscriptionForm(forms.ModelForm):
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
     form = WebhookSubscriptionForm
-    list_display = ["url", "events", "active", "created_at"]
+    list_display = ["url", "event_list", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["url", "description"]
+
+    @admin.display(description="events")
+    def event_list(self, subscription: WebhookSubscription) -> str:
+        return ", ".join(map(str, subscription.events or []))
 
     def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: forms.Form, change: bool) -> None:
         if not change:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -17,6 +18,23 @@ class EventType(models.TextChoices):
     FIRMWARE_CAMPAIGN_FINISHED = "firmware_campaign.finished"
     DIAGNOSTICS_UPLOADED = "diagnostics.uploaded"
     SITE_ALLOCATION_CHANGED = "site.allocation_changed"
+
+
+def event_types_validate(events: object) -> None:
+    """The one rule for a subscription's ``events``, in the API and the admin form alike: a
+    non-empty list of EventType values. Raises Django's ``ValidationError`` naming the names
+    that are not event types, and the ones that are."""
+    if not isinstance(events, list) or not all(isinstance(name, str) for name in events):
+        raise ValidationError("A list of event type names is expected.", code="invalid")
+    if not events:
+        raise ValidationError("Choose at least one event type.", code="required")
+    unknown = [name for name in events if name not in EventType.values]
+    if unknown:
+        raise ValidationError(
+            "Not an event type: %(unknown)s. The event types are %(known)s.",
+            code="unknown_event_type",
+            params={"unknown": ", ".join(unknown), "known": ", ".join(EventType.values)},
+        )
 
 
 class WebhookSubscription(models.Model):

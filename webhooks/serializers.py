@@ -2,13 +2,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from webhooks.models import EventType, WebhookSubscription
+from webhooks.models import EventType, WebhookSubscription, event_types_validate
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "enum": EventType.values}, "minItems": 1})
+class EventTypesField(serializers.ListField):
+    """A subscription's event types, checked by the rule the admin form applies too."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.CharField(), validators=[event_types_validate], **kwargs)
 
 
 class WebhookSubscriptionSerializer(serializers.ModelSerializer):
-    events = serializers.ListField(child=serializers.ChoiceField(choices=EventType.choices), allow_empty=False)
+    events = EventTypesField()
 
     class Meta:
         model = WebhookSubscription

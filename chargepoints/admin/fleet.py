@@ -138,18 +138,10 @@ class ChargePointAdminForm(forms.ModelForm):
 @admin.register(ChargePoint)
 class ChargePointAdmin(admin.ModelAdmin):
     form = ChargePointAdminForm
-    list_display = [
-        "charge_point_id",
-        "status",
-        "ocpp_version",
-        "lifecycle_state",
-        "vendor",
-        "model",
-        "firmware_version",
-        "heartbeat_interval",
-        "tariff",
-        "last_heartbeat",
-    ]
+    # Six columns fit a 1366 px screen beside the navigation and the filters: the lifecycle shows
+    # in the status column when it is not the usual "commissioned", the model carries its vendor
+    # and firmware, and the heartbeat interval is on the charger's page.
+    list_display = ["charge_point_id", "status", "ocpp", "model_and_firmware", "tariff", "last_heartbeat"]
     list_filter = [("connected", OnlineFilter), "ocpp_version", "vendor", "lifecycle_state"]
     search_fields = ["charge_point_id", "vendor", "model", "serial_number"]
     readonly_fields = [
@@ -177,7 +169,27 @@ class ChargePointAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="connected")
     def status(self, charge_point: ChargePoint) -> SafeString:
-        return status_badge(charge_point)
+        if charge_point.lifecycle_state == LifecycleState.COMMISSIONED:
+            return status_badge(charge_point)
+        return format_html(
+            '{} <span class="cp-lifecycle-note {}">{}</span>',
+            status_badge(charge_point),
+            charge_point.lifecycle_state,
+            charge_point.get_lifecycle_state_display(),
+        )
+
+    @admin.display(description="OCPP", ordering="ocpp_version")
+    def ocpp(self, charge_point: ChargePoint) -> str:
+        return charge_point.ocpp_version or "-"
+
+    @admin.display(description="model", ordering="vendor")
+    def model_and_firmware(self, charge_point: ChargePoint) -> SafeString | str:
+        model = " ".join(part for part in (charge_point.vendor, charge_point.model) if part)
+        if not charge_point.firmware_version:
+            return model or "-"
+        return format_html(
+            '{} <span class="cp-firmware">firmware {}</span>', model or "-", charge_point.firmware_version
+        )
 
     @admin.display(description="password", boolean=True)
     def has_password(self, charge_point: ChargePoint) -> bool:

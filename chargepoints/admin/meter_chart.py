@@ -21,6 +21,13 @@ WIDTH, HEIGHT = 720, 280
 LEFT, RIGHT, TOP, BOTTOM = 70, 70, 34, 42
 ENERGY_COLOUR, POWER_COLOUR = "#2a7ab0", "#d9730d"
 NO_DATA = "No meter values yet"
+MIN_WINDOW = timedelta(minutes=1)
+DAY_SECONDS = 86_400
+# Seconds between time ticks: 1 s to 30 s, 1 min to 30 min, 1 h to 12 h, 1 to 7 days.
+TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200]
+TIME_STEPS += [DAY_SECONDS * days for days in (1, 2, 4, 7)]
+MAX_TIME_TICKS = 6
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def downsample(points: Sequence[Point], max_points: int = MAX_POINTS) -> list[Point]:
@@ -75,8 +82,9 @@ class _Plot:
     """Maps times and values of one chart to pixel coordinates."""
 
     def __init__(self, start: datetime, end: datetime, width: int, height: int) -> None:
-        if end <= start:  # one instant: centre it in a one-minute window
-            start, end = start - timedelta(seconds=30), end + timedelta(seconds=30)
+        if end - start < MIN_WINDOW:  # one instant or a few seconds: centred in a one-minute window
+            middle = start + (end - start) / 2
+            start, end = middle - MIN_WINDOW / 2, middle + MIN_WINDOW / 2
         self.start, self.end = start, end
         self.width, self.height = width, height
         self.inner_width = width - LEFT - RIGHT
@@ -90,6 +98,35 @@ class _Plot:
         low, high = ticks[0], ticks[-1]
         fraction = (value - low) / (high - low) if high > low else 0.5
         return round(TOP + (1 - fraction) * self.inner_height, 1)
+
+
+def time_ticks(start: datetime, end: datetime) -> tuple[list[datetime], timedelta]:
+    """Round instants from ``start`` to ``end`` and the step between them: multiples of the
+    smallest of ``TIME_STEPS`` that gives at most ``MAX_TIME_TICKS``, counted from midnight UTC."""
+    span = (end - start).total_seconds()
+    seconds = next((step for step in TIME_STEPS if span / step <= MAX_TIME_TICKS - 1), None)
+    if seconds is None:  # longer than any session: whole days
+        seconds = DAY_SECONDS * math.ceil(span / DAY_SECONDS / (MAX_TIME_TICKS - 1))
+    step = timedelta(seconds=seconds)
+    at = EPOCH + step * math.ceil((start - EPOCH) / step)
+    ticks = []
+    while at <= end:
+        ticks.append(at)
+        at += step
+    return ticks, step
+
+
+def time_labels(ticks: list[datetime], step: timedelta, *, one_date: bool) -> list[str]:
+    """The ticks in the admin's format (``2026-11-30 14:05:09``), cut to what tells them apart:
+    no seconds for whole-minute steps, no date when the chart stays within one date (its caption
+    names it), no time for whole-day steps. No two labels are the same."""
+    if step >= timedelta(days=1):
+        time_format = "%Y-%m-%d"
+    else:
+        time_format = "%H:%M:%S" if step < timedelta(minutes=1) else "%H:%M"
+        if not one_date:
+            time_format = f"%Y-%m-%d {time_format}"
+    return [at.astimezone(UTC).strftime(time_format) for at in ticks]
 
 
 def _axis_ticks(points: list[Point], divisor: float) -> list[float]:
@@ -125,20 +162,35 @@ def _y_axis(plot: _Plot, ticks: list[float], x: float, anchor: str, label: str, 
 def _x_axis(plot: _Plot) -> list[str]:
     bottom = plot.height - BOTTOM
     parts = [f'<line x1="{LEFT}" y1="{bottom}" x2="{plot.width - RIGHT}" y2="{bottom}" stroke="#999"/>']
-    span = plot.end - plot.start
-    time_format = "%H:%M:%S" if span < timedelta(minutes=10) else "%H:%M"
-    if span >= timedelta(days=1):
-        time_format = "%m-%d %H:%M"
-    for index in range(5):
-        at = plot.start + span * index / 4
+    first_date, last_date = plot.start.astimezone(UTC).date(), plot.end.astimezone(UTC).date()
+    ticks, step = time_ticks(plot.start, plot.end)
+    for at, label in zip(ticks, time_labels(ticks, step, one_date=first_date == last_date), strict=True):
         x = plot.x(at)
         parts.append(f'<line x1="{x}" y1="{bottom}" x2="{x}" y2="{bottom + 4}" stroke="#999"/>')
-        label = escape(at.astimezone(UTC).strftime(time_format))
-        parts.append(f'<text x="{x}" y="{bottom + 18}" text-anchor="middle">{label}</text>')
+        parts.append(f'<text class="meter-time" x="{x}" y="{bottom + 18}" text-anchor="middle">{escape(label)}</text>')
+    caption = "time (UTC)" if first_date != last_date else f"time (UTC), {first_date:%Y-%m-%d}"
     parts.append(
-        f'<text x="{LEFT + plot.inner_width / 2}" y="{plot.height - 4}" text-anchor="middle">time (UTC)</text>'
+        f'<text x="{LEFT + plot.inner_width / 2}" y="{plot.height - 4}" text-anchor="middle">{escape(caption)}</text>'
     )
     return parts
+
+
+def _series(
+    plot: _Plot, points: list[Point], *, name: str, unit: str, left: bool, colour: str, css: str
+) -> tuple[list[str], list[str], list[float]]:
+    """One series' axis (left or right), its line and its ticks. A series without samples gets
+    no axis (a 0-1 scale would mean nothing) but a "No ... data" note where its label would be,
+    and no ticks."""
+    if not points:
+        x, anchor = (4, "start") if left else (plot.width - 4, "end")
+        note = f"No {name.split()[0].lower()} data"
+        attributes = f'class="{css}-missing" x="{x}" y="{TOP - 14}" text-anchor="{anchor}" fill="{colour}"'
+        return [f"<text {attributes}>{note}</text>"], [], []
+    divisor, scaled_unit = _scale([value for _, value in points], unit)
+    ticks = _axis_ticks(points, divisor)
+    axis_x, anchor = (LEFT, "end") if left else (plot.width - RIGHT, "start")
+    axis = _y_axis(plot, ticks, axis_x, anchor, f"{name} ({scaled_unit})", colour)
+    return axis, [_line(plot, points, divisor, ticks, colour, css)], ticks
 
 
 def meter_chart_svg(*, energy_wh: Series, power_w: Series, title: str = "Meter values") -> str:
@@ -154,19 +206,15 @@ def meter_chart_svg(*, energy_wh: Series, power_w: Series, title: str = "Meter v
         return f'{head}<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">{escape(NO_DATA)}</text></svg>'
     times = [at for at, _ in energy + power]
     plot = _Plot(min(times), max(times), WIDTH, HEIGHT)
-    energy_divisor, energy_unit = _scale([v for _, v in energy], "Wh")
-    power_divisor, power_unit = _scale([v for _, v in power], "W")
-    energy_ticks = _axis_ticks(energy, energy_divisor)
-    power_ticks = _axis_ticks(power, power_divisor)
-    parts = [head, *_x_axis(plot)]
-    parts += _y_axis(plot, energy_ticks, LEFT, "end", f"Energy delivered ({energy_unit})", ENERGY_COLOUR)
-    parts += _y_axis(plot, power_ticks, WIDTH - RIGHT, "start", f"Power ({power_unit})", POWER_COLOUR)
-    for tick in energy_ticks[1:]:
-        y = plot.y(tick, energy_ticks)
-        parts.append(f'<line x1="{LEFT}" y1="{y}" x2="{WIDTH - RIGHT}" y2="{y}" stroke="#ddd" stroke-dasharray="2,3"/>')
-    if energy:
-        parts.append(_line(plot, energy, energy_divisor, energy_ticks, ENERGY_COLOUR, "meter-energy"))
-    if power:
-        parts.append(_line(plot, power, power_divisor, power_ticks, POWER_COLOUR, "meter-power"))
-    parts.append("</svg>")
-    return "".join(parts)
+    energy_axis, energy_line, energy_ticks = _series(
+        plot, energy, name="Energy delivered", unit="Wh", left=True, colour=ENERGY_COLOUR, css="meter-energy"
+    )
+    power_axis, power_line, power_ticks = _series(
+        plot, power, name="Power", unit="W", left=False, colour=POWER_COLOUR, css="meter-power"
+    )
+    grid_ticks = energy_ticks or power_ticks
+    grid = [
+        f'<line x1="{LEFT}" y1="{y}" x2="{WIDTH - RIGHT}" y2="{y}" stroke="#ddd" stroke-dasharray="2,3"/>'
+        for y in (plot.y(tick, grid_ticks) for tick in grid_ticks[1:])
+    ]
+    return "".join([head, *_x_axis(plot), *energy_axis, *power_axis, *grid, *energy_line, *power_line, "</svg>"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -11,6 +12,8 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -33,12 +36,16 @@ from chargepoints.services.reconciliation import (
 class TransactionChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Transaction) -> str:
         connector = connector_label(obj.evse_id, obj.connector_id)
-        stopped = f" - {obj.stopped_at:%Y-%m-%d %H:%M}" if obj.stopped_at else ""
+        stopped = f" - {_when(obj.stopped_at)}" if obj.stopped_at else ""
         energy = f", {obj.energy_wh} Wh" if obj.energy_wh is not None else ""
         return (
             f"{transaction_label(obj)}: connector {connector}, id tag {obj.id_tag or '-'}, "
-            f"{obj.started_at:%Y-%m-%d %H:%M}{stopped} UTC, {obj.get_status_display()}{energy}"
+            f"{_when(obj.started_at)}{stopped}, {obj.get_status_display()}{energy}"
         )
+
+
+def _when(moment: datetime) -> str:
+    return date_format(timezone.localtime(moment), "DATETIME_FORMAT")
 
 
 class AttachForm(forms.Form):

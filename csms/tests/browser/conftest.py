@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-VIEWPORT = {"width": 1366, "height": 900}
+VIEWPORT = {"width": 1366, "height": 768}
 PASSWORD = "browser-tests-password"
 TIMEOUT_MS = 10_000
 
@@ -73,7 +73,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser, daphne: DaphneServer) -> Iterator[Page]:
-    """A fresh browser context (no cookies) on the live server, 1366x900, 10 s timeouts."""
+    """A fresh browser context (no cookies) on the live server, 1366x768, 10 s timeouts."""
     context = browser.new_context(viewport=VIEWPORT, base_url=daphne.http_url)
     context.set_default_timeout(TIMEOUT_MS)
     context.set_default_navigation_timeout(TIMEOUT_MS)
@@ -106,15 +106,45 @@ def assert_styled(page: Page) -> None:
     assert background not in ("", "rgba(0, 0, 0, 0)", "transparent"), background
 
 
+# Boxes whose content is cut at their right edge (a changelist's results, a dashboard panel) and
+# boxes that end past the window's right edge. Screen-reader-only text, ellipsis truncation (with
+# the whole text in a title) and text fields (which scroll what is typed) are cut on purpose.
+CUT_OFF_JS = """() => {
+  const name = (el) => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "")
+    + [...el.classList].map((c) => "." + c).join("");
+  const found = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (el.closest(".visually-hidden") || el.matches("input, textarea, select")) continue;
+    const style = getComputedStyle(el);
+    if (style.display === "none" || style.visibility === "hidden") continue;
+    const clips = ["auto", "scroll", "hidden", "clip"].includes(style.overflowX);
+    if (clips && style.textOverflow !== "ellipsis" && el.scrollWidth > el.clientWidth + 1)
+      found.push(`${name(el)} shows ${el.clientWidth}px of ${el.scrollWidth}px`);
+    const box = el.getBoundingClientRect();
+    if (box.width > 0 && box.right > window.innerWidth + 1)
+      found.push(`${name(el)} ends at ${Math.round(box.right)}px`);
+  }
+  return found;
+}"""
+
+
+def assert_fits(page: Page) -> None:
+    """The page is laid out for the window: it does not scroll sideways, no box in it hides
+    columns behind a horizontal scroll bar, and nothing ends past the right edge."""
+    page_width = page.evaluate("document.documentElement.scrollWidth")
+    assert page_width <= VIEWPORT["width"], f"{page.url} is {page_width}px wide: something sticks out"
+    cut_off = page.evaluate(CUT_OFF_JS)
+    assert not cut_off, f"{page.url} at {VIEWPORT['width']}px: {cut_off[:10]}"
+
+
 @pytest.fixture
 def screenshot(tmp_path: Path) -> Callable[..., Path]:
     """Save a full-page PNG to the test's tmp dir; with ``publish``, also to ``CSMS_SCREENSHOTS_DIR``
-    when it is set (``docs/screenshots`` regenerates the README's pictures). A page wider than the
-    viewport fails: the admin's pages are laid out for a laptop screen."""
+    when it is set (``docs/screenshots`` regenerates the README's pictures). A page that does not
+    fit the viewport's width fails (``assert_fits``): the admin is laid out for a laptop screen."""
 
     def save(page: Page, name: str, *, publish: bool = False) -> Path:
-        page_width = page.evaluate("document.documentElement.scrollWidth")
-        assert page_width <= VIEWPORT["width"], f"{page.url} is {page_width}px wide: something sticks out"
+        assert_fits(page)
         path = tmp_path / name
         page.screenshot(path=str(path), full_page=True)
         published = os.environ.get("CSMS_SCREENSHOTS_DIR")

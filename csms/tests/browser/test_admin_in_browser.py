@@ -1,14 +1,23 @@
 """The back office in a real headless Chromium: an operator watches the fleet and resets a real
-``ocpp`` charger from its page; a support user sees everything and can send nothing."""
+``ocpp`` charger from its page; a support user sees everything and can send nothing; webhook
+subscriptions are made from checkboxes; a session without power readings is charted without a
+power axis; every page has the CSMS's icon."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
+from ocpp.v16 import call
 from playwright.sync_api import Page, expect
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Transaction
+from chargepoints.services.authorization import id_tag_save
 from commands.models import Command
-from csms.tests.browser.conftest import assert_styled, login
+from csms.tests.browser.conftest import PASSWORD, assert_styled, login
+from webhooks.models import WebhookSubscription
 
 DASHBOARD = "#fleet-dashboard"
 
@@ -93,3 +102,69 @@ def test_guessing_a_password_ends_on_a_page_that_says_the_sign_in_is_locked(page
     expect(page.locator(".login-locked-out")).to_contain_text("locked for 15 minutes")
     assert_styled(page)
     screenshot(page, "admin-sign-in-locked.png")
+
+
+def test_a_webhook_subscription_is_made_from_checkboxes_and_a_forged_event_name_is_refused(page, daphne, screenshot):
+    admin = User.objects.create_superuser("ada", "ada@example.com", PASSWORD)
+    login(page, admin)
+    page.goto(reverse("admin:webhooks_webhooksubscription_add"))
+    page.fill("#id_url", "https://93.184.215.14/dynamo-hooks")
+    page.get_by_label("charge_point.offline").check()
+    page.get_by_label("transaction.ended").check()
+    assert page.locator("textarea[name=events]").count() == 0, "no raw JSON to type"
+    screenshot(page, "webhook-subscription-form.png")
+
+    # A name the CSMS never sends, posted anyway (as a script or an old bookmark could).
+    page.get_by_label("transaction.ended").evaluate("box => box.value = 'transaction.exploded'")
+    page.click("input[name=_save]")
+    expect(page.locator(".field-events .errorlist")).to_contain_text("Not an event type: transaction.exploded.")
+    assert not WebhookSubscription.objects.exists()
+    screenshot(page, "webhook-subscription-refused.png")
+
+    page.get_by_label("transaction.ended").check()
+    page.click("input[name=_save]")
+    expect(page.locator("ul.messagelist li.warning")).to_contain_text("The signing secret, shown only now")
+    subscription = WebhookSubscription.objects.get()
+    assert subscription.events == ["charge_point.offline", "transaction.ended"]
+    expect(page.locator("#result_list")).to_contain_text("charge_point.offline, transaction.ended")
+
+
+def test_a_session_without_power_readings_is_charted_without_a_power_axis(page, operator, connect_charger, screenshot):
+    id_tag_save(id_tag="TAG-ENERGY", description="A meter that only counts energy")
+    charger = connect_charger("DYN-ENERGY-01")
+    started_at = timezone.now() - timedelta(minutes=30)
+    started = charger.call(
+        call.StartTransaction(connector_id=1, id_tag="TAG-ENERGY", meter_start=1000, timestamp=started_at.isoformat())
+    )
+    for minutes in (10, 20, 30):
+        sample = {"value": str(1000 + 400 * minutes), "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+        at = (started_at + timedelta(minutes=minutes)).isoformat()
+        charger.call(
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=started.transaction_id,
+                meter_value=[{"timestamp": at, "sampled_value": [sample]}],
+            )
+        )
+    login(page, operator)
+    page.goto(reverse("admin:chargepoints_transaction_change", args=[Transaction.objects.get().pk]))
+
+    chart = page.locator("svg.meter-chart")
+    expect(chart.locator(".meter-energy")).to_have_count(1)
+    expect(chart.locator("text.meter-power-missing")).to_have_text("No power data")
+    expect(chart.get_by_text("Power (", exact=False)).to_have_count(0)
+    time_labels = chart.locator("text.meter-time").all_text_contents()
+    assert len(time_labels) >= 2 and len(set(time_labels)) == len(time_labels), time_labels
+    screenshot(page, "transaction-without-power.png")
+
+
+def test_every_page_shows_the_csms_icon_which_the_server_serves(page, operator):
+    page.goto("/admin/login/")
+    icons = page.locator("link[rel=icon]")
+    expect(icons).to_have_count(2)
+    login(page, operator)
+    expect(page.locator("link[rel=icon]")).to_have_count(2)
+    for href in [*icons.evaluate_all("links => links.map(link => link.href)"), "/favicon.ico"]:
+        answer = page.request.get(href)  # /favicon.ico redirects to the static file
+        assert answer.status == 200, href
+        assert answer.headers["content-type"].startswith("image/"), (href, answer.headers["content-type"])

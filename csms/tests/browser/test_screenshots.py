@@ -4,6 +4,7 @@ chargers talking OCPP to daphne, the API and a real webhook receiver."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from ocpp.v16 import call
 from ocpp.v16 import call_result as result16
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from billing.services import tariff_save
 from chargepoints.models import ChargePoint
@@ -20,7 +21,7 @@ from chargepoints.services.authorization import id_tag_save
 from commands.models import Command, CommandState
 from commands.tests.conftest import V16Charger, answering_charger
 from conftest import http_request
-from csms.tests.browser.conftest import BackgroundCharger, assert_styled, login, wait_until
+from csms.tests.browser.conftest import VIEWPORT, BackgroundCharger, assert_styled, login, wait_until
 from webhooks.models import DeliveryState, EventType, WebhookDelivery
 from webhooks.services import webhook_deliveries_send, webhook_subscription_create
 
@@ -138,16 +139,45 @@ def build_fleet(connect_charger, webhook_receiver, api_key, daphne, settings) ->
     return finished_id
 
 
+# How Django writes dates in English ("Nov. 30, 2026, 2:05 p.m.", "March 1"): never in the admin.
+LOCALE_DATE = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}\b|\b[ap]\.m\.")
+ADMIN_DATETIME = re.compile(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC\b")
+
+
+def assert_dates_in_one_format(page: Page) -> None:
+    text = page.locator("#content").inner_text()
+    assert not LOCALE_DATE.search(text), f"{page.url}: {LOCALE_DATE.search(text)}"
+    assert ADMIN_DATETIME.search(text), f"{page.url} shows no date and time"
+
+
+def assert_last_column_visible(page: Page, table: str) -> None:
+    """The table's last column is inside the window and inside the box that holds the table."""
+    last = page.locator(f"{table} thead th:last-child").bounding_box()
+    holder = page.locator(table).evaluate_handle("table => table.parentElement").as_element().bounding_box()
+    assert last and holder
+    assert last["x"] + last["width"] <= min(VIEWPORT["width"], holder["x"] + holder["width"]) + 1, (last, holder)
+
+
 def test_screenshots_of_the_back_office_with_a_busy_fleet(
     page, operator, connect_charger, webhook_receiver, api_key, daphne, settings, screenshot
 ):
     finished_session = build_fleet(connect_charger, webhook_receiver, api_key, daphne, settings)
     login(page, operator)
     assert_styled(page)
-    page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")  # more room for the pages
     expect(page.locator('#fleet-dashboard [data-metric="online"] .metric-value')).to_have_text("3")
     expect(page.locator("#failed-deliveries")).to_contain_text("charge_point.offline")
+    for panel in ("#command-failures", "#failed-deliveries", "#active-transactions", "#recently-offline"):
+        assert_last_column_visible(page, f"{panel} table")
+    assert_dates_in_one_format(page)
     screenshot(page, "dashboard.png", publish=True)
+
+    # The navigation sidebar is open, as a new user finds it.
+    page.goto(reverse("admin:chargepoints_chargepoint_changelist"))
+    expect(page.locator("#nav-sidebar")).to_be_visible()
+    expect(page.locator("#result_list tbody tr")).to_have_count(5)
+    assert_last_column_visible(page, "#result_list")
+    assert_dates_in_one_format(page)
+    screenshot(page, "charge-points.png", publish=True)
 
     charge_point = ChargePoint.objects.get(charge_point_id="DYN-BER-0001")
     page.goto(reverse("admin:chargepoints_chargepoint_change", args=[charge_point.pk]))
@@ -156,13 +186,20 @@ def test_screenshots_of_the_back_office_with_a_busy_fleet(
     trigger.locator('button[type="submit"]').click()
     expect(page.locator("ul.messagelist li.success")).to_contain_text("Accepted")
     expect(page.locator("span.cp-status-badge.online")).to_have_text("Online")
+    assert_dates_in_one_format(page)
     screenshot(page, "charge-point.png", publish=True)
 
     page.goto(reverse("admin:chargepoints_transaction_change", args=[finished_session]))
     expect(page.locator("svg.meter-chart")).to_be_visible()
+    time_labels = page.locator("svg.meter-chart text.meter-time").all_text_contents()
+    assert len(time_labels) >= 2 and len(set(time_labels)) == len(time_labels), time_labels
+    assert_dates_in_one_format(page)
     screenshot(page, "transaction.png", publish=True)
 
+    # The message log is wide: the README's picture has the navigation closed, as a user would.
+    page.evaluate("localStorage.setItem('django.admin.navSidebarIsOpen', 'false')")
     calls_of_the_charger = f"?charge_point__id__exact={charge_point.pk}&message_type__exact=2"
     page.goto(reverse("admin:chargepoints_ocppmessage_changelist") + calls_of_the_charger)
     expect(page.locator("#result_list")).to_contain_text("StartTransaction")
+    assert_dates_in_one_format(page)
     screenshot(page, "message-log.png", publish=True)
