@@ -3,6 +3,7 @@ transaction page draws it from the session's samples (totals as billing sees the
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +16,9 @@ from chargepoints.admin.meter_chart import (
     HEIGHT,
     LEFT,
     MAX_POINTS,
+    MAX_TIME_TICKS,
     NO_DATA,
+    POWER_COLOUR,
     RIGHT,
     TOP,
     WIDTH,
@@ -48,7 +51,48 @@ def test_points_span_the_plot_area_from_the_first_to_the_last_sample():
     assert TOP <= points[2][1] < points[1][1] < bottom  # more energy is higher up
     assert _points(svg, "meter-power")[1] == (WIDTH - RIGHT, bottom)
     assert "Energy delivered (kWh)" in svg and "Power (kW)" in svg
-    assert ">08:00<" in svg and ">09:00<" in svg and "time (UTC)" in svg
+    assert _time_labels(svg) == ["08:00", "08:15", "08:30", "08:45", "09:00"]
+    assert "time (UTC), 2025-03-01" in svg  # the date once, in the admin's format
+
+
+def _time_labels(svg: str) -> list[str]:
+    return [text.text for text in ET.fromstring(svg).iter(f"{SVG}text") if text.get("class") == "meter-time"]
+
+
+# The admin's format (2025-03-01 08:00:05 UTC), cut to what tells the ticks apart.
+TIME_LABEL = re.compile(r"(\d{4}-\d{2}-\d{2})?( ?\d{2}:\d{2}(:\d{2})?)?")
+SPANS = [timedelta(seconds=s) for s in (0, 1, 3, 4, 9, 59, 61, 150, 599, 601, 3599, 5400, 43_199, 82_800, 86_399)]
+SPANS += [timedelta(days=d, hours=h) for d in (1, 2, 3, 6, 13, 40) for h in (0, 7)]
+
+
+@pytest.mark.parametrize("start", [T0, T0 + timedelta(seconds=0.4), datetime(2025, 3, 1, 23, 59, 58, tzinfo=UTC)])
+@pytest.mark.parametrize("span", SPANS, ids=str)
+def test_time_labels_are_never_repeated_and_are_in_the_admin_format(start, span):
+    labels = _time_labels(meter_chart_svg(energy_wh=[(start, 0), (start + span, 1000)], power_w=[(start, 5000)]))
+    assert 2 <= len(labels) <= MAX_TIME_TICKS, labels
+    assert len(set(labels)) == len(labels), labels
+    assert all(label and TIME_LABEL.fullmatch(label) for label in labels), labels
+
+
+def test_a_chart_across_midnight_dates_its_labels():
+    start = datetime(2025, 3, 1, 22, 0, tzinfo=UTC)
+    labels = _time_labels(meter_chart_svg(energy_wh=[(start, 0), (start + timedelta(hours=4), 9000)], power_w=[]))
+    assert labels == ["2025-03-01 22:00", "2025-03-01 23:00", "2025-03-02 00:00", "2025-03-02 01:00", "2025-03-02 02:00"]
+
+
+def test_without_power_readings_there_is_no_power_axis_but_a_note():
+    svg = meter_chart_svg(energy_wh=[(T0, 0), (T0 + timedelta(minutes=30), 6000)], power_w=[])
+    texts = {text.text: text for text in ET.fromstring(svg).iter(f"{SVG}text")}
+    assert texts["No power data"].get("fill") == POWER_COLOUR
+    assert not any(text.get("fill") == POWER_COLOUR for label, text in texts.items() if label != "No power data")
+    assert "Power (" not in svg and "meter-power" not in svg.replace("meter-power-missing", "")
+    assert f'x1="{WIDTH - RIGHT}" y1="{TOP}"' not in svg  # no right-hand axis line
+
+
+def test_without_energy_readings_the_power_axis_alone_is_drawn():
+    svg = meter_chart_svg(energy_wh=[], power_w=[(T0, 7000), (T0 + timedelta(minutes=30), 3000)])
+    assert "No energy data" in svg and "Power (kW)" in svg and "Energy delivered (" not in svg
+    assert len(_points(svg, "meter-power")) == 2
 
 
 def test_small_values_keep_their_base_unit():

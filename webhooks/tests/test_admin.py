@@ -1,6 +1,9 @@
-"""Webhook deliveries in the admin: re-send needs the change permission; payloads are readable."""
+"""Webhooks in the admin: subscriptions are made from checkboxes under the API's rule for event
+names; re-sending a delivery needs the change permission; payloads are readable."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -10,7 +13,7 @@ from django.test import Client
 
 from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
 from webhooks import services
-from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
+from webhooks.models import DeliveryState, EventType, WebhookAttempt, WebhookDelivery, WebhookSubscription
 
 pytestmark = pytest.mark.django_db
 
@@ -131,3 +134,74 @@ def test_the_staff_groups_decide_who_may_resend(client, failed, django_capture_o
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert client.post(f"{DELIVERIES}{failed.pk}/resend/").status_code == 302
     assert_queued_again(failed, callbacks)
+
+
+SUBSCRIPTIONS = "/admin/webhooks/webhooksubscription/"
+
+
+@pytest.fixture
+def superuser(client: Client, settings) -> Client:
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+def subscription_form(**fields) -> dict:
+    return {"url": "http://127.0.0.1:9/hooks", "active": "on", "description": "", **fields}
+
+
+def test_the_subscription_form_has_a_checkbox_per_event_type_and_no_json_to_type(superuser):
+    page = superuser.get(f"{SUBSCRIPTIONS}add/").content.decode()
+    offered = re.findall(r'<input type="checkbox" name="events" value="([^"]+)"', page)
+    assert offered == EventType.values
+    assert "<textarea" not in page
+    assert "previous_secret" not in page and 'name="secret"' not in page
+
+
+def test_a_subscription_added_in_the_admin_keeps_the_checked_events(superuser):
+    response = superuser.post(
+        f"{SUBSCRIPTIONS}add/", subscription_form(events=["charge_point.offline", "transaction.ended"]), follow=True
+    )
+    subscription = WebhookSubscription.objects.get()
+    assert subscription.events == ["charge_point.offline", "transaction.ended"]
+    assert subscription.secret.startswith("whsec_")
+    assert messages_of(response)[0] == f"The signing secret, shown only now: {subscription.secret}"
+    assert "charge_point.offline, transaction.ended" in response.content.decode()  # the list's events column
+
+
+def form_errors(response) -> list[str]:
+    return response.context["adminform"].form.errors.get("events", [])
+
+
+def test_an_event_name_the_csms_never_sends_is_refused_with_the_apis_words(superuser, api_client):
+    names = ["charge_point.offline", "charge_point.exploded"]
+    response = superuser.post(f"{SUBSCRIPTIONS}add/", subscription_form(events=names))
+    assert response.status_code == 200
+    (error,) = form_errors(response)
+    assert error.startswith("Not an event type: charge_point.exploded. The event types are charge_point.offline,")
+    assert not WebhookSubscription.objects.exists()
+
+    answer = api_client.post("/api/v1/webhooks/", {"url": "https://example.com/h", "events": names}, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["details"] == {"events": [error]}  # one rule, one message
+
+
+def test_a_subscription_needs_at_least_one_event(superuser, api_client):
+    response = superuser.post(f"{SUBSCRIPTIONS}add/", subscription_form())
+    assert form_errors(response) == ["Choose at least one event type."]
+    answer = api_client.post("/api/v1/webhooks/", {"url": "https://example.com/h", "events": []}, format="json")
+    assert answer.json()["details"] == {"events": ["Choose at least one event type."]}
+
+
+def test_editing_a_subscription_with_a_name_that_is_no_event_type_says_it_is_dropped(superuser):
+    subscription = WebhookSubscription.objects.create(
+        url="http://127.0.0.1:9/hooks", events=["charge_point.online", "charger.exploded"], secret="whsec_x"
+    )
+    page = superuser.get(f"{SUBSCRIPTIONS}{subscription.pk}/change/").content.decode()
+    assert "Not event types, removed when saved: charger.exploded." in page
+    assert re.search(r'value="charge_point.online"[^>]*checked', page)
+
+    superuser.post(f"{SUBSCRIPTIONS}{subscription.pk}/change/", subscription_form(events=["charge_point.online"]))
+    subscription.refresh_from_db()
+    assert subscription.events == ["charge_point.online"]
+    assert subscription.secret == "whsec_x"
