@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
@@ -30,6 +30,13 @@ from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 STATE_COLOURS = {DeliveryState.PENDING: "#8a6d00", DeliveryState.DELIVERED: "#1e7b34", DeliveryState.FAILED: "#b3261e"}
+
+
+def stored_events(events: Any) -> list[str]:
+    """A subscription's stored ``events`` as names, whatever an earlier raw-JSON form let in."""
+    if not events:
+        return []
+    return [str(name) for name in events] if isinstance(events, list) else [str(events)]
 
 
 class EventTypesField(forms.MultipleChoiceField):
@@ -58,9 +65,9 @@ class WebhookSubscriptionForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        retired = [name for name in self.initial.get("events") or [] if name not in EventType.values]
-        if retired:
-            self.fields["events"].help_text += f" Not event types, removed when saved: {', '.join(retired)}."
+        retired = [name for name in stored_events(self.initial.get("events")) if name not in EventType.values]
+        if retired:  # the admin shows help texts as HTML
+            self.fields["events"].help_text += escape(f" Not event types, removed when saved: {', '.join(retired)}.")
 
     def clean_url(self) -> str:
         url = self.cleaned_data["url"]
@@ -80,7 +87,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="events")
     def event_list(self, subscription: WebhookSubscription) -> str:
-        return ", ".join(map(str, subscription.events or []))
+        return ", ".join(stored_events(subscription.events))
 
     def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: forms.Form, change: bool) -> None:
         if not change:

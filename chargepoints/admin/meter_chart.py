@@ -2,7 +2,8 @@
 
 Pure functions from ``[(timestamp, value)]`` series to markup. Every text that reaches the SVG
 is escaped; long sessions are cut down to about ``MAX_POINTS`` points per series, keeping each
-stretch's lowest and highest value so that peaks and dips survive.
+stretch's lowest and highest value so that peaks and dips survive. Time ticks fall on round
+clock times and no two read the same; a series without samples gets a note, not an empty axis.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def time_labels(ticks: list[datetime], step: timedelta, *, one_date: bool) -> li
 
 
 def _axis_ticks(points: list[Point], divisor: float) -> list[float]:
-    values = [value / divisor for _, value in points] or [0.0]
+    values = [value / divisor for _, value in points]
     return nice_ticks(min(0.0, *values), max(values))
 
 

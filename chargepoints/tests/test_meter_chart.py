@@ -77,7 +77,7 @@ def test_time_labels_are_never_repeated_and_are_in_the_admin_format(start, span)
 def test_a_chart_across_midnight_dates_its_labels():
     start = datetime(2025, 3, 1, 22, 0, tzinfo=UTC)
     labels = _time_labels(meter_chart_svg(energy_wh=[(start, 0), (start + timedelta(hours=4), 9000)], power_w=[]))
-    assert labels == ["2025-03-01 22:00", "2025-03-01 23:00", "2025-03-02 00:00", "2025-03-02 01:00", "2025-03-02 02:00"]
+    assert labels == [f"2025-03-0{day} {hour}:00" for day, hour in [(1, 22), (1, 23), (2, "00"), (2, "01"), (2, "02")]]
 
 
 def test_without_power_readings_there_is_no_power_axis_but_a_note():
