@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 
 class OcppVersion(models.TextChoices):
@@ -104,7 +106,7 @@ class Heartbeat(models.Model):
         ordering = ["-received_at"]
 
     def __str__(self) -> str:
-        return f"{self.charge_point} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+        return f"{self.charge_point} at {date_format(localtime(self.received_at), 'DATETIME_FORMAT')}"
 
 
 class MessageDirection(models.TextChoices):
@@ -333,7 +335,8 @@ class MeterSample(models.Model):
         indexes = [models.Index(fields=["transaction", "measurand", "timestamp"])]
 
     def __str__(self) -> str:
-        return f"{self.measurand} {self.raw_value} {self.unit} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+        at = date_format(localtime(self.timestamp), "DATETIME_FORMAT")
+        return f"{self.measurand} {self.raw_value} {self.unit} at {at}"
 
 
 # --- Reconciliation --------------------------------------------------------------------------

@@ -78,6 +78,10 @@ def test_a_chargers_page_shows_each_of_its_times_in_that_format(ops, heard_from)
     assert html.count(SHOWN) >= 4  # last heartbeat, last seen, the session's start, the heartbeat row
 
 
+def test_rows_named_by_their_time_use_the_format_too(heard_from):
+    assert str(Heartbeat.objects.get()) == f"CP-DATES at {SHOWN}"
+
+
 def test_the_date_hierarchy_names_days_by_their_date(ops, heard_from):
     html = shown_on(ops, "/admin/chargepoints/heartbeat/?received_at__year=2025&received_at__month=3")
     assert ">2025-03-01<" in html.replace("\n", "").replace(" ", "")
