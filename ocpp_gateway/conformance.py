@@ -11,11 +11,11 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocpp.charge_point import camel_to_snake_case
 from ocpp.v16.enums import Action as V16Action
 from ocpp.v201.enums import Action as V201Action
 
 from commands import catalog
+from ocpp_gateway import payload_case
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v16.router import V16Router
 from ocpp_gateway.v201.router import V201Router
@@ -146,7 +146,7 @@ def _test_functions(root: Path) -> list[tuple[str, set[str]]]:
 
 def _proves_inbound(words: set[str], action: str) -> bool:
     quoted = f'"{action}"'
-    return action in words or camel_to_snake_case(action) in words or any(quoted in word for word in words)
+    return action in words or payload_case.snake_name(action) in words or any(quoted in word for word in words)
 
 
 def _proves_outbound(words: set[str], version: str, command: str) -> bool:
