@@ -10,6 +10,8 @@ from typing import Any
 
 from ocpp_gateway import payload_case, schemas
 
+# Each version's commands are under /api/v1/<prefix>/ (``POST /api/v1/ocpp16/<charge point id>/reset``).
+URL_PREFIX = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 COMMANDS: dict[str, tuple[str, ...]] = {
     "1.6": (
         "remote_start_transaction",

@@ -28,15 +28,13 @@ from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.sightings import sightings
-from ocpp_gateway.v16.router import V16Router
-from ocpp_gateway.v201.router import V201Router
+from ocpp_gateway.versions import ROUTERS
 
 logger = logging.getLogger(__name__)
 
 _CHANNEL_RETRY_FIRST, _CHANNEL_RETRY_MAX = 0.5, 2.0
 # Handshakes this process is working on, per client address (CSMS_MAX_HANDSHAKES_PER_IP).
 _handshakes_in_progress: Counter[str] = Counter()
-ROUTERS: dict[str, type[OcppRouter]] = {"1.6": V16Router, "2.0.1": V201Router}
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 
 
