@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, charger_state, charging_profiles, id_tokens
+from commands import catalog, charger_state, charging_profiles, events, id_tokens
 from commands.models import Command, CommandState
 from configuration.answers import FOLLOWED_COMMANDS, configuration_command_follow
 from csms.models import ApiKey
@@ -224,14 +224,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
             _charger_state_follow(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
-            data={
-                "command_id": str(command.id),
-                "charge_point_id": command.charge_point_identity,
-                "action": command.action,
-                "state": command.state,
-                "response": command.response,
-                "error_code": command.error_code or None,
-            },
+            data=events.command_completed(command),
         )
     return command
 
