@@ -3,7 +3,7 @@ from django.urls import re_path
 from chargepoints.identity import IDENTITY_PATTERN
 from commands.catalog import COMMANDS, URL_PREFIX
 from commands.views import CommandViewSet, OcppCommandView
-from csms.routers import OptionalSlashRouter
+from kernel.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("commands", CommandViewSet, basename="command")

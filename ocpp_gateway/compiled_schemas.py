@@ -20,7 +20,7 @@ import jsonschema_rs
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
-from ocpp_gateway import ocpp_package
+from kernel import ocpp_package
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from ocpp.v16.enums import Action as V16Action
 from ocpp.v201.enums import Action as V201Action
 
 from commands import catalog
-from ocpp_gateway import payload_case
+from kernel import payload_case
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.versions import ROUTERS
 ACTIONS = {"1.6": [a.value for a in V16Action], "2.0.1": [a.value for a in V201Action]}

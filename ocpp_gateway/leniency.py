@@ -26,8 +26,8 @@ from jsonschema.exceptions import ValidationError
 from ocpp.exceptions import FormatViolationError, OCPPError, ProtocolError, TypeConstraintViolationError
 
 from chargepoints.services.profiles import ReceivedViolation
-from ocpp_gateway import ocpp_package, schemas
-from ocpp_gateway.timestamps import format_ocpp_time
+from kernel import ocpp_package, schemas
+from kernel.timestamps import format_ocpp_time
 
 _HARMLESS_KEYWORDS = {"enum", "maxLength"}
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from jsonschema import Draft4Validator
 
-from ocpp_gateway import ocpp_package
+from kernel import ocpp_package
 
 _LOOSENED: dict[str, dict[str, dict[str, Any]]] = {
     "StartTransaction": {"meterStart": {"type": "number"}},

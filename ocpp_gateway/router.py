@@ -37,19 +37,21 @@ from ocpp.v201.enums import Action as V201Action
 
 from chargepoints import selectors
 from chargepoints.models import MessageDirection
+from chargepoints.quirks import FORMATION_VIOLATION_SPELLING
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from csms import metrics
-from csms.log_format import bind_message
-from csms.storable_text import (
+from kernel import metrics
+from kernel.log_format import bind_message
+from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
     unstorable_text_paths,
     unstorable_text_replaced,
 )
-from ocpp_gateway import leniency, quirks, rpc_errors, schemas
-from ocpp_gateway.ocpp_package import RoutedChargePoint
+from kernel import schemas
+from kernel.ocpp_package import RoutedChargePoint
+from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
 from ocpp_gateway.message_log import message_log
@@ -335,7 +337,7 @@ class OcppRouter(RoutedChargePoint):
             self._outstanding = None
         if response.message_type_id == MessageType.CallError:
             error_code = str(response.error_code)
-            if quirks.FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
+            if FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
                 error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
                 "outcome": "call_error",

@@ -28,8 +28,8 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
-from csms.storable_text import text_escaped
-from ocpp_gateway.presence import connection_close_sync
+from kernel.charger_connections import connection_close_sync
+from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 

@@ -15,7 +15,7 @@ from commands.models import Command
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger
 from conftest import ocpp_charger
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 
 
 def post(url: str, body: dict, *, api_key: str, key: str) -> tuple[int, dict, str]:

@@ -13,7 +13,7 @@ from ocpp.v201 import call_result
 
 from chargepoints.models import ChargePoint
 from conftest import ahttp, raw_socket
-from ocpp_gateway import payload_case
+from kernel import payload_case
 
 VENDOR_DATA = {"some_key": 1, "otherKey": {"nested_key": [{"deepKey": True}]}}
 

@@ -15,9 +15,9 @@ from chargepoints.metering import ENERGY_REGISTER
 from chargepoints.selectors import IdTagInfo
 from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
-from ocpp_gateway import payload_case
+from kernel import payload_case
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
 
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:

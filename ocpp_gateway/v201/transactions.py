@@ -15,9 +15,9 @@ from chargepoints.selectors import IdTagInfo
 from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
 from commands import selectors as commands_selectors
-from ocpp_gateway import payload_case
+from kernel import payload_case
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
 # chargingState -> charging (for the session's idle time).
 _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": False}

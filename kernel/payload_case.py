@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ocpp_gateway import ocpp_package
+from kernel import ocpp_package
 
 _CUSTOM_DATA = {"customData", "custom_data"}
 _VENDOR_ID = {"vendorId", "vendor_id"}

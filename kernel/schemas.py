@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
-from ocpp_gateway import ocpp_package, payload_case
+from kernel import ocpp_package, payload_case
 
 _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 

@@ -15,7 +15,7 @@ may change without notice, and which only this module touches:
 - the case conversions ``ocpp.charge_point.camel_to_snake_case`` / ``snake_to_camel_case``, which
   the package's ``call`` and ``_handle_call`` (the simulator's, the test clients') look up at each use.
 
-ocpp_gateway/tests/test_ocpp_package.py checks each of these against the installed package: a
+kernel/tests/test_ocpp_package.py checks each of these against the installed package: a
 release that changes one fails there, by name.
 """
 
@@ -148,7 +148,8 @@ def request_actions(ocpp_version: str) -> list[str]:
     """Every action the package has a request schema for, in ``ocpp_version``."""
     suffix = request_schema_name(ocpp_version, "")
     names = (path.name.removesuffix(".json") for path in schema_path(ocpp_version, "").parent.glob("*.json"))
-    return sorted(name.removesuffix(suffix) for name in names if name.endswith(suffix) and not name.endswith("Response"))
+    requests = (name for name in names if name.endswith(suffix) and not name.endswith("Response"))
+    return sorted(name.removesuffix(suffix) for name in requests)
 
 
 def request_validator_key(ocpp_version: str, action: str) -> str:

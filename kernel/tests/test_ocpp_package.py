@@ -1,4 +1,4 @@
-"""The ``ocpp`` package's internals are as ocpp_gateway/ocpp_package.py assumes.
+"""The ``ocpp`` package's internals are as kernel/ocpp_package.py assumes.
 
 When one of these fails after an upgrade of the package, re-read the package where the failing
 test points, adapt ocpp_package.py (and only it), and move the pin in requirements.txt.
@@ -22,7 +22,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as V16ChargePoint
 from ocpp.v16 import call_result
 
-from ocpp_gateway import ocpp_package, payload_case
+from kernel import ocpp_package, payload_case
 
 _PIN = re.compile(r"^ocpp==(\S+)$", re.MULTILINE)
 
@@ -121,7 +121,8 @@ async def test_an_unvalidated_dispatch_runs_the_handler_of_an_invalid_request():
 
 
 def test_the_route_map_is_built_once_per_class_and_read_only():
-    first, second = ClassRouted("A", Recording(), logger=charge_point.LOGGER), ClassRouted("B", Recording(), logger=None)
+    first = ClassRouted("A", Recording(), logger=charge_point.LOGGER)
+    second = ClassRouted("B", Recording(), logger=charge_point.LOGGER)
     assert first.route_map is second.route_map is ClassRouted.route_map
     assert set(vars(first)) == {"id", "_connection", "logger"}
     assert ClassRouted.route_map["DataTransfer"].validated is False
