@@ -26,7 +26,7 @@ from webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
 
-# Statuses by which a charger refuses a command (DESIGN.md: 409 with that status).
+# Statuses by which a charger refuses a command (docs/architecture.md, API: 409 with that status).
 REFUSING_STATUSES = frozenset(
     {
         "Rejected",
@@ -170,7 +170,7 @@ def _dispatch_in_background(command: Command) -> None:
 
 
 def _replayable(previous: Command, request: CommandRequest) -> Command:
-    """The command recorded under the request's key, if it asked the same (DESIGN.md: else a 422)."""
+    """The command recorded under the request's key, if it asked the same (docs/architecture.md, API: else a 422)."""
     if previous.request_fingerprint != request.fingerprint:
         raise CommandRefused(
             "IdempotencyKeyReused",

@@ -1,4 +1,4 @@
-"""An Idempotency-Key replays the same request and refuses another one (DESIGN.md: 422 IdempotencyKeyReused)."""
+"""An Idempotency-Key replays the same request and refuses another one (422, docs/architecture.md)."""
 
 from __future__ import annotations
 
