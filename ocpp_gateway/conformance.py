@@ -80,13 +80,8 @@ class MatrixRow:
 
 
 def handled_actions(router: type[OcppRouter]) -> set[str]:
-    """Actions a router answers: the ``@on`` handlers the ``ocpp`` package routes to."""
-    return {
-        getattr(member, "_on_action")
-        for klass in router.__mro__
-        for member in vars(klass).values()
-        if callable(member) and hasattr(member, "_on_action")
-    }
+    """Actions a router answers: those of its ``@on`` handlers (its class's route map)."""
+    return {str(action) for action in router.route_map}
 
 
 def offered_commands(version: str) -> dict[str, str]:
