@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 
 ROOT = Path(__file__).resolve().parent
 

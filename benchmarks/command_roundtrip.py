@@ -40,7 +40,7 @@ from websockets.asyncio.client import connect
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 
 
 class ResettableCharger(V16Client):

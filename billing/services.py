@@ -8,12 +8,11 @@ from typing import Any
 from django.db import transaction
 from django.db.models import ProtectedError
 
-from billing import pricing, selectors
+from billing import events, pricing, selectors
 from billing.models import BillingRecord, Tariff
-from chargepoints.metering import wh_number
 from chargepoints.models import Transaction
 from webhooks.models import EventType
-from webhooks.services import iso_utc, webhook_event_emit
+from webhooks.services import webhook_event_emit
 
 
 class TariffInUse(Exception):
@@ -75,7 +74,7 @@ def billing_record_write(*, transaction: Transaction) -> BillingRecord:
             "needs_review": tariff is None or transaction.needs_review,
         },
     )
-    webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=billing_record_event_data(record))
+    webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
     return record
 
 
@@ -92,16 +91,3 @@ def _terms(tariff: Tariff | None) -> pricing.TariffTerms:
     )
 
 
-def billing_record_event_data(record: BillingRecord) -> dict[str, object]:
-    return {
-        "billing_record_id": record.pk,
-        "transaction_id": record.transaction_id,
-        "charge_point_id": record.charge_point_identity,
-        "id_tag": record.id_tag,
-        "currency": record.currency or None,
-        "energy_wh": wh_number(record.energy_wh),
-        "total": str(record.total),
-        "line_items": record.line_items,
-        "stopped_at": iso_utc(record.stopped_at),
-        "needs_review": record.needs_review,
-    }

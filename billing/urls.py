@@ -1,5 +1,5 @@
 from billing.views import BillingRecordViewSet, TariffViewSet
-from csms.routers import OptionalSlashRouter
+from kernel.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("tariffs", TariffViewSet, basename="tariff")

@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
 from billing.serializers import BillingRecordFilterSerializer, BillingRecordSerializer, TariffSerializer
-from csms.api_errors import ApiError
+from kernel.api_errors import ApiError
 
 
 class TariffViewSet(viewsets.ModelViewSet):

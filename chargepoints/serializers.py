@@ -24,7 +24,7 @@ from chargepoints.models import (
     Transaction,
     TransactionStatus,
 )
-from csms.api_errors import ApiError
+from kernel.api_errors import ApiError
 
 class ChargePointSerializer(serializers.ModelSerializer):
     charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])

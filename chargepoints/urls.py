@@ -2,7 +2,7 @@ from django.urls import re_path
 
 from chargepoints.identity import IDENTITY_PATTERN
 from chargepoints.views import ChargePointViewSet, ConnectionStatusView, IdTagViewSet, TransactionViewSet
-from csms.routers import OptionalSlashRouter
+from kernel.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("chargepoints", ChargePointViewSet, basename="chargepoint")

@@ -27,8 +27,8 @@ from chargepoints.serializers import (
 )
 from chargepoints.services import authorization
 from commands.services import heartbeat_interval_push, pending_charger_wake
-from csms.api_errors import ApiError
 from csms.models import ApiKey
+from kernel.api_errors import ApiError
 
 _BOOLEAN_PARAMS = {"true": True, "1": True, "false": False, "0": False}
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp_gateway import payload_case, schemas
+from kernel import payload_case, schemas
 
+# Each version's commands are under /api/v1/<prefix>/ (``POST /api/v1/ocpp16/<charge point id>/reset``).
+URL_PREFIX = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 COMMANDS: dict[str, tuple[str, ...]] = {
     "1.6": (
         "remote_start_transaction",

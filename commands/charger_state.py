@@ -11,7 +11,7 @@ from typing import Any
 from chargepoints.models import ChargePoint, ReservationStatus
 from chargepoints.services import authorization, reservations
 from commands.models import Command
-from ocpp_gateway.timestamps import parse_ocpp_time
+from kernel.timestamps import parse_ocpp_time
 
 
 def _parts(command: Command) -> tuple[ChargePoint, dict[str, Any], str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from chargepoints.models import ChargePoint
 from commands.models import InstalledChargingProfile
-from ocpp_gateway.timestamps import parse_ocpp_time
+from kernel.timestamps import parse_ocpp_time
 
 
 @dataclass(frozen=True)

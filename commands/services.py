@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, charger_state, charging_profiles, id_tokens
+from commands import catalog, charger_state, charging_profiles, events, id_tokens
 from commands.models import Command, CommandState
 from configuration.answers import FOLLOWED_COMMANDS, configuration_command_follow
 from csms.models import ApiKey
@@ -26,7 +26,7 @@ from webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
 
-# Statuses by which a charger refuses a command (DESIGN.md: 409 with that status).
+# Statuses by which a charger refuses a command (docs/architecture.md, API: 409 with that status).
 REFUSING_STATUSES = frozenset(
     {
         "Rejected",
@@ -170,7 +170,7 @@ def _dispatch_in_background(command: Command) -> None:
 
 
 def _replayable(previous: Command, request: CommandRequest) -> Command:
-    """The command recorded under the request's key, if it asked the same (DESIGN.md: else a 422)."""
+    """The command recorded under the request's key, if it asked the same (docs/architecture.md, API: else a 422)."""
     if previous.request_fingerprint != request.fingerprint:
         raise CommandRefused(
             "IdempotencyKeyReused",
@@ -224,14 +224,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
             _charger_state_follow(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
-            data={
-                "command_id": str(command.id),
-                "charge_point_id": command.charge_point_identity,
-                "action": command.action,
-                "state": command.state,
-                "response": command.response,
-                "error_code": command.error_code or None,
-            },
+            data=events.command_completed(command),
         )
     return command
 

@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.serializers import CommandSerializer
-from csms.api_errors import ApiError, error_body
 from csms.models import ApiKey
+from kernel.api_errors import ApiError, error_body
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVer
 
 
 def command_http_response(command: Command) -> Response:
-    """The HTTP answer for a finished command (DESIGN.md's error table)."""
+    """The HTTP answer for a finished command (docs/architecture.md, API)."""
     identity = command.charge_point_identity
     if command.state in (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED):
         http_status, body = 200, command.response

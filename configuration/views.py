@@ -18,8 +18,8 @@ from configuration.serializers import (
     DeviceModelReportSerializer,
     DeviceModelVariableSerializer,
 )
-from csms.api_errors import ApiError
 from csms.models import ApiKey
+from kernel.api_errors import ApiError
 
 _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400}
 

@@ -10,7 +10,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
-from csms.api_errors import error_body
+from kernel.api_errors import error_body
 
 
 def _is_api(request: HttpRequest) -> bool:

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "kernel",
     "csms",
     "chargepoints",
     "ocpp_gateway",
@@ -216,19 +217,19 @@ WHITENOISE_USE_FINDERS = True
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["csms.authentication.BearerApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["kernel.authentication.BearerApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "csms.permissions.ApiKeyScopePermission",
+        "kernel.permissions.ApiKeyScopePermission",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["csms.parsers.JsonParser"],
-    "EXCEPTION_HANDLER": "csms.api_errors.api_exception_handler",
+    "DEFAULT_PARSER_CLASSES": ["kernel.parsers.JsonParser"],
+    "EXCEPTION_HANDLER": "kernel.api_errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",
-    "DEFAULT_PAGINATION_CLASS": "csms.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "kernel.pagination.Pagination",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["csms.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["kernel.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env_str("CSMS_API_RATE", "6000/minute")},
 }
 # Throttle counts (and any other cache use) are shared by every process through Redis when it is there.
@@ -390,12 +391,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "context": {"()": "csms.log_format.ContextFilter"},
-        "quiet_expected_errors": {"()": "csms.log_format.QuietExpectedErrors"},
+        "context": {"()": "kernel.log_format.ContextFilter"},
+        "quiet_expected_errors": {"()": "kernel.log_format.QuietExpectedErrors"},
     },
     "formatters": {
-        "plain": {"()": "csms.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-        "json": {"()": "csms.log_format.JsonFormatter"},
+        "plain": {"()": "kernel.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "kernel.log_format.JsonFormatter"},
     },
     "handlers": {
         "console": {

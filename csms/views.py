@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from csms import metrics
 from csms.health import readiness
+from kernel import metrics
+from webhooks.metrics import WebhookBacklogCollector
 
 
 @require_GET
@@ -26,7 +27,7 @@ async def readyz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition of every process on this host (404 with CSMS_METRICS_ENABLED=0)."""
-    scrape = metrics.exposition()
+    scrape = metrics.exposition(WebhookBacklogCollector())
     if scrape is None:
         raise Http404("Metrics are disabled (CSMS_METRICS_ENABLED=0).")
     body, content_type = scrape

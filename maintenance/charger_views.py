@@ -14,7 +14,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from csms.api_errors import error_body
+from kernel.api_errors import error_body
 from maintenance.links import LinkRefused, firmware_download_verify
 from maintenance.models import FirmwareFile
 from maintenance.services import diagnostics

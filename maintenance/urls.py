@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from csms.routers import OptionalSlashRouter
+from kernel.routers import OptionalSlashRouter
 from maintenance.views import CampaignViewSet, ChargePointLogUploadsView, FirmwareFileViewSet, LogUploadFileView
 
 router = OptionalSlashRouter()

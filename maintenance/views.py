@@ -16,9 +16,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from csms.api_errors import ApiError
+from kernel.api_errors import ApiError
 from csms.models import ApiKey
-from csms.parsers import JsonParser
+from kernel.parsers import JsonParser
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload
 from maintenance.serializers import (

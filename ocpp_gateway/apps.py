@@ -6,7 +6,8 @@ class OcppGatewayConfig(AppConfig):
     verbose_name = "OCPP gateway"
 
     def ready(self) -> None:
-        from ocpp_gateway import compiled_schemas, payload_case, relaxed_schemas
+        from kernel import payload_case
+        from ocpp_gateway import compiled_schemas, relaxed_schemas
 
         relaxed_schemas.install()
         payload_case.install()

@@ -19,7 +19,8 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
-from ocpp import messages
+
+from kernel import ocpp_package
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +77,9 @@ def install() -> None:
     Validation then runs inline: the package's default hands every payload to a worker thread,
     a hop that costs more than checking a compiled schema.
     """
-    messages.ASYNC_VALIDATION = False
-    if not isinstance(messages._validators, _CompilingCache):
+    ocpp_package.validation_inline()
+    if not isinstance(ocpp_package.validator_cache(), _CompilingCache):
         cache = _CompilingCache()
-        for key, validator in messages._validators.items():
+        for key, validator in ocpp_package.validator_cache().items():
             cache[key] = validator
-        messages._validators = cache
+        ocpp_package.validator_cache_replace(cache)

@@ -11,16 +11,13 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocpp.charge_point import camel_to_snake_case
 from ocpp.v16.enums import Action as V16Action
 from ocpp.v201.enums import Action as V201Action
 
 from commands import catalog
+from kernel import payload_case
 from ocpp_gateway.router import OcppRouter
-from ocpp_gateway.v16.router import V16Router
-from ocpp_gateway.v201.router import V201Router
-
-ROUTERS: dict[str, type[OcppRouter]] = {"1.6": V16Router, "2.0.1": V201Router}
+from ocpp_gateway.versions import ROUTERS
 ACTIONS = {"1.6": [a.value for a in V16Action], "2.0.1": [a.value for a in V201Action]}
 
 # Who starts each exchange, per the specifications (OCPP 1.6 with the security whitepaper; 2.0.1 part 2).
@@ -70,7 +67,6 @@ CHARGER_INITIATED = {
     },
 }
 BOTH_WAYS = {"DataTransfer"}
-_API_PATH = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 _MAX_TESTS_LISTED = 3
 
 
@@ -84,13 +80,8 @@ class MatrixRow:
 
 
 def handled_actions(router: type[OcppRouter]) -> set[str]:
-    """Actions a router answers: the ``@on`` handlers the ``ocpp`` package routes to."""
-    return {
-        getattr(member, "_on_action")
-        for klass in router.__mro__
-        for member in vars(klass).values()
-        if callable(member) and hasattr(member, "_on_action")
-    }
+    """Actions a router answers: those of its ``@on`` handlers (its class's route map)."""
+    return {str(action) for action in router.route_map}
 
 
 def offered_commands(version: str) -> dict[str, str]:
@@ -146,15 +137,15 @@ def _test_functions(root: Path) -> list[tuple[str, set[str]]]:
 
 def _proves_inbound(words: set[str], action: str) -> bool:
     quoted = f'"{action}"'
-    return action in words or camel_to_snake_case(action) in words or any(quoted in word for word in words)
+    return action in words or payload_case.snake_name(action) in words or any(quoted in word for word in words)
 
 
 def _proves_outbound(words: set[str], version: str, command: str) -> bool:
     suffix = f"/{command}"
     return any(
-        word == command or (word.endswith(suffix) and _API_PATH[version] in word) or word.startswith(suffix)
+        word == command or (word.endswith(suffix) and catalog.URL_PREFIX[version] in word) or word.startswith(suffix)
         for word in words
-    ) and any(_API_PATH[version] in word for word in words)
+    ) and any(catalog.URL_PREFIX[version] in word for word in words)
 
 
 def conformance_matrix(root: Path) -> dict[str, list[MatrixRow]]:

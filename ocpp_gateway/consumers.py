@@ -18,25 +18,23 @@ from django.utils import timezone
 
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
-from csms import metrics
-from csms.log_format import charge_point_id_var
+from kernel import metrics
+from kernel.charger_connections import connection_close
+from kernel.log_format import charge_point_id_var
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
-from ocpp_gateway.presence import connection_close
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.sightings import sightings
-from ocpp_gateway.v16.router import V16Router
-from ocpp_gateway.v201.router import V201Router
+from ocpp_gateway.versions import ROUTERS
 
 logger = logging.getLogger(__name__)
 
 _CHANNEL_RETRY_FIRST, _CHANNEL_RETRY_MAX = 0.5, 2.0
 # Handshakes this process is working on, per client address (CSMS_MAX_HANDSHAKES_PER_IP).
 _handshakes_in_progress: Counter[str] = Counter()
-ROUTERS: dict[str, type[OcppRouter]] = {"1.6": V16Router, "2.0.1": V201Router}
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 
 

@@ -23,13 +23,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
-from ocpp import messages
 from ocpp.exceptions import FormatViolationError, OCPPError, ProtocolError, TypeConstraintViolationError
-from ocpp.messages import MessageType
 
 from chargepoints.services.profiles import ReceivedViolation
-from ocpp_gateway import schemas
-from ocpp_gateway.timestamps import format_ocpp_time
+from kernel import ocpp_package, schemas
+from kernel.timestamps import format_ocpp_time
 
 _HARMLESS_KEYWORDS = {"enum", "maxLength"}
 
@@ -134,7 +132,7 @@ def accepted(
     key = (ocpp_version, action)
     if not isinstance(payload, dict) or (key not in SESSION_ACTIONS and not (lenient and _STORED.get(key))):
         return None
-    validator = messages.get_validator(MessageType.Call, action, ocpp_version)
+    validator = ocpp_package.request_validator(ocpp_version, action)
     errors = list(validator.iter_errors(payload))
     if not errors:
         return None

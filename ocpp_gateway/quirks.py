@@ -12,16 +12,7 @@ import copy
 import re
 from typing import Any
 
-STRIP_IDTAG_SUFFIX = "strip_idtag_suffix"
-UNIT_ALIASES = "unit_aliases"
-FORMATION_VIOLATION_SPELLING = "formation_violation_spelling"
-
-QUIRKS: dict[str, str] = {
-    STRIP_IDTAG_SUFFIX: "idTags lose trailing whitespace and NUL characters, and the profile's suffix pattern.",
-    UNIT_ALIASES: "Units spelled in another case or as an alias ('KWH', 'kwh', '%') become the OCPP spelling.",
-    FORMATION_VIOLATION_SPELLING: "CALLERRORs from the charger with either FormatViolation spelling are recorded "
-    "with the spelling of the connection's OCPP version.",
-}
+from chargepoints.quirks import STRIP_IDTAG_SUFFIX, UNIT_ALIASES
 
 _UNITS = (
     "Wh kWh varh kvarh W kW VA kVA var kvar A V K Celcius Celsius Fahrenheit Percent"  # 1.6 UnitOfMeasure

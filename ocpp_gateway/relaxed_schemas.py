@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import decimal
 import json
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft4Validator
-from ocpp import messages
+
+from kernel import ocpp_package
 
 _LOOSENED: dict[str, dict[str, dict[str, Any]]] = {
     "StartTransaction": {"meterStart": {"type": "number"}},
@@ -38,9 +38,6 @@ _INT32 = (-(2**31), 2**31 - 1)
 # what fits and flag the rest, because a refused stop or meter value is lost revenue.
 _KEPT_AS_SENT = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 _NON_NEGATIVE = {"connectorId", "evseId"}
-# The 1.6 CALLs the package validates with Decimal numbers (ocpp.messages._validate_payload).
-_PACKAGE_DECIMAL_CALLS = {"SetChargingProfile", "RemoteStartTransaction"}
-_REQUEST_SCHEMAS = {"1.6": ("v16", ".json", ""), "2.0.1": ("v201", "Request.json", "Request")}
 
 
 def bounded(schema: Any, name: str = "") -> Any:
@@ -60,30 +57,19 @@ def bounded(schema: Any, name: str = "") -> Any:
     return result
 
 
-def _request_actions(version: str) -> list[str]:
-    folder, suffix, strip = _REQUEST_SCHEMAS[version]
-    schemas = Path(messages.__file__).parent / folder / "schemas"
-    return sorted(
-        path.name.removesuffix(".json").removesuffix(strip)
-        for path in schemas.glob(f"*{suffix}")
-        if not path.name.endswith("Response.json")
-    )
-
-
 def _package_schema(version: str, action: str) -> dict[str, Any]:
     """The package's request schema of ``action``, parsed as the package parses it for validation."""
-    folder, suffix, _ = _REQUEST_SCHEMAS[version]
-    path = Path(messages.__file__).parent / folder / "schemas" / f"{action}{suffix}"
-    parse_float = decimal.Decimal if version == "1.6" and action in _PACKAGE_DECIMAL_CALLS else float
+    path = ocpp_package.schema_path(version, ocpp_package.request_schema_name(version, action))
+    parse_float = decimal.Decimal if version == "1.6" and action in ocpp_package.DECIMAL_CALLS_16 else float
     return json.loads(path.read_text(encoding="utf-8-sig"), parse_float=parse_float)
 
 
 def install() -> None:
     """Put the adjusted validators of every CALL a charger may send in the package's cache (idempotent)."""
-    for version in _REQUEST_SCHEMAS:
-        for action in _request_actions(version):
+    for version in ("1.6", "2.0.1"):
+        for action in ocpp_package.request_actions(version):
             schema = _package_schema(version, action)
             if version == "1.6" and action in _LOOSENED:
                 schema["properties"].update(_LOOSENED[action])
-            key = f"{action}_{version}" if version == "1.6" else f"{action}Request_{version}"
-            messages._validators[key] = Draft4Validator(schema if action in _KEPT_AS_SENT else bounded(schema))
+            validator = Draft4Validator(schema if action in _KEPT_AS_SENT else bounded(schema))
+            ocpp_package.validator_store(ocpp_package.request_validator_key(version, action), validator)

@@ -1,6 +1,7 @@
 """OCPP framing, validation and routing on top of the ``ocpp`` package's ChargePoint.
 
-The package does schema validation and dispatch to ``@on`` handlers. This layer adds what a
+The package does schema validation and dispatch to ``@on`` handlers (through ocpp_package, the
+one module that touches its internals). This layer adds what a
 CSMS needs around it: a CALLERROR for frames the package would only log, the OCPP 1.6 spelling
 of error codes, the message log of every frame in and out, and the charger model's profile:
 its quirks, and whether harmless schema violations are accepted (and recorded) instead of refused.
@@ -20,7 +21,6 @@ from typing import Any, Protocol
 
 from django.conf import settings
 from django.utils import timezone
-from ocpp.charge_point import ChargePoint
 from ocpp.exceptions import (
     FormatViolationError,
     GenericError,
@@ -37,18 +37,21 @@ from ocpp.v201.enums import Action as V201Action
 
 from chargepoints import selectors
 from chargepoints.models import MessageDirection
+from chargepoints.quirks import FORMATION_VIOLATION_SPELLING
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from csms import metrics
-from csms.log_format import bind_message
-from csms.storable_text import (
+from kernel import metrics
+from kernel.log_format import bind_message
+from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
     unstorable_text_paths,
     unstorable_text_replaced,
 )
-from ocpp_gateway import leniency, quirks, rpc_errors, schemas
+from kernel import schemas
+from kernel.ocpp_package import RoutedChargePoint
+from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
 from ocpp_gateway.message_log import message_log
@@ -129,7 +132,7 @@ def _storable_payload(msg: Call) -> Any:
     raise PropertyConstraintViolationError(description=f"NUL or unpaired surrogate in: {fields}"[:255])
 
 
-class OcppRouter(ChargePoint):
+class OcppRouter(RoutedChargePoint):
     """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
 
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
@@ -207,7 +210,7 @@ class OcppRouter(ChargePoint):
         if json_text_may_hold_unstorable_text(raw_msg):
             msg.payload = _storable_payload(msg)
         try:
-            await self._handle_call(msg)
+            await self.call_dispatched(msg)
             return
         except OCPPError:
             # The package refused the payload (its handler did not run) or, the payload being
@@ -230,18 +233,7 @@ class OcppRouter(ChargePoint):
             frame=raw_msg,
         )
         msg.payload = accepted.payload
-        await self._handle_call_unvalidated(msg)
-
-    async def _handle_call_unvalidated(self, msg: Call) -> None:
-        """The package validates unless an action's handlers opt out: this one message opts out
-        (route maps are per connection, and a connection's CALLs are handled one at a time)."""
-        handlers = self.route_map[msg.action]
-        skipped = handlers.get("_skip_schema_validation", False)
-        handlers["_skip_schema_validation"] = True
-        try:
-            await self._handle_call(msg)
-        finally:
-            handlers["_skip_schema_validation"] = skipped
+        await self.call_dispatched(msg, validated=False)
 
     async def _current_profile(self, msg: Call | None = None) -> ChargerProfile:
         """The charger model's profile: looked up once per connection, and again from every
@@ -345,7 +337,7 @@ class OcppRouter(ChargePoint):
             self._outstanding = None
         if response.message_type_id == MessageType.CallError:
             error_code = str(response.error_code)
-            if quirks.FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
+            if FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
                 error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
                 "outcome": "call_error",

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_disconnect
-from csms import metrics
+from kernel import metrics
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from commands.models import Command, CommandState, InstalledChargingProfile
 from commands.services import CommandRefused, CommandRequest, command_send
-from sites import selectors
+from sites import events, selectors
 from sites.allocator import allocate
 from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
 from webhooks.models import EventType
@@ -265,12 +265,5 @@ def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime) -> 
     )
     webhook_event_emit(
         event_type=EventType.SITE_ALLOCATION_CHANGED,
-        data={
-            "site_id": site.pk,
-            "site": site.name,
-            "at": snapshot.at.isoformat(),
-            "capacity_a": str(site.capacity_a) if site.capacity_a is not None else None,
-            "limits_sum_a": str(snapshot.limits_sum_a),
-            "limits": held,
-        },
+        data=events.site_allocation_changed(site, snapshot),
     )

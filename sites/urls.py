@@ -1,4 +1,4 @@
-from csms.routers import OptionalSlashRouter
+from kernel.routers import OptionalSlashRouter
 from sites.views import SiteViewSet
 
 router = OptionalSlashRouter()

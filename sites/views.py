@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from csms.api_errors import ApiError
+from kernel.api_errors import ApiError
 from sites import selectors, services
 from sites.models import AllocationSnapshot, Site, SiteMember
 from sites.serializers import (

@@ -16,7 +16,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from chargepoints.admin.shared import ReadOnlyMixin
+from kernel.admin_mixins import ReadOnlyMixin
 from webhooks.models import (
     DeliveryState,
     EventType,

@@ -349,3 +349,22 @@ def engine_stop() -> None:
     if _engine is not None:
         _engine.stop(timeout=settings.CSMS_WEBHOOK_TIMEOUT + 5)
         _engine = None
+
+
+def webhook_deliveries_send() -> int:
+    """Claim due deliveries, POST them at once and record them; returns how many were attempted.
+
+    One pass, for tests and one-off use; the webhook worker runs ``delivery.DeliveryEngine``.
+    """
+    claim = webhook_deliveries_claim(
+        limit=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT,
+        per_receiver=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER,
+    )
+    # A thread of its own for the event loop: the caller may be running one already.
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        outcomes = runner.submit(asyncio.run, claim_deliver(claim)).result()
+    webhook_attempts_record(outcomes=outcomes)
+    attempted = {outcome.delivery.id for outcome in outcomes}
+    unsent = [d.id for d in claim.deliveries if d.id not in attempted]
+    webhook_deliveries_release(token=claim.token, delivery_ids=unsent)
+    return len(outcomes)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -223,27 +221,6 @@ def webhook_deliveries_release(*, token: uuid.UUID, delivery_ids: Collection[uui
     return WebhookDelivery.objects.filter(id__in=delivery_ids, lease_token=token).update(
         next_attempt_at=timezone.now(), lease_token=None
     )
-
-
-def webhook_deliveries_send() -> int:
-    """Claim due deliveries, POST them at once and record them; returns how many were attempted.
-
-    One pass, for tests and one-off use; the webhook worker runs ``delivery.DeliveryEngine``.
-    """
-    from webhooks.delivery import claim_deliver
-
-    claim = webhook_deliveries_claim(
-        limit=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT,
-        per_receiver=settings.CSMS_WEBHOOK_MAX_IN_FLIGHT_PER_RECEIVER,
-    )
-    # A thread of its own for the event loop: the caller may be running one already.
-    with ThreadPoolExecutor(max_workers=1) as runner:
-        outcomes = runner.submit(asyncio.run, claim_deliver(claim)).result()
-    webhook_attempts_record(outcomes=outcomes)
-    attempted = {outcome.delivery.id for outcome in outcomes}
-    unsent = [d.id for d in claim.deliveries if d.id not in attempted]
-    webhook_deliveries_release(token=claim.token, delivery_ids=unsent)
-    return len(outcomes)
 
 
 def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from csms.api_errors import ApiError
+from kernel.api_errors import ApiError
 from webhooks import services
 from webhooks.models import WebhookSubscription
 from webhooks.serializers import (

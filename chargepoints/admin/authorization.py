@@ -6,14 +6,12 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from chargepoints.admin.shared import (
-    ReadOnlyAdmin,
-)
 from chargepoints.models import (
     IdTag,
     LocalAuthList,
     Reservation,
 )
+from kernel.admin_mixins import ReadOnlyAdmin
 
 
 @admin.register(IdTag)

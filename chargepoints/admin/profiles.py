@@ -7,9 +7,9 @@ import re
 from django import forms
 from django.contrib import admin
 
-from chargepoints.admin.shared import ReadOnlyAdmin
 from chargepoints.models import ChargerModelProfile, SchemaViolation
-from ocpp_gateway.quirks import QUIRKS
+from chargepoints.quirks import QUIRKS
+from kernel.admin_mixins import ReadOnlyAdmin
 
 
 class ChargerModelProfileForm(forms.ModelForm):

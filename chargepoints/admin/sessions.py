@@ -10,8 +10,6 @@ from django.utils.safestring import SafeString, mark_safe
 from chargepoints.admin.meter_chart import NO_DATA, meter_chart_svg
 from chargepoints.admin.shared import (
     FirstRowsFormSet,
-    ReadOnlyAdmin,
-    ReadOnlyMixin,
     admin_link,
     changelist_link,
     connector_label,
@@ -22,6 +20,7 @@ from chargepoints.models import (
     Transaction,
 )
 from chargepoints.selectors import transaction_meter_series
+from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 

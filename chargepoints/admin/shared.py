@@ -7,7 +7,6 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -43,21 +42,6 @@ def changelist_link(model: type[Model], query: str, text: str) -> SafeString:
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
 
 
-class ReadOnlyMixin:
-    """Rows the CSMS writes from what chargers send: operators look, they do not type."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    pass
 
 
 class FirstRowsFormSet(BaseInlineFormSet):

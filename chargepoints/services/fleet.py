@@ -19,7 +19,7 @@ from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
 
 from billing.models import Tariff
-from chargepoints import clock, selectors
+from chargepoints import clock, events, selectors
 from chargepoints.models import (
     ChargePoint,
     Connector,
@@ -28,10 +28,10 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
-from csms.storable_text import text_escaped
-from ocpp_gateway.presence import connection_close_sync
+from kernel.charger_connections import connection_close_sync
+from kernel.storable_text import text_escaped
 from webhooks.models import EventType
-from webhooks.services import iso_utc, webhook_event_emit
+from webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:
 def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reason: str) -> None:
     webhook_event_emit(
         event_type=event_type,
-        data={"charge_point_id": charge_point_id, "at": iso_utc(at), "reason": reason},
+        data=events.charge_point_connectivity(charge_point_id=charge_point_id, at=at, reason=reason),
     )
 
 
@@ -434,15 +434,15 @@ def connector_status_set(
         if connector.status != status or connector.error_code != error_code:
             webhook_event_emit(
                 event_type=EventType.CONNECTOR_STATUS_CHANGED,
-                data={
-                    "charge_point_id": charge_point_id,
-                    "evse_id": evse_id,
-                    "connector_id": connector_id,
-                    "status": status,
-                    "previous_status": connector.status or None,
-                    "error_code": error_code,
-                    "timestamp": iso_utc(timestamp),
-                },
+                data=events.connector_status_changed(
+                    charge_point_id=charge_point_id,
+                    evse_id=evse_id,
+                    connector_id=connector_id,
+                    status=status,
+                    previous_status=connector.status,
+                    error_code=error_code,
+                    timestamp=timestamp,
+                ),
             )
         connector.status = status
         connector.error_code = error_code

@@ -25,7 +25,7 @@ from django.db import transaction as db_transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chargepoints import clock, metering, selectors
+from chargepoints import clock, events, metering, selectors
 from chargepoints.metering import Anomaly
 from chargepoints.models import (
     AuthorizationStatus,
@@ -42,7 +42,7 @@ from chargepoints.models import (
 from chargepoints.selectors import IdTagInfo
 from sites.triggers import site_recompute_on_commit
 from webhooks.models import EventType
-from webhooks.services import iso_utc, webhook_event_emit
+from webhooks.services import webhook_event_emit
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -195,7 +195,7 @@ def transaction_start(
         if meter_start is None and baseline_expected and not _has_begin_reading(samples):
             _flag(session, Anomaly.MISSING_BASELINE)
         _save(session)
-        webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=transaction_event_data(session))
+        webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
         site_recompute_on_commit(charge_point_id=charge_point_id)
         _apply_parked_end(session)
     return StartResult(session, info)
@@ -406,28 +406,10 @@ def transaction_finish(
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         _flag(session, Anomaly.MISSING_READINGS)
     _save(session)
-    webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=transaction_event_data(session))
+    webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     site_recompute_on_commit(charge_point_pk=session.charge_point_id)
     billing_record_write(transaction=session)
     return session
-
-
-def transaction_event_data(session: Transaction) -> dict[str, Any]:
-    """The ``data`` of transaction.* webhook events."""
-    return {
-        "transaction_id": session.pk,
-        "ocpp_transaction_id": session.ocpp_id,
-        "charge_point_id": session.charge_point.charge_point_id,
-        "evse_id": session.evse_id,
-        "connector_id": session.connector_id,
-        "id_tag": session.id_tag,
-        "status": session.status,
-        "started_at": iso_utc(session.started_at),
-        "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
-        "stop_reason": session.stop_reason or None,
-        "energy_wh": metering.wh_number(session.energy_wh),
-        "anomalies": session.anomalies,
-    }
 
 
 # --- Internals --------------------------------------------------------------------------------

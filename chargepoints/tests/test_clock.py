@@ -18,7 +18,7 @@ from chargepoints import clock
 from chargepoints.metering import Anomaly
 from chargepoints.models import Connector, ReconciliationItem
 from chargepoints.services import connector_status_set, transactions
-from ocpp_gateway.timestamps import parse_ocpp_time
+from kernel.timestamps import parse_ocpp_time
 
 TOLERANCE = timedelta(seconds=django_settings.CSMS_CLOCK_SKEW_TOLERANCE)
 NOW = datetime.now(UTC)

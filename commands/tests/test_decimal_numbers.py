@@ -15,7 +15,7 @@ from chargepoints.models import ChargePoint
 from commands import catalog
 from commands.tests.conftest import V16_ANSWERS, V201_ANSWERS, answering_charger
 from conftest import CLIENTS, ahttp, ocpp_charger
-from ocpp_gateway import schemas
+from kernel import schemas
 
 PROFILE_16 = {
     "charging_profile_id": 1,

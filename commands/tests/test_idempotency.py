@@ -1,4 +1,4 @@
-"""An Idempotency-Key replays the same request and refuses another one (DESIGN.md: 422 IdempotencyKeyReused)."""
+"""An Idempotency-Key replays the same request and refuses another one (422, docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from commands.models import Command
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger
 from conftest import ocpp_charger
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 
 
 def post(url: str, body: dict, *, api_key: str, key: str) -> tuple[int, dict, str]:

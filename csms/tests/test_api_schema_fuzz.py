@@ -24,7 +24,7 @@ from schemathesis.schemas import APIOperation
 
 from billing.models import Tariff
 from chargepoints.models import ChargePoint, IdTag
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 from maintenance.models import Campaign, FirmwareFile
 from sites.models import Site, SiteMember
 from webhooks.models import WebhookSubscription

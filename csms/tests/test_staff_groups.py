@@ -19,7 +19,7 @@ from chargepoints.models import IdTag
 from chargepoints.services import charge_point_heartbeat, connector_status_set
 from chargepoints.services.transactions import transaction_start
 from commands.models import Command, CommandState
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 from csms.staff_groups import (
     OPERATOR,
     OPERATOR_PERMISSIONS,

@@ -17,6 +17,7 @@ from chargepoints.models import ChargePoint
 from commands.models import CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
 from csms.models import ApiKey
+from maintenance import events
 from maintenance.errors import MaintenanceError
 from maintenance.links import LinkRefused, diagnostics_upload_url, upload_token_digest, upload_token_new
 from maintenance.models import LogUpload, LogUploadState
@@ -123,7 +124,7 @@ def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogU
         )
         if spent:
             record.refresh_from_db()
-            webhook_event_emit(event_type=EventType.DIAGNOSTICS_UPLOADED, data=_upload_event(record))
+            webhook_event_emit(event_type=EventType.DIAGNOSTICS_UPLOADED, data=events.diagnostics_uploaded(record))
     if not spent:
         default_storage.delete(stored)
         raise LinkRefused("The upload token has already been used.")
@@ -153,11 +154,3 @@ def log_status_record(
     return upload
 
 
-def _upload_event(upload: LogUpload) -> dict[str, Any]:
-    return {
-        "log_upload_id": upload.pk,
-        "charge_point_id": upload.charge_point.charge_point_id,
-        "log_type": upload.log_type,
-        "file_name": upload.file_name,
-        "size": upload.size,
-    }

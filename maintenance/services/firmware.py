@@ -22,6 +22,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint
 from commands.models import CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
+from maintenance import events
 from maintenance.errors import MaintenanceError
 from maintenance.links import firmware_download_url
 from maintenance.models import IN_FLIGHT, Campaign, CampaignState, CampaignTarget, FirmwareFile, TargetState
@@ -220,7 +221,7 @@ def _campaign_finish_if_done(campaign: Campaign) -> Campaign:
         campaign.save(update_fields=["state", "finished_at"])
         webhook_event_emit(
             event_type=EventType.FIRMWARE_CAMPAIGN_FINISHED,
-            data={"campaign_id": str(campaign.pk), "state": campaign.state, "progress": campaign_progress(campaign)},
+            data=events.firmware_campaign_finished(campaign, progress=campaign_progress(campaign)),
         )
     return campaign
 
@@ -304,13 +305,7 @@ def firmware_status_record(
 def _status_changed_emit(target: CampaignTarget) -> None:
     webhook_event_emit(
         event_type=EventType.FIRMWARE_STATUS_CHANGED,
-        data={
-            "campaign_id": str(target.campaign_id),
-            "charge_point_id": target.charge_point.charge_point_id,
-            "state": target.state,
-            "status": target.status or None,
-            "failure": target.failure or None,
-        },
+        data=events.firmware_status_changed(target),
     )
 
 

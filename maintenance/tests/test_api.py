@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint
-from csms.api_keys import api_key_create
+from kernel.api_keys import api_key_create
 from maintenance.models import Campaign
 from maintenance.services import firmware
 

@@ -257,7 +257,7 @@ async def test_calls_during_a_postgres_outage_get_an_internal_error_and_work_aft
         cluster,
         "shell",
         "-c",
-        "from chargepoints.services import charge_point_register; from csms.api_keys import api_key_create;"
+        "from chargepoints.services import charge_point_register; from kernel.api_keys import api_key_create;"
         " charge_point_register(charge_point_id='CP-PG', heartbeat_interval=60);"
         " print(api_key_create(name='faults')[1])",
     ).split()[-1]

@@ -14,7 +14,7 @@ from billing.pricing import round_money
 from chargepoints.metering import Anomaly
 from chargepoints.models import ChargePoint, Connector, IdTag, MeterSample, Transaction
 from conftest import raw_socket
-from ocpp_gateway.timestamps import format_ocpp_time
+from kernel.timestamps import format_ocpp_time
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

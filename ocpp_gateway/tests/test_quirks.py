@@ -4,10 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chargepoints.quirks import STRIP_IDTAG_SUFFIX, UNIT_ALIASES
 from ocpp_gateway import leniency
 from ocpp_gateway.quirks import (
-    STRIP_IDTAG_SUFFIX,
-    UNIT_ALIASES,
     error_code_spelled,
     id_tag_stripped,
     payload_fixed,

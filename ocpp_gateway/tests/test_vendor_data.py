@@ -7,14 +7,13 @@ import json
 from typing import Any
 
 import pytest
-from ocpp.messages import Call
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint as V201ChargePoint
 from ocpp.v201 import call_result
 
 from chargepoints.models import ChargePoint
 from conftest import ahttp, raw_socket
-from ocpp_gateway import payload_case
+from kernel import payload_case
 
 VENDOR_DATA = {"some_key": 1, "otherKey": {"nested_key": [{"deepKey": True}]}}
 
@@ -72,7 +71,7 @@ async def test_an_inbound_data_transfer_reaches_its_handler_and_is_answered_with
     connection = RecordingConnection()
     station = DataTransferStation("CP-IN", connection)
     payload = {"vendorId": "com.example", "data": VENDOR_DATA, "customData": {"vendorId": "v", "myKey": 1}}
-    await station._handle_call(Call("d1", "DataTransfer", payload))
+    await station.route_message(json.dumps([2, "d1", "DataTransfer", payload]))
     assert station.received == {
         "vendor_id": "com.example", "data": VENDOR_DATA, "custom_data": {"vendor_id": "v", "myKey": 1}
     }

@@ -9,8 +9,8 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import parse_ocpp_time
 
 # What a connector status says about charging, for the idle time of its session (None: nothing).
 _CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False}

@@ -10,9 +10,9 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from kernel.timestamps import format_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.heartbeats import heartbeats
-from ocpp_gateway.timestamps import format_ocpp_time
 
 
 class ProvisioningHandlers:

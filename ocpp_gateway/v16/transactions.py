@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
@@ -16,8 +15,9 @@ from chargepoints.metering import ENERGY_REGISTER
 from chargepoints.selectors import IdTagInfo
 from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
+from kernel import payload_case
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
 
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
@@ -112,7 +112,7 @@ class TransactionHandlers:
             ocpp_transaction_id=str(payload["transaction_id"]),
             stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),
             action="StopTransaction",
-            payload=snake_to_camel_case(payload),
+            payload=payload_case.camel_case(payload),
             meter_stop_wh=_wh(payload["meter_stop"]),
             reason=payload.get("reason", "Local"),
             id_tag=id_tag or "",

@@ -9,8 +9,8 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints import services
+from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import parse_ocpp_time
 
 
 class AvailabilityHandlers:

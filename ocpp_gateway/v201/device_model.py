@@ -11,9 +11,9 @@ from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
 from configuration import services
+from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.configuration_refresh import refresh_after_boot
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import parse_ocpp_time
 
 
 class DeviceModelHandlers:

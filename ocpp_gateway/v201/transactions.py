@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
@@ -16,8 +15,9 @@ from chargepoints.selectors import IdTagInfo
 from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
 from commands import selectors as commands_selectors
+from kernel import payload_case
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.timestamps import format_ocpp_time, parse_ocpp_time
 
 # chargingState -> charging (for the session's idle time).
 _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": False}
@@ -74,7 +74,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
             ocpp_transaction_id=transaction_id,
             stopped_at=at,
             action="TransactionEvent",
-            payload=snake_to_camel_case(payload),
+            payload=payload_case.camel_case(payload),
             reason=info.get("stopped_reason", "Local"),  # the 2.0.1 default
             id_tag=id_tag,
             id_token_type=token_type,

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from webhooks import services
-from webhooks.delivery import client_session, webhook_delivery_post
+from webhooks.delivery import client_session, webhook_deliveries_send, webhook_delivery_post
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
 from webhooks.services import AttemptOutcome, Claim
 from webhooks.url_safety import PinnedResolver
@@ -159,7 +159,7 @@ def test_an_attempt_is_not_started_without_lease_left_to_finish_it(subscription,
 def test_a_claim_whose_lease_is_too_short_to_send_hands_its_deliveries_back(subscription, webhook_receiver, settings):
     settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS = 1  # less than the margin an attempt must end before its lease
     emit(2)
-    assert services.webhook_deliveries_send() == 0
+    assert webhook_deliveries_send() == 0
     assert webhook_receiver.requests == []
     for delivery in WebhookDelivery.objects.all():
         assert (delivery.state, delivery.attempts, delivery.lease_token) == (DeliveryState.PENDING, 0, None)

@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from webhooks import services
+from webhooks.delivery import webhook_deliveries_send
 from webhooks.models import WebhookSubscription
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +40,7 @@ def signed_by(secret: str, header: str, body: bytes) -> bool:
 
 def deliver_one(webhook_receiver) -> tuple[str, bytes]:
     services.webhook_event_emit(event_type="charge_point.online", data={"charge_point_id": "CP-1"})
-    assert services.webhook_deliveries_send() == 1
+    assert webhook_deliveries_send() == 1
     headers, body = webhook_receiver.requests[-1]
     return headers["x-dynamo-signature"], body
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from chargepoints import services as fleet
 from chargepoints.models import ChargePoint
 from webhooks import services
+from webhooks.delivery import webhook_deliveries_send
 from webhooks.models import WebhookDelivery
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
@@ -102,7 +103,7 @@ def test_a_connector_status_change_is_an_event_and_a_repeat_is_not(allow_private
 def test_a_delivery_is_signed_and_recorded(allow_private, webhook_receiver):
     subscription = subscribe(url=webhook_receiver.url)
     services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-1"})
-    assert services.webhook_deliveries_send() == 1
+    assert webhook_deliveries_send() == 1
     headers, body = webhook_receiver.requests[0]
     assert verify(subscription.secret, headers, body)["data"] == {"charge_point_id": "CP-1"}
     delivery = WebhookDelivery.objects.get()
@@ -119,10 +120,10 @@ def test_a_failing_receiver_is_retried_with_backoff_then_failed(allow_private, w
     delays = []
     for _ in range(3):
         before = timezone.now()
-        assert services.webhook_deliveries_send() == 1
+        assert webhook_deliveries_send() == 1
         delivery = WebhookDelivery.objects.get()
         delays.append(round((delivery.next_attempt_at - before).total_seconds()))
-        assert services.webhook_deliveries_send() == 0  # not due yet
+        assert webhook_deliveries_send() == 0  # not due yet
         WebhookDelivery.objects.update(next_attempt_at=timezone.now())
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 3, 500)
@@ -135,12 +136,12 @@ def test_a_receiver_that_will_never_accept_fails_at_once_and_can_be_resent(allow
     webhook_receiver.status = 404
     subscribe(url=webhook_receiver.url)
     services.webhook_event_emit(event_type="charge_point.offline", data={})
-    services.webhook_deliveries_send()
+    webhook_deliveries_send()
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("failed", 1)
     webhook_receiver.status = 204
     services.webhook_delivery_resend(delivery=delivery)
-    services.webhook_deliveries_send()
+    webhook_deliveries_send()
     assert WebhookDelivery.objects.get().state == "delivered"
 
 
@@ -148,7 +149,7 @@ def test_redirects_are_not_followed(allow_private, webhook_receiver):
     webhook_receiver.status = 302
     subscribe(url=webhook_receiver.url)
     services.webhook_event_emit(event_type="charge_point.offline", data={})
-    services.webhook_deliveries_send()
+    webhook_deliveries_send()
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.last_status_code) == ("pending", 302)
 

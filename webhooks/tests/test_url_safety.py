@@ -16,6 +16,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from webhooks import services
+from webhooks.delivery import webhook_deliveries_send
 from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.url_safety import (
     PinnedResolver,
@@ -210,7 +211,7 @@ def rebinding_dns(monkeypatch, tls: ssl.SSLContext | None = None) -> tuple[Liste
 def deliver_once(url: str) -> WebhookDelivery:
     services.webhook_subscription_create(url=url, events=["charge_point.online"])
     services.webhook_event_emit(event_type="charge_point.online", data={})
-    assert services.webhook_deliveries_send() == 1
+    assert webhook_deliveries_send() == 1
     return WebhookDelivery.objects.get()
 
 
@@ -253,7 +254,7 @@ def test_a_delivery_the_guard_refuses_fails_at_once(url, settings):
     settings.CSMS_WEBHOOK_ALLOW_PRIVATE = False
     WebhookSubscription.objects.create(url=url, events=["charge_point.online"], secret="whsec_x")
     services.webhook_event_emit(event_type="charge_point.online", data={})
-    assert services.webhook_deliveries_send() == 1
+    assert webhook_deliveries_send() == 1
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 1, None)
     assert delivery.last_error
@@ -272,7 +273,7 @@ def test_a_host_that_does_not_resolve_is_retried(monkeypatch, settings):
     with pytest.raises(WebhookHostUnresolved):
         webhook_target_resolve("https://hooks.example.com/h")
     services.webhook_event_emit(event_type="charge_point.online", data={})
-    assert services.webhook_deliveries_send() == 1
+    assert webhook_deliveries_send() == 1
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts) == ("pending", 1)
     assert delivery.last_error == "The host 'hooks.example.com' does not resolve."

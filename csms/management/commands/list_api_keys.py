@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from csms.api_keys import api_key_list
+from kernel.api_keys import api_key_list
 
 _NEVER = "-"
 

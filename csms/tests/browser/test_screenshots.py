@@ -23,7 +23,8 @@ from commands.tests.conftest import V16Charger, answering_charger
 from conftest import http_request
 from csms.tests.browser.conftest import VIEWPORT, BackgroundCharger, assert_styled, login, wait_until
 from webhooks.models import DeliveryState, EventType, WebhookDelivery
-from webhooks.services import webhook_deliveries_send, webhook_subscription_create
+from webhooks.delivery import webhook_deliveries_send
+from webhooks.services import webhook_subscription_create
 
 FLEET_CARD = "04A2B3C4D5E6F7"
 # A charger whose faulted connector will not let go of the cable.

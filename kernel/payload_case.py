@@ -11,30 +11,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ocpp import charge_point
+from kernel import ocpp_package
 
-_package_snake_case = charge_point.camel_to_snake_case
-_package_camel_case = charge_point.snake_to_camel_case
 _CUSTOM_DATA = {"customData", "custom_data"}
 _VENDOR_ID = {"vendorId", "vendor_id"}
 
 
-def _snake_key(name: str) -> str:
-    return next(iter(_package_snake_case({name: None})))
+def snake_name(name: str) -> str:
+    """``name`` (an OCPP field or action) in snake_case: ``BootNotification`` -> ``boot_notification``."""
+    return next(iter(ocpp_package.package_snake_case({name: None})))
 
 
-def _camel_key(name: str) -> str:
-    return next(iter(_package_camel_case({name: None})))
+def camel_name(name: str) -> str:
+    return next(iter(ocpp_package.package_camel_case({name: None})))
 
 
 def snake_case(payload: Any) -> Any:
     """``payload`` with the keys of its OCPP fields in snake_case (a copy)."""
-    return _converted(payload, _snake_key, top_level=True)
+    return _converted(payload, snake_name, top_level=True)
 
 
 def camel_case(payload: Any) -> Any:
     """``payload`` with the keys of its OCPP fields in camelCase (a copy)."""
-    return _converted(payload, _camel_key, top_level=True)
+    return _converted(payload, camel_name, top_level=True)
 
 
 def _converted(value: Any, key: Callable[[str], str], *, top_level: bool = False) -> Any:
@@ -61,5 +60,4 @@ def _custom_data(value: Any, key: Callable[[str], str]) -> Any:
 
 def install() -> None:
     """Make the ``ocpp`` package convert inbound CALLs and their answers with these rules (idempotent)."""
-    charge_point.camel_to_snake_case = snake_case
-    charge_point.snake_to_camel_case = camel_case
+    ocpp_package.case_conversions_install(snake_case, camel_case)

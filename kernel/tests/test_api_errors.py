@@ -10,7 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from conftest import http_request
-from csms.parsers import MAX_JSON_DEPTH
+from kernel.parsers import MAX_JSON_DEPTH
 
 pytestmark = pytest.mark.django_db
 

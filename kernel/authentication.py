@@ -6,8 +6,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from csms.api_keys import api_key_find_active, api_key_mark_used
 from csms.models import ApiKey
+from kernel.api_keys import api_key_find_active, api_key_mark_used
 
 
 class ApiKeyUser:
@@ -45,7 +45,7 @@ class BearerApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class BearerApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "csms.authentication.BearerApiKeyAuthentication"
+    target_class = "kernel.authentication.BearerApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

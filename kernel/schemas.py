@@ -12,22 +12,19 @@ import decimal
 import functools
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
-from ocpp import messages
 
-from ocpp_gateway import payload_case
+from kernel import ocpp_package, payload_case
 
-_SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
 _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 
 
 @functools.cache
 def _validator(ocpp_version: str, schema_name: str) -> Draft4Validator:
-    path = Path(messages.__file__).parent / _SCHEMA_FOLDERS[ocpp_version] / "schemas" / f"{schema_name}.json"
+    path = ocpp_package.schema_path(ocpp_version, schema_name)
     return Draft4Validator(json.loads(path.read_text(encoding="utf-8-sig"), parse_float=decimal.Decimal))
 
 
@@ -35,18 +32,14 @@ def _errors(validator: Draft4Validator, payload: Any) -> list[ValidationError]:
     return list(validator.iter_errors(json.loads(json.dumps(payload), parse_float=decimal.Decimal)))
 
 
-def _request_schema_name(ocpp_version: str, action: str) -> str:
-    return action if ocpp_version == "1.6" else f"{action}Request"
-
-
 def request_schema(*, ocpp_version: str, action: str) -> dict[str, Any]:
     """The request schema of ``action`` (numbers as Decimals)."""
-    return _validator(ocpp_version, _request_schema_name(ocpp_version, action)).schema
+    return _validator(ocpp_version, ocpp_package.request_schema_name(ocpp_version, action)).schema
 
 
 def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
     """How a camelCase CALL payload of ``action`` breaks its request schema (empty: it does not)."""
-    return _errors(_validator(ocpp_version, _request_schema_name(ocpp_version, action)), payload)
+    return _errors(_validator(ocpp_version, ocpp_package.request_schema_name(ocpp_version, action)), payload)
 
 
 def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:

@@ -1,4 +1,4 @@
-"""One error shape for the API: ``{"error", "message", ...}`` (DESIGN.md, Commands)."""
+"""One error shape for the API: ``{"error", "message", ...}`` (docs/architecture.md, API)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ from rest_framework.routers import SimpleRouter
 
 
 class OptionalSlashRouter(SimpleRouter):
-    """Routes that answer with and without a trailing slash (DESIGN.md, Resources)."""
+    """Routes that answer with and without a trailing slash (docs/architecture.md, API)."""
 
     def __init__(self) -> None:
         super().__init__()

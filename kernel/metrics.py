@@ -3,8 +3,8 @@
 Each process (daphne, Celery) writes its samples to memory-mapped files in ``CSMS_METRICS_DIR``;
 a scrape of ``/metrics`` on any process adds them all up, so it does not matter which of several
 gateway processes behind one port answers. Charger gauges keep one series per process (label
-``pid``); a dead process's series are dropped at the next scrape. Webhook figures are read from
-the database at scrape time (one query), not counted in the worker.
+``pid``); a dead process's series are dropped at the next scrape. Figures read from the database at
+scrape time come from the collectors ``/metrics`` passes in (webhooks.metrics).
 
 Recording is a few microseconds and never touches the database. With ``CSMS_METRICS_ENABLED=0``
 every recording function returns at once and ``/metrics`` is a 404.
@@ -16,7 +16,6 @@ import functools
 import glob
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,39 +117,9 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-class _WebhookCollector:
-    """Webhook backlog and failures, read from the outbox at scrape time."""
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        from django.utils import timezone
-
-        from webhooks.selectors import webhook_backlog
-
-        backlog = webhook_backlog(now=timezone.now())
-        yield GaugeMetricFamily(
-            "csms_webhook_deliveries_pending", "Webhook deliveries not yet delivered.", value=backlog.pending
-        )
-        yield GaugeMetricFamily(
-            "csms_webhook_deliveries_due",
-            "Pending webhook deliveries due now (waiting for a webhook worker).",
-            value=backlog.due,
-        )
-        yield GaugeMetricFamily(
-            "csms_webhook_oldest_pending_seconds",
-            "Age of the oldest undelivered webhook delivery, seconds (0 when none).",
-            value=backlog.oldest_pending_seconds or 0.0,
-        )
-        yield GaugeMetricFamily(
-            "csms_webhook_deliveries_failed",
-            "Webhook deliveries that gave up after their last attempt (kept until re-sent).",
-            value=backlog.failed,
-        )
-
-
-def exposition() -> tuple[bytes, str] | None:
-    """The text of a scrape and its content type; None when metrics are off."""
+def exposition(*collectors: Any) -> tuple[bytes, str] | None:
+    """The text of a scrape, with what ``collectors`` read at scrape time, and its content type;
+    None when metrics are off."""
     if _metrics() is None:
         return None
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
@@ -158,5 +127,6 @@ def exposition() -> tuple[bytes, str] | None:
     _forget_dead_processes(settings.CSMS_METRICS_DIR)
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=settings.CSMS_METRICS_DIR)
-    registry.register(_WebhookCollector())
+    for collector in collectors:
+        registry.register(collector)
     return generate_latest(registry), CONTENT_TYPE_LATEST

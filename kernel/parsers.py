@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import JSONParser
 
-from csms.storable_text import unstorable_text_paths
+from kernel.storable_text import unstorable_text_paths
 
 # No request of this API nests deeper (an OCPP charging profile is about 6 levels deep); the limit keeps
 # every later recursive step (OCPP schema validation, snake/camel conversion) far from Python's.

@@ -2,8 +2,8 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from csms.api_keys import api_key_create
-from csms.throttling import ApiKeyRateThrottle
+from kernel.api_keys import api_key_create
+from kernel.throttling import ApiKeyRateThrottle
 
 pytestmark = pytest.mark.django_db
 

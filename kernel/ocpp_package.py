@@ -1,0 +1,187 @@
+"""Every use of the ``ocpp`` package's internals, in one module (pinned: ocpp==2.1.0).
+
+The gateway builds on the package's public surface: ``ocpp.routing.on`` / ``after``, the message
+classes of ``ocpp.messages``, the exceptions of ``ocpp.exceptions`` and the versions'
+``ChargePoint``, ``call`` and ``call_result``. It also relies on these internals, which a release
+may change without notice, and which only this module touches:
+
+- dispatch: the route map ``ocpp.routing.create_route_map`` builds from what ``@on`` / ``@after``
+  record on a handler, and the steps of ``ChargePoint._handle_call`` (validate the request, convert
+  it to snake_case, call the handler, serialize its answer, drop the Nones, convert to camelCase,
+  validate and send the answer, start the ``@after`` hook), which ``RoutedChargePoint`` performs on
+  a route map built once per class;
+- the validator cache ``ocpp.messages._validators``, its keys, and ``ASYNC_VALIDATION``;
+- the JSON schema files inside the package, and the 1.6 CALLs it validates with Decimal numbers;
+- the case conversions ``ocpp.charge_point.camel_to_snake_case`` / ``snake_to_camel_case``, which
+  the package's ``call`` and ``_handle_call`` (the simulator's, the test clients') look up at each use.
+
+kernel/tests/test_ocpp_package.py checks each of these against the installed package: a
+release that changes one fails there, by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from jsonschema import Draft4Validator
+from ocpp import charge_point, messages
+from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
+from ocpp.messages import Call, MessageType, validate_payload
+from ocpp.routing import create_route_map
+
+_SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
+# The 1.6 CALLs the package validates with Decimal numbers (``ocpp.messages._validate_payload``).
+DECIMAL_CALLS_16 = frozenset({"SetChargingProfile", "RemoteStartTransaction"})
+# The package's own conversions, before ``case_conversions_install`` replaces them.
+package_snake_case: Callable[[Any], Any] = charge_point.camel_to_snake_case
+package_camel_case: Callable[[Any], Any] = charge_point.snake_to_camel_case
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One action's handlers: ``on`` answers it, ``after`` runs once the answer is sent."""
+
+    on: Callable[..., Any]
+    after: Callable[..., Any] | None
+    validated: bool  # False when declared ``@on(action, skip_schema_validation=True)``
+    on_takes_unique_id: bool
+    after_takes_unique_id: bool
+
+
+def _takes_unique_id(handler: Callable[..., Any] | None) -> bool:
+    return handler is not None and "call_unique_id" in inspect.signature(handler).parameters
+
+
+def route_map_of(cls: type) -> Mapping[str, Route]:
+    """Action name -> ``Route`` for the ``@on`` / ``@after`` handlers of ``cls`` (unbound functions).
+
+    Raises TypeError for an ``@after`` hook without an ``@on`` handler for its action.
+    """
+    routes = {}
+    for action, handlers in create_route_map(cls).items():
+        if "_on_action" not in handlers:
+            raise TypeError(f"{cls.__name__}: @after({action!r}) without an @on handler for it")
+        routes[action] = Route(
+            on=handlers["_on_action"],
+            after=handlers.get("_after_action"),
+            validated=not handlers.get("_skip_schema_validation", False),
+            on_takes_unique_id=_takes_unique_id(handlers["_on_action"]),
+            after_takes_unique_id=_takes_unique_id(handlers.get("_after_action")),
+        )
+    return MappingProxyType(routes)
+
+
+class RoutedChargePoint(ChargePoint):
+    """The package's ``ChargePoint`` with one read-only route map per class, not one per connection.
+
+    The package builds, for every instance, a dict of bound handlers, and the lock and queue its
+    ``call()`` uses. A router answers CALLs and sends its own (``OcppRouter.send_call``), so an
+    instance holds only its id, connection and logger.
+    """
+
+    route_map: ClassVar[Mapping[str, Route]] = MappingProxyType({})
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.route_map = route_map_of(cls)
+
+    def __init__(self, id: str, connection: Any, *, logger: logging.Logger) -> None:  # noqa: A002 (the package's name)
+        # Not the package's __init__: its per-connection route map, lock and queue serve call().
+        self.id = id
+        self._connection = connection
+        self.logger = logger
+
+    async def _handle_call(self, msg: Call) -> Any:
+        return await self.call_dispatched(msg)
+
+    async def call_dispatched(self, msg: Call, *, validated: bool = True) -> Any:
+        """Answer the CALL ``msg`` as the package's ``_handle_call`` does, from the class's route map.
+
+        ``validated=False`` handles this one message without schema validation (request and
+        answer), whatever its route declares. The action must be in ``route_map``. Raises the
+        package's OCPPError for an invalid request or answer; a handler's exception is answered
+        with its CALLERROR. Returns what the ``@after`` hook returned (None without one).
+        """
+        route = self.route_map[msg.action]
+        validating = validated and route.validated
+        if validating:
+            await validate_payload(msg, self._ocpp_version)
+        payload = charge_point.camel_to_snake_case(msg.payload)
+        unique_id = {"call_unique_id": msg.unique_id}
+        try:
+            response = route.on(self, **payload, **(unique_id if route.on_takes_unique_id else {}))
+            if inspect.isawaitable(response):
+                response = await response
+        except Exception as error:
+            self.logger.exception("Error while handling request '%s'", msg)
+            await self._send(msg.create_call_error(error).to_json())
+            return None
+        answer = msg.create_call_result(charge_point.snake_to_camel_case(remove_nones(serialize_as_dict(response))))
+        if validating:
+            await validate_payload(answer, self._ocpp_version)
+        await self._send(answer.to_json())
+        if route.after is None:
+            return None
+        hook = route.after(self, **payload, **(unique_id if route.after_takes_unique_id else {}))
+        if inspect.isawaitable(hook):
+            asyncio.ensure_future(hook)  # noqa: RUF006 (as the package does: the hook may send a CALL)
+        return hook
+
+
+def schema_path(ocpp_version: str, schema_name: str) -> Path:
+    """The package's JSON schema ``schema_name`` (``Authorize``, ``AuthorizeRequest``, ``AuthorizeResponse``)."""
+    return Path(messages.__file__).parent / _SCHEMA_FOLDERS[ocpp_version] / "schemas" / f"{schema_name}.json"
+
+
+def request_schema_name(ocpp_version: str, action: str) -> str:
+    return action if ocpp_version == "1.6" else f"{action}Request"
+
+
+def request_actions(ocpp_version: str) -> list[str]:
+    """Every action the package has a request schema for, in ``ocpp_version``."""
+    suffix = request_schema_name(ocpp_version, "")
+    names = (path.name.removesuffix(".json") for path in schema_path(ocpp_version, "").parent.glob("*.json"))
+    requests = (name for name in names if name.endswith(suffix) and not name.endswith("Response"))
+    return sorted(name.removesuffix(suffix) for name in requests)
+
+
+def request_validator_key(ocpp_version: str, action: str) -> str:
+    """The key under which the package caches the validator of ``action``'s request."""
+    return f"{request_schema_name(ocpp_version, action)}_{ocpp_version}"
+
+
+def request_validator(ocpp_version: str, action: str) -> Any:
+    """The validator the package checks ``action``'s request with (the cached one, if any)."""
+    return messages.get_validator(MessageType.Call, action, ocpp_version)
+
+
+def validator_cache() -> dict[str, Any]:
+    """The package's validator cache: key -> validator (``messages._validators``)."""
+    return messages._validators
+
+
+def validator_cache_replace(cache: dict[str, Any]) -> None:
+    """Make ``cache`` the package's validator cache (it should hold the current entries)."""
+    messages._validators = cache
+
+
+def validator_store(key: str, validator: Draft4Validator) -> None:
+    messages._validators[key] = validator
+
+
+def validation_inline() -> None:
+    """Validate in the calling thread, not in the executor the package defaults to."""
+    messages.ASYNC_VALIDATION = False
+
+
+def case_conversions_install(snake_case: Callable[[Any], Any], camel_case: Callable[[Any], Any]) -> None:
+    """Make every package conversion of payload keys use these (routers and package clients alike)."""
+    charge_point.camel_to_snake_case = snake_case
+    charge_point.snake_to_camel_case = camel_case

@@ -1,0 +1,57 @@
+"""The import contracts of pyproject.toml hold (``lint-imports``), and they catch a broken layer or a cycle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(config: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR)}
+    command = [str(LINT_IMPORTS), "--config", str(config), "--no-cache", "--no-logo"]
+    return subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=240)
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(value)  # strings and lists of strings read the same in TOML
+
+
+def _config_without_ignore(tmp_path: Path, ignored: str) -> Path:
+    """pyproject.toml's contracts, less the ignore of ``ignored``."""
+    linter = tomllib.loads((settings.BASE_DIR / "pyproject.toml").read_text())["tool"]["importlinter"]
+    lines = ["[tool.importlinter]", f"root_packages = {_toml(linter['root_packages'])}"]
+    for contract in linter["contracts"]:
+        lines.append("[[tool.importlinter.contracts]]")
+        for key, value in contract.items():
+            lines.append(f"{key} = {_toml([v for v in value if v != ignored] if key == 'ignore_imports' else value)}")
+    path = tmp_path / "pyproject.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_layers_and_cycle_contracts_are_kept():
+    result = _lint_imports(settings.BASE_DIR / "pyproject.toml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("import_no_longer_ignored", "broken"),
+    [
+        ("commands.services -> ocpp_gateway.rpc", "commands is not allowed to import ocpp_gateway"),
+        ("webhooks.services -> webhooks.tasks", "No cycles are allowed in webhooks"),
+    ],
+)
+def test_a_broken_contract_fails_and_names_the_import(tmp_path, import_no_longer_ignored, broken):
+    result = _lint_imports(_config_without_ignore(tmp_path, import_no_longer_ignored))
+    assert result.returncode != 0
+    assert broken in result.stdout, result.stdout + result.stderr

@@ -1,0 +1,178 @@
+"""The ``ocpp`` package's internals are as kernel/ocpp_package.py assumes.
+
+When one of these fails after an upgrade of the package, re-read the package where the failing
+test points, adapt ocpp_package.py (and only it), and move the pin in requirements.txt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import json
+import re
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ocpp import charge_point, messages
+from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, MessageType
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint as V16ChargePoint
+from ocpp.v16 import call_result
+
+from kernel import ocpp_package, payload_case
+
+_PIN = re.compile(r"^ocpp==(\S+)$", re.MULTILINE)
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(json.loads(text))
+
+
+class Handlers:
+    """The same handlers, routed by the package (per instance) and by RoutedChargePoint (per class)."""
+
+    after_runs: list[Any]
+
+    @on("Heartbeat")
+    async def on_heartbeat(self, call_unique_id: str, **_: Any) -> call_result.Heartbeat:
+        return call_result.Heartbeat(current_time=f"2026-01-01T00:00:00Z/{call_unique_id}")
+
+    @on("StatusNotification")
+    def on_status_notification(self, **payload: Any) -> call_result.StatusNotification:
+        if payload["error_code"] == "OtherError":
+            raise ValueError("the handler failed")
+        return call_result.StatusNotification()
+
+    @after("StatusNotification")
+    async def after_status_notification(self, connector_id: int, **_: Any) -> None:
+        self.after_runs.append(connector_id)
+
+    @on("DataTransfer", skip_schema_validation=True)
+    def on_data_transfer(self, **payload: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="Accepted", data=str(sorted(payload)))
+
+
+class PackageRouted(Handlers, V16ChargePoint):
+    pass
+
+
+class ClassRouted(Handlers, ocpp_package.RoutedChargePoint, V16ChargePoint):
+    pass
+
+
+def _status(error_code: str = "NoError", **extra: Any) -> dict[str, Any]:
+    return {"connectorId": 1, "errorCode": error_code, "status": "Available", **extra}
+
+
+CALLS = [
+    Call("h1", "Heartbeat", {}),
+    Call("s1", "StatusNotification", _status()),
+    Call("s2", "StatusNotification", _status("OtherError")),
+    Call("d1", "DataTransfer", {"vendorId": 7, "unknownField": True}),
+]
+
+
+async def _outcome(cls: type, msg: Call, **dispatch: Any) -> tuple[list[Any], Any, list[Any]]:
+    connection = Recording()
+    router = cls("CP-1", connection) if cls is PackageRouted else cls("CP-1", connection, logger=charge_point.LOGGER)
+    router.after_runs = []
+    try:
+        await (router.call_dispatched(msg, **dispatch) if dispatch else router._handle_call(msg))
+        error = None
+    except OCPPError as raised:
+        error = (type(raised), raised.code, str(raised.details.get("cause")))
+    await asyncio.sleep(0)  # let an @after hook run
+    return connection.sent, error, router.after_runs
+
+
+def test_the_pinned_release_is_the_one_installed():
+    requirements = (Path(__file__).resolve().parents[2] / "requirements.txt").read_text()
+    assert version("ocpp") == _PIN.search(requirements).group(1) == "2.1.0", "re-check ocpp_package.py, then the pin"
+
+
+@pytest.mark.parametrize("msg", CALLS, ids=lambda msg: msg.unique_id)
+async def test_a_class_route_map_answers_as_the_package_answers(msg):
+    package = await _outcome(PackageRouted, Call(msg.unique_id, msg.action, dict(msg.payload)))
+    routed = await _outcome(ClassRouted, Call(msg.unique_id, msg.action, dict(msg.payload)))
+    assert routed == package
+    assert package[0], "every CALL here is answered"
+
+
+async def test_an_invalid_request_is_refused_as_the_package_refuses_it():
+    invalid = {"connectorId": "one", "errorCode": "NoError", "status": "Available"}
+    package = await _outcome(PackageRouted, Call("s3", "StatusNotification", dict(invalid)))
+    routed = await _outcome(ClassRouted, Call("s3", "StatusNotification", dict(invalid)))
+    assert routed == package and package[1][1] == "TypeConstraintViolation" and package[0] == []
+
+
+async def test_an_unvalidated_dispatch_runs_the_handler_of_an_invalid_request():
+    sent, error, after_runs = await _outcome(
+        ClassRouted, Call("s4", "StatusNotification", {**_status(), "connectorId": "one"}), validated=False
+    )
+    assert (error, after_runs) == (None, ["one"])
+    assert sent == [[3, "s4", {}]]
+
+
+def test_the_route_map_is_built_once_per_class_and_read_only():
+    first = ClassRouted("A", Recording(), logger=charge_point.LOGGER)
+    second = ClassRouted("B", Recording(), logger=charge_point.LOGGER)
+    assert first.route_map is second.route_map is ClassRouted.route_map
+    assert set(vars(first)) == {"id", "_connection", "logger"}
+    assert ClassRouted.route_map["DataTransfer"].validated is False
+    assert ClassRouted.route_map["Heartbeat"].on_takes_unique_id is True
+    with pytest.raises(TypeError):
+        ClassRouted.route_map["Heartbeat"] = None  # type: ignore[index]
+
+
+def test_an_after_hook_without_its_handler_is_refused_when_the_class_is_made():
+    with pytest.raises(TypeError, match="Reset"):
+
+        class Broken(ocpp_package.RoutedChargePoint, V16ChargePoint):
+            @after("Reset")
+            def after_reset(self, **_: Any) -> None: ...
+
+
+@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
+def test_request_validators_are_cached_under_the_keys_the_package_reads(ocpp_version):
+    actions = ocpp_package.request_actions(ocpp_version)
+    assert {"Authorize", "BootNotification", "Heartbeat"} <= set(actions)
+    for action in actions:
+        key = ocpp_package.request_validator_key(ocpp_version, action)
+        assert messages.get_validator(MessageType.Call, action, ocpp_version) is ocpp_package.validator_cache()[key]
+        assert ocpp_package.schema_path(ocpp_version, ocpp_package.request_schema_name(ocpp_version, action)).is_file()
+    assert ocpp_package.validator_cache() is messages._validators
+    assert messages.ASYNC_VALIDATION is False  # validation_inline(), at start
+
+
+def _charging_profile(limit: float) -> dict[str, Any]:
+    schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
+    profile = {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+               "chargingProfileKind": "Absolute", "chargingSchedule": schedule}
+    return {"connectorId": 1, "csChargingProfiles": profile}
+
+
+@pytest.mark.parametrize("action", sorted(ocpp_package.DECIMAL_CALLS_16))
+async def test_the_package_reads_these_16_calls_with_decimal_numbers(action):
+    payload = _charging_profile(10.1)
+    if action == "RemoteStartTransaction":
+        payload = {"idTag": "T", "chargingProfile": payload["csChargingProfiles"]}
+    msg = Call("c1", action, payload)
+    await messages.validate_payload(msg, "1.6")
+    assert isinstance(json.loads(json.dumps(msg.payload, default=str)), dict)
+    profile = msg.payload.get("csChargingProfiles") or msg.payload["chargingProfile"]
+    assert profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == decimal.Decimal("10.1")
+
+
+def test_the_package_looks_its_case_conversions_up_at_each_use():
+    for method in (charge_point.ChargePoint._handle_call, charge_point.ChargePoint.call):
+        assert {"camel_to_snake_case", "snake_to_camel_case"} <= set(method.__code__.co_names)
+    assert charge_point.camel_to_snake_case is payload_case.snake_case  # case_conversions_install(), at start
+    assert charge_point.snake_to_camel_case is payload_case.camel_case
+    assert ocpp_package.package_snake_case({"idTag": 1}) == {"id_tag": 1}

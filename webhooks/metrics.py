@@ -1,0 +1,36 @@
+"""Webhook figures for /metrics (kernel.metrics), read from the outbox at scrape time (one query)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from webhooks.selectors import webhook_backlog
+
+
+class WebhookBacklogCollector:
+    """Webhook backlog and failures, read from the outbox at scrape time."""
+
+    def collect(self) -> Iterator[Any]:
+        backlog = webhook_backlog(now=timezone.now())
+        yield GaugeMetricFamily(
+            "csms_webhook_deliveries_pending", "Webhook deliveries not yet delivered.", value=backlog.pending
+        )
+        yield GaugeMetricFamily(
+            "csms_webhook_deliveries_due",
+            "Pending webhook deliveries due now (waiting for a webhook worker).",
+            value=backlog.due,
+        )
+        yield GaugeMetricFamily(
+            "csms_webhook_oldest_pending_seconds",
+            "Age of the oldest undelivered webhook delivery, seconds (0 when none).",
+            value=backlog.oldest_pending_seconds or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "csms_webhook_deliveries_failed",
+            "Webhook deliveries that gave up after their last attempt (kept until re-sent).",
+            value=backlog.failed,
+        )
