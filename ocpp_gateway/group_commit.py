@@ -2,10 +2,15 @@
 
 Issue 15 (design 2). A handler hands its unit of work (a service call such as
 ``transaction_start`` or ``connector_status_set``) to the process's commit group and awaits it.
-Units that arrive while ``CSMS_GROUP_COMMIT_WRITERS`` batches are being written wait and go
-together in the next batch, up to ``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle process starts a batch
-at once, so nothing waits for a timer. A batch is one transaction on one pooled connection, and
-one hop to a database thread instead of one per message.
+Units that arrive while a batch is being written wait and go together in the next one, up to
+``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle process starts a batch at once, so nothing waits for a
+timer. A batch is one transaction on one pooled connection, and one hop to a database thread
+instead of one per message.
+
+One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
+written as units too: a batch holds the rows of many chargers until it commits, and two such
+transactions of one process locking charger rows in different orders would deadlock. Chargers
+held by different processes are different rows.
 
 Each unit runs in its own savepoint: a unit that raises is rolled back alone and its caller gets
 the exception (the router answers it with a CALLERROR); the others commit. A unit chosen as a
@@ -53,11 +58,11 @@ class _Unit:
 class CommitGroup:
     """The process's batches; one per event loop (the gateway has one)."""
 
-    def __init__(self, *, writers: int, max_units: int) -> None:
-        self._writers, self._max_units = writers, max_units
-        self._executor = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="csms-commit")
+    def __init__(self, *, max_units: int) -> None:
+        self._max_units = max_units
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
-        self._writing = 0
+        self._writing = False
 
     async def run(self, func: Callable[..., Result], /, **kwargs: Any) -> Result:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised."""
@@ -68,9 +73,9 @@ class CommitGroup:
         return await unit.future
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        while self._pending and self._writing < self._writers:
+        if self._pending and not self._writing:
             batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_units))]
-            self._writing += 1
+            self._writing = True
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
@@ -80,7 +85,7 @@ class CommitGroup:
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
-            self._writing -= 1
+            self._writing = False
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):
             if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same
@@ -139,7 +144,7 @@ def _unit_outcome(unit: _Unit) -> Outcome:
     raise AssertionError("unreachable")
 
 
-commit_group = CommitGroup(writers=settings.CSMS_GROUP_COMMIT_WRITERS, max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS)
+commit_group = CommitGroup(max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS)
 
 
 def in_commit_group(func: Callable[..., Result]) -> Callable[..., Awaitable[Result]]:

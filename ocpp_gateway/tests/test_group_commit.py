@@ -35,7 +35,7 @@ async def _registered_now() -> set[str]:
 
 
 async def test_messages_that_arrive_together_share_a_transaction():
-    group = CommitGroup(writers=1, max_units=64)
+    group = CommitGroup(max_units=64)
     transactions = await asyncio.gather(*(group.run(_register, charge_point_id=f"CP-GC-{n}") for n in range(30)))
     assert await _registered_now() == {f"CP-GC-{n}" for n in range(30)}
     # The first starts a batch at once; the 29 that arrive while it is written go in the next one.
@@ -43,7 +43,7 @@ async def test_messages_that_arrive_together_share_a_transaction():
 
 
 async def test_a_failing_message_loses_only_itself():
-    group = CommitGroup(writers=1, max_units=64)
+    group = CommitGroup(max_units=64)
     outcomes = await asyncio.gather(
         *(group.run(_register, charge_point_id=f"CP-GC-F{n}", fail=n == 3) for n in range(6)),
         return_exceptions=True,
@@ -59,7 +59,7 @@ def _heartbeat_of_no_charger() -> None:
 
 
 async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_messages():
-    group = CommitGroup(writers=1, max_units=64)
+    group = CommitGroup(max_units=64)
     release = threading.Event()
 
     def blocker() -> None:  # holds the writer so that the next units form one batch
@@ -79,7 +79,7 @@ async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_messages():
 
 
 async def test_a_result_is_handed_back_only_once_its_rows_are_visible_to_others():
-    group = CommitGroup(writers=2, max_units=8)
+    group = CommitGroup(max_units=8)
     seen: list[bool] = []
 
     def register_and_check(charge_point_id: str) -> None:
