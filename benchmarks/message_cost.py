@@ -33,7 +33,6 @@ import echo_baseline
 import fleet
 import loadgen
 
-PORT, ECHO_PORT = 18300, 18390
 Frame = tuple[str, dict[str, Any]]
 
 
@@ -121,7 +120,7 @@ def measure(pid: int, port: int, fleet_ids: list[tuple[str, str]], args: argpars
 
 def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-cost-")
-    server = SERVERS[args.server](PORT, var_dir, backlog=4096)
+    server = SERVERS[args.server](args.port, var_dir, backlog=4096)
     profiler = None
     try:
         if args.profile:
@@ -129,7 +128,7 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
             command += ["--rate", "200"]
             command += ["-o", str(args.profile), "--pid", str(server.pid)]
             profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        return {**measure(server.pid, PORT, fleet_ids, args), "server_log_dir": var_dir}
+        return {**measure(server.pid, args.port, fleet_ids, args), "server_log_dir": var_dir}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -138,9 +137,9 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
 
 
 def run_echo(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
-    server = echo_baseline.start(ECHO_PORT)
+    server = echo_baseline.start(args.port + 90)
     try:
-        return measure(server.pid, ECHO_PORT, fleet_ids, args)
+        return measure(server.pid, args.port + 90, fleet_ids, args)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -149,6 +148,7 @@ def run_echo(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chargers", type=int, default=200)
+    parser.add_argument("--port", type=int, default=18300, help="our server's port; the echo server's is 90 above")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--readings", type=int, default=4, help="meter readings per session")
     parser.add_argument("--settle", type=float, default=1.5, help="s after each phase for buffered writes")

@@ -135,6 +135,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Worker threads for the OCPP gateway's database calls (per process): chargers' messages are
 # processed side by side on these instead of queueing for asgiref's single shared thread.
 CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
+# Group commit (ocpp_gateway/group_commit.py): the writes chargers are answered about go to the
+# database in batches of up to MAX_UNITS messages, one batch at a time per process.
+CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
 
 # --- Channel layer and Celery broker --------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -2,8 +2,9 @@
 
 The message log and heartbeat rows are collected here and written in one batch every few
 hundred milliseconds (or as soon as ``max_batch`` rows wait) instead of one transaction per
-OCPP message. Acknowledged session data (starts, stops, meter values) never goes through a
-buffer: it is committed before its CALLRESULT is sent.
+OCPP message, each batch a unit of the process's commit group (``ocpp_gateway.group_commit``).
+Acknowledged session data (starts, stops, meter values) never goes through a buffer: it is
+committed before its CALLRESULT is sent.
 
 What is pending is written on a clean close: the consumer flushes on disconnect, and the
 process flushes at exit (``atexit``, after the server's event loop has stopped). A crash loses
@@ -19,9 +20,9 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
 
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import commit_group
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class WriteBehindBuffer(Generic[Row]):
         """Write everything pending now (several batches if need be)."""
         async with self._writing:
             while self._pending:
-                await database_sync_to_async(self._write_batch)(self._take())
+                await commit_group.run(self._write_batch, batch=self._take())
 
     def flush_at_exit(self) -> None:
         """Write what is pending from a process whose event loop has stopped."""
@@ -73,7 +74,7 @@ class WriteBehindBuffer(Generic[Row]):
         """One INSERT; if the batch fails, row by row, so that a row the database refuses
         loses only itself, never the other chargers' rows of the same window."""
         try:
-            self._write(batch)
+            self._write_atomically(batch)
             return
         except (OperationalError, InterfaceError):  # the database is away: row by row would not help
             logger.exception("Could not store %d %s rows", len(batch), self.name)
@@ -85,9 +86,14 @@ class WriteBehindBuffer(Generic[Row]):
             logger.exception("Could not store %d %s rows at once; storing them one by one", len(batch), self.name)
         for row in batch:
             try:
-                self._write([row])
+                self._write_atomically([row])
             except Exception:
                 logger.exception("Could not store a %s row: %.300r", self.name, row)
+
+    def _write_atomically(self, rows: list[Row]) -> None:
+        """In a savepoint within the commit group's batch: a refused row leaves the batch usable."""
+        with transaction.atomic():
+            self._write(rows)
 
     def _take(self) -> list[Row]:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]

@@ -21,8 +21,8 @@ from chargepoints.services.liveness import Sighting
 from kernel import metrics
 from kernel.charger_connections import connection_close
 from kernel.log_format import charge_point_id_var
-from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.gateway_processes import gateway_process_announced
+from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -98,7 +98,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections through a thread hop before every message;
-        # all DB work here already runs in database_sync_to_async, which does that itself.
+        # all DB work here already runs in the commit group's batches, which do that themselves.
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -208,7 +208,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             sightings.add(sighting)
             return
         try:
-            await database_sync_to_async(services.charge_point_seen)(
+            await in_commit_group(services.charge_point_seen)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name
             )
         except Exception:
@@ -281,7 +281,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await sightings.flush()
         await message_log.flush()
         try:
-            await database_sync_to_async(services.charge_point_disconnect)(
+            await in_commit_group(services.charge_point_disconnect)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name
             )
         except Exception:

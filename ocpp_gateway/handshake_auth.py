@@ -27,6 +27,7 @@ from django.conf import settings
 from chargepoints.passwords import PasswordNeedsHashing
 from chargepoints.services.attachment import Attachment, charge_point_attach
 from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 logger = logging.getLogger(__name__)
 
@@ -84,16 +85,18 @@ async def handshake_attach(
     why the handshake is refused, hashing as little as possible; a refusal that presented a
     password counts as a failure."""
     attach = partial(
-        database_sync_to_async(charge_point_attach),
+        charge_point_attach,
         charge_point_id=charge_point_id,
         password=password,
         ocpp_version=ocpp_version,
         channel_name=channel_name,
     )
     try:
-        attachment = await attach(may_hash=False)
+        attachment = await in_commit_group(attach)(may_hash=False)
     except PasswordNeedsHashing:
-        attachment = await _attach_hashing(attach, charge_point_id=charge_point_id, address=address)
+        # Hashing takes its own thread, never a batch: the other handshakes do not wait for it.
+        hashing_attach = database_sync_to_async(attach)
+        attachment = await _attach_hashing(hashing_attach, charge_point_id=charge_point_id, address=address)
     if isinstance(attachment, str) and password is not None:
         _by_identity.note(charge_point_id)
         _by_address.note(address)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
 from django.db.models import Model, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse

@@ -10,7 +10,7 @@ from ocpp.v16.enums import Action
 
 from chargepoints import services
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 # What a connector status says about charging, for the idle time of its session (None: nothing).
 _CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False}
@@ -31,7 +31,7 @@ class AvailabilityHandlers:
         vendor_error_code: str = "",
         **_: Any,
     ) -> call_result.StatusNotification:
-        await database_sync_to_async(services.connector_status_set)(
+        await in_commit_group(services.connector_status_set)(
             charge_point_id=self.id,
             connector_id=connector_id,
             status=status,

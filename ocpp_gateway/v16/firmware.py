@@ -10,7 +10,7 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from maintenance.services import diagnostics, firmware
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 # FirmwareStatus (core and security whitepaper) -> campaign target state; Idle reports nothing.
 FIRMWARE_PROGRESS = {
@@ -45,13 +45,13 @@ class FirmwareHandlers:
 
     async def _firmware_status(self, status: str, request_id: int | None) -> None:
         if status in FIRMWARE_PROGRESS:
-            await database_sync_to_async(firmware.firmware_status_record)(
+            await in_commit_group(firmware.firmware_status_record)(
                 charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
             )
 
     async def _upload_status(self, status: str, request_id: int | None) -> None:
         if status in UPLOAD_PROGRESS:
-            await database_sync_to_async(diagnostics.log_status_record)(
+            await in_commit_group(diagnostics.log_status_record)(
                 charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status, request_id=request_id
             )
 

@@ -11,7 +11,7 @@ from ocpp.v16.enums import Action
 
 from chargepoints import services
 from kernel.timestamps import format_ocpp_time
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
 
 
@@ -30,7 +30,7 @@ class ProvisioningHandlers:
         imsi: str = "",
         **_: Any,
     ) -> call_result.BootNotification:
-        result = await database_sync_to_async(services.charge_point_boot)(
+        result = await in_commit_group(services.charge_point_boot)(
             charge_point_id=self.id,
             vendor=charge_point_vendor,
             model=charge_point_model,

@@ -17,7 +17,7 @@ from chargepoints.services import transactions
 from chargepoints.services.transactions import SampledValue
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
@@ -62,7 +62,7 @@ class TransactionHandlers:
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
-        info = await database_sync_to_async(selectors.id_tag_authorize)(id_tag=id_tag)
+        info = await in_commit_group(selectors.id_tag_authorize)(id_tag=id_tag)
         return call_result.Authorize(id_tag_info=id_tag_info(info))
 
     @on(Action.start_transaction)
@@ -76,7 +76,7 @@ class TransactionHandlers:
         **_: Any,
     ) -> call_result.StartTransaction:
         started_at = parse_ocpp_time(timestamp) or timezone.now()
-        result = await database_sync_to_async(transactions.transaction_start)(
+        result = await in_commit_group(transactions.transaction_start)(
             charge_point_id=self.id,
             ocpp_version="1.6",
             # A replay of the same start (a charger resending after a lost answer) is the same session.
@@ -96,7 +96,7 @@ class TransactionHandlers:
     async def on_meter_values(
         self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None, **_: Any
     ) -> call_result.MeterValues:
-        await database_sync_to_async(transactions.meter_values_record)(
+        await in_commit_group(transactions.meter_values_record)(
             charge_point_id=self.id,
             connector_id=connector_id,
             ocpp_transaction_id=str(transaction_id) if transaction_id is not None else "",
@@ -107,7 +107,7 @@ class TransactionHandlers:
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, **payload: Any) -> call_result.StopTransaction:
         id_tag = payload.get("id_tag")  # absent, a string, or (some firmware) null
-        result = await database_sync_to_async(transactions.transaction_stop)(
+        result = await in_commit_group(transactions.transaction_stop)(
             charge_point_id=self.id,
             ocpp_transaction_id=str(payload["transaction_id"]),
             stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),

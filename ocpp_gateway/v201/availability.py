@@ -10,7 +10,7 @@ from ocpp.v201.enums import Action
 
 from chargepoints import services
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 
 class AvailabilityHandlers:
@@ -20,7 +20,7 @@ class AvailabilityHandlers:
     async def on_status_notification(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
     ) -> call_result.StatusNotification:
-        await database_sync_to_async(services.connector_status_set)(
+        await in_commit_group(services.connector_status_set)(
             charge_point_id=self.id,
             evse_id=evse_id,
             connector_id=connector_id,

@@ -13,7 +13,7 @@ from chargepoints.models import ChargePoint
 from configuration import services
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.configuration_refresh import refresh_after_boot
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 
 class DeviceModelHandlers:
@@ -31,7 +31,7 @@ class DeviceModelHandlers:
     ) -> call_result.NotifyReport:
         """Each part is stored before it is acknowledged (B07/B08)."""
         try:
-            await database_sync_to_async(services.device_model_report_record)(
+            await in_commit_group(services.device_model_report_record)(
                 charge_point_id=self.id,
                 request_id=request_id,
                 seq_no=seq_no,

@@ -10,7 +10,7 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from maintenance.services import diagnostics, firmware
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 # FirmwareStatusEnumType -> campaign target state; Idle reports nothing.
 FIRMWARE_PROGRESS = {
@@ -47,7 +47,7 @@ class FirmwareHandlers:
         self, status: str, request_id: int | None = None, **_: Any
     ) -> call_result.FirmwareStatusNotification:
         if status in FIRMWARE_PROGRESS:
-            await database_sync_to_async(firmware.firmware_status_record)(
+            await in_commit_group(firmware.firmware_status_record)(
                 charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
             )
         return call_result.FirmwareStatusNotification()
@@ -57,7 +57,7 @@ class FirmwareHandlers:
         self, status: str, request_id: int | None = None, **_: Any
     ) -> call_result.LogStatusNotification:
         if status in UPLOAD_PROGRESS:
-            await database_sync_to_async(diagnostics.log_status_record)(
+            await in_commit_group(diagnostics.log_status_record)(
                 charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status, request_id=request_id
             )
         return call_result.LogStatusNotification()

@@ -10,7 +10,7 @@ from ocpp.v201.enums import Action
 
 from chargepoints.models import ReservationStatus
 from chargepoints.services import reservations
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 _ENDED_AS = {"Expired": ReservationStatus.EXPIRED, "Removed": ReservationStatus.CANCELLED}
 
@@ -22,7 +22,7 @@ class ReservationHandlers:
     async def on_reservation_status_update(
         self, reservation_id: int, reservation_update_status: str, **_: Any
     ) -> call_result.ReservationStatusUpdate:
-        await database_sync_to_async(reservations.reservation_end)(
+        await in_commit_group(reservations.reservation_end)(
             charge_point_id=self.id, reservation_id=reservation_id, status=_ENDED_AS[reservation_update_status]
         )
         return call_result.ReservationStatusUpdate()

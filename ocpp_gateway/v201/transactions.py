@@ -17,7 +17,7 @@ from chargepoints.services.transactions import SampledValue
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
-from ocpp_gateway.db import database_sync_to_async
+from ocpp_gateway.group_commit import in_commit_group
 
 # chargingState -> charging (for the session's idle time).
 _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": False}
@@ -126,21 +126,21 @@ class TransactionHandlers:
 
     @on(Action.authorize)
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
-        info = await database_sync_to_async(selectors.id_tag_authorize)(
+        info = await in_commit_group(selectors.id_tag_authorize)(
             id_tag=id_token["id_token"], token_type=id_token["type"]
         )
         return call_result.Authorize(id_token_info=id_token_info(info))
 
     @on(Action.transaction_event)
     async def on_transaction_event(self, **payload: Any) -> call_result.TransactionEvent:
-        info = await database_sync_to_async(_transaction_event)(self.id, payload)
+        info = await in_commit_group(_transaction_event)(charge_point_id=self.id, payload=payload)
         return call_result.TransactionEvent(id_token_info=id_token_info(info) if info else None)
 
     @on(Action.meter_values)
     async def on_meter_values(
         self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
     ) -> call_result.MeterValues:
-        await database_sync_to_async(transactions.meter_values_record)(
+        await in_commit_group(transactions.meter_values_record)(
             charge_point_id=self.id, evse_id=evse_id, samples=sampled_values(meter_value)
         )
         return call_result.MeterValues()

@@ -1,0 +1,156 @@
+"""Group commit: what chargers are answered about is written in batches, one transaction each.
+
+Issue 15 (design 2). A handler hands its unit of work (a service call such as
+``transaction_start`` or ``connector_status_set``) to the process's commit group and awaits it.
+Units that arrive while a batch is being written wait and go together in the next one, up to
+``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle process starts a batch at once, so nothing waits for a
+timer. A batch is one transaction on one pooled connection, and one hop to a database thread
+instead of one per message.
+
+One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
+written as units too: a batch holds the rows of many chargers until it commits, and two such
+transactions of one process locking charger rows in different orders would deadlock. Chargers
+held by different processes are different rows.
+
+Each unit runs in its own savepoint: a unit that raises is rolled back alone and its caller gets
+the exception (the router answers it with a CALLERROR); the others commit. A unit chosen as a
+deadlock victim is retried once. A caller's result is handed back only after its batch
+committed, so no CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
+fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
+nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import OperationalError, close_old_connections, transaction
+
+logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
+Outcome = tuple[bool, Any]  # (True, the unit's return value) or (False, the exception it raised)
+
+# PostgreSQL's deadlock_detected and serialization_failure: the unit lost a race, retrying may succeed.
+_RETRYABLE_SQLSTATES = {"40P01", "40001"}
+
+
+class BatchNotCommitted(Exception):
+    """The batch's transaction was rolled back: no unit of it was kept."""
+
+
+@dataclass
+class _Unit:
+    func: Callable[..., Any]
+    kwargs: dict[str, Any]
+    future: asyncio.Future[Any]
+    context: contextvars.Context  # the caller's: log lines name its charger
+
+
+class CommitGroup:
+    """The process's batches; one per event loop (the gateway has one)."""
+
+    def __init__(self, *, max_units: int) -> None:
+        self._max_units = max_units
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
+        self._pending: deque[_Unit] = deque()
+        self._writing = False
+
+    async def run(self, func: Callable[..., Result], /, **kwargs: Any) -> Result:
+        """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised."""
+        loop = asyncio.get_running_loop()
+        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context())
+        self._pending.append(unit)
+        self._start_batches(loop)
+        return await unit.future
+
+    def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._pending and not self._writing:
+            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_units))]
+            self._writing = True
+            # A fresh context: the batch is every charger's, not the one whose unit started it.
+            loop.create_task(self._write(loop, batch), context=contextvars.Context())
+
+    async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
+        try:
+            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch)
+        except BaseException as error:  # the executor is shut down (process exit)
+            outcomes = [(False, error)] * len(batch)
+        finally:
+            self._writing = False
+            self._start_batches(loop)
+        for unit, (ok, value) in zip(batch, outcomes, strict=True):
+            if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same
+                continue
+            if ok:
+                unit.future.set_result(value)
+            else:
+                unit.future.set_exception(value)
+
+
+def batch_committed(batch: list[_Unit]) -> list[Outcome]:
+    """Run every unit in one transaction, each in a savepoint; the outcomes once committed."""
+    close_old_connections()
+    try:
+        return _in_one_transaction(batch)
+    except Exception as error:
+        logger.error("A batch of %d units was not committed: %r", len(batch), error)
+        return [(False, error)] * len(batch)
+    finally:
+        close_old_connections()
+
+
+def _in_one_transaction(batch: list[_Unit]) -> list[Outcome]:
+    committed = False
+
+    def mark_committed() -> None:
+        nonlocal committed
+        committed = True
+
+    outcomes: list[Outcome] = []
+    try:
+        with transaction.atomic():
+            transaction.on_commit(mark_committed)  # first: it runs before the units' own callbacks
+            outcomes = [_unit_outcome(unit) for unit in batch]
+            if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
+                raise BatchNotCommitted("the transaction was marked for rollback")
+    except Exception:
+        if not committed:
+            raise
+        # A unit's on_commit callback failed after the commit: the rows are in, the answers stand.
+        logger.exception("An on_commit callback of a committed batch failed")
+    return outcomes
+
+
+def _unit_outcome(unit: _Unit) -> Outcome:
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                return True, unit.context.run(unit.func, **unit.kwargs)
+        except OperationalError as error:
+            if attempt == 1 and getattr(error.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+                continue
+            return False, error
+        except Exception as error:
+            return False, error
+    raise AssertionError("unreachable")
+
+
+commit_group = CommitGroup(max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS)
+
+
+def in_commit_group(func: Callable[..., Result]) -> Callable[..., Awaitable[Result]]:
+    """``await in_commit_group(service)(**kwargs)``: the service call in the process's next batch."""
+
+    async def run(**kwargs: Any) -> Result:
+        return await commit_group.run(func, **kwargs)
+
+    return run

@@ -1,0 +1,93 @@
+"""Group commit on PostgreSQL: batches form under load, a failing message loses only itself, a
+batch that is not committed acknowledges nothing, and every result follows its commit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint, Heartbeat
+from ocpp_gateway.group_commit import CommitGroup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Refused(Exception):
+    pass
+
+
+def _register(charge_point_id: str, *, fail: bool = False) -> int:
+    """Writes a row; returns the id of the database transaction that wrote it."""
+    ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
+    if fail:
+        raise Refused(charge_point_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")
+        return cursor.fetchone()[0]
+
+
+async def _registered_now() -> set[str]:
+    return {cp async for cp in ChargePoint.objects.values_list("charge_point_id", flat=True)}
+
+
+async def test_messages_that_arrive_together_share_a_transaction():
+    group = CommitGroup(max_units=64)
+    transactions = await asyncio.gather(*(group.run(_register, charge_point_id=f"CP-GC-{n}") for n in range(30)))
+    assert await _registered_now() == {f"CP-GC-{n}" for n in range(30)}
+    # The first starts a batch at once; the 29 that arrive while it is written go in the next one.
+    assert len(set(transactions)) < 30
+
+
+async def test_a_failing_message_loses_only_itself():
+    group = CommitGroup(max_units=64)
+    outcomes = await asyncio.gather(
+        *(group.run(_register, charge_point_id=f"CP-GC-F{n}", fail=n == 3) for n in range(6)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[3], Refused)
+    assert all(isinstance(outcome, int) for n, outcome in enumerate(outcomes) if n != 3)
+    assert await _registered_now() == {f"CP-GC-F{n}" for n in range(6) if n != 3}
+
+
+def _heartbeat_of_no_charger() -> None:
+    """A row whose foreign key (deferred, as Django makes them) fails only at COMMIT."""
+    Heartbeat.objects.create(charge_point_id=2**40, received_at=timezone.now())
+
+
+async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_messages():
+    group = CommitGroup(max_units=64)
+    release = threading.Event()
+
+    def blocker() -> None:  # holds the writer so that the next units form one batch
+        release.wait(5)
+
+    first = asyncio.ensure_future(group.run(blocker))
+    await asyncio.sleep(0.05)
+    batch = [
+        asyncio.ensure_future(group.run(_register, charge_point_id="CP-GC-OK")),
+        asyncio.ensure_future(group.run(_heartbeat_of_no_charger)),
+    ]
+    release.set()
+    await first
+    outcomes = await asyncio.gather(*batch, return_exceptions=True)
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)
+    assert await _registered_now() == set()
+
+
+async def test_a_result_is_handed_back_only_once_its_rows_are_visible_to_others():
+    group = CommitGroup(max_units=8)
+    seen: list[bool] = []
+
+    def register_and_check(charge_point_id: str) -> None:
+        ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
+        transaction.on_commit(lambda: seen.append(True))
+
+    for n in range(10):
+        await group.run(register_and_check, charge_point_id=f"CP-GC-V{n}")
+        # Read on the test's own connection, outside the batch's transaction.
+        assert f"CP-GC-V{n}" in await _registered_now()
+    assert len(seen) == 10
