@@ -65,8 +65,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
     """One charger's socket: ``/ocpp/{1.6|2.0.1}/{charge_point_id}``."""
 
     router: OcppRouter | None = None
-    _outbound_worker: asyncio.Task[None] | None = None
+    _accepted = False
     _ended = False
+    # Made at the first command (_outbound_calls): most connections never get one, and an idle
+    # connection then holds neither the queue nor the waiting task (about 4.5 KB of its 55).
+    _outbound: asyncio.Queue[dict[str, Any]] | None = None
+    _outbound_worker: asyncio.Task[None] | None = None
+    _current_call: dict[str, Any] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # However the consumer ends (a close, a crash, daphne cancelling it), presence is cleared now,
@@ -175,10 +180,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self._heartbeat_interval = connection.heartbeat_interval
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
-        self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._current_call: dict[str, Any] | None = None
         await self.accept(subprotocol)
-        self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
+        self._accepted = True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.router is None:
@@ -218,7 +221,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): acknowledge, then queue it."""
-        if self.router is None or self._outbound_worker is None:
+        if self.router is None or not self._accepted or self._ended:
             await self._reply(message, {"outcome": "not_connected"})
             return
         try:
@@ -226,11 +229,21 @@ class OcppConsumer(AsyncWebsocketConsumer):
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
             logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
             return
-        self._outbound.put_nowait(message)
+        if self._ended:  # closed while acknowledging: no worker may outlive the connection
+            await self._reply(message, {"outcome": "not_connected"})
+            return
+        self._outbound_calls().put_nowait(message)
+
+    def _outbound_calls(self) -> asyncio.Queue[dict[str, Any]]:
+        """This connection's queue of commands, and its worker (_send_outbound_calls), made on first use."""
+        if self._outbound is None:
+            self._outbound = asyncio.Queue()
+            self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
+        return self._outbound
 
     async def _send_outbound_calls(self) -> None:
         """One outstanding CALL at a time, in arrival order; each within its own deadline."""
-        assert self.router is not None
+        assert self.router is not None and self._outbound is not None
         while True:
             request = await self._outbound.get()
             self._current_call = request
@@ -253,7 +266,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s: could not deliver the answer to %s", self.charge_point_id, request["action"])
 
     async def _abandon_outbound_calls(self) -> None:
-        if self._outbound_worker is None:
+        if self._outbound_worker is None or self._outbound is None:  # never had a command
             return
         self._outbound_worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
