@@ -51,7 +51,7 @@ MACHINE = {"cores": os.cpu_count(), "python": platform.python_version(), "platfo
 UNTHROTTLED = {"CSMS_API_RATE": "1000000/minute", "CSMS_MAX_FRAMES_PER_SECOND": "100000", "CSMS_FRAME_BURST": "100000"}
 
 
-def _listening(process: subprocess.Popen[bytes], port: int, name: str, *, children: int = 0, seconds: float = 30) -> None:
+def _listening(process: subprocess.Popen[bytes], port: int, name: str, *, children: int = 0, seconds: float = 90) -> None:
     """Wait until ``port`` answers HTTP (and the process has ``children`` workers); kill it after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:  # exited: e.g. the port is taken

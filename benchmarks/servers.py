@@ -1,7 +1,8 @@
 """daphne, uvicorn and granian on the same workload, back to back, beside the echo ceiling.
 
 The same ASGI application (Channels, PostgreSQL + Redis on loopback) on each server, one process
-each (granian: one worker under its main process), in the order given, ROUNDS times over:
+each (granian: one worker under its main process), in the order given (every other round in
+reverse), ROUNDS times over:
 
 1. fleet (fleet.py's phases and generator): CHARGERS chargers connect, boot and report their
    connectors (``--handshakes`` in flight per generator, at most ``--connect-seconds``), then hold
@@ -170,23 +171,22 @@ def main() -> None:
     rounds: list[dict[str, dict[str, Any]]] = []
     for number in range(1, args.rounds + 1):
         results: dict[str, dict[str, Any]] = {}
-        for name in names:
+        for name in names if number % 2 else reversed(names):  # every other round in reverse order
             results[name] = {"fleet": run_fleet(name, args, fleet_ids), "sessions": run_sessions(name, args)}
         if not args.no_echo:
             results["echo"] = {"fleet": run_fleet("echo", args, fleet_ids)}
         rounds.append(results)
         print_round(number, results)
-    output = {
-        "benchmark": "servers",
-        "machine": {**MACHINE, "versions": versions()},
-        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "wall_seconds": round(time.monotonic() - started, 1),
-        "rounds": rounds,
-        "summary": summary(rounds),
-    }
-    args.json.write_text(json.dumps(output, indent=2) + "\n")
+        output = {
+            "benchmark": "servers",
+            "machine": {**MACHINE, "versions": versions()},
+            "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+            "wall_seconds": round(time.monotonic() - started, 1),
+            "rounds": rounds,
+            "summary": summary(rounds),
+        }
+        args.json.write_text(json.dumps(output, indent=2) + "\n")  # after every round: a crash keeps it
     print(f"written to {args.json} in {output['wall_seconds']} s")
-
 
 if __name__ == "__main__":
     main()
