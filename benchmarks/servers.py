@@ -188,5 +188,6 @@ def main() -> None:
         args.json.write_text(json.dumps(output, indent=2) + "\n")  # after every round: a crash keeps it
     print(f"written to {args.json} in {output['wall_seconds']} s")
 
+
 if __name__ == "__main__":
     main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import contextlib
 import logging
 import time
@@ -67,9 +68,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
     router: OcppRouter | None = None
     _accepted = False
     _ended = False
-    # Made at the first command (_outbound_calls): most connections never get one, and an idle
-    # connection then holds neither the queue nor the waiting task (about 4.5 KB of its 55).
-    _outbound: asyncio.Queue[dict[str, Any]] | None = None
+    # Commands wait in _outbound for the _outbound_worker task; both exist only while there are
+    # commands to send (_queue_call), so an idle connection holds no queue and no waiting task.
+    _outbound: collections.deque[dict[str, Any]] | None = None
     _outbound_worker: asyncio.Task[None] | None = None
     _current_call: dict[str, Any] | None = None
 
@@ -232,20 +233,25 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self._ended:  # closed while acknowledging: no worker may outlive the connection
             await self._reply(message, {"outcome": "not_connected"})
             return
-        self._outbound_calls().put_nowait(message)
+        self._queue_call(message)
 
-    def _outbound_calls(self) -> asyncio.Queue[dict[str, Any]]:
-        """This connection's queue of commands, and its worker (_send_outbound_calls), made on first use."""
+    def _queue_call(self, message: dict[str, Any]) -> None:
+        """Queue a command for the worker, starting it unless it is already at work."""
         if self._outbound is None:
-            self._outbound = asyncio.Queue()
+            self._outbound = collections.deque()
+        self._outbound.append(message)
+        if self._outbound_worker is None:
             self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
-        return self._outbound
 
     async def _send_outbound_calls(self) -> None:
-        """One outstanding CALL at a time, in arrival order; each within its own deadline."""
+        """One outstanding CALL at a time, in arrival order, each within its own deadline.
+
+        Ends once no command is left, and takes the queue with it (the next command starts a new
+        worker): an idle connection holds neither.
+        """
         assert self.router is not None and self._outbound is not None
-        while True:
-            request = await self._outbound.get()
+        while self._outbound:
+            request = self._outbound.popleft()
             self._current_call = request
             remaining = request["deadline"] - time.time()
             if remaining <= 0:
@@ -258,6 +264,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     reply = {"outcome": "not_connected"}
             self._current_call = None
             await self._reply(request, reply)
+        self._outbound = self._outbound_worker = None  # no await since the check: nothing was queued meanwhile
 
     async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
         try:
@@ -266,14 +273,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s: could not deliver the answer to %s", self.charge_point_id, request["action"])
 
     async def _abandon_outbound_calls(self) -> None:
-        if self._outbound_worker is None or self._outbound is None:  # never had a command
-            return
-        self._outbound_worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._outbound_worker
-        pending = [self._current_call] if self._current_call else []
-        while not self._outbound.empty():
-            pending.append(self._outbound.get_nowait())
+        pending: list[dict[str, Any]] = []
+        if self._outbound_worker is not None:
+            self._outbound_worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbound_worker
+            pending = [self._current_call] if self._current_call else []
+        pending += self._outbound or []
+        self._outbound = self._outbound_worker = None
         for request in pending:
             await self._reply(request, {"outcome": "not_connected"})
 
