@@ -93,7 +93,7 @@ def main() -> None:
         server.send_signal(signal.SIGUSR1)  # tracing from here on
         time.sleep(2)
         before, rss_before = snapshot(server, directory, 0), rss_kb(server.pid)
-        connect = chargers.run("connect", concurrency=10, retries=2, seconds=120, join_mix=False)
+        connect = chargers.run("connect", concurrency=4, retries=3, seconds=240, join_mix=False)
         time.sleep(3)
         after, rss_after = snapshot(server, directory, 1), rss_kb(server.pid)
     finally:
@@ -102,6 +102,8 @@ def main() -> None:
         server.kill()  # under tracemalloc a graceful stop takes minutes
         server.wait()
     connected = connect.count["booted"]
+    if connect.errors:
+        print(f"{connect.count['handshake_errors']} handshake errors: {dict(connect.errors.most_common(3))}")
     held: Counter[str] = Counter()
     for stat in after.compare_to(before, "traceback"):
         held[owner(stat.traceback)] += stat.size_diff
