@@ -2,11 +2,12 @@
 
 Starts daphne ready for tracemalloc (``--frames`` frames per allocation; SIGUSR1 starts it, then
 writes a snapshot), connects a few chargers (warm-up), takes a snapshot, connects CHARGERS chargers
-with fleet.py's generator (Boot and a StatusNotification per connector, then idle), takes another and prints the Python memory held per
-connection, grouped by the allocating line nearest the top of the stack that is not in the standard
-library (so an asyncio.Queue is charged to whoever built it), beside the RSS per connection.
+with fleet.py's generator (Boot and a StatusNotification per connector, then idle), takes another
+and prints the Python memory held per connection, grouped by the allocating line nearest the top
+of the stack that is not in the standard library (so an asyncio.Queue is charged to whoever built
+it). The RSS figure beside it includes tracemalloc's own records: compare heaps, not that.
 
-    .venv/bin/python benchmarks/connection_memory.py [--chargers 500] [--top 25]
+    .venv/bin/python benchmarks/connection_memory.py [--chargers 150] [--frames 5] [--top 25]
 
 tracemalloc slows the server several times over: connect rates measured here mean nothing.
 """
@@ -26,7 +27,7 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-from harness import ROOT, _launch, _listening, free_port, rss_kb  # Django
+from harness import ROOT, launch, wait_listening, free_port, rss_kb  # Django
 
 import fleet
 import loadgen
@@ -73,8 +74,8 @@ def owner(trace: tracemalloc.Traceback) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chargers", type=int, default=500)
-    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--chargers", type=int, default=150)
+    parser.add_argument("--frames", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "connection_memory.json")
     args = parser.parse_args()
@@ -82,13 +83,13 @@ def main() -> None:
     directory, port = Path(tempfile.mkdtemp(prefix="csms-bench-tracemalloc-")), free_port()
     listen = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog=4096", "csms.asgi:application"]
     command = [sys.executable, "-c", TRACED_DAPHNE, str(args.frames), str(directory), *listen]
-    server = _launch("daphne", command, port, str(directory))
+    server = launch("daphne", command, port, str(directory))
     # A few chargers first (lazy imports, pools, caches), then the measured ones: Boot, a
     # StatusNotification per connector, and idle (no session joined).
     warm = loadgen.Fleet(fleet_ids[args.chargers :], [port], 1)
     chargers = loadgen.Fleet(fleet_ids[: args.chargers], [port], 2)
     try:
-        _listening(server, port, "daphne", seconds=60)
+        wait_listening(server, port, "daphne", seconds=60)
         warm.run("connect", concurrency=10, retries=2, seconds=60, join_mix=False)
         server.send_signal(signal.SIGUSR1)  # tracing from here on
         time.sleep(2)

@@ -51,7 +51,9 @@ MACHINE = {"cores": os.cpu_count(), "python": platform.python_version(), "platfo
 UNTHROTTLED = {"CSMS_API_RATE": "1000000/minute", "CSMS_MAX_FRAMES_PER_SECOND": "100000", "CSMS_FRAME_BURST": "100000"}
 
 
-def _listening(process: subprocess.Popen[bytes], port: int, name: str, *, children: int = 0, seconds: float = 90) -> None:
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, name: str, *, children: int = 0, seconds: float = 90
+) -> None:
     """Wait until ``port`` answers HTTP (and the process has ``children`` workers); kill it after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and process.poll() is None:  # exited: e.g. the port is taken
@@ -73,7 +75,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(name: str, command: list[str], port: int, var_dir: str, **env: str) -> subprocess.Popen[bytes]:
+def launch(name: str, command: list[str], port: int, var_dir: str, **env: str) -> subprocess.Popen[bytes]:
     """The ASGI application under ``command``, its output in ``<var_dir>/<name>-<port>.log``."""
     env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING", **UNTHROTTLED, **env}
     with open(Path(var_dir) / f"{name}-{port}.log", "wb") as log:
@@ -87,8 +89,8 @@ def start_daphne(port: int, var_dir: str, *, backlog: int | None = None) -> subp
     listen = ["-b", "127.0.0.1", "-p", str(port)]
     if backlog:
         listen = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
-    process = _launch("daphne", [sys.executable, "-m", "daphne", *listen, "csms.asgi:application"], port, var_dir)
-    _listening(process, port, "daphne")
+    process = launch("daphne", [sys.executable, "-m", "daphne", *listen, "csms.asgi:application"], port, var_dir)
+    wait_listening(process, port, "daphne")
     return process
 
 
@@ -102,8 +104,8 @@ def start_uvicorn(port: int, var_dir: str, *, backlog: int | None = None) -> sub
     command = [sys.executable, "-m", "uvicorn", "csms.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--ws", UVICORN_WS, "--ws-per-message-deflate", "false", "--lifespan", "off"]
     command += ["--log-level", "warning", "--timeout-graceful-shutdown", "5", "--backlog", str(backlog or 2048)]
-    process = _launch("uvicorn", command, port, var_dir)
-    _listening(process, port, "uvicorn")
+    process = launch("uvicorn", command, port, var_dir)
+    wait_listening(process, port, "uvicorn")
     return process
 
 
@@ -117,16 +119,16 @@ def start_granian(port: int, var_dir: str, *, backlog: int | None = None) -> sub
     command = [sys.executable, "-m", "granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", "1", "--backlog", str(backlog or 2048), "--backpressure", "100000"]
     command += ["--log-level", "warning", "--no-access-log", "--workers-kill-timeout", "5"]
-    process = _launch("granian", [*command, "csms.asgi:application"], port, var_dir)
-    _listening(process, port, "granian", children=1)
+    process = launch("granian", [*command, "csms.asgi:application"], port, var_dir)
+    wait_listening(process, port, "granian", children=1)
     return process
 
 
 def start_serve(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
     """``make serve``: scripts/serve.py with WORKERS daphne workers (default: one per core) on ``port``."""
     command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--production", "--backlog", str(backlog or 4096)]
-    process = _launch("serve", command, port, var_dir, HOST="127.0.0.1", PORT=str(port))
-    _listening(process, port, "scripts/serve.py", children=int(os.environ.get("WORKERS") or os.cpu_count() or 1))
+    process = launch("serve", command, port, var_dir, HOST="127.0.0.1", PORT=str(port))
+    wait_listening(process, port, "scripts/serve.py", children=int(os.environ.get("WORKERS") or os.cpu_count() or 1))
     return process
 
 
