@@ -6,9 +6,11 @@ DATABASE_URL / REDIS_URL) and creates the benchmark database if it is missing.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -49,77 +51,88 @@ MACHINE = {"cores": os.cpu_count(), "python": platform.python_version(), "platfo
 UNTHROTTLED = {"CSMS_API_RATE": "1000000/minute", "CSMS_MAX_FRAMES_PER_SECOND": "100000", "CSMS_FRAME_BURST": "100000"}
 
 
-def start_daphne(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
-    """A daphne process on loopback; ``backlog`` sets the listen queue (Twisted's default is 50)."""
-    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING", **UNTHROTTLED}
-    listen = ["-b", "127.0.0.1", "-p", str(port)]
-    if backlog:
-        listen = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
-    with open(Path(var_dir) / f"daphne-{port}.log", "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", *listen, "csms.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=raise_nofile,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"daphne on {port} did not start")
-
-
-def start_uvicorn(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
-    """The same ASGI application on uvicorn (websockets, no per-message deflate, no lifespan)."""
-    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING", **UNTHROTTLED}
-    command = [sys.executable, "-m", "uvicorn", "csms.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--ws", "websockets", "--ws-per-message-deflate", "false", "--lifespan", "off"]
-    command += ["--log-level", "warning", "--timeout-graceful-shutdown", "5", "--backlog", str(backlog or 2048)]
-    with open(Path(var_dir) / f"uvicorn-{port}.log", "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"uvicorn on {port} did not start")
-
-
-def start_serve(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
-    """``make serve``: scripts/serve.py with WORKERS daphne workers (default: one per core) on ``port``."""
-    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING", **UNTHROTTLED}
-    env.update(HOST="127.0.0.1", PORT=str(port))
-    command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--production", "--backlog", str(backlog or 4096)]
-    with open(Path(var_dir) / f"serve-{port}.log", "wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile
-        )
-    workers = int(os.environ.get("WORKERS") or os.cpu_count() or 1)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if len(process_tree(process.pid)) > workers:
+def wait_listening(
+    process: subprocess.Popen[bytes], port: int, name: str, *, children: int = 0, seconds: float = 90
+) -> None:
+    """Wait until ``port`` answers HTTP (and the process has ``children`` workers); kill it after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:  # exited: e.g. the port is taken
+        if len(process_tree(process.pid)) > children:
             try:
                 http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/admin/login/")
-                return process
+                return
             except OSError:
                 pass
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError(f"scripts/serve.py on {port} did not start")
+    raise RuntimeError(f"{name} on {port} did not start (see its log)")
 
 
-SERVERS = {"daphne": start_daphne, "uvicorn": start_uvicorn, "serve": start_serve}
+def free_port() -> int:
+    """A loopback port nobody listens on now (other benchmarks may run on this machine)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch(name: str, command: list[str], port: int, var_dir: str, **env: str) -> subprocess.Popen[bytes]:
+    """The ASGI application under ``command``, its output in ``<var_dir>/<name>-<port>.log``."""
+    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING", **UNTHROTTLED, **env}
+    with open(Path(var_dir) / f"{name}-{port}.log", "wb") as log:
+        return subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=raise_nofile
+        )
+
+
+def start_daphne(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
+    """A daphne process on loopback; ``backlog`` sets the listen queue (Twisted's default is 50)."""
+    listen = ["-b", "127.0.0.1", "-p", str(port)]
+    if backlog:
+        listen = ["-e", f"tcp:port={port}:interface=127.0.0.1:backlog={backlog}"]
+    process = launch("daphne", [sys.executable, "-m", "daphne", *listen, "csms.asgi:application"], port, var_dir)
+    wait_listening(process, port, "daphne")
+    return process
+
+
+# uvicorn's WebSocket implementation (BENCH_UVICORN_WS): "websockets-sansio" (websockets' Sans-I/O
+# core), "websockets" (its legacy asyncio protocol) or "wsproto" when installed.
+UVICORN_WS = os.environ.get("BENCH_UVICORN_WS", "websockets-sansio")
+
+
+def start_uvicorn(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
+    """The same ASGI application on uvicorn (h11, UVICORN_WS, no per-message deflate, no lifespan)."""
+    command = [sys.executable, "-m", "uvicorn", "csms.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--ws", UVICORN_WS, "--ws-per-message-deflate", "false", "--lifespan", "off"]
+    command += ["--log-level", "warning", "--timeout-graceful-shutdown", "5", "--backlog", str(backlog or 2048)]
+    process = launch("uvicorn", command, port, var_dir)
+    wait_listening(process, port, "uvicorn")
+    return process
+
+
+def start_granian(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
+    """The same ASGI application on granian: one worker process under granian's main process.
+
+    ``asginl`` is ASGI without lifespan (as uvicorn's ``--lifespan off``). ``--backpressure``
+    caps the requests a worker serves at once, a WebSocket counting as one for its whole life:
+    its default (backlog / workers, 1,024) would hold every later charger's handshake in the queue.
+    """
+    command = [sys.executable, "-m", "granian", "--interface", "asginl", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1", "--backlog", str(backlog or 2048), "--backpressure", "100000"]
+    command += ["--log-level", "warning", "--no-access-log", "--workers-kill-timeout", "5"]
+    process = launch("granian", [*command, "csms.asgi:application"], port, var_dir)
+    wait_listening(process, port, "granian", children=1)
+    return process
+
+
+def start_serve(port: int, var_dir: str, *, backlog: int | None = None) -> subprocess.Popen[bytes]:
+    """``make serve``: scripts/serve.py with WORKERS daphne workers (default: one per core) on ``port``."""
+    command = [sys.executable, str(ROOT / "scripts" / "serve.py"), "--production", "--backlog", str(backlog or 4096)]
+    process = launch("serve", command, port, var_dir, HOST="127.0.0.1", PORT=str(port))
+    wait_listening(process, port, "scripts/serve.py", children=int(os.environ.get("WORKERS") or os.cpu_count() or 1))
+    return process
+
+
+SERVERS = {"daphne": start_daphne, "uvicorn": start_uvicorn, "granian": start_granian, "serve": start_serve}
 
 
 def process_tree(pid: int) -> list[int]:
@@ -165,10 +178,14 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
 
 def versions() -> dict[str, str]:
     """Versions of what the WebSocket path is made of, for the results files."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     names = ("daphne", "channels", "channels-redis", "django", "websockets", "twisted", "redis", "psycopg")
-    return {name: version(name) for name in names}
+    found = {name: version(name) for name in names}
+    for other_server in ("uvicorn", "granian"):  # requirements-dev.txt
+        with contextlib.suppress(PackageNotFoundError):
+            found[other_server] = version(other_server)
+    return found
 
 
 def server_log_problems(var_dir: str, top: int = 8) -> dict[str, int]:

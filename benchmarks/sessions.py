@@ -9,7 +9,8 @@ checked in PostgreSQL: ended, with its energy, its billing record and every samp
 
     .venv/bin/python benchmarks/sessions.py [--chargers 50] [--sessions 4] [--meter-values 5] [--server daphne]
 
-``--server uvicorn`` serves the same ASGI application with uvicorn instead of daphne.
+``--server uvicorn`` / ``--server granian`` serve the same ASGI application instead of daphne
+(benchmarks/harness.py starts each; the server's CPU includes its worker processes).
 ``--heartbeats N``: each charger then sends N Heartbeats (``--sessions 0 --heartbeats 150``
 measures the path without a synchronous database write); their rows are checked at the end.
 
@@ -22,18 +23,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from harness import MACHINE, ROOT, cpu_seconds, percentiles, start_daphne  # also sets up Django
+from harness import MACHINE, ROOT, SERVERS, cpu_seconds, percentiles, process_tree  # also sets up Django
 
 from django.core.management import call_command
 from ocpp.v16 import ChargePoint as V16Client
@@ -174,28 +173,6 @@ def prepare(chargers: int) -> list[tuple[str, str]]:
     return chargers_and_versions
 
 
-def start_uvicorn(port: int, var_dir: str) -> subprocess.Popen[bytes]:
-    """The same application on uvicorn (h11, websockets, no per-message deflate, no lifespan)."""
-    env = {**os.environ, "CSMS_VAR_DIR": var_dir, "CSMS_LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "uvicorn", "csms.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--ws-per-message-deflate", "false", "--lifespan", "off", "--log-level", "warning"]
-    command += ["--timeout-graceful-shutdown", "5"]
-    with open(f"{var_dir}/uvicorn-{port}.log", "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"uvicorn on {port} did not start")
-
-
-SERVERS = {"daphne": start_daphne, "uvicorn": start_uvicorn}
-
-
 def verify(args: argparse.Namespace, chargers: int) -> dict[str, Any]:
     """What PostgreSQL holds after the run, against what every acknowledged message implies."""
     sessions = Transaction.objects.filter(charge_point__charge_point_id__startswith=PREFIX)
@@ -217,14 +194,15 @@ def verify(args: argparse.Namespace, chargers: int) -> dict[str, Any]:
 
 
 async def run(args: argparse.Namespace, chargers_and_versions: list[tuple[str, str]]) -> dict[str, Any]:
-    server = SERVERS[args.server](PORT, tempfile.mkdtemp(prefix="csms-bench-"))
+    server = SERVERS[args.server](PORT, tempfile.mkdtemp(prefix="csms-bench-"), backlog=4096)
+    pids = process_tree(server.pid)  # granian: its worker too
     timed = Timed(time.monotonic() + args.max_seconds)
     try:
-        cpu_before, started = cpu_seconds(server.pid), time.monotonic()
+        cpu_before, started = sum(map(cpu_seconds, pids)), time.monotonic()
         outcomes = await asyncio.gather(
             *(run_charger(cp, version, timed, args) for cp, version in chargers_and_versions), return_exceptions=True
         )
-        elapsed, cpu = time.monotonic() - started, cpu_seconds(server.pid) - cpu_before
+        elapsed, cpu = time.monotonic() - started, sum(map(cpu_seconds, pids)) - cpu_before
     finally:
         server.terminate()
         try:
@@ -258,6 +236,7 @@ def main() -> None:
     parser.add_argument("--meter-values", type=int, default=5)
     parser.add_argument("--max-seconds", type=float, default=150)
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne")
+    parser.add_argument("--json", type=Path, help="results file (default: benchmarks/results/sessions*.json)")
     parser.add_argument("--heartbeats", type=int, default=0)
     args = parser.parse_args()
     chargers_and_versions = prepare(args.chargers)
@@ -271,9 +250,10 @@ def main() -> None:
     )
     print("persisted:", json.dumps(result["persisted"]))
     name = "sessions" + ("-heartbeats" if args.heartbeats and not args.sessions else "")
-    out = ROOT / "benchmarks" / "results" / (name + ("" if args.server == "daphne" else f"-{args.server}") + ".json")
+    suffix = "" if args.server == "daphne" else f"-{args.server}"
+    out = args.json or ROOT / "benchmarks" / "results" / f"{name}{suffix}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out.relative_to(ROOT)}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import contextlib
 import logging
 import time
@@ -63,8 +64,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
     """One charger's socket: ``/ocpp/{1.6|2.0.1}/{charge_point_id}``."""
 
     router: OcppRouter | None = None
-    _outbound_worker: asyncio.Task[None] | None = None
+    _accepted = False
     _ended = False
+    # Commands wait in _outbound for the _outbound_worker task; both exist only while there are
+    # commands to send (_queue_call), so an idle connection holds no queue and no waiting task.
+    _outbound: collections.deque[dict[str, Any]] | None = None
+    _outbound_worker: asyncio.Task[None] | None = None
+    _current_call: dict[str, Any] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # However the consumer ends (a close, a crash, daphne cancelling it), presence is cleared now,
@@ -173,10 +179,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self._heartbeat_interval = connection.heartbeat_interval
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
         self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
-        self._outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._current_call: dict[str, Any] | None = None
         await self.accept(subprotocol)
-        self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
+        self._accepted = True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.router is None:
@@ -216,7 +220,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): acknowledge, then queue it."""
-        if self.router is None or self._outbound_worker is None:
+        if self.router is None or not self._accepted or self._ended:
             await self._reply(message, {"outcome": "not_connected"})
             return
         try:
@@ -224,13 +228,28 @@ class OcppConsumer(AsyncWebsocketConsumer):
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
             logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
             return
-        self._outbound.put_nowait(message)
+        if self._ended:  # closed while acknowledging: no worker may outlive the connection
+            await self._reply(message, {"outcome": "not_connected"})
+            return
+        self._queue_call(message)
+
+    def _queue_call(self, message: dict[str, Any]) -> None:
+        """Queue a command for the worker, starting it unless it is already at work."""
+        if self._outbound is None:
+            self._outbound = collections.deque()
+        self._outbound.append(message)
+        if self._outbound_worker is None:
+            self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
 
     async def _send_outbound_calls(self) -> None:
-        """One outstanding CALL at a time, in arrival order; each within its own deadline."""
-        assert self.router is not None
-        while True:
-            request = await self._outbound.get()
+        """One outstanding CALL at a time, in arrival order, each within its own deadline.
+
+        Ends once no command is left, and takes the queue with it (the next command starts a new
+        worker): an idle connection holds neither.
+        """
+        assert self.router is not None and self._outbound is not None
+        while self._outbound:
+            request = self._outbound.popleft()
             self._current_call = request
             remaining = request["deadline"] - time.time()
             if remaining <= 0:
@@ -243,6 +262,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     reply = {"outcome": "not_connected"}
             self._current_call = None
             await self._reply(request, reply)
+        self._outbound = self._outbound_worker = None  # no await since the check: nothing was queued meanwhile
 
     async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
         try:
@@ -251,14 +271,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s: could not deliver the answer to %s", self.charge_point_id, request["action"])
 
     async def _abandon_outbound_calls(self) -> None:
-        if self._outbound_worker is None:
-            return
-        self._outbound_worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._outbound_worker
-        pending = [self._current_call] if self._current_call else []
-        while not self._outbound.empty():
-            pending.append(self._outbound.get_nowait())
+        pending: list[dict[str, Any]] = []
+        if self._outbound_worker is not None:
+            self._outbound_worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbound_worker
+            pending = [self._current_call] if self._current_call else []
+        pending += self._outbound or []
+        self._outbound = self._outbound_worker = None
         for request in pending:
             await self._reply(request, {"outcome": "not_connected"})
 
