@@ -27,6 +27,7 @@ from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.presence import connection_close
 from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.rpc import ACK_DELAY
 from ocpp_gateway.sightings import sightings
 from ocpp_gateway.v16.router import V16Router
 from ocpp_gateway.v201.router import V201Router
@@ -221,12 +222,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None or self._outbound_worker is None:
             await self._reply(message, {"outcome": "not_connected"})
             return
+        message["ack"] = asyncio.create_task(self._acknowledge_later(message))
+        self._outbound.put_nowait(message)
+
+    async def _acknowledge_later(self, message: dict[str, Any]) -> None:
+        """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""
+        await asyncio.sleep(ACK_DELAY)
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
             logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
-            return
-        self._outbound.put_nowait(message)
 
     async def _send_outbound_calls(self) -> None:
         """One outstanding CALL at a time, in arrival order; each within its own deadline."""
@@ -247,6 +252,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self._reply(request, reply)
 
     async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
+        if ack := request.pop("ack", None):
+            ack.cancel()
         try:
             await self.channel_layer.send(request["reply_to"], {"type": "ocpp.call.reply", **reply})
         except Exception:
