@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -146,8 +147,10 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     if request.command == "set_charging_profile":
         target = charging_profiles.profile_target(request.ocpp_version, request.body)
         warnings = charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
+    # One INSERT commits alone; the savepoint is for the unique Idempotency-Key a concurrent request
+    # may take first (an IntegrityError that must not break a caller's transaction).
     try:
-        with transaction.atomic():
+        with transaction.atomic() if request.idempotency_key else contextlib.nullcontext():
             command = Command.objects.create(
                 warnings=warnings,
                 charge_point=charge_point,

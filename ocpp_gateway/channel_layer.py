@@ -34,8 +34,8 @@ return 1
 """
 
 # KEYS[1] channel key, KEYS[2] its backup queue; ARGV[1] "restore" when the previous receive may have
-# been cancelled with its message still in the backup (else that message was delivered: drop it).
-# Pops the oldest message and backs it up; nil when the channel is empty.
+# been cancelled with its message still in the backup (else that message was delivered: drop it),
+# ARGV[2] the expiry. Pops the oldest message and backs it up; nil when the channel is empty.
 _POP = """
 if ARGV[1] == 'restore' then
     local backed_up = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
@@ -47,6 +47,7 @@ redis.call('DEL', KEYS[2])
 local popped = redis.call('ZPOPMIN', KEYS[1])
 if #popped == 0 then return false end
 redis.call('ZADD', KEYS[2], popped[2], popped[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 return popped[1]
 """
 # Run by SHA (EVALSHA), loaded into Redis on first use and again after a Redis restart.
@@ -121,7 +122,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         mode = "restore" if channel_key in self._undelivered else "drop"
         self._undelivered.add(channel_key)
         backup_key = self._backup_channel_name(channel_key)
-        content = await _POP_SCRIPT(keys=[channel_key, backup_key], args=[mode], client=connection)
+        content = await _POP_SCRIPT(keys=[channel_key, backup_key], args=[mode, int(self.expiry)], client=connection)
         self._undelivered.discard(channel_key)
         if content is not None:
             return content
