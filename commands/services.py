@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -12,7 +13,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
@@ -107,8 +108,28 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     if not wait:
         _dispatch_in_background(command)
         return command
-    outcome = send_call_sync(command.charge_point_identity, command.action, catalog.to_ocpp_payload(command.request))
+    _database_connection_release()
+    outcome = send_call_sync(
+        command.charge_point_identity,
+        command.action,
+        catalog.to_ocpp_payload(command.request),
+        channel_name=_presence(command),
+    )
     return command_complete(command=command, outcome=outcome)
+
+
+def _database_connection_release() -> None:
+    """Give the thread's database connection back to the pool while the charger is awaited (up to
+    CSMS_OCPP_CALL_TIMEOUT): requests waiting on chargers do not hold the pool's connections.
+    Inside a caller's transaction the connection stays."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _presence(command: Command) -> str:
+    """The charger's presence as read when ``command`` was recorded, a moment ago (saves a query)."""
+    assert command.charge_point is not None
+    return command.charge_point.connection_channel
 
 
 def _command_record(request: CommandRequest) -> tuple[Command, bool]:
@@ -126,8 +147,10 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     if request.command == "set_charging_profile":
         target = charging_profiles.profile_target(request.ocpp_version, request.body)
         warnings = charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
+    # One INSERT commits alone; the savepoint is for the unique Idempotency-Key a concurrent request
+    # may take first (an IntegrityError that must not break a caller's transaction).
     try:
-        with transaction.atomic():
+        with transaction.atomic() if request.idempotency_key else contextlib.nullcontext():
             command = Command.objects.create(
                 warnings=warnings,
                 charge_point=charge_point,
@@ -157,7 +180,8 @@ def _dispatch_in_background(command: Command) -> None:
 
     async def send_and_complete() -> None:
         payload = catalog.to_ocpp_payload(command.request)
-        outcome = await send_call(command.charge_point_identity, command.action, payload)
+        channel_name = _presence(command)
+        outcome = await send_call(command.charge_point_identity, command.action, payload, channel_name=channel_name)
         await database_sync_to_async(command_complete)(command=command, outcome=outcome)
 
     async def spawn() -> None:

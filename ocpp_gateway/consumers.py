@@ -28,6 +28,7 @@ from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.rpc import ACK_DELAY
 from ocpp_gateway.sightings import sightings
 from ocpp_gateway.versions import ROUTERS
 
@@ -219,19 +220,20 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s: could not record last_seen", self.charge_point_id)
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
-        """A command for this charger from the RPC (any process): acknowledge, then queue it."""
+        """A command for this charger from the RPC (any process): queue it (acknowledged if slow)."""
         if self.router is None or not self._accepted or self._ended:
             await self._reply(message, {"outcome": "not_connected"})
             return
+        message["ack"] = asyncio.create_task(self._acknowledge_later(message))
+        self._queue_call(message)
+
+    async def _acknowledge_later(self, message: dict[str, Any]) -> None:
+        """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""
+        await asyncio.sleep(ACK_DELAY)
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
             logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
-            return
-        if self._ended:  # closed while acknowledging: no worker may outlive the connection
-            await self._reply(message, {"outcome": "not_connected"})
-            return
-        self._queue_call(message)
 
     def _queue_call(self, message: dict[str, Any]) -> None:
         """Queue a command for the worker, starting it unless it is already at work."""
@@ -265,6 +267,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self._outbound = self._outbound_worker = None  # no await since the check: nothing was queued meanwhile
 
     async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
+        if ack := request.pop("ack", None):
+            ack.cancel()
         try:
             await self.channel_layer.send(request["reply_to"], {"type": "ocpp.call.reply", **reply})
         except Exception:

@@ -2,9 +2,10 @@
 
 1. Presence (``ChargePoint.connection_channel``) names the consumer holding the socket.
 2. The request goes to that consumer over the channel layer with a private reply channel.
-3. The consumer acknowledges at once (so a dead process is noticed in ``ACK_TIMEOUT`` seconds,
-   not after the full call timeout), queues the CALL behind any outstanding one, sends it, and
-   replies with the CALLRESULT, the CALLERROR, or a timeout.
+3. The consumer queues the CALL behind any outstanding one, sends it, and replies with the
+   CALLRESULT, the CALLERROR, or a timeout. A CALL still unanswered after ``ACK_DELAY`` is
+   acknowledged then (so a dead process is noticed in ``ACK_TIMEOUT`` seconds, not after the full
+   call timeout); a faster answer is its own acknowledgement, one channel-layer message less.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from kernel import metrics
 
 logger = logging.getLogger(__name__)
 
-ACK_TIMEOUT = 3.0
+ACK_DELAY = 0.5  # seconds the consumer waits for the charger's answer before acknowledging
+ACK_TIMEOUT = 3.0  # seconds the caller waits for the answer or the acknowledgement
 REPLY_MARGIN = 2.0
 
 
@@ -67,18 +69,30 @@ _IN_MEMORY_ELSEWHERE = (
 
 
 async def send_call(
-    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None = None,
+    channel_name: str | None = None,
 ) -> CallOutcome:
-    """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble."""
+    """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble.
+
+    ``channel_name``: the charger's presence (``ChargePoint.connection_channel``, "" when not
+    connected) if the caller has just read it; None reads it here.
+    """
     started = time.monotonic()
-    outcome = await _send_call(charge_point_id, action, payload, timeout or settings.CSMS_OCPP_CALL_TIMEOUT)
+    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
+    outcome = await _send_call(charge_point_id, action, payload, timeout, channel_name)
     metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
     return outcome
 
 
-async def _send_call(charge_point_id: str, action: str, payload: dict[str, Any], timeout: float) -> CallOutcome:
+async def _send_call(
+    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float, channel_name: str | None
+) -> CallOutcome:
     started = time.monotonic()
-    channel_name = await _presence(charge_point_id)
+    if channel_name is None:
+        channel_name = await _presence(charge_point_id)
     if not channel_name:
         return CallOutcome(Outcome.NOT_CONNECTED)
     layer = get_channel_layer()
@@ -123,6 +137,10 @@ async def _send_call(charge_point_id: str, action: str, payload: dict[str, Any],
 
 
 def send_call_sync(
-    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float | None = None
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None = None,
+    channel_name: str | None = None,
 ) -> CallOutcome:
-    return async_to_sync(send_call)(charge_point_id, action, payload, timeout)
+    return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name)
