@@ -390,6 +390,7 @@ LOGGING = {
     "filters": {
         "context": {"()": "csms.log_format.ContextFilter"},
         "quiet_expected_errors": {"()": "csms.log_format.QuietExpectedErrors"},
+        "quiet_frequent_ticks": {"()": "csms.log_format.QuietFrequentTicks"},
     },
     "formatters": {
         "plain": {"()": "csms.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
@@ -399,7 +400,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": CSMS_LOG_FORMAT,
-            "filters": ["context", "quiet_expected_errors"],
+            "filters": ["context", "quiet_expected_errors", "quiet_frequent_ticks"],
         }
     },
     "root": {"handlers": ["console"], "level": env_str("CSMS_LOG_LEVEL", "INFO")},
