@@ -177,6 +177,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir),
         "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control in the working directory
     }
+    CELERY_BROKER_TRANSPORT = "csms.broker:FilesystemTransport"  # whole messages only (csms/broker.py)
 CELERY_TASK_IGNORE_RESULT = True
 # Webhook delivery has a worker of its own (README "Processes"); everything else uses the default queue.
 CELERY_TASK_ROUTES = {"webhooks.tasks.*": {"queue": "webhooks"}}
