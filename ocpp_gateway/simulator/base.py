@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
+
+from ocpp_gateway.simulator.transfers import transfer
 
 TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
 Notify = Callable[[str], Awaitable[None]]
@@ -247,45 +247,29 @@ class SimulatedCharger(ABC):
         Downloading, Downloaded (or DownloadFailed), Installing, Installed."""
         await notify("Downloading")
         try:
-            size = len(await self._transfer(location))
+            size = len(await transfer(location, echo=self._echo_note))
         except OSError as error:
-            self.options.echo(f"{self.id}: firmware download from {location} failed: {error}")
+            self._echo_note(f"firmware download from {location} failed: {error}")
             await notify("DownloadFailed")
             return
-        self.options.echo(f"{self.id}: firmware downloaded ({size} bytes)")
+        self._echo_note(f"firmware downloaded ({size} bytes)")
         for status in ("Downloaded", "Installing", "Installed"):
             await notify(status)
+
+    def _echo_note(self, note: str) -> None:
+        self.options.echo(f"{self.id}: {note}")
 
     async def diagnostics_upload(self, location: str, file_name: str, notify: Notify) -> None:
         """Upload a small log (to this machine only) and report Uploading, then Uploaded or UploadFailed."""
         await notify("Uploading")
         body = f"{self.id}: simulated diagnostics, {utc_now()}\n".encode()
         try:
-            await self._transfer(f"{location.rstrip('/')}/{quote(file_name)}", body)
+            await transfer(f"{location.rstrip('/')}/{quote(file_name)}", body, echo=self._echo_note)
         except OSError as error:
-            self.options.echo(f"{self.id}: upload to {location} failed: {error}")
+            self._echo_note(f"upload to {location} failed: {error}")
             await notify("UploadFailed")
             return
         await notify("Uploaded")
-
-    async def _transfer(self, url: str, body: bytes | None = None) -> bytes:
-        """GET ``url`` (or PUT ``body`` to it) over HTTP when it is on this machine. Elsewhere nothing is
-        sent: the simulator says so and goes on as if it had been (a demo charger reaches no one)."""
-        parts = urlsplit(url)
-        try:
-            local = parts.scheme in ("http", "https") and ipaddress.ip_address(parts.hostname or "").is_loopback
-        except ValueError:
-            local = parts.hostname == "localhost"
-        if not local:
-            self.options.echo(f"{self.id}: {url} is not on this machine: nothing transferred, reported as done")
-            return b""
-        request = urllib.request.Request(url, data=body, method="PUT" if body is not None else "GET")
-        return await asyncio.to_thread(self._http, request)
-
-    @staticmethod
-    def _http(request: urllib.request.Request) -> bytes:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http(s) on loopback)
-            return response.read()
 
     @abstractmethod
     async def send_boot(self) -> tuple[bool, int]: ...

@@ -144,7 +144,7 @@ class V201Simulator(SimulatedCharger, ChargePoint):
         return known[0] if known else None
 
     def _report_data(self) -> list[dict[str, Any]]:
-        """The device model as NotifyReport's reportData (OCPP 2.0.1 part 2, 1.45)."""
+        """The device model as NotifyReportRequest's reportData (OCPP 2.0.1 part 2, use case B07)."""
         data = []
         for (component, variable), (value, data_type, unit) in self._variables().items():
             characteristics: dict[str, Any] = {"data_type": data_type, "supports_monitoring": False}

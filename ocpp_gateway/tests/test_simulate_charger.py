@@ -24,6 +24,7 @@ from maintenance.models import LogUpload
 from maintenance.services import diagnostics
 from maintenance.services.firmware import firmware_file_create
 from maintenance.tests.conftest import shared_files  # noqa: F401 (a fixture)
+from ocpp_gateway.simulator.transfers import is_on_this_machine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -274,3 +275,12 @@ async def _scrape_with(server, action: str) -> str | None:
 
 async def _equals(found, expected) -> bool:
     return await found == expected
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("http://127.0.0.1:8000/diagnostics/upload/t", True), ("https://[::1]/fw.bin", True),
+    ("http://localhost:8000/fw.bin", True), ("http://10.0.0.5/fw.bin", False),
+    ("https://csms.example.com/fw.bin", False), ("ftp://127.0.0.1/fw.bin", False), ("not a url", False),
+])
+def test_files_move_only_to_and_from_this_machine(url, local):
+    assert is_on_this_machine(url) is local
