@@ -184,6 +184,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir),
         "control_folder": str(_broker_dir / "control"),  # kombu's default is ./control in the working directory
     }
+    CELERY_BROKER_TRANSPORT = "csms.broker:FilesystemTransport"  # whole messages only (csms/broker.py)
 CELERY_TASK_IGNORE_RESULT = True
 # Webhook delivery has a worker of its own (README "Processes"); everything else uses the default queue.
 CELERY_TASK_ROUTES = {"webhooks.tasks.*": {"queue": "webhooks"}}
@@ -400,6 +401,7 @@ LOGGING = {
     "filters": {
         "context": {"()": "kernel.log_format.ContextFilter"},
         "quiet_expected_errors": {"()": "kernel.log_format.QuietExpectedErrors"},
+        "quiet_frequent_ticks": {"()": "kernel.log_format.QuietFrequentTicks"},
     },
     "formatters": {
         "plain": {"()": "kernel.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
@@ -409,7 +411,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": CSMS_LOG_FORMAT,
-            "filters": ["context", "quiet_expected_errors"],
+            "filters": ["context", "quiet_expected_errors", "quiet_frequent_ticks"],
         }
     },
     "root": {"handlers": ["console"], "level": env_str("CSMS_LOG_LEVEL", "INFO")},

@@ -6,6 +6,9 @@
   action and unique id (context variables, set by the gateway), as fields in JSON.
 - Expected client errors (a 403 for a staff member without the permission) are logged without
   the traceback Django attaches to them.
+- Celery's routine lines about the beat's frequent ticks (a schedule under a minute, such as the
+  webhook wake-up every second) are logged once, then once per ten minutes per task; every other
+  task, and anything a tick logs itself (a failure), stays as it is.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -52,6 +56,53 @@ class QuietExpectedErrors(logging.Filter):
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+class QuietFrequentTicks(logging.Filter):
+    """Celery's "Sending due task", "received" and "succeeded" INFO lines of a beat entry scheduled
+    more often than every ``FREQUENT`` s: the first, then at most one per ``EVERY`` s per task."""
+
+    FREQUENT = 60.0
+    EVERY = 600.0
+    _ROUTINE = {"celery.beat", "celery.worker.strategy", "celery.app.trace"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_logged: dict[str, float] = {}
+        self._frequent: set[str] | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name not in self._ROUTINE or record.levelno != logging.INFO:
+            return True
+        task = _routine_task(record)
+        if task is None or task not in self._frequent_tasks():
+            return True
+        key = f"{record.name} {task}"
+        now = time.monotonic()
+        if key in self._last_logged and now - self._last_logged[key] < self.EVERY:
+            return False
+        self._last_logged[key] = now
+        return True
+
+    def _frequent_tasks(self) -> set[str]:
+        if self._frequent is None:
+            from django.conf import settings
+
+            self._frequent = {
+                entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+                if isinstance(entry.get("schedule"), int | float) and entry["schedule"] < self.FREQUENT
+            }
+        return self._frequent
+
+
+def _routine_task(record: logging.LogRecord) -> str | None:
+    """The task a routine line is about: the beat's "Sending due task <entry> (<task>)", or the
+    worker's "Task <task>[<id>] received" / "succeeded in ..." (their arguments are a dict)."""
+    if record.name == "celery.beat" and str(record.msg).startswith("Scheduler: Sending due task"):
+        return str(record.args[1]) if isinstance(record.args, tuple) and len(record.args) == 2 else None
+    if isinstance(record.args, dict) and re.search(r"\] (received|succeeded in)", str(record.msg)):
+        return record.args.get("name")
+    return None
 
 
 class PlainFormatter(logging.Formatter):

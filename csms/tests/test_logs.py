@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 import urllib.error
 import urllib.request
 
 import pytest
+from celery.app import trace
 from django.contrib.auth.models import User
 from django.test import Client
 from ocpp.v16 import call_result as result16
@@ -21,6 +24,7 @@ from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState
 from chargepoints.services import charge_point_register
 from commands.tests.conftest import answering_charger
 from conftest import ahttp, eventually, ocpp_charger, raw_socket
+from kernel.log_format import QuietFrequentTicks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,3 +142,38 @@ async def test_celery_logs_in_the_same_format(celery_worker, tmp_path):
     await eventually(lambda: any(r["logger"].startswith("celery.worker") for r in records()), timeout=30)
     assert worker.poll() is None
     assert not [line for line in log.read_text().splitlines() if "INFO/MainProcess]" in line]
+
+
+def celery_line(name: str, message: str, args: object, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 0, message, args, None)
+
+
+def test_the_beat_s_frequent_ticks_are_logged_once_and_every_other_task_each_time():
+    quiet = QuietFrequentTicks()
+    webhooks, prune = "webhooks.tasks.deliver_due_webhooks", "chargepoints.tasks.prune_heartbeats"
+    due = [celery_line("celery.beat", "Scheduler: Sending due task %s (%s)", ("deliver-due-webhooks", webhooks))
+           for _ in range(3)]
+    received = [celery_line("celery.worker.strategy", trace.LOG_RECEIVED, {"name": webhooks, "id": "1"})
+                for _ in range(3)]
+    succeeded = [celery_line("celery.app.trace", trace.LOG_SUCCESS, {"name": webhooks, "id": "1", "runtime": 0.1,
+                                                                     "return_value": None}) for _ in range(3)]
+    assert [quiet.filter(record) for record in due + received + succeeded] == [True, False, False] * 3
+    failed = celery_line("celery.app.trace", trace.LOG_FAILURE, {"name": webhooks, "id": "2", "description": "raised",
+                                                                 "exc": "Boom"}, level=logging.ERROR)
+    assert quiet.filter(failed)
+    hourly = celery_line("celery.beat", "Scheduler: Sending due task %s (%s)", ("prune-heartbeats", prune))
+    assert [quiet.filter(hourly) for _ in range(3)] == [True] * 3
+
+
+def test_a_celery_beat_logs_its_per_second_webhook_wake_up_once(celery_worker, tmp_path):
+    celery_worker()
+    log = tmp_path / "celery-0.log"
+    due = "Sending due task deliver-due-webhooks"
+    deadline = time.monotonic() + 60
+    while due not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4)  # four more wake-ups are sent meanwhile (CSMS_WEBHOOK_SWEEP_INTERVAL is 1 s)
+    text = log.read_text(errors="replace")
+    assert text.count(due) == 1, text
+    assert text.count("Task webhooks.tasks.deliver_due_webhooks[") <= 2  # received, succeeded: once each
+    assert "Sending due task release-dead-gateway-presence" in text  # the other ticks are still shown

@@ -7,34 +7,13 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, _test_database_url, free_port, http_request
+from csms.tests.conftest import as_from_a_terminal, processes_started_with
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def as_from_a_terminal() -> None:
-    """A new session (its own "terminal"), with Ctrl-C's SIGINT at its default as in a shell."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.setsid()
-
-
-def processes_started_with(var_dir: Path) -> list[int]:
-    """Every live process whose environment names ``var_dir`` (make, the script, daphne, Celery)."""
-    marker = f"CSMS_VAR_DIR={var_dir}".encode()
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        with contextlib.suppress(OSError):
-            if marker in environ.read_bytes().split(b"\0") and b"Z" not in _state(environ.parent):
-                found.append(int(environ.parent.name))
-    return found
-
-
-def _state(process: Path) -> bytes:
-    return process.joinpath("stat").read_bytes().rsplit(b")", 1)[1].split()[0]
 
 
 def test_ctrl_c_stops_make_run_and_everything_it_started(tmp_path):

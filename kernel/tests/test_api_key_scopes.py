@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
@@ -46,19 +47,77 @@ def writes() -> list[tuple[str, str]]:
     return operations
 
 
-def test_the_schema_lists_the_commands_and_writes():
-    paths = {path for _, path in writes()}
-    assert "/api/v1/ocpp16/CP-1/reset/" in paths and "/api/v1/ocpp201/CP-1/reset/" in paths
-    assert len(writes()) > 40
+def _routes(patterns: list, prefix: str = "") -> list[tuple[str, URLPattern]]:
+    found = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            found += _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        else:
+            found.append((prefix + str(pattern.pattern), pattern))
+    return found
 
 
-@pytest.mark.parametrize(("method", "path"), writes())
-def test_a_read_only_key_gets_a_403_on_every_command_and_write(register_charge_point, method, path):
+def _sample(name: str) -> str:
+    return "CP-1" if "charge_point" in name else "1"
+
+
+def _concrete(route: str) -> str:
+    """A path the route matches: each parameter filled in, the regex syntax dropped."""
+    while (start := route.find("(?P<")) >= 0:  # re_path() groups, which nest
+        name = route[start + 4 : route.index(">", start)]
+        depth, end = 0, start
+        while True:
+            if route[end] == "\\":
+                end += 1
+            elif route[end] == "(":
+                depth += 1
+            elif route[end] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+            end += 1
+        route = route[:start] + _sample(name) + route[end + 1 :]
+    route = re.sub(r"<(?:\w+:)?(\w+)>", lambda match: _sample(match.group(1)), route)  # path() converters
+    return "/" + route.replace("^", "").replace("/?$", "/").replace("$", "")
+
+
+def url_conf_writes() -> list[tuple[str, str]]:
+    """Every unsafe method of every route under /api/, from the URL configuration itself (the
+    schema could leave a view out)."""
+    operations = []
+    for route, pattern in _routes(get_resolver().url_patterns):
+        path = _concrete(route)
+        if not path.startswith("/api/"):
+            continue
+        actions = getattr(pattern.callback, "actions", None)
+        view = getattr(pattern.callback, "cls", None)
+        methods = actions.keys() if actions is not None else [m for m in UNSAFE if hasattr(view, m)]
+        operations += [(method, path) for method in UNSAFE if method in methods]
+    return operations
+
+
+def test_the_url_conf_writes_are_concrete_paths_of_their_routes():
+    operations = url_conf_writes()
+    assert ("post", "/api/v1/ocpp16/CP-1/reset/") in operations and ("post", "/api/v1/ocpp201/reset/") in operations
+    assert ("delete", "/api/v1/sites/1/members/CP-1/") in operations
+    for _, path in operations:
+        resolve(path)  # raises Resolver404 for a path no route matches
+    assert len(operations) >= len(writes())
+
+
+@pytest.mark.parametrize(("method", "path"), url_conf_writes())
+def test_a_read_only_key_gets_a_403_on_every_write_route_of_the_url_conf(register_charge_point, method, path):
     register_charge_point("CP-1")
     _, key = api_key_create(name="dashboard", scope=ApiKeyScope.READ_ONLY)
     response = getattr(client_for(key), method)(path, {}, format="json")
     assert response.status_code == 403, (method, path, response.content)
     assert response.json()["error"] == "ReadOnlyApiKey"
+
+
+def test_the_schema_lists_the_commands_and_writes():
+    paths = {path for _, path in writes()}
+    assert "/api/v1/ocpp16/CP-1/reset/" in paths and "/api/v1/ocpp201/CP-1/reset/" in paths
+    assert len(writes()) > 40
 
 
 def test_a_read_only_key_reads(register_charge_point):

@@ -87,12 +87,16 @@ def log_upload_request(
     except CommandRefused as refused:
         upload.delete()
         raise MaintenanceError(400, refused.code, str(refused), refused.details) from None
-    upload.command = command
-    upload.file_name = (command.response or {}).get("file_name") or (command.response or {}).get("filename") or ""
+    # The charger may have reported and uploaded already (it acts once it has answered): only what
+    # the answer tells is written, and the name it announced only while no file has arrived.
+    announced = (command.response or {}).get("file_name") or (command.response or {}).get("filename") or ""
+    uploads = LogUpload.objects.filter(pk=upload.pk)
+    uploads.update(command=command, updated_at=timezone.now())
+    uploads.filter(received_at__isnull=True).update(file_name=announced)
     if command.state != CommandState.ACCEPTED:
-        upload.state = LogUploadState.FAILED
-        upload.status = command_refusal(command=command) if command.state == CommandState.REJECTED else command.state
-    upload.save(update_fields=["command", "file_name", "state", "status", "updated_at"])
+        status = command_refusal(command=command) if command.state == CommandState.REJECTED else command.state
+        uploads.update(state=LogUploadState.FAILED, status=status)
+    upload.refresh_from_db()
     return upload
 
 

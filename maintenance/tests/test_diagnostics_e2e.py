@@ -31,7 +31,8 @@ async def test_v16_diagnostics_arrive_at_the_hosted_endpoint_and_download_in_the
     await ChargePoint.objects.acreate(charge_point_id="DIAG16", heartbeat_interval=60, ocpp_version="1.6")
     async with ocpp_charger(shared_files, "1.6", "DIAG16", client_class=DiagnosticsCharger16) as charger:
         upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAG16", retries=1)
-        assert upload.state == "requested" and upload.file_name == "diag.zip"
+        # requested, or further already: the charger starts uploading as soon as it has answered
+        assert upload.state != "failed" and upload.file_name == "diag.zip"
         assert charger.locations[0].startswith(f"{shared_files.http_url}/diagnostics/upload/")
         upload = await eventually(lambda: _uploaded(upload.pk), timeout=15)
         location = charger.locations[0]

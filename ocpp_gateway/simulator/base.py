@@ -5,6 +5,10 @@
    remote starts) one of its own with its id tag. A session authorizes, starts, sends meter values,
    and stops early on a remote stop, a reset or an availability change.
 3. Exit after the requested number of sessions (0: serve commands until interrupted).
+4. Answer the CSMS's commands the same way in both versions (the version modules translate the
+   fields): remote start and stop, availability, triggers, charging profiles, reservations, local
+   lists, firmware updates and diagnostics or log uploads. Files move over HTTP only when the
+   location is on this machine (loopback); another location is reported done without a transfer.
 """
 
 from __future__ import annotations
@@ -12,10 +16,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
+
+from ocpp_gateway.simulator.transfers import transfer
+
+TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+Notify = Callable[[str], Awaitable[None]]
+
+
+def accepted_status(accepted: bool) -> str:
+    return "Accepted" if accepted else "Rejected"
 
 
 def utc_now() -> str:
@@ -70,6 +84,9 @@ class SimulatedCharger(ABC):
         self.inoperative: set[int] = set()
         self.remote_starts: asyncio.Queue[SessionRequest] = asyncio.Queue()
         self.sessions_done = 0
+        self.charging_profiles: dict[int, dict[str, Any]] = {}
+        self.reservations: set[int] = set()
+        self.local_list_version = 0
 
     async def route_message(self, raw_msg: str) -> None:
         self.options.echo(f"{self.id} <- {raw_msg}")
@@ -169,6 +186,91 @@ class SimulatedCharger(ABC):
         """The connectors a command names: 0 or none is the whole charger."""
         return list(range(1, self.options.connectors + 1)) if not connector_id else [connector_id]
 
+    # --- Answers shared by both versions (True: Accepted) ----------------------------------------
+
+    async def remote_start(self, connector_id: int, id_tag: str, remote_start_id: int) -> bool:
+        """Queue a remote start; refused while charging or on an inoperative or unknown connector."""
+        if not self.can_start(connector_id):
+            return False
+        await self.remote_starts.put(
+            SessionRequest(connector_id=connector_id, id_tag=id_tag, remote_start_id=remote_start_id)
+        )
+        return True
+
+    def remote_stop(self, transaction_id: Any) -> bool:
+        running = self.session is not None and self.session.transaction_id == transaction_id
+        return running and self.stop_session("Remote")
+
+    def availability_status(self, connector_ids: list[int], operative: bool) -> str:
+        """``Scheduled`` when a session runs on a connector to be made inoperative, else ``Accepted``."""
+        busy = self.session is not None and self.session.request.connector_id in connector_ids
+        return "Scheduled" if busy and not operative else "Accepted"
+
+    async def send_triggered(self, requested_message: str, connector_id: int | None) -> None:
+        """Send what TriggerMessage asked for (one of TRIGGERABLE), per connector where it is per connector."""
+        if requested_message == "BootNotification":
+            await self.send_boot()
+        elif requested_message == "Heartbeat":
+            await self.send_heartbeat()
+        for each in self.connector_ids(connector_id):
+            if requested_message == "StatusNotification":
+                busy = self.session is not None and self.session.request.connector_id == each
+                await self.send_status(each, "Charging" if busy else self._idle_status(each))
+            elif requested_message == "MeterValues":
+                await self.send_triggered_meter_values(each)
+
+    def charging_profile_set(self, profile_id: int, profile: dict[str, Any]) -> bool:
+        self.charging_profiles[profile_id] = profile
+        return True
+
+    def charging_profile_clear(self, profile_id: int | None) -> bool:
+        """Clear one profile, or all with no id; False when there was nothing to clear."""
+        if profile_id is None:
+            cleared = bool(self.charging_profiles)
+            self.charging_profiles.clear()
+            return cleared
+        return self.charging_profiles.pop(profile_id, None) is not None
+
+    def reserve(self, reservation_id: int, connector_id: int | None) -> bool:
+        if not self.can_start(connector_id or 1):
+            return False
+        self.reservations.add(reservation_id)
+        return True
+
+    def reservation_cancel(self, reservation_id: int) -> bool:
+        known = reservation_id in self.reservations
+        self.reservations.discard(reservation_id)
+        return known
+
+    async def firmware_install(self, location: str, notify: Notify) -> None:
+        """Download (from this machine only), install, and report each step as a real charger does:
+        Downloading, Downloaded (or DownloadFailed), Installing, Installed."""
+        await notify("Downloading")
+        try:
+            size = len(await transfer(location, echo=self._echo_note))
+        except OSError as error:
+            self._echo_note(f"firmware download from {location} failed: {error}")
+            await notify("DownloadFailed")
+            return
+        self._echo_note(f"firmware downloaded ({size} bytes)")
+        for status in ("Downloaded", "Installing", "Installed"):
+            await notify(status)
+
+    def _echo_note(self, note: str) -> None:
+        self.options.echo(f"{self.id}: {note}")
+
+    async def diagnostics_upload(self, location: str, file_name: str, notify: Notify) -> None:
+        """Upload a small log (to this machine only) and report Uploading, then Uploaded or UploadFailed."""
+        await notify("Uploading")
+        body = f"{self.id}: simulated diagnostics, {utc_now()}\n".encode()
+        try:
+            await transfer(f"{location.rstrip('/')}/{quote(file_name)}", body, echo=self._echo_note)
+        except OSError as error:
+            self._echo_note(f"upload to {location} failed: {error}")
+            await notify("UploadFailed")
+            return
+        await notify("Uploaded")
+
     @abstractmethod
     async def send_boot(self) -> tuple[bool, int]: ...
 
@@ -189,3 +291,6 @@ class SimulatedCharger(ABC):
 
     @abstractmethod
     async def send_stop(self, session: Session) -> None: ...
+
+    @abstractmethod
+    async def send_triggered_meter_values(self, connector_id: int) -> None: ...

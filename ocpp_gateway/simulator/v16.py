@@ -8,23 +8,26 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint
 from ocpp.v16 import call, call_result
 
-from ocpp_gateway.simulator.base import Session, SessionRequest, SimulatedCharger, SimulatorOptions, utc_now
-
-_TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+from ocpp_gateway.simulator.base import (
+    TRIGGERABLE,
+    Session,
+    SimulatedCharger,
+    SimulatorOptions,
+    accepted_status,
+    utc_now,
+)
 
 
 class V16Simulator(SimulatedCharger, ChargePoint):
     def __init__(self, charge_point_id: str, connection: Any, options: SimulatorOptions) -> None:
         ChargePoint.__init__(self, charge_point_id, connection, response_timeout=30)
         self.simulator_setup(options)
-        self.charging_profiles: dict[int, dict[str, Any]] = {}
-        self.local_list_version = 0
-        self.reservations: set[int] = set()
 
     def _configuration(self) -> dict[str, tuple[str, bool]]:
-        """Key -> (value, read-only)."""
+        """Key -> (value, read-only). A change of WebSocketPingInterval waits for a reboot."""
         return {
             "HeartbeatInterval": (str(self.heartbeat_interval), False),
+            "WebSocketPingInterval": ("0", False),
             "MeterValueSampleInterval": (str(int(self.options.meter_interval)), False),
             "NumberOfConnectors": (str(self.options.connectors), True),
             "AuthorizeRemoteTxRequests": ("false", False),
@@ -86,6 +89,9 @@ class V16Simulator(SimulatedCharger, ChargePoint):
             )
         )
 
+    async def send_triggered_meter_values(self, connector_id: int) -> None:
+        await self.call(call.MeterValues(connector_id=connector_id, meter_value=[self._sample(self.meter_wh, "Trigger")]))
+
     @staticmethod
     def _sample(meter_wh: int, context: str) -> dict[str, Any]:
         return {
@@ -99,17 +105,12 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("RemoteStartTransaction")
     async def on_remote_start(self, id_tag: str, connector_id: int | None = None, **_: Any) -> Any:
-        connector_id = connector_id or 1
-        if not self.can_start(connector_id):
-            return call_result.RemoteStartTransaction(status="Rejected")
-        await self.remote_starts.put(SessionRequest(connector_id=connector_id, id_tag=id_tag, remote_start_id=0))
-        return call_result.RemoteStartTransaction(status="Accepted")
+        accepted = await self.remote_start(connector_id or 1, id_tag, remote_start_id=0)
+        return call_result.RemoteStartTransaction(status=accepted_status(accepted))
 
     @on("RemoteStopTransaction")
     async def on_remote_stop(self, transaction_id: int) -> Any:
-        running = self.session is not None and self.session.transaction_id == transaction_id
-        accepted = running and self.stop_session("Remote")
-        return call_result.RemoteStopTransaction(status="Accepted" if accepted else "Rejected")
+        return call_result.RemoteStopTransaction(status=accepted_status(self.remote_stop(transaction_id)))
 
     @on("Reset")
     async def on_reset(self, type: str) -> Any:  # noqa: A002 (the OCPP field name)
@@ -121,8 +122,8 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("ChangeAvailability")
     async def on_change_availability(self, connector_id: int, type: str) -> Any:  # noqa: A002
-        busy = self.session is not None and self.session.request.connector_id in self.connector_ids(connector_id)
-        return call_result.ChangeAvailability(status="Scheduled" if busy and type == "Inoperative" else "Accepted")
+        status = self.availability_status(self.connector_ids(connector_id), operative=type == "Operative")
+        return call_result.ChangeAvailability(status=status)
 
     @after("ChangeAvailability")
     async def after_change_availability(self, connector_id: int, type: str) -> None:  # noqa: A002
@@ -130,36 +131,20 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("TriggerMessage")
     async def on_trigger_message(self, requested_message: str, connector_id: int | None = None) -> Any:
-        return call_result.TriggerMessage(status="Accepted" if requested_message in _TRIGGERABLE else "NotImplemented")
+        return call_result.TriggerMessage(status="Accepted" if requested_message in TRIGGERABLE else "NotImplemented")
 
     @after("TriggerMessage")
     async def after_trigger_message(self, requested_message: str, connector_id: int | None = None) -> None:
-        if requested_message == "BootNotification":
-            await self.send_boot()
-        elif requested_message == "Heartbeat":
-            await self.send_heartbeat()
-        elif requested_message == "StatusNotification":
-            for each in self.connector_ids(connector_id):
-                busy = self.session is not None and self.session.request.connector_id == each
-                await self.send_status(each, "Charging" if busy else self._idle_status(each))
-        elif requested_message == "MeterValues":
-            for each in self.connector_ids(connector_id):
-                sample = self._sample(self.meter_wh, "Trigger")
-                await self.call(call.MeterValues(connector_id=each, meter_value=[sample]))
+        await self.send_triggered(requested_message, connector_id)
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        self.charging_profiles[cs_charging_profiles["charging_profile_id"]] = cs_charging_profiles
-        return call_result.SetChargingProfile(status="Accepted")
+        accepted = self.charging_profile_set(cs_charging_profiles["charging_profile_id"], cs_charging_profiles)
+        return call_result.SetChargingProfile(status=accepted_status(accepted))
 
     @on("ClearChargingProfile")
     async def on_clear_charging_profile(self, id: int | None = None, **criteria: Any) -> Any:  # noqa: A002
-        if id is None:
-            cleared = bool(self.charging_profiles)
-            self.charging_profiles.clear()
-        else:
-            cleared = self.charging_profiles.pop(id, None) is not None
-        return call_result.ClearChargingProfile(status="Accepted" if cleared else "Unknown")
+        return call_result.ClearChargingProfile(status="Accepted" if self.charging_profile_clear(id) else "Unknown")
 
     @on("GetConfiguration")
     async def on_get_configuration(self, key: list[str] | None = None) -> Any:
@@ -181,6 +166,8 @@ class V16Simulator(SimulatedCharger, ChargePoint):
             return call_result.ChangeConfiguration(status="NotSupported")
         if known[1]:
             return call_result.ChangeConfiguration(status="Rejected")
+        if key == "WebSocketPingInterval":
+            return call_result.ChangeConfiguration(status="RebootRequired")
         if key == "HeartbeatInterval" and value.isdigit():
             self.heartbeat_interval = int(value)
         return call_result.ChangeConfiguration(status="Accepted")
@@ -195,16 +182,11 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("ReserveNow")
     async def on_reserve_now(self, connector_id: int, reservation_id: int, **_: Any) -> Any:
-        if not self.can_start(connector_id or 1):
-            return call_result.ReserveNow(status="Occupied")
-        self.reservations.add(reservation_id)
-        return call_result.ReserveNow(status="Accepted")
+        return call_result.ReserveNow(status="Accepted" if self.reserve(reservation_id, connector_id) else "Occupied")
 
     @on("CancelReservation")
     async def on_cancel_reservation(self, reservation_id: int) -> Any:
-        known = reservation_id in self.reservations
-        self.reservations.discard(reservation_id)
-        return call_result.CancelReservation(status="Accepted" if known else "Rejected")
+        return call_result.CancelReservation(status=accepted_status(self.reservation_cancel(reservation_id)))
 
     @on("GetLocalListVersion")
     async def on_get_local_list_version(self) -> Any:
@@ -222,3 +204,29 @@ class V16Simulator(SimulatedCharger, ChargePoint):
     @on("GetCompositeSchedule")
     async def on_get_composite_schedule(self, connector_id: int, duration: int, **_: Any) -> Any:
         return call_result.GetCompositeSchedule(status="Rejected")
+
+    @on("UpdateFirmware")
+    async def on_update_firmware(self, location: str, retrieve_date: str, **_: Any) -> Any:
+        return call_result.UpdateFirmware()
+
+    @after("UpdateFirmware")
+    async def after_update_firmware(self, location: str, retrieve_date: str, **_: Any) -> None:
+        """Downloads at once, whatever ``retrieve_date`` says."""
+        await self.firmware_install(location, self._firmware_status)
+
+    @on("GetDiagnostics")
+    async def on_get_diagnostics(self, location: str, **_: Any) -> Any:
+        return call_result.GetDiagnostics(file_name=self._diagnostics_file_name())
+
+    @after("GetDiagnostics")
+    async def after_get_diagnostics(self, location: str, **_: Any) -> None:
+        await self.diagnostics_upload(location, self._diagnostics_file_name(), self._diagnostics_status)
+
+    def _diagnostics_file_name(self) -> str:
+        return f"{self.id}-diagnostics.log"
+
+    async def _firmware_status(self, status: str) -> None:
+        await self.call(call.FirmwareStatusNotification(status=status))
+
+    async def _diagnostics_status(self, status: str) -> None:
+        await self.call(call.DiagnosticsStatusNotification(status=status))

@@ -9,9 +9,14 @@ from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint
 from ocpp.v201 import call, call_result
 
-from ocpp_gateway.simulator.base import Session, SessionRequest, SimulatedCharger, SimulatorOptions, utc_now
-
-_TRIGGERABLE = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues"}
+from ocpp_gateway.simulator.base import (
+    TRIGGERABLE,
+    Session,
+    SimulatedCharger,
+    SimulatorOptions,
+    accepted_status,
+    utc_now,
+)
 # The neutral session statuses and stop reasons in 2.0.1 terms.
 _CONNECTOR_STATUS = {"Preparing": "Occupied", "Charging": "Occupied"}
 _STOPPED_REASON = {"SoftReset": "ImmediateReset"}
@@ -26,9 +31,6 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     def __init__(self, charge_point_id: str, connection: Any, options: SimulatorOptions) -> None:
         ChargePoint.__init__(self, charge_point_id, connection, response_timeout=30)
         self.simulator_setup(options)
-        self.charging_profiles: dict[int, dict[str, Any]] = {}
-        self.local_list_version = 0
-        self.reservations: set[int] = set()
         self._seq_no = 0
 
     # --- What the station sends -----------------------------------------------------------------
@@ -112,6 +114,9 @@ class V201Simulator(SimulatedCharger, ChargePoint):
             )
         )
 
+    async def send_triggered_meter_values(self, connector_id: int) -> None:
+        await self.call(call.MeterValues(evse_id=connector_id, meter_value=[self._sample(self.meter_wh, "Trigger")]))
+
     @staticmethod
     def _sample(meter_wh: int, context: str) -> dict[str, Any]:
         return {
@@ -126,31 +131,44 @@ class V201Simulator(SimulatedCharger, ChargePoint):
             ],
         }
 
-    def _variable(self, component: str, variable: str) -> str | None:
+    def _variables(self) -> dict[tuple[str, str], tuple[str, str, str]]:
+        """(component, variable) -> (value, data type, unit) of its device model."""
         return {
-            ("OCPPCommCtrlr", "HeartbeatInterval"): str(self.heartbeat_interval),
-            ("SampledDataCtrlr", "TxUpdatedInterval"): str(int(self.options.meter_interval)),
-            ("AuthCtrlr", "AuthorizeRemoteStart"): "false",
-        }.get((component, variable))
+            ("OCPPCommCtrlr", "HeartbeatInterval"): (str(self.heartbeat_interval), "integer", "s"),
+            ("SampledDataCtrlr", "TxUpdatedInterval"): (str(int(self.options.meter_interval)), "integer", "s"),
+            ("AuthCtrlr", "AuthorizeRemoteStart"): ("false", "boolean", ""),
+        }
+
+    def _variable(self, component: str, variable: str) -> str | None:
+        known = self._variables().get((component, variable))
+        return known[0] if known else None
+
+    def _report_data(self) -> list[dict[str, Any]]:
+        """The device model as NotifyReportRequest's reportData (OCPP 2.0.1 part 2, use case B07)."""
+        data = []
+        for (component, variable), (value, data_type, unit) in self._variables().items():
+            characteristics: dict[str, Any] = {"data_type": data_type, "supports_monitoring": False}
+            if unit:
+                characteristics["unit"] = unit
+            data.append({
+                "component": {"name": component},
+                "variable": {"name": variable},
+                "variable_attribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
+                "variable_characteristics": characteristics,
+            })
+        return data
 
     # --- Answers to the CSMS's commands ---------------------------------------------------------
 
     @on("RequestStartTransaction")
     async def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None,
                                **_: Any) -> Any:
-        connector_id = evse_id or 1
-        if not self.can_start(connector_id):
-            return call_result.RequestStartTransaction(status="Rejected")
-        await self.remote_starts.put(
-            SessionRequest(connector_id=connector_id, id_tag=id_token["id_token"], remote_start_id=remote_start_id)
-        )
-        return call_result.RequestStartTransaction(status="Accepted")
+        accepted = await self.remote_start(evse_id or 1, id_token["id_token"], remote_start_id)
+        return call_result.RequestStartTransaction(status=accepted_status(accepted))
 
     @on("RequestStopTransaction")
     async def on_request_stop(self, transaction_id: str, **_: Any) -> Any:
-        running = self.session is not None and self.session.transaction_id == transaction_id
-        accepted = running and self.stop_session("Remote")
-        return call_result.RequestStopTransaction(status="Accepted" if accepted else "Rejected")
+        return call_result.RequestStopTransaction(status=accepted_status(self.remote_stop(transaction_id)))
 
     @on("Reset")
     async def on_reset(self, type: str, **_: Any) -> Any:  # noqa: A002 (the OCPP field name)
@@ -164,10 +182,8 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     async def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
                                      **_: Any) -> Any:
         named = self.connector_ids((evse or {}).get("id"))
-        busy = self.session is not None and self.session.request.connector_id in named
-        return call_result.ChangeAvailability(
-            status="Scheduled" if busy and operational_status == "Inoperative" else "Accepted"
-        )
+        status = self.availability_status(named, operative=operational_status == "Operative")
+        return call_result.ChangeAvailability(status=status)
 
     @after("ChangeAvailability")
     async def after_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
@@ -177,34 +193,20 @@ class V201Simulator(SimulatedCharger, ChargePoint):
 
     @on("TriggerMessage")
     async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
-        return call_result.TriggerMessage(status="Accepted" if requested_message in _TRIGGERABLE else "NotImplemented")
+        return call_result.TriggerMessage(status="Accepted" if requested_message in TRIGGERABLE else "NotImplemented")
 
     @after("TriggerMessage")
     async def after_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any) -> None:
-        if requested_message == "BootNotification":
-            await self.send_boot()
-        elif requested_message == "Heartbeat":
-            await self.send_heartbeat()
-        elif requested_message == "StatusNotification":
-            for each in self.connector_ids((evse or {}).get("id")):
-                busy = self.session is not None and self.session.request.connector_id == each
-                await self.send_status(each, "Charging" if busy else self._idle_status(each))
-        elif requested_message == "MeterValues":
-            for each in self.connector_ids((evse or {}).get("id")):
-                await self.call(call.MeterValues(evse_id=each, meter_value=[self._sample(self.meter_wh, "Trigger")]))
+        await self.send_triggered(requested_message, (evse or {}).get("id"))
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
-        self.charging_profiles[charging_profile["id"]] = charging_profile
-        return call_result.SetChargingProfile(status="Accepted")
+        accepted = self.charging_profile_set(charging_profile["id"], charging_profile)
+        return call_result.SetChargingProfile(status=accepted_status(accepted))
 
     @on("ClearChargingProfile")
     async def on_clear_charging_profile(self, charging_profile_id: int | None = None, **_: Any) -> Any:
-        if charging_profile_id is None:
-            cleared = bool(self.charging_profiles)
-            self.charging_profiles.clear()
-        else:
-            cleared = self.charging_profiles.pop(charging_profile_id, None) is not None
+        cleared = self.charging_profile_clear(charging_profile_id)
         return call_result.ClearChargingProfile(status="Accepted" if cleared else "Unknown")
 
     @on("GetVariables")
@@ -227,9 +229,19 @@ class V201Simulator(SimulatedCharger, ChargePoint):
             accepted = names == ("OCPPCommCtrlr", "HeartbeatInterval") and str(wanted["attribute_value"]).isdigit()
             if accepted:
                 self.heartbeat_interval = int(wanted["attribute_value"])
-            results.append({"attribute_status": "Accepted" if accepted else "Rejected",
+            results.append({"attribute_status": accepted_status(accepted),
                             "component": wanted["component"], "variable": wanted["variable"]})
         return call_result.SetVariables(set_variable_result=results)
+
+    @on("GetBaseReport")
+    async def on_get_base_report(self, request_id: int, report_base: str, **_: Any) -> Any:
+        return call_result.GetBaseReport(status="Accepted")
+
+    @after("GetBaseReport")
+    async def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
+        """The whole (small) device model in one part, whichever base was asked for."""
+        await self.call(call.NotifyReport(request_id=request_id, generated_at=utc_now(), seq_no=0,
+                                          report_data=self._report_data(), tbc=False))
 
     @on("UnlockConnector")
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
@@ -241,16 +253,11 @@ class V201Simulator(SimulatedCharger, ChargePoint):
 
     @on("ReserveNow")
     async def on_reserve_now(self, id: int, evse_id: int | None = None, **_: Any) -> Any:  # noqa: A002
-        if not self.can_start(evse_id or 1):
-            return call_result.ReserveNow(status="Occupied")
-        self.reservations.add(id)
-        return call_result.ReserveNow(status="Accepted")
+        return call_result.ReserveNow(status="Accepted" if self.reserve(id, evse_id) else "Occupied")
 
     @on("CancelReservation")
     async def on_cancel_reservation(self, reservation_id: int, **_: Any) -> Any:
-        known = reservation_id in self.reservations
-        self.reservations.discard(reservation_id)
-        return call_result.CancelReservation(status="Accepted" if known else "Rejected")
+        return call_result.CancelReservation(status=accepted_status(self.reservation_cancel(reservation_id)))
 
     @on("GetLocalListVersion")
     async def on_get_local_list_version(self, **_: Any) -> Any:
@@ -269,3 +276,30 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     @on("DataTransfer")
     async def on_data_transfer(self, vendor_id: str, **_: Any) -> Any:
         return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on("UpdateFirmware")
+    async def on_update_firmware(self, request_id: int, firmware: dict[str, Any], **_: Any) -> Any:
+        return call_result.UpdateFirmware(status="Accepted")
+
+    @after("UpdateFirmware")
+    async def after_update_firmware(self, request_id: int, firmware: dict[str, Any], **_: Any) -> None:
+        """Downloads at once, whatever ``retrieve_date_time`` says."""
+
+        async def notify(status: str) -> None:
+            await self.call(call.FirmwareStatusNotification(status=status, request_id=request_id))
+
+        await self.firmware_install(firmware["location"], notify)
+
+    @on("GetLog")
+    async def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int, **_: Any) -> Any:
+        return call_result.GetLog(status="Accepted", filename=self._log_file_name(log_type))
+
+    @after("GetLog")
+    async def after_get_log(self, log: dict[str, Any], log_type: str, request_id: int, **_: Any) -> None:
+        async def notify(status: str) -> None:
+            await self.call(call.LogStatusNotification(status=status, request_id=request_id))
+
+        await self.diagnostics_upload(log["remote_location"], self._log_file_name(log_type), notify)
+
+    def _log_file_name(self, log_type: str) -> str:
+        return f"{self.id}-{log_type}.log"

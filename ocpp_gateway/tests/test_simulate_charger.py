@@ -4,6 +4,7 @@ commands reach it and are answered the way a charger would."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -11,12 +12,23 @@ import sys
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.core.files.base import ContentFile
 
 from billing.models import Tariff
-from chargepoints.models import ChargePoint, IdTag, Transaction
+from chargepoints.models import ChargePoint, IdTag, OcppMessage, Transaction
 from conftest import ROOT, _test_database_url, ahttp, eventually
+from csms.tests.test_operations import sample, scrape
+from maintenance.links import firmware_download_url
+from maintenance.models import LogUpload
+from maintenance.services import diagnostics
+from maintenance.services.firmware import firmware_file_create
+from maintenance.tests.conftest import shared_files  # noqa: F401 (a fixture)
+from ocpp_gateway.simulator.transfers import is_on_this_machine
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+STARTUP = 90  # s: a simulator process starts Django first, slow on a busy machine (a bound, not a measure)
 
 
 def simulator(daphne, tmp_path, *args: str) -> subprocess.Popen[str]:
@@ -29,7 +41,7 @@ def simulator(daphne, tmp_path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-async def finished(process: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
+async def finished(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
     stdout, stderr = await asyncio.to_thread(process.communicate, timeout=timeout)
     return process.returncode, stdout, stderr
 
@@ -72,7 +84,7 @@ async def test_remote_start_and_stop_over_the_api_drive_the_simulator(
 ):
     process = simulator(daphne, tmp_path, "SIM-R", "--register", "--version", version, "--remote", "--sessions", "1",
                         "--meter-values", "600", "--meter-interval", "0.1")
-    await eventually(lambda: connected("SIM-R"), timeout=20)
+    await eventually(lambda: connected("SIM-R"), timeout=STARTUP)
     status, answer = await ahttp(f"{daphne.http_url}/api/v1/{start_path}", method="POST", api_key=api_key,
                                  body=start_body)
     assert (status, answer["status"]) == (200, "Accepted"), answer
@@ -116,7 +128,7 @@ V16_COMMANDS = [
 async def test_the_simulator_answers_commands_as_a_charger_would(daphne, api_key, tmp_path):
     process = simulator(daphne, tmp_path, "SIM-C", "--register", "--sessions", "0")
     try:
-        await eventually(lambda: connected("SIM-C"), timeout=20)
+        await eventually(lambda: connected("SIM-C"), timeout=STARTUP)
         for command, body, expected in V16_COMMANDS:
             status, answer = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/SIM-C/{command}", method="POST",
                                          api_key=api_key, body=body)
@@ -136,3 +148,139 @@ async def test_an_unknown_charger_is_told_why_it_is_refused(daphne, tmp_path):
     assert code == 1
     assert "refused the handshake (HTTP 403)" in stderr
     assert "--register" in stderr
+
+
+def running(daphne, tmp_path, charge_point_id: str, *args: str) -> subprocess.Popen[str]:
+    """A registered simulator serving commands until interrupted."""
+    return simulator(daphne, tmp_path, charge_point_id, "--register", "--sessions", "0", *args)
+
+
+async def interrupted(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    code, stdout, stderr = await finished(process)
+    assert (code, "Traceback" in stderr) == (0, False), stderr
+    return stdout
+
+
+async def statuses(charge_point_id: str, action: str) -> list[str]:
+    """The ``status`` of each ``action`` the charger sent, in order (from the CSMS's message log)."""
+    frames = OcppMessage.objects.filter(charge_point__charge_point_id=charge_point_id, action=action,
+                                        message_type=2).order_by("created_at", "id")
+    return [json.loads(frame)[3]["status"] async for frame in frames.values_list("frame", flat=True)]
+
+
+async def firmware_on(server) -> tuple[str, int]:
+    """A firmware image stored where ``server`` serves it from, and its signed download URL there."""
+    image = ContentFile(b"\x7fELF simulated firmware" * 100, name="fw.bin")
+    firmware = await sync_to_async(firmware_file_create)(name="fw.bin", version="9.9", upload=image)
+    return firmware_download_url(firmware_id=str(firmware.pk)), firmware.size
+
+
+@pytest.mark.parametrize(("version", "path", "body"), [
+    ("1.6", "ocpp16/SIM-FW/update_firmware", lambda url: {"location": url, "retrieve_date": "2026-01-01T00:00:00Z"}),
+    ("2.0.1", "ocpp201/SIM-FW/update_firmware",
+     lambda url: {"request_id": 7, "firmware": {"location": url, "retrieve_date_time": "2026-01-01T00:00:00Z"}}),
+])
+async def test_the_simulator_downloads_firmware_and_reports_each_step(shared_files, api_key, tmp_path, version, path,
+                                                                      body):
+    url, size = await firmware_on(shared_files)
+    process = running(shared_files, tmp_path, "SIM-FW", "--version", version)
+    try:
+        await eventually(lambda: connected("SIM-FW"), timeout=STARTUP)
+        status, answer = await ahttp(f"{shared_files.http_url}/api/v1/{path}", method="POST", api_key=api_key,
+                                     body=body(url))
+        assert status == 200, answer
+        steps = ["Downloading", "Downloaded", "Installing", "Installed"]
+        await eventually(lambda: _equals(statuses("SIM-FW", "FirmwareStatusNotification"), steps), timeout=15)
+    finally:
+        stdout = await interrupted(process)
+    assert f"SIM-FW: firmware downloaded ({size} bytes)" in stdout
+
+
+async def test_a_firmware_location_on_another_machine_is_not_fetched(daphne, api_key, tmp_path):
+    process = running(daphne, tmp_path, "SIM-FAR")
+    try:
+        await eventually(lambda: connected("SIM-FAR"), timeout=STARTUP)
+        status, _ = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/SIM-FAR/update_firmware", method="POST",
+                                api_key=api_key, body={"location": "https://firmware.example.com/fw.bin",
+                                                       "retrieve_date": "2026-01-01T00:00:00Z"})
+        assert status == 200
+        await eventually(lambda: _equals(statuses("SIM-FAR", "FirmwareStatusNotification"),
+                                         ["Downloading", "Downloaded", "Installing", "Installed"]), timeout=15)
+    finally:
+        stdout = await interrupted(process)
+    assert "https://firmware.example.com/fw.bin is not on this machine: nothing transferred" in stdout
+
+
+@pytest.mark.parametrize(("version", "options", "action", "file_name"), [
+    ("1.6", {}, "DiagnosticsStatusNotification", "SIM-DIAG-diagnostics.log"),
+    ("2.0.1", {"log_type": "DiagnosticsLog"}, "LogStatusNotification", "SIM-DIAG-DiagnosticsLog.log"),
+])
+async def test_the_simulator_uploads_its_log_to_the_hosted_location(shared_files, tmp_path, version, options, action,
+                                                                    file_name):
+    process = running(shared_files, tmp_path, "SIM-DIAG", "--version", version)
+    try:
+        await eventually(lambda: connected("SIM-DIAG"), timeout=STARTUP)
+        upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="SIM-DIAG", **options)
+        upload = await eventually(lambda: LogUpload.objects.filter(pk=upload.pk, state="uploaded", status="Uploaded",
+                                                                   received_at__isnull=False).afirst(), timeout=15)
+        await eventually(lambda: _equals(statuses("SIM-DIAG", action), ["Uploading", "Uploaded"]), timeout=15)
+    finally:
+        await interrupted(process)
+    assert upload.file_name == file_name
+    assert upload.file.open("rb").read().startswith(b"SIM-DIAG: simulated diagnostics, ")
+
+
+async def test_a_2_0_1_simulator_reports_its_device_model(daphne, api_key, tmp_path):
+    process = running(daphne, tmp_path, "SIM-DM", "--version", "2.0.1")
+    try:
+        await eventually(lambda: connected("SIM-DM"), timeout=STARTUP)
+        status, answer = await ahttp(f"{daphne.http_url}/api/v1/ocpp201/SIM-DM/get_base_report", method="POST",
+                                     api_key=api_key, body={"request_id": 3, "report_base": "FullInventory"})
+        assert (status, answer["status"]) == (200, "Accepted"), answer
+        url = f"{daphne.http_url}/api/v1/chargepoints/SIM-DM/configuration?component=OCPPCommCtrlr"
+
+        async def reported() -> dict | None:
+            _, body = await ahttp(url, api_key=api_key)
+            return body if body["variables"] else None
+
+        body = await eventually(reported, timeout=15)
+    finally:
+        await interrupted(process)
+    [variable] = body["variables"]
+    assert variable["variable"]["name"] == "HeartbeatInterval"
+    assert variable["characteristics"]["unit"] == "s"
+    [actual] = variable["attributes"]
+    assert (actual["type"], actual["learned_from"], actual["report_request_id"]) == ("Actual", "NotifyReport", 3)
+
+
+async def test_a_metrics_scrape_shows_the_simulated_charger(daphne_factory, tmp_path):
+    server = daphne_factory(CSMS_METRICS_DIR=str(tmp_path / "metrics"))
+    process = running(server, tmp_path, "SIM-M")
+    try:
+        await eventually(lambda: connected("SIM-M"), timeout=STARTUP)
+        text = await eventually(lambda: _scrape_with(server, "StatusNotification"), timeout=10)
+    finally:
+        await interrupted(process)
+    pid = str(server.process.pid)
+    assert sample(text, "csms_chargers_connected", ocpp_version="1.6", pid=pid) == 1
+    for action in ("BootNotification", "Heartbeat", "StatusNotification"):
+        assert sample(text, "csms_ocpp_messages_total", ocpp_version="1.6", action=action, outcome="result") >= 1
+
+
+async def _scrape_with(server, action: str) -> str | None:
+    text = await asyncio.to_thread(scrape, server)
+    return text if sample(text, "csms_ocpp_messages_total", action=action, outcome="result") else None
+
+
+async def _equals(found, expected) -> bool:
+    return await found == expected
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("http://127.0.0.1:8000/diagnostics/upload/t", True), ("https://[::1]/fw.bin", True),
+    ("http://localhost:8000/fw.bin", True), ("http://10.0.0.5/fw.bin", False),
+    ("https://csms.example.com/fw.bin", False), ("ftp://127.0.0.1/fw.bin", False), ("not a url", False),
+])
+def test_files_move_only_to_and_from_this_machine(url, local):
+    assert is_on_this_machine(url) is local

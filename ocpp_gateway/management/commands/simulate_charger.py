@@ -20,7 +20,8 @@ class Command(BaseCommand):
     help = (
         "Connect a simulated charger: it boots, heartbeats, reports its connectors, runs charging sessions"
         " with meter values and answers the CSMS's commands (remote start/stop, Reset, ChangeAvailability,"
-        " TriggerMessage, SetChargingProfile, GetConfiguration/GetVariables, ...), printing every frame."
+        " TriggerMessage, SetChargingProfile, GetConfiguration/GetVariables, GetBaseReport, UpdateFirmware,"
+        " GetDiagnostics/GetLog, ...), printing every frame. Files move only to and from this machine."
         " It exits after --sessions sessions (0: on Ctrl-C)."
     )
 
