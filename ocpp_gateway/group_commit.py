@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, transaction
 
+from kernel.event_loops import serving
+
 logger = logging.getLogger(__name__)
 
 Result = TypeVar("Result")
@@ -81,7 +83,7 @@ class CommitGroup:
 
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
         try:
-            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch)
+            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop)
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
@@ -96,11 +98,13 @@ class CommitGroup:
                 unit.future.set_exception(value)
 
 
-def batch_committed(batch: list[_Unit]) -> list[Outcome]:
-    """Run every unit in one transaction, each in a savepoint; the outcomes once committed."""
+def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
+    """Run every unit in one transaction, each in a savepoint, for ``loop`` (its on_commit
+    callbacks may hand work back to it: ``kernel.event_loops``); the outcomes once committed."""
     close_old_connections()
     try:
-        return _in_one_transaction(batch)
+        with serving(loop):
+            return _in_one_transaction(batch)
     except Exception as error:
         logger.error("A batch of %d units was not committed: %r", len(batch), error)
         return [(False, error)] * len(batch)

@@ -20,6 +20,8 @@ from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import Q
 
+from kernel.event_loops import served_loop
+
 logger = logging.getLogger(__name__)
 
 _pending: set[tuple[str, str]] = set()
@@ -49,7 +51,11 @@ def _queue(key: tuple[str, str]) -> None:
 
 
 def _gateway_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop this sync thread serves (a daphne process), else None."""
+    """The event loop this sync thread serves (a daphne process), else None: a commit batch's
+    thread says so itself (``kernel.event_loops``), asgiref's threads in its thread-local."""
+    served = served_loop()
+    if served is not None:
+        return served
     if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
         return None
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)

@@ -7,7 +7,7 @@ import re
 from conftest import ROOT
 
 DEV_ONLY = {"pytest", "pytest-django", "pytest-asyncio", "pytest-timeout", "hypothesis", "schemathesis",
-            "playwright", "uvicorn", "h11", "py-spy"}
+            "playwright", "uvicorn", "granian", "h11", "py-spy", "import-linter", "grimp"}
 
 
 def requirement_names(file_name: str) -> set[str]:

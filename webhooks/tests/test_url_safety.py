@@ -129,7 +129,7 @@ def test_the_admin_refuses_what_the_api_refuses(superuser_client, url, settings)
 
 def test_a_subscription_added_in_the_admin_gets_a_signing_secret_shown_once(superuser_client):
     response = superuser_client.post(
-        ADD, {"url": "https://8.8.8.8/hooks", "events": '["charge_point.online"]', "active": "on"}, follow=True
+        ADD, {"url": "https://8.8.8.8/hooks", "events": ["charge_point.online"], "active": "on"}, follow=True
     )
     subscription = WebhookSubscription.objects.get()
     assert subscription.secret.startswith("whsec_") and len(subscription.secret) > 40
