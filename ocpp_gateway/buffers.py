@@ -60,10 +60,16 @@ class WriteBehindBuffer(Generic[Row]):
         await self.flush()
 
     async def flush(self) -> None:
-        """Write everything pending now (several batches if need be)."""
+        """Write everything pending now (several batches if need be). Never raises: a batch whose
+        commit fails (the database went away) is logged, like the rows ``_write_batch`` cannot store,
+        so that a closing connection still clears its presence."""
         async with self._writing:
             while self._pending:
-                await commit_group.run(self._write_batch, batch=self._take())
+                batch = self._take()
+                try:
+                    await commit_group.run(self._write_batch, batch=batch)
+                except Exception:
+                    logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 
     def flush_at_exit(self) -> None:
         """Write what is pending from a process whose event loop has stopped."""

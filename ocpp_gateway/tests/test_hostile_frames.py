@@ -9,7 +9,7 @@ import json
 import pytest
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint, OcppMessage
+from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
 from chargepoints.services import LoggedFrame, ocpp_messages_record
 from conftest import ahttp, eventually, raw_socket
 from ocpp_gateway.buffers import WriteBehindBuffer
@@ -144,6 +144,23 @@ async def test_a_row_the_database_refuses_loses_only_itself_not_its_batch(transa
     await buffer.flush()
     stored = OcppMessage.objects.order_by("unique_id").values_list("unique_id", flat=True)
     assert [unique_id async for unique_id in stored] == ["a1", "b2"]
+
+
+def _heartbeat_of_no_charger(rows: list[int]) -> None:
+    """Rows whose foreign key (deferred, as Django makes them) fails only at COMMIT."""
+    Heartbeat.objects.bulk_create(Heartbeat(charge_point_id=2**40 + n, received_at=timezone.now()) for n in rows)
+
+
+async def test_a_batch_whose_commit_fails_is_logged_and_the_flush_goes_on(transactional_db, caplog):
+    buffer = WriteBehindBuffer(
+        name="test heartbeat", write=_heartbeat_of_no_charger, flush_seconds=lambda: 60, max_batch=2
+    )
+    for n in range(3):
+        buffer.add(n)
+    await buffer.flush()  # two batches, each refused at COMMIT: neither raises, both are logged
+    assert len(buffer) == 0
+    assert caplog.text.count("Could not store") == 2
+    assert not await Heartbeat.objects.aexists()
 
 
 V16_BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "M1"}
