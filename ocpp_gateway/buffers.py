@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from django.db import InterfaceError, OperationalError, transaction
 
-from ocpp_gateway.group_commit import commit_group
+from ocpp_gateway.group_commit import commit_group, lost_a_race
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class WriteBehindBuffer(Generic[Row]):
         """One INSERT; if the batch fails, row by row, so that a row the database refuses
         loses only itself, never the other chargers' rows of the same window."""
         try:
-            self._write_atomically(batch)
+            self._write_retrying(batch)
             return
         except (OperationalError, InterfaceError):  # the database is away: row by row would not help
             logger.exception("Could not store %d %s rows", len(batch), self.name)
@@ -95,6 +95,15 @@ class WriteBehindBuffer(Generic[Row]):
                 self._write_atomically([row])
             except Exception:
                 logger.exception("Could not store a %s row: %.300r", self.name, row)
+
+    def _write_retrying(self, rows: list[Row]) -> None:
+        """Once more when the first attempt was a deadlock victim (its savepoint was rolled back)."""
+        try:
+            self._write_atomically(rows)
+        except OperationalError as error:
+            if not lost_a_race(error):
+                raise
+            self._write_atomically(rows)
 
     def _write_atomically(self, rows: list[Row]) -> None:
         """In a savepoint within the commit group's batch: a refused row leaves the batch usable."""

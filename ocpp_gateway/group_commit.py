@@ -18,6 +18,12 @@ deadlock victim is retried once. A caller's result is handed back only after its
 committed, so no CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
+
+On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
+Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
+down with the one that broke them. And it waits at most ``CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS``
+for a row lock (``SET LOCAL lock_timeout``): a row held by a long admin or API transaction
+fails the unit that needs it, not every charger queued behind it.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections, transaction
+from django.db import OperationalError, close_old_connections, connection, transaction
 
 from kernel.event_loops import serving
 
@@ -43,6 +49,11 @@ Outcome = tuple[bool, Any]  # (True, the unit's return value) or (False, the exc
 
 # PostgreSQL's deadlock_detected and serialization_failure: the unit lost a race, retrying may succeed.
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}
+
+
+def lost_a_race(error: OperationalError) -> bool:
+    """True for a deadlock victim or a serialization failure: the same writes may succeed again."""
+    return getattr(error.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
 class BatchNotCommitted(Exception):
@@ -123,6 +134,7 @@ def _in_one_transaction(batch: list[_Unit]) -> list[Outcome]:
     try:
         with transaction.atomic():
             transaction.on_commit(mark_committed)  # first: it runs before the units' own callbacks
+            _batch_session_set()
             outcomes = [_unit_outcome(unit) for unit in batch]
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
@@ -134,13 +146,22 @@ def _in_one_transaction(batch: list[_Unit]) -> list[Outcome]:
     return outcomes
 
 
+def _batch_session_set() -> None:
+    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
+        cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}")
+
+
 def _unit_outcome(unit: _Unit) -> Outcome:
     for attempt in (1, 2):
         try:
             with transaction.atomic():
                 return True, unit.context.run(unit.func, **unit.kwargs)
         except OperationalError as error:
-            if attempt == 1 and getattr(error.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES:
+            if attempt == 1 and lost_a_race(error):
                 continue
             return False, error
         except Exception as error:

@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat
@@ -53,29 +53,78 @@ async def test_a_failing_message_loses_only_itself():
     assert await _registered_now() == {f"CP-GC-F{n}" for n in range(6) if n != 3}
 
 
-def _heartbeat_of_no_charger() -> None:
-    """A row whose foreign key (deferred, as Django makes them) fails only at COMMIT."""
+def _heartbeat_of_no_charger(*, deferred: bool = False) -> None:
+    """A row whose foreign key is broken; ``deferred`` postpones the check to COMMIT, as Django
+    declares its foreign keys (the batch makes them immediate)."""
+    if deferred:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     Heartbeat.objects.create(charge_point_id=2**40, received_at=timezone.now())
 
 
-async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_messages():
-    group = CommitGroup(max_units=64)
+async def _one_batch(group: CommitGroup, *units: tuple) -> list:
+    """Run ``units`` (func, kwargs) as one batch: a blocker holds the writer while they queue."""
     release = threading.Event()
-
-    def blocker() -> None:  # holds the writer so that the next units form one batch
-        release.wait(5)
-
-    first = asyncio.ensure_future(group.run(blocker))
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
     await asyncio.sleep(0.05)
-    batch = [
-        asyncio.ensure_future(group.run(_register, charge_point_id="CP-GC-OK")),
-        asyncio.ensure_future(group.run(_heartbeat_of_no_charger)),
-    ]
+    queued = [asyncio.ensure_future(group.run(func, **kwargs)) for func, kwargs in units]
     release.set()
     await first
-    outcomes = await asyncio.gather(*batch, return_exceptions=True)
+    return await asyncio.gather(*queued, return_exceptions=True)
+
+
+async def test_a_broken_foreign_key_fails_only_its_message():
+    outcomes = await _one_batch(
+        CommitGroup(max_units=64),
+        (_register, {"charge_point_id": "CP-GC-FK"}),
+        (_heartbeat_of_no_charger, {}),
+    )
+    assert isinstance(outcomes[0], int)
+    assert isinstance(outcomes[1], IntegrityError)
+    assert await _registered_now() == {"CP-GC-FK"}
+
+
+async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_messages():
+    outcomes = await _one_batch(
+        CommitGroup(max_units=64),
+        (_register, {"charge_point_id": "CP-GC-OK"}),
+        (_heartbeat_of_no_charger, {"deferred": True}),
+    )
     assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)
     assert await _registered_now() == set()
+
+
+def _interval_set(charge_point_id: str) -> None:
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(heartbeat_interval=30)
+
+
+async def test_a_row_locked_elsewhere_fails_only_the_message_that_needs_it(settings):
+    settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = 200
+    await ChargePoint.objects.acreate(charge_point_id="CP-GC-LOCKED", heartbeat_interval=60)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:  # an admin's long transaction, on its own connection
+        with transaction.atomic():
+            ChargePoint.objects.select_for_update().get(charge_point_id="CP-GC-LOCKED")
+            locked.set()
+            release.wait(5)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        outcomes = await _one_batch(
+            CommitGroup(max_units=64),
+            (_interval_set, {"charge_point_id": "CP-GC-LOCKED"}),
+            (_register, {"charge_point_id": "CP-GC-FREE"}),
+        )
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+    assert isinstance(outcomes[0], OperationalError)
+    assert isinstance(outcomes[1], int)
+    assert await _registered_now() == {"CP-GC-LOCKED", "CP-GC-FREE"}
 
 
 async def test_a_result_is_handed_back_only_once_its_rows_are_visible_to_others():

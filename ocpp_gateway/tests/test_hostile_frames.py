@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+import psycopg
 import pytest
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
@@ -147,7 +149,9 @@ async def test_a_row_the_database_refuses_loses_only_itself_not_its_batch(transa
 
 
 def _heartbeat_of_no_charger(rows: list[int]) -> None:
-    """Rows whose foreign key (deferred, as Django makes them) fails only at COMMIT."""
+    """Rows whose foreign key fails only at COMMIT (deferred again: batches check constraints at once)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     Heartbeat.objects.bulk_create(Heartbeat(charge_point_id=2**40 + n, received_at=timezone.now()) for n in rows)
 
 
@@ -161,6 +165,28 @@ async def test_a_batch_whose_commit_fails_is_logged_and_the_flush_goes_on(transa
     assert len(buffer) == 0
     assert caplog.text.count("Could not store") == 2
     assert not await Heartbeat.objects.aexists()
+
+
+async def test_a_batch_chosen_as_deadlock_victim_is_written_again(transactional_db):
+    await register("CP-DEADLOCK")
+    attempts: list[int] = []
+
+    def write(rows: list[LoggedFrame]) -> None:
+        attempts.append(len(rows))
+        ocpp_messages_record(frames=rows)
+        if len(attempts) == 1:  # what Django raises when PostgreSQL picks this transaction as the victim
+            raise OperationalError("deadlock detected") from psycopg.errors.DeadlockDetected()
+
+    buffer = WriteBehindBuffer(name="test frame", write=write, flush_seconds=lambda: 60, max_batch=10)
+    for unique_id in ("d1", "d2"):
+        frame = LoggedFrame(
+            charge_point_id="CP-DEADLOCK", direction="in", frame="[]", created_at=timezone.now(), unique_id=unique_id
+        )
+        buffer.add(frame)
+    await buffer.flush()
+    assert attempts == [2, 2]
+    stored = OcppMessage.objects.order_by("unique_id").values_list("unique_id", flat=True)
+    assert [unique_id async for unique_id in stored] == ["d1", "d2"]
 
 
 V16_BOOT = {"chargePointVendor": "Vendor", "chargePointModel": "M1"}
