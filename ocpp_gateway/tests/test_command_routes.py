@@ -15,7 +15,7 @@ from commands import catalog, routes
 from commands.models import Command, InstalledChargingProfile
 from commands.services import command_complete
 from ocpp_gateway.command_routes import answer, version_routes
-from ocpp_gateway.rpc import CallOutcome, Outcome
+from commands.rpc import CallOutcome, Outcome
 from ocpp_gateway.versions import ROUTERS
 
 # The commands whose answer changes charger state (the ladder ``commands.services`` had before the routes).
