@@ -57,6 +57,7 @@ def test_an_accepted_profile_replaces_the_one_it_conflicts_with_and_clear_forget
     install(charge_point, profile_body(1))
     install(charge_point, profile_body(2))
     assert list(InstalledChargingProfile.objects.values_list("profile_id", flat=True)) == [2]
-    cleared = charging_profiles.charging_profiles_cleared(charge_point=charge_point, criteria=ProfileCriteria(connector_id=1))
+    criteria = ProfileCriteria(connector_id=1)
+    cleared = charging_profiles.charging_profiles_cleared(charge_point=charge_point, criteria=criteria)
     assert cleared == 1
     assert not InstalledChargingProfile.objects.exists()

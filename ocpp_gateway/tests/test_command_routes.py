@@ -13,9 +13,9 @@ from ocpp.v16.enums import Action
 from chargepoints.models import LocalAuthList, Reservation, ReservationStatus
 from commands import catalog, routes
 from commands.models import Command, InstalledChargingProfile
+from commands.rpc import CallOutcome, Outcome
 from commands.services import command_complete
 from ocpp_gateway.command_routes import answer, version_routes
-from commands.rpc import CallOutcome, Outcome
 from ocpp_gateway.versions import ROUTERS
 
 # The commands whose answer changes charger state (the ladder ``commands.services`` had before the routes).
@@ -151,7 +151,10 @@ SET_PROFILE = {
             "stack_level": 0,
             "charging_profile_purpose": "TxDefaultProfile",
             "charging_profile_kind": "Absolute",
-            "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]},
+            "charging_schedule": {
+                "charging_rate_unit": "W",
+                "charging_schedule_period": [{"start_period": 0, "limit": 7400}],
+            },
         },
     },
     "2.0.1": {

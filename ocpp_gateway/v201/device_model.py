@@ -51,7 +51,6 @@ class DeviceModelHandlers:
     async def after_boot_notification(self, **_: Any) -> None:
         await refresh_after_boot(self.id)
 
-
     @staticmethod
     @answer(Action.get_variables)
     def after_get_variables(command: Command) -> None:
@@ -80,7 +79,9 @@ class DeviceModelHandlers:
         assert command.charge_point is not None
         request_id = command.request["request_id"]
         if (command.response or {}).get("status") == services.ACCEPTED:
-            services.device_model_report_expect(charge_point=command.charge_point, request_id=request_id, command=command)
+            services.device_model_report_expect(
+                charge_point=command.charge_point, request_id=request_id, command=command
+            )
         else:
             services.device_model_report_refused(charge_point=command.charge_point, request_id=request_id)
 

@@ -14,9 +14,7 @@ class LocalAuthListHandlers:
     @staticmethod
     @answer(Action.get_local_list_version)
     def after_get_local_list_version(command: Command) -> None:
-        charger_state.local_list_version_follow(
-            command=command, version=(command.response or {}).get("version_number")
-        )
+        charger_state.local_list_version_follow(command=command, version=(command.response or {}).get("version_number"))
 
     @staticmethod
     @answer(Action.send_local_list)
