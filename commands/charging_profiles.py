@@ -12,12 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from chargepoints.models import ChargePoint
-from commands.models import InstalledChargingProfile
-from kernel.timestamps import parse_ocpp_time
+from commands.models import Command, CommandState, InstalledChargingProfile
 
 
 @dataclass(frozen=True)
 class ProfileTarget:
+    """A SetChargingProfile request, version-neutral (read by each version's request check and
+    answer handler): ``connector_id`` is 1.6's connector or 2.0.1's EVSE (0: the whole charger),
+    ``profile`` the OCPP charging profile as sent (snake_case)."""
+
     connector_id: int
     profile_id: int
     purpose: str
@@ -25,25 +28,6 @@ class ProfileTarget:
     valid_from: datetime | None
     valid_to: datetime | None
     profile: dict[str, Any]
-
-
-def profile_target(ocpp_version: str, body: dict[str, Any]) -> ProfileTarget:
-    """Read a SetChargingProfile request body (snake_case) of either version."""
-    if ocpp_version == "1.6":
-        connector_id, profile = body["connector_id"], body["cs_charging_profiles"]
-        profile_id = profile["charging_profile_id"]
-    else:
-        connector_id, profile = body["evse_id"], body["charging_profile"]
-        profile_id = profile["id"]
-    return ProfileTarget(
-        connector_id=connector_id,
-        profile_id=profile_id,
-        purpose=profile["charging_profile_purpose"],
-        stack_level=profile["stack_level"],
-        valid_from=parse_ocpp_time(profile.get("valid_from")),
-        valid_to=parse_ocpp_time(profile.get("valid_to")),
-        profile=profile,
-    )
 
 
 def _overlaps(a_from: datetime | None, a_to: datetime | None, b_from: datetime | None, b_to: datetime | None) -> bool:
@@ -64,6 +48,13 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
         for other in installed
         if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
     ]
+
+
+def charging_profile_set_follow(*, command: Command, target: ProfileTarget) -> None:
+    """SetChargingProfile answered: an accepted profile is installed; a refused one changes nothing."""
+    assert command.charge_point is not None
+    if command.state == CommandState.ACCEPTED:
+        charging_profile_installed(charge_point=command.charge_point, target=target)
 
 
 def charging_profile_installed(*, charge_point: ChargePoint, target: ProfileTarget) -> None:
@@ -88,22 +79,25 @@ def charging_profile_installed(*, charge_point: ChargePoint, target: ProfileTarg
     )
 
 
-def charging_profiles_cleared(*, charge_point: ChargePoint, ocpp_version: str, body: dict[str, Any]) -> int:
-    """The charger accepted ClearChargingProfile: forget the profiles its criteria match."""
-    if ocpp_version == "1.6":
-        criteria = {
-            "profile_id": body.get("id"),
-            "connector_id": body.get("connector_id"),
-            "purpose": body.get("charging_profile_purpose"),
-            "stack_level": body.get("stack_level"),
-        }
-    else:
-        found = body.get("charging_profile_criteria") or {}
-        criteria = {
-            "profile_id": body.get("charging_profile_id"),
-            "connector_id": found.get("evse_id"),
-            "purpose": found.get("charging_profile_purpose"),
-            "stack_level": found.get("stack_level"),
-        }
-    filters = {field: value for field, value in criteria.items() if value is not None}
+@dataclass(frozen=True)
+class ProfileCriteria:
+    """A ClearChargingProfile request, version-neutral: each criterion given narrows what is cleared
+    (``connector_id``: 1.6's connector or 2.0.1's EVSE); none clears every profile."""
+
+    profile_id: int | None = None
+    connector_id: int | None = None
+    purpose: str | None = None
+    stack_level: int | None = None
+
+
+def charging_profiles_clear_follow(*, command: Command, criteria: ProfileCriteria) -> None:
+    """ClearChargingProfile answered: an accepted answer forgets the profiles ``criteria`` match."""
+    assert command.charge_point is not None
+    if command.state == CommandState.ACCEPTED:
+        charging_profiles_cleared(charge_point=command.charge_point, criteria=criteria)
+
+
+def charging_profiles_cleared(*, charge_point: ChargePoint, criteria: ProfileCriteria) -> int:
+    """The charger accepted ClearChargingProfile: forget the profiles ``criteria`` match; how many."""
+    filters = {name: value for name, value in vars(criteria).items() if value is not None}
     return InstalledChargingProfile.objects.filter(charge_point=charge_point, **filters).delete()[0]

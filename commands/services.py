@@ -17,11 +17,10 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, charger_state, charging_profiles, events, id_tokens
+from commands import catalog, events, id_tokens, routes
 from commands.models import Command, CommandState
-from configuration.answers import FOLLOWED_COMMANDS, configuration_command_follow
+from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from csms.models import ApiKey
-from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -144,9 +143,9 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
     warnings = id_tokens.remote_start_warnings(command=request.command, body=request.body)
-    if request.command == "set_charging_profile":
-        target = charging_profiles.profile_target(request.ocpp_version, request.body)
-        warnings = charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
+    warnings += routes.request_warnings(
+        charge_point=charge_point, ocpp_version=request.ocpp_version, action=action, body=request.body
+    )
     # One INSERT commits alone; the savepoint is for the unique Idempotency-Key a concurrent request
     # may take first (an IntegrityError that must not break a caller's transaction).
     try:
@@ -245,7 +244,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
             ]
         )
         if command.state in _ANSWERED_STATES and command.charge_point_id:
-            _charger_state_follow(command)
+            routes.answer_follow(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
             data=events.command_completed(command),
@@ -254,27 +253,6 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
 
 
 _ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
-
-
-def _charger_state_follow(command: Command) -> None:
-    """Keep the CSMS's view of the charger (profiles, reservations, local list, configuration) in step
-    with its answer."""
-    assert command.charge_point is not None
-    if command.command in FOLLOWED_COMMANDS:
-        configuration_command_follow(command)
-    elif command.command in ("reserve_now", "cancel_reservation"):
-        charger_state.reservation_follow(command)
-    elif command.command in ("send_local_list", "get_local_list_version"):
-        charger_state.local_list_follow(command)
-    elif command.state != CommandState.ACCEPTED:
-        return
-    elif command.command == "set_charging_profile":
-        target = charging_profiles.profile_target(command.ocpp_version, command.request)
-        charging_profiles.charging_profile_installed(charge_point=command.charge_point, target=target)
-    elif command.command == "clear_charging_profile":
-        charging_profiles.charging_profiles_cleared(
-            charge_point=command.charge_point, ocpp_version=command.ocpp_version, body=command.request
-        )
 
 
 def command_refusal(*, command: Command) -> str:

@@ -1,5 +1,6 @@
 """Reading and changing a charger's configuration through the command path (``commands.services``),
-so that every exchange is a recorded Command and its answer reaches the store (``answers``)."""
+so that every exchange is a recorded Command and its answer reaches the store (the gateway's answer routes,
+docs/architecture.md "A command")."""
 
 from __future__ import annotations
 

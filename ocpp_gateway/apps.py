@@ -6,9 +6,15 @@ class OcppGatewayConfig(AppConfig):
     verbose_name = "OCPP gateway"
 
     def ready(self) -> None:
+        from commands.routes import command_routes_install
         from kernel import payload_case
         from ocpp_gateway import compiled_schemas, relaxed_schemas
+        from ocpp_gateway.command_routes import version_routes
+        from ocpp_gateway.versions import ROUTERS
 
         relaxed_schemas.install()
         payload_case.install()
         compiled_schemas.install()
+        # Every process that completes commands (API, Celery, gateway) routes their answers.
+        for ocpp_version, router in ROUTERS.items():
+            command_routes_install(ocpp_version=ocpp_version, routes=version_routes(router))

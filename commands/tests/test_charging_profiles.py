@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from commands import charging_profiles
+from commands.charging_profiles import ProfileCriteria
 from commands.models import InstalledChargingProfile
+from ocpp_gateway.v16.smart_charging import profile_target
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +26,12 @@ def profile_body(profile_id: int, stack_level: int = 0, valid_from: str | None =
 
 
 def install(charge_point, body):
-    target = charging_profiles.profile_target("1.6", body)
+    target = profile_target(body)
     charging_profiles.charging_profile_installed(charge_point=charge_point, target=target)
 
 
 def conflicts(charge_point, body):
-    target = charging_profiles.profile_target("1.6", body)
+    target = profile_target(body)
     return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
 
 
@@ -55,8 +57,7 @@ def test_an_accepted_profile_replaces_the_one_it_conflicts_with_and_clear_forget
     install(charge_point, profile_body(1))
     install(charge_point, profile_body(2))
     assert list(InstalledChargingProfile.objects.values_list("profile_id", flat=True)) == [2]
-    cleared = charging_profiles.charging_profiles_cleared(
-        charge_point=charge_point, ocpp_version="1.6", body={"connector_id": 1}
-    )
+    criteria = ProfileCriteria(connector_id=1)
+    cleared = charging_profiles.charging_profiles_cleared(charge_point=charge_point, criteria=criteria)
     assert cleared == 1
     assert not InstalledChargingProfile.objects.exists()

@@ -1,4 +1,5 @@
-"""OCPP 2.0.1 Provisioning block, device model: NotifyReport, and the configuration read after a boot."""
+"""OCPP 2.0.1 Provisioning block, device model: NotifyReport, the configuration read after a boot, and the
+answers to GetVariables, SetVariables, GetBaseReport and GetReport kept in the configuration store."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
+from commands.models import Command
 from configuration import services
+from configuration.models import AttributeType, LearnedFrom
 from kernel.timestamps import parse_ocpp_time
+from ocpp_gateway.command_routes import answer
 from ocpp_gateway.configuration_refresh import refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -47,3 +51,70 @@ class DeviceModelHandlers:
     async def after_boot_notification(self, **_: Any) -> None:
         await refresh_after_boot(self.id)
 
+    @staticmethod
+    @answer(Action.get_variables)
+    def after_get_variables(command: Command) -> None:
+        """The values read (B06): each Accepted result's."""
+        attributes = [
+            services.ReportedAttribute(
+                component=result["component"],
+                variable=result["variable"],
+                type=result.get("attribute_type", AttributeType.ACTUAL),
+                value=result.get("attribute_value"),
+            )
+            for result in (command.response or {}).get("get_variable_result") or []
+            if result.get("attribute_status") == services.ACCEPTED
+        ]
+        _attributes_record(command, attributes, LearnedFrom.GET_VARIABLES)
+
+    @staticmethod
+    @answer(Action.set_variables)
+    def after_set_variables(command: Command) -> None:
+        _attributes_record(command, _set_attributes(command.request, command.response or {}), LearnedFrom.SET_VARIABLES)
+
+    @staticmethod
+    @answer(Action.get_base_report, Action.get_report)
+    def after_get_report(command: Command) -> None:
+        """An accepted report request: its NotifyReport parts are expected (B07/B08)."""
+        assert command.charge_point is not None
+        request_id = command.request["request_id"]
+        if (command.response or {}).get("status") == services.ACCEPTED:
+            services.device_model_report_expect(
+                charge_point=command.charge_point, request_id=request_id, command=command
+            )
+        else:
+            services.device_model_report_refused(charge_point=command.charge_point, request_id=request_id)
+
+
+def _attributes_record(command: Command, attributes: list[services.ReportedAttribute], learned_from: str) -> None:
+    assert command.charge_point is not None
+    if attributes:
+        services.device_model_attributes_record(
+            charge_point=command.charge_point, attributes=attributes, learned_from=learned_from, command=command
+        )
+
+
+def _set_attributes(request: dict[str, Any], response: dict[str, Any]) -> list[services.ReportedAttribute]:
+    """The values a SetVariables answer took: Accepted now, RebootRequired after the next reboot."""
+    asked = {
+        (*services.variable_identity(item["component"], item["variable"]), item.get("attribute_type", "Actual")): item
+        for item in request.get("set_variable_data") or []
+    }
+    taken = []
+    for result in response.get("set_variable_result") or []:
+        attribute_type = result.get("attribute_type", AttributeType.ACTUAL)
+        item = asked.get((*services.variable_identity(result["component"], result["variable"]), attribute_type))
+        status = result.get("attribute_status")
+        if item is None or status not in (services.ACCEPTED, services.REBOOT_REQUIRED):
+            continue
+        value = item["attribute_value"]
+        taken.append(
+            services.ReportedAttribute(
+                component=result["component"],
+                variable=result["variable"],
+                type=attribute_type,
+                value=value if status == services.ACCEPTED else None,
+                pending_value=value if status == services.REBOOT_REQUIRED else None,
+            )
+        )
+    return taken

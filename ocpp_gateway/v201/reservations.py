@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 Reservation block: ReservationStatusUpdate."""
+"""OCPP 2.0.1 Reservation block (H): ReservationStatusUpdate, and the answers to ReserveNow and CancelReservation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from ocpp.v201.enums import Action
 
 from chargepoints.models import ReservationStatus
 from chargepoints.services import reservations
+from commands import charger_state
+from commands.models import Command
+from kernel.timestamps import parse_ocpp_time
+from ocpp_gateway.command_routes import answer
 from ocpp_gateway.group_commit import in_commit_group
 
 _ENDED_AS = {"Expired": ReservationStatus.EXPIRED, "Removed": ReservationStatus.CANCELLED}
@@ -26,3 +30,23 @@ class ReservationHandlers:
             charge_point_id=self.id, reservation_id=reservation_id, status=_ENDED_AS[reservation_update_status]
         )
         return call_result.ReservationStatusUpdate()
+
+    @staticmethod
+    @answer(Action.reserve_now)
+    def after_reserve_now(command: Command) -> None:
+        body = command.request
+        expiry = parse_ocpp_time(body["expiry_date_time"])
+        assert expiry is not None  # the schema checked it is a date-time
+        charger_state.reservation_follow(
+            command=command,
+            reservation_id=body["id"],
+            connector_id=None,
+            evse_id=body.get("evse_id"),
+            id_tag=body["id_token"]["id_token"],
+            expiry_date=expiry,
+        )
+
+    @staticmethod
+    @answer(Action.cancel_reservation)
+    def after_cancel_reservation(command: Command) -> None:
+        charger_state.reservation_cancel_follow(command=command, reservation_id=command.request["reservation_id"])

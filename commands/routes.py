@@ -1,0 +1,61 @@
+"""Command routes: what each OCPP version's router does around a command the CSMS sends.
+
+Per OCPP version and action (``ReserveNow``), a router may declare (docs/architecture.md, "A command"):
+
+- a request check, the warnings about a request body given before it is sent (``Command.warnings``);
+- an answer handler, which lets charger state follow the charger's answer (reservations, local
+  lists, installed charging profiles, configuration).
+
+The handlers live beside the version's inbound handlers, in ``ocpp_gateway/v16`` and ``v201``, and
+``OcppGatewayConfig.ready`` installs them here, so ``commands`` calls them without importing the
+gateway (the layers in pyproject.toml). A command without a route has no warnings, and its answer
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chargepoints.models import ChargePoint
+from commands.models import Command
+
+# Called with the answered command (its snake_case ``request`` and ``response``, its ``state``).
+AnswerHandler = Callable[[Command], None]
+# Called with ``charge_point=`` and the snake_case request ``body=``; the warnings, in English.
+RequestCheck = Callable[..., list[str]]
+
+
+@dataclass(frozen=True)
+class VersionRoutes:
+    """One OCPP version's routes, by OCPP action (``ReserveNow``)."""
+
+    answers: Mapping[str, AnswerHandler] = field(default_factory=dict)
+    request_checks: Mapping[str, RequestCheck] = field(default_factory=dict)
+
+
+_ROUTES: dict[str, VersionRoutes] = {}
+
+
+def command_routes_install(*, ocpp_version: str, routes: VersionRoutes) -> None:
+    """Install (or replace) the routes of ``ocpp_version`` (``1.6``, ``2.0.1``)."""
+    _ROUTES[ocpp_version] = routes
+
+
+def command_routes(ocpp_version: str) -> VersionRoutes:
+    """The installed routes of ``ocpp_version``; none for a version without a router."""
+    return _ROUTES.get(ocpp_version, VersionRoutes())
+
+
+def request_warnings(*, charge_point: ChargePoint, ocpp_version: str, action: str, body: dict[str, Any]) -> list[str]:
+    """The route's warnings about a validated request ``body`` (snake_case); [] without a check."""
+    check = command_routes(ocpp_version).request_checks.get(action)
+    return check(charge_point=charge_point, body=body) if check else []
+
+
+def answer_follow(command: Command) -> None:
+    """Let charger state follow the answer to ``command`` through its route; no route, no change."""
+    handler = command_routes(command.ocpp_version).answers.get(command.action)
+    if handler is not None:
+        handler(command)

@@ -1,0 +1,148 @@
+"""The command RPC, the caller's side: send an OCPP CALL to a charger from any process and await its answer.
+
+The gateway serves it (``ocpp_gateway.consumers``, ``ocpp_gateway.rpc``); it lives below the
+gateway so that ``commands`` sends without importing it (the layers, pyproject.toml).
+
+1. Presence (``ChargePoint.connection_channel``) names the consumer holding the socket.
+2. The request goes to that consumer over the channel layer with a private reply channel.
+3. The consumer queues the CALL behind any outstanding one, sends it, and replies with the
+   CALLRESULT, the CALLERROR, or a timeout. A CALL still unanswered after ``ACK_DELAY`` is
+   acknowledged then (so a dead process is noticed in ``ACK_TIMEOUT`` seconds, not after the full
+   call timeout); a faster answer is its own acknowledgement, one channel-layer message less.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+
+from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_disconnect
+from kernel import metrics
+
+logger = logging.getLogger(__name__)
+
+ACK_TIMEOUT = 3.0  # seconds the caller waits for the answer or the acknowledgement (> ocpp_gateway.rpc.ACK_DELAY)
+REPLY_MARGIN = 2.0
+
+
+class Outcome:
+    RESULT = "result"
+    INVALID_RESPONSE = "invalid_response"  # a CALLRESULT that breaks the response schema (strict charger)
+    CALL_ERROR = "call_error"
+    TIMEOUT = "timeout"
+    NOT_CONNECTED = "not_connected"
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What became of a CALL. ``payload`` is the CALLRESULT payload (camelCase, as sent);
+    ``violations`` how it breaks the response schema (snake_case field path -> messages)."""
+
+    outcome: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    error_code: str = ""
+    error_description: str = ""
+    error_details: dict[str, Any] = field(default_factory=dict)
+    violations: dict[str, list[str]] = field(default_factory=dict)
+    latency_ms: float = 0.0
+
+
+async def _presence(charge_point_id: str) -> str:
+    channel = (
+        await ChargePoint.objects.filter(charge_point_id=charge_point_id)
+        .values_list("connection_channel", flat=True)
+        .afirst()
+    )
+    return channel or ""
+
+
+_IN_MEMORY_ELSEWHERE = (
+    "The charger's socket is held by another process, which the in-memory channel layer cannot reach: "
+    "set REDIS_URL to send commands from every process."
+)
+
+
+async def send_call(
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None = None,
+    channel_name: str | None = None,
+) -> CallOutcome:
+    """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble.
+
+    ``channel_name``: the charger's presence (``ChargePoint.connection_channel``, "" when not
+    connected) if the caller has just read it; None reads it here.
+    """
+    started = time.monotonic()
+    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
+    outcome = await _send_call(charge_point_id, action, payload, timeout, channel_name)
+    metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
+    return outcome
+
+
+async def _send_call(
+    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float, channel_name: str | None
+) -> CallOutcome:
+    started = time.monotonic()
+    if channel_name is None:
+        channel_name = await _presence(charge_point_id)
+    if not channel_name:
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    layer = get_channel_layer()
+    reply_to = await layer.new_channel()
+    request = {
+        "type": "ocpp.call",
+        "action": action,
+        "payload": payload,
+        "reply_to": reply_to,
+        "deadline": time.time() + timeout,
+    }
+    try:
+        await layer.send(channel_name, request)
+    except Exception as error:  # channel full, or the channel layer (Redis) unreachable
+        logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
+        return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
+    try:
+        ack = await asyncio.wait_for(layer.receive(reply_to), ACK_TIMEOUT)
+    except TimeoutError:
+        if isinstance(layer, InMemoryChannelLayer):
+            # The embedded default reaches this process only: the socket may well be held by another
+            # one (the gateway, when this is the Celery worker), so silence proves no dead process.
+            return CallOutcome(Outcome.NOT_CONNECTED, error_description=_IN_MEMORY_ELSEWHERE)
+        logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
+        await sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    reply = ack
+    if ack["type"] == "ocpp.call.accepted":
+        try:
+            reply = await asyncio.wait_for(layer.receive(reply_to), timeout + REPLY_MARGIN)
+        except TimeoutError:
+            reply = {"outcome": Outcome.TIMEOUT}
+    return CallOutcome(
+        outcome=reply["outcome"],
+        payload=reply.get("payload") or {},
+        error_code=reply.get("error_code", ""),
+        error_description=reply.get("error_description", ""),
+        error_details=reply.get("error_details") or {},
+        violations=reply.get("violations") or {},
+        latency_ms=round((time.monotonic() - started) * 1000, 2),
+    )
+
+
+def send_call_sync(
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None = None,
+    channel_name: str | None = None,
+) -> CallOutcome:
+    return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name)

@@ -1,0 +1,57 @@
+"""The routes of the commands the CSMS sends, declared beside the inbound handlers (MaEVe's
+``CallResultRoutes``; docs/architecture.md, "A command").
+
+In a block's handler class, a static method marked ``@answer(Action.reserve_now)`` handles the
+charger's answer to that command, and one marked ``@request_check(Action.set_charging_profile)``
+gives the warnings about a request before it is sent. Each translates the version's snake_case
+payload and calls a version-neutral service. ``version_routes`` collects a router's marks;
+``OcppGatewayConfig.ready`` installs each version's in ``commands.routes``, which runs them in
+whichever process completes the command (API, Celery worker or gateway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+
+from commands.routes import VersionRoutes
+
+Handler = TypeVar("Handler", bound=Callable[..., Any])
+_ANSWERS = "_answers_actions"
+_CHECKS = "_checks_actions"
+
+
+def answer(*actions: str) -> Callable[[Handler], Handler]:
+    """Mark the handler of the answers to ``actions`` (OCPP action names); it takes the ``Command``."""
+    return _marker(_ANSWERS, actions)
+
+
+def request_check(*actions: str) -> Callable[[Handler], Handler]:
+    """Mark the warnings of a request for ``actions``; it takes ``charge_point=`` and ``body=``."""
+    return _marker(_CHECKS, actions)
+
+
+def _marker(attribute: str, actions: tuple[str, ...]) -> Callable[[Handler], Handler]:
+    def mark(handler: Handler) -> Handler:
+        setattr(handler, attribute, (*getattr(handler, attribute, ()), *map(str, actions)))
+        return handler
+
+    return mark
+
+
+def version_routes(router: type) -> VersionRoutes:
+    """The routes a router's handler classes declare, by action; an action marked twice is a mistake."""
+    return VersionRoutes(answers=_marked(router, _ANSWERS), request_checks=_marked(router, _CHECKS))
+
+
+def _marked(router: type, attribute: str) -> dict[str, Callable[..., Any]]:
+    routes: dict[str, Callable[..., Any]] = {}
+    for name in dir(router):
+        handler = getattr(router, name)
+        for action in getattr(handler, attribute, ()):
+            if action in routes:
+                raise ImproperlyConfigured(f"{router.__name__}: two handlers for {action} ({attribute[1:]}).")
+            routes[action] = handler
+    return routes

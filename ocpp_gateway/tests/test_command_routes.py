@@ -1,0 +1,200 @@
+"""Answers are routed per version: each router owns the handlers for the answers to the commands it
+sends, every command whose answer changes charger state has one per version, and an answer
+without a route changes nothing. Handlers are called through ``command_complete`` with a fixed answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from ocpp.v16.enums import Action
+
+from chargepoints.models import LocalAuthList, Reservation, ReservationStatus
+from commands import catalog, routes
+from commands.models import Command, InstalledChargingProfile
+from commands.rpc import CallOutcome, Outcome
+from commands.services import command_complete
+from ocpp_gateway.command_routes import answer, version_routes
+from ocpp_gateway.versions import ROUTERS
+
+# The commands whose answer changes charger state (the ladder ``commands.services`` had before the routes).
+CHARGER_STATE_COMMANDS = {
+    "reserve_now",
+    "cancel_reservation",
+    "send_local_list",
+    "get_local_list_version",
+    "set_charging_profile",
+    "clear_charging_profile",
+    "get_configuration",
+    "change_configuration",
+    "get_variables",
+    "set_variables",
+    "get_base_report",
+    "get_report",
+}
+
+
+@pytest.mark.parametrize("version", sorted(catalog.COMMANDS))
+def test_every_command_whose_answer_changes_charger_state_has_an_answer_handler(version):
+    sent = {catalog.ocpp_action(command) for command in catalog.COMMANDS[version]}
+    followed = {catalog.ocpp_action(command) for command in CHARGER_STATE_COMMANDS & set(catalog.COMMANDS[version])}
+    answered = set(routes.command_routes(version).answers)
+    assert answered == followed
+    assert answered <= sent
+
+
+@pytest.mark.parametrize("version", sorted(ROUTERS))
+def test_each_version_s_routes_are_installed_at_start(version):
+    assert routes.command_routes(version) == version_routes(ROUTERS[version])
+    assert set(routes.command_routes(version).request_checks) == {"SetChargingProfile"}
+
+
+def test_an_action_handled_twice_is_refused():
+    class First:
+        @staticmethod
+        @answer(Action.reset)
+        def after_reset(command: Command) -> None: ...
+
+    class Second(First):
+        @staticmethod
+        @answer(Action.reset)
+        def after_hard_reset(command: Command) -> None: ...
+
+    with pytest.raises(ImproperlyConfigured, match="two handlers for Reset"):
+        version_routes(Second)
+
+
+def answered(charge_point, version: str, command: str, request: dict[str, Any], payload: dict[str, Any]) -> Command:
+    """``command`` sent to ``charge_point`` and completed with the CALLRESULT ``payload`` (camelCase)."""
+    record = Command.objects.create(
+        charge_point=charge_point,
+        charge_point_identity=charge_point.charge_point_id,
+        ocpp_version=version,
+        command=command,
+        action=catalog.ocpp_action(command),
+        request=request,
+    )
+    return command_complete(command=record, outcome=CallOutcome(Outcome.RESULT, payload=payload))
+
+
+@pytest.mark.django_db
+def test_an_answer_without_a_route_changes_nothing(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    command = answered(charge_point, "1.6", "reset", {"type": "Hard"}, {"status": "Accepted"})
+    assert command.state == "accepted"
+    assert not Reservation.objects.exists() and not LocalAuthList.objects.exists()
+
+
+RESERVE_NOW = {
+    "1.6": {"reservation_id": 7, "connector_id": 2, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1"},
+    "2.0.1": {
+        "id": 7,
+        "evse_id": 2,
+        "expiry_date_time": "2026-05-01T12:00:00Z",
+        "id_token": {"id_token": "RFID-1", "type": "ISO14443"},
+    },
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_reserve_now_and_cancel_reservation_answers_end_in_the_same_reservation(register_charge_point, version):
+    charge_point = register_charge_point("CP-1")
+    answered(charge_point, version, "reserve_now", RESERVE_NOW[version], {"status": "Accepted"})
+    reservation = Reservation.objects.get(reservation_id=7)
+    place = (reservation.connector_id, reservation.evse_id)
+    assert place == ((2, None) if version == "1.6" else (None, 2))
+    assert (reservation.status, reservation.id_tag) == (ReservationStatus.ACTIVE, "RFID-1")
+    answered(charge_point, version, "cancel_reservation", {"reservation_id": 7}, {"status": "Rejected"})
+    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.ACTIVE
+    answered(charge_point, version, "cancel_reservation", {"reservation_id": 7}, {"status": "Accepted"})
+    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.CANCELLED
+
+
+SEND_LOCAL_LIST = {
+    "1.6": {
+        "list_version": 4,
+        "update_type": "Full",
+        "local_authorization_list": [{"id_tag": "RFID-1", "id_tag_info": {"status": "Blocked"}}, {"id_tag": "RFID-2"}],
+    },
+    "2.0.1": {
+        "version_number": 4,
+        "update_type": "Full",
+        "local_authorization_list": [
+            {"id_token": {"id_token": "RFID-1", "type": "ISO14443"}, "id_token_info": {"status": "Blocked"}},
+            {"id_token": {"id_token": "RFID-2", "type": "ISO14443"}},
+        ],
+    },
+}
+LIST_VERSION_FIELD = {"1.6": "listVersion", "2.0.1": "versionNumber"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_local_list_answers_end_in_the_same_local_list(register_charge_point, version):
+    charge_point = register_charge_point("CP-1")
+    answered(charge_point, version, "send_local_list", SEND_LOCAL_LIST[version], {"status": "Failed"})
+    assert not LocalAuthList.objects.exists()
+    answered(charge_point, version, "send_local_list", SEND_LOCAL_LIST[version], {"status": "Accepted"})
+    local_list = LocalAuthList.objects.get()
+    assert (local_list.version, local_list.entries) == (4, {"RFID-1": "Blocked"})
+    answered(charge_point, version, "get_local_list_version", {}, {LIST_VERSION_FIELD[version]: 9})
+    assert LocalAuthList.objects.get().version == 9
+
+
+SET_PROFILE = {
+    "1.6": {
+        "connector_id": 1,
+        "cs_charging_profiles": {
+            "charging_profile_id": 5,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Absolute",
+            "charging_schedule": {
+                "charging_rate_unit": "W",
+                "charging_schedule_period": [{"start_period": 0, "limit": 7400}],
+            },
+        },
+    },
+    "2.0.1": {
+        "evse_id": 1,
+        "charging_profile": {
+            "id": 5,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Absolute",
+            "charging_schedule": [
+                {"id": 1, "charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]}
+            ],
+        },
+    },
+}
+CLEAR_OTHER_PROFILE = {"1.6": {"id": 6}, "2.0.1": {"charging_profile_id": 6}}
+CLEAR_ON_CONNECTOR = {"1.6": {"connector_id": 1}, "2.0.1": {"charging_profile_criteria": {"evse_id": 1}}}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_charging_profile_answers_end_in_the_same_installed_profiles(register_charge_point, version):
+    charge_point = register_charge_point("CP-1")
+    answered(charge_point, version, "set_charging_profile", SET_PROFILE[version], {"status": "Rejected"})
+    assert not InstalledChargingProfile.objects.exists()
+    answered(charge_point, version, "set_charging_profile", SET_PROFILE[version], {"status": "Accepted"})
+    installed = InstalledChargingProfile.objects.get()
+    assert (installed.connector_id, installed.profile_id, installed.purpose) == (1, 5, "TxDefaultProfile")
+    warnings = routes.request_warnings(
+        charge_point=charge_point, ocpp_version=version, action="SetChargingProfile", body=_other(SET_PROFILE[version])
+    )
+    assert warnings and "Profile 5 on connector 1" in warnings[0]
+    answered(charge_point, version, "clear_charging_profile", CLEAR_OTHER_PROFILE[version], {"status": "Accepted"})
+    assert InstalledChargingProfile.objects.exists()
+    answered(charge_point, version, "clear_charging_profile", CLEAR_ON_CONNECTOR[version], {"status": "Accepted"})
+    assert not InstalledChargingProfile.objects.exists()
+
+
+def _other(body: dict[str, Any]) -> dict[str, Any]:
+    """The same SetChargingProfile request for profile 6."""
+    key = "cs_charging_profiles" if "cs_charging_profiles" in body else "charging_profile"
+    id_field = "charging_profile_id" if key == "cs_charging_profiles" else "id"
+    return {**body, key: {**body[key], id_field: 6}}

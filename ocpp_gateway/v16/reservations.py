@@ -1,0 +1,33 @@
+"""OCPP 1.6 Reservation profile: the answers to ReserveNow and CancelReservation (a reservation
+ends in StartTransaction, ``transactions.py``)."""
+
+from __future__ import annotations
+
+from ocpp.v16.enums import Action
+
+from commands import charger_state
+from commands.models import Command
+from kernel.timestamps import parse_ocpp_time
+from ocpp_gateway.command_routes import answer
+
+
+class ReservationHandlers:
+    @staticmethod
+    @answer(Action.reserve_now)
+    def after_reserve_now(command: Command) -> None:
+        body = command.request
+        expiry = parse_ocpp_time(body["expiry_date"])
+        assert expiry is not None  # the schema checked it is a date-time
+        charger_state.reservation_follow(
+            command=command,
+            reservation_id=body["reservation_id"],
+            connector_id=body.get("connector_id"),
+            evse_id=None,
+            id_tag=body["id_tag"],
+            expiry_date=expiry,
+        )
+
+    @staticmethod
+    @answer(Action.cancel_reservation)
+    def after_cancel_reservation(command: Command) -> None:
+        charger_state.reservation_cancel_follow(command=command, reservation_id=command.request["reservation_id"])

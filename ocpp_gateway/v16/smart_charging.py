@@ -1,0 +1,53 @@
+"""OCPP 1.6 Smart Charging profile: SetChargingProfile (the conflicts warned of before sending, the
+profile installed by an accepted answer) and ClearChargingProfile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocpp.v16.enums import Action
+
+from chargepoints.models import ChargePoint
+from commands import charging_profiles
+from commands.charging_profiles import ProfileCriteria, ProfileTarget
+from commands.models import Command
+from kernel.timestamps import parse_ocpp_time
+from ocpp_gateway.command_routes import answer, request_check
+
+
+def profile_target(body: dict[str, Any]) -> ProfileTarget:
+    """A SetChargingProfile.req body (snake_case) as the profile it installs."""
+    profile = body["cs_charging_profiles"]
+    return ProfileTarget(
+        connector_id=body["connector_id"],
+        profile_id=profile["charging_profile_id"],
+        purpose=profile["charging_profile_purpose"],
+        stack_level=profile["stack_level"],
+        valid_from=parse_ocpp_time(profile.get("valid_from")),
+        valid_to=parse_ocpp_time(profile.get("valid_to")),
+        profile=profile,
+    )
+
+
+class SmartChargingHandlers:
+    @staticmethod
+    @request_check(Action.set_charging_profile)
+    def set_charging_profile_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=profile_target(body))
+
+    @staticmethod
+    @answer(Action.set_charging_profile)
+    def after_set_charging_profile(command: Command) -> None:
+        charging_profiles.charging_profile_set_follow(command=command, target=profile_target(command.request))
+
+    @staticmethod
+    @answer(Action.clear_charging_profile)
+    def after_clear_charging_profile(command: Command) -> None:
+        body = command.request
+        criteria = ProfileCriteria(
+            profile_id=body.get("id"),
+            connector_id=body.get("connector_id"),
+            purpose=body.get("charging_profile_purpose"),
+            stack_level=body.get("stack_level"),
+        )
+        charging_profiles.charging_profiles_clear_follow(command=command, criteria=criteria)

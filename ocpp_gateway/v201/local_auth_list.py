@@ -1,0 +1,29 @@
+"""OCPP 2.0.1 Local Authorization List Management block (D): the answers to SendLocalList and
+GetLocalListVersion (the list answers authorization offline; Authorize is in ``transactions.py``)."""
+
+from __future__ import annotations
+
+from ocpp.v201.enums import Action
+
+from commands import charger_state
+from commands.models import Command
+from ocpp_gateway.command_routes import answer
+
+
+class LocalAuthListHandlers:
+    @staticmethod
+    @answer(Action.get_local_list_version)
+    def after_get_local_list_version(command: Command) -> None:
+        charger_state.local_list_version_follow(command=command, version=(command.response or {}).get("version_number"))
+
+    @staticmethod
+    @answer(Action.send_local_list)
+    def after_send_local_list(command: Command) -> None:
+        body = command.request
+        entries = {
+            entry["id_token"]["id_token"]: (entry["id_token_info"]["status"] if entry.get("id_token_info") else None)
+            for entry in body.get("local_authorization_list") or []
+        }
+        charger_state.local_list_follow(
+            command=command, version=body["version_number"], full=body["update_type"] == "Full", entries=entries
+        )
