@@ -26,6 +26,7 @@ from chargepoints.models import (
 )
 from kernel.api_errors import ApiError
 
+
 class ChargePointSerializer(serializers.ModelSerializer):
     charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])
     heartbeat_interval = serializers.IntegerField(min_value=1, max_value=86400, required=False)

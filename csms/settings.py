@@ -404,7 +404,10 @@ LOGGING = {
         "quiet_frequent_ticks": {"()": "kernel.log_format.QuietFrequentTicks"},
     },
     "formatters": {
-        "plain": {"()": "kernel.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {
+            "()": "kernel.log_format.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
         "json": {"()": "kernel.log_format.JsonFormatter"},
     },
     "handlers": {

@@ -41,16 +41,15 @@ from chargepoints.quirks import FORMATION_VIOLATION_SPELLING
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from kernel import metrics
+from kernel import metrics, schemas
 from kernel.log_format import bind_message
+from kernel.ocpp_package import RoutedChargePoint
 from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
     unstorable_text_paths,
     unstorable_text_replaced,
 )
-from kernel import schemas
-from kernel.ocpp_package import RoutedChargePoint
 from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame

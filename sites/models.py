@@ -102,7 +102,7 @@ class SessionLimit(models.Model):
         return f"{self.transaction_id}: {self.limit_a} A"
 
 
-class AllocationSnapshot(models.Model):
+class AllocationSnapshot(models.Model):  # noqa: DJ008  (no admin page; a __str__ would change nothing shown)
     """The site's allocation after a recompute: for the chart and the allocation webhook."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="snapshots")

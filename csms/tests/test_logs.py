@@ -15,8 +15,8 @@ import pytest
 from celery.app import trace
 from django.contrib.auth.models import User
 from django.test import Client
-from ocpp.v16 import call_result as result16
 from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call_result as result16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 

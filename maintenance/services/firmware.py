@@ -126,7 +126,7 @@ def campaign_advance(*, campaign_id: str) -> Campaign | None:
         return None
     _targets_time_out(campaign)
     while wave := _wave_claim(campaign):
-        if all([_update_firmware_send(target) for target in wave]):
+        if all([_update_firmware_send(target) for target in wave]):  # noqa: C419  (send to the whole wave first)
             break
     return _campaign_finish_if_done(campaign)
 

@@ -10,9 +10,9 @@ from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from django.test import Client
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect

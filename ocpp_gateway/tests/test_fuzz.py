@@ -247,7 +247,9 @@ def test_random_and_mutated_frames_are_answered_and_never_break_the_gateway(daph
     @example(raw=json.dumps([2, "dup", "Heartbeat", {}]) + " ")
     @example(raw='[2,"x","Heartbeat",{"x":' + "7" * 5000 + "}]")
     @example(raw=json.dumps([2, "\ud800", "Heartbeat", {}]))
-    @example(raw=json.dumps([2, "nul", "BootNotification", {**payloads["BootNotification"], "chargePointVendor": "a\u0000"}]))
+    @example(
+        raw=json.dumps([2, "nul", "BootNotification", {**payloads["BootNotification"], "chargePointVendor": "a\u0000"}])
+    )
     @example(raw=json.dumps([2, "nul-tag", "Authorize", {"idTag": "T\u0000"}]))
     @example(raw="[" * 5000)
     @example(raw=json.dumps([2, "mvbig", "MeterValues", {**payloads["MeterValues"], "connectorId": 2**40}]))

@@ -22,8 +22,8 @@ from commands.models import Command, CommandState
 from commands.tests.conftest import V16Charger, answering_charger
 from conftest import http_request
 from csms.tests.browser.conftest import VIEWPORT, BackgroundCharger, assert_styled, login, wait_until
-from webhooks.models import DeliveryState, EventType, WebhookDelivery
 from webhooks.delivery import webhook_deliveries_send
+from webhooks.models import DeliveryState, EventType, WebhookDelivery
 from webhooks.services import webhook_subscription_create
 
 FLEET_CARD = "04A2B3C4D5E6F7"
