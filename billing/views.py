@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -9,6 +11,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+from rest_framework.serializers import BaseSerializer
 
 from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
@@ -30,10 +33,10 @@ class TariffViewSet(viewsets.ModelViewSet):
         except (Tariff.DoesNotExist, ValueError):
             raise ApiError(404, "NotFound", f"No tariff {self.kwargs['pk']}.") from None
 
-    def perform_create(self, serializer: TariffSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         serializer.instance = services.tariff_save(**serializer.validated_data)
 
-    def perform_update(self, serializer: TariffSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         services.tariff_save(tariff=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: Tariff) -> None:

@@ -6,11 +6,12 @@ Currents in A per phase, powers in W, voltages in V (phase to neutral).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.core.validators import MinValueValidator
 from django.db import models
 
-_AMPS = {"max_digits": 8, "decimal_places": 1, "validators": [MinValueValidator(Decimal(0))]}
+_AMPS: dict[str, Any] = {"max_digits": 8, "decimal_places": 1, "validators": [MinValueValidator(Decimal(0))]}
 
 
 class Site(models.Model):
