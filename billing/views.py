@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
@@ -75,6 +76,7 @@ class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["get"], pagination_class=None)
     def export(self, request: Request) -> StreamingHttpResponse:
         records = self.get_queryset()
+        lines: AsyncIterator[str] | Iterator[str]
         if isinstance(request._request, ASGIRequest):
             lines = export.lines_async(records.aiterator(chunk_size=_EXPORT_CHUNK))
         else:

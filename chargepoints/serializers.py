@@ -143,7 +143,7 @@ class DecimalNumberField(serializers.DecimalField):
     def __init__(self, *, max_digits: int, decimal_places: int, **kwargs: Any) -> None:
         super().__init__(max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs)
 
-    def to_representation(self, value: Decimal) -> int | float | None:
+    def to_representation(self, value: Decimal) -> int | float | None:  # type: ignore[override]  # a number, not a string
         return wh_number(Decimal(value))
 
 

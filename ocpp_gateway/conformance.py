@@ -99,7 +99,7 @@ def _direction(version: str, action: str) -> str:
 def _words(nodes: list[ast.AST]) -> set[str]:
     """The names, attribute names and strings that occur anywhere in ``nodes``."""
     words: set[str] = set()
-    for inner in ast.walk(ast.Module(body=nodes, type_ignores=[])):
+    for inner in (found for node in nodes for found in ast.walk(node)):
         if isinstance(inner, ast.Constant) and isinstance(inner.value, str):
             words.add(inner.value)
         elif isinstance(inner, ast.Attribute):

@@ -384,7 +384,7 @@ class OcppRouter(RoutedChargePoint):
             if code != frame[2]:
                 message = CallError(frame[1], code, frame[3], frame[4]).to_json()
         is_call = frame is not None and message_type == MessageType.Call
-        action = frame[2] if is_call else self._inbound_actions.get(unique_id, "")
+        action = frame[2] if frame is not None and is_call else self._inbound_actions.get(unique_id, "")
         if not is_call and action:
             metrics.ocpp_call_answered(
                 ocpp_version=self._ocpp_version,

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 FINISHED = (TargetState.INSTALLED, TargetState.FAILED, TargetState.SKIPPED)
 # Why an UpdateFirmware that was not accepted failed its charger, by command state.
-_UNDELIVERED = {
+_UNDELIVERED: dict[str, str] = {
     CommandState.NOT_CONNECTED: "NotConnected",
     CommandState.TIMEOUT: "Timeout",
     CommandState.CALL_ERROR: "CallError",
