@@ -24,6 +24,7 @@ from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v201 import ChargePoint as V201Client
 from rest_framework.test import APIClient
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
@@ -281,7 +282,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 # --- Chargers -------------------------------------------------------------------------------
 
-SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+SUBPROTOCOL = {"1.6": Subprotocol("ocpp1.6"), "2.0.1": Subprotocol("ocpp2.0.1")}
 CLIENTS = {"1.6": V16Client, "2.0.1": V201Client}
 
 

@@ -23,7 +23,7 @@ def answering_charger(base: type, answers: dict[str, Any]) -> type:
         attributes[handler.__name__] = on(action)(handler)
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        base.__init__(self, *args, **kwargs)
+        base.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the base class's, called unbound
         self.received = []
 
     attributes["__init__"] = init

@@ -235,7 +235,7 @@ async def test_every_frame_in_and_out_is_logged(daphne):
     async with raw_socket(daphne, "1.6", "CP-LOG") as websocket:
         await exchange(websocket, [2, "hb-1", "Heartbeat", {}])
 
-    async def logged() -> list[tuple[str, int, str, str]]:
+    async def logged() -> list[tuple[str, int | None, str, str]]:
         rows = OcppMessage.objects.filter(charge_point__charge_point_id="CP-LOG").order_by("created_at", "id")
         return [(m.direction, m.message_type, m.unique_id, m.action) async for m in rows]
 
