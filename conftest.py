@@ -24,6 +24,7 @@ from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v201 import ChargePoint as V201Client
 from rest_framework.test import APIClient
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
@@ -227,11 +228,10 @@ def celery_worker(daphne: DaphneServer, tmp_path: Path) -> Iterator[Callable[...
             **extra_env,
         }
         with (tmp_path / f"celery-{len(processes)}.log").open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "csms", "worker", "--beat", "--pool", "solo", "-Q", "celery,webhooks",
-                 "--loglevel", "INFO", "--schedule", str(tmp_path / f"beat-{len(processes)}")],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            )
+            schedule = tmp_path / f"beat-{len(processes)}"
+            command = [sys.executable, "-m", "celery", "-A", "csms", "worker", "--beat", "--pool", "solo"]
+            command += ["-Q", "celery,webhooks", "--loglevel", "INFO", "--schedule", str(schedule)]
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         return process
 
@@ -262,7 +262,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver(url="", requests=[])
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(receiver.status)
@@ -282,7 +282,7 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 # --- Chargers -------------------------------------------------------------------------------
 
-SUBPROTOCOL = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
+SUBPROTOCOL = {"1.6": Subprotocol("ocpp1.6"), "2.0.1": Subprotocol("ocpp2.0.1")}
 CLIENTS = {"1.6": V16Client, "2.0.1": V201Client}
 
 

@@ -357,7 +357,7 @@ class Generator:
                         return
                     try:
                         await charger.boot_up()
-                    except Exception as error:  # noqa: BLE001  (any failed handshake or Boot is counted)
+                    except Exception as error:  # any failed handshake or Boot is counted
                         self.stats.count["handshake_errors"] += 1
                         self.stats.note(describe(error))
                         if charger.websocket is not None:
@@ -389,7 +389,7 @@ class Generator:
                 except ConnectionRefusedError:
                     self.stats.count["refused"] += 1
                     await asyncio.sleep(0.5 + random.random())
-                except Exception as error:  # noqa: BLE001  (a handshake that fails after listening)
+                except Exception as error:  # a handshake that fails after listening
                     self.stats.count["handshake_errors"] += 1
                     self.stats.note(describe(error))
                     if charger.websocket is not None:

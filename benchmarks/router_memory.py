@@ -8,7 +8,6 @@ connection in all).
     .venv/bin/python benchmarks/router_memory.py --routers 2000
 """
 
-# ruff: noqa: I001  (harness must be imported before Django is used)
 from __future__ import annotations
 
 import argparse
@@ -46,7 +45,9 @@ async def main() -> None:
     args = parser.parse_args()
     for version, router_class in ROUTERS.items():
         per_router = await bytes_per_router(router_class, args.routers)
-        print(f"OCPP {version}: {per_router:.0f} bytes per {router_class.__name__} ({len(router_class.route_map)} routes)")
+        print(
+            f"OCPP {version}: {per_router:.0f} bytes per {router_class.__name__} ({len(router_class.route_map)} routes)"
+        )
 
 
 if __name__ == "__main__":

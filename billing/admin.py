@@ -66,7 +66,7 @@ class BillingRecordAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     actions = ["download_csv"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -9,6 +12,7 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
+from rest_framework.serializers import BaseSerializer
 
 from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
@@ -30,10 +34,10 @@ class TariffViewSet(viewsets.ModelViewSet):
         except (Tariff.DoesNotExist, ValueError):
             raise ApiError(404, "NotFound", f"No tariff {self.kwargs['pk']}.") from None
 
-    def perform_create(self, serializer: TariffSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         serializer.instance = services.tariff_save(**serializer.validated_data)
 
-    def perform_update(self, serializer: TariffSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         services.tariff_save(tariff=serializer.instance, **serializer.validated_data)
 
     def perform_destroy(self, instance: Tariff) -> None:
@@ -72,6 +76,7 @@ class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     @action(detail=False, methods=["get"], pagination_class=None)
     def export(self, request: Request) -> StreamingHttpResponse:
         records = self.get_queryset()
+        lines: AsyncIterator[str] | Iterator[str]
         if isinstance(request._request, ASGIRequest):
             lines = export.lines_async(records.aiterator(chunk_size=_EXPORT_CHUNK))
         else:

@@ -24,7 +24,7 @@ def charge_point_connectivity(*, charge_point_id: str, at: datetime, reason: str
 def connector_status_changed(
     *,
     charge_point_id: str,
-    evse_id: int,
+    evse_id: int | None,
     connector_id: int,
     status: str,
     previous_status: str,

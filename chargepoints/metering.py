@@ -10,6 +10,7 @@ flags the session for review: the CSMS never bills a negative session or a meter
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     """
     anomalies: list[str] = []
     counted = Decimal(0)
-    for index, (before, after) in enumerate(zip(readings, readings[1:], strict=False)):
+    for index, (before, after) in enumerate(itertools.pairwise(readings)):
         step = after.wh - before.wh
         hours = Decimal(max((after.at - before.at).total_seconds(), 0)) / 3600
         if step <= -REGISTER_RESOLUTION_WH:

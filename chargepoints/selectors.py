@@ -199,7 +199,7 @@ def active_transaction_list(*, limit: int = 20) -> QuerySet[Transaction]:
 OCPP_ANSWER_WINDOW = timedelta(minutes=10)
 POWER_MEASURAND = "Power.Active.Import"
 OCPP_ANSWER_TYPES = (MessageType.CallResult, MessageType.CallError)
-_OTHER_DIRECTION = {
+_OTHER_DIRECTION: dict[str, str] = {
     MessageDirection.INBOUND: MessageDirection.OUTBOUND,
     MessageDirection.OUTBOUND: MessageDirection.INBOUND,
 }
@@ -252,8 +252,8 @@ def ocpp_call_answers(*, messages: Sequence[OcppMessage]) -> dict[int, OcppMessa
         created_at__lte=max(call.created_at for call in calls) + OCPP_ANSWER_WINDOW,
     ).order_by("created_at", "id")
     by_exchange: dict[tuple[int, str, str], list[OcppMessage]] = defaultdict(list)
-    for answer in candidates:
-        by_exchange[(answer.charge_point_id, answer.unique_id, answer.direction)].append(answer)
+    for candidate in candidates:
+        by_exchange[(candidate.charge_point_id, candidate.unique_id, candidate.direction)].append(candidate)
     answers: dict[int, OcppMessage] = {}
     for call in calls:
         side = by_exchange[(call.charge_point_id, call.unique_id, _OTHER_DIRECTION.get(call.direction, ""))]

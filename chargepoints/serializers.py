@@ -26,6 +26,7 @@ from chargepoints.models import (
 )
 from kernel.api_errors import ApiError
 
+
 class ChargePointSerializer(serializers.ModelSerializer):
     charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])
     heartbeat_interval = serializers.IntegerField(min_value=1, max_value=86400, required=False)
@@ -142,7 +143,7 @@ class DecimalNumberField(serializers.DecimalField):
     def __init__(self, *, max_digits: int, decimal_places: int, **kwargs: Any) -> None:
         super().__init__(max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs)
 
-    def to_representation(self, value: Decimal) -> int | float | None:
+    def to_representation(self, value: Decimal) -> int | float | None:  # type: ignore[override]  # a number, not a string
         return wh_number(Decimal(value))
 
 

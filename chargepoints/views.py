@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from chargepoints import selectors, services
 from chargepoints.identity import IDENTITY_PATTERN
@@ -157,10 +158,10 @@ class IdTagViewSet(viewsets.ModelViewSet):
             raise ApiError(404, "NotFound", f"Id tag {id_tag!r} is not registered.", id_tag=id_tag)
         return found
 
-    def perform_create(self, serializer: IdTagSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         serializer.instance = _id_tag_save(serializer.validated_data)
 
-    def perform_update(self, serializer: IdTagSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         _id_tag_save(serializer.validated_data, serializer.instance)
 
 

@@ -56,7 +56,7 @@ def command_form_send(request: HttpRequest, form: CommandForm) -> None:
         messages.warning(request, warning)
 
 
-def _heartbeat_interval_change(form: ChangeHeartbeatIntervalForm, *, user_id: int) -> Command | None:
+def _heartbeat_interval_change(form: ChangeHeartbeatIntervalForm, *, user_id: int | None) -> Command | None:
     charge_point = charge_point_update(charge_point=form.charge_point, heartbeat_interval=form.cleaned_data["interval"])
     return heartbeat_interval_push(charge_point=charge_point, user_id=user_id)
 

@@ -7,7 +7,7 @@ The body then goes through ``commands.services.command_send``, exactly as an API
 from __future__ import annotations
 
 import secrets
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django import forms
 
@@ -88,7 +88,7 @@ class ResetForm(CommandForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["type"].choices = RESET_TYPES[self.version]
+        cast(forms.ChoiceField, self.fields["type"]).choices = RESET_TYPES[self.version]
 
     def command_body(self) -> tuple[str, dict[str, Any]]:
         return "reset", {"type": self.cleaned_data["type"]}
@@ -127,7 +127,8 @@ class TriggerMessageForm(CommandForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["requested_message"].choices = [(m, m) for m in TRIGGERABLE_MESSAGES[self.version]]
+        choices = [(m, m) for m in TRIGGERABLE_MESSAGES[self.version]]
+        cast(forms.ChoiceField, self.fields["requested_message"]).choices = choices
         if self.version != V16:
             self.fields["connector"].label = "EVSE"
 

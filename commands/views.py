@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
@@ -73,8 +73,8 @@ def command_http_response(command: Command) -> Response:
 
 
 class CommandSchema(AutoSchema):
-    def get_description(self) -> str:
-        view = self.view
+    def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's signature, not DRF's
+        view = cast("OcppCommandView", self.view)
         action = catalog.ocpp_action(view.command)
         return (
             f"Sends OCPP {view.ocpp_version} `{action}` to the charge point and answers with its reply in "
@@ -86,11 +86,12 @@ class CommandSchema(AutoSchema):
         )
 
     def get_operation_id(self) -> str:
+        view = cast("OcppCommandView", self.view)
         with_id = "_by_path" if "{charge_point_id}" in self.path else ""
-        return f"ocpp{self.view.ocpp_version.replace('.', '')}_{self.view.command}{with_id}"
+        return f"ocpp{view.ocpp_version.replace('.', '')}_{view.command}{with_id}"
 
     def get_tags(self) -> list[str]:
-        return [f"OCPP {self.view.ocpp_version} commands"]
+        return [f"OCPP {cast('OcppCommandView', self.view).ocpp_version} commands"]
 
 
 class OcppCommandView(APIView):

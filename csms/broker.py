@@ -21,7 +21,7 @@ from kombu.utils.json import dumps
 
 
 class Channel(filesystem.Channel):
-    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu's own base says message
         """Put ``payload`` onto ``queue``: written as ``.<name>.tmp`` (never a queue's ``*.<queue>.msg``),
         then renamed; the name keeps kombu's order (milliseconds first)."""
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"

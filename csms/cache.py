@@ -17,8 +17,13 @@ _pools_lock = threading.Lock()
 
 
 class SharedPoolRedisCacheClient(RedisCacheClient):
+    # Set by RedisCacheClient.__init__; private, so django-stubs leaves them out.
+    _servers: list[str]
+    _pool_options: dict[str, Any]
+    _pool_class: Any
+
     def _get_connection_pool(self, write: bool) -> Any:
-        server = self._servers[self._get_connection_pool_index(write)]
+        server = self._servers[self._get_connection_pool_index(write)]  # type: ignore[attr-defined]  # private, unstubbed
         key = (server, repr(sorted(self._pool_options.items())))
         pool = _pools.get(key)
         if pool is None:

@@ -39,7 +39,7 @@ async def _channel_layer_check() -> None:
 
 def _broker_check() -> None:
     with celery_app.connection_for_write(connect_timeout=CHECK_TIMEOUT) as broker:
-        broker.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
+        broker.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)  # type: ignore[arg-type]  # kombu takes float seconds
 
 
 async def _outcome(check: Awaitable[None]) -> str:

@@ -11,6 +11,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -368,7 +369,7 @@ CSMS_FIRMWARE_CAMPAIGN_TICK = env_int("CSMS_FIRMWARE_CAMPAIGN_TICK", 30, minimum
 CSMS_DIAGNOSTICS_UPLOAD_TTL = env_int("CSMS_DIAGNOSTICS_UPLOAD_TTL", 86400, minimum=60)
 CSMS_DIAGNOSTICS_MAX_BYTES = env_int("CSMS_DIAGNOSTICS_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 
-CELERY_BEAT_SCHEDULE = {
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "advance-firmware-campaigns": {
         "task": "maintenance.tasks.advance_firmware_campaigns",
         "schedule": float(CSMS_FIRMWARE_CAMPAIGN_TICK),
@@ -406,7 +407,10 @@ LOGGING = {
         "quiet_frequent_ticks": {"()": "kernel.log_format.QuietFrequentTicks"},
     },
     "formatters": {
-        "plain": {"()": "kernel.log_format.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {
+            "()": "kernel.log_format.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
         "json": {"()": "kernel.log_format.JsonFormatter"},
     },
     "handlers": {

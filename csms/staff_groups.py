@@ -2,8 +2,8 @@
 
 ``support`` may look at everything in the project's apps and change nothing. ``operator`` may
 also send commands to chargers, commission them, settle the reconciliation queue, re-send
-webhook deliveries, maintain id tags and tariffs, upload firmware and run firmware campaigns. The code is the source of truth: every
-``migrate`` sets both groups' permissions to exactly these.
+webhook deliveries, maintain id tags and tariffs, upload firmware and run firmware campaigns.
+The code is the source of truth: every ``migrate`` sets both groups' permissions to exactly these.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-
 from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet

@@ -152,4 +152,4 @@ def route_daphne_access_log() -> None:
                 return
             access_logger.info('%s "%s" %s %s', host, request, status or "-", length or "-")
 
-    cli.AccessLogGenerator = AccessLog  # type: ignore[misc]
+    cli.AccessLogGenerator = AccessLog

@@ -12,7 +12,7 @@ import decimal
 import functools
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
@@ -34,7 +34,8 @@ def _errors(validator: Draft4Validator, payload: Any) -> list[ValidationError]:
 
 def request_schema(*, ocpp_version: str, action: str) -> dict[str, Any]:
     """The request schema of ``action`` (numbers as Decimals)."""
-    return _validator(ocpp_version, ocpp_package.request_schema_name(ocpp_version, action)).schema
+    schema = _validator(ocpp_version, ocpp_package.request_schema_name(ocpp_version, action)).schema
+    return cast(dict[str, Any], schema)  # an OCPP schema is an object, never a bare bool
 
 
 def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
@@ -65,10 +66,10 @@ def _describe(error: ValidationError) -> list[tuple[str, str]]:
     path = list(error.absolute_path)
     instance = error.instance if isinstance(error.instance, dict) else {}
     if error.validator == "required":
-        missing = [name for name in error.validator_value if name not in instance]
+        missing = [name for name in error.validator_value if name not in instance]  # type: ignore[union-attr]  # a raised error has it
         return [(_field_path([*path, name]), "This field is required.") for name in missing]
     if error.validator == "additionalProperties":
-        known = set(error.schema.get("properties", {}))
+        known = set(error.schema.get("properties", {}))  # type: ignore[union-attr]  # an object schema's error
         return [(_field_path([*path, name]), "Unknown field.") for name in instance if name not in known]
     message = _DECIMAL_REPR.sub(r"\1", error.message)
     if error.validator == "enum":

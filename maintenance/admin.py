@@ -47,7 +47,7 @@ class FirmwareFileAdmin(admin.ModelAdmin):
 class CampaignTargetInline(admin.TabularInline):
     model = CampaignTarget
     fields = ["charge_point", "state", "status", "failure", "sent_at", "updated_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     extra = 0
     can_delete = False
 
@@ -74,7 +74,8 @@ class CampaignCreateForm(forms.ModelForm):
         return {"charge_point_ids": ids, "vendor": data.get("vendor", ""), "model": data.get("model", "")}
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         try:
             if not firmware.campaign_charge_points(**self.selection()).exists():
                 raise forms.ValidationError("The selection matches no charger.")
@@ -94,13 +95,13 @@ class CampaignAdmin(admin.ModelAdmin):
     inlines = [CampaignTargetInline]
     actions = ["pause", "resume", "cancel"]
 
-    def get_form(self, request: HttpRequest, obj: Campaign | None = None, **kwargs: Any) -> Any:
+    def get_form(self, request: HttpRequest, obj: Campaign | None = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
             kwargs["form"] = CampaignCreateForm
             kwargs["fields"] = None
-        return super().get_form(request, obj, **kwargs)
+        return super().get_form(request, obj, change, **kwargs)
 
-    def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:  # type: ignore[override]  # the stubs let it nest
         if obj is None:
             return ["name", "firmware", "charge_points", "vendor", "model", "concurrency", "start_at"]
         return self.shown
@@ -165,7 +166,7 @@ class LogUploadAdmin(admin.ModelAdmin):
         "charge_point", "log_type", "state", "status", "command", "file_name", "size", "download", "received_at",
         "token_expires_at", "created_at",
     ]
-    fields = readonly_fields
+    fields = readonly_fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

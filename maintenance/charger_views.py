@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files import File
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -23,7 +24,7 @@ _CHUNK = 64 * 1024
 
 
 @require_http_methods(["GET", "HEAD"])
-def firmware_download(request: HttpRequest, token: str) -> HttpResponse:
+def firmware_download(request: HttpRequest, token: str) -> HttpResponseBase:
     """The firmware file a valid, unexpired link names; 403 otherwise."""
     try:
         firmware_id = firmware_download_verify(token=token)
@@ -32,7 +33,7 @@ def firmware_download(request: HttpRequest, token: str) -> HttpResponse:
     firmware = FirmwareFile.objects.filter(pk=firmware_id).first()
     if firmware is None:
         return JsonResponse(error_body("NotFound", "The firmware file no longer exists."), status=404)
-    name = PurePosixPath(firmware.file.name).name
+    name = PurePosixPath(firmware.file.name or "").name
     return FileResponse(firmware.file.open("rb"), as_attachment=True, filename=name)
 
 
@@ -50,7 +51,7 @@ def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") ->
         files = list(request.FILES.values())
         if not files:
             return JsonResponse(error_body("ValidationError", "The form carries no file."), status=400)
-        upload: File = files[0]
+        upload: File = files[0]  # type: ignore[assignment]  # the stubs allow a list; values() gives files
         file_name = file_name or upload.name or ""
         return _received(token, upload, file_name)
     with tempfile.TemporaryFile() as spool:

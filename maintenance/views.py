@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Manager, Model, QuerySet
 from django.http import FileResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kernel.api_errors import ApiError
 from csms.models import ApiKey
+from kernel.api_errors import ApiError
 from kernel.parsers import JsonParser
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload
@@ -36,7 +36,7 @@ def _api_error(error: MaintenanceError) -> ApiError:
     return ApiError(error.http_status, error.code, str(error), **extra)
 
 
-def _get(queryset: QuerySet[Any], pk: Any, what: str) -> Any:
+def _get(queryset: QuerySet[Any] | Manager[Any], pk: Any, what: str) -> Any:
     try:
         found: Model | None = queryset.filter(pk=pk).first()
     except (DjangoValidationError, ValueError):

@@ -51,7 +51,9 @@ redis.call('EXPIRE', KEYS[2], ARGV[2])
 return popped[1]
 """
 # Run by SHA (EVALSHA), loaded into Redis on first use and again after a Redis restart.
-_SEND_SCRIPT, _POP_SCRIPT = AsyncScript(None, _SEND.encode()), AsyncScript(None, _POP.encode())
+# redis-py types the client as required, but a script built with None takes the client at each call.
+_SEND_SCRIPT = AsyncScript(None, _SEND.encode())  # type: ignore[arg-type]
+_POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 
 
 class BlockingPoolRedisChannelLayer(RedisChannelLayer):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import jsonschema_rs
 from jsonschema import Draft4Validator
@@ -30,11 +30,11 @@ class CompiledValidator:
 
     def __init__(self, validator: Draft4Validator) -> None:
         self.original = validator
-        self.schema = validator.schema
+        self.schema = cast(dict[str, Any], validator.schema)  # an OCPP schema is an object, never a bare bool
         try:
-            self._compiled: Any = jsonschema_rs.Draft4Validator(validator.schema, validate_formats=False)
+            self._compiled: Any = jsonschema_rs.Draft4Validator(self.schema, validate_formats=False)
         except Exception:  # a schema the compiler refuses: the original validates alone
-            logger.warning("schema not compiled, validated by jsonschema: %.80r", validator.schema.get("title"))
+            logger.warning("schema not compiled, validated by jsonschema: %.80r", self.schema.get("title"))
             self._compiled = None
 
     def is_valid(self, payload: Any) -> bool:

@@ -91,7 +91,8 @@ def _redis_recently_emptied() -> bool:
     client = _redis()
     now = client.time()[0]
     client.set(SINCE_KEY, now, nx=True)  # on Redis's clock: one clock for every host
-    return now - int(client.get(SINCE_KEY)) < settings.CSMS_GATEWAY_PRESENCE_TTL + settings.CSMS_GATEWAY_PRESENCE_RENEW
+    since = int(client.get(SINCE_KEY))  # type: ignore[arg-type]  # set just above, never None
+    return now - since < settings.CSMS_GATEWAY_PRESENCE_TTL + settings.CSMS_GATEWAY_PRESENCE_RENEW
 
 
 async def gateway_process_announced(*, channel_name: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from chargepoints.quirks import STRIP_IDTAG_SUFFIX, UNIT_ALIASES
 
-_UNITS = (
+_UNITS = (  # noqa: SIM905  (the spec's list, as it reads there)
     "Wh kWh varh kvarh W kW VA kVA var kvar A V K Celcius Celsius Fahrenheit Percent"  # 1.6 UnitOfMeasure
 ).split()
 _UNIT_ALIASES = {unit.lower(): unit for unit in _UNITS} | {"%": "Percent", "°c": "Celsius", "°f": "Fahrenheit"}

@@ -41,16 +41,15 @@ from chargepoints.quirks import FORMATION_VIOLATION_SPELLING
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from kernel import metrics
+from kernel import metrics, schemas
 from kernel.log_format import bind_message
+from kernel.ocpp_package import RoutedChargePoint
 from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
     unstorable_text_paths,
     unstorable_text_replaced,
 )
-from kernel import schemas
-from kernel.ocpp_package import RoutedChargePoint
 from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
@@ -385,7 +384,7 @@ class OcppRouter(RoutedChargePoint):
             if code != frame[2]:
                 message = CallError(frame[1], code, frame[3], frame[4]).to_json()
         is_call = frame is not None and message_type == MessageType.Call
-        action = frame[2] if is_call else self._inbound_actions.get(unique_id, "")
+        action = frame[2] if frame is not None and is_call else self._inbound_actions.get(unique_id, "")
         if not is_call and action:
             metrics.ocpp_call_answered(
                 ocpp_version=self._ocpp_version,

@@ -1,11 +1,12 @@
 """How a frame that is not a well-formed OCPP message is answered (OCPP-J 1.6 §4; OCPP 2.0.1 part 4 §4).
 
 OCPP 1.6 answers such a frame, with its own error codes, only when it is a CALL whose unique id
-can be read; a message type number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1 adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number
-other than CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a newer peer can fall
-back), and ``RpcFrameworkError`` for a frame that is no RPC message at all (not JSON, not an array,
-no number for its type, no readable id), answered with the message id ``"-1"``. An answer
-(CALLRESULT, CALLERROR) is never answered.
+can be read; a message type number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1
+adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number other than
+CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a newer peer can fall back), and
+``RpcFrameworkError`` for a frame that is no RPC message at all (not JSON, not an array, no number
+for its type, no readable id), answered with the message id ``"-1"``. An answer (CALLRESULT,
+CALLERROR) is never answered.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from typing import Any
 
 from django.utils import timezone
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, MessageDirection, OcppMessage
 from ocpp_gateway.consumers import SUBPROTOCOLS
@@ -190,7 +191,7 @@ async def replay_trace(trace: Trace, *, url: str, timeout: float = 10.0, **conne
     result = ReplayResult()
     endpoint = f"{url}/ocpp/{trace.ocpp_version}/{trace.charge_point_id}"
     async with connect(
-        endpoint, subprotocols=[SUBPROTOCOLS[trace.ocpp_version]], compression=None, **connect_kwargs
+        endpoint, subprotocols=[Subprotocol(SUBPROTOCOLS[trace.ocpp_version])], compression=None, **connect_kwargs
     ) as websocket:
         charger_answers = trace.charger_answers()
         for sent, recorded in trace.exchanges():

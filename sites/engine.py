@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import transaction
@@ -77,7 +77,7 @@ def site_apply(*, site_id: int) -> float | None:
     return None
 
 
-def _apply_once(site: Site) -> float | str | None:
+def _apply_once(site: Site) -> float | Literal["recompute"] | None:
     now = timezone.now()
     views = selectors.site_sessions(site=site, now=now)
     members = list(site.members.select_related("charge_point"))

@@ -6,11 +6,12 @@ Currents in A per phase, powers in W, voltages in V (phase to neutral).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django.core.validators import MinValueValidator
 from django.db import models
 
-_AMPS = {"max_digits": 8, "decimal_places": 1, "validators": [MinValueValidator(Decimal(0))]}
+_AMPS: dict[str, Any] = {"max_digits": 8, "decimal_places": 1, "validators": [MinValueValidator(Decimal(0))]}
 
 
 class Site(models.Model):
@@ -102,7 +103,7 @@ class SessionLimit(models.Model):
         return f"{self.transaction_id}: {self.limit_a} A"
 
 
-class AllocationSnapshot(models.Model):
+class AllocationSnapshot(models.Model):  # noqa: DJ008  (no admin page; a __str__ would change nothing shown)
     """The site's allocation after a recompute: for the chart and the allocation webhook."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="snapshots")

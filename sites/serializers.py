@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from sites.models import AllocationSnapshot, Site, SiteMember
 
-_AMPS = {"max_digits": 8, "decimal_places": 1, "min_value": Decimal(0)}
+_AMPS: dict[str, Any] = {"max_digits": 8, "decimal_places": 1, "min_value": Decimal(0)}
 
 
 class SiteSerializer(serializers.ModelSerializer):

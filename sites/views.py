@@ -8,6 +8,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from kernel.api_errors import ApiError
 from sites import selectors, services
@@ -40,13 +41,13 @@ class SiteViewSet(viewsets.ModelViewSet):
         except (Site.DoesNotExist, ValueError):
             raise ApiError(404, "NotFound", f"No site {self.kwargs['pk']}.") from None
 
-    def perform_create(self, serializer: SiteSerializer) -> None:
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
         try:
             serializer.instance = services.site_save(**serializer.validated_data)
         except services.SiteConflict as error:
             raise _conflict(error) from None
 
-    def perform_update(self, serializer: SiteSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         try:
             services.site_save(site=serializer.instance, **serializer.validated_data)
         except services.SiteConflict as error:

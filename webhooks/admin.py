@@ -29,7 +29,11 @@ from webhooks.services import webhook_delivery_resend
 from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
-STATE_COLOURS = {DeliveryState.PENDING: "#8a6d00", DeliveryState.DELIVERED: "#1e7b34", DeliveryState.FAILED: "#b3261e"}
+STATE_COLOURS: dict[str, str] = {
+    DeliveryState.PENDING: "#8a6d00",
+    DeliveryState.DELIVERED: "#1e7b34",
+    DeliveryState.FAILED: "#b3261e",
+}
 
 
 def stored_events(events: Any) -> list[str]:
@@ -105,7 +109,7 @@ class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
     model = WebhookAttempt
     extra = 0
     fields = ["attempted_at", "status_code", "error", "duration_ms"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 
 
 @admin.register(WebhookDelivery)
@@ -137,7 +141,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "delivered_at",
         "payload",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     inlines = [WebhookAttemptInline]
     actions = ["resend"]
 

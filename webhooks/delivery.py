@@ -12,6 +12,7 @@ The rules (claims, leases, backoff, permanent failures) live in ``services``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import threading
@@ -243,10 +244,8 @@ class DeliveryEngine:
                     logger.exception("Webhook claim failed; trying again in %s s", self.poll_seconds)
                     await asyncio.sleep(self.poll_seconds)
                     continue
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-                except TimeoutError:
-                    pass
                 await asyncio.sleep(CLAIM_INTERVAL_SECONDS)
             await asyncio.gather(*self._sending)
             await recorder

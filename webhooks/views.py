@@ -9,6 +9,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from kernel.api_errors import ApiError
 from webhooks import services
@@ -58,7 +59,7 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
         subscription = webhook_secret_rotate(subscription=self.get_object())
         return Response(WebhookSecretRotatedSerializer(subscription).data)
 
-    def perform_update(self, serializer: WebhookSubscriptionSerializer) -> None:
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         if "url" in serializer.validated_data:
             _refuse_unsafe(serializer.validated_data["url"])
         serializer.save()

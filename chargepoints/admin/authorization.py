@@ -30,7 +30,7 @@ class LocalAuthListAdmin(ReadOnlyAdmin):
     search_fields = ["charge_point__charge_point_id"]
     list_select_related = ["charge_point"]
     fields = ["charge_point", "version", "entries_table", "updated_at"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 
     @admin.display(description="entries")
     def entry_count(self, obj: LocalAuthList) -> int:

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, URLResolver, path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -94,7 +94,7 @@ class ConnectorInline(admin.TabularInline):
         "charger_timestamp",
         "updated_at",
     ]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -121,7 +121,7 @@ class ChargePointAdminForm(forms.ModelForm):
 
     class Meta:
         model = ChargePoint
-        exclude = ["password_hash"]
+        exclude = ["password_hash"]  # noqa: DJ006  (every field but the hash; the form sets it)
 
     def clean_charge_point_id(self) -> str:
         charge_point_id: str = self.cleaned_data["charge_point_id"]
@@ -129,7 +129,8 @@ class ChargePointAdminForm(forms.ModelForm):
         return charge_point_id
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("new_password") and cleaned.get("remove_password"):
             raise forms.ValidationError("Set a new password or remove it, not both.")
         return cleaned
@@ -219,7 +220,7 @@ class ChargePointAdmin(admin.ModelAdmin):
 
     # --- URLs -------------------------------------------------------------------------------
 
-    def get_urls(self) -> list[URLResolver | URLPattern]:
+    def get_urls(self) -> list[URLPattern]:
         info = f"{self.opts.app_label}_{self.opts.model_name}"
         own = [
             path(
@@ -354,7 +355,8 @@ class ChargePointAdmin(admin.ModelAdmin):
         form = form_class(data, charge_point=charge_point)
         if not form.is_valid():
             errors = "; ".join(
-                f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}" for f, e in form.errors.items()
+                f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"  # type: ignore[arg-type]  # str messages
+                for f, e in form.errors.items()
             )
             self.message_user(request, f"{form.label} not sent to {charge_point}: {errors}", messages.ERROR)
             return

@@ -53,6 +53,6 @@ class SchemaViolationAdmin(ReadOnlyAdmin):
     list_filter = ["validator", "action"]
     search_fields = ["charge_point__charge_point_id", "path"]
     list_select_related = ["charge_point"]
-    fields = [*list_display, "frame"]
-    readonly_fields = fields
+    fields = [*list_display, "frame"]  # type: ignore[list-item]  # field names only, no callables
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     show_facets = admin.ShowFacets.NEVER

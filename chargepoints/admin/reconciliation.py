@@ -95,7 +95,7 @@ class ReconciliationItemAdmin(admin.ModelAdmin):
         "payload_pretty",
         "note",
     ]
-    readonly_fields = [name for name in fields if name != "note"]
+    readonly_fields = [name for name in fields if name != "note"]  # type: ignore[misc]  # the stubs let fields nest
     actions = ["discard", "attach"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -30,7 +30,7 @@ class MeterSampleInline(ReadOnlyMixin, admin.TabularInline):
     formset = FirstRowsFormSet
     extra = 0
     fields = ["timestamp", "measurand", "phase", "unit", "context", "raw_value", "value", "source"]
-    readonly_fields = fields
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     can_delete = False
     verbose_name_plural = f"meter samples (the first {FirstRowsFormSet.limit}; all are linked above)"
 

@@ -5,6 +5,7 @@ Both OCPP versions end here; handlers translate their payloads into these argume
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,14 +91,12 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     )
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
-    try:
+    with contextlib.suppress(ChargePointAlreadyExists):  # a concurrent handshake registered it a moment ago
         charge_point_register(
             charge_point_id=charge_point_id,
             heartbeat_interval=settings.CSMS_DEFAULT_HEARTBEAT_INTERVAL,
             lifecycle_state=LifecycleState.PENDING,
         )
-    except ChargePointAlreadyExists:
-        pass  # a concurrent handshake registered it a moment ago
     logger.info("%s: unknown charger registered as pending (CSMS_AUTO_REGISTER)", charge_point_id)
     return ""
 

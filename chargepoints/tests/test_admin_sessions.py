@@ -212,7 +212,7 @@ def test_attach_refuses_a_transaction_of_another_charger(ops, parked, register_c
 
 
 def test_attach_wants_exactly_one_item(ops, parked):
-    session, item = parked
+    _, item = parked
     second = transaction_stop(
         charge_point_id="CP-1",
         ocpp_transaction_id="998",

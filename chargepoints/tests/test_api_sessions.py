@@ -37,7 +37,7 @@ def start(
     ).transaction
 
 
-def stop(session: Transaction, *, meter_stop: int, at: datetime | None = None) -> Transaction:
+def stop(session: Transaction, *, meter_stop: int, at: datetime | None = None) -> Transaction | None:
     return transactions.transaction_stop(
         charge_point_id=session.charge_point.charge_point_id,
         ocpp_transaction_id=session.ocpp_id,

@@ -33,7 +33,7 @@ T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-def _points(svg: str, css: str) -> list[tuple[float, float]]:
+def _points(svg: str, css: str) -> list[tuple[float, ...]]:
     line = ET.fromstring(svg).find(f".//{SVG}polyline[@class='{css}']")
     assert line is not None, css
     return [tuple(map(float, pair.split(","))) for pair in line.attrib["points"].split()]
@@ -55,7 +55,7 @@ def test_points_span_the_plot_area_from_the_first_to_the_last_sample():
     assert "time (UTC), 2025-03-01" in svg  # the date once, in the admin's format
 
 
-def _time_labels(svg: str) -> list[str]:
+def _time_labels(svg: str) -> list[str | None]:
     return [text.text for text in ET.fromstring(svg).iter(f"{SVG}text") if text.get("class") == "meter-time"]
 
 

@@ -42,4 +42,6 @@ def test_the_same_password_of_another_charger_is_not_taken_as_verified():
     password_hash = make_password(RIGHT)
     assert check(RIGHT, password_hash) is True
     with pytest.raises(PasswordNeedsHashing):
-        charger_password_matches(charge_point_id="CP-OTHER", password=RIGHT, password_hash=password_hash, may_hash=False)
+        charger_password_matches(
+            charge_point_id="CP-OTHER", password=RIGHT, password_hash=password_hash, may_hash=False
+        )

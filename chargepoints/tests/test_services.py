@@ -69,7 +69,11 @@ def test_status_notification_creates_then_updates_the_connector(register_charge_
     t0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
     services.connector_status_set(charge_point_id="CP-1", connector_id=1, status="Available", timestamp=t0)
     services.connector_status_set(
-        charge_point_id="CP-1", connector_id=1, status="Faulted", error_code="GroundFailure", timestamp=t0 + timedelta(1)
+        charge_point_id="CP-1",
+        connector_id=1,
+        status="Faulted",
+        error_code="GroundFailure",
+        timestamp=t0 + timedelta(1),
     )
     connector = Connector.objects.get()
     assert (connector.status, connector.error_code, connector.evse_id) == ("Faulted", "GroundFailure", None)

@@ -22,11 +22,11 @@ def answering_charger(base: type, answers: dict[str, Any]) -> type:
         handler.__name__ = f"on_{action}"
         attributes[handler.__name__] = on(action)(handler)
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        base.__init__(self, *args, **kwargs)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.__init__(self, *args, **kwargs)  # type: ignore[misc]  # the base class's, called unbound
         self.received = []
 
-    attributes["__init__"] = __init__
+    attributes["__init__"] = init
     return type(f"Answering{base.__name__}", (base,), attributes)
 
 

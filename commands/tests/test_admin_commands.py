@@ -114,7 +114,7 @@ async def test_a_201_charger_gets_its_versions_reset_and_start(daphne, operator)
         _, start_bar = await post(
             client, command_url(charge_point, "remote_start"), {"id_tag": "RFID-1", "token_type": "ISO14443"}
         )
-    assert ("Reset", {"type": "Immediate"}) == charger.received[0]
+    assert charger.received[0] == ("Reset", {"type": "Immediate"})
     start_action, start_payload = charger.received[1]
     assert start_action == "RequestStartTransaction"
     assert start_payload["id_token"] == {"id_token": "RFID-1", "type": "ISO14443"}

@@ -16,7 +16,10 @@ def profile_body(profile_id: int, stack_level: int = 0, valid_from: str | None =
         "stack_level": stack_level,
         "charging_profile_purpose": "TxDefaultProfile",
         "charging_profile_kind": "Absolute",
-        "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]},
+        "charging_schedule": {
+            "charging_rate_unit": "W",
+            "charging_schedule_period": [{"start_period": 0, "limit": 7400}],
+        },
     }
     if valid_from:
         profile["valid_from"] = valid_from

@@ -248,7 +248,9 @@ async def test_a_conflicting_charging_profile_is_sent_with_a_warning(daphne, api
     url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-SMART/set_charging_profile"
     second_profile = {**PROFILE_16, "charging_profile_id": 2}
     async with ocpp_charger(daphne, "1.6", "CP-SMART", client_class=V16Charger):
-        first = await ahttp(url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": PROFILE_16})
+        first = await ahttp(
+            url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": PROFILE_16}
+        )
         assert first == (200, {"status": "Accepted"})
         status, second = await ahttp(
             url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": second_profile}

@@ -63,7 +63,7 @@ API_PATH = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 # The other 2.0.1 commands take numbers in ``customData`` only (vendor data, any JSON).
 CUSTOM_DATA = {"vendor_id": "com.example", "ratio": 0.35}
 CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
-    ("2.0.1", command): {**body, "custom_data": CUSTOM_DATA}
+    ("2.0.1", command): {**body, "custom_data": CUSTOM_DATA}  # type: ignore[dict-item]  # each body is a dict
     for command, body in {
         "request_stop_transaction": {"transaction_id": "tx-1"},
         "change_availability": {"operational_status": "Inoperative"},

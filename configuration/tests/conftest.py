@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ class ConfiguredV16Charger(V16Client):
 
 
 def _report_item(component: dict[str, Any], variable: str, value: str, *, mutability: str = "ReadWrite",
-                 data_type: str = "integer", unit: str | None = None, extra: list[dict[str, Any]] = ()) -> dict:
+                 data_type: str = "integer", unit: str | None = None, extra: Sequence[dict[str, Any]] = ()) -> dict:
     characteristics: dict[str, Any] = {"data_type": data_type, "supports_monitoring": False}
     if unit:
         characteristics["unit"] = unit

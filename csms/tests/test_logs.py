@@ -15,10 +15,11 @@ import pytest
 from celery.app import trace
 from django.contrib.auth.models import User
 from django.test import Client
-from ocpp.v16 import call_result as result16
 from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call_result as result16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
 from chargepoints.services import charge_point_register
@@ -31,8 +32,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def refused(server, path: str, subprotocols: list[str], headers: dict[str, str] | None = None) -> None:
     with pytest.raises(InvalidStatus):
-        async with connect(f"ws://127.0.0.1:{server.port}{path}", subprotocols=subprotocols,
-                           additional_headers=headers or {}):
+        async with connect(
+            f"ws://127.0.0.1:{server.port}{path}",
+            subprotocols=[Subprotocol(name) for name in subprotocols],
+            additional_headers=headers or {},
+        ):
             pass
 
 
@@ -148,7 +152,9 @@ async def test_celery_logs_in_the_same_format(celery_worker, tmp_path):
     assert not [line for line in log.read_text().splitlines() if "INFO/MainProcess]" in line]
 
 
-def celery_line(name: str, message: str, args: object, level: int = logging.INFO) -> logging.LogRecord:
+def celery_line(
+    name: str, message: str, args: tuple[object, ...] | dict[str, object], level: int = logging.INFO
+) -> logging.LogRecord:
     return logging.LogRecord(name, level, __file__, 0, message, args, None)
 
 

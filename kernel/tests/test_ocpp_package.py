@@ -128,7 +128,7 @@ def test_the_route_map_is_built_once_per_class_and_read_only():
     assert ClassRouted.route_map["DataTransfer"].validated is False
     assert ClassRouted.route_map["Heartbeat"].on_takes_unique_id is True
     with pytest.raises(TypeError):
-        ClassRouted.route_map["Heartbeat"] = None  # type: ignore[index]
+        ClassRouted.route_map["Heartbeat"] = None
 
 
 def test_an_after_hook_without_its_handler_is_refused_when_the_class_is_made():

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 FINISHED = (TargetState.INSTALLED, TargetState.FAILED, TargetState.SKIPPED)
 # Why an UpdateFirmware that was not accepted failed its charger, by command state.
-_UNDELIVERED = {
+_UNDELIVERED: dict[str, str] = {
     CommandState.NOT_CONNECTED: "NotConnected",
     CommandState.TIMEOUT: "Timeout",
     CommandState.CALL_ERROR: "CallError",
@@ -126,7 +126,7 @@ def campaign_advance(*, campaign_id: str) -> Campaign | None:
         return None
     _targets_time_out(campaign)
     while wave := _wave_claim(campaign):
-        if all([_update_firmware_send(target) for target in wave]):
+        if all([_update_firmware_send(target) for target in wave]):  # noqa: C419  (send to the whole wave first)
             break
     return _campaign_finish_if_done(campaign)
 

@@ -8,6 +8,7 @@ import contextlib
 from urllib.parse import quote
 
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from ocpp_gateway.consumers import SUBPROTOCOLS
 from ocpp_gateway.simulator.base import SimulatorOptions
@@ -41,7 +42,7 @@ async def charger_simulate(
         credentials = base64.b64encode(f"{charge_point_id}:{password}".encode()).decode()
         headers["Authorization"] = f"Basic {credentials}"
     async with connect(
-        url, subprotocols=[SUBPROTOCOLS[ocpp_version]], additional_headers=headers, compression=None
+        url, subprotocols=[Subprotocol(SUBPROTOCOLS[ocpp_version])], additional_headers=headers, compression=None
     ) as websocket:
         charger = SIMULATORS[ocpp_version](charge_point_id, websocket, options)
         serving = asyncio.create_task(charger.start())

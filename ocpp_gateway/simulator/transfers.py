@@ -33,5 +33,5 @@ async def transfer(url: str, body: bytes | None = None, *, echo: Callable[[str],
 
 
 def _http(request: urllib.request.Request) -> bytes:
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (http(s) on loopback only)
+    with urllib.request.urlopen(request, timeout=30) as response:  # http(s) on loopback only
         return response.read()

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint
-from ocpp.v16 import call, call_result
+from ocpp.v16 import ChargePoint, call, call_result
 
 from ocpp_gateway.simulator.base import (
     TRIGGERABLE,
@@ -90,7 +89,9 @@ class V16Simulator(SimulatedCharger, ChargePoint):
         )
 
     async def send_triggered_meter_values(self, connector_id: int) -> None:
-        await self.call(call.MeterValues(connector_id=connector_id, meter_value=[self._sample(self.meter_wh, "Trigger")]))
+        await self.call(
+            call.MeterValues(connector_id=connector_id, meter_value=[self._sample(self.meter_wh, "Trigger")])
+        )
 
     @staticmethod
     def _sample(meter_wh: int, context: str) -> dict[str, Any]:

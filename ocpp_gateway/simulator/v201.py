@@ -6,8 +6,7 @@ import uuid
 from typing import Any
 
 from ocpp.routing import after, on
-from ocpp.v201 import ChargePoint
-from ocpp.v201 import call, call_result
+from ocpp.v201 import ChargePoint, call, call_result
 
 from ocpp_gateway.simulator.base import (
     TRIGGERABLE,
@@ -17,6 +16,7 @@ from ocpp_gateway.simulator.base import (
     accepted_status,
     utc_now,
 )
+
 # The neutral session statuses and stop reasons in 2.0.1 terms.
 _CONNECTOR_STATUS = {"Preparing": "Occupied", "Charging": "Occupied"}
 _STOPPED_REASON = {"SoftReset": "ImmediateReset"}

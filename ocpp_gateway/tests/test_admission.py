@@ -10,6 +10,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.v16 import call as call16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, LifecycleState, OcppMessage, Transaction
 from chargepoints.services import charge_point_update
@@ -26,7 +27,9 @@ def basic(charge_point_id: str, password: str) -> dict[str, str]:
 async def handshake(server, charge_point_id: str, headers: dict[str, str] | None = None) -> bool:
     try:
         async with connect(
-            server.ws_url("1.6", charge_point_id), subprotocols=["ocpp1.6"], additional_headers=headers or {}
+            server.ws_url("1.6", charge_point_id),
+            subprotocols=[Subprotocol("ocpp1.6")],
+            additional_headers=headers or {},
         ):
             return True
     except InvalidStatus as refused:

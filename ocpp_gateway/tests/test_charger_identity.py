@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from django.test import Client
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from chargepoints.identity import IDENTITY_CHARACTERS
 from chargepoints.models import ChargePoint
@@ -42,9 +44,9 @@ async def register(daphne, api_key: str, charge_point_id: str, **fields: object)
     )
 
 
-async def refused_status(url: str, **kwargs: object) -> int:
+async def refused_status(url: str, **kwargs: Any) -> int:
     with pytest.raises(InvalidStatus) as refusal:
-        async with connect(url, subprotocols=["ocpp1.6"], compression=None, **kwargs):
+        async with connect(url, subprotocols=[Subprotocol("ocpp1.6")], compression=None, **kwargs):
             pass
     return refusal.value.response.status_code
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +73,7 @@ async def test_a_killed_process_s_chargers_reconnect_elsewhere_and_commands_reac
 
 
 @pytest.fixture
-def private_redis() -> Iterator[tuple[int, callable]]:
+def private_redis() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
     """A redis-server of this test's own on a free port, and a function that restarts it."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")

@@ -9,6 +9,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.services import charge_point_update
@@ -70,7 +71,7 @@ async def test_handshakes_beyond_the_limits_are_refused(daphne, server, request)
         try:
             async with connect(
                 strict_daphne.ws_url("1.6", f"CP-STORM-{n}"),
-                subprotocols=["ocpp1.6"],
+                subprotocols=[Subprotocol("ocpp1.6")],
                 additional_headers={"Authorization": f"Basic {token}"},
             ):
                 return True

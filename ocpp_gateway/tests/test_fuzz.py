@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, MeterSample, Transaction
 from conftest import SUBPROTOCOL
@@ -205,7 +206,7 @@ def _reply_allowed(raw: str) -> bool:
     return isinstance(frame, list) and len(frame) >= 2 and frame[0] not in (3, 4)
 
 
-async def _exchange(url: str, subprotocol: str, raw: str) -> tuple[list[Any] | None, list[Any]]:
+async def _exchange(url: str, subprotocol: Subprotocol, raw: str) -> tuple[list[Any] | None, list[Any]]:
     """Send ``raw``, then a Heartbeat; return the answer to ``raw`` (if one came) and the Heartbeat's."""
     reply_id = _readable_id(_parsed(raw))
     async with connect(url, subprotocols=[subprotocol], compression=None, max_size=2**22) as websocket:
@@ -247,7 +248,9 @@ def test_random_and_mutated_frames_are_answered_and_never_break_the_gateway(daph
     @example(raw=json.dumps([2, "dup", "Heartbeat", {}]) + " ")
     @example(raw='[2,"x","Heartbeat",{"x":' + "7" * 5000 + "}]")
     @example(raw=json.dumps([2, "\ud800", "Heartbeat", {}]))
-    @example(raw=json.dumps([2, "nul", "BootNotification", {**payloads["BootNotification"], "chargePointVendor": "a\u0000"}]))
+    @example(
+        raw=json.dumps([2, "nul", "BootNotification", {**payloads["BootNotification"], "chargePointVendor": "a\u0000"}])
+    )
     @example(raw=json.dumps([2, "nul-tag", "Authorize", {"idTag": "T\u0000"}]))
     @example(raw="[" * 5000)
     @example(raw=json.dumps([2, "mvbig", "MeterValues", {**payloads["MeterValues"], "connectorId": 2**40}]))

@@ -222,13 +222,12 @@ async def test_a_connector_id_no_column_can_hold_is_refused_and_the_socket_lives
 
 async def test_a_second_connection_replaces_the_first(daphne):
     await register("CP-TWICE")
-    async with raw_socket(daphne, "1.6", "CP-TWICE") as first:
-        async with raw_socket(daphne, "1.6", "CP-TWICE") as second:
-            with pytest.raises(ConnectionClosed):
-                await asyncio.wait_for(first.recv(), timeout=5)
-            assert (await exchange(second, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
-            await asyncio.sleep(0.2)  # the first consumer's disconnect has run by now
-            assert (await ChargePoint.objects.aget(charge_point_id="CP-TWICE")).connected
+    async with raw_socket(daphne, "1.6", "CP-TWICE") as first, raw_socket(daphne, "1.6", "CP-TWICE") as second:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(first.recv(), timeout=5)
+        assert (await exchange(second, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+        await asyncio.sleep(0.2)  # the first consumer's disconnect has run by now
+        assert (await ChargePoint.objects.aget(charge_point_id="CP-TWICE")).connected
 
 
 async def test_every_frame_in_and_out_is_logged(daphne):
@@ -236,7 +235,7 @@ async def test_every_frame_in_and_out_is_logged(daphne):
     async with raw_socket(daphne, "1.6", "CP-LOG") as websocket:
         await exchange(websocket, [2, "hb-1", "Heartbeat", {}])
 
-    async def logged() -> list[tuple[str, int, str, str]]:
+    async def logged() -> list[tuple[str, int | None, str, str]]:
         rows = OcppMessage.objects.filter(charge_point__charge_point_id="CP-LOG").order_by("created_at", "id")
         return [(m.direction, m.message_type, m.unique_id, m.action) async for m in rows]
 

@@ -61,7 +61,9 @@ async def test_a_callresult_with_a_5000_digit_integer_fails_the_command_at_once_
     await register("CP-HUGE")
     async with raw_socket(daphne, "1.6", "CP-HUGE") as websocket:
         command = asyncio.create_task(
-            ahttp(f"{daphne.http_url}/api/v1/ocpp16/CP-HUGE/reset", method="POST", api_key=api_key, body={"type": "Soft"})
+            ahttp(
+                f"{daphne.http_url}/api/v1/ocpp16/CP-HUGE/reset", method="POST", api_key=api_key, body={"type": "Soft"}
+            )
         )
         async with asyncio.timeout(10):
             call = json.loads(await websocket.recv())
@@ -142,7 +144,9 @@ async def test_a_row_the_database_refuses_loses_only_itself_not_its_batch(transa
     )
     now = timezone.now()
     for charge_point_id, unique_id, at in (("CP-A", "a1", now), ("CP-B", "refused", None), ("CP-B", "b2", now)):
-        buffer.add(LoggedFrame(charge_point_id=charge_point_id, direction="in", frame="[]", created_at=at, unique_id=unique_id))
+        buffer.add(
+            LoggedFrame(charge_point_id=charge_point_id, direction="in", frame="[]", created_at=at, unique_id=unique_id)
+        )
     await buffer.flush()
     stored = OcppMessage.objects.order_by("unique_id").values_list("unique_id", flat=True)
     assert [unique_id async for unique_id in stored] == ["a1", "b2"]

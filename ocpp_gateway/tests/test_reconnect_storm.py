@@ -47,7 +47,9 @@ async def connect_and_boot(
     return websocket, payload["status"]
 
 
-async def connect_fleet(server: DaphneServer, *, concurrency: int) -> list[tuple[ClientConnection, str] | Exception]:
+async def connect_fleet(
+    server: DaphneServer, *, concurrency: int
+) -> list[tuple[ClientConnection, str] | BaseException]:
     """Every charger connects and boots, at most ``concurrency`` at a time; failures are returned, not raised."""
     gate = asyncio.Semaphore(concurrency)
 

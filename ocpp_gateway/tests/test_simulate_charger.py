@@ -97,7 +97,7 @@ async def test_remote_start_and_stop_over_the_api_drive_the_simulator(
     status, answer = await ahttp(f"{daphne.http_url}/api/v1/{stop_path}", method="POST", api_key=api_key,
                                  body={"transaction_id": transaction_id})
     assert (status, answer["status"]) == (200, "Accepted"), answer
-    code, stdout, stderr = await finished(process)
+    code, _, stderr = await finished(process)
     assert code == 0, stderr
     await session.arefresh_from_db()
     assert (session.status, session.stop_reason, session.id_tag) == ("ended", "Remote", "SIM-TAG-1")
@@ -137,14 +137,14 @@ async def test_the_simulator_answers_commands_as_a_charger_would(daphne, api_key
             assert {key: reply[key] for key in expected} == expected, command
     finally:
         process.send_signal(signal.SIGINT)
-        code, stdout, stderr = await finished(process)
+        _, stdout, stderr = await finished(process)
     assert "Traceback" not in stderr
     assert "SIM-C: interrupted, disconnected" in stdout
     assert stdout.count('"BootNotification"') == 2  # booted again after the reset
 
 
 async def test_an_unknown_charger_is_told_why_it_is_refused(daphne, tmp_path):
-    code, stdout, stderr = await finished(simulator(daphne, tmp_path, "SIM-UNKNOWN"))
+    code, _, stderr = await finished(simulator(daphne, tmp_path, "SIM-UNKNOWN"))
     assert code == 1
     assert "refused the handshake (HTTP 403)" in stderr
     assert "--register" in stderr

@@ -42,7 +42,7 @@ def slow_receiver() -> Iterator[GatedReceiver]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the engine uses it
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with receiver.lock:
                 receiver.event_ids.append(json.loads(body)["id"])

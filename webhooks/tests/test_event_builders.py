@@ -45,7 +45,7 @@ def _keys_returned(builder: Any) -> set[str]:
     tree = ast.parse(inspect.getsource(builder).lstrip())
     returns = [node.value for node in ast.walk(tree) if isinstance(node, ast.Return)]
     assert len(returns) == 1 and isinstance(returns[0], ast.Dict), f"{builder.__qualname__} returns one dict literal"
-    return {key.value for key in returns[0].keys if isinstance(key, ast.Constant)}
+    return {str(key.value) for key in returns[0].keys if isinstance(key, ast.Constant)}
 
 
 def test_every_event_type_has_exactly_one_builder():

@@ -101,7 +101,9 @@ def test_the_api_answers_a_bad_port_or_credentials_with_a_json_400_naming_url(ap
 @pytest.mark.django_db
 def test_changing_a_subscription_to_a_bad_port_is_a_json_400(api_client):
     subscription = WebhookSubscription.objects.create(url="https://8.8.8.8/h", events=["charge_point.online"])
-    response = api_client.patch(f"/api/v1/webhooks/{subscription.pk}", {"url": "https://8.8.8.8:99999/h"}, format="json")
+    response = api_client.patch(
+        f"/api/v1/webhooks/{subscription.pk}", {"url": "https://8.8.8.8:99999/h"}, format="json"
+    )
     assert response.status_code == 400
     assert list(response.json()["details"]) == ["url"]
 
@@ -150,7 +152,7 @@ class Listener:
         self.hosts = hosts
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 hosts.append(self.headers["Host"])
                 self.send_response(204)

@@ -39,7 +39,7 @@ def holding_receiver() -> Iterator[HoldingReceiver]:
     receiver = HoldingReceiver()
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             if len(receiver.requests) == 1:

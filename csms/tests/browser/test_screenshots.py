@@ -22,8 +22,8 @@ from commands.models import Command, CommandState
 from commands.tests.conftest import V16Charger, answering_charger
 from conftest import http_request
 from csms.tests.browser.conftest import VIEWPORT, BackgroundCharger, assert_styled, login, wait_until
-from webhooks.models import DeliveryState, EventType, WebhookDelivery
 from webhooks.delivery import webhook_deliveries_send
+from webhooks.models import DeliveryState, EventType, WebhookDelivery
 from webhooks.services import webhook_subscription_create
 
 FLEET_CARD = "04A2B3C4D5E6F7"
@@ -154,7 +154,7 @@ def assert_dates_in_one_format(page: Page) -> None:
 def assert_last_column_visible(page: Page, table: str) -> None:
     """The table's last column is inside the window and inside the box that holds the table."""
     last = page.locator(f"{table} thead th:last-child").bounding_box()
-    holder = page.locator(table).evaluate_handle("table => table.parentElement").as_element().bounding_box()
+    holder = page.locator(table).evaluate_handle("table => table.parentElement").as_element().bounding_box()  # type: ignore[union-attr]  # a table has a parent
     assert last and holder
     assert last["x"] + last["width"] <= min(VIEWPORT["width"], holder["x"] + holder["width"]) + 1, (last, holder)
 
