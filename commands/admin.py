@@ -10,8 +10,9 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from chargepoints.services import charge_point_update
+from charging.models import InstalledChargingProfile
 from commands.forms import ChangeHeartbeatIntervalForm, CommandForm
-from commands.models import Command, CommandState, InstalledChargingProfile
+from commands.models import Command, CommandState
 from commands.services import (
     REFUSING_STATUSES,
     CommandRefused,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chargepoints.models import ChargePoint, ReservationStatus
-from chargepoints.services import authorization, reservations
+from chargepoints.models import ChargePoint
+from charging.models import ReservationStatus
+from charging.services import authorization, reservations
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
 

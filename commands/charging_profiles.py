@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from chargepoints.models import ChargePoint
-from commands.models import InstalledChargingProfile
+from charging.models import InstalledChargingProfile
 from kernel.timestamps import parse_ocpp_time
 
 

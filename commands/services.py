@@ -20,7 +20,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, charger_state, charging_profiles, events, id_tokens
 from commands.models import Command, CommandState
 from configuration.answers import FOLLOWED_COMMANDS, configuration_command_follow
-from csms.models import ApiKey
+from kernel.models import ApiKey
 from ocpp_gateway.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "kernel",
     "csms",
     "chargepoints",
+    "charging",
     "ocpp_gateway",
     "commands",
     "webhooks",

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kernel.api_errors import ApiError
-from csms.models import ApiKey
+from kernel.models import ApiKey
 from kernel.parsers import JsonParser
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload

@@ -16,8 +16,9 @@ from rest_framework.test import APIClient
 from billing.export import COLUMNS as EXPORT_COLUMNS
 from billing.models import BillingRecord, Tariff
 from billing.views import BillingRecordViewSet
-from chargepoints.models import ChargePoint, IdTag
-from chargepoints.services import transactions
+from chargepoints.models import ChargePoint
+from charging.models import IdTag
+from charging.services import transactions
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,14 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
-from chargepoints.services.transactions import transaction_start
+from chargepoints.models import (
+    ChargePoint,
+    Connector,
+    Heartbeat,
+    LifecycleState,
+    OcppMessage,
+)
+from charging.services.transactions import transaction_start
 from conftest import eventually, ocpp_charger
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
@@ -152,7 +158,7 @@ def test_change_page_shows_connectors_in_colour_and_recent_activity(operator, ch
         ("reserved", "Reserved"),
     ]:
         assert f'<span class="connector-status {css}">{status}</span>' in page
-    assert f"/admin/chargepoints/transaction/{session.pk}/change/" in page
+    assert f"/admin/charging/transaction/{session.pk}/change/" in page
     assert f"/admin/chargepoints/ocppmessage/{message.pk}/change/" in page
     assert f"/admin/chargepoints/ocppmessage/?charge_point__id__exact={charge_point.pk}" in page
     assert "2 in the last 24 hours" in page

@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from billing import pricing
 from billing.models import Tariff
 from chargepoints import clock
-from chargepoints.metering import Anomaly
-from chargepoints.models import Connector, ReconciliationItem
-from chargepoints.services import connector_status_set, transactions
+from chargepoints.models import Connector
+from chargepoints.services import connector_status_set
+from charging.metering import Anomaly
+from charging.models import ReconciliationItem
+from charging.services import transactions
 from kernel.timestamps import parse_ocpp_time
 
 TOLERANCE = timedelta(seconds=django_settings.CSMS_CLOCK_SKEW_TOLERANCE)

@@ -22,7 +22,7 @@ from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
 
 from chargepoints.models import ChargePoint
-from chargepoints.services.transactions import transaction_start
+from charging.services.transactions import transaction_start
 from commands import catalog
 from commands.forms import COMMAND_FORMS
 from commands.models import Command, CommandState

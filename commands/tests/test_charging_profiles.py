@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from charging.models import InstalledChargingProfile
 from commands import charging_profiles
-from commands.models import InstalledChargingProfile
 
 pytestmark = pytest.mark.django_db
 

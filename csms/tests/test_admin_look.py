@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat
-from chargepoints.services.transactions import transaction_start
+from charging.services.transactions import transaction_start
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def shown_on(client: Client, url: str) -> str:
         "/admin/chargepoints/chargepoint/",  # the last heartbeat column
         "/admin/chargepoints/chargepoint/{pk}/change/",  # read-only fields, sessions, heartbeats
         "/admin/chargepoints/heartbeat/",
-        "/admin/chargepoints/transaction/",
+        "/admin/charging/transaction/",
         "/admin/",  # the dashboard's "last seen"
     ],
 )

@@ -17,8 +17,16 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
 from chargepoints.selectors import fleet_summary
-from chargepoints.services import charge_point_connect, charge_point_disconnect, connector_status_set
-from chargepoints.services.transactions import SampledValue, meter_values_record, transaction_start
+from chargepoints.services import (
+    charge_point_connect,
+    charge_point_disconnect,
+    connector_status_set,
+)
+from charging.services.transactions import (
+    SampledValue,
+    meter_values_record,
+    transaction_start,
+)
 from commands.models import Command, CommandState
 from csms.admin_site import CsmsAdminSite
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscription
@@ -175,7 +183,7 @@ def test_the_dashboard_lists_open_sessions_with_energy_so_far(ops, fleet):
     panel = _panel(ops.get(DASHBOARD).content.decode(), "active-transactions")
 
     session, charging = fleet["session"], fleet["charging"]
-    assert f'<a href="/admin/chargepoints/transaction/{session.pk}/change/">#{session.pk}</a>' in panel
+    assert f'<a href="/admin/charging/transaction/{session.pk}/change/">#{session.pk}</a>' in panel
     assert f'<a href="/admin/chargepoints/chargepoint/{charging.pk}/change/">CP-CHARGING</a>' in panel
     assert "TAG-42" in panel
     assert "12.35 kWh" in panel  # 13345.6 Wh read, 1000 Wh at the start

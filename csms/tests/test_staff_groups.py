@@ -15,11 +15,10 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from billing.models import Tariff
-from chargepoints.models import IdTag
 from chargepoints.services import charge_point_heartbeat, connector_status_set
-from chargepoints.services.transactions import transaction_start
+from charging.models import IdTag
+from charging.services.transactions import transaction_start
 from commands.models import Command, CommandState
-from kernel.api_keys import api_key_create
 from csms.staff_groups import (
     OPERATOR,
     OPERATOR_PERMISSIONS,
@@ -28,6 +27,7 @@ from csms.staff_groups import (
     staff_groups_ensure,
     staff_user_create,
 )
+from kernel.api_keys import api_key_create
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscription
 
 pytestmark = pytest.mark.django_db

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 
-from chargepoints.models import ChargePoint, MeterSample, Transaction
+from chargepoints.models import ChargePoint
+from charging.models import MeterSample, Transaction
 from conftest import SUBPROTOCOL
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,11 +10,11 @@ from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from chargepoints import selectors
-from chargepoints.metering import ENERGY_REGISTER
-from chargepoints.selectors import IdTagInfo
-from chargepoints.services import transactions
-from chargepoints.services.transactions import SampledValue
+from charging import selectors
+from charging.metering import ENERGY_REGISTER
+from charging.selectors import IdTagInfo
+from charging.services import transactions
+from charging.services.transactions import SampledValue
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group

@@ -8,8 +8,8 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from chargepoints.models import ReservationStatus
-from chargepoints.services import reservations
+from charging.models import ReservationStatus
+from charging.services import reservations
 from ocpp_gateway.group_commit import in_commit_group
 
 _ENDED_AS = {"Expired": ReservationStatus.EXPIRED, "Removed": ReservationStatus.CANCELLED}

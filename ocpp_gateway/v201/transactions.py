@@ -9,11 +9,11 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from chargepoints import selectors
-from chargepoints.metering import ENERGY_REGISTER
-from chargepoints.selectors import IdTagInfo
-from chargepoints.services import transactions
-from chargepoints.services.transactions import SampledValue
+from charging import selectors
+from charging.metering import ENERGY_REGISTER
+from charging.selectors import IdTagInfo
+from charging.services import transactions
+from charging.services.transactions import SampledValue
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time

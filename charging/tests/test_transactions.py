@@ -12,17 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.metering import Anomaly
-from chargepoints.models import (
-    ChargePoint,
+from chargepoints.models import ChargePoint
+from charging.metering import Anomaly
+from charging.models import (
     IdTag,
     ReconciliationItem,
     ReconciliationState,
     Transaction,
     TransactionStatus,
 )
-from chargepoints.services import reconciliation, transactions
-from chargepoints.services.transactions import SampledValue
+from charging.services import reconciliation, transactions
+from charging.services.transactions import SampledValue
 
 pytestmark = pytest.mark.django_db
 
@@ -268,7 +268,7 @@ def v201_start(
 
 
 def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charge_point):
-    from chargepoints.models import IdTag
+    from charging.models import IdTag
 
     IdTag.objects.create(id_tag="LATE-TAP")
     charge_point_id = new_charger(register_charge_point, "2.0.1")

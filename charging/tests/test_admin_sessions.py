@@ -15,8 +15,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import (
-    ChargePoint,
+from chargepoints.models import ChargePoint
+from charging.models import (
     IdTag,
     LocalAuthList,
     MeterSample,
@@ -26,14 +26,18 @@ from chargepoints.models import (
     Transaction,
     TransactionStatus,
 )
-from chargepoints.services.authorization import local_auth_list_record
-from chargepoints.services.reservations import reservation_record
-from chargepoints.services.transactions import SampledValue, transaction_start, transaction_stop
+from charging.services.authorization import local_auth_list_record
+from charging.services.reservations import reservation_record
+from charging.services.transactions import (
+    SampledValue,
+    transaction_start,
+    transaction_stop,
+)
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-ITEMS = "/admin/chargepoints/reconciliationitem/"
+ITEMS = "/admin/charging/reconciliationitem/"
 
 
 @pytest.fixture
@@ -127,7 +131,7 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
         for instance in model.objects.all():
             assert ops.get(f"{changelist}{instance.pk}/change/").status_code == 200, instance
 
-    page = ops.get(f"/admin/chargepoints/transaction/{started.pk}/change/").content.decode()
+    page = ops.get(f"/admin/charging/transaction/{started.pk}/change/").content.decode()
     record = BillingRecord.objects.get(transaction=started)
     assert f"/admin/billing/billingrecord/{record.pk}/change/" in page
     assert "1.20 EUR" in page  # 4 kWh at 0.30
@@ -137,10 +141,10 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
 
 def test_searches_and_filters_find_sessions(ops, parked):
     session, item = parked
-    found = ops.get("/admin/chargepoints/transaction/", {"q": str(session.pk), "status__exact": "active"})
+    found = ops.get("/admin/charging/transaction/", {"q": str(session.pk), "status__exact": "active"})
     assert found.status_code == 200
     assert found.context["cl"].result_count == 1
-    assert ops.get("/admin/chargepoints/transaction/", {"q": "no-such-thing"}).context["cl"].result_count == 0
+    assert ops.get("/admin/charging/transaction/", {"q": "no-such-thing"}).context["cl"].result_count == 0
     items = ops.get(ITEMS, {"q": "999", "state__exact": "open"})
     assert list(items.context["cl"].result_list) == [item]
 
@@ -270,8 +274,8 @@ def test_only_the_note_of_an_item_is_edited_by_hand(ops, parked):
 
 def test_transactions_and_billing_records_are_not_edited_by_hand(ops, parked):
     session, _ = parked
-    assert ops.get("/admin/chargepoints/transaction/add/").status_code == 403
-    assert ops.post(f"/admin/chargepoints/transaction/{session.pk}/change/", {"id_tag": "X"}).status_code == 403
+    assert ops.get("/admin/charging/transaction/add/").status_code == 403
+    assert ops.post(f"/admin/charging/transaction/{session.pk}/change/", {"id_tag": "X"}).status_code == 403
     assert ops.get("/admin/billing/billingrecord/add/").status_code == 403
 
 
@@ -312,7 +316,7 @@ def test_a_charger_tariff_is_chosen_in_the_charge_point_admin(ops, register_char
 def test_id_tags_are_unique_whatever_their_case(ops):
     IdTag.objects.create(id_tag="ABC123")
 
-    response = ops.post("/admin/chargepoints/idtag/add/", {"id_tag": "abc123", "status": "Accepted"})
+    response = ops.post("/admin/charging/idtag/add/", {"id_tag": "abc123", "status": "Accepted"})
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors

@@ -25,11 +25,12 @@ from django.db import transaction as db_transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chargepoints import clock, events, metering, selectors
-from chargepoints.metering import Anomaly
-from chargepoints.models import (
+from chargepoints import clock
+from chargepoints.models import ChargePoint
+from charging import events, metering, selectors
+from charging.metering import Anomaly
+from charging.models import (
     AuthorizationStatus,
-    ChargePoint,
     MeterSample,
     ReconciliationItem,
     ReconciliationReason,
@@ -39,7 +40,7 @@ from chargepoints.models import (
     Transaction,
     TransactionStatus,
 )
-from chargepoints.selectors import IdTagInfo
+from charging.selectors import IdTagInfo
 from sites.triggers import site_recompute_on_commit
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
@@ -579,7 +580,10 @@ def _close_superseded(session: Transaction) -> None:
 
 def _apply_parked_end(session: Transaction) -> None:
     """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now."""
-    from chargepoints.services.reconciliation import ReconciliationError, reconciliation_item_attach
+    from charging.services.reconciliation import (
+        ReconciliationError,
+        reconciliation_item_attach,
+    )
 
     if not session.ocpp_transaction_id:
         return

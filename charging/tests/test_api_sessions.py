@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Tariff
-from chargepoints.models import ChargePoint, IdTag, Reservation, Transaction
-from chargepoints.services import transactions
-from chargepoints.services.transactions import SampledValue
+from chargepoints.models import ChargePoint
+from charging.models import IdTag, Reservation, Transaction
+from charging.services import transactions
+from charging.services.transactions import SampledValue
 
 pytestmark = pytest.mark.django_db
 
