@@ -344,3 +344,22 @@ def test_a_tariff_window_must_end_after_it_starts(ops):
     data["valid_to_0"] = "2025-04-01"
     assert ops.post("/admin/billing/tariff/add/", data).status_code == 302
     assert Tariff.objects.get().name == "Night"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("/admin/chargepoints/transaction/7/change/", "/admin/charging/transaction/7/change/"),
+        ("/admin/chargepoints/reconciliationitem/?state__exact=open", "/admin/charging/reconciliationitem/?state__exact=open"),
+        ("/admin/commands/installedchargingprofile/", "/admin/charging/installedchargingprofile/"),
+        ("/admin/csms/apikey/3/change/", "/admin/kernel/apikey/3/change/"),
+    ],
+)
+def test_bookmarks_of_the_admin_pages_of_moved_models_lead_to_their_new_address(ops, old, new):
+    response = ops.get(old)
+
+    assert (response.status_code, response["Location"]) == (301, new)
+
+
+def test_the_admin_pages_of_the_fleet_stay_where_they_were(ops):
+    assert ops.get("/admin/chargepoints/chargepoint/").status_code == 200

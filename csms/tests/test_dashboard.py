@@ -264,6 +264,6 @@ def test_the_fragment_needs_a_staff_login(client):
 def test_the_admin_site_is_the_csms_site_and_keeps_every_registration():
     assert isinstance(admin.site, CsmsAdminSite)
     assert admin.site.site_header == "Dynamo CSMS"
-    assert {"chargepoints", "commands", "webhooks", "billing", "csms"} <= {
+    assert {"chargepoints", "charging", "commands", "webhooks", "billing", "kernel"} <= {
         model._meta.app_label for model in admin.site._registry
     }
