@@ -25,8 +25,7 @@ class ChargePointSerializer(serializers.ModelSerializer):
         allow_null=True,
         min_length=16,
         max_length=40,
-        help_text="HTTP Basic password the charger must present (OCPP security profile 1/2). "
-        "null removes it.",
+        help_text="HTTP Basic password the charger must present (OCPP security profile 1/2). null removes it.",
     )
     has_password = serializers.SerializerMethodField()
     tariff = serializers.PrimaryKeyRelatedField(

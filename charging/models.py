@@ -285,9 +285,7 @@ class InstalledChargingProfile(models.Model):
     """A charging profile the CSMS believes is installed: set when the charger accepted it,
     removed when a ClearChargingProfile it accepted matched it."""
 
-    charge_point = models.ForeignKey(
-        ChargePoint, on_delete=models.CASCADE, related_name="charging_profiles"
-    )
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="charging_profiles")
     connector_id = models.PositiveIntegerField(help_text="1.6 connectorId or 2.0.1 evseId; 0 is the whole station.")
     profile_id = models.IntegerField()
     purpose = models.CharField(max_length=32)

@@ -27,7 +27,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
-from charging.services.transactions import (
+from charging.services.transaction_end import (
     transaction_charging_state_set,
     transactions_close_after_reboot,
 )

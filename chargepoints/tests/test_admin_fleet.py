@@ -20,7 +20,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
-from charging.services.transactions import transaction_start
+from charging.services.transaction_start import StartRequest, transaction_start
 from conftest import eventually, ocpp_charger
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
@@ -128,13 +128,15 @@ def test_change_page_shows_connectors_in_colour_and_recent_activity(operator, ch
         Connector.objects.create(charge_point=charge_point, connector_id=connector_id, status=status)
     now = timezone.now()
     session = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=now - timedelta(minutes=5),
-        connector_id=2,
-        id_tag="TAG-1",
-        meter_start_wh=Decimal(0),
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=now - timedelta(minutes=5),
+            connector_id=2,
+            id_tag="TAG-1",
+            meter_start_wh=Decimal(0),
+        )
     ).transaction
     message = OcppMessage.objects.create(
         charge_point=charge_point,

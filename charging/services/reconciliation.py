@@ -12,7 +12,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from charging.services.transactions import transaction_finish
+from charging.services.transaction_end import transaction_finish
 
 
 class ReconciliationError(Exception):

@@ -27,12 +27,10 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.services.authorization import local_auth_list_record
+from charging.services.meter_ledger import SampledValue
 from charging.services.reservations import reservation_record
-from charging.services.transactions import (
-    SampledValue,
-    transaction_start,
-    transaction_stop,
-)
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -51,13 +49,15 @@ def parked(register_charge_point) -> tuple[Transaction, ReconciliationItem]:
     """A 1.6 session still open, and a stop for transactionId 999 the CSMS could not place."""
     register_charge_point("CP-1", ocpp_version="1.6")
     session = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=T0,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=Decimal(1000),
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(1000),
+        )
     ).transaction
     result = transaction_stop(
         charge_point_id="CP-1",
@@ -97,14 +97,16 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
     local_auth_list_record(charge_point=charge_point, version=3, full=True, entries={"TAG": "Accepted"})
     sample = SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="3000", context="Sample.Periodic")
     started = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=T0,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=Decimal(1000),
-        samples=[sample],
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(1000),
+            samples=[sample],
+        )
     ).transaction
     transaction_stop(
         charge_point_id="CP-1",
@@ -153,7 +155,7 @@ def test_attach_shows_a_confirmation_with_the_chargers_transactions(ops, parked,
     session, item = parked
     register_charge_point("CP-OTHER", ocpp_version="1.6")
     other = transaction_start(
-        charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1
+        StartRequest(charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1)
     ).transaction
 
     response = ops.post(ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk], "index": 0})
@@ -203,7 +205,7 @@ def test_attach_refuses_a_transaction_of_another_charger(ops, parked, register_c
     _, item = parked
     register_charge_point("CP-OTHER", ocpp_version="1.6")
     other = transaction_start(
-        charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1
+        StartRequest(charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1)
     ).transaction
 
     response = _attach(ops, item, other)
@@ -350,7 +352,10 @@ def test_a_tariff_window_must_end_after_it_starts(ops):
     ("old", "new"),
     [
         ("/admin/chargepoints/transaction/7/change/", "/admin/charging/transaction/7/change/"),
-        ("/admin/chargepoints/reconciliationitem/?state__exact=open", "/admin/charging/reconciliationitem/?state__exact=open"),
+        (
+            "/admin/chargepoints/reconciliationitem/?state__exact=open",
+            "/admin/charging/reconciliationitem/?state__exact=open",
+        ),
         ("/admin/commands/installedchargingprofile/", "/admin/charging/installedchargingprofile/"),
         ("/admin/csms/apikey/3/change/", "/admin/kernel/apikey/3/change/"),
     ],

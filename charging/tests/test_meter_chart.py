@@ -27,11 +27,8 @@ from charging.admin.meter_chart import (
     nice_ticks,
 )
 from charging.selectors import transaction_meter_series
-from charging.services.transactions import (
-    SampledValue,
-    meter_values_record,
-    transaction_start,
-)
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -166,13 +163,15 @@ POWER = "Power.Active.Import"
 def _session(register_charge_point, meter_start_wh: Decimal | None = Decimal(10_000)):
     register_charge_point("CP-1", ocpp_version="1.6")
     return transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=T0,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=meter_start_wh,
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=meter_start_wh,
+        )
     ).transaction
 
 

@@ -176,9 +176,10 @@ def test_rows_of_the_old_schema_are_all_there_through_the_new_models(old_schema)
     assert session.billing_record.pk == ids["record"]
     assert SessionLimit.objects.get(pk=ids["limit"]).transaction == session
     # New rows go on in the same tables, after the old ones.
-    assert Transaction.objects.create(
-        charge_point=charger, ocpp_version="1.6", start_key="again", started_at=AT
-    ).pk > session.pk
+    assert (
+        Transaction.objects.create(charge_point=charger, ocpp_version="1.6", start_key="again", started_at=AT).pk
+        > session.pk
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,11 +22,8 @@ from chargepoints.services import (
     charge_point_disconnect,
     connector_status_set,
 )
-from charging.services.transactions import (
-    SampledValue,
-    meter_values_record,
-    transaction_start,
-)
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
 from commands.models import Command, CommandState
 from csms.admin_site import CsmsAdminSite
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscription
@@ -57,14 +54,16 @@ def _gone_offline(register_charge_point, charge_point_id: str, ago: timedelta = 
 
 def _session(charge_point_id: str, *, connector_id: int, id_tag: str, meter_start: int, register: str):
     session = transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"{charge_point_id}-{connector_id}",
-        started_at=timezone.now() - timedelta(minutes=25),
-        connector_id=connector_id,
-        id_tag=id_tag,
-        authorize=False,
-        meter_start_wh=Decimal(meter_start),
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"{charge_point_id}-{connector_id}",
+            started_at=timezone.now() - timedelta(minutes=25),
+            connector_id=connector_id,
+            id_tag=id_tag,
+            authorize=False,
+            meter_start_wh=Decimal(meter_start),
+        )
     ).transaction
     meter_values_record(
         charge_point_id=charge_point_id,
