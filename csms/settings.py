@@ -385,7 +385,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(CSMS_WEBHOOK_SWEEP_INTERVAL),
     },
     "expire-reservations": {
-        "task": "chargepoints.tasks.expire_reservations",
+        "task": "chargepoints.tasks.expire_reservations",  # charging.tasks, under the name it always had
         "schedule": float(CSMS_RESERVATION_CHECK_INTERVAL),
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},

@@ -138,6 +138,7 @@ def transaction_start(request: StartRequest) -> StartResult:
         existing, charge_point = _started_before(request)
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
+        assert charge_point is not None  # a start that may open a session holds the charger's lock
         session = _session_open(charge_point, request, start, info)
     return StartResult(session, info)
 
