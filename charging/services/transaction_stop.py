@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
+from chargepoints.clock import ChargerTime
 from chargepoints.models import ChargePoint
 from charging import selectors
 from charging.metering import Anomaly
@@ -73,16 +74,18 @@ def transaction_stop(
 ) -> StopResult:
     """End a session (StopTransaction, TransactionEvent Ended). Always answerable.
 
-    Parked for reconciliation: transactionId -1 (or any negative id), an unknown session, a
-    second stop for an ended session, and (after ending the session) an explicit null idTag.
-    A resent copy of the stop that ended a session is acknowledged and changes nothing. A
-    session the CSMS closed itself (reboot, superseded) takes the charger's late stop as the
-    real one. Without a meterStop (2.0.1) the stop's last register reading is its meter stop.
-    ``stopped_at`` is the charger's time, judged as in ``transaction_start``.
+    1. Judge the charger's time (as in ``transaction_start``) and authorize the id tag, if any.
+    2. Find the session it names; the meter stop is ``meter_stop_wh`` or, without one (2.0.1),
+       the stop's last register reading.
+    3. Park what cannot simply be applied for reconciliation: transactionId -1 (or any negative
+       id), an unknown session, a second stop for an ended session.
+    4. Acknowledge a replay (a seqNo seen, or a resent copy of the stop that ended the session)
+       and change nothing.
+    5. End the session; a session the CSMS closed itself (reboot, superseded) takes the
+       charger's late stop as the real one. Then park an explicit null idTag.
     """
     now = timezone.now()
     stop = charger_time_judged(stopped_at, now)
-    stopped_at = stop.at
     samples = samples_judged(samples, now)
     with db_transaction.atomic():
         info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
@@ -93,18 +96,9 @@ def transaction_stop(
         meter_stop = meter_bounded(meter_stop_wh)
         if meter_stop is None:
             meter_stop = last_register_wh(samples)
-        park = _Parker(
-            charge_point, action, ocpp_transaction_id, payload, meter_stop, stopped_at, reason, id_tag, seq_no
-        )
+        park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop, stop.at, reason, id_tag, seq_no)
         if session is None:
-            negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
-            reason_parked = (
-                ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
-            )
-            item, new = park(reason_parked)
-            if new:  # a resent copy brings the same samples again
-                samples_store(charge_point.pk, None, samples, source=action, parked=item)
-            return StopResult(None, info, item)
+            return StopResult(None, info, _unknown_stop_park(park, charge_point, action, ocpp_transaction_id, samples))
         if seq_no_seen(session, seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
             transaction_save_changes(session)
             return StopResult(session, info)
@@ -112,18 +106,44 @@ def transaction_stop(
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
-        if time_spent_charging is not None:
-            session.time_spent_charging = column_int(time_spent_charging)
-        for code in meter_value_notes(meter_stop_wh, meter_stop):
-            anomaly_flag(session, code)
-        session.charger_stopped_at = stop.kept
-        if stop.implausible:
-            anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+        _stop_checks(session, stop, meter_stop_wh, meter_stop, time_spent_charging)
         transaction_finish(
-            session=session, stopped_at=stopped_at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
+            session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
         )
         item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if id_tag_null else None
     return StopResult(session, info, item)
+
+
+def _unknown_stop_park(
+    park: _Parker, charge_point: ChargePoint, action: str, ocpp_transaction_id: str, samples: Sequence[SampledValue]
+) -> ReconciliationItem:
+    """Park the stop of a session the CSMS does not know, with its samples (once: a resent copy
+    brings the same samples again)."""
+    negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
+    item, new = park(
+        ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
+    )
+    if new:
+        samples_store(charge_point.pk, None, samples, source=action, parked=item)
+    return item
+
+
+def _stop_checks(
+    session: Transaction,
+    stop: ChargerTime,
+    meter_stop_wh: Decimal | None,
+    meter_stop: Decimal | None,
+    time_spent_charging: int | None,
+) -> None:
+    """What the stop itself says about the session: time spent charging, a garbled meter stop,
+    its time as sent (when its receipt stands in), an implausible clock."""
+    if time_spent_charging is not None:
+        session.time_spent_charging = column_int(time_spent_charging)
+    for code in meter_value_notes(meter_stop_wh, meter_stop):
+        anomaly_flag(session, code)
+    session.charger_stopped_at = stop.kept
+    if stop.implausible:
+        anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
 
 
 def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: datetime | None) -> bool:
