@@ -50,7 +50,8 @@ from django.utils import timezone
 import echo_baseline
 import loadgen
 from billing.models import Tariff
-from chargepoints.models import ChargePoint, IdTag, MeterSample, Transaction
+from chargepoints.models import ChargePoint
+from charging.models import IdTag, MeterSample, Transaction
 
 DAPHNE_PORT = 18100
 ECHO_PORT = 18190

@@ -42,7 +42,8 @@ from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import ChargePoint, Heartbeat, IdTag, MeterSample, Transaction
+from chargepoints.models import ChargePoint, Heartbeat
+from charging.models import IdTag, MeterSample, Transaction
 
 PORT = 18083
 PREFIX = "BENCH-S-"

@@ -8,7 +8,7 @@ from django.utils.safestring import SafeString
 
 from billing import export
 from billing.models import BillingRecord, Tariff
-from chargepoints.admin import transaction_link
+from charging.admin import transaction_link
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 

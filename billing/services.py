@@ -10,7 +10,7 @@ from django.db.models import ProtectedError
 
 from billing import events, pricing, selectors
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import Transaction
+from charging.models import Transaction
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 

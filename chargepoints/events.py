@@ -1,4 +1,4 @@
-"""The ``data`` of the webhook events the fleet and its charging sessions emit (README, "Webhooks").
+"""The ``data`` of the webhook events the fleet emits (README, "Webhooks").
 
 Each builder takes what the event is about and returns a JSON-ready dict; ``EVENT_BUILDERS`` names
 the builder of each event type this app emits (webhooks/tests/test_event_builders.py checks them).
@@ -9,8 +9,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from chargepoints import metering
-from chargepoints.models import Transaction
 from webhooks.models import EventType
 from webhooks.services import iso_utc
 
@@ -43,28 +41,8 @@ def connector_status_changed(
     }
 
 
-def transaction_event(session: Transaction) -> dict[str, Any]:
-    """transaction.started / .ended: the session as it stands (energy in Wh)."""
-    return {
-        "transaction_id": session.pk,
-        "ocpp_transaction_id": session.ocpp_id,
-        "charge_point_id": session.charge_point.charge_point_id,
-        "evse_id": session.evse_id,
-        "connector_id": session.connector_id,
-        "id_tag": session.id_tag,
-        "status": session.status,
-        "started_at": iso_utc(session.started_at),
-        "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
-        "stop_reason": session.stop_reason or None,
-        "energy_wh": metering.wh_number(session.energy_wh),
-        "anomalies": session.anomalies,
-    }
-
-
 EVENT_BUILDERS = {
     EventType.CHARGE_POINT_ONLINE: charge_point_connectivity,
     EventType.CHARGE_POINT_OFFLINE: charge_point_connectivity,
     EventType.CONNECTOR_STATUS_CHANGED: connector_status_changed,
-    EventType.TRANSACTION_STARTED: transaction_event,
-    EventType.TRANSACTION_ENDED: transaction_event,
 }

@@ -4,32 +4,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import Lower
-from django.utils import timezone
 from ocpp.messages import MessageType
 
-from chargepoints import metering
 from chargepoints.models import (
-    AuthorizationStatus,
     ChargePoint,
     ChargerModelProfile,
     Connector,
     Heartbeat,
-    IdTag,
     LifecycleState,
     MessageDirection,
-    MeterSample,
     OcppMessage,
     Strictness,
-    Transaction,
-    TransactionStatus,
 )
 from chargepoints.passwords import charger_password_matches
+from charging.models import Transaction, TransactionStatus
 
 
 def charge_point_get(*, charge_point_id: str) -> ChargePoint:
@@ -78,70 +70,6 @@ def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:
     return Connector.objects.filter(charge_point=charge_point).order_by("evse_id", "connector_id")
 
 
-@dataclass(frozen=True)
-class IdTagInfo:
-    """The CSMS's authorization answer for an id tag, in either version's terms."""
-
-    status: str
-    expiry_date: datetime | None = None
-    parent_id_tag: str = ""
-    parent_token_type: str = ""
-
-
-def id_tag_find(*, id_tag: str) -> IdTag | None:
-    """The id tag, matched ignoring case as OCPP requires, with its parent."""
-    # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
-    return IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
-
-
-def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None = None) -> IdTagInfo:
-    """Whether ``id_tag`` may charge now. Unknown tags are Invalid; matching ignores case (OCPP).
-
-    A tag whose own status is Accepted answers with its parent's status when the parent is
-    blocked or expired (a blocked fleet account blocks its cards). A tag registered with a
-    token type matches only that type.
-    """
-    at = at or timezone.now()
-    tag = id_tag_find(id_tag=id_tag)
-    if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
-        return IdTagInfo(status=AuthorizationStatus.INVALID)
-    status = _effective_status(tag, at)
-    if status == AuthorizationStatus.ACCEPTED and tag.parent is not None:
-        status = _effective_status(tag.parent, at)
-    parent = tag.parent
-    return IdTagInfo(
-        status=status,
-        expiry_date=tag.expiry_date,
-        parent_id_tag=parent.id_tag if parent else "",
-        parent_token_type=parent.token_type if parent else "",
-    )
-
-
-def _effective_status(tag: IdTag, at: datetime) -> str:
-    if tag.status == AuthorizationStatus.ACCEPTED and tag.expiry_date is not None and tag.expiry_date <= at:
-        return AuthorizationStatus.EXPIRED
-    return tag.status
-
-
-def transaction_list(
-    *,
-    charge_point_id: str | None = None,
-    status: str | None = None,
-    started_after: datetime | None = None,
-    started_before: datetime | None = None,
-) -> QuerySet[Transaction]:
-    transactions = Transaction.objects.select_related("charge_point", "reservation", "billing_record")
-    if charge_point_id:
-        transactions = transactions.filter(charge_point__charge_point_id=charge_point_id)
-    if status:
-        transactions = transactions.filter(status=status)
-    if started_after:
-        transactions = transactions.filter(started_at__gte=started_after)
-    if started_before:
-        transactions = transactions.filter(started_at__lt=started_before)
-    return transactions
-
-
 # --- The operator dashboard ------------------------------------------------------------------
 
 CONNECTOR_FAULTED = "Faulted"
@@ -184,20 +112,10 @@ def recently_offline_charge_point_list(*, since: datetime, limit: int = 20) -> Q
     )
 
 
-def active_transaction_list(*, limit: int = 20) -> QuerySet[Transaction]:
-    """Open sessions, the latest started first, with their charger (one query)."""
-    return (
-        Transaction.objects.filter(status=TransactionStatus.ACTIVE)
-        .select_related("charge_point")
-        .order_by("-started_at")[:limit]
-    )
-
-
 # --- The OCPP message log and meter charts (admin reads) ----------------------------------------
 
 # An answer further than this from its CALL is another exchange reusing the id (counters restart at boot).
 OCPP_ANSWER_WINDOW = timedelta(minutes=10)
-POWER_MEASURAND = "Power.Active.Import"
 OCPP_ANSWER_TYPES = (MessageType.CallResult, MessageType.CallError)
 _OTHER_DIRECTION: dict[str, str] = {
     MessageDirection.INBOUND: MessageDirection.OUTBOUND,
@@ -265,53 +183,7 @@ def ocpp_call_answers(*, messages: Sequence[OcppMessage]) -> dict[int, OcppMessa
     return answers
 
 
-@dataclass(frozen=True)
-class MeterSeries:
-    """What a session's meter said over time, in totals (phases summed as for billing)."""
-
-    energy_wh: list[tuple[datetime, Decimal]]  # delivered since the meter start
-    power_w: list[tuple[datetime, Decimal]]
-
-
-def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
-    """Energy delivered and active power of a session, in time order, from its stored samples.
-
-    Energy is each register total minus the meter start (the first reading without one), with
-    the meter start itself as the first point. Power follows the register's rules: a reading
-    without a phase is the total, otherwise the line phases of one instant add up; outlet wins.
-    """
-    rows = MeterSample.objects.filter(
-        transaction=transaction, measurand__in=[metering.ENERGY_REGISTER, POWER_MEASURAND], value__isnull=False
-    ).only("timestamp", "measurand", "value", "phase", "context", "location")
-    samples = [metering.Sample.of(row) for row in rows]
-    readings = metering.register_readings(samples)
-    energy: list[tuple[datetime, Decimal]] = []
-    if readings:
-        baseline = transaction.meter_start_wh if transaction.meter_start_wh is not None else readings[0].wh
-        if transaction.meter_start_wh is not None:
-            energy.append((transaction.started_at, Decimal(0)))
-        energy += [(reading.at, reading.wh - baseline) for reading in readings]
-    # register_readings totals any measurand by phase and location once it is labelled as the register.
-    power_samples = (replace(s, measurand=metering.ENERGY_REGISTER) for s in samples if s.measurand == POWER_MEASURAND)
-    power = [(reading.at, reading.wh) for reading in metering.register_readings(power_samples)]
-    return MeterSeries(energy_wh=energy, power_w=power)
-
-
 # --- One charger's recent activity (its admin page) -------------------------------------------
-
-
-def charge_point_recent_transaction_list(*, charge_point: ChargePoint, limit: int = 10) -> QuerySet[Transaction]:
-    """The charger's latest sessions, the latest started first."""
-    return Transaction.objects.filter(charge_point=charge_point).order_by("-started_at", "-id")[:limit]
-
-
-def charge_point_open_transaction(*, charge_point: ChargePoint) -> Transaction | None:
-    """The charger's latest session still open: what a remote stop ends unless told otherwise."""
-    return (
-        Transaction.objects.filter(charge_point=charge_point, status=TransactionStatus.ACTIVE)
-        .order_by("-started_at", "-id")
-        .first()
-    )
 
 
 def charge_point_recent_message_list(*, charge_point: ChargePoint, limit: int = 20) -> QuerySet[OcppMessage]:

@@ -4,7 +4,6 @@ from celery import shared_task
 from django.conf import settings
 
 from chargepoints import services
-from chargepoints.services import reservations
 
 
 @shared_task
@@ -20,8 +19,3 @@ def prune_heartbeats() -> int:
 @shared_task
 def prune_ocpp_messages() -> int:
     return services.ocpp_messages_prune(older_than_days=settings.CSMS_MESSAGE_LOG_DAYS)
-
-
-@shared_task
-def expire_reservations() -> int:
-    return reservations.reservations_expire()

@@ -1,13 +1,11 @@
 from django.urls import re_path
 
 from chargepoints.identity import IDENTITY_PATTERN
-from chargepoints.views import ChargePointViewSet, ConnectionStatusView, IdTagViewSet, TransactionViewSet
+from chargepoints.views import ChargePointViewSet, ConnectionStatusView
 from kernel.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("chargepoints", ChargePointViewSet, basename="chargepoint")
-router.register("id-tags", IdTagViewSet, basename="id-tag")
-router.register("transactions", TransactionViewSet, basename="transaction")
 
 urlpatterns = [
     re_path(

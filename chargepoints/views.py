@@ -5,31 +5,25 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.serializers import BaseSerializer
 
 from chargepoints import selectors, services
 from chargepoints.identity import IDENTITY_PATTERN
-from chargepoints.models import ChargePoint, IdTag, Transaction
+from chargepoints.models import ChargePoint
 from chargepoints.serializers import (
     ChargePointSerializer,
     ChargePointUpdateSerializer,
     ConnectionStatusSerializer,
     ConnectorSerializer,
-    IdTagSerializer,
-    MeterSampleSerializer,
-    TransactionFilterSerializer,
-    TransactionSerializer,
 )
-from chargepoints.services import authorization
 from commands.services import heartbeat_interval_push, pending_charger_wake
-from csms.models import ApiKey
 from kernel.api_errors import ApiError
+from kernel.models import ApiKey
 
 _BOOLEAN_PARAMS = {"true": True, "1": True, "false": False, "0": False}
 
@@ -139,60 +133,3 @@ class ConnectionStatusView(GenericAPIView):
 
     def get(self, request: Request, charge_point_id: str) -> Response:
         return Response(self.get_serializer(_get_charge_point_or_404(charge_point_id)).data)
-
-
-class IdTagViewSet(viewsets.ModelViewSet):
-    """Who may charge: 1.6 id tags and 2.0.1 id tokens, addressed by the tag (any case)."""
-
-    serializer_class = IdTagSerializer
-    lookup_field = "id_tag"
-    lookup_value_regex = "[^/]+"
-
-    def get_queryset(self) -> QuerySet[IdTag]:
-        return IdTag.objects.select_related("parent")
-
-    def get_object(self) -> IdTag:
-        id_tag = self.kwargs["id_tag"]
-        found = selectors.id_tag_find(id_tag=id_tag)
-        if found is None:
-            raise ApiError(404, "NotFound", f"Id tag {id_tag!r} is not registered.", id_tag=id_tag)
-        return found
-
-    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
-        serializer.instance = _id_tag_save(serializer.validated_data)
-
-    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
-        _id_tag_save(serializer.validated_data, serializer.instance)
-
-
-def _id_tag_save(fields: dict[str, Any], tag: IdTag | None = None) -> IdTag:
-    try:
-        return authorization.id_tag_save(tag=tag, **fields)
-    except authorization.IdTagAlreadyExists as exists:
-        raise ApiError(409, "Conflict", str(exists), id_tag=exists.id_tag) from None
-
-
-@extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))
-class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Charging sessions of both OCPP versions, newest first."""
-
-    serializer_class = TransactionSerializer
-    lookup_value_regex = "[^/]+"
-
-    def get_queryset(self) -> QuerySet[Transaction]:
-        filters = TransactionFilterSerializer.parse(self.request.query_params)
-        return selectors.transaction_list(**filters)
-
-    def get_object(self) -> Transaction:
-        pk = self.kwargs["pk"]
-        try:
-            return selectors.transaction_list().get(pk=pk)
-        except (Transaction.DoesNotExist, ValueError):
-            raise ApiError(404, "NotFound", f"No transaction {pk}.") from None
-
-    @extend_schema(responses=MeterSampleSerializer(many=True))
-    @action(detail=True, methods=["get"], url_path="meter-values", pagination_class=None)
-    def meter_values(self, request: Request, pk: str) -> Response:
-        """Every sampled value of the session as received, with its value in the base unit."""
-        samples = self.get_object().meter_samples.order_by("timestamp", "id")
-        return Response(MeterSampleSerializer(samples, many=True).data)

@@ -11,7 +11,7 @@ from django.utils.safestring import SafeString
 
 from chargepoints.services import charge_point_update
 from commands.forms import ChangeHeartbeatIntervalForm, CommandForm
-from commands.models import Command, CommandState, InstalledChargingProfile
+from commands.models import Command, CommandState
 from commands.services import (
     REFUSING_STATUSES,
     CommandRefused,
@@ -125,11 +125,3 @@ class CommandAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-
-@admin.register(InstalledChargingProfile)
-class InstalledChargingProfileAdmin(admin.ModelAdmin):
-    list_display = ["charge_point", "connector_id", "profile_id", "purpose", "stack_level", "valid_from", "valid_to"]
-    list_filter = ["purpose"]
-    search_fields = ["charge_point__charge_point_id"]
-    list_select_related = ["charge_point"]

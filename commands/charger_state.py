@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from chargepoints.models import ReservationStatus
-from chargepoints.services import authorization, reservations
+from charging.models import ReservationStatus
+from charging.services import authorization, reservations
 from commands.models import Command
 
 ACCEPTED = "Accepted"

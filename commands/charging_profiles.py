@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from chargepoints.models import ChargePoint
-from commands.models import Command, CommandState, InstalledChargingProfile
+from charging.models import InstalledChargingProfile
+from commands.models import Command, CommandState
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, cast
 from django import forms
 
 from chargepoints.models import ChargePoint, OcppVersion
-from chargepoints.selectors import charge_point_open_transaction
+from charging.selectors import charge_point_open_transaction
 
 V16 = OcppVersion.V16
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chargepoints import selectors
-from chargepoints.models import AuthorizationStatus
+from charging import selectors
+from charging.models import AuthorizationStatus
 
 REMOTE_START_COMMANDS = frozenset({"remote_start_transaction", "request_start_transaction"})
 

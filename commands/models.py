@@ -37,7 +37,7 @@ class Command(models.Model):
     response_violations = models.JSONField(
         default=dict, blank=True, help_text="How the charger's answer breaks the OCPP response schema, per field."
     )
-    api_key = models.ForeignKey("csms.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
+    api_key = models.ForeignKey("kernel.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     # What was asked under that key (``commands.services.request_fingerprint``): the same key with
@@ -69,30 +69,3 @@ class Command(models.Model):
         if self.user_id:
             return f"user:{self.user}"
         return ""
-
-
-class InstalledChargingProfile(models.Model):
-    """A charging profile the CSMS believes is installed: set when the charger accepted it,
-    removed when a ClearChargingProfile it accepted matched it."""
-
-    charge_point = models.ForeignKey(
-        "chargepoints.ChargePoint", on_delete=models.CASCADE, related_name="charging_profiles"
-    )
-    connector_id = models.PositiveIntegerField(help_text="1.6 connectorId or 2.0.1 evseId; 0 is the whole station.")
-    profile_id = models.IntegerField()
-    purpose = models.CharField(max_length=32)
-    stack_level = models.IntegerField()
-    valid_from = models.DateTimeField(null=True, blank=True)
-    valid_to = models.DateTimeField(null=True, blank=True)
-    profile = models.JSONField()
-    installed_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["charge_point", "connector_id", "profile_id"], name="charging_profile_unique_per_connector"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"profile {self.profile_id} on {self.charge_point} connector {self.connector_id}"

@@ -20,7 +20,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, events, id_tokens, routes
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
-from csms.models import ApiKey
+from kernel.models import ApiKey
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 

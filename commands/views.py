@@ -17,8 +17,8 @@ from rest_framework.views import APIView
 from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.serializers import CommandSerializer
-from csms.models import ApiKey
 from kernel.api_errors import ApiError, error_body
+from kernel.models import ApiKey
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from commands.services import CommandRequest, command_send
 from configuration.services import device_model_report_request_id
-from csms.models import ApiKey
+from kernel.models import ApiKey
 
 _ANSWERED = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 

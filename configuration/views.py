@@ -18,8 +18,8 @@ from configuration.serializers import (
     DeviceModelReportSerializer,
     DeviceModelVariableSerializer,
 )
-from csms.models import ApiKey
 from kernel.api_errors import ApiError
+from kernel.models import ApiKey
 
 _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400}
 

@@ -11,18 +11,29 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, re_path, reverse
 from django.utils import timezone
 
-from chargepoints.selectors import active_transaction_list, fleet_summary, recently_offline_charge_point_list
+from chargepoints.selectors import fleet_summary, recently_offline_charge_point_list
+from charging.selectors import active_transaction_list
 from commands.selectors import failed_command_list
-from webhooks.selectors import failed_delivery_list, receiver_failure_rate_list, webhook_backlog
+from webhooks.selectors import (
+    failed_delivery_list,
+    receiver_failure_rate_list,
+    webhook_backlog,
+)
 
 RECENTLY_OFFLINE_WINDOW = timedelta(hours=1)
 RECEIVER_FAILURE_WINDOW = timedelta(minutes=10)
 DASHBOARD_LIST_LIMIT = 10
+# Admin pages of models that moved to another app (issue 16): old app label -> models -> new app label.
+MOVED_ADMIN_PAGES = {
+    "chargepoints": ("idtag|localauthlist|reservation|transaction|metersample|reconciliationitem", "charging"),
+    "commands": ("installedchargingprofile", "charging"),
+    "csms": ("apikey", "kernel"),
+}
 
 
 class CsmsAdminSite(admin.AdminSite):
@@ -33,7 +44,7 @@ class CsmsAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         # Ahead of Django's own patterns, whose catch-all would otherwise answer first.
         dashboard = path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard")
-        return [dashboard, *super().get_urls()]
+        return [dashboard, *moved_admin_page_redirects(), *super().get_urls()]
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         return super().index(request, extra_context={**dashboard_context(), **(extra_context or {})})
@@ -41,6 +52,21 @@ class CsmsAdminSite(admin.AdminSite):
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         """The dashboard alone, for the index page to swap in when it refreshes itself."""
         return TemplateResponse(request, "admin/dashboard.html", dashboard_context())
+
+
+def moved_admin_page_redirects() -> list[URLPattern]:
+    """Bookmarks of a moved model's admin pages (``/admin/chargepoints/transaction/7/change/``)
+    lead to the same page under the model's new app label, with the query string."""
+    return [
+        re_path(rf"^{old_label}/(?P<model>{models})/(?P<rest>.*)$", moved_admin_page, {"new_label": new_label})
+        for old_label, (models, new_label) in MOVED_ADMIN_PAGES.items()
+    ]
+
+
+def moved_admin_page(request: HttpRequest, *, model: str, rest: str, new_label: str) -> HttpResponse:
+    query = request.META.get("QUERY_STRING", "")
+    url = f"{reverse('admin:index')}{new_label}/{model}/{rest}"
+    return HttpResponsePermanentRedirect(f"{url}?{query}" if query else url)
 
 
 def dashboard_context() -> dict[str, Any]:

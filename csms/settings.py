@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "kernel",
     "csms",
     "chargepoints",
+    "charging",
     "ocpp_gateway",
     "commands",
     "webhooks",
@@ -387,7 +388,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": float(CSMS_WEBHOOK_SWEEP_INTERVAL),
     },
     "expire-reservations": {
-        "task": "chargepoints.tasks.expire_reservations",
+        "task": "chargepoints.tasks.expire_reservations",  # charging.tasks, under the name it always had
         "schedule": float(CSMS_RESERVATION_CHECK_INTERVAL),
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},

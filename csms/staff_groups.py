@@ -19,14 +19,14 @@ SUPPORT = "support"
 OPERATOR = "operator"
 STAFF_GROUPS = (SUPPORT, OPERATOR)
 
-PROJECT_APPS = ("chargepoints", "commands", "webhooks", "billing", "maintenance", "csms")
+PROJECT_APPS = ("chargepoints", "charging", "commands", "webhooks", "billing", "maintenance", "kernel")
 OPERATOR_PERMISSIONS = (
     "commands.send_command",
     "chargepoints.change_chargepoint",
-    "chargepoints.change_reconciliationitem",
+    "charging.change_reconciliationitem",
     "webhooks.change_webhookdelivery",
-    "chargepoints.add_idtag",
-    "chargepoints.change_idtag",
+    "charging.add_idtag",
+    "charging.change_idtag",
     "billing.add_tariff",
     "billing.change_tariff",
     "maintenance.add_firmwarefile",

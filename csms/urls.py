@@ -10,6 +10,7 @@ api_v1: list[URLPattern | URLResolver] = [
     re_path(r"^schema/?$", SpectacularAPIView.as_view(), name="schema"),
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("chargepoints.urls")),
+    path("", include("charging.urls")),
     path("", include("commands.urls")),
     path("", include("configuration.urls")),
     path("", include("webhooks.urls")),

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from csms.models import ApiKey, ApiKeyScope
+from kernel.models import ApiKey, ApiKeyScope
 
 KEY_PREFIX = "dyn_"
 LAST_USED_PRECISION = timedelta(minutes=1)

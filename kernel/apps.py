@@ -2,9 +2,9 @@ from django.apps import AppConfig
 
 
 class KernelConfig(AppConfig):
-    """What every app imports: API errors, keys, routers and pagination, admin mixins, OCPP payload
-    helpers. It imports no other app of the CSMS but ``csms.models`` (the API key model, until it
-    moves here); docs/architecture.md has the layers."""
+    """What every app imports: API errors, the API key model and its checks, routers and pagination,
+    admin mixins, OCPP payload helpers. It imports no other app of the CSMS; docs/architecture.md
+    has the layers."""
 
     name = "kernel"
-    verbose_name = "Kernel"
+    verbose_name = "API access"  # its admin section: the API keys (the name they had under csms)

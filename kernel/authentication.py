@@ -6,8 +6,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from csms.models import ApiKey
 from kernel.api_keys import api_key_find_active, api_key_mark_used
+from kernel.models import ApiKey
 
 
 class ApiKeyUser:

@@ -7,7 +7,7 @@ from typing import Any
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
-from csms.models import ApiKey, ApiKeyScope
+from kernel.models import ApiKey, ApiKeyScope
 
 
 class ApiKeyScopePermission(BasePermission):
@@ -17,7 +17,9 @@ class ApiKeyScopePermission(BasePermission):
         api_key = request.auth
         if request.method in SAFE_METHODS or not isinstance(api_key, ApiKey) or api_key.scope != ApiKeyScope.READ_ONLY:
             return True
-        from kernel.api_errors import ApiError  # not at import: DRF imports this class while rest_framework.views loads
+        from kernel.api_errors import (
+            ApiError,  # not at import: DRF imports this class while rest_framework.views loads
+        )
 
         message = "This API key is read-only: it cannot send commands or change anything."
         raise ApiError(403, "ReadOnlyApiKey", message)

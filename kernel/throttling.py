@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from csms.models import ApiKey
+from kernel.models import ApiKey
 
 logger = logging.getLogger(__name__)
 

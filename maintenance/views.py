@@ -16,8 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from csms.models import ApiKey
 from kernel.api_errors import ApiError
+from kernel.models import ApiKey
 from kernel.parsers import JsonParser
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload

@@ -1,11 +1,11 @@
 """A site's allocation over time as an inline SVG, drawn like the session page's meter chart
-(``chargepoints.admin.meter_chart``): capacity, sum of limits and measured draw on one axis (A)."""
+(``charging.admin.meter_chart``): capacity, sum of limits and measured draw on one axis (A)."""
 
 from __future__ import annotations
 
 from html import escape
 
-from chargepoints.admin.meter_chart import (
+from charging.admin.meter_chart import (
     HEIGHT,
     LEFT,
     NO_DATA,

@@ -34,7 +34,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from commands.models import Command, CommandState, InstalledChargingProfile
+from charging.models import InstalledChargingProfile
+from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_send
 from sites import events, selectors
 from sites.allocator import allocate

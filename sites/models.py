@@ -93,7 +93,7 @@ class SessionLimit(models.Model):
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="session_limits")
     transaction = models.OneToOneField(
-        "chargepoints.Transaction", on_delete=models.CASCADE, related_name="site_limit"
+        "charging.Transaction", on_delete=models.CASCADE, related_name="site_limit"
     )
     limit_a = models.DecimalField(**_AMPS)
     draw_a = models.DecimalField(null=True, blank=True, help_text="The draw the limit was computed on.", **_AMPS)

@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.utils import timezone
 
-from chargepoints.models import MeterSample, Transaction, TransactionStatus
+from charging.models import MeterSample, Transaction, TransactionStatus
 from sites.allocator import SessionDemand, SiteLimits
 from sites.models import SessionLimit, Site, SiteMember
 

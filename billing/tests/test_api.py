@@ -16,8 +16,10 @@ from rest_framework.test import APIClient
 from billing.export import COLUMNS as EXPORT_COLUMNS
 from billing.models import BillingRecord, Tariff
 from billing.views import BillingRecordViewSet
-from chargepoints.models import ChargePoint, IdTag
-from chargepoints.services import transactions
+from chargepoints.models import ChargePoint
+from charging.models import IdTag
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +33,18 @@ def ended_session(
     """A one-hour 1.6 session on a known token that ends with its billing record."""
     if not IdTag.objects.filter(id_tag__iexact=id_tag).exists():
         IdTag.objects.create(id_tag=id_tag)
-    session = transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"key-{next(_start_keys)}",
-        started_at=at,
-        connector_id=1,
-        id_tag=id_tag,
-        meter_start_wh=Decimal(1000),
+    session = transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"key-{next(_start_keys)}",
+            started_at=at,
+            connector_id=1,
+            id_tag=id_tag,
+            meter_start_wh=Decimal(1000),
+        )
     ).transaction
-    transactions.transaction_stop(
+    transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id=session.ocpp_id,
         stopped_at=at + timedelta(hours=1),

@@ -10,7 +10,13 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -29,11 +35,17 @@ from chargepoints.selectors import (
     charge_point_heartbeat_count,
     charge_point_recent_heartbeat_list,
     charge_point_recent_message_list,
-    charge_point_recent_transaction_list,
 )
 from chargepoints.services import charge_point_update
+from charging.selectors import charge_point_recent_transaction_list
 from commands.admin import command_form_send
-from commands.forms import COMMAND_FORMS, ChangeAvailabilityForm, CommandForm, ResetForm, TriggerMessageForm
+from commands.forms import (
+    COMMAND_FORMS,
+    ChangeAvailabilityForm,
+    CommandForm,
+    ResetForm,
+    TriggerMessageForm,
+)
 from commands.services import pending_charger_wake
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.

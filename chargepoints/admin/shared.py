@@ -10,25 +10,10 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from chargepoints.models import (
-    Transaction,
-)
-
 
 def admin_link(obj: Model, text: str) -> SafeString:
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
     return format_html('<a href="{}">{}</a>', url, text)
-
-
-def transaction_label(session: Transaction) -> str:
-    """How operators name a session: our id, and the id the charger uses when it differs."""
-    if session.ocpp_id == str(session.pk):
-        return f"#{session.pk}"
-    return f"#{session.pk} (OCPP id {session.ocpp_id})"
-
-
-def transaction_link(session: Transaction | None) -> SafeString | str:
-    return admin_link(session, transaction_label(session)) if session is not None else "-"
 
 
 def connector_label(evse_id: int | None, connector_id: int | None) -> str:
@@ -39,8 +24,6 @@ def connector_label(evse_id: int | None, connector_id: int | None) -> str:
 def changelist_link(model: type[Model], query: str, text: str) -> SafeString:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
-
-
 
 
 class FirstRowsFormSet(BaseInlineFormSet):

@@ -28,7 +28,10 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
-from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
+from charging.services.transaction_end import (
+    transaction_charging_state_set,
+    transactions_close_after_reboot,
+)
 from kernel.charger_connections import connection_close_sync
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType

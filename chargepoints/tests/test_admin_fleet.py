@@ -13,8 +13,14 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
-from chargepoints.services.transactions import transaction_start
+from chargepoints.models import (
+    ChargePoint,
+    Connector,
+    Heartbeat,
+    LifecycleState,
+    OcppMessage,
+)
+from charging.services.transaction_start import StartRequest, transaction_start
 from conftest import eventually, ocpp_charger
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
@@ -122,13 +128,15 @@ def test_change_page_shows_connectors_in_colour_and_recent_activity(operator, ch
         Connector.objects.create(charge_point=charge_point, connector_id=connector_id, status=status)
     now = timezone.now()
     session = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=now - timedelta(minutes=5),
-        connector_id=2,
-        id_tag="TAG-1",
-        meter_start_wh=Decimal(0),
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=now - timedelta(minutes=5),
+            connector_id=2,
+            id_tag="TAG-1",
+            meter_start_wh=Decimal(0),
+        )
     ).transaction
     message = OcppMessage.objects.create(
         charge_point=charge_point,
@@ -152,7 +160,7 @@ def test_change_page_shows_connectors_in_colour_and_recent_activity(operator, ch
         ("reserved", "Reserved"),
     ]:
         assert f'<span class="connector-status {css}">{status}</span>' in page
-    assert f"/admin/chargepoints/transaction/{session.pk}/change/" in page
+    assert f"/admin/charging/transaction/{session.pk}/change/" in page
     assert f"/admin/chargepoints/ocppmessage/{message.pk}/change/" in page
     assert f"/admin/chargepoints/ocppmessage/?charge_point__id__exact={charge_point.pk}" in page
     assert "2 in the last 24 hours" in page

@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 from billing import pricing
 from billing.models import Tariff
 from chargepoints import clock
-from chargepoints.metering import Anomaly
-from chargepoints.models import Connector, ReconciliationItem
-from chargepoints.services import connector_status_set, transactions
+from chargepoints.models import Connector
+from chargepoints.services import connector_status_set
+from charging.metering import Anomaly
+from charging.models import ReconciliationItem
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 from kernel.timestamps import parse_ocpp_time
 
 TOLERANCE = timedelta(seconds=django_settings.CSMS_CLOCK_SKEW_TOLERANCE)
@@ -131,16 +134,18 @@ def test_a_session_is_billed_a_sane_amount_and_flagged_whatever_the_clock_said(r
     )
     charge_point_id = new_charger(register_charge_point)
     first_receipt = datetime.now(UTC)
-    session = transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"1|T1|1000|{start}",
-        started_at=start or first_receipt,
-        connector_id=1,
-        id_tag="T1",
-        meter_start_wh=Decimal(1000),
+    session = transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"1|T1|1000|{start}",
+            started_at=start or first_receipt,
+            connector_id=1,
+            id_tag="T1",
+            meter_start_wh=Decimal(1000),
+        )
     ).transaction
-    transactions.transaction_stop(
+    transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id=str(session.pk),
         stopped_at=stop or datetime.now(UTC),
@@ -174,7 +179,7 @@ def test_a_session_is_billed_a_sane_amount_and_flagged_whatever_the_clock_said(r
 def test_a_resent_stop_for_an_unknown_session_stamped_1970_is_parked_once_at_its_receipt(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     for _ in range(2):
-        item = transactions.transaction_stop(
+        item = transaction_stop(
             charge_point_id=charge_point_id,
             ocpp_transaction_id="4242",
             stopped_at=EPOCH,

@@ -22,7 +22,7 @@ from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
 
 from chargepoints.models import ChargePoint
-from chargepoints.services.transactions import transaction_start
+from charging.services.transaction_start import StartRequest, transaction_start
 from commands import catalog
 from commands.forms import COMMAND_FORMS
 from commands.models import Command, CommandState
@@ -335,13 +335,15 @@ def test_remote_stop_defaults_to_the_open_session(register_charge_point):
     assert not form.is_valid()
     assert "CP-1 has no open session" in form.errors["transaction_id"][0]
     session = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=timezone.now(),
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=Decimal(0),
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=timezone.now(),
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(0),
+        )
     ).transaction
     form = COMMAND_FORMS["remote_stop"]({"transaction_id": ""}, charge_point=charge_point)
     assert form.is_valid()

@@ -6,7 +6,8 @@ import pytest
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
 
-from chargepoints.models import ChargePoint, LocalAuthList, Reservation, ReservationStatus
+from chargepoints.models import ChargePoint
+from charging.models import LocalAuthList, Reservation, ReservationStatus
 from commands.tests.conftest import V201Charger, answering_charger
 from conftest import ahttp, ocpp_charger
 

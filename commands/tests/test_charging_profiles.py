@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from charging.models import InstalledChargingProfile
 from commands import charging_profiles
 from commands.charging_profiles import ProfileCriteria
-from commands.models import InstalledChargingProfile
 from ocpp_gateway.v16.smart_charging import profile_target
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from chargepoints.models import ChargePoint, IdTag
+from chargepoints.models import ChargePoint
+from charging.models import IdTag
 from commands.models import Command
 from commands.tests.conftest import V16Charger, V201Charger
 from conftest import ahttp, eventually, ocpp_charger, raw_socket

@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 from rest_framework.test import APIClient
 
-from chargepoints.models import ChargePoint, IdTag
+from chargepoints.models import ChargePoint
+from charging.models import IdTag
 from commands.models import Command
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger

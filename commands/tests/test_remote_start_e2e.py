@@ -9,7 +9,8 @@ import pytest
 from ocpp.v201 import call as call201
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import AuthorizationStatus, ChargePoint, IdTag, Transaction
+from chargepoints.models import ChargePoint
+from charging.models import AuthorizationStatus, IdTag, Transaction
 from commands.models import Command
 from commands.tests.conftest import V16Charger, V201Charger
 from conftest import ahttp, ocpp_charger

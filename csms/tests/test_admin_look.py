@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat
-from chargepoints.services.transactions import transaction_start
+from charging.services.transaction_start import StartRequest, transaction_start
 
 pytestmark = pytest.mark.django_db
 
@@ -38,14 +38,16 @@ def heard_from(register_charge_point) -> ChargePoint:
     )
     Heartbeat.objects.create(charge_point=charge_point, received_at=HEARD_AT)
     transaction_start(
-        charge_point_id="CP-DATES",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=HEARD_AT,
-        connector_id=1,
-        id_tag="TAG",
-        authorize=False,
-        meter_start_wh=Decimal(0),
+        StartRequest(
+            charge_point_id="CP-DATES",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=HEARD_AT,
+            connector_id=1,
+            id_tag="TAG",
+            authorize=False,
+            meter_start_wh=Decimal(0),
+        )
     )
     return charge_point
 
@@ -64,7 +66,7 @@ def shown_on(client: Client, url: str) -> str:
         "/admin/chargepoints/chargepoint/",  # the last heartbeat column
         "/admin/chargepoints/chargepoint/{pk}/change/",  # read-only fields, sessions, heartbeats
         "/admin/chargepoints/heartbeat/",
-        "/admin/chargepoints/transaction/",
+        "/admin/charging/transaction/",
         "/admin/",  # the dashboard's "last seen"
     ],
 )

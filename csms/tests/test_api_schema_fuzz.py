@@ -23,7 +23,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.schemas import APIOperation
 
 from billing.models import Tariff
-from chargepoints.models import ChargePoint, IdTag
+from chargepoints.models import ChargePoint
+from charging.models import IdTag
 from kernel.api_keys import api_key_create
 from maintenance.models import Campaign, FirmwareFile
 from sites.models import Site, SiteMember

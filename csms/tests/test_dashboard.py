@@ -17,8 +17,13 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
 from chargepoints.selectors import fleet_summary
-from chargepoints.services import charge_point_connect, charge_point_disconnect, connector_status_set
-from chargepoints.services.transactions import SampledValue, meter_values_record, transaction_start
+from chargepoints.services import (
+    charge_point_connect,
+    charge_point_disconnect,
+    connector_status_set,
+)
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
 from commands.models import Command, CommandState
 from csms.admin_site import CsmsAdminSite
 from webhooks.models import DeliveryState, WebhookDelivery, WebhookSubscription
@@ -49,14 +54,16 @@ def _gone_offline(register_charge_point, charge_point_id: str, ago: timedelta = 
 
 def _session(charge_point_id: str, *, connector_id: int, id_tag: str, meter_start: int, register: str):
     session = transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"{charge_point_id}-{connector_id}",
-        started_at=timezone.now() - timedelta(minutes=25),
-        connector_id=connector_id,
-        id_tag=id_tag,
-        authorize=False,
-        meter_start_wh=Decimal(meter_start),
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"{charge_point_id}-{connector_id}",
+            started_at=timezone.now() - timedelta(minutes=25),
+            connector_id=connector_id,
+            id_tag=id_tag,
+            authorize=False,
+            meter_start_wh=Decimal(meter_start),
+        )
     ).transaction
     meter_values_record(
         charge_point_id=charge_point_id,
@@ -175,7 +182,7 @@ def test_the_dashboard_lists_open_sessions_with_energy_so_far(ops, fleet):
     panel = _panel(ops.get(DASHBOARD).content.decode(), "active-transactions")
 
     session, charging = fleet["session"], fleet["charging"]
-    assert f'<a href="/admin/chargepoints/transaction/{session.pk}/change/">#{session.pk}</a>' in panel
+    assert f'<a href="/admin/charging/transaction/{session.pk}/change/">#{session.pk}</a>' in panel
     assert f'<a href="/admin/chargepoints/chargepoint/{charging.pk}/change/">CP-CHARGING</a>' in panel
     assert "TAG-42" in panel
     assert "12.35 kWh" in panel  # 13345.6 Wh read, 1000 Wh at the start
@@ -256,6 +263,6 @@ def test_the_fragment_needs_a_staff_login(client):
 def test_the_admin_site_is_the_csms_site_and_keeps_every_registration():
     assert isinstance(admin.site, CsmsAdminSite)
     assert admin.site.site_header == "Dynamo CSMS"
-    assert {"chargepoints", "commands", "webhooks", "billing", "csms"} <= {
+    assert {"chargepoints", "charging", "commands", "webhooks", "billing", "kernel"} <= {
         model._meta.app_label for model in admin.site._registry
     }

@@ -15,9 +15,9 @@ from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from billing.models import Tariff
-from chargepoints.models import IdTag
 from chargepoints.services import charge_point_heartbeat, connector_status_set
-from chargepoints.services.transactions import transaction_start
+from charging.models import IdTag
+from charging.services.transaction_start import StartRequest, transaction_start
 from commands.models import Command, CommandState
 from csms.staff_groups import (
     OPERATOR,
@@ -59,10 +59,10 @@ def rows(register_charge_point) -> None:
         charge_point=charge_point, charge_point_identity="CP-1", ocpp_version="1.6", command="reset",
         action="Reset", state=CommandState.REJECTED,
     )  # fmt: skip
-    transaction_start(
+    transaction_start(StartRequest(
         charge_point_id="CP-1", ocpp_version="1.6", start_key="k", started_at=timezone.now(), connector_id=1,
         id_tag="TAG", authorize=False, meter_start_wh=Decimal(0),
-    )  # fmt: skip
+    ))  # fmt: skip
     IdTag.objects.create(id_tag="TAG")
     Tariff.objects.create(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"))
     subscription = WebhookSubscription.objects.create(url="https://hooks.example.com/", events=["*"], secret="s")

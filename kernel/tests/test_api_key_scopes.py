@@ -13,8 +13,8 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from csms.models import ApiKey, ApiKeyScope
 from kernel.api_keys import api_key_create
+from kernel.models import ApiKey, ApiKeyScope
 
 pytestmark = pytest.mark.django_db
 

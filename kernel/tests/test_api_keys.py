@@ -2,8 +2,8 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from csms.models import ApiKey
 from kernel.api_keys import api_key_revoke
+from kernel.models import ApiKey
 
 pytestmark = pytest.mark.django_db
 

@@ -15,11 +15,21 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import CommandState
-from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
-from csms.models import ApiKey
+from commands.services import (
+    CommandRefused,
+    CommandRequest,
+    command_refusal,
+    command_send,
+)
+from kernel.models import ApiKey
 from maintenance import events
 from maintenance.errors import MaintenanceError
-from maintenance.links import LinkRefused, diagnostics_upload_url, upload_token_digest, upload_token_new
+from maintenance.links import (
+    LinkRefused,
+    diagnostics_upload_url,
+    upload_token_digest,
+    upload_token_new,
+)
 from maintenance.models import LogUpload, LogUploadState
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit

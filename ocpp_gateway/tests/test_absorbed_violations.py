@@ -13,13 +13,10 @@ from billing.models import BillingRecord, Tariff
 from chargepoints.models import (
     ChargePoint,
     ChargerModelProfile,
-    IdTag,
-    MeterSample,
     SchemaViolation,
     Strictness,
-    Transaction,
-    TransactionStatus,
 )
+from charging.models import IdTag, MeterSample, Transaction, TransactionStatus
 from conftest import raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)

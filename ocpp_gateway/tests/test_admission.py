@@ -12,8 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
-from chargepoints.models import ChargePoint, LifecycleState, OcppMessage, Transaction
+from chargepoints.models import ChargePoint, LifecycleState, OcppMessage
 from chargepoints.services import charge_point_update
+from charging.models import Transaction
 from conftest import ocpp_charger
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,9 +10,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from ocpp.v16.enums import Action
 
-from chargepoints.models import LocalAuthList, Reservation, ReservationStatus
+from charging.models import InstalledChargingProfile, LocalAuthList, Reservation, ReservationStatus
 from commands import catalog, routes
-from commands.models import Command, InstalledChargingProfile
+from commands.models import Command
 from commands.rpc import CallOutcome, Outcome
 from commands.services import command_complete
 from ocpp_gateway.command_routes import answer, version_routes

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import connect
 from websockets.typing import Subprotocol
 
-from chargepoints.models import ChargePoint, MeterSample, Transaction
+from chargepoints.models import ChargePoint
+from charging.models import MeterSample, Transaction
 from conftest import SUBPROTOCOL
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -229,7 +229,7 @@ async def test_unstorable_text_in_a_call_is_a_property_constraint_violation_nami
 
 
 async def test_unstorable_text_in_a_session_message_is_replaced_and_the_session_starts(daphne):
-    from chargepoints.models import Transaction
+    from charging.models import Transaction
 
     await register("CP-TEXT")
     async with raw_socket(daphne, "1.6", "CP-TEXT") as websocket:

@@ -11,8 +11,9 @@ import pytest
 
 from billing.models import BillingRecord, Tariff
 from billing.pricing import round_money
-from chargepoints.metering import Anomaly
-from chargepoints.models import ChargePoint, Connector, IdTag, MeterSample, Transaction
+from chargepoints.models import ChargePoint, Connector
+from charging.metering import Anomaly
+from charging.models import IdTag, MeterSample, Transaction
 from conftest import raw_socket
 from kernel.timestamps import format_ocpp_time
 

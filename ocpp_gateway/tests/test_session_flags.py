@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import AuthorizationStatus, ChargePoint, IdTag, Transaction
+from chargepoints.models import ChargePoint
+from charging.models import AuthorizationStatus, IdTag, Transaction
 from conftest import ahttp, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)

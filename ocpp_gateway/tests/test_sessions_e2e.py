@@ -12,9 +12,9 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import (
+from chargepoints.models import ChargePoint
+from charging.models import (
     AuthorizationStatus,
-    ChargePoint,
     IdTag,
     MeterSample,
     ReconciliationItem,

@@ -16,7 +16,8 @@ from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 
 from billing.models import Tariff
-from chargepoints.models import ChargePoint, IdTag, OcppMessage, Transaction
+from chargepoints.models import ChargePoint, OcppMessage
+from charging.models import IdTag, Transaction
 from conftest import ROOT, _test_database_url, ahttp, eventually
 from csms.tests.test_operations import sample, scrape
 from maintenance.links import firmware_download_url

@@ -12,9 +12,15 @@ import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chargepoints.models import ChargePoint, IdTag, OcppMessage
+from chargepoints.models import ChargePoint, OcppMessage
+from charging.models import IdTag
 from conftest import eventually, raw_socket
-from ocpp_gateway.traces import Trace, answer_differences, charge_point_trace, replay_trace
+from ocpp_gateway.traces import (
+    Trace,
+    answer_differences,
+    charge_point_trace,
+    replay_trace,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

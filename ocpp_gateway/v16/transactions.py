@@ -10,11 +10,12 @@ from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from chargepoints import selectors
-from chargepoints.metering import ENERGY_REGISTER
-from chargepoints.selectors import IdTagInfo
-from chargepoints.services import transactions
-from chargepoints.services.transactions import SampledValue
+from charging import selectors
+from charging.metering import ENERGY_REGISTER
+from charging.selectors import IdTagInfo
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group
@@ -76,16 +77,18 @@ class TransactionHandlers:
         **_: Any,
     ) -> call_result.StartTransaction:
         started_at = parse_ocpp_time(timestamp) or timezone.now()
-        result = await in_commit_group(transactions.transaction_start)(
-            charge_point_id=self.id,
-            ocpp_version="1.6",
-            # A replay of the same start (a charger resending after a lost answer) is the same session.
-            start_key=f"{connector_id}|{id_tag.lower()}|{_wh(meter_start)}|{started_at.isoformat()}",
-            started_at=started_at,
-            connector_id=connector_id,
-            id_tag=id_tag,
-            meter_start_wh=_wh(meter_start),
-            reservation_id=reservation_id,
+        result = await in_commit_group(transaction_start)(
+            request=StartRequest(
+                charge_point_id=self.id,
+                ocpp_version="1.6",
+                # A replay of the same start (a charger resending after a lost answer) is the same session.
+                start_key=f"{connector_id}|{id_tag.lower()}|{_wh(meter_start)}|{started_at.isoformat()}",
+                started_at=started_at,
+                connector_id=connector_id,
+                id_tag=id_tag,
+                meter_start_wh=_wh(meter_start),
+                reservation_id=reservation_id,
+            )
         )
         assert result.id_tag_info is not None
         return call_result.StartTransaction(
@@ -96,7 +99,7 @@ class TransactionHandlers:
     async def on_meter_values(
         self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None, **_: Any
     ) -> call_result.MeterValues:
-        await in_commit_group(transactions.meter_values_record)(
+        await in_commit_group(meter_values_record)(
             charge_point_id=self.id,
             connector_id=connector_id,
             ocpp_transaction_id=str(transaction_id) if transaction_id is not None else "",
@@ -107,7 +110,7 @@ class TransactionHandlers:
     @on(Action.stop_transaction)
     async def on_stop_transaction(self, **payload: Any) -> call_result.StopTransaction:
         id_tag = payload.get("id_tag")  # absent, a string, or (some firmware) null
-        result = await in_commit_group(transactions.transaction_stop)(
+        result = await in_commit_group(transaction_stop)(
             charge_point_id=self.id,
             ocpp_transaction_id=str(payload["transaction_id"]),
             stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),

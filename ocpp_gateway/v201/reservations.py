@@ -8,8 +8,8 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from chargepoints.models import ReservationStatus
-from chargepoints.services import reservations
+from charging.models import ReservationStatus
+from charging.services import reservations
 from commands import charger_state
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time

@@ -9,11 +9,12 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from chargepoints import selectors
-from chargepoints.metering import ENERGY_REGISTER
-from chargepoints.selectors import IdTagInfo
-from chargepoints.services import transactions
-from chargepoints.services.transactions import SampledValue
+from charging import selectors
+from charging.metering import ENERGY_REGISTER
+from charging.selectors import IdTagInfo
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
@@ -69,7 +70,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     id_tag, token_type = sent_token.get("id_token", ""), sent_token.get("type", "")
     charging = _CHARGING.get(info.get("charging_state", ""))
     if payload["event_type"] == "Ended":
-        stopped = transactions.transaction_stop(
+        stopped = transaction_stop(
             charge_point_id=charge_point_id,
             ocpp_transaction_id=transaction_id,
             stopped_at=at,
@@ -88,26 +89,28 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     token = sent_token or _remote_start_token(charge_point_id, info.get("remote_start_id"))
     id_tag, token_type = token.get("id_token", ""), token.get("type", "")
     evse = payload.get("evse") or {}
-    started = transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="2.0.1",
-        start_key=transaction_id,
-        ocpp_transaction_id=transaction_id,
-        started_at=at,
-        evse_id=evse.get("id"),
-        connector_id=evse.get("connector_id"),
-        id_tag=id_tag,
-        id_token_type=token_type,
-        authorize=bool(token) and token_type != "NoAuthorization",
-        charging=charging,
-        reservation_id=payload.get("reservation_id"),
-        remote_start_id=info.get("remote_start_id"),
-        samples=samples,
-        seq_no=seq_no,
-        time_spent_charging=info.get("time_spent_charging"),
-        # Without a start reading, only an offline start or a session first seen late is suspect.
-        baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
-        started_event=payload["event_type"] == "Started",
+    started = transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="2.0.1",
+            start_key=transaction_id,
+            ocpp_transaction_id=transaction_id,
+            started_at=at,
+            evse_id=evse.get("id"),
+            connector_id=evse.get("connector_id"),
+            id_tag=id_tag,
+            id_token_type=token_type,
+            authorize=bool(token) and token_type != "NoAuthorization",
+            charging=charging,
+            reservation_id=payload.get("reservation_id"),
+            remote_start_id=info.get("remote_start_id"),
+            samples=samples,
+            seq_no=seq_no,
+            time_spent_charging=info.get("time_spent_charging"),
+            # Without a start reading, only an offline start or a session first seen late is suspect.
+            baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
+            started_event=payload["event_type"] == "Started",
+        )
     )
     if token_type == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
@@ -140,7 +143,7 @@ class TransactionHandlers:
     async def on_meter_values(
         self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
     ) -> call_result.MeterValues:
-        await in_commit_group(transactions.meter_values_record)(
+        await in_commit_group(meter_values_record)(
             charge_point_id=self.id, evse_id=evse_id, samples=sampled_values(meter_value)
         )
         return call_result.MeterValues()

@@ -20,7 +20,8 @@ from ocpp.v201 import ChargePoint as V201Client
 from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
-from chargepoints.models import ChargePoint, IdTag, OcppMessage
+from chargepoints.models import ChargePoint, OcppMessage
+from charging.models import IdTag
 from commands.models import Command
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
 from sites.models import SessionLimit, SiteMember

@@ -4,8 +4,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from csms.models import ApiKeyScope
 from kernel.api_keys import api_key_create
+from kernel.models import ApiKeyScope
 
 
 class Command(BaseCommand):

@@ -2,8 +2,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from csms.models import ApiKey
 from kernel.api_keys import api_key_find, api_key_revoke
+from kernel.models import ApiKey
 
 
 class Command(BaseCommand):

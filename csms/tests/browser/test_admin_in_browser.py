@@ -13,8 +13,9 @@ from django.utils import timezone
 from ocpp.v16 import call
 from playwright.sync_api import Page, expect
 
-from chargepoints.models import ChargePoint, Transaction
-from chargepoints.services.authorization import id_tag_save
+from chargepoints.models import ChargePoint
+from charging.models import Transaction
+from charging.services.authorization import id_tag_save
 from commands.models import Command
 from csms.tests.browser.conftest import PASSWORD, assert_styled, login
 from webhooks.models import WebhookSubscription
@@ -147,7 +148,7 @@ def test_a_session_without_power_readings_is_charted_without_a_power_axis(page, 
             )
         )
     login(page, operator)
-    page.goto(reverse("admin:chargepoints_transaction_change", args=[Transaction.objects.get().pk]))
+    page.goto(reverse("admin:charging_transaction_change", args=[Transaction.objects.get().pk]))
 
     chart = page.locator("svg.meter-chart")
     expect(chart.locator(".meter-energy")).to_have_count(1)

@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 from billing.services import tariff_save
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
-from chargepoints.services.authorization import id_tag_save
+from charging.services.authorization import id_tag_save
 from commands.models import Command, CommandState
 from commands.tests.conftest import V16Charger, answering_charger
 from conftest import http_request
@@ -190,7 +190,7 @@ def test_screenshots_of_the_back_office_with_a_busy_fleet(
     assert_dates_in_one_format(page)
     screenshot(page, "charge-point.png", publish=True)
 
-    page.goto(reverse("admin:chargepoints_transaction_change", args=[finished_session]))
+    page.goto(reverse("admin:charging_transaction_change", args=[finished_session]))
     expect(page.locator("svg.meter-chart")).to_be_visible()
     time_labels = page.locator("svg.meter-chart text.meter-time").all_text_contents()
     assert len(time_labels) >= 2 and len(set(time_labels)) == len(time_labels), time_labels

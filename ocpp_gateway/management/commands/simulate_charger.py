@@ -9,11 +9,17 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from websockets.exceptions import InvalidStatus, WebSocketException
 
-from chargepoints.models import ChargePoint, IdTag
+from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
-from chargepoints.services.authorization import id_tag_save
+from charging.models import IdTag
+from charging.services.authorization import id_tag_save
 from ocpp_gateway.simulator.base import SimulatorOptions
-from ocpp_gateway.simulator.runner import SIMULATORS, ConnectionLost, charger_simulate, charger_url
+from ocpp_gateway.simulator.runner import (
+    SIMULATORS,
+    ConnectionLost,
+    charger_simulate,
+    charger_url,
+)
 
 
 class Command(BaseCommand):

@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Tariff
-from chargepoints.models import ChargePoint, IdTag, Reservation, Transaction
-from chargepoints.services import transactions
-from chargepoints.services.transactions import SampledValue
+from chargepoints.models import ChargePoint
+from charging.models import IdTag, Reservation, Transaction
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -25,20 +27,22 @@ def start(
     """A 1.6 session on a known token."""
     if not IdTag.objects.filter(id_tag__iexact=id_tag).exists():
         IdTag.objects.create(id_tag=id_tag)
-    return transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"key-{next(_start_keys)}",
-        started_at=at,
-        connector_id=1,
-        id_tag=id_tag,
-        meter_start_wh=Decimal(meter_start),
-        **extra,
+    return transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"key-{next(_start_keys)}",
+            started_at=at,
+            connector_id=1,
+            id_tag=id_tag,
+            meter_start_wh=Decimal(meter_start),
+            **extra,
+        )
     ).transaction
 
 
 def stop(session: Transaction, *, meter_stop: int, at: datetime | None = None) -> Transaction | None:
-    return transactions.transaction_stop(
+    return transaction_stop(
         charge_point_id=session.charge_point.charge_point_id,
         ocpp_transaction_id=session.ocpp_id,
         stopped_at=at or session.started_at + timedelta(hours=1),
@@ -311,7 +315,7 @@ def test_meter_values_are_every_sample_as_received_with_its_base_unit_value(api_
         "CP-1",
         samples=[SampledValue(timestamp=T0, raw_value="1.5", unit="kWh", context="Transaction.Begin")],
     )
-    transactions.meter_values_record(
+    meter_values_record(
         charge_point_id="CP-1",
         ocpp_transaction_id=session.ocpp_id,
         connector_id=1,

@@ -12,17 +12,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.metering import Anomaly
-from chargepoints.models import (
-    ChargePoint,
+from chargepoints.models import ChargePoint
+from charging.metering import Anomaly
+from charging.models import (
     IdTag,
     ReconciliationItem,
     ReconciliationState,
     Transaction,
     TransactionStatus,
 )
-from chargepoints.services import reconciliation, transactions
-from chargepoints.services.transactions import SampledValue
+from charging.services import reconciliation
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_end import (
+    transaction_charging_state_set,
+    transactions_close_after_reboot,
+)
+from charging.services.transaction_start import (
+    StartRequest,
+    StartResult,
+    transaction_start,
+)
+from charging.services.transaction_stop import StopResult, transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -44,16 +54,18 @@ def start_v16(
     meter_start: int = 1000,
     at: datetime = T0,
     **extra,
-) -> transactions.StartResult:
-    return transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"{connector_id}|{id_tag}|{meter_start}|{at.isoformat()}",
-        started_at=at,
-        connector_id=connector_id,
-        id_tag=id_tag,
-        meter_start_wh=Decimal(meter_start),
-        **extra,
+) -> StartResult:
+    return transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"{connector_id}|{id_tag}|{meter_start}|{at.isoformat()}",
+            started_at=at,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            meter_start_wh=Decimal(meter_start),
+            **extra,
+        )
     )
 
 
@@ -63,8 +75,8 @@ def stop(
     meter_stop: Decimal | int,
     at: datetime = T0 + timedelta(hours=1),
     **extra,
-) -> transactions.StopResult:
-    return transactions.transaction_stop(
+) -> StopResult:
+    return transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id=ocpp_transaction_id,
         stopped_at=at,
@@ -95,7 +107,7 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
     at = T0 + timedelta(minutes=seq_no)
     samples = [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
     if kind == "Ended":
-        transactions.transaction_stop(
+        transaction_stop(
             charge_point_id=charge_point_id,
             ocpp_transaction_id="TX",
             stopped_at=at,
@@ -105,18 +117,20 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
             seq_no=seq_no,
         )
         return
-    transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="2.0.1",
-        start_key="TX",
-        ocpp_transaction_id="TX",
-        started_at=at,
-        evse_id=1,
-        connector_id=1,
-        authorize=False,
-        samples=samples,
-        seq_no=seq_no,
-        baseline_expected=kind != "Started",
+    transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="2.0.1",
+            start_key="TX",
+            ocpp_transaction_id="TX",
+            started_at=at,
+            evse_id=1,
+            connector_id=1,
+            authorize=False,
+            samples=samples,
+            seq_no=seq_no,
+            baseline_expected=kind != "Started",
+        )
     )
 
 
@@ -173,7 +187,7 @@ def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(reg
     charge_point = session.charge_point
     charge_point.last_boot_at = T0 + timedelta(minutes=30)
     charge_point.save()
-    transactions.transactions_close_after_reboot(
+    transactions_close_after_reboot(
         charge_point=charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=40)
     )
     session.refresh_from_db()
@@ -199,7 +213,7 @@ def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
     session = start_v16(charge_point_id).transaction
     charge_point = session.charge_point
     for minute, charging in ((20, False), (30, True), (40, False)):
-        transactions.transaction_charging_state_set(
+        transaction_charging_state_set(
             charge_point=charge_point,
             connector_id=1,
             evse_id=None,
@@ -253,22 +267,22 @@ def test_session_events_reach_webhook_subscribers_in_the_same_transaction(regist
     assert '"energy_wh":2000,' in ended.body
 
 
-def v201_start(
-    charge_point_id: str, transaction_id: str, seq_no: int, at: datetime, **extra
-) -> transactions.StartResult:
-    return transactions.transaction_start(
-        charge_point_id=charge_point_id,
-        ocpp_version="2.0.1",
-        start_key=transaction_id,
-        ocpp_transaction_id=transaction_id,
-        started_at=at,
-        seq_no=seq_no,
-        **extra,
+def v201_start(charge_point_id: str, transaction_id: str, seq_no: int, at: datetime, **extra) -> StartResult:
+    return transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="2.0.1",
+            start_key=transaction_id,
+            ocpp_transaction_id=transaction_id,
+            started_at=at,
+            seq_no=seq_no,
+            **extra,
+        )
     )
 
 
 def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charge_point):
-    from chargepoints.models import IdTag
+    from charging.models import IdTag
 
     IdTag.objects.create(id_tag="LATE-TAP")
     charge_point_id = new_charger(register_charge_point, "2.0.1")
@@ -296,7 +310,7 @@ def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charg
 def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arrives(register_charge_point):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
     end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3500", context="Transaction.End")]
-    parked = transactions.transaction_stop(
+    parked = transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id="TX-E",
         stopped_at=T0 + timedelta(hours=1),
@@ -322,7 +336,7 @@ def test_an_end_reading_stamped_after_the_event_still_counts(register_charge_poi
     v201_start(charge_point_id, "TX-T", 0, T0, samples=begin, baseline_expected=False)
     stopped_at = T0 + timedelta(hours=1)
     end = [SampledValue(timestamp=stopped_at + timedelta(seconds=1), raw_value="7000", context="Transaction.End")]
-    result = transactions.transaction_stop(
+    result = transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id="TX-T",
         stopped_at=stopped_at,
@@ -337,7 +351,7 @@ def test_an_end_reading_stamped_after_the_event_still_counts(register_charge_poi
 def test_a_new_start_on_a_connector_closes_the_session_whose_stop_was_lost(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     lost = start_v16(charge_point_id, meter_start=1000).transaction
-    transactions.meter_values_record(
+    meter_values_record(
         charge_point_id=charge_point_id,
         connector_id=1,
         samples=[SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="4000")],
@@ -372,7 +386,7 @@ def test_absurd_meter_values_are_kept_raw_and_never_abort_the_message(register_c
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id).transaction
     at = T0 + timedelta(minutes=30)
-    transactions.meter_values_record(
+    meter_values_record(
         charge_point_id=charge_point_id,
         ocpp_transaction_id=str(session.pk),
         samples=[
@@ -411,7 +425,7 @@ def test_events_arriving_after_the_end_reprice_the_session(register_charge_point
     def reading(minute: int, wh: int, context: str) -> list[SampledValue]:
         return [SampledValue(timestamp=T0 + timedelta(minutes=minute), raw_value=str(wh), context=context)]
 
-    transactions.transaction_stop(
+    transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id="TX-R",
         stopped_at=T0 + timedelta(minutes=60),
@@ -440,7 +454,7 @@ def test_a_session_first_seen_through_an_updated_event_is_flagged_until_its_star
 
 def test_an_old_parked_stop_with_a_reused_id_does_not_end_a_new_session(register_charge_point):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
-    transactions.transaction_stop(
+    transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id="1",
         stopped_at=T0 - timedelta(days=60),
@@ -456,7 +470,7 @@ def test_a_queued_reading_from_another_day_does_not_count(register_charge_point)
     IdTag.objects.create(id_tag="TAG")
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id, meter_start=11000).transaction
-    transactions.meter_values_record(
+    meter_values_record(
         charge_point_id=charge_point_id,
         ocpp_transaction_id=str(session.pk),
         samples=[SampledValue(timestamp=T0 - timedelta(days=1), raw_value="5000")],
@@ -468,7 +482,7 @@ def test_a_queued_reading_from_another_day_does_not_count(register_charge_point)
 
 def test_garbled_stops_are_parked_or_applied_without_raising(register_charge_point):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
-    item = transactions.transaction_stop(
+    item = transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id="unknown",
         stopped_at=T0,
@@ -479,7 +493,7 @@ def test_garbled_stops_are_parked_or_applied_without_raising(register_charge_poi
     assert item.payload == {"meterStop": "Infinity", "x": "NaN"}
     assert item.meter_stop_wh is None
     session = v201_start(charge_point_id, "TX-N", 0, T0, baseline_expected=False).transaction
-    result = transactions.transaction_stop(
+    result = transaction_stop(
         charge_point_id=charge_point_id,
         ocpp_transaction_id="TX-N",
         stopped_at=T0 + timedelta(hours=1),

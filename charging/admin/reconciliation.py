@@ -17,16 +17,10 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from chargepoints.admin.shared import (
-    connector_label,
-    transaction_label,
-    transaction_link,
-)
-from chargepoints.models import (
-    ReconciliationItem,
-    Transaction,
-)
-from chargepoints.services.reconciliation import (
+from chargepoints.admin.shared import connector_label
+from charging.admin.shared import transaction_label, transaction_link
+from charging.models import ReconciliationItem, Transaction
+from charging.services.reconciliation import (
     ReconciliationError,
     reconciliation_item_attach,
     reconciliation_item_discard,
@@ -158,4 +152,4 @@ class ReconciliationItemAdmin(admin.ModelAdmin):
             "action_checkbox_name": ACTION_CHECKBOX_NAME,
             "media": self.media + form.media,
         }
-        return TemplateResponse(request, "admin/chargepoints/reconciliationitem/attach.html", context)
+        return TemplateResponse(request, "admin/charging/reconciliationitem/attach.html", context)

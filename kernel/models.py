@@ -1,3 +1,5 @@
+"""The API key model: every app's API authenticates with it (it moved here from ``csms`` and kept its table)."""
+
 from __future__ import annotations
 
 from django.db import models
@@ -24,6 +26,7 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "csms_apikey"
         verbose_name = "API key"
         ordering = ["-created_at"]
 

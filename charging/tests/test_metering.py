@@ -8,7 +8,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chargepoints.metering import (
+from charging.metering import (
     ENERGY_REGISTER,
     MAX_VALUE,
     REGISTER_RESOLUTION_WH,

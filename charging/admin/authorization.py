@@ -6,11 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from chargepoints.models import (
-    IdTag,
-    LocalAuthList,
-    Reservation,
-)
+from charging.models import IdTag, LocalAuthList, Reservation
 from kernel.admin_mixins import ReadOnlyAdmin
 
 

@@ -7,7 +7,8 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint, Reservation, ReservationStatus
+from chargepoints.models import ChargePoint
+from charging.models import Reservation, ReservationStatus
 
 
 def reservation_record(

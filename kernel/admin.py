@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from csms.models import ApiKey
 from kernel.api_keys import api_key_revoke
+from kernel.models import ApiKey
 
 
 @admin.register(ApiKey)

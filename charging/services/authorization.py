@@ -6,7 +6,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from chargepoints.models import ChargePoint, IdTag, LocalAuthList
+from chargepoints.models import ChargePoint
+from charging.models import IdTag, LocalAuthList
 
 
 class IdTagAlreadyExists(Exception):

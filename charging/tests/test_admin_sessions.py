@@ -15,8 +15,8 @@ from django.contrib.messages import get_messages
 from django.test import Client
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import (
-    ChargePoint,
+from chargepoints.models import ChargePoint
+from charging.models import (
     IdTag,
     LocalAuthList,
     MeterSample,
@@ -26,14 +26,16 @@ from chargepoints.models import (
     Transaction,
     TransactionStatus,
 )
-from chargepoints.services.authorization import local_auth_list_record
-from chargepoints.services.reservations import reservation_record
-from chargepoints.services.transactions import SampledValue, transaction_start, transaction_stop
+from charging.services.authorization import local_auth_list_record
+from charging.services.meter_ledger import SampledValue
+from charging.services.reservations import reservation_record
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import transaction_stop
 
 pytestmark = pytest.mark.django_db
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-ITEMS = "/admin/chargepoints/reconciliationitem/"
+ITEMS = "/admin/charging/reconciliationitem/"
 
 
 @pytest.fixture
@@ -47,13 +49,15 @@ def parked(register_charge_point) -> tuple[Transaction, ReconciliationItem]:
     """A 1.6 session still open, and a stop for transactionId 999 the CSMS could not place."""
     register_charge_point("CP-1", ocpp_version="1.6")
     session = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=T0,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=Decimal(1000),
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(1000),
+        )
     ).transaction
     result = transaction_stop(
         charge_point_id="CP-1",
@@ -93,14 +97,16 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
     local_auth_list_record(charge_point=charge_point, version=3, full=True, entries={"TAG": "Accepted"})
     sample = SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="3000", context="Sample.Periodic")
     started = transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=T0,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=Decimal(1000),
-        samples=[sample],
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(1000),
+            samples=[sample],
+        )
     ).transaction
     transaction_stop(
         charge_point_id="CP-1",
@@ -127,7 +133,7 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
         for instance in model.objects.all():
             assert ops.get(f"{changelist}{instance.pk}/change/").status_code == 200, instance
 
-    page = ops.get(f"/admin/chargepoints/transaction/{started.pk}/change/").content.decode()
+    page = ops.get(f"/admin/charging/transaction/{started.pk}/change/").content.decode()
     record = BillingRecord.objects.get(transaction=started)
     assert f"/admin/billing/billingrecord/{record.pk}/change/" in page
     assert "1.20 EUR" in page  # 4 kWh at 0.30
@@ -137,10 +143,10 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
 
 def test_searches_and_filters_find_sessions(ops, parked):
     session, item = parked
-    found = ops.get("/admin/chargepoints/transaction/", {"q": str(session.pk), "status__exact": "active"})
+    found = ops.get("/admin/charging/transaction/", {"q": str(session.pk), "status__exact": "active"})
     assert found.status_code == 200
     assert found.context["cl"].result_count == 1
-    assert ops.get("/admin/chargepoints/transaction/", {"q": "no-such-thing"}).context["cl"].result_count == 0
+    assert ops.get("/admin/charging/transaction/", {"q": "no-such-thing"}).context["cl"].result_count == 0
     items = ops.get(ITEMS, {"q": "999", "state__exact": "open"})
     assert list(items.context["cl"].result_list) == [item]
 
@@ -149,7 +155,7 @@ def test_attach_shows_a_confirmation_with_the_chargers_transactions(ops, parked,
     session, item = parked
     register_charge_point("CP-OTHER", ocpp_version="1.6")
     other = transaction_start(
-        charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1
+        StartRequest(charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1)
     ).transaction
 
     response = ops.post(ITEMS, {"action": "attach", ACTION_CHECKBOX_NAME: [item.pk], "index": 0})
@@ -199,7 +205,7 @@ def test_attach_refuses_a_transaction_of_another_charger(ops, parked, register_c
     _, item = parked
     register_charge_point("CP-OTHER", ocpp_version="1.6")
     other = transaction_start(
-        charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1
+        StartRequest(charge_point_id="CP-OTHER", ocpp_version="1.6", start_key="k1", started_at=T0, connector_id=1)
     ).transaction
 
     response = _attach(ops, item, other)
@@ -270,8 +276,8 @@ def test_only_the_note_of_an_item_is_edited_by_hand(ops, parked):
 
 def test_transactions_and_billing_records_are_not_edited_by_hand(ops, parked):
     session, _ = parked
-    assert ops.get("/admin/chargepoints/transaction/add/").status_code == 403
-    assert ops.post(f"/admin/chargepoints/transaction/{session.pk}/change/", {"id_tag": "X"}).status_code == 403
+    assert ops.get("/admin/charging/transaction/add/").status_code == 403
+    assert ops.post(f"/admin/charging/transaction/{session.pk}/change/", {"id_tag": "X"}).status_code == 403
     assert ops.get("/admin/billing/billingrecord/add/").status_code == 403
 
 
@@ -312,7 +318,7 @@ def test_a_charger_tariff_is_chosen_in_the_charge_point_admin(ops, register_char
 def test_id_tags_are_unique_whatever_their_case(ops):
     IdTag.objects.create(id_tag="ABC123")
 
-    response = ops.post("/admin/chargepoints/idtag/add/", {"id_tag": "abc123", "status": "Accepted"})
+    response = ops.post("/admin/charging/idtag/add/", {"id_tag": "abc123", "status": "Accepted"})
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors
@@ -340,3 +346,25 @@ def test_a_tariff_window_must_end_after_it_starts(ops):
     data["valid_to_0"] = "2025-04-01"
     assert ops.post("/admin/billing/tariff/add/", data).status_code == 302
     assert Tariff.objects.get().name == "Night"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("/admin/chargepoints/transaction/7/change/", "/admin/charging/transaction/7/change/"),
+        (
+            "/admin/chargepoints/reconciliationitem/?state__exact=open",
+            "/admin/charging/reconciliationitem/?state__exact=open",
+        ),
+        ("/admin/commands/installedchargingprofile/", "/admin/charging/installedchargingprofile/"),
+        ("/admin/csms/apikey/3/change/", "/admin/kernel/apikey/3/change/"),
+    ],
+)
+def test_bookmarks_of_the_admin_pages_of_moved_models_lead_to_their_new_address(ops, old, new):
+    response = ops.get(old)
+
+    assert (response.status_code, response["Location"]) == (301, new)
+
+
+def test_the_admin_pages_of_the_fleet_stay_where_they_were(ops):
+    assert ops.get("/admin/chargepoints/chargepoint/").status_code == 200

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from chargepoints.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus
-from chargepoints.selectors import id_tag_authorize
-from chargepoints.services import authorization, reservations
+from charging.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus
+from charging.selectors import id_tag_authorize
+from charging.services import authorization, reservations
 
 pytestmark = pytest.mark.django_db
 

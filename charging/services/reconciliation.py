@@ -5,8 +5,14 @@ from __future__ import annotations
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
-from chargepoints.models import MeterSample, ReconciliationItem, ReconciliationState, Transaction, TransactionStatus
-from chargepoints.services.transactions import transaction_finish
+from charging.models import (
+    MeterSample,
+    ReconciliationItem,
+    ReconciliationState,
+    Transaction,
+    TransactionStatus,
+)
+from charging.services.transaction_end import transaction_finish
 
 
 class ReconciliationError(Exception):

@@ -7,19 +7,16 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from chargepoints.admin.meter_chart import NO_DATA, meter_chart_svg
 from chargepoints.admin.shared import (
     FirstRowsFormSet,
     admin_link,
     changelist_link,
     connector_label,
-    transaction_link,
 )
-from chargepoints.models import (
-    MeterSample,
-    Transaction,
-)
-from chargepoints.selectors import transaction_meter_series
+from charging.admin.meter_chart import NO_DATA, meter_chart_svg
+from charging.admin.shared import transaction_link
+from charging.models import MeterSample, Transaction
+from charging.selectors import transaction_meter_series
 from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 
-from chargepoints.admin.meter_chart import (
+from charging.admin.meter_chart import (
     BOTTOM,
     HEIGHT,
     LEFT,
@@ -26,8 +26,9 @@ from chargepoints.admin.meter_chart import (
     meter_chart_svg,
     nice_ticks,
 )
-from chargepoints.selectors import transaction_meter_series
-from chargepoints.services.transactions import SampledValue, meter_values_record, transaction_start
+from charging.selectors import transaction_meter_series
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_start import StartRequest, transaction_start
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -162,13 +163,15 @@ POWER = "Power.Active.Import"
 def _session(register_charge_point, meter_start_wh: Decimal | None = Decimal(10_000)):
     register_charge_point("CP-1", ocpp_version="1.6")
     return transaction_start(
-        charge_point_id="CP-1",
-        ocpp_version="1.6",
-        start_key="k1",
-        started_at=T0,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=meter_start_wh,
+        StartRequest(
+            charge_point_id="CP-1",
+            ocpp_version="1.6",
+            start_key="k1",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=meter_start_wh,
+        )
     ).transaction
 
 
@@ -210,7 +213,7 @@ def test_without_a_meter_start_energy_counts_from_the_first_reading(register_cha
 def test_the_transaction_page_draws_the_chart_or_says_there_is_nothing_yet(client, register_charge_point):
     session = _session(register_charge_point)
     client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
-    page = f"/admin/chargepoints/transaction/{session.pk}/change/"
+    page = f"/admin/charging/transaction/{session.pk}/change/"
     assert NO_DATA in client.get(page).content.decode()
 
     _record(

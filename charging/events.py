@@ -1,0 +1,34 @@
+"""The ``data`` of the webhook events charging sessions emit (README, "Webhooks"); see chargepoints/events.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from charging import metering
+from charging.models import Transaction
+from webhooks.models import EventType
+from webhooks.services import iso_utc
+
+
+def transaction_event(session: Transaction) -> dict[str, Any]:
+    """transaction.started / .ended: the session as it stands (energy in Wh)."""
+    return {
+        "transaction_id": session.pk,
+        "ocpp_transaction_id": session.ocpp_id,
+        "charge_point_id": session.charge_point.charge_point_id,
+        "evse_id": session.evse_id,
+        "connector_id": session.connector_id,
+        "id_tag": session.id_tag,
+        "status": session.status,
+        "started_at": iso_utc(session.started_at),
+        "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
+        "stop_reason": session.stop_reason or None,
+        "energy_wh": metering.wh_number(session.energy_wh),
+        "anomalies": session.anomalies,
+    }
+
+
+EVENT_BUILDERS = {
+    EventType.TRANSACTION_STARTED: transaction_event,
+    EventType.TRANSACTION_ENDED: transaction_event,
+}

@@ -1,0 +1,307 @@
+"""Charging sessions and the charger state around them: who may charge (id tags, local lists),
+reservations, transactions with their meter ledger, the reconciliation queue, and the charging
+profiles a charger holds.
+
+The models moved here from ``chargepoints`` and ``commands`` and kept their tables (``db_table``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+
+from chargepoints.models import ChargePoint, OcppVersion
+
+# --- Authorization ---------------------------------------------------------------------------
+
+
+class AuthorizationStatus(models.TextChoices):
+    ACCEPTED = "Accepted"
+    BLOCKED = "Blocked"
+    EXPIRED = "Expired"
+    INVALID = "Invalid"
+
+
+class IdTag(models.Model):
+    """Who may charge: a 1.6 idTag or a 2.0.1 idToken (with its type)."""
+
+    id_tag = models.CharField(
+        max_length=36, help_text="1.6 idTag (max 20) or 2.0.1 idToken (max 36); matched case-insensitively."
+    )
+    token_type = models.CharField(
+        max_length=20, blank=True, help_text="2.0.1 idToken type (ISO14443, eMAID, ...); blank matches any type."
+    )
+    status = models.CharField(max_length=16, choices=AuthorizationStatus.choices, default=AuthorizationStatus.ACCEPTED)
+    expiry_date = models.DateTimeField(null=True, blank=True)
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children", verbose_name="parent id tag"
+    )
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "chargepoints_idtag"
+        ordering = ["id_tag"]
+        constraints = [models.UniqueConstraint(Lower("id_tag"), name="id_tag_unique_case_insensitive")]
+
+    def __str__(self) -> str:
+        return self.id_tag
+
+
+class LocalAuthList(models.Model):
+    """The local authorization list a charger holds, as far as the CSMS knows (SendLocalList)."""
+
+    charge_point = models.OneToOneField(ChargePoint, on_delete=models.CASCADE, related_name="local_auth_list")
+    version = models.IntegerField()
+    entries = models.JSONField(default=dict, help_text="id tag -> status, after the last accepted update.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "chargepoints_localauthlist"
+
+    def __str__(self) -> str:
+        return f"{self.charge_point} local list v{self.version}"
+
+
+# --- Reservations ----------------------------------------------------------------------------
+
+
+class ReservationStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    REFUSED = "refused", "Refused by the charger"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    USED = "used", "Used by a transaction"
+
+
+class Reservation(models.Model):
+    """The CSMS's record of a ReserveNow the charger answered (1.6 connector or 2.0.1 EVSE)."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="reservations")
+    reservation_id = models.IntegerField()
+    connector_id = models.PositiveIntegerField(null=True, blank=True, help_text="1.6 connectorId (0: any).")
+    evse_id = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 evseId (absent: any).")
+    id_tag = models.CharField(max_length=36)
+    expiry_date = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.ACTIVE)
+    charger_status = models.CharField(max_length=32, blank=True, help_text="The charger's answer to ReserveNow.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "chargepoints_reservation"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["charge_point", "reservation_id"], name="reservation_id_unique_per_charger")
+        ]
+        indexes = [models.Index(fields=["status", "expiry_date"])]
+
+    def __str__(self) -> str:
+        return f"reservation {self.reservation_id} on {self.charge_point} ({self.status})"
+
+
+# --- Transactions and the meter ledger -------------------------------------------------------
+
+
+class TransactionStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ENDED = "ended", "Ended"
+
+
+class Transaction(models.Model):
+    """A charging session, one model for both versions.
+
+    1.6: the CSMS assigns the integer ``id`` as transactionId. 2.0.1: the charger names it
+    (``ocpp_transaction_id``). ``start_key`` makes a replayed start find the same row.
+    """
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.PROTECT, related_name="transactions")
+    ocpp_version = models.CharField(max_length=8, choices=OcppVersion.choices)
+    ocpp_transaction_id = models.CharField(max_length=36, blank=True, help_text="2.0.1 transactionId.")
+    start_key = models.CharField(max_length=200, help_text="What identifies a replay of the same start.")
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    id_tag = models.CharField(max_length=36, blank=True)
+    id_token_type = models.CharField(max_length=20, blank=True)
+    id_tag_status = models.CharField(max_length=16, blank=True, help_text="The authorization answered at start.")
+    stop_id_tag = models.CharField(max_length=36, blank=True)
+    status = models.CharField(max_length=8, choices=TransactionStatus.choices, default=TransactionStatus.ACTIVE)
+    started_at = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    charger_started_at = models.DateTimeField(
+        null=True, blank=True, help_text="The start as sent, when its receipt was used instead (chargepoints.clock)."
+    )
+    charger_stopped_at = models.DateTimeField(
+        null=True, blank=True, help_text="The stop as sent, when its receipt was used instead (chargepoints.clock)."
+    )
+    meter_start_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
+    meter_stop_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
+    last_register_wh = models.DecimalField(
+        max_digits=20, decimal_places=3, null=True, blank=True, help_text="Latest energy register reading."
+    )
+    last_register_at = models.DateTimeField(null=True, blank=True)
+    energy_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
+    stop_reason = models.CharField(max_length=32, blank=True)
+    closed_by_csms = models.BooleanField(default=False, help_text="Closed without a stop from the charger.")
+    idle_since = models.DateTimeField(null=True, blank=True, help_text="Connected but not charging since.")
+    idle_seconds = models.PositiveIntegerField(default=0, help_text="Idle time before idle_since.")
+    time_spent_charging = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 timeSpentCharging.")
+    seq_nos = models.JSONField(default=list, blank=True, help_text="2.0.1 seqNo values processed.")
+    remote_start_id = models.IntegerField(null=True, blank=True)
+    reservation = models.ForeignKey(
+        Reservation, on_delete=models.SET_NULL, null=True, blank=True, related_name="transactions"
+    )
+    anomalies = models.JSONField(default=list, blank=True, help_text="Meter checks that failed (see metering).")
+    needs_review = models.BooleanField(default=False, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "chargepoints_transaction"
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Ids and 1.6 replay keys repeat (counters reset, clocks at 1970): unique among open sessions.
+            models.UniqueConstraint(
+                fields=["charge_point", "start_key"],
+                condition=Q(status="active"),
+                name="transaction_start_unique_while_active",
+            ),
+        ]
+        indexes = [models.Index(fields=["charge_point", "status"]), models.Index(fields=["id_tag", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"transaction {self.ocpp_id} on {self.charge_point}"
+
+    @property
+    def ocpp_id(self) -> str:
+        """The transactionId the charger uses: our integer in 1.6, its own string in 2.0.1."""
+        return self.ocpp_transaction_id or str(self.pk)
+
+
+class MeterSample(models.Model):
+    """One sampled value exactly as received, with its normalised value (the ledger's provenance)."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="meter_samples")
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.CASCADE, null=True, blank=True, related_name="meter_samples"
+    )
+    evse_id = models.PositiveIntegerField(null=True, blank=True)
+    connector_id = models.PositiveIntegerField(null=True, blank=True)
+    reconciliation_item = models.ForeignKey(
+        "ReconciliationItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="meter_samples",
+        help_text="The parked stop it came in; attaching the stop moves it to the transaction.",
+    )
+    source = models.CharField(max_length=32, help_text="The message it came in (MeterValues, StopTransaction, ...).")
+    timestamp = models.DateTimeField()
+    charger_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="The timestamp as sent, when its receipt was used instead."
+    )
+    measurand = models.CharField(max_length=64)
+    phase = models.CharField(max_length=8, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
+    multiplier = models.SmallIntegerField(default=0, help_text="2.0.1 unitOfMeasure.multiplier (power of ten).")
+    context = models.CharField(max_length=32, blank=True)
+    location = models.CharField(max_length=16, blank=True)
+    format = models.CharField(max_length=16, blank=True)
+    raw_value = models.TextField(help_text="The value as received.")
+    signed_data = models.JSONField(null=True, blank=True, help_text="SignedData / signedMeterValue as received.")
+    value = models.DecimalField(
+        max_digits=24, decimal_places=6, null=True, blank=True, help_text="In the base unit (Wh, W, A, V, ...)."
+    )
+    received_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "chargepoints_metersample"
+        ordering = ["timestamp", "id"]
+        indexes = [models.Index(fields=["transaction", "measurand", "timestamp"])]
+
+    def __str__(self) -> str:
+        at = date_format(localtime(self.timestamp), "DATETIME_FORMAT")
+        return f"{self.measurand} {self.raw_value} {self.unit} at {at}"
+
+
+# --- Reconciliation --------------------------------------------------------------------------
+
+
+class ReconciliationReason(models.TextChoices):
+    UNKNOWN_TRANSACTION = "unknown_transaction", "Stop for an unknown transaction"
+    INVALID_TRANSACTION_ID = "invalid_transaction_id", "Stop with transactionId -1"
+    ALREADY_STOPPED = "already_stopped", "Second stop for a stopped transaction"
+    NULL_ID_TAG = "null_id_tag", "Stop with a null idTag"
+
+
+class ReconciliationState(models.TextChoices):
+    OPEN = "open", "Open"
+    ATTACHED = "attached", "Attached to a transaction"
+    DISCARDED = "discarded", "Discarded"
+
+
+class ReconciliationItem(models.Model):
+    """A stop the CSMS acknowledged but could not simply apply; an operator resolves it."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.PROTECT, related_name="reconciliation_items")
+    reason = models.CharField(max_length=32, choices=ReconciliationReason.choices)
+    state = models.CharField(max_length=16, choices=ReconciliationState.choices, default=ReconciliationState.OPEN)
+    action = models.CharField(max_length=64)
+    ocpp_transaction_id = models.CharField(max_length=36, blank=True, help_text="As the charger sent it.")
+    payload = models.JSONField(help_text="The message as received.")
+    meter_stop_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=32, blank=True)
+    id_tag = models.CharField(max_length=36, blank=True)
+    seq_no = models.BigIntegerField(null=True, blank=True, help_text="2.0.1 seqNo of the parked event.")
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.SET_NULL, null=True, blank=True, related_name="reconciliation_items"
+    )
+    received_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "chargepoints_reconciliationitem"
+        ordering = ["-received_at"]
+        indexes = [models.Index(fields=["state", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} from {self.charge_point} ({self.state})"
+
+
+# --- Charging profiles ---------------------------------------------------------------------
+
+
+class InstalledChargingProfile(models.Model):
+    """A charging profile the CSMS believes is installed: set when the charger accepted it,
+    removed when a ClearChargingProfile it accepted matched it."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="charging_profiles")
+    connector_id = models.PositiveIntegerField(help_text="1.6 connectorId or 2.0.1 evseId; 0 is the whole station.")
+    profile_id = models.IntegerField()
+    purpose = models.CharField(max_length=32)
+    stack_level = models.IntegerField()
+    valid_from = models.DateTimeField(null=True, blank=True)
+    valid_to = models.DateTimeField(null=True, blank=True)
+    profile = models.JSONField()
+    installed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "commands_installedchargingprofile"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge_point", "connector_id", "profile_id"], name="charging_profile_unique_per_connector"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"profile {self.profile_id} on {self.charge_point} connector {self.connector_id}"

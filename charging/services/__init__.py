@@ -1,0 +1,2 @@
+"""Writes of charging sessions, one module per area: authorization, reservations, transactions
+and reconciliation."""

@@ -1,0 +1,242 @@
+"""The meter ledger: every sampled value kept as received, and what the session learns from it.
+
+MeterValues come here (``meter_values_record``); starts and stops store the samples they carry
+with ``samples_store``. A charger's times are judged by ``chargepoints.clock`` first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from chargepoints import clock
+from chargepoints.models import ChargePoint
+from charging import metering
+from charging.metering import Anomaly
+from charging.models import (
+    MeterSample,
+    ReconciliationItem,
+    Transaction,
+    TransactionStatus,
+)
+from charging.services.session_rows import (
+    anomaly_flag,
+    anomaly_unflag,
+    column_int,
+    transaction_named,
+    transaction_save_changes,
+    transactions_open_on_connector,
+)
+from sites.triggers import site_recompute_on_commit
+
+# How far a charger's reading may stand outside its session's time and still belong to it.
+_CLOCK_SLACK = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class SampledValue:
+    """One sampled value as the charger sent it, in version-neutral terms."""
+
+    timestamp: datetime
+    raw_value: str
+    measurand: str = metering.ENERGY_REGISTER
+    phase: str = ""
+    unit: str = "Wh"
+    multiplier: int = 0
+    context: str = ""
+    location: str = ""
+    format: str = ""
+    signed_data: dict[str, Any] | None = None
+    charger_timestamp: datetime | None = None  # as sent, when ``timestamp`` is its receipt instead
+    clock_implausible: bool = False  # the time sent was implausible (chargepoints.clock)
+
+
+def meter_values_record(
+    *,
+    charge_point_id: str,
+    samples: Sequence[SampledValue],
+    connector_id: int | None = None,
+    evse_id: int | None = None,
+    ocpp_transaction_id: str = "",
+) -> Transaction | None:
+    """Store MeterValues, with the session they name, else the one session open on their
+    connector (1.6 leaves the id out, names one the CSMS never issued, 0 included, or names an
+    ended session on readings from after its end), else none: kept all the same. Implausible
+    sample times are replaced by their receipt (``samples_judged``)."""
+    samples = samples_judged(samples, timezone.now())
+    with db_transaction.atomic():
+        session = (
+            transaction_named(charge_point_id, ocpp_transaction_id, with_charge_point=False)
+            if ocpp_transaction_id
+            else None
+        )
+        if session is None or _after_its_end(session, samples):
+            charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+            session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
+        charge_point_pk = session.charge_point_id if session else charge_point.pk
+        samples_store(
+            charge_point_pk, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id
+        )
+        if session is not None:
+            transaction_save_changes(session)
+            site_recompute_on_commit(charge_point_id=charge_point_id)
+    return session
+
+
+def _after_its_end(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Readings naming an ended session, all from after its end: the id of the session before."""
+    end = session.stopped_at
+    return end is not None and bool(samples) and all(s.timestamp > end for s in samples)
+
+
+def _open_on_connector(
+    charge_point: ChargePoint, connector_id: int | None, evse_id: int | None, samples: Sequence[SampledValue]
+) -> Transaction | None:
+    """The one session open on a 1.6 connector, if the readings are not from before it."""
+    if not connector_id or evse_id is not None:
+        return None
+    open_sessions = transactions_open_on_connector(charge_point, connector_id, None)
+    if len(open_sessions) == 1 and all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples):
+        return open_sessions[0]
+    return None
+
+
+def charger_time_judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
+    return clock.charger_time(sent, received_at=received_at, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
+
+
+def samples_judged(samples: Sequence[SampledValue], received_at: datetime) -> list[SampledValue]:
+    """``samples`` judged: a time replaced by ``received_at`` is kept in ``charger_timestamp``."""
+    judged = []
+    for sample in samples:
+        at = charger_time_judged(sample.timestamp, received_at)
+        if at.kept is not None:
+            sample = dataclasses.replace(
+                sample, timestamp=at.at, charger_timestamp=at.kept, clock_implausible=at.implausible
+            )
+        judged.append(sample)
+    return judged
+
+
+def meter_bounded(value: Decimal | None) -> Decimal | None:
+    """A meter value, or None when it is beyond any meter (garbled)."""
+    return value if value is not None and value.is_finite() and abs(value) < metering.MAX_VALUE else None
+
+
+def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]:
+    return [Anomaly.UNPARSEABLE_VALUE] if raw is not None and bounded is None else []
+
+
+def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
+    rows = [_sample_row(None, None, sample, "", None, None, timezone.now()) for sample in samples]
+    return metering.register_readings(metering.Sample.of(row) for row in rows)
+
+
+def last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
+    readings = readings_of(samples)
+    return readings[-1].wh if readings else None
+
+
+def has_begin_reading(samples: Sequence[SampledValue]) -> bool:
+    return any(s.measurand == metering.ENERGY_REGISTER and s.context == "Transaction.Begin" for s in samples)
+
+
+def samples_store(
+    charge_point_pk: int,
+    session: Transaction | None,
+    samples: Iterable[SampledValue],
+    *,
+    source: str,
+    connector_id: int | None = None,
+    evse_id: int | None = None,
+    parked: ReconciliationItem | None = None,
+) -> None:
+    """Keep every sampled value as received (with the parked stop they came in, if any); move the
+    session's live register and baseline. The caller saves ``session``.
+    """
+    now = timezone.now()
+    rows = [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
+    for row in rows:
+        row.reconciliation_item = parked
+    MeterSample.objects.bulk_create(rows)
+    if session is None:
+        return
+    if any(row.value is None and not row.signed_data for row in rows):
+        anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
+    if any(sample.clock_implausible for sample in samples):
+        anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+    readings = metering.register_readings(metering.Sample.of(row) for row in rows)
+    if not readings:
+        return
+    begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
+    if begin:
+        session.meter_start_wh = begin[0].wh
+        anomaly_unflag(session, Anomaly.MISSING_BASELINE)
+    elif session.meter_start_wh is None:
+        session.meter_start_wh = readings[0].wh
+    latest = readings[-1]
+    if session.last_register_at is None or latest.at >= session.last_register_at:
+        session.last_register_wh, session.last_register_at = latest.wh, latest.at
+    if session.status == TransactionStatus.ACTIVE:
+        session.energy_wh = max(session.last_register_wh - session.meter_start_wh, Decimal(0))
+
+
+def _sample_row(
+    charge_point_pk: int | None,
+    session: Transaction | None,
+    sample: SampledValue,
+    source: str,
+    connector_id: int | None,
+    evse_id: int | None,
+    received_at: datetime,
+) -> MeterSample:
+    # Signed data is a blob, not a number, however much it may look like one.
+    number = None if sample.signed_data else metering.parse_decimal(sample.raw_value)
+    value = metering.normalise(number, sample.unit, sample.multiplier) if number is not None else None
+    return MeterSample(
+        charge_point_id=charge_point_pk,
+        transaction=session,
+        evse_id=column_int(evse_id) if session is None else session.evse_id,
+        connector_id=column_int(connector_id) if session is None else session.connector_id,
+        source=source,
+        timestamp=sample.timestamp,
+        charger_timestamp=sample.charger_timestamp,
+        measurand=sample.measurand,
+        phase=sample.phase,
+        unit=sample.unit,
+        multiplier=max(min(sample.multiplier, 32767), -32768),
+        context=sample.context,
+        location=sample.location,
+        format=sample.format,
+        raw_value=sample.raw_value,
+        signed_data=sample.signed_data,
+        value=value,
+        received_at=received_at,
+    )
+
+
+def ledger_readings(session: Transaction) -> list[metering.Reading]:
+    """The session's register readings in time order, its meter start first.
+
+    Readings a little outside the session's time (a Transaction.End sample a second after the
+    stop event) count; a queued reading from another day does not.
+    """
+    end = max(session.stopped_at or session.started_at, session.started_at)
+    rows = MeterSample.objects.filter(
+        transaction=session,
+        measurand=metering.ENERGY_REGISTER,
+        timestamp__gte=session.started_at - _CLOCK_SLACK,
+        timestamp__lte=end + _CLOCK_SLACK,
+    )
+    readings = metering.register_readings(metering.Sample.of(row) for row in rows)
+    if session.meter_start_wh is not None:
+        readings.insert(0, metering.Reading(session.started_at, session.meter_start_wh, "Transaction.Begin"))
+    return readings

@@ -1,0 +1,141 @@
+"""How the session services read, lock, flag and save a transaction row (the steps they share).
+
+One lock order holds for every session write: the charger's row (``charge_point_locked``), then
+the session's. A session read through ``transaction_remember`` is saved with only the columns
+that changed (``transaction_save_changes``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q
+
+from chargepoints.models import ChargePoint
+from charging.metering import Anomaly
+from charging.models import Transaction, TransactionStatus
+
+
+def charge_point_locked(charge_point_id: str) -> ChargePoint:
+    """The charger's row, locked: two copies of one start (a replay racing the original), or of
+    one unknown stop, are serialised, so the second finds what the first wrote.
+
+    FOR NO KEY UPDATE: rows that merely refer to the charger (samples, billing records) take
+    KEY SHARE locks, which this does not block, so one lock order (charger row, then session)
+    holds for every session write.
+    """
+    return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
+
+
+def transaction_named(
+    charge_point_id: str, ocpp_transaction_id: str, *, with_charge_point: bool = True
+) -> Transaction | None:
+    """The session a charger names (our integer id in 1.6, its own transactionId in 2.0.1), locked:
+    messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
+    charger's row out (meter values only need its id; reading ~25 more columns costs more than
+    the rest of the query)."""
+    by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
+    if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
+        by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
+    sessions = Transaction.objects.select_for_update(of=("self",))
+    if with_charge_point:
+        sessions = sessions.select_related("charge_point")
+    sessions = sessions.filter(by_id, charge_point__charge_point_id=charge_point_id)
+    return transaction_remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
+
+
+def transactions_open_on_connector(
+    charge_point: ChargePoint, connector_id: int, evse_id: int | None
+) -> list[Transaction]:
+    """The sessions open on a connector (a 2.0.1 EVSE), locked."""
+    where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
+    sessions = (
+        Transaction.objects.select_for_update(of=("self",))
+        .select_related("charge_point")
+        .filter(where, charge_point=charge_point, status=TransactionStatus.ACTIVE)
+    )
+    return [transaction_remember(session) for session in sessions]
+
+
+# Columns a session's save compares with what was read; the timestamps are Django's to set.
+_TRACKED = [
+    field.attname
+    for field in Transaction._meta.concrete_fields
+    if not field.primary_key and field.name not in ("created_at", "updated_at")
+]
+
+
+def transaction_remember(session: Transaction | None) -> Transaction | None:
+    """Note the values ``session`` holds now, so that ``transaction_save_changes`` writes only what changes."""
+    if session is not None:
+        session._csms_loaded = {name: _copied(getattr(session, name)) for name in _TRACKED}
+    return session
+
+
+def _copied(value: Any) -> Any:
+    """JSON columns are lists and dicts, which code may change in place; the rest are immutable."""
+    return copy.copy(value) if isinstance(value, (list, dict)) else value
+
+
+def transaction_save_changes(session: Transaction) -> None:
+    """Save the columns that changed since the session was read, if any (building an UPDATE of
+    30 columns costs several times one of three); a session read elsewhere is saved whole."""
+    loaded = getattr(session, "_csms_loaded", None)
+    if loaded is None:
+        session.save()
+        return
+    changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
+    if changed:
+        session.save(update_fields=[*changed, "updated_at"])
+        transaction_remember(session)
+
+
+def seq_no_seen(session: Transaction, seq_no: int | None) -> bool:
+    """Whether this 2.0.1 seqNo was processed already (a replay); records it otherwise."""
+    if seq_no is None:
+        return False
+    if seq_no in session.seq_nos:
+        return True
+    session.seq_nos = [*session.seq_nos, seq_no]
+    return False
+
+
+def anomaly_flag(session: Transaction, code: str) -> None:
+    if code not in session.anomalies:
+        session.anomalies = [*session.anomalies, code]
+    session.needs_review = any(flagged in Anomaly.REVIEW for flagged in session.anomalies)
+
+
+def anomaly_unflag(session: Transaction, code: str) -> None:
+    session.anomalies = [flagged for flagged in session.anomalies if flagged != code]
+    session.needs_review = any(flagged in Anomaly.REVIEW for flagged in session.anomalies)
+
+
+def column_int(value: int | None) -> int | None:
+    """An id or count from a charger that fits the column (an absurd one is dropped, not fatal)."""
+    return value if value is not None and 0 <= value < 2**31 else None
+
+
+def fractional(value: Decimal | None) -> bool:
+    return value is not None and value != value.to_integral_value()
+
+
+def seconds_between(start: datetime, end: datetime) -> int:
+    return max(int((end - start).total_seconds()), 0)
+
+
+def charging_state_apply(session: Transaction, *, charging: bool, at: datetime) -> None:
+    if not charging and session.idle_since is None:
+        session.idle_since = at
+    elif charging and session.idle_since is not None:
+        session.idle_seconds += seconds_between(session.idle_since, at)
+        session.idle_since = None
+
+
+def stored_id_tag(id_tag: str) -> str:
+    """An over-long id tag (accepted, never authorized: no registered tag is longer) as the column keeps it."""
+    return id_tag[: Transaction._meta.get_field("id_tag").max_length]

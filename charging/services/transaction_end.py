@@ -1,0 +1,131 @@
+"""How a session ends: its energy derived from the ledger, its meter checked, its bill written.
+
+A charger's stop (``transaction_stop``), a parked stop attached by an operator, a reboot or a newer
+session on the connector all end in ``transaction_finish``. Idle time is tracked here too.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+
+from billing.services import billing_record_write
+from chargepoints.models import ChargePoint
+from charging import events, metering
+from charging.metering import Anomaly
+from charging.models import Transaction, TransactionStatus
+from charging.services.meter_ledger import ledger_readings
+from charging.services.session_rows import (
+    anomaly_flag,
+    anomaly_unflag,
+    charging_state_apply,
+    fractional,
+    seconds_between,
+    transaction_save_changes,
+    transactions_open_on_connector,
+)
+from sites.triggers import site_recompute_on_commit
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
+
+# Anomalies found by deriving the energy at the end; recomputed whenever a session is finished again.
+_DERIVED_ANOMALIES = frozenset(
+    {
+        Anomaly.NON_MONOTONIC_REGISTER,
+        Anomaly.IMPLAUSIBLE_JUMP,
+        Anomaly.ZERO_BASELINE,
+        Anomaly.CLOSED_BY_CSMS,
+        Anomaly.ENDED_BEFORE_STARTED,
+        Anomaly.MISSING_READINGS,
+    }
+)
+
+
+def transaction_charging_state_set(
+    *, charge_point: ChargePoint, connector_id: int, evse_id: int | None, charging: bool, at: datetime
+) -> None:
+    """Track idle time (connected, not charging) of the connector's active session, for idle fees."""
+    for session in transactions_open_on_connector(charge_point, connector_id, evse_id):
+        charging_state_apply(session, charging=charging, at=at)
+        session.save(update_fields=["idle_since", "idle_seconds", "updated_at"])
+
+
+def transactions_close_after_reboot(
+    *, charge_point: ChargePoint, connector_id: int, evse_id: int | None, at: datetime
+) -> list[Transaction]:
+    """The connector is Available after a reboot: its sessions from before the boot are over.
+
+    The charger never sent their stop (or sends it later: then that stop replaces this close).
+    It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
+    back). Energy is what the last register reading shows; the session is flagged for review.
+    """
+    if charge_point.last_boot_at is None:
+        return []
+    closed = []
+    for session in transactions_open_on_connector(charge_point, connector_id, evse_id):
+        if session.started_at >= charge_point.last_boot_at:
+            continue
+        stopped_at = at if at >= session.started_at else charge_point.last_boot_at
+        transaction_finish(
+            session=session,
+            stopped_at=stopped_at,
+            meter_stop_wh=None,
+            reason="Reboot",
+            stop_id_tag="",
+            closed_by_csms=True,
+        )
+        closed.append(session)
+    return closed
+
+
+def transaction_finish(
+    *,
+    session: Transaction,
+    stopped_at: datetime,
+    meter_stop_wh: Decimal | None,
+    reason: str,
+    stop_id_tag: str,
+    closed_by_csms: bool = False,
+) -> Transaction:
+    """End ``session``: derive its energy from the ledger, check the meter, write its billing record.
+
+    An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
+    its duration counts as 0 s.
+    """
+    session.status = TransactionStatus.ENDED
+    session.stopped_at = stopped_at
+    session.stop_reason = reason
+    session.stop_id_tag = stop_id_tag
+    session.closed_by_csms = closed_by_csms
+    if session.idle_since is not None:
+        session.idle_seconds += seconds_between(session.idle_since, stopped_at)
+        session.idle_since = None
+    if session.ocpp_version == "1.6" and fractional(meter_stop_wh):  # 1.6 says integer Wh
+        anomaly_flag(session, Anomaly.FRACTIONAL_WH)
+    readings = ledger_readings(session)
+    if meter_stop_wh is None and readings:
+        meter_stop_wh = readings[-1].wh
+    session.meter_stop_wh = meter_stop_wh
+    if meter_stop_wh is not None:
+        readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
+    result = metering.derive_energy(
+        readings,
+        max_power_w=Decimal(settings.CSMS_METER_MAX_POWER_KW) * 1000,
+        jump_tolerance_wh=Decimal(settings.CSMS_METER_JUMP_TOLERANCE_WH),
+    )
+    session.energy_wh = result.energy_wh
+    for code in _DERIVED_ANOMALIES:  # found again below if they still hold
+        anomaly_unflag(session, code)
+    for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
+        anomaly_flag(session, code)
+    if stopped_at < session.started_at:
+        anomaly_flag(session, Anomaly.ENDED_BEFORE_STARTED)
+    if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
+        anomaly_flag(session, Anomaly.MISSING_READINGS)
+    transaction_save_changes(session)
+    webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
+    site_recompute_on_commit(charge_point_pk=session.charge_point_id)
+    billing_record_write(transaction=session)
+    return session

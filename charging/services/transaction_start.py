@@ -1,0 +1,358 @@
+"""How a session starts, for both OCPP versions: 1.6 StartTransaction and 2.0.1
+TransactionEvent(Started, and every Updated) end in ``transaction_start``.
+
+Chargers replay queued messages after a reconnect, lose transaction ids and reboot mid-session:
+a start finds the session a replay of it opened, a 2.0.1 event adds to its session, and a new
+session closes the one its stop was lost for. The stop is ``transaction_stop``, the meter ledger
+``meter_ledger``, the end ``transaction_end``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from chargepoints.clock import ChargerTime
+from chargepoints.models import ChargePoint
+from charging import events, selectors
+from charging.metering import Anomaly
+from charging.models import (
+    AuthorizationStatus,
+    ReconciliationItem,
+    ReconciliationReason,
+    ReconciliationState,
+    Reservation,
+    ReservationStatus,
+    Transaction,
+    TransactionStatus,
+)
+from charging.selectors import IdTagInfo
+from charging.services.meter_ledger import (
+    SampledValue,
+    charger_time_judged,
+    has_begin_reading,
+    meter_bounded,
+    meter_value_notes,
+    readings_of,
+    samples_judged,
+    samples_store,
+)
+from charging.services.reconciliation import (
+    ReconciliationError,
+    reconciliation_item_attach,
+)
+from charging.services.session_rows import (
+    anomaly_flag,
+    anomaly_unflag,
+    charge_point_locked,
+    charging_state_apply,
+    column_int,
+    fractional,
+    seq_no_seen,
+    stored_id_tag,
+    transaction_remember,
+    transaction_save_changes,
+    transactions_open_on_connector,
+)
+from charging.services.transaction_end import transaction_finish
+from sites.triggers import site_recompute_on_commit
+from webhooks.models import EventType
+from webhooks.services import webhook_event_emit
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartRequest:
+    """A start, or a 2.0.1 event of a session, in version-neutral terms (the handlers build it).
+
+    ``start_key`` identifies a replay of the same start. ``started_at`` is the charger's time.
+    ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken
+    came). ``charging``: whether the EV draws power (None: not said). 2.0.1 has no meter start in
+    the message (``meter_start_wh`` None): it is the Transaction.Begin register reading, or the
+    first one; ``baseline_expected``: a session without one is flagged for review (an offline
+    start, or one first seen through a later event). ``seq_no``: the 2.0.1 event's seqNo (None in
+    1.6). ``started_event``: a 2.0.1 Started event.
+    """
+
+    charge_point_id: str
+    ocpp_version: str
+    start_key: str
+    started_at: datetime
+    connector_id: int | None = None
+    evse_id: int | None = None
+    id_tag: str = ""
+    id_token_type: str = ""
+    authorize: bool = True
+    charging: bool | None = None
+    meter_start_wh: Decimal | None = None
+    ocpp_transaction_id: str = ""
+    reservation_id: int | None = None
+    remote_start_id: int | None = None
+    samples: Sequence[SampledValue] = ()
+    seq_no: int | None = None
+    time_spent_charging: int | None = None
+    baseline_expected: bool = True
+    started_event: bool = False
+
+
+@dataclass(frozen=True)
+class StartResult:
+    transaction: Transaction
+    id_tag_info: IdTagInfo | None
+
+
+def transaction_start(request: StartRequest) -> StartResult:
+    """Open a session, or find the one a replayed start (same ``start_key``) opened.
+
+    1. Judge the charger's times (``chargepoints.clock``): a receipt standing in for an
+       implausible start is kept in ``charger_started_at`` and flags ``clock_implausible``.
+    2. Authorize the id tag, if asked.
+    3. Find the session this start opened before, unless its key is reused (``_reused``).
+    4. Known: a 2.0.1 event with a new seqNo adds to it (readings, charging state, and whatever it
+       knew that the session did not: an earlier start, EVSE, id token, reservation).
+    5. Unknown (events arrive out of order too): open it, close the older session still open on
+       its connector (its stop was lost), and end it at once if its Ended was parked before it.
+    """
+    now = timezone.now()
+    start = charger_time_judged(request.started_at, now)
+    with db_transaction.atomic():
+        info = (
+            selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
+            if request.authorize
+            else None
+        )
+        request = dataclasses.replace(
+            request,
+            started_at=start.at,
+            samples=samples_judged(request.samples, now),
+            id_tag=stored_id_tag(request.id_tag),
+            start_key=_stored_start_key(request.start_key),
+        )
+        existing, charge_point = _started_before(request)
+        if existing is not None:
+            return StartResult(existing, _event_add(existing, request, start, info))
+        assert charge_point is not None  # a start that may open a session holds the charger's lock
+        session = _session_open(charge_point, request, start, info)
+    return StartResult(session, info)
+
+
+def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePoint | None]:
+    """The session this start opened before, and the charger's row (locked) when it may open one.
+
+    A known 2.0.1 session (every Updated event) is locked on its own row; only a start that may
+    open one takes the charger's lock, then looks (again) under it.
+    """
+    existing = _started_by(request.charge_point_id, request.start_key) if request.seq_no is not None else None
+    if existing is not None and not _reused(existing, request):
+        return existing, None
+    charge_point = charge_point_locked(request.charge_point_id)
+    existing = _started_by(request.charge_point_id, request.start_key)
+    if existing is not None and _reused(existing, request):
+        existing = None
+    return existing, charge_point
+
+
+def _event_add(
+    session: Transaction, request: StartRequest, start: ChargerTime, info: IdTagInfo | None
+) -> IdTagInfo | None:
+    """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); the answer's
+    authorization: this start's, else the one the session started with."""
+    if request.seq_no is not None and not seq_no_seen(session, request.seq_no):
+        if start.implausible:
+            anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+        _event_merge(session, request.started_at, request.samples, request.baseline_expected)
+        _fill_blanks(session, request, info)
+        _consume_reservation(session, request.reservation_id)
+        _event_apply(session, request)
+        transaction_save_changes(session)
+        if session.status == TransactionStatus.ENDED:  # it changes what the ended session cost
+            transaction_finish(
+                session=session,
+                stopped_at=session.stopped_at or request.started_at,
+                meter_stop_wh=session.meter_stop_wh,
+                reason=session.stop_reason,
+                stop_id_tag=session.stop_id_tag,
+                closed_by_csms=session.closed_by_csms,
+            )
+    if info is None and session.id_tag_status:
+        return IdTagInfo(status=session.id_tag_status)
+    return info
+
+
+def _session_open(
+    charge_point: ChargePoint, request: StartRequest, start: ChargerTime, info: IdTagInfo | None
+) -> Transaction:
+    """A new session: created, checked, its connector and reservation settled, announced."""
+    meter_start = meter_bounded(request.meter_start_wh)
+    session = transaction_remember(
+        Transaction.objects.create(
+            charge_point=charge_point,
+            ocpp_version=request.ocpp_version,
+            ocpp_transaction_id=request.ocpp_transaction_id,
+            start_key=request.start_key,
+            evse_id=column_int(request.evse_id),
+            connector_id=column_int(request.connector_id),
+            id_tag=request.id_tag,
+            id_token_type=request.id_token_type,
+            id_tag_status=info.status if info else "",
+            started_at=request.started_at,
+            charger_started_at=start.kept,
+            meter_start_wh=meter_start,
+            remote_start_id=column_int(request.remote_start_id),
+            seq_nos=[request.seq_no] if request.seq_no is not None else [],
+        )
+    )
+    _start_checks(session, request, start, meter_start)
+    _close_superseded(session)
+    _consume_reservation(session, request.reservation_id)
+    _event_apply(session, request)
+    if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
+        anomaly_flag(session, Anomaly.MISSING_BASELINE)
+    transaction_save_changes(session)
+    webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
+    site_recompute_on_commit(charge_point_id=request.charge_point_id)
+    _apply_parked_end(session)
+    return session
+
+
+def _start_checks(session: Transaction, request: StartRequest, start: ChargerTime, meter_start: Decimal | None) -> None:
+    """Flag what is off in the start itself: its meter start, its clock, its token."""
+    for code in meter_value_notes(request.meter_start_wh, meter_start):
+        anomaly_flag(session, code)
+    if start.implausible:
+        anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+    _token_check(session)
+    if fractional(meter_start):  # a 1.6 meterStart (integer Wh in the spec)
+        anomaly_flag(session, Anomaly.FRACTIONAL_WH)
+
+
+def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
+    """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked:
+    the open one, else the latest ended. Without the charger's row: an event for a known session
+    needs only its id."""
+    return transaction_remember(
+        Transaction.objects.select_for_update(of=("self",))
+        .filter(charge_point__charge_point_id=charge_point_id, start_key=start_key)
+        .order_by("status", "-pk")  # "active" sorts before "ended"
+        .first()
+    )
+
+
+def _reused(session: Transaction, request: StartRequest) -> bool:
+    """Whether a start naming ended ``session`` is a new session that reuses its key.
+
+    1.6: when the charger stopped that session itself (it had its id, so it is not resending
+    its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
+    a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
+    the session's end (ids that are counters restart); a late event of the session is within it.
+    """
+    if session.status != TransactionStatus.ENDED:
+        return False
+    if request.seq_no is None:
+        return not session.closed_by_csms or session.charger_started_at is not None
+    return request.started_event and session.stopped_at is not None and request.started_at > session.stopped_at
+
+
+def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:
+    """What a later 2.0.1 event knows that the session does not yet (a token tapped after plug-in)."""
+    if session.evse_id is None:
+        session.evse_id = column_int(request.evse_id)
+    if session.connector_id is None:
+        session.connector_id = column_int(request.connector_id)
+    if not session.id_tag and request.id_tag:
+        session.id_tag, session.id_token_type = request.id_tag, request.id_token_type
+        session.id_tag_status = info.status if info else ""
+        _token_check(session)
+    if session.remote_start_id is None:
+        session.remote_start_id = column_int(request.remote_start_id)
+
+
+def _event_apply(session: Transaction, request: StartRequest) -> None:
+    """What every start or event carries: its samples, the charging state, the time spent charging."""
+    samples_store(session.charge_point_id, session, request.samples, source="TransactionStart")
+    if request.charging is not None and session.status == TransactionStatus.ACTIVE:
+        charging_state_apply(session, charging=request.charging, at=request.started_at)
+    if request.time_spent_charging is not None:
+        session.time_spent_charging = column_int(request.time_spent_charging)
+
+
+def _close_superseded(session: Transaction) -> None:
+    """Sessions still open on the new session's connector from before it lost their stop."""
+    if session.connector_id is None and session.evse_id is None:
+        return
+    for older in transactions_open_on_connector(session.charge_point, session.connector_id, session.evse_id):
+        if older.pk != session.pk and older.started_at <= session.started_at:
+            transaction_finish(
+                session=older,
+                stopped_at=session.started_at,
+                meter_stop_wh=None,
+                reason="Superseded",
+                stop_id_tag="",
+                closed_by_csms=True,
+            )
+
+
+def _apply_parked_end(session: Transaction) -> None:
+    """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now."""
+    if not session.ocpp_transaction_id:
+        return
+    parked = ReconciliationItem.objects.filter(
+        charge_point=session.charge_point,
+        reason=ReconciliationReason.UNKNOWN_TRANSACTION,
+        state=ReconciliationState.OPEN,
+        ocpp_transaction_id=session.ocpp_transaction_id,
+    ).first()
+    # Ids that are counters repeat after a reset: an old stop never ends a session it predates.
+    if parked is None or parked.stopped_at is None or parked.stopped_at < session.started_at:
+        return
+    if parked.seq_no is not None:
+        seq_no_seen(session, parked.seq_no)
+        session.save(update_fields=["seq_nos", "updated_at"])
+    with contextlib.suppress(ReconciliationError):  # an operator resolved it a moment ago
+        reconciliation_item_attach(item=parked, transaction=session, user_id=None)
+
+
+def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledValue], baseline_expected: bool) -> None:
+    """A 2.0.1 event earlier than anything seen of its session (its late Started) starts it:
+    its time is the start, its first register reading the meter start."""
+    if at >= session.started_at:
+        return
+    session.started_at = at
+    readings = readings_of(samples)
+    if readings:
+        session.meter_start_wh = readings[0].wh
+    if readings or not baseline_expected:
+        anomaly_unflag(session, Anomaly.MISSING_BASELINE)
+
+
+def _token_check(session: Transaction) -> None:
+    """A session on a token the CSMS answered Invalid, Blocked, Expired, ... is billed, and flagged."""
+    if session.id_tag and session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
+        anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
+
+
+def _consume_reservation(session: Transaction, reservation_id: int | None) -> None:
+    if reservation_id is None:
+        return
+    reservation = Reservation.objects.filter(
+        charge_point_id=session.charge_point_id, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
+    ).first()
+    if reservation is None:
+        return
+    reservation.status = ReservationStatus.USED
+    reservation.save(update_fields=["status", "updated_at"])
+    session.reservation = reservation
+
+
+def _stored_start_key(start_key: str) -> str:
+    """A start key that fits its column: one built from an over-long id tag becomes its SHA-256."""
+    if len(start_key) <= Transaction._meta.get_field("start_key").max_length:
+        return start_key
+    return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()

@@ -1,0 +1,201 @@
+"""A charger's stop (1.6 StopTransaction, 2.0.1 TransactionEvent Ended): always answerable.
+
+What cannot simply be applied is parked as a reconciliation item for an operator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from chargepoints.clock import ChargerTime
+from chargepoints.models import ChargePoint
+from charging import selectors
+from charging.metering import Anomaly
+from charging.models import (
+    ReconciliationItem,
+    ReconciliationReason,
+    ReconciliationState,
+    Transaction,
+    TransactionStatus,
+)
+from charging.selectors import IdTagInfo
+from charging.services.meter_ledger import (
+    SampledValue,
+    charger_time_judged,
+    last_register_wh,
+    meter_bounded,
+    meter_value_notes,
+    samples_judged,
+    samples_store,
+)
+from charging.services.session_rows import (
+    anomaly_flag,
+    charge_point_locked,
+    column_int,
+    seq_no_seen,
+    stored_id_tag,
+    transaction_named,
+    transaction_save_changes,
+)
+from charging.services.transaction_end import transaction_finish
+
+
+@dataclass(frozen=True)
+class StopResult:
+    transaction: Transaction | None
+    id_tag_info: IdTagInfo | None
+    reconciliation_item: ReconciliationItem | None = None
+
+
+def transaction_stop(
+    *,
+    charge_point_id: str,
+    ocpp_transaction_id: str,
+    stopped_at: datetime,
+    action: str,
+    payload: dict[str, Any],
+    meter_stop_wh: Decimal | None = None,
+    reason: str = "",
+    id_tag: str = "",
+    id_tag_null: bool = False,
+    id_token_type: str = "",
+    samples: Sequence[SampledValue] = (),
+    seq_no: int | None = None,
+    time_spent_charging: int | None = None,
+) -> StopResult:
+    """End a session (StopTransaction, TransactionEvent Ended). Always answerable.
+
+    1. Judge the charger's time (as in ``transaction_start``) and authorize the id tag, if any.
+    2. Find the session it names; the meter stop is ``meter_stop_wh`` or, without one (2.0.1),
+       the stop's last register reading.
+    3. Park what cannot simply be applied for reconciliation: transactionId -1 (or any negative
+       id), an unknown session, a second stop for an ended session.
+    4. Acknowledge a replay (a seqNo seen, or a resent copy of the stop that ended the session)
+       and change nothing.
+    5. End the session; a session the CSMS closed itself (reboot, superseded) takes the
+       charger's late stop as the real one. Then park an explicit null idTag.
+    """
+    now = timezone.now()
+    stop = charger_time_judged(stopped_at, now)
+    samples = samples_judged(samples, now)
+    with db_transaction.atomic():
+        info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
+        id_tag = stored_id_tag(id_tag)
+        session = transaction_named(charge_point_id, ocpp_transaction_id)
+        # An unknown session's stop is parked under the charger's lock: resent copies park once.
+        charge_point = session.charge_point if session else charge_point_locked(charge_point_id)
+        meter_stop = meter_bounded(meter_stop_wh)
+        if meter_stop is None:
+            meter_stop = last_register_wh(samples)
+        park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop, stop.at, reason, id_tag, seq_no)
+        if session is None:
+            return StopResult(None, info, _unknown_stop_park(park, charge_point, action, ocpp_transaction_id, samples))
+        if seq_no_seen(session, seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
+            transaction_save_changes(session)
+            return StopResult(session, info)
+        samples_store(charge_point.pk, session, samples, source=action)
+        if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
+            transaction_save_changes(session)
+            return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
+        _stop_checks(session, stop, meter_stop_wh, meter_stop, time_spent_charging)
+        transaction_finish(
+            session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
+        )
+        item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if id_tag_null else None
+    return StopResult(session, info, item)
+
+
+def _unknown_stop_park(
+    park: _Parker, charge_point: ChargePoint, action: str, ocpp_transaction_id: str, samples: Sequence[SampledValue]
+) -> ReconciliationItem:
+    """Park the stop of a session the CSMS does not know, with its samples (once: a resent copy
+    brings the same samples again)."""
+    negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
+    item, new = park(
+        ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
+    )
+    if new:
+        samples_store(charge_point.pk, None, samples, source=action, parked=item)
+    return item
+
+
+def _stop_checks(
+    session: Transaction,
+    stop: ChargerTime,
+    meter_stop_wh: Decimal | None,
+    meter_stop: Decimal | None,
+    time_spent_charging: int | None,
+) -> None:
+    """What the stop itself says about the session: time spent charging, a garbled meter stop,
+    its time as sent (when its receipt stands in), an implausible clock."""
+    if time_spent_charging is not None:
+        session.time_spent_charging = column_int(time_spent_charging)
+    for code in meter_value_notes(meter_stop_wh, meter_stop):
+        anomaly_flag(session, code)
+    session.charger_stopped_at = stop.kept
+    if stop.implausible:
+        anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+
+
+def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: datetime | None) -> bool:
+    """The very stop that ended the session, sent again (its answer got lost): same meter stop
+    and the same time as the charger sent it."""
+    return (
+        session.status == TransactionStatus.ENDED
+        and not session.closed_by_csms
+        and session.meter_stop_wh == meter_stop
+        and (session.charger_stopped_at or session.stopped_at) == sent_at
+    )
+
+
+class _Parker:
+    """Parks a stop that could not simply be applied, with what it said."""
+
+    def __init__(
+        self,
+        charge_point: ChargePoint,
+        action: str,
+        ocpp_transaction_id: str,
+        payload: dict[str, Any],
+        meter_stop_wh: Decimal | None,
+        stopped_at: datetime,
+        reason: str,
+        id_tag: str,
+        seq_no: int | None,
+    ) -> None:
+        self.fields = {
+            "charge_point": charge_point,
+            "action": action,
+            "ocpp_transaction_id": ocpp_transaction_id[:36],
+            "payload": _json_safe(payload),
+            "meter_stop_wh": meter_stop_wh,
+            "stop_reason": reason,
+            "id_tag": id_tag,
+            "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
+        }
+        self.stopped_at = stopped_at
+
+    def __call__(self, reason: str, session: Transaction | None = None) -> tuple[ReconciliationItem, bool]:
+        """The open item for this stop, and whether it is new: a resent copy is not parked twice.
+        A copy is recognised by what it said (the payload has the charger's time); ``stopped_at``
+        may be its receipt (an implausible clock), which differs from copy to copy."""
+        open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self.fields)
+        item = ReconciliationItem.objects.filter(**open_item).first()
+        if item is not None:
+            return item, False
+        created = ReconciliationItem.objects.create(received_at=timezone.now(), stopped_at=self.stopped_at, **open_item)
+        return created, True
+
+
+def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as JSON can store it: NaN and Infinity (which Python's JSON allows) as text."""
+    return json.loads(json.dumps(payload, default=str), parse_constant=str)

@@ -1,0 +1,81 @@
+"""The API of id tags and charging sessions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+
+from charging import selectors
+from charging.models import IdTag, Transaction
+from charging.serializers import (
+    IdTagSerializer,
+    MeterSampleSerializer,
+    TransactionFilterSerializer,
+    TransactionSerializer,
+)
+from charging.services import authorization
+from kernel.api_errors import ApiError
+
+
+class IdTagViewSet(viewsets.ModelViewSet):
+    """Who may charge: 1.6 id tags and 2.0.1 id tokens, addressed by the tag (any case)."""
+
+    serializer_class = IdTagSerializer
+    lookup_field = "id_tag"
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[IdTag]:
+        return IdTag.objects.select_related("parent")
+
+    def get_object(self) -> IdTag:
+        id_tag = self.kwargs["id_tag"]
+        found = selectors.id_tag_find(id_tag=id_tag)
+        if found is None:
+            raise ApiError(404, "NotFound", f"Id tag {id_tag!r} is not registered.", id_tag=id_tag)
+        return found
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = _id_tag_save(serializer.validated_data)
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        _id_tag_save(serializer.validated_data, serializer.instance)
+
+
+def _id_tag_save(fields: dict[str, Any], tag: IdTag | None = None) -> IdTag:
+    try:
+        return authorization.id_tag_save(tag=tag, **fields)
+    except authorization.IdTagAlreadyExists as exists:
+        raise ApiError(409, "Conflict", str(exists), id_tag=exists.id_tag) from None
+
+
+@extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))
+class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Charging sessions of both OCPP versions, newest first."""
+
+    serializer_class = TransactionSerializer
+    lookup_value_regex = "[^/]+"
+
+    def get_queryset(self) -> QuerySet[Transaction]:
+        filters = TransactionFilterSerializer.parse(self.request.query_params)
+        return selectors.transaction_list(**filters)
+
+    def get_object(self) -> Transaction:
+        pk = self.kwargs["pk"]
+        try:
+            return selectors.transaction_list().get(pk=pk)
+        except (Transaction.DoesNotExist, ValueError):
+            raise ApiError(404, "NotFound", f"No transaction {pk}.") from None
+
+    @extend_schema(responses=MeterSampleSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="meter-values", pagination_class=None)
+    def meter_values(self, request: Request, pk: str) -> Response:
+        """Every sampled value of the session as received, with its value in the base unit."""
+        samples = self.get_object().meter_samples.order_by("timestamp", "id")
+        return Response(MeterSampleSerializer(samples, many=True).data)
