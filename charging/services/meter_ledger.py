@@ -136,7 +136,7 @@ def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]
 
 
 def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
-    rows = [_sample_row(None, None, sample, "", None, None, timezone.now()) for sample in samples]
+    rows = [_sample_row(0, None, sample, "", None, None, timezone.now()) for sample in samples]  # unsaved rows
     return metering.register_readings(metering.Sample.of(row) for row in rows)
 
 
@@ -185,12 +185,12 @@ def samples_store(
     latest = readings[-1]
     if session.last_register_at is None or latest.at >= session.last_register_at:
         session.last_register_wh, session.last_register_at = latest.wh, latest.at
-    if session.status == TransactionStatus.ACTIVE:
+    if session.status == TransactionStatus.ACTIVE and session.last_register_wh is not None:
         session.energy_wh = max(session.last_register_wh - session.meter_start_wh, Decimal(0))
 
 
 def _sample_row(
-    charge_point_pk: int | None,
+    charge_point_pk: int,
     session: Transaction | None,
     sample: SampledValue,
     source: str,

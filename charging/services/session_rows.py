@@ -11,7 +11,7 @@ import copy
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, overload
 
 from django.db.models import Q
 
@@ -49,7 +49,7 @@ def transaction_named(
 
 
 def transactions_open_on_connector(
-    charge_point: ChargePoint, connector_id: int, evse_id: int | None
+    charge_point: ChargePoint, connector_id: int | None, evse_id: int | None
 ) -> list[Transaction]:
     """The sessions open on a connector (a 2.0.1 EVSE), locked."""
     where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
@@ -69,10 +69,19 @@ _TRACKED = [
 ]
 
 
+@overload
+def transaction_remember(session: Transaction) -> Transaction: ...
+
+
+@overload
+def transaction_remember(session: None) -> None: ...
+
+
 def transaction_remember(session: Transaction | None) -> Transaction | None:
     """Note the values ``session`` holds now, so that ``transaction_save_changes`` writes only what changes."""
     if session is not None:
-        session._csms_loaded = {name: _copied(getattr(session, name)) for name in _TRACKED}
+        # The values as read, kept on the instance (not a model field, hence the ignore).
+        session._csms_loaded = {name: _copied(getattr(session, name)) for name in _TRACKED}  # type: ignore[attr-defined]
     return session
 
 

@@ -353,6 +353,8 @@ def _consume_reservation(session: Transaction, reservation_id: int | None) -> No
 
 def _stored_start_key(start_key: str) -> str:
     """A start key that fits its column: one built from an over-long id tag becomes its SHA-256."""
-    if len(start_key) <= Transaction._meta.get_field("start_key").max_length:
+    max_length = Transaction._meta.get_field("start_key").max_length
+    assert max_length is not None  # a CharField's
+    if len(start_key) <= max_length:
         return start_key
     return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()
