@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, ProtectedError, Q, Value, When
 from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
@@ -26,6 +26,8 @@ from chargepoints.models import (
     Heartbeat,
     LifecycleState,
     OcppMessage,
+    Transaction,
+    TransactionStatus,
 )
 from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
 from kernel.charger_connections import connection_close_sync
@@ -420,17 +422,13 @@ def connector_status_set(
     judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
     timestamp = judged.at
     with transaction.atomic():
-        charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
-            charge_point_id=charge_point_id
-        )
         # The charger's row first, as every session write does (one lock order, no deadlock).
-        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
-        connector, _ = Connector.objects.select_for_update().get_or_create(
-            charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
-        )
+        charge_point = _charge_point_seen_now(charge_point_id, now)
+        connector = _connector_locked(charge_point, evse_id, connector_id)
         if _status_superseded(connector, timestamp, charge_point.last_boot_at):
             return connector
-        _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
+        if (charging is not None or status == "Available") and _has_active_sessions(charge_point, connector_id, evse_id):
+            _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
         if connector.status != status or connector.error_code != error_code:
             webhook_event_emit(
                 event_type=EventType.CONNECTOR_STATUS_CHANGED,
@@ -451,8 +449,93 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.charger_timestamp = judged.kept
-        connector.save()
+        connector.updated_at = timezone.now()
+        _connector_status_write(connector)
     return connector
+
+
+# The StatusNotification path in plain statements on PostgreSQL: the ORM's compiler and model
+# machinery cost several times the statements themselves on the gateway's busiest path (issue 15).
+# Elsewhere (SQLite, whose raw cursors return naive times) the same steps go through the ORM.
+_STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
+                   "charger_timestamp", "updated_at")  # fmt: skip
+_CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STATUS_COLUMNS)
+
+
+def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:
+    """Set the charger's ``last_seen`` (which locks its row) and return its id and last boot;
+    ``ChargePoint.DoesNotExist`` for an unknown id."""
+    if connection.vendor != "postgresql":
+        charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
+            charge_point_id=charge_point_id
+        )
+        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
+        return charge_point
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(ChargePoint._meta.db_table)} SET last_seen = %s WHERE charge_point_id = %s"
+            " RETURNING id, last_boot_at",
+            [now, charge_point_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
+    return ChargePoint.from_db("default", ["id", "charge_point_id", "last_boot_at"], [row[0], charge_point_id, row[1]])
+
+
+def _connector_locked(charge_point: ChargePoint, evse_id: int | None, connector_id: int) -> Connector:
+    """The connector's row, locked; created (through the ORM) the first time it is named."""
+    row = None
+    if connection.vendor == "postgresql":
+        row = _connector_row_locked(charge_point, evse_id, connector_id)
+    if row is None:
+        connector, _ = Connector.objects.select_for_update().get_or_create(
+            charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
+        )
+        return connector
+    return Connector.from_db("default", list(_CONNECTOR_COLUMNS), list(row))
+
+
+def _connector_row_locked(charge_point: ChargePoint, evse_id: int | None, connector_id: int) -> tuple[Any, ...] | None:
+    quote = connection.ops.quote_name
+    evse = "evse_id IS NULL" if evse_id is None else "evse_id = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(map(quote, _CONNECTOR_COLUMNS))} FROM {quote(Connector._meta.db_table)}"
+            f" WHERE charge_point_id = %s AND connector_id = %s AND {evse} FOR UPDATE",
+            [charge_point.pk, connector_id] + ([] if evse_id is None else [evse_id]),
+        )
+        return cursor.fetchone()
+
+
+def _connector_status_write(connector: Connector) -> None:
+    if connection.vendor != "postgresql":
+        connector.save()
+        return
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column)} = %s" for column in _STATUS_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Connector._meta.db_table)} SET {assignments} WHERE id = %s",
+            [getattr(connector, column) for column in _STATUS_COLUMNS] + [connector.pk],
+        )
+
+
+def _has_active_sessions(charge_point: ChargePoint, connector_id: int, evse_id: int | None) -> bool:
+    """Whether a session is open on the connector: most statuses have none to follow."""
+    if connection.vendor != "postgresql":
+        where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
+        return Transaction.objects.filter(where, charge_point=charge_point, status=TransactionStatus.ACTIVE).exists()
+    quote = connection.ops.quote_name
+    where = "evse_id = %s" if evse_id is not None else "connector_id = %s AND evse_id IS NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {quote(Transaction._meta.db_table)} WHERE charge_point_id = %s AND status = %s"
+            f" AND {where} LIMIT 1",
+            [charge_point.pk, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
+        )
+        return cursor.fetchone() is not None
 
 
 def _status_superseded(connector: Connector, timestamp: datetime, last_boot_at: datetime | None) -> bool:
