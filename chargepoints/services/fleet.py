@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, Model, ProtectedError, Q, Value, When
+from django.db.models import Case, F, ProtectedError, Q, Value, When
 from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from chargepoints.models import (
 )
 from chargepoints.services.transactions import transaction_charging_state_set, transactions_close_after_reboot
 from kernel.charger_connections import connection_close_sync
+from kernel.plain_sql import rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
@@ -388,7 +389,7 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
             ChargePoint.objects.filter(pk__in=ids.values()).update(last_heartbeat=at_each, last_seen=at_each)
         rows = [(ids[h.charge_point_id], h.received_at) for h in heartbeats if h.charge_point_id in ids]
         if connection.vendor == "postgresql":
-            _rows_copied(Heartbeat, ("charge_point_id", "received_at"), rows)
+            rows_copied(Heartbeat, ("charge_point_id", "received_at"), rows)
         else:
             Heartbeat.objects.bulk_create(Heartbeat(charge_point_id=pk, received_at=at) for pk, at in rows)
     return len(rows)
@@ -595,23 +596,13 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
         if frame.charge_point_id in ids
     ]
     if connection.vendor == "postgresql":
-        _rows_copied(OcppMessage, _LOGGED_FRAME_COLUMNS, rows)
+        rows_copied(OcppMessage, _LOGGED_FRAME_COLUMNS, rows)
     else:
         OcppMessage.objects.bulk_create(OcppMessage(**dict(zip(_LOGGED_FRAME_COLUMNS, row))) for row in rows)
     return len(rows)
 
 
 _LOGGED_FRAME_COLUMNS = ("charge_point_id", "direction", "message_type", "unique_id", "action", "frame", "created_at")
-
-
-def _rows_copied(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """``rows`` (values of ``columns``, in order) into ``model``'s table with one COPY (PostgreSQL):
-    no model instance per row, and psycopg converts the values in C."""
-    quote = connection.ops.quote_name
-    names = ", ".join(map(quote, columns))
-    with connection.cursor() as cursor, cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
 
 
 def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str]:

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db import transaction as db_transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -40,6 +41,7 @@ from chargepoints.models import (
     TransactionStatus,
 )
 from chargepoints.selectors import IdTagInfo
+from kernel.plain_sql import columns_of, instances_copied, model_rows
 from sites.triggers import site_recompute_on_commit
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
@@ -433,6 +435,12 @@ def _transaction_for(
     messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
     charger's row out (meter values only need its id; reading ~25 more columns costs more than
     the rest of the query)."""
+    if not with_charge_point and connection.vendor == "postgresql":
+        condition, params = "t.ocpp_transaction_id = %s", [ocpp_transaction_id]
+        if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
+            condition += " OR (t.id = %s AND t.ocpp_transaction_id = '')"
+            params.append(int(ocpp_transaction_id))
+        return _remember(_session_locked(charge_point_id, condition, params))
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
     if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
@@ -443,10 +451,28 @@ def _transaction_for(
     return _remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
 
 
+def _session_locked(charge_point_id: str, condition: str, params: list[Any]) -> Transaction | None:
+    """The charger's session meeting ``condition`` (SQL on ``t``), locked, the open one first, then
+    the latest: the ORM queries of ``_transaction_for`` (without the charger's row) and
+    ``_started_by`` as one plain statement (``kernel.plain_sql``), which every MeterValues and
+    2.0.1 TransactionEvent makes."""
+    quote = connection.ops.quote_name
+    sessions = model_rows(
+        Transaction,
+        f"SELECT {columns_of(Transaction, 't')} FROM {quote(Transaction._meta.db_table)} t"
+        f" WHERE t.charge_point_id = (SELECT id FROM {quote(ChargePoint._meta.db_table)} WHERE charge_point_id = %s)"
+        f" AND ({condition}) ORDER BY t.status, t.id DESC LIMIT 1 FOR UPDATE OF t",  # "active" before "ended"
+        [charge_point_id, *params],
+    )
+    return sessions[0] if sessions else None
+
+
 def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
     """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked:
     the open one, else the latest ended. Without the charger's row: an event for a known session
     needs only its id."""
+    if connection.vendor == "postgresql":
+        return _remember(_session_locked(charge_point_id, "t.start_key = %s", [start_key]))
     return _remember(
         Transaction.objects.select_for_update(of=("self",))
         .filter(charge_point__charge_point_id=charge_point_id, start_key=start_key)
@@ -743,7 +769,10 @@ def _samples_store(
     rows = [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
     for row in rows:
         row.reconciliation_item = parked
-    MeterSample.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        instances_copied(MeterSample, rows)
+    else:
+        MeterSample.objects.bulk_create(rows)
     if session is None:
         return
     if any(row.value is None and not row.signed_data for row in rows):

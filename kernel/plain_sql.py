@@ -1,0 +1,80 @@
+"""Model instances read with a plain statement, for the gateway's busiest reads (issue 15).
+
+Building a query through the ORM (filters, joins, ordering, compiling) costs several times
+running it; a statement written once as text skips that and still yields the model instances
+the services expect: the same columns, converted as the ORM converts them (JSON, decimals).
+Rows are written with COPY likewise. PostgreSQL only: callers keep the ORM for other databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import connection
+from django.db.models import Model
+
+M = TypeVar("M", bound=Model)
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def columns_of(model: type[Model], alias: str) -> str:
+    """The select list ``model_rows`` needs: every concrete column, qualified by ``alias``, in model order."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
+
+
+def model_rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
+    """``model`` instances for the rows of ``sql``, whose select list is ``columns_of(model, ...)``."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    converters = _converters(model)
+    instances = []
+    for row in rows:
+        values = list(row)
+        for index, expression, functions in converters:
+            for convert in functions:
+                values[index] = convert(values[index], expression, connection)
+        instances.append(model.from_db(connection.alias, _attnames(model), values))
+    return instances
+
+
+@cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+@cache
+def _converters(model: type[Model]) -> list[tuple[int, Any, list[Converter]]]:
+    """Per column that has any: the backend's and the field's converters, as the ORM applies them."""
+    found = []
+    for index, field in enumerate(model._meta.concrete_fields):
+        column = field.get_col(model._meta.db_table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            found.append((index, column, functions))
+    return found
+
+
+def rows_copied(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``rows`` (values of ``columns``, in order) into ``model``'s table with one COPY: no model
+    instance nor INSERT to compile per row, and psycopg converts the values in C."""
+    quote = connection.ops.quote_name
+    names = ", ".join(map(quote, columns))
+    with connection.cursor() as cursor, cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def instances_copied(model: type[M], instances: Sequence[M]) -> None:
+    """``bulk_create(instances)`` as one COPY, for a model whose primary key the database sets;
+    the instances' primary keys stay unset (None)."""
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    rows = (
+        [field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields]
+        for instance in instances
+    )
+    rows_copied(model, [field.column for field in fields], rows)
