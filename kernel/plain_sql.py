@@ -26,20 +26,31 @@ def columns_of(model: type[Model], alias: str) -> str:
     return ", ".join(f"{alias}.{quote(field.column)}" for field in model._meta.concrete_fields)
 
 
-def model_rows(model: type[M], sql: str, params: Sequence[Any]) -> list[M]:
-    """``model`` instances for the rows of ``sql``, whose select list is ``columns_of(model, ...)``."""
+def model_rows(
+    model: type[M], sql: str, params: Sequence[Any], *, related: tuple[str, type[Model]] | None = None
+) -> list[M]:
+    """``model`` instances for the rows of ``sql``, whose select list is ``columns_of(model, ...)``,
+    then, with ``related`` (a foreign key's name and its model), ``columns_of(that model, ...)``:
+    the instances come with that row attached, as ``select_related`` gives them."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    converters = _converters(model)
+    width = len(model._meta.concrete_fields)
     instances = []
     for row in rows:
-        values = list(row)
-        for index, expression, functions in converters:
-            for convert in functions:
-                values[index] = convert(values[index], expression, connection)
-        instances.append(model.from_db(connection.alias, _attnames(model), values))
+        instance = _instance(model, row[:width])
+        if related is not None:
+            setattr(instance, related[0], _instance(related[1], row[width:]))
+        instances.append(instance)
     return instances
+
+
+def _instance(model: type[M], row: Sequence[Any]) -> M:
+    values = list(row)
+    for index, expression, functions in _converters(model):
+        for convert in functions:
+            values[index] = convert(values[index], expression, connection)
+    return model.from_db(connection.alias, _attnames(model), values)
 
 
 @cache

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db import transaction as db_transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from chargepoints import clock, events, metering, selectors
@@ -425,7 +425,21 @@ def _locked_charge_point(charge_point_id: str) -> ChargePoint:
     KEY SHARE locks, which this does not block, so one lock order (charger row, then session)
     holds for every session write.
     """
-    return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
+    if connection.vendor != "postgresql":
+        return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
+    found = model_rows(
+        ChargePoint,
+        f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c WHERE c.charge_point_id = %s"
+        " FOR NO KEY UPDATE",
+        [charge_point_id],
+    )
+    if not found:
+        raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
+    return found[0]
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def _transaction_for(
@@ -435,12 +449,12 @@ def _transaction_for(
     messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
     charger's row out (meter values only need its id; reading ~25 more columns costs more than
     the rest of the query)."""
-    if not with_charge_point and connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":
         condition, params = "t.ocpp_transaction_id = %s", [ocpp_transaction_id]
         if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
             condition += " OR (t.id = %s AND t.ocpp_transaction_id = '')"
             params.append(int(ocpp_transaction_id))
-        return _remember(_session_locked(charge_point_id, condition, params))
+        return _remember(_session_locked(charge_point_id, condition, params, with_charge_point=with_charge_point))
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
     if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
@@ -451,18 +465,21 @@ def _transaction_for(
     return _remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
 
 
-def _session_locked(charge_point_id: str, condition: str, params: list[Any]) -> Transaction | None:
+def _session_locked(
+    charge_point_id: str, condition: str, params: list[Any], *, with_charge_point: bool = False
+) -> Transaction | None:
     """The charger's session meeting ``condition`` (SQL on ``t``), locked, the open one first, then
-    the latest: the ORM queries of ``_transaction_for`` (without the charger's row) and
-    ``_started_by`` as one plain statement (``kernel.plain_sql``), which every MeterValues and
-    2.0.1 TransactionEvent makes."""
-    quote = connection.ops.quote_name
+    the latest (with its charger's row if asked): the ORM queries of ``_transaction_for`` and
+    ``_started_by`` as one plain statement (``kernel.plain_sql``), which every MeterValues, stop
+    and 2.0.1 TransactionEvent makes."""
+    charger = f", {columns_of(ChargePoint, 'c')}" if with_charge_point else ""
     sessions = model_rows(
         Transaction,
-        f"SELECT {columns_of(Transaction, 't')} FROM {quote(Transaction._meta.db_table)} t"
-        f" WHERE t.charge_point_id = (SELECT id FROM {quote(ChargePoint._meta.db_table)} WHERE charge_point_id = %s)"
+        f"SELECT {columns_of(Transaction, 't')}{charger} FROM {_table(Transaction)} t"
+        f" JOIN {_table(ChargePoint)} c ON c.id = t.charge_point_id WHERE c.charge_point_id = %s"
         f" AND ({condition}) ORDER BY t.status, t.id DESC LIMIT 1 FOR UPDATE OF t",  # "active" before "ended"
         [charge_point_id, *params],
+        related=("charge_point", ChargePoint) if with_charge_point else None,
     )
     return sessions[0] if sessions else None
 
@@ -497,6 +514,20 @@ def _reused(session: Transaction, seq_no: int | None, started_event: bool, at: d
 
 
 def _active_on_connector(charge_point: ChargePoint, connector_id: int, evse_id: int | None) -> list[Transaction]:
+    if connection.vendor == "postgresql":
+        where = "t.evse_id = %s" if evse_id is not None else "t.connector_id = %s AND t.evse_id IS NULL"
+        return [
+            _remember(session)
+            for session in model_rows(
+                Transaction,
+                f"SELECT {columns_of(Transaction, 't')}, {columns_of(ChargePoint, 'c')} FROM {_table(Transaction)} t"
+                f" JOIN {_table(ChargePoint)} c ON c.id = t.charge_point_id"
+                f" WHERE t.charge_point_id = %s AND t.status = %s AND {where}"
+                " ORDER BY t.started_at DESC, t.id DESC FOR UPDATE OF t",  # the model's ordering
+                [charge_point.pk, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
+                related=("charge_point", ChargePoint),
+            )
+        ]
     where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
     sessions = (
         Transaction.objects.select_for_update(of=("self",))
