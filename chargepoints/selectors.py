@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -30,6 +31,7 @@ from chargepoints.models import (
     TransactionStatus,
 )
 from chargepoints.passwords import charger_password_matches
+from kernel.plain_sql import columns_of, model_rows
 
 
 def charge_point_get(*, charge_point_id: str) -> ChargePoint:
@@ -91,6 +93,16 @@ class IdTagInfo:
 def id_tag_find(*, id_tag: str) -> IdTag | None:
     """The id tag, matched ignoring case as OCPP requires, with its parent."""
     # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
+    if connection.vendor == "postgresql":  # every Authorize and start: one plain statement (kernel.plain_sql)
+        table = connection.ops.quote_name(IdTag._meta.db_table)
+        found = model_rows(
+            IdTag,
+            f"SELECT {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM {table} t"
+            f" LEFT JOIN {table} p ON p.id = t.parent_id WHERE LOWER(t.id_tag) = %s LIMIT 1",
+            [id_tag.lower()],
+            related=("parent", IdTag),
+        )
+        return found[0] if found else None
     return IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
@@ -39,8 +39,11 @@ def model_rows(
     instances = []
     for row in rows:
         instance = _instance(model, row[:width])
-        if related is not None:
-            setattr(instance, related[0], _instance(related[1], row[width:]))
+        if related is not None:  # a LEFT JOIN that found none: None, as select_related gives
+            related_row = row[width:]
+            related_model = related[1]
+            found = related_row[related_model._meta.concrete_fields.index(related_model._meta.pk)] is not None
+            setattr(instance, related[0], _instance(related_model, related_row) if found else None)
         instances.append(instance)
     return instances
 
@@ -89,3 +92,20 @@ def instances_copied(model: type[M], instances: Sequence[M]) -> None:
         for instance in instances
     )
     rows_copied(model, [field.column for field in fields], rows)
+
+
+def instance_updated(instance: Model, attnames: Sequence[str]) -> None:
+    """``instance.save(update_fields=attnames)`` as one plain UPDATE: its ``auto_now`` columns are
+    set too; ``DatabaseError`` when the row is gone, as ``save`` raises."""
+    meta = instance._meta
+    fields = [meta.get_field(name) for name in attnames]
+    fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
+    values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", [*values, instance.pk]
+        )
+        if cursor.rowcount == 0:
+            raise DatabaseError("Save with update_fields did not affect any rows.")

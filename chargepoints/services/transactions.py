@@ -41,7 +41,7 @@ from chargepoints.models import (
     TransactionStatus,
 )
 from chargepoints.selectors import IdTagInfo
-from kernel.plain_sql import columns_of, instances_copied, model_rows
+from kernel.plain_sql import columns_of, instance_updated, instances_copied, model_rows
 from sites.triggers import site_recompute_on_commit
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
@@ -566,7 +566,10 @@ def _save(session: Transaction) -> None:
         return
     changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
     if changed:
-        session.save(update_fields=[*changed, "updated_at"])
+        if connection.vendor == "postgresql":
+            instance_updated(session, changed)  # and updated_at
+        else:
+            session.save(update_fields=[*changed, "updated_at"])
         _remember(session)
 
 
