@@ -5,12 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import ProtectedError
 
 from billing import events, pricing, selectors
 from billing.models import BillingRecord, Tariff
 from charging.models import Transaction
+from kernel.plain_sql import column_of
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -56,9 +57,9 @@ def billing_record_write(*, transaction: Transaction) -> BillingRecord:
         idle = duration - charging
     energy = transaction.energy_wh or Decimal(0)
     priced = pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
-    record, _ = BillingRecord.objects.update_or_create(
-        transaction=transaction,
-        defaults={
+    record = _record_written(
+        transaction,
+        {
             "tariff": tariff,
             "charge_point_identity": charge_point.charge_point_id,
             "id_tag": transaction.id_tag,
@@ -75,6 +76,31 @@ def billing_record_write(*, transaction: Transaction) -> BillingRecord:
         },
     )
     webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
+    return record
+
+
+def _record_written(transaction: Transaction, values: dict[str, Any]) -> BillingRecord:
+    """``update_or_create`` of the session's record, as one ``INSERT ... ON CONFLICT`` on
+    PostgreSQL (every stop writes one; issue 15): the record holds ``values`` as given."""
+    if connection.vendor != "postgresql":
+        record, _ = BillingRecord.objects.update_or_create(transaction=transaction, defaults=values)
+        return record
+    record = BillingRecord(transaction=transaction, **values)
+    fields = [field for field in BillingRecord._meta.concrete_fields if not field.primary_key]
+    params = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    columns = [quote(column_of(field)) for field in fields]
+    kept = {quote("transaction_id"), quote("created_at")}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(BillingRecord._meta.db_table)} ({', '.join(columns)})"
+            f" VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({quote('transaction_id')}) DO UPDATE SET "
+            + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in kept)
+            + f" RETURNING {quote('id')}, {quote('created_at')}",
+            params,
+        )
+        record.pk, record.created_at = cursor.fetchone()
+    record._state.adding = False
     return record
 
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from kernel.plain_sql import columns_of, model_rows
 
 # --- Authorization ---------------------------------------------------------------------------
 
@@ -36,6 +38,16 @@ class IdTagInfo:
 def id_tag_find(*, id_tag: str) -> IdTag | None:
     """The id tag, matched ignoring case as OCPP requires, with its parent."""
     # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
+    if connection.vendor == "postgresql":  # every Authorize and start: one plain statement (kernel.plain_sql)
+        table = connection.ops.quote_name(IdTag._meta.db_table)
+        found = model_rows(
+            IdTag,
+            f"SELECT {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM {table} t"
+            f" LEFT JOIN {table} p ON p.id = t.parent_id WHERE LOWER(t.id_tag) = %s LIMIT 1",
+            [id_tag.lower()],
+            related=("parent", IdTag),
+        )
+        return found[0] if found else None
     return IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
 
 
@@ -148,3 +160,20 @@ def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
     power_samples = (replace(s, measurand=metering.ENERGY_REGISTER) for s in samples if s.measurand == POWER_MEASURAND)
     power = [(reading.at, reading.wh) for reading in metering.register_readings(power_samples)]
     return MeterSeries(energy_wh=energy, power_w=power)
+
+
+def transactions_open_exist(*, charge_point: ChargePoint, connector_id: int, evse_id: int | None) -> bool:
+    """Whether a session is open on the connector (a 2.0.1 EVSE): most statuses have none to follow.
+    One plain statement on PostgreSQL (every StatusNotification asks)."""
+    if connection.vendor != "postgresql":
+        where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
+        return Transaction.objects.filter(where, charge_point=charge_point, status=TransactionStatus.ACTIVE).exists()
+    quote = connection.ops.quote_name
+    on_connector = "evse_id = %s" if evse_id is not None else "connector_id = %s AND evse_id IS NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {quote(Transaction._meta.db_table)} WHERE charge_point_id = %s AND status = %s"
+            f" AND {on_connector} LIMIT 1",
+            [charge_point.pk, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
+        )
+        return cursor.fetchone() is not None

@@ -9,6 +9,7 @@ the ``ocpp`` package's, which handlers' keyword arguments and answers go through
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from kernel import ocpp_package
@@ -17,11 +18,15 @@ _CUSTOM_DATA = {"customData", "custom_data"}
 _VENDOR_ID = {"vendorId", "vendor_id"}
 
 
+# Every frame converts the same few hundred OCPP names; the package's regular expressions ran
+# for each key of each frame. Bounded: keys come from chargers.
+@lru_cache(maxsize=4096)
 def snake_name(name: str) -> str:
     """``name`` (an OCPP field or action) in snake_case: ``BootNotification`` -> ``boot_notification``."""
     return next(iter(ocpp_package.package_snake_case({name: None})))
 
 
+@lru_cache(maxsize=4096)
 def camel_name(name: str) -> str:
     return next(iter(ocpp_package.package_camel_case({name: None})))
 

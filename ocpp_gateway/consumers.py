@@ -175,7 +175,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         metrics.charger_connected(ocpp_version=self.ocpp_version)  # disconnect() takes it back once router is set
-        self.router.state_loaded(commissioned=connection.commissioned, profile=connection.profile)
+        self.router.state_loaded(
+            commissioned=connection.commissioned, profile=connection.profile, boot_identity=connection.boot_identity
+        )
         self._last_seen_written = self._last_message_at = time.monotonic()
         self._heartbeat_interval = connection.heartbeat_interval
         # Never coarser than half the heartbeat interval, or the offline sweep could fire early.

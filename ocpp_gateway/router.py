@@ -142,10 +142,15 @@ class OcppRouter(RoutedChargePoint):
         self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_FRAMES_PER_SECOND, burst=settings.CSMS_FRAME_BURST)
         self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
+        self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
 
-    def state_loaded(self, *, commissioned: bool, profile: ChargerProfile) -> None:
-        """What the handshake loaded (services.attachment): the first message looks nothing up."""
+    def state_loaded(
+        self, *, commissioned: bool, profile: ChargerProfile, boot_identity: tuple[str, str, str] = ("", "", "")
+    ) -> None:
+        """What the handshake loaded (services.attachment): the first message looks nothing up, nor
+        does the first BootNotification when it names the model the profile was loaded for."""
         self._is_commissioned, self._profile = commissioned, profile
+        self._handshake_boot_identity = boot_identity if boot_identity[0] else None
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = timezone.now()
@@ -241,7 +246,11 @@ class OcppRouter(RoutedChargePoint):
         When the lookup fails (the database is away) the connection is strict until its next boot.
         """
         if msg is not None and msg.action == "BootNotification":
-            vendor, model, firmware = leniency.boot_identity(ocpp_version=self._ocpp_version, payload=msg.payload)
+            identity = leniency.boot_identity(ocpp_version=self._ocpp_version, payload=msg.payload)
+            loaded_for, self._handshake_boot_identity = self._handshake_boot_identity, None
+            if identity == loaded_for and self._profile is not None:  # just read by the handshake
+                return self._profile
+            vendor, model, firmware = identity
             lookup = partial(selectors.charger_profile_for, vendor=vendor, model=model, firmware_version=firmware)
         elif self._profile is None:
             lookup = partial(selectors.charge_point_profile, charge_point_id=self.id)

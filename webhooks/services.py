@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -46,6 +46,8 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
 
     Delivery is queued when that transaction commits, so a rolled-back cause sends nothing.
     """
+    if not _may_have_subscribers(event_type):
+        return []
     subscriptions = [s for s in WebhookSubscription.objects.filter(active=True) if event_type in s.events]
     if not subscriptions:
         return []
@@ -65,6 +67,20 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
     ids = [str(delivery.id) for delivery in deliveries]
     transaction.on_commit(lambda: _queue_delivery(ids))
     return deliveries
+
+
+def _may_have_subscribers(event_type: str) -> bool:
+    """False when no active subscription can receive ``event_type``: a plain statement on PostgreSQL,
+    for the OCPP messages that emit an event nobody subscribed to (issue 15); True elsewhere."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {connection.ops.quote_name(WebhookSubscription._meta.db_table)}"
+            " WHERE active AND (jsonb_typeof(events) <> 'array' OR events ? %s) LIMIT 1",
+            [event_type],
+        )
+        return cursor.fetchone() is not None
 
 
 def _queue_delivery(delivery_ids: list[str]) -> None:

@@ -17,13 +17,15 @@ class Attachment:
 
     ``replaced_channel``: the older connection this one replaces ("" if none), for the caller to
     close; ``heartbeat_interval`` in s; ``commissioned``: the charger may use the network;
-    ``profile``: its model's quirks and strictness, from the model it last booted as.
+    ``profile``: its model's quirks and strictness, from the model it last booted as;
+    ``boot_identity``: that model, as (vendor, model, firmware version).
     """
 
     replaced_channel: str
     heartbeat_interval: int
     commissioned: bool
     profile: ChargerProfile
+    boot_identity: tuple[str, str, str] = ("", "", "")
 
 
 def charge_point_attach(
@@ -48,4 +50,5 @@ def charge_point_attach(
         heartbeat_interval=connection.heartbeat_interval,
         commissioned=connection.commissioned,
         profile=selectors.charger_profile_for(vendor=vendor, model=model, firmware_version=firmware_version),
+        boot_identity=connection.boot_identity,
     )

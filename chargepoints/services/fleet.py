@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, F, ProtectedError, Q, Value, When
 from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
@@ -28,11 +28,13 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from charging.selectors import transactions_open_exist
 from charging.services.transaction_end import (
     transaction_charging_state_set,
     transactions_close_after_reboot,
 )
 from kernel.charger_connections import connection_close_sync
+from kernel.plain_sql import rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
@@ -386,12 +388,11 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
         if ids:
             at_each = Case(*(When(pk=ids[cp], then=Value(at)) for cp, at in latest.items() if cp in ids))
             ChargePoint.objects.filter(pk__in=ids.values()).update(last_heartbeat=at_each, last_seen=at_each)
-        rows = [
-            Heartbeat(charge_point_id=ids[h.charge_point_id], received_at=h.received_at)
-            for h in heartbeats
-            if h.charge_point_id in ids
-        ]
-        Heartbeat.objects.bulk_create(rows)
+        rows = [(ids[h.charge_point_id], h.received_at) for h in heartbeats if h.charge_point_id in ids]
+        if connection.vendor == "postgresql":
+            rows_copied(Heartbeat, ("charge_point_id", "received_at"), rows)
+        else:
+            Heartbeat.objects.bulk_create(Heartbeat(charge_point_id=pk, received_at=at) for pk, at in rows)
     return len(rows)
 
 
@@ -422,17 +423,14 @@ def connector_status_set(
     judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
     timestamp = judged.at
     with transaction.atomic():
-        charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
-            charge_point_id=charge_point_id
-        )
         # The charger's row first, as every session write does (one lock order, no deadlock).
-        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
-        connector, _ = Connector.objects.select_for_update().get_or_create(
-            charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
-        )
+        charge_point = _charge_point_seen_now(charge_point_id, now)
+        connector = _connector_locked(charge_point, evse_id, connector_id)
         if _status_superseded(connector, timestamp, charge_point.last_boot_at):
             return connector
-        _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
+        follows = charging is not None or status == "Available"
+        if follows and transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id):
+            _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
         if connector.status != status or connector.error_code != error_code:
             webhook_event_emit(
                 event_type=EventType.CONNECTOR_STATUS_CHANGED,
@@ -453,8 +451,77 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.charger_timestamp = judged.kept
-        connector.save()
+        connector.updated_at = timezone.now()
+        _connector_status_write(connector)
     return connector
+
+
+# The StatusNotification path in plain statements on PostgreSQL: the ORM's compiler and model
+# machinery cost several times the statements themselves on the gateway's busiest path (issue 15).
+# Elsewhere (SQLite, whose raw cursors return naive times) the same steps go through the ORM.
+_STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
+                   "charger_timestamp", "updated_at")  # fmt: skip
+_CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STATUS_COLUMNS)
+
+
+def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:
+    """Set the charger's ``last_seen`` (which locks its row) and return its id and last boot;
+    ``ChargePoint.DoesNotExist`` for an unknown id."""
+    if connection.vendor != "postgresql":
+        charge_point = ChargePoint.objects.only("pk", "charge_point_id", "last_boot_at").get(
+            charge_point_id=charge_point_id
+        )
+        ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
+        return charge_point
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(ChargePoint._meta.db_table)} SET last_seen = %s WHERE charge_point_id = %s"
+            " RETURNING id, last_boot_at",
+            [now, charge_point_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
+    return ChargePoint.from_db("default", ["id", "charge_point_id", "last_boot_at"], [row[0], charge_point_id, row[1]])
+
+
+def _connector_locked(charge_point: ChargePoint, evse_id: int | None, connector_id: int) -> Connector:
+    """The connector's row, locked; created (through the ORM) the first time it is named."""
+    row = None
+    if connection.vendor == "postgresql":
+        row = _connector_row_locked(charge_point, evse_id, connector_id)
+    if row is None:
+        connector, _ = Connector.objects.select_for_update().get_or_create(
+            charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
+        )
+        return connector
+    return Connector.from_db("default", list(_CONNECTOR_COLUMNS), list(row))
+
+
+def _connector_row_locked(charge_point: ChargePoint, evse_id: int | None, connector_id: int) -> tuple[Any, ...] | None:
+    quote = connection.ops.quote_name
+    evse = "evse_id IS NULL" if evse_id is None else "evse_id = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(map(quote, _CONNECTOR_COLUMNS))} FROM {quote(Connector._meta.db_table)}"
+            f" WHERE charge_point_id = %s AND connector_id = %s AND {evse} FOR UPDATE",
+            [charge_point.pk, connector_id] + ([] if evse_id is None else [evse_id]),
+        )
+        return cursor.fetchone()
+
+
+def _connector_status_write(connector: Connector) -> None:
+    if connection.vendor != "postgresql":
+        connector.save()
+        return
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column)} = %s" for column in _STATUS_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(Connector._meta.db_table)} SET {assignments} WHERE id = %s",
+            [getattr(connector, column) for column in _STATUS_COLUMNS] + [connector.pk],
+        )
 
 
 def _status_superseded(connector: Connector, timestamp: datetime, last_boot_at: datetime | None) -> bool:
@@ -491,7 +558,8 @@ class LoggedFrame:
 
 
 def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
-    """Store a batch of logged frames in one INSERT; frames of deleted chargers are dropped.
+    """Store a batch of logged frames in one COPY (one INSERT off PostgreSQL); frames of deleted
+    chargers are dropped.
 
     Text PostgreSQL cannot store (NUL, lone surrogates) is kept as its JSON escape (``\\u0000``).
     """
@@ -501,20 +569,27 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
         )
     )
     rows = [
-        OcppMessage(
-            charge_point_id=ids[frame.charge_point_id],
-            direction=frame.direction,
-            message_type=frame.message_type,
-            unique_id=text_escaped(frame.unique_id)[:64],
-            action=text_escaped(frame.action)[:64],
-            frame=text_escaped(frame.frame),
-            created_at=frame.created_at,
+        (
+            ids[frame.charge_point_id],
+            frame.direction,
+            frame.message_type,
+            text_escaped(frame.unique_id)[:64],
+            text_escaped(frame.action)[:64],
+            text_escaped(frame.frame),
+            frame.created_at,
         )
         for frame in frames
         if frame.charge_point_id in ids
     ]
-    OcppMessage.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        rows_copied(OcppMessage, _LOGGED_FRAME_COLUMNS, rows)
+    else:
+        messages = (OcppMessage(**dict(zip(_LOGGED_FRAME_COLUMNS, row, strict=True))) for row in rows)
+        OcppMessage.objects.bulk_create(messages)
     return len(rows)
+
+
+_LOGGED_FRAME_COLUMNS = ("charge_point_id", "direction", "message_type", "unique_id", "action", "frame", "created_at")
 
 
 def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str]:

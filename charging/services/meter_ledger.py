@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -35,6 +36,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
+from kernel.plain_sql import instances_copied
 from sites.triggers import site_recompute_on_commit
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
@@ -166,7 +168,10 @@ def samples_store(
     rows = [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
     for row in rows:
         row.reconciliation_item = parked
-    MeterSample.objects.bulk_create(rows)
+    if connection.vendor == "postgresql":
+        instances_copied(MeterSample, rows)
+    else:
+        MeterSample.objects.bulk_create(rows)
     if session is None:
         return
     if any(row.value is None and not row.signed_data for row in rows):

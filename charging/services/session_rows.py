@@ -13,11 +13,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, overload
 
-from django.db.models import Q
+from django.db import connection
+from django.db.models import Model, Q
 
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
+from kernel.plain_sql import columns_of, instance_updated, model_rows
 
 
 def charge_point_locked(charge_point_id: str) -> ChargePoint:
@@ -28,7 +30,21 @@ def charge_point_locked(charge_point_id: str) -> ChargePoint:
     KEY SHARE locks, which this does not block, so one lock order (charger row, then session)
     holds for every session write.
     """
-    return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
+    if connection.vendor != "postgresql":
+        return ChargePoint.objects.select_for_update(no_key=True).get(charge_point_id=charge_point_id)
+    found = model_rows(
+        ChargePoint,
+        f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c WHERE c.charge_point_id = %s"
+        " FOR NO KEY UPDATE",
+        [charge_point_id],
+    )
+    if not found:
+        raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
+    return found[0]
+
+
+def _table(model: type[Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
 
 def transaction_named(
@@ -38,6 +54,14 @@ def transaction_named(
     messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
     charger's row out (meter values only need its id; reading ~25 more columns costs more than
     the rest of the query)."""
+    if connection.vendor == "postgresql":
+        condition, params = "t.ocpp_transaction_id = %s", list[Any]([ocpp_transaction_id])
+        if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
+            condition += " OR (t.id = %s AND t.ocpp_transaction_id = '')"
+            params.append(int(ocpp_transaction_id))
+        return transaction_remember(
+            transaction_locked_where(charge_point_id, condition, params, with_charge_point=with_charge_point)
+        )
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
     if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
@@ -48,10 +72,43 @@ def transaction_named(
     return transaction_remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
 
 
+def transaction_locked_where(
+    charge_point_id: str, condition: str, params: list[Any], *, with_charge_point: bool = False
+) -> Transaction | None:
+    """The charger's session meeting ``condition`` (SQL on ``t``), locked, the open one first, then
+    the latest (with its charger's row if asked): on PostgreSQL, the ORM queries of
+    ``transaction_named`` and a start's lookup by its key as one plain statement
+    (``kernel.plain_sql``), which every MeterValues, stop and 2.0.1 TransactionEvent makes."""
+    charger = f", {columns_of(ChargePoint, 'c')}" if with_charge_point else ""
+    sessions = model_rows(
+        Transaction,
+        f"SELECT {columns_of(Transaction, 't')}{charger} FROM {_table(Transaction)} t"
+        f" JOIN {_table(ChargePoint)} c ON c.id = t.charge_point_id WHERE c.charge_point_id = %s"
+        f" AND ({condition}) ORDER BY t.status, t.id DESC LIMIT 1 FOR UPDATE OF t",  # "active" before "ended"
+        [charge_point_id, *params],
+        related=("charge_point", ChargePoint) if with_charge_point else None,
+    )
+    return sessions[0] if sessions else None
+
+
 def transactions_open_on_connector(
     charge_point: ChargePoint, connector_id: int | None, evse_id: int | None
 ) -> list[Transaction]:
     """The sessions open on a connector (a 2.0.1 EVSE), locked."""
+    if connection.vendor == "postgresql":
+        on_connector = "t.evse_id = %s" if evse_id is not None else "t.connector_id = %s AND t.evse_id IS NULL"
+        return [
+            transaction_remember(session)
+            for session in model_rows(
+                Transaction,
+                f"SELECT {columns_of(Transaction, 't')}, {columns_of(ChargePoint, 'c')} FROM {_table(Transaction)} t"
+                f" JOIN {_table(ChargePoint)} c ON c.id = t.charge_point_id"
+                f" WHERE t.charge_point_id = %s AND t.status = %s AND {on_connector}"
+                " ORDER BY t.started_at DESC, t.id DESC FOR UPDATE OF t",  # the model's ordering
+                [charge_point.pk, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
+                related=("charge_point", ChargePoint),
+            )
+        ]
     where = Q(evse_id=evse_id) if evse_id is not None else Q(connector_id=connector_id, evse_id__isnull=True)
     sessions = (
         Transaction.objects.select_for_update(of=("self",))
@@ -99,7 +156,10 @@ def transaction_save_changes(session: Transaction) -> None:
         return
     changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
     if changed:
-        session.save(update_fields=[*changed, "updated_at"])
+        if connection.vendor == "postgresql":
+            instance_updated(session, changed)  # and updated_at
+        else:
+            session.save(update_fields=[*changed, "updated_at"])
         transaction_remember(session)
 
 

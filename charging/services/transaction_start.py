@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -58,6 +59,7 @@ from charging.services.session_rows import (
     fractional,
     seq_no_seen,
     stored_id_tag,
+    transaction_locked_where,
     transaction_remember,
     transaction_save_changes,
     transactions_open_on_connector,
@@ -237,6 +239,8 @@ def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
     """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked:
     the open one, else the latest ended. Without the charger's row: an event for a known session
     needs only its id."""
+    if connection.vendor == "postgresql":
+        return transaction_remember(transaction_locked_where(charge_point_id, "t.start_key = %s", [start_key]))
     return transaction_remember(
         Transaction.objects.select_for_update(of=("self",))
         .filter(charge_point__charge_point_id=charge_point_id, start_key=start_key)

@@ -1,0 +1,110 @@
+"""kernel.plain_sql on the session models: what the plain statements read and write is what the ORM does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, connection
+
+from chargepoints.models import ChargePoint
+from charging.models import IdTag, MeterSample, Transaction
+from kernel.plain_sql import columns_of, instance_updated, instances_copied, model_rows
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only"),
+]
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+
+
+def _fields(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+def _session(register_charge_point) -> Transaction:
+    charge_point = register_charge_point("CP-PLAIN", ocpp_version="2.0.1")
+    return Transaction.objects.create(
+        charge_point=charge_point,
+        ocpp_transaction_id="tx-1",
+        start_key="k",
+        connector_id=1,
+        id_tag="TAG",
+        started_at=T0,
+        meter_start_wh=Decimal("1000.5"),
+        seq_nos=[0, 1],
+    )
+
+
+def test_model_rows_reads_what_the_orm_reads_with_the_related_row(register_charge_point):
+    session = _session(register_charge_point)
+    table, chargers = Transaction._meta.db_table, ChargePoint._meta.db_table
+    [read] = model_rows(
+        Transaction,
+        f"SELECT {columns_of(Transaction, 't')}, {columns_of(ChargePoint, 'c')} FROM {table} t"
+        f" JOIN {chargers} c ON c.id = t.charge_point_id WHERE t.id = %s",
+        [session.pk],
+        related=("charge_point", ChargePoint),
+    )
+    expected = Transaction.objects.select_related("charge_point").get(pk=session.pk)
+    assert _fields(read) == _fields(expected)
+    assert read.seq_nos == [0, 1] and read.meter_start_wh == Decimal("1000.5")
+    assert _fields(read.charge_point) == _fields(expected.charge_point)
+
+
+def test_a_left_join_that_finds_no_related_row_gives_none():
+    tag = IdTag.objects.create(id_tag="Orphan")
+    table = IdTag._meta.db_table
+    [read] = model_rows(
+        IdTag,
+        f"SELECT {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM {table} t"
+        f" LEFT JOIN {table} p ON p.id = t.parent_id WHERE t.id = %s",
+        [tag.pk],
+        related=("parent", IdTag),
+    )
+    assert read.parent is None and read.id_tag == "Orphan"
+
+
+def test_instance_updated_saves_the_columns_and_updated_at(register_charge_point):
+    session = _session(register_charge_point)
+    before = session.updated_at
+    session.energy_wh, session.seq_nos = Decimal("12.5"), [0, 1, 2]
+    instance_updated(session, ["energy_wh", "seq_nos"])
+    stored = Transaction.objects.get(pk=session.pk)
+    assert stored.energy_wh == Decimal("12.5") and stored.seq_nos == [0, 1, 2]
+    assert stored.updated_at == session.updated_at > before
+
+
+def test_instance_updated_of_a_deleted_row_raises(register_charge_point):
+    session = _session(register_charge_point)
+    Transaction.objects.filter(pk=session.pk).delete()
+    with pytest.raises(DatabaseError):
+        instance_updated(session, ["energy_wh"])
+
+
+def test_instances_copied_stores_what_bulk_create_stores(register_charge_point):
+    session = _session(register_charge_point)
+
+    def sample(source: str) -> MeterSample:
+        return MeterSample(
+            charge_point_id=session.charge_point_id,
+            transaction=session,
+            connector_id=1,
+            source=source,
+            timestamp=T0,
+            measurand="Energy.Active.Import.Register",
+            raw_value="12.5",
+            value=Decimal("12.5"),
+            signed_data={"format": "SignedData", "value": "abc"},
+            received_at=T0,
+        )
+
+    instances_copied(MeterSample, [sample("copied")])
+    MeterSample.objects.bulk_create([sample("created")])
+    copied, created = (MeterSample.objects.get(source=source) for source in ("copied", "created"))
+    ignored = {"id", "source"}
+    assert {k: v for k, v in _fields(copied).items() if k not in ignored} == {
+        k: v for k, v in _fields(created).items() if k not in ignored
+    }

@@ -1,0 +1,122 @@
+"""Model instances read with a plain statement, for the gateway's busiest reads (issue 15).
+
+Building a query through the ORM (filters, joins, ordering, compiling) costs several times
+running it; a statement written once as text skips that and still yields the model instances
+the services expect: the same columns, converted as the ORM converts them (JSON, decimals).
+Rows are written with COPY likewise. PostgreSQL only: callers keep the ORM for other databases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any, TypeVar
+
+from django.db import DatabaseError, connection
+from django.db.models import Field, Model
+
+M = TypeVar("M", bound=Model)
+
+Converter = Callable[[Any, Any, Any], Any]
+
+
+def column_of(field: Field[Any, Any]) -> str:
+    """A concrete field's column name (the stubs allow None, which only non-concrete fields have)."""
+    assert field.column is not None
+    return field.column
+
+
+def columns_of(model: type[Model], alias: str) -> str:
+    """The select list ``model_rows`` needs: every concrete column, qualified by ``alias``, in model order."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(column_of(field))}" for field in model._meta.concrete_fields)
+
+
+def model_rows(
+    model: type[M], sql: str, params: Sequence[Any], *, related: tuple[str, type[Model]] | None = None
+) -> list[M]:
+    """``model`` instances for the rows of ``sql``, whose select list is ``columns_of(model, ...)``,
+    then, with ``related`` (a foreign key's name and its model), ``columns_of(that model, ...)``:
+    the instances come with that row attached, as ``select_related`` gives them."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    width = len(model._meta.concrete_fields)
+    instances = []
+    for row in rows:
+        instance = _instance(model, row[:width])
+        if related is not None:  # a LEFT JOIN that found none: None, as select_related gives
+            related_row = row[width:]
+            related_model = related[1]
+            found = related_row[related_model._meta.concrete_fields.index(related_model._meta.pk)] is not None
+            setattr(instance, related[0], _instance(related_model, related_row) if found else None)
+        instances.append(instance)
+    return instances
+
+
+def _instance(model: type[M], row: Sequence[Any]) -> M:
+    values = list(row)
+    for index, expression, functions in _converters(model):
+        for convert in functions:
+            values[index] = convert(values[index], expression, connection)
+    return model.from_db(connection.alias, _attnames(model), values)
+
+
+@cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+@cache
+def _converters(model: type[Model]) -> list[tuple[int, Any, list[Converter]]]:
+    """Per column that has any: the backend's and the field's converters, as the ORM applies them."""
+    found = []
+    for index, field in enumerate(model._meta.concrete_fields):
+        column = field.get_col(model._meta.db_table)
+        functions = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if functions:
+            found.append((index, column, functions))
+    return found
+
+
+def rows_copied(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """``rows`` (values of ``columns``, in order) into ``model``'s table with one COPY: no model
+    instance nor INSERT to compile per row, and psycopg converts the values in C."""
+    quote = connection.ops.quote_name
+    names = ", ".join(map(quote, columns))
+    with connection.cursor() as cursor, cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def instances_copied(model: type[M], instances: Sequence[M]) -> None:
+    """``bulk_create(instances)`` as one COPY, for a model whose primary key the database sets;
+    the instances' primary keys stay unset (None)."""
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    rows = (
+        [field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields]
+        for instance in instances
+    )
+    rows_copied(model, [column_of(field) for field in fields], rows)
+
+
+def instance_updated(instance: Model, attnames: Sequence[str]) -> None:
+    """``instance.save(update_fields=attnames)`` as one plain UPDATE: its ``auto_now`` columns are
+    set too; ``DatabaseError`` when the row is gone, as ``save`` raises."""
+    meta = instance._meta
+    fields = [_concrete(meta.get_field(name)) for name in attnames]
+    fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
+    values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
+    with connection.cursor() as cursor:
+        assert meta.pk is not None
+        statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
+        cursor.execute(statement, [*values, instance.pk])
+        if cursor.rowcount == 0:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+def _concrete(field: object) -> Field[Any, Any]:
+    assert isinstance(field, Field), f"{field!r} is not a concrete field"
+    return field
