@@ -8,7 +8,9 @@ handlers, outbound ones from the command catalog, proof from the test modules' s
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ocpp.v16.enums import Action as V16Action
@@ -16,6 +18,7 @@ from ocpp.v201.enums import Action as V201Action
 
 from commands import catalog
 from kernel import payload_case
+from ocpp_gateway.command_routes import version_routes
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.versions import ROUTERS
 
@@ -78,11 +81,24 @@ class MatrixRow:
     handled: bool
     command: str | None
     tests: tuple[str, ...]
+    handler: str = ""  # the module of the inbound handler, or of the handler of the answer to the command
 
 
 def handled_actions(router: type[OcppRouter]) -> set[str]:
     """Actions a router answers: those of its ``@on`` handlers (its class's route map)."""
     return {str(action) for action in router.route_map}
+
+
+def handler_modules(router: type[OcppRouter], root: Path) -> dict[str, str]:
+    """Action -> the file (relative to ``root``) of the router's ``@on`` handler or of its ``@answer``
+    handler for the answer to that command: where a newcomer reads how the CSMS treats the action."""
+
+    def where(handler: Callable[..., object]) -> str:
+        return str(Path(inspect.getfile(inspect.unwrap(handler))).resolve().relative_to(root.resolve()))
+
+    modules = {action: where(handler) for action, handler in version_routes(router).answers.items()}
+    modules |= {str(action): where(route.on) for action, route in router.route_map.items()}
+    return modules
 
 
 def offered_commands(version: str) -> dict[str, str]:
@@ -154,6 +170,7 @@ def conformance_matrix(root: Path) -> dict[str, list[MatrixRow]]:
     matrix: dict[str, list[MatrixRow]] = {}
     for version, actions in ACTIONS.items():
         handled = handled_actions(ROUTERS[version])
+        handlers = handler_modules(ROUTERS[version], root)
         commands = offered_commands(version)
         rows = []
         for action in sorted(actions):
@@ -164,7 +181,8 @@ def conformance_matrix(root: Path) -> dict[str, list[MatrixRow]]:
                 if (action in handled and _proves_inbound(words, action))
                 or (command is not None and _proves_outbound(words, version, command))
             ]
-            rows.append(MatrixRow(action, _direction(version, action), action in handled, command, tuple(proof)))
+            row = MatrixRow(action, _direction(version, action), action in handled, command, tuple(proof))
+            rows.append(replace(row, handler=handlers.get(action, "")))
         matrix[version] = rows
     return matrix
 
@@ -182,6 +200,8 @@ def conformance_markdown(root: Path) -> str:
         "  for an action of the version the CSMS does not answer (any action not in these tables is `NotImplemented`).",
         "- **Outbound**: the API command that sends this CALL to a charger "
         "(`POST /api/v1/ocpp16/...` or `/ocpp201/...`).",
+        "- **Handled in**: the module of the handler of the inbound CALL, or of the handler of the charger's answer",
+        "  to the command when the CSMS's view of the charger follows it; the services it calls are named there.",
         f"- **Proved by**: up to {_MAX_TESTS_LISTED} tests that exercise it (the total in brackets).",
         "",
     ]
@@ -193,8 +213,8 @@ def conformance_markdown(root: Path) -> str:
             "",
             f"{len(rows)} actions: {inbound} answered inbound, {outbound} offered as commands.",
             "",
-            "| Action | Initiated by | Inbound | Outbound | Proved by |",
-            "|---|---|---|---|---|",
+            "| Action | Initiated by | Inbound | Outbound | Handled in | Proved by |",
+            "|---|---|---|---|---|---|",
         ]
         for row in rows:
             inbound_cell = "handled" if row.handled else "`NotSupported`"
@@ -203,6 +223,7 @@ def conformance_markdown(root: Path) -> str:
             )
             listed = ", ".join(f"`{node_id}`" for node_id in row.tests[:_MAX_TESTS_LISTED])
             proof = f"{listed} ({len(row.tests)})" if row.tests else ""
-            lines.append(f"| {row.action} | {row.direction} | {inbound_cell} | {outbound_cell} | {proof} |")
+            handler = f"`{row.handler}`" if row.handler else ""
+            lines.append(f"| {row.action} | {row.direction} | {inbound_cell} | {outbound_cell} | {handler} | {proof} |")
         lines.append("")
     return "\n".join(lines)
