@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 
+from chargepoints.models import ChargePoint
+from commands.models import Command, CommandState
 from commands.routes import VersionRoutes
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -55,3 +57,19 @@ def _marked(router: type, attribute: str) -> dict[str, Callable[..., Any]]:
                 raise ImproperlyConfigured(f"{router.__name__}: two handlers for {action} ({attribute[1:]}).")
             routes[action] = handler
     return routes
+
+
+def answering_charge_point(command: Command) -> ChargePoint:
+    """The charger that answered ``command`` (answers are routed only for a known charger)."""
+    assert command.charge_point is not None
+    return command.charge_point
+
+
+def answer_status(command: Command) -> str:
+    """The ``status`` of the charger's answer ("" when it has none)."""
+    return str((command.response or {}).get("status", ""))
+
+
+def answer_accepted(command: Command) -> bool:
+    """Whether the command ended accepted (every status in the answer accepting it)."""
+    return command.state == CommandState.ACCEPTED

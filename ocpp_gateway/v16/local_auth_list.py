@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from ocpp.v16.enums import Action
 
-from commands import charger_state
+from charging.services import charger_state
 from commands.models import Command
-from ocpp_gateway.command_routes import answer
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
 
 
 class LocalAuthListHandlers:
     @staticmethod
     @answer(Action.get_local_list_version)
     def after_get_local_list_version(command: Command) -> None:
-        charger_state.local_list_version_follow(command=command, version=(command.response or {}).get("list_version"))
+        charger_state.local_list_version_follow(
+            charge_point=answering_charge_point(command), version=(command.response or {}).get("list_version")
+        )
 
     @staticmethod
     @answer(Action.send_local_list)
@@ -25,5 +27,9 @@ class LocalAuthListHandlers:
             for entry in body.get("local_authorization_list") or []
         }
         charger_state.local_list_follow(
-            command=command, version=body["list_version"], full=body["update_type"] == "Full", entries=entries
+            charge_point=answering_charge_point(command),
+            status=answer_status(command),
+            version=body["list_version"],
+            full=body["update_type"] == "Full",
+            entries=entries,
         )

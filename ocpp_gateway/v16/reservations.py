@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ocpp.v16.enums import Action
 
-from commands import charger_state
+from charging.services import charger_state
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
 
 
 class ReservationHandlers:
@@ -19,7 +19,8 @@ class ReservationHandlers:
         expiry = parse_ocpp_time(body["expiry_date"])
         assert expiry is not None  # the schema checked it is a date-time
         charger_state.reservation_follow(
-            command=command,
+            charge_point=answering_charge_point(command),
+            status=answer_status(command),
             reservation_id=body["reservation_id"],
             connector_id=body.get("connector_id"),
             evse_id=None,
@@ -30,4 +31,8 @@ class ReservationHandlers:
     @staticmethod
     @answer(Action.cancel_reservation)
     def after_cancel_reservation(command: Command) -> None:
-        charger_state.reservation_cancel_follow(command=command, reservation_id=command.request["reservation_id"])
+        charger_state.reservation_cancel_follow(
+            charge_point=answering_charge_point(command),
+            status=answer_status(command),
+            reservation_id=command.request["reservation_id"],
+        )

@@ -9,11 +9,10 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from charging.models import ReservationStatus
-from charging.services import reservations
-from commands import charger_state
+from charging.services import charger_state, reservations
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
 from ocpp_gateway.group_commit import in_commit_group
 
 _ENDED_AS = {"Expired": ReservationStatus.EXPIRED, "Removed": ReservationStatus.CANCELLED}
@@ -38,7 +37,8 @@ class ReservationHandlers:
         expiry = parse_ocpp_time(body["expiry_date_time"])
         assert expiry is not None  # the schema checked it is a date-time
         charger_state.reservation_follow(
-            command=command,
+            charge_point=answering_charge_point(command),
+            status=answer_status(command),
             reservation_id=body["id"],
             connector_id=None,
             evse_id=body.get("evse_id"),
@@ -49,4 +49,8 @@ class ReservationHandlers:
     @staticmethod
     @answer(Action.cancel_reservation)
     def after_cancel_reservation(command: Command) -> None:
-        charger_state.reservation_cancel_follow(command=command, reservation_id=command.request["reservation_id"])
+        charger_state.reservation_cancel_follow(
+            charge_point=answering_charge_point(command),
+            status=answer_status(command),
+            reservation_id=command.request["reservation_id"],
+        )

@@ -9,11 +9,11 @@ from typing import Any
 from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
-from commands import charging_profiles
-from commands.charging_profiles import ProfileCriteria, ProfileTarget
+from charging.services import charging_profiles
+from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, request_check
+from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
 
 
 def profile_target(body: dict[str, Any]) -> ProfileTarget:
@@ -39,7 +39,11 @@ class SmartChargingHandlers:
     @staticmethod
     @answer(Action.set_charging_profile)
     def after_set_charging_profile(command: Command) -> None:
-        charging_profiles.charging_profile_set_follow(command=command, target=profile_target(command.request))
+        charging_profiles.charging_profile_set_follow(
+            charge_point=answering_charge_point(command),
+            accepted=answer_accepted(command),
+            target=profile_target(command.request),
+        )
 
     @staticmethod
     @answer(Action.clear_charging_profile)
@@ -52,4 +56,6 @@ class SmartChargingHandlers:
             purpose=found.get("charging_profile_purpose"),
             stack_level=found.get("stack_level"),
         )
-        charging_profiles.charging_profiles_clear_follow(command=command, criteria=criteria)
+        charging_profiles.charging_profiles_clear_follow(
+            charge_point=answering_charge_point(command), accepted=answer_accepted(command), criteria=criteria
+        )

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from charging.models import InstalledChargingProfile
-from commands import charging_profiles
-from commands.charging_profiles import ProfileCriteria
+from charging.services import charging_profiles
+from charging.services.charging_profiles import ProfileCriteria
 from ocpp_gateway.v16.smart_charging import profile_target
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,6 @@ from typing import Any
 
 from chargepoints.models import ChargePoint
 from charging.models import InstalledChargingProfile
-from commands.models import Command, CommandState
 
 
 @dataclass(frozen=True)
@@ -51,11 +50,10 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
     ]
 
 
-def charging_profile_set_follow(*, command: Command, target: ProfileTarget) -> None:
+def charging_profile_set_follow(*, charge_point: ChargePoint, accepted: bool, target: ProfileTarget) -> None:
     """SetChargingProfile answered: an accepted profile is installed; a refused one changes nothing."""
-    assert command.charge_point is not None
-    if command.state == CommandState.ACCEPTED:
-        charging_profile_installed(charge_point=command.charge_point, target=target)
+    if accepted:
+        charging_profile_installed(charge_point=charge_point, target=target)
 
 
 def charging_profile_installed(*, charge_point: ChargePoint, target: ProfileTarget) -> None:
@@ -91,11 +89,10 @@ class ProfileCriteria:
     stack_level: int | None = None
 
 
-def charging_profiles_clear_follow(*, command: Command, criteria: ProfileCriteria) -> None:
+def charging_profiles_clear_follow(*, charge_point: ChargePoint, accepted: bool, criteria: ProfileCriteria) -> None:
     """ClearChargingProfile answered: an accepted answer forgets the profiles ``criteria`` match."""
-    assert command.charge_point is not None
-    if command.state == CommandState.ACCEPTED:
-        charging_profiles_cleared(charge_point=command.charge_point, criteria=criteria)
+    if accepted:
+        charging_profiles_cleared(charge_point=charge_point, criteria=criteria)
 
 
 def charging_profiles_cleared(*, charge_point: ChargePoint, criteria: ProfileCriteria) -> int:

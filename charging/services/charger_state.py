@@ -1,0 +1,64 @@
+"""What the CSMS learns from a command the charger answered: reservations and local lists.
+
+Version-neutral: each OCPP version's answer handler (``ocpp_gateway/v16``, ``v201``;
+docs/architecture.md, "A command") reads its payload and calls these with the charger and the
+status it answered, which decides; charging profiles: see ``charging_profiles``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from chargepoints.models import ChargePoint
+from charging.models import ReservationStatus
+from charging.services import authorization, reservations
+
+ACCEPTED = "Accepted"
+
+
+def reservation_follow(
+    *,
+    charge_point: ChargePoint,
+    status: str,
+    reservation_id: int,
+    connector_id: int | None,
+    evse_id: int | None,
+    id_tag: str,
+    expiry_date: datetime,
+) -> None:
+    """ReserveNow answered with ``status``: record the reservation, active when Accepted."""
+    reservations.reservation_record(
+        charge_point=charge_point,
+        reservation_id=reservation_id,
+        connector_id=connector_id,
+        evse_id=evse_id,
+        id_tag=id_tag,
+        expiry_date=expiry_date,
+        accepted=status == ACCEPTED,
+        charger_status=status,
+    )
+
+
+def reservation_cancel_follow(*, charge_point: ChargePoint, status: str, reservation_id: int) -> None:
+    """CancelReservation answered: an Accepted answer ends the reservation as cancelled."""
+    if status == ACCEPTED:
+        reservations.reservation_end(
+            charge_point_id=charge_point.charge_point_id,
+            reservation_id=reservation_id,
+            status=ReservationStatus.CANCELLED,
+        )
+
+
+def local_list_version_follow(*, charge_point: ChargePoint, version: object) -> None:
+    """GetLocalListVersion answered: keep the version the charger reports (an int, else nothing)."""
+    if isinstance(version, int):
+        authorization.local_auth_list_record(charge_point=charge_point, version=version)
+
+
+def local_list_follow(
+    *, charge_point: ChargePoint, status: str, version: int, full: bool, entries: dict[str, str | None]
+) -> None:
+    """SendLocalList answered: an Accepted answer installs the list (``entries``: id tag -> status,
+    None to remove it from a differential update; ``full`` replaces the whole list)."""
+    if status == ACCEPTED:
+        authorization.local_auth_list_record(charge_point=charge_point, version=version, full=full, entries=entries)
