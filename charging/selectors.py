@@ -177,3 +177,14 @@ def transactions_open_exist(*, charge_point: ChargePoint, connector_id: int, evs
             [charge_point.pk, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
         )
         return cursor.fetchone() is not None
+
+
+def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
+    """The remote start guard: the CSMS sends a remote start for any token, but says when it would
+    not authorize that token itself (unknown, Blocked, Expired): the session would be flagged
+    ``unauthorized_token`` and billed for review. Empty for an Accepted token."""
+    status = id_tag_authorize(id_tag=id_tag, token_type=token_type).status
+    if status == AuthorizationStatus.ACCEPTED:
+        return []
+    verdict = "is not known to the CSMS (Invalid)" if status == AuthorizationStatus.INVALID else f"is {status}"
+    return [f"Id tag {id_tag!r} {verdict}; the session would be flagged unauthorized_token."]

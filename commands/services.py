@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, events, id_tokens, routes
+from commands import catalog, events, routes
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.models import ApiKey
@@ -142,8 +142,7 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
-    warnings = id_tokens.remote_start_warnings(command=request.command, body=request.body)
-    warnings += routes.request_warnings(
+    warnings = routes.request_warnings(
         charge_point=charge_point, ocpp_version=request.ocpp_version, action=action, body=request.body
     )
     # One INSERT commits alone; the savepoint is for the unique Idempotency-Key a concurrent request

@@ -47,7 +47,7 @@ def test_the_layers_and_cycle_contracts_are_kept():
 @pytest.mark.parametrize(
     ("import_no_longer_ignored", "broken"),
     [
-        ("*.tests.** -> **", "commands is not allowed to import ocpp_gateway"),
+        ("*.tests.** -> **", "charging is not allowed to import ocpp_gateway"),
         ("webhooks.services -> webhooks.tasks", "No cycles are allowed in webhooks"),
     ],
 )

@@ -9,6 +9,7 @@ from ocpp_gateway.v16.firmware import FirmwareHandlers
 from ocpp_gateway.v16.local_auth_list import LocalAuthListHandlers
 from ocpp_gateway.v16.notifications import NotificationHandlers
 from ocpp_gateway.v16.provisioning import ProvisioningHandlers
+from ocpp_gateway.v16.remote_control import RemoteControlHandlers
 from ocpp_gateway.v16.reservations import ReservationHandlers
 from ocpp_gateway.v16.smart_charging import SmartChargingHandlers
 from ocpp_gateway.v16.transactions import TransactionHandlers
@@ -19,6 +20,7 @@ class V16Router(
     ConfigurationHandlers,
     AvailabilityHandlers,
     TransactionHandlers,
+    RemoteControlHandlers,
     LocalAuthListHandlers,
     ReservationHandlers,
     SmartChargingHandlers,

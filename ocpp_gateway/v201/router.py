@@ -9,6 +9,7 @@ from ocpp_gateway.v201.firmware import FirmwareHandlers
 from ocpp_gateway.v201.local_auth_list import LocalAuthListHandlers
 from ocpp_gateway.v201.notifications import NotificationHandlers
 from ocpp_gateway.v201.provisioning import ProvisioningHandlers
+from ocpp_gateway.v201.remote_control import RemoteControlHandlers
 from ocpp_gateway.v201.reservations import ReservationHandlers
 from ocpp_gateway.v201.smart_charging import SmartChargingHandlers
 from ocpp_gateway.v201.transactions import TransactionHandlers
@@ -19,6 +20,7 @@ class V201Router(
     DeviceModelHandlers,
     AvailabilityHandlers,
     TransactionHandlers,
+    RemoteControlHandlers,
     LocalAuthListHandlers,
     ReservationHandlers,
     SmartChargingHandlers,
