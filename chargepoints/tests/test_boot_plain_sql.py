@@ -17,6 +17,7 @@ pytestmark = [
 ]
 
 OFFLINE_SINCE = datetime(2026, 5, 1, 9, tzinfo=UTC)
+ONLINE = EventType.CHARGE_POINT_ONLINE
 IGNORED = {"id", "charge_point_id", "last_boot_at", "last_seen", "created_at", "updated_at"}
 
 
@@ -41,8 +42,13 @@ def _boot_both_ways(register_charge_point, monkeypatch, *, lifecycle_state, conn
             if vendor != "postgresql":
                 patched.setattr(connection, "vendor", vendor)
             results[charge_point_id] = services.charge_point_boot(
-                charge_point_id=charge_point_id, vendor="Alfen", model="Eve", serial_number="S1",
-                firmware_version="4.1", iccid="89", imsi="24",
+                charge_point_id=charge_point_id,
+                vendor="Alfen",
+                model="Eve",
+                serial_number="S1",
+                firmware_version="4.1",
+                iccid="89",
+                imsi="24",
             )
     return results, emitted
 
@@ -61,9 +67,10 @@ def test_the_plain_boot_writes_and_answers_as_the_orm_does(
     for charge_point, result in ((plain, results["CP-PLAIN"]), (orm, results["CP-ORM"])):
         assert charge_point.last_boot_at == charge_point.last_seen == result.current_time
     assert (results["CP-PLAIN"].status, results["CP-PLAIN"].interval) == (
-        results["CP-ORM"].status, results["CP-ORM"].interval,
+        results["CP-ORM"].status,
+        results["CP-ORM"].interval,
     )
-    online = [event["data"]["charge_point_id"] for event in emitted if event["event_type"] == EventType.CHARGE_POINT_ONLINE]
+    online = [event["data"]["charge_point_id"] for event in emitted if event["event_type"] == ONLINE]
     assert online == ([] if connected else ["CP-PLAIN", "CP-ORM"])
 
 
