@@ -21,6 +21,7 @@ from commands import catalog, events, id_tokens, routes
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.models import ApiKey
+from kernel.plain_sql import instance_inserted, instance_updated
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -175,7 +176,7 @@ def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[st
     """Record a command the CSMS sends of its own accord with a body it built (the configuration read
     after a boot): valid by construction and without request checks, so neither runs; send it with
     ``command_dispatch``. ``charge_point`` must have its ``connection_channel`` and ``ocpp_version``."""
-    return Command.objects.create(
+    recorded = Command(
         warnings=[],
         charge_point=charge_point,
         charge_point_identity=charge_point.charge_point_id,
@@ -184,6 +185,11 @@ def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[st
         action=catalog.ocpp_action(command),
         request=body,
     )
+    if connection.vendor == "postgresql":
+        instance_inserted(recorded)  # the ORM's save, without its query building (issue 15)
+    else:
+        recorded.save(force_insert=True)
+    return recorded
 
 
 _background_sends: set[asyncio.Task[None]] = set()
@@ -253,17 +259,10 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     command.latency_ms = outcome.latency_ms
     command.completed_at = timezone.now()
     with transaction.atomic():
-        command.save(
-            update_fields=[
-                "state",
-                "response",
-                "response_violations",
-                "error_code",
-                "error_description",
-                "latency_ms",
-                "completed_at",
-            ]
-        )
+        if connection.vendor == "postgresql":
+            instance_updated(command, _OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
+        else:
+            command.save(update_fields=_OUTCOME_FIELDS)
         if command.state in _ANSWERED_STATES and command.charge_point_id:
             routes.answer_follow(command)
         webhook_event_emit(
@@ -273,6 +272,15 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     return command
 
 
+_OUTCOME_FIELDS = [
+    "state",
+    "response",
+    "response_violations",
+    "error_code",
+    "error_description",
+    "latency_ms",
+    "completed_at",
+]
 _ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 
 
