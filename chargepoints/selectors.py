@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -239,7 +239,7 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
     catch-all, then the longest firmware prefix. No match: strict, no quirks."""
     if not vendor:
         return STRICT_PROFILE
-    candidates: Sequence[ChargerModelProfile]
+    candidates: Iterable[ChargerModelProfile]
     if connection.vendor == "postgresql":  # read at every handshake and boot: a plain statement (issue 15)
         candidates = model_rows(
             ChargerModelProfile,
