@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
+from kernel.plain_sql import columns_of, model_rows
 
 
 def _valid_at(at: datetime) -> Q:
@@ -20,6 +22,16 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
 
     Among several valid defaults the one that became valid last wins.
     """
+    if connection.vendor == "postgresql":  # read at every stop: one plain statement (issue 15)
+        found = model_rows(
+            Tariff,
+            f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t"
+            " WHERE (t.valid_from IS NULL OR t.valid_from <= %s) AND (t.valid_to IS NULL OR t.valid_to > %s)"
+            " AND (t.id = %s OR t.is_default)"
+            " ORDER BY COALESCE(t.id = %s, false) DESC, t.valid_from DESC NULLS LAST, t.created_at DESC LIMIT 1",
+            [at, at, charge_point.tariff_id, charge_point.tariff_id],
+        )
+        return found[0] if found else None
     if charge_point.tariff_id is not None:
         own = Tariff.objects.filter(_valid_at(at), pk=charge_point.tariff_id).first()
         if own is not None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from ocpp.messages import MessageType
 
@@ -22,6 +23,7 @@ from chargepoints.models import (
 )
 from chargepoints.passwords import charger_password_matches
 from charging.models import Transaction, TransactionStatus
+from kernel.plain_sql import columns_of, model_rows
 
 
 def charge_point_get(*, charge_point_id: str) -> ChargePoint:
@@ -49,21 +51,38 @@ def charge_point_refusal(
     """Why a handshake for this id is refused, for the log ("" when it is allowed): "unknown",
     "decommissioned", "no password presented", "wrong password" or "no password set (required)".
     Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised as in ``charge_point_may_connect``."""
-    charge_point = (
-        ChargePoint.objects.filter(charge_point_id=charge_point_id).only("password_hash", "lifecycle_state").first()
-    )
-    if charge_point is None:
+    found = _admission_row(charge_point_id)
+    if found is None:
         return "unknown"
-    if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
+    password_hash, lifecycle_state = found
+    if lifecycle_state == LifecycleState.DECOMMISSIONED:
         return "decommissioned"
-    if not charge_point.password_hash:
+    if not password_hash:
         return "no password set (required)" if require_password else ""
     if password is None:
         return "no password presented"
     matches = charger_password_matches(
-        charge_point_id=charge_point_id, password=password, password_hash=charge_point.password_hash, may_hash=may_hash
+        charge_point_id=charge_point_id, password=password, password_hash=password_hash, may_hash=may_hash
     )
     return "" if matches else "wrong password"
+
+
+def _admission_row(charge_point_id: str) -> tuple[str, str] | None:
+    """The charger's password hash and lifecycle state, read at every handshake: a plain statement
+    on PostgreSQL (issue 15)."""
+    if connection.vendor != "postgresql":
+        return (
+            ChargePoint.objects.filter(charge_point_id=charge_point_id)
+            .values_list("password_hash", "lifecycle_state")
+            .first()
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT password_hash, lifecycle_state FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s",
+            [charge_point_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
 
 
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:
@@ -220,9 +239,18 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
     catch-all, then the longest firmware prefix. No match: strict, no quirks."""
     if not vendor:
         return STRICT_PROFILE
-    candidates = ChargerModelProfile.objects.filter(Q(model="") | Q(model__iexact=model), vendor__iexact=vendor).only(
-        "model", "firmware_version_prefix", "strictness", "quirks", "id_tag_suffix"
-    )
+    candidates: Iterable[ChargerModelProfile]
+    if connection.vendor == "postgresql":  # read at every handshake and boot: a plain statement (issue 15)
+        candidates = model_rows(
+            ChargerModelProfile,
+            f"SELECT {columns_of(ChargerModelProfile, 'p')} FROM {ChargerModelProfile._meta.db_table} p"
+            " WHERE UPPER(p.vendor) = UPPER(%s) AND (p.model = '' OR UPPER(p.model) = UPPER(%s))",
+            [vendor, model],
+        )
+    else:
+        candidates = ChargerModelProfile.objects.filter(
+            Q(model="") | Q(model__iexact=model), vendor__iexact=vendor
+        ).only("model", "firmware_version_prefix", "strictness", "quirks", "id_tag_suffix")
     matching = [row for row in candidates if firmware_version.startswith(row.firmware_version_prefix)]
     if not matching:
         return STRICT_PROFILE

@@ -21,6 +21,7 @@ from commands import catalog, events, routes
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.models import ApiKey
+from kernel.plain_sql import instance_inserted, instance_updated
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -170,23 +171,49 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     return command, True
 
 
+def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[str, Any]) -> Command:
+    """Record a command the CSMS sends of its own accord with a body it built (the configuration read
+    after a boot): valid by construction and without request checks, so neither runs; send it with
+    ``command_dispatch``. ``charge_point`` must have its ``connection_channel`` and ``ocpp_version``."""
+    recorded = Command(
+        warnings=[],
+        charge_point=charge_point,
+        charge_point_identity=charge_point.charge_point_id,
+        ocpp_version=charge_point.ocpp_version,
+        command=command,
+        action=catalog.ocpp_action(command),
+        request=body,
+    )
+    if connection.vendor == "postgresql":
+        instance_inserted(recorded)  # the ORM's save, without its query building (issue 15)
+    else:
+        recorded.save(force_insert=True)
+    return recorded
+
+
 _background_sends: set[asyncio.Task[None]] = set()
+
+
+def command_dispatch(command: Command) -> None:
+    """Send a recorded, pending command on the running event loop and record its outcome when it
+    arrives; returns at once. Call it from the event loop's thread."""
+    # A fresh context: the caller's thread-sensitive executor may be gone when this task runs.
+    task = asyncio.get_running_loop().create_task(_send_and_complete(command), context=contextvars.Context())
+    _background_sends.add(task)
+    task.add_done_callback(_background_sends.discard)
+
+
+async def _send_and_complete(command: Command) -> None:
+    payload = catalog.to_ocpp_payload(command.request)
+    outcome = await send_call(command.charge_point_identity, command.action, payload, channel_name=_presence(command))
+    await database_sync_to_async(command_complete)(command=command, outcome=outcome)
 
 
 def _dispatch_in_background(command: Command) -> None:
     """Send on this process's event loop without holding the HTTP request open."""
 
-    async def send_and_complete() -> None:
-        payload = catalog.to_ocpp_payload(command.request)
-        channel_name = _presence(command)
-        outcome = await send_call(command.charge_point_identity, command.action, payload, channel_name=channel_name)
-        await database_sync_to_async(command_complete)(command=command, outcome=outcome)
-
     async def spawn() -> None:
-        # A fresh context: the request's thread-sensitive executor is gone when this task runs.
-        task = asyncio.get_running_loop().create_task(send_and_complete(), context=contextvars.Context())
-        _background_sends.add(task)
-        task.add_done_callback(_background_sends.discard)
+        command_dispatch(command)
 
     async_to_sync(spawn)()
 
@@ -231,17 +258,10 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     command.latency_ms = outcome.latency_ms
     command.completed_at = timezone.now()
     with transaction.atomic():
-        command.save(
-            update_fields=[
-                "state",
-                "response",
-                "response_violations",
-                "error_code",
-                "error_description",
-                "latency_ms",
-                "completed_at",
-            ]
-        )
+        if connection.vendor == "postgresql":
+            instance_updated(command, _OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
+        else:
+            command.save(update_fields=_OUTCOME_FIELDS)
         if command.state in _ANSWERED_STATES and command.charge_point_id:
             routes.answer_follow(command)
         webhook_event_emit(
@@ -251,6 +271,15 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     return command
 
 
+_OUTCOME_FIELDS = [
+    "state",
+    "response",
+    "response_violations",
+    "error_code",
+    "error_description",
+    "latency_ms",
+    "completed_at",
+]
 _ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
-from commands.services import CommandRequest, command_send
+from commands.services import CommandRequest, command_record_own, command_send
 from configuration.services import device_model_report_request_id
 from kernel.models import ApiKey
 
@@ -47,15 +48,24 @@ def configuration_refresh(
 ) -> Command:
     """Ask the charger for its whole configuration: 1.6 GetConfiguration (all keys), 2.0.1
     GetBaseReport FullInventory (its NotifyReport parts follow). Raises ``CommandRefused``."""
+    command, body = _configuration_read(charge_point)
+    return _send(charge_point, command, body, wait=wait, api_key=api_key, user_id=user_id)
+
+
+def _configuration_read(charge_point: ChargePoint) -> tuple[str, dict[str, Any]]:
+    """The command reading the whole configuration, and its body (2.0.1: a report id reserved)."""
     if charge_point.ocpp_version == "1.6":
-        return _send(charge_point, "get_configuration", {}, wait=wait, api_key=api_key, user_id=user_id)
-    body = {"request_id": device_model_report_request_id(charge_point=charge_point), "report_base": "FullInventory"}
-    return _send(charge_point, "get_base_report", body, wait=wait, api_key=api_key, user_id=user_id)
+        return "get_configuration", {}
+    return "get_base_report", {
+        "request_id": device_model_report_request_id(charge_point=charge_point),
+        "report_base": "FullInventory",
+    }
 
 
 def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
-    """After an accepted boot (CSMS_CONFIGURATION_REFRESH_ON_BOOT), read the configuration in the
-    background. Returns the pending command, or None when nothing was asked."""
+    """After an accepted boot (CSMS_CONFIGURATION_REFRESH_ON_BOOT), record the configuration read
+    for the caller to send in the background (``commands.services.command_dispatch``). Returns the
+    pending command, or None when nothing is to be asked."""
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
         return None
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
@@ -66,7 +76,9 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
         or not charge_point.ocpp_version
     ):
         return None
-    return configuration_refresh(charge_point=charge_point, wait=False)
+    with transaction.atomic():  # a 2.0.1 report id is reserved under the charger's row lock
+        command, body = _configuration_read(charge_point)
+        return command_record_own(charge_point=charge_point, command=command, body=body)
 
 
 def configuration_change(

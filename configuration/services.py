@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -226,12 +226,34 @@ def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -
 
 @transaction.atomic
 def device_model_report_request_id(*, charge_point: ChargePoint) -> int:
-    """A requestId not yet used for this charger's reports, reserved by a report row."""
+    """A requestId not yet used for this charger's reports, reserved by a report row (inside a
+    transaction: the charger's row is locked until it ends)."""
+    if connection.vendor == "postgresql":
+        return _report_request_id_reserved(charge_point.pk, timezone.now())
     ChargePoint.objects.select_for_update().filter(pk=charge_point.pk).first()
     last = DeviceModelReport.objects.filter(charge_point=charge_point).aggregate(last=Max("request_id"))["last"]
     request_id = (last or 0) + 1
     DeviceModelReport.objects.create(charge_point=charge_point, request_id=request_id, started_at=timezone.now())
     return request_id
+
+
+def _report_request_id_reserved(charge_point_pk: int, now: datetime) -> int:
+    """``device_model_report_request_id`` as two plain statements (issue 15): the lock, then the
+    next id's row (the second reads after the lock is held, so it sees a concurrent reservation)."""
+    quote = connection.ops.quote_name
+    chargers, reports = quote(ChargePoint._meta.db_table), quote(DeviceModelReport._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR UPDATE", [charge_point_pk])
+        cursor.execute(
+            f"INSERT INTO {reports} (charge_point_id, request_id, parts_received, seq_nos, variables_reported,"
+            " complete, started_at)"
+            f" SELECT %s, COALESCE(MAX(request_id), 0) + 1, 0, '[]', 0, false, %s FROM {reports}"
+            " WHERE charge_point_id = %s RETURNING request_id",
+            [charge_point_pk, now, charge_point_pk],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 @transaction.atomic

@@ -117,6 +117,28 @@ def instance_updated(instance: Model, attnames: Sequence[str]) -> None:
             raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
+def instance_inserted(instance: Model) -> None:
+    """``instance.save()`` of a new row as one plain INSERT: ``auto_now``/``auto_now_add`` columns
+    set as the ORM sets them, a primary key the database makes read back onto the instance."""
+    meta = instance._meta
+    auto = meta.auto_field if instance.pk is None else None
+    fields = [field for field in meta.local_concrete_fields if field is not auto]
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
+    with connection.cursor() as cursor:
+        if auto is None:
+            cursor.execute(statement, values)
+        else:
+            cursor.execute(f"{statement} RETURNING {quote(column_of(auto))}", values)
+            row = cursor.fetchone()
+            assert row is not None
+            setattr(instance, auto.attname, row[0])
+    instance._state.adding, instance._state.db = False, connection.alias
+
+
 def _concrete(field: object) -> Field[Any, Any]:
     assert isinstance(field, Field), f"{field!r} is not a concrete field"
     return field

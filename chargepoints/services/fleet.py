@@ -183,6 +183,8 @@ class Connection:
 def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_name: str) -> Connection:
     """Record that ``channel_name`` now holds the charger's socket."""
     now = timezone.now()
+    if connection.vendor == "postgresql":
+        return _connection_written(charge_point_id, ocpp_version, channel_name, now)
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
         previous_channel = charge_point.connection_channel
@@ -208,6 +210,33 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
         heartbeat_interval=charge_point.heartbeat_interval,
         commissioned=charge_point.lifecycle_state == LifecycleState.COMMISSIONED,
         boot_identity=(charge_point.vendor, charge_point.model, charge_point.firmware_version),
+    )
+
+
+def _connection_written(charge_point_id: str, ocpp_version: str, channel_name: str, now: datetime) -> Connection:
+    """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
+    table = connection.ops.quote_name(ChargePoint._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH before AS (SELECT id, connected, connection_channel FROM {table}"
+            " WHERE charge_point_id = %s FOR UPDATE)"
+            f" UPDATE {table} AS cp SET connection_channel = %s, ocpp_version = %s, connected = true,"
+            " offline_since = NULL, last_seen = %s, updated_at = %s FROM before WHERE cp.id = before.id"
+            " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
+            " cp.vendor, cp.model, cp.firmware_version",
+            [charge_point_id, channel_name, ocpp_version, now, now],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
+        previous_channel, was_connected, interval, lifecycle_state, *boot_identity = row
+        if not was_connected:
+            _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "connected")
+    return Connection(
+        replaced_channel=previous_channel if previous_channel != channel_name else "",
+        heartbeat_interval=interval,
+        commissioned=lifecycle_state == LifecycleState.COMMISSIONED,
+        boot_identity=(boot_identity[0], boot_identity[1], boot_identity[2]),
     )
 
 
@@ -308,17 +337,46 @@ def charge_point_boot(
     iccid: str = "",
     imsi: str = "",
 ) -> BootResult:
+    """Record a BootNotification: the charger's identity, its boot time, online (one event when it
+    was offline). Raises ``ChargePoint.DoesNotExist`` for an unregistered charger."""
     now = timezone.now()
+    identity = (vendor, model, serial_number, firmware_version, iccid, imsi)
     with transaction.atomic():
-        _mark_online(charge_point_id, now)
-        charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-        _record_boot(charge_point, now, vendor, model, serial_number, firmware_version, iccid, imsi)
-    accepted = charge_point.lifecycle_state == LifecycleState.COMMISSIONED
-    return BootResult(
-        status="Accepted" if accepted else "Pending",
-        interval=charge_point.heartbeat_interval,
-        current_time=now,
-    )
+        if connection.vendor == "postgresql":
+            was_connected, lifecycle_state, interval = _boot_written(charge_point_id, now, identity)
+            if not was_connected:
+                _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "message_received")
+        else:
+            _mark_online(charge_point_id, now)
+            charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+            _record_boot(charge_point, now, *identity)
+            lifecycle_state, interval = charge_point.lifecycle_state, charge_point.heartbeat_interval
+    accepted = lifecycle_state == LifecycleState.COMMISSIONED
+    return BootResult(status="Accepted" if accepted else "Pending", interval=interval, current_time=now)
+
+
+_BOOT_COLUMNS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi")
+
+
+def _boot_written(charge_point_id: str, now: datetime, identity: tuple[str, ...]) -> tuple[bool, str, int]:
+    """``_mark_online`` and ``_record_boot`` as one plain statement (PostgreSQL, issue 15): whether
+    the charger was connected before, its lifecycle state and heartbeat interval."""
+    table = connection.ops.quote_name(ChargePoint._meta.db_table)
+    assignments = ", ".join(f"{column} = %s" for column in _BOOT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH before AS (SELECT id, connected FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
+            f" UPDATE {table} AS cp SET connected = true,"
+            " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
+            f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s"
+            " FROM before WHERE cp.id = before.id"
+            " RETURNING before.connected, cp.lifecycle_state, cp.heartbeat_interval",
+            [charge_point_id, *identity, now, now, now],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
+    return row[0], row[1], row[2]
 
 
 def _record_boot(

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from chargepoints.models import ChargePoint, ChargerModelProfile, SchemaViolation, Strictness
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile, charge_point_profile, charger_profile_for
@@ -112,3 +113,21 @@ def test_recorded_violations_are_listed_in_the_admin(admin_client, register_char
     )
     listing = admin_client.get("/admin/chargepoints/schemaviolation/?validator=enum").content.decode()
     assert "FanFailure" in listing and "CP-ODD" in listing
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only")
+def test_the_plain_profile_lookup_finds_what_the_orm_finds(monkeypatch):
+    profile("Acme", strictness=Strictness.LENIENT)
+    profile("Acme", "A1", quirks=["unit_aliases"], id_tag_suffix="-x")
+    profile("Acme", "A1", "2.3", quirks=["unit_aliases", "timestamp_without_zone"])
+    profile("Other", "A1", strictness=Strictness.LENIENT)
+    asked = [
+        ("ACME", "a1", "2.3.1"),
+        ("acme", "A1", "1.0"),
+        ("Acme", "Z9", ""),
+        ("Other", "a1", ""),
+        ("None", "A1", ""),
+    ]
+    plain = [charger_profile_for(vendor=v, model=m, firmware_version=f) for v, m, f in asked]
+    monkeypatch.setattr(connection, "vendor", "other")
+    assert plain == [charger_profile_for(vendor=v, model=m, firmware_version=f) for v, m, f in asked]

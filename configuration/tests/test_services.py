@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection, transaction
 
 from configuration import services
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
@@ -50,3 +51,21 @@ def test_a_partial_read_keeps_other_keys_and_clears_a_pending_value(register_cha
         ("A", "9", None),
         ("B", "2", None),
     ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only")
+def test_report_request_ids_are_reserved_alike_by_the_plain_statements_and_the_orm(register_charge_point, monkeypatch):
+    charge_point = register_charge_point("CP-REQ", ocpp_version="2.0.1")
+    with transaction.atomic():
+        first = services.device_model_report_request_id(charge_point=charge_point)
+    with transaction.atomic(), monkeypatch.context() as patched:
+        patched.setattr(connection, "vendor", "other")
+        second = services.device_model_report_request_id(charge_point=charge_point)
+    with transaction.atomic():
+        third = services.device_model_report_request_id(charge_point=charge_point)
+    assert (first, second, third) == (1, 2, 3)
+    plain, orm = (DeviceModelReport.objects.get(charge_point=charge_point, request_id=n) for n in (1, 2))
+    ignored = {"id", "request_id", "started_at"}
+    fields = [field.attname for field in DeviceModelReport._meta.concrete_fields if field.attname not in ignored]
+    assert [getattr(plain, name) for name in fields] == [getattr(orm, name) for name in fields]
+    assert plain.started_at is not None

@@ -1,0 +1,120 @@
+"""The boot's and the handshake's plain statements (PostgreSQL) write and answer what the ORM paths do."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from chargepoints import selectors, services
+from chargepoints.models import ChargePoint, LifecycleState
+from webhooks.models import EventType
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only"),
+]
+
+OFFLINE_SINCE = datetime(2026, 5, 1, 9, tzinfo=UTC)
+ONLINE = EventType.CHARGE_POINT_ONLINE
+IGNORED = {"id", "charge_point_id", "last_boot_at", "last_seen", "created_at", "updated_at"}
+
+
+def _fields(charge_point: ChargePoint) -> dict:
+    return {
+        field.attname: getattr(charge_point, field.attname)
+        for field in ChargePoint._meta.concrete_fields
+        if field.attname not in IGNORED
+    }
+
+
+def _boot_both_ways(register_charge_point, monkeypatch, *, lifecycle_state, connected):
+    """Boot one charger by the plain statement and one by the ORM path, from the same state."""
+    results, emitted = {}, []
+    monkeypatch.setattr(services.fleet, "webhook_event_emit", lambda **event: emitted.append(event))
+    for charge_point_id, vendor in (("CP-PLAIN", "postgresql"), ("CP-ORM", "other")):
+        register_charge_point(charge_point_id, heartbeat_interval=77, lifecycle_state=lifecycle_state)
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).update(
+            connected=connected, offline_since=OFFLINE_SINCE
+        )
+        with monkeypatch.context() as patched:
+            if vendor != "postgresql":
+                patched.setattr(connection, "vendor", vendor)
+            results[charge_point_id] = services.charge_point_boot(
+                charge_point_id=charge_point_id,
+                vendor="Alfen",
+                model="Eve",
+                serial_number="S1",
+                firmware_version="4.1",
+                iccid="89",
+                imsi="24",
+            )
+    return results, emitted
+
+
+@pytest.mark.parametrize("connected", [False, True])
+@pytest.mark.parametrize("lifecycle_state", [LifecycleState.COMMISSIONED, LifecycleState.PENDING])
+def test_the_plain_boot_writes_and_answers_as_the_orm_does(
+    register_charge_point, monkeypatch, connected, lifecycle_state
+):
+    results, emitted = _boot_both_ways(
+        register_charge_point, monkeypatch, lifecycle_state=lifecycle_state, connected=connected
+    )
+    plain, orm = (ChargePoint.objects.get(charge_point_id=cp) for cp in ("CP-PLAIN", "CP-ORM"))
+    assert _fields(plain) == _fields(orm)
+    assert plain.connected and plain.offline_since == (OFFLINE_SINCE if connected else None)
+    for charge_point, result in ((plain, results["CP-PLAIN"]), (orm, results["CP-ORM"])):
+        assert charge_point.last_boot_at == charge_point.last_seen == result.current_time
+    assert (results["CP-PLAIN"].status, results["CP-PLAIN"].interval) == (
+        results["CP-ORM"].status,
+        results["CP-ORM"].interval,
+    )
+    online = [event["data"]["charge_point_id"] for event in emitted if event["event_type"] == ONLINE]
+    assert online == ([] if connected else ["CP-PLAIN", "CP-ORM"])
+
+
+def test_the_plain_boot_of_an_unregistered_charger_raises():
+    with pytest.raises(ChargePoint.DoesNotExist):
+        services.charge_point_boot(charge_point_id="CP-NONE", vendor="V", model="M")
+
+
+@pytest.mark.parametrize("connected", [False, True])
+def test_the_plain_connect_writes_and_answers_as_the_orm_does(register_charge_point, monkeypatch, connected):
+    emitted, answers = [], {}
+    monkeypatch.setattr(services.fleet, "webhook_event_emit", lambda **event: emitted.append(event))
+    for charge_point_id, vendor in (("CP-PLAIN", "postgresql"), ("CP-ORM", "other")):
+        register_charge_point(charge_point_id, heartbeat_interval=77, lifecycle_state=LifecycleState.PENDING)
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).update(
+            connected=connected, offline_since=OFFLINE_SINCE, connection_channel="old", vendor="Alfen", model="Eve"
+        )
+        with monkeypatch.context() as patched:
+            if vendor != "postgresql":
+                patched.setattr(connection, "vendor", vendor)
+            answers[charge_point_id] = services.charge_point_connect(
+                charge_point_id=charge_point_id, ocpp_version="2.0.1", channel_name="new"
+            )
+    plain, orm = (ChargePoint.objects.get(charge_point_id=cp) for cp in ("CP-PLAIN", "CP-ORM"))
+    assert _fields(plain) == _fields(orm)
+    assert (plain.connection_channel, plain.connected, plain.offline_since) == ("new", True, None)
+    assert answers["CP-PLAIN"] == answers["CP-ORM"]
+    assert answers["CP-PLAIN"].replaced_channel == "old" and answers["CP-PLAIN"].boot_identity[:2] == ("Alfen", "Eve")
+    online = [event["data"]["charge_point_id"] for event in emitted if event["event_type"] == ONLINE]
+    assert online == ([] if connected else ["CP-PLAIN", "CP-ORM"])
+
+
+def test_the_plain_connect_of_an_unregistered_charger_raises():
+    with pytest.raises(ChargePoint.DoesNotExist):
+        services.charge_point_connect(charge_point_id="CP-NONE", ocpp_version="1.6", channel_name="new")
+
+
+def test_the_plain_admission_read_refuses_as_the_orm_does(register_charge_point, monkeypatch):
+    register_charge_point("CP-OPEN")
+    register_charge_point("CP-GONE", lifecycle_state=LifecycleState.DECOMMISSIONED)
+    register_charge_point("CP-LOCKED", password="s3cret-s3cret")
+    asked = [("CP-NONE", None), ("CP-GONE", None), ("CP-OPEN", None), ("CP-LOCKED", None), ("CP-LOCKED", "wrong")]
+    asked.append(("CP-LOCKED", "s3cret-s3cret"))
+    plain = [selectors.charge_point_refusal(charge_point_id=cp, password=password) for cp, password in asked]
+    monkeypatch.setattr(connection, "vendor", "other")
+    assert plain == [selectors.charge_point_refusal(charge_point_id=cp, password=password) for cp, password in asked]
+    assert plain == ["unknown", "decommissioned", "", "no password presented", "wrong password", ""]
