@@ -73,6 +73,7 @@ class _Unit:
     kwargs: dict[str, Any]
     future: asyncio.Future[Any]
     context: contextvars.Context  # the caller's: log lines name its charger
+    in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
 
 
 class CommitGroup:
@@ -84,10 +85,13 @@ class CommitGroup:
         self._pending: deque[_Unit] = deque()
         self._writing = False
 
-    async def run(self, func: Callable[..., Result], /, **kwargs: Any) -> Result:
-        """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised."""
+    async def run(self, func: Callable[..., Result], /, *, in_savepoint: bool = False, **kwargs: Any) -> Result:
+        """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
+
+        ``in_savepoint``: in its own savepoint even in a batch written without them, for a unit
+        that catches database errors itself (a batch without savepoints would be written again)."""
         loop = asyncio.get_running_loop()
-        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context())
+        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint)
         self._pending.append(unit)
         self._start_batches(loop)
         return await unit.future
@@ -175,12 +179,20 @@ def _batch_session_set() -> None:
 def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     """Every unit's result, run with no savepoint (the services' ``atomic`` blocks included);
     ``_UnitFailed`` at the first unit that raises or leaves the transaction failed or marked for
-    rollback (it caught an error inside an ``atomic`` block, which a savepoint would have undone)."""
+    rollback (it caught an error inside an ``atomic`` block, which a savepoint would have undone).
+    A unit ``in_savepoint`` runs in one all the same: its failure is its own."""
     features = connection.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
         for unit in batch:
+            if unit.in_savepoint:
+                del features.uses_savepoints
+                try:
+                    outcomes.append(_unit_outcome(unit))
+                finally:
+                    features.uses_savepoints = False
+                continue
             try:
                 outcomes.append((True, unit.context.run(unit.func, **unit.kwargs)))
             except Exception as error:

@@ -173,3 +173,27 @@ async def test_a_batch_of_messages_that_succeed_sets_no_savepoint():
 
     outcomes = await _one_batch(CommitGroup(max_units=64), (savepoints_of_a_nested_block, {}))
     assert outcomes == [[None]]
+
+
+async def test_a_message_in_its_own_savepoint_fails_alone_and_the_batch_is_written_once():
+    runs: list[str] = []
+
+    def register_counted(charge_point_id: str, fail: bool = False) -> None:
+        runs.append(charge_point_id)
+        _register(charge_point_id, fail=fail)
+
+    group = CommitGroup(max_units=64)
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    queued = [
+        asyncio.ensure_future(group.run(register_counted, charge_point_id="CP-GC-S1")),
+        asyncio.ensure_future(group.run(register_counted, in_savepoint=True, charge_point_id="CP-GC-S2", fail=True)),
+        asyncio.ensure_future(group.run(register_counted, charge_point_id="CP-GC-S3")),
+    ]
+    release.set()
+    await first
+    outcomes = await asyncio.gather(*queued, return_exceptions=True)
+    assert outcomes[0] is None and isinstance(outcomes[1], Refused) and outcomes[2] is None
+    assert runs == ["CP-GC-S1", "CP-GC-S2", "CP-GC-S3"]
+    assert await _registered_now() == {"CP-GC-S1", "CP-GC-S3"}
