@@ -18,10 +18,12 @@ returns and the transaction is sound, it commits. When a unit raises, or leaves 
 failed or marked for rollback, the whole transaction is rolled back and the batch written again,
 each unit in its own savepoint: a unit that raises is rolled back alone and its caller gets the
 exception (the router answers it with a CALLERROR); the others commit. A unit chosen as a
-deadlock victim is retried once. A unit may thus run twice; only the committed run's result and
-``on_commit`` callbacks count, so a unit must keep its effects in the database (or hand them to
-``on_commit``). A caller's result is handed back only after its batch
-committed, so no CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
+deadlock victim is retried once. A unit may thus run twice (and a unit held by a lock wait
+twice): only the committed run's result and ``on_commit`` callbacks count, so a unit keeps its
+effects in the database or hands them to ``on_commit``. A unit that catches database errors
+itself (the write-behind buffers) asks for its own savepoint (``in_savepoint``) and fails alone
+in a batch without them. A caller's result is handed back only after its batch committed, so no
+CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
 
