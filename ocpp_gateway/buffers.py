@@ -67,7 +67,7 @@ class WriteBehindBuffer(Generic[Row]):
             while self._pending:
                 batch = self._take()
                 try:
-                    await commit_group.run(self._write_batch, batch=batch)
+                    await commit_group.run(self._write_batch, in_savepoint=True, batch=batch)
                 except Exception:
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 

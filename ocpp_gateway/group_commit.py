@@ -12,10 +12,18 @@ written as units too: a batch holds the rows of many chargers until it commits, 
 transactions of one process locking charger rows in different orders would deadlock. Chargers
 held by different processes are different rows.
 
-Each unit runs in its own savepoint: a unit that raises is rolled back alone and its caller gets
-the exception (the router answers it with a CALLERROR); the others commit. A unit chosen as a
-deadlock victim is retried once. A caller's result is handed back only after its batch
-committed, so no CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
+A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
+change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
+returns and the transaction is sound, it commits. When a unit raises, or leaves the transaction
+failed or marked for rollback, the whole transaction is rolled back and the batch written again,
+each unit in its own savepoint: a unit that raises is rolled back alone and its caller gets the
+exception (the router answers it with a CALLERROR); the others commit. A unit chosen as a
+deadlock victim is retried once. A unit may thus run twice (and a unit held by a lock wait
+twice): only the committed run's result and ``on_commit`` callbacks count, so a unit keeps its
+effects in the database or hands them to ``on_commit``. A unit that catches database errors
+itself (the write-behind buffers) asks for its own savepoint (``in_savepoint``) and fails alone
+in a batch without them. A caller's result is handed back only after its batch committed, so no
+CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
 
@@ -39,6 +47,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
+from psycopg import pq
 
 from kernel.event_loops import serving
 
@@ -66,6 +75,7 @@ class _Unit:
     kwargs: dict[str, Any]
     future: asyncio.Future[Any]
     context: contextvars.Context  # the caller's: log lines name its charger
+    in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
 
 
 class CommitGroup:
@@ -77,10 +87,13 @@ class CommitGroup:
         self._pending: deque[_Unit] = deque()
         self._writing = False
 
-    async def run(self, func: Callable[..., Result], /, **kwargs: Any) -> Result:
-        """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised."""
+    async def run(self, func: Callable[..., Result], /, *, in_savepoint: bool = False, **kwargs: Any) -> Result:
+        """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
+
+        ``in_savepoint``: in its own savepoint even in a batch written without them, for a unit
+        that catches database errors itself (a batch without savepoints would be written again)."""
         loop = asyncio.get_running_loop()
-        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context())
+        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint)
         self._pending.append(unit)
         self._start_batches(loop)
         return await unit.future
@@ -110,12 +123,16 @@ class CommitGroup:
 
 
 def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
-    """Run every unit in one transaction, each in a savepoint, for ``loop`` (its on_commit
-    callbacks may hand work back to it: ``kernel.event_loops``); the outcomes once committed."""
+    """Run every unit in one transaction, for ``loop`` (its on_commit callbacks may hand work back
+    to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
+    failed that way; the outcomes once committed."""
     close_old_connections()
     try:
         with serving(loop):
-            return _in_one_transaction(batch)
+            try:
+                return _in_one_transaction(batch, savepoints=False)
+            except _UnitFailed:
+                return _in_one_transaction(batch, savepoints=True)
     except Exception as error:
         logger.error("A batch of %d units was not committed: %r", len(batch), error)
         return [(False, error)] * len(batch)
@@ -123,7 +140,11 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
         close_old_connections()
 
 
-def _in_one_transaction(batch: list[_Unit]) -> list[Outcome]:
+class _UnitFailed(Exception):
+    """A unit failed in a batch without savepoints: the batch is rolled back, to be written with them."""
+
+
+def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome]:
     committed = False
 
     def mark_committed() -> None:
@@ -135,9 +156,11 @@ def _in_one_transaction(batch: list[_Unit]) -> list[Outcome]:
         with transaction.atomic():
             transaction.on_commit(mark_committed)  # first: it runs before the units' own callbacks
             _batch_session_set()
-            outcomes = [_unit_outcome(unit) for unit in batch]
+            outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
+    except _UnitFailed:
+        raise
     except Exception:
         if not committed:
             raise
@@ -153,6 +176,45 @@ def _batch_session_set() -> None:
     with connection.cursor() as cursor:
         lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
         cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}")
+
+
+def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
+    """Every unit's result, run with no savepoint (the services' ``atomic`` blocks included);
+    ``_UnitFailed`` at the first unit that raises or leaves the transaction failed or marked for
+    rollback (it caught an error inside an ``atomic`` block, which a savepoint would have undone).
+    A unit ``in_savepoint`` runs in one all the same: its failure is its own."""
+    features = connection.features
+    features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
+    try:
+        outcomes: list[Outcome] = []
+        for unit in batch:
+            if unit.in_savepoint:
+                del features.uses_savepoints
+                try:
+                    outcomes.append(_unit_outcome(unit))
+                finally:
+                    features.uses_savepoints = False
+                continue
+            try:
+                outcomes.append((True, unit.context.run(unit.func, **unit.kwargs)))
+            except Exception as error:
+                raise _UnitFailed from error
+            if transaction.get_rollback() or _transaction_failed():
+                raise _UnitFailed
+        return outcomes
+    finally:
+        del features.uses_savepoints  # the class's value again
+
+
+def _transaction_failed() -> bool:
+    """PostgreSQL refuses every statement of the transaction until it ends (an error was caught)."""
+    if connection.vendor != "postgresql":
+        return False
+    return connection.connection.info.transaction_status == pq.TransactionStatus.INERROR
+
+
+def _outcomes_in_savepoints(batch: list[_Unit]) -> list[Outcome]:
+    return [_unit_outcome(unit) for unit in batch]
 
 
 def _unit_outcome(unit: _Unit) -> Outcome:

@@ -140,3 +140,60 @@ async def test_a_result_is_handed_back_only_once_its_rows_are_visible_to_others(
         # Read on the test's own connection, outside the batch's transaction.
         assert f"CP-GC-V{n}" in await _registered_now()
     assert len(seen) == 10
+
+
+def _register_twice(charge_point_id: str) -> None:
+    """Catches the second insert's error, as a get_or_create race does: only a savepoint keeps the
+    transaction usable, so the batch is written again with one per unit."""
+    ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
+    try:
+        with transaction.atomic():
+            ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
+    except IntegrityError:
+        pass
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(heartbeat_interval=30)
+
+
+async def test_a_message_that_caught_a_database_error_keeps_its_rows_and_the_others():
+    outcomes = await _one_batch(
+        CommitGroup(max_units=64),
+        (_register, {"charge_point_id": "CP-GC-BEFORE"}),
+        (_register_twice, {"charge_point_id": "CP-GC-TWICE"}),
+        (_register, {"charge_point_id": "CP-GC-AFTER"}),
+    )
+    assert isinstance(outcomes[0], int) and outcomes[1] is None and isinstance(outcomes[2], int)
+    assert await _registered_now() == {"CP-GC-BEFORE", "CP-GC-TWICE", "CP-GC-AFTER"}
+    assert await ChargePoint.objects.filter(charge_point_id="CP-GC-TWICE", heartbeat_interval=30).aexists()
+
+
+async def test_a_batch_of_messages_that_succeed_sets_no_savepoint():
+    def savepoints_of_a_nested_block() -> list:
+        with transaction.atomic():
+            return list(connection.savepoint_ids)
+
+    outcomes = await _one_batch(CommitGroup(max_units=64), (savepoints_of_a_nested_block, {}))
+    assert outcomes == [[None]]
+
+
+async def test_a_message_in_its_own_savepoint_fails_alone_and_the_batch_is_written_once():
+    runs: list[str] = []
+
+    def register_counted(charge_point_id: str, fail: bool = False) -> None:
+        runs.append(charge_point_id)
+        _register(charge_point_id, fail=fail)
+
+    group = CommitGroup(max_units=64)
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    queued = [
+        asyncio.ensure_future(group.run(register_counted, charge_point_id="CP-GC-S1")),
+        asyncio.ensure_future(group.run(register_counted, in_savepoint=True, charge_point_id="CP-GC-S2", fail=True)),
+        asyncio.ensure_future(group.run(register_counted, charge_point_id="CP-GC-S3")),
+    ]
+    release.set()
+    await first
+    outcomes = await asyncio.gather(*queued, return_exceptions=True)
+    assert outcomes[0] is None and isinstance(outcomes[1], Refused) and outcomes[2] is None
+    assert runs == ["CP-GC-S1", "CP-GC-S2", "CP-GC-S3"]
+    assert await _registered_now() == {"CP-GC-S1", "CP-GC-S3"}
