@@ -48,9 +48,7 @@ def api_client(api_key: str) -> APIClient:
 @pytest.fixture
 def register_charge_point(db: None) -> Callable[..., ChargePoint]:
     def register(charge_point_id: str = "CP-1", heartbeat_interval: int = 60, **kwargs: Any) -> ChargePoint:
-        return charge_point_register(
-            charge_point_id=charge_point_id, heartbeat_interval=heartbeat_interval, **kwargs
-        )
+        return charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=heartbeat_interval, **kwargs)
 
     return register
 
@@ -184,9 +182,7 @@ def daphne(daphne_server: DaphneServer, transactional_db: None) -> Iterator[Daph
     time.sleep(0.2)
 
 
-def http_request(
-    url: str, *, method: str = "GET", api_key: str | None = None, body: Any = None
-) -> tuple[int, Any]:
+def http_request(url: str, *, method: str = "GET", api_key: str | None = None, body: Any = None) -> tuple[int, Any]:
     """A blocking HTTP request to a live server; returns (status, decoded JSON body or None)."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)

@@ -82,8 +82,10 @@ class Run:
             if v16:
                 charger.transaction_id = (answer or {}).get("transactionId", -1)
 
-        names = ("StartTransaction", "MeterValues", "StopTransaction") if v16 else (
-            "TransactionEvent Started", "TransactionEvent Updated", "TransactionEvent Ended"
+        names = (
+            ("StartTransaction", "MeterValues", "StopTransaction")
+            if v16
+            else ("TransactionEvent Started", "TransactionEvent Updated", "TransactionEvent Ended")
         )
         await self.phase(f"{names[0]} ({version})", version, start)
         for _ in range(readings):
@@ -107,8 +109,10 @@ class Run:
                 await charger.websocket.close()
         return {
             "idle_cpu_ms_per_s": round(self.idle_cpu_per_s * 1000, 2),
-            "rows": {row: {"messages": n, "cpu_us_per_msg": round(cpu / n * 1e6) if n else None}
-                     for row, (cpu, n) in self.cost.items()},
+            "rows": {
+                row: {"messages": n, "cpu_us_per_msg": round(cpu / n * 1e6) if n else None}
+                for row, (cpu, n) in self.cost.items()
+            },
             "call_errors": self.stats.count["call_errors"],
             "errors": dict(self.stats.errors.most_common(5)),
         }
@@ -167,9 +171,13 @@ def main() -> None:
         ratio = round(mine / theirs, 1) if mine and theirs and theirs > 0 else "-"
         print(f"{row:<34}{mine!s:>10}{theirs!s:>10}{ratio!s:>11}{numbers['messages']:>10}")
     print("call errors:", ours["call_errors"], ours["errors"] or "")
-    result = {"benchmark": "message_cost", "machine": {**MACHINE, "versions": versions()},
-              "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-              "ours": ours, "echo": echo}
+    result = {
+        "benchmark": "message_cost",
+        "machine": {**MACHINE, "versions": versions()},
+        "options": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "ours": ours,
+        "echo": echo,
+    }
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"written to {args.json}", file=sys.stderr)
 

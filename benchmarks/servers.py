@@ -40,6 +40,7 @@ import echo_baseline
 import fleet
 import sessions
 
+
 def fleet_options(args: argparse.Namespace) -> argparse.Namespace:
     """fleet.drive's options for connect + idle RSS + a short heartbeat phase."""
     return argparse.Namespace(

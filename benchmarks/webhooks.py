@@ -81,8 +81,13 @@ def receive(secrets_file: str, delay_ms: int) -> None:
     async def stats(_: web.Request) -> web.Response:
         seen = sorted(first_seen.values())
         return web.json_response(
-            {**counts, "unique": len(first_seen), "first_at": seen[0] if seen else None,
-             "last_at": seen[-1] if seen else None, "latencies_ms": latencies_ms}
+            {
+                **counts,
+                "unique": len(first_seen),
+                "first_at": seen[0] if seen else None,
+                "last_at": seen[-1] if seen else None,
+                "latencies_ms": latencies_ms,
+            }
         )
 
     app = web.Application()
@@ -228,8 +233,12 @@ def write_backlog(count: int, *, retries: bool) -> None:
         body["data"]["charge_point_id"] = f"BENCH-W-{number % 500}"
         rows.append(
             WebhookDelivery(
-                event_id=body["id"], event_type=template.event_type, subscription_id=template.subscription_id,
-                body=json.dumps(body, separators=(",", ":")), next_attempt_at=now, attempts=1 if retries else 0,
+                event_id=body["id"],
+                event_type=template.event_type,
+                subscription_id=template.subscription_id,
+                body=json.dumps(body, separators=(",", ":")),
+                next_attempt_at=now,
+                attempts=1 if retries else 0,
             )
         )
     WebhookDelivery.objects.bulk_create(rows, batch_size=2000)
@@ -271,8 +280,12 @@ def run(args: argparse.Namespace) -> dict:
     first, last = stats.pop("first_at"), stats.pop("last_at")
     elapsed = (last - started_wall) if last else None
     return {
-        "scenario": args.scenario, "layout": args.layout, "events": expected, "delay_ms": args.delay_ms,
-        "rate": args.rate if args.scenario == "steady" else None, "retries": args.retries,
+        "scenario": args.scenario,
+        "layout": args.layout,
+        "events": expected,
+        "delay_ms": args.delay_ms,
+        "rate": args.rate if args.scenario == "steady" else None,
+        "retries": args.retries,
         **{k: stats[k] for k in ("received", "unique", "duplicates", "signature_failures")},
         "lost": expected - stats["unique"],
         "deliveries_per_s": round(stats["unique"] / elapsed, 1) if elapsed else 0,
@@ -287,7 +300,8 @@ def run(args: argparse.Namespace) -> dict:
         "worker_cpu_ms_per_delivery": round(cpu * 1000 / max(1, stats["received"]), 2),
         "recorded_delivered": WebhookDelivery.objects.filter(state="delivered").count(),
         "recorded_attempts": sum(WebhookDelivery.objects.values_list("attempts", flat=True)),
-        "at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": MACHINE,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": MACHINE,
         "load_average": os.getloadavg(),
     }
 

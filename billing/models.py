@@ -43,9 +43,7 @@ class Tariff(models.Model):
 class BillingRecord(models.Model):
     """What an ended transaction costs, written in the same DB transaction that ended it."""
 
-    transaction = models.OneToOneField(
-        "charging.Transaction", on_delete=models.PROTECT, related_name="billing_record"
-    )
+    transaction = models.OneToOneField("charging.Transaction", on_delete=models.PROTECT, related_name="billing_record")
     tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_records")
     charge_point_identity = models.CharField(max_length=48, db_index=True)
     id_tag = models.CharField(max_length=36, blank=True)

@@ -115,5 +115,3 @@ def _terms(tariff: Tariff | None) -> pricing.TariffTerms:
         idle_fee_per_minute=tariff.idle_fee_per_minute,
         idle_grace_minutes=tariff.idle_grace_minutes,
     )
-
-

@@ -41,12 +41,15 @@ def command_http_response(command: Command) -> Response:
         message = f"The charge point answered {status_value}."
         http_status, body = 409, error_body(status_value, message, charge_point_id=identity, response=command.response)
     elif command.state == CommandState.INVALID_RESPONSE:
-        http_status, body = 502, error_body(
-            "InvalidResponse",
-            command.error_description,
-            charge_point_id=identity,
-            details=command.response_violations,
-            response=command.response,
+        http_status, body = (
+            502,
+            error_body(
+                "InvalidResponse",
+                command.error_description,
+                charge_point_id=identity,
+                details=command.response_violations,
+                response=command.response,
+            ),
         )
     elif command.state == CommandState.CALL_ERROR:
         code = command.error_code or "InternalError"
@@ -143,7 +146,10 @@ class OcppCommandView(APIView):
             raise ApiError(_REFUSED_HTTP_STATUS[refused.code], refused.code, str(refused), **extra) from None
         except services.CommandInProgress as in_progress:
             raise ApiError(
-                409, "CommandInProgress", str(in_progress), charge_point_id=charge_point_id,
+                409,
+                "CommandInProgress",
+                str(in_progress),
+                charge_point_id=charge_point_id,
                 command_id=str(in_progress.command.id),
             ) from None
         return command_http_response(command)

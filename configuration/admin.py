@@ -67,8 +67,16 @@ class DeviceModelAttributeInline(admin.TabularInline):
 
 @admin.register(DeviceModelVariable)
 class DeviceModelVariableAdmin(admin.ModelAdmin):
-    list_display = ("charge_point", "component_name", "component_instance", "evse_id", "connector_id",
-                    "variable_name", "variable_instance", "learned_at")
+    list_display = (
+        "charge_point",
+        "component_name",
+        "component_instance",
+        "evse_id",
+        "connector_id",
+        "variable_name",
+        "variable_instance",
+        "learned_at",
+    )
     search_fields = ("charge_point__charge_point_id", "component_name", "variable_name")
     list_filter = ("component_name",)
     readonly_fields = [field.name for field in DeviceModelVariable._meta.fields]
@@ -102,8 +110,15 @@ class DeviceModelAttributeAdmin(_ChargerEditedAdmin):
 
 @admin.register(DeviceModelReport)
 class DeviceModelReportAdmin(admin.ModelAdmin):
-    list_display = ("charge_point", "request_id", "parts_received", "variables_reported", "complete", "started_at",
-                    "completed_at")
+    list_display = (
+        "charge_point",
+        "request_id",
+        "parts_received",
+        "variables_reported",
+        "complete",
+        "started_at",
+        "completed_at",
+    )
     search_fields = ("charge_point__charge_point_id",)
     readonly_fields = [field.name for field in DeviceModelReport._meta.fields]
 

@@ -27,8 +27,13 @@ class ConfigurationUnanswered(Exception):
 
 
 def _send(
-    charge_point: ChargePoint, command: str, body: dict[str, Any], *, wait: bool = True,
-    api_key: ApiKey | None = None, user_id: int | None = None,
+    charge_point: ChargePoint,
+    command: str,
+    body: dict[str, Any],
+    *,
+    wait: bool = True,
+    api_key: ApiKey | None = None,
+    user_id: int | None = None,
 ) -> Command:
     return command_send(
         request=CommandRequest(
@@ -116,8 +121,9 @@ def _configuration_keys_change(
             if not results:
                 raise ConfigurationUnanswered(command)
             unanswered = command
-            results.append({**answer, "status": None, "error": command.error_code or command.state,
-                            "command_id": str(command.id)})
+            results.append(
+                {**answer, "status": None, "error": command.error_code or command.state, "command_id": str(command.id)}
+            )
             continue
         results.append({**answer, "status": (command.response or {}).get("status"), "command_id": str(command.id)})
     return results

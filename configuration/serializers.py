@@ -28,8 +28,16 @@ class DeviceModelAttributeSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeviceModelAttribute
         fields = [
-            "type", "value", "mutability", "persistent", "constant", "pending_value",
-            "learned_from", "report_request_id", "learned_at", "command_id",
+            "type",
+            "value",
+            "mutability",
+            "persistent",
+            "constant",
+            "pending_value",
+            "learned_from",
+            "report_request_id",
+            "learned_at",
+            "command_id",
         ]
         read_only_fields = fields
 
@@ -49,8 +57,13 @@ class DeviceModelReportSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeviceModelReport
         fields = [
-            "request_id", "parts_received", "variables_reported", "complete", "generated_at",
-            "started_at", "completed_at",
+            "request_id",
+            "parts_received",
+            "variables_reported",
+            "complete",
+            "generated_at",
+            "started_at",
+            "completed_at",
         ]
         read_only_fields = fields
 

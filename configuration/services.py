@@ -54,8 +54,14 @@ def configuration_keys_record(
         )
     for item in keys:
         rows[item["key"]] = _configuration_key(
-            charge_point, item["key"], item.get("value"), item.get("readonly"), False,
-            LearnedFrom.GET_CONFIGURATION, command, now,
+            charge_point,
+            item["key"],
+            item.get("value"),
+            item.get("readonly"),
+            False,
+            LearnedFrom.GET_CONFIGURATION,
+            command,
+            now,
         )
     if complete:
         ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=rows.keys()).delete()
@@ -79,8 +85,15 @@ def _configuration_key(
     now: datetime,
 ) -> ConfigurationKey:
     return ConfigurationKey(
-        charge_point=charge_point, key=key, value=value, readonly=readonly, unknown=unknown, pending_value=None,
-        learned_from=learned_from, command=command, learned_at=now,
+        charge_point=charge_point,
+        key=key,
+        value=value,
+        readonly=readonly,
+        unknown=unknown,
+        pending_value=None,
+        learned_from=learned_from,
+        command=command,
+        learned_at=now,
     )
 
 
@@ -100,7 +113,10 @@ def configuration_key_changed(
     else:
         row.pending_value = value
     row.unknown, row.learned_from, row.command, row.learned_at = (
-        False, LearnedFrom.CHANGE_CONFIGURATION, command, timezone.now(),
+        False,
+        LearnedFrom.CHANGE_CONFIGURATION,
+        command,
+        timezone.now(),
     )
     row.save()
 
@@ -148,8 +164,13 @@ def _variables_upsert(
         known = variables.get(key)
         variables[key] = DeviceModelVariable(
             charge_point=charge_point,
-            component_name=key[0], component_instance=key[1], evse_id=key[2], connector_id=key[3],
-            variable_name=key[4], variable_instance=key[5], identity=_identity_digest(key),
+            component_name=key[0],
+            component_instance=key[1],
+            evse_id=key[2],
+            connector_id=key[3],
+            variable_name=key[4],
+            variable_instance=key[5],
+            identity=_identity_digest(key),
             characteristics=attribute.characteristics or (known.characteristics if known else None),
             learned_at=now,
         )
@@ -183,9 +204,17 @@ def device_model_attributes_record(
     for attribute in attributes:
         variable = variables[variable_identity(attribute.component, attribute.variable)]
         rows[(variable.pk, attribute.type)] = DeviceModelAttribute(
-            variable=variable, type=attribute.type, value=attribute.value, pending_value=attribute.pending_value,
-            mutability=attribute.mutability, persistent=attribute.persistent, constant=attribute.constant,
-            learned_from=learned_from, report_request_id=report_request_id, command=command, learned_at=now,
+            variable=variable,
+            type=attribute.type,
+            value=attribute.value,
+            pending_value=attribute.pending_value,
+            mutability=attribute.mutability,
+            persistent=attribute.persistent,
+            constant=attribute.constant,
+            learned_from=learned_from,
+            report_request_id=report_request_id,
+            command=command,
+            learned_at=now,
         )
     written = ["value", "pending_value", "learned_from", "report_request_id", "command", "learned_at"]
     if reported:

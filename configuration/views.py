@@ -27,16 +27,21 @@ _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVer
 def _charge_point(charge_point_id: str) -> ChargePoint:
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
     if charge_point is None:
-        raise ApiError(404, "NotFound", f"Charge point {charge_point_id!r} is not registered.",
-                       charge_point_id=charge_point_id)
+        raise ApiError(
+            404, "NotFound", f"Charge point {charge_point_id!r} is not registered.", charge_point_id=charge_point_id
+        )
     return charge_point
 
 
 def _speaking(charge_point: ChargePoint) -> ChargePoint:
     """The charge point, once it has connected (its OCPP version decides the commands)."""
     if not charge_point.ocpp_version:
-        raise ApiError(503, "NotConnected", "The charge point has not connected yet; its OCPP version is unknown.",
-                       charge_point_id=charge_point.charge_point_id)
+        raise ApiError(
+            503,
+            "NotConnected",
+            "The charge point has not connected yet; its OCPP version is unknown.",
+            charge_point_id=charge_point.charge_point_id,
+        )
     return charge_point
 
 
@@ -120,6 +125,9 @@ class ConfigurationRefreshView(APIView):
         if charge_point.ocpp_version == "1.6":
             return Response(configuration_body(charge_point), headers=headers)
         # The device model arrives in NotifyReport parts after this answer.
-        body = {"charge_point_id": charge_point_id, "request_id": command.request["request_id"],
-                "command_id": str(command.id)}
+        body = {
+            "charge_point_id": charge_point_id,
+            "request_id": command.request["request_id"],
+            "command_id": str(command.id),
+        }
         return Response(body, status=202, headers=headers)

@@ -89,7 +89,8 @@ class QuietFrequentTicks(logging.Filter):
             from django.conf import settings
 
             self._frequent = {
-                entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+                entry["task"]
+                for entry in settings.CELERY_BEAT_SCHEDULE.values()
                 if isinstance(entry.get("schedule"), int | float) and entry["schedule"] < self.FREQUENT
             }
         return self._frequent
@@ -145,8 +146,16 @@ def route_daphne_access_log() -> None:
     access_logger = logging.getLogger("daphne.access")
 
     class AccessLog(access.AccessLogGenerator):
-        def write_entry(self, host: str, date: datetime, request: str, status: int | None = None,
-                        length: int | None = None, ident: str | None = None, user: str | None = None) -> None:
+        def write_entry(
+            self,
+            host: str,
+            date: datetime,
+            request: str,
+            status: int | None = None,
+            length: int | None = None,
+            ident: str | None = None,
+            user: str | None = None,
+        ) -> None:
             if self.stream is not sys.stdout:
                 super().write_entry(host, date, request, status, length, ident, user)
                 return

@@ -163,8 +163,17 @@ class LogUploadAdmin(admin.ModelAdmin):
     list_filter = ["state", "log_type"]
     search_fields = ["charge_point__charge_point_id", "file_name"]
     readonly_fields = [
-        "charge_point", "log_type", "state", "status", "command", "file_name", "size", "download", "received_at",
-        "token_expires_at", "created_at",
+        "charge_point",
+        "log_type",
+        "state",
+        "status",
+        "command",
+        "file_name",
+        "size",
+        "download",
+        "received_at",
+        "token_expires_at",
+        "created_at",
     ]
     fields = readonly_fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 

@@ -47,8 +47,21 @@ class CampaignSerializer(serializers.ModelSerializer):
     class Meta:
         model = Campaign
         fields = [
-            "id", "name", "firmware_id", "start_at", "concurrency", "state", "selection", "progress",
-            "charge_point_ids", "vendor", "model", "firmware_version", "ocpp_version", "created_at", "finished_at",
+            "id",
+            "name",
+            "firmware_id",
+            "start_at",
+            "concurrency",
+            "state",
+            "selection",
+            "progress",
+            "charge_point_ids",
+            "vendor",
+            "model",
+            "firmware_version",
+            "ocpp_version",
+            "created_at",
+            "finished_at",
         ]
         read_only_fields = ["id", "state", "selection", "progress", "created_at", "finished_at"]
 
@@ -72,8 +85,18 @@ class LogUploadSerializer(serializers.ModelSerializer):
     class Meta:
         model = LogUpload
         fields = [
-            "id", "request_id", "charge_point_id", "log_type", "state", "status", "command_id", "file_name", "size",
-            "has_file", "received_at", "created_at",
+            "id",
+            "request_id",
+            "charge_point_id",
+            "log_type",
+            "state",
+            "status",
+            "command_id",
+            "file_name",
+            "size",
+            "has_file",
+            "received_at",
+            "created_at",
         ]
         read_only_fields = fields
 

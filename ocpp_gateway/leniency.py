@@ -119,9 +119,7 @@ class Accepted:
     violations: list[ReceivedViolation]
 
 
-def accepted(
-    *, ocpp_version: str, action: str, payload: Any, lenient: bool, received_at: datetime
-) -> Accepted | None:
+def accepted(*, ocpp_version: str, action: str, payload: Any, lenient: bool, received_at: datetime) -> Accepted | None:
     """The payload to handle and its violations, when every violation may be accepted; None when
     the payload is valid or (not a session message) has a violation the profile does not accept:
     the package's validation then answers it.

@@ -71,9 +71,7 @@ _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "Tran
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state.
 _SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
-_PENDING_REFUSAL = (
-    f"The charge point is not commissioned; only {', '.join(sorted(_SERVED_WHILE_PENDING))} are served."
-)
+_PENDING_REFUSAL = f"The charge point is not commissioned; only {', '.join(sorted(_SERVED_WHILE_PENDING))} are served."
 
 
 def _size_in_bytes(raw: str) -> int:

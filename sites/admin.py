@@ -32,7 +32,12 @@ class SiteAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     inlines = [SiteMemberInline]
     readonly_fields = [
-        "live_base_load_a", "live_base_load_at", "allocation_chart", "allocation_history", "created_at", "updated_at"
+        "live_base_load_a",
+        "live_base_load_at",
+        "allocation_chart",
+        "allocation_history",
+        "created_at",
+        "updated_at",
     ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Site]:
@@ -68,8 +73,14 @@ class SiteAdmin(admin.ModelAdmin):
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
-                (s.at, s.capacity_a, s.base_load_a, s.limits_sum_a, s.measured_a if s.measured_a is not None else "-",
-                 ", ".join(f"{tx}: {limit}" for tx, limit in sorted(s.limits.items())))
+                (
+                    s.at,
+                    s.capacity_a,
+                    s.base_load_a,
+                    s.limits_sum_a,
+                    s.measured_a if s.measured_a is not None else "-",
+                    ", ".join(f"{tx}: {limit}" for tx, limit in sorted(s.limits.items())),
+                )
                 for s in rows
             ),
         )

@@ -20,8 +20,11 @@ from charging.admin.meter_chart import (
     _y_axis,
 )
 
-SERIES = (("Capacity", "#b03a2e", "site-capacity"), ("Sum of limits", "#2a7ab0", "site-limits"),
-          ("Measured", "#d9730d", "site-measured"))
+SERIES = (
+    ("Capacity", "#b03a2e", "site-capacity"),
+    ("Sum of limits", "#2a7ab0", "site-limits"),
+    ("Measured", "#d9730d", "site-measured"),
+)
 
 
 def allocation_chart_svg(*, capacity_a: Series, limits_sum_a: Series, measured_a: Series, title: str) -> str:

@@ -22,7 +22,11 @@ class Site(models.Model):
     voltage_v = models.DecimalField(max_digits=6, decimal_places=1, default=Decimal(230), help_text="Phase to neutral.")
     capacity_a = models.DecimalField(null=True, blank=True, help_text="A per phase.", **_AMPS)
     capacity_w = models.DecimalField(
-        max_digits=10, decimal_places=0, null=True, blank=True, validators=[MinValueValidator(Decimal(0))],
+        max_digits=10,
+        decimal_places=0,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
         help_text="W over all phases.",
     )
     base_load_a = models.DecimalField(default=Decimal(0), help_text="Fixed load of the building, A per phase.", **_AMPS)
@@ -32,7 +36,8 @@ class Site(models.Model):
     live_base_load_at = models.DateTimeField(null=True, blank=True)
     min_current_a = models.DecimalField(default=Decimal(6), help_text="Below this a session is paused.", **_AMPS)
     failsafe_current_a = models.DecimalField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="The TxDefaultProfile limit of each member charger; blank: the capacity shared equally.",
         **_AMPS,
     )
@@ -59,7 +64,8 @@ class SiteMember(models.Model):
     )
     priority = models.IntegerField(default=0, help_text="Higher is paused last when not every session fits.")
     smart_charging_flag = models.CharField(
-        max_length=200, blank=True,
+        max_length=200,
+        blank=True,
         help_text="Why the charger is counted at its maximum (it refused a profile); blank when it complies.",
     )
     flagged_at = models.DateTimeField(null=True, blank=True)
@@ -80,9 +86,7 @@ class ConnectorMaximum(models.Model):
     max_current_a = models.DecimalField(**_AMPS)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["member", "connector_id"], name="site_connector_maximum_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["member", "connector_id"], name="site_connector_maximum_unique")]
 
     def __str__(self) -> str:
         return f"{self.member.charge_point} connector {self.connector_id}: {self.max_current_a} A"
@@ -92,9 +96,7 @@ class SessionLimit(models.Model):
     """The TxProfile limit a session holds: what the engine last sent it and the charger accepted."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="session_limits")
-    transaction = models.OneToOneField(
-        "charging.Transaction", on_delete=models.CASCADE, related_name="site_limit"
-    )
+    transaction = models.OneToOneField("charging.Transaction", on_delete=models.CASCADE, related_name="site_limit")
     limit_a = models.DecimalField(**_AMPS)
     draw_a = models.DecimalField(null=True, blank=True, help_text="The draw the limit was computed on.", **_AMPS)
     sent_at = models.DateTimeField()

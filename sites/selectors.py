@@ -62,14 +62,12 @@ def site_base_load(*, site: Site) -> tuple[Decimal, ...]:
 def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionView]:
     """The active sessions on the site's member chargers, with their demand and held limit."""
     now = now or timezone.now()
-    members = {m.charge_point_id: m for m in site.members.select_related("charge_point").prefetch_related(
-        "connector_maximums"
-    )}
+    members = {
+        m.charge_point_id: m for m in site.members.select_related("charge_point").prefetch_related("connector_maximums")
+    }
     failsafe = site_failsafe_limit(site=site, member_count=len(members))
     held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(site=site)}
-    sessions = Transaction.objects.filter(
-        charge_point_id__in=members, status=TransactionStatus.ACTIVE
-    ).order_by("pk")
+    sessions = Transaction.objects.filter(charge_point_id__in=members, status=TransactionStatus.ACTIVE).order_by("pk")
     views = []
     for session in sessions:
         member = members[session.charge_point_id]

@@ -62,7 +62,7 @@ class SiteMemberSerializer(serializers.ModelSerializer):
 
     def validate_smart_charging_flag(self, value: str) -> str:
         if value:
-            raise serializers.ValidationError("Only clearing the flag (\"\") is allowed; the engine sets it.")
+            raise serializers.ValidationError('Only clearing the flag ("") is allowed; the engine sets it.')
         return value
 
     def validate_connector_maximums(self, value: list[dict[str, Any]]) -> dict[int, Decimal]:

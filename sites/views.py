@@ -103,8 +103,12 @@ class SiteViewSet(viewsets.ModelViewSet):
         body.is_valid(raise_exception=True)
         fields: dict[str, Any] = dict(body.validated_data)
         if "charge_point" in fields:
-            raise ApiError(400, "ValidationError", "The request body is invalid.",
-                           details={"charge_point_id": ["Remove the member and add it to change the charger."]})
+            raise ApiError(
+                400,
+                "ValidationError",
+                "The request body is invalid.",
+                details={"charge_point_id": ["Remove the member and add it to change the charger."]},
+            )
         try:
             member = services.site_member_update(member=member, **fields)
         except services.SiteConflict as error:

@@ -98,9 +98,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
             obj.secret = secret_new()
         super().save_model(request, obj, form, change)
         if not change:
-            self.message_user(
-                request, f"The signing secret, shown only now: {obj.secret}", messages.WARNING
-            )
+            self.message_user(request, f"The signing secret, shown only now: {obj.secret}", messages.WARNING)
 
 
 class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):

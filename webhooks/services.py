@@ -145,9 +145,7 @@ def webhook_deliveries_claim(
     oldest = due.order_by("next_attempt_at", "id").values("id")[: 4 * limit]
     oldest_per_receiver = (
         WebhookDelivery.objects.filter(id__in=oldest)
-        .annotate(
-            rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")])
-        )
+        .annotate(rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")]))
         .filter(rank__lte=per_receiver)
         .order_by("next_attempt_at", "id")
         .values("id")[: 2 * limit]

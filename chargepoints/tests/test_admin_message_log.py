@@ -109,7 +109,7 @@ def test_the_change_page_pretty_prints_the_frame_and_its_pair(ops, exchanges):
     page = ops.get(f"{LOG}{call.pk}/change/").content.decode()
     assert (
         '<pre class="ocpp-frame">[\n  2,\n  &quot;cmd-2&quot;,\n  &quot;Reset&quot;,\n'
-        '  {\n    &quot;type&quot;: &quot;Hard&quot;' in page
+        "  {\n    &quot;type&quot;: &quot;Hard&quot;" in page
     )
     assert f"{LOG}{error.pk}/change/" in page
     assert "The answer (CALLERROR NotSupported)" in page and "250 ms apart" in page

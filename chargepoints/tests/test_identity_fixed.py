@@ -83,9 +83,7 @@ async def test_renaming_a_connected_charger_in_the_admin_leaves_it_working(daphn
     async with ocpp_charger(daphne, "1.6", "CP-LIVE") as charger:
         await eventually(lambda: ChargePoint.objects.filter(charge_point_id="CP-LIVE", connected=True).aexists())
         assert (await asyncio.to_thread(operator.post, url, form)).status_code == 302
-        answer = await charger.call(
-            call16.StatusNotification(connector_id=1, error_code="NoError", status="Available")
-        )
+        answer = await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
         assert answer == result16.StatusNotification()
         start = await charger.call(
             call16.StartTransaction(connector_id=1, id_tag="RFID-1", meter_start=0, timestamp="2026-05-01T10:00:00Z")

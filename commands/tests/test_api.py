@@ -32,8 +32,14 @@ def test_a_body_violating_the_ocpp_schema_is_a_400_naming_each_field(api_client,
     register_charge_point("CP-1", ocpp_version="1.6")
     response = api_client.post(
         "/api/v1/ocpp16/CP-1/set_charging_profile",
-        {"connector_id": "one", "cs_charging_profiles": {"charging_profile_id": 1, "stack_level": 0,
-                                                          "charging_profile_purpose": "Nonsense"}},
+        {
+            "connector_id": "one",
+            "cs_charging_profiles": {
+                "charging_profile_id": 1,
+                "stack_level": 0,
+                "charging_profile_purpose": "Nonsense",
+            },
+        },
         format="json",
     )
     assert response.status_code == 400
@@ -59,8 +65,14 @@ def test_a_command_of_the_other_version_is_a_400_unsupported_version(api_client,
 def test_commands_are_listed_and_fetched(api_client, register_charge_point):
     charge_point = register_charge_point("CP-1", ocpp_version="1.6")
     command = Command.objects.create(
-        charge_point=charge_point, charge_point_identity="CP-1", ocpp_version="1.6", command="reset",
-        action="Reset", request={"type": "Soft"}, state="accepted", response={"status": "Accepted"},
+        charge_point=charge_point,
+        charge_point_identity="CP-1",
+        ocpp_version="1.6",
+        command="reset",
+        action="Reset",
+        request={"type": "Soft"},
+        state="accepted",
+        response={"status": "Accepted"},
     )
     listed = api_client.get("/api/v1/commands/?charge_point_id=CP-1").json()["results"]
     assert [c["id"] for c in listed] == [str(command.id)]

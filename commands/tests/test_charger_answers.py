@@ -18,8 +18,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 API_PATH = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 
 
-async def answered(daphne, api_key, version: str, charge_point_id: str, command: str, body: dict, answer: Any,
-                   boot: list | None = None, method: str = "POST", path: str = "") -> tuple[list, int, Any]:
+async def answered(
+    daphne,
+    api_key,
+    version: str,
+    charge_point_id: str,
+    command: str,
+    body: dict,
+    answer: Any,
+    boot: list | None = None,
+    method: str = "POST",
+    path: str = "",
+) -> tuple[list, int, Any]:
     """POST ``command``, answer the CALL it sends with ``answer``; the CALL, HTTP status and body."""
     async with raw_socket(daphne, version, charge_point_id) as websocket:
         if boot:
@@ -34,13 +44,28 @@ async def answered(daphne, api_key, version: str, charge_point_id: str, command:
 
 
 INVALID_ANSWERS = [
-    ("1.6", "change_availability", {"connector_id": 0, "type": "Inoperative"}, {"status": "Bogus"},
-     {"status": ["'Bogus' is not one of ['Accepted', 'Rejected', 'Scheduled']."]}),
+    (
+        "1.6",
+        "change_availability",
+        {"connector_id": 0, "type": "Inoperative"},
+        {"status": "Bogus"},
+        {"status": ["'Bogus' is not one of ['Accepted', 'Rejected', 'Scheduled']."]},
+    ),
     ("1.6", "reset", {"type": "Hard"}, {}, {"status": ["This field is required."]}),
-    ("1.6", "unlock_connector", {"connector_id": 1}, {"status": "Accepted"},
-     {"status": ["'Accepted' is not one of ['Unlocked', 'UnlockFailed', 'NotSupported']."]}),
-    ("2.0.1", "get_local_list_version", {}, {"listVersion": 3},
-     {"version_number": ["This field is required."], "list_version": ["Unknown field."]}),
+    (
+        "1.6",
+        "unlock_connector",
+        {"connector_id": 1},
+        {"status": "Accepted"},
+        {"status": ["'Accepted' is not one of ['Unlocked', 'UnlockFailed', 'NotSupported']."]},
+    ),
+    (
+        "2.0.1",
+        "get_local_list_version",
+        {},
+        {"listVersion": 3},
+        {"version_number": ["This field is required."], "list_version": ["Unknown field."]},
+    ),
 ]
 
 
@@ -52,22 +77,36 @@ async def test_a_strict_charger_s_invalid_answer_is_a_502_invalid_response(
     _, status, reply = await answered(daphne, api_key, version, "CP-STRICT", command, body, answer)
     assert (status, reply["error"], reply["details"]) == (502, "InvalidResponse", details)
     record = await Command.objects.aget(charge_point_identity="CP-STRICT")
-    assert (record.state, record.error_code, record.response_violations) == ("invalid_response", "InvalidResponse",
-                                                                              details)
+    assert (record.state, record.error_code, record.response_violations) == (
+        "invalid_response",
+        "InvalidResponse",
+        details,
+    )
 
 
 async def test_a_lenient_model_s_invalid_answer_is_recorded_and_passed_on(daphne, api_key):
     await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
     await ChargePoint.objects.acreate(charge_point_id="CP-LOOSE", heartbeat_interval=60)
     boot = [2, "b1", "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "Loose"}]
-    _, status, reply = await answered(daphne, api_key, "1.6", "CP-LOOSE", "change_availability",
-                                      {"connector_id": 0, "type": "Inoperative"}, {"status": "Bogus"}, boot=boot)
+    _, status, reply = await answered(
+        daphne,
+        api_key,
+        "1.6",
+        "CP-LOOSE",
+        "change_availability",
+        {"connector_id": 0, "type": "Inoperative"},
+        {"status": "Bogus"},
+        boot=boot,
+    )
     assert (status, reply) == (200, {"status": "Bogus"})
     record = await Command.objects.aget(charge_point_identity="CP-LOOSE")
     assert record.response_violations == {"status": ["'Bogus' is not one of ['Accepted', 'Rejected', 'Scheduled']."]}
     violation = await SchemaViolation.objects.aget()
     assert (violation.action, violation.path, violation.validator, violation.value) == (
-        "ChangeAvailabilityResponse", "status", "enum", "Bogus"
+        "ChangeAvailabilityResponse",
+        "status",
+        "enum",
+        "Bogus",
     )
 
 
@@ -75,10 +114,12 @@ async def test_a_valid_answer_with_decimal_numbers_passes(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-SCHED", heartbeat_interval=60)
     schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.1}]}
     answer = {"status": "Accepted", "connectorId": 1, "chargingSchedule": schedule}
-    _, status, reply = await answered(daphne, api_key, "1.6", "CP-SCHED", "get_composite_schedule",
-                                      {"connector_id": 1, "duration": 3600}, answer)
+    _, status, reply = await answered(
+        daphne, api_key, "1.6", "CP-SCHED", "get_composite_schedule", {"connector_id": 1, "duration": 3600}, answer
+    )
     assert (status, reply["charging_schedule"]["charging_schedule_period"]) == (
-        200, [{"start_period": 0, "limit": 10.1}]
+        200,
+        [{"start_period": 0, "limit": 10.1}],
     )
 
 
@@ -99,7 +140,14 @@ PUSH_ANSWERS = [
 async def test_the_heartbeat_push_reports_what_the_charger_did_with_the_value(daphne, api_key, version, answer, state):
     await ChargePoint.objects.acreate(charge_point_id="CP-HB", heartbeat_interval=60)
     call, status, reply = await answered(
-        daphne, api_key, version, "CP-HB", "", {"heartbeat_interval": 30}, answer, method="PATCH",
+        daphne,
+        api_key,
+        version,
+        "CP-HB",
+        "",
+        {"heartbeat_interval": 30},
+        answer,
+        method="PATCH",
         path=f"{daphne.http_url}/api/v1/chargepoints/CP-HB",
     )
     assert call[2] == ("ChangeConfiguration" if version == "1.6" else "SetVariables")
@@ -109,12 +157,22 @@ async def test_the_heartbeat_push_reports_what_the_charger_did_with_the_value(da
 async def test_set_variables_refused_for_one_variable_is_a_409_naming_its_status(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-VARS", heartbeat_interval=60)
     other = {"component": {"name": "AuthCtrlr"}, "variable": {"name": "Enabled"}}
-    body = {"set_variable_data": [
-        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "attribute_value": "30"},
-        {"component": {"name": "AuthCtrlr"}, "variable": {"name": "Enabled"}, "attribute_value": "true"},
-    ]}
-    answer = {"setVariableResult": [{**HEARTBEAT_201, "attributeStatus": "Accepted"},
-                                    {**other, "attributeStatus": "UnknownComponent"}]}
+    body = {
+        "set_variable_data": [
+            {
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "HeartbeatInterval"},
+                "attribute_value": "30",
+            },
+            {"component": {"name": "AuthCtrlr"}, "variable": {"name": "Enabled"}, "attribute_value": "true"},
+        ]
+    }
+    answer = {
+        "setVariableResult": [
+            {**HEARTBEAT_201, "attributeStatus": "Accepted"},
+            {**other, "attributeStatus": "UnknownComponent"},
+        ]
+    }
     _, status, reply = await answered(daphne, api_key, "2.0.1", "CP-VARS", "set_variables", body, answer)
     assert (status, reply["error"]) == (409, "UnknownComponent")
     assert (await Command.objects.aget()).state == "rejected"

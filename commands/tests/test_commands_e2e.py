@@ -25,23 +25,64 @@ PROFILE_16 = {
 }
 
 V16_CASES = [
-    ("remote_start_transaction", {"connector_id": 1, "id_tag": "RFID-ABC123"}, "RemoteStartTransaction",
-     {"connector_id": 1, "id_tag": "RFID-ABC123"}, 200, {"status": "Accepted", "transaction_id": None}),
-    ("remote_stop_transaction", {"transaction_id": 42}, "RemoteStopTransaction", {"transaction_id": 42}, 200,
-     {"status": "Accepted"}),
-    ("change_availability", {"connector_id": 0, "type": "Inoperative"}, "ChangeAvailability",
-     {"connector_id": 0, "type": "Inoperative"}, 200, {"status": "Scheduled"}),
-    ("set_charging_profile", {"connector_id": 1, "cs_charging_profiles": PROFILE_16}, "SetChargingProfile",
-     {"connector_id": 1, "cs_charging_profiles": PROFILE_16}, 200, {"status": "Accepted"}),
+    (
+        "remote_start_transaction",
+        {"connector_id": 1, "id_tag": "RFID-ABC123"},
+        "RemoteStartTransaction",
+        {"connector_id": 1, "id_tag": "RFID-ABC123"},
+        200,
+        {"status": "Accepted", "transaction_id": None},
+    ),
+    (
+        "remote_stop_transaction",
+        {"transaction_id": 42},
+        "RemoteStopTransaction",
+        {"transaction_id": 42},
+        200,
+        {"status": "Accepted"},
+    ),
+    (
+        "change_availability",
+        {"connector_id": 0, "type": "Inoperative"},
+        "ChangeAvailability",
+        {"connector_id": 0, "type": "Inoperative"},
+        200,
+        {"status": "Scheduled"},
+    ),
+    (
+        "set_charging_profile",
+        {"connector_id": 1, "cs_charging_profiles": PROFILE_16},
+        "SetChargingProfile",
+        {"connector_id": 1, "cs_charging_profiles": PROFILE_16},
+        200,
+        {"status": "Accepted"},
+    ),
     ("clear_charging_profile", {"id": 1}, "ClearChargingProfile", {"id": 1}, 200, {"status": "Accepted"}),
     ("reset", {"type": "Soft"}, "Reset", {"type": "Soft"}, 200, {"status": "Accepted"}),
-    ("trigger_message", {"requested_message": "StatusNotification", "connector_id": 1}, "TriggerMessage",
-     {"requested_message": "StatusNotification", "connector_id": 1}, 200, {"status": "Accepted"}),
-    ("reserve_now", {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
-     "ReserveNow", {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
-     409, {"error": "Occupied"}),
-    ("cancel_reservation", {"reservation_id": 7}, "CancelReservation", {"reservation_id": 7}, 409,
-     {"error": "Rejected"}),
+    (
+        "trigger_message",
+        {"requested_message": "StatusNotification", "connector_id": 1},
+        "TriggerMessage",
+        {"requested_message": "StatusNotification", "connector_id": 1},
+        200,
+        {"status": "Accepted"},
+    ),
+    (
+        "reserve_now",
+        {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
+        "ReserveNow",
+        {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
+        409,
+        {"error": "Occupied"},
+    ),
+    (
+        "cancel_reservation",
+        {"reservation_id": 7},
+        "CancelReservation",
+        {"reservation_id": 7},
+        409,
+        {"error": "Rejected"},
+    ),
 ]
 
 
@@ -72,30 +113,87 @@ async def test_v16_command_posted_to_another_process_reaches_the_charger(
 
 
 V201_CASES = [
-    ("request_start_transaction", {"id_token": {"id_token": "RFID-1", "type": "ISO14443"}, "remote_start_id": 5,
-     "evse_id": 1}, "RequestStartTransaction", {"status": "Accepted", "transaction_id": None}),
+    (
+        "request_start_transaction",
+        {"id_token": {"id_token": "RFID-1", "type": "ISO14443"}, "remote_start_id": 5, "evse_id": 1},
+        "RequestStartTransaction",
+        {"status": "Accepted", "transaction_id": None},
+    ),
     ("request_stop_transaction", {"transaction_id": "tx-1"}, "RequestStopTransaction", {"status": "Accepted"}),
-    ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}, "ChangeAvailability",
-     {"status": "Accepted"}),
-    ("set_charging_profile", {"evse_id": 1, "charging_profile": {
-        "id": 1, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile", "charging_profile_kind": "Absolute",
-        "charging_schedule": [{"id": 1, "charging_rate_unit": "W",
-                               "charging_schedule_period": [{"start_period": 0, "limit": 11000}]}]}},
-     "SetChargingProfile", {"status": "Accepted"}),
+    (
+        "change_availability",
+        {"operational_status": "Inoperative", "evse": {"id": 1}},
+        "ChangeAvailability",
+        {"status": "Accepted"},
+    ),
+    (
+        "set_charging_profile",
+        {
+            "evse_id": 1,
+            "charging_profile": {
+                "id": 1,
+                "stack_level": 0,
+                "charging_profile_purpose": "TxDefaultProfile",
+                "charging_profile_kind": "Absolute",
+                "charging_schedule": [
+                    {
+                        "id": 1,
+                        "charging_rate_unit": "W",
+                        "charging_schedule_period": [{"start_period": 0, "limit": 11000}],
+                    }
+                ],
+            },
+        },
+        "SetChargingProfile",
+        {"status": "Accepted"},
+    ),
     ("clear_charging_profile", {"charging_profile_id": 1}, "ClearChargingProfile", {"status": "Unknown"}),
     ("reset", {"type": "OnIdle"}, "Reset", {"status": "Scheduled"}),
     ("trigger_message", {"requested_message": "Heartbeat"}, "TriggerMessage", {"status": "Accepted"}),
-    ("reserve_now", {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z",
-                     "id_token": {"id_token": "RFID-1", "type": "ISO14443"}}, "ReserveNow", {"status": "Accepted"}),
+    (
+        "reserve_now",
+        {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "id_token": {"id_token": "RFID-1", "type": "ISO14443"}},
+        "ReserveNow",
+        {"status": "Accepted"},
+    ),
     ("cancel_reservation", {"reservation_id": 3}, "CancelReservation", {"status": "Accepted"}),
-    ("get_variables", {"get_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
-                                              "variable": {"name": "HeartbeatInterval"}}]}, "GetVariables",
-     {"get_variable_result": [{"attribute_status": "Accepted", "attribute_value": "60",
-                               "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}),
-    ("set_variables", {"set_variable_data": [{"attribute_value": "30", "component": {"name": "OCPPCommCtrlr"},
-                                              "variable": {"name": "HeartbeatInterval"}}]}, "SetVariables",
-     {"set_variable_result": [{"attribute_status": "Accepted", "component": {"name": "OCPPCommCtrlr"},
-                               "variable": {"name": "HeartbeatInterval"}}]}),
+    (
+        "get_variables",
+        {"get_variable_data": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]},
+        "GetVariables",
+        {
+            "get_variable_result": [
+                {
+                    "attribute_status": "Accepted",
+                    "attribute_value": "60",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+    ),
+    (
+        "set_variables",
+        {
+            "set_variable_data": [
+                {
+                    "attribute_value": "30",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+        "SetVariables",
+        {
+            "set_variable_result": [
+                {
+                    "attribute_status": "Accepted",
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                }
+            ]
+        },
+    ),
 ]
 
 
@@ -119,7 +217,9 @@ async def test_not_supported_callerror_is_a_501(daphne, api_daphne, api_key):
     async with ocpp_charger(daphne, "1.6", "CP-OLD-FW", client_class=V16Charger):
         status, reply = await ahttp(
             f"{api_daphne.http_url}/api/v1/ocpp16/CP-OLD-FW/unlock_connector",
-            method="POST", api_key=api_key, body={"connector_id": 1},
+            method="POST",
+            api_key=api_key,
+            body={"connector_id": 1},
         )
     assert status == 501
     assert reply["error"] == "NotImplemented"
@@ -129,14 +229,17 @@ async def test_not_supported_callerror_is_a_501(daphne, api_daphne, api_key):
 async def test_other_callerrors_are_a_502_and_unsupported_actions_a_501(daphne, api_daphne, api_key):
     await register("CP-RAW")
     async with raw_socket(daphne, "1.6", "CP-RAW") as websocket:
+
         async def answer_with(code: str) -> None:
             call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
             await websocket.send(json.dumps([4, call[1], code, "charger trouble", {}]))
 
         for code, expected_status in (("InternalError", 502), ("NotSupported", 501)):
-            post = asyncio.create_task(ahttp(
-                f"{api_daphne.http_url}/api/v1/ocpp16/CP-RAW/clear_cache", method="POST", api_key=api_key, body={}
-            ))
+            post = asyncio.create_task(
+                ahttp(
+                    f"{api_daphne.http_url}/api/v1/ocpp16/CP-RAW/clear_cache", method="POST", api_key=api_key, body={}
+                )
+            )
             await answer_with(code)
             status, reply = await post
             assert (status, reply["error"], reply["message"]) == (expected_status, code, "charger trouble")
@@ -165,10 +268,14 @@ async def test_a_charger_call_is_answered_while_the_csms_awaits_the_chargers_ans
     await register("CP-BUSY")
     await IdTag.objects.acreate(id_tag="T1")
     async with raw_socket(daphne, "1.6", "CP-BUSY") as websocket:
-        post = asyncio.create_task(ahttp(
-            f"{api_daphne.http_url}/api/v1/ocpp16/CP-BUSY/remote_start_transaction",
-            method="POST", api_key=api_key, body={"id_tag": "T1"},
-        ))
+        post = asyncio.create_task(
+            ahttp(
+                f"{api_daphne.http_url}/api/v1/ocpp16/CP-BUSY/remote_start_transaction",
+                method="POST",
+                api_key=api_key,
+                body={"id_tag": "T1"},
+            )
+        )
         remote_start = json.loads(await asyncio.wait_for(websocket.recv(), 5))
         await websocket.send(json.dumps([2, "hb-1", "Heartbeat", {}]))
         heartbeat_answer = json.loads(await asyncio.wait_for(websocket.recv(), 5))
@@ -181,7 +288,9 @@ async def test_not_connected_is_a_503_at_once(api_daphne, api_key):
     await register("CP-DARK")
     started = time.monotonic()
     status, reply = await ahttp(
-        f"{api_daphne.http_url}/api/v1/ocpp16/reset", method="POST", api_key=api_key,
+        f"{api_daphne.http_url}/api/v1/ocpp16/reset",
+        method="POST",
+        api_key=api_key,
         body={"charge_point_id": "CP-DARK", "type": "Soft"},
     )
     assert (status, reply["error"], reply["charge_point_id"]) == (503, "NotConnected", "CP-DARK")
@@ -205,9 +314,22 @@ async def test_stale_presence_of_a_dead_process_is_a_503_and_is_cleared(api_daph
     ("version", "charger_class", "expected"),
     [
         ("1.6", V16Charger, ("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "30"})),
-        ("2.0.1", V201Charger, ("SetVariables", {"set_variable_data": [{
-            "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"},
-            "attribute_value": "30"}]})),
+        (
+            "2.0.1",
+            V201Charger,
+            (
+                "SetVariables",
+                {
+                    "set_variable_data": [
+                        {
+                            "component": {"name": "OCPPCommCtrlr"},
+                            "variable": {"name": "HeartbeatInterval"},
+                            "attribute_value": "30",
+                        }
+                    ]
+                },
+            ),
+        ),
     ],
 )
 async def test_changing_the_heartbeat_interval_pushes_it_to_the_connected_charger(
@@ -216,7 +338,9 @@ async def test_changing_the_heartbeat_interval_pushes_it_to_the_connected_charge
     await register("CP-HB")
     async with ocpp_charger(daphne, version, "CP-HB", client_class=charger_class) as charger:
         status, body = await ahttp(
-            f"{api_daphne.http_url}/api/v1/chargepoints/CP-HB", method="PATCH", api_key=api_key,
+            f"{api_daphne.http_url}/api/v1/chargepoints/CP-HB",
+            method="PATCH",
+            api_key=api_key,
             body={"heartbeat_interval": 30},
         )
         assert charger.received == [expected]
@@ -229,7 +353,9 @@ async def test_wait_false_answers_202_at_once_and_the_outcome_is_polled(daphne, 
     await register("CP-ASYNC")
     async with raw_socket(daphne, "1.6", "CP-ASYNC") as websocket:
         status, accepted = await ahttp(
-            f"{api_daphne.http_url}/api/v1/ocpp16/CP-ASYNC/reset?wait=false", method="POST", api_key=api_key,
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-ASYNC/reset?wait=false",
+            method="POST",
+            api_key=api_key,
             body={"type": "Soft"},
         )
         assert (status, accepted["state"], accepted["action"]) == (202, "pending", "Reset")

@@ -34,8 +34,12 @@ PROFILE_201 = {
     "charging_profile_purpose": "TxProfile",
     "charging_profile_kind": "Absolute",
     "charging_schedule": [
-        {"id": 1, "charging_rate_unit": "A", "min_charging_rate": 6.5,
-         "charging_schedule_period": [{"start_period": 0, "limit": 10.0}]}
+        {
+            "id": 1,
+            "charging_rate_unit": "A",
+            "min_charging_rate": 6.5,
+            "charging_schedule_period": [{"start_period": 0, "limit": 10.0}],
+        }
     ],
 }
 ID_TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
@@ -44,10 +48,15 @@ ID_TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 DECIMAL_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("1.6", "remote_start_transaction"): {"connector_id": 1, "id_tag": "RFID-1", "charging_profile": PROFILE_16},
     ("1.6", "set_charging_profile"): {"connector_id": 1, "cs_charging_profiles": PROFILE_16},
-    ("2.0.1", "request_start_transaction"): {"id_token": ID_TOKEN, "remote_start_id": 5, "evse_id": 1,
-                                             "charging_profile": PROFILE_201},
+    ("2.0.1", "request_start_transaction"): {
+        "id_token": ID_TOKEN,
+        "remote_start_id": 5,
+        "evse_id": 1,
+        "charging_profile": PROFILE_201,
+    },
     ("2.0.1", "set_charging_profile"): {
-        "evse_id": 1, "charging_profile": {**PROFILE_201, "charging_profile_purpose": "TxDefaultProfile"}
+        "evse_id": 1,
+        "charging_profile": {**PROFILE_201, "charging_profile_purpose": "TxDefaultProfile"},
     },
     ("2.0.1", "data_transfer"): {"vendor_id": "com.example", "data": {"price": 0.35}},
 }
@@ -74,17 +83,27 @@ CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "trigger_message": {"requested_message": "Heartbeat"},
         "reserve_now": {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "id_token": ID_TOKEN},
         "cancel_reservation": {"reservation_id": 3},
-        "get_variables": {"get_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
-                                                 "variable": {"name": "HeartbeatInterval"}}]},
-        "set_variables": {"set_variable_data": [{"component": {"name": "OCPPCommCtrlr"},
-                                                 "variable": {"name": "HeartbeatInterval"}, "attribute_value": "30"}]},
+        "get_variables": {
+            "get_variable_data": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]
+        },
+        "set_variables": {
+            "set_variable_data": [
+                {
+                    "component": {"name": "OCPPCommCtrlr"},
+                    "variable": {"name": "HeartbeatInterval"},
+                    "attribute_value": "30",
+                }
+            ]
+        },
         "get_base_report": {"request_id": 1, "report_base": "FullInventory"},
         "get_report": {"request_id": 1, "component_criteria": ["Active"]},
         "unlock_connector": {"evse_id": 1, "connector_id": 1},
         "clear_cache": {},
         "get_log": {"log_type": "DiagnosticsLog", "request_id": 1, "log": {"remote_location": "ftp://example.com/"}},
-        "update_firmware": {"request_id": 1, "firmware": {"location": "https://example.com/fw.bin",
-                                                          "retrieve_date_time": "2026-05-01T12:00:00Z"}},
+        "update_firmware": {
+            "request_id": 1,
+            "firmware": {"location": "https://example.com/fw.bin", "retrieve_date_time": "2026-05-01T12:00:00Z"},
+        },
         "send_local_list": {"version_number": 2, "update_type": "Full"},
         "get_local_list_version": {},
         "get_transaction_status": {},
@@ -135,7 +154,9 @@ async def test_a_command_with_decimal_numbers_reaches_the_charger(daphne, api_da
     body = DECIMAL_BODIES[(version, command)]
     async with ocpp_charger(daphne, version, "CP-DEC", client_class=CHARGERS[version]) as charger:
         status, reply = await ahttp(
-            f"{api_daphne.http_url}/api/v1/{API_PATH[version]}/CP-DEC/{command}", method="POST", api_key=api_key,
+            f"{api_daphne.http_url}/api/v1/{API_PATH[version]}/CP-DEC/{command}",
+            method="POST",
+            api_key=api_key,
             body=body,
         )
         assert (status, reply["status"]) == (200, "Accepted"), reply

@@ -59,7 +59,10 @@ async def test_a_key_used_for_a_remote_start_on_a_refuses_a_hard_reset_of_b(daph
         assert "remote_start_transaction to CP-A" in reset["message"]
 
         status, replay, replay_id = await asyncio.to_thread(
-            post, f"{api}/remote_start_transaction", {"charge_point_id": "CP-A", **start}, api_key=api_key,
+            post,
+            f"{api}/remote_start_transaction",
+            {"charge_point_id": "CP-A", **start},
+            api_key=api_key,
             key="order-4711",
         )
         assert (status, replay, replay_id) == (200, first, first_id)
@@ -123,6 +126,10 @@ def test_the_fingerprint_ignores_key_order_and_names_every_part():
     fingerprint = request_fingerprint(**base)
     assert len(fingerprint) == 64
     assert request_fingerprint(**{**base, "body": {"b": 2, "a": 1}}) == fingerprint
-    for part, other in [("charge_point_id", "CP-2"), ("ocpp_version", "2.0.1"), ("command", "clear_cache"),
-                        ("body", {"a": 1, "b": 3})]:
+    for part, other in [
+        ("charge_point_id", "CP-2"),
+        ("ocpp_version", "2.0.1"),
+        ("command", "clear_cache"),
+        ("body", {"a": 1, "b": 3}),
+    ]:
         assert request_fingerprint(**{**base, part: other}) != fingerprint

@@ -48,7 +48,10 @@ V16_CONFIGURATION = {
     "ChargeProfileMaxStackLevel": "8",
 }
 V16_READONLY = {
-    "GetConfigurationMaxKeys", "NumberOfConnectors", "SupportedFeatureProfiles", "ChargeProfileMaxStackLevel"
+    "GetConfigurationMaxKeys",
+    "NumberOfConnectors",
+    "SupportedFeatureProfiles",
+    "ChargeProfileMaxStackLevel",
 }
 V16_REBOOT_REQUIRED = {"WebSocketPingInterval"}
 
@@ -87,8 +90,16 @@ class ConfiguredV16Charger(V16Client):
         return result16.ChangeConfiguration(status="Accepted")
 
 
-def _report_item(component: dict[str, Any], variable: str, value: str, *, mutability: str = "ReadWrite",
-                 data_type: str = "integer", unit: str | None = None, extra: Sequence[dict[str, Any]] = ()) -> dict:
+def _report_item(
+    component: dict[str, Any],
+    variable: str,
+    value: str,
+    *,
+    mutability: str = "ReadWrite",
+    data_type: str = "integer",
+    unit: str | None = None,
+    extra: Sequence[dict[str, Any]] = (),
+) -> dict:
     characteristics: dict[str, Any] = {"data_type": data_type, "supports_monitoring": False}
     if unit:
         characteristics["unit"] = unit
@@ -111,18 +122,37 @@ V201_REPORT_PARTS = [
     [
         _report_item({"name": "SampledDataCtrlr"}, "TxUpdatedInterval", "60", unit="s"),
         _report_item({"name": "AuthCtrlr"}, "AuthorizeRemoteStart", "true", data_type="boolean"),
-        _report_item({"name": "EVSE", "evse": {"id": 1}}, "Power", "22000", mutability="ReadOnly", data_type="decimal",
-                     unit="W", extra=[{"type": "MaxSet", "value": "22000", "mutability": "ReadOnly"}]),
-        _report_item({"name": "EVSE", "evse": {"id": 2}}, "Power", "11000", mutability="ReadOnly", data_type="decimal",
-                     unit="W"),
+        _report_item(
+            {"name": "EVSE", "evse": {"id": 1}},
+            "Power",
+            "22000",
+            mutability="ReadOnly",
+            data_type="decimal",
+            unit="W",
+            extra=[{"type": "MaxSet", "value": "22000", "mutability": "ReadOnly"}],
+        ),
+        _report_item(
+            {"name": "EVSE", "evse": {"id": 2}}, "Power", "11000", mutability="ReadOnly", data_type="decimal", unit="W"
+        ),
     ],
     [
-        _report_item({"name": "Connector", "evse": {"id": 1, "connector_id": 1}}, "ConnectorType", "cType2",
-                     mutability="ReadOnly", data_type="string"),
+        _report_item(
+            {"name": "Connector", "evse": {"id": 1, "connector_id": 1}},
+            "ConnectorType",
+            "cType2",
+            mutability="ReadOnly",
+            data_type="string",
+        ),
         _report_item({"name": "TxCtrlr"}, "EVConnectionTimeOut", "60", unit="s"),
         _report_item({"name": "ChargingStation"}, "Model", "Terra AC", mutability="ReadOnly", data_type="string"),
-        _report_item({"name": "FiscalMetering", "instance": "Main"}, "EnergyImport", "0", mutability="ReadOnly",
-                     data_type="decimal", unit="Wh"),
+        _report_item(
+            {"name": "FiscalMetering", "instance": "Main"},
+            "EnergyImport",
+            "0",
+            mutability="ReadOnly",
+            data_type="decimal",
+            unit="Wh",
+        ),
     ],
 ]
 V201_VARIABLE_COUNT = sum(len(part) for part in V201_REPORT_PARTS)
@@ -163,8 +193,13 @@ class ReportingV201Station(V201Client):
         self.reports_sent.set()
 
     @on("GetReport")
-    def on_get_report(self, request_id: int, component_criteria: list[str] | None = None,
-                      component_variable: list[dict[str, Any]] | None = None, **_: Any) -> result201.GetReport:
+    def on_get_report(
+        self,
+        request_id: int,
+        component_criteria: list[str] | None = None,
+        component_variable: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ) -> result201.GetReport:
         self.received.append(("GetReport", {"request_id": request_id, "component_variable": component_variable}))
         return result201.GetReport(status="Accepted")
 
@@ -173,15 +208,22 @@ class ReportingV201Station(V201Client):
         """One part: the variables of the components asked for, with their current values."""
         names = {item["component"]["name"] for item in component_variable}
         data = [
-            {**item, "variable_attribute": [
-                {**item["variable_attribute"][0],
-                 "value": self.values[(item["component"]["name"], item["variable"]["name"])]}]}
+            {
+                **item,
+                "variable_attribute": [
+                    {
+                        **item["variable_attribute"][0],
+                        "value": self.values[(item["component"]["name"], item["variable"]["name"])],
+                    }
+                ],
+            }
             for part in V201_REPORT_PARTS
             for item in part
             if item["component"]["name"] in names
         ]
-        await self.call(call201.NotifyReport(request_id=request_id, generated_at="2026-05-01T12:05:00Z", seq_no=0,
-                                             report_data=data))
+        await self.call(
+            call201.NotifyReport(request_id=request_id, generated_at="2026-05-01T12:05:00Z", seq_no=0, report_data=data)
+        )
 
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> result201.GetVariables:

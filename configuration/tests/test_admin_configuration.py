@@ -23,7 +23,9 @@ CHANGELIST = "/admin/configuration/configurationkey/"
 async def test_an_admin_edit_sends_change_configuration_and_the_answer_updates_the_value(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CFG-ADM", heartbeat_interval=60)
     operator, _ = await sync_to_async(staff_client)(
-        "operator", "configuration.view_configurationkey", "configuration.change_configurationkey",
+        "operator",
+        "configuration.view_configurationkey",
+        "configuration.change_configurationkey",
         "commands.send_command",
     )
     support, _ = await sync_to_async(staff_client)(
@@ -31,8 +33,9 @@ async def test_an_admin_edit_sends_change_configuration_and_the_answer_updates_t
     )
     async with ocpp_charger(daphne, "1.6", "CFG-ADM", client_class=ConfiguredV16Charger) as charger:
         await charger.call(BOOT_16)
-        status, _ = await ahttp(f"{daphne.http_url}/api/v1/chargepoints/CFG-ADM/configuration/refresh",
-                                method="POST", api_key=api_key)
+        status, _ = await ahttp(
+            f"{daphne.http_url}/api/v1/chargepoints/CFG-ADM/configuration/refresh", method="POST", api_key=api_key
+        )
         assert status == 200
 
         listing = await asyncio.to_thread(operator.get, CHANGELIST, {"q": "meterValueSample"})

@@ -43,8 +43,9 @@ async def test_v16_configuration_is_read_after_boot_and_all_30_keys_are_listed(d
         await eventually(lambda: stored_keys("CFG16").acount(), timeout=10)
         assert charger.received[0] == ("GetConfiguration", {"key": None})
 
-        status, body = await ahttp(f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16/configuration",
-                                   api_key=api_key)
+        status, body = await ahttp(
+            f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG16/configuration", api_key=api_key
+        )
     assert status == 200
     assert body["ocpp_version"] == "1.6"
     assert len(body["keys"]) == 30
@@ -63,12 +64,19 @@ async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, 
         status, body = await ahttp(f"{url}/refresh", method="POST", api_key=api_key)
         assert (status, len(body["keys"])) == (200, 30)
 
-        status, body = await ahttp(url, method="PATCH", api_key=api_key, body={"keys": [
-            {"key": "HeartbeatInterval", "value": "120"},
-            {"key": "WebSocketPingInterval", "value": "45"},
-            {"key": "NumberOfConnectors", "value": "4"},
-            {"key": "NoSuchKey", "value": "1"},
-        ]})
+        status, body = await ahttp(
+            url,
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "keys": [
+                    {"key": "HeartbeatInterval", "value": "120"},
+                    {"key": "WebSocketPingInterval", "value": "45"},
+                    {"key": "NumberOfConnectors", "value": "4"},
+                    {"key": "NoSuchKey", "value": "1"},
+                ]
+            },
+        )
         assert status == 200
         assert [(r["key"], r["status"]) for r in body["results"]] == [
             ("HeartbeatInterval", "Accepted"),
@@ -85,7 +93,9 @@ async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, 
     rows = {row["key"]: row for row in body["keys"]}
     assert set(rows) == {"HeartbeatInterval", "WebSocketPingInterval"}
     assert (rows["HeartbeatInterval"]["value"], rows["HeartbeatInterval"]["learned_from"]) == (
-        "120", "ChangeConfiguration")
+        "120",
+        "ChangeConfiguration",
+    )
     assert (rows["WebSocketPingInterval"]["value"], rows["WebSocketPingInterval"]["pending_value"]) == ("30", "45")
     assert (await stored_keys("CFG16B").aget(key="NumberOfConnectors")).value == "2"
     assert not await stored_keys("CFG16B").filter(key="NoSuchKey").aexists()
@@ -98,14 +108,19 @@ async def test_v16_refresh_asking_unknown_keys_records_them_and_a_full_read_drop
     await register("CFG16C")
     async with ocpp_charger(daphne, "1.6", "CFG16C", client_class=ConfiguredV16Charger) as charger:
         await charger.call(BOOT_16)
-        status, _ = await ahttp(f"{api_daphne.http_url}/api/v1/ocpp16/CFG16C/get_configuration", method="POST",
-                                api_key=api_key, body={"key": ["HeartbeatInterval", "Vendor.Secret"]})
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CFG16C/get_configuration",
+            method="POST",
+            api_key=api_key,
+            body={"key": ["HeartbeatInterval", "Vendor.Secret"]},
+        )
         assert status == 200
         unknown = await stored_keys("CFG16C").aget(key="Vendor.Secret")
         assert (unknown.unknown, unknown.value, unknown.readonly) == (True, None, None)
         del charger.configuration["LightIntensity"]
-        status, body = await ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/CFG16C/configuration/refresh",
-                                   method="POST", api_key=api_key)
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/chargepoints/CFG16C/configuration/refresh", method="POST", api_key=api_key
+        )
     assert status == 200
     assert {row["key"] for row in body["keys"]} == set(V16_CONFIGURATION) - {"LightIntensity"}
 
@@ -148,21 +163,27 @@ async def test_v201_notify_report_in_three_parts_fills_the_device_model(daphne, 
     await register("CFG201")
     async with ocpp_charger(refreshing_daphne, "2.0.1", "CFG201", client_class=ReportingV201Station) as station:
         assert (await station.call(BOOT_201)).status == "Accepted"
-        await eventually(lambda: DeviceModelReport.objects.filter(
-            charge_point__charge_point_id="CFG201", complete=True).aexists(), timeout=10)
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(charge_point__charge_point_id="CFG201", complete=True).aexists(),
+            timeout=10,
+        )
         assert station.received[0][0] == "GetBaseReport"
-        status, body = await ahttp(f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG201/configuration",
-                                   api_key=api_key)
+        status, body = await ahttp(
+            f"{refreshing_daphne.http_url}/api/v1/chargepoints/CFG201/configuration", api_key=api_key
+        )
     assert status == 200
     assert len(body["variables"]) == V201_VARIABLE_COUNT == 12
     reported = {
-        (item["component"]["name"], str(item["component"].get("evse")), item["variable"]["name"]):
-            item["variable_attribute"][0]["value"]
-        for part in V201_REPORT_PARTS for item in part
+        (item["component"]["name"], str(item["component"].get("evse")), item["variable"]["name"]): item[
+            "variable_attribute"
+        ][0]["value"]
+        for part in V201_REPORT_PARTS
+        for item in part
     }
     stored = {
-        (row["component"]["name"], str(row["component"].get("evse")), row["variable"]["name"]):
-            next(a["value"] for a in row["attributes"] if a["type"] == "Actual")
+        (row["component"]["name"], str(row["component"].get("evse")), row["variable"]["name"]): next(
+            a["value"] for a in row["attributes"] if a["type"] == "Actual"
+        )
         for row in body["variables"]
     }
     assert stored == reported
@@ -171,7 +192,9 @@ async def test_v201_notify_report_in_three_parts_fills_the_device_model(daphne, 
     assert report["request_id"] == station.received[0][1]["request_id"]
     power = next(row for row in body["variables"] if row["component"] == {"name": "EVSE", "evse": {"id": 1}})
     assert [(a["type"], a["value"], a["mutability"]) for a in power["attributes"]] == [
-        ("Actual", "22000", "ReadOnly"), ("MaxSet", "22000", "ReadOnly")]
+        ("Actual", "22000", "ReadOnly"),
+        ("MaxSet", "22000", "ReadOnly"),
+    ]
     assert power["characteristics"] == {"data_type": "decimal", "unit": "W", "supports_monitoring": False}
     connector = next(row for row in body["variables"] if row["component"]["name"] == "Connector")
     assert connector["component"]["evse"] == {"id": 1, "connector_id": 1}
@@ -185,28 +208,45 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne,
     base = f"{api_daphne.http_url}/api/v1"
     async with ocpp_charger(daphne, "2.0.1", "CFG201B", client_class=ReportingV201Station) as station:
         await station.call(BOOT_201)
-        status, body = await ahttp(f"{base}/chargepoints/CFG201B/configuration/refresh", method="POST",
-                                   api_key=api_key)
+        status, body = await ahttp(f"{base}/chargepoints/CFG201B/configuration/refresh", method="POST", api_key=api_key)
         assert status == 202
-        await eventually(lambda: DeviceModelReport.objects.filter(
-            charge_point__charge_point_id="CFG201B", request_id=body["request_id"], complete=True).aexists())
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201B", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
         assert await device_model("CFG201B").acount() == 12
 
         station.values[("OCPPCommCtrlr", "OfflineThreshold")] = "900"
-        status, _ = await ahttp(f"{base}/ocpp201/CFG201B/get_variables", method="POST", api_key=api_key, body={
-            "get_variable_data": [
-                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}},
-                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "Missing"}},
-            ]})
+        status, _ = await ahttp(
+            f"{base}/ocpp201/CFG201B/get_variables",
+            method="POST",
+            api_key=api_key,
+            body={
+                "get_variable_data": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}},
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "Missing"}},
+                ]
+            },
+        )
         assert status == 200
 
-        status, body = await ahttp(f"{base}/chargepoints/CFG201B/configuration", method="PATCH", api_key=api_key,
-                                   body={"variables": [
-            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "120"},
-            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "NetworkProfileConnectionAttempts"},
-             "value": "5"},
-            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "Nothing"}, "value": "1"},
-        ]})
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201B/configuration",
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "variables": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "120"},
+                    {
+                        "component": {"name": "OCPPCommCtrlr"},
+                        "variable": {"name": "NetworkProfileConnectionAttempts"},
+                        "value": "5",
+                    },
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "Nothing"}, "value": "1"},
+                ]
+            },
+        )
         assert status == 200
         assert [(r["variable"]["name"], r["status"]) for r in body["results"]] == [
             ("HeartbeatInterval", "Accepted"),
@@ -216,8 +256,9 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne,
         assert body["reboot_required"] is True
         assert station.received[-1][0] == "SetVariables"
 
-        status, body = await ahttp(f"{base}/chargepoints/CFG201B/configuration?component=ocppcommctrlr",
-                                   api_key=api_key)
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201B/configuration?component=ocppcommctrlr", api_key=api_key
+        )
     assert status == 200
     rows = {row["variable"]["name"]: row["attributes"][0] for row in body["variables"]}
     assert set(rows) == {"HeartbeatInterval", "NetworkProfileConnectionAttempts", "OfflineThreshold"}
@@ -236,11 +277,15 @@ async def test_v201_get_report_updates_the_components_it_names(daphne, api_daphn
         await station.call(BOOT_201)
         station.values[("EVSE", "Power")] = "7400"
         body = {"request_id": 77, "component_variable": [{"component": {"name": "EVSE"}}]}
-        status, _ = await ahttp(f"{api_daphne.http_url}/api/v1/ocpp201/CFG201C/get_report", method="POST",
-                                api_key=api_key, body=body)
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp201/CFG201C/get_report", method="POST", api_key=api_key, body=body
+        )
         assert status == 200
-        report = await eventually(lambda: DeviceModelReport.objects.filter(
-            charge_point__charge_point_id="CFG201C", request_id=77, complete=True).afirst())
+        report = await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201C", request_id=77, complete=True
+            ).afirst()
+        )
     command = await Command.objects.aget(charge_point_identity="CFG201C", action="GetReport")
     assert (report.parts_received, report.variables_reported, report.command_id) == (1, 2, command.id)
     values = {
@@ -255,8 +300,13 @@ async def test_v201_get_report_updates_the_components_it_names(daphne, api_daphn
 async def test_v201_a_refused_report_request_leaves_no_report_and_a_bad_part_is_refused(daphne, api_daphne, api_key):
     await register("CFG201D")
     async with raw_socket(daphne, "2.0.1", "CFG201D") as websocket:
-        refresh = asyncio.create_task(ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/CFG201D/configuration/refresh",
-                                            method="POST", api_key=api_key))
+        refresh = asyncio.create_task(
+            ahttp(
+                f"{api_daphne.http_url}/api/v1/chargepoints/CFG201D/configuration/refresh",
+                method="POST",
+                api_key=api_key,
+            )
+        )
         call = json.loads(await websocket.recv())
         assert call[2:] == ["GetBaseReport", {"requestId": 1, "reportBase": "FullInventory"}]
         await websocket.send(json.dumps([3, call[1], {"status": "NotSupported"}]))
@@ -264,8 +314,12 @@ async def test_v201_a_refused_report_request_leaves_no_report_and_a_bad_part_is_
         assert (status, body["error"]) == (409, "NotSupported")
         assert not await DeviceModelReport.objects.filter(charge_point__charge_point_id="CFG201D").aexists()
 
-        part = {"requestId": 1, "generatedAt": "2026-05-01T12:00:00Z", "seqNo": 0,
-                "reportData": [{"component": {"name": "OCPPCommCtrlr"}, "variableAttribute": [{"value": "1"}]}]}
+        part = {
+            "requestId": 1,
+            "generatedAt": "2026-05-01T12:00:00Z",
+            "seqNo": 0,
+            "reportData": [{"component": {"name": "OCPPCommCtrlr"}, "variableAttribute": [{"value": "1"}]}],
+        }
         await websocket.send(json.dumps([2, "bad-1", "NotifyReport", part]))
         answer = json.loads(await websocket.recv())
         assert answer[:3] == [4, "bad-1", "ProtocolError"]  # the payload is incomplete (OCPP-J §4.2.3)

@@ -6,10 +6,28 @@ import re
 
 from conftest import ROOT
 
-DEV_ONLY = {"pytest", "pytest-django", "pytest-asyncio", "pytest-timeout", "hypothesis", "schemathesis",
-            "playwright", "uvicorn", "granian", "h11", "py-spy", "import-linter", "grimp",
-            "ruff", "mypy", "django-stubs", "django-stubs-ext", "djangorestframework-stubs", "celery-types",
-            "types-jsonschema"}
+DEV_ONLY = {
+    "pytest",
+    "pytest-django",
+    "pytest-asyncio",
+    "pytest-timeout",
+    "hypothesis",
+    "schemathesis",
+    "playwright",
+    "uvicorn",
+    "granian",
+    "h11",
+    "py-spy",
+    "import-linter",
+    "grimp",
+    "ruff",
+    "mypy",
+    "django-stubs",
+    "django-stubs-ext",
+    "djangorestframework-stubs",
+    "celery-types",
+    "types-jsonschema",
+}
 
 
 def requirement_names(file_name: str) -> set[str]:

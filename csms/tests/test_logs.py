@@ -45,10 +45,15 @@ def log_lines(server, needle: str) -> list[str]:
 
 
 async def test_a_refused_handshake_says_why(daphne):
-    await asyncio.to_thread(charge_point_register, charge_point_id="LOG-OLD", heartbeat_interval=60,
-                            lifecycle_state=LifecycleState.DECOMMISSIONED)
-    await asyncio.to_thread(charge_point_register, charge_point_id="LOG-PW", heartbeat_interval=60,
-                            password="correct-horse")
+    await asyncio.to_thread(
+        charge_point_register,
+        charge_point_id="LOG-OLD",
+        heartbeat_interval=60,
+        lifecycle_state=LifecycleState.DECOMMISSIONED,
+    )
+    await asyncio.to_thread(
+        charge_point_register, charge_point_id="LOG-PW", heartbeat_interval=60, password="correct-horse"
+    )
     await refused(daphne, "/ocpp/1.6/LOG-NOBODY", ["ocpp1.6"])
     await refused(daphne, "/ocpp/1.6/LOG-OLD", ["ocpp1.6"])
     await refused(daphne, "/ocpp/1.6/LOG-PW", ["ocpp1.6"])
@@ -78,10 +83,15 @@ RefusingCharger = answering_charger(V16Client, {"Reset": result16.Reset(status="
 async def test_a_chargers_refusal_or_error_is_no_server_error(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="LOG-REFUSER", heartbeat_interval=60)
     async with ocpp_charger(daphne, "1.6", "LOG-REFUSER", client_class=RefusingCharger):
-        reset = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/LOG-REFUSER/reset", method="POST", api_key=api_key,
-                            body={"type": "Soft"})
-        unlock = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/LOG-REFUSER/unlock_connector", method="POST",
-                             api_key=api_key, body={"connector_id": 1})
+        reset = await ahttp(
+            f"{daphne.http_url}/api/v1/ocpp16/LOG-REFUSER/reset", method="POST", api_key=api_key, body={"type": "Soft"}
+        )
+        unlock = await ahttp(
+            f"{daphne.http_url}/api/v1/ocpp16/LOG-REFUSER/unlock_connector",
+            method="POST",
+            api_key=api_key,
+            body={"connector_id": 1},
+        )
     assert (reset[0], unlock[0]) == (409, 501)
     await eventually(lambda: len(log_lines(daphne, "LOG-REFUSER: ")) >= 2)
     assert log_lines(daphne, "INFO commands.views: LOG-REFUSER: Reset answered Rejected")
@@ -123,14 +133,21 @@ async def test_json_logs_carry_the_charger_action_and_unique_id(daphne_factory):
     def records() -> list[dict]:
         return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
 
-    await eventually(lambda: any(r.get("unique_id") == "late-1" for r in records())
-                     and any("refused, no OCPP route" in r["message"] for r in records()))
+    await eventually(
+        lambda: (
+            any(r.get("unique_id") == "late-1" for r in records())
+            and any("refused, no OCPP route" in r["message"] for r in records())
+        )
+    )
     lines = [line for line in server.log().splitlines() if line.strip()]
     assert all(line.startswith("{") for line in lines), [line for line in lines if not line.startswith("{")]
     by_message = {r["message"]: r for r in records()}
     lenient = next(r for m, r in by_message.items() if "with 1 schema violations" in m)
-    assert (lenient["charge_point_id"], lenient["action"], lenient["unique_id"]) == ("LOG-JSON", "BootNotification",
-                                                                                     "boot-1")
+    assert (lenient["charge_point_id"], lenient["action"], lenient["unique_id"]) == (
+        "LOG-JSON",
+        "BootNotification",
+        "boot-1",
+    )
     late = next(r for r in records() if r.get("unique_id") == "late-1")
     assert (late["level"], late["logger"], late["charge_point_id"]) == ("WARNING", "ocpp_gateway.router", "LOG-JSON")
     forged = next(r for r in records() if "refused, no OCPP route" in r["message"])
@@ -161,15 +178,26 @@ def celery_line(
 def test_the_beat_s_frequent_ticks_are_logged_once_and_every_other_task_each_time():
     quiet = QuietFrequentTicks()
     webhooks, prune = "webhooks.tasks.deliver_due_webhooks", "chargepoints.tasks.prune_heartbeats"
-    due = [celery_line("celery.beat", "Scheduler: Sending due task %s (%s)", ("deliver-due-webhooks", webhooks))
-           for _ in range(3)]
-    received = [celery_line("celery.worker.strategy", trace.LOG_RECEIVED, {"name": webhooks, "id": "1"})
-                for _ in range(3)]
-    succeeded = [celery_line("celery.app.trace", trace.LOG_SUCCESS, {"name": webhooks, "id": "1", "runtime": 0.1,
-                                                                     "return_value": None}) for _ in range(3)]
+    due = [
+        celery_line("celery.beat", "Scheduler: Sending due task %s (%s)", ("deliver-due-webhooks", webhooks))
+        for _ in range(3)
+    ]
+    received = [
+        celery_line("celery.worker.strategy", trace.LOG_RECEIVED, {"name": webhooks, "id": "1"}) for _ in range(3)
+    ]
+    succeeded = [
+        celery_line(
+            "celery.app.trace", trace.LOG_SUCCESS, {"name": webhooks, "id": "1", "runtime": 0.1, "return_value": None}
+        )
+        for _ in range(3)
+    ]
     assert [quiet.filter(record) for record in due + received + succeeded] == [True, False, False] * 3
-    failed = celery_line("celery.app.trace", trace.LOG_FAILURE, {"name": webhooks, "id": "2", "description": "raised",
-                                                                 "exc": "Boom"}, level=logging.ERROR)
+    failed = celery_line(
+        "celery.app.trace",
+        trace.LOG_FAILURE,
+        {"name": webhooks, "id": "2", "description": "raised", "exc": "Boom"},
+        level=logging.ERROR,
+    )
     assert quiet.filter(failed)
     hourly = celery_line("celery.beat", "Scheduler: Sending due task %s (%s)", ("prune-heartbeats", prune))
     assert [quiet.filter(hourly) for _ in range(3)] == [True] * 3

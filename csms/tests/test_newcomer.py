@@ -109,7 +109,8 @@ def newcomer_environment(clone: Path, answers: Path) -> dict[str, str]:
     """A user's shell: none of this run's settings. ``CSMS_VAR_DIR`` is the default (the clone's
     ``var/``), set only to find every process started here."""
     environment = {
-        name: value for name, value in os.environ.items()
+        name: value
+        for name, value in os.environ.items()
         if not name.startswith(("CSMS_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "PROMETHEUS_", "PYTEST_"))
     }
     return {**environment, "CSMS_VAR_DIR": str(clone / "var"), "NEWCOMER_DIR": str(answers)}
@@ -131,8 +132,14 @@ def make_run(clone: Path, environment: dict[str, str], port: int, log: Path) -> 
     """``make run`` on ``port`` from a terminal of its own, ready; stopped with Ctrl-C at the end (its
     leftovers, if any, killed: the caller asserts there are none)."""
     with log.open("wb") as output:
-        make = subprocess.Popen(["make", "-o", "install", "run", f"PORT={port}"], cwd=clone, env=environment,
-                                stdout=output, stderr=subprocess.STDOUT, preexec_fn=as_from_a_terminal)
+        make = subprocess.Popen(
+            ["make", "-o", "install", "run", f"PORT={port}"],
+            cwd=clone,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=as_from_a_terminal,
+        )
     try:
         wait_until_ready(port, make, log)
         yield make
@@ -170,14 +177,27 @@ def test_every_sh_block_of_the_readme_is_marked_run_or_skip_with_a_reason():
 
 
 def test_the_script_runs_the_marked_blocks_in_order_on_the_port():
-    readme = "\n".join([
-        "<!-- newcomer: run -->", "```sh", "curl -s http://127.0.0.1:8000/a", "```",
-        "<!-- newcomer: skip: elsewhere -->", "```sh", "curl -s http://127.0.0.1:8000/skipped", "```",
-        "<!-- newcomer: run -->", "```sh", ".venv/bin/python manage.py simulate_charger CP-1 --register", "```",
-    ])
+    readme = "\n".join(
+        [
+            "<!-- newcomer: run -->",
+            "```sh",
+            "curl -s http://127.0.0.1:8000/a",
+            "```",
+            "<!-- newcomer: skip: elsewhere -->",
+            "```sh",
+            "curl -s http://127.0.0.1:8000/skipped",
+            "```",
+            "<!-- newcomer: run -->",
+            "```sh",
+            ".venv/bin/python manage.py simulate_charger CP-1 --register",
+            "```",
+        ]
+    )
     script = newcomer_script(readme, 4321)
-    assert "curl -s http://127.0.0.1:4321/a\n\n.venv/bin/python manage.py simulate_charger CP-1 --url " \
-           "ws://127.0.0.1:4321 --register" in script
+    assert (
+        "curl -s http://127.0.0.1:4321/a\n\n.venv/bin/python manage.py simulate_charger CP-1 --url "
+        "ws://127.0.0.1:4321 --register" in script
+    )
     assert "skipped" not in script
 
 
@@ -190,8 +210,9 @@ def test_a_newcomer_follows_the_readme_from_a_clean_clone(tmp_path):
     port, log = free_port(), tmp_path / "make-run.log"
     with make_run(clone, environment, port, log) as make:
         script = newcomer_script((clone / "README.md").read_text(), port)
-        newcomer = subprocess.run(["bash", "-c", script], cwd=clone, env=environment, capture_output=True,
-                                  text=True, timeout=420)
+        newcomer = subprocess.run(
+            ["bash", "-c", script], cwd=clone, env=environment, capture_output=True, text=True, timeout=420
+        )
 
     recorded = [line.split("\t") for line in (answers / "answers.tsv").read_text().splitlines()]
     report = "\n".join(f"{status} {arguments}" for status, _, _, arguments in recorded)
@@ -214,7 +235,8 @@ def webhooks_script(readme: str, port: int, receiver_port: int) -> tuple[dict[st
     credentials = [line for line in try_it if line.startswith(("KEY=", "API="))]
     commands = "\n".join([*credentials, *(line for line in block.splitlines() if line != start)])
     commands = commands.replace("127.0.0.1:9000", f"127.0.0.1:{receiver_port}").replace(
-        '"127.0.0.1", 9000', f'"127.0.0.1", {receiver_port}')
+        '"127.0.0.1", 9000', f'"127.0.0.1", {receiver_port}'
+    )
     return settings, bash_script(on_port(commands, port), DELIVERED)
 
 
@@ -229,11 +251,21 @@ def test_a_newcomer_tries_webhooks_on_one_machine_as_the_readme_says(tmp_path):
     environment = {**newcomer_environment(clone, answers), **settings}
     stdout = answers / "stdout"
     with make_run(clone, environment, port, log) as make, stdout.open("w") as output:
-        newcomer = subprocess.run(["bash", "-c", script], cwd=clone, env=environment, stdout=output,
-                                  stderr=subprocess.PIPE, text=True, timeout=420)
+        newcomer = subprocess.run(
+            ["bash", "-c", script],
+            cwd=clone,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=420,
+        )
     assert newcomer.returncode == 0, f"{newcomer.stderr[-4000:]}\n{log.read_text()[-4000:]}"
-    [subscription] = [json.loads(Path(body).read_text()) for status, _, body, arguments in answers_recorded(answers)
-                      if "/webhooks/" in arguments]
+    [subscription] = [
+        json.loads(Path(body).read_text())
+        for status, _, body, arguments in answers_recorded(answers)
+        if "/webhooks/" in arguments
+    ]
     deliveries = [line.split(" ", 1) for line in stdout.read_text().splitlines() if line.startswith("t=")]
     assert {json.loads(body)["type"] for _, body in deliveries} >= {"charge_point.online", "transaction.ended"}
     for signature, body in deliveries:

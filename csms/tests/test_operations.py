@@ -90,7 +90,9 @@ async def test_metrics_add_up_every_process_and_drop_a_dead_ones_chargers(daphne
         await charger.call(call16.Heartbeat())
         await charger.call(call16.Heartbeat())
         status, _ = await ahttp(
-            f"{api.http_url}/api/v1/ocpp16/reset", method="POST", api_key=api_key,
+            f"{api.http_url}/api/v1/ocpp16/reset",
+            method="POST",
+            api_key=api_key,
             body={"charge_point_id": "CP-M", "type": "Soft"},
         )
         assert status == 200

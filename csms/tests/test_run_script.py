@@ -18,14 +18,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_ctrl_c_stops_make_run_and_everything_it_started(tmp_path):
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CSMS_VAR_DIR": str(tmp_path),
-           "DJANGO_SECRET_KEY": "tests-only-secret-key"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "CSMS_VAR_DIR": str(tmp_path),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+    }
     log = tmp_path / "make-run.log"
     with log.open("wb") as output:
         # The install and migrate prerequisites are taken as done (-o): this is about the stop.
         make = subprocess.Popen(
             ["make", "-o", "install", "-o", "migrate", "run", f"PORT={port}"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, preexec_fn=as_from_a_terminal,
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=as_from_a_terminal,
         )
     try:
         deadline = time.monotonic() + 60

@@ -110,6 +110,7 @@ def test_over_http_a_3_mb_body_and_an_unknown_command_answer_json(daphne, api_ke
         urllib.request.urlopen(request, timeout=40)
     assert too_big.value.code == 413
     assert json.loads(too_big.value.read())["error"] == "PayloadTooLarge"
-    status, body = http_request(f"{daphne.http_url}/api/v1/ocpp16/CP-1/frobnicate", method="POST", api_key=api_key,
-                                body={})
+    status, body = http_request(
+        f"{daphne.http_url}/api/v1/ocpp16/CP-1/frobnicate", method="POST", api_key=api_key, body={}
+    )
     assert (status, body["error"]) == (404, "NotFound")

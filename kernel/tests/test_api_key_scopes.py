@@ -130,8 +130,9 @@ def test_a_read_only_key_reads(register_charge_point):
 
 
 def test_a_full_key_still_writes(api_client):
-    response = api_client.post("/api/v1/chargepoints/", {"charge_point_id": "CP-9", "heartbeat_interval": 60},
-                               format="json")
+    response = api_client.post(
+        "/api/v1/chargepoints/", {"charge_point_id": "CP-9", "heartbeat_interval": 60}, format="json"
+    )
     assert response.status_code == 201
 
 

@@ -153,8 +153,13 @@ def test_request_validators_are_cached_under_the_keys_the_package_reads(ocpp_ver
 
 def _charging_profile(limit: float) -> dict[str, Any]:
     schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}]}
-    profile = {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
-               "chargingProfileKind": "Absolute", "chargingSchedule": schedule}
+    profile = {
+        "chargingProfileId": 1,
+        "stackLevel": 0,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": schedule,
+    }
     return {"connectorId": 1, "csChargingProfiles": profile}
 
 

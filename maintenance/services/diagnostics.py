@@ -166,5 +166,3 @@ def log_status_record(
             upload.state = state
         upload.save(update_fields=["status", "state", "updated_at"])
     return upload
-
-

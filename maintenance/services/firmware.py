@@ -67,17 +67,23 @@ def campaign_charge_points(
     current firmware version and OCPP version. Raises MaintenanceError (400) for an empty selection
     or unknown ids."""
     if not (charge_point_ids or vendor or model or firmware_version or ocpp_version):
-        raise MaintenanceError(400, "ValidationError", "Choose the chargers.", {
-            "charge_point_ids": ["Give charge_point_ids, vendor, model, firmware_version or ocpp_version."]
-        })
+        raise MaintenanceError(
+            400,
+            "ValidationError",
+            "Choose the chargers.",
+            {"charge_point_ids": ["Give charge_point_ids, vendor, model, firmware_version or ocpp_version."]},
+        )
     chargers = ChargePoint.objects.all()
     if charge_point_ids:
         chargers = chargers.filter(charge_point_id__in=charge_point_ids)
         unknown = set(charge_point_ids) - set(chargers.values_list("charge_point_id", flat=True))
         if unknown:
-            raise MaintenanceError(400, "ValidationError", "Unknown chargers.", {
-                "charge_point_ids": [f"Not registered: {', '.join(sorted(unknown))}."]
-            })
+            raise MaintenanceError(
+                400,
+                "ValidationError",
+                "Unknown chargers.",
+                {"charge_point_ids": [f"Not registered: {', '.join(sorted(unknown))}."]},
+            )
     if vendor:
         chargers = chargers.filter(vendor__iexact=vendor)
     if model:
@@ -97,9 +103,12 @@ def campaign_create(
     (default now) on. Raises MaintenanceError (400) when it selects none."""
     chargers = list(campaign_charge_points(**selection))
     if not chargers:
-        raise MaintenanceError(400, "ValidationError", "The selection matches no charger.", {
-            "charge_point_ids": ["No registered charger matches."]
-        })
+        raise MaintenanceError(
+            400,
+            "ValidationError",
+            "The selection matches no charger.",
+            {"charge_point_ids": ["No registered charger matches."]},
+        )
     campaign = Campaign.objects.create(
         name=name,
         firmware=firmware,
@@ -268,9 +277,7 @@ def campaign_resume(*, campaign_id: str) -> Campaign:
 def campaign_cancel(*, campaign_id: str) -> Campaign:
     """No new wave, ever: pending chargers are skipped; those in flight are still tracked.
     Raises MaintenanceError (404, 409)."""
-    campaign = _campaign_transition(
-        campaign_id, (CampaignState.ACTIVE, CampaignState.PAUSED), CampaignState.CANCELLED
-    )
+    campaign = _campaign_transition(campaign_id, (CampaignState.ACTIVE, CampaignState.PAUSED), CampaignState.CANCELLED)
     campaign_advance_soon(campaign_id=campaign.pk)
     return campaign
 

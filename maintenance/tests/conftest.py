@@ -31,9 +31,13 @@ def http_upload(url: str, content: bytes, *, file_name: str = "diagnostics.zip",
     else:
         boundary = uuid.uuid4().hex
         body = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{file_name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
+                f"Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
         request = urllib.request.Request(url, data=body, method="POST")
         request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
     try:

@@ -17,9 +17,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def files(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}
-    }}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
 
 
 def test_a_firmware_file_uploaded_in_the_admin_gets_its_size_and_hash(admin_client):
@@ -43,17 +44,19 @@ def test_the_campaign_page_shows_progress_and_cancels(admin_client):
     assert "2 pending, 1 installed" in listed
     detail = admin_client.get(f"/admin/maintenance/campaign/{campaign.pk}/change/").content.decode()
     assert "Installed" in detail and "rollout" in detail
-    admin_client.post(
-        "/admin/maintenance/campaign/", {"action": "cancel", "_selected_action": [str(campaign.pk)]}
-    )
+    admin_client.post("/admin/maintenance/campaign/", {"action": "cancel", "_selected_action": [str(campaign.pk)]})
     assert Campaign.objects.get().state == "cancelled"
 
 
 def test_only_staff_allowed_to_view_uploads_download_them(admin_client, client):
     charge_point = ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
     upload = LogUpload.objects.create(
-        charge_point=charge_point, log_type="Diagnostics", token_sha256="0" * 64,
-        token_expires_at=timezone.now(), file_name="diag.zip", received_at=timezone.now(),
+        charge_point=charge_point,
+        log_type="Diagnostics",
+        token_sha256="0" * 64,
+        token_expires_at=timezone.now(),
+        file_name="diag.zip",
+        received_at=timezone.now(),
     )
     upload.file.save("diag.zip", ContentFile(b"zip bytes"))
     url = f"/admin/maintenance/logupload/{upload.pk}/download/"

@@ -34,9 +34,11 @@ async def _in_flight(campaign: Campaign) -> int:
 
 
 async def _sent(campaign: Campaign) -> int:
-    return await CampaignTarget.objects.filter(campaign=campaign).exclude(
-        state__in=[TargetState.PENDING, TargetState.SKIPPED]
-    ).acount()
+    return (
+        await CampaignTarget.objects.filter(campaign=campaign)
+        .exclude(state__in=[TargetState.PENDING, TargetState.SKIPPED])
+        .acount()
+    )
 
 
 advance = sync_to_async(firmware.campaign_advance)
@@ -142,9 +144,7 @@ async def test_cancelling_a_campaign_stops_new_waves(shared_files):
 async def test_a_paused_campaign_sends_no_wave_until_resumed(shared_files):
     ids = ["FWP-1", "FWP-2"]
     await _register(ids, "1.6")
-    file = await sync_to_async(firmware.firmware_file_create)(
-        name="image", upload=ContentFile(IMAGE, name="image.bin")
-    )
+    file = await sync_to_async(firmware.firmware_file_create)(name="image", upload=ContentFile(IMAGE, name="image.bin"))
     campaign = await sync_to_async(firmware.campaign_create)(
         name="pause me", firmware=file, concurrency=1, charge_point_ids=ids
     )

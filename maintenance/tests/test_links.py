@@ -15,9 +15,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def image(settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}
-    }}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
     return firmware.firmware_file_create(name="fw", version="1.0", upload=ContentFile(b"\x7fELF image", name="fw.bin"))
 
 

@@ -150,19 +150,22 @@ class V201Simulator(SimulatedCharger, ChargePoint):
             characteristics: dict[str, Any] = {"data_type": data_type, "supports_monitoring": False}
             if unit:
                 characteristics["unit"] = unit
-            data.append({
-                "component": {"name": component},
-                "variable": {"name": variable},
-                "variable_attribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
-                "variable_characteristics": characteristics,
-            })
+            data.append(
+                {
+                    "component": {"name": component},
+                    "variable": {"name": variable},
+                    "variable_attribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
+                    "variable_characteristics": characteristics,
+                }
+            )
         return data
 
     # --- Answers to the CSMS's commands ---------------------------------------------------------
 
     @on("RequestStartTransaction")
-    async def on_request_start(self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None,
-                               **_: Any) -> Any:
+    async def on_request_start(
+        self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
+    ) -> Any:
         accepted = await self.remote_start(evse_id or 1, id_token["id_token"], remote_start_id)
         return call_result.RequestStartTransaction(status=accepted_status(accepted))
 
@@ -179,15 +182,17 @@ class V201Simulator(SimulatedCharger, ChargePoint):
         await self.reset()
 
     @on("ChangeAvailability")
-    async def on_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
-                                     **_: Any) -> Any:
+    async def on_change_availability(
+        self, operational_status: str, evse: dict[str, Any] | None = None, **_: Any
+    ) -> Any:
         named = self.connector_ids((evse or {}).get("id"))
         status = self.availability_status(named, operative=operational_status == "Operative")
         return call_result.ChangeAvailability(status=status)
 
     @after("ChangeAvailability")
-    async def after_change_availability(self, operational_status: str, evse: dict[str, Any] | None = None,
-                                        **_: Any) -> None:
+    async def after_change_availability(
+        self, operational_status: str, evse: dict[str, Any] | None = None, **_: Any
+    ) -> None:
         named = self.connector_ids((evse or {}).get("id"))
         await self.set_availability(named, operative=operational_status == "Operative")
 
@@ -214,8 +219,11 @@ class V201Simulator(SimulatedCharger, ChargePoint):
         results = []
         for wanted in get_variable_data:
             value = self._variable(wanted["component"]["name"], wanted["variable"]["name"])
-            result = {"attribute_status": "Accepted" if value is not None else "UnknownVariable",
-                      "component": wanted["component"], "variable": wanted["variable"]}
+            result = {
+                "attribute_status": "Accepted" if value is not None else "UnknownVariable",
+                "component": wanted["component"],
+                "variable": wanted["variable"],
+            }
             if value is not None:
                 result["attribute_value"] = value
             results.append(result)
@@ -229,8 +237,13 @@ class V201Simulator(SimulatedCharger, ChargePoint):
             accepted = names == ("OCPPCommCtrlr", "HeartbeatInterval") and str(wanted["attribute_value"]).isdigit()
             if accepted:
                 self.heartbeat_interval = int(wanted["attribute_value"])
-            results.append({"attribute_status": accepted_status(accepted),
-                            "component": wanted["component"], "variable": wanted["variable"]})
+            results.append(
+                {
+                    "attribute_status": accepted_status(accepted),
+                    "component": wanted["component"],
+                    "variable": wanted["variable"],
+                }
+            )
         return call_result.SetVariables(set_variable_result=results)
 
     @on("GetBaseReport")
@@ -240,8 +253,11 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     @after("GetBaseReport")
     async def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
         """The whole (small) device model in one part, whichever base was asked for."""
-        await self.call(call.NotifyReport(request_id=request_id, generated_at=utc_now(), seq_no=0,
-                                          report_data=self._report_data(), tbc=False))
+        await self.call(
+            call.NotifyReport(
+                request_id=request_id, generated_at=utc_now(), seq_no=0, report_data=self._report_data(), tbc=False
+            )
+        )
 
     @on("UnlockConnector")
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:

@@ -114,9 +114,7 @@ async def test_v201_an_ended_without_trigger_reason_closes_the_session(daphne, p
             "eventType": "Started",
             "seqNo": 0,
             "transactionInfo": {"transactionId": "TX-1", "chargingState": "Charging"},
-            "meterValue": [
-                {"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}
-            ],
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
         }
         assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
         # A 2.0.1 value is a number: sent as a string it is read all the same.
@@ -127,9 +125,7 @@ async def test_v201_an_ended_without_trigger_reason_closes_the_session(daphne, p
             "timestamp": T1,
             "seqNo": 1,
             "transactionInfo": {"transactionId": "TX-1"},
-            "meterValue": [
-                {"timestamp": T1, "sampledValue": [{"value": 11000, "context": "Transaction.End"}]}
-            ],
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 11000, "context": "Transaction.End"}]}],
         }
         assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {}]
 

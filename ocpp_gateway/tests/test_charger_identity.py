@@ -98,9 +98,7 @@ async def test_the_api_reaches_a_charger_whose_id_needs_percent_encoding(daphne,
     assert status == 200 and body == []
     status, body = await ahttp(f"{base}/installer/charge-points/RDAM%7C123/connection-status", api_key=api_key)
     assert status == 200 and body["connected"] is False
-    status, body = await ahttp(
-        f"{base}/ocpp16/RDAM%7C123/reset", method="POST", api_key=api_key, body={"type": "Soft"}
-    )
+    status, body = await ahttp(f"{base}/ocpp16/RDAM%7C123/reset", method="POST", api_key=api_key, body={"type": "Soft"})
     assert status == 503 and body["error"] == "NotConnected"
 
 

@@ -82,7 +82,7 @@ def test_decimal_payloads_of_the_decimal_parse_mode_validate():
         ('[3,"a\\"b",{}]', (3, 'a"b', None)),
         ('[4,"id-2","FormationViolation","bad",{}]', (4, "id-2", [4, "id-2", "FormationViolation", "bad", {}])),
         ('[2,"id-3","Reset",{"type":"Soft"}]', (2, "id-3", [2, "id-3", "Reset", {"type": "Soft"}])),
-        ('[3, 7, {}]', (3, "7", [3, 7, {}])),
+        ("[3, 7, {}]", (3, "7", [3, 7, {}])),
     ],
 )
 def test_an_outgoing_frame_is_read_without_decoding_a_callresult(frame, expected):

@@ -30,4 +30,3 @@ def test_the_matrix_names_the_module_that_handles_each_action():
     assert rows["Reset"].handler == ""  # no state follows its answer
     for row in rows.values():
         assert not row.handled or (settings.BASE_DIR / row.handler).is_file(), row
-

@@ -152,9 +152,7 @@ def _with_huge_integers(raw: str, digits: int) -> str:
 random_calls = st.builds(
     lambda unique_id, action, payload: [2, unique_id, action, payload],
     texts.filter(bool),
-    st.one_of(
-        st.sampled_from([*V16_PAYLOADS, *V201_PAYLOADS, "MadeUp", "", "boot_notification"]), texts
-    ),
+    st.one_of(st.sampled_from([*V16_PAYLOADS, *V201_PAYLOADS, "MadeUp", "", "boot_notification"]), texts),
     json_values,
 )
 wrong_frames = st.one_of(

@@ -43,9 +43,7 @@ async def connected(charge_point_id: str) -> bool:
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_a_call_with_a_5000_digit_integer_gets_a_type_constraint_violation_and_the_socket_lives(
-    daphne, version
-):
+async def test_a_call_with_a_5000_digit_integer_gets_a_type_constraint_violation_and_the_socket_lives(daphne, version):
     await register("CP-HUGE")
     async with raw_socket(daphne, version, "CP-HUGE") as websocket:
         await websocket.send(f'[2,"x","Heartbeat",{{"x":{HUGE}}}]')
@@ -55,9 +53,7 @@ async def test_a_call_with_a_5000_digit_integer_gets_a_type_constraint_violation
         assert await connected("CP-HUGE")
 
 
-async def test_a_callresult_with_a_5000_digit_integer_fails_the_command_at_once_and_the_socket_lives(
-    daphne, api_key
-):
+async def test_a_callresult_with_a_5000_digit_integer_fails_the_command_at_once_and_the_socket_lives(daphne, api_key):
     await register("CP-HUGE")
     async with raw_socket(daphne, "1.6", "CP-HUGE") as websocket:
         command = asyncio.create_task(
@@ -209,8 +205,12 @@ V201_BOOT = {"reason": "PowerUp", "chargingStation": {"vendorName": "Vendor", "m
             "info",
         ),
         ("1.6", "DataTransfer", {"vendorId": "V", "data": "\ud800"}, "data"),
-        ("2.0.1", "BootNotification", {**V201_BOOT, "chargingStation": {"vendorName": "\ud800", "model": "M"}},
-         "chargingStation.vendorName"),
+        (
+            "2.0.1",
+            "BootNotification",
+            {**V201_BOOT, "chargingStation": {"vendorName": "\ud800", "model": "M"}},
+            "chargingStation.vendorName",
+        ),
         ("2.0.1", "Authorize", {"idToken": {"idToken": "T\u0000", "type": "ISO14443"}}, "idToken.idToken"),
     ],
 )

@@ -70,11 +70,19 @@ def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
         ("1.6", "StopTransaction", {"meterStop": 5, "timestamp": T, "idTag": "X" * 21}, ProtocolError),
         ("1.6", "StopTransaction", {"transactionId": 1, "meterStop": "lots", "timestamp": T}, TypeConstraint),
         ("1.6", "StopTransaction", {"transactionId": True, "meterStop": 5, "timestamp": T}, TypeConstraint),
-        ("1.6", "StartTransaction", {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": T, "x": 1},
-         FormatViolation),
+        (
+            "1.6",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": T, "x": 1},
+            FormatViolation,
+        ),
         ("2.0.1", "TransactionEvent", {**ENDED, "triggerReason": "Trigger", "eventType": "Paused"}, FormatViolation),
-        ("2.0.1", "MeterValues", {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": "n/a"}]}]},
-         TypeConstraint),
+        (
+            "2.0.1",
+            "MeterValues",
+            {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": "n/a"}]}]},
+            TypeConstraint,
+        ),
     ],
 )
 def test_what_the_csms_cannot_apply_is_refused_with_the_code_of_that_violation(version, action, payload, refusal):

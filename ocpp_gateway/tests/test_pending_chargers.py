@@ -51,7 +51,9 @@ async def test_a_pending_charger_is_told_every_action_it_may_use(daphne, version
         await booted_pending(websocket, version)
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
     assert refused[:4] == [
-        4, "a1", "SecurityError",
+        4,
+        "a1",
+        "SecurityError",
         "The charge point is not commissioned; only BootNotification, Heartbeat, StatusNotification are served.",
     ]
 
@@ -62,7 +64,9 @@ async def test_commissioning_through_the_api_wakes_the_pending_charger(daphne, a
     async with raw_socket(daphne, version, "CP-NEW") as websocket:
         await booted_pending(websocket, version)
         status, body = await ahttp(  # answered before the charger answers the trigger
-            f"{daphne.http_url}/api/v1/chargepoints/CP-NEW", method="PATCH", api_key=api_key,
+            f"{daphne.http_url}/api/v1/chargepoints/CP-NEW",
+            method="PATCH",
+            api_key=api_key,
             body={"lifecycle_state": "commissioned"},
         )
         assert (status, body["lifecycle_state"]) == (200, "commissioned")
@@ -89,7 +93,9 @@ async def test_commissioning_in_the_admin_wakes_the_pending_charger(daphne):
 async def test_commissioning_an_offline_charger_succeeds_and_sends_nothing(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-AWAY", heartbeat_interval=60, lifecycle_state="pending")
     status, body = await ahttp(
-        f"{daphne.http_url}/api/v1/chargepoints/CP-AWAY", method="PATCH", api_key=api_key,
+        f"{daphne.http_url}/api/v1/chargepoints/CP-AWAY",
+        method="PATCH",
+        api_key=api_key,
         body={"lifecycle_state": "commissioned"},
     )
     assert (status, body["lifecycle_state"]) == (200, LifecycleState.COMMISSIONED)
@@ -101,7 +107,9 @@ async def test_a_silent_charger_does_not_hold_up_its_commissioning(daphne, api_k
     async with raw_socket(daphne, "1.6", "CP-MUTE") as websocket:
         await booted_pending(websocket, "1.6")
         status, _ = await ahttp(
-            f"{daphne.http_url}/api/v1/chargepoints/CP-MUTE", method="PATCH", api_key=api_key,
+            f"{daphne.http_url}/api/v1/chargepoints/CP-MUTE",
+            method="PATCH",
+            api_key=api_key,
             body={"lifecycle_state": "commissioned"},
         )
         assert status == 200

@@ -46,8 +46,10 @@ async def test_every_action_the_csms_does_not_answer_is_not_supported(daphne, ve
     await ChargePoint.objects.acreate(charge_point_id="CP-UNSUP", heartbeat_interval=60)
     actions = unanswered_actions(version)
     async with raw_socket(daphne, version, "CP-UNSUP") as websocket:
-        answers = {action: (await exchange(websocket, [2, f"n{index}", action, {}]))[:3]
-                   for index, action in enumerate(actions)}
+        answers = {
+            action: (await exchange(websocket, [2, f"n{index}", action, {}]))[:3]
+            for index, action in enumerate(actions)
+        }
     assert answers == {action: [4, f"n{index}", "NotSupported"] for index, action in enumerate(actions)}
 
 
@@ -59,7 +61,10 @@ async def test_certificate_and_iso15118_actions_of_201_are_not_supported(daphne)
         ):
             answer = await exchange(websocket, [2, f"c{index}", action, {}])
             assert answer[:4] == [
-                4, f"c{index}", "NotSupported", "Requested Action is recognized but not supported by the receiver"
+                4,
+                f"c{index}",
+                "NotSupported",
+                "Requested Action is recognized but not supported by the receiver",
             ]
 
 
@@ -68,14 +73,17 @@ async def test_201_unknown_message_types_are_message_type_not_supported(daphne):
     async with raw_socket(daphne, "2.0.1", "CP-MT") as websocket:
         assert (await exchange(websocket, [5, "m5", {}]))[:3] == [4, "m5", "MessageTypeNotSupported"]
         assert (await exchange(websocket, [6, "m6", "NotifyPeriodicEventStream", {}]))[:3] == [
-            4, "m6", "MessageTypeNotSupported"
+            4,
+            "m6",
+            "MessageTypeNotSupported",
         ]
         assert (await exchange(websocket, [0]))[:3] == [4, "-1", "MessageTypeNotSupported"]
         assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
 
 
-@pytest.mark.parametrize("frame", ['{"a": 1}', "null", '"text"', "not json", "[]", '["2", "x", "Heartbeat", {}]',
-                                   "[" * 5000])
+@pytest.mark.parametrize(
+    "frame", ['{"a": 1}', "null", '"text"', "not json", "[]", '["2", "x", "Heartbeat", {}]', "[" * 5000]
+)
 async def test_201_a_frame_that_is_no_rpc_message_is_an_rpc_framework_error(daphne, frame):
     await ChargePoint.objects.acreate(charge_point_id="CP-RPC", heartbeat_interval=60)
     async with raw_socket(daphne, "2.0.1", "CP-RPC") as websocket:

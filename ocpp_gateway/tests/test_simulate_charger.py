@@ -34,11 +34,19 @@ STARTUP = 90  # s: a simulator process starts Django first, slow on a busy machi
 
 def simulator(daphne, tmp_path, *args: str) -> subprocess.Popen[str]:
     """The command in its own process, as a user runs it next to ``make run``."""
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CSMS_VAR_DIR": str(tmp_path),
-           "DJANGO_SECRET_KEY": "tests-only-secret-key"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "CSMS_VAR_DIR": str(tmp_path),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+    }
     return subprocess.Popen(
         [sys.executable, "manage.py", "simulate_charger", *args, "--url", f"ws://127.0.0.1:{daphne.port}"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -52,51 +60,89 @@ async def connected(charge_point_id: str) -> bool:
 
 
 async def test_a_registered_simulator_runs_a_billed_session_and_exits(daphne, tmp_path):
-    await Tariff.objects.acreate(name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"),
-                                 session_fee=Decimal("1.00"), is_default=True)
-    process = simulator(daphne, tmp_path, "SIM-16", "--register", "--sessions", "1", "--meter-values", "2",
-                        "--meter-interval", "0.1")
+    await Tariff.objects.acreate(
+        name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), session_fee=Decimal("1.00"), is_default=True
+    )
+    process = simulator(
+        daphne, tmp_path, "SIM-16", "--register", "--sessions", "1", "--meter-values", "2", "--meter-interval", "0.1"
+    )
     code, stdout, stderr = await finished(process)
     assert code == 0, stderr
     assert "SIM-16: registered" in stdout
-    for action in ("BootNotification", "Heartbeat", "StatusNotification", "Authorize", "StartTransaction",
-                   "MeterValues", "StopTransaction"):
+    for action in (
+        "BootNotification",
+        "Heartbeat",
+        "StatusNotification",
+        "Authorize",
+        "StartTransaction",
+        "MeterValues",
+        "StopTransaction",
+    ):
         assert f'"{action}"' in stdout
     assert "SIM-16: 1 session(s) done, disconnected" in stdout
     assert await IdTag.objects.filter(id_tag="SIM-TAG-1", status="Accepted").aexists()
     session = await Transaction.objects.select_related("billing_record").aget(charge_point__charge_point_id="SIM-16")
-    assert (session.status, session.id_tag, session.energy_wh, session.stop_reason) == ("ended", "SIM-TAG-1",
-                                                                                        Decimal(2000), "Local")
+    assert (session.status, session.id_tag, session.energy_wh, session.stop_reason) == (
+        "ended",
+        "SIM-TAG-1",
+        Decimal(2000),
+        "Local",
+    )
     assert (session.billing_record.currency, session.billing_record.total) == ("EUR", Decimal("1.60"))
 
 
 @pytest.mark.parametrize(
     ("version", "start_path", "start_body", "stop_path", "stop_field"),
     [
-        ("1.6", "ocpp16/SIM-R/remote_start_transaction", {"connector_id": 1, "id_tag": "SIM-TAG-1"},
-         "ocpp16/SIM-R/remote_stop_transaction", "id"),
-        ("2.0.1", "ocpp201/SIM-R/request_start_transaction",
-         {"id_token": {"id_token": "SIM-TAG-1", "type": "ISO14443"}, "remote_start_id": 7, "evse_id": 1},
-         "ocpp201/SIM-R/request_stop_transaction", "ocpp_transaction_id"),
+        (
+            "1.6",
+            "ocpp16/SIM-R/remote_start_transaction",
+            {"connector_id": 1, "id_tag": "SIM-TAG-1"},
+            "ocpp16/SIM-R/remote_stop_transaction",
+            "id",
+        ),
+        (
+            "2.0.1",
+            "ocpp201/SIM-R/request_start_transaction",
+            {"id_token": {"id_token": "SIM-TAG-1", "type": "ISO14443"}, "remote_start_id": 7, "evse_id": 1},
+            "ocpp201/SIM-R/request_stop_transaction",
+            "ocpp_transaction_id",
+        ),
     ],
 )
 async def test_remote_start_and_stop_over_the_api_drive_the_simulator(
     daphne, api_key, tmp_path, version, start_path, start_body, stop_path, stop_field
 ):
-    process = simulator(daphne, tmp_path, "SIM-R", "--register", "--version", version, "--remote", "--sessions", "1",
-                        "--meter-values", "600", "--meter-interval", "0.1")
+    process = simulator(
+        daphne,
+        tmp_path,
+        "SIM-R",
+        "--register",
+        "--version",
+        version,
+        "--remote",
+        "--sessions",
+        "1",
+        "--meter-values",
+        "600",
+        "--meter-interval",
+        "0.1",
+    )
     await eventually(lambda: connected("SIM-R"), timeout=STARTUP)
-    status, answer = await ahttp(f"{daphne.http_url}/api/v1/{start_path}", method="POST", api_key=api_key,
-                                 body=start_body)
+    status, answer = await ahttp(
+        f"{daphne.http_url}/api/v1/{start_path}", method="POST", api_key=api_key, body=start_body
+    )
     assert (status, answer["status"]) == (200, "Accepted"), answer
     session = await eventually(
-        lambda: Transaction.objects.filter(charge_point__charge_point_id="SIM-R", status="active",
-                                           last_register_wh__gt=0).afirst(),
+        lambda: Transaction.objects.filter(
+            charge_point__charge_point_id="SIM-R", status="active", last_register_wh__gt=0
+        ).afirst(),
         timeout=10,
     )  # charging, with a meter value in
     transaction_id = session.id if stop_field == "id" else session.ocpp_transaction_id
-    status, answer = await ahttp(f"{daphne.http_url}/api/v1/{stop_path}", method="POST", api_key=api_key,
-                                 body={"transaction_id": transaction_id})
+    status, answer = await ahttp(
+        f"{daphne.http_url}/api/v1/{stop_path}", method="POST", api_key=api_key, body={"transaction_id": transaction_id}
+    )
     assert (status, answer["status"]) == (200, "Accepted"), answer
     code, _, stderr = await finished(process)
     assert code == 0, stderr
@@ -112,15 +158,32 @@ V16_COMMANDS = [
     ("change_availability", {"connector_id": 1, "type": "Operative"}, {"status": "Accepted"}),
     ("trigger_message", {"requested_message": "StatusNotification", "connector_id": 1}, {"status": "Accepted"}),
     ("trigger_message", {"requested_message": "DiagnosticsStatusNotification"}, {"status": "NotImplemented"}),
-    ("set_charging_profile", {"connector_id": 1, "cs_charging_profiles": {
-        "charging_profile_id": 3, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile",
-        "charging_profile_kind": "Absolute", "charging_schedule": {
-            "charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]}}},
-     {"status": "Accepted"}),
+    (
+        "set_charging_profile",
+        {
+            "connector_id": 1,
+            "cs_charging_profiles": {
+                "charging_profile_id": 3,
+                "stack_level": 0,
+                "charging_profile_purpose": "TxDefaultProfile",
+                "charging_profile_kind": "Absolute",
+                "charging_schedule": {
+                    "charging_rate_unit": "W",
+                    "charging_schedule_period": [{"start_period": 0, "limit": 7400}],
+                },
+            },
+        },
+        {"status": "Accepted"},
+    ),
     ("clear_charging_profile", {"id": 3}, {"status": "Accepted"}),
-    ("get_configuration", {"key": ["NumberOfConnectors", "Nonsense"]},
-     {"configuration_key": [{"key": "NumberOfConnectors", "readonly": True, "value": "1"}],
-      "unknown_key": ["Nonsense"]}),
+    (
+        "get_configuration",
+        {"key": ["NumberOfConnectors", "Nonsense"]},
+        {
+            "configuration_key": [{"key": "NumberOfConnectors", "readonly": True, "value": "1"}],
+            "unknown_key": ["Nonsense"],
+        },
+    ),
     ("change_configuration", {"key": "NumberOfConnectors", "value": "2"}, {"status": "Rejected"}),
     ("unlock_connector", {"connector_id": 1}, {"status": "Unlocked"}),
 ]
@@ -131,8 +194,9 @@ async def test_the_simulator_answers_commands_as_a_charger_would(daphne, api_key
     try:
         await eventually(lambda: connected("SIM-C"), timeout=STARTUP)
         for command, body, expected in V16_COMMANDS:
-            status, answer = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/SIM-C/{command}", method="POST",
-                                         api_key=api_key, body=body)
+            status, answer = await ahttp(
+                f"{daphne.http_url}/api/v1/ocpp16/SIM-C/{command}", method="POST", api_key=api_key, body=body
+            )
             assert status in (200, 409), (command, answer)
             reply = answer.get("response", answer)
             assert {key: reply[key] for key in expected} == expected, command
@@ -165,8 +229,9 @@ async def interrupted(process: subprocess.Popen[str]) -> str:
 
 async def statuses(charge_point_id: str, action: str) -> list[str]:
     """The ``status`` of each ``action`` the charger sent, in order (from the CSMS's message log)."""
-    frames = OcppMessage.objects.filter(charge_point__charge_point_id=charge_point_id, action=action,
-                                        message_type=2).order_by("created_at", "id")
+    frames = OcppMessage.objects.filter(
+        charge_point__charge_point_id=charge_point_id, action=action, message_type=2
+    ).order_by("created_at", "id")
     return [json.loads(frame)[3]["status"] async for frame in frames.values_list("frame", flat=True)]
 
 
@@ -177,19 +242,31 @@ async def firmware_on(server) -> tuple[str, int]:
     return firmware_download_url(firmware_id=str(firmware.pk)), firmware.size
 
 
-@pytest.mark.parametrize(("version", "path", "body"), [
-    ("1.6", "ocpp16/SIM-FW/update_firmware", lambda url: {"location": url, "retrieve_date": "2026-01-01T00:00:00Z"}),
-    ("2.0.1", "ocpp201/SIM-FW/update_firmware",
-     lambda url: {"request_id": 7, "firmware": {"location": url, "retrieve_date_time": "2026-01-01T00:00:00Z"}}),
-])
-async def test_the_simulator_downloads_firmware_and_reports_each_step(shared_files, api_key, tmp_path, version, path,
-                                                                      body):
+@pytest.mark.parametrize(
+    ("version", "path", "body"),
+    [
+        (
+            "1.6",
+            "ocpp16/SIM-FW/update_firmware",
+            lambda url: {"location": url, "retrieve_date": "2026-01-01T00:00:00Z"},
+        ),
+        (
+            "2.0.1",
+            "ocpp201/SIM-FW/update_firmware",
+            lambda url: {"request_id": 7, "firmware": {"location": url, "retrieve_date_time": "2026-01-01T00:00:00Z"}},
+        ),
+    ],
+)
+async def test_the_simulator_downloads_firmware_and_reports_each_step(
+    shared_files, api_key, tmp_path, version, path, body
+):
     url, size = await firmware_on(shared_files)
     process = running(shared_files, tmp_path, "SIM-FW", "--version", version)
     try:
         await eventually(lambda: connected("SIM-FW"), timeout=STARTUP)
-        status, answer = await ahttp(f"{shared_files.http_url}/api/v1/{path}", method="POST", api_key=api_key,
-                                     body=body(url))
+        status, answer = await ahttp(
+            f"{shared_files.http_url}/api/v1/{path}", method="POST", api_key=api_key, body=body(url)
+        )
         assert status == 200, answer
         steps = ["Downloading", "Downloaded", "Installing", "Installed"]
         await eventually(lambda: _equals(statuses("SIM-FW", "FirmwareStatusNotification"), steps), timeout=15)
@@ -202,29 +279,45 @@ async def test_a_firmware_location_on_another_machine_is_not_fetched(daphne, api
     process = running(daphne, tmp_path, "SIM-FAR")
     try:
         await eventually(lambda: connected("SIM-FAR"), timeout=STARTUP)
-        status, _ = await ahttp(f"{daphne.http_url}/api/v1/ocpp16/SIM-FAR/update_firmware", method="POST",
-                                api_key=api_key, body={"location": "https://firmware.example.com/fw.bin",
-                                                       "retrieve_date": "2026-01-01T00:00:00Z"})
+        status, _ = await ahttp(
+            f"{daphne.http_url}/api/v1/ocpp16/SIM-FAR/update_firmware",
+            method="POST",
+            api_key=api_key,
+            body={"location": "https://firmware.example.com/fw.bin", "retrieve_date": "2026-01-01T00:00:00Z"},
+        )
         assert status == 200
-        await eventually(lambda: _equals(statuses("SIM-FAR", "FirmwareStatusNotification"),
-                                         ["Downloading", "Downloaded", "Installing", "Installed"]), timeout=15)
+        await eventually(
+            lambda: _equals(
+                statuses("SIM-FAR", "FirmwareStatusNotification"),
+                ["Downloading", "Downloaded", "Installing", "Installed"],
+            ),
+            timeout=15,
+        )
     finally:
         stdout = await interrupted(process)
     assert "https://firmware.example.com/fw.bin is not on this machine: nothing transferred" in stdout
 
 
-@pytest.mark.parametrize(("version", "options", "action", "file_name"), [
-    ("1.6", {}, "DiagnosticsStatusNotification", "SIM-DIAG-diagnostics.log"),
-    ("2.0.1", {"log_type": "DiagnosticsLog"}, "LogStatusNotification", "SIM-DIAG-DiagnosticsLog.log"),
-])
-async def test_the_simulator_uploads_its_log_to_the_hosted_location(shared_files, tmp_path, version, options, action,
-                                                                    file_name):
+@pytest.mark.parametrize(
+    ("version", "options", "action", "file_name"),
+    [
+        ("1.6", {}, "DiagnosticsStatusNotification", "SIM-DIAG-diagnostics.log"),
+        ("2.0.1", {"log_type": "DiagnosticsLog"}, "LogStatusNotification", "SIM-DIAG-DiagnosticsLog.log"),
+    ],
+)
+async def test_the_simulator_uploads_its_log_to_the_hosted_location(
+    shared_files, tmp_path, version, options, action, file_name
+):
     process = running(shared_files, tmp_path, "SIM-DIAG", "--version", version)
     try:
         await eventually(lambda: connected("SIM-DIAG"), timeout=STARTUP)
         upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="SIM-DIAG", **options)
-        upload = await eventually(lambda: LogUpload.objects.filter(pk=upload.pk, state="uploaded", status="Uploaded",
-                                                                   received_at__isnull=False).afirst(), timeout=15)
+        upload = await eventually(
+            lambda: LogUpload.objects.filter(
+                pk=upload.pk, state="uploaded", status="Uploaded", received_at__isnull=False
+            ).afirst(),
+            timeout=15,
+        )
         await eventually(lambda: _equals(statuses("SIM-DIAG", action), ["Uploading", "Uploaded"]), timeout=15)
     finally:
         await interrupted(process)
@@ -236,8 +329,12 @@ async def test_a_2_0_1_simulator_reports_its_device_model(daphne, api_key, tmp_p
     process = running(daphne, tmp_path, "SIM-DM", "--version", "2.0.1")
     try:
         await eventually(lambda: connected("SIM-DM"), timeout=STARTUP)
-        status, answer = await ahttp(f"{daphne.http_url}/api/v1/ocpp201/SIM-DM/get_base_report", method="POST",
-                                     api_key=api_key, body={"request_id": 3, "report_base": "FullInventory"})
+        status, answer = await ahttp(
+            f"{daphne.http_url}/api/v1/ocpp201/SIM-DM/get_base_report",
+            method="POST",
+            api_key=api_key,
+            body={"request_id": 3, "report_base": "FullInventory"},
+        )
         assert (status, answer["status"]) == (200, "Accepted"), answer
         url = f"{daphne.http_url}/api/v1/chargepoints/SIM-DM/configuration?component=OCPPCommCtrlr"
 
@@ -278,10 +375,17 @@ async def _equals(found, expected) -> bool:
     return await found == expected
 
 
-@pytest.mark.parametrize(("url", "local"), [
-    ("http://127.0.0.1:8000/diagnostics/upload/t", True), ("https://[::1]/fw.bin", True),
-    ("http://localhost:8000/fw.bin", True), ("http://10.0.0.5/fw.bin", False),
-    ("https://csms.example.com/fw.bin", False), ("ftp://127.0.0.1/fw.bin", False), ("not a url", False),
-])
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8000/diagnostics/upload/t", True),
+        ("https://[::1]/fw.bin", True),
+        ("http://localhost:8000/fw.bin", True),
+        ("http://10.0.0.5/fw.bin", False),
+        ("https://csms.example.com/fw.bin", False),
+        ("ftp://127.0.0.1/fw.bin", False),
+        ("not a url", False),
+    ],
+)
 def test_files_move_only_to_and_from_this_machine(url, local):
     assert is_on_this_machine(url) is local

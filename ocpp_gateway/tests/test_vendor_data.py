@@ -22,10 +22,14 @@ VENDOR_DATA = {"some_key": 1, "otherKey": {"nested_key": [{"deepKey": True}]}}
 async def test_201_data_transfer_data_reaches_the_charger_and_the_api_as_it_was_sent(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-VENDOR", heartbeat_interval=60)
     async with raw_socket(daphne, "2.0.1", "CP-VENDOR") as websocket:
-        post = asyncio.create_task(ahttp(
-            f"{daphne.http_url}/api/v1/ocpp201/CP-VENDOR/data_transfer", method="POST", api_key=api_key,
-            body={"vendor_id": "com.example", "message_id": "m1", "data": VENDOR_DATA},
-        ))
+        post = asyncio.create_task(
+            ahttp(
+                f"{daphne.http_url}/api/v1/ocpp201/CP-VENDOR/data_transfer",
+                method="POST",
+                api_key=api_key,
+                body={"vendor_id": "com.example", "message_id": "m1", "data": VENDOR_DATA},
+            )
+        )
         call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
         answer = {"status": "Accepted", "data": {"replyKey2": 1, "reply_key3": 2}}
         await websocket.send(json.dumps([3, call[1], answer]))
@@ -38,10 +42,14 @@ async def test_201_data_transfer_data_reaches_the_charger_and_the_api_as_it_was_
 async def test_201_custom_data_keeps_its_keys_except_vendor_id(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-CUSTOM", heartbeat_interval=60)
     async with raw_socket(daphne, "2.0.1", "CP-CUSTOM") as websocket:
-        post = asyncio.create_task(ahttp(
-            f"{daphne.http_url}/api/v1/ocpp201/CP-CUSTOM/reset", method="POST", api_key=api_key,
-            body={"type": "Immediate", "custom_data": {"vendor_id": "com.example", "some_key": 1, "otherKey": 2}},
-        ))
+        post = asyncio.create_task(
+            ahttp(
+                f"{daphne.http_url}/api/v1/ocpp201/CP-CUSTOM/reset",
+                method="POST",
+                api_key=api_key,
+                body={"type": "Immediate", "custom_data": {"vendor_id": "com.example", "some_key": 1, "otherKey": 2}},
+            )
+        )
         call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
         answer = {"status": "Accepted", "customData": {"vendorId": "com.example", "replyKey": 3}}
         await websocket.send(json.dumps([3, call[1], answer]))
@@ -73,15 +81,19 @@ async def test_an_inbound_data_transfer_reaches_its_handler_and_is_answered_with
     payload = {"vendorId": "com.example", "data": VENDOR_DATA, "customData": {"vendorId": "v", "myKey": 1}}
     await station.route_message(json.dumps([2, "d1", "DataTransfer", payload]))
     assert station.received == {
-        "vendor_id": "com.example", "data": VENDOR_DATA, "custom_data": {"vendor_id": "v", "myKey": 1}
+        "vendor_id": "com.example",
+        "data": VENDOR_DATA,
+        "custom_data": {"vendor_id": "v", "myKey": 1},
     }
     assert json.loads(connection.sent[0]) == [3, "d1", {"status": "Accepted", "data": {"reply_key": 1, "replyKey": 2}}]
 
 
 def test_ocpp_fields_are_still_converted():
     assert payload_case.camel_case({"evse_id": 1, "charging_profile": {"stack_level": 0}}) == {
-        "evseId": 1, "chargingProfile": {"stackLevel": 0}
+        "evseId": 1,
+        "chargingProfile": {"stackLevel": 0},
     }
     assert payload_case.snake_case({"idTokenInfo": {"status": "Accepted"}, "data": "x"}) == {
-        "id_token_info": {"status": "Accepted"}, "data": "x"
+        "id_token_info": {"status": "Accepted"},
+        "data": "x",
     }

@@ -24,8 +24,13 @@ def site(register_charge_point) -> Site:
     )
     for minute, total in enumerate([Decimal(32), Decimal(16), Decimal("31.8")]):
         AllocationSnapshot.objects.create(
-            site=site, at=T0 + timedelta(minutes=minute), capacity_a=Decimal(32), base_load_a=Decimal(0),
-            limits_sum_a=total, measured_a=total - 1, limits={"1": str(total)},
+            site=site,
+            at=T0 + timedelta(minutes=minute),
+            capacity_a=Decimal(32),
+            base_load_a=Decimal(0),
+            limits_sum_a=total,
+            measured_a=total - 1,
+            limits={"1": str(total)},
         )
     return site
 

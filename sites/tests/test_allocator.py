@@ -50,8 +50,14 @@ def test_connector_maximum_hands_its_rest_on():
 def test_sessions_that_do_not_fit_at_the_minimum_are_paused_latest_first():
     sessions = [session(sid, minute=i) for i, sid in enumerate("abcdef")]
     limits = allocate(site=SINGLE_PHASE_32A, sessions=sessions)
-    assert limits == {"a": Decimal("6.4"), "b": Decimal("6.4"), "c": Decimal("6.4"), "d": Decimal("6.4"),
-                      "e": Decimal("6.4"), "f": Decimal(0)}
+    assert limits == {
+        "a": Decimal("6.4"),
+        "b": Decimal("6.4"),
+        "c": Decimal("6.4"),
+        "d": Decimal("6.4"),
+        "e": Decimal("6.4"),
+        "f": Decimal(0),
+    }
 
 
 def test_priority_goes_before_arrival():
@@ -67,8 +73,12 @@ def test_base_load_is_kept_free():
 
 def test_three_phase_site_with_single_phase_cars_shares_per_phase():
     site = SiteLimits(phases=3, voltage_v=Decimal(230), capacity_a=Decimal(32))
-    sessions = [session("l1a", phases=(0,)), session("l1b", phases=(0,)), session("l2", phases=(1,)),
-                session("3ph", phases=(0, 1, 2), max_a=Decimal(16))]
+    sessions = [
+        session("l1a", phases=(0,)),
+        session("l1b", phases=(0,)),
+        session("l2", phases=(1,)),
+        session("3ph", phases=(0, 1, 2), max_a=Decimal(16)),
+    ]
     limits = allocate(site=site, sessions=sessions)
     # L1 carries two single-phase cars and the three-phase car: 32 / 3 each; L2 has room for more.
     assert limits == {"l1a": Decimal("10.6"), "l1b": Decimal("10.6"), "3ph": Decimal("10.6"), "l2": Decimal("21.3")}
@@ -94,8 +104,10 @@ amps = st.decimals(min_value=0, max_value=80, places=1)
 def sites_and_sessions(draw: st.DrawFn) -> tuple[SiteLimits, list[SessionDemand]]:
     phases = draw(st.sampled_from([1, 3]))
     capacity_a = draw(st.one_of(st.none(), amps))
-    capacity_w = draw(st.decimals(min_value=0, max_value=60000, places=0)) if capacity_a is None else draw(
-        st.one_of(st.none(), st.decimals(min_value=0, max_value=60000, places=0))
+    capacity_w = (
+        draw(st.decimals(min_value=0, max_value=60000, places=0))
+        if capacity_a is None
+        else draw(st.one_of(st.none(), st.decimals(min_value=0, max_value=60000, places=0)))
     )
     site = SiteLimits(
         phases=phases,

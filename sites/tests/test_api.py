@@ -48,8 +48,11 @@ def test_members_with_connector_maximums(api_client, register_charge_point):
     site = create_site(api_client)
     response = api_client.post(
         f"/api/v1/sites/{site['id']}/members",
-        {"charge_point_id": "CP-A", "max_current_a": "16",
-         "connector_maximums": [{"connector_id": 1, "max_current_a": "10"}]},
+        {
+            "charge_point_id": "CP-A",
+            "max_current_a": "16",
+            "connector_maximums": [{"connector_id": 1, "max_current_a": "10"}],
+        },
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -91,9 +94,7 @@ def test_only_clearing_the_flag_is_allowed(api_client, register_charge_point):
     site = create_site(api_client)
     api_client.post(f"/api/v1/sites/{site['id']}/members", {"charge_point_id": "CP-A"}, format="json")
     SiteMember.objects.update(smart_charging_flag="SetChargingProfile rejected")
-    refused = api_client.patch(
-        f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": "x"}, format="json"
-    )
+    refused = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": "x"}, format="json")
     assert refused.status_code == 400
     cleared = api_client.patch(f"/api/v1/sites/{site['id']}/members/CP-A", {"smart_charging_flag": ""}, format="json")
     assert cleared.json()["smart_charging_flag"] == ""

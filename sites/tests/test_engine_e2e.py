@@ -222,7 +222,9 @@ async def test_an_offline_chargers_share_is_kept_for_it(site_daphne, api_key):
         await eventually(lambda: ChargePoint.objects.filter(charge_point_id="OFF-B", connection_channel="").aexists())
         # b went away mid-session holding 16 A: a 4 A base load comes out of a's share, not b's
         status, _ = await ahttp(
-            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load", method="POST", api_key=api_key,
+            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load",
+            method="POST",
+            api_key=api_key,
             body={"load_a": ["4"]},
         )
         assert status == 200
@@ -248,8 +250,12 @@ async def test_a_201_session_gets_a_tx_profile_with_its_transaction_id(site_daph
         )
         await station.call(
             call201.TransactionEvent(
-                event_type="Started", timestamp=NOW, trigger_reason="CablePluggedIn", seq_no=0,
-                transaction_info={"transactionId": "TX-SITE"}, evse={"id": 1, "connectorId": 1},
+                event_type="Started",
+                timestamp=NOW,
+                trigger_reason="CablePluggedIn",
+                seq_no=0,
+                transaction_info={"transactionId": "TX-SITE"},
+                evse={"id": 1, "connectorId": 1},
             )
         )
 
@@ -314,7 +320,9 @@ async def test_a_tx_profile_past_half_its_validity_is_renewed_with_the_same_limi
         await eventually(lambda: _count_is(tx_profiles, 1))
         await SessionLimit.objects.aupdate(sent_at=datetime.now(UTC) - timedelta(seconds=31))
         status, _ = await ahttp(
-            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load", method="POST", api_key=api_key,
+            f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load",
+            method="POST",
+            api_key=api_key,
             body={"load_a": ["0"]},
         )
         assert status == 200

@@ -56,7 +56,9 @@ async def test_a_failing_receiver_is_retried_by_the_worker_until_failed(
 ):
     settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
     celery_worker(
-        CSMS_WEBHOOK_ALLOW_PRIVATE="1", CSMS_WEBHOOK_RETRY_BASE="1", CSMS_WEBHOOK_MAX_ATTEMPTS="3",
+        CSMS_WEBHOOK_ALLOW_PRIVATE="1",
+        CSMS_WEBHOOK_RETRY_BASE="1",
+        CSMS_WEBHOOK_MAX_ATTEMPTS="3",
         CSMS_WEBHOOK_SWEEP_INTERVAL="1",
     )
     webhook_receiver.status = 500

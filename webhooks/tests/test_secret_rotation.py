@@ -21,8 +21,9 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def subscription(api_client, settings, webhook_receiver):
     settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
-    response = api_client.post("/api/v1/webhooks/", {"url": webhook_receiver.url, "events": ["charge_point.online"]},
-                               format="json")
+    response = api_client.post(
+        "/api/v1/webhooks/", {"url": webhook_receiver.url, "events": ["charge_point.online"]}, format="json"
+    )
     assert response.status_code == 201
     return response.json()
 

@@ -36,7 +36,14 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> dict:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://127.0.0.1/", "http://169.254.169.254/latest", "http://10.0.0.8/", "http://localhost:8000/", "ftp://example.com/"]
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://169.254.169.254/latest",
+        "http://10.0.0.8/",
+        "http://localhost:8000/",
+        "ftp://example.com/",
+    ],
 )
 def test_internal_and_non_http_urls_are_refused(url):
     with pytest.raises(UnsafeWebhookUrl):
@@ -159,7 +166,8 @@ def test_a_finished_command_is_an_event(allow_private, register_charge_point):
 
     register_charge_point("CP-1", ocpp_version="1.6")
     subscribe(events=["command.completed"])
-    command = command_send(request=CommandRequest(charge_point_id="CP-1", ocpp_version="1.6", command="reset",
-                                                  body={"type": "Soft"}))
+    command = command_send(
+        request=CommandRequest(charge_point_id="CP-1", ocpp_version="1.6", command="reset", body={"type": "Soft"})
+    )
     data = json.loads(WebhookDelivery.objects.get().body)["data"]
     assert (data["command_id"], data["state"], data["action"]) == (str(command.id), "not_connected", "Reset")

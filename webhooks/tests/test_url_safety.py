@@ -44,7 +44,12 @@ INTERNAL_FORMS = [
     "http://100.64.0.1/",  # carrier-grade NAT
     "http://0.0.0.0/",
 ]
-PUBLIC_FORMS = ["http://8.8.8.8/", "http://[64:ff9b::808:808]/", "http://[2002:808:808::1]/", "https://[2606:4700::1111]/"]
+PUBLIC_FORMS = [
+    "http://8.8.8.8/",
+    "http://[64:ff9b::808:808]/",
+    "http://[2002:808:808::1]/",
+    "https://[2606:4700::1111]/",
+]
 
 
 @pytest.mark.parametrize("url", INTERNAL_FORMS)
@@ -83,8 +88,10 @@ def test_credentials_and_bad_ports_are_refused_even_for_internal_receivers(url, 
     ("url", "message"),
     [
         ("https://8.8.8.8:99999/hooks", "The port must be a number from 1 to 65535."),
-        ("https://user:pw@8.8.8.8/hooks",
-         "The URL may not carry credentials (user:password@); the signature authenticates."),
+        (
+            "https://user:pw@8.8.8.8/hooks",
+            "The URL may not carry credentials (user:password@); the signature authenticates.",
+        ),
     ],
 )
 def test_the_api_answers_a_bad_port_or_credentials_with_a_json_400_naming_url(api_client, url, message):
@@ -136,9 +143,10 @@ def test_a_subscription_added_in_the_admin_gets_a_signing_secret_shown_once(supe
     subscription = WebhookSubscription.objects.get()
     assert subscription.secret.startswith("whsec_") and len(subscription.secret) > 40
     assert subscription.secret in response.content.decode()
-    assert subscription.secret not in superuser_client.get(
-        f"/admin/webhooks/webhooksubscription/{subscription.pk}/change/"
-    ).content.decode()
+    assert (
+        subscription.secret
+        not in superuser_client.get(f"/admin/webhooks/webhooksubscription/{subscription.pk}/change/").content.decode()
+    )
 
 
 # --- Delivery ---------------------------------------------------------------------------------
@@ -180,9 +188,26 @@ def tls(tmp_path, monkeypatch) -> ssl.SSLContext:
         pytest.skip("needs the openssl command")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hooks.rebind.test",
-         "-addext", "subjectAltName=DNS:hooks.rebind.test", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hooks.rebind.test",
+            "-addext",
+            "subjectAltName=DNS:hooks.rebind.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -285,7 +310,9 @@ def test_the_delivery_resolver_answers_only_with_the_vetted_addresses_of_a_pinne
     resolver = PinnedResolver()
     resolver.pin(
         WebhookTarget(
-            url="https://Bücher.example:8443/h", host="bücher.example", port=8443,
+            url="https://Bücher.example:8443/h",
+            host="bücher.example",
+            port=8443,
             addresses=("8.8.8.8", "2001:4860:4860::8888"),
         )
     )
