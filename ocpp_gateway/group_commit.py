@@ -31,7 +31,9 @@ On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS AL
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
 down with the one that broke them. And it waits at most ``CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS``
 for a row lock (``SET LOCAL lock_timeout``): a row held by a long admin or API transaction
-fails the unit that needs it, not every charger queued behind it.
+fails the unit that needs it, not every charger queued behind it. The first pass, without
+savepoints, waits at most 100 ms: a longer wait sends the batch to the second pass at once, so a
+held row costs its batch one full lock timeout, not two.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
     try:
         with transaction.atomic():
             transaction.on_commit(mark_committed)  # first: it runs before the units' own callbacks
-            _batch_session_set()
+            _batch_session_set(first_pass=not savepoints)
             outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
@@ -169,13 +171,21 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
     return outcomes
 
 
-def _batch_session_set() -> None:
+# The first pass (no savepoints) waits this long at most for a row lock: a unit that would wait
+# longer sends the batch to the second pass at once, which waits the full lock timeout once.
+_FIRST_PASS_LOCK_TIMEOUT_MS = 100
+
+
+def _batch_session_set(*, first_pass: bool) -> None:
     """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL)."""
     if connection.vendor != "postgresql":
         return
     with connection.cursor() as cursor:
         lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
-        cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}")
+        if first_pass:
+            lock_timeout_ms = min(lock_timeout_ms, _FIRST_PASS_LOCK_TIMEOUT_MS)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"SET LOCAL lock_timeout = {lock_timeout_ms}")
 
 
 def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
