@@ -24,7 +24,9 @@ INFO
 # Each child in its own process group: Ctrl-C reaches this script only, and a child is stopped with
 # everything it started (Celery's pool and beat processes).
 pids=()
-setsid "$BIN/celery" -A csms worker --beat -Q celery --loglevel INFO --concurrency 2 &
+# Threads, not forked pool processes: a pool child stopped while it is still starting printed a
+# traceback on an early Ctrl-C (billiard's signal handler exiting inside a destructor).
+setsid "$BIN/celery" -A csms worker --beat -Q celery --loglevel INFO --pool threads --concurrency 2 &
 pids+=($!)
 setsid "$BIN/celery" -A csms worker -Q webhooks --pool solo -n webhooks@%h --loglevel INFO &
 pids+=($!)
