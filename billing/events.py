@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing.models import BillingRecord
-from charging.metering import wh_number
+from kernel.serializers import wh_number
 from webhooks.models import EventType
 from webhooks.services import iso_utc
 

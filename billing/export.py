@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from billing.models import BillingRecord
-from charging.metering import wh_number
+from kernel.serializers import wh_number
 from webhooks.services import iso_utc
 
 COLUMNS = [

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.serializers import QueryParamsSerializer, WattHoursField
+from kernel.serializers import QueryParamsSerializer, WattHoursField
 
 _PRICE = {"min_value": Decimal(0)}
 

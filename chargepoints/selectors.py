@@ -22,7 +22,6 @@ from chargepoints.models import (
     Strictness,
 )
 from chargepoints.passwords import charger_password_matches
-from charging.models import Transaction, TransactionStatus
 from kernel.plain_sql import columns_of, model_rows
 
 
@@ -98,16 +97,16 @@ CONNECTOR_NO_ERROR = ("", "NoError")
 
 @dataclass(frozen=True)
 class FleetSummary:
-    """What the fleet is doing now, in the four numbers an operator looks at first."""
+    """The state of the fleet, in the numbers an operator looks at first (the dashboard adds the
+    sessions charging now, ``charging.selectors.transaction_active_count``)."""
 
     online: int
     offline: int
     faulted_connectors: int
-    charging_now: int
 
 
 def fleet_summary() -> FleetSummary:
-    """Counts over the chargers in service (decommissioned ones are retired, not offline), in three queries."""
+    """Counts over the chargers in service (decommissioned ones are retired, not offline), in two queries."""
     in_service = ChargePoint.objects.exclude(lifecycle_state=LifecycleState.DECOMMISSIONED)
     chargers = in_service.aggregate(
         online=Count("pk", filter=Q(connected=True)), offline=Count("pk", filter=Q(connected=False))
@@ -116,10 +115,7 @@ def fleet_summary() -> FleetSummary:
         Q(status=CONNECTOR_FAULTED) | ~Q(error_code__in=CONNECTOR_NO_ERROR),
         charge_point__in=in_service,
     ).count()
-    charging = Transaction.objects.filter(status=TransactionStatus.ACTIVE).count()
-    return FleetSummary(
-        online=chargers["online"], offline=chargers["offline"], faulted_connectors=faulted, charging_now=charging
-    )
+    return FleetSummary(online=chargers["online"], offline=chargers["offline"], faulted_connectors=faulted)
 
 
 def recently_offline_charge_point_list(*, since: datetime, limit: int = 20) -> QuerySet[ChargePoint]:

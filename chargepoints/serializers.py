@@ -1,17 +1,11 @@
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from billing.models import Tariff
 from chargepoints.identity import charge_point_id_validate
 from chargepoints.models import ChargePoint, Connector, LifecycleState, OcppVersion
-from charging.metering import wh_number
-from kernel.api_errors import ApiError
 
 
 class ChargePointSerializer(serializers.ModelSerializer):
@@ -28,12 +22,6 @@ class ChargePointSerializer(serializers.ModelSerializer):
         help_text="HTTP Basic password the charger must present (OCPP security profile 1/2). null removes it.",
     )
     has_password = serializers.SerializerMethodField()
-    tariff = serializers.PrimaryKeyRelatedField(
-        queryset=Tariff.objects.all(),
-        required=False,
-        allow_null=True,
-        help_text="The charger's own tariff (its id); null: the default tariff applies.",
-    )
 
     class Meta:
         model = ChargePoint
@@ -70,6 +58,14 @@ class ChargePointSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        # The tariff's field is the one the model's foreign key makes (a primary key of billing's Tariff).
+        extra_kwargs = {
+            "tariff": {
+                "required": False,
+                "allow_null": True,
+                "help_text": "The charger's own tariff (its id); null: the default tariff applies.",
+            }
+        }
 
     def get_has_password(self, charge_point: ChargePoint) -> bool:
         return bool(charge_point.password_hash)
@@ -117,38 +113,3 @@ class ConnectionStatusSerializer(serializers.ModelSerializer):
 
     def get_ocpp_version(self, charge_point: ChargePoint) -> str | None:
         return charge_point.ocpp_version or None
-
-
-# --- Numbers --------------------------------------------------------------------------------
-
-
-@extend_schema_field(OpenApiTypes.NUMBER)
-class DecimalNumberField(serializers.DecimalField):
-    """A decimal as a JSON number: 10000 when whole, 10000.5 otherwise (never "10000.000")."""
-
-    def __init__(self, *, max_digits: int, decimal_places: int, **kwargs: Any) -> None:
-        super().__init__(max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs)
-
-    def to_representation(self, value: Decimal) -> int | float | None:  # type: ignore[override]  # a number, not a string
-        return wh_number(Decimal(value))
-
-
-class WattHoursField(DecimalNumberField):
-    """Energy in Wh, as stored on transactions and billing records."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_digits=20, decimal_places=3, **kwargs)
-
-
-# --- Query parameters -----------------------------------------------------------------------
-
-
-class QueryParamsSerializer(serializers.Serializer):
-    """Filters of a list, read from the query string; a bad one is a 400 naming the parameter."""
-
-    @classmethod
-    def parse(cls, query_params: Any) -> dict[str, Any]:
-        serializer = cls(data=query_params)
-        if not serializer.is_valid():
-            raise ApiError(400, "ValidationError", "The query parameters are invalid.", details=serializer.errors)
-        return serializer.validated_data

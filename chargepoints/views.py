@@ -21,7 +21,7 @@ from chargepoints.serializers import (
     ConnectionStatusSerializer,
     ConnectorSerializer,
 )
-from commands.services import heartbeat_interval_push, pending_charger_wake
+from chargepoints.signals import charge_point_changed
 from kernel.api_errors import ApiError
 from kernel.models import ApiKey
 
@@ -102,13 +102,17 @@ class ChargePointViewSet(
         previous_interval, previous_state = charge_point.heartbeat_interval, charge_point.lifecycle_state
         services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
         data = self.get_serializer(charge_point).data
-        api_key = request.auth if isinstance(request.auth, ApiKey) else None
-        pending_charger_wake(charge_point=charge_point, previous_state=previous_state, api_key=api_key)
-        if charge_point.heartbeat_interval != previous_interval:
-            pushed = heartbeat_interval_push(charge_point=charge_point, api_key=api_key)
-            data["heartbeat_interval_push"] = (
-                {"command_id": str(pushed.id), "state": pushed.state, "response": pushed.response} if pushed else None
-            )
+        # A commissioned charger is woken, a new heartbeat interval pushed (commands' receiver, whose
+        # answer adds ``heartbeat_interval_push`` when the interval changed).
+        for _receiver, fields in charge_point_changed.send(
+            sender=ChargePoint,
+            charge_point=charge_point,
+            previous_state=previous_state,
+            previous_interval=previous_interval,
+            api_key=request.auth if isinstance(request.auth, ApiKey) else None,
+            user_id=None,
+        ):
+            data.update(fields)
         return Response(data)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

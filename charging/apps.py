@@ -7,3 +7,9 @@ class ChargingConfig(AppConfig):
 
     name = "charging"
     verbose_name = "Charging sessions"
+
+    def ready(self) -> None:
+        from chargepoints.signals import connector_status_reported
+        from charging.receivers import connector_sessions_follow
+
+        connector_status_reported.connect(connector_sessions_follow, dispatch_uid="charging.connector_sessions_follow")

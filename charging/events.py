@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from charging import metering
 from charging.models import Transaction
+from kernel.serializers import wh_number
 from webhooks.models import EventType
 from webhooks.services import iso_utc
 
@@ -23,7 +23,7 @@ def transaction_event(session: Transaction) -> dict[str, Any]:
         "started_at": iso_utc(session.started_at),
         "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
         "stop_reason": session.stop_reason or None,
-        "energy_wh": metering.wh_number(session.energy_wh),
+        "energy_wh": wh_number(session.energy_wh),
         "anomalies": session.anomalies,
     }
 

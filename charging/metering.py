@@ -74,13 +74,6 @@ def parse_decimal(raw: object) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def wh_number(value: Decimal | None) -> int | float | None:
-    """Energy for JSON: an integer when whole (``10000``), else a float (``10000.5``)."""
-    if value is None:
-        return None
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
 def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
     """``value`` in the base unit (kWh -> Wh, kW -> W, ...) times 10**multiplier (2.0.1).
 

@@ -111,6 +111,11 @@ def active_transaction_list(*, limit: int = 20) -> QuerySet[Transaction]:
     )
 
 
+def transaction_active_count() -> int:
+    """The sessions open now, on every charger (the dashboard's "charging now")."""
+    return Transaction.objects.filter(status=TransactionStatus.ACTIVE).count()
+
+
 def charge_point_recent_transaction_list(*, charge_point: ChargePoint, limit: int = 10) -> QuerySet[Transaction]:
     """The charger's latest sessions, the latest started first."""
     return Transaction.objects.filter(charge_point=charge_point).order_by("-started_at", "-id")[:limit]

@@ -8,12 +8,6 @@ from django.core.validators import RegexValidator
 from django.db.models import Model
 from rest_framework import serializers
 
-from billing.models import BillingRecord
-from chargepoints.serializers import (
-    DecimalNumberField,
-    QueryParamsSerializer,
-    WattHoursField,
-)
 from charging import selectors
 from charging.models import (
     AuthorizationStatus,
@@ -22,6 +16,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from kernel.serializers import DecimalNumberField, QueryParamsSerializer, WattHoursField
 
 # --- Id tags --------------------------------------------------------------------------------
 
@@ -96,10 +91,12 @@ class IdTagSerializer(serializers.ModelSerializer):
 # --- Transactions and the meter ledger ------------------------------------------------------
 
 
-class BillingRecordSummarySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = BillingRecord
-        fields = ["id", "currency", "total"]
+class BillingRecordSummarySerializer(serializers.Serializer):
+    """A session's billing record, by its id (billing's ``BillingRecord``, read through the reverse relation)."""
+
+    id = serializers.IntegerField(read_only=True, label="ID")
+    currency = serializers.CharField(read_only=True, max_length=3, allow_blank=True, required=False)
+    total = serializers.DecimalField(read_only=True, max_digits=12, decimal_places=2)
 
 
 class TransactionSerializer(serializers.ModelSerializer):

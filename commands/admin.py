@@ -1,16 +1,31 @@
-"""The command audit log, and how the admin sends a command and tells the operator its outcome."""
+"""The command audit log, how the admin sends a command and tells the operator its outcome, and the
+commands panel and actions of a charge point's page (``ChargePointAdmin``, which extends charging's)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin, messages
-from django.http import HttpRequest
-from django.urls import reverse
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_update
-from commands.forms import ChangeHeartbeatIntervalForm, CommandForm
+from charging.admin import charge_points
+from commands.forms import (
+    COMMAND_FORMS,
+    ChangeAvailabilityForm,
+    ChangeHeartbeatIntervalForm,
+    CommandForm,
+    ResetForm,
+    TriggerMessageForm,
+)
 from commands.models import Command, CommandState
 from commands.services import (
     REFUSING_STATUSES,
@@ -125,3 +140,113 @@ class CommandAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class ChargePointAdmin(charge_points.ChargePointAdmin):
+    """A charge point's page with the commands panel (a form per command, sent on the API's path)
+    and the admin actions that send a command to each selected charger."""
+
+    actions = ["reset_soft", "reset_hard", "make_available", "make_unavailable", "trigger_status_notification"]
+
+    def has_send_command_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("commands.send_command")
+
+    def get_urls(self) -> list[URLPattern]:
+        info = f"{self.opts.app_label}_{self.opts.model_name}"
+        command = path(
+            "<path:object_id>/command/<str:command>/",
+            self.admin_site.admin_view(self.command_view),
+            name=f"{info}_command",
+        )
+        return [command, *super().get_urls()]
+
+    def _charge_point_context(self, request: HttpRequest, charge_point: ChargePoint) -> dict[str, Any]:
+        return {
+            **super()._charge_point_context(request, charge_point),
+            "command_panel": self._command_panel(request, charge_point),
+        }
+
+    def _command_panel(self, request: HttpRequest, charge_point: ChargePoint) -> dict[str, Any] | None:
+        """The panel's forms for the charger's OCPP version; None hides the panel."""
+        if not self.has_send_command_permission(request):
+            return None
+        if not charge_point.ocpp_version:
+            return {"forms": []}
+        forms = [
+            {
+                "form": form_class(charge_point=charge_point),
+                "url": reverse("admin:chargepoints_chargepoint_command", args=[charge_point.pk, name]),
+            }
+            for name, form_class in COMMAND_FORMS.items()
+        ]
+        return {"forms": forms}
+
+    def command_view(self, request: HttpRequest, object_id: str, command: str) -> HttpResponse:
+        """POST of one panel form: validate it, send it as the API would, report in the message bar."""
+        if not self.has_send_command_permission(request):
+            raise PermissionDenied
+        if command == "change_heartbeat_interval" and not self.has_change_permission(request):
+            raise PermissionDenied  # it also changes the stored configuration
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        charge_point = self.get_object(request, unquote(object_id))
+        if charge_point is None or command not in COMMAND_FORMS:
+            raise Http404
+        self._send(request, charge_point, COMMAND_FORMS[command], request.POST)
+        return HttpResponseRedirect(self._change_url(charge_point))
+
+    def _send(self, request: HttpRequest, charge_point: ChargePoint, form_class: type[CommandForm], data: Any) -> None:
+        if not charge_point.ocpp_version:
+            self.message_user(
+                request,
+                f"{form_class.label} not sent: {charge_point} has never connected, so its OCPP version is unknown.",
+                messages.ERROR,
+            )
+            return
+        form = form_class(data, charge_point=charge_point)
+        if not form.is_valid():
+            errors = "; ".join(
+                f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"  # type: ignore[arg-type]  # str messages
+                for f, e in form.errors.items()
+            )
+            self.message_user(request, f"{form.label} not sent to {charge_point}: {errors}", messages.ERROR)
+            return
+        command_form_send(request, form)
+
+    def _send_to_each(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ChargePoint],
+        form_class: type[CommandForm],
+        data_by_version: dict[str, dict[str, Any]],
+    ) -> None:
+        """An admin action: the same command to every selected charger, each reported on its own."""
+        for charge_point in queryset:
+            self._send(request, charge_point, form_class, data_by_version.get(charge_point.ocpp_version, {}))
+
+    @admin.action(description="Reset (soft) selected", permissions=["send_command"])
+    def reset_soft(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        self._send_to_each(request, queryset, ResetForm, {"1.6": {"type": "Soft"}, "2.0.1": {"type": "OnIdle"}})
+
+    @admin.action(description="Reset (hard) selected", permissions=["send_command"])
+    def reset_hard(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        self._send_to_each(request, queryset, ResetForm, {"1.6": {"type": "Hard"}, "2.0.1": {"type": "Immediate"}})
+
+    @admin.action(description="Make selected available (whole charger)", permissions=["send_command"])
+    def make_available(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        data = {"connector": 0, "status": "Operative"}
+        self._send_to_each(request, queryset, ChangeAvailabilityForm, {"1.6": data, "2.0.1": data})
+
+    @admin.action(description="Make selected unavailable (whole charger)", permissions=["send_command"])
+    def make_unavailable(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        data = {"connector": 0, "status": "Inoperative"}
+        self._send_to_each(request, queryset, ChangeAvailabilityForm, {"1.6": data, "2.0.1": data})
+
+    @admin.action(description="Trigger a StatusNotification", permissions=["send_command"])
+    def trigger_status_notification(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        data = {"requested_message": "StatusNotification"}
+        self._send_to_each(request, queryset, TriggerMessageForm, {"1.6": data, "2.0.1": data})
+
+
+admin.site.unregister(ChargePoint)
+admin.site.register(ChargePoint, ChargePointAdmin)

@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, path, re_path, reverse
 from django.utils import timezone
 
 from chargepoints.selectors import fleet_summary, recently_offline_charge_point_list
-from charging.selectors import active_transaction_list
+from charging.selectors import active_transaction_list, transaction_active_count
 from commands.selectors import failed_command_list
 from webhooks.selectors import (
     failed_delivery_list,
@@ -75,6 +75,7 @@ def dashboard_context() -> dict[str, Any]:
         "dashboard_now": now,
         "dashboard_refresh_seconds": settings.CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS,
         "fleet": fleet_summary(),
+        "charging_now": transaction_active_count(),
         "recently_offline": recently_offline_charge_point_list(
             since=now - RECENTLY_OFFLINE_WINDOW, limit=DASHBOARD_LIST_LIMIT
         ),

@@ -5,7 +5,7 @@ The hooks (a session started or ended, meter values recorded, a site or its load
 the queue is drained by one task on its event loop, which runs ``engine.site_apply`` in a worker
 thread (its profiles go out through that loop); triggers that arrive meanwhile are coalesced into
 the next round. Elsewhere (a Celery worker, a management command) the recompute runs at once.
-Kept free of heavy imports: the session services import it.
+Sessions reach it through ``charging.signals.charger_draw_changed`` (``sites/receivers.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 
 from kernel.event_loops import served_loop
+from sites.engine import site_apply
+from sites.models import SiteMember
 
 logger = logging.getLogger(__name__)
 
@@ -80,9 +82,6 @@ async def _drain(loop: asyncio.AbstractEventLoop) -> None:
 
 def sites_recompute(*, keys: set[tuple[str, str]]) -> dict[int, float]:
     """Recompute the sites the keys name; returns site id -> seconds until a held-back increase is due."""
-    from sites.engine import site_apply
-    from sites.models import SiteMember
-
     site_ids = {int(value) for kind, value in keys if kind == "site"}
     identities = [value for kind, value in keys if kind == "charge_point"]
     pks = [int(value) for kind, value in keys if kind == "charge_point_pk"]

@@ -1,4 +1,10 @@
-"""The fleet: charge points (status, activity, commissioning, the commands panel), connectors, heartbeats."""
+"""The fleet: charge points (status, activity, commissioning), connectors, heartbeats.
+
+A charge point's page is extended by the apps above the fleet, each registering a subclass of
+``ChargePointAdmin`` in its ``admin.py`` (Django's way to extend another app's admin, as one
+extends ``UserAdmin``): charging adds the recent sessions (``charging/admin/charge_points.py``),
+commands the commands panel and the command actions (``commands/admin.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,10 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
@@ -37,16 +41,7 @@ from chargepoints.selectors import (
     charge_point_recent_message_list,
 )
 from chargepoints.services import charge_point_update
-from charging.selectors import charge_point_recent_transaction_list
-from commands.admin import command_form_send
-from commands.forms import (
-    COMMAND_FORMS,
-    ChangeAvailabilityForm,
-    CommandForm,
-    ResetForm,
-    TriggerMessageForm,
-)
-from commands.services import pending_charger_wake
+from chargepoints.signals import charge_point_changed
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
@@ -178,7 +173,6 @@ class ChargePointAdmin(admin.ModelAdmin):
     autocomplete_fields = ["tariff"]
     list_select_related = ["tariff"]
     inlines = [ConnectorInline]
-    actions = ["reset_soft", "reset_hard", "make_available", "make_unavailable", "trigger_status_notification"]
 
     @admin.display(description="status", ordering="connected")
     def status(self, charge_point: ChargePoint) -> SafeString:
@@ -227,9 +221,6 @@ class ChargePointAdmin(admin.ModelAdmin):
             return list(self.readonly_fields)
         return ["charge_point_id", *self.readonly_fields, "lifecycle_state"]
 
-    def has_send_command_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("commands.send_command")
-
     # --- URLs -------------------------------------------------------------------------------
 
     def get_urls(self) -> list[URLPattern]:
@@ -239,11 +230,6 @@ class ChargePointAdmin(admin.ModelAdmin):
                 "<path:object_id>/lifecycle/<str:state>/",
                 self.admin_site.admin_view(self.lifecycle_view),
                 name=f"{info}_lifecycle",
-            ),
-            path(
-                "<path:object_id>/command/<str:command>/",
-                self.admin_site.admin_view(self.command_view),
-                name=f"{info}_command",
             ),
         ]
         return [*own, *super().get_urls()]
@@ -266,8 +252,6 @@ class ChargePointAdmin(admin.ModelAdmin):
         return {
             "status_badge": status_badge(charge_point),
             "lifecycle_actions": self._lifecycle_actions(request, charge_point),
-            "command_panel": self._command_panel(request, charge_point),
-            "recent_transactions": charge_point_recent_transaction_list(charge_point=charge_point),
             "recent_messages": charge_point_recent_message_list(charge_point=charge_point),
             "message_log_url": self._filtered_changelist("ocppmessage", charge_point),
             "recent_heartbeats": charge_point_recent_heartbeat_list(charge_point=charge_point),
@@ -290,21 +274,6 @@ class ChargePointAdmin(admin.ModelAdmin):
             for state, verb in LIFECYCLE_ACTIONS.get(charge_point.lifecycle_state, [])
         ]
 
-    def _command_panel(self, request: HttpRequest, charge_point: ChargePoint) -> dict[str, Any] | None:
-        """The panel's forms for the charger's OCPP version; None hides the panel."""
-        if not self.has_send_command_permission(request):
-            return None
-        if not charge_point.ocpp_version:
-            return {"forms": []}
-        forms = [
-            {
-                "form": form_class(charge_point=charge_point),
-                "url": reverse("admin:chargepoints_chargepoint_command", args=[charge_point.pk, name]),
-            }
-            for name, form_class in COMMAND_FORMS.items()
-        ]
-        return {"forms": forms}
-
     # --- Commissioning ----------------------------------------------------------------------
 
     def lifecycle_view(self, request: HttpRequest, object_id: str, state: str) -> HttpResponse:
@@ -325,7 +294,14 @@ class ChargePointAdmin(admin.ModelAdmin):
         if request.method == "POST":
             previous_state = charge_point.lifecycle_state
             charge_point_update(charge_point=charge_point, lifecycle_state=state)
-            pending_charger_wake(charge_point=charge_point, previous_state=previous_state, user_id=request.user.pk)
+            charge_point_changed.send(  # commands wakes a charger just commissioned
+                sender=ChargePoint,
+                charge_point=charge_point,
+                previous_state=previous_state,
+                previous_interval=charge_point.heartbeat_interval,
+                api_key=None,
+                user_id=request.user.pk,
+            )
             self.message_user(request, f"{charge_point} is now {state}.", messages.SUCCESS)
             return HttpResponseRedirect(self._change_url(charge_point))
         context = {
@@ -339,74 +315,6 @@ class ChargePointAdmin(admin.ModelAdmin):
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/chargepoints/chargepoint/lifecycle_confirmation.html", context)
-
-    # --- Commands ---------------------------------------------------------------------------
-
-    def command_view(self, request: HttpRequest, object_id: str, command: str) -> HttpResponse:
-        """POST of one panel form: validate it, send it as the API would, report in the message bar."""
-        if not self.has_send_command_permission(request):
-            raise PermissionDenied
-        if command == "change_heartbeat_interval" and not self.has_change_permission(request):
-            raise PermissionDenied  # it also changes the stored configuration
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        charge_point = self.get_object(request, unquote(object_id))
-        if charge_point is None or command not in COMMAND_FORMS:
-            raise Http404
-        self._send(request, charge_point, COMMAND_FORMS[command], request.POST)
-        return HttpResponseRedirect(self._change_url(charge_point))
-
-    def _send(self, request: HttpRequest, charge_point: ChargePoint, form_class: type[CommandForm], data: Any) -> None:
-        if not charge_point.ocpp_version:
-            self.message_user(
-                request,
-                f"{form_class.label} not sent: {charge_point} has never connected, so its OCPP version is unknown.",
-                messages.ERROR,
-            )
-            return
-        form = form_class(data, charge_point=charge_point)
-        if not form.is_valid():
-            errors = "; ".join(
-                f"{form.fields[f].label if f in form.fields else f}: {' '.join(e)}"  # type: ignore[arg-type]  # str messages
-                for f, e in form.errors.items()
-            )
-            self.message_user(request, f"{form.label} not sent to {charge_point}: {errors}", messages.ERROR)
-            return
-        command_form_send(request, form)
-
-    def _send_to_each(
-        self,
-        request: HttpRequest,
-        queryset: QuerySet[ChargePoint],
-        form_class: type[CommandForm],
-        data_by_version: dict[str, dict[str, Any]],
-    ) -> None:
-        """An admin action: the same command to every selected charger, each reported on its own."""
-        for charge_point in queryset:
-            self._send(request, charge_point, form_class, data_by_version.get(charge_point.ocpp_version, {}))
-
-    @admin.action(description="Reset (soft) selected", permissions=["send_command"])
-    def reset_soft(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
-        self._send_to_each(request, queryset, ResetForm, {"1.6": {"type": "Soft"}, "2.0.1": {"type": "OnIdle"}})
-
-    @admin.action(description="Reset (hard) selected", permissions=["send_command"])
-    def reset_hard(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
-        self._send_to_each(request, queryset, ResetForm, {"1.6": {"type": "Hard"}, "2.0.1": {"type": "Immediate"}})
-
-    @admin.action(description="Make selected available (whole charger)", permissions=["send_command"])
-    def make_available(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
-        data = {"connector": 0, "status": "Operative"}
-        self._send_to_each(request, queryset, ChangeAvailabilityForm, {"1.6": data, "2.0.1": data})
-
-    @admin.action(description="Make selected unavailable (whole charger)", permissions=["send_command"])
-    def make_unavailable(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
-        data = {"connector": 0, "status": "Inoperative"}
-        self._send_to_each(request, queryset, ChangeAvailabilityForm, {"1.6": data, "2.0.1": data})
-
-    @admin.action(description="Trigger a StatusNotification", permissions=["send_command"])
-    def trigger_status_notification(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
-        data = {"requested_message": "StatusNotification"}
-        self._send_to_each(request, queryset, TriggerMessageForm, {"1.6": data, "2.0.1": data})
 
 
 @admin.register(Connector)

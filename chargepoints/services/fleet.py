@@ -15,11 +15,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, F, ProtectedError, Q, Value, When
+from django.db.models import Case, F, Model, ProtectedError, Q, Value, When
 from django.db.models.functions import StrIndex, Substr
 from django.utils import timezone
 
-from billing.models import Tariff
 from chargepoints import clock, events, selectors
 from chargepoints.models import (
     ChargePoint,
@@ -28,11 +27,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
-from charging.selectors import transactions_open_exist
-from charging.services.transaction_end import (
-    transaction_charging_state_set,
-    transactions_close_after_reboot,
-)
+from chargepoints.signals import connector_status_reported
 from kernel.charger_connections import connection_close_sync
 from kernel.plain_sql import rows_copied
 from kernel.storable_text import text_escaped
@@ -62,11 +57,12 @@ def charge_point_register(
     ocpp_version: str = "",
     lifecycle_state: str = LifecycleState.COMMISSIONED,
     password: str | None = None,
-    tariff: Tariff | None = None,
+    tariff: Model | None = None,
 ) -> ChargePoint:
+    """Register a charger; ``tariff`` is its own (billing's ``Tariff``), None: the default applies."""
     charge_point = ChargePoint(
         charge_point_id=charge_point_id,
-        tariff=tariff,
+        tariff_id=tariff.pk if tariff is not None else None,
         heartbeat_interval=heartbeat_interval,
         ocpp_version=ocpp_version,
         lifecycle_state=lifecycle_state,
@@ -116,12 +112,12 @@ def charge_point_update(
     lifecycle_state: str | None = None,
     ocpp_version: str | None = None,
     password: str | None = _UNCHANGED,
-    tariff: Tariff | None = _UNCHANGED,
+    tariff: Model | None = _UNCHANGED,
 ) -> ChargePoint:
     """Change what an operator may change.
 
-    A password is set, rotated (new value) or removed (None); a tariff likewise (None: the
-    default tariff applies). Decommissioning closes the charger's socket: a decommissioned
+    A password is set, rotated (new value) or removed (None); a tariff (billing's ``Tariff``)
+    likewise (None: the default tariff applies). Decommissioning closes the charger's socket: a decommissioned
     charger may not stay connected; so does a password change: the charger reconnects with it.
     """
     changed = ["updated_at"]
@@ -137,7 +133,7 @@ def charge_point_update(
         charge_point.password_hash = make_password(password) if password else ""
         changed.append("password_hash")
     if tariff is not _UNCHANGED:
-        charge_point.tariff = tariff
+        charge_point.tariff_id = tariff.pk if tariff is not None else None
         changed.append("tariff")
     with transaction.atomic():
         charge_point.save(update_fields=changed)
@@ -475,7 +471,8 @@ def connector_status_set(
     a reconnect) does not overwrite the newer status, unless the stored one was received
     before the charger's last boot and this one after it. ``charging`` (None: the status says
     nothing about it) feeds the idle time of the connector's session; ``Available`` after a
-    reboot closes the sessions the reboot interrupted.
+    reboot closes the sessions the reboot interrupted (charging, on
+    ``chargepoints.signals.connector_status_reported``, in this transaction).
     """
     now = timezone.now()
     judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
@@ -486,9 +483,15 @@ def connector_status_set(
         connector = _connector_locked(charge_point, evse_id, connector_id)
         if _status_superseded(connector, timestamp, charge_point.last_boot_at):
             return connector
-        follows = charging is not None or status == "Available"
-        if follows and transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id):
-            _connector_sessions_follow(charge_point, connector_id, evse_id, status, charging, timestamp)
+        connector_status_reported.send(
+            sender=Connector,
+            charge_point=charge_point,
+            connector_id=connector_id,
+            evse_id=evse_id,
+            status=status,
+            charging=charging,
+            at=timestamp,
+        )
         if connector.status != status or connector.error_code != error_code:
             webhook_event_emit(
                 event_type=EventType.CONNECTOR_STATUS_CHANGED,
@@ -591,17 +594,6 @@ def _status_superseded(connector: Connector, timestamp: datetime, last_boot_at: 
     if connector.status_timestamp is None or timestamp >= connector.status_timestamp:
         return False
     return not (last_boot_at is not None and connector.updated_at < last_boot_at)
-
-
-def _connector_sessions_follow(
-    charge_point: ChargePoint, connector_id: int, evse_id: int | None, status: str, charging: bool | None, at: datetime
-) -> None:
-    if charging is not None:
-        transaction_charging_state_set(
-            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
-        )
-    if status == "Available":
-        transactions_close_after_reboot(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at)
 
 
 @dataclass(frozen=True)

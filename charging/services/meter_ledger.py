@@ -36,8 +36,8 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
+from charging.signals import charger_draw_changed
 from kernel.plain_sql import instances_copied
-from sites.triggers import site_recompute_on_commit
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -89,7 +89,7 @@ def meter_values_record(
         )
         if session is not None:
             transaction_save_changes(session)
-            site_recompute_on_commit(charge_point_id=charge_point_id)
+            charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
 
 

@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from django.conf import settings
 
-from billing.services import billing_record_write
 from chargepoints.models import ChargePoint
 from charging import events, metering
 from charging.metering import Anomaly
@@ -26,7 +25,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
-from sites.triggers import site_recompute_on_commit
+from charging.signals import charger_draw_changed, transaction_ended
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -89,7 +88,8 @@ def transaction_finish(
     stop_id_tag: str,
     closed_by_csms: bool = False,
 ) -> Transaction:
-    """End ``session``: derive its energy from the ledger, check the meter, write its billing record.
+    """End ``session``: derive its energy from the ledger, check the meter; its billing record is
+    written by billing, on ``charging.signals.transaction_ended``, in this transaction.
 
     An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
     its duration counts as 0 s.
@@ -126,6 +126,6 @@ def transaction_finish(
         anomaly_flag(session, Anomaly.MISSING_READINGS)
     transaction_save_changes(session)
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
-    site_recompute_on_commit(charge_point_pk=session.charge_point_id)
-    billing_record_write(transaction=session)
+    charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
+    transaction_ended.send(sender=Transaction, transaction=session)
     return session

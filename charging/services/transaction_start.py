@@ -65,7 +65,7 @@ from charging.services.session_rows import (
     transactions_open_on_connector,
 )
 from charging.services.transaction_end import transaction_finish
-from sites.triggers import site_recompute_on_commit
+from charging.signals import charger_draw_changed
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -219,7 +219,7 @@ def _session_open(
         anomaly_flag(session, Anomaly.MISSING_BASELINE)
     transaction_save_changes(session)
     webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
-    site_recompute_on_commit(charge_point_id=request.charge_point_id)
+    charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
     _apply_parked_end(session)
     return session
 

@@ -1,0 +1,13 @@
+"""What billing does when a session ends (``charging.signals``); connected in ``BillingConfig.ready``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billing.services import billing_record_write
+from charging.models import Transaction
+
+
+def billing_record_on_end(sender: Any, *, transaction: Transaction, **kwargs: Any) -> None:
+    """Write the ended session's billing record, in the session's transaction."""
+    billing_record_write(transaction=transaction)

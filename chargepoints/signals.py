@@ -1,0 +1,27 @@
+"""What the fleet tells the apps above it (docs/architecture.md, "Hooks").
+
+``chargepoints`` is the lowest domain app: sessions, commands and sites build on it, so it cannot
+call them. It sends these signals instead, and each app that acts on one connects its receiver in
+its ``AppConfig.ready`` (``<app>/receivers.py``). Receivers run synchronously, in the sender's
+transaction; one that raises fails the write (and the charger's message) as a direct call would.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A StatusNotification that is newer than the stored status, inside ``connector_status_set``'s
+# transaction (the charger's and the connector's rows locked), before the status is stored.
+# Keyword arguments: ``charge_point`` (its pk, id and last boot loaded), ``connector_id``,
+# ``evse_id`` (2.0.1; None in 1.6), ``status`` (OCPP's word), ``charging`` (whether the EV draws
+# power; None: the status does not say) and ``at`` (the notification's time, judged).
+# Receiver: charging (a session's idle time; Available after a reboot ends what the reboot cut).
+connector_status_reported = Signal()
+
+# An operator changed a charger (the API's update, the admin's commissioning buttons), after the
+# change was saved. Keyword arguments: ``charge_point``, ``previous_state`` (its lifecycle state
+# before), ``previous_interval`` (its heartbeat interval before, s), ``api_key`` (the API's
+# ``ApiKey``, or None) and ``user_id`` (the admin's user, or None). A receiver returns the fields it
+# adds to the API's answer (a dict, possibly empty).
+# Receiver: commands (wake a commissioned charger; push a new heartbeat interval).
+charge_point_changed = Signal()

@@ -1,0 +1,22 @@
+"""What charging sessions tell the apps above them (docs/architecture.md, "Hooks").
+
+Billing and sites build on sessions, so sessions cannot call them: they send these signals, and
+billing and sites connect their receivers in their ``AppConfig.ready`` (``<app>/receivers.py``).
+Receivers run synchronously in the session's transaction (on the gateway, the commit group's),
+before the charger is answered; one that raises fails the write, and the charger's message, as a
+direct call would.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# What a charger draws may have changed: a session started or ended, or meter values came.
+# Keyword arguments: ``charge_point_id`` (the OCPP identity) or ``charge_point_pk``.
+# Receiver: sites (recompute the charger's site after the commit).
+charger_draw_changed = Signal()
+
+# A session ended (or was ended again, by a late event or a reconciliation), after its energy,
+# times and anomalies were saved. Keyword argument: ``transaction``.
+# Receiver: billing (write the session's billing record).
+transaction_ended = Signal()

@@ -1,0 +1,54 @@
+"""What the API serializers of every app share: numbers as JSON numbers, and query-string filters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from kernel.api_errors import ApiError
+
+
+def wh_number(value: Decimal | None) -> int | float | None:
+    """Energy for JSON: an integer when whole (``10000``), else a float (``10000.5``)."""
+    if value is None:
+        return None
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+# --- Numbers --------------------------------------------------------------------------------
+
+
+@extend_schema_field(OpenApiTypes.NUMBER)
+class DecimalNumberField(serializers.DecimalField):
+    """A decimal as a JSON number: 10000 when whole, 10000.5 otherwise (never "10000.000")."""
+
+    def __init__(self, *, max_digits: int, decimal_places: int, **kwargs: Any) -> None:
+        super().__init__(max_digits=max_digits, decimal_places=decimal_places, coerce_to_string=False, **kwargs)
+
+    def to_representation(self, value: Decimal) -> int | float | None:  # type: ignore[override]  # a number, not a string
+        return wh_number(Decimal(value))
+
+
+class WattHoursField(DecimalNumberField):
+    """Energy in Wh, as stored on transactions and billing records."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=20, decimal_places=3, **kwargs)
+
+
+# --- Query parameters -----------------------------------------------------------------------
+
+
+class QueryParamsSerializer(serializers.Serializer):
+    """Filters of a list, read from the query string; a bad one is a 400 naming the parameter."""
+
+    @classmethod
+    def parse(cls, query_params: Any) -> dict[str, Any]:
+        serializer = cls(data=query_params)
+        if not serializer.is_valid():
+            raise ApiError(400, "ValidationError", "The query parameters are invalid.", details=serializer.errors)
+        return serializer.validated_data
