@@ -91,12 +91,12 @@ class IdTagSerializer(serializers.ModelSerializer):
 # --- Transactions and the meter ledger ------------------------------------------------------
 
 
+# A session's billing record (billing's ``BillingRecord``, read through the reverse relation): the
+# fields a ModelSerializer of it would make, declared here since billing builds on sessions.
 class BillingRecordSummarySerializer(serializers.Serializer):
-    """A session's billing record, by its id (billing's ``BillingRecord``, read through the reverse relation)."""
-
     id = serializers.IntegerField(read_only=True, label="ID")
-    currency = serializers.CharField(read_only=True, max_length=3, allow_blank=True, required=False)
-    total = serializers.DecimalField(read_only=True, max_digits=12, decimal_places=2)
+    currency = serializers.CharField(max_length=3, allow_blank=True, required=False)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
 class TransactionSerializer(serializers.ModelSerializer):
