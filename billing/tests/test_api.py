@@ -19,7 +19,7 @@ from billing.views import BillingRecordViewSet
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -45,12 +45,14 @@ def ended_session(
         )
     ).transaction
     transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id=session.ocpp_id,
-        stopped_at=at + timedelta(hours=1),
-        action="StopTransaction",
-        payload={},
-        meter_stop_wh=Decimal(1000) + Decimal(energy_wh),
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=session.ocpp_id,
+            stopped_at=at + timedelta(hours=1),
+            action="StopTransaction",
+            payload={},
+            meter_stop_wh=Decimal(1000) + Decimal(energy_wh),
+        )
     )
     return BillingRecord.objects.get(transaction=session)
 

@@ -20,7 +20,7 @@ from chargepoints.services import connector_status_set
 from charging.metering import Anomaly
 from charging.models import ReconciliationItem
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 from kernel.timestamps import parse_ocpp_time
 
 TOLERANCE = timedelta(seconds=django_settings.CSMS_CLOCK_SKEW_TOLERANCE)
@@ -146,12 +146,14 @@ def test_a_session_is_billed_a_sane_amount_and_flagged_whatever_the_clock_said(r
         )
     ).transaction
     transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id=str(session.pk),
-        stopped_at=stop or datetime.now(UTC),
-        action="StopTransaction",
-        payload={},
-        meter_stop_wh=Decimal(11000),
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=str(session.pk),
+            stopped_at=stop or datetime.now(UTC),
+            action="StopTransaction",
+            payload={},
+            meter_stop_wh=Decimal(11000),
+        )
     )
     last_receipt = datetime.now(UTC)
     session.refresh_from_db()
@@ -180,12 +182,14 @@ def test_a_resent_stop_for_an_unknown_session_stamped_1970_is_parked_once_at_its
     charge_point_id = new_charger(register_charge_point)
     for _ in range(2):
         item = transaction_stop(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id="4242",
-            stopped_at=EPOCH,
-            action="StopTransaction",
-            payload={"transactionId": 4242, "meterStop": 5000, "timestamp": "1970-01-01T00:00:00Z"},
-            meter_stop_wh=Decimal(5000),
+            StopRequest(
+                charge_point_id=charge_point_id,
+                ocpp_transaction_id="4242",
+                stopped_at=EPOCH,
+                action="StopTransaction",
+                payload={"transactionId": 4242, "meterStop": 5000, "timestamp": "1970-01-01T00:00:00Z"},
+                meter_stop_wh=Decimal(5000),
+            )
         ).reconciliation_item
     assert ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).count() == 1
     assert clock.FLOOR < item.stopped_at <= datetime.now(UTC)

@@ -49,6 +49,32 @@ from charging.services.session_rows import (
 from charging.services.transaction_end import transaction_finish
 
 
+@dataclass(frozen=True, kw_only=True)
+class StopRequest:
+    """A stop (1.6 StopTransaction, 2.0.1 TransactionEvent Ended) in version-neutral terms (the
+    handlers build it).
+
+    ``stopped_at`` is the charger's time; ``action`` the OCPP action and ``payload`` its body as
+    sent (camelCase), kept on a reconciliation item. ``meter_stop_wh``: 1.6's meterStop (None in
+    2.0.1: the stop's last register reading stands in). ``id_tag_null``: the charger sent an
+    explicit null idTag (parked for review). ``seq_no``: the 2.0.1 event's seqNo (None in 1.6).
+    """
+
+    charge_point_id: str
+    ocpp_transaction_id: str
+    stopped_at: datetime
+    action: str
+    payload: dict[str, Any]
+    meter_stop_wh: Decimal | None = None
+    reason: str = ""
+    id_tag: str = ""
+    id_tag_null: bool = False
+    id_token_type: str = ""
+    samples: Sequence[SampledValue] = ()
+    seq_no: int | None = None
+    time_spent_charging: int | None = None
+
+
 @dataclass(frozen=True)
 class StopResult:
     transaction: Transaction | None
@@ -56,22 +82,7 @@ class StopResult:
     reconciliation_item: ReconciliationItem | None = None
 
 
-def transaction_stop(
-    *,
-    charge_point_id: str,
-    ocpp_transaction_id: str,
-    stopped_at: datetime,
-    action: str,
-    payload: dict[str, Any],
-    meter_stop_wh: Decimal | None = None,
-    reason: str = "",
-    id_tag: str = "",
-    id_tag_null: bool = False,
-    id_token_type: str = "",
-    samples: Sequence[SampledValue] = (),
-    seq_no: int | None = None,
-    time_spent_charging: int | None = None,
-) -> StopResult:
+def transaction_stop(request: StopRequest) -> StopResult:
     """End a session (StopTransaction, TransactionEvent Ended). Always answerable.
 
     1. Judge the charger's time (as in ``transaction_start``) and authorize the id tag, if any.
@@ -85,32 +96,37 @@ def transaction_stop(
        charger's late stop as the real one. Then park an explicit null idTag.
     """
     now = timezone.now()
-    stop = charger_time_judged(stopped_at, now)
-    samples = samples_judged(samples, now)
+    stop = charger_time_judged(request.stopped_at, now)
+    samples = samples_judged(request.samples, now)
     with db_transaction.atomic():
-        info = selectors.id_tag_authorize(id_tag=id_tag, token_type=id_token_type) if id_tag else None
-        id_tag = stored_id_tag(id_tag)
-        session = transaction_named(charge_point_id, ocpp_transaction_id)
+        info = (
+            selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
+            if request.id_tag
+            else None
+        )
+        id_tag = stored_id_tag(request.id_tag)
+        session = transaction_named(request.charge_point_id, request.ocpp_transaction_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
-        charge_point = session.charge_point if session else charge_point_locked(charge_point_id)
-        meter_stop = meter_bounded(meter_stop_wh)
+        charge_point = session.charge_point if session else charge_point_locked(request.charge_point_id)
+        meter_stop = meter_bounded(request.meter_stop_wh)
         if meter_stop is None:
             meter_stop = last_register_wh(samples)
-        park = _Parker(charge_point, action, ocpp_transaction_id, payload, meter_stop, stop.at, reason, id_tag, seq_no)
+        park = _Parker(charge_point, request, meter_stop, stop.at, id_tag)
         if session is None:
-            return StopResult(None, info, _unknown_stop_park(park, charge_point, action, ocpp_transaction_id, samples))
-        if seq_no_seen(session, seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
+            item = _unknown_stop_park(park, charge_point, request.action, request.ocpp_transaction_id, samples)
+            return StopResult(None, info, item)
+        if seq_no_seen(session, request.seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
             transaction_save_changes(session)
             return StopResult(session, info)
-        samples_store(charge_point.pk, session, samples, source=action)
+        samples_store(charge_point.pk, session, samples, source=request.action)
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
-        _stop_checks(session, stop, meter_stop_wh, meter_stop, time_spent_charging)
+        _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
         transaction_finish(
-            session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=reason, stop_id_tag=id_tag
+            session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=request.reason, stop_id_tag=id_tag
         )
-        item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if id_tag_null else None
+        item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if request.id_tag_null else None
     return StopResult(session, info, item)
 
 
@@ -163,22 +179,19 @@ class _Parker:
     def __init__(
         self,
         charge_point: ChargePoint,
-        action: str,
-        ocpp_transaction_id: str,
-        payload: dict[str, Any],
+        request: StopRequest,
         meter_stop_wh: Decimal | None,
         stopped_at: datetime,
-        reason: str,
         id_tag: str,
-        seq_no: int | None,
     ) -> None:
+        seq_no = request.seq_no
         self.fields = {
             "charge_point": charge_point,
-            "action": action,
-            "ocpp_transaction_id": ocpp_transaction_id[:36],
-            "payload": _json_safe(payload),
+            "action": request.action,
+            "ocpp_transaction_id": request.ocpp_transaction_id[:36],
+            "payload": _json_safe(request.payload),
             "meter_stop_wh": meter_stop_wh,
-            "stop_reason": reason,
+            "stop_reason": request.reason,
             "id_tag": id_tag,
             "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }

@@ -30,7 +30,7 @@ from charging.services.authorization import local_auth_list_record
 from charging.services.meter_ledger import SampledValue
 from charging.services.reservations import reservation_record
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -60,12 +60,14 @@ def parked(register_charge_point) -> tuple[Transaction, ReconciliationItem]:
         )
     ).transaction
     result = transaction_stop(
-        charge_point_id="CP-1",
-        ocpp_transaction_id="999",
-        stopped_at=T0 + timedelta(hours=1),
-        action="StopTransaction",
-        payload={"transactionId": 999, "meterStop": 5000, "timestamp": "2025-03-01T09:00:00Z"},
-        meter_stop_wh=Decimal(5000),
+        StopRequest(
+            charge_point_id="CP-1",
+            ocpp_transaction_id="999",
+            stopped_at=T0 + timedelta(hours=1),
+            action="StopTransaction",
+            payload={"transactionId": 999, "meterStop": 5000, "timestamp": "2025-03-01T09:00:00Z"},
+            meter_stop_wh=Decimal(5000),
+        )
     )
     assert result.reconciliation_item is not None
     return session, result.reconciliation_item
@@ -109,20 +111,24 @@ def test_every_sessions_and_billing_page_renders_with_data(ops, register_charge_
         )
     ).transaction
     transaction_stop(
-        charge_point_id="CP-1",
-        ocpp_transaction_id=str(started.pk),
-        stopped_at=T0 + timedelta(hours=1),
-        action="StopTransaction",
-        payload={"transactionId": started.pk, "meterStop": 5000},
-        meter_stop_wh=Decimal(5000),
+        StopRequest(
+            charge_point_id="CP-1",
+            ocpp_transaction_id=str(started.pk),
+            stopped_at=T0 + timedelta(hours=1),
+            action="StopTransaction",
+            payload={"transactionId": started.pk, "meterStop": 5000},
+            meter_stop_wh=Decimal(5000),
+        )
     )
     transaction_stop(
-        charge_point_id="CP-1",
-        ocpp_transaction_id="-1",
-        stopped_at=T0 + timedelta(hours=2),
-        action="StopTransaction",
-        payload={"transactionId": -1, "meterStop": 7000},
-        meter_stop_wh=Decimal(7000),
+        StopRequest(
+            charge_point_id="CP-1",
+            ocpp_transaction_id="-1",
+            stopped_at=T0 + timedelta(hours=2),
+            action="StopTransaction",
+            payload={"transactionId": -1, "meterStop": 7000},
+            meter_stop_wh=Decimal(7000),
+        )
     )
     models = [IdTag, LocalAuthList, Reservation, Transaction, MeterSample, ReconciliationItem, Tariff, BillingRecord]
     for model in models:
@@ -220,11 +226,13 @@ def test_attach_refuses_a_transaction_of_another_charger(ops, parked, register_c
 def test_attach_wants_exactly_one_item(ops, parked):
     _, item = parked
     second = transaction_stop(
-        charge_point_id="CP-1",
-        ocpp_transaction_id="998",
-        stopped_at=T0,
-        action="StopTransaction",
-        payload={"transactionId": 998},
+        StopRequest(
+            charge_point_id="CP-1",
+            ocpp_transaction_id="998",
+            stopped_at=T0,
+            action="StopTransaction",
+            payload={"transactionId": 998},
+        )
     ).reconciliation_item
     assert second is not None
 
@@ -240,11 +248,13 @@ def test_discard_resolves_open_items_and_reports_those_already_resolved(ops, par
     session, item = parked
     _attach(ops, item, session)
     open_item = transaction_stop(
-        charge_point_id="CP-1",
-        ocpp_transaction_id="-1",
-        stopped_at=T0,
-        action="StopTransaction",
-        payload={"transactionId": -1},
+        StopRequest(
+            charge_point_id="CP-1",
+            ocpp_transaction_id="-1",
+            stopped_at=T0,
+            action="StopTransaction",
+            payload={"transactionId": -1},
+        )
     ).reconciliation_item
     assert open_item is not None
 

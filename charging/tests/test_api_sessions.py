@@ -13,7 +13,7 @@ from chargepoints.models import ChargePoint
 from charging.models import IdTag, Reservation, Transaction
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -43,14 +43,16 @@ def start(
 
 def stop(session: Transaction, *, meter_stop: int, at: datetime | None = None) -> Transaction | None:
     return transaction_stop(
-        charge_point_id=session.charge_point.charge_point_id,
-        ocpp_transaction_id=session.ocpp_id,
-        stopped_at=at or session.started_at + timedelta(hours=1),
-        action="StopTransaction",
-        payload={},
-        meter_stop_wh=Decimal(meter_stop),
-        reason="Local",
-        id_tag=session.id_tag,
+        StopRequest(
+            charge_point_id=session.charge_point.charge_point_id,
+            ocpp_transaction_id=session.ocpp_id,
+            stopped_at=at or session.started_at + timedelta(hours=1),
+            action="StopTransaction",
+            payload={},
+            meter_stop_wh=Decimal(meter_stop),
+            reason="Local",
+            id_tag=session.id_tag,
+        )
     ).transaction
 
 

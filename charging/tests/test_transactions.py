@@ -32,7 +32,7 @@ from charging.services.transaction_start import (
     StartResult,
     transaction_start,
 )
-from charging.services.transaction_stop import StopResult, transaction_stop
+from charging.services.transaction_stop import StopRequest, StopResult, transaction_stop
 
 pytestmark = pytest.mark.django_db
 
@@ -77,13 +77,15 @@ def stop(
     **extra,
 ) -> StopResult:
     return transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id=ocpp_transaction_id,
-        stopped_at=at,
-        action="StopTransaction",
-        payload={"transactionId": ocpp_transaction_id},
-        meter_stop_wh=Decimal(meter_stop),
-        **extra,
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=ocpp_transaction_id,
+            stopped_at=at,
+            action="StopTransaction",
+            payload={"transactionId": ocpp_transaction_id},
+            meter_stop_wh=Decimal(meter_stop),
+            **extra,
+        )
     )
 
 
@@ -108,13 +110,15 @@ def v201_event(charge_point_id: str, kind: str, seq_no: int, wh: int, context: s
     samples = [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
     if kind == "Ended":
         transaction_stop(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id="TX",
-            stopped_at=at,
-            action="TransactionEvent",
-            payload={},
-            samples=samples,
-            seq_no=seq_no,
+            StopRequest(
+                charge_point_id=charge_point_id,
+                ocpp_transaction_id="TX",
+                stopped_at=at,
+                action="TransactionEvent",
+                payload={},
+                samples=samples,
+                seq_no=seq_no,
+            )
         )
         return
     transaction_start(
@@ -311,13 +315,15 @@ def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arriv
     charge_point_id = new_charger(register_charge_point, "2.0.1")
     end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3500", context="Transaction.End")]
     parked = transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id="TX-E",
-        stopped_at=T0 + timedelta(hours=1),
-        action="TransactionEvent",
-        payload={"seqNo": 1},
-        samples=end,
-        seq_no=1,
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-E",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={"seqNo": 1},
+            samples=end,
+            seq_no=1,
+        )
     ).reconciliation_item
     assert parked.meter_stop_wh == Decimal(3500)
     begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
@@ -337,13 +343,15 @@ def test_an_end_reading_stamped_after_the_event_still_counts(register_charge_poi
     stopped_at = T0 + timedelta(hours=1)
     end = [SampledValue(timestamp=stopped_at + timedelta(seconds=1), raw_value="7000", context="Transaction.End")]
     result = transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id="TX-T",
-        stopped_at=stopped_at,
-        action="TransactionEvent",
-        payload={},
-        samples=end,
-        seq_no=1,
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-T",
+            stopped_at=stopped_at,
+            action="TransactionEvent",
+            payload={},
+            samples=end,
+            seq_no=1,
+        )
     )
     assert (result.transaction.energy_wh, result.transaction.anomalies) == (Decimal(5000), [])
 
@@ -426,13 +434,15 @@ def test_events_arriving_after_the_end_reprice_the_session(register_charge_point
         return [SampledValue(timestamp=T0 + timedelta(minutes=minute), raw_value=str(wh), context=context)]
 
     transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id="TX-R",
-        stopped_at=T0 + timedelta(minutes=60),
-        action="TransactionEvent",
-        payload={},
-        samples=reading(60, 7000, "Transaction.End"),
-        seq_no=2,
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-R",
+            stopped_at=T0 + timedelta(minutes=60),
+            action="TransactionEvent",
+            payload={},
+            samples=reading(60, 7000, "Transaction.End"),
+            seq_no=2,
+        )
     )
     v201_start(charge_point_id, "TX-R", 1, T0 + timedelta(minutes=30), samples=reading(30, 5000, "Sample.Periodic"))
     session = Transaction.objects.get(ocpp_transaction_id="TX-R")
@@ -455,12 +465,14 @@ def test_a_session_first_seen_through_an_updated_event_is_flagged_until_its_star
 def test_an_old_parked_stop_with_a_reused_id_does_not_end_a_new_session(register_charge_point):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
     transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id="1",
-        stopped_at=T0 - timedelta(days=60),
-        action="TransactionEvent",
-        payload={},
-        seq_no=9,
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="1",
+            stopped_at=T0 - timedelta(days=60),
+            action="TransactionEvent",
+            payload={},
+            seq_no=9,
+        )
     )
     session = v201_start(charge_point_id, "1", 0, T0, baseline_expected=False).transaction
     assert session.status == "active"
@@ -483,25 +495,29 @@ def test_a_queued_reading_from_another_day_does_not_count(register_charge_point)
 def test_garbled_stops_are_parked_or_applied_without_raising(register_charge_point):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
     item = transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id="unknown",
-        stopped_at=T0,
-        action="StopTransaction",
-        payload={"meterStop": float("inf"), "x": float("nan")},
-        meter_stop_wh=Decimal("Infinity"),
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="unknown",
+            stopped_at=T0,
+            action="StopTransaction",
+            payload={"meterStop": float("inf"), "x": float("nan")},
+            meter_stop_wh=Decimal("Infinity"),
+        )
     ).reconciliation_item
     assert item.payload == {"meterStop": "Infinity", "x": "NaN"}
     assert item.meter_stop_wh is None
     session = v201_start(charge_point_id, "TX-N", 0, T0, baseline_expected=False).transaction
     result = transaction_stop(
-        charge_point_id=charge_point_id,
-        ocpp_transaction_id="TX-N",
-        stopped_at=T0 + timedelta(hours=1),
-        action="TransactionEvent",
-        payload={},
-        meter_stop_wh=Decimal("NaN"),
-        time_spent_charging=2**40,
-        seq_no=1,
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-N",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={},
+            meter_stop_wh=Decimal("NaN"),
+            time_spent_charging=2**40,
+            seq_no=1,
+        )
     )
     assert result.transaction.status == "ended"
     assert "unparseable_value" in result.transaction.anomalies

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -16,10 +17,10 @@ from django.conf import settings
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def _lint_imports(config: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(settings.BASE_DIR)}
+def _lint_imports(config: Path, root: Path = settings.BASE_DIR) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
     command = [str(LINT_IMPORTS), "--config", str(config), "--no-cache", "--no-logo"]
-    return subprocess.run(command, cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=240)
 
 
 def _toml(value: Any) -> str:
@@ -39,6 +40,19 @@ def _config_without_ignore(tmp_path: Path, ignored: str) -> Path:
     return path
 
 
+def _copy_with_import(tmp_path: Path, module: str, line: str) -> Path:
+    """A copy of the packages pyproject.toml names, and pyproject.toml, with ``line`` added to ``module``."""
+    linter = tomllib.loads((settings.BASE_DIR / "pyproject.toml").read_text())["tool"]["importlinter"]
+    for package in linter["root_packages"]:
+        shutil.copytree(
+            settings.BASE_DIR / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__", "*.html")
+        )
+    shutil.copy(settings.BASE_DIR / "pyproject.toml", tmp_path / "pyproject.toml")
+    path = tmp_path / (module.replace(".", "/") + ".py")
+    path.write_text(path.read_text() + f"\n{line}\n")
+    return tmp_path
+
+
 def test_the_layers_and_cycle_contracts_are_kept():
     result = _lint_imports(settings.BASE_DIR / "pyproject.toml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -53,5 +67,34 @@ def test_the_layers_and_cycle_contracts_are_kept():
 )
 def test_a_broken_contract_fails_and_names_the_import(tmp_path, import_no_longer_ignored, broken):
     result = _lint_imports(_config_without_ignore(tmp_path, import_no_longer_ignored))
+    assert result.returncode != 0
+    assert broken in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "broken"),
+    [
+        # Upward between domain apps: the fleet reaching into sessions, sessions into billing.
+        (
+            "chargepoints.selectors",
+            "from charging.models import Transaction",
+            "chargepoints is not allowed to import charging",
+        ),
+        ("charging.services.transaction_end", "import billing.services", "charging is not allowed to import billing"),
+        ("charging.services.meter_ledger", "import sites.triggers", "charging is not allowed to import sites"),
+        # Across an independent group ("|"): neither app may import the other.
+        ("commands.services", "import billing.models", "commands is not allowed to import billing"),
+        (
+            "maintenance.services.firmware",
+            "import configuration.models",
+            "maintenance is not allowed to import configuration",
+        ),
+        # Two modules of one package importing each other.
+        ("billing.pricing", "import billing.services", "No cycles are allowed in billing"),
+    ],
+)
+def test_an_injected_import_that_breaks_a_contract_fails(tmp_path, module, line, broken):
+    root = _copy_with_import(tmp_path, module, line)
+    result = _lint_imports(root / "pyproject.toml", root)
     assert result.returncode != 0
     assert broken in result.stdout, result.stdout + result.stderr

@@ -15,7 +15,7 @@ from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group
@@ -111,16 +111,18 @@ class TransactionHandlers:
     async def on_stop_transaction(self, **payload: Any) -> call_result.StopTransaction:
         id_tag = payload.get("id_tag")  # absent, a string, or (some firmware) null
         result = await in_commit_group(transaction_stop)(
-            charge_point_id=self.id,
-            ocpp_transaction_id=str(payload["transaction_id"]),
-            stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),
-            action="StopTransaction",
-            payload=payload_case.camel_case(payload),
-            meter_stop_wh=_wh(payload["meter_stop"]),
-            reason=payload.get("reason", "Local"),
-            id_tag=id_tag or "",
-            id_tag_null="id_tag" in payload and id_tag is None,
-            samples=sampled_values(payload.get("transaction_data") or []),
+            request=StopRequest(
+                charge_point_id=self.id,
+                ocpp_transaction_id=str(payload["transaction_id"]),
+                stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),
+                action="StopTransaction",
+                payload=payload_case.camel_case(payload),
+                meter_stop_wh=_wh(payload["meter_stop"]),
+                reason=payload.get("reason", "Local"),
+                id_tag=id_tag or "",
+                id_tag_null="id_tag" in payload and id_tag is None,
+                samples=sampled_values(payload.get("transaction_data") or []),
+            )
         )
         info = result.id_tag_info
         return call_result.StopTransaction(id_tag_info=id_tag_info(info) if info else None)

@@ -14,7 +14,7 @@ from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
@@ -71,17 +71,19 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     charging = _CHARGING.get(info.get("charging_state", ""))
     if payload["event_type"] == "Ended":
         stopped = transaction_stop(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id=transaction_id,
-            stopped_at=at,
-            action="TransactionEvent",
-            payload=payload_case.camel_case(payload),
-            reason=info.get("stopped_reason", "Local"),  # the 2.0.1 default
-            id_tag=id_tag,
-            id_token_type=token_type,
-            samples=samples,
-            seq_no=seq_no,
-            time_spent_charging=info.get("time_spent_charging"),
+            StopRequest(
+                charge_point_id=charge_point_id,
+                ocpp_transaction_id=transaction_id,
+                stopped_at=at,
+                action="TransactionEvent",
+                payload=payload_case.camel_case(payload),
+                reason=info.get("stopped_reason", "Local"),  # the 2.0.1 default
+                id_tag=id_tag,
+                id_token_type=token_type,
+                samples=samples,
+                seq_no=seq_no,
+                time_spent_charging=info.get("time_spent_charging"),
+            )
         )
         return stopped.id_tag_info
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
