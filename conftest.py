@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -252,9 +254,6 @@ class WebhookReceiver:
 
 @pytest.fixture
 def webhook_receiver() -> Iterator[WebhookReceiver]:
-    import http.server
-    import threading
-
     receiver = WebhookReceiver(url="", requests=[])
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from chargepoints.signals import connector_status_reported
+
 
 class ChargingConfig(AppConfig):
     """Charging sessions: authorization, transactions, metering, reservations, local lists,
@@ -9,7 +11,6 @@ class ChargingConfig(AppConfig):
     verbose_name = "Charging sessions"
 
     def ready(self) -> None:
-        from chargepoints.signals import connector_status_reported
         from charging.receivers import connector_sessions_follow
 
         connector_status_reported.connect(connector_sessions_follow, dispatch_uid="charging.connector_sessions_follow")

@@ -16,9 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
+
+from django.conf import settings
 
 charge_point_id_var: ContextVar[str] = ContextVar("charge_point_id", default="")
 action_var: ContextVar[str] = ContextVar("action", default="")
@@ -86,8 +89,6 @@ class QuietFrequentTicks(logging.Filter):
 
     def _frequent_tasks(self) -> set[str]:
         if self._frequent is None:
-            from django.conf import settings
-
             self._frequent = {
                 entry["task"]
                 for entry in settings.CELERY_BEAT_SCHEDULE.values()
@@ -139,8 +140,8 @@ def route_daphne_access_log() -> None:
 
     daphne builds its access logger after importing the application, so ``csms.asgi`` calls this.
     """
-    import sys
-
+    # Not at import: daphne.cli imports daphne.server, which installs Twisted's reactor, and every
+    # process (Celery, manage.py) loads this module with the logging settings.
     from daphne import access, cli
 
     access_logger = logging.getLogger("daphne.access")
