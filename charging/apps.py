@@ -11,6 +11,6 @@ class ChargingConfig(AppConfig):
     verbose_name = "Charging sessions"
 
     def ready(self) -> None:
-        from charging.receivers import connector_sessions_follow
+        from charging.receivers import connector_status_follow
 
-        connector_status_reported.connect(connector_sessions_follow, dispatch_uid="charging.connector_sessions_follow")
+        connector_status_reported.connect(connector_status_follow, dispatch_uid="charging.connector_status_follow")

@@ -15,6 +15,7 @@ from chargepoints.models import ChargePoint
 from charging import events, metering
 from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
+from charging.selectors import transactions_open_exist
 from charging.services.meter_ledger import ledger_readings
 from charging.services.session_rows import (
     anomaly_flag,
@@ -49,6 +50,31 @@ def transaction_charging_state_set(
     for session in transactions_open_on_connector(charge_point, connector_id, evse_id):
         charging_state_apply(session, charging=charging, at=at)
         session.save(update_fields=["idle_since", "idle_seconds", "updated_at"])
+
+
+def connector_sessions_follow(
+    *,
+    charge_point: ChargePoint,
+    connector_id: int,
+    evse_id: int | None,
+    status: str,
+    charging: bool | None,
+    at: datetime,
+) -> None:
+    """The connector's open sessions follow its status: ``charging`` feeds their idle time;
+    ``Available`` after a reboot closes the sessions it interrupted. Most statuses say neither,
+    or find no session open (one plain statement)."""
+    follows = charging is not None or status == "Available"
+    if not follows or not transactions_open_exist(
+        charge_point=charge_point, connector_id=connector_id, evse_id=evse_id
+    ):
+        return
+    if charging is not None:
+        transaction_charging_state_set(
+            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
+        )
+    if status == "Available":
+        transactions_close_after_reboot(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at)
 
 
 def transactions_close_after_reboot(
