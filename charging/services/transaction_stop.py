@@ -113,8 +113,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
             meter_stop = last_register_wh(samples)
         park = _Parker(charge_point, request, meter_stop, stop.at, id_tag)
         if session is None:
-            item = _unknown_stop_park(park, charge_point, request.action, request.ocpp_transaction_id, samples)
-            return StopResult(None, info, item)
+            parked = _unknown_stop_park(park, charge_point, request.action, request.ocpp_transaction_id, samples)
+            return StopResult(None, info, parked)
         if seq_no_seen(session, request.seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
             transaction_save_changes(session)
             return StopResult(session, info)
