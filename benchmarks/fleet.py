@@ -53,8 +53,8 @@ from billing.models import Tariff
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
 
-DAPHNE_PORT = 18100
-ECHO_PORT = 18190
+DAPHNE_PORT = 18100  # --port; the echo servers listen 90 above
+ECHO_OFFSET = 90
 
 
 def prepare(chargers: int) -> list[tuple[str, str]]:
@@ -249,7 +249,7 @@ def verify(result: dict[str, Any], counted: dict[str, int]) -> list[str]:
 
 def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
-    ports = [DAPHNE_PORT + n for n in range(args.servers)]
+    ports = [args.port + n for n in range(args.servers)]
     servers = [SERVERS[args.server](port, var_dir, backlog=args.backlog) for port in ports]
     since = timezone.now()
     try:
@@ -277,7 +277,7 @@ def _acked_persisting(result: dict[str, Any]) -> dict[str, int]:
 
 
 def run_echo(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
-    ports = [ECHO_PORT + n for n in range(args.servers)]
+    ports = [args.port + ECHO_OFFSET + n for n in range(args.servers)]
     servers = [echo_baseline.start(port) for port in ports]
     try:
         return drive(args, fleet_ids, ports, [server.pid for server in servers])
@@ -351,6 +351,9 @@ def main() -> None:
     parser.add_argument("--closed-seconds", type=float, default=10, help="0 skips the throughput phase")
     parser.add_argument("--closed-chargers", type=int, default=200)
     parser.add_argument("--servers", type=int, default=1)
+    parser.add_argument(
+        "--port", type=int, default=DAPHNE_PORT, help="our first server's port; the echo servers' are 90 above"
+    )
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server of ours")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")

@@ -8,11 +8,14 @@ Rows are written with COPY likewise. PostgreSQL only: callers keep the ORM for o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, models
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -26,6 +29,7 @@ def column_of(field: Field[Any, Any]) -> str:
     return field.column
 
 
+@cache
 def columns_of(model: type[Model], alias: str) -> str:
     """The select list ``model_rows`` needs: every concrete column, qualified by ``alias``, in model order."""
     quote = connection.ops.quote_name
@@ -79,25 +83,101 @@ def _converters(model: type[Model]) -> list[tuple[int, Any, list[Converter]]]:
     return found
 
 
-def rows_copied(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def rows_copied(
+    model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]], *, may_gather: bool = False
+) -> None:
     """``rows`` (values of ``columns``, in order) into ``model``'s table with one COPY: no model
-    instance nor INSERT to compile per row, and psycopg converts the values in C."""
+    instance nor INSERT to compile per row, and psycopg converts the values in C.
+
+    ``may_gather``: inside ``copies_gathered`` the rows join the other callers' rows for the same
+    table and columns, written by one COPY when the block ends (the caller must not read them
+    back before then)."""
+    gathered: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]] | None = getattr(
+        _gathering, "copies", None
+    )
+    if may_gather and gathered is not None:
+        gathered.setdefault((model, tuple(columns)), []).extend(rows)
+        return
+    _copy(model, columns, rows)
+
+
+def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """One COPY; a refusal raised as Django's error (``IntegrityError``...), as a statement's is."""
     quote = connection.ops.quote_name
     names = ", ".join(map(quote, columns))
-    with connection.cursor() as cursor, cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+    statement = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:
             copy.write_row(row)
 
 
-def instances_copied(model: type[M], instances: Sequence[M]) -> None:
+_gathering = threading.local()  # .copies: the rows gathered by this thread's copies_gathered block
+
+
+@contextmanager
+def copies_gathered() -> Iterator[None]:
+    """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
+    gathers the rows; when the block ends without an error they are written, one COPY per table
+    and columns (in the transaction the block ran in). An error leaves them unwritten."""
+    _gathering.copies = {}
+    try:
+        yield
+        gathered, _gathering.copies = _gathering.copies, None
+        for (model, columns), rows in gathered.items():
+            _copy(model, columns, rows)
+    finally:
+        _gathering.copies = None
+
+
+def instances_copied(model: type[M], instances: Sequence[M], *, may_gather: bool = False) -> None:
     """``bulk_create(instances)`` as one COPY, for a model whose primary key the database sets;
-    the instances' primary keys stay unset (None)."""
-    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    the instances' primary keys stay unset (None). ``may_gather``: as for ``rows_copied``."""
+    fields = _copied_fields(model)
     rows = (
-        [field.get_db_prep_save(getattr(instance, field.attname), connection) for field in fields]
-        for instance in instances
+        [_db_value(field, kind, getattr(instance, field.attname)) for field, kind in fields] for instance in instances
     )
-    rows_copied(model, [column_of(field) for field in fields], rows)
+    rows_copied(model, [column_of(field) for field, _ in fields], rows, may_gather=may_gather)
+
+
+# Fields that hold a value of this exact type as PostgreSQL takes it: ``get_db_prep_save`` would
+# return it unchanged (an int wrapped for the driver at most), so it is not called, the costliest
+# part of a COPY's rows. Any other field or value type goes through ``get_db_prep_save``.
+_AS_IS: dict[type, type] = {
+    models.BigIntegerField: int,
+    models.IntegerField: int,
+    models.PositiveIntegerField: int,
+    models.PositiveSmallIntegerField: int,
+    models.SmallIntegerField: int,
+    models.CharField: str,
+    models.TextField: str,
+    models.BooleanField: bool,
+    models.DateTimeField: datetime,
+}
+_INTEGER_KEYS = (models.AutoField, models.BigAutoField)
+
+
+@cache
+def _copied_fields(model: type[Model]) -> list[tuple[Field[Any, Any], type | None]]:
+    """The columns ``instances_copied`` writes, each with the value type it passes as is (or None)."""
+    found: list[tuple[Field[Any, Any], type | None]] = []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        kind = _AS_IS.get(type(field))
+        if type(field) is models.ForeignKey:
+            kind = int if type(field.target_field) in _INTEGER_KEYS else None
+        found.append((field, kind))
+    return found
+
+
+def _db_value(field: Field[Any, Any], kind: type | None, value: Any) -> Any:
+    if kind is None:
+        return field.get_db_prep_save(value, connection)
+    if value is None:
+        return None
+    if type(value) is kind and (kind is not datetime or getattr(value, "tzinfo", None) is not None):
+        return value  # a naive time is made aware by get_db_prep_save (with a warning)
+    return field.get_db_prep_save(value, connection)
 
 
 def instance_updated(instance: Model, attnames: Sequence[str]) -> None:

@@ -52,6 +52,7 @@ from django.db import OperationalError, close_old_connections, connection, trans
 from psycopg import pq
 
 from kernel.event_loops import serving
+from kernel.plain_sql import copies_gathered
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +193,21 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     """Every unit's result, run with no savepoint (the services' ``atomic`` blocks included);
     ``_UnitFailed`` at the first unit that raises or leaves the transaction failed or marked for
     rollback (it caught an error inside an ``atomic`` block, which a savepoint would have undone).
-    A unit ``in_savepoint`` runs in one all the same: its failure is its own."""
+    A unit ``in_savepoint`` runs in one all the same: its failure is its own.
+
+    The rows units copy with ``may_gather`` (meter samples) are written after the last unit, one
+    COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when that COPY
+    fails, so does this pass, and the second writes each unit's rows in its own savepoint."""
+    try:
+        with copies_gathered():
+            return _units_without_savepoints(batch)
+    except _UnitFailed:
+        raise
+    except Exception as error:  # the gathered rows were refused
+        raise _UnitFailed from error
+
+
+def _units_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     features = connection.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:

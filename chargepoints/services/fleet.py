@@ -433,21 +433,46 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
             heartbeat.received_at, latest.get(heartbeat.charge_point_id, heartbeat.received_at)
         )
     with transaction.atomic():
-        ids = dict(ChargePoint.objects.filter(charge_point_id__in=latest).values_list("charge_point_id", "pk"))
-        offline = ChargePoint.objects.filter(pk__in=ids.values(), connected=False).values_list(
-            "charge_point_id", flat=True
-        )
-        for charge_point_id in list(offline):
+        ids, offline = (_heartbeats_marked if connection.vendor == "postgresql" else _heartbeats_marked_orm)(latest)
+        for charge_point_id in offline:
             _mark_online(charge_point_id, latest[charge_point_id])
-        if ids:
-            at_each = Case(*(When(pk=ids[cp], then=Value(at)) for cp, at in latest.items() if cp in ids))
-            ChargePoint.objects.filter(pk__in=ids.values()).update(last_heartbeat=at_each, last_seen=at_each)
         rows = [(ids[h.charge_point_id], h.received_at) for h in heartbeats if h.charge_point_id in ids]
         if connection.vendor == "postgresql":
             rows_copied(Heartbeat, ("charge_point_id", "received_at"), rows)
         else:
             Heartbeat.objects.bulk_create(Heartbeat(charge_point_id=pk, received_at=at) for pk, at in rows)
     return len(rows)
+
+
+# Every charger's latest heartbeat in one statement of fixed text, whatever the batch's size:
+# two arrays to convert instead of an ORM CASE with a branch per charger.
+_HEARTBEATS_MARKED = (
+    f"UPDATE {ChargePoint._meta.db_table} AS cp SET last_heartbeat = beat.at, last_seen = beat.at"
+    " FROM unnest(%s::text[], %s::timestamptz[]) AS beat(charge_point_id, at)"
+    " WHERE cp.charge_point_id = beat.charge_point_id"
+    " RETURNING cp.charge_point_id, cp.id, cp.connected"
+)
+
+
+def _heartbeats_marked(latest: dict[str, datetime]) -> tuple[dict[str, int], list[str]]:
+    """``last_heartbeat`` and ``last_seen`` of each charger in ``latest`` (id -> time) set in one
+    UPDATE (PostgreSQL); (charge_point_id -> pk of the chargers found, those not connected)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_HEARTBEATS_MARKED, [list(latest), list(latest.values())])
+        found = cursor.fetchall()
+    return {cp: pk for cp, pk, _ in found}, [cp for cp, _, connected in found if not connected]
+
+
+def _heartbeats_marked_orm(latest: dict[str, datetime]) -> tuple[dict[str, int], list[str]]:
+    """``_heartbeats_marked`` through the ORM (SQLite)."""
+    ids = dict(ChargePoint.objects.filter(charge_point_id__in=latest).values_list("charge_point_id", "pk"))
+    offline = list(
+        ChargePoint.objects.filter(pk__in=ids.values(), connected=False).values_list("charge_point_id", flat=True)
+    )
+    if ids:
+        at_each = Case(*(When(pk=ids[cp], then=Value(at)) for cp, at in latest.items() if cp in ids))
+        ChargePoint.objects.filter(pk__in=ids.values()).update(last_heartbeat=at_each, last_seen=at_each)
+    return ids, offline
 
 
 def connector_status_set(

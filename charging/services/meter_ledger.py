@@ -85,7 +85,13 @@ def meter_values_record(
             session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
         charge_point_pk = session.charge_point_id if session else charge_point.pk
         samples_store(
-            charge_point_pk, session, samples, source="MeterValues", connector_id=connector_id, evse_id=evse_id
+            charge_point_pk,
+            session,
+            samples,
+            source="MeterValues",
+            connector_id=connector_id,
+            evse_id=evse_id,
+            may_gather=True,  # nothing reads them back before the commit
         )
         if session is not None:
             transaction_save_changes(session)
@@ -160,16 +166,18 @@ def samples_store(
     connector_id: int | None = None,
     evse_id: int | None = None,
     parked: ReconciliationItem | None = None,
+    may_gather: bool = False,
 ) -> None:
     """Keep every sampled value as received (with the parked stop they came in, if any); move the
-    session's live register and baseline. The caller saves ``session``.
+    session's live register and baseline. The caller saves ``session``. ``may_gather``: the rows
+    may be written with the rest of the group commit's batch (``kernel.plain_sql.rows_copied``).
     """
     now = timezone.now()
     rows = [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
     for row in rows:
         row.reconciliation_item = parked
     if connection.vendor == "postgresql":
-        instances_copied(MeterSample, rows)
+        instances_copied(MeterSample, rows, may_gather=may_gather)
     else:
         MeterSample.objects.bulk_create(rows)
     if session is None:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat
+from kernel.plain_sql import rows_copied
 from ocpp_gateway.group_commit import CommitGroup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -197,3 +198,34 @@ async def test_a_message_in_its_own_savepoint_fails_alone_and_the_batch_is_writt
     assert outcomes[0] is None and isinstance(outcomes[1], Refused) and outcomes[2] is None
     assert runs == ["CP-GC-S1", "CP-GC-S2", "CP-GC-S3"]
     assert await _registered_now() == {"CP-GC-S1", "CP-GC-S3"}
+
+
+def _heartbeat_gathered(*, charge_point_pk: int) -> int:
+    """A row copied with ``may_gather``; returns how many heartbeats this transaction sees then."""
+    rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(charge_point_pk, timezone.now())], may_gather=True)
+    return Heartbeat.objects.count()
+
+
+async def test_rows_gathered_by_a_batchs_messages_are_written_together_before_it_commits():
+    pks = [
+        (await ChargePoint.objects.acreate(charge_point_id=f"CP-GC-G{n}", heartbeat_interval=60)).pk for n in range(3)
+    ]
+    outcomes = await _one_batch(
+        CommitGroup(max_units=64), *((_heartbeat_gathered, {"charge_point_pk": pk}) for pk in pks)
+    )
+    assert outcomes == [0, 0, 0]  # gathered, not yet written, while the units ran
+    assert await Heartbeat.objects.filter(charge_point_id__in=pks).acount() == 3
+
+
+async def test_a_gathered_row_the_database_refuses_fails_only_its_message():
+    pks = [
+        (await ChargePoint.objects.acreate(charge_point_id=f"CP-GC-R{n}", heartbeat_interval=60)).pk for n in range(2)
+    ]
+    outcomes = await _one_batch(
+        CommitGroup(max_units=64),
+        (_heartbeat_gathered, {"charge_point_pk": pks[0]}),
+        (_heartbeat_gathered, {"charge_point_pk": 2**40}),  # no such charger
+        (_heartbeat_gathered, {"charge_point_pk": pks[1]}),
+    )
+    assert isinstance(outcomes[0], int) and isinstance(outcomes[1], IntegrityError) and isinstance(outcomes[2], int)
+    assert {hb async for hb in Heartbeat.objects.values_list("charge_point_id", flat=True)} == set(pks)
