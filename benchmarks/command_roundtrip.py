@@ -160,13 +160,16 @@ async def run(args: argparse.Namespace, ids: list[str], key: str, load: loadgen.
 
 
 def main() -> None:
+    global PORT_A, PORT_B
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=500)
     parser.add_argument("--chargers", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--under-load", type=int, default=0, metavar="N", help="repeat under N fleet chargers' mix")
     parser.add_argument("--load-rate", type=float, default=1000, help="fleet mix messages/s with --under-load")
+    parser.add_argument("--port", type=int, default=18081, help="process A's port; process B listens on the next")
     args = parser.parse_args()
+    PORT_A, PORT_B = args.port, args.port + 1
     ids, key = prepare(args.chargers)
     load = None
     if args.under_load:
