@@ -6,6 +6,7 @@ import logging
 import secrets
 from typing import Any
 
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
 from rest_framework.request import Request
@@ -56,7 +57,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     def allow_request(self, request: Request, view: Any) -> bool:
         try:
-            if isinstance(self.cache, RedisCache) and self.rate is not None:
+            if isinstance(caches["default"], RedisCache) and self.rate is not None:
                 return self._allow_in_redis(request, view)
             return super().allow_request(request, view)
         except Exception as error:
@@ -65,10 +66,11 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
 
     def _allow_in_redis(self, request: Request, view: Any) -> bool:
         """``allow_request`` on the Redis sorted set; sets what ``wait`` needs."""
-        assert isinstance(self.cache, RedisCache) and self.num_requests is not None and self.duration is not None
-        key = self.cache.make_and_validate_key("log-" + self.get_cache_key(request, view))
+        cache = caches["default"]  # the backend (``self.cache`` is Django's proxy to it)
+        assert isinstance(cache, RedisCache) and self.num_requests is not None and self.duration is not None
+        key = cache.make_and_validate_key("log-" + self.get_cache_key(request, view))
         self.now = self.timer()
-        client = self.cache._cache.get_client(key, write=True)
+        client = cache._cache.get_client(key, write=True)
         logged, oldest = _HIT_SCRIPT(
             keys=[key],
             args=[
