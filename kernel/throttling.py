@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from redis import ConnectionPool, Redis
 from redis.commands.core import Script
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -36,6 +37,18 @@ return {logged + 1, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
 # Run by SHA (EVALSHA), loaded into Redis on first use and again after a Redis restart; the client
 # is given at each call (redis-py types the bound client as required).
 _HIT_SCRIPT = Script(None, _HIT.encode())  # type: ignore[arg-type]
+
+
+_clients: dict[int, Redis] = {}
+
+
+def _client(pool: ConnectionPool) -> Redis:
+    """One client per connection pool: Django's cache builds a new one per call, whose setup
+    (its response callbacks) cost more than the throttle's round trip."""
+    client = _clients.get(id(pool))
+    if client is None or client.connection_pool is not pool:
+        client = _clients[id(pool)] = Redis(connection_pool=pool)
+    return client
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -70,7 +83,7 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         assert isinstance(cache, RedisCache) and self.num_requests is not None and self.duration is not None
         key = cache.make_and_validate_key("log-" + self.get_cache_key(request, view))
         self.now = self.timer()
-        client = cache._cache.get_client(key, write=True)
+        client = _client(cache._cache.get_client(key, write=True).connection_pool)
         logged, oldest = _HIT_SCRIPT(
             keys=[key],
             args=[
