@@ -27,7 +27,14 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import MACHINE, ROOT, percentiles, start_daphne, versions  # also sets up Django on the benchmark database
+from harness import (
+    MACHINE,
+    ROOT,
+    cpu_seconds,
+    percentiles,
+    start_daphne,
+    versions,
+)  # also sets up Django on the benchmark database
 
 import fleet
 import loadgen
@@ -69,8 +76,21 @@ def post_commands(port: int, key: str, charge_point_id: str, count: int, stop_at
     return latencies
 
 
-def summarize(latencies: list[float], seconds: float) -> dict[str, float]:
-    return {"commands": len(latencies), **percentiles(latencies), "commands_per_s": round(len(latencies) / seconds, 1)}
+def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[str, float]:
+    """Latency percentiles, throughput, and each server's CPU per command (``cpu``: seconds each
+    process used during the phase; A holds the chargers, B serves the API)."""
+    per_command = [round(used * 1e6 / max(1, len(latencies))) for used in cpu]
+    return {
+        "commands": len(latencies),
+        **percentiles(latencies),
+        "commands_per_s": round(len(latencies) / seconds, 1),
+        "cpu_us_per_command_a": per_command[0],
+        "cpu_us_per_command_b": per_command[1],
+    }
+
+
+def servers_cpu(servers: list[int]) -> list[float]:
+    return [cpu_seconds(pid) for pid in servers]
 
 
 def prepare(chargers: int) -> tuple[list[str], str]:
@@ -87,25 +107,27 @@ PORT_A, PORT_B = 18081, 18082
 
 
 async def measure(
-    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, label: str = ""
+    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, servers: list[int], label: str = ""
 ) -> dict[str, object]:
     """The idle phase (one charger, sequential) and the concurrent phase (every charger)."""
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], 20, stop_at)  # warm-up
-    started = time.monotonic()
+    started, cpu = time.monotonic(), servers_cpu(servers)
     idle = await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], args.commands, stop_at)
-    idle_summary = summarize(idle, time.monotonic() - started)
+    used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
+    idle_summary = summarize(idle, time.monotonic() - started, used)
     per_charger = max(1, args.commands // len(ids))
     with ThreadPoolExecutor(len(ids)) as pool:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), servers_cpu(servers)
         futures = [loop.run_in_executor(pool, post_commands, PORT_B, key, cp, per_charger, stop_at) for cp in ids]
         concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
-        concurrent_summary = summarize(concurrent, time.monotonic() - started)
+        used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
+        concurrent_summary = summarize(concurrent, time.monotonic() - started, used)
     return {f"{label}idle": idle_summary, f"{label}concurrent_{len(ids)}_chargers": concurrent_summary}
 
 
 async def under_load(
-    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, load: loadgen.Fleet
+    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, load: loadgen.Fleet, servers: list[int]
 ) -> dict[str, object]:
     """Both phases again while the fleet runs its session mix at --load-rate messages/s."""
     loop = asyncio.get_running_loop()
@@ -114,7 +136,7 @@ async def under_load(
     )
     load.start("rate", seconds=args.max_seconds, interval=load.size / args.load_rate)
     try:
-        phases = await measure(args, ids, key, stop_at, label="under_load_")
+        phases = await measure(args, ids, key, stop_at, servers, label="under_load_")
     finally:
         load.stop()
         mix = await loop.run_in_executor(None, load.finish)
@@ -140,9 +162,10 @@ async def run(args: argparse.Namespace, ids: list[str], key: str, load: loadgen.
             charger = ResettableCharger(charge_point_id, websocket)
             sockets.append(websocket)
             tasks.append(asyncio.create_task(charger.start()))
-        phases = await measure(args, ids, key, stop_at)
+        pids = [server.pid for server in servers]
+        phases = await measure(args, ids, key, stop_at, pids)
         if load is not None:
-            phases.update(await under_load(args, ids, key, stop_at, load))
+            phases.update(await under_load(args, ids, key, stop_at, load, pids))
         for task in tasks:
             task.cancel()
         for websocket in sockets:
@@ -160,13 +183,16 @@ async def run(args: argparse.Namespace, ids: list[str], key: str, load: loadgen.
 
 
 def main() -> None:
+    global PORT_A, PORT_B
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--commands", type=int, default=500)
     parser.add_argument("--chargers", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=300)
     parser.add_argument("--under-load", type=int, default=0, metavar="N", help="repeat under N fleet chargers' mix")
     parser.add_argument("--load-rate", type=float, default=1000, help="fleet mix messages/s with --under-load")
+    parser.add_argument("--port", type=int, default=18081, help="process A's port; process B listens on the next")
     args = parser.parse_args()
+    PORT_A, PORT_B = args.port, args.port + 1
     ids, key = prepare(args.chargers)
     load = None
     if args.under_load:
@@ -176,7 +202,8 @@ def main() -> None:
     finally:
         if load is not None:
             load.close()
-    print(f"{'phase':<36}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}")
+    header = f"{'phase':<36}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}"
+    print(f"{header}{'A µs/cmd':>10}{'B µs/cmd':>10}")
     if "fleet_load" in result:
         print("fleet load:", json.dumps(result["fleet_load"]))
     for phase, numbers in result.items():
@@ -184,6 +211,7 @@ def main() -> None:
             print(
                 f"{phase:<36}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
                 f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}"
+                f"{numbers['cpu_us_per_command_a']:>10}{numbers['cpu_us_per_command_b']:>10}"
             )
     out = ROOT / "benchmarks" / "results" / "command_roundtrip.json"
     out.write_text(json.dumps(result, indent=2) + "\n")

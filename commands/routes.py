@@ -54,6 +54,11 @@ def request_warnings(*, charge_point: ChargePoint, ocpp_version: str, action: st
     return check(charge_point=charge_point, body=body) if check else []
 
 
+def answer_has_route(command: Command) -> bool:
+    """Whether an answer to ``command`` may change charger state (its action has an answer handler)."""
+    return command.action in command_routes(command.ocpp_version).answers
+
+
 def answer_follow(command: Command) -> None:
     """Let charger state follow the answer to ``command`` through its route; no route, no change."""
     handler = command_routes(command.ocpp_version).answers.get(command.action)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import QuerySet
 
+from chargepoints.models import ChargePoint
 from commands.models import Command, CommandState
+from kernel.plain_sql import columns_of, model_rows
 
 FAILED_COMMAND_STATES = (
     CommandState.REJECTED,
@@ -43,3 +46,17 @@ def remote_start_id_token(*, charge_point_id: str, remote_start_id: int) -> dict
     if not isinstance(token, dict) or not isinstance(token.get("id_token"), str):
         return None
     return {"id_token": token["id_token"], "type": str(token.get("type", ""))}
+
+
+def command_charge_point(*, charge_point_id: str) -> ChargePoint | None:
+    """The charge point a command is for (None if not registered), with its presence
+    (``connection_channel``) and OCPP version: one plain statement on PostgreSQL (issue 15)."""
+    if connection.vendor == "postgresql":
+        found = model_rows(
+            ChargePoint,
+            f"SELECT {columns_of(ChargePoint, 'c')} FROM {connection.ops.quote_name(ChargePoint._meta.db_table)} c"
+            " WHERE c.charge_point_id = %s",
+            [charge_point_id],
+        )
+        return found[0] if found else None
+    return ChargePoint.objects.filter(charge_point_id=charge_point_id).first()

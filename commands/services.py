@@ -17,13 +17,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, events, routes
+from commands import catalog, events, routes, selectors
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_inserted, instance_updated
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     # may take first (an IntegrityError that must not break a caller's transaction).
     try:
         with transaction.atomic() if request.idempotency_key else contextlib.nullcontext():
-            command = Command.objects.create(
+            command = Command(
                 warnings=warnings,
                 charge_point=charge_point,
                 charge_point_identity=charge_point.charge_point_id,
@@ -163,6 +163,7 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
                 idempotency_key=request.idempotency_key,
                 request_fingerprint=request.fingerprint if request.idempotency_key else "",
             )
+            _command_inserted(command)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race.
         previous = _previous_command(request)
@@ -184,11 +185,16 @@ def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[st
         action=catalog.ocpp_action(command),
         request=body,
     )
-    if connection.vendor == "postgresql":
-        instance_inserted(recorded)  # the ORM's save, without its query building (issue 15)
-    else:
-        recorded.save(force_insert=True)
+    _command_inserted(recorded)
     return recorded
+
+
+def _command_inserted(command: Command) -> None:
+    """The audit row's INSERT: the ORM's save without its query building on PostgreSQL (issue 15)."""
+    if connection.vendor == "postgresql":
+        instance_inserted(command)
+    else:
+        command.save(force_insert=True)
 
 
 _background_sends: set[asyncio.Task[None]] = set()
@@ -235,7 +241,7 @@ def _previous_command(request: CommandRequest) -> Command | None:
 
 
 def _sendable_charge_point(request: CommandRequest) -> ChargePoint:
-    charge_point = ChargePoint.objects.filter(charge_point_id=request.charge_point_id).first()
+    charge_point = selectors.command_charge_point(charge_point_id=request.charge_point_id)
     if charge_point is None:
         raise CommandRefused("NotFound", f"Charge point {request.charge_point_id!r} is not registered.")
     if charge_point.ocpp_version and charge_point.ocpp_version != request.ocpp_version:
@@ -257,18 +263,26 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     command.error_description = outcome.error_description
     command.latency_ms = outcome.latency_ms
     command.completed_at = timezone.now()
+    follows = command.state in _ANSWERED_STATES and command.charge_point_id and routes.answer_has_route(command)
+    if not follows and not webhook_event_may_have_subscribers(event_type=EventType.COMMAND_COMPLETED):
+        _outcome_saved(command)  # one statement, nothing else to write with it: no transaction (issue 15)
+        return command
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            instance_updated(command, _OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
-        else:
-            command.save(update_fields=_OUTCOME_FIELDS)
-        if command.state in _ANSWERED_STATES and command.charge_point_id:
+        _outcome_saved(command)
+        if follows:
             routes.answer_follow(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
             data=events.command_completed(command),
         )
     return command
+
+
+def _outcome_saved(command: Command) -> None:
+    if connection.vendor == "postgresql":
+        instance_updated(command, _OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
+    else:
+        command.save(update_fields=_OUTCOME_FIELDS)
 
 
 _OUTCOME_FIELDS = [

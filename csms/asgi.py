@@ -1,16 +1,19 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 
+from csms.http_handler import OneHopAsgiHandler, daphne_form_parsing_off  # noqa: E402
 from kernel.log_format import route_daphne_access_log  # noqa: E402
 from ocpp_gateway.routing import websocket_urlpatterns  # noqa: E402
 
 route_daphne_access_log()
+daphne_form_parsing_off()
+django_asgi_app = OneHopAsgiHandler()
 
 application = ProtocolTypeRouter(
     {

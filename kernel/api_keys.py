@@ -6,10 +6,12 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from kernel.models import ApiKey, ApiKeyScope
+from kernel.plain_sql import columns_of, model_rows
 
 KEY_PREFIX = "dyn_"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -31,7 +33,20 @@ def api_key_create(
 
 
 def api_key_find_active(*, key: str) -> ApiKey | None:
-    """The key's record if it is neither revoked nor expired."""
+    """The key's record if it is neither revoked nor expired.
+
+    Read on every API request: one plain statement on PostgreSQL (``kernel.plain_sql``, issue 15).
+    Not cached, so that a key revoked or expired in any process is refused by all at once.
+    """
+    if connection.vendor == "postgresql":
+        found = model_rows(
+            ApiKey,
+            f"SELECT {columns_of(ApiKey, 'k')} FROM {connection.ops.quote_name(ApiKey._meta.db_table)} k"
+            " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > %s)"
+            " LIMIT 1",
+            [_hash(key), timezone.now()],
+        )
+        return found[0] if found else None
     unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     return ApiKey.objects.filter(unexpired, key_hash=_hash(key), revoked_at__isnull=True).first()
 

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
+from redis import ConnectionPool, Redis
+from redis.commands.core import Script
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -12,23 +17,95 @@ from kernel.models import ApiKey
 
 logger = logging.getLogger(__name__)
 
+# DRF's sliding log (drop requests older than the window, refuse at the limit, else log this one) as
+# one Redis round trip on a sorted set, instead of a GET and a SET of the whole pickled log (up to
+# CSMS_API_RATE timestamps each way, per request). KEYS[1] the log; ARGV: now (s), window start (s),
+# limit, member, window (ms). Returns the requests in the window and the oldest one's time (a string:
+# Lua numbers reach the client as integers); the count is over the limit when this one is refused.
+_HIT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local logged = redis.call('ZCARD', KEYS[1])
+if logged >= tonumber(ARGV[3]) then
+    local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    return {logged + 1, oldest[2]}
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if logged == 0 then return {1, ARGV[1]} end
+return {logged + 1, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
+"""
+# Run by SHA (EVALSHA), loaded into Redis on first use and again after a Redis restart; the client
+# is given at each call (redis-py types the bound client as required).
+_HIT_SCRIPT = Script(None, _HIT.encode())  # type: ignore[arg-type]
+
+
+_clients: dict[int, Redis] = {}
+
+
+def _client(pool: ConnectionPool) -> Redis:
+    """One client per connection pool: Django's cache builds a new one per call, whose setup
+    (its response callbacks) cost more than the throttle's round trip."""
+    client = _clients.get(id(pool))
+    if client is None or client.connection_pool is not pool:
+        client = _clients[id(pool)] = Redis(connection_pool=pool)
+    return client
+
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """``CSMS_API_RATE`` requests per API key (by client address for requests without one).
+    """``CSMS_API_RATE`` requests per API key (by client address for requests without one), over a
+    sliding window of the rate's period (DRF's ``SimpleRateThrottle``).
 
-    Counts live in Django's cache: Redis when ``REDIS_URL`` is set, so every process shares them.
-    Without the cache (Redis restarting) requests are let through: throttling must not take the
-    API down with it.
+    Counts live in Django's cache: Redis when ``REDIS_URL`` is set, so every process shares them
+    (one sorted set per key, one round trip per request). Without the cache (Redis restarting)
+    requests are let through: throttling must not take the API down with it.
     """
 
     scope = "api_key"
+    # Set by SimpleRateThrottle (untyped); _logged and _oldest by the Redis path.
+    num_requests: int | None
+    duration: int | None
+    now: float
+    _logged: int
+    _oldest: float
 
     def allow_request(self, request: Request, view: Any) -> bool:
         try:
+            if isinstance(caches["default"], RedisCache) and self.rate is not None:
+                return self._allow_in_redis(request, view)
             return super().allow_request(request, view)
         except Exception as error:
             logger.warning("API throttling skipped, the cache is unavailable: %r", error)
             return True
+
+    def _allow_in_redis(self, request: Request, view: Any) -> bool:
+        """``allow_request`` on the Redis sorted set; sets what ``wait`` needs."""
+        cache = caches["default"]  # the backend (``self.cache`` is Django's proxy to it)
+        assert isinstance(cache, RedisCache) and self.num_requests is not None and self.duration is not None
+        key = cache.make_and_validate_key("log-" + self.get_cache_key(request, view))
+        self.now = self.timer()
+        client = _client(cache._cache.get_client(key, write=True).connection_pool)
+        logged, oldest = _HIT_SCRIPT(
+            keys=[key],
+            args=[
+                repr(self.now),
+                repr(self.now - self.duration),
+                self.num_requests,
+                secrets.token_hex(8),
+                self.duration * 1000,
+            ],
+            client=client,
+        )
+        self._logged, self._oldest = int(logged), float(oldest)
+        return self._logged <= self.num_requests
+
+    def wait(self) -> float | None:
+        """Seconds until the next request may pass (DRF's formula)."""
+        if not hasattr(self, "_logged"):
+            return super().wait()
+        assert self.duration is not None and self.num_requests is not None
+        remaining = self.duration - (self.now - self._oldest)
+        available = self.num_requests - (self._logged - 1) + 1
+        return remaining / float(available) if available > 0 else None
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         key = request.auth

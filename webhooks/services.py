@@ -46,7 +46,7 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
 
     Delivery is queued when that transaction commits, so a rolled-back cause sends nothing.
     """
-    if not _may_have_subscribers(event_type):
+    if not webhook_event_may_have_subscribers(event_type=event_type):
         return []
     subscriptions = [s for s in WebhookSubscription.objects.filter(active=True) if event_type in s.events]
     if not subscriptions:
@@ -69,9 +69,10 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
     return deliveries
 
 
-def _may_have_subscribers(event_type: str) -> bool:
+def webhook_event_may_have_subscribers(*, event_type: str) -> bool:
     """False when no active subscription can receive ``event_type``: a plain statement on PostgreSQL,
-    for the OCPP messages that emit an event nobody subscribed to (issue 15); True elsewhere."""
+    for the OCPP messages and commands that emit an event nobody subscribed to (issue 15); True
+    elsewhere. A caller may skip its transaction around ``webhook_event_emit`` when this is False."""
     if connection.vendor != "postgresql":
         return True
     with connection.cursor() as cursor:

@@ -16,3 +16,26 @@ def test_each_api_key_has_its_own_request_budget(monkeypatch):
     quiet.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='quiet')[1]}")
     assert [busy.get("/api/v1/chargepoints").status_code for _ in range(4)] == [200, 200, 200, 429]
     assert quiet.get("/api/v1/chargepoints").status_code == 200
+
+
+def test_a_refused_request_is_told_when_to_retry(monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/minute"})
+    cache.clear()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='busy')[1]}")
+    assert [client.get("/api/v1/chargepoints").status_code for _ in range(2)] == [200, 200]
+    refused = client.get("/api/v1/chargepoints")
+    assert refused.status_code == 429
+    assert 55 <= int(refused["Retry-After"]) <= 60
+
+
+def test_requests_older_than_the_window_no_longer_count(monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/minute"})
+    cache.clear()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='busy')[1]}")
+    clock = [1_000_000.0]
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: clock[0])
+    assert [client.get("/api/v1/chargepoints").status_code for _ in range(3)] == [200, 200, 429]
+    clock[0] += 61
+    assert client.get("/api/v1/chargepoints").status_code == 200

@@ -1,0 +1,34 @@
+"""The ASGI handler that runs each request's chain, view and rendering in one thread hop."""
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+
+from csms.http_handler import OneHopAsgiHandler
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def get(handler, path):
+    scope = {"type": "http", "method": "GET", "path": path, "query_string": b"", "headers": [(b"host", b"localhost")]}
+    communicator = ApplicationCommunicator(handler, scope)
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(5)
+    body = await communicator.receive_output(5)
+    await communicator.wait(5)
+    return start["status"], body["body"]
+
+
+async def test_a_finished_requests_thread_serves_the_next():
+    handler = OneHopAsgiHandler()
+    assert (await get(handler, "/healthz"))[0] == 200
+    [kept] = handler._idle_threads
+    assert (await get(handler, "/healthz"))[0] == 200
+    assert handler._idle_threads == [kept]
+
+
+async def test_errors_and_async_views_are_answered_as_before():
+    handler = OneHopAsgiHandler()
+    status, _ = await get(handler, "/api/v1/chargepoints/")
+    assert status == 401
+    status, _ = await get(handler, "/readyz")
+    assert status in (200, 503)
