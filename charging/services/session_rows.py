@@ -19,7 +19,7 @@ from django.db.models import Model, Q
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
-from kernel.plain_sql import columns_of, instance_updated, model_rows
+from kernel.plain_sql import columns_of, instance_inserted, instance_updated, model_rows
 
 
 def charge_point_locked(charge_point_id: str) -> ChargePoint:
@@ -116,6 +116,17 @@ def transactions_open_on_connector(
         .filter(where, charge_point=charge_point, status=TransactionStatus.ACTIVE)
     )
     return [transaction_remember(session) for session in sessions]
+
+
+def transaction_created(**fields: Any) -> Transaction:
+    """``Transaction.objects.create(**fields)``, remembered (``transaction_remember``): on
+    PostgreSQL one plain ``INSERT ... RETURNING id`` (``kernel.plain_sql``), which every new
+    session makes."""
+    if connection.vendor != "postgresql":
+        return transaction_remember(Transaction.objects.create(**fields))
+    session = Transaction(**fields)
+    instance_inserted(session)
+    return transaction_remember(session)
 
 
 # Columns a session's save compares with what was read; the timestamps are Django's to set.

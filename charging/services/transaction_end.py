@@ -49,7 +49,7 @@ def transaction_charging_state_set(
     """Track idle time (connected, not charging) of the connector's active session, for idle fees."""
     for session in transactions_open_on_connector(charge_point, connector_id, evse_id):
         charging_state_apply(session, charging=charging, at=at)
-        session.save(update_fields=["idle_since", "idle_seconds", "updated_at"])
+        transaction_save_changes(session)  # a status that changes no idle time writes nothing
 
 
 def connector_sessions_follow(

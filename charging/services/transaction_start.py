@@ -59,6 +59,7 @@ from charging.services.session_rows import (
     fractional,
     seq_no_seen,
     stored_id_tag,
+    transaction_created,
     transaction_locked_where,
     transaction_remember,
     transaction_save_changes,
@@ -66,6 +67,7 @@ from charging.services.session_rows import (
 )
 from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
+from kernel.plain_sql import columns_of, model_rows
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
 
@@ -149,9 +151,11 @@ def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePo
     """The session this start opened before, and the charger's row (locked) when it may open one.
 
     A known 2.0.1 session (every Updated event) is locked on its own row; only a start that may
-    open one takes the charger's lock, then looks (again) under it.
+    open one takes the charger's lock, then looks (again) under it. A Started event, like a 1.6
+    start, is mostly of a new session: it goes to the charger's lock without the first look.
     """
-    existing = _started_by(request.charge_point_id, request.start_key) if request.seq_no is not None else None
+    known = request.seq_no is not None and not request.started_event
+    existing = _started_by(request.charge_point_id, request.start_key) if known else None
     if existing is not None and not _reused(existing, request):
         return existing, None
     charge_point = charge_point_locked(request.charge_point_id)
@@ -191,28 +195,27 @@ def _event_add(
 def _session_open(
     charge_point: ChargePoint, request: StartRequest, start: ChargerTime, info: IdTagInfo | None
 ) -> Transaction:
-    """A new session: created, checked, its connector and reservation settled, announced."""
+    """A new session: the older one still open on its connector closed, then created, checked,
+    its reservation settled, announced."""
     meter_start = meter_bounded(request.meter_start_wh)
-    session = transaction_remember(
-        Transaction.objects.create(
-            charge_point=charge_point,
-            ocpp_version=request.ocpp_version,
-            ocpp_transaction_id=request.ocpp_transaction_id,
-            start_key=request.start_key,
-            evse_id=column_int(request.evse_id),
-            connector_id=column_int(request.connector_id),
-            id_tag=request.id_tag,
-            id_token_type=request.id_token_type,
-            id_tag_status=info.status if info else "",
-            started_at=request.started_at,
-            charger_started_at=start.kept,
-            meter_start_wh=meter_start,
-            remote_start_id=column_int(request.remote_start_id),
-            seq_nos=[request.seq_no] if request.seq_no is not None else [],
-        )
+    _close_superseded(charge_point, request)
+    session = transaction_created(
+        charge_point=charge_point,
+        ocpp_version=request.ocpp_version,
+        ocpp_transaction_id=request.ocpp_transaction_id,
+        start_key=request.start_key,
+        evse_id=column_int(request.evse_id),
+        connector_id=column_int(request.connector_id),
+        id_tag=request.id_tag,
+        id_token_type=request.id_token_type,
+        id_tag_status=info.status if info else "",
+        started_at=request.started_at,
+        charger_started_at=start.kept,
+        meter_start_wh=meter_start,
+        remote_start_id=column_int(request.remote_start_id),
+        seq_nos=[request.seq_no] if request.seq_no is not None else [],
     )
     _start_checks(session, request, start, meter_start)
-    _close_superseded(session)
     _consume_reservation(session, request.reservation_id)
     _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
@@ -287,15 +290,17 @@ def _event_apply(session: Transaction, request: StartRequest) -> None:
         session.time_spent_charging = column_int(request.time_spent_charging)
 
 
-def _close_superseded(session: Transaction) -> None:
-    """Sessions still open on the new session's connector from before it lost their stop."""
-    if session.connector_id is None and session.evse_id is None:
+def _close_superseded(charge_point: ChargePoint, request: StartRequest) -> None:
+    """Sessions still open on a new session's connector from before it lost their stop. Looked
+    up before the new session's row exists, so that the lookup finds only the older ones."""
+    connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
+    if connector_id is None and evse_id is None:
         return
-    for older in transactions_open_on_connector(session.charge_point, session.connector_id, session.evse_id):
-        if older.pk != session.pk and older.started_at <= session.started_at:
+    for older in transactions_open_on_connector(charge_point, connector_id, evse_id):
+        if older.started_at <= request.started_at:
             transaction_finish(
                 session=older,
-                stopped_at=session.started_at,
+                stopped_at=request.started_at,
                 meter_stop_wh=None,
                 reason="Superseded",
                 stop_id_tag="",
@@ -307,20 +312,37 @@ def _apply_parked_end(session: Transaction) -> None:
     """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now."""
     if not session.ocpp_transaction_id:
         return
-    parked = ReconciliationItem.objects.filter(
-        charge_point=session.charge_point,
-        reason=ReconciliationReason.UNKNOWN_TRANSACTION,
-        state=ReconciliationState.OPEN,
-        ocpp_transaction_id=session.ocpp_transaction_id,
-    ).first()
+    parked = _parked_stop(session)
     # Ids that are counters repeat after a reset: an old stop never ends a session it predates.
     if parked is None or parked.stopped_at is None or parked.stopped_at < session.started_at:
         return
     if parked.seq_no is not None:
         seq_no_seen(session, parked.seq_no)
-        session.save(update_fields=["seq_nos", "updated_at"])
+        transaction_save_changes(session)
     with contextlib.suppress(ReconciliationError):  # an operator resolved it a moment ago
         reconciliation_item_attach(item=parked, transaction=session, user_id=None)
+
+
+def _parked_stop(session: Transaction) -> ReconciliationItem | None:
+    """The open item of a stop parked as unknown under ``session``'s 2.0.1 transactionId, the
+    latest received: on PostgreSQL one plain statement (``kernel.plain_sql``; every new 2.0.1
+    session looks)."""
+    where = {
+        "reason": ReconciliationReason.UNKNOWN_TRANSACTION,
+        "state": ReconciliationState.OPEN,
+        "ocpp_transaction_id": session.ocpp_transaction_id,
+    }
+    if connection.vendor != "postgresql":
+        return ReconciliationItem.objects.filter(charge_point_id=session.charge_point_id, **where).first()
+    table = connection.ops.quote_name(ReconciliationItem._meta.db_table)
+    found = model_rows(
+        ReconciliationItem,
+        f"SELECT {columns_of(ReconciliationItem, 'r')} FROM {table} r WHERE r.charge_point_id = %s"
+        " AND r.reason = %s AND r.state = %s AND r.ocpp_transaction_id = %s"
+        " ORDER BY r.received_at DESC LIMIT 1",  # the model's ordering
+        [session.charge_point_id, *where.values()],
+    )
+    return found[0] if found else None
 
 
 def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledValue], baseline_expected: bool) -> None:
@@ -343,16 +365,30 @@ def _token_check(session: Transaction) -> None:
 
 
 def _consume_reservation(session: Transaction, reservation_id: int | None) -> None:
+    """The charger's active reservation ``reservation_id`` is used by ``session``: on PostgreSQL
+    one ``UPDATE ... RETURNING`` where the ORM reads, then saves."""
     if reservation_id is None:
         return
-    reservation = Reservation.objects.filter(
-        charge_point_id=session.charge_point_id, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
-    ).first()
-    if reservation is None:
+    if connection.vendor != "postgresql":
+        reservation = Reservation.objects.filter(
+            charge_point_id=session.charge_point_id, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
+        ).first()
+        if reservation is None:
+            return
+        reservation.status = ReservationStatus.USED
+        reservation.save(update_fields=["status", "updated_at"])
+        session.reservation = reservation
         return
-    reservation.status = ReservationStatus.USED
-    reservation.save(update_fields=["status", "updated_at"])
-    session.reservation = reservation
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    used = model_rows(  # one row at most: reservation ids are unique per charger
+        Reservation,
+        f"UPDATE {table} r SET status = %s, updated_at = %s"
+        " WHERE r.charge_point_id = %s AND r.reservation_id = %s AND r.status = %s"
+        f" RETURNING {columns_of(Reservation, 'r')}",
+        [ReservationStatus.USED, timezone.now(), session.charge_point_id, reservation_id, ReservationStatus.ACTIVE],
+    )
+    if used:
+        session.reservation = used[0]
 
 
 def _stored_start_key(start_key: str) -> str:
