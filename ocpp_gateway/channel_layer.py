@@ -12,17 +12,29 @@ up, then clean the backup before the next pop may start). A command's round trip
 layer twice, each way behind every other message of the process: here each is one Lua script,
 with the same effects (expiry, ``ChannelFull`` at capacity, the backup that gives a message back
 to the queue when a receive is cancelled between the pop and the caller).
+
+channels-redis receives a process-local channel (every consumer's, ``<process>!<connection>``)
+with, per waiting consumer, an ``asyncio.Queue`` and two tasks racing for a lock (about 8 KB of a
+gateway process's memory per idle connection). Here one task per event loop pops the process's
+messages and hands each to the future its channel's ``receive()`` returned: a waiting consumer
+holds one future.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import BlockingConnectionPool
 from redis.commands.core import AsyncScript
+
+logger = logging.getLogger(__name__)
 
 # KEYS[1] channel key; ARGV: expired-before score, capacity, score, message, expiry seconds.
 _SEND = """
@@ -54,6 +66,9 @@ return popped[1]
 # redis-py types the client as required, but a script built with None takes the client at each call.
 _SEND_SCRIPT = AsyncScript(None, _SEND.encode())  # type: ignore[arg-type]
 _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
+# While Redis is away the process's receiver retries, waiting this long (s), doubling up to the most.
+_RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
+_PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
 
 
 class BlockingPoolRedisChannelLayer(RedisChannelLayer):
@@ -61,6 +76,12 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         # Process-local channel keys whose last pop may not have reached its receiver.
         self._undelivered: set[str] = set()
+        # This process's own channels: the futures of the receives waiting on each, oldest first,
+        # messages no receive was waiting for (at most ``capacity`` per channel, the oldest dropped
+        # first, as channels-redis does), and the task that pops them (one event loop at a time).
+        self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._buffered: dict[str, list[dict[str, Any]]] = {}
+        self._receiver: asyncio.Task[None] | None = None
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
@@ -94,25 +115,99 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         if not added:
             raise ChannelFull()
 
-    async def receive_single(self, channel: str) -> tuple[str, dict[str, Any]]:
-        """One message from ``channel``: for this process's own channels (``...!``) in one round trip
-        when one is waiting, else a blocking pop; other channels as channels-redis receives them."""
+    def receive(self, channel: str) -> Awaitable[dict[str, Any]]:
+        """The next message on ``channel``. For this process's own channels (``...!...``), a future
+        (no task): a message already here, or the one the process's receiver pops next for it.
+
+        Such a receive never fails for Redis: while Redis is away the receiver retries and the
+        future waits. Cancelling the future gives up the wait; a message then stays for the next
+        receive of the channel. Raises RuntimeError when another event loop is receiving.
+        """
         if "!" not in channel:
-            return await super().receive_single(channel)
-        assert self.require_valid_channel_name(channel, receive=True), "Channel name invalid"
-        index = self.consistent_hash(channel)
-        channel_key = self.prefix + channel
-        await self.receive_clean_locks.acquire(channel_key)
-        try:
+            return super().receive(channel)
+        assert self.require_valid_channel_name(channel), "Channel name invalid"
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
+        if buffered := self._buffered.get(channel):
+            waiter.set_result(buffered.pop(0))
+            if not buffered:
+                del self._buffered[channel]
+            return waiter
+        self._receiver_running(loop, self.non_local_name(channel))
+        if (waiting := self._waiting.get(channel)) is None:
+            self._waiting[channel] = [waiter]
+        else:
+            waiting.append(waiter)
+        return waiter
+
+    def _receiver_running(self, loop: asyncio.AbstractEventLoop, process_channel: str) -> None:
+        """Start the receiver on ``loop`` unless it runs there. An event loop's receiver ends with
+        its last waiting receive or with the loop (``async_to_sync`` cancels its tasks); then
+        another loop may receive, and the futures left by the ended one are dropped."""
+        receiver = self._receiver
+        if receiver is not None and not receiver.done():
+            if receiver.get_loop() is loop:
+                return
+            if receiver.get_loop().is_running():
+                raise RuntimeError("Two event loops are trying to receive() on one channel layer at once!")
+        if receiver is not None and receiver.get_loop() is not loop:
+            self._waiting = {}
+        # A context of its own: the receiver serves the process, not the connection that started it.
+        self._receiver = loop.create_task(self._receive_for_waiters(process_channel), context=contextvars.Context())
+
+    async def _receive_for_waiters(self, process_channel: str) -> None:
+        """Pop the process's messages and deliver them, as long as any receive waits."""
+        channel_key = self.prefix + process_channel
+        index = self.consistent_hash(process_channel)
+        delay, pruned_at = _RETRY_FIRST, time.monotonic()
+        while self._waiting:
             content = None
-            while content is None:
+            try:
                 content = await self._pop(index, channel_key)
-        finally:
-            self.receive_clean_locks.release(channel_key)
-        message = self.deserialize(content)
-        if "__asgi_channel__" in message:
-            channel = message.pop("__asgi_channel__")
-        return channel, message
+            except Exception as error:  # Redis away: the waiting receives wait on
+                if delay == _RETRY_FIRST:
+                    logger.warning("channel layer unavailable (%r); retrying", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MOST)
+            else:
+                delay = _RETRY_FIRST
+                if content is not None:
+                    self._delivered(content)
+            if content is None or time.monotonic() - pruned_at > _PRUNE_EVERY:
+                self._cancelled_receives_dropped()
+                pruned_at = time.monotonic()
+
+    def _delivered(self, content: bytes) -> None:
+        try:
+            message = self.deserialize(content)
+            channels = message.pop("__asgi_channel__")
+        except Exception:  # not ours to answer: dropped, the others still delivered
+            logger.exception("dropped an unreadable channel layer message")
+            return
+        for channel in channels if isinstance(channels, list) else [channels]:
+            self._deliver(channel, message)
+
+    def _deliver(self, channel: str, message: dict[str, Any]) -> None:
+        waiting = self._waiting.get(channel)
+        while waiting:
+            waiter = waiting.pop(0)
+            if not waiter.done():  # else cancelled: its receive gave up
+                waiter.set_result(message)
+                break
+        else:
+            buffered = self._buffered.setdefault(channel, [])
+            if len(buffered) >= self.capacity:
+                buffered.pop(0)
+            buffered.append(message)
+        if waiting == []:
+            del self._waiting[channel]
+
+    def _cancelled_receives_dropped(self) -> None:
+        for channel in [channel for channel, waiting in self._waiting.items() if any(w.done() for w in waiting)]:
+            if waiting := [waiter for waiter in self._waiting[channel] if not waiter.done()]:
+                self._waiting[channel] = waiting
+            else:
+                del self._waiting[channel]
 
     async def _pop(self, index: int, channel_key: str) -> bytes | None:
         """The oldest message on ``channel_key``, waiting up to ``brpop_timeout``; None if none came.

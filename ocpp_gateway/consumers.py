@@ -10,7 +10,6 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -34,7 +33,6 @@ from ocpp_gateway.versions import ROUTERS
 
 logger = logging.getLogger(__name__)
 
-_CHANNEL_RETRY_FIRST, _CHANNEL_RETRY_MAX = 0.5, 2.0
 # Handshakes this process is working on, per client address (CSMS_MAX_HANDSHAKES_PER_IP).
 _handshakes_in_progress: Counter[str] = Counter()
 SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
@@ -81,27 +79,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         finally:
             await self._connection_end()
 
-    # Channels' consumer loop awaits ``self.channel_receive`` and dies with the socket still open
-    # when the channel layer raises (Redis restarting). Whatever Channels assigns there is wrapped
-    # so that the charger's socket keeps being served; only commands wait for Redis to return.
-    @property
-    def channel_receive(self) -> Callable[[], Awaitable[dict[str, Any]]]:
-        return self._channel_receive_retrying
-
-    @channel_receive.setter
-    def channel_receive(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
-        self._channel_receive = receive
-
-    async def _channel_receive_retrying(self) -> dict[str, Any]:
-        delay = _CHANNEL_RETRY_FIRST
-        while True:
-            try:
-                return await self._channel_receive()
-            except Exception as error:
-                if delay == _CHANNEL_RETRY_FIRST:
-                    logger.warning("%s: channel layer unavailable (%r); retrying", self.scope["path"], error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _CHANNEL_RETRY_MAX)
+    # Channels' consumer loop also awaits the channel layer's receive, and would end with the socket
+    # still open if it raised: the Redis layer's receive of a consumer's channel waits while Redis is
+    # away instead (ocpp_gateway.channel_layer), so the charger goes on being served meanwhile.
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections through a thread hop before every message;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -27,3 +28,55 @@ async def test_a_channel_at_capacity_refuses_the_next_message(layer):
         with pytest.raises(ChannelFull):
             await layer.send(channel, {"type": "ping", "n": 3})
         assert [(await layer.receive(channel))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_each_of_the_process_s_channels_receives_its_own_messages_in_order(layer):
+    first, second = await layer.new_channel(), await layer.new_channel()
+    waiting = [layer.receive(first), layer.receive(second)]
+    await layer.send(second, {"type": "ping", "n": "second 0"})
+    await layer.send(first, {"type": "ping", "n": "first 0"})
+    await layer.send(second, {"type": "ping", "n": "second 1"})
+    assert [(await asyncio.wait_for(receive, 5))["n"] for receive in waiting] == ["first 0", "second 0"]
+    assert (await asyncio.wait_for(layer.receive(second), 5))["n"] == "second 1"
+
+
+async def test_a_message_for_a_channel_nobody_waits_on_is_kept_for_its_next_receive(layer):
+    waiting_one, idle_one = await layer.new_channel(), await layer.new_channel()
+    receive = layer.receive(waiting_one)
+    await layer.send(idle_one, {"type": "ping", "n": "kept"})
+    await layer.send(waiting_one, {"type": "ping", "n": "delivered"})
+    assert (await asyncio.wait_for(receive, 5))["n"] == "delivered"
+    assert (await asyncio.wait_for(layer.receive(idle_one), 5))["n"] == "kept"
+
+
+async def test_a_cancelled_receive_leaves_the_next_message_to_the_next_receive(layer):
+    channel = await layer.new_channel()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.2)
+    await layer.send(channel, {"type": "ping", "n": "after"})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "after"
+
+
+async def test_waiting_receives_of_many_channels_share_one_task(settings):
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    layer = BlockingPoolRedisChannelLayer(hosts=[{"address": settings.REDIS_URL}], prefix=prefix)
+    channels = [await layer.new_channel() for _ in range(50)]
+    tasks_before = len(asyncio.all_tasks())
+    waiting = [layer.receive(channel) for channel in channels]
+    assert len(asyncio.all_tasks()) <= tasks_before + 1
+    for n, channel in enumerate(channels):
+        await layer.send(channel, {"type": "ping", "n": n})
+    assert [(await asyncio.wait_for(receive, 5))["n"] for receive in waiting] == list(range(50))
+    await layer.flush()
+
+
+async def test_a_receive_waits_while_redis_is_unreachable_instead_of_failing():
+    unreachable = BlockingPoolRedisChannelLayer(
+        hosts=[{"address": "redis://127.0.0.1:9/0", "socket_connect_timeout": 0.2}], prefix="test-unreachable"
+    )
+    receive = unreachable.receive(await unreachable.new_channel())
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(receive), 1.5)
+    assert not receive.done()
+    receive.cancel()
+    await asyncio.wait_for(unreachable._receiver, 5)  # nobody waits any more: the receiver ends
