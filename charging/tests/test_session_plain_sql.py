@@ -25,7 +25,7 @@ from charging.models import IdTag, MeterSample, ReconciliationItem, Reservation,
 from charging.services.meter_ledger import SampledValue, ledger_readings, meter_values_record, samples_store
 from charging.services.transaction_end import transaction_charging_state_set
 from charging.services.transaction_start import StartRequest, transaction_start
-from charging.services.transaction_stop import transaction_stop
+from charging.services.transaction_stop import StopRequest, transaction_stop
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_subscription_create
 
@@ -99,12 +99,14 @@ class _Charger:
 
     def stop(self, ocpp_id: str, at: datetime, *, action: str = "StopTransaction", **extra: Any) -> None:
         result = transaction_stop(
-            charge_point_id=self.id,
-            ocpp_transaction_id=ocpp_id,
-            stopped_at=at,
-            action=action,
-            payload={"transactionId": ocpp_id, "timestamp": at.isoformat()},
-            **extra,
+            StopRequest(
+                charge_point_id=self.id,
+                ocpp_transaction_id=ocpp_id,
+                stopped_at=at,
+                action=action,
+                payload={"transactionId": ocpp_id, "timestamp": at.isoformat()},
+                **extra,
+            )
         )
         item = result.reconciliation_item
         self.answers.append(("stop", _ordinal(result.transaction), result.id_tag_info, item.reason if item else None))
