@@ -1,0 +1,99 @@
+"""Fixtures of the gateway's fault tests: a PostgreSQL cluster of a test's own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, free_port
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster of one test's own: stopping it disturbs nobody else."""
+
+    port: int
+    data_dir: Path
+    socket_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str) -> None:
+        subprocess.run(
+            [*_as_postgres(), str(POSTGRES_BIN / "pg_ctl"), "-D", str(self.data_dir), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        self._pg_ctl("-l", str(self.socket_dir / "server.log"), "-o", options, "-w", "-t", "30", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg_ctl("-m", mode, "-w", "-t", "30", "stop")
+
+
+def _as_postgres() -> list[str]:
+    """PostgreSQL's binaries refuse to run as root: run them as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """An initdb'd cluster (trust auth, loopback only) on a free port, migrated, running."""
+    if not (POSTGRES_BIN / "pg_ctl").exists():
+        pytest.skip(f"PostgreSQL server binaries are not installed in {POSTGRES_BIN}")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("runuser is needed to run PostgreSQL as the postgres user")
+    base = Path(tempfile.mkdtemp(prefix="csms-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    cluster = PrivatePostgres(port=free_port(), data_dir=base / "data", socket_dir=base)
+    try:
+        subprocess.run(
+            [
+                *_as_postgres(),
+                str(POSTGRES_BIN / "initdb"),
+                "-D",
+                str(cluster.data_dir),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        cluster.start()
+        manage(cluster, "migrate", "--noinput")
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def manage(cluster: PrivatePostgres, *args: str) -> str:
+    """``manage.py`` against the private cluster (this process's ORM points at the test database)."""
+    env = {**os.environ, "DATABASE_URL": cluster.url, "DJANGO_SECRET_KEY": "tests-only-secret-key"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
