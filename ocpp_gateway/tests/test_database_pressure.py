@@ -284,12 +284,6 @@ async def test_connections_broken_mid_batch_acknowledge_only_what_was_committed(
 
     await fleet.run(terminate_backends)
 
-    print(
-        "REFUSALS",
-        [(c.charge_point_id, dict(c.refusals), c.answers) for c in fleet.chargers],
-        locals().get("terminated"),
-        locals().get("exhausted"),
-    )
     check_postgres(private_postgres, fleet.chargers)
     assert terminated > 0
 
@@ -372,11 +366,5 @@ async def test_exhausted_connections_acknowledge_nothing_until_the_database_take
 
     await fleet.run(take_every_slot)
 
-    print(
-        "REFUSALS",
-        [(c.charge_point_id, dict(c.refusals), c.answers) for c in fleet.chargers],
-        locals().get("terminated"),
-        locals().get("exhausted"),
-    )
     check_postgres(private_postgres, fleet.chargers)
     assert exhausted > 0
