@@ -19,10 +19,10 @@ import contextlib
 import itertools
 import json
 import multiprocessing
-import os
 import random
 import resource
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,6 +41,11 @@ STEP = timedelta(seconds=10)  # simulated time per script step
 WH_PER_STEP = 100  # 36 kW: well under the meter plausibility limit
 CALL_TIMEOUT = 15.0  # beyond this a CALL counts as a timeout (and a phase ends at most this late)
 PERSISTING = ("start", "meter", "stop")  # the kinds whose rows are verified in PostgreSQL
+# Names this run's 2.0.1 transactionIds (the generators fork: they share it). A run's ids must not
+# be an earlier run's: a Started event naming a session an earlier run left open (its chargers'
+# Available after the new boot refused, say under database pressure) is that session's replay,
+# acknowledged without a new row, and the verify phase would count a start (and its stop) missing.
+RUN = uuid.uuid4().hex[:8]
 SCRIPT = ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
 
 
@@ -154,7 +159,7 @@ class Charger:
                     "meterStart": self.meter,
                     "timestamp": self._tick(),
                 }
-            self.transaction_id, self.seq_no = f"{self.id}-{os.getpid()}-{self.sessions}", 0
+            self.transaction_id, self.seq_no = f"{self.id}-{RUN}-{self.sessions}", 0
             return self._transaction_event("Started")
         if step in ("charging", "available"):
             return self.status(1, "Charging" if step == "charging" else "Available")
