@@ -175,7 +175,14 @@ class Fleet:
 
 @pytest.fixture
 def fleet(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Fleet]:
-    """The chargers registered on the private cluster and a daphne serving them from it."""
+    with fleet_serving(private_postgres, tmp_path, private_postgres.url) as fleet:
+        yield fleet
+
+
+@contextlib.contextmanager
+def fleet_serving(private_postgres: PrivatePostgres, tmp_path: Path, database_url: str) -> Iterator[Fleet]:
+    """The chargers registered on the private cluster and a daphne serving them from it, through
+    ``database_url`` (the cluster, or a proxy in front of it)."""
     chargers = [
         Charger(f"CP-PRESSURE-{version}-{n}", version) for version, count in CHARGERS for n in range(1, count + 1)
     ]
@@ -190,7 +197,7 @@ def fleet(private_postgres: PrivatePostgres, tmp_path: Path) -> Iterator[Fleet]:
     )
     gateway = start_daphne(
         tmp_path,
-        DATABASE_URL=private_postgres.url,
+        DATABASE_URL=database_url,
         CELERY_BROKER_URL="memory://",
         CSMS_DB_POOL_TIMEOUT=str(POOL_TIMEOUT),
         CSMS_DB_POOL_MIN="1",
@@ -330,6 +337,100 @@ async def test_a_batch_that_loses_its_connection_after_writing_acknowledges_none
 
     check_postgres(private_postgres, fleet.chargers)
     assert caught_waiting > 0
+
+
+COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # the simple-query COMMIT psycopg sends
+READY_FOR_QUERY = b"Z\x00\x00\x00\x05"
+
+
+class CommitAnswerLoser:
+    """A TCP proxy in front of PostgreSQL which, while ``armed``, forwards a COMMIT, waits for the
+    server to finish it (ReadyForQuery) and drops the connection instead of relaying the answer:
+    the transaction is committed, and its client cannot know it."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.armed = 0  # how many COMMITs still to lose
+        self.lost = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        committing = asyncio.Event()
+
+        async def upstream() -> None:
+            while data := await client_reader.read(65536):
+                if self.armed and COMMIT in data:
+                    self.armed -= 1
+                    committing.set()  # before the COMMIT leaves: its answer must not reach the client
+                server_writer.write(data)
+                await server_writer.drain()
+
+        async def downstream() -> None:
+            answer = b""
+            while data := await server_reader.read(65536):
+                if committing.is_set():
+                    answer += data
+                    if READY_FOR_QUERY in answer:  # the server finished the COMMIT
+                        self.lost += 1
+                        return
+                    continue
+                client_writer.write(data)
+                await client_writer.drain()
+
+        tasks = [asyncio.create_task(upstream()), asyncio.create_task(downstream())]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            client_writer.transport.abort()
+            server_writer.transport.abort()
+            self._tasks.difference_update(tasks)
+
+
+async def test_a_commit_whose_answer_is_lost_is_refused_and_its_resend_recognised(private_postgres, tmp_path):
+    """PostgreSQL commits a batch but the answer never reaches the gateway (the connection drops
+    during the COMMIT): the outcome is unknown to it, so every message of the batch gets an
+    InternalError CALLERROR. Each charger resends; the resend is recognised as the message
+    already stored: a start names the same session, a stop and a seqNo are stored once."""
+    loser = CommitAnswerLoser(private_postgres.port)
+    port = await loser.start()
+    try:
+        with fleet_serving(private_postgres, tmp_path, f"postgres://postgres@127.0.0.1:{port}/postgres") as fleet:
+
+            async def lose_commit_answers(fleet: Fleet, done: asyncio.Event) -> None:
+                for _ in range(6):
+                    loser.armed = 4  # batches in a row: a resend's answer is lost too
+                    for _ in range(int(20 / RETRY_SECONDS)):  # until those COMMITs' answers were lost
+                        if done.is_set() or not loser.armed:
+                            break
+                        await asyncio.sleep(RETRY_SECONDS)
+                    loser.armed = 0
+                    if done.is_set():
+                        return
+                    await asyncio.sleep(random.uniform(0.05, 0.3))
+
+            await fleet.run(lose_commit_answers)
+    finally:
+        await loser.close()
+
+    check_postgres(private_postgres, fleet.chargers)
+    assert loser.lost > 0
+    assert sum(charger.refusals["InternalError"] for charger in fleet.chargers) > 0
 
 
 async def test_exhausted_connections_acknowledge_nothing_until_the_database_takes_them_again(fleet, private_postgres):
