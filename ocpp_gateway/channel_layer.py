@@ -76,6 +76,9 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         # Process-local channel keys whose last pop may not have reached its receiver.
         self._undelivered: set[str] = set()
+        # Process-local channel keys whose backup queue this process left empty (its last pop found
+        # nothing, or was a blocking pop, which backs nothing up): the next pop may block at once.
+        self._backup_empty: set[str] = set()
         # This process's own channels: the futures of the receives waiting on each, oldest first,
         # messages no receive was waiting for (at most ``capacity`` per channel, the oldest dropped
         # first, as channels-redis does), and the task that pops them (one event loop at a time).
@@ -214,14 +217,21 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
         Between the pop and the return there is no await: a message the script popped is either
         returned or, if the caller was cancelled first, still in the backup for the next pop.
+        The script runs only while the backup may hold something (a message it popped, to drop once
+        delivered or restore if not); else the blocking pop alone: one round trip per message
+        instead of two while messages come one at a time (a command's request and its reply).
         """
         connection = self.connection(index)
-        mode = "restore" if channel_key in self._undelivered else "drop"
-        self._undelivered.add(channel_key)
-        backup_key = self._backup_channel_name(channel_key)
-        content = await _POP_SCRIPT(keys=[channel_key, backup_key], args=[mode, int(self.expiry)], client=connection)
-        self._undelivered.discard(channel_key)
-        if content is not None:
-            return content
+        if channel_key not in self._backup_empty:
+            mode = "restore" if channel_key in self._undelivered else "drop"
+            self._undelivered.add(channel_key)
+            backup_key = self._backup_channel_name(channel_key)
+            content = await _POP_SCRIPT(
+                keys=[channel_key, backup_key], args=[mode, int(self.expiry)], client=connection
+            )
+            self._undelivered.discard(channel_key)
+            if content is not None:
+                return content
+            self._backup_empty.add(channel_key)
         result = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)
         return result[1] if result is not None else None
