@@ -11,7 +11,8 @@ receives a process-local message with four more (restore the backup queue, pop, 
 up, then clean the backup before the next pop may start). A command's round trip crosses the
 layer twice, each way behind every other message of the process: here each is one Lua script,
 with the same effects (expiry, ``ChannelFull`` at capacity, the backup that gives a message back
-to the queue when a receive is cancelled between the pop and the caller).
+to the queue when a receive is cancelled between the pop and the caller). A receive whose backup
+is known empty is the blocking pop alone: one round trip per message received.
 
 channels-redis receives a process-local channel (every consumer's, ``<process>!<connection>``)
 with, per waiting consumer, an ``asyncio.Queue`` and two tasks racing for a lock (about 8 KB of a
