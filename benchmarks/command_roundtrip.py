@@ -23,9 +23,13 @@ import asyncio
 import functools
 import http.client
 import json
+import subprocess
+import sys
 import tempfile
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from harness import (
     MACHINE,
@@ -106,22 +110,59 @@ def prepare(chargers: int) -> tuple[list[str], str]:
 PORT_A, PORT_B = 18081, 18082
 
 
+def profiling_started(directory: str, servers: list[int], phase: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server (A, B) for a phase, raw stacks to ``directory`` (none if "")."""
+    if not directory:
+        return []
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--nonblocking",
+                "--pid",
+                str(pid),
+                "--output",
+                f"{directory}/{phase}_{name}.txt",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in zip("AB", servers, strict=True)
+    ]
+
+
+def profiling_stopped(profilers: list[subprocess.Popen[bytes]]) -> None:
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        profiler.wait(timeout=30)
+
+
 async def measure(
     args: argparse.Namespace, ids: list[str], key: str, stop_at: float, servers: list[int], label: str = ""
 ) -> dict[str, object]:
     """The idle phase (one charger, sequential) and the concurrent phase (every charger)."""
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], 20, stop_at)  # warm-up
+    profilers = profiling_started(args.profile, servers, f"{label}idle")
     started, cpu = time.monotonic(), servers_cpu(servers)
     idle = await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], args.commands, stop_at)
     used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
+    profiling_stopped(profilers)
     idle_summary = summarize(idle, time.monotonic() - started, used)
     per_charger = max(1, args.commands // len(ids))
     with ThreadPoolExecutor(len(ids)) as pool:
+        profilers = profiling_started(args.profile, servers, f"{label}concurrent")
         started, cpu = time.monotonic(), servers_cpu(servers)
         futures = [loop.run_in_executor(pool, post_commands, PORT_B, key, cp, per_charger, stop_at) for cp in ids]
         concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
         used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
+        profiling_stopped(profilers)
         concurrent_summary = summarize(concurrent, time.monotonic() - started, used)
     return {f"{label}idle": idle_summary, f"{label}concurrent_{len(ids)}_chargers": concurrent_summary}
 
@@ -191,6 +232,9 @@ def main() -> None:
     parser.add_argument("--under-load", type=int, default=0, metavar="N", help="repeat under N fleet chargers' mix")
     parser.add_argument("--load-rate", type=float, default=1000, help="fleet mix messages/s with --under-load")
     parser.add_argument("--port", type=int, default=18081, help="process A's port; process B listens on the next")
+    parser.add_argument(
+        "--profile", default="", metavar="DIR", help="py-spy both servers in each phase, raw stacks into DIR"
+    )
     args = parser.parse_args()
     PORT_A, PORT_B = args.port, args.port + 1
     ids, key = prepare(args.chargers)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 ACK_TIMEOUT = 3.0  # seconds the caller waits for the answer or the acknowledgement (> ocpp_gateway.rpc.ACK_DELAY)
 REPLY_MARGIN = 2.0
+# Seconds without an answer after which send_call_sync's ``when_slow`` runs (in the caller's thread).
+SLOW_AFTER = 0.2
 
 
 class Outcome:
@@ -76,21 +79,28 @@ async def send_call(
     payload: dict[str, Any],
     timeout: float | None = None,
     channel_name: str | None = None,
+    when_slow: Callable[[], Any] | None = None,
 ) -> CallOutcome:
     """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble.
 
     ``channel_name``: the charger's presence (``ChargePoint.connection_channel``, "" when not
-    connected) if the caller has just read it; None reads it here.
+    connected) if the caller has just read it; None reads it here. ``when_slow``: awaited once
+    if neither the answer nor the acknowledgement came within ``SLOW_AFTER`` seconds.
     """
     started = time.monotonic()
     timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
-    outcome = await _send_call(charge_point_id, action, payload, timeout, channel_name)
+    outcome = await _send_call(charge_point_id, action, payload, timeout, channel_name, when_slow)
     metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
     return outcome
 
 
 async def _send_call(
-    charge_point_id: str, action: str, payload: dict[str, Any], timeout: float, channel_name: str | None
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float,
+    channel_name: str | None,
+    when_slow: Callable[[], Any] | None,
 ) -> CallOutcome:
     started = time.monotonic()
     if channel_name is None:
@@ -112,7 +122,7 @@ async def _send_call(
         logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
         return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
     try:
-        ack = await asyncio.wait_for(layer.receive(reply_to), ACK_TIMEOUT)
+        ack = await _first_reply(layer.receive(reply_to), when_slow)
     except TimeoutError:
         if isinstance(layer, InMemoryChannelLayer):
             # The embedded default reaches this process only: the socket may well be held by another
@@ -138,11 +148,28 @@ async def _send_call(
     )
 
 
+async def _first_reply(receiving: Any, when_slow: Callable[[], Any] | None) -> dict[str, Any]:
+    """The answer or the acknowledgement, within ACK_TIMEOUT seconds (else TimeoutError); ``when_slow``
+    awaited meanwhile if neither came within SLOW_AFTER."""
+    waiting_since = time.monotonic()
+    reply_wait = asyncio.ensure_future(receiving)
+    if when_slow is not None:
+        done, _ = await asyncio.wait({reply_wait}, timeout=SLOW_AFTER)
+        if not done:
+            await when_slow()
+    return await asyncio.wait_for(reply_wait, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
+
+
 def send_call_sync(
     charge_point_id: str,
     action: str,
     payload: dict[str, Any],
     timeout: float | None = None,
     channel_name: str | None = None,
+    when_slow: Callable[[], None] | None = None,
 ) -> CallOutcome:
-    return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name)
+    """``send_call`` from a synchronous caller; ``when_slow`` (if given) then runs in the caller's
+    thread if the charger has not answered within SLOW_AFTER seconds (e.g. to give back its database
+    connection while it waits longer)."""
+    slow = sync_to_async(when_slow) if when_slow is not None else None
+    return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow)

@@ -23,7 +23,7 @@ from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_inserted, instance_updated
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
+from webhooks.services import webhook_event_emit, webhook_subscribers_condition
 
 logger = logging.getLogger(__name__)
 
@@ -108,20 +108,21 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     if not wait:
         _dispatch_in_background(command)
         return command
-    _database_connection_release()
     outcome = send_call_sync(
         command.charge_point_identity,
         command.action,
         catalog.to_ocpp_payload(command.request),
         channel_name=_presence(command),
+        when_slow=_database_connection_release,
     )
     return command_complete(command=command, outcome=outcome)
 
 
 def _database_connection_release() -> None:
-    """Give the thread's database connection back to the pool while the charger is awaited (up to
-    CSMS_OCPP_CALL_TIMEOUT): requests waiting on chargers do not hold the pool's connections.
-    Inside a caller's transaction the connection stays."""
+    """Give the thread's database connection back to the pool while a slow charger is awaited (up to
+    CSMS_OCPP_CALL_TIMEOUT): requests waiting on chargers do not hold the pool's connections. Not
+    before ``commands.rpc.SLOW_AFTER``: a quick answer's UPDATE reuses the connection (no pool
+    round trip and health check). Inside a caller's transaction the connection stays."""
     if not connection.in_atomic_block:
         connection.close()
 
@@ -264,8 +265,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     command.latency_ms = outcome.latency_ms
     command.completed_at = timezone.now()
     follows = command.state in _ANSWERED_STATES and command.charge_point_id and routes.answer_has_route(command)
-    if not follows and not webhook_event_may_have_subscribers(event_type=EventType.COMMAND_COMPLETED):
-        _outcome_saved(command)  # one statement, nothing else to write with it: no transaction (issue 15)
+    if not follows and _outcome_saved_alone(command):
         return command
     with transaction.atomic():
         _outcome_saved(command)
@@ -276,6 +276,16 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
             data=events.command_completed(command),
         )
     return command
+
+
+def _outcome_saved_alone(command: Command) -> bool:
+    """The outcome's UPDATE without a transaction when nothing need be written with it, in one
+    statement that also asks whether a webhook subscription may want ``command.completed`` (then
+    it writes nothing and returns False: the caller writes it with the event). PostgreSQL only."""
+    if connection.vendor != "postgresql":
+        return False
+    unless = webhook_subscribers_condition(event_type=EventType.COMMAND_COMPLETED)
+    return instance_updated(command, _OUTCOME_FIELDS, unless=unless)
 
 
 def _outcome_saved(command: Command) -> None:

@@ -180,9 +180,15 @@ def _db_value(field: Field[Any, Any], kind: type | None, value: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
-def instance_updated(instance: Model, attnames: Sequence[str]) -> None:
+def instance_updated(
+    instance: Model, attnames: Sequence[str], *, unless: tuple[str, Sequence[Any]] | None = None
+) -> bool:
     """``instance.save(update_fields=attnames)`` as one plain UPDATE: its ``auto_now`` columns are
-    set too; ``DatabaseError`` when the row is gone, as ``save`` raises."""
+    set too; ``DatabaseError`` when the row is gone, as ``save`` raises.
+
+    ``unless``: an SQL boolean expression and its parameters; when it holds, the statement writes
+    nothing and False is returned (the row is then not checked), else True. For a write that needs
+    company in a transaction only in some cases: one statement decides and writes (issue 15)."""
     meta = instance._meta
     fields = [_concrete(meta.get_field(name)) for name in attnames]
     fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
@@ -192,9 +198,16 @@ def instance_updated(instance: Model, attnames: Sequence[str]) -> None:
     with connection.cursor() as cursor:
         assert meta.pk is not None
         statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
-        cursor.execute(statement, [*values, instance.pk])
+        params = [*values, instance.pk]
+        if unless is not None:
+            statement += f" AND NOT {unless[0]}"
+            params += unless[1]
+        cursor.execute(statement, params)
         if cursor.rowcount == 0:
+            if unless is not None:
+                return False
             raise DatabaseError("Save with update_fields did not affect any rows.")
+    return True
 
 
 def instance_inserted(instance: Model) -> None:

@@ -11,7 +11,8 @@ receives a process-local message with four more (restore the backup queue, pop, 
 up, then clean the backup before the next pop may start). A command's round trip crosses the
 layer twice, each way behind every other message of the process: here each is one Lua script,
 with the same effects (expiry, ``ChannelFull`` at capacity, the backup that gives a message back
-to the queue when a receive is cancelled between the pop and the caller).
+to the queue when a receive is cancelled between the pop and the caller). A receive whose backup
+is known empty is the blocking pop alone: one round trip per message received.
 
 channels-redis receives a process-local channel (every consumer's, ``<process>!<connection>``)
 with, per waiting consumer, an ``asyncio.Queue`` and two tasks racing for a lock (about 8 KB of a
@@ -76,6 +77,9 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         # Process-local channel keys whose last pop may not have reached its receiver.
         self._undelivered: set[str] = set()
+        # Process-local channel keys whose backup queue this process left empty (its last pop found
+        # nothing, or was a blocking pop, which backs nothing up): the next pop may block at once.
+        self._backup_empty: set[str] = set()
         # This process's own channels: the futures of the receives waiting on each, oldest first,
         # messages no receive was waiting for (at most ``capacity`` per channel, the oldest dropped
         # first, as channels-redis does), and the task that pops them (one event loop at a time).
@@ -214,14 +218,21 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
         Between the pop and the return there is no await: a message the script popped is either
         returned or, if the caller was cancelled first, still in the backup for the next pop.
+        The script runs only while the backup may hold something (a message it popped, to drop once
+        delivered or restore if not); else the blocking pop alone: one round trip per message
+        instead of two while messages come one at a time (a command's request and its reply).
         """
         connection = self.connection(index)
-        mode = "restore" if channel_key in self._undelivered else "drop"
-        self._undelivered.add(channel_key)
-        backup_key = self._backup_channel_name(channel_key)
-        content = await _POP_SCRIPT(keys=[channel_key, backup_key], args=[mode, int(self.expiry)], client=connection)
-        self._undelivered.discard(channel_key)
-        if content is not None:
-            return content
+        if channel_key not in self._backup_empty:
+            mode = "restore" if channel_key in self._undelivered else "drop"
+            self._undelivered.add(channel_key)
+            backup_key = self._backup_channel_name(channel_key)
+            content = await _POP_SCRIPT(
+                keys=[channel_key, backup_key], args=[mode, int(self.expiry)], client=connection
+            )
+            self._undelivered.discard(channel_key)
+            if content is not None:
+                return content
+            self._backup_empty.add(channel_key)
         result = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)
         return result[1] if result is not None else None

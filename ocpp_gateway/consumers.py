@@ -206,12 +206,15 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None or not self._accepted or self._ended:
             await self._reply(message, {"outcome": "not_connected"})
             return
-        message["ack"] = asyncio.create_task(self._acknowledge_later(message))
+        # A timer, not a task: most answers come first and cancel it (_reply).
+        message["ack"] = asyncio.get_running_loop().call_later(ACK_DELAY, self._acknowledge_later, message)
         self._queue_call(message)
 
-    async def _acknowledge_later(self, message: dict[str, Any]) -> None:
+    def _acknowledge_later(self, message: dict[str, Any]) -> None:
         """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""
-        await asyncio.sleep(ACK_DELAY)
+        message["ack"] = asyncio.create_task(self._acknowledge(message))
+
+    async def _acknowledge(self, message: dict[str, Any]) -> None:
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up

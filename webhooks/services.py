@@ -75,13 +75,22 @@ def webhook_event_may_have_subscribers(*, event_type: str) -> bool:
     elsewhere. A caller may skip its transaction around ``webhook_event_emit`` when this is False."""
     if connection.vendor != "postgresql":
         return True
+    condition, params = webhook_subscribers_condition(event_type=event_type)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT 1 FROM {connection.ops.quote_name(WebhookSubscription._meta.db_table)}"
-            " WHERE active AND (jsonb_typeof(events) <> 'array' OR events ? %s) LIMIT 1",
-            [event_type],
-        )
-        return cursor.fetchone() is not None
+        cursor.execute(f"SELECT {condition}", params)
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+
+def webhook_subscribers_condition(*, event_type: str) -> tuple[str, list[str]]:
+    """PostgreSQL only: an SQL boolean expression, true when an active subscription may receive
+    ``event_type`` (as ``webhook_event_may_have_subscribers``), and its parameters: for a statement
+    that writes only when nobody subscribed (``kernel.plain_sql.instance_updated``'s ``unless``)."""
+    table = connection.ops.quote_name(WebhookSubscription._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {table} WHERE active AND (jsonb_typeof(events) <> 'array' OR events ? %s))",
+        [event_type],
+    )
 
 
 def _queue_delivery(delivery_ids: list[str]) -> None:

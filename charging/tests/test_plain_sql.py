@@ -84,6 +84,15 @@ def test_instance_updated_of_a_deleted_row_raises(register_charge_point):
         instance_updated(session, ["energy_wh"])
 
 
+def test_instance_updated_unless_writes_only_when_the_condition_does_not_hold(register_charge_point):
+    session = _session(register_charge_point)
+    session.energy_wh = Decimal("7")
+    assert instance_updated(session, ["energy_wh"], unless=("%s = 1", [1])) is False
+    assert Transaction.objects.get(pk=session.pk).energy_wh != Decimal("7")
+    assert instance_updated(session, ["energy_wh"], unless=("%s = 1", [0])) is True
+    assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("7")
+
+
 def test_instances_copied_stores_what_bulk_create_stores(register_charge_point):
     session = _session(register_charge_point)
 

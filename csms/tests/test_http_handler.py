@@ -2,6 +2,7 @@
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.core import signals
 
 from csms.http_handler import OneHopAsgiHandler
 
@@ -32,3 +33,24 @@ async def test_errors_and_async_views_are_answered_as_before():
     assert status == 401
     status, _ = await get(handler, "/readyz")
     assert status in (200, 503)
+
+
+async def test_a_request_starts_and_finishes_once_with_its_response_sent():
+    handler = OneHopAsgiHandler()
+    sent: list[str] = []
+
+    def started(**kwargs):
+        sent.append("started")
+
+    def finished(**kwargs):
+        sent.append("finished")
+
+    signals.request_started.connect(started)
+    signals.request_finished.connect(finished)
+    try:
+        assert (await get(handler, "/healthz"))[0] == 200
+        assert (await get(handler, "/api/v1/chargepoints/"))[0] == 401
+    finally:
+        signals.request_started.disconnect(started)
+        signals.request_finished.disconnect(finished)
+    assert sent == ["started", "finished"] * 2
