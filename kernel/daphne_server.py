@@ -8,11 +8,14 @@ about 1 KB more. ``InputQueue`` holds the same events in two lists and its ``get
 future, which Channels awaits without a task: about 0.3 KB for an idle charger's connection.
 
 **Handshakes beyond the process's cap answered early** (``CSMS_MAX_HANDSHAKES_IN_FLIGHT``). The
-server counts the WebSocket handshakes it has handed to the application and not yet seen accepted,
-closed or dropped. An upgrade request beyond the cap is answered ``503 Service Unavailable`` with a
-``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds, jittered over [N/2, 3N/2] so a storm's
-retries spread out, by daphne's HTTP layer before the upgrade: no WebSocket protocol, application
-instance or consumer is made for it. (The consumer's per-address limit still answers 403.)
+server counts the WebSocket handshakes it has handed to the application and not yet seen end: the
+application accepted or closed, or its instance finished. A socket dropped meanwhile (daphne's
+connect timeout) still counts while the consumer works on it, so the consumer's own process-wide
+check never refuses what daphne admitted. An upgrade request beyond the cap is answered
+``503 Service Unavailable`` with a ``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds,
+jittered over [N/2, 3N/2] so a storm's retries spread out, by daphne's HTTP layer before the
+upgrade: no WebSocket protocol, application instance or consumer is made for it, and the answer is
+written straight to the socket. (The consumer's per-address limit still answers 403.)
 
 **No pretty-printed configuration per connection.** autobahn's ``_connectionMade`` copies the
 factory's options onto each protocol and builds a ``pprint.pformat`` of them for a debug log line,
@@ -92,6 +95,13 @@ def _create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Inpu
     return input_queue
 
 
+_BUSY_BODY = b"Too many WebSocket handshakes in progress; retry after the Retry-After delay.\n"
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _BUSY_BODY
+)
+
+
 class HandshakeGate:
     """The WebSocket handshakes a server has handed to its application and not yet seen end
     (``protocols``), and how the ones beyond ``CSMS_MAX_HANDSHAKES_IN_FLIGHT`` are refused."""
@@ -107,14 +117,12 @@ class HandshakeGate:
         return len(self.protocols) >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT
 
     def refuse(self, request: Any) -> None:
-        """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a jittered Retry-After."""
-        request.setResponseCode(503, b"Service Unavailable")
-        request.setHeader(b"Retry-After", str(retry_after_seconds()).encode())
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        request.setHeader(b"Connection", b"close")
-        request.channel.persistent = False  # Twisted closes the connection once the answer is out
-        request.write(b"Too many WebSocket handshakes in progress; retry after the Retry-After delay.\n")
-        request.finish()
+        """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a jittered Retry-After
+        and close the connection: the bytes written straight to the transport, without Twisted's
+        response machinery (header objects, access log), which cost a storm more than the refusal."""
+        transport = request.channel.transport
+        transport.write(_BUSY_RESPONSE % retry_after_seconds())
+        transport.loseConnection()
         self._refused += 1
         now = time.monotonic()
         if now - self._logged_at >= self.LOG_EVERY:
@@ -178,18 +186,18 @@ def daphne_server_install() -> None:
             self.handshake_gate = HandshakeGate()
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
-            if scope["type"] == "websocket":
-                self.handshake_gate.protocols.add(protocol)
-            return _create_application(self, protocol, scope)
+            queue = _create_application(self, protocol, scope)
+            if scope["type"] == "websocket" and queue is not None:
+                gate = self.handshake_gate
+                gate.protocols.add(protocol)
+                instance = self.connections[protocol]["application_instance"]
+                instance.add_done_callback(lambda _: gate.protocols.discard(protocol))
+            return queue
 
         async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
             if message["type"] in ("websocket.accept", "websocket.close"):
                 self.handshake_gate.protocols.discard(protocol)
             await super().handle_reply(protocol, message)
-
-        def protocol_disconnected(self, protocol: Any) -> None:
-            self.handshake_gate.protocols.discard(protocol)
-            super().protocol_disconnected(protocol)
 
     cli.CommandLineInterface.server_class = Server
     WebRequest.process = _process_unless_busy(WebRequest.process)

@@ -4,8 +4,8 @@ When the first test fails after an upgrade of daphne, compare its ``Server.creat
 with ``kernel.daphne_server._create_application``, adapt the copy, and move the pin in
 requirements.txt. When the second fails, read the method it names: the early 503 relies on
 ``WebRequest.process`` making the WebSocket protocol (whose ``onConnect`` calls
-``create_application``) for an upgrade, on ``handle_reply`` seeing the application's accept or
-close, and on ``protocol_disconnected`` for a dropped socket; the quiet ``_connectionMade`` on
+``create_application``) for an upgrade, and on ``handle_reply`` seeing the application's accept or
+close; the quiet ``_connectionMade`` on
 autobahn copying ``CONFIG_ATTRS`` from the factory and formatting them for its debug line. Adapt
 ``kernel.daphne_server``, then record the new fingerprint.
 """
@@ -85,9 +85,7 @@ async def test_a_get_that_times_out_leaves_the_event_for_the_next_one():
 RELIED_ON = [
     ("daphne.http_protocol", "WebRequest", "process", "009fec0cde27b330"),
     ("daphne.ws_protocol", "WebSocketProtocol", "onConnect", "fa9e4b08e297fa65"),
-    ("daphne.ws_protocol", "WebSocketProtocol", "onClose", "eb4c7fa5d73a9c80"),
     ("daphne.server", "Server", "handle_reply", "a549cc6136eb2ab8"),
-    ("daphne.server", "Server", "protocol_disconnected", "6008cbb7c545a02b"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "_connectionMade", "ae04ee23af241172"),
     ("autobahn.websocket.protocol", "WebSocketServerProtocol", "_connectionMade", "247a5e912e426f90"),
 ]
