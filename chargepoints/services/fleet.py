@@ -32,7 +32,7 @@ from kernel.charger_connections import connection_close_sync
 from kernel.plain_sql import rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 logger = logging.getLogger(__name__)
 
@@ -298,8 +298,9 @@ def charge_points_release_process(*, process: str) -> list[str]:
         ChargePoint.objects.filter(pk__in=[pk for pk, _, _ in held]).update(connection_channel="", updated_at=now)
         went_offline = [(pk, charge_point_id) for pk, charge_point_id, connected in held if connected]
         ChargePoint.objects.filter(pk__in=[pk for pk, _ in went_offline]).update(connected=False, offline_since=now)
-        for _, charge_point_id in went_offline:
-            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "gateway_lost")
+        if went_offline and webhook_event_may_have_subscribers(event_type=EventType.CHARGE_POINT_OFFLINE):
+            for _, charge_point_id in went_offline:  # no subscriber: not one check per charger
+                _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "gateway_lost")
     return [charge_point_id for _, charge_point_id, _ in held]
 
 
