@@ -277,7 +277,8 @@ def _acked_persisting(result: dict[str, Any]) -> dict[str, int]:
 
 
 def run_echo(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
-    ports = [args.port + ECHO_OFFSET + n for n in range(args.servers)]
+    first = args.echo_port if args.echo_port is not None else args.port + ECHO_OFFSET
+    ports = [first + n for n in range(args.servers)]
     servers = [echo_baseline.start(port) for port in ports]
     try:
         return drive(args, fleet_ids, ports, [server.pid for server in servers])
@@ -354,6 +355,7 @@ def main() -> None:
     parser.add_argument(
         "--port", type=int, default=DAPHNE_PORT, help="our first server's port; the echo servers' are 90 above"
     )
+    parser.add_argument("--echo-port", type=int, default=None, help="first echo server port (--port + 90)")
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server of ours")
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")

@@ -64,8 +64,8 @@ class ListenWatch(threading.Thread):
 def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
     start_server = SERVERS[args.server]
-    server = start_server(PORT, var_dir, backlog=args.backlog)
-    fleet = loadgen.Fleet(fleet_ids, [PORT], args.generators)
+    server = start_server(args.port, var_dir, backlog=args.backlog)
+    fleet = loadgen.Fleet(fleet_ids, [args.port], args.generators)
     result: dict[str, Any] = {"chargers": len(fleet_ids), "server": args.server, "server_log_dir": var_dir}
     try:
         connect = fleet.run(
@@ -80,11 +80,11 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             os.kill(pid, signal.SIGKILL)
         server.wait()
         fleet.run("abandon")
-        watch = ListenWatch(PORT)
+        watch = ListenWatch(args.port)
         fleet.start("storm", deadline=time.monotonic() + args.max_seconds)
         time.sleep(1)  # the fleet is already hammering a closed port
         watch.start()
-        server = start_server(PORT, var_dir, backlog=args.backlog)
+        server = start_server(args.port, var_dir, backlog=args.backlog)
         stats = fleet.finish()
         watch.join(timeout=5)
         done = sorted(at - watch.listening_at for at in stats.boot_done_at)
@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--handshakes", type=int, default=50, help="initial connect: handshakes in flight each")
     parser.add_argument("--connect-seconds", type=float, default=50, help="initial connect: give up after this")
     parser.add_argument("--backlog", type=int, default=4096, help="listen backlog (0: daphne's 50, uvicorn's 2048)")
+    parser.add_argument("--port", type=int, default=PORT, help="the server's port")
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server")
     parser.add_argument("--max-seconds", type=float, default=75, help="give up the storm after this")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "reconnect_storm.json")

@@ -137,6 +137,12 @@ async def _send_call(
             reply = await asyncio.wait_for(layer.receive(reply_to), timeout + REPLY_MARGIN)
         except TimeoutError:
             reply = {"outcome": Outcome.TIMEOUT}
+    return call_outcome(reply, started=started)
+
+
+def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
+    """The outcome of a consumer's reply (``{"outcome": ..., "payload" | "error_*": ...}``, as the
+    gateway's router gives it); ``started`` is the ``time.monotonic()`` the CALL was asked at."""
     return CallOutcome(
         outcome=reply["outcome"],
         payload=reply.get("payload") or {},

@@ -175,8 +175,9 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
 
 def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[str, Any]) -> Command:
     """Record a command the CSMS sends of its own accord with a body it built (the configuration read
-    after a boot): valid by construction and without request checks, so neither runs; send it with
-    ``command_dispatch``. ``charge_point`` must have its ``connection_channel`` and ``ocpp_version``."""
+    after a boot): valid by construction and without request checks, so neither runs; its sender
+    records the outcome with ``command_complete``. ``charge_point`` must have its
+    ``connection_channel`` and ``ocpp_version``."""
     recorded = Command(
         warnings=[],
         charge_point=charge_point,

@@ -69,8 +69,9 @@ def _configuration_read(charge_point: ChargePoint) -> tuple[str, dict[str, Any]]
 
 def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
     """After an accepted boot (CSMS_CONFIGURATION_REFRESH_ON_BOOT), record the configuration read
-    for the caller to send in the background (``commands.services.command_dispatch``). Returns the
-    pending command, or None when nothing is to be asked."""
+    for the caller to send (the gateway, on the charger's connection) and complete
+    (``commands.services.command_complete``). Returns the pending command, or None when nothing is
+    to be asked."""
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
         return None
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()

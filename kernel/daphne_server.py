@@ -1,24 +1,47 @@
-"""daphne's per-connection input queue, made small (pinned: daphne==4.2.3).
+"""daphne, fitted for a fleet of chargers (pinned: daphne==4.2.3, autobahn==26.10.2).
 
-daphne gives every connection's application an ``asyncio.Queue`` for the events it receives
-(``websocket.receive``, ``websocket.disconnect``, ...): four deques of 64 slots each, about
-3.2 KB, held as long as the socket is open. Channels then waits on its ``get()`` through a task
-of its own (``channels.utils.await_many_dispatch``), about 1 KB more. ``InputQueue`` holds the
-same events in two lists and its ``get()`` returns a future, which Channels awaits without a
-task: about 0.3 KB for an idle charger's connection.
+**A small per-connection input queue.** daphne gives every connection's application an
+``asyncio.Queue`` for the events it receives (``websocket.receive``, ``websocket.disconnect``,
+...): four deques of 64 slots each, about 3.2 KB, held as long as the socket is open. Channels
+then waits on its ``get()`` through a task of its own (``channels.utils.await_many_dispatch``),
+about 1 KB more. ``InputQueue`` holds the same events in two lists and its ``get()`` returns a
+future, which Channels awaits without a task: about 0.3 KB for an idle charger's connection.
 
-daphne builds the queue in ``Server.create_application``; ``daphne_input_queue_install`` (called
-by ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line
-build a ``Server`` whose ``create_application`` is daphne's with this queue. Nothing else of
-daphne changes. kernel/tests/test_daphne_server.py checks that daphne's method is still the one
-copied here: after an upgrade that changes it, compare, adapt ``_create_application``, move the pin.
+**Handshakes beyond the process's cap answered early** (``CSMS_MAX_HANDSHAKES_IN_FLIGHT``). The
+server counts the WebSocket handshakes it has handed to the application and not yet seen end: the
+application accepted or closed, or its instance finished. A socket dropped meanwhile (daphne's
+connect timeout) still counts while the consumer works on it, so the consumer's own process-wide
+check never refuses what daphne admitted. An upgrade request beyond the cap is answered
+``503 Service Unavailable`` with a ``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds,
+jittered over [N/2, 3N/2] so a storm's retries spread out, by daphne's HTTP layer before the
+upgrade: no WebSocket protocol, application instance or consumer is made for it, and the answer is
+written straight to the socket. (The consumer's per-address limit still answers 403.)
+
+**No pretty-printed configuration per connection.** autobahn's ``_connectionMade`` copies the
+factory's options onto each protocol and builds a ``pprint.pformat`` of them for a debug log line,
+whether or not debug is logged (about 8 % of a reconnect storm's CPU). The options are copied here
+first, so autobahn's loop has nothing left to list.
+
+daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
+``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
+a ``Server`` with the three changes above. kernel/tests/test_daphne_server.py checks that the parts
+of daphne and autobahn these rely on are still the ones read here: after an upgrade that changes
+them, compare, adapt, move the pins.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 class InputQueue:
@@ -72,11 +95,110 @@ def _create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> Inpu
     return input_queue
 
 
-def daphne_input_queue_install() -> None:
-    """Make the servers daphne's command line builds give each connection an ``InputQueue``."""
+_BUSY_BODY = b"Too many WebSocket handshakes in progress; retry after the Retry-After delay.\n"
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _BUSY_BODY
+)
+
+
+class HandshakeGate:
+    """The WebSocket handshakes a server has handed to its application and not yet seen end
+    (``protocols``), and how the ones beyond ``CSMS_MAX_HANDSHAKES_IN_FLIGHT`` are refused."""
+
+    LOG_EVERY = 5.0  # seconds: refusals are counted and logged together, not one line each
+
+    def __init__(self) -> None:
+        self.protocols: set[Any] = set()
+        self._refused = 0
+        self._logged_at = 0.0
+
+    def full(self) -> bool:
+        return len(self.protocols) >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT
+
+    def refuse(self, request: Any) -> None:
+        """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a jittered Retry-After
+        and close the connection: the bytes written straight to the transport, without Twisted's
+        response machinery (header objects, access log), which cost a storm more than the refusal."""
+        transport = request.channel.transport
+        transport.write(_BUSY_RESPONSE % retry_after_seconds())
+        transport.loseConnection()
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._logged_at >= self.LOG_EVERY:
+            logger.warning(
+                "refused %d WebSocket handshakes (503) since the last report: %d in progress "
+                "(CSMS_MAX_HANDSHAKES_IN_FLIGHT)",
+                self._refused,
+                len(self.protocols),
+            )
+            self._refused, self._logged_at = 0, now
+
+
+def retry_after_seconds() -> int:
+    """``CSMS_HANDSHAKE_RETRY_AFTER`` seconds jittered uniformly over [N/2, 3N/2] (at least 1)."""
+    base = settings.CSMS_HANDSHAKE_RETRY_AFTER
+    return random.randint(max(1, base // 2), max(1, base + base // 2))
+
+
+def _process_unless_busy(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """daphne's ``WebRequest.process``, with an upgrade to WebSocket beyond the cap refused first."""
+
+    def process_unless_busy(request: Any) -> Any:
+        gate: HandshakeGate | None = getattr(request.server, "handshake_gate", None)
+        upgrade = request.requestHeaders.getRawHeaders(b"Upgrade")
+        if gate is not None and upgrade and upgrade[0].lower() == b"websocket" and gate.full():
+            gate.refuse(request)
+            return None
+        return process(request)
+
+    return process_unless_busy
+
+
+def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
+    """autobahn's ``WebSocketServerProtocol._connectionMade`` without the pretty-printed options:
+    they are copied from the factory first, as autobahn would (an option set on the protocol
+    stays), so autobahn's loop over ``CONFIG_ATTRS`` runs over none and formats an empty list."""
+
+    def connection_made_quietly(protocol: Any) -> None:
+        for name in protocol.CONFIG_ATTRS:
+            if not hasattr(protocol, name):
+                setattr(protocol, name, getattr(protocol.factory, name))
+        protocol.CONFIG_ATTRS = ()
+        try:
+            connection_made(protocol)
+        finally:
+            del protocol.CONFIG_ATTRS  # the class's again
+
+    return connection_made_quietly
+
+
+def daphne_server_install() -> None:
+    """Make the servers daphne's command line builds use the small input queue, refuse handshakes
+    beyond the cap with an early 503, and skip autobahn's per-connection option dump."""
     from daphne import cli, server
+    from daphne.http_protocol import WebRequest
+    from daphne.ws_protocol import WebSocketProtocol
 
     class Server(server.Server):
-        create_application = _create_application
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.handshake_gate = HandshakeGate()
+
+        def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
+            queue = _create_application(self, protocol, scope)
+            if scope["type"] == "websocket" and queue is not None:
+                gate = self.handshake_gate
+                gate.protocols.add(protocol)
+                instance = self.connections[protocol]["application_instance"]
+                instance.add_done_callback(lambda _: gate.protocols.discard(protocol))
+            return queue
+
+        async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+            if message["type"] in ("websocket.accept", "websocket.close"):
+                self.handshake_gate.protocols.discard(protocol)
+            await super().handle_reply(protocol, message)
 
     cli.CommandLineInterface.server_class = Server
+    WebRequest.process = _process_unless_busy(WebRequest.process)
+    WebSocketProtocol._connectionMade = _quietly(WebSocketProtocol._connectionMade)

@@ -220,6 +220,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
             logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
 
+    async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """A CALL this process sends of its own accord (the configuration read after a boot), queued
+        like a command but answered here, without the channel layer: the reply as ``ocpp_call``
+        sends it (``{"outcome": ..., ...}``), ``not_connected`` once the socket is gone."""
+        if self.router is None or not self._accepted or self._ended:
+            return {"outcome": "not_connected"}
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._queue_call({"action": action, "payload": payload, "deadline": time.time() + timeout, "answer": answer})
+        return await answer
+
     def _queue_call(self, message: dict[str, Any]) -> None:
         """Queue a command for the worker, starting it unless it is already at work."""
         if self._outbound is None:
@@ -254,6 +264,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _reply(self, request: dict[str, Any], reply: dict[str, Any]) -> None:
         if ack := request.pop("ack", None):
             ack.cancel()
+        if answer := request.get("answer"):  # call_locally's
+            if not answer.done():
+                answer.set_result(reply)
+            return
         try:
             await self.channel_layer.send(request["reply_to"], {"type": "ocpp.call.reply", **reply})
         except Exception:

@@ -32,7 +32,7 @@ from kernel.charger_connections import connection_close_sync
 from kernel.plain_sql import rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 logger = logging.getLogger(__name__)
 
@@ -279,18 +279,29 @@ def gateway_processes_holding_presence() -> list[str]:
 def charge_points_release_process(*, process: str) -> list[str]:
     """Presence held by the dead gateway process ``process`` (a channel-name prefix) is cleared.
 
-    Its chargers go offline through ``charge_point_disconnect`` (one offline event each, reason
-    ``gateway_lost``); a charger that reconnected elsewhere meanwhile is left alone.
-    Returns the ids that went offline.
+    Set-based, in one transaction: the held rows are locked (in id order), their presence cleared
+    with one UPDATE, the connected ones marked offline with another, one offline event each
+    (reason ``gateway_lost``). A charger that reconnected elsewhere before the lock is no longer
+    held by ``process`` and is left alone; one reconnecting after it waits for the commit.
+    Returns the ids whose presence was released.
     """
-    held = ChargePoint.objects.filter(connection_channel__startswith=process).values_list(
-        "charge_point_id", "connection_channel"
-    )
-    return [
-        charge_point_id
-        for charge_point_id, channel_name in list(held)
-        if charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name, reason="gateway_lost")
-    ]
+    now = timezone.now()
+    with transaction.atomic():
+        held = list(
+            ChargePoint.objects.select_for_update()
+            .filter(connection_channel__startswith=process)
+            .order_by("pk")
+            .values_list("pk", "charge_point_id", "connected")
+        )
+        if not held:
+            return []
+        ChargePoint.objects.filter(pk__in=[pk for pk, _, _ in held]).update(connection_channel="", updated_at=now)
+        went_offline = [(pk, charge_point_id) for pk, charge_point_id, connected in held if connected]
+        ChargePoint.objects.filter(pk__in=[pk for pk, _ in went_offline]).update(connected=False, offline_since=now)
+        if went_offline and webhook_event_may_have_subscribers(event_type=EventType.CHARGE_POINT_OFFLINE):
+            for _, charge_point_id in went_offline:  # no subscriber: not one check per charger
+                _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "gateway_lost")
+    return [charge_point_id for _, charge_point_id, _ in held]
 
 
 def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:

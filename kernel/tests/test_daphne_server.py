@@ -1,20 +1,30 @@
-"""daphne's input queue, made small (kernel/daphne_server.py), keeps daphne's behaviour.
+"""daphne fitted for a fleet (kernel/daphne_server.py) keeps daphne's behaviour.
 
 When the first test fails after an upgrade of daphne, compare its ``Server.create_application``
 with ``kernel.daphne_server._create_application``, adapt the copy, and move the pin in
-requirements.txt.
+requirements.txt. When the second fails, read the method it names: the early 503 relies on
+``WebRequest.process`` making the WebSocket protocol (whose ``onConnect`` calls
+``create_application``) for an upgrade, and on ``handle_reply`` seeing the application's accept or
+close; the quiet ``_connectionMade`` on
+autobahn copying ``CONFIG_ATTRS`` from the factory and formatting them for its debug line. Adapt
+``kernel.daphne_server``, then record the new fingerprint.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import hashlib
 import importlib.util
 import inspect
 import textwrap
 from pathlib import Path
 
 import pytest
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket import protocol as autobahn_protocol
+from django.test import override_settings
+from twisted.internet.testing import StringTransport
 
 from kernel import daphne_server
 
@@ -24,14 +34,18 @@ def _body_without_docstring(function: ast.FunctionDef) -> str:
     return "\n".join(ast.unparse(statement) for statement in body)
 
 
-def test_our_create_application_is_daphne_s_with_the_small_queue():
-    spec = importlib.util.find_spec("daphne.server")  # read, not imported: importing installs a reactor
+def _method(module_name: str, class_name: str, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    spec = importlib.util.find_spec(module_name)  # read, not imported: importing daphne.server installs a reactor
     assert spec is not None and spec.origin is not None
     module = ast.parse(Path(spec.origin).read_text())
-    server = next(node for node in module.body if isinstance(node, ast.ClassDef) and node.name == "Server")
-    daphne_s = next(
-        node for node in server.body if isinstance(node, ast.FunctionDef) and node.name == "create_application"
+    cls = next(node for node in module.body if isinstance(node, ast.ClassDef) and node.name == class_name)
+    return next(
+        node for node in cls.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name
     )
+
+
+def test_our_create_application_is_daphne_s_with_the_small_queue():
+    daphne_s = _method("daphne.server", "Server", "create_application")
     ours = ast.parse(textwrap.dedent(inspect.getsource(daphne_server._create_application))).body[0]
     assert isinstance(ours, ast.FunctionDef)
     assert _body_without_docstring(ours).replace("InputQueue()", "asyncio.Queue()") == _body_without_docstring(daphne_s)
@@ -65,3 +79,55 @@ async def test_a_get_that_times_out_leaves_the_event_for_the_next_one():
         await asyncio.wait_for(queue.get(), 0.01)
     queue.put_nowait({"type": "http.disconnect"})
     assert await queue.get() == {"type": "http.disconnect"}
+
+
+# The methods of daphne 4.2.3 and autobahn 26.10.2 the handshake gate and the quiet connection rely on.
+RELIED_ON = [
+    ("daphne.http_protocol", "WebRequest", "process", "009fec0cde27b330"),
+    ("daphne.ws_protocol", "WebSocketProtocol", "onConnect", "fa9e4b08e297fa65"),
+    ("daphne.server", "Server", "handle_reply", "a549cc6136eb2ab8"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "_connectionMade", "ae04ee23af241172"),
+    ("autobahn.websocket.protocol", "WebSocketServerProtocol", "_connectionMade", "247a5e912e426f90"),
+]
+
+
+@pytest.mark.parametrize(("module_name", "class_name", "name", "fingerprint"), RELIED_ON)
+def test_the_daphne_and_autobahn_code_the_hooks_rely_on_is_unchanged(module_name, class_name, name, fingerprint):
+    source = ast.unparse(_method(module_name, class_name, name))
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == fingerprint, (
+        f"{module_name}.{class_name}.{name} changed: check kernel/daphne_server.py against it (module docstring)"
+    )
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+def test_retry_after_is_spread_over_half_to_one_and_a_half_times_the_setting():
+    delays = {daphne_server.retry_after_seconds() for _ in range(2000)}
+    assert delays == set(range(5, 16))
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=1)
+def test_retry_after_is_at_least_a_second():
+    assert {daphne_server.retry_after_seconds() for _ in range(100)} == {1}
+
+
+def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(monkeypatch):
+    formatted: list[object] = []
+    real_pformat = autobahn_protocol.pformat
+    monkeypatch.setattr(autobahn_protocol, "pformat", lambda value: formatted.append(value) or real_pformat(value))
+
+    class Quiet(WebSocketServerProtocol):
+        _connectionMade = daphne_server._quietly(WebSocketServerProtocol._connectionMade)  # noqa: N815 (autobahn's name)
+
+    factory = WebSocketServerFactory()
+    factory.setProtocolOptions(autoPingInterval=7, openHandshakeTimeout=3, allowNullOrigin=True)
+    quiet = Quiet()
+    quiet.factory = factory
+    quiet.autoPingTimeout = 2  # set on the protocol: kept, as autobahn keeps it
+    quiet.makeConnection(StringTransport())
+
+    assert formatted == [[]]
+    assert "CONFIG_ATTRS" not in vars(quiet)
+    for name in Quiet.CONFIG_ATTRS:
+        expected = 2 if name == "autoPingTimeout" else getattr(factory, name)
+        assert vars(quiet)[name] == expected, name
+    assert quiet.state == WebSocketServerProtocol.STATE_CONNECTING

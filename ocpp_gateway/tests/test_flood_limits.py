@@ -57,16 +57,23 @@ def few_handshakes_daphne(daphne_factory):
     return daphne_factory(CSMS_MAX_HANDSHAKES_IN_FLIGHT="1")
 
 
-@pytest.mark.parametrize("server", ["strict_daphne", "few_handshakes_daphne"])
-async def test_handshakes_beyond_the_limits_are_refused(daphne, server, request):
-    """Per address (strict_daphne) and per process (few_handshakes_daphne). Each handshake checks a
-    password hash (slow on purpose), so simultaneous ones overlap."""
+@pytest.mark.parametrize(
+    ("server", "refusal"),
+    [("strict_daphne", 403), ("few_handshakes_daphne", 503)],
+    ids=["per address: 403", "per process: 503 with Retry-After"],
+)
+async def test_handshakes_beyond_the_limits_are_refused(daphne, server, refusal, request):
+    """Per address (strict_daphne): the consumer refuses, 403. Per process (few_handshakes_daphne):
+    daphne answers 503 with a Retry-After (CSMS_HANDSHAKE_RETRY_AFTER, 10 s jittered over 5 to 15)
+    before any consumer runs. Each handshake checks a password hash (slow on purpose), so
+    simultaneous ones overlap."""
     strict_daphne = request.getfixturevalue(server)
     for n in range(6):
         charge_point = await ChargePoint.objects.acreate(charge_point_id=f"CP-STORM-{n}", heartbeat_interval=60)
         await database_sync_to_async(charge_point_update)(charge_point=charge_point, password="storm-password-123")
 
-    async def handshake(n: int) -> bool:
+    async def handshake(n: int) -> tuple[int, str | None]:
+        """101, or the refusal's status and Retry-After header."""
         token = base64.b64encode(f"CP-STORM-{n}:storm-password-123".encode()).decode()
         try:
             async with connect(
@@ -74,10 +81,16 @@ async def test_handshakes_beyond_the_limits_are_refused(daphne, server, request)
                 subprotocols=[Subprotocol("ocpp1.6")],
                 additional_headers={"Authorization": f"Basic {token}"},
             ):
-                return True
-        except InvalidStatus:
-            return False
+                return 101, None
+        except InvalidStatus as refused:
+            return refused.response.status_code, refused.response.headers.get("Retry-After")
 
-    accepted = await asyncio.gather(*(handshake(n) for n in range(6)))
-    assert any(accepted) and not all(accepted)
-    assert await handshake(0)  # one at a time is always fine
+    answers = await asyncio.gather(*(handshake(n) for n in range(6)))
+    statuses = {status for status, _ in answers}
+    assert 101 in statuses and statuses - {101} == {refusal}
+    retry_afters = [retry_after for status, retry_after in answers if status != 101]
+    if refusal == 503:
+        assert all(retry_after is not None and 5 <= int(retry_after) <= 15 for retry_after in retry_afters)
+    else:
+        assert retry_afters == [None] * len(retry_afters)
+    assert (await handshake(0))[0] == 101  # one at a time is always fine

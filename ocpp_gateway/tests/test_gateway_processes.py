@@ -167,3 +167,32 @@ def test_only_presence_of_expired_processes_is_released(register_charge_point):
     assert dead_gateway_presence_release() == []  # released once
     states = dict(ChargePoint.objects.values_list("charge_point_id", "connected"))
     assert states == {"CP-A": False, "CP-B": True, "CP-C": True, "CP-IDLE": False}
+
+
+def test_a_dead_process_s_chargers_are_released_together_with_one_offline_event_each(
+    register_charge_point, offline_subscription
+):
+    """``charge_points_release_process``: every charger the process held loses its presence; those
+    still marked connected go offline with one event each; a charger held elsewhere is left alone."""
+    for n in range(5):
+        register_charge_point(f"CP-HELD-{n}")
+        services.charge_point_connect(
+            charge_point_id=f"CP-HELD-{n}", ocpp_version="1.6", channel_name=f"specific.d!{n}"
+        )
+    register_charge_point("CP-ELSEWHERE")
+    services.charge_point_connect(charge_point_id="CP-ELSEWHERE", ocpp_version="1.6", channel_name="specific.live!x")
+    ChargePoint.objects.filter(charge_point_id="CP-HELD-4").update(connected=False)  # the sweep got there first
+
+    released = services.charge_points_release_process(process="specific.d!")
+
+    assert released == [f"CP-HELD-{n}" for n in range(5)]
+    rows = {
+        cp_id: (channel, up)
+        for cp_id, channel, up in ChargePoint.objects.values_list("charge_point_id", "connection_channel", "connected")
+    }
+    assert rows == {**{f"CP-HELD-{n}": ("", False) for n in range(5)}, "CP-ELSEWHERE": ("specific.live!x", True)}
+    events = asyncio.run(offline_events())
+    assert sorted((event["charge_point_id"], event["reason"]) for event in events) == [
+        (f"CP-HELD-{n}", "gateway_lost") for n in range(4)
+    ]
+    assert services.charge_points_release_process(process="specific.d!") == []

@@ -11,15 +11,16 @@ from ocpp.v16.enums import Action
 from commands.models import Command
 from configuration import services
 from ocpp_gateway.command_routes import answer
-from ocpp_gateway.configuration_refresh import refresh_after_boot
+from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 
 
 class ConfigurationHandlers:
     id: str
+    _connection: LocalCaller
 
     @after(Action.boot_notification)
     async def after_boot_notification(self, **_: Any) -> None:
-        await refresh_after_boot(self.id)
+        await refresh_after_boot(self.id, self._connection)
 
     @staticmethod
     @answer(Action.get_configuration)

@@ -16,12 +16,13 @@ from configuration import services
 from configuration.models import AttributeType, LearnedFrom
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.command_routes import answer
-from ocpp_gateway.configuration_refresh import refresh_after_boot
+from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
 
 
 class DeviceModelHandlers:
     id: str
+    _connection: LocalCaller
 
     @on(Action.notify_report)
     async def on_notify_report(
@@ -49,7 +50,7 @@ class DeviceModelHandlers:
 
     @after(Action.boot_notification)
     async def after_boot_notification(self, **_: Any) -> None:
-        await refresh_after_boot(self.id)
+        await refresh_after_boot(self.id, self._connection)
 
     @staticmethod
     @answer(Action.get_variables)
