@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection, models
@@ -129,6 +129,19 @@ def copies_gathered() -> Iterator[None]:
         _gathering.copies = None
 
 
+def gathered_rows_written(model: type[Model]) -> None:
+    """Inside ``copies_gathered``: write now the rows gathered so far for ``model``'s table, so that
+    a read of that table in the block sees them (a stop reading its session's ledger after an
+    earlier unit of the batch stored readings). Outside the block, nothing to do."""
+    gathered: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]] | None = getattr(
+        _gathering, "copies", None
+    )
+    if not gathered:
+        return
+    for key in [key for key in gathered if key[0] is model]:
+        _copy(model, key[1], gathered.pop(key))
+
+
 def instances_copied(model: type[M], instances: Sequence[M], *, may_gather: bool = False) -> None:
     """``bulk_create(instances)`` as one COPY, for a model whose primary key the database sets;
     the instances' primary keys stay unset (None). ``may_gather``: as for ``rows_copied``."""
@@ -182,19 +195,26 @@ def _db_value(field: Field[Any, Any], kind: type | None, value: Any) -> Any:
 
 def instance_updated(instance: Model, attnames: Sequence[str]) -> None:
     """``instance.save(update_fields=attnames)`` as one plain UPDATE: its ``auto_now`` columns are
-    set too; ``DatabaseError`` when the row is gone, as ``save`` raises."""
-    meta = instance._meta
-    fields = [_concrete(meta.get_field(name)) for name in attnames]
-    fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
+    set too; ``DatabaseError`` when the row is gone, as ``save`` raises. The statement and its
+    fields are built once per model and set of columns (``_update_of``)."""
+    fields, statement = _update_of(type(instance), tuple(attnames))
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
     with connection.cursor() as cursor:
-        assert meta.pk is not None
-        statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
         cursor.execute(statement, [*values, instance.pk])
         if cursor.rowcount == 0:
             raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+@lru_cache(maxsize=256)  # a session saves a few sets of changed columns
+def _update_of(model: type[Model], attnames: tuple[str, ...]) -> tuple[list[Field[Any, Any]], str]:
+    """The fields ``instance_updated`` sets (``attnames``, then the ``auto_now`` ones) and its UPDATE."""
+    meta = model._meta
+    fields = [_concrete(meta.get_field(name)) for name in attnames]
+    fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
+    assert meta.pk is not None
+    return fields, f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
 
 
 def instance_inserted(instance: Model) -> None:

@@ -51,6 +51,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 from psycopg import pq
 
+from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.plain_sql import copies_gathered
 
@@ -131,7 +132,7 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     failed that way; the outcomes once committed."""
     close_old_connections()
     try:
-        with serving(loop):
+        with serving(loop), batch_memos():
             try:
                 return _in_one_transaction(batch, savepoints=False)
             except _UnitFailed:

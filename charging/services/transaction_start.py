@@ -283,7 +283,8 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
 
 def _event_apply(session: Transaction, request: StartRequest) -> None:
     """What every start or event carries: its samples, the charging state, the time spent charging."""
-    samples_store(session.charge_point_id, session, request.samples, source="TransactionStart")
+    # Gathered into the batch's one COPY: a ledger read later in the batch writes them first.
+    samples_store(session.charge_point_id, session, request.samples, source="TransactionStart", may_gather=True)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
         charging_state_apply(session, charging=request.charging, at=request.started_at)
     if request.time_spent_charging is not None:
