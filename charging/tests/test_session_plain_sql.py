@@ -172,7 +172,7 @@ def _rows(model: type[Model], keys: dict[str, dict[Any, int]], **where: Any) -> 
     for row in model._default_manager.filter(**where).order_by("pk").values():
         kept = {}
         for name, value in row.items():
-            if name in _REFERENCES:
+            if name in _REFERENCES and not (model is Reservation and name == "reservation_id"):  # its own number
                 kept[name] = keys.get(name, {}).get(value, value)
             elif name not in _IGNORED:
                 kept[name] = value
