@@ -163,7 +163,7 @@ def _statuses(charge_point_id: str) -> list[tuple]:
     row and the events after each."""
     t0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
     seen = []
-    steps = [
+    steps: list[tuple[str, str, datetime] | str] = [
         ("Available", "NoError", t0),
         ("Charging", "NoError", t0 + timedelta(minutes=5)),
         ("Faulted", "GroundFailure", t0 + timedelta(minutes=1)),  # older than what is stored
@@ -173,7 +173,7 @@ def _statuses(charge_point_id: str) -> list[tuple]:
         ("Available", "NoError", t0 - timedelta(days=300)),  # a clock set back by the reboot
     ]
     for step in steps:
-        if step == "boot":
+        if isinstance(step, str):  # "boot"
             services.charge_point_boot(charge_point_id=charge_point_id, vendor="V", model="M")
             continue
         status, error_code, at = step
