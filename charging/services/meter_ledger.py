@@ -94,7 +94,7 @@ def meter_values_record(
             may_gather=True,  # nothing reads them back before the commit
         )
         if session is not None:
-            transaction_save_changes(session)
+            transaction_save_changes(session, may_gather=True)
             charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
 

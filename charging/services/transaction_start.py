@@ -177,8 +177,9 @@ def _event_add(
         _fill_blanks(session, request, info)
         _consume_reservation(session, request.reservation_id)
         _event_apply(session, request)
-        transaction_save_changes(session)
-        if session.status == TransactionStatus.ENDED:  # it changes what the ended session cost
+        ended = session.status == TransactionStatus.ENDED
+        transaction_save_changes(session, may_gather=not ended)  # its last save, unless it is repriced
+        if ended:  # it changes what the ended session cost
             transaction_finish(
                 session=session,
                 stopped_at=session.stopped_at or request.started_at,
