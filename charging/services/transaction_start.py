@@ -221,7 +221,7 @@ def _session_open(
     _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
         anomaly_flag(session, Anomaly.MISSING_BASELINE)
-    transaction_save_changes(session)
+    transaction_save_changes(session, may_gather=True)  # a parked end applied below saves it again, in order
     webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
     _apply_parked_end(session)
