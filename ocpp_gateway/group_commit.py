@@ -196,9 +196,10 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     rollback (it caught an error inside an ``atomic`` block, which a savepoint would have undone).
     A unit ``in_savepoint`` runs in one all the same: its failure is its own.
 
-    The rows units copy with ``may_gather`` (meter samples) are written after the last unit, one
-    COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when that COPY
-    fails, so does this pass, and the second writes each unit's rows in its own savepoint."""
+    The rows units copy with ``may_gather`` (meter samples) and the rows they update with it (a
+    message's last session save) are written after the last unit: one UPDATE per table and set of
+    columns, one COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when
+    those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
     try:
         with copies_gathered():
             return _units_without_savepoints(batch)
