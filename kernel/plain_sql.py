@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection, models
@@ -45,6 +45,10 @@ def model_rows(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+        if _pending_among(model, rows):  # read before its gathered update was written: write, read again
+            gathered_rows_written(model)
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     width = len(model._meta.concrete_fields)
     instances = []
     for row in rows:
@@ -117,16 +121,36 @@ _gathering = threading.local()  # .copies: the rows gathered by this thread's co
 @contextmanager
 def copies_gathered() -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
-    gathers the rows; when the block ends without an error they are written, one COPY per table
-    and columns (in the transaction the block ran in). An error leaves them unwritten."""
-    _gathering.copies = {}
+    gathers the rows, and ``instance_updated(..., may_gather=True)`` the rows' new values; when
+    the block ends without an error they are written: one UPDATE per table and set of columns,
+    then one COPY per table and columns (in the transaction the block ran in). An error leaves
+    them unwritten. A row read back through ``model_rows`` before then is written first."""
+    _gathering.copies, _gathering.updates = {}, {}
     try:
         yield
+        for model in list(_gathering.updates):
+            _updates_written(model, _gathering.updates.pop(model))
         gathered, _gathering.copies = _gathering.copies, None
         for (model, columns), rows in gathered.items():
             _copy(model, columns, rows)
     finally:
-        _gathering.copies = None
+        _gathering.copies = _gathering.updates = None
+
+
+def gathered_rows_written(model: type[Model]) -> None:
+    """Inside ``copies_gathered``: write now the rows gathered so far for ``model``'s table, so that
+    a read of that table in the block sees them (a stop reading its session's ledger after an
+    earlier unit of the batch stored readings). Outside the block, nothing to do."""
+    updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
+    if updates and model in updates:
+        _updates_written(model, updates.pop(model))
+    gathered: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]] | None = getattr(
+        _gathering, "copies", None
+    )
+    if not gathered:
+        return
+    for key in [key for key in gathered if key[0] is model]:
+        _copy(model, key[1], gathered.pop(key))
 
 
 def instances_copied(model: type[M], instances: Sequence[M], *, may_gather: bool = False) -> None:
@@ -181,23 +205,37 @@ def _db_value(field: Field[Any, Any], kind: type | None, value: Any) -> Any:
 
 
 def instance_updated(
-    instance: Model, attnames: Sequence[str], *, unless: tuple[str, Sequence[Any]] | None = None
+    instance: Model,
+    attnames: Sequence[str],
+    *,
+    may_gather: bool = False,
+    unless: tuple[str, Sequence[Any]] | None = None,
 ) -> bool:
     """``instance.save(update_fields=attnames)`` as one plain UPDATE: its ``auto_now`` columns are
-    set too; ``DatabaseError`` when the row is gone, as ``save`` raises.
+    set too; ``DatabaseError`` when the row is gone, as ``save`` raises. The statement and its
+    fields are built once per model and set of columns (``_update_of``).
 
-    ``unless``: an SQL boolean expression and its parameters; when it holds, the statement writes
-    nothing and False is returned (the row is then not checked), else True. For a write that needs
-    company in a transaction only in some cases: one statement decides and writes (issue 15)."""
-    meta = instance._meta
-    fields = [_concrete(meta.get_field(name)) for name in attnames]
-    fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
+    ``may_gather``: inside ``copies_gathered`` the new values wait for the block's end, written
+    with the other callers' by one UPDATE per set of columns (the caller must not read the row
+    back but through ``model_rows``, which writes them first; nor may anything else). A second
+    update of the same row writes the first at once.
+
+    ``unless`` (not with ``may_gather``): an SQL boolean expression and its parameters; when it
+    holds, the statement writes nothing and False is returned (the row is then not checked), else
+    True. For a write that needs company in a transaction only in some cases: one statement
+    decides and writes (issue 15)."""
+    model = type(instance)
+    fields, statement = _update_of(model, tuple(attnames))
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
+    updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
+    if may_gather and updates is not None:
+        if instance.pk in updates.get(model, {}):
+            gathered_rows_written(model)
+        updates.setdefault(model, {})[instance.pk] = (tuple(attnames), values)
+        return True
+    if updates and instance.pk in updates.get(model, {}):  # after the one gathered before it
+        gathered_rows_written(model)
     with connection.cursor() as cursor:
-        assert meta.pk is not None
-        statement = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
         params = [*values, instance.pk]
         if unless is not None:
             statement += f" AND NOT {unless[0]}"
@@ -208,6 +246,62 @@ def instance_updated(
                 return False
             raise DatabaseError("Save with update_fields did not affect any rows.")
     return True
+
+
+@lru_cache(maxsize=256)  # a session saves a few sets of changed columns
+def _update_of(model: type[Model], attnames: tuple[str, ...]) -> tuple[list[Field[Any, Any]], str]:
+    """The fields ``instance_updated`` sets (``attnames``, then the ``auto_now`` ones) and its UPDATE."""
+    meta = model._meta
+    fields = [_concrete(meta.get_field(name)) for name in attnames]
+    fields += [field for field in meta.concrete_fields if getattr(field, "auto_now", False) and field not in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column_of(field))} = %s" for field in fields)
+    assert meta.pk is not None
+    return fields, f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
+
+
+_PendingUpdates = dict[Any, tuple[tuple[str, ...], list[Any]]]  # pk -> (attnames, the values of _update_of's fields)
+
+
+def _pending_among(model: type[Model], rows: Sequence[Sequence[Any]]) -> bool:
+    """Whether a row read of ``model`` (its primary key in its model's column order) has an update gathered."""
+    updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
+    pending = updates.get(model) if updates else None
+    if not pending:
+        return False
+    index = _pk_index(model)
+    return any(row[index] in pending for row in rows)
+
+
+@cache
+def _pk_index(model: type[Model]) -> int:
+    return model._meta.concrete_fields.index(model._meta.pk)
+
+
+def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
+    """The gathered updates of ``model``'s rows: one ``UPDATE ... FROM (VALUES ...)`` per set of
+    columns; ``DatabaseError`` when a row is gone, as ``instance_updated`` raises."""
+    by_columns: dict[tuple[str, ...], list[tuple[Any, list[Any]]]] = {}
+    for pk, (attnames, values) in pending.items():
+        by_columns.setdefault(attnames, []).append((pk, values))
+    meta, quote = model._meta, connection.ops.quote_name
+    assert meta.pk is not None
+    pk_column = quote(column_of(meta.pk))
+    for attnames, rows in by_columns.items():
+        fields, _ = _update_of(model, attnames)
+        casts = [f"%s::{meta.pk.rel_db_type(connection)}"] + [f"%s::{field.db_type(connection)}" for field in fields]
+        row = f"({', '.join(casts)})"
+        names = ", ".join([pk_column] + [quote(column_of(field)) for field in fields])
+        assignments = ", ".join(f"{quote(column_of(field))} = v.{quote(column_of(field))}" for field in fields)
+        table = quote(meta.db_table)
+        statement = (
+            f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(rows))}) AS v({names})"
+            f" WHERE {table}.{pk_column} = v.{pk_column}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [value for pk, values in rows for value in (pk, *values)])
+            if cursor.rowcount != len(rows):
+                raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
 def instance_inserted(instance: Model) -> None:

@@ -51,6 +51,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 from psycopg import pq
 
+from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.plain_sql import copies_gathered
 
@@ -131,7 +132,7 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     failed that way; the outcomes once committed."""
     close_old_connections()
     try:
-        with serving(loop):
+        with serving(loop), batch_memos():
             try:
                 return _in_one_transaction(batch, savepoints=False)
             except _UnitFailed:
@@ -195,9 +196,10 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     rollback (it caught an error inside an ``atomic`` block, which a savepoint would have undone).
     A unit ``in_savepoint`` runs in one all the same: its failure is its own.
 
-    The rows units copy with ``may_gather`` (meter samples) are written after the last unit, one
-    COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when that COPY
-    fails, so does this pass, and the second writes each unit's rows in its own savepoint."""
+    The rows units copy with ``may_gather`` (meter samples) and the rows they update with it (a
+    message's last session save) are written after the last unit: one UPDATE per table and set of
+    columns, one COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when
+    those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
     try:
         with copies_gathered():
             return _units_without_savepoints(batch)

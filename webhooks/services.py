@@ -17,6 +17,7 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from kernel.batch_memo import batch_memoized
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.signing import secret_new
 from webhooks.url_safety import webhook_url_check
@@ -71,10 +72,15 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
 
 def webhook_event_may_have_subscribers(*, event_type: str) -> bool:
     """False when no active subscription can receive ``event_type``: a plain statement on PostgreSQL,
-    for the OCPP messages and commands that emit an event nobody subscribed to (issue 15); True
-    elsewhere. A caller may skip its transaction around ``webhook_event_emit`` when this is False."""
+    for the OCPP messages and commands that emit an event nobody subscribed to (issue 15), asked
+    once per group-commit batch (``kernel.batch_memo``); True elsewhere. A caller may skip its
+    transaction around ``webhook_event_emit`` when this is False."""
     if connection.vendor != "postgresql":
         return True
+    return batch_memoized(("webhook_event_may_have_subscribers", event_type), lambda: _subscribed(event_type))
+
+
+def _subscribed(event_type: str) -> bool:
     condition, params = webhook_subscribers_condition(event_type=event_type)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {condition}", params)

@@ -513,12 +513,19 @@ def connector_status_set(
     now = timezone.now()
     judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
     timestamp = judged.at
+    status_columns = (status, error_code, info, vendor_id, vendor_error_code, timestamp, judged.kept)
     with transaction.atomic():
-        # The charger's row first, as every session write does (one lock order, no deadlock).
-        charge_point = _charge_point_seen_now(charge_point_id, now)
-        connector = _connector_locked(charge_point, evse_id, connector_id)
-        if _status_superseded(connector, timestamp, charge_point.last_boot_at):
-            return connector
+        known = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
+        if known is not None:  # PostgreSQL, a connector seen before: read, checked and written at once
+            charge_point, connector, written = known
+            if not written:
+                return connector
+        else:
+            # The charger's row first, as every session write does (one lock order, no deadlock).
+            charge_point = _charge_point_seen_now(charge_point_id, now)
+            connector = _connector_locked(charge_point, evse_id, connector_id)
+            if _status_superseded(connector, timestamp, charge_point.last_boot_at):
+                return connector
         connector_status_reported.send(
             sender=Connector,
             charge_point=charge_point,
@@ -548,8 +555,11 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.charger_timestamp = judged.kept
-        connector.updated_at = timezone.now()
-        _connector_status_write(connector)
+        if known is None:
+            connector.updated_at = timezone.now()
+            _connector_status_write(connector)
+        else:
+            connector.updated_at = now
     return connector
 
 
@@ -559,6 +569,52 @@ def connector_status_set(
 _STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
                    "charger_timestamp", "updated_at")  # fmt: skip
 _CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STATUS_COLUMNS)
+
+
+# A known connector's StatusNotification as one statement (PostgreSQL, issue 15): the charger's
+# ``last_seen`` (its row locked first, as every session write locks it), the connector's row
+# locked and read as it was, and written unless the stored status supersedes this one
+# (``_status_superseded``). One round trip instead of three; the ORM's path (and a connector's
+# first status, which creates its row) keeps the three steps.
+_STATUS_WRITTEN = (
+    f"WITH cp AS (UPDATE {ChargePoint._meta.db_table} SET last_seen = %(now)s"
+    " WHERE charge_point_id = %(charge_point_id)s RETURNING id, last_boot_at),"
+    f" old AS (SELECT {', '.join(f'c.{column}' for column in _CONNECTOR_COLUMNS)}"
+    f" FROM {Connector._meta.db_table} c JOIN cp ON c.charge_point_id = cp.id"
+    " WHERE c.connector_id = %(connector_id)s AND c.evse_id IS NOT DISTINCT FROM %(evse_id)s FOR UPDATE OF c),"
+    f" written AS (UPDATE {Connector._meta.db_table} c"
+    f" SET {', '.join(f'{column} = %({column})s' for column in _STATUS_COLUMNS)}"
+    " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
+    " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
+    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id)"
+    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written),"
+    f" {', '.join(f'old.{column}' for column in _CONNECTOR_COLUMNS)}"
+    " FROM cp LEFT JOIN old ON true"
+)
+
+
+def _status_written(
+    charge_point_id: str, evse_id: int | None, connector_id: int, now: datetime, values: tuple[Any, ...]
+) -> tuple[ChargePoint, Connector, bool] | None:
+    """``_STATUS_WRITTEN``: the charger (id, last boot), the connector as it was, whether the new
+    status was written. None when the connector has no row yet, or off PostgreSQL; raises
+    ``ChargePoint.DoesNotExist`` for an unknown charger."""
+    if connection.vendor != "postgresql":
+        return None
+    params = dict(zip(_STATUS_COLUMNS, (*values, now), strict=True))
+    params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
+    with connection.cursor() as cursor:
+        cursor.execute(_STATUS_WRITTEN, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
+    pk, last_boot_at, written, *connector_row = row
+    if connector_row[0] is None:
+        return None
+    charge_point = ChargePoint.from_db(
+        "default", ["id", "charge_point_id", "last_boot_at"], [pk, charge_point_id, last_boot_at]
+    )
+    return charge_point, Connector.from_db("default", list(_CONNECTOR_COLUMNS), connector_row), written
 
 
 def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:

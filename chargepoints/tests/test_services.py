@@ -3,9 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 
 from chargepoints import services
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
+from webhooks.models import WebhookDelivery
+from webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
 
@@ -152,3 +155,51 @@ def test_pruning_removes_only_rows_older_than_the_retention(register_charge_poin
     assert services.heartbeats_prune(older_than_days=7) == 1
     assert services.ocpp_messages_prune(older_than_days=30) == 1
     assert Heartbeat.objects.count() == 1
+
+
+def _statuses(charge_point_id: str) -> list[tuple]:
+    """A connector's life in StatusNotifications: its first, a newer one, an older one (a replay,
+    not written), the same again, a reboot, then an older clock after it (written); the stored
+    row and the events after each."""
+    t0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+    seen = []
+    steps: list[tuple[str, str, datetime] | str] = [
+        ("Available", "NoError", t0),
+        ("Charging", "NoError", t0 + timedelta(minutes=5)),
+        ("Faulted", "GroundFailure", t0 + timedelta(minutes=1)),  # older than what is stored
+        ("Charging", "NoError", t0 + timedelta(minutes=5)),
+        ("Faulted", "GroundFailure", t0 + timedelta(minutes=6)),
+        "boot",
+        ("Available", "NoError", t0 - timedelta(days=300)),  # a clock set back by the reboot
+    ]
+    for step in steps:
+        if isinstance(step, str):  # "boot"
+            services.charge_point_boot(charge_point_id=charge_point_id, vendor="V", model="M")
+            continue
+        status, error_code, at = step
+        services.connector_status_set(
+            charge_point_id=charge_point_id, connector_id=2, status=status, error_code=error_code, timestamp=at
+        )
+        stored = Connector.objects.get(charge_point__charge_point_id=charge_point_id, connector_id=2)
+        events = WebhookDelivery.objects.filter(body__contains=f'"{charge_point_id}"').count()
+        seen.append((stored.status, stored.error_code, stored.status_timestamp, events))
+    return seen
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement status write is PostgreSQL's")
+def test_a_known_connectors_status_in_one_statement_is_what_the_orm_path_writes(
+    register_charge_point, monkeypatch, settings
+):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["connector.status_changed"])
+    register_charge_point("CP-PLAIN")
+    register_charge_point("CP-ORM")
+    plain = _statuses("CP-PLAIN")
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "vendor", "other")
+        orm = _statuses("CP-ORM")
+    assert plain == orm
+    assert [status for status, *_ in plain] == ["Available", "Charging", "Charging", "Charging", "Faulted", "Available"]
+    assert [events for *_, events in plain] == [1, 2, 2, 2, 3, 4]
+    with pytest.raises(ChargePoint.DoesNotExist):
+        services.connector_status_set(charge_point_id="CP-NONE", connector_id=2, status="Available")

@@ -37,7 +37,7 @@ from charging.services.session_rows import (
     transactions_open_on_connector,
 )
 from charging.signals import charger_draw_changed
-from kernel.plain_sql import instances_copied
+from kernel.plain_sql import gathered_rows_written, instances_copied
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -94,7 +94,7 @@ def meter_values_record(
             may_gather=True,  # nothing reads them back before the commit
         )
         if session is not None:
-            transaction_save_changes(session)
+            transaction_save_changes(session, may_gather=True)
             charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
 
@@ -253,7 +253,9 @@ def ledger_readings(session: Transaction) -> list[metering.Reading]:
 def _register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
     """The session's energy register samples stamped within [since, until], in the ledger's
     order: on PostgreSQL one plain statement of the six columns a reading needs (every stop
-    reads them; issue 15), not model instances."""
+    reads them; issue 15), not model instances. Readings an earlier unit of the group commit's
+    batch gathered for its COPY are written first."""
+    gathered_rows_written(MeterSample)
     if connection.vendor != "postgresql":
         rows = MeterSample.objects.filter(
             transaction=session,

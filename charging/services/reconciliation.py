@@ -13,6 +13,7 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.services.transaction_end import transaction_finish
+from kernel.plain_sql import gathered_rows_written
 
 
 class ReconciliationError(Exception):
@@ -29,6 +30,7 @@ def reconciliation_item_attach(*, item: ReconciliationItem, transaction: Transac
         item = ReconciliationItem.objects.select_for_update().get(pk=item.pk)
         if item.state != ReconciliationState.OPEN:
             raise ReconciliationError(f"Item {item.pk} is already {item.state}.")
+        gathered_rows_written(Transaction)  # a save gathered for the group commit's batch, read through the ORM
         session = (
             Transaction.objects.select_for_update(of=("self",)).select_related("charge_point").get(pk=transaction.pk)
         )

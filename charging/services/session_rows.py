@@ -158,9 +158,11 @@ def _copied(value: Any) -> Any:
     return copy.copy(value) if isinstance(value, (list, dict)) else value
 
 
-def transaction_save_changes(session: Transaction) -> None:
+def transaction_save_changes(session: Transaction, *, may_gather: bool = False) -> None:
     """Save the columns that changed since the session was read, if any (building an UPDATE of
-    30 columns costs several times one of three); a session read elsewhere is saved whole."""
+    30 columns costs several times one of three); a session read elsewhere is saved whole.
+    ``may_gather``: the message's last save of the session, which may be written with the rest of
+    the group commit's batch (``kernel.plain_sql.instance_updated``)."""
     loaded = getattr(session, "_csms_loaded", None)
     if loaded is None:
         session.save()
@@ -168,7 +170,7 @@ def transaction_save_changes(session: Transaction) -> None:
     changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
     if changed:
         if connection.vendor == "postgresql":
-            instance_updated(session, changed)  # and updated_at
+            instance_updated(session, changed, may_gather=may_gather)  # and updated_at
         else:
             session.save(update_fields=[*changed, "updated_at"])
         transaction_remember(session)

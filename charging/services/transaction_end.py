@@ -150,7 +150,7 @@ def transaction_finish(
         anomaly_flag(session, Anomaly.ENDED_BEFORE_STARTED)
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         anomaly_flag(session, Anomaly.MISSING_READINGS)
-    transaction_save_changes(session)
+    transaction_save_changes(session, may_gather=True)  # read back only through model_rows, which writes it first
     webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
     transaction_ended.send(sender=Transaction, transaction=session)

@@ -177,8 +177,9 @@ def _event_add(
         _fill_blanks(session, request, info)
         _consume_reservation(session, request.reservation_id)
         _event_apply(session, request)
-        transaction_save_changes(session)
-        if session.status == TransactionStatus.ENDED:  # it changes what the ended session cost
+        ended = session.status == TransactionStatus.ENDED
+        transaction_save_changes(session, may_gather=not ended)  # its last save, unless it is repriced
+        if ended:  # it changes what the ended session cost
             transaction_finish(
                 session=session,
                 stopped_at=session.stopped_at or request.started_at,
@@ -220,7 +221,7 @@ def _session_open(
     _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
         anomaly_flag(session, Anomaly.MISSING_BASELINE)
-    transaction_save_changes(session)
+    transaction_save_changes(session, may_gather=True)  # a parked end applied below saves it again, in order
     webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
     _apply_parked_end(session)
@@ -283,7 +284,8 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
 
 def _event_apply(session: Transaction, request: StartRequest) -> None:
     """What every start or event carries: its samples, the charging state, the time spent charging."""
-    samples_store(session.charge_point_id, session, request.samples, source="TransactionStart")
+    # Gathered into the batch's one COPY: a ledger read later in the batch writes them first.
+    samples_store(session.charge_point_id, session, request.samples, source="TransactionStart", may_gather=True)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
         charging_state_apply(session, charging=request.charging, at=request.started_at)
     if request.time_spent_charging is not None:

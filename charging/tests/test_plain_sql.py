@@ -10,7 +10,14 @@ from django.db import DatabaseError, connection
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
-from kernel.plain_sql import columns_of, instance_updated, instances_copied, model_rows
+from kernel.plain_sql import (
+    columns_of,
+    copies_gathered,
+    gathered_rows_written,
+    instance_updated,
+    instances_copied,
+    model_rows,
+)
 
 pytestmark = [
     pytest.mark.django_db,
@@ -75,6 +82,63 @@ def test_instance_updated_saves_the_columns_and_updated_at(register_charge_point
     stored = Transaction.objects.get(pk=session.pk)
     assert stored.energy_wh == Decimal("12.5") and stored.seq_nos == [0, 1, 2]
     assert stored.updated_at == session.updated_at > before
+
+
+def test_instance_updated_with_other_columns_sets_only_those(register_charge_point):
+    session = _session(register_charge_point)
+    session.energy_wh, session.id_tag = Decimal(1), "OTHER"
+    instance_updated(session, ["energy_wh"])
+    session.energy_wh = Decimal(2)
+    instance_updated(session, ["id_tag"])  # a statement of its own, not the one of energy_wh
+    stored = Transaction.objects.get(pk=session.pk)
+    assert (stored.energy_wh, stored.id_tag) == (Decimal(1), "OTHER")
+
+
+def test_gathered_rows_of_a_table_are_written_when_it_is_read(register_charge_point):
+    session = _session(register_charge_point)
+
+    def sample() -> MeterSample:
+        return MeterSample(
+            charge_point_id=session.charge_point_id,
+            transaction=session,
+            source="gathered",
+            timestamp=T0,
+            raw_value="1",
+            received_at=T0,
+        )
+
+    with copies_gathered():
+        instances_copied(MeterSample, [sample(), sample()], may_gather=True)
+        assert not MeterSample.objects.exists()
+        gathered_rows_written(MeterSample)
+        assert MeterSample.objects.count() == 2
+        instances_copied(MeterSample, [sample()], may_gather=True)
+    assert MeterSample.objects.count() == 3  # the rest at the block's end, nothing twice
+
+
+def test_updates_gathered_wait_for_the_block_then_a_read_or_its_end(register_charge_point):
+    session = _session(register_charge_point)
+    table = Transaction._meta.db_table
+    read = f"SELECT {columns_of(Transaction, 't')} FROM {table} t WHERE t.id = %s"
+    with copies_gathered():
+        session.energy_wh, session.seq_nos = Decimal("1.5"), [0, 1, 2]
+        instance_updated(session, ["energy_wh", "seq_nos"], may_gather=True)
+        assert Transaction.objects.get(pk=session.pk).energy_wh is None  # not written yet
+        [again] = model_rows(Transaction, read, [session.pk])  # a plain read writes it first
+        assert (again.energy_wh, again.seq_nos) == (Decimal("1.5"), [0, 1, 2])
+        session.energy_wh = Decimal("2.5")
+        instance_updated(session, ["energy_wh"], may_gather=True)
+        session.energy_wh, session.id_tag = Decimal("3.5"), "LATER"
+        instance_updated(session, ["energy_wh", "id_tag"], may_gather=True)  # the same row again: in order
+    stored = Transaction.objects.get(pk=session.pk)
+    assert (stored.energy_wh, stored.id_tag, stored.seq_nos) == (Decimal("3.5"), "LATER", [0, 1, 2])
+
+
+def test_a_gathered_update_of_a_deleted_row_fails_the_block(register_charge_point):
+    session = _session(register_charge_point)
+    Transaction.objects.filter(pk=session.pk).delete()
+    with pytest.raises(DatabaseError), copies_gathered():
+        instance_updated(session, ["energy_wh"], may_gather=True)
 
 
 def test_instance_updated_of_a_deleted_row_raises(register_charge_point):

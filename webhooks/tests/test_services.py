@@ -6,14 +6,15 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from chargepoints import services as fleet
 from chargepoints.models import ChargePoint
+from kernel.batch_memo import batch_memos
 from webhooks import services
 from webhooks.delivery import webhook_deliveries_send
-from webhooks.models import WebhookDelivery
+from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 pytestmark = pytest.mark.django_db
@@ -62,6 +63,19 @@ def test_an_event_reaches_only_subscribers_of_its_type(allow_private):
     body = json.loads(deliveries[0].body)
     assert set(body) == {"id", "type", "created_at", "data"}
     assert body["type"] == "charge_point.offline"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="asked plainly on PostgreSQL only")
+def test_whether_anyone_subscribed_is_asked_once_per_batch_and_every_time_outside_one(allow_private):
+    offline = "charge_point.offline"
+    with batch_memos():
+        assert not services.webhook_event_may_have_subscribers(event_type=offline)
+        subscribe(events=[offline])
+        assert not services.webhook_event_may_have_subscribers(event_type=offline)  # as of the batch's first asker
+    with batch_memos():
+        assert services.webhook_event_may_have_subscribers(event_type=offline)
+    WebhookSubscription.objects.update(active=False)
+    assert not services.webhook_event_may_have_subscribers(event_type=offline)
 
 
 def test_an_event_whose_cause_rolls_back_leaves_nothing_in_the_outbox(allow_private):
