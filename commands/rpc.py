@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 ACK_TIMEOUT = 3.0  # seconds the caller waits for the answer or the acknowledgement (> ocpp_gateway.rpc.ACK_DELAY)
 REPLY_MARGIN = 2.0
 # Seconds without an answer after which send_call_sync's ``when_slow`` runs (in the caller's thread).
-SLOW_AFTER = 0.2
+SLOW_AFTER = 0.2  # < ocpp_gateway.rpc.ACK_DELAY, or an early acknowledgement skips when_slow
 
 
 class Outcome:
@@ -159,11 +159,17 @@ async def _first_reply(receiving: Any, when_slow: Callable[[], Any] | None) -> d
     awaited meanwhile if neither came within SLOW_AFTER."""
     waiting_since = time.monotonic()
     reply_wait = asyncio.ensure_future(receiving)
-    if when_slow is not None:
-        done, _ = await asyncio.wait({reply_wait}, timeout=SLOW_AFTER)
-        if not done:
-            await when_slow()
-    return await asyncio.wait_for(reply_wait, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
+    try:
+        if when_slow is not None:
+            done, _ = await asyncio.wait({reply_wait}, timeout=SLOW_AFTER)
+            if not done:
+                try:
+                    await when_slow()
+                except Exception:  # the CALL is out: its answer still counts
+                    logger.exception("a command's slow-answer hook failed")
+        return await asyncio.wait_for(reply_wait, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
+    finally:
+        reply_wait.cancel()  # a no-op once it is done
 
 
 def send_call_sync(

@@ -115,7 +115,7 @@ def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-_gathering = threading.local()  # .copies: the rows gathered by this thread's copies_gathered block
+_gathering = threading.local()  # .copies and .updates: what this thread's copies_gathered block gathered
 
 
 @contextmanager
@@ -135,6 +135,28 @@ def copies_gathered() -> Iterator[None]:
             _copy(model, columns, rows)
     finally:
         _gathering.copies = _gathering.updates = None
+
+
+@contextmanager
+def gathering_paused() -> Iterator[None]:
+    """Inside ``copies_gathered``: what was gathered so far is written first, and within the block
+    nothing is gathered (a unit in its own savepoint: a rollback of it then undoes only its own
+    rows, and rows it wrote never wait for the end of a block it may fail in). Outside, nothing."""
+    copies: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]] | None = getattr(_gathering, "copies", None)
+    updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
+    if copies is None or updates is None:
+        yield
+        return
+    for model in list(updates):
+        _updates_written(model, updates.pop(model))
+    for (model, columns), rows in copies.items():
+        _copy(model, columns, rows)
+    copies.clear()
+    _gathering.copies = _gathering.updates = None
+    try:
+        yield
+    finally:
+        _gathering.copies, _gathering.updates = copies, updates
 
 
 def gathered_rows_written(model: type[Model]) -> None:
@@ -224,6 +246,8 @@ def instance_updated(
     holds, the statement writes nothing and False is returned (the row is then not checked), else
     True. For a write that needs company in a transaction only in some cases: one statement
     decides and writes (issue 15)."""
+    if may_gather and unless is not None:
+        raise ValueError("instance_updated: unless needs its statement now, not gathered")
     model = type(instance)
     fields, statement = _update_of(model, tuple(attnames))
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
@@ -278,6 +302,14 @@ def _pk_index(model: type[Model]) -> int:
     return model._meta.concrete_fields.index(model._meta.pk)
 
 
+def _cast_type(field: Field[Any, Any]) -> str | None:
+    """The type a gathered value is cast to in ``VALUES``: a character column's without its length,
+    since an explicit cast to ``varchar(n)`` truncates where the assignment raises, as a plain
+    UPDATE does ("value too long")."""
+    db_type = field.db_type(connection) or ""
+    return "text" if db_type.startswith(("varchar", "char")) else db_type
+
+
 def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
     """The gathered updates of ``model``'s rows: one ``UPDATE ... FROM (VALUES ...)`` per set of
     columns; ``DatabaseError`` when a row is gone, as ``instance_updated`` raises."""
@@ -289,7 +321,7 @@ def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
     pk_column = quote(column_of(meta.pk))
     for attnames, rows in by_columns.items():
         fields, _ = _update_of(model, attnames)
-        casts = [f"%s::{meta.pk.rel_db_type(connection)}"] + [f"%s::{field.db_type(connection)}" for field in fields]
+        casts = [f"%s::{meta.pk.rel_db_type(connection)}"] + [f"%s::{_cast_type(field)}" for field in fields]
         row = f"({', '.join(casts)})"
         names = ", ".join([pk_column] + [quote(column_of(field)) for field in fields])
         assignments = ", ".join(f"{quote(column_of(field))} = v.{quote(column_of(field))}" for field in fields)

@@ -78,8 +78,8 @@ def dead_gateway_presence_release() -> list[str]:
     went_offline: list[str] = []
     for process, exists, known in zip(processes, answers[::2], answers[1::2], strict=True):
         if known and not exists:
-            _redis().srem(KNOWN_KEY, process)
             released = services.charge_points_release_process(process=process)
+            _redis().srem(KNOWN_KEY, process)  # after the release: a failed one is tried again
             logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
             went_offline.extend(released)
     return went_offline

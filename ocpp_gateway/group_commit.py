@@ -53,7 +53,7 @@ from psycopg import pq
 
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
-from kernel.plain_sql import copies_gathered
+from kernel.plain_sql import copies_gathered, gathering_paused
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,8 @@ def _units_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             if unit.in_savepoint:
                 del features.uses_savepoints
                 try:
-                    outcomes.append(_unit_outcome(unit))
+                    with gathering_paused():
+                        outcomes.append(_unit_outcome(unit))
                 finally:
                     features.uses_savepoints = False
                 continue

@@ -28,6 +28,7 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.signals import connector_status_reported
+from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
 from kernel.plain_sql import rows_copied
 from kernel.storable_text import text_escaped
@@ -279,19 +280,31 @@ def gateway_processes_holding_presence() -> list[str]:
 def charge_points_release_process(*, process: str) -> list[str]:
     """Presence held by the dead gateway process ``process`` (a channel-name prefix) is cleared.
 
-    Set-based, in one transaction: the held rows are locked (in id order), their presence cleared
-    with one UPDATE, the connected ones marked offline with another, one offline event each
-    (reason ``gateway_lost``). A charger that reconnected elsewhere before the lock is no longer
-    held by ``process`` and is left alone; one reconnecting after it waits for the commit.
-    Returns the ids whose presence was released.
+    Set-based, in transactions of at most ``_RELEASE_CHUNK`` chargers (short locks beside a live
+    process's batches): the held rows are locked (in id order, ``FOR NO KEY UPDATE`` like a
+    session's lock, so inserts referring to them don't wait), their presence cleared with one
+    UPDATE, the connected ones marked offline with another, one offline event each (reason
+    ``gateway_lost``; whether anyone subscribed asked once per chunk). A charger that reconnected
+    elsewhere before the lock is no longer held by ``process`` and is left alone; one reconnecting
+    after it waits for the commit. Returns the ids whose presence was released.
     """
+    released: list[tuple[int, str]] = []
+    while chunk := _release_chunk(process, after=released[-1][0] if released else 0):
+        released.extend(chunk)
+    return [charge_point_id for _, charge_point_id in released]
+
+
+_RELEASE_CHUNK = 500
+
+
+def _release_chunk(process: str, *, after: int) -> list[tuple[int, str]]:
     now = timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(), batch_memos():
         held = list(
-            ChargePoint.objects.select_for_update()
-            .filter(connection_channel__startswith=process)
+            ChargePoint.objects.select_for_update(no_key=True)
+            .filter(connection_channel__startswith=process, pk__gt=after)
             .order_by("pk")
-            .values_list("pk", "charge_point_id", "connected")
+            .values_list("pk", "charge_point_id", "connected")[:_RELEASE_CHUNK]
         )
         if not held:
             return []
@@ -299,9 +312,9 @@ def charge_points_release_process(*, process: str) -> list[str]:
         went_offline = [(pk, charge_point_id) for pk, charge_point_id, connected in held if connected]
         ChargePoint.objects.filter(pk__in=[pk for pk, _ in went_offline]).update(connected=False, offline_since=now)
         if went_offline and webhook_event_may_have_subscribers(event_type=EventType.CHARGE_POINT_OFFLINE):
-            for _, charge_point_id in went_offline:  # no subscriber: not one check per charger
+            for _, charge_point_id in went_offline:
                 _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "gateway_lost")
-    return [charge_point_id for _, charge_point_id, _ in held]
+    return [(pk, charge_point_id) for pk, charge_point_id, _ in held]
 
 
 def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:

@@ -91,7 +91,7 @@ def meter_values_record(
             source="MeterValues",
             connector_id=connector_id,
             evse_id=evse_id,
-            may_gather=True,  # nothing reads them back before the commit
+            may_gather=True,  # a ledger read in the batch writes them first (gathered_rows_written)
         )
         if session is not None:
             transaction_save_changes(session, may_gather=True)

@@ -136,6 +136,12 @@ _TRACKED = [
     if not field.primary_key and field.name not in ("created_at", "updated_at")
 ]
 
+# What open-session lookups match on: a gathered change of these would hide the row from a lookup
+# in the same batch (model_rows re-reads only rows its stale answer found), so they are written now.
+_IDENTITY = frozenset(
+    {"charge_point_id", "connector_id", "evse_id", "ocpp_transaction_id", "start_key", "id_tag"}
+) & frozenset(_TRACKED)
+
 
 @overload
 def transaction_remember(session: Transaction) -> Transaction: ...
@@ -162,7 +168,8 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     """Save the columns that changed since the session was read, if any (building an UPDATE of
     30 columns costs several times one of three); a session read elsewhere is saved whole.
     ``may_gather``: the message's last save of the session, which may be written with the rest of
-    the group commit's batch (``kernel.plain_sql.instance_updated``)."""
+    the group commit's batch (``kernel.plain_sql.instance_updated``), unless it changes what an
+    open-session lookup matches on (``_IDENTITY``)."""
     loaded = getattr(session, "_csms_loaded", None)
     if loaded is None:
         session.save()
@@ -170,7 +177,8 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
     if changed:
         if connection.vendor == "postgresql":
-            instance_updated(session, changed, may_gather=may_gather)  # and updated_at
+            gather = may_gather and not _IDENTITY.intersection(changed)
+            instance_updated(session, changed, may_gather=gather)  # and updated_at
         else:
             session.save(update_fields=[*changed, "updated_at"])
         transaction_remember(session)

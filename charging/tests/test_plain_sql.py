@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
@@ -14,6 +14,7 @@ from kernel.plain_sql import (
     columns_of,
     copies_gathered,
     gathered_rows_written,
+    gathering_paused,
     instance_updated,
     instances_copied,
     model_rows,
@@ -181,3 +182,35 @@ def test_instances_copied_stores_what_bulk_create_stores(register_charge_point):
     assert {k: v for k, v in _fields(copied).items() if k not in ignored} == {
         k: v for k, v in _fields(created).items() if k not in ignored
     }
+
+
+def test_a_gathered_update_of_an_over_long_text_fails_as_a_plain_one(register_charge_point):
+    session = _session(register_charge_point)
+    session.stop_reason = "R" * (Transaction._meta.get_field("stop_reason").max_length + 1)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        instance_updated(session, ["stop_reason"])  # "value too long"
+    with pytest.raises(DatabaseError), transaction.atomic(), copies_gathered():
+        instance_updated(session, ["stop_reason"], may_gather=True)  # not cut to fit
+    assert Transaction.objects.get(pk=session.pk).stop_reason == ""
+
+
+def test_a_unit_in_its_own_savepoint_writes_what_was_gathered_before_and_gathers_nothing(register_charge_point):
+    session = _session(register_charge_point)
+    with copies_gathered():
+        session.energy_wh = Decimal("1.5")
+        instance_updated(session, ["energy_wh"], may_gather=True)
+        with gathering_paused():
+            assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("1.5")  # written first
+            session.energy_wh = Decimal("2.5")
+            instance_updated(session, ["energy_wh"], may_gather=True)  # at once, not at the block's end
+            assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("2.5")
+        session.energy_wh = Decimal("3.5")
+        instance_updated(session, ["energy_wh"], may_gather=True)
+        assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("2.5")  # gathering again
+    assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("3.5")
+
+
+def test_unless_cannot_be_gathered(register_charge_point):
+    session = _session(register_charge_point)
+    with pytest.raises(ValueError), copies_gathered():
+        instance_updated(session, ["energy_wh"], may_gather=True, unless=("true", []))
