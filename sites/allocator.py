@@ -5,9 +5,10 @@ Units: currents in A per phase, powers in W, voltages in V (phase to neutral). A
 
 ``allocate`` works in four steps:
 
-1. Each session's demand cap: its maximum, or, when its measured draw is more than ``margin_a``
-   below the limit it holds (the car takes less than it is offered), that draw plus the margin,
-   but never below its minimum. The rest of its share is handed on to the others.
+1. Each session's demand cap: its maximum, or, when its measured draw (a reading received since
+   its limit was last raised) is more than ``margin_a`` below that limit (the car takes less than it is
+   offered), that draw plus the margin, but never below its minimum. The rest of its share is
+   handed on to the others.
 2. Progressive filling (max-min fairness): every unsettled session rises at the same level until
    it reaches its cap or a constraint binds; the sessions in a binding constraint settle there.
    Constraints: per site phase, the base load plus the limits of the sessions drawing on that

@@ -180,9 +180,17 @@ def _send(site: Site, change: Change, now: datetime) -> bool:
         return _flag(change.member, f"profile not sendable: {refused}", now)
     if command.state == CommandState.ACCEPTED:
         if change.view is not None:
+            held = change.view.limit
+            raised = change.limit_a > change.previous_a
             SessionLimit.objects.update_or_create(
                 transaction=change.view.transaction,
-                defaults={"site": site, "limit_a": change.limit_a, "draw_a": change.view.demand.draw_a, "sent_at": now},
+                defaults={
+                    "site": site,
+                    "limit_a": change.limit_a,
+                    "draw_a": change.view.demand.draw_a,
+                    "sent_at": now,
+                    "raised_at": now if raised else (held.raised_at if held else None),
+                },
             )
         return True
     if command.state in (CommandState.REJECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE):

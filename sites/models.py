@@ -100,6 +100,9 @@ class SessionLimit(models.Model):
     limit_a = models.DecimalField(**_AMPS)
     draw_a = models.DecimalField(null=True, blank=True, help_text="The draw the limit was computed on.", **_AMPS)
     sent_at = models.DateTimeField()
+    raised_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the limit was last raised: readings before it show a lower limit."
+    )
 
     def __str__(self) -> str:
         return f"{self.transaction_id}: {self.limit_a} A"

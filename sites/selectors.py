@@ -26,6 +26,7 @@ class SessionView:
     demand: SessionDemand
     held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default)
     held_since: datetime | None
+    limit: SessionLimit | None
     adjustable: bool  # False: counted as a fixed load (offline, or the charger refuses profiles)
 
 
@@ -84,11 +85,12 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                     min_a=site.min_current_a,
                     priority=member.priority,
                     arrived_at=session.started_at,
-                    draw_a=session_draw(transaction=session),
+                    draw_a=session_draw(transaction=session, since=limit.raised_at if limit else None),
                     limit_a=held_a,
                 ),
                 held_a=held_a,
                 held_since=limit.sent_at if limit else None,
+                limit=limit,
                 adjustable=not member.smart_charging_flag and bool(member.charge_point.connection_channel),
             )
         )
@@ -110,13 +112,16 @@ def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Deci
     return min(failsafe_a, view.demand.max_a)
 
 
-def session_draw(*, transaction: Transaction) -> Decimal | None:
-    """The latest measured Current.Import of the session (A, the largest phase), None without one."""
-    samples = list(
-        MeterSample.objects.filter(transaction=transaction, measurand=CURRENT_MEASURAND)
-        .order_by("-timestamp", "-pk")
-        .values("timestamp", "raw_value", "multiplier")[:6]
-    )
+def session_draw(*, transaction: Transaction, since: datetime | None = None) -> Decimal | None:
+    """The latest measured Current.Import of the session (A, the largest phase), None without one.
+
+    ``since``: when the limit the session holds was last raised; a reading received before it
+    shows the car under the old, lower limit, not that it takes less than it is offered now, so
+    it does not count (a lowered limit keeps the readings: a car taking 4 A of 8 takes 4 of 6)."""
+    readings = MeterSample.objects.filter(transaction=transaction, measurand=CURRENT_MEASURAND)
+    if since is not None:
+        readings = readings.filter(received_at__gte=since)
+    samples = list(readings.order_by("-timestamp", "-pk").values("timestamp", "raw_value", "multiplier")[:6])
     if not samples:
         return None
     latest = [s for s in samples if s["timestamp"] == samples[0]["timestamp"]]
