@@ -16,6 +16,7 @@ metric | ours | echo | ours/echo. Results in benchmarks/results/fleet.json (or -
 
     .venv/bin/python benchmarks/fleet.py                     # 10,000 chargers, about 3 minutes
     .venv/bin/python benchmarks/fleet.py --chargers 300 --duration 10 --closed-seconds 5
+    .venv/bin/python benchmarks/fleet.py --workers 2         # `make serve`: 2 daphne workers on one port
 """
 
 # ruff: noqa: I001  (harness must be imported before Django is used)
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -357,6 +359,9 @@ def main() -> None:
     )
     parser.add_argument("--echo-port", type=int, default=None, help="first echo server port (--port + 90)")
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server of ours")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="N: `make serve` with N daphne workers per port (SO_REUSEPORT)"
+    )
     parser.add_argument("--generators", type=int, default=2, help="load generator processes")
     parser.add_argument("--handshakes", type=int, default=50, help="handshakes in flight per generator")
     parser.add_argument("--connect-seconds", type=float, default=60, help="give up connecting after this")
@@ -364,6 +369,9 @@ def main() -> None:
     parser.add_argument("--no-echo", action="store_true", help="skip the echo baseline")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "fleet.json")
     args = parser.parse_args()
+    if args.workers:  # scripts/serve.py reads WORKERS; harness.start_serve waits for that many
+        args.server = "serve"
+        os.environ["WORKERS"] = str(args.workers)
     started = time.monotonic()
     fleet_ids = prepare(args.chargers)
     ours = run_ours(args, fleet_ids)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import itertools
 import json
 import multiprocessing
@@ -30,7 +31,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 PREFIX = "BENCH-F-"
 TAG = "BENCH-TAG"
@@ -301,6 +302,22 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def retry_after(error: BaseException) -> float | None:
+    """Seconds a refused handshake was told to wait (a 503 or 429 with ``Retry-After``), else None.
+
+    ``Retry-After`` is whole seconds or an HTTP date (RFC 9110 10.2.3); one that cannot be read,
+    or a refusal without it, is None: the charger falls back on its own back-off.
+    """
+    if not isinstance(error, InvalidStatus) or error.response.status_code not in (429, 503):
+        return None
+    value = (error.response.headers.get("Retry-After") or "").strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        return max(0.0, (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    return None
+
+
 class Generator:
     """One generator process: its chargers and the phases the parent asks for."""
 
@@ -377,12 +394,15 @@ class Generator:
             async with asyncio.timeout(seconds + CALL_TIMEOUT):
                 await asyncio.gather(*(bring_up(charger) for charger in self.chargers))
 
-    async def phase_storm(self, deadline: float) -> None:
+    async def phase_storm(self, deadline: float, honour_retry_after: bool = True) -> None:
         """Everyone reconnects at once until booted (the server may still be down).
 
         Like a charger's firmware: a refused connection (nobody listening) is retried after
-        0.5-1.5 s; a failed handshake or Boot backs off exponentially (1, 2, 4, 8, then 16 s at
-        most, each times 0.5-1.5), so an overloaded server is not buried under retries.
+        0.5-1.5 s; a handshake refused with ``Retry-After`` (the gateway's 503 when its handshakes
+        in flight are at their cap) is retried after exactly that (unless not
+        ``honour_retry_after``); any other failed handshake or Boot backs off exponentially (1, 2,
+        4, 8, then 16 s at most, each times 0.5-1.5), so an overloaded server is not buried under
+        retries.
         """
 
         async def come_back(charger: Charger) -> None:
@@ -399,6 +419,11 @@ class Generator:
                     self.stats.note(describe(error))
                     if charger.websocket is not None:
                         await charger.websocket.close()
+                    wait = retry_after(error) if honour_retry_after else None
+                    if wait is not None:  # the server's jitter spreads the retries; no back-off of our own
+                        self.stats.count["retry_after_honoured"] += 1
+                        await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+                        continue
                     await asyncio.sleep(backoff * (0.5 + random.random()))
                     backoff = min(16.0, backoff * 2)
 

@@ -1,15 +1,19 @@
 """Reconnect storm: N booted chargers lose their server at once and all come back at once.
 
 Registers CHARGERS chargers (``BENCH-F-<n>``, half OCPP 1.6, half 2.0.1), starts one daphne
-(or --server uvicorn) process on PostgreSQL + Redis (loopback), connects and boots every
+(or --server uvicorn) process, or with ``--workers N`` ``make serve``'s N daphne workers sharing the
+port with SO_REUSEPORT (scripts/serve.py), on PostgreSQL + Redis (loopback), connects and boots every
 charger, then kills it (SIGKILL: no goodbye, the database still says "connected") and starts a
 new one. Meanwhile every charger retries like a real fleet after a CSMS restart (0.5-1.5 s while
-refused, exponential back-off after a failed handshake). Measured from the moment the new server listens: the time
-until all N are booted again, the handshake errors after it listens (refused connections before
-it listens are counted apart), and the Boot latencies.
+refused, after the server's ``Retry-After`` when a handshake is answered 503, exponential back-off
+after any other failed handshake; ``--ignore-retry-after``: back-off after a 503 too). Measured
+from the moment the new server listens (with ``--workers``, when scripts/serve.py has bound the
+port: its workers' start-up counts): the time until all N are booted again, the handshake errors
+after it listens (refused connections before it listens are counted apart), and the Boot latencies.
 
     .venv/bin/python benchmarks/reconnect_storm.py                  # 10,000 chargers, about 1-2 minutes
     .venv/bin/python benchmarks/reconnect_storm.py --chargers 500
+    .venv/bin/python benchmarks/reconnect_storm.py --workers 2       # the production shape on 2 cores
 
 Bounded: the storm phase gives up after --max-seconds.
 """
@@ -81,7 +85,9 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         server.wait()
         fleet.run("abandon")
         watch = ListenWatch(args.port)
-        fleet.start("storm", deadline=time.monotonic() + args.max_seconds)
+        fleet.start(
+            "storm", deadline=time.monotonic() + args.max_seconds, honour_retry_after=not args.ignore_retry_after
+        )
         time.sleep(1)  # the fleet is already hammering a closed port
         watch.start()
         server = start_server(args.port, var_dir, backlog=args.backlog)
@@ -97,6 +103,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             "last_booted_s": round(done[-1], 2) if done else None,
             "handshake_errors_after_listening": stats.count["handshake_errors"],
             "refused_while_down": stats.count["refused"],
+            "retry_after_honoured": stats.count["retry_after_honoured"],
             "errors": dict(stats.errors.most_common(8)),
             **({"boot_" + k: v for k, v in percentiles(stats.boot_latencies).items()} if stats.boot_latencies else {}),
         }
@@ -117,9 +124,18 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=4096, help="listen backlog (0: daphne's 50, uvicorn's 2048)")
     parser.add_argument("--port", type=int, default=PORT, help="the server's port")
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne", help="the ASGI server")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="N: `make serve` with N daphne workers on one port (SO_REUSEPORT)"
+    )
+    parser.add_argument(
+        "--ignore-retry-after", action="store_true", help="chargers back off on a 503 as on any failure"
+    )
     parser.add_argument("--max-seconds", type=float, default=75, help="give up the storm after this")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "reconnect_storm.json")
     args = parser.parse_args()
+    if args.workers:  # scripts/serve.py reads WORKERS; harness.start_serve waits for that many
+        args.server = "serve"
+        os.environ["WORKERS"] = str(args.workers)
     started = time.monotonic()
     result = {
         "benchmark": "reconnect_storm",

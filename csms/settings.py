@@ -331,7 +331,8 @@ CSMS_MAX_FRAMES_PER_SECOND = env_int("CSMS_MAX_FRAMES_PER_SECOND", 20, minimum=1
 CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
 CSMS_MAX_HANDSHAKES_IN_FLIGHT = env_int("CSMS_MAX_HANDSHAKES_IN_FLIGHT", 400, minimum=1)
-# Seconds a charger refused for CSMS_MAX_HANDSHAKES_IN_FLIGHT is told to wait (503 Retry-After, jittered ±50 %).
+# Seconds a charger refused for CSMS_MAX_HANDSHAKES_IN_FLIGHT is told to wait (503 Retry-After, jittered ±50 %;
+# in a storm its turn at the measured admission rate if later, at most 6x: kernel/daphne_server.py).
 CSMS_HANDSHAKE_RETRY_AFTER = env_int("CSMS_HANDSHAKE_RETRY_AFTER", 10, minimum=1)
 CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
 # Prometheus metrics on /metrics, added up over every process of the host through the files in

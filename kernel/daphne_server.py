@@ -15,7 +15,11 @@ check never refuses what daphne admitted. An upgrade request beyond the cap is a
 ``503 Service Unavailable`` with a ``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds,
 jittered over [N/2, 3N/2] so a storm's retries spread out, by daphne's HTTP layer before the
 upgrade: no WebSocket protocol, application instance or consumer is made for it, and the answer is
-written straight to the socket. (The consumer's per-address limit still answers 403.)
+written straight to the socket. (The consumer's per-address limit still answers 403.) In a storm
+the refused are also given turns: each refusal takes the next slot at the rate the process has
+been accepting handshakes (measured over the last seconds), and its ``Retry-After`` is at least
+the time to that slot (at most ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it
+come back about as fast as they can be taken instead of all within 5-15 s to be refused again.
 
 **No pretty-printed configuration per connection.** autobahn's ``_connectionMade`` copies the
 factory's options onto each protocol and builds a ``pprint.pformat`` of them for a debug log line,
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -107,24 +112,58 @@ class HandshakeGate:
     (``protocols``), and how the ones beyond ``CSMS_MAX_HANDSHAKES_IN_FLIGHT`` are refused."""
 
     LOG_EVERY = 5.0  # seconds: refusals are counted and logged together, not one line each
+    RATE_WINDOW = 5  # seconds of accepted handshakes the admission rate is measured over
+    RETRY_AFTER_CAP = 6  # a turn is at most this many times CSMS_HANDSHAKE_RETRY_AFTER away
 
     def __init__(self) -> None:
         self.protocols: set[Any] = set()
         self._refused = 0
         self._logged_at = 0.0
+        self._accepted: dict[int, int] = {}  # whole second of time.monotonic() -> handshakes accepted
+        self._next_turn = 0.0  # time.monotonic() of the next free turn for a refused charger
 
     def full(self) -> bool:
         return len(self.protocols) >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT
 
+    def accepted(self, now: float) -> None:
+        """Count one handshake the application accepted at ``now`` (time.monotonic(), s): the
+        admission rate's sample."""
+        second = int(now)
+        self._accepted[second] = self._accepted.get(second, 0) + 1
+        if len(self._accepted) > self.RATE_WINDOW + 1:
+            for old in [s for s in self._accepted if s < second - self.RATE_WINDOW]:
+                del self._accepted[old]
+
+    def admission_rate(self, now: float) -> float:
+        """Handshakes accepted per second over the last RATE_WINDOW whole seconds, or over fewer if
+        the first was accepted more recently (a worker just started); 0.0 if none."""
+        second = int(now)
+        since = max(second - self.RATE_WINDOW, min(self._accepted, default=second))
+        recent = sum(n for s, n in self._accepted.items() if since <= s < second)
+        return recent / (second - since) if second > since else 0.0
+
+    def turn_in(self, now: float) -> int:
+        """Seconds a charger refused at ``now`` is told to wait: the jittered Retry-After, or its
+        turn at the measured admission rate if that is later (capped at RETRY_AFTER_CAP times the
+        setting). Each call takes a turn."""
+        jittered = retry_after_seconds()
+        rate = self.admission_rate(now)
+        if rate <= 0:  # nothing accepted lately: nothing to pace by
+            return jittered
+        base = settings.CSMS_HANDSHAKE_RETRY_AFTER
+        turn = max(self._next_turn, now + max(1, base // 2))
+        self._next_turn = turn + 1 / rate
+        return min(max(jittered, math.ceil(turn - now)), base * self.RETRY_AFTER_CAP)
+
     def refuse(self, request: Any) -> None:
-        """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a jittered Retry-After
+        """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a Retry-After (turn_in)
         and close the connection: the bytes written straight to the transport, without Twisted's
         response machinery (header objects, access log), which cost a storm more than the refusal."""
         transport = request.channel.transport
-        transport.write(_BUSY_RESPONSE % retry_after_seconds())
+        now = time.monotonic()
+        transport.write(_BUSY_RESPONSE % self.turn_in(now))
         transport.loseConnection()
         self._refused += 1
-        now = time.monotonic()
         if now - self._logged_at >= self.LOG_EVERY:
             logger.warning(
                 "refused %d WebSocket handshakes (503) since the last report: %d in progress "
@@ -196,6 +235,8 @@ def daphne_server_install() -> None:
 
         async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
             if message["type"] in ("websocket.accept", "websocket.close"):
+                if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
+                    self.handshake_gate.accepted(time.monotonic())
                 self.handshake_gate.protocols.discard(protocol)
             await super().handle_reply(protocol, message)
 

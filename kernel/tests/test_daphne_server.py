@@ -110,6 +110,40 @@ def test_retry_after_is_at_least_a_second():
     assert {daphne_server.retry_after_seconds() for _ in range(100)} == {1}
 
 
+def _gate_accepting(per_second: int, seconds: range) -> daphne_server.HandshakeGate:
+    gate = daphne_server.HandshakeGate()
+    for second in seconds:
+        for n in range(per_second):
+            gate.accepted(second + n / per_second)
+    return gate
+
+
+def test_the_admission_rate_is_measured_over_the_last_whole_seconds():
+    assert daphne_server.HandshakeGate().admission_rate(1000.0) == 0.0
+    gate = _gate_accepting(100, range(990, 1000))
+    assert gate.admission_rate(1000.5) == 100.0  # 995-999: the current second is not over yet
+    assert _gate_accepting(100, range(998, 1000)).admission_rate(1000.2) == 100.0  # a worker just started
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+def test_with_nothing_accepted_a_refusal_gets_the_jittered_retry_after():
+    gate = daphne_server.HandshakeGate()
+    assert {gate.turn_in(1000.0) for _ in range(500)} == set(range(5, 16))
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+def test_a_storm_s_refusals_are_given_turns_at_the_admission_rate():
+    """At 100 accepted a second, 3,000 refused at once are told to come back over 5 to 35 s: about
+    100 a second once the jittered 5 to 15 s are booked, never sooner than the jitter, capped at 60 s."""
+    gate = _gate_accepting(100, range(990, 1000))
+    waits = [gate.turn_in(1000.0) for _ in range(3000)]
+    assert min(waits) >= 5 and max(waits) == 35
+    per_second = {second: waits.count(second) for second in range(16, 36)}
+    assert all(per_second[second] == 100 for second in range(16, 35)), per_second
+    more = [gate.turn_in(1000.0) for _ in range(5000)]
+    assert max(more) == 60  # RETRY_AFTER_CAP times the setting
+
+
 def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(monkeypatch):
     formatted: list[object] = []
     real_pformat = autobahn_protocol.pformat
