@@ -26,9 +26,22 @@ factory's options onto each protocol and builds a ``pprint.pformat`` of them for
 whether or not debug is logged (about 8 % of a reconnect storm's CPU). The options are copied here
 first, so autobahn's loop has nothing left to list.
 
+**No coloured debug text per frame.** autobahn's ``dataReceived`` and ``sendData`` pass
+``hltype(...)`` and ``hlval(...)`` to ``log.debug`` for every frame, and those build their
+coloured text (qualified names, ``click.style``) before the logger decides to drop the line: a
+few per cent of the event loop's CPU per OCPP message. The names these modules call are made lazy
+(``LazyText``): the same text, built only when a debug line is written.
+
+**A frame written to the socket at once.** Twisted's TCP transport never writes in ``write``:
+it appends to its buffer and registers the socket for writability (an ``epoll_ctl``), and the next
+turn of the loop writes it and unregisters (another): about 15 % of the event loop's CPU per
+answered message. ``write_at_once`` sends at once when nothing is waiting in the buffer, the
+socket is plain TCP and open, and buffers only what the kernel did not take (or all of it after an
+error, which Twisted's own write path then meets and handles as before). Same bytes, same order.
+
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
-a ``Server`` with the three changes above. kernel/tests/test_daphne_server.py checks that the parts
+a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
 of daphne and autobahn these rely on are still the ones read here: after an upgrade that changes
 them, compare, adapt, move the pins.
 """
@@ -36,12 +49,13 @@ them, compare, adapt, move the pins.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import math
 import random
 import time
 from collections.abc import Callable
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 from django.conf import settings
@@ -212,12 +226,78 @@ def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
     return connection_made_quietly
 
 
+class LazyText:
+    """``func(*args, **kwargs)`` as text, computed only when formatted (``str`` or ``format``)."""
+
+    __slots__ = ("_args", "_func", "_kwargs")
+
+    def __init__(self, func: Callable[..., str], *args: Any, **kwargs: Any) -> None:
+        self._func, self._args, self._kwargs = func, args, kwargs
+
+    def __str__(self) -> str:
+        return self._func(*self._args, **self._kwargs)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _lazily(func: Callable[..., str]) -> Callable[..., LazyText]:
+    @wraps(func)
+    def lazy(*args: Any, **kwargs: Any) -> LazyText:
+        return LazyText(func, *args, **kwargs)
+
+    return lazy
+
+
+# autobahn's modules that format debug arguments per frame, and the helpers they call by name.
+AUTOBAHN_DEBUG_TEXT = (
+    ("autobahn.websocket.protocol", ("hltype", "hlval")),
+    ("autobahn.twisted.websocket", ("hltype", "hlval")),
+)
+
+
+def _autobahn_debug_text_lazy() -> None:
+    for module_name, names in AUTOBAHN_DEBUG_TEXT:
+        module = importlib.import_module(module_name)
+        for name in names:
+            current = getattr(module, name)
+            if not hasattr(current, "__wrapped__"):  # not yet installed
+                setattr(module, name, _lazily(current))
+
+
+def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
+    """Twisted's ``tcp.Connection.write``, trying the socket first while nothing is buffered."""
+
+    @wraps(write)
+    def write_at_once(connection: Any, data: bytes) -> None:
+        if (
+            type(data) is bytes
+            and data
+            and not connection.TLS
+            and connection.connected
+            and not connection.disconnecting
+            and not connection._writeDisconnected
+            and not connection.dataBuffer
+            and not connection._tempDataBuffer
+        ):
+            sent = connection.writeSomeData(data)
+            if isinstance(sent, int) and sent >= 0:
+                if sent == len(data):
+                    return
+                data = data[sent:]
+        write(connection, data)
+
+    return write_at_once
+
+
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
-    beyond the cap with an early 503, and skip autobahn's per-connection option dump."""
+    beyond the cap with an early 503, skip autobahn's per-connection option dump, and build its
+    per-frame debug text only for a debug line written."""
     from daphne import cli, server
     from daphne.http_protocol import WebRequest
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import tcp
 
     class Server(server.Server):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -243,3 +323,6 @@ def daphne_server_install() -> None:
     cli.CommandLineInterface.server_class = Server
     WebRequest.process = _process_unless_busy(WebRequest.process)
     WebSocketProtocol._connectionMade = _quietly(WebSocketProtocol._connectionMade)
+    _autobahn_debug_text_lazy()
+    if not hasattr(tcp.Connection.write, "__wrapped__"):  # not yet installed
+        tcp.Connection.write = _write_at_once(tcp.Connection.write)  # type: ignore[method-assign]

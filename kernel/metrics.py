@@ -87,9 +87,21 @@ def charger_disconnected(*, ocpp_version: str) -> None:
 
 def ocpp_call_answered(*, ocpp_version: str, action: str, outcome: str, seconds: float) -> None:
     """A charger's CALL was answered; ``action`` must be a known one (label cardinality)."""
+    if series := _answered_series(ocpp_version, action, outcome):
+        counted, timed = series
+        counted.inc()
+        timed.observe(seconds)
+
+
+@functools.cache
+def _answered_series(ocpp_version: str, action: str, outcome: str) -> tuple[Any, Any] | None:
+    """The labelled counter and histogram of one kind of answer, looked up once (every answered CALL
+    records both: ``labels()`` validates and locks at each call); None when metrics are off."""
     if metrics := _metrics():
-        metrics.ocpp_messages.labels(ocpp_version, action, outcome).inc()
-        metrics.ocpp_handler_seconds.labels(ocpp_version, action).observe(seconds)
+        return metrics.ocpp_messages.labels(ocpp_version, action, outcome), metrics.ocpp_handler_seconds.labels(
+            ocpp_version, action
+        )
+    return None
 
 
 def command_round_trip(*, action: str, outcome: str, seconds: float) -> None:

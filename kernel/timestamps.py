@@ -8,7 +8,14 @@ from django.utils.dateparse import parse_datetime
 
 
 def format_ocpp_time(value: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (what ``strftime`` writes; formatted directly for the
+    four-digit years every answer carries, as ``strftime`` does not pad shorter ones)."""
     value = value.astimezone(UTC)
+    if value.year >= 1000:
+        return (
+            f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+            f"{value.second:02d}.{value.microsecond // 1000:03d}Z"
+        )
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

@@ -7,12 +7,15 @@ import base64
 import binascii
 import collections
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
@@ -20,6 +23,7 @@ from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from kernel import metrics
 from kernel.charger_connections import connection_close
+from kernel.consumer_loop import dispatched_from
 from kernel.log_format import charge_point_id_var
 from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.group_commit import in_commit_group
@@ -75,9 +79,23 @@ class OcppConsumer(AsyncWebsocketConsumer):
         # However the consumer ends (a close, a crash, daphne cancelling it), presence is cleared now,
         # not when the offline sweep notices: commands then answer not_connected at once.
         try:
-            await super().__call__(scope, receive, send)
+            await self._consume(scope, receive, send)
         finally:
             await self._connection_end()
+
+    async def _consume(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' ``AsyncConsumer.__call__`` (channels 4.3.2) with a cheaper receive loop
+        (``kernel.consumer_loop``): the socket's and the channel layer's messages to ``dispatch``."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await dispatched_from(sources, self.dispatch)
 
     # Channels' consumer loop also awaits the channel layer's receive, and would end with the socket
     # still open if it raised: the Redis layer's receive of a consumer's channel waits while Redis is

@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -74,8 +74,13 @@ _SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
 _PENDING_REFUSAL = f"The charge point is not commissioned; only {', '.join(sorted(_SERVED_WHILE_PENDING))} are served."
 
 
-def _size_in_bytes(raw: str) -> int:
-    return len(raw) if len(raw) * 4 <= settings.CSMS_MAX_FRAME_BYTES else len(raw.encode())
+def _size_in_bytes(raw: str, limit: int) -> int:
+    return len(raw) if len(raw) * 4 <= limit else len(raw.encode())
+
+
+def _now() -> datetime:
+    """``timezone.now()`` (aware UTC, ``USE_TZ`` is on) without reading settings at every frame."""
+    return datetime.now(UTC)
 
 
 class TokenBucket:
@@ -137,6 +142,7 @@ class OcppRouter(RoutedChargePoint):
         self._inbound_actions: dict[str, str] = {}
         # The one outstanding outbound CALL (OCPP allows one at a time): (unique id, action, answer).
         self._outstanding: tuple[str, str, asyncio.Future[Any]] | None = None
+        self._max_frame_bytes: int = settings.CSMS_MAX_FRAME_BYTES
         self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_FRAMES_PER_SECOND, burst=settings.CSMS_FRAME_BURST)
         self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
@@ -151,9 +157,9 @@ class OcppRouter(RoutedChargePoint):
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
 
     async def route_message(self, raw_msg: str) -> None:
-        received_at = timezone.now()
+        received_at = _now()
         bind_message(action="", unique_id="")
-        if _size_in_bytes(raw_msg) > settings.CSMS_MAX_FRAME_BYTES:
+        if _size_in_bytes(raw_msg, self._max_frame_bytes) > self._max_frame_bytes:
             await self._refuse_oversized(raw_msg)
             return
         if not self._frame_budget.take():
@@ -399,7 +405,7 @@ class OcppRouter(RoutedChargePoint):
                 outcome=frame[2] if frame is not None and message_type == MessageType.CallError else "result",
                 seconds=time.perf_counter() - self._call_received,
             )
-        self._log(MessageDirection.OUTBOUND, message, timezone.now(), message_type, unique_id, action)
+        self._log(MessageDirection.OUTBOUND, message, _now(), message_type, unique_id, action)
         await self._connection.send(message)
 
     def _log(

@@ -6,7 +6,9 @@ requirements.txt. When the second fails, read the method it names: the early 503
 ``WebRequest.process`` making the WebSocket protocol (whose ``onConnect`` calls
 ``create_application``) for an upgrade, and on ``handle_reply`` seeing the application's accept or
 close; the quiet ``_connectionMade`` on
-autobahn copying ``CONFIG_ATTRS`` from the factory and formatting them for its debug line. Adapt
+autobahn copying ``CONFIG_ATTRS`` from the factory and formatting them for its debug line; the
+write at once on Twisted's buffer (``dataBuffer``, ``_tempDataBuffer``), ``writeSomeData`` and
+its buffered write. Adapt
 ``kernel.daphne_server``, then record the new fingerprint.
 """
 
@@ -14,16 +16,20 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import inspect
+import socket
 import textwrap
 from pathlib import Path
 
 import pytest
+from autobahn import util as autobahn_util
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket import protocol as autobahn_protocol
 from django.test import override_settings
+from twisted.internet import tcp
 from twisted.internet.testing import StringTransport
 
 from kernel import daphne_server
@@ -88,6 +94,11 @@ RELIED_ON = [
     ("daphne.server", "Server", "handle_reply", "a549cc6136eb2ab8"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "_connectionMade", "ae04ee23af241172"),
     ("autobahn.websocket.protocol", "WebSocketServerProtocol", "_connectionMade", "247a5e912e426f90"),
+    # write_at_once (Twisted 26.10.0): the buffer it checks, the send it calls, the path it falls back to.
+    ("twisted.internet.abstract", "FileDescriptor", "write", "fda9ca35f92bed60"),
+    ("twisted.internet.abstract", "FileDescriptor", "doWrite", "39c852a5e9e063b0"),
+    ("twisted.internet.tcp", "Connection", "writeSomeData", "d7ddaf5ac8aa4232"),
+    ("twisted.internet._newtls", "ConnectionMixin", "write", "9a97fc973a780c6c"),
 ]
 
 
@@ -165,3 +176,82 @@ def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(
         expected = 2 if name == "autoPingTimeout" else getattr(factory, name)
         assert vars(quiet)[name] == expected, name
     assert quiet.state == WebSocketServerProtocol.STATE_CONNECTING
+
+
+@pytest.mark.parametrize(("module_name", "names"), daphne_server.AUTOBAHN_DEBUG_TEXT)
+def test_autobahn_s_per_frame_debug_text_is_the_same_text_built_only_when_formatted(module_name, names):
+    module = importlib.import_module(module_name)
+    daphne_server._autobahn_debug_text_lazy()
+    daphne_server._autobahn_debug_text_lazy()  # installing twice wraps once
+    for name in names:
+        helper = getattr(module, name)
+        own = getattr(autobahn_util, name)
+        assert helper.__wrapped__ is own
+        value = WebSocketServerProtocol.sendData if name == "hltype" else 1234
+        text = helper(value)
+        assert isinstance(text, daphne_server.LazyText)
+        assert str(text) == own(value)
+        assert f"{text} sent" == f"{own(value)} sent"
+
+
+class _Reactor:
+    """What a Twisted TCP connection asks of its reactor when it writes: the writers it registers."""
+
+    def __init__(self) -> None:
+        self.writers: list[object] = []
+
+    def addWriter(self, writer: object) -> None:  # noqa: N802 (Twisted's name)
+        self.writers.append(writer)
+
+    def removeWriter(self, writer: object) -> None:  # noqa: N802 (Twisted's name)
+        pass
+
+
+def _connection(sock: socket.socket) -> tuple[tcp.Connection, _Reactor]:
+    reactor = _Reactor()
+    sock.setblocking(False)
+    connection = tcp.Connection(sock, protocol=None, reactor=reactor)  # type: ignore[arg-type]
+    connection.connected = True
+    connection.write = daphne_server._write_at_once(tcp.Connection.write).__get__(connection)  # type: ignore[method-assign]
+    return connection, reactor
+
+
+def test_a_write_with_nothing_buffered_goes_to_the_socket_at_once():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection, reactor = _connection(ours)
+        connection.write(b'[3,"1",{}]')
+        connection.write(b'[3,"2",{}]')
+        assert theirs.recv(100) == b'[3,"1",{}][3,"2",{}]'
+        assert reactor.writers == [] and connection._tempDataBuffer == []
+
+
+def test_what_the_socket_does_not_take_is_buffered_and_later_writes_queue_behind_it():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        connection, reactor = _connection(ours)
+        big = bytes(range(256)) * 4096
+        connection.write(big)
+        connection.write(b"after")
+        assert reactor.writers == [connection, connection]
+        buffered = b"".join(connection._tempDataBuffer)
+        assert buffered.endswith(b"after") and len(buffered) < len(big) + 5
+        received = b""
+        theirs.setblocking(False)
+        while len(received) < len(big) + 5:
+            with contextlib.suppress(BlockingIOError):
+                received += theirs.recv(1 << 16)
+            if connection._tempDataBuffer or connection.dataBuffer:
+                connection.doWrite()
+        assert received == big + b"after"
+
+
+def test_a_write_to_a_closed_peer_is_left_to_twisted_s_own_write_path():
+    ours, theirs = socket.socketpair()
+    with ours:
+        theirs.close()
+        connection, reactor = _connection(ours)
+        connection.write(b'[3,"1",{}]')
+        assert connection._tempDataBuffer == [b'[3,"1",{}]'] and reactor.writers == [connection]
+        assert isinstance(connection.doWrite(), Exception)  # Twisted then closes the connection, as before

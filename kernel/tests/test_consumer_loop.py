@@ -1,0 +1,112 @@
+"""The consumer's receive loop (kernel/consumer_loop.py) dispatches as Channels' does.
+
+When the first test fails after an upgrade of channels, compare ``AsyncConsumer.__call__`` and
+``await_many_dispatch`` with ``OcppConsumer._consume`` and ``dispatched_from``, adapt, and record
+the new fingerprints.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+from channels.exceptions import StopConsumer
+from channels.utils import await_many_dispatch
+
+from kernel.consumer_loop import dispatched_from
+
+
+def _function(module_name: str, path: tuple[str, ...]) -> str:
+    spec = importlib.util.find_spec(module_name)
+    assert spec is not None and spec.origin is not None
+    body = ast.parse(Path(spec.origin).read_text()).body
+    for name in path:
+        node = next(n for n in body if isinstance(n, ast.ClassDef | ast.AsyncFunctionDef) and n.name == name)
+        body = node.body
+    return ast.unparse(node)
+
+
+@pytest.mark.parametrize(
+    ("module_name", "path", "fingerprint"),
+    [
+        ("channels.consumer", ("AsyncConsumer", "__call__"), "99e9c2fe2ef0a26c"),
+        ("channels.utils", ("await_many_dispatch",), "8c0069043e4121d2"),
+    ],
+)
+def test_the_channels_code_the_loop_replaces_is_unchanged(module_name, path, fingerprint):
+    source = _function(module_name, path)
+    assert hashlib.sha256(source.encode()).hexdigest()[:16] == fingerprint, f"{module_name}.{'.'.join(path)} changed"
+
+
+class _Source:
+    """Messages put in by the test, received one future at a time (as daphne's input queue)."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[object]] = []
+        self.ready: list[object] = []
+
+    def put(self, message: object) -> None:
+        waiting = [f for f in self.futures if not f.done()]
+        if waiting:
+            waiting[0].set_result(message)
+        else:
+            self.ready.append(message)
+
+    def __call__(self) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if self.ready:
+            future.set_result(self.ready.pop(0))
+        self.futures.append(future)
+        return future
+
+
+# Each behaviour is checked on Channels' own loop too: the two must agree.
+LOOPS = pytest.mark.parametrize("loop_of", [dispatched_from, await_many_dispatch], ids=["ours", "channels"])
+
+
+@LOOPS
+async def test_messages_of_both_sources_are_dispatched_one_at_a_time_the_earlier_source_first(loop_of):
+    socket, layer = _Source(), _Source()
+    dispatched: list[object] = []
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+        await asyncio.sleep(0)
+        if message == "stop":
+            raise StopConsumer
+
+    loop = asyncio.create_task(loop_of([socket, layer], dispatch))
+    await asyncio.sleep(0)
+    layer.put("command")
+    socket.put("frame 1")
+    await asyncio.sleep(0.01)
+    socket.put("frame 2")
+    socket.put("frame 3")
+    layer.put("stop")
+    with pytest.raises(StopConsumer):
+        await loop
+    assert dispatched == ["frame 1", "command", "frame 2", "stop"]  # both ready: the socket first
+    assert all(future.done() for future in socket.futures + layer.futures)
+
+
+@LOOPS
+async def test_cancelling_the_loop_cancels_the_receives_still_waiting(loop_of):
+    socket, layer = _Source(), _Source()
+    dispatched: list[object] = []
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+
+    loop = asyncio.create_task(loop_of([socket, layer], dispatch))
+    await asyncio.sleep(0)
+    socket.put("frame")
+    await asyncio.sleep(0.01)
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
+    assert dispatched == ["frame"]
+    assert socket.futures[-1].cancelled() and layer.futures[-1].cancelled()
