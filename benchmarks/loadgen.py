@@ -311,7 +311,7 @@ def retry_after(error: BaseException) -> float | None:
     if not isinstance(error, InvalidStatus) or error.response.status_code not in (429, 503):
         return None
     value = (error.response.headers.get("Retry-After") or "").strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     with contextlib.suppress(TypeError, ValueError):
         return max(0.0, (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())

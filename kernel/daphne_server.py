@@ -165,9 +165,12 @@ class HandshakeGate:
         if rate <= 0:  # nothing accepted lately: nothing to pace by
             return jittered
         base = settings.CSMS_HANDSHAKE_RETRY_AFTER
+        cap = base * self.RETRY_AFTER_CAP
         turn = max(self._next_turn, now + max(1, base // 2))
+        if turn - now > cap:  # no slot within the cap: spread over its upper half, take no slot
+            return random.randint(max(1, cap // 2), cap)
         self._next_turn = turn + 1 / rate
-        return min(max(jittered, math.ceil(turn - now)), base * self.RETRY_AFTER_CAP)
+        return min(max(jittered, math.ceil(turn - now)), cap)
 
     def refuse(self, request: Any) -> None:
         """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a Retry-After (turn_in)
@@ -274,8 +277,11 @@ def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes]
             type(data) is bytes
             and data
             and not connection.TLS
-            and connection.connected
+            and (connection.producer is None or connection.streamingProducer)  # a pull producer
+            and connection.connected  # is asked for more only from doWrite
             and not connection.disconnecting
+            and not getattr(connection, "_aborting", False)  # an aborted socket sends nothing more
+            and not connection.disconnected
             and not connection._writeDisconnected
             and not connection.dataBuffer
             and not connection._tempDataBuffer

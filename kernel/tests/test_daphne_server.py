@@ -153,6 +153,10 @@ def test_a_storm_s_refusals_are_given_turns_at_the_admission_rate():
     assert all(per_second[second] == 100 for second in range(16, 35)), per_second
     more = [gate.turn_in(1000.0) for _ in range(5000)]
     assert max(more) == 60  # RETRY_AFTER_CAP times the setting
+    booked = gate._next_turn
+    beyond = [gate.turn_in(1000.0) for _ in range(2000)]  # no slot within the cap is left
+    assert set(beyond) == set(range(30, 61))  # spread over the cap's upper half, not all at 60
+    assert gate._next_turn == booked  # and they book no turn: the queue does not grow past the cap
 
 
 def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(monkeypatch):
@@ -255,3 +259,20 @@ def test_a_write_to_a_closed_peer_is_left_to_twisted_s_own_write_path():
         connection.write(b'[3,"1",{}]')
         assert connection._tempDataBuffer == [b'[3,"1",{}]'] and reactor.writers == [connection]
         assert isinstance(connection.doWrite(), Exception)  # Twisted then closes the connection, as before
+
+
+def test_an_aborted_connection_and_a_pull_producer_take_twisted_s_own_write_path():
+    """After abortConnection nothing more reaches the peer; a pull (non-streaming) producer is asked
+    for more only from doWrite, so its writes must register the connection as a writer."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection, reactor = _connection(ours)
+        connection._aborting = True
+        connection.write(b"after-abort")
+        assert connection._tempDataBuffer == [b"after-abort"]
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        connection, reactor = _connection(ours)
+        connection.producer, connection.streamingProducer = object(), False
+        connection.write(b"pulled")
+        assert connection._tempDataBuffer == [b"pulled"] and reactor.writers == [connection]
