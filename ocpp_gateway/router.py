@@ -288,7 +288,7 @@ class OcppRouter(RoutedChargePoint):
 
     async def _refuse_oversized(self, raw_msg: str) -> None:
         """Not stored, not parsed: a FormatViolation for the id at its start, if one is there."""
-        limit = settings.CSMS_MAX_FRAME_BYTES
+        limit = self._max_frame_bytes
         logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, len(raw_msg), limit)
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:

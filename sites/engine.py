@@ -121,7 +121,7 @@ def _apply_once(site: Site) -> float | Literal["recompute"] | None:
 def _expiring(view: selectors.SessionView, now: datetime) -> bool:
     """The session's TxProfile is past half its ``CSMS_SITES_PROFILE_VALIDITY`` seconds."""
     validity = settings.CSMS_SITES_PROFILE_VALIDITY
-    return view.held_since is not None and (now - view.held_since).total_seconds() >= validity / 2
+    return view.limit is not None and (now - view.limit.sent_at).total_seconds() >= validity / 2
 
 
 def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Change]:

@@ -25,8 +25,7 @@ class SessionView:
     member: SiteMember
     demand: SessionDemand
     held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default)
-    held_since: datetime | None
-    limit: SessionLimit | None
+    limit: SessionLimit | None  # the TxProfile limit it holds (None: the failsafe default)
     adjustable: bool  # False: counted as a fixed load (offline, or the charger refuses profiles)
 
 
@@ -89,7 +88,6 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                     limit_a=held_a,
                 ),
                 held_a=held_a,
-                held_since=limit.sent_at if limit else None,
                 limit=limit,
                 adjustable=not member.smart_charging_flag and bool(member.charge_point.connection_channel),
             )
