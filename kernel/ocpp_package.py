@@ -217,12 +217,14 @@ def _plain(value: Any) -> Any:
     return {name: _plain(inner) for name in names if (inner := getattr(value, name)) is not None}
 
 
-@functools.cache
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
 def _field_names(cls: type) -> tuple[str, ...] | None:
-    """The fields of a dataclass, in order; None for any other type."""
-    if not dataclasses.is_dataclass(cls):
-        return None
-    return tuple(field.name for field in dataclasses.fields(cls))
+    """The fields of a dataclass, in order; None for any other type (kept per class)."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+    return _FIELD_NAMES[cls]
 
 
 def schema_path(ocpp_version: str, schema_name: str) -> Path:
