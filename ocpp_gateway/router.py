@@ -158,20 +158,23 @@ class OcppRouter(RoutedChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = _now()
-        bind_message(action="", unique_id="")
         if _size_in_bytes(raw_msg, self._max_frame_bytes) > self._max_frame_bytes:
+            bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
             await self._refuse_oversized(raw_msg)
             return
         if not self._frame_budget.take():
+            bind_message(action="", unique_id="")
             await self._refuse_over_budget(raw_msg)
             return
         try:
             msg = unpack(raw_msg)
         except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
+            bind_message(action="", unique_id="")
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_unparseable(raw_msg, error if isinstance(error, OCPPError) else None)
             return
         except ValueError as error:  # a number Python will not convert (over 4300 digits)
+            bind_message(action="", unique_id="")
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_undecodable_number(raw_msg, error)
             return
