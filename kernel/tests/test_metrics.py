@@ -57,7 +57,7 @@ EXPECTED = {
 }
 
 
-def _checked(samples: dict[str, float]) -> dict[str, float]:
+def _checked(samples: dict[str, float]) -> dict[str, float | None]:
     return {name: samples.get(name) for name in EXPECTED}
 
 
