@@ -4,6 +4,7 @@ process (the REST API it also serves) is answered at once."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,7 @@ from ocpp.v201 import call as call201
 from chargepoints.models import ChargePoint
 from charging.models import AuthorizationStatus, IdTag
 from conftest import DaphneServer, ahttp, ocpp_charger
+from ocpp_gateway import id_tags
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,3 +65,18 @@ async def test_a_cached_token_still_matches_only_its_own_type(caching_daphne):
             for kind in ("ISO14443", "eMAID", "ISO14443")
         ]
         assert answers == ["Accepted", "Invalid", "Accepted"]
+
+
+async def test_authorizes_that_arrive_together_share_one_read_and_a_change_saved_here_is_read_again(settings):
+    settings.CSMS_ID_TAG_CACHE_SECONDS = 3600
+    id_tags.forget_all()
+    tag = await IdTag.objects.acreate(id_tag="RFID-TOGETHER")
+    authorizes = [asyncio.ensure_future(id_tags.id_tag_authorize(id_tag="rfid-together")) for _ in range(20)]
+    await asyncio.sleep(0)  # every one has asked
+    assert list(id_tags._reads) == ["rfid-together"]
+    assert {info.status for info in await asyncio.gather(*authorizes)} == {"Accepted"}
+
+    tag.status = AuthorizationStatus.BLOCKED
+    await tag.asave()  # in this process: the cache is emptied
+    assert (await id_tags.id_tag_authorize(id_tag="RFID-TOGETHER")).status == "Blocked"
+    id_tags.forget_all()
