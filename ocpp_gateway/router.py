@@ -53,7 +53,6 @@ from kernel.storable_text import (
 from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
-from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.message_log import message_log
 
 logger = logging.getLogger(__name__)
@@ -265,7 +264,7 @@ class OcppRouter(RoutedChargePoint):
         else:
             return self._profile
         try:
-            self._profile = await in_commit_group(lookup)()  # a batch unit: no thread hop of its own
+            self._profile = await database_sync_to_async(lookup)()
         except Exception:
             logger.exception("%s: could not look up the charger model's profile; strict until the next boot", self.id)
             self._profile = STRICT_PROFILE
