@@ -58,8 +58,12 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
     blocked or expired (a blocked fleet account blocks its cards). A tag registered with a
     token type matches only that type.
     """
-    at = at or timezone.now()
-    tag = id_tag_find(id_tag=id_tag)
+    return id_tag_info_of(id_tag_find(id_tag=id_tag), token_type=token_type, at=at or timezone.now())
+
+
+def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> IdTagInfo:
+    """The answer ``id_tag_authorize`` gives at ``at`` for ``tag`` as ``id_tag_find`` returned it
+    (None: not registered), presented with ``token_type`` ("" when the charger sent none)."""
     if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
         return IdTagInfo(status=AuthorizationStatus.INVALID)
     status = _effective_status(tag, at)

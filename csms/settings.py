@@ -145,6 +145,9 @@ CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
 # ...and a batch waits at most this long for a row lock; the unit that needed it gets a CALLERROR.
 CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS", 5000, minimum=1)
+# A gateway process keeps the id tags Authorize reads this long (s; 0: read each time). A change
+# saved in another process (API, admin) reaches its Authorize answers within this time.
+CSMS_ID_TAG_CACHE_SECONDS = env_int("CSMS_ID_TAG_CACHE_SECONDS", 5, minimum=0)
 
 # --- Channel layer and Celery broker --------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")

@@ -7,10 +7,11 @@ may change without notice, and which only this module touches:
 
 - dispatch: the route map ``ocpp.routing.create_route_map`` builds from what ``@on`` / ``@after``
   record on a handler, and the steps of ``ChargePoint._handle_call`` (validate the request, convert
-  it to snake_case, call the handler, serialize its answer, drop the Nones, convert to camelCase,
+  it to snake_case, call the handler, serialize its answer, drop the Nones (``answer_payload``, one
+  walk instead of ``serialize_as_dict`` and ``remove_nones``), convert to camelCase,
   validate and send the answer, start the ``@after`` hook), which ``RoutedChargePoint`` performs on
   a route map built once per class;
-- the validator cache ``ocpp.messages._validators``, its keys, and ``ASYNC_VALIDATION``;
+- the validator cache ``ocpp.messages._validators``, its keys (``validator_key``), and ``ASYNC_VALIDATION``;
 - the JSON schema files inside the package, and the 1.6 CALLs it validates with Decimal numbers;
 - the case conversions ``ocpp.charge_point.camel_to_snake_case`` / ``snake_to_camel_case``, which
   the package's ``call`` and ``_handle_call`` (the simulator's, the test clients') look up at each use.
@@ -22,6 +23,8 @@ release that changes one fails there, by name.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -33,7 +36,7 @@ from typing import Any, ClassVar
 from jsonschema import Draft4Validator
 from ocpp import charge_point, messages
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
-from ocpp.messages import Call, MessageType, validate_payload
+from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from ocpp.routing import create_route_map
 
 _SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
@@ -111,7 +114,7 @@ class RoutedChargePoint(ChargePoint):
         """
         route = self.route_map[msg.action]
         validating = validated and route.validated
-        if validating:
+        if validating and not valid_at_once(msg, self._ocpp_version):
             await validate_payload(msg, self._ocpp_version)
         payload = charge_point.camel_to_snake_case(msg.payload)
         unique_id = {"call_unique_id": msg.unique_id}
@@ -121,18 +124,107 @@ class RoutedChargePoint(ChargePoint):
                 response = await response
         except Exception as error:
             self.logger.exception("Error while handling request '%s'", msg)
-            await self._send(msg.create_call_error(error).to_json())
+            await self._send_message(msg.create_call_error(error))
             return None
-        answer = msg.create_call_result(charge_point.snake_to_camel_case(remove_nones(serialize_as_dict(response))))
-        if validating:
+        answer = msg.create_call_result(charge_point.snake_to_camel_case(answer_payload(response)))
+        if validating and not valid_at_once(answer, self._ocpp_version):
             await validate_payload(answer, self._ocpp_version)
-        await self._send(answer.to_json())
+        await self._send_message(answer)
         if route.after is None:
             return None
         hook = route.after(self, **payload, **(unique_id if route.after_takes_unique_id else {}))
         if inspect.isawaitable(hook):
             asyncio.ensure_future(hook)  # noqa: RUF006 (as the package does: the hook may send a CALL)
         return hook
+
+    async def _send_message(self, message: Call | CallResult | CallError) -> None:
+        """Send ``message`` (a router that reads what it sends may take it as it is, not as text)."""
+        await self._send(frame_text(message))
+
+
+# One encoder for every frame: ``to_json`` of the package's messages builds one per call.
+_ENCODER = messages._DecimalEncoder(separators=(",", ":"))
+
+
+def frame_text(message: Call | CallResult | CallError) -> str:
+    """``message.to_json()``: the same text, the package's compact separators and Decimal encoding."""
+    if isinstance(message, Call):
+        return _ENCODER.encode([message.message_type_id, message.unique_id, message.action, message.payload])
+    if isinstance(message, CallResult):
+        return _ENCODER.encode([message.message_type_id, message.unique_id, message.payload])
+    return _ENCODER.encode(
+        [
+            message.message_type_id,
+            message.unique_id,
+            message.error_code,
+            message.error_description,
+            message.error_details,
+        ]
+    )
+
+
+def valid_at_once(message: Call | CallResult, ocpp_version: str) -> bool:
+    """True when the validator the package would use for ``message`` has a fast check
+    (``accepts``, see ocpp_gateway.compiled_schemas) and that check passes. Otherwise the caller
+    asks the package's ``validate_payload``, which raises its own CALLERROR for an invalid payload.
+
+    The 1.6 CALLs the package validates with Decimal numbers always go to the package.
+    """
+    if ocpp_version == "1.6" and message.action in DECIMAL_CALLS_16:
+        return False
+    validator = messages._validators.get(validator_key(message.message_type_id, message.action, ocpp_version))
+    accepts = getattr(validator, "accepts", None)
+    return accepts is not None and bool(accepts(message.payload))
+
+
+@functools.cache
+def validator_key(message_type_id: int, action: str, ocpp_version: str) -> str:
+    """The key of ``messages._validators`` that ``messages.get_validator`` reads for this message."""
+    schema_name = action
+    if message_type_id == MessageType.CallResult:
+        schema_name += "Response"
+    elif message_type_id == MessageType.Call and ocpp_version != "1.6":
+        schema_name += "Request"
+    return f"{schema_name}_{ocpp_version}"
+
+
+class _KeepAsPackage(Exception):
+    """A value ``answer_payload`` does not convert itself (a tuple): the package's steps do."""
+
+
+def answer_payload(response: Any) -> Any:
+    """A handler's answer as the package sends it, before the camelCase step:
+    ``remove_nones(serialize_as_dict(response))`` without ``dataclasses.asdict``'s deep copy.
+
+    Values other than dataclasses, dicts and lists are passed as they are (JSON encodes them next).
+    """
+    try:
+        return _plain(response)
+    except _KeepAsPackage:
+        return remove_nones(serialize_as_dict(response))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(inner) for key, inner in value.items() if inner is not None}
+    if isinstance(value, list):
+        return [_plain(inner) for inner in value if inner is not None]
+    if isinstance(value, tuple):
+        raise _KeepAsPackage
+    names = _field_names(type(value))
+    if names is None:
+        return value
+    return {name: _plain(inner) for name in names if (inner := getattr(value, name)) is not None}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The fields of a dataclass, in order; None for any other type (kept per class)."""
+    if cls not in _FIELD_NAMES:
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+    return _FIELD_NAMES[cls]
 
 
 def schema_path(ocpp_version: str, schema_name: str) -> Path:

@@ -7,7 +7,8 @@ schema: a payload the compiled form finds valid is accepted at once; any other p
 the original validator, whose first error the package maps to the CALLERROR code it always did
 (TypeConstraintViolation, FormationViolation, ProtocolError, ...). So the schemas, the cache keys
 (one per schema and parse mode) and every answer to an invalid payload stay the package's own;
-only the valid common case is faster.
+only the valid common case is faster. The router checks ``accepts`` first itself
+(``kernel.ocpp_package.valid_at_once``) and calls the package's validation only when it fails.
 """
 
 from __future__ import annotations
@@ -38,19 +39,20 @@ class CompiledValidator:
             self._compiled = None
 
     def is_valid(self, payload: Any) -> bool:
-        return self._compiled_accepts(payload) or self.original.is_valid(payload)
+        return self.accepts(payload) or self.original.is_valid(payload)
 
     def validate(self, payload: Any) -> None:
         """Returns when valid; raises the original validator's ``ValidationError`` otherwise."""
-        if not self._compiled_accepts(payload):
+        if not self.accepts(payload):
             self.original.validate(payload)
 
     def iter_errors(self, payload: Any) -> Iterator[ValidationError]:
-        if self._compiled_accepts(payload):
+        if self.accepts(payload):
             return iter(())
         return self.original.iter_errors(payload)
 
-    def _compiled_accepts(self, payload: Any) -> bool:
+    def accepts(self, payload: Any) -> bool:
+        """True when the compiled form finds ``payload`` valid; False means "ask the original"."""
         if self._compiled is None:
             return False
         try:

@@ -46,7 +46,7 @@ def error_code_spelled(code: str, *, ocpp_version: str) -> str:
 
 def payload_fixed(payload: Any, *, quirks: tuple[str, ...], id_tag_suffix: str = "") -> Any:
     """An inbound CALL payload with the enabled payload quirks applied (a copy; ``payload`` is kept)."""
-    if not isinstance(payload, dict) or not ({STRIP_IDTAG_SUFFIX, UNIT_ALIASES} & set(quirks)):
+    if not quirks or not isinstance(payload, dict) or not ({STRIP_IDTAG_SUFFIX, UNIT_ALIASES} & set(quirks)):
         return payload
     fixed = copy.deepcopy(payload)
     if STRIP_IDTAG_SUFFIX in quirks:

@@ -31,7 +31,7 @@ from ocpp.exceptions import (
     SecurityError,
     TypeConstraintViolationError,
 )
-from ocpp.messages import Call, CallError, MessageType, unpack
+from ocpp.messages import Call, CallError, CallResult, MessageType, unpack
 from ocpp.v16.enums import Action as V16Action
 from ocpp.v201.enums import Action as V201Action
 
@@ -43,7 +43,7 @@ from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
-from kernel.ocpp_package import RoutedChargePoint
+from kernel.ocpp_package import RoutedChargePoint, frame_text
 from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
@@ -158,20 +158,23 @@ class OcppRouter(RoutedChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = _now()
-        bind_message(action="", unique_id="")
         if _size_in_bytes(raw_msg, self._max_frame_bytes) > self._max_frame_bytes:
+            bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
             await self._refuse_oversized(raw_msg)
             return
         if not self._frame_budget.take():
+            bind_message(action="", unique_id="")
             await self._refuse_over_budget(raw_msg)
             return
         try:
             msg = unpack(raw_msg)
         except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
+            bind_message(action="", unique_id="")
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_unparseable(raw_msg, error if isinstance(error, OCPPError) else None)
             return
         except ValueError as error:  # a number Python will not convert (over 4300 digits)
+            bind_message(action="", unique_id="")
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_undecodable_number(raw_msg, error)
             return
@@ -190,10 +193,10 @@ class OcppRouter(RoutedChargePoint):
                 raise SecurityError(description=_PENDING_REFUSAL)
             await self._handle_inbound_call(msg, received_at, raw_msg)
         except OCPPError as error:
-            await self._send(msg.create_call_error(error).to_json())
+            await self._send_message(msg.create_call_error(error))
         except Exception as error:  # a frame must never take the connection down
             logger.exception("%s: failed to handle %r", self.id, raw_msg[:200])
-            await self._send(msg.create_call_error(error).to_json())
+            await self._send_message(msg.create_call_error(error))
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
 
@@ -273,7 +276,7 @@ class OcppRouter(RoutedChargePoint):
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:
             error = GenericError(description="Rate limit exceeded; slow down.")
-            await self._send(Call(match.group(1), "", {}).create_call_error(error).to_json())
+            await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
 
     async def _commissioned(self) -> bool:
         """Whether the charger may use the network; read until it is, then kept for the connection.
@@ -293,7 +296,7 @@ class OcppRouter(RoutedChargePoint):
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:
             error = FormatViolationError(description=f"Frame of {len(raw_msg)} bytes is over the {limit} byte limit.")
-            await self._send(Call(match.group(1), "", {}).create_call_error(error).to_json())
+            await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
 
     async def _answer_unparseable(self, raw_msg: str, error: OCPPError | None) -> None:
         answer = rpc_errors.unparseable_answer(raw_msg, error, ocpp_version=self._ocpp_version)
@@ -301,7 +304,7 @@ class OcppRouter(RoutedChargePoint):
             logger.warning("%s: dropped unreadable frame (%s): %.200r", self.id, error and error.code, raw_msg)
             return
         unique_id, answer_error = answer
-        await self._send(Call(unique_id, "", {}).create_call_error(answer_error).to_json())
+        await self._send_message(Call(unique_id, "", {}).create_call_error(answer_error))
 
     async def _answer_undecodable_number(self, raw_msg: str, error: ValueError) -> None:
         """A CALL gets a TypeConstraintViolation (no OCPP type holds the number); an answer
@@ -315,7 +318,7 @@ class OcppRouter(RoutedChargePoint):
         message_type = frame[0]  # as text, like every number here
         if message_type == str(int(MessageType.Call)):
             refusal = TypeConstraintViolationError(description=description)
-            await self._send(Call(unique_id, "", {}).create_call_error(refusal).to_json())
+            await self._send_message(Call(unique_id, "", {}).create_call_error(refusal))
         elif message_type in (str(int(MessageType.CallResult)), str(int(MessageType.CallError))):
             self._response_received(CallError(unique_id, "FormatViolation", f"Undecodable answer: {description}", {}))
 
@@ -341,7 +344,7 @@ class OcppRouter(RoutedChargePoint):
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outstanding = (unique_id, action, answer)
         try:
-            await self._send(Call(unique_id, action, payload).to_json())
+            await self._send_message(Call(unique_id, action, payload))
             response = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
             return {"outcome": "timeout"}
@@ -391,22 +394,38 @@ class OcppRouter(RoutedChargePoint):
         return {"outcome": "result", "payload": readable, "violations": violations}
 
     async def _send(self, message: str) -> None:
+        """Send a frame given as text (the package's interface): read back for what is logged."""
         message_type, unique_id, frame = outgoing_frame(message)
-        if frame is not None and message_type == MessageType.CallError:
-            code = quirks.error_code_spelled(frame[2], ocpp_version=self._ocpp_version)
-            if code != frame[2]:
-                message = CallError(frame[1], code, frame[3], frame[4]).to_json()
-        is_call = frame is not None and message_type == MessageType.Call
-        action = frame[2] if frame is not None and is_call else self._inbound_actions.get(unique_id, "")
-        if not is_call and action:
-            metrics.ocpp_call_answered(
-                ocpp_version=self._ocpp_version,
-                action=action if action in self.route_map else "other",
-                outcome=frame[2] if frame is not None and message_type == MessageType.CallError else "result",
-                seconds=time.perf_counter() - self._call_received,
-            )
-        self._log(MessageDirection.OUTBOUND, message, _now(), message_type, unique_id, action)
-        await self._connection.send(message)
+        if frame is None:  # a CALLRESULT
+            await self._send_message(CallResult(unique_id, {}), text=message)
+        elif message_type == MessageType.Call:
+            await self._send_message(Call(unique_id, frame[2], frame[3]), text=message)
+        else:
+            await self._send_message(CallError(unique_id, *frame[2:5]), text=message)
+
+    async def _send_message(self, message: Call | CallResult | CallError, *, text: str | None = None) -> None:
+        """Send ``message``, its CALLERROR code in the charger's version's spelling; log it and
+        count the answer to an inbound CALL. What is logged is read from the message, not its text."""
+        unique_id = str(message.unique_id)
+        if isinstance(message, Call):
+            action = message.action
+        else:
+            action = self._inbound_actions.get(unique_id, "")
+            if isinstance(message, CallError):
+                code = quirks.error_code_spelled(message.error_code, ocpp_version=self._ocpp_version)
+                if code != message.error_code:
+                    respelled = CallError(message.unique_id, code, message.error_description, message.error_details)
+                    text = frame_text(respelled)
+            if action:
+                metrics.ocpp_call_answered(
+                    ocpp_version=self._ocpp_version,
+                    action=action if action in self.route_map else "other",
+                    outcome=message.error_code if isinstance(message, CallError) else "result",
+                    seconds=time.perf_counter() - self._call_received,
+                )
+        text = text if text is not None else frame_text(message)
+        self._log(MessageDirection.OUTBOUND, text, _now(), message.message_type_id, unique_id, action)
+        await self._connection.send(text)
 
     def _log(
         self,

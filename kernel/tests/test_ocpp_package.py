@@ -10,6 +10,7 @@ import asyncio
 import decimal
 import json
 import re
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,75 @@ def test_the_package_looks_its_case_conversions_up_at_each_use():
     assert charge_point.camel_to_snake_case is payload_case.snake_case  # case_conversions_install(), at start
     assert charge_point.snake_to_camel_case is payload_case.camel_case
     assert ocpp_package.package_snake_case({"idTag": 1}) == {"id_tag": 1}
+
+
+@pytest.mark.parametrize(
+    ("message_type_id", "action", "ocpp_version"),
+    [
+        (MessageType.Call, "Authorize", "1.6"),
+        (MessageType.CallResult, "Authorize", "1.6"),
+        (MessageType.Call, "Authorize", "2.0.1"),
+        (MessageType.CallResult, "BootNotification", "2.0.1"),
+    ],
+)
+def test_the_validator_key_is_the_one_the_package_reads(message_type_id, action, ocpp_version):
+    validator = messages.get_validator(message_type_id, action, ocpp_version)
+    assert (
+        ocpp_package.validator_cache()[ocpp_package.validator_key(message_type_id, action, ocpp_version)] is validator
+    )
+
+
+def test_a_valid_payload_is_valid_at_once_and_anything_else_goes_to_the_package():
+    assert ocpp_package.valid_at_once(Call("a", "Authorize", {"idTag": "T"}), "1.6")
+    assert not ocpp_package.valid_at_once(Call("a", "Authorize", {"idTag": 7}), "1.6")
+    assert not ocpp_package.valid_at_once(Call("p", "SetChargingProfile", _charging_profile(10.1)), "1.6")
+
+
+@dataclass
+class _Inner:
+    status: str
+    expiry_date: str | None = None
+
+
+@dataclass
+class _Answer:
+    id_token_info: _Inner
+    list_of: list[Any] = field(default_factory=list)
+    custom_data: dict[str, Any] | None = None
+    none: None = None
+
+
+ANSWERS = [
+    call_result.Heartbeat(current_time="2026-01-01T00:00:00Z"),
+    call_result.StatusNotification(),
+    call_result.Authorize(id_tag_info={"status": "Accepted", "expiryDate": None}),
+    _Answer(
+        id_token_info=_Inner("Accepted"),
+        list_of=[_Inner("Blocked", "x"), None, {"a": None, "b": [1, None]}],
+        custom_data={"vendorId": "V", "some_key": None},
+    ),
+]
+
+
+@pytest.mark.parametrize("answer", ANSWERS, ids=lambda answer: type(answer).__name__)
+def test_an_answer_is_serialized_as_the_package_serializes_it(answer):
+    package = charge_point.remove_nones(charge_point.serialize_as_dict(answer))
+    assert ocpp_package.answer_payload(answer) == package
+
+
+def test_an_answer_holding_a_tuple_is_serialized_by_the_package():
+    answer = _Answer(id_token_info=_Inner("Accepted"), list_of=[(1, None)])
+    assert ocpp_package.answer_payload(answer) == charge_point.remove_nones(charge_point.serialize_as_dict(answer))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Call("c1", "Reset", {"type": "Soft", "n": decimal.Decimal("1.5")}),
+        messages.CallResult("c2", {"status": "Accepted", "s": "é\u2028"}),
+        messages.CallError("c3", "FormatViolation", "bad", {"cause": "x"}),
+    ],
+    ids=lambda message: type(message).__name__,
+)
+def test_a_frame_is_the_text_the_package_writes(message):
+    assert ocpp_package.frame_text(message) == message.to_json()

@@ -10,7 +10,6 @@ from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from charging import selectors
 from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
@@ -18,6 +17,7 @@ from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
+from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
 
@@ -63,7 +63,7 @@ class TransactionHandlers:
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
-        info = await in_commit_group(selectors.id_tag_authorize)(id_tag=id_tag)
+        info = await id_tags.id_tag_authorize(id_tag=id_tag)
         return call_result.Authorize(id_tag_info=id_tag_info(info))
 
     @on(Action.start_transaction)

@@ -9,7 +9,6 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from charging import selectors
 from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
@@ -18,6 +17,7 @@ from charging.services.transaction_stop import StopRequest, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
+from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
 # chargingState -> charging (for the session's idle time).
@@ -131,9 +131,7 @@ class TransactionHandlers:
 
     @on(Action.authorize)
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
-        info = await in_commit_group(selectors.id_tag_authorize)(
-            id_tag=id_token["id_token"], token_type=id_token["type"]
-        )
+        info = await id_tags.id_tag_authorize(id_tag=id_token["id_token"], token_type=id_token["type"])
         return call_result.Authorize(id_token_info=id_token_info(info))
 
     @on(Action.transaction_event)

@@ -1,0 +1,74 @@
+"""Answered CALLs are tallied per process and written to the shared metric files in one go
+(kernel.metrics): a scrape sees exactly what ``observe`` per answer would have written."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.conf import settings
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+from conftest import eventually
+from kernel import metrics
+
+# Seconds chosen on, between and beyond the handler buckets' bounds (0.001 ... 5.0).
+SECONDS = [0.0005, 0.001, 0.003, 0.003, 0.2, 7.0]
+
+
+def _samples(action: str, *, scraped: bool = True) -> dict[str, float]:
+    """This test action's csms_ocpp_* samples in a scrape of this process (``scraped``), or as
+    another process reads the metric files, keyed by name and ``le``."""
+    if scraped:
+        exposition = metrics.exposition()
+        assert exposition is not None
+        text = exposition[0]
+    else:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=settings.CSMS_METRICS_DIR)
+        text = generate_latest(registry)
+    found = {}
+    for line in text.decode().splitlines():
+        match = re.fullmatch(r"(csms_ocpp_\w+)\{(.*)\} (\S+)", line)
+        if match and f'action="{action}"' in match.group(2):
+            le = re.search(r'le="([^"]*)"', match.group(2))
+            found[match.group(1) + (f"[{le.group(1)}]" if le else "")] = float(match.group(3))
+    return found
+
+
+def _answered() -> str:
+    """A new action's answers, one per SECONDS; returns the action (files of past runs add up)."""
+    action = f"Test{uuid.uuid4().hex[:8]}"
+    for seconds in SECONDS:
+        metrics.ocpp_call_answered(ocpp_version="1.6", action=action, outcome="result", seconds=seconds)
+    return action
+
+
+EXPECTED = {
+    "csms_ocpp_messages_total": 6.0,
+    "csms_ocpp_handler_seconds_count": 6.0,
+    "csms_ocpp_handler_seconds_sum": sum(SECONDS),
+    "csms_ocpp_handler_seconds_bucket[0.001]": 2.0,
+    "csms_ocpp_handler_seconds_bucket[0.0025]": 2.0,
+    "csms_ocpp_handler_seconds_bucket[0.005]": 4.0,
+    "csms_ocpp_handler_seconds_bucket[0.25]": 5.0,
+    "csms_ocpp_handler_seconds_bucket[5.0]": 5.0,
+    "csms_ocpp_handler_seconds_bucket[+Inf]": 6.0,
+}
+
+
+def _checked(samples: dict[str, float]) -> dict[str, float | None]:
+    return {name: samples.get(name) for name in EXPECTED}
+
+
+def test_answers_outside_an_event_loop_are_written_at_once():
+    assert _checked(_samples(_answered(), scraped=False)) == EXPECTED
+
+
+async def test_answers_in_an_event_loop_are_written_together_or_before_a_scrape():
+    tallied = _answered()
+    assert _checked(_samples(tallied, scraped=False))["csms_ocpp_messages_total"] is None  # not yet written
+    assert _checked(_samples(tallied)) == EXPECTED  # a scrape of this process writes them first
+
+    later = _answered()
+    await eventually(lambda: _checked(_samples(later, scraped=False)) == EXPECTED)

@@ -1,0 +1,80 @@
+"""The id tags Authorize answers about, cached per gateway process (issue 15, design 1).
+
+Every Authorize of a fleet names one of a few tags, and each was a read on a database thread. A tag
+row (with its parent) is kept here for ``CSMS_ID_TAG_CACHE_SECONDS`` after it was read, an unknown
+tag too; the answer is still worked out at each Authorize by ``charging.selectors.id_tag_info_of``
+(expiry is checked against the time of the request). A change saved or deleted through the ORM in
+this process empties the cache at once (``forget_all``, connected to IdTag's signals in the app's
+``ready``); a change made by another process (the API, the admin) reaches this one within the TTL.
+Authorizes of one uncached tag that arrive together wait for one read (a fleet's chargers
+authorize with a few tags at once). ``CSMS_ID_TAG_CACHE_SECONDS=0`` keeps nothing: only the
+Authorizes that arrive during one read share it.
+
+Only Authorize reads here: a session's start and stop check the tag in their own transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from charging import selectors
+from charging.models import IdTag
+from charging.selectors import IdTagInfo
+from ocpp_gateway.group_commit import in_commit_group
+
+# lower(id tag) -> (monotonic time the entry expires, the row as id_tag_find returned it)
+_rows: dict[str, tuple[float, IdTag | None]] = {}
+# lower(id tag) -> the read under way: the Authorizes of an uncached tag that arrive together share it.
+_reads: dict[str, asyncio.Future[IdTag | None]] = {}
+_MAX_ENTRIES = 10_000  # tags come from chargers: bounded, oldest entries dropped first
+_generation = 0  # counts forget_all: a read that began before a change is not kept
+
+
+async def id_tag_authorize(*, id_tag: str, token_type: str = "") -> IdTagInfo:
+    """``charging.selectors.id_tag_authorize`` with the tag's row from this process's cache."""
+    tag = await _row(id_tag)
+    return selectors.id_tag_info_of(tag, token_type=token_type, at=timezone.now())
+
+
+async def _row(id_tag: str) -> IdTag | None:
+    key = id_tag.lower()
+    cached = _rows.get(key)
+    if cached is not None and cached[0] > time.monotonic():
+        return cached[1]
+    read = _reads.get(key)
+    if read is None:  # the first Authorize of an uncached tag reads it; the others wait for that read
+        read = _reads[key] = asyncio.ensure_future(_read(key, id_tag))
+        read.add_done_callback(partial(_read_done, key))
+    return await asyncio.shield(read)  # a waiter that is cancelled leaves the read to the others
+
+
+async def _read(key: str, id_tag: str) -> IdTag | None:
+    generation = _generation
+    tag = await in_commit_group(selectors.id_tag_find)(id_tag=id_tag)
+    ttl = settings.CSMS_ID_TAG_CACHE_SECONDS
+    if ttl > 0 and generation == _generation:  # not kept when a change was saved while it was read
+        if len(_rows) >= _MAX_ENTRIES:
+            _rows.pop(next(iter(_rows)))
+        _rows[key] = (time.monotonic() + ttl, tag)
+    return tag
+
+
+def _read_done(key: str, read: asyncio.Future[IdTag | None]) -> None:
+    if _reads.get(key) is read:
+        del _reads[key]
+    if not read.cancelled():
+        read.exception()  # retrieved here too: every waiter may have gone
+
+
+def forget_all(**_: Any) -> None:
+    """Drop every cached tag (a tag, or a parent it answers with, was saved or deleted)."""
+    global _generation
+    _generation += 1
+    _rows.clear()
+    _reads.clear()  # an Authorize from now on reads again, not what a read begun before returns

@@ -1,0 +1,82 @@
+"""Authorize answers from the gateway process's id tag cache (ocpp_gateway.id_tags), on a real daphne
+process with the cache on: a change made elsewhere waits for the TTL, one saved through this
+process (the REST API it also serves) is answered at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
+
+from chargepoints.models import ChargePoint
+from charging.models import AuthorizationStatus, IdTag
+from conftest import DaphneServer, ahttp, ocpp_charger
+from ocpp_gateway import id_tags
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def caching_daphne(daphne_factory: Callable[..., DaphneServer], transactional_db: None) -> Iterator[DaphneServer]:
+    """A server that keeps id tags for an hour; like ``daphne``, the test's chargers are gone after it."""
+    yield daphne_factory(CSMS_ID_TAG_CACHE_SECONDS="3600")
+    deadline = time.monotonic() + 10
+    while ChargePoint.objects.exclude(connection_channel="").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+async def test_a_tag_is_read_once_then_answered_from_the_cache_until_this_process_saves_a_change(
+    caching_daphne, api_key
+):
+    await ChargePoint.objects.acreate(charge_point_id="CP-CACHE-16", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="RFID-CACHED")
+
+    async def status(tag: str) -> str:
+        return (await charger.call(call16.Authorize(id_tag=tag))).id_tag_info["status"]
+
+    async with ocpp_charger(caching_daphne, "1.6", "CP-CACHE-16") as charger:
+        assert (await status("RFID-CACHED"), await status("RFID-LATER")) == ("Accepted", "Invalid")
+
+        # Written by this (another) process: the server answers from what it read.
+        await IdTag.objects.filter(id_tag="RFID-CACHED").aupdate(status=AuthorizationStatus.BLOCKED)
+        await IdTag.objects.acreate(id_tag="RFID-LATER")
+        assert (await status("rfid-cached"), await status("RFID-LATER")) == ("Accepted", "Invalid")
+
+        # Saved through the server's own API: its cache is emptied, every tag read again.
+        url = f"{caching_daphne.http_url}/api/v1/id-tags/RFID-CACHED/"
+        changed, _ = await ahttp(url, method="PATCH", api_key=api_key, body={"status": "Expired"})
+        assert changed == 200
+        assert (await status("RFID-CACHED"), await status("RFID-LATER")) == ("Expired", "Accepted")
+
+
+async def test_a_cached_token_still_matches_only_its_own_type(caching_daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-CACHE-201", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="TOKEN-TYPED", token_type="ISO14443")
+
+    async with ocpp_charger(caching_daphne, "2.0.1", "CP-CACHE-201") as charger:
+        answers = [
+            (await charger.call(call201.Authorize(id_token={"id_token": "TOKEN-TYPED", "type": kind}))).id_token_info[
+                "status"
+            ]
+            for kind in ("ISO14443", "eMAID", "ISO14443")
+        ]
+        assert answers == ["Accepted", "Invalid", "Accepted"]
+
+
+async def test_authorizes_that_arrive_together_share_one_read_and_a_change_saved_here_is_read_again(settings):
+    settings.CSMS_ID_TAG_CACHE_SECONDS = 3600
+    id_tags.forget_all()
+    tag = await IdTag.objects.acreate(id_tag="RFID-TOGETHER")
+    authorizes = [asyncio.ensure_future(id_tags.id_tag_authorize(id_tag="rfid-together")) for _ in range(20)]
+    await asyncio.sleep(0)  # every one has asked
+    assert list(id_tags._reads) == ["rfid-together"]
+    assert {info.status for info in await asyncio.gather(*authorizes)} == {"Accepted"}
+
+    tag.status = AuthorizationStatus.BLOCKED
+    await tag.asave()  # in this process: the cache is emptied
+    assert (await id_tags.id_tag_authorize(id_tag="RFID-TOGETHER")).status == "Blocked"
+    id_tags.forget_all()
