@@ -103,8 +103,6 @@ def start_daphne(tmp_dir: Path, **extra_env: str) -> DaphneServer:
         "CSMS_DB_POOL_TIMEOUT": "10",
         # Tests script every frame; those of the configuration read after a boot ask for it.
         "CSMS_CONFIGURATION_REFRESH_ON_BOOT": "false",
-        # Tests change id tags from this process; the server would answer from its cache (ocpp_gateway.id_tags).
-        "CSMS_ID_TAG_CACHE_SECONDS": "0",
         **extra_env,
     }
     log_path = tmp_dir / f"daphne-{port}.log"

@@ -19,7 +19,7 @@ class OcppGatewayConfig(AppConfig):
         payload_case.install()
         compiled_schemas.install()
         for signal in (post_save, post_delete):
-            signal.connect(id_tags.forget_all, sender=IdTag, dispatch_uid="id_tags.forget_all")
+            signal.connect(id_tags.id_tag_changed, sender=IdTag, dispatch_uid="id_tags.id_tag_changed")
         # Every process that completes commands (API, Celery, gateway) routes their answers.
         for ocpp_version, router in ROUTERS.items():
             command_routes_install(ocpp_version=ocpp_version, routes=version_routes(router))
