@@ -110,8 +110,11 @@ def prepare(chargers: int) -> tuple[list[str], str]:
 PORT_A, PORT_B = 18081, 18082
 
 
-def profiling_started(directory: str, servers: list[int], phase: str) -> list[subprocess.Popen[bytes]]:
-    """py-spy on each server (A, B) for a phase, raw stacks to ``directory`` (none if "")."""
+def profiling_started(
+    directory: str, servers: list[int], phase: str, *, gil: bool = False
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy on each server (A, B) for a phase, raw stacks to ``directory`` (none if ""); with
+    ``gil`` only the thread holding the GIL is sampled (CPU in Python, not threads waiting)."""
     if not directory:
         return []
     py_spy = str(Path(sys.executable).with_name("py-spy"))
@@ -125,6 +128,7 @@ def profiling_started(directory: str, servers: list[int], phase: str) -> list[su
                 "--rate",
                 "250",
                 "--nonblocking",
+                *(["--gil"] if gil else []),
                 "--pid",
                 str(pid),
                 "--output",
@@ -149,7 +153,7 @@ async def measure(
     """The idle phase (one charger, sequential) and the concurrent phase (every charger)."""
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], 20, stop_at)  # warm-up
-    profilers = profiling_started(args.profile, servers, f"{label}idle")
+    profilers = profiling_started(args.profile, servers, f"{label}idle", gil=args.profile_gil)
     started, cpu = time.monotonic(), servers_cpu(servers)
     idle = await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], args.commands, stop_at)
     used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
@@ -157,7 +161,7 @@ async def measure(
     idle_summary = summarize(idle, time.monotonic() - started, used)
     per_charger = max(1, args.commands // len(ids))
     with ThreadPoolExecutor(len(ids)) as pool:
-        profilers = profiling_started(args.profile, servers, f"{label}concurrent")
+        profilers = profiling_started(args.profile, servers, f"{label}concurrent", gil=args.profile_gil)
         started, cpu = time.monotonic(), servers_cpu(servers)
         futures = [loop.run_in_executor(pool, post_commands, PORT_B, key, cp, per_charger, stop_at) for cp in ids]
         concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
@@ -235,6 +239,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", default="", metavar="DIR", help="py-spy both servers in each phase, raw stacks into DIR"
     )
+    parser.add_argument("--profile-gil", action="store_true", help="with --profile: sample only the GIL's holder")
     args = parser.parse_args()
     PORT_A, PORT_B = args.port, args.port + 1
     ids, key = prepare(args.chargers)

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -172,6 +172,17 @@ async def _first_reply(receiving: Any, when_slow: Callable[[], Any] | None) -> d
         reply_wait.cancel()  # a no-op once it is done
 
 
+@runtime_checkable
+class BlockingChannelLayer(Protocol):
+    """A channel layer a thread can send through and receive replies from without the event loop
+    (``ocpp_gateway.channel_layer.BlockingPoolRedisChannelLayer``)."""
+
+    def blocking_calls(self) -> bool: ...
+    def blocking_reply_channel(self) -> str: ...
+    def send_blocking(self, channel: str, message: dict[str, Any]) -> None: ...
+    def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None: ...
+
+
 def send_call_sync(
     charge_point_id: str,
     action: str,
@@ -182,6 +193,79 @@ def send_call_sync(
 ) -> CallOutcome:
     """``send_call`` from a synchronous caller; ``when_slow`` (if given) then runs in the caller's
     thread if the charger has not answered within SLOW_AFTER seconds (e.g. to give back its database
-    connection while it waits longer)."""
-    slow = sync_to_async(when_slow) if when_slow is not None else None
-    return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow)
+    connection while it waits longer).
+
+    On a layer that offers blocking calls (Redis), the caller's thread sends and waits for the
+    reply itself, on a reply channel of its own: no crossing to the event loop and back (issue 15).
+    """
+    layer = get_channel_layer()
+    if not isinstance(layer, BlockingChannelLayer) or not layer.blocking_calls():
+        slow = sync_to_async(when_slow) if when_slow is not None else None
+        return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow)
+    started = time.monotonic()
+    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
+    outcome = _send_call_blocking(layer, charge_point_id, action, payload, timeout, channel_name, when_slow)
+    metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
+    return outcome
+
+
+def _send_call_blocking(
+    layer: BlockingChannelLayer,
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float,
+    channel_name: str | None,
+    when_slow: Callable[[], None] | None,
+) -> CallOutcome:
+    """``_send_call`` in the caller's thread: the same request, acknowledgement and outcomes."""
+    started = time.monotonic()
+    if channel_name is None:
+        channel_name = _presence_sync(charge_point_id)
+    if not channel_name:
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    reply_to = layer.blocking_reply_channel()
+    request = {
+        "type": "ocpp.call",
+        "action": action,
+        "payload": payload,
+        "reply_to": reply_to,
+        "deadline": time.time() + timeout,
+    }
+    try:
+        layer.send_blocking(channel_name, request)
+    except Exception as error:  # channel full, or the channel layer (Redis) unreachable
+        logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
+        return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
+    ack = _first_reply_blocking(layer, reply_to, when_slow)
+    if ack is None:
+        logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
+        charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name)
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    reply = ack
+    if ack["type"] == "ocpp.call.accepted":
+        reply = layer.receive_blocking(reply_to, timeout + REPLY_MARGIN) or {"outcome": Outcome.TIMEOUT}
+    return call_outcome(reply, started=started)
+
+
+def _first_reply_blocking(
+    layer: BlockingChannelLayer, reply_to: str, when_slow: Callable[[], None] | None
+) -> dict[str, Any] | None:
+    """The answer or the acknowledgement within ACK_TIMEOUT seconds (None if neither came);
+    ``when_slow`` run meanwhile if neither came within SLOW_AFTER."""
+    waiting_since = time.monotonic()
+    if when_slow is not None:
+        if (reply := layer.receive_blocking(reply_to, SLOW_AFTER)) is not None:
+            return reply
+        try:
+            when_slow()
+        except Exception:  # the CALL is out: its answer still counts
+            logger.exception("a command's slow-answer hook failed")
+    return layer.receive_blocking(reply_to, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
+
+
+def _presence_sync(charge_point_id: str) -> str:
+    channel = (
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("connection_channel", flat=True).first()
+    )
+    return channel or ""

@@ -118,9 +118,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's
     # max at least CSMS_DB_THREADS plus the concurrent HTTP requests you expect.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # After PostgreSQL restarts, the pool's idle connections are dead: checking each as it is
-    # taken (one empty query) keeps them from failing the first requests after the restart.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # After PostgreSQL restarts, the pool's idle connections are dead: the pool checks each as it
+    # is taken (csms/db_pool.py: a poll of its socket, an empty query only when something is there
+    # to read; the backend csms.postgresql sets it), so they do not fail the first requests after
+    # the restart. Django's own check (CONN_HEALTH_CHECKS) would send the empty query on every
+    # checkout: a round trip per request.
+    DATABASES["default"]["ENGINE"] = "csms.postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     pool_timeout = env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1)
     DATABASES["default"]["OPTIONS"] = {
         "pool": {

@@ -26,14 +26,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
+import uuid
 from collections.abc import Awaitable
 from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
+from redis import BlockingConnectionPool as SyncBlockingConnectionPool
+from redis import Redis, RedisError
 from redis.asyncio import BlockingConnectionPool
-from redis.commands.core import AsyncScript
+from redis.asyncio import Redis as AsyncRedis
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript, Script
+from redis.retry import Retry as SyncRetry
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +73,14 @@ return popped[1]
 # Run by SHA (EVALSHA), loaded into Redis on first use and again after a Redis restart.
 # redis-py types the client as required, but a script built with None takes the client at each call.
 _SEND_SCRIPT = AsyncScript(None, _SEND.encode())  # type: ignore[arg-type]
+_SEND_SCRIPT_SYNC = Script(None, _SEND.encode())  # type: ignore[arg-type]
 _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 # While Redis is away the process's receiver retries, waiting this long (s), doubling up to the most.
 _RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
 _PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
+_BLOCKING_POP_MOST = 5.0  # s of one blocking pop from a thread (below the host's socket timeout)
+# The host options a synchronous connection pool takes as they are (its retry is made for it).
+_SYNC_POOL_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval", "max_connections", "timeout")
 
 
 class BlockingPoolRedisChannelLayer(RedisChannelLayer):
@@ -86,6 +97,8 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._buffered: dict[str, list[dict[str, Any]]] = {}
         self._receiver: asyncio.Task[None] | None = None
+        self._blocking: Redis | None = None  # the synchronous client (``_blocking_client``)
+        self._blocking_lock = threading.Lock()
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
@@ -93,6 +106,12 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """channels-redis's send in one round trip; raises ``ChannelFull`` at the channel's capacity."""
+        index, key, args = self._send_arguments(channel, message)
+        if not await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index)):
+            raise ChannelFull()
+
+    def _send_arguments(self, channel: str, message: dict[str, Any]) -> tuple[int, str, list[Any]]:
+        """The host index, the channel's key and the send script's ARGV for ``message``."""
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
@@ -103,21 +122,61 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             index = self.consistent_hash(channel)
         else:
             index = next(self._send_index_generator)
-        connection = self.connection(index)
         now = time.time()
-        added = await _SEND_SCRIPT(
-            keys=[self.prefix + channel_non_local_name],
-            args=[
-                int(now) - int(self.expiry),
-                self.get_capacity(channel),
-                repr(now),
-                self.serialize(message),
-                int(self.expiry),
-            ],
-            client=connection,
-        )
-        if not added:
+        args = [int(now) - int(self.expiry), self.get_capacity(channel), repr(now), self.serialize(message)]
+        return index, self.prefix + channel_non_local_name, [*args, int(self.expiry)]
+
+    # A caller in a thread of its own (a synchronous view awaiting a charger's answer, commands.rpc)
+    # sends and receives through a synchronous client: no crossing to the event loop and back, whose
+    # two thread wake-ups cost an API process about 14 % of its CPU per command (issue 15).
+
+    def blocking_calls(self) -> bool:
+        """Whether ``send_blocking`` and ``receive_blocking`` may be used: with one Redis host
+        (with several, channels-redis spreads a named channel's messages over them)."""
+        return len(self.hosts) == 1
+
+    def blocking_reply_channel(self) -> str:
+        """A new channel for one caller's replies, received with ``receive_blocking``: a named
+        channel (no ``!``), so its messages wait in a Redis key of their own for that caller."""
+        return f"blocking-reply.{uuid.uuid4().hex}"
+
+    def send_blocking(self, channel: str, message: dict[str, Any]) -> None:
+        """``send`` from a thread, in one round trip; raises ``ChannelFull`` at capacity."""
+        _, key, args = self._send_arguments(channel, message)
+        if not _SEND_SCRIPT_SYNC(keys=[key], args=args, client=self._blocking_client()):
             raise ChannelFull()
+
+    def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None:
+        """The next message on a ``blocking_reply_channel``, waiting up to ``timeout`` seconds in
+        this thread; None if none came. While Redis is away it waits on (as a process-local
+        receive does) until the time is up."""
+        assert "!" not in channel, "a process-local channel is received by the event loop's receiver"
+        client, key = self._blocking_client(), self.prefix + channel
+        deadline = time.monotonic() + timeout
+        while (remaining := round(deadline - time.monotonic(), 3)) > 0:
+            try:
+                popped = client.bzpopmin(key, timeout=min(remaining, _BLOCKING_POP_MOST))
+            except RedisError as error:
+                logger.warning("channel layer unavailable (%r); waiting on", error)
+                time.sleep(min(_RETRY_FIRST, remaining))
+                continue
+            if popped is not None:
+                message: dict[str, Any] = self.deserialize(popped[1])
+                return message
+        return None
+
+    def _blocking_client(self) -> Redis:
+        """The process's synchronous client of the (one) host, with its pool size, timeouts and
+        health check; made on first use."""
+        with self._blocking_lock:
+            if self._blocking is None:
+                host = dict(self.hosts[0])
+                options = {name: host[name] for name in _SYNC_POOL_OPTIONS if name in host}
+                pool = SyncBlockingConnectionPool.from_url(
+                    host["address"], retry=SyncRetry(ExponentialBackoff(cap=1.0, base=0.1), retries=3), **options
+                )
+                self._blocking = Redis(connection_pool=pool)
+            return self._blocking
 
     def receive(self, channel: str) -> Awaitable[dict[str, Any]]:
         """The next message on ``channel``. For this process's own channels (``...!...``), a future
@@ -163,11 +222,21 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         """Pop the process's messages and deliver them, as long as any receive waits."""
         channel_key = self.prefix + process_channel
         index = self.consistent_hash(process_channel)
+        # One connection held while the receiver runs: a pop does not take one from the pool and
+        # give it back (the pool's lock and its check of the connection for unread data were 11 %
+        # of a gateway process's CPU in a command round trip benchmark, with the replies' sends).
+        held = AsyncRedis(connection_pool=self.connection(index).connection_pool, single_connection_client=True)
+        try:
+            await self._receive_on(held, channel_key)
+        finally:
+            await held.aclose()  # the connection back to the pool
+
+    async def _receive_on(self, connection: AsyncRedis, channel_key: str) -> None:
         delay, pruned_at = _RETRY_FIRST, time.monotonic()
         while self._waiting:
             content = None
             try:
-                content = await self._pop(index, channel_key)
+                content = await self._pop(connection, channel_key)
             except Exception as error:  # Redis away: the waiting receives wait on
                 if delay == _RETRY_FIRST:
                     logger.warning("channel layer unavailable (%r); retrying", error)
@@ -213,7 +282,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             else:
                 del self._waiting[channel]
 
-    async def _pop(self, index: int, channel_key: str) -> bytes | None:
+    async def _pop(self, connection: AsyncRedis, channel_key: str) -> bytes | None:
         """The oldest message on ``channel_key``, waiting up to ``brpop_timeout``; None if none came.
 
         Between the pop and the return there is no await: a message the script popped is either
@@ -222,7 +291,6 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         delivered or restore if not); else the blocking pop alone: one round trip per message
         instead of two while messages come one at a time (a command's request and its reply).
         """
-        connection = self.connection(index)
         if channel_key not in self._backup_empty:
             mode = "restore" if channel_key in self._undelivered else "drop"
             self._undelivered.add(channel_key)
@@ -234,5 +302,5 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             if content is not None:
                 return content
             self._backup_empty.add(channel_key)
-        result = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)
+        result: Any = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)  # (key, member, score)
         return result[1] if result is not None else None

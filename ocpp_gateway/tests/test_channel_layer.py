@@ -80,3 +80,40 @@ async def test_a_receive_waits_while_redis_is_unreachable_instead_of_failing():
     assert not receive.done()
     receive.cancel()
     await asyncio.wait_for(unreachable._receiver, 5)  # nobody waits any more: the receiver ends
+
+
+async def test_a_thread_sends_to_a_consumer_and_receives_its_reply_without_the_event_loop(layer):
+    consumer_channel = await layer.new_channel()
+    reply_to = layer.blocking_reply_channel()
+    assert layer.blocking_calls() and "!" not in reply_to
+    await asyncio.to_thread(layer.send_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to})
+    request = await asyncio.wait_for(layer.receive(consumer_channel), 5)
+    assert request == {"type": "ocpp.call", "reply_to": reply_to}
+    await layer.send(reply_to, {"type": "ocpp.call.accepted"})
+    await layer.send(reply_to, {"type": "ocpp.call.reply", "outcome": "result"})
+    replies = [await asyncio.to_thread(layer.receive_blocking, reply_to, 5) for _ in range(2)]
+    assert replies == [{"type": "ocpp.call.accepted"}, {"type": "ocpp.call.reply", "outcome": "result"}]
+
+
+async def test_a_blocking_receive_gives_up_after_its_timeout(layer):
+    assert await asyncio.to_thread(layer.receive_blocking, layer.blocking_reply_channel(), 0.3) is None
+
+
+async def test_a_blocking_send_is_refused_at_capacity(layer):
+    channel = await layer.new_channel()
+    for n in range(3):
+        await asyncio.to_thread(layer.send_blocking, channel, {"type": "ping", "n": n})
+    with pytest.raises(ChannelFull):
+        await asyncio.to_thread(layer.send_blocking, channel, {"type": "ping", "n": 3})
+
+
+def test_a_blocking_receive_waits_while_redis_is_unreachable_until_its_timeout():
+    unreachable = BlockingPoolRedisChannelLayer(
+        hosts=[{"address": "redis://127.0.0.1:9/0", "socket_connect_timeout": 0.2}], prefix="test-unreachable"
+    )
+    assert unreachable.receive_blocking(unreachable.blocking_reply_channel(), 1.0) is None
+
+
+def test_several_hosts_offer_no_blocking_calls(settings):
+    layer = BlockingPoolRedisChannelLayer(hosts=[{"address": settings.REDIS_URL}, {"address": settings.REDIS_URL}])
+    assert not layer.blocking_calls()

@@ -1,0 +1,68 @@
+"""``send_call_sync`` on the Redis channel layer: the caller's thread sends the CALL and waits for
+the answer itself (no event loop), with the same acknowledgement, slow-answer hook and outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from chargepoints.models import ChargePoint
+from commands.rpc import SLOW_AFTER, BlockingChannelLayer, Outcome, send_call_sync
+from conftest import raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def sent_from_a_thread(charge_point_id: str) -> tuple[asyncio.Future[Any], dict[str, int]]:
+    """``send_call_sync`` of a Soft Reset in a thread of its own; what ran in which thread."""
+    threads: dict[str, int] = {}
+
+    def hook() -> None:
+        threads["when_slow"] = threading.get_ident()
+
+    def send() -> Any:
+        threads["caller"] = threading.get_ident()
+        return send_call_sync(charge_point_id, "Reset", {"type": "Soft"}, when_slow=hook)
+
+    return asyncio.ensure_future(asyncio.to_thread(send)), threads
+
+
+async def test_the_redis_layer_offers_blocking_calls():
+    layer = get_channel_layer()
+    assert isinstance(layer, BlockingChannelLayer) and layer.blocking_calls()
+
+
+async def test_a_quick_answer_comes_back_to_the_calling_thread_without_the_slow_hook(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-QUICK", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-QUICK") as websocket:
+        sending, threads = sent_from_a_thread("CP-QUICK")
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert call[2:] == ["Reset", {"type": "Soft"}]
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        outcome = await asyncio.wait_for(sending, 10)
+    assert (outcome.outcome, outcome.payload) == (Outcome.RESULT, {"status": "Accepted"})
+    assert "when_slow" not in threads or threads["when_slow"] == threads["caller"]
+
+
+async def test_a_slow_answer_runs_the_slow_hook_in_the_calling_thread_and_still_counts(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-SLOW", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-SLOW") as websocket:
+        sending, threads = sent_from_a_thread("CP-SLOW")
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        await asyncio.sleep(SLOW_AFTER * 3)  # the charger takes its time: the hook runs meanwhile
+        await websocket.send(json.dumps([3, call[1], {"status": "Rejected"}]))
+        outcome = await asyncio.wait_for(sending, 10)
+    assert (outcome.outcome, outcome.payload) == (Outcome.RESULT, {"status": "Rejected"})
+    assert threads["when_slow"] == threads["caller"]
+
+
+async def test_a_charger_that_is_not_connected_is_not_connected_at_once(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-AWAY", heartbeat_interval=60)
+    sending, threads = sent_from_a_thread("CP-AWAY")
+    outcome = await asyncio.wait_for(sending, 10)
+    assert outcome.outcome == Outcome.NOT_CONNECTED and "when_slow" not in threads
