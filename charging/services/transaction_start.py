@@ -161,7 +161,7 @@ def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePo
     start, is mostly of a new session: it goes to the charger's lock without the first look.
     """
     known = request.seq_no is not None and not request.started_event
-    existing = _started_by(request.charge_point_id, request.start_key) if known else None
+    existing = _known_session(request) if known else None
     if existing is not None and not _reused(existing, request):
         return existing, None, []
     charge_point = charge_point_locked(request.charge_point_id)
@@ -171,15 +171,21 @@ def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePo
     return existing, charge_point, older
 
 
+def _known_session(request: StartRequest) -> Transaction | None:
+    """The session of a 2.0.1 event with a seqNo (not a Started): the open one the connection keeps
+    (``open_sessions``: no statement; the event's save is guarded, and a replay changes nothing),
+    else ``_started_by``. Not for a start under the charger's lock: a session ended elsewhere
+    since it was kept may make that start a new session, which only the row can tell."""
+    kept = transaction_kept(lambda session: session.start_key == request.start_key)
+    return kept if kept is not None else _started_by(request.charge_point_id, request.start_key)
+
+
 def _started_by_or_open(
     charge_point: ChargePoint, request: StartRequest
 ) -> tuple[Transaction | None, list[Transaction]]:
     """``_started_by`` and the sessions open on the start's connector (``_close_superseded``'s),
     under the charger's lock: on PostgreSQL one statement (``transactions_started_or_open``)."""
     connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
-    kept = transaction_kept(lambda session: session.start_key == request.start_key)
-    if kept is not None:  # a replay of an open session: it closes nothing
-        return kept, []
     if connector_id is None and evse_id is None:
         return _started_by(request.charge_point_id, request.start_key), []
     if connection.vendor != "postgresql":
@@ -272,10 +278,7 @@ def _start_checks(session: Transaction, request: StartRequest, start: ChargerTim
 def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
     """The session a start with ``start_key`` opened (replays and 2.0.1 events share it), locked:
     the open one, else the latest ended. Without the charger's row: an event for a known session
-    needs only its id. An open session the connection keeps is not read (``open_sessions``)."""
-    kept = transaction_kept(lambda session: session.start_key == start_key)
-    if kept is not None:
-        return kept
+    needs only its id."""
     if connection.vendor == "postgresql":
         return transaction_remember(transaction_locked_where(charge_point_id, "t.start_key = %s", [start_key]))
     return transaction_remember(

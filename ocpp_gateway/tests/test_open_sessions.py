@@ -198,6 +198,20 @@ async def test_a_session_ended_elsewhere_is_not_reopened_by_a_kept_copy(register
     assert session.stopped_at == T0 + timedelta(minutes=5)
 
 
+async def test_a_resent_start_of_a_session_stopped_elsewhere_opens_a_new_one(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-7")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-7", meter_start=1000)
+    assert await group.run(_start16, charge_point_id="CP-OS-7", meter_start=1000) == pk  # a replay
+    # The charger's stop was parked and attached by an operator: the session ended, not by the CSMS.
+    await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(minutes=5))
+    # The same start again (keys repeat): a new session, as the row says, whatever the connection kept.
+    again = await group.run(_start16, charge_point_id="CP-OS-7", meter_start=1000)
+    assert again != pk
+    assert (await _session(again)).status == TransactionStatus.ACTIVE
+
+
 async def test_an_event_in_a_batch_written_again_counts_once_and_its_resend_is_a_replay(register_charge_point):
     await sync_to_async(register_charge_point)("CP-OS-4")
     open_sessions_bind()
