@@ -159,6 +159,11 @@ def gathering_paused() -> Iterator[None]:
         _gathering.copies, _gathering.updates = copies, updates
 
 
+def gathering() -> bool:
+    """Whether this thread is inside ``copies_gathered`` and gathering (not paused)."""
+    return getattr(_gathering, "updates", None) is not None
+
+
 def gathered_rows_written(model: type[Model]) -> None:
     """Inside ``copies_gathered``: write now the rows gathered so far for ``model``'s table, so that
     a read of that table in the block sees them (a stop reading its session's ledger after an
@@ -232,6 +237,7 @@ def instance_updated(
     *,
     may_gather: bool = False,
     unless: tuple[str, Sequence[Any]] | None = None,
+    guard: tuple[str, Any] | None = None,
 ) -> bool:
     """``instance.save(update_fields=attnames)`` as one plain UPDATE: its ``auto_now`` columns are
     set too; ``DatabaseError`` when the row is gone, as ``save`` raises. The statement and its
@@ -245,17 +251,22 @@ def instance_updated(
     ``unless`` (not with ``may_gather``): an SQL boolean expression and its parameters; when it
     holds, the statement writes nothing and False is returned (the row is then not checked), else
     True. For a write that needs company in a transaction only in some cases: one statement
-    decides and writes (issue 15)."""
+    decides and writes (issue 15).
+
+    ``guard``: a field's attname and the value the row must still hold for the write to happen
+    (an optimistic check of a row read without its lock: ``updated_at`` as cached); when it does
+    not, ``DatabaseError``, now or when the gathered rows are written."""
     if may_gather and unless is not None:
         raise ValueError("instance_updated: unless needs its statement now, not gathered")
     model = type(instance)
     fields, statement = _update_of(model, tuple(attnames))
     values = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in fields]
     updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
+    guarded = _guarded(model, guard)
     if may_gather and updates is not None:
         if instance.pk in updates.get(model, {}):
             gathered_rows_written(model)
-        updates.setdefault(model, {})[instance.pk] = (tuple(attnames), values)
+        updates.setdefault(model, {})[instance.pk] = (tuple(attnames), values, guarded)
         return True
     if updates and instance.pk in updates.get(model, {}):  # after the one gathered before it
         gathered_rows_written(model)
@@ -264,12 +275,25 @@ def instance_updated(
         if unless is not None:
             statement += f" AND NOT {unless[0]}"
             params += unless[1]
+        if guarded is not None:
+            statement += f" AND {connection.ops.quote_name(column_of(guarded[0]))} = %s"
+            params.append(guarded[1])
         cursor.execute(statement, params)
         if cursor.rowcount == 0:
             if unless is not None:
                 return False
+            if guarded is not None:
+                raise DatabaseError("Save of a row changed since it was read: nothing written.")
             raise DatabaseError("Save with update_fields did not affect any rows.")
     return True
+
+
+def _guarded(model: type[Model], guard: tuple[str, Any] | None) -> tuple[Field[Any, Any], Any] | None:
+    """``instance_updated``'s guard as its field and the value prepared for the database."""
+    if guard is None:
+        return None
+    field = _concrete(model._meta.get_field(guard[0]))
+    return field, field.get_db_prep_value(guard[1], connection)
 
 
 @lru_cache(maxsize=256)  # a session saves a few sets of changed columns
@@ -284,7 +308,8 @@ def _update_of(model: type[Model], attnames: tuple[str, ...]) -> tuple[list[Fiel
     return fields, f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(column_of(meta.pk))} = %s"
 
 
-_PendingUpdates = dict[Any, tuple[tuple[str, ...], list[Any]]]  # pk -> (attnames, the values of _update_of's fields)
+# pk -> (attnames, the values of _update_of's fields, the guard's field and value or None)
+_PendingUpdates = dict[Any, tuple[tuple[str, ...], list[Any], "tuple[Field[Any, Any], Any] | None"]]
 
 
 def _pending_among(model: type[Model], rows: Sequence[Sequence[Any]]) -> bool:
@@ -312,28 +337,36 @@ def _cast_type(field: Field[Any, Any]) -> str | None:
 
 def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
     """The gathered updates of ``model``'s rows: one ``UPDATE ... FROM (VALUES ...)`` per set of
-    columns; ``DatabaseError`` when a row is gone, as ``instance_updated`` raises."""
-    by_columns: dict[tuple[str, ...], list[tuple[Any, list[Any]]]] = {}
-    for pk, (attnames, values) in pending.items():
-        by_columns.setdefault(attnames, []).append((pk, values))
+    columns (and guard field); ``DatabaseError`` when a row is gone or a guarded row no longer
+    holds its guard's value, as ``instance_updated`` raises."""
+    by_columns: dict[tuple[tuple[str, ...], Field[Any, Any] | None], list[list[Any]]] = {}
+    for pk, (attnames, values, guarded) in pending.items():
+        guard_field, guard_value = guarded if guarded is not None else (None, None)
+        row_values = [pk, *values] + ([guard_value] if guard_field is not None else [])
+        by_columns.setdefault((attnames, guard_field), []).append(row_values)
     meta, quote = model._meta, connection.ops.quote_name
     assert meta.pk is not None
     pk_column = quote(column_of(meta.pk))
-    for attnames, rows in by_columns.items():
+    table = quote(meta.db_table)
+    for (attnames, guard_field), rows in by_columns.items():
         fields, _ = _update_of(model, attnames)
         casts = [f"%s::{meta.pk.rel_db_type(connection)}"] + [f"%s::{_cast_type(field)}" for field in fields]
+        names = [pk_column] + [quote(column_of(field)) for field in fields]
+        condition = f"{table}.{pk_column} = v.{pk_column}"
+        if guard_field is not None:
+            casts.append(f"%s::{_cast_type(guard_field)}")
+            names.append("csms_guard")
+            condition += f" AND {table}.{quote(column_of(guard_field))} = v.csms_guard"
         row = f"({', '.join(casts)})"
-        names = ", ".join([pk_column] + [quote(column_of(field)) for field in fields])
         assignments = ", ".join(f"{quote(column_of(field))} = v.{quote(column_of(field))}" for field in fields)
-        table = quote(meta.db_table)
         statement = (
-            f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(rows))}) AS v({names})"
-            f" WHERE {table}.{pk_column} = v.{pk_column}"
+            f"UPDATE {table} SET {assignments} FROM (VALUES {', '.join([row] * len(rows))})"
+            f" AS v({', '.join(names)}) WHERE {condition}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(statement, [value for pk, values in rows for value in (pk, *values)])
+            cursor.execute(statement, [value for values in rows for value in values])
             if cursor.rowcount != len(rows):
-                raise DatabaseError("Save with update_fields did not affect any rows.")
+                raise DatabaseError("Save with update_fields did not affect any rows (or a guarded row changed).")
 
 
 def instance_inserted(instance: Model) -> None:

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
+from charging.services.open_sessions import open_sessions_bind
 from kernel import metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
@@ -142,6 +143,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.ocpp_version: str = kwargs["version"]
         self.charge_point_id: str = kwargs["charge_point_id"]
         charge_point_id_var.set(self.charge_point_id)  # every log line of this connection names it
+        open_sessions_bind()  # the sessions its messages keep open (issue 15)
         subprotocol = SUBPROTOCOLS[self.ocpp_version]
         if subprotocol not in self.scope.get("subprotocols", []):
             offered = ", ".join(self.scope.get("subprotocols", [])) or "none"

@@ -51,6 +51,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections, connection, transaction
 from psycopg import pq
 
+from charging.services.open_sessions import open_sessions_lent
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.plain_sql import copies_gathered, gathering_paused
@@ -132,11 +133,15 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     failed that way; the outcomes once committed."""
     close_old_connections()
     try:
-        with serving(loop), batch_memos():
+        with serving(loop), batch_memos(), open_sessions_lent() as forget_lent:
             try:
                 return _in_one_transaction(batch, savepoints=False)
             except _UnitFailed:
+                forget_lent()  # the second pass reads every session (and a failed guard's again)
                 return _in_one_transaction(batch, savepoints=True)
+            except Exception:
+                forget_lent()
+                raise
     except Exception as error:
         logger.error("A batch of %d units was not committed: %r", len(batch), error)
         return [(False, error)] * len(batch)

@@ -172,16 +172,41 @@ def samples_store(
     session's live register and baseline. The caller saves ``session``. ``may_gather``: the rows
     may be written with the rest of the group commit's batch (``kernel.plain_sql.rows_copied``).
     """
-    now = timezone.now()
-    rows = [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
+    samples = list(samples)
+    rows = sample_rows(charge_point_pk, session, samples, source=source, connector_id=connector_id, evse_id=evse_id)
     for row in rows:
         row.reconciliation_item = parked
+    sample_rows_stored(rows, may_gather=may_gather)
+    if session is not None:
+        samples_learned(session, samples, rows)
+
+
+def sample_rows(
+    charge_point_pk: int,
+    session: Transaction | None,
+    samples: Iterable[SampledValue],
+    *,
+    source: str,
+    connector_id: int | None = None,
+    evse_id: int | None = None,
+) -> list[MeterSample]:
+    """The ledger rows of ``samples`` (unsaved; for a session not yet inserted, their
+    ``transaction_id`` is set once it is)."""
+    now = timezone.now()
+    return [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
+
+
+def sample_rows_stored(rows: Sequence[MeterSample], *, may_gather: bool = False) -> None:
+    """``rows`` written: one COPY on PostgreSQL (gathered into the batch's with ``may_gather``)."""
     if connection.vendor == "postgresql":
         instances_copied(MeterSample, rows, may_gather=may_gather)
     else:
         MeterSample.objects.bulk_create(rows)
-    if session is None:
-        return
+
+
+def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[MeterSample]) -> None:
+    """What the session learns from its new ledger ``rows``: unreadable values and implausible
+    clocks flagged, its baseline, live register and energy so far (the caller saves it)."""
     if any(row.value is None and not row.signed_data for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
     if any(sample.clock_implausible for sample in samples):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, overload
@@ -19,6 +20,7 @@ from django.db.models import Model, Q
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
+from charging.services.open_sessions import open_session_cached, open_session_noted
 from kernel.plain_sql import columns_of, instance_inserted, instance_updated, model_rows
 
 
@@ -53,10 +55,21 @@ def transaction_named(
     """The session a charger names (our integer id in 1.6, its own transactionId in 2.0.1), locked:
     messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
     charger's row out (meter values only need its id; reading ~25 more columns costs more than
-    the rest of the query)."""
+    the rest of the query), and then an open session the connection keeps is not read at all
+    (``open_sessions``)."""
+    numeric = re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id) is not None
+    if not with_charge_point:
+        kept = transaction_kept(
+            lambda session: (
+                session.ocpp_transaction_id == ocpp_transaction_id
+                or (numeric and not session.ocpp_transaction_id and session.pk == int(ocpp_transaction_id))
+            )
+        )
+        if kept is not None:
+            return kept
     if connection.vendor == "postgresql":
         condition, params = "t.ocpp_transaction_id = %s", list[Any]([ocpp_transaction_id])
-        if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
+        if numeric:
             condition += " OR (t.id = %s AND t.ocpp_transaction_id = '')"
             params.append(int(ocpp_transaction_id))
         return transaction_remember(
@@ -70,6 +83,12 @@ def transaction_named(
         sessions = sessions.select_related("charge_point")
     sessions = sessions.filter(by_id, charge_point__charge_point_id=charge_point_id)
     return transaction_remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
+
+
+def transaction_kept(match: Callable[[Transaction], bool]) -> Transaction | None:
+    """The open session the connection keeps that ``match`` accepts (``open_sessions``), remembered
+    as read: no statement; its saves are guarded. None outside a batch's first pass."""
+    return transaction_remember(open_session_cached(match))
 
 
 def transaction_locked_where(
@@ -118,14 +137,46 @@ def transactions_open_on_connector(
     return [transaction_remember(session) for session in sessions]
 
 
-def transaction_created(**fields: Any) -> Transaction:
-    """``Transaction.objects.create(**fields)``, remembered (``transaction_remember``): on
-    PostgreSQL one plain ``INSERT ... RETURNING id`` (``kernel.plain_sql``), which every new
-    session makes."""
+def transactions_started_or_open(
+    charge_point: ChargePoint, start_key: str, connector_id: int | None, evse_id: int | None
+) -> tuple[Transaction | None, list[Transaction]]:
+    """The charger's session a start with ``start_key`` opened (the open one, else the latest),
+    and the sessions open on its connector (a 2.0.1 EVSE) in the model's order, all locked: the
+    two lookups of a start under the charger's lock as one plain statement (PostgreSQL)."""
+    on_connector = "t.evse_id = %s" if evse_id is not None else "t.connector_id = %s AND t.evse_id IS NULL"
+    rows = [
+        transaction_remember(session)
+        for session in model_rows(
+            Transaction,
+            f"SELECT {columns_of(Transaction, 't')}, {columns_of(ChargePoint, 'c')} FROM {_table(Transaction)} t"
+            f" JOIN {_table(ChargePoint)} c ON c.id = t.charge_point_id WHERE t.charge_point_id = %s"
+            f" AND (t.start_key = %s OR (t.status = %s AND {on_connector})) FOR UPDATE OF t",
+            [charge_point.pk, start_key, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
+            related=("charge_point", ChargePoint),
+        )
+    ]
+    started = [session for session in rows if session.start_key == start_key]
+    existing = min(started, key=lambda session: (session.status, -session.pk), default=None)  # "active" first
+
+    def on_it(session: Transaction) -> bool:
+        if evse_id is not None:
+            return session.evse_id == evse_id
+        return session.connector_id == connector_id and session.evse_id is None
+
+    open_on_it = [session for session in rows if session.status == TransactionStatus.ACTIVE and on_it(session)]
+    open_on_it.sort(key=lambda session: (session.started_at, session.pk), reverse=True)  # the model's ordering
+    return existing, open_on_it
+
+
+def transaction_inserted(session: Transaction) -> Transaction:
+    """``session.save()`` of a new session, remembered (``transaction_remember``): on PostgreSQL
+    one plain ``INSERT ... RETURNING id`` (``kernel.plain_sql``), which every new session makes,
+    with every column it starts with (no second write of what its checks found)."""
     if connection.vendor != "postgresql":
-        return transaction_remember(Transaction.objects.create(**fields))
-    session = Transaction(**fields)
+        session.save()
+        return transaction_remember(session)
     instance_inserted(session)
+    open_session_noted(session)
     return transaction_remember(session)
 
 
@@ -169,19 +220,27 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     30 columns costs several times one of three); a session read elsewhere is saved whole.
     ``may_gather``: the message's last save of the session, which may be written with the rest of
     the group commit's batch (``kernel.plain_sql.instance_updated``), unless it changes what an
-    open-session lookup matches on (``_IDENTITY``)."""
+    open-session lookup matches on (``_IDENTITY``). A session the connection kept
+    (``open_sessions``) is written only while its row is as kept: else ``DatabaseError``, and the
+    batch reads it again."""
     loaded = getattr(session, "_csms_loaded", None)
     if loaded is None:
         session.save()
         return
     changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
-    if changed:
+    guard = getattr(session, "_csms_guard", None)  # a session the connection kept: written only if unchanged
+    if changed or guard is not None:  # a kept session is always checked, if only by touching updated_at
         if connection.vendor == "postgresql":
             gather = may_gather and not _IDENTITY.intersection(changed)
-            instance_updated(session, changed, may_gather=gather)  # and updated_at
+            instance_updated(  # and updated_at
+                session, changed, may_gather=gather, guard=("updated_at", guard) if guard is not None else None
+            )
+            if guard is not None:
+                session._csms_guard = session.updated_at  # type: ignore[attr-defined]  # what the row holds now
         else:
             session.save(update_fields=[*changed, "updated_at"])
         transaction_remember(session)
+        open_session_noted(session)
 
 
 def seq_no_seen(session: Transaction, seq_no: int | None) -> bool:

@@ -27,6 +27,7 @@ from charging import events, selectors
 from charging.metering import Anomaly
 from charging.models import (
     AuthorizationStatus,
+    MeterSample,
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
@@ -43,8 +44,10 @@ from charging.services.meter_ledger import (
     meter_bounded,
     meter_value_notes,
     readings_of,
+    sample_rows,
+    sample_rows_stored,
     samples_judged,
-    samples_store,
+    samples_learned,
 )
 from charging.services.reconciliation import (
     ReconciliationError,
@@ -59,11 +62,13 @@ from charging.services.session_rows import (
     fractional,
     seq_no_seen,
     stored_id_tag,
-    transaction_created,
+    transaction_inserted,
+    transaction_kept,
     transaction_locked_where,
     transaction_remember,
     transaction_save_changes,
     transactions_open_on_connector,
+    transactions_started_or_open,
 )
 from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
@@ -139,30 +144,54 @@ def transaction_start(request: StartRequest) -> StartResult:
             id_tag=stored_id_tag(request.id_tag),
             start_key=_stored_start_key(request.start_key),
         )
-        existing, charge_point = _started_before(request)
+        existing, charge_point, older = _started_before(request)
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
-        session = _session_open(charge_point, request, start, info)
+        session = _session_open(charge_point, older, request, start, info)
     return StartResult(session, info)
 
 
-def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePoint | None]:
-    """The session this start opened before, and the charger's row (locked) when it may open one.
+def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePoint | None, list[Transaction]]:
+    """The session this start opened before, the charger's row (locked) when it may open one, and
+    then the sessions still open on its connector (locked; a new session closes them).
 
     A known 2.0.1 session (every Updated event) is locked on its own row; only a start that may
     open one takes the charger's lock, then looks (again) under it. A Started event, like a 1.6
     start, is mostly of a new session: it goes to the charger's lock without the first look.
     """
     known = request.seq_no is not None and not request.started_event
-    existing = _started_by(request.charge_point_id, request.start_key) if known else None
+    existing = _known_session(request) if known else None
     if existing is not None and not _reused(existing, request):
-        return existing, None
+        return existing, None, []
     charge_point = charge_point_locked(request.charge_point_id)
-    existing = _started_by(request.charge_point_id, request.start_key)
+    existing, older = _started_by_or_open(charge_point, request)
     if existing is not None and _reused(existing, request):
         existing = None
-    return existing, charge_point
+    return existing, charge_point, older
+
+
+def _known_session(request: StartRequest) -> Transaction | None:
+    """The session of a 2.0.1 event with a seqNo (not a Started): the open one the connection keeps
+    (``open_sessions``: no statement; the event's save is guarded, and a replay changes nothing),
+    else ``_started_by``. Not for a start under the charger's lock: a session ended elsewhere
+    since it was kept may make that start a new session, which only the row can tell."""
+    kept = transaction_kept(lambda session: session.start_key == request.start_key)
+    return kept if kept is not None else _started_by(request.charge_point_id, request.start_key)
+
+
+def _started_by_or_open(
+    charge_point: ChargePoint, request: StartRequest
+) -> tuple[Transaction | None, list[Transaction]]:
+    """``_started_by`` and the sessions open on the start's connector (``_close_superseded``'s),
+    under the charger's lock: on PostgreSQL one statement (``transactions_started_or_open``)."""
+    connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
+    if connector_id is None and evse_id is None:
+        return _started_by(request.charge_point_id, request.start_key), []
+    if connection.vendor != "postgresql":
+        existing = _started_by(request.charge_point_id, request.start_key)
+        return existing, transactions_open_on_connector(charge_point, connector_id, evse_id)
+    return transactions_started_or_open(charge_point, request.start_key, connector_id, evse_id)
 
 
 def _event_add(
@@ -176,7 +205,7 @@ def _event_add(
         _event_merge(session, request.started_at, request.samples, request.baseline_expected)
         _fill_blanks(session, request, info)
         _consume_reservation(session, request.reservation_id)
-        _event_apply(session, request)
+        sample_rows_stored(_event_apply(session, request), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         transaction_save_changes(session, may_gather=not ended)  # its last save, unless it is repriced
         if ended:  # it changes what the ended session cost
@@ -194,13 +223,17 @@ def _event_add(
 
 
 def _session_open(
-    charge_point: ChargePoint, request: StartRequest, start: ChargerTime, info: IdTagInfo | None
+    charge_point: ChargePoint,
+    older: list[Transaction],
+    request: StartRequest,
+    start: ChargerTime,
+    info: IdTagInfo | None,
 ) -> Transaction:
-    """A new session: the older one still open on its connector closed, then created, checked,
-    its reservation settled, announced."""
+    """A new session: the ``older`` ones still open on its connector closed, then created,
+    checked, its reservation settled, announced."""
     meter_start = meter_bounded(request.meter_start_wh)
-    _close_superseded(charge_point, request)
-    session = transaction_created(
+    _close_superseded(older, request)
+    session = Transaction(
         charge_point=charge_point,
         ocpp_version=request.ocpp_version,
         ocpp_transaction_id=request.ocpp_transaction_id,
@@ -218,10 +251,13 @@ def _session_open(
     )
     _start_checks(session, request, start, meter_start)
     _consume_reservation(session, request.reservation_id)
-    _event_apply(session, request)
+    rows = _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
         anomaly_flag(session, Anomaly.MISSING_BASELINE)
-    transaction_save_changes(session, may_gather=True)  # a parked end applied below saves it again, in order
+    transaction_inserted(session)  # written once, as checked; a parked end applied below saves it again
+    for row in rows:
+        row.transaction_id = session.pk
+    sample_rows_stored(rows, may_gather=True)
     webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
     _apply_parked_end(session)
@@ -282,26 +318,26 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
         session.remote_start_id = column_int(request.remote_start_id)
 
 
-def _event_apply(session: Transaction, request: StartRequest) -> None:
-    """What every start or event carries: its samples, the charging state, the time spent charging."""
-    # Gathered into the batch's one COPY: a ledger read later in the batch writes them first.
-    samples_store(session.charge_point_id, session, request.samples, source="TransactionStart", may_gather=True)
+def _event_apply(session: Transaction, request: StartRequest) -> list[MeterSample]:
+    """What every start or event carries: its samples (the ledger rows returned, for the caller to
+    store: gathered into the batch's one COPY, which a ledger read later in the batch writes
+    first), the charging state, the time spent charging."""
+    rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionStart")
+    samples_learned(session, request.samples, rows)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
         charging_state_apply(session, charging=request.charging, at=request.started_at)
     if request.time_spent_charging is not None:
         session.time_spent_charging = column_int(request.time_spent_charging)
+    return rows
 
 
-def _close_superseded(charge_point: ChargePoint, request: StartRequest) -> None:
+def _close_superseded(older: list[Transaction], request: StartRequest) -> None:
     """Sessions still open on a new session's connector from before it lost their stop. Looked
     up before the new session's row exists, so that the lookup finds only the older ones."""
-    connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
-    if connector_id is None and evse_id is None:
-        return
-    for older in transactions_open_on_connector(charge_point, connector_id, evse_id):
-        if older.started_at <= request.started_at:
+    for session in older:
+        if session.started_at <= request.started_at:
             transaction_finish(
-                session=older,
+                session=session,
                 stopped_at=request.started_at,
                 meter_stop_wh=None,
                 reason="Superseded",

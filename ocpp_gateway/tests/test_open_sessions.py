@@ -1,0 +1,282 @@
+"""Open sessions kept on the connection (issue 15, design 1), through the real commit group on
+PostgreSQL: a known session's MeterValues or 2.0.1 event reads no session row, a change made
+elsewhere meanwhile is never overwritten, and a batch that fails or is written again leaves the
+connection with what PostgreSQL holds."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from chargepoints.models import Heartbeat
+from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.open_sessions import open_sessions_bind
+from charging.services.transaction_start import StartRequest, transaction_start
+from ocpp_gateway.group_commit import CommitGroup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+class Refused(Exception):
+    pass
+
+
+def _register(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
+    return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
+
+
+def _session_reads(func: Any, **kwargs: Any) -> list[str]:
+    """Run a unit, answering the statements it issued that read a session row with its lock."""
+    with CaptureQueriesContext(connection) as queries:
+        func(**kwargs)
+    table = Transaction._meta.db_table
+    return [query["sql"] for query in queries if "FOR UPDATE" in query["sql"] and table in query["sql"]]
+
+
+def _start16(charge_point_id: str, meter_start: int) -> int:
+    result = transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"1|tag|{meter_start}|{T0.isoformat()}",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(meter_start),
+        )
+    )
+    return result.transaction.pk
+
+
+def _event201(charge_point_id: str, kind: str, seq_no: int, wh: int, at: datetime) -> None:
+    transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="2.0.1",
+            start_key="TX-OPEN",
+            ocpp_transaction_id="TX-OPEN",
+            started_at=at,
+            evse_id=1,
+            connector_id=1,
+            authorize=False,
+            samples=_register(wh, at, "Transaction.Begin" if kind == "Started" else "Sample.Periodic"),
+            seq_no=seq_no,
+            started_event=kind == "Started",
+        )
+    )
+
+
+def _fail() -> None:
+    raise Refused
+
+
+def _heartbeat_of_no_charger() -> None:
+    """A row whose foreign key, checked at COMMIT, is broken: the whole batch fails."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    Heartbeat.objects.create(charge_point_id=2**40, received_at=timezone.now())
+
+
+async def _one_batch(group: CommitGroup, *units: tuple[Any, dict[str, Any]]) -> list[Any]:
+    """Run ``units`` (func, kwargs) as one batch: a blocker holds the writer while they queue."""
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    queued = [asyncio.ensure_future(group.run(func, **kwargs)) for func, kwargs in units]
+    release.set()
+    await first
+    return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+@sync_to_async
+def _session(pk: int) -> Transaction:
+    return Transaction.objects.get(pk=pk)
+
+
+@sync_to_async
+def _samples(pk: int) -> int:
+    return MeterSample.objects.filter(transaction_id=pk).count()
+
+
+@sync_to_async
+def _admin_edit(pk: int, **fields: Any) -> None:
+    """An edit from the admin or the API: the ORM's save of the whole row, in its own transaction."""
+    session = Transaction.objects.get(pk=pk)
+    for name, value in fields.items():
+        setattr(session, name, value)
+    session.save()
+
+
+async def test_a_known_sessions_meter_values_read_no_session_row(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-1")
+    open_sessions_bind()  # as the connection's handshake does
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-1", meter_start=1000)
+    for minute, wh in ((1, 1500), (2, 2100)):
+        reads = await group.run(
+            _session_reads,
+            func=meter_values_record,
+            charge_point_id="CP-OS-1",
+            connector_id=1,
+            ocpp_transaction_id=str(pk),
+            samples=_register(wh, T0 + timedelta(minutes=minute)),
+        )
+        assert reads == []
+    session = await _session(pk)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(2100), Decimal(1100))
+    assert await _samples(pk) == 2
+
+
+async def test_an_edit_made_elsewhere_is_kept_and_the_reading_applied_on_top(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-2")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-2", meter_start=1000)
+    await group.run(
+        meter_values_record,
+        charge_point_id="CP-OS-2",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(1500, T0 + timedelta(minutes=1)),
+    )
+    # An operator corrects the meter start while the connection keeps the session as it was.
+    await _admin_edit(pk, meter_start_wh=Decimal(400), needs_review=True)
+    reads = await group.run(
+        _session_reads,
+        func=meter_values_record,
+        charge_point_id="CP-OS-2",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(1800, T0 + timedelta(minutes=2)),
+    )
+    assert reads  # the kept copy's write failed: read again, with its lock
+    session = await _session(pk)
+    assert (session.meter_start_wh, session.needs_review) == (Decimal(400), True)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(1800), Decimal(1400))
+    assert await _samples(pk) == 2  # stored once, by the pass that committed
+    # The connection keeps the row as now committed: the next reading reads no session again.
+    reads = await group.run(
+        _session_reads,
+        func=meter_values_record,
+        charge_point_id="CP-OS-2",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(2000, T0 + timedelta(minutes=3)),
+    )
+    assert reads == []
+    session = await _session(pk)
+    assert (session.meter_start_wh, session.energy_wh) == (Decimal(400), Decimal(1600))
+
+
+async def test_a_session_ended_elsewhere_is_not_reopened_by_a_kept_copy(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-3")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-3", meter_start=1000)
+    await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(minutes=5))
+    await group.run(
+        meter_values_record,
+        charge_point_id="CP-OS-3",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(1300, T0 + timedelta(minutes=1)),
+    )
+    session = await _session(pk)
+    assert session.status == TransactionStatus.ENDED
+    assert session.stopped_at == T0 + timedelta(minutes=5)
+
+
+async def test_a_resent_start_of_a_session_stopped_elsewhere_opens_a_new_one(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-7")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-7", meter_start=1000)
+    assert await group.run(_start16, charge_point_id="CP-OS-7", meter_start=1000) == pk  # a replay
+    # The charger's stop was parked and attached by an operator: the session ended, not by the CSMS.
+    await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(minutes=5))
+    # The same start again (keys repeat): a new session, as the row says, whatever the connection kept.
+    again = await group.run(_start16, charge_point_id="CP-OS-7", meter_start=1000)
+    assert again != pk
+    assert (await _session(again)).status == TransactionStatus.ACTIVE
+
+
+async def test_an_event_in_a_batch_written_again_counts_once_and_its_resend_is_a_replay(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-4")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    await group.run(_event201, charge_point_id="CP-OS-4", kind="Started", seq_no=0, wh=1000, at=T0)
+    await group.run(
+        _event201, charge_point_id="CP-OS-4", kind="Updated", seq_no=1, wh=1200, at=T0 + timedelta(minutes=1)
+    )
+    # Another charger's message fails the first pass: the batch is written again, unit by unit.
+    outcomes = await _one_batch(
+        group,
+        (
+            _event201,
+            {"charge_point_id": "CP-OS-4", "kind": "Updated", "seq_no": 2, "wh": 1500, "at": T0 + timedelta(minutes=2)},
+        ),
+        (_fail, {}),
+    )
+    assert outcomes[0] is None and isinstance(outcomes[1], Refused)
+    session = await sync_to_async(Transaction.objects.get)(ocpp_transaction_id="TX-OPEN")
+    assert (session.seq_nos, session.energy_wh) == ([0, 1, 2], Decimal(500))
+    # Resent (its answer was lost): a replay, whatever the connection kept.
+    await group.run(
+        _event201, charge_point_id="CP-OS-4", kind="Updated", seq_no=2, wh=1500, at=T0 + timedelta(minutes=2)
+    )
+    assert await _samples(session.pk) == 3
+
+
+async def test_a_batch_that_fails_keeps_nothing_and_the_resend_counts_once(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-5")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    await group.run(_event201, charge_point_id="CP-OS-5", kind="Started", seq_no=0, wh=1000, at=T0)
+    outcomes = await _one_batch(
+        group,
+        (
+            _event201,
+            {"charge_point_id": "CP-OS-5", "kind": "Updated", "seq_no": 1, "wh": 1400, "at": T0 + timedelta(minutes=1)},
+        ),
+        (_heartbeat_of_no_charger, {}),
+    )
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)  # nothing acknowledged
+    session = await sync_to_async(Transaction.objects.get)(ocpp_transaction_id="TX-OPEN")
+    assert (session.seq_nos, session.energy_wh) == ([0], Decimal(0))
+    # The charger resends it (it got a CALLERROR): applied once, from the cached path or not.
+    for _ in range(2):
+        await group.run(
+            _event201, charge_point_id="CP-OS-5", kind="Updated", seq_no=1, wh=1400, at=T0 + timedelta(minutes=1)
+        )
+    session = await _session(session.pk)
+    assert (session.seq_nos, session.energy_wh) == ([0, 1], Decimal(400))
+    assert await _samples(session.pk) == 2
+
+
+def test_a_new_session_is_written_once(register_charge_point):
+    register_charge_point("CP-OS-6")
+    table = f'"{Transaction._meta.db_table}"'
+    with CaptureQueriesContext(connection) as queries:
+        _event201("CP-OS-6", "Started", 0, 1000, T0)  # its begin reading counted in the INSERT
+        first = _start16("CP-OS-6", 5000)
+        second = _start16("CP-OS-6", 6000)  # closes the first, open on its connector (its stop was lost)
+    writes = [q["sql"].split()[0] for q in queries if table in q["sql"].split("WHERE")[0]]
+    assert [verb for verb in writes if verb in ("INSERT", "UPDATE")] == ["INSERT", "INSERT", "UPDATE", "INSERT"]
+    started = Transaction.objects.get(ocpp_transaction_id="TX-OPEN")
+    assert (started.meter_start_wh, started.last_register_wh, started.energy_wh) == (Decimal(1000),) * 2 + (0,)
+    assert MeterSample.objects.filter(transaction=started).count() == 1
+    superseded = Transaction.objects.get(pk=first)
+    assert (superseded.status, superseded.stop_reason) == (TransactionStatus.ENDED, "Superseded")
+    assert Transaction.objects.get(pk=second).status == TransactionStatus.ACTIVE
