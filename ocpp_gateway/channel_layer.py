@@ -37,10 +37,11 @@ from redis.commands.core import AsyncScript
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] channel key; ARGV: expired-before score, capacity, score, message, expiry seconds.
+# KEYS[1] channel key; ARGV: expired-before score, capacity (0: none), score, message, expiry seconds.
 _SEND = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local capacity = tonumber(ARGV[2])
+if capacity > 0 and redis.call('ZCARD', KEYS[1]) >= capacity then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
@@ -93,6 +94,17 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """channels-redis's send in one round trip; raises ``ChannelFull`` at the channel's capacity."""
+        if not await self._sent(channel, message, self.get_capacity(channel)):
+            raise ChannelFull()
+
+    async def send_past_capacity(self, channel: str, message: dict[str, Any]) -> None:
+        """``send`` whatever the channel holds: for a message that must arrive (a socket's close)
+        where the channel's capacity is shared by a whole process's connections (``<process>!...``)
+        and a burst of others filled it. Expires like any other message."""
+        await self._sent(channel, message, 0)
+
+    async def _sent(self, channel: str, message: dict[str, Any], capacity: int) -> bool:
+        """Add ``message`` to ``channel`` unless it holds ``capacity`` (0: no limit); whether added."""
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
@@ -109,15 +121,14 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             keys=[self.prefix + channel_non_local_name],
             args=[
                 int(now) - int(self.expiry),
-                self.get_capacity(channel),
+                capacity,
                 repr(now),
                 self.serialize(message),
                 int(self.expiry),
             ],
             client=connection,
         )
-        if not added:
-            raise ChannelFull()
+        return bool(added)
 
     def receive(self, channel: str) -> Awaitable[dict[str, Any]]:
         """The next message on ``channel``. For this process's own channels (``...!...``), a future
