@@ -26,6 +26,8 @@ in a batch without them. A caller's result is handed back only after its batch c
 CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
+A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
+attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
