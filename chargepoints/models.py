@@ -49,6 +49,9 @@ class ChargePoint(models.Model):
     )
     # Presence: the channel-layer name of the consumer that holds this charger's socket.
     connection_channel = models.CharField(max_length=200, blank=True)
+    # When the handshake that last took presence began (its gateway's clock): the attach of a
+    # handshake that began earlier never takes presence from it (it was abandoned meanwhile).
+    handshake_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -7,8 +7,16 @@ from channels.layers import get_channel_layer
 
 
 async def connection_close(*, channel_name: str, reason: str) -> None:
-    """Ask the consumer behind ``channel_name`` to close its socket."""
-    await get_channel_layer().send(channel_name, {"type": "ocpp.close", "reason": reason})
+    """Ask the consumer behind ``channel_name`` to close its socket.
+
+    Sent past the channel's capacity where the layer can (the Redis layer's ``send_past_capacity``):
+    a consumer's channel shares its capacity with every other connection of its process, and in a
+    reconnect storm the closes of replaced connections alone filled it (``ChannelFull``), leaving
+    the older socket open. The in-memory layer's channels are per connection: a plain send.
+    """
+    layer = get_channel_layer()
+    send = getattr(layer, "send_past_capacity", layer.send)
+    await send(channel_name, {"type": "ocpp.close", "reason": reason})
 
 
 def connection_close_sync(*, channel_name: str, reason: str) -> None:

@@ -44,10 +44,11 @@ from redis.retry import Retry as SyncRetry
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] channel key; ARGV: expired-before score, capacity, score, message, expiry seconds.
+# KEYS[1] channel key; ARGV: expired-before score, capacity (0: none), score, message, expiry seconds.
 _SEND = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local capacity = tonumber(ARGV[2])
+if capacity > 0 and redis.call('ZCARD', KEYS[1]) >= capacity then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
@@ -106,12 +107,20 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """channels-redis's send in one round trip; raises ``ChannelFull`` at the channel's capacity."""
-        index, key, args = self._send_arguments(channel, message)
+        index, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
         if not await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index)):
             raise ChannelFull()
 
-    def _send_arguments(self, channel: str, message: dict[str, Any]) -> tuple[int, str, list[Any]]:
-        """The host index, the channel's key and the send script's ARGV for ``message``."""
+    async def send_past_capacity(self, channel: str, message: dict[str, Any]) -> None:
+        """``send`` whatever the channel holds: for a message that must arrive (a socket's close)
+        where the channel's capacity is shared by a whole process's connections (``<process>!...``)
+        and a burst of others filled it. Expires like any other message."""
+        index, key, args = self._send_arguments(channel, message, 0)
+        await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index))
+
+    def _send_arguments(self, channel: str, message: dict[str, Any], capacity: int) -> tuple[int, str, list[Any]]:
+        """The host index, the channel's key and the send script's ARGV for ``message`` (added
+        unless the channel holds ``capacity`` messages; 0: no limit)."""
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
@@ -123,7 +132,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         else:
             index = next(self._send_index_generator)
         now = time.time()
-        args = [int(now) - int(self.expiry), self.get_capacity(channel), repr(now), self.serialize(message)]
+        args = [int(now) - int(self.expiry), capacity, repr(now), self.serialize(message)]
         return index, self.prefix + channel_non_local_name, [*args, int(self.expiry)]
 
     # A caller in a thread of its own (a synchronous view awaiting a charger's answer, commands.rpc)
@@ -142,7 +151,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
     def send_blocking(self, channel: str, message: dict[str, Any]) -> None:
         """``send`` from a thread, in one round trip; raises ``ChannelFull`` at capacity."""
-        _, key, args = self._send_arguments(channel, message)
+        _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
         if not _SEND_SCRIPT_SYNC(keys=[key], args=args, client=self._blocking_client()):
             raise ChannelFull()
 

@@ -11,6 +11,8 @@ import functools
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from channels.exceptions import StopConsumer
@@ -27,7 +29,7 @@ from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
 from kernel.log_format import charge_point_id_var
 from ocpp_gateway.gateway_processes import gateway_process_announced
-from ocpp_gateway.group_commit import in_commit_group
+from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
 from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -88,6 +90,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """Channels' ``AsyncConsumer.__call__`` (channels 4.3.2) with a cheaper receive loop
         (``kernel.consumer_loop``): the socket's and the channel layer's messages to ``dispatch``."""
         self.scope = scope
+        self._socket_receive = receive
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         sources = [receive]
         if self.channel_layer is not None:
@@ -113,6 +116,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # Refused before any database work: in a reconnect storm, handshakes that queue up behind the
         # database outlive daphne's connect timeout and are all wasted; refused ones retry later.
+        started_at = timezone.now()  # the charger's newest handshake holds it (charge_point_connect)
         client = (self.scope.get("client") or ["?"])[0]
         in_flight = _handshakes_in_progress.total()
         if in_flight >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT or (
@@ -128,8 +132,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.close()
             return
         _handshakes_in_progress[client] += 1
+        # Before it is accepted, the socket's only event is its end (daphne's connect timeout, or
+        # the charger gave up): the handshake is then abandoned, and not attached unless its
+        # batch had started. The event is dispatched once the handshake is over.
+        gone = asyncio.ensure_future(self._socket_receive())
         try:
-            await self._handshake()
+            await self._handshake(started_at=started_at, abandoned=gone.done)
+        except UnitAbandoned:
+            logger.info("%s: abandoned (the socket closed) before its attach was written", self.scope["path"])
         except Exception:  # refused cleanly (403), never an HTTP 500
             logger.exception("%s: handshake failed", self.scope["path"])
             await self.close()
@@ -137,8 +147,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
             _handshakes_in_progress[client] -= 1
             if not _handshakes_in_progress[client]:
                 del _handshakes_in_progress[client]
+            if not gone.done():
+                gone.cancel()
+        if gone.done() and not gone.cancelled():
+            await self.dispatch(gone.result())
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, *, started_at: datetime, abandoned: Callable[[], bool]) -> None:
         kwargs = self.scope["url_route"]["kwargs"]
         self.ocpp_version: str = kwargs["version"]
         self.charge_point_id: str = kwargs["charge_point_id"]
@@ -161,6 +175,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             address=address,
             ocpp_version=self.ocpp_version,
             channel_name=self.channel_name,
+            started_at=started_at,
+            abandoned=abandoned,
         )
         if isinstance(connection, str):
             logger.info("%s: refused, %s", self.charge_point_id, connection)

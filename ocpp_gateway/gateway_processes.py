@@ -79,7 +79,10 @@ def dead_gateway_presence_release() -> list[str]:
     for process, exists, known in zip(processes, answers[::2], answers[1::2], strict=True):
         if known and not exists:
             released = services.charge_points_release_process(process=process)
-            _redis().srem(KNOWN_KEY, process)  # after the release: a failed one is tried again
+            # After the release, and only once nothing is left (rows another transaction held
+            # were skipped): a failed or partial release is tried again next round.
+            if not services.gateway_process_holds_presence(process=process):
+                _redis().srem(KNOWN_KEY, process)
             logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
             went_offline.extend(released)
     return went_offline

@@ -26,6 +26,8 @@ in a batch without them. A caller's result is handed back only after its batch c
 CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
+A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
+attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
@@ -74,6 +76,10 @@ class BatchNotCommitted(Exception):
     """The batch's transaction was rolled back: no unit of it was kept."""
 
 
+class UnitAbandoned(Exception):
+    """The unit was skipped: its caller gave up on it before its batch started (``abandoned``)."""
+
+
 @dataclass
 class _Unit:
     func: Callable[..., Any]
@@ -81,6 +87,11 @@ class _Unit:
     future: asyncio.Future[Any]
     context: contextvars.Context  # the caller's: log lines name its charger
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
+    abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
+
+    def skipped(self) -> bool:
+        """Whether a skippable unit's caller gave up on it (cancelled, or ``abandoned()``)."""
+        return self.abandoned is not None and (self.future.done() or self.abandoned())
 
 
 class CommitGroup:
@@ -92,20 +103,42 @@ class CommitGroup:
         self._pending: deque[_Unit] = deque()
         self._writing = False
 
-    async def run(self, func: Callable[..., Result], /, *, in_savepoint: bool = False, **kwargs: Any) -> Result:
+    async def run(
+        self,
+        func: Callable[..., Result],
+        /,
+        *,
+        in_savepoint: bool = False,
+        abandoned: Callable[[], bool] | None = None,
+        **kwargs: Any,
+    ) -> Result:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
 
         ``in_savepoint``: in its own savepoint even in a batch written without them, for a unit
-        that catches database errors itself (a batch without savepoints would be written again)."""
+        that catches database errors itself (a batch without savepoints would be written again).
+        ``abandoned``: the unit may be skipped. When its batch starts and this caller was
+        cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
+        here); once its batch started it is written all the same. Only for a unit nobody else
+        relies on (a handshake's attach: its socket is gone, no answer was sent). Every other
+        unit is written even when its caller is gone: a write-behind buffer's rows, a command's
+        answer, a disconnect."""
         loop = asyncio.get_running_loop()
-        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint)
+        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint, abandoned)
         self._pending.append(unit)
         self._start_batches(loop)
         return await unit.future
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._pending and not self._writing:
-            batch = [self._pending.popleft() for _ in range(min(len(self._pending), self._max_units))]
+        if self._writing:
+            return
+        batch: list[_Unit] = []
+        while self._pending and len(batch) < self._max_units:
+            unit = self._pending.popleft()
+            if not unit.skipped():
+                batch.append(unit)
+            elif not unit.future.done():
+                unit.future.set_exception(UnitAbandoned())
+        if batch:
             self._writing = True
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())

@@ -20,14 +20,15 @@ import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from functools import partial
 
 from django.conf import settings
 
 from chargepoints.passwords import PasswordNeedsHashing
-from chargepoints.services.attachment import Attachment, charge_point_attach
+from chargepoints.services.attachment import SUPERSEDED, Attachment, charge_point_attach
 from ocpp_gateway.db import database_sync_to_async
-from ocpp_gateway.group_commit import in_commit_group
+from ocpp_gateway.group_commit import UnitAbandoned, commit_group
 
 logger = logging.getLogger(__name__)
 
@@ -79,32 +80,50 @@ _hashing_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Sem
 
 
 async def handshake_attach(
-    *, charge_point_id: str, password: str | None, address: str, ocpp_version: str, channel_name: str
+    *,
+    charge_point_id: str,
+    password: str | None,
+    address: str,
+    ocpp_version: str,
+    channel_name: str,
+    started_at: datetime,
+    abandoned: Callable[[], bool],
 ) -> Attachment | str:
     """The connection's state once admitted and attached (``services.charge_point_attach``), or
     why the handshake is refused, hashing as little as possible; a refusal that presented a
-    password counts as a failure."""
+    password counts as a failure (not one for a newer handshake of the charger).
+
+    ``started_at``: when the handshake began (the newest handshake of a charger holds it);
+    ``abandoned()``: its socket is gone. An abandoned handshake is neither attached nor hashed
+    unless its batch had started (``group_commit.UnitAbandoned`` is raised instead)."""
     attach = partial(
         charge_point_attach,
         charge_point_id=charge_point_id,
         password=password,
         ocpp_version=ocpp_version,
         channel_name=channel_name,
+        handshake_started_at=started_at,
     )
     try:
-        attachment = await in_commit_group(attach)(may_hash=False)
+        attachment = await commit_group.run(attach, abandoned=abandoned, may_hash=False)
     except PasswordNeedsHashing:
         # Hashing takes its own thread, never a batch: the other handshakes do not wait for it.
         hashing_attach = database_sync_to_async(attach)
-        attachment = await _attach_hashing(hashing_attach, charge_point_id=charge_point_id, address=address)
-    if isinstance(attachment, str) and password is not None:
+        attachment = await _attach_hashing(
+            hashing_attach, charge_point_id=charge_point_id, address=address, abandoned=abandoned
+        )
+    if isinstance(attachment, str) and attachment != SUPERSEDED and password is not None:
         _by_identity.note(charge_point_id)
         _by_address.note(address)
     return attachment
 
 
 async def _attach_hashing(
-    attach: Callable[..., Awaitable[Attachment | str]], *, charge_point_id: str, address: str
+    attach: Callable[..., Awaitable[Attachment | str]],
+    *,
+    charge_point_id: str,
+    address: str,
+    abandoned: Callable[[], bool],
 ) -> Attachment | str:
     """One hash per identity at a time (a charger has one socket: a second password for it at
     the same moment is a guess), none past the failure throttle, checked again once a slot is free."""
@@ -116,6 +135,8 @@ async def _attach_hashing(
     _hashing_for.add(charge_point_id)
     try:
         async with _hashing_slot():
+            if abandoned():
+                raise UnitAbandoned
             if _throttled(charge_point_id=charge_point_id, address=address):
                 return throttled
             return await attach(may_hash=True)

@@ -167,6 +167,7 @@ class ChargePointAdmin(admin.ModelAdmin):
         "last_boot_at",
         "offline_since",
         "connection_channel",
+        "handshake_started_at",
         "created_at",
         "updated_at",
     ]

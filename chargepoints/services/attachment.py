@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 
@@ -28,11 +29,21 @@ class Attachment:
     boot_identity: tuple[str, str, str] = ("", "", "")
 
 
+SUPERSEDED = "a newer handshake holds the charger"
+
+
 def charge_point_attach(
-    *, charge_point_id: str, password: str | None, ocpp_version: str, channel_name: str, may_hash: bool = True
+    *,
+    charge_point_id: str,
+    password: str | None,
+    ocpp_version: str,
+    channel_name: str,
+    handshake_started_at: datetime | None = None,
+    may_hash: bool = True,
 ) -> Attachment | str:
     """Admit the handshake (``charge_point_admit``) and record that ``channel_name`` holds the
-    charger's socket (``charge_point_connect``), in one transaction; when refused, why (for the log).
+    charger's socket (``charge_point_connect``), in one transaction; when refused, why (for the log):
+    ``SUPERSEDED`` when a handshake that began after ``handshake_started_at`` (None: now) holds it.
 
     The gateway makes one database call per handshake, and its first message needs no lookup.
     Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised before anything is written.
@@ -42,8 +53,13 @@ def charge_point_attach(
         if refusal:
             return refusal
         connection = charge_point_connect(
-            charge_point_id=charge_point_id, ocpp_version=ocpp_version, channel_name=channel_name
+            charge_point_id=charge_point_id,
+            ocpp_version=ocpp_version,
+            channel_name=channel_name,
+            handshake_started_at=handshake_started_at,
         )
+        if connection is None:
+            return SUPERSEDED
     vendor, model, firmware_version = connection.boot_identity
     return Attachment(
         replaced_channel=connection.replaced_channel,

@@ -177,17 +177,29 @@ class Connection:
     boot_identity: tuple[str, str, str] = ("", "", "")  # vendor, model, firmware version of the last boot
 
 
-def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_name: str) -> Connection:
-    """Record that ``channel_name`` now holds the charger's socket."""
+def charge_point_connect(
+    *, charge_point_id: str, ocpp_version: str, channel_name: str, handshake_started_at: datetime | None = None
+) -> Connection | None:
+    """Record that ``channel_name`` now holds the charger's socket; None (nothing written) when a
+    handshake that began after ``handshake_started_at`` (None: now) took presence before.
+
+    The newest handshake wins: a charger that gave up on a slow handshake and opened another
+    socket is held by the newer one, however late the older one's attach comes. Handshakes of
+    different processes are ordered by their hosts' clocks."""
     now = timezone.now()
+    started_at = handshake_started_at or now
     if connection.vendor == "postgresql":
-        return _connection_written(charge_point_id, ocpp_version, channel_name, now)
+        return _connection_written(charge_point_id, ocpp_version, channel_name, now, started_at)
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
+        newer = charge_point.handshake_started_at
+        if newer is not None and newer > started_at:
+            return None
         previous_channel = charge_point.connection_channel
         if not charge_point.connected:
             _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point.charge_point_id, now, "connected")
         charge_point.connection_channel = channel_name
+        charge_point.handshake_started_at = started_at
         charge_point.ocpp_version = ocpp_version
         charge_point.connected = True
         charge_point.offline_since = None
@@ -195,6 +207,7 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
         charge_point.save(
             update_fields=[
                 "connection_channel",
+                "handshake_started_at",
                 "ocpp_version",
                 "connected",
                 "offline_since",
@@ -210,23 +223,30 @@ def charge_point_connect(*, charge_point_id: str, ocpp_version: str, channel_nam
     )
 
 
-def _connection_written(charge_point_id: str, ocpp_version: str, channel_name: str, now: datetime) -> Connection:
+def _connection_written(
+    charge_point_id: str, ocpp_version: str, channel_name: str, now: datetime, started_at: datetime
+) -> Connection | None:
     """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"WITH before AS (SELECT id, connected, connection_channel FROM {table}"
-            " WHERE charge_point_id = %s FOR UPDATE)"
-            f" UPDATE {table} AS cp SET connection_channel = %s, ocpp_version = %s, connected = true,"
-            " offline_since = NULL, last_seen = %s, updated_at = %s FROM before WHERE cp.id = before.id"
+            f"WITH before AS (SELECT id, connected, connection_channel, handshake_started_at FROM {table}"
+            " WHERE charge_point_id = %s FOR UPDATE),"
+            f" written AS (UPDATE {table} AS cp SET connection_channel = %s, handshake_started_at = %s,"
+            " ocpp_version = %s, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
+            " FROM before WHERE cp.id = before.id"
+            " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
-            " cp.vendor, cp.model, cp.firmware_version",
-            [charge_point_id, channel_name, ocpp_version, now, now],
+            " cp.vendor, cp.model, cp.firmware_version)"
+            " SELECT written.* FROM before LEFT JOIN written ON true",
+            [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at],
         )
         row = cursor.fetchone()
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
         previous_channel, was_connected, interval, lifecycle_state, *boot_identity = row
+        if interval is None:  # a newer handshake holds it
+            return None
         if not was_connected:
             _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "connected")
     return Connection(
@@ -284,14 +304,25 @@ def charge_points_release_process(*, process: str) -> list[str]:
     process's batches): the held rows are locked (in id order, ``FOR NO KEY UPDATE`` like a
     session's lock, so inserts referring to them don't wait), their presence cleared with one
     UPDATE, the connected ones marked offline with another, one offline event each (reason
-    ``gateway_lost``; whether anyone subscribed asked once per chunk). A charger that reconnected
-    elsewhere before the lock is no longer held by ``process`` and is left alone; one reconnecting
-    after it waits for the commit. Returns the ids whose presence was released.
+    ``gateway_lost``; whether anyone subscribed asked once per chunk). A row locked by another
+    transaction is skipped (``SKIP LOCKED``), never waited for: a live process's batch locks
+    its chargers in arrival order, not id order, so waiting could close a deadlock, and would
+    hold this chunk's rows (the handshakes taking them over) meanwhile. The transaction that
+    holds it is most likely a handshake taking the charger over (then the charger is no longer
+    this process's), or another sweep releasing it; ``gateway_process_holds_presence`` tells
+    whether any was left for a later round. A charger that reconnected elsewhere before the lock
+    is no longer held by ``process`` and is left alone; one reconnecting after it waits for the
+    commit. Returns the ids whose presence was released.
     """
     released: list[tuple[int, str]] = []
     while chunk := _release_chunk(process, after=released[-1][0] if released else 0):
         released.extend(chunk)
     return [charge_point_id for _, charge_point_id in released]
+
+
+def gateway_process_holds_presence(*, process: str) -> bool:
+    """Whether some charger's presence is held by a channel of ``process`` (a channel-name prefix)."""
+    return ChargePoint.objects.filter(connection_channel__startswith=process).exists()
 
 
 _RELEASE_CHUNK = 500
@@ -301,7 +332,7 @@ def _release_chunk(process: str, *, after: int) -> list[tuple[int, str]]:
     now = timezone.now()
     with transaction.atomic(), batch_memos():
         held = list(
-            ChargePoint.objects.select_for_update(no_key=True)
+            ChargePoint.objects.select_for_update(no_key=True, skip_locked=True)
             .filter(connection_channel__startswith=process, pk__gt=after)
             .order_by("pk")
             .values_list("pk", "charge_point_id", "connected")[:_RELEASE_CHUNK]

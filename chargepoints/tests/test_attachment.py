@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
+
+from chargepoints import services
 from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
-from chargepoints.services.attachment import charge_point_attach
+from chargepoints.services.attachment import SUPERSEDED, charge_point_attach
 
 
 def attach(charge_point_id: str = "CP-1", password: str | None = None, channel_name: str = "ch-new"):
@@ -41,3 +46,29 @@ def test_a_refused_handshake_leaves_presence_alone(register_charge_point):
     assert attach("CP-UNKNOWN") == "unknown"
     assert set(ChargePoint.objects.values_list("connection_channel", flat=True)) == {"ch-old"}
     assert not isinstance(attach("CP-1", password="right"), str)
+
+
+def test_an_older_handshake_s_late_attach_never_takes_presence_from_a_newer_one(register_charge_point):
+    """A charger gave up on a slow handshake and opened another socket, attached first: the older
+    handshake's attach, however late, is refused and closes nothing; a newer one takes over."""
+    register_charge_point("CP-1")
+    started = timezone.now()
+
+    def attach_started(offset_s: float, channel_name: str):
+        return charge_point_attach(
+            charge_point_id="CP-1",
+            password=None,
+            ocpp_version="1.6",
+            channel_name=channel_name,
+            handshake_started_at=started + timedelta(seconds=offset_s),
+        )
+
+    newer = attach_started(5, "ch-newer")
+    assert not isinstance(newer, str) and newer.replaced_channel == ""
+    assert attach_started(0, "ch-older") == SUPERSEDED
+    assert ChargePoint.objects.get(charge_point_id="CP-1").connection_channel == "ch-newer"
+    services.charge_point_disconnect(charge_point_id="CP-1", channel_name="ch-newer")
+    assert attach_started(0, "ch-older") == SUPERSEDED  # the newer one held it, even after its socket closed
+    newest = attach_started(9, "ch-newest")
+    assert not isinstance(newest, str)
+    assert ChargePoint.objects.get(charge_point_id="CP-1").connection_channel == "ch-newest"

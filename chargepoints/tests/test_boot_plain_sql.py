@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -17,6 +17,7 @@ pytestmark = [
 ]
 
 OFFLINE_SINCE = datetime(2026, 5, 1, 9, tzinfo=UTC)
+STARTED = datetime(2026, 5, 1, 10, tzinfo=UTC)  # when the handshake began
 ONLINE = EventType.CHARGE_POINT_ONLINE
 IGNORED = {"id", "charge_point_id", "last_boot_at", "last_seen", "created_at", "updated_at"}
 
@@ -92,8 +93,15 @@ def test_the_plain_connect_writes_and_answers_as_the_orm_does(register_charge_po
             if vendor != "postgresql":
                 patched.setattr(connection, "vendor", vendor)
             answers[charge_point_id] = services.charge_point_connect(
-                charge_point_id=charge_point_id, ocpp_version="2.0.1", channel_name="new"
+                charge_point_id=charge_point_id, ocpp_version="2.0.1", channel_name="new", handshake_started_at=STARTED
             )
+            superseded = services.charge_point_connect(
+                charge_point_id=charge_point_id,
+                ocpp_version="1.6",
+                channel_name="older",
+                handshake_started_at=STARTED - timedelta(seconds=1),
+            )
+            assert superseded is None  # an older handshake's late attach writes nothing
     plain, orm = (ChargePoint.objects.get(charge_point_id=cp) for cp in ("CP-PLAIN", "CP-ORM"))
     assert _fields(plain) == _fields(orm)
     assert (plain.connection_channel, plain.connected, plain.offline_since) == ("new", True, None)

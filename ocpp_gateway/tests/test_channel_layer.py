@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
 
+from kernel.charger_connections import connection_close
 from ocpp_gateway.channel_layer import BlockingPoolRedisChannelLayer
 
 
@@ -117,3 +119,33 @@ def test_a_blocking_receive_waits_while_redis_is_unreachable_until_its_timeout()
 def test_several_hosts_offer_no_blocking_calls(settings):
     layer = BlockingPoolRedisChannelLayer(hosts=[{"address": settings.REDIS_URL}, {"address": settings.REDIS_URL}])
     assert not layer.blocking_calls()
+
+
+async def test_a_message_sent_past_capacity_arrives_after_the_ones_that_filled_the_channel(layer):
+    channel = await layer.new_channel()
+    for n in range(3):
+        await layer.send(channel, {"type": "ping", "n": n})
+    await layer.send_past_capacity(channel, {"type": "ping", "n": "past"})
+    with pytest.raises(ChannelFull):  # the capacity still holds for an ordinary send
+        await layer.send(channel, {"type": "ping", "n": 4})
+    assert [(await layer.receive(channel))["n"] for _ in range(4)] == [0, 1, 2, "past"]
+
+
+async def test_a_replaced_connection_is_asked_to_close_even_when_its_process_channel_is_full(settings):
+    """In a reconnect storm the closes of replaced connections filled the older process's channel,
+    shared by all its connections: the close still goes through."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "ocpp_gateway.channel_layer.BlockingPoolRedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": settings.REDIS_URL}], "prefix": prefix, "capacity": 3},
+        }
+    }
+    layer = get_channel_layer()
+    older, other = await layer.new_channel(), await layer.new_channel()
+    for n in range(3):
+        await layer.send(other, {"type": "ping", "n": n})
+    await connection_close(channel_name=older, reason="replaced by a newer connection")
+    message = await asyncio.wait_for(layer.receive(older), 5)
+    assert message == {"type": "ocpp.close", "reason": "replaced by a newer connection"}
+    await layer.flush()

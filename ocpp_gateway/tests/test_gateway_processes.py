@@ -7,16 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from django.conf import settings
+from django.db import connection, transaction
 from ocpp.v16 import call as call16
 
 from chargepoints import services
 from chargepoints.models import ChargePoint
-from conftest import ahttp, eventually, ocpp_charger, stop_daphne
+from conftest import _test_database_url, ahttp, eventually, ocpp_charger, stop_daphne
 from ocpp_gateway.gateway_processes import (
+    KNOWN_KEY,
     SINCE_KEY,
     _key,
     _redis,
@@ -196,3 +201,92 @@ def test_a_dead_process_s_chargers_are_released_together_with_one_offline_event_
         (f"CP-HELD-{n}", "gateway_lost") for n in range(4)
     ]
     assert services.charge_points_release_process(process="specific.d!") == []
+
+
+def _dead_process_holding(count: int) -> list[str]:
+    """``count`` chargers held by the dead process ``specific.dead!`` (ids in pk order)."""
+    ids = [f"CP-SWEPT-{n:04}" for n in range(count)]
+    ChargePoint.objects.bulk_create(
+        ChargePoint(charge_point_id=cp, heartbeat_interval=60, connected=True, connection_channel=f"specific.dead!{cp}")
+        for cp in ids
+    )
+    return ids
+
+
+def _waiting_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_row_another_transaction_holds_is_skipped_and_the_process_kept_for_the_next_round(register_charge_point):
+    """The release never waits for a row lock: the rows a handshake holds are left to it, and
+    the dead process is still known (judged again next round) while it holds presence."""
+    ids = _dead_process_holding(3)
+    gateway_process_announce(process="specific.dead!")
+    _redis().delete(_key("specific.dead!"))
+    _redis().set(SINCE_KEY, _redis().time()[0] - 60)
+    with psycopg.connect(_test_database_url(), autocommit=False) as handshake:
+        handshake.execute("SELECT 1 FROM chargepoints_chargepoint WHERE charge_point_id = %s FOR UPDATE", [ids[1]])
+        assert dead_gateway_presence_release() == [ids[0], ids[2]]  # would wait for the handshake's commit
+        assert _redis().sismember(KNOWN_KEY, "specific.dead!")
+    assert dead_gateway_presence_release() == [ids[1]]  # the handshake ended without taking it over
+    assert not _redis().sismember(KNOWN_KEY, "specific.dead!")
+
+
+def test_two_sweeps_and_a_handshake_at_once_release_every_dead_charger_once_without_deadlock(
+    register_charge_point, offline_subscription
+):
+    """A handshake batch locks chargers in arrival order, not id order: it holds a charger past
+    the sweeps' first rows and then asks for one of them, while two sweeps release the dead
+    process's chargers at the same time. No deadlock, no lock wait that could close one; the
+    charger the handshake took over is not released; every other one is released by exactly one
+    sweep, with one offline event."""
+    ids = _dead_process_holding(1200)
+    late, early = ids[400], ids[5]  # the batch's arrival order: a later id first, both in the first chunk
+    errors: list[BaseException] = []
+    released: list[list[str]] = []
+    late_held, sweeps_started = threading.Event(), threading.Event()
+
+    def handshake_batch() -> None:
+        try:
+            with transaction.atomic():
+                services.charge_point_connect(charge_point_id=late, ocpp_version="1.6", channel_name="specific.live!a")
+                late_held.set()
+                sweeps_started.wait(10)
+                for _ in range(1500):  # until a sweep waits for the late row, or both are done (bounded)
+                    if _waiting_for_a_lock() or len(released) == 2:
+                        break
+                    time.sleep(0.02)
+                services.charge_point_connect(charge_point_id=early, ocpp_version="1.6", channel_name="specific.live!b")
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def sweep() -> None:
+        try:
+            late_held.wait(10)
+            sweeps_started.set()
+            released.append(services.charge_points_release_process(process="specific.dead!"))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=handshake_batch), threading.Thread(target=sweep), threading.Thread(target=sweep)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert len(released) == 2
+    every_release = released[0] + released[1]
+    assert sorted(every_release) == sorted(cp for cp in ids if cp != late)  # each once; the taken-over one never
+    holders = dict(ChargePoint.objects.values_list("charge_point_id", "connection_channel"))
+    assert holders[late] == "specific.live!a" and holders[early] == "specific.live!b"
+    assert not services.gateway_process_holds_presence(process="specific.dead!")
+    events = asyncio.run(offline_events())
+    assert sorted(event["charge_point_id"] for event in events) == sorted(every_release)

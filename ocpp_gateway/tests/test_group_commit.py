@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat
 from kernel.plain_sql import rows_copied
-from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -229,3 +229,32 @@ async def test_a_gathered_row_the_database_refuses_fails_only_its_message():
     )
     assert isinstance(outcomes[0], int) and isinstance(outcomes[1], IntegrityError) and isinstance(outcomes[2], int)
     assert {hb async for hb in Heartbeat.objects.values_list("charge_point_id", flat=True)} == set(pks)
+
+
+async def test_a_skippable_unit_given_up_before_its_batch_started_is_not_written():
+    """``abandoned``: a unit whose caller was cancelled, or whose ``abandoned()`` became true,
+    before its batch started is skipped (``UnitAbandoned``); one whose batch had started is
+    written; a unit that did not ask to be skippable is written whatever became of its caller."""
+    group = CommitGroup(max_units=64)
+    gone = False
+    release = threading.Event()
+    running = asyncio.ensure_future(
+        group.run(lambda: (release.wait(5), _register("CP-GC-RUNNING"))[1], abandoned=lambda: gone)
+    )
+    await asyncio.sleep(0.05)  # its batch started: the writer waits on ``release``
+    cancelled = asyncio.ensure_future(group.run(_register, abandoned=lambda: False, charge_point_id="CP-GC-CANCELLED"))
+    flagged = asyncio.ensure_future(group.run(_register, abandoned=lambda: gone, charge_point_id="CP-GC-FLAGGED"))
+    kept = asyncio.ensure_future(group.run(_register, abandoned=lambda: False, charge_point_id="CP-GC-KEPT"))
+    needed = asyncio.ensure_future(group.run(_register, charge_point_id="CP-GC-NEEDED"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    needed.cancel()
+    gone = True
+    release.set()
+    assert isinstance(await running, int)  # given up on after its batch started: written
+    with pytest.raises(UnitAbandoned):
+        await flagged
+    assert isinstance(await kept, int)
+    assert cancelled.cancelled() and needed.cancelled()
+    await _one_batch(group)  # every queued unit was decided
+    assert await _registered_now() == {"CP-GC-RUNNING", "CP-GC-KEPT", "CP-GC-NEEDED"}

@@ -1,0 +1,51 @@
+"""A handshake the charger gave up on (its socket closed before the answer) is not attached when
+its batch had not started: a late attach from an abandoned socket never takes over presence.
+A real daphne process on the test database; the test holds a charger's row to stall a batch."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import pytest
+from websockets.asyncio.client import connect
+
+from chargepoints.models import ChargePoint
+from conftest import SUBPROTOCOL, _test_database_url, eventually, ocpp_charger
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _a_batch_waits_for_a_lock(monitor: psycopg.AsyncConnection) -> bool:
+    cursor = await monitor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    row = await cursor.fetchone()
+    return bool(row and row[0])
+
+
+async def test_a_handshake_abandoned_while_its_attach_waits_is_not_attached(daphne):
+    for charge_point_id in ("CP-STALL", "CP-GONE", "CP-AFTER"):
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    url = _test_database_url()
+    async with (
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as monitor,
+        await psycopg.AsyncConnection.connect(url) as locker,
+    ):
+        await locker.execute("SELECT 1 FROM chargepoints_chargepoint WHERE charge_point_id = 'CP-STALL' FOR UPDATE")
+        stalled = asyncio.ensure_future(
+            connect(daphne.ws_url("1.6", "CP-STALL"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=30)
+        )
+        await eventually(lambda: _a_batch_waits_for_a_lock(monitor), timeout=10)
+        # CP-GONE's attach queues behind the stalled batch; the charger gives up and closes its socket.
+        with pytest.raises(TimeoutError):
+            await connect(daphne.ws_url("1.6", "CP-GONE"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=0.5)
+        await asyncio.sleep(0.5)  # daphne reads the close (the batch waits up to its 5 s lock timeout)
+        await locker.rollback()
+        async with await stalled:
+            pass
+    # CP-AFTER's attach queued after CP-GONE's: once it is answered, CP-GONE's was decided.
+    async with ocpp_charger(daphne, "1.6", "CP-AFTER"):
+        pass
+    gone = await ChargePoint.objects.aget(charge_point_id="CP-GONE")
+    assert (gone.ocpp_version, gone.last_seen, gone.connection_channel) == ("", None, "")
