@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,6 +178,8 @@ class BlockingChannelLayer(Protocol):
     """A channel layer a thread can send through and receive replies from without the event loop
     (``ocpp_gateway.channel_layer.BlockingPoolRedisChannelLayer``)."""
 
+    blocking_waiters: threading.BoundedSemaphore
+
     def blocking_calls(self) -> bool: ...
     def blocking_reply_channel(self) -> str: ...
     def send_blocking(self, channel: str, message: dict[str, Any]) -> None: ...
@@ -197,14 +200,20 @@ def send_call_sync(
 
     On a layer that offers blocking calls (Redis), the caller's thread sends and waits for the
     reply itself, on a reply channel of its own: no crossing to the event loop and back (issue 15).
+    Each such wait holds a Redis connection: beyond the layer's ``blocking_waiters`` at once, a
+    command waits through the event loop as before.
     """
     layer = get_channel_layer()
-    if not isinstance(layer, BlockingChannelLayer) or not layer.blocking_calls():
+    blocking = isinstance(layer, BlockingChannelLayer) and layer.blocking_calls()
+    if not blocking or not layer.blocking_waiters.acquire(blocking=False):
         slow = sync_to_async(when_slow) if when_slow is not None else None
         return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow)
     started = time.monotonic()
     timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
-    outcome = _send_call_blocking(layer, charge_point_id, action, payload, timeout, channel_name, when_slow)
+    try:
+        outcome = _send_call_blocking(layer, charge_point_id, action, payload, timeout, channel_name, when_slow)
+    finally:
+        layer.blocking_waiters.release()
     metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
     return outcome
 

@@ -14,6 +14,7 @@ every recording function returns at once and ``/metrics`` is a 404.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import bisect
 import functools
 import glob
@@ -106,7 +107,7 @@ class _Tally:
 _WRITE_EVERY = 0.5
 _tallies: dict[tuple[str, str, str], _Tally] = {}
 _tallies_lock = threading.Lock()
-_write_scheduled = False
+_write_scheduled: asyncio.AbstractEventLoop | None = None  # the loop in which the next write is due
 
 
 def ocpp_call_answered(*, ocpp_version: str, action: str, outcome: str, seconds: float) -> None:
@@ -125,14 +126,14 @@ def ocpp_call_answered(*, ocpp_version: str, action: str, outcome: str, seconds:
 
 def _write_soon() -> None:
     global _write_scheduled
-    if _write_scheduled:
-        return
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         answers_write()
         return
-    _write_scheduled = True
+    if _write_scheduled is loop:
+        return  # due soon in this loop (one due in a loop that has stopped since is scheduled again here)
+    _write_scheduled = loop
     loop.call_later(_WRITE_EVERY, answers_write)
 
 
@@ -142,7 +143,7 @@ def answers_write() -> None:
     ``_sum`` and ``_buckets``)."""
     global _tallies, _write_scheduled
     with _tallies_lock:
-        tallies, _tallies, _write_scheduled = _tallies, {}, False
+        tallies, _tallies, _write_scheduled = _tallies, {}, None
     for key, tally in tallies.items():
         series = _answered_series(*key)
         if series is None:
@@ -153,6 +154,9 @@ def answers_write() -> None:
         for bucket, count in enumerate(tally.buckets):
             if count:
                 timed._buckets[bucket].inc(count)
+
+
+atexit.register(answers_write)  # a process that stops (SIGTERM, the end of a command) keeps its last answers
 
 
 @functools.cache

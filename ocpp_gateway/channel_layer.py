@@ -79,6 +79,7 @@ _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 # While Redis is away the process's receiver retries, waiting this long (s), doubling up to the most.
 _RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
 _PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
+_BLOCKING_WAITERS_MOST = 32  # threads waiting for a reply on connections of their own, per process
 _BLOCKING_POP_MOST = 5.0  # s of one blocking pop from a thread (below the host's socket timeout)
 # The host options a synchronous connection pool takes as they are (its retry is made for it).
 _SYNC_POOL_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval", "max_connections", "timeout")
@@ -100,6 +101,11 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         self._receiver: asyncio.Task[None] | None = None
         self._blocking: Redis | None = None  # the synchronous client (``_blocking_client``)
         self._blocking_lock = threading.Lock()
+        # Threads in ``receive_blocking`` each hold a connection of the synchronous pool: at most
+        # half of it (sends always find one); a caller that finds none free waits through the
+        # event loop's receiver instead (``commands.rpc``), which holds no connection per wait.
+        pool_size = int(dict(self.hosts[0]).get("max_connections", 2 * _BLOCKING_WAITERS_MOST)) if self.hosts else 2
+        self.blocking_waiters = threading.BoundedSemaphore(max(1, min(_BLOCKING_WAITERS_MOST, pool_size // 2)))
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])

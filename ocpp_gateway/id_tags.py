@@ -45,6 +45,7 @@ _reads: dict[str, asyncio.Future[IdTag | None]] = {}
 _MAX_ENTRIES = 10_000  # tags come from chargers: bounded, oldest entries dropped first
 _generation = 0  # counts forget_all: a read that began before a change is not kept
 CHANGES_CHANNEL = "csms:id-tags:changed"
+_PING_EVERY = 5.0  # s of quiet on the subscription before a ping; three unanswered: lost
 _listener: asyncio.Task[None] | None = None
 # The loop whose listener's subscription to CHANGES_CHANNEL is confirmed: rows may be kept in it.
 _listening: asyncio.AbstractEventLoop | None = None
@@ -138,13 +139,19 @@ async def _listen() -> None:
     global _listening
     delay = 0.5
     while True:
-        client = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=5, socket_keepalive=True, health_check_interval=15
-        )
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_keepalive=True)
         try:
             async with client.pubsub() as pubsub:
                 await pubsub.subscribe(CHANGES_CHANNEL)
-                async for message in pubsub.listen():
+                heard = time.monotonic()
+                while True:
+                    message = await pubsub.get_message(timeout=_PING_EVERY)
+                    if message is None:  # quiet: a connection that answers no ping is lost
+                        if time.monotonic() - heard > 3 * _PING_EVERY:
+                            raise ConnectionError(f"no answer from Redis in {3 * _PING_EVERY:g} s")
+                        await pubsub.ping()
+                        continue
+                    heard = time.monotonic()
                     if message["type"] == "subscribe":
                         _listening, delay = asyncio.get_running_loop(), 0.5
                     if message["type"] in ("subscribe", "message"):

@@ -396,11 +396,11 @@ class OcppRouter(RoutedChargePoint):
     async def _send(self, message: str) -> None:
         """Send a frame given as text (the package's interface): read back for what is logged."""
         message_type, unique_id, frame = outgoing_frame(message)
-        if frame is None:  # a CALLRESULT
+        if message_type == MessageType.CallResult:  # its payload is sent as text, never read here
             await self._send_message(CallResult(unique_id, {}), text=message)
-        elif message_type == MessageType.Call:
+        elif frame is not None and message_type == MessageType.Call:
             await self._send_message(Call(unique_id, frame[2], frame[3]), text=message)
-        else:
+        elif frame is not None:
             await self._send_message(CallError(unique_id, *frame[2:5]), text=message)
 
     async def _send_message(self, message: Call | CallResult | CallError, *, text: str | None = None) -> None:

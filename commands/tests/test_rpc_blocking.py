@@ -4,11 +4,14 @@ the answer itself (no event loop), with the same acknowledgement, slow-answer ho
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import json
 import threading
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from chargepoints.models import ChargePoint
@@ -66,3 +69,28 @@ async def test_a_charger_that_is_not_connected_is_not_connected_at_once(daphne):
     sending, threads = sent_from_a_thread("CP-AWAY")
     outcome = await asyncio.wait_for(sending, 10)
     assert outcome.outcome == Outcome.NOT_CONNECTED and "when_slow" not in threads
+
+
+async def test_commands_beyond_the_blocking_waiters_wait_through_the_event_loop_and_all_arrive(daphne, settings):
+    """Each thread waiting on a reply holds a connection of the layer's synchronous pool: with a
+    pool of 4, two threads wait that way and the others through the event loop; none runs out."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0].update(max_connections=4, timeout=1)
+    settings.CHANNEL_LAYERS = layers
+    assert get_channel_layer().blocking_waiters._value == 2
+    ids = [f"CP-MANY-{n}" for n in range(6)]
+    for charge_point_id in ids:
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    async with contextlib.AsyncExitStack() as stack:
+        sockets = [await stack.enter_async_context(raw_socket(daphne, "1.6", cp)) for cp in ids]
+        # Threads of this loop's, as a request's are the server's: the event loop's way back is this loop.
+        sending = [
+            asyncio.ensure_future(sync_to_async(send_call_sync, thread_sensitive=False)(cp, "Reset", {"type": "Soft"}))
+            for cp in ids
+        ]
+        calls = [json.loads(await asyncio.wait_for(websocket.recv(), 5)) for websocket in sockets]
+        await asyncio.sleep(1.5)  # longer than the pool's wait for a free connection
+        for websocket, call in zip(sockets, calls, strict=True):
+            await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        outcomes = await asyncio.wait_for(asyncio.gather(*sending), 15)
+    assert [outcome.outcome for outcome in outcomes] == [Outcome.RESULT] * len(ids)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -72,3 +73,17 @@ async def test_answers_in_an_event_loop_are_written_together_or_before_a_scrape(
 
     later = _answered()
     await eventually(lambda: _checked(_samples(later, scraped=False)) == EXPECTED)
+
+
+def test_answers_are_still_written_after_an_event_loop_stopped_before_its_write():
+    async def answered_then_stopped() -> str:
+        return _answered()  # its write is scheduled in this loop, which stops before it runs
+
+    async def answered_and_waited() -> str:
+        action = _answered()
+        await eventually(lambda: _checked(_samples(action, scraped=False)) == EXPECTED)
+        return action
+
+    first = asyncio.run(answered_then_stopped())
+    asyncio.run(answered_and_waited())  # a write scheduled again, in the running loop
+    assert _checked(_samples(first, scraped=False)) == EXPECTED
