@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 
 from chargepoints.models import ChargePoint
 from commands.rpc import SLOW_AFTER, BlockingChannelLayer, Outcome, send_call_sync
@@ -30,7 +31,10 @@ def sent_from_a_thread(charge_point_id: str) -> tuple[asyncio.Future[Any], dict[
 
     def send() -> Any:
         threads["caller"] = threading.get_ident()
-        return send_call_sync(charge_point_id, "Reset", {"type": "Soft"}, when_slow=hook)
+        try:
+            return send_call_sync(charge_point_id, "Reset", {"type": "Soft"}, when_slow=hook)
+        finally:
+            connection.close()  # the thread's pooled connection back (no request_finished here)
 
     return asyncio.ensure_future(asyncio.to_thread(send)), threads
 
@@ -71,6 +75,13 @@ async def test_a_charger_that_is_not_connected_is_not_connected_at_once(daphne):
     assert outcome.outcome == Outcome.NOT_CONNECTED and "when_slow" not in threads
 
 
+def reset(charge_point_id: str) -> Any:
+    try:
+        return send_call_sync(charge_point_id, "Reset", {"type": "Soft"})
+    finally:
+        connection.close()  # the thread's pooled connection back (no request_finished here)
+
+
 async def test_commands_beyond_the_blocking_waiters_wait_through_the_event_loop_and_all_arrive(daphne, settings):
     """Each thread waiting on a reply holds a connection of the layer's synchronous pool: with a
     pool of 4, two threads wait that way and the others through the event loop; none runs out."""
@@ -84,10 +95,7 @@ async def test_commands_beyond_the_blocking_waiters_wait_through_the_event_loop_
     async with contextlib.AsyncExitStack() as stack:
         sockets = [await stack.enter_async_context(raw_socket(daphne, "1.6", cp)) for cp in ids]
         # Threads of this loop's, as a request's are the server's: the event loop's way back is this loop.
-        sending = [
-            asyncio.ensure_future(sync_to_async(send_call_sync, thread_sensitive=False)(cp, "Reset", {"type": "Soft"}))
-            for cp in ids
-        ]
+        sending = [asyncio.ensure_future(sync_to_async(reset, thread_sensitive=False)(cp)) for cp in ids]
         calls = [json.loads(await asyncio.wait_for(websocket.recv(), 5)) for websocket in sockets]
         await asyncio.sleep(1.5)  # longer than the pool's wait for a free connection
         for websocket, call in zip(sockets, calls, strict=True):
