@@ -25,6 +25,7 @@ from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.handshake_auth import _attached_with_sessions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -435,3 +436,114 @@ async def test_a_stop_kept_by_a_connection_the_charger_left_meets_what_its_new_c
         Decimal(1500),
     )
     assert await _samples(pk) == 2
+
+
+def _handshake(charge_point_id: str) -> Any:
+    """The handshake's unit: admission, presence, then the open sessions loaded onto the connection."""
+    return _attached_with_sessions(
+        charge_point_id=charge_point_id,
+        password=None,
+        ocpp_version="1.6",
+        channel_name=f"test.{charge_point_id}.{threading.get_ident()}",
+        may_hash=False,
+    )
+
+
+def _reading_without_id(charge_point_id: str, wh: int, minutes: int) -> list[str]:
+    """A 1.6 MeterValues without transactionId, answering the statements that read a session or
+    the charger row."""
+    with CaptureQueriesContext(connection) as queries:
+        meter_values_record(
+            charge_point_id=charge_point_id, connector_id=1, samples=_register(wh, T0 + timedelta(minutes=minutes))
+        )
+    sessions, chargers = f'"{Transaction._meta.db_table}"', f'"{ChargePoint._meta.db_table}"'
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].startswith("SELECT")
+        and (sessions in query["sql"].split("WHERE")[0] or chargers in query["sql"].split("WHERE")[0])
+    ]
+
+
+async def _connected(charge_point_id: str, group: CommitGroup) -> None:
+    """A new connection (this task's context): bound, then its handshake's unit."""
+    open_sessions_bind()
+    assert not isinstance(await group.run(_handshake, charge_point_id=charge_point_id), str)
+
+
+async def test_a_reconnected_chargers_readings_with_or_without_its_id_read_no_session(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-12")
+    group = CommitGroup(max_units=64)
+
+    async def first_connection() -> int:
+        await _connected("CP-OS-12", group)
+        return await group.run(_start16, charge_point_id="CP-OS-12", meter_start=1000)
+
+    pk = await asyncio.create_task(first_connection())
+    await _connected("CP-OS-12", group)  # the charger reconnects (this process or another)
+    reads = await group.run(
+        _session_reads,
+        func=meter_values_record,
+        charge_point_id="CP-OS-12",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(1200, T0 + timedelta(minutes=1)),
+    )
+    assert reads == []
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-12", wh=1500, minutes=2) == []
+    session = await _session(pk)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(1500), Decimal(500))
+    assert await _samples(pk) == 2
+
+
+async def test_a_reading_without_id_meets_a_session_closed_or_superseded_elsewhere(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-13")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-13", group)
+    pk = await group.run(_start16, charge_point_id="CP-OS-13", meter_start=1000)
+    # Closed elsewhere (an operator): the kept copy is stale; the reading finds no open session.
+    await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(seconds=30))
+    reads = await group.run(_reading_without_id, charge_point_id="CP-OS-13", wh=1200, minutes=1)
+    assert reads  # the guarded write failed: the rows were read
+    assert await _samples(pk) == 0
+    assert (await _session(pk)).last_register_wh is None  # the reading did not reach it
+
+    # Connected again (the failed guard left the connection not knowing all), a new session,
+    # then one started from the charger's other connection supersedes it.
+    await _connected("CP-OS-13", group)
+    newer = await group.run(_start16, charge_point_id="CP-OS-13", meter_start=2000)
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-13", wh=2100, minutes=1) == []
+
+    async def other_connection() -> int:
+        await _connected("CP-OS-13", group)
+        return await group.run(_start16, charge_point_id="CP-OS-13", meter_start=3000)
+
+    newest = await asyncio.create_task(other_connection())
+    assert (await _session(newer)).status == TransactionStatus.ENDED
+    reads = await group.run(_reading_without_id, charge_point_id="CP-OS-13", wh=3300, minutes=2)
+    assert reads
+    assert (await _samples(newer), await _samples(newest)) == (1, 1)
+    assert (await _session(newest)).energy_wh == Decimal(300)
+
+
+async def test_after_a_failed_batch_a_reading_without_id_reads_the_rows_until_the_next_connect(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-14")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-14", group)
+    pk = await group.run(_start16, charge_point_id="CP-OS-14", meter_start=1000)
+    outcomes = await _one_batch(
+        group,
+        (_reading_without_id, {"charge_point_id": "CP-OS-14", "wh": 1200, "minutes": 1}),
+        (_heartbeat_of_no_charger, {}),
+    )
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)  # nothing acknowledged
+    assert await _samples(pk) == 0
+    # The connection no longer knows it keeps every open session: the resend reads the rows.
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-14", wh=1200, minutes=1)
+    assert await _samples(pk) == 1
+    await _connected("CP-OS-14", group)  # loaded again at the next connect
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-14", wh=1400, minutes=2) == []
+    session = await _session(pk)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(1400), Decimal(400))
