@@ -23,13 +23,17 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
     Among several valid defaults the one that became valid last wins.
     """
     if connection.vendor == "postgresql":  # read at every stop: one plain statement (issue 15)
+        # The charger's tariff_id as committed, read here: a stop's charger row may be only its id
+        # and identity (``charging.services.session_rows.charge_point_named``).
         found = model_rows(
             Tariff,
-            f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t"
+            f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t,"
+            f" (SELECT tariff_id FROM {ChargePoint._meta.db_table} WHERE id = %s) c"
             " WHERE (t.valid_from IS NULL OR t.valid_from <= %s) AND (t.valid_to IS NULL OR t.valid_to > %s)"
-            " AND (t.id = %s OR t.is_default)"
-            " ORDER BY COALESCE(t.id = %s, false) DESC, t.valid_from DESC NULLS LAST, t.created_at DESC LIMIT 1",
-            [at, at, charge_point.tariff_id, charge_point.tariff_id],
+            " AND (t.id = c.tariff_id OR t.is_default)"
+            " ORDER BY COALESCE(t.id = c.tariff_id, false) DESC, t.valid_from DESC NULLS LAST, t.created_at DESC"
+            " LIMIT 1",
+            [charge_point.pk, at, at],
         )
         return found[0] if found else None
     if charge_point.tariff_id is not None:

@@ -27,6 +27,7 @@ from django.conf import settings
 
 from chargepoints.passwords import PasswordNeedsHashing
 from chargepoints.services.attachment import SUPERSEDED, Attachment, charge_point_attach
+from charging.services.open_sessions import open_sessions_load
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.group_commit import UnitAbandoned, commit_group
 
@@ -97,7 +98,7 @@ async def handshake_attach(
     ``abandoned()``: its socket is gone. An abandoned handshake is neither attached nor hashed
     unless its batch had started (``group_commit.UnitAbandoned`` is raised instead)."""
     attach = partial(
-        charge_point_attach,
+        _attached_with_sessions,
         charge_point_id=charge_point_id,
         password=password,
         ocpp_version=ocpp_version,
@@ -115,6 +116,30 @@ async def handshake_attach(
     if isinstance(attachment, str) and attachment != SUPERSEDED and password is not None:
         _by_identity.note(charge_point_id)
         _by_address.note(address)
+    return attachment
+
+
+def _attached_with_sessions(
+    *,
+    charge_point_id: str,
+    password: str | None,
+    ocpp_version: str,
+    channel_name: str,
+    may_hash: bool,
+    handshake_started_at: datetime | None = None,
+) -> Attachment | str:
+    """``charge_point_attach``, and once admitted, the sessions open on the charger loaded onto
+    the connection in the same unit (``charging.services.open_sessions.open_sessions_load``)."""
+    attachment = charge_point_attach(
+        charge_point_id=charge_point_id,
+        password=password,
+        ocpp_version=ocpp_version,
+        channel_name=channel_name,
+        handshake_started_at=handshake_started_at,
+        may_hash=may_hash,
+    )
+    if not isinstance(attachment, str):
+        open_sessions_load(charge_point_id)
     return attachment
 
 

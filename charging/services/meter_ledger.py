@@ -28,11 +28,13 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from charging.services.open_sessions import open_session_on_connector
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
     column_int,
     transaction_named,
+    transaction_remember,
     transaction_save_changes,
     transactions_open_on_connector,
 )
@@ -81,8 +83,12 @@ def meter_values_record(
             else None
         )
         if session is None or _after_its_end(session, samples):
-            charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-            session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
+            kept = _kept_on_connector(connector_id, evse_id, samples)
+            if kept is not None:
+                session = kept
+            else:
+                charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+                session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
         charge_point_pk = session.charge_point_id if session else charge_point.pk
         samples_store(
             charge_point_pk,
@@ -115,6 +121,19 @@ def _open_on_connector(
     if len(open_sessions) == 1 and all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples):
         return open_sessions[0]
     return None
+
+
+def _kept_on_connector(
+    connector_id: int | None, evse_id: int | None, samples: Sequence[SampledValue]
+) -> Transaction | None:
+    """``_open_on_connector`` from what the connection keeps (``open_sessions``): no statement,
+    its saves guarded; None when the connection cannot tell (the caller reads the rows)."""
+    if not connector_id or evse_id is not None:
+        return None
+    kept = open_session_on_connector(connector_id)
+    if kept is None or not all(s.timestamp >= kept.started_at - _CLOCK_SLACK for s in samples):
+        return None  # lent all the same: a batch that fails or is written again forgets it
+    return transaction_remember(kept)
 
 
 def charger_time_judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:

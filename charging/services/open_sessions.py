@@ -14,6 +14,12 @@ the second pass (each unit in its savepoint) reads every session the full way. T
 to a batch that goes to its second pass or fails are forgotten (``open_sessions_lent``); a copy
 is kept again only after a commit (``open_session_noted``, on ``transaction.on_commit``), so a
 rolled-back batch leaves each connection with what PostgreSQL holds.
+
+Loaded at connect (``open_sessions_load``, in the handshake's unit), the connection knows *every*
+session open on its charger (``complete``) until it forgets one: then the one session open on a
+1.6 connector (a MeterValues without transactionId) is read from it too (``open_session_on_connector``).
+A session opened elsewhere meanwhile is a start of this charger on another connection, which
+supersedes (writes) the one kept here on that connector: the kept copy's guarded write fails.
 """
 
 from __future__ import annotations
@@ -27,11 +33,17 @@ from contextvars import ContextVar
 from django.db import connection, transaction
 from django.db.models.base import ModelState
 
+from chargepoints.models import ChargePoint
 from charging.models import Transaction, TransactionStatus
-from kernel.plain_sql import gathering
+from kernel.plain_sql import columns_of, gathering, model_rows
 
-# pk -> the session as last committed by this connection's units (active sessions only).
-_Sessions = dict[int, Transaction]
+
+class _Sessions(dict[int, Transaction]):
+    """pk -> the session as last committed by this connection's units (active sessions only);
+    ``complete``: every session open on the charger is here (loaded at connect, none forgotten)."""
+
+    complete = False
+
 
 _connection_sessions: ContextVar[_Sessions | None] = ContextVar("csms_open_sessions", default=None)
 
@@ -40,7 +52,31 @@ _batch = threading.local()  # .lent: (sessions, pk) handed out in this thread's 
 
 def open_sessions_bind() -> None:
     """Keep open sessions for the connection whose context this runs in (its handshake)."""
-    _connection_sessions.set({})
+    _connection_sessions.set(_Sessions())
+
+
+def open_sessions_load(charge_point_id: str) -> None:
+    """Once this unit commits, the connection keeps every session open on its charger (read now,
+    one statement) and knows it keeps them all: the handshake's unit loads them, so a
+    reconnected charger's first reading reads no session. Nothing outside a bound connection."""
+    sessions = _connection_sessions.get()
+    if sessions is None or connection.vendor != "postgresql":
+        return
+    quote = connection.ops.quote_name
+    found = model_rows(
+        Transaction,
+        f"SELECT {columns_of(Transaction, 't')} FROM {quote(Transaction._meta.db_table)} t"
+        f" JOIN {quote(ChargePoint._meta.db_table)} c ON c.id = t.charge_point_id"
+        " WHERE c.charge_point_id = %s AND t.status = %s",
+        [charge_point_id, TransactionStatus.ACTIVE],
+    )
+
+    def keep() -> None:
+        sessions.clear()
+        sessions.update((session.pk, session) for session in found)
+        sessions.complete = True
+
+    transaction.on_commit(keep)
 
 
 @contextmanager
@@ -52,6 +88,7 @@ def open_sessions_lent() -> Iterator[Callable[[], None]]:
     def forget() -> None:
         for sessions, pk in _batch.lent:
             sessions.pop(pk, None)
+            sessions.complete = False  # read the full way until the connection loads them again
         _batch.lent.clear()
 
     try:
@@ -75,6 +112,19 @@ def open_session_cached(match: Callable[[Transaction], bool]) -> Transaction | N
             session._csms_guard = session.updated_at  # type: ignore[attr-defined]
             return session
     return None
+
+
+def open_session_on_connector(connector_id: int) -> Transaction | None:
+    """A copy of the one session open on this 1.6 connector (no EVSE), as ``open_session_cached``,
+    when the connection keeps every session open on its charger and exactly one is on it; else
+    None (none or several: the caller reads the rows)."""
+    sessions = _connection_sessions.get()
+    if sessions is None or not sessions.complete:
+        return None
+    on_it = [pk for pk, kept in sessions.items() if kept.connector_id == connector_id and kept.evse_id is None]
+    if len(on_it) != 1:
+        return None
+    return open_session_cached(lambda session: session.pk == on_it[0])
 
 
 def open_session_noted(session: Transaction) -> None:

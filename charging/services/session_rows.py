@@ -45,6 +45,14 @@ def charge_point_locked(charge_point_id: str) -> ChargePoint:
     return found[0]
 
 
+def charge_point_named(pk: int, charge_point_id: str) -> ChargePoint:
+    """The charger's row known by its id and identity alone, read from nothing: its other columns
+    are deferred (Django reads them on first use, one statement). What a stop needs of it is its
+    id and identity; its tariff is read fresh where it is priced (``billing.selectors.tariff_for``
+    reads the charger's ``tariff_id`` in its own statement), so no kept copy of a tariff can bill."""
+    return ChargePoint.from_db(None, ["id", "charge_point_id"], [pk, charge_point_id])
+
+
 def _table(model: type[Model]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
@@ -55,18 +63,19 @@ def transaction_named(
     """The session a charger names (our integer id in 1.6, its own transactionId in 2.0.1), locked:
     messages about one session are applied one at a time. ``with_charge_point=False`` leaves the
     charger's row out (meter values only need its id; reading ~25 more columns costs more than
-    the rest of the query), and then an open session the connection keeps is not read at all
-    (``open_sessions``)."""
+    the rest of the query). An open session the connection keeps (``open_sessions``) is not read
+    at all; its charger, if asked, is ``charge_point_named`` (no statement either)."""
     numeric = re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id) is not None
-    if not with_charge_point:
-        kept = transaction_kept(
-            lambda session: (
-                session.ocpp_transaction_id == ocpp_transaction_id
-                or (numeric and not session.ocpp_transaction_id and session.pk == int(ocpp_transaction_id))
-            )
+    kept = transaction_kept(
+        lambda session: (
+            session.ocpp_transaction_id == ocpp_transaction_id
+            or (numeric and not session.ocpp_transaction_id and session.pk == int(ocpp_transaction_id))
         )
-        if kept is not None:
-            return kept
+    )
+    if kept is not None:
+        if with_charge_point:
+            kept.charge_point = charge_point_named(kept.charge_point_id, charge_point_id)
+        return kept
     if connection.vendor == "postgresql":
         condition, params = "t.ocpp_transaction_id = %s", list[Any]([ocpp_transaction_id])
         if numeric:

@@ -17,12 +17,15 @@ from django.db import IntegrityError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chargepoints.models import Heartbeat
+from billing.models import BillingRecord, Tariff
+from chargepoints.models import ChargePoint, Heartbeat
 from charging.models import MeterSample, Transaction, TransactionStatus
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.handshake_auth import _attached_with_sessions
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -280,3 +283,267 @@ def test_a_new_session_is_written_once(register_charge_point):
     superseded = Transaction.objects.get(pk=first)
     assert (superseded.status, superseded.stop_reason) == (TransactionStatus.ENDED, "Superseded")
     assert Transaction.objects.get(pk=second).status == TransactionStatus.ACTIVE
+
+
+def _stop16(charge_point_id: str, pk: int, meter_stop: int, minutes: int) -> None:
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=str(pk),
+            stopped_at=T0 + timedelta(minutes=minutes),
+            action="StopTransaction",
+            payload={"transactionId": pk, "meterStop": meter_stop},
+            meter_stop_wh=Decimal(meter_stop),
+            reason="Local",
+        )
+    )
+
+
+def _stop_reads(charge_point_id: str, pk: int, meter_stop: int, minutes: int) -> list[str]:
+    """Run a 1.6 stop, answering the statements it issued that read the session or the charger
+    row (other than the tariff's read of the charger's tariff_id)."""
+    with CaptureQueriesContext(connection) as queries:
+        _stop16(charge_point_id, pk, meter_stop, minutes)
+    sessions, chargers = f'"{Transaction._meta.db_table}"', f'"{ChargePoint._meta.db_table}"'
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].startswith("SELECT")
+        and (sessions in query["sql"].split("WHERE")[0] or chargers in query["sql"].split("WHERE")[0])
+    ]
+
+
+async def _kept_session(charge_point_id: str, group: CommitGroup, meter_start: int = 1000) -> int:
+    """A session started and read once by this connection: kept."""
+    pk = await group.run(_start16, charge_point_id=charge_point_id, meter_start=meter_start)
+    await group.run(
+        meter_values_record,
+        charge_point_id=charge_point_id,
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(meter_start + 500, T0 + timedelta(minutes=1)),
+    )
+    return pk
+
+
+@sync_to_async
+def _billing(pk: int) -> list[tuple[str, Decimal, Decimal]]:
+    return [
+        (record.tariff.name if record.tariff else "", record.energy_wh, record.total)
+        for record in BillingRecord.objects.filter(transaction_id=pk).select_related("tariff")
+    ]
+
+
+@sync_to_async
+def _tariff_assigned(charge_point_id: str, name: str, price_per_kwh: str) -> None:
+    """An operator gives the charger its own tariff (the admin's save, elsewhere)."""
+    tariff = Tariff.objects.create(name=name, currency="EUR", price_per_kwh=Decimal(price_per_kwh))
+    charger = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    charger.tariff = tariff
+    charger.save()
+
+
+async def test_a_known_sessions_stop_reads_neither_the_session_nor_the_charger_and_bills_the_tariff_of_now(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-8")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await _kept_session("CP-OS-8", group)
+    # The tariff changes after the connection kept the session: the stop bills the one now assigned.
+    await _tariff_assigned("CP-OS-8", "own", "0.50")
+    reads = await group.run(_stop_reads, charge_point_id="CP-OS-8", pk=pk, meter_stop=3000, minutes=10)
+    assert reads == []
+    session = await _session(pk)
+    assert (session.status, session.energy_wh, session.stop_reason) == (TransactionStatus.ENDED, Decimal(2000), "Local")
+    assert await _billing(pk) == [("own", Decimal(2000), Decimal("1.00"))]
+    # Ended: the connection keeps it no more; the resent stop reads the row and is a replay.
+    reads = await group.run(_stop_reads, charge_point_id="CP-OS-8", pk=pk, meter_stop=3000, minutes=10)
+    assert reads
+    assert await _billing(pk) == [("own", Decimal(2000), Decimal("1.00"))]
+
+
+async def test_a_stop_after_the_csms_closed_the_kept_session_replaces_that_close(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-9")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await _kept_session("CP-OS-9", group)
+    # Closed elsewhere (a reboot's close, an operator): the kept copy is stale.
+    await _admin_edit(
+        pk,
+        status=TransactionStatus.ENDED,
+        stopped_at=T0 + timedelta(minutes=5),
+        closed_by_csms=True,
+        stop_reason="Reboot",
+    )
+    reads = await group.run(_stop_reads, charge_point_id="CP-OS-9", pk=pk, meter_stop=2600, minutes=8)
+    assert reads  # the guarded write matched nothing: the batch read the row again
+    session = await _session(pk)
+    assert (session.stop_reason, session.closed_by_csms, session.stopped_at) == (
+        "Local",
+        False,
+        T0 + timedelta(minutes=8),
+    )
+    assert [(energy, total) for _, energy, total in await _billing(pk)] == [(Decimal(1600), Decimal("0.00"))]
+
+
+async def test_a_stop_in_a_failed_batch_writes_nothing_and_its_resend_ends_the_session_once(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-10")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await _kept_session("CP-OS-10", group)
+    outcomes = await _one_batch(
+        group,
+        (_stop16, {"charge_point_id": "CP-OS-10", "pk": pk, "meter_stop": 2200, "minutes": 6}),
+        (_heartbeat_of_no_charger, {}),
+    )
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)  # nothing acknowledged
+    assert (await _session(pk)).status == TransactionStatus.ACTIVE
+    assert await _billing(pk) == []
+    for _ in range(2):  # resent after its CALLERROR, then resent again (its answer lost)
+        await group.run(_stop16, charge_point_id="CP-OS-10", pk=pk, meter_stop=2200, minutes=6)
+    session = await _session(pk)
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(1200))
+    assert len(await _billing(pk)) == 1
+
+
+async def test_a_stop_kept_by_a_connection_the_charger_left_meets_what_its_new_connection_wrote(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-11")
+    open_sessions_bind()  # the first connection
+    group = CommitGroup(max_units=64)
+    pk = await _kept_session("CP-OS-11", group)
+
+    async def reconnected() -> None:  # another connection (another process): its own kept sessions
+        open_sessions_bind()
+        await group.run(
+            meter_values_record,
+            charge_point_id="CP-OS-11",
+            connector_id=1,
+            ocpp_transaction_id=str(pk),
+            samples=_register(2400, T0 + timedelta(minutes=4)),
+        )
+
+    await asyncio.create_task(reconnected())
+    # The stop reaches the first connection's copy (a socket not yet seen closed): it is stale.
+    reads = await group.run(_stop_reads, charge_point_id="CP-OS-11", pk=pk, meter_stop=2500, minutes=5)
+    assert reads
+    session = await _session(pk)
+    assert (session.status, session.last_register_wh, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        Decimal(2400),  # the new connection's reading, kept
+        Decimal(1500),
+    )
+    assert await _samples(pk) == 2
+
+
+def _handshake(charge_point_id: str) -> Any:
+    """The handshake's unit: admission, presence, then the open sessions loaded onto the connection."""
+    return _attached_with_sessions(
+        charge_point_id=charge_point_id,
+        password=None,
+        ocpp_version="1.6",
+        channel_name=f"test.{charge_point_id}.{threading.get_ident()}",
+        may_hash=False,
+    )
+
+
+def _reading_without_id(charge_point_id: str, wh: int, minutes: int) -> list[str]:
+    """A 1.6 MeterValues without transactionId, answering the statements that read a session or
+    the charger row."""
+    with CaptureQueriesContext(connection) as queries:
+        meter_values_record(
+            charge_point_id=charge_point_id, connector_id=1, samples=_register(wh, T0 + timedelta(minutes=minutes))
+        )
+    sessions, chargers = f'"{Transaction._meta.db_table}"', f'"{ChargePoint._meta.db_table}"'
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].startswith("SELECT")
+        and (sessions in query["sql"].split("WHERE")[0] or chargers in query["sql"].split("WHERE")[0])
+    ]
+
+
+async def _connected(charge_point_id: str, group: CommitGroup) -> None:
+    """A new connection (this task's context): bound, then its handshake's unit."""
+    open_sessions_bind()
+    assert not isinstance(await group.run(_handshake, charge_point_id=charge_point_id), str)
+
+
+async def test_a_reconnected_chargers_readings_with_or_without_its_id_read_no_session(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-12")
+    group = CommitGroup(max_units=64)
+
+    async def first_connection() -> int:
+        await _connected("CP-OS-12", group)
+        return await group.run(_start16, charge_point_id="CP-OS-12", meter_start=1000)
+
+    pk = await asyncio.create_task(first_connection())
+    await _connected("CP-OS-12", group)  # the charger reconnects (this process or another)
+    reads = await group.run(
+        _session_reads,
+        func=meter_values_record,
+        charge_point_id="CP-OS-12",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(1200, T0 + timedelta(minutes=1)),
+    )
+    assert reads == []
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-12", wh=1500, minutes=2) == []
+    session = await _session(pk)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(1500), Decimal(500))
+    assert await _samples(pk) == 2
+
+
+async def test_a_reading_without_id_meets_a_session_closed_or_superseded_elsewhere(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-13")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-13", group)
+    pk = await group.run(_start16, charge_point_id="CP-OS-13", meter_start=1000)
+    # Closed elsewhere (an operator): the kept copy is stale; the reading finds no open session.
+    await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(seconds=30))
+    reads = await group.run(_reading_without_id, charge_point_id="CP-OS-13", wh=1200, minutes=1)
+    assert reads  # the guarded write failed: the rows were read
+    assert await _samples(pk) == 0
+    assert (await _session(pk)).last_register_wh is None  # the reading did not reach it
+
+    # Connected again (the failed guard left the connection not knowing all), a new session,
+    # then one started from the charger's other connection supersedes it.
+    await _connected("CP-OS-13", group)
+    newer = await group.run(_start16, charge_point_id="CP-OS-13", meter_start=2000)
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-13", wh=2100, minutes=1) == []
+
+    async def other_connection() -> int:
+        await _connected("CP-OS-13", group)
+        return await group.run(_start16, charge_point_id="CP-OS-13", meter_start=3000)
+
+    newest = await asyncio.create_task(other_connection())
+    assert (await _session(newer)).status == TransactionStatus.ENDED
+    reads = await group.run(_reading_without_id, charge_point_id="CP-OS-13", wh=3300, minutes=2)
+    assert reads
+    assert (await _samples(newer), await _samples(newest)) == (1, 1)
+    assert (await _session(newest)).energy_wh == Decimal(300)
+
+
+async def test_after_a_failed_batch_a_reading_without_id_reads_the_rows_until_the_next_connect(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-14")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-14", group)
+    pk = await group.run(_start16, charge_point_id="CP-OS-14", meter_start=1000)
+    outcomes = await _one_batch(
+        group,
+        (_reading_without_id, {"charge_point_id": "CP-OS-14", "wh": 1200, "minutes": 1}),
+        (_heartbeat_of_no_charger, {}),
+    )
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)  # nothing acknowledged
+    assert await _samples(pk) == 0
+    # The connection no longer knows it keeps every open session: the resend reads the rows.
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-14", wh=1200, minutes=1)
+    assert await _samples(pk) == 1
+    await _connected("CP-OS-14", group)  # loaded again at the next connect
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-14", wh=1400, minutes=2) == []
+    session = await _session(pk)
+    assert (session.last_register_wh, session.energy_wh) == (Decimal(1400), Decimal(400))

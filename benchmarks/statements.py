@@ -1,0 +1,288 @@
+"""Statements per session message in the group commit's batch thread (issue 15): noise-free.
+
+Runs the session services the handlers call (``transaction_start``, ``meter_values_record``,
+``transaction_stop``, the 2.0.1 ``TransactionEvent`` path) for CHARGERS chargers, each with its
+own connection context (``open_sessions_bind``, as a handshake does), through one real
+``CommitGroup`` on PostgreSQL: each phase is one message per charger, queued together so that
+they share batches as on a busy server. Counts every statement psycopg sends (``execute``,
+``executemany``, ``COPY``) while the phase runs, the batch's shared writes and its BEGIN/COMMIT
+included, and prints them per 100 messages. No sockets, no timing: the count is the result.
+
+    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3]
+
+Needs a migrated database of its own (DATABASE_URL); it adds chargers named ``STMT-<run>-<n>``.
+"""
+
+# ruff: noqa: I001  (harness must be imported before Django is used)
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import harness  # noqa: F401  (sets up Django)
+
+import psycopg
+from asgiref.sync import sync_to_async
+
+from chargepoints.services import charge_point_register
+from charging.services.meter_ledger import meter_values_record
+from charging.services.open_sessions import open_sessions_bind
+from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.handshake_auth import _attached_with_sessions as handshake_attached
+from ocpp_gateway.v16.transactions import sampled_values as sampled16
+from ocpp_gateway.v201.transactions import _transaction_event
+
+_sent = [0]
+
+
+@contextmanager
+def statements_counted() -> Iterator[list[int]]:
+    """Count psycopg's statement sends (every thread) while the block runs."""
+    originals = {name: getattr(psycopg.Cursor, name) for name in ("execute", "executemany", "copy")}
+
+    def counting(original: Callable[..., Any]) -> Callable[..., Any]:
+        def send(*args: Any, **kwargs: Any) -> Any:
+            _sent[0] += 1
+            return original(*args, **kwargs)
+
+        return send
+
+    for name, original in originals.items():
+        setattr(psycopg.Cursor, name, counting(original))
+    _sent[0] = 0
+    try:
+        yield _sent
+    finally:
+        for name, original in originals.items():
+            setattr(psycopg.Cursor, name, original)
+
+
+def _reading16(wh: int, at: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "timestamp": at.isoformat(),
+            "sampled_value": [{"value": str(wh), "measurand": "Energy.Active.Import.Register"}],
+        }
+    ]
+
+
+def _event201(kind: str, tx: str, seq_no: int, wh: int, at: datetime) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "event_type": kind,
+        "timestamp": at.isoformat(),
+        "trigger_reason": "MeterValuePeriodic",
+        "seq_no": seq_no,
+        "transaction_info": {"transaction_id": tx, "charging_state": "Charging"},
+        "evse": {"id": 1, "connector_id": 1},
+        "meter_value": [
+            {
+                "timestamp": at.isoformat(),
+                "sampled_value": [
+                    {"value": wh, "context": "Transaction.Begin" if kind == "Started" else "Sample.Periodic"}
+                ],
+            }
+        ],
+    }
+    if kind == "Ended":
+        payload["transaction_info"]["stopped_reason"] = "Local"
+    return payload
+
+
+async def _phase(
+    group: CommitGroup,
+    contexts: list[contextvars.Context],
+    unit: Callable[[int], tuple[Callable[..., Any], dict[str, Any]]],
+) -> tuple[int, list[Any]]:
+    """One message per charger, queued at once in its connection's context: (statements, results)."""
+    with statements_counted() as sent:
+        tasks = []
+        for n, context in enumerate(contexts):
+            func, kwargs = unit(n)
+            tasks.append(asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context))
+        results = await asyncio.gather(*tasks)
+    return sent[0], list(results)
+
+
+async def main(chargers: int, readings: int) -> dict[str, float]:
+    from charging.services.transaction_start import StartRequest, transaction_start
+    from charging.services.transaction_stop import StopRequest, transaction_stop
+    from decimal import Decimal
+
+    run = uuid.uuid4().hex[:8]
+    names = [f"STMT-{run}-{n}" for n in range(chargers)]
+    await sync_to_async(
+        lambda: [charge_point_register(charge_point_id=name, heartbeat_interval=60) for name in names]
+    )()
+    contexts = []
+    for _ in names:
+        context = contextvars.copy_context()
+        context.run(open_sessions_bind)
+        contexts.append(context)
+    group = CommitGroup(max_units=64)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    per100: dict[str, float] = {}
+
+    def note(label: str, sent: int, count: int) -> None:
+        per100[label] = per100.get(label, 0) + 100 * sent / count / (readings if "reading" in label else 1)
+
+    # The handshake's unit (admission, presence and, once admitted, the open sessions loaded).
+    def handshake(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
+        return handshake_attached, {
+            "charge_point_id": names[n],
+            "password": None,
+            "ocpp_version": "1.6",
+            "channel_name": f"statements.{names[n]}.{uuid.uuid4().hex[:6]}",
+            "may_hash": False,
+        }
+
+    sent, attached = await _phase(group, contexts, handshake)
+    assert not any(isinstance(refusal, str) for refusal in attached), attached
+    note("connect (the handshake's unit)", sent, chargers)
+    # OCPP 1.6
+    sent, started = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            transaction_start,
+            {
+                "request": StartRequest(
+                    charge_point_id=names[n],
+                    ocpp_version="1.6",
+                    start_key=f"1|t|1000|{t0.isoformat()}",
+                    started_at=t0,
+                    connector_id=1,
+                    id_tag="T",
+                    meter_start_wh=Decimal(1000),
+                )
+            },
+        ),
+    )
+    note("StartTransaction (1.6)", sent, chargers)
+    pks = [result.transaction.pk for result in started]
+    for minute in range(1, readings + 1):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n, minute=minute: (
+                meter_values_record,
+                {
+                    "charge_point_id": names[n],
+                    "connector_id": 1,
+                    "ocpp_transaction_id": str(pks[n]),
+                    "samples": sampled16(_reading16(1000 + 100 * minute, t0 + timedelta(minutes=minute))),
+                },
+            ),
+        )
+        note("MeterValues (1.6), a reading", sent, chargers)
+    for minute in range(readings + 1, 2 * readings + 1):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n, minute=minute: (
+                meter_values_record,
+                {
+                    "charge_point_id": names[n],
+                    "connector_id": 1,
+                    "samples": sampled16(_reading16(1000 + 100 * minute, t0 + timedelta(minutes=minute))),
+                },
+            ),
+        )
+        note("MeterValues (1.6) without transactionId, a reading", sent, chargers)
+    # Each charger reconnects (a new connection context, its handshake), then sends a reading.
+    contexts = [contextvars.copy_context() for _ in names]
+    for context in contexts:
+        context.run(open_sessions_bind)
+    sent, _ = await _phase(group, contexts, handshake)
+    note("reconnect (the handshake's unit, a session open)", sent, chargers)
+    minute = 2 * readings + 1
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            meter_values_record,
+            {
+                "charge_point_id": names[n],
+                "connector_id": 1,
+                "ocpp_transaction_id": str(pks[n]),
+                "samples": sampled16(_reading16(1000 + 100 * minute, t0 + timedelta(minutes=minute))),
+            },
+        ),
+    )
+    note("MeterValues (1.6), first reading after the reconnect", sent, chargers)
+    stop_at = t0 + timedelta(minutes=2 * readings + 2)
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            transaction_stop,
+            {
+                "request": StopRequest(
+                    charge_point_id=names[n],
+                    ocpp_transaction_id=str(pks[n]),
+                    stopped_at=stop_at,
+                    action="StopTransaction",
+                    payload={},
+                    meter_stop_wh=Decimal(5000),
+                    reason="Local",
+                )
+            },
+        ),
+    )
+    note("StopTransaction (1.6)", sent, chargers)
+    # OCPP 2.0.1
+    at = stop_at + timedelta(minutes=1)
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            _transaction_event,
+            {"charge_point_id": names[n], "payload": _event201("Started", f"TX-{run}-{n}", 0, 6000, at)},
+        ),
+    )
+    note("TransactionEvent Started (2.0.1)", sent, chargers)
+    for seq in range(1, readings + 1):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n, seq=seq: (
+                _transaction_event,
+                {
+                    "charge_point_id": names[n],
+                    "payload": _event201(
+                        "Updated", f"TX-{run}-{n}", seq, 6000 + 100 * seq, at + timedelta(minutes=seq)
+                    ),
+                },
+            ),
+        )
+        note("TransactionEvent Updated (2.0.1), a reading", sent, chargers)
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            _transaction_event,
+            {
+                "charge_point_id": names[n],
+                "payload": _event201(
+                    "Ended", f"TX-{run}-{n}", readings + 1, 7000, at + timedelta(minutes=readings + 1)
+                ),
+            },
+        ),
+    )
+    note("TransactionEvent Ended (2.0.1)", sent, chargers)
+    return per100
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chargers", type=int, default=50)
+    parser.add_argument("--readings", type=int, default=3)
+    args = parser.parse_args()
+    result = asyncio.run(main(args.chargers, args.readings))
+    print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
