@@ -74,7 +74,11 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
     to be asked."""
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
         return None
-    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+    charge_point = (  # the columns the checks, the command and a 2.0.1 report id need: not the full row
+        ChargePoint.objects.filter(charge_point_id=charge_point_id)
+        .only("id", "charge_point_id", "lifecycle_state", "connection_channel", "ocpp_version")
+        .first()
+    )
     if (
         charge_point is None
         or charge_point.lifecycle_state != LifecycleState.COMMISSIONED

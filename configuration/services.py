@@ -33,7 +33,6 @@ ACCEPTED = "Accepted"
 REBOOT_REQUIRED = "RebootRequired"
 
 
-@transaction.atomic
 def configuration_keys_record(
     *,
     charge_point: ChargePoint,
@@ -63,15 +62,58 @@ def configuration_keys_record(
             command,
             now,
         )
-    if complete:
-        ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=rows.keys()).delete()
-    ConfigurationKey.objects.bulk_create(
-        rows.values(),
-        update_conflicts=True,
-        unique_fields=["charge_point", "key"],
-        update_fields=["value", "readonly", "unknown", "pending_value", "learned_from", "command", "learned_at"],
-    )
+    if connection.vendor == "postgresql":
+        _configuration_keys_written(charge_point, list(rows.values()), complete, command, now)
+        return len(rows)
+    with transaction.atomic():  # PostgreSQL's one statement above is atomic by itself, without a savepoint
+        if complete:
+            ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=rows.keys()).delete()
+        ConfigurationKey.objects.bulk_create(
+            rows.values(),
+            update_conflicts=True,
+            unique_fields=["charge_point", "key"],
+            update_fields=["value", "readonly", "unknown", "pending_value", "learned_from", "command", "learned_at"],
+        )
     return len(rows)
+
+
+_KEYS_UPSERT = (
+    "INSERT INTO {table} (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
+    " command_id, learned_at)"
+    " SELECT %s, k, v, r, u, NULL, %s, %s, %s"
+    " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::boolean[]) AS t(k, v, r, u)"
+    " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
+    " unknown = EXCLUDED.unknown, pending_value = NULL, learned_from = EXCLUDED.learned_from,"
+    " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
+)
+_KEYS_GONE = "WITH gone AS (DELETE FROM {table} WHERE charge_point_id = %s AND key <> ALL(%s::text[])) "
+
+
+def _configuration_keys_written(
+    charge_point: ChargePoint,
+    rows: list[ConfigurationKey],
+    complete: bool,
+    command: Command | None,
+    now: datetime,
+) -> None:
+    """PostgreSQL: what ``configuration_keys_record``'s ORM path writes (the DELETE of keys the
+    answer lacks when ``complete``, then the upsert of ``rows`` in their order) as one statement."""
+    table = connection.ops.quote_name(ConfigurationKey._meta.db_table)
+    keys = [row.key for row in rows]
+    params: list[Any] = [charge_point.pk, keys] if complete else []
+    params += [
+        charge_point.pk,
+        LearnedFrom.GET_CONFIGURATION,
+        command.pk if command is not None else None,
+        now,
+        keys,
+        [row.value for row in rows],
+        [row.readonly for row in rows],
+        [row.unknown for row in rows],
+    ]
+    sql = (_KEYS_GONE if complete else "") + _KEYS_UPSERT
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(table=table), params)
 
 
 def _configuration_key(

@@ -1,0 +1,76 @@
+"""A GetConfiguration answer stored by the plain statement (PostgreSQL) leaves the rows the ORM path does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from commands.models import Command
+from configuration import services
+from configuration.models import ConfigurationKey
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only"),
+]
+
+LEARNED = datetime(2026, 5, 1, 10, tzinfo=UTC)
+FIRST = [
+    {"key": "A", "readonly": False, "value": "1"},
+    {"key": "B", "readonly": True, "value": "2"},
+    {"key": "C", "readonly": False},  # no value given
+    {"key": "D", "readonly": False, "value": "4"},
+]
+# answers after the first: (keys, unknown keys, complete, with a command)
+LATER = [
+    ([{"key": "A", "readonly": True, "value": "9"}, {"key": "E", "readonly": False, "value": ""}], ["X"], True, True),
+    ([{"key": "B", "readonly": False, "value": "7"}], ["Y"], False, False),
+    ([], [], True, False),  # a complete answer of nothing: every key is gone
+]
+
+
+def _rows(charge_point) -> list[tuple]:
+    return list(
+        ConfigurationKey.objects.filter(charge_point=charge_point)
+        .order_by("id")
+        .values_list("key", "value", "readonly", "unknown", "pending_value", "learned_from", "command_id", "learned_at")
+    )
+
+
+@pytest.mark.parametrize("later", range(len(LATER) + 1))
+def test_the_plain_statement_stores_what_the_orm_path_does(register_charge_point, monkeypatch, later):
+    monkeypatch.setattr(timezone, "now", lambda: LEARNED)
+    stored = {}
+    for charge_point_id, vendor in (("CP-PLAIN", "postgresql"), ("CP-ORM", "other")):
+        charge_point = register_charge_point(charge_point_id)
+        command = Command.objects.create(charge_point=charge_point, action="GetConfiguration", request={})
+        with monkeypatch.context() as patched:
+            if vendor != "postgresql":
+                patched.setattr(connection, "vendor", vendor)
+            answers = [(FIRST, ["Z"], True, False), *LATER[:later]]
+            ConfigurationKey.objects.create(
+                charge_point=charge_point,
+                key="D",
+                value="old",
+                readonly=False,
+                pending_value="5",
+                learned_from="ChangeConfiguration",
+                learned_at=LEARNED,
+            )
+            counts = [
+                services.configuration_keys_record(
+                    charge_point=charge_point,
+                    keys=keys,
+                    unknown_keys=unknown,
+                    complete=complete,
+                    command=command if with_command else None,
+                )
+                for keys, unknown, complete, with_command in answers
+            ]
+        rows = [(*row[:6], row[6] == command.pk, row[7]) for row in _rows(charge_point)]
+        stored[vendor] = (counts, rows)
+    assert stored["postgresql"] == stored["other"]
+    assert stored["postgresql"][1] or later == len(LATER)
