@@ -40,9 +40,14 @@ from kernel.plain_sql import columns_of, gathering, model_rows
 
 class _Sessions(dict[int, Transaction]):
     """pk -> the session as last committed by this connection's units (active sessions only);
-    ``complete``: every session open on the charger is here (loaded at connect, none forgotten)."""
+    ``complete``: every session open on the charger is here (loaded at connect, none forgotten).
+    Slotted: one per idle connection (issue 15's memory per connection)."""
 
-    complete = False
+    __slots__ = ("complete",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.complete = False
 
 
 _connection_sessions: ContextVar[_Sessions | None] = ContextVar("csms_open_sessions", default=None)
@@ -73,7 +78,8 @@ def open_sessions_load(charge_point_id: str) -> None:
 
     def keep() -> None:
         sessions.clear()
-        sessions.update((session.pk, session) for session in found)
+        if found:  # most chargers connect with none: their dict stays empty (no table allocated)
+            sessions.update((session.pk, session) for session in found)
         sessions.complete = True
 
     transaction.on_commit(keep)
