@@ -5,12 +5,14 @@ row (with its parent) is kept here for ``CSMS_ID_TAG_CACHE_SECONDS`` after it wa
 tag too; the answer is still worked out at each Authorize by ``charging.selectors.id_tag_info_of``
 (expiry is checked against the time of the request).
 
-A tag saved or deleted through the ORM in any process (API, admin, Celery, a script) empties this
-process's cache at once, and every gateway process's when it commits: ``id_tag_changed`` (connected
-to IdTag's signals in the app's ``ready``) publishes on the Redis channel ``csms:id-tags:changed``,
-which each gateway process listens to. A process keeps rows only while its subscription is
-confirmed; when it drops it empties its cache and reads every tag until it is back. Only a write
-that sends no signal (a queryset ``update()``, raw SQL) waits for the TTL.
+A tag saved or deleted through the ORM in any process (API, admin, Celery, a script) empties that
+process's cache at once, and with ``REDIS_URL`` every gateway process's when it commits:
+``id_tag_changed`` (connected to IdTag's signals in the app's ``ready``) publishes on the Redis
+channel ``csms:id-tags:changed``, which each gateway process listens to. A process keeps rows only
+while its subscription is confirmed; when it drops it empties its cache and reads every tag until
+it is back. A write that sends no signal (a queryset ``update()``, raw SQL), and without Redis a
+change made in another process, waits for the TTL.
+
 Authorizes of one uncached tag that arrive together wait for one read (a fleet's chargers
 authorize with a few tags at once). ``CSMS_ID_TAG_CACHE_SECONDS=0`` keeps nothing: only the
 Authorizes that arrive during one read share it.
