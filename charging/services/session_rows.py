@@ -252,6 +252,16 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
         open_session_noted(session)
 
 
+def transaction_touched(session: Transaction) -> None:
+    """Write ``session``'s ``updated_at`` alone (read under its lock): a copy another connection
+    keeps fails its guard, and that connection reads the rows again (``open_sessions``)."""
+    if connection.vendor == "postgresql":
+        instance_updated(session, [])
+    else:
+        session.save(update_fields=["updated_at"])
+    open_session_noted(session)
+
+
 def seq_no_seen(session: Transaction, seq_no: int | None) -> bool:
     """Whether this 2.0.1 seqNo was processed already (a replay); records it otherwise."""
     if seq_no is None:

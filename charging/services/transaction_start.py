@@ -67,6 +67,7 @@ from charging.services.session_rows import (
     transaction_locked_where,
     transaction_remember,
     transaction_save_changes,
+    transaction_touched,
     transactions_open_on_connector,
     transactions_started_or_open,
 )
@@ -333,17 +334,23 @@ def _event_apply(session: Transaction, request: StartRequest) -> list[MeterSampl
 
 def _close_superseded(older: list[Transaction], request: StartRequest) -> None:
     """Sessions still open on a new session's connector from before it lost their stop. Looked
-    up before the new session's row exists, so that the lookup finds only the older ones."""
+    up before the new session's row exists, so that the lookup finds only the older ones.
+
+    A session that started after this one (a start queued on a connection the charger since left)
+    stays open, and is touched: the connector now has two, so a copy of it that another
+    connection keeps as "the one open on the connector" fails its guard (``open_sessions``)."""
     for session in older:
-        if session.started_at <= request.started_at:
-            transaction_finish(
-                session=session,
-                stopped_at=request.started_at,
-                meter_stop_wh=None,
-                reason="Superseded",
-                stop_id_tag="",
-                closed_by_csms=True,
-            )
+        if session.started_at > request.started_at:
+            transaction_touched(session)
+            continue
+        transaction_finish(
+            session=session,
+            stopped_at=request.started_at,
+            meter_stop_wh=None,
+            reason="Superseded",
+            stop_id_tag="",
+            closed_by_csms=True,
+        )
 
 
 def _apply_parked_end(session: Transaction) -> None:

@@ -48,13 +48,13 @@ def _session_reads(func: Any, **kwargs: Any) -> list[str]:
     return [query["sql"] for query in queries if "FOR UPDATE" in query["sql"] and table in query["sql"]]
 
 
-def _start16(charge_point_id: str, meter_start: int) -> int:
+def _start16(charge_point_id: str, meter_start: int, started_at: datetime = T0) -> int:
     result = transaction_start(
         StartRequest(
             charge_point_id=charge_point_id,
             ocpp_version="1.6",
-            start_key=f"1|tag|{meter_start}|{T0.isoformat()}",
-            started_at=T0,
+            start_key=f"1|tag|{meter_start}|{started_at.isoformat()}",
+            started_at=started_at,
             connector_id=1,
             id_tag="TAG",
             meter_start_wh=Decimal(meter_start),
@@ -547,3 +547,26 @@ async def test_after_a_failed_batch_a_reading_without_id_reads_the_rows_until_th
     assert await group.run(_reading_without_id, charge_point_id="CP-OS-14", wh=1400, minutes=2) == []
     session = await _session(pk)
     assert (session.last_register_wh, session.energy_wh) == (Decimal(1400), Decimal(400))
+
+
+async def test_a_reading_without_id_meets_an_earlier_session_started_late_by_the_connection_the_charger_left(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-15")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-15", group)
+    newer = await group.run(_start16, charge_point_id="CP-OS-15", meter_start=2000)
+
+    async def left_connection() -> int:  # its queued start, from before ``newer``, commits only now
+        await _connected("CP-OS-15", group)
+        return await group.run(
+            _start16, charge_point_id="CP-OS-15", meter_start=1000, started_at=T0 - timedelta(minutes=5)
+        )
+
+    earlier = await asyncio.create_task(left_connection())
+    assert (await _session(newer)).status == TransactionStatus.ACTIVE  # not superseded: it started later
+    # Two sessions open on the connector: the reading names neither, so it goes to neither.
+    reads = await group.run(_reading_without_id, charge_point_id="CP-OS-15", wh=2100, minutes=1)
+    assert reads  # the kept copy of ``newer`` failed its guard: the rows were read
+    assert (await _samples(newer), await _samples(earlier)) == (0, 0)
+    assert (await _session(newer)).last_register_wh is None
