@@ -115,10 +115,11 @@ def _open_on_connector(
     charge_point: ChargePoint, connector_id: int | None, evse_id: int | None, samples: Sequence[SampledValue]
 ) -> Transaction | None:
     """The one session open on a 1.6 connector, if the readings are not from before it."""
-    if not connector_id or evse_id is not None:
+    connector = _connector_16(connector_id, evse_id)
+    if connector is None:
         return None
-    open_sessions = transactions_open_on_connector(charge_point, connector_id, None)
-    if len(open_sessions) == 1 and all(s.timestamp >= open_sessions[0].started_at - _CLOCK_SLACK for s in samples):
+    open_sessions = transactions_open_on_connector(charge_point, connector, None)
+    if len(open_sessions) == 1 and _not_before(open_sessions[0], samples):
         return open_sessions[0]
     return None
 
@@ -128,12 +129,23 @@ def _kept_on_connector(
 ) -> Transaction | None:
     """``_open_on_connector`` from what the connection keeps (``open_sessions``): no statement,
     its saves guarded; None when the connection cannot tell (the caller reads the rows)."""
-    if not connector_id or evse_id is not None:
+    connector = _connector_16(connector_id, evse_id)
+    if connector is None:
         return None
-    kept = open_session_on_connector(connector_id)
-    if kept is None or not all(s.timestamp >= kept.started_at - _CLOCK_SLACK for s in samples):
+    kept = open_session_on_connector(connector)
+    if kept is None or not _not_before(kept, samples):
         return None  # lent all the same: a batch that fails or is written again forgets it
     return transaction_remember(kept)
+
+
+def _connector_16(connector_id: int | None, evse_id: int | None) -> int | None:
+    """The 1.6 connector (not 0, no EVSE) that readings without a session are matched on, else None."""
+    return connector_id if connector_id and evse_id is None else None
+
+
+def _not_before(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """No reading is from before ``session`` started (beyond the clock slack)."""
+    return all(s.timestamp >= session.started_at - _CLOCK_SLACK for s in samples)
 
 
 def charger_time_judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
