@@ -11,9 +11,9 @@ from django.db.models import ProtectedError
 from billing import events, pricing, selectors
 from billing.models import BillingRecord, Tariff
 from charging.models import Transaction
-from kernel.plain_sql import column_of
+from kernel.plain_sql import instance_upserted
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 
 class TariffInUse(Exception):
@@ -57,51 +57,39 @@ def billing_record_write(*, transaction: Transaction) -> BillingRecord:
         idle = duration - charging
     energy = transaction.energy_wh or Decimal(0)
     priced = pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
-    record = _record_written(
-        transaction,
-        {
-            "tariff": tariff,
-            "charge_point_identity": charge_point.charge_point_id,
-            "id_tag": transaction.id_tag,
-            "currency": tariff.currency if tariff else "",
-            "energy_wh": energy,
-            "started_at": transaction.started_at,
-            "stopped_at": transaction.stopped_at,
-            "duration_seconds": duration,
-            "charging_seconds": charging,
-            "idle_seconds": idle,
-            "line_items": [line.as_json() for line in priced.line_items] if tariff else [],
-            "total": priced.total if tariff else Decimal("0.00"),
-            "needs_review": tariff is None or transaction.needs_review,
-        },
+    subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
+    record = BillingRecord(
+        transaction=transaction,
+        tariff=tariff,
+        charge_point_identity=charge_point.charge_point_id,
+        id_tag=transaction.id_tag,
+        currency=tariff.currency if tariff else "",
+        energy_wh=energy,
+        started_at=transaction.started_at,
+        stopped_at=transaction.stopped_at,
+        duration_seconds=duration,
+        charging_seconds=charging,
+        idle_seconds=idle,
+        line_items=[line.as_json() for line in priced.line_items] if tariff else [],
+        total=priced.total if tariff else Decimal("0.00"),
+        needs_review=tariff is None or transaction.needs_review,
     )
-    webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
+    _record_written(record, may_gather=not subscribed)
+    if subscribed:
+        webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
     return record
 
 
-def _record_written(transaction: Transaction, values: dict[str, Any]) -> BillingRecord:
+def _record_written(record: BillingRecord, *, may_gather: bool) -> None:
     """``update_or_create`` of the session's record, as one ``INSERT ... ON CONFLICT`` on
-    PostgreSQL (every stop writes one; issue 15): the record holds ``values`` as given."""
+    PostgreSQL (every stop writes one; issue 15), gathered with the rest of the group commit's
+    batch when ``may_gather`` (its id then stays unknown: nobody subscribed to hear it)."""
     if connection.vendor != "postgresql":
-        record, _ = BillingRecord.objects.update_or_create(transaction=transaction, defaults=values)
-        return record
-    record = BillingRecord(transaction=transaction, **values)
-    fields = [field for field in BillingRecord._meta.concrete_fields if not field.primary_key]
-    params = [field.get_db_prep_save(field.pre_save(record, True), connection) for field in fields]
-    quote = connection.ops.quote_name
-    columns = [quote(column_of(field)) for field in fields]
-    kept = {quote("transaction_id"), quote("created_at")}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(BillingRecord._meta.db_table)} ({', '.join(columns)})"
-            f" VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({quote('transaction_id')}) DO UPDATE SET "
-            + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in kept)
-            + f" RETURNING {quote('id')}, {quote('created_at')}",
-            params,
-        )
-        record.pk, record.created_at = cursor.fetchone()
-    record._state.adding = False
-    return record
+        fields = [field.name for field in BillingRecord._meta.concrete_fields if not field.primary_key]
+        defaults = {name: getattr(record, name) for name in fields if name not in ("transaction", "created_at")}
+        record.pk = BillingRecord.objects.update_or_create(transaction=record.transaction, defaults=defaults)[0].pk
+        return
+    instance_upserted(record, conflict="transaction_id", kept=("created_at",), may_gather=may_gather)
 
 
 def _terms(tariff: Tariff | None) -> pricing.TariffTerms:

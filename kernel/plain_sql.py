@@ -125,16 +125,17 @@ def copies_gathered() -> Iterator[None]:
     the block ends without an error they are written: one UPDATE per table and set of columns,
     then one COPY per table and columns (in the transaction the block ran in). An error leaves
     them unwritten. A row read back through ``model_rows`` before then is written first."""
-    _gathering.copies, _gathering.updates = {}, {}
+    _gathering.copies, _gathering.updates, _gathering.upserts = {}, {}, {}
     try:
         yield
         for model in list(_gathering.updates):
             _updates_written(model, _gathering.updates.pop(model))
+        _upserts_written(_gathering.upserts)
         gathered, _gathering.copies = _gathering.copies, None
         for (model, columns), rows in gathered.items():
             _copy(model, columns, rows)
     finally:
-        _gathering.copies = _gathering.updates = None
+        _gathering.copies = _gathering.updates = _gathering.upserts = None
 
 
 @contextmanager
@@ -149,14 +150,16 @@ def gathering_paused() -> Iterator[None]:
         return
     for model in list(updates):
         _updates_written(model, updates.pop(model))
+    upserts: _PendingUpserts = _gathering.upserts
+    _upserts_written(upserts)
     for (model, columns), rows in copies.items():
         _copy(model, columns, rows)
     copies.clear()
-    _gathering.copies = _gathering.updates = None
+    _gathering.copies = _gathering.updates = _gathering.upserts = None
     try:
         yield
     finally:
-        _gathering.copies, _gathering.updates = copies, updates
+        _gathering.copies, _gathering.updates, _gathering.upserts = copies, updates, upserts
 
 
 def gathering() -> bool:
@@ -178,6 +181,22 @@ def gathered_rows_written(model: type[Model]) -> None:
         return
     for key in [key for key in gathered if key[0] is model]:
         _copy(model, key[1], gathered.pop(key))
+
+
+def gathered_rows_of(model: type[Model], columns: Sequence[str], where: tuple[str, Any]) -> list[list[Any]]:
+    """Inside ``copies_gathered``: the values of ``columns`` of the rows gathered for ``model``'s
+    table whose column ``where[0]`` holds ``where[1]``, in the order gathered (as prepared for the
+    database), for a read that adds them to what it reads instead of writing them first (a stop
+    reading its session's ledger with the readings it brought). Outside the block, none."""
+    gathered: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]] | None = getattr(
+        _gathering, "copies", None
+    )
+    found: list[list[Any]] = []
+    for (of, names), rows in (gathered or {}).items():
+        if of is model:
+            key, wanted = names.index(where[0]), [names.index(column) for column in columns]
+            found += [[row[index] for index in wanted] for row in rows if row[key] == where[1]]
+    return found
 
 
 def instances_copied(model: type[M], instances: Sequence[M], *, may_gather: bool = False) -> None:
@@ -367,6 +386,61 @@ def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
             cursor.execute(statement, [value for values in rows for value in values])
             if cursor.rowcount != len(rows):
                 raise DatabaseError("Save with update_fields did not affect any rows (or a guarded row changed).")
+
+
+# (model, conflict column, kept columns) -> conflict value -> the row's values (``_upsert_of``'s fields)
+_PendingUpserts = dict[tuple[type[Model], str, tuple[str, ...]], dict[Any, list[Any]]]
+
+
+def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (), may_gather: bool = False) -> None:
+    """``update_or_create`` of ``instance`` by its unique column ``conflict``, as one
+    ``INSERT ... ON CONFLICT DO UPDATE``: the row holds the instance's values, but for the
+    columns ``kept`` when it existed; ``auto_now`` columns set as the ORM sets them. The primary
+    key the row has is read back onto the instance.
+
+    ``may_gather``: inside ``copies_gathered`` the row waits for the block's end, written with
+    the other callers' of its model by one statement (issue 15: a stop's billing record); a later
+    row of the same ``conflict`` value replaces the earlier one, and the instance's primary key
+    stays None (the caller must not read the row back before the block ends)."""
+    fields, statement = _upsert_of(type(instance), conflict, tuple(kept), 1)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
+    if may_gather and upserts is not None:
+        key = (type(instance), conflict, tuple(kept))
+        upserts.setdefault(key, {})[getattr(instance, conflict)] = values
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(statement, values)
+        instance.pk = cursor.fetchone()[0]
+    instance._state.adding = False
+
+
+def _upserts_written(upserts: _PendingUpserts) -> None:
+    """The gathered upserts: one ``INSERT ... VALUES (...), (...) ON CONFLICT`` per model."""
+    for (model, conflict, kept), rows in upserts.items():
+        _, statement = _upsert_of(model, conflict, kept, len(rows))
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [value for values in rows.values() for value in values])
+    upserts.clear()
+
+
+def _upsert_of(
+    model: type[Model], conflict: str, kept: tuple[str, ...], count: int
+) -> tuple[list[Field[Any, Any]], str]:
+    """The fields ``instance_upserted`` writes (every concrete one but the primary key) and its
+    statement for ``count`` rows."""
+    meta, quote = model._meta, connection.ops.quote_name
+    assert meta.pk is not None
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    columns = [quote(column_of(field)) for field in fields]
+    unchanged = {quote(column_of(_concrete(meta.get_field(name)))) for name in (conflict, *kept)}
+    row = f"({', '.join(['%s'] * len(columns))})"
+    return fields, (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {', '.join([row] * count)}"
+        f" ON CONFLICT ({quote(column_of(_concrete(meta.get_field(conflict))))}) DO UPDATE SET "
+        + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in unchanged)
+        + f" RETURNING {quote(column_of(meta.pk))}"
+    )
 
 
 def instance_inserted(instance: Model) -> None:

@@ -39,7 +39,7 @@ from charging.services.session_rows import (
     transactions_open_on_connector,
 )
 from charging.signals import charger_draw_changed
-from kernel.plain_sql import gathered_rows_written, instances_copied
+from kernel.plain_sql import gathered_rows_of, instances_copied
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -97,7 +97,7 @@ def meter_values_record(
             source="MeterValues",
             connector_id=connector_id,
             evse_id=evse_id,
-            may_gather=True,  # a ledger read in the batch writes them first (gathered_rows_written)
+            may_gather=True,  # a ledger read in the batch adds them to what it reads (gathered_rows_of)
         )
         if session is not None:
             transaction_save_changes(session, may_gather=True)
@@ -228,7 +228,10 @@ def sample_rows(
 
 
 def sample_rows_stored(rows: Sequence[MeterSample], *, may_gather: bool = False) -> None:
-    """``rows`` written: one COPY on PostgreSQL (gathered into the batch's with ``may_gather``)."""
+    """``rows`` written: one COPY on PostgreSQL (gathered into the batch's with ``may_gather``);
+    none, no statement (a 1.6 stop without transactionData)."""
+    if not rows:
+        return
     if connection.vendor == "postgresql":
         instances_copied(MeterSample, rows, may_gather=may_gather)
     else:
@@ -306,12 +309,15 @@ def ledger_readings(session: Transaction) -> list[metering.Reading]:
     return readings
 
 
+_READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")  # metering.Sample's
+
+
 def _register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
     """The session's energy register samples stamped within [since, until], in the ledger's
     order: on PostgreSQL one plain statement of the six columns a reading needs (every stop
-    reads them; issue 15), not model instances. Readings an earlier unit of the group commit's
-    batch gathered for its COPY are written first."""
-    gathered_rows_written(MeterSample)
+    reads them; issue 15), not model instances, then the session's rows the group commit's batch
+    gathered for its COPY (the stop's own readings, an earlier MeterValues): written after, so
+    last among equal times, as their ids will be."""
     if connection.vendor != "postgresql":
         rows = MeterSample.objects.filter(
             transaction=session,
@@ -322,10 +328,16 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
         return [metering.Sample.of(row) for row in rows]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT timestamp, measurand, value, phase, context, location"
+            f"SELECT {', '.join(_READING_COLUMNS)}"
             f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)} WHERE transaction_id = %s"
             " AND measurand = %s AND timestamp >= %s AND timestamp <= %s"
             " ORDER BY timestamp, id",  # the model's ordering
             [session.pk, metering.ENERGY_REGISTER, since, until],
         )
-        return [metering.Sample(*row) for row in cursor.fetchall()]
+        samples = [metering.Sample(*row) for row in cursor.fetchall()]
+    gathered = [
+        metering.Sample(*row)
+        for row in gathered_rows_of(MeterSample, _READING_COLUMNS, ("transaction_id", session.pk))
+        if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
+    ]
+    return sorted(samples + gathered, key=lambda sample: sample.timestamp) if gathered else samples

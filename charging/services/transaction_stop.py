@@ -118,7 +118,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
         if seq_no_seen(session, request.seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
             transaction_save_changes(session)
             return StopResult(session, info)
-        samples_store(charge_point.pk, session, samples, source=request.action)
+        # Gathered into the batch's COPY: the session's ledger read below adds them to what it reads.
+        samples_store(charge_point.pk, session, samples, source=request.action, may_gather=True)
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])

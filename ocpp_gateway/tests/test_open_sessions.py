@@ -570,3 +570,39 @@ async def test_a_reading_without_id_meets_an_earlier_session_started_late_by_the
     assert reads  # the kept copy of ``newer`` failed its guard: the rows were read
     assert (await _samples(newer), await _samples(earlier)) == (0, 0)
     assert (await _session(newer)).last_register_wh is None
+
+
+async def test_a_reading_and_the_stop_of_its_session_in_one_batch_end_it_with_that_reading(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-16")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await _kept_session("CP-OS-16", group)  # meter start 1000, a reading of 1500
+
+    def stop_without_meter_stop() -> None:  # as a 2.0.1 Ended without readings: the ledger's last one
+        transaction_stop(
+            StopRequest(
+                charge_point_id="CP-OS-16",
+                ocpp_transaction_id=str(pk),
+                stopped_at=T0 + timedelta(minutes=6),
+                action="StopTransaction",
+                payload={"transactionId": pk},
+                reason="Local",
+            )
+        )
+
+    reading = {
+        "charge_point_id": "CP-OS-16",
+        "connector_id": 1,
+        "ocpp_transaction_id": str(pk),
+        "samples": _register(2500, T0 + timedelta(minutes=5)),
+    }
+    outcomes = await _one_batch(group, (meter_values_record, reading), (stop_without_meter_stop, {}))
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes)
+    session = await _session(pk)
+    assert (session.status, session.meter_stop_wh, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        Decimal(2500),  # the reading gathered earlier in the batch, not yet written when the stop read
+        Decimal(1500),
+    )
+    assert await _samples(pk) == 2
+    assert [energy for _, energy, _ in await _billing(pk)] == [Decimal(1500)]
