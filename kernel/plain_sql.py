@@ -41,15 +41,20 @@ def model_rows(
 ) -> list[M]:
     """``model`` instances for the rows of ``sql``, whose select list is ``columns_of(model, ...)``,
     then, with ``related`` (a foreign key's name and its model), ``columns_of(that model, ...)``:
-    the instances come with that row attached, as ``select_related`` gives them."""
+    the instances come with that row attached, as ``select_related`` gives them. Rows read before
+    an update gathered for them (of either model) was written: it is written, and ``sql`` run again."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-        if _pending_among(model, rows):  # read before its gathered update was written: write, read again
-            gathered_rows_written(model)
+        width = len(model._meta.concrete_fields)
+        pending: list[type[Model]] = [model] if _pending_among(model, rows) else []
+        if related is not None and _pending_among(related[1], [row[width:] for row in rows]):
+            pending.append(related[1])
+        if pending:  # read before its gathered update was written: write, read again
+            for stale in pending:
+                gathered_rows_written(stale)
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-    width = len(model._meta.concrete_fields)
     instances = []
     for row in rows:
         instance = _instance(model, row[:width])

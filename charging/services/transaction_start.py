@@ -165,8 +165,7 @@ def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePo
     existing = _known_session(request) if known else None
     if existing is not None and not _reused(existing, request):
         return existing, None, []
-    charge_point = charge_point_locked(request.charge_point_id)
-    existing, older = _started_by_or_open(charge_point, request)
+    charge_point, existing, older = _started_by_or_open(request)
     if existing is not None and _reused(existing, request):
         existing = None
     return existing, charge_point, older
@@ -181,18 +180,17 @@ def _known_session(request: StartRequest) -> Transaction | None:
     return kept if kept is not None else _started_by(request.charge_point_id, request.start_key)
 
 
-def _started_by_or_open(
-    charge_point: ChargePoint, request: StartRequest
-) -> tuple[Transaction | None, list[Transaction]]:
-    """``_started_by`` and the sessions open on the start's connector (``_close_superseded``'s),
-    under the charger's lock: on PostgreSQL one statement (``transactions_started_or_open``)."""
+def _started_by_or_open(request: StartRequest) -> tuple[ChargePoint, Transaction | None, list[Transaction]]:
+    """The charger's row, locked, then ``_started_by`` and the sessions open on the start's
+    connector (``_close_superseded``'s): on PostgreSQL one statement (``transactions_started_or_open``)."""
     connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
+    if connection.vendor == "postgresql" and (connector_id is not None or evse_id is not None):
+        return transactions_started_or_open(request.charge_point_id, request.start_key, connector_id, evse_id)
+    charge_point = charge_point_locked(request.charge_point_id)
+    existing = _started_by(request.charge_point_id, request.start_key)
     if connector_id is None and evse_id is None:
-        return _started_by(request.charge_point_id, request.start_key), []
-    if connection.vendor != "postgresql":
-        existing = _started_by(request.charge_point_id, request.start_key)
-        return existing, transactions_open_on_connector(charge_point, connector_id, evse_id)
-    return transactions_started_or_open(charge_point, request.start_key, connector_id, evse_id)
+        return charge_point, existing, []
+    return charge_point, existing, transactions_open_on_connector(charge_point, connector_id, evse_id)
 
 
 def _event_add(
