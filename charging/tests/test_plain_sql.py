@@ -8,14 +8,17 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, connection, transaction
 
+from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
 from kernel.plain_sql import (
     columns_of,
     copies_gathered,
+    gathered_rows_of,
     gathered_rows_written,
     gathering_paused,
     instance_updated,
+    instance_upserted,
     instances_copied,
     model_rows,
 )
@@ -214,3 +217,48 @@ def test_unless_cannot_be_gathered(register_charge_point):
     session = _session(register_charge_point)
     with pytest.raises(ValueError), copies_gathered():
         instance_updated(session, ["energy_wh"], may_gather=True, unless=("true", []))
+
+
+def test_the_gathered_rows_of_a_session_are_read_from_the_block_and_written_at_its_end(register_charge_point):
+    session = _session(register_charge_point)
+    other = Transaction.objects.create(charge_point_id=session.charge_point_id, start_key="o", started_at=T0)
+
+    def sample(of: Transaction, raw: str) -> MeterSample:
+        return MeterSample(
+            charge_point_id=of.charge_point_id, transaction=of, source="s", timestamp=T0, raw_value=raw, received_at=T0
+        )
+
+    with copies_gathered():
+        instances_copied(MeterSample, [sample(session, "1"), sample(other, "2"), sample(session, "3")], may_gather=True)
+        found = gathered_rows_of(MeterSample, ["raw_value", "timestamp"], ("transaction_id", session.pk))
+        assert found == [["1", T0], ["3", T0]]
+        assert not MeterSample.objects.exists()  # read from the block, not written first
+    assert MeterSample.objects.count() == 3
+    assert gathered_rows_of(MeterSample, ["raw_value"], ("transaction_id", session.pk)) == []  # outside: none
+
+
+def _record(session: Transaction, total: str) -> BillingRecord:
+    return BillingRecord(
+        transaction=session,
+        charge_point_identity="CP-PLAIN",
+        energy_wh=Decimal(1),
+        started_at=T0,
+        stopped_at=T0,
+        duration_seconds=0,
+        charging_seconds=0,
+        idle_seconds=0,
+        total=Decimal(total),
+    )
+
+
+def test_upserts_gathered_wait_for_the_block_and_the_last_of_a_key_wins(register_charge_point):
+    session = _session(register_charge_point)
+    first = _record(session, "1.00")
+    instance_upserted(first, conflict="transaction_id", kept=("created_at",))
+    created = BillingRecord.objects.get(pk=first.pk).created_at
+    with copies_gathered():
+        instance_upserted(_record(session, "2.00"), conflict="transaction_id", kept=("created_at",), may_gather=True)
+        instance_upserted(_record(session, "3.00"), conflict="transaction_id", kept=("created_at",), may_gather=True)
+        assert BillingRecord.objects.get().total == Decimal("1.00")  # not written yet
+    stored = BillingRecord.objects.get()
+    assert (stored.pk, stored.total, stored.created_at) == (first.pk, Decimal("3.00"), created)
