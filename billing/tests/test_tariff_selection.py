@@ -10,6 +10,7 @@ from django.db import connection
 
 from billing.models import Tariff
 from billing.selectors import tariff_for
+from chargepoints.models import ChargePoint
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +48,14 @@ def test_the_own_tariff_wins_while_valid_then_the_default_valid_last(chargers, m
 def test_no_valid_tariff_is_none(register_charge_point):
     tariff("later", is_default=True, valid_from=JUL)
     assert tariff_for(charge_point=register_charge_point("CP-1"), at=JAN) is None
+
+
+@pytest.mark.parametrize("vendor", ["postgresql", "other"])
+def test_a_charger_whose_row_is_gone_gets_the_default_tariff(chargers, monkeypatch, vendor):
+    if vendor != connection.vendor:
+        if connection.vendor != "postgresql":
+            pytest.skip("plain statements are PostgreSQL only")
+        monkeypatch.setattr(connection, "vendor", vendor)
+    _, without = chargers
+    ChargePoint.objects.filter(pk=without.pk).delete()
+    assert tariff_for(charge_point=without, at=JAN).name == "open default"
