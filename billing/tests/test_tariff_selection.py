@@ -21,6 +21,15 @@ def tariff(name: str, **fields: object) -> Tariff:
     return Tariff.objects.create(name=name, currency="EUR", **fields)
 
 
+@pytest.fixture(params=["postgresql", "other"])
+def vendor(request, monkeypatch) -> None:
+    """The plain statement (PostgreSQL), then the ORM's path (any other database)."""
+    if request.param != connection.vendor:
+        if connection.vendor != "postgresql":
+            pytest.skip("plain statements are PostgreSQL only")
+        monkeypatch.setattr(connection, "vendor", request.param)
+
+
 @pytest.fixture
 def chargers(register_charge_point):
     tariff("old default", is_default=True, valid_to=MAR)
@@ -31,12 +40,7 @@ def chargers(register_charge_point):
     return with_own, register_charge_point("CP-PLAIN")
 
 
-@pytest.mark.parametrize("vendor", ["postgresql", "other"])
-def test_the_own_tariff_wins_while_valid_then_the_default_valid_last(chargers, monkeypatch, vendor):
-    if vendor != connection.vendor:
-        if connection.vendor != "postgresql":
-            pytest.skip("plain statements are PostgreSQL only")
-        monkeypatch.setattr(connection, "vendor", vendor)
+def test_the_own_tariff_wins_while_valid_then_the_default_valid_last(chargers, vendor):
     with_own, without = chargers
     chosen = [tariff_for(charge_point=cp, at=at).name for cp in (with_own, without) for at in (JAN, MAR, MAY, JUL)]
     assert chosen == [
@@ -50,12 +54,7 @@ def test_no_valid_tariff_is_none(register_charge_point):
     assert tariff_for(charge_point=register_charge_point("CP-1"), at=JAN) is None
 
 
-@pytest.mark.parametrize("vendor", ["postgresql", "other"])
-def test_a_charger_whose_row_is_gone_gets_the_default_tariff(chargers, monkeypatch, vendor):
-    if vendor != connection.vendor:
-        if connection.vendor != "postgresql":
-            pytest.skip("plain statements are PostgreSQL only")
-        monkeypatch.setattr(connection, "vendor", vendor)
+def test_a_charger_whose_row_is_gone_gets_the_default_tariff(chargers, vendor):
     _, without = chargers
     ChargePoint.objects.filter(pk=without.pk).delete()
     assert tariff_for(charge_point=without, at=JAN).name == "open default"
