@@ -18,17 +18,18 @@ def _valid_at(at: datetime) -> Q:
 
 
 def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
-    """The charger's own tariff if valid at ``at``, else the default tariff valid then.
+    """The charger's own tariff if valid at ``at``, else the default tariff valid then (also for a
+    charger whose row is gone, e.g. deleted while its session was being stopped).
 
     Among several valid defaults the one that became valid last wins.
     """
     if connection.vendor == "postgresql":  # read at every stop: one plain statement (issue 15)
         # The charger's tariff_id as committed, read here: a stop's charger row may be only its id
-        # and identity (``charging.services.session_rows.charge_point_named``).
+        # and identity (``charging.services.session_rows.charge_point_named``); none if the row is gone.
         found = model_rows(
             Tariff,
-            f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t,"
-            f" (SELECT tariff_id FROM {ChargePoint._meta.db_table} WHERE id = %s) c"
+            f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t"
+            f" LEFT JOIN (SELECT tariff_id FROM {ChargePoint._meta.db_table} WHERE id = %s) c ON true"
             " WHERE (t.valid_from IS NULL OR t.valid_from <= %s) AND (t.valid_to IS NULL OR t.valid_to > %s)"
             " AND (t.id = c.tariff_id OR t.is_default)"
             " ORDER BY COALESCE(t.id = c.tariff_id, false) DESC, t.valid_from DESC NULLS LAST, t.created_at DESC"

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,15 +59,6 @@ class CallOutcome:
     latency_ms: float = 0.0
 
 
-async def _presence(charge_point_id: str) -> str:
-    channel = (
-        await ChargePoint.objects.filter(charge_point_id=charge_point_id)
-        .values_list("connection_channel", flat=True)
-        .afirst()
-    )
-    return channel or ""
-
-
 _IN_MEMORY_ELSEWHERE = (
     "The charger's socket is held by another process, which the in-memory channel layer cannot reach: "
     "set REDIS_URL to send commands from every process."
@@ -80,7 +71,7 @@ async def send_call(
     payload: dict[str, Any],
     timeout: float | None = None,
     channel_name: str | None = None,
-    when_slow: Callable[[], Any] | None = None,
+    when_slow: Callable[[], Awaitable[Any]] | None = None,
 ) -> CallOutcome:
     """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble.
 
@@ -88,89 +79,9 @@ async def send_call(
     connected) if the caller has just read it; None reads it here. ``when_slow``: awaited once
     if neither the answer nor the acknowledgement came within ``SLOW_AFTER`` seconds.
     """
-    started = time.monotonic()
-    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
-    outcome = await _send_call(charge_point_id, action, payload, timeout, channel_name, when_slow)
-    metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
-    return outcome
-
-
-async def _send_call(
-    charge_point_id: str,
-    action: str,
-    payload: dict[str, Any],
-    timeout: float,
-    channel_name: str | None,
-    when_slow: Callable[[], Any] | None,
-) -> CallOutcome:
-    started = time.monotonic()
-    if channel_name is None:
-        channel_name = await _presence(charge_point_id)
-    if not channel_name:
-        return CallOutcome(Outcome.NOT_CONNECTED)
-    layer = get_channel_layer()
-    reply_to = await layer.new_channel()
-    request = {
-        "type": "ocpp.call",
-        "action": action,
-        "payload": payload,
-        "reply_to": reply_to,
-        "deadline": time.time() + timeout,
-    }
-    try:
-        await layer.send(channel_name, request)
-    except Exception as error:  # channel full, or the channel layer (Redis) unreachable
-        logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
-        return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
-    try:
-        ack = await _first_reply(layer.receive(reply_to), when_slow)
-    except TimeoutError:
-        if isinstance(layer, InMemoryChannelLayer):
-            # The embedded default reaches this process only: the socket may well be held by another
-            # one (the gateway, when this is the Celery worker), so silence proves no dead process.
-            return CallOutcome(Outcome.NOT_CONNECTED, error_description=_IN_MEMORY_ELSEWHERE)
-        logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
-        await sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
-        return CallOutcome(Outcome.NOT_CONNECTED)
-    reply = ack
-    if ack["type"] == "ocpp.call.accepted":
-        try:
-            reply = await asyncio.wait_for(layer.receive(reply_to), timeout + REPLY_MARGIN)
-        except TimeoutError:
-            reply = {"outcome": Outcome.TIMEOUT}
-    return call_outcome(reply, started=started)
-
-
-def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
-    """The outcome of a consumer's reply (``{"outcome": ..., "payload" | "error_*": ...}``, as the
-    gateway's router gives it); ``started`` is the ``time.monotonic()`` the CALL was asked at."""
-    return CallOutcome(
-        outcome=reply["outcome"],
-        payload=reply.get("payload") or {},
-        error_code=reply.get("error_code", ""),
-        error_description=reply.get("error_description", ""),
-        error_details=reply.get("error_details") or {},
-        violations=reply.get("violations") or {},
-        latency_ms=round((time.monotonic() - started) * 1000, 2),
+    return await _call(
+        _LoopTransport(get_channel_layer(), when_slow), charge_point_id, action, payload, timeout, channel_name
     )
-
-
-async def _first_reply(receiving: Any, when_slow: Callable[[], Any] | None) -> dict[str, Any]:
-    """The answer or the acknowledgement, within ACK_TIMEOUT seconds (else TimeoutError); ``when_slow``
-    awaited meanwhile if neither came within SLOW_AFTER."""
-    waiting_since = time.monotonic()
-    reply_wait = asyncio.ensure_future(receiving)
-    try:
-        if when_slow is not None:
-            done, _ = await asyncio.wait({reply_wait}, timeout=SLOW_AFTER)
-            if not done:
-                try:
-                    await when_slow()
-                except Exception:  # the CALL is out: its answer still counts
-                    logger.exception("a command's slow-answer hook failed")
-        return await asyncio.wait_for(reply_wait, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
-    finally:
-        reply_wait.cancel()  # a no-op once it is done
 
 
 @runtime_checkable
@@ -208,32 +119,44 @@ def send_call_sync(
     if not blocking or not layer.blocking_waiters.acquire(blocking=False):
         slow = sync_to_async(when_slow) if when_slow is not None else None
         return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow)
-    started = time.monotonic()
-    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
     try:
-        outcome = _send_call_blocking(layer, charge_point_id, action, payload, timeout, channel_name, when_slow)
+        transport = _ThreadTransport(layer, when_slow)
+        return _finished_at_once(_call(transport, charge_point_id, action, payload, timeout, channel_name))
     finally:
         layer.blocking_waiters.release()
+
+
+async def _call(
+    transport: _Transport,
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float | None,
+    channel_name: str | None,
+) -> CallOutcome:
+    """One CALL's rules, whichever way it travels: the request, the acknowledgement and each outcome;
+    its round trip counted in ``metrics.command_round_trip``."""
+    started = time.monotonic()
+    timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
+    outcome = await _round_trip(transport, charge_point_id, action, payload, timeout, channel_name, started)
     metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
     return outcome
 
 
-def _send_call_blocking(
-    layer: BlockingChannelLayer,
+async def _round_trip(
+    transport: _Transport,
     charge_point_id: str,
     action: str,
     payload: dict[str, Any],
     timeout: float,
     channel_name: str | None,
-    when_slow: Callable[[], None] | None,
+    started: float,
 ) -> CallOutcome:
-    """``_send_call`` in the caller's thread: the same request, acknowledgement and outcomes."""
-    started = time.monotonic()
     if channel_name is None:
-        channel_name = _presence_sync(charge_point_id)
+        channel_name = await transport.presence(charge_point_id)
     if not channel_name:
         return CallOutcome(Outcome.NOT_CONNECTED)
-    reply_to = layer.blocking_reply_channel()
+    reply_to = await transport.reply_channel()
     request = {
         "type": "ocpp.call",
         "action": action,
@@ -242,39 +165,159 @@ def _send_call_blocking(
         "deadline": time.time() + timeout,
     }
     try:
-        layer.send_blocking(channel_name, request)
+        await transport.send(channel_name, request)
     except Exception as error:  # channel full, or the channel layer (Redis) unreachable
         logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
         return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
-    ack = _first_reply_blocking(layer, reply_to, when_slow)
+    ack = await transport.first_reply(reply_to)
     if ack is None:
+        if transport.reaches_this_process_only:
+            # The embedded default reaches this process only: the socket may well be held by another
+            # one (the gateway, when this is the Celery worker), so silence proves no dead process.
+            return CallOutcome(Outcome.NOT_CONNECTED, error_description=_IN_MEMORY_ELSEWHERE)
         logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
-        charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name)
+        await transport.clear_presence(charge_point_id, channel_name)
         return CallOutcome(Outcome.NOT_CONNECTED)
     reply = ack
     if ack["type"] == "ocpp.call.accepted":
-        reply = layer.receive_blocking(reply_to, timeout + REPLY_MARGIN) or {"outcome": Outcome.TIMEOUT}
+        reply = await transport.reply(reply_to, timeout + REPLY_MARGIN) or {"outcome": Outcome.TIMEOUT}
     return call_outcome(reply, started=started)
 
 
-def _first_reply_blocking(
-    layer: BlockingChannelLayer, reply_to: str, when_slow: Callable[[], None] | None
-) -> dict[str, Any] | None:
-    """The answer or the acknowledgement within ACK_TIMEOUT seconds (None if neither came);
-    ``when_slow`` run meanwhile if neither came within SLOW_AFTER."""
-    waiting_since = time.monotonic()
-    if when_slow is not None:
-        if (reply := layer.receive_blocking(reply_to, SLOW_AFTER)) is not None:
-            return reply
-        try:
-            when_slow()
-        except Exception:  # the CALL is out: its answer still counts
-            logger.exception("a command's slow-answer hook failed")
-    return layer.receive_blocking(reply_to, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
-
-
-def _presence_sync(charge_point_id: str) -> str:
-    channel = (
-        ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("connection_channel", flat=True).first()
+def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
+    """The outcome of a consumer's reply (``{"outcome": ..., "payload" | "error_*": ...}``, as the
+    gateway's router gives it); ``started`` is the ``time.monotonic()`` the CALL was asked at."""
+    return CallOutcome(
+        outcome=reply["outcome"],
+        payload=reply.get("payload") or {},
+        error_code=reply.get("error_code", ""),
+        error_description=reply.get("error_description", ""),
+        error_details=reply.get("error_details") or {},
+        violations=reply.get("violations") or {},
+        latency_ms=round((time.monotonic() - started) * 1000, 2),
     )
-    return channel or ""
+
+
+class _Transport(Protocol):
+    """How a CALL reaches the consumer holding the socket and hears back (``_call``'s input and
+    output, no rules): through the event loop, or blocking in the caller's thread."""
+
+    reaches_this_process_only: bool  # silence then proves no dead process (the in-memory layer)
+
+    async def presence(self, charge_point_id: str) -> str: ...
+    async def reply_channel(self) -> str: ...
+    async def send(self, channel: str, request: dict[str, Any]) -> None: ...
+    async def first_reply(self, reply_to: str) -> dict[str, Any] | None:
+        """The answer or the acknowledgement within ACK_TIMEOUT seconds (None if neither came),
+        the caller's ``when_slow`` run meanwhile if neither came within SLOW_AFTER."""
+
+    async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None: ...
+    async def clear_presence(self, charge_point_id: str, channel_name: str) -> None: ...
+
+
+class _LoopTransport:
+    """The event loop's way: any channel layer."""
+
+    def __init__(self, layer: Any, when_slow: Callable[[], Awaitable[Any]] | None) -> None:
+        self.layer = layer
+        self.when_slow = when_slow
+        self.reaches_this_process_only = isinstance(layer, InMemoryChannelLayer)
+
+    async def presence(self, charge_point_id: str) -> str:
+        channel = (
+            await ChargePoint.objects.filter(charge_point_id=charge_point_id)
+            .values_list("connection_channel", flat=True)
+            .afirst()
+        )
+        return channel or ""
+
+    async def reply_channel(self) -> str:
+        return str(await self.layer.new_channel())
+
+    async def send(self, channel: str, request: dict[str, Any]) -> None:
+        await self.layer.send(channel, request)
+
+    async def first_reply(self, reply_to: str) -> dict[str, Any] | None:
+        waiting_since = time.monotonic()
+        reply_wait = asyncio.ensure_future(self.layer.receive(reply_to))
+        try:
+            if self.when_slow is not None:
+                done, _ = await asyncio.wait({reply_wait}, timeout=SLOW_AFTER)
+                if not done:
+                    try:
+                        await self.when_slow()
+                    except Exception:  # the CALL is out: its answer still counts
+                        logger.exception("a command's slow-answer hook failed")
+            remaining = max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since))
+            ack: dict[str, Any] = await asyncio.wait_for(reply_wait, remaining)
+        except TimeoutError:
+            return None
+        else:
+            return ack
+            return None
+        finally:
+            reply_wait.cancel()  # a no-op once it is done
+
+    async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None:
+        try:
+            reply: dict[str, Any] = await asyncio.wait_for(self.layer.receive(reply_to), timeout)
+        except TimeoutError:
+            return None
+        return reply
+
+    async def clear_presence(self, charge_point_id: str, channel_name: str) -> None:
+        await sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
+
+
+class _ThreadTransport:
+    """The caller's thread's way (``BlockingChannelLayer``): each step blocks and none suspends, so
+    ``_finished_at_once`` runs ``_call`` on it without an event loop."""
+
+    reaches_this_process_only = False
+
+    def __init__(self, layer: BlockingChannelLayer, when_slow: Callable[[], None] | None) -> None:
+        self.layer = layer
+        self.when_slow = when_slow
+
+    async def presence(self, charge_point_id: str) -> str:
+        channel = (
+            ChargePoint.objects.filter(charge_point_id=charge_point_id)
+            .values_list("connection_channel", flat=True)
+            .first()
+        )
+        return channel or ""
+
+    async def reply_channel(self) -> str:
+        return self.layer.blocking_reply_channel()
+
+    async def send(self, channel: str, request: dict[str, Any]) -> None:
+        self.layer.send_blocking(channel, request)
+
+    async def first_reply(self, reply_to: str) -> dict[str, Any] | None:
+        waiting_since = time.monotonic()
+        if self.when_slow is not None:
+            if (reply := self.layer.receive_blocking(reply_to, SLOW_AFTER)) is not None:
+                return reply
+            try:
+                self.when_slow()
+            except Exception:  # the CALL is out: its answer still counts
+                logger.exception("a command's slow-answer hook failed")
+        return self.layer.receive_blocking(reply_to, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
+
+    async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None:
+        return self.layer.receive_blocking(reply_to, timeout)
+
+    async def clear_presence(self, charge_point_id: str, channel_name: str) -> None:
+        charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name)
+
+
+def _finished_at_once(call: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:
+    """The outcome of ``call``, a coroutine that never suspends (``_ThreadTransport``'s steps),
+    run to its end in this thread without an event loop."""
+    try:
+        call.send(None)
+    except StopIteration as finished:
+        outcome: CallOutcome = finished.value
+        return outcome
+    call.close()
+    raise RuntimeError("a CALL on the caller's thread suspended")

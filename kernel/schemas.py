@@ -54,11 +54,14 @@ def _field_path(path: list[Any]) -> str:
 
 def described(errors: list[ValidationError]) -> dict[str, list[str]]:
     """Schema errors as the API's ``details``: messages keyed by snake_case field path
-    (``cs_charging_profiles.stack_level``; ``non_field_errors`` for the payload as a whole)."""
+    (``cs_charging_profiles.stack_level``; ``non_field_errors`` for the payload as a whole), each
+    message once: jsonschema raises a ``required`` error per missing field, each naming them all."""
     details: dict[str, list[str]] = {}
     for error in errors:
         for field, message in _describe(error):
-            details.setdefault(field, []).append(message)
+            messages = details.setdefault(field, [])
+            if message not in messages:
+                messages.append(message)
     return details
 
 

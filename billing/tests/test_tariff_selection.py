@@ -10,6 +10,7 @@ from django.db import connection
 
 from billing.models import Tariff
 from billing.selectors import tariff_for
+from chargepoints.models import ChargePoint
 
 pytestmark = pytest.mark.django_db
 
@@ -18,6 +19,15 @@ JAN, MAR, MAY, JUL = (datetime(2026, month, 1, tzinfo=UTC) for month in (1, 3, 5
 
 def tariff(name: str, **fields: object) -> Tariff:
     return Tariff.objects.create(name=name, currency="EUR", **fields)
+
+
+@pytest.fixture(params=["postgresql", "other"])
+def vendor(request, monkeypatch) -> None:
+    """The plain statement (PostgreSQL), then the ORM's path (any other database)."""
+    if request.param != connection.vendor:
+        if connection.vendor != "postgresql":
+            pytest.skip("plain statements are PostgreSQL only")
+        monkeypatch.setattr(connection, "vendor", request.param)
 
 
 @pytest.fixture
@@ -30,12 +40,7 @@ def chargers(register_charge_point):
     return with_own, register_charge_point("CP-PLAIN")
 
 
-@pytest.mark.parametrize("vendor", ["postgresql", "other"])
-def test_the_own_tariff_wins_while_valid_then_the_default_valid_last(chargers, monkeypatch, vendor):
-    if vendor != connection.vendor:
-        if connection.vendor != "postgresql":
-            pytest.skip("plain statements are PostgreSQL only")
-        monkeypatch.setattr(connection, "vendor", vendor)
+def test_the_own_tariff_wins_while_valid_then_the_default_valid_last(chargers, vendor):
     with_own, without = chargers
     chosen = [tariff_for(charge_point=cp, at=at).name for cp in (with_own, without) for at in (JAN, MAR, MAY, JUL)]
     assert chosen == [
@@ -47,3 +52,9 @@ def test_the_own_tariff_wins_while_valid_then_the_default_valid_last(chargers, m
 def test_no_valid_tariff_is_none(register_charge_point):
     tariff("later", is_default=True, valid_from=JUL)
     assert tariff_for(charge_point=register_charge_point("CP-1"), at=JAN) is None
+
+
+def test_a_charger_whose_row_is_gone_gets_the_default_tariff(chargers, vendor):
+    _, without = chargers
+    ChargePoint.objects.filter(pk=without.pk).delete()
+    assert tariff_for(charge_point=without, at=JAN).name == "open default"

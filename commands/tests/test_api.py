@@ -55,6 +55,25 @@ def test_a_body_violating_the_ocpp_schema_is_a_400_naming_each_field(api_client,
     assert not Command.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("version", "path", "body", "profile"),
+    [
+        ("1.6", "ocpp16", {"connector_id": 1, "cs_charging_profiles": {}}, "cs_charging_profiles"),
+        ("2.0.1", "ocpp201", {"evse_id": 1, "charging_profile": {}}, "charging_profile"),
+    ],
+)
+def test_each_missing_field_of_a_charging_profile_is_named_once_with_one_message(
+    api_client, register_charge_point, version, path, body, profile
+):
+    register_charge_point("CP-1", ocpp_version=version)
+    response = api_client.post(f"/api/v1/{path}/CP-1/set_charging_profile", body, format="json")
+    assert response.status_code == 400
+    details = response.json()["details"]
+    assert details[f"{profile}.stack_level"] == ["This field is required."]
+    assert details[f"{profile}.charging_schedule"] == ["This field is required."]
+    assert all(messages == ["This field is required."] for messages in details.values())
+
+
 def test_a_command_of_the_other_version_is_a_400_unsupported_version(api_client, register_charge_point):
     register_charge_point("CP-201", ocpp_version="2.0.1")
     response = api_client.post("/api/v1/ocpp16/CP-201/reset", {"type": "Soft"}, format="json")

@@ -80,8 +80,8 @@ def readme_sh_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def on_port(commands: str, port: int) -> str:
-    """The README's commands for a server on ``port`` instead of 8000."""
-    commands = commands.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    """The README's commands for a server on ``port`` instead of 8000 (``${PORT:-8000}`` included)."""
+    commands = commands.replace("127.0.0.1:8000", f"127.0.0.1:{port}").replace("${PORT:-8000}", str(port))
     return re.sub(r"(manage\.py simulate_charger \S+)", rf"\1 --url ws://127.0.0.1:{port}", commands)
 
 
@@ -182,6 +182,7 @@ def test_the_script_runs_the_marked_blocks_in_order_on_the_port():
             "<!-- newcomer: run -->",
             "```sh",
             "curl -s http://127.0.0.1:8000/a",
+            "API=http://127.0.0.1:${PORT:-8000}/api/v1",
             "```",
             "<!-- newcomer: skip: elsewhere -->",
             "```sh",
@@ -195,7 +196,8 @@ def test_the_script_runs_the_marked_blocks_in_order_on_the_port():
     )
     script = newcomer_script(readme, 4321)
     assert (
-        "curl -s http://127.0.0.1:4321/a\n\n.venv/bin/python manage.py simulate_charger CP-1 --url "
+        "curl -s http://127.0.0.1:4321/a\nAPI=http://127.0.0.1:4321/api/v1\n\n"
+        ".venv/bin/python manage.py simulate_charger CP-1 --url "
         "ws://127.0.0.1:4321 --register" in script
     )
     assert "skipped" not in script
@@ -226,13 +228,13 @@ def test_a_newcomer_follows_the_readme_from_a_clean_clone(tmp_path):
 
 def webhooks_script(readme: str, port: int, receiver_port: int) -> tuple[dict[str, str], str]:
     """The settings the webhooks block starts ``make run`` with, and the rest of it as a script
-    (after *Try it*'s ``KEY`` and ``API``), its receiver on ``receiver_port``."""
+    (after *Try it*'s ``PORT``, ``KEY`` and ``API``), its receiver on ``receiver_port``."""
     blocks = readme_sh_blocks(readme)
     [block] = [text for marker, text in blocks if marker == "webhooks"]
     [start] = [line for line in block.splitlines() if re.match(r"(\w+=\S+ )*make run\b", line)]
     settings = dict(re.findall(r"(\w+)=(\S+) ", start.split("make run")[0] + " "))
     try_it = next(text for marker, text in blocks if marker == "run").splitlines()
-    credentials = [line for line in try_it if line.startswith(("KEY=", "API="))]
+    credentials = [line for line in try_it if line.startswith(("export PORT=", "KEY=", "API="))]
     commands = "\n".join([*credentials, *(line for line in block.splitlines() if line != start)])
     commands = commands.replace("127.0.0.1:9000", f"127.0.0.1:{receiver_port}").replace(
         '"127.0.0.1", 9000', f'"127.0.0.1", {receiver_port}'

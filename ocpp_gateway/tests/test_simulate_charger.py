@@ -25,6 +25,7 @@ from maintenance.models import LogUpload
 from maintenance.services import diagnostics
 from maintenance.services.firmware import firmware_file_create
 from maintenance.tests.conftest import shared_files  # noqa: F401 (a fixture)
+from ocpp_gateway.management.commands.simulate_charger import Command as SimulateCharger
 from ocpp_gateway.simulator.transfers import is_on_this_machine
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -389,3 +390,14 @@ async def _equals(found, expected) -> bool:
 )
 def test_files_move_only_to_and_from_this_machine(url, local):
     assert is_on_this_machine(url) is local
+
+
+@pytest.mark.parametrize(("port", "url"), [("9100", "ws://127.0.0.1:9100"), (None, "ws://127.0.0.1:8000")])
+def test_the_charger_goes_to_the_port_make_run_was_given(monkeypatch, port, url):
+    """``make run PORT=9100`` listens there; with the same PORT set, the simulator needs no ``--url``."""
+    if port is None:
+        monkeypatch.delenv("PORT", raising=False)
+    else:
+        monkeypatch.setenv("PORT", port)
+    parser = SimulateCharger().create_parser("manage.py", "simulate_charger")
+    assert parser.parse_args(["CP-1"]).url == url

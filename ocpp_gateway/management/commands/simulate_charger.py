@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 from django.conf import settings
@@ -38,7 +39,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("charge_point_id")
         parser.add_argument("--version", dest="ocpp_version", choices=sorted(SIMULATORS), default="1.6")
-        parser.add_argument("--url", default="ws://127.0.0.1:8000", help="The CSMS (default ws://127.0.0.1:8000).")
+        # Where ``make run PORT=...`` listens, when the same PORT is set here.
+        default_url = f"ws://127.0.0.1:{os.environ.get('PORT') or '8000'}"
+        parser.add_argument("--url", default=default_url, help="The CSMS (default ws://127.0.0.1:$PORT, PORT 8000).")
         parser.add_argument(
             "--sessions", type=int, default=1, help="Sessions to run before exiting; 0 runs until Ctrl-C."
         )
