@@ -155,11 +155,13 @@ def _copied(session: Transaction) -> Transaction:
     """A copy that shares nothing mutable with ``session`` and carries no related row (a cached
     charger row would go stale: its tariff, its boot time)."""
     duplicate = Transaction.__new__(Transaction)
-    duplicate.__dict__.update(
-        (name, copy.copy(value) if isinstance(value, (list, dict)) else value)
-        for name, value in session.__dict__.items()
-        if name not in ("_state", "_csms_guard", "_csms_loaded")
-    )
+    values = session.__dict__.copy()
+    for name, value in values.items():
+        if isinstance(value, (list, dict)):
+            values[name] = copy.copy(value)
+    for name in ("_csms_guard", "_csms_loaded"):
+        values.pop(name, None)
+    duplicate.__dict__ = values
     duplicate._state = ModelState()
     duplicate._state.adding, duplicate._state.db = False, session._state.db
     return duplicate

@@ -8,6 +8,7 @@ that changed (``transaction_save_changes``).
 from __future__ import annotations
 
 import copy
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -215,8 +216,12 @@ def transaction_remember(session: Transaction | None) -> Transaction | None:
     """Note the values ``session`` holds now, so that ``transaction_save_changes`` writes only what changes."""
     if session is not None:
         # The values as read, kept on the instance (not a model field, hence the ignore).
-        session._csms_loaded = {name: _copied(getattr(session, name)) for name in _TRACKED}  # type: ignore[attr-defined]
+        session._csms_loaded = tuple(map(_copied, _tracked_values(session)))  # type: ignore[attr-defined]
     return session
+
+
+# The values of ``_TRACKED``, in order, with one C call (a session is remembered twice a message).
+_tracked_values = operator.attrgetter(*_TRACKED)
 
 
 def _copied(value: Any) -> Any:
@@ -236,7 +241,7 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     if loaded is None:
         session.save()
         return
-    changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
+    changed = [name for name, now, was in zip(_TRACKED, _tracked_values(session), loaded, strict=True) if now != was]
     guard = getattr(session, "_csms_guard", None)  # a session the connection kept: written only if unchanged
     if changed or guard is not None:  # a kept session is always checked, if only by touching updated_at
         if connection.vendor == "postgresql":
