@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any, overload
 
 from django.db import connection
-from django.db.models import Model, Q
+from django.db.models import JSONField, Model, Q
 
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
@@ -216,12 +216,19 @@ def transaction_remember(session: Transaction | None) -> Transaction | None:
     """Note the values ``session`` holds now, so that ``transaction_save_changes`` writes only what changes."""
     if session is not None:
         # The values as read, kept on the instance (not a model field, hence the ignore).
-        session._csms_loaded = tuple(map(_copied, _tracked_values(session)))  # type: ignore[attr-defined]
+        loaded = list(_tracked_values(session))
+        for index in _TRACKED_JSON:
+            loaded[index] = _copied(loaded[index])
+        session._csms_loaded = loaded  # type: ignore[attr-defined]
     return session
 
 
-# The values of ``_TRACKED``, in order, with one C call (a session is remembered twice a message).
+# The values of ``_TRACKED``, in order, with one C call (a session is remembered twice a message),
+# and where the JSON columns are among them: the only values code may change in place.
 _tracked_values = operator.attrgetter(*_TRACKED)
+_TRACKED_JSON = [
+    _TRACKED.index(field.attname) for field in Transaction._meta.concrete_fields if isinstance(field, JSONField)
+]
 
 
 def _copied(value: Any) -> Any:
