@@ -348,7 +348,7 @@ def _pk_index(model: type[Model]) -> int:
 
 
 def _cast_type(field: Field[Any, Any]) -> str | None:
-    """The type a gathered value is cast to in ``VALUES``: a character column's without its length,
+    """The type of a gathered column's array's elements: a character column's without its length,
     since an explicit cast to ``varchar(n)`` truncates where the assignment raises, as a plain
     UPDATE does ("value too long")."""
     db_type = field.db_type(connection) or ""
