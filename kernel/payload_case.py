@@ -16,6 +16,7 @@ from kernel import ocpp_package
 
 _CUSTOM_DATA = {"customData", "custom_data"}
 _VENDOR_ID = {"vendorId", "vendor_id"}
+_NESTED = (dict, list)  # what holds keys to convert; any other value is kept as it is
 
 
 # Every frame converts the same few hundred OCPP names; the package's regular expressions ran
@@ -42,8 +43,9 @@ def camel_case(payload: Any) -> Any:
 
 
 def _converted(value: Any, key: Callable[[str], str], *, top_level: bool = False) -> Any:
+    # Scalars are most of a frame's values: they are kept without a call each (issue 15).
     if isinstance(value, list):
-        return [_converted(item, key) for item in value]
+        return [_converted(item, key) if isinstance(item, _NESTED) else item for item in value]
     if not isinstance(value, dict):
         return value
     result = {}
@@ -53,7 +55,7 @@ def _converted(value: Any, key: Callable[[str], str], *, top_level: bool = False
         elif name in _CUSTOM_DATA:
             result[key(name)] = _custom_data(inner, key)
         else:
-            result[key(name)] = _converted(inner, key)
+            result[key(name)] = _converted(inner, key) if isinstance(inner, _NESTED) else inner
     return result
 
 

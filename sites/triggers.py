@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import logging
 import os
+import threading
 
 from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
@@ -28,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 _pending: set[tuple[str, str]] = set()
 _drainers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+# Keys queued from other threads (a commit batch's), handed to their loop together.
+_handed: dict[asyncio.AbstractEventLoop, set[tuple[str, str]]] = {}
+_handed_lock = threading.Lock()
 
 
 def site_recompute_on_commit(
@@ -49,7 +53,19 @@ def _queue(key: tuple[str, str]) -> None:
     if loop is None:
         sites_recompute(keys={key})
         return
-    loop.call_soon_threadsafe(_schedule, loop, key)
+    with _handed_lock:
+        keys = _handed.setdefault(loop, set())
+        wake = not keys
+        keys.add(key)
+    if wake:  # one wake-up of the loop per batch's worth of keys, not one per session message
+        loop.call_soon_threadsafe(_handed_scheduled, loop)
+
+
+def _handed_scheduled(loop: asyncio.AbstractEventLoop) -> None:
+    with _handed_lock:
+        keys = _handed.pop(loop, set())
+    for key in keys:
+        _schedule(loop, key)
 
 
 def _gateway_loop() -> asyncio.AbstractEventLoop | None:

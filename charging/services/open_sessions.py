@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db import connection, transaction
+from django.db.models import JSONField
 from django.db.models.base import ModelState
 
 from chargepoints.models import ChargePoint
@@ -151,15 +152,27 @@ def open_session_noted(session: Transaction) -> None:
     transaction.on_commit(keep)
 
 
+# A session's attributes whose values are never changed in place (strings, numbers, times), and
+# those that may be (JSON columns): ``_copied`` copies the latter and any other attribute's list
+# or dict, without a look at each of the thirty-odd columns.
+_MAY_BE_MUTABLE = frozenset(
+    field.attname for field in Transaction._meta.concrete_fields if isinstance(field, JSONField)
+)
+_IMMUTABLE = frozenset(field.attname for field in Transaction._meta.concrete_fields) - _MAY_BE_MUTABLE
+
+
 def _copied(session: Transaction) -> Transaction:
     """A copy that shares nothing mutable with ``session`` and carries no related row (a cached
     charger row would go stale: its tariff, its boot time)."""
     duplicate = Transaction.__new__(Transaction)
-    duplicate.__dict__.update(
-        (name, copy.copy(value) if isinstance(value, (list, dict)) else value)
-        for name, value in session.__dict__.items()
-        if name not in ("_state", "_csms_guard", "_csms_loaded")
-    )
+    values = session.__dict__.copy()
+    for name in ("_csms_guard", "_csms_loaded"):
+        values.pop(name, None)
+    for name in _MAY_BE_MUTABLE.union(values.keys() - _IMMUTABLE):
+        value = values.get(name)
+        if isinstance(value, (list, dict)):
+            values[name] = copy.copy(value)
+    duplicate.__dict__ = values
     duplicate._state = ModelState()
     duplicate._state.adding, duplicate._state.db = False, session._state.db
     return duplicate

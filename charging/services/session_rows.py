@@ -8,6 +8,7 @@ that changed (``transaction_save_changes``).
 from __future__ import annotations
 
 import copy
+import operator
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -15,7 +16,7 @@ from decimal import Decimal
 from typing import Any, overload
 
 from django.db import connection
-from django.db.models import Model, Q
+from django.db.models import JSONField, Model, Q
 
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
@@ -226,8 +227,19 @@ def transaction_remember(session: Transaction | None) -> Transaction | None:
     """Note the values ``session`` holds now, so that ``transaction_save_changes`` writes only what changes."""
     if session is not None:
         # The values as read, kept on the instance (not a model field, hence the ignore).
-        session._csms_loaded = {name: _copied(getattr(session, name)) for name in _TRACKED}  # type: ignore[attr-defined]
+        loaded = list(_tracked_values(session))
+        for index in _TRACKED_JSON:
+            loaded[index] = _copied(loaded[index])
+        session._csms_loaded = loaded  # type: ignore[attr-defined]
     return session
+
+
+# The values of ``_TRACKED``, in order, with one C call (a session is remembered twice a message),
+# and where the JSON columns are among them: the only values code may change in place.
+_tracked_values = operator.attrgetter(*_TRACKED)
+_TRACKED_JSON = [
+    _TRACKED.index(field.attname) for field in Transaction._meta.concrete_fields if isinstance(field, JSONField)
+]
 
 
 def _copied(value: Any) -> Any:
@@ -247,7 +259,7 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     if loaded is None:
         session.save()
         return
-    changed = [name for name in _TRACKED if getattr(session, name) != loaded[name]]
+    changed = [name for name, now, was in zip(_TRACKED, _tracked_values(session), loaded, strict=True) if now != was]
     guard = getattr(session, "_csms_guard", None)  # a session the connection kept: written only if unchanged
     if changed or guard is not None:  # a kept session is always checked, if only by touching updated_at
         if connection.vendor == "postgresql":

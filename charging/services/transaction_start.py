@@ -27,7 +27,6 @@ from charging import events, selectors
 from charging.metering import Anomaly
 from charging.models import (
     AuthorizationStatus,
-    MeterSample,
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
@@ -39,6 +38,7 @@ from charging.models import (
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import (
     SampledValue,
+    SampleRow,
     charger_time_judged,
     has_begin_reading,
     meter_bounded,
@@ -317,7 +317,7 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
         session.remote_start_id = column_int(request.remote_start_id)
 
 
-def _event_apply(session: Transaction, request: StartRequest) -> list[MeterSample]:
+def _event_apply(session: Transaction, request: StartRequest) -> list[SampleRow]:
     """What every start or event carries: its samples (the ledger rows returned, for the caller to
     store: gathered into the batch's one COPY, which a ledger read later in the batch writes
     first), the charging state, the time spent charging."""

@@ -138,6 +138,28 @@ def test_updates_gathered_wait_for_the_block_then_a_read_or_its_end(register_cha
     assert (stored.energy_wh, stored.id_tag, stored.seq_nos) == (Decimal("3.5"), "LATER", [0, 1, 2])
 
 
+def test_gathered_updates_of_several_rows_store_what_plain_ones_store(register_charge_point):
+    """The gathered UPDATE passes each column as one array: values an array literal must quote
+    (braces, commas, quotes, backslashes, NULL) and JSON come back as a plain UPDATE writes them."""
+    first = _session(register_charge_point)
+    second = Transaction.objects.create(
+        charge_point=first.charge_point, ocpp_transaction_id="tx-2", start_key="k2", started_at=T0
+    )
+    odd = ['{"a,b"}', "back\\slash", "NULL", "", 'quo"te']
+    first.stop_reason, first.energy_wh, first.anomalies = 'x,{"}\\', Decimal("12.5"), odd
+    second.stop_reason, second.energy_wh, second.anomalies = "NULL", None, [{"k": odd}]
+    with copies_gathered():
+        for session in (first, second):
+            instance_updated(session, ["stop_reason", "energy_wh", "anomalies"], may_gather=True)
+    for session in (first, second):
+        stored = Transaction.objects.get(pk=session.pk)
+        assert (stored.stop_reason, stored.energy_wh, stored.anomalies) == (
+            session.stop_reason,
+            session.energy_wh,
+            session.anomalies,
+        )
+
+
 def test_a_gathered_update_of_a_deleted_row_fails_the_block(register_charge_point):
     session = _session(register_charge_point)
     Transaction.objects.filter(pk=session.pk).delete()

@@ -311,3 +311,39 @@ def test_the_ledger_read_plainly_is_the_orms(register_charge_point, monkeypatch)
         orm = ledger_readings(session)
     assert plain == orm
     assert len(plain) == 1 + 3 * 2  # the meter start, then two readings at each stamp inside the window
+
+
+def test_ledger_rows_copied_are_the_rows_bulk_create_stores(register_charge_point, monkeypatch):
+    """``samples_store`` writes plain rows (``SampleRow``) with one COPY: signed data, an
+    unreadable value, a scaled unit, a replaced charger time and a parked stop's item are stored as
+    the ORM stores the same rows."""
+    charge_point = register_charge_point("CP-ROWS")
+    session = Transaction.objects.create(charge_point=charge_point, ocpp_version="2.0.1", start_key="r", started_at=T0)
+    parked = ReconciliationItem.objects.create(
+        charge_point=charge_point, reason="unknown_transaction", action="StopTransaction", payload={}, received_at=T0
+    )
+    samples = [
+        SampledValue(
+            timestamp=T0, raw_value="12.5", unit="kWh", multiplier=1, context="Sample.Clock", location="Outlet"
+        ),
+        SampledValue(timestamp=T0, raw_value="garbled", phase="L1", format="Raw"),
+        SampledValue(
+            timestamp=T0, raw_value="AB12", format="SignedData", signed_data={"format": "SignedData", "value": "AB12"}
+        ),
+        SampledValue(timestamp=T0, raw_value="7", charger_timestamp=T0 - timedelta(days=400), clock_implausible=True),
+    ]
+
+    def stored(source: str, item: ReconciliationItem | None) -> list[dict[str, Any]]:
+        samples_store(charge_point.pk, session if item is None else None, samples, source=source, parked=item)
+        rows = MeterSample.objects.filter(source=source).order_by("id")
+        return [
+            {k: v for k, v in row.__dict__.items() if k not in ("_state", "id", "source", "received_at")}
+            for row in rows
+        ]
+
+    copied = stored("copied", None), stored("copied-parked", parked)
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "vendor", "other")
+        created = stored("created", None), stored("created-parked", parked)
+    assert copied == created
+    assert copied[1][0]["reconciliation_item_id"] == parked.pk and copied[0][0]["transaction_id"] == session.pk
