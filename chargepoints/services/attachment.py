@@ -7,7 +7,6 @@ from datetime import datetime
 
 from django.db import transaction
 
-from chargepoints import selectors
 from chargepoints.selectors import ChargerProfile
 from chargepoints.services.fleet import RowCondition, charge_point_admit, charge_point_connect
 
@@ -65,12 +64,11 @@ def charge_point_attach(
         )
         if connection is None:
             return SUPERSEDED
-    vendor, model, firmware_version = connection.boot_identity
     return Attachment(
         replaced_channel=connection.replaced_channel,
         heartbeat_interval=connection.heartbeat_interval,
         commissioned=connection.commissioned,
-        profile=selectors.charger_profile_for(vendor=vendor, model=model, firmware_version=firmware_version),
+        profile=connection.profile,
         boot_identity=connection.boot_identity,
         condition_held=connection.condition_held,
     )

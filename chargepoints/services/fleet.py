@@ -6,6 +6,7 @@ Both OCPP versions end here; handlers translate their payloads into these argume
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from django.utils import timezone
 from chargepoints import clock, events, selectors
 from chargepoints.models import (
     ChargePoint,
+    ChargerModelProfile,
     Connector,
     Heartbeat,
     LifecycleState,
@@ -176,6 +178,7 @@ class Connection:
     commissioned: bool = False
     boot_identity: tuple[str, str, str] = ("", "", "")  # vendor, model, firmware version of the last boot
     condition_held: bool | None = None  # ``charge_point_connect``'s ``condition``: None when not asked
+    profile: selectors.ChargerProfile = selectors.STRICT_PROFILE  # of the model of ``boot_identity``
 
 
 # An SQL boolean expression over the charger's row (alias ``cp``) and its parameters.
@@ -232,6 +235,9 @@ def charge_point_connect(
         heartbeat_interval=charge_point.heartbeat_interval,
         commissioned=charge_point.lifecycle_state == LifecycleState.COMMISSIONED,
         boot_identity=(charge_point.vendor, charge_point.model, charge_point.firmware_version),
+        profile=selectors.charger_profile_for(
+            vendor=charge_point.vendor, model=charge_point.model, firmware_version=charge_point.firmware_version
+        ),
     )
 
 
@@ -246,6 +252,8 @@ def _connection_written(
     """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     asked, asked_params = condition or ("NULL", [])
+    profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
+    profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"WITH before AS (SELECT id, connected, connection_channel, handshake_started_at FROM {table}"
@@ -255,14 +263,16 @@ def _connection_written(
             " FROM before WHERE cp.id = before.id"
             " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
-            f" cp.vendor, cp.model, cp.firmware_version, ({asked}))"
+            f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
+            f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
+            "  AND UPPER(p.vendor) = UPPER(cp.vendor) AND (p.model = '' OR UPPER(p.model) = UPPER(cp.model))))"
             " SELECT written.* FROM before LEFT JOIN written ON true",
             [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at, *asked_params],
         )
         row = cursor.fetchone()
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held = row
+        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
         if interval is None:  # a newer handshake holds it
             return None
         if not was_connected:
@@ -273,6 +283,10 @@ def _connection_written(
         commissioned=lifecycle_state == LifecycleState.COMMISSIONED,
         boot_identity=(boot_identity[0], boot_identity[1], boot_identity[2]),
         condition_held=held,
+        profile=selectors.charger_profile_among(
+            json.loads(candidates) if isinstance(candidates, str) else candidates or [],
+            firmware_version=boot_identity[2],
+        ),
     )
 
 
