@@ -197,6 +197,12 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
     assert not any(isinstance(refusal, str) for refusal in attached), attached
     note("connect (the handshake's unit)", sent, chargers)
     await _boot_and_statuses(group, contexts, names, note)
+    # Each charger reconnects, booted (its model's profile is looked up), no session open.
+    contexts = [contextvars.copy_context() for _ in names]
+    for context in contexts:
+        context.run(open_sessions_bind)
+    sent, _ = await _phase(group, contexts, handshake)
+    note("reconnect (the handshake's unit, booted, no session open)", sent, chargers)
     # OCPP 1.6
     sent, started = await _phase(
         group,
