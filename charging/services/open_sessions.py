@@ -63,7 +63,10 @@ def open_sessions_bind() -> None:
 def open_sessions_condition() -> tuple[str, list[str]]:
     """PostgreSQL: an SQL boolean over a charger's row (alias ``cp``), true when a session is open
     on it, and its parameters: asked in the handshake's presence write (``charge_point_connect``'s
-    ``condition``) so that a charger with none (most) needs no read to load them."""
+    ``condition``) so that a charger with none (most) needs no read to load them. It sees what was
+    committed when that statement began: a start on the charger's older connection committed while
+    the write waited for the charger's row is that case of "a session opened elsewhere meanwhile"
+    (module docstring)."""
     return (
         f"EXISTS (SELECT 1 FROM {connection.ops.quote_name(Transaction._meta.db_table)} t"
         " WHERE t.charge_point_id = cp.id AND t.status = %s)",
