@@ -110,6 +110,57 @@ async def _phase(
     return sent[0], list(results)
 
 
+async def _boot_and_statuses(
+    group: CommitGroup,
+    contexts: list[contextvars.Context],
+    names: list[str],
+    note: Callable[[str, int, int], None],
+) -> None:
+    """Boot, the configuration read after it (answered with a CALLERROR, as the benchmarks'
+    chargers answer it) and StatusNotifications: a connector's first, then an unchanged one."""
+    from chargepoints.services import charge_point_boot, connector_status_set
+    from commands.rpc import call_outcome
+    from commands.services import command_complete
+    from configuration.changes import configuration_refresh_on_boot
+
+    def boot(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
+        return charge_point_boot, {"charge_point_id": names[n], "vendor": "Bench", "model": "Stmt"}
+
+    sent, _ = await _phase(group, contexts, boot)
+    note("BootNotification", sent, len(names))
+    sent, commands = await _phase(
+        group, contexts, lambda n: (configuration_refresh_on_boot, {"charge_point_id": names[n]})
+    )
+    note("configuration read after a boot: recorded", sent, len(names))
+    unanswered = {"outcome": "call_error", "error_code": "NotImplemented"}
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (command_complete, {"command": commands[n], "outcome": call_outcome(unanswered, started=0.0)}),
+    )
+    note("configuration read after a boot: completed", sent, len(names))
+    for label in ("StatusNotification (1.6), first", "StatusNotification (1.6), unchanged"):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n: (
+                connector_status_set,
+                {"charge_point_id": names[n], "connector_id": 1, "status": "Available", "error_code": "NoError"},
+            ),
+        )
+        note(label, sent, len(names))
+    for label in ("StatusNotification (2.0.1), first", "StatusNotification (2.0.1), unchanged"):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n: (
+                connector_status_set,
+                {"charge_point_id": names[n], "evse_id": 2, "connector_id": 1, "status": "Available"},
+            ),
+        )
+        note(label, sent, len(names))
+
+
 async def main(chargers: int, readings: int) -> dict[str, float]:
     from charging.services.transaction_start import StartRequest, transaction_start
     from charging.services.transaction_stop import StopRequest, transaction_stop
@@ -145,6 +196,13 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
     sent, attached = await _phase(group, contexts, handshake)
     assert not any(isinstance(refusal, str) for refusal in attached), attached
     note("connect (the handshake's unit)", sent, chargers)
+    await _boot_and_statuses(group, contexts, names, note)
+    # Each charger reconnects, booted (its model's profile is looked up), no session open.
+    contexts = [contextvars.copy_context() for _ in names]
+    for context in contexts:
+        context.run(open_sessions_bind)
+    sent, _ = await _phase(group, contexts, handshake)
+    note("reconnect (the handshake's unit, booted, no session open)", sent, chargers)
     # OCPP 1.6
     sent, started = await _phase(
         group,

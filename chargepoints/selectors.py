@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
@@ -247,14 +248,27 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
         candidates = ChargerModelProfile.objects.filter(
             Q(model="") | Q(model__iexact=model), vendor__iexact=vendor
         ).only("model", "firmware_version_prefix", "strictness", "quirks", "id_tag_suffix")
-    matching = [row for row in candidates if firmware_version.startswith(row.firmware_version_prefix)]
+    return charger_profile_among(
+        [(row.model, row.firmware_version_prefix, row.strictness, row.quirks, row.id_tag_suffix) for row in candidates],
+        firmware_version=firmware_version,
+    )
+
+
+# The profile columns ``charger_profile_among`` takes, in its order.
+PROFILE_COLUMNS = ("model", "firmware_version_prefix", "strictness", "quirks", "id_tag_suffix")
+
+
+def charger_profile_among(candidates: Iterable[Sequence[Any]], *, firmware_version: str) -> ChargerProfile:
+    """``charger_profile_for`` over the profiles of the charger's vendor naming its model or none,
+    each as the values of ``PROFILE_COLUMNS`` (read by the caller, e.g. in the handshake's presence write)."""
+    matching = [row for row in candidates if firmware_version.startswith(row[1])]
     if not matching:
         return STRICT_PROFILE
-    best = max(matching, key=lambda row: (bool(row.model), len(row.firmware_version_prefix)))
+    _, _, strictness, quirks, id_tag_suffix = max(matching, key=lambda row: (bool(row[0]), len(row[1])))
     return ChargerProfile(
-        lenient=best.strictness == Strictness.LENIENT,
-        quirks=tuple(name for name in best.quirks if isinstance(name, str)),
-        id_tag_suffix=best.id_tag_suffix,
+        lenient=strictness == Strictness.LENIENT,
+        quirks=tuple(name for name in quirks if isinstance(name, str)),
+        id_tag_suffix=id_tag_suffix,
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
@@ -74,21 +74,39 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
     to be asked."""
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
         return None
-    charge_point = (  # the columns the checks, the command and a 2.0.1 report id need: not the full row
-        ChargePoint.objects.filter(charge_point_id=charge_point_id)
-        .only("id", "charge_point_id", "lifecycle_state", "connection_channel", "ocpp_version")
-        .first()
-    )
-    if (
-        charge_point is None
-        or charge_point.lifecycle_state != LifecycleState.COMMISSIONED
-        or not charge_point.connection_channel
-        or not charge_point.ocpp_version
-    ):
+    charge_point = _refreshable(charge_point_id)
+    if charge_point is None:
         return None
     with transaction.atomic():  # a 2.0.1 report id is reserved under the charger's row lock
         command, body = _configuration_read(charge_point)
         return command_record_own(charge_point=charge_point, command=command, body=body)
+
+
+# The columns the checks, the command and a 2.0.1 report id need (not the full row), in the
+# model's field order as ``Model.from_db`` takes them.
+_REFRESH_COLUMNS = tuple(
+    field.attname
+    for field in ChargePoint._meta.concrete_fields
+    if field.attname in ("id", "charge_point_id", "lifecycle_state", "connection_channel", "ocpp_version")
+)
+
+
+def _refreshable(charge_point_id: str) -> ChargePoint | None:
+    """The charger (``_REFRESH_COLUMNS``) when it is commissioned, connected and of a known version,
+    else None: a plain statement on PostgreSQL (every accepted boot asks, issue 15)."""
+    if connection.vendor != "postgresql":
+        charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).only(*_REFRESH_COLUMNS).first()
+        if charge_point is None or charge_point.lifecycle_state != LifecycleState.COMMISSIONED:
+            return None
+        return charge_point if charge_point.connection_channel and charge_point.ocpp_version else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(_REFRESH_COLUMNS)} FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s"
+            " AND lifecycle_state = %s AND connection_channel <> '' AND ocpp_version <> ''",
+            [charge_point_id, LifecycleState.COMMISSIONED],
+        )
+        row = cursor.fetchone()
+    return None if row is None else ChargePoint.from_db(connection.alias, list(_REFRESH_COLUMNS), list(row))
 
 
 def configuration_change(

@@ -27,7 +27,7 @@ from django.conf import settings
 
 from chargepoints.passwords import PasswordNeedsHashing
 from chargepoints.services.attachment import SUPERSEDED, Attachment, charge_point_attach
-from charging.services.open_sessions import open_sessions_load
+from charging.services.open_sessions import open_sessions_condition, open_sessions_load
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.group_commit import UnitAbandoned, commit_group
 
@@ -129,7 +129,8 @@ def _attached_with_sessions(
     handshake_started_at: datetime | None = None,
 ) -> Attachment | str:
     """``charge_point_attach``, and once admitted, the sessions open on the charger loaded onto
-    the connection in the same unit (``charging.services.open_sessions.open_sessions_load``)."""
+    the connection in the same unit (``charging.services.open_sessions.open_sessions_load``): none
+    read when the presence write found none open (``open_sessions_condition``)."""
     attachment = charge_point_attach(
         charge_point_id=charge_point_id,
         password=password,
@@ -137,9 +138,10 @@ def _attached_with_sessions(
         channel_name=channel_name,
         handshake_started_at=handshake_started_at,
         may_hash=may_hash,
+        condition=open_sessions_condition(),
     )
     if not isinstance(attachment, str):
-        open_sessions_load(charge_point_id)
+        open_sessions_load(charge_point_id, any_open=attachment.condition_held)
     return attachment
 
 

@@ -7,9 +7,8 @@ from datetime import datetime
 
 from django.db import transaction
 
-from chargepoints import selectors
 from chargepoints.selectors import ChargerProfile
-from chargepoints.services.fleet import charge_point_admit, charge_point_connect
+from chargepoints.services.fleet import RowCondition, charge_point_admit, charge_point_connect
 
 
 @dataclass(frozen=True)
@@ -19,7 +18,8 @@ class Attachment:
     ``replaced_channel``: the older connection this one replaces ("" if none), for the caller to
     close; ``heartbeat_interval`` in s; ``commissioned``: the charger may use the network;
     ``profile``: its model's quirks and strictness, from the model it last booted as;
-    ``boot_identity``: that model, as (vendor, model, firmware version).
+    ``boot_identity``: that model, as (vendor, model, firmware version); ``condition_held``: the
+    value of ``charge_point_attach``'s ``condition`` (None when not asked or off PostgreSQL).
     """
 
     replaced_channel: str
@@ -27,6 +27,7 @@ class Attachment:
     commissioned: bool
     profile: ChargerProfile
     boot_identity: tuple[str, str, str] = ("", "", "")
+    condition_held: bool | None = None
 
 
 SUPERSEDED = "a newer handshake holds the charger"
@@ -40,6 +41,7 @@ def charge_point_attach(
     channel_name: str,
     handshake_started_at: datetime | None = None,
     may_hash: bool = True,
+    condition: RowCondition | None = None,
 ) -> Attachment | str:
     """Admit the handshake (``charge_point_admit``) and record that ``channel_name`` holds the
     charger's socket (``charge_point_connect``), in one transaction; when refused, why (for the log):
@@ -47,6 +49,7 @@ def charge_point_attach(
 
     The gateway makes one database call per handshake, and its first message needs no lookup.
     Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised before anything is written.
+    ``condition``: asked in the presence write's statement (``charge_point_connect``).
     """
     with transaction.atomic():
         refusal = charge_point_admit(charge_point_id=charge_point_id, password=password, may_hash=may_hash)
@@ -57,14 +60,15 @@ def charge_point_attach(
             ocpp_version=ocpp_version,
             channel_name=channel_name,
             handshake_started_at=handshake_started_at,
+            condition=condition,
         )
         if connection is None:
             return SUPERSEDED
-    vendor, model, firmware_version = connection.boot_identity
     return Attachment(
         replaced_channel=connection.replaced_channel,
         heartbeat_interval=connection.heartbeat_interval,
         commissioned=connection.commissioned,
-        profile=selectors.charger_profile_for(vendor=vendor, model=model, firmware_version=firmware_version),
+        profile=connection.profile,
         boot_identity=connection.boot_identity,
+        condition_held=connection.condition_held,
     )

@@ -6,6 +6,7 @@ Both OCPP versions end here; handlers translate their payloads into these argume
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from django.utils import timezone
 from chargepoints import clock, events, selectors
 from chargepoints.models import (
     ChargePoint,
+    ChargerModelProfile,
     Connector,
     Heartbeat,
     LifecycleState,
@@ -175,21 +177,34 @@ class Connection:
     heartbeat_interval: int
     commissioned: bool = False
     boot_identity: tuple[str, str, str] = ("", "", "")  # vendor, model, firmware version of the last boot
+    condition_held: bool | None = None  # ``charge_point_connect``'s ``condition``: None when not asked
+    profile: selectors.ChargerProfile = selectors.STRICT_PROFILE  # of the model of ``boot_identity``
+
+
+# An SQL boolean expression over the charger's row (alias ``cp``) and its parameters.
+RowCondition = tuple[str, list[Any]]
 
 
 def charge_point_connect(
-    *, charge_point_id: str, ocpp_version: str, channel_name: str, handshake_started_at: datetime | None = None
+    *,
+    charge_point_id: str,
+    ocpp_version: str,
+    channel_name: str,
+    handshake_started_at: datetime | None = None,
+    condition: RowCondition | None = None,
 ) -> Connection | None:
     """Record that ``channel_name`` now holds the charger's socket; None (nothing written) when a
     handshake that began after ``handshake_started_at`` (None: now) took presence before.
 
     The newest handshake wins: a charger that gave up on a slow handshake and opened another
     socket is held by the newer one, however late the older one's attach comes. Handshakes of
-    different processes are ordered by their hosts' clocks."""
+    different processes are ordered by their hosts' clocks. ``condition`` (PostgreSQL; ignored
+    elsewhere) is evaluated in the same statement, after the write, into ``condition_held``: what
+    a higher app asks of the charger at connect without a round trip of its own."""
     now = timezone.now()
     started_at = handshake_started_at or now
     if connection.vendor == "postgresql":
-        return _connection_written(charge_point_id, ocpp_version, channel_name, now, started_at)
+        return _connection_written(charge_point_id, ocpp_version, channel_name, now, started_at, condition)
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
         newer = charge_point.handshake_started_at
@@ -220,14 +235,25 @@ def charge_point_connect(
         heartbeat_interval=charge_point.heartbeat_interval,
         commissioned=charge_point.lifecycle_state == LifecycleState.COMMISSIONED,
         boot_identity=(charge_point.vendor, charge_point.model, charge_point.firmware_version),
+        profile=selectors.charger_profile_for(
+            vendor=charge_point.vendor, model=charge_point.model, firmware_version=charge_point.firmware_version
+        ),
     )
 
 
 def _connection_written(
-    charge_point_id: str, ocpp_version: str, channel_name: str, now: datetime, started_at: datetime
+    charge_point_id: str,
+    ocpp_version: str,
+    channel_name: str,
+    now: datetime,
+    started_at: datetime,
+    condition: RowCondition | None,
 ) -> Connection | None:
     """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
+    asked, asked_params = condition or ("NULL", [])
+    profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
+    profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"WITH before AS (SELECT id, connected, connection_channel, handshake_started_at FROM {table}"
@@ -237,14 +263,16 @@ def _connection_written(
             " FROM before WHERE cp.id = before.id"
             " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
-            " cp.vendor, cp.model, cp.firmware_version)"
+            f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
+            f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
+            "  AND UPPER(p.vendor) = UPPER(cp.vendor) AND (p.model = '' OR UPPER(p.model) = UPPER(cp.model))))"
             " SELECT written.* FROM before LEFT JOIN written ON true",
-            [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at],
+            [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at, *asked_params],
         )
         row = cursor.fetchone()
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-        previous_channel, was_connected, interval, lifecycle_state, *boot_identity = row
+        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
         if interval is None:  # a newer handshake holds it
             return None
         if not was_connected:
@@ -254,6 +282,11 @@ def _connection_written(
         heartbeat_interval=interval,
         commissioned=lifecycle_state == LifecycleState.COMMISSIONED,
         boot_identity=(boot_identity[0], boot_identity[1], boot_identity[2]),
+        condition_held=held,
+        profile=selectors.charger_profile_among(
+            json.loads(candidates) if isinstance(candidates, str) else candidates or [],
+            firmware_version=boot_identity[2],
+        ),
     )
 
 

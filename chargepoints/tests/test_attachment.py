@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chargepoints import services
 from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
+from chargepoints.selectors import ChargerProfile
 from chargepoints.services.attachment import SUPERSEDED, charge_point_attach
 
 
@@ -72,3 +75,24 @@ def test_an_older_handshake_s_late_attach_never_takes_presence_from_a_newer_one(
     newest = attach_started(9, "ch-newest")
     assert not isinstance(newest, str)
     assert ChargePoint.objects.get(charge_point_id="CP-1").connection_channel == "ch-newest"
+
+
+def test_a_booted_chargers_profile_comes_with_the_presence_write_most_specific_first(register_charge_point):
+    register_charge_point("CP-1")
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(vendor="Acme", model="A1", firmware_version="2.4.1")
+    ChargerModelProfile.objects.create(vendor="ACME", model="", strictness=Strictness.LENIENT, quirks=["vendor"])
+    ChargerModelProfile.objects.create(vendor="acme", model="a1", firmware_version_prefix="2.", quirks=["model-2"])
+    ChargerModelProfile.objects.create(vendor="acme", model="a1", firmware_version_prefix="2.4", quirks=["model-2.4"])
+    ChargerModelProfile.objects.create(vendor="acme", model="a1", firmware_version_prefix="3.", quirks=["model-3"])
+    ChargerModelProfile.objects.create(vendor="acme", model="B2", quirks=["other-model"])
+    with CaptureQueriesContext(connection) as queries:
+        attachment = attach()
+    assert not isinstance(attachment, str)
+    assert attachment.profile == ChargerProfile(lenient=False, quirks=("model-2.4",))
+    profile_reads = [q["sql"] for q in queries if ChargerModelProfile._meta.db_table in q["sql"]]
+    assert len(profile_reads) == 1 and profile_reads[0].startswith("WITH")  # the presence write's own
+    # Booted as a model no profile names: the vendor's catch-all; never booted: strict.
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(model="Z9")
+    assert attach(channel_name="ch-2").profile == ChargerProfile(lenient=True, quirks=("vendor",))
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(vendor="", model="")
+    assert attach(channel_name="ch-3").profile == ChargerProfile()

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from chargepoints import selectors, services
-from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
 from webhooks.models import EventType
 
 pytestmark = [
@@ -84,6 +84,7 @@ def test_the_plain_boot_of_an_unregistered_charger_raises():
 def test_the_plain_connect_writes_and_answers_as_the_orm_does(register_charge_point, monkeypatch, connected):
     emitted, answers = [], {}
     monkeypatch.setattr(services.fleet, "webhook_event_emit", lambda **event: emitted.append(event))
+    ChargerModelProfile.objects.create(vendor="alfen", model="EVE", strictness=Strictness.LENIENT, quirks=["q"])
     for charge_point_id, vendor in (("CP-PLAIN", "postgresql"), ("CP-ORM", "other")):
         register_charge_point(charge_point_id, heartbeat_interval=77, lifecycle_state=LifecycleState.PENDING)
         ChargePoint.objects.filter(charge_point_id=charge_point_id).update(
@@ -107,6 +108,7 @@ def test_the_plain_connect_writes_and_answers_as_the_orm_does(register_charge_po
     assert (plain.connection_channel, plain.connected, plain.offline_since) == ("new", True, None)
     assert answers["CP-PLAIN"] == answers["CP-ORM"]
     assert answers["CP-PLAIN"].replaced_channel == "old" and answers["CP-PLAIN"].boot_identity[:2] == ("Alfen", "Eve")
+    assert answers["CP-PLAIN"].profile.lenient and answers["CP-PLAIN"].profile.quirks == ("q",)
     online = [event["data"]["charge_point_id"] for event in emitted if event["event_type"] == ONLINE]
     assert online == ([] if connected else ["CP-PLAIN", "CP-ORM"])
 

@@ -61,20 +61,39 @@ def open_sessions_bind() -> None:
     _connection_sessions.set(_Sessions())
 
 
-def open_sessions_load(charge_point_id: str) -> None:
+def open_sessions_condition() -> tuple[str, list[str]]:
+    """PostgreSQL: an SQL boolean over a charger's row (alias ``cp``), true when a session is open
+    on it, and its parameters: asked in the handshake's presence write (``charge_point_connect``'s
+    ``condition``) so that a charger with none (most) needs no read to load them. It sees what was
+    committed when that statement began: a start on the charger's older connection committed while
+    the write waited for the charger's row is that case of "a session opened elsewhere meanwhile"
+    (module docstring)."""
+    return (
+        f"EXISTS (SELECT 1 FROM {connection.ops.quote_name(Transaction._meta.db_table)} t"
+        " WHERE t.charge_point_id = cp.id AND t.status = %s)",
+        [TransactionStatus.ACTIVE],
+    )
+
+
+def open_sessions_load(charge_point_id: str, *, any_open: bool | None = None) -> None:
     """Once this unit commits, the connection keeps every session open on its charger (read now,
-    one statement) and knows it keeps them all: the handshake's unit loads them, so a
-    reconnected charger's first reading reads no session. Nothing outside a bound connection."""
+    one statement; none when ``any_open`` is False, as ``open_sessions_condition`` found in this
+    unit) and knows it keeps them all: the handshake's unit loads them, so a reconnected charger's
+    first reading reads no session. Nothing outside a bound connection."""
     sessions = _connection_sessions.get()
     if sessions is None or connection.vendor != "postgresql":
         return
     quote = connection.ops.quote_name
-    found = model_rows(
-        Transaction,
-        f"SELECT {columns_of(Transaction, 't')} FROM {quote(Transaction._meta.db_table)} t"
-        f" JOIN {quote(ChargePoint._meta.db_table)} c ON c.id = t.charge_point_id"
-        " WHERE c.charge_point_id = %s AND t.status = %s",
-        [charge_point_id, TransactionStatus.ACTIVE],
+    found = (
+        []
+        if any_open is False
+        else model_rows(
+            Transaction,
+            f"SELECT {columns_of(Transaction, 't')} FROM {quote(Transaction._meta.db_table)} t"
+            f" JOIN {quote(ChargePoint._meta.db_table)} c ON c.id = t.charge_point_id"
+            " WHERE c.charge_point_id = %s AND t.status = %s",
+            [charge_point_id, TransactionStatus.ACTIVE],
+        )
     )
 
     def keep() -> None:
@@ -132,6 +151,18 @@ def open_session_on_connector(connector_id: int) -> Transaction | None:
     if len(on_it) != 1:
         return None
     return open_session_cached(lambda session: session.pk == on_it[0])
+
+
+def open_sessions_none_on(*, connector_id: int, evse_id: int | None) -> bool:
+    """True when the connection keeps every session open on its charger and none is on this
+    connector (``evse_id`` None: a 1.6 connector) or 2.0.1 EVSE: a StatusNotification then has no
+    session to follow and reads none. False when it cannot tell (the caller reads the rows)."""
+    sessions = _connection_sessions.get()
+    if sessions is None or not sessions.complete:
+        return False
+    if evse_id is not None:
+        return all(kept.evse_id != evse_id for kept in sessions.values())
+    return all(kept.connector_id != connector_id or kept.evse_id is not None for kept in sessions.values())
 
 
 def open_session_noted(session: Transaction) -> None:

@@ -17,6 +17,7 @@ from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
 from charging.selectors import transactions_open_exist
 from charging.services.meter_ledger import ledger_readings
+from charging.services.open_sessions import open_sessions_none_on
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
@@ -63,10 +64,13 @@ def connector_sessions_follow(
 ) -> None:
     """The connector's open sessions follow its status: ``charging`` feeds their idle time;
     ``Available`` after a reboot closes the sessions it interrupted. Most statuses say neither,
-    or find no session open (one plain statement)."""
+    or find no session open: the connection's kept sessions tell (``open_sessions_none_on``), else
+    one plain statement."""
     follows = charging is not None or status == "Available"
-    if not follows or not transactions_open_exist(
-        charge_point=charge_point, connector_id=connector_id, evse_id=evse_id
+    if (
+        not follows
+        or open_sessions_none_on(connector_id=connector_id, evse_id=evse_id)
+        or not transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id)
     ):
         return
     if charging is not None:

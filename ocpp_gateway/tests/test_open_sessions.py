@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint, Heartbeat
+from chargepoints.services import connector_status_set
 from charging.models import MeterSample, Transaction, TransactionStatus
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.open_sessions import open_sessions_bind
@@ -606,3 +607,84 @@ async def test_a_reading_and_the_stop_of_its_session_in_one_batch_end_it_with_th
     )
     assert await _samples(pk) == 2
     assert [energy for _, energy, _ in await _billing(pk)] == [Decimal(1500)]
+
+
+def _handshake_session_reads(charge_point_id: str) -> list[str]:
+    """The handshake's unit, answering the statements it issued that read the session rows (not the
+    presence write's question whether any is open)."""
+    with CaptureQueriesContext(connection) as queries:
+        assert not isinstance(_handshake(charge_point_id), str)
+    table = f'"{Transaction._meta.db_table}"'
+    return [query["sql"] for query in queries if query["sql"].startswith("SELECT") and table in query["sql"]]
+
+
+def _status_session_reads(charge_point_id: str, connector_id: int, status: str, charging: bool | None) -> list[str]:
+    """A 1.6 StatusNotification, answering the statements it issued that read the session table
+    (on its own, or as an EXISTS in another statement)."""
+    with CaptureQueriesContext(connection) as queries:
+        connector_status_set(
+            charge_point_id=charge_point_id,
+            connector_id=connector_id,
+            status=status,
+            error_code="NoError",
+            timestamp=timezone.now(),
+            charging=charging,
+        )
+    return [query["sql"] for query in queries if f'"{Transaction._meta.db_table}"' in query["sql"]]
+
+
+async def test_a_handshake_reads_the_open_sessions_only_of_a_charger_that_has_some(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-15")
+    group = CommitGroup(max_units=64)
+    open_sessions_bind()
+    assert await group.run(_handshake_session_reads, charge_point_id="CP-OS-15") == []
+    pk = await group.run(_start16, charge_point_id="CP-OS-15", meter_start=1000)
+    open_sessions_bind()  # it reconnects, a session open: loaded at connect
+    assert len(await group.run(_handshake_session_reads, charge_point_id="CP-OS-15")) == 1
+    reads = await group.run(
+        _session_reads,
+        func=meter_values_record,
+        charge_point_id="CP-OS-15",
+        connector_id=1,
+        ocpp_transaction_id=str(pk),
+        samples=_register(1200, T0 + timedelta(minutes=1)),
+    )
+    assert reads == []
+
+
+async def test_a_status_of_a_connector_without_a_kept_session_reads_no_session_and_one_with_follows_it(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-16")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-16", group)
+    for status, charging in (("Available", None), ("Available", None), ("SuspendedEV", False)):
+        assert (
+            await group.run(
+                _status_session_reads, charge_point_id="CP-OS-16", connector_id=1, status=status, charging=charging
+            )
+            == []
+        )
+    pk = await group.run(_start16, charge_point_id="CP-OS-16", meter_start=1000)
+    # Another connector of the charger: still nothing to read.
+    assert (
+        await group.run(
+            _status_session_reads, charge_point_id="CP-OS-16", connector_id=2, status="SuspendedEV", charging=False
+        )
+        == []
+    )
+    # The session's connector: its idle time follows the status.
+    assert await group.run(
+        _status_session_reads, charge_point_id="CP-OS-16", connector_id=1, status="SuspendedEV", charging=False
+    )
+    assert (await _session(pk)).idle_since is not None
+
+
+async def test_a_status_of_a_connection_that_does_not_know_every_session_asks_the_database(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-17")
+    group = CommitGroup(max_units=64)
+    open_sessions_bind()  # bound, never loaded (as off a handshake): the connection cannot tell
+    reads = await group.run(
+        _status_session_reads, charge_point_id="CP-OS-17", connector_id=1, status="Available", charging=None
+    )
+    assert len(reads) == 1
