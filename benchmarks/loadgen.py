@@ -47,6 +47,11 @@ PERSISTING = ("start", "meter", "stop")  # the kinds whose rows are verified in 
 # Available after the new boot refused, say under database pressure) is that session's replay,
 # acknowledged without a new row, and the verify phase would count a start (and its stop) missing.
 RUN = uuid.uuid4().hex[:8]
+# The same for 1.6: a StartTransaction is a replay of an earlier one with the same connector, idTag,
+# meterStart and timestamp (its start key). Clocks start at a random second of an hour three days
+# back, so a charger of this run would now and then send an earlier run's start again (a few per
+# run of 1,000 chargers on one benchmark database). This run's meters start at a register of its own.
+METER_BASE = 1000 + int(RUN, 16) % 100_000 * 10
 SCRIPT = ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
 
 
@@ -88,7 +93,7 @@ class Charger:
         self.stats = stats
         self.websocket: ClientConnection | None = None
         self.clock = datetime.now(UTC) - timedelta(days=3) + timedelta(seconds=random.randrange(3600))
-        self.meter = 1000
+        self.meter = METER_BASE
         self.sessions = 0
         self.transaction_id: int | str | None = None
         self.seq_no = 0
