@@ -241,7 +241,7 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
         candidates = model_rows(
             ChargerModelProfile,
             f"SELECT {columns_of(ChargerModelProfile, 'p')} FROM {ChargerModelProfile._meta.db_table} p"
-            " WHERE UPPER(p.vendor) = UPPER(%s) AND (p.model = '' OR UPPER(p.model) = UPPER(%s))",
+            f" WHERE {profiles_matching('%s', '%s')}",
             [vendor, model],
         )
     else:
@@ -252,6 +252,12 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
         [(row.model, row.firmware_version_prefix, row.strictness, row.quirks, row.id_tag_suffix) for row in candidates],
         firmware_version=firmware_version,
     )
+
+
+def profiles_matching(vendor: str, model: str) -> str:
+    """The SQL condition on profiles ``p`` that ``charger_profile_for`` considers: the vendor's,
+    naming the model or none (``vendor`` and ``model``: SQL expressions, e.g. ``%s`` or a column)."""
+    return f"UPPER(p.vendor) = UPPER({vendor}) AND (p.model = '' OR UPPER(p.model) = UPPER({model}))"
 
 
 # The profile columns ``charger_profile_among`` takes, in its order.

@@ -254,7 +254,6 @@ class _LoopTransport:
             return None
         else:
             return ack
-            return None
         finally:
             reply_wait.cancel()  # a no-op once it is done
 
@@ -271,7 +270,9 @@ class _LoopTransport:
 
 class _ThreadTransport:
     """The caller's thread's way (``BlockingChannelLayer``): each step blocks and none suspends, so
-    ``_finished_at_once`` runs ``_call`` on it without an event loop."""
+    ``_finished_at_once`` runs ``_call`` on it without an event loop. A step must never await
+    anything that needs a loop (``sync_to_async``, ``asyncio.wait_for``, a sleep): it would fail
+    with no running loop, perhaps after the CALL was sent."""
 
     reaches_this_process_only = False
 

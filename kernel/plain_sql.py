@@ -123,15 +123,16 @@ def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-_gathering = threading.local()  # .copies and .updates: what this thread's copies_gathered block gathered
+_gathering = threading.local()  # .copies, .updates and .upserts: what this thread's copies_gathered block gathered
 
 
 @contextmanager
 def copies_gathered() -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
-    gathers the rows, and ``instance_updated(..., may_gather=True)`` the rows' new values; when
-    the block ends without an error they are written: one UPDATE per table and set of columns,
-    then one COPY per table and columns (in the transaction the block ran in). An error leaves
+    gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values and
+    ``instance_upserted(..., may_gather=True)`` its rows; when the block ends without an error
+    they are written: one UPDATE per table and set of columns, one upsert per model, then one COPY
+    per table and columns (in the transaction the block ran in). An error leaves
     them unwritten. A row read back through ``model_rows`` before then is written first."""
     _gathering.copies, _gathering.updates, _gathering.upserts = {}, {}, {}
     try:
@@ -417,10 +418,12 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     fields, statement = _upsert_of(type(instance), conflict, tuple(kept), 1)
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
+    key = (type(instance), conflict, tuple(kept))
     if may_gather and upserts is not None:
-        key = (type(instance), conflict, tuple(kept))
         upserts.setdefault(key, {})[getattr(instance, conflict)] = values
         return
+    if upserts:  # an earlier gathered row of this key: this later one replaces it, now
+        upserts.get(key, {}).pop(getattr(instance, conflict), None)
     with connection.cursor() as cursor:
         cursor.execute(statement, values)
         instance.pk = cursor.fetchone()[0]

@@ -265,7 +265,7 @@ def _connection_written(
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
             f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
             f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
-            "  AND UPPER(p.vendor) = UPPER(cp.vendor) AND (p.model = '' OR UPPER(p.model) = UPPER(cp.model))))"
+            f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')}))"
             " SELECT written.* FROM before LEFT JOIN written ON true",
             [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at, *asked_params],
         )

@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -342,6 +342,15 @@ def ledger_readings(session: Transaction) -> list[metering.Reading]:
 _READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")  # metering.Sample's
 
 
+_STORED_VALUE = Decimal(1).scaleb(-MeterSample._meta.get_field("value").decimal_places)
+
+
+def _as_stored(value: Decimal | None) -> Decimal | None:
+    """A gathered row's value as its column will hold it (PostgreSQL rounds numeric half away
+    from zero), so a stop reads the same energy before and after the batch's COPY."""
+    return None if value is None else value.quantize(_STORED_VALUE, rounding=ROUND_HALF_UP)
+
+
 def _register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
     """The session's energy register samples stamped within [since, until], in the ledger's
     order: on PostgreSQL one plain statement of the six columns a reading needs (every stop
@@ -366,7 +375,7 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
         )
         samples = [metering.Sample(*row) for row in cursor.fetchall()]
     gathered = [
-        metering.Sample(*row)
+        metering.Sample(row[0], row[1], _as_stored(row[2]), *row[3:])
         for row in gathered_rows_of(MeterSample, _READING_COLUMNS, ("transaction_id", session.pk))
         if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
     ]

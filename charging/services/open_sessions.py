@@ -20,6 +20,8 @@ session open on its charger (``complete``) until it forgets one: then the one se
 1.6 connector (a MeterValues without transactionId) is read from it too (``open_session_on_connector``).
 A session opened elsewhere meanwhile is a start of this charger on another connection, which
 supersedes (writes) the one kept here on that connector: the kept copy's guarded write fails.
+Where no copy is kept there is no guard to fail: "none kept on this connector"
+(``open_sessions_none_on``) only spares a read whose miss costs idle time, never a close.
 """
 
 from __future__ import annotations

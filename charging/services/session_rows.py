@@ -152,30 +152,24 @@ def transactions_started_or_open(
 ) -> tuple[ChargePoint, Transaction | None, list[Transaction]]:
     """The charger's row, locked (``charge_point_locked``), then its session a start with
     ``start_key`` opened (the open one, else the latest) and the sessions open on its connector
-    (a 2.0.1 EVSE) in the model's order, locked: a start's reads under the charger's lock as one
-    plain statement (PostgreSQL), the charger's lock taken first. ``ChargePoint.DoesNotExist``
-    for an unknown charger."""
+    (a 2.0.1 EVSE) in the model's order, locked: a start's reads under the charger's lock as two
+    plain statements (PostgreSQL). The sessions are read by a statement of their own after the
+    lock: one statement's snapshot is taken before it waits for a lock, so it would miss a session
+    the lock's holder (the charger's other connection) committed meanwhile.
+    ``ChargePoint.DoesNotExist`` for an unknown charger."""
+    charge_point = charge_point_locked(charge_point_id)
     on_connector = "t.evse_id = %s" if evse_id is not None else "t.connector_id = %s AND t.evse_id IS NULL"
-    found = model_rows(  # a row per session found (none: one, its session None), each with the charger
-        ChargePoint,
-        f"WITH c AS MATERIALIZED (SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c"
-        " WHERE c.charge_point_id = %s FOR NO KEY UPDATE),"
-        f" s AS MATERIALIZED (SELECT {columns_of(Transaction, 't')} FROM {_table(Transaction)} t"
-        f" WHERE t.charge_point_id = (SELECT id FROM c) AND (t.start_key = %s OR (t.status = %s AND {on_connector}))"
-        " FOR UPDATE OF t)"
-        " SELECT c.*, s.* FROM c LEFT JOIN s ON true",
-        [charge_point_id, start_key, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
-        related=("csms_session", Transaction),
+    sessions = model_rows(
+        Transaction,
+        f"SELECT {columns_of(Transaction, 't')} FROM {_table(Transaction)} t"
+        f" WHERE t.charge_point_id = %s AND (t.start_key = %s OR (t.status = %s AND {on_connector}))"
+        " FOR UPDATE OF t",
+        [charge_point.pk, start_key, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
     )
-    if not found:
-        raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
-    charge_point = found[0]
     rows = []
-    for row in found:
-        session: Transaction | None = getattr(row, "csms_session")  # noqa: B009  (set by model_rows)
-        if session is not None:
-            session.charge_point = charge_point
-            rows.append(transaction_remember(session))
+    for session in sessions:
+        session.charge_point = charge_point
+        rows.append(transaction_remember(session))
     started = [session for session in rows if session.start_key == start_key]
     existing = min(started, key=lambda session: (session.status, -session.pk), default=None)  # "active" first
 

@@ -64,12 +64,14 @@ def connector_sessions_follow(
 ) -> None:
     """The connector's open sessions follow its status: ``charging`` feeds their idle time;
     ``Available`` after a reboot closes the sessions it interrupted. Most statuses say neither,
-    or find no session open: the connection's kept sessions tell (``open_sessions_none_on``), else
-    one plain statement."""
-    follows = charging is not None or status == "Available"
+    or find no session open: one plain statement tells, or, for a status that only feeds idle time,
+    the connection's kept sessions (``open_sessions_none_on``). ``Available`` always reads the rows:
+    a session the charger's previous connection committed after this one's handshake is not kept
+    here, and only the rows can close it."""
+    closes = status == "Available"
     if (
-        not follows
-        or open_sessions_none_on(connector_id=connector_id, evse_id=evse_id)
+        not (closes or charging is not None)
+        or (not closes and open_sessions_none_on(connector_id=connector_id, evse_id=evse_id))
         or not transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id)
     ):
         return
