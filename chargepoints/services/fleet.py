@@ -592,14 +592,14 @@ def connector_status_set(
     timestamp = judged.at
     status_columns = (status, error_code, info, vendor_id, vendor_error_code, timestamp, judged.kept)
     with transaction.atomic():
-        known = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
-        if known is not None:  # PostgreSQL, a connector seen before: read, checked and written at once
-            charge_point, connector, written = known
+        seen, connector, written = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
+        # The charger's row first, as every session write does (one lock order, no deadlock).
+        charge_point = seen or _charge_point_seen_now(charge_point_id, now)
+        stored = connector is not None
+        if connector is not None:  # PostgreSQL: read, checked and written (or created) at once
             if not written:
                 return connector
         else:
-            # The charger's row first, as every session write does (one lock order, no deadlock).
-            charge_point = _charge_point_seen_now(charge_point_id, now)
             connector = _connector_locked(charge_point, evse_id, connector_id)
             if _status_superseded(connector, timestamp, charge_point.last_boot_at):
                 return connector
@@ -632,11 +632,11 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.charger_timestamp = judged.kept
-        if known is None:
+        if stored:
+            connector.updated_at = now
+        else:
             connector.updated_at = timezone.now()
             _connector_status_write(connector)
-        else:
-            connector.updated_at = now
     return connector
 
 
@@ -648,11 +648,13 @@ _STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_co
 _CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STATUS_COLUMNS)
 
 
-# A known connector's StatusNotification as one statement (PostgreSQL, issue 15): the charger's
-# ``last_seen`` (its row locked first, as every session write locks it), the connector's row
-# locked and read as it was, and written unless the stored status supersedes this one
-# (``_status_superseded``). One round trip instead of three; the ORM's path (and a connector's
-# first status, which creates its row) keeps the three steps.
+# A StatusNotification as one statement (PostgreSQL, issue 15): the charger's ``last_seen`` (its
+# row locked first, as every session write locks it), the connector's row locked and read as it
+# was, and written unless the stored status supersedes this one (``_status_superseded``); a
+# connector's first status creates its row with the status in it. One round trip instead of three
+# (five for a first status). The ORM's path, and a first status whose row another transaction
+# created while this one waited for the charger's lock (the INSERT finds the conflict, the
+# snapshot missed the row), keep the steps.
 _STATUS_WRITTEN = (
     f"WITH cp AS (UPDATE {ChargePoint._meta.db_table} SET last_seen = %(now)s"
     " WHERE charge_point_id = %(charge_point_id)s RETURNING id, last_boot_at),"
@@ -663,8 +665,12 @@ _STATUS_WRITTEN = (
     f" SET {', '.join(f'{column} = %({column})s' for column in _STATUS_COLUMNS)}"
     " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
     " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
-    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id)"
-    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written),"
+    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id),"
+    f" created AS (INSERT INTO {Connector._meta.db_table} (charge_point_id, evse_id, connector_id,"
+    f" {', '.join(_STATUS_COLUMNS)}) SELECT cp.id, %(evse_id)s, %(connector_id)s,"
+    f" {', '.join(f'%({column})s' for column in _STATUS_COLUMNS)} FROM cp"
+    " WHERE NOT EXISTS (SELECT 1 FROM old) ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written), (SELECT id FROM created),"
     f" {', '.join(f'old.{column}' for column in _CONNECTOR_COLUMNS)}"
     " FROM cp LEFT JOIN old ON true"
 )
@@ -672,12 +678,13 @@ _STATUS_WRITTEN = (
 
 def _status_written(
     charge_point_id: str, evse_id: int | None, connector_id: int, now: datetime, values: tuple[Any, ...]
-) -> tuple[ChargePoint, Connector, bool] | None:
-    """``_STATUS_WRITTEN``: the charger (id, last boot), the connector as it was, whether the new
-    status was written. None when the connector has no row yet, or off PostgreSQL; raises
-    ``ChargePoint.DoesNotExist`` for an unknown charger."""
+) -> tuple[ChargePoint | None, Connector | None, bool]:
+    """``_STATUS_WRITTEN``: the charger (id, last boot), the connector as it was (a first status:
+    as ``Connector()`` is, with the id of the row created), whether the new status was written.
+    The connector is None when its row is there but was not seen (see ``_STATUS_WRITTEN``); all
+    None off PostgreSQL. Raises ``ChargePoint.DoesNotExist`` for an unknown charger."""
     if connection.vendor != "postgresql":
-        return None
+        return None, None, False
     params = dict(zip(_STATUS_COLUMNS, (*values, now), strict=True))
     params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
     with connection.cursor() as cursor:
@@ -685,12 +692,16 @@ def _status_written(
         row = cursor.fetchone()
     if row is None:
         raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
-    pk, last_boot_at, written, *connector_row = row
-    if connector_row[0] is None:
-        return None
+    pk, last_boot_at, written, created, *connector_row = row
     charge_point = ChargePoint.from_db(
         "default", ["id", "charge_point_id", "last_boot_at"], [pk, charge_point_id, last_boot_at]
     )
+    if created is not None:
+        connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
+        connector._state.adding = False
+        return charge_point, connector, True
+    if connector_row[0] is None:
+        return charge_point, None, False
     return charge_point, Connector.from_db("default", list(_CONNECTOR_COLUMNS), connector_row), written
 
 
