@@ -499,6 +499,30 @@ def instance_inserted(instance: Model) -> None:
             row = cursor.fetchone()
             assert row is not None
             setattr(instance, auto.attname, row[0])
+    instance_saved(instance)
+
+
+def instance_insert_selecting(instance: Model, *, source: str, selected: dict[str, str]) -> tuple[str, list[Any]]:
+    """``instance_inserted``'s INSERT as ``INSERT ... SELECT ... FROM source``, for a statement of
+    the caller's (a CTE that ends it with a WHERE and RETURNING): the fields named in ``selected``
+    (attname: an SQL expression over ``source``) come from there, the others from the instance as
+    the ORM saves them. Returns the text and its parameters. The instance needs its primary key;
+    the caller marks it ``instance_saved`` once the row is in."""
+    meta, quote = instance._meta, connection.ops.quote_name
+    columns, expressions, values = [], [], []
+    for field in meta.local_concrete_fields:
+        columns.append(quote(column_of(field)))
+        if field.attname in selected:
+            expressions.append(selected[field.attname])
+        else:
+            expressions.append("%s")
+            values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+    statement = f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(expressions)}"
+    return f"{statement} FROM {source}", values
+
+
+def instance_saved(instance: Model) -> None:
+    """Mark ``instance`` as a row of the database, as the ORM's save does."""
     instance._state.adding, instance._state.db = False, connection.alias
 
 
