@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -192,9 +192,14 @@ def charge_point_connect(
     channel_name: str,
     handshake_started_at: datetime | None = None,
     condition: RowCondition | None = None,
-) -> Connection | None:
+    admitted_hash: str | None = None,
+) -> Connection | Literal[False] | None:
     """Record that ``channel_name`` now holds the charger's socket; None (nothing written) when a
     handshake that began after ``handshake_started_at`` (None: now) took presence before.
+    ``admitted_hash`` (PostgreSQL only): the handshake's admission checked in the same statement,
+    the charger not decommissioned and its stored password hash this one
+    (``passwords.password_hash_admitting``); False (nothing written) when it is not, or the charger
+    is unknown: ``charge_point_admit`` tells why.
 
     The newest handshake wins: a charger that gave up on a slow handshake and opened another
     socket is held by the newer one, however late the older one's attach comes. Handshakes of
@@ -204,7 +209,10 @@ def charge_point_connect(
     now = timezone.now()
     started_at = handshake_started_at or now
     if connection.vendor == "postgresql":
-        return _connection_written(charge_point_id, ocpp_version, channel_name, now, started_at, condition)
+        return _connection_written(
+            charge_point_id, ocpp_version, channel_name, now, started_at, condition, admitted_hash
+        )
+    assert admitted_hash is None, "the admission in the presence write is PostgreSQL's"
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
         newer = charge_point.handshake_started_at
@@ -241,6 +249,11 @@ def charge_point_connect(
     )
 
 
+# The admission ``charge_point_connect`` may check in its presence write (``admitted_hash``).
+_ADMITTED = " AND before.lifecycle_state <> %s AND before.password_hash = %s"
+_DECOMMISSIONED = LifecycleState.DECOMMISSIONED
+
+
 def _connection_written(
     charge_point_id: str,
     ocpp_version: str,
@@ -248,31 +261,39 @@ def _connection_written(
     now: datetime,
     started_at: datetime,
     condition: RowCondition | None,
-) -> Connection | None:
+    admitted_hash: str | None,
+) -> Connection | Literal[False] | None:
     """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     asked, asked_params = condition or ("NULL", [])
     profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
     profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
+    admitted, admitted_params = ("", []) if admitted_hash is None else (_ADMITTED, [_DECOMMISSIONED, admitted_hash])
+    params: list[Any] = [charge_point_id, channel_name, started_at, ocpp_version, now, now, *admitted_params]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"WITH before AS (SELECT id, connected, connection_channel, handshake_started_at FROM {table}"
-            " WHERE charge_point_id = %s FOR UPDATE),"
+            "WITH before AS (SELECT id, connected, connection_channel, handshake_started_at, lifecycle_state,"
+            f" password_hash FROM {table} WHERE charge_point_id = %s FOR UPDATE),"
             f" written AS (UPDATE {table} AS cp SET connection_channel = %s, handshake_started_at = %s,"
             " ocpp_version = %s, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
-            " FROM before WHERE cp.id = before.id"
+            f" FROM before WHERE cp.id = before.id{admitted}"
             " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
             f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
             f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
             f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')}))"
-            " SELECT written.* FROM before LEFT JOIN written ON true",
-            [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at, *asked_params],
+            f" SELECT written.*, before.lifecycle_state, before.password_hash FROM before LEFT JOIN written ON true",
+            [*params, started_at, *asked_params],
         )
         row = cursor.fetchone()
+        if row is None and admitted_hash is not None:
+            return False
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
+        *written, state_before, hash_before = row
+        if admitted_hash is not None and (state_before == _DECOMMISSIONED or hash_before != admitted_hash):
+            return False
+        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = written
         if interval is None:  # a newer handshake holds it
             return None
         if not was_connected:
