@@ -32,7 +32,7 @@ from chargepoints.models import (
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import rows_copied
+from kernel.plain_sql import instance_saved, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -719,7 +719,7 @@ def _status_written(
     )
     if created is not None:
         connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
-        connector._state.adding = False
+        instance_saved(connector)
         return charge_point, connector, True
     if connector_row[0] is None:
         return charge_point, None, False
