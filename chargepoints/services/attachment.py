@@ -53,7 +53,9 @@ def charge_point_attach(
     charger's socket (``charge_point_connect``), in one transaction; when refused, why (for the log):
     ``SUPERSEDED`` when a handshake that began after ``handshake_started_at`` (None: now) holds it.
 
-    The gateway makes one database call per handshake, and its first message needs no lookup.
+    The gateway makes one database call per handshake, and its first message needs no lookup. A
+    handshake this process can admit without hashing (``passwords.password_hash_admitting``) is one
+    statement on PostgreSQL: the presence write checks the admission; any other reads the row first.
     Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised before anything is written.
     ``condition``: asked in the presence write's statement (``charge_point_connect``).
     """
