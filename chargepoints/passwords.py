@@ -43,7 +43,7 @@ def charger_password_matches(*, charge_point_id: str, password: str, password_ha
 
     Raises ``PasswordNeedsHashing`` when a hash is needed and ``may_hash`` is False.
     """
-    digest = salted_hmac("chargepoints.passwords", f"{charge_point_id}\0{password}", algorithm="sha256").digest()
+    digest = _digest(charge_point_id, password)
     known = _remembered_for(charge_point_id, password_hash)
     with _lock:
         if known.verified and hmac.compare_digest(known.verified, digest):
@@ -59,6 +59,25 @@ def charger_password_matches(*, charge_point_id: str, password: str, password_ha
         else:
             known.refused.append(digest)
     return matches
+
+
+def password_hash_admitting(*, charge_point_id: str, password: str | None, require_password: bool) -> str | None:
+    """The stored hash that admits ``password`` without hashing, for a check made in a statement
+    of its own (``services.charge_point_attach``): for no password presented, "" (no password
+    set; unless one is required); for one, the hash this process verified it against. None when
+    only reading the hash can tell."""
+    if password is None:
+        return None if require_password else ""
+    digest = _digest(charge_point_id, password)
+    with _lock:
+        known = _remembered.get(charge_point_id)
+        if known is not None and known.verified and hmac.compare_digest(known.verified, digest):
+            return known.password_hash
+    return None
+
+
+def _digest(charge_point_id: str, password: str) -> bytes:
+    return salted_hmac("chargepoints.passwords", f"{charge_point_id}\0{password}", algorithm="sha256").digest()
 
 
 def _remembered_for(charge_point_id: str, password_hash: str) -> _Remembered:

@@ -178,7 +178,15 @@ def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[st
     after a boot): valid by construction and without request checks, so neither runs; its sender
     records the outcome with ``command_complete``. ``charge_point`` must have its
     ``connection_channel`` and ``ocpp_version``."""
-    recorded = Command(
+    recorded = command_own(charge_point=charge_point, command=command, body=body)
+    _command_inserted(recorded)
+    return recorded
+
+
+def command_own(*, charge_point: ChargePoint, command: str, body: dict[str, Any]) -> Command:
+    """``command_record_own``'s command, not yet saved: for a caller that inserts it in a
+    statement of its own (``kernel.plain_sql.instance_insert_selecting``)."""
+    return Command(
         warnings=[],
         charge_point=charge_point,
         charge_point_identity=charge_point.charge_point_id,
@@ -187,8 +195,6 @@ def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[st
         action=catalog.ocpp_action(command),
         request=body,
     )
-    _command_inserted(recorded)
-    return recorded
 
 
 def _command_inserted(command: Command) -> None:

@@ -11,9 +11,10 @@ from django.db import connection, transaction
 
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
-from commands.services import CommandRequest, command_record_own, command_send
+from commands.services import CommandRequest, command_own, command_record_own, command_send
 from configuration.services import device_model_report_request_id
 from kernel.models import ApiKey
+from kernel.plain_sql import instance_insert_selecting, instance_saved
 
 _ANSWERED = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 
@@ -57,12 +58,13 @@ def configuration_refresh(
     return _send(charge_point, command, body, wait=wait, api_key=api_key, user_id=user_id)
 
 
-def _configuration_read(charge_point: ChargePoint) -> tuple[str, dict[str, Any]]:
-    """The command reading the whole configuration, and its body (2.0.1: a report id reserved)."""
+def _configuration_read(charge_point: ChargePoint, *, locked: bool = False) -> tuple[str, dict[str, Any]]:
+    """The command reading the whole configuration, and its body (2.0.1: a report id reserved;
+    ``locked``: under the charger's row lock the caller holds)."""
     if charge_point.ocpp_version == "1.6":
         return "get_configuration", {}
     return "get_base_report", {
-        "request_id": device_model_report_request_id(charge_point=charge_point),
+        "request_id": device_model_report_request_id(charge_point=charge_point, locked=locked),
         "report_base": "FullInventory",
     }
 
@@ -74,10 +76,16 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
     to be asked."""
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
         return None
-    charge_point = _refreshable(charge_point_id)
-    if charge_point is None:
-        return None
     with transaction.atomic():  # a 2.0.1 report id is reserved under the charger's row lock
+        if connection.vendor == "postgresql":
+            return _refresh_recorded(charge_point_id)
+        charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).only(*_REFRESH_COLUMNS).first()
+        if (
+            charge_point is None
+            or charge_point.lifecycle_state != LifecycleState.COMMISSIONED
+            or not (charge_point.connection_channel and charge_point.ocpp_version)
+        ):
+            return None
         command, body = _configuration_read(charge_point)
         return command_record_own(charge_point=charge_point, command=command, body=body)
 
@@ -90,23 +98,49 @@ _REFRESH_COLUMNS = tuple(
     if field.attname in ("id", "charge_point_id", "lifecycle_state", "connection_channel", "ocpp_version")
 )
 
+# The configuration read after a boot in one statement on PostgreSQL (every accepted boot asks,
+# issue 15): the charger's columns the checks need and, for a charger that gets the read, a 1.6
+# GetConfiguration recorded in the same statement, or a 2.0.1 charger's row locked for its report
+# id (reserved and recorded by the statements that follow, which read after the lock is held).
+_CHARGERS = ChargePoint._meta.db_table
+_ASKED = "cp.lifecycle_state = %s AND cp.connection_channel <> '' AND cp.ocpp_version <> ''"
+_REFRESH_READ = (
+    f"WITH cp AS (SELECT {', '.join(_REFRESH_COLUMNS)} FROM {_CHARGERS} WHERE charge_point_id = %s),"
+    f" locked AS (SELECT 1 FROM {_CHARGERS} c JOIN cp ON c.id = cp.id"
+    f" WHERE {_ASKED} AND cp.ocpp_version <> '1.6' FOR UPDATE OF c),"
+    " recorded AS ({insert} WHERE " + _ASKED + " AND cp.ocpp_version = '1.6' RETURNING 1)"
+    f" SELECT {', '.join(f'cp.{column}' for column in _REFRESH_COLUMNS)},"
+    " EXISTS (SELECT 1 FROM recorded), EXISTS (SELECT 1 FROM locked) FROM cp"
+)
 
-def _refreshable(charge_point_id: str) -> ChargePoint | None:
-    """The charger (``_REFRESH_COLUMNS``) when it is commissioned, connected and of a known version,
-    else None: a plain statement on PostgreSQL (every accepted boot asks, issue 15)."""
-    if connection.vendor != "postgresql":
-        charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).only(*_REFRESH_COLUMNS).first()
-        if charge_point is None or charge_point.lifecycle_state != LifecycleState.COMMISSIONED:
-            return None
-        return charge_point if charge_point.connection_channel and charge_point.ocpp_version else None
+
+def _refresh_recorded(charge_point_id: str) -> Command | None:
+    """``configuration_refresh_on_boot`` on PostgreSQL (inside a transaction): ``_REFRESH_READ``,
+    then, for a 2.0.1 charger, its report id and its command."""
+    recorded = command_own(
+        charge_point=ChargePoint(charge_point_id=charge_point_id, ocpp_version="1.6"),
+        command="get_configuration",
+        body={},
+    )
+    insert, values = instance_insert_selecting(recorded, source="cp", selected={"charge_point_id": "cp.id"})
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(_REFRESH_COLUMNS)} FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s"
-            " AND lifecycle_state = %s AND connection_channel <> '' AND ocpp_version <> ''",
-            [charge_point_id, LifecycleState.COMMISSIONED],
+            _REFRESH_READ.format(insert=insert),
+            [charge_point_id, LifecycleState.COMMISSIONED, *values, LifecycleState.COMMISSIONED],
         )
         row = cursor.fetchone()
-    return None if row is None else ChargePoint.from_db(connection.alias, list(_REFRESH_COLUMNS), list(row))
+    if row is None:
+        return None
+    *columns, read_recorded, locked = row
+    charge_point = ChargePoint.from_db(connection.alias, list(_REFRESH_COLUMNS), columns)
+    if read_recorded:
+        recorded.charge_point = charge_point
+        instance_saved(recorded)
+        return recorded
+    if not locked:
+        return None
+    command, body = _configuration_read(charge_point, locked=True)
+    return command_record_own(charge_point=charge_point, command=command, body=body)
 
 
 def configuration_change(

@@ -296,11 +296,12 @@ def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -
 
 
 @transaction.atomic
-def device_model_report_request_id(*, charge_point: ChargePoint) -> int:
+def device_model_report_request_id(*, charge_point: ChargePoint, locked: bool = False) -> int:
     """A requestId not yet used for this charger's reports, reserved by a report row (inside a
-    transaction: the charger's row is locked until it ends)."""
+    transaction: the charger's row is locked until it ends). ``locked``: the caller's transaction
+    holds that lock already, taken in a statement before this one."""
     if connection.vendor == "postgresql":
-        return _report_request_id_reserved(charge_point.pk, timezone.now())
+        return _report_request_id_reserved(charge_point.pk, timezone.now(), locked=locked)
     ChargePoint.objects.select_for_update().filter(pk=charge_point.pk).first()
     last = DeviceModelReport.objects.filter(charge_point=charge_point).aggregate(last=Max("request_id"))["last"]
     request_id = (last or 0) + 1
@@ -308,13 +309,15 @@ def device_model_report_request_id(*, charge_point: ChargePoint) -> int:
     return request_id
 
 
-def _report_request_id_reserved(charge_point_pk: int, now: datetime) -> int:
-    """``device_model_report_request_id`` as two plain statements (issue 15): the lock, then the
-    next id's row (the second reads after the lock is held, so it sees a concurrent reservation)."""
+def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: bool) -> int:
+    """``device_model_report_request_id`` as two plain statements (issue 15): the lock (unless
+    ``locked``), then the next id's row (the second reads after the lock is held, so it sees a
+    concurrent reservation)."""
     quote = connection.ops.quote_name
     chargers, reports = quote(ChargePoint._meta.db_table), quote(DeviceModelReport._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR UPDATE", [charge_point_pk])
+        if not locked:
+            cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR UPDATE", [charge_point_pk])
         cursor.execute(
             f"INSERT INTO {reports} (charge_point_id, request_id, parts_received, seq_nos, variables_reported,"
             " complete, started_at)"

@@ -46,6 +46,35 @@ def model_rows(
     then, with ``related`` (a foreign key's name and its model), ``columns_of(that model, ...)``:
     the instances come with that row attached, as ``select_related`` gives them. Rows read before
     an update gathered for them (of either model) was written: it is written, and ``sql`` run again."""
+    rows = _rows_read(model, sql, params, related)
+    width = len(model._meta.concrete_fields)
+    instances = []
+    for row in rows:
+        instance = _instance(model, row[:width])
+        if related is not None:  # a LEFT JOIN that found none: None, as select_related gives
+            related_row = row[width:]
+            related_model = related[1]
+            found = related_row[related_model._meta.concrete_fields.index(related_model._meta.pk)] is not None
+            setattr(instance, related[0], _instance(related_model, related_row) if found else None)
+        instances.append(instance)
+    return instances
+
+
+def model_rows_beside(model: type[M], sql: str, params: Sequence[Any]) -> tuple[list[M], tuple[Any, ...]]:
+    """``model_rows`` for a statement that reads something else in the same round trip, whatever
+    rows of ``model`` it finds: ``SELECT <columns_of(model, alias)>, <its own columns> FROM
+    (SELECT <its own columns>) one LEFT JOIN LATERAL (<the model's rows>) alias ON true``. Returns
+    the instances (the row that found none, its primary key NULL, gives none) and its own columns'
+    values."""
+    rows = _rows_read(model, sql, params, None)
+    width, index = len(model._meta.concrete_fields), _pk_index(model)
+    return [_instance(model, row[:width]) for row in rows if row[index] is not None], tuple(rows[0][width:])
+
+
+def _rows_read(
+    model: type[Model], sql: str, params: Sequence[Any], related: tuple[str, type[Model]] | None
+) -> list[tuple[Any, ...]]:
+    """The rows of ``model_rows``'s statement, read again if read before an update gathered for them."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -58,16 +87,7 @@ def model_rows(
                 gathered_rows_written(stale)
             cursor.execute(sql, params)
             rows = cursor.fetchall()
-    instances = []
-    for row in rows:
-        instance = _instance(model, row[:width])
-        if related is not None:  # a LEFT JOIN that found none: None, as select_related gives
-            related_row = row[width:]
-            related_model = related[1]
-            found = related_row[related_model._meta.concrete_fields.index(related_model._meta.pk)] is not None
-            setattr(instance, related[0], _instance(related_model, related_row) if found else None)
-        instances.append(instance)
-    return instances
+    return rows
 
 
 def _instance(model: type[M], row: Sequence[Any]) -> M:
@@ -499,6 +519,30 @@ def instance_inserted(instance: Model) -> None:
             row = cursor.fetchone()
             assert row is not None
             setattr(instance, auto.attname, row[0])
+    instance_saved(instance)
+
+
+def instance_insert_selecting(instance: Model, *, source: str, selected: dict[str, str]) -> tuple[str, list[Any]]:
+    """``instance_inserted``'s INSERT as ``INSERT ... SELECT ... FROM source``, for a statement of
+    the caller's (a CTE that ends it with a WHERE and RETURNING): the fields named in ``selected``
+    (attname: an SQL expression over ``source``) come from there, the others from the instance as
+    the ORM saves them. Returns the text and its parameters. The instance needs its primary key;
+    the caller marks it ``instance_saved`` once the row is in."""
+    meta, quote = instance._meta, connection.ops.quote_name
+    columns, expressions, values = [], [], []
+    for field in meta.local_concrete_fields:
+        columns.append(quote(column_of(field)))
+        if field.attname in selected:
+            expressions.append(selected[field.attname])
+        else:
+            expressions.append("%s")
+            values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+    statement = f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(expressions)}"
+    return f"{statement} FROM {source}", values
+
+
+def instance_saved(instance: Model) -> None:
+    """Mark ``instance`` as a row of the database, as the ORM's save does."""
     instance._state.adding, instance._state.db = False, connection.alias
 
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import Literal
 
+from django.conf import settings
+from django.db import connection as db_connection
 from django.db import transaction
 
+from chargepoints.passwords import password_hash_admitting
 from chargepoints.selectors import ChargerProfile
-from chargepoints.services.fleet import RowCondition, charge_point_admit, charge_point_connect
+from chargepoints.services.fleet import Connection, RowCondition, charge_point_admit, charge_point_connect
 
 
 @dataclass(frozen=True)
@@ -47,23 +53,30 @@ def charge_point_attach(
     charger's socket (``charge_point_connect``), in one transaction; when refused, why (for the log):
     ``SUPERSEDED`` when a handshake that began after ``handshake_started_at`` (None: now) holds it.
 
-    The gateway makes one database call per handshake, and its first message needs no lookup.
+    The gateway makes one database call per handshake, and its first message needs no lookup. A
+    handshake this process can admit without hashing (``passwords.password_hash_admitting``) is one
+    statement on PostgreSQL: the presence write checks the admission; any other reads the row first.
     Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised before anything is written.
     ``condition``: asked in the presence write's statement (``charge_point_connect``).
     """
+    connect = partial(
+        charge_point_connect,
+        charge_point_id=charge_point_id,
+        ocpp_version=ocpp_version,
+        channel_name=channel_name,
+        handshake_started_at=handshake_started_at,
+        condition=condition,
+    )
     with transaction.atomic():
-        refusal = charge_point_admit(charge_point_id=charge_point_id, password=password, may_hash=may_hash)
-        if refusal:
-            return refusal
-        connection = charge_point_connect(
-            charge_point_id=charge_point_id,
-            ocpp_version=ocpp_version,
-            channel_name=channel_name,
-            handshake_started_at=handshake_started_at,
-            condition=condition,
-        )
+        connection = _connected_as_admitted(connect, charge_point_id, password)
+        if connection is False:
+            refusal = charge_point_admit(charge_point_id=charge_point_id, password=password, may_hash=may_hash)
+            if refusal:
+                return refusal
+            connection = connect()
         if connection is None:
             return SUPERSEDED
+        assert connection is not False  # asked without ``admitted_hash``
     return Attachment(
         replaced_channel=connection.replaced_channel,
         heartbeat_interval=connection.heartbeat_interval,
@@ -72,3 +85,18 @@ def charge_point_attach(
         boot_identity=connection.boot_identity,
         condition_held=connection.condition_held,
     )
+
+
+def _connected_as_admitted(
+    connect: Callable[..., Connection | Literal[False] | None], charge_point_id: str, password: str | None
+) -> Connection | Literal[False] | None:
+    """``connect`` with the admission checked in its statement, when this process can tell which
+    stored password hash admits ``password`` without hashing it (PostgreSQL; the handshakes of a
+    charger without a password, and reconnects, issue 15); False when it is not, or was not asked:
+    then ``charge_point_admit`` reads the row and tells why."""
+    if db_connection.vendor != "postgresql":
+        return False
+    admitted_hash = password_hash_admitting(
+        charge_point_id=charge_point_id, password=password, require_password=settings.CSMS_REQUIRE_CHARGER_PASSWORD
+    )
+    return False if admitted_hash is None else connect(admitted_hash=admitted_hash)

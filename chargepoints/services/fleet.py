@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
@@ -32,7 +32,7 @@ from chargepoints.models import (
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import rows_copied
+from kernel.plain_sql import instance_saved, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -192,9 +192,14 @@ def charge_point_connect(
     channel_name: str,
     handshake_started_at: datetime | None = None,
     condition: RowCondition | None = None,
-) -> Connection | None:
+    admitted_hash: str | None = None,
+) -> Connection | Literal[False] | None:
     """Record that ``channel_name`` now holds the charger's socket; None (nothing written) when a
     handshake that began after ``handshake_started_at`` (None: now) took presence before.
+    ``admitted_hash`` (PostgreSQL only): the handshake's admission checked in the same statement,
+    the charger not decommissioned and its stored password hash this one
+    (``passwords.password_hash_admitting``); False (nothing written) when it is not, or the charger
+    is unknown: ``charge_point_admit`` tells why.
 
     The newest handshake wins: a charger that gave up on a slow handshake and opened another
     socket is held by the newer one, however late the older one's attach comes. Handshakes of
@@ -204,7 +209,10 @@ def charge_point_connect(
     now = timezone.now()
     started_at = handshake_started_at or now
     if connection.vendor == "postgresql":
-        return _connection_written(charge_point_id, ocpp_version, channel_name, now, started_at, condition)
+        return _connection_written(
+            charge_point_id, ocpp_version, channel_name, now, started_at, condition, admitted_hash
+        )
+    assert admitted_hash is None, "the admission in the presence write is PostgreSQL's"
     with transaction.atomic():
         charge_point = ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
         newer = charge_point.handshake_started_at
@@ -241,6 +249,11 @@ def charge_point_connect(
     )
 
 
+# The admission ``charge_point_connect`` may check in its presence write (``admitted_hash``).
+_ADMITTED = " AND before.lifecycle_state <> %s AND before.password_hash = %s"
+_DECOMMISSIONED = LifecycleState.DECOMMISSIONED
+
+
 def _connection_written(
     charge_point_id: str,
     ocpp_version: str,
@@ -248,31 +261,39 @@ def _connection_written(
     now: datetime,
     started_at: datetime,
     condition: RowCondition | None,
-) -> Connection | None:
+    admitted_hash: str | None,
+) -> Connection | Literal[False] | None:
     """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     asked, asked_params = condition or ("NULL", [])
     profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
     profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
+    admitted, admitted_params = ("", []) if admitted_hash is None else (_ADMITTED, [_DECOMMISSIONED, admitted_hash])
+    params: list[Any] = [charge_point_id, channel_name, started_at, ocpp_version, now, now, *admitted_params]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"WITH before AS (SELECT id, connected, connection_channel, handshake_started_at FROM {table}"
-            " WHERE charge_point_id = %s FOR UPDATE),"
+            "WITH before AS (SELECT id, connected, connection_channel, handshake_started_at, lifecycle_state,"
+            f" password_hash FROM {table} WHERE charge_point_id = %s FOR UPDATE),"
             f" written AS (UPDATE {table} AS cp SET connection_channel = %s, handshake_started_at = %s,"
             " ocpp_version = %s, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
-            " FROM before WHERE cp.id = before.id"
+            f" FROM before WHERE cp.id = before.id{admitted}"
             " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
             f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
             f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
             f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')}))"
-            " SELECT written.* FROM before LEFT JOIN written ON true",
-            [charge_point_id, channel_name, started_at, ocpp_version, now, now, started_at, *asked_params],
+            f" SELECT written.*, before.lifecycle_state, before.password_hash FROM before LEFT JOIN written ON true",
+            [*params, started_at, *asked_params],
         )
         row = cursor.fetchone()
+        if row is None and admitted_hash is not None:
+            return False
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
+        *written, state_before, hash_before = row
+        if admitted_hash is not None and (state_before == _DECOMMISSIONED or hash_before != admitted_hash):
+            return False
+        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = written
         if interval is None:  # a newer handshake holds it
             return None
         if not was_connected:
@@ -592,14 +613,14 @@ def connector_status_set(
     timestamp = judged.at
     status_columns = (status, error_code, info, vendor_id, vendor_error_code, timestamp, judged.kept)
     with transaction.atomic():
-        known = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
-        if known is not None:  # PostgreSQL, a connector seen before: read, checked and written at once
-            charge_point, connector, written = known
+        seen, connector, written = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
+        # The charger's row first, as every session write does (one lock order, no deadlock).
+        charge_point = seen or _charge_point_seen_now(charge_point_id, now)
+        stored = connector is not None
+        if connector is not None:  # PostgreSQL: read, checked and written (or created) at once
             if not written:
                 return connector
         else:
-            # The charger's row first, as every session write does (one lock order, no deadlock).
-            charge_point = _charge_point_seen_now(charge_point_id, now)
             connector = _connector_locked(charge_point, evse_id, connector_id)
             if _status_superseded(connector, timestamp, charge_point.last_boot_at):
                 return connector
@@ -632,11 +653,11 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.charger_timestamp = judged.kept
-        if known is None:
+        if stored:
+            connector.updated_at = now
+        else:
             connector.updated_at = timezone.now()
             _connector_status_write(connector)
-        else:
-            connector.updated_at = now
     return connector
 
 
@@ -648,11 +669,13 @@ _STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_co
 _CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STATUS_COLUMNS)
 
 
-# A known connector's StatusNotification as one statement (PostgreSQL, issue 15): the charger's
-# ``last_seen`` (its row locked first, as every session write locks it), the connector's row
-# locked and read as it was, and written unless the stored status supersedes this one
-# (``_status_superseded``). One round trip instead of three; the ORM's path (and a connector's
-# first status, which creates its row) keeps the three steps.
+# A StatusNotification as one statement (PostgreSQL, issue 15): the charger's ``last_seen`` (its
+# row locked first, as every session write locks it), the connector's row locked and read as it
+# was, and written unless the stored status supersedes this one (``_status_superseded``); a
+# connector's first status creates its row with the status in it. One round trip instead of three
+# (five for a first status). The ORM's path, and a first status whose row another transaction
+# created while this one waited for the charger's lock (the INSERT finds the conflict, the
+# snapshot missed the row), keep the steps.
 _STATUS_WRITTEN = (
     f"WITH cp AS (UPDATE {ChargePoint._meta.db_table} SET last_seen = %(now)s"
     " WHERE charge_point_id = %(charge_point_id)s RETURNING id, last_boot_at),"
@@ -663,8 +686,12 @@ _STATUS_WRITTEN = (
     f" SET {', '.join(f'{column} = %({column})s' for column in _STATUS_COLUMNS)}"
     " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
     " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
-    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id)"
-    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written),"
+    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id),"
+    f" created AS (INSERT INTO {Connector._meta.db_table} (charge_point_id, evse_id, connector_id,"
+    f" {', '.join(_STATUS_COLUMNS)}) SELECT cp.id, %(evse_id)s, %(connector_id)s,"
+    f" {', '.join(f'%({column})s' for column in _STATUS_COLUMNS)} FROM cp"
+    " WHERE NOT EXISTS (SELECT 1 FROM old) ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written), (SELECT id FROM created),"
     f" {', '.join(f'old.{column}' for column in _CONNECTOR_COLUMNS)}"
     " FROM cp LEFT JOIN old ON true"
 )
@@ -672,12 +699,13 @@ _STATUS_WRITTEN = (
 
 def _status_written(
     charge_point_id: str, evse_id: int | None, connector_id: int, now: datetime, values: tuple[Any, ...]
-) -> tuple[ChargePoint, Connector, bool] | None:
-    """``_STATUS_WRITTEN``: the charger (id, last boot), the connector as it was, whether the new
-    status was written. None when the connector has no row yet, or off PostgreSQL; raises
-    ``ChargePoint.DoesNotExist`` for an unknown charger."""
+) -> tuple[ChargePoint | None, Connector | None, bool]:
+    """``_STATUS_WRITTEN``: the charger (id, last boot), the connector as it was (a first status:
+    as ``Connector()`` is, with the id of the row created), whether the new status was written.
+    The connector is None when its row is there but was not seen (see ``_STATUS_WRITTEN``); all
+    None off PostgreSQL. Raises ``ChargePoint.DoesNotExist`` for an unknown charger."""
     if connection.vendor != "postgresql":
-        return None
+        return None, None, False
     params = dict(zip(_STATUS_COLUMNS, (*values, now), strict=True))
     params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
     with connection.cursor() as cursor:
@@ -685,12 +713,16 @@ def _status_written(
         row = cursor.fetchone()
     if row is None:
         raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
-    pk, last_boot_at, written, *connector_row = row
-    if connector_row[0] is None:
-        return None
+    pk, last_boot_at, written, created, *connector_row = row
     charge_point = ChargePoint.from_db(
         "default", ["id", "charge_point_id", "last_boot_at"], [pk, charge_point_id, last_boot_at]
     )
+    if created is not None:
+        connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
+        instance_saved(connector)
+        return charge_point, connector, True
+    if connector_row[0] is None:
+        return charge_point, None, False
     return charge_point, Connector.from_db("default", list(_CONNECTOR_COLUMNS), connector_row), written
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.auth.hashers import make_password
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -96,3 +97,46 @@ def test_a_booted_chargers_profile_comes_with_the_presence_write_most_specific_f
     assert attach(channel_name="ch-2").profile == ChargerProfile(lenient=True, quirks=("vendor",))
     ChargePoint.objects.filter(charge_point_id="CP-1").update(vendor="", model="")
     assert attach(channel_name="ch-3").profile == ChargerProfile()
+
+
+def _statements(queries: CaptureQueriesContext) -> list[str]:
+    """The statements on the charger's row (not the webhook subscription's read of an online event)."""
+    return [query["sql"] for query in queries.captured_queries if ChargePoint._meta.db_table in query["sql"]]
+
+
+def test_a_charger_admitted_without_reading_its_hash_is_attached_in_one_statement(register_charge_point):
+    """No password set and none presented, or the password this process verified: the admission
+    is checked in the presence write (PostgreSQL)."""
+    register_charge_point("CP-OPEN")
+    register_charge_point("CP-PW", password="right")
+    with CaptureQueriesContext(connection) as open_handshake:
+        assert not isinstance(attach("CP-OPEN"), str)
+    with CaptureQueriesContext(connection) as first:
+        assert not isinstance(attach("CP-PW", password="right"), str)  # hashed: its hash read first
+    with CaptureQueriesContext(connection) as reconnect:
+        assert not isinstance(attach("CP-PW", password="right", channel_name="ch-2"), str)
+    one = 1 if connection.vendor == "postgresql" else 2
+    assert (len(_statements(open_handshake)), len(_statements(first)), len(_statements(reconnect))) == (one, 2, one)
+    assert ChargePoint.objects.get(charge_point_id="CP-PW").connection_channel == "ch-2"
+
+
+def test_a_handshake_the_presence_write_does_not_admit_is_refused_for_its_reason(register_charge_point, settings):
+    register_charge_point("CP-PW", password="right")
+    register_charge_point("CP-OPEN")
+    register_charge_point("CP-BARE")
+    assert not isinstance(attach("CP-PW", password="right"), str)  # verified by this process
+    ChargePoint.objects.update(connection_channel="ch-old")
+    ChargePoint.objects.filter(charge_point_id="CP-PW").update(lifecycle_state=LifecycleState.DECOMMISSIONED)
+    assert attach("CP-PW", password="right") == "decommissioned"
+    ChargePoint.objects.filter(charge_point_id="CP-PW").update(
+        lifecycle_state=LifecycleState.COMMISSIONED, password_hash=make_password("rotated")
+    )
+    assert attach("CP-PW", password="right") == "wrong password"
+    ChargePoint.objects.filter(charge_point_id="CP-OPEN").update(password_hash=make_password("set since"))
+    assert attach("CP-OPEN") == "no password presented"
+    settings.CSMS_REQUIRE_CHARGER_PASSWORD = True
+    assert attach("CP-BARE") == "no password set (required)"
+    assert set(ChargePoint.objects.values_list("connection_channel", flat=True)) == {"ch-old"}
+    settings.CSMS_REQUIRE_CHARGER_PASSWORD, settings.CSMS_AUTO_REGISTER = False, True
+    assert attach("CP-NEW") != "unknown"  # registered pending, then attached
+    assert ChargePoint.objects.get(charge_point_id="CP-NEW").lifecycle_state == LifecycleState.PENDING

@@ -20,9 +20,15 @@ from django.db.models import JSONField, Model, Q
 
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
-from charging.models import Transaction, TransactionStatus
+from charging.models import (
+    ReconciliationItem,
+    ReconciliationReason,
+    ReconciliationState,
+    Transaction,
+    TransactionStatus,
+)
 from charging.services.open_sessions import open_session_cached, open_session_noted
-from kernel.plain_sql import columns_of, instance_inserted, instance_updated, model_rows
+from kernel.plain_sql import columns_of, instance_inserted, instance_updated, model_rows, model_rows_beside
 
 
 def charge_point_locked(charge_point_id: str) -> ChargePoint:
@@ -148,23 +154,36 @@ def transactions_open_on_connector(
 
 
 def transactions_started_or_open(
-    charge_point_id: str, start_key: str, connector_id: int | None, evse_id: int | None
-) -> tuple[ChargePoint, Transaction | None, list[Transaction]]:
+    charge_point_id: str, start_key: str, connector_id: int | None, evse_id: int | None, parked_under: str = ""
+) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool]:
     """The charger's row, locked (``charge_point_locked``), then its session a start with
     ``start_key`` opened (the open one, else the latest) and the sessions open on its connector
-    (a 2.0.1 EVSE) in the model's order, locked: a start's reads under the charger's lock as two
-    plain statements (PostgreSQL). The sessions are read by a statement of their own after the
-    lock: one statement's snapshot is taken before it waits for a lock, so it would miss a session
-    the lock's holder (the charger's other connection) committed meanwhile.
-    ``ChargePoint.DoesNotExist`` for an unknown charger."""
+    (a 2.0.1 EVSE) in the model's order, locked, and whether a stop of an unknown session is parked
+    open under the 2.0.1 transactionId ``parked_under`` (False for ""): a start's reads under the
+    charger's lock as two plain statements (PostgreSQL). The sessions are read by a statement of
+    their own after the lock: one statement's snapshot is taken before it waits for a lock, so it
+    would miss a session (or a parked stop) the lock's holder (the charger's other connection)
+    committed meanwhile. ``ChargePoint.DoesNotExist`` for an unknown charger."""
     charge_point = charge_point_locked(charge_point_id)
     on_connector = "t.evse_id = %s" if evse_id is not None else "t.connector_id = %s AND t.evse_id IS NULL"
-    sessions = model_rows(
+    sessions, (parked,) = model_rows_beside(
         Transaction,
-        f"SELECT {columns_of(Transaction, 't')} FROM {_table(Transaction)} t"
-        f" WHERE t.charge_point_id = %s AND (t.start_key = %s OR (t.status = %s AND {on_connector}))"
-        " FOR UPDATE OF t",
-        [charge_point.pk, start_key, TransactionStatus.ACTIVE, evse_id if evse_id is not None else connector_id],
+        f"SELECT {columns_of(Transaction, 't')}, one.parked FROM (SELECT %s <> '' AND EXISTS (SELECT 1"
+        f" FROM {_table(ReconciliationItem)} r WHERE r.charge_point_id = %s AND r.reason = %s AND r.state = %s"
+        " AND r.ocpp_transaction_id = %s) AS parked) one LEFT JOIN LATERAL (SELECT * FROM"
+        f" {_table(Transaction)} t WHERE t.charge_point_id = %s AND (t.start_key = %s OR (t.status = %s AND"
+        f" {on_connector})) FOR UPDATE OF t) t ON true",
+        [
+            parked_under,
+            charge_point.pk,
+            ReconciliationReason.UNKNOWN_TRANSACTION,
+            ReconciliationState.OPEN,
+            parked_under,
+            charge_point.pk,
+            start_key,
+            TransactionStatus.ACTIVE,
+            evse_id if evse_id is not None else connector_id,
+        ],
     )
     rows = []
     for session in sessions:
@@ -180,7 +199,7 @@ def transactions_started_or_open(
 
     open_on_it = [session for session in rows if session.status == TransactionStatus.ACTIVE and on_it(session)]
     open_on_it.sort(key=lambda session: (session.started_at, session.pk), reverse=True)  # the model's ordering
-    return charge_point, existing, open_on_it
+    return charge_point, existing, open_on_it, parked
 
 
 def transaction_inserted(session: Transaction) -> Transaction:

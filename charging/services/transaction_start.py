@@ -145,17 +145,20 @@ def transaction_start(request: StartRequest) -> StartResult:
             id_tag=stored_id_tag(request.id_tag),
             start_key=_stored_start_key(request.start_key),
         )
-        existing, charge_point, older = _started_before(request)
+        existing, charge_point, older, stop_parked = _started_before(request)
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
-        session = _session_open(charge_point, older, request, start, info)
+        session = _session_open(charge_point, older, request, start, info, stop_parked)
     return StartResult(session, info)
 
 
-def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePoint | None, list[Transaction]]:
-    """The session this start opened before, the charger's row (locked) when it may open one, and
-    then the sessions still open on its connector (locked; a new session closes them).
+def _started_before(
+    request: StartRequest,
+) -> tuple[Transaction | None, ChargePoint | None, list[Transaction], bool | None]:
+    """The session this start opened before, the charger's row (locked) when it may open one,
+    then the sessions still open on its connector (locked; a new session closes them), and whether
+    a stop is parked under its 2.0.1 transactionId (None: not looked).
 
     A known 2.0.1 session (every Updated event) is locked on its own row; only a start that may
     open one takes the charger's lock, then looks (again) under it. A Started event, like a 1.6
@@ -164,11 +167,11 @@ def _started_before(request: StartRequest) -> tuple[Transaction | None, ChargePo
     known = request.seq_no is not None and not request.started_event
     existing = _known_session(request) if known else None
     if existing is not None and not _reused(existing, request):
-        return existing, None, []
-    charge_point, existing, older = _started_by_or_open(request)
+        return existing, None, [], None
+    charge_point, existing, older, stop_parked = _started_by_or_open(request)
     if existing is not None and _reused(existing, request):
         existing = None
-    return existing, charge_point, older
+    return existing, charge_point, older, stop_parked
 
 
 def _known_session(request: StartRequest) -> Transaction | None:
@@ -180,17 +183,23 @@ def _known_session(request: StartRequest) -> Transaction | None:
     return kept if kept is not None else _started_by(request.charge_point_id, request.start_key)
 
 
-def _started_by_or_open(request: StartRequest) -> tuple[ChargePoint, Transaction | None, list[Transaction]]:
-    """The charger's row, locked, then ``_started_by`` and the sessions open on the start's
-    connector (``_close_superseded``'s): on PostgreSQL one statement (``transactions_started_or_open``)."""
+def _started_by_or_open(
+    request: StartRequest,
+) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool | None]:
+    """The charger's row, locked, then ``_started_by``, the sessions open on the start's
+    connector (``_close_superseded``'s) and whether a stop is parked under the start's 2.0.1
+    transactionId: on PostgreSQL two statements (``transactions_started_or_open``); elsewhere the
+    last is None (not looked)."""
     connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
     if connection.vendor == "postgresql" and (connector_id is not None or evse_id is not None):
-        return transactions_started_or_open(request.charge_point_id, request.start_key, connector_id, evse_id)
+        return transactions_started_or_open(
+            request.charge_point_id, request.start_key, connector_id, evse_id, request.ocpp_transaction_id
+        )
     charge_point = charge_point_locked(request.charge_point_id)
     existing = _started_by(request.charge_point_id, request.start_key)
     if connector_id is None and evse_id is None:
-        return charge_point, existing, []
-    return charge_point, existing, transactions_open_on_connector(charge_point, connector_id, evse_id)
+        return charge_point, existing, [], None
+    return charge_point, existing, transactions_open_on_connector(charge_point, connector_id, evse_id), None
 
 
 def _event_add(
@@ -227,9 +236,11 @@ def _session_open(
     request: StartRequest,
     start: ChargerTime,
     info: IdTagInfo | None,
+    stop_parked: bool | None,
 ) -> Transaction:
     """A new session: the ``older`` ones still open on its connector closed, then created,
-    checked, its reservation settled, announced."""
+    checked, its reservation settled, announced, and ended if its stop was parked
+    (``stop_parked``: whether one is, None: not known)."""
     meter_start = meter_bounded(request.meter_start_wh)
     _close_superseded(older, request)
     session = Transaction(
@@ -259,7 +270,8 @@ def _session_open(
     sample_rows_stored(rows, may_gather=True)
     webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
-    _apply_parked_end(session)
+    if stop_parked is not False:
+        _apply_parked_end(session)
     return session
 
 

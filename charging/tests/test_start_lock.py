@@ -18,6 +18,7 @@ from django.db import connection, connections, transaction
 from chargepoints.services import charge_point_register
 from charging.models import Transaction, TransactionStatus
 from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import StopRequest, transaction_stop
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 WAIT_SECONDS = 20  # bound on waiting for the other start to queue behind the lock
@@ -76,3 +77,59 @@ def test_a_start_waiting_for_the_chargers_lock_supersedes_the_session_committed_
     assert not thread.is_alive()
     statuses = dict(Transaction.objects.filter(pk__in=[earlier, outcome["later"]]).values_list("pk", "status"))
     assert statuses == {earlier: TransactionStatus.ENDED, outcome["later"]: TransactionStatus.ACTIVE}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_waiting_for_the_chargers_lock_is_ended_by_the_stop_parked_meanwhile() -> None:
+    """An Ended that overtook its Started, parked by the charger's other connection while the
+    Started waited for the charger's lock, ends the session the Started opens."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL")
+    charge_point_register(charge_point_id="CP-LOCK-2", heartbeat_interval=60, ocpp_version="2.0.1")
+    waiter_pid: list[int] = []
+    waiter_ready, outcome = threading.Event(), {}
+
+    def started() -> None:  # the charger's new connection, in another process
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    waiter_pid.append(cursor.fetchone()[0])
+                waiter_ready.set()
+                outcome["started"] = transaction_start(
+                    StartRequest(
+                        charge_point_id="CP-LOCK-2",
+                        ocpp_version="2.0.1",
+                        start_key="TX-L",
+                        ocpp_transaction_id="TX-L",
+                        started_at=T0,
+                        seq_no=0,
+                        started_event=True,
+                        evse_id=1,
+                        connector_id=1,
+                        baseline_expected=False,
+                    )
+                ).transaction.pk
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():  # the old connection parks the Ended under the charger's lock
+        transaction_stop(
+            StopRequest(
+                charge_point_id="CP-LOCK-2",
+                ocpp_transaction_id="TX-L",
+                stopped_at=T0 + timedelta(hours=1),
+                action="TransactionEvent",
+                payload={"seqNo": 1},
+                seq_no=1,
+            )
+        )
+        thread = threading.Thread(target=started)
+        thread.start()
+        assert waiter_ready.wait(WAIT_SECONDS)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not _a_start_waits_for_a_lock(waiter_pid[0]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    thread.join(WAIT_SECONDS)
+    assert not thread.is_alive()
+    assert Transaction.objects.get(pk=outcome["started"]).status == TransactionStatus.ENDED

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -311,7 +313,8 @@ def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charg
     )
 
 
-def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arrives(register_charge_point):
+@pytest.mark.parametrize("where", [{}, {"evse_id": 1, "connector_id": 1}])
+def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arrives(register_charge_point, where):
     charge_point_id = new_charger(register_charge_point, "2.0.1")
     end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3500", context="Transaction.End")]
     parked = transaction_stop(
@@ -327,13 +330,37 @@ def test_an_ended_event_that_overtook_its_started_ends_the_session_when_it_arriv
     ).reconciliation_item
     assert parked.meter_stop_wh == Decimal(3500)
     begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
-    session = v201_start(charge_point_id, "TX-E", 0, T0, samples=begin, baseline_expected=False).transaction
+    session = v201_start(
+        charge_point_id, "TX-E", 0, T0, samples=begin, baseline_expected=False, started_event=True, **where
+    ).transaction
     session.refresh_from_db()
     parked.refresh_from_db()
     assert (session.status, session.energy_wh) == ("ended", Decimal(2500))
     assert (parked.state, parked.transaction_id) == (ReconciliationState.ATTACHED, session.pk)
     # The parked stop's reading moved to the session with it.
     assert sorted(session.meter_samples.values_list("raw_value", flat=True)) == ["1000", "3500"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the sessions read with the parked stop's: PostgreSQL")
+def test_a_started_event_reads_a_parked_stop_only_when_one_is_parked_under_its_id(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    transaction_stop(  # parked under another transactionId
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-OTHER",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={"seqNo": 1},
+            seq_no=1,
+        )
+    )
+    with CaptureQueriesContext(connection) as queries:
+        session = v201_start(
+            charge_point_id, "TX-N", 0, T0, baseline_expected=False, started_event=True, evse_id=1, connector_id=1
+        ).transaction
+    reads = [query["sql"] for query in queries.captured_queries if "reconciliationitem" in query["sql"]]
+    assert len(reads) == 1 and "LEFT JOIN LATERAL" in reads[0]  # the sessions read asked, and nothing more
+    assert session.status == "active"
 
 
 def test_an_end_reading_stamped_after_the_event_still_counts(register_charge_point):

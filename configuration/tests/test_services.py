@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
+from chargepoints.models import ChargePoint, LifecycleState
+from commands.models import Command
 from configuration import services
+from configuration.changes import configuration_refresh_on_boot
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 
 pytestmark = pytest.mark.django_db
@@ -69,3 +74,71 @@ def test_report_request_ids_are_reserved_alike_by_the_plain_statements_and_the_o
     fields = [field.attname for field in DeviceModelReport._meta.concrete_fields if field.attname not in ignored]
     assert [getattr(plain, name) for name in fields] == [getattr(orm, name) for name in fields]
     assert plain.started_at is not None
+
+
+def _connected(register_charge_point, charge_point_id: str, ocpp_version: str, **kwargs):
+    charge_point = register_charge_point(charge_point_id, ocpp_version=ocpp_version, **kwargs)
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connection_channel=f"chan.{charge_point_id}")
+    return charge_point
+
+
+def _locked_elsewhere(charge_point_pk: int) -> bool:
+    """Whether another connection finds the charger's row locked."""
+    settings_dict = connection.settings_dict
+    with psycopg.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict.get("USER") or "postgres",
+        host=settings_dict.get("HOST") or "127.0.0.1",
+        port=settings_dict.get("PORT") or 5432,
+        autocommit=True,
+    ) as other:
+        try:
+            other.execute(
+                f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE id = %s FOR UPDATE NOWAIT", [charge_point_pk]
+            )
+        except psycopg.errors.LockNotAvailable:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
+def test_the_read_after_a_boot_is_recorded_alike_by_the_plain_statements_and_the_orm(
+    register_charge_point, monkeypatch, ocpp_version
+):
+    charge_point = _connected(register_charge_point, "CP-READ", ocpp_version)
+    with CaptureQueriesContext(connection) as queries:
+        plain = configuration_refresh_on_boot(charge_point_id="CP-READ")
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "vendor", "other")
+        orm = configuration_refresh_on_boot(charge_point_id="CP-READ")
+    assert plain is not None and orm is not None
+    statements = [query["sql"] for query in queries.captured_queries if "SAVEPOINT" not in query["sql"]]
+    assert len(statements) == (1 if ocpp_version == "1.6" else 3)  # 2.0.1: then its report id, its command
+    assert plain.charge_point.pk == charge_point.pk and plain.charge_point.connection_channel == "chan.CP-READ"
+    ignored = {"id", "created_at", "request"}
+    fields = [field.attname for field in Command._meta.concrete_fields if field.attname not in ignored]
+    stored = Command.objects.get(pk=plain.pk)
+    assert [getattr(stored, name) for name in fields] == [getattr(orm, name) for name in fields]
+    assert [getattr(stored, name) for name in fields] == [getattr(plain, name) for name in fields]
+    if ocpp_version == "1.6":
+        assert (stored.action, stored.request, orm.request) == ("GetConfiguration", {}, {})
+    else:
+        assert (stored.action, stored.request["request_id"], orm.request["request_id"]) == ("GetBaseReport", 1, 2)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_201_chargers_read_after_a_boot_holds_its_row_lock_and_a_16_chargers_does_not(register_charge_point):
+    station = _connected(register_charge_point, "CP-LOCK-201", "2.0.1")
+    charger = _connected(register_charge_point, "CP-LOCK-16", "1.6")
+    with transaction.atomic():
+        configuration_refresh_on_boot(charge_point_id="CP-LOCK-201")
+        configuration_refresh_on_boot(charge_point_id="CP-LOCK-16")
+        assert _locked_elsewhere(station.pk) and not _locked_elsewhere(charger.pk)
+
+
+def test_no_read_after_the_boot_of_a_charger_pending_disconnected_or_unknown(register_charge_point):
+    _connected(register_charge_point, "CP-PENDING", "1.6", lifecycle_state=LifecycleState.PENDING)
+    register_charge_point("CP-GONE", ocpp_version="2.0.1")
+    for charge_point_id in ("CP-PENDING", "CP-GONE", "CP-NONE"):
+        assert configuration_refresh_on_boot(charge_point_id=charge_point_id) is None
+    assert not Command.objects.exists() and not DeviceModelReport.objects.exists()
