@@ -198,8 +198,8 @@ def charge_point_connect(
     handshake that began after ``handshake_started_at`` (None: now) took presence before.
     ``admitted_hash`` (PostgreSQL only): the handshake's admission checked in the same statement,
     the charger not decommissioned and its stored password hash this one
-    (``passwords.password_hash_admitting``); False (nothing written) when it is not, or the charger
-    is unknown: ``charge_point_admit`` tells why.
+    (``passwords.password_hash_admitting``); False (nothing written, the row not locked) when it
+    is not, or the charger is unknown: ``charge_point_admit`` tells why.
 
     The newest handshake wins: a charger that gave up on a slow handshake and opened another
     socket is held by the newer one, however late the older one's attach comes. Handshakes of
@@ -249,8 +249,9 @@ def charge_point_connect(
     )
 
 
-# The admission ``charge_point_connect`` may check in its presence write (``admitted_hash``).
-_ADMITTED = " AND before.lifecycle_state <> %s AND before.password_hash = %s"
+# The admission ``charge_point_connect`` may check in its presence write (``admitted_hash``): in the
+# locking read's own WHERE, so a refused handshake locks nothing (and hashes, if it must, unlocked).
+_ADMITTED = " AND lifecycle_state <> %s AND password_hash = %s"
 _DECOMMISSIONED = LifecycleState.DECOMMISSIONED
 
 
@@ -269,20 +270,20 @@ def _connection_written(
     profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
     profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     admitted, admitted_params = ("", []) if admitted_hash is None else (_ADMITTED, [_DECOMMISSIONED, admitted_hash])
-    params: list[Any] = [charge_point_id, channel_name, started_at, ocpp_version, now, now, *admitted_params]
+    params: list[Any] = [charge_point_id, *admitted_params, channel_name, started_at, ocpp_version, now, now]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "WITH before AS (SELECT id, connected, connection_channel, handshake_started_at, lifecycle_state,"
-            f" password_hash FROM {table} WHERE charge_point_id = %s FOR UPDATE),"
+            "WITH before AS (SELECT id, connected, connection_channel, handshake_started_at"
+            f" FROM {table} WHERE charge_point_id = %s{admitted} FOR UPDATE),"
             f" written AS (UPDATE {table} AS cp SET connection_channel = %s, handshake_started_at = %s,"
             " ocpp_version = %s, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
-            f" FROM before WHERE cp.id = before.id{admitted}"
+            " FROM before WHERE cp.id = before.id"
             " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
             " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
             f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
             f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
             f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')}))"
-            f" SELECT written.*, before.lifecycle_state, before.password_hash FROM before LEFT JOIN written ON true",
+            " SELECT written.* FROM before LEFT JOIN written ON true",
             [*params, started_at, *asked_params],
         )
         row = cursor.fetchone()
@@ -290,10 +291,7 @@ def _connection_written(
             return False
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-        *written, state_before, hash_before = row
-        if admitted_hash is not None and (state_before == _DECOMMISSIONED or hash_before != admitted_hash):
-            return False
-        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = written
+        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
         if interval is None:  # a newer handshake holds it
             return None
         if not was_connected:
