@@ -55,6 +55,76 @@ def register_charge_point(db: None) -> Callable[..., ChargePoint]:
     return register
 
 
+# --- Row locks between two transactions (PostgreSQL) -----------------------------------------
+
+LOCK_WAIT_SECONDS = 20  # bound on waiting for the other transaction to queue behind a lock
+
+
+def _waits_for_a_lock(pid: int) -> bool:
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+@pytest.fixture
+def behind_a_lock(transactional_db: None) -> Callable[[Callable[[], Any], Callable[[], Any]], tuple[Any, Any]]:
+    """``behind_a_lock(holder, waiter)``: ``holder`` runs in a transaction; while it holds its
+    locks, ``waiter`` runs in another connection's transaction (the charger's other connection,
+    in another process) until it waits for a lock; then the holder commits, the waiter finishes.
+    Returns both results. PostgreSQL only (the caller skips elsewhere)."""
+    from django.db import transaction
+
+    def race(holder: Callable[[], Any], waiter: Callable[[], Any]) -> tuple[Any, Any]:
+        pid: list[int] = []
+        ready, outcome = threading.Event(), {}
+
+        def wait_then_run() -> None:
+            try:
+                with transaction.atomic():
+                    with connections["default"].cursor() as cursor:
+                        cursor.execute("SELECT pg_backend_pid()")
+                        pid.append(cursor.fetchone()[0])
+                    ready.set()
+                    outcome["waited"] = waiter()
+            finally:
+                connections.close_all()
+
+        with transaction.atomic():
+            held = holder()
+            thread = threading.Thread(target=wait_then_run)
+            thread.start()
+            assert ready.wait(LOCK_WAIT_SECONDS)
+            deadline = time.monotonic() + LOCK_WAIT_SECONDS
+            while not _waits_for_a_lock(pid[0]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        thread.join(LOCK_WAIT_SECONDS)
+        assert not thread.is_alive() and "waited" in outcome
+        return held, outcome["waited"]
+
+    return race
+
+
+@pytest.fixture
+def charger_locked_elsewhere(transactional_db: None) -> Callable[[str], bool]:
+    """``charger_locked_elsewhere(charge_point_id)``: whether another connection (another
+    process's transaction) finds the charger's row locked (PostgreSQL)."""
+    import psycopg
+
+    def locked(charge_point_id: str) -> bool:
+        with psycopg.connect(_test_database_url(), autocommit=True) as other:
+            try:
+                other.execute(
+                    f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s FOR UPDATE NOWAIT",
+                    [charge_point_id],
+                )
+            except psycopg.errors.LockNotAvailable:
+                return True
+        return False
+
+    return locked
+
+
 # --- Real daphne processes ------------------------------------------------------------------
 
 

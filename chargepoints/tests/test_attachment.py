@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.hashers import make_password
-from django.db import OperationalError, connection, connections, transaction
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -144,31 +143,8 @@ def test_a_handshake_the_presence_write_does_not_admit_is_refused_for_its_reason
     assert ChargePoint.objects.get(charge_point_id="CP-NEW").lifecycle_state == LifecycleState.PENDING
 
 
-def _row_locked_elsewhere(charge_point_id: str) -> bool:
-    """Whether another connection (another process's handshake) finds the charger's row locked."""
-    locked: list[bool] = []
-
-    def probe() -> None:
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s FOR UPDATE NOWAIT",
-                    [charge_point_id],
-                )
-            locked.append(False)
-        except OperationalError:
-            locked.append(True)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=probe)
-    thread.start()
-    thread.join(20)
-    return locked == [True]
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_handshake_the_presence_write_refuses_locks_nothing(register_charge_point):
+def test_a_handshake_the_presence_write_refuses_locks_nothing(register_charge_point, charger_locked_elsewhere):
     """A passwordless handshake naming a charger that has a password (require-password off), or a
     remembered password since rotated: refused in the presence write without taking the row, so
     such handshakes never hold the lock the real charger's writes need, nor hash under it."""
@@ -177,12 +153,12 @@ def test_a_handshake_the_presence_write_refuses_locks_nothing(register_charge_po
     register_charge_point("CP-PW", password="right")
     with transaction.atomic():
         assert attach("CP-PW") == "no password presented"
-        assert not _row_locked_elsewhere("CP-PW")
+        assert not charger_locked_elsewhere("CP-PW")
     with transaction.atomic():
         refused = services.charge_point_connect(
             charge_point_id="CP-PW", ocpp_version="1.6", channel_name="ch-x", admitted_hash=make_password("old")
         )
-        assert refused is False and not _row_locked_elsewhere("CP-PW")
+        assert refused is False and not charger_locked_elsewhere("CP-PW")
     with transaction.atomic():
         assert not isinstance(attach("CP-PW", password="right"), str)
-        assert _row_locked_elsewhere("CP-PW")  # the probe can see a lock
+        assert charger_locked_elsewhere("CP-PW")  # the probe can see a lock

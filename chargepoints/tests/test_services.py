@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import threading
-import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection
 
 from chargepoints import services
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
@@ -205,52 +204,22 @@ def test_a_connectors_status_in_one_statement_is_what_the_orm_path_writes(regist
         services.connector_status_set(charge_point_id="CP-NONE", connector_id=2, status="Available")
 
 
-WAIT_SECONDS = 20  # bound on waiting for the other status to queue behind the charger's lock
-
-
-def _waits_for_a_lock(pid: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-        row = cursor.fetchone()
-    return row is not None and row[0] == "Lock"
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("minutes", "stored"), [(10, "Available"), (1, "Charging")])
 def test_a_first_status_waiting_for_the_chargers_lock_meets_the_connector_created_meanwhile(
-    register_charge_point, minutes, stored
+    register_charge_point, behind_a_lock, minutes, stored
 ):
     """Its statement's snapshot, taken before the lock was granted, misses the row the lock's
     holder created: the INSERT finds it, and the status is judged against it as a known one."""
     register_charge_point("CP-RACE")
     t0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
-    pid: list[int] = []
-    ready, outcome = threading.Event(), {}
 
-    def later_status() -> None:  # the charger's new connection, in another process
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_backend_pid()")
-                pid.append(cursor.fetchone()[0])
-            ready.set()
-            outcome["connector"] = services.connector_status_set(
-                charge_point_id="CP-RACE", connector_id=1, status="Available", timestamp=t0 + timedelta(minutes=minutes)
-            )
-        finally:
-            connections.close_all()
-
-    with transaction.atomic():  # the old connection's first status holds the charger's lock
-        services.connector_status_set(
-            charge_point_id="CP-RACE", connector_id=1, status="Charging", timestamp=t0 + timedelta(minutes=5)
+    def status(name: str, minutes: int) -> Any:
+        return services.connector_status_set(
+            charge_point_id="CP-RACE", connector_id=1, status=name, timestamp=t0 + timedelta(minutes=minutes)
         )
-        thread = threading.Thread(target=later_status)
-        thread.start()
-        assert ready.wait(WAIT_SECONDS)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not _waits_for_a_lock(pid[0]) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    thread.join(WAIT_SECONDS)
-    assert not thread.is_alive()
+
+    # the old connection's first status holds the charger's lock; the new connection's waits
+    _, later = behind_a_lock(lambda: status("Charging", 5), lambda: status("Available", minutes))
     assert list(Connector.objects.values_list("status", flat=True)) == [stored]
-    assert outcome["connector"].status == stored
+    assert later.status == stored

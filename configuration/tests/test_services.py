@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -82,25 +81,6 @@ def _connected(register_charge_point, charge_point_id: str, ocpp_version: str, *
     return charge_point
 
 
-def _locked_elsewhere(charge_point_pk: int) -> bool:
-    """Whether another connection finds the charger's row locked."""
-    settings_dict = connection.settings_dict
-    with psycopg.connect(
-        dbname=settings_dict["NAME"],
-        user=settings_dict.get("USER") or "postgres",
-        host=settings_dict.get("HOST") or "127.0.0.1",
-        port=settings_dict.get("PORT") or 5432,
-        autocommit=True,
-    ) as other:
-        try:
-            other.execute(
-                f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE id = %s FOR UPDATE NOWAIT", [charge_point_pk]
-            )
-        except psycopg.errors.LockNotAvailable:
-            return True
-    return False
-
-
 @pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
 def test_the_read_after_a_boot_is_recorded_alike_by_the_plain_statements_and_the_orm(
     register_charge_point, monkeypatch, ocpp_version
@@ -127,13 +107,15 @@ def test_the_read_after_a_boot_is_recorded_alike_by_the_plain_statements_and_the
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_201_chargers_read_after_a_boot_holds_its_row_lock_and_a_16_chargers_does_not(register_charge_point):
-    station = _connected(register_charge_point, "CP-LOCK-201", "2.0.1")
-    charger = _connected(register_charge_point, "CP-LOCK-16", "1.6")
+def test_a_201_chargers_read_after_a_boot_holds_its_row_lock_and_a_16_chargers_does_not(
+    register_charge_point, charger_locked_elsewhere
+):
+    _connected(register_charge_point, "CP-LOCK-201", "2.0.1")
+    _connected(register_charge_point, "CP-LOCK-16", "1.6")
     with transaction.atomic():
         configuration_refresh_on_boot(charge_point_id="CP-LOCK-201")
         configuration_refresh_on_boot(charge_point_id="CP-LOCK-16")
-        assert _locked_elsewhere(station.pk) and not _locked_elsewhere(charger.pk)
+        assert charger_locked_elsewhere("CP-LOCK-201") and not charger_locked_elsewhere("CP-LOCK-16")
 
 
 def test_no_read_after_the_boot_of_a_charger_pending_disconnected_or_unknown(register_charge_point):
