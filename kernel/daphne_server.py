@@ -146,7 +146,6 @@ class HandshakeGate:
         self._late = 0  # of the refused: handshakes that outlived CSMS_HANDSHAKE_TIMEOUT
         self._logged_at = 0.0
         self._accepted: dict[int, int] = {}  # whole second of time.monotonic() -> handshakes accepted
-        self._first_accepted_at: float | None = None  # time.monotonic() of the process's first
         self._next_turn = 0.0  # time.monotonic() of the next free turn for a refused charger
 
     def full(self) -> bool:
@@ -156,26 +155,18 @@ class HandshakeGate:
         """Count one handshake the application accepted at ``now`` (time.monotonic(), s): the
         admission rate's sample."""
         second = int(now)
-        if self._first_accepted_at is None:
-            self._first_accepted_at = now
         self._accepted[second] = self._accepted.get(second, 0) + 1
         if len(self._accepted) > self.RATE_WINDOW + 1:
             for old in [s for s in self._accepted if s < second - self.RATE_WINDOW]:
                 del self._accepted[old]
 
     def admission_rate(self, now: float) -> float:
-        """Handshakes accepted per second over the last RATE_WINDOW whole seconds, or since the
-        process's first accept if that is more recent (a worker just started: measured from that
-        moment, not from the start of its second, which counted a fraction of a second's accepts as
-        a whole second's); 0.0 if less than a second has been measured."""
-        if self._first_accepted_at is None:
-            return 0.0
+        """Handshakes accepted per second over the last RATE_WINDOW whole seconds, or over fewer if
+        the first was accepted more recently (a worker just started); 0.0 if none."""
         second = int(now)
-        since = max(second - self.RATE_WINDOW, self._first_accepted_at)
-        if second - since < 1:
-            return 0.0
-        recent = sum(n for s, n in self._accepted.items() if int(since) <= s < second)
-        return recent / (second - since)
+        since = max(second - self.RATE_WINDOW, min(self._accepted, default=second))
+        recent = sum(n for s, n in self._accepted.items() if since <= s < second)
+        return recent / (second - since) if second > since else 0.0
 
     def turn_in(self, now: float) -> int:
         """Seconds a charger refused at ``now`` is told to wait: the jittered Retry-After, or its
