@@ -21,6 +21,17 @@ been accepting handshakes (measured over the last seconds), and its ``Retry-Afte
 the time to that slot (at most ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it
 come back about as fast as they can be taken instead of all within 5-15 s to be refused again.
 
+**A handshake that outlives ``CSMS_HANDSHAKE_TIMEOUT`` is answered 503 too.** daphne's connect
+timeout (``--websocket_connect_timeout``, 5 s) rejected a handshake its application had not accepted
+in time with ``403 Access denied``, and autobahn's opening-handshake timeout (the same 5 s) dropped
+the socket without any answer: a charger read an overloaded gateway as refused credentials, or as a
+network failure to back off from. The server's connect timeout is ``CSMS_HANDSHAKE_TIMEOUT`` (10 s:
+in a storm, handshakes admitted under the cap wait behind the process's batches, and one dropped
+after 5 s was work thrown away), and a handshake past it is answered as a refused one
+(``HandshakeGate.refuse_late``: ``503`` with its turn in ``Retry-After``). autobahn's timeout is set
+past daphne's check (which runs every 2 s), a backstop for a handshake nobody checked. The consumer
+meets the close as any abandoned handshake (its attach is skipped unless its batch started).
+
 **No pretty-printed configuration per connection.** autobahn's ``_connectionMade`` copies the
 factory's options onto each protocol and builds a ``pprint.pformat`` of them for a debug log line,
 whether or not debug is logged (about 8 % of a reconnect storm's CPU). The options are copied here
@@ -132,6 +143,7 @@ class HandshakeGate:
     def __init__(self) -> None:
         self.protocols: set[Any] = set()
         self._refused = 0
+        self._late = 0  # of the refused: handshakes that outlived CSMS_HANDSHAKE_TIMEOUT
         self._logged_at = 0.0
         self._accepted: dict[int, int] = {}  # whole second of time.monotonic() -> handshakes accepted
         self._next_turn = 0.0  # time.monotonic() of the next free turn for a refused charger
@@ -177,18 +189,37 @@ class HandshakeGate:
         and close the connection: the bytes written straight to the transport, without Twisted's
         response machinery (header objects, access log), which cost a storm more than the refusal."""
         transport = request.channel.transport
-        now = time.monotonic()
-        transport.write(_BUSY_RESPONSE % self.turn_in(now))
+        transport.write(self._busy_response())
         transport.loseConnection()
+
+    def refuse_late(self, protocol: Any) -> None:
+        """Answer the WebSocket ``protocol`` (daphne's, still connecting: its application has
+        neither accepted nor closed it) as ``refuse`` does, its handshake having outlived
+        ``CSMS_HANDSHAKE_TIMEOUT``: as autobahn fails a handshake (``failHandshake``: the answer,
+        then the connection dropped, its state closed) and as daphne rejects one (its application's
+        late answer is dropped; the application is sent the close)."""
+        protocol.wasNotCleanReason = "handshake past CSMS_HANDSHAKE_TIMEOUT"
+        protocol.sendData(self._busy_response(late=True))
+        protocol.dropConnection(abort=False)
+        del protocol.handshake_deferred  # never fired: nothing more is written for the handshake
+        protocol.server.protocol_disconnected(protocol)
+
+    def _busy_response(self, *, late: bool = False) -> bytes:
+        """The 503 with its Retry-After (``turn_in``); counted, and logged every LOG_EVERY seconds."""
+        now = time.monotonic()
+        response = _BUSY_RESPONSE % self.turn_in(now)
         self._refused += 1
+        self._late += late
         if now - self._logged_at >= self.LOG_EVERY:
             logger.warning(
-                "refused %d WebSocket handshakes (503) since the last report: %d in progress "
-                "(CSMS_MAX_HANDSHAKES_IN_FLIGHT)",
+                "refused %d WebSocket handshakes (503) since the last report, %d of them past "
+                "CSMS_HANDSHAKE_TIMEOUT: %d in progress (CSMS_MAX_HANDSHAKES_IN_FLIGHT)",
                 self._refused,
+                self._late,
                 len(self.protocols),
             )
-            self._refused, self._logged_at = 0, now
+            self._refused, self._late, self._logged_at = 0, 0, now
+        return response
 
 
 def retry_after_seconds() -> int:
@@ -209,6 +240,30 @@ def _process_unless_busy(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return process(request)
 
     return process_unless_busy
+
+
+# autobahn's opening-handshake timeout, past daphne's connect timeout by this much: daphne's check
+# (every 2 s) answers a late handshake 503 first, autobahn's drop stays a backstop.
+HANDSHAKE_TIMEOUT_BACKSTOP = 5
+
+
+def _late_answered_busy(check_timeouts: Callable[[Any], None]) -> Callable[[Any], None]:
+    """daphne's ``WebSocketProtocol.check_timeouts``, with a handshake past the connect timeout
+    answered 503 by the server's gate (``HandshakeGate.refuse_late``) instead of rejected 403."""
+
+    def check_timeouts_late_busy(protocol: Any) -> None:
+        gate: HandshakeGate | None = getattr(protocol.server, "handshake_gate", None)
+        if (
+            gate is not None
+            and protocol.state == protocol.STATE_CONNECTING
+            and hasattr(protocol, "handshake_deferred")  # else answered: accepted, rejected or refused
+            and 0 <= protocol.server.websocket_connect_timeout < protocol.duration()
+        ):
+            gate.refuse_late(protocol)
+            return
+        check_timeouts(protocol)
+
+    return check_timeouts_late_busy
 
 
 def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -298,8 +353,9 @@ def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes]
 
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
-    beyond the cap with an early 503, skip autobahn's per-connection option dump, and build its
-    per-frame debug text only for a debug line written."""
+    beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
+    autobahn's per-connection option dump, and build its per-frame debug text only for a debug
+    line written."""
     from daphne import cli, server
     from daphne.http_protocol import WebRequest
     from daphne.ws_protocol import WebSocketProtocol
@@ -309,6 +365,8 @@ def daphne_server_install() -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.handshake_gate = HandshakeGate()
+            self.websocket_connect_timeout = settings.CSMS_HANDSHAKE_TIMEOUT
+            self.websocket_handshake_timeout = settings.CSMS_HANDSHAKE_TIMEOUT + HANDSHAKE_TIMEOUT_BACKSTOP
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
             queue = _create_application(self, protocol, scope)
@@ -328,6 +386,10 @@ def daphne_server_install() -> None:
 
     cli.CommandLineInterface.server_class = Server
     WebRequest.process = _process_unless_busy(WebRequest.process)
+    if not hasattr(WebSocketProtocol.check_timeouts, "__wrapped__"):  # not yet installed
+        WebSocketProtocol.check_timeouts = wraps(WebSocketProtocol.check_timeouts)(
+            _late_answered_busy(WebSocketProtocol.check_timeouts)
+        )
     WebSocketProtocol._connectionMade = _quietly(WebSocketProtocol._connectionMade)
     _autobahn_debug_text_lazy()
     if not hasattr(tcp.Connection.write, "__wrapped__"):  # not yet installed

@@ -94,6 +94,11 @@ RELIED_ON = [
     ("daphne.server", "Server", "handle_reply", "a549cc6136eb2ab8"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "_connectionMade", "ae04ee23af241172"),
     ("autobahn.websocket.protocol", "WebSocketServerProtocol", "_connectionMade", "247a5e912e426f90"),
+    # refuse_late: daphne's connect-timeout check and reject it stands in for, autobahn's handshake failure it copies.
+    ("daphne.ws_protocol", "WebSocketProtocol", "check_timeouts", "4a350d007bfca683"),
+    ("daphne.ws_protocol", "WebSocketProtocol", "serverReject", "0102f97638f4e3fc"),
+    ("daphne.server", "Server", "protocol_disconnected", "6008cbb7c545a02b"),
+    ("autobahn.websocket.protocol", "WebSocketServerProtocol", "failHandshake", "86bd035c3bd26a69"),
     # write_at_once (Twisted 26.10.0): the buffer it checks, the send it calls, the path it falls back to.
     ("twisted.internet.abstract", "FileDescriptor", "write", "fda9ca35f92bed60"),
     ("twisted.internet.abstract", "FileDescriptor", "doWrite", "39c852a5e9e063b0"),

@@ -1,5 +1,6 @@
 """A handshake the charger gave up on (its socket closed before the answer) is not attached when
-its batch had not started: a late attach from an abandoned socket never takes over presence.
+its batch had not started: a late attach from an abandoned socket never takes over presence. One
+the gateway could not finish in time is answered 503 with a Retry-After, as a busy gateway's.
 A real daphne process on the test database; the test holds a charger's row to stall a batch."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import asyncio
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from chargepoints.models import ChargePoint
 from conftest import SUBPROTOCOL, _test_database_url, eventually, ocpp_charger
@@ -49,3 +51,33 @@ async def test_a_handshake_abandoned_while_its_attach_waits_is_not_attached(daph
         pass
     gone = await ChargePoint.objects.aget(charge_point_id="CP-GONE")
     assert (gone.ocpp_version, gone.last_seen, gone.connection_channel) == ("", None, "")
+
+
+@pytest.fixture(scope="module")
+def impatient_daphne(daphne_factory):
+    return daphne_factory(CSMS_HANDSHAKE_TIMEOUT="1")
+
+
+async def test_a_handshake_past_the_handshake_timeout_is_answered_503_with_retry_after(daphne, impatient_daphne):
+    """A handshake whose attach waits past CSMS_HANDSHAKE_TIMEOUT (its charger's row held) is
+    answered as a busy gateway's refusal, 503 with a Retry-After, not daphne's 403 ("Access denied":
+    refused credentials, to a charger) nor autobahn's drop without an answer. The consumer meets the
+    close as any abandoned handshake's; the charger is admitted again once the row is free."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-LATE", heartbeat_interval=60)
+    url = _test_database_url()
+    async with (
+        await psycopg.AsyncConnection.connect(url, autocommit=True) as monitor,
+        await psycopg.AsyncConnection.connect(url) as locker,
+    ):
+        await locker.execute("SELECT 1 FROM chargepoints_chargepoint WHERE charge_point_id = 'CP-LATE' FOR UPDATE")
+        late = asyncio.ensure_future(
+            connect(impatient_daphne.ws_url("1.6", "CP-LATE"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=20)
+        )
+        await eventually(lambda: _a_batch_waits_for_a_lock(monitor), timeout=10)
+        with pytest.raises(InvalidStatus) as refused:
+            await asyncio.wait_for(late, 15)
+        await locker.rollback()
+    assert refused.value.response.status_code == 503
+    assert 5 <= int(refused.value.response.headers["Retry-After"]) <= 15  # CSMS_HANDSHAKE_RETRY_AFTER, jittered
+    async with ocpp_charger(impatient_daphne, "1.6", "CP-LATE"):
+        pass
