@@ -39,6 +39,11 @@ from ocpp_gateway.handshake_auth import _attached_with_sessions as handshake_att
 from ocpp_gateway.v16.transactions import sampled_values as sampled16
 from ocpp_gateway.v201.transactions import _transaction_event
 
+try:  # the caches a gateway process keeps while subscribed to their changes
+    from kernel import cache_changes
+except ImportError:  # a commit before them: measured as it was
+    cache_changes = None  # type: ignore[assignment]
+
 _sent = [0]
 
 
@@ -161,7 +166,20 @@ async def _boot_and_statuses(
         note(label, sent, len(names))
 
 
+async def _listening() -> None:
+    """Subscribed to the caches' changes, as a gateway process is from its first connection (5 s at most)."""
+    if cache_changes is None:
+        return
+    cache_changes.listener_started()
+    for _ in range(100):
+        if cache_changes.listening():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("no subscription to the caches' changes (Redis?)")
+
+
 async def main(chargers: int, readings: int) -> dict[str, float]:
+    from chargepoints.services import connector_status_set
     from charging.services.transaction_start import StartRequest, transaction_start
     from charging.services.transaction_stop import StopRequest, transaction_stop
     from decimal import Decimal
@@ -177,6 +195,7 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
         context.run(open_sessions_bind)
         contexts.append(context)
     group = CommitGroup(max_units=64)
+    await _listening()
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     per100: dict[str, float] = {}
 
@@ -224,6 +243,22 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
     )
     note("StartTransaction (1.6)", sent, chargers)
     pks = [result.transaction.pk for result in started]
+    for status, charging in (("SuspendedEV", False), ("Charging", True)):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n, status=status, charging=charging: (
+                connector_status_set,
+                {
+                    "charge_point_id": names[n],
+                    "connector_id": 1,
+                    "status": status,
+                    "error_code": "NoError",
+                    "charging": charging,
+                },
+            ),
+        )
+        note("StatusNotification (1.6) SuspendedEV / Charging, its session open", sent, chargers * 2)
     for minute in range(1, readings + 1):
         sent, _ = await _phase(
             group,
