@@ -8,7 +8,7 @@ they share batches as on a busy server. Counts every statement psycopg sends (``
 ``executemany``, ``COPY``) while the phase runs, the batch's shared writes and its BEGIN/COMMIT
 included, and prints them per 100 messages. No sockets, no timing: the count is the result.
 
-    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3]
+    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3] [--cpu]
 
 Needs a migrated database of its own (DATABASE_URL); it adds chargers named ``STMT-<run>-<n>``.
 """
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextvars
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +46,7 @@ except ImportError:  # a commit before them: measured as it was
     cache_changes = None  # type: ignore[assignment]
 
 _sent = [0]
+_phase_cpu = [0.0]  # process CPU seconds (every thread) of the last phase
 
 
 @contextmanager
@@ -106,12 +108,14 @@ async def _phase(
     unit: Callable[[int], tuple[Callable[..., Any], dict[str, Any]]],
 ) -> tuple[int, list[Any]]:
     """One message per charger, queued at once in its connection's context: (statements, results)."""
+    cpu_at = time.process_time()
     with statements_counted() as sent:
         tasks = []
         for n, context in enumerate(contexts):
             func, kwargs = unit(n)
             tasks.append(asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context))
         results = await asyncio.gather(*tasks)
+    _phase_cpu[0] = time.process_time() - cpu_at
     return sent[0], list(results)
 
 
@@ -178,6 +182,9 @@ async def _listening() -> None:
     raise RuntimeError("no subscription to the caches' changes (Redis?)")
 
 
+cpu_us: dict[str, float] = {}  # label -> this process's CPU µs per message (--cpu)
+
+
 async def main(chargers: int, readings: int) -> dict[str, float]:
     from chargepoints.services import connector_status_set
     from charging.services.transaction_start import StartRequest, transaction_start
@@ -201,6 +208,7 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
 
     def note(label: str, sent: int, count: int) -> None:
         per100[label] = per100.get(label, 0) + 100 * sent / count / (readings if "reading" in label else 1)
+        cpu_us[label] = cpu_us.get(label, 0) + 1e6 * _phase_cpu[0] / count / (readings if "reading" in label else 1)
 
     # The handshake's unit (admission, presence and, once admitted, the open sessions loaded).
     def handshake(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -376,6 +384,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chargers", type=int, default=50)
     parser.add_argument("--readings", type=int, default=3)
+    parser.add_argument(
+        "--cpu", action="store_true", help="also this process's CPU µs per message (every thread; noisy, not exact)"
+    )
     args = parser.parse_args()
     result = asyncio.run(main(args.chargers, args.readings))
     print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
+    if args.cpu:
+        print(json.dumps({"cpu_us_per_message": {label: round(value) for label, value in cpu_us.items()}}, indent=1))
