@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -147,6 +149,21 @@ def phase_numbers(stats: loadgen.Stats, cpu: float) -> dict[str, Any]:
     return numbers
 
 
+def closed_profilers(prefix: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's first seconds.
+
+    Writes ``<prefix>.<i>.raw`` per server process; none without ``--profile``.
+    """
+    if not prefix:
+        return []
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "--gil", "--format", "raw", "--rate", "250", "-d", "6"]
+    return [
+        subprocess.Popen([*command, "--pid", str(pid), "-o", f"{prefix}.{i}.raw"], stdout=subprocess.DEVNULL)
+        for i, pid in enumerate(pids)
+    ]
+
+
 def generator_cpu(fleet: loadgen.Fleet, since: float = 0.0) -> float:
     """CPU seconds the generator processes used (they share the 2 cores with the servers)."""
     return round(sum(cpu_seconds(process.pid) for process in fleet.processes if process.pid) - since, 2)
@@ -202,9 +219,12 @@ def drive(
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
                 cpu_at, gen_at = cpu(), generator_cpu(fleet)
+                profilers = closed_profilers(args.profile, pids) if since else []
                 stats = fleet.run(
                     "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
                 )
+                for profiler in profilers:
+                    profiler.wait(timeout=60)
                 result["closed"] = {"chargers": args.closed_chargers, **phase_numbers(stats, cpu() - cpu_at)}
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
         result["connections_held_at_end"] = stats.count["open_at_end"]
@@ -353,6 +373,9 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=30, help="heartbeat interval in --idle mode, s")
     parser.add_argument("--closed-seconds", type=float, default=10, help="0 skips the throughput phase")
     parser.add_argument("--closed-chargers", type=int, default=200)
+    parser.add_argument(
+        "--profile", default="", metavar="PREFIX", help="py-spy our servers in the closed phase: PREFIX.<i>.raw"
+    )
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument(
         "--port", type=int, default=DAPHNE_PORT, help="our first server's port; the echo servers' are 90 above"

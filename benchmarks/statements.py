@@ -8,7 +8,7 @@ they share batches as on a busy server. Counts every statement psycopg sends (``
 ``executemany``, ``COPY``) while the phase runs, the batch's shared writes and its BEGIN/COMMIT
 included, and prints them per 100 messages. No sockets, no timing: the count is the result.
 
-    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3]
+    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3] [--cpu]
 
 Needs a migrated database of its own (DATABASE_URL); it adds chargers named ``STMT-<run>-<n>``.
 """
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextvars
 import json
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,7 +40,13 @@ from ocpp_gateway.handshake_auth import _attached_with_sessions as handshake_att
 from ocpp_gateway.v16.transactions import sampled_values as sampled16
 from ocpp_gateway.v201.transactions import _transaction_event
 
+try:  # the caches a gateway process keeps while subscribed to their changes
+    from kernel import cache_changes
+except ImportError:  # a commit before them: measured as it was
+    cache_changes = None  # type: ignore[assignment]
+
 _sent = [0]
+_phase_cpu = [0.0]  # process CPU seconds (every thread) of the last phase
 
 
 @contextmanager
@@ -101,12 +108,14 @@ async def _phase(
     unit: Callable[[int], tuple[Callable[..., Any], dict[str, Any]]],
 ) -> tuple[int, list[Any]]:
     """One message per charger, queued at once in its connection's context: (statements, results)."""
+    cpu_at = time.process_time()
     with statements_counted() as sent:
         tasks = []
         for n, context in enumerate(contexts):
             func, kwargs = unit(n)
             tasks.append(asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context))
         results = await asyncio.gather(*tasks)
+    _phase_cpu[0] = time.process_time() - cpu_at
     return sent[0], list(results)
 
 
@@ -161,7 +170,23 @@ async def _boot_and_statuses(
         note(label, sent, len(names))
 
 
+async def _listening() -> None:
+    """Subscribed to the caches' changes, as a gateway process is from its first connection (5 s at most)."""
+    if cache_changes is None:
+        return
+    cache_changes.listener_started()
+    for _ in range(100):
+        if cache_changes.listening():
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("no subscription to the caches' changes (Redis?)")
+
+
+cpu_us: dict[str, float] = {}  # label -> this process's CPU µs per message (--cpu)
+
+
 async def main(chargers: int, readings: int) -> dict[str, float]:
+    from chargepoints.services import connector_status_set
     from charging.services.transaction_start import StartRequest, transaction_start
     from charging.services.transaction_stop import StopRequest, transaction_stop
     from decimal import Decimal
@@ -177,11 +202,13 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
         context.run(open_sessions_bind)
         contexts.append(context)
     group = CommitGroup(max_units=64)
+    await _listening()
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     per100: dict[str, float] = {}
 
     def note(label: str, sent: int, count: int) -> None:
         per100[label] = per100.get(label, 0) + 100 * sent / count / (readings if "reading" in label else 1)
+        cpu_us[label] = cpu_us.get(label, 0) + 1e6 * _phase_cpu[0] / count / (readings if "reading" in label else 1)
 
     # The handshake's unit (admission, presence and, once admitted, the open sessions loaded).
     def handshake(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -224,6 +251,22 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
     )
     note("StartTransaction (1.6)", sent, chargers)
     pks = [result.transaction.pk for result in started]
+    for status, charging in (("SuspendedEV", False), ("Charging", True)):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n, status=status, charging=charging: (
+                connector_status_set,
+                {
+                    "charge_point_id": names[n],
+                    "connector_id": 1,
+                    "status": status,
+                    "error_code": "NoError",
+                    "charging": charging,
+                },
+            ),
+        )
+        note("StatusNotification (1.6) SuspendedEV / Charging, its session open", sent, chargers * 2)
     for minute in range(1, readings + 1):
         sent, _ = await _phase(
             group,
@@ -341,6 +384,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chargers", type=int, default=50)
     parser.add_argument("--readings", type=int, default=3)
+    parser.add_argument(
+        "--cpu", action="store_true", help="also this process's CPU µs per message (every thread; noisy, not exact)"
+    )
     args = parser.parse_args()
     result = asyncio.run(main(args.chargers, args.readings))
     print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
+    if args.cpu:
+        print(json.dumps({"cpu_us_per_message": {label: round(value) for label, value in cpu_us.items()}}, indent=1))

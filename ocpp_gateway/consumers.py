@@ -24,7 +24,7 @@ from django.utils import timezone
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from charging.services.open_sessions import open_sessions_bind
-from kernel import metrics
+from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
 from kernel.log_format import charge_point_id_var
@@ -169,6 +169,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
         address = (self.scope.get("client") or ["?"])[0]
         await gateway_process_announced(channel_name=self.channel_name)  # before this process holds presence
+        cache_changes.listener_started()  # the process's caches keep rows once subscribed to their changes
         connection = await handshake_attach(
             charge_point_id=self.charge_point_id,
             password=password,

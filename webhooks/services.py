@@ -17,6 +17,7 @@ from django.db.models import F, Q, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
+from kernel import cache_changes
 from kernel.batch_memo import batch_memoized
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.signing import secret_new
@@ -72,12 +73,34 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
 
 def webhook_event_may_have_subscribers(*, event_type: str) -> bool:
     """False when no active subscription can receive ``event_type``: a plain statement on PostgreSQL,
-    for the OCPP messages and commands that emit an event nobody subscribed to (issue 15), asked
-    once per group-commit batch (``kernel.batch_memo``); True elsewhere. A caller may skip its
-    transaction around ``webhook_event_emit`` when this is False."""
+    for the OCPP messages and commands that emit an event nobody subscribed to (issue 15); True
+    elsewhere. A caller may skip its transaction around ``webhook_event_emit`` when this is False.
+
+    Asked once per group-commit batch (``kernel.batch_memo``), and kept per process while it listens
+    to ``kernel.cache_changes`` (a gateway process): a subscription saved or deleted through the ORM
+    in any process empties every process's answers (``webhook_subscriptions_changed``); one changed
+    by a queryset ``update()`` or raw SQL is not seen by a process that kept an answer until it
+    restarts or loses its Redis subscription."""
     if connection.vendor != "postgresql":
         return True
-    return batch_memoized(("webhook_event_may_have_subscribers", event_type), lambda: _subscribed(event_type))
+    kept = _subscribed_kept.get(event_type)
+    if kept is not None:
+        return kept
+    return batch_memoized(("webhook_event_may_have_subscribers", event_type), lambda: _subscribed_read(event_type))
+
+
+# event type -> whether an active subscription may receive it, kept while cache_changes.listening()
+_subscribed_kept: dict[str, bool] = {}
+_forgets = 0  # counts _subscribed_forget: an answer read before a change is not kept
+SUBSCRIPTIONS_TOPIC = "webhook-subscriptions"
+
+
+def _subscribed_read(event_type: str) -> bool:
+    forgets = _forgets
+    answer = _subscribed(event_type)
+    if cache_changes.listening() and forgets == _forgets:
+        _subscribed_kept[event_type] = answer
+    return answer
 
 
 def _subscribed(event_type: str) -> bool:
@@ -86,6 +109,21 @@ def _subscribed(event_type: str) -> bool:
         cursor.execute(f"SELECT {condition}", params)
         row = cursor.fetchone()
         return bool(row and row[0])
+
+
+def _subscribed_forget() -> None:
+    global _forgets
+    _forgets += 1
+    _subscribed_kept.clear()
+
+
+cache_changes.forgetter_register(SUBSCRIPTIONS_TOPIC, _subscribed_forget)
+
+
+def webhook_subscriptions_changed(**_: Any) -> None:
+    """WebhookSubscription's ``post_save`` / ``post_delete`` receiver: every process's kept answers
+    are forgotten (this one's at once, the others' when the change commits)."""
+    cache_changes.changed(SUBSCRIPTIONS_TOPIC)
 
 
 def webhook_subscribers_condition(*, event_type: str) -> tuple[str, list[str]]:

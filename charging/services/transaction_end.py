@@ -17,13 +17,14 @@ from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
 from charging.selectors import transactions_open_exist
 from charging.services.meter_ledger import ledger_readings
-from charging.services.open_sessions import open_sessions_none_on
+from charging.services.open_sessions import open_session_on_connector, open_sessions_none_on
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
     charging_state_apply,
     fractional,
     seconds_between,
+    transaction_remember,
     transaction_save_changes,
     transactions_open_on_connector,
 )
@@ -53,6 +54,20 @@ def transaction_charging_state_set(
         transaction_save_changes(session)  # a status that changes no idle time writes nothing
 
 
+def _charging_state_kept(*, connector_id: int, evse_id: int | None, charging: bool, at: datetime) -> bool:
+    """``transaction_charging_state_set`` on the one session the connection keeps on this 1.6
+    connector (``open_session_on_connector``): no statement; its write guarded and gathered with the
+    batch's (a row changed elsewhere fails the batch's first pass, which reads the rows again). False
+    when the connection cannot tell (a 2.0.1 EVSE, none or several kept): the caller reads the rows."""
+    kept = open_session_on_connector(connector_id) if evse_id is None and connector_id else None
+    if kept is None:
+        return False
+    session = transaction_remember(kept)
+    charging_state_apply(session, charging=charging, at=at)
+    transaction_save_changes(session, may_gather=True)
+    return True
+
+
 def connector_sessions_follow(
     *,
     charge_point: ChargePoint,
@@ -65,15 +80,22 @@ def connector_sessions_follow(
     """The connector's open sessions follow its status: ``charging`` feeds their idle time;
     ``Available`` after a reboot closes the sessions it interrupted. Most statuses say neither,
     or find no session open: one plain statement tells, or, for a status that only feeds idle time,
-    the connection's kept sessions (``open_sessions_none_on``). ``Available`` always reads the rows:
-    a session the charger's previous connection committed after this one's handshake is not kept
-    here, and only the rows can close it."""
+    the connection's kept sessions (``open_sessions_none_on``; the one kept on a 1.6 connector takes
+    the idle time without a statement, ``_charging_state_kept``). ``Available`` always reads the
+    rows: a session the charger's previous connection committed after this one's handshake is not
+    kept here, and only the rows can close it."""
     closes = status == "Available"
-    if (
-        not (closes or charging is not None)
-        or (not closes and open_sessions_none_on(connector_id=connector_id, evse_id=evse_id))
-        or not transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id)
+    if not (closes or charging is not None):
+        return
+    if not closes and (
+        open_sessions_none_on(connector_id=connector_id, evse_id=evse_id)
+        or (
+            charging is not None
+            and _charging_state_kept(connector_id=connector_id, evse_id=evse_id, charging=charging, at=at)
+        )
     ):
+        return
+    if not transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id):
         return
     if charging is not None:
         transaction_charging_state_set(

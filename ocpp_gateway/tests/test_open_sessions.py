@@ -683,11 +683,50 @@ async def test_a_status_of_a_connector_without_a_kept_session_reads_no_session_a
         )
         == []
     )
-    # The session's connector: its idle time follows the status.
-    assert await group.run(
-        _status_session_reads, charge_point_id="CP-OS-16", connector_id=1, status="SuspendedEV", charging=False
+    # The session's connector: its idle time follows the status, from the kept copy (no statement
+    # of the unit reads the session; its write is gathered with the batch's, guarded).
+    assert (
+        await group.run(
+            _status_session_reads, charge_point_id="CP-OS-16", connector_id=1, status="SuspendedEV", charging=False
+        )
+        == []
     )
     assert (await _session(pk)).idle_since is not None
+    assert (
+        await group.run(
+            _status_session_reads, charge_point_id="CP-OS-16", connector_id=1, status="Charging", charging=True
+        )
+        == []
+    )
+    assert (await _session(pk)).idle_since is None
+
+
+async def test_a_status_meets_a_kept_session_edited_or_ended_elsewhere(register_charge_point):
+    await sync_to_async(register_charge_point)("CP-OS-18")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-18", group)
+    pk = await group.run(_start16, charge_point_id="CP-OS-18", meter_start=1000)
+    # An operator flags the session while the connection keeps it as it was.
+    await _admin_edit(pk, needs_review=True)
+    reads = await group.run(
+        _status_session_reads, charge_point_id="CP-OS-18", connector_id=1, status="SuspendedEV", charging=False
+    )
+    assert reads  # the kept copy's write failed: the batch read the rows again
+    session = await _session(pk)
+    assert session.needs_review and session.idle_since is not None
+    # A batch written again leaves the connection not knowing every session: rows until it reconnects.
+    assert await group.run(
+        _status_session_reads, charge_point_id="CP-OS-18", connector_id=1, status="Charging", charging=True
+    )
+    assert (await _session(pk)).idle_since is None
+    await _connected("CP-OS-18", group)
+    # Ended elsewhere: a status of the kept copy neither reopens it nor counts its idle time.
+    await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(minutes=5))
+    assert await group.run(
+        _status_session_reads, charge_point_id="CP-OS-18", connector_id=1, status="SuspendedEV", charging=False
+    )
+    session = await _session(pk)
+    assert (session.status, session.idle_since) == (TransactionStatus.ENDED, None)
 
 
 async def test_a_status_of_a_connection_that_does_not_know_every_session_asks_the_database(register_charge_point):
