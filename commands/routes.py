@@ -54,6 +54,11 @@ def request_warnings(*, charge_point: ChargePoint, ocpp_version: str, action: st
     return check(charge_point=charge_point, body=body) if check else []
 
 
+def request_has_check(*, ocpp_version: str, action: str) -> bool:
+    """Whether ``action``'s requests get warnings from a check (which reads the charge point)."""
+    return action in command_routes(ocpp_version).request_checks
+
+
 def answer_has_route(command: Command) -> bool:
     """Whether an answer to ``command`` may change charger state (its action has an answer handler)."""
     return command.action in command_routes(command.ocpp_version).answers

@@ -20,8 +20,16 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, events, routes, selectors
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
+from kernel.api_keys import api_key_active_check, api_key_still_active
 from kernel.models import ApiKey
-from kernel.plain_sql import instance_inserted, instance_updated
+from kernel.plain_sql import (
+    columns_of,
+    instance_insert_selecting,
+    instance_inserted,
+    instance_of,
+    instance_saved,
+    instance_updated,
+)
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_subscribers_condition
 
@@ -60,6 +68,11 @@ class CommandRefused(Exception):
         self.details = details or {}
 
 
+class ApiKeyInactive(Exception):
+    """The request's API key, remembered active and not read again (``CommandRequest.api_key_checked``
+    False), was revoked or expired meanwhile (or its scope changed): nothing was recorded or sent."""
+
+
 class CommandInProgress(Exception):
     def __init__(self, command: Command) -> None:
         super().__init__(f"Command {command.id} with this Idempotency-Key is still in flight.")
@@ -75,6 +88,9 @@ class CommandRequest:
     api_key: ApiKey | None = None
     user_id: int | None = None
     idempotency_key: str = ""
+    # False: ``api_key`` was not read from the database for this request (``kernel.api_keys.
+    # api_key_find_remembered``): it is verified before anything is recorded (else ApiKeyInactive).
+    api_key_checked: bool = True
 
     @property
     def fingerprint(self) -> str:
@@ -134,13 +150,25 @@ def _presence(command: Command) -> str:
 
 
 def _command_record(request: CommandRequest) -> tuple[Command, bool]:
-    """The validated, recorded command, and whether it is new (False: an idempotent replay)."""
+    """The validated, recorded command, and whether it is new (False: an idempotent replay).
+
+    Raises ``ApiKeyInactive`` first if an unchecked key is no longer active, then
+    ``CommandRefused`` (NotFound, UnsupportedVersion, ValidationError, IdempotencyKeyReused)."""
+    action = catalog.ocpp_action(request.command)
+    if (
+        connection.vendor == "postgresql"
+        and not request.idempotency_key
+        and not routes.request_has_check(ocpp_version=request.ocpp_version, action=action)
+        and not catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
+    ):
+        return _command_recorded_at_once(request, action), True
+    if (unchecked := _key_to_check(request)) is not None and not api_key_still_active(api_key=unchecked):
+        raise ApiKeyInactive
     if request.idempotency_key:
         previous = _previous_command(request)
         if previous is not None:
             return _replayable(previous, request), False
     charge_point = _sendable_charge_point(request)
-    action = catalog.ocpp_action(request.command)
     errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
@@ -171,6 +199,57 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
         assert previous is not None
         return _replayable(previous, request), False
     return command, True
+
+
+_CHARGERS = ChargePoint._meta.db_table
+# The charge point's read, the key's check and the audit row's INSERT in one statement (issue 15):
+# the row is inserted only for a registered charger of the request's version (or none yet) and an
+# active key; the charger's columns (NULL if not registered), the key's check and whether it was.
+_RECORD_AT_ONCE = (
+    f"WITH cp AS (SELECT {columns_of(ChargePoint, 'c')} FROM {_CHARGERS} c WHERE c.charge_point_id = %s),"
+    " allowed AS (SELECT {key_active} AS key_active),"
+    " recorded AS ({insert}, allowed WHERE allowed.key_active AND cp.ocpp_version IN ('', %s) RETURNING 1)"
+    f" SELECT {columns_of(ChargePoint, 'cp')}, allowed.key_active, EXISTS (SELECT 1 FROM recorded)"
+    " FROM allowed LEFT JOIN cp ON true"
+)
+
+
+def _command_recorded_at_once(request: CommandRequest, action: str) -> Command:
+    """``_command_record`` in one statement (``_RECORD_AT_ONCE``) for a valid body without an
+    Idempotency-Key nor a request check: the checks on the charger and the key in the INSERT."""
+    command = Command(
+        warnings=[],
+        charge_point_identity=request.charge_point_id,
+        ocpp_version=request.ocpp_version,
+        command=request.command,
+        action=action,
+        request=request.body,
+        api_key=request.api_key,
+        user_id=request.user_id,
+    )
+    insert, values = instance_insert_selecting(command, source="cp", selected={"charge_point_id": "cp.id"})
+    key_active, key_params = "true", list[Any]()
+    if (unchecked := _key_to_check(request)) is not None:
+        key_active, key_params = api_key_active_check(api_key=unchecked)
+    statement = _RECORD_AT_ONCE.format(key_active=key_active, insert=insert)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [request.charge_point_id, *key_params, *values, request.ocpp_version])
+        row = cursor.fetchone()
+    assert row is not None
+    *columns, active, recorded = row
+    if not active:
+        raise ApiKeyInactive
+    charge_point = instance_of(ChargePoint, columns) if columns[0] is not None else None
+    _charge_point_sendable(charge_point, request)
+    assert charge_point is not None and recorded
+    command.charge_point = charge_point
+    instance_saved(command)
+    return command
+
+
+def _key_to_check(request: CommandRequest) -> ApiKey | None:
+    """The API key of ``request`` if it was not read from the database for it (to verify), else None."""
+    return None if request.api_key_checked else request.api_key
 
 
 def command_record_own(*, charge_point: ChargePoint, command: str, body: dict[str, Any]) -> Command:
@@ -250,6 +329,13 @@ def _previous_command(request: CommandRequest) -> Command | None:
 
 def _sendable_charge_point(request: CommandRequest) -> ChargePoint:
     charge_point = selectors.command_charge_point(charge_point_id=request.charge_point_id)
+    _charge_point_sendable(charge_point, request)
+    assert charge_point is not None
+    return charge_point
+
+
+def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandRequest) -> None:
+    """Raises ``CommandRefused`` (NotFound, UnsupportedVersion) unless ``request`` may go to ``charge_point``."""
     if charge_point is None:
         raise CommandRefused("NotFound", f"Charge point {request.charge_point_id!r} is not registered.")
     if charge_point.ocpp_version and charge_point.ocpp_version != request.ocpp_version:
@@ -258,7 +344,6 @@ def _sendable_charge_point(request: CommandRequest) -> ChargePoint:
             f"{request.command} is an OCPP {request.ocpp_version} command; "
             f"this charge point speaks OCPP {charge_point.ocpp_version}.",
         )
-    return charge_point
 
 
 def command_complete(*, command: Command, outcome: CallOutcome) -> Command:

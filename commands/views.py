@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, cast
 
@@ -18,6 +19,8 @@ from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body
+from kernel.api_keys import api_key_forget
+from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,8 @@ class OcppCommandView(APIView):
     ocpp_version = ""
     command = ""
     schema = CommandSchema()
+    # The key is checked in the statement that records the command (commands.services), not read first.
+    authentication_classes = [RememberedBearerApiKeyAuthentication]
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -135,10 +140,10 @@ class OcppCommandView(APIView):
             body=body,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
             idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+            api_key_checked=not isinstance(request.user, ApiKeyUser) or request.user.checked,
         )
         try:
-            wait = request.query_params.get("wait", "true").lower() not in ("false", "0")
-            command = services.command_send(request=command_request, wait=wait)
+            return command_http_response(self._command_sent(request, command_request))
         except services.CommandRefused as refused:
             extra: dict[str, Any] = {"charge_point_id": charge_point_id}
             if refused.details:
@@ -152,7 +157,22 @@ class OcppCommandView(APIView):
                 charge_point_id=charge_point_id,
                 command_id=str(in_progress.command.id),
             ) from None
-        return command_http_response(command)
+
+    def _command_sent(self, request: Request, command_request: services.CommandRequest) -> Command:
+        """``services.command_send``; a remembered key found inactive by it is read again and the
+        request authenticated and permitted anew (401, 403 as for any request), then sent once more."""
+        wait = request.query_params.get("wait", "true").lower() not in ("false", "0")
+        try:
+            return services.command_send(request=command_request, wait=wait)
+        except services.ApiKeyInactive:
+            assert command_request.api_key is not None
+            api_key_forget(api_key=command_request.api_key)
+        authenticated = RememberedBearerApiKeyAuthentication().authenticate(request)  # reads it: 401 if refused
+        assert authenticated is not None
+        request.user, request.auth = authenticated  # type: ignore[assignment]  # DRF's stubs: Django users only
+        self.check_permissions(request)
+        again = dataclasses.replace(command_request, api_key=request.auth, api_key_checked=True)
+        return services.command_send(request=again, wait=wait)
 
 
 @extend_schema(

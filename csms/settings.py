@@ -242,6 +242,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kernel.negotiation.JsonFirstNegotiation",
     "DEFAULT_PARSER_CLASSES": ["kernel.parsers.JsonParser"],
     "EXCEPTION_HANDLER": "kernel.api_errors.api_exception_handler",
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%SZ",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import Q, QuerySet
@@ -47,8 +49,67 @@ def api_key_find_active(*, key: str) -> ApiKey | None:
             [_hash(key), timezone.now()],
         )
         return found[0] if found else None
-    unexpired = Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    return ApiKey.objects.filter(unexpired, key_hash=_hash(key), revoked_at__isnull=True).first()
+    return ApiKey.objects.filter(_active_now(), key_hash=_hash(key)).first()
+
+
+# Keys found active, by hash, for the callers that verify a key again in a statement of their own
+# (``api_key_find_remembered``): value the record and when it was found (time.monotonic()).
+_remembered: dict[str, tuple[ApiKey, float]] = {}
+REMEMBERED_AT_MOST = 1024
+REMEMBERED_FOR = 60.0  # seconds: a record's other fields (its name) are read again this often
+
+
+def api_key_find_remembered(*, key: str) -> tuple[ApiKey | None, bool]:
+    """The key's record, and whether it was checked active now: ``(record, True)`` as
+    ``api_key_find_active`` finds it, ``(None, True)`` for a key it refuses, or ``(record, False)``
+    for one found active by this process within the last ``REMEMBERED_FOR`` seconds and not read
+    again. The caller of the last must verify it before acting on it (``api_key_active_check``, in
+    the statement that acts), and ``api_key_forget`` it if it is no longer active: a key revoked or
+    expired in any process (or by a queryset update) is refused by the first statement that acts.
+    """
+    digest = _hash(key)
+    remembered = _remembered.get(digest)
+    if remembered is not None and time.monotonic() - remembered[1] < REMEMBERED_FOR:
+        return remembered[0], False
+    found = api_key_find_active(key=key)
+    if found is None:
+        _remembered.pop(digest, None)
+        return None, True
+    if len(_remembered) >= REMEMBERED_AT_MOST:
+        _remembered.clear()
+    _remembered[digest] = (found, time.monotonic())
+    return found, True
+
+
+def api_key_forget(*, api_key: ApiKey) -> None:
+    """Drop ``api_key`` from this process's remembered keys: the next request reads it again."""
+    _remembered.pop(api_key.key_hash, None)
+
+
+def api_key_active_check(*, api_key: ApiKey) -> tuple[str, list[Any]]:
+    """An SQL expression (and its parameters) true while ``api_key`` is neither revoked nor expired
+    and keeps its scope, for a statement that acts on its authority (PostgreSQL)."""
+    table = connection.ops.quote_name(ApiKey._meta.db_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {table} k WHERE k.id = %s AND k.scope = %s AND k.revoked_at IS NULL"
+        " AND (k.expires_at IS NULL OR k.expires_at > %s))",
+        [api_key.pk, api_key.scope, timezone.now()],
+    )
+
+
+def api_key_still_active(*, api_key: ApiKey) -> bool:
+    """Whether ``api_key`` is neither revoked nor expired and keeps its scope: one statement."""
+    if connection.vendor != "postgresql":
+        return ApiKey.objects.filter(pk=api_key.pk, scope=api_key.scope).filter(_active_now()).exists()
+    expression, params = api_key_active_check(api_key=api_key)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {expression}", params)
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def _active_now() -> Q:
+    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
 
 def api_key_mark_used(*, api_key: ApiKey) -> None:
@@ -76,3 +137,4 @@ def api_key_find(*, id_or_prefix: str) -> ApiKey:
 def api_key_revoke(*, api_key: ApiKey) -> None:
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
+    api_key_forget(api_key=api_key)

@@ -6,7 +6,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from kernel.api_keys import api_key_find_active, api_key_mark_used
+from kernel.api_keys import api_key_find_active, api_key_find_remembered, api_key_mark_used
 from kernel.models import ApiKey
 
 
@@ -16,8 +16,11 @@ class ApiKeyUser:
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, api_key: ApiKey) -> None:
+    def __init__(self, api_key: ApiKey, *, checked: bool = True) -> None:
         self.api_key = api_key
+        # False: remembered by this process, not read now; whoever acts on it verifies it first
+        # (``RememberedBearerApiKeyAuthentication``).
+        self.checked = checked
 
     def __str__(self) -> str:
         return f"api-key:{self.api_key.name}"
@@ -34,18 +37,33 @@ class BearerApiKeyAuthentication(authentication.BaseAuthentication):
         key = key.strip()
         if not key:
             raise exceptions.AuthenticationFailed("Empty Bearer token.")
-        api_key = api_key_find_active(key=key)
+        api_key, checked = self.active_key(key)
         if api_key is None:
             raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
         api_key_mark_used(api_key=api_key)
-        return ApiKeyUser(api_key), api_key
+        return ApiKeyUser(api_key, checked=checked), api_key
+
+    def active_key(self, key: str) -> tuple[ApiKey | None, bool]:
+        """The active key's record (None if refused) and whether it was checked in the database now."""
+        return api_key_find_active(key=key), True
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
 
 
+class RememberedBearerApiKeyAuthentication(BearerApiKeyAuthentication):
+    """``Authorization: Bearer <key>`` for a view whose every action verifies the key in the
+    statement that acts (``kernel.api_keys.api_key_active_check``) when ``request.user.checked``
+    is False: a key this process found active within the last minute is not read again first (the
+    OCPP command views: one statement less per command, issue 15)."""
+
+    def active_key(self, key: str) -> tuple[ApiKey | None, bool]:
+        return api_key_find_remembered(key=key)
+
+
 class BearerApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "kernel.authentication.BearerApiKeyAuthentication"
+    match_subclasses = True  # RememberedBearerApiKeyAuthentication: the same scheme
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

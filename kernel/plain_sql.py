@@ -90,6 +90,12 @@ def _rows_read(
     return rows
 
 
+def instance_of(model: type[M], row: Sequence[Any]) -> M:
+    """The ``model`` instance of a row read by the caller's own statement, whose select list (or a
+    slice of it) is ``columns_of(model, ...)``: converted as ``model_rows`` converts them."""
+    return _instance(model, row)
+
+
 def _instance(model: type[M], row: Sequence[Any]) -> M:
     values = list(row)
     for index, expression, functions in _converters(model):

@@ -4,6 +4,10 @@ Schemas and payloads are both parsed with ``Decimal`` numbers, so OCPP 1.6's ``m
 holds for 10.1 (a float would not be a multiple of 0.1) and no float ever meets a Decimal inside a
 validator. These validators have their own cache: the ``ocpp`` package's cache is keyed without the
 number parser and holds the gateway's adjusted validators for inbound CALLs (``relaxed_schemas``).
+
+A payload without a float (most commands: strings, integers, booleans) is first checked by a
+compiled form of its schema (jsonschema-rs): one it finds valid has no errors, without converting
+the payload or walking it in Python (issue 15); any other payload goes to the Decimal validator.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import re
 from typing import Any, cast
 
+import jsonschema_rs
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
@@ -28,6 +33,41 @@ def _validator(ocpp_version: str, schema_name: str) -> Draft4Validator:
     return Draft4Validator(json.loads(path.read_text(encoding="utf-8-sig"), parse_float=decimal.Decimal))
 
 
+@functools.cache
+def _compiled(ocpp_version: str, schema_name: str) -> Any:
+    """The schema compiled (jsonschema-rs, formats unchecked as jsonschema's are here); None if it
+    will not compile. Its numbers are floats: only float-free payloads are checked with it."""
+    path = ocpp_package.schema_path(ocpp_version, schema_name)
+    try:
+        return jsonschema_rs.Draft4Validator(json.loads(path.read_text(encoding="utf-8-sig")), validate_formats=False)
+    except Exception:
+        return None
+
+
+def _float_free(payload: Any) -> bool:
+    """Whether no float is anywhere in a parsed JSON ``payload``."""
+    level = [payload]
+    while level:
+        item = level.pop()
+        if isinstance(item, float):
+            return False
+        if isinstance(item, dict):
+            level.extend(item.values())
+        elif isinstance(item, list):
+            level.extend(item)
+    return True
+
+
+def _valid_at_once(ocpp_version: str, schema_name: str, payload: Any) -> bool:
+    compiled = _compiled(ocpp_version, schema_name)
+    if compiled is None or not _float_free(payload):
+        return False
+    try:
+        return bool(compiled.is_valid(payload))
+    except Exception:  # a value it cannot take (a Decimal): the Decimal validator decides
+        return False
+
+
 def _errors(validator: Draft4Validator, payload: Any) -> list[ValidationError]:
     return list(validator.iter_errors(json.loads(json.dumps(payload), parse_float=decimal.Decimal)))
 
@@ -40,7 +80,10 @@ def request_schema(*, ocpp_version: str, action: str) -> dict[str, Any]:
 
 def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
     """How a camelCase CALL payload of ``action`` breaks its request schema (empty: it does not)."""
-    return _errors(_validator(ocpp_version, ocpp_package.request_schema_name(ocpp_version, action)), payload)
+    schema_name = ocpp_package.request_schema_name(ocpp_version, action)
+    if _valid_at_once(ocpp_version, schema_name, payload):
+        return []
+    return _errors(_validator(ocpp_version, schema_name), payload)
 
 
 def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:

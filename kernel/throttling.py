@@ -83,7 +83,8 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         assert isinstance(cache, RedisCache) and self.num_requests is not None and self.duration is not None
         key = cache.make_and_validate_key("log-" + self.get_cache_key(request, view))
         self.now = self.timer()
-        client = _client(cache._cache.get_client(key, write=True).connection_pool)
+        # The pool the cache writes with, without the client ``get_client`` would build around it.
+        client = _client(cache._cache._get_connection_pool(write=True))  # type: ignore[attr-defined]  # private, unstubbed
         logged, oldest = _HIT_SCRIPT(
             keys=[key],
             args=[
