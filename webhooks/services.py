@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
@@ -79,27 +81,34 @@ def webhook_event_may_have_subscribers(*, event_type: str) -> bool:
     Asked once per group-commit batch (``kernel.batch_memo``), and kept per process while it listens
     to ``kernel.cache_changes`` (a gateway process): a subscription saved or deleted through the ORM
     in any process empties every process's answers (``webhook_subscriptions_changed``); one changed
-    by a queryset ``update()`` or raw SQL is not seen by a process that kept an answer until it
-    restarts or loses its Redis subscription."""
+    by a queryset ``update()`` or raw SQL, or whose notice is lost, is seen within
+    ``SUBSCRIBERS_KEPT_SECONDS`` (an answer is kept no longer)."""
     if connection.vendor != "postgresql":
         return True
     kept = _subscribed_kept.get(event_type)
-    if kept is not None:
-        return kept
+    if kept is not None and kept[1] > time.monotonic():
+        return kept[0]
     return batch_memoized(("webhook_event_may_have_subscribers", event_type), lambda: _subscribed_read(event_type))
 
 
-# event type -> whether an active subscription may receive it, kept while cache_changes.listening()
-_subscribed_kept: dict[str, bool] = {}
+# An answer is kept at most this long (s): a change whose notice never arrives (its publisher lost
+# Redis, died before publishing, or wrote without a model signal) delays events no longer than this.
+SUBSCRIBERS_KEPT_SECONDS = 5.0
+# event type -> (whether an active subscription may receive it, time.monotonic() it expires), kept
+# while cache_changes.listening(); read by the batch threads, forgotten on the event loop
+_subscribed_kept: dict[str, tuple[bool, float]] = {}
 _forgets = 0  # counts _subscribed_forget: an answer read before a change is not kept
+_kept_lock = threading.Lock()
 SUBSCRIPTIONS_TOPIC = "webhook-subscriptions"
 
 
 def _subscribed_read(event_type: str) -> bool:
-    forgets = _forgets
+    with _kept_lock:
+        forgets = _forgets
     answer = _subscribed(event_type)
-    if cache_changes.listening() and forgets == _forgets:
-        _subscribed_kept[event_type] = answer
+    with _kept_lock:
+        if cache_changes.listening() and forgets == _forgets:
+            _subscribed_kept[event_type] = (answer, time.monotonic() + SUBSCRIBERS_KEPT_SECONDS)
     return answer
 
 
@@ -113,8 +122,9 @@ def _subscribed(event_type: str) -> bool:
 
 def _subscribed_forget() -> None:
     global _forgets
-    _forgets += 1
-    _subscribed_kept.clear()
+    with _kept_lock:
+        _forgets += 1
+        _subscribed_kept.clear()
 
 
 cache_changes.forgetter_register(SUBSCRIPTIONS_TOPIC, _subscribed_forget)

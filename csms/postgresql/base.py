@@ -21,16 +21,20 @@ from functools import lru_cache
 from typing import Any
 
 from django.db.backends.postgresql import base
+from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.utils.asyncio import async_unsafe
 from psycopg import abc, adapt, adapters, pq
 from psycopg_pool import ConnectionPool
 
 from csms.db_pool import connection_checked
 
+_TIMESTAMPTZ_OID = adapters.types["timestamptz"].oid
 
+
+@lru_cache
 def _psycopg_timestamptz_loader() -> type[abc.Loader]:
     """psycopg's own loader: its compiled one with psycopg[binary] (a final class: Django's cannot derive from it)."""
-    loader = adapters.get_loader(adapters.types["timestamptz"].oid, pq.Format.TEXT)
+    loader = adapters.get_loader(_TIMESTAMPTZ_OID, pq.Format.TEXT)
     assert loader is not None
     return loader
 
@@ -61,14 +65,21 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     @async_unsafe
     def create_cursor(self, name: str | None = None) -> Any:
-        """Django's cursor without its per-cursor time zone check (its loader is not registered)."""
-        if not self._reads_utc_by_psycopg():
+        """Django's cursor; on a connection that reads timestamps by psycopg's loader, without
+        Django's per-cursor check of that loader's zone (which it cannot read), and with Django's
+        loader for the cursor when the zone is no longer UTC (settings changed since it was opened)."""
+        loader = self.connection.adapters.get_loader(_TIMESTAMPTZ_OID, pq.Format.TEXT)
+        if loader is not _psycopg_timestamptz_loader():
             return super().create_cursor(name)
         if name:  # Django's server-side cursor with client-side binding
-            return base.ServerSideCursor(  # type: ignore[call-arg]  # the stubs' is psycopg2's
+            cursor = base.ServerSideCursor(  # type: ignore[call-arg]  # the stubs' is psycopg2's
                 self.connection, name=name, scrollable=False, withhold=self.connection.autocommit
             )
-        return self.connection.cursor()
+        else:
+            cursor = self.connection.cursor()
+        if not self._reads_utc_by_psycopg():
+            register_tzloader(self.timezone, cursor)
+        return cursor
 
     def _reads_utc_by_psycopg(self) -> bool:
         return self.timezone is datetime.UTC and self.settings_dict["OPTIONS"].get("server_side_binding") is not True

@@ -43,3 +43,14 @@ def test_orm_reads_and_server_side_cursors_give_utc_datetimes():
     with transaction.atomic():  # .iterator() reads through a named (server-side) cursor
         (joined,) = [user.date_joined for user in User.objects.filter(username="stamped").iterator(chunk_size=1)]
     assert joined == _STORED and joined.tzinfo is datetime.UTC
+
+
+def test_a_connection_opened_in_utc_reads_as_djangos_once_the_settings_change(settings):
+    """Opened while the zone was UTC (psycopg's loader on it), then USE_TZ turned off: each cursor
+    gets Django's loader for the new setting, as Django gives it."""
+    connection.ensure_connection()
+    settings.USE_TZ = False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT '2020-01-01 10:00+00'::timestamptz")
+        (naive,) = cursor.fetchone()
+    assert naive == datetime.datetime(2020, 1, 1, 10, 0) and naive.tzinfo is None

@@ -74,6 +74,21 @@ async def test_a_listening_process_asks_once_and_again_after_a_change_saved_anyw
     assert await asked(STATUS_CHANGED) == (False, 1)
 
 
+async def test_a_change_whose_notice_is_lost_is_seen_once_the_answer_expires(listening, settings, monkeypatch):
+    """A subscription saved elsewhere whose publish never arrives (its process lost Redis or died
+    before publishing) delays events no longer than the answer is kept."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    monkeypatch.setattr(services, "SUBSCRIBERS_KEPT_SECONDS", 0.5)
+    asked = sync_to_async(_asked)
+    assert await asked(STATUS_CHANGED) == (False, 1)
+    await sync_to_async(WebhookSubscription.objects.bulk_create)(  # no signal: no notice
+        [WebhookSubscription(url="http://127.0.0.1:9/hooks", events=[STATUS_CHANGED], secret="s" * 32)]
+    )
+    assert await asked(STATUS_CHANGED) == (False, 0)  # kept
+    await asyncio.sleep(0.6)
+    assert await asked(STATUS_CHANGED) == (True, 1)
+
+
 async def test_a_process_that_does_not_listen_asks_every_time():
     assert not cache_changes.listening()
     asked = sync_to_async(_asked)
