@@ -198,6 +198,7 @@ class HandshakeGate:
         ``CSMS_HANDSHAKE_TIMEOUT``: as autobahn fails a handshake (``failHandshake``: the answer,
         then the connection dropped, its state closed) and as daphne rejects one (its application's
         late answer is dropped; the application is sent the close)."""
+        self.protocols.discard(protocol)  # no longer in progress; its application's late accept not counted
         protocol.wasNotCleanReason = "handshake past CSMS_HANDSHAKE_TIMEOUT"
         protocol.sendData(self._busy_response(late=True))
         protocol.dropConnection(abort=False)

@@ -164,6 +164,34 @@ def test_a_storm_s_refusals_are_given_turns_at_the_admission_rate():
     assert gate._next_turn == booked  # and they book no turn: the queue does not grow past the cap
 
 
+class _ConnectingProtocol:
+    """The parts of daphne's WebSocket protocol ``refuse_late`` touches, recording what it sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.dropped = False
+        self.handshake_deferred = object()
+        self.server = self
+
+    def sendData(self, data: bytes) -> None:  # noqa: N802  # autobahn's name
+        self.sent.append(data)
+
+    def dropConnection(self, abort: bool) -> None:  # noqa: N802  # autobahn's name
+        self.dropped = True
+
+    def protocol_disconnected(self, protocol: object) -> None:
+        assert protocol is self
+
+
+def test_a_handshake_answered_late_is_no_longer_in_progress_nor_counted_when_its_application_accepts():
+    gate, protocol = daphne_server.HandshakeGate(), _ConnectingProtocol()
+    gate.protocols.add(protocol)
+    gate.refuse_late(protocol)
+    assert protocol.sent[0].startswith(b"HTTP/1.1 503") and protocol.dropped
+    assert protocol not in gate.protocols  # its application's late websocket.accept is not an admission
+    assert not hasattr(protocol, "handshake_deferred")
+
+
 def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(monkeypatch):
     formatted: list[object] = []
     real_pformat = autobahn_protocol.pformat
