@@ -96,7 +96,8 @@ def behind_a_lock(transactional_db: None) -> Callable[[Callable[[], Any], Callab
             thread.start()
             assert ready.wait(LOCK_WAIT_SECONDS)
             deadline = time.monotonic() + LOCK_WAIT_SECONDS
-            while not _waits_for_a_lock(pid[0]) and time.monotonic() < deadline:
+            while not _waits_for_a_lock(pid[0]):
+                assert thread.is_alive() and time.monotonic() < deadline, "the waiter never waited for a lock"
                 time.sleep(0.01)
         thread.join(LOCK_WAIT_SECONDS)
         assert not thread.is_alive() and "waited" in outcome

@@ -56,13 +56,15 @@ def transaction_charging_state_set(
 
 def _charging_state_kept(*, connector_id: int, evse_id: int | None, charging: bool, at: datetime) -> bool:
     """``transaction_charging_state_set`` on the one session the connection keeps on this 1.6
-    connector (``open_session_on_connector``): no statement; its write guarded and gathered with the
-    batch's (a row changed elsewhere fails the batch's first pass, which reads the rows again). False
+    connector (``open_session_on_connector``): no statement; a change of idle time written guarded and
+    gathered with the batch's (a row changed elsewhere fails the batch's first pass, which reads the rows again). False
     when the connection cannot tell (a 2.0.1 EVSE, none or several kept): the caller reads the rows."""
     kept = open_session_on_connector(connector_id) if evse_id is None and connector_id else None
     if kept is None:
         return False
     session = transaction_remember(kept)
+    if (session.idle_since is None) == charging:  # already charging, or already idle: nothing to write
+        return True
     charging_state_apply(session, charging=charging, at=at)
     transaction_save_changes(session, may_gather=True)
     return True

@@ -699,6 +699,9 @@ async def test_a_status_of_a_connector_without_a_kept_session_reads_no_session_a
         == []
     )
     assert (await _session(pk)).idle_since is None
+    touched = (await _session(pk)).updated_at
+    await group.run(_status_session_reads, charge_point_id="CP-OS-16", connector_id=1, status="Charging", charging=True)
+    assert (await _session(pk)).updated_at == touched  # already charging: no idle time changed, nothing written
 
 
 async def test_a_status_meets_a_kept_session_edited_or_ended_elsewhere(register_charge_point):
