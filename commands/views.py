@@ -19,7 +19,7 @@ from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body
-from kernel.api_keys import api_key_forget
+from kernel.api_keys import api_key_forget, api_key_still_active
 from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
 
@@ -122,16 +122,21 @@ class OcppCommandView(APIView):
     def post(self, request: Request, charge_point_id: str | None = None) -> Response:
         body = request.data
         if not isinstance(body, dict):
-            raise ApiError(400, "ValidationError", "The body must be a JSON object.", details={})
+            raise self._after_the_key_checked(
+                request, ApiError(400, "ValidationError", "The body must be a JSON object.", details={})
+            )
         body = dict(body)
         body_id = body.pop("charge_point_id", None)
         charge_point_id = charge_point_id or body_id
         if not isinstance(charge_point_id, str) or not charge_point_id:
-            raise ApiError(
-                400,
-                "ValidationError",
-                "The request body is invalid.",
-                details={"charge_point_id": ["This field is required."]},
+            raise self._after_the_key_checked(
+                request,
+                ApiError(
+                    400,
+                    "ValidationError",
+                    "The request body is invalid.",
+                    details={"charge_point_id": ["This field is required."]},
+                ),
             )
         command_request = services.CommandRequest(
             charge_point_id=charge_point_id,
@@ -166,13 +171,27 @@ class OcppCommandView(APIView):
             return services.command_send(request=command_request, wait=wait)
         except services.ApiKeyInactive:
             assert command_request.api_key is not None
-            api_key_forget(api_key=command_request.api_key)
+            self._authenticated_again(request, command_request.api_key)
+        again = dataclasses.replace(command_request, api_key=cast(ApiKey, request.auth), api_key_checked=True)
+        return services.command_send(request=again, wait=wait)
+
+    def _authenticated_again(self, request: Request, remembered: ApiKey) -> None:
+        """The remembered key forgotten, the request authenticated and permitted anew from the key's
+        row: 401 if it is revoked or expired, 403 if it may no longer send commands."""
+        api_key_forget(api_key=remembered)
         authenticated = RememberedBearerApiKeyAuthentication().authenticate(request)  # reads it: 401 if refused
         assert authenticated is not None
         request.user, request.auth = authenticated  # type: ignore[assignment]  # DRF's stubs: Django users only
         self.check_permissions(request)
-        again = dataclasses.replace(command_request, api_key=request.auth, api_key_checked=True)
-        return services.command_send(request=again, wait=wait)
+
+    def _after_the_key_checked(self, request: Request, error: ApiError) -> ApiError:
+        """``error``, for a request refused before anything read its API key: a key this process
+        remembered (not read for this request) is verified first, and one revoked, expired or
+        narrowed since gets the 401 or 403 any other request of it gets."""
+        user = request.user
+        if isinstance(user, ApiKeyUser) and not user.checked and not api_key_still_active(api_key=user.api_key):
+            self._authenticated_again(request, user.api_key)
+        return error
 
 
 @extend_schema(

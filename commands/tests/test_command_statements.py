@@ -44,8 +44,8 @@ def test_a_command_after_the_first_is_recorded_and_completed_in_two_statements(a
 )
 @pytest.mark.parametrize(
     ("body", "headers"),
-    [(RESET, {}), (RESET, {"HTTP_IDEMPOTENCY_KEY": "k-1"}), ({"type": "Sideways"}, {})],
-    ids=["valid", "idempotency-key", "invalid-body"],
+    [(RESET, {}), (RESET, {"HTTP_IDEMPOTENCY_KEY": "k-1"}), ({"type": "Sideways"}, {}), ([1, 2], {})],
+    ids=["valid", "idempotency-key", "invalid-body", "body-not-an-object"],
 )
 def test_a_key_made_inactive_by_a_queryset_update_is_refused_by_the_next_command(
     api_client, register_charge_point, change, body, headers
