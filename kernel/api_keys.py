@@ -127,7 +127,10 @@ def api_key_list() -> QuerySet[ApiKey]:
 def api_key_find(*, id_or_prefix: str) -> ApiKey:
     """The key with this id, or the one key whose prefix starts so; raises ApiKey.DoesNotExist."""
     if id_or_prefix.isdigit():
-        return ApiKey.objects.get(pk=int(id_or_prefix))
+        found = ApiKey.objects.filter(pk=int(id_or_prefix)).first()
+        if found is None:
+            raise ApiKey.DoesNotExist(f"No API key has the id {id_or_prefix}.")
+        return found
     matches = list(ApiKey.objects.filter(prefix__startswith=id_or_prefix)[:2])
     if len(matches) != 1:
         raise ApiKey.DoesNotExist(f"{len(matches) or 'no'} API keys match {id_or_prefix!r}.")

@@ -179,3 +179,5 @@ def test_keys_are_created_listed_and_revoked_from_the_cli(capsys):
     assert capsys.readouterr().out.splitlines()[1].split("\t")[4] == "revoked"
     with pytest.raises(CommandError, match="no API keys match"):
         call_command("revoke_api_key", "nothing")
+    with pytest.raises(CommandError, match="No API key has the id 99999"):
+        call_command("revoke_api_key", "99999")
