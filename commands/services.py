@@ -179,16 +179,12 @@ def _command_record(request: CommandRequest) -> tuple[Command, bool]:
     # may take first (an IntegrityError that must not break a caller's transaction).
     try:
         with transaction.atomic() if request.idempotency_key else contextlib.nullcontext():
-            command = Command(
+            command = _command_of(
+                request,
+                action,
                 warnings=warnings,
                 charge_point=charge_point,
                 charge_point_identity=charge_point.charge_point_id,
-                ocpp_version=request.ocpp_version,
-                command=request.command,
-                action=action,
-                request=request.body,
-                api_key=request.api_key,
-                user_id=request.user_id,
                 idempotency_key=request.idempotency_key,
                 request_fingerprint=request.fingerprint if request.idempotency_key else "",
             )
@@ -217,16 +213,7 @@ _RECORD_AT_ONCE = (
 def _command_recorded_at_once(request: CommandRequest, action: str) -> Command:
     """``_command_record`` in one statement (``_RECORD_AT_ONCE``) for a valid body without an
     Idempotency-Key nor a request check: the checks on the charger and the key in the INSERT."""
-    command = Command(
-        warnings=[],
-        charge_point_identity=request.charge_point_id,
-        ocpp_version=request.ocpp_version,
-        command=request.command,
-        action=action,
-        request=request.body,
-        api_key=request.api_key,
-        user_id=request.user_id,
-    )
+    command = _command_of(request, action, warnings=[], charge_point_identity=request.charge_point_id)
     insert, values = instance_insert_selecting(command, source="cp", selected={"charge_point_id": "cp.id"})
     key_active, key_params = "true", list[Any]()
     if (unchecked := _key_to_check(request)) is not None:
@@ -245,6 +232,19 @@ def _command_recorded_at_once(request: CommandRequest, action: str) -> Command:
     command.charge_point = charge_point
     instance_saved(command)
     return command
+
+
+def _command_of(request: CommandRequest, action: str, **columns: Any) -> Command:
+    """The audit row of ``request`` (OCPP ``action``), with ``columns`` besides."""
+    return Command(
+        ocpp_version=request.ocpp_version,
+        command=request.command,
+        action=action,
+        request=request.body,
+        api_key=request.api_key,
+        user_id=request.user_id,
+        **columns,
+    )
 
 
 def _key_to_check(request: CommandRequest) -> ApiKey | None:

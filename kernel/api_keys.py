@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from kernel.models import ApiKey, ApiKeyScope
-from kernel.plain_sql import columns_of, model_rows
+from kernel.plain_sql import columns_of, condition_holds, model_rows
 
 KEY_PREFIX = "dyn_"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -101,11 +101,7 @@ def api_key_still_active(*, api_key: ApiKey) -> bool:
     """Whether ``api_key`` is neither revoked nor expired and keeps its scope: one statement."""
     if connection.vendor != "postgresql":
         return ApiKey.objects.filter(pk=api_key.pk, scope=api_key.scope).filter(_active_now()).exists()
-    expression, params = api_key_active_check(api_key=api_key)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {expression}", params)
-        row = cursor.fetchone()
-    return bool(row and row[0])
+    return condition_holds(*api_key_active_check(api_key=api_key))
 
 
 def _active_now() -> Q:

@@ -39,6 +39,14 @@ def columns_of(model: type[Model], alias: str) -> str:
     return ", ".join(f"{alias}.{quote(column_of(field))}" for field in model._meta.concrete_fields)
 
 
+def condition_holds(condition: str, params: Sequence[Any]) -> bool:
+    """Whether the SQL boolean expression ``condition`` is true now: ``SELECT condition``, one statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {condition}", params)
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 def model_rows(
     model: type[M], sql: str, params: Sequence[Any], *, related: tuple[str, type[Model]] | None = None
 ) -> list[M]:

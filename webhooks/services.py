@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from kernel import cache_changes
 from kernel.batch_memo import batch_memoized
+from kernel.plain_sql import condition_holds
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.signing import secret_new
 from webhooks.url_safety import webhook_url_check
@@ -113,11 +114,7 @@ def _subscribed_read(event_type: str) -> bool:
 
 
 def _subscribed(event_type: str) -> bool:
-    condition, params = webhook_subscribers_condition(event_type=event_type)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {condition}", params)
-        row = cursor.fetchone()
-        return bool(row and row[0])
+    return condition_holds(*webhook_subscribers_condition(event_type=event_type))
 
 
 def _subscribed_forget() -> None:
