@@ -20,7 +20,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from kernel.plain_sql import columns_of, model_rows
+from kernel.plain_sql import bound_cursor, columns_of, model_rows
 
 # --- Authorization ---------------------------------------------------------------------------
 
@@ -179,7 +179,7 @@ def transactions_open_exist(*, charge_point: ChargePoint, connector_id: int, evs
         return Transaction.objects.filter(where, charge_point=charge_point, status=TransactionStatus.ACTIVE).exists()
     quote = connection.ops.quote_name
     on_connector = "evse_id = %s" if evse_id is not None else "connector_id = %s AND evse_id IS NULL"
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"SELECT 1 FROM {quote(Transaction._meta.db_table)} WHERE charge_point_id = %s AND status = %s"
             f" AND {on_connector} LIMIT 1",

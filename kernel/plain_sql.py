@@ -4,6 +4,12 @@ Building a query through the ORM (filters, joins, ordering, compiling) costs sev
 running it; a statement written once as text skips that and still yields the model instances
 the services expect: the same columns, converted as the ORM converts them (JSON, decimals).
 Rows are written with COPY likewise. PostgreSQL only: callers keep the ORM for other databases.
+
+Their parameters are bound by the server (``bound_cursor``): psycopg sends them apart from the
+text, dumped by its compiled adapters, where Django's connection quotes each into the text as a
+literal (``ClientCursor``; a tenth of the gateway's CPU in a fleet's closed loop, issue 15). So a
+statement here casts a parameter whose type PostgreSQL cannot infer from where it stands (a
+bare ``%s IS NULL``, a select list's value); an array is cast in any case.
 """
 
 from __future__ import annotations
@@ -19,11 +25,21 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
 
 Converter = Callable[[Any, Any, Any], Any]
+
+
+def bound_cursor() -> CursorWrapper:
+    """Django's cursor on the current connection, in its transaction, whose parameters the server
+    binds (``csms.postgresql``'s ``bound_cursor``: a psycopg ``Cursor``); Django's own elsewhere
+    (SQLite). Errors, execute wrappers and the query log are Django's, as for ``connection.cursor()``."""
+    db = connections[connection.alias]
+    bound: Callable[[], CursorWrapper] | None = getattr(db, "bound_cursor", None)
+    return bound() if bound is not None else db.cursor()
 
 
 def column_of(field: Field[Any, Any]) -> str:
@@ -83,7 +99,7 @@ def _rows_read(
     model: type[Model], sql: str, params: Sequence[Any], related: tuple[str, type[Model]] | None
 ) -> list[tuple[Any, ...]]:
     """The rows of ``model_rows``'s statement, read again if read before an update gathered for them."""
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
         width = len(model._meta.concrete_fields)
@@ -349,7 +365,7 @@ def instance_updated(
         return True
     if updates and instance.pk in updates.get(model, {}):  # after the one gathered before it
         gathered_rows_written(model)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         params = [*values, instance.pk]
         if unless is not None:
             statement += f" AND NOT {unless[0]}"
@@ -424,7 +440,7 @@ def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
         row_values = [pk, *values] + ([guard_value] if guard_field is not None else [])
         by_columns.setdefault((attnames, guard_field), []).append(row_values)
     for (attnames, guard_field), rows in by_columns.items():
-        with connection.cursor() as cursor:
+        with bound_cursor() as cursor:
             # One array per column: the statement's text is the same whatever the number of rows,
             # so psycopg parses it once (a VALUES list of a placeholder per value was parsed anew
             # for every batch, a fifth of the batch thread's CPU; issue 15).
@@ -458,18 +474,27 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
         return
     if upserts:  # an earlier gathered row of this key: this later one replaces it, now
         upserts.get(key, {}).pop(getattr(instance, conflict), None)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(statement, values)
         instance.pk = cursor.fetchone()[0]
     instance._state.adding = False
 
 
+# PostgreSQL's limit on the parameters of one statement bound by the server (a 16-bit count).
+MAX_STATEMENT_PARAMETERS = 65_535
+
+
 def _upserts_written(upserts: _PendingUpserts) -> None:
-    """The gathered upserts: one ``INSERT ... VALUES (...), (...) ON CONFLICT`` per model."""
+    """The gathered upserts: one ``INSERT ... VALUES (...), (...) ON CONFLICT`` per model, or as
+    many as keep each within ``MAX_STATEMENT_PARAMETERS`` (a batch of thousands of stops)."""
     for (model, conflict, kept), rows in upserts.items():
-        _, statement = _upsert_of(model, conflict, kept, len(rows))
-        with connection.cursor() as cursor:
-            cursor.execute(statement, [value for values in rows.values() for value in values])
+        gathered = list(rows.values())
+        per_statement = MAX_STATEMENT_PARAMETERS // max(1, len(gathered[0])) if gathered else 1
+        for start in range(0, len(gathered), per_statement):
+            chunk = gathered[start : start + per_statement]
+            _, statement = _upsert_of(model, conflict, kept, len(chunk))
+            with bound_cursor() as cursor:
+                cursor.execute(statement, [value for values in chunk for value in values])
     upserts.clear()
 
 
@@ -525,7 +550,7 @@ def instance_inserted(instance: Model) -> None:
     columns = ", ".join(quote(column_of(field)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         if auto is None:
             cursor.execute(statement, values)
         else:

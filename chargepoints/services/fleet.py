@@ -32,7 +32,7 @@ from chargepoints.models import (
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import instance_saved, rows_copied
+from kernel.plain_sql import bound_cursor, instance_saved, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -271,7 +271,7 @@ def _connection_written(
     profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     admitted, admitted_params = ("", []) if admitted_hash is None else (_ADMITTED, [_DECOMMISSIONED, admitted_hash])
     params: list[Any] = [charge_point_id, *admitted_params, channel_name, started_at, ocpp_version, now, now]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), bound_cursor() as cursor:
         cursor.execute(
             "WITH before AS (SELECT id, connected, connection_channel, handshake_started_at"
             f" FROM {table} WHERE charge_point_id = %s{admitted} FOR UPDATE),"
@@ -466,7 +466,7 @@ def _boot_written(charge_point_id: str, now: datetime, identity: tuple[str, ...]
     the charger was connected before, its lifecycle state and heartbeat interval."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     assignments = ", ".join(f"{column} = %s" for column in _BOOT_COLUMNS)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"WITH before AS (SELECT id, connected FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
@@ -564,7 +564,7 @@ _HEARTBEATS_MARKED = (
 def _heartbeats_marked(latest: dict[str, datetime]) -> tuple[dict[str, int], list[str]]:
     """``last_heartbeat`` and ``last_seen`` of each charger in ``latest`` (id -> time) set in one
     UPDATE (PostgreSQL); (charge_point_id -> pk of the chargers found, those not connected)."""
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(_HEARTBEATS_MARKED, [list(latest), list(latest.values())])
         found = cursor.fetchall()
     return {cp: pk for cp, pk, _ in found}, [cp for cp, _, connected in found if not connected]
@@ -706,7 +706,7 @@ def _status_written(
         return None, None, False
     params = dict(zip(_STATUS_COLUMNS, (*values, now), strict=True))
     params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(_STATUS_WRITTEN, params)
         row = cursor.fetchone()
     if row is None:
@@ -734,7 +734,7 @@ def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:
         ChargePoint.objects.filter(pk=charge_point.pk).update(last_seen=now)
         return charge_point
     quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(ChargePoint._meta.db_table)} SET last_seen = %s WHERE charge_point_id = %s"
             " RETURNING id, last_boot_at",
@@ -762,7 +762,7 @@ def _connector_locked(charge_point: ChargePoint, evse_id: int | None, connector_
 def _connector_row_locked(charge_point: ChargePoint, evse_id: int | None, connector_id: int) -> tuple[Any, ...] | None:
     quote = connection.ops.quote_name
     evse = "evse_id IS NULL" if evse_id is None else "evse_id = %s"
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(map(quote, _CONNECTOR_COLUMNS))} FROM {quote(Connector._meta.db_table)}"
             f" WHERE charge_point_id = %s AND connector_id = %s AND {evse} FOR UPDATE",
@@ -777,7 +777,7 @@ def _connector_status_write(connector: Connector) -> None:
         return
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(column)} = %s" for column in _STATUS_COLUMNS)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(Connector._meta.db_table)} SET {assignments} WHERE id = %s",
             [getattr(connector, column) for column in _STATUS_COLUMNS] + [connector.pk],

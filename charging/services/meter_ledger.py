@@ -39,7 +39,7 @@ from charging.services.session_rows import (
     transactions_open_on_connector,
 )
 from charging.signals import charger_draw_changed
-from kernel.plain_sql import gathered_rows_of, instances_copied
+from kernel.plain_sql import bound_cursor, gathered_rows_of, instances_copied
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -365,7 +365,7 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
             timestamp__lte=until,
         )
         return [metering.Sample.of(row) for row in rows]
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(
             f"SELECT {', '.join(_READING_COLUMNS)}"
             f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)} WHERE transaction_id = %s"

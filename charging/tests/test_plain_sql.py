@@ -12,6 +12,7 @@ from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
 from kernel.plain_sql import (
+    MAX_STATEMENT_PARAMETERS,
     columns_of,
     copies_gathered,
     gathered_rows_of,
@@ -284,3 +285,27 @@ def test_upserts_gathered_wait_for_the_block_and_the_last_of_a_key_wins(register
         assert BillingRecord.objects.get().total == Decimal("1.00")  # not written yet
     stored = BillingRecord.objects.get()
     assert (stored.pk, stored.total, stored.created_at) == (first.pk, Decimal("3.00"), created)
+
+
+def test_upserts_gathered_beyond_one_statements_parameters_are_all_written(register_charge_point):
+    """A batch may gather more billing records than one bound statement's 65,535 parameters hold
+    (``CSMS_GROUP_COMMIT_MAX_UNITS`` is not capped): they go in as many statements as needed."""
+    charge_point = _session(register_charge_point).charge_point
+    count = MAX_STATEMENT_PARAMETERS // 16 + 10  # a billing record's row is 16 parameters
+    sessions = Transaction.objects.bulk_create(
+        Transaction(
+            charge_point=charge_point,
+            ocpp_transaction_id=f"tx-many-{n}",
+            start_key=f"many-{n}",
+            connector_id=1,
+            id_tag="TAG",
+            started_at=T0,
+            meter_start_wh=Decimal(0),
+        )
+        for n in range(count)
+    )
+    with copies_gathered():
+        for session in sessions:
+            record = _record(session, "1.00")
+            instance_upserted(record, conflict="transaction_id", kept=("created_at",), may_gather=True)
+    assert BillingRecord.objects.count() == count

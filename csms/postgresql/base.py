@@ -1,5 +1,6 @@
 """Django's PostgreSQL backend, its connection pool checking connections with ``csms.db_pool``,
-and timestamps read by psycopg's compiled loader.
+timestamps read by psycopg's compiled loader, and a cursor whose parameters the server binds
+(``bound_cursor``, for ``kernel.plain_sql``'s statements; its statements logged with their values).
 
 Django gives the pool its own check (an empty query on every checkout, ``CONN_HEALTH_CHECKS``) or
 none, and refuses a ``check`` among the pool's options. This backend sets the pool's check to
@@ -20,10 +21,10 @@ import datetime
 from functools import lru_cache
 from typing import Any
 
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.utils.asyncio import async_unsafe
-from psycopg import abc, adapt, adapters, pq
+from psycopg import ClientCursor, Cursor, abc, adapt, adapters, errors, pq
 from psycopg_pool import ConnectionPool
 
 from csms.db_pool import connection_checked
@@ -47,7 +48,22 @@ def utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
     return context
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str:
+        """Django's; for a statement of ``bound_cursor`` (its text holds ``$1``...) the text with its
+        parameters quoted in, as the query log shows every other statement (only when it logs); the
+        text as written if one cannot be quoted."""
+        if isinstance(cursor, ClientCursor) or params is None:
+            return super().last_executed_query(cursor, sql, params)
+        try:
+            return self.compose_sql(sql, params)
+        except errors.DataError:
+            return sql
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     @property
     def pool(self) -> ConnectionPool | None:
         pool = super().pool
@@ -80,6 +96,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not self._reads_utc_by_psycopg():
             register_tzloader(self.timezone, cursor)
         return cursor
+
+    @async_unsafe
+    def bound_cursor(self) -> Any:
+        """A cursor as ``cursor()`` gives (Django's wrapper: its errors, execute wrappers and query
+        log), over a psycopg ``Cursor``: its parameters sent apart from the text and dumped by
+        psycopg (server-side binding), where Django's connection quotes them into the text on the
+        client (``ClientCursor``). PostgreSQL infers each parameter's type from where it stands; a
+        statement for it casts those it cannot (``kernel.plain_sql.bound_cursor``, issue 15)."""
+        self.close_if_health_check_failed()
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            cursor = Cursor(self.connection)
+            loader = self.connection.adapters.get_loader(_TIMESTAMPTZ_OID, pq.Format.TEXT)
+            if loader is not _psycopg_timestamptz_loader() or not self._reads_utc_by_psycopg():
+                register_tzloader(self.timezone, cursor)
+            return self._prepare_cursor(cursor)  # type: ignore[attr-defined]  # Django's, as cursor() wraps
 
     def _reads_utc_by_psycopg(self) -> bool:
         return self.timezone is datetime.UTC and self.settings_dict["OPTIONS"].get("server_side_binding") is not True
