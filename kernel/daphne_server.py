@@ -25,9 +25,10 @@ come back about as fast as they can be taken instead of all within 5-15 s to be 
 timeout (``--websocket_connect_timeout``, 5 s) rejected a handshake its application had not accepted
 in time with ``403 Access denied``, and autobahn's opening-handshake timeout (the same 5 s) dropped
 the socket without any answer: a charger read an overloaded gateway as refused credentials, or as a
-network failure to back off from. The server's connect timeout is ``CSMS_HANDSHAKE_TIMEOUT`` (10 s:
+network failure to back off from. The server's connect timeout is ``CSMS_HANDSHAKE_TIMEOUT`` (7 s:
 in a storm, handshakes admitted under the cap wait behind the process's batches, and one dropped
-after 5 s was work thrown away), and a handshake past it is answered as a refused one
+after 5 s was work thrown away; checked every 2 s, a late one is answered within 7 to 9 s, before
+the 10 s many WebSocket clients wait for an answer), and a handshake past it is answered as a refused one
 (``HandshakeGate.refuse_late``: ``503`` with its turn in ``Retry-After``). autobahn's timeout is set
 past daphne's check (which runs every 2 s), a backstop for a handshake nobody checked. The consumer
 meets the close as any abandoned handshake (its attach is skipped unless its batch started).
