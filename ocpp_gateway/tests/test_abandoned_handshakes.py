@@ -6,6 +6,8 @@ A real daphne process on the test database; the test holds a charger's row to st
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
@@ -26,24 +28,40 @@ async def _a_batch_waits_for_a_lock(monitor: psycopg.AsyncConnection) -> bool:
     return bool(row and row[0])
 
 
-async def test_a_handshake_abandoned_while_its_attach_waits_is_not_attached(daphne):
-    for charge_point_id in ("CP-STALL", "CP-GONE", "CP-AFTER"):
-        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+@contextlib.asynccontextmanager
+async def _charger_row_held(
+    charge_point_id: str,
+) -> AsyncIterator[tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]]:
+    """The charger's row locked by another transaction: yields (wait until a batch waits for a
+    lock, release the row)."""
     url = _test_database_url()
     async with (
         await psycopg.AsyncConnection.connect(url, autocommit=True) as monitor,
         await psycopg.AsyncConnection.connect(url) as locker,
     ):
-        await locker.execute("SELECT 1 FROM chargepoints_chargepoint WHERE charge_point_id = 'CP-STALL' FOR UPDATE")
+        await locker.execute(
+            "SELECT 1 FROM chargepoints_chargepoint WHERE charge_point_id = %s FOR UPDATE", [charge_point_id]
+        )
+
+        async def a_batch_waits() -> None:
+            await eventually(lambda: _a_batch_waits_for_a_lock(monitor), timeout=10)
+
+        yield a_batch_waits, locker.rollback
+
+
+async def test_a_handshake_abandoned_while_its_attach_waits_is_not_attached(daphne):
+    for charge_point_id in ("CP-STALL", "CP-GONE", "CP-AFTER"):
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    async with _charger_row_held("CP-STALL") as (a_batch_waits, release):
         stalled = asyncio.ensure_future(
             connect(daphne.ws_url("1.6", "CP-STALL"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=30)
         )
-        await eventually(lambda: _a_batch_waits_for_a_lock(monitor), timeout=10)
+        await a_batch_waits()
         # CP-GONE's attach queues behind the stalled batch; the charger gives up and closes its socket.
         with pytest.raises(TimeoutError):
             await connect(daphne.ws_url("1.6", "CP-GONE"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=0.5)
         await asyncio.sleep(0.5)  # daphne reads the close (the batch waits up to its 5 s lock timeout)
-        await locker.rollback()
+        await release()
         async with await stalled:
             pass
     # CP-AFTER's attach queued after CP-GONE's: once it is answered, CP-GONE's was decided.
@@ -64,19 +82,14 @@ async def test_a_handshake_past_the_handshake_timeout_is_answered_503_with_retry
     refused credentials, to a charger) nor autobahn's drop without an answer. The consumer meets the
     close as any abandoned handshake's; the charger is admitted again once the row is free."""
     await ChargePoint.objects.acreate(charge_point_id="CP-LATE", heartbeat_interval=60)
-    url = _test_database_url()
-    async with (
-        await psycopg.AsyncConnection.connect(url, autocommit=True) as monitor,
-        await psycopg.AsyncConnection.connect(url) as locker,
-    ):
-        await locker.execute("SELECT 1 FROM chargepoints_chargepoint WHERE charge_point_id = 'CP-LATE' FOR UPDATE")
+    async with _charger_row_held("CP-LATE") as (a_batch_waits, release):
         late = asyncio.ensure_future(
             connect(impatient_daphne.ws_url("1.6", "CP-LATE"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=20)
         )
-        await eventually(lambda: _a_batch_waits_for_a_lock(monitor), timeout=10)
+        await a_batch_waits()
         with pytest.raises(InvalidStatus) as refused:
             await asyncio.wait_for(late, 15)
-        await locker.rollback()
+        await release()
     assert refused.value.response.status_code == 503
     assert 5 <= int(refused.value.response.headers["Retry-After"]) <= 15  # CSMS_HANDSHAKE_RETRY_AFTER, jittered
     async with ocpp_charger(impatient_daphne, "1.6", "CP-LATE"):
