@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
@@ -10,7 +10,7 @@ from django.utils.log import log_response
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import exceptions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +31,15 @@ _ERROR_MESSAGES = {
     "NotConnected": "The charge point is not connected.",
     "Timeout": "The charge point did not answer within the configured timeout.",
 }
+# DRF's refusals a command view may raise before its statement verifies a remembered API key.
+_REFUSED_BEFORE_THE_KEY_IS_READ = (
+    exceptions.Throttled,
+    exceptions.MethodNotAllowed,
+    exceptions.ParseError,
+    exceptions.UnsupportedMediaType,
+    exceptions.NotAcceptable,
+)
+E = TypeVar("E", bound=Exception)
 _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400, "IdempotencyKeyReused": 422}
 
 
@@ -184,7 +193,28 @@ class OcppCommandView(APIView):
         request.user, request.auth = authenticated  # type: ignore[assignment]  # DRF's stubs: Django users only
         self.check_permissions(request)
 
-    def _after_the_key_checked(self, request: Request, error: ApiError) -> ApiError:
+    def check_permissions(self, request: Request) -> None:
+        """DRF's check; a remembered key refused is read again first, so a key widened elsewhere
+        within ``REMEMBERED_FOR`` is let through and one revoked gets its 401."""
+        try:
+            super().check_permissions(request)
+        except exceptions.APIException as refused:
+            user = request.user
+            if refused.status_code != 403 or not isinstance(user, ApiKeyUser) or user.checked:
+                raise
+            self._authenticated_again(request, user.api_key)  # permits from the key's row, or raises
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """DRF's answer for ``exc``; a request refused before anything read its remembered key
+        (429, 405, an unparsable body) is told 401 or 403 instead when the key is no longer active."""
+        if isinstance(exc, _REFUSED_BEFORE_THE_KEY_IS_READ):
+            try:
+                self._after_the_key_checked(self.request, exc)
+            except exceptions.APIException as refused:
+                exc = refused
+        return super().handle_exception(exc)
+
+    def _after_the_key_checked(self, request: Request, error: E) -> E:
         """``error``, for a request refused before anything read its API key: a key this process
         remembered (not read for this request) is verified first, and one revoked, expired or
         narrowed since gets the 401 or 403 any other request of it gets."""

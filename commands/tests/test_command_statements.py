@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,6 +15,7 @@ from rest_framework.test import APIClient
 
 from commands.models import Command, CommandState
 from kernel.models import ApiKey, ApiKeyScope
+from kernel.throttling import ApiKeyRateThrottle
 
 pytestmark = pytest.mark.django_db
 
@@ -74,4 +76,31 @@ def test_a_key_narrowed_to_read_only_is_refused_by_the_next_command(api_client, 
     response = api_client.post("/api/v1/ocpp16/CP-1/reset", RESET, format="json")
     assert response.status_code == 403
     assert response.json()["error"] == "ReadOnlyApiKey"
+    assert Command.objects.count() == 1
+
+
+def test_a_key_widened_from_read_only_is_let_through_at_once(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    ApiKey.objects.update(scope=ApiKeyScope.READ_ONLY)
+    assert reset(api_client) == 403  # remembered as read-only
+    ApiKey.objects.update(scope=ApiKeyScope.FULL)
+    assert reset(api_client) == 503
+    assert Command.objects.count() == 1
+
+
+def test_a_revoked_key_over_its_rate_is_told_401_not_429(api_client, register_charge_point, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "1/minute"})
+    cache.clear()
+    register_charge_point("CP-1", ocpp_version="1.6")
+    assert reset(api_client) == 503
+    assert reset(api_client) == 429
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert reset(api_client) == 401
+
+
+def test_a_revoked_key_with_a_method_not_allowed_is_told_401(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    assert reset(api_client) == 503
+    ApiKey.objects.update(revoked_at=timezone.now())
+    assert api_client.get("/api/v1/ocpp16/CP-1/reset").status_code == 401
     assert Command.objects.count() == 1
