@@ -436,5 +436,6 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("CSMS_LOG_LEVEL", "INFO")},
-    "loggers": {"ocpp": {"level": "WARNING"}},
+    # axes.apps logs a banner at INFO each time Django starts (every manage.py command): not news.
+    "loggers": {"ocpp": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }
