@@ -7,6 +7,8 @@ PORT=${PORT:-8000}
 BIN=${BIN:-.venv/bin}
 # Where chargers fetch firmware and upload diagnostics: this server, unless set (behind a proxy, set it).
 export CSMS_PUBLIC_URL=${CSMS_PUBLIC_URL:-http://$HOST:$PORT}
+# Its processes add up their metrics in a directory of their own: two `make run`s on other ports do not mix.
+export CSMS_METRICS_DIR=${CSMS_METRICS_DIR:-var/metrics-$PORT}
 
 cat <<INFO
 
