@@ -48,6 +48,28 @@ def api_client(api_key: str) -> APIClient:
 
 
 @pytest.fixture
+def tx_default_profile() -> Callable[[Any], dict[str, Any]]:
+    """A SetChargingProfile (OCPP 1.6) payload: a TxDefaultProfile on connector 1 of ``limit`` A from the start."""
+
+    def payload(limit: Any) -> dict[str, Any]:
+        return {
+            "connectorId": 1,
+            "csChargingProfiles": {
+                "chargingProfileId": 1,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": {
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": limit}],
+                },
+            },
+        }
+
+    return payload
+
+
+@pytest.fixture
 def register_charge_point(db: None) -> Callable[..., ChargePoint]:
     def register(charge_point_id: str = "CP-1", heartbeat_interval: int = 60, **kwargs: Any) -> ChargePoint:
         return charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=heartbeat_interval, **kwargs)

@@ -22,16 +22,6 @@ PAYLOADS: list[Any] = [
     {"idTag": "T" * 21},
     {"connectorId": 1, "type": "Inoperative"},
     {"connectorId": 1, "csChargingProfiles": {"chargingProfileId": 1, "stackLevel": 0}},
-    {
-        "connectorId": 1,
-        "csChargingProfiles": {
-            "chargingProfileId": 1,
-            "stackLevel": 0,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute",
-            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]},
-        },
-    },
     {"requestStartTransaction": 1, "idToken": {"idToken": "T", "type": "ISO14443"}, "remoteStartId": 1},
     {"idToken": {"idToken": "T", "type": "ISO14443"}, "remoteStartId": 1},
     {"idToken": {"idToken": "T", "type": "Nonsense"}, "remoteStartId": 1},
@@ -42,12 +32,12 @@ PAYLOADS: list[Any] = [
 
 
 @pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1"])
-def test_the_compiled_check_finds_valid_only_what_the_decimal_validator_finds_valid(ocpp_version):
+def test_the_compiled_check_finds_valid_only_what_the_decimal_validator_finds_valid(ocpp_version, tx_default_profile):
     compared = 0
     for action in ocpp_package.request_actions(ocpp_version):
         name = ocpp_package.request_schema_name(ocpp_version, action)
         assert schemas._compiled(ocpp_version, name) is not None, name
-        for payload in PAYLOADS:
+        for payload in [*PAYLOADS, tx_default_profile(16)]:
             at_once = schemas._valid_at_once(ocpp_version, name, payload)
             errors = schemas._errors(schemas._validator(ocpp_version, name), payload)
             assert at_once == (not errors), (action, payload, errors)
@@ -55,20 +45,8 @@ def test_the_compiled_check_finds_valid_only_what_the_decimal_validator_finds_va
     assert compared > 100
 
 
-def test_a_payload_with_a_float_goes_to_the_decimal_validator():
+def test_a_payload_with_a_float_goes_to_the_decimal_validator(tx_default_profile):
     # 10.1 is a multiple of 0.1 in Decimals, not in floats: the Decimal validator accepts it.
-    payload = {
-        "connectorId": 1,
-        "csChargingProfiles": {
-            "chargingProfileId": 1,
-            "stackLevel": 0,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute",
-            "chargingSchedule": {
-                "chargingRateUnit": "A",
-                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.1}],
-            },
-        },
-    }
+    payload = tx_default_profile(10.1)
     assert not schemas._valid_at_once("1.6", "SetChargingProfile", payload)
     assert schemas.request_errors(ocpp_version="1.6", action="SetChargingProfile", payload=payload) == []

@@ -60,18 +60,8 @@ def test_the_relaxed_schema_is_the_one_compiled():
     validator("StartTransaction").validate(start)  # meterStart is a number in relaxed_schemas.py
 
 
-def test_decimal_payloads_of_the_decimal_parse_mode_validate():
-    limit = {"startPeriod": 0, "limit": decimal.Decimal("21.4")}
-    profile = {
-        "connectorId": 1,
-        "csChargingProfiles": {
-            "chargingProfileId": 1,
-            "stackLevel": 0,
-            "chargingProfilePurpose": "TxDefaultProfile",
-            "chargingProfileKind": "Absolute",
-            "chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": [limit]},
-        },
-    }
+def test_decimal_payloads_of_the_decimal_parse_mode_validate(tx_default_profile):
+    profile = tx_default_profile(decimal.Decimal("21.4"))
     validator("SetChargingProfile").validate(profile)
 
 
