@@ -29,6 +29,12 @@ nothing half-written. ``transaction.on_commit`` callbacks of every unit run afte
 A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
 attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 
+Before the units of a pass without savepoints run, the batch's session starts are read together
+(``charging.services.start_reads``): their chargers locked by one statement, in the order of their
+primary keys, then their sessions and parked stops by one, their id tags by one; each start takes
+its answer. Only a start that is the first unit of its charger in the batch has one
+(``_first_of_their_chargers``): a unit of that charger before it may change what was read.
+
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
 down with the one that broke them. And it waits at most ``CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS``
