@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -20,7 +21,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from kernel.plain_sql import bound_cursor, columns_of, model_rows
+from kernel.plain_sql import bound_cursor, columns_of, instance_of, model_rows
 
 # --- Authorization ---------------------------------------------------------------------------
 
@@ -59,6 +60,30 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
     token type matches only that type.
     """
     return id_tag_info_of(id_tag_find(id_tag=id_tag), token_type=token_type, at=at or timezone.now())
+
+
+def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
+    """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` as given
+    -> the tag, with its parent; a tag not registered is absent."""
+    table = connection.ops.quote_name(IdTag._meta.db_table)
+    width = len(IdTag._meta.concrete_fields)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
+            f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
+            [[id_tag.lower() for id_tag in id_tags]],
+        )
+        rows = cursor.fetchall()
+    found = {}
+    for key, *columns in rows:
+        tag, parent = instance_of(IdTag, columns[:width]), columns[width:]
+        tag.parent = instance_of(IdTag, parent) if parent[_pk_index(IdTag)] is not None else None
+        found[key] = tag
+    return found
+
+
+def _pk_index(model: type[Model]) -> int:
+    return model._meta.concrete_fields.index(model._meta.pk)
 
 
 def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> IdTagInfo:

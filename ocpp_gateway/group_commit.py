@@ -29,6 +29,12 @@ nothing half-written. ``transaction.on_commit`` callbacks of every unit run afte
 A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
 attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 
+Before the units of a pass without savepoints run, the batch's session starts are read together
+(``charging.services.start_reads``): their chargers locked by one statement, in the order of their
+primary keys, then their sessions and parked stops by one, their id tags by one; each start takes
+its answer. Only a start that is the first unit of its charger in the batch has one
+(``_first_of_their_chargers``): a unit of that charger before it may change what was read.
+
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
 down with the one that broke them. And it waits at most ``CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS``
@@ -54,8 +60,10 @@ from django.db import OperationalError, close_old_connections, connection, trans
 from psycopg import pq
 
 from charging.services.open_sessions import open_sessions_lent
+from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
+from kernel.log_format import charge_point_id_var
 from kernel.plain_sql import copies_gathered, gathering_paused
 
 logger = logging.getLogger(__name__)
@@ -240,19 +248,46 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
     try:
         with copies_gathered():
-            return _units_without_savepoints(batch)
+            lookups = [start_lookup_of(unit.func, unit.kwargs) for unit in batch]
+            with starts_read_together(_first_of_their_chargers(batch, lookups)):
+                return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
         raise _UnitFailed from error
 
 
-def _units_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
+def _first_of_their_chargers(batch: list[_Unit], lookups: list[StartLookup | None]) -> list[StartLookup]:
+    """The starts' lookups (``lookups[i]``: ``batch[i]``'s, or None) that the batch reads together
+    (``charging.services.start_reads``): of each start that is the first unit of its charger in the
+    batch. A unit's chargers are the one its connection's context names (``charge_point_id_var``)
+    and the one its arguments name (``charge_point_id``, or a ``request``'s); a unit naming none
+    (the write-behind buffers, an id tag read, a command's answer) writes no session."""
+    chosen: list[StartLookup] = []
+    chargers: set[str] = set()
+    for unit, lookup in zip(batch, lookups, strict=True):
+        if lookup is not None and lookup.charge_point_id not in chargers:
+            chosen.append(lookup)
+        request = unit.kwargs.get("request")
+        chargers.update(
+            (
+                unit.context.get(charge_point_id_var, ""),
+                unit.kwargs.get("charge_point_id", ""),
+                getattr(request, "charge_point_id", ""),
+                lookup.charge_point_id if lookup is not None else "",
+            )
+        )
+    return chosen
+
+
+def _units_without_savepoints(batch: list[_Unit], lookups: list[StartLookup | None]) -> list[Outcome]:
+    """Each unit's result; a start's answer read for the batch is dropped after its unit ran, taken
+    or not (no later unit takes it)."""
     features = connection.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
-        for unit in batch:
+        for unit, lookup in zip(batch, lookups, strict=True):
             if unit.in_savepoint:
                 del features.uses_savepoints
                 try:
@@ -265,6 +300,8 @@ def _units_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 outcomes.append((True, unit.context.run(unit.func, **unit.kwargs)))
             except Exception as error:
                 raise _UnitFailed from error
+            finally:
+                start_read_taken(lookup)  # the answer read for its start, if it left it: no later unit takes it
             if transaction.get_rollback() or _transaction_failed():
                 raise _UnitFailed
         return outcomes

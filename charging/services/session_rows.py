@@ -185,6 +185,21 @@ def transactions_started_or_open(
             evse_id if evse_id is not None else connector_id,
         ],
     )
+    existing, open_on_it = started_or_open_among(charge_point, sessions, start_key, connector_id, evse_id)
+    return charge_point, existing, open_on_it, parked
+
+
+def started_or_open_among(
+    charge_point: ChargePoint,
+    sessions: list[Transaction],
+    start_key: str,
+    connector_id: int | None,
+    evse_id: int | None,
+) -> tuple[Transaction | None, list[Transaction]]:
+    """Of a start's ``sessions`` read under its charger's lock (``transactions_started_or_open``'s
+    or ``start_reads``'s statement): the one its ``start_key`` opened (the open one, else the
+    latest) and those open on its connector (a 2.0.1 EVSE) in the model's order, each remembered
+    (``transaction_remember``) with ``charge_point`` attached."""
     rows = []
     for session in sessions:
         session.charge_point = charge_point
@@ -199,7 +214,7 @@ def transactions_started_or_open(
 
     open_on_it = [session for session in rows if session.status == TransactionStatus.ACTIVE and on_it(session)]
     open_on_it.sort(key=lambda session: (session.started_at, session.pk), reverse=True)  # the model's ordering
-    return charge_point, existing, open_on_it, parked
+    return existing, open_on_it
 
 
 def transaction_inserted(session: Transaction) -> Transaction:

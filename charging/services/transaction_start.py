@@ -61,6 +61,7 @@ from charging.services.session_rows import (
     column_int,
     fractional,
     seq_no_seen,
+    started_or_open_among,
     stored_id_tag,
     transaction_inserted,
     transaction_kept,
@@ -70,6 +71,14 @@ from charging.services.session_rows import (
     transaction_touched,
     transactions_open_on_connector,
     transactions_started_or_open,
+)
+from charging.services.start_reads import (
+    StartLookup,
+    StartRead,
+    id_tag_read,
+    start_lookup,
+    start_read_taken,
+    starting_unit_register,
 )
 from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
@@ -132,12 +141,9 @@ def transaction_start(request: StartRequest) -> StartResult:
     """
     now = timezone.now()
     start = charger_time_judged(request.started_at, now)
+    read = start_read_taken(start_lookup_of_request(request))  # read with its batch's other starts, if it was
     with db_transaction.atomic():
-        info = (
-            selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
-            if request.authorize
-            else None
-        )
+        info = _authorized(request) if request.authorize else None
         request = dataclasses.replace(
             request,
             started_at=start.at,
@@ -145,7 +151,7 @@ def transaction_start(request: StartRequest) -> StartResult:
             id_tag=stored_id_tag(request.id_tag),
             start_key=_stored_start_key(request.start_key),
         )
-        existing, charge_point, older, stop_parked = _started_before(request)
+        existing, charge_point, older, stop_parked = _started_before(request, read)
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
@@ -153,8 +159,35 @@ def transaction_start(request: StartRequest) -> StartResult:
     return StartResult(session, info)
 
 
+def start_lookup_of_request(request: StartRequest) -> StartLookup | None:
+    """What ``request`` reads under its charger's lock, for its batch to read together with its
+    other starts (``start_reads``); None for a 2.0.1 event that is not a Started (its session is
+    mostly known) or a start naming neither connector nor EVSE."""
+    if request.seq_no is not None and not request.started_event:
+        return None
+    return start_lookup(
+        charge_point_id=request.charge_point_id,
+        start_key=_stored_start_key(request.start_key),
+        connector_id=request.connector_id,
+        evse_id=request.evse_id,
+        parked_under=request.ocpp_transaction_id,
+        id_tag=request.id_tag if request.authorize else "",
+    )
+
+
+starting_unit_register(transaction_start, start_lookup_of_request)
+
+
+def _authorized(request: StartRequest) -> IdTagInfo:
+    """The id tag's authorization now: from the tag its batch read with its other starts, else read."""
+    read, tag = id_tag_read(request.id_tag)
+    if not read:
+        return selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
+    return selectors.id_tag_info_of(tag, token_type=request.id_token_type, at=timezone.now())
+
+
 def _started_before(
-    request: StartRequest,
+    request: StartRequest, read: StartRead | None
 ) -> tuple[Transaction | None, ChargePoint | None, list[Transaction], bool | None]:
     """The session this start opened before, the charger's row (locked) when it may open one,
     then the sessions still open on its connector (locked; a new session closes them), and whether
@@ -168,7 +201,7 @@ def _started_before(
     existing = _known_session(request) if known else None
     if existing is not None and not _reused(existing, request):
         return existing, None, [], None
-    charge_point, existing, older, stop_parked = _started_by_or_open(request)
+    charge_point, existing, older, stop_parked = _started_by_or_open(request, read)
     if existing is not None and _reused(existing, request):
         existing = None
     return existing, charge_point, older, stop_parked
@@ -184,13 +217,17 @@ def _known_session(request: StartRequest) -> Transaction | None:
 
 
 def _started_by_or_open(
-    request: StartRequest,
+    request: StartRequest, read: StartRead | None
 ) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool | None]:
     """The charger's row, locked, then ``_started_by``, the sessions open on the start's
     connector (``_close_superseded``'s) and whether a stop is parked under the start's 2.0.1
-    transactionId: on PostgreSQL two statements (``transactions_started_or_open``); elsewhere the
-    last is None (not looked)."""
+    transactionId: what its batch ``read`` with its other starts, else on PostgreSQL two
+    statements (``transactions_started_or_open``); elsewhere the last is None (not looked)."""
     connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
+    if read is not None:
+        charge_point = read.charge_point
+        existing, older = started_or_open_among(charge_point, read.sessions, request.start_key, connector_id, evse_id)
+        return charge_point, existing, older, read.parked
     if connection.vendor == "postgresql" and (connector_id is not None or evse_id is not None):
         return transactions_started_or_open(
             request.charge_point_id, request.start_key, connector_id, evse_id, request.ocpp_transaction_id

@@ -15,7 +15,8 @@ from django.db import connection
 
 from chargepoints.services import charge_point_register
 from charging.models import Transaction, TransactionStatus
-from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.start_reads import start_read_taken, starts_read_together
+from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -81,3 +82,35 @@ def test_a_started_waiting_for_the_chargers_lock_is_ended_by_the_stop_parked_mea
         ),
     )
     assert Transaction.objects.get(pk=started).status == TransactionStatus.ENDED
+
+
+def _start_read_together(charge_point_id: str, meter_start: int, started_at: datetime) -> int:
+    """``_start`` as the first start of its charger in a batch: its reads made by the batch's
+    statements (``start_reads``), which wait for the charger's lock like its own would."""
+    request = StartRequest(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"1|tag|{meter_start}|{started_at.isoformat()}",
+        started_at=started_at,
+        connector_id=1,
+        id_tag="TAG",
+        meter_start_wh=Decimal(meter_start),
+    )
+    lookup = start_lookup_of_request(request)
+    assert lookup is not None
+    with starts_read_together([lookup]):
+        result = transaction_start(request)
+        assert start_read_taken(lookup) is None  # the start took its answer
+    return result.transaction.pk
+
+
+def test_a_batch_whose_starts_wait_for_a_chargers_lock_supersedes_the_session_committed_meanwhile(
+    behind_a_lock,
+) -> None:
+    charge_point_register(charge_point_id="CP-LOCK-3", heartbeat_interval=60)
+    earlier, later = behind_a_lock(
+        lambda: _start("CP-LOCK-3", 1000, T0),  # the old connection's start holds the charger's lock
+        lambda: _start_read_together("CP-LOCK-3", 2000, T0 + timedelta(minutes=10)),  # the new one's batch
+    )
+    statuses = dict(Transaction.objects.filter(pk__in=[earlier, later]).values_list("pk", "status"))
+    assert statuses == {earlier: TransactionStatus.ENDED, later: TransactionStatus.ACTIVE}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -12,7 +13,8 @@ from ocpp.v201.enums import Action
 from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
-from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.start_reads import StartLookup, starting_unit_register
+from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
@@ -117,6 +119,35 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     if token_type == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
     return started.id_tag_info if sent_token else None
+
+
+def _start_lookup(charge_point_id: str, payload: dict[str, Any]) -> StartLookup | None:
+    """What a Started event's ``transaction_start`` reads under its charger's lock
+    (``charging.services.start_reads``: its batch reads it with its other starts); its id tag
+    when it sent one to authorize (a remote start's token is read in the unit)."""
+    if payload["event_type"] != "Started":
+        return None
+    transaction_id = payload["transaction_info"]["transaction_id"]
+    token, evse = payload.get("id_token") or {}, payload.get("evse") or {}
+    return start_lookup_of_request(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="2.0.1",
+            start_key=transaction_id,
+            ocpp_transaction_id=transaction_id,
+            started_at=_NO_TIME,
+            evse_id=evse.get("id"),
+            connector_id=evse.get("connector_id"),
+            id_tag=token.get("id_token", ""),
+            authorize=bool(token) and token.get("type", "") != "NoAuthorization",
+            seq_no=payload["seq_no"],
+            started_event=True,
+        )
+    )
+
+
+_NO_TIME = datetime.min.replace(tzinfo=UTC)  # a lookup's request: its time is not part of what it reads
+starting_unit_register(_transaction_event, _start_lookup)
 
 
 def _remote_start_token(charge_point_id: str, remote_start_id: Any) -> dict[str, str]:

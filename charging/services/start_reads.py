@@ -1,0 +1,195 @@
+"""A group-commit batch's session starts, read together (issue 15).
+
+A start (1.6 StartTransaction, 2.0.1 TransactionEvent Started) locks its charger's row, then reads
+the sessions its key opened and those open on its connector and whether a stop is parked under
+its transactionId (``session_rows.transactions_started_or_open``: two statements), and its id tag
+(``selectors.id_tag_find``: one). A batch written without savepoints makes those reads once for
+all its starts, before its units run (``starts_read_together``): one statement locks every
+start's charger, in the order of their primary keys (two transactions locking several chargers
+wait for each other in one order, never in opposite ones); one reads every start's sessions and
+parked stops after those locks (a statement of its own, as for one start: it sees what a lock's
+holder, the charger's other connection, committed while the lock was awaited); one reads their
+id tags. Each start then takes its answer (``start_read_taken``) instead of reading.
+
+Only the first unit of a charger in its batch may have an answer (the group commit chooses): a
+unit of that charger before it (another start, a stop, a status that closes a session) may change
+what was read. The id tags read are as of the batch's start for every unit of it, as
+``kernel.batch_memo``'s answers are. PostgreSQL only; the batch's second pass (each unit in its
+savepoint) reads every start the unit's way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection
+
+from chargepoints.models import ChargePoint
+from charging import selectors
+from charging.models import (
+    IdTag,
+    ReconciliationItem,
+    ReconciliationReason,
+    ReconciliationState,
+    Transaction,
+    TransactionStatus,
+)
+from charging.services.session_rows import column_int
+from kernel.plain_sql import bound_cursor, columns_of, instance_of, model_rows
+
+
+@dataclass(frozen=True)
+class StartLookup:
+    """What a start reads under its charger's lock, as ``transactions_started_or_open``'s arguments
+    (its start key as stored, its connector and EVSE as their columns keep them, the 2.0.1
+    transactionId a stop may be parked under, "" in 1.6), and its id tag ("": none to authorize;
+    not part of the lookup's identity)."""
+
+    charge_point_id: str
+    start_key: str
+    connector_id: int | None
+    evse_id: int | None
+    parked_under: str
+    id_tag: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True)
+class StartRead:
+    """A start's answer: its charger's row (locked), the sessions it read (locked; not yet
+    remembered: ``session_rows.started_or_open_among``) and whether a stop is parked under it."""
+
+    charge_point: ChargePoint
+    sessions: list[Transaction]
+    parked: bool
+
+
+def start_lookup(
+    *,
+    charge_point_id: str,
+    start_key: str,
+    connector_id: int | None,
+    evse_id: int | None,
+    parked_under: str,
+    id_tag: str = "",
+) -> StartLookup | None:
+    """The lookup of a start with these values (``start_key`` as stored); None for one naming
+    neither connector nor EVSE (it reads no open sessions: read the unit's way)."""
+    connector, evse = column_int(connector_id), column_int(evse_id)
+    if connector is None and evse is None:
+        return None
+    return StartLookup(charge_point_id, start_key, connector, evse, parked_under, id_tag)
+
+
+# A unit's function -> its lookup from the unit's arguments (None: it starts no session).
+_starting_units: dict[Callable[..., Any], Callable[..., StartLookup | None]] = {}
+
+
+def starting_unit_register(func: Callable[..., Any], lookup_of: Callable[..., StartLookup | None]) -> None:
+    """``func``'s units may start a session: ``lookup_of(**the unit's arguments)`` says which."""
+    _starting_units[func] = lookup_of
+
+
+def start_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StartLookup | None:
+    """The lookup of a unit ``func(**kwargs)``, if it starts a session."""
+    lookup_of = _starting_units.get(func)
+    return lookup_of(**kwargs) if lookup_of is not None else None
+
+
+_batch = threading.local()  # .reads: lookup -> StartRead and .tags: lower(id tag) -> IdTag | None, during a pass
+
+
+@contextmanager
+def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
+    """Within the block (a batch's pass without savepoints), each of ``lookups`` is answered
+    (``start_read_taken``) from three statements made now: the chargers locked, the sessions and
+    parked stops read, the id tags read. A charger not found has no answer (its unit reads, and
+    fails as it does). Nothing to read, or not PostgreSQL: no statement, no answer."""
+    _batch.reads, _batch.tags = {}, {}
+    try:
+        if lookups and connection.vendor == "postgresql":
+            chargers = _chargers_locked(lookups)
+            lookups = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
+            _batch.reads = _sessions_read(lookups, chargers)
+            tags = {lookup.id_tag.lower() for lookup in lookups if lookup.id_tag}
+            if tags:
+                found = selectors.id_tags_found(sorted(tags))
+                _batch.tags = {tag: found.get(tag) for tag in tags}
+        yield
+    finally:
+        _batch.reads = _batch.tags = None
+
+
+def start_read_taken(lookup: StartLookup | None) -> StartRead | None:
+    """The answer read for ``lookup`` in this pass (taken: a second unit with the same lookup reads
+    its own way), or None."""
+    reads: dict[StartLookup, StartRead] | None = getattr(_batch, "reads", None)
+    return reads.pop(lookup, None) if reads and lookup is not None else None
+
+
+def id_tag_read(id_tag: str) -> tuple[bool, IdTag | None]:
+    """(True, the tag or None when not registered) when this pass read ``id_tag``; else (False, None)."""
+    tags: dict[str, IdTag | None] | None = getattr(_batch, "tags", None)
+    key = id_tag.lower()
+    if tags is None or key not in tags:
+        return False, None
+    return True, tags[key]
+
+
+def _table(model: type[Any]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
+    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row."""
+    found = model_rows(
+        ChargePoint,
+        f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c"
+        " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE",
+        [sorted({lookup.charge_point_id for lookup in lookups})],
+    )
+    return {charge_point.charge_point_id: charge_point for charge_point in found}
+
+
+def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint]) -> dict[StartLookup, StartRead]:
+    """``transactions_started_or_open``'s read after the lock, for every lookup in one statement."""
+    if not lookups:
+        return {}
+    width = len(Transaction._meta.concrete_fields)
+    pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked FROM unnest(%s::int[], %s::bigint[],"
+            " %s::text[], %s::int[], %s::int[], %s::text[]) AS q(n, cp, start_key, connector_id, evse_id,"
+            " parked_under) CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS (SELECT 1 FROM"
+            f" {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s AND r.state = %s"
+            " AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT * FROM"
+            f" {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"
+            " (t.status = %s AND CASE WHEN q.evse_id IS NOT NULL THEN t.evse_id = q.evse_id"
+            " ELSE t.connector_id = q.connector_id AND t.evse_id IS NULL END)) FOR UPDATE OF t) t ON true",
+            [
+                list(range(len(lookups))),
+                [chargers[lookup.charge_point_id].pk for lookup in lookups],
+                [lookup.start_key for lookup in lookups],
+                [lookup.connector_id for lookup in lookups],
+                [lookup.evse_id for lookup in lookups],
+                [lookup.parked_under for lookup in lookups],
+                ReconciliationReason.UNKNOWN_TRANSACTION,
+                ReconciliationState.OPEN,
+                TransactionStatus.ACTIVE,
+            ],
+        )
+        rows = cursor.fetchall()
+    sessions: list[list[Transaction]] = [[] for _ in lookups]
+    parked = [False] * len(lookups)
+    for row in rows:
+        n = row[width]
+        parked[n] = bool(row[width + 1])
+        if row[pk_index] is not None:  # the LEFT JOIN found a session
+            sessions[n].append(instance_of(Transaction, row[:width]))
+    return {
+        lookup: StartRead(chargers[lookup.charge_point_id], sessions[n], parked[n]) for n, lookup in enumerate(lookups)
+    }
