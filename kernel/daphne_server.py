@@ -51,12 +51,6 @@ answered message. ``write_at_once`` sends at once when nothing is waiting in the
 socket is plain TCP and open, and buffers only what the kernel did not take (or all of it after an
 error, which Twisted's own write path then meets and handles as before). Same bytes, same order.
 
-**A handed-over socket listened on once the application is loaded.** ``scripts/serve.py`` binds
-each worker's socket and sets ``CSMS_LISTEN_BACKLOG``; the worker calls ``listen`` on its ``--fd``
-sockets when daphne starts serving, after Django and the application are imported (3-4 s of CPU).
-Before, the sockets listened from the start: a restart's reconnect storm filled their accept
-queues with chargers nobody answered for those seconds, then met all of them at once.
-
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -70,9 +64,7 @@ import asyncio
 import importlib
 import logging
 import math
-import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from functools import partial, wraps
@@ -361,21 +353,6 @@ def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes]
     return write_at_once
 
 
-def adopted_sockets_listen(endpoints: list[str]) -> None:
-    """``listen`` on each socket daphne adopts (``fd:fileno=N``) with ``CSMS_LISTEN_BACKLOG``, when
-    set (``scripts/serve.py`` hands its sockets over bound, not listening); nothing otherwise."""
-    backlog = os.environ.get("CSMS_LISTEN_BACKLOG", "")
-    if not backlog:
-        return
-    for description in endpoints:
-        kind, _, options = description.partition(":")
-        if kind != "fd":
-            continue
-        fileno = int(dict(option.split("=", 1) for option in options.split(":"))["fileno"])
-        with socket.socket(fileno=os.dup(fileno)) as adopted:
-            adopted.listen(int(backlog))
-
-
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
     beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
@@ -392,10 +369,6 @@ def daphne_server_install() -> None:
             self.handshake_gate = HandshakeGate()
             self.websocket_connect_timeout = settings.CSMS_HANDSHAKE_TIMEOUT
             self.websocket_handshake_timeout = settings.CSMS_HANDSHAKE_TIMEOUT + HANDSHAKE_TIMEOUT_BACKSTOP
-
-        def run(self) -> None:
-            adopted_sockets_listen(self.endpoints)
-            super().run()
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
             queue = _create_application(self, protocol, scope)

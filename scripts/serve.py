@@ -1,10 +1,7 @@
 """The gateway, one daphne worker process per core on one port (``make serve``).
 
-Binds WORKERS sockets to HOST:PORT with SO_REUSEPORT (the kernel spreads new connections over
-them) and hands one to each daphne worker, which listens on it once it has loaded the application
-(``kernel.daphne_server``, ``CSMS_LISTEN_BACKLOG``): until a worker is ready a charger's connect is
-refused at once and it retries, instead of waiting in a queue nobody reads for the seconds a
-worker's start-up takes (a restart's reconnect storm). A worker that dies is started again;
+Opens WORKERS listening sockets on HOST:PORT with SO_REUSEPORT (the kernel spreads new
+connections over them) and hands one to each daphne worker. A worker that dies is started again;
 SIGTERM or SIGINT stops them all. Chargers stay on the worker that accepted them; commands reach
 them from any process over the channel layer, so several workers need Redis (REDIS_URL), and
 PostgreSQL (DATABASE_URL) for a database they can share.
@@ -37,20 +34,19 @@ def _positive_int(name: str, default: int) -> int:
     return int(raw)
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to the port, not yet listening (its worker listens when ready)."""
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # daphne adopts IPv4 sockets only
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
 
-def start_worker(sock: socket.socket, daphne_args: list[str], backlog: int) -> subprocess.Popen[bytes]:
+def start_worker(sock: socket.socket, daphne_args: list[str]) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *daphne_args, "csms.asgi:application"]
-    environment = {**os.environ, "CSMS_LISTEN_BACKLOG": str(backlog)}
-    return subprocess.Popen(command, cwd=ROOT, pass_fds=[sock.fileno()], env=environment)
+    return subprocess.Popen(command, cwd=ROOT, pass_fds=[sock.fileno()])
 
 
 def main() -> None:
@@ -66,8 +62,8 @@ def main() -> None:
     workers = _positive_int("WORKERS", os.cpu_count() or 1)
     if workers > 1 and missing:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
-    sockets = [bound_socket(host, port) for _ in range(workers)]
-    processes = {sock.fileno(): start_worker(sock, args.daphne_args, args.backlog) for sock in sockets}
+    sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
+    processes = {sock.fileno(): start_worker(sock, args.daphne_args) for sock in sockets}
     pids = [process.pid for process in processes.values()]
     print(f"serving on {host}:{port} with {workers} daphne worker(s): {pids}", flush=True)
     stopping = False
@@ -85,7 +81,7 @@ def main() -> None:
         for sock in sockets:
             if processes[sock.fileno()].poll() is not None and not stopping:
                 print(f"worker {processes[sock.fileno()].pid} exited; starting another", flush=True)
-                processes[sock.fileno()] = start_worker(sock, args.daphne_args, args.backlog)
+                processes[sock.fileno()] = start_worker(sock, args.daphne_args)
     for process in processes.values():
         process.wait()
 

@@ -104,9 +104,6 @@ RELIED_ON = [
     ("twisted.internet.abstract", "FileDescriptor", "doWrite", "39c852a5e9e063b0"),
     ("twisted.internet.tcp", "Connection", "writeSomeData", "d7ddaf5ac8aa4232"),
     ("twisted.internet._newtls", "ConnectionMixin", "write", "9a97fc973a780c6c"),
-    # adopted_sockets_listen: daphne adopts its --fd sockets in run; Twisted never listens on an adopted one.
-    ("daphne.server", "Server", "run", "f9eaa8f9328051ff"),
-    ("twisted.internet.tcp", "Port", "startListening", "ce7c79d47d425e3b"),
 ]
 
 
