@@ -279,6 +279,10 @@ CSMS_DEFAULT_HEARTBEAT_INTERVAL = env_int("CSMS_DEFAULT_HEARTBEAT_INTERVAL", 300
 CSMS_OCPP_CALL_TIMEOUT = env_int("CSMS_OCPP_CALL_TIMEOUT", 30, minimum=1)
 # Read a charger's configuration (1.6 GetConfiguration, 2.0.1 GetBaseReport) after each accepted boot.
 CSMS_CONFIGURATION_REFRESH_ON_BOOT = env_bool("CSMS_CONFIGURATION_REFRESH_ON_BOOT", True)
+# ... except after a boot reporting the vendor, model and firmware version of the charger's last one,
+# when the charger answered a read of its whole configuration within this many seconds (a restart's
+# reconnect storm re-reads nothing); 0: after every accepted boot.
+CSMS_CONFIGURATION_REFRESH_MAX_AGE = env_int("CSMS_CONFIGURATION_REFRESH_MAX_AGE", 3600, minimum=0)
 CSMS_OFFLINE_CHECK_INTERVAL = env_int("CSMS_OFFLINE_CHECK_INTERVAL", 30, minimum=1)
 # Each gateway process announces itself in Redis for this long and renews every RENEW s; presence
 # held by a process whose announcement expired is released (its chargers go offline).

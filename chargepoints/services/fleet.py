@@ -51,6 +51,8 @@ class BootResult:
     status: str  # "Accepted" or "Pending"
     interval: int
     current_time: datetime
+    identity_kept: bool = False  # vendor, model and firmware version those of the charger's last boot
+    condition_held: bool | None = None  # ``charge_point_boot``'s ``condition``: None when not asked
 
 
 def charge_point_register(
@@ -439,47 +441,71 @@ def charge_point_boot(
     firmware_version: str = "",
     iccid: str = "",
     imsi: str = "",
+    condition: RowCondition | None = None,
 ) -> BootResult:
     """Record a BootNotification: the charger's identity, its boot time, online (one event when it
-    was offline). Raises ``ChargePoint.DoesNotExist`` for an unregistered charger."""
+    was offline). Raises ``ChargePoint.DoesNotExist`` for an unregistered charger. ``condition``
+    (PostgreSQL; ignored elsewhere) is evaluated in the same statement, after the write, into
+    ``condition_held``: what a higher app asks of the charger at its boot without a round trip."""
     now = timezone.now()
     identity = (vendor, model, serial_number, firmware_version, iccid, imsi)
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            was_connected, lifecycle_state, interval = _boot_written(charge_point_id, now, identity)
+            was_connected, lifecycle_state, interval, identity_kept, held = _boot_written(
+                charge_point_id, now, identity, condition
+            )
             if not was_connected:
                 _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "message_received")
         else:
             _mark_online(charge_point_id, now)
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+            identity_kept = _boot_identity_of(charge_point) == (vendor, model, firmware_version)
             _record_boot(charge_point, now, *identity)
-            lifecycle_state, interval = charge_point.lifecycle_state, charge_point.heartbeat_interval
+            lifecycle_state, interval, held = charge_point.lifecycle_state, charge_point.heartbeat_interval, None
     accepted = lifecycle_state == LifecycleState.COMMISSIONED
-    return BootResult(status="Accepted" if accepted else "Pending", interval=interval, current_time=now)
+    return BootResult(
+        status="Accepted" if accepted else "Pending",
+        interval=interval,
+        current_time=now,
+        identity_kept=identity_kept,
+        condition_held=held,
+    )
 
 
 _BOOT_COLUMNS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi")
 
 
-def _boot_written(charge_point_id: str, now: datetime, identity: tuple[str, ...]) -> tuple[bool, str, int]:
+def _boot_identity_of(charge_point: ChargePoint) -> tuple[str, str, str]:
+    return charge_point.vendor, charge_point.model, charge_point.firmware_version
+
+
+def _boot_written(
+    charge_point_id: str, now: datetime, identity: tuple[str, ...], condition: RowCondition | None
+) -> tuple[bool, str, int, bool, bool | None]:
     """``_mark_online`` and ``_record_boot`` as one plain statement (PostgreSQL, issue 15): whether
-    the charger was connected before, its lifecycle state and heartbeat interval."""
+    the charger was connected before, its lifecycle state and heartbeat interval, whether its
+    vendor, model and firmware version are those it had, and ``condition``'s value."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     assignments = ", ".join(f"{column} = %s" for column in _BOOT_COLUMNS)
+    asked, asked_params = condition or ("NULL", [])
     with bound_cursor() as cursor:
         cursor.execute(
-            f"WITH before AS (SELECT id, connected FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
+            "WITH before AS (SELECT id, connected, vendor, model, firmware_version"
+            f" FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
             f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s"
             " FROM before WHERE cp.id = before.id"
-            " RETURNING before.connected, cp.lifecycle_state, cp.heartbeat_interval",
-            [charge_point_id, *identity, now, now, now],
+            " RETURNING before.connected, cp.lifecycle_state, cp.heartbeat_interval,"
+            " (before.vendor, before.model, before.firmware_version)"
+            " = (cp.vendor, cp.model, cp.firmware_version),"
+            f" ({asked})",
+            [charge_point_id, *identity, now, now, now, *asked_params],
         )
         row = cursor.fetchone()
     if row is None:
         raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-    return row[0], row[1], row[2]
+    return row[0], row[1], row[2], row[3], row[4]
 
 
 def _record_boot(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -54,6 +55,33 @@ async def test_v16_configuration_is_read_after_boot_and_all_30_keys_are_listed(d
     command = await Command.objects.aget(charge_point_identity="CFG16", action="GetConfiguration")
     assert {(row["learned_from"], row["command_id"]) for row in body["keys"]} == {("GetConfiguration", str(command.id))}
     assert all(row["learned_at"].endswith("Z") and row["unknown"] is False for row in body["keys"])
+
+
+async def _boot_read_count(server, charge_point_id: str, boot: call16.BootNotification) -> int:
+    """Connect and boot: how many GetConfiguration this connection received within 1.5 s (the read
+    after a boot is asked within milliseconds of its answer)."""
+    async with ocpp_charger(server, "1.6", charge_point_id, client_class=ConfiguredV16Charger) as charger:
+        assert (await charger.call(boot)).status == "Accepted"
+        with contextlib.suppress(AssertionError):
+            await eventually(lambda: charger.received, timeout=1.5)
+        await charger.call(call16.Heartbeat())
+        return sum(action == "GetConfiguration" for action, _ in charger.received)
+
+
+async def test_v16_a_reboot_reporting_the_same_firmware_after_a_recent_read_is_not_read_again(
+    daphne, refreshing_daphne
+):
+    await register("CFG16R")
+    assert await _boot_read_count(refreshing_daphne, "CFG16R", BOOT_16) == 1
+    await eventually(lambda: stored_keys("CFG16R").acount(), timeout=10)
+    assert await _boot_read_count(refreshing_daphne, "CFG16R", BOOT_16) == 0  # a restart's storm
+    updated = call16.BootNotification(
+        charge_point_vendor="Alfen", charge_point_model="Eve Single", firmware_version="6.1"
+    )
+    assert await _boot_read_count(refreshing_daphne, "CFG16R", updated) == 1  # new firmware
+    await stored_keys("CFG16R").filter(key="HeartbeatInterval").aupdate(pending_value="120")
+    assert await _boot_read_count(refreshing_daphne, "CFG16R", updated) == 1  # a value waits for the reboot
+    assert await Command.objects.filter(charge_point_identity="CFG16R", action="GetConfiguration").acount() == 3
 
 
 async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, api_daphne, api_key):

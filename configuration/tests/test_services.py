@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
+from chargepoints import services as boot_services
 from chargepoints.models import ChargePoint, LifecycleState
-from commands.models import Command
+from commands.models import Command, CommandState
 from configuration import services
-from configuration.changes import configuration_refresh_on_boot
+from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +128,83 @@ def test_no_read_after_the_boot_of_a_charger_pending_disconnected_or_unknown(reg
     for charge_point_id in ("CP-PENDING", "CP-GONE", "CP-NONE"):
         assert configuration_refresh_on_boot(charge_point_id=charge_point_id) is None
     assert not Command.objects.exists() and not DeviceModelReport.objects.exists()
+
+
+def _configuration_read(charge_point: ChargePoint, state: str, *, hours_ago: float = 0, **request) -> None:
+    command = Command.objects.create(
+        charge_point=charge_point,
+        charge_point_identity=charge_point.charge_point_id,
+        ocpp_version=charge_point.ocpp_version,
+        command="get_configuration" if charge_point.ocpp_version == "1.6" else "get_base_report",
+        action="GetConfiguration" if charge_point.ocpp_version == "1.6" else "GetBaseReport",
+        request=request,
+        state=state,
+    )
+    Command.objects.filter(pk=command.pk).update(created_at=timezone.now() - timedelta(hours=hours_ago))
+
+
+def _read_recent_at_boot(charge_point_id: str, firmware_version: str = "1.0") -> tuple[bool, bool | None]:
+    boot = boot_services.charge_point_boot(
+        charge_point_id=charge_point_id,
+        vendor="V",
+        model="M",
+        firmware_version=firmware_version,
+        condition=configuration_read_recent(),
+    )
+    return boot.identity_kept, boot.condition_held
+
+
+@pytest.mark.parametrize(
+    ("state", "hours_ago", "request_body", "held"),
+    [
+        (CommandState.ACCEPTED, 0, {}, True),
+        (CommandState.CALL_ERROR, 0, {}, True),  # NotImplemented: asking again tells nothing new
+        (CommandState.REJECTED, 0, {"key": None}, True),
+        (CommandState.TIMEOUT, 0, {}, False),
+        (CommandState.PENDING, 0, {}, False),
+        (CommandState.ACCEPTED, 0, {"key": ["HeartbeatInterval"]}, False),  # not the whole configuration
+        (CommandState.ACCEPTED, 2, {}, False),  # older than CSMS_CONFIGURATION_REFRESH_MAX_AGE (1 h)
+    ],
+)
+def test_the_boot_tells_whether_the_configuration_was_read_recently(
+    register_charge_point, settings, state, hours_ago, request_body, held
+):
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE = 3600
+    charge_point = register_charge_point("CP-FRESH", ocpp_version="1.6")
+    _read_recent_at_boot("CP-FRESH")
+    _configuration_read(charge_point, state, hours_ago=hours_ago, **request_body)
+    assert _read_recent_at_boot("CP-FRESH") == (True, held)
+
+
+def test_a_2_0_1_full_inventory_answered_is_a_recent_read_and_another_report_is_not(register_charge_point, settings):
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    charge_point = register_charge_point("CP-FRESH2", ocpp_version="2.0.1")
+    _configuration_read(charge_point, CommandState.ACCEPTED, report_base="SummaryInventory")
+    assert _read_recent_at_boot("CP-FRESH2") == (False, False)
+    _configuration_read(charge_point, CommandState.ACCEPTED, report_base="FullInventory")
+    assert _read_recent_at_boot("CP-FRESH2") == (True, True)
+
+
+def test_a_value_waiting_for_a_reboot_or_new_firmware_asks_for_the_read(register_charge_point, settings):
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    charge_point = register_charge_point("CP-PEND", ocpp_version="1.6")
+    _read_recent_at_boot("CP-PEND")
+    _configuration_read(charge_point, CommandState.ACCEPTED)
+    assert _read_recent_at_boot("CP-PEND") == (True, True)
+    assert _read_recent_at_boot("CP-PEND", firmware_version="1.1") == (False, True)
+    ConfigurationKey.objects.create(
+        charge_point=charge_point,
+        key="MeterValueSampleInterval",
+        value="60",
+        pending_value="30",
+        learned_from="ChangeConfiguration",
+        learned_at=timezone.now(),
+    )
+    assert _read_recent_at_boot("CP-PEND", firmware_version="1.1") == (True, False)
+
+
+def test_a_max_age_of_0_asks_nothing_at_boot(settings):
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE = 0
+    assert configuration_read_recent() is None

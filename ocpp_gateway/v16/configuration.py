@@ -1,4 +1,4 @@
-"""OCPP 1.6 Core profile, configuration: read after each accepted boot (GetConfiguration), and the
+"""OCPP 1.6 Core profile, configuration: read after an accepted boot (GetConfiguration), and the
 answers to GetConfiguration and ChangeConfiguration kept in the configuration store."""
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 class ConfigurationHandlers:
     id: str
     _connection: LocalCaller
+    configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
 
     @after(Action.boot_notification)
     async def after_boot_notification(self, **_: Any) -> None:
-        await refresh_after_boot(self.id, self._connection)
+        await refresh_after_boot(self.id, self._connection, current=self.configuration_current)
 
     @staticmethod
     @answer(Action.get_configuration)

@@ -11,12 +11,14 @@ from ocpp.v16.enums import Action
 
 from chargepoints import services
 from kernel.timestamps import format_ocpp_time
+from ocpp_gateway.configuration_refresh import boot_condition, configuration_current
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
 
 
 class ProvisioningHandlers:
     id: str
+    configuration_current = False  # the stored configuration needs no read after the last boot
 
     @on(Action.boot_notification)
     async def on_boot_notification(
@@ -38,7 +40,9 @@ class ProvisioningHandlers:
             firmware_version=firmware_version,
             iccid=iccid,
             imsi=imsi,
+            condition=boot_condition(),
         )
+        self.configuration_current = configuration_current(result)
         return call_result.BootNotification(
             current_time=format_ocpp_time(result.current_time),
             interval=result.interval,

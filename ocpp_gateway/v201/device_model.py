@@ -23,6 +23,7 @@ from ocpp_gateway.group_commit import in_commit_group
 class DeviceModelHandlers:
     id: str
     _connection: LocalCaller
+    configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
 
     @on(Action.notify_report)
     async def on_notify_report(
@@ -50,7 +51,7 @@ class DeviceModelHandlers:
 
     @after(Action.boot_notification)
     async def after_boot_notification(self, **_: Any) -> None:
-        await refresh_after_boot(self.id, self._connection)
+        await refresh_after_boot(self.id, self._connection, current=self.configuration_current)
 
     @staticmethod
     @answer(Action.get_variables)
