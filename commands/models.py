@@ -51,6 +51,8 @@ class Command(models.Model):
     class Meta:
         ordering = ["-created_at"]
         permissions = [("send_command", "Can send OCPP commands to charge points")]
+        # A charger's latest commands: its command list, and the recent configuration read a boot asks for.
+        indexes = [models.Index(fields=["charge_point", "-created_at"], name="command_charger_latest")]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_key", "idempotency_key"],
