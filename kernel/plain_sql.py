@@ -553,7 +553,8 @@ def instance_inserted(instance: Model) -> None:
     meta = instance._meta
     auto = meta.auto_field if instance.pk is None else None
     fields = [field for field in meta.local_concrete_fields if field is not auto]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    db, kinds = connections[connection.alias], _kinds(type(instance))
+    values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column_of(field)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
