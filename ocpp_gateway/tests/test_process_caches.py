@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 import redis
 from asgiref.sync import sync_to_async
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from ocpp.v16 import call
@@ -161,6 +162,17 @@ async def test_a_listening_process_keeps_the_tariffs_and_reads_them_again_after_
         return await asked(charge_point) == ("own", 2)
 
     await eventually(forgotten, timeout=2)
+
+
+async def test_kept_tariffs_are_forgotten_after_a_migrate_or_a_flush(listening):
+    """A flush (each transactional test's) empties the tariffs without a model signal: a kept
+    tariff that is gone would fail the billing record's foreign key."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-TARIFFS", heartbeat_interval=60)
+    await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
+    asked = sync_to_async(_tariff_asked)
+    assert await asked(charge_point) == ("default", 2)
+    await sync_to_async(call_command)("flush", verbosity=0, interactive=False)
+    assert await asked(charge_point) == (None, 2)
 
 
 async def test_a_process_that_does_not_listen_reads_the_tariff_at_every_stop():
