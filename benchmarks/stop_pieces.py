@@ -3,8 +3,8 @@
 ``charger_draw_changed.send`` for a charger on no site, in a process subscribed to the caches'
 changes as a gateway process is, each N times in one transaction (rolled back).
 
-Prints each piece's lowest and lower-quartile round. Runs on any commit of issue 15's round 7
-(before the caches: every call reads, as it did).
+Prints each piece's lowest and lower-quartile round. To measure an older commit, copy this file
+into its worktree's ``benchmarks/`` and run it there (``harness`` imports the worktree's code).
 
     .venv/bin/python benchmarks/stop_pieces.py [--calls 300] [--rounds 15]
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -55,7 +56,11 @@ def pieces(calls: int, rounds: int) -> dict[str, tuple[float, float]]:
     now = timezone.now()
     with transaction.atomic():
         session = Transaction.objects.create(
-            charge_point=charge_point, connector_id=1, id_tag="T", started_at=now - timedelta(hours=1)
+            charge_point=charge_point,
+            connector_id=1,
+            id_tag="T",
+            start_key=str(uuid.uuid4()),  # one of each run's (rolled back) sessions
+            started_at=now - timedelta(hours=1),
         )
         session.stopped_at, session.energy_wh, session.status = now, Decimal(1000), TransactionStatus.ENDED
         # As a stop has its charger: its id and identity alone (session_rows.charge_point_named).
