@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
+from django.db.models.signals import post_save
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
+from kernel import cache_changes
 from kernel.plain_sql import columns_of, model_rows
 
 
@@ -22,8 +27,15 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
     charger whose row is gone, e.g. deleted while its session was being stopped).
 
     Among several valid defaults the one that became valid last wins.
+
+    Asked at every stop. A gateway process answers from the tariffs it keeps (``_tariffs_kept``:
+    no statement); any other, one plain statement on PostgreSQL, the ORM's two elsewhere.
     """
-    if connection.vendor == "postgresql":  # read at every stop: one plain statement (issue 15)
+    kept = _tariffs_kept()
+    if kept is not None:
+        own_ids, tariffs, _ = kept
+        return _tariff_chosen(tariffs, own_ids.get(charge_point.pk), at)
+    if connection.vendor == "postgresql":  # one plain statement (issue 15)
         # The charger's tariff_id as committed, read here: a stop's charger row may be only its id
         # and identity (``charging.services.session_rows.charge_point_named``); none if the row is gone.
         found = model_rows(
@@ -46,6 +58,93 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
         .order_by(F("valid_from").desc(nulls_last=True), "-created_at")
         .first()
     )
+
+
+def _tariff_chosen(tariffs: tuple[Tariff, ...], own_id: int | None, at: datetime) -> Tariff | None:
+    """``tariff_for``'s choice among ``tariffs`` (every one there is) for a charger whose own
+    tariff is ``own_id``: the statement's order (own first, then valid_from DESC NULLS LAST,
+    created_at DESC), in Python."""
+    valid = [
+        tariff
+        for tariff in tariffs
+        if (tariff.valid_from is None or tariff.valid_from <= at) and (tariff.valid_to is None or tariff.valid_to > at)
+    ]
+    for tariff in valid:
+        if tariff.pk == own_id:
+            return tariff
+    defaults = [tariff for tariff in valid if tariff.is_default]
+    return max(defaults, key=_default_order, default=None)
+
+
+def _default_order(tariff: Tariff) -> tuple[bool, datetime, datetime]:
+    return (tariff.valid_from is not None, tariff.valid_from or tariff.created_at, tariff.created_at)
+
+
+# What tariff_for chooses from, kept while cache_changes.listening(): (charger primary key -> its own
+# tariff's id, for the chargers that have one; every tariff; time.monotonic() it expires). Read by
+# the batch threads, forgotten on the event loop.
+_kept: tuple[dict[int, int], tuple[Tariff, ...], float] | None = None
+_forgets = 0  # counts _tariffs_forget: what was read before a change is not kept
+_kept_lock = threading.Lock()
+TARIFFS_TOPIC = "tariffs"
+# Kept at most this long (s): a tariff, or a charger's tariff, changed without a model signal (a
+# queryset ``update()``, raw SQL) or whose notice is lost prices stops no longer than this.
+TARIFFS_KEPT_SECONDS = 10.0
+
+
+def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], float] | None:
+    """Every tariff and the chargers' own tariffs (two statements when read again, at most every
+    ``TARIFFS_KEPT_SECONDS``), while this process listens to ``kernel.cache_changes`` (a gateway
+    process); a tariff saved or deleted, or a charger's tariff changed, through the ORM in any
+    process empties every process's (``tariffs_changed``). None in a process that does not listen."""
+    global _kept
+    kept = _kept
+    if kept is not None and kept[2] > time.monotonic():
+        return kept
+    if not cache_changes.listening():
+        return None
+    with _kept_lock:
+        forgets = _forgets
+    # The chargers first: a tariff one of them names existed before it was named, so it is read next.
+    own_ids = dict(ChargePoint.objects.filter(tariff__isnull=False).values_list("pk", "tariff_id"))
+    tariffs = tuple(Tariff.objects.all())
+    kept = (own_ids, tariffs, time.monotonic() + TARIFFS_KEPT_SECONDS)
+    with _kept_lock:
+        if forgets == _forgets and cache_changes.listening():
+            _kept = kept
+    return kept
+
+
+def _tariffs_forget() -> None:
+    global _kept, _forgets
+    with _kept_lock:
+        _forgets += 1
+        _kept = None
+
+
+cache_changes.forgetter_register(TARIFFS_TOPIC, _tariffs_forget)
+
+
+def tariffs_changed(
+    *, signal: Any, sender: Any, instance: Any, created: bool = False, update_fields: Any = None, **_: Any
+) -> None:
+    """Tariff's and ChargePoint's ``post_save`` / ``post_delete`` receiver: every process's
+    kept tariffs are forgotten (this one's at once, the others' when the change commits). A
+    charger's save that cannot change its tariff (its presence, its boot; a new one without its own
+    tariff) changes nothing kept."""
+    if sender is ChargePoint and signal is post_save:
+        if created and instance.tariff_id is None:
+            return
+        if not created and update_fields is not None and not {"tariff", "tariff_id"} & set(update_fields):
+            return
+    cache_changes.changed(TARIFFS_TOPIC)
+
+
+def tariffs_forgotten_after_migrate(**_: Any) -> None:
+    """billing's ``post_migrate`` receiver: a migrate or a flush (each test's database emptied)
+    removes tariffs without a model signal, and a kept tariff that is gone would fail the billing
+    record's foreign key; every process forgets them."""
+    cache_changes.changed(TARIFFS_TOPIC)
 
 
 def billing_record_list(

@@ -300,15 +300,21 @@ _INTEGER_KEYS = (models.AutoField, models.BigAutoField)
 @cache
 def _copied_fields(model: type[Model]) -> list[tuple[Field[Any, Any], type | None]]:
     """The columns ``instances_copied`` writes, each with the value type it passes as is (or None)."""
-    found: list[tuple[Field[Any, Any], type | None]] = []
-    for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        kind = _AS_IS.get(type(field))
-        if type(field) is models.ForeignKey:
-            kind = int if type(field.target_field) in _INTEGER_KEYS else None
-        found.append((field, kind))
-    return found
+    return [(field, _kind_of(field)) for field in model._meta.concrete_fields if not field.primary_key]
+
+
+def _kind_of(field: Field[Any, Any]) -> type | None:
+    """The value type ``field`` passes as is (``_AS_IS``; an integer foreign key's ``int``), or None."""
+    if type(field) is models.ForeignKey:
+        return int if type(field.target_field) in _INTEGER_KEYS else None
+    return _AS_IS.get(type(field))
+
+
+@cache
+def _kinds(model: type[Model]) -> dict[str, type | None]:
+    """attname -> ``_kind_of`` each concrete field of ``model``: a statement's values are prepared
+    as a COPY's rows are (``_db_value``), at a fifth of ``get_db_prep_save``'s cost for a row."""
+    return {field.attname: _kind_of(field) for field in model._meta.concrete_fields}
 
 
 def _db_value(db: BaseDatabaseWrapper, field: Field[Any, Any], kind: type | None, value: Any) -> Any:
@@ -355,7 +361,8 @@ def instance_updated(
     model = type(instance)
     fields, statement = _update_of(model, tuple(attnames))
     db = connections[connection.alias]  # the connection itself: every use of the proxy looks it up
-    values = [field.get_db_prep_save(field.pre_save(instance, False), db) for field in fields]
+    kinds = _kinds(model)
+    values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, False)) for field in fields]
     updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
     guarded = _guarded(model, guard)
     if may_gather and updates is not None:
@@ -466,7 +473,8 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     row of the same ``conflict`` value replaces the earlier one, and the instance's primary key
     stays None (the caller must not read the row back before the block ends)."""
     fields, statement = _upsert_of(type(instance), conflict, tuple(kept), 1)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    db, kinds = connections[connection.alias], _kinds(type(instance))
+    values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
     upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
     key = (type(instance), conflict, tuple(kept))
     if may_gather and upserts is not None:
@@ -545,7 +553,8 @@ def instance_inserted(instance: Model) -> None:
     meta = instance._meta
     auto = meta.auto_field if instance.pk is None else None
     fields = [field for field in meta.local_concrete_fields if field is not auto]
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    db, kinds = connections[connection.alias], _kinds(type(instance))
+    values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column_of(field)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))

@@ -5,7 +5,9 @@ The hooks (a session started or ended, meter values recorded, a site or its load
 the queue is drained by one task on its event loop, which runs ``engine.site_apply`` in a worker
 thread (its profiles go out through that loop); triggers that arrive meanwhile are coalesced into
 the next round. Elsewhere (a Celery worker, a management command) the recompute runs at once.
-Sessions reach it through ``charging.signals.charger_draw_changed`` (``sites/receivers.py``).
+Sessions reach it through ``charging.signals.charger_draw_changed`` (``sites/receivers.py``),
+which asks ``site_member_may_be`` first: a gateway process keeps the set of site members, so a
+charger on no site queues nothing (issue 15).
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import contextvars
 import logging
 import os
 import threading
+import time
+from typing import Any
 
 from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import Q
 
+from kernel import cache_changes
 from kernel.event_loops import served_loop
 from sites.engine import site_apply
 from sites.models import SiteMember
@@ -32,6 +37,71 @@ _drainers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 # Keys queued from other threads (a commit batch's), handed to their loop together.
 _handed: dict[asyncio.AbstractEventLoop, set[tuple[str, str]]] = {}
 _handed_lock = threading.Lock()
+
+
+# The site members, kept while cache_changes.listening(): (their chargers' primary keys, their OCPP
+# identities, time.monotonic() the set expires); read by the batch threads, forgotten on the event loop
+_members_kept: tuple[frozenset[int], frozenset[str], float] | None = None
+_members_forgets = 0  # counts _members_forget: a set read before a change is not kept
+_members_lock = threading.Lock()
+MEMBERS_TOPIC = "site-members"
+# A set is kept at most this long (s): a membership changed without a model signal (a queryset
+# ``update()``, raw SQL) or whose notice is lost is seen no later than this.
+MEMBERS_KEPT_SECONDS = 5.0
+
+
+def site_member_may_be(*, charge_point_id: str = "", charge_point_pk: int | None = None) -> bool:
+    """False when the charger (by OCPP identity, or primary key when given) is on no site: its draw
+    changes need no recompute. Answered from the members this process keeps while it listens to
+    ``kernel.cache_changes`` (a gateway process; one statement when the set is read again, at most
+    every ``MEMBERS_KEPT_SECONDS``); a member saved or deleted through the ORM in any process
+    empties every process's set (``site_members_changed``). True in a process that does not listen
+    (tests, Celery, a management command): ``sites_recompute`` finds the site as before."""
+    kept = _members_kept
+    if kept is None or kept[2] <= time.monotonic():
+        kept = _members_read()
+        if kept is None:
+            return True
+    pks, identities, _ = kept
+    return charge_point_pk in pks if charge_point_pk is not None else charge_point_id in identities
+
+
+def _members_read() -> tuple[frozenset[int], frozenset[str], float] | None:
+    """The members, kept if this process listens and nothing changed while they were read; None
+    (not read) when it does not listen."""
+    global _members_kept
+    if not cache_changes.listening():
+        return None
+    with _members_lock:
+        forgets = _members_forgets
+    rows = list(SiteMember.objects.values_list("charge_point_id", "charge_point__charge_point_id"))
+    members = (
+        frozenset(pk for pk, _ in rows),
+        frozenset(identity for _, identity in rows),
+        time.monotonic() + MEMBERS_KEPT_SECONDS,
+    )
+    with _members_lock:
+        if forgets == _members_forgets and cache_changes.listening():
+            _members_kept = members
+    return members
+
+
+def _members_forget() -> None:
+    global _members_kept, _members_forgets
+    with _members_lock:
+        _members_forgets += 1
+        _members_kept = None
+
+
+cache_changes.forgetter_register(MEMBERS_TOPIC, _members_forget)
+
+
+def site_members_changed(*, update_fields: Any = None, **_: Any) -> None:
+    """SiteMember's ``post_save`` / ``post_delete`` receiver: every process's kept members are
+    forgotten (this one's at once, the others' when the change commits). A save of other columns
+    alone (the engine's flag) changes no membership."""
+    if update_fields is None or {"site", "charge_point"} & set(update_fields):
+        cache_changes.changed(MEMBERS_TOPIC)
 
 
 def site_recompute_on_commit(

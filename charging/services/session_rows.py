@@ -55,8 +55,9 @@ def charge_point_locked(charge_point_id: str) -> ChargePoint:
 def charge_point_named(pk: int, charge_point_id: str) -> ChargePoint:
     """The charger's row known by its id and identity alone, read from nothing: its other columns
     are deferred (Django reads them on first use, one statement). What a stop needs of it is its
-    id and identity; its tariff is read fresh where it is priced (``billing.selectors.tariff_for``
-    reads the charger's ``tariff_id`` in its own statement), so no kept copy of a tariff can bill."""
+    id and identity; its tariff is chosen where it is priced (``billing.selectors.tariff_for``:
+    the charger's ``tariff_id`` from billing's own read, or what a gateway process keeps and
+    forgets on every change), never from this row."""
     return ChargePoint.from_db(None, ["id", "charge_point_id"], [pk, charge_point_id])
 
 

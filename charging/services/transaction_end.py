@@ -30,7 +30,7 @@ from charging.services.session_rows import (
 )
 from charging.signals import charger_draw_changed, transaction_ended
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 # Anomalies found by deriving the energy at the end; recomputed whenever a session is finished again.
 _DERIVED_ANOMALIES = frozenset(
@@ -181,7 +181,8 @@ def transaction_finish(
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         anomaly_flag(session, Anomaly.MISSING_READINGS)
     transaction_save_changes(session, may_gather=True)  # read back only through model_rows, which writes it first
-    webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
+    if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):  # its data built only then
+        webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
     transaction_ended.send(sender=Transaction, transaction=session)
     return session

@@ -175,7 +175,8 @@ def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: d
 
 
 class _Parker:
-    """Parks a stop that could not simply be applied, with what it said."""
+    """Parks a stop that could not simply be applied, with what it said (worked out only when it
+    parks: most stops do not)."""
 
     def __init__(
         self,
@@ -185,24 +186,27 @@ class _Parker:
         stopped_at: datetime,
         id_tag: str,
     ) -> None:
-        seq_no = request.seq_no
-        self.fields = {
-            "charge_point": charge_point,
+        self.charge_point, self.request, self.meter_stop_wh = charge_point, request, meter_stop_wh
+        self.stopped_at, self.id_tag = stopped_at, id_tag
+
+    def _fields(self) -> dict[str, Any]:
+        request, seq_no = self.request, self.request.seq_no
+        return {
+            "charge_point": self.charge_point,
             "action": request.action,
             "ocpp_transaction_id": request.ocpp_transaction_id[:36],
             "payload": _json_safe(request.payload),
-            "meter_stop_wh": meter_stop_wh,
+            "meter_stop_wh": self.meter_stop_wh,
             "stop_reason": request.reason,
-            "id_tag": id_tag,
+            "id_tag": self.id_tag,
             "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }
-        self.stopped_at = stopped_at
 
     def __call__(self, reason: str, session: Transaction | None = None) -> tuple[ReconciliationItem, bool]:
         """The open item for this stop, and whether it is new: a resent copy is not parked twice.
         A copy is recognised by what it said (the payload has the charger's time); ``stopped_at``
         may be its receipt (an implausible clock), which differs from copy to copy."""
-        open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self.fields)
+        open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self._fields())
         item = ReconciliationItem.objects.filter(**open_item).first()
         if item is not None:
             return item, False

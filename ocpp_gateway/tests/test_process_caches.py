@@ -1,23 +1,33 @@
 """Per-process caches emptied over Redis (``kernel.cache_changes``): whether anyone subscribed to a
-webhook event, kept by a gateway process while it listens, forgotten when a subscription is saved
-or deleted in any process."""
+webhook event, the tariffs a stop is priced with and the site members, kept by a gateway process
+while it listens, forgotten when one is saved or deleted in any process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import redis
 from asgiref.sync import sync_to_async
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from ocpp.v16 import call
 
+from billing import selectors as billing_selectors
+from billing.models import BillingRecord, Tariff
+from billing.services import tariff_save
 from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_update
+from charging.models import IdTag
 from conftest import eventually, ocpp_charger
 from kernel import cache_changes
+from sites import triggers
+from sites.models import Site, SiteMember
 from webhooks import services
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
@@ -113,3 +123,143 @@ async def test_a_subscription_saved_by_another_process_reaches_a_server_that_kep
             return await WebhookDelivery.objects.filter(event_type=STATUS_CHANGED).aexists()
 
         await eventually(delivered, timeout=2)  # a Redis publish away
+
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _tariff_asked(charge_point: ChargePoint) -> tuple[str | None, int]:
+    """The tariff a stop of ``charge_point`` at JAN is priced with, and the statements it took."""
+    with CaptureQueriesContext(connection) as statements:
+        tariff = billing_selectors.tariff_for(charge_point=charge_point, at=JAN)
+    return (tariff.name if tariff else None), len(statements)
+
+
+async def test_a_listening_process_keeps_the_tariffs_and_reads_them_again_after_a_change_saved_anywhere(
+    listening, settings
+):
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-TARIFFS", heartbeat_interval=60)
+    await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
+    own = await Tariff.objects.acreate(name="own", currency="EUR")
+    asked = sync_to_async(_tariff_asked)
+    assert await asked(charge_point) == ("default", 2)  # the chargers' own tariffs, every tariff
+    assert await asked(charge_point) == ("default", 0)  # kept: no statement
+
+    # A charger's tariff changed here (as the API and the admin save it): forgotten at once.
+    await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=own)
+    assert await asked(charge_point) == ("own", 2)
+    await sync_to_async(tariff_save)(tariff=own, valid_from=JAN + timedelta(days=1))  # a tariff saved here
+    assert await asked(charge_point) == ("default", 2)
+    await sync_to_async(charge_point_update)(charge_point=charge_point, heartbeat_interval=30)  # not its tariff
+    assert await asked(charge_point) == ("default", 0)
+
+    # Another process's change without a signal, then its publish: forgotten when it arrives.
+    await Tariff.objects.filter(pk=own.pk).aupdate(valid_from=None)
+    assert await asked(charge_point) == ("default", 0)
+    redis.Redis.from_url(settings.REDIS_URL).publish(cache_changes.CHANNEL, billing_selectors.TARIFFS_TOPIC)
+
+    async def forgotten() -> bool:
+        return await asked(charge_point) == ("own", 2)
+
+    await eventually(forgotten, timeout=2)
+
+
+async def test_kept_tariffs_are_forgotten_after_a_migrate_or_a_flush(listening):
+    """A flush (each transactional test's) empties the tariffs without a model signal: a kept
+    tariff that is gone would fail the billing record's foreign key."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-TARIFFS", heartbeat_interval=60)
+    await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
+    asked = sync_to_async(_tariff_asked)
+    assert await asked(charge_point) == ("default", 2)
+    await sync_to_async(call_command)("flush", verbosity=0, interactive=False)
+    assert await asked(charge_point) == (None, 2)
+
+
+async def test_a_process_that_does_not_listen_reads_the_tariff_at_every_stop():
+    assert not cache_changes.listening()
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-TARIFFS", heartbeat_interval=60)
+    await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
+    asked = sync_to_async(_tariff_asked)
+    assert await asked(charge_point) == ("default", 1)
+    assert await asked(charge_point) == ("default", 1)
+
+
+async def test_a_tariff_changed_by_another_process_prices_the_next_stop_on_a_server_that_kept_tariffs(daphne):
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-KEPT-TARIFF", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="TAG-KEPT")
+    default = await Tariff.objects.acreate(name="default", currency="EUR", price_per_kwh="0.40", is_default=True)
+    own = await Tariff.objects.acreate(name="own", currency="EUR", price_per_kwh="0.20")
+    async with ocpp_charger(daphne, "1.6", "CP-KEPT-TARIFF") as charger:
+        await asyncio.sleep(0.5)  # the server's subscription to changes is confirmed: it keeps tariffs
+
+        async def session_total() -> Decimal:
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            started = await charger.call(
+                call.StartTransaction(connector_id=1, id_tag="TAG-KEPT", meter_start=0, timestamp=now)
+            )
+            await charger.call(
+                call.StopTransaction(transaction_id=started.transaction_id, meter_stop=1000, timestamp=now)
+            )
+            record = await BillingRecord.objects.aget(transaction_id=started.transaction_id)
+            return record.total
+
+        assert await session_total() == Decimal("0.40")
+        assert await session_total() == Decimal("0.40")  # priced from what the server kept
+        await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=own)  # this process: a publish
+
+        async def priced_with_own() -> bool:
+            return await session_total() == Decimal("0.20")
+
+        await eventually(priced_with_own, timeout=2)
+        await sync_to_async(tariff_save)(tariff=own, price_per_kwh=Decimal("0.30"))
+
+        async def priced_anew() -> bool:
+            return await session_total() == Decimal("0.30")
+
+        await eventually(priced_anew, timeout=2)
+        await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=None)
+
+        async def priced_with_default() -> bool:
+            return await session_total() == Decimal("0.40")
+
+        await eventually(priced_with_default, timeout=2)
+    assert default.pk
+
+
+def _member_asked(charge_point: ChargePoint) -> tuple[bool, bool, int]:
+    """Whether the charger may be on a site (by primary key, by identity), and the statements."""
+    with CaptureQueriesContext(connection) as statements:
+        by_pk = triggers.site_member_may_be(charge_point_pk=charge_point.pk)
+        by_identity = triggers.site_member_may_be(charge_point_id=charge_point.charge_point_id)
+    return by_pk, by_identity, len(statements)
+
+
+async def test_a_listening_process_keeps_the_site_members_and_reads_them_again_after_a_change_saved_anywhere(
+    listening, settings
+):
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-SITES", heartbeat_interval=60)
+    site = await Site.objects.acreate(name="Depot", capacity_a=32)
+    asked = sync_to_async(_member_asked)
+    assert await asked(charge_point) == (False, False, 1)
+    assert await asked(charge_point) == (False, False, 0)  # kept: no statement
+
+    member = await SiteMember.objects.acreate(site=site, charge_point=charge_point)  # saved here
+    assert await asked(charge_point) == (True, True, 1)
+    await member.adelete()
+    assert await asked(charge_point) == (False, False, 1)
+
+    # Another process's change without a signal, then its publish: forgotten when it arrives.
+    await sync_to_async(SiteMember.objects.bulk_create)([SiteMember(site=site, charge_point=charge_point)])
+    assert await asked(charge_point) == (False, False, 0)
+    redis.Redis.from_url(settings.REDIS_URL).publish(cache_changes.CHANNEL, triggers.MEMBERS_TOPIC)
+
+    async def forgotten() -> bool:
+        return await asked(charge_point) == (True, True, 1)
+
+    await eventually(forgotten, timeout=2)
+
+
+async def test_a_process_that_does_not_listen_recomputes_every_charger_s_site():
+    assert not cache_changes.listening()
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-SITES", heartbeat_interval=60)
+    assert await sync_to_async(_member_asked)(charge_point) == (True, True, 0)

@@ -189,6 +189,26 @@ async def test_four_chargers_share_a_32_a_site(site_daphne, api_key):
     assert sums and max(sums) <= 32, sums
 
 
+async def test_a_charger_made_a_member_in_another_process_is_steered_at_its_next_draw_change(site_daphne, api_key):
+    """The server keeps the site members, so a charger on no site queues no recompute; a member
+    saved in another process (here the ORM's save alone: no recompute of its own) is a Redis
+    publish away, and the charger's next readings recompute its site."""
+    site_id = await _site_with_members(site_daphne, api_key, [])
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="LATE-A", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "1.6", "LATE-A", client_class=Car) as car:
+        await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await car.begin("CAR")
+        await car.report()  # on no site: nothing to steer
+        await SiteMember.objects.acreate(site_id=site_id, charge_point=charge_point, max_current_a=Decimal(32))
+
+        async def steered() -> bool:
+            await car.report()
+            return car.limit == 32  # the whole connection: it is the site's one session
+
+        await eventually(steered, timeout=5)
+
+
 async def test_a_charger_that_rejects_profiles_is_counted_at_its_maximum_and_flagged(site_daphne, api_key):
     ids = ["REJ-A", "REJ-B"]
     await _site_with_members(site_daphne, api_key, ids)
