@@ -28,6 +28,7 @@ from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
 from kernel.log_format import charge_point_id_var
+from kernel.timestamps import utc_now
 from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
 from ocpp_gateway.handshake_auth import handshake_attach
@@ -228,7 +229,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         self._last_seen_written = now
         if silent_for < self._heartbeat_interval:
-            sighting = Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=timezone.now())
+            sighting = Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now())
             sightings.add(sighting)
             return
         try:
