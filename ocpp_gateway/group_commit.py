@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
 from charging.services.open_sessions import open_sessions_lent
@@ -248,7 +249,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 
 
 def _units_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
-    features = connection.features
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
+    features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
@@ -265,18 +267,18 @@ def _units_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 outcomes.append((True, unit.context.run(unit.func, **unit.kwargs)))
             except Exception as error:
                 raise _UnitFailed from error
-            if transaction.get_rollback() or _transaction_failed():
+            if transaction.get_rollback() or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes
     finally:
         del features.uses_savepoints  # the class's value again
 
 
-def _transaction_failed() -> bool:
-    """PostgreSQL refuses every statement of the transaction until it ends (an error was caught)."""
-    if connection.vendor != "postgresql":
+def _transaction_failed(db: BaseDatabaseWrapper) -> bool:
+    """PostgreSQL refuses every statement of ``db``'s transaction until it ends (an error was caught)."""
+    if db.vendor != "postgresql":
         return False
-    return connection.connection.info.transaction_status == pq.TransactionStatus.INERROR
+    return db.connection.info.transaction_status == pq.TransactionStatus.INERROR
 
 
 def _outcomes_in_savepoints(batch: list[_Unit]) -> list[Outcome]:
