@@ -1,4 +1,4 @@
-"""daphne, fitted for a fleet of chargers (pinned: daphne==4.2.3, autobahn==26.10.2).
+"""daphne, fitted for a fleet of chargers (pinned: daphne==4.2.3, autobahn==26.11.1).
 
 **A small per-connection input queue.** daphne gives every connection's application an
 ``asyncio.Queue`` for the events it receives (``websocket.receive``, ``websocket.disconnect``,
@@ -51,6 +51,11 @@ answered message. ``write_at_once`` sends at once when nothing is waiting in the
 socket is plain TCP and open, and buffers only what the kernel did not take (or all of it after an
 error, which Twisted's own write path then meets and handles as before). Same bytes, same order.
 
+**An OCPP message's frames read and written plainly** (``kernel.websocket_frames``): a read of
+whole text frames goes to daphne's ``onMessage`` without autobahn's frame state machine, and a text
+message the application sends is written as one frame without daphne's and autobahn's four layers;
+anything else is autobahn's as before.
+
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -71,6 +76,8 @@ from functools import partial, wraps
 from typing import Any
 
 from django.conf import settings
+
+from kernel.websocket_frames import text_frame_sent, text_frames_delivered
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +360,32 @@ def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes]
     return write_at_once
 
 
+def _frames_read_plainly(data_received: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
+    """autobahn's ``dataReceived`` for daphne's protocol, whole text frames first delivered plainly."""
+
+    @wraps(data_received)
+    def data_received_plainly(protocol: Any, data: bytes) -> None:
+        if not text_frames_delivered(protocol, data):
+            data_received(protocol, data)
+
+    return data_received_plainly
+
+
+def _text_sent_plainly(connections: dict[Any, dict[str, Any]], protocol: Any, message: dict[str, Any]) -> bool:
+    """daphne's ``handle_reply`` of a ``websocket.send`` of text, as one frame written plainly
+    (``text_frame_sent``); False, nothing done, where daphne would do anything else."""
+    text = message.get("text")
+    connection = connections.get(protocol)
+    return (
+        connection is not None
+        and not connection.get("disconnected")
+        and not message.get("bytes")
+        and isinstance(text, str)
+        and bool(text)
+        and text_frame_sent(protocol, text)
+    )
+
+
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
     beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
@@ -380,7 +413,10 @@ def daphne_server_install() -> None:
             return queue
 
         async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
-            if message["type"] in ("websocket.accept", "websocket.close"):
+            if message["type"] == "websocket.send":
+                if _text_sent_plainly(self.connections, protocol, message):
+                    return
+            elif message["type"] in ("websocket.accept", "websocket.close"):
                 if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
                     self.handshake_gate.accepted(time.monotonic())
                 self.handshake_gate.protocols.discard(protocol)
@@ -393,6 +429,8 @@ def daphne_server_install() -> None:
             _late_answered_busy(WebSocketProtocol.check_timeouts)
         )
     WebSocketProtocol._connectionMade = _quietly(WebSocketProtocol._connectionMade)
+    if not hasattr(WebSocketProtocol.dataReceived, "__wrapped__"):  # not yet installed
+        WebSocketProtocol.dataReceived = _frames_read_plainly(WebSocketProtocol.dataReceived)
     _autobahn_debug_text_lazy()
     if not hasattr(tcp.Connection.write, "__wrapped__"):  # not yet installed
         tcp.Connection.write = _write_at_once(tcp.Connection.write)  # type: ignore[method-assign]

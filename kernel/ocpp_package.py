@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import functools
 import inspect
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -144,15 +145,28 @@ class RoutedChargePoint(ChargePoint):
 
 # One encoder for every frame: ``to_json`` of the package's messages builds one per call.
 _ENCODER = messages._DecimalEncoder(separators=(",", ":"))
+# What ``_ENCODER.encode`` builds at every call, built once: json's C encoder with the same options,
+# without the check for circular references (a frame is built from JSON values and handler answers,
+# never circular), so that it keeps no state between calls and threads.
+_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)  # None where json has no C accelerator
+_C_ENCODER = (
+    _C_MAKE_ENCODER(None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, True)
+    if _C_MAKE_ENCODER is not None
+    else None
+)
+
+
+def _json_text(frame: list[Any]) -> str:
+    return "".join(_C_ENCODER(frame, 0)) if _C_ENCODER is not None else _ENCODER.encode(frame)
 
 
 def frame_text(message: Call | CallResult | CallError) -> str:
     """``message.to_json()``: the same text, the package's compact separators and Decimal encoding."""
     if isinstance(message, Call):
-        return _ENCODER.encode([message.message_type_id, message.unique_id, message.action, message.payload])
+        return _json_text([message.message_type_id, message.unique_id, message.action, message.payload])
     if isinstance(message, CallResult):
-        return _ENCODER.encode([message.message_type_id, message.unique_id, message.payload])
-    return _ENCODER.encode(
+        return _json_text([message.message_type_id, message.unique_id, message.payload])
+    return _json_text(
         [
             message.message_type_id,
             message.unique_id,

@@ -23,7 +23,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
@@ -37,7 +37,7 @@ def bound_cursor() -> CursorWrapper:
     """Django's cursor on the current connection, in its transaction, whose parameters the server
     binds (``csms.postgresql``'s ``bound_cursor``: a psycopg ``Cursor``); Django's own elsewhere
     (SQLite). Errors, execute wrappers and the query log are Django's, as for ``connection.cursor()``."""
-    db = connections[connection.alias]
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     bound: Callable[[], CursorWrapper] | None = getattr(db, "bound_cursor", None)
     return bound() if bound is not None else db.cursor()
 
@@ -122,10 +122,11 @@ def instance_of(model: type[M], row: Sequence[Any]) -> M:
 
 def _instance(model: type[M], row: Sequence[Any]) -> M:
     values = list(row)
+    db = connections[DEFAULT_DB_ALIAS]
     for index, expression, functions in _converters(model):
         for convert in functions:
-            values[index] = convert(values[index], expression, connection)
-    return model.from_db(connection.alias, _attnames(model), values)
+            values[index] = convert(values[index], expression, db)
+    return model.from_db(DEFAULT_DB_ALIAS, _attnames(model), values)
 
 
 @cache
@@ -264,7 +265,7 @@ def instances_copied(model: type[Model], instances: Sequence[object], *, may_gat
     its concrete fields' attnames (``transaction_id``...), which cost less to build than a model
     instance (a row class with slots). ``may_gather``: as for ``rows_copied``."""
     fields = _copied_fields(model)
-    db = connections[connection.alias]  # the connection itself: every use of the proxy looks it up
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
     values_of = _values_of(model)
     rows = (
         [_db_value(db, field, kind, value) for (field, kind), value in zip(fields, values_of(instance), strict=True)]
@@ -360,11 +361,11 @@ def instance_updated(
         raise ValueError("instance_updated: unless needs its statement now, not gathered")
     model = type(instance)
     fields, statement = _update_of(model, tuple(attnames))
-    db = connections[connection.alias]  # the connection itself: every use of the proxy looks it up
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
     kinds = _kinds(model)
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, False)) for field in fields]
     updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
-    guarded = _guarded(model, guard)
+    guarded = _guarded(model, guard, db)
     if may_gather and updates is not None:
         if instance.pk in updates.get(model, {}):
             gathered_rows_written(model)
@@ -378,7 +379,7 @@ def instance_updated(
             statement += f" AND NOT {unless[0]}"
             params += unless[1]
         if guarded is not None:
-            statement += f" AND {connection.ops.quote_name(column_of(guarded[0]))} = %s"
+            statement += f" AND {db.ops.quote_name(column_of(guarded[0]))} = %s"
             params.append(guarded[1])
         cursor.execute(statement, params)
         if cursor.rowcount == 0:
@@ -390,12 +391,14 @@ def instance_updated(
     return True
 
 
-def _guarded(model: type[Model], guard: tuple[str, Any] | None) -> tuple[Field[Any, Any], Any] | None:
-    """``instance_updated``'s guard as its field and the value prepared for the database."""
+def _guarded(
+    model: type[Model], guard: tuple[str, Any] | None, db: BaseDatabaseWrapper
+) -> tuple[Field[Any, Any], Any] | None:
+    """``instance_updated``'s guard as its field and the value prepared for the database ``db``."""
     if guard is None:
         return None
     field = _concrete(model._meta.get_field(guard[0]))
-    return field, field.get_db_prep_value(guard[1], connection)
+    return field, field.get_db_prep_value(guard[1], db)
 
 
 @lru_cache(maxsize=256)  # a session saves a few sets of changed columns
@@ -473,7 +476,7 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     row of the same ``conflict`` value replaces the earlier one, and the instance's primary key
     stays None (the caller must not read the row back before the block ends)."""
     fields, statement = _upsert_of(type(instance), conflict, tuple(kept), 1)
-    db, kinds = connections[connection.alias], _kinds(type(instance))
+    db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
     upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
     key = (type(instance), conflict, tuple(kept))
@@ -553,9 +556,9 @@ def instance_inserted(instance: Model) -> None:
     meta = instance._meta
     auto = meta.auto_field if instance.pk is None else None
     fields = [field for field in meta.local_concrete_fields if field is not auto]
-    db, kinds = connections[connection.alias], _kinds(type(instance))
+    db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
-    quote = connection.ops.quote_name
+    quote = db.ops.quote_name
     columns = ", ".join(quote(column_of(field)) for field in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
@@ -576,7 +579,8 @@ def instance_insert_selecting(instance: Model, *, source: str, selected: dict[st
     (attname: an SQL expression over ``source``) come from there, the others from the instance as
     the ORM saves them. Returns the text and its parameters. The instance needs its primary key;
     the caller marks it ``instance_saved`` once the row is in."""
-    meta, quote = instance._meta, connection.ops.quote_name
+    db = connections[DEFAULT_DB_ALIAS]
+    meta, quote = instance._meta, db.ops.quote_name
     columns, expressions, values = [], [], []
     for field in meta.local_concrete_fields:
         columns.append(quote(column_of(field)))
@@ -584,14 +588,14 @@ def instance_insert_selecting(instance: Model, *, source: str, selected: dict[st
             expressions.append(selected[field.attname])
         else:
             expressions.append("%s")
-            values.append(field.get_db_prep_save(field.pre_save(instance, True), connection))
+            values.append(field.get_db_prep_save(field.pre_save(instance, True), db))
     statement = f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(expressions)}"
     return f"{statement} FROM {source}", values
 
 
 def instance_saved(instance: Model) -> None:
     """Mark ``instance`` as a row of the database, as the ORM's save does."""
-    instance._state.adding, instance._state.db = False, connection.alias
+    instance._state.adding, instance._state.db = False, DEFAULT_DB_ALIAS
 
 
 def _concrete(field: object) -> Field[Any, Any]:

@@ -7,15 +7,18 @@ from datetime import UTC, datetime, timedelta
 from django.utils.dateparse import parse_datetime
 
 
+def utc_now() -> datetime:
+    """``timezone.now()`` (aware UTC: ``USE_TZ`` is on) without reading the settings at each call,
+    which a message's handling did several times."""
+    return datetime.now(UTC)
+
+
 def format_ocpp_time(value: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (what ``strftime`` writes; formatted directly for the
-    four-digit years every answer carries, as ``strftime`` does not pad shorter ones)."""
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (what ``strftime`` writes; ``isoformat``'s text, in C,
+    for the four-digit years every answer carries, as ``strftime`` does not pad shorter ones)."""
     value = value.astimezone(UTC)
     if value.year >= 1000:
-        return (
-            f"{value.year}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
-            f"{value.second:02d}.{value.microsecond // 1000:03d}Z"
-        )
+        return value.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 

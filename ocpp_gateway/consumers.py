@@ -28,6 +28,7 @@ from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
 from kernel.log_format import charge_point_id_var
+from kernel.timestamps import utc_now
 from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
 from ocpp_gateway.handshake_auth import handshake_attach
@@ -108,6 +109,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections through a thread hop before every message;
         # all DB work here already runs in the commit group's batches, which do that themselves.
+        if message["type"] == "websocket.receive" and (text := message.get("text")) is not None:
+            await self._text_received(text)  # what websocket_receive and receive do with it, without their layers
+            return
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -203,40 +207,53 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self._accepted = True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            if self.router is not None:  # OCPP-J frames are text; a binary frame cannot carry a readable unique id.
+                logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
+            return
+        await self._text_received(text_data)
+
+    async def _text_received(self, text: str) -> None:
         if self.router is None:
             return
-        if text_data is None:
-            # OCPP-J frames are text; a binary frame cannot carry a readable unique id.
-            logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
-            return
-        await self._note_seen()
+        if self._seen_after_silence():
+            await self._seen_written()
         try:
-            await self.router.route_message(text_data)
+            await self.router.route_message(text)
         except Exception:  # nothing a frame contains may end the connection
-            logger.exception("%s: dropped a frame that could not be handled: %.200r", self.charge_point_id, text_data)
+            logger.exception("%s: dropped a frame that could not be handled: %.200r", self.charge_point_id, text)
 
-    async def _note_seen(self) -> None:
+    def _seen_after_silence(self) -> bool:
         """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval).
 
-        Written with the process's batch; at once after a silence of a heartbeat interval, when
-        the offline sweep may have marked the charger offline: its message brings it back online
-        before it is answered.
+        Written with the process's batch; True after a silence of a heartbeat interval, when the
+        offline sweep may have marked the charger offline: then its message must bring it back
+        online (``_seen_written``) before it is answered.
         """
         now = time.monotonic()
         silent_for, self._last_message_at = now - self._last_message_at, now
         if now - self._last_seen_written < self._last_seen_every:
-            return
+            return False
         self._last_seen_written = now
-        if silent_for < self._heartbeat_interval:
-            sighting = Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=timezone.now())
-            sightings.add(sighting)
-            return
+        if silent_for >= self._heartbeat_interval:
+            return True
+        sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
+        return False
+
+    async def _seen_written(self) -> None:
         try:
             await in_commit_group(services.charge_point_seen)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name
             )
         except Exception:
             logger.exception("%s: could not record last_seen", self.charge_point_id)
+
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """Channels' ``send``; a frame's text goes to the server without Channels' two layers."""
+        if text_data is not None and not close:
+            await self.base_send({"type": "websocket.send", "text": text_data})
+            return
+        await super().send(text_data, bytes_data, close)
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): queue it (acknowledged if slow)."""

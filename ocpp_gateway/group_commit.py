@@ -56,7 +56,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
 from charging.services.open_sessions import open_sessions_lent
@@ -283,7 +284,8 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[StartLookup | Non
 def _units_without_savepoints(batch: list[_Unit], lookups: list[StartLookup | None]) -> list[Outcome]:
     """Each unit's result; a start's answer read for the batch is dropped after its unit ran, taken
     or not (no later unit takes it)."""
-    features = connection.features
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
+    features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
@@ -302,18 +304,18 @@ def _units_without_savepoints(batch: list[_Unit], lookups: list[StartLookup | No
                 raise _UnitFailed from error
             finally:
                 start_read_taken(lookup)  # the answer read for its start, if it left it: no later unit takes it
-            if transaction.get_rollback() or _transaction_failed():
+            if transaction.get_rollback() or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes
     finally:
         del features.uses_savepoints  # the class's value again
 
 
-def _transaction_failed() -> bool:
-    """PostgreSQL refuses every statement of the transaction until it ends (an error was caught)."""
-    if connection.vendor != "postgresql":
+def _transaction_failed(db: BaseDatabaseWrapper) -> bool:
+    """PostgreSQL refuses every statement of ``db``'s transaction until it ends (an error was caught)."""
+    if db.vendor != "postgresql":
         return False
-    return connection.connection.info.transaction_status == pq.TransactionStatus.INERROR
+    return db.connection.info.transaction_status == pq.TransactionStatus.INERROR
 
 
 def _outcomes_in_savepoints(batch: list[_Unit]) -> list[Outcome]:

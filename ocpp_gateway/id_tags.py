@@ -28,12 +28,12 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 
 from charging import selectors
 from charging.models import IdTag
 from charging.selectors import IdTagInfo
 from kernel import cache_changes
+from kernel.timestamps import utc_now
 from ocpp_gateway.group_commit import in_commit_group
 
 # lower(id tag) -> (monotonic time the entry expires, the row as id_tag_find returned it)
@@ -49,7 +49,7 @@ async def id_tag_authorize(*, id_tag: str, token_type: str = "") -> IdTagInfo:
     """``charging.selectors.id_tag_authorize`` with the tag's row from this process's cache."""
     cache_changes.listener_started()
     tag = await _row(id_tag)
-    return selectors.id_tag_info_of(tag, token_type=token_type, at=timezone.now())
+    return selectors.id_tag_info_of(tag, token_type=token_type, at=utc_now())
 
 
 async def _row(id_tag: str) -> IdTag | None:

@@ -15,7 +15,7 @@ import logging
 import re
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
 
@@ -50,6 +50,7 @@ from kernel.storable_text import (
     unstorable_text_paths,
     unstorable_text_replaced,
 )
+from kernel.timestamps import utc_now
 from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
@@ -76,11 +77,6 @@ _PENDING_REFUSAL = f"The charge point is not commissioned; only {', '.join(sorte
 
 def _size_in_bytes(raw: str, limit: int) -> int:
     return len(raw) if len(raw) * 4 <= limit else len(raw.encode())
-
-
-def _now() -> datetime:
-    """``timezone.now()`` (aware UTC, ``USE_TZ`` is on) without reading settings at every frame."""
-    return datetime.now(UTC)
 
 
 class TokenBucket:
@@ -157,7 +153,7 @@ class OcppRouter(RoutedChargePoint):
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
 
     async def route_message(self, raw_msg: str) -> None:
-        received_at = _now()
+        received_at = utc_now()
         if _size_in_bytes(raw_msg, self._max_frame_bytes) > self._max_frame_bytes:
             bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
             await self._refuse_oversized(raw_msg)
@@ -189,7 +185,7 @@ class OcppRouter(RoutedChargePoint):
         try:
             if msg.action not in self.route_map:
                 raise self._unanswered(msg.action)
-            if msg.action not in _SERVED_WHILE_PENDING and not await self._commissioned():
+            if msg.action not in _SERVED_WHILE_PENDING and not (self._is_commissioned or await self._commissioned()):
                 raise SecurityError(description=_PENDING_REFUSAL)
             await self._handle_inbound_call(msg, received_at, raw_msg)
         except OCPPError as error:
@@ -216,7 +212,9 @@ class OcppRouter(RoutedChargePoint):
         refuses the payload, a session message whose violations the CSMS can absorb (any profile),
         or a lenient profile's message whose violations are all harmless, is recorded with its
         frame, then handled as mended; anything else keeps the package's CALLERROR."""
-        profile = await self._current_profile(msg)
+        profile = self._profile
+        if profile is None or msg.action == "BootNotification":  # else the one kept: no coroutine per frame
+            profile = await self._current_profile(msg)
         msg.payload = quirks.payload_fixed(msg.payload, quirks=profile.quirks, id_tag_suffix=profile.id_tag_suffix)
         if json_text_may_hold_unstorable_text(raw_msg):
             msg.payload = _storable_payload(msg)
@@ -424,7 +422,7 @@ class OcppRouter(RoutedChargePoint):
                     seconds=time.perf_counter() - self._call_received,
                 )
         text = text if text is not None else frame_text(message)
-        self._log(MessageDirection.OUTBOUND, text, _now(), message.message_type_id, unique_id, action)
+        self._log(MessageDirection.OUTBOUND, text, utc_now(), message.message_type_id, unique_id, action)
         await self._connection.send(text)
 
     def _log(

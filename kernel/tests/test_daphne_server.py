@@ -87,7 +87,7 @@ async def test_a_get_that_times_out_leaves_the_event_for_the_next_one():
     assert await queue.get() == {"type": "http.disconnect"}
 
 
-# The methods of daphne 4.2.3 and autobahn 26.10.2 the handshake gate and the quiet connection rely on.
+# The methods of daphne 4.2.3 and autobahn 26.11.1 the handshake gate and the quiet connection rely on.
 RELIED_ON = [
     ("daphne.http_protocol", "WebRequest", "process", "009fec0cde27b330"),
     ("daphne.ws_protocol", "WebSocketProtocol", "onConnect", "fa9e4b08e297fa65"),

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints import services
-from kernel.timestamps import format_ocpp_time
+from kernel.timestamps import format_ocpp_time, utc_now
 from ocpp_gateway.configuration_refresh import boot_condition, configuration_current
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
@@ -44,6 +43,6 @@ class ProvisioningHandlers:
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
-        now = timezone.now()
+        now = utc_now()
         heartbeats.add(services.ReceivedHeartbeat(charge_point_id=self.id, received_at=now))
         return call_result.Heartbeat(current_time=format_ocpp_time(now))
