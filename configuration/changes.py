@@ -14,7 +14,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from commands.services import CommandRequest, command_own, command_record_own, command_send
-from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelVariable
+from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.services import device_model_report_request_id
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
@@ -147,36 +147,40 @@ def _refresh_recorded(charge_point_id: str) -> Command | None:
     return command_record_own(charge_point=charge_point, command=command, body=body)
 
 
-# A read of the whole configuration that the charger answered (any answer of the charger's: a
-# result, a refusal, a CALLERROR; not a timeout), asked since a moment, and no value changed with
-# RebootRequired waiting for the read after a boot: the condition ``configuration_read_recent``
-# gives ``charge_point_boot`` over the charger's row ``cp``.
+# A read of the whole configuration asked since the charger's previous boot (not one its firmware
+# may have changed after) and since a moment, and answered in full: a 1.6 GetConfiguration of every
+# key accepted, a 2.0.1 GetBaseReport FullInventory accepted whose report's last part arrived; and
+# no value changed with RebootRequired waiting for the read after a boot. The condition
+# ``configuration_read_recent`` gives ``charge_point_boot``, over the charger's row ``cp`` and its
+# boot before this one (``before.last_boot_at``).
 _COMMANDS = connection.ops.quote_name(Command._meta.db_table)
+_REPORTS = connection.ops.quote_name(DeviceModelReport._meta.db_table)
 _KEYS = connection.ops.quote_name(ConfigurationKey._meta.db_table)
 _VARIABLES = connection.ops.quote_name(DeviceModelVariable._meta.db_table)
 _ATTRIBUTES = connection.ops.quote_name(DeviceModelAttribute._meta.db_table)
 _READ_RECENT = (
     f"EXISTS (SELECT 1 FROM {_COMMANDS} c WHERE c.charge_point_id = cp.id AND c.created_at >= %s"
-    " AND c.state = ANY(%s) AND ((c.command = 'get_configuration'"
+    " AND c.created_at >= before.last_boot_at AND c.state = %s AND ((c.command = 'get_configuration'"
     " AND coalesce(c.request -> 'key', 'null') IN ('null', '[]'))"
-    " OR (c.command = 'get_base_report' AND c.request ->> 'report_base' = 'FullInventory')))"
+    " OR (c.command = 'get_base_report' AND c.request ->> 'report_base' = 'FullInventory'"
+    f" AND EXISTS (SELECT 1 FROM {_REPORTS} r WHERE r.command_id = c.id AND r.complete))))"
     f" AND NOT EXISTS (SELECT 1 FROM {_KEYS} k WHERE k.charge_point_id = cp.id AND k.pending_value IS NOT NULL)"
     f" AND NOT EXISTS (SELECT 1 FROM {_VARIABLES} v JOIN {_ATTRIBUTES} a ON a.variable_id = v.id"
     " WHERE v.charge_point_id = cp.id AND a.pending_value IS NOT NULL)"
 )
-_ANSWERED_BY_CHARGER = [CommandState.ACCEPTED, CommandState.REJECTED, CommandState.CALL_ERROR]
 
 
 def configuration_read_recent() -> tuple[str, list[Any]] | None:
-    """The condition (SQL over the charger's row ``cp``, and its parameters) that the charger
-    answered a read of its whole configuration (1.6 GetConfiguration of every key, 2.0.1
-    GetBaseReport FullInventory) asked within ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds, and
-    that no value of its waits for a reboot (``pending_value``); None when that setting is 0 (every
+    """The condition (SQL over the charger's row ``cp`` and its previous boot ``before.last_boot_at``,
+    and its parameters) that a read of the charger's whole configuration (1.6 GetConfiguration of
+    every key, 2.0.1 GetBaseReport FullInventory with its report complete) was asked since its
+    previous boot and within ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds and accepted, and that
+    no value of its waits for a reboot (``pending_value``); None when that setting is 0 (every
     accepted boot reads) or the read after a boot is off."""
     max_age = settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT or max_age == 0:
         return None
-    return _READ_RECENT, [timezone.now() - timedelta(seconds=max_age), _ANSWERED_BY_CHARGER]
+    return _READ_RECENT, [timezone.now() - timedelta(seconds=max_age), CommandState.ACCEPTED]
 
 
 def configuration_change(

@@ -7,9 +7,10 @@ command already queued, and both writes are units of the process's commit group 
 of their own). Before, it went to Redis and back to this same process (issue 15).
 
 A boot reporting the vendor, model and firmware version of the charger's last one is not followed
-by a read when the charger answered one within ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds and
-no value waits for a reboot (``configuration_read_recent``, asked in the Boot's own statement): a
-restart's reconnect storm re-reads no configuration.
+by a read when a read of its whole configuration asked since that last boot, within
+``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds, was answered in full and no value waits for a
+reboot (``configuration_read_recent``, asked in the Boot's own statement): a restart's reconnect
+storm re-reads no configuration.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from chargepoints.services import BootResult
-from chargepoints.services.fleet import RowCondition
 from commands import catalog
 from commands.rpc import call_outcome
 from commands.services import command_complete
-from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
+from configuration.changes import configuration_refresh_on_boot
 from kernel import metrics
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -36,15 +36,9 @@ class LocalCaller(Protocol):
     async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]: ...
 
 
-def boot_condition() -> RowCondition | None:
-    """What the Boot's statement asks (``charge_point_boot``'s ``condition``) for
-    ``configuration_current``."""
-    return configuration_read_recent()
-
-
 def configuration_current(boot: BootResult) -> bool:
     """Whether the charger's stored configuration needs no read after this boot: the same vendor,
-    model and firmware version as its last boot, and ``boot_condition`` held."""
+    model and firmware version as its last boot, and ``configuration_read_recent`` held."""
     return boot.identity_kept and bool(boot.condition_held)
 
 

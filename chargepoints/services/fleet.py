@@ -484,13 +484,14 @@ def _boot_written(
 ) -> tuple[bool, str, int, bool, bool | None]:
     """``_mark_online`` and ``_record_boot`` as one plain statement (PostgreSQL, issue 15): whether
     the charger was connected before, its lifecycle state and heartbeat interval, whether its
-    vendor, model and firmware version are those it had, and ``condition``'s value."""
+    vendor, model and firmware version are those it had, and ``condition``'s value (over the
+    charger's row ``cp`` as written and its boot before this one, ``before.last_boot_at``)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     assignments = ", ".join(f"{column} = %s" for column in _BOOT_COLUMNS)
     asked, asked_params = condition or ("NULL", [])
     with bound_cursor() as cursor:
         cursor.execute(
-            "WITH before AS (SELECT id, connected, vendor, model, firmware_version"
+            "WITH before AS (SELECT id, connected, vendor, model, firmware_version, last_boot_at"
             f" FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"

@@ -130,7 +130,7 @@ def test_no_read_after_the_boot_of_a_charger_pending_disconnected_or_unknown(reg
     assert not Command.objects.exists() and not DeviceModelReport.objects.exists()
 
 
-def _configuration_read(charge_point: ChargePoint, state: str, *, hours_ago: float = 0, **request) -> None:
+def _configuration_read(charge_point: ChargePoint, state: str, *, hours_ago: float = 0, **request) -> Command:
     command = Command.objects.create(
         charge_point=charge_point,
         charge_point_identity=charge_point.charge_point_id,
@@ -141,6 +141,7 @@ def _configuration_read(charge_point: ChargePoint, state: str, *, hours_ago: flo
         state=state,
     )
     Command.objects.filter(pk=command.pk).update(created_at=timezone.now() - timedelta(hours=hours_ago))
+    return command
 
 
 def _read_recent_at_boot(charge_point_id: str, firmware_version: str = "1.0") -> tuple[bool, bool | None]:
@@ -158,8 +159,9 @@ def _read_recent_at_boot(charge_point_id: str, firmware_version: str = "1.0") ->
     ("state", "hours_ago", "request_body", "held"),
     [
         (CommandState.ACCEPTED, 0, {}, True),
-        (CommandState.CALL_ERROR, 0, {}, True),  # NotImplemented: asking again tells nothing new
-        (CommandState.REJECTED, 0, {"key": None}, True),
+        (CommandState.ACCEPTED, 0, {"key": None}, True),
+        (CommandState.CALL_ERROR, 0, {}, False),  # nothing stored: a charger that refuses is asked each boot
+        (CommandState.REJECTED, 0, {}, False),
         (CommandState.TIMEOUT, 0, {}, False),
         (CommandState.PENDING, 0, {}, False),
         (CommandState.ACCEPTED, 0, {"key": ["HeartbeatInterval"]}, False),  # not the whole configuration
@@ -177,13 +179,33 @@ def test_the_boot_tells_whether_the_configuration_was_read_recently(
     assert _read_recent_at_boot("CP-FRESH") == (True, held)
 
 
-def test_a_2_0_1_full_inventory_answered_is_a_recent_read_and_another_report_is_not(register_charge_point, settings):
+def test_a_2_0_1_full_inventory_is_a_recent_read_once_its_report_is_complete(register_charge_point, settings):
     settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
     charge_point = register_charge_point("CP-FRESH2", ocpp_version="2.0.1")
+    _read_recent_at_boot("CP-FRESH2")
     _configuration_read(charge_point, CommandState.ACCEPTED, report_base="SummaryInventory")
-    assert _read_recent_at_boot("CP-FRESH2") == (False, False)
-    _configuration_read(charge_point, CommandState.ACCEPTED, report_base="FullInventory")
+    assert _read_recent_at_boot("CP-FRESH2") == (True, False)
+    command = _configuration_read(charge_point, CommandState.ACCEPTED, report_base="FullInventory")
+    report = DeviceModelReport.objects.create(
+        charge_point=charge_point, request_id=7, command=command, started_at=timezone.now()
+    )
+    assert _read_recent_at_boot("CP-FRESH2") == (True, False)  # its parts never all arrived
+    command = _configuration_read(charge_point, CommandState.ACCEPTED, report_base="FullInventory")
+    report.pk, report.request_id, report.command, report.complete = None, 8, command, True
+    report.save()
     assert _read_recent_at_boot("CP-FRESH2") == (True, True)
+
+
+def test_a_read_asked_before_the_previous_boot_does_not_count(register_charge_point, settings):
+    # Firmware 2.0 installed: its first boot asks for a read, which the charger leaves unanswered
+    # (it reboots to finish the install); the read under firmware 1.0 does not stand for 2.0.
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    charge_point = register_charge_point("CP-FW", ocpp_version="1.6")
+    _read_recent_at_boot("CP-FW", firmware_version="1.0")
+    _configuration_read(charge_point, CommandState.ACCEPTED)
+    assert _read_recent_at_boot("CP-FW", firmware_version="2.0") == (False, True)
+    _configuration_read(charge_point, CommandState.TIMEOUT)
+    assert _read_recent_at_boot("CP-FW", firmware_version="2.0") == (True, False)
 
 
 def test_a_value_waiting_for_a_reboot_or_new_firmware_asks_for_the_read(register_charge_point, settings):
@@ -192,7 +214,9 @@ def test_a_value_waiting_for_a_reboot_or_new_firmware_asks_for_the_read(register
     _read_recent_at_boot("CP-PEND")
     _configuration_read(charge_point, CommandState.ACCEPTED)
     assert _read_recent_at_boot("CP-PEND") == (True, True)
+    _configuration_read(charge_point, CommandState.ACCEPTED)
     assert _read_recent_at_boot("CP-PEND", firmware_version="1.1") == (False, True)
+    _configuration_read(charge_point, CommandState.ACCEPTED)
     ConfigurationKey.objects.create(
         charge_point=charge_point,
         key="MeterValueSampleInterval",

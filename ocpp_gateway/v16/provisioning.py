@@ -9,8 +9,9 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from configuration.changes import configuration_read_recent
 from kernel.timestamps import format_ocpp_time, utc_now
-from ocpp_gateway.configuration_refresh import boot_condition, configuration_current
+from ocpp_gateway.configuration_refresh import configuration_current
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
 
@@ -39,7 +40,7 @@ class ProvisioningHandlers:
             firmware_version=firmware_version,
             iccid=iccid,
             imsi=imsi,
-            condition=boot_condition(),
+            condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
         return call_result.BootNotification(
