@@ -319,7 +319,9 @@ def _kinds(model: type[Model]) -> dict[str, type | None]:
 
 
 def _db_value(db: BaseDatabaseWrapper, field: Field[Any, Any], kind: type | None, value: Any) -> Any:
-    if kind is None:
+    """``field.get_db_prep_save(value, db)``, skipped for a value PostgreSQL takes as it is (``_AS_IS``;
+    other backends adapt more: SQLite writes times as naive UTC text, Decimals quantized)."""
+    if kind is None or db.vendor != "postgresql":
         return field.get_db_prep_save(value, db)
     if value is None:
         return None

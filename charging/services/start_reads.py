@@ -5,11 +5,11 @@ the sessions its key opened and those open on its connector and whether a stop i
 its transactionId (``session_rows.transactions_started_or_open``: two statements), and its id tag
 (``selectors.id_tag_find``: one). A batch written without savepoints makes those reads once for
 all its starts, before its units run (``starts_read_together``): one statement locks every
-start's charger, in the order of their primary keys (two transactions locking several chargers
-wait for each other in one order, never in opposite ones); one reads every start's sessions and
-parked stops after those locks (a statement of its own, as for one start: it sees what a lock's
-holder, the charger's other connection, committed while the lock was awaited); one reads their
-id tags. Each start then takes its answer (``start_read_taken``) instead of reading.
+start's charger that no other transaction holds, in the order of their primary keys, waiting for
+none (``SKIP LOCKED``: a charger held elsewhere, say by its other connection's batch, is left to
+its start, which waits for it and reads after it at its turn, as a start always did); one reads
+the locked starts' sessions and parked stops (a statement after the locks, as for one start); one
+reads their id tags. Each start then takes its answer (``start_read_taken``) instead of reading.
 
 Only the first unit of a charger in its batch may have an answer (the group commit chooses): a
 unit of that charger before it (another start, a stop, a status that closes a session) may change
@@ -94,9 +94,15 @@ def starting_unit_register(func: Callable[..., Any], lookup_of: Callable[..., St
 
 
 def start_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StartLookup | None:
-    """The lookup of a unit ``func(**kwargs)``, if it starts a session."""
+    """The lookup of a unit ``func(**kwargs)``, if it starts a session; None for arguments it cannot
+    make one of (the unit reads its own way, and answers them as it does)."""
     lookup_of = _starting_units.get(func)
-    return lookup_of(**kwargs) if lookup_of is not None else None
+    if lookup_of is None:
+        return None
+    try:
+        return lookup_of(**kwargs)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 _batch = threading.local()  # .reads: lookup -> StartRead and .tags: lower(id tag) -> IdTag | None, during a pass
@@ -144,11 +150,13 @@ def _table(model: type[Any]) -> str:
 
 
 def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
-    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row."""
+    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row.
+    A charger whose row another transaction holds is skipped, not waited for: its start reads and
+    locks its own way, at its turn in the batch, as before the batch read (no batch-wide wait)."""
     found = model_rows(
         ChargePoint,
         f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c"
-        " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE",
+        " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
         [sorted({lookup.charge_point_id for lookup in lookups})],
     )
     return {charge_point.charge_point_id: charge_point for charge_point in found}

@@ -85,8 +85,8 @@ def test_a_started_waiting_for_the_chargers_lock_is_ended_by_the_stop_parked_mea
 
 
 def _start_read_together(charge_point_id: str, meter_start: int, started_at: datetime) -> int:
-    """``_start`` as the first start of its charger in a batch: its reads made by the batch's
-    statements (``start_reads``), which wait for the charger's lock like its own would."""
+    """``_start`` as the first start of its charger in a batch (``start_reads``): the batch's lock
+    skips a charger held elsewhere, and its start then waits for the lock and reads after it."""
     request = StartRequest(
         charge_point_id=charge_point_id,
         ocpp_version="1.6",
@@ -100,11 +100,11 @@ def _start_read_together(charge_point_id: str, meter_start: int, started_at: dat
     assert lookup is not None
     with starts_read_together([lookup]):
         result = transaction_start(request)
-        assert start_read_taken(lookup) is None  # the start took its answer
+        assert start_read_taken(lookup) is None  # nothing left for it
     return result.transaction.pk
 
 
-def test_a_batch_whose_starts_wait_for_a_chargers_lock_supersedes_the_session_committed_meanwhile(
+def test_a_batch_start_of_a_charger_locked_elsewhere_supersedes_the_session_committed_meanwhile(
     behind_a_lock,
 ) -> None:
     charge_point_register(charge_point_id="CP-LOCK-3", heartbeat_interval=60)
