@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import Model
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
 
 from billing.models import BillingRecord
@@ -16,7 +18,11 @@ from kernel.plain_sql import _db_value, _kinds
 
 AT = datetime(2026, 12, 1, 19, 0, tzinfo=timezone(timedelta(hours=2)))  # 17:00 UTC
 
-VALUES = [(ChargePoint, "last_seen", AT), (ChargePoint, "charge_point_id", "CP-1"), (ChargePoint, "connected", True)]
+VALUES: list[tuple[type[Model], str, Any]] = [
+    (ChargePoint, "last_seen", AT),
+    (ChargePoint, "charge_point_id", "CP-1"),
+    (ChargePoint, "connected", True),
+]
 VALUES += [(BillingRecord, "duration_seconds", 1500), (BillingRecord, "total", Decimal("1.2345678"))]
 
 
