@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import Model
 from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+from django.db.models import Model
 
 from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
