@@ -24,19 +24,20 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 pytestmark = pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
 
 
-def _start(charge_point_id: str, meter_start: int, started_at: datetime) -> int:
-    result = transaction_start(
-        StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="1.6",
-            start_key=f"1|tag|{meter_start}|{started_at.isoformat()}",
-            started_at=started_at,
-            connector_id=1,
-            id_tag="TAG",
-            meter_start_wh=Decimal(meter_start),
-        )
+def _start_request(charge_point_id: str, meter_start: int, started_at: datetime) -> StartRequest:
+    return StartRequest(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"1|tag|{meter_start}|{started_at.isoformat()}",
+        started_at=started_at,
+        connector_id=1,
+        id_tag="TAG",
+        meter_start_wh=Decimal(meter_start),
     )
-    return result.transaction.pk
+
+
+def _start(charge_point_id: str, meter_start: int, started_at: datetime) -> int:
+    return transaction_start(_start_request(charge_point_id, meter_start, started_at)).transaction.pk
 
 
 def test_a_start_waiting_for_the_chargers_lock_supersedes_the_session_committed_meanwhile(behind_a_lock) -> None:
@@ -87,15 +88,7 @@ def test_a_started_waiting_for_the_chargers_lock_is_ended_by_the_stop_parked_mea
 def _start_read_together(charge_point_id: str, meter_start: int, started_at: datetime) -> int:
     """``_start`` as the first start of its charger in a batch (``start_reads``): the batch's lock
     skips a charger held elsewhere, and its start then waits for the lock and reads after it."""
-    request = StartRequest(
-        charge_point_id=charge_point_id,
-        ocpp_version="1.6",
-        start_key=f"1|tag|{meter_start}|{started_at.isoformat()}",
-        started_at=started_at,
-        connector_id=1,
-        id_tag="TAG",
-        meter_start_wh=Decimal(meter_start),
-    )
+    request = _start_request(charge_point_id, meter_start, started_at)
     lookup = start_lookup_of_request(request)
     assert lookup is not None
     with starts_read_together([lookup]):
