@@ -137,6 +137,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "reconnect_timeout": pool_timeout,
         }
     }
+    # The statements the gateway's hot path binds on the server (kernel.plain_sql.bound_cursor) are
+    # prepared by psycopg once one has run this many times on a connection: PostgreSQL then parses
+    # and plans it once per connection instead of on every message. 0: never (PgBouncer before
+    # 1.21 in transaction mode). The ORM's own queries are bound on the client and never prepared.
+    prepare_threshold = env_int("CSMS_DB_PREPARE_THRESHOLD", 5, minimum=0)
+    if prepare_threshold:
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = prepare_threshold
 else:
     # Several processes (daphne, celery) share the SQLite file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}

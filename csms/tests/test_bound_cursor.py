@@ -30,14 +30,17 @@ def test_its_parameters_are_bound_by_the_server_and_the_query_log_counts_it():
     assert len(queries) == 1 and "41" in queries[0]["sql"]
 
 
-def test_its_statements_are_not_prepared():
-    """Django's connection sets no ``prepare_threshold``: psycopg prepares nothing (a prepared text
-    kept per connection, evicted with DEALLOCATE round trips; measured: no client CPU saved)."""
+def test_a_statement_run_five_times_on_a_connection_is_prepared_once():
+    """``CSMS_DB_PREPARE_THRESHOLD`` (5): PostgreSQL parses and plans a hot-path statement once per
+    connection (measured: 1.34x the fleet's persisted messages/s; the ORM's statements, bound on
+    the client, are never prepared)."""
     with bound_cursor() as cursor:
-        for _ in range(10):
-            cursor.execute("SELECT %s::int", [1])
-        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
-        assert cursor.fetchone() == (0,)
+        for n in range(10):
+            cursor.execute("SELECT %s::int + 7", [n])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int + 7'")
+        assert cursor.fetchone() == (1,)
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'SELECT count(*)%%'")
+        assert cursor.fetchone() == (0,)  # run once: not prepared
 
 
 def test_an_error_is_djangos_and_the_transaction_stays_usable():

@@ -61,3 +61,24 @@ def test_the_redis_channel_layer_waits_for_a_sized_connection_pool(tmp_path):
     assert configured["layer"]["BACKEND"] == "ocpp_gateway.channel_layer.BlockingPoolRedisChannelLayer"
     host = configured["layer"]["CONFIG"]["hosts"][0]
     assert (host["max_connections"], host["timeout"]) == (500, 7)
+
+
+def test_postgresql_prepares_a_statement_run_five_times_unless_told_not_to(tmp_path):
+    url = "postgres://postgres@127.0.0.1:5432/anything"
+    assert settings_with(tmp_path, DATABASE_URL=url)["db"]["OPTIONS"]["prepare_threshold"] == 5
+    assert (
+        settings_with(tmp_path, DATABASE_URL=url, CSMS_DB_PREPARE_THRESHOLD="2")["db"]["OPTIONS"]["prepare_threshold"]
+        == 2
+    )
+    assert (
+        "prepare_threshold"
+        not in settings_with(tmp_path, DATABASE_URL=url, CSMS_DB_PREPARE_THRESHOLD="0")["db"]["OPTIONS"]
+    )
+    assert "prepare_threshold" not in settings_with(tmp_path)["db"]["OPTIONS"]  # SQLite
+
+
+def test_a_negative_prepare_threshold_stops_the_start(tmp_path):
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
+    environment.update(DATABASE_URL="postgres://postgres@127.0.0.1:5432/anything", CSMS_DB_PREPARE_THRESHOLD="-1")
+    done = subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert done.returncode != 0 and "CSMS_DB_PREPARE_THRESHOLD" in done.stderr
