@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,7 +71,6 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     samples = sampled_values(payload.get("meter_value") or [])
     sent_token = payload.get("id_token") or {}
     id_tag, token_type = sent_token.get("id_token", ""), sent_token.get("type", "")
-    charging = _CHARGING.get(info.get("charging_state", ""))
     if payload["event_type"] == "Ended":
         stopped = transaction_stop(
             StopRequest(
@@ -91,32 +91,8 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
     # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
     token = sent_token or _remote_start_token(charge_point_id, info.get("remote_start_id"))
-    id_tag, token_type = token.get("id_token", ""), token.get("type", "")
-    evse = payload.get("evse") or {}
-    started = transaction_start(
-        StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="2.0.1",
-            start_key=transaction_id,
-            ocpp_transaction_id=transaction_id,
-            started_at=at,
-            evse_id=evse.get("id"),
-            connector_id=evse.get("connector_id"),
-            id_tag=id_tag,
-            id_token_type=token_type,
-            authorize=bool(token) and token_type != "NoAuthorization",
-            charging=charging,
-            reservation_id=payload.get("reservation_id"),
-            remote_start_id=info.get("remote_start_id"),
-            samples=samples,
-            seq_no=seq_no,
-            time_spent_charging=info.get("time_spent_charging"),
-            # Without a start reading, only an offline start or a session first seen late is suspect.
-            baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
-            started_event=payload["event_type"] == "Started",
-        )
-    )
-    if token_type == "NoAuthorization":  # the station charges without authorization: nothing to refuse
+    started = transaction_start(_start_request(charge_point_id, payload, token, started_at=at, samples=samples))
+    if token.get("type") == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
     return started.id_tag_info if sent_token else None
 
@@ -127,22 +103,43 @@ def _start_lookup(charge_point_id: str, payload: dict[str, Any]) -> StartLookup 
     when it sent one to authorize (a remote start's token is read in the unit)."""
     if payload["event_type"] != "Started":
         return None
-    transaction_id = payload["transaction_info"]["transaction_id"]
-    token, evse = payload.get("id_token") or {}, payload.get("evse") or {}
     return start_lookup_of_request(
-        StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="2.0.1",
-            start_key=transaction_id,
-            ocpp_transaction_id=transaction_id,
-            started_at=_NO_TIME,
-            evse_id=evse.get("id"),
-            connector_id=evse.get("connector_id"),
-            id_tag=token.get("id_token", ""),
-            authorize=bool(token) and token.get("type", "") != "NoAuthorization",
-            seq_no=payload["seq_no"],
-            started_event=True,
-        )
+        _start_request(charge_point_id, payload, payload.get("id_token") or {}, started_at=_NO_TIME)
+    )
+
+
+def _start_request(
+    charge_point_id: str,
+    payload: dict[str, Any],
+    token: dict[str, Any],
+    *,
+    started_at: datetime,
+    samples: Sequence[SampledValue] = (),
+) -> StartRequest:
+    """The ``StartRequest`` of a Started or Updated event (OCPP 2.0.1 E01/E02), with ``token``
+    the idToken it starts for (``{}``: none)."""
+    info, evse = payload["transaction_info"], payload.get("evse") or {}
+    token_type = token.get("type", "")
+    return StartRequest(
+        charge_point_id=charge_point_id,
+        ocpp_version="2.0.1",
+        start_key=info["transaction_id"],
+        ocpp_transaction_id=info["transaction_id"],
+        started_at=started_at,
+        evse_id=evse.get("id"),
+        connector_id=evse.get("connector_id"),
+        id_tag=token.get("id_token", ""),
+        id_token_type=token_type,
+        authorize=bool(token) and token_type != "NoAuthorization",
+        charging=_CHARGING.get(info.get("charging_state", "")),
+        reservation_id=payload.get("reservation_id"),
+        remote_start_id=info.get("remote_start_id"),
+        samples=samples,
+        seq_no=payload["seq_no"],
+        time_spent_charging=info.get("time_spent_charging"),
+        # Without a start reading, only an offline start or a session first seen late is suspect.
+        baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
+        started_event=payload["event_type"] == "Started",
     )
 
 
