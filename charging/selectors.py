@@ -21,7 +21,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from kernel.plain_sql import bound_cursor, columns_of, instance_of, model_rows
+from kernel.plain_sql import bound_cursor, columns_of, instance_of
 
 # --- Authorization ---------------------------------------------------------------------------
 
@@ -40,15 +40,7 @@ def id_tag_find(*, id_tag: str) -> IdTag | None:
     """The id tag, matched ignoring case as OCPP requires, with its parent."""
     # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
     if connection.vendor == "postgresql":  # every Authorize and start: one plain statement (kernel.plain_sql)
-        table = connection.ops.quote_name(IdTag._meta.db_table)
-        found = model_rows(
-            IdTag,
-            f"SELECT {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM {table} t"
-            f" LEFT JOIN {table} p ON p.id = t.parent_id WHERE LOWER(t.id_tag) = %s LIMIT 1",
-            [id_tag.lower()],
-            related=("parent", IdTag),
-        )
-        return found[0] if found else None
+        return id_tags_found([id_tag]).get(id_tag.lower())
     return IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
 
 

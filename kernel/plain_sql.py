@@ -84,15 +84,12 @@ def model_rows(
     return instances
 
 
-def model_rows_beside(model: type[M], sql: str, params: Sequence[Any]) -> tuple[list[M], tuple[Any, ...]]:
-    """``model_rows`` for a statement that reads something else in the same round trip, whatever
-    rows of ``model`` it finds: ``SELECT <columns_of(model, alias)>, <its own columns> FROM
-    (SELECT <its own columns>) one LEFT JOIN LATERAL (<the model's rows>) alias ON true``. Returns
-    the instances (the row that found none, its primary key NULL, gives none) and its own columns'
-    values."""
-    rows = _rows_read(model, sql, params, None)
-    width, index = len(model._meta.concrete_fields), _pk_index(model)
-    return [_instance(model, row[:width]) for row in rows if row[index] is not None], tuple(rows[0][width:])
+def rows_of(model: type[Model], sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``sql``, whose select list begins with ``columns_of(model, ...)`` (a row that
+    found none: its primary key NULL) and goes on with the caller's own columns (``instance_of``
+    converts the model's slice). Read again after writing, as ``model_rows`` does, when read before
+    an update gathered for one of them."""
+    return _rows_read(model, sql, params, None)
 
 
 def _rows_read(

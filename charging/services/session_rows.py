@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 from django.db import connection
 from django.db.models import JSONField, Model, Q
@@ -28,7 +28,7 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.services.open_sessions import open_session_cached, open_session_noted
-from kernel.plain_sql import columns_of, instance_inserted, instance_updated, model_rows, model_rows_beside
+from kernel.plain_sql import columns_of, instance_inserted, instance_of, instance_updated, model_rows, rows_of
 
 
 def charge_point_locked(charge_point_id: str) -> ChargePoint:
@@ -166,28 +166,63 @@ def transactions_started_or_open(
     would miss a session (or a parked stop) the lock's holder (the charger's other connection)
     committed meanwhile. ``ChargePoint.DoesNotExist`` for an unknown charger."""
     charge_point = charge_point_locked(charge_point_id)
-    on_connector = "t.evse_id = %s" if evse_id is not None else "t.connector_id = %s AND t.evse_id IS NULL"
-    sessions, (parked,) = model_rows_beside(
-        Transaction,
-        f"SELECT {columns_of(Transaction, 't')}, one.parked FROM (SELECT %s <> '' AND EXISTS (SELECT 1"
-        f" FROM {_table(ReconciliationItem)} r WHERE r.charge_point_id = %s AND r.reason = %s AND r.state = %s"
-        " AND r.ocpp_transaction_id = %s) AS parked) one LEFT JOIN LATERAL (SELECT * FROM"
-        f" {_table(Transaction)} t WHERE t.charge_point_id = %s AND (t.start_key = %s OR (t.status = %s AND"
-        f" {on_connector})) FOR UPDATE OF t) t ON true",
-        [
-            parked_under,
-            charge_point.pk,
-            ReconciliationReason.UNKNOWN_TRANSACTION,
-            ReconciliationState.OPEN,
-            parked_under,
-            charge_point.pk,
-            start_key,
-            TransactionStatus.ACTIVE,
-            evse_id if evse_id is not None else connector_id,
-        ],
+    ((sessions, parked),) = sessions_started_or_open(
+        [SessionsKey(charge_point.pk, start_key, connector_id, evse_id, parked_under)]
     )
     existing, open_on_it = started_or_open_among(charge_point, sessions, start_key, connector_id, evse_id)
     return charge_point, existing, open_on_it, parked
+
+
+class SessionsKey(NamedTuple):
+    """What ``sessions_started_or_open`` reads for one start: its charger's primary key, its start
+    key as stored, its connector and EVSE as their columns keep them (an EVSE, when given, decides),
+    and the 2.0.1 transactionId a stop may be parked under ("": none)."""
+
+    charge_point_pk: int
+    start_key: str
+    connector_id: int | None
+    evse_id: int | None
+    parked_under: str
+
+
+def sessions_started_or_open(keys: Sequence[SessionsKey]) -> list[tuple[list[Transaction], bool]]:
+    """For each of ``keys``, in order, in one statement (PostgreSQL): the sessions its start key
+    opened and those open on its connector (EVSE), locked (``FOR UPDATE``), not yet remembered
+    (``started_or_open_among``), and whether a stop of an unknown session is parked open under its
+    transactionId. Read after the chargers' locks, by a statement of its own (see
+    ``transactions_started_or_open``)."""
+    width = len(Transaction._meta.concrete_fields)
+    pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
+    rows = rows_of(
+        Transaction,
+        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked FROM unnest(%s::int[], %s::bigint[],"
+        " %s::text[], %s::int[], %s::int[], %s::text[]) AS q(n, cp, start_key, connector_id, evse_id,"
+        " parked_under) CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS (SELECT 1 FROM"
+        f" {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s AND r.state = %s"
+        " AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT * FROM"
+        f" {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"
+        " (t.status = %s AND CASE WHEN q.evse_id IS NOT NULL THEN t.evse_id = q.evse_id"
+        " ELSE t.connector_id = q.connector_id AND t.evse_id IS NULL END)) FOR UPDATE OF t) t ON true",
+        [
+            list(range(len(keys))),
+            [key.charge_point_pk for key in keys],
+            [key.start_key for key in keys],
+            [key.connector_id for key in keys],
+            [key.evse_id for key in keys],
+            [key.parked_under for key in keys],
+            ReconciliationReason.UNKNOWN_TRANSACTION,
+            ReconciliationState.OPEN,
+            TransactionStatus.ACTIVE,
+        ],
+    )
+    found: list[tuple[list[Transaction], bool]] = [([], False) for _ in keys]
+    for row in rows:
+        n = row[width]
+        sessions = found[n][0]
+        if row[pk_index] is not None:  # the LEFT JOIN found a session
+            sessions.append(instance_of(Transaction, row[:width]))
+        found[n] = (sessions, bool(row[width + 1]))
+    return found
 
 
 def started_or_open_among(

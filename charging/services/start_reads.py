@@ -32,14 +32,10 @@ from chargepoints.models import ChargePoint
 from charging import selectors
 from charging.models import (
     IdTag,
-    ReconciliationItem,
-    ReconciliationReason,
-    ReconciliationState,
     Transaction,
-    TransactionStatus,
 )
-from charging.services.session_rows import column_int
-from kernel.plain_sql import bound_cursor, columns_of, instance_of, model_rows
+from charging.services.session_rows import SessionsKey, column_int, sessions_started_or_open
+from kernel.plain_sql import columns_of, model_rows
 
 
 @dataclass(frozen=True)
@@ -166,38 +162,19 @@ def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint])
     """``transactions_started_or_open``'s read after the lock, for every lookup in one statement."""
     if not lookups:
         return {}
-    width = len(Transaction._meta.concrete_fields)
-    pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
-    with bound_cursor() as cursor:
-        cursor.execute(
-            f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked FROM unnest(%s::int[], %s::bigint[],"
-            " %s::text[], %s::int[], %s::int[], %s::text[]) AS q(n, cp, start_key, connector_id, evse_id,"
-            " parked_under) CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS (SELECT 1 FROM"
-            f" {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s AND r.state = %s"
-            " AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT * FROM"
-            f" {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"
-            " (t.status = %s AND CASE WHEN q.evse_id IS NOT NULL THEN t.evse_id = q.evse_id"
-            " ELSE t.connector_id = q.connector_id AND t.evse_id IS NULL END)) FOR UPDATE OF t) t ON true",
-            [
-                list(range(len(lookups))),
-                [chargers[lookup.charge_point_id].pk for lookup in lookups],
-                [lookup.start_key for lookup in lookups],
-                [lookup.connector_id for lookup in lookups],
-                [lookup.evse_id for lookup in lookups],
-                [lookup.parked_under for lookup in lookups],
-                ReconciliationReason.UNKNOWN_TRANSACTION,
-                ReconciliationState.OPEN,
-                TransactionStatus.ACTIVE,
-            ],
-        )
-        rows = cursor.fetchall()
-    sessions: list[list[Transaction]] = [[] for _ in lookups]
-    parked = [False] * len(lookups)
-    for row in rows:
-        n = row[width]
-        parked[n] = bool(row[width + 1])
-        if row[pk_index] is not None:  # the LEFT JOIN found a session
-            sessions[n].append(instance_of(Transaction, row[:width]))
+    found = sessions_started_or_open(
+        [
+            SessionsKey(
+                chargers[lookup.charge_point_id].pk,
+                lookup.start_key,
+                lookup.connector_id,
+                lookup.evse_id,
+                lookup.parked_under,
+            )
+            for lookup in lookups
+        ]
+    )
     return {
-        lookup: StartRead(chargers[lookup.charge_point_id], sessions[n], parked[n]) for n, lookup in enumerate(lookups)
+        lookup: StartRead(chargers[lookup.charge_point_id], sessions, parked)
+        for lookup, (sessions, parked) in zip(lookups, found, strict=True)
     }
