@@ -8,7 +8,9 @@ processes on loopback and drives them with the generator in loadgen.py (GENERATO
 2. idle: RSS with every socket open, against RSS before (per-connection memory);
 3. rate: the session mix at RATE messages/s for DURATION seconds (latency at a given load);
    with --idle only heartbeats every HEARTBEAT seconds instead;
-4. closed: CLOSED_CHARGERS chargers send back to back for CLOSED_SECONDS (throughput, CPU/message);
+4. closed: CLOSED_CHARGERS chargers send back to back for CLOSED_SECONDS (throughput, CPU/message;
+   beside the servers' CPU, that of the PostgreSQL backends of the benchmark database and how many
+   of the machine's cores were busy: on 2 cores they share, the database's cost bounds throughput too);
 5. verify: every acknowledged start, stop and meter reading must be a row in PostgreSQL.
 
 Then the same phases against echo_baseline.py (as many processes as SERVERS) and one table:
@@ -40,6 +42,8 @@ from harness import (  # Django
     ROOT,
     SERVERS,
     cpu_seconds,
+    database_cpu_seconds,
+    machine_busy_seconds,
     percentiles,
     process_tree,
     rss_kb,
@@ -126,7 +130,8 @@ def acked_by_kind(stats: loadgen.Stats) -> dict[str, int]:
     return {key: stats.count[key] for kind in kinds for key in (kind, f"unanswered_{kind}")}
 
 
-def phase_numbers(stats: loadgen.Stats, cpu: float) -> dict[str, Any]:
+def phase_numbers(stats: loadgen.Stats, cpu: float, shared: dict[str, float] | None = None) -> dict[str, Any]:
+    """A phase's figures; ``shared`` (``SharedCpu.since``): what the database and the machine used."""
     acked = stats.count["acked"]
     persisting = sum(stats.count[f"{kind}_{v}"] for kind in loadgen.PERSISTING for v in ("v16", "v201"))
     numbers: dict[str, Any] = {
@@ -144,9 +149,33 @@ def phase_numbers(stats: loadgen.Stats, cpu: float) -> dict[str, Any]:
         "acked_by_kind": acked_by_kind(stats),
         "errors": dict(stats.errors.most_common(5)),
     }
+    if shared is not None:
+        numbers["database_cpu_s"] = round(shared["database"], 2)
+        per_persisting = round(shared["database"] / persisting * 1e6) if persisting else None
+        numbers["database_cpu_us_per_persisting_msg"] = per_persisting
+        numbers["machine_busy_cores"] = round(shared["machine"] / stats.seconds, 2) if stats.seconds else None
     if stats.latencies:
         numbers.update(percentiles(stats.latencies))
     return numbers
+
+
+class SharedCpu:
+    """What the PostgreSQL backends of the benchmark database and the whole machine used since the
+    last ``since``: a phase's cost beyond the servers' own (the database shares the 2 cores)."""
+
+    def __init__(self) -> None:
+        self._at = self._now()
+
+    @staticmethod
+    def _now() -> dict[str, float]:
+        return {"database": database_cpu_seconds(), "machine": machine_busy_seconds()}
+
+    def since(self) -> dict[str, float]:
+        """Seconds used since the previous call (or creation); starts the next interval."""
+        now = self._now()
+        used = {key: now[key] - self._at[key] for key in now}
+        self._at = now
+        return used
 
 
 def closed_profilers(prefix: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
@@ -207,25 +236,27 @@ def drive(
         rss_idle = sum(rss_kb(pid) for pid in pids)
         result["rss_before_kb"], result["rss_idle_kb"] = rss_before, rss_idle
         result["rss_per_connection_kb"] = round((rss_idle - rss_before) / max(1, connect.count["booted"]), 1)
-        cpu_at, gen_at = cpu(), generator_cpu(fleet)
+        cpu_at, gen_at, shared = cpu(), generator_cpu(fleet), SharedCpu()
         if args.idle:
             stats = fleet.run("idle", seconds=args.duration, heartbeat=args.heartbeat)
             result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
         else:
             stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
-            result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at)}
+            result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at, shared.since())}
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
             if since:
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
                 cpu_at, gen_at = cpu(), generator_cpu(fleet)
+                shared.since()
                 profilers = closed_profilers(args.profile, pids) if since else []
                 stats = fleet.run(
                     "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
                 )
                 for profiler in profilers:
                     profiler.wait(timeout=60)
-                result["closed"] = {"chargers": args.closed_chargers, **phase_numbers(stats, cpu() - cpu_at)}
+                closed = phase_numbers(stats, cpu() - cpu_at, shared.since())
+                result["closed"] = {"chargers": args.closed_chargers, **closed}
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
         result["connections_held_at_end"] = stats.count["open_at_end"]
         if since and "rate" in result:
@@ -329,6 +360,8 @@ ROWS: list[tuple[str, Any]] = [
     ("closed: p99 ms", lambda r: r["closed"].get("p99_ms")),
     ("closed: server CPU us/msg", lambda r: r["closed"]["server_cpu_us_per_msg"]),
     ("closed: server CPU us/persisted msg", lambda r: r["closed"]["server_cpu_us_per_persisting_msg"]),
+    ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
+    ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),
     ("idle: heartbeats/s acked", lambda r: r["idle"]["acked_per_s"]),
     ("idle: p99 ms", lambda r: r["idle"].get("p99_ms")),
     ("idle: server CPU us/heartbeat", lambda r: r["idle"]["server_cpu_us_per_msg"]),

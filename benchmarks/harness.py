@@ -154,6 +154,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds() -> float:
+    """User + system CPU the PostgreSQL backends serving the benchmark database (``DATABASE_URL``'s)
+    have used so far: processes whose title is ``postgres: [<cluster>:] <user> <database> ...`` (Linux /proc). A
+    backend that exited since an earlier reading takes its CPU with it: the pooled connections live
+    through a phase."""
+    name = os.environ["DATABASE_URL"].rsplit("/", 1)[1].split("?")[0]
+    total = 0.0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().split(b"\0")[0].decode(errors="replace").split()
+            words = [word for word in title[1:] if not word.endswith(":")]  # without the cluster's name
+            if title[:1] == ["postgres:"] and len(words) > 1 and words[1] == name:
+                total += cpu_seconds(int(cmdline.parent.name))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy so far (not idle, not waiting on I/O)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
 
