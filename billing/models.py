@@ -45,7 +45,7 @@ class BillingRecord(models.Model):
 
     transaction = models.OneToOneField("charging.Transaction", on_delete=models.PROTECT, related_name="billing_record")
     tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, null=True, blank=True, related_name="billing_records")
-    charge_point_identity = models.CharField(max_length=48, db_index=True)
+    charge_point_identity = models.CharField(max_length=48)  # indexed below, for exact matches
     id_tag = models.CharField(max_length=36, blank=True)
     currency = models.CharField(max_length=3, blank=True)
     energy_wh = models.DecimalField(max_digits=20, decimal_places=3)
@@ -65,7 +65,11 @@ class BillingRecord(models.Model):
     class Meta:
         ordering = ["-stopped_at", "-id"]
         # Id tags match ignoring case (OCPP): the filter compares LOWER(id_tag).
-        indexes = [models.Index(Lower("id_tag"), name="billing_record_id_tag_lower")]
+        indexes = [
+            models.Index(Lower("id_tag"), name="billing_record_id_tag_lower"),
+            # No LIKE twin (varchar_pattern_ops): records are filtered by an exact charger id.
+            models.Index(fields=["charge_point_identity"], name="billing_record_charger"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.total} {self.currency} for transaction {self.transaction_id}"

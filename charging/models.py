@@ -120,7 +120,8 @@ class Transaction(models.Model):
     (``ocpp_transaction_id``). ``start_key`` makes a replayed start find the same row.
     """
 
-    charge_point = models.ForeignKey(ChargePoint, on_delete=models.PROTECT, related_name="transactions")
+    # Indexed by (charge_point, status) below, which leads with it.
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.PROTECT, related_name="transactions", db_index=False)
     ocpp_version = models.CharField(max_length=8, choices=OcppVersion.choices)
     ocpp_transaction_id = models.CharField(max_length=36, blank=True, help_text="2.0.1 transactionId.")
     start_key = models.CharField(max_length=200, help_text="What identifies a replay of the same start.")
@@ -187,8 +188,9 @@ class MeterSample(models.Model):
     """One sampled value exactly as received, with its normalised value (the ledger's provenance)."""
 
     charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="meter_samples")
+    # Indexed by (transaction, measurand, timestamp) below, which leads with it.
     transaction = models.ForeignKey(
-        Transaction, on_delete=models.CASCADE, null=True, blank=True, related_name="meter_samples"
+        Transaction, on_delete=models.CASCADE, null=True, blank=True, related_name="meter_samples", db_index=False
     )
     evse_id = models.PositiveIntegerField(null=True, blank=True)
     connector_id = models.PositiveIntegerField(null=True, blank=True)
@@ -199,6 +201,7 @@ class MeterSample(models.Model):
         blank=True,
         related_name="meter_samples",
         help_text="The parked stop it came in; attaching the stop moves it to the transaction.",
+        db_index=False,  # indexed below where set: almost every sample has none
     )
     source = models.CharField(max_length=32, help_text="The message it came in (MeterValues, StopTransaction, ...).")
     timestamp = models.DateTimeField()
@@ -222,7 +225,14 @@ class MeterSample(models.Model):
     class Meta:
         db_table = "chargepoints_metersample"
         ordering = ["timestamp", "id"]
-        indexes = [models.Index(fields=["transaction", "measurand", "timestamp"])]
+        indexes = [
+            models.Index(fields=["transaction", "measurand", "timestamp"]),
+            models.Index(
+                fields=["reconciliation_item"],
+                condition=Q(reconciliation_item__isnull=False),
+                name="meter_sample_parked",
+            ),
+        ]
 
     def __str__(self) -> str:
         at = date_format(localtime(self.timestamp), "DATETIME_FORMAT")
