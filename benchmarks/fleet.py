@@ -43,12 +43,14 @@ from harness import (  # Django
     SERVERS,
     cpu_seconds,
     database_cpu_seconds,
+    database_wal,
     machine_busy_seconds,
     percentiles,
     process_tree,
     rss_kb,
     server_log_problems,
     versions,
+    wal_lsn,
 )
 
 from django.core.management import call_command
@@ -250,12 +252,14 @@ def drive(
                 cpu_at, gen_at = cpu(), generator_cpu(fleet)
                 shared.since()
                 profilers = closed_profilers(args.profile, pids) if since else []
+                wal_from = wal_lsn() if since else ""
                 stats = fleet.run(
                     "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
                 )
                 for profiler in profilers:
                     profiler.wait(timeout=60)
                 closed = phase_numbers(stats, cpu() - cpu_at, shared.since())
+                wal_to = wal_lsn() if since else ""
                 result["closed"] = {"chargers": args.closed_chargers, **closed}
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
         result["connections_held_at_end"] = stats.count["open_at_end"]
@@ -266,6 +270,11 @@ def drive(
                 rows = {k: after_closed[k] - persisted_before[k] for k in persisted_before}
                 result["closed"]["persisted"] = rows
                 result["closed"]["persisted_msgs_per_s"] = persisted_messages_per_s(rows, result["closed"]["seconds"])
+                wal = database_wal(wal_from, wal_to)
+                if wal is not None:
+                    result["closed"]["wal"] = wal
+                    persisted = persisted_messages_per_s(rows, 1.0)  # messages, not per s
+                    result["closed"]["wal_bytes_per_persisted_msg"] = round(wal["bytes"] / max(1.0, persisted))
             result["rate"]["persisted_msgs_per_s"] = persisted_messages_per_s(
                 result["rate"]["persisted"], result["rate"]["seconds"]
             )
@@ -360,6 +369,7 @@ ROWS: list[tuple[str, Any]] = [
     ("closed: p99 ms", lambda r: r["closed"].get("p99_ms")),
     ("closed: server CPU us/msg", lambda r: r["closed"]["server_cpu_us_per_msg"]),
     ("closed: server CPU us/persisted msg", lambda r: r["closed"]["server_cpu_us_per_persisting_msg"]),
+    ("closed: WAL bytes/persisted msg (its database)", lambda r: r["closed"]["wal_bytes_per_persisted_msg"]),
     ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
     ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),
     ("idle: heartbeats/s acked", lambda r: r["idle"]["acked_per_s"]),

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from loadgen import raise_nofile
 
@@ -170,6 +171,48 @@ def database_cpu_seconds() -> float:
         except (OSError, ValueError):
             continue
     return total
+
+
+def wal_lsn() -> str:
+    """PostgreSQL's current WAL insert position (an LSN, ``'0/1A2B3C4D'``)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        return str(cursor.fetchone()[0])
+
+
+def database_wal(start: str, end: str, top: int = 6) -> dict[str, Any] | None:
+    """WAL written between two LSNs by records that touch the benchmark database's relations
+    (its own share of a cluster other databases write too; commit records name no relation and
+    are left out): ``{"bytes", "fpi_bytes", "records", "by_relation": {table or index: bytes}}``
+    (the ``top`` largest). Reads the WAL with pg_walinspect (PostgreSQL 15+, created in the
+    benchmark database if missing); None where it is unavailable."""
+    from django.db import DatabaseError, connection
+
+    ours = r"' rel \d+/' || (SELECT oid FROM pg_database WHERE datname = current_database()) || '/(\d+)'"
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+            cursor.execute(
+                f"WITH r AS (SELECT record_length, fpi_length, substring(block_ref from {ours})::oid AS node"
+                " FROM pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn)),"
+                " mine AS (SELECT * FROM r WHERE node IS NOT NULL)"
+                " SELECT coalesce(c.relname, mine.node::text), sum(record_length), sum(fpi_length), count(*)"
+                " FROM mine LEFT JOIN pg_class c ON c.relfilenode = mine.node GROUP BY 1 ORDER BY 2 DESC",
+                [start, end],
+            )
+            rows = cursor.fetchall()
+    except DatabaseError:
+        return None
+    finally:
+        connection.close()
+    return {
+        "bytes": int(sum(row[1] for row in rows)),
+        "fpi_bytes": int(sum(row[2] for row in rows)),
+        "records": int(sum(row[3] for row in rows)),
+        "by_relation": {row[0]: int(row[1]) for row in rows[:top]},
+    }
 
 
 def machine_busy_seconds() -> float:
