@@ -182,7 +182,7 @@ def wal_lsn() -> str:
         return str(cursor.fetchone()[0])
 
 
-def database_wal(start: str, end: str, top: int = 6) -> dict[str, Any] | None:
+def database_wal(start: str, end: str, top: int = 12) -> dict[str, Any] | None:
     """WAL written between two LSNs by records that touch the benchmark database's relations
     (its own share of a cluster other databases write too; commit records name no relation and
     are left out): ``{"bytes", "fpi_bytes", "records", "by_relation": {table or index: bytes}}``
