@@ -5,8 +5,7 @@ without blocking the gateway's writes (``kernel.online_ddl``):
   timestamp)`` leads with the same column); the parked stop's (``reconciliation_item``) becomes
   partial, on the few samples that have one;
 - sessions: the charger foreign key's own index goes (``(charge_point, status)`` leads with the
-  same column), and the table's fillfactor leaves room on each page for a reading's update of
-  the session's register to stay on it (HOT: no column it sets is indexed).
+  same column).
 """
 
 import django.db.models.deletion
@@ -84,7 +83,6 @@ class Migration(migrations.Migration):
                 ),
                 online_ddl.index_dropped("chargepoints_metersample_transaction_id_22d9072b", _SAMPLES, '("transaction_id")'),
                 online_ddl.index_dropped("chargepoints_transaction_charge_point_id_56781de6", _SESSIONS, '("charge_point_id")'),
-                online_ddl.fillfactor_set(_SESSIONS, 80),
             ],
         ),
     ]
