@@ -1,0 +1,81 @@
+"""The indexes a message maintains (issue 15, migrations chargepoints 0008, charging 0003,
+billing 0004): the redundant ones stay gone, and writing a charger's ``last_seen`` stays HOT."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+
+pytestmark = pytest.mark.django_db
+
+_EXPECTED = {
+    "chargepoints_ocppmessage": {
+        "chargepoint_charge__ca9c33_idx",
+        "chargepoints_ocppmessage_created_at_8e763f50",
+        "chargepoints_ocppmessage_pkey",
+        "ocpp_message_unique_id",
+    },
+    "chargepoints_chargepoint": {
+        "chargepoints_chargepoint_charge_point_id_60808394_like",
+        "chargepoints_chargepoint_charge_point_id_key",
+        "chargepoints_chargepoint_pkey",
+        "chargepoints_chargepoint_tariff_id_14b29d13",
+    },
+    "chargepoints_metersample": {
+        "chargepoint_transac_121692_idx",
+        "chargepoints_metersample_charge_point_id_f0a95061",
+        "chargepoints_metersample_pkey",
+        "meter_sample_parked",
+    },
+    "billing_billingrecord": {
+        "billing_billingrecord_created_at_8d381346",
+        "billing_billingrecord_pkey",
+        "billing_billingrecord_tariff_id_6935f6e3",
+        "billing_billingrecord_transaction_id_key",
+        "billing_record_charger",
+        "billing_record_id_tag_lower",
+    },
+}
+
+
+def _indexes(table: str) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", [table])
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's catalog")
+@pytest.mark.parametrize("table", sorted(_EXPECTED))
+def test_only_the_indexes_a_query_needs(table: str) -> None:
+    assert _indexes(table) == _EXPECTED[table]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's catalog")
+def test_sessions_lose_only_the_charger_foreign_keys_own_index() -> None:
+    indexes = _indexes("chargepoints_transaction")
+    assert "chargepoints_transaction_charge_point_id_56781de6" not in indexes
+    assert "chargepoint_charge__1ed87e_idx" in indexes  # (charge_point, status) serves its queries
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's storage parameters")
+def test_a_chargers_last_seen_is_written_on_its_page() -> None:
+    """No index covers ``last_seen`` and the pages keep room: the update stays on its page (HOT,
+    no index entry written)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'chargepoints_chargepoint'")
+        assert cursor.fetchone()[0] == ["fillfactor=70"]
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-HOT", heartbeat_interval=300)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT ctid FROM chargepoints_chargepoint WHERE id = %s", [charge_point.pk])
+        (before,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE chargepoints_chargepoint SET last_seen = %s WHERE id = %s RETURNING ctid",
+            [timezone.now() - timedelta(seconds=1), charge_point.pk],
+        )
+        (after,) = cursor.fetchone()
+    assert before.split(",")[0] == after.split(",")[0]  # the same heap page: HOT is possible
