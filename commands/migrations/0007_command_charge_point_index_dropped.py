@@ -1,26 +1,13 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The foreign key's own index: ``command_charger_latest`` (0006) leads with the same column.
-_FOREIGN_KEY_INDEX = "commands_command_charge_point_id_cc224fed"
-
-
-def _drop_foreign_key_index(apps, schema_editor):
-    """``DROP INDEX CONCURRENTLY`` on PostgreSQL (commands go on being recorded), plain elsewhere.
-    Only the index: Django's ``AlterField`` would drop and re-validate the foreign key too."""
-    concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
-    schema_editor.execute(f'DROP INDEX {concurrently}IF EXISTS "{_FOREIGN_KEY_INDEX}"')
-
-
-def _create_foreign_key_index(apps, schema_editor):
-    concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
-    schema_editor.execute(
-        f'CREATE INDEX {concurrently}IF NOT EXISTS "{_FOREIGN_KEY_INDEX}" ON "commands_command" ("charge_point_id")'
-    )
+from kernel import online_ddl
 
 
 class Migration(migrations.Migration):
     atomic = False  # DROP INDEX CONCURRENTLY runs outside a transaction
+    # The foreign key's own index: ``command_charger_latest`` (0006) leads with the same column.
+    # Only the index: Django's ``AlterField`` would drop and re-validate the foreign key too.
 
     dependencies = [
         ("chargepoints", "0007_handshake_started_at"),
@@ -42,6 +29,10 @@ class Migration(migrations.Migration):
                     ),
                 ),
             ],
-            database_operations=[migrations.RunPython(_drop_foreign_key_index, _create_foreign_key_index)],
+            database_operations=[
+                online_ddl.index_dropped(
+                    "commands_command_charge_point_id_cc224fed", "commands_command", '("charge_point_id")'
+                )
+            ],
         ),
     ]
