@@ -493,22 +493,29 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     instance._state.adding = False
 
 
-# PostgreSQL's limit on the parameters of one statement bound by the server (a 16-bit count).
-MAX_STATEMENT_PARAMETERS = 65_535
-
-
 def _upserts_written(upserts: _PendingUpserts) -> None:
-    """The gathered upserts: one ``INSERT ... VALUES (...), (...) ON CONFLICT`` per model, or as
-    many as keep each within ``MAX_STATEMENT_PARAMETERS`` (a batch of thousands of stops)."""
+    """The gathered upserts: one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` per model,
+    each column's values one array parameter (at most one row per conflict value, as gathered)."""
     for (model, conflict, kept), rows in upserts.items():
-        gathered = list(rows.values())
-        per_statement = MAX_STATEMENT_PARAMETERS // max(1, len(gathered[0])) if gathered else 1
-        for start in range(0, len(gathered), per_statement):
-            chunk = gathered[start : start + per_statement]
-            _, statement = _upsert_of(model, conflict, kept, len(chunk))
-            with bound_cursor() as cursor:
-                cursor.execute(statement, [value for values in chunk for value in values])
+        if not rows:
+            continue
+        with bound_cursor() as cursor:
+            # Its text is the same whatever the number of rows: psycopg converts it once and
+            # prepares it (a VALUES list of a placeholder per value was converted per batch; issue 15).
+            columns = [list(column) for column in zip(*rows.values(), strict=True)]
+            cursor.execute(_gathered_upsert_of(model, conflict, kept), columns)
     upserts.clear()
+
+
+@lru_cache(maxsize=64)
+def _gathered_upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> str:
+    """``_upserts_written``'s statement: its parameters are the arrays of ``_upsert_of``'s fields' values."""
+    fields, single = _upsert_of(model, conflict, kept, 1)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    arrays = ", ".join(f"%s::{_cast_type(field)}[]" for field in fields)
+    conflict_clause = single[single.index(" ON CONFLICT ") :]
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}){conflict_clause}"
 
 
 def _upsert_of(

@@ -839,11 +839,7 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
 
     Text PostgreSQL cannot store (NUL, lone surrogates) is kept as its JSON escape (``\\u0000``).
     """
-    ids = dict(
-        ChargePoint.objects.filter(charge_point_id__in={frame.charge_point_id for frame in frames}).values_list(
-            "charge_point_id", "pk"
-        )
-    )
+    ids = _charger_pks({frame.charge_point_id for frame in frames})
     rows = [
         (
             ids[frame.charge_point_id],
@@ -865,6 +861,24 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
     return len(rows)
 
 
+def _charger_pks(charge_point_ids: set[str]) -> dict[str, int]:
+    """``{charge_point_id: pk}`` of the chargers that exist among ``charge_point_ids``. On
+    PostgreSQL one statement of one array parameter (``= ANY``): its text is the same for any
+    number of chargers, so psycopg converts it once and prepares it (an ``IN`` list of a
+    thousand placeholders was converted and bound per value at every flush, issue 15)."""
+    if connection.vendor != "postgresql":
+        return dict(
+            ChargePoint.objects.filter(charge_point_id__in=charge_point_ids).values_list("charge_point_id", "pk")
+        )
+    with bound_cursor() as cursor:
+        cursor.execute(_CHARGER_PKS, [list(charge_point_ids)])
+        return dict(cursor.fetchall())
+
+
+_CHARGER_PKS = (
+    f"SELECT charge_point_id, {ChargePoint._meta.pk.column} FROM {ChargePoint._meta.db_table}"
+    " WHERE charge_point_id = ANY(%s::varchar[])"
+)
 _LOGGED_FRAME_COLUMNS = ("charge_point_id", "direction", "message_type", "unique_id", "action", "frame", "created_at")
 
 
