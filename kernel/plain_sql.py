@@ -27,6 +27,8 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 M = TypeVar("M", bound=Model)
 
@@ -126,7 +128,23 @@ def _instance(model: type[M], row: Sequence[Any]) -> M:
     for index, expression, functions in _converters(model):
         for convert in functions:
             values[index] = convert(values[index], expression, db)
-    return model.from_db(DEFAULT_DB_ALIAS, _attnames(model), values)
+    return instance_of_row(model, _attnames(model), values)
+
+
+def instance_of_row(model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
+    """``model.from_db(DEFAULT_DB_ALIAS, attnames, values)``: an instance of a row read, the fields
+    not in ``attnames`` deferred (read when first used). Without ``Model.__init__``'s loop over
+    every field (its cost on the batch thread's status and session reads, issue 15) when nothing
+    listens to the model's ``pre_init``/``post_init`` and it keeps Django's ``__init__``;
+    otherwise through ``from_db``."""
+    if model.__init__ is not Model.__init__ or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(DEFAULT_DB_ALIAS, list(attnames), list(values))
+    instance = model.__new__(model)
+    state = ModelState()
+    state.adding, state.db = False, DEFAULT_DB_ALIAS
+    instance._state = state
+    instance.__dict__.update(zip(attnames, values, strict=True))
+    return instance
 
 
 @cache

@@ -32,7 +32,7 @@ from chargepoints.models import (
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import bound_cursor, instance_saved, rows_copied
+from kernel.plain_sql import bound_cursor, instance_of_row, instance_saved, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -739,8 +739,8 @@ def _status_written(
     if row is None:
         raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
     pk, last_boot_at, written, created, *connector_row = row
-    charge_point = ChargePoint.from_db(
-        "default", ["id", "charge_point_id", "last_boot_at"], [pk, charge_point_id, last_boot_at]
+    charge_point = instance_of_row(
+        ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
     )
     if created is not None:
         connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
@@ -748,7 +748,7 @@ def _status_written(
         return charge_point, connector, True
     if connector_row[0] is None:
         return charge_point, None, False
-    return charge_point, Connector.from_db("default", list(_CONNECTOR_COLUMNS), connector_row), written
+    return charge_point, instance_of_row(Connector, _CONNECTOR_COLUMNS, connector_row), written
 
 
 def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:
