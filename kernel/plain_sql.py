@@ -495,7 +495,7 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     the other callers' of its model by one statement (issue 15: a stop's billing record); a later
     row of the same ``conflict`` value replaces the earlier one, and the instance's primary key
     stays None (the caller must not read the row back before the block ends)."""
-    fields, statement = _upsert_of(type(instance), conflict, tuple(kept), 1)
+    fields, statement = _upsert_of(type(instance), conflict, tuple(kept))
     db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
     upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
@@ -528,7 +528,7 @@ def _upserts_written(upserts: _PendingUpserts) -> None:
 @lru_cache(maxsize=64)
 def _gathered_upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> str:
     """``_upserts_written``'s statement: its parameters are the arrays of ``_upsert_of``'s fields' values."""
-    fields, single = _upsert_of(model, conflict, kept, 1)
+    fields, single = _upsert_of(model, conflict, kept)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column_of(field)) for field in fields)
     arrays = ", ".join(f"%s::{_cast_type(field)}[]" for field in fields)
@@ -536,19 +536,18 @@ def _gathered_upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]
     return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}){conflict_clause}"
 
 
-def _upsert_of(
-    model: type[Model], conflict: str, kept: tuple[str, ...], count: int
-) -> tuple[list[Field[Any, Any]], str]:
+@lru_cache(maxsize=64)
+def _upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> tuple[tuple[Field[Any, Any], ...], str]:
     """The fields ``instance_upserted`` writes (every concrete one but the primary key) and its
-    statement for ``count`` rows."""
+    statement for one row (built once per model: issue 15)."""
     meta, quote = model._meta, connection.ops.quote_name
     assert meta.pk is not None
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
     columns = [quote(column_of(field)) for field in fields]
     unchanged = {quote(column_of(_concrete(meta.get_field(name)))) for name in (conflict, *kept)}
     row = f"({', '.join(['%s'] * len(columns))})"
     return fields, (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {', '.join([row] * count)}"
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {row}"
         f" ON CONFLICT ({quote(column_of(_concrete(meta.get_field(conflict))))}) DO UPDATE SET "
         + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in unchanged)
         + f" RETURNING {quote(column_of(meta.pk))}"
@@ -580,24 +579,30 @@ def _gathered_update_of(model: type[Model], attnames: tuple[str, ...], guard_fie
 def instance_inserted(instance: Model) -> None:
     """``instance.save()`` of a new row as one plain INSERT: ``auto_now``/``auto_now_add`` columns
     set as the ORM sets them, a primary key the database makes read back onto the instance."""
-    meta = instance._meta
-    auto = meta.auto_field if instance.pk is None else None
-    fields = [field for field in meta.local_concrete_fields if field is not auto]
+    auto, fields, statement = _insert_of(type(instance), instance.pk is None)
     db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
-    quote = db.ops.quote_name
-    columns = ", ".join(quote(column_of(field)) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
     with bound_cursor() as cursor:
-        if auto is None:
-            cursor.execute(statement, values)
-        else:
-            cursor.execute(f"{statement} RETURNING {quote(column_of(auto))}", values)
+        cursor.execute(statement, values)
+        if auto is not None:
             row = cursor.fetchone()
             assert row is not None
             setattr(instance, auto.attname, row[0])
     instance_saved(instance)
+
+
+@lru_cache(maxsize=64)
+def _insert_of(
+    model: type[Model], database_sets_pk: bool
+) -> tuple[Field[Any, Any] | None, tuple[Field[Any, Any], ...], str]:
+    """``instance_inserted``'s auto field read back (None: the instance has its primary key), the
+    fields it writes and its statement, built once per model (issue 15)."""
+    meta, quote = model._meta, connection.ops.quote_name
+    auto = meta.auto_field if database_sets_pk else None
+    fields = tuple(field for field in meta.local_concrete_fields if field is not auto)
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    return auto, fields, statement if auto is None else f"{statement} RETURNING {quote(column_of(auto))}"
 
 
 def instance_insert_selecting(instance: Model, *, source: str, selected: dict[str, str]) -> tuple[str, list[Any]]:
