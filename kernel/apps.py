@@ -8,3 +8,8 @@ class KernelConfig(AppConfig):
 
     name = "kernel"
     verbose_name = "API access"  # its admin section: the API keys (the name they had under csms)
+
+    def ready(self) -> None:
+        from kernel import connection_storage
+
+        connection_storage.install()  # connections read without an exception per lookup (issue 15)

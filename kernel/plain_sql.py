@@ -27,6 +27,8 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
+from django.db.models.base import ModelState
+from django.db.models.signals import post_init, pre_init
 
 M = TypeVar("M", bound=Model)
 
@@ -123,7 +125,23 @@ def _instance(model: type[M], row: Sequence[Any]) -> M:
     for index, expression, functions in _converters(model):
         for convert in functions:
             values[index] = convert(values[index], expression, db)
-    return model.from_db(DEFAULT_DB_ALIAS, _attnames(model), values)
+    return instance_of_row(model, _attnames(model), values)
+
+
+def instance_of_row(model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
+    """``model.from_db(DEFAULT_DB_ALIAS, attnames, values)``: an instance of a row read, the fields
+    not in ``attnames`` deferred (read when first used). Without ``Model.__init__``'s loop over
+    every field (its cost on the batch thread's status and session reads, issue 15) when nothing
+    listens to the model's ``pre_init``/``post_init`` and it keeps Django's ``__init__``;
+    otherwise through ``from_db``."""
+    if model.__init__ is not Model.__init__ or pre_init.has_listeners(model) or post_init.has_listeners(model):
+        return model.from_db(DEFAULT_DB_ALIAS, list(attnames), list(values))
+    instance = model.__new__(model)
+    state = ModelState()
+    state.adding, state.db = False, DEFAULT_DB_ALIAS
+    instance._state = state
+    instance.__dict__.update(zip(attnames, values, strict=True))
+    return instance
 
 
 @cache
@@ -474,7 +492,7 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     the other callers' of its model by one statement (issue 15: a stop's billing record); a later
     row of the same ``conflict`` value replaces the earlier one, and the instance's primary key
     stays None (the caller must not read the row back before the block ends)."""
-    fields, statement = _upsert_of(type(instance), conflict, tuple(kept), 1)
+    fields, statement = _upsert_of(type(instance), conflict, tuple(kept))
     db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
     upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
@@ -490,37 +508,43 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     instance._state.adding = False
 
 
-# PostgreSQL's limit on the parameters of one statement bound by the server (a 16-bit count).
-MAX_STATEMENT_PARAMETERS = 65_535
-
-
 def _upserts_written(upserts: _PendingUpserts) -> None:
-    """The gathered upserts: one ``INSERT ... VALUES (...), (...) ON CONFLICT`` per model, or as
-    many as keep each within ``MAX_STATEMENT_PARAMETERS`` (a batch of thousands of stops)."""
+    """The gathered upserts: one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` per model,
+    each column's values one array parameter (at most one row per conflict value, as gathered)."""
     for (model, conflict, kept), rows in upserts.items():
-        gathered = list(rows.values())
-        per_statement = MAX_STATEMENT_PARAMETERS // max(1, len(gathered[0])) if gathered else 1
-        for start in range(0, len(gathered), per_statement):
-            chunk = gathered[start : start + per_statement]
-            _, statement = _upsert_of(model, conflict, kept, len(chunk))
-            with bound_cursor() as cursor:
-                cursor.execute(statement, [value for values in chunk for value in values])
+        if not rows:
+            continue
+        with bound_cursor() as cursor:
+            # Its text is the same whatever the number of rows: psycopg converts it once and
+            # prepares it (a VALUES list of a placeholder per value was converted per batch; issue 15).
+            columns = [list(column) for column in zip(*rows.values(), strict=True)]
+            cursor.execute(_gathered_upsert_of(model, conflict, kept), columns)
     upserts.clear()
 
 
-def _upsert_of(
-    model: type[Model], conflict: str, kept: tuple[str, ...], count: int
-) -> tuple[list[Field[Any, Any]], str]:
+@lru_cache(maxsize=64)
+def _gathered_upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> str:
+    """``_upserts_written``'s statement: its parameters are the arrays of ``_upsert_of``'s fields' values."""
+    fields, single = _upsert_of(model, conflict, kept)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    arrays = ", ".join(f"%s::{_cast_type(field)}[]" for field in fields)
+    conflict_clause = single[single.index(" ON CONFLICT ") :]
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}){conflict_clause}"
+
+
+@lru_cache(maxsize=64)
+def _upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> tuple[tuple[Field[Any, Any], ...], str]:
     """The fields ``instance_upserted`` writes (every concrete one but the primary key) and its
-    statement for ``count`` rows."""
+    statement for one row (built once per model: issue 15)."""
     meta, quote = model._meta, connection.ops.quote_name
     assert meta.pk is not None
-    fields = [field for field in meta.concrete_fields if not field.primary_key]
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
     columns = [quote(column_of(field)) for field in fields]
     unchanged = {quote(column_of(_concrete(meta.get_field(name)))) for name in (conflict, *kept)}
     row = f"({', '.join(['%s'] * len(columns))})"
     return fields, (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {', '.join([row] * count)}"
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {row}"
         f" ON CONFLICT ({quote(column_of(_concrete(meta.get_field(conflict))))}) DO UPDATE SET "
         + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in unchanged)
         + f" RETURNING {quote(column_of(meta.pk))}"
@@ -552,24 +576,30 @@ def _gathered_update_of(model: type[Model], attnames: tuple[str, ...], guard_fie
 def instance_inserted(instance: Model) -> None:
     """``instance.save()`` of a new row as one plain INSERT: ``auto_now``/``auto_now_add`` columns
     set as the ORM sets them, a primary key the database makes read back onto the instance."""
-    meta = instance._meta
-    auto = meta.auto_field if instance.pk is None else None
-    fields = [field for field in meta.local_concrete_fields if field is not auto]
+    auto, fields, statement = _insert_of(type(instance), instance.pk is None)
     db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
-    quote = db.ops.quote_name
-    columns = ", ".join(quote(column_of(field)) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders})"
     with bound_cursor() as cursor:
-        if auto is None:
-            cursor.execute(statement, values)
-        else:
-            cursor.execute(f"{statement} RETURNING {quote(column_of(auto))}", values)
+        cursor.execute(statement, values)
+        if auto is not None:
             row = cursor.fetchone()
             assert row is not None
             setattr(instance, auto.attname, row[0])
     instance_saved(instance)
+
+
+@lru_cache(maxsize=64)
+def _insert_of(
+    model: type[Model], database_sets_pk: bool
+) -> tuple[Field[Any, Any] | None, tuple[Field[Any, Any], ...], str]:
+    """``instance_inserted``'s auto field read back (None: the instance has its primary key), the
+    fields it writes and its statement, built once per model (issue 15)."""
+    meta, quote = model._meta, connection.ops.quote_name
+    auto = meta.auto_field if database_sets_pk else None
+    fields = tuple(field for field in meta.local_concrete_fields if field is not auto)
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+    return auto, fields, statement if auto is None else f"{statement} RETURNING {quote(column_of(auto))}"
 
 
 def instance_insert_selecting(instance: Model, *, source: str, selected: dict[str, str]) -> tuple[str, list[Any]]:

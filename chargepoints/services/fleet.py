@@ -32,7 +32,7 @@ from chargepoints.models import (
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import bound_cursor, instance_saved, rows_copied
+from kernel.plain_sql import bound_cursor, instance_of_row, instance_saved, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -739,8 +739,8 @@ def _status_written(
     if row is None:
         raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
     pk, last_boot_at, written, created, *connector_row = row
-    charge_point = ChargePoint.from_db(
-        "default", ["id", "charge_point_id", "last_boot_at"], [pk, charge_point_id, last_boot_at]
+    charge_point = instance_of_row(
+        ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
     )
     if created is not None:
         connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
@@ -748,7 +748,7 @@ def _status_written(
         return charge_point, connector, True
     if connector_row[0] is None:
         return charge_point, None, False
-    return charge_point, Connector.from_db("default", list(_CONNECTOR_COLUMNS), connector_row), written
+    return charge_point, instance_of_row(Connector, _CONNECTOR_COLUMNS, connector_row), written
 
 
 def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:
@@ -839,11 +839,7 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
 
     Text PostgreSQL cannot store (NUL, lone surrogates) is kept as its JSON escape (``\\u0000``).
     """
-    ids = dict(
-        ChargePoint.objects.filter(charge_point_id__in={frame.charge_point_id for frame in frames}).values_list(
-            "charge_point_id", "pk"
-        )
-    )
+    ids = _charger_pks({frame.charge_point_id for frame in frames})
     rows = [
         (
             ids[frame.charge_point_id],
@@ -865,6 +861,24 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
     return len(rows)
 
 
+def _charger_pks(charge_point_ids: set[str]) -> dict[str, int]:
+    """``{charge_point_id: pk}`` of the chargers that exist among ``charge_point_ids``. On
+    PostgreSQL one statement of one array parameter (``= ANY``): its text is the same for any
+    number of chargers, so psycopg converts it once and prepares it (an ``IN`` list of a
+    thousand placeholders was converted and bound per value at every flush, issue 15)."""
+    if connection.vendor != "postgresql":
+        return dict(
+            ChargePoint.objects.filter(charge_point_id__in=charge_point_ids).values_list("charge_point_id", "pk")
+        )
+    with bound_cursor() as cursor:
+        cursor.execute(_CHARGER_PKS, [list(charge_point_ids)])
+        return dict(cursor.fetchall())
+
+
+_CHARGER_PKS = (
+    f"SELECT charge_point_id, {ChargePoint._meta.pk.column} FROM {ChargePoint._meta.db_table}"
+    " WHERE charge_point_id = ANY(%s::varchar[])"
+)
 _LOGGED_FRAME_COLUMNS = ("charge_point_id", "direction", "message_type", "unique_id", "action", "frame", "created_at")
 
 

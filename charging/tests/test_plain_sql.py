@@ -12,7 +12,6 @@ from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
 from kernel.plain_sql import (
-    MAX_STATEMENT_PARAMETERS,
     columns_of,
     copies_gathered,
     gathered_rows_of,
@@ -289,9 +288,9 @@ def test_upserts_gathered_wait_for_the_block_and_the_last_of_a_key_wins(register
 
 def test_upserts_gathered_beyond_one_statements_parameters_are_all_written(register_charge_point):
     """A batch may gather more billing records than one bound statement's 65,535 parameters hold
-    (``CSMS_GROUP_COMMIT_MAX_UNITS`` is not capped): they go in as many statements as needed."""
+    (``CSMS_GROUP_COMMIT_MAX_UNITS`` is not capped): all are written (one array per column)."""
     charge_point = _session(register_charge_point).charge_point
-    count = MAX_STATEMENT_PARAMETERS // 16 + 10  # a billing record's row is 16 parameters
+    count = 65_535 // 16 + 10  # PostgreSQL's parameters per statement / a billing record's 16 values
     sessions = Transaction.objects.bulk_create(
         Transaction(
             charge_point=charge_point,
