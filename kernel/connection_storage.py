@@ -59,13 +59,21 @@ def sync_fast_local(local: Any) -> Any:
     return SyncFastLocal()
 
 
+def _fingerprint_or_none() -> str | None:
+    """``source_fingerprint()``, or None where asgiref's source cannot be read (only ``.pyc`` shipped)."""
+    try:
+        return source_fingerprint()
+    except (OSError, TypeError):
+        return None
+
+
 def install() -> bool:
     """Put the stand-in in front of ``django.db.connections``' storage (idempotent). Returns
     whether it is in place; False (logged) when asgiref's ``Local`` is not the one read here."""
     local = getattr(connections, "_connections")  # noqa: B009  (not in Django's stubs)
     if type(local).__name__ == "SyncFastLocal":
         return True
-    if type(local) is not asgiref_local._ThreadCriticalLocal or source_fingerprint() != FINGERPRINT:
+    if type(local) is not asgiref_local._ThreadCriticalLocal or _fingerprint_or_none() != FINGERPRINT:
         logger.warning(
             "asgiref's Local is not the one kernel.connection_storage knows: connections read as it reads them"
         )

@@ -40,10 +40,29 @@ def _dropped(name: str) -> Step:
 
 def _created(name: str, table: str, definition: str) -> Step:
     def step(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        if _on_postgresql(schema_editor):
+            _invalid_dropped(name, schema_editor)
         concurrently = _concurrently(schema_editor)
         schema_editor.execute(f'CREATE INDEX {concurrently}IF NOT EXISTS "{name}" ON "{table}" {definition}')
+        if _on_postgresql(schema_editor) and not _valid(name, schema_editor):
+            raise RuntimeError(f"index {name} was built invalid: run the migration again")
 
     return step
+
+
+def _valid(name: str, schema_editor: BaseDatabaseSchemaEditor) -> bool | None:
+    """Whether index ``name`` is valid (PostgreSQL's ``indisvalid``); None when there is none."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [f'"{name}"'])
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
+
+
+def _invalid_dropped(name: str, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    """Drop what an interrupted ``CREATE INDEX CONCURRENTLY`` left under ``name``: an invalid index,
+    which writes still maintain and no query uses, and which ``IF NOT EXISTS`` would keep."""
+    if _valid(name, schema_editor) is False:
+        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
 
 def index_dropped(name: str, table: str, definition: str) -> migrations.RunPython:

@@ -130,11 +130,17 @@ def _instance(model: type[M], row: Sequence[Any]) -> M:
 
 def instance_of_row(model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
     """``model.from_db(DEFAULT_DB_ALIAS, attnames, values)``: an instance of a row read, the fields
-    not in ``attnames`` deferred (read when first used). Without ``Model.__init__``'s loop over
+    not in ``attnames`` (given in the model's field order, as ``from_db`` needs) deferred (read when
+    first used). Without ``Model.__init__``'s loop over
     every field (its cost on the batch thread's status and session reads, issue 15) when nothing
-    listens to the model's ``pre_init``/``post_init`` and it keeps Django's ``__init__``;
-    otherwise through ``from_db``."""
-    if model.__init__ is not Model.__init__ or pre_init.has_listeners(model) or post_init.has_listeners(model):
+    listens to the model's ``pre_init``/``post_init`` and it keeps Django's ``__init__`` and
+    ``from_db``; otherwise through ``from_db``."""
+    if (
+        model.__init__ is not Model.__init__
+        or model.from_db.__func__ is not Model.from_db.__func__  # type: ignore[attr-defined]
+        or pre_init.has_listeners(model)
+        or post_init.has_listeners(model)
+    ):
         return model.from_db(DEFAULT_DB_ALIAS, list(attnames), list(values))
     instance = model.__new__(model)
     state = ModelState()

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.db.models.signals import post_init
 
 from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
@@ -17,6 +18,7 @@ from kernel.plain_sql import (
     gathered_rows_of,
     gathered_rows_written,
     gathering_paused,
+    instance_of_row,
     instance_updated,
     instance_upserted,
     instances_copied,
@@ -308,3 +310,38 @@ def test_upserts_gathered_beyond_one_statements_parameters_are_all_written(regis
             record = _record(session, "1.00")
             instance_upserted(record, conflict="transaction_id", kept=("created_at",), may_gather=True)
     assert BillingRecord.objects.count() == count
+
+
+def _loaded(instance: object) -> dict[str, object]:
+    return {key: value for key, value in vars(instance).items() if key != "_state"}
+
+
+@pytest.mark.parametrize("fields", ["all", "some"])
+def test_instance_of_row_gives_what_from_db_gives(fields: str) -> None:
+    """``instance_of_row`` is ``from_db`` without ``Model.__init__``: the same values, the same
+    deferred fields, the same state."""
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-ROW", vendor="V", heartbeat_interval=60)
+    names = [field.attname for field in ChargePoint._meta.concrete_fields]
+    if fields == "some":
+        names = [name for name in names if name in {"id", "charge_point_id", "heartbeat_interval"}]
+    values = list(ChargePoint.objects.filter(pk=charge_point.pk).values_list(*names).get())
+    fast, slow = instance_of_row(ChargePoint, names, values), ChargePoint.from_db("default", names, values)
+    assert _loaded(fast) == _loaded(slow)
+    assert fast.get_deferred_fields() == slow.get_deferred_fields()
+    assert (fast._state.adding, fast._state.db) == (slow._state.adding, slow._state.db) == (False, "default")
+    if fields == "some":
+        assert fast.vendor == "V"  # a deferred field is read when first used
+
+
+def test_instance_of_row_goes_through_from_db_when_a_receiver_listens() -> None:
+    seen: list[object] = []
+
+    def receiver(sender: type, instance: object, **kwargs: object) -> None:
+        seen.append(instance)
+
+    post_init.connect(receiver, sender=IdTag)
+    try:
+        tag = instance_of_row(IdTag, ["id", "id_tag"], [1, "TAG-1"])
+    finally:
+        post_init.disconnect(receiver, sender=IdTag)
+    assert seen == [tag]
