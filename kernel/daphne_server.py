@@ -56,13 +56,6 @@ whole text frames goes to daphne's ``onMessage`` without autobahn's frame state 
 message the application sends is written as one frame without daphne's and autobahn's four layers;
 anything else is autobahn's as before.
 
-**Served once every worker is ready** (``scripts/serve.py``, ``make serve``). serve.py hands each
-worker its socket bound but not listening and a pipe (``CSMS_READY_FD``); the worker, once Django
-and the application are imported (3-4 s of CPU), writes a byte to the pipe and waits until its
-socket listens (``serve_when_listening``), which serve.py does for every socket once every worker
-has written. Before, the sockets listened from the start: a restart's reconnect storm queued for
-the workers' start-up and then met them all at once, and its clock ran while they imported.
-
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -76,9 +69,7 @@ import asyncio
 import importlib
 import logging
 import math
-import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from functools import partial, wraps
@@ -163,7 +154,6 @@ class HandshakeGate:
         self._late = 0  # of the refused: handshakes that outlived CSMS_HANDSHAKE_TIMEOUT
         self._logged_at = 0.0
         self._accepted: dict[int, int] = {}  # whole second of time.monotonic() -> handshakes accepted
-        self._first_accepted: int | None = None  # whole second of the first accepted handshake
         self._next_turn = 0.0  # time.monotonic() of the next free turn for a refused charger
 
     def full(self) -> bool:
@@ -173,21 +163,15 @@ class HandshakeGate:
         """Count one handshake the application accepted at ``now`` (time.monotonic(), s): the
         admission rate's sample."""
         second = int(now)
-        if self._first_accepted is None:
-            self._first_accepted = second
         self._accepted[second] = self._accepted.get(second, 0) + 1
         if len(self._accepted) > self.RATE_WINDOW + 1:
             for old in [s for s in self._accepted if s < second - self.RATE_WINDOW]:
                 del self._accepted[old]
 
     def admission_rate(self, now: float) -> float:
-        """Handshakes accepted per second over the last RATE_WINDOW whole seconds; 0.0 if none, or
-        while the process's first accept is less than RATE_WINDOW whole seconds old (a worker just
-        started: its first seconds' accepts are the latency of its first handshakes, not its rate,
-        and turns measured from them sent a storm's refused chargers up to RETRY_AFTER_CAP away)."""
+        """Handshakes accepted per second over the last RATE_WINDOW whole seconds, or over fewer if
+        the first was accepted more recently (a worker just started); 0.0 if none."""
         second = int(now)
-        if self._first_accepted is None or second - self._first_accepted < self.RATE_WINDOW:
-            return 0.0
         since = max(second - self.RATE_WINDOW, min(self._accepted, default=second))
         recent = sum(n for s, n in self._accepted.items() if since <= s < second)
         return recent / (second - since) if second > since else 0.0
@@ -402,41 +386,6 @@ def _text_sent_plainly(connections: dict[Any, dict[str, Any]], protocol: Any, me
     )
 
 
-LISTEN_WAIT = 300.0  # s a ready worker waits for scripts/serve.py to listen on its socket
-LISTEN_POLL = 0.01  # s between two looks at whether it listens
-
-
-def adopted_filenos(endpoints: list[str]) -> list[int]:
-    """The file descriptors of daphne's ``fd:fileno=N`` endpoints (its ``--fd`` sockets)."""
-    filenos = []
-    for description in endpoints:
-        kind, _, options = description.partition(":")
-        if kind == "fd":
-            filenos.append(int(dict(option.split("=", 1) for option in options.split(":"))["fileno"]))
-    return filenos
-
-
-def serve_when_listening(endpoints: list[str]) -> None:
-    """Under scripts/serve.py (``CSMS_READY_FD`` set): say this worker is ready on that pipe, then
-    wait until each adopted socket listens (serve.py listens once every worker is ready).
-
-    Raises SystemExit when a socket does not listen within ``LISTEN_WAIT`` (serve.py is gone)."""
-    ready_fd = os.environ.pop("CSMS_READY_FD", "")
-    if not ready_fd:
-        return
-    try:
-        os.write(int(ready_fd), b"r")
-    finally:
-        os.close(int(ready_fd))
-    deadline = time.monotonic() + LISTEN_WAIT
-    for fileno in adopted_filenos(endpoints):
-        with socket.socket(fileno=os.dup(fileno)) as adopted:
-            while not adopted.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"socket {fileno} not listening after {LISTEN_WAIT:.0f} s")
-                time.sleep(LISTEN_POLL)
-
-
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
     beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
@@ -453,10 +402,6 @@ def daphne_server_install() -> None:
             self.handshake_gate = HandshakeGate()
             self.websocket_connect_timeout = settings.CSMS_HANDSHAKE_TIMEOUT
             self.websocket_handshake_timeout = settings.CSMS_HANDSHAKE_TIMEOUT + HANDSHAKE_TIMEOUT_BACKSTOP
-
-        def run(self) -> None:
-            serve_when_listening(self.endpoints)
-            super().run()
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
             queue = _create_application(self, protocol, scope)

@@ -1,12 +1,7 @@
 """The gateway, one daphne worker process per core on one port (``make serve``).
 
-Binds WORKERS sockets to HOST:PORT with SO_REUSEPORT (the kernel spreads new connections over
-them) and hands one to each daphne worker. The sockets listen only once every worker has said it
-is ready (Django and the application imported, ``kernel.daphne_server``, through a pipe named by
-``CSMS_READY_FD``): until then a charger's connect is refused at once and it retries, instead of
-queueing for the seconds the workers' start-up takes, and no worker ready before the others takes
-every connection. A worker that never says so is waited for at most READY_WAIT. A worker that
-dies is started again on its listening socket;
+Opens WORKERS listening sockets on HOST:PORT with SO_REUSEPORT (the kernel spreads new
+connections over them) and hands one to each daphne worker. A worker that dies is started again;
 SIGTERM or SIGINT stops them all. Chargers stay on the worker that accepted them; commands reach
 them from any process over the channel layer, so several workers need Redis (REDIS_URL), and
 PostgreSQL (DATABASE_URL) for a database they can share.
@@ -21,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -31,7 +25,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTART_PAUSE = 1.0  # s before a worker that died is started again
-READY_WAIT = 120.0  # s: the sockets listen after this even if a worker never said it was ready
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -41,52 +34,19 @@ def _positive_int(name: str, default: int) -> int:
     return int(raw)
 
 
-def bound_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to the port, not yet listening (connects to it are refused)."""
+def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # daphne adopts IPv4 sockets only
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
+    sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
 
 
-def start_worker(sock: socket.socket, daphne_args: list[str], ready_fd: int | None = None) -> subprocess.Popen[bytes]:
-    """A daphne worker on ``sock``; with ``ready_fd``, it writes a byte there once it is ready."""
+def start_worker(sock: socket.socket, daphne_args: list[str]) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "daphne", "--fd", str(sock.fileno()), *daphne_args, "csms.asgi:application"]
-    environment = {key: value for key, value in os.environ.items() if key != "CSMS_READY_FD"}
-    if ready_fd is None:
-        return subprocess.Popen(command, cwd=ROOT, pass_fds=[sock.fileno()], env=environment)
-    environment["CSMS_READY_FD"] = str(ready_fd)
-    return subprocess.Popen(command, cwd=ROOT, pass_fds=[sock.fileno(), ready_fd], env=environment)
-
-
-def wait_ready(ready_pipes: list[int], seconds: float) -> None:
-    """Until a byte or end of file (the worker exited) has come on every pipe, at most ``seconds``."""
-    waiting, deadline = set(ready_pipes), time.monotonic() + seconds
-    while waiting and (left := deadline - time.monotonic()) > 0:
-        readable, _, _ = select.select(list(waiting), [], [], left)
-        for fd in readable:
-            os.read(fd, 1)
-            waiting.discard(fd)
-    for fd in ready_pipes:
-        os.close(fd)
-
-
-def start_ready_then_listen(
-    sockets: list[socket.socket], daphne_args: list[str], backlog: int, processes: dict[int, subprocess.Popen[bytes]]
-) -> None:
-    """One worker per socket into ``processes`` (by socket fd), then ``listen`` on every socket once
-    all of them are ready."""
-    ready_pipes = []
-    for sock in sockets:
-        read_end, write_end = os.pipe()
-        processes[sock.fileno()] = start_worker(sock, daphne_args, write_end)
-        os.close(write_end)  # the worker's copy is the only one: its exit reads as end of file
-        ready_pipes.append(read_end)
-    wait_ready(ready_pipes, READY_WAIT)
-    for sock in sockets:
-        sock.listen(backlog)
+    return subprocess.Popen(command, cwd=ROOT, pass_fds=[sock.fileno()])
 
 
 def main() -> None:
@@ -102,8 +62,10 @@ def main() -> None:
     workers = _positive_int("WORKERS", os.cpu_count() or 1)
     if workers > 1 and missing:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
-    sockets = [bound_socket(host, port) for _ in range(workers)]
-    processes: dict[int, subprocess.Popen[bytes]] = {}
+    sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
+    processes = {sock.fileno(): start_worker(sock, args.daphne_args) for sock in sockets}
+    pids = [process.pid for process in processes.values()]
+    print(f"serving on {host}:{port} with {workers} daphne worker(s): {pids}", flush=True)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -114,9 +76,6 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    start_ready_then_listen(sockets, args.daphne_args, args.backlog, processes)
-    pids = [process.pid for process in processes.values()]
-    print(f"serving on {host}:{port} with {workers} daphne worker(s): {pids}", flush=True)
     while not stopping:
         time.sleep(RESTART_PAUSE)
         for sock in sockets:
