@@ -7,9 +7,9 @@ charger, then kills it (SIGKILL: no goodbye, the database still says "connected"
 new one. Meanwhile every charger retries like a real fleet after a CSMS restart (0.5-1.5 s while
 refused, after the server's ``Retry-After`` when a handshake is answered 503, exponential back-off
 after any other failed handshake; ``--ignore-retry-after``: back-off after a 503 too). Measured
-from the moment the new server listens (with ``--workers``, when scripts/serve.py's sockets listen,
-once every worker is ready; the time from its start to then is ``listening_after_start_s``): the
-time until all N are booted again, the handshake errors
+from the moment the new server listens (with ``--workers``, when scripts/serve.py has bound the
+port: its workers' start-up counts; the time from its start to listening is
+``listening_after_start_s``): the time until all N are booted again, the handshake errors
 after it listens (refused connections before it listens are counted apart), and the Boot latencies.
 
     .venv/bin/python benchmarks/reconnect_storm.py                  # 10,000 chargers, about 1-2 minutes
