@@ -8,7 +8,8 @@ new one. Meanwhile every charger retries like a real fleet after a CSMS restart 
 refused, after the server's ``Retry-After`` when a handshake is answered 503, exponential back-off
 after any other failed handshake; ``--ignore-retry-after``: back-off after a 503 too). Measured
 from the moment the new server listens (with ``--workers``, when scripts/serve.py has bound the
-port: its workers' start-up counts): the time until all N are booted again, the handshake errors
+port: its workers' start-up counts; the time from its start to listening is
+``listening_after_start_s``): the time until all N are booted again, the handshake errors
 after it listens (refused connections before it listens are counted apart), and the Boot latencies.
 
     .venv/bin/python benchmarks/reconnect_storm.py                  # 10,000 chargers, about 1-2 minutes
@@ -90,6 +91,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         )
         time.sleep(1)  # the fleet is already hammering a closed port
         watch.start()
+        starting_at = time.monotonic()
         server = start_server(args.port, var_dir, backlog=args.backlog)
         stats = fleet.finish()
         watch.join(timeout=5)
@@ -97,6 +99,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         booted = len(done)
         result["storm"] = {
             "booted": booted,
+            "listening_after_start_s": round(watch.listening_at - starting_at, 2),
             "all_booted_after_listening_s": round(done[-1], 2) if booted == len(fleet_ids) else None,
             "half_booted_s": round(done[booted // 2], 2) if done else None,
             "p99_booted_s": round(done[min(booted - 1, int(0.99 * booted))], 2) if done else None,

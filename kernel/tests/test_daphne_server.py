@@ -183,13 +183,19 @@ class _ConnectingProtocol:
         assert protocol is self
 
 
-def test_a_handshake_answered_late_is_no_longer_in_progress_nor_counted_when_its_application_accepts():
+@override_settings(CSMS_MAX_HANDSHAKES_IN_FLIGHT=1)
+def test_a_handshake_answered_late_is_no_admission_but_counts_against_the_cap_until_its_application_ends():
     gate, protocol = daphne_server.HandshakeGate(), _ConnectingProtocol()
     gate.protocols.add(protocol)
     gate.refuse_late(protocol)
     assert protocol.sent[0].startswith(b"HTTP/1.1 503") and protocol.dropped
     assert protocol not in gate.protocols  # its application's late websocket.accept is not an admission
     assert not hasattr(protocol, "handshake_deferred")
+    # Its consumer still works (and counts in the consumer's own check): before, the gate admitted
+    # another handshake at once, which that check then refused with 403.
+    assert gate.full()
+    gate.ended(protocol)  # its application instance ended
+    assert not gate.full() and gate.in_progress() == 0
 
 
 def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(monkeypatch):
