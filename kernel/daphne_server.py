@@ -222,8 +222,9 @@ class HandshakeGate:
         ``CSMS_HANDSHAKE_TIMEOUT``: as autobahn fails a handshake (``failHandshake``: the answer,
         then the connection dropped, its state closed) and as daphne rejects one (its application's
         late answer is dropped; the application is sent the close)."""
-        self.protocols.discard(protocol)  # its application's late accept is no admission
-        self.late.add(protocol)  # but its consumer still works: counted until its instance ends
+        if protocol in self.protocols:  # its instance has not ended (``ended`` would have removed it)
+            self.protocols.discard(protocol)  # its application's late accept is no admission
+            self.late.add(protocol)  # but its consumer still works: counted until its instance ends
         protocol.wasNotCleanReason = "handshake past CSMS_HANDSHAKE_TIMEOUT"
         protocol.sendData(self._busy_response(late=True))
         protocol.dropConnection(abort=False)

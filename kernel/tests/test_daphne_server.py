@@ -315,3 +315,14 @@ def test_an_aborted_connection_and_a_pull_producer_take_twisted_s_own_write_path
         connection.producer, connection.streamingProducer = object(), False
         connection.write(b"pulled")
         assert connection._tempDataBuffer == [b"pulled"] and reactor.writers == [connection]
+
+
+def test_a_handshake_whose_application_already_ended_is_answered_late_without_taking_a_place():
+    """Its instance ended (a crashed consumer) before daphne's timeout check refused it: nothing
+    would ever free the place it took."""
+    gate, protocol = daphne_server.HandshakeGate(), _ConnectingProtocol()
+    gate.protocols.add(protocol)
+    gate.ended(protocol)
+    gate.refuse_late(protocol)
+    assert protocol.sent[0].startswith(b"HTTP/1.1 503")
+    assert gate.in_progress() == 0
