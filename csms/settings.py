@@ -156,10 +156,8 @@ CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 # database in batches of up to MAX_UNITS messages, one batch at a time per pipeline...
 CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
 # ...in this many pipelines per process, each its own thread and connection, a charger always in
-# the same one: one batch's round trips overlap another's work. 1 by default: on one machine with
-# PostgreSQL the gateway is bound by its own CPU (the GIL), and smaller batches cost more per message
-# (docs/performance.md, round 8); more pipelines pay where each round trip crosses a network.
-CSMS_GROUP_COMMIT_PIPELINES = env_int("CSMS_GROUP_COMMIT_PIPELINES", 1, minimum=1)
+# the same one: one batch's waits (the GIL, round trips, the COMMIT's flush) overlap another's work.
+CSMS_GROUP_COMMIT_PIPELINES = env_int("CSMS_GROUP_COMMIT_PIPELINES", 4, minimum=1)
 # ...and a batch waits at most this long for a row lock; the unit that needed it gets a CALLERROR.
 CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS", 5000, minimum=1)
 # A gateway process keeps the id tags Authorize reads this long (s; 0: read each time). A change

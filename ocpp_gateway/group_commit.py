@@ -9,9 +9,7 @@ instead of one per message.
 
 A process writes its batches in ``CSMS_GROUP_COMMIT_PIPELINES`` pipelines, each one batch at a
 time on its own thread and connection, so that one batch's database waits (each statement's
-round trip, the COMMIT's WAL flush) overlap another's work (1 by default: with PostgreSQL on the
-same machine a process is bound by its own CPU, and smaller batches cost more per message; more
-pay where each round trip crosses a network). A charger is always written by the
+round trip, the COMMIT's WAL flush) overlap another's work. A charger is always written by the
 same pipeline (``CommitGroup.pipeline_of``, a hash of its id: the one its connection's context
 names, else its unit's arguments'), so its units are written, and answered, in the order they
 came. Within a pipeline one batch at a time: a batch holds the rows of many chargers until it
