@@ -116,8 +116,7 @@ DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:/
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request runs in its own thread, so per-thread persistent connections
     # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's
-    # max at least CSMS_DB_THREADS plus CSMS_GROUP_COMMIT_PIPELINES plus the concurrent HTTP requests
-    # you expect.
+    # max at least CSMS_DB_THREADS plus the concurrent HTTP requests you expect.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # After PostgreSQL restarts, the pool's idle connections are dead: the pool checks each as it
     # is taken (csms/db_pool.py: a poll of its socket, an empty query only when something is there
@@ -156,7 +155,7 @@ CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 # database in batches of up to MAX_UNITS messages, one batch at a time per pipeline...
 CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
 # ...in this many pipelines per process, each its own thread and connection, a charger always in
-# the same one: one batch's waits (the GIL, round trips, the COMMIT's flush) overlap another's work.
+# the same one: one batch's database waits (round trips, the COMMIT's flush) overlap another's work.
 CSMS_GROUP_COMMIT_PIPELINES = env_int("CSMS_GROUP_COMMIT_PIPELINES", 4, minimum=1)
 # ...and a batch waits at most this long for a row lock; the unit that needed it gets a CALLERROR.
 CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS", 5000, minimum=1)
