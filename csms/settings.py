@@ -152,11 +152,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # processed side by side on these instead of queueing for asgiref's single shared thread.
 CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 # Group commit (ocpp_gateway/group_commit.py): the writes chargers are answered about go to the
-# database in batches of up to MAX_UNITS messages, one batch at a time per pipeline...
+# database in batches of up to MAX_UNITS messages, one batch at a time per process.
 CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
-# ...in this many pipelines per process, each its own thread and connection, a charger always in
-# the same one: one batch's database waits (round trips, the COMMIT's flush) overlap another's work.
-CSMS_GROUP_COMMIT_PIPELINES = env_int("CSMS_GROUP_COMMIT_PIPELINES", 4, minimum=1)
 # ...and a batch waits at most this long for a row lock; the unit that needed it gets a CALLERROR.
 CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS", 5000, minimum=1)
 # A gateway process keeps the id tags Authorize reads this long (s; 0: read each time). A change

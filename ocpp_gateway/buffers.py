@@ -2,8 +2,7 @@
 
 The message log and heartbeat rows are collected here and written in one batch every few
 hundred milliseconds (or as soon as ``max_batch`` rows wait) instead of one transaction per
-OCPP message, each batch a unit of the process's commit group (``ocpp_gateway.group_commit``):
-a unit per commit pipeline, with the rows of the chargers that pipeline writes.
+OCPP message, each batch a unit of the process's commit group (``ocpp_gateway.group_commit``).
 Acknowledged session data (starts, stops, meter values) never goes through a buffer: it is
 committed before its CALLRESULT is sent.
 
@@ -40,7 +39,7 @@ class WriteBehindBuffer(Generic[Row]):
         self._max_batch = max_batch
         self._pending: list[Row] = []
         self._flusher: asyncio.Task[None] | None = None
-        # One flush at a time: two transactions of one pipeline updating the same rows in another order deadlock.
+        # One batch at a time: two transactions updating the same rows in another order deadlock.
         self._writing = asyncio.Lock()
         atexit.register(self.flush_at_exit)
 
@@ -66,33 +65,11 @@ class WriteBehindBuffer(Generic[Row]):
         so that a closing connection still clears its presence."""
         async with self._writing:
             while self._pending:
-                parts = self._by_pipeline(self._take())
-                outcomes = await asyncio.gather(
-                    *(
-                        commit_group.run(self._write_batch, in_savepoint=True, pipeline=pipeline, batch=rows)
-                        for pipeline, rows in parts.items()
-                    ),
-                    return_exceptions=True,
-                )
-                for rows, outcome in zip(parts.values(), outcomes, strict=True):
-                    if isinstance(outcome, BaseException):
-                        logger.error(
-                            "Could not store %d %s rows: the batch was not committed",
-                            len(rows),
-                            self.name,
-                            exc_info=outcome,
-                        )
-
-    @staticmethod
-    def _by_pipeline(batch: list[Row]) -> dict[int, list[Row]]:
-        """``batch``'s rows by the commit pipeline of their charger (``charge_point_id``; a row
-        naming none goes with ``""``'s): each pipeline locks the rows of its own chargers only, so
-        two pipelines' batches never wait for each other's charger rows."""
-        parts: dict[int, list[Row]] = {}
-        for row in batch:
-            pipeline = commit_group.pipeline_of(str(getattr(row, "charge_point_id", "")))
-            parts.setdefault(pipeline, []).append(row)
-        return parts
+                batch = self._take()
+                try:
+                    await commit_group.run(self._write_batch, in_savepoint=True, batch=batch)
+                except Exception:
+                    logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 
     def flush_at_exit(self) -> None:
         """Write what is pending from a process whose event loop has stopped."""

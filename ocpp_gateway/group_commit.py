@@ -3,26 +3,14 @@
 Issue 15 (design 2). A handler hands its unit of work (a service call such as
 ``transaction_start`` or ``connector_status_set``) to the process's commit group and awaits it.
 Units that arrive while a batch is being written wait and go together in the next one, up to
-``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle pipeline starts a batch at once, so nothing waits for a
+``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle process starts a batch at once, so nothing waits for a
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
 instead of one per message.
 
-A process writes its batches in ``CSMS_GROUP_COMMIT_PIPELINES`` pipelines, each one batch at a
-time on its own thread and connection, so that one batch's database waits (each statement's
-round trip, the COMMIT's WAL flush) overlap another's work. A charger is always written by the
-same pipeline (``CommitGroup.pipeline_of``, a hash of its id: the one its connection's context
-names, else its unit's arguments'), so its units are written, and answered, in the order they
-came. Within a pipeline one batch at a time: a batch holds the rows of many chargers until it
-commits, and two transactions locking those rows in different orders would deadlock. Across
-pipelines the charger rows are disjoint: the write-behind buffers (``ocpp_gateway.buffers``),
-whose batches are every charger's, hand each pipeline a unit with its own chargers' rows.
-Chargers held by different processes are different rows too. What two pipelines (or processes)
-may still both lock is a row no charger owns (a reservation, an id tag's unique key two starts
-insert, a row an API call holds): a batch waits for the other's commit, and two batches waiting
-on each other are undone by PostgreSQL: in the first pass the 100 ms lock wait below ends first
-and sends the batch to the second pass; in the second, the deadlock victim's unit is retried once.
-Per-batch state (``batch_memos``, ``copies_gathered``, ``open_sessions_lent``, the starts read
-together) is the batch thread's own.
+One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
+written as units too: a batch holds the rows of many chargers until it commits, and two such
+transactions of one process locking charger rows in different orders would deadlock. Chargers
+held by different processes are different rows.
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
 change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
@@ -61,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -117,15 +104,13 @@ class _Unit:
 
 
 class CommitGroup:
-    """The process's batches, in ``pipelines`` pipelines; one group per event loop (the gateway has one)."""
+    """The process's batches; one per event loop (the gateway has one)."""
 
-    def __init__(self, *, max_units: int, pipelines: int = 1) -> None:
-        self._pipelines = [_Pipeline(max_units=max_units, index=index) for index in range(pipelines)]
-
-    def pipeline_of(self, charge_point_id: str) -> int:
-        """The pipeline (0 to pipelines - 1) that writes every unit of ``charge_point_id``; ``""``
-        (a unit naming no charger) has one too. Stable for the process's life."""
-        return zlib.crc32(charge_point_id.encode()) % len(self._pipelines)
+    def __init__(self, *, max_units: int) -> None:
+        self._max_units = max_units
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
+        self._pending: deque[_Unit] = deque()
+        self._writing = False
 
     async def run(
         self,
@@ -134,7 +119,6 @@ class CommitGroup:
         *,
         in_savepoint: bool = False,
         abandoned: Callable[[], bool] | None = None,
-        pipeline: int | None = None,
         **kwargs: Any,
     ) -> Result:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
@@ -146,40 +130,12 @@ class CommitGroup:
         here); once its batch started it is written all the same. Only for a unit nobody else
         relies on (a handshake's attach: its socket is gone, no answer was sent). Every other
         unit is written even when its caller is gone: a write-behind buffer's rows, a command's
-        answer, a disconnect.
-        ``pipeline``: the pipeline that writes it (``pipeline_of``); by default its charger's
-        (``_charger_of``), so that a charger's units are written in the order they came."""
+        answer, a disconnect."""
         loop = asyncio.get_running_loop()
         unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint, abandoned)
-        if pipeline is None:
-            pipeline = self.pipeline_of(_charger_of(unit))
-        self._pipelines[pipeline].add(unit, loop)
-        return await unit.future
-
-
-def _charger_of(unit: _Unit) -> str:
-    """The charger whose order ``unit`` keeps: its connection's (``charge_point_id_var``), else the
-    one its arguments name (``charge_point_id``, or a ``request``'s); ``""`` for none."""
-    request = unit.kwargs.get("request")
-    return str(
-        unit.context.get(charge_point_id_var, "")
-        or unit.kwargs.get("charge_point_id", "")
-        or getattr(request, "charge_point_id", "")
-    )
-
-
-class _Pipeline:
-    """One batch at a time, on its own thread (and so its own database connection)."""
-
-    def __init__(self, *, max_units: int, index: int) -> None:
-        self._max_units = max_units
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"csms-commit-{index}")
-        self._pending: deque[_Unit] = deque()
-        self._writing = False
-
-    def add(self, unit: _Unit, loop: asyncio.AbstractEventLoop) -> None:
         self._pending.append(unit)
         self._start_batches(loop)
+        return await unit.future
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
         if self._writing:
@@ -380,9 +336,7 @@ def _unit_outcome(unit: _Unit) -> Outcome:
     raise AssertionError("unreachable")
 
 
-commit_group = CommitGroup(
-    max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS, pipelines=settings.CSMS_GROUP_COMMIT_PIPELINES
-)
+commit_group = CommitGroup(max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS)
 
 
 def in_commit_group(func: Callable[..., Result]) -> Callable[..., Awaitable[Result]]:

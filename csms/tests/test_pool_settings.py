@@ -82,10 +82,3 @@ def test_a_negative_prepare_threshold_stops_the_start(tmp_path):
     environment.update(DATABASE_URL="postgres://postgres@127.0.0.1:5432/anything", CSMS_DB_PREPARE_THRESHOLD="-1")
     done = subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True)
     assert done.returncode != 0 and "CSMS_DB_PREPARE_THRESHOLD" in done.stderr
-
-
-def test_no_group_commit_pipeline_stops_the_start(tmp_path):
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
-    environment.update(CSMS_GROUP_COMMIT_PIPELINES="0")
-    done = subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True)
-    assert done.returncode != 0 and "CSMS_GROUP_COMMIT_PIPELINES" in done.stderr
