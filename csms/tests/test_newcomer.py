@@ -236,8 +236,8 @@ def webhooks_script(readme: str, port: int, receiver_port: int) -> tuple[dict[st
     try_it = next(text for marker, text in blocks if marker == "run").splitlines()
     credentials = [line for line in try_it if line.startswith(("export PORT=", "KEY=", "API="))]
     commands = "\n".join([*credentials, *(line for line in block.splitlines() if line != start)])
-    commands = commands.replace("127.0.0.1:9000", f"127.0.0.1:{receiver_port}").replace(
-        '"127.0.0.1", 9000', f'"127.0.0.1", {receiver_port}'
+    commands = commands.replace("127.0.0.1:9001", f"127.0.0.1:{receiver_port}").replace(
+        '"127.0.0.1", 9001', f'"127.0.0.1", {receiver_port}'
     )
     return settings, bash_script(on_port(commands, port), DELIVERED)
 
