@@ -273,7 +273,7 @@ def drive(
                 wal = database_wal(wal_from, wal_to)
                 if wal is not None:
                     result["closed"]["wal"] = wal
-                    persisted = persisted_messages_per_s(rows, 1.0)  # messages, not per s
+                    persisted = persisted_messages(rows)
                     result["closed"]["wal_bytes_per_persisted_msg"] = round(wal["bytes"] / max(1.0, persisted))
             result["rate"]["persisted_msgs_per_s"] = persisted_messages_per_s(
                 result["rate"]["persisted"], result["rate"]["seconds"]
@@ -286,10 +286,14 @@ def drive(
     return result
 
 
+def persisted_messages(rows: dict[str, int]) -> float:
+    """Starts + stops + meter readings found in PostgreSQL (a reading is SAMPLES_PER_READING rows)."""
+    return rows["starts"] + rows["stops"] + rows["meter_samples"] / loadgen.SAMPLES_PER_READING
+
+
 def persisted_messages_per_s(rows: dict[str, int], seconds: float) -> float:
-    """Starts + stops + meter readings found in PostgreSQL, as messages per second."""
-    messages = rows["starts"] + rows["stops"] + rows["meter_samples"] / loadgen.SAMPLES_PER_READING
-    return round(messages / seconds, 1) if seconds else 0.0
+    """``persisted_messages`` per second."""
+    return round(persisted_messages(rows) / seconds, 1) if seconds else 0.0
 
 
 def verify(result: dict[str, Any], counted: dict[str, int]) -> list[str]:
