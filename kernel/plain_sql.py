@@ -131,8 +131,8 @@ def _instance(model: type[M], row: Sequence[Any]) -> M:
 def instance_of_row(model: type[M], attnames: Sequence[str], values: Sequence[Any]) -> M:
     """``model.from_db(DEFAULT_DB_ALIAS, attnames, values)``: an instance of a row read, the fields
     not in ``attnames`` (given in the model's field order, as ``from_db`` needs) deferred (read when
-    first used). Without ``Model.__init__``'s loop over
-    every field (its cost on the batch thread's status and session reads, issue 15) when nothing
+    first used). Without ``Model.__init__``'s loop over every field (its cost on the batch thread's
+    status and session reads, issue 15) when nothing
     listens to the model's ``pre_init``/``post_init`` and it keeps Django's ``__init__`` and
     ``from_db``; otherwise through ``from_db``."""
     if (
@@ -531,12 +531,14 @@ def _upserts_written(upserts: _PendingUpserts) -> None:
 @lru_cache(maxsize=64)
 def _gathered_upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> str:
     """``_upserts_written``'s statement: its parameters are the arrays of ``_upsert_of``'s fields' values."""
-    fields, single = _upsert_of(model, conflict, kept)
+    fields, _ = _upsert_of(model, conflict, kept)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column_of(field)) for field in fields)
     arrays = ", ".join(f"%s::{_cast_type(field)}[]" for field in fields)
-    conflict_clause = single[single.index(" ON CONFLICT ") :]
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}){conflict_clause}"
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
+        f"{_upsert_conflict_clause(model, conflict, kept)}"
+    )
 
 
 @lru_cache(maxsize=64)
@@ -544,13 +546,22 @@ def _upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> tupl
     """The fields ``instance_upserted`` writes (every concrete one but the primary key) and its
     statement for one row (built once per model: issue 15)."""
     meta, quote = model._meta, connection.ops.quote_name
-    assert meta.pk is not None
     fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
-    columns = [quote(column_of(field)) for field in fields]
-    unchanged = {quote(column_of(_concrete(meta.get_field(name)))) for name in (conflict, *kept)}
-    row = f"({', '.join(['%s'] * len(columns))})"
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    row = f"({', '.join(['%s'] * len(fields))})"
     return fields, (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {row}"
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {row}{_upsert_conflict_clause(model, conflict, kept)}"
+    )
+
+
+def _upsert_conflict_clause(model: type[Model], conflict: str, kept: tuple[str, ...]) -> str:
+    """`` ON CONFLICT (conflict) DO UPDATE SET <every written column but conflict and kept> RETURNING pk``:
+    the end of both ``_upsert_of``'s and ``_gathered_upsert_of``'s statements."""
+    meta, quote = model._meta, connection.ops.quote_name
+    assert meta.pk is not None
+    columns = [quote(column_of(field)) for field in meta.concrete_fields if not field.primary_key]
+    unchanged = {quote(column_of(_concrete(meta.get_field(name)))) for name in (conflict, *kept)}
+    return (
         f" ON CONFLICT ({quote(column_of(_concrete(meta.get_field(conflict))))}) DO UPDATE SET "
         + ", ".join(f"{column} = EXCLUDED.{column}" for column in columns if column not in unchanged)
         + f" RETURNING {quote(column_of(meta.pk))}"
