@@ -46,6 +46,7 @@ except ImportError:  # a commit before them: measured as it was
     cache_changes = None  # type: ignore[assignment]
 
 _sent = [0]
+_texts: dict[str, int] | None = None  # --texts: each statement's first words -> sends, in the phase
 _phase_cpu = [0.0]  # process CPU seconds (every thread) of the last phase
 
 
@@ -57,6 +58,9 @@ def statements_counted() -> Iterator[list[int]]:
     def counting(original: Callable[..., Any]) -> Callable[..., Any]:
         def send(*args: Any, **kwargs: Any) -> Any:
             _sent[0] += 1
+            if _texts is not None:
+                text = str(args[1] if len(args) > 1 else kwargs.get("query", ""))
+                _texts[text[:90]] = _texts.get(text[:90], 0) + 1
             return original(*args, **kwargs)
 
         return send
@@ -207,6 +211,11 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
     per100: dict[str, float] = {}
 
     def note(label: str, sent: int, count: int) -> None:
+        if _texts is not None:
+            print(f"{label}: {sent} statements for {count} messages")
+            for text, times in sorted(_texts.items(), key=lambda item: -item[1]):
+                print(f"  {times:4d}  {text}")
+            _texts.clear()
         per100[label] = per100.get(label, 0) + 100 * sent / count / (readings if "reading" in label else 1)
         cpu_us[label] = cpu_us.get(label, 0) + 1e6 * _phase_cpu[0] / count / (readings if "reading" in label else 1)
 
@@ -387,7 +396,10 @@ if __name__ == "__main__":
     parser.add_argument(
         "--cpu", action="store_true", help="also this process's CPU µs per message (every thread; noisy, not exact)"
     )
+    parser.add_argument("--texts", action="store_true", help="also each phase's statements (their first words)")
     args = parser.parse_args()
+    if args.texts:
+        _texts = {}
     result = asyncio.run(main(args.chargers, args.readings))
     print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
     if args.cpu:

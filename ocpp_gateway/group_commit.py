@@ -52,7 +52,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -60,6 +60,7 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections,
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
+from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledgers_read_together, stop_lookup_of
 from charging.services.open_sessions import open_sessions_lent
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from kernel.batch_memo import batch_memos
@@ -250,25 +251,42 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     try:
         with copies_gathered():
             lookups = [start_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            with starts_read_together(_first_of_their_chargers(batch, lookups)):
-                return _units_without_savepoints(batch, lookups)
+            stops = [stop_lookup_of(unit.func, unit.kwargs) for unit in batch]
+            firsts = _first_of_their_chargers(batch, lookups, stops)
+            with starts_read_together(firsts.starts), ledgers_read_together(firsts.stops):
+                return _units_without_savepoints(batch, lookups, stops)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
         raise _UnitFailed from error
 
 
-def _first_of_their_chargers(batch: list[_Unit], lookups: list[StartLookup | None]) -> list[StartLookup]:
+@dataclass
+class _Firsts:
+    """What a batch reads ahead for the first unit of each charger: starts, and stops with the
+    unit's context (the connection whose kept session it names)."""
+
+    starts: list[StartLookup] = field(default_factory=list)
+    stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
+
+
+def _first_of_their_chargers(
+    batch: list[_Unit], lookups: list[StartLookup | None], stops: list[StopLookup | None]
+) -> _Firsts:
     """The starts' lookups (``lookups[i]``: ``batch[i]``'s, or None) that the batch reads together
-    (``charging.services.start_reads``): of each start that is the first unit of its charger in the
-    batch. A unit's chargers are the one its connection's context names (``charge_point_id_var``)
-    and the one its arguments name (``charge_point_id``, or a ``request``'s); a unit naming none
-    (the write-behind buffers, an id tag read, a command's answer) writes no session."""
-    chosen: list[StartLookup] = []
+    (``charging.services.start_reads``), and the stops' (``stops[i]``) whose ledgers it reads
+    together (``charging.services.ledger_reads``): of each start or stop that is the first unit of
+    its charger in the batch. A unit's chargers are the one its connection's context names
+    (``charge_point_id_var``) and the one its arguments name (``charge_point_id``, or a
+    ``request``'s); a unit naming none (the write-behind buffers, an id tag read, a command's
+    answer) writes no session."""
+    chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, lookup in zip(batch, lookups, strict=True):
+    for unit, lookup, stop in zip(batch, lookups, stops, strict=True):
         if lookup is not None and lookup.charge_point_id not in chargers:
-            chosen.append(lookup)
+            chosen.starts.append(lookup)
+        if stop is not None and stop.charge_point_id not in chargers:
+            chosen.stops.append((stop, unit.context))
         request = unit.kwargs.get("request")
         chargers.update(
             (
@@ -276,20 +294,23 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[StartLookup | Non
                 unit.kwargs.get("charge_point_id", ""),
                 getattr(request, "charge_point_id", ""),
                 lookup.charge_point_id if lookup is not None else "",
+                stop.charge_point_id if stop is not None else "",
             )
         )
     return chosen
 
 
-def _units_without_savepoints(batch: list[_Unit], lookups: list[StartLookup | None]) -> list[Outcome]:
-    """Each unit's result; a start's answer read for the batch is dropped after its unit ran, taken
-    or not (no later unit takes it)."""
+def _units_without_savepoints(
+    batch: list[_Unit], lookups: list[StartLookup | None], stops: list[StopLookup | None]
+) -> list[Outcome]:
+    """Each unit's result; a start's answer or a stop's ledger read for the batch is dropped after
+    its unit ran, taken or not (no later unit takes it)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
-        for unit, lookup in zip(batch, lookups, strict=True):
+        for unit, lookup, stop in zip(batch, lookups, stops, strict=True):
             if unit.in_savepoint:
                 del features.uses_savepoints
                 try:
@@ -304,6 +325,7 @@ def _units_without_savepoints(batch: list[_Unit], lookups: list[StartLookup | No
                 raise _UnitFailed from error
             finally:
                 start_read_taken(lookup)  # the answer read for its start, if it left it: no later unit takes it
+                ledger_read_dropped(stop)
             if transaction.get_rollback() or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes

@@ -28,6 +28,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from charging.services.ledger_reads import READING_COLUMNS, ledger_read_taken
 from charging.services.open_sessions import open_session_on_connector
 from charging.services.session_rows import (
     anomaly_flag,
@@ -339,9 +340,6 @@ def ledger_readings(session: Transaction) -> list[metering.Reading]:
     return readings
 
 
-_READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")  # metering.Sample's
-
-
 _STORED_VALUE = Decimal(1).scaleb(-MeterSample._meta.get_field("value").decimal_places)
 
 
@@ -354,7 +352,8 @@ def _as_stored(value: Decimal | None) -> Decimal | None:
 def _register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
     """The session's energy register samples stamped within [since, until], in the ledger's
     order: on PostgreSQL one plain statement of the six columns a reading needs (every stop
-    reads them; issue 15), not model instances, then the session's rows the group commit's batch
+    reads them; issue 15), not model instances, or what its batch read with its other stops
+    (``ledger_reads``), then the session's rows the group commit's batch
     gathered for its COPY (the stop's own readings, an earlier MeterValues): written after, so
     last among equal times, as their ids will be."""
     if connection.vendor != "postgresql":
@@ -365,18 +364,22 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
             timestamp__lte=until,
         )
         return [metering.Sample.of(row) for row in rows]
-    with bound_cursor() as cursor:
-        cursor.execute(
-            f"SELECT {', '.join(_READING_COLUMNS)}"
-            f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)} WHERE transaction_id = %s"
-            " AND measurand = %s AND timestamp >= %s AND timestamp <= %s"
-            " ORDER BY timestamp, id",  # the model's ordering
-            [session.pk, metering.ENERGY_REGISTER, since, until],
-        )
-        samples = [metering.Sample(*row) for row in cursor.fetchall()]
+    read = ledger_read_taken(session)  # read with its batch's other stops, if it was
+    if read is not None:
+        samples = [sample for sample in read if since <= sample.timestamp <= until]
+    else:
+        with bound_cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(READING_COLUMNS)}"
+                f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)} WHERE transaction_id = %s"
+                " AND measurand = %s AND timestamp >= %s AND timestamp <= %s"
+                " ORDER BY timestamp, id",  # the model's ordering
+                [session.pk, metering.ENERGY_REGISTER, since, until],
+            )
+            samples = [metering.Sample(*row) for row in cursor.fetchall()]
     gathered = [
         metering.Sample(row[0], row[1], _as_stored(row[2]), *row[3:])
-        for row in gathered_rows_of(MeterSample, _READING_COLUMNS, ("transaction_id", session.pk))
+        for row in gathered_rows_of(MeterSample, READING_COLUMNS, ("transaction_id", session.pk))
         if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
     ]
     return sorted(samples + gathered, key=lambda sample: sample.timestamp) if gathered else samples

@@ -142,6 +142,15 @@ def open_session_cached(match: Callable[[Transaction], bool]) -> Transaction | N
     return None
 
 
+def open_session_peeked(match: Callable[[Transaction], bool]) -> int | None:
+    """The id of this connection's open session that ``match`` accepts, without a copy (nothing
+    lent): what a batch reads ahead for its unit (``ledger_reads``); None as ``open_session_cached``."""
+    sessions = _connection_sessions.get()
+    if not sessions or getattr(_batch, "lent", None) is None or not gathering():
+        return None
+    return next((pk for pk, kept in sessions.items() if match(kept)), None)
+
+
 def open_session_on_connector(connector_id: int) -> Transaction | None:
     """A copy of the one session open on this 1.6 connector (no EVSE), as ``open_session_cached``,
     when the connection keeps every session open on its charger and exactly one is on it; else

@@ -74,12 +74,7 @@ def transaction_named(
     the rest of the query). An open session the connection keeps (``open_sessions``) is not read
     at all; its charger, if asked, is ``charge_point_named`` (no statement either)."""
     numeric = re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id) is not None
-    kept = transaction_kept(
-        lambda session: (
-            session.ocpp_transaction_id == ocpp_transaction_id
-            or (numeric and not session.ocpp_transaction_id and session.pk == int(ocpp_transaction_id))
-        )
-    )
+    kept = transaction_kept(named_by(ocpp_transaction_id))
     if kept is not None:
         if with_charge_point:
             kept.charge_point = charge_point_named(kept.charge_point_id, charge_point_id)
@@ -100,6 +95,19 @@ def transaction_named(
         sessions = sessions.select_related("charge_point")
     sessions = sessions.filter(by_id, charge_point__charge_point_id=charge_point_id)
     return transaction_remember(sessions.order_by("status", "-pk").first())  # a reused 2.0.1 id: the open session
+
+
+def named_by(ocpp_transaction_id: str) -> Callable[[Transaction], bool]:
+    """Whether a session is the one a charger names by ``ocpp_transaction_id`` (its own 2.0.1
+    transactionId, or our id in 1.6), among its charger's sessions."""
+    numeric = re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id) is not None
+
+    def named(session: Transaction) -> bool:
+        return session.ocpp_transaction_id == ocpp_transaction_id or (
+            numeric and not session.ocpp_transaction_id and session.pk == int(ocpp_transaction_id)
+        )
+
+    return named
 
 
 def transaction_kept(match: Callable[[Transaction], bool]) -> Transaction | None:

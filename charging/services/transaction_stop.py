@@ -28,6 +28,7 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.selectors import IdTagInfo
+from charging.services.ledger_reads import StopLookup, stopping_unit_register
 from charging.services.meter_ledger import (
     SampledValue,
     charger_time_judged,
@@ -129,6 +130,14 @@ def transaction_stop(request: StopRequest) -> StopResult:
         )
         item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if request.id_tag_null else None
     return StopResult(session, info, item)
+
+
+def stop_lookup_of_request(request: StopRequest) -> StopLookup:
+    """The session ``request`` names, for its batch to read its ledger with its other stops' (``ledger_reads``)."""
+    return StopLookup(request.charge_point_id, request.ocpp_transaction_id)
+
+
+stopping_unit_register(transaction_stop, stop_lookup_of_request)
 
 
 def _unknown_stop_park(

@@ -13,6 +13,7 @@ from ocpp.v201.enums import Action
 
 from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
+from charging.services.ledger_reads import StopLookup, stopping_unit_register
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.start_reads import StartLookup, starting_unit_register
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
@@ -145,6 +146,17 @@ def _start_request(
 
 _NO_TIME = datetime.min.replace(tzinfo=UTC)  # a lookup's request: its time is not part of what it reads
 starting_unit_register(_transaction_event, _start_lookup)
+
+
+def _stop_lookup(charge_point_id: str, payload: dict[str, Any]) -> StopLookup | None:
+    """The session an Ended event stops (``charging.services.ledger_reads``: its batch reads its
+    ledger with its other stops')."""
+    if payload["event_type"] != "Ended":
+        return None
+    return StopLookup(charge_point_id, payload["transaction_info"]["transaction_id"])
+
+
+stopping_unit_register(_transaction_event, _stop_lookup)
 
 
 def _remote_start_token(charge_point_id: str, remote_start_id: Any) -> dict[str, str]:

@@ -1,0 +1,120 @@
+"""A group-commit batch's stops' ledgers, read together (issue 15).
+
+A stop (1.6 StopTransaction, 2.0.1 TransactionEvent Ended) derives its session's energy from the
+session's register readings: one statement per stop (``meter_ledger.ledger_readings``). A batch
+written without savepoints reads them once for all its stops whose session their connection keeps
+(``open_sessions``), before its units run (``ledgers_read_together``): one statement for every such
+session's energy register samples. Each stop then takes its session's (``ledger_read_taken``)
+instead of reading, and adds what its batch gathered for it, as a read does.
+
+Only a session kept by its connection (its saves guarded: a change since it was kept fails the
+batch's first pass) and only for the first unit of its charger in the batch (the group commit
+chooses): a unit of that charger before it may store readings of the session. What is read and
+not taken is dropped once its unit ran (``ledger_read_dropped``). The readings are as of the
+batch's start, as ``start_reads``' answers are; a session kept is read without its lock anyway.
+PostgreSQL only; the batch's second pass (each unit in its savepoint) keeps no sessions, and reads
+each ledger the unit's way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import Context
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from charging import metering
+from charging.models import MeterSample, Transaction
+from charging.services.open_sessions import open_session_peeked
+from charging.services.session_rows import named_by
+from kernel.plain_sql import bound_cursor
+
+# metering.Sample's fields, the columns a reading needs
+READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")
+
+
+@dataclass(frozen=True)
+class StopLookup:
+    """The session a stop names: its charger and the transactionId it sent (1.6: our id)."""
+
+    charge_point_id: str
+    ocpp_transaction_id: str
+
+
+# A unit's function -> its lookup from the unit's arguments (None: it stops no session).
+_stopping_units: dict[Callable[..., Any], Callable[..., StopLookup | None]] = {}
+
+
+def stopping_unit_register(func: Callable[..., Any], lookup_of: Callable[..., StopLookup | None]) -> None:
+    """``func``'s units may stop a session: ``lookup_of(**the unit's arguments)`` says which."""
+    _stopping_units[func] = lookup_of
+
+
+def stop_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StopLookup | None:
+    """The lookup of a unit ``func(**kwargs)``, if it stops a session; None for arguments it cannot
+    make one of (the unit reads its own way)."""
+    lookup_of = _stopping_units.get(func)
+    if lookup_of is None:
+        return None
+    try:
+        return lookup_of(**kwargs)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+_batch = threading.local()  # .ledgers: session pk -> its samples; .pks: lookup -> pk, during a pass
+
+
+@contextmanager
+def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterator[None]:
+    """Within the block (a batch's pass without savepoints), the ledger of each stop's session
+    that its connection (the unit's ``Context``) keeps is answered (``ledger_read_taken``) from
+    one statement made now. None kept, or not PostgreSQL: no statement, no answer."""
+    _batch.ledgers, _batch.pks = {}, {}
+    try:
+        if stops and connection.vendor == "postgresql":
+            for lookup, context in stops:
+                pk = context.run(open_session_peeked, named_by(lookup.ocpp_transaction_id))
+                if pk is not None:
+                    _batch.pks[lookup] = pk
+            if _batch.pks:
+                _batch.ledgers = _ledgers_read(sorted(set(_batch.pks.values())))
+        yield
+    finally:
+        _batch.ledgers = _batch.pks = None
+
+
+def ledger_read_taken(session: Transaction) -> list[metering.Sample] | None:
+    """The energy register samples of ``session`` read for its batch, in the ledger's order (taken:
+    no other unit gets them), when ``session`` is the copy its connection kept; else None."""
+    ledgers: dict[int, list[metering.Sample]] | None = getattr(_batch, "ledgers", None)
+    if not ledgers or getattr(session, "_csms_guard", None) is None:
+        return None
+    return ledgers.pop(session.pk, None)
+
+
+def ledger_read_dropped(lookup: StopLookup | None) -> None:
+    """Its unit ran: what was read for ``lookup``'s session, if it was left, is no later unit's."""
+    pks: dict[StopLookup, int] | None = getattr(_batch, "pks", None)
+    if pks and lookup is not None and lookup in pks:
+        _batch.ledgers.pop(pks.pop(lookup), None)
+
+
+def _ledgers_read(pks: list[int]) -> dict[int, list[metering.Sample]]:
+    """Every energy register sample of the sessions ``pks``, each session's in the ledger's order."""
+    ledgers: dict[int, list[metering.Sample]] = {pk: [] for pk in pks}
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT transaction_id, {', '.join(READING_COLUMNS)}"
+            f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)}"
+            " WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"
+            " ORDER BY transaction_id, timestamp, id",  # the model's ordering, per session
+            [pks, metering.ENERGY_REGISTER],
+        )
+        for pk, *sample in cursor.fetchall():
+            ledgers[pk].append(metering.Sample(*sample))
+    return ledgers

@@ -1,0 +1,294 @@
+"""A group-commit batch's stops read their kept sessions' ledgers together
+(``charging.services.ledger_reads``, PostgreSQL): one statement for the whole batch; each stop ends
+its own session with its own readings, as a stop reading on its own does, and a stop after another
+unit of its charger in the batch, or in a batch written again, reads its own way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from billing.models import BillingRecord
+from chargepoints.services import charge_point_register
+from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.open_sessions import open_sessions_bind
+from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_stop import StopRequest, transaction_stop
+from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.v201.transactions import _transaction_event
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
+]
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+_LEDGER_READ = 'FROM "chargepoints_metersample"'
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The text of every statement psycopg executes (every thread) while the test runs."""
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def recorded(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
+    yield sent
+
+
+def _connection() -> contextvars.Context:
+    """A charger's connection: its own context, keeping its open sessions (as a handshake binds)."""
+    context = contextvars.copy_context()
+    context.run(open_sessions_bind)
+    return context
+
+
+async def _in(context: contextvars.Context, group: CommitGroup, func: Callable[..., Any], **kwargs: Any) -> Any:
+    return await asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context)
+
+
+async def _one_batch(
+    group: CommitGroup, *units: tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]
+) -> list:
+    """Run ``units`` (connection, func, kwargs) as one batch: a blocker holds the writer while they queue."""
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    queued = [loop.create_task(group.run(func, **kwargs), context=context) for context, func, kwargs in units]
+    release.set()
+    await first
+    return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+def _register(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
+    return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
+
+
+def _start16(charge_point_id: str, meter_start: int) -> int:
+    return transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"1|tag|{meter_start}|{T0.isoformat()}",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(meter_start),
+        )
+    ).transaction.pk
+
+
+def _stop16(charge_point_id: str, pk: int, meter_stop: int | None, minutes: int) -> dict[str, Any]:
+    return {
+        "request": StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=str(pk),
+            stopped_at=T0 + timedelta(minutes=minutes),
+            action="StopTransaction",
+            payload={"transactionId": pk},
+            meter_stop_wh=None if meter_stop is None else Decimal(meter_stop),
+            reason="Local",
+        )
+    }
+
+
+def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int) -> dict[str, Any]:
+    at = (T0 + timedelta(minutes=minutes)).isoformat()
+    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
+    payload: dict[str, Any] = {
+        "event_type": kind,
+        "timestamp": at,
+        "trigger_reason": "MeterValuePeriodic",
+        "seq_no": seq_no,
+        "transaction_info": {"transaction_id": transaction_id},
+        "evse": {"id": 1, "connector_id": 1},
+        "meter_value": [{"timestamp": at, "sampled_value": [{"value": wh, "context": context}]}],
+    }
+    if kind == "Ended":
+        payload["transaction_info"]["stopped_reason"] = "Local"
+    return payload
+
+
+async def _kept_sessions16(
+    group: CommitGroup, chargers: list[str], readings: list[list[int]]
+) -> tuple[list[contextvars.Context], list[int]]:
+    """Each charger's connection and its session, started by it (kept): meter start ``readings[i][0]``,
+    then a reading a minute of each of the rest. Each charger registered first."""
+    await asyncio.to_thread(
+        lambda: [charge_point_register(charge_point_id=cp, heartbeat_interval=60) for cp in chargers]
+    )
+    contexts, pks = [], []
+    for charger, register in zip(chargers, readings, strict=True):
+        context = _connection()
+        pk = await _in(context, group, _start16, charge_point_id=charger, meter_start=register[0])
+        for minute, wh in enumerate(register[1:], start=1):
+            await _in(
+                context,
+                group,
+                meter_values_record,
+                charge_point_id=charger,
+                connector_id=1,
+                ocpp_transaction_id=str(pk),
+                samples=_register(wh, T0 + timedelta(minutes=minute)),
+            )
+        contexts.append(context)
+        pks.append(pk)
+    return contexts, pks
+
+
+@sync_to_async
+def _ended(pks: list[int]) -> list[tuple[str, Decimal | None, Decimal | None, list[str]]]:
+    rows = {row.pk: row for row in Transaction.objects.filter(pk__in=pks)}
+    return [(rows[pk].status, rows[pk].meter_stop_wh, rows[pk].energy_wh, sorted(rows[pk].anomalies)) for pk in pks]
+
+
+@sync_to_async
+def _billed(pks: list[int]) -> list[Decimal]:
+    return [BillingRecord.objects.get(transaction_id=pk).energy_wh for pk in pks]
+
+
+async def test_a_batchs_stops_read_their_ledgers_with_one_statement_and_each_ends_with_its_own_readings(statements):
+    chargers = [f"CP-BL-{n}" for n in range(4)]
+    group = CommitGroup(max_units=64)
+    readings = [[1000, 1500, 2500], [5000, 5100], [200, 900, 800, 1200], [7000]]
+    contexts, pks = await _kept_sessions16(group, chargers, readings)
+    statements.clear()
+    stops = [(3000, 10), (None, 10), (1300, 10), (7400, 10)]  # the second's meter stop: its last reading
+    outcomes = await _one_batch(
+        group,
+        *(
+            (context, transaction_stop, _stop16(charger, pk, meter_stop, minutes))
+            for context, charger, pk, (meter_stop, minutes) in zip(contexts, chargers, pks, stops, strict=True)
+        ),
+    )
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes)
+    assert len([sql for sql in statements if _LEDGER_READ in sql and "SELECT" in sql]) == 1
+    ended = await _ended(pks)
+    assert [(status, meter_stop, energy) for status, meter_stop, energy, _ in ended] == [
+        (TransactionStatus.ENDED, Decimal(3000), Decimal(2000)),
+        (TransactionStatus.ENDED, Decimal(5100), Decimal(100)),
+        (TransactionStatus.ENDED, Decimal(1300), Decimal(1100)),
+        (TransactionStatus.ENDED, Decimal(7400), Decimal(400)),
+    ]
+    assert await _billed(pks) == [Decimal(2000), Decimal(100), Decimal(1100), Decimal(400)]
+
+
+async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_time_do():
+    """The same sessions, stopped in one batch (their ledgers read together) and each in a batch
+    of its own that is written again (each unit in its savepoint: the ledger read the unit's way)."""
+    chargers = [f"CP-BL-SAME-{n}" for n in range(6)]
+    group = CommitGroup(max_units=64)
+    readings = [[1000, 1400, 1300, 2000], [100, 600, 9_000_000], [3000, 3100]] * 2
+    contexts, pks = await _kept_sessions16(group, chargers, readings)
+    stops = [(2100, 30), (None, 30), (3150, 30)]
+    together = await _one_batch(
+        group,
+        *((contexts[n], transaction_stop, _stop16(chargers[n], pks[n], *stops[n])) for n in range(3)),
+    )
+
+    def refused() -> None:
+        raise Refused
+
+    alone = []
+    for n in range(3, 6):  # each with a failing unit: written again, each in its savepoint
+        alone += await _one_batch(
+            group,
+            (contexts[n], transaction_stop, _stop16(chargers[n], pks[n], *stops[n - 3])),
+            (contextvars.copy_context(), refused, {}),
+        )
+    assert not any(isinstance(outcome, Exception) for outcome in together)
+    assert [isinstance(outcome, Refused) for outcome in alone] == [False, True] * 3
+    ended = await _ended(pks)
+    assert ended[:3] == ended[3:]
+    assert await _billed(pks[:3]) == await _billed(pks[3:])
+
+
+def _nothing() -> None:
+    pass
+
+
+async def test_a_stop_after_a_reading_of_its_charger_in_the_batch_reads_that_reading():
+    """The reading is the charger's first unit in the batch: the stop after it is not read ahead,
+    and ends with the reading (written before the stop by a unit in its own savepoint, as a
+    write-behind buffer's is, which writes what the batch gathered so far)."""
+    group = CommitGroup(max_units=64)
+    (context,), (pk,) = await _kept_sessions16(group, ["CP-BL-AFTER"], [[1000, 1500]])
+    reading = {
+        "charge_point_id": "CP-BL-AFTER",
+        "connector_id": 1,
+        "ocpp_transaction_id": str(pk),
+        "samples": _register(2500, T0 + timedelta(minutes=5)),
+    }
+    outcomes = await _one_batch(
+        group,
+        (context, meter_values_record, reading),
+        (contextvars.copy_context(), _nothing, {"in_savepoint": True}),
+        (context, transaction_stop, _stop16("CP-BL-AFTER", pk, None, 6)),
+    )
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes)
+    assert (await _ended([pk]))[0][1:3] == (Decimal(2500), Decimal(1500))
+
+
+async def test_201_ended_events_of_two_chargers_in_one_batch_end_each_its_own_session(statements):
+    chargers = ["CP-BL-201-A", "CP-BL-201-B"]
+    await asyncio.to_thread(
+        lambda: [charge_point_register(charge_point_id=cp, heartbeat_interval=60) for cp in chargers]
+    )
+    group = CommitGroup(max_units=64)
+    contexts = [_connection() for _ in chargers]
+    for n, (context, charger) in enumerate(zip(contexts, chargers, strict=True)):
+        base = 10_000 * (n + 1)
+        await _in(
+            context,
+            group,
+            _transaction_event,
+            charge_point_id=charger,
+            payload=_event201("Started", "TX-1", 0, base, 0),
+        )
+        await _in(
+            context,
+            group,
+            _transaction_event,
+            charge_point_id=charger,
+            payload=_event201("Updated", "TX-1", 1, base + 300, 1),
+        )
+    statements.clear()
+    outcomes = await _one_batch(
+        group,
+        *(
+            (context, _transaction_event, {"charge_point_id": charger, "payload": _event201("Ended", "TX-1", 2, wh, 2)})
+            for context, charger, wh in zip(contexts, chargers, (10_700, 20_900), strict=True)
+        ),
+    )
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes)
+    assert len([sql for sql in statements if _LEDGER_READ in sql and "SELECT" in sql]) == 1
+    sessions = await sync_to_async(
+        lambda: [
+            Transaction.objects.get(charge_point__charge_point_id=cp, ocpp_transaction_id="TX-1") for cp in chargers
+        ]
+    )()
+    assert [(s.status, s.meter_stop_wh, s.energy_wh) for s in sessions] == [
+        (TransactionStatus.ENDED, Decimal(10_700), Decimal(700)),
+        (TransactionStatus.ENDED, Decimal(20_900), Decimal(900)),
+    ]
+    assert await sync_to_async(MeterSample.objects.filter(transaction__in=sessions).count)() == 6
