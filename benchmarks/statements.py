@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import harness  # noqa: F401  (sets up Django)
+import harness  # sets up Django
 
 import psycopg
 from asgiref.sync import sync_to_async
@@ -47,7 +47,28 @@ except ImportError:  # a commit before them: measured as it was
 
 _sent = [0]
 _texts: dict[str, int] | None = None  # --texts: each statement's first words -> sends, in the phase
-_phase_cpu = [0.0]  # process CPU seconds (every thread) of the last phase
+_phase_cpu = [
+    0.0,
+    0.0,
+    0.0,
+]  # CPU seconds of the last phase: this process (every thread), its batch thread, PostgreSQL's
+_batch_cpu = [0.0]  # the batch thread's CPU seconds so far
+
+
+def _batch_thread_timed() -> None:
+    """Count the CPU the group commit's batch thread spends in ``batch_committed`` (``thread_time``)."""
+    from ocpp_gateway import group_commit
+
+    committed = group_commit.batch_committed
+
+    def timed(*args: Any) -> Any:
+        at = time.thread_time()
+        try:
+            return committed(*args)
+        finally:
+            _batch_cpu[0] += time.thread_time() - at
+
+    group_commit.batch_committed = timed  # type: ignore[assignment]
 
 
 @contextmanager
@@ -112,14 +133,14 @@ async def _phase(
     unit: Callable[[int], tuple[Callable[..., Any], dict[str, Any]]],
 ) -> tuple[int, list[Any]]:
     """One message per charger, queued at once in its connection's context: (statements, results)."""
-    cpu_at = time.process_time()
+    cpu_at, batch_at, database_at = time.process_time(), _batch_cpu[0], harness.database_cpu_seconds()
     with statements_counted() as sent:
         tasks = []
         for n, context in enumerate(contexts):
             func, kwargs = unit(n)
             tasks.append(asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context))
         results = await asyncio.gather(*tasks)
-    _phase_cpu[0] = time.process_time() - cpu_at
+    _phase_cpu[:] = time.process_time() - cpu_at, _batch_cpu[0] - batch_at, harness.database_cpu_seconds() - database_at
     return sent[0], list(results)
 
 
@@ -187,6 +208,8 @@ async def _listening() -> None:
 
 
 cpu_us: dict[str, float] = {}  # label -> this process's CPU µs per message (--cpu)
+batch_us: dict[str, float] = {}  # label -> the batch thread's CPU µs per message (--cpu)
+database_us: dict[str, float] = {}  # label -> PostgreSQL's CPU µs per message (--cpu)
 
 
 async def main(chargers: int, readings: int) -> dict[str, float]:
@@ -217,7 +240,10 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
                 print(f"  {times:4d}  {text}")
             _texts.clear()
         per100[label] = per100.get(label, 0) + 100 * sent / count / (readings if "reading" in label else 1)
-        cpu_us[label] = cpu_us.get(label, 0) + 1e6 * _phase_cpu[0] / count / (readings if "reading" in label else 1)
+        per = count * (readings if "reading" in label else 1) / 1e6
+        cpu_us[label] = cpu_us.get(label, 0) + _phase_cpu[0] / per
+        batch_us[label] = batch_us.get(label, 0) + _phase_cpu[1] / per
+        database_us[label] = database_us.get(label, 0) + _phase_cpu[2] / per
 
     # The handshake's unit (admission, presence and, once admitted, the open sessions loaded).
     def handshake(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
@@ -394,13 +420,21 @@ if __name__ == "__main__":
     parser.add_argument("--chargers", type=int, default=50)
     parser.add_argument("--readings", type=int, default=3)
     parser.add_argument(
-        "--cpu", action="store_true", help="also this process's CPU µs per message (every thread; noisy, not exact)"
+        "--cpu",
+        action="store_true",
+        help="also CPU µs per message: this process's (every thread), its batch thread's, PostgreSQL's (noisy)",
     )
     parser.add_argument("--texts", action="store_true", help="also each phase's statements (their first words)")
     args = parser.parse_args()
+    if args.cpu:
+        _batch_thread_timed()
     if args.texts:
         _texts = {}
     result = asyncio.run(main(args.chargers, args.readings))
     print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
     if args.cpu:
         print(json.dumps({"cpu_us_per_message": {label: round(value) for label, value in cpu_us.items()}}, indent=1))
+        print(json.dumps({"batch_thread_us_per_message": {label: round(v) for label, v in batch_us.items()}}, indent=1))
+        print(
+            json.dumps({"postgresql_us_per_message": {label: round(v) for label, v in database_us.items()}}, indent=1)
+        )
