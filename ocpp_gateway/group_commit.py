@@ -32,8 +32,10 @@ attach): that one is skipped when its caller gave up before its batch started (`
 Before the units of a pass without savepoints run, the batch's session starts are read together
 (``charging.services.start_reads``): their chargers locked by one statement, in the order of their
 primary keys, then their sessions and parked stops by one, their id tags by one; each start takes
-its answer. Only a start that is the first unit of its charger in the batch has one
-(``_first_of_their_chargers``): a unit of that charger before it may change what was read.
+its answer. Likewise the register readings of its stops' sessions that their connections keep,
+by one statement (``charging.services.ledger_reads``). Only a start or stop that is the first unit
+of its charger in the batch has one (``_first_of_their_chargers``): a unit of that charger before
+it may change what was read.
 
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
