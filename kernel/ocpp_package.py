@@ -66,7 +66,8 @@ def on_payload(action: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]
     """``@on(action)`` for a coroutine handler ``(self, payload) -> answer`` that takes the CALL's
     payload as the charger sent it (camelCase, validated) and returns the CALLRESULT's payload as
     it is sent (camelCase, no None values): no keyword arguments, snake_case or dataclass between
-    them (issue 15). Its answer is still validated against the action's response schema."""
+    them (issue 15). The payload is the message's own dict: the handler reads it, never changes it.
+    Its answer is still validated against the action's response schema."""
 
     def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
         if not inspect.iscoroutinefunction(handler):
