@@ -6,11 +6,13 @@ classes of ``ocpp.messages``, the exceptions of ``ocpp.exceptions`` and the vers
 may change without notice, and which only this module touches:
 
 - dispatch: the route map ``ocpp.routing.create_route_map`` builds from what ``@on`` / ``@after``
-  record on a handler, and the steps of ``ChargePoint._handle_call`` (validate the request, convert
-  it to snake_case, call the handler, serialize its answer, drop the Nones (``answer_payload``, one
-  walk instead of ``serialize_as_dict`` and ``remove_nones``), convert to camelCase,
-  validate and send the answer, start the ``@after`` hook), which ``RoutedChargePoint`` performs on
-  a route map built once per class;
+  record on a handler (and the handler they wrap, as ``__wrapped__``), and the steps of
+  ``ChargePoint._handle_call`` (validate the request, convert it to snake_case, call the handler,
+  serialize its answer, drop the Nones (``answer_payload``, one walk instead of
+  ``serialize_as_dict`` and ``remove_nones``), convert to camelCase, validate and send the answer,
+  start the ``@after`` hook), which ``RoutedChargePoint`` performs on a route map built once per
+  class; an ``@on_payload`` handler takes the payload and gives the answer as sent, in camelCase,
+  with no conversion or dataclass between them;
 - the validator cache ``ocpp.messages._validators``, its keys (``validator_key``), and ``ASYNC_VALIDATION``;
 - the JSON schema files inside the package, and the 1.6 CALLs it validates with Decimal numbers;
 - the case conversions ``ocpp.charge_point.camel_to_snake_case`` / ``snake_to_camel_case``, which
@@ -38,7 +40,7 @@ from jsonschema import Draft4Validator
 from ocpp import charge_point, messages
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
-from ocpp.routing import create_route_map
+from ocpp.routing import create_route_map, on
 
 _SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
 # The 1.6 CALLs the package validates with Decimal numbers (``ocpp.messages._validate_payload``).
@@ -57,6 +59,24 @@ class Route:
     validated: bool  # False when declared ``@on(action, skip_schema_validation=True)``
     on_takes_unique_id: bool
     after_takes_unique_id: bool
+    takes_payload: bool = False  # declared ``@on_payload``: the payload and answer as sent, camelCase
+
+
+def on_payload(action: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``@on(action)`` for a coroutine handler ``(self, payload) -> answer`` that takes the CALL's
+    payload as the charger sent it (camelCase, validated) and returns the CALLRESULT's payload as
+    it is sent (camelCase, no None values): no keyword arguments, snake_case or dataclass between
+    them (issue 15). The payload is the message's own dict: the handler reads it, never changes it.
+    Its answer is still validated against the action's response schema."""
+
+    def decorator(handler: Callable[..., Any]) -> Callable[..., Any]:
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError(f"@on_payload({action!r}): {handler.__name__} must be a coroutine function")
+        routed = on(action)(handler)
+        routed._takes_payload = True
+        return routed
+
+    return decorator
 
 
 def _takes_unique_id(handler: Callable[..., Any] | None) -> bool:
@@ -67,19 +87,27 @@ def route_map_of(cls: type) -> Mapping[str, Route]:
     """Action name -> ``Route`` for the ``@on`` / ``@after`` handlers of ``cls`` (unbound functions).
 
     Raises TypeError for an ``@after`` hook without an ``@on`` handler for its action.
+    Handlers are kept without the package's wrapper (a call that only passes its arguments on).
     """
     routes = {}
     for action, handlers in create_route_map(cls).items():
         if "_on_action" not in handlers:
             raise TypeError(f"{cls.__name__}: @after({action!r}) without an @on handler for it")
+        after = handlers.get("_after_action")
         routes[action] = Route(
-            on=handlers["_on_action"],
-            after=handlers.get("_after_action"),
+            on=_unwrapped(handlers["_on_action"]),
+            after=_unwrapped(after) if after is not None else None,
             validated=not handlers.get("_skip_schema_validation", False),
             on_takes_unique_id=_takes_unique_id(handlers["_on_action"]),
-            after_takes_unique_id=_takes_unique_id(handlers.get("_after_action")),
+            after_takes_unique_id=_takes_unique_id(after),
+            takes_payload=getattr(handlers["_on_action"], "_takes_payload", False),
         )
     return MappingProxyType(routes)
+
+
+def _unwrapped(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """The function ``@on`` / ``@after`` wrapped (``functools.wraps``' ``__wrapped__``)."""
+    return getattr(handler, "__wrapped__", handler)
 
 
 class RoutedChargePoint(ChargePoint):
@@ -117,26 +145,36 @@ class RoutedChargePoint(ChargePoint):
         validating = validated and route.validated
         if validating and not valid_at_once(msg, self._ocpp_version):
             await validate_payload(msg, self._ocpp_version)
-        payload = charge_point.camel_to_snake_case(msg.payload)
-        unique_id = {"call_unique_id": msg.unique_id}
         try:
-            response = route.on(self, **payload, **(unique_id if route.on_takes_unique_id else {}))
-            if inspect.isawaitable(response):
-                response = await response
+            answered = await self._handler_answer(route, msg)
         except Exception as error:
             self.logger.exception("Error while handling request '%s'", msg)
             await self._send_message(msg.create_call_error(error))
             return None
-        answer = msg.create_call_result(charge_point.snake_to_camel_case(answer_payload(response)))
+        answer = msg.create_call_result(answered)
         if validating and not valid_at_once(answer, self._ocpp_version):
             await validate_payload(answer, self._ocpp_version)
         await self._send_message(answer)
         if route.after is None:
             return None
-        hook = route.after(self, **payload, **(unique_id if route.after_takes_unique_id else {}))
+        payload = charge_point.camel_to_snake_case(msg.payload)
+        unique_id = {"call_unique_id": msg.unique_id} if route.after_takes_unique_id else {}
+        hook = route.after(self, **payload, **unique_id)
         if inspect.isawaitable(hook):
             asyncio.ensure_future(hook)  # noqa: RUF006 (as the package does: the hook may send a CALL)
         return hook
+
+    async def _handler_answer(self, route: Route, msg: Call) -> Any:
+        """The CALLRESULT payload of ``route``'s handler for ``msg`` (camelCase): an ``@on_payload``
+        handler's as it returns it; any other's converted from its keyword arguments and answer."""
+        if route.takes_payload:
+            return await route.on(self, msg.payload)
+        payload = charge_point.camel_to_snake_case(msg.payload)
+        unique_id = {"call_unique_id": msg.unique_id} if route.on_takes_unique_id else {}
+        response = route.on(self, **payload, **unique_id)
+        if inspect.isawaitable(response):
+            response = await response
+        return charge_point.snake_to_camel_case(answer_payload(response))
 
     async def _send_message(self, message: Call | CallResult | CallError) -> None:
         """Send ``message`` (a router that reads what it sends may take it as it is, not as text)."""

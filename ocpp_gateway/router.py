@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import json.scanner
 import logging
 import re
 import time
@@ -100,6 +101,23 @@ class Connection(Protocol):
     async def send(self, text_data: str) -> None: ...
 
 
+# json.loads' own scanner, called directly: a frame that starts with its list and ends with it.
+_SCAN_ONCE: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def message_unpacked(raw: str) -> Call | CallResult | CallError:
+    """``ocpp.messages.unpack(raw)``: a CALL, the bulk of what chargers send, is read at once (a
+    frame ``[2, ...]`` of four elements, nothing around it); anything else goes to ``unpack``, which
+    raises the package's errors for a frame it refuses."""
+    try:
+        frame, end = _SCAN_ONCE(raw, 0)
+    except (StopIteration, ValueError):  # not JSON from its first character: the package says why
+        return unpack(raw)
+    if end == len(raw) and type(frame) is list and len(frame) == 4 and frame[0] == MessageType.Call:
+        return Call(frame[1], frame[2], frame[3])
+    return unpack(raw)
+
+
 def _readable_unique_id_of(frame: Any) -> str | None:
     if isinstance(frame, list) and len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
         return frame[1]
@@ -163,7 +181,7 @@ class OcppRouter(RoutedChargePoint):
             await self._refuse_over_budget(raw_msg)
             return
         try:
-            msg = unpack(raw_msg)
+            msg = message_unpacked(raw_msg)
         except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
             bind_message(action="", unique_id="")
             self._log(MessageDirection.INBOUND, raw_msg, received_at)

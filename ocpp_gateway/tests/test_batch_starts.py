@@ -144,13 +144,13 @@ def _ended201(charge_point_id: str, transaction_id: str) -> None:
 
 def _started201(transaction_id: str) -> dict[str, Any]:
     return {
-        "event_type": "Started",
+        "eventType": "Started",
         "timestamp": T0.isoformat(),
-        "trigger_reason": "Authorized",
-        "seq_no": 0,
-        "transaction_info": {"transaction_id": transaction_id, "charging_state": "Charging"},
-        "evse": {"id": 1, "connector_id": 1},
-        "id_token": {"id_token": "fleet-card", "type": "ISO14443"},
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": transaction_id, "chargingState": "Charging"},
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": {"idToken": "fleet-card", "type": "ISO14443"},
     }
 
 

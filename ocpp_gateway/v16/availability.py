@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import on
-from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -19,27 +18,19 @@ _CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Fi
 class AvailabilityHandlers:
     id: str
 
-    @on(Action.status_notification)
-    async def on_status_notification(
-        self,
-        connector_id: int,
-        error_code: str,
-        status: str,
-        info: str = "",
-        timestamp: str | None = None,
-        vendor_id: str = "",
-        vendor_error_code: str = "",
-        **_: Any,
-    ) -> call_result.StatusNotification:
+    @on_payload(Action.status_notification)
+    async def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{connectorId, errorCode, status, info?, timestamp?, vendorId?, vendorErrorCode?}`` -> ``{}``."""
+        status = payload["status"]
         await in_commit_group(services.connector_status_set)(
             charge_point_id=self.id,
-            connector_id=connector_id,
+            connector_id=payload["connectorId"],
             status=status,
-            error_code=error_code,
-            info=info,
-            vendor_id=vendor_id,
-            vendor_error_code=vendor_error_code,
-            timestamp=parse_ocpp_time(timestamp),
+            error_code=payload["errorCode"],
+            info=payload.get("info", ""),
+            vendor_id=payload.get("vendorId", ""),
+            vendor_error_code=payload.get("vendorErrorCode", ""),
+            timestamp=parse_ocpp_time(payload.get("timestamp")),
             charging=_CHARGING.get(status),
         )
-        return call_result.StatusNotification()
+        return {}

@@ -6,8 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from ocpp.routing import on
-from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from charging.metering import ENERGY_REGISTER
@@ -15,28 +13,30 @@ from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
-from kernel import payload_case
+from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
 
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
+    """The 1.6 ``IdTagInfo`` as sent: ``{status, expiryDate?, parentIdTag?}``."""
     answer: dict[str, Any] = {"status": info.status}
     if info.expiry_date is not None:
-        answer["expiry_date"] = format_ocpp_time(info.expiry_date)
+        answer["expiryDate"] = format_ocpp_time(info.expiry_date)
     if info.parent_id_tag:
-        answer["parent_id_tag"] = info.parent_id_tag
+        answer["parentIdTag"] = info.parent_id_tag
     return answer
 
 
 def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
-    """1.6 MeterValue entries as version-neutral samples, with the 1.6 defaults filled in."""
+    """1.6 MeterValue entries (as sent: ``[{timestamp, sampledValue: [...]}]``) as version-neutral
+    samples, with the 1.6 defaults filled in."""
     now = timezone.now()
     samples = []
     for meter_value in meter_values:
         at = parse_ocpp_time(meter_value.get("timestamp")) or now
-        for sampled in meter_value.get("sampled_value", []):
+        for sampled in meter_value.get("sampledValue", []):
             signed = sampled.get("format") == "SignedData"
             samples.append(
                 SampledValue(
@@ -59,70 +59,66 @@ def _wh(value: int | float) -> Decimal:
 
 
 class TransactionHandlers:
+    """Their payloads and answers as sent (``@on_payload``): the charger's camelCase fields."""
+
     id: str
 
-    @on(Action.authorize)
-    async def on_authorize(self, id_tag: str, **_: Any) -> call_result.Authorize:
-        info = await id_tags.id_tag_authorize(id_tag=id_tag)
-        return call_result.Authorize(id_tag_info=id_tag_info(info))
+    @on_payload(Action.authorize)
+    async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{idTag}`` -> ``{idTagInfo}``."""
+        info = await id_tags.id_tag_authorize(id_tag=payload["idTag"])
+        return {"idTagInfo": id_tag_info(info)}
 
-    @on(Action.start_transaction)
-    async def on_start_transaction(
-        self,
-        connector_id: int,
-        id_tag: str,
-        meter_start: int | float,
-        timestamp: str,
-        reservation_id: int | None = None,
-        **_: Any,
-    ) -> call_result.StartTransaction:
-        started_at = parse_ocpp_time(timestamp) or timezone.now()
+    @on_payload(Action.start_transaction)
+    async def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{connectorId, idTag, meterStart, timestamp, reservationId?}`` -> ``{transactionId, idTagInfo}``."""
+        connector_id, id_tag, meter_start = payload["connectorId"], payload["idTag"], _wh(payload["meterStart"])
+        started_at = parse_ocpp_time(payload["timestamp"]) or timezone.now()
         result = await in_commit_group(transaction_start)(
             request=StartRequest(
                 charge_point_id=self.id,
                 ocpp_version="1.6",
                 # A replay of the same start (a charger resending after a lost answer) is the same session.
-                start_key=f"{connector_id}|{id_tag.lower()}|{_wh(meter_start)}|{started_at.isoformat()}",
+                start_key=f"{connector_id}|{id_tag.lower()}|{meter_start}|{started_at.isoformat()}",
                 started_at=started_at,
                 connector_id=connector_id,
                 id_tag=id_tag,
-                meter_start_wh=_wh(meter_start),
-                reservation_id=reservation_id,
+                meter_start_wh=meter_start,
+                reservation_id=payload.get("reservationId"),
             )
         )
         assert result.id_tag_info is not None
-        return call_result.StartTransaction(
-            transaction_id=result.transaction.pk, id_tag_info=id_tag_info(result.id_tag_info)
-        )
+        return {"transactionId": result.transaction.pk, "idTagInfo": id_tag_info(result.id_tag_info)}
 
-    @on(Action.meter_values)
-    async def on_meter_values(
-        self, connector_id: int, meter_value: list[dict[str, Any]], transaction_id: int | None = None, **_: Any
-    ) -> call_result.MeterValues:
+    @on_payload(Action.meter_values)
+    async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{connectorId, transactionId?, meterValue}`` -> ``{}``."""
+        transaction_id = payload.get("transactionId")
         await in_commit_group(meter_values_record)(
             charge_point_id=self.id,
-            connector_id=connector_id,
+            connector_id=payload["connectorId"],
             ocpp_transaction_id=str(transaction_id) if transaction_id is not None else "",
-            samples=sampled_values(meter_value),
+            samples=sampled_values(payload["meterValue"]),
         )
-        return call_result.MeterValues()
+        return {}
 
-    @on(Action.stop_transaction)
-    async def on_stop_transaction(self, **payload: Any) -> call_result.StopTransaction:
-        id_tag = payload.get("id_tag")  # absent, a string, or (some firmware) null
+    @on_payload(Action.stop_transaction)
+    async def on_stop_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{transactionId, meterStop, timestamp, idTag?, reason?, transactionData?}`` -> ``{idTagInfo?}``."""
+        id_tag = payload.get("idTag")  # absent, a string, or (some firmware) null
         result = await in_commit_group(transaction_stop)(
             request=StopRequest(
                 charge_point_id=self.id,
-                ocpp_transaction_id=str(payload["transaction_id"]),
+                ocpp_transaction_id=str(payload["transactionId"]),
                 stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),
                 action="StopTransaction",
-                payload=payload_case.camel_case(payload),
-                meter_stop_wh=_wh(payload["meter_stop"]),
+                payload=payload,
+                meter_stop_wh=_wh(payload["meterStop"]),
                 reason=payload.get("reason", "Local"),
                 id_tag=id_tag or "",
-                id_tag_null="id_tag" in payload and id_tag is None,
-                samples=sampled_values(payload.get("transaction_data") or []),
+                id_tag_null="idTag" in payload and id_tag is None,
+                samples=sampled_values(payload.get("transactionData") or []),
             )
         )
         info = result.id_tag_info
-        return call_result.StopTransaction(id_tag_info=id_tag_info(info) if info else None)
+        return {"idTagInfo": id_tag_info(info)} if info else {}

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ocpp.routing import on
-from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints import services
+from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -16,15 +15,14 @@ from ocpp_gateway.group_commit import in_commit_group
 class AvailabilityHandlers:
     id: str
 
-    @on(Action.status_notification)
-    async def on_status_notification(
-        self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
-    ) -> call_result.StatusNotification:
+    @on_payload(Action.status_notification)
+    async def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{timestamp, connectorStatus, evseId, connectorId}`` -> ``{}``."""
         await in_commit_group(services.connector_status_set)(
             charge_point_id=self.id,
-            evse_id=evse_id,
-            connector_id=connector_id,
-            status=connector_status,
-            timestamp=parse_ocpp_time(timestamp),
+            evse_id=payload["evseId"],
+            connector_id=payload["connectorId"],
+            status=payload["connectorStatus"],
+            timestamp=parse_ocpp_time(payload["timestamp"]),
         )
-        return call_result.StatusNotification()
+        return {}

@@ -10,6 +10,7 @@ from ocpp.v201.enums import Action
 
 from chargepoints import services
 from configuration.changes import configuration_read_recent
+from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, utc_now
 from ocpp_gateway.configuration_refresh import configuration_current
 from ocpp_gateway.group_commit import in_commit_group
@@ -42,8 +43,9 @@ class ProvisioningHandlers:
             status=result.status,
         )
 
-    @on(Action.heartbeat)
-    async def on_heartbeat(self, **_: Any) -> call_result.Heartbeat:
+    @on_payload(Action.heartbeat)
+    async def on_heartbeat(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{}`` -> ``{"currentTime": ...}`` (OCPP 2.0.1 G02)."""
         now = utc_now()
         heartbeats.add(services.ReceivedHeartbeat(charge_point_id=self.id, received_at=now))
-        return call_result.Heartbeat(current_time=format_ocpp_time(now))
+        return {"currentTime": format_ocpp_time(now)}

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
-from ocpp.routing import on
-from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from charging.metering import ENERGY_REGISTER
@@ -20,6 +18,7 @@ from charging.services.transaction_start import StartRequest, start_lookup_of_re
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
+from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
@@ -29,23 +28,26 @@ _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "Susp
 
 
 def id_token_info(info: IdTagInfo) -> dict[str, Any]:
+    """The 2.0.1 ``IdTokenInfoType`` as sent: ``{status, cacheExpiryDateTime?, groupIdToken?}``."""
     answer: dict[str, Any] = {"status": info.status}
     if info.expiry_date is not None:
-        answer["cache_expiry_date_time"] = format_ocpp_time(info.expiry_date)
+        answer["cacheExpiryDateTime"] = format_ocpp_time(info.expiry_date)
     if info.parent_id_tag:
-        answer["group_id_token"] = {"id_token": info.parent_id_tag, "type": info.parent_token_type or "Central"}
+        answer["groupIdToken"] = {"idToken": info.parent_id_tag, "type": info.parent_token_type or "Central"}
     return answer
 
 
 def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
-    """2.0.1 MeterValue entries as version-neutral samples, with the 2.0.1 defaults filled in."""
+    """2.0.1 MeterValue entries (as sent: ``[{timestamp, sampledValue: [...]}]``) as
+    version-neutral samples, with the 2.0.1 defaults filled in. A signedMeterValue is kept with
+    its keys in snake_case, as the CSMS has always stored it."""
     now = timezone.now()
     samples = []
     for meter_value in meter_values:
         at = parse_ocpp_time(meter_value.get("timestamp")) or now
-        for sampled in meter_value.get("sampled_value", []):
-            unit = sampled.get("unit_of_measure") or {}
-            signed = sampled.get("signed_meter_value")
+        for sampled in meter_value.get("sampledValue", []):
+            unit = sampled.get("unitOfMeasure") or {}
+            signed = payload_case.snake_case(sampled.get("signedMeterValue"))
             samples.append(
                 SampledValue(
                     timestamp=at,
@@ -64,34 +66,35 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
 
 
 def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagInfo | None:
-    """Apply one TransactionEvent; returns the idToken's authorization when one came."""
-    info = payload["transaction_info"]
-    transaction_id = info["transaction_id"]
+    """Apply one TransactionEvent (its payload as sent, camelCase); returns the idToken's
+    authorization when one came."""
+    info = payload["transactionInfo"]
+    transaction_id = info["transactionId"]
     at = parse_ocpp_time(payload["timestamp"]) or timezone.now()
-    seq_no = payload["seq_no"]
-    samples = sampled_values(payload.get("meter_value") or [])
-    sent_token = payload.get("id_token") or {}
-    id_tag, token_type = sent_token.get("id_token", ""), sent_token.get("type", "")
-    if payload["event_type"] == "Ended":
+    seq_no = payload["seqNo"]
+    samples = sampled_values(payload.get("meterValue") or [])
+    sent_token = payload.get("idToken") or {}
+    id_tag, token_type = sent_token.get("idToken", ""), sent_token.get("type", "")
+    if payload["eventType"] == "Ended":
         stopped = transaction_stop(
             StopRequest(
                 charge_point_id=charge_point_id,
                 ocpp_transaction_id=transaction_id,
                 stopped_at=at,
                 action="TransactionEvent",
-                payload=payload_case.camel_case(payload),
-                reason=info.get("stopped_reason", "Local"),  # the 2.0.1 default
+                payload=payload,
+                reason=info.get("stoppedReason", "Local"),  # the 2.0.1 default
                 id_tag=id_tag,
                 id_token_type=token_type,
                 samples=samples,
                 seq_no=seq_no,
-                time_spent_charging=info.get("time_spent_charging"),
+                time_spent_charging=info.get("timeSpentCharging"),
             )
         )
         return stopped.id_tag_info
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
     # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
-    token = sent_token or _remote_start_token(charge_point_id, info.get("remote_start_id"))
+    token = sent_token or _remote_start_token(charge_point_id, info.get("remoteStartId"))
     started = transaction_start(_start_request(charge_point_id, payload, token, started_at=at, samples=samples))
     if token.get("type") == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
@@ -102,10 +105,10 @@ def _start_lookup(charge_point_id: str, payload: dict[str, Any]) -> StartLookup 
     """What a Started event's ``transaction_start`` reads under its charger's lock
     (``charging.services.start_reads``: its batch reads it with its other starts); its id tag
     when it sent one to authorize (a remote start's token is read in the unit)."""
-    if payload["event_type"] != "Started":
+    if payload["eventType"] != "Started":
         return None
     return start_lookup_of_request(
-        _start_request(charge_point_id, payload, payload.get("id_token") or {}, started_at=_NO_TIME)
+        _start_request(charge_point_id, payload, payload.get("idToken") or {}, started_at=_NO_TIME)
     )
 
 
@@ -118,29 +121,29 @@ def _start_request(
     samples: Sequence[SampledValue] = (),
 ) -> StartRequest:
     """The ``StartRequest`` of a Started or Updated event (OCPP 2.0.1 E01/E02), with ``token``
-    the idToken it starts for (``{}``: none)."""
-    info, evse = payload["transaction_info"], payload.get("evse") or {}
+    the idToken it starts for (as sent, ``{idToken, type}``; ``{}``: none)."""
+    info, evse = payload["transactionInfo"], payload.get("evse") or {}
     token_type = token.get("type", "")
     return StartRequest(
         charge_point_id=charge_point_id,
         ocpp_version="2.0.1",
-        start_key=info["transaction_id"],
-        ocpp_transaction_id=info["transaction_id"],
+        start_key=info["transactionId"],
+        ocpp_transaction_id=info["transactionId"],
         started_at=started_at,
         evse_id=evse.get("id"),
-        connector_id=evse.get("connector_id"),
-        id_tag=token.get("id_token", ""),
+        connector_id=evse.get("connectorId"),
+        id_tag=token.get("idToken", ""),
         id_token_type=token_type,
         authorize=bool(token) and token_type != "NoAuthorization",
-        charging=_CHARGING.get(info.get("charging_state", "")),
-        reservation_id=payload.get("reservation_id"),
-        remote_start_id=info.get("remote_start_id"),
+        charging=_CHARGING.get(info.get("chargingState", "")),
+        reservation_id=payload.get("reservationId"),
+        remote_start_id=info.get("remoteStartId"),
         samples=samples,
-        seq_no=payload["seq_no"],
-        time_spent_charging=info.get("time_spent_charging"),
+        seq_no=payload["seqNo"],
+        time_spent_charging=info.get("timeSpentCharging"),
         # Without a start reading, only an offline start or a session first seen late is suspect.
-        baseline_expected=bool(payload.get("offline")) or payload["event_type"] != "Started",
-        started_event=payload["event_type"] == "Started",
+        baseline_expected=bool(payload.get("offline")) or payload["eventType"] != "Started",
+        started_event=payload["eventType"] == "Started",
     )
 
 
@@ -160,30 +163,35 @@ stopping_unit_register(_transaction_event, _stop_lookup)
 
 
 def _remote_start_token(charge_point_id: str, remote_start_id: Any) -> dict[str, str]:
+    """The idToken (``{idToken, type}``) the CSMS asked the remote start ``remote_start_id`` for; ``{}``: none."""
     if not isinstance(remote_start_id, int) or isinstance(remote_start_id, bool):
         return {}
     token = commands_selectors.remote_start_id_token(charge_point_id=charge_point_id, remote_start_id=remote_start_id)
-    return token or {}
+    return {"idToken": token["id_token"], "type": token["type"]} if token else {}
 
 
 class TransactionHandlers:
+    """Their payloads and answers as sent (``@on_payload``): the charger's camelCase fields."""
+
     id: str
 
-    @on(Action.authorize)
-    async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result.Authorize:
-        info = await id_tags.id_tag_authorize(id_tag=id_token["id_token"], token_type=id_token["type"])
-        return call_result.Authorize(id_token_info=id_token_info(info))
+    @on_payload(Action.authorize)
+    async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{idToken: {idToken, type}, ...}`` -> ``{idTokenInfo}``."""
+        token = payload["idToken"]
+        info = await id_tags.id_tag_authorize(id_tag=token["idToken"], token_type=token["type"])
+        return {"idTokenInfo": id_token_info(info)}
 
-    @on(Action.transaction_event)
-    async def on_transaction_event(self, **payload: Any) -> call_result.TransactionEvent:
+    @on_payload(Action.transaction_event)
+    async def on_transaction_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A TransactionEvent -> ``{idTokenInfo?}`` (OCPP 2.0.1 E01-E07)."""
         info = await in_commit_group(_transaction_event)(charge_point_id=self.id, payload=payload)
-        return call_result.TransactionEvent(id_token_info=id_token_info(info) if info else None)
+        return {"idTokenInfo": id_token_info(info)} if info else {}
 
-    @on(Action.meter_values)
-    async def on_meter_values(
-        self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any
-    ) -> call_result.MeterValues:
+    @on_payload(Action.meter_values)
+    async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{evseId, meterValue}`` -> ``{}``."""
         await in_commit_group(meter_values_record)(
-            charge_point_id=self.id, evse_id=evse_id, samples=sampled_values(meter_value)
+            charge_point_id=self.id, evse_id=payload["evseId"], samples=sampled_values(payload["meterValue"])
         )
-        return call_result.MeterValues()
+        return {}

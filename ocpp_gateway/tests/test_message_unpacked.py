@@ -1,0 +1,52 @@
+"""``router.message_unpacked`` reads every frame as the package's ``unpack`` reads it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ocpp.exceptions import OCPPError
+from ocpp.messages import unpack
+
+from ocpp_gateway.router import message_unpacked
+
+FRAMES = [
+    '[2,"1","Heartbeat",{}]',
+    '[2, "1", "Heartbeat", {}]',
+    ' [2,"1","Heartbeat",{}]',
+    '[2,"1","Heartbeat",{}] ',
+    '[2,"1","Heartbeat",{}]\n',
+    '[2.0,"1","Heartbeat",{}]',
+    '[true,"1","Heartbeat",{}]',
+    '[2,1,"Heartbeat",{"a":[1,2.5,null,true,"\\u00e9"]}]',
+    '[2,"1","Heartbeat",[]]',
+    '[2,"1","Heartbeat"]',
+    '[2,"1","Heartbeat",{},5]',
+    '[3,"1",{"currentTime":"2026-01-01T00:00:00Z"}]',
+    '[4,"1","NotImplemented","",{}]',
+    '[5,"1","Heartbeat",{}]',
+    "[]",
+    "{}",
+    '"text"',
+    "",
+    "[2,",
+    '[2,"1","Heartbeat",{}]]',
+    '[2,"1","Heartbeat",{}][1]',
+    '[2,"1","Heartbeat",{"n":NaN}]',
+    '[2,"1","Heartbeat",{"n":' + "9" * 5000 + "}]",
+    "[" * 100_000 + "]" * 100_000,
+    '\ufeff[2,"1","Heartbeat",{}]',
+]
+
+
+def _read(reader: Any, raw: str) -> Any:
+    try:
+        msg = reader(raw)
+    except (OCPPError, ValueError, RecursionError) as error:
+        return type(error), str(error)
+    return type(msg), vars(msg)
+
+
+@pytest.mark.parametrize("raw", FRAMES, ids=lambda raw: raw[:30])
+def test_a_frame_is_read_as_the_package_reads_it(raw):
+    assert _read(message_unpacked, raw) == _read(unpack, raw)
