@@ -116,16 +116,16 @@ def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int
     at = (T0 + timedelta(minutes=minutes)).isoformat()
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
     payload: dict[str, Any] = {
-        "event_type": kind,
+        "eventType": kind,
         "timestamp": at,
-        "trigger_reason": "MeterValuePeriodic",
-        "seq_no": seq_no,
-        "transaction_info": {"transaction_id": transaction_id},
-        "evse": {"id": 1, "connector_id": 1},
-        "meter_value": [{"timestamp": at, "sampled_value": [{"value": wh, "context": context}]}],
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": transaction_id},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}],
     }
     if kind == "Ended":
-        payload["transaction_info"]["stopped_reason"] = "Local"
+        payload["transactionInfo"]["stoppedReason"] = "Local"
     return payload
 
 

@@ -154,9 +154,9 @@ starting_unit_register(_transaction_event, _start_lookup)
 def _stop_lookup(charge_point_id: str, payload: dict[str, Any]) -> StopLookup | None:
     """The session an Ended event stops (``charging.services.ledger_reads``: its batch reads its
     ledger with its other stops')."""
-    if payload["event_type"] != "Ended":
+    if payload["eventType"] != "Ended":
         return None
-    return StopLookup(charge_point_id, payload["transaction_info"]["transaction_id"])
+    return StopLookup(charge_point_id, payload["transactionInfo"]["transactionId"])
 
 
 stopping_unit_register(_transaction_event, _stop_lookup)
