@@ -200,6 +200,17 @@ async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_tim
     group = CommitGroup(max_units=64)
     readings = [[1000, 1400, 1300, 2000], [100, 600, 9_000_000], [3000, 3100]] * 2
     contexts, pks = await _kept_sessions16(group, chargers, readings)
+    for context, charger, pk in zip(contexts, chargers, pks, strict=True):  # outside every stop's window
+        for wh, at in ((50_000_000, T0 - timedelta(days=1)), (60_000_000, T0 + timedelta(days=2))):
+            await _in(
+                context,
+                group,
+                meter_values_record,
+                charge_point_id=charger,
+                connector_id=1,
+                ocpp_transaction_id=str(pk),
+                samples=_register(wh, at),
+            )
     stops = [(2100, 30), (None, 30), (3150, 30)]
     together = await _one_batch(
         group,
