@@ -100,30 +100,30 @@ def _reading16(wh: int, at: datetime) -> list[dict[str, Any]]:
     return [
         {
             "timestamp": at.isoformat(),
-            "sampled_value": [{"value": str(wh), "measurand": "Energy.Active.Import.Register"}],
+            "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register"}],
         }
     ]
 
 
 def _event201(kind: str, tx: str, seq_no: int, wh: int, at: datetime) -> dict[str, Any]:
     payload: dict[str, Any] = {
-        "event_type": kind,
+        "eventType": kind,
         "timestamp": at.isoformat(),
-        "trigger_reason": "MeterValuePeriodic",
-        "seq_no": seq_no,
-        "transaction_info": {"transaction_id": tx, "charging_state": "Charging"},
-        "evse": {"id": 1, "connector_id": 1},
-        "meter_value": [
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": tx, "chargingState": "Charging"},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [
             {
                 "timestamp": at.isoformat(),
-                "sampled_value": [
+                "sampledValue": [
                     {"value": wh, "context": "Transaction.Begin" if kind == "Started" else "Sample.Periodic"}
                 ],
             }
         ],
     }
     if kind == "Ended":
-        payload["transaction_info"]["stopped_reason"] = "Local"
+        payload["transactionInfo"]["stoppedReason"] = "Local"
     return payload
 
 

@@ -8,6 +8,7 @@ the same services stubbed: the frames they send and the service calls they make 
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -480,8 +481,20 @@ async def _outcome(router_class: type[OcppRouter], action: str, payload: Any, ca
     connection = Recording()
     router = router_class("CP-FAST", connection)
     router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
+    handler_answer, payloads = router._handler_answer, []
+
+    async def answer_of_unchanged_payload(route: Any, msg: Any) -> Any:
+        """The handler's answer; the payload it was handed must be the same after (never changed)."""
+        before = copy.deepcopy(msg.payload)
+        try:
+            return await handler_answer(route, msg)
+        finally:
+            payloads.append((before, msg.payload))
+
+    router._handler_answer = answer_of_unchanged_payload  # type: ignore[method-assign]
     calls.clear()
     await router.route_message(json.dumps([2, "u1", action, payload]))
+    assert all(before == after for before, after in payloads)
     return connection.sent, list(calls)
 
 
