@@ -7,8 +7,8 @@ throttle's script itself). A ``HeldClients`` lends a client that holds one conne
 (``single_connection_client``) for one use, then keeps it for the next: the pool's work is done
 once per client, not per command. Clients are made when none is free, so as many are held as uses
 ran at once, of which at most ``idle_most`` stay held between uses (the others give their
-connection back to the pool). A client's connection that broke is reconnected by redis-py on its
-next command, as a pooled one is; a use that ends in an error drops its client.
+connection back to the pool). A held connection is checked as the pool checks the one it lends (one
+that Redis closed connects again), and a use that ends in an error drops its client.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 
 IDLE_MOST = 8
 
@@ -38,6 +38,8 @@ class HeldClients:
             client = self._idle.pop()
         except IndexError:
             client = Redis(connection_pool=self.pool, single_connection_client=True)
+        else:
+            _unready_dropped(client)
         try:
             yield client
         except BaseException:
@@ -52,3 +54,18 @@ class HeldClients:
             self._idle.append(client)
         else:
             client.close()  # its connection back to the pool
+
+
+def _unready_dropped(client: Redis) -> None:
+    """Disconnect a held client's connection that has something to read (closed by Redis, which
+    restarted, or an answer left unread), as the pool checks the connection it lends: the client's
+    next command connects again instead of failing or reading that answer."""
+    connection = client.connection
+    if connection is None:
+        return
+    try:
+        unready = connection.can_read()
+    except (RedisError, OSError):  # a connection error of redis-py or of the socket
+        unready = True
+    if unready:
+        connection.disconnect()
