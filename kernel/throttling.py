@@ -8,13 +8,12 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
-from redis import ConnectionPool
+from redis import ConnectionPool, Redis
 from redis.commands.core import Script
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from kernel.models import ApiKey
-from kernel.redis_clients import HeldClients
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +39,16 @@ return {logged + 1, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]}
 _HIT_SCRIPT = Script(None, _HIT.encode())  # type: ignore[arg-type]
 
 
-_held: dict[int, HeldClients] = {}
+_clients: dict[int, Redis] = {}
 
 
-def _held_clients(pool: ConnectionPool) -> HeldClients:
-    """The clients of a connection pool, kept per pool: Django's cache builds a new client per call,
-    whose setup (its response callbacks) cost more than the throttle's round trip, and each command
-    of a pooled client takes a connection from the pool and gives it back (``kernel.redis_clients``)."""
-    held = _held.get(id(pool))
-    if held is None or held.pool is not pool:
-        held = _held[id(pool)] = HeldClients(pool)
-    return held
+def _client(pool: ConnectionPool) -> Redis:
+    """One client per connection pool: Django's cache builds a new one per call, whose setup
+    (its response callbacks) cost more than the throttle's round trip."""
+    client = _clients.get(id(pool))
+    if client is None or client.connection_pool is not pool:
+        client = _clients[id(pool)] = Redis(connection_pool=pool)
+    return client
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
@@ -86,19 +84,18 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         key = cache.make_and_validate_key("log-" + self.get_cache_key(request, view))
         self.now = self.timer()
         # The pool the cache writes with, without the client ``get_client`` would build around it.
-        pool = cache._cache._get_connection_pool(write=True)  # type: ignore[attr-defined]  # private, unstubbed
-        with _held_clients(pool).client() as client:
-            logged, oldest = _HIT_SCRIPT(
-                keys=[key],
-                args=[
-                    repr(self.now),
-                    repr(self.now - self.duration),
-                    self.num_requests,
-                    secrets.token_hex(8),
-                    self.duration * 1000,
-                ],
-                client=client,
-            )
+        client = _client(cache._cache._get_connection_pool(write=True))  # type: ignore[attr-defined]  # private, unstubbed
+        logged, oldest = _HIT_SCRIPT(
+            keys=[key],
+            args=[
+                repr(self.now),
+                repr(self.now - self.duration),
+                self.num_requests,
+                secrets.token_hex(8),
+                self.duration * 1000,
+            ],
+            client=client,
+        )
         self._logged, self._oldest = int(logged), float(oldest)
         return self._logged <= self.num_requests
 

@@ -35,14 +35,12 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis import BlockingConnectionPool as SyncBlockingConnectionPool
-from redis import RedisError
+from redis import Redis, RedisError
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry as SyncRetry
-
-from kernel.redis_clients import HeldClients
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +99,13 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._buffered: dict[str, list[dict[str, Any]]] = {}
         self._receiver: asyncio.Task[None] | None = None
-        self._blocking: HeldClients | None = None  # the synchronous clients (``_blocking_clients``)
+        self._blocking: Redis | None = None  # the synchronous client (``_blocking_client``)
         self._blocking_lock = threading.Lock()
         # Threads in ``receive_blocking`` each hold a connection of the synchronous pool: at most
         # half of it (sends always find one); a caller that finds none free waits through the
         # event loop's receiver instead (``commands.rpc``), which holds no connection per wait.
         pool_size = int(dict(self.hosts[0]).get("max_connections", 2 * _BLOCKING_WAITERS_MOST)) if self.hosts else 2
-        self._blocking_waiters_most = max(1, min(_BLOCKING_WAITERS_MOST, pool_size // 2))
-        self.blocking_waiters = threading.BoundedSemaphore(self._blocking_waiters_most)
+        self.blocking_waiters = threading.BoundedSemaphore(max(1, min(_BLOCKING_WAITERS_MOST, pool_size // 2)))
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
@@ -161,9 +158,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
     def send_blocking(self, channel: str, message: dict[str, Any]) -> None:
         """``send`` from a thread, in one round trip; raises ``ChannelFull`` at capacity."""
         _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
-        with self._blocking_clients().client() as client:
-            sent = _SEND_SCRIPT_SYNC(keys=[key], args=args, client=client)
-        if not sent:
+        if not _SEND_SCRIPT_SYNC(keys=[key], args=args, client=self._blocking_client()):
             raise ChannelFull()
 
     def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None:
@@ -171,12 +166,11 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         this thread; None if none came. While Redis is away it waits on (as a process-local
         receive does) until the time is up."""
         assert "!" not in channel, "a process-local channel is received by the event loop's receiver"
-        clients, key = self._blocking_clients(), self.prefix + channel
+        client, key = self._blocking_client(), self.prefix + channel
         deadline = time.monotonic() + timeout
         while (remaining := round(deadline - time.monotonic(), 3)) > 0:
             try:
-                with clients.client() as client:
-                    popped = client.bzpopmin(key, timeout=min(remaining, _BLOCKING_POP_MOST))
+                popped = client.bzpopmin(key, timeout=min(remaining, _BLOCKING_POP_MOST))
             except RedisError as error:
                 logger.warning("channel layer unavailable (%r); waiting on", error)
                 time.sleep(min(_RETRY_FIRST, remaining))
@@ -186,13 +180,9 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
                 return message
         return None
 
-    def _blocking_clients(self) -> HeldClients:
-        """The process's synchronous clients of the (one) host, with its pool size, timeouts and
-        health check, each keeping its connection between uses (``kernel.redis_clients``: a
-        command's send and its replies' pops take none from the pool); made on first use. As many
-        stay held as threads may wait at once (``blocking_waiters``), within half of the pool."""
-        if (clients := self._blocking) is not None:
-            return clients
+    def _blocking_client(self) -> Redis:
+        """The process's synchronous client of the (one) host, with its pool size, timeouts and
+        health check; made on first use."""
         with self._blocking_lock:
             if self._blocking is None:
                 host = dict(self.hosts[0])
@@ -200,7 +190,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
                 pool = SyncBlockingConnectionPool.from_url(
                     host["address"], retry=SyncRetry(ExponentialBackoff(cap=1.0, base=0.1), retries=3), **options
                 )
-                self._blocking = HeldClients(pool, idle_most=self._blocking_waiters_most)
+                self._blocking = Redis(connection_pool=pool)
             return self._blocking
 
     def receive(self, channel: str) -> Awaitable[dict[str, Any]]:
