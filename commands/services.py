@@ -23,6 +23,7 @@ from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.api_keys import api_key_active_check, api_key_still_active
 from kernel.models import ApiKey
 from kernel.plain_sql import (
+    bound_cursor,
     columns_of,
     instance_insert_selecting,
     instance_inserted,
@@ -219,7 +220,7 @@ def _command_recorded_at_once(request: CommandRequest, action: str) -> Command:
     if (unchecked := _key_to_check(request)) is not None:
         key_active, key_params = api_key_active_check(api_key=unchecked)
     statement = _RECORD_AT_ONCE.format(key_active=key_active, insert=insert)
-    with connection.cursor() as cursor:
+    with bound_cursor() as cursor:
         cursor.execute(statement, [request.charge_point_id, *key_params, *values, request.ocpp_version])
         row = cursor.fetchone()
     assert row is not None

@@ -624,19 +624,23 @@ def instance_insert_selecting(instance: Model, *, source: str, selected: dict[st
     the caller's (a CTE that ends it with a WHERE and RETURNING): the fields named in ``selected``
     (attname: an SQL expression over ``source``) come from there, the others from the instance as
     the ORM saves them. Returns the text and its parameters. The instance needs its primary key;
-    the caller marks it ``instance_saved`` once the row is in."""
-    db = connections[DEFAULT_DB_ALIAS]
-    meta, quote = instance._meta, db.ops.quote_name
-    columns, expressions, values = [], [], []
-    for field in meta.local_concrete_fields:
-        columns.append(quote(column_of(field)))
-        if field.attname in selected:
-            expressions.append(selected[field.attname])
-        else:
-            expressions.append("%s")
-            values.append(field.get_db_prep_save(field.pre_save(instance, True), db))
-    statement = f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) SELECT {', '.join(expressions)}"
-    return f"{statement} FROM {source}", values
+    the caller marks it ``instance_saved`` once the row is in. The text is built once per model,
+    source and selection (``_insert_selecting_of``)."""
+    fields, statement = _insert_selecting_of(type(instance), source, tuple(selected.items()))
+    db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
+    return statement, [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
+
+
+@lru_cache(maxsize=64)
+def _insert_selecting_of(
+    model: type[Model], source: str, selected: tuple[tuple[str, str], ...]
+) -> tuple[tuple[Field[Any, Any], ...], str]:
+    """``instance_insert_selecting``'s fields given as parameters, in order, and its text."""
+    meta, quote, expression_of = model._meta, connection.ops.quote_name, dict(selected)
+    columns = ", ".join(quote(column_of(field)) for field in meta.local_concrete_fields)
+    expressions = ", ".join(expression_of.get(field.attname, "%s") for field in meta.local_concrete_fields)
+    fields = tuple(field for field in meta.local_concrete_fields if field.attname not in expression_of)
+    return fields, f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {expressions} FROM {source}"
 
 
 def instance_saved(instance: Model) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import psycopg
 import pytest
 from django.core.cache import cache
 from django.db import connection
@@ -34,6 +35,30 @@ def test_a_command_after_the_first_is_recorded_and_completed_in_two_statements(a
     # The key's check, the charger's read and the INSERT in one statement; the outcome's UPDATE.
     assert len(statements.captured_queries) == 2, [query["sql"][:80] for query in statements.captured_queries]
     assert [command.state for command in Command.objects.all()] == [CommandState.NOT_CONNECTED] * 2
+
+
+def test_the_statement_that_records_a_command_is_bound_by_the_server(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    cursors = []
+
+    def noted(execute, sql, params, many, context):
+        if "INSERT INTO" in sql:
+            cursors.append(type(context["cursor"].cursor))
+        return execute(sql, params, many, context)
+
+    assert reset(api_client) == 503
+    with connection.execute_wrapper(noted):
+        assert reset(api_client) == 503
+    assert cursors == [psycopg.Cursor]  # not Django's ClientCursor (issue 15)
+    first, second = Command.objects.order_by("created_at")
+    assert (second.request, second.warnings, second.ocpp_version, second.action, second.charge_point_id) == (
+        RESET,
+        [],
+        "1.6",
+        "Reset",
+        first.charge_point_id,
+    )
+    assert second.api_key_id == first.api_key_id is not None and second.created_at > first.created_at
 
 
 @pytest.mark.parametrize(
