@@ -45,10 +45,7 @@ meets the close as any abandoned handshake (its attach is skipped unless its bat
 **No pretty-printed configuration per connection.** autobahn's ``_connectionMade`` copies the
 factory's options onto each protocol and builds a ``pprint.pformat`` of them for a debug log line,
 whether or not debug is logged (about 8 % of a reconnect storm's CPU). The options are copied here
-first, so autobahn's loop has nothing left to list. And they are copied once per factory, not per
-connection: after its first connection the factory builds its protocols from a subclass that holds
-its options (``_with_options``), so an idle connection's attribute dict holds 70 entries, not 99
-(1.6 KB instead of 3.3 KB); a connection made after the factory's options changed takes its own.
+first, so autobahn's loop has nothing left to list.
 
 **No coloured debug text per frame.** autobahn's ``dataReceived`` and ``sendData`` pass
 ``hltype(...)`` and ``hlval(...)`` to ``log.debug`` for every frame, and those build their
@@ -381,21 +378,13 @@ def _late_answered_busy(check_timeouts: Callable[[Any], None]) -> Callable[[Any]
 
 def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
     """autobahn's ``WebSocketServerProtocol._connectionMade`` without the pretty-printed options:
-    they are taken from the factory first, as autobahn would (an option set on the protocol stays),
-    so autobahn's loop over ``CONFIG_ATTRS`` runs over none and formats an empty list. A protocol
-    whose class holds the factory's current options (``_with_options``) takes them from its class;
-    any other copies them, and its factory builds the next ones from such a class."""
+    they are copied from the factory first, as autobahn would (an option set on the protocol
+    stays), so autobahn's loop over ``CONFIG_ATTRS`` runs over none and formats an empty list."""
 
     def connection_made_quietly(protocol: Any) -> None:
-        factory = protocol.factory
-        options = {name: getattr(factory, name) for name in protocol.CONFIG_ATTRS}
-        if type(protocol).__dict__.get("_factory_options") != options:
-            own = vars(protocol)
-            for name, value in options.items():
-                if name not in own:  # autobahn's classes define none of them (tested)
-                    setattr(protocol, name, value)
-            if factory.protocol in (type(protocol), _plain(type(protocol))):
-                factory.protocol = _with_options(_plain(type(protocol)), options)
+        for name in protocol.CONFIG_ATTRS:
+            if not hasattr(protocol, name):
+                setattr(protocol, name, getattr(protocol.factory, name))
         protocol.CONFIG_ATTRS = ()
         try:
             connection_made(protocol)
@@ -403,16 +392,6 @@ def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
             del protocol.CONFIG_ATTRS  # the class's again
 
     return connection_made_quietly
-
-
-def _plain(protocol_class: type) -> type:
-    """The protocol class ``_with_options`` built ``protocol_class`` from (itself if it was not)."""
-    return protocol_class.__bases__[0] if "_factory_options" in protocol_class.__dict__ else protocol_class
-
-
-def _with_options(protocol_class: type, options: dict[str, Any]) -> type:
-    """A subclass of ``protocol_class`` with a factory's ``options`` as class attributes."""
-    return type(protocol_class.__name__, (protocol_class,), {**options, "_factory_options": options})
 
 
 class LazyText:

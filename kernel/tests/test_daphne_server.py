@@ -424,32 +424,3 @@ async def test_an_upgrade_read_at_once_beyond_the_cap_is_refused_503_before_any_
     scopes, written, protocol, requests = await _upgraded(_UPGRADE, at_once=True)
     assert scopes == [] and protocol is None and requests == 0
     assert written.startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ")
-
-
-def test_after_its_first_connection_a_factory_s_options_are_its_protocols_class_s_not_each_connection_s():
-    class Quiet(WebSocketServerProtocol):
-        _connectionMade = daphne_server._quietly(WebSocketServerProtocol._connectionMade)  # noqa: N815 (autobahn's name)
-
-    assert not [name for name in Quiet.CONFIG_ATTRS if hasattr(Quiet, name)]  # copied by autobahn: none is the class's
-    factory = WebSocketServerFactory()
-    factory.protocol = Quiet
-    factory.setProtocolOptions(autoPingInterval=7, openHandshakeTimeout=3)
-    first = factory.buildProtocol(None)
-    first.makeConnection(StringTransport())
-    second = factory.buildProtocol(None)
-    second.autoPingTimeout = 2  # set on the protocol: kept
-    second.makeConnection(StringTransport())
-    factory.setProtocolOptions(autoPingInterval=9)
-    third = factory.buildProtocol(None)
-    third.makeConnection(StringTransport())
-
-    assert isinstance(second, Quiet) and type(second).__name__ == "Quiet"
-    assert vars(first)["autoPingInterval"] == 7
-    assert [name for name in Quiet.CONFIG_ATTRS if name in vars(second)] == ["autoPingTimeout"]
-    assert (second.autoPingInterval, second.openHandshakeTimeout, second.autoPingTimeout) == (7, 3, 2)
-    assert vars(third)["autoPingInterval"] == 9 and second.autoPingInterval == 7  # its own, as autobahn copies
-    fourth = factory.buildProtocol(None)
-    fourth.makeConnection(StringTransport())
-    assert "autoPingInterval" not in vars(fourth) and fourth.autoPingInterval == 9
-    for protocol in (first, second, third, fourth):
-        assert protocol.state == WebSocketServerProtocol.STATE_CONNECTING
