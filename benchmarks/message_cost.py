@@ -53,6 +53,9 @@ class Run:
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids)
 
+    async def closed(self) -> None:
+        await asyncio.gather(*(c.websocket.close() for c in self.chargers if c.websocket is not None))
+
     async def idle_baseline(self, warm_up: float = 5.0, seconds: float = 3.0) -> None:
         await asyncio.sleep(warm_up)  # the server is still settling right after it first answers
         before = self.cpu()
@@ -92,9 +95,13 @@ class Run:
             await self.phase(f"{names[1]} ({version})", version, lambda c: self.call(c, c.frame_for("meter")))
         await self.phase(f"{names[2]} ({version})", version, lambda c: self.call(c, c.frame_for("stop")))
 
-    async def run(self, rounds: int, readings: int) -> dict[str, Any]:
+    async def run(self, rounds: int, readings: int, connect_rounds: int = 1) -> dict[str, Any]:
         await self.idle_baseline()
-        await self.phase("connect (handshake)", None, lambda c: c.open())
+        for n in range(connect_rounds):
+            if n:  # closed between rounds, not counted
+                await self.closed()
+                await asyncio.sleep(self.settle)
+            await self.phase("connect (handshake)", None, lambda c: c.open())
         for _ in range(rounds):
             for version in ("1.6", "2.0.1"):
                 await self.phase(f"BootNotification ({version})", version, lambda c: self.call(c, c.boot()))
@@ -104,9 +111,7 @@ class Run:
                 await self.phase(f"Heartbeat ({version})", version, lambda c: self.call(c, ("Heartbeat", {})))
                 await self.phase(f"Authorize ({version})", version, lambda c: self.call(c, c.frame_for("authorize")))
                 await self.session(version, readings)
-        for charger in self.chargers:
-            if charger.websocket is not None:
-                await charger.websocket.close()
+        await self.closed()
         return {
             "idle_cpu_ms_per_s": round(self.idle_cpu_per_s * 1000, 2),
             "rows": {
@@ -119,7 +124,7 @@ class Run:
 
 
 def measure(pid: int, port: int, fleet_ids: list[tuple[str, str]], args: argparse.Namespace) -> dict[str, Any]:
-    return asyncio.run(Run(pid, port, fleet_ids, args.settle).run(args.rounds, args.readings))
+    return asyncio.run(Run(pid, port, fleet_ids, args.settle).run(args.rounds, args.readings, args.connect_rounds))
 
 
 def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
@@ -154,6 +159,9 @@ def main() -> None:
     parser.add_argument("--chargers", type=int, default=200)
     parser.add_argument("--port", type=int, default=18300, help="our server's port; the echo server's is 90 above")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--connect-rounds", type=int, default=1, help="handshakes of every charger for the connect row (closed between)"
+    )
     parser.add_argument("--readings", type=int, default=4, help="meter readings per session")
     parser.add_argument("--settle", type=float, default=1.5, help="s after each phase for buffered writes")
     parser.add_argument("--server", choices=sorted(SERVERS), default="daphne")

@@ -21,6 +21,15 @@ been accepting handshakes (measured over the last seconds), and its ``Retry-Afte
 the time to that slot (at most ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it
 come back about as fast as they can be taken instead of all within 5-15 s to be refused again.
 
+**An upgrade request parsed once.** daphne hands an upgrade to autobahn only after Twisted's HTTP
+channel has parsed it into a ``Request`` (line by line, a ``Headers`` object, a deferred), and then
+rebuilds its bytes for autobahn to parse again: about a sixth of a connect burst's event loop. A
+first read that is, whole and alone, a plain ``GET`` upgrade to ``websocket`` (``upgrade_request``:
+CRLF lines, token names, visible ASCII values, each header once, no body, within Twisted's header
+size limit) goes straight to the gate and then to autobahn as it came; autobahn parses it (its own
+strict parse) and answers it as before. Anything else (split over reads, a body, a repeated header,
+obs-text, TLS, a channel that already read something) takes Twisted's and daphne's path unchanged.
+
 **A handshake that outlives ``CSMS_HANDSHAKE_TIMEOUT`` is answered 503 too.** daphne's connect
 timeout (``--websocket_connect_timeout``, 5 s) rejected a handshake its application had not accepted
 in time with ``403 Access denied``, and autobahn's opening-handshake timeout (the same 5 s) dropped
@@ -70,6 +79,7 @@ import importlib
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from functools import partial, wraps
@@ -208,11 +218,11 @@ class HandshakeGate:
         self._next_turn = turn + 1 / rate
         return min(max(jittered, math.ceil(turn - now)), cap)
 
-    def refuse(self, request: Any) -> None:
-        """Answer the upgrade ``request`` (a daphne ``WebRequest``) 503 with a Retry-After (turn_in)
-        and close the connection: the bytes written straight to the transport, without Twisted's
-        response machinery (header objects, access log), which cost a storm more than the refusal."""
-        transport = request.channel.transport
+    def refuse(self, transport: Any) -> None:
+        """Answer an upgrade request read from ``transport`` (its HTTP channel's) 503 with a
+        Retry-After (turn_in) and close the connection: the bytes written straight to the transport,
+        without Twisted's response machinery (header objects, access log), which cost a storm more
+        than the refusal."""
         transport.write(self._busy_response())
         transport.loseConnection()
 
@@ -262,11 +272,84 @@ def _process_unless_busy(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         gate: HandshakeGate | None = getattr(request.server, "handshake_gate", None)
         upgrade = request.requestHeaders.getRawHeaders(b"Upgrade")
         if gate is not None and upgrade and upgrade[0].lower() == b"websocket" and gate.full():
-            gate.refuse(request)
+            gate.refuse(request.channel.transport)
             return None
         return process(request)
 
     return process_unless_busy
+
+
+# A plain upgrade request: its request line and header lines as Twisted's channel, daphne's checks
+# and autobahn's strict parse all take them (token names, values of SP, HTAB and visible ASCII).
+_UPGRADE_REQUEST = re.compile(
+    rb"GET (/[\x21-\x7e]*) HTTP/1\.1\r\n((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n){1,100})\r\n"
+)
+_BODY_HEADERS = (b"content-length", b"transfer-encoding")
+
+
+def upgrade_request(data: bytes) -> bytes | None:
+    """The query string of ``data`` (b"" if none) when it is, whole and alone, a plain upgrade
+    request to ``websocket`` (``_UPGRADE_REQUEST``, each header once, none announcing a body), which
+    Twisted's HTTP channel and daphne would hand to autobahn unchanged but for the names' case; None
+    for anything else."""
+    match = _UPGRADE_REQUEST.fullmatch(data)
+    if match is None:
+        return None
+    names: set[bytes] = set()
+    upgrade = b""
+    for line in match[2].split(b"\r\n")[:-1]:
+        name, _, value = line.partition(b":")
+        name = name.lower()
+        if name in names or name in _BODY_HEADERS:
+            return None
+        names.add(name)
+        if name == b"upgrade":
+            upgrade = value.strip(b" \t")
+    if upgrade.lower() != b"websocket":
+        return None
+    _, _, query = match[1].partition(b"?")
+    return query
+
+
+def _upgraded_at_once(data_received: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
+    """Twisted's ``HTTPChannel.dataReceived``, with a daphne channel's first read that is a plain
+    upgrade request (``upgrade_request``) handed to the gate and then to autobahn without the HTTP
+    parse: what daphne's ``WebRequest.process`` does for an upgrade, on the bytes as they came."""
+
+    @wraps(data_received)
+    def data_received_upgrading(channel: Any, data: bytes) -> None:
+        from twisted.protocols.policies import ProtocolWrapper
+
+        server = getattr(channel.factory, "server", None)
+        gate: HandshakeGate | None = getattr(server, "handshake_gate", None)
+        transport = channel.transport
+        query = (
+            upgrade_request(data)
+            if (
+                gate is not None
+                and len(data) <= channel.totalHeadersSize
+                and not channel.requests  # nothing read before: no request, no partial line
+                and not channel._buffer
+                and channel.line_mode
+                and not isinstance(transport, ProtocolWrapper)  # TLS: daphne's own path
+            )
+            else None
+        )
+        if query is None:
+            data_received(channel, data)
+            return
+        assert gate is not None and server is not None
+        channel.setTimeout(None)  # as the channel does once a request is read: the socket is not its any more
+        if gate.full():
+            gate.refuse(transport)
+            return
+        protocol = server.ws_factory.buildProtocol(transport.getPeer())
+        protocol._raw_query_string = query
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        protocol.dataReceived(data)
+
+    return data_received_upgrading
 
 
 # autobahn's opening-handshake timeout, past daphne's connect timeout by this much: daphne's check
@@ -413,6 +496,7 @@ def daphne_server_install() -> None:
     from daphne.http_protocol import WebRequest
     from daphne.ws_protocol import WebSocketProtocol
     from twisted.internet import tcp
+    from twisted.web.http import HTTPChannel
 
     class Server(server.Server):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -442,11 +526,16 @@ def daphne_server_install() -> None:
 
     cli.CommandLineInterface.server_class = Server
     WebRequest.process = _process_unless_busy(WebRequest.process)
+    if not hasattr(HTTPChannel.dataReceived, "__wrapped__"):  # not yet installed
+        HTTPChannel.dataReceived = _upgraded_at_once(HTTPChannel.dataReceived)  # type: ignore[method-assign]
     if not hasattr(WebSocketProtocol.check_timeouts, "__wrapped__"):  # not yet installed
         WebSocketProtocol.check_timeouts = wraps(WebSocketProtocol.check_timeouts)(
             _late_answered_busy(WebSocketProtocol.check_timeouts)
         )
-    WebSocketProtocol._connectionMade = _quietly(WebSocketProtocol._connectionMade)
+    if not hasattr(WebSocketProtocol._connectionMade, "__wrapped__"):  # not yet installed
+        WebSocketProtocol._connectionMade = wraps(WebSocketProtocol._connectionMade)(
+            _quietly(WebSocketProtocol._connectionMade)
+        )
     if not hasattr(WebSocketProtocol.dataReceived, "__wrapped__"):  # not yet installed
         WebSocketProtocol.dataReceived = _frames_read_plainly(WebSocketProtocol.dataReceived)
     _autobahn_debug_text_lazy()

@@ -326,3 +326,101 @@ def test_a_handshake_whose_application_already_ended_is_answered_late_without_ta
     gate.refuse_late(protocol)
     assert protocol.sent[0].startswith(b"HTTP/1.1 503")
     assert gate.in_progress() == 0
+
+
+_UPGRADE = (
+    b"GET /ocpp/1.6/CP-1?x=1 HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+    b"Sec-WebSocket-Protocol: ocpp1.6\r\nAuthorization: Basic Q1AtMTpzZWNyZXQ=\r\n\r\n"
+)
+
+
+def test_a_plain_upgrade_request_is_read_with_its_query_string():
+    assert daphne_server.upgrade_request(_UPGRADE) == b"x=1"
+    assert daphne_server.upgrade_request(_UPGRADE.replace(b"?x=1", b"")) == b""
+    assert daphne_server.upgrade_request(_UPGRADE.replace(b"Upgrade: websocket", b"upgrade:WebSocket ")) == b"x=1"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _UPGRADE[:-2],  # not whole: the rest comes in a later read
+        _UPGRADE + b"\x81\x05hello",  # more than the request
+        _UPGRADE.replace(b"GET", b"POST"),
+        _UPGRADE.replace(b"HTTP/1.1", b"HTTP/1.0"),
+        _UPGRADE.replace(b"Upgrade: websocket", b"Upgrade: h2c"),
+        _UPGRADE.replace(b"Upgrade: websocket\r\n", b""),
+        _UPGRADE.replace(b"Host:", b"Content-Length: 0\r\nHost:"),
+        _UPGRADE.replace(b"Host:", b"Transfer-Encoding: chunked\r\nHost:"),
+        _UPGRADE.replace(b"Host:", b"upgrade: websocket\r\nHost:"),  # a header twice
+        _UPGRADE.replace(b"Connection: Upgrade\r\n", b"Connection: Upgrade\r\n keep-alive\r\n"),  # obs-fold
+        _UPGRADE.replace(b"Host:", b"Host :"),  # space before the colon
+        _UPGRADE.replace(b"Host:", b"Ho st:"),
+        _UPGRADE.replace(b"127.0.0.1", "caf\u00e9".encode()),  # obs-text
+        _UPGRADE.replace(b"/ocpp/1.6/CP-1", "/ocpp/1.6/CP-\u00e9".encode()),
+        _UPGRADE.replace(b"\r\nHost", b"\nHost"),  # a bare LF
+        _UPGRADE.replace(b"127.0.0.1", b"127.0.0.1\x00"),
+    ],
+)
+def test_anything_but_a_plain_upgrade_request_alone_takes_the_http_parse(data):
+    assert daphne_server.upgrade_request(data) is None
+
+
+async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, object]], bytes, object, int]:
+    """A daphne server's channel reading ``data`` (our path or Twisted's and daphne's), its
+    application accepting: the scopes it was given, what was written, the transport's protocol,
+    the HTTP requests the channel made."""
+    from daphne import cli
+    from daphne.http_protocol import HTTPFactory
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet.address import IPv4Address
+    from twisted.web.http import HTTPChannel
+
+    daphne_server.daphne_server_install()
+    scopes: list[dict[str, object]] = []
+
+    async def application(scope, receive, send):
+        scopes.append(scope)
+        await send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
+
+    server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    server.ws_factory = WebSocketFactory(server, server=server.server_name)
+    server.ws_factory.setProtocolOptions(allowNullOrigin=True, openHandshakeTimeout=0)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    channel = server.http_factory.buildProtocol(transport.getPeer())
+    channel.makeConnection(transport)
+    if at_once:
+        channel.dataReceived(data)
+    else:
+        HTTPChannel.dataReceived.__wrapped__(channel._channel, data)  # type: ignore[attr-defined]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    entries = server.connections.values()
+    instances = [entry["application_instance"] for entry in entries if "application_instance" in entry]
+    for instance in instances:
+        instance.cancel()
+    for instance in instances:
+        with contextlib.suppress(asyncio.CancelledError):
+            await instance
+    return scopes, transport.value(), getattr(transport, "protocol", None), len(channel._channel.requests)
+
+
+async def test_an_upgrade_read_at_once_gives_the_application_and_the_charger_what_daphne_s_path_gives():
+    ours, written, protocol, requests = await _upgraded(_UPGRADE, at_once=True)
+    theirs, written_theirs, protocol_theirs, requests_theirs = await _upgraded(_UPGRADE, at_once=False)
+    assert (requests, requests_theirs) == (0, 1)  # no HTTP request parsed on ours
+    assert type(protocol).__name__ == type(protocol_theirs).__name__ == "WebSocketProtocol"
+    assert written == written_theirs and written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert len(ours) == len(theirs) == 1
+    assert ours[0] == theirs[0]
+    assert ours[0]["query_string"] == b"x=1" and ours[0]["path"] == "/ocpp/1.6/CP-1"
+    assert (b"authorization", b"Basic Q1AtMTpzZWNyZXQ=") in ours[0]["headers"]
+
+
+async def test_an_upgrade_read_at_once_beyond_the_cap_is_refused_503_before_any_application(monkeypatch):
+    monkeypatch.setattr(daphne_server.HandshakeGate, "full", lambda self: True)
+    scopes, written, protocol, requests = await _upgraded(_UPGRADE, at_once=True)
+    assert scopes == [] and protocol is None and requests == 0
+    assert written.startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ")
