@@ -330,6 +330,8 @@ def _upgraded_at_once(data_received: Callable[[Any, bytes], None]) -> Callable[[
                 and len(data) <= channel.totalHeadersSize
                 and not channel.requests  # nothing read before: no request, no partial line
                 and not channel._buffer
+                and not channel._handlingRequest
+                and not channel._busyReceiving  # not re-entered from the channel's own read loop
                 and channel.line_mode
                 and not isinstance(transport, ProtocolWrapper)  # TLS: daphne's own path
             )
@@ -345,6 +347,9 @@ def _upgraded_at_once(data_received: Callable[[Any, bytes], None]) -> Callable[[
             return
         protocol = server.ws_factory.buildProtocol(transport.getPeer())
         protocol._raw_query_string = query
+        # The channel leaves the transport (as Twisted's switch to HTTP/2 does): registered, it
+        # would pause the transport's reads whenever a slow charger's send buffer fills.
+        channel._networkProducer.unregisterProducer()
         transport.protocol = protocol
         protocol.makeConnection(transport)
         protocol.dataReceived(data)

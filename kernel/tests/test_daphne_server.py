@@ -366,10 +366,11 @@ def test_anything_but_a_plain_upgrade_request_alone_takes_the_http_parse(data):
     assert daphne_server.upgrade_request(data) is None
 
 
-async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, object]], bytes, object, int]:
+async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, object]], bytes, object, int, str]:
     """A daphne server's channel reading ``data`` (our path or Twisted's and daphne's), its
     application accepting: the scopes it was given, what was written, the transport's protocol,
-    the HTTP requests the channel made."""
+    the HTTP requests the channel made, and whether the transport still reads once its send
+    buffer filled (``producing``; a producer still registered on it is asked to pause)."""
     from daphne import cli
     from daphne.http_protocol import HTTPFactory
     from daphne.ws_protocol import WebSocketFactory
@@ -404,13 +405,17 @@ async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, objec
     for instance in instances:
         with contextlib.suppress(asyncio.CancelledError):
             await instance
-    return scopes, transport.value(), getattr(transport, "protocol", None), len(channel._channel.requests)
+    if transport.producer is not None and not transport.disconnecting:
+        transport.producer.pauseProducing()
+    protocol = getattr(transport, "protocol", None)
+    return scopes, transport.value(), protocol, len(channel._channel.requests), transport.producerState
 
 
 async def test_an_upgrade_read_at_once_gives_the_application_and_the_charger_what_daphne_s_path_gives():
-    ours, written, protocol, requests = await _upgraded(_UPGRADE, at_once=True)
-    theirs, written_theirs, protocol_theirs, requests_theirs = await _upgraded(_UPGRADE, at_once=False)
+    ours, written, protocol, requests, reading = await _upgraded(_UPGRADE, at_once=True)
+    theirs, written_theirs, protocol_theirs, requests_theirs, reading_theirs = await _upgraded(_UPGRADE, at_once=False)
     assert (requests, requests_theirs) == (0, 1)  # no HTTP request parsed on ours
+    assert reading == reading_theirs == "producing"  # a slow reader's full send buffer never stops our reads
     assert type(protocol).__name__ == type(protocol_theirs).__name__ == "WebSocketProtocol"
     assert written == written_theirs and written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert len(ours) == len(theirs) == 1
@@ -421,6 +426,6 @@ async def test_an_upgrade_read_at_once_gives_the_application_and_the_charger_wha
 
 async def test_an_upgrade_read_at_once_beyond_the_cap_is_refused_503_before_any_application(monkeypatch):
     monkeypatch.setattr(daphne_server.HandshakeGate, "full", lambda self: True)
-    scopes, written, protocol, requests = await _upgraded(_UPGRADE, at_once=True)
+    scopes, written, protocol, requests, _ = await _upgraded(_UPGRADE, at_once=True)
     assert scopes == [] and protocol is None and requests == 0
     assert written.startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ")
