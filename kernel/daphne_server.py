@@ -268,6 +268,7 @@ def retry_after_seconds() -> int:
 def _process_unless_busy(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """daphne's ``WebRequest.process``, with an upgrade to WebSocket beyond the cap refused first."""
 
+    @wraps(process)
     def process_unless_busy(request: Any) -> Any:
         gate: HandshakeGate | None = getattr(request.server, "handshake_gate", None)
         upgrade = request.requestHeaders.getRawHeaders(b"Upgrade")
@@ -530,7 +531,8 @@ def daphne_server_install() -> None:
             await super().handle_reply(protocol, message)
 
     cli.CommandLineInterface.server_class = Server
-    WebRequest.process = _process_unless_busy(WebRequest.process)
+    if not hasattr(WebRequest.process, "__wrapped__"):  # not yet installed
+        WebRequest.process = _process_unless_busy(WebRequest.process)
     if not hasattr(HTTPChannel.dataReceived, "__wrapped__"):  # not yet installed
         HTTPChannel.dataReceived = _upgraded_at_once(HTTPChannel.dataReceived)  # type: ignore[method-assign]
     if not hasattr(WebSocketProtocol.check_timeouts, "__wrapped__"):  # not yet installed
