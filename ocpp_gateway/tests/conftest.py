@@ -1,4 +1,5 @@
-"""Fixtures of the gateway's fault tests: a PostgreSQL cluster of a test's own."""
+"""Fixtures of the gateway's tests: the statements a test sends, and for the fault tests a
+PostgreSQL cluster of a test's own."""
 
 from __future__ import annotations
 
@@ -11,12 +12,28 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from conftest import ROOT, free_port
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The text of every statement psycopg executes (every thread) while the test runs."""
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def recorded(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
+    yield sent
 
 
 @dataclass

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection
 
@@ -29,20 +28,6 @@ pytestmark = [
 ]
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The text of every statement psycopg executes (every thread) while the test runs."""
-    sent: list[str] = []
-    execute = psycopg.Cursor.execute
-
-    def recorded(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
-    yield sent
 
 
 async def _one_batch(*units: tuple[Callable[..., Any], dict[str, Any]]) -> list[Any]:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -39,20 +38,6 @@ _LEDGER_READ = 'FROM "chargepoints_metersample"'
 
 class Refused(Exception):
     pass
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The text of every statement psycopg executes (every thread) while the test runs."""
-    sent: list[str] = []
-    execute = psycopg.Cursor.execute
-
-    def recorded(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return execute(self, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
-    yield sent
 
 
 def _connection() -> contextvars.Context:
