@@ -42,8 +42,9 @@ def webhook_subscription_create(
 
 
 def iso_utc(value: datetime) -> str:
-    """A time in event data: ISO 8601 in UTC with ``Z``."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """A time in event data and the billing CSV: ISO 8601 in UTC with ``Z``, to the second, as the
+    REST API writes times (``REST_FRAMEWORK["DATETIME_FORMAT"]``)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[WebhookDelivery]:

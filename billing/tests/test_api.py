@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from django.test import AsyncRequestFactory
 from rest_framework.test import APIClient
 
+from billing.events import billing_record_created
 from billing.export import COLUMNS as EXPORT_COLUMNS
 from billing.models import BillingRecord, Tariff
 from billing.views import BillingRecordViewSet
@@ -331,6 +332,21 @@ def test_the_export_is_a_csv_attachment_with_one_row_per_record(api_client, thre
         "4.00",
         "false",
     ]
+
+
+def test_times_are_written_to_the_second_in_the_list_the_export_and_the_webhook(
+    api_client, register_charge_point, default_tariff
+):
+    """Chargers send milliseconds; the JSON list, the CSV and the event data all write the same text."""
+    register_charge_point("CP-A")
+    record = ended_session("CP-A", at=T0 + timedelta(microseconds=437_000))
+
+    listed = api_client.get("/api/v1/billing-records").json()["results"][0]
+    exported = dict(zip(EXPORT_COLUMNS, csv_rows(api_client.get("/api/v1/billing-records/export"))[1], strict=True))
+    event = billing_record_created(record)
+
+    assert listed["started_at"] == exported["started_at"] == "2026-05-01T10:00:00Z"
+    assert listed["stopped_at"] == exported["stopped_at"] == event["stopped_at"] == "2026-05-01T11:00:00Z"
 
 
 def test_the_export_takes_the_list_filters(api_client, three_records):
