@@ -52,6 +52,30 @@ RUN = uuid.uuid4().hex[:8]
 # back, so a charger of this run would now and then send an earlier run's start again (a few per
 # run of 1,000 chargers on one benchmark database). This run's meters start at a register of its own.
 METER_BASE = 1000 + int(RUN, 16) % 100_000 * 10
+# What a charger's configuration read answers (a few of the Core profile's keys; 2.0.1: the same
+# settings in the device model), so its reboots within CSMS_CONFIGURATION_REFRESH_MAX_AGE are not read.
+CONFIGURATION_KEYS = [
+    {"key": "HeartbeatInterval", "readonly": False, "value": "300"},
+    {"key": "MeterValueSampleInterval", "readonly": False, "value": "60"},
+    {"key": "MeterValuesSampledData", "readonly": False, "value": "Energy.Active.Import.Register,Power.Active.Import"},
+    {"key": "NumberOfConnectors", "readonly": True, "value": str(CONNECTORS)},
+    {"key": "ConnectionTimeOut", "readonly": False, "value": "60"},
+    {"key": "AuthorizeRemoteTxRequests", "readonly": False, "value": "true"},
+]
+DEVICE_MODEL_REPORT = [
+    {
+        "component": {"name": component},
+        "variable": {"name": variable},
+        "variableAttribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
+    }
+    for component, variable, value in (
+        ("OCPPCommCtrlr", "HeartbeatInterval", "300"),
+        ("SampledDataCtrlr", "TxUpdatedInterval", "60"),
+        ("SampledDataCtrlr", "TxUpdatedMeasurands", "Energy.Active.Import.Register,Power.Active.Import"),
+        ("TxCtrlr", "EVConnectionTimeOut", "60"),
+        ("AuthCtrlr", "AuthorizeRemoteStart", "true"),
+    )
+]
 SCRIPT = ["authorize", "start", "charging", *["meter"] * METER_READINGS, "stop", "available", "heartbeat"]
 
 
@@ -226,11 +250,31 @@ class Charger:
         async with asyncio.timeout(CALL_TIMEOUT):
             while True:
                 message = json.loads(await self.websocket.recv())  # type: ignore[union-attr]
-                if message[0] == 2:  # a command from the CSMS: refuse politely, keep waiting
-                    await self.websocket.send(json.dumps([4, message[1], "NotImplemented", "", {}]))  # type: ignore[union-attr]
+                if message[0] == 2:  # a command from the CSMS: answer it, keep waiting
+                    for frame in self.answers_to(message):
+                        await self.websocket.send(json.dumps(frame))  # type: ignore[union-attr]
                     self.stats.count["server_calls"] += 1
                 elif message[1] == unique_id:  # anything else is a late answer to a CALL that timed out
                     return message
+
+    def answers_to(self, call: list[Any]) -> list[list[Any]]:
+        """What the charger sends for a CALL of the CSMS: its configuration read as a real charger
+        answers it (both are mandatory: 1.6 GetConfiguration, 2.0.1 GetBaseReport, whose report
+        follows in one NotifyReport; its CALLRESULT is read and dropped as a late answer), any
+        other command ``NotImplemented``."""
+        unique_id, action, payload = call[1], call[2], call[3]
+        if action == "GetConfiguration" and self.version == "1.6":
+            return [[3, unique_id, {"configurationKey": CONFIGURATION_KEYS}]]
+        if action == "GetBaseReport" and self.version != "1.6":
+            report = {
+                "requestId": payload["requestId"],
+                "generatedAt": iso(self.clock),
+                "seqNo": 0,
+                "tbc": False,
+                "reportData": DEVICE_MODEL_REPORT,
+            }
+            return [[3, unique_id, {"status": "Accepted"}], [2, f"report-{unique_id}", "NotifyReport", report]]
+        return [[4, unique_id, "NotImplemented", "", {}]]
 
     @property
     def version_key(self) -> str:
