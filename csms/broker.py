@@ -37,3 +37,9 @@ class Channel(filesystem.Channel):
 
 class FilesystemTransport(filesystem.Transport):
     Channel = Channel
+
+    @property
+    def default_connection_params(self) -> dict[str, Any]:
+        """No host: the broker is a folder. kombu's default names ``localhost``, and every
+        connection and clone logged "No hostname was supplied" (each ``make run`` worker and beat)."""
+        return {"port": self.default_port, "hostname": None}

@@ -33,3 +33,9 @@ def test_a_message_is_in_the_queue_only_once_written(tmp_path, monkeypatch):
     assert visible_while_writing == []
     assert message.payload == {"task": "webhooks.tasks.deliver_due_webhooks"}
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
+def test_a_connection_does_not_warn_of_a_missing_hostname(tmp_path, caplog):
+    with connection(tmp_path) as conn:
+        conn.clone().connect()
+    assert not [record for record in caplog.records if "hostname" in record.getMessage()]
