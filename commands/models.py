@@ -66,8 +66,11 @@ class Command(models.Model):
 
     @property
     def requested_by(self) -> str:
+        """Who asked: ``api-key:<name>``, ``user:<username>`` (the admin), or ``csms`` for a command
+        the CSMS sends of its own accord (the configuration read after a boot, a site's limits, a
+        firmware campaign's wave)."""
         if self.api_key_id:
             return f"api-key:{self.api_key}"
         if self.user_id:
             return f"user:{self.user}"
-        return ""
+        return "csms"

@@ -42,6 +42,7 @@ def test_an_own_command_is_recorded_pending_without_warnings(register_charge_poi
         [],
     )
     assert (stored.charge_point_identity, stored.request, stored.api_key_id) == ("CP-1", {}, None)
+    assert stored.requested_by == "csms"
     assert stored.created_at == command.created_at and not command._state.adding
 
 
