@@ -10,7 +10,8 @@ instead of reading, and adds what its batch gathered for it, as a read does.
 Only a session kept by its connection (its saves guarded: a change since it was kept fails the
 batch's first pass) and only for the first unit of its charger in the batch (the group commit
 chooses): a unit of that charger before it may store readings of the session. What is read and
-not taken is dropped once its unit ran (``ledger_read_dropped``). The readings are as of the
+not taken is dropped once its unit ran (``ledger_read_dropped``). A batch holds at most
+``ROWS_READ_AT_MOST`` readings: beyond, none is answered. The readings are as of the
 batch's start, as ``start_reads``' answers are; a session kept is read without its lock anyway.
 PostgreSQL only; the batch's second pass (each unit in its savepoint) keeps no sessions, and reads
 each ledger the unit's way.
@@ -104,17 +105,26 @@ def ledger_read_dropped(lookup: StopLookup | None) -> None:
         _batch.ledgers.pop(pks.pop(lookup), None)
 
 
+# At most this many readings held for one batch: beyond it (sessions of days of one-second readings)
+# none is answered, and each stop reads its own session's, one at a time.
+ROWS_READ_AT_MOST = 20_000
+
+
 def _ledgers_read(pks: list[int]) -> dict[int, list[metering.Sample]]:
-    """Every energy register sample of the sessions ``pks``, each session's in the ledger's order."""
+    """Every energy register sample of the sessions ``pks``, each session's in the ledger's order;
+    empty (each stop reads its own) when they are more than ``ROWS_READ_AT_MOST``."""
     ledgers: dict[int, list[metering.Sample]] = {pk: [] for pk in pks}
     with bound_cursor() as cursor:
         cursor.execute(
             f"SELECT transaction_id, {', '.join(READING_COLUMNS)}"
             f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)}"
             " WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"
-            " ORDER BY transaction_id, timestamp, id",  # the model's ordering, per session
-            [pks, metering.ENERGY_REGISTER],
+            " ORDER BY transaction_id, timestamp, id LIMIT %s",  # the model's ordering, per session
+            [pks, metering.ENERGY_REGISTER, ROWS_READ_AT_MOST + 1],
         )
-        for pk, *sample in cursor.fetchall():
-            ledgers[pk].append(metering.Sample(*sample))
+        rows = cursor.fetchall()
+    if len(rows) > ROWS_READ_AT_MOST:
+        return {}
+    for pk, *sample in rows:
+        ledgers[pk].append(metering.Sample(*sample))
     return ledgers

@@ -20,6 +20,7 @@ from django.db import connection
 from billing.models import BillingRecord
 from chargepoints.services import charge_point_register
 from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services import ledger_reads
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -176,6 +177,26 @@ async def test_a_batchs_stops_read_their_ledgers_with_one_statement_and_each_end
         (TransactionStatus.ENDED, Decimal(7400), Decimal(400)),
     ]
     assert await _billed(pks) == [Decimal(2000), Decimal(100), Decimal(1100), Decimal(400)]
+
+
+async def test_stops_whose_ledgers_are_too_long_to_hold_together_each_read_their_own(statements, monkeypatch):
+    """More readings than a batch holds (``ROWS_READ_AT_MOST``): the batch read answers nothing,
+    and each stop reads its own session's ledger; every session ends as before."""
+    monkeypatch.setattr(ledger_reads, "ROWS_READ_AT_MOST", 3)  # they hold 4
+    chargers = [f"CP-BL-LONG-{n}" for n in range(2)]
+    group = CommitGroup(max_units=64)
+    contexts, pks = await _kept_sessions16(group, chargers, [[1000, 1500, 2500], [5000, 5100, 5300]])
+    statements.clear()
+    outcomes = await _one_batch(
+        group,
+        *(
+            (context, transaction_stop, _stop16(charger, pk, meter_stop, 10))
+            for context, charger, pk, meter_stop in zip(contexts, chargers, pks, (3000, 5400), strict=True)
+        ),
+    )
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes)
+    assert len([sql for sql in statements if _LEDGER_READ in sql and "SELECT" in sql]) == 3  # together, then each
+    assert [energy for _, _, energy, _ in await _ended(pks)] == [Decimal(2000), Decimal(400)]
 
 
 async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_time_do():
