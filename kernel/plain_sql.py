@@ -187,6 +187,7 @@ def rows_copied(
 
 def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """One COPY; a refusal raised as Django's error (``IntegrityError``...), as a statement's is."""
+    _inserts_written()  # a COPY passes no execute wrapper: rows it refers to are written first
     quote = connection.ops.quote_name
     names = ", ".join(map(quote, columns))
     statement = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
@@ -195,20 +196,23 @@ def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-_gathering = threading.local()  # .copies, .updates and .upserts: what this thread's copies_gathered block gathered
+_gathering = threading.local()  # .copies, .updates, .upserts, .inserts: what this copies_gathered block gathered
 
 
 @contextmanager
 def copies_gathered() -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
-    gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values and
-    ``instance_upserted(..., may_gather=True)`` its rows; when the block ends without an error
-    they are written: one UPDATE per table and set of columns, one upsert per model, then one COPY
-    per table and columns (in the transaction the block ran in). An error leaves
-    them unwritten. A row read back through ``model_rows`` before then is written first."""
-    _gathering.copies, _gathering.updates, _gathering.upserts = {}, {}, {}
+    gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values,
+    ``instance_upserted(..., may_gather=True)`` and ``instance_inserted(..., may_gather=True)``
+    their rows; when the block ends without an error they are written: one INSERT per model, one
+    UPDATE per table and set of columns, one upsert per model, then one COPY per table and columns
+    (in the transaction the block ran in). An error leaves them unwritten. A row read back through
+    ``model_rows`` before then is written first; gathered INSERTs are written before any statement
+    that names their table or a table referring to it (``_inserts_first``)."""
+    _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
+        _inserts_written()
         for model in list(_gathering.updates):
             _updates_written(model, _gathering.updates.pop(model))
         _upserts_written(_gathering.upserts)
@@ -216,7 +220,8 @@ def copies_gathered() -> Iterator[None]:
         for (model, columns), rows in gathered.items():
             _copy(model, columns, rows)
     finally:
-        _gathering.copies = _gathering.updates = _gathering.upserts = None
+        _gathering.copies = _gathering.updates = _gathering.upserts = _gathering.inserts = None
+        _inserts_unwatched()
 
 
 @contextmanager
@@ -229,6 +234,7 @@ def gathering_paused() -> Iterator[None]:
     if copies is None or updates is None:
         yield
         return
+    _inserts_written()
     for model in list(updates):
         _updates_written(model, updates.pop(model))
     upserts: _PendingUpserts = _gathering.upserts
@@ -236,11 +242,13 @@ def gathering_paused() -> Iterator[None]:
     for (model, columns), rows in copies.items():
         _copy(model, columns, rows)
     copies.clear()
-    _gathering.copies = _gathering.updates = _gathering.upserts = None
+    inserts: _PendingInserts = _gathering.inserts
+    _gathering.copies = _gathering.updates = _gathering.upserts = _gathering.inserts = None
     try:
         yield
     finally:
         _gathering.copies, _gathering.updates, _gathering.upserts = copies, updates, upserts
+        _gathering.inserts = inserts
 
 
 def gathering() -> bool:
@@ -251,7 +259,9 @@ def gathering() -> bool:
 def gathered_rows_written(model: type[Model]) -> None:
     """Inside ``copies_gathered``: write now the rows gathered so far for ``model``'s table, so that
     a read of that table in the block sees them (a stop reading its session's ledger after an
-    earlier unit of the batch stored readings). Outside the block, nothing to do."""
+    earlier unit of the batch stored readings), and every INSERT gathered (rows it may refer to).
+    Outside the block, nothing to do."""
+    _inserts_written()
     updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
     if updates and model in updates:
         _updates_written(model, updates.pop(model))
@@ -590,12 +600,28 @@ def _gathered_update_of(model: type[Model], attnames: tuple[str, ...], guard_fie
     )
 
 
-def instance_inserted(instance: Model) -> None:
+def instance_inserted(instance: Model, *, may_gather: bool = False) -> None:
     """``instance.save()`` of a new row as one plain INSERT: ``auto_now``/``auto_now_add`` columns
-    set as the ORM sets them, a primary key the database makes read back onto the instance."""
-    auto, fields, statement = _insert_of(type(instance), instance.pk is None)
-    db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
+    set as the ORM sets them, a primary key the database makes read back onto the instance.
+
+    ``may_gather``, for an instance that has its primary key (handed out beforehand: the batch's
+    ``nextval``): inside ``copies_gathered`` the row waits, written with the other gathered rows
+    of its model by one ``INSERT ... SELECT FROM unnest(...)`` before the first statement of the
+    block that names its table or a table with a foreign key to it (the execute wrapper
+    ``_inserts_first``), before any COPY, ``gathering_paused`` and ``gathered_rows_written``,
+    else at the block's end, before the gathered UPDATEs. A refusal (a constraint) is then the
+    block's error, or that statement's."""
+    model = type(instance)
+    auto, fields, statement = _insert_of(model, instance.pk is None)
+    db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(model)
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
+    inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
+    if may_gather and auto is None and inserts is not None:
+        if not inserts:
+            _inserts_watched(db)
+        inserts.setdefault(model, []).append(values)
+        instance_saved(instance)
+        return
     with bound_cursor() as cursor:
         cursor.execute(statement, values)
         if auto is not None:
@@ -617,6 +643,68 @@ def _insert_of(
     columns = ", ".join(quote(column_of(field)) for field in fields)
     statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
     return auto, fields, statement if auto is None else f"{statement} RETURNING {quote(column_of(auto))}"
+
+
+# model -> the gathered rows' values (``_insert_of(model, False)``'s fields), in order gathered
+_PendingInserts = dict[type[Model], list[list[Any]]]
+
+
+def _inserts_written() -> None:
+    """Write the INSERTs gathered in this thread (none: nothing), one statement per model; the
+    execute wrapper goes with them."""
+    inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
+    if not inserts:
+        return
+    pending = list(inserts.items())
+    inserts.clear()  # first: this statement passes the wrapper too
+    _inserts_unwatched()
+    for model, rows in pending:
+        with bound_cursor() as cursor:
+            # One array per column: the same text whatever the number of rows (prepared once).
+            cursor.execute(_gathered_insert_of(model), [list(column) for column in zip(*rows, strict=True)])
+
+
+def _inserts_first(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Django's execute wrapper while INSERTs are gathered: a statement naming a gathered row's
+    table, or a table with a foreign key to it, is sent after them (a read sees the rows, a row
+    referring to one finds it, under ``SET CONSTRAINTS ALL IMMEDIATE`` too)."""
+    inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
+    if inserts and (not isinstance(sql, str) or any(table in sql for model in inserts for table in _watched(model))):
+        _inserts_written()
+    return execute(sql, params, many, context)
+
+
+def _inserts_watched(db: BaseDatabaseWrapper) -> None:
+    if _inserts_first not in db.execute_wrappers:
+        db.execute_wrappers.append(_inserts_first)
+
+
+def _inserts_unwatched() -> None:
+    wrappers = connections[DEFAULT_DB_ALIAS].execute_wrappers
+    if _inserts_first in wrappers:
+        wrappers.remove(_inserts_first)
+
+
+@cache
+def _watched(model: type[Model]) -> tuple[str, ...]:
+    """``model``'s table and those of the models (and many-to-many tables) with a foreign key to it."""
+    related = set()
+    for rel in model._meta.related_objects:
+        related.add(rel.related_model._meta.db_table)
+        through = getattr(rel, "through", None)
+        if through is not None:
+            related.add(through._meta.db_table)
+    return tuple(sorted({model._meta.db_table, *related}))
+
+
+@lru_cache(maxsize=16)
+def _gathered_insert_of(model: type[Model]) -> str:
+    """``_inserts_written``'s statement: its parameters are the arrays of ``_insert_of(model, False)``'s fields."""
+    _, fields, _ = _insert_of(model, False)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(column_of(field)) for field in fields)
+    arrays = ", ".join(f"%s::{_cast_type(field)}[]" for field in fields)
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays})"
 
 
 def instance_insert_selecting(instance: Model, *, source: str, selected: dict[str, str]) -> tuple[str, list[Any]]:
