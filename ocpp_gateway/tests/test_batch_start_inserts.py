@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -32,7 +33,22 @@ pytestmark = [
 ]
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
-_SESSION_INSERT = 'INSERT INTO "chargepoints_transaction"'
+_SESSION_WRITES = ('INSERT INTO "chargepoints_transaction"', 'COPY "chargepoints_transaction"')
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The text of every statement psycopg executes or copies with (every thread) while the test runs."""
+    sent: list[str] = []
+    for name in ("execute", "copy"):
+        original = getattr(psycopg.Cursor, name)
+
+        def recorded(self: psycopg.Cursor, query: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, name, recorded)
+    yield sent
 
 
 class Refused(Exception):
@@ -97,7 +113,8 @@ def _registered(*charge_point_ids: str) -> None:
 
 
 def _inserts(statements: list[str]) -> list[str]:
-    return [sql for sql in statements if sql.startswith(_SESSION_INSERT)]
+    """The statements that write sessions' rows (an INSERT, or a COPY of a batch's)."""
+    return [sql for sql in statements if sql.startswith(_SESSION_WRITES)]
 
 
 def _refused() -> None:
@@ -105,8 +122,9 @@ def _refused() -> None:
 
 
 async def test_a_batchs_new_sessions_are_one_insert_each_under_the_id_its_start_answers(statements):
-    """Six chargers' starts in one batch: one INSERT (six on the code before), each session under
-    the primary key its start answered (1.6's transactionId), with what its start wrote."""
+    """Six chargers' starts in one batch: their rows written by one statement (a COPY; six INSERTs
+    on the code before), each under the primary key its start answered (1.6's transactionId), with
+    what its start wrote."""
     chargers = [f"CP-GI-{n}" for n in range(6)]
     await asyncio.to_thread(_registered, *chargers)
     statements.clear()
@@ -125,7 +143,8 @@ async def test_a_batchs_new_sessions_are_one_insert_each_under_the_id_its_start_
 async def test_a_second_start_of_a_charger_in_the_batch_supersedes_the_first_written_before_its_read(statements):
     """Two starts on one connector (the second not its charger's first unit: it reads its own way)
     among other chargers' starts: its read writes the gathered rows first, so it finds the first
-    session and supersedes it; the starts after it are gathered again (three INSERTs for six starts)."""
+    session and supersedes it; the starts after it are gathered again (three statements write the
+    six sessions: the three gathered before the read, the second start's own, the last two)."""
     await asyncio.to_thread(_registered, "CP-GI-A", "CP-GI-B", "CP-GI-C", "CP-GI-D", "CP-GI-E")
     statements.clear()
     results: list[StartResult] = await _one_batch(
@@ -187,8 +206,8 @@ async def test_a_201_session_started_and_ended_in_one_batch_is_ended_billed_and_
 
 async def test_a_failing_unit_sends_the_batch_to_its_second_pass_where_each_start_inserts_its_own(statements):
     """A unit that raises between two starts: the first pass is rolled back before its gathered
-    INSERT was sent, the second writes each start's own (two INSERTs; four on the code before,
-    which inserted in both passes); the failing unit fails alone."""
+    INSERT was sent, the second writes each start's own (two INSERTs; three on the code before,
+    whose first start inserted in the first pass too); the failing unit fails alone."""
     await asyncio.to_thread(_registered, "CP-GI-F1", "CP-GI-F2")
     statements.clear()
     first, refused, second = await _one_batch(
