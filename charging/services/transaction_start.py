@@ -84,7 +84,7 @@ from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
 from kernel.plain_sql import columns_of, model_rows
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -309,7 +309,8 @@ def _session_open(
     for row in rows:
         row.transaction_id = session.pk
     sample_rows_stored(rows, may_gather=True)
-    webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
+    if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_STARTED):  # else no data to build
+        webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
     if stop_parked is not False:
         _apply_parked_end(session)
