@@ -666,7 +666,8 @@ def _insert_plan(
     """``_inserted_values``'s plan for ``fields``: the attnames stamped with the time (``auto_now``,
     ``auto_now_add``), the fields (by index) whose own ``pre_save`` must run, and one getter of
     every field's attribute (a tuple, in order)."""
-    stamped, custom = [], []
+    stamped: list[str] = []
+    custom: list[tuple[int, Field[Any, Any]]] = []
     for index, field in enumerate(fields):
         if isinstance(field, models.DateTimeField) and (field.auto_now or field.auto_now_add):
             stamped.append(field.attname)
