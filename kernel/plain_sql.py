@@ -29,6 +29,7 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 from django.db.models.base import ModelState
 from django.db.models.signals import post_init, pre_init
+from django.utils import timezone
 
 M = TypeVar("M", bound=Model)
 
@@ -187,6 +188,7 @@ def rows_copied(
 
 def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """One COPY; a refusal raised as Django's error (``IntegrityError``...), as a statement's is."""
+    _inserts_written()  # a COPY passes no execute wrapper: rows it refers to are written first
     quote = connection.ops.quote_name
     names = ", ".join(map(quote, columns))
     statement = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
@@ -195,20 +197,23 @@ def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[An
             copy.write_row(row)
 
 
-_gathering = threading.local()  # .copies, .updates and .upserts: what this thread's copies_gathered block gathered
+_gathering = threading.local()  # .copies, .updates, .upserts, .inserts: what this copies_gathered block gathered
 
 
 @contextmanager
 def copies_gathered() -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
-    gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values and
-    ``instance_upserted(..., may_gather=True)`` its rows; when the block ends without an error
-    they are written: one UPDATE per table and set of columns, one upsert per model, then one COPY
-    per table and columns (in the transaction the block ran in). An error leaves
-    them unwritten. A row read back through ``model_rows`` before then is written first."""
-    _gathering.copies, _gathering.updates, _gathering.upserts = {}, {}, {}
+    gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values,
+    ``instance_upserted(..., may_gather=True)`` and ``instance_inserted(..., may_gather=True)``
+    their rows; when the block ends without an error they are written: one INSERT per model, one
+    UPDATE per table and set of columns, one upsert per model, then one COPY per table and columns
+    (in the transaction the block ran in). An error leaves them unwritten. A row read back through
+    ``model_rows`` before then is written first; gathered INSERTs are written before any statement
+    that names their table or a table referring to it (``_inserts_first``)."""
+    _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
+        _inserts_written()
         for model in list(_gathering.updates):
             _updates_written(model, _gathering.updates.pop(model))
         _upserts_written(_gathering.upserts)
@@ -216,7 +221,8 @@ def copies_gathered() -> Iterator[None]:
         for (model, columns), rows in gathered.items():
             _copy(model, columns, rows)
     finally:
-        _gathering.copies = _gathering.updates = _gathering.upserts = None
+        _gathering.copies = _gathering.updates = _gathering.upserts = _gathering.inserts = None
+        _inserts_unwatched()
 
 
 @contextmanager
@@ -229,6 +235,7 @@ def gathering_paused() -> Iterator[None]:
     if copies is None or updates is None:
         yield
         return
+    _inserts_written()
     for model in list(updates):
         _updates_written(model, updates.pop(model))
     upserts: _PendingUpserts = _gathering.upserts
@@ -236,11 +243,13 @@ def gathering_paused() -> Iterator[None]:
     for (model, columns), rows in copies.items():
         _copy(model, columns, rows)
     copies.clear()
-    _gathering.copies = _gathering.updates = _gathering.upserts = None
+    inserts: _PendingInserts = _gathering.inserts
+    _gathering.copies = _gathering.updates = _gathering.upserts = _gathering.inserts = None
     try:
         yield
     finally:
         _gathering.copies, _gathering.updates, _gathering.upserts = copies, updates, upserts
+        _gathering.inserts = inserts
 
 
 def gathering() -> bool:
@@ -251,7 +260,9 @@ def gathering() -> bool:
 def gathered_rows_written(model: type[Model]) -> None:
     """Inside ``copies_gathered``: write now the rows gathered so far for ``model``'s table, so that
     a read of that table in the block sees them (a stop reading its session's ledger after an
-    earlier unit of the batch stored readings). Outside the block, nothing to do."""
+    earlier unit of the batch stored readings), and every INSERT gathered (rows it may refer to).
+    Outside the block, nothing to do."""
+    _inserts_written()
     updates: dict[type[Model], _PendingUpdates] | None = getattr(_gathering, "updates", None)
     if updates and model in updates:
         _updates_written(model, updates.pop(model))
@@ -590,12 +601,28 @@ def _gathered_update_of(model: type[Model], attnames: tuple[str, ...], guard_fie
     )
 
 
-def instance_inserted(instance: Model) -> None:
+def instance_inserted(instance: Model, *, may_gather: bool = False) -> None:
     """``instance.save()`` of a new row as one plain INSERT: ``auto_now``/``auto_now_add`` columns
-    set as the ORM sets them, a primary key the database makes read back onto the instance."""
-    auto, fields, statement = _insert_of(type(instance), instance.pk is None)
-    db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
-    values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
+    set as the ORM sets them, a primary key the database makes read back onto the instance.
+
+    ``may_gather``, for an instance that has its primary key (handed out beforehand: the batch's
+    ``nextval``): inside ``copies_gathered`` the row waits, written with the other gathered rows
+    of its model by one COPY (``_inserts_written``) before the first statement of the
+    block that names its table or a table with a foreign key to it (the execute wrapper
+    ``_inserts_first``), before any COPY, ``gathering_paused`` and ``gathered_rows_written``,
+    else at the block's end, before the gathered UPDATEs. A refusal (a constraint) is then the
+    block's error, or that statement's."""
+    model = type(instance)
+    auto, fields, statement = _insert_of(model, instance.pk is None)
+    db = connections[DEFAULT_DB_ALIAS]
+    values = _inserted_values(db, instance, fields)
+    inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
+    if may_gather and auto is None and inserts is not None:
+        if not inserts:
+            _inserts_watched(db)
+        inserts.setdefault(model, []).append(values)
+        instance_saved(instance)
+        return
     with bound_cursor() as cursor:
         cursor.execute(statement, values)
         if auto is not None:
@@ -603,6 +630,59 @@ def instance_inserted(instance: Model) -> None:
             assert row is not None
             setattr(instance, auto.attname, row[0])
     instance_saved(instance)
+
+
+def _inserted_values(db: BaseDatabaseWrapper, instance: Model, fields: tuple[Field[Any, Any], ...]) -> list[Any]:
+    """The values of ``fields`` an INSERT of ``instance`` writes, as ``field.pre_save(instance, True)``
+    then ``_db_value`` give them, with less Python per field: the ``auto_now``/``auto_now_add``
+    columns set to one ``timezone.now()`` (Django's ``save`` reads the clock once per such column),
+    the fields whose ``pre_save`` only reads the attribute read by one C call, a value of the type
+    PostgreSQL takes as it is (``_AS_IS``) passed without a call."""
+    stamped, custom, read = _insert_plan(type(instance), fields)
+    if stamped:
+        now = timezone.now()
+        for attname in stamped:
+            setattr(instance, attname, now)
+    values = list(read(instance))
+    for index, field in custom:
+        values[index] = field.pre_save(instance, True)
+    if db.vendor != "postgresql":
+        return [field.get_db_prep_save(value, db) for field, value in zip(fields, values, strict=True)]
+    for index, (field, kind) in enumerate(_kinds_of(fields)):
+        value = values[index]
+        if kind is None or (value is not None and (type(value) is not kind or kind in _CHECKED)):
+            values[index] = _db_value(db, field, kind, value)
+    return values
+
+
+# Kinds ``_db_value`` still checks when the type matches: a naive time, a non-finite Decimal.
+_CHECKED = (datetime, Decimal)
+
+
+@lru_cache(maxsize=64)
+def _insert_plan(
+    model: type[Model], fields: tuple[Field[Any, Any], ...]
+) -> tuple[tuple[str, ...], tuple[tuple[int, Field[Any, Any]], ...], Callable[[Model], tuple[Any, ...]]]:
+    """``_inserted_values``'s plan for ``fields``: the attnames stamped with the time (``auto_now``,
+    ``auto_now_add``), the fields (by index) whose own ``pre_save`` must run, and one getter of
+    every field's attribute (a tuple, in order)."""
+    stamped: list[str] = []
+    custom: list[tuple[int, Field[Any, Any]]] = []
+    for index, field in enumerate(fields):
+        if isinstance(field, models.DateTimeField) and (field.auto_now or field.auto_now_add):
+            stamped.append(field.attname)
+        elif isinstance(field, models.DateField) and (field.auto_now or field.auto_now_add):
+            custom.append((index, field))  # a date: its own pre_save
+        elif type(field).pre_save not in (Field.pre_save, models.DateField.pre_save, models.DateTimeField.pre_save):
+            custom.append((index, field))
+    getter = operator.attrgetter(*(field.attname for field in fields))
+    read = getter if len(fields) > 1 else lambda instance: (getter(instance),)
+    return tuple(stamped), tuple(custom), read
+
+
+@lru_cache(maxsize=64)
+def _kinds_of(fields: tuple[Field[Any, Any], ...]) -> tuple[tuple[Field[Any, Any], type | None], ...]:
+    return tuple((field, _kind_of(field)) for field in fields)
 
 
 @lru_cache(maxsize=64)
@@ -617,6 +697,63 @@ def _insert_of(
     columns = ", ".join(quote(column_of(field)) for field in fields)
     statement = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
     return auto, fields, statement if auto is None else f"{statement} RETURNING {quote(column_of(auto))}"
+
+
+# model -> the gathered rows' values (``_insert_of(model, False)``'s fields), in order gathered
+_PendingInserts = dict[type[Model], list[list[Any]]]
+
+
+def _inserts_written() -> None:
+    """Write the INSERTs gathered in this thread (none: nothing): per model, one row by its plain
+    INSERT, more by one COPY (no array to dump per column: a COPY's rows are formatted in C, at
+    about half the CPU per row of an ``INSERT ... SELECT FROM unnest(...)`` from 4 rows on). The
+    execute wrapper goes with them."""
+    inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
+    if not inserts:
+        return
+    pending = list(inserts.items())
+    inserts.clear()  # first: these statements pass the wrapper (and _copy) too
+    _inserts_unwatched()
+    for model, rows in pending:
+        _, fields, statement = _insert_of(model, False)
+        if len(rows) > 1:
+            _copy(model, [column_of(field) for field in fields], rows)
+            continue
+        with bound_cursor() as cursor:
+            cursor.execute(statement, rows[0])
+
+
+def _inserts_first(execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Django's execute wrapper while INSERTs are gathered: a statement naming a gathered row's
+    table, or a table with a foreign key to it, is sent after them (a read sees the rows, a row
+    referring to one finds it, under ``SET CONSTRAINTS ALL IMMEDIATE`` too)."""
+    inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
+    if inserts and (not isinstance(sql, str) or any(table in sql for model in inserts for table in _watched(model))):
+        _inserts_written()
+    return execute(sql, params, many, context)
+
+
+def _inserts_watched(db: BaseDatabaseWrapper) -> None:
+    if _inserts_first not in db.execute_wrappers:
+        db.execute_wrappers.append(_inserts_first)
+
+
+def _inserts_unwatched() -> None:
+    wrappers = connections[DEFAULT_DB_ALIAS].execute_wrappers
+    if _inserts_first in wrappers:
+        wrappers.remove(_inserts_first)
+
+
+@cache
+def _watched(model: type[Model]) -> tuple[str, ...]:
+    """``model``'s table and those of the models (and many-to-many tables) with a foreign key to it."""
+    related = set()
+    for rel in model._meta.related_objects:
+        related.add(rel.related_model._meta.db_table)
+        through = getattr(rel, "through", None)
+        if through is not None:
+            related.add(through._meta.db_table)
+    return tuple(sorted({model._meta.db_table, *related}))
 
 
 def instance_insert_selecting(instance: Model, *, source: str, selected: dict[str, str]) -> tuple[str, list[Any]]:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any, NamedTuple, overload
 
 from django.db import connection
@@ -28,7 +29,15 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.services.open_sessions import open_session_cached, open_session_noted
-from kernel.plain_sql import columns_of, instance_inserted, instance_of, instance_updated, model_rows, rows_of
+from kernel.plain_sql import (
+    column_of,
+    columns_of,
+    instance_inserted,
+    instance_of,
+    instance_updated,
+    model_rows,
+    rows_of,
+)
 
 
 def charge_point_locked(charge_point_id: str) -> ChargePoint:
@@ -174,7 +183,7 @@ def transactions_started_or_open(
     would miss a session (or a parked stop) the lock's holder (the charger's other connection)
     committed meanwhile. ``ChargePoint.DoesNotExist`` for an unknown charger."""
     charge_point = charge_point_locked(charge_point_id)
-    ((sessions, parked),) = sessions_started_or_open(
+    ((sessions, parked, _),) = sessions_started_or_open(
         [SessionsKey(charge_point.pk, start_key, connector_id, evse_id, parked_under)]
     )
     existing, open_on_it = started_or_open_among(charge_point, sessions, start_key, connector_id, evse_id)
@@ -193,24 +202,28 @@ class SessionsKey(NamedTuple):
     parked_under: str
 
 
-def sessions_started_or_open(keys: Sequence[SessionsKey]) -> list[tuple[list[Transaction], bool]]:
+class SessionsFound(NamedTuple):
+    """``sessions_started_or_open``'s answer for one key: the sessions read (locked, not yet
+    remembered), whether a stop is parked under its transactionId, and the primary key handed out
+    for the session it may open (``new_ids``; else None)."""
+
+    sessions: list[Transaction]
+    parked: bool
+    new_id: int | None
+
+
+def sessions_started_or_open(keys: Sequence[SessionsKey], *, new_ids: bool = False) -> list[SessionsFound]:
     """For each of ``keys``, in order, in one statement (PostgreSQL): the sessions its start key
     opened and those open on its connector (EVSE), locked (``FOR UPDATE``), not yet remembered
     (``started_or_open_among``), and whether a stop of an unknown session is parked open under its
-    transactionId. Read after the chargers' locks, by a statement of its own (see
-    ``transactions_started_or_open``)."""
+    transactionId; with ``new_ids``, a primary key from the sessions' sequence per key (``nextval``,
+    once per key: a start that opens no session leaves a gap, as a rolled-back INSERT does). Read
+    after the chargers' locks, by a statement of its own (see ``transactions_started_or_open``)."""
     width = len(Transaction._meta.concrete_fields)
     pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
     rows = rows_of(
         Transaction,
-        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked FROM unnest(%s::int[], %s::bigint[],"
-        " %s::text[], %s::int[], %s::int[], %s::text[]) AS q(n, cp, start_key, connector_id, evse_id,"
-        " parked_under) CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS (SELECT 1 FROM"
-        f" {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s AND r.state = %s"
-        " AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT * FROM"
-        f" {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"
-        " (t.status = %s AND CASE WHEN q.evse_id IS NOT NULL THEN t.evse_id = q.evse_id"
-        " ELSE t.connector_id = q.connector_id AND t.evse_id IS NULL END)) FOR UPDATE OF t) t ON true",
+        _sessions_started_or_open_sql(new_ids),
         [
             list(range(len(keys))),
             [key.charge_point_pk for key in keys],
@@ -223,14 +236,36 @@ def sessions_started_or_open(keys: Sequence[SessionsKey]) -> list[tuple[list[Tra
             TransactionStatus.ACTIVE,
         ],
     )
-    found: list[tuple[list[Transaction], bool]] = [([], False) for _ in keys]
+    found = [SessionsFound([], False, None) for _ in keys]
     for row in rows:
         n = row[width]
-        sessions = found[n][0]
+        sessions = found[n].sessions
         if row[pk_index] is not None:  # the LEFT JOIN found a session
             sessions.append(instance_of(Transaction, row[:width]))
-        found[n] = (sessions, bool(row[width + 1]))
+        found[n] = SessionsFound(sessions, bool(row[width + 1]), row[width + 2])
     return found
+
+
+@cache
+def _sessions_started_or_open_sql(new_ids: bool) -> str:
+    """``sessions_started_or_open``'s statement: ``q`` is one row per key (numbered ``n``), its new
+    primary key made in a subquery of its own (not flattened: ``nextval`` is volatile), so once per
+    key whatever the number of sessions joined to it."""
+    meta = Transaction._meta
+    assert meta.pk is not None
+    new_id = (
+        f"nextval(pg_get_serial_sequence('{meta.db_table}', '{column_of(meta.pk)}'))" if new_ids else "NULL::bigint"
+    )
+    return (
+        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked, q.new_id FROM (SELECT u.*, {new_id} AS new_id"
+        " FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::int[], %s::int[], %s::text[]) AS u(n, cp, start_key,"
+        " connector_id, evse_id, parked_under)) q CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS"
+        f" (SELECT 1 FROM {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s"
+        " AND r.state = %s AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT *"
+        f" FROM {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"
+        " (t.status = %s AND CASE WHEN q.evse_id IS NOT NULL THEN t.evse_id = q.evse_id"
+        " ELSE t.connector_id = q.connector_id AND t.evse_id IS NULL END)) FOR UPDATE OF t) t ON true"
+    )
 
 
 def started_or_open_among(
@@ -264,11 +299,14 @@ def started_or_open_among(
 def transaction_inserted(session: Transaction) -> Transaction:
     """``session.save()`` of a new session, remembered (``transaction_remember``): on PostgreSQL
     one plain ``INSERT ... RETURNING id`` (``kernel.plain_sql``), which every new session makes,
-    with every column it starts with (no second write of what its checks found)."""
+    with every column it starts with (no second write of what its checks found). A session whose
+    primary key its batch handed out (``start_reads``) is gathered with the batch's other new
+    sessions into one INSERT (``instance_inserted``'s ``may_gather``), written before anything
+    in the batch names its table."""
     if connection.vendor != "postgresql":
         session.save()
         return transaction_remember(session)
-    instance_inserted(session)
+    instance_inserted(session, may_gather=session.pk is not None)
     open_session_noted(session)
     return transaction_remember(session)
 

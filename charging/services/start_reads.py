@@ -8,8 +8,10 @@ all its starts, before its units run (``starts_read_together``): one statement l
 start's charger that no other transaction holds, in the order of their primary keys, waiting for
 none (``SKIP LOCKED``: a charger held elsewhere, say by its other connection's batch, is left to
 its start, which waits for it and reads after it at its turn, as a start always did); one reads
-the locked starts' sessions and parked stops (a statement after the locks, as for one start); one
-reads their id tags. Each start then takes its answer (``start_read_taken``) instead of reading.
+the locked starts' sessions and parked stops (a statement after the locks, as for one start) and
+hands each a primary key for the session it may open (its INSERT is then gathered with the
+batch's others: one statement); one reads their id tags. Each start then takes its answer
+(``start_read_taken``) instead of reading.
 
 Only the first unit of a charger in its batch may have an answer (the group commit chooses): a
 unit of that charger before it (another start, a stop, a status that closes a session) may change
@@ -56,11 +58,14 @@ class StartLookup:
 @dataclass(frozen=True)
 class StartRead:
     """A start's answer: its charger's row (locked), the sessions it read (locked; not yet
-    remembered: ``session_rows.started_or_open_among``) and whether a stop is parked under it."""
+    remembered: ``session_rows.started_or_open_among``), whether a stop is parked under it, and
+    the primary key of the session it may open (its INSERT then gathered with the batch's other
+    new sessions: ``session_rows.transaction_inserted``)."""
 
     charge_point: ChargePoint
     sessions: list[Transaction]
     parked: bool
+    new_id: int | None = None
 
 
 def start_lookup(
@@ -159,7 +164,9 @@ def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
 
 
 def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint]) -> dict[StartLookup, StartRead]:
-    """``transactions_started_or_open``'s read after the lock, for every lookup in one statement."""
+    """``transactions_started_or_open``'s read after the lock, for every lookup in one statement;
+    for two or more, with a primary key handed out for the session each may open (one new session
+    is written by its own INSERT at no more cost than a gathered one)."""
     if not lookups:
         return {}
     found = sessions_started_or_open(
@@ -172,9 +179,10 @@ def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint])
                 lookup.parked_under,
             )
             for lookup in lookups
-        ]
+        ],
+        new_ids=len(lookups) > 1,
     )
     return {
-        lookup: StartRead(chargers[lookup.charge_point_id], sessions, parked)
-        for lookup, (sessions, parked) in zip(lookups, found, strict=True)
+        lookup: StartRead(chargers[lookup.charge_point_id], sessions, parked, new_id)
+        for lookup, (sessions, parked, new_id) in zip(lookups, found, strict=True)
     }

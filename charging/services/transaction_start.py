@@ -84,7 +84,7 @@ from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
 from kernel.plain_sql import columns_of, model_rows
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +155,8 @@ def transaction_start(request: StartRequest) -> StartResult:
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
-        session = _session_open(charge_point, older, request, start, info, stop_parked)
+        new_id = read.new_id if read is not None else None
+        session = _session_open(charge_point, older, request, start, info, stop_parked, new_id)
     return StartResult(session, info)
 
 
@@ -274,10 +275,12 @@ def _session_open(
     start: ChargerTime,
     info: IdTagInfo | None,
     stop_parked: bool | None,
+    new_id: int | None = None,
 ) -> Transaction:
     """A new session: the ``older`` ones still open on its connector closed, then created,
     checked, its reservation settled, announced, and ended if its stop was parked
-    (``stop_parked``: whether one is, None: not known)."""
+    (``stop_parked``: whether one is, None: not known). ``new_id``: its primary key, handed out
+    by its batch's read (its INSERT is then gathered with the batch's), else the INSERT's."""
     meter_start = meter_bounded(request.meter_start_wh)
     _close_superseded(older, request)
     session = Transaction(
@@ -296,6 +299,7 @@ def _session_open(
         remote_start_id=column_int(request.remote_start_id),
         seq_nos=[request.seq_no] if request.seq_no is not None else [],
     )
+    session.pk = new_id
     _start_checks(session, request, start, meter_start)
     _consume_reservation(session, request.reservation_id)
     rows = _event_apply(session, request)
@@ -305,7 +309,8 @@ def _session_open(
     for row in rows:
         row.transaction_id = session.pk
     sample_rows_stored(rows, may_gather=True)
-    webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
+    if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_STARTED):  # else no data to build
+        webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_id=request.charge_point_id)
     if stop_parked is not False:
         _apply_parked_end(session)

@@ -41,3 +41,41 @@ def test_on_postgresql_a_value_taken_as_it_is_equals_the_fields_preparation(mode
     field = model._meta.get_field(attname)
     kind = _kinds(model)[field.attname]
     assert _db_value(connection, field, kind, value) == field.get_db_prep_save(value, connection)
+
+
+def _comparable(value: Any) -> Any:
+    return getattr(value, "obj", value)  # a JSON value's adapter: the value it wraps
+
+
+@pytest.mark.django_db
+def test_an_inserts_values_are_the_fields_preparation_with_one_time_for_its_stamps():
+    """``instance_inserted``'s values (``_inserted_values``) equal ``pre_save`` then the field's
+    preparation per field; ``created_at`` and ``updated_at`` hold one time, set on the instance."""
+    from charging.models import Transaction
+    from kernel.plain_sql import _insert_of, _inserted_values
+
+    session = Transaction(
+        charge_point_id=7,
+        ocpp_version="2.0.1",
+        start_key="k",
+        started_at=AT,
+        meter_start_wh=Decimal("1000.5"),
+        seq_nos=[0],
+        anomalies=["fractional_wh"],
+        idle_seconds=3,
+    )
+    session.pk = 42
+    _, fields, _ = _insert_of(Transaction, False)
+    values = _inserted_values(connection, session, fields)
+    assert session.created_at is not None and session.created_at == session.updated_at
+    stamped = {"created_at", "updated_at"}  # as set on the instance above (pre_save would read the clock again)
+    expected = [
+        _db_value(
+            connection,
+            field,
+            _kinds(Transaction)[field.attname],
+            getattr(session, field.attname) if field.attname in stamped else field.pre_save(session, True),
+        )
+        for field in fields
+    ]
+    assert [_comparable(value) for value in values] == [_comparable(value) for value in expected]

@@ -1,0 +1,244 @@
+"""A group-commit batch's new sessions written by one INSERT (``kernel.plain_sql.instance_inserted``'s
+``may_gather``, PostgreSQL): the batch's read of its starts hands each a primary key
+(``nextval``), each start decides its own outcome as before, and the gathered rows are written
+before anything in the batch names the sessions' table (or a table referring to it), or at the
+batch's end; a batch that fails is written again, each unit with its own INSERT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection
+
+from billing.models import BillingRecord
+from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_register
+from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services.open_sessions import open_sessions_bind
+from charging.services.transaction_start import StartRequest, StartResult, transaction_start
+from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.v201.transactions import _transaction_event
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
+]
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+_SESSION_WRITES = ('INSERT INTO "chargepoints_transaction"', 'COPY "chargepoints_transaction"')
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The text of every statement psycopg executes or copies with (every thread) while the test runs."""
+    sent: list[str] = []
+    for name in ("execute", "copy"):
+        original = getattr(psycopg.Cursor, name)
+
+        def recorded(self: psycopg.Cursor, query: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return original(self, query, *args, **kwargs)
+
+        monkeypatch.setattr(psycopg.Cursor, name, recorded)
+    yield sent
+
+
+class Refused(Exception):
+    pass
+
+
+def _connection() -> contextvars.Context:
+    """A charger's connection: its own context, keeping its open sessions (as a handshake binds)."""
+    context = contextvars.copy_context()
+    context.run(open_sessions_bind)
+    return context
+
+
+async def _one_batch(*units: tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]) -> list[Any]:
+    """Run ``units`` (connection, func, kwargs) as one batch: a blocker holds the writer while they queue."""
+    group = CommitGroup(max_units=64)
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    queued = [loop.create_task(group.run(func, **kwargs), context=context) for context, func, kwargs in units]
+    release.set()
+    await first
+    return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+def _start16(charge_point_id: str, meter_start: int, minutes: int = 0) -> dict[str, Any]:
+    at = T0 + timedelta(minutes=minutes)
+    return {
+        "request": StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"1|tag|{meter_start}|{at.isoformat()}",
+            started_at=at,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(meter_start),
+        )
+    }
+
+
+def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int) -> dict[str, Any]:
+    at = (T0 + timedelta(minutes=minutes)).isoformat()
+    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
+    payload: dict[str, Any] = {
+        "eventType": kind,
+        "timestamp": at,
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": transaction_id},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}],
+    }
+    if kind == "Ended":
+        payload["transactionInfo"]["stoppedReason"] = "Local"
+    return payload
+
+
+def _registered(*charge_point_ids: str) -> None:
+    for charge_point_id in charge_point_ids:
+        charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=60)
+
+
+def _inserts(statements: list[str]) -> list[str]:
+    """The statements that write sessions' rows (an INSERT, or a COPY of a batch's)."""
+    return [sql for sql in statements if sql.startswith(_SESSION_WRITES)]
+
+
+def _refused() -> None:
+    raise Refused
+
+
+async def test_a_batchs_new_sessions_are_one_insert_each_under_the_id_its_start_answers(statements):
+    """Six chargers' starts in one batch: their rows written by one statement (a COPY; six INSERTs
+    on the code before), each under the primary key its start answered (1.6's transactionId), with
+    what its start wrote."""
+    chargers = [f"CP-GI-{n}" for n in range(6)]
+    await asyncio.to_thread(_registered, *chargers)
+    statements.clear()
+    results: list[StartResult] = await _one_batch(
+        *((_connection(), transaction_start, _start16(cp, 1000 * (n + 1))) for n, cp in enumerate(chargers))
+    )
+    assert len(_inserts(statements)) == 1
+    rows = {row.pk: row async for row in Transaction.objects.select_related("charge_point")}
+    assert sorted(rows) == sorted(result.transaction.pk for result in results)
+    assert [
+        (rows[r.transaction.pk].charge_point.charge_point_id, rows[r.transaction.pk].meter_start_wh) for r in results
+    ] == [(cp, Decimal(1000 * (n + 1))) for n, cp in enumerate(chargers)]
+    assert all(row.status == TransactionStatus.ACTIVE and row.created_at is not None for row in rows.values())
+
+
+async def test_a_second_start_of_a_charger_in_the_batch_supersedes_the_first_written_before_its_read(statements):
+    """Two starts on one connector (the second not its charger's first unit: it reads its own way)
+    among other chargers' starts: its read writes the gathered rows first, so it finds the first
+    session and supersedes it; the starts after it are gathered again (three statements write the
+    six sessions: the three gathered before the read, the second start's own, the last two)."""
+    await asyncio.to_thread(_registered, "CP-GI-A", "CP-GI-B", "CP-GI-C", "CP-GI-D", "CP-GI-E")
+    statements.clear()
+    results: list[StartResult] = await _one_batch(
+        (_connection(), transaction_start, _start16("CP-GI-A", 1000)),
+        (_connection(), transaction_start, _start16("CP-GI-B", 1000)),
+        (_connection(), transaction_start, _start16("CP-GI-C", 1000)),
+        (_connection(), transaction_start, _start16("CP-GI-A", 2000, minutes=10)),
+        (_connection(), transaction_start, _start16("CP-GI-D", 1000)),
+        (_connection(), transaction_start, _start16("CP-GI-E", 1000)),
+    )
+    assert len(_inserts(statements)) == 3
+    rows = {row.pk: row async for row in Transaction.objects.all()}
+    earlier, later = rows[results[0].transaction.pk], rows[results[3].transaction.pk]
+    assert (earlier.status, earlier.stop_reason) == (TransactionStatus.ENDED, "Superseded")
+    assert later.status == TransactionStatus.ACTIVE
+    assert sum(row.status == TransactionStatus.ACTIVE for row in rows.values()) == 5
+
+
+async def test_a_201_session_started_and_ended_in_one_batch_is_ended_billed_and_has_its_readings(statements):
+    """A 2.0.1 Started and its Ended on one connection in one batch, beside another charger's
+    Started: the Ended finds the session its connection keeps (not yet written), and its
+    readings, billing record and end refer to the row written before them."""
+    await asyncio.to_thread(_registered, "CP-GI-201", "CP-GI-201B")
+    one, other = _connection(), _connection()
+    statements.clear()
+    outcomes = await _one_batch(
+        (
+            one,
+            _transaction_event,
+            {"charge_point_id": "CP-GI-201", "payload": _event201("Started", "TX-1", 0, 5000, 0)},
+        ),
+        (
+            other,
+            _transaction_event,
+            {"charge_point_id": "CP-GI-201B", "payload": _event201("Started", "TX-2", 0, 100, 0)},
+        ),
+        (
+            one,
+            _transaction_event,
+            {"charge_point_id": "CP-GI-201", "payload": _event201("Updated", "TX-1", 1, 5400, 1)},
+        ),
+        (one, _transaction_event, {"charge_point_id": "CP-GI-201", "payload": _event201("Ended", "TX-1", 2, 5900, 2)}),
+    )
+    assert not any(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    session = await Transaction.objects.aget(charge_point__charge_point_id="CP-GI-201", ocpp_transaction_id="TX-1")
+    assert (session.status, session.meter_start_wh, session.meter_stop_wh, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        Decimal(5000),
+        Decimal(5900),
+        Decimal(900),
+    )
+    assert session.seq_nos == [0, 1, 2]
+    assert await MeterSample.objects.filter(transaction=session).acount() == 3
+    assert await BillingRecord.objects.filter(transaction=session).aexists()
+    other_session = await Transaction.objects.aget(charge_point__charge_point_id="CP-GI-201B")
+    assert other_session.status == TransactionStatus.ACTIVE
+    assert await MeterSample.objects.filter(transaction=other_session).acount() == 1
+
+
+async def test_a_failing_unit_sends_the_batch_to_its_second_pass_where_each_start_inserts_its_own(statements):
+    """A unit that raises between two starts: the first pass is rolled back before its gathered
+    INSERT was sent, the second writes each start's own (two INSERTs; three on the code before,
+    whose first start inserted in the first pass too); the failing unit fails alone."""
+    await asyncio.to_thread(_registered, "CP-GI-F1", "CP-GI-F2")
+    statements.clear()
+    first, refused, second = await _one_batch(
+        (_connection(), transaction_start, _start16("CP-GI-F1", 1000)),
+        (contextvars.copy_context(), _refused, {}),
+        (_connection(), transaction_start, _start16("CP-GI-F2", 1000)),
+    )
+    assert isinstance(refused, Refused)
+    assert len(_inserts(statements)) == 2
+    assert any(sql.startswith("SAVEPOINT") for sql in statements)
+    pks = {pk async for pk in Transaction.objects.values_list("pk", flat=True)}
+    assert pks == {first.transaction.pk, second.transaction.pk}
+
+
+async def test_a_gathered_insert_refused_at_the_batchs_end_sends_the_batch_to_its_second_pass():
+    """A unit deletes a charger whose start came first in the batch, by a statement that names no
+    sessions' table: the gathered INSERT is refused at the batch's end (its charger is gone), the
+    batch is written again with savepoints, and there the start is written first and the delete,
+    which its session now refers to, fails alone."""
+    await asyncio.to_thread(_registered, "CP-GI-DEL", "CP-GI-KEEP")
+
+    def charger_deleted() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM chargepoints_chargepoint WHERE charge_point_id = %s", ["CP-GI-DEL"])
+
+    started, deleted, kept = await _one_batch(
+        (_connection(), transaction_start, _start16("CP-GI-DEL", 1000)),
+        (contextvars.copy_context(), charger_deleted, {}),
+        (_connection(), transaction_start, _start16("CP-GI-KEEP", 1000)),
+    )
+    assert isinstance(deleted, Exception)
+    assert await ChargePoint.objects.filter(charge_point_id="CP-GI-DEL").aexists()
+    rows = {row.pk: row.charge_point_id async for row in Transaction.objects.all()}
+    assert set(rows) == {started.transaction.pk, kept.transaction.pk}
