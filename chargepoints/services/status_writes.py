@@ -89,6 +89,9 @@ def status_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> Status
 
 
 _batch = threading.local()  # .writes: lookup -> StatusWrite, during a pass
+# Statuses written ahead only from this many in a batch: one alone is one statement its own way,
+# where ahead it would take two.
+_FEWEST = 2
 
 
 @contextmanager
@@ -96,10 +99,10 @@ def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[list[
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
     found and not held elsewhere is written now (two statements) and answered
     (``status_write_taken``); the block is given those whose status was written (their signal is
-    to be sent). Nothing to write, or not PostgreSQL: no statement, no answer."""
+    to be sent). Fewer than ``_FEWEST``, or not PostgreSQL: no statement, no answer."""
     _batch.writes = {}
     try:
-        if lookups and connection.vendor == "postgresql":
+        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
             now = timezone.now()
             chargers = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
             found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]

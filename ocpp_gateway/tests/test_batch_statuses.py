@@ -309,3 +309,13 @@ async def test_an_unknown_charger_s_status_fails_alone(statements: list[str]) ->
     assert isinstance(results[0], ChargePoint.DoesNotExist)
     assert isinstance(results[1], Connector)
     assert await Connector.objects.filter(charge_point__charge_point_id="KNOWN", status="Available").aexists()
+
+
+async def test_a_status_alone_in_its_batch_is_one_statement_its_own_way(statements: list[str]) -> None:
+    await sync_to_async(charge_point_register)(charge_point_id="ALONE", heartbeat_interval=60)
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    (result,) = await _one_batch(group, (_connection(), connector_status_set, _status("ALONE", "Preparing", 1)))
+    assert isinstance(result, Connector)
+    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
+    assert not [sql for sql in statements if "SKIP LOCKED" in sql or sql.startswith(_CONNECTORS_WRITTEN)]
