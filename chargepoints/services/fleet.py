@@ -638,7 +638,9 @@ def connector_status_set(
     before the charger's last boot and this one after it. ``charging`` (None: the status says
     nothing about it) feeds the idle time of the connector's session; ``Available`` after a
     reboot closes the sessions the reboot interrupted (charging, on
-    ``chargepoints.signals.connector_status_reported``, in this transaction).
+    ``chargepoints.signals.connector_status_reported``, in this transaction). In a group-commit
+    batch the status may have been written ahead with the batch's others (``status_writes``): it
+    takes that write, whose time of receipt is the batch's, and sends its signal and event as here.
     """
     ahead = status_write_taken(
         StatusLookup(
