@@ -30,7 +30,8 @@ import psycopg
 from django.db import connection, transaction
 
 from chargepoints.services import charge_point_register
-from chargepoints.services.fleet import _STATUS_COLUMNS, _STATUS_WRITTEN
+from chargepoints.services.fleet import _STATUS_WRITTEN
+from chargepoints.services.status_writes import STATUS_COLUMNS
 from charging.models import Transaction
 from kernel.plain_sql import _gathered_update_of, bound_cursor
 
@@ -76,7 +77,7 @@ def main(executions: int, rounds: int) -> None:
 
     def status(n: int) -> dict[str, Any]:
         at = now + timedelta(seconds=n)
-        values = dict(zip(_STATUS_COLUMNS, ("Charging", "NoError", "", "", "", at, None, at), strict=True))
+        values = dict(zip(STATUS_COLUMNS, ("Charging", "NoError", "", "", "", at, None, at), strict=True))
         return {**values, "now": at, "charge_point_id": name, "connector_id": 1, "evse_id": None}
 
     def update(n: int) -> list[Any]:

@@ -33,9 +33,12 @@ Before the units of a pass without savepoints run, the batch's session starts ar
 (``charging.services.start_reads``): their chargers locked by one statement, in the order of their
 primary keys, then their sessions and parked stops by one, their id tags by one; each start takes
 its answer. Likewise the register readings of its stops' sessions that their connections keep,
-by one statement (``charging.services.ledger_reads``). Only a start or stop that is the first unit
-of its charger in the batch has one (``_first_of_their_chargers``): a unit of that charger before
-it may change what was read.
+by one statement (``charging.services.ledger_reads``). And its StatusNotifications are written
+together, their chargers locked as the starts' are (``chargepoints.services.status_writes``), then
+whether a session is open on the connector of each ``Available`` among them read by one statement
+(``charging.services.status_reads``). Only a start, stop or status that is the first unit of its
+charger in the batch has one (``_first_of_their_chargers``): a unit of that charger before it may
+change what was read or written.
 
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
@@ -62,9 +65,16 @@ from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections,
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
+from chargepoints.services.status_writes import (
+    StatusLookup,
+    status_lookup_of,
+    status_write_dropped,
+    statuses_written_together,
+)
 from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledgers_read_together, stop_lookup_of
 from charging.services.open_sessions import open_sessions_lent
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
+from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
@@ -254,9 +264,15 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
         with copies_gathered():
             lookups = [start_lookup_of(unit.func, unit.kwargs) for unit in batch]
             stops = [stop_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            firsts = _first_of_their_chargers(batch, lookups, stops)
-            with starts_read_together(firsts.starts), ledgers_read_together(firsts.stops):
-                return _units_without_savepoints(batch, lookups, stops)
+            statuses = [status_lookup_of(unit.func, unit.kwargs) for unit in batch]
+            firsts = _first_of_their_chargers(batch, lookups, stops, statuses)
+            with (
+                starts_read_together(firsts.starts),
+                ledgers_read_together(firsts.stops),
+                statuses_written_together(firsts.statuses) as written,
+                connector_sessions_read_together(written),
+            ):
+                return _units_without_savepoints(batch, lookups, stops, statuses)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
@@ -270,25 +286,32 @@ class _Firsts:
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
+    statuses: list[StatusLookup] = field(default_factory=list)
 
 
 def _first_of_their_chargers(
-    batch: list[_Unit], lookups: list[StartLookup | None], stops: list[StopLookup | None]
+    batch: list[_Unit],
+    lookups: list[StartLookup | None],
+    stops: list[StopLookup | None],
+    statuses: list[StatusLookup | None],
 ) -> _Firsts:
     """The starts' lookups (``lookups[i]``: ``batch[i]``'s, or None) that the batch reads together
     (``charging.services.start_reads``), and the stops' (``stops[i]``) whose ledgers it reads
-    together (``charging.services.ledger_reads``): of each start or stop that is the first unit of
-    its charger in the batch. A unit's chargers are the one its connection's context names
+    together (``charging.services.ledger_reads``), and the statuses (``statuses[i]``) it writes
+    together (``chargepoints.services.status_writes``): of each start, stop or status that is the
+    first unit of its charger in the batch. A unit's chargers are the one its connection's context names
     (``charge_point_id_var``) and the one its arguments name (``charge_point_id``, or a
     ``request``'s); a unit naming none (the write-behind buffers, an id tag read, a command's
     answer) writes no session."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, lookup, stop in zip(batch, lookups, stops, strict=True):
+    for unit, lookup, stop, status in zip(batch, lookups, stops, statuses, strict=True):
         if lookup is not None and lookup.charge_point_id not in chargers:
             chosen.starts.append(lookup)
         if stop is not None and stop.charge_point_id not in chargers:
             chosen.stops.append((stop, unit.context))
+        if status is not None and status.charge_point_id not in chargers and not unit.in_savepoint:
+            chosen.statuses.append(status)
         request = unit.kwargs.get("request")
         chargers.update(
             (
@@ -303,16 +326,19 @@ def _first_of_their_chargers(
 
 
 def _units_without_savepoints(
-    batch: list[_Unit], lookups: list[StartLookup | None], stops: list[StopLookup | None]
+    batch: list[_Unit],
+    lookups: list[StartLookup | None],
+    stops: list[StopLookup | None],
+    statuses: list[StatusLookup | None],
 ) -> list[Outcome]:
-    """Each unit's result; a start's answer or a stop's ledger read for the batch is dropped after
-    its unit ran, taken or not (no later unit takes it)."""
+    """Each unit's result; a start's answer, a stop's ledger read or a status's write for the batch
+    is dropped after its unit ran, taken or not (no later unit takes it)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
-        for unit, lookup, stop in zip(batch, lookups, stops, strict=True):
+        for unit, lookup, stop, status in zip(batch, lookups, stops, statuses, strict=True):
             if unit.in_savepoint:
                 del features.uses_savepoints
                 try:
@@ -328,6 +354,8 @@ def _units_without_savepoints(
             finally:
                 start_read_taken(lookup)  # the answer read for its start, if it left it: no later unit takes it
                 ledger_read_dropped(stop)
+                status_write_dropped(status)
+                connector_sessions_read_dropped(status)
             if transaction.get_rollback() or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes

@@ -29,6 +29,13 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from chargepoints.services.status_writes import (
+    CONNECTOR_COLUMNS,
+    STATUS_COLUMNS,
+    StatusLookup,
+    status_unit_register,
+    status_write_taken,
+)
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
@@ -631,14 +638,25 @@ def connector_status_set(
     before the charger's last boot and this one after it. ``charging`` (None: the status says
     nothing about it) feeds the idle time of the connector's session; ``Available`` after a
     reboot closes the sessions the reboot interrupted (charging, on
-    ``chargepoints.signals.connector_status_reported``, in this transaction).
+    ``chargepoints.signals.connector_status_reported``, in this transaction). In a group-commit
+    batch the status may have been written ahead with the batch's others (``status_writes``): it
+    takes that write, whose time of receipt is the batch's, and sends its signal and event as here.
     """
-    now = timezone.now()
+    ahead = status_write_taken(
+        StatusLookup(
+            charge_point_id, connector_id, status, evse_id, error_code, info, vendor_id, vendor_error_code, timestamp,
+            charging,
+        )
+    )  # fmt: skip
+    now = timezone.now() if ahead is None else ahead.now
     judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
     timestamp = judged.at
     status_columns = (status, error_code, info, vendor_id, vendor_error_code, timestamp, judged.kept)
     with transaction.atomic():
-        seen, connector, written = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
+        if ahead is None:
+            seen, connector, written = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
+        else:  # written with the batch's other statuses (``status_writes``)
+            seen, connector, written = ahead.charge_point, ahead.connector, ahead.written
         # The charger's row first, as every session write does (one lock order, no deadlock).
         charge_point = seen or _charge_point_seen_now(charge_point_id, now)
         stored = connector is not None
@@ -658,7 +676,9 @@ def connector_status_set(
             charging=charging,
             at=timestamp,
         )
-        if connector.status != status or connector.error_code != error_code:
+        if (connector.status != status or connector.error_code != error_code) and webhook_event_may_have_subscribers(
+            event_type=EventType.CONNECTOR_STATUS_CHANGED
+        ):  # the event's data built only then
             webhook_event_emit(
                 event_type=EventType.CONNECTOR_STATUS_CHANGED,
                 data=events.connector_status_changed(
@@ -686,12 +706,13 @@ def connector_status_set(
     return connector
 
 
+status_unit_register(connector_status_set)  # a batch writes its statuses together (``status_writes``)
+
+
 # The StatusNotification path in plain statements on PostgreSQL: the ORM's compiler and model
 # machinery cost several times the statements themselves on the gateway's busiest path (issue 15).
 # Elsewhere (SQLite, whose raw cursors return naive times) the same steps go through the ORM.
-_STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
-                   "charger_timestamp", "updated_at")  # fmt: skip
-_CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STATUS_COLUMNS)
+# The columns are ``status_writes``' (a batch's statuses written together).
 
 
 # A StatusNotification as one statement (PostgreSQL, issue 15): the charger's ``last_seen`` (its
@@ -704,20 +725,20 @@ _CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *_STAT
 _STATUS_WRITTEN = (
     f"WITH cp AS (UPDATE {ChargePoint._meta.db_table} SET last_seen = %(now)s"
     " WHERE charge_point_id = %(charge_point_id)s RETURNING id, last_boot_at),"
-    f" old AS (SELECT {', '.join(f'c.{column}' for column in _CONNECTOR_COLUMNS)}"
+    f" old AS (SELECT {', '.join(f'c.{column}' for column in CONNECTOR_COLUMNS)}"
     f" FROM {Connector._meta.db_table} c JOIN cp ON c.charge_point_id = cp.id"
     " WHERE c.connector_id = %(connector_id)s AND c.evse_id IS NOT DISTINCT FROM %(evse_id)s FOR UPDATE OF c),"
     f" written AS (UPDATE {Connector._meta.db_table} c"
-    f" SET {', '.join(f'{column} = %({column})s' for column in _STATUS_COLUMNS)}"
+    f" SET {', '.join(f'{column} = %({column})s' for column in STATUS_COLUMNS)}"
     " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
     " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
     " AND old.updated_at < cp.last_boot_at)) RETURNING c.id),"
     f" created AS (INSERT INTO {Connector._meta.db_table} (charge_point_id, evse_id, connector_id,"
-    f" {', '.join(_STATUS_COLUMNS)}) SELECT cp.id, %(evse_id)s, %(connector_id)s,"
-    f" {', '.join(f'%({column})s' for column in _STATUS_COLUMNS)} FROM cp"
+    f" {', '.join(STATUS_COLUMNS)}) SELECT cp.id, %(evse_id)s, %(connector_id)s,"
+    f" {', '.join(f'%({column})s' for column in STATUS_COLUMNS)} FROM cp"
     " WHERE NOT EXISTS (SELECT 1 FROM old) ON CONFLICT DO NOTHING RETURNING id)"
     " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written), (SELECT id FROM created),"
-    f" {', '.join(f'old.{column}' for column in _CONNECTOR_COLUMNS)}"
+    f" {', '.join(f'old.{column}' for column in CONNECTOR_COLUMNS)}"
     " FROM cp LEFT JOIN old ON true"
 )
 
@@ -731,7 +752,7 @@ def _status_written(
     None off PostgreSQL. Raises ``ChargePoint.DoesNotExist`` for an unknown charger."""
     if connection.vendor != "postgresql":
         return None, None, False
-    params = dict(zip(_STATUS_COLUMNS, (*values, now), strict=True))
+    params = dict(zip(STATUS_COLUMNS, (*values, now), strict=True))
     params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
     with bound_cursor() as cursor:
         cursor.execute(_STATUS_WRITTEN, params)
@@ -748,7 +769,7 @@ def _status_written(
         return charge_point, connector, True
     if connector_row[0] is None:
         return charge_point, None, False
-    return charge_point, instance_of_row(Connector, _CONNECTOR_COLUMNS, connector_row), written
+    return charge_point, instance_of_row(Connector, CONNECTOR_COLUMNS, connector_row), written
 
 
 def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:
@@ -783,7 +804,7 @@ def _connector_locked(charge_point: ChargePoint, evse_id: int | None, connector_
             charge_point=charge_point, evse_id=evse_id, connector_id=connector_id
         )
         return connector
-    return Connector.from_db("default", list(_CONNECTOR_COLUMNS), list(row))
+    return Connector.from_db("default", list(CONNECTOR_COLUMNS), list(row))
 
 
 def _connector_row_locked(charge_point: ChargePoint, evse_id: int | None, connector_id: int) -> tuple[Any, ...] | None:
@@ -791,7 +812,7 @@ def _connector_row_locked(charge_point: ChargePoint, evse_id: int | None, connec
     evse = "evse_id IS NULL" if evse_id is None else "evse_id = %s"
     with bound_cursor() as cursor:
         cursor.execute(
-            f"SELECT {', '.join(map(quote, _CONNECTOR_COLUMNS))} FROM {quote(Connector._meta.db_table)}"
+            f"SELECT {', '.join(map(quote, CONNECTOR_COLUMNS))} FROM {quote(Connector._meta.db_table)}"
             f" WHERE charge_point_id = %s AND connector_id = %s AND {evse} FOR UPDATE",
             [charge_point.pk, connector_id] + ([] if evse_id is None else [evse_id]),
         )
@@ -803,11 +824,11 @@ def _connector_status_write(connector: Connector) -> None:
         connector.save()
         return
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column)} = %s" for column in _STATUS_COLUMNS)
+    assignments = ", ".join(f"{quote(column)} = %s" for column in STATUS_COLUMNS)
     with bound_cursor() as cursor:
         cursor.execute(
             f"UPDATE {quote(Connector._meta.db_table)} SET {assignments} WHERE id = %s",
-            [getattr(connector, column) for column in _STATUS_COLUMNS] + [connector.pk],
+            [getattr(connector, column) for column in STATUS_COLUMNS] + [connector.pk],
         )
 
 

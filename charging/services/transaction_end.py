@@ -28,6 +28,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
+from charging.services.status_reads import CLOSING_STATUS, connector_sessions_open_taken
 from charging.signals import charger_draw_changed, transaction_ended
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -84,9 +85,9 @@ def connector_sessions_follow(
     or find no session open: one plain statement tells, or, for a status that only feeds idle time,
     the connection's kept sessions (``open_sessions_none_on``; the one kept on a 1.6 connector takes
     the idle time without a statement, ``_charging_state_kept``). ``Available`` always reads the
-    rows: a session the charger's previous connection committed after this one's handshake is not
-    kept here, and only the rows can close it."""
-    closes = status == "Available"
+    rows (or takes its batch's one read of them, ``status_reads``): a session the charger's previous
+    connection committed after this one's handshake is not kept here, and only the rows can close it."""
+    closes = status == CLOSING_STATUS
     if not (closes or charging is not None):
         return
     if not closes and (
@@ -97,13 +98,16 @@ def connector_sessions_follow(
         )
     ):
         return
-    if not transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id):
+    read = connector_sessions_open_taken(charge_point.pk, connector_id, evse_id)
+    if read is None:
+        read = transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id)
+    if not read:
         return
     if charging is not None:
         transaction_charging_state_set(
             charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
         )
-    if status == "Available":
+    if closes:
         transactions_close_after_reboot(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at)
 
 

@@ -1,0 +1,217 @@
+"""A group-commit batch's StatusNotifications, written together (issue 15).
+
+A StatusNotification (1.6 and 2.0.1, ``fleet.connector_status_set``) sets its charger's
+``last_seen`` (which locks the charger's row first, as every session write does), then locks and
+reads its connector's row and writes the status unless the stored one supersedes it, or creates
+the row with it (a connector's first status): one statement per status. A batch written without
+savepoints writes them once for all its statuses, before its units run
+(``statuses_written_together``): one statement locks the statuses' chargers that no other
+transaction holds, in the order of their primary keys, waiting for none (``SKIP LOCKED``: a
+charger held elsewhere is left to its status, which waits for it at its turn, as a status always
+did), and sets their ``last_seen``; one more, after those locks (a statement reads as of its
+start: what committed before the locks were taken), locks, reads and writes or creates their
+connectors' rows by the same rule. Each status then takes what was written for it
+(``status_write_taken``) and sends its signal and its webhook event at its turn, as before.
+
+Only the first unit of its charger in the batch is written ahead (the group commit chooses): a
+unit of that charger before it (a boot, another status) may change what the write reads. What is
+written and not taken is dropped once its unit ran (``status_write_dropped``). PostgreSQL only;
+the batch's second pass (each unit in its savepoint) writes each status the unit's way, the first
+pass's writes rolled back with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from chargepoints import clock
+from chargepoints.models import ChargePoint, Connector
+from kernel.plain_sql import bound_cursor, instance_of_row, instance_saved
+
+STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
+                  "charger_timestamp", "updated_at")  # fmt: skip
+CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *STATUS_COLUMNS)
+
+
+class StatusLookup(NamedTuple):
+    """A status as ``connector_status_set``'s keyword arguments (``timestamp`` as sent, None: absent)."""
+
+    charge_point_id: str
+    connector_id: int
+    status: str
+    evse_id: int | None = None
+    error_code: str = ""
+    info: str = ""
+    vendor_id: str = ""
+    vendor_error_code: str = ""
+    timestamp: datetime | None = None
+    charging: bool | None = None
+
+
+@dataclass(slots=True)
+class StatusWrite:
+    """What a status written ahead found: the time it was received (``now``), its charger (id,
+    charger id, last boot), its connector as it was (a first status: as ``Connector()`` is, with
+    the id of the row created) and whether the status was written (False: a newer one is stored)."""
+
+    now: datetime
+    charge_point: ChargePoint
+    connector: Connector
+    written: bool
+
+
+_status_units: set[Callable[..., Any]] = set()
+
+
+def status_unit_register(func: Callable[..., Any]) -> None:
+    """``func``'s units are statuses: their keyword arguments are a ``StatusLookup``'s."""
+    _status_units.add(func)
+
+
+def status_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StatusLookup | None:
+    """The lookup of a unit ``func(**kwargs)``, if it is a status; None for arguments it cannot make
+    one of (the unit writes its own way)."""
+    if func not in _status_units:
+        return None
+    try:
+        return StatusLookup(**kwargs)
+    except TypeError:
+        return None
+
+
+_batch = threading.local()  # .writes: lookup -> StatusWrite, during a pass
+# Statuses written ahead only from this many in a batch: one alone is one statement its own way,
+# where ahead it would take two.
+_FEWEST = 2
+
+
+@contextmanager
+def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[list[tuple[StatusLookup, StatusWrite]]]:
+    """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
+    found and not held elsewhere is written now (two statements) and answered
+    (``status_write_taken``); the block is given those whose status was written (their signal is
+    to be sent). Fewer than ``_FEWEST``, or not PostgreSQL: no statement, no answer."""
+    _batch.writes = {}
+    try:
+        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
+            now = timezone.now()
+            chargers = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
+            found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
+            if found:
+                _batch.writes = _connectors_written(found, chargers, now)
+        yield [(lookup, write) for lookup, write in _batch.writes.items() if write.written]
+    finally:
+        _batch.writes = None
+
+
+def status_write_taken(lookup: StatusLookup) -> StatusWrite | None:
+    """What was written ahead for ``lookup`` in this pass (taken: no other unit gets it), or None."""
+    writes: dict[StatusLookup, StatusWrite] | None = getattr(_batch, "writes", None)
+    return writes.pop(lookup, None) if writes else None
+
+
+def status_write_dropped(lookup: StatusLookup | None) -> None:
+    """Its unit ran: what was written for ``lookup``, if it was left, is no later unit's."""
+    writes: dict[StatusLookup, StatusWrite] | None = getattr(_batch, "writes", None)
+    if writes and lookup is not None:
+        writes.pop(lookup, None)
+
+
+_CHARGERS_SEEN = (
+    f"UPDATE {ChargePoint._meta.db_table} cp SET last_seen = %s"
+    f" FROM (SELECT id FROM {ChargePoint._meta.db_table} WHERE charge_point_id = ANY(%s::text[])"
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) locked WHERE cp.id = locked.id"
+    " RETURNING cp.charge_point_id, cp.id, cp.last_boot_at"
+)
+
+
+def _chargers_seen(charge_point_ids: list[str], now: datetime) -> dict[str, ChargePoint]:
+    """The chargers' ``last_seen`` set to ``now``, their rows locked in the order of their primary
+    keys, those held by another transaction skipped: charger id -> (id, charger id, last boot)."""
+    with bound_cursor() as cursor:
+        cursor.execute(_CHARGERS_SEEN, [now, charge_point_ids])
+        rows = cursor.fetchall()
+    return {
+        charge_point_id: instance_of_row(
+            ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
+        )
+        for charge_point_id, pk, last_boot_at in rows
+    }
+
+
+_TABLE = Connector._meta.db_table
+# ``fleet._STATUS_WRITTEN`` for many connectors of locked chargers (at most one per charger): each
+# row's values one array; the old rows locked in the order of their ids; a row written unless its
+# stored status supersedes the new one (``fleet._status_superseded``), created when there is none.
+_CONNECTORS_WRITTEN = (
+    "WITH v AS (SELECT * FROM unnest(%(cp)s::bigint[], %(evse)s::int[], %(connector)s::int[],"
+    " %(status)s::text[], %(error_code)s::text[], %(info)s::text[], %(vendor_id)s::text[],"
+    " %(vendor_error_code)s::text[], %(status_timestamp)s::timestamptz[], %(charger_timestamp)s::timestamptz[],"
+    " %(last_boot_at)s::timestamptz[]) WITH ORDINALITY AS v(cp, evse, connector, status, error_code, info,"
+    " vendor_id, vendor_error_code, status_timestamp, charger_timestamp, last_boot_at, n)),"
+    f" old AS (SELECT v.n, {', '.join(f'c.{column}' for column in CONNECTOR_COLUMNS)} FROM {_TABLE} c"
+    " JOIN v ON c.charge_point_id = v.cp AND c.connector_id = v.connector"
+    " AND c.evse_id IS NOT DISTINCT FROM v.evse ORDER BY c.id FOR UPDATE OF c),"
+    f" written AS (UPDATE {_TABLE} c SET"
+    f" {', '.join(f'{column} = v.{column}' for column in STATUS_COLUMNS[:-1])}, updated_at = %(now)s"
+    " FROM old JOIN v ON v.n = old.n WHERE c.id = old.id AND (old.status_timestamp IS NULL"
+    " OR v.status_timestamp >= old.status_timestamp OR (v.last_boot_at IS NOT NULL"
+    " AND old.updated_at < v.last_boot_at)) RETURNING v.n),"
+    f" created AS (INSERT INTO {_TABLE} (charge_point_id, evse_id, connector_id, {', '.join(STATUS_COLUMNS)})"
+    f" SELECT v.cp, v.evse, v.connector, {', '.join(f'v.{column}' for column in STATUS_COLUMNS[:-1])}, %(now)s"
+    " FROM v WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.n = v.n) ORDER BY v.n"
+    " ON CONFLICT DO NOTHING RETURNING id, charge_point_id, evse_id, connector_id)"
+    " SELECT v.n, EXISTS (SELECT 1 FROM written WHERE written.n = v.n), created.id,"
+    f" {', '.join(f'old.{column}' for column in CONNECTOR_COLUMNS)}"
+    " FROM v LEFT JOIN old ON old.n = v.n LEFT JOIN created ON created.charge_point_id = v.cp"
+    " AND created.connector_id = v.connector AND created.evse_id IS NOT DISTINCT FROM v.evse ORDER BY v.n"
+)
+
+
+def _connectors_written(
+    lookups: list[StatusLookup], chargers: dict[str, ChargePoint], now: datetime
+) -> dict[StatusLookup, StatusWrite]:
+    """``_CONNECTORS_WRITTEN`` for ``lookups`` (their chargers locked): lookup -> what it found. A
+    first status whose row is there but was not seen (created by a transaction that committed
+    after this statement began) has none: its unit writes it its own way."""
+    tolerance = settings.CSMS_CLOCK_SKEW_TOLERANCE
+    judged = [clock.charger_time(lookup.timestamp, received_at=now, tolerance_s=tolerance) for lookup in lookups]
+    boots = [chargers[lookup.charge_point_id] for lookup in lookups]
+    params: dict[str, Any] = {
+        "now": now,
+        "cp": [charge_point.pk for charge_point in boots],
+        "evse": [lookup.evse_id for lookup in lookups],
+        "connector": [lookup.connector_id for lookup in lookups],
+        "status": [lookup.status for lookup in lookups],
+        "error_code": [lookup.error_code for lookup in lookups],
+        "info": [lookup.info for lookup in lookups],
+        "vendor_id": [lookup.vendor_id for lookup in lookups],
+        "vendor_error_code": [lookup.vendor_error_code for lookup in lookups],
+        "status_timestamp": [time.at for time in judged],
+        "charger_timestamp": [time.kept for time in judged],
+        "last_boot_at": [charge_point.last_boot_at for charge_point in boots],
+    }
+    with bound_cursor() as cursor:
+        cursor.execute(_CONNECTORS_WRITTEN, params)
+        rows = cursor.fetchall()
+    writes = {}
+    for n, written, created, *old in rows:
+        lookup, charge_point = lookups[n - 1], boots[n - 1]  # WITH ORDINALITY counts from 1
+        if created is not None:
+            connector = Connector(
+                id=created, charge_point_id=charge_point.pk, evse_id=lookup.evse_id, connector_id=lookup.connector_id
+            )
+            instance_saved(connector)
+            writes[lookup] = StatusWrite(now, charge_point, connector, True)
+        elif old[0] is not None:
+            writes[lookup] = StatusWrite(now, charge_point, instance_of_row(Connector, CONNECTOR_COLUMNS, old), written)
+    return writes

@@ -1,0 +1,351 @@
+"""A group-commit batch's StatusNotifications written together (``chargepoints.services.status_writes``,
+``charging.services.status_reads``; PostgreSQL): two statements for the whole batch's statuses and
+one for its ``Available`` statuses' open sessions, and each status ends as it ends written alone
+(the supersede rule, a first status creating its connector, its signal and webhook event, a reboot's
+sessions closed); a status after another unit of its charger in the batch, or in a batch written
+again, writes its own way."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint, Connector
+from chargepoints.services import charge_point_register, connector_status_set
+from chargepoints.signals import connector_status_reported
+from charging.models import Transaction, TransactionStatus
+from charging.services.open_sessions import open_sessions_bind
+from charging.services.transaction_start import StartRequest, transaction_start
+from ocpp_gateway.group_commit import CommitGroup
+from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
+]
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+_ONE_STATUS = "WITH cp AS (UPDATE chargepoints_chargepoint SET last_seen"  # a status written its own way
+_CONNECTORS_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses' connectors
+_SESSIONS_ASKED = 'SELECT 1 FROM "chargepoints_transaction"'  # an Available status's own read
+_SESSIONS_READ = 'SELECT charge_point_id, connector_id, evse_id FROM "chargepoints_transaction"'
+
+
+class Refused(Exception):
+    pass
+
+
+def _refused() -> None:
+    raise Refused
+
+
+def _connection() -> contextvars.Context:
+    context = contextvars.copy_context()
+    context.run(open_sessions_bind)
+    return context
+
+
+async def _one_batch(
+    group: CommitGroup, *units: tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]
+) -> list:
+    """Run ``units`` (connection, func, kwargs) as one batch: a blocker holds the writer while they queue."""
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    queued = [loop.create_task(group.run(func, **kwargs), context=context) for context, func, kwargs in units]
+    release.set()
+    await first
+    return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+@pytest.fixture
+def reported() -> Iterator[list[tuple[Any, ...]]]:
+    """Every ``connector_status_reported`` sent: (charger id, connector, EVSE, status, charging, at)."""
+    sent: list[tuple[Any, ...]] = []
+
+    def receiver(sender: Any, *, charge_point: ChargePoint, **kwargs: Any) -> None:
+        sent.append(
+            (
+                charge_point.charge_point_id,
+                kwargs["connector_id"],
+                kwargs["evse_id"],
+                kwargs["status"],
+                kwargs["charging"],
+                kwargs["at"],
+            )
+        )
+
+    connector_status_reported.connect(receiver, dispatch_uid="test_batch_statuses")
+    yield sent
+    connector_status_reported.disconnect(dispatch_uid="test_batch_statuses")
+
+
+def _status(charge_point_id: str, status: str, minutes: float | None, **more: Any) -> dict[str, Any]:
+    timestamp = None if minutes is None else T0 + timedelta(minutes=minutes)
+    return {"charge_point_id": charge_point_id, "connector_id": 1, "status": status, "timestamp": timestamp, **more}
+
+
+def _cases(prefix: str) -> list[tuple[list[dict[str, Any]], bool, dict[str, Any]]]:
+    """(statuses stored first, whether the charger boots after them, the status under test) per charger."""
+    cp = [f"{prefix}-{n}" for n in range(8)]
+    return [
+        ([], False, _status(cp[0], "Available", 1)),  # a connector's first status: its row created
+        ([_status(cp[1], "Available", 10)], False, _status(cp[1], "Charging", 20, charging=True)),
+        ([_status(cp[2], "Charging", 20)], False, _status(cp[2], "Available", 10)),  # older: superseded
+        ([_status(cp[3], "Charging", 20)], True, _status(cp[3], "Available", 10)),  # older, after a boot: written
+        (
+            [_status(cp[4], "Available", 10, evse_id=2)],
+            False,
+            _status(cp[4], "Occupied", 30, evse_id=2),  # 2.0.1: its EVSE
+        ),
+        ([_status(cp[5], "Available", 10)], False, _status(cp[5], "Faulted", None, error_code="GroundFailure")),
+        (
+            [_status(cp[6], "Available", 10)],
+            False,
+            _status(cp[6], "Unavailable", -60 * 24 * 365 * 20, info="x", vendor_id="V", vendor_error_code="E1"),
+        ),  # a clock of 20 years ago: its receipt stands in, the time sent kept
+        ([_status(cp[7], "Charging", 10)], True, _status(cp[7], "Available", 30)),  # a session the boot cut
+    ]
+
+
+def _arranged(prefix: str) -> list[dict[str, Any]]:
+    """Each case's charger registered, its earlier statuses stored, its boot; the last one's session
+    (not kept by any connection) started before that boot. The statuses under test."""
+    cases = _cases(prefix)
+    for stored, boots, status in cases:
+        charge_point_register(charge_point_id=status["charge_point_id"], heartbeat_interval=60)
+        for earlier in stored:
+            connector_status_set(**earlier)
+        if status["charge_point_id"].endswith("-7"):
+            transaction_start(
+                StartRequest(
+                    charge_point_id=status["charge_point_id"],
+                    ocpp_version="1.6",
+                    start_key=f"1|tag|1000|{T0.isoformat()}",
+                    started_at=T0,
+                    connector_id=1,
+                    id_tag="TAG",
+                    meter_start_wh=Decimal(1000),
+                )
+            )
+        if boots:
+            ChargePoint.objects.filter(charge_point_id=status["charge_point_id"]).update(last_boot_at=timezone.now())
+    return [status for _, _, status in cases]
+
+
+def _outcome(prefix: str, reported: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each case's connector, signal, webhook event and sessions, its charger's name and the time
+    it was last seen (a receipt that stands in for a status's time) written as placeholders."""
+    ended = []
+    for charge_point in ChargePoint.objects.filter(charge_point_id__startswith=f"{prefix}-").order_by(
+        "charge_point_id"
+    ):
+        seen = charge_point.last_seen
+
+        def plain(value: Any, seen: datetime | None = seen, name: str = charge_point.charge_point_id) -> Any:
+            if isinstance(value, str) and value.endswith("Z"):  # a time in event data
+                value = datetime.fromisoformat(value)
+            if isinstance(value, datetime) and value > T0 + timedelta(hours=1):  # a receipt: when, to the last seen
+                return "SEEN" if value == seen else "BEFORE" if seen is not None and value < seen else value
+            return "CP" if value == name else value
+
+        connectors = [
+            tuple(plain(value) for value in row)
+            for row in Connector.objects.filter(charge_point=charge_point)
+            .order_by("evse_id", "connector_id")
+            .values_list(
+                "evse_id", "connector_id", "status", "error_code", "info", "vendor_id", "vendor_error_code",
+                "status_timestamp", "charger_timestamp", "updated_at",
+            )
+        ]  # fmt: skip
+        signals = [
+            tuple(plain(value) for value in sent) for sent in reported if sent[0] == charge_point.charge_point_id
+        ]
+        events = [
+            {key: plain(value) for key, value in body["data"].items()}
+            for body in WebhookDelivery.objects.filter(event_type=EventType.CONNECTOR_STATUS_CHANGED).values_list(
+                "body", flat=True
+            )
+            for body in [json.loads(body)]
+            if body["data"]["charge_point_id"] == charge_point.charge_point_id
+        ]
+        sessions = list(
+            Transaction.objects.filter(charge_point=charge_point).values_list("status", "stop_reason", "closed_by_csms")
+        )
+        ended.append((connectors, signals, sorted(events, key=str), sessions))
+    return ended
+
+
+async def test_a_batch_s_statuses_are_written_by_two_statements_and_end_as_each_written_alone(
+    statements: list[str], reported: list[tuple[Any, ...]]
+) -> None:
+    await WebhookSubscription.objects.acreate(
+        url="http://hooks.invalid/", events=[EventType.CONNECTOR_STATUS_CHANGED], secret="s"
+    )
+    alone = await sync_to_async(_arranged)("ALONE")
+    together = await sync_to_async(_arranged)("BATCH")
+    reported.clear()
+    for status in alone:  # the general path: each status in its own transaction, no batch
+        await sync_to_async(transaction.atomic(connector_status_set))(**status)
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    results = await _one_batch(group, *((_connection(), connector_status_set, status) for status in together))
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert not [sql for sql in statements if sql.startswith(_ONE_STATUS)]
+    assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
+    # Only the Charging status asks its own way (its connection here does not know its sessions);
+    # each of the three Available asked too before.
+    assert len([sql for sql in statements if sql.startswith(_SESSIONS_ASKED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_SESSIONS_READ)]) == 1
+    expected = await sync_to_async(_outcome)("ALONE", reported)
+    assert await sync_to_async(_outcome)("BATCH", reported) == expected
+    assert [sessions for *_, sessions in expected][7] == [(TransactionStatus.ENDED, "Reboot", True)]
+    assert [len(signals) for _, signals, _, _ in expected] == [1, 1, 0, 1, 1, 1, 1, 1]  # the superseded sends none
+
+
+async def test_a_status_after_another_unit_of_its_charger_in_the_batch_writes_its_own_way(
+    statements: list[str], reported: list[tuple[Any, ...]]
+) -> None:
+    await WebhookSubscription.objects.acreate(
+        url="http://hooks.invalid/", events=[EventType.CONNECTOR_STATUS_CHANGED], secret="s"
+    )
+    for name in ("TWICE-1", "TWICE-2"):
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+    group = CommitGroup(max_units=64)
+    context = _connection()
+    del statements[:]
+    results = await _one_batch(
+        group,
+        (context, connector_status_set, _status("TWICE-1", "Available", 1)),  # its row created
+        (_connection(), connector_status_set, _status("TWICE-2", "Preparing", 1)),
+        (context, connector_status_set, _status("TWICE-1", "Preparing", 2)),  # the same connector again
+        (context, connector_status_set, _status("TWICE-1", "Available", 3, connector_id=2)),  # another connector
+        (context, connector_status_set, _status("TWICE-1", "Charging", 1.5)),  # older than the second
+    )
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 3
+    rows = Connector.objects.order_by("charge_point__charge_point_id", "connector_id").values_list(
+        "charge_point__charge_point_id", "connector_id", "status", "status_timestamp"
+    )
+    assert [row async for row in rows] == [
+        ("TWICE-1", 1, "Preparing", T0 + timedelta(minutes=2)),
+        ("TWICE-1", 2, "Available", T0 + timedelta(minutes=3)),
+        ("TWICE-2", 1, "Preparing", T0 + timedelta(minutes=1)),
+    ]
+    assert [(cp, connector, status) for cp, connector, _, status, _, _ in reported] == [
+        ("TWICE-1", 1, "Available"),
+        ("TWICE-2", 1, "Preparing"),
+        ("TWICE-1", 1, "Preparing"),
+        ("TWICE-1", 2, "Available"),
+    ]
+    previous = [
+        (data["charge_point_id"], data["connector_id"], data["previous_status"] or "", data["status"])
+        async for body in WebhookDelivery.objects.values_list("body", flat=True)
+        for data in [json.loads(body)["data"]]
+    ]
+    assert sorted(previous) == [
+        ("TWICE-1", 1, "", "Available"),
+        ("TWICE-1", 1, "Available", "Preparing"),
+        ("TWICE-1", 2, "", "Available"),
+        ("TWICE-2", 1, "", "Preparing"),
+    ]
+
+
+async def test_a_batch_written_again_writes_each_status_once_its_own_way(
+    statements: list[str], reported: list[tuple[Any, ...]]
+) -> None:
+    for name in ("AGAIN-1", "AGAIN-2"):
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+        await sync_to_async(connector_status_set)(**_status(name, "Available", 1))
+    reported.clear()
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    results = await _one_batch(
+        group,
+        (_connection(), connector_status_set, _status("AGAIN-1", "Preparing", 2)),
+        (_connection(), _refused, {}),
+        (_connection(), connector_status_set, _status("AGAIN-2", "Faulted", 2, connector_id=2)),
+    )
+    assert [type(result) for result in results] == [Connector, Refused, Connector]
+    # the first pass wrote both ahead, then was rolled back; the second wrote each its own way
+    assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 2
+    rows = Connector.objects.order_by("charge_point__charge_point_id", "connector_id").values_list(
+        "charge_point__charge_point_id", "connector_id", "status"
+    )
+    assert [row async for row in rows] == [
+        ("AGAIN-1", 1, "Preparing"),
+        ("AGAIN-2", 1, "Available"),
+        ("AGAIN-2", 2, "Faulted"),
+    ]
+    # each status's signal sent in each pass; the one committed was the second's, each once
+    assert [(cp, status) for cp, _, _, status, _, _ in reported[-2:]] == [
+        ("AGAIN-1", "Preparing"),
+        ("AGAIN-2", "Faulted"),
+    ]
+
+
+async def test_an_unknown_charger_s_status_fails_alone(statements: list[str]) -> None:
+    await sync_to_async(charge_point_register)(charge_point_id="KNOWN", heartbeat_interval=60)
+    group = CommitGroup(max_units=64)
+    results = await _one_batch(
+        group,
+        (_connection(), connector_status_set, _status("UNKNOWN", "Available", 1)),
+        (_connection(), connector_status_set, _status("KNOWN", "Available", 1)),
+    )
+    assert isinstance(results[0], ChargePoint.DoesNotExist)
+    assert isinstance(results[1], Connector)
+    assert await Connector.objects.filter(charge_point__charge_point_id="KNOWN", status="Available").aexists()
+
+
+async def test_a_status_alone_in_its_batch_is_one_statement_its_own_way(statements: list[str]) -> None:
+    await sync_to_async(charge_point_register)(charge_point_id="ALONE", heartbeat_interval=60)
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    (result,) = await _one_batch(group, (_connection(), connector_status_set, _status("ALONE", "Preparing", 1)))
+    assert isinstance(result, Connector)
+    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
+    assert not [sql for sql in statements if "SKIP LOCKED" in sql or sql.startswith(_CONNECTORS_WRITTEN)]
+
+
+async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(statements: list[str]) -> None:
+    """Its status waits for it at its turn, its own way; the batch's others are written ahead
+    (a write that waited for the held charger would time out first and write none ahead)."""
+    import psycopg
+
+    from conftest import _test_database_url
+
+    for name in ("HELD-1", "HELD-2", "HELD-3"):
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+    holder = await sync_to_async(psycopg.connect)(_test_database_url())
+    try:
+        await sync_to_async(holder.execute)(
+            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = 'HELD-2' FOR UPDATE"
+        )
+        release = threading.Timer(0.5, holder.commit)
+        release.start()
+        group = CommitGroup(max_units=64)
+        del statements[:]
+        results = await _one_batch(
+            group, *((_connection(), connector_status_set, _status(f"HELD-{n}", "Preparing", 1)) for n in (1, 2, 3))
+        )
+        release.join()
+    finally:
+        await sync_to_async(holder.close)()
+    assert [type(result) for result in results] == [Connector, Connector, Connector]
+    assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
+    statuses = Connector.objects.order_by("charge_point__charge_point_id").values_list("status", flat=True)
+    assert [status async for status in statuses] == ["Preparing"] * 3
