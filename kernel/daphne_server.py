@@ -65,6 +65,13 @@ whole text frames goes to daphne's ``onMessage`` without autobahn's frame state 
 message the application sends is written as one frame without daphne's and autobahn's four layers;
 anything else is autobahn's as before.
 
+**No access line formatted for a log that goes nowhere.** Twisted's ``HTTPFactory.log`` formats a
+combined-log line for every HTTP request (an API call) and writes it to Twisted's log, besides
+daphne's own access log. At daphne's default verbosity (1) Twisted's log goes nowhere (daphne
+begins it with a discarding observer): the line was built and dropped, about 1 % of an API
+process's CPU per command. It is now built only at verbosity 2 and above, where daphne hands
+Twisted's log to Python's logging (``daphne.server``) and the line is written as before.
+
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -493,13 +500,25 @@ def _text_sent_plainly(connections: dict[Any, dict[str, Any]], protocol: Any, me
     )
 
 
+def _access_line_if_logged(log: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+    """Twisted's ``HTTPFactory.log`` for daphne's factory, skipped unless its server's verbosity is
+    above 1 (at 1 and below Twisted's log goes nowhere: daphne's ``Server.run``)."""
+
+    @wraps(log)
+    def log_if_logged(factory: Any, request: Any) -> None:
+        if factory.server.verbosity > 1:
+            log(factory, request)
+
+    return log_if_logged
+
+
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
     beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
-    autobahn's per-connection option dump, and build its per-frame debug text only for a debug
-    line written."""
+    autobahn's per-connection option dump, and build its per-frame debug text and Twisted's access
+    line only for a line written."""
     from daphne import cli, server
-    from daphne.http_protocol import WebRequest
+    from daphne.http_protocol import HTTPFactory, WebRequest
     from daphne.ws_protocol import WebSocketProtocol
     from twisted.internet import tcp
     from twisted.web.http import HTTPChannel
@@ -533,6 +552,8 @@ def daphne_server_install() -> None:
     cli.CommandLineInterface.server_class = Server
     if not hasattr(WebRequest.process, "__wrapped__"):  # not yet installed
         WebRequest.process = _process_unless_busy(WebRequest.process)
+    if not hasattr(HTTPFactory.log, "__wrapped__"):  # not yet installed
+        HTTPFactory.log = _access_line_if_logged(HTTPFactory.log)
     if not hasattr(HTTPChannel.dataReceived, "__wrapped__"):  # not yet installed
         HTTPChannel.dataReceived = _upgraded_at_once(HTTPChannel.dataReceived)  # type: ignore[method-assign]
     if not hasattr(WebSocketProtocol.check_timeouts, "__wrapped__"):  # not yet installed

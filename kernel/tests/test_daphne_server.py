@@ -104,6 +104,9 @@ RELIED_ON = [
     ("twisted.internet.abstract", "FileDescriptor", "doWrite", "39c852a5e9e063b0"),
     ("twisted.internet.tcp", "Connection", "writeSomeData", "d7ddaf5ac8aa4232"),
     ("twisted.internet._newtls", "ConnectionMixin", "write", "9a97fc973a780c6c"),
+    # the access line skipped: Twisted's log goes nowhere at verbosity 1 (run), the line it formats (log).
+    ("daphne.server", "Server", "run", "f9eaa8f9328051ff"),
+    ("twisted.web.http", "HTTPFactory", "log", "8262e56a9920715e"),
 ]
 
 
@@ -116,6 +119,26 @@ def test_the_daphne_and_autobahn_code_the_hooks_rely_on_is_unchanged(module_name
 
 
 @override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+@pytest.mark.parametrize(("verbosity", "lines"), [(0, 0), (1, 0), (2, 1), (3, 1)])
+def test_twisted_s_access_line_is_formatted_only_at_a_verbosity_that_logs_it(verbosity, lines):
+    """Fails before the change at verbosity 0 and 1: the line was formatted and written to
+    Twisted's log, which daphne sends nowhere there."""
+    from daphne import cli
+    from daphne.http_protocol import HTTPFactory
+
+    daphne_server.daphne_server_install()
+    server = cli.CommandLineInterface.server_class(
+        application=None, endpoints=["tcp:0"], signal_handlers=False, verbosity=verbosity
+    )
+    factory = HTTPFactory(server)
+    written: list[str] = []
+    factory._logFormatter = lambda timestamp, request: f"{request} at {timestamp}"
+    factory._logFile = type("LogFile", (), {"write": lambda self, line: written.append(line)})()
+    factory._logDateTime = "now"
+    factory.log("GET /api/v1/")
+    assert written == ["GET /api/v1/ at now\n"] * lines
+
+
 def test_retry_after_is_spread_over_half_to_one_and_a_half_times_the_setting():
     delays = {daphne_server.retry_after_seconds() for _ in range(2000)}
     assert delays == set(range(5, 16))

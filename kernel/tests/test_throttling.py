@@ -1,3 +1,5 @@
+import contextvars
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -39,3 +41,18 @@ def test_requests_older_than_the_window_no_longer_count(monkeypatch):
     assert [client.get("/api/v1/chargepoints").status_code for _ in range(3)] == [200, 200, 429]
     clock[0] += 61
     assert client.get("/api/v1/chargepoints").status_code == 200
+
+
+def test_requests_in_their_own_contexts_share_one_cache_backend(monkeypatch):
+    """Failed before: ``caches["default"]`` built a backend for every request context (asgiref's
+    ``Local``), one per API request under ASGI."""
+    from django.core.cache import caches
+
+    built = []
+    create = caches.create_connection
+    monkeypatch.setattr(caches, "create_connection", lambda alias: built.append(alias) or create(alias))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='busy')[1]}")
+    statuses = [contextvars.Context().run(client.get, "/api/v1/chargepoints").status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert len(built) <= 1
