@@ -734,8 +734,10 @@ def _inserts_first(execute: Callable[..., Any], sql: Any, params: Any, many: boo
 
 
 def _inserts_watched(db: BaseDatabaseWrapper) -> None:
+    """The outermost wrapper, first in the list: a ``connection.execute_wrapper`` block that opens
+    and closes meanwhile (it ``pop()``s the last) takes its own off, never this one."""
     if _inserts_first not in db.execute_wrappers:
-        db.execute_wrappers.append(_inserts_first)
+        db.execute_wrappers.insert(0, _inserts_first)
 
 
 def _inserts_unwatched() -> None:
@@ -748,8 +750,9 @@ def _inserts_unwatched() -> None:
 def _watched(model: type[Model]) -> tuple[str, ...]:
     """``model``'s table and those of the models (and many-to-many tables) with a foreign key to it."""
     related = set()
-    for rel in model._meta.related_objects:
-        related.add(rel.related_model._meta.db_table)
+    for rel in model._meta._get_fields(forward=False, reverse=True, include_hidden=True):  # related_name="+" too
+        if rel.related_model is not None:
+            related.add(rel.related_model._meta.db_table)
         through = getattr(rel, "through", None)
         if through is not None:
             related.add(through._meta.db_table)
