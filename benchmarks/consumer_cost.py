@@ -1,7 +1,9 @@
 """The gateway's CPU per OCPP message from the socket's read to the answer's write, in process.
 
-What ``router_cost.py`` leaves out, without sockets or the database: daphne's WebSocket protocol
-(the frame read and written plainly, on a fake transport), daphne's input queue and reply path,
+What ``router_cost.py`` leaves out, without sockets or the database: the asyncio reactor's read
+callback (Twisted's ``callWithLogger`` and ``_readOrWrite`` around a fake socket's ``doRead``),
+daphne's server as its command line runs it and its WebSocket protocol (the frame read and written
+plainly, on a fake transport), daphne's input queue and reply path,
 Channels' routing, the consumer's receive loop, the router, the commit group's crossing to its
 thread and back (a real thread; the batch itself is a stub that answers every unit at once: a
 start opens transaction 42, every tag is Accepted), the message log, heartbeat and last-seen
@@ -101,21 +103,50 @@ class Transport(StringTransport):
 
 
 def server_built() -> Any:
-    """daphne's server as ``csms.asgi`` installs it, with its factories and no listening socket."""
+    """daphne's server as ``csms.asgi`` installs it and daphne's command line runs it (verbosity 1),
+    listening on a loopback port nobody connects to; its reactor is not run (the benchmark runs
+    the loop)."""
     from daphne.cli import CommandLineInterface
-    from daphne.server import WebSocketFactory
+    from twisted.internet import reactor
 
-    server = CommandLineInterface.server_class(application=application, endpoints=["tcp:0"])
-    server.connections = {}
-    server.ws_factory = WebSocketFactory(server, server="daphne")
-    server.ws_factory.setProtocolOptions(
-        autoPingTimeout=server.ping_timeout,
-        allowNullOrigin=True,
-        openHandshakeTimeout=server.websocket_handshake_timeout,
-        maxMessagePayloadSize=server.websocket_max_message_size,
-        maxFramePayloadSize=server.websocket_max_frame_size,
+    server = CommandLineInterface.server_class(
+        application=application, endpoints=["tcp:0:interface=127.0.0.1"], signal_handlers=False
     )
+    run = reactor.run
+    reactor.run = lambda **kwargs: None  # type: ignore[method-assign]
+    try:
+        server.run()
+    finally:
+        reactor.run = run  # type: ignore[method-assign]
     return server
+
+
+class Socket:
+    """What the asyncio reactor reads from for a connection: Twisted's TCP connection's ``doRead``
+    handing the protocol what the socket held (``data``)."""
+
+    def __init__(self, protocol: Any, n: int) -> None:
+        self.protocol, self.data = protocol, b""
+        self.logstr = f"WebSocketProtocol,{n},127.0.0.1"
+
+    def fileno(self) -> int:
+        return 1000
+
+    def logPrefix(self) -> str:  # noqa: N802 (Twisted's name)
+        return self.logstr
+
+    def doRead(self) -> None:  # noqa: N802 (Twisted's name)
+        data, self.data = self.data, b""
+        self.protocol.dataReceived(data)
+
+
+def read(socket: Socket, data: bytes) -> None:
+    """``data`` read as the asyncio reactor reads a socket: its reader callback (Twisted's
+    ``callWithLogger`` around ``_readOrWrite``, as ``addReader`` registers it, looked up now)."""
+    from twisted.internet import asyncioreactor, reactor
+
+    socket.data = data
+    asyncioreactor.callWithLogger(socket, reactor._readOrWrite, socket, True)  # type: ignore[attr-defined]
 
 
 def masked(text: str) -> bytes:
@@ -129,8 +160,9 @@ def masked(text: str) -> bytes:
     return header + MASK + apply_mask(payload, MASK)
 
 
-async def connected(server: Any, ocpp_version: str, n: int) -> Any:
-    """A daphne WebSocket protocol of charger ``BENCH-CC-<version>-<n>``, its handshake accepted."""
+async def connected(server: Any, ocpp_version: str, n: int) -> Socket:
+    """The socket of a daphne WebSocket protocol of charger ``BENCH-CC-<version>-<n>``, its
+    handshake accepted."""
     protocol = server.ws_factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000 + n))
     transport = Transport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000 + n))
     protocol._raw_query_string = b""  # what daphne's HTTP channel hands it
@@ -143,54 +175,54 @@ async def connected(server: Any, ocpp_version: str, n: int) -> Any:
     protocol.dataReceived(request)
     for _ in range(200):
         if protocol.state == protocol.STATE_OPEN:
-            return protocol
+            return Socket(protocol, n)
         await asyncio.sleep(0.005)
     raise RuntimeError(f"handshake of {ocpp_version}/{n} not accepted")
 
 
-async def round_trips(protocols: list[Any], frames: list[list[bytes]]) -> None:
-    """Each round: every protocol reads its frame; wait until every answer was written."""
+async def round_trips(sockets: list[Socket], frames: list[list[bytes]]) -> None:
+    """Each round: every socket reads its frame; wait until every answer was written."""
     loop = asyncio.get_running_loop()
     for round_frames in frames:
         Transport.done = loop.create_future()
-        Transport.wanted = Transport.writes + len(protocols)
-        for protocol, frame in zip(protocols, round_frames, strict=True):
-            protocol.dataReceived(frame)
+        Transport.wanted = Transport.writes + len(sockets)
+        for socket, frame in zip(sockets, round_frames, strict=True):
+            read(socket, frame)
         await asyncio.wait_for(Transport.done, 30)
 
 
-async def us_per_message(protocols: list[Any], action: str, payload: dict[str, Any], rounds: int, passes: int) -> float:
+async def us_per_message(
+    sockets: list[Socket], action: str, payload: dict[str, Any], rounds: int, passes: int
+) -> float:
     def frames(start: int) -> list[list[bytes]]:
         return [
             [
                 masked(json.dumps([2, f"{start + r}-{i}", action, payload], separators=(",", ":")))
-                for i in range(len(protocols))
+                for i in range(len(sockets))
             ]
             for r in range(rounds)
         ]
 
-    await round_trips(protocols, frames(0)[:3])  # warm up
+    await round_trips(sockets, frames(0)[:3])  # warm up
     best = float("inf")
     for n in range(passes):
         prepared = frames((n + 1) * rounds)
         started = time.process_time()
-        await round_trips(protocols, prepared)
-        best = min(best, (time.process_time() - started) / (rounds * len(protocols)) * 1e6)
+        await round_trips(sockets, prepared)
+        best = min(best, (time.process_time() - started) / (rounds * len(sockets)) * 1e6)
     return best
 
 
 async def main(chargers: int, rounds: int, passes: int, only: str) -> None:
     stubs_install()
     server = server_built()
-    protocols = {
-        version: [await connected(server, version, n) for n in range(chargers)] for version in ("1.6", "2.0.1")
-    }
+    sockets = {version: [await connected(server, version, n) for n in range(chargers)] for version in ("1.6", "2.0.1")}
     await asyncio.sleep(0.5)  # the handshakes' buffered writes done
     for ocpp_version, action, payload in ROWS:
         name = f"{action} {payload.get('eventType', '')}".strip()
         if only and action not in only.split(","):
             continue
-        cost = await us_per_message(protocols[ocpp_version], action, payload, rounds, passes)
+        cost = await us_per_message(sockets[ocpp_version], action, payload, rounds, passes)
         print(f"{name + f' ({ocpp_version})':40} {cost:6.1f} µs", flush=True)
     for buffer in (message_log, heartbeats, sightings):
         buffer._pending.clear()  # nothing written at exit
