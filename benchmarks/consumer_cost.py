@@ -109,8 +109,8 @@ def server_built() -> Any:
     from daphne.cli import CommandLineInterface
     from twisted.internet import reactor
 
-    server = CommandLineInterface.server_class(
-        application=application, endpoints=["tcp:0:interface=127.0.0.1"], signal_handlers=False
+    server = CommandLineInterface.server_class(  # no auto-ping: the fake sockets never answer one
+        application=application, endpoints=["tcp:0:interface=127.0.0.1"], signal_handlers=False, ping_interval=86400
     )
     run = reactor.run
     reactor.run = lambda **kwargs: None  # type: ignore[method-assign]
