@@ -6,10 +6,12 @@ added to each and removed again, and sets of done and pending ones built; a few 
 loop's CPU per OCPP message. ``dispatched_from`` awaits the first source's (the socket's) receive
 itself, so a frame wakes the consumer in one turn of the loop, with no callback or future of its own;
 the other sources' receives (the channel layer's, which stay pending across many frames) each have a
-done callback that interrupts that wait by cancelling the socket's receive, which then takes no
-message (daphne's input queue, ``kernel.daphne_server.InputQueue``, and ``asyncio.Queue.get`` both
-leave a message to the next receive when a receive is cancelled). Same order: when both are ready,
-the earlier source is dispatched first, as in Channels.
+done callback that interrupts that wait by cancelling what it awaits. A first source whose receive
+returns a future (daphne's input queue, ``kernel.daphne_server.InputQueue``) must take no message
+when that future is cancelled: it is asked again. A receive that is a coroutine (another server's,
+whose cancellation may lose a message) is awaited through ``asyncio.shield``, never cancelled by an
+interrupt, and awaited again. Same order: when both are ready, the earlier source is dispatched
+first, as in Channels.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ async def dispatched_from(
                     if future.done():
                         break
                 else:
-                    await _interruptible(receives[0], awaited, task)
+                    shielded = isinstance(receives[0], asyncio.Task)  # a coroutine: its cancellation may lose one
+                    await _interruptible(asyncio.shield(receives[0]) if shielded else receives[0], awaited, task)
             if receives[0].cancelled():  # interrupted by another source's message: it took none
                 receives[0] = asyncio.ensure_future(first())
             elif receives[0].done():

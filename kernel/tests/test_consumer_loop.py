@@ -156,3 +156,33 @@ async def test_a_channel_message_interrupts_the_wait_and_the_socket_loses_nothin
     loop.cancel()
     with pytest.raises(asyncio.CancelledError):
         await loop
+
+
+async def test_a_coroutine_receive_is_never_cancelled_by_a_channel_message():
+    """Another server's receive (a coroutine, which may lose its message when cancelled) is
+    awaited through a shield: a command meanwhile leaves it running, and its frame is dispatched."""
+    frames: asyncio.Queue[object] = asyncio.Queue()
+    layer = _Source()
+    started: list[int] = []
+    dispatched: list[object] = []
+
+    async def receive() -> object:  # loses its message when cancelled after taking it
+        started.append(1)
+        message = await frames.get()
+        await asyncio.sleep(0.005)
+        return message
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+
+    loop = asyncio.create_task(dispatched_from([receive, layer], dispatch))
+    await asyncio.sleep(0)
+    frames.put_nowait("frame 1")
+    await asyncio.sleep(0)
+    layer.put("command")  # while receive holds "frame 1"
+    await asyncio.sleep(0.02)
+    assert dispatched == ["command", "frame 1"]
+    assert len(started) == 2  # the first receive was not started again: it ran to its end
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
