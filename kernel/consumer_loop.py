@@ -3,9 +3,15 @@
 Channels (pinned: channels==4.3.2) waits for a consumer's next message from the socket or the
 channel layer with ``asyncio.wait``: for every frame a set of both pending futures, a done callback
 added to each and removed again, and sets of done and pending ones built; a few per cent of the event
-loop's CPU per OCPP message. ``dispatched_from`` registers one callback per receive (the channel
-layer's stays registered across many frames) and waits on one future only when nothing is ready.
-Same order: when both are ready, the earlier source is dispatched first, as in Channels.
+loop's CPU per OCPP message. ``dispatched_from`` awaits the first source's (the socket's) receive
+itself, so a frame wakes the consumer in one turn of the loop, with no callback or future of its own;
+the other sources' receives (the channel layer's, which stay pending across many frames) each have a
+done callback that interrupts that wait by cancelling what it awaits. A first source whose receive
+returns a future (daphne's input queue, ``kernel.daphne_server.InputQueue``) must take no message
+when that future is cancelled: it is asked again. A receive that is a coroutine (another server's,
+whose cancellation may lose a message) is awaited through ``asyncio.shield``, never cancelled by an
+interrupt, and awaited again. Same order: when both are ready, the earlier source is dispatched
+first, as in Channels.
 """
 
 from __future__ import annotations
@@ -21,34 +27,58 @@ async def dispatched_from(
 ) -> None:
     """Await each of ``sources``' next message and ``dispatch`` it, one at a time, until one raises
     (``StopConsumer`` included) or this is cancelled; then the receives still waiting are cancelled."""
-    loop = asyncio.get_running_loop()
-    waking: list[asyncio.Future[None]] = []
+    task = asyncio.current_task()
+    assert task is not None
+    first, others = sources[0], sources[1:]
+    awaited: list[asyncio.Future[Any]] = []  # the first source's receive, while this loop awaits it
 
-    def woken(_: asyncio.Future[Any]) -> None:
-        if waking and not waking[0].done():
-            waking[0].set_result(None)
+    def interrupt(_: asyncio.Future[Any]) -> None:
+        if awaited:
+            awaited[0].cancel()  # no-op once it is done: its message is dispatched first
 
     def received(source: Callable[[], Awaitable[Any]]) -> asyncio.Future[Any]:
         future = asyncio.ensure_future(source())
-        future.add_done_callback(woken)
+        future.add_done_callback(interrupt)
         return future
 
-    receives = [received(source) for source in sources]
+    receives = [asyncio.ensure_future(first()), *(received(source) for source in others)]
     try:
         while True:
-            if not any(future.done() for future in receives):
-                waking.append(loop.create_future())
-                try:
-                    await waking[0]
-                finally:
-                    waking.clear()
-            for i, future in enumerate(receives):
+            if not receives[0].done():
+                for future in receives[1:]:
+                    if future.done():
+                        break
+                else:
+                    shielded = isinstance(receives[0], asyncio.Task)  # a coroutine: its cancellation may lose one
+                    await _interruptible(asyncio.shield(receives[0]) if shielded else receives[0], awaited, task)
+            if receives[0].cancelled():  # interrupted by another source's message: it took none
+                receives[0] = asyncio.ensure_future(first())
+            elif receives[0].done():
+                message = receives[0].result()
+                await dispatch(message)
+                receives[0] = asyncio.ensure_future(first())
+            for i, future in enumerate(receives[1:], start=1):
                 if future.done():
                     message = future.result()
                     await dispatch(message)
-                    receives[i] = received(sources[i])
+                    receives[i] = received(others[i - 1])
     finally:
         for future in receives:
             future.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await future
+
+
+async def _interruptible(
+    future: asyncio.Future[Any], awaited: list[asyncio.Future[Any]], task: asyncio.Task[Any]
+) -> None:
+    """Await ``future`` until it is done, or cancelled by another source's ``interrupt``; a
+    cancellation of ``task`` itself is raised."""
+    awaited.append(future)
+    try:
+        await future
+    except asyncio.CancelledError:
+        if task.cancelling() or not future.cancelled():
+            raise
+    finally:
+        awaited.clear()

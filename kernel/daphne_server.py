@@ -72,6 +72,18 @@ begins it with a discarding observer): the line was built and dropped, about 1 %
 process's CPU per command. It is now built only at verbosity 2 and above, where daphne hands
 Twisted's log to Python's logging (``daphne.server``) and the line is written as before.
 
+**A text message written at once.** A WebSocket application's scope offers the extension
+``TEXT_AT_ONCE``: a function that writes a text message as that frame, synchronously, where
+daphne's ``handle_reply`` of a ``websocket.send`` would write it plainly (and returns False,
+writing nothing, anywhere else: the application then sends it as usual). The consumer's answer
+skips ``send``'s coroutine, the event dict and daphne's ``handle_reply`` coroutine per frame.
+
+**Reads without a log context.** The asyncio reactor calls every socket's read and write through
+Twisted's ``log.callWithLogger``, which copies Twisted's log context and pushes ``{"system": ...}``
+for the call; only Twisted's own log lines read it, and below verbosity 2 (the default) daphne
+sends Twisted's log nowhere. Such a server registers its sockets with ``_called_with_logger``
+(the same call and failure logging, no context) before it listens.
+
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -93,6 +105,7 @@ from functools import partial, wraps
 from typing import Any
 
 from django.conf import settings
+from twisted.python import log as twisted_log
 
 from kernel.websocket_frames import text_frame_sent, text_frames_delivered
 
@@ -474,6 +487,35 @@ def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes]
     return write_at_once
 
 
+def _called_with_logger(logger: Any, func: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    """Twisted's ``log.callWithLogger`` (the asyncio reactor's wrapper around every read and write
+    of a socket), without the log context it copies and pushes for the call: ``{"system":
+    logger.logPrefix()}``, which only Twisted's own log lines read, and daphne discards them all
+    below verbosity 2. A failure is logged as before, with that system."""
+    try:
+        return func(*args, **kw)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        try:
+            system = logger.logPrefix()
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            system = "(buggy logPrefix method)"
+        twisted_log.err(system=system)
+        return None
+
+
+def _reads_without_log_context() -> None:
+    """Make the asyncio reactor register its sockets' readers and writers with
+    ``_called_with_logger``: only for a server whose Twisted log goes nowhere (verbosity 1 or less),
+    and before it listens (a reader keeps the wrapper it was registered with)."""
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.callWithLogger = _called_with_logger
+
+
 def _frames_read_plainly(data_received: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
     """autobahn's ``dataReceived`` for daphne's protocol, whole text frames first delivered plainly."""
 
@@ -488,12 +530,16 @@ def _frames_read_plainly(data_received: Callable[[Any, bytes], None]) -> Callabl
 def _text_sent_plainly(connections: dict[Any, dict[str, Any]], protocol: Any, message: dict[str, Any]) -> bool:
     """daphne's ``handle_reply`` of a ``websocket.send`` of text, as one frame written plainly
     (``text_frame_sent``); False, nothing done, where daphne would do anything else."""
-    text = message.get("text")
+    return not message.get("bytes") and _text_written(connections, protocol, message.get("text"))
+
+
+def _text_written(connections: dict[Any, dict[str, Any]], protocol: Any, text: Any) -> bool:
+    """``text`` written to ``protocol``'s connection as one text frame (``text_frame_sent``) where
+    daphne's ``handle_reply`` of a ``websocket.send`` of it would write that frame; else False."""
     connection = connections.get(protocol)
     return (
         connection is not None
         and not connection.get("disconnected")
-        and not message.get("bytes")
         and isinstance(text, str)
         and bool(text)
         and text_frame_sent(protocol, text)
@@ -510,6 +556,13 @@ def _access_line_if_logged(log: Callable[[Any, Any], None]) -> Callable[[Any, An
             log(factory, request)
 
     return log_if_logged
+
+
+# The scope's ASGI extension through which a WebSocket application sends a text message at once:
+# ``scope["extensions"][TEXT_AT_ONCE]["send"](text)`` writes it as daphne's ``handle_reply`` of a
+# ``websocket.send`` would and returns True, or does nothing and returns False (then the
+# application sends it through ``send`` as usual). No coroutine, event dict or reply hop per frame.
+TEXT_AT_ONCE = "csms.websocket.text_at_once"
 
 
 def daphne_server_install() -> None:
@@ -531,6 +584,9 @@ def daphne_server_install() -> None:
             self.websocket_handshake_timeout = settings.CSMS_HANDSHAKE_TIMEOUT + HANDSHAKE_TIMEOUT_BACKSTOP
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
+            if scope["type"] == "websocket":
+                extensions = scope["extensions"] = dict(scope.get("extensions") or {})
+                extensions[TEXT_AT_ONCE] = {"send": partial(_text_written, self.connections, protocol)}
             queue = _create_application(self, protocol, scope)
             if scope["type"] == "websocket" and queue is not None:
                 gate = self.handshake_gate
@@ -538,6 +594,11 @@ def daphne_server_install() -> None:
                 instance = self.connections[protocol]["application_instance"]
                 instance.add_done_callback(lambda _: gate.ended(protocol))
             return queue
+
+        def run(self) -> None:
+            if self.verbosity <= 1:  # daphne sends Twisted's log nowhere (Server.run)
+                _reads_without_log_context()
+            super().run()
 
         async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
             if message["type"] == "websocket.send":

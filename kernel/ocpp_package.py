@@ -145,8 +145,8 @@ class RoutedChargePoint(ChargePoint):
         validating = validated and route.validated
         if validating and not valid_at_once(msg, self._ocpp_version):
             await validate_payload(msg, self._ocpp_version)
-        try:
-            answered = await self._handler_answer(route, msg)
+        try:  # an @on_payload handler's answer is sent as it returns it: awaited here, no layer between
+            answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
         except Exception as error:
             self.logger.exception("Error while handling request '%s'", msg)
             await self._send_message(msg.create_call_error(error))
@@ -165,10 +165,8 @@ class RoutedChargePoint(ChargePoint):
         return hook
 
     async def _handler_answer(self, route: Route, msg: Call) -> Any:
-        """The CALLRESULT payload of ``route``'s handler for ``msg`` (camelCase): an ``@on_payload``
-        handler's as it returns it; any other's converted from its keyword arguments and answer."""
-        if route.takes_payload:
-            return await route.on(self, msg.payload)
+        """The CALLRESULT payload (camelCase) of ``route``'s handler for ``msg``, a handler that is not
+        ``@on_payload``: converted from its keyword arguments and answer."""
         payload = charge_point.camel_to_snake_case(msg.payload)
         unique_id = {"call_unique_id": msg.unique_id} if route.on_takes_unique_id else {}
         response = route.on(self, **payload, **unique_id)

@@ -27,6 +27,7 @@ from charging.services.open_sessions import open_sessions_bind
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
+from kernel.daphne_server import TEXT_AT_ONCE
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
 from ocpp_gateway.gateway_processes import gateway_process_announced
@@ -78,6 +79,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     _outbound: collections.deque[dict[str, Any]] | None = None
     _outbound_worker: asyncio.Task[None] | None = None
     _current_call: dict[str, Any] | None = None
+    _text_at_once: Callable[[str], bool] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # However the consumer ends (a close, a crash, daphne cancelling it), presence is cleared now,
@@ -99,6 +101,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
         self.base_send = send
+        # daphne's server (kernel.daphne_server) writes a text frame at once, without the reply hop.
+        self._text_at_once = (scope.get("extensions") or {}).get(TEXT_AT_ONCE, {}).get("send")
         with contextlib.suppress(StopConsumer):
             await dispatched_from(sources, self.dispatch)
 
@@ -249,9 +253,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.exception("%s: could not record last_seen", self.charge_point_id)
 
     async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
-        """Channels' ``send``; a frame's text goes to the server without Channels' two layers."""
+        """Channels' ``send``; a frame's text goes to the server without Channels' two layers,
+        and is written at once where the server offers it (``TEXT_AT_ONCE``)."""
         if text_data is not None and not close:
-            await self.base_send({"type": "websocket.send", "text": text_data})
+            if self._text_at_once is None or not self._text_at_once(text_data):
+                await self.base_send({"type": "websocket.send", "text": text_data})
             return
         await super().send(text_data, bytes_data, close)
 

@@ -110,3 +110,79 @@ async def test_cancelling_the_loop_cancels_the_receives_still_waiting(loop_of):
         await loop
     assert dispatched == ["frame"]
     assert socket.futures[-1].cancelled() and layer.futures[-1].cancelled()
+
+
+async def test_a_socket_message_is_dispatched_in_the_loop_s_next_turn():
+    """The socket's receive is awaited itself: no callback and second future between its message
+    and the dispatch (the loop before took two turns)."""
+    socket, layer = _Source(), _Source()
+    dispatched: list[object] = []
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+
+    loop = asyncio.create_task(dispatched_from([socket, layer], dispatch))
+    await asyncio.sleep(0)
+    for n in range(3):
+        socket.put(f"frame {n}")
+        await asyncio.sleep(0)
+        assert dispatched == [f"frame {i}" for i in range(n + 1)]
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
+
+
+async def test_a_channel_message_interrupts_the_wait_and_the_socket_loses_nothing():
+    """A command wakes the loop from its wait on daphne's input queue; the receive it cancelled
+    takes no event, so the frames after it are all dispatched, in order."""
+    from kernel.daphne_server import InputQueue
+
+    socket, layer = InputQueue(), _Source()
+    dispatched: list[object] = []
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+
+    loop = asyncio.create_task(dispatched_from([socket.get, layer], dispatch))
+    await asyncio.sleep(0)
+    layer.put("command 1")
+    await asyncio.sleep(0.01)
+    socket.put_nowait("frame 1")
+    layer.put("command 2")
+    socket.put_nowait("frame 2")
+    await asyncio.sleep(0.01)
+    assert dispatched == ["command 1", "frame 1", "command 2", "frame 2"]
+    assert not socket._events
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
+
+
+async def test_a_coroutine_receive_is_never_cancelled_by_a_channel_message():
+    """Another server's receive (a coroutine, which may lose its message when cancelled) is
+    awaited through a shield: a command meanwhile leaves it running, and its frame is dispatched."""
+    frames: asyncio.Queue[object] = asyncio.Queue()
+    layer = _Source()
+    started: list[int] = []
+    dispatched: list[object] = []
+
+    async def receive() -> object:  # loses its message when cancelled after taking it
+        started.append(1)
+        message = await frames.get()
+        await asyncio.sleep(0.005)
+        return message
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+
+    loop = asyncio.create_task(dispatched_from([receive, layer], dispatch))
+    await asyncio.sleep(0)
+    frames.put_nowait("frame 1")
+    await asyncio.sleep(0)
+    layer.put("command")  # while receive holds "frame 1"
+    await asyncio.sleep(0.02)
+    assert dispatched == ["command", "frame 1"]
+    assert len(started) == 2  # the first receive was not started again: it ran to its end
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop

@@ -23,6 +23,7 @@ import inspect
 import socket
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from autobahn import util as autobahn_util
@@ -107,6 +108,10 @@ RELIED_ON = [
     # the access line skipped: Twisted's log goes nowhere at verbosity 1 (run), the line it formats (log).
     ("daphne.server", "Server", "run", "f9eaa8f9328051ff"),
     ("twisted.web.http", "HTTPFactory", "log", "8262e56a9920715e"),
+    # reads without a log context: the reactor registers readers and writers with the module's
+    # callWithLogger, and daphne sends Twisted's log nowhere below verbosity 2.
+    ("twisted.internet.asyncioreactor", "AsyncioSelectorReactor", "addReader", "15f379967b32261d"),
+    ("twisted.internet.asyncioreactor", "AsyncioSelectorReactor", "addWriter", "d69ede322253b094"),
 ]
 
 
@@ -442,6 +447,8 @@ async def test_an_upgrade_read_at_once_gives_the_application_and_the_charger_wha
     assert type(protocol).__name__ == type(protocol_theirs).__name__ == "WebSocketProtocol"
     assert written == written_theirs and written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert len(ours) == len(theirs) == 1
+    for scope in (ours[0], theirs[0]):  # each server's own sender: compared by name
+        scope["extensions"] = sorted(scope["extensions"])
     assert ours[0] == theirs[0]
     assert ours[0]["query_string"] == b"x=1" and ours[0]["path"] == "/ocpp/1.6/CP-1"
     assert (b"authorization", b"Basic Q1AtMTpzZWNyZXQ=") in ours[0]["headers"]
@@ -452,3 +459,125 @@ async def test_an_upgrade_read_at_once_beyond_the_cap_is_refused_503_before_any_
     scopes, written, protocol, requests, _ = await _upgraded(_UPGRADE, at_once=True)
     assert scopes == [] and protocol is None and requests == 0
     assert written.startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ")
+
+
+async def _accepting_then(sending: str) -> tuple[bytes, bytes, bool]:
+    """A daphne server's WebSocket application that accepts, then sends ``[3]`` through ``send``
+    (``sending="send"``) or the scope's ``TEXT_AT_ONCE`` extension, then again once its protocol is
+    disconnected: the bytes written after the handshake, after the disconnect, and what the
+    extension returned for the disconnected protocol."""
+    from daphne import cli
+    from daphne.http_protocol import HTTPFactory
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet.address import IPv4Address
+
+    daphne_server.daphne_server_install()
+    accepted = asyncio.Event()
+    sent_after_disconnect: list[bool] = []
+
+    async def application(scope, receive, send):
+        async def sent(text: str) -> bool:
+            if sending == "send":
+                await send({"type": "websocket.send", "text": text})
+                return True
+            return scope["extensions"][daphne_server.TEXT_AT_ONCE]["send"](text)
+
+        await send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
+        accepted.set()
+        await sent("[3]")
+        await asyncio.sleep(0.01)
+        sent_after_disconnect.append(await sent("[4]"))
+
+    server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    server.ws_factory = WebSocketFactory(server, server=server.server_name)
+    server.ws_factory.setProtocolOptions(allowNullOrigin=True, openHandshakeTimeout=0)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    channel = server.http_factory.buildProtocol(transport.getPeer())
+    channel.makeConnection(transport)
+    channel.dataReceived(_UPGRADE)
+    await asyncio.wait_for(accepted.wait(), 5)
+    await asyncio.sleep(0)
+    written = transport.value().partition(b"\r\n\r\n")[2]
+    protocol = getattr(transport, "protocol")  # noqa: B009  (the upgrade set it; StringTransport declares none)
+    server.protocol_disconnected(protocol)
+    instance = server.connections[protocol]["application_instance"]
+    await asyncio.wait_for(instance, 5)
+    return written, transport.value().partition(b"\r\n\r\n")[2][len(written) :], sent_after_disconnect[0]
+
+
+async def test_a_websocket_application_may_write_text_at_once_as_daphne_sends_it():
+    """The scope's ``TEXT_AT_ONCE`` extension writes the frame ``send`` would, with no reply hop,
+    and nothing to a disconnected protocol (then False: the application falls back to ``send``)."""
+    at_once, after_disconnect, sent = await _accepting_then("at once")
+    through_send, after_disconnect_send, _ = await _accepting_then("send")
+    assert at_once == through_send == b"\x81\x03[3]"
+    assert after_disconnect == after_disconnect_send == b""
+    assert sent is False
+
+
+def test_twisted_s_call_with_logger_is_the_one_read_here():
+    spec = importlib.util.find_spec("twisted.python.log")
+    assert spec is not None and spec.origin is not None
+    module = ast.parse(Path(spec.origin).read_text())
+    function = next(n for n in module.body if isinstance(n, ast.FunctionDef) and n.name == "callWithLogger")
+    assert hashlib.sha256(ast.unparse(function).encode()).hexdigest()[:16] == "fd2730e72c4e7dae"
+
+
+class _Logged:
+    def logPrefix(self) -> str:  # noqa: N802 (Twisted's name)
+        return "WebSocketProtocol,7,127.0.0.1"
+
+
+def _called(call_with_logger: Any, func: Any) -> tuple[Any, list[tuple[Any, type]]]:
+    from twisted.logger import globalLogPublisher
+
+    events: list[Any] = []
+    observer: Any = events.append
+    globalLogPublisher.addObserver(observer)
+    try:
+        result = call_with_logger(_Logged(), func, 2, factor=3)
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    return result, [(event.get("system"), type(event["failure"].value)) for event in events if event.get("isError")]
+
+
+def test_a_read_without_a_log_context_returns_and_logs_a_failure_as_twisted_s_wrapper_does():
+    from twisted.python import context
+    from twisted.python import log as twisted_log
+
+    def product(value: int, *, factor: int) -> tuple[int, str]:
+        return value * factor, context.get(twisted_log.ILogContext)["system"]
+
+    def failing(value: int, *, factor: int) -> None:
+        raise ValueError(value * factor)
+
+    assert _called(twisted_log.callWithLogger, product) == ((6, "WebSocketProtocol,7,127.0.0.1"), [])
+    assert _called(daphne_server._called_with_logger, product) == ((6, "-"), [])  # no context pushed
+    theirs = _called(twisted_log.callWithLogger, failing)
+    assert (
+        _called(daphne_server._called_with_logger, failing)
+        == theirs
+        == (
+            None,
+            [("WebSocketProtocol,7,127.0.0.1", ValueError)],
+        )
+    )
+
+
+@pytest.mark.parametrize(("verbosity", "without_context"), [(1, True), (0, True), (2, False)])
+def test_a_server_whose_twisted_log_goes_nowhere_registers_its_sockets_without_a_log_context(
+    monkeypatch, verbosity, without_context
+):
+    from daphne import cli, server
+    from twisted.internet import asyncioreactor
+    from twisted.python import log as twisted_log
+
+    daphne_server.daphne_server_install()
+    monkeypatch.setattr(asyncioreactor, "callWithLogger", twisted_log.callWithLogger)
+    monkeypatch.setattr(server.Server, "run", lambda self: None)  # daphne's own: listening, the reactor
+    ours = cli.CommandLineInterface.server_class(application=None, endpoints=["tcp:0"], verbosity=verbosity)
+    ours.run()
+    expected = daphne_server._called_with_logger if without_context else twisted_log.callWithLogger
+    assert asyncioreactor.callWithLogger is expected

@@ -38,6 +38,7 @@ from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.router import OcppRouter
 from ocpp_gateway.v16 import provisioning as provisioning16
+from ocpp_gateway.v16 import transactions as transactions16
 from ocpp_gateway.v16.router import V16Router
 from ocpp_gateway.v201 import provisioning as provisioning201
 from ocpp_gateway.v201 import transactions as transactions201
@@ -354,7 +355,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]
     monkeypatch.setattr(transactions201, "transaction_start", session_change)
     monkeypatch.setattr(transactions201, "transaction_stop", session_change)
     monkeypatch.setattr(timezone, "now", lambda: NOW)
-    for module in (provisioning16, provisioning201):
+    for module in (provisioning16, provisioning201, transactions16, transactions201):
         monkeypatch.setattr(module, "utc_now", lambda: NOW)
     return calls
 
@@ -481,20 +482,20 @@ async def _outcome(router_class: type[OcppRouter], action: str, payload: Any, ca
     connection = Recording()
     router = router_class("CP-FAST", connection)
     router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
-    handler_answer, payloads = router._handler_answer, []
+    call_dispatched, payloads = router.call_dispatched, []
 
-    async def answer_of_unchanged_payload(route: Any, msg: Any) -> Any:
-        """The handler's answer; the payload it was handed must be the same after (never changed)."""
+    async def dispatched_with_unchanged_payload(msg: Any, **kwargs: Any) -> Any:
+        """The dispatch; the payload its handler was handed must be the same after (never changed)."""
         before = copy.deepcopy(msg.payload)
         try:
-            return await handler_answer(route, msg)
+            return await call_dispatched(msg, **kwargs)
         finally:
             payloads.append((before, msg.payload))
 
-    router._handler_answer = answer_of_unchanged_payload  # type: ignore[method-assign]
+    router.call_dispatched = dispatched_with_unchanged_payload  # type: ignore[method-assign]
     calls.clear()
     await router.route_message(json.dumps([2, "u1", action, payload]))
-    assert all(before == after for before, after in payloads)
+    assert payloads and all(before == after for before, after in payloads)
     return connection.sent, list(calls)
 
 

@@ -14,7 +14,7 @@ from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from kernel.ocpp_package import on_payload
-from kernel.timestamps import format_ocpp_time, parse_ocpp_time
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time, utc_now
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -32,7 +32,7 @@ def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
 def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     """1.6 MeterValue entries (as sent: ``[{timestamp, sampledValue: [...]}]``) as version-neutral
     samples, with the 1.6 defaults filled in."""
-    now = timezone.now()
+    now = utc_now()
     samples = []
     for meter_value in meter_values:
         at = parse_ocpp_time(meter_value.get("timestamp")) or now

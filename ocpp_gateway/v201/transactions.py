@@ -19,7 +19,7 @@ from charging.services.transaction_stop import StopRequest, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.ocpp_package import on_payload
-from kernel.timestamps import format_ocpp_time, parse_ocpp_time
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time, utc_now
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -41,7 +41,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     """2.0.1 MeterValue entries (as sent: ``[{timestamp, sampledValue: [...]}]``) as
     version-neutral samples, with the 2.0.1 defaults filled in. A signedMeterValue is kept with
     its keys in snake_case, as the CSMS has always stored it."""
-    now = timezone.now()
+    now = utc_now()
     samples = []
     for meter_value in meter_values:
         at = parse_ocpp_time(meter_value.get("timestamp")) or now
