@@ -6,12 +6,12 @@ added to each and removed again, and sets of done and pending ones built; a few 
 loop's CPU per OCPP message. ``dispatched_from`` awaits the first source's (the socket's) receive
 itself, so a frame wakes the consumer in one turn of the loop, with no callback or future of its own;
 the other sources' receives (the channel layer's, which stay pending across many frames) each have a
-done callback that interrupts that wait by cancelling what it awaits. A first source whose receive
-returns a future (daphne's input queue, ``kernel.daphne_server.InputQueue``) must take no message
-when that future is cancelled: it is asked again. A receive that is a coroutine (another server's,
-whose cancellation may lose a message) is awaited through ``asyncio.shield``, never cancelled by an
-interrupt, and awaited again. Same order: when both are ready, the earlier source is dispatched
-first, as in Channels.
+done callback that interrupts that wait by cancelling what it awaits. A first source marked
+``cancel_safe`` (daphne's input queue, ``kernel.daphne_server.InputQueue.get``) takes no message when
+its future is cancelled: it is asked again. Any other receive (another server's, a coroutine or a
+future such as granian's, whose cancellation may lose a message it holds) is awaited through
+``asyncio.shield``, never cancelled by an interrupt, and awaited again. Same order: when both are
+ready, the earlier source is dispatched first, as in Channels.
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 
+def cancel_safe(receive: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark ``receive`` as one whose future, cancelled, took no message: ``dispatched_from`` may
+    cancel it to serve another source, where it shields any other."""
+    receive.cancel_safe = True  # type: ignore[attr-defined]
+    return receive
+
+
 async def dispatched_from(
     sources: Sequence[Callable[[], Awaitable[Any]]], dispatch: Callable[[Any], Awaitable[Any]]
 ) -> None:
@@ -30,6 +37,7 @@ async def dispatched_from(
     task = asyncio.current_task()
     assert task is not None
     first, others = sources[0], sources[1:]
+    shielded = not getattr(first, "cancel_safe", False)  # its cancellation may lose what it holds
     awaited: list[asyncio.Future[Any]] = []  # the first source's receive, while this loop awaits it
 
     def interrupt(_: asyncio.Future[Any]) -> None:
@@ -49,7 +57,6 @@ async def dispatched_from(
                     if future.done():
                         break
                 else:
-                    shielded = isinstance(receives[0], asyncio.Task)  # a coroutine: its cancellation may lose one
                     await _interruptible(asyncio.shield(receives[0]) if shielded else receives[0], awaited, task)
             if receives[0].cancelled():  # interrupted by another source's message: it took none
                 receives[0] = asyncio.ensure_future(first())

@@ -100,6 +100,7 @@ import math
 import random
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 from functools import partial, wraps
 from typing import Any
@@ -107,6 +108,7 @@ from typing import Any
 from django.conf import settings
 from twisted.python import log as twisted_log
 
+from kernel.consumer_loop import cancel_safe
 from kernel.websocket_frames import text_frame_sent, text_frames_delivered
 
 logger = logging.getLogger(__name__)
@@ -124,24 +126,27 @@ class InputQueue:
     __slots__ = ("_events", "_getters")
 
     def __init__(self) -> None:
-        self._events: list[Any] = []
-        self._getters: list[asyncio.Future[Any]] = []
+        self._events: deque[Any] = deque()
+        self._getters: deque[asyncio.Future[Any]] = deque()
 
     def put_nowait(self, event: Any) -> None:
         self._events.append(event)
         self._hand_over()
 
+    @cancel_safe
     def get(self) -> asyncio.Future[Any]:
         getter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        while self._getters and self._getters[0].done():  # cancelled while nothing came (a quiet socket)
+            self._getters.popleft()
         self._getters.append(getter)
         self._hand_over()
         return getter
 
     def _hand_over(self) -> None:
         while self._events and self._getters:
-            getter = self._getters.pop(0)
+            getter = self._getters.popleft()
             if not getter.done():  # else cancelled: its caller gave up
-                getter.set_result(self._events.pop(0))
+                getter.set_result(self._events.popleft())
 
 
 def _create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:

@@ -43,7 +43,10 @@ def test_the_channels_code_the_loop_replaces_is_unchanged(module_name, path, fin
 
 
 class _Source:
-    """Messages put in by the test, received one future at a time (as daphne's input queue)."""
+    """Messages put in by the test, received one future at a time (as daphne's input queue): a
+    cancelled future took none (``cancel_safe``)."""
+
+    cancel_safe = True
 
     def __init__(self) -> None:
         self.futures: list[asyncio.Future[object]] = []
@@ -186,3 +189,56 @@ async def test_a_coroutine_receive_is_never_cancelled_by_a_channel_message():
     loop.cancel()
     with pytest.raises(asyncio.CancelledError):
         await loop
+
+
+async def test_a_future_receive_not_marked_cancel_safe_is_never_cancelled_by_a_channel_message():
+    """granian's receive returns a future that has taken its frame once it is done; cancelling it
+    loses that frame (review: 15,868 of 20,000 frames dispatched). Only a receive marked
+    ``cancel_safe`` (daphne's input queue) is cancelled; this one is shielded and its frame kept."""
+    loop_ = asyncio.get_running_loop()
+    pending: list[asyncio.Future[object]] = []
+    lost: list[object] = []
+    dispatched: list[object] = []
+
+    def receive() -> asyncio.Future[object]:
+        future: asyncio.Future[object] = loop_.create_future()
+        pending.append(future)
+        return future
+
+    def frame_arrives(frame: object) -> None:  # the server has read it: cancelling now loses it
+        future = pending.pop(0)
+        future.add_done_callback(lambda f: lost.append(frame) if f.cancelled() else None)
+        loop_.call_later(0.002, _result_unless_done, future, frame)  # still being read
+
+    async def dispatch(message: object) -> None:
+        dispatched.append(message)
+
+    layer = _Source()
+    loop = asyncio.create_task(dispatched_from([receive, layer], dispatch))
+    await asyncio.sleep(0)
+    frame_arrives("frame 1")
+    layer.put("command")  # interrupts while the frame is on its way
+    await asyncio.sleep(0.01)
+    assert (dispatched, lost) == (["command", "frame 1"], [])
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop
+
+
+def _result_unless_done(future: asyncio.Future[object], result: object) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def test_daphne_s_input_queue_is_cancel_safe_and_drops_getters_cancelled_meanwhile():
+    from kernel.daphne_server import InputQueue
+
+    async def interrupted_often() -> int:
+        queue = InputQueue()
+        for _ in range(1000):
+            queue.get().cancel()
+        queue.get()
+        return len(queue._getters)
+
+    assert getattr(InputQueue().get, "cancel_safe", False)
+    assert asyncio.run(interrupted_often()) == 1
