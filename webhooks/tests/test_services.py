@@ -138,17 +138,25 @@ def test_a_failing_receiver_is_retried_with_backoff_then_failed(allow_private, w
     webhook_receiver.status = 500
     subscribe(url=webhook_receiver.url)
     services.webhook_event_emit(event_type="charge_point.offline", data={})
-    delays = []
+    delays = []  # each as (at most, at least) seconds: the attempt's moment lies between the two reads of the clock
     for _ in range(3):
         before = timezone.now()
         assert webhook_deliveries_send() == 1
+        after = timezone.now()
         delivery = WebhookDelivery.objects.get()
-        delays.append(round((delivery.next_attempt_at - before).total_seconds()))
+        delays.append(
+            (
+                (delivery.next_attempt_at - before).total_seconds(),
+                (delivery.next_attempt_at - after).total_seconds(),
+            )
+        )
         assert webhook_deliveries_send() == 0  # not due yet
         WebhookDelivery.objects.update(next_attempt_at=timezone.now())
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 3, 500)
-    assert delays[:2] == [10, 20]
+    assert [
+        most >= expected >= least - 0.001 for (most, least), expected in zip(delays[:2], [10, 20], strict=True)
+    ] == [True, True]
     assert [a.status_code for a in delivery.attempt_log.all()] == [500, 500, 500]
     assert len(webhook_receiver.requests) == 3
 
