@@ -24,15 +24,16 @@ POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The text of every statement psycopg executes (every thread) while the test runs."""
+    """The text of every statement psycopg executes or copies with (every thread) while the test runs."""
     sent: list[str] = []
-    execute = psycopg.Cursor.execute
+    for name in ("execute", "copy"):
+        original = getattr(psycopg.Cursor, name)
 
-    def recorded(self: psycopg.Cursor, query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(str(query))
-        return execute(self, query, *args, **kwargs)
+        def recorded(self: psycopg.Cursor, query: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
+            sent.append(str(query))
+            return original(self, query, *args, **kwargs)
 
-    monkeypatch.setattr(psycopg.Cursor, "execute", recorded)
+        monkeypatch.setattr(psycopg.Cursor, name, recorded)
     yield sent
 
 

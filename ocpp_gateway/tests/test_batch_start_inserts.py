@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import psycopg
 import pytest
 from django.db import connection
 from django.db import transaction as db_transaction
@@ -23,11 +21,11 @@ from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
 from charging.models import MeterSample, Transaction, TransactionStatus
-from charging.services.open_sessions import open_sessions_bind
 from charging.services.session_rows import transaction_inserted
-from charging.services.transaction_start import StartRequest, StartResult, transaction_start
+from charging.services.transaction_start import StartResult, transaction_start
 from kernel.plain_sql import copies_gathered
 from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.tests.batches import Refused, connection_context, event201, one_batch, registered, start16
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = [
@@ -39,80 +37,12 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 _SESSION_WRITES = ('INSERT INTO "chargepoints_transaction"', 'COPY "chargepoints_transaction"')
 
 
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The text of every statement psycopg executes or copies with (every thread) while the test runs."""
-    sent: list[str] = []
-    for name in ("execute", "copy"):
-        original = getattr(psycopg.Cursor, name)
-
-        def recorded(self: psycopg.Cursor, query: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
-            sent.append(str(query))
-            return original(self, query, *args, **kwargs)
-
-        monkeypatch.setattr(psycopg.Cursor, name, recorded)
-    yield sent
-
-
-class Refused(Exception):
-    pass
-
-
-def _connection() -> contextvars.Context:
-    """A charger's connection: its own context, keeping its open sessions (as a handshake binds)."""
-    context = contextvars.copy_context()
-    context.run(open_sessions_bind)
-    return context
-
-
-async def _one_batch(*units: tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]) -> list[Any]:
-    """Run ``units`` (connection, func, kwargs) as one batch: a blocker holds the writer while they queue."""
-    group = CommitGroup(max_units=64)
-    release = threading.Event()
-    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
-    await asyncio.sleep(0.05)
-    loop = asyncio.get_running_loop()
-    queued = [loop.create_task(group.run(func, **kwargs), context=context) for context, func, kwargs in units]
-    release.set()
-    await first
-    return list(await asyncio.gather(*queued, return_exceptions=True))
-
-
 def _start16(charge_point_id: str, meter_start: int, minutes: int = 0) -> dict[str, Any]:
-    at = T0 + timedelta(minutes=minutes)
-    return {
-        "request": StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="1.6",
-            start_key=f"1|tag|{meter_start}|{at.isoformat()}",
-            started_at=at,
-            connector_id=1,
-            id_tag="TAG",
-            meter_start_wh=Decimal(meter_start),
-        )
-    }
+    return {"request": start16(charge_point_id, meter_start, T0 + timedelta(minutes=minutes))}
 
 
 def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int) -> dict[str, Any]:
-    at = (T0 + timedelta(minutes=minutes)).isoformat()
-    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
-    payload: dict[str, Any] = {
-        "eventType": kind,
-        "timestamp": at,
-        "triggerReason": "MeterValuePeriodic",
-        "seqNo": seq_no,
-        "transactionInfo": {"transactionId": transaction_id},
-        "evse": {"id": 1, "connectorId": 1},
-        "meterValue": [{"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}],
-    }
-    if kind == "Ended":
-        payload["transactionInfo"]["stoppedReason"] = "Local"
-    return payload
-
-
-def _registered(*charge_point_ids: str) -> None:
-    for charge_point_id in charge_point_ids:
-        charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=60)
+    return event201(kind, transaction_id, seq_no, wh, T0 + timedelta(minutes=minutes))
 
 
 def _inserts(statements: list[str]) -> list[str]:
@@ -129,10 +59,11 @@ async def test_a_batchs_new_sessions_are_one_insert_each_under_the_id_its_start_
     on the code before), each under the primary key its start answered (1.6's transactionId), with
     what its start wrote."""
     chargers = [f"CP-GI-{n}" for n in range(6)]
-    await asyncio.to_thread(_registered, *chargers)
+    await asyncio.to_thread(registered, *chargers)
     statements.clear()
-    results: list[StartResult] = await _one_batch(
-        *((_connection(), transaction_start, _start16(cp, 1000 * (n + 1))) for n, cp in enumerate(chargers))
+    results: list[StartResult] = await one_batch(
+        CommitGroup(max_units=64),
+        *((connection_context(), transaction_start, _start16(cp, 1000 * (n + 1))) for n, cp in enumerate(chargers)),
     )
     assert len(_inserts(statements)) == 1
     rows = {row.pk: row async for row in Transaction.objects.select_related("charge_point")}
@@ -148,15 +79,16 @@ async def test_a_second_start_of_a_charger_in_the_batch_supersedes_the_first_wri
     among other chargers' starts: its read writes the gathered rows first, so it finds the first
     session and supersedes it; the starts after it are gathered again (three statements write the
     six sessions: the three gathered before the read, the second start's own, the last two)."""
-    await asyncio.to_thread(_registered, "CP-GI-A", "CP-GI-B", "CP-GI-C", "CP-GI-D", "CP-GI-E")
+    await asyncio.to_thread(registered, "CP-GI-A", "CP-GI-B", "CP-GI-C", "CP-GI-D", "CP-GI-E")
     statements.clear()
-    results: list[StartResult] = await _one_batch(
-        (_connection(), transaction_start, _start16("CP-GI-A", 1000)),
-        (_connection(), transaction_start, _start16("CP-GI-B", 1000)),
-        (_connection(), transaction_start, _start16("CP-GI-C", 1000)),
-        (_connection(), transaction_start, _start16("CP-GI-A", 2000, minutes=10)),
-        (_connection(), transaction_start, _start16("CP-GI-D", 1000)),
-        (_connection(), transaction_start, _start16("CP-GI-E", 1000)),
+    results: list[StartResult] = await one_batch(
+        CommitGroup(max_units=64),
+        (connection_context(), transaction_start, _start16("CP-GI-A", 1000)),
+        (connection_context(), transaction_start, _start16("CP-GI-B", 1000)),
+        (connection_context(), transaction_start, _start16("CP-GI-C", 1000)),
+        (connection_context(), transaction_start, _start16("CP-GI-A", 2000, minutes=10)),
+        (connection_context(), transaction_start, _start16("CP-GI-D", 1000)),
+        (connection_context(), transaction_start, _start16("CP-GI-E", 1000)),
     )
     assert len(_inserts(statements)) == 3
     rows = {row.pk: row async for row in Transaction.objects.all()}
@@ -170,10 +102,11 @@ async def test_a_201_session_started_and_ended_in_one_batch_is_ended_billed_and_
     """A 2.0.1 Started and its Ended on one connection in one batch, beside another charger's
     Started: the Ended finds the session its connection keeps (not yet written), and its
     readings, billing record and end refer to the row written before them."""
-    await asyncio.to_thread(_registered, "CP-GI-201", "CP-GI-201B")
-    one, other = _connection(), _connection()
+    await asyncio.to_thread(registered, "CP-GI-201", "CP-GI-201B")
+    one, other = connection_context(), connection_context()
     statements.clear()
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
+        CommitGroup(max_units=64),
         (
             one,
             _transaction_event,
@@ -211,12 +144,13 @@ async def test_a_failing_unit_sends_the_batch_to_its_second_pass_where_each_star
     """A unit that raises between two starts: the first pass is rolled back before its gathered
     INSERT was sent, the second writes each start's own (two INSERTs; three on the code before,
     whose first start inserted in the first pass too); the failing unit fails alone."""
-    await asyncio.to_thread(_registered, "CP-GI-F1", "CP-GI-F2")
+    await asyncio.to_thread(registered, "CP-GI-F1", "CP-GI-F2")
     statements.clear()
-    first, refused, second = await _one_batch(
-        (_connection(), transaction_start, _start16("CP-GI-F1", 1000)),
+    first, refused, second = await one_batch(
+        CommitGroup(max_units=64),
+        (connection_context(), transaction_start, _start16("CP-GI-F1", 1000)),
         (contextvars.copy_context(), _refused, {}),
-        (_connection(), transaction_start, _start16("CP-GI-F2", 1000)),
+        (connection_context(), transaction_start, _start16("CP-GI-F2", 1000)),
     )
     assert isinstance(refused, Refused)
     assert len(_inserts(statements)) == 2
@@ -230,16 +164,17 @@ async def test_a_gathered_insert_refused_at_the_batchs_end_sends_the_batch_to_it
     sessions' table: the gathered INSERT is refused at the batch's end (its charger is gone), the
     batch is written again with savepoints, and there the start is written first and the delete,
     which its session now refers to, fails alone."""
-    await asyncio.to_thread(_registered, "CP-GI-DEL", "CP-GI-KEEP")
+    await asyncio.to_thread(registered, "CP-GI-DEL", "CP-GI-KEEP")
 
     def charger_deleted() -> None:
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM chargepoints_chargepoint WHERE charge_point_id = %s", ["CP-GI-DEL"])
 
-    started, deleted, kept = await _one_batch(
-        (_connection(), transaction_start, _start16("CP-GI-DEL", 1000)),
+    started, deleted, kept = await one_batch(
+        CommitGroup(max_units=64),
+        (connection_context(), transaction_start, _start16("CP-GI-DEL", 1000)),
         (contextvars.copy_context(), charger_deleted, {}),
-        (_connection(), transaction_start, _start16("CP-GI-KEEP", 1000)),
+        (connection_context(), transaction_start, _start16("CP-GI-KEEP", 1000)),
     )
     assert isinstance(deleted, Exception)
     assert await ChargePoint.objects.filter(charge_point_id="CP-GI-DEL").aexists()

@@ -6,8 +6,6 @@ first unit in the batch reads what the units before it wrote."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,11 +13,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from chargepoints.services import charge_point_register
 from charging.models import AuthorizationStatus, IdTag, ReconciliationItem, Transaction, TransactionStatus
-from charging.services.transaction_start import StartRequest, StartResult, transaction_start
+from charging.services.transaction_start import StartResult, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.tests.batches import one_batch, registered, start16
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = [
@@ -30,46 +28,19 @@ pytestmark = [
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def _one_batch(*units: tuple[Callable[..., Any], dict[str, Any]]) -> list[Any]:
-    """Run ``units`` (func, kwargs) as one batch: a blocker holds the writer while they queue."""
-    group = CommitGroup(max_units=64)
-    release = threading.Event()
-    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
-    await asyncio.sleep(0.05)
-    queued = [asyncio.ensure_future(group.run(func, **kwargs)) for func, kwargs in units]
-    release.set()
-    await first
-    return await asyncio.gather(*queued)
-
-
-def _start16(charge_point_id: str, id_tag: str, meter_start: int, started_at: datetime) -> dict[str, Any]:
-    return {
-        "request": StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="1.6",
-            start_key=f"1|{id_tag.lower()}|{meter_start}|{started_at.isoformat()}",
-            started_at=started_at,
-            connector_id=1,
-            id_tag=id_tag,
-            meter_start_wh=Decimal(meter_start),
-        )
-    }
-
-
-def _registered(*charge_point_ids: str) -> None:
-    for charge_point_id in charge_point_ids:
-        charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=60)
-
-
 async def test_a_batchs_starts_lock_their_chargers_and_read_their_id_tags_with_one_statement_each(statements):
     chargers = [f"CP-BS-{n}" for n in range(6)]
-    await asyncio.to_thread(_registered, *chargers)
+    await asyncio.to_thread(registered, *chargers)
     await IdTag.objects.acreate(id_tag="Fleet-Card")
     await IdTag.objects.acreate(id_tag="BLOCKED-CARD", status=AuthorizationStatus.BLOCKED)
     tags = ["fleet-card", "FLEET-CARD", "blocked-card", "UNKNOWN", "Fleet-Card", "fleet-card"]
     statements.clear()
-    results: list[StartResult] = await _one_batch(
-        *((transaction_start, _start16(cp, tag, 1000, T0)) for cp, tag in zip(chargers, tags, strict=True))
+    results: list[StartResult] = await one_batch(
+        CommitGroup(max_units=64),
+        *(
+            (transaction_start, {"request": start16(cp, 1000, T0, id_tag=tag)})
+            for cp, tag in zip(chargers, tags, strict=True)
+        ),
     )
     locks = [sql for sql in statements if "FOR NO KEY UPDATE" in sql and "chargepoints_chargepoint" in sql]
     tag_reads = [sql for sql in statements if '"chargepoints_idtag" t' in sql]
@@ -89,8 +60,10 @@ async def test_a_start_after_another_unit_of_its_charger_in_the_batch_reads_what
     """A stop then a start on the same connector, and two starts on one connector (a charger's
     old and new connection), in one batch: the stop's session ends as stopped, not superseded;
     the later start supersedes the earlier one."""
-    await asyncio.to_thread(_registered, "CP-BS-STOP", "CP-BS-TWO")
-    (stopped,) = await _one_batch((transaction_start, _start16("CP-BS-STOP", "T", 1000, T0)))
+    await asyncio.to_thread(registered, "CP-BS-STOP", "CP-BS-TWO")
+    (stopped,) = await one_batch(
+        CommitGroup(max_units=64), (transaction_start, {"request": start16("CP-BS-STOP", 1000, T0, id_tag="T")})
+    )
     stop = StopRequest(
         charge_point_id="CP-BS-STOP",
         ocpp_transaction_id=str(stopped.transaction.pk),
@@ -100,11 +73,12 @@ async def test_a_start_after_another_unit_of_its_charger_in_the_batch_reads_what
         meter_stop_wh=Decimal(3000),
         reason="Local",
     )
-    _, started, earlier, later = await _one_batch(
+    _, started, earlier, later = await one_batch(
+        CommitGroup(max_units=64),
         (transaction_stop, {"request": stop}),
-        (transaction_start, _start16("CP-BS-STOP", "T", 3000, T0 + timedelta(minutes=40))),
-        (transaction_start, _start16("CP-BS-TWO", "T", 1000, T0)),
-        (transaction_start, _start16("CP-BS-TWO", "T", 2000, T0 + timedelta(minutes=10))),
+        (transaction_start, {"request": start16("CP-BS-STOP", 3000, T0 + timedelta(minutes=40), id_tag="T")}),
+        (transaction_start, {"request": start16("CP-BS-TWO", 1000, T0, id_tag="T")}),
+        (transaction_start, {"request": start16("CP-BS-TWO", 2000, T0 + timedelta(minutes=10), id_tag="T")}),
     )
     rows = {row.pk: row async for row in Transaction.objects.all()}
     assert rows[stopped.transaction.pk].stop_reason == "Local"
@@ -140,10 +114,11 @@ def _started201(transaction_id: str) -> dict[str, Any]:
 
 
 async def test_a_started_read_with_its_batch_is_ended_by_its_parked_stop_and_answered_for_its_token():
-    await asyncio.to_thread(_registered, "CP-BS-201", "CP-BS-201B")
+    await asyncio.to_thread(registered, "CP-BS-201", "CP-BS-201B")
     await IdTag.objects.acreate(id_tag="FLEET-CARD")
     await asyncio.to_thread(_ended201, "CP-BS-201", "TX-P")  # an Ended that overtook its Started: parked
-    answers = await _one_batch(
+    answers = await one_batch(
+        CommitGroup(max_units=64),
         (_transaction_event, {"charge_point_id": "CP-BS-201", "payload": _started201("TX-P")}),
         (_transaction_event, {"charge_point_id": "CP-BS-201B", "payload": _started201("TX-Q")}),
     )

@@ -7,11 +7,9 @@ again, writes its own way."""
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,9 +23,9 @@ from chargepoints.models import ChargePoint, Connector
 from chargepoints.services import charge_point_register, connector_status_set
 from chargepoints.signals import connector_status_reported
 from charging.models import Transaction, TransactionStatus
-from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.tests.batches import Refused, connection_context, one_batch
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
 pytestmark = [
@@ -42,32 +40,8 @@ _SESSIONS_ASKED = 'SELECT 1 FROM "chargepoints_transaction"'  # an Available sta
 _SESSIONS_READ = 'SELECT charge_point_id, connector_id, evse_id FROM "chargepoints_transaction"'
 
 
-class Refused(Exception):
-    pass
-
-
 def _refused() -> None:
     raise Refused
-
-
-def _connection() -> contextvars.Context:
-    context = contextvars.copy_context()
-    context.run(open_sessions_bind)
-    return context
-
-
-async def _one_batch(
-    group: CommitGroup, *units: tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]
-) -> list:
-    """Run ``units`` (connection, func, kwargs) as one batch: a blocker holds the writer while they queue."""
-    release = threading.Event()
-    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
-    await asyncio.sleep(0.05)
-    loop = asyncio.get_running_loop()
-    queued = [loop.create_task(group.run(func, **kwargs), context=context) for context, func, kwargs in units]
-    release.set()
-    await first
-    return list(await asyncio.gather(*queued, return_exceptions=True))
 
 
 @pytest.fixture
@@ -201,7 +175,7 @@ async def test_a_batch_s_statuses_are_written_by_two_statements_and_end_as_each_
         await sync_to_async(transaction.atomic(connector_status_set))(**status)
     group = CommitGroup(max_units=64)
     del statements[:]
-    results = await _one_batch(group, *((_connection(), connector_status_set, status) for status in together))
+    results = await one_batch(group, *((connection_context(), connector_status_set, status) for status in together))
     assert not [result for result in results if isinstance(result, BaseException)], results
     assert not [sql for sql in statements if sql.startswith(_ONE_STATUS)]
     assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
@@ -224,12 +198,12 @@ async def test_a_status_after_another_unit_of_its_charger_in_the_batch_writes_it
     for name in ("TWICE-1", "TWICE-2"):
         await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
     group = CommitGroup(max_units=64)
-    context = _connection()
+    context = connection_context()
     del statements[:]
-    results = await _one_batch(
+    results = await one_batch(
         group,
         (context, connector_status_set, _status("TWICE-1", "Available", 1)),  # its row created
-        (_connection(), connector_status_set, _status("TWICE-2", "Preparing", 1)),
+        (connection_context(), connector_status_set, _status("TWICE-2", "Preparing", 1)),
         (context, connector_status_set, _status("TWICE-1", "Preparing", 2)),  # the same connector again
         (context, connector_status_set, _status("TWICE-1", "Available", 3, connector_id=2)),  # another connector
         (context, connector_status_set, _status("TWICE-1", "Charging", 1.5)),  # older than the second
@@ -273,11 +247,11 @@ async def test_a_batch_written_again_writes_each_status_once_its_own_way(
     reported.clear()
     group = CommitGroup(max_units=64)
     del statements[:]
-    results = await _one_batch(
+    results = await one_batch(
         group,
-        (_connection(), connector_status_set, _status("AGAIN-1", "Preparing", 2)),
-        (_connection(), _refused, {}),
-        (_connection(), connector_status_set, _status("AGAIN-2", "Faulted", 2, connector_id=2)),
+        (connection_context(), connector_status_set, _status("AGAIN-1", "Preparing", 2)),
+        (connection_context(), _refused, {}),
+        (connection_context(), connector_status_set, _status("AGAIN-2", "Faulted", 2, connector_id=2)),
     )
     assert [type(result) for result in results] == [Connector, Refused, Connector]
     # the first pass wrote both ahead, then was rolled back; the second wrote each its own way
@@ -301,10 +275,10 @@ async def test_a_batch_written_again_writes_each_status_once_its_own_way(
 async def test_an_unknown_charger_s_status_fails_alone(statements: list[str]) -> None:
     await sync_to_async(charge_point_register)(charge_point_id="KNOWN", heartbeat_interval=60)
     group = CommitGroup(max_units=64)
-    results = await _one_batch(
+    results = await one_batch(
         group,
-        (_connection(), connector_status_set, _status("UNKNOWN", "Available", 1)),
-        (_connection(), connector_status_set, _status("KNOWN", "Available", 1)),
+        (connection_context(), connector_status_set, _status("UNKNOWN", "Available", 1)),
+        (connection_context(), connector_status_set, _status("KNOWN", "Available", 1)),
     )
     assert isinstance(results[0], ChargePoint.DoesNotExist)
     assert isinstance(results[1], Connector)
@@ -315,7 +289,7 @@ async def test_a_status_alone_in_its_batch_is_one_statement_its_own_way(statemen
     await sync_to_async(charge_point_register)(charge_point_id="ALONE", heartbeat_interval=60)
     group = CommitGroup(max_units=64)
     del statements[:]
-    (result,) = await _one_batch(group, (_connection(), connector_status_set, _status("ALONE", "Preparing", 1)))
+    (result,) = await one_batch(group, (connection_context(), connector_status_set, _status("ALONE", "Preparing", 1)))
     assert isinstance(result, Connector)
     assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
     assert not [sql for sql in statements if "SKIP LOCKED" in sql or sql.startswith(_CONNECTORS_WRITTEN)]
@@ -339,8 +313,9 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
         release.start()
         group = CommitGroup(max_units=64)
         del statements[:]
-        results = await _one_batch(
-            group, *((_connection(), connector_status_set, _status(f"HELD-{n}", "Preparing", 1)) for n in (1, 2, 3))
+        results = await one_batch(
+            group,
+            *((connection_context(), connector_status_set, _status(f"HELD-{n}", "Preparing", 1)) for n in (1, 2, 3)),
         )
         release.join()
     finally:

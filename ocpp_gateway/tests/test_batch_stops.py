@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,14 +17,13 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from billing.models import BillingRecord
-from chargepoints.services import charge_point_register
 from charging.models import MeterSample, Transaction, TransactionStatus
 from charging.services import ledger_reads
 from charging.services.meter_ledger import SampledValue, meter_values_record
-from charging.services.open_sessions import open_sessions_bind
-from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_start import transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.tests.batches import Refused, connection_context, event201, one_batch, registered, start16
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = [
@@ -37,51 +35,12 @@ T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 _LEDGER_READ = 'FROM "chargepoints_metersample"'
 
 
-class Refused(Exception):
-    pass
-
-
-def _connection() -> contextvars.Context:
-    """A charger's connection: its own context, keeping its open sessions (as a handshake binds)."""
-    context = contextvars.copy_context()
-    context.run(open_sessions_bind)
-    return context
-
-
 async def _in(context: contextvars.Context, group: CommitGroup, func: Callable[..., Any], **kwargs: Any) -> Any:
     return await asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context)
 
 
-async def _one_batch(
-    group: CommitGroup, *units: tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]
-) -> list:
-    """Run ``units`` (connection, func, kwargs) as one batch: a blocker holds the writer while they queue."""
-    release = threading.Event()
-    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
-    await asyncio.sleep(0.05)
-    loop = asyncio.get_running_loop()
-    queued = [loop.create_task(group.run(func, **kwargs), context=context) for context, func, kwargs in units]
-    release.set()
-    await first
-    return list(await asyncio.gather(*queued, return_exceptions=True))
-
-
 def _register(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
     return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
-
-
-def _start16(charge_point_id: str, meter_start: int) -> int:
-    return transaction_start(
-        StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="1.6",
-            start_key=f"1|tag|{meter_start}|{T0.isoformat()}",
-            started_at=T0,
-            connector_id=1,
-            id_tag="TAG",
-            meter_start_wh=Decimal(meter_start),
-        )
-    ).transaction.pk
 
 
 def _stop16(charge_point_id: str, pk: int, meter_stop: int | None, minutes: int) -> dict[str, Any]:
@@ -98,21 +57,12 @@ def _stop16(charge_point_id: str, pk: int, meter_stop: int | None, minutes: int)
     }
 
 
+def _start16(charge_point_id: str, meter_start: int) -> int:
+    return transaction_start(start16(charge_point_id, meter_start, T0)).transaction.pk
+
+
 def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int) -> dict[str, Any]:
-    at = (T0 + timedelta(minutes=minutes)).isoformat()
-    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
-    payload: dict[str, Any] = {
-        "eventType": kind,
-        "timestamp": at,
-        "triggerReason": "MeterValuePeriodic",
-        "seqNo": seq_no,
-        "transactionInfo": {"transactionId": transaction_id},
-        "evse": {"id": 1, "connectorId": 1},
-        "meterValue": [{"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}],
-    }
-    if kind == "Ended":
-        payload["transactionInfo"]["stoppedReason"] = "Local"
-    return payload
+    return event201(kind, transaction_id, seq_no, wh, T0 + timedelta(minutes=minutes))
 
 
 async def _kept_sessions16(
@@ -120,12 +70,10 @@ async def _kept_sessions16(
 ) -> tuple[list[contextvars.Context], list[int]]:
     """Each charger's connection and its session, started by it (kept): meter start ``readings[i][0]``,
     then a reading a minute of each of the rest. Each charger registered first."""
-    await asyncio.to_thread(
-        lambda: [charge_point_register(charge_point_id=cp, heartbeat_interval=60) for cp in chargers]
-    )
+    await asyncio.to_thread(registered, *chargers)
     contexts, pks = [], []
     for charger, register in zip(chargers, readings, strict=True):
-        context = _connection()
+        context = connection_context()
         pk = await _in(context, group, _start16, charge_point_id=charger, meter_start=register[0])
         for minute, wh in enumerate(register[1:], start=1):
             await _in(
@@ -160,7 +108,7 @@ async def test_a_batchs_stops_read_their_ledgers_with_one_statement_and_each_end
     contexts, pks = await _kept_sessions16(group, chargers, readings)
     statements.clear()
     stops = [(3000, 10), (None, 10), (1300, 10), (7400, 10)]  # the second's meter stop: its last reading
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         *(
             (context, transaction_stop, _stop16(charger, pk, meter_stop, minutes))
@@ -187,7 +135,7 @@ async def test_stops_whose_ledgers_are_too_long_to_hold_together_each_read_their
     group = CommitGroup(max_units=64)
     contexts, pks = await _kept_sessions16(group, chargers, [[1000, 1500, 2500], [5000, 5100, 5300]])
     statements.clear()
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         *(
             (context, transaction_stop, _stop16(charger, pk, meter_stop, 10))
@@ -218,7 +166,7 @@ async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_tim
                 samples=_register(wh, at),
             )
     stops = [(2100, 30), (None, 30), (3150, 30)]
-    together = await _one_batch(
+    together = await one_batch(
         group,
         *((contexts[n], transaction_stop, _stop16(chargers[n], pks[n], *stops[n])) for n in range(3)),
     )
@@ -228,7 +176,7 @@ async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_tim
 
     alone = []
     for n in range(3, 6):  # each with a failing unit: written again, each in its savepoint
-        alone += await _one_batch(
+        alone += await one_batch(
             group,
             (contexts[n], transaction_stop, _stop16(chargers[n], pks[n], *stops[n - 3])),
             (contextvars.copy_context(), refused, {}),
@@ -256,7 +204,7 @@ async def test_a_stop_after_a_reading_of_its_charger_in_the_batch_reads_that_rea
         "ocpp_transaction_id": str(pk),
         "samples": _register(2500, T0 + timedelta(minutes=5)),
     }
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         (context, meter_values_record, reading),
         (contextvars.copy_context(), _nothing, {"in_savepoint": True}),
@@ -268,11 +216,9 @@ async def test_a_stop_after_a_reading_of_its_charger_in_the_batch_reads_that_rea
 
 async def test_201_ended_events_of_two_chargers_in_one_batch_end_each_its_own_session(statements):
     chargers = ["CP-BL-201-A", "CP-BL-201-B"]
-    await asyncio.to_thread(
-        lambda: [charge_point_register(charge_point_id=cp, heartbeat_interval=60) for cp in chargers]
-    )
+    await asyncio.to_thread(registered, *chargers)
     group = CommitGroup(max_units=64)
-    contexts = [_connection() for _ in chargers]
+    contexts = [connection_context() for _ in chargers]
     for n, (context, charger) in enumerate(zip(contexts, chargers, strict=True)):
         base = 10_000 * (n + 1)
         await _in(
@@ -290,7 +236,7 @@ async def test_201_ended_events_of_two_chargers_in_one_batch_end_each_its_own_se
             payload=_event201("Updated", "TX-1", 1, base + 300, 1),
         )
     statements.clear()
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         *(
             (context, _transaction_event, {"charge_point_id": charger, "payload": _event201("Ended", "TX-1", 2, wh, 2)})

@@ -13,12 +13,9 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, Heartbeat
 from kernel.plain_sql import rows_copied
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned
+from ocpp_gateway.tests.batches import Refused, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Refused(Exception):
-    pass
 
 
 def _register(charge_point_id: str, *, fail: bool = False) -> int:
@@ -63,19 +60,8 @@ def _heartbeat_of_no_charger(*, deferred: bool = False) -> None:
     Heartbeat.objects.create(charge_point_id=2**40, received_at=timezone.now())
 
 
-async def _one_batch(group: CommitGroup, *units: tuple) -> list:
-    """Run ``units`` (func, kwargs) as one batch: a blocker holds the writer while they queue."""
-    release = threading.Event()
-    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
-    await asyncio.sleep(0.05)
-    queued = [asyncio.ensure_future(group.run(func, **kwargs)) for func, kwargs in units]
-    release.set()
-    await first
-    return await asyncio.gather(*queued, return_exceptions=True)
-
-
 async def test_a_broken_foreign_key_fails_only_its_message():
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         CommitGroup(max_units=64),
         (_register, {"charge_point_id": "CP-GC-FK"}),
         (_heartbeat_of_no_charger, {}),
@@ -86,7 +72,7 @@ async def test_a_broken_foreign_key_fails_only_its_message():
 
 
 async def test_a_batch_whose_commit_fails_acknowledges_none_of_its_messages():
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         CommitGroup(max_units=64),
         (_register, {"charge_point_id": "CP-GC-OK"}),
         (_heartbeat_of_no_charger, {"deferred": True}),
@@ -115,7 +101,7 @@ async def test_a_row_locked_elsewhere_fails_only_the_message_that_needs_it(setti
     holder.start()
     try:
         assert await asyncio.to_thread(locked.wait, 5)
-        outcomes = await _one_batch(
+        outcomes = await one_batch(
             CommitGroup(max_units=64),
             (_interval_set, {"charge_point_id": "CP-GC-LOCKED"}),
             (_register, {"charge_point_id": "CP-GC-FREE"}),
@@ -156,7 +142,7 @@ def _register_twice(charge_point_id: str) -> None:
 
 
 async def test_a_message_that_caught_a_database_error_keeps_its_rows_and_the_others():
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         CommitGroup(max_units=64),
         (_register, {"charge_point_id": "CP-GC-BEFORE"}),
         (_register_twice, {"charge_point_id": "CP-GC-TWICE"}),
@@ -172,7 +158,7 @@ async def test_a_batch_of_messages_that_succeed_sets_no_savepoint():
         with transaction.atomic():
             return list(connection.savepoint_ids)
 
-    outcomes = await _one_batch(CommitGroup(max_units=64), (savepoints_of_a_nested_block, {}))
+    outcomes = await one_batch(CommitGroup(max_units=64), (savepoints_of_a_nested_block, {}))
     assert outcomes == [[None]]
 
 
@@ -210,7 +196,7 @@ async def test_rows_gathered_by_a_batchs_messages_are_written_together_before_it
     pks = [
         (await ChargePoint.objects.acreate(charge_point_id=f"CP-GC-G{n}", heartbeat_interval=60)).pk for n in range(3)
     ]
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         CommitGroup(max_units=64), *((_heartbeat_gathered, {"charge_point_pk": pk}) for pk in pks)
     )
     assert outcomes == [0, 0, 0]  # gathered, not yet written, while the units ran
@@ -221,7 +207,7 @@ async def test_a_gathered_row_the_database_refuses_fails_only_its_message():
     pks = [
         (await ChargePoint.objects.acreate(charge_point_id=f"CP-GC-R{n}", heartbeat_interval=60)).pk for n in range(2)
     ]
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         CommitGroup(max_units=64),
         (_heartbeat_gathered, {"charge_point_pk": pks[0]}),
         (_heartbeat_gathered, {"charge_point_pk": 2**40}),  # no such charger
@@ -256,5 +242,5 @@ async def test_a_skippable_unit_given_up_before_its_batch_started_is_not_written
         await flagged
     assert isinstance(await kept, int)
     assert cancelled.cancelled() and needed.cancelled()
-    await _one_batch(group)  # every queued unit was decided
+    await one_batch(group)  # every queued unit was decided
     assert await _registered_now() == {"CP-GC-RUNNING", "CP-GC-KEPT", "CP-GC-NEEDED"}

@@ -27,14 +27,11 @@ from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.handshake_auth import _attached_with_sessions
+from ocpp_gateway.tests.batches import Refused, one_batch, start16
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-class Refused(Exception):
-    pass
 
 
 def _register(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
@@ -50,18 +47,7 @@ def _session_reads(func: Any, **kwargs: Any) -> list[str]:
 
 
 def _start16(charge_point_id: str, meter_start: int, started_at: datetime = T0) -> int:
-    result = transaction_start(
-        StartRequest(
-            charge_point_id=charge_point_id,
-            ocpp_version="1.6",
-            start_key=f"1|tag|{meter_start}|{started_at.isoformat()}",
-            started_at=started_at,
-            connector_id=1,
-            id_tag="TAG",
-            meter_start_wh=Decimal(meter_start),
-        )
-    )
-    return result.transaction.pk
+    return transaction_start(start16(charge_point_id, meter_start, started_at)).transaction.pk
 
 
 def _event201(charge_point_id: str, kind: str, seq_no: int, wh: int, at: datetime) -> None:
@@ -91,17 +77,6 @@ def _heartbeat_of_no_charger() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     Heartbeat.objects.create(charge_point_id=2**40, received_at=timezone.now())
-
-
-async def _one_batch(group: CommitGroup, *units: tuple[Any, dict[str, Any]]) -> list[Any]:
-    """Run ``units`` (func, kwargs) as one batch: a blocker holds the writer while they queue."""
-    release = threading.Event()
-    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
-    await asyncio.sleep(0.05)
-    queued = [asyncio.ensure_future(group.run(func, **kwargs)) for func, kwargs in units]
-    release.set()
-    await first
-    return list(await asyncio.gather(*queued, return_exceptions=True))
 
 
 @sync_to_async
@@ -225,7 +200,7 @@ async def test_an_event_in_a_batch_written_again_counts_once_and_its_resend_is_a
         _event201, charge_point_id="CP-OS-4", kind="Updated", seq_no=1, wh=1200, at=T0 + timedelta(minutes=1)
     )
     # Another charger's message fails the first pass: the batch is written again, unit by unit.
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         (
             _event201,
@@ -248,7 +223,7 @@ async def test_a_batch_that_fails_keeps_nothing_and_the_resend_counts_once(regis
     open_sessions_bind()
     group = CommitGroup(max_units=64)
     await group.run(_event201, charge_point_id="CP-OS-5", kind="Started", seq_no=0, wh=1000, at=T0)
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         (
             _event201,
@@ -393,7 +368,7 @@ async def test_a_stop_in_a_failed_batch_writes_nothing_and_its_resend_ends_the_s
     open_sessions_bind()
     group = CommitGroup(max_units=64)
     pk = await _kept_session("CP-OS-10", group)
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         (_stop16, {"charge_point_id": "CP-OS-10", "pk": pk, "meter_stop": 2200, "minutes": 6}),
         (_heartbeat_of_no_charger, {}),
@@ -534,7 +509,7 @@ async def test_after_a_failed_batch_a_reading_without_id_reads_the_rows_until_th
     group = CommitGroup(max_units=64)
     await _connected("CP-OS-14", group)
     pk = await group.run(_start16, charge_point_id="CP-OS-14", meter_start=1000)
-    outcomes = await _one_batch(
+    outcomes = await one_batch(
         group,
         (_reading_without_id, {"charge_point_id": "CP-OS-14", "wh": 1200, "minutes": 1}),
         (_heartbeat_of_no_charger, {}),
@@ -597,7 +572,7 @@ async def test_a_reading_and_the_stop_of_its_session_in_one_batch_end_it_with_th
         "ocpp_transaction_id": str(pk),
         "samples": _register(2500, T0 + timedelta(minutes=5)),
     }
-    outcomes = await _one_batch(group, (meter_values_record, reading), (stop_without_meter_stop, {}))
+    outcomes = await one_batch(group, (meter_values_record, reading), (stop_without_meter_stop, {}))
     assert not any(isinstance(outcome, Exception) for outcome in outcomes)
     session = await _session(pk)
     assert (session.status, session.meter_stop_wh, session.energy_wh) == (

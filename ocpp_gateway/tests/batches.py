@@ -1,0 +1,84 @@
+"""What the group-commit tests share: units queued so that they run as one batch, each on its
+charger's connection, and the start and 2.0.1 event payloads they send."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from chargepoints.services import charge_point_register
+from charging.services.open_sessions import open_sessions_bind
+from charging.services.transaction_start import StartRequest
+from ocpp_gateway.group_commit import CommitGroup
+
+Unit = tuple[Callable[..., Any], dict[str, Any]] | tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]
+
+
+class Refused(Exception):
+    """A unit's own refusal: its batch's first pass fails and the unit alone is answered with it."""
+
+
+def connection_context() -> contextvars.Context:
+    """A charger's connection: its own context, keeping its open sessions (as a handshake binds)."""
+    context = contextvars.copy_context()
+    context.run(open_sessions_bind)
+    return context
+
+
+async def one_batch(group: CommitGroup, *units: Unit) -> list[Any]:
+    """Run ``units`` ((connection,) func, kwargs) as one batch of ``group``: a blocker holds its
+    writer while they queue. Their outcomes in order, an exception in place of a refused unit's."""
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    loop = asyncio.get_running_loop()
+    queued = []
+    for unit in units:
+        context, func, kwargs = unit if len(unit) == 3 else (contextvars.copy_context(), *unit)
+        queued.append(loop.create_task(group.run(func, **kwargs), context=context))
+    release.set()
+    await first
+    return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+def start16(charge_point_id: str, meter_start: int, started_at: datetime, id_tag: str = "TAG") -> StartRequest:
+    """A 1.6 StartTransaction on connector 1: meter start in Wh."""
+    return StartRequest(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"1|{id_tag.lower()}|{meter_start}|{started_at.isoformat()}",
+        started_at=started_at,
+        connector_id=1,
+        id_tag=id_tag,
+        meter_start_wh=Decimal(meter_start),
+    )
+
+
+def event201(kind: str, transaction_id: str, seq_no: int, wh: int, at: datetime) -> dict[str, Any]:
+    """A 2.0.1 TransactionEvent payload (``kind``: Started, Updated or Ended) on EVSE 1 with one
+    energy register reading of ``wh`` Wh at ``at``."""
+    sent_at = at.isoformat()
+    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
+    payload: dict[str, Any] = {
+        "eventType": kind,
+        "timestamp": sent_at,
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": transaction_id},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": sent_at, "sampledValue": [{"value": wh, "context": context}]}],
+    }
+    if kind == "Ended":
+        payload["transactionInfo"]["stoppedReason"] = "Local"
+    return payload
+
+
+def registered(*charge_point_ids: str) -> None:
+    """Each charger registered (heartbeat interval 60 s)."""
+    for charge_point_id in charge_point_ids:
+        charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=60)
