@@ -21,7 +21,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from kernel.plain_sql import bound_cursor, columns_of, instance_of
+from kernel.plain_sql import array_text, bound_cursor, columns_of, instance_of
 
 # --- Authorization ---------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
         cursor.execute(
             f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
             f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
-            [[id_tag.lower() for id_tag in id_tags]],
+            [array_text([id_tag.lower() for id_tag in id_tags])],
         )
         rows = cursor.fetchall()
     found = {}

@@ -39,7 +39,7 @@ from chargepoints.services.status_writes import (
 from chargepoints.signals import connector_status_reported
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import bound_cursor, instance_of_row, instance_saved, rows_copied
+from kernel.plain_sql import array_text, bound_cursor, instance_of_row, instance_saved, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -599,7 +599,7 @@ def _heartbeats_marked(latest: dict[str, datetime]) -> tuple[dict[str, int], lis
     """``last_heartbeat`` and ``last_seen`` of each charger in ``latest`` (id -> time) set in one
     UPDATE (PostgreSQL); (charge_point_id -> pk of the chargers found, those not connected)."""
     with bound_cursor() as cursor:
-        cursor.execute(_HEARTBEATS_MARKED, [list(latest), list(latest.values())])
+        cursor.execute(_HEARTBEATS_MARKED, [array_text(list(latest)), array_text(list(latest.values()))])
         found = cursor.fetchall()
     return {cp: pk for cp, pk, _ in found}, [cp for cp, _, connected in found if not connected]
 
@@ -892,7 +892,7 @@ def _charger_pks(charge_point_ids: set[str]) -> dict[str, int]:
             ChargePoint.objects.filter(charge_point_id__in=charge_point_ids).values_list("charge_point_id", "pk")
         )
     with bound_cursor() as cursor:
-        cursor.execute(_CHARGER_PKS, [list(charge_point_ids)])
+        cursor.execute(_CHARGER_PKS, [array_text(list(charge_point_ids))])
         return dict(cursor.fetchall())
 
 

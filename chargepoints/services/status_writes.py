@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from chargepoints import clock
 from chargepoints.models import ChargePoint, Connector
-from kernel.plain_sql import bound_cursor, instance_of_row, instance_saved
+from kernel.plain_sql import array_text, bound_cursor, instance_of_row, instance_saved
 
 STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
                   "charger_timestamp", "updated_at")  # fmt: skip
@@ -138,7 +138,7 @@ def _chargers_seen(charge_point_ids: list[str], now: datetime) -> dict[str, Char
     """The chargers' ``last_seen`` set to ``now``, their rows locked in the order of their primary
     keys, those held by another transaction skipped: charger id -> (id, charger id, last boot)."""
     with bound_cursor() as cursor:
-        cursor.execute(_CHARGERS_SEEN, [now, charge_point_ids])
+        cursor.execute(_CHARGERS_SEEN, [now, array_text(charge_point_ids)])
         rows = cursor.fetchall()
     return {
         charge_point_id: instance_of_row(
@@ -188,17 +188,17 @@ def _connectors_written(
     boots = [chargers[lookup.charge_point_id] for lookup in lookups]
     params: dict[str, Any] = {
         "now": now,
-        "cp": [charge_point.pk for charge_point in boots],
-        "evse": [lookup.evse_id for lookup in lookups],
-        "connector": [lookup.connector_id for lookup in lookups],
-        "status": [lookup.status for lookup in lookups],
-        "error_code": [lookup.error_code for lookup in lookups],
-        "info": [lookup.info for lookup in lookups],
-        "vendor_id": [lookup.vendor_id for lookup in lookups],
-        "vendor_error_code": [lookup.vendor_error_code for lookup in lookups],
-        "status_timestamp": [time.at for time in judged],
-        "charger_timestamp": [time.kept for time in judged],
-        "last_boot_at": [charge_point.last_boot_at for charge_point in boots],
+        "cp": array_text([charge_point.pk for charge_point in boots]),
+        "evse": array_text([lookup.evse_id for lookup in lookups]),
+        "connector": array_text([lookup.connector_id for lookup in lookups]),
+        "status": array_text([lookup.status for lookup in lookups]),
+        "error_code": array_text([lookup.error_code for lookup in lookups]),
+        "info": array_text([lookup.info for lookup in lookups]),
+        "vendor_id": array_text([lookup.vendor_id for lookup in lookups]),
+        "vendor_error_code": array_text([lookup.vendor_error_code for lookup in lookups]),
+        "status_timestamp": array_text([time.at for time in judged]),
+        "charger_timestamp": array_text([time.kept for time in judged]),
+        "last_boot_at": array_text([charge_point.last_boot_at for charge_point in boots]),
     }
     with bound_cursor() as cursor:
         cursor.execute(_CONNECTORS_WRITTEN, params)

@@ -32,7 +32,7 @@ from charging import metering
 from charging.models import MeterSample, Transaction
 from charging.services.open_sessions import open_session_peeked
 from charging.services.session_rows import named_by
-from kernel.plain_sql import bound_cursor
+from kernel.plain_sql import array_text, bound_cursor
 
 # metering.Sample's fields, the columns a reading needs
 READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")
@@ -120,7 +120,7 @@ def _ledgers_read(pks: list[int]) -> dict[int, list[metering.Sample]]:
             f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)}"
             " WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"
             " ORDER BY transaction_id, timestamp, id LIMIT %s",  # the model's ordering, per session
-            [pks, metering.ENERGY_REGISTER, ROWS_READ_AT_MOST + 1],
+            [array_text(pks), metering.ENERGY_REGISTER, ROWS_READ_AT_MOST + 1],
         )
         rows = cursor.fetchall()
     if len(rows) > ROWS_READ_AT_MOST:

@@ -30,6 +30,7 @@ from charging.models import (
 )
 from charging.services.open_sessions import open_session_cached, open_session_noted
 from kernel.plain_sql import (
+    array_text,
     column_of,
     columns_of,
     instance_inserted,
@@ -225,12 +226,12 @@ def sessions_started_or_open(keys: Sequence[SessionsKey], *, new_ids: bool = Fal
         Transaction,
         _sessions_started_or_open_sql(new_ids),
         [
-            list(range(len(keys))),
-            [key.charge_point_pk for key in keys],
-            [key.start_key for key in keys],
-            [key.connector_id for key in keys],
-            [key.evse_id for key in keys],
-            [key.parked_under for key in keys],
+            array_text(range(len(keys))),
+            array_text([key.charge_point_pk for key in keys]),
+            array_text([key.start_key for key in keys]),
+            array_text([key.connector_id for key in keys]),
+            array_text([key.evse_id for key in keys]),
+            array_text([key.parked_under for key in keys]),
             ReconciliationReason.UNKNOWN_TRANSACTION,
             ReconciliationState.OPEN,
             TransactionStatus.ACTIVE,

@@ -37,7 +37,7 @@ from charging.models import (
     Transaction,
 )
 from charging.services.session_rows import SessionsKey, column_int, sessions_started_or_open
-from kernel.plain_sql import columns_of, model_rows
+from kernel.plain_sql import array_text, columns_of, model_rows
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
         ChargePoint,
         f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c"
         " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
-        [sorted({lookup.charge_point_id for lookup in lookups})],
+        [array_text(sorted({lookup.charge_point_id for lookup in lookups}))],
     )
     return {charge_point.charge_point_id: charge_point for charge_point in found}
 

@@ -27,7 +27,7 @@ from django.db import connection
 
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
-from kernel.plain_sql import bound_cursor
+from kernel.plain_sql import array_text, bound_cursor
 
 # The status after which a connector's sessions from before its charger's boot are closed: its
 # receiver always reads the rows.
@@ -87,7 +87,7 @@ def _open_sessions(pks: list[int]) -> dict[int, list[tuple[int | None, int | Non
             "SELECT charge_point_id, connector_id, evse_id"
             f" FROM {connection.ops.quote_name(Transaction._meta.db_table)}"
             " WHERE charge_point_id = ANY(%s::bigint[]) AND status = %s",
-            [pks, TransactionStatus.ACTIVE],
+            [array_text(pks), TransactionStatus.ACTIVE],
         )
         for pk, connector_id, evse_id in cursor.fetchall():
             found.setdefault(pk, []).append((connector_id, evse_id))

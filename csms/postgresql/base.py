@@ -13,6 +13,12 @@ the gateway's CPU in a fleet's closed loop (issue 15). When the connection's tim
 (Django sets it at connect), and psycopg's own loader (compiled with ``psycopg[binary]``) gives
 the same value: an aware datetime in ``datetime.timezone.utc``. This backend registers that one
 on the connection, and its cursors skip Django's check of the registered loader's zone.
+
+psycopg finds a value's dumper by its exact type, else walks the type's MRO, building a name per
+class and caching nothing: 5 to 7 µs for a Django ``TextChoices`` member (``TransactionStatus.ACTIVE``),
+0.3 µs for a ``str``, at every execute (a new cursor's adapters each time; issue 15, round 11). The
+connection's adapters name every ``TextChoices`` class (``choices_adapters``) with the dumpers its
+MRO gives.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from django.db.backends.postgresql import base, operations
 from django.db.backends.postgresql.psycopg_any import register_tzloader
+from django.db.models import Choices
 from django.utils.asyncio import async_unsafe
 from psycopg import ClientCursor, Cursor, abc, adapt, adapters, errors, pq
 from psycopg_pool import ConnectionPool
@@ -46,6 +53,34 @@ def utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
     context = adapt.AdaptersMap(template)
     context.register_loader("timestamptz", _psycopg_timestamptz_loader())
     return context
+
+
+@lru_cache
+def choices_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
+    """``template`` with each text choices class (a ``str`` subclass of Django's ``Choices``,
+    defined by now: the apps are loaded) registered with the dumpers ``template`` finds for it
+    through its MRO, per format: the same dumpers, found at the first lookup."""
+    context = adapt.AdaptersMap(template)
+    for cls in _text_choices(Choices):
+        binary, text, auto = (template.get_dumper(cls, fmt) for fmt in _FORMATS)
+        context.register_dumper(cls, binary)
+        context.register_dumper(cls, text)  # its format's and then the AUTO (%s) one
+        if auto is not text:
+            context.register_dumper(cls, auto)
+    return context
+
+
+_FORMATS = (adapt.PyFormat.BINARY, adapt.PyFormat.TEXT, adapt.PyFormat.AUTO)
+
+
+def _text_choices(cls: type) -> list[type]:
+    """Every subclass of ``cls`` that is a ``str`` subclass, at any depth."""
+    found = []
+    for sub in cls.__subclasses__():
+        if issubclass(sub, str):
+            found.append(sub)
+        found += _text_choices(sub)
+    return found
 
 
 class DatabaseOperations(operations.DatabaseOperations):
@@ -73,10 +108,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
 
     def get_connection_params(self) -> dict[str, Any]:
         """Django's, with ``utc_adapters`` when the connection's time zone is UTC (client-side binding,
-        Django's default)."""
+        Django's default), and ``choices_adapters``."""
         params: dict[str, Any] = super().get_connection_params()
         if self._reads_utc_by_psycopg() and "context" in params:
             params["context"] = utc_adapters(params["context"])
+        if "context" in params:
+            params["context"] = choices_adapters(params["context"])
         return params
 
     @async_unsafe
