@@ -369,7 +369,11 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     if loaded is None:
         session.save()
         return
-    changed = [name for name, now, was in zip(_TRACKED, _tracked_values(session), loaded, strict=True) if now != was]
+    changed = [  # a value still the one read is unchanged: no comparison (a Decimal's, a datetime's) for it
+        name
+        for name, now, was in zip(_TRACKED, _tracked_values(session), loaded, strict=True)
+        if now is not was and now != was
+    ]
     guard = getattr(session, "_csms_guard", None)  # a session the connection kept: written only if unchanged
     if changed or guard is not None:  # a kept session is always checked, if only by touching updated_at
         if connection.vendor == "postgresql":
