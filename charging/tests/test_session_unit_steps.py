@@ -97,15 +97,15 @@ def test_a_start_judging_changes_is_stored_as_judged(changes):
 
 def test_a_kept_copy_shares_no_list_or_dict_with_the_session_and_drops_what_a_unit_noted():
     session = Transaction(pk=5, charge_point=ChargePoint(pk=1, charge_point_id="CP-1"), seq_nos=[1], anomalies=["a"])
-    session._csms_guard = NOW  # type: ignore[attr-defined]
-    session._prefetched_objects_cache = {"samples": []}  # type: ignore[attr-defined]  # an attribute beyond the columns
+    session._csms_guard = NOW
+    session._prefetched_objects_cache = {"samples": []}  # an attribute beyond the columns
 
     copy = _copied(session)
 
     assert (copy.seq_nos, copy.anomalies, copy.pk, copy.charge_point_id) == ([1], ["a"], 5, 1)
     assert copy.seq_nos is not session.seq_nos and copy.anomalies is not session.anomalies
-    assert copy._prefetched_objects_cache == {"samples": []}  # type: ignore[attr-defined]
-    assert copy._prefetched_objects_cache is not session._prefetched_objects_cache  # type: ignore[attr-defined]
+    assert copy._prefetched_objects_cache == {"samples": []}
+    assert copy._prefetched_objects_cache is not session._prefetched_objects_cache
     assert not hasattr(copy, "_csms_guard")
     assert "charge_point" not in copy._state.fields_cache and not copy._state.adding
 
