@@ -11,6 +11,7 @@ from django.db.models import ProtectedError
 from billing import events, pricing, selectors
 from billing.models import BillingRecord, Tariff
 from charging.models import Transaction
+from kernel.model_instances import instance_new
 from kernel.plain_sql import instance_upserted
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -58,7 +59,8 @@ def billing_record_write(*, transaction: Transaction) -> BillingRecord:
     energy = transaction.energy_wh or Decimal(0)
     priced = pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
     subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
-    record = BillingRecord(
+    record = instance_new(  # BillingRecord(...) without its keyword loop over every field
+        BillingRecord,
         transaction=transaction,
         tariff=tariff,
         charge_point_identity=charge_point.charge_point_id,

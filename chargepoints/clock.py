@@ -45,6 +45,12 @@ def charger_time(sent: datetime | None, *, received_at: datetime, tolerance_s: i
     return ChargerTime(at=received_at, sent=sent, implausible=True)
 
 
+def kept_as_sent(sent: datetime, received_at: datetime) -> bool:
+    """Whether ``charger_time`` takes ``sent`` as it is, whatever the tolerance: plausible and not
+    after its receipt (most times; a caller judging many skips building their ``ChargerTime``)."""
+    return FLOOR <= sent <= received_at
+
+
 def duration_seconds(start: datetime, end: datetime) -> int:
     """Seconds from ``start`` to ``end``; never negative (an end before its start is 0)."""
     return max(int((end - start).total_seconds()), 0)

@@ -14,9 +14,11 @@ from django.dispatch import Signal
 # What a charger draws may have changed: a session started or ended, or meter values came.
 # Keyword arguments: ``charge_point_id`` (the OCPP identity) or ``charge_point_pk``.
 # Receiver: sites (recompute the charger's site after the commit).
-charger_draw_changed = Signal()
+# Both are sent by the group commit's batch thread for most session messages: their receivers are
+# looked up once per sender, not at every send (``use_caching``: connect and disconnect clear it).
+charger_draw_changed = Signal(use_caching=True)
 
 # A session ended (or was ended again, by a late event or a reconciliation), after its energy,
 # times and anomalies were saved. Keyword argument: ``transaction``.
 # Receiver: billing (write the session's billing record).
-transaction_ended = Signal()
+transaction_ended = Signal(use_caching=True)

@@ -356,7 +356,7 @@ def _units_without_savepoints(
                 ledger_read_dropped(stop)
                 status_write_dropped(status)
                 connector_sessions_read_dropped(status)
-            if transaction.get_rollback() or _transaction_failed(db):
+            if db.needs_rollback or _transaction_failed(db):  # transaction.get_rollback(), without its lookup
                 raise _UnitFailed
         return outcomes
     finally:
@@ -364,10 +364,11 @@ def _units_without_savepoints(
 
 
 def _transaction_failed(db: BaseDatabaseWrapper) -> bool:
-    """PostgreSQL refuses every statement of ``db``'s transaction until it ends (an error was caught)."""
+    """PostgreSQL refuses every statement of ``db``'s transaction until it ends (an error was caught).
+    Asked of libpq's connection (``info`` builds an object and an enum at each ask: once per unit)."""
     if db.vendor != "postgresql":
         return False
-    return db.connection.info.transaction_status == pq.TransactionStatus.INERROR
+    return db.connection.pgconn.transaction_status == pq.TransactionStatus.INERROR
 
 
 def _outcomes_in_savepoints(batch: list[_Unit]) -> list[Outcome]:

@@ -54,6 +54,16 @@ def test_a_judged_time_is_between_the_floor_and_its_receipt_and_flagged_iff_impl
     assert time.at == (NOW if time.implausible or sent is None else min(sent, NOW))
 
 
+@given(charger_times.filter(lambda sent: sent is not None))
+@example(NOW)
+@example(clock.FLOOR)
+@example(NOW + timedelta(microseconds=1))
+@example(clock.FLOOR - timedelta(microseconds=1))
+def test_a_time_kept_as_sent_is_exactly_one_judging_takes_as_it_is(sent):
+    time = judged(sent, NOW)
+    assert clock.kept_as_sent(sent, NOW) == (time.at == sent and time.kept is None and not time.implausible)
+
+
 @given(
     st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
     st.integers(min_value=-14 * 60, max_value=14 * 60),

@@ -173,7 +173,8 @@ def _connector_16(connector_id: int | None, evse_id: int | None) -> int | None:
 
 def _not_before(session: Transaction, samples: Sequence[SampledValue]) -> bool:
     """No reading is from before ``session`` started (beyond the clock slack)."""
-    return all(s.timestamp >= session.started_at - _CLOCK_SLACK for s in samples)
+    earliest = session.started_at - _CLOCK_SLACK
+    return all(s.timestamp >= earliest for s in samples)
 
 
 def charger_time_judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
@@ -184,6 +185,9 @@ def samples_judged(samples: Sequence[SampledValue], received_at: datetime) -> li
     """``samples`` judged: a time replaced by ``received_at`` is kept in ``charger_timestamp``."""
     judged = []
     for sample in samples:
+        if clock.kept_as_sent(sample.timestamp, received_at):  # as charger_time_judged would keep it
+            judged.append(sample)
+            continue
         at = charger_time_judged(sample.timestamp, received_at)
         if at.kept is not None:
             sample = dataclasses.replace(
@@ -276,7 +280,9 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
     if any(sample.clock_implausible for sample in samples):
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
-    readings = metering.register_readings(metering.Sample.of(row) for row in rows)
+    readings = metering.register_readings(  # of the rows it keeps: no Sample built for the others
+        metering.Sample.of(row) for row in rows if row.measurand == metering.ENERGY_REGISTER and row.value is not None
+    )
     if not readings:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]

@@ -201,6 +201,7 @@ _MAY_BE_MUTABLE = frozenset(
     field.attname for field in Transaction._meta.concrete_fields if isinstance(field, JSONField)
 )
 _IMMUTABLE = frozenset(field.attname for field in Transaction._meta.concrete_fields) - _MAY_BE_MUTABLE
+_COLUMNS_AND_STATE = _IMMUTABLE | _MAY_BE_MUTABLE | {"_state"}
 
 
 def _copied(session: Transaction) -> Transaction:
@@ -210,7 +211,9 @@ def _copied(session: Transaction) -> Transaction:
     values = session.__dict__.copy()
     for name in ("_csms_guard", "_csms_loaded"):
         values.pop(name, None)
-    for name in _MAY_BE_MUTABLE.union(values.keys() - _IMMUTABLE):
+    # Most sessions hold their columns and ``_state`` alone: only their JSON columns are looked at.
+    others = _MAY_BE_MUTABLE if _COLUMNS_AND_STATE.issuperset(values) else values.keys() - _IMMUTABLE
+    for name in _MAY_BE_MUTABLE.union(others):
         value = values.get(name)
         if isinstance(value, (list, dict)):
             values[name] = copy.copy(value)

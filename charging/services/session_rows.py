@@ -337,12 +337,17 @@ def transaction_remember(session: None) -> None: ...
 def transaction_remember(session: Transaction | None) -> Transaction | None:
     """Note the values ``session`` holds now, so that ``transaction_save_changes`` writes only what changes."""
     if session is not None:
-        # The values as read, kept on the instance (not a model field, hence the ignore).
-        loaded = list(_tracked_values(session))
-        for index in _TRACKED_JSON:
-            loaded[index] = _copied(loaded[index])
-        session._csms_loaded = loaded  # type: ignore[attr-defined]
+        _remember_values(session, _tracked_values(session))
     return session
+
+
+def _remember_values(session: Transaction, values: tuple[Any, ...]) -> None:
+    """Keep ``values`` (``_tracked_values(session)``, read now) as the session's values as read:
+    on the instance (not a model field, hence the ignore), its JSON columns copied."""
+    loaded = list(values)
+    for index in _TRACKED_JSON:
+        loaded[index] = _copied(loaded[index])
+    session._csms_loaded = loaded  # type: ignore[attr-defined]
 
 
 # The values of ``_TRACKED``, in order, with one C call (a session is remembered twice a message),
@@ -370,7 +375,10 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
     if loaded is None:
         session.save()
         return
-    changed = [name for name, now, was in zip(_TRACKED, _tracked_values(session), loaded, strict=True) if now != was]
+    values = _tracked_values(session)  # remembered once written: a write changes none of them (only updated_at)
+    changed = [  # a value still the one read is unchanged: no comparison (a Decimal's, a datetime's) for it
+        name for name, now, was in zip(_TRACKED, values, loaded, strict=True) if now is not was and now != was
+    ]
     guard = getattr(session, "_csms_guard", None)  # a session the connection kept: written only if unchanged
     if changed or guard is not None:  # a kept session is always checked, if only by touching updated_at
         if connection.vendor == "postgresql":
@@ -382,7 +390,7 @@ def transaction_save_changes(session: Transaction, *, may_gather: bool = False) 
                 session._csms_guard = session.updated_at  # type: ignore[attr-defined]  # what the row holds now
         else:
             session.save(update_fields=[*changed, "updated_at"])
-        transaction_remember(session)
+        _remember_values(session, values)
         open_session_noted(session)
 
 
