@@ -46,7 +46,8 @@ meets the close as any abandoned handshake (its attach is skipped unless its bat
 **No pretty-printed configuration per connection.** autobahn's ``_connectionMade`` copies the
 factory's options onto each protocol and builds a ``pprint.pformat`` of them for a debug log line,
 whether or not debug is logged (about 8 % of a reconnect storm's CPU). The options are copied here
-first, so autobahn's loop has nothing left to list.
+first, so autobahn's loop has nothing left to list. The queue it makes for chopped or synchronous
+writes, which daphne never makes, is a list (``SendQueue``) instead of a 0.75 KB ``deque``.
 
 **No coloured debug text per frame.** autobahn's ``dataReceived`` and ``sendData`` pass
 ``hltype(...)`` and ``hlval(...)`` to ``log.debug`` for every frame, and those build their
@@ -422,10 +423,22 @@ def _late_answered_busy(check_timeouts: Callable[[Any], None]) -> Callable[[Any]
     return check_timeouts_late_busy
 
 
+class SendQueue(list[Any]):
+    """autobahn's queue of chopped or synchronous writes (``sendData``, ``_send``: ``append``,
+    ``len``, ``popleft``) as a list. daphne makes neither kind of write, so it stays empty; the
+    ``deque`` autobahn makes is about 0.75 KB even empty, a list 56 bytes."""
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
 def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
     """autobahn's ``WebSocketServerProtocol._connectionMade`` without the pretty-printed options:
     they are copied from the factory first, as autobahn would (an option set on the protocol
-    stays), so autobahn's loop over ``CONFIG_ATTRS`` runs over none and formats an empty list."""
+    stays), so autobahn's loop over ``CONFIG_ATTRS`` runs over none and formats an empty list.
+    Its empty ``send_queue`` is then replaced by a ``SendQueue``."""
 
     def connection_made_quietly(protocol: Any) -> None:
         for name in protocol.CONFIG_ATTRS:
@@ -436,6 +449,7 @@ def _quietly(connection_made: Callable[[Any], None]) -> Callable[[Any], None]:
             connection_made(protocol)
         finally:
             del protocol.CONFIG_ATTRS  # the class's again
+        protocol.send_queue = SendQueue(protocol.send_queue)
 
     return connection_made_quietly
 
