@@ -5,7 +5,8 @@ processes on loopback and drives them with the generator in loadgen.py (GENERATO
 
 1. connect: every charger connects, boots and reports its connectors (bounded handshakes in flight),
    then moves to a random point of its session script (a steady state, not a lockstep start);
-2. idle: RSS with every socket open, against RSS before (per-connection memory);
+2. idle: RSS with every socket open, against RSS before and against the servers' RSS once
+   ready, from a start of their own (per-connection memory);
 3. rate: the session mix at RATE messages/s for DURATION seconds (latency at a given load);
    with --idle only heartbeats every HEARTBEAT seconds instead;
 4. closed: CLOSED_CHARGERS chargers send back to back for CLOSED_SECONDS (throughput, CPU/message;
@@ -313,8 +314,35 @@ def verify(result: dict[str, Any], counted: dict[str, int]) -> list[str]:
     ]
 
 
+def ready_rss_kb(args: argparse.Namespace, var_dir: str) -> int:
+    """The servers' RSS (their processes' sum, KB) once every one has loaded the application, before
+    any connection: the same servers started on their own and stopped again.
+
+    ``make serve`` listens before its workers have imported Django and the application (about
+    100 MB each), so the RSS read as it starts listening (``rss_before_kb``) leaves that start-up
+    inside the per-connection figure: 19 KB a connection at 10,000 with two workers. Ready means
+    the sum unchanged (within 0.5 %) over 2 s, read twice a second, within 60 s.
+    """
+    servers = [SERVERS[args.server](args.port + n, var_dir, backlog=args.backlog) for n in range(args.servers)]
+    try:
+        pids = [pid for server in servers for pid in process_tree(server.pid)]
+        readings: list[int] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            readings.append(sum(rss_kb(pid) for pid in pids))
+            if len(readings) > 4 and max(readings[-5:]) - min(readings[-5:]) <= readings[-1] * 0.005:
+                break
+            time.sleep(0.5)
+        return readings[-1]
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
+    rss_ready = ready_rss_kb(args, tempfile.mkdtemp(prefix="csms-bench-ready-"))
     ports = [args.port + n for n in range(args.servers)]
     servers = [SERVERS[args.server](port, var_dir, backlog=args.backlog) for port in ports]
     since = timezone.now()
@@ -325,6 +353,10 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
         for server in servers:
             server.terminate()
             server.wait(timeout=30)
+    result["rss_ready_kb"] = rss_ready
+    result["rss_per_connection_over_ready_kb"] = round(
+        (result["rss_idle_kb"] - rss_ready) / max(1, result["connect"]["connected"]), 1
+    )
     result["server_log_dir"] = var_dir
     result["server_log_problems"] = server_log_problems(var_dir)
     result["mismatches"] = []
@@ -361,6 +393,7 @@ ROWS: list[tuple[str, Any]] = [
     ("connect phase (boot, status, mix), s", lambda r: r["connect"]["seconds"]),
     ("boot p99 ms (connect burst)", lambda r: r["connect"].get("boot_p99_ms")),
     ("RSS per idle connection KB", lambda r: r["rss_per_connection_kb"]),
+    ("  the same over ready servers KB", lambda r: r.get("rss_per_connection_over_ready_kb")),
     ("peak RSS per server MB", lambda r: round(max(r["peak_rss_kb_per_server"]) / 1024, 1)),
     ("rate: msgs/s acked", lambda r: r["rate"]["acked_per_s"]),
     ("rate: p50 ms", lambda r: r["rate"].get("p50_ms")),

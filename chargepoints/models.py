@@ -37,6 +37,9 @@ class ChargePoint(models.Model):
     last_seen = models.DateTimeField(null=True, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     last_boot_at = models.DateTimeField(null=True, blank=True)
+    # The first boot reporting the vendor, model and firmware version the charger has now (null:
+    # not known, at most its last boot): a configuration read since then read this firmware.
+    identity_booted_at = models.DateTimeField(null=True, blank=True)
     offline_since = models.DateTimeField(null=True, blank=True)
     password_hash = models.CharField(max_length=128, blank=True)
     tariff = models.ForeignKey(

@@ -147,12 +147,14 @@ def _refresh_recorded(charge_point_id: str) -> Command | None:
     return command_record_own(charge_point=charge_point, command=command, body=body)
 
 
-# A read of the whole configuration asked since the charger's previous boot (not one its firmware
-# may have changed after) and since a moment, and answered in full: a 1.6 GetConfiguration of every
-# key accepted, a 2.0.1 GetBaseReport FullInventory accepted whose report's last part arrived; and
-# no value changed with RebootRequired waiting for the read after a boot. The condition
-# ``configuration_read_recent`` gives ``charge_point_boot``, over the charger's row ``cp`` and its
-# boot before this one (``before.last_boot_at``).
+# A read of the whole configuration asked since the first boot of the firmware the charger last
+# booted with (not one its firmware may have changed after: ``before.identity_booted_at``, or its
+# previous boot where that is not known) and since a moment, and answered in full: a 1.6
+# GetConfiguration of every key accepted, a 2.0.1 GetBaseReport FullInventory accepted whose
+# report's last part arrived; and no value changed with RebootRequired waiting for the read after a
+# boot. A boot with the same firmware that skipped the read does not make the next one read again.
+# The condition ``configuration_read_recent`` gives ``charge_point_boot``, over the charger's row
+# ``cp`` and the row as it was before this boot (``before``).
 _COMMANDS = connection.ops.quote_name(Command._meta.db_table)
 _REPORTS = connection.ops.quote_name(DeviceModelReport._meta.db_table)
 _KEYS = connection.ops.quote_name(ConfigurationKey._meta.db_table)
@@ -160,7 +162,8 @@ _VARIABLES = connection.ops.quote_name(DeviceModelVariable._meta.db_table)
 _ATTRIBUTES = connection.ops.quote_name(DeviceModelAttribute._meta.db_table)
 _READ_RECENT = (
     f"EXISTS (SELECT 1 FROM {_COMMANDS} c WHERE c.charge_point_id = cp.id AND c.created_at >= %s"
-    " AND c.created_at >= before.last_boot_at AND c.state = %s AND ((c.command = 'get_configuration'"
+    " AND c.created_at >= coalesce(before.identity_booted_at, before.last_boot_at) AND c.state = %s"
+    " AND ((c.command = 'get_configuration'"
     " AND coalesce(c.request -> 'key', 'null') IN ('null', '[]'))"
     " OR (c.command = 'get_base_report' AND c.request ->> 'report_base' = 'FullInventory'"
     f" AND EXISTS (SELECT 1 FROM {_REPORTS} r WHERE r.command_id = c.id AND r.complete))))"
@@ -171,10 +174,11 @@ _READ_RECENT = (
 
 
 def configuration_read_recent() -> tuple[str, list[Any]] | None:
-    """The condition (SQL over the charger's row ``cp`` and its previous boot ``before.last_boot_at``,
-    and its parameters) that a read of the charger's whole configuration (1.6 GetConfiguration of
-    every key, 2.0.1 GetBaseReport FullInventory with its report complete) was asked since its
-    previous boot and within ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds and accepted, and that
+    """The condition (SQL over the charger's row ``cp`` and its row before this boot ``before``, and
+    its parameters) that a read of the charger's whole configuration (1.6 GetConfiguration of
+    every key, 2.0.1 GetBaseReport FullInventory with its report complete) was asked since the
+    first boot of its firmware (``identity_booted_at``; its previous boot where not known) and within
+    ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds and accepted, and that
     no value of its waits for a reboot (``pending_value``); None when that setting is 0 (every
     accepted boot reads) or the read after a boot is off."""
     max_age = settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE

@@ -61,13 +61,13 @@ async def dispatched_from(
             if receives[0].cancelled():  # interrupted by another source's message: it took none
                 receives[0] = asyncio.ensure_future(first())
             elif receives[0].done():
-                message = receives[0].result()
-                await dispatch(message)
+                # No name here keeps a dispatched message: an idle connection would hold its last
+                # frame (a configuration answer, ~1 KB) while it waits for the next.
+                await dispatch(receives[0].result())
                 receives[0] = asyncio.ensure_future(first())
             for i, future in enumerate(receives[1:], start=1):
                 if future.done():
-                    message = future.result()
-                    await dispatch(message)
+                    await dispatch(future.result())
                     receives[i] = received(others[i - 1])
     finally:
         for future in receives:

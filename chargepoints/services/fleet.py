@@ -492,23 +492,27 @@ def _boot_written(
     """``_mark_online`` and ``_record_boot`` as one plain statement (PostgreSQL, issue 15): whether
     the charger was connected before, its lifecycle state and heartbeat interval, whether its
     vendor, model and firmware version are those it had, and ``condition``'s value (over the
-    charger's row ``cp`` as written and its boot before this one, ``before.last_boot_at``)."""
+    charger's row ``cp`` as written and as it was before, ``before``). ``identity_booted_at`` keeps
+    the first boot of the vendor, model and firmware version reported (this boot when they changed)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     assignments = ", ".join(f"{column} = %s" for column in _BOOT_COLUMNS)
     asked, asked_params = condition or ("NULL", [])
+    vendor, model, _, firmware_version, *_ = identity
     with bound_cursor() as cursor:
         cursor.execute(
-            "WITH before AS (SELECT id, connected, vendor, model, firmware_version, last_boot_at"
-            f" FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
+            "WITH before AS (SELECT id, connected, vendor, model, firmware_version, last_boot_at,"
+            f" identity_booted_at FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-            f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s"
+            f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s,"
+            " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
+            " = (%s, %s, %s) THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
             " FROM before WHERE cp.id = before.id"
             " RETURNING before.connected, cp.lifecycle_state, cp.heartbeat_interval,"
             " (before.vendor, before.model, before.firmware_version)"
             " = (cp.vendor, cp.model, cp.firmware_version),"
             f" ({asked})",
-            [charge_point_id, *identity, now, now, now, *asked_params],
+            [charge_point_id, *identity, now, now, now, vendor, model, firmware_version, now, now, *asked_params],
         )
         row = cursor.fetchone()
     if row is None:
@@ -526,6 +530,10 @@ def _record_boot(
     iccid: str,
     imsi: str,
 ) -> None:
+    if _boot_identity_of(charge_point) == (vendor, model, firmware_version):
+        charge_point.identity_booted_at = charge_point.identity_booted_at or charge_point.last_boot_at or now
+    else:
+        charge_point.identity_booted_at = now
     charge_point.vendor = vendor
     charge_point.model = model
     charge_point.serial_number = serial_number
@@ -543,6 +551,7 @@ def _record_boot(
             "iccid",
             "imsi",
             "last_boot_at",
+            "identity_booted_at",
             "last_seen",
             "updated_at",
         ]

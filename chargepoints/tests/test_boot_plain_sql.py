@@ -19,7 +19,7 @@ pytestmark = [
 OFFLINE_SINCE = datetime(2026, 5, 1, 9, tzinfo=UTC)
 STARTED = datetime(2026, 5, 1, 10, tzinfo=UTC)  # when the handshake began
 ONLINE = EventType.CHARGE_POINT_ONLINE
-IGNORED = {"id", "charge_point_id", "last_boot_at", "last_seen", "created_at", "updated_at"}
+IGNORED = {"id", "charge_point_id", "last_boot_at", "identity_booted_at", "last_seen", "created_at", "updated_at"}
 
 
 def _fields(charge_point: ChargePoint) -> dict:
@@ -67,6 +67,7 @@ def test_the_plain_boot_writes_and_answers_as_the_orm_does(
     assert plain.connected and plain.offline_since == (OFFLINE_SINCE if connected else None)
     for charge_point, result in ((plain, results["CP-PLAIN"]), (orm, results["CP-ORM"])):
         assert charge_point.last_boot_at == charge_point.last_seen == result.current_time
+        assert charge_point.identity_booted_at == result.current_time  # a new firmware: this boot
     assert (results["CP-PLAIN"].status, results["CP-PLAIN"].interval) == (
         results["CP-ORM"].status,
         results["CP-ORM"].interval,

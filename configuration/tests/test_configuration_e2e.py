@@ -75,6 +75,7 @@ async def test_v16_a_reboot_reporting_the_same_firmware_after_a_recent_read_is_n
     assert await _boot_read_count(refreshing_daphne, "CFG16R", BOOT_16) == 1
     await eventually(lambda: stored_keys("CFG16R").acount(), timeout=10)
     assert await _boot_read_count(refreshing_daphne, "CFG16R", BOOT_16) == 0  # a restart's storm
+    assert await _boot_read_count(refreshing_daphne, "CFG16R", BOOT_16) == 0  # and the next: still 6.0's read
     updated = call16.BootNotification(
         charge_point_vendor="Alfen", charge_point_model="Eve Single", firmware_version="6.1"
     )

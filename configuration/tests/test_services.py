@@ -208,6 +208,24 @@ def test_a_read_asked_before_the_previous_boot_does_not_count(register_charge_po
     assert _read_recent_at_boot("CP-FW", firmware_version="2.0") == (True, False)
 
 
+def test_a_boot_that_skipped_the_read_does_not_make_the_next_one_read(register_charge_point, settings):
+    # Before, only a read since the previous boot counted: a boot that skipped the read made the
+    # next one read again, so half the boots of a fleet rebooting with the same firmware read.
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE = 3600
+    charge_point = register_charge_point("CP-AGAIN", ocpp_version="1.6")
+    _read_recent_at_boot("CP-AGAIN", firmware_version="1.0")
+    _configuration_read(charge_point, CommandState.ACCEPTED)
+    assert [_read_recent_at_boot("CP-AGAIN", firmware_version="1.0") for _ in range(3)] == [(True, True)] * 3
+    assert _read_recent_at_boot("CP-AGAIN", firmware_version="1.1") == (False, True)  # read: new firmware
+    assert _read_recent_at_boot("CP-AGAIN", firmware_version="1.1") == (True, False)  # 1.0's read is not 1.1's
+    _configuration_read(charge_point, CommandState.ACCEPTED)
+    assert _read_recent_at_boot("CP-AGAIN", firmware_version="1.1") == (True, True)
+    # A row from before identity_booted_at: its previous boot stands in, as before.
+    ChargePoint.objects.filter(pk=charge_point.pk).update(identity_booted_at=None)
+    assert _read_recent_at_boot("CP-AGAIN", firmware_version="1.1") == (True, False)
+
+
 def test_a_value_waiting_for_a_reboot_or_new_firmware_asks_for_the_read(register_charge_point, settings):
     settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
     charge_point = register_charge_point("CP-PEND", ocpp_version="1.6")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import hashlib
 import importlib.util
+import weakref
 from pathlib import Path
 
 import pytest
@@ -242,3 +244,32 @@ def test_daphne_s_input_queue_is_cancel_safe_and_drops_getters_cancelled_meanwhi
 
     assert getattr(InputQueue().get, "cancel_safe", False)
     assert asyncio.run(interrupted_often()) == 1
+
+
+class _Frame:
+    """A message the test can watch the end of (a weak reference)."""
+
+
+async def test_a_dispatched_message_is_not_kept_while_the_loop_waits_for_the_next():
+    """An idle connection's loop holds neither source's last message: a frame (a configuration
+    answer is ~1 KB) stays in memory only while it is dispatched."""
+    from kernel.daphne_server import InputQueue
+
+    socket, layer = InputQueue(), InputQueue()
+
+    async def dispatch(message: object) -> None:
+        pass
+
+    loop = asyncio.create_task(dispatched_from([socket.get, layer.get], dispatch))
+    await asyncio.sleep(0)
+    frame, command = _Frame(), _Frame()
+    frame_gone, command_gone = weakref.ref(frame), weakref.ref(command)
+    socket.put_nowait(frame)
+    layer.put_nowait(command)
+    del frame, command
+    await asyncio.sleep(0.01)
+    gc.collect()
+    assert (frame_gone(), command_gone()) == (None, None)
+    loop.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await loop

@@ -21,7 +21,9 @@ import hashlib
 import importlib.util
 import inspect
 import socket
+import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,28 @@ async def test_a_get_that_times_out_leaves_the_event_for_the_next_one():
     assert await queue.get() == {"type": "http.disconnect"}
 
 
+async def test_an_idle_queue_holds_its_waiting_getter_and_little_else():
+    """Events a getter waits for go to it directly: what an idle connection's queue holds, its
+    waiting getter included, stays under 400 bytes (two deques were about 1.5 KB)."""
+    tracemalloc.start()
+    try:
+        at_start = tracemalloc.get_traced_memory()[0]
+        queues = [daphne_server.InputQueue() for _ in range(100)]
+        for queue in queues:
+            for text in ("boot", "status"):
+                waiting = queue.get()
+                queue.put_nowait({"type": "websocket.receive", "text": text})
+                await waiting
+            queue.put_nowait({"type": "websocket.receive", "text": "before its get"})
+            await queue.get()
+        waiting_getters = [queue.get() for queue in queues]
+        held = (tracemalloc.get_traced_memory()[0] - at_start) / len(queues)
+    finally:
+        tracemalloc.stop()
+    assert len(waiting_getters) == 100
+    assert held < 400, f"{held:.0f} bytes per idle queue"
+
+
 # The methods of daphne 4.2.3 and autobahn 26.11.1 the handshake gate and the quiet connection rely on.
 RELIED_ON = [
     ("daphne.http_protocol", "WebRequest", "process", "009fec0cde27b330"),
@@ -100,6 +124,9 @@ RELIED_ON = [
     ("daphne.ws_protocol", "WebSocketProtocol", "serverReject", "0102f97638f4e3fc"),
     ("daphne.server", "Server", "protocol_disconnected", "6008cbb7c545a02b"),
     ("autobahn.websocket.protocol", "WebSocketServerProtocol", "failHandshake", "86bd035c3bd26a69"),
+    # SendQueue: what autobahn does with its send_queue (append, len, popleft).
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "_send", "803710fcb0045f7b"),
+    ("autobahn.websocket.protocol", "WebSocketProtocol", "sendData", "511b63b5f46d8cd7"),
     # write_at_once (Twisted 26.10.0): the buffer it checks, the send it calls, the path it falls back to.
     ("twisted.internet.abstract", "FileDescriptor", "write", "fda9ca35f92bed60"),
     ("twisted.internet.abstract", "FileDescriptor", "doWrite", "39c852a5e9e063b0"),
@@ -247,6 +274,24 @@ def test_a_quiet_connection_takes_the_factory_s_options_without_formatting_them(
         expected = 2 if name == "autoPingTimeout" else getattr(factory, name)
         assert vars(quiet)[name] == expected, name
     assert quiet.state == WebSocketServerProtocol.STATE_CONNECTING
+    assert isinstance(quiet.send_queue, daphne_server.SendQueue)
+
+
+def test_a_connection_s_chopped_writes_go_out_in_order_through_its_small_send_queue():
+    """autobahn's chopped writes still pass through the queue (``append``, ``len``, ``popleft``);
+    an idle connection's queue is under 100 bytes (autobahn's empty ``deque``: about 760)."""
+
+    class Quiet(WebSocketServerProtocol):
+        _connectionMade = daphne_server._quietly(WebSocketServerProtocol._connectionMade)  # noqa: N815 (autobahn's name)
+
+    quiet, transport = Quiet(), StringTransport()
+    quiet.factory = WebSocketServerFactory()
+    quiet.makeConnection(transport)
+    assert sys.getsizeof(quiet.send_queue) < 100
+    quiet.sendData(b"abcdef", chopsize=4)
+    while quiet.send_queue:
+        quiet._send()  # what the reactor's delayed calls do
+    assert transport.value() == b"abcdef"
 
 
 @pytest.mark.parametrize(("module_name", "names"), daphne_server.AUTOBAHN_DEBUG_TEXT)
