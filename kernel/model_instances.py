@@ -35,12 +35,7 @@ def instance_new(model: type[M], **values: Any) -> M:
     ``__init__``, a field that is not a plain column, something listening to its ``pre_init`` or
     ``post_init``, or ``values`` name anything else (a property: Django's own error or setter)."""
     plan = _plan(model)
-    if (
-        plan is None
-        or not plan.names.issuperset(values)
-        or pre_init.has_listeners(model)
-        or post_init.has_listeners(model)
-    ):
+    if plan is None or not plan.names.issuperset(values) or not init_unobserved(model):
         return model(**values)
     instance = model.__new__(model)
     instance._state = ModelState()
@@ -53,6 +48,12 @@ def instance_new(model: type[M], **values: Any) -> M:
         else:
             attributes[name] = value
     return instance
+
+
+def init_unobserved(model: type[Model]) -> bool:
+    """Whether ``model``'s instances may be built without ``Model.__init__``: the model keeps
+    Django's own and nothing listens to its ``pre_init`` or ``post_init``."""
+    return model.__init__ is Model.__init__ and not pre_init.has_listeners(model) and not post_init.has_listeners(model)
 
 
 @cache

@@ -30,9 +30,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 from django.db.models.base import ModelState
-from django.db.models.signals import post_init, pre_init
 from django.utils import timezone
 from psycopg.types.json import Jsonb
+
+from kernel.model_instances import init_unobserved
 
 M = TypeVar("M", bound=Model)
 
@@ -189,12 +190,7 @@ def instance_of_row(model: type[M], attnames: Sequence[str], values: Sequence[An
     status and session reads, issue 15) when nothing
     listens to the model's ``pre_init``/``post_init`` and it keeps Django's ``__init__`` and
     ``from_db``; otherwise through ``from_db``."""
-    if (
-        model.__init__ is not Model.__init__
-        or model.from_db.__func__ is not Model.from_db.__func__  # type: ignore[attr-defined]
-        or pre_init.has_listeners(model)
-        or post_init.has_listeners(model)
-    ):
+    if not init_unobserved(model) or model.from_db.__func__ is not Model.from_db.__func__:  # type: ignore[attr-defined]
         return model.from_db(DEFAULT_DB_ALIAS, list(attnames), list(values))
     instance = model.__new__(model)
     state = ModelState()

@@ -136,7 +136,7 @@ def open_session_cached(match: Callable[[Transaction], bool]) -> Transaction | N
     for pk, kept in sessions.items():
         if match(kept):
             lent.append((sessions, pk))
-            session = _copied(kept)
+            session = _session_copied(kept)
             session._csms_guard = session.updated_at  # type: ignore[attr-defined]
             return session
     return None
@@ -183,7 +183,7 @@ def open_session_noted(session: Transaction) -> None:
     if sessions is None or connection.vendor != "postgresql" or session.pk is None:
         return
     pk = session.pk
-    kept = _copied(session) if session.status == TransactionStatus.ACTIVE else None
+    kept = _session_copied(session) if session.status == TransactionStatus.ACTIVE else None
 
     def keep() -> None:
         if kept is None:
@@ -195,7 +195,7 @@ def open_session_noted(session: Transaction) -> None:
 
 
 # A session's attributes whose values are never changed in place (strings, numbers, times), and
-# those that may be (JSON columns): ``_copied`` copies the latter and any other attribute's list
+# those that may be (JSON columns): ``_session_copied`` copies the latter and any other attribute's list
 # or dict, without a look at each of the thirty-odd columns.
 _MAY_BE_MUTABLE = frozenset(
     field.attname for field in Transaction._meta.concrete_fields if isinstance(field, JSONField)
@@ -204,7 +204,7 @@ _IMMUTABLE = frozenset(field.attname for field in Transaction._meta.concrete_fie
 _COLUMNS_AND_STATE = _IMMUTABLE | _MAY_BE_MUTABLE | {"_state"}
 
 
-def _copied(session: Transaction) -> Transaction:
+def _session_copied(session: Transaction) -> Transaction:
     """A copy that shares nothing mutable with ``session`` and carries no related row (a cached
     charger row would go stale: its tariff, its boot time)."""
     duplicate = Transaction.__new__(Transaction)

@@ -16,7 +16,7 @@ from chargepoints import clock
 from chargepoints.models import ChargePoint
 from charging.models import Transaction
 from charging.services.meter_ledger import SampledValue, samples_judged
-from charging.services.open_sessions import _copied
+from charging.services.open_sessions import _session_copied
 from charging.services.session_rows import transaction_remember, transaction_save_changes
 from charging.services.transaction_start import StartRequest, _as_stored
 from charging.signals import charger_draw_changed, transaction_ended
@@ -95,17 +95,21 @@ def test_a_start_judging_changes_is_stored_as_judged(changes):
     assert stored != request
 
 
-def test_a_kept_copy_shares_no_list_or_dict_with_the_session_and_drops_what_a_unit_noted():
+@pytest.mark.parametrize("beyond_the_columns", [False, True])
+def test_a_kept_copy_shares_no_list_or_dict_with_the_session_and_drops_what_a_unit_noted(beyond_the_columns):
+    """Both ways of copying: a session of columns only (the fast one), and one with another attribute."""
     session = Transaction(pk=5, charge_point=ChargePoint(pk=1, charge_point_id="CP-1"), seq_nos=[1], anomalies=["a"])
     session._csms_guard = NOW
-    session._prefetched_objects_cache = {"samples": []}  # an attribute beyond the columns
+    if beyond_the_columns:
+        session._prefetched_objects_cache = {"samples": []}
 
-    copy = _copied(session)
+    copy = _session_copied(session)
 
     assert (copy.seq_nos, copy.anomalies, copy.pk, copy.charge_point_id) == ([1], ["a"], 5, 1)
     assert copy.seq_nos is not session.seq_nos and copy.anomalies is not session.anomalies
-    assert copy._prefetched_objects_cache == {"samples": []}
-    assert copy._prefetched_objects_cache is not session._prefetched_objects_cache
+    if beyond_the_columns:
+        assert copy._prefetched_objects_cache == {"samples": []}
+        assert copy._prefetched_objects_cache is not session._prefetched_objects_cache
     assert not hasattr(copy, "_csms_guard")
     assert "charge_point" not in copy._state.fields_cache and not copy._state.adding
 

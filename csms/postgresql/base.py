@@ -59,7 +59,9 @@ def utc_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
 def choices_adapters(template: adapt.AdaptersMap) -> adapt.AdaptersMap:
     """``template`` with each text choices class (a ``str`` subclass of Django's ``Choices``,
     defined by now: the apps are loaded) registered with the dumpers ``template`` finds for it
-    through its MRO, per format: the same dumpers, found at the first lookup."""
+    through its MRO, per format: the same dumpers, found at the first lookup. A class defined
+    after the first connection (a test's) is not registered: psycopg still finds its dumpers
+    through the MRO at every execute, as before."""
     context = adapt.AdaptersMap(template)
     for cls in _text_choices(Choices):
         binary, text, auto = (template.get_dumper(cls, fmt) for fmt in _FORMATS)
