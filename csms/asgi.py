@@ -1,6 +1,5 @@
 import gc
 import os
-import sys
 
 import django
 
@@ -8,7 +7,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
 django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
-from django.conf import settings  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
 from csms.http_handler import OneHopAsgiHandler, daphne_form_parsing_off  # noqa: E402
@@ -34,11 +32,6 @@ gc.freeze()
 # moved survivors on to full collections that walk every connection's objects (6.5 % of the
 # server's CPU over a 1,000-charger fleet run, 0.8 % with these; issue 15). Cycles still go, later.
 gc.set_threshold(20_000, 20, 10)
-# A thread wanting the GIL waits up to the switch interval before it asks its holder to let go. The
-# gateway runs two: the event loop's and the batch thread's (ocpp_gateway/group_commit.py), whose
-# every statement, returning while the loop reads or answers frames, waited up to Python's 5 ms
-# for it, many times per batch, and a batch's wait is every message's in it (issue 15, round 11).
-sys.setswitchinterval(settings.CSMS_GIL_SWITCH_INTERVAL_US / 1_000_000)
 
 application = ProtocolTypeRouter(
     {

@@ -156,12 +156,6 @@ CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
 # ...and a batch waits at most this long for a row lock; the unit that needed it gets a CALLERROR.
 CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS", 5000, minimum=1)
-# The server process's GIL switch interval (µs; Python's default is 5,000): how long a thread whose
-# database statement returned waits at most for the event loop's thread to give up the GIL, and
-# the reverse (csms/asgi.py).
-CSMS_GIL_SWITCH_INTERVAL_US = env_int("CSMS_GIL_SWITCH_INTERVAL_US", 500, minimum=50)
-if CSMS_GIL_SWITCH_INTERVAL_US > 100_000:
-    raise ImproperlyConfigured("CSMS_GIL_SWITCH_INTERVAL_US is in microseconds: at most 100000 (0.1 s).")
 # A gateway process keeps the id tags Authorize reads this long (s; 0: read each time). A change
 # saved in another process (API, admin) reaches its Authorize answers within this time.
 CSMS_ID_TAG_CACHE_SECONDS = env_int("CSMS_ID_TAG_CACHE_SECONDS", 5, minimum=0)
