@@ -7,7 +7,8 @@ command already queued, and both writes are units of the process's commit group 
 of their own). Before, it went to Redis and back to this same process (issue 15).
 
 A boot reporting the vendor, model and firmware version of the charger's last one is not followed
-by a read when a read of its whole configuration asked since that last boot, within
+by a read when a read of its whole configuration asked since the first boot of that firmware
+(``ChargePoint.identity_booted_at``; the boots between that skipped the read included), within
 ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds, was answered in full and no value waits for a
 reboot (``configuration_read_recent``, asked in the Boot's own statement): a restart's reconnect
 storm re-reads no configuration.

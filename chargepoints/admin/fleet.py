@@ -165,6 +165,7 @@ class ChargePointAdmin(admin.ModelAdmin):
         "last_seen",
         "last_heartbeat",
         "last_boot_at",
+        "identity_booted_at",
         "offline_since",
         "connection_channel",
         "handshake_started_at",

@@ -76,6 +76,35 @@ def test_the_plain_boot_writes_and_answers_as_the_orm_does(
     assert online == ([] if connected else ["CP-PLAIN", "CP-ORM"])
 
 
+def _boot(monkeypatch, charge_point_id: str, *, plain: bool, firmware_version: str) -> datetime:
+    with monkeypatch.context() as patched:
+        if not plain:
+            patched.setattr(connection, "vendor", "other")
+        return services.charge_point_boot(
+            charge_point_id=charge_point_id, vendor="Alfen", model="Eve", firmware_version=firmware_version
+        ).current_time
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_the_first_boot_of_a_firmware_is_kept_across_its_later_boots_and_a_row_without_it_takes_the_last_boot(
+    register_charge_point, monkeypatch, plain
+):
+    """``identity_booted_at`` on both paths: this boot for a new firmware, kept while it stays; a row
+    written before the column (NULL) takes its previous boot, as the read was judged before."""
+    register_charge_point("CP-ID", heartbeat_interval=60)
+    first = _boot(monkeypatch, "CP-ID", plain=plain, firmware_version="4.1")
+    _boot(monkeypatch, "CP-ID", plain=plain, firmware_version="4.1")
+    assert ChargePoint.objects.get(charge_point_id="CP-ID").identity_booted_at == first
+
+    ChargePoint.objects.filter(charge_point_id="CP-ID").update(identity_booted_at=None)
+    previous = ChargePoint.objects.get(charge_point_id="CP-ID").last_boot_at
+    _boot(monkeypatch, "CP-ID", plain=plain, firmware_version="4.1")
+    assert ChargePoint.objects.get(charge_point_id="CP-ID").identity_booted_at == previous
+
+    upgraded = _boot(monkeypatch, "CP-ID", plain=plain, firmware_version="4.2")
+    assert ChargePoint.objects.get(charge_point_id="CP-ID").identity_booted_at == upgraded
+
+
 def test_the_plain_boot_of_an_unregistered_charger_raises():
     with pytest.raises(ChargePoint.DoesNotExist):
         services.charge_point_boot(charge_point_id="CP-NONE", vendor="V", model="M")

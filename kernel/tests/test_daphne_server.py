@@ -294,6 +294,20 @@ def test_a_connection_s_chopped_writes_go_out_in_order_through_its_small_send_qu
     assert transport.value() == b"abcdef"
 
 
+def test_autobahn_uses_its_send_queue_only_as_the_small_queue_allows():
+    """Every use of ``send_queue`` anywhere in autobahn's protocol module is one ``SendQueue``
+    keeps (``append``, ``popleft``, its length or truth): a new autobahn that calls another deque
+    method in any method fails here, not on a connection."""
+    source = inspect.getsource(autobahn_protocol)
+    uses = {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) and node.value.attr == "send_queue"
+    }
+    assert uses <= {"append", "popleft"}, uses
+    assert "send_queue = deque()" in source  # the one it makes, replaced by a SendQueue
+
+
 @pytest.mark.parametrize(("module_name", "names"), daphne_server.AUTOBAHN_DEBUG_TEXT)
 def test_autobahn_s_per_frame_debug_text_is_the_same_text_built_only_when_formatted(module_name, names):
     module = importlib.import_module(module_name)
