@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -50,6 +51,28 @@ def gateways(daphne_factory) -> Iterator[Callable[[], object]]:
     for server in servers:
         if server.process.poll() is None:
             stop_daphne(server)
+
+
+MADE_UP_PROCESSES = ("specific.dead!", "specific.dead1!", "specific.alive1!")
+
+
+@pytest.fixture
+def judged_here_only(settings) -> Iterator[None]:
+    """A Redis database of this test's own for the announcements: the session's daphne processes
+    sweep every few seconds, in the test database and the test Redis, and would release a dead
+    process this test made up (and its chargers) before the test's own sweep does. Those made up
+    here are forgotten in the test Redis too, where a run stopped halfway may have left them."""
+    _redis().srem(KNOWN_KEY, *MADE_UP_PROCESSES)
+    url = urlsplit(settings.REDIS_URL)
+    database = (int(url.path.strip("/") or 0) + 1) % 16
+    settings.REDIS_URL = urlunsplit(url._replace(path=f"/{database}"))
+    _forget_every_gateway()
+    yield
+    _forget_every_gateway()
+
+
+def _forget_every_gateway() -> None:
+    _redis().delete(KNOWN_KEY, SINCE_KEY, *_redis().keys(_key("*")))
 
 
 @pytest.fixture
@@ -151,7 +174,7 @@ async def test_a_process_that_stalls_for_less_than_the_ttl_keeps_its_chargers(
 
 
 @requires_redis
-def test_only_presence_of_expired_processes_is_released(register_charge_point):
+def test_only_presence_of_expired_processes_is_released(register_charge_point, judged_here_only):
     charge_points = (("CP-A", "specific.dead1!a"), ("CP-B", "specific.alive1!b"), ("CP-C", "specific.elsewhere!c"))
     for charge_point_id, channel_name in charge_points:
         register_charge_point(charge_point_id)
@@ -221,7 +244,10 @@ def _waiting_for_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-def test_a_row_another_transaction_holds_is_skipped_and_the_process_kept_for_the_next_round(register_charge_point):
+@requires_redis
+def test_a_row_another_transaction_holds_is_skipped_and_the_process_kept_for_the_next_round(
+    register_charge_point, judged_here_only
+):
     """The release never waits for a row lock: the rows a handshake holds are left to it, and
     the dead process is still known (judged again next round) while it holds presence."""
     ids = _dead_process_holding(3)
@@ -236,8 +262,9 @@ def test_a_row_another_transaction_holds_is_skipped_and_the_process_kept_for_the
     assert not _redis().sismember(KNOWN_KEY, "specific.dead!")
 
 
+@requires_redis
 def test_two_sweeps_and_a_handshake_at_once_release_every_dead_charger_once_without_deadlock(
-    register_charge_point, offline_subscription
+    register_charge_point, offline_subscription, judged_here_only
 ):
     """A handshake batch locks chargers in arrival order, not id order: it holds a charger past
     the sweeps' first rows and then asks for one of them, while two sweeps release the dead
