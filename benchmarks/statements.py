@@ -8,7 +8,7 @@ they share batches as on a busy server. Counts every statement psycopg sends (``
 ``executemany``, ``COPY``) while the phase runs, the batch's shared writes and its BEGIN/COMMIT
 included, and prints them per 100 messages. No sockets, no timing: the count is the result.
 
-    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3] [--cpu]
+    .venv/bin/python benchmarks/statements.py [--chargers 50] [--readings 3] [--cpu] [--max-units 64]
 
 Needs a migrated database of its own (DATABASE_URL); it adds chargers named ``STMT-<run>-<n>``.
 """
@@ -212,7 +212,7 @@ batch_us: dict[str, float] = {}  # label -> the batch thread's CPU µs per messa
 database_us: dict[str, float] = {}  # label -> PostgreSQL's CPU µs per message (--cpu)
 
 
-async def main(chargers: int, readings: int) -> dict[str, float]:
+async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, float]:
     from chargepoints.services import connector_status_set
     from charging.services.transaction_start import StartRequest, transaction_start
     from charging.services.transaction_stop import StopRequest, transaction_stop
@@ -228,7 +228,7 @@ async def main(chargers: int, readings: int) -> dict[str, float]:
         context = contextvars.copy_context()
         context.run(open_sessions_bind)
         contexts.append(context)
-    group = CommitGroup(max_units=64)
+    group = CommitGroup(max_units=max_units)
     await _listening()
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     per100: dict[str, float] = {}
@@ -425,12 +425,13 @@ if __name__ == "__main__":
         help="also CPU µs per message: this process's (every thread), its batch thread's, PostgreSQL's (noisy)",
     )
     parser.add_argument("--texts", action="store_true", help="also each phase's statements (their first words)")
+    parser.add_argument("--max-units", type=int, default=64, help="units per batch at most (few: its fixed part shows)")
     args = parser.parse_args()
     if args.cpu:
         _batch_thread_timed()
     if args.texts:
         _texts = {}
-    result = asyncio.run(main(args.chargers, args.readings))
+    result = asyncio.run(main(args.chargers, args.readings, args.max_units))
     print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
     if args.cpu:
         print(json.dumps({"cpu_us_per_message": {label: round(value) for label, value in cpu_us.items()}}, indent=1))

@@ -239,15 +239,16 @@ _FIRST_PASS_LOCK_TIMEOUT_MS = 100
 
 
 def _batch_session_set(*, first_pass: bool) -> None:
-    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL)."""
+    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL):
+    both in one round trip (one text of two statements, which a statement without parameters
+    may be: psycopg sends it by the simple query protocol)."""
     if connection.vendor != "postgresql":
         return
+    lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
+    if first_pass:
+        lock_timeout_ms = min(lock_timeout_ms, _FIRST_PASS_LOCK_TIMEOUT_MS)
     with connection.cursor() as cursor:
-        lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
-        if first_pass:
-            lock_timeout_ms = min(lock_timeout_ms, _FIRST_PASS_LOCK_TIMEOUT_MS)
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        cursor.execute(f"SET LOCAL lock_timeout = {lock_timeout_ms}")
+        cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}")
 
 
 def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
