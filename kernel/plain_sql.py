@@ -49,9 +49,7 @@ def bound_cursor() -> CursorWrapper:
     return bound() if bound is not None else db.cursor()
 
 
-Reading = Iterator[bool]
-"""A read in steps: it sends its statements (``Sent``), then yields whether its next step sends more
-(True) or only takes the rows of what it sent (False); each next step takes rows, and may send."""
+Reading = Iterator[None]  # a read in steps: sends its statements (``Sent``), yields, takes their rows, ...
 _DONE = object()
 
 
@@ -78,9 +76,8 @@ def pipelined(wanted: bool) -> Iterator[None]:
     """Within the block, when ``wanted`` on PostgreSQL, the current connection in psycopg's
     pipeline mode: a statement is sent without waiting for its result, and the results of every
     statement sent so far come back together when one's rows are taken (``Sent.rows``): one round
-    trip for all; the block's end is one more, which fetches every result still to come (their
-    rows are then taken without a round trip). An error is raised where its rows are taken, or
-    at the block's end (every later statement is refused: the transaction is failed). Not for
+    trip for all, and one more at the block's end. An error is raised where its rows are taken, or
+    at the block's end (every later statement is then refused: the transaction is failed). Not for
     COPY, nor for code that expects an error at its own ``execute``. Elsewhere: nothing changes."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     if not wanted or db.vendor != "postgresql":
@@ -97,28 +94,13 @@ def in_pipeline() -> bool:
     return db.vendor == "postgresql" and db.connection is not None and bool(db.connection.pgconn.pipeline_status)
 
 
-def readings_sent(readings: Sequence[Reading]) -> list[Reading]:
-    """``readings`` advanced a step of each in turn, each round's statements all sent before any of
-    the next round's rows is taken (inside ``pipelined``: a round trip a round), until every one
-    has sent its last; those with rows still to take, in order, for ``readings_finished`` (after
-    the pipeline's end, which fetched them)."""
-    pending, left = list(readings), list[Reading]()
+def read_in_steps(readings: Sequence[Reading]) -> None:
+    """Each of ``readings`` run to its end, a step of each in turn: every statement a round sends
+    is sent before any of that round's rows is taken, so inside ``pipelined`` a round is one round
+    trip, whatever the number of readings in it. An error ends them all."""
+    pending = list(readings)
     while pending:
-        more = list[Reading]()
-        for reading in pending:
-            sends_more = next(reading, _DONE)
-            if sends_more is not _DONE:
-                (more if sends_more else left).append(reading)
-        pending = more
-    return left
-
-
-def readings_finished(readings: Sequence[Reading]) -> None:
-    """Each of ``readings`` (``readings_sent``'s) run to its end: its rows taken. One that sends
-    again sends by itself, a round trip a statement."""
-    for reading in readings:
-        for _ in reading:
-            pass
+        pending = [reading for reading in pending if next(reading, _DONE) is not _DONE]
 
 
 def array_text(values: Sequence[Any]) -> str | list[Any]:

@@ -38,13 +38,7 @@ together, their chargers locked as the starts' are (``chargepoints.services.stat
 whether a session is open on the connector of each ``Available`` among them read by one statement
 (``charging.services.status_reads``). Only a start, stop or status that is the first unit of its
 charger in the batch has one (``_first_of_their_chargers``): a unit of that charger before it may
-change what was read or written. Those statements and the batch's SETs (below) go on one psycopg
-pipeline (``kernel.plain_sql.pipelined``), in two steps: the SETs, the starts' and the statuses'
-chargers locked and the stops' ledgers; then the starts' sessions and id tags, the statuses'
-connectors and their open sessions, whose results the pipeline's end fetches. So BEGIN, one round
-trip a step and the pipeline's end: 3 round trips where a batch with all three kinds made 10
-(each a wait for PostgreSQL and the batch thread's Python around it). A statement refused there
-fails the pass, as any read ahead refused did: the batch is written again, each unit its own way.
+change what was read or written.
 
 On PostgreSQL a batch checks its constraints per statement (``SET CONSTRAINTS ALL IMMEDIATE``):
 Django's deferred foreign keys would otherwise fail at COMMIT, taking every unit of the batch
@@ -84,14 +78,7 @@ from charging.services.status_reads import connector_sessions_read_dropped, conn
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
-from kernel.plain_sql import (
-    copies_gathered,
-    gathering_paused,
-    in_pipeline,
-    pipelined,
-    readings_finished,
-    readings_sent,
-)
+from kernel.plain_sql import Reading, copies_gathered, gathering_paused, in_pipeline, pipelined, read_in_steps
 
 logger = logging.getLogger(__name__)
 
@@ -288,23 +275,34 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             with (
                 starts_read_together(firsts.starts) as starts_read,
                 ledgers_read_together(firsts.stops) as ledgers_read,
-                statuses_written_together(firsts.statuses) as statuses_ahead,
-                connector_sessions_read_together(statuses_ahead) as connector_sessions_read,
+                statuses_written_together(firsts.statuses) as (statuses_written, written),
+                connector_sessions_read_together(written) as connector_sessions_read,
             ):
                 readings = [
                     reading
-                    for reading in (starts_read, ledgers_read, statuses_ahead.reading, connector_sessions_read)
+                    for reading in (starts_read, ledgers_read, _then(statuses_written, connector_sessions_read))
                     if reading is not None
                 ]
-                with pipelined(bool(readings)):
+                with pipelined(len(readings) > 1):
                     _batch_session_set(first_pass=True)
-                    left = readings_sent(readings)
-                readings_finished(left)
+                    read_in_steps(readings)
                 return _units_without_savepoints(batch, lookups, stops, statuses)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
         raise _UnitFailed from error
+
+
+def _then(first: Reading | None, second: Reading | None) -> Reading | None:
+    """``second``'s steps after ``first``'s (it reads what ``first`` wrote); neither when ``first`` is None."""
+    if first is None or second is None:
+        return first
+
+    def both() -> Reading:
+        yield from first
+        yield from second
+
+    return both()
 
 
 @dataclass

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -94,54 +94,39 @@ _batch = threading.local()  # .writes: lookup -> StatusWrite, during a pass
 _FEWEST = 2
 
 
-Seen = list[tuple[StatusLookup, ChargePoint]]
 Written = list[tuple[StatusLookup, StatusWrite]]
 
 
-@dataclass
-class StatusesAhead:
-    """What a batch's statuses written ahead give: the reading that writes them (None: none), the
-    statuses whose chargers it found and locked, with them (filled at its second step, before its
-    connectors are written), and those whose status it wrote (filled at its last)."""
-
-    reading: Reading | None
-    seen: Seen = field(default_factory=list)
-    written: Written = field(default_factory=list)
-
-
 @contextmanager
-def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[StatusesAhead]:
+def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[tuple[Reading | None, Written]]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
-    found and not held elsewhere is written by the block's reading (two statements, in two steps:
-    ``kernel.plain_sql.readings_sent``) and answered (``status_write_taken``); its ``written`` are
-    those whose status was written (their signal is to be sent). Fewer than ``_FEWEST``, or not
-    PostgreSQL: no reading, no answer."""
+    found and not held elsewhere is written by the reading the block is given (two statements, in
+    two steps: ``kernel.plain_sql.read_in_steps``) and answered (``status_write_taken``); once it
+    has run, the list the block is given holds those whose status was written (their signal is to
+    be sent). Fewer than ``_FEWEST``, or not PostgreSQL: no reading, no answer."""
     _batch.writes = {}
-    ahead = StatusesAhead(None)
+    written: Written = []
     try:
-        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
-            ahead.reading = _statuses_written(lookups, ahead)
-        yield ahead
+        wanted = len(lookups) >= _FEWEST and connection.vendor == "postgresql"
+        yield (_statuses_written(lookups, written) if wanted else None), written
     finally:
         _batch.writes = None
 
 
-def _statuses_written(lookups: Sequence[StatusLookup], ahead: StatusesAhead) -> Reading:
-    """``statuses_written_together``'s reading: its answers in ``_batch``, ``ahead`` filled."""
+def _statuses_written(lookups: Sequence[StatusLookup], written: Written) -> Reading:
+    """``statuses_written_together``'s reading: its answers in ``_batch``, and ``written`` filled."""
     now = timezone.now()
     seen = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
-    yield True
+    yield
     chargers = _chargers_of(seen.rows())
-    ahead.seen.extend(
-        (lookup, chargers[lookup.charge_point_id]) for lookup in lookups if lookup.charge_point_id in chargers
-    )
-    if not ahead.seen:
+    found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
+    if not found:
         return
-    found, boots = [lookup for lookup, _ in ahead.seen], [charge_point for _, charge_point in ahead.seen]
+    boots = [chargers[lookup.charge_point_id] for lookup in found]
     connectors = _connectors_written(found, boots, now)
-    yield False
+    yield
     _batch.writes = _writes_of(connectors.rows(), found, boots, now)
-    ahead.written.extend((lookup, write) for lookup, write in _batch.writes.items() if write.written)
+    written.extend((lookup, write) for lookup, write in _batch.writes.items() if write.written)
 
 
 def status_write_taken(lookup: StatusLookup) -> StatusWrite | None:

@@ -74,7 +74,7 @@ _batch = threading.local()  # .ledgers: session pk -> its samples; .pks: lookup 
 def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterator[Reading | None]:
     """Within the block (a batch's pass without savepoints), the ledger of each stop's session
     that its connection (the unit's ``Context``) keeps is answered (``ledger_read_taken``) once the
-    reading it gives has run (one statement; ``kernel.plain_sql.readings_sent``). None kept, or not
+    reading it gives has run (one statement; ``kernel.plain_sql.read_in_steps``). None kept, or not
     PostgreSQL: None."""
     _batch.ledgers, _batch.pks = {}, {}
     try:
@@ -119,7 +119,7 @@ def _ledgers_read(pks: list[int]) -> Reading:
         " ORDER BY transaction_id, timestamp, id LIMIT %s",  # the model's ordering, per session
         [array_text(pks), metering.ENERGY_REGISTER, ROWS_READ_AT_MOST + 1],
     )
-    yield False
+    yield
     rows = read.rows()
     if len(rows) > ROWS_READ_AT_MOST:
         return

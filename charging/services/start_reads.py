@@ -117,7 +117,7 @@ _batch = threading.local()  # .reads: lookup -> StartRead and .tags: lower(id ta
 @contextmanager
 def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[Reading | None]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` is answered
-    (``start_read_taken``) once the reading it gives has run (``kernel.plain_sql.readings_sent``,
+    (``start_read_taken``) once the reading it gives has run (``kernel.plain_sql.read_in_steps``,
     beside the batch's other readings): the chargers locked, then the sessions and parked stops
     read and the id tags read (three statements, sent in two steps). A charger not found has no
     answer (its unit reads, and fails as it does). Nothing to read, or not PostgreSQL: None."""
@@ -131,14 +131,14 @@ def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[Reading | N
 def _starts_read(lookups: Sequence[StartLookup]) -> Reading:
     """``starts_read_together``'s reading: its answers in ``_batch`` once it has run."""
     locked = _chargers_locked(lookups)
-    yield True
+    yield
     chargers = {row.charge_point_id: row for row in (instance_of(ChargePoint, row) for row in locked.rows())}
     found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
     keys = [_sessions_key(lookup, chargers) for lookup in found]
     sessions_read = Sent(*sessions_started_or_open_statement(keys, new_ids=len(found) > 1)) if found else None
     tags = sorted({lookup.id_tag.lower() for lookup in found if lookup.id_tag})
     tags_read = Sent(*selectors.id_tags_found_statement(tags)) if tags else None
-    yield False
+    yield
     if sessions_read is not None:
         answers = sessions_found_in(keys, sessions_read.rows())
         _batch.reads = {

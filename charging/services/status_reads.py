@@ -20,12 +20,12 @@ PostgreSQL only.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from django.db import connection
 
-from chargepoints.services.status_writes import StatusesAhead, StatusLookup
+from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
 from kernel.plain_sql import Reading, Sent, array_text
 
@@ -38,37 +38,32 @@ _batch = threading.local()  # .open: key -> whether a session is open there; .ke
 
 
 @contextmanager
-def connector_sessions_read_together(statuses: StatusesAhead) -> Iterator[Reading | None]:
+def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Iterator[Reading | None]:
     """Within the block, whether a session is open on the connector of each status ``Available``
-    whose status was written ahead (``statuses``, their chargers locked) is answered from one
-    statement, by the block's reading (``kernel.plain_sql.readings_sent``, after ``statuses``'s:
-    it sends with that one's second step, and takes its rows after that one's last). No statuses
-    written ahead, or not PostgreSQL: no reading, no answer."""
+    among ``written`` (written ahead, their chargers locked; filled by the time the reading the
+    block is given runs) is answered from one statement (``kernel.plain_sql.read_in_steps``). Not
+    PostgreSQL: no reading, no answer; none such: a reading of no statement."""
     _batch.open, _batch.keys = {}, {}
     try:
-        wanted = statuses.reading is not None and connection.vendor == "postgresql"
-        yield _connector_sessions_read(statuses) if wanted else None
+        yield _connector_sessions_read(written) if connection.vendor == "postgresql" else None
     finally:
         _batch.open = _batch.keys = None
 
 
-def _connector_sessions_read(statuses: StatusesAhead) -> Reading:
+def _connector_sessions_read(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Reading:
     """``connector_sessions_read_together``'s reading: its answers in ``_batch`` once it has run."""
-    yield True  # the statuses' chargers are found at their reading's first step
-    closing = [(lookup, charge_point.pk) for lookup, charge_point in statuses.seen if lookup.status == CLOSING_STATUS]
+    closing = [(lookup, write.charge_point.pk) for lookup, write in written if lookup.status == CLOSING_STATUS]
     if not closing:
         return
     read = _open_sessions(sorted({pk for _, pk in closing}))
-    yield False
+    yield
     sessions: dict[int, list[tuple[int | None, int | None]]] = {}
     for pk, connector_id, evse_id in read.rows():
         sessions.setdefault(pk, []).append((connector_id, evse_id))
-    written = {lookup for lookup, _ in statuses.written}
     for lookup, pk in closing:
-        if lookup in written:
-            key = (pk, lookup.connector_id, lookup.evse_id)
-            _batch.keys[lookup] = key
-            _batch.open[key] = any(_on(session, key) for session in sessions.get(pk, ()))
+        key = (pk, lookup.connector_id, lookup.evse_id)
+        _batch.keys[lookup] = key
+        _batch.open[key] = any(_on(session, key) for session in sessions.get(pk, ()))
 
 
 def connector_sessions_open_taken(charge_point_pk: int, connector_id: int, evse_id: int | None) -> bool | None:

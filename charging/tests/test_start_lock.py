@@ -18,7 +18,7 @@ from charging.models import Transaction, TransactionStatus
 from charging.services.start_reads import start_read_taken, starts_read_together
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
-from kernel.plain_sql import readings_finished, readings_sent
+from kernel.plain_sql import read_in_steps
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -94,7 +94,7 @@ def _start_read_together(charge_point_id: str, meter_start: int, started_at: dat
     assert lookup is not None
     with starts_read_together([lookup]) as reading:
         assert reading is not None
-        readings_finished(readings_sent([reading]))
+        read_in_steps([reading])
         result = transaction_start(request)
         assert start_read_taken(lookup) is None  # nothing left for it
     return result.transaction.pk

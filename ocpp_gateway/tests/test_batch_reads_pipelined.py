@@ -1,8 +1,7 @@
 """A group-commit batch's reads ahead on one psycopg pipeline (``kernel.plain_sql.pipelined``,
-``readings_sent``; PostgreSQL): the starts', the stops' ledgers' and the statuses' statements of a
-step all sent before any of their rows is taken, the last step's rows taken after the pipeline's
-end, and a statement refused on the pipeline sends the batch to its second pass, where every unit
-is answered as it is on its own."""
+``read_in_steps``; PostgreSQL): the starts', the stops' ledgers' and the statuses' statements of a
+step all sent before any of their rows is taken, and a statement refused on the pipeline sends the
+batch to its second pass, where every unit is answered as it is on its own."""
 
 from __future__ import annotations
 
@@ -77,9 +76,8 @@ async def test_a_batchs_reads_ahead_send_each_steps_statements_together_on_one_p
     await asyncio.to_thread(registered, *(f"CP-RP-{n}" for n in range(4)))
     await IdTag.objects.acreate(id_tag="Card")
     results = await one_batch(CommitGroup(max_units=64), *_batch_of_starts_and_statuses("CP-RP"))
-    # Step 1 sends the starts' chargers locked and the statuses' chargers seen; step 2 takes their
-    # rows (one round trip) and sends the starts' sessions and id tags, the statuses' connectors
-    # and the Available one's open sessions, whose rows are taken once the pipeline's end fetched them.
+    # Step 1: the starts' chargers locked, the statuses' chargers seen; step 2: the starts' sessions
+    # and id tags, the statuses' connectors; step 3: the Available status's open sessions.
     assert steps == [
         ("sent", True),
         ("sent", True),
@@ -88,11 +86,11 @@ async def test_a_batchs_reads_ahead_send_each_steps_statements_together_on_one_p
         ("sent", True),
         ("rows", True),
         ("sent", True),
+        ("rows", True),
+        ("rows", True),
+        ("rows", True),
         ("sent", True),
-        ("rows", False),
-        ("rows", False),
-        ("rows", False),
-        ("rows", False),
+        ("rows", True),
     ]
     assert [result.id_tag_info.status for result in results[:2] if isinstance(result, StartResult)] == [
         "Accepted",
