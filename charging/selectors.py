@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
@@ -58,25 +57,15 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
 def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
     """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` as given
     -> the tag, with its parent; a tag not registered is absent."""
-    with bound_cursor() as cursor:
-        cursor.execute(*id_tags_found_statement(id_tags))
-        return id_tags_found_in(cursor.fetchall())
-
-
-def id_tags_found_statement(id_tags: Sequence[str]) -> tuple[str, list[Any]]:
-    """``id_tags_found``'s statement and its parameters, for a caller that sends it itself
-    (``kernel.plain_sql.Sent``); ``id_tags_found_in`` reads its rows."""
     table = connection.ops.quote_name(IdTag._meta.db_table)
-    return (
-        f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
-        f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
-        [array_text([id_tag.lower() for id_tag in id_tags])],
-    )
-
-
-def id_tags_found_in(rows: Sequence[Sequence[Any]]) -> dict[str, IdTag]:
-    """``id_tags_found``'s answer from the rows of its statement."""
     width = len(IdTag._meta.concrete_fields)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
+            f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
+            [array_text([id_tag.lower() for id_tag in id_tags])],
+        )
+        rows = cursor.fetchall()
     found = {}
     for key, *columns in rows:
         tag, parent = instance_of(IdTag, columns[:width]), columns[width:]

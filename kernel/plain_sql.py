@@ -49,60 +49,6 @@ def bound_cursor() -> CursorWrapper:
     return bound() if bound is not None else db.cursor()
 
 
-Reading = Iterator[None]  # a read in steps: sends its statements (``Sent``), yields, takes their rows, ...
-_DONE = object()
-
-
-class Sent:
-    """A statement sent now (``bound_cursor``), its rows taken later (``rows``, once): statements
-    sent between the two, inside ``pipelined``, reach PostgreSQL with it in one round trip."""
-
-    __slots__ = ("_cursor",)
-
-    def __init__(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> None:
-        self._cursor = bound_cursor()
-        self._cursor.execute(sql, params)
-
-    def rows(self) -> list[tuple[Any, ...]]:
-        """Its rows (on a pipeline: once every statement sent before it has run)."""
-        try:
-            return self._cursor.fetchall()
-        finally:
-            self._cursor.close()
-
-
-@contextmanager
-def pipelined(wanted: bool) -> Iterator[None]:
-    """Within the block, when ``wanted`` on PostgreSQL, the current connection in psycopg's
-    pipeline mode: a statement is sent without waiting for its result, and the results of every
-    statement sent so far come back together when one's rows are taken (``Sent.rows``): one round
-    trip for all, and one more at the block's end. An error is raised where its rows are taken, or
-    at the block's end (every later statement is then refused: the transaction is failed). Not for
-    COPY, nor for code that expects an error at its own ``execute``. Elsewhere: nothing changes."""
-    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
-    if not wanted or db.vendor != "postgresql":
-        yield
-        return
-    db.ensure_connection()
-    with db.wrap_database_errors, db.connection.pipeline():
-        yield
-
-
-def in_pipeline() -> bool:
-    """Whether the current connection is in pipeline mode (``pipelined``): each statement apart."""
-    db = connections[DEFAULT_DB_ALIAS]
-    return db.vendor == "postgresql" and db.connection is not None and bool(db.connection.pgconn.pipeline_status)
-
-
-def read_in_steps(readings: Sequence[Reading]) -> None:
-    """Each of ``readings`` run to its end, a step of each in turn: every statement a round sends
-    is sent before any of that round's rows is taken, so inside ``pipelined`` a round is one round
-    trip, whatever the number of readings in it. An error ends them all."""
-    pending = list(readings)
-    while pending:
-        pending = [reading for reading in pending if next(reading, _DONE) is not _DONE]
-
-
 def array_text(values: Sequence[Any]) -> str | list[Any]:
     """``values`` as PostgreSQL's text form of an array (``{1,NULL,"a\\"b"}``), for a parameter
     cast to its array type (``%s::bigint[]``): one ``str`` psycopg sends as it is, where a list is

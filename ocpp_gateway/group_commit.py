@@ -78,7 +78,7 @@ from charging.services.status_reads import connector_sessions_read_dropped, conn
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
-from kernel.plain_sql import Reading, copies_gathered, gathering_paused, in_pipeline, pipelined, read_in_steps
+from kernel.plain_sql import copies_gathered, gathering_paused
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +219,7 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
     try:
         with transaction.atomic():
             transaction.on_commit(mark_committed)  # first: it runs before the units' own callbacks
+            _batch_session_set(first_pass=not savepoints)
             outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
@@ -238,22 +239,16 @@ _FIRST_PASS_LOCK_TIMEOUT_MS = 100
 
 
 def _batch_session_set(*, first_pass: bool) -> None:
-    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL),
-    in one round trip: one text of both (a statement without parameters, which psycopg sends by
-    the simple query protocol), or on a pipeline (``kernel.plain_sql.pipelined``, whose extended
-    protocol takes one statement a text) with the batch's first reads."""
+    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL):
+    both in one round trip (one text of two statements, which a statement without parameters
+    may be: psycopg sends it by the simple query protocol)."""
     if connection.vendor != "postgresql":
         return
     lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
     if first_pass:
         lock_timeout_ms = min(lock_timeout_ms, _FIRST_PASS_LOCK_TIMEOUT_MS)
-    constraints, lock_timeout = "SET CONSTRAINTS ALL IMMEDIATE", f"SET LOCAL lock_timeout = {lock_timeout_ms}"
     with connection.cursor() as cursor:
-        if in_pipeline():
-            cursor.execute(constraints)
-            cursor.execute(lock_timeout)
-        else:
-            cursor.execute(f"{constraints}; {lock_timeout}")
+        cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}")
 
 
 def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
@@ -273,36 +268,16 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             statuses = [status_lookup_of(unit.func, unit.kwargs) for unit in batch]
             firsts = _first_of_their_chargers(batch, lookups, stops, statuses)
             with (
-                starts_read_together(firsts.starts) as starts_read,
-                ledgers_read_together(firsts.stops) as ledgers_read,
-                statuses_written_together(firsts.statuses) as (statuses_written, written),
-                connector_sessions_read_together(written) as connector_sessions_read,
+                starts_read_together(firsts.starts),
+                ledgers_read_together(firsts.stops),
+                statuses_written_together(firsts.statuses) as written,
+                connector_sessions_read_together(written),
             ):
-                readings = [
-                    reading
-                    for reading in (starts_read, ledgers_read, _then(statuses_written, connector_sessions_read))
-                    if reading is not None
-                ]
-                with pipelined(len(readings) > 1):
-                    _batch_session_set(first_pass=True)
-                    read_in_steps(readings)
                 return _units_without_savepoints(batch, lookups, stops, statuses)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
         raise _UnitFailed from error
-
-
-def _then(first: Reading | None, second: Reading | None) -> Reading | None:
-    """``second``'s steps after ``first``'s (it reads what ``first`` wrote); neither when ``first`` is None."""
-    if first is None or second is None:
-        return first
-
-    def both() -> Reading:
-        yield from first
-        yield from second
-
-    return both()
 
 
 @dataclass
@@ -398,7 +373,6 @@ def _transaction_failed(db: BaseDatabaseWrapper) -> bool:
 
 
 def _outcomes_in_savepoints(batch: list[_Unit]) -> list[Outcome]:
-    _batch_session_set(first_pass=False)
     return [_unit_outcome(unit) for unit in batch]
 
 

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from chargepoints import clock
 from chargepoints.models import ChargePoint, Connector
-from kernel.plain_sql import Reading, Sent, array_text, instance_of_row, instance_saved
+from kernel.plain_sql import array_text, bound_cursor, instance_of_row, instance_saved
 
 STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
                   "charger_timestamp", "updated_at")  # fmt: skip
@@ -94,39 +94,23 @@ _batch = threading.local()  # .writes: lookup -> StatusWrite, during a pass
 _FEWEST = 2
 
 
-Written = list[tuple[StatusLookup, StatusWrite]]
-
-
 @contextmanager
-def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[tuple[Reading | None, Written]]:
+def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[list[tuple[StatusLookup, StatusWrite]]]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
-    found and not held elsewhere is written by the reading the block is given (two statements, in
-    two steps: ``kernel.plain_sql.read_in_steps``) and answered (``status_write_taken``); once it
-    has run, the list the block is given holds those whose status was written (their signal is to
-    be sent). Fewer than ``_FEWEST``, or not PostgreSQL: no reading, no answer."""
+    found and not held elsewhere is written now (two statements) and answered
+    (``status_write_taken``); the block is given those whose status was written (their signal is
+    to be sent). Fewer than ``_FEWEST``, or not PostgreSQL: no statement, no answer."""
     _batch.writes = {}
-    written: Written = []
     try:
-        wanted = len(lookups) >= _FEWEST and connection.vendor == "postgresql"
-        yield (_statuses_written(lookups, written) if wanted else None), written
+        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
+            now = timezone.now()
+            chargers = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
+            found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
+            if found:
+                _batch.writes = _connectors_written(found, chargers, now)
+        yield [(lookup, write) for lookup, write in _batch.writes.items() if write.written]
     finally:
         _batch.writes = None
-
-
-def _statuses_written(lookups: Sequence[StatusLookup], written: Written) -> Reading:
-    """``statuses_written_together``'s reading: its answers in ``_batch``, and ``written`` filled."""
-    now = timezone.now()
-    seen = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
-    yield
-    chargers = _chargers_of(seen.rows())
-    found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
-    if not found:
-        return
-    boots = [chargers[lookup.charge_point_id] for lookup in found]
-    connectors = _connectors_written(found, boots, now)
-    yield
-    _batch.writes = _writes_of(connectors.rows(), found, boots, now)
-    written.extend((lookup, write) for lookup, write in _batch.writes.items() if write.written)
 
 
 def status_write_taken(lookup: StatusLookup) -> StatusWrite | None:
@@ -150,14 +134,12 @@ _CHARGERS_SEEN = (
 )
 
 
-def _chargers_seen(charge_point_ids: list[str], now: datetime) -> Sent:
+def _chargers_seen(charge_point_ids: list[str], now: datetime) -> dict[str, ChargePoint]:
     """The chargers' ``last_seen`` set to ``now``, their rows locked in the order of their primary
-    keys, those held by another transaction skipped; its rows for ``_chargers_of``."""
-    return Sent(_CHARGERS_SEEN, [now, array_text(charge_point_ids)])
-
-
-def _chargers_of(rows: Sequence[Sequence[Any]]) -> dict[str, ChargePoint]:
-    """``_chargers_seen``'s rows: charger id -> (id, charger id, last boot)."""
+    keys, those held by another transaction skipped: charger id -> (id, charger id, last boot)."""
+    with bound_cursor() as cursor:
+        cursor.execute(_CHARGERS_SEEN, [now, array_text(charge_point_ids)])
+        rows = cursor.fetchall()
     return {
         charge_point_id: instance_of_row(
             ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
@@ -195,10 +177,15 @@ _CONNECTORS_WRITTEN = (
 )
 
 
-def _connectors_written(lookups: list[StatusLookup], boots: list[ChargePoint], now: datetime) -> Sent:
-    """``_CONNECTORS_WRITTEN`` for ``lookups`` (their chargers ``boots`` locked); its rows for ``_writes_of``."""
+def _connectors_written(
+    lookups: list[StatusLookup], chargers: dict[str, ChargePoint], now: datetime
+) -> dict[StatusLookup, StatusWrite]:
+    """``_CONNECTORS_WRITTEN`` for ``lookups`` (their chargers locked): lookup -> what it found. A
+    first status whose row is there but was not seen (created by a transaction that committed
+    after this statement began) has none: its unit writes it its own way."""
     tolerance = settings.CSMS_CLOCK_SKEW_TOLERANCE
     judged = [clock.charger_time(lookup.timestamp, received_at=now, tolerance_s=tolerance) for lookup in lookups]
+    boots = [chargers[lookup.charge_point_id] for lookup in lookups]
     params: dict[str, Any] = {
         "now": now,
         "cp": array_text([charge_point.pk for charge_point in boots]),
@@ -213,15 +200,9 @@ def _connectors_written(lookups: list[StatusLookup], boots: list[ChargePoint], n
         "charger_timestamp": array_text([time.kept for time in judged]),
         "last_boot_at": array_text([charge_point.last_boot_at for charge_point in boots]),
     }
-    return Sent(_CONNECTORS_WRITTEN, params)
-
-
-def _writes_of(
-    rows: Sequence[Sequence[Any]], lookups: list[StatusLookup], boots: list[ChargePoint], now: datetime
-) -> dict[StatusLookup, StatusWrite]:
-    """``_connectors_written``'s rows: lookup -> what it found. A first status whose row is there
-    but was not seen (created by a transaction that committed after this statement began) has
-    none: its unit writes it its own way."""
+    with bound_cursor() as cursor:
+        cursor.execute(_CONNECTORS_WRITTEN, params)
+        rows = cursor.fetchall()
     writes = {}
     for n, written, created, *old in rows:
         lookup, charge_point = lookups[n - 1], boots[n - 1]  # WITH ORDINALITY counts from 1

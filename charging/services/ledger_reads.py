@@ -32,7 +32,7 @@ from charging import metering
 from charging.models import MeterSample, Transaction
 from charging.services.open_sessions import open_session_peeked
 from charging.services.session_rows import named_by
-from kernel.plain_sql import Reading, Sent, array_text
+from kernel.plain_sql import array_text, bound_cursor
 
 # metering.Sample's fields, the columns a reading needs
 READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")
@@ -71,11 +71,10 @@ _batch = threading.local()  # .ledgers: session pk -> its samples; .pks: lookup 
 
 
 @contextmanager
-def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterator[Reading | None]:
+def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), the ledger of each stop's session
-    that its connection (the unit's ``Context``) keeps is answered (``ledger_read_taken``) once the
-    reading it gives has run (one statement; ``kernel.plain_sql.read_in_steps``). None kept, or not
-    PostgreSQL: None."""
+    that its connection (the unit's ``Context``) keeps is answered (``ledger_read_taken``) from
+    one statement made now. None kept, or not PostgreSQL: no statement, no answer."""
     _batch.ledgers, _batch.pks = {}, {}
     try:
         if stops and connection.vendor == "postgresql":
@@ -83,7 +82,9 @@ def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterat
                 pk = context.run(open_session_peeked, named_by(lookup.ocpp_transaction_id))
                 if pk is not None:
                     _batch.pks[lookup] = pk
-        yield _ledgers_read(sorted(set(_batch.pks.values()))) if _batch.pks else None
+            if _batch.pks:
+                _batch.ledgers = _ledgers_read(sorted(set(_batch.pks.values())))
+        yield
     finally:
         _batch.ledgers = _batch.pks = None
 
@@ -109,21 +110,21 @@ def ledger_read_dropped(lookup: StopLookup | None) -> None:
 ROWS_READ_AT_MOST = 20_000
 
 
-def _ledgers_read(pks: list[int]) -> Reading:
-    """Every energy register sample of the sessions ``pks`` into ``_batch.ledgers``, each session's
-    in the ledger's order; none (each stop reads its own) when they are more than ``ROWS_READ_AT_MOST``."""
-    read = Sent(
-        f"SELECT transaction_id, {', '.join(READING_COLUMNS)}"
-        f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)}"
-        " WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"
-        " ORDER BY transaction_id, timestamp, id LIMIT %s",  # the model's ordering, per session
-        [array_text(pks), metering.ENERGY_REGISTER, ROWS_READ_AT_MOST + 1],
-    )
-    yield
-    rows = read.rows()
-    if len(rows) > ROWS_READ_AT_MOST:
-        return
+def _ledgers_read(pks: list[int]) -> dict[int, list[metering.Sample]]:
+    """Every energy register sample of the sessions ``pks``, each session's in the ledger's order;
+    empty (each stop reads its own) when they are more than ``ROWS_READ_AT_MOST``."""
     ledgers: dict[int, list[metering.Sample]] = {pk: [] for pk in pks}
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT transaction_id, {', '.join(READING_COLUMNS)}"
+            f" FROM {connection.ops.quote_name(MeterSample._meta.db_table)}"
+            " WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"
+            " ORDER BY transaction_id, timestamp, id LIMIT %s",  # the model's ordering, per session
+            [array_text(pks), metering.ENERGY_REGISTER, ROWS_READ_AT_MOST + 1],
+        )
+        rows = cursor.fetchall()
+    if len(rows) > ROWS_READ_AT_MOST:
+        return {}
     for pk, *sample in rows:
         ledgers[pk].append(metering.Sample(*sample))
-    _batch.ledgers = ledgers
+    return ledgers

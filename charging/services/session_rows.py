@@ -220,13 +220,10 @@ def sessions_started_or_open(keys: Sequence[SessionsKey], *, new_ids: bool = Fal
     transactionId; with ``new_ids``, a primary key from the sessions' sequence per key (``nextval``,
     once per key: a start that opens no session leaves a gap, as a rolled-back INSERT does). Read
     after the chargers' locks, by a statement of its own (see ``transactions_started_or_open``)."""
-    return sessions_found_in(keys, rows_of(Transaction, *sessions_started_or_open_statement(keys, new_ids=new_ids)))
-
-
-def sessions_started_or_open_statement(keys: Sequence[SessionsKey], *, new_ids: bool) -> tuple[str, list[Any]]:
-    """``sessions_started_or_open``'s statement and its parameters, for a caller that sends it
-    itself (``kernel.plain_sql.Sent``) before any update is gathered; ``sessions_found_in`` reads its rows."""
-    return (
+    width = len(Transaction._meta.concrete_fields)
+    pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
+    rows = rows_of(
+        Transaction,
         _sessions_started_or_open_sql(new_ids),
         [
             array_text(range(len(keys))),
@@ -240,12 +237,6 @@ def sessions_started_or_open_statement(keys: Sequence[SessionsKey], *, new_ids: 
             TransactionStatus.ACTIVE,
         ],
     )
-
-
-def sessions_found_in(keys: Sequence[SessionsKey], rows: Sequence[Sequence[Any]]) -> list[SessionsFound]:
-    """``sessions_started_or_open``'s answer from the rows of its statement, one per key in order."""
-    width = len(Transaction._meta.concrete_fields)
-    pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
     found = [SessionsFound([], False, None) for _ in keys]
     for row in rows:
         n = row[width]

@@ -36,13 +36,8 @@ from charging.models import (
     IdTag,
     Transaction,
 )
-from charging.services.session_rows import (
-    SessionsKey,
-    column_int,
-    sessions_found_in,
-    sessions_started_or_open_statement,
-)
-from kernel.plain_sql import Reading, Sent, array_text, columns_of, instance_of
+from charging.services.session_rows import SessionsKey, column_int, sessions_started_or_open
+from kernel.plain_sql import array_text, columns_of, model_rows
 
 
 @dataclass(frozen=True)
@@ -115,39 +110,24 @@ _batch = threading.local()  # .reads: lookup -> StartRead and .tags: lower(id ta
 
 
 @contextmanager
-def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[Reading | None]:
+def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` is answered
-    (``start_read_taken``) once the reading it gives has run (``kernel.plain_sql.read_in_steps``,
-    beside the batch's other readings): the chargers locked, then the sessions and parked stops
-    read and the id tags read (three statements, sent in two steps). A charger not found has no
-    answer (its unit reads, and fails as it does). Nothing to read, or not PostgreSQL: None."""
+    (``start_read_taken``) from three statements made now: the chargers locked, the sessions and
+    parked stops read, the id tags read. A charger not found has no answer (its unit reads, and
+    fails as it does). Nothing to read, or not PostgreSQL: no statement, no answer."""
     _batch.reads, _batch.tags = {}, {}
     try:
-        yield _starts_read(lookups) if lookups and connection.vendor == "postgresql" else None
+        if lookups and connection.vendor == "postgresql":
+            chargers = _chargers_locked(lookups)
+            lookups = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
+            _batch.reads = _sessions_read(lookups, chargers)
+            tags = {lookup.id_tag.lower() for lookup in lookups if lookup.id_tag}
+            if tags:
+                found = selectors.id_tags_found(sorted(tags))
+                _batch.tags = {tag: found.get(tag) for tag in tags}
+        yield
     finally:
         _batch.reads = _batch.tags = None
-
-
-def _starts_read(lookups: Sequence[StartLookup]) -> Reading:
-    """``starts_read_together``'s reading: its answers in ``_batch`` once it has run."""
-    locked = _chargers_locked(lookups)
-    yield
-    chargers = {row.charge_point_id: row for row in (instance_of(ChargePoint, row) for row in locked.rows())}
-    found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
-    keys = [_sessions_key(lookup, chargers) for lookup in found]
-    sessions_read = Sent(*sessions_started_or_open_statement(keys, new_ids=len(found) > 1)) if found else None
-    tags = sorted({lookup.id_tag.lower() for lookup in found if lookup.id_tag})
-    tags_read = Sent(*selectors.id_tags_found_statement(tags)) if tags else None
-    yield
-    if sessions_read is not None:
-        answers = sessions_found_in(keys, sessions_read.rows())
-        _batch.reads = {
-            lookup: StartRead(chargers[lookup.charge_point_id], sessions, parked, new_id)
-            for lookup, (sessions, parked, new_id) in zip(found, answers, strict=True)
-        }
-    if tags_read is not None:
-        tags_found = selectors.id_tags_found_in(tags_read.rows())
-        _batch.tags = {tag: tags_found.get(tag) for tag in tags}
 
 
 def start_read_taken(lookup: StartLookup | None) -> StartRead | None:
@@ -170,21 +150,39 @@ def _table(model: type[Any]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _chargers_locked(lookups: Sequence[StartLookup]) -> Sent:
-    """The lookups' chargers' rows (``columns_of``), locked in the order of their primary keys.
+def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
+    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row.
     A charger whose row another transaction holds is skipped, not waited for: its start reads and
     locks its own way, at its turn in the batch, as before the batch read (no batch-wide wait)."""
-    return Sent(
+    found = model_rows(
+        ChargePoint,
         f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c"
         " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
         [array_text(sorted({lookup.charge_point_id for lookup in lookups}))],
     )
+    return {charge_point.charge_point_id: charge_point for charge_point in found}
 
 
-def _sessions_key(lookup: StartLookup, chargers: dict[str, ChargePoint]) -> SessionsKey:
-    """``transactions_started_or_open``'s read after the lock for ``lookup`` (``sessions_started_or_open``'s
-    key); for two or more, each is handed a primary key for the session it may open (one new session
+def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint]) -> dict[StartLookup, StartRead]:
+    """``transactions_started_or_open``'s read after the lock, for every lookup in one statement;
+    for two or more, with a primary key handed out for the session each may open (one new session
     is written by its own INSERT at no more cost than a gathered one)."""
-    return SessionsKey(
-        chargers[lookup.charge_point_id].pk, lookup.start_key, lookup.connector_id, lookup.evse_id, lookup.parked_under
+    if not lookups:
+        return {}
+    found = sessions_started_or_open(
+        [
+            SessionsKey(
+                chargers[lookup.charge_point_id].pk,
+                lookup.start_key,
+                lookup.connector_id,
+                lookup.evse_id,
+                lookup.parked_under,
+            )
+            for lookup in lookups
+        ],
+        new_ids=len(lookups) > 1,
     )
+    return {
+        lookup: StartRead(chargers[lookup.charge_point_id], sessions, parked, new_id)
+        for lookup, (sessions, parked, new_id) in zip(lookups, found, strict=True)
+    }

@@ -27,7 +27,7 @@ from django.db import connection
 
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
-from kernel.plain_sql import Reading, Sent, array_text
+from kernel.plain_sql import array_text, bound_cursor
 
 # The status after which a connector's sessions from before its charger's boot are closed: its
 # receiver always reads the rows.
@@ -38,32 +38,22 @@ _batch = threading.local()  # .open: key -> whether a session is open there; .ke
 
 
 @contextmanager
-def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Iterator[Reading | None]:
+def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Iterator[None]:
     """Within the block, whether a session is open on the connector of each status ``Available``
-    among ``written`` (written ahead, their chargers locked; filled by the time the reading the
-    block is given runs) is answered from one statement (``kernel.plain_sql.read_in_steps``). Not
-    PostgreSQL: no reading, no answer; none such: a reading of no statement."""
+    among ``written`` (written ahead, their chargers locked) is answered from one statement made
+    now. None such, or not PostgreSQL: no statement, no answer."""
     _batch.open, _batch.keys = {}, {}
     try:
-        yield _connector_sessions_read(written) if connection.vendor == "postgresql" else None
+        closing = [(lookup, write.charge_point.pk) for lookup, write in written if lookup.status == CLOSING_STATUS]
+        if closing and connection.vendor == "postgresql":
+            sessions = _open_sessions(sorted({pk for _, pk in closing}))
+            for lookup, pk in closing:
+                key = (pk, lookup.connector_id, lookup.evse_id)
+                _batch.keys[lookup] = key
+                _batch.open[key] = any(_on(session, key) for session in sessions.get(pk, ()))
+        yield
     finally:
         _batch.open = _batch.keys = None
-
-
-def _connector_sessions_read(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Reading:
-    """``connector_sessions_read_together``'s reading: its answers in ``_batch`` once it has run."""
-    closing = [(lookup, write.charge_point.pk) for lookup, write in written if lookup.status == CLOSING_STATUS]
-    if not closing:
-        return
-    read = _open_sessions(sorted({pk for _, pk in closing}))
-    yield
-    sessions: dict[int, list[tuple[int | None, int | None]]] = {}
-    for pk, connector_id, evse_id in read.rows():
-        sessions.setdefault(pk, []).append((connector_id, evse_id))
-    for lookup, pk in closing:
-        key = (pk, lookup.connector_id, lookup.evse_id)
-        _batch.keys[lookup] = key
-        _batch.open[key] = any(_on(session, key) for session in sessions.get(pk, ()))
 
 
 def connector_sessions_open_taken(charge_point_pk: int, connector_id: int, evse_id: int | None) -> bool | None:
@@ -89,11 +79,16 @@ def _on(session: tuple[int | None, int | None], key: _Key) -> bool:
     return session[0] == connector_id and session[1] is None
 
 
-def _open_sessions(pks: list[int]) -> Sent:
-    """(charger pk, connector id, EVSE id) of each session open on the chargers ``pks``."""
-    return Sent(
-        "SELECT charge_point_id, connector_id, evse_id"
-        f" FROM {connection.ops.quote_name(Transaction._meta.db_table)}"
-        " WHERE charge_point_id = ANY(%s::bigint[]) AND status = %s",
-        [array_text(pks), TransactionStatus.ACTIVE],
-    )
+def _open_sessions(pks: list[int]) -> dict[int, list[tuple[int | None, int | None]]]:
+    """Charger pk -> (connector id, EVSE id) of each session open on it, for the chargers ``pks``."""
+    found: dict[int, list[tuple[int | None, int | None]]] = {}
+    with bound_cursor() as cursor:
+        cursor.execute(
+            "SELECT charge_point_id, connector_id, evse_id"
+            f" FROM {connection.ops.quote_name(Transaction._meta.db_table)}"
+            " WHERE charge_point_id = ANY(%s::bigint[]) AND status = %s",
+            [array_text(pks), TransactionStatus.ACTIVE],
+        )
+        for pk, connector_id, evse_id in cursor.fetchall():
+            found.setdefault(pk, []).append((connector_id, evse_id))
+    return found

@@ -18,7 +18,6 @@ from charging.models import Transaction, TransactionStatus
 from charging.services.start_reads import start_read_taken, starts_read_together
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
-from kernel.plain_sql import read_in_steps
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -92,9 +91,7 @@ def _start_read_together(charge_point_id: str, meter_start: int, started_at: dat
     request = _start_request(charge_point_id, meter_start, started_at)
     lookup = start_lookup_of_request(request)
     assert lookup is not None
-    with starts_read_together([lookup]) as reading:
-        assert reading is not None
-        read_in_steps([reading])
+    with starts_read_together([lookup]):
         result = transaction_start(request)
         assert start_read_taken(lookup) is None  # nothing left for it
     return result.transaction.pk
