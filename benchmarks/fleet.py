@@ -50,6 +50,7 @@ from harness import (  # Django
     process_tree,
     rss_kb,
     server_log_problems,
+    thread_cpu_seconds,
     versions,
     wal_lsn,
 )
@@ -250,7 +251,7 @@ def drive(
             if since:
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
-                cpu_at, gen_at = cpu(), generator_cpu(fleet)
+                cpu_at, gen_at, threads_at = cpu(), generator_cpu(fleet), thread_cpu_seconds(pids)
                 shared.since()
                 profilers = closed_profilers(args.profile, pids) if since else []
                 wal_from = wal_lsn() if since else ""
@@ -262,6 +263,12 @@ def drive(
                 closed = phase_numbers(stats, cpu() - cpu_at, shared.since())
                 wal_to = wal_lsn() if since else ""
                 result["closed"] = {"chargers": args.closed_chargers, **closed}
+                threads = {role: seconds - threads_at[role] for role, seconds in thread_cpu_seconds(pids).items()}
+                result["closed"]["threads_cpu_s"] = {role: round(seconds, 2) for role, seconds in threads.items()}
+                for role in ("loop", "other"):  # per acknowledged persisting message, as server_cpu_us_per_...
+                    seconds = threads[f"{role}_user"] + threads[f"{role}_sys"]
+                    per = round(seconds / closed["persisting_acked"] * 1e6) if closed["persisting_acked"] else None
+                    result["closed"][f"{role}_cpu_us_per_persisting_msg"] = per
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
         result["connections_held_at_end"] = stats.count["open_at_end"]
         if since and "rate" in result:
@@ -406,6 +413,8 @@ ROWS: list[tuple[str, Any]] = [
     ("closed: p99 ms", lambda r: r["closed"].get("p99_ms")),
     ("closed: server CPU us/msg", lambda r: r["closed"]["server_cpu_us_per_msg"]),
     ("closed: server CPU us/persisted msg", lambda r: r["closed"]["server_cpu_us_per_persisting_msg"]),
+    ("closed: event loop thread CPU us/persisted msg", lambda r: r["closed"].get("loop_cpu_us_per_persisting_msg")),
+    ("closed: other threads CPU us/persisted msg", lambda r: r["closed"].get("other_cpu_us_per_persisting_msg")),
     ("closed: WAL bytes/persisted msg (its database)", lambda r: r["closed"]["wal_bytes_per_persisted_msg"]),
     ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
     ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),
