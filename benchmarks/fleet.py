@@ -182,15 +182,22 @@ class SharedCpu:
         return used
 
 
-def closed_profilers(prefix: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
-    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's first seconds.
+def closed_profilers(
+    prefix: str, pids: list[int], *, seconds: float, on_cpu: bool = False
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's ``seconds`` but
+    the last two (at least 6 s).
 
-    Writes ``<prefix>.<i>.raw`` per server process; none without ``--profile``.
+    Writes ``<prefix>.<i>.raw`` per server process; none without ``--profile``. ``on_cpu``: every
+    thread's stack while it runs on a core instead of the GIL's holder (py-spy's ``--gil`` also
+    reports a thread that waits to take the GIL back as its holder: a batch thread's turn shows
+    as the event loop's line where it waits).
     """
     if not prefix:
         return []
     py_spy = str(Path(sys.executable).with_name("py-spy"))
-    command = [py_spy, "record", "--gil", "--format", "raw", "--rate", "250", "-d", "6"]
+    duration = str(max(6, int(seconds) - 2))
+    command = [py_spy, "record", *([] if on_cpu else ["--gil"]), "--format", "raw", "--rate", "250", "-d", duration]
     return [
         subprocess.Popen([*command, "--pid", str(pid), "-o", f"{prefix}.{i}.raw"], stdout=subprocess.DEVNULL)
         for i, pid in enumerate(pids)
@@ -253,7 +260,11 @@ def drive(
             if args.closed_seconds > 0:
                 cpu_at, gen_at, threads_at = cpu(), generator_cpu(fleet), thread_cpu_seconds(pids)
                 shared.since()
-                profilers = closed_profilers(args.profile, pids) if since else []
+                profilers = (
+                    closed_profilers(args.profile, pids, seconds=args.closed_seconds, on_cpu=args.profile_on_cpu)
+                    if since
+                    else []
+                )
                 wal_from = wal_lsn() if since else ""
                 stats = fleet.run(
                     "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
@@ -464,6 +475,9 @@ def main() -> None:
     parser.add_argument("--closed-chargers", type=int, default=200)
     parser.add_argument(
         "--profile", default="", metavar="PREFIX", help="py-spy our servers in the closed phase: PREFIX.<i>.raw"
+    )
+    parser.add_argument(
+        "--profile-on-cpu", action="store_true", help="with --profile: the threads on a core, not the GIL's holder"
     )
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument(
