@@ -256,16 +256,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """Channels' ``send``; a frame's text goes to the server without Channels' two layers,
         and is written at once where the server offers it (``TEXT_AT_ONCE``)."""
         if text_data is not None and not close:
-            if not self.sent_at_once(text_data):
+            if self._text_at_once is None or not self._text_at_once(text_data):
                 await self.base_send({"type": "websocket.send", "text": text_data})
             return
         await super().send(text_data, bytes_data, close)
-
-    def sent_at_once(self, text: str) -> bool:
-        """``text`` written now as one frame where the server offers it (``TEXT_AT_ONCE``); False,
-        nothing sent, where it does not (then ``send`` sends it): the router's answers need no
-        coroutine to be sent."""
-        return self._text_at_once is not None and self._text_at_once(text)
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): queue it (acknowledged if slow)."""

@@ -393,11 +393,9 @@ commit_group = CommitGroup(max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS)
 
 
 def in_commit_group(func: Callable[..., Result]) -> Callable[..., Awaitable[Result]]:
-    """``await in_commit_group(service)(**kwargs)``: the service call in the process's next batch.
+    """``await in_commit_group(service)(**kwargs)``: the service call in the process's next batch."""
 
-    The call returns ``CommitGroup.run``'s coroutine itself: no coroutine of its own per unit."""
-
-    def run(**kwargs: Any) -> Awaitable[Result]:
-        return commit_group.run(func, **kwargs)
+    async def run(**kwargs: Any) -> Result:
+        return await commit_group.run(func, **kwargs)
 
     return run

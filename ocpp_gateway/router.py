@@ -101,10 +101,6 @@ class Connection(Protocol):
     async def send(self, text_data: str) -> None: ...
 
 
-class SentAtOnce(Protocol):
-    def __call__(self, text: str) -> bool: ...
-
-
 # json.loads' own scanner, called directly: a frame that starts with its list and ends with it.
 _SCAN_ONCE: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
@@ -118,17 +114,8 @@ def message_unpacked(raw: str) -> Call | CallResult | CallError:
     except (StopIteration, ValueError):  # not JSON from its first character: the package says why
         return unpack(raw)
     if end == len(raw) and type(frame) is list and len(frame) == 4 and frame[0] == MessageType.Call:
-        return _call(frame[1], frame[2], frame[3])
+        return Call(frame[1], frame[2], frame[3])
     return unpack(raw)
-
-
-def _call(unique_id: Any, action: Any, payload: Any) -> Call:
-    """``Call(unique_id, action, payload)`` for a payload read from JSON: the package's ``__init__``
-    sets these three attributes, then turns a dataclass payload into a dict (``is_dataclass``,
-    never true of JSON)."""
-    call = Call.__new__(Call)
-    call.unique_id, call.action, call.payload = unique_id, action, payload
-    return call
 
 
 def _readable_unique_id_of(frame: Any) -> str | None:
@@ -174,9 +161,6 @@ class OcppRouter(RoutedChargePoint):
         self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
         self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
-        # The connection's synchronous write of a frame, where it has one (OcppConsumer.sent_at_once):
-        # True when sent, False to send it through ``send``.
-        self._sent_at_once: SentAtOnce | None = getattr(connection, "sent_at_once", None)
 
     def state_loaded(
         self, *, commissioned: bool, profile: ChargerProfile, boot_identity: tuple[str, str, str] = ("", "", "")
@@ -457,8 +441,7 @@ class OcppRouter(RoutedChargePoint):
                 )
         text = text if text is not None else frame_text(message)
         self._log(MessageDirection.OUTBOUND, text, utc_now(), message.message_type_id, unique_id, action)
-        if self._sent_at_once is None or not self._sent_at_once(text):
-            await self._connection.send(text)
+        await self._connection.send(text)
 
     def _log(
         self,
