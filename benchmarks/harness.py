@@ -157,7 +157,8 @@ def cpu_seconds(pid: int) -> float:
 
 def thread_cpu_seconds(pids: list[int]) -> dict[str, float]:
     """User and system CPU the processes' threads have used so far (Linux /proc), as ``loop_user``,
-    ``loop_sys`` (each process's main thread: daphne's event loop) and ``other_user``, ``other_sys``
+    ``loop_sys`` (each process's main thread: daphne's event loop; ``make serve``'s parent, nearly idle,
+    counts there too) and ``other_user``, ``other_sys``
     (every other thread: the group commit's batch thread, Django's database threads)."""
     tick = os.sysconf("SC_CLK_TCK")
     used = {"loop_user": 0.0, "loop_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
