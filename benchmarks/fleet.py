@@ -50,6 +50,7 @@ from harness import (  # Django
     process_tree,
     rss_kb,
     server_log_problems,
+    thread_cpu_seconds,
     versions,
     wal_lsn,
 )
@@ -181,15 +182,22 @@ class SharedCpu:
         return used
 
 
-def closed_profilers(prefix: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
-    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's first seconds.
+def closed_profilers(
+    prefix: str, pids: list[int], *, seconds: float, on_cpu: bool = False
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's ``seconds`` but
+    the last two (at least 6 s).
 
-    Writes ``<prefix>.<i>.raw`` per server process; none without ``--profile``.
+    Writes ``<prefix>.<i>.raw`` per server process; none without ``--profile``. ``on_cpu``: every
+    thread's stack while it runs on a core instead of the GIL's holder (py-spy's ``--gil`` also
+    reports a thread that waits to take the GIL back as its holder: a batch thread's turn shows
+    as the event loop's line where it waits).
     """
     if not prefix:
         return []
     py_spy = str(Path(sys.executable).with_name("py-spy"))
-    command = [py_spy, "record", "--gil", "--format", "raw", "--rate", "250", "-d", "6"]
+    duration = str(max(6, int(seconds) - 2))
+    command = [py_spy, "record", *([] if on_cpu else ["--gil"]), "--format", "raw", "--rate", "250", "-d", duration]
     return [
         subprocess.Popen([*command, "--pid", str(pid), "-o", f"{prefix}.{i}.raw"], stdout=subprocess.DEVNULL)
         for i, pid in enumerate(pids)
@@ -250,9 +258,13 @@ def drive(
             if since:
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
-                cpu_at, gen_at = cpu(), generator_cpu(fleet)
+                cpu_at, gen_at, threads_at = cpu(), generator_cpu(fleet), thread_cpu_seconds(pids)
                 shared.since()
-                profilers = closed_profilers(args.profile, pids) if since else []
+                profilers = (
+                    closed_profilers(args.profile, pids, seconds=args.closed_seconds, on_cpu=args.profile_on_cpu)
+                    if since
+                    else []
+                )
                 wal_from = wal_lsn() if since else ""
                 stats = fleet.run(
                     "closed", seconds=args.closed_seconds, active=-(-args.closed_chargers // args.generators)
@@ -262,6 +274,12 @@ def drive(
                 closed = phase_numbers(stats, cpu() - cpu_at, shared.since())
                 wal_to = wal_lsn() if since else ""
                 result["closed"] = {"chargers": args.closed_chargers, **closed}
+                threads = {role: seconds - threads_at[role] for role, seconds in thread_cpu_seconds(pids).items()}
+                result["closed"]["threads_cpu_s"] = {role: round(seconds, 2) for role, seconds in threads.items()}
+                for role in ("loop", "other"):  # per acknowledged persisting message, as server_cpu_us_per_...
+                    seconds = threads[f"{role}_user"] + threads[f"{role}_sys"]
+                    per = round(seconds / closed["persisting_acked"] * 1e6) if closed["persisting_acked"] else None
+                    result["closed"][f"{role}_cpu_us_per_persisting_msg"] = per
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
         result["connections_held_at_end"] = stats.count["open_at_end"]
         if since and "rate" in result:
@@ -406,6 +424,8 @@ ROWS: list[tuple[str, Any]] = [
     ("closed: p99 ms", lambda r: r["closed"].get("p99_ms")),
     ("closed: server CPU us/msg", lambda r: r["closed"]["server_cpu_us_per_msg"]),
     ("closed: server CPU us/persisted msg", lambda r: r["closed"]["server_cpu_us_per_persisting_msg"]),
+    ("closed: event loop thread CPU us/persisted msg", lambda r: r["closed"].get("loop_cpu_us_per_persisting_msg")),
+    ("closed: other threads CPU us/persisted msg", lambda r: r["closed"].get("other_cpu_us_per_persisting_msg")),
     ("closed: WAL bytes/persisted msg (its database)", lambda r: r["closed"]["wal_bytes_per_persisted_msg"]),
     ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
     ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),
@@ -455,6 +475,9 @@ def main() -> None:
     parser.add_argument("--closed-chargers", type=int, default=200)
     parser.add_argument(
         "--profile", default="", metavar="PREFIX", help="py-spy our servers in the closed phase: PREFIX.<i>.raw"
+    )
+    parser.add_argument(
+        "--profile-on-cpu", action="store_true", help="with --profile: the threads on a core, not the GIL's holder"
     )
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument(

@@ -155,6 +155,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu_seconds(pids: list[int]) -> dict[str, float]:
+    """User and system CPU the processes' threads have used so far (Linux /proc), as ``loop_user``,
+    ``loop_sys`` (each process's main thread: daphne's event loop; ``make serve``'s parent, nearly idle,
+    counts there too) and ``other_user``, ``other_sys``
+    (every other thread: the group commit's batch thread, Django's database threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {"loop_user": 0.0, "loop_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                user, system = (task / "stat").read_text().rsplit(")", 1)[1].split()[11:13]
+            except (OSError, ValueError):
+                continue  # the thread ended
+            role = "loop" if task.name == str(pid) else "other"
+            used[f"{role}_user"] += int(user) / tick
+            used[f"{role}_sys"] += int(system) / tick
+    return used
+
+
 def database_cpu_seconds() -> float:
     """User + system CPU the PostgreSQL backends serving the benchmark database (``DATABASE_URL``'s)
     have used so far: processes whose title is ``postgres: [<cluster>:] <user> <database> ...`` (Linux /proc). A
