@@ -89,8 +89,8 @@ def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[Vali
 
 def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
     """How a camelCase CALLRESULT payload answering ``action`` breaks its response schema (empty: it
-    does not). A valid answer is checked in about 10 µs by the compiled schema, not the ~100 µs of the
-    Decimal validator (about 7 % of a gateway process's CPU per command answered, issue 15)."""
+    does not). A valid answer is found valid by the compiled schema (1.4 µs for a ``Reset`` answer,
+    loaded machine), not the Decimal validator after a JSON round trip (27 µs), issue 15."""
     schema_name = f"{action}Response"
     if _valid_at_once(ocpp_version, schema_name, payload):
         return []
