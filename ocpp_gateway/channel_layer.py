@@ -181,7 +181,11 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         started = time.monotonic()
         _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
         pool = self._blocking_client().connection_pool
-        connection = pool.get_connection()
+        try:
+            connection = pool.get_connection()
+        except _RESENT_AFTER:  # Redis unreachable for now: send_blocking's retries decide, as before
+            self.send_blocking(channel, message)
+            return self.receive_blocking(reply_channel, timeout - (time.monotonic() - started))
         sent: int | None = None
         popped: list[bytes] | None = None
         answered = resend = False  # answered: both answers read, the connection is clean for the pool

@@ -230,3 +230,25 @@ async def test_a_combined_send_waits_for_a_reply_slower_than_its_first_pop(layer
     assert reply is None  # nothing within its timeout
     await consumer
     assert await asyncio.to_thread(layer.receive_blocking, reply_to, 5) == {"type": "slow"}
+
+
+async def test_a_combined_send_without_a_connection_at_first_sends_through_the_retrying_client(layer, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+    pool = layer._blocking_client().connection_pool
+    asked, connection_of = [], pool.get_connection
+
+    def unreachable_once(*args, **kwargs):
+        asked.append(1)
+        if len(asked) == 1:
+            raise RedisConnectionError("connection refused")
+        return connection_of(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", unreachable_once)
+    consumer = _answered_by_the_consumer(layer, consumer_channel, [{"type": "ocpp.call.reply", "outcome": "result"}])
+    reply = await asyncio.to_thread(
+        layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
+    )
+    assert reply == {"type": "ocpp.call.reply", "outcome": "result"} and len(asked) > 1
+    assert await consumer == {"type": "ocpp.call", "reply_to": reply_to}
