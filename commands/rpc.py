@@ -94,6 +94,9 @@ class BlockingChannelLayer(Protocol):
     def blocking_calls(self) -> bool: ...
     def blocking_reply_channel(self) -> str: ...
     def send_blocking(self, channel: str, message: dict[str, Any]) -> None: ...
+    def send_receive_blocking(
+        self, channel: str, message: dict[str, Any], reply_channel: str, timeout: float
+    ) -> dict[str, Any] | None: ...
     def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None: ...
 
 
@@ -165,11 +168,11 @@ async def _round_trip(
         "deadline": time.time() + timeout,
     }
     try:
-        await transport.send(channel_name, request)
-    except Exception as error:  # channel full, or the channel layer (Redis) unreachable
+        ack = await transport.send_then_first_reply(channel_name, request, reply_to)
+    except _NotSent as not_sent:  # channel full, or the channel layer (Redis) unreachable
+        error = not_sent.error
         logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
         return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
-    ack = await transport.first_reply(reply_to)
     if ack is None:
         if transport.reaches_this_process_only:
             # The embedded default reaches this process only: the socket may well be held by another
@@ -198,6 +201,17 @@ def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
     )
 
 
+_Reply = dict[str, Any] | None  # a reply on the CALL's reply channel, None if none came in time
+
+
+class _NotSent(Exception):
+    """The CALL's request did not reach the channel layer: ``error`` (a full channel, Redis unreachable)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
 class _Transport(Protocol):
     """How a CALL reaches the consumer holding the socket and hears back (``_call``'s input and
     output, no rules): through the event loop, or blocking in the caller's thread."""
@@ -206,10 +220,10 @@ class _Transport(Protocol):
 
     async def presence(self, charge_point_id: str) -> str: ...
     async def reply_channel(self) -> str: ...
-    async def send(self, channel: str, request: dict[str, Any]) -> None: ...
-    async def first_reply(self, reply_to: str) -> dict[str, Any] | None:
-        """The answer or the acknowledgement within ACK_TIMEOUT seconds (None if neither came),
-        the caller's ``when_slow`` run meanwhile if neither came within SLOW_AFTER."""
+    async def send_then_first_reply(self, channel: str, request: dict[str, Any], reply_to: str) -> _Reply:
+        """``request`` sent to ``channel`` (else ``_NotSent``), then the answer or the acknowledgement
+        on ``reply_to`` within ACK_TIMEOUT seconds (None if neither came), the caller's ``when_slow``
+        run meanwhile if neither came within SLOW_AFTER."""
 
     async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None: ...
     async def clear_presence(self, charge_point_id: str, channel_name: str) -> None: ...
@@ -234,10 +248,14 @@ class _LoopTransport:
     async def reply_channel(self) -> str:
         return str(await self.layer.new_channel())
 
-    async def send(self, channel: str, request: dict[str, Any]) -> None:
-        await self.layer.send(channel, request)
+    async def send_then_first_reply(self, channel: str, request: dict[str, Any], reply_to: str) -> _Reply:
+        try:
+            await self.layer.send(channel, request)
+        except Exception as error:
+            raise _NotSent(error) from error
+        return await self._first_reply(reply_to)
 
-    async def first_reply(self, reply_to: str) -> dict[str, Any] | None:
+    async def _first_reply(self, reply_to: str) -> dict[str, Any] | None:
         waiting_since = time.monotonic()
         reply_wait = asyncio.ensure_future(self.layer.receive(reply_to))
         try:
@@ -291,18 +309,20 @@ class _ThreadTransport:
     async def reply_channel(self) -> str:
         return self.layer.blocking_reply_channel()
 
-    async def send(self, channel: str, request: dict[str, Any]) -> None:
-        self.layer.send_blocking(channel, request)
-
-    async def first_reply(self, reply_to: str) -> dict[str, Any] | None:
+    async def send_then_first_reply(self, channel: str, request: dict[str, Any], reply_to: str) -> _Reply:
+        """The send and the first wait in one round trip to Redis (``send_receive_blocking``)."""
         waiting_since = time.monotonic()
-        if self.when_slow is not None:
-            if (reply := self.layer.receive_blocking(reply_to, SLOW_AFTER)) is not None:
-                return reply
-            try:
-                self.when_slow()
-            except Exception:  # the CALL is out: its answer still counts
-                logger.exception("a command's slow-answer hook failed")
+        first_wait = SLOW_AFTER if self.when_slow is not None else ACK_TIMEOUT
+        try:
+            reply = self.layer.send_receive_blocking(channel, request, reply_to, first_wait)
+        except Exception as error:
+            raise _NotSent(error) from error
+        if reply is not None or self.when_slow is None:
+            return reply
+        try:
+            self.when_slow()
+        except Exception:  # the CALL is out: its answer still counts
+            logger.exception("a command's slow-answer hook failed")
         return self.layer.receive_blocking(reply_to, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
 
     async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None:

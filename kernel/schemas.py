@@ -5,9 +5,10 @@ holds for 10.1 (a float would not be a multiple of 0.1) and no float ever meets 
 validator. These validators have their own cache: the ``ocpp`` package's cache is keyed without the
 number parser and holds the gateway's adjusted validators for inbound CALLs (``relaxed_schemas``).
 
-A payload without a float (most commands: strings, integers, booleans) is first checked by a
-compiled form of its schema (jsonschema-rs): one it finds valid has no errors, without converting
-the payload or walking it in Python (issue 15); any other payload goes to the Decimal validator.
+A payload without a float (most commands and their answers: strings, integers, booleans) is first
+checked by a compiled form of its schema (jsonschema-rs): one it finds valid has no errors, without
+converting the payload or walking it in Python (issue 15); any other payload goes to the Decimal
+validator.
 """
 
 from __future__ import annotations
@@ -87,8 +88,13 @@ def request_errors(*, ocpp_version: str, action: str, payload: Any) -> list[Vali
 
 
 def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[ValidationError]:
-    """How a camelCase CALLRESULT payload answering ``action`` breaks its response schema."""
-    return _errors(_validator(ocpp_version, f"{action}Response"), payload)
+    """How a camelCase CALLRESULT payload answering ``action`` breaks its response schema (empty: it
+    does not). A valid answer is found valid by the compiled schema (1.4 µs for a ``Reset`` answer,
+    loaded machine), not the Decimal validator after a JSON round trip (27 µs), issue 15."""
+    schema_name = f"{action}Response"
+    if _valid_at_once(ocpp_version, schema_name, payload):
+        return []
+    return _errors(_validator(ocpp_version, schema_name), payload)
 
 
 def _field_path(path: list[Any]) -> str:

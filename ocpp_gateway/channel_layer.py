@@ -36,6 +36,7 @@ from channels.exceptions import ChannelFull
 from channels_redis.core import RedisChannelLayer
 from redis import BlockingConnectionPool as SyncBlockingConnectionPool
 from redis import Redis, RedisError
+from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool
 from redis.asyncio import Redis as AsyncRedis
 from redis.backoff import ExponentialBackoff
@@ -80,6 +81,9 @@ _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 _RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
 _PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
 _BLOCKING_WAITERS_MOST = 32  # threads waiting for a reply on connections of their own, per process
+# The send's errors after which send_receive_blocking sends again as send_blocking would (its client's
+# retry, the script's loading).
+_RESENT_AFTER = (redis_errors.NoScriptError, redis_errors.ConnectionError, redis_errors.TimeoutError)
 _BLOCKING_POP_MOST = 5.0  # s of one blocking pop from a thread (below the host's socket timeout)
 # The host options a synchronous connection pool takes as they are (its retry is made for it).
 _SYNC_POOL_OPTIONS = ("socket_timeout", "socket_connect_timeout", "health_check_interval", "max_connections", "timeout")
@@ -160,6 +164,56 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
         if not _SEND_SCRIPT_SYNC(keys=[key], args=args, client=self._blocking_client()):
             raise ChannelFull()
+
+    def send_receive_blocking(
+        self, channel: str, message: dict[str, Any], reply_channel: str, timeout: float
+    ) -> dict[str, Any] | None:
+        """``send_blocking`` to ``channel``, then ``receive_blocking`` on ``reply_channel`` for up to
+        ``timeout`` seconds, the send and the first pop written to Redis together: a command answered
+        within the pop costs one round trip, not two (the API process's CPU per command and a step of
+        its latency, issue 15). Raises as ``send_blocking`` does, the pop then abandoned with its
+        connection; a connection that fails before the send's answer is read is given up and the
+        send made again through ``send_blocking``, as its client's retry would."""
+        pop_for = min(round(timeout, 3), _BLOCKING_POP_MOST)
+        if pop_for <= 0:  # a pop of 0 s would wait for ever
+            self.send_blocking(channel, message)
+            return None
+        started = time.monotonic()
+        _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
+        pool = self._blocking_client().connection_pool
+        try:
+            connection = pool.get_connection()
+        except _RESENT_AFTER:  # Redis unreachable for now: send_blocking's retries decide, as before
+            self.send_blocking(channel, message)
+            return self.receive_blocking(reply_channel, timeout - (time.monotonic() - started))
+        sent: int | None = None
+        popped: list[bytes] | None = None
+        answered = resend = False  # answered: both answers read, the connection is clean for the pool
+        try:
+            send = ("EVALSHA", _SEND_SCRIPT_SYNC.sha, 1, key, *args)
+            connection.send_packed_command(
+                connection.pack_commands([send, ("BZPOPMIN", self.prefix + reply_channel, pop_for)])
+            )
+            sent = connection.read_response()
+            if sent:
+                popped = connection.read_response()
+                answered = True
+        except RedisError as error:
+            if sent is None and not isinstance(error, _RESENT_AFTER):
+                raise
+            resend = sent is None  # else the send is done and the pop failed: waited on below
+        finally:
+            if not answered:
+                connection.disconnect()  # a pop still pending on it goes with it
+            pool.release(connection)
+        if resend:
+            self.send_blocking(channel, message)
+        elif not sent:
+            raise ChannelFull()
+        elif popped is not None:
+            reply: dict[str, Any] = self.deserialize(popped[1])
+            return reply
+        return self.receive_blocking(reply_channel, timeout - (time.monotonic() - started))
 
     def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None:
         """The next message on a ``blocking_reply_channel``, waiting up to ``timeout`` seconds in

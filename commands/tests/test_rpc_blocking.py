@@ -56,6 +56,30 @@ async def test_a_quick_answer_comes_back_to_the_calling_thread_without_the_slow_
     assert "when_slow" not in threads or threads["when_slow"] == threads["caller"]
 
 
+async def test_a_quick_answer_costs_the_calling_thread_one_write_to_redis(daphne, monkeypatch):
+    """The CALL's send and the wait for its answer go to Redis together (issue 15: one round trip less)."""
+    from redis.connection import AbstractConnection
+
+    await ChargePoint.objects.acreate(charge_point_id="CP-ONE-TRIP", heartbeat_interval=60)
+    writes: list[int] = []
+    write = AbstractConnection.send_packed_command
+
+    def counted(connection: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        writes.append(threading.get_ident())
+        write(connection, command, check_health)
+
+    async with raw_socket(daphne, "1.6", "CP-ONE-TRIP") as websocket:
+        await asyncio.to_thread(lambda: get_channel_layer().send_blocking("warm-up", {"type": "ping"}))
+        monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+        sending, threads = sent_from_a_thread("CP-ONE-TRIP")
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        outcome = await asyncio.wait_for(sending, 10)
+    assert outcome.outcome == Outcome.RESULT
+    assert writes.count(threads["caller"]) == 1
+    await get_channel_layer().receive("warm-up")
+
+
 async def test_a_slow_answer_runs_the_slow_hook_in_the_calling_thread_and_still_counts(daphne):
     await ChargePoint.objects.acreate(charge_point_id="CP-SLOW", heartbeat_interval=60)
     async with raw_socket(daphne, "1.6", "CP-SLOW") as websocket:

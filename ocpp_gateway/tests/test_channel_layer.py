@@ -149,3 +149,106 @@ async def test_a_replaced_connection_is_asked_to_close_even_when_its_process_cha
     message = await asyncio.wait_for(layer.receive(older), 5)
     assert message == {"type": "ocpp.close", "reason": "replaced by a newer connection"}
     await layer.flush()
+
+
+def _answered_by_the_consumer(layer, consumer_channel: str, replies: list[dict]) -> asyncio.Task:
+    """A consumer on this loop that takes one request and sends ``replies`` to its ``reply_to``."""
+
+    async def consume() -> dict:
+        request = await asyncio.wait_for(layer.receive(consumer_channel), 5)
+        for reply in replies:
+            await layer.send(request["reply_to"], reply)
+        return request
+
+    return asyncio.ensure_future(consume())
+
+
+async def test_a_thread_sends_and_receives_the_first_reply_in_one_round_trip(layer, monkeypatch):
+    from redis.connection import AbstractConnection
+
+    consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+    writes: list[int] = []
+    write = AbstractConnection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        writes.append(1)
+        return write(connection, command, check_health)
+
+    replies = [{"type": "ocpp.call.accepted"}, {"type": "ocpp.call.reply", "outcome": "result"}]
+    consumer = _answered_by_the_consumer(layer, consumer_channel, replies)
+    await asyncio.to_thread(layer.send_blocking, "warm-up", {"type": "ping"})  # the script loaded
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    first = await asyncio.to_thread(
+        layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
+    )
+    assert writes == [1]  # the send and the pop written together
+    assert first == replies[0]
+    assert await consumer == {"type": "ocpp.call", "reply_to": reply_to}
+    assert await asyncio.to_thread(layer.receive_blocking, reply_to, 5) == replies[1]
+    await layer.receive("warm-up")
+
+
+async def test_a_combined_send_at_capacity_is_refused_and_its_pop_dropped(layer):
+    channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+    for n in range(3):
+        await asyncio.to_thread(layer.send_blocking, channel, {"type": "ping", "n": n})
+    with pytest.raises(ChannelFull):
+        await asyncio.to_thread(layer.send_receive_blocking, channel, {"type": "ping", "n": 3}, reply_to, 5)
+    # The pop went with its connection: a reply sent now waits for the next receive.
+    await layer.send(reply_to, {"type": "late"})
+    assert await asyncio.to_thread(layer.receive_blocking, reply_to, 5) == {"type": "late"}
+
+
+async def test_a_combined_send_of_an_unknown_script_loads_it_and_sends_once(layer, monkeypatch):
+    from ocpp_gateway import channel_layer
+
+    consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+    monkeypatch.setattr(channel_layer._SEND_SCRIPT_SYNC, "sha", "0" * 40)  # NOSCRIPT, as after a Redis restart
+    consumer = _answered_by_the_consumer(layer, consumer_channel, [{"type": "ocpp.call.reply", "outcome": "result"}])
+    reply = await asyncio.to_thread(
+        layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
+    )
+    assert reply == {"type": "ocpp.call.reply", "outcome": "result"}
+    await consumer
+    assert channel_layer._SEND_SCRIPT_SYNC.sha != "0" * 40
+    with pytest.raises(TimeoutError):  # sent once: no second request for the consumer
+        await asyncio.wait_for(layer.receive(consumer_channel), 0.5)
+
+
+async def test_a_combined_send_waits_for_a_reply_slower_than_its_first_pop(layer):
+    consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+
+    async def slow() -> None:
+        request = await asyncio.wait_for(layer.receive(consumer_channel), 5)
+        await asyncio.sleep(0.3)
+        await layer.send(request["reply_to"], {"type": "slow"})
+
+    consumer = asyncio.ensure_future(slow())
+    reply = await asyncio.to_thread(
+        layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 0.1
+    )
+    assert reply is None  # nothing within its timeout
+    await consumer
+    assert await asyncio.to_thread(layer.receive_blocking, reply_to, 5) == {"type": "slow"}
+
+
+async def test_a_combined_send_without_a_connection_at_first_sends_through_the_retrying_client(layer, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+    pool = layer._blocking_client().connection_pool
+    asked, connection_of = [], pool.get_connection
+
+    def unreachable_once(*args, **kwargs):
+        asked.append(1)
+        if len(asked) == 1:
+            raise RedisConnectionError("connection refused")
+        return connection_of(*args, **kwargs)
+
+    monkeypatch.setattr(pool, "get_connection", unreachable_once)
+    consumer = _answered_by_the_consumer(layer, consumer_channel, [{"type": "ocpp.call.reply", "outcome": "result"}])
+    reply = await asyncio.to_thread(
+        layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
+    )
+    assert reply == {"type": "ocpp.call.reply", "outcome": "result"} and len(asked) > 1
+    assert await consumer == {"type": "ocpp.call", "reply_to": reply_to}
