@@ -103,6 +103,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             "booted": booted,
             "listening_after_start_s": round(watch.listening_at - starting_at, 2),
             "all_booted_after_listening_s": round(done[-1], 2) if booted == len(fleet_ids) else None,
+            "first_booted_s": round(done[0], 2) if done else None,
             "half_booted_s": round(done[booted // 2], 2) if done else None,
             "p99_booted_s": round(done[min(booted - 1, int(0.99 * booted))], 2) if done else None,
             "last_booted_s": round(done[-1], 2) if done else None,
