@@ -2,7 +2,7 @@ import gc
 import os
 
 # No cyclic collection while the application is imported: the import allocates hundreds of
-# thousands of container objects, and the collector's passes over them were a sixth of a worker's
+# thousands of container objects, and the collector's passes over them were an eighth of a worker's
 # start-up, which a reconnect storm waits for (issue 15). The import's unreachable cycles (about
 # 4,000 objects) are frozen below with the rest, once per process: a full collection to free them
 # first costs 0.1-0.2 s of the same start-up.

@@ -13,7 +13,7 @@ refuses to start without DATABASE_URL and REDIS_URL.
 
 Before it listens, the application's sources are compiled to bytecode where it is missing or stale
 (``__pycache__``, even under PYTHONDONTWRITEBYTECODE, which the image sets): otherwise every worker
-compiles them again at every start, a fifth of its start-up, which a reconnect storm waits for.
+compiles them again at every start (about a sixth of its start-up), which a reconnect storm waits for.
 """
 
 from __future__ import annotations

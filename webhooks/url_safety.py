@@ -5,7 +5,7 @@ once per receiver per claimed batch; the deliveries then connect to exactly the 
 checked (``webhook_target_resolve`` + ``pinned_resolver.PinnedResolver``, the HTTP client's
 resolver), so a DNS answer that changes between the check and the connect (rebinding) cannot reach
 an internal address. This module does not import the HTTP client (aiohttp): the processes that only
-check URLs (the gateway's workers, the API) do not load it, a tenth of a worker's start-up.
+check URLs (the gateway's workers, the API) do not load it (about 5 % of a worker's start-up).
 """
 
 from __future__ import annotations
