@@ -37,6 +37,7 @@ from harness import (  # also sets up Django
     MACHINE,
     ROOT,
     SERVERS,
+    cpu_seconds,
     percentiles,
     process_tree,
     server_log_problems,
@@ -91,9 +92,10 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         )
         time.sleep(1)  # the fleet is already hammering a closed port
         watch.start()
-        starting_at = time.monotonic()
+        starting_at, load_at_start = time.monotonic(), os.getloadavg()[0]
         server = start_server(args.port, var_dir, backlog=args.backlog)
         stats = fleet.finish()
+        server_cpu_s = sum(cpu_seconds(pid) for pid in process_tree(server.pid))
         watch.join(timeout=5)
         done = sorted(at - watch.listening_at for at in stats.boot_done_at)
         booted = len(done)
@@ -101,9 +103,12 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             "booted": booted,
             "listening_after_start_s": round(watch.listening_at - starting_at, 2),
             "all_booted_after_listening_s": round(done[-1], 2) if booted == len(fleet_ids) else None,
+            "first_booted_s": round(done[0], 2) if done else None,
             "half_booted_s": round(done[booted // 2], 2) if done else None,
             "p99_booted_s": round(done[min(booted - 1, int(0.99 * booted))], 2) if done else None,
             "last_booted_s": round(done[-1], 2) if done else None,
+            "server_cpu_s": round(server_cpu_s, 1),
+            "load_average": [round(load_at_start, 1), round(os.getloadavg()[0], 1)],
             "handshake_errors_after_listening": stats.count["handshake_errors"],
             "refused_while_down": stats.count["refused"],
             "retry_after_honoured": stats.count["retry_after_honoured"],
@@ -152,7 +157,8 @@ def main() -> None:
     print(
         f"{result['chargers']} chargers: {s['booted']} booted again, all within {s['all_booted_after_listening_s']} s "
         f"of listening (half {s['half_booted_s']} s, 99% {s['p99_booted_s']} s); handshake errors after listening "
-        f"{s['handshake_errors_after_listening']}; Boot p50 {s.get('boot_p50_ms')} ms, p99 {s.get('boot_p99_ms')} ms"
+        f"{s['handshake_errors_after_listening']}; server CPU {s['server_cpu_s']} s; "
+        f"Boot p50 {s.get('boot_p50_ms')} ms, p99 {s.get('boot_p99_ms')} ms"
     )
     for error, count in s["errors"].items():
         print(f"  {count} x {error}")

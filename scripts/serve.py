@@ -10,12 +10,18 @@ PostgreSQL (DATABASE_URL) for a database they can share.
 
 Environment: HOST (127.0.0.1, an IPv4 address), PORT (8000), WORKERS (the number of cores). ``--production``
 refuses to start without DATABASE_URL and REDIS_URL.
+
+Before it listens, the application's sources are compiled to bytecode where it is missing or stale
+(``__pycache__``, even under PYTHONDONTWRITEBYTECODE, which the image sets): otherwise every worker
+compiles them again at every start (about a sixth of its start-up), which a reconnect storm waits for.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTART_PAUSE = 1.0  # s before a worker that died is started again
+TESTS = re.compile(r"[/\\]tests[/\\]")  # not imported by a worker
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -32,6 +39,17 @@ def _positive_int(name: str, default: int) -> int:
     if not raw.isdigit() or int(raw) < 1:
         sys.exit(f"{name} must be a whole number of at least 1, not {raw!r}")
     return int(raw)
+
+
+def bytecode_compiled(root: Path = ROOT) -> bool:
+    """Writes ``__pycache__/*.pyc`` for the modules of the application's packages (the directories
+    of ``root`` with an ``__init__.py``, their tests left out) whose bytecode is missing or older than
+    their source: on an unchanged tree a ``stat`` per module (about 0.2 s). A tree it cannot write (the
+    image compiles at build) is left as it is, and the workers compile in memory as before. True when
+    every module has current bytecode."""
+    packages = sorted(path for path in root.iterdir() if (path / "__init__.py").is_file())
+    compiled = [compileall.compile_dir(package, quiet=2, rx=TESTS) for package in packages]  # every one
+    return all(compiled)
 
 
 def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -62,6 +80,7 @@ def main() -> None:
     workers = _positive_int("WORKERS", os.cpu_count() or 1)
     if workers > 1 and missing:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
+    bytecode_compiled()
     sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
     processes = {sock.fileno(): start_worker(sock, args.daphne_args) for sock in sockets}
     pids = [process.pid for process in processes.values()]

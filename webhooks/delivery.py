@@ -5,7 +5,7 @@ an asyncio loop in a thread of its own that claims, POSTs and records, with ever
 made by one more thread on one connection for the life of the worker (a Celery task never touches
 the database, so Celery's per-task closing of Django's connections costs nothing here).
 Each claim runs the URL guard once per receiver and pins the vetted addresses in the client's
-resolver (``url_safety.PinnedResolver``): a connection goes only to an address that was checked.
+resolver (``pinned_resolver.PinnedResolver``): a connection goes only to an address that was checked.
 The rules (claims, leases, backoff, permanent failures) live in ``services``.
 """
 
@@ -30,6 +30,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from webhooks.models import WebhookDelivery
+from webhooks.pinned_resolver import PinnedResolver
 from webhooks.services import (
     AttemptOutcome,
     Claim,
@@ -38,7 +39,7 @@ from webhooks.services import (
     webhook_deliveries_release,
 )
 from webhooks.signing import subscription_signature_header
-from webhooks.url_safety import PinnedResolver, UnsafeWebhookUrl, WebhookHostUnresolved, webhook_target_resolve
+from webhooks.url_safety import UnsafeWebhookUrl, WebhookHostUnresolved, webhook_target_resolve
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

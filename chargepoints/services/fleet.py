@@ -327,17 +327,44 @@ def charge_point_disconnect(*, charge_point_id: str, channel_name: str, reason: 
     """
     now = timezone.now()
     with transaction.atomic():
-        cleared = ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel=channel_name).update(
-            connection_channel="", updated_at=now
-        )
-        if not cleared:
-            return False
-        went_offline = ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=True).update(
-            connected=False, offline_since=now
-        )
+        if connection.vendor == "postgresql":
+            went_offline = _disconnection_written(charge_point_id, channel_name, now)
+            if went_offline is None:
+                return False
+        else:
+            cleared = ChargePoint.objects.filter(
+                charge_point_id=charge_point_id, connection_channel=channel_name
+            ).update(connection_channel="", updated_at=now)
+            if not cleared:
+                return False
+            went_offline = bool(
+                ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=True).update(
+                    connected=False, offline_since=now
+                )
+            )
         if went_offline:
             _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, reason)
     return True
+
+
+def _disconnection_written(charge_point_id: str, channel_name: str, now: datetime) -> bool | None:
+    """``charge_point_disconnect``'s two writes as one plain statement (PostgreSQL): presence
+    cleared and the charger offline since ``now`` unless it already was. None when ``channel_name``
+    does not hold the charger (nothing written); else whether it was connected. A reconnect storm
+    disconnects every handshake its chargers gave up on: the disconnects' two round trips were 43 %
+    of the commit group's units in a 10,000-charger storm's profile (issue 15)."""
+    table = connection.ops.quote_name(ChargePoint._meta.db_table)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            "WITH before AS (SELECT id, connected FROM "
+            f"{table} WHERE charge_point_id = %s AND connection_channel = %s FOR UPDATE)"
+            f" UPDATE {table} AS cp SET connection_channel = '', updated_at = %s, connected = false,"
+            " offline_since = CASE WHEN before.connected THEN %s ELSE cp.offline_since END"
+            " FROM before WHERE cp.id = before.id RETURNING before.connected",
+            [charge_point_id, channel_name, now, now],
+        )
+        row = cursor.fetchone()
+    return None if row is None else bool(row[0])
 
 
 def gateway_processes_holding_presence() -> list[str]:

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chargepoints import services
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
@@ -12,6 +13,48 @@ from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
+
+
+def test_a_disconnect_clears_presence_and_goes_offline_in_one_statement(register_charge_point):
+    """A reconnect storm disconnects every handshake its chargers gave up on (issue 15)."""
+    register_charge_point("CP-1")
+    services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a")
+
+    with CaptureQueriesContext(connection) as captured:
+        assert services.charge_point_disconnect(charge_point_id="CP-1", channel_name="a") is True
+
+    writes = [q["sql"] for q in captured.captured_queries if "chargepoints_chargepoint" in q["sql"]]
+    assert len(writes) == 1, writes  # the offline event's subscriber check aside
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    assert (charge_point.connected, charge_point.connection_channel) == (False, "")
+    assert charge_point.offline_since is not None and charge_point.updated_at >= charge_point.offline_since
+
+
+@pytest.mark.parametrize("path", ["plain", "orm"])
+def test_a_disconnect_emits_offline_once_and_keeps_an_earlier_offline_since(
+    register_charge_point, monkeypatch, settings, path
+):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["charge_point.offline"])
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+    register_charge_point("CP-1")
+    register_charge_point("CP-2")
+    services.charge_point_connect(charge_point_id="CP-1", ocpp_version="1.6", channel_name="a")
+    services.charge_point_connect(charge_point_id="CP-2", ocpp_version="1.6", channel_name="b")
+    since = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    ChargePoint.objects.filter(charge_point_id="CP-2").update(connected=False, offline_since=since)  # the sweep's
+
+    assert services.charge_point_disconnect(charge_point_id="CP-1", channel_name="a") is True
+    assert services.charge_point_disconnect(charge_point_id="CP-2", channel_name="b") is True
+    assert services.charge_point_disconnect(charge_point_id="CP-1", channel_name="a") is False  # held by nobody now
+
+    rows = {cp.charge_point_id: cp for cp in ChargePoint.objects.filter(charge_point_id__in=["CP-1", "CP-2"])}
+    assert (rows["CP-1"].connected, rows["CP-1"].connection_channel) == (False, "")
+    assert rows["CP-1"].offline_since is not None and rows["CP-1"].offline_since != since
+    assert (rows["CP-2"].connected, rows["CP-2"].connection_channel, rows["CP-2"].offline_since) == (False, "", since)
+    bodies = list(WebhookDelivery.objects.values_list("body", flat=True))
+    assert len(bodies) == 1 and '"CP-1"' in bodies[0]
 
 
 def test_registering_an_existing_id_raises(register_charge_point):

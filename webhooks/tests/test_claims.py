@@ -15,8 +15,8 @@ from django.utils import timezone
 from webhooks import services
 from webhooks.delivery import client_session, webhook_deliveries_send, webhook_delivery_post
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
+from webhooks.pinned_resolver import PinnedResolver
 from webhooks.services import AttemptOutcome, Claim
-from webhooks.url_safety import PinnedResolver
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

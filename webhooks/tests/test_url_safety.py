@@ -18,8 +18,8 @@ from django.contrib.auth.models import User
 from webhooks import services
 from webhooks.delivery import webhook_deliveries_send
 from webhooks.models import WebhookDelivery, WebhookSubscription
+from webhooks.pinned_resolver import PinnedResolver
 from webhooks.url_safety import (
-    PinnedResolver,
     UnsafeWebhookUrl,
     WebhookHostUnresolved,
     WebhookTarget,
