@@ -1,5 +1,5 @@
 """What the group-commit tests share: units queued so that they run as one batch, each on its
-charger's connection, and the start and 2.0.1 event payloads they send."""
+charger's connection, a unit that refuses, and the start, reading and 2.0.1 event payloads they send."""
 
 from __future__ import annotations
 
@@ -7,20 +7,28 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from chargepoints.services import charge_point_register
+from charging.services.meter_ledger import SampledValue
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest
 from ocpp_gateway.group_commit import CommitGroup
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)  # recent: no reading is in the future
 
 Unit = tuple[Callable[..., Any], dict[str, Any]] | tuple[contextvars.Context, Callable[..., Any], dict[str, Any]]
 
 
 class Refused(Exception):
     """A unit's own refusal: its batch's first pass fails and the unit alone is answered with it."""
+
+
+def refused() -> None:
+    """A unit that refuses: raises ``Refused``."""
+    raise Refused
 
 
 def connection_context() -> contextvars.Context:
@@ -59,10 +67,15 @@ def start16(charge_point_id: str, meter_start: int, started_at: datetime, id_tag
     )
 
 
-def event201(kind: str, transaction_id: str, seq_no: int, wh: int, at: datetime) -> dict[str, Any]:
+def register_reading(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
+    """One energy register reading of ``wh`` Wh at ``at``, as a MeterValues message's samples."""
+    return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
+
+
+def event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: float) -> dict[str, Any]:
     """A 2.0.1 TransactionEvent payload (``kind``: Started, Updated or Ended) on EVSE 1 with one
-    energy register reading of ``wh`` Wh at ``at``."""
-    sent_at = at.isoformat()
+    energy register reading of ``wh`` Wh, sent ``minutes`` after ``T0``."""
+    sent_at = (T0 + timedelta(minutes=minutes)).isoformat()
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(kind, "Sample.Periodic")
     payload: dict[str, Any] = {
         "eventType": kind,

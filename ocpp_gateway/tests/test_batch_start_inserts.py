@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,16 @@ from charging.services.session_rows import transaction_inserted
 from charging.services.transaction_start import StartResult, transaction_start
 from kernel.plain_sql import copies_gathered
 from ocpp_gateway.group_commit import CommitGroup
-from ocpp_gateway.tests.batches import Refused, connection_context, event201, one_batch, registered, start16
+from ocpp_gateway.tests.batches import (
+    T0,
+    Refused,
+    connection_context,
+    event201,
+    one_batch,
+    refused,
+    registered,
+    start16,
+)
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = [
@@ -33,7 +42,6 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
 ]
 
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 _SESSION_WRITES = ('INSERT INTO "chargepoints_transaction"', 'COPY "chargepoints_transaction"')
 
 
@@ -41,17 +49,9 @@ def _start16(charge_point_id: str, meter_start: int, minutes: int = 0) -> dict[s
     return {"request": start16(charge_point_id, meter_start, T0 + timedelta(minutes=minutes))}
 
 
-def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int) -> dict[str, Any]:
-    return event201(kind, transaction_id, seq_no, wh, T0 + timedelta(minutes=minutes))
-
-
 def _inserts(statements: list[str]) -> list[str]:
     """The statements that write sessions' rows (an INSERT, or a COPY of a batch's)."""
     return [sql for sql in statements if sql.startswith(_SESSION_WRITES)]
-
-
-def _refused() -> None:
-    raise Refused
 
 
 async def test_a_batchs_new_sessions_are_one_insert_each_under_the_id_its_start_answers(statements):
@@ -110,19 +110,19 @@ async def test_a_201_session_started_and_ended_in_one_batch_is_ended_billed_and_
         (
             one,
             _transaction_event,
-            {"charge_point_id": "CP-GI-201", "payload": _event201("Started", "TX-1", 0, 5000, 0)},
+            {"charge_point_id": "CP-GI-201", "payload": event201("Started", "TX-1", 0, 5000, 0)},
         ),
         (
             other,
             _transaction_event,
-            {"charge_point_id": "CP-GI-201B", "payload": _event201("Started", "TX-2", 0, 100, 0)},
+            {"charge_point_id": "CP-GI-201B", "payload": event201("Started", "TX-2", 0, 100, 0)},
         ),
         (
             one,
             _transaction_event,
-            {"charge_point_id": "CP-GI-201", "payload": _event201("Updated", "TX-1", 1, 5400, 1)},
+            {"charge_point_id": "CP-GI-201", "payload": event201("Updated", "TX-1", 1, 5400, 1)},
         ),
-        (one, _transaction_event, {"charge_point_id": "CP-GI-201", "payload": _event201("Ended", "TX-1", 2, 5900, 2)}),
+        (one, _transaction_event, {"charge_point_id": "CP-GI-201", "payload": event201("Ended", "TX-1", 2, 5900, 2)}),
     )
     assert not any(isinstance(outcome, Exception) for outcome in outcomes), outcomes
     session = await Transaction.objects.aget(charge_point__charge_point_id="CP-GI-201", ocpp_transaction_id="TX-1")
@@ -146,13 +146,13 @@ async def test_a_failing_unit_sends_the_batch_to_its_second_pass_where_each_star
     whose first start inserted in the first pass too); the failing unit fails alone."""
     await asyncio.to_thread(registered, "CP-GI-F1", "CP-GI-F2")
     statements.clear()
-    first, refused, second = await one_batch(
+    first, refusal, second = await one_batch(
         CommitGroup(max_units=64),
         (connection_context(), transaction_start, _start16("CP-GI-F1", 1000)),
-        (contextvars.copy_context(), _refused, {}),
+        (contextvars.copy_context(), refused, {}),
         (connection_context(), transaction_start, _start16("CP-GI-F2", 1000)),
     )
-    assert isinstance(refused, Refused)
+    assert isinstance(refusal, Refused)
     assert len(_inserts(statements)) == 2
     assert any(sql.startswith("SAVEPOINT") for sql in statements)
     pks = {pk async for pk in Transaction.objects.values_list("pk", flat=True)}

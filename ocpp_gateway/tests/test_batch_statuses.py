@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ from chargepoints.signals import connector_status_reported
 from charging.models import Transaction, TransactionStatus
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
-from ocpp_gateway.tests.batches import Refused, connection_context, one_batch
+from ocpp_gateway.tests.batches import T0, Refused, connection_context, one_batch, refused
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
 pytestmark = [
@@ -33,15 +33,10 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
 ]
 
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 _ONE_STATUS = "WITH cp AS (UPDATE chargepoints_chargepoint SET last_seen"  # a status written its own way
 _CONNECTORS_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses' connectors
 _SESSIONS_ASKED = 'SELECT 1 FROM "chargepoints_transaction"'  # an Available status's own read
 _SESSIONS_READ = 'SELECT charge_point_id, connector_id, evse_id FROM "chargepoints_transaction"'
-
-
-def _refused() -> None:
-    raise Refused
 
 
 @pytest.fixture
@@ -250,7 +245,7 @@ async def test_a_batch_written_again_writes_each_status_once_its_own_way(
     results = await one_batch(
         group,
         (connection_context(), connector_status_set, _status("AGAIN-1", "Preparing", 2)),
-        (connection_context(), _refused, {}),
+        (connection_context(), refused, {}),
         (connection_context(), connector_status_set, _status("AGAIN-2", "Faulted", 2, connector_id=2)),
     )
     assert [type(result) for result in results] == [Connector, Refused, Connector]

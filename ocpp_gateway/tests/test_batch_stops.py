@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,11 +19,21 @@ from django.db import connection
 from billing.models import BillingRecord
 from charging.models import MeterSample, Transaction, TransactionStatus
 from charging.services import ledger_reads
-from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.meter_ledger import meter_values_record
 from charging.services.transaction_start import transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
-from ocpp_gateway.tests.batches import Refused, connection_context, event201, one_batch, registered, start16
+from ocpp_gateway.tests.batches import (
+    T0,
+    Refused,
+    connection_context,
+    event201,
+    one_batch,
+    refused,
+    register_reading,
+    registered,
+    start16,
+)
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = [
@@ -31,16 +41,11 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
 ]
 
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
 _LEDGER_READ = 'FROM "chargepoints_metersample"'
 
 
 async def _in(context: contextvars.Context, group: CommitGroup, func: Callable[..., Any], **kwargs: Any) -> Any:
     return await asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context)
-
-
-def _register(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
-    return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
 
 
 def _stop16(charge_point_id: str, pk: int, meter_stop: int | None, minutes: int) -> dict[str, Any]:
@@ -57,12 +62,18 @@ def _stop16(charge_point_id: str, pk: int, meter_stop: int | None, minutes: int)
     }
 
 
+def _reading16(charge_point_id: str, pk: int, wh: int, at: datetime) -> dict[str, Any]:
+    """A MeterValues of session ``pk`` on connector 1: one register reading of ``wh`` Wh at ``at``."""
+    return {
+        "charge_point_id": charge_point_id,
+        "connector_id": 1,
+        "ocpp_transaction_id": str(pk),
+        "samples": register_reading(wh, at),
+    }
+
+
 def _start16(charge_point_id: str, meter_start: int) -> int:
     return transaction_start(start16(charge_point_id, meter_start, T0)).transaction.pk
-
-
-def _event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: int) -> dict[str, Any]:
-    return event201(kind, transaction_id, seq_no, wh, T0 + timedelta(minutes=minutes))
 
 
 async def _kept_sessions16(
@@ -77,13 +88,7 @@ async def _kept_sessions16(
         pk = await _in(context, group, _start16, charge_point_id=charger, meter_start=register[0])
         for minute, wh in enumerate(register[1:], start=1):
             await _in(
-                context,
-                group,
-                meter_values_record,
-                charge_point_id=charger,
-                connector_id=1,
-                ocpp_transaction_id=str(pk),
-                samples=_register(wh, T0 + timedelta(minutes=minute)),
+                context, group, meter_values_record, **_reading16(charger, pk, wh, T0 + timedelta(minutes=minute))
             )
         contexts.append(context)
         pks.append(pk)
@@ -156,24 +161,12 @@ async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_tim
     contexts, pks = await _kept_sessions16(group, chargers, readings)
     for context, charger, pk in zip(contexts, chargers, pks, strict=True):  # outside every stop's window
         for wh, at in ((50_000_000, T0 - timedelta(days=1)), (60_000_000, T0 + timedelta(days=2))):
-            await _in(
-                context,
-                group,
-                meter_values_record,
-                charge_point_id=charger,
-                connector_id=1,
-                ocpp_transaction_id=str(pk),
-                samples=_register(wh, at),
-            )
+            await _in(context, group, meter_values_record, **_reading16(charger, pk, wh, at))
     stops = [(2100, 30), (None, 30), (3150, 30)]
     together = await one_batch(
         group,
         *((contexts[n], transaction_stop, _stop16(chargers[n], pks[n], *stops[n])) for n in range(3)),
     )
-
-    def refused() -> None:
-        raise Refused
-
     alone = []
     for n in range(3, 6):  # each with a failing unit: written again, each in its savepoint
         alone += await one_batch(
@@ -198,12 +191,7 @@ async def test_a_stop_after_a_reading_of_its_charger_in_the_batch_reads_that_rea
     write-behind buffer's is, which writes what the batch gathered so far)."""
     group = CommitGroup(max_units=64)
     (context,), (pk,) = await _kept_sessions16(group, ["CP-BL-AFTER"], [[1000, 1500]])
-    reading = {
-        "charge_point_id": "CP-BL-AFTER",
-        "connector_id": 1,
-        "ocpp_transaction_id": str(pk),
-        "samples": _register(2500, T0 + timedelta(minutes=5)),
-    }
+    reading = _reading16("CP-BL-AFTER", pk, 2500, T0 + timedelta(minutes=5))
     outcomes = await one_batch(
         group,
         (context, meter_values_record, reading),
@@ -226,20 +214,20 @@ async def test_201_ended_events_of_two_chargers_in_one_batch_end_each_its_own_se
             group,
             _transaction_event,
             charge_point_id=charger,
-            payload=_event201("Started", "TX-1", 0, base, 0),
+            payload=event201("Started", "TX-1", 0, base, 0),
         )
         await _in(
             context,
             group,
             _transaction_event,
             charge_point_id=charger,
-            payload=_event201("Updated", "TX-1", 1, base + 300, 1),
+            payload=event201("Updated", "TX-1", 1, base + 300, 1),
         )
     statements.clear()
     outcomes = await one_batch(
         group,
         *(
-            (context, _transaction_event, {"charge_point_id": charger, "payload": _event201("Ended", "TX-1", 2, wh, 2)})
+            (context, _transaction_event, {"charge_point_id": charger, "payload": event201("Ended", "TX-1", 2, wh, 2)})
             for context, charger, wh in zip(contexts, chargers, (10_700, 20_900), strict=True)
         ),
     )

@@ -21,21 +21,17 @@ from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint, Heartbeat
 from chargepoints.services import connector_status_set
 from charging.models import MeterSample, Transaction, TransactionStatus
-from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.meter_ledger import meter_values_record
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.handshake_auth import _attached_with_sessions
-from ocpp_gateway.tests.batches import Refused, one_batch, start16
+from ocpp_gateway.tests.batches import Refused, one_batch, refused, register_reading, start16
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
-
-
-def _register(wh: int, at: datetime, context: str = "Sample.Periodic") -> list[SampledValue]:
-    return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
 
 
 def _session_reads(func: Any, **kwargs: Any) -> list[str]:
@@ -61,15 +57,11 @@ def _event201(charge_point_id: str, kind: str, seq_no: int, wh: int, at: datetim
             evse_id=1,
             connector_id=1,
             authorize=False,
-            samples=_register(wh, at, "Transaction.Begin" if kind == "Started" else "Sample.Periodic"),
+            samples=register_reading(wh, at, "Transaction.Begin" if kind == "Started" else "Sample.Periodic"),
             seq_no=seq_no,
             started_event=kind == "Started",
         )
     )
-
-
-def _fail() -> None:
-    raise Refused
 
 
 def _heartbeat_of_no_charger() -> None:
@@ -110,7 +102,7 @@ async def test_a_known_sessions_meter_values_read_no_session_row(register_charge
             charge_point_id="CP-OS-1",
             connector_id=1,
             ocpp_transaction_id=str(pk),
-            samples=_register(wh, T0 + timedelta(minutes=minute)),
+            samples=register_reading(wh, T0 + timedelta(minutes=minute)),
         )
         assert reads == []
     session = await _session(pk)
@@ -128,7 +120,7 @@ async def test_an_edit_made_elsewhere_is_kept_and_the_reading_applied_on_top(reg
         charge_point_id="CP-OS-2",
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(1500, T0 + timedelta(minutes=1)),
+        samples=register_reading(1500, T0 + timedelta(minutes=1)),
     )
     # An operator corrects the meter start while the connection keeps the session as it was.
     await _admin_edit(pk, meter_start_wh=Decimal(400), needs_review=True)
@@ -138,7 +130,7 @@ async def test_an_edit_made_elsewhere_is_kept_and_the_reading_applied_on_top(reg
         charge_point_id="CP-OS-2",
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(1800, T0 + timedelta(minutes=2)),
+        samples=register_reading(1800, T0 + timedelta(minutes=2)),
     )
     assert reads  # the kept copy's write failed: read again, with its lock
     session = await _session(pk)
@@ -152,7 +144,7 @@ async def test_an_edit_made_elsewhere_is_kept_and_the_reading_applied_on_top(reg
         charge_point_id="CP-OS-2",
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(2000, T0 + timedelta(minutes=3)),
+        samples=register_reading(2000, T0 + timedelta(minutes=3)),
     )
     assert reads == []
     session = await _session(pk)
@@ -170,7 +162,7 @@ async def test_a_session_ended_elsewhere_is_not_reopened_by_a_kept_copy(register
         charge_point_id="CP-OS-3",
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(1300, T0 + timedelta(minutes=1)),
+        samples=register_reading(1300, T0 + timedelta(minutes=1)),
     )
     session = await _session(pk)
     assert session.status == TransactionStatus.ENDED
@@ -206,7 +198,7 @@ async def test_an_event_in_a_batch_written_again_counts_once_and_its_resend_is_a
             _event201,
             {"charge_point_id": "CP-OS-4", "kind": "Updated", "seq_no": 2, "wh": 1500, "at": T0 + timedelta(minutes=2)},
         ),
-        (_fail, {}),
+        (refused, {}),
     )
     assert outcomes[0] is None and isinstance(outcomes[1], Refused)
     session = await sync_to_async(Transaction.objects.get)(ocpp_transaction_id="TX-OPEN")
@@ -297,7 +289,7 @@ async def _kept_session(charge_point_id: str, group: CommitGroup, meter_start: i
         charge_point_id=charge_point_id,
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(meter_start + 500, T0 + timedelta(minutes=1)),
+        samples=register_reading(meter_start + 500, T0 + timedelta(minutes=1)),
     )
     return pk
 
@@ -398,7 +390,7 @@ async def test_a_stop_kept_by_a_connection_the_charger_left_meets_what_its_new_c
             charge_point_id="CP-OS-11",
             connector_id=1,
             ocpp_transaction_id=str(pk),
-            samples=_register(2400, T0 + timedelta(minutes=4)),
+            samples=register_reading(2400, T0 + timedelta(minutes=4)),
         )
 
     await asyncio.create_task(reconnected())
@@ -430,7 +422,9 @@ def _reading_without_id(charge_point_id: str, wh: int, minutes: int) -> list[str
     the charger row."""
     with CaptureQueriesContext(connection) as queries:
         meter_values_record(
-            charge_point_id=charge_point_id, connector_id=1, samples=_register(wh, T0 + timedelta(minutes=minutes))
+            charge_point_id=charge_point_id,
+            connector_id=1,
+            samples=register_reading(wh, T0 + timedelta(minutes=minutes)),
         )
     sessions, chargers = f'"{Transaction._meta.db_table}"', f'"{ChargePoint._meta.db_table}"'
     return [
@@ -463,7 +457,7 @@ async def test_a_reconnected_chargers_readings_with_or_without_its_id_read_no_se
         charge_point_id="CP-OS-12",
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(1200, T0 + timedelta(minutes=1)),
+        samples=register_reading(1200, T0 + timedelta(minutes=1)),
     )
     assert reads == []
     assert await group.run(_reading_without_id, charge_point_id="CP-OS-12", wh=1500, minutes=2) == []
@@ -570,7 +564,7 @@ async def test_a_reading_and_the_stop_of_its_session_in_one_batch_end_it_with_th
         "charge_point_id": "CP-OS-16",
         "connector_id": 1,
         "ocpp_transaction_id": str(pk),
-        "samples": _register(2500, T0 + timedelta(minutes=5)),
+        "samples": register_reading(2500, T0 + timedelta(minutes=5)),
     }
     outcomes = await one_batch(group, (meter_values_record, reading), (stop_without_meter_stop, {}))
     assert not any(isinstance(outcome, Exception) for outcome in outcomes)
@@ -622,7 +616,7 @@ async def test_a_handshake_reads_the_open_sessions_only_of_a_charger_that_has_so
         charge_point_id="CP-OS-15",
         connector_id=1,
         ocpp_transaction_id=str(pk),
-        samples=_register(1200, T0 + timedelta(minutes=1)),
+        samples=register_reading(1200, T0 + timedelta(minutes=1)),
     )
     assert reads == []
 
