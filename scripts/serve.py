@@ -31,7 +31,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTART_PAUSE = 1.0  # s before a worker that died is started again
-TESTS = re.compile(r"[/\\]tests[/\\]")  # not imported by a worker
 
 
 def _positive_int(name: str, default: int) -> int:
@@ -41,14 +40,25 @@ def _positive_int(name: str, default: int) -> int:
     return int(raw)
 
 
+def _tests_below(root: Path) -> re.Pattern[str]:
+    """The paths of the files in test directories below ``root`` (not imported by a worker), for
+    ``compileall``'s ``rx``, which searches the whole path: a ``tests`` directory above ``root`` is
+    not one."""
+    return re.compile(r"\A" + re.escape(os.fspath(root)) + r"[/\\](?:.*[/\\])?tests[/\\]")
+
+
 def bytecode_compiled(root: Path = ROOT) -> bool:
     """Writes ``__pycache__/*.pyc`` for the modules of the application's packages (the directories
     of ``root`` with an ``__init__.py``, their tests left out) whose bytecode is missing or older than
     their source: on an unchanged tree a ``stat`` per module (about 0.2 s). A tree it cannot write (the
-    image compiles at build) is left as it is, and the workers compile in memory as before. True when
-    every module has current bytecode."""
+    image compiles at build) is not read: the workers use the bytecode it has, or compile in memory as
+    before. True when every module has current bytecode; False too when the tree is not writable."""
+    root = root.absolute()
+    if not os.access(root, os.W_OK):
+        return False
     packages = sorted(path for path in root.iterdir() if (path / "__init__.py").is_file())
-    compiled = [compileall.compile_dir(package, quiet=2, rx=TESTS) for package in packages]  # every one
+    tests = _tests_below(root)
+    compiled = [compileall.compile_dir(package, quiet=2, rx=tests) for package in packages]  # every one
     return all(compiled)
 
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,6 +48,38 @@ def test_the_packages_modules_get_current_bytecode_and_their_tests_none(tmp_path
     os.utime(package / "models.py", ns=(written + 10**9, written + 10**9))
     assert serve.bytecode_compiled(tmp_path)
     assert _cached(package / "models.py").stat().st_mtime_ns != written  # stale: written again
+
+
+def _application(root: Path) -> tuple[Path, Path]:
+    """A tree below ``root`` with one package: its module and its test module."""
+    package, tests = root / "app", root / "app" / "tests"
+    tests.mkdir(parents=True)
+    for path in (package / "__init__.py", package / "models.py", tests / "__init__.py", tests / "test_x.py"):
+        path.write_text("VALUE = 1\n")
+    return package / "models.py", tests / "test_x.py"
+
+
+def test_a_tree_below_a_directory_named_tests_still_gets_its_bytecode(tmp_path: Path) -> None:
+    root = tmp_path / "tests" / "csms"
+    module, test_module = _application(root)
+
+    assert _serve().bytecode_compiled(root)
+
+    assert _cached(module).is_file()  # the old exclusion matched the "tests" above the root: none
+    assert not _cached(test_module).exists()
+
+
+def test_a_tree_it_cannot_write_is_not_compiled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The image ships its bytecode, read-only: compiling in the parent would be for nothing (and
+    as root, as these tests may run, a mode does not stop a write: ``os.access`` answers for it)."""
+    serve = _serve()
+    module, _ = _application(tmp_path)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK and access(path, mode))
+
+    assert not serve.bytecode_compiled(tmp_path)
+
+    assert not _cached(module).exists()
 
 
 def test_a_worker_s_application_does_not_load_the_webhook_delivery_s_http_client() -> None:
