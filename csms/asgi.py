@@ -8,34 +8,35 @@ import os
 # first costs 0.1-0.2 s of the same start-up.
 _collecting = gc.isenabled()
 gc.disable()
+try:
+    import django
 
-import django  # noqa: E402
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
+    django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "csms.settings")
-django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application
+    from channels.routing import ProtocolTypeRouter, URLRouter  # needs Django set up
+    from django.urls import get_resolver
 
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
-from django.urls import get_resolver  # noqa: E402
+    from csms.http_handler import OneHopAsgiHandler, daphne_form_parsing_off
+    from kernel.daphne_server import daphne_server_install
+    from kernel.log_format import route_daphne_access_log
+    from ocpp_gateway.routing import websocket_urlpatterns
 
-from csms.http_handler import OneHopAsgiHandler, daphne_form_parsing_off  # noqa: E402
-from kernel.daphne_server import daphne_server_install  # noqa: E402
-from kernel.log_format import route_daphne_access_log  # noqa: E402
-from ocpp_gateway.routing import websocket_urlpatterns  # noqa: E402
-
-route_daphne_access_log()
-daphne_form_parsing_off()
-daphne_server_install()
-django_asgi_app = OneHopAsgiHandler()
-# The URLconf (and every view, serializer and admin it imports) now, before daphne listens: Django
-# imports it lazily at the first request, which in a reconnect storm blocked the event loop for
-# seconds while handshakes queued (28 % of the first 20 s, issue 15).
-get_resolver().url_patterns  # noqa: B018  (loads the URLconf)
-# What is loaded by now (modules, the URLconf, settings) lives as long as the process: out of the
-# garbage collector's generations, a full collection no longer walks it (one took 0.11 s in an API
-# process, about 4 % of its CPU in a command round trip benchmark; issue 15).
-gc.freeze()
-if _collecting:
-    gc.enable()
+    route_daphne_access_log()
+    daphne_form_parsing_off()
+    daphne_server_install()
+    django_asgi_app = OneHopAsgiHandler()
+    # The URLconf (and every view, serializer and admin it imports) now, before daphne listens: Django
+    # imports it lazily at the first request, which in a reconnect storm blocked the event loop for
+    # seconds while handshakes queued (28 % of the first 20 s, issue 15).
+    get_resolver().url_patterns  # noqa: B018  (loads the URLconf)
+    # What is loaded by now (modules, the URLconf, settings) lives as long as the process: out of the
+    # garbage collector's generations, a full collection no longer walks it (one took 0.11 s in an API
+    # process, about 4 % of its CPU in a command round trip benchmark; issue 15).
+    gc.freeze()
+finally:  # a failed import (a test's, a shell's) leaves the collector as it found it
+    if _collecting:
+        gc.enable()
 # The collector's first generation is collected after 20,000 new container objects, not 700: a
 # message allocates hundreds (frames, dicts, model instances, dataclasses), nearly all freed by
 # their reference counts, so the default collected the young objects every few dozen messages and

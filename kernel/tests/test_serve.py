@@ -87,3 +87,18 @@ def test_a_worker_s_application_does_not_load_the_webhook_delivery_s_http_client
     code = "import sys, csms.asgi; print('aiohttp' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_an_application_import_that_fails_leaves_the_garbage_collector_enabled() -> None:
+    """The import runs with the cyclic collector off (a worker's start-up); one that fails (here the
+    gateway's routing cannot be imported) must not leave it off in the process that tried."""
+    code = (
+        "import gc, sys\n"
+        "sys.modules['ocpp_gateway.routing'] = None  # its import raises ImportError\n"
+        "try:\n"
+        "    import csms.asgi\n"
+        "except ImportError:\n"
+        "    print(gc.isenabled())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "True"
