@@ -61,10 +61,14 @@ def judged_here_only(settings) -> Iterator[None]:
     """A Redis database of this test's own for the announcements: the session's daphne processes
     sweep every few seconds, in the test database and the test Redis, and would release a dead
     process this test made up (and its chargers) before the test's own sweep does. Those made up
-    here are forgotten in the test Redis too, where a run stopped halfway may have left them."""
+    here are forgotten in the test Redis too, where a run stopped halfway may have left them.
+
+    The database is the test Redis's pair (0 and 1, 2 and 3, ..., 14 and 15: its number with the
+    lowest bit flipped): never the test's own, always one of Redis's 16 (``(n + 1) % 16`` took
+    15 to 0). Only the gateway announcements' keys are written and deleted there."""
     _redis().srem(KNOWN_KEY, *MADE_UP_PROCESSES)
     url = urlsplit(settings.REDIS_URL)
-    database = (int(url.path.strip("/") or 0) + 1) % 16
+    database = int(url.path.strip("/") or 0) ^ 1
     settings.REDIS_URL = urlunsplit(url._replace(path=f"/{database}"))
     _forget_every_gateway()
     yield
