@@ -136,11 +136,20 @@ def start_serve(port: int, var_dir: str, *, backlog: int | None = None) -> subpr
 SERVERS = {"daphne": start_daphne, "uvicorn": start_uvicorn, "granian": start_granian, "serve": start_serve}
 
 
+def _threads(pid: int) -> list[Path]:
+    """A process's threads' /proc directories; none for a process that has exited (even while they
+    are being listed)."""
+    try:
+        return list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:  # FileNotFoundError, ProcessLookupError: it exited
+        return []
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (a server's worker processes), from Linux /proc."""
     pids, index = [pid], 0
     while index < len(pids):
-        for task in Path(f"/proc/{pids[index]}/task").glob("*"):
+        for task in _threads(pids[index]):
             try:
                 pids += [int(child) for child in (task / "children").read_text().split()]
             except OSError:
@@ -155,6 +164,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def live_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes among ``pids`` still running have used so far (Linux /proc):
+    one that exited since it was listed counts nothing (its CPU went with it)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # FileNotFoundError, ProcessLookupError: it exited
+            total += cpu_seconds(pid)
+    return total
+
+
 def thread_cpu_seconds(pids: list[int]) -> dict[str, float]:
     """User and system CPU the processes' threads have used so far (Linux /proc), as ``loop_user``,
     ``loop_sys`` (each process's main thread: daphne's event loop; ``make serve``'s parent, nearly idle,
@@ -163,7 +182,7 @@ def thread_cpu_seconds(pids: list[int]) -> dict[str, float]:
     tick = os.sysconf("SC_CLK_TCK")
     used = {"loop_user": 0.0, "loop_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
     for pid in pids:
-        for task in Path(f"/proc/{pid}/task").glob("*"):
+        for task in _threads(pid):
             try:
                 user, system = (task / "stat").read_text().rsplit(")", 1)[1].split()[11:13]
             except (OSError, ValueError):

@@ -37,7 +37,7 @@ from harness import (  # also sets up Django
     MACHINE,
     ROOT,
     SERVERS,
-    cpu_seconds,
+    live_cpu_seconds,
     percentiles,
     process_tree,
     server_log_problems,
@@ -95,7 +95,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
         starting_at, load_at_start = time.monotonic(), os.getloadavg()[0]
         server = start_server(args.port, var_dir, backlog=args.backlog)
         stats = fleet.finish()
-        server_cpu_s = sum(cpu_seconds(pid) for pid in process_tree(server.pid))
+        server_cpu_s = live_cpu_seconds(process_tree(server.pid))  # a worker may have died and been replaced
         watch.join(timeout=5)
         done = sorted(at - watch.listening_at for at in stats.boot_done_at)
         booted = len(done)

@@ -1,0 +1,54 @@
+"""The benchmarks' readings of Linux /proc (benchmarks/harness.py): a process or thread that exits
+while it is read counts nothing, and the benchmark goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from conftest import _test_database_url
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the harness sets up the benchmark database"),
+    pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc"),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Run in a process of its own, from the project's root as the benchmarks are: importing the harness
+# sets Django up for the benchmark database.
+# ``Path.is_dir`` answering yes stands for the process having exited just after its directory
+# was looked at, before its threads were listed (``Path.glob`` then raised FileNotFoundError).
+_READINGS = """
+import json, os, pathlib, subprocess, sys
+sys.path.insert(0, "benchmarks")
+import harness
+exited = subprocess.Popen([sys.executable, "-c", ""])
+exited.wait()
+pathlib.Path.is_dir = lambda self: True
+print(json.dumps({
+    "threads": harness.thread_cpu_seconds([exited.pid]),
+    "tree": harness.process_tree(exited.pid),
+    "live": harness.live_cpu_seconds([os.getpid(), exited.pid]) > 0,
+}))
+"""
+
+
+def test_a_process_that_exited_while_it_was_read_counts_nothing() -> None:
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL or ""}
+    done = subprocess.run(
+        [sys.executable, "-c", _READINGS], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    readings = json.loads(done.stdout.splitlines()[-1])
+    assert readings["threads"] == {"loop_user": 0.0, "loop_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
+    assert len(readings["tree"]) == 1
+    assert readings["live"]
