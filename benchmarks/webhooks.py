@@ -100,7 +100,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "receive":
     sys.exit(0)
 
 
-from harness import MACHINE, ROOT, cpu_seconds, percentiles  # noqa: E402  (sets up Django on the benchmark database)
+# harness sets up Django on the benchmark database
+from harness import MACHINE, ROOT, cpu_seconds, live_cpu_seconds, percentiles, process_tree  # noqa: E402
 
 from django.core.management import call_command  # noqa: E402
 from django.db import transaction  # noqa: E402
@@ -158,11 +159,7 @@ def start_workers(layout: str, var_dir: Path, extra_env: dict[str, str]) -> list
 
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds of a process and its live children (prefork pool processes)."""
-    total = cpu_seconds(pid)
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        for child in (task / "children").read_text().split():
-            total += process_tree_cpu(int(child))
-    return total
+    return live_cpu_seconds(process_tree(pid))
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
