@@ -72,6 +72,17 @@ def register_reading(wh: int, at: datetime, context: str = "Sample.Periodic") ->
     return [SampledValue(timestamp=at, raw_value=str(wh), context=context)]
 
 
+def reading16(charge_point_id: str, pk: int, wh: int, at: datetime) -> dict[str, Any]:
+    """``meter_values_record``'s arguments for a MeterValues of session ``pk`` on connector 1: one
+    register reading of ``wh`` Wh at ``at``."""
+    return {
+        "charge_point_id": charge_point_id,
+        "connector_id": 1,
+        "ocpp_transaction_id": str(pk),
+        "samples": register_reading(wh, at),
+    }
+
+
 def event201(kind: str, transaction_id: str, seq_no: int, wh: int, minutes: float) -> dict[str, Any]:
     """A 2.0.1 TransactionEvent payload (``kind``: Started, Updated or Ended) on EVSE 1 with one
     energy register reading of ``wh`` Wh, sent ``minutes`` after ``T0``."""

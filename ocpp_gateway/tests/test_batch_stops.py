@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,8 +29,8 @@ from ocpp_gateway.tests.batches import (
     connection_context,
     event201,
     one_batch,
+    reading16,
     refused,
-    register_reading,
     registered,
     start16,
 )
@@ -62,16 +62,6 @@ def _stop16(charge_point_id: str, pk: int, meter_stop: int | None, minutes: int)
     }
 
 
-def _reading16(charge_point_id: str, pk: int, wh: int, at: datetime) -> dict[str, Any]:
-    """A MeterValues of session ``pk`` on connector 1: one register reading of ``wh`` Wh at ``at``."""
-    return {
-        "charge_point_id": charge_point_id,
-        "connector_id": 1,
-        "ocpp_transaction_id": str(pk),
-        "samples": register_reading(wh, at),
-    }
-
-
 def _start16(charge_point_id: str, meter_start: int) -> int:
     return transaction_start(start16(charge_point_id, meter_start, T0)).transaction.pk
 
@@ -87,9 +77,7 @@ async def _kept_sessions16(
         context = connection_context()
         pk = await _in(context, group, _start16, charge_point_id=charger, meter_start=register[0])
         for minute, wh in enumerate(register[1:], start=1):
-            await _in(
-                context, group, meter_values_record, **_reading16(charger, pk, wh, T0 + timedelta(minutes=minute))
-            )
+            await _in(context, group, meter_values_record, **reading16(charger, pk, wh, T0 + timedelta(minutes=minute)))
         contexts.append(context)
         pks.append(pk)
     return contexts, pks
@@ -161,7 +149,7 @@ async def test_stops_read_together_end_their_sessions_as_stops_read_one_at_a_tim
     contexts, pks = await _kept_sessions16(group, chargers, readings)
     for context, charger, pk in zip(contexts, chargers, pks, strict=True):  # outside every stop's window
         for wh, at in ((50_000_000, T0 - timedelta(days=1)), (60_000_000, T0 + timedelta(days=2))):
-            await _in(context, group, meter_values_record, **_reading16(charger, pk, wh, at))
+            await _in(context, group, meter_values_record, **reading16(charger, pk, wh, at))
     stops = [(2100, 30), (None, 30), (3150, 30)]
     together = await one_batch(
         group,
@@ -191,7 +179,7 @@ async def test_a_stop_after_a_reading_of_its_charger_in_the_batch_reads_that_rea
     write-behind buffer's is, which writes what the batch gathered so far)."""
     group = CommitGroup(max_units=64)
     (context,), (pk,) = await _kept_sessions16(group, ["CP-BL-AFTER"], [[1000, 1500]])
-    reading = _reading16("CP-BL-AFTER", pk, 2500, T0 + timedelta(minutes=5))
+    reading = reading16("CP-BL-AFTER", pk, 2500, T0 + timedelta(minutes=5))
     outcomes = await one_batch(
         group,
         (context, meter_values_record, reading),

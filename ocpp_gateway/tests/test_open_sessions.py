@@ -27,7 +27,7 @@ from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.handshake_auth import _attached_with_sessions
-from ocpp_gateway.tests.batches import Refused, one_batch, refused, register_reading, start16
+from ocpp_gateway.tests.batches import Refused, one_batch, reading16, refused, register_reading, start16
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,10 +99,7 @@ async def test_a_known_sessions_meter_values_read_no_session_row(register_charge
         reads = await group.run(
             _session_reads,
             func=meter_values_record,
-            charge_point_id="CP-OS-1",
-            connector_id=1,
-            ocpp_transaction_id=str(pk),
-            samples=register_reading(wh, T0 + timedelta(minutes=minute)),
+            **reading16("CP-OS-1", pk, wh, T0 + timedelta(minutes=minute)),
         )
         assert reads == []
     session = await _session(pk)
@@ -117,20 +114,14 @@ async def test_an_edit_made_elsewhere_is_kept_and_the_reading_applied_on_top(reg
     pk = await group.run(_start16, charge_point_id="CP-OS-2", meter_start=1000)
     await group.run(
         meter_values_record,
-        charge_point_id="CP-OS-2",
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(1500, T0 + timedelta(minutes=1)),
+        **reading16("CP-OS-2", pk, 1500, T0 + timedelta(minutes=1)),
     )
     # An operator corrects the meter start while the connection keeps the session as it was.
     await _admin_edit(pk, meter_start_wh=Decimal(400), needs_review=True)
     reads = await group.run(
         _session_reads,
         func=meter_values_record,
-        charge_point_id="CP-OS-2",
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(1800, T0 + timedelta(minutes=2)),
+        **reading16("CP-OS-2", pk, 1800, T0 + timedelta(minutes=2)),
     )
     assert reads  # the kept copy's write failed: read again, with its lock
     session = await _session(pk)
@@ -141,10 +132,7 @@ async def test_an_edit_made_elsewhere_is_kept_and_the_reading_applied_on_top(reg
     reads = await group.run(
         _session_reads,
         func=meter_values_record,
-        charge_point_id="CP-OS-2",
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(2000, T0 + timedelta(minutes=3)),
+        **reading16("CP-OS-2", pk, 2000, T0 + timedelta(minutes=3)),
     )
     assert reads == []
     session = await _session(pk)
@@ -159,10 +147,7 @@ async def test_a_session_ended_elsewhere_is_not_reopened_by_a_kept_copy(register
     await _admin_edit(pk, status=TransactionStatus.ENDED, stopped_at=T0 + timedelta(minutes=5))
     await group.run(
         meter_values_record,
-        charge_point_id="CP-OS-3",
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(1300, T0 + timedelta(minutes=1)),
+        **reading16("CP-OS-3", pk, 1300, T0 + timedelta(minutes=1)),
     )
     session = await _session(pk)
     assert session.status == TransactionStatus.ENDED
@@ -286,10 +271,7 @@ async def _kept_session(charge_point_id: str, group: CommitGroup, meter_start: i
     pk = await group.run(_start16, charge_point_id=charge_point_id, meter_start=meter_start)
     await group.run(
         meter_values_record,
-        charge_point_id=charge_point_id,
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(meter_start + 500, T0 + timedelta(minutes=1)),
+        **reading16(charge_point_id, pk, meter_start + 500, T0 + timedelta(minutes=1)),
     )
     return pk
 
@@ -387,10 +369,7 @@ async def test_a_stop_kept_by_a_connection_the_charger_left_meets_what_its_new_c
         open_sessions_bind()
         await group.run(
             meter_values_record,
-            charge_point_id="CP-OS-11",
-            connector_id=1,
-            ocpp_transaction_id=str(pk),
-            samples=register_reading(2400, T0 + timedelta(minutes=4)),
+            **reading16("CP-OS-11", pk, 2400, T0 + timedelta(minutes=4)),
         )
 
     await asyncio.create_task(reconnected())
@@ -454,10 +433,7 @@ async def test_a_reconnected_chargers_readings_with_or_without_its_id_read_no_se
     reads = await group.run(
         _session_reads,
         func=meter_values_record,
-        charge_point_id="CP-OS-12",
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(1200, T0 + timedelta(minutes=1)),
+        **reading16("CP-OS-12", pk, 1200, T0 + timedelta(minutes=1)),
     )
     assert reads == []
     assert await group.run(_reading_without_id, charge_point_id="CP-OS-12", wh=1500, minutes=2) == []
@@ -560,12 +536,7 @@ async def test_a_reading_and_the_stop_of_its_session_in_one_batch_end_it_with_th
             )
         )
 
-    reading = {
-        "charge_point_id": "CP-OS-16",
-        "connector_id": 1,
-        "ocpp_transaction_id": str(pk),
-        "samples": register_reading(2500, T0 + timedelta(minutes=5)),
-    }
+    reading = reading16("CP-OS-16", pk, 2500, T0 + timedelta(minutes=5))
     outcomes = await one_batch(group, (meter_values_record, reading), (stop_without_meter_stop, {}))
     assert not any(isinstance(outcome, Exception) for outcome in outcomes)
     session = await _session(pk)
@@ -613,10 +584,7 @@ async def test_a_handshake_reads_the_open_sessions_only_of_a_charger_that_has_so
     reads = await group.run(
         _session_reads,
         func=meter_values_record,
-        charge_point_id="CP-OS-15",
-        connector_id=1,
-        ocpp_transaction_id=str(pk),
-        samples=register_reading(1200, T0 + timedelta(minutes=1)),
+        **reading16("CP-OS-15", pk, 1200, T0 + timedelta(minutes=1)),
     )
     assert reads == []
 
