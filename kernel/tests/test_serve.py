@@ -26,30 +26,6 @@ def _cached(source: Path) -> Path:
     return Path(importlib.util.cache_from_source(str(source)))
 
 
-def test_the_packages_modules_get_current_bytecode_and_their_tests_none(tmp_path: Path) -> None:
-    serve = _serve()
-    package, tests, loose = tmp_path / "app", tmp_path / "app" / "tests", tmp_path / "not_a_package"
-    for directory in (package, tests, loose):
-        directory.mkdir()
-    for path in (package / "__init__.py", package / "models.py", tests / "__init__.py", tests / "test_x.py"):
-        path.write_text("VALUE = 1\n")
-    (loose / "helper.py").write_text("VALUE = 1\n")
-
-    assert serve.bytecode_compiled(tmp_path)
-
-    assert _cached(package / "models.py").is_file()  # written although PYTHONDONTWRITEBYTECODE may be set
-    assert not _cached(tests / "test_x.py").exists()
-    assert not _cached(loose / "helper.py").exists()  # not a package: nothing a worker imports
-    written = _cached(package / "models.py").stat().st_mtime_ns
-    assert serve.bytecode_compiled(tmp_path)  # current: left as it is
-    assert _cached(package / "models.py").stat().st_mtime_ns == written
-
-    (package / "models.py").write_text("VALUE = 2  # changed\n")
-    os.utime(package / "models.py", ns=(written + 10**9, written + 10**9))
-    assert serve.bytecode_compiled(tmp_path)
-    assert _cached(package / "models.py").stat().st_mtime_ns != written  # stale: written again
-
-
 def _application(root: Path) -> tuple[Path, Path]:
     """A tree below ``root`` with one package: its module and its test module."""
     package, tests = root / "app", root / "app" / "tests"
@@ -57,6 +33,27 @@ def _application(root: Path) -> tuple[Path, Path]:
     for path in (package / "__init__.py", package / "models.py", tests / "__init__.py", tests / "test_x.py"):
         path.write_text("VALUE = 1\n")
     return package / "models.py", tests / "test_x.py"
+
+
+def test_the_packages_modules_get_current_bytecode_and_their_tests_none(tmp_path: Path) -> None:
+    serve = _serve()
+    module, test_module = _application(tmp_path)
+    (tmp_path / "not_a_package").mkdir()
+    (tmp_path / "not_a_package" / "helper.py").write_text("VALUE = 1\n")
+
+    assert serve.bytecode_compiled(tmp_path)
+
+    assert _cached(module).is_file()  # written although PYTHONDONTWRITEBYTECODE may be set
+    assert not _cached(test_module).exists()
+    assert not _cached(tmp_path / "not_a_package" / "helper.py").exists()  # not a package: nothing a worker imports
+    written = _cached(module).stat().st_mtime_ns
+    assert serve.bytecode_compiled(tmp_path)  # current: left as it is
+    assert _cached(module).stat().st_mtime_ns == written
+
+    module.write_text("VALUE = 2  # changed\n")
+    os.utime(module, ns=(written + 10**9, written + 10**9))
+    assert serve.bytecode_compiled(tmp_path)
+    assert _cached(module).stat().st_mtime_ns != written  # stale: written again
 
 
 def test_a_tree_below_a_directory_named_tests_still_gets_its_bytecode(tmp_path: Path) -> None:
