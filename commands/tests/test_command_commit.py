@@ -46,9 +46,7 @@ def test_a_command_not_waited_for_is_flushed_before_its_answer(api_client, regis
     assert "INSERT" in recorded and ASYNC_COMMIT not in recorded
 
 
-def test_a_command_in_a_caller_s_transaction_leaves_that_transaction_s_commit_alone(
-    api_client, register_charge_point
-):
+def test_a_command_in_a_caller_s_transaction_leaves_that_transaction_s_commit_alone(api_client, register_charge_point):
     register_charge_point("CP-1", ocpp_version="1.6")
     assert reset(api_client) == 503
     with transaction.atomic():
