@@ -28,6 +28,7 @@ from django.conf import settings
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_disconnect
 from kernel import metrics
+from kernel.charger_connections import MessageNotSent
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,9 @@ class BlockingChannelLayer(Protocol):
     def send_blocking(self, channel: str, message: dict[str, Any]) -> None: ...
     def send_receive_blocking(
         self, channel: str, message: dict[str, Any], reply_channel: str, timeout: float
-    ) -> dict[str, Any] | None: ...
+    ) -> dict[str, Any] | None:
+        """Raises ``MessageNotSent`` when ``message`` was not sent; anything else it raises came after the send."""
+
     def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None: ...
 
 
@@ -169,10 +172,12 @@ async def _round_trip(
     }
     try:
         ack = await transport.send_then_first_reply(channel_name, request, reply_to)
-    except _NotSent as not_sent:  # channel full, or the channel layer (Redis) unreachable
+    except MessageNotSent as not_sent:  # channel full, or the channel layer (Redis) unreachable
         error = not_sent.error
         logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
         return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
+    except Exception as error:  # the CALL went out: the charger may have it, its answer is lost
+        return _answer_lost(charge_point_id, error)
     if ack is None:
         if transport.reaches_this_process_only:
             # The embedded default reaches this process only: the socket may well be held by another
@@ -183,8 +188,19 @@ async def _round_trip(
         return CallOutcome(Outcome.NOT_CONNECTED)
     reply = ack
     if ack["type"] == "ocpp.call.accepted":
-        reply = await transport.reply(reply_to, timeout + REPLY_MARGIN) or {"outcome": Outcome.TIMEOUT}
+        try:
+            reply = await transport.reply(reply_to, timeout + REPLY_MARGIN) or {"outcome": Outcome.TIMEOUT}
+        except Exception as error:
+            return _answer_lost(charge_point_id, error)
     return call_outcome(reply, started=started)
+
+
+def _answer_lost(charge_point_id: str, error: Exception) -> CallOutcome:
+    """A CALL sent whose answer could not be had (a reply that cannot be read, the layer failing
+    past its own retries): as for a charger that did not answer in time (a ``Timeout``, HTTP 504),
+    not ``NOT_CONNECTED``, for the charger may have received it and acted."""
+    logger.exception("%s: a command was sent but its answer could not be received", charge_point_id)
+    return CallOutcome(Outcome.TIMEOUT, error_description=f"channel layer: {error!r}")
 
 
 def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
@@ -204,14 +220,6 @@ def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
 _Reply = dict[str, Any] | None  # a reply on the CALL's reply channel, None if none came in time
 
 
-class _NotSent(Exception):
-    """The CALL's request did not reach the channel layer: ``error`` (a full channel, Redis unreachable)."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(repr(error))
-        self.error = error
-
-
 class _Transport(Protocol):
     """How a CALL reaches the consumer holding the socket and hears back (``_call``'s input and
     output, no rules): through the event loop, or blocking in the caller's thread."""
@@ -221,7 +229,7 @@ class _Transport(Protocol):
     async def presence(self, charge_point_id: str) -> str: ...
     async def reply_channel(self) -> str: ...
     async def send_then_first_reply(self, channel: str, request: dict[str, Any], reply_to: str) -> _Reply:
-        """``request`` sent to ``channel`` (else ``_NotSent``), then the answer or the acknowledgement
+        """``request`` sent to ``channel`` (else ``MessageNotSent``), then the answer or the acknowledgement
         on ``reply_to`` within ACK_TIMEOUT seconds (None if neither came), the caller's ``when_slow``
         run meanwhile if neither came within SLOW_AFTER."""
 
@@ -252,7 +260,7 @@ class _LoopTransport:
         try:
             await self.layer.send(channel, request)
         except Exception as error:
-            raise _NotSent(error) from error
+            raise MessageNotSent(error) from error
         return await self._first_reply(reply_to)
 
     async def _first_reply(self, reply_to: str) -> dict[str, Any] | None:
@@ -313,10 +321,7 @@ class _ThreadTransport:
         """The send and the first wait in one round trip to Redis (``send_receive_blocking``)."""
         waiting_since = time.monotonic()
         first_wait = SLOW_AFTER if self.when_slow is not None else ACK_TIMEOUT
-        try:
-            reply = self.layer.send_receive_blocking(channel, request, reply_to, first_wait)
-        except Exception as error:
-            raise _NotSent(error) from error
+        reply = self.layer.send_receive_blocking(channel, request, reply_to, first_wait)
         if reply is not None or self.when_slow is None:
             return reply
         try:

@@ -6,6 +6,15 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 
+class MessageNotSent(Exception):
+    """A channel-layer message that did not reach its channel: ``error`` says why (``ChannelFull``, the
+    layer unreachable). Raised only where nothing was sent: what fails after a send is not this."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
 async def connection_close(*, channel_name: str, reason: str) -> None:
     """Ask the consumer behind ``channel_name`` to close its socket.
 

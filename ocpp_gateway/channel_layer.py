@@ -43,6 +43,8 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript, Script
 from redis.retry import Retry as SyncRetry
 
+from kernel.charger_connections import MessageNotSent
+
 logger = logging.getLogger(__name__)
 
 # KEYS[1] channel key; ARGV: expired-before score, capacity (0: none), score, message, expiry seconds.
@@ -171,21 +173,26 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         """``send_blocking`` to ``channel``, then ``receive_blocking`` on ``reply_channel`` for up to
         ``timeout`` seconds, the send and the first pop written to Redis together: a command answered
         within the pop costs one round trip, not two (the API process's CPU per command and a step of
-        its latency, issue 15). Raises as ``send_blocking`` does, the pop then abandoned with its
-        connection; a connection that fails before the send's answer is read is given up and the
-        send made again through ``send_blocking``, as its client's retry would."""
+        its latency, issue 15).
+
+        Raises ``MessageNotSent`` (its ``error``: ``ChannelFull``, the Redis error) when the message
+        was not sent: at capacity (the pop then abandoned with its connection), or with no
+        connection to be had from the pool (Redis away, the pool exhausted for its ``timeout``): the
+        caller hears at once, not after a second wait. A connection that fails before the send's
+        answer is read is given up and the send made again through ``send_blocking``, as its
+        client's retry would. What fails after the send (a reply that cannot be read) raises as it is.
+        """
         pop_for = min(round(timeout, 3), _BLOCKING_POP_MOST)
         if pop_for <= 0:  # a pop of 0 s would wait for ever
-            self.send_blocking(channel, message)
+            self._sent_blocking(channel, message)
             return None
         started = time.monotonic()
         _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
         pool = self._blocking_client().connection_pool
         try:
             connection = pool.get_connection()
-        except _RESENT_AFTER:  # Redis unreachable for now: send_blocking's retries decide, as before
-            self.send_blocking(channel, message)
-            return self.receive_blocking(reply_channel, timeout - (time.monotonic() - started))
+        except RedisError as error:
+            raise MessageNotSent(error) from error
         sent: int | None = None
         popped: list[bytes] | None = None
         answered = resend = False  # answered: both answers read, the connection is clean for the pool
@@ -200,20 +207,27 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
                 answered = True
         except RedisError as error:
             if sent is None and not isinstance(error, _RESENT_AFTER):
-                raise
+                raise MessageNotSent(error) from error
             resend = sent is None  # else the send is done and the pop failed: waited on below
         finally:
             if not answered:
                 connection.disconnect()  # a pop still pending on it goes with it
             pool.release(connection)
         if resend:
-            self.send_blocking(channel, message)
+            self._sent_blocking(channel, message)
         elif not sent:
-            raise ChannelFull()
+            raise MessageNotSent(ChannelFull())
         elif popped is not None:
             reply: dict[str, Any] = self.deserialize(popped[1])
             return reply
         return self.receive_blocking(reply_channel, timeout - (time.monotonic() - started))
+
+    def _sent_blocking(self, channel: str, message: dict[str, Any]) -> None:
+        """``send_blocking``, its failure raised as ``MessageNotSent``."""
+        try:
+            self.send_blocking(channel, message)
+        except (ChannelFull, RedisError) as error:
+            raise MessageNotSent(error) from error
 
     def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None:
         """The next message on a ``blocking_reply_channel``, waiting up to ``timeout`` seconds in

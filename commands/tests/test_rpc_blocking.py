@@ -8,6 +8,7 @@ import contextlib
 import copy
 import json
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -132,3 +133,34 @@ async def test_commands_beyond_the_blocking_waiters_wait_through_the_event_loop_
             await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
         outcomes = await asyncio.wait_for(asyncio.gather(*sending), 15)
     assert [outcome.outcome for outcome in outcomes] == [Outcome.RESULT] * len(ids)
+
+
+def named_channel_with_a_reply_waiting(monkeypatch, reply: bytes | None) -> tuple[Any, str]:
+    """The layer, a named channel standing for a consumer's, and ``reply`` (raw) already waiting on
+    the reply channel the next CALL will use."""
+    layer = get_channel_layer()
+    reply_to = layer.blocking_reply_channel()
+    monkeypatch.setattr(layer, "blocking_reply_channel", lambda: reply_to)
+    if reply is not None:
+        layer._blocking_client().zadd(layer.prefix + reply_to, {reply: 1})
+    return layer, f"ocpp-test-consumer-{uuid.uuid4().hex}"
+
+
+def test_a_reply_that_cannot_be_read_after_the_call_was_sent_is_a_timeout_not_not_connected(monkeypatch):
+    """The CALL went out (the charger may have acted on it): its lost answer is no "not connected"."""
+    layer, consumer_channel = named_channel_with_a_reply_waiting(monkeypatch, b"x" * 12 + b"\xc1")  # not msgpack
+    outcome = send_call_sync("CP-UNREADABLE", "Reset", {"type": "Soft"}, channel_name=consumer_channel)
+    assert outcome.outcome == Outcome.TIMEOUT and outcome.error_description.startswith("channel layer: ")
+    request = layer.receive_blocking(consumer_channel, 5)
+    assert (request["action"], request["payload"]) == ("Reset", {"type": "Soft"})
+
+
+def test_a_call_to_a_full_channel_is_not_sent_and_not_connected(monkeypatch):
+    layer, consumer_channel = named_channel_with_a_reply_waiting(monkeypatch, None)
+    capacity = layer.get_capacity(consumer_channel)
+    for n in range(capacity):
+        layer.send_blocking(consumer_channel, {"type": "ping", "n": n})
+    outcome = send_call_sync("CP-FULL", "Reset", {"type": "Soft"}, channel_name=consumer_channel)
+    assert outcome.outcome == Outcome.NOT_CONNECTED and "ChannelFull" in outcome.error_description
+    held = [layer.receive_blocking(consumer_channel, 1) for _ in range(capacity + 1)]
+    assert [message["type"] for message in held[:capacity]] == ["ping"] * capacity and held[capacity] is None

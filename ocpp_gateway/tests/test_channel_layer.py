@@ -9,7 +9,7 @@ import pytest
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from kernel.charger_connections import connection_close
+from kernel.charger_connections import MessageNotSent, connection_close
 from ocpp_gateway.channel_layer import BlockingPoolRedisChannelLayer
 
 
@@ -192,8 +192,9 @@ async def test_a_combined_send_at_capacity_is_refused_and_its_pop_dropped(layer)
     channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
     for n in range(3):
         await asyncio.to_thread(layer.send_blocking, channel, {"type": "ping", "n": n})
-    with pytest.raises(ChannelFull):
+    with pytest.raises(MessageNotSent) as not_sent:
         await asyncio.to_thread(layer.send_receive_blocking, channel, {"type": "ping", "n": 3}, reply_to, 5)
+    assert isinstance(not_sent.value.error, ChannelFull)
     # The pop went with its connection: a reply sent now waits for the next receive.
     await layer.send(reply_to, {"type": "late"})
     assert await asyncio.to_thread(layer.receive_blocking, reply_to, 5) == {"type": "late"}
@@ -232,7 +233,9 @@ async def test_a_combined_send_waits_for_a_reply_slower_than_its_first_pop(layer
     assert await asyncio.to_thread(layer.receive_blocking, reply_to, 5) == {"type": "slow"}
 
 
-async def test_a_combined_send_without_a_connection_at_first_sends_through_the_retrying_client(layer, monkeypatch):
+async def test_a_combined_send_without_a_connection_is_not_sent_at_once(layer, monkeypatch):
+    """No connection from the pool (Redis away, the pool exhausted): not sent, said at once, not after
+    a second wait through ``send_blocking``'s client."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
@@ -246,9 +249,22 @@ async def test_a_combined_send_without_a_connection_at_first_sends_through_the_r
         return connection_of(*args, **kwargs)
 
     monkeypatch.setattr(pool, "get_connection", unreachable_once)
-    consumer = _answered_by_the_consumer(layer, consumer_channel, [{"type": "ocpp.call.reply", "outcome": "result"}])
-    reply = await asyncio.to_thread(
-        layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
-    )
-    assert reply == {"type": "ocpp.call.reply", "outcome": "result"} and len(asked) > 1
-    assert await consumer == {"type": "ocpp.call", "reply_to": reply_to}
+    with pytest.raises(MessageNotSent) as not_sent:
+        await asyncio.to_thread(
+            layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
+        )
+    assert isinstance(not_sent.value.error, RedisConnectionError) and asked == [1]
+    with pytest.raises(TimeoutError):  # nothing sent
+        await asyncio.wait_for(layer.receive(consumer_channel), 0.5)
+
+
+async def test_a_reply_that_cannot_be_read_after_a_combined_send_is_not_a_message_not_sent(layer):
+    """The send went out (the consumer has it): a reply that fails to deserialise raises as it is."""
+    consumer_channel, reply_to = await layer.new_channel(), layer.blocking_reply_channel()
+    await layer.connection(0).zadd(layer.prefix + reply_to, {b"x" * 12 + b"\xc1": 1})  # not msgpack
+    with pytest.raises(Exception) as failed:
+        await asyncio.to_thread(
+            layer.send_receive_blocking, consumer_channel, {"type": "ocpp.call", "reply_to": reply_to}, reply_to, 5
+        )
+    assert not isinstance(failed.value, MessageNotSent)
+    assert await asyncio.wait_for(layer.receive(consumer_channel), 5) == {"type": "ocpp.call", "reply_to": reply_to}
