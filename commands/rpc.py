@@ -85,6 +85,9 @@ async def send_call(
     )
 
 
+_Reply = dict[str, Any] | None  # a reply on the CALL's reply channel, None if none came in time
+
+
 @runtime_checkable
 class BlockingChannelLayer(Protocol):
     """A channel layer a thread can send through and receive replies from without the event loop
@@ -94,13 +97,12 @@ class BlockingChannelLayer(Protocol):
 
     def blocking_calls(self) -> bool: ...
     def blocking_reply_channel(self) -> str: ...
-    def send_blocking(self, channel: str, message: dict[str, Any]) -> None: ...
     def send_receive_blocking(
         self, channel: str, message: dict[str, Any], reply_channel: str, timeout: float
-    ) -> dict[str, Any] | None:
+    ) -> _Reply:
         """Raises ``MessageNotSent`` when ``message`` was not sent; anything else it raises came after the send."""
 
-    def receive_blocking(self, channel: str, timeout: float) -> dict[str, Any] | None: ...
+    def receive_blocking(self, channel: str, timeout: float) -> _Reply: ...
 
 
 def send_call_sync(
@@ -217,9 +219,6 @@ def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:
     )
 
 
-_Reply = dict[str, Any] | None  # a reply on the CALL's reply channel, None if none came in time
-
-
 class _Transport(Protocol):
     """How a CALL reaches the consumer holding the socket and hears back (``_call``'s input and
     output, no rules): through the event loop, or blocking in the caller's thread."""
@@ -233,7 +232,7 @@ class _Transport(Protocol):
         on ``reply_to`` within ACK_TIMEOUT seconds (None if neither came), the caller's ``when_slow``
         run meanwhile if neither came within SLOW_AFTER."""
 
-    async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None: ...
+    async def reply(self, reply_to: str, timeout: float) -> _Reply: ...
     async def clear_presence(self, charge_point_id: str, channel_name: str) -> None: ...
 
 
@@ -263,7 +262,7 @@ class _LoopTransport:
             raise MessageNotSent(error) from error
         return await self._first_reply(reply_to)
 
-    async def _first_reply(self, reply_to: str) -> dict[str, Any] | None:
+    async def _first_reply(self, reply_to: str) -> _Reply:
         waiting_since = time.monotonic()
         reply_wait = asyncio.ensure_future(self.layer.receive(reply_to))
         try:
@@ -283,7 +282,7 @@ class _LoopTransport:
         finally:
             reply_wait.cancel()  # a no-op once it is done
 
-    async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None:
+    async def reply(self, reply_to: str, timeout: float) -> _Reply:
         try:
             reply: dict[str, Any] = await asyncio.wait_for(self.layer.receive(reply_to), timeout)
         except TimeoutError:
@@ -330,7 +329,7 @@ class _ThreadTransport:
             logger.exception("a command's slow-answer hook failed")
         return self.layer.receive_blocking(reply_to, max(0.0, ACK_TIMEOUT - (time.monotonic() - waiting_since)))
 
-    async def reply(self, reply_to: str, timeout: float) -> dict[str, Any] | None:
+    async def reply(self, reply_to: str, timeout: float) -> _Reply:
         return self.layer.receive_blocking(reply_to, timeout)
 
     async def clear_presence(self, charge_point_id: str, channel_name: str) -> None:

@@ -230,7 +230,7 @@ def _command_recorded_at_once(request: CommandRequest, action: str, *, outcome_f
     key_active, key_params = "true", list[Any]()
     if (unchecked := _key_to_check(request)) is not None:
         key_active, key_params = api_key_active_check(api_key=unchecked)
-    flushed_later = outcome_follows and not connection.in_atomic_block
+    flushed_later = outcome_follows and connection.get_autocommit() and not connection.in_atomic_block
     commit_setting = _PENDING_ROW_FLUSHED_BY_THE_OUTCOME if flushed_later else ""
     statement = _RECORD_AT_ONCE.format(key_active=key_active, insert=insert, commit_setting=commit_setting)
     with bound_cursor() as cursor:

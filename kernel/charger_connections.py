@@ -8,7 +8,8 @@ from channels.layers import get_channel_layer
 
 class MessageNotSent(Exception):
     """A channel-layer message that did not reach its channel: ``error`` says why (``ChannelFull``, the
-    layer unreachable). Raised only where nothing was sent: what fails after a send is not this."""
+    layer unreachable, a message that cannot be serialised). Raised where the sender saw nothing go
+    out: what fails after a send is not this."""
 
     def __init__(self, error: Exception) -> None:
         super().__init__(repr(error))

@@ -84,7 +84,11 @@ _kept = threading.local()
 def bound_cursors_kept() -> Iterator[None]:
     """Within the block, ``bound_cursor`` in this thread lends one cursor, closed at the end
     (a batch's: psycopg finds a parameter type's dumper and a column type's loader once per
-    cursor, so a cursor per statement finds them again for each; about 15 µs a statement)."""
+    cursor, so a cursor per statement finds them again for each; about 15 µs a statement). A block
+    inside another lends the outer block's cursor."""
+    if getattr(_kept, "cursor", None) is not None:
+        yield
+        return
     kept = _kept.cursor = _KeptCursor()
     try:
         yield

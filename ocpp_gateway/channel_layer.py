@@ -152,8 +152,8 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
     # two thread wake-ups cost an API process about 14 % of its CPU per command (issue 15).
 
     def blocking_calls(self) -> bool:
-        """Whether ``send_blocking`` and ``receive_blocking`` may be used: with one Redis host
-        (with several, channels-redis spreads a named channel's messages over them)."""
+        """Whether ``send_receive_blocking`` and ``receive_blocking`` may be used: with one Redis
+        host (with several, channels-redis spreads a named channel's messages over them)."""
         return len(self.hosts) == 1
 
     def blocking_reply_channel(self) -> str:
@@ -177,21 +177,23 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
 
         Raises ``MessageNotSent`` (its ``error``: ``ChannelFull``, the Redis error) when the message
         was not sent: at capacity (the pop then abandoned with its connection), or with no
-        connection to be had from the pool (Redis away, the pool exhausted for its ``timeout``): the
-        caller hears at once, not after a second wait. A connection that fails before the send's
-        answer is read is given up and the send made again through ``send_blocking``, as its
-        client's retry would. What fails after the send (a reply that cannot be read) raises as it is.
+        connection to be had from the pool (Redis away, the pool exhausted for its ``timeout``), or a
+        message that cannot be serialised: the caller hears at once, not after a second wait. A
+        connection that fails before the send's answer is read is given up and the send made again
+        through ``send_blocking``, as its client's retry would (the first may have reached Redis: at
+        most once is not promised there, as with the client's own retry). What fails after the send
+        (a reply that cannot be read) raises as it is.
         """
         pop_for = min(round(timeout, 3), _BLOCKING_POP_MOST)
         if pop_for <= 0:  # a pop of 0 s would wait for ever
             self._sent_blocking(channel, message)
             return None
         started = time.monotonic()
-        _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
-        pool = self._blocking_client().connection_pool
-        try:
+        try:  # a message that cannot be serialised, or no connection to be had: nothing went out
+            _, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
+            pool = self._blocking_client().connection_pool
             connection = pool.get_connection()
-        except RedisError as error:
+        except Exception as error:
             raise MessageNotSent(error) from error
         sent: int | None = None
         popped: list[bytes] | None = None

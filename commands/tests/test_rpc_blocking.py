@@ -155,6 +155,17 @@ def test_a_reply_that_cannot_be_read_after_the_call_was_sent_is_a_timeout_not_no
     assert (request["action"], request["payload"]) == ("Reset", {"type": "Soft"})
 
 
+def test_an_answer_that_cannot_be_read_after_the_charger_s_acknowledgement_is_a_timeout(monkeypatch):
+    """The consumer acknowledged the CALL (it is on the charger's socket), then its answer cannot be
+    read: a ``Timeout`` (504), not a 500 leaving the command pending, nor "not connected"."""
+    layer, consumer_channel = named_channel_with_a_reply_waiting(monkeypatch, None)
+    accepted, unreadable = layer.serialize({"type": "ocpp.call.accepted"}), b"x" * 12 + b"\xc1"
+    layer._blocking_client().zadd(layer.prefix + layer.blocking_reply_channel(), {accepted: 1, unreadable: 2})
+    outcome = send_call_sync("CP-UNREADABLE-ANSWER", "Reset", {"type": "Soft"}, channel_name=consumer_channel)
+    assert outcome.outcome == Outcome.TIMEOUT and outcome.error_description.startswith("channel layer: ")
+    assert layer.receive_blocking(consumer_channel, 5)["action"] == "Reset"
+
+
 def test_a_call_to_a_full_channel_is_not_sent_and_not_connected(monkeypatch):
     layer, consumer_channel = named_channel_with_a_reply_waiting(monkeypatch, None)
     capacity = layer.get_capacity(consumer_channel)
