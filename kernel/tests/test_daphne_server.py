@@ -22,8 +22,8 @@ import importlib.util
 import inspect
 import socket
 import sys
-import time
 import textwrap
+import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
