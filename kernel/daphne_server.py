@@ -10,7 +10,10 @@ for an idle charger's connection.
 
 **Handshakes beyond the process's cap answered early** (``CSMS_MAX_HANDSHAKES_IN_FLIGHT``). The
 server counts the WebSocket handshakes it has handed to the application and not yet seen end: the
-application accepted or closed, or its instance finished. A socket dropped meanwhile (daphne's
+application accepted or closed, or its instance finished. The cap itself follows the rate the
+process accepts handshakes at (``HandshakeGate.cap``: a second's worth, 100 at least, the setting at
+most), so a loaded process admits what it finishes within about a second instead of 400 handshakes
+that all slow down together (and whose chargers' Boots then wait behind them). A socket dropped meanwhile (daphne's
 connect timeout) still counts while the consumer works on it, so the consumer's own process-wide
 check never refuses what daphne admitted. An upgrade request beyond the cap is answered
 ``503 Service Unavailable`` with a ``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds,
@@ -205,7 +208,7 @@ class HandshakeGate:
     RATE_WINDOW = 5  # seconds of accepted handshakes the admission rate is measured over
     RETRY_AFTER_CAP = 6  # a turn is at most this many times CSMS_HANDSHAKE_RETRY_AFTER away
     ADMITTED_SECONDS = 1.0  # the cap follows the admission rate: this many seconds of accepts in flight
-    ADMITTED_FLOOR = 64  # handshakes always admitted, rate or not (a commit-group batch's worth)
+    ADMITTED_FLOOR = 100  # handshakes always admitted, rate or not: a connect burst's first second
 
     def __init__(self) -> None:
         self.protocols: set[Any] = set()
