@@ -349,8 +349,6 @@ CSMS_MAX_FRAME_BYTES = env_int("CSMS_MAX_FRAME_BYTES", 65536, minimum=1024)
 CSMS_MAX_FRAMES_PER_SECOND = env_int("CSMS_MAX_FRAMES_PER_SECOND", 20, minimum=1)
 CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
-# At most this many at once per process; fewer while it accepts fewer than this many a second
-# (kernel/daphne_server.py, HandshakeGate.cap: a second of its admission rate, 100 at least).
 CSMS_MAX_HANDSHAKES_IN_FLIGHT = env_int("CSMS_MAX_HANDSHAKES_IN_FLIGHT", 400, minimum=1)
 # Seconds a charger refused for CSMS_MAX_HANDSHAKES_IN_FLIGHT is told to wait (503 Retry-After, jittered ±50 %;
 # in a storm its turn at the measured admission rate if later, at most 6x: kernel/daphne_server.py).

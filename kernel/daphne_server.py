@@ -10,10 +10,7 @@ for an idle charger's connection.
 
 **Handshakes beyond the process's cap answered early** (``CSMS_MAX_HANDSHAKES_IN_FLIGHT``). The
 server counts the WebSocket handshakes it has handed to the application and not yet seen end: the
-application accepted or closed, or its instance finished. The cap itself follows the rate the
-process accepts handshakes at (``HandshakeGate.cap``: a second's worth, 100 at least, the setting at
-most), so a loaded process admits what it finishes within about a second instead of 400 handshakes
-that all slow down together (and whose chargers' Boots then wait behind them). A socket dropped meanwhile (daphne's
+application accepted or closed, or its instance finished. A socket dropped meanwhile (daphne's
 connect timeout) still counts while the consumer works on it, so the consumer's own process-wide
 check never refuses what daphne admitted. An upgrade request beyond the cap is answered
 ``503 Service Unavailable`` with a ``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds,
@@ -207,8 +204,6 @@ class HandshakeGate:
     LOG_EVERY = 5.0  # seconds: refusals are counted and logged together, not one line each
     RATE_WINDOW = 5  # seconds of accepted handshakes the admission rate is measured over
     RETRY_AFTER_CAP = 6  # a turn is at most this many times CSMS_HANDSHAKE_RETRY_AFTER away
-    ADMITTED_SECONDS = 1.0  # the cap follows the admission rate: this many seconds of accepts in flight
-    ADMITTED_FLOOR = 100  # handshakes always admitted, rate or not: a connect burst's first second
 
     def __init__(self) -> None:
         self.protocols: set[Any] = set()
@@ -220,19 +215,7 @@ class HandshakeGate:
         self._next_turn = 0.0  # time.monotonic() of the next free turn for a refused charger
 
     def full(self) -> bool:
-        return self.in_progress() >= self.cap(time.monotonic())
-
-    def cap(self, now: float) -> int:
-        """Handshakes admitted at once at ``now`` (time.monotonic(), s): ADMITTED_SECONDS of the
-        measured admission rate, at least ADMITTED_FLOOR, at most ``CSMS_MAX_HANDSHAKES_IN_FLIGHT``.
-
-        By Little's law the handshakes in flight are the rate times a handshake's time in the
-        gateway, so a cap of the rate times ADMITTED_SECONDS keeps that time near ADMITTED_SECONDS:
-        it grows while handshakes finish sooner, and shrinks when a loaded process finishes them
-        later, instead of admitting handshakes that all slow down together past the chargers'
-        patience (their Boot waits behind every attach in the commit group)."""
-        wanted = math.ceil(self.admission_rate(now) * self.ADMITTED_SECONDS)
-        return min(settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT, max(self.ADMITTED_FLOOR, wanted))
+        return self.in_progress() >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT
 
     def in_progress(self) -> int:
         """Handshakes counted against the cap: in progress, or answered late and still worked on."""
@@ -308,12 +291,10 @@ class HandshakeGate:
         if now - self._logged_at >= self.LOG_EVERY:
             logger.warning(
                 "refused %d WebSocket handshakes (503) since the last report, %d of them past "
-                "CSMS_HANDSHAKE_TIMEOUT: %d in progress, cap %d (%.0f accepted/s; CSMS_MAX_HANDSHAKES_IN_FLIGHT)",
+                "CSMS_HANDSHAKE_TIMEOUT: %d in progress (CSMS_MAX_HANDSHAKES_IN_FLIGHT)",
                 self._refused,
                 self._late,
                 self.in_progress(),
-                self.cap(now),
-                self.admission_rate(now),
             )
             self._refused, self._late, self._logged_at = 0, 0, now
         return response

@@ -23,7 +23,6 @@ import inspect
 import socket
 import sys
 import textwrap
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -195,33 +194,6 @@ def test_the_admission_rate_is_measured_over_the_last_whole_seconds():
     gate = _gate_accepting(100, range(990, 1000))
     assert gate.admission_rate(1000.5) == 100.0  # 995-999: the current second is not over yet
     assert _gate_accepting(100, range(998, 1000)).admission_rate(1000.2) == 100.0  # a worker just started
-
-
-@override_settings(CSMS_MAX_HANDSHAKES_IN_FLIGHT=400)
-def test_the_cap_follows_the_admission_rate_between_its_floor_and_the_setting():
-    """A second of accepts at the measured rate is admitted at once: a loaded process that finishes
-    60 handshakes a second admits 100 (the floor), not 400 that would all wait together."""
-    assert daphne_server.HandshakeGate().cap(1000.0) == 100  # nothing accepted yet: the floor
-    assert _gate_accepting(60, range(995, 1000)).cap(1000.5) == 100
-    assert _gate_accepting(150, range(995, 1000)).cap(1000.5) == 150
-    assert _gate_accepting(1000, range(995, 1000)).cap(1000.5) == 400  # never past the setting
-
-
-@override_settings(CSMS_MAX_HANDSHAKES_IN_FLIGHT=400)
-def test_a_gate_is_full_at_its_cap_not_at_the_setting():
-    now = int(time.monotonic())
-    gate = _gate_accepting(150, range(now - 6, now + 1))  # 150 a second, this second or the next
-    gate.protocols.update(object() for _ in range(149))
-    assert not gate.full()
-    gate.protocols.add(object())
-    assert gate.full()  # 150 in progress: the rate's second, far under the setting's 400
-
-
-@override_settings(CSMS_MAX_HANDSHAKES_IN_FLIGHT=2)
-def test_a_setting_under_the_floor_is_the_cap():
-    gate = daphne_server.HandshakeGate()
-    gate.protocols.update((object(), object()))
-    assert gate.cap(1000.0) == 2 and gate.full()
 
 
 @override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
