@@ -67,6 +67,14 @@ class ListenWatch(threading.Thread):
                 time.sleep(0.01)
 
 
+def booted_per(done: list[float], width: float) -> list[int]:
+    """How many chargers booted in each ``width`` seconds after listening (``done``: sorted seconds)."""
+    counts = [0] * (int(done[-1] // width) + 1) if done else []
+    for at in done:
+        counts[max(0, int(at // width))] += 1
+    return counts
+
+
 def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[str, Any]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
     start_server = SERVERS[args.server]
@@ -107,6 +115,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             "half_booted_s": round(done[booted // 2], 2) if done else None,
             "p99_booted_s": round(done[min(booted - 1, int(0.99 * booted))], 2) if done else None,
             "last_booted_s": round(done[-1], 2) if done else None,
+            "booted_per_5s": booted_per(done, 5.0),
             "server_cpu_s": round(server_cpu_s, 1),
             "load_average": [round(load_at_start, 1), round(os.getloadavg()[0], 1)],
             "handshake_errors_after_listening": stats.count["handshake_errors"],

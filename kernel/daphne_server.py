@@ -203,7 +203,7 @@ class HandshakeGate:
 
     LOG_EVERY = 5.0  # seconds: refusals are counted and logged together, not one line each
     RATE_WINDOW = 5  # seconds of accepted handshakes the admission rate is measured over
-    RETRY_AFTER_CAP = 6  # a turn is at most this many times CSMS_HANDSHAKE_RETRY_AFTER away
+    RETRY_AFTER_CAP = 3  # a turn is at most this many times CSMS_HANDSHAKE_RETRY_AFTER away (30 s)
 
     def __init__(self) -> None:
         self.protocols: set[Any] = set()
