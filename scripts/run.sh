@@ -38,15 +38,16 @@ pids+=($!)
 
 # SIGTERM first (the gateway's daphne workers flush their write-behind buffers and exit at once;
 # Celery starts a warm shutdown), then whatever is left after 1.5 s is killed (a webhook delivery
-# still in flight is sent again when its claim's lease passes). Runs once, and signals only the
-# children: never make's process group.
+# still in flight is sent again when its claim's lease passes), and so is what a child left behind
+# in its process group when it exited (Celery's beat process, started by a worker stopped while it
+# was starting). Runs once, and signals only the children: never make's process group.
 stop() {
   local status=${1:-0}
   trap '' INT TERM HUP
   trap - EXIT
   kill -TERM "${pids[@]}" 2>/dev/null || true
   for _ in $(seq 15); do
-    kill -0 "${pids[@]}" 2>/dev/null || exit "$status"
+    kill -0 "${pids[@]}" 2>/dev/null || break  # succeeds while any of them is alive
     sleep 0.1
   done
   for pid in "${pids[@]}"; do
