@@ -5,6 +5,13 @@ Starts two daphne processes on PostgreSQL + Redis (loopback only), connects OCPP
 
 Phase "idle": one client, COMMANDS sequential commands to one charger.
 Phase "concurrent": CHARGERS chargers, one client thread per charger, COMMANDS total.
+
+Two layouts, both measured in every run (--layouts): "split" (the phases without a prefix) holds
+every charger on A and posts every command to B, so B's core serves the API alone and A's the
+chargers; "crossed" (phases "crossed_...") holds half the chargers on A and half on B, as ``make
+serve``'s workers share them, and posts each command to the process that does NOT hold its charger,
+so every command still crosses processes through Redis and each process serves half the API.
+"crossed" measures the deployment's layout; it is not a faster command path.
 With --under-load N both phases run again while N more chargers (loadgen.py, spread over both
 processes) run the fleet session mix at --load-rate messages/s.
 
@@ -60,15 +67,23 @@ class ResettableCharger(V16Client):
         return call_result.Reset(status="Accepted")
 
 
-def post_commands(port: int, key: str, charge_point_id: str, count: int, stop_at: float) -> list[float]:
-    """Sequential POSTs on one keep-alive connection; returns latencies in ms."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=40)
+PORT_A, PORT_B = 18081, 18082
+# A client's commands: (the API's port, the charger), taken in turn.
+Targets = list[tuple[int, str]]
+
+
+def post_commands(targets: Targets, key: str, count: int, stop_at: float) -> list[float]:
+    """Sequential POSTs, to each of ``targets`` in turn, on one keep-alive connection per port;
+    returns latencies in ms."""
+    connections = {port: http.client.HTTPConnection("127.0.0.1", port, timeout=40) for port, _ in targets}
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     body = json.dumps({"type": "Soft"})
     latencies = []
-    for _ in range(count):
+    for n in range(count):
         if time.monotonic() > stop_at:
             break
+        port, charge_point_id = targets[n % len(targets)]
+        connection = connections[port]
         started = time.perf_counter()
         connection.request("POST", f"/api/v1/ocpp16/{charge_point_id}/reset", body, headers)
         response = connection.getresponse()
@@ -76,13 +91,15 @@ def post_commands(port: int, key: str, charge_point_id: str, count: int, stop_at
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status} (daphne logs in $TMPDIR/csms-bench-*)")
         latencies.append((time.perf_counter() - started) * 1000)
-    connection.close()
+    for connection in connections.values():
+        connection.close()
     return latencies
 
 
 def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[str, float]:
     """Latency percentiles, throughput, and each server's CPU per command (``cpu``: seconds each
-    process used during the phase; A holds the chargers, B serves the API)."""
+    process used during the phase; in the split layout A holds the chargers and B serves the API,
+    in the crossed one each does half of both)."""
     per_command = [round(used * 1e6 / max(1, len(latencies))) for used in cpu]
     return {
         "commands": len(latencies),
@@ -90,6 +107,7 @@ def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[
         "commands_per_s": round(len(latencies) / seconds, 1),
         "cpu_us_per_command_a": per_command[0],
         "cpu_us_per_command_b": per_command[1],
+        "cpu_us_per_command_both": per_command[0] + per_command[1],
     }
 
 
@@ -97,17 +115,34 @@ def servers_cpu(servers: list[int]) -> list[float]:
     return [cpu_seconds(pid) for pid in servers]
 
 
-def prepare(chargers: int) -> tuple[list[str], str]:
-    """Migrate the benchmark database, register the chargers and issue an API key."""
+def prepare(chargers: int, layouts: list[str]) -> tuple[dict[str, list[str]], str]:
+    """Migrate the benchmark database, register ``chargers`` chargers per layout and issue an API key."""
     call_command("migrate", verbosity=0)
     Command.objects.all().delete()
     ChargePoint.objects.filter(charge_point_id__startswith="BENCH-CMD-").delete()
-    ids = [f"BENCH-CMD-{n}" for n in range(chargers)]
-    ChargePoint.objects.bulk_create([ChargePoint(charge_point_id=i, heartbeat_interval=300) for i in ids])
+    prefixes = {"split": "BENCH-CMD-", "crossed": "BENCH-CMD-X-"}
+    ids = {layout: [f"{prefixes[layout]}{n}" for n in range(chargers)] for layout in layouts}
+    everyone = [i for layout_ids in ids.values() for i in layout_ids]
+    ChargePoint.objects.bulk_create([ChargePoint(charge_point_id=i, heartbeat_interval=300) for i in everyone])
     return ids, api_key_create(name="benchmark")[1]
 
 
-PORT_A, PORT_B = 18081, 18082
+def charger_port(layout: str, n: int) -> int:
+    """The process that holds the layout's ``n``-th charger: A in "split", A and B in turn in "crossed"."""
+    return PORT_B if layout == "crossed" and n % 2 else PORT_A
+
+
+def api_port(layout: str, n: int) -> int:
+    """The process the layout's ``n``-th charger's commands are posted to: never the one holding it."""
+    return PORT_A if charger_port(layout, n) == PORT_B else PORT_B
+
+
+def clients(layout: str, ids: list[str]) -> tuple[Targets, list[Targets]]:
+    """The idle phase's client (split: the first charger; crossed: the first two, one on each
+    process, in turn) and one client per charger for the concurrent phase."""
+    per_charger = [[(api_port(layout, n), charge_point_id)] for n, charge_point_id in enumerate(ids)]
+    idle = per_charger[0] + (per_charger[1] if layout == "crossed" and len(ids) > 1 else [])
+    return idle, per_charger
 
 
 def profiling_started(
@@ -148,22 +183,31 @@ def profiling_stopped(profilers: list[subprocess.Popen[bytes]]) -> None:
 
 
 async def measure(
-    args: argparse.Namespace, ids: list[str], key: str, stop_at: float, servers: list[int], label: str = ""
+    args: argparse.Namespace,
+    ids: list[str],
+    key: str,
+    stop_at: float,
+    servers: list[int],
+    label: str = "",
+    layout: str = "split",
 ) -> dict[str, object]:
-    """The idle phase (one charger, sequential) and the concurrent phase (every charger)."""
+    """The idle phase (one client, sequential) and the concurrent phase (a client per charger)."""
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], 20, stop_at)  # warm-up
+    idle_targets, per_charger = clients(layout, ids)
+    await loop.run_in_executor(None, post_commands, idle_targets, key, 20, stop_at)  # warm-up
     profilers = profiling_started(args.profile, servers, f"{label}idle", gil=args.profile_gil)
     started, cpu = time.monotonic(), servers_cpu(servers)
-    idle = await loop.run_in_executor(None, post_commands, PORT_B, key, ids[0], args.commands, stop_at)
+    idle = await loop.run_in_executor(None, post_commands, idle_targets, key, args.commands, stop_at)
     used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
     profiling_stopped(profilers)
     idle_summary = summarize(idle, time.monotonic() - started, used)
-    per_charger = max(1, args.commands // len(ids))
+    per_client = max(1, args.commands // len(ids))
     with ThreadPoolExecutor(len(ids)) as pool:
         profilers = profiling_started(args.profile, servers, f"{label}concurrent", gil=args.profile_gil)
         started, cpu = time.monotonic(), servers_cpu(servers)
-        futures = [loop.run_in_executor(pool, post_commands, PORT_B, key, cp, per_charger, stop_at) for cp in ids]
+        futures = [
+            loop.run_in_executor(pool, post_commands, targets, key, per_client, stop_at) for targets in per_charger
+        ]
         concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
         used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
         profiling_stopped(profilers)
@@ -196,21 +240,28 @@ async def under_load(
     return phases
 
 
-async def run(args: argparse.Namespace, ids: list[str], key: str, load: loadgen.Fleet | None) -> dict[str, object]:
+async def run(
+    args: argparse.Namespace, ids: dict[str, list[str]], key: str, load: loadgen.Fleet | None
+) -> dict[str, object]:
     var_dir = tempfile.mkdtemp(prefix="csms-bench-")
     servers = [start_daphne(PORT_A, var_dir, backlog=4096), start_daphne(PORT_B, var_dir, backlog=4096)]
     stop_at = time.monotonic() + args.max_seconds
     try:
         sockets, tasks = [], []
-        for charge_point_id in ids:
-            websocket = await connect(f"ws://127.0.0.1:{PORT_A}/ocpp/1.6/{charge_point_id}", subprotocols=["ocpp1.6"])
-            charger = ResettableCharger(charge_point_id, websocket)
-            sockets.append(websocket)
-            tasks.append(asyncio.create_task(charger.start()))
+        for layout, layout_ids in ids.items():
+            for n, charge_point_id in enumerate(layout_ids):
+                url = f"ws://127.0.0.1:{charger_port(layout, n)}/ocpp/1.6/{charge_point_id}"
+                websocket = await connect(url, subprotocols=["ocpp1.6"])
+                charger = ResettableCharger(charge_point_id, websocket)
+                sockets.append(websocket)
+                tasks.append(asyncio.create_task(charger.start()))
         pids = [server.pid for server in servers]
-        phases = await measure(args, ids, key, stop_at, pids)
-        if load is not None:
-            phases.update(await under_load(args, ids, key, stop_at, load, pids))
+        phases: dict[str, object] = {}
+        for layout, layout_ids in ids.items():
+            label = "" if layout == "split" else f"{layout}_"
+            phases.update(await measure(args, layout_ids, key, stop_at, pids, label=label, layout=layout))
+        if load is not None and "split" in ids:
+            phases.update(await under_load(args, ids["split"], key, stop_at, load, pids))
         for task in tasks:
             task.cancel()
         for websocket in sockets:
@@ -222,6 +273,10 @@ async def run(args: argparse.Namespace, ids: list[str], key: str, load: loadgen.
     return {
         "benchmark": "command_roundtrip",
         "path": "HTTP POST on daphne B -> channel layer (Redis) -> consumer on daphne A -> OCPP charger -> back",
+        "layouts": {
+            "split": "phases without a prefix: every charger on A, every command posted to B",
+            "crossed": "phases crossed_*: chargers on A and B in turn, each command posted to the other process",
+        },
         "machine": {**MACHINE, "versions": versions()},
         **phases,
     }
@@ -240,9 +295,19 @@ def main() -> None:
         "--profile", default="", metavar="DIR", help="py-spy both servers in each phase, raw stacks into DIR"
     )
     parser.add_argument("--profile-gil", action="store_true", help="with --profile: sample only the GIL's holder")
+    parser.add_argument(
+        "--layouts",
+        default="split,crossed",
+        help="comma-separated, measured in this order: split (every charger on A, the API on B) and/or "
+        "crossed (chargers on both, each command posted to the process without its charger)",
+    )
+    parser.add_argument("--out", default="command_roundtrip.json", help="the results file in benchmarks/results/")
     args = parser.parse_args()
+    layouts = args.layouts.split(",")
+    if not layouts or set(layouts) - {"split", "crossed"}:
+        parser.error("--layouts: split and/or crossed")
     PORT_A, PORT_B = args.port, args.port + 1
-    ids, key = prepare(args.chargers)
+    ids, key = prepare(args.chargers, layouts)
     load = None
     if args.under_load:
         load = loadgen.Fleet(fleet.prepare(args.under_load), [PORT_A, PORT_B], processes=1)
@@ -253,6 +318,7 @@ def main() -> None:
             load.close()
     header = f"{'phase':<36}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}"
     print(f"{header}{'A µs/cmd':>10}{'B µs/cmd':>10}")
+    print("split: chargers on A, API on B; crossed_: chargers on A and B, each command to the other process")
     if "fleet_load" in result:
         print("fleet load:", json.dumps(result["fleet_load"]))
     for phase, numbers in result.items():
@@ -262,9 +328,9 @@ def main() -> None:
                 f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}"
                 f"{numbers['cpu_us_per_command_a']:>10}{numbers['cpu_us_per_command_b']:>10}"
             )
-    out = ROOT / "benchmarks" / "results" / "command_roundtrip.json"
+    out = ROOT / "benchmarks" / "results" / args.out
     out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {out.relative_to(ROOT)}")
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":
