@@ -30,6 +30,7 @@ import asyncio
 import functools
 import http.client
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -97,9 +98,9 @@ def post_commands(targets: Targets, key: str, count: int, stop_at: float) -> lis
 
 
 def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[str, float]:
-    """Latency percentiles, throughput, and each server's CPU per command (``cpu``: seconds each
-    process used during the phase; in the split layout A holds the chargers and B serves the API,
-    in the crossed one each does half of both)."""
+    """Latency percentiles, throughput, and each process's CPU per command (``cpu``: seconds A, B
+    and this client process used during the phase; in the split layout A holds the chargers and B
+    serves the API, in the crossed one each does half of both)."""
     per_command = [round(used * 1e6 / max(1, len(latencies))) for used in cpu]
     return {
         "commands": len(latencies),
@@ -108,11 +109,14 @@ def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[
         "cpu_us_per_command_a": per_command[0],
         "cpu_us_per_command_b": per_command[1],
         "cpu_us_per_command_both": per_command[0] + per_command[1],
+        "cpu_us_per_command_client": per_command[2],
     }
 
 
 def servers_cpu(servers: list[int]) -> list[float]:
-    return [cpu_seconds(pid) for pid in servers]
+    """CPU seconds used so far by each server (A, B), then by this process (the clients and chargers:
+    on a 2-core machine they take their share of the cores too)."""
+    return [cpu_seconds(pid) for pid in [*servers, os.getpid()]]
 
 
 def prepare(chargers: int, layouts: list[str]) -> tuple[dict[str, list[str]], str]:
