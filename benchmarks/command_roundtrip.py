@@ -1,9 +1,10 @@
 """Command round trip: API on daphne B -> Redis -> daphne A -> charger -> back.
 
 Starts two daphne processes on PostgreSQL + Redis (loopback only), connects OCPP 1.6 chargers
-(the ``ocpp`` package) to process A and posts Reset commands to process B's REST API.
+(the ``ocpp`` package) and posts Reset commands to the REST API of the process that does not hold
+the charger.
 
-Phase "idle": one client, COMMANDS sequential commands to one charger.
+Phase "idle": one client, COMMANDS sequential commands (split: to one charger; crossed: to two, in turn).
 Phase "concurrent": CHARGERS chargers, one client thread per charger, COMMANDS total.
 
 Two layouts, both measured in every run (--layouts): "split" (the phases without a prefix) holds
@@ -12,8 +13,9 @@ chargers; "crossed" (phases "crossed_...") holds half the chargers on A and half
 serve``'s workers share them, and posts each command to the process that does NOT hold its charger,
 so every command still crosses processes through Redis and each process serves half the API.
 "crossed" measures the deployment's layout; it is not a faster command path.
-With --under-load N both phases run again while N more chargers (loadgen.py, spread over both
-processes) run the fleet session mix at --load-rate messages/s.
+
+With --under-load N the split layout's phases run again while N more chargers (loadgen.py, spread
+over both processes) run the fleet session mix at --load-rate messages/s.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/dynamo_csms_bench \\
     REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python benchmarks/command_roundtrip.py [--commands 500]
