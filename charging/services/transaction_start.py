@@ -502,8 +502,9 @@ def _consume_reservation(session: Transaction, reservation_id: int | None) -> No
 
 def _stored_start_key(start_key: str) -> str:
     """A start key that fits its column: one built from an over-long id tag becomes its SHA-256."""
-    max_length = Transaction._meta.get_field("start_key").max_length
-    assert max_length is not None  # a CharField's
-    if len(start_key) <= max_length:
+    if len(start_key) <= _START_KEY_LENGTH:
         return start_key
     return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()
+
+
+_START_KEY_LENGTH = Transaction._meta.get_field("start_key").max_length or 0  # a CharField's: looked up once
