@@ -16,13 +16,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
 
 # Unit prefixes (lower case): a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure).
 _UNIT_SCALE = {"kwh": 1000, "kw": 1000, "kvarh": 1000, "kvar": 1000, "kva": 1000}
 _MAX_MULTIPLIER = 9
+# 10**multiplier for every multiplier allowed, computed once (a Decimal power per sample was the
+# largest line of a reading's normalisation, issue 15).
+_POWERS_OF_TEN = {m: Decimal(10) ** m for m in range(-_MAX_MULTIPLIER, _MAX_MULTIPLIER + 1)}
 # No meter reads a petawatt-hour: anything beyond is a garbled value (and would not fit a column).
 MAX_VALUE = Decimal(10) ** 15
 # Registers reported with less resolution than the meter start (e.g. "12.3" kWh after a meterStart
@@ -82,8 +85,27 @@ def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
     """
     if abs(multiplier) > _MAX_MULTIPLIER:
         return None
-    normalised = value * _UNIT_SCALE.get(unit.lower(), 1) * (Decimal(10) ** multiplier)
+    normalised = value * _UNIT_SCALE.get(unit.lower(), 1)
+    if multiplier:  # times 10**0 changes nothing: the product is rounded already, its exponent kept
+        normalised *= _POWERS_OF_TEN[multiplier]
     return normalised if abs(normalised) < MAX_VALUE else None
+
+
+class Sampled(Protocol):
+    """What ``register_readings`` reads of a sample: a ``Sample``, a ledger row, a ``MeterSample``."""
+
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def measurand(self) -> str: ...
+    @property
+    def value(self) -> Decimal | None: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def context(self) -> str: ...
+    @property
+    def location(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +145,7 @@ class Reading:
         return self.at, _CONTEXT_ORDER.get(self.context, 1)
 
 
-def register_readings(samples: Iterable[Sample]) -> list[Reading]:
+def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
     """The energy register readings among ``samples``, one per (time, context), in order.
 
     Phase normalisation: a reading without a phase is the meter's total and wins; otherwise
@@ -132,6 +154,13 @@ def register_readings(samples: Iterable[Sample]) -> list[Reading]:
     nothing else was measured. EV-side readings never count.
     """
     register = [s for s in samples if s.measurand == ENERGY_REGISTER and s.value is not None]
+    if len(register) == 1:  # a periodic reading's one register value (most messages): no grouping
+        only = register[0]
+        if only.location in ("", "Outlet", "Inlet") and (not only.phase or only.phase in _ADDITIVE_PHASES):
+            assert only.value is not None  # a line phase alone is its total, summed as below
+            wh = only.value if not only.phase else sum((only.value,), Decimal(0))
+            return [Reading(at=only.timestamp, wh=wh, context=only.context)]
+        return []
     preferred = [s for s in register if s.location in ("", "Outlet")] or [s for s in register if s.location == "Inlet"]
     totals: dict[tuple[datetime, str], Decimal] = {}
     phases: dict[tuple[datetime, str], dict[str, Decimal]] = defaultdict(dict)

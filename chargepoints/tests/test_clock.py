@@ -19,6 +19,7 @@ from chargepoints.models import Connector
 from chargepoints.services import connector_status_set
 from charging.metering import Anomaly
 from charging.models import ReconciliationItem
+from charging.services.meter_ledger import charger_time_judged
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from kernel.timestamps import parse_ocpp_time
@@ -62,6 +63,16 @@ def test_a_judged_time_is_between_the_floor_and_its_receipt_and_flagged_iff_impl
 def test_a_time_kept_as_sent_is_exactly_one_judging_takes_as_it_is(sent):
     time = judged(sent, NOW)
     assert clock.kept_as_sent(sent, NOW) == (time.at == sent and time.kept is None and not time.implausible)
+
+
+@given(charger_times)
+@example(NOW)
+@example(clock.FLOOR)
+@example(NOW + timedelta(microseconds=1))
+@example(clock.FLOOR - timedelta(microseconds=1))
+def test_a_time_judged_with_the_setting_is_what_judging_it_gives(sent):
+    """``charger_time_judged`` (which takes a time kept as sent without the setting) is ``charger_time``'s judgement."""
+    assert charger_time_judged(sent, NOW) == judged(sent, NOW)
 
 
 @given(

@@ -50,7 +50,7 @@ _CLOCK_SLACK = timedelta(minutes=10)
 class SampleRow:
     """A ledger row to write (``MeterSample``'s columns by attribute name): built for every sampled
     value, so not a model instance, whose construction cost more than the rest of the row's
-    write (issue 15). ``sample_rows_stored`` writes it; ``metering.Sample.of`` reads it."""
+    write (issue 15). ``sample_rows_stored`` writes it; ``metering.register_readings`` reads it."""
 
     charge_point_id: int
     transaction_id: int | None
@@ -73,9 +73,12 @@ class SampleRow:
     reconciliation_item_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SampledValue:
-    """One sampled value as the charger sent it, in version-neutral terms."""
+    """One sampled value as the charger sent it, in version-neutral terms. Never changed once
+    built (a judged one is a copy: ``dataclasses.replace``); not frozen, because a frozen
+    dataclass's ``__init__`` sets each of its 12 fields through ``object.__setattr__``, three times
+    the cost of this one's, for every sampled value of every message (issue 15)."""
 
     timestamp: datetime
     raw_value: str
@@ -178,6 +181,10 @@ def _not_before(session: Transaction, samples: Sequence[SampledValue]) -> bool:
 
 
 def charger_time_judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
+    """``clock.charger_time`` with the configured tolerance; a time it keeps as sent whatever the
+    tolerance (``kept_as_sent``: most) without reading the setting (every start, stop, event)."""
+    if sent is not None and clock.kept_as_sent(sent, received_at):
+        return clock.ChargerTime(at=sent, sent=sent, implausible=False)
     return clock.charger_time(sent, received_at=received_at, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
 
 
@@ -207,8 +214,8 @@ def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]
 
 
 def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
-    rows = [_sample_row(0, None, sample, "", None, None, timezone.now()) for sample in samples]  # unsaved rows
-    return metering.register_readings(metering.Sample.of(row) for row in rows)
+    now = timezone.now()
+    return metering.register_readings([_sample_row(0, None, sample, "", None, None, now) for sample in samples])
 
 
 def last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
@@ -280,9 +287,7 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
     if any(sample.clock_implausible for sample in samples):
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
-    readings = metering.register_readings(  # of the rows it keeps: no Sample built for the others
-        metering.Sample.of(row) for row in rows if row.measurand == metering.ENERGY_REGISTER and row.value is not None
-    )
+    readings = metering.register_readings(rows)  # the rows themselves: no Sample built per row
     if not readings:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]

@@ -155,13 +155,28 @@ def open_session_on_connector(connector_id: int) -> Transaction | None:
     """A copy of the one session open on this 1.6 connector (no EVSE), as ``open_session_cached``,
     when the connection keeps every session open on its charger and exactly one is on it; else
     None (none or several: the caller reads the rows)."""
+    pk = _one_on_connector(_connection_sessions.get(), connector_id)
+    return None if pk is None else open_session_cached(lambda session: session.pk == pk)
+
+
+def open_session_charging_on_connector(connector_id: int) -> bool | None:
+    """Whether the session ``open_session_on_connector`` would lend is charging (no idle time
+    running), read without its copy (nothing lent: most charging statuses change nothing of it);
+    None when it would lend none."""
     sessions = _connection_sessions.get()
+    pk = _one_on_connector(sessions, connector_id)
+    if sessions is None or pk is None or getattr(_batch, "lent", None) is None or not gathering():
+        return None
+    return sessions[pk].idle_since is None
+
+
+def _one_on_connector(sessions: _Sessions | None, connector_id: int) -> int | None:
+    """The id of the one session kept on this 1.6 connector when ``sessions`` holds every session
+    open on its charger and exactly one is on it, else None."""
     if sessions is None or not sessions.complete:
         return None
     on_it = [pk for pk, kept in sessions.items() if kept.connector_id == connector_id and kept.evse_id is None]
-    if len(on_it) != 1:
-        return None
-    return open_session_cached(lambda session: session.pk == on_it[0])
+    return on_it[0] if len(on_it) == 1 else None
 
 
 def open_sessions_none_on(*, connector_id: int, evse_id: int | None) -> bool:

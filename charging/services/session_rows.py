@@ -83,7 +83,7 @@ def transaction_named(
     charger's row out (meter values only need its id; reading ~25 more columns costs more than
     the rest of the query). An open session the connection keeps (``open_sessions``) is not read
     at all; its charger, if asked, is ``charge_point_named`` (no statement either)."""
-    numeric = re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id) is not None
+    numeric = _OUR_ID.fullmatch(ocpp_transaction_id) is not None
     kept = transaction_kept(named_by(ocpp_transaction_id))
     if kept is not None:
         if with_charge_point:
@@ -98,7 +98,7 @@ def transaction_named(
             transaction_locked_where(charge_point_id, condition, params, with_charge_point=with_charge_point)
         )
     by_id = Q(ocpp_transaction_id=ocpp_transaction_id)
-    if re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id):
+    if numeric:
         by_id |= Q(pk=int(ocpp_transaction_id), ocpp_transaction_id="")
     sessions = Transaction.objects.select_for_update(of=("self",))
     if with_charge_point:
@@ -110,14 +110,17 @@ def transaction_named(
 def named_by(ocpp_transaction_id: str) -> Callable[[Transaction], bool]:
     """Whether a session is the one a charger names by ``ocpp_transaction_id`` (its own 2.0.1
     transactionId, or our id in 1.6), among its charger's sessions."""
-    numeric = re.fullmatch(r"[0-9]{1,18}", ocpp_transaction_id) is not None
+    our_id = int(ocpp_transaction_id) if _OUR_ID.fullmatch(ocpp_transaction_id) else None
 
     def named(session: Transaction) -> bool:
         return session.ocpp_transaction_id == ocpp_transaction_id or (
-            numeric and not session.ocpp_transaction_id and session.pk == int(ocpp_transaction_id)
+            our_id is not None and not session.ocpp_transaction_id and session.pk == our_id
         )
 
     return named
+
+
+_OUR_ID = re.compile(r"[0-9]{1,18}")  # a transactionId that may be our session's id (1.6)
 
 
 def transaction_kept(match: Callable[[Transaction], bool]) -> Transaction | None:
@@ -448,4 +451,7 @@ def charging_state_apply(session: Transaction, *, charging: bool, at: datetime) 
 
 def stored_id_tag(id_tag: str) -> str:
     """An over-long id tag (accepted, never authorized: no registered tag is longer) as the column keeps it."""
-    return id_tag[: Transaction._meta.get_field("id_tag").max_length]
+    return id_tag[:_ID_TAG_LENGTH]
+
+
+_ID_TAG_LENGTH = Transaction._meta.get_field("id_tag").max_length  # looked up once: every start and 2.0.1 event

@@ -17,7 +17,11 @@ from charging.metering import Anomaly
 from charging.models import Transaction, TransactionStatus
 from charging.selectors import transactions_open_exist
 from charging.services.meter_ledger import ledger_readings
-from charging.services.open_sessions import open_session_on_connector, open_sessions_none_on
+from charging.services.open_sessions import (
+    open_session_charging_on_connector,
+    open_session_on_connector,
+    open_sessions_none_on,
+)
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
@@ -60,12 +64,17 @@ def _charging_state_kept(*, connector_id: int, evse_id: int | None, charging: bo
     connector (``open_session_on_connector``): no statement; a change of idle time written guarded and
     gathered with the batch's (a row changed elsewhere fails the batch's first pass, which reads the rows again). False
     when the connection cannot tell (a 2.0.1 EVSE, none or several kept): the caller reads the rows."""
-    kept = open_session_on_connector(connector_id) if evse_id is None and connector_id else None
+    if evse_id is not None or not connector_id:
+        return False
+    charging_now = open_session_charging_on_connector(connector_id)  # without a copy
+    if charging_now is None:
+        return False
+    if charging_now == charging:  # already charging, or already idle: nothing to write, nothing lent
+        return True
+    kept = open_session_on_connector(connector_id)
     if kept is None:
         return False
     session = transaction_remember(kept)
-    if (session.idle_since is None) == charging:  # already charging, or already idle: nothing to write
-        return True
     charging_state_apply(session, charging=charging, at=at)
     transaction_save_changes(session, may_gather=True)
     return True

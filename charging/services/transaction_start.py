@@ -88,9 +88,12 @@ from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class StartRequest:
-    """A start, or a 2.0.1 event of a session, in version-neutral terms (the handlers build it).
+    """A start, or a 2.0.1 event of a session, in version-neutral terms (the handlers build it;
+    never changed after: a judged one is a copy, ``_as_stored``. Not frozen: a frozen dataclass's
+    ``__init__`` sets each of its 19 fields through ``object.__setattr__``, three times the cost,
+    for every start and 2.0.1 event; issue 15).
 
     ``start_key`` identifies a replay of the same start. ``started_at`` is the charger's time.
     ``authorize``: answer with the id tag's authorization (1.6 always; 2.0.1 when an idToken
@@ -502,8 +505,9 @@ def _consume_reservation(session: Transaction, reservation_id: int | None) -> No
 
 def _stored_start_key(start_key: str) -> str:
     """A start key that fits its column: one built from an over-long id tag becomes its SHA-256."""
-    max_length = Transaction._meta.get_field("start_key").max_length
-    assert max_length is not None  # a CharField's
-    if len(start_key) <= max_length:
+    if len(start_key) <= _START_KEY_LENGTH:
         return start_key
     return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()
+
+
+_START_KEY_LENGTH = Transaction._meta.get_field("start_key").max_length or 0  # a CharField's: looked up once

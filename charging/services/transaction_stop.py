@@ -50,10 +50,11 @@ from charging.services.session_rows import (
 from charging.services.transaction_end import transaction_finish
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class StopRequest:
     """A stop (1.6 StopTransaction, 2.0.1 TransactionEvent Ended) in version-neutral terms (the
-    handlers build it).
+    handlers build it; never changed after, not frozen for the cost of a frozen ``__init__``, as
+    ``StartRequest``).
 
     ``stopped_at`` is the charger's time; ``action`` the OCPP action and ``payload`` its body as
     sent (camelCase), kept on a reconciliation item. ``meter_stop_wh``: 1.6's meterStop (None in

@@ -110,3 +110,31 @@ def test_any_text_parses_to_a_finite_decimal_or_none(raw):
 
 def test_a_stop_below_the_start_is_flagged_even_within_the_registers_resolution():
     assert energy([Decimal(5000), Decimal(4001)]) == (Decimal(0), (Anomaly.NON_MONOTONIC_REGISTER,))
+
+
+@given(
+    watt_hours,
+    st.sampled_from(["", "Outlet", "Inlet", "EV", "Cable", "Body"]),
+    st.sampled_from(["", "L1", "L2-N", "L3", "N", "L1-L2", "L1-N"]),
+    st.sampled_from(["", "Sample.Periodic", "Transaction.Begin", "Transaction.End"]),
+)
+def test_one_register_sample_reads_as_the_grouping_reads_it(value, location, phase, context):
+    """A lone register sample (read without grouping) is what the grouping of its duplicate reads."""
+    sample = Sample(T0, ENERGY_REGISTER, value, phase=phase, context=context, location=location)
+    other = Sample(T0, "Power.Active.Import", Decimal(11000), location=location)
+    assert register_readings([sample, other]) == register_readings([sample, sample])
+    assert [r.wh.as_tuple() for r in register_readings([sample])] == [
+        r.wh.as_tuple() for r in register_readings([sample, sample])
+    ]
+
+
+@given(
+    st.decimals(min_value=-(10**6), max_value=10**6, allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-9, max_value=9),
+    st.sampled_from(["Wh", "kWh", "W", "kW", "A"]),
+)
+def test_a_multiplier_scales_by_its_power_of_ten_exactly(value, multiplier, unit):
+    scale = 1000 if unit.lower().startswith("k") else 1
+    expected = value * scale * (Decimal(10) ** multiplier)
+    normalised = normalise(value, unit, multiplier)
+    assert normalised is None or normalised.as_tuple() == expected.as_tuple()

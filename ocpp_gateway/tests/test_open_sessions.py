@@ -641,6 +641,23 @@ async def test_a_status_of_a_connector_without_a_kept_session_reads_no_session_a
     assert (await _session(pk)).updated_at == touched  # already charging: no idle time changed, nothing written
 
 
+async def test_a_charging_status_that_changes_nothing_lends_no_copy_a_failed_batch_would_forget(
+    register_charge_point,
+):
+    await sync_to_async(register_charge_point)("CP-OS-19")
+    group = CommitGroup(max_units=64)
+    await _connected("CP-OS-19", group)
+    pk = await group.run(_start16, charge_point_id="CP-OS-19", meter_start=1000)
+    status = {"charge_point_id": "CP-OS-19", "connector_id": 1, "status": "Charging", "charging": True}
+    outcomes = await one_batch(group, (_status_session_reads, status), (_heartbeat_of_no_charger, {}))
+    assert all(isinstance(outcome, IntegrityError) for outcome in outcomes)  # nothing acknowledged
+    # Already charging: the status read the kept session without lending it, so the failed batch
+    # had nothing of the connection's to forget, and a reading without id still reads no row.
+    assert await group.run(_reading_without_id, charge_point_id="CP-OS-19", wh=1200, minutes=1) == []
+    session = await _session(pk)
+    assert (session.idle_since, session.last_register_wh) == (None, Decimal(1200))
+
+
 async def test_a_status_meets_a_kept_session_edited_or_ended_elsewhere(register_charge_point):
     await sync_to_async(register_charge_point)("CP-OS-18")
     group = CommitGroup(max_units=64)
