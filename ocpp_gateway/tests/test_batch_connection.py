@@ -59,7 +59,7 @@ def _backend_terminated_now() -> None:
 
 
 def _checkouts() -> int:
-    return int(connection.pool.get_stats()["requests_num"])
+    return int(connection.pool.get_stats()["requests_num"])  # type: ignore[attr-defined]  # PostgreSQL's wrapper
 
 
 async def _two_batches(group: CommitGroup, first: Any, *then: Any) -> list[Any]:
