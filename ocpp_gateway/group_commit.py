@@ -80,6 +80,7 @@ from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledg
 from charging.services.open_sessions import open_sessions_lent
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
+from kernel import metrics
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
@@ -215,6 +216,7 @@ def batch_committed(
         return [(False, error)] * len(batch)
     finally:
         batch_connection_released(units_waiting=units_waiting())
+        metrics.group_commit_batch(units=len(batch))
 
 
 class _UnitFailed(Exception):
