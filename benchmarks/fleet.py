@@ -293,7 +293,11 @@ def drive(
                     result["closed"][f"{role}_cpu_us_per_persisting_msg"] = per
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
                 if var_dir:
-                    result["closed"]["group_commit"] = batch_units_between(batches_at, batch_units_seen(var_dir))
+                    batches = batch_units_between(batches_at, batch_units_seen(var_dir))
+                    result["closed"]["group_commit"] = batches
+                    if closed["persisting_acked"]:
+                        per = round(batches["batch_thread_cpu_s"] / closed["persisting_acked"] * 1e6)
+                        result["closed"]["batch_thread_cpu_us_per_persisting_msg"] = per
         result["connections_held_at_end"] = stats.count["open_at_end"]
         if since and "rate" in result:
             after_closed = persisted_since(since)
@@ -441,6 +445,7 @@ ROWS: list[tuple[str, Any]] = [
     ("closed: units per group-commit batch, mean", lambda r: r["closed"].get("group_commit", {}).get("mean_units")),
     ("closed: event loop thread CPU us/persisted msg", lambda r: r["closed"].get("loop_cpu_us_per_persisting_msg")),
     ("closed: other threads CPU us/persisted msg", lambda r: r["closed"].get("other_cpu_us_per_persisting_msg")),
+    ("  of which the batch thread's", lambda r: r["closed"].get("batch_thread_cpu_us_per_persisting_msg")),
     ("closed: WAL bytes/persisted msg (its database)", lambda r: r["closed"]["wal_bytes_per_persisted_msg"]),
     ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
     ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),

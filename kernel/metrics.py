@@ -50,6 +50,7 @@ class _Metrics:
     ocpp_handler_seconds: Any
     command_seconds: Any
     batch_units: Any
+    batch_cpu_seconds: Any
 
 
 @functools.cache
@@ -94,6 +95,10 @@ def _metrics() -> _Metrics | None:
             "Units of work (a message's writes, a write-behind flush) per group-commit batch, one"
             " transaction each: few mean each pays the batch's fixed statements alone.",
             buckets=_BATCH_BUCKETS,
+        ),
+        batch_cpu_seconds=Counter(
+            "csms_group_commit_batch_cpu_seconds",
+            "CPU seconds of the group commit's batch thread writing its batches (its own, not the process's).",
         ),
     )
 
@@ -193,10 +198,11 @@ def command_round_trip(*, action: str, outcome: str, seconds: float) -> None:
         metrics.command_seconds.labels(action, outcome).observe(seconds)
 
 
-def group_commit_batch(*, units: int) -> None:
-    """A group-commit batch of ``units`` was written (committed or not)."""
+def group_commit_batch(*, units: int, cpu_seconds: float) -> None:
+    """A group-commit batch of ``units`` was written (committed or not), in ``cpu_seconds`` of its thread."""
     if metrics := _metrics():
         metrics.batch_units.observe(units)
+        metrics.batch_cpu_seconds.inc(cpu_seconds)
 
 
 def _forget_dead_processes(directory: str) -> None:

@@ -59,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -200,6 +201,7 @@ def batch_committed(
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
     failed that way; the outcomes once committed. Its connection is kept for the next batch when
     ``units_waiting()`` at its end (``ocpp_gateway.db.batch_connection_released``)."""
+    started = time.thread_time()
     batch_connection_checked()
     try:
         with serving(loop), batch_memos(), bound_cursors_kept(), open_sessions_lent() as forget_lent:
@@ -216,7 +218,7 @@ def batch_committed(
         return [(False, error)] * len(batch)
     finally:
         batch_connection_released(units_waiting=units_waiting())
-        metrics.group_commit_batch(units=len(batch))
+        metrics.group_commit_batch(units=len(batch), cpu_seconds=time.thread_time() - started)
 
 
 class _UnitFailed(Exception):
