@@ -200,7 +200,8 @@ def batch_committed(
     """Run every unit in one transaction, for ``loop`` (its on_commit callbacks may hand work back
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
     failed that way; the outcomes once committed. Its connection is kept for the next batch when
-    ``units_waiting()`` at its end (``ocpp_gateway.db.batch_connection_released``)."""
+    ``units_waiting()`` at its end and ``loop`` still runs (a stopped loop starts no batch: a
+    server shutting down gives it back; ``ocpp_gateway.db.batch_connection_released``)."""
     started = time.thread_time()
     batch_connection_checked()
     try:
@@ -217,7 +218,7 @@ def batch_committed(
         logger.error("A batch of %d units was not committed: %r", len(batch), error)
         return [(False, error)] * len(batch)
     finally:
-        batch_connection_released(units_waiting=units_waiting())
+        batch_connection_released(units_waiting=loop.is_running() and units_waiting())
         metrics.group_commit_batch(units=len(batch), cpu_seconds=time.thread_time() - started)
 
 

@@ -110,3 +110,36 @@ def test_a_batch_whose_connection_broke_fails_and_the_next_takes_another():
     broken, after = asyncio.run(_two_batches(group, _backend_terminated_now, _backend))
     assert isinstance(broken, Exception)
     assert isinstance(after, tuple) and after[1] == "100ms"
+
+
+def test_a_batch_ending_after_its_event_loop_stopped_gives_its_connection_back():
+    """A server shutting down: its event loop stops while a batch is written and units wait for the
+    next, which will never start; the batch's connection goes back to the pool."""
+    group = CommitGroup(max_units=64)
+    loop = asyncio.new_event_loop()
+    queued = threading.Event()
+
+    def stopping_the_loop() -> tuple[int, str]:
+        queued.wait(5)
+        backend = _backend()
+        loop.call_soon_threadsafe(loop.stop)
+        for _ in range(500):
+            if not loop.is_running():
+                return backend
+            time.sleep(0.01)
+        raise AssertionError("the loop still runs")
+
+    async def batches() -> None:
+        first = asyncio.ensure_future(group.run(stopping_the_loop))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(group.run(_backend))  # for a next batch
+        queued.set()
+        await asyncio.gather(first, waiting)
+
+    try:
+        with pytest.raises(RuntimeError, match="stopped"):
+            loop.run_until_complete(batches())
+        assert not _thread_holds_a_connection(group)
+    finally:
+        loop.run_until_complete(asyncio.gather(*asyncio.all_tasks(loop), return_exceptions=True))  # the next batch
+        loop.close()
