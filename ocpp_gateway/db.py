@@ -47,6 +47,9 @@ def batch_connection_checked() -> None:
     own health check (``CONN_HEALTH_CHECKS``) runs again at the batch's first statement, as after a
     checkout."""
     db = connections[DEFAULT_DB_ALIAS]
+    if getattr(db, "pool", None) is None:  # none kept (``_keepable``): Django's own rules, as before
+        close_old_connections()
+        return
     if db.connection is None:
         return
     db.health_check_done = False  # type: ignore[attr-defined]  # Django 4.1+, not in the stubs

@@ -203,8 +203,8 @@ def batch_committed(
     ``units_waiting()`` at its end and ``loop`` still runs (a stopped loop starts no batch: a
     server shutting down gives it back; ``ocpp_gateway.db.batch_connection_released``)."""
     started = time.thread_time()
-    batch_connection_checked()
     try:
+        batch_connection_checked()
         with serving(loop), batch_memos(), bound_cursors_kept(), open_sessions_lent() as forget_lent:
             try:
                 return _in_one_transaction(batch, savepoints=False)
