@@ -5,8 +5,7 @@ Issue 15 (design 2). A handler hands its unit of work (a service call such as
 Units that arrive while a batch is being written wait and go together in the next one, up to
 ``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle process starts a batch at once, so nothing waits for a
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
-instead of one per message. While units wait for the next batch, the connection is kept for it
-instead of going back to the pool (``ocpp_gateway.db``).
+instead of one per message.
 
 One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
 written as units too: a batch holds the rows of many chargers until it commits, and two such
@@ -67,7 +66,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg import pq
 
@@ -86,7 +85,6 @@ from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
 from kernel.plain_sql import bound_cursors_kept, copies_gathered, gathering_paused
-from ocpp_gateway.db import batch_connection_checked, batch_connection_released
 
 logger = logging.getLogger(__name__)
 
@@ -173,13 +171,9 @@ class CommitGroup:
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
-    def _units_waiting(self) -> bool:
-        """Whether units wait for the next batch (asked from the batch thread: a deque's length)."""
-        return bool(self._pending)
-
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
         try:
-            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop, self._units_waiting)
+            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop)
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
@@ -194,17 +188,14 @@ class CommitGroup:
                 unit.future.set_exception(value)
 
 
-def batch_committed(
-    batch: list[_Unit], loop: asyncio.AbstractEventLoop, units_waiting: Callable[[], bool]
-) -> list[Outcome]:
+def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
     """Run every unit in one transaction, for ``loop`` (its on_commit callbacks may hand work back
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
-    failed that way; the outcomes once committed. Its connection is kept for the next batch when
-    ``units_waiting()`` at its end and ``loop`` still runs (a stopped loop starts no batch: a
-    server shutting down gives it back; ``ocpp_gateway.db.batch_connection_released``)."""
+    failed that way; the outcomes once committed. Counted in ``kernel.metrics``: its units and its
+    thread's CPU."""
     started = time.thread_time()
+    close_old_connections()
     try:
-        batch_connection_checked()
         with serving(loop), batch_memos(), bound_cursors_kept(), open_sessions_lent() as forget_lent:
             try:
                 return _in_one_transaction(batch, savepoints=False)
@@ -218,7 +209,7 @@ def batch_committed(
         logger.error("A batch of %d units was not committed: %r", len(batch), error)
         return [(False, error)] * len(batch)
     finally:
-        batch_connection_released(units_waiting=loop.is_running() and units_waiting())
+        close_old_connections()
         metrics.group_commit_batch(units=len(batch), cpu_seconds=time.thread_time() - started)
 
 
