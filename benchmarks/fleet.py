@@ -14,6 +14,9 @@ processes on loopback and drives them with the generator in loadgen.py (GENERATO
    of the machine's cores were busy: on 2 cores they share, the database's cost bounds throughput too);
 5. verify: every acknowledged start, stop and meter reading must be a row in PostgreSQL.
 
+Rate and closed also report the group commit's batches of ours in the phase (``group_commit``:
+how many, their mean units, how many of each size; from the servers' metrics files).
+
 Then the same phases against echo_baseline.py (as many processes as SERVERS) and one table:
 metric | ours | echo | ours/echo. Results in benchmarks/results/fleet.json (or --json).
 
@@ -42,6 +45,8 @@ from harness import (  # Django
     MACHINE,
     ROOT,
     SERVERS,
+    batch_units_between,
+    batch_units_seen,
     cpu_seconds,
     database_cpu_seconds,
     database_wal,
@@ -215,11 +220,13 @@ def drive(
     ports: list[int],
     pids: list[int],
     since: datetime | None = None,
+    var_dir: str = "",
 ) -> dict[str, Any]:
     """Run the phases against servers already listening on ``ports``.
 
     With ``since`` (ours, not echo) PostgreSQL is counted at the end of each phase, for the
-    persisted messages/s; the verification counts again once the servers have stopped.
+    persisted messages/s; the verification counts again once the servers have stopped. With
+    ``var_dir`` (ours: the servers' ``CSMS_VAR_DIR``) the rate and closed phases' batches too.
     """
     cpu = lambda: sum(cpu_seconds(pid) for pid in pids)  # noqa: E731
     rss_before = sum(rss_kb(pid) for pid in pids)
@@ -248,6 +255,7 @@ def drive(
         result["rss_before_kb"], result["rss_idle_kb"] = rss_before, rss_idle
         result["rss_per_connection_kb"] = round((rss_idle - rss_before) / max(1, connect.count["booted"]), 1)
         cpu_at, gen_at, shared = cpu(), generator_cpu(fleet), SharedCpu()
+        batches_at = batch_units_seen(var_dir) if var_dir else {}
         if args.idle:
             stats = fleet.run("idle", seconds=args.duration, heartbeat=args.heartbeat)
             result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
@@ -255,6 +263,9 @@ def drive(
             stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
             result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at, shared.since())}
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
+            if var_dir:
+                batches_at, batches_from = batch_units_seen(var_dir), batches_at
+                result["rate"]["group_commit"] = batch_units_between(batches_from, batches_at)
             if since:
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
@@ -281,6 +292,12 @@ def drive(
                     per = round(seconds / closed["persisting_acked"] * 1e6) if closed["persisting_acked"] else None
                     result["closed"][f"{role}_cpu_us_per_persisting_msg"] = per
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
+                if var_dir:
+                    batches = batch_units_between(batches_at, batch_units_seen(var_dir))
+                    result["closed"]["group_commit"] = batches
+                    if closed["persisting_acked"]:
+                        per = round(batches["batch_thread_cpu_s"] / closed["persisting_acked"] * 1e6)
+                        result["closed"]["batch_thread_cpu_us_per_persisting_msg"] = per
         result["connections_held_at_end"] = stats.count["open_at_end"]
         if since and "rate" in result:
             after_closed = persisted_since(since)
@@ -366,7 +383,7 @@ def run_ours(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict
     since = timezone.now()
     try:
         pids = [pid for server in servers for pid in process_tree(server.pid)]  # serve: its workers too
-        result = drive(args, fleet_ids, ports, pids, since)
+        result = drive(args, fleet_ids, ports, pids, since, var_dir)
     finally:
         for server in servers:
             server.terminate()
@@ -418,14 +435,17 @@ ROWS: list[tuple[str, Any]] = [
     ("rate: p95 ms", lambda r: r["rate"].get("p95_ms")),
     ("rate: p99 ms", lambda r: r["rate"].get("p99_ms")),
     ("rate: server CPU us/msg", lambda r: r["rate"]["server_cpu_us_per_msg"]),
+    ("rate: units per group-commit batch, mean", lambda r: r["rate"].get("group_commit", {}).get("mean_units")),
     ("closed: msgs/s acked", lambda r: r["closed"]["acked_per_s"]),
     ("closed: msgs/s persisted", lambda r: r["closed"].get("persisted_msgs_per_s")),
     ("closed: p50 ms", lambda r: r["closed"].get("p50_ms")),
     ("closed: p99 ms", lambda r: r["closed"].get("p99_ms")),
     ("closed: server CPU us/msg", lambda r: r["closed"]["server_cpu_us_per_msg"]),
     ("closed: server CPU us/persisted msg", lambda r: r["closed"]["server_cpu_us_per_persisting_msg"]),
+    ("closed: units per group-commit batch, mean", lambda r: r["closed"].get("group_commit", {}).get("mean_units")),
     ("closed: event loop thread CPU us/persisted msg", lambda r: r["closed"].get("loop_cpu_us_per_persisting_msg")),
     ("closed: other threads CPU us/persisted msg", lambda r: r["closed"].get("other_cpu_us_per_persisting_msg")),
+    ("  of which the batch thread's", lambda r: r["closed"].get("batch_thread_cpu_us_per_persisting_msg")),
     ("closed: WAL bytes/persisted msg (its database)", lambda r: r["closed"]["wal_bytes_per_persisted_msg"]),
     ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
     ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),

@@ -308,3 +308,49 @@ def server_log_problems(var_dir: str, top: int = 8) -> dict[str, int]:
             elif re.match(r"^[\w.]*(Error|Exception|Timeout)\w*: ", line):
                 problems[re.sub(r"\d+", "N", line)[:150]] += 1
     return dict(problems.most_common(top))
+
+
+def batch_units_seen(var_dir: str) -> dict[str, float]:
+    """The group commit's batches so far in the servers writing metrics under ``var_dir``
+    (``kernel.metrics``: ``csms_group_commit_batch_units``, ``..._cpu_seconds``): ``{"batches",
+    "units", "cpu_s", "le_<n>"}``, the last the batches of at most n units. Subtract two with
+    ``batch_units_between``."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(Path(var_dir) / "metrics"))
+    seen: dict[str, float] = {"batches": 0.0, "units": 0.0, "cpu_s": 0.0}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == "csms_group_commit_batch_units_count":
+                seen["batches"] += sample.value
+            elif sample.name == "csms_group_commit_batch_units_sum":
+                seen["units"] += sample.value
+            elif sample.name == "csms_group_commit_batch_cpu_seconds_total":
+                seen["cpu_s"] += sample.value
+            elif sample.name == "csms_group_commit_batch_units_bucket":
+                key = "le_" + sample.labels["le"].removesuffix(".0")
+                seen[key] = seen.get(key, 0.0) + sample.value
+    return seen
+
+
+def batch_units_between(start: dict[str, float], end: dict[str, float]) -> dict[str, Any]:
+    """The batches between two ``batch_units_seen``: how many, their mean units, the batch thread's
+    CPU seconds, and how many had how many units (``"1"``, ``"2"``, ``"3-4"``, ... by the
+    histogram's buckets)."""
+    batches = end["batches"] - start["batches"]
+    sizes: dict[str, int] = {}
+    below, lower = 0.0, 1
+    for key in sorted((k for k in end if k.startswith("le_") and k != "le_+Inf"), key=lambda k: float(k[3:])):
+        upper = int(float(key[3:]))
+        cumulative = end[key] - start.get(key, 0.0)
+        if cumulative - below:
+            sizes[str(upper) if upper == lower else f"{lower}-{upper}"] = round(cumulative - below)
+        below, lower = cumulative, upper + 1
+    return {
+        "batches": round(batches),
+        "mean_units": round((end["units"] - start["units"]) / batches, 1) if batches else None,
+        "batch_thread_cpu_s": round(end["cpu_s"] - start["cpu_s"], 3),
+        "by_units": sizes,
+    }

@@ -28,6 +28,17 @@ from django.conf import settings
 
 # Handler latency buckets, seconds: an OCPP handler takes milliseconds; a command waits for the charger.
 _HANDLER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BATCH_BUCKETS = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+    64,
+    128,
+    256,
+)  # units per group-commit batch (at most CSMS_GROUP_COMMIT_MAX_UNITS)
 _COMMAND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
@@ -38,6 +49,8 @@ class _Metrics:
     ocpp_messages: Any
     ocpp_handler_seconds: Any
     command_seconds: Any
+    batch_units: Any
+    batch_cpu_seconds: Any
 
 
 @functools.cache
@@ -76,6 +89,16 @@ def _metrics() -> _Metrics | None:
             " (result, call_error, timeout, not_connected), seconds.",
             ["action", "outcome"],
             buckets=_COMMAND_BUCKETS,
+        ),
+        batch_units=Histogram(
+            "csms_group_commit_batch_units",
+            "Units of work (a message's writes, a write-behind flush) per group-commit batch, one"
+            " transaction each: few mean each pays the batch's fixed statements alone.",
+            buckets=_BATCH_BUCKETS,
+        ),
+        batch_cpu_seconds=Counter(
+            "csms_group_commit_batch_cpu_seconds",
+            "CPU seconds of the group commit's batch thread writing its batches (its own, not the process's).",
         ),
     )
 
@@ -173,6 +196,13 @@ def _answered_series(ocpp_version: str, action: str, outcome: str) -> tuple[Any,
 def command_round_trip(*, action: str, outcome: str, seconds: float) -> None:
     if metrics := _metrics():
         metrics.command_seconds.labels(action, outcome).observe(seconds)
+
+
+def group_commit_batch(*, units: int, cpu_seconds: float) -> None:
+    """A group-commit batch of ``units`` was written (committed or not), in ``cpu_seconds`` of its thread."""
+    if metrics := _metrics():
+        metrics.batch_units.observe(units)
+        metrics.batch_cpu_seconds.inc(cpu_seconds)
 
 
 def _forget_dead_processes(directory: str) -> None:

@@ -104,6 +104,7 @@ async def test_metrics_add_up_every_process_and_drop_a_dead_ones_chargers(daphne
     assert sample(text, "csms_ocpp_messages_total", action="BootNotification", outcome="result") == 1
     assert sample(text, "csms_ocpp_handler_seconds_count", ocpp_version="1.6", action="Heartbeat") == 2
     assert sample(text, "csms_command_round_trip_seconds_count", action="Reset", outcome="result") == 1
+    assert (sample(text, "csms_group_commit_batch_units_bucket", le="+Inf") or 0) >= 1  # the boot's batch at least
 
     async with ocpp_charger(gateway, "1.6", "CP-M"):
         await eventually(lambda: sample(scrape(api), "csms_chargers_connected", pid=str(gateway.process.pid)) == 1)

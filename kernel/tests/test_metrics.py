@@ -87,3 +87,31 @@ def test_answers_are_still_written_after_an_event_loop_stopped_before_its_write(
     first = asyncio.run(answered_then_stopped())
     asyncio.run(answered_and_waited())  # a write scheduled again, in the running loop
     assert _checked(_samples(first, scraped=False)) == EXPECTED
+
+
+def _batch_samples() -> dict[str, float]:
+    """The group commit's samples as another process reads the metric files, keyed by name and ``le``."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=settings.CSMS_METRICS_DIR)
+    found = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name.startswith("csms_group_commit_batch_"):
+                found[sample.name + (f"[{sample.labels['le']}]" if "le" in sample.labels else "")] = sample.value
+    return found
+
+
+def test_a_group_commit_batch_is_counted_by_its_units_and_its_thread_s_cpu():
+    before = _batch_samples()
+    metrics.group_commit_batch(units=3, cpu_seconds=0.25)
+    metrics.group_commit_batch(units=64, cpu_seconds=0.5)
+    after = _batch_samples()
+    grew = {name: after[name] - before.get(name, 0.0) for name in after}
+    assert grew["csms_group_commit_batch_units_count"] == 2
+    assert grew["csms_group_commit_batch_units_sum"] == 67
+    assert (grew["csms_group_commit_batch_units_bucket[2.0]"], grew["csms_group_commit_batch_units_bucket[4.0]"]) == (
+        0,
+        1,
+    )
+    assert grew["csms_group_commit_batch_units_bucket[64.0]"] == 2
+    assert grew["csms_group_commit_batch_cpu_seconds_total"] == 0.75
