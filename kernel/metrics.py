@@ -28,17 +28,8 @@ from django.conf import settings
 
 # Handler latency buckets, seconds: an OCPP handler takes milliseconds; a command waits for the charger.
 _HANDLER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-_BATCH_BUCKETS = (
-    1,
-    2,
-    4,
-    8,
-    16,
-    32,
-    64,
-    128,
-    256,
-)  # units per group-commit batch (at most CSMS_GROUP_COMMIT_MAX_UNITS)
+# Units per group-commit batch (at most CSMS_GROUP_COMMIT_MAX_UNITS).
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _COMMAND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 
