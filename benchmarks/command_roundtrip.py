@@ -12,7 +12,9 @@ every charger on A and posts every command to B, so B's core serves the API alon
 chargers; "crossed" (phases "crossed_...") holds half the chargers on A and half on B, as ``make
 serve``'s workers share them, and posts each command to the process that does NOT hold its charger,
 so every command still crosses processes through Redis and each process serves half the API.
-"crossed" measures the deployment's layout; it is not a faster command path.
+"crossed" measures the deployment's layout; it is not a faster command path. Both layouts'
+chargers stay connected through every phase (the crossed layout's idle ones on B during the split
+phases: twice round 13's connected chargers, all idle but the commanded ones).
 
 With --under-load N the split layout's phases run again while N more chargers (loadgen.py, spread
 over both processes) run the fleet session mix at --load-rate messages/s.

@@ -210,7 +210,16 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
         return [(False, error)] * len(batch)
     finally:
         close_old_connections()
-        metrics.group_commit_batch(units=len(batch), cpu_seconds=time.thread_time() - started)
+        _batch_counted(len(batch), time.thread_time() - started)
+
+
+def _batch_counted(units: int, cpu_seconds: float) -> None:
+    """Record the batch in ``kernel.metrics``; a metrics failure (an unwritable metrics directory)
+    is logged, never the batch's outcome: its units may be committed already."""
+    try:
+        metrics.group_commit_batch(units=units, cpu_seconds=cpu_seconds)
+    except Exception:
+        logger.exception("group commit: the batch's metrics not recorded")
 
 
 class _UnitFailed(Exception):

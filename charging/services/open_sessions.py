@@ -163,11 +163,11 @@ def open_session_charging_on_connector(connector_id: int) -> bool | None:
     """Whether the session ``open_session_on_connector`` would lend is charging (no idle time
     running), read without its copy (nothing lent: most charging statuses change nothing of it);
     None when it would lend none."""
+    if getattr(_batch, "lent", None) is None or not gathering():
+        return None
     sessions = _connection_sessions.get()
     pk = _one_on_connector(sessions, connector_id)
-    if sessions is None or pk is None or getattr(_batch, "lent", None) is None or not gathering():
-        return None
-    return sessions[pk].idle_since is None
+    return None if sessions is None or pk is None else sessions[pk].idle_since is None
 
 
 def _one_on_connector(sessions: _Sessions | None, connector_id: int) -> int | None:

@@ -160,7 +160,7 @@ def transaction_start(request: StartRequest) -> StartResult:
 
 def _as_stored(request: StartRequest, start: ChargerTime, samples: list[SampledValue]) -> StartRequest:
     """``request`` with its judged start time and samples, its id tag and start key as their columns
-    keep them: a copy only when one of them differs (most starts: none, and a copy of the frozen
+    keep them: a copy only when one of them differs (most starts: none, and a copy of the
     request's 19 fields is a few µs of the batch thread's, every 2.0.1 event)."""
     id_tag, start_key = stored_id_tag(request.id_tag), _stored_start_key(request.start_key)
     if (
@@ -510,4 +510,4 @@ def _stored_start_key(start_key: str) -> str:
     return "sha256:" + hashlib.sha256(start_key.encode()).hexdigest()
 
 
-_START_KEY_LENGTH = Transaction._meta.get_field("start_key").max_length or 0  # a CharField's: looked up once
+_START_KEY_LENGTH: int = Transaction._meta.get_field("start_key").max_length  # type: ignore[assignment]  # a CharField's: looked up once

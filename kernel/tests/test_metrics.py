@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import glob
+import os
 import re
 import uuid
 
@@ -90,11 +92,11 @@ def test_answers_are_still_written_after_an_event_loop_stopped_before_its_write(
 
 
 def _batch_samples() -> dict[str, float]:
-    """The group commit's samples as another process reads the metric files, keyed by name and ``le``."""
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=settings.CSMS_METRICS_DIR)
+    """The group commit's samples of this process as a scrape reads its metric files, keyed by name
+    and ``le`` (another process writing to the same directory does not move them)."""
+    files = glob.glob(os.path.join(settings.CSMS_METRICS_DIR, f"*_{os.getpid()}.db"))
     found = {}
-    for family in registry.collect():
+    for family in multiprocess.MultiProcessCollector.merge(files, accumulate=True):
         for sample in family.samples:
             if sample.name.startswith("csms_group_commit_batch_"):
                 found[sample.name + (f"[{sample.labels['le']}]" if "le" in sample.labels else "")] = sample.value

@@ -244,3 +244,14 @@ async def test_a_skippable_unit_given_up_before_its_batch_started_is_not_written
     assert cancelled.cancelled() and needed.cancelled()
     await one_batch(group)  # every queued unit was decided
     assert await _registered_now() == {"CP-GC-RUNNING", "CP-GC-KEPT", "CP-GC-NEEDED"}
+
+
+async def test_a_batch_whose_metrics_cannot_be_recorded_is_still_acknowledged(monkeypatch):
+    def unwritable(**_: object) -> None:
+        raise OSError("metrics directory not writable")
+
+    monkeypatch.setattr("kernel.metrics.group_commit_batch", unwritable)
+    group = CommitGroup(max_units=64)
+    transactions = await asyncio.gather(*(group.run(_register, charge_point_id=f"CP-GM-{n}") for n in range(3)))
+    assert all(isinstance(txid, int) for txid in transactions)
+    assert await _registered_now() == {f"CP-GM-{n}" for n in range(3)}
