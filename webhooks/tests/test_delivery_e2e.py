@@ -71,7 +71,7 @@ async def test_a_failing_receiver_is_retried_by_the_worker_until_failed(
         states = [d.state async for d in WebhookDelivery.objects.all()]
         return len(states) == 2 and set(states) == {"failed"}
 
-    await eventually(all_failed, timeout=20, interval=0.25)
+    await eventually(all_failed, timeout=60, interval=0.25)
     async for delivery in WebhookDelivery.objects.all():
         assert delivery.attempts == 3
         assert await delivery.attempt_log.acount() == 3
