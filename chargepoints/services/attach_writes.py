@@ -60,7 +60,6 @@ class AttachWrite:
     ocpp_version: str
     channel_name: str
     started_at: datetime
-    admitted_hash: str
     condition: RowCondition | None
     now: datetime
     row: tuple[Any, ...]
@@ -112,20 +111,19 @@ def attach_write_taken(
     ocpp_version: str,
     channel_name: str,
     started_at: datetime,
-    admitted_hash: str,
     condition: RowCondition | None,
 ) -> AttachWrite | None:
-    """What was written ahead for this attach in this pass (taken: no other unit gets it), or None
-    (also when it was written for a different ask)."""
+    """What was written ahead for this handshake (its charger, version, channel and start) asking
+    ``condition`` in this pass (taken: no other unit gets it), or None. Its admission was checked
+    by the batch's statement, with the hash this process admits the password by."""
     writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
     if not writes:
         return None
     write = writes.pop(charge_point_id, None)
-    if write is None or (ocpp_version, channel_name, started_at, admitted_hash, condition) != (
+    if write is None or (ocpp_version, channel_name, started_at, condition) != (
         write.ocpp_version,
         write.channel_name,
         write.started_at,
-        write.admitted_hash,
         write.condition,
     ):
         return None
@@ -228,6 +226,6 @@ def _attaches_written(asks: list[_Ask]) -> dict[str, AttachWrite]:
     for n, _, *row in rows:
         ask = asks[n - 1]  # WITH ORDINALITY counts from 1
         writes[ask.charge_point_id] = AttachWrite(
-            ask.ocpp_version, ask.channel_name, ask.started_at, ask.admitted_hash, ask.condition, now, tuple(row)
+            ask.ocpp_version, ask.channel_name, ask.started_at, ask.condition, now, tuple(row)
         )
     return writes

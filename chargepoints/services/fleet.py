@@ -272,17 +272,15 @@ def _connection_written(
 ) -> Connection | Literal[False] | None:
     """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15), or as the batch's
     statement wrote it for this handshake (``attach_writes``)."""
-    if admitted_hash is not None:
-        ahead = attach_write_taken(
-            charge_point_id=charge_point_id,
-            ocpp_version=ocpp_version,
-            channel_name=channel_name,
-            started_at=started_at,
-            admitted_hash=admitted_hash,
-            condition=condition,
-        )
-        if ahead is not None:
-            return _connection_of_row(charge_point_id, channel_name, ahead.now, ahead.row)
+    ahead = attach_write_taken(
+        charge_point_id=charge_point_id,
+        ocpp_version=ocpp_version,
+        channel_name=channel_name,
+        started_at=started_at,
+        condition=condition,
+    )
+    if ahead is not None:  # admitted by the batch's statement, as this process admits it without hashing
+        return _connection_of_row(charge_point_id, channel_name, ahead.now, ahead.row)
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     asked, asked_params = condition or ("NULL", [])
     profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
