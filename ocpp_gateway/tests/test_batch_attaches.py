@@ -222,7 +222,7 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
         await sync_to_async(holder.execute)(
             f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = 'HELD-2' FOR UPDATE"
         )
-        release = threading.Timer(0.5, holder.commit)
+        release = threading.Timer(1.5, holder.commit)  # well past the first pass, well within the second
         release.start()
         del statements[:]
         results = await one_batch(
