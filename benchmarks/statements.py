@@ -253,6 +253,7 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
             "ocpp_version": "1.6",
             "channel_name": f"statements.{names[n]}.{uuid.uuid4().hex[:6]}",
             "may_hash": False,
+            "handshake_started_at": datetime.now(UTC),  # as the gateway's handshake passes it
         }
 
     sent, attached = await _phase(group, contexts, handshake)

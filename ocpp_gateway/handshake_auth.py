@@ -22,10 +22,12 @@ import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 
 from chargepoints.passwords import PasswordNeedsHashing
+from chargepoints.services.attach_writes import attach_unit_register
 from chargepoints.services.attachment import SUPERSEDED, Attachment, charge_point_attach
 from charging.services.open_sessions import open_sessions_condition, open_sessions_load
 from ocpp_gateway.db import database_sync_to_async
@@ -97,19 +99,19 @@ async def handshake_attach(
     ``started_at``: when the handshake began (the newest handshake of a charger holds it);
     ``abandoned()``: its socket is gone. An abandoned handshake is neither attached nor hashed
     unless its batch had started (``group_commit.UnitAbandoned`` is raised instead)."""
-    attach = partial(
-        _attached_with_sessions,
-        charge_point_id=charge_point_id,
-        password=password,
-        ocpp_version=ocpp_version,
-        channel_name=channel_name,
-        handshake_started_at=started_at,
-    )
+    asked: dict[str, Any] = {
+        "charge_point_id": charge_point_id,
+        "password": password,
+        "ocpp_version": ocpp_version,
+        "channel_name": channel_name,
+        "handshake_started_at": started_at,
+    }
     try:
-        attachment = await commit_group.run(attach, abandoned=abandoned, may_hash=False)
+        # Its arguments as the unit's own: a batch's attaches are written together (``attach_writes``).
+        attachment = await commit_group.run(_attached_with_sessions, abandoned=abandoned, may_hash=False, **asked)
     except PasswordNeedsHashing:
         # Hashing takes its own thread, never a batch: the other handshakes do not wait for it.
-        hashing_attach = database_sync_to_async(attach)
+        hashing_attach = database_sync_to_async(partial(_attached_with_sessions, **asked))
         attachment = await _attach_hashing(
             hashing_attach, charge_point_id=charge_point_id, address=address, abandoned=abandoned
         )
@@ -143,6 +145,9 @@ def _attached_with_sessions(
     if not isinstance(attachment, str):
         open_sessions_load(charge_point_id, any_open=attachment.condition_held)
     return attachment
+
+
+attach_unit_register(_attached_with_sessions, open_sessions_condition)
 
 
 async def _attach_hashing(

@@ -29,6 +29,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from chargepoints.services.attach_writes import RowCondition, attach_write_taken
 from chargepoints.services.status_writes import (
     CONNECTOR_COLUMNS,
     STATUS_COLUMNS,
@@ -190,10 +191,6 @@ class Connection:
     profile: selectors.ChargerProfile = selectors.STRICT_PROFILE  # of the model of ``boot_identity``
 
 
-# An SQL boolean expression over the charger's row (alias ``cp``) and its parameters.
-RowCondition = tuple[str, list[Any]]
-
-
 def charge_point_connect(
     *,
     charge_point_id: str,
@@ -273,7 +270,17 @@ def _connection_written(
     condition: RowCondition | None,
     admitted_hash: str | None,
 ) -> Connection | Literal[False] | None:
-    """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15)."""
+    """``charge_point_connect`` as one plain statement (PostgreSQL, issue 15), or as the batch's
+    statement wrote it for this handshake (``attach_writes``)."""
+    ahead = attach_write_taken(
+        charge_point_id=charge_point_id,
+        ocpp_version=ocpp_version,
+        channel_name=channel_name,
+        started_at=started_at,
+        condition=condition,
+    )
+    if ahead is not None:  # admitted by the batch's statement, as this process admits it without hashing
+        return _connection_of_row(charge_point_id, channel_name, ahead.now, ahead.row)
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     asked, asked_params = condition or ("NULL", [])
     profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
@@ -300,11 +307,18 @@ def _connection_written(
             return False
         if row is None:
             raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-        previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
-        if interval is None:  # a newer handshake holds it
-            return None
-        if not was_connected:
-            _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "connected")
+        return _connection_of_row(charge_point_id, channel_name, now, row)
+
+
+def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, row: Sequence[Any]) -> Connection | None:
+    """The connection a presence write's row tells of (``_connection_written``'s statement or the
+    batch's), its online event emitted when the charger was offline; None when a newer handshake
+    holds the charger (the row all NULL)."""
+    previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
+    if interval is None:  # a newer handshake holds it
+        return None
+    if not was_connected:
+        _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "connected")
     return Connection(
         replaced_channel=previous_channel if previous_channel != channel_name else "",
         heartbeat_interval=interval,
