@@ -391,8 +391,9 @@ def _units_without_savepoints(
                 ledger_read_dropped(stop)
                 status_write_dropped(status)
                 connector_sessions_read_dropped(status)
-                attach_write_dropped(attach)
-            if db.needs_rollback or _transaction_failed(db):  # transaction.get_rollback(), without its lookup
+                attach_left = attach_write_dropped(attach)
+            # an attach written ahead and not taken, or transaction.get_rollback() without its lookup
+            if attach_left or db.needs_rollback or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes
     finally:

@@ -115,11 +115,12 @@ def attach_write_taken(
 ) -> AttachWrite | None:
     """What was written ahead for this handshake (its charger, version, channel and start) asking
     ``condition`` in this pass (taken: no other unit gets it), or None. Its admission was checked
-    by the batch's statement, with the hash this process admits the password by."""
+    by the batch's statement, with the hash this process admits the password by. One that does not
+    match is left, and ``attach_write_dropped`` then tells the batch to be written again."""
     writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
     if not writes:
         return None
-    write = writes.pop(charge_point_id, None)
+    write = writes.get(charge_point_id)
     if write is None or (ocpp_version, channel_name, started_at, condition) != (
         write.ocpp_version,
         write.channel_name,
@@ -127,14 +128,18 @@ def attach_write_taken(
         write.condition,
     ):
         return None
+    del writes[charge_point_id]
     return write
 
 
-def attach_write_dropped(lookup: AttachLookup | None) -> None:
-    """Its unit ran: what was written for ``lookup``, if it was left, is no later unit's."""
+def attach_write_dropped(lookup: AttachLookup | None) -> bool:
+    """Its unit ran: what was written for ``lookup``, if it was left, is no later unit's. True when
+    it was left: the row is written for a handshake its unit did not attach (judged otherwise at its
+    turn), so the batch's pass must be rolled back and written again without writes ahead."""
     writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
-    if writes and lookup is not None:
-        writes.pop(lookup.charge_point_id, None)
+    if not writes or lookup is None:
+        return False
+    return writes.pop(lookup.charge_point_id, None) is not None
 
 
 class _Ask(NamedTuple):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -47,7 +48,7 @@ def _attach(charge_point_id: str, *, password: str | None = None, minutes: float
 
 
 def _arranged(prefix: str) -> list[dict[str, Any]]:
-    """Eight chargers in as many states; the handshakes under test (the last two refused: decommissioned, unknown)."""
+    """Nine chargers in as many states; the handshakes under test (the last two refused: decommissioned, unknown)."""
     cp = [f"{prefix}-{n}" for n in range(9)]
     for name in cp[:7]:
         charge_point_register(charge_point_id=name, heartbeat_interval=60 + int(name[-1]))
@@ -222,7 +223,15 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
         await sync_to_async(holder.execute)(
             f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = 'HELD-2' FOR UPDATE"
         )
-        release = threading.Timer(1.5, holder.commit)  # well past the first pass, well within the second
+
+        def release_in_the_second_pass() -> None:
+            """Once the second pass has begun (HELD-1's own attach: the second one asked alone)."""
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and sum(sql.startswith(_ONE_ATTACH) for sql in statements) < 2:
+                time.sleep(0.01)
+            holder.commit()
+
+        release = threading.Thread(target=release_in_the_second_pass)
         release.start()
         del statements[:]
         results = await one_batch(
@@ -239,3 +248,39 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
     assert len([sql for sql in statements if sql.startswith(_ONE_ATTACH)]) == 4
     connected = ChargePoint.objects.order_by("charge_point_id").values_list("connected", flat=True)
     assert [value async for value in connected] == [True] * 3
+
+
+async def test_an_attach_its_unit_refuses_at_its_turn_is_not_left_written(statements: list[str], monkeypatch) -> None:
+    """The batch admitted it, its unit judged otherwise (the password memory changed between): the
+    row written ahead for it is not committed; the batch is written again, each its own way."""
+    from chargepoints.services import attachment
+
+    for name in ("TURN-1", "TURN-2", "TURN-3"):
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+    admitting = attachment.password_hash_admitting
+
+    def admitting_but_turn_2(*, charge_point_id: str, **kwargs: Any) -> str | None:
+        return None if charge_point_id == "TURN-2" else admitting(charge_point_id=charge_point_id, **kwargs)
+
+    def admit(*, charge_point_id: str, **_: Any) -> str:
+        assert charge_point_id == "TURN-2"
+        return "password changed"
+
+    monkeypatch.setattr(attachment, "password_hash_admitting", admitting_but_turn_2)
+    monkeypatch.setattr(attachment, "charge_point_admit", admit)
+    del statements[:]
+    results = await one_batch(
+        CommitGroup(max_units=64),
+        *((connection_context(), _attached_with_sessions, _attach(name)) for name in ("TURN-1", "TURN-2", "TURN-3")),
+    )
+    assert [type(result) for result in results] == [Attachment, str, Attachment]
+    assert results[1] == "password changed"
+    assert len([sql for sql in statements if sql.startswith(_ATTACHES_WRITTEN)]) == 1  # then rolled back
+    rows = ChargePoint.objects.order_by("charge_point_id").values_list(
+        "charge_point_id", "connection_channel", "connected"
+    )
+    assert [row async for row in rows] == [
+        ("TURN-1", "ch.TURN-1", True),
+        ("TURN-2", "", False),
+        ("TURN-3", "ch.TURN-3", True),
+    ]
