@@ -186,11 +186,23 @@ _TABLE = ChargePoint._meta.db_table
 _PROFILES = ChargerModelProfile._meta.db_table
 
 
+def connection_returned(asked: str) -> str:
+    """What a presence write returns for ``fleet._connection_of_row`` (``cp``: the charger's row written,
+    ``before``: it as it was; ``asked``: the condition's SQL): the one list both the single attach
+    (``fleet._connection_written``) and a batch's return, so their rows keep one shape."""
+    profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
+    return (
+        "before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
+        f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
+        f" (SELECT json_agg(json_build_array({profile_row})) FROM {_PROFILES} p WHERE cp.vendor <> ''"
+        f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')})"
+    )
+
+
 def _statement(asked: str) -> str:
     """``fleet._connection_written``'s statement for many chargers (one row of arrays each), with
     the locks taken in the order of the chargers' ids, skipping those held: per charger found, its
     ordinal and that statement's row (all NULL when a newer handshake holds it)."""
-    profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     return (
         "WITH v AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::text[])"
         " WITH ORDINALITY AS v(charge_point_id, password_hash, channel, started, version, n)),"
@@ -201,10 +213,7 @@ def _statement(asked: str) -> str:
         " ocpp_version = v.version, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
         " FROM before JOIN v ON v.n = before.n WHERE cp.id = before.id"
         " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= v.started)"
-        " RETURNING before.n, before.connection_channel, before.connected, cp.heartbeat_interval,"
-        f" cp.lifecycle_state, cp.vendor, cp.model, cp.firmware_version, ({asked}),"
-        f" (SELECT json_agg(json_build_array({profile_row})) FROM {_PROFILES} p WHERE cp.vendor <> ''"
-        f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')}))"
+        f" RETURNING before.n, {connection_returned(asked)})"
         " SELECT before.n, written.* FROM before LEFT JOIN written ON written.n = before.n"
     )
 

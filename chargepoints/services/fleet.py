@@ -23,13 +23,12 @@ from django.utils import timezone
 from chargepoints import clock, events, selectors
 from chargepoints.models import (
     ChargePoint,
-    ChargerModelProfile,
     Connector,
     Heartbeat,
     LifecycleState,
     OcppMessage,
 )
-from chargepoints.services.attach_writes import RowCondition, attach_write_taken
+from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.status_writes import (
     CONNECTOR_COLUMNS,
     STATUS_COLUMNS,
@@ -283,8 +282,6 @@ def _connection_written(
         return _connection_of_row(charge_point_id, channel_name, ahead.now, ahead.row)
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     asked, asked_params = condition or ("NULL", [])
-    profiles = connection.ops.quote_name(ChargerModelProfile._meta.db_table)
-    profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     admitted, admitted_params = ("", []) if admitted_hash is None else (_ADMITTED, [_DECOMMISSIONED, admitted_hash])
     params: list[Any] = [charge_point_id, *admitted_params, channel_name, started_at, ocpp_version, now, now]
     with transaction.atomic(), bound_cursor() as cursor:
@@ -295,10 +292,7 @@ def _connection_written(
             " ocpp_version = %s, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
             " FROM before WHERE cp.id = before.id"
             " AND (before.handshake_started_at IS NULL OR before.handshake_started_at <= %s)"
-            " RETURNING before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
-            f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
-            f" (SELECT json_agg(json_build_array({profile_row})) FROM {profiles} p WHERE cp.vendor <> ''"
-            f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')}))"
+            f" RETURNING {connection_returned(asked)})"
             " SELECT written.* FROM before LEFT JOIN written ON true",
             [*params, started_at, *asked_params],
         )
