@@ -152,7 +152,11 @@ class Transaction(models.Model):
     idle_since = models.DateTimeField(null=True, blank=True, help_text="Connected but not charging since.")
     idle_seconds = models.PositiveIntegerField(default=0, help_text="Idle time before idle_since.")
     time_spent_charging = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 timeSpentCharging.")
-    seq_nos = models.JSONField(default=list, blank=True, help_text="2.0.1 seqNo values processed.")
+    seq_nos = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="2.0.1 seqNo values processed, ascending: a seqNo alone, or [first, last] for a run of them.",
+    )
     remote_start_id = models.IntegerField(null=True, blank=True)
     reservation = models.ForeignKey(
         Reservation, on_delete=models.SET_NULL, null=True, blank=True, related_name="transactions"

@@ -408,13 +408,48 @@ def transaction_touched(session: Transaction) -> None:
 
 
 def seq_no_seen(session: Transaction, seq_no: int | None) -> bool:
-    """Whether this 2.0.1 seqNo was processed already (a replay); records it otherwise."""
+    """Whether this 2.0.1 seqNo was processed already (a replay: a charger resends an event with
+    its seqNo, OCPP 2.0.1 E01-E07); records it otherwise. ``session.seq_nos`` holds the seqNos
+    seen in their compact form (``seq_nos_with``), so what an event writes is bounded by the
+    session's gaps, not its length."""
     if seq_no is None:
         return False
-    if seq_no in session.seq_nos:
+    if seq_nos_contain(session.seq_nos, seq_no):
         return True
-    session.seq_nos = [*session.seq_nos, seq_no]
+    session.seq_nos = seq_nos_with(session.seq_nos, seq_no)
     return False
+
+
+def seq_nos_contain(seq_nos: list[Any], seq_no: int) -> bool:
+    """Whether ``seq_no`` is among ``seq_nos`` (the compact form, ``seq_nos_with``)."""
+    for entry in reversed(seq_nos):  # the latest seqNos last: an event's is mostly above them all
+        if entry == seq_no if isinstance(entry, int) else entry[0] <= seq_no <= entry[1]:
+            return True
+    return False
+
+
+def seq_nos_with(seq_nos: list[Any], seq_no: int) -> list[Any]:
+    """``seq_nos`` with ``seq_no`` added, as a new list in the compact form: ascending, each entry
+    a seqNo alone (``n``) or a run of two or more consecutive ones (``[first, last]``, both
+    included), runs merged when ``seq_no`` fills the gap between them. A session whose seqNos
+    count up from 0 (the spec's increments of one) is one run, ``[[0, last]]``, however long;
+    each gap (an event lost, or still to come from the charger's offline queue) adds one entry
+    until it is filled."""
+    if seq_nos:  # the common case: one more than the last seen
+        last = seq_nos[-1]
+        first, end = (last, last) if isinstance(last, int) else last
+        if seq_no == end + 1:
+            return [*seq_nos[:-1], [first, seq_no]]
+    runs = sorted(
+        [*((entry, entry) if isinstance(entry, int) else tuple(entry) for entry in seq_nos), (seq_no, seq_no)]
+    )
+    merged: list[list[int]] = []
+    for first, last in runs:
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [first if first == last else [first, last] for first, last in merged]
 
 
 def anomaly_flag(session: Transaction, code: str) -> None:

@@ -18,6 +18,7 @@ from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
 from charging.models import (
     IdTag,
+    MeterSample,
     ReconciliationItem,
     ReconciliationState,
     Transaction,
@@ -159,6 +160,48 @@ def test_v201_events_replayed_and_reordered_before_the_end_give_one_session_and_
     assert session.started_at == T0
     assert not session.needs_review
     assert not ReconciliationItem.objects.filter(charge_point=session.charge_point).exists()
+
+
+def _seq_nos_bytes(session: Transaction) -> int:
+    """The stored size of the session's ``seq_nos`` (PostgreSQL's ``pg_column_size``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_column_size(seq_nos) FROM {Transaction._meta.db_table} WHERE id = %s", [session.pk])
+        return cursor.fetchone()[0]
+
+
+def test_a_long_session_keeps_its_seq_nos_small_and_a_resent_event_is_still_a_replay(register_charge_point):
+    """1,000 events, a few s (``benchmarks/session_length.py`` measures 5,000): what each writes
+    does not grow with the session (issue 15)."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    v201_event(charge_point_id, "Started", 0, 1000, "Transaction.Begin")
+    for seq_no in range(1, 10):
+        v201_event(charge_point_id, "Updated", seq_no, 1000 + seq_no)
+    session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
+    after_10 = _seq_nos_bytes(session)
+    for seq_no in range(10, 1000):
+        v201_event(charge_point_id, "Updated", seq_no, 1000 + seq_no)
+    v201_event(charge_point_id, "Updated", 500, 1500)  # resent long after: changes nothing
+    session.refresh_from_db()
+    assert (session.seq_nos, session.energy_wh) == ([[0, 999]], Decimal(999))
+    assert _seq_nos_bytes(session) <= after_10 + 2  # two numbers however long (the list: 1,000)
+    assert MeterSample.objects.filter(transaction=session).count() == 1000
+
+
+def test_events_after_a_gap_and_the_gap_filled_late_count_once_and_their_resends_are_replays(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    v201_event(charge_point_id, "Started", 0, 1000, "Transaction.Begin")
+    for seq_no in (1, 2, 5, 6, 5, 1, 6):  # 3 and 4 still queued offline; resends after the gap and before it
+        v201_event(charge_point_id, "Updated", seq_no, 1000 + 100 * seq_no)
+    session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
+    assert (session.seq_nos, session.energy_wh) == ([[0, 2], [5, 6]], Decimal(600))
+    v201_event(charge_point_id, "Updated", 3, 1300)
+    session.refresh_from_db()
+    assert session.seq_nos == [[0, 3], [5, 6]]
+    for seq_no in (4, 4, 3):  # the last of the gap, then resends of the late ones
+        v201_event(charge_point_id, "Updated", seq_no, 1000 + 100 * seq_no)
+    session.refresh_from_db()
+    assert (session.seq_nos, session.energy_wh) == ([[0, 6]], Decimal(600))
+    assert MeterSample.objects.filter(transaction=session).count() == 7
 
 
 def test_a_second_stop_is_parked_and_does_not_change_the_session(register_charge_point):
@@ -479,7 +522,7 @@ def test_events_arriving_after_the_end_reprice_the_session(register_charge_point
     assert (session.started_at, session.meter_start_wh, session.energy_wh) == (T0, Decimal(2000), Decimal(5000))
     assert (session.anomalies, session.needs_review) == ([], False)
     assert session.billing_record.energy_wh == Decimal(5000)
-    assert sorted(session.seq_nos) == [0, 1, 2]
+    assert session.seq_nos == [[0, 2]]  # compact: one run (session_rows.seq_nos_with)
 
 
 def test_a_session_first_seen_through_an_updated_event_is_flagged_until_its_start_arrives(register_charge_point):
