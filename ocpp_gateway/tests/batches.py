@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import psycopg
+from asgiref.sync import sync_to_async
+
+from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
 from charging.services.meter_ledger import SampledValue
 from charging.services.open_sessions import open_sessions_bind
@@ -52,6 +57,25 @@ async def one_batch(group: CommitGroup, *units: Unit) -> list[Any]:
     release.set()
     await first
     return list(await asyncio.gather(*queued, return_exceptions=True))
+
+
+@asynccontextmanager
+async def charger_held(*registered: str, held: str) -> AsyncIterator[psycopg.Connection[Any]]:
+    """The chargers ``registered``, then ``held``'s row locked (``FOR UPDATE``) by a PostgreSQL
+    connection of its own, as another process's write holds it: that connection, whose
+    ``commit`` releases the row; closed on the way out."""
+    from conftest import _test_database_url
+
+    for name in registered:
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+    holder = await sync_to_async(psycopg.connect)(_test_database_url())
+    try:
+        await sync_to_async(holder.execute)(
+            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s FOR UPDATE", [held]
+        )
+        yield holder
+    finally:
+        await sync_to_async(holder.close)()
 
 
 def start16(charge_point_id: str, meter_start: int, started_at: datetime, id_tag: str = "TAG") -> StartRequest:

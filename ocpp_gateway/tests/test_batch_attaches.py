@@ -23,7 +23,15 @@ from chargepoints.services.attachment import SUPERSEDED, Attachment
 from charging.services.transaction_start import transaction_start
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.handshake_auth import _attached_with_sessions
-from ocpp_gateway.tests.batches import T0, Refused, connection_context, one_batch, refused, start16
+from ocpp_gateway.tests.batches import (
+    T0,
+    Refused,
+    charger_held,
+    connection_context,
+    one_batch,
+    refused,
+    start16,
+)
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
 pytestmark = [
@@ -212,17 +220,7 @@ async def test_an_attach_alone_in_its_batch_is_one_statement_its_own_way(stateme
 async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(statements: list[str]) -> None:
     """The batch's write skips it and its attach waits for it at its turn, its own way (here past
     the first pass's lock wait, so the batch is written again, each its own way)."""
-    import psycopg
-
-    from conftest import _test_database_url
-
-    for name in ("HELD-1", "HELD-2", "HELD-3"):
-        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
-    holder = await sync_to_async(psycopg.connect)(_test_database_url())
-    try:
-        await sync_to_async(holder.execute)(
-            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = 'HELD-2' FOR UPDATE"
-        )
+    async with charger_held("HELD-1", "HELD-2", "HELD-3", held="HELD-2") as holder:
 
         def release_in_the_second_pass() -> None:
             """Once the second pass has begun (HELD-1's own attach: the second one asked alone)."""
@@ -239,8 +237,6 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
             *((connection_context(), _attached_with_sessions, _attach(f"HELD-{n}")) for n in (1, 2, 3)),
         )
         release.join()
-    finally:
-        await sync_to_async(holder.close)()
     assert [type(result) for result in results] == [Attachment] * 3
     assert len([sql for sql in statements if sql.startswith(_ATTACHES_WRITTEN)]) == 1
     # HELD-2's own attach in the first pass (its wait past that pass's 100 ms), then all three in the

@@ -25,7 +25,7 @@ from chargepoints.signals import connector_status_reported
 from charging.models import Transaction, TransactionStatus
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
-from ocpp_gateway.tests.batches import T0, Refused, connection_context, one_batch, refused
+from ocpp_gateway.tests.batches import T0, Refused, charger_held, connection_context, one_batch, refused
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
 pytestmark = [
@@ -293,17 +293,7 @@ async def test_a_status_alone_in_its_batch_is_one_statement_its_own_way(statemen
 async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(statements: list[str]) -> None:
     """Its status waits for it at its turn, its own way; the batch's others are written ahead
     (a write that waited for the held charger would time out first and write none ahead)."""
-    import psycopg
-
-    from conftest import _test_database_url
-
-    for name in ("HELD-1", "HELD-2", "HELD-3"):
-        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
-    holder = await sync_to_async(psycopg.connect)(_test_database_url())
-    try:
-        await sync_to_async(holder.execute)(
-            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = 'HELD-2' FOR UPDATE"
-        )
+    async with charger_held("HELD-1", "HELD-2", "HELD-3", held="HELD-2") as holder:
         release = threading.Timer(0.5, holder.commit)
         release.start()
         group = CommitGroup(max_units=64)
@@ -313,8 +303,6 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
             *((connection_context(), connector_status_set, _status(f"HELD-{n}", "Preparing", 1)) for n in (1, 2, 3)),
         )
         release.join()
-    finally:
-        await sync_to_async(holder.close)()
     assert [type(result) for result in results] == [Connector, Connector, Connector]
     assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
     statuses = Connector.objects.order_by("charge_point__charge_point_id").values_list("status", flat=True)
