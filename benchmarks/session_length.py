@@ -10,6 +10,9 @@ list of every seqNo before the compact form, ``[[0, L-1]]`` with it), the connec
 Updated events, each with an energy reading, timed: the batch thread's CPU (``thread_time`` in
 ``batch_committed``, the median round) and PostgreSQL's CPU (the mean: ticks of 10 ms) per event.
 Then each session row's stored bytes (``pg_column_size``: of ``seq_nos``, of the whole row).
+``--steps``: instead, the Python of the event's seqNo step alone, no database: ``seq_no_seen`` on a
+session of each length and the JSON its column's UPDATE sends (``json.dumps``), this thread's CPU
+µs per call, the lowest of 15 rounds of 300 calls (resolves what the batch's noise cannot).
 No sockets: the cost is the result. Bounded: lengths x (WARM + ROUNDS) phases of CHARGERS events.
 
     .venv/bin/python benchmarks/session_length.py [--chargers 20] [--rounds 5] [--json out.json]
@@ -122,6 +125,22 @@ async def _length(group: CommitGroup, names: list[str], length: int, warm: int, 
     }
 
 
+def _step_us(length: int, calls: int = 300, rounds: int = 15) -> float:
+    """This thread's CPU µs per call of the seqNo step of an event on a session of ``length``
+    events: ``seq_no_seen`` and the JSON of the column it changed (the lowest round)."""
+    seeded = [[0, length - 1]] if COMPACT else list(range(length))
+    session = Transaction(seq_nos=seeded)
+    results = []
+    for _ in range(rounds):
+        started = time.thread_time()
+        for _ in range(calls):
+            session.seq_nos = seeded
+            session_rows.seq_no_seen(session, length)
+            json.dumps(session.seq_nos)
+        results.append((time.thread_time() - started) / calls * 1e6)
+    return round(min(results), 2)
+
+
 async def main(chargers: int, lengths: list[int], warm: int, rounds: int) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     names = [f"SEQLEN-{run}-{n}" for n in range(chargers)]
@@ -141,7 +160,14 @@ if __name__ == "__main__":
     parser.add_argument("--warm", type=int, default=2, help="Updated events per session before the timed ones")
     parser.add_argument("--rounds", type=int, default=5, help="timed Updated events per session")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--steps", action="store_true", help="the seqNo step's Python alone (no database)")
     args = parser.parse_args()
+    if args.steps:
+        steps = {length: _step_us(int(length)) for length in args.lengths.split(",")}
+        print(json.dumps({"compact": COMPACT, "step_us": steps}))
+        if args.json:
+            args.json.write_text(json.dumps({"compact": COMPACT, "step_us": steps}) + "\n")
+        raise SystemExit
     statements._batch_thread_timed()
     started = time.monotonic()
     results = asyncio.run(main(args.chargers, [int(n) for n in args.lengths.split(",")], args.warm, args.rounds))
