@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -66,3 +67,33 @@ def test_a_batch_costs_the_same_queries_for_one_charger_or_fifty(register_charge
         return len(captured.captured_queries)
 
     assert queries_for(1) == queries_for(50)
+
+
+def test_fifty_chargers_sightings_are_one_statement_to_postgresql(register_charge_point, monkeypatch):
+    for n in range(50):
+        register_charge_point(f"CP-{n}")
+    ChargePoint.objects.update(connected=True, connection_channel="ch")
+    ChargePoint.objects.filter(charge_point_id="CP-7").update(connected=False, offline_since=AT)
+    sent: list[str] = []
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+
+    def counted_execute(cursor, query, params=None, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, params, **kwargs)
+
+    def counted_executemany(cursor, query, params_seq, **kwargs):
+        params_seq = list(params_seq)
+        sent.extend(str(query) for _ in params_seq)  # PostgreSQL executes it once per row
+        return executemany(cursor, query, params_seq, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted_execute)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    updated = charge_points_seen_record(
+        sightings=[Sighting(charge_point_id=f"CP-{n}", channel_name="ch", at=AT) for n in range(50)]
+    )
+    monkeypatch.undo()
+    assert updated == 50
+    # one for the fifty, one for the charger coming back online (``charge_point_seen``)
+    assert len([query for query in sent if "last_seen" in query]) == 2
+    assert ChargePoint.objects.filter(last_seen=AT).count() == 50
+    assert ChargePoint.objects.get(charge_point_id="CP-7").connected  # back online, found by the same statement
