@@ -98,9 +98,7 @@ def post(port: int, charge_point_id: str, key: str, count: int, *, recorded: boo
     connection.close()
 
 
-async def run(args: argparse.Namespace, trace_dir: str) -> dict[str, int]:
-    ids, key = command_roundtrip.prepare(1, ["split"])
-    charge_point_id = ids["split"][0]
+async def run(args: argparse.Namespace, trace_dir: str, charge_point_id: str, key: str) -> dict[str, int]:
     var_dir = tempfile.mkdtemp(prefix="csms-timeline-")
     servers = {"A": start(args.port, var_dir, trace_dir), "B": start(args.port + 1, var_dir, trace_dir)}
     processes = {name: server.pid for name, server in servers.items()}
@@ -164,7 +162,8 @@ def main() -> None:
     parser.add_argument("--out", default="command_timeline.json", help="the results file in benchmarks/results/")
     args = parser.parse_args()
     trace_dir = tempfile.mkdtemp(prefix="csms-timeline-events-")
-    processes = asyncio.run(run(args, trace_dir))
+    ids, key = command_roundtrip.prepare(1, ["split"])
+    processes = asyncio.run(run(args, trace_dir, ids["split"][0], key))
     rows = spans(commands(trace_dir, processes))
     print(f"{'span':<72}{'in':>3}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'CPU p50':>9}")
     for row in rows[:-1]:
