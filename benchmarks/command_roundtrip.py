@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import signal
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -52,6 +53,7 @@ from harness import (
     versions,
 )  # also sets up Django on the benchmark database
 
+import echo_baseline
 import fleet
 import loadgen
 
@@ -66,10 +68,22 @@ from commands.models import Command
 from kernel.api_keys import api_key_create
 
 
+# Each CALL's time in the simulated chargers (ms): from its frame's arrival to its answer written. A
+# phase's round trips include it; it is the benchmark's, not the CSMS's (the ocpp package validates
+# the CALL and the answer against their schemas in this process, which shares the two cores).
+CHARGER_MS: list[float] = []
+
+
 class ResettableCharger(V16Client):
     @on("Reset")
     def on_reset(self, **_: object) -> call_result.Reset:
         return call_result.Reset(status="Accepted")
+
+    async def route_message(self, raw_msg: str) -> None:
+        started = time.perf_counter()
+        await super().route_message(raw_msg)
+        if raw_msg.startswith("[2"):
+            CHARGER_MS.append((time.perf_counter() - started) * 1000)
 
 
 PORT_A, PORT_B = 18081, 18082
@@ -101,11 +115,15 @@ def post_commands(targets: Targets, key: str, count: int, stop_at: float) -> lis
     return latencies
 
 
-def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[str, float]:
+def summarize(
+    latencies: list[float], seconds: float, cpu: list[float], charger_ms: list[float] | None = None
+) -> dict[str, float]:
     """Latency percentiles, throughput, and each process's CPU per command (``cpu``: seconds A, B
     and this client process used during the phase; in the split layout A holds the chargers and B
-    serves the API, in the crossed one each does half of both)."""
+    serves the API, in the crossed one each does half of both); ``charger_ms``: the phase's CALLs'
+    times in the simulated chargers (``CHARGER_MS``), their median as ``charger_p50_ms``."""
     per_command = [round(used * 1e6 / max(1, len(latencies))) for used in cpu]
+    charger = {"charger_p50_ms": round(statistics.median(charger_ms), 3)} if charger_ms else {}
     return {
         "commands": len(latencies),
         **percentiles(latencies),
@@ -114,6 +132,7 @@ def summarize(latencies: list[float], seconds: float, cpu: list[float]) -> dict[
         "cpu_us_per_command_b": per_command[1],
         "cpu_us_per_command_both": per_command[0] + per_command[1],
         "cpu_us_per_command_client": per_command[2],
+        **charger,
     }
 
 
@@ -204,23 +223,43 @@ async def measure(
     idle_targets, per_charger = clients(layout, ids)
     await loop.run_in_executor(None, post_commands, idle_targets, key, 20, stop_at)  # warm-up
     profilers = profiling_started(args.profile, servers, f"{label}idle", gil=args.profile_gil)
-    started, cpu = time.monotonic(), servers_cpu(servers)
+    started, cpu, calls = time.monotonic(), servers_cpu(servers), len(CHARGER_MS)
     idle = await loop.run_in_executor(None, post_commands, idle_targets, key, args.commands, stop_at)
     used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
     profiling_stopped(profilers)
-    idle_summary = summarize(idle, time.monotonic() - started, used)
+    idle_summary = summarize(idle, time.monotonic() - started, used, CHARGER_MS[calls:])
     per_client = max(1, args.commands // len(ids))
     with ThreadPoolExecutor(len(ids)) as pool:
         profilers = profiling_started(args.profile, servers, f"{label}concurrent", gil=args.profile_gil)
-        started, cpu = time.monotonic(), servers_cpu(servers)
+        started, cpu, calls = time.monotonic(), servers_cpu(servers), len(CHARGER_MS)
         futures = [
             loop.run_in_executor(pool, post_commands, targets, key, per_client, stop_at) for targets in per_charger
         ]
         concurrent = [latency for batch in await asyncio.gather(*futures) for latency in batch]
         used = [after - before for before, after in zip(cpu, servers_cpu(servers), strict=True)]
         profiling_stopped(profilers)
-        concurrent_summary = summarize(concurrent, time.monotonic() - started, used)
+        concurrent_summary = summarize(concurrent, time.monotonic() - started, used, CHARGER_MS[calls:])
     return {f"{label}idle": idle_summary, f"{label}concurrent_{len(ids)}_chargers": concurrent_summary}
+
+
+async def echo_round_trips(port: int, count: int) -> dict[str, float]:
+    """The machine's floor beside the run: ``count`` sequential OCPP CALLs (a ``Heartbeat``) over one
+    WebSocket to the bare echo server (``echo_baseline.py``) and its answers, ms per round trip. A
+    command crosses such a WebSocket once (B's consumer to the charger) besides its HTTP request
+    and its Redis and PostgreSQL round trips."""
+    echo = echo_baseline.start(port)
+    try:
+        latencies = []
+        async with connect(f"ws://127.0.0.1:{port}/ocpp/1.6/ECHO", subprotocols=["ocpp1.6"]) as websocket:
+            for n in range(count):
+                started = time.perf_counter()
+                await websocket.send(json.dumps([2, str(n), "Heartbeat", {}]))
+                await websocket.recv()
+                latencies.append((time.perf_counter() - started) * 1000)
+        return {"round_trips": count, **percentiles(latencies)}
+    finally:
+        echo.terminate()
+        echo.wait(timeout=10)
 
 
 async def under_load(
@@ -264,7 +303,7 @@ async def run(
                 sockets.append(websocket)
                 tasks.append(asyncio.create_task(charger.start()))
         pids = [server.pid for server in servers]
-        phases: dict[str, object] = {}
+        phases: dict[str, object] = {"echo": await echo_round_trips(args.echo_port, args.commands)}
         for layout, layout_ids in ids.items():
             label = "" if layout == "split" else f"{layout}_"
             phases.update(await measure(args, layout_ids, key, stop_at, pids, label=label, layout=layout))
@@ -309,12 +348,15 @@ def main() -> None:
         help="comma-separated, measured in this order: split (every charger on A, the API on B) and/or "
         "crossed (chargers on both, each command posted to the process without its charger)",
     )
+    parser.add_argument("--echo-port", type=int, default=None, help="the echo server's port (--port + 90)")
     parser.add_argument("--out", default="command_roundtrip.json", help="the results file in benchmarks/results/")
     args = parser.parse_args()
     layouts = args.layouts.split(",")
     if not layouts or set(layouts) - {"split", "crossed"}:
         parser.error("--layouts: split and/or crossed")
     PORT_A, PORT_B = args.port, args.port + 1
+    if args.echo_port is None:
+        args.echo_port = args.port + 90
     ids, key = prepare(args.chargers, layouts)
     load = None
     if args.under_load:
@@ -325,8 +367,10 @@ def main() -> None:
         if load is not None:
             load.close()
     header = f"{'phase':<36}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}"
-    print(f"{header}{'A µs/cmd':>10}{'B µs/cmd':>10}")
+    print(f"{header}{'A µs/cmd':>10}{'B µs/cmd':>10}{'charger ms':>11}{'p50/echo':>9}")
     print("split: chargers on A, API on B; crossed_: chargers on A and B, each command to the other process")
+    echo_p50 = result["echo"]["p50_ms"]  # type: ignore[index]
+    print(f"echo: a WebSocket CALL round trip p50 {echo_p50} ms, p99 {result['echo']['p99_ms']} ms")  # type: ignore[index]
     if "fleet_load" in result:
         print("fleet load:", json.dumps(result["fleet_load"]))
     for phase, numbers in result.items():
@@ -335,6 +379,7 @@ def main() -> None:
                 f"{phase:<36}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
                 f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}"
                 f"{numbers['cpu_us_per_command_a']:>10}{numbers['cpu_us_per_command_b']:>10}"
+                f"{numbers.get('charger_p50_ms', ''):>11}{round(numbers['p50_ms'] / echo_p50, 1):>9}"
             )
     out = ROOT / "benchmarks" / "results" / args.out
     out.write_text(json.dumps(result, indent=2) + "\n")
