@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+
+from conftest import _test_database_url, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,3 +106,127 @@ def test_an_application_import_that_fails_leaves_the_garbage_collector_enabled()
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "True"
+
+
+def _script(body: str) -> str:
+    """A Python program that loads scripts/serve.py as ``serve`` and runs ``body``."""
+    return (
+        "import importlib.util, os, sys, threading, socket\n"
+        f"spec = importlib.util.spec_from_file_location('serve_script', {str(ROOT / 'scripts' / 'serve.py')!r})\n"
+        "serve = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(serve)\n" + body
+    )
+
+
+def _run(body: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", _script(body)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_forked_worker_runs_the_reactor_on_an_event_loop_of_its_own() -> None:
+    """daphne's module installs Twisted's asyncio reactor at import, in the process that forks the
+    workers: each worker's reactor gets a new event loop (epoll instance, wake-up pair, waker pipe),
+    the same reactor object, and runs; the parent's are left open and as they were."""
+    body = (
+        "serve.application_imported()\n"
+        "from twisted.internet import reactor\n"
+        "inherited, waker = reactor._asyncioEventloop, reactor.waker\n"
+        "epoll, pipe = inherited._selector._selector.fileno(), (waker.i, waker.o)\n"
+        "pipe_inode = os.fstat(waker.i).st_ino\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    serve.reactor_renewed()\n"
+        "    from twisted.internet import reactor as renewed\n"
+        "    loop = renewed._asyncioEventloop\n"
+        "    own = renewed is reactor and loop is not inherited and renewed.waker is not waker\n"
+        "    own = own and os.fstat(renewed.waker.i).st_ino != pipe_inode  # a new pipe (fd numbers are reused)\n"
+        "    renewed.callLater(0, renewed.stop)\n"
+        "    renewed.run(installSignalHandlers=False)  # returns once stopped: it ran\n"
+        "    os._exit(0 if own else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "[os.fstat(fd) for fd in (epoll, *pipe)]  # still open here\n"
+        "print(os.waitstatus_to_exitcode(status), inherited.is_closed(), reactor.waker is waker)\n"
+    )
+    assert _run(body) == "0 False True"
+
+
+def test_no_thread_or_connection_crosses_the_fork() -> None:
+    """The application's import leaves no thread and no socket but the event loop's own; one
+    opened since (a database connection, a thread) is named, and ``make serve`` refuses to fork."""
+    body = (
+        "serve.application_imported()\n"
+        "listening = serve.listening_socket('127.0.0.1', 0, 8)\n"
+        "print(serve.fork_hazards([listening]))\n"
+        "connection = socket.create_connection(listening.getsockname())\n"
+        "stop = threading.Event()\n"
+        "threading.Thread(target=stop.wait, name='busy').start()\n"
+        "print(sorted(hazard.split()[0] for hazard in serve.fork_hazards([listening])))\n"
+        "stop.set()\n"
+    )
+    assert _run(body).splitlines() == ["[]", "['socket', 'thread']"]  # the connection's end (not accepted)
+
+
+def _children(pid: int) -> set[int]:
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children |= {int(child) for child in (task / "children").read_text().split()}
+    return children
+
+
+def _until(condition: Any, seconds: float = 60) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s")
+
+
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection.request("GET", "/admin/login/")
+        return connection.getresponse().status == 200
+    return False
+
+
+def test_forked_workers_answer_a_dead_one_is_replaced_and_sigterm_stops_them_all(
+    django_db_setup: None, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+        "CSMS_VAR_DIR": str(tmp_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "2",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        serve = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "serve.py"), "--production"],
+            cwd=tmp_path,  # the workers run in the project's directory all the same
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        workers = _until(lambda: len(_children(serve.pid)) == 2 and _answers(port) and _children(serve.pid))
+        assert all(Path(f"/proc/{pid}/cwd").resolve() == ROOT for pid in workers)
+        dead = min(workers)
+        os.kill(dead, signal.SIGKILL)
+        replaced = _until(lambda: len(now := _children(serve.pid)) == 2 and dead not in now and now)
+        assert _until(lambda: _answers(port))
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0, log.read_text()
+        assert not any(Path(f"/proc/{pid}").exists() for pid in replaced)
+        assert f"worker {dead} exited; starting another" in log.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
