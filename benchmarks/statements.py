@@ -150,15 +150,17 @@ async def _boot_and_statuses(
     names: list[str],
     note: Callable[[str, int, int], None],
 ) -> None:
-    """Boot, the configuration read after it (answered with a CALLERROR, as the benchmarks'
+    """Boot (as the handlers queue it), the configuration read after it (answered with a CALLERROR, as the benchmarks'
     chargers answer it) and StatusNotifications: a connector's first, then an unchanged one."""
     from chargepoints.services import charge_point_boot, connector_status_set
     from commands.rpc import call_outcome
     from commands.services import command_complete
-    from configuration.changes import configuration_refresh_on_boot
+    from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
 
     def boot(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
-        return charge_point_boot, {"charge_point_id": names[n], "vendor": "Bench", "model": "Stmt"}
+        """As both versions' handlers queue it: with the condition the configuration read asks."""
+        kwargs = {"charge_point_id": names[n], "vendor": "Bench", "model": "Stmt"}
+        return charge_point_boot, {**kwargs, "condition": configuration_read_recent()}
 
     sent, _ = await _phase(group, contexts, boot)
     note("BootNotification", sent, len(names))
