@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 
 from django.db import connection
 
@@ -84,19 +85,28 @@ def _on(session: Transaction, key: _Key) -> bool:
     return session.connector_id == connector_id and session.evse_id is None
 
 
-def _open_sessions(pks: list[int]) -> dict[int, list[Transaction]]:
-    """Charger pk -> the sessions open on it (with its row, as ``session_rows.transactions_open_on_connector``
-    reads them), locked, newest first, for the chargers ``pks``."""
+@cache
+def _open_sessions_read() -> str:
+    """``_open_sessions``' statement, its select list built once."""
     quote = connection.ops.quote_name
-    found: dict[int, list[Transaction]] = {}
-    for session in model_rows(
-        Transaction,
+    return (
         f"SELECT {columns_of(Transaction, 't')}, {columns_of(ChargePoint, 'c')}"
         f" FROM {quote(Transaction._meta.db_table)} t JOIN {quote(ChargePoint._meta.db_table)} c"
         " ON c.id = t.charge_point_id WHERE t.charge_point_id = ANY(%s::bigint[]) AND t.status = %s"
-        " ORDER BY t.started_at DESC, t.id DESC FOR UPDATE OF t",  # the model's ordering
+        " ORDER BY t.started_at DESC, t.id DESC FOR UPDATE OF t"  # the model's ordering
+    )
+
+
+def _open_sessions(pks: list[int]) -> dict[int, list[Transaction]]:
+    """Charger pk -> the sessions open on it (with its row, as ``session_rows.transactions_open_on_connector``
+    reads them), locked, newest first, for the chargers ``pks``."""
+    found: dict[int, list[Transaction]] = {}
+    sessions = model_rows(
+        Transaction,
+        _open_sessions_read(),
         [array_text(pks), TransactionStatus.ACTIVE],
         related=("charge_point", ChargePoint),
-    ):
+    )
+    for session in sessions:
         found.setdefault(session.charge_point_id, []).append(session)
     return found
