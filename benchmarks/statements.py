@@ -150,15 +150,17 @@ async def _boot_and_statuses(
     names: list[str],
     note: Callable[[str, int, int], None],
 ) -> None:
-    """Boot, the configuration read after it (answered with a CALLERROR, as the benchmarks'
+    """Boot (as the handlers queue it), the configuration read after it (answered with a CALLERROR, as the benchmarks'
     chargers answer it) and StatusNotifications: a connector's first, then an unchanged one."""
     from chargepoints.services import charge_point_boot, connector_status_set
     from commands.rpc import call_outcome
     from commands.services import command_complete
-    from configuration.changes import configuration_refresh_on_boot
+    from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
 
     def boot(n: int) -> tuple[Callable[..., Any], dict[str, Any]]:
-        return charge_point_boot, {"charge_point_id": names[n], "vendor": "Bench", "model": "Stmt"}
+        """As both versions' handlers queue it: with the condition the configuration read asks."""
+        kwargs = {"charge_point_id": names[n], "vendor": "Bench", "model": "Stmt"}
+        return charge_point_boot, {**kwargs, "condition": configuration_read_recent()}
 
     sent, _ = await _phase(group, contexts, boot)
     note("BootNotification", sent, len(names))
@@ -413,7 +415,51 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
         ),
     )
     note("TransactionEvent Ended (2.0.1)", sent, chargers)
+    await _reboot_with_a_session_open(group, contexts, names, at + timedelta(minutes=readings + 2), note)
     return per100
+
+
+async def _reboot_with_a_session_open(
+    group: CommitGroup,
+    contexts: list[contextvars.Context],
+    names: list[str],
+    at: datetime,
+    note: Callable[[str, int, int], None],
+) -> None:
+    """A 1.6 start on connector 2, the charger boots again (its session left open), then connector 2
+    reports Available: the session the reboot cut is closed (``transactions_close_after_reboot``)."""
+    from decimal import Decimal
+
+    from chargepoints.services import connector_status_set
+    from charging.services.transaction_start import StartRequest, transaction_start
+
+    request = {
+        "charge_point_id": "",
+        "ocpp_version": "1.6",
+        "start_key": f"2|t|9000|{at.isoformat()}",
+        "started_at": at,
+        "connector_id": 2,
+        "id_tag": "T",
+        "meter_start_wh": Decimal(9000),
+    }
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (transaction_start, {"request": StartRequest(**{**request, "charge_point_id": names[n]})}),
+    )
+    note("StartTransaction (1.6), connector 2", sent, len(names))
+    await _boot_and_statuses(  # the reboot, its statuses on connector 1
+        group, contexts, names, lambda label, sent, count: note(f"{label} (a session open)", sent, count)
+    )
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            connector_status_set,
+            {"charge_point_id": names[n], "connector_id": 2, "status": "Available", "error_code": "NoError"},
+        ),
+    )
+    note("StatusNotification (1.6) Available after a reboot, its session closed", sent, len(names))
 
 
 if __name__ == "__main__":

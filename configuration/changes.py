@@ -4,12 +4,10 @@ docs/architecture.md "A command")."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
@@ -149,7 +147,8 @@ def _refresh_recorded(charge_point_id: str) -> Command | None:
 
 # A read of the whole configuration asked since the first boot of the firmware the charger last
 # booted with (not one its firmware may have changed after: ``before.identity_booted_at``, or its
-# previous boot where that is not known) and since a moment, and answered in full: a 1.6
+# previous boot where that is not known) and within a maximum age of this boot (``cp.last_boot_at``,
+# the boot's time as written), and answered in full: a 1.6
 # GetConfiguration of every key accepted, a 2.0.1 GetBaseReport FullInventory accepted whose
 # report's last part arrived; and no value changed with RebootRequired waiting for the read after a
 # boot. A boot with the same firmware that skipped the read does not make the next one read again.
@@ -161,7 +160,8 @@ _KEYS = connection.ops.quote_name(ConfigurationKey._meta.db_table)
 _VARIABLES = connection.ops.quote_name(DeviceModelVariable._meta.db_table)
 _ATTRIBUTES = connection.ops.quote_name(DeviceModelAttribute._meta.db_table)
 _READ_RECENT = (
-    f"EXISTS (SELECT 1 FROM {_COMMANDS} c WHERE c.charge_point_id = cp.id AND c.created_at >= %s"
+    f"EXISTS (SELECT 1 FROM {_COMMANDS} c WHERE c.charge_point_id = cp.id"
+    " AND c.created_at >= cp.last_boot_at - %s::integer * interval '1 second'"
     " AND c.created_at >= coalesce(before.identity_booted_at, before.last_boot_at) AND c.state = %s"
     " AND ((c.command = 'get_configuration'"
     " AND coalesce(c.request -> 'key', 'null') IN ('null', '[]'))"
@@ -178,13 +178,15 @@ def configuration_read_recent() -> tuple[str, list[Any]] | None:
     its parameters) that a read of the charger's whole configuration (1.6 GetConfiguration of
     every key, 2.0.1 GetBaseReport FullInventory with its report complete) was asked since the
     first boot of its firmware (``identity_booted_at``; its previous boot where not known) and within
-    ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds and accepted, and that
+    ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds of this boot and accepted, and that
     no value of its waits for a reboot (``pending_value``); None when that setting is 0 (every
-    accepted boot reads) or the read after a boot is off."""
+    accepted boot reads) or the read after a boot is off. The same for every boot while the settings
+    stand (no time among its parameters), so a batch writes its boots asking it by one statement
+    (``chargepoints.services.boot_writes``)."""
     max_age = settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE
     if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT or max_age == 0:
         return None
-    return _READ_RECENT, [timezone.now() - timedelta(seconds=max_age), CommandState.ACCEPTED]
+    return _READ_RECENT, [max_age, CommandState.ACCEPTED]
 
 
 def configuration_change(

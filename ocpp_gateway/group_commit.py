@@ -37,8 +37,9 @@ by one statement (``charging.services.ledger_reads``). And its StatusNotificatio
 together, their chargers locked as the starts' are (``chargepoints.services.status_writes``), then
 whether a session is open on the connector of each ``Available`` among them read by one statement
 (``charging.services.status_reads``). Its handshakes' attaches admitted without hashing are
-written together too, their chargers locked the same way (``chargepoints.services.attach_writes``).
-Only a start, stop, status or attach that is the first unit of its charger in the batch has one
+written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
+and its BootNotifications (``chargepoints.services.boot_writes``).
+Only a start, stop, status, attach or boot that is the first unit of its charger in the batch has one
 (``_first_of_their_chargers``): a unit of that charger before it may change what was read or written.
 
 A batch's plain statements (``kernel.plain_sql.bound_cursor``) share one cursor, closed when the
@@ -77,6 +78,7 @@ from chargepoints.services.attach_writes import (
     attach_write_dropped,
     attaches_written_together,
 )
+from chargepoints.services.boot_writes import BootLookup, boot_lookup_of, boot_write_dropped, boots_written_together
 from chargepoints.services.status_writes import (
     StatusLookup,
     status_lookup_of,
@@ -292,15 +294,17 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             stops = [stop_lookup_of(unit.func, unit.kwargs) for unit in batch]
             statuses = [status_lookup_of(unit.func, unit.kwargs) for unit in batch]
             attaches = [attach_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches)
+            boots = [boot_lookup_of(unit.func, unit.kwargs) for unit in batch]
+            firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches, boots)
             with (
                 attaches_written_together(firsts.attaches),
+                boots_written_together(firsts.boots),
                 starts_read_together(firsts.starts),
                 ledgers_read_together(firsts.stops),
                 statuses_written_together(firsts.statuses) as written,
                 connector_sessions_read_together(written),
             ):
-                return _units_without_savepoints(batch, lookups, stops, statuses, attaches)
+                return _units_without_savepoints(batch, lookups, stops, statuses, attaches, boots)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
@@ -310,13 +314,14 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 @dataclass
 class _Firsts:
     """What a batch reads or writes ahead for the first unit of each charger: starts, stops with the
-    unit's context (the connection whose kept session it names), statuses, and attaches with the
-    unit's function (the condition it asks)."""
+    unit's context (the connection whose kept session it names), statuses, attaches with the
+    unit's function (the condition it asks), and boots."""
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
     statuses: list[StatusLookup] = field(default_factory=list)
     attaches: list[tuple[AttachLookup, Callable[..., Any]]] = field(default_factory=list)
+    boots: list[BootLookup] = field(default_factory=list)
 
 
 def _first_of_their_chargers(
@@ -325,21 +330,24 @@ def _first_of_their_chargers(
     stops: list[StopLookup | None],
     statuses: list[StatusLookup | None],
     attaches: list[AttachLookup | None],
+    boots: list[BootLookup | None],
 ) -> _Firsts:
     """The starts' lookups (``lookups[i]``: ``batch[i]``'s, or None) that the batch reads together
     (``charging.services.start_reads``), and the stops' (``stops[i]``) whose ledgers it reads
-    together (``charging.services.ledger_reads``), the statuses (``statuses[i]``) and the
-    attaches (``attaches[i]``) it writes together (``chargepoints.services.status_writes``,
-    ``attach_writes``): of each start, stop, status or attach that is the first unit of its
-    charger in the batch. A unit's chargers are the one its connection's context names
-    (``charge_point_id_var``) and the one its arguments name (``charge_point_id``, or a
-    ``request``'s); a unit naming none (the write-behind buffers, an id tag read, a command's
-    answer) writes no session."""
+    together (``charging.services.ledger_reads``), the statuses (``statuses[i]``), the
+    attaches (``attaches[i]``) and the boots (``boots[i]``) it writes together
+    (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``): of each start,
+    stop, status, attach or boot that is the first unit of its charger in the batch. A unit's
+    chargers are the one its connection's context names (``charge_point_id_var``) and the one its
+    arguments name (``charge_point_id``, or a ``request``'s); a unit naming none (the write-behind
+    buffers, an id tag read, a command's answer) writes no session."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, lookup, stop, status, attach in zip(batch, lookups, stops, statuses, attaches, strict=True):
+    for unit, lookup, stop, status, attach, boot in zip(batch, lookups, stops, statuses, attaches, boots, strict=True):
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
+        if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
+            chosen.boots.append(boot)
         if lookup is not None and lookup.charge_point_id not in chargers:
             chosen.starts.append(lookup)
         if stop is not None and stop.charge_point_id not in chargers:
@@ -365,15 +373,18 @@ def _units_without_savepoints(
     stops: list[StopLookup | None],
     statuses: list[StatusLookup | None],
     attaches: list[AttachLookup | None],
+    boots: list[BootLookup | None],
 ) -> list[Outcome]:
-    """Each unit's result; a start's answer, a stop's ledger read, a status's or an attach's write
-    for the batch is dropped after its unit ran, taken or not (no later unit takes it)."""
+    """Each unit's result; a start's answer, a stop's ledger read, a status's, an attach's or a
+    boot's write for the batch is dropped after its unit ran, taken or not (no later unit takes it)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
-        for unit, lookup, stop, status, attach in zip(batch, lookups, stops, statuses, attaches, strict=True):
+        for unit, lookup, stop, status, attach, boot in zip(
+            batch, lookups, stops, statuses, attaches, boots, strict=True
+        ):
             if unit.in_savepoint:
                 del features.uses_savepoints
                 try:
@@ -391,9 +402,10 @@ def _units_without_savepoints(
                 ledger_read_dropped(stop)
                 status_write_dropped(status)
                 connector_sessions_read_dropped(status)
-                attach_left = attach_write_dropped(attach)
-            # an attach written ahead and not taken, or transaction.get_rollback() without its lookup
-            if attach_left or db.needs_rollback or _transaction_failed(db):
+                left = attach_write_dropped(attach)
+                left = boot_write_dropped(boot) or left
+            # an attach or a boot written ahead and not taken, or transaction.get_rollback() without its lookup
+            if left or db.needs_rollback or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes
     finally:

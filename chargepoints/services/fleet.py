@@ -29,6 +29,7 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
+from chargepoints.services.boot_writes import BOOT_COLUMNS, BootLookup, BootRow, boot_unit_register, boot_write_taken
 from chargepoints.services.status_writes import (
     CONNECTOR_COLUMNS,
     STATUS_COLUMNS,
@@ -488,21 +489,23 @@ def charge_point_boot(
     """Record a BootNotification: the charger's identity, its boot time, online (one event when it
     was offline). Raises ``ChargePoint.DoesNotExist`` for an unregistered charger. ``condition``
     (PostgreSQL; ignored elsewhere) is evaluated in the same statement, after the write, into
-    ``condition_held``: what a higher app asks of the charger at its boot without a round trip."""
-    now = timezone.now()
-    identity = (vendor, model, serial_number, firmware_version, iccid, imsi)
+    ``condition_held``: what a higher app asks of the charger at its boot without a round trip. In
+    a group-commit batch the boot may have been written ahead with the batch's others
+    (``boot_writes``): it takes that write, whose boot time is the batch's, and sends its event as here."""
+    lookup = BootLookup(charge_point_id, vendor, model, serial_number, firmware_version, iccid, imsi, condition)
+    ahead = boot_write_taken(lookup)
+    now = timezone.now() if ahead is None else ahead.now
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            was_connected, lifecycle_state, interval, identity_kept, held = _boot_written(
-                charge_point_id, now, identity, condition
-            )
-            if not was_connected:
+            row = ahead.row if ahead is not None else _boot_written(lookup, now)
+            lifecycle_state, interval, identity_kept, held = row[1:]
+            if not row.was_connected:
                 _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "message_received")
         else:
             _mark_online(charge_point_id, now)
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
             identity_kept = _boot_identity_of(charge_point) == (vendor, model, firmware_version)
-            _record_boot(charge_point, now, *identity)
+            _record_boot(charge_point, now, *lookup[1:7])
             lifecycle_state, interval, held = charge_point.lifecycle_state, charge_point.heartbeat_interval, None
     accepted = lifecycle_state == LifecycleState.COMMISSIONED
     return BootResult(
@@ -514,24 +517,21 @@ def charge_point_boot(
     )
 
 
-_BOOT_COLUMNS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi")
-
-
 def _boot_identity_of(charge_point: ChargePoint) -> tuple[str, str, str]:
     return charge_point.vendor, charge_point.model, charge_point.firmware_version
 
 
-def _boot_written(
-    charge_point_id: str, now: datetime, identity: tuple[str, ...], condition: RowCondition | None
-) -> tuple[bool, str, int, bool, bool | None]:
+def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
     """``_mark_online`` and ``_record_boot`` as one plain statement (PostgreSQL, issue 15): whether
     the charger was connected before, its lifecycle state and heartbeat interval, whether its
-    vendor, model and firmware version are those it had, and ``condition``'s value (over the
+    vendor, model and firmware version are those it had, and ``lookup.condition``'s value (over the
     charger's row ``cp`` as written and as it was before, ``before``). ``identity_booted_at`` keeps
-    the first boot of the vendor, model and firmware version reported (this boot when they changed)."""
+    the first boot of the vendor, model and firmware version reported (this boot when they changed).
+    A batch's boots are written by one statement of the same rule (``boot_writes``)."""
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
-    assignments = ", ".join(f"{column} = %s" for column in _BOOT_COLUMNS)
-    asked, asked_params = condition or ("NULL", [])
+    assignments = ", ".join(f"{column} = %s" for column in BOOT_COLUMNS)
+    asked, asked_params = lookup.condition or ("NULL", [])
+    identity = lookup[1:7]
     vendor, model, _, firmware_version, *_ = identity
     with bound_cursor() as cursor:
         cursor.execute(
@@ -547,12 +547,24 @@ def _boot_written(
             " (before.vendor, before.model, before.firmware_version)"
             " = (cp.vendor, cp.model, cp.firmware_version),"
             f" ({asked})",
-            [charge_point_id, *identity, now, now, now, vendor, model, firmware_version, now, now, *asked_params],
+            [
+                lookup.charge_point_id,
+                *identity,
+                now,
+                now,
+                now,
+                vendor,
+                model,
+                firmware_version,
+                now,
+                now,
+                *asked_params,
+            ],
         )
         row = cursor.fetchone()
     if row is None:
-        raise ChargePoint.DoesNotExist(f"Charge point {charge_point_id!r} is not registered.")
-    return row[0], row[1], row[2], row[3], row[4]
+        raise ChargePoint.DoesNotExist(f"Charge point {lookup.charge_point_id!r} is not registered.")
+    return BootRow(*row)
 
 
 def _record_boot(
@@ -751,6 +763,7 @@ def connector_status_set(
 
 
 status_unit_register(connector_status_set)  # a batch writes its statuses together (``status_writes``)
+boot_unit_register(charge_point_boot)  # and its boots (``boot_writes``)
 
 
 # The StatusNotification path in plain statements on PostgreSQL: the ORM's compiler and model

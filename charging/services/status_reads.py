@@ -1,14 +1,17 @@
-"""A group-commit batch's ``Available`` statuses: whether a session is open on their connectors,
-read together (issue 15).
+"""A group-commit batch's ``Available`` statuses: the sessions open on their connectors, read
+together (issue 15).
 
 A status ``Available`` asks the rows whether a session is open on its connector (2.0.1: its EVSE),
 to close what a reboot interrupted (``transaction_end.connector_sessions_follow``): one statement
 per such status, since the connection's kept sessions may lack one its charger's previous
-connection committed. A batch written without savepoints writes its statuses ahead, their chargers
-locked (``chargepoints.services.status_writes``); right after, this reads the open sessions of
-every charger among them whose status ``Available`` was written, by one statement
-(``connector_sessions_read_together``), and each status's receiver takes its answer
-(``connector_sessions_open_taken``) instead of reading.
+connection committed; and a session open there from before the charger's boot is then closed
+(``transaction_end.transactions_close_after_reboot``), which read its rows, locked, again. A batch
+written without savepoints writes its statuses ahead, their chargers locked
+(``chargepoints.services.status_writes``); right after, this reads the open sessions of every
+charger among them whose status ``Available`` was written, locked, by one statement
+(``connector_sessions_read_together``; round 15: their rows, not only whether one is open), and
+each status's receiver takes its connector's (``connector_sessions_taken``) instead of reading
+them twice.
 
 The read follows the chargers' locks, and a session is written only under its charger's lock, so
 no other transaction changes the answer before the status's unit runs; in the batch, only a unit
@@ -22,26 +25,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 
 from django.db import connection
 
+from chargepoints.models import ChargePoint
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
-from kernel.plain_sql import array_text, bound_cursor
+from kernel.plain_sql import array_text, columns_of, model_rows
 
 # The status after which a connector's sessions from before its charger's boot are closed: its
 # receiver always reads the rows.
 CLOSING_STATUS = "Available"
 
 _Key = tuple[int, int, int | None]  # (charger's pk, connector id, EVSE id or None)
-_batch = threading.local()  # .open: key -> whether a session is open there; .keys: lookup -> key, during a pass
+_batch = threading.local()  # .open: key -> the sessions open there; .keys: lookup -> key, during a pass
 
 
 @contextmanager
 def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Iterator[None]:
-    """Within the block, whether a session is open on the connector of each status ``Available``
-    among ``written`` (written ahead, their chargers locked) is answered from one statement made
-    now. None such, or not PostgreSQL: no statement, no answer."""
+    """Within the block, the sessions open on the connector of each status ``Available`` among
+    ``written`` (written ahead, their chargers locked) are answered from one statement made now,
+    which locks them. None such, or not PostgreSQL: no statement, no answer."""
     _batch.open, _batch.keys = {}, {}
     try:
         closing = [(lookup, write.charge_point.pk) for lookup, write in written if lookup.status == CLOSING_STATUS]
@@ -50,16 +55,17 @@ def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, Statu
             for lookup, pk in closing:
                 key = (pk, lookup.connector_id, lookup.evse_id)
                 _batch.keys[lookup] = key
-                _batch.open[key] = any(_on(session, key) for session in sessions.get(pk, ()))
+                _batch.open[key] = [session for session in sessions.get(pk, ()) if _on(session, key)]
         yield
     finally:
         _batch.open = _batch.keys = None
 
 
-def connector_sessions_open_taken(charge_point_pk: int, connector_id: int, evse_id: int | None) -> bool | None:
-    """Whether a session is open on the connector (a 2.0.1 EVSE), as read for its status's batch
-    (taken: no other unit gets it); None when not read."""
-    answers: dict[_Key, bool] | None = getattr(_batch, "open", None)
+def connector_sessions_taken(charge_point_pk: int, connector_id: int, evse_id: int | None) -> list[Transaction] | None:
+    """The sessions open on the connector (a 2.0.1 EVSE), locked, newest first (the model's order),
+    as read for its status's batch (taken: no other unit gets them; as read, not yet remembered by
+    ``session_rows.transaction_remember``); None when not read."""
+    answers: dict[_Key, list[Transaction]] | None = getattr(_batch, "open", None)
     return answers.pop((charge_point_pk, connector_id, evse_id), None) if answers else None
 
 
@@ -70,25 +76,37 @@ def connector_sessions_read_dropped(lookup: StatusLookup | None) -> None:
         _batch.open.pop(keys.pop(lookup), None)
 
 
-def _on(session: tuple[int | None, int | None], key: _Key) -> bool:
-    """Whether an open session at (connector id, EVSE id) is on ``key``'s connector, as
-    ``selectors.transactions_open_exist`` matches it: its EVSE, or (1.6) its connector without one."""
+def _on(session: Transaction, key: _Key) -> bool:
+    """Whether an open session is on ``key``'s connector, as ``selectors.transactions_open_exist``
+    matches it: its EVSE, or (1.6) its connector without one."""
     _, connector_id, evse_id = key
     if evse_id is not None:
-        return session[1] == evse_id
-    return session[0] == connector_id and session[1] is None
+        return session.evse_id == evse_id
+    return session.connector_id == connector_id and session.evse_id is None
 
 
-def _open_sessions(pks: list[int]) -> dict[int, list[tuple[int | None, int | None]]]:
-    """Charger pk -> (connector id, EVSE id) of each session open on it, for the chargers ``pks``."""
-    found: dict[int, list[tuple[int | None, int | None]]] = {}
-    with bound_cursor() as cursor:
-        cursor.execute(
-            "SELECT charge_point_id, connector_id, evse_id"
-            f" FROM {connection.ops.quote_name(Transaction._meta.db_table)}"
-            " WHERE charge_point_id = ANY(%s::bigint[]) AND status = %s",
-            [array_text(pks), TransactionStatus.ACTIVE],
-        )
-        for pk, connector_id, evse_id in cursor.fetchall():
-            found.setdefault(pk, []).append((connector_id, evse_id))
+@cache
+def _open_sessions_read() -> str:
+    """``_open_sessions``' statement, its select list built once."""
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT {columns_of(Transaction, 't')}, {columns_of(ChargePoint, 'c')}"
+        f" FROM {quote(Transaction._meta.db_table)} t JOIN {quote(ChargePoint._meta.db_table)} c"
+        " ON c.id = t.charge_point_id WHERE t.charge_point_id = ANY(%s::bigint[]) AND t.status = %s"
+        " ORDER BY t.started_at DESC, t.id DESC FOR UPDATE OF t"  # the model's ordering
+    )
+
+
+def _open_sessions(pks: list[int]) -> dict[int, list[Transaction]]:
+    """Charger pk -> the sessions open on it (with its row, as ``session_rows.transactions_open_on_connector``
+    reads them), locked, newest first, for the chargers ``pks``."""
+    found: dict[int, list[Transaction]] = {}
+    sessions = model_rows(
+        Transaction,
+        _open_sessions_read(),
+        [array_text(pks), TransactionStatus.ACTIVE],
+        related=("charge_point", ChargePoint),
+    )
+    for session in sessions:
+        found.setdefault(session.charge_point_id, []).append(session)
     return found

@@ -32,7 +32,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
-from charging.services.status_reads import CLOSING_STATUS, connector_sessions_open_taken
+from charging.services.status_reads import CLOSING_STATUS, connector_sessions_taken
 from charging.signals import charger_draw_changed, transaction_ended
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -94,8 +94,9 @@ def connector_sessions_follow(
     or find no session open: one plain statement tells, or, for a status that only feeds idle time,
     the connection's kept sessions (``open_sessions_none_on``; the one kept on a 1.6 connector takes
     the idle time without a statement, ``_charging_state_kept``). ``Available`` always reads the
-    rows (or takes its batch's one read of them, ``status_reads``): a session the charger's previous
-    connection committed after this one's handshake is not kept here, and only the rows can close it."""
+    rows (or takes its batch's one read of them, ``status_reads``, which its close then takes too): a
+    session the charger's previous connection committed after this one's handshake is not kept here,
+    and only the rows can close it."""
     closes = status == CLOSING_STATUS
     if not (closes or charging is not None):
         return
@@ -107,23 +108,34 @@ def connector_sessions_follow(
         )
     ):
         return
-    read = connector_sessions_open_taken(charge_point.pk, connector_id, evse_id)
+    read = connector_sessions_taken(charge_point.pk, connector_id, evse_id)
     if read is None:
-        read = transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id)
-    if not read:
+        if not transactions_open_exist(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id):
+            return
+    elif not read:
         return
     if charging is not None:
         transaction_charging_state_set(
             charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
         )
+        read = None  # changed since read: the close reads them again
     if closes:
-        transactions_close_after_reboot(charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at)
+        transactions_close_after_reboot(
+            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at, sessions=read
+        )
 
 
 def transactions_close_after_reboot(
-    *, charge_point: ChargePoint, connector_id: int, evse_id: int | None, at: datetime
+    *,
+    charge_point: ChargePoint,
+    connector_id: int,
+    evse_id: int | None,
+    at: datetime,
+    sessions: list[Transaction] | None = None,
 ) -> list[Transaction]:
     """The connector is Available after a reboot: its sessions from before the boot are over.
+    ``sessions``: those open on it, locked, newest first, as its batch read them (``status_reads``);
+    None: read now.
 
     The charger never sent their stop (or sends it later: then that stop replaces this close).
     It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
@@ -132,7 +144,11 @@ def transactions_close_after_reboot(
     if charge_point.last_boot_at is None:
         return []
     closed = []
-    for session in transactions_open_on_connector(charge_point, connector_id, evse_id):
+    if sessions is None:
+        sessions = transactions_open_on_connector(charge_point, connector_id, evse_id)
+    else:
+        sessions = [transaction_remember(session) for session in sessions]
+    for session in sessions:
         if session.started_at >= charge_point.last_boot_at:
             continue
         stopped_at = at if at >= session.started_at else charge_point.last_boot_at

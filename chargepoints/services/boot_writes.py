@@ -1,0 +1,203 @@
+"""A group-commit batch's BootNotifications, written together (issue 15, round 15).
+
+A BootNotification (1.6 and 2.0.1, ``fleet.charge_point_boot``) is one statement of its own on
+PostgreSQL (``fleet._boot_written``): the charger's row locked, online, its boot identity and boot
+time written, and what the answer needs returned (whether it was connected, its lifecycle state and
+heartbeat interval, whether its vendor, model and firmware are those it had, the caller's
+``condition``). A batch written without savepoints writes them once for all its boots, before its
+units run (``boots_written_together``): one statement locks the boots' chargers that no other
+transaction holds, in the order of their primary keys, waiting for none (``SKIP LOCKED``: a
+charger held elsewhere is left to its boot, which waits for it at its turn, as a boot always did),
+and writes each one's row by the same rule. Each boot then takes what was written for it
+(``boot_write_taken``) and, at its turn, sends its online event and answers as before. A boot not
+found there (an unknown charger, one held elsewhere, one asking another condition, one alone in its
+batch) writes its own way.
+
+Only the first unit of its charger in the batch is written ahead (the group commit chooses). What
+is written and not taken is dropped once its unit ran (``boot_write_dropped``), which then sends the
+batch to its second pass. PostgreSQL only; the batch's second pass (each unit in its savepoint)
+writes each boot the unit's way, the first pass's writes rolled back with it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.db import connection
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from chargepoints.services.attach_writes import RowCondition
+from kernel.plain_sql import array_text, bound_cursor
+
+# The boot's columns, in the order of ``BootLookup``'s and of ``fleet._boot_written``'s parameters.
+BOOT_COLUMNS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi")
+
+
+class BootLookup(NamedTuple):
+    """A boot as ``charge_point_boot``'s keyword arguments."""
+
+    charge_point_id: str
+    vendor: str
+    model: str
+    serial_number: str = ""
+    firmware_version: str = ""
+    iccid: str = ""
+    imsi: str = ""
+    condition: RowCondition | None = None
+
+
+class BootRow(NamedTuple):
+    """What a boot's write returns: whether the charger was connected before, its lifecycle state
+    and heartbeat interval (s), whether its vendor, model and firmware version are those it had, and
+    the condition's value (None when none was asked)."""
+
+    was_connected: bool
+    lifecycle_state: str
+    heartbeat_interval: int
+    identity_kept: bool
+    condition_held: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class BootWrite:
+    """A boot written ahead: what it asked (to be taken only by the same ask), the time written
+    (``now``: its boot time) and what it found."""
+
+    lookup: BootLookup
+    now: datetime
+    row: BootRow
+
+
+_boot_units: set[Callable[..., Any]] = set()
+
+
+def boot_unit_register(func: Callable[..., Any]) -> None:
+    """``func``'s units are boots: their keyword arguments are a ``BootLookup``'s."""
+    _boot_units.add(func)
+
+
+def boot_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> BootLookup | None:
+    """The lookup of a unit ``func(**kwargs)``, if it is a boot; None for arguments it cannot make
+    one of (the unit writes its own way)."""
+    if func not in _boot_units:
+        return None
+    try:
+        return BootLookup(**kwargs)
+    except TypeError:
+        return None
+
+
+_batch = threading.local()  # .writes: charger id -> BootWrite, during a pass
+# Boots written ahead only from this many in a batch: one alone is one statement its own way too.
+_FEWEST = 2
+
+
+@contextmanager
+def boots_written_together(lookups: Sequence[BootLookup]) -> Iterator[None]:
+    """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
+    found and not held elsewhere is written now (one statement) and answered (``boot_write_taken``).
+    Fewer than ``_FEWEST`` asking one condition, or not PostgreSQL: no statement, no answer."""
+    _batch.writes = {}
+    try:
+        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
+            asks = _asked(lookups)
+            if len(asks) >= _FEWEST:
+                _batch.writes = _boots_written(asks)
+        yield
+    finally:
+        _batch.writes = None
+
+
+def boot_write_taken(lookup: BootLookup) -> BootWrite | None:
+    """What was written ahead for ``lookup`` in this pass (taken: no other unit gets it), or None.
+    One written for another ask of its charger is left: ``boot_write_dropped`` then tells the batch
+    to be written again."""
+    writes: dict[str, BootWrite] | None = getattr(_batch, "writes", None)
+    if not writes:
+        return None
+    write = writes.get(lookup.charge_point_id)
+    if write is None or write.lookup != lookup:
+        return None
+    del writes[lookup.charge_point_id]
+    return write
+
+
+def boot_write_dropped(lookup: BootLookup | None) -> bool:
+    """Its unit ran: what was written for ``lookup``'s charger, if it was left, is no later unit's.
+    True when it was left: a boot's row is written that its unit did not take, so the batch's pass
+    must be rolled back and written again without writes ahead."""
+    writes: dict[str, BootWrite] | None = getattr(_batch, "writes", None)
+    if not writes or lookup is None:
+        return False
+    return writes.pop(lookup.charge_point_id, None) is not None
+
+
+def _asked(lookups: Sequence[BootLookup]) -> list[BootLookup]:
+    """The boots the batch may write: one per charger, all asking the first's condition (any other
+    writes its own way)."""
+    asks: list[BootLookup] = []
+    seen: set[str] = set()
+    for lookup in lookups:
+        if lookup.charge_point_id in seen or (asks and lookup.condition != asks[0].condition):
+            continue
+        seen.add(lookup.charge_point_id)
+        asks.append(lookup)
+    return asks
+
+
+_TABLE = ChargePoint._meta.db_table
+
+
+def _statement(asked: str) -> str:
+    """``fleet._boot_written``'s statement for many chargers (one row of arrays each), with the
+    locks taken in the order of the chargers' ids, skipping those held: per charger written, its
+    ordinal and that statement's row."""
+    identity = ", ".join(f"{column} = sent.{column}" for column in BOOT_COLUMNS)
+    arrays = ", ".join(["%s::text[]"] * (1 + len(BOOT_COLUMNS)))
+    return (
+        f"WITH sent AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY"
+        f" AS sent(charge_point_id, {', '.join(BOOT_COLUMNS)}, n)),"
+        " before AS (SELECT sent.n, c.id, c.connected, c.vendor, c.model, c.firmware_version, c.last_boot_at,"
+        f" c.identity_booted_at FROM {_TABLE} c JOIN sent ON c.charge_point_id = sent.charge_point_id"
+        " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)"
+        f" UPDATE {_TABLE} AS cp SET connected = true,"
+        " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
+        f" {identity}, last_boot_at = %s, last_seen = %s, updated_at = %s,"
+        " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
+        " = (sent.vendor, sent.model, sent.firmware_version)"
+        " THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
+        " FROM before JOIN sent ON sent.n = before.n WHERE cp.id = before.id"
+        " RETURNING before.n, before.connected, cp.lifecycle_state, cp.heartbeat_interval,"
+        " (before.vendor, before.model, before.firmware_version) = (cp.vendor, cp.model, cp.firmware_version),"
+        f" ({asked})"
+    )
+
+
+def _boots_written(asks: list[BootLookup]) -> dict[str, BootWrite]:
+    """The statement for ``asks``: charger id -> what its boot wrote and found (the chargers written only)."""
+    now = timezone.now()
+    asked, asked_params = asks[0].condition or ("NULL", [])
+    params: list[Any] = [
+        array_text([ask.charge_point_id for ask in asks]),
+        *(array_text([getattr(ask, column) for ask in asks]) for column in BOOT_COLUMNS),
+        now,
+        now,
+        now,
+        now,
+        now,
+        *asked_params,
+    ]
+    with bound_cursor() as cursor:
+        cursor.execute(_statement(asked), params)
+        rows = cursor.fetchall()
+    writes = {}
+    for n, *row in rows:
+        ask = asks[n - 1]  # WITH ORDINALITY counts from 1
+        writes[ask.charge_point_id] = BootWrite(ask, now, BootRow(*row))
+    return writes
