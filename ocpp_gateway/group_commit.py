@@ -37,7 +37,9 @@ by one statement (``charging.services.ledger_reads``). And its StatusNotificatio
 together, their chargers locked as the starts' are (``chargepoints.services.status_writes``), then
 whether a session is open on the connector of each ``Available`` among them read by one statement
 (``charging.services.status_reads``). Its handshakes' attaches admitted without hashing are
-written together too, their chargers locked the same way (``chargepoints.services.attach_writes``).
+written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
+then the sessions open on those that have some read by one statement
+(``charging.services.open_sessions.open_sessions_read_together``).
 Only a start, stop, status or attach that is the first unit of its charger in the batch has one
 (``_first_of_their_chargers``): a unit of that charger before it may change what was read or written.
 
@@ -75,6 +77,7 @@ from chargepoints.services.attach_writes import (
     AttachLookup,
     attach_lookup_of,
     attach_write_dropped,
+    attaches_written_held,
     attaches_written_together,
 )
 from chargepoints.services.status_writes import (
@@ -84,7 +87,7 @@ from chargepoints.services.status_writes import (
     statuses_written_together,
 )
 from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledgers_read_together, stop_lookup_of
-from charging.services.open_sessions import open_sessions_lent
+from charging.services.open_sessions import open_sessions_lent, open_sessions_read_dropped, open_sessions_read_together
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from kernel import metrics
@@ -295,6 +298,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches)
             with (
                 attaches_written_together(firsts.attaches),
+                open_sessions_read_together(attaches_written_held()),
                 starts_read_together(firsts.starts),
                 ledgers_read_together(firsts.stops),
                 statuses_written_together(firsts.statuses) as written,
@@ -392,6 +396,7 @@ def _units_without_savepoints(
                 status_write_dropped(status)
                 connector_sessions_read_dropped(status)
                 attach_left = attach_write_dropped(attach)
+                open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
             # an attach written ahead and not taken, or transaction.get_rollback() without its lookup
             if attach_left or db.needs_rollback or _transaction_failed(db):
                 raise _UnitFailed
