@@ -80,15 +80,22 @@ def open_sessions_condition() -> tuple[str, list[str]]:
 
 
 @functools.cache
-def _open_sessions_of(charge_points: str) -> str:
-    """The statement reading the sessions open on the charger ``"= %s"`` or the chargers
-    ``"= ANY(%s::text[])"`` (its parameters: that charge point id or ids, the status): each
-    session's columns, then its charge point id."""
+def _open_sessions_of(*, many: bool) -> str:
+    """The statement reading the sessions open on a charger (parameters: its charge point id, the
+    status) or, ``many``, on each of several (their ids as an array, the status): each session's
+    columns, then its charge point id. Many are looked up charger by charger (the index on the
+    session's charger and status), whatever the planner believes of the open sessions' number."""
     quote = connection.ops.quote_name
+    sessions, charge_points = quote(Transaction._meta.db_table), quote(ChargePoint._meta.db_table)
+    if many:
+        return (
+            f"SELECT {columns_of(Transaction, 't')}, c.charge_point_id FROM unnest(%s::text[]) AS v(charge_point_id)"
+            f" JOIN {charge_points} c ON c.charge_point_id = v.charge_point_id CROSS JOIN LATERAL"
+            f" (SELECT * FROM {sessions} s WHERE s.charge_point_id = c.id AND s.status = %s) t"
+        )
     return (
-        f"SELECT {columns_of(Transaction, 't')}, c.charge_point_id FROM {quote(Transaction._meta.db_table)} t"
-        f" JOIN {quote(ChargePoint._meta.db_table)} c ON c.id = t.charge_point_id"
-        f" WHERE c.charge_point_id {charge_points} AND t.status = %s"
+        f"SELECT {columns_of(Transaction, 't')}, c.charge_point_id FROM {sessions} t"
+        f" JOIN {charge_points} c ON c.id = t.charge_point_id WHERE c.charge_point_id = %s AND t.status = %s"
     )
 
 
@@ -103,7 +110,7 @@ def open_sessions_load(charge_point_id: str, *, any_open: bool | None = None) ->
         return
     found = [] if any_open is False else _open_sessions_read_taken(charge_point_id)
     if found is None:
-        found = model_rows(Transaction, _open_sessions_of("= %s"), [charge_point_id, TransactionStatus.ACTIVE])
+        found = model_rows(Transaction, _open_sessions_of(many=False), [charge_point_id, TransactionStatus.ACTIVE])
 
     def keep() -> None:
         sessions.clear()
@@ -127,9 +134,7 @@ def open_sessions_read_together(charge_point_ids: Sequence[str]) -> Iterator[Non
         if charge_point_ids and connection.vendor == "postgresql":
             read: dict[str, list[Transaction]] = {charge_point_id: [] for charge_point_id in charge_point_ids}
             params = [array_text(list(read)), TransactionStatus.ACTIVE]
-            for session, (charge_point_id,) in model_rows_with(
-                Transaction, _open_sessions_of("= ANY(%s::text[])"), params
-            ):
+            for session, (charge_point_id,) in model_rows_with(Transaction, _open_sessions_of(many=True), params):
                 read[charge_point_id].append(session)
             _batch.read = read
         yield
