@@ -190,6 +190,13 @@ def model_rows(
     return instances
 
 
+def model_rows_with(model: type[M], sql: str, params: Sequence[Any]) -> list[tuple[M, tuple[Any, ...]]]:
+    """``model_rows`` for a select list that goes on past ``columns_of(model, ...)`` with the
+    caller's own columns: each instance with the rest of its row."""
+    width = len(model._meta.concrete_fields)
+    return [(_instance(model, row[:width]), tuple(row[width:])) for row in _rows_read(model, sql, params, None)]
+
+
 def rows_of(model: type[Model], sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """The rows of ``sql``, whose select list begins with ``columns_of(model, ...)`` (a row that
     found none: its primary key NULL) and goes on with the caller's own columns (``instance_of``

@@ -38,7 +38,9 @@ together, their chargers locked as the starts' are (``chargepoints.services.stat
 whether a session is open on the connector of each ``Available`` among them read by one statement
 (``charging.services.status_reads``). Its handshakes' attaches admitted without hashing are
 written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
-and its BootNotifications (``chargepoints.services.boot_writes``).
+and its BootNotifications (``chargepoints.services.boot_writes``); the sessions open on the
+attached chargers that have some are read by one statement
+(``charging.services.open_sessions.open_sessions_read_together``).
 Only a start, stop, status, attach or boot that is the first unit of its charger in the batch has one
 (``_first_of_their_chargers``): a unit of that charger before it may change what was read or written.
 
@@ -76,6 +78,7 @@ from chargepoints.services.attach_writes import (
     AttachLookup,
     attach_lookup_of,
     attach_write_dropped,
+    attaches_written_held,
     attaches_written_together,
 )
 from chargepoints.services.boot_writes import BootLookup, boot_lookup_of, boot_write_dropped, boots_written_together
@@ -86,7 +89,7 @@ from chargepoints.services.status_writes import (
     statuses_written_together,
 )
 from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledgers_read_together, stop_lookup_of
-from charging.services.open_sessions import open_sessions_lent
+from charging.services.open_sessions import open_sessions_lent, open_sessions_read_dropped, open_sessions_read_together
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from kernel import metrics
@@ -298,6 +301,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches, boots)
             with (
                 attaches_written_together(firsts.attaches),
+                open_sessions_read_together(attaches_written_held()),
                 boots_written_together(firsts.boots),
                 starts_read_together(firsts.starts),
                 ledgers_read_together(firsts.stops),
@@ -403,6 +407,7 @@ def _units_without_savepoints(
                 status_write_dropped(status)
                 connector_sessions_read_dropped(status)
                 left = attach_write_dropped(attach)
+                open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
                 left = boot_write_dropped(boot) or left
             # an attach or a boot written ahead and not taken, or transaction.get_rollback() without its lookup
             if left or db.needs_rollback or _transaction_failed(db):

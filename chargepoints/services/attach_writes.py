@@ -142,6 +142,15 @@ def attach_write_dropped(lookup: AttachLookup | None) -> bool:
     return writes.pop(lookup.charge_point_id, None) is not None
 
 
+def attaches_written_held() -> list[str]:
+    """The chargers whose attach this pass wrote ahead (``attaches_written_together``), not yet
+    taken, found its condition true (the presence write's ``condition_held``): what the batch may
+    read together for them (``charging.services.open_sessions.open_sessions_read_together``).
+    Empty outside a pass."""
+    writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
+    return [charge_point_id for charge_point_id, write in writes.items() if write.row[-2]] if writes else []
+
+
 class _Ask(NamedTuple):
     charge_point_id: str
     admitted_hash: str

@@ -27,8 +27,9 @@ Where no copy is kept there is no guard to fail: "none kept on this connector"
 from __future__ import annotations
 
 import copy
+import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -38,7 +39,7 @@ from django.db.models.base import ModelState
 
 from chargepoints.models import ChargePoint
 from charging.models import Transaction, TransactionStatus
-from kernel.plain_sql import columns_of, gathering, model_rows
+from kernel.plain_sql import array_text, columns_of, gathering, model_rows, model_rows_with
 
 
 class _Sessions(dict[int, Transaction]):
@@ -55,7 +56,8 @@ class _Sessions(dict[int, Transaction]):
 
 _connection_sessions: ContextVar[_Sessions | None] = ContextVar("csms_open_sessions", default=None)
 
-_batch = threading.local()  # .lent: (sessions, pk) handed out in this thread's batch, None outside one
+_batch = threading.local()  # .lent: (sessions, pk) handed out in this thread's batch, None outside one;
+# .read: charge point id -> its open sessions read ahead for its handshake (``open_sessions_read_together``)
 
 
 def open_sessions_bind() -> None:
@@ -77,26 +79,38 @@ def open_sessions_condition() -> tuple[str, list[str]]:
     )
 
 
+@functools.cache
+def _open_sessions_of(*, many: bool) -> str:
+    """The statement reading the sessions open on a charger (parameters: its charge point id, the
+    status) or, ``many``, on each of several (their ids as an array, the status): each session's
+    columns, then its charge point id. Many are looked up charger by charger (the index on the
+    session's charger and status), whatever the planner believes of the open sessions' number."""
+    quote = connection.ops.quote_name
+    sessions, charge_points = quote(Transaction._meta.db_table), quote(ChargePoint._meta.db_table)
+    if many:
+        return (
+            f"SELECT {columns_of(Transaction, 't')}, c.charge_point_id FROM unnest(%s::text[]) AS v(charge_point_id)"
+            f" JOIN {charge_points} c ON c.charge_point_id = v.charge_point_id CROSS JOIN LATERAL"
+            f" (SELECT * FROM {sessions} s WHERE s.charge_point_id = c.id AND s.status = %s) t"
+        )
+    return (
+        f"SELECT {columns_of(Transaction, 't')}, c.charge_point_id FROM {sessions} t"
+        f" JOIN {charge_points} c ON c.id = t.charge_point_id WHERE c.charge_point_id = %s AND t.status = %s"
+    )
+
+
 def open_sessions_load(charge_point_id: str, *, any_open: bool | None = None) -> None:
     """Once this unit commits, the connection keeps every session open on its charger (read now,
-    one statement; none when ``any_open`` is False, as ``open_sessions_condition`` found in this
-    unit) and knows it keeps them all: the handshake's unit loads them, so a reconnected charger's
-    first reading reads no session. Nothing outside a bound connection."""
+    one statement, or taken from its batch's read, ``open_sessions_read_together``; none when
+    ``any_open`` is False, as ``open_sessions_condition`` found in this unit) and knows it keeps
+    them all: the handshake's unit loads them, so a reconnected charger's first reading reads no
+    session. Nothing outside a bound connection."""
     sessions = _connection_sessions.get()
     if sessions is None or connection.vendor != "postgresql":
         return
-    quote = connection.ops.quote_name
-    found = (
-        []
-        if any_open is False
-        else model_rows(
-            Transaction,
-            f"SELECT {columns_of(Transaction, 't')} FROM {quote(Transaction._meta.db_table)} t"
-            f" JOIN {quote(ChargePoint._meta.db_table)} c ON c.id = t.charge_point_id"
-            " WHERE c.charge_point_id = %s AND t.status = %s",
-            [charge_point_id, TransactionStatus.ACTIVE],
-        )
-    )
+    found = [] if any_open is False else _open_sessions_read_taken(charge_point_id)
+    if found is None:
+        found = model_rows(Transaction, _open_sessions_of(many=False), [charge_point_id, TransactionStatus.ACTIVE])
 
     def keep() -> None:
         sessions.clear()
@@ -105,6 +119,41 @@ def open_sessions_load(charge_point_id: str, *, any_open: bool | None = None) ->
         sessions.complete = True
 
     transaction.on_commit(keep)
+
+
+@contextmanager
+def open_sessions_read_together(charge_point_ids: Sequence[str]) -> Iterator[None]:
+    """Within the block (a batch's pass without savepoints), the sessions open on each of
+    ``charge_point_ids`` (the chargers whose handshake the batch attached ahead and found one
+    open: ``attach_writes.attaches_written_held``) are read by one statement made now, right
+    after that attach's statement, and each handshake's ``open_sessions_load`` takes its
+    charger's instead of a read of its own (``open_sessions_read_dropped`` once its unit ran).
+    None given, or not PostgreSQL: no statement."""
+    _batch.read = {}
+    try:
+        if charge_point_ids and connection.vendor == "postgresql":
+            read: dict[str, list[Transaction]] = {charge_point_id: [] for charge_point_id in charge_point_ids}
+            params = [array_text(list(read)), TransactionStatus.ACTIVE]
+            for session, (charge_point_id,) in model_rows_with(Transaction, _open_sessions_of(many=True), params):
+                read[charge_point_id].append(session)
+            _batch.read = read
+        yield
+    finally:
+        _batch.read = None
+
+
+def _open_sessions_read_taken(charge_point_id: str) -> list[Transaction] | None:
+    """The sessions the batch read for this charger's handshake (taken: no other unit gets them), or None."""
+    read: dict[str, list[Transaction]] | None = getattr(_batch, "read", None)
+    return read.pop(charge_point_id, None) if read else None
+
+
+def open_sessions_read_dropped(charge_point_id: str | None) -> None:
+    """The first unit of this charger in the batch ran: what was read for its handshake, if it
+    was left, is no later unit's (a later handshake of the charger reads its own)."""
+    read: dict[str, list[Transaction]] | None = getattr(_batch, "read", None)
+    if read and charge_point_id is not None:
+        read.pop(charge_point_id, None)
 
 
 @contextmanager

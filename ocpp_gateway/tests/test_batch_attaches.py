@@ -20,6 +20,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
 from chargepoints.services import charge_point_register
 from chargepoints.services.attachment import SUPERSEDED, Attachment
+from charging.models import Transaction
 from charging.services.transaction_start import transaction_start
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.handshake_auth import _attached_with_sessions
@@ -280,3 +281,33 @@ async def test_an_attach_its_unit_refuses_at_its_turn_is_not_left_written(statem
         ("TURN-2", "", False),
         ("TURN-3", "ch.TURN-3", True),
     ]
+
+
+def _sessions_read(statements: list[str], charge_points: str) -> int:
+    """How many of ``statements`` read the sessions open on ``charge_points`` (``"= %s"``: one
+    charger's, ``"unnest("``: many chargers')."""
+    marks = {
+        "= %s": "WHERE c.charge_point_id = %s AND t.status",
+        "unnest(": "FROM unnest(%s::text[]) AS v(charge_point_id)",
+    }
+    return len([sql for sql in statements if marks[charge_points] in sql])
+
+
+async def test_the_open_sessions_of_a_batch_s_attaches_are_read_by_one_statement(statements: list[str]) -> None:
+    names = ["READ-1", "READ-2", "READ-3"]
+    for name in names:
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+    await sync_to_async(transaction_start)(start16("READ-1", 1000, T0))
+    await sync_to_async(transaction_start)(start16("READ-2", 2000, T0))
+    opened = {cp: pk async for pk, cp in Transaction.objects.values_list("pk", "charge_point__charge_point_id")}
+    contexts = [connection_context() for _ in names]
+    del statements[:]
+    results = await one_batch(
+        CommitGroup(max_units=64),
+        *((context, _attached_with_sessions, _attach(name)) for context, name in zip(contexts, names, strict=True)),
+    )
+    assert [type(result) for result in results] == [Attachment] * 3
+    assert [result.condition_held for result in results] == [True, True, False]
+    assert _sessions_read(statements, "unnest(") == 1
+    assert _sessions_read(statements, "= %s") == 0
+    assert [_kept(context) for context in contexts] == [{opened["READ-1"]}, {opened["READ-2"]}, set()]
