@@ -21,6 +21,7 @@ from commands import catalog, events, routes, selectors
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.api_keys import api_key_active_check, api_key_still_active
+from kernel.model_instances import instance_new
 from kernel.models import ApiKey
 from kernel.plain_sql import (
     bound_cursor,
@@ -249,8 +250,10 @@ def _command_recorded_at_once(request: CommandRequest, action: str, *, outcome_f
 
 
 def _command_of(request: CommandRequest, action: str, **columns: Any) -> Command:
-    """The audit row of ``request`` (OCPP ``action``), with ``columns`` besides."""
-    return Command(
+    """The audit row of ``request`` (OCPP ``action``), with ``columns`` besides: ``Command(...)``
+    without its keyword loop over every field (``instance_new``), a step of every command (issue 15)."""
+    return instance_new(
+        Command,
         ocpp_version=request.ocpp_version,
         command=request.command,
         action=action,
