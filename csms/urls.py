@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from commands.urls import command_routes_at_once
 from csms import views
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -21,6 +22,8 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
+    # The command POSTs (the API's busiest requests) at once; each is also in api_v1 (commands.urls).
+    command_routes_at_once,
     # The admin's "View site" link lands here: the API docs are the site's public face.
     path("", RedirectView.as_view(pattern_name="docs"), name="home"),
     # Browsers ask for it on every page without a <link rel="icon"> (the API docs, JSON answers).

@@ -4,11 +4,12 @@ same paths, views and arguments as the flat list they were, and fewer routes tri
 from __future__ import annotations
 
 import pytest
-from django.urls import URLResolver, re_path, resolve
+from django.urls import Resolver404, URLResolver, re_path, resolve
 from django.urls.resolvers import RegexPattern
 
 from chargepoints.identity import IDENTITY_PATTERN
 from commands.catalog import COMMANDS, URL_PREFIX
+from commands.urls import command_routes_at_once
 from commands.views import OcppCommandView
 
 
@@ -63,3 +64,43 @@ def test_a_command_post_tries_at_most_one_route_per_command(version):
     assert match.func.view_initkwargs["command"] == commands[-1]
     # the root's routes before /api/v1/ (6), the schema and docs, the commands router (2), the prefix
     assert len(match.tried) <= len(commands) + 12
+
+
+def _walked(path: str):
+    """``path`` resolved by Django's walk alone: the root URLconf without ``command_routes_at_once``."""
+    from csms import urls
+
+    routes = [route for route in urls.urlpatterns if route is not command_routes_at_once]
+    try:
+        return URLResolver(RegexPattern(r"^/"), routes).resolve(path)  # type: ignore[arg-type]
+    except Resolver404:
+        return None
+
+
+_OTHERS = ["/api/v1/commands/", "/api/v1/ocpp16/CP-1/nothing", "/api/v1/ocpp17/reset", "/admin/"]
+
+
+@pytest.mark.parametrize("path", [*_paths(), *_OTHERS])
+def test_a_path_found_at_once_resolves_as_djangos_walk_finds_it(path):
+    """The same view, arguments, route and names as Django's walk through the nested includes (the
+    command routes found at once, issue 15); a path no command route takes is left to the walk."""
+    walked = _walked(path)
+    at_once = command_routes_at_once.resolve(path.removeprefix("/"))
+    try:
+        found = resolve(path)
+    except Resolver404:
+        found = None
+    if walked is None:
+        assert at_once is None and found is None
+        return
+    assert found is not None
+    for attribute in ("func", "args", "kwargs", "url_name", "route", "app_names", "namespaces", "captured_kwargs"):
+        assert getattr(found, attribute) == getattr(walked, attribute), attribute
+    assert found.extra_kwargs == walked.extra_kwargs
+    is_command = getattr(walked.func, "view_class", None) is OcppCommandView
+    assert (at_once is not None) == is_command, "found at once exactly when a command route takes it"
+
+
+def test_the_routes_found_at_once_are_listed_once_for_reverse_and_the_schema():
+    assert command_routes_at_once.url_patterns == []
+    assert command_routes_at_once.reverse_dict.getlist(OcppCommandView) == []
