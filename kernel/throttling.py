@@ -11,6 +11,7 @@ from django.core.cache.backends.base import BaseCache
 from django.core.cache.backends.redis import RedisCache
 from redis import ConnectionPool, Redis
 from redis.commands.core import Script
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -65,6 +66,26 @@ def _client(pool: ConnectionPool) -> Redis:
     return client
 
 
+def _hit(client: Redis, key: str, args: list[Any]) -> list[Any]:
+    """``_HIT_SCRIPT`` run for ``key`` with ``args``: its ``EVALSHA`` written and read on a pooled
+    connection of ``client`` directly, without redis-py's command path around it (its retry
+    wrapper, response callbacks and observability hooks: about a quarter of the throttle's CPU,
+    25-40 µs of every API request, issue 15). A Redis error (the script not loaded, after a
+    restart; a broken connection) is left to redis-py's own path: ``_HIT_SCRIPT`` loads the script
+    and retries as before."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command("EVALSHA", _HIT_SCRIPT.sha, 1, key, *args)
+        reply: list[Any] = connection.read_response()
+    except RedisError:
+        connection.disconnect()  # whatever was written or left unread goes with it
+        return _HIT_SCRIPT(keys=[key], args=args, client=client)
+    finally:
+        pool.release(connection)
+    return reply
+
+
 class ApiKeyRateThrottle(SimpleRateThrottle):
     """``CSMS_API_RATE`` requests per API key (by client address for requests without one), over a
     sliding window of the rate's period (DRF's ``SimpleRateThrottle``).
@@ -99,16 +120,16 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self.now = self.timer()
         # The pool the cache writes with, without the client ``get_client`` would build around it.
         client = _client(cache._cache._get_connection_pool(write=True))  # type: ignore[attr-defined]  # private, unstubbed
-        logged, oldest = _HIT_SCRIPT(
-            keys=[key],
-            args=[
+        logged, oldest = _hit(
+            client,
+            key,
+            [
                 repr(self.now),
                 repr(self.now - self.duration),
                 self.num_requests,
                 f"{random.getrandbits(64):016x}",  # a unique member: as secrets.token_hex(8), no syscall
                 self.duration * 1000,
             ],
-            client=client,
         )
         self._logged, self._oldest = int(logged), float(oldest)
         return self._logged <= self.num_requests

@@ -56,3 +56,17 @@ def test_requests_in_their_own_contexts_share_one_cache_backend(monkeypatch):
     statuses = [contextvars.Context().run(client.get, "/api/v1/chargepoints").status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
     assert len(built) <= 1
+
+
+def test_a_request_is_counted_after_redis_forgot_the_throttles_script(monkeypatch):
+    """The hit's EVALSHA is sent on a pooled connection directly (issue 15); after a Redis restart
+    (its scripts flushed) the script is loaded again and the request counted, not let through."""
+    from redis import Redis
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/minute"})
+    cache.clear()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='busy')[1]}")
+    assert client.get("/api/v1/chargepoints").status_code == 200
+    Redis.from_url(cache._cache._servers[0]).script_flush()
+    assert [client.get("/api/v1/chargepoints").status_code for _ in range(2)] == [200, 429]
