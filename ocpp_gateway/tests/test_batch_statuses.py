@@ -22,7 +22,8 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, Connector
 from chargepoints.services import charge_point_register, connector_status_set
 from chargepoints.signals import connector_status_reported
-from charging.models import Transaction, TransactionStatus
+from charging import metering
+from charging.models import MeterSample, Transaction, TransactionStatus
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import T0, Refused, charger_held, connection_context, one_batch, refused
@@ -38,6 +39,8 @@ _CONNECTORS_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses
 _SESSIONS_ASKED = 'SELECT 1 FROM "chargepoints_transaction"'  # an Available status's own read
 _SESSIONS_READ = "t.charge_point_id = ANY(%s::bigint[]) AND t.status = %s"  # the batch's Available statuses'
 _SESSIONS_LOCKED = "WHERE t.charge_point_id = %s AND t.status = %s AND"  # a connector's sessions read its own way
+_LEDGER_ALONE = "WHERE transaction_id = %s AND measurand = %s"  # a closed session's ledger read its own way
+_LEDGERS_READ = "WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"  # the batch's closes' ledgers
 
 
 @pytest.fixture
@@ -92,14 +95,15 @@ def _cases(prefix: str) -> list[tuple[list[dict[str, Any]], bool, dict[str, Any]
 
 def _arranged(prefix: str) -> list[dict[str, Any]]:
     """Each case's charger registered, its earlier statuses stored, its boot; the last one's session
-    (not kept by any connection) started before that boot. The statuses under test."""
+    (not kept by any connection, a register reading in its ledger) started before that boot. The
+    statuses under test."""
     cases = _cases(prefix)
     for stored, boots, status in cases:
         charge_point_register(charge_point_id=status["charge_point_id"], heartbeat_interval=60)
         for earlier in stored:
             connector_status_set(**earlier)
         if status["charge_point_id"].endswith("-7"):
-            transaction_start(
+            started = transaction_start(
                 StartRequest(
                     charge_point_id=status["charge_point_id"],
                     ocpp_version="1.6",
@@ -109,6 +113,16 @@ def _arranged(prefix: str) -> list[dict[str, Any]]:
                     id_tag="TAG",
                     meter_start_wh=Decimal(1000),
                 )
+            )
+            MeterSample.objects.create(
+                charge_point_id=started.transaction.charge_point_id,
+                transaction_id=started.transaction.pk,
+                connector_id=1,
+                source="MeterValues",
+                timestamp=T0 + timedelta(minutes=5),
+                received_at=timezone.now(),
+                measurand=metering.ENERGY_REGISTER,
+                value=Decimal(1600),
             )
         if boots:
             ChargePoint.objects.filter(charge_point_id=status["charge_point_id"]).update(last_boot_at=timezone.now())
@@ -152,7 +166,9 @@ def _outcome(prefix: str, reported: list[tuple[Any, ...]]) -> list[tuple[Any, ..
             if body["data"]["charge_point_id"] == charge_point.charge_point_id
         ]
         sessions = list(
-            Transaction.objects.filter(charge_point=charge_point).values_list("status", "stop_reason", "closed_by_csms")
+            Transaction.objects.filter(charge_point=charge_point).values_list(
+                "status", "stop_reason", "closed_by_csms", "meter_stop_wh", "energy_wh"
+            )
         )
         ended.append((connectors, signals, sorted(events, key=str), sessions))
     return ended
@@ -181,9 +197,14 @@ async def test_a_batch_s_statuses_are_written_by_two_statements_and_end_as_each_
     assert len([sql for sql in statements if _SESSIONS_READ in sql]) == 1
     # the session the boot cut is closed as read by the batch, not read again (round 15)
     assert not [sql for sql in statements if _SESSIONS_LOCKED in sql]
+    # and its ledger read with the batch's other closes', not alone (round 16)
+    assert not [sql for sql in statements if _LEDGER_ALONE in sql]
+    assert len([sql for sql in statements if _LEDGERS_READ in sql]) == 1
     expected = await sync_to_async(_outcome)("ALONE", reported)
     assert await sync_to_async(_outcome)("BATCH", reported) == expected
-    assert [sessions for *_, sessions in expected][7] == [(TransactionStatus.ENDED, "Reboot", True)]
+    assert [sessions for *_, sessions in expected][7] == [
+        (TransactionStatus.ENDED, "Reboot", True, Decimal(1600), Decimal(600))
+    ]
     assert [len(signals) for _, signals, _, _ in expected] == [1, 1, 0, 1, 1, 1, 1, 1]  # the superseded sends none
 
 
