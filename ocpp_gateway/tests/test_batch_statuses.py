@@ -21,9 +21,12 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
 from chargepoints.services import charge_point_register, connector_status_set
+from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from chargepoints.signals import connector_status_reported
 from charging import metering
 from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services.ledger_reads import ledger_read_taken
+from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import T0, Refused, charger_held, connection_context, one_batch, refused
@@ -331,3 +334,22 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
     assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
     statuses = Connector.objects.order_by("charge_point__charge_point_id").values_list("status", flat=True)
     assert [status async for status in statuses] == ["Preparing"] * 3
+
+
+def test_a_close_s_ledger_read_ahead_is_no_later_unit_s_once_its_status_ran() -> None:
+    """The ledger read with an ``Available`` status's sessions (a session not kept by a connection)
+    answers its close; once the status's unit ran (``connector_sessions_read_dropped``), no other
+    unit of its charger gets it: a later unit reads the ledger as it is then (round 16)."""
+    (status,) = [status for status in _arranged("DROP") if status["charge_point_id"] == "DROP-7"]
+    lookup = StatusLookup(**status)
+    for dropped in (False, True):
+        with transaction.atomic():
+            charge_point = ChargePoint.objects.get(charge_point_id="DROP-7")
+            write = StatusWrite(timezone.now(), charge_point, Connector(), True)
+            with connector_sessions_read_together([(lookup, write)]):
+                session = Transaction.objects.get(charge_point=charge_point)
+                if dropped:
+                    connector_sessions_read_dropped(lookup)
+                    assert ledger_read_taken(session) is None
+                else:
+                    assert [sample.value for sample in ledger_read_taken(session) or []] == [Decimal(1600)]
