@@ -13,6 +13,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from commands.services import CommandRequest, command_own, command_record_own, command_send
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
+from configuration.refresh_writes import refresh_recorded_taken, refresh_unit_register
 from configuration.services import device_model_report_request_id
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
@@ -91,6 +92,9 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
         return command_record_own(charge_point=charge_point, command=command, body=body)
 
 
+refresh_unit_register(configuration_refresh_on_boot)  # its batch records its 1.6 reads ahead (``refresh_writes``)
+
+
 # The columns the checks, the command and a 2.0.1 report id need (not the full row), in the
 # model's field order as ``Model.from_db`` takes them.
 _REFRESH_COLUMNS = tuple(
@@ -117,8 +121,12 @@ _REFRESH_READ = (
 
 
 def _refresh_recorded(charge_point_id: str) -> Command | None:
-    """``configuration_refresh_on_boot`` on PostgreSQL (inside a transaction): ``_REFRESH_READ``,
-    then, for a 2.0.1 charger, its report id and its command."""
+    """``configuration_refresh_on_boot`` on PostgreSQL (inside a transaction): what its batch
+    recorded for it (``refresh_writes``), else ``_REFRESH_READ``, then, for a 2.0.1 charger, its
+    report id and its command."""
+    taken = refresh_recorded_taken(charge_point_id)
+    if taken is not None:
+        return taken.command
     recorded = command_own(
         charge_point=ChargePoint(charge_point_id=charge_point_id, ocpp_version="1.6"),
         command="get_configuration",

@@ -40,9 +40,11 @@ whether a session is open on the connector of each ``Available`` among them read
 written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
 and its BootNotifications (``chargepoints.services.boot_writes``); the sessions open on the
 attached chargers that have some are read by one statement
-(``charging.services.open_sessions.open_sessions_read_together``).
-Only a start, stop, status, attach or boot that is the first unit of its charger in the batch has one
-(``_first_of_their_chargers``): a unit of that charger before it may change what was read or written.
+(``charging.services.open_sessions.open_sessions_read_together``), and the configuration reads
+after its 1.6 chargers' boots (``configuration.refresh_writes``).
+Only a start, stop, status, attach, boot or read after a boot that is the first unit of its charger
+in the batch has one (``_first_of_their_chargers``): a unit of that charger before it may change
+what was read or written.
 
 A batch's plain statements (``kernel.plain_sql.bound_cursor``) share one cursor, closed when the
 batch is over (``bound_cursors_kept``): psycopg finds each parameter type's dumper and each column
@@ -92,6 +94,7 @@ from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledg
 from charging.services.open_sessions import open_sessions_lent, open_sessions_read_dropped, open_sessions_read_together
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
+from configuration.refresh_writes import refresh_lookup_of, refresh_record_dropped, refreshes_recorded_together
 from kernel import metrics
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
@@ -298,7 +301,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
             statuses = [status_lookup_of(unit.func, unit.kwargs) for unit in batch]
             attaches = [attach_lookup_of(unit.func, unit.kwargs) for unit in batch]
             boots = [boot_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches, boots)
+            refreshes = [refresh_lookup_of(unit.func, unit.kwargs) for unit in batch]
+            firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches, boots, refreshes)
             with (
                 attaches_written_together(firsts.attaches),
                 open_sessions_read_together(attaches_written_held()),
@@ -307,8 +311,9 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 ledgers_read_together(firsts.stops),
                 statuses_written_together(firsts.statuses) as written,
                 connector_sessions_read_together(written),
+                refreshes_recorded_together(firsts.refreshes),
             ):
-                return _units_without_savepoints(batch, lookups, stops, statuses, attaches, boots)
+                return _units_without_savepoints(batch, lookups, stops, statuses, attaches, boots, refreshes)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
@@ -319,13 +324,14 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 class _Firsts:
     """What a batch reads or writes ahead for the first unit of each charger: starts, stops with the
     unit's context (the connection whose kept session it names), statuses, attaches with the
-    unit's function (the condition it asks), and boots."""
+    unit's function (the condition it asks), boots, and reads after a boot (their chargers' ids)."""
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
     statuses: list[StatusLookup] = field(default_factory=list)
     attaches: list[tuple[AttachLookup, Callable[..., Any]]] = field(default_factory=list)
     boots: list[BootLookup] = field(default_factory=list)
+    refreshes: list[str] = field(default_factory=list)
 
 
 def _first_of_their_chargers(
@@ -335,19 +341,25 @@ def _first_of_their_chargers(
     statuses: list[StatusLookup | None],
     attaches: list[AttachLookup | None],
     boots: list[BootLookup | None],
+    refreshes: list[str | None],
 ) -> _Firsts:
     """The starts' lookups (``lookups[i]``: ``batch[i]``'s, or None) that the batch reads together
     (``charging.services.start_reads``), and the stops' (``stops[i]``) whose ledgers it reads
     together (``charging.services.ledger_reads``), the statuses (``statuses[i]``), the
     attaches (``attaches[i]``) and the boots (``boots[i]``) it writes together
-    (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``): of each start,
-    stop, status, attach or boot that is the first unit of its charger in the batch. A unit's
+    (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``), and the reads after
+    a boot (``refreshes[i]``) it records together (``configuration.refresh_writes``): of each start,
+    stop, status, attach, boot or read that is the first unit of its charger in the batch. A unit's
     chargers are the one its connection's context names (``charge_point_id_var``) and the one its
     arguments name (``charge_point_id``, or a ``request``'s); a unit naming none (the write-behind
     buffers, an id tag read, a command's answer) writes no session."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, lookup, stop, status, attach, boot in zip(batch, lookups, stops, statuses, attaches, boots, strict=True):
+    for unit, lookup, stop, status, attach, boot, refresh in zip(
+        batch, lookups, stops, statuses, attaches, boots, refreshes, strict=True
+    ):
+        if refresh is not None and refresh not in chargers and not unit.in_savepoint:
+            chosen.refreshes.append(refresh)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
@@ -378,16 +390,18 @@ def _units_without_savepoints(
     statuses: list[StatusLookup | None],
     attaches: list[AttachLookup | None],
     boots: list[BootLookup | None],
+    refreshes: list[str | None],
 ) -> list[Outcome]:
-    """Each unit's result; a start's answer, a stop's ledger read, a status's, an attach's or a
-    boot's write for the batch is dropped after its unit ran, taken or not (no later unit takes it)."""
+    """Each unit's result; a start's answer, a stop's ledger read, a status's, an attach's, a
+    boot's or a read after a boot's write for the batch is dropped after its unit ran, taken or not
+    (no later unit takes it)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
-        for unit, lookup, stop, status, attach, boot in zip(
-            batch, lookups, stops, statuses, attaches, boots, strict=True
+        for unit, lookup, stop, status, attach, boot, refresh in zip(
+            batch, lookups, stops, statuses, attaches, boots, refreshes, strict=True
         ):
             if unit.in_savepoint:
                 del features.uses_savepoints
@@ -409,7 +423,9 @@ def _units_without_savepoints(
                 left = attach_write_dropped(attach)
                 open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
                 left = boot_write_dropped(boot) or left
-            # an attach or a boot written ahead and not taken, or transaction.get_rollback() without its lookup
+                left = refresh_record_dropped(refresh) or left
+            # an attach, a boot or a read after a boot written ahead and not taken, or
+            # transaction.get_rollback() without its lookup
             if left or db.needs_rollback or _transaction_failed(db):
                 raise _UnitFailed
         return outcomes

@@ -13,8 +13,13 @@ chooses): a unit of that charger before it may store readings of the session. Wh
 not taken is dropped once its unit ran (``ledger_read_dropped``). A batch holds at most
 ``ROWS_READ_AT_MOST`` readings: beyond, none is answered. The readings are as of the
 batch's start, as ``start_reads``' answers are; a session kept is read without its lock anyway.
-PostgreSQL only; the batch's second pass (each unit in its savepoint) keeps no sessions, and reads
-each ledger the unit's way.
+
+Likewise the sessions a batch's ``Available`` statuses close after a reboot (round 16): read
+locked by the batch's one read of their connectors' sessions (``status_reads``), not kept by any
+connection, their ledgers are read by one statement right after (``locked_ledgers_read_together``)
+and each close takes its session's; what its status's unit left is dropped once it ran
+(``locked_ledger_dropped``). PostgreSQL only; the batch's second pass (each unit in its
+savepoint) keeps no sessions, and reads each ledger the unit's way.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ def stop_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StopLook
         return None
 
 
-_batch = threading.local()  # .ledgers: session pk -> its samples; .pks: lookup -> pk, during a pass
+_batch = threading.local()  # .ledgers: session pk -> its samples; .pks: lookup -> pk; .locked: as .ledgers
 
 
 @contextmanager
@@ -91,11 +96,13 @@ def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterat
 
 def ledger_read_taken(session: Transaction) -> list[metering.Sample] | None:
     """The energy register samples of ``session`` read for its batch, in the ledger's order (taken:
-    no other unit gets them), when ``session`` is the copy its connection kept; else None."""
+    no other unit gets them), when ``session`` is the copy its connection kept, or a session its
+    batch locked and read the ledger of (``locked_ledgers_read_together``); else None."""
     ledgers: dict[int, list[metering.Sample]] | None = getattr(_batch, "ledgers", None)
-    if not ledgers or getattr(session, "_csms_guard", None) is None:
-        return None
-    return ledgers.pop(session.pk, None)
+    if ledgers and getattr(session, "_csms_guard", None) is not None and session.pk in ledgers:
+        return ledgers.pop(session.pk)
+    locked: dict[int, list[metering.Sample]] | None = getattr(_batch, "locked", None)
+    return locked.pop(session.pk, None) if locked else None
 
 
 def ledger_read_dropped(lookup: StopLookup | None) -> None:
@@ -103,6 +110,27 @@ def ledger_read_dropped(lookup: StopLookup | None) -> None:
     pks: dict[StopLookup, int] | None = getattr(_batch, "pks", None)
     if pks and lookup is not None and lookup in pks:
         _batch.ledgers.pop(pks.pop(lookup), None)
+
+
+@contextmanager
+def locked_ledgers_read_together(pks: Sequence[int]) -> Iterator[None]:
+    """Within the block, the ledgers of the sessions ``pks`` (open sessions the batch's pass holds
+    locked: no other transaction writes them before it ends) are answered (``ledger_read_taken``)
+    from one statement made now. None, or not PostgreSQL: no statement, no answer."""
+    _batch.locked = {}
+    try:
+        if pks and connection.vendor == "postgresql":
+            _batch.locked = _ledgers_read(sorted(set(pks)))
+        yield
+    finally:
+        _batch.locked = None
+
+
+def locked_ledger_dropped(pk: int) -> None:
+    """The unit that could take session ``pk``'s ledger read ahead ran: it is no later unit's."""
+    locked: dict[int, list[metering.Sample]] | None = getattr(_batch, "locked", None)
+    if locked:
+        locked.pop(pk, None)
 
 
 # At most this many readings held for one batch: beyond it (sessions of days of one-second readings)

@@ -11,7 +11,9 @@ written without savepoints writes its statuses ahead, their chargers locked
 charger among them whose status ``Available`` was written, locked, by one statement
 (``connector_sessions_read_together``; round 15: their rows, not only whether one is open), and
 each status's receiver takes its connector's (``connector_sessions_taken``) instead of reading
-them twice.
+them twice. The ledgers of those it will close (open from before their charger's last boot) are
+read by one statement right after (round 16: ``ledger_reads.locked_ledgers_read_together``), not
+one per close.
 
 The read follows the chargers' locks, and a session is written only under its charger's lock, so
 no other transaction changes the answer before the status's unit runs; in the batch, only a unit
@@ -32,6 +34,7 @@ from django.db import connection
 from chargepoints.models import ChargePoint
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
+from charging.services.ledger_reads import locked_ledger_dropped, locked_ledgers_read_together
 from kernel.plain_sql import array_text, columns_of, model_rows
 
 # The status after which a connector's sessions from before its charger's boot are closed: its
@@ -47,7 +50,7 @@ def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, Statu
     """Within the block, the sessions open on the connector of each status ``Available`` among
     ``written`` (written ahead, their chargers locked) are answered from one statement made now,
     which locks them. None such, or not PostgreSQL: no statement, no answer."""
-    _batch.open, _batch.keys = {}, {}
+    _batch.open, _batch.keys, _batch.closed = {}, {}, {}
     try:
         closing = [(lookup, write.charge_point.pk) for lookup, write in written if lookup.status == CLOSING_STATUS]
         if closing and connection.vendor == "postgresql":
@@ -56,9 +59,11 @@ def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, Statu
                 key = (pk, lookup.connector_id, lookup.evse_id)
                 _batch.keys[lookup] = key
                 _batch.open[key] = [session for session in sessions.get(pk, ()) if _on(session, key)]
-        yield
+                _batch.closed[key] = [session.pk for session in _batch.open[key] if _before_boot(session)]
+        with locked_ledgers_read_together([pk for pks in _batch.closed.values() for pk in pks]):
+            yield
     finally:
-        _batch.open = _batch.keys = None
+        _batch.open = _batch.keys = _batch.closed = None
 
 
 def connector_sessions_taken(charge_point_pk: int, connector_id: int, evse_id: int | None) -> list[Transaction] | None:
@@ -70,10 +75,21 @@ def connector_sessions_taken(charge_point_pk: int, connector_id: int, evse_id: i
 
 
 def connector_sessions_read_dropped(lookup: StatusLookup | None) -> None:
-    """Its unit ran: the answer read for ``lookup``'s connector, if it was left, is no later unit's."""
+    """Its unit ran: the answer read for ``lookup``'s connector, if it was left, and the ledgers
+    read for its closes, are no later unit's."""
     keys: dict[StatusLookup, _Key] | None = getattr(_batch, "keys", None)
     if keys and lookup is not None and lookup in keys:
-        _batch.open.pop(keys.pop(lookup), None)
+        key = keys.pop(lookup)
+        _batch.open.pop(key, None)
+        for pk in _batch.closed.pop(key, ()):
+            locked_ledger_dropped(pk)
+
+
+def _before_boot(session: Transaction) -> bool:
+    """Whether ``transaction_end.transactions_close_after_reboot`` closes this open session: it
+    started before its charger's last boot (the charger's row read with it)."""
+    last_boot_at = session.charge_point.last_boot_at
+    return last_boot_at is not None and session.started_at < last_boot_at
 
 
 def _on(session: Transaction, key: _Key) -> bool:

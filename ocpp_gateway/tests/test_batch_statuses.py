@@ -21,8 +21,12 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
 from chargepoints.services import charge_point_register, connector_status_set
+from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from chargepoints.signals import connector_status_reported
-from charging.models import Transaction, TransactionStatus
+from charging import metering
+from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services.ledger_reads import ledger_read_taken
+from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import T0, Refused, charger_held, connection_context, one_batch, refused
@@ -38,6 +42,8 @@ _CONNECTORS_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses
 _SESSIONS_ASKED = 'SELECT 1 FROM "chargepoints_transaction"'  # an Available status's own read
 _SESSIONS_READ = "t.charge_point_id = ANY(%s::bigint[]) AND t.status = %s"  # the batch's Available statuses'
 _SESSIONS_LOCKED = "WHERE t.charge_point_id = %s AND t.status = %s AND"  # a connector's sessions read its own way
+_LEDGER_ALONE = "WHERE transaction_id = %s AND measurand = %s"  # a closed session's ledger read its own way
+_LEDGERS_READ = "WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"  # the batch's closes' ledgers
 
 
 @pytest.fixture
@@ -92,14 +98,15 @@ def _cases(prefix: str) -> list[tuple[list[dict[str, Any]], bool, dict[str, Any]
 
 def _arranged(prefix: str) -> list[dict[str, Any]]:
     """Each case's charger registered, its earlier statuses stored, its boot; the last one's session
-    (not kept by any connection) started before that boot. The statuses under test."""
+    (not kept by any connection, a register reading in its ledger) started before that boot. The
+    statuses under test."""
     cases = _cases(prefix)
     for stored, boots, status in cases:
         charge_point_register(charge_point_id=status["charge_point_id"], heartbeat_interval=60)
         for earlier in stored:
             connector_status_set(**earlier)
         if status["charge_point_id"].endswith("-7"):
-            transaction_start(
+            started = transaction_start(
                 StartRequest(
                     charge_point_id=status["charge_point_id"],
                     ocpp_version="1.6",
@@ -109,6 +116,16 @@ def _arranged(prefix: str) -> list[dict[str, Any]]:
                     id_tag="TAG",
                     meter_start_wh=Decimal(1000),
                 )
+            )
+            MeterSample.objects.create(
+                charge_point_id=started.transaction.charge_point_id,
+                transaction_id=started.transaction.pk,
+                connector_id=1,
+                source="MeterValues",
+                timestamp=T0 + timedelta(minutes=5),
+                received_at=timezone.now(),
+                measurand=metering.ENERGY_REGISTER,
+                value=Decimal(1600),
             )
         if boots:
             ChargePoint.objects.filter(charge_point_id=status["charge_point_id"]).update(last_boot_at=timezone.now())
@@ -152,7 +169,9 @@ def _outcome(prefix: str, reported: list[tuple[Any, ...]]) -> list[tuple[Any, ..
             if body["data"]["charge_point_id"] == charge_point.charge_point_id
         ]
         sessions = list(
-            Transaction.objects.filter(charge_point=charge_point).values_list("status", "stop_reason", "closed_by_csms")
+            Transaction.objects.filter(charge_point=charge_point).values_list(
+                "status", "stop_reason", "closed_by_csms", "meter_stop_wh", "energy_wh"
+            )
         )
         ended.append((connectors, signals, sorted(events, key=str), sessions))
     return ended
@@ -181,9 +200,14 @@ async def test_a_batch_s_statuses_are_written_by_two_statements_and_end_as_each_
     assert len([sql for sql in statements if _SESSIONS_READ in sql]) == 1
     # the session the boot cut is closed as read by the batch, not read again (round 15)
     assert not [sql for sql in statements if _SESSIONS_LOCKED in sql]
+    # and its ledger read with the batch's other closes', not alone (round 16)
+    assert not [sql for sql in statements if _LEDGER_ALONE in sql]
+    assert len([sql for sql in statements if _LEDGERS_READ in sql]) == 1
     expected = await sync_to_async(_outcome)("ALONE", reported)
     assert await sync_to_async(_outcome)("BATCH", reported) == expected
-    assert [sessions for *_, sessions in expected][7] == [(TransactionStatus.ENDED, "Reboot", True)]
+    assert [sessions for *_, sessions in expected][7] == [
+        (TransactionStatus.ENDED, "Reboot", True, Decimal(1600), Decimal(600))
+    ]
     assert [len(signals) for _, signals, _, _ in expected] == [1, 1, 0, 1, 1, 1, 1, 1]  # the superseded sends none
 
 
@@ -310,3 +334,22 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
     assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
     statuses = Connector.objects.order_by("charge_point__charge_point_id").values_list("status", flat=True)
     assert [status async for status in statuses] == ["Preparing"] * 3
+
+
+def test_a_close_s_ledger_read_ahead_is_no_later_unit_s_once_its_status_ran() -> None:
+    """The ledger read with an ``Available`` status's sessions (a session not kept by a connection)
+    answers its close; once the status's unit ran (``connector_sessions_read_dropped``), no other
+    unit of its charger gets it: a later unit reads the ledger as it is then (round 16)."""
+    (status,) = [status for status in _arranged("DROP") if status["charge_point_id"] == "DROP-7"]
+    lookup = StatusLookup(**status)
+    for dropped in (False, True):
+        with transaction.atomic():
+            charge_point = ChargePoint.objects.get(charge_point_id="DROP-7")
+            write = StatusWrite(timezone.now(), charge_point, Connector(), True)
+            with connector_sessions_read_together([(lookup, write)]):
+                session = Transaction.objects.get(charge_point=charge_point)
+                if dropped:
+                    connector_sessions_read_dropped(lookup)
+                    assert ledger_read_taken(session) is None
+                else:
+                    assert [sample.value for sample in ledger_read_taken(session) or []] == [Decimal(1600)]

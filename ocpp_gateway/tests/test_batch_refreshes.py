@@ -1,0 +1,93 @@
+"""A group-commit batch's configuration reads after a boot recorded together
+(``configuration.refresh_writes``; PostgreSQL): one statement for the batch's 1.6 chargers, each
+read as it is recorded alone (a pending GetConfiguration of its own, none for a charger not to be
+asked); a 2.0.1 charger's read, and one after another unit of its charger, record their own way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.services import charge_point_register, connector_status_set
+from commands.models import Command, CommandState
+from configuration.changes import configuration_refresh_on_boot
+from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.tests.batches import one_batch
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
+]
+
+_ONE_READ = "WITH cp AS (SELECT"  # a read after a boot recorded its own way
+_READS_RECORDED = "WITH ask AS (SELECT * FROM unnest("  # the batch's
+
+
+@pytest.fixture(autouse=True)
+def _read_after_boot(settings: Any) -> None:
+    settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+
+
+def _arranged(prefix: str) -> list[str]:
+    """Five chargers: three 1.6 ones connected and commissioned, one pending, one 2.0.1 connected."""
+    names = [f"{prefix}-{n}" for n in range(5)]
+    for name in names:
+        charge_point_register(charge_point_id=name, heartbeat_interval=60)
+    ChargePoint.objects.filter(charge_point_id__in=names).update(connection_channel="ch", ocpp_version="1.6")
+    ChargePoint.objects.filter(charge_point_id=names[3]).update(lifecycle_state=LifecycleState.PENDING)
+    ChargePoint.objects.filter(charge_point_id=names[4]).update(ocpp_version="2.0.1")
+    return names
+
+
+def _recorded(name: str) -> list[tuple[Any, ...]]:
+    return list(
+        Command.objects.filter(charge_point__charge_point_id=name).values_list(
+            "charge_point_identity", "ocpp_version", "command", "action", "request", "state"
+        )
+    )
+
+
+async def test_a_batch_s_1_6_reads_after_a_boot_are_recorded_by_one_statement(statements: list[str]) -> None:
+    names = await sync_to_async(_arranged)("READ")
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    results = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": name}) for name in names))
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert len([sql for sql in statements if sql.startswith(_READS_RECORDED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_ONE_READ)]) == 1  # the 2.0.1 charger's, its own way
+    commands = results[:3]
+    assert all(isinstance(command, Command) for command in commands)
+    assert len({command.pk for command in commands}) == 3
+    assert results[3] is None  # pending: not asked
+    assert isinstance(results[4], Command) and results[4].command == "get_base_report"
+    for name, command in zip(names, commands, strict=False):
+        assert command.charge_point.charge_point_id == name
+        assert command.action == "GetConfiguration" and command.created_at is not None
+        assert await sync_to_async(_recorded)(name) == [
+            (name, "1.6", "get_configuration", "GetConfiguration", {}, CommandState.PENDING)
+        ]
+        assert (await Command.objects.aget(pk=command.pk)).created_at == command.created_at
+    assert await sync_to_async(_recorded)(names[3]) == []
+
+
+async def test_a_read_after_another_unit_of_its_charger_records_its_own_way(statements: list[str]) -> None:
+    names = await sync_to_async(_arranged)("AFTER")
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    status = {"charge_point_id": names[0], "connector_id": 1, "status": "Available", "error_code": "NoError"}
+    results = await one_batch(
+        group,
+        (connector_status_set, status),
+        (configuration_refresh_on_boot, {"charge_point_id": names[0]}),
+        (configuration_refresh_on_boot, {"charge_point_id": names[1]}),
+        (configuration_refresh_on_boot, {"charge_point_id": names[2]}),
+    )
+    assert all(isinstance(command, Command) for command in results[1:]), results
+    assert len([sql for sql in statements if sql.startswith(_READS_RECORDED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_ONE_READ)]) == 1  # the first charger's
+    for name in names[:3]:
+        assert len(await sync_to_async(_recorded)(name)) == 1
