@@ -9,10 +9,12 @@ alternated ABBA in one process, ROUNDS rounds of BATCHES batches a side:
 
 - ``ahead``: the buffer's unit queued ``ahead`` (this checkout's buffers): first in its batch;
 - ``in place``: queued where it arrived (the base's buffers): after half the batch's units, so the
-  batch writes what they gathered before the unit's savepoint, and the rest after the last unit.
+  batch writes what they gathered before the unit's savepoint, and the rest after the last unit;
+- ``none``: the same batch without the buffer's unit (what the unit itself costs: ``ahead`` - ``none``).
 
 Prints and writes the batch thread's CPU (``thread_time`` in ``batch_committed``) per acknowledged
-message, PostgreSQL's, and the statements psycopg sent per batch (execute, executemany, COPY).
+message, PostgreSQL's, and the statements psycopg sent per batch (execute, executemany, COPY); and
+per kind of buffer, the batch thread's µs per batch.
 
     .venv/bin/python benchmarks/write_behind.py --chargers 63 --rounds 8 --batches 6 --json out.json
 
@@ -79,9 +81,9 @@ async def _batch(
     contexts: list[contextvars.Context],
     reading: Callable[[int], dict[str, Any]],
     buffer: tuple[WriteBehindBuffer[Any], list[Any]],
-    ahead: bool,
+    ahead: bool | None,
 ) -> tuple[int, float, float]:
-    """One batch: (statements, batch-thread CPU s, PostgreSQL CPU s)."""
+    """One batch (``ahead`` None: without the buffer's unit): (statements, batch-thread CPU s, PostgreSQL CPU s)."""
     loop = asyncio.get_running_loop()
     release = threading.Event()
     blocker = asyncio.ensure_future(group.run(release.wait, timeout=5))
@@ -92,7 +94,7 @@ async def _batch(
     batch_at, database_at = statements._batch_cpu[0], harness.database_cpu_seconds()
     with statements.statements_counted() as sent:
         for n, context in enumerate(contexts):
-            if n == half:
+            if n == half and ahead is not None:
                 buffered = group.run(write._write_batch, in_savepoint=True, ahead=ahead, batch=rows)
                 queued.append(loop.create_task(buffered, context=contextvars.Context()))
             queued.append(loop.create_task(group.run(meter_values_record, **reading(n)), context=context))
@@ -137,25 +139,29 @@ async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
         samples = sampled16(statements._reading16(1000 + minute[0], at))
         return {"charge_point_id": names[n], "connector_id": 1, "ocpp_transaction_id": str(pks[n]), "samples": samples}
 
-    sides: dict[str, list[dict[str, float]]] = {"ahead": [], "in place": []}
+    ahead_of = {"ahead": True, "in place": False, "none": None}
+    sides: dict[str, list[dict[str, float]]] = {side: [] for side in ahead_of}
     for round_ in range(rounds + 1):  # the first a warm-up, not kept
-        order = ["ahead", "in place"] if round_ % 2 == 0 else ["in place", "ahead"]
+        order = list(ahead_of) if round_ % 2 == 0 else list(ahead_of)[::-1]
         for side in order:
             spent = [0, 0.0, 0.0]
+            per_kind = [0.0, 0.0, 0.0]
             for b in range(batches):
                 minute[0] += 1
                 buffer = _buffer_rows(b % 3, names, datetime.now(UTC))
-                sent, batch_cpu, database_cpu = await _batch(group, contexts, reading, buffer, side == "ahead")
+                sent, batch_cpu, database_cpu = await _batch(group, contexts, reading, buffer, ahead_of[side])
                 spent = [spent[0] + sent, spent[1] + batch_cpu, spent[2] + database_cpu]
+                per_kind[b % 3] += batch_cpu / len(range(b % 3, batches, 3))
             if round_:
                 messages = batches * chargers
-                sides[side].append(
-                    {
-                        "statements_per_batch": spent[0] / batches,
-                        "batch_us_per_message": spent[1] / messages * 1e6,
-                        "pg_us_per_message": spent[2] / messages * 1e6,
-                    }
-                )
+                figures = {
+                    "statements_per_batch": spent[0] / batches,
+                    "batch_us_per_message": spent[1] / messages * 1e6,
+                    "pg_us_per_message": spent[2] / messages * 1e6,
+                }
+                for kind, name in enumerate(("log", "sightings", "heartbeats")):
+                    figures[f"batch_us_per_batch_{name}"] = per_kind[kind] * 1e6
+                sides[side].append(figures)
     for side, found in sides.items():
         medians = {key: statistics.median(r[key] for r in found) for key in found[0]}
         print(f"{side:9s} " + ", ".join(f"{key} {value:.1f}" for key, value in medians.items()))
