@@ -2,7 +2,9 @@
 
 The message log and heartbeat rows are collected here and written in one batch every few
 hundred milliseconds (or as soon as ``max_batch`` rows wait) instead of one transaction per
-OCPP message, each batch a unit of the process's commit group (``ocpp_gateway.group_commit``).
+OCPP message, each batch a unit of the process's commit group (``ocpp_gateway.group_commit``),
+in its own savepoint and ``ahead`` of the units waiting: first in the next batch, before its
+units gather rows, which the batch then writes once (a statement per table) after its last unit.
 Acknowledged session data (starts, stops, meter values) never goes through a buffer: it is
 committed before its CALLRESULT is sent.
 
@@ -67,7 +69,7 @@ class WriteBehindBuffer(Generic[Row]):
             while self._pending:
                 batch = self._take()
                 try:
-                    await commit_group.run(self._write_batch, in_savepoint=True, batch=batch)
+                    await commit_group.run(self._write_batch, in_savepoint=True, ahead=True, batch=batch)
                 except Exception:
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 

@@ -10,7 +10,9 @@ instead of one per message.
 One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
 written as units too: a batch holds the rows of many chargers until it commits, and two such
 transactions of one process locking charger rows in different orders would deadlock. Chargers
-held by different processes are different rows.
+held by different processes are different rows. A buffer's unit goes ``ahead``: at the front of
+the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
+what its units gathered before it and again after it (a statement per table twice).
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
 change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
@@ -144,6 +146,7 @@ class CommitGroup:
         self._max_units = max_units
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
+        self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
         self._writing = False
 
     async def run(
@@ -152,6 +155,7 @@ class CommitGroup:
         /,
         *,
         in_savepoint: bool = False,
+        ahead: bool = False,
         abandoned: Callable[[], bool] | None = None,
         **kwargs: Any,
     ) -> Result:
@@ -159,6 +163,10 @@ class CommitGroup:
 
         ``in_savepoint``: in its own savepoint even in a batch written without them, for a unit
         that catches database errors itself (a batch without savepoints would be written again).
+        ``ahead``: before the units already waiting (after the other ``ahead`` ones), first in
+        the next batch; only for a unit whose writes do not depend on the order of the units it
+        overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
+        before it was queued; a sighting written before its connection's disconnect, never after).
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
         here); once its batch started it is written all the same. Only for a unit nobody else
@@ -167,7 +175,7 @@ class CommitGroup:
         answer, a disconnect."""
         loop = asyncio.get_running_loop()
         unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint, abandoned)
-        self._pending.append(unit)
+        (self._ahead if ahead else self._pending).append(unit)
         self._start_batches(loop)
         return await unit.future
 
@@ -175,8 +183,8 @@ class CommitGroup:
         if self._writing:
             return
         batch: list[_Unit] = []
-        while self._pending and len(batch) < self._max_units:
-            unit = self._pending.popleft()
+        while (self._ahead or self._pending) and len(batch) < self._max_units:
+            unit = (self._ahead or self._pending).popleft()
             if not unit.skipped():
                 batch.append(unit)
             elif not unit.future.done():

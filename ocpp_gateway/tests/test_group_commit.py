@@ -186,6 +186,28 @@ async def test_a_message_in_its_own_savepoint_fails_alone_and_the_batch_is_writt
     assert await _registered_now() == {"CP-GC-S1", "CP-GC-S3"}
 
 
+async def test_a_unit_queued_ahead_runs_first_in_the_next_batch_in_its_order():
+    runs: list[str] = []
+
+    def noted(name: str) -> None:
+        runs.append(name)
+
+    group = CommitGroup(max_units=64)
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    queued = [
+        asyncio.ensure_future(group.run(noted, name="waiting 1")),
+        asyncio.ensure_future(group.run(noted, in_savepoint=True, ahead=True, name="ahead 1")),
+        asyncio.ensure_future(group.run(noted, name="waiting 2")),
+        asyncio.ensure_future(group.run(noted, in_savepoint=True, ahead=True, name="ahead 2")),
+    ]
+    release.set()
+    await first
+    await asyncio.gather(*queued)
+    assert runs == ["ahead 1", "ahead 2", "waiting 1", "waiting 2"]
+
+
 def _heartbeat_gathered(*, charge_point_pk: int) -> int:
     """A row copied with ``may_gather``; returns how many heartbeats this transaction sees then."""
     rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(charge_point_pk, timezone.now())], may_gather=True)

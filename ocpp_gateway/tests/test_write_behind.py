@@ -1,15 +1,21 @@
-"""Heartbeats and the message log are written behind, in batches: none is lost on a clean close."""
+"""Heartbeats and the message log are written behind, in batches: none is lost on a clean close, and
+a flush goes first in its group-commit batch."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
+from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
 from conftest import eventually, ocpp_charger
+from kernel.plain_sql import rows_copied
+from ocpp_gateway.buffers import WriteBehindBuffer
+from ocpp_gateway.group_commit import commit_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,6 +64,38 @@ async def test_pending_heartbeats_and_log_frames_are_written_when_the_server_sto
     assert await heartbeats_of("CP-HB-STOP") == 1
     logged = OcppMessage.objects.filter(charge_point__charge_point_id="CP-HB-STOP", action="Heartbeat")
     assert await logged.acount() == 2  # the CALL and its CALLRESULT
+
+
+def _heartbeat_gathered(*, charge_point_pk: int) -> None:
+    """An acknowledged unit's row, gathered until the batch's last unit ran (``may_gather``)."""
+    rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(charge_point_pk, timezone.now())], may_gather=True)
+
+
+async def test_a_flush_goes_first_in_its_batch_and_the_rows_its_units_gathered_are_written_once():
+    """A buffer's unit queued between two units that gather rows runs before both (``ahead``):
+    nothing is gathered yet when its savepoint starts, so both gathered rows go in the batch's one
+    COPY, after the buffer's row (ids in the order written); not one before it and one after."""
+    pks = [
+        (await ChargePoint.objects.acreate(charge_point_id=f"CP-WB-G{n}", heartbeat_interval=60)).pk for n in range(3)
+    ]
+    buffer = WriteBehindBuffer(
+        name="test heartbeat",
+        write=lambda rows: rows_copied(Heartbeat, ("charge_point_id", "received_at"), rows),
+        flush_seconds=lambda: 60,
+        max_batch=10,
+    )
+    release = threading.Event()
+    first = asyncio.ensure_future(commit_group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    gathered_before = asyncio.ensure_future(commit_group.run(_heartbeat_gathered, charge_point_pk=pks[0]))
+    buffer.add((pks[1], timezone.now()))
+    flushed = asyncio.ensure_future(buffer.flush())
+    await asyncio.sleep(0.05)
+    gathered_after = asyncio.ensure_future(commit_group.run(_heartbeat_gathered, charge_point_pk=pks[2]))
+    release.set()
+    await asyncio.gather(first, gathered_before, flushed, gathered_after)
+    written = Heartbeat.objects.filter(charge_point_id__in=pks).order_by("id").values_list("charge_point_id", flat=True)
+    assert [pk async for pk in written] == [pks[1], pks[0], pks[2]]
 
 
 async def test_the_channel_layer_pool_makes_a_burst_wait_instead_of_failing(settings):
