@@ -1,0 +1,85 @@
+"""THROWAWAY probe (round 16 tail): where an answered CALL's time goes. On with TAIL_PROBE=<file>."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import threading
+import time
+from typing import Any
+
+PATH = os.environ.get("TAIL_PROBE", "")
+ON = bool(PATH)
+_lines: list[str] = []
+_lock = threading.Lock()
+_units: dict[Any, list[tuple[Any, ...]]] = {}
+_started = False
+_batch_no = 0
+
+
+def _out(record: dict[str, Any]) -> None:
+    with _lock:
+        _lines.append(json.dumps(record))
+
+
+def _flusher() -> None:
+    while True:
+        time.sleep(1)
+        with _lock:
+            lines, _lines[:] = list(_lines), []
+        if lines:
+            with open(PATH, "a") as f:
+                f.write("\n".join(lines) + "\n")
+
+
+_gc_at: list[float] = [0.0]
+
+
+def _gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _gc_at[0] = time.perf_counter()
+    else:
+        now = time.perf_counter()
+        _out({"k": "gc", "t": now, "gen": info["generation"], "ms": (now - _gc_at[0]) * 1000, "n": info["collected"]})
+
+
+def start(loop: asyncio.AbstractEventLoop) -> None:
+    global _started
+    if _started:
+        return
+    _started = True
+    _out({"k": "clock", "wall": time.time(), "t": time.perf_counter(), "pid": os.getpid()})
+    threading.Thread(target=_flusher, daemon=True).start()
+    gc.callbacks.append(_gc)
+
+    def tick(due: float) -> None:
+        now = time.perf_counter()
+        late = now - due
+        if late > 0.001:
+            _out({"k": "lag", "t": now, "ms": late * 1000})
+        loop.call_later(0.002, tick, now + 0.002)
+
+    loop.call_later(0.002, tick, time.perf_counter() + 0.002)
+
+
+def batch_no() -> int:
+    global _batch_no
+    _batch_no += 1
+    return _batch_no
+
+
+def unit_done(record: tuple[Any, ...]) -> None:
+    task = asyncio.current_task()
+    _units.setdefault(task, []).append(record)
+
+
+def answered(action: str, received: float, version: str) -> None:
+    now = time.perf_counter()
+    units = _units.pop(asyncio.current_task(), [])
+    _out({"k": "ans", "a": action, "v": version, "r": received, "t": now, "u": units})
+
+
+def batch(record: dict[str, Any]) -> None:
+    _out({"k": "batch", **record})
