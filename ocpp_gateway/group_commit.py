@@ -226,10 +226,13 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     thread's CPU."""
     started = time.thread_time()
     entered = time.perf_counter()
+    tail_probe.marks.second = False
+    tail_probe.marks.committing = tail_probe.marks.committed = 0.0
     try:
         return _batch_committed(batch, loop)
     finally:
         if tail_probe.ON:
+            savepoint_pass = tail_probe.marks.second
             left = time.perf_counter()
             kinds: dict[str, int] = {}
             for unit in batch:
@@ -246,6 +249,9 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
                     "in": entered,
                     "out": left,
                     "cpu": (time.thread_time() - started) * 1000,
+                    "committing": getattr(tail_probe.marks, "committing", 0.0),
+                    "committed": getattr(tail_probe.marks, "committed", 0.0),
+                    "savepoints": savepoint_pass,
                     "kinds": kinds,
                 }
             )
@@ -259,6 +265,8 @@ def _batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> lis
             try:
                 return _in_one_transaction(batch, savepoints=False)
             except _UnitFailed:
+                if tail_probe.ON:
+                    tail_probe.marks.second = True
                 forget_lent()  # the second pass reads every session (and a failed guard's again)
                 return _in_one_transaction(batch, savepoints=True)
             except Exception:
@@ -291,6 +299,8 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
     def mark_committed() -> None:
         nonlocal committed
         committed = True
+        if tail_probe.ON:
+            tail_probe.marks.committed = time.perf_counter()
 
     outcomes: list[Outcome] = []
     try:
@@ -300,6 +310,8 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
             outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
+            if tail_probe.ON:
+                tail_probe.marks.committing = time.perf_counter()
     except _UnitFailed:
         raise
     except Exception:

@@ -17,6 +17,7 @@ _lock = threading.Lock()
 _units: dict[Any, list[tuple[Any, ...]]] = {}
 _started = False
 _batch_no = 0
+marks = threading.local()
 
 
 def _out(record: dict[str, Any]) -> None:
