@@ -106,6 +106,11 @@ Outcome = tuple[bool, Any]  # (True, the unit's return value) or (False, the exc
 
 # PostgreSQL's deadlock_detected and serialization_failure: the unit lost a race, retrying may succeed.
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}
+import os  # noqa: E402  PROBE toggle
+
+_OVERLAP = os.environ.get("TAIL_OVERLAP", "1") != "0"
+# Batches past their statements waiting for their COMMIT to return, at most, while the next runs its own.
+_COMMITTING_AT_MOST = 1
 
 
 def lost_a_race(error: OperationalError) -> bool:
@@ -140,9 +145,11 @@ class CommitGroup:
 
     def __init__(self, *, max_units: int) -> None:
         self._max_units = max_units
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
+        # A thread more than batches committing at once: the next batch runs its statements meanwhile.
+        self._executor = ThreadPoolExecutor(max_workers=_COMMITTING_AT_MOST + 1, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
-        self._writing = False
+        self._writing = False  # a batch runs its statements (the next starts once it commits)
+        self._committing = 0  # batches that sent their COMMIT and have not returned yet
 
     async def run(
         self,
@@ -180,7 +187,7 @@ class CommitGroup:
             tail_probe.unit_done((getattr(func, "__qualname__", "?"), t0, *p, time.perf_counter()))
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._writing:
+        if self._writing or self._committing > _COMMITTING_AT_MOST:
             return
         batch: list[_Unit] = []
         while self._pending and len(batch) < self._max_units:
@@ -199,8 +206,24 @@ class CommitGroup:
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
+        statements_done = False
+
+        def committing() -> None:
+            """The batch's statements are all run, its COMMIT is being sent: the next batch may start."""
+            nonlocal statements_done
+            if statements_done:
+                return
+            statements_done = True
+            self._writing = False
+            self._committing += 1
+            self._start_batches(loop)
+
+        def committing_soon() -> None:  # on the batch thread
+            if _OVERLAP:
+                loop.call_soon_threadsafe(committing)
+
         try:
-            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop)
+            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop, committing_soon)
             if tail_probe.ON:
                 now = time.perf_counter()
                 for unit in batch:
@@ -208,7 +231,10 @@ class CommitGroup:
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
-            self._writing = False
+            if statements_done:
+                self._committing -= 1
+            else:
+                statements_done, self._writing = True, False
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):
             if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same
@@ -219,7 +245,9 @@ class CommitGroup:
                 unit.future.set_exception(value)
 
 
-def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
+def batch_committed(
+    batch: list[_Unit], loop: asyncio.AbstractEventLoop, committing: Callable[[], None] = lambda: None
+) -> list[Outcome]:
     """Run every unit in one transaction, for ``loop`` (its on_commit callbacks may hand work back
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
     failed that way; the outcomes once committed. Counted in ``kernel.metrics``: its units and its
@@ -229,7 +257,7 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     tail_probe.marks.second = False
     tail_probe.marks.committing = tail_probe.marks.committed = 0.0
     try:
-        return _batch_committed(batch, loop)
+        return _batch_committed(batch, loop, committing)
     finally:
         if tail_probe.ON:
             savepoint_pass = tail_probe.marks.second
@@ -257,18 +285,20 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
             )
 
 
-def _batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
+def _batch_committed(
+    batch: list[_Unit], loop: asyncio.AbstractEventLoop, committing: Callable[[], None]
+) -> list[Outcome]:
     started = time.thread_time()
     close_old_connections()
     try:
         with serving(loop), batch_memos(), bound_cursors_kept(), open_sessions_lent() as forget_lent:
             try:
-                return _in_one_transaction(batch, savepoints=False)
+                return _in_one_transaction(batch, savepoints=False, committing=committing)
             except _UnitFailed:
                 if tail_probe.ON:
                     tail_probe.marks.second = True
                 forget_lent()  # the second pass reads every session (and a failed guard's again)
-                return _in_one_transaction(batch, savepoints=True)
+                return _in_one_transaction(batch, savepoints=True, committing=committing)
             except Exception:
                 forget_lent()
                 raise
@@ -293,7 +323,7 @@ class _UnitFailed(Exception):
     """A unit failed in a batch without savepoints: the batch is rolled back, to be written with them."""
 
 
-def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome]:
+def _in_one_transaction(batch: list[_Unit], *, savepoints: bool, committing: Callable[[], None]) -> list[Outcome]:
     committed = False
 
     def mark_committed() -> None:
@@ -312,6 +342,7 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
                 raise BatchNotCommitted("the transaction was marked for rollback")
             if tail_probe.ON:
                 tail_probe.marks.committing = time.perf_counter()
+            committing()  # every statement run: what is left is the COMMIT
     except _UnitFailed:
         raise
     except Exception:
