@@ -7,10 +7,14 @@ Units that arrive while a batch is being written wait and go together in the nex
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
 instead of one per message.
 
-One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
-written as units too: a batch holds the rows of many chargers until it commits, and two such
-transactions of one process locking charger rows in different orders would deadlock. Chargers
-held by different processes are different rows.
+One batch runs its statements at a time per process, and the write-behind buffers
+(``ocpp_gateway.buffers``) are written as units too: a batch holds the rows of many chargers until
+it commits, and two such transactions of one process locking charger rows in different orders
+would deadlock. Chargers held by different processes are different rows. The next batch starts
+once the one before has run its last statement and sends its COMMIT (on a second thread and
+connection): that one holds its locks until its WAL flush returns but asks for none, so the two
+cannot deadlock; the next waits at most that flush for a row the first wrote, and commits after
+it in the WAL. Each batch's units are still answered only after their own batch committed.
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
 change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
