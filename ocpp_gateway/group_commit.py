@@ -11,10 +11,11 @@ One batch runs its statements at a time per process, and the write-behind buffer
 (``ocpp_gateway.buffers``) are written as units too: a batch holds the rows of many chargers until
 it commits, and two such transactions of one process locking charger rows in different orders
 would deadlock. Chargers held by different processes are different rows. The next batch starts
-once the one before has run its last statement and sends its COMMIT (on a second thread and
-connection): that one holds its locks until its WAL flush returns but asks for none, so the two
-cannot deadlock; the next waits at most that flush for a row the first wrote, and commits after
-it in the WAL. Each batch's units are still answered only after their own batch committed.
+once the one before has run its last statement and is left with its COMMIT (on a second thread
+and connection): that one holds its locks until its COMMIT returns but asks for no more (its
+constraints are checked per statement, below), so the two cannot deadlock; the next waits for a
+row the first wrote until that COMMIT returns, as it would have waited for the whole batch.
+Each batch's units are answered only after their own batch committed.
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
 change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
