@@ -35,15 +35,26 @@ def _flusher() -> None:
                 f.write("\n".join(lines) + "\n")
 
 
-_gc_at: list[float] = [0.0]
+_gc_at: list[float] = [0.0, 0.0]
 
 
 def _gc(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
-        _gc_at[0] = time.perf_counter()
+        _gc_at[0], _gc_at[1] = time.perf_counter(), time.thread_time()
     else:
-        now = time.perf_counter()
-        _out({"k": "gc", "t": now, "gen": info["generation"], "ms": (now - _gc_at[0]) * 1000, "n": info["collected"]})
+        now, cpu = time.perf_counter(), time.thread_time()
+        _out(
+            {
+                "k": "gc",
+                "t": now,
+                "gen": info["generation"],
+                "ms": (now - _gc_at[0]) * 1000,
+                "cpu_ms": (cpu - _gc_at[1]) * 1000,
+                "n": info["collected"],
+                "thread": threading.current_thread().name,
+                "tracked": len(gc.get_objects(info["generation"])) if info["generation"] < 2 else -1,
+            }
+        )
 
 
 def start(loop: asyncio.AbstractEventLoop) -> None:
