@@ -13,7 +13,7 @@ from typing import Any
 PATH = os.environ.get("TAIL_PROBE", "")
 ON = bool(PATH)
 _lines: list[str] = []
-_lock = threading.Lock()
+_lock = threading.RLock()  # a GC pass may call _out inside _out
 _units: dict[Any, list[tuple[Any, ...]]] = {}
 _started = False
 _batch_no = 0
