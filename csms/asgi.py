@@ -42,7 +42,7 @@ finally:  # a failed import (a test's, a shell's) leaves the collector as it fou
 # their reference counts, so the default collected the young objects every few dozen messages and
 # moved survivors on to full collections that walk every connection's objects (6.5 % of the
 # server's CPU over a 1,000-charger fleet run, 0.8 % with these; issue 15). Cycles still go, later.
-gc.set_threshold(int(os.environ.get("TAIL_GC0", "20000")), 20, 10)  # PROBE: TAIL_GC0
+gc.set_threshold(20_000, 20, 10)
 
 application = ProtocolTypeRouter(
     {

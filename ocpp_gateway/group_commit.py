@@ -7,15 +7,10 @@ Units that arrive while a batch is being written wait and go together in the nex
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
 instead of one per message.
 
-One batch runs its statements at a time per process, and the write-behind buffers
-(``ocpp_gateway.buffers``) are written as units too: a batch holds the rows of many chargers until
-it commits, and two such transactions of one process locking charger rows in different orders
-would deadlock. Chargers held by different processes are different rows. The next batch starts
-once the one before has run its last statement and is left with its COMMIT (on a second thread
-and connection): that one holds its locks until its COMMIT returns but asks for no more (its
-constraints are checked per statement, below), so the two cannot deadlock; the next waits for a
-row the first wrote until that COMMIT returns, as it would have waited for the whole batch.
-Each batch's units are answered only after their own batch committed.
+One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
+written as units too: a batch holds the rows of many chargers until it commits, and two such
+transactions of one process locking charger rows in different orders would deadlock. Chargers
+held by different processes are different rows.
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
 change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
@@ -102,7 +97,6 @@ from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
 from kernel.plain_sql import bound_cursors_kept, copies_gathered, gathering_paused
-from ocpp_gateway import tail_probe
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +105,6 @@ Outcome = tuple[bool, Any]  # (True, the unit's return value) or (False, the exc
 
 # PostgreSQL's deadlock_detected and serialization_failure: the unit lost a race, retrying may succeed.
 _RETRYABLE_SQLSTATES = {"40P01", "40001"}
-import os  # noqa: E402  PROBE toggle
-
-_OVERLAP = os.environ.get("TAIL_OVERLAP", "1") != "0"
-# Batches past their statements waiting for their COMMIT to return, at most, while the next runs its own.
-_COMMITTING_AT_MOST = 1
 
 
 def lost_a_race(error: OperationalError) -> bool:
@@ -150,11 +139,9 @@ class CommitGroup:
 
     def __init__(self, *, max_units: int) -> None:
         self._max_units = max_units
-        # A thread more than batches committing at once: the next batch runs its statements meanwhile.
-        self._executor = ThreadPoolExecutor(max_workers=_COMMITTING_AT_MOST + 1, thread_name_prefix="csms-commit")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
-        self._writing = False  # a batch runs its statements (the next starts once it commits)
-        self._committing = 0  # batches that sent their COMMIT and have not returned yet
+        self._writing = False
 
     async def run(
         self,
@@ -177,22 +164,12 @@ class CommitGroup:
         answer, a disconnect."""
         loop = asyncio.get_running_loop()
         unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint, abandoned)
-        if tail_probe.ON:
-            tail_probe.start(loop)
-            t0 = time.perf_counter()
-            unit.probe = [0.0, 0.0, 0.0, 0.0, 0]  # type: ignore[attr-defined]
         self._pending.append(unit)
         self._start_batches(loop)
-        if not tail_probe.ON:
-            return await unit.future
-        try:
-            return await unit.future
-        finally:
-            p = unit.probe  # type: ignore[attr-defined]
-            tail_probe.unit_done((getattr(func, "__qualname__", "?"), t0, *p, time.perf_counter()))
+        return await unit.future
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._writing or self._committing > _COMMITTING_AT_MOST:
+        if self._writing:
             return
         batch: list[_Unit] = []
         while self._pending and len(batch) < self._max_units:
@@ -202,44 +179,17 @@ class CommitGroup:
             elif not unit.future.done():
                 unit.future.set_exception(UnitAbandoned())
         if batch:
-            if tail_probe.ON:
-                now, number = time.perf_counter(), tail_probe.batch_no()
-                for unit in batch:
-                    unit.probe[0], unit.probe[4] = now, number  # type: ignore[attr-defined]
             self._writing = True
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
-        statements_done = False
-
-        def committing() -> None:
-            """The batch's statements are all run, its COMMIT is being sent: the next batch may start."""
-            nonlocal statements_done
-            if statements_done:
-                return
-            statements_done = True
-            self._writing = False
-            self._committing += 1
-            self._start_batches(loop)
-
-        def committing_soon() -> None:  # on the batch thread
-            if _OVERLAP:
-                loop.call_soon_threadsafe(committing)
-
         try:
-            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop, committing_soon)
-            if tail_probe.ON:
-                now = time.perf_counter()
-                for unit in batch:
-                    unit.probe[3] = now  # type: ignore[attr-defined]
+            outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop)
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
-            if statements_done:
-                self._committing -= 1
-            else:
-                statements_done, self._writing = True, False
+            self._writing = False
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):
             if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same
@@ -250,60 +200,20 @@ class CommitGroup:
                 unit.future.set_exception(value)
 
 
-def batch_committed(
-    batch: list[_Unit], loop: asyncio.AbstractEventLoop, committing: Callable[[], None] = lambda: None
-) -> list[Outcome]:
+def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
     """Run every unit in one transaction, for ``loop`` (its on_commit callbacks may hand work back
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
     failed that way; the outcomes once committed. Counted in ``kernel.metrics``: its units and its
     thread's CPU."""
     started = time.thread_time()
-    entered = time.perf_counter()
-    tail_probe.marks.second = False
-    tail_probe.marks.committing = tail_probe.marks.committed = 0.0
-    try:
-        return _batch_committed(batch, loop, committing)
-    finally:
-        if tail_probe.ON:
-            savepoint_pass = tail_probe.marks.second
-            left = time.perf_counter()
-            kinds: dict[str, int] = {}
-            for unit in batch:
-                unit.probe[1], unit.probe[2] = entered, left  # type: ignore[attr-defined]
-                name = getattr(unit.func, "__qualname__", "?")
-                if name.endswith("_write_batch"):
-                    name = getattr(unit.func, "__self__", None).name  # type: ignore[union-attr]
-                    kinds[name + " rows"] = kinds.get(name + " rows", 0) + len(unit.kwargs["batch"])
-                kinds[name] = kinds.get(name, 0) + 1
-            tail_probe.batch(
-                {
-                    "no": batch[0].probe[4],  # type: ignore[attr-defined]
-                    "n": len(batch),
-                    "in": entered,
-                    "out": left,
-                    "cpu": (time.thread_time() - started) * 1000,
-                    "committing": getattr(tail_probe.marks, "committing", 0.0),
-                    "committed": getattr(tail_probe.marks, "committed", 0.0),
-                    "savepoints": savepoint_pass,
-                    "kinds": kinds,
-                }
-            )
-
-
-def _batch_committed(
-    batch: list[_Unit], loop: asyncio.AbstractEventLoop, committing: Callable[[], None]
-) -> list[Outcome]:
-    started = time.thread_time()
     close_old_connections()
     try:
         with serving(loop), batch_memos(), bound_cursors_kept(), open_sessions_lent() as forget_lent:
             try:
-                return _in_one_transaction(batch, savepoints=False, committing=committing)
+                return _in_one_transaction(batch, savepoints=False)
             except _UnitFailed:
-                if tail_probe.ON:
-                    tail_probe.marks.second = True
                 forget_lent()  # the second pass reads every session (and a failed guard's again)
-                return _in_one_transaction(batch, savepoints=True, committing=committing)
+                return _in_one_transaction(batch, savepoints=True)
             except Exception:
                 forget_lent()
                 raise
@@ -328,14 +238,12 @@ class _UnitFailed(Exception):
     """A unit failed in a batch without savepoints: the batch is rolled back, to be written with them."""
 
 
-def _in_one_transaction(batch: list[_Unit], *, savepoints: bool, committing: Callable[[], None]) -> list[Outcome]:
+def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome]:
     committed = False
 
     def mark_committed() -> None:
         nonlocal committed
         committed = True
-        if tail_probe.ON:
-            tail_probe.marks.committed = time.perf_counter()
 
     outcomes: list[Outcome] = []
     try:
@@ -345,9 +253,6 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool, committing: Cal
             outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
-            if tail_probe.ON:
-                tail_probe.marks.committing = time.perf_counter()
-            committing()  # every statement run: what is left is the COMMIT
     except _UnitFailed:
         raise
     except Exception:
