@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import harness  # sets up Django
@@ -35,6 +36,7 @@ from asgiref.sync import sync_to_async
 from chargepoints.services import charge_point_register
 from charging.services.meter_ledger import meter_values_record
 from charging.services.open_sessions import open_sessions_bind
+from charging.services.transaction_start import StartRequest
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.handshake_auth import _attached_with_sessions as handshake_attached
 from ocpp_gateway.v16.transactions import sampled_values as sampled16
@@ -94,6 +96,19 @@ def statements_counted() -> Iterator[list[int]]:
     finally:
         for name, original in originals.items():
             setattr(psycopg.Cursor, name, original)
+
+
+def _start16(charge_point_id: str, t0: datetime) -> StartRequest:
+    """A 1.6 StartTransaction on connector 1 at ``t0``, meter start 1,000 Wh."""
+    return StartRequest(
+        charge_point_id=charge_point_id,
+        ocpp_version="1.6",
+        start_key=f"1|t|1000|{t0.isoformat()}",
+        started_at=t0,
+        connector_id=1,
+        id_tag="T",
+        meter_start_wh=Decimal(1000),
+    )
 
 
 def _reading16(wh: int, at: datetime) -> list[dict[str, Any]]:
@@ -216,9 +231,8 @@ database_us: dict[str, float] = {}  # label -> PostgreSQL's CPU µs per message 
 
 async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, float]:
     from chargepoints.services import connector_status_set
-    from charging.services.transaction_start import StartRequest, transaction_start
+    from charging.services.transaction_start import transaction_start
     from charging.services.transaction_stop import StopRequest, transaction_stop
-    from decimal import Decimal
 
     run = uuid.uuid4().hex[:8]
     names = [f"STMT-{run}-{n}" for n in range(chargers)]
@@ -274,17 +288,7 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
         contexts,
         lambda n: (
             transaction_start,
-            {
-                "request": StartRequest(
-                    charge_point_id=names[n],
-                    ocpp_version="1.6",
-                    start_key=f"1|t|1000|{t0.isoformat()}",
-                    started_at=t0,
-                    connector_id=1,
-                    id_tag="T",
-                    meter_start_wh=Decimal(1000),
-                )
-            },
+            {"request": _start16(names[n], t0)},
         ),
     )
     note("StartTransaction (1.6)", sent, chargers)
@@ -428,10 +432,9 @@ async def _reboot_with_a_session_open(
 ) -> None:
     """A 1.6 start on connector 2, the charger boots again (its session left open), then connector 2
     reports Available: the session the reboot cut is closed (``transactions_close_after_reboot``)."""
-    from decimal import Decimal
 
     from chargepoints.services import connector_status_set
-    from charging.services.transaction_start import StartRequest, transaction_start
+    from charging.services.transaction_start import transaction_start
 
     request = {
         "charge_point_id": "",

@@ -35,7 +35,6 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from chargepoints.services import LoggedFrame, ReceivedHeartbeat, charge_point_r
 from chargepoints.services.liveness import Sighting
 from charging.services.meter_ledger import meter_values_record
 from charging.services.open_sessions import open_sessions_bind
-from charging.services.transaction_start import StartRequest, transaction_start
+from charging.services.transaction_start import transaction_start
 from ocpp_gateway.buffers import WriteBehindBuffer
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.heartbeats import heartbeats
@@ -119,15 +118,7 @@ async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     started = []
     for n, name in enumerate(names):
-        request = StartRequest(
-            charge_point_id=name,
-            ocpp_version="1.6",
-            start_key=f"1|t|1000|{t0.isoformat()}",
-            started_at=t0,
-            connector_id=1,
-            id_tag="T",
-            meter_start_wh=Decimal(1000),
-        )
+        request = statements._start16(name, t0)
         started.append(
             asyncio.get_running_loop().create_task(group.run(transaction_start, request=request), context=contexts[n])
         )
