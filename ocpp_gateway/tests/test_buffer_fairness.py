@@ -1,0 +1,45 @@
+"""A write-behind buffer's units go ``ahead`` of the waiting messages, yet cannot starve them: a
+buffer has one unit in the commit group at a time (its next waits for that one's commit), so each
+batch carries at most one unit per buffer and the rest of the batch is the waiting messages'."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from ocpp_gateway import buffers
+from ocpp_gateway.buffers import WriteBehindBuffer
+from ocpp_gateway.group_commit import CommitGroup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_a_buffer_pouring_rows_takes_one_place_per_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    runs: list[str] = []
+
+    def noted(name: str) -> None:
+        runs.append(name)
+
+    group = CommitGroup(max_units=4)
+    monkeypatch.setattr(buffers, "commit_group", group)
+    buffer = WriteBehindBuffer(
+        name="probe", write=lambda rows: runs.extend(f"row {row}" for row in rows), flush_seconds=lambda: 0, max_batch=2
+    )
+    release = threading.Event()
+    blocker = asyncio.ensure_future(group.run(release.wait, timeout=5))
+    await asyncio.sleep(0.05)
+    for row in range(12):  # six buffer units' worth, all waiting while the first batch is held
+        buffer.add(row)
+    waiting = [asyncio.ensure_future(group.run(noted, name=f"message {n}")) for n in range(6)]
+    await asyncio.sleep(0.05)
+    release.set()
+    await blocker
+    await asyncio.gather(*waiting)
+    await buffer.flush()
+    # The buffer's first unit went ahead of the waiting messages; its later ones did not push them
+    # back: every message ran within the next two batches, before the buffer's third unit.
+    assert runs[:2] == ["row 0", "row 1"]
+    assert sorted(runs) == sorted([f"row {row}" for row in range(12)] + [f"message {n}" for n in range(6)])
+    assert max(runs.index(f"message {n}") for n in range(6)) < runs.index("row 4")
