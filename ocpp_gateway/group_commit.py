@@ -73,6 +73,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -280,16 +281,31 @@ _FIRST_PASS_LOCK_TIMEOUT_MS = 100
 
 
 def _batch_session_set(*, first_pass: bool) -> None:
-    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL):
-    both in one round trip (one text of two statements, which a statement without parameters
-    may be: psycopg sends it by the simple query protocol)."""
+    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL),
+    sent with the transaction's BEGIN: one round trip (one text of three statements, by the
+    simple query protocol) where psycopg would send its BEGIN alone before the first statement.
+    A connection whose transactions begin otherwise (an isolation level, read-only) keeps
+    psycopg's BEGIN and sends the two settings after it."""
     if connection.vendor != "postgresql":
         return
     lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
     if first_pass:
         lock_timeout_ms = min(lock_timeout_ms, _FIRST_PASS_LOCK_TIMEOUT_MS)
+    settings_sql = f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}"
     with connection.cursor() as cursor:
-        cursor.execute(f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}")
+        raw = cursor.connection  # psycopg's Connection
+        if raw.pgconn.transaction_status != pq.TransactionStatus.IDLE or not _begins_plainly(raw):
+            cursor.execute(settings_sql)
+            return
+        with connection.wrap_database_errors:  # psycopg's errors as Django's, as a cursor's are
+            result = raw.pgconn.exec_(f"BEGIN; {settings_sql}".encode())
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise psycopg.OperationalError(raw.pgconn.get_error_message().decode(errors="replace"))
+
+
+def _begins_plainly(raw: psycopg.Connection[Any]) -> bool:
+    """Whether psycopg would begin this connection's transactions with a bare ``BEGIN``."""
+    return raw.isolation_level is None and raw.read_only is None and raw.deferrable is None
 
 
 def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:

@@ -24,7 +24,7 @@ async def test_a_buffer_pouring_rows_takes_one_place_per_batch(monkeypatch: pyte
 
     group = CommitGroup(max_units=4)
     monkeypatch.setattr(buffers, "commit_group", group)
-    buffer = WriteBehindBuffer(
+    buffer: WriteBehindBuffer[int] = WriteBehindBuffer(
         name="probe", write=lambda rows: runs.extend(f"row {row}" for row in rows), flush_seconds=lambda: 0, max_batch=2
     )
     release = threading.Event()

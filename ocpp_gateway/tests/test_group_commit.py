@@ -9,10 +9,11 @@ import threading
 import pytest
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
+from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
 from kernel.plain_sql import rows_copied
-from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned
+from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_session_set
 from ocpp_gateway.tests.batches import Refused, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -277,3 +278,22 @@ async def test_a_batch_whose_metrics_cannot_be_recorded_is_still_acknowledged(mo
     transactions = await asyncio.gather(*(group.run(_register, charge_point_id=f"CP-GM-{n}") for n in range(3)))
     assert all(isinstance(txid, int) for txid in transactions)
     assert await _registered_now() == {f"CP-GM-{n}" for n in range(3)}
+
+
+def test_a_batch_sends_its_begin_and_settings_in_one_round_trip(tmp_path) -> None:
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    with open(tmp_path / "libpq.trace", "w+b") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            with transaction.atomic():
+                _batch_session_set(first_pass=True)
+                with connection.cursor() as cursor:
+                    cursor.execute("SHOW lock_timeout")
+                    assert cursor.fetchone()[0] == "100ms"
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        sent = [line.split("\t")[3].strip() for line in trace.read().decode().splitlines() if line.startswith("F\t")]
+    assert sent[:2] == ['"BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = 100"', '"SHOW lock_timeout"']
