@@ -19,12 +19,10 @@ to its second pass: no read is committed that no unit sends. PostgreSQL only.
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -33,6 +31,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command
 from commands.services import command_own
 from kernel.plain_sql import array_text, bound_cursor, instance_insert_selecting, instance_saved
+from kernel.rows_ahead import RowsAhead, UnitKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,57 +42,41 @@ class RefreshRecorded:
     command: Command | None
 
 
-_refresh_units: set[Callable[..., Any]] = set()
+def _charger_named(*, charge_point_id: str) -> str:
+    """A read after a boot's lookup: its charger's id (other arguments: none, ``TypeError``)."""
+    return str(charge_point_id)
 
 
-def refresh_unit_register(func: Callable[..., Any]) -> None:
-    """``func``'s units record a configuration read after a boot; their argument is ``charge_point_id``."""
-    _refresh_units.add(func)
-
-
-def refresh_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> str | None:
-    """The charger id of a unit ``func(**kwargs)`` that records a read after a boot, else None."""
-    if func not in _refresh_units or set(kwargs) != {"charge_point_id"}:
-        return None
-    return str(kwargs["charge_point_id"])
-
-
-_batch = threading.local()  # .recorded: charger id -> RefreshRecorded, during a pass
-# Recorded ahead only from this many in a batch: one alone is one statement its own way too.
-_FEWEST = 2
+_units: UnitKind[str] = UnitKind(_charger_named)
+refresh_unit_register = _units.register  # ``func``'s units record a read after a boot (``charge_point_id``)
+refresh_lookup_of = _units.lookup_of  # the charger id of a unit that records a read after a boot, else None
+_recorded_ahead: RowsAhead[str, RefreshRecorded] = RowsAhead()  # charger id -> what was recorded
 
 
 @contextmanager
 def refreshes_recorded_together(charge_point_ids: Sequence[str]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), the read after a boot of each 1.6
     charger of ``charge_point_ids`` is recorded now (one statement) and answered
-    (``refresh_recorded_taken``). Fewer than ``_FEWEST``, the read after a boot off (its units
+    (``refresh_recorded_taken``). Fewer than ``FEWEST``, the read after a boot off (its units
     record nothing), or not PostgreSQL: no statement, no answer."""
-    _batch.recorded = {}
-    try:
+    with _recorded_ahead.kept() as recorded:
         asked = sorted(set(charge_point_ids))
-        if len(asked) >= _FEWEST and connection.vendor == "postgresql" and settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
-            _batch.recorded = _recorded(asked)
+        if _recorded_ahead.enough(asked) and settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
+            recorded.update(_recorded(asked))
         yield
-    finally:
-        _batch.recorded = None
 
 
 def refresh_recorded_taken(charge_point_id: str) -> RefreshRecorded | None:
     """What was recorded ahead for the charger's read in this pass (taken: no other unit gets it),
     or None: the unit records its own way."""
-    recorded: dict[str, RefreshRecorded] | None = getattr(_batch, "recorded", None)
-    return recorded.pop(charge_point_id, None) if recorded else None
+    return _recorded_ahead.taken(charge_point_id)
 
 
 def refresh_record_dropped(charge_point_id: str | None) -> bool:
     """Its unit ran: what was recorded for the charger, if it was left, is no later unit's. True
     when a command was left: a read is written that no unit sends, so the batch's pass must be
     rolled back and written again without records ahead."""
-    recorded: dict[str, RefreshRecorded] | None = getattr(_batch, "recorded", None)
-    if not recorded or charge_point_id is None:
-        return False
-    left = recorded.pop(charge_point_id, None)
+    left = _recorded_ahead.dropped(charge_point_id)
     return left is not None and left.command is not None
 
 

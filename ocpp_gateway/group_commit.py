@@ -71,7 +71,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -320,13 +320,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
     try:
         with copies_gathered():
-            lookups = [start_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            stops = [stop_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            statuses = [status_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            attaches = [attach_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            boots = [boot_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            refreshes = [refresh_lookup_of(unit.func, unit.kwargs) for unit in batch]
-            firsts = _first_of_their_chargers(batch, lookups, stops, statuses, attaches, boots, refreshes)
+            lookups = [_lookups_of(unit) for unit in batch]
+            firsts = _first_of_their_chargers(batch, lookups)
             with (
                 attaches_written_together(firsts.attaches),
                 open_sessions_read_together(attaches_written_held()),
@@ -337,11 +332,35 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
             ):
-                return _units_without_savepoints(batch, lookups, stops, statuses, attaches, boots, refreshes)
+                return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
         raise
     except Exception as error:  # the gathered rows were refused
         raise _UnitFailed from error
+
+
+class _Lookups(NamedTuple):
+    """A unit's lookup of each kind of rows a batch makes ahead (None: not of that kind): as a
+    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id)."""
+
+    start: StartLookup | None
+    stop: StopLookup | None
+    status: StatusLookup | None
+    attach: AttachLookup | None
+    boot: BootLookup | None
+    refresh: str | None
+
+
+def _lookups_of(unit: _Unit) -> _Lookups:
+    func, kwargs = unit.func, unit.kwargs
+    return _Lookups(
+        start_lookup_of(func, kwargs),
+        stop_lookup_of(func, kwargs),
+        status_lookup_of(func, kwargs),
+        attach_lookup_of(func, kwargs),
+        boot_lookup_of(func, kwargs),
+        refresh_lookup_of(func, kwargs),
+    )
 
 
 @dataclass
@@ -358,38 +377,27 @@ class _Firsts:
     refreshes: list[str] = field(default_factory=list)
 
 
-def _first_of_their_chargers(
-    batch: list[_Unit],
-    lookups: list[StartLookup | None],
-    stops: list[StopLookup | None],
-    statuses: list[StatusLookup | None],
-    attaches: list[AttachLookup | None],
-    boots: list[BootLookup | None],
-    refreshes: list[str | None],
-) -> _Firsts:
-    """The starts' lookups (``lookups[i]``: ``batch[i]``'s, or None) that the batch reads together
-    (``charging.services.start_reads``), and the stops' (``stops[i]``) whose ledgers it reads
-    together (``charging.services.ledger_reads``), the statuses (``statuses[i]``), the
-    attaches (``attaches[i]``) and the boots (``boots[i]``) it writes together
-    (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``), and the reads after
-    a boot (``refreshes[i]``) it records together (``configuration.refresh_writes``): of each start,
-    stop, status, attach, boot or read that is the first unit of its charger in the batch. A unit's
+def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Firsts:
+    """The lookups (``lookups[i]``: ``batch[i]``'s) of the starts the batch reads together
+    (``charging.services.start_reads``), of the stops whose ledgers it reads together
+    (``charging.services.ledger_reads``), of the statuses, attaches and boots it writes together
+    (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``), and of the reads
+    after a boot it records together (``configuration.refresh_writes``): of each start, stop,
+    status, attach, boot or read that is the first unit of its charger in the batch. A unit's
     chargers are the one its connection's context names (``charge_point_id_var``) and the one its
     arguments name (``charge_point_id``, or a ``request``'s); a unit naming none (the write-behind
     buffers, an id tag read, a command's answer) writes no session."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, lookup, stop, status, attach, boot, refresh in zip(
-        batch, lookups, stops, statuses, attaches, boots, refreshes, strict=True
-    ):
+    for unit, (start, stop, status, attach, boot, refresh) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
             chosen.refreshes.append(refresh)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.boots.append(boot)
-        if lookup is not None and lookup.charge_point_id not in chargers:
-            chosen.starts.append(lookup)
+        if start is not None and start.charge_point_id not in chargers:
+            chosen.starts.append(start)
         if stop is not None and stop.charge_point_id not in chargers:
             chosen.stops.append((stop, unit.context))
         if status is not None and status.charge_point_id not in chargers and not unit.in_savepoint:
@@ -400,33 +408,22 @@ def _first_of_their_chargers(
                 unit.context.get(charge_point_id_var, ""),
                 unit.kwargs.get("charge_point_id", ""),
                 getattr(request, "charge_point_id", ""),
-                lookup.charge_point_id if lookup is not None else "",
+                start.charge_point_id if start is not None else "",
                 stop.charge_point_id if stop is not None else "",
             )
         )
     return chosen
 
 
-def _units_without_savepoints(
-    batch: list[_Unit],
-    lookups: list[StartLookup | None],
-    stops: list[StopLookup | None],
-    statuses: list[StatusLookup | None],
-    attaches: list[AttachLookup | None],
-    boots: list[BootLookup | None],
-    refreshes: list[str | None],
-) -> list[Outcome]:
-    """Each unit's result; a start's answer, a stop's ledger read, a status's, an attach's, a
-    boot's or a read after a boot's write for the batch is dropped after its unit ran, taken or not
-    (no later unit takes it)."""
+def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> list[Outcome]:
+    """Each unit's result; what was read or written ahead for its lookups is dropped after it ran,
+    taken or not (no later unit takes it)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: each use of the proxy is a lookup (asgiref's Local)
     features = db.features
     features.uses_savepoints = False  # this thread's connection only: Django then sets no savepoint
     try:
         outcomes: list[Outcome] = []
-        for unit, lookup, stop, status, attach, boot, refresh in zip(
-            batch, lookups, stops, statuses, attaches, boots, refreshes, strict=True
-        ):
+        for unit, unit_lookups in zip(batch, lookups, strict=True):
             if unit.in_savepoint:
                 del features.uses_savepoints
                 try:
@@ -440,14 +437,7 @@ def _units_without_savepoints(
             except Exception as error:
                 raise _UnitFailed from error
             finally:
-                start_read_taken(lookup)  # the answer read for its start, if it left it: no later unit takes it
-                ledger_read_dropped(stop)
-                status_write_dropped(status)
-                connector_sessions_read_dropped(status)
-                left = attach_write_dropped(attach)
-                open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
-                left = boot_write_dropped(boot) or left
-                left = refresh_record_dropped(refresh) or left
+                left = _rows_ahead_dropped(unit_lookups)
             # an attach, a boot or a read after a boot written ahead and not taken, or
             # transaction.get_rollback() without its lookup
             if left or db.needs_rollback or _transaction_failed(db):
@@ -455,6 +445,21 @@ def _units_without_savepoints(
         return outcomes
     finally:
         del features.uses_savepoints  # the class's value again
+
+
+def _rows_ahead_dropped(lookups: _Lookups) -> bool:
+    """Its unit ran: what was read or written ahead for it and left is no later unit's. True when
+    a row written ahead was left (an attach, a boot, a read after a boot's command): the batch's
+    pass is to be written again."""
+    start, stop, status, attach, boot, refresh = lookups
+    start_read_taken(start)  # the answer read for its start, if it left it: no later unit takes it
+    ledger_read_dropped(stop)
+    status_write_dropped(status)
+    connector_sessions_read_dropped(status)
+    left = attach_write_dropped(attach)
+    open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
+    left = boot_write_dropped(boot) or left
+    return refresh_record_dropped(refresh) or left
 
 
 def _transaction_failed(db: BaseDatabaseWrapper) -> bool:

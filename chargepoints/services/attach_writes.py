@@ -21,7 +21,6 @@ pass's writes rolled back with it.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,13 +28,13 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from chargepoints import selectors
 from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState
 from chargepoints.passwords import password_hash_admitting
 from kernel.plain_sql import array_text, bound_cursor
+from kernel.rows_ahead import RowsAhead, UnitKind, asked_rows
 
 # An SQL boolean expression over the charger's row (alias ``cp``) and its parameters.
 RowCondition = tuple[str, list[Any]]
@@ -65,44 +64,29 @@ class AttachWrite:
     row: tuple[Any, ...]
 
 
-_attach_units: dict[Callable[..., Any], Callable[[], RowCondition | None]] = {}
+_units: UnitKind[AttachLookup] = UnitKind(AttachLookup)
+attach_lookup_of = _units.lookup_of
+_conditions: dict[Callable[..., Any], Callable[[], RowCondition | None]] = {}  # func -> the condition it asks
+_writes: RowsAhead[str, AttachWrite] = RowsAhead()  # charger id -> its attach written
 
 
 def attach_unit_register(func: Callable[..., Any], condition: Callable[[], RowCondition | None]) -> None:
     """``func``'s units are attaches (keyword arguments an ``AttachLookup``'s) asking ``condition()``."""
-    _attach_units[func] = condition
-
-
-def attach_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> AttachLookup | None:
-    """The lookup of a unit ``func(**kwargs)``, if it is an attach; None otherwise."""
-    if func not in _attach_units:
-        return None
-    try:
-        return AttachLookup(**kwargs)
-    except TypeError:
-        return None
-
-
-_batch = threading.local()  # .writes: charger id -> AttachWrite, during a pass
-# Attaches written ahead only from this many in a batch: one alone is one statement its own way too.
-_FEWEST = 2
+    _units.register(func)
+    _conditions[func] = condition
 
 
 @contextmanager
 def attaches_written_together(lookups: Sequence[tuple[AttachLookup, Callable[..., Any]]]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` ((lookup, its
     unit's func)) admitted without hashing, found and not held elsewhere is written now (one
-    statement) and answered (``attach_write_taken``). Fewer than ``_FEWEST``, or not PostgreSQL:
+    statement) and answered (``attach_write_taken``). Fewer than ``FEWEST``, or not PostgreSQL:
     no statement, no answer."""
-    _batch.writes = {}
-    try:
-        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
-            asks = _asked(lookups)
-            if len(asks) >= _FEWEST:
-                _batch.writes = _attaches_written(asks)
+    with _writes.kept() as writes:
+        asks = asked_rows(_admitted(lookups)) if _writes.enough(lookups) else []
+        if _writes.enough(asks):
+            writes.update(_attaches_written(asks))
         yield
-    finally:
-        _batch.writes = None
 
 
 def attach_write_taken(
@@ -117,29 +101,18 @@ def attach_write_taken(
     ``condition`` in this pass (taken: no other unit gets it), or None. Its admission was checked
     by the batch's statement, with the hash this process admits the password by. One that does not
     match is left, and ``attach_write_dropped`` then tells the batch to be written again."""
-    writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
-    if not writes:
-        return None
-    write = writes.get(charge_point_id)
-    if write is None or (ocpp_version, channel_name, started_at, condition) != (
-        write.ocpp_version,
-        write.channel_name,
-        write.started_at,
-        write.condition,
-    ):
-        return None
-    del writes[charge_point_id]
-    return write
+    asked = (ocpp_version, channel_name, started_at, condition)
+    return _writes.taken(
+        charge_point_id,
+        lambda write: (write.ocpp_version, write.channel_name, write.started_at, write.condition) == asked,
+    )
 
 
 def attach_write_dropped(lookup: AttachLookup | None) -> bool:
     """Its unit ran: what was written for ``lookup``, if it was left, is no later unit's. True when
     it was left: the row is written for a handshake its unit did not attach (judged otherwise at its
     turn), so the batch's pass must be rolled back and written again without writes ahead."""
-    writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
-    if not writes or lookup is None:
-        return False
-    return writes.pop(lookup.charge_point_id, None) is not None
+    return lookup is not None and _writes.dropped(lookup.charge_point_id) is not None
 
 
 def attaches_written_held() -> list[str]:
@@ -147,8 +120,7 @@ def attaches_written_held() -> list[str]:
     taken, found its condition true (the presence write's ``condition_held``): what the batch may
     read together for them (``charging.services.open_sessions.open_sessions_read_together``).
     Empty outside a pass."""
-    writes: dict[str, AttachWrite] | None = getattr(_batch, "writes", None)
-    return [charge_point_id for charge_point_id, write in writes.items() if write.row[-2]] if writes else []
+    return [charge_point_id for charge_point_id, write in _writes.left().items() if write.row[-2]]
 
 
 class _Ask(NamedTuple):
@@ -160,35 +132,25 @@ class _Ask(NamedTuple):
     condition: RowCondition | None
 
 
-def _asked(lookups: Sequence[tuple[AttachLookup, Callable[..., Any]]]) -> list[_Ask]:
-    """The attaches the batch may write: a start time, an admission known without hashing, one
-    per charger, all asking the batch's first condition (any other writes its own way)."""
+def _admitted(lookups: Sequence[tuple[AttachLookup, Callable[..., Any]]]) -> Iterator[_Ask]:
+    """The attaches the batch may write: a start time and an admission known without hashing
+    (any other writes its own way)."""
     require = settings.CSMS_REQUIRE_CHARGER_PASSWORD
-    asks: list[_Ask] = []
-    seen: set[str] = set()
     for lookup, func in lookups:
-        if lookup.handshake_started_at is None or lookup.charge_point_id in seen:
+        if lookup.handshake_started_at is None:
             continue
         admitted_hash = password_hash_admitting(
             charge_point_id=lookup.charge_point_id, password=lookup.password, require_password=require
         )
-        if admitted_hash is None:
-            continue
-        condition = _attach_units[func]()
-        if asks and condition != asks[0].condition:
-            continue
-        seen.add(lookup.charge_point_id)
-        asks.append(
-            _Ask(
+        if admitted_hash is not None:
+            yield _Ask(
                 lookup.charge_point_id,
                 admitted_hash,
                 lookup.channel_name,
                 lookup.handshake_started_at,
                 lookup.ocpp_version,
-                condition,
+                _conditions[func](),
             )
-        )
-    return asks
 
 
 _TABLE = ChargePoint._meta.db_table

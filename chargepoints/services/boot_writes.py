@@ -21,19 +21,18 @@ writes each boot the unit's way, the first pass's writes rolled back with it.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from django.db import connection
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from chargepoints.services.attach_writes import RowCondition
 from kernel.plain_sql import array_text, bound_cursor
+from kernel.rows_ahead import RowsAhead, UnitKind, asked_rows
 
 # The boot's columns, in the order of ``BootLookup``'s and of ``fleet._boot_written``'s parameters.
 BOOT_COLUMNS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi")
@@ -74,81 +73,36 @@ class BootWrite:
     row: BootRow
 
 
-_boot_units: set[Callable[..., Any]] = set()
-
-
-def boot_unit_register(func: Callable[..., Any]) -> None:
-    """``func``'s units are boots: their keyword arguments are a ``BootLookup``'s."""
-    _boot_units.add(func)
-
-
-def boot_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> BootLookup | None:
-    """The lookup of a unit ``func(**kwargs)``, if it is a boot; None for arguments it cannot make
-    one of (the unit writes its own way)."""
-    if func not in _boot_units:
-        return None
-    try:
-        return BootLookup(**kwargs)
-    except TypeError:
-        return None
-
-
-_batch = threading.local()  # .writes: charger id -> BootWrite, during a pass
-# Boots written ahead only from this many in a batch: one alone is one statement its own way too.
-_FEWEST = 2
+_units: UnitKind[BootLookup] = UnitKind(BootLookup)
+boot_unit_register = _units.register  # ``func``'s units are boots: their arguments a ``BootLookup``'s
+boot_lookup_of = _units.lookup_of
+_writes: RowsAhead[str, BootWrite] = RowsAhead()  # charger id -> its boot written
 
 
 @contextmanager
 def boots_written_together(lookups: Sequence[BootLookup]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
     found and not held elsewhere is written now (one statement) and answered (``boot_write_taken``).
-    Fewer than ``_FEWEST`` asking one condition, or not PostgreSQL: no statement, no answer."""
-    _batch.writes = {}
-    try:
-        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
-            asks = _asked(lookups)
-            if len(asks) >= _FEWEST:
-                _batch.writes = _boots_written(asks)
+    Fewer than ``FEWEST`` asking one condition, or not PostgreSQL: no statement, no answer."""
+    with _writes.kept() as writes:
+        asks = asked_rows(lookups) if _writes.enough(lookups) else []
+        if _writes.enough(asks):
+            writes.update(_boots_written(asks))
         yield
-    finally:
-        _batch.writes = None
 
 
 def boot_write_taken(lookup: BootLookup) -> BootWrite | None:
     """What was written ahead for ``lookup`` in this pass (taken: no other unit gets it), or None.
     One written for another ask of its charger is left: ``boot_write_dropped`` then tells the batch
     to be written again."""
-    writes: dict[str, BootWrite] | None = getattr(_batch, "writes", None)
-    if not writes:
-        return None
-    write = writes.get(lookup.charge_point_id)
-    if write is None or write.lookup != lookup:
-        return None
-    del writes[lookup.charge_point_id]
-    return write
+    return _writes.taken(lookup.charge_point_id, lambda write: write.lookup == lookup)
 
 
 def boot_write_dropped(lookup: BootLookup | None) -> bool:
     """Its unit ran: what was written for ``lookup``'s charger, if it was left, is no later unit's.
     True when it was left: a boot's row is written that its unit did not take, so the batch's pass
     must be rolled back and written again without writes ahead."""
-    writes: dict[str, BootWrite] | None = getattr(_batch, "writes", None)
-    if not writes or lookup is None:
-        return False
-    return writes.pop(lookup.charge_point_id, None) is not None
-
-
-def _asked(lookups: Sequence[BootLookup]) -> list[BootLookup]:
-    """The boots the batch may write: one per charger, all asking the first's condition (any other
-    writes its own way)."""
-    asks: list[BootLookup] = []
-    seen: set[str] = set()
-    for lookup in lookups:
-        if lookup.charge_point_id in seen or (asks and lookup.condition != asks[0].condition):
-            continue
-        seen.add(lookup.charge_point_id)
-        asks.append(lookup)
-    return asks
+    return lookup is not None and _writes.dropped(lookup.charge_point_id) is not None
 
 
 _TABLE = ChargePoint._meta.db_table

@@ -22,20 +22,19 @@ pass's writes rolled back with it.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from chargepoints import clock
 from chargepoints.models import ChargePoint, Connector
 from kernel.plain_sql import array_text, bound_cursor, instance_of_row, instance_saved
+from kernel.rows_ahead import RowsAhead, UnitKind
 
 STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
                   "charger_timestamp", "updated_at")  # fmt: skip
@@ -69,29 +68,10 @@ class StatusWrite:
     written: bool
 
 
-_status_units: set[Callable[..., Any]] = set()
-
-
-def status_unit_register(func: Callable[..., Any]) -> None:
-    """``func``'s units are statuses: their keyword arguments are a ``StatusLookup``'s."""
-    _status_units.add(func)
-
-
-def status_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StatusLookup | None:
-    """The lookup of a unit ``func(**kwargs)``, if it is a status; None for arguments it cannot make
-    one of (the unit writes its own way)."""
-    if func not in _status_units:
-        return None
-    try:
-        return StatusLookup(**kwargs)
-    except TypeError:
-        return None
-
-
-_batch = threading.local()  # .writes: lookup -> StatusWrite, during a pass
-# Statuses written ahead only from this many in a batch: one alone is one statement its own way,
-# where ahead it would take two.
-_FEWEST = 2
+_units: UnitKind[StatusLookup] = UnitKind(StatusLookup)
+status_unit_register = _units.register  # ``func``'s units are statuses: their arguments a ``StatusLookup``'s
+status_lookup_of = _units.lookup_of
+_writes: RowsAhead[StatusLookup, StatusWrite] = RowsAhead()
 
 
 @contextmanager
@@ -99,31 +79,25 @@ def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[list[
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
     found and not held elsewhere is written now (two statements) and answered
     (``status_write_taken``); the block is given those whose status was written (their signal is
-    to be sent). Fewer than ``_FEWEST``, or not PostgreSQL: no statement, no answer."""
-    _batch.writes = {}
-    try:
-        if len(lookups) >= _FEWEST and connection.vendor == "postgresql":
+    to be sent). Fewer than ``FEWEST``, or not PostgreSQL: no statement, no answer."""
+    with _writes.kept() as writes:
+        if _writes.enough(lookups):
             now = timezone.now()
             chargers = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
             found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
             if found:
-                _batch.writes = _connectors_written(found, chargers, now)
-        yield [(lookup, write) for lookup, write in _batch.writes.items() if write.written]
-    finally:
-        _batch.writes = None
+                writes.update(_connectors_written(found, chargers, now))
+        yield [(lookup, write) for lookup, write in writes.items() if write.written]
 
 
 def status_write_taken(lookup: StatusLookup) -> StatusWrite | None:
     """What was written ahead for ``lookup`` in this pass (taken: no other unit gets it), or None."""
-    writes: dict[StatusLookup, StatusWrite] | None = getattr(_batch, "writes", None)
-    return writes.pop(lookup, None) if writes else None
+    return _writes.taken(lookup)
 
 
 def status_write_dropped(lookup: StatusLookup | None) -> None:
     """Its unit ran: what was written for ``lookup``, if it was left, is no later unit's."""
-    writes: dict[StatusLookup, StatusWrite] | None = getattr(_batch, "writes", None)
-    if writes and lookup is not None:
-        writes.pop(lookup, None)
+    _writes.dropped(lookup)
 
 
 _CHARGERS_SEEN = (

@@ -24,12 +24,10 @@ savepoint) keeps no sessions, and reads each ledger the unit's way.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import Context
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import connection
 
@@ -38,6 +36,7 @@ from charging.models import MeterSample, Transaction
 from charging.services.open_sessions import open_session_peeked
 from charging.services.session_rows import named_by
 from kernel.plain_sql import array_text, bound_cursor
+from kernel.rows_ahead import RowsAhead, UnitKind
 
 # metering.Sample's fields, the columns a reading needs
 READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")
@@ -51,28 +50,12 @@ class StopLookup:
     ocpp_transaction_id: str
 
 
-# A unit's function -> its lookup from the unit's arguments (None: it stops no session).
-_stopping_units: dict[Callable[..., Any], Callable[..., StopLookup | None]] = {}
-
-
-def stopping_unit_register(func: Callable[..., Any], lookup_of: Callable[..., StopLookup | None]) -> None:
-    """``func``'s units may stop a session: ``lookup_of(**the unit's arguments)`` says which."""
-    _stopping_units[func] = lookup_of
-
-
-def stop_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StopLookup | None:
-    """The lookup of a unit ``func(**kwargs)``, if it stops a session; None for arguments it cannot
-    make one of (the unit reads its own way)."""
-    lookup_of = _stopping_units.get(func)
-    if lookup_of is None:
-        return None
-    try:
-        return lookup_of(**kwargs)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-
-
-_batch = threading.local()  # .ledgers: session pk -> its samples; .pks: lookup -> pk; .locked: as .ledgers
+_units: UnitKind[StopLookup] = UnitKind()
+stopping_unit_register = _units.register  # ``func``'s units may stop a session: ``lookup_of(**arguments)`` says which
+stop_lookup_of = _units.lookup_of
+_ledgers: RowsAhead[int, list[metering.Sample]] = RowsAhead(fewest=1)  # session pk -> its samples
+_pks: RowsAhead[StopLookup, int] = RowsAhead(fewest=1)  # lookup -> its session's pk
+_locked: RowsAhead[int, list[metering.Sample]] = RowsAhead(fewest=1)  # as ``_ledgers``, for the sessions locked
 
 
 @contextmanager
@@ -80,36 +63,31 @@ def ledgers_read_together(stops: Sequence[tuple[StopLookup, Context]]) -> Iterat
     """Within the block (a batch's pass without savepoints), the ledger of each stop's session
     that its connection (the unit's ``Context``) keeps is answered (``ledger_read_taken``) from
     one statement made now. None kept, or not PostgreSQL: no statement, no answer."""
-    _batch.ledgers, _batch.pks = {}, {}
-    try:
-        if stops and connection.vendor == "postgresql":
+    with _ledgers.kept() as ledgers, _pks.kept() as pks:
+        if _ledgers.enough(stops):
             for lookup, context in stops:
                 pk = context.run(open_session_peeked, named_by(lookup.ocpp_transaction_id))
                 if pk is not None:
-                    _batch.pks[lookup] = pk
-            if _batch.pks:
-                _batch.ledgers = _ledgers_read(sorted(set(_batch.pks.values())))
+                    pks[lookup] = pk
+            if pks:
+                ledgers.update(_ledgers_read(sorted(set(pks.values()))))
         yield
-    finally:
-        _batch.ledgers = _batch.pks = None
 
 
 def ledger_read_taken(session: Transaction) -> list[metering.Sample] | None:
     """The energy register samples of ``session`` read for its batch, in the ledger's order (taken:
     no other unit gets them), when ``session`` is the copy its connection kept, or a session its
     batch locked and read the ledger of (``locked_ledgers_read_together``); else None."""
-    ledgers: dict[int, list[metering.Sample]] | None = getattr(_batch, "ledgers", None)
-    if ledgers and getattr(session, "_csms_guard", None) is not None and session.pk in ledgers:
-        return ledgers.pop(session.pk)
-    locked: dict[int, list[metering.Sample]] | None = getattr(_batch, "locked", None)
-    return locked.pop(session.pk, None) if locked else None
+    if getattr(session, "_csms_guard", None) is not None:
+        samples = _ledgers.taken(session.pk)
+        if samples is not None:
+            return samples
+    return _locked.taken(session.pk)
 
 
 def ledger_read_dropped(lookup: StopLookup | None) -> None:
     """Its unit ran: what was read for ``lookup``'s session, if it was left, is no later unit's."""
-    pks: dict[StopLookup, int] | None = getattr(_batch, "pks", None)
-    if pks and lookup is not None and lookup in pks:
-        _batch.ledgers.pop(pks.pop(lookup), None)
+    _ledgers.dropped(_pks.dropped(lookup))
 
 
 @contextmanager
@@ -117,20 +95,15 @@ def locked_ledgers_read_together(pks: Sequence[int]) -> Iterator[None]:
     """Within the block, the ledgers of the sessions ``pks`` (open sessions the batch's pass holds
     locked: no other transaction writes them before it ends) are answered (``ledger_read_taken``)
     from one statement made now. None, or not PostgreSQL: no statement, no answer."""
-    _batch.locked = {}
-    try:
-        if pks and connection.vendor == "postgresql":
-            _batch.locked = _ledgers_read(sorted(set(pks)))
+    with _locked.kept() as locked:
+        if _locked.enough(pks):
+            locked.update(_ledgers_read(sorted(set(pks))))
         yield
-    finally:
-        _batch.locked = None
 
 
 def locked_ledger_dropped(pk: int) -> None:
     """The unit that could take session ``pk``'s ledger read ahead ran: it is no later unit's."""
-    locked: dict[int, list[metering.Sample]] | None = getattr(_batch, "locked", None)
-    if locked:
-        locked.pop(pk, None)
+    _locked.dropped(pk)
 
 
 # At most this many readings held for one batch: beyond it (sessions of days of one-second readings)

@@ -40,6 +40,7 @@ from django.db.models.base import ModelState
 from chargepoints.models import ChargePoint
 from charging.models import Transaction, TransactionStatus
 from kernel.plain_sql import array_text, columns_of, gathering, model_rows, model_rows_with
+from kernel.rows_ahead import RowsAhead
 
 
 class _Sessions(dict[int, Transaction]):
@@ -56,8 +57,9 @@ class _Sessions(dict[int, Transaction]):
 
 _connection_sessions: ContextVar[_Sessions | None] = ContextVar("csms_open_sessions", default=None)
 
-_batch = threading.local()  # .lent: (sessions, pk) handed out in this thread's batch, None outside one;
-# .read: charge point id -> its open sessions read ahead for its handshake (``open_sessions_read_together``)
+_batch = threading.local()  # .lent: (sessions, pk) handed out in this thread's batch, None outside one
+# charge point id -> its open sessions read ahead for its handshake (``open_sessions_read_together``)
+_read: RowsAhead[str, list[Transaction]] = RowsAhead(fewest=1)
 
 
 def open_sessions_bind() -> None:
@@ -129,31 +131,24 @@ def open_sessions_read_together(charge_point_ids: Sequence[str]) -> Iterator[Non
     after that attach's statement, and each handshake's ``open_sessions_load`` takes its
     charger's instead of a read of its own (``open_sessions_read_dropped`` once its unit ran).
     None given, or not PostgreSQL: no statement."""
-    _batch.read = {}
-    try:
-        if charge_point_ids and connection.vendor == "postgresql":
-            read: dict[str, list[Transaction]] = {charge_point_id: [] for charge_point_id in charge_point_ids}
+    with _read.kept() as read:
+        if _read.enough(charge_point_ids):
+            read.update((charge_point_id, []) for charge_point_id in charge_point_ids)
             params = [array_text(list(read)), TransactionStatus.ACTIVE]
             for session, (charge_point_id,) in model_rows_with(Transaction, _open_sessions_of(many=True), params):
                 read[charge_point_id].append(session)
-            _batch.read = read
         yield
-    finally:
-        _batch.read = None
 
 
 def _open_sessions_read_taken(charge_point_id: str) -> list[Transaction] | None:
     """The sessions the batch read for this charger's handshake (taken: no other unit gets them), or None."""
-    read: dict[str, list[Transaction]] | None = getattr(_batch, "read", None)
-    return read.pop(charge_point_id, None) if read else None
+    return _read.taken(charge_point_id)
 
 
 def open_sessions_read_dropped(charge_point_id: str | None) -> None:
     """The first unit of this charger in the batch ran: what was read for its handshake, if it
     was left, is no later unit's (a later handshake of the charger reads its own)."""
-    read: dict[str, list[Transaction]] | None = getattr(_batch, "read", None)
-    if read and charge_point_id is not None:
-        read.pop(charge_point_id, None)
+    _read.dropped(charge_point_id)
 
 
 @contextmanager

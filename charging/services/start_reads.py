@@ -22,8 +22,7 @@ savepoint) reads every start the unit's way.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +37,7 @@ from charging.models import (
 )
 from charging.services.session_rows import SessionsKey, column_int, sessions_started_or_open
 from kernel.plain_sql import array_text, columns_of, model_rows
+from kernel.rows_ahead import RowsAhead, UnitKind
 
 
 @dataclass(frozen=True)
@@ -85,28 +85,11 @@ def start_lookup(
     return StartLookup(charge_point_id, start_key, connector, evse, parked_under, id_tag)
 
 
-# A unit's function -> its lookup from the unit's arguments (None: it starts no session).
-_starting_units: dict[Callable[..., Any], Callable[..., StartLookup | None]] = {}
-
-
-def starting_unit_register(func: Callable[..., Any], lookup_of: Callable[..., StartLookup | None]) -> None:
-    """``func``'s units may start a session: ``lookup_of(**the unit's arguments)`` says which."""
-    _starting_units[func] = lookup_of
-
-
-def start_lookup_of(func: Callable[..., Any], kwargs: dict[str, Any]) -> StartLookup | None:
-    """The lookup of a unit ``func(**kwargs)``, if it starts a session; None for arguments it cannot
-    make one of (the unit reads its own way, and answers them as it does)."""
-    lookup_of = _starting_units.get(func)
-    if lookup_of is None:
-        return None
-    try:
-        return lookup_of(**kwargs)
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-
-
-_batch = threading.local()  # .reads: lookup -> StartRead and .tags: lower(id tag) -> IdTag | None, during a pass
+_units: UnitKind[StartLookup] = UnitKind()
+starting_unit_register = _units.register  # ``func``'s units may start a session: ``lookup_of(**arguments)`` says which
+start_lookup_of = _units.lookup_of
+_reads: RowsAhead[StartLookup, StartRead] = RowsAhead(fewest=1)
+_tags: RowsAhead[str, IdTag | None] = RowsAhead(fewest=1)  # lower(id tag) -> the tag, None: not registered
 
 
 @contextmanager
@@ -115,33 +98,28 @@ def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
     (``start_read_taken``) from three statements made now: the chargers locked, the sessions and
     parked stops read, the id tags read. A charger not found has no answer (its unit reads, and
     fails as it does). Nothing to read, or not PostgreSQL: no statement, no answer."""
-    _batch.reads, _batch.tags = {}, {}
-    try:
-        if lookups and connection.vendor == "postgresql":
+    with _reads.kept() as reads, _tags.kept() as tags_read:
+        if _reads.enough(lookups):
             chargers = _chargers_locked(lookups)
             lookups = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
-            _batch.reads = _sessions_read(lookups, chargers)
+            reads.update(_sessions_read(lookups, chargers))
             tags = {lookup.id_tag.lower() for lookup in lookups if lookup.id_tag}
             if tags:
                 found = selectors.id_tags_found(sorted(tags))
-                _batch.tags = {tag: found.get(tag) for tag in tags}
+                tags_read.update((tag, found.get(tag)) for tag in tags)
         yield
-    finally:
-        _batch.reads = _batch.tags = None
 
 
 def start_read_taken(lookup: StartLookup | None) -> StartRead | None:
     """The answer read for ``lookup`` in this pass (taken: a second unit with the same lookup reads
     its own way), or None."""
-    reads: dict[StartLookup, StartRead] | None = getattr(_batch, "reads", None)
-    return reads.pop(lookup, None) if reads and lookup is not None else None
+    return _reads.taken(lookup)
 
 
 def id_tag_read(id_tag: str) -> tuple[bool, IdTag | None]:
     """(True, the tag or None when not registered) when this pass read ``id_tag``; else (False, None)."""
-    tags: dict[str, IdTag | None] | None = getattr(_batch, "tags", None)
-    key = id_tag.lower()
-    if tags is None or key not in tags:
+    tags, key = _tags.left(), id_tag.lower()
+    if key not in tags:
         return False, None
     return True, tags[key]
 

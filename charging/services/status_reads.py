@@ -24,7 +24,6 @@ PostgreSQL only.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -36,13 +35,15 @@ from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
 from charging.services.ledger_reads import locked_ledger_dropped, locked_ledgers_read_together
 from kernel.plain_sql import array_text, columns_of, model_rows
+from kernel.rows_ahead import RowsAhead
 
 # The status after which a connector's sessions from before its charger's boot are closed: its
 # receiver always reads the rows.
 CLOSING_STATUS = "Available"
 
 _Key = tuple[int, int, int | None]  # (charger's pk, connector id, EVSE id or None)
-_batch = threading.local()  # .open: key -> the sessions open there; .keys: lookup -> key, during a pass
+_open: RowsAhead[_Key, list[Transaction]] = RowsAhead(fewest=1)  # key -> the sessions open there
+_read: RowsAhead[StatusLookup, tuple[_Key, list[int]]] = RowsAhead(fewest=1)  # lookup -> key, the pks it closes
 
 
 @contextmanager
@@ -50,38 +51,33 @@ def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, Statu
     """Within the block, the sessions open on the connector of each status ``Available`` among
     ``written`` (written ahead, their chargers locked) are answered from one statement made now,
     which locks them. None such, or not PostgreSQL: no statement, no answer."""
-    _batch.open, _batch.keys, _batch.closed = {}, {}, {}
-    try:
+    with _open.kept() as answers, _read.kept() as read:
         closing = [(lookup, write.charge_point.pk) for lookup, write in written if lookup.status == CLOSING_STATUS]
-        if closing and connection.vendor == "postgresql":
+        if _open.enough(closing):
             sessions = _open_sessions(sorted({pk for _, pk in closing}))
             for lookup, pk in closing:
                 key = (pk, lookup.connector_id, lookup.evse_id)
-                _batch.keys[lookup] = key
-                _batch.open[key] = [session for session in sessions.get(pk, ()) if _on(session, key)]
-                _batch.closed[key] = [session.pk for session in _batch.open[key] if _before_boot(session)]
-        with locked_ledgers_read_together([pk for pks in _batch.closed.values() for pk in pks]):
+                answers[key] = [session for session in sessions.get(pk, ()) if _on(session, key)]
+                read[lookup] = (key, [session.pk for session in answers[key] if _before_boot(session)])
+        with locked_ledgers_read_together([pk for _, pks in read.values() for pk in pks]):
             yield
-    finally:
-        _batch.open = _batch.keys = _batch.closed = None
 
 
 def connector_sessions_taken(charge_point_pk: int, connector_id: int, evse_id: int | None) -> list[Transaction] | None:
     """The sessions open on the connector (a 2.0.1 EVSE), locked, newest first (the model's order),
     as read for its status's batch (taken: no other unit gets them; as read, not yet remembered by
     ``session_rows.transaction_remember``); None when not read."""
-    answers: dict[_Key, list[Transaction]] | None = getattr(_batch, "open", None)
-    return answers.pop((charge_point_pk, connector_id, evse_id), None) if answers else None
+    return _open.taken((charge_point_pk, connector_id, evse_id))
 
 
 def connector_sessions_read_dropped(lookup: StatusLookup | None) -> None:
     """Its unit ran: the answer read for ``lookup``'s connector, if it was left, and the ledgers
     read for its closes, are no later unit's."""
-    keys: dict[StatusLookup, _Key] | None = getattr(_batch, "keys", None)
-    if keys and lookup is not None and lookup in keys:
-        key = keys.pop(lookup)
-        _batch.open.pop(key, None)
-        for pk in _batch.closed.pop(key, ()):
+    read = _read.dropped(lookup)
+    if read is not None:
+        key, closed = read
+        _open.dropped(key)
+        for pk in closed:
             locked_ledger_dropped(pk)
 
 
