@@ -139,9 +139,11 @@ class WriteBehindBuffer(Generic[Row]):
 
     def _write_atomically(self, rows: list[Row]) -> None:
         """In a savepoint within the commit group's batch: a refused row leaves the batch usable.
-        Beside it, in a transaction of its own, waiting for a lock as long as a batch would."""
+        In a transaction of its own (beside the commit group, at exit), waiting for a lock at most
+        as long as a batch would."""
+        own_transaction = not connection.in_atomic_block
         with transaction.atomic():
-            if self._beside is not None and connection.vendor == "postgresql":
+            if own_transaction and connection.vendor == "postgresql":
                 lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
                 with connection.cursor() as cursor:
                     cursor.execute(f"SET LOCAL lock_timeout = {lock_timeout_ms}")
