@@ -114,10 +114,11 @@ async def _holder() -> psycopg.Connection[Any]:
     return await sync_to_async(psycopg.connect)(_test_database_url())
 
 
-async def test_an_acknowledged_unit_commits_while_the_message_log_flush_waits_for_a_lock():
+async def test_an_acknowledged_unit_commits_while_the_message_log_flush_waits_for_a_lock(settings):
     """The message log is written beside the commit group: a log flush waiting for a lock (its table
     held by another transaction) holds no batch; an acknowledged unit commits and is answered
     meanwhile, and the log's rows are written once the lock is released, none lost."""
+    settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS = 0.05  # the timed flush the frames start is over within the test
     await ChargePoint.objects.acreate(charge_point_id="CP-LOG-WAIT", heartbeat_interval=60)
     holder = await _holder()
     try:
