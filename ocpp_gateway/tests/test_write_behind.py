@@ -141,15 +141,17 @@ async def test_an_acknowledged_unit_commits_while_the_message_log_flush_waits_fo
 
 @pytest.mark.parametrize("unit", ["boot", "disconnect"])
 async def test_a_charger_whose_log_rows_are_being_written_is_booted_and_disconnected_without_waiting(unit):
-    """A log flush's transaction locks the chargers its rows name ``FOR KEY SHARE`` (their foreign
-    key's check) until it commits: a batch's boot or disconnect of such a charger locks it ``FOR NO
-    KEY UPDATE``, which does not wait for that (``FOR UPDATE`` would: skipped by the batch's
-    statement, then waiting its lock timeout)."""
+    """A log flush's transaction locks the chargers its rows name ``FOR KEY SHARE`` when their
+    foreign key is checked (at its COMMIT: Django's are deferred; here at once, to hold the locks):
+    a batch's boot or disconnect of such a charger locks it ``FOR NO KEY UPDATE``, which does not
+    wait for that (``FOR UPDATE`` would: skipped by the batch's statement, then waiting its lock
+    timeout)."""
     charge_point = await ChargePoint.objects.acreate(
         charge_point_id="CP-LOG-KEY", heartbeat_interval=60, connected=True, connection_channel="ch"
     )
     holder = await _holder()
     try:
+        await sync_to_async(holder.execute)("SET CONSTRAINTS ALL IMMEDIATE")
         await sync_to_async(holder.execute)(
             f"INSERT INTO {OcppMessage._meta.db_table} (charge_point_id, direction, message_type, unique_id, action,"
             " frame, created_at) VALUES (%s, 'in', 2, 'k1', 'Heartbeat', '[]', now())",
