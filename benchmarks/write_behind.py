@@ -10,15 +10,11 @@ alternated ABBA in one process, ROUNDS rounds of BATCHES batches a side:
 - ``ahead``: the buffer's unit queued ``ahead`` (this checkout's buffers): first in its batch;
 - ``in place``: queued where it arrived (the base's buffers): after half the batch's units, so the
   batch writes what they gathered before the unit's savepoint, and the rest after the last unit;
-- ``none``: the same batch without the buffer's unit (what the unit itself costs: ``ahead`` - ``none``);
-- ``beside``: a buffer written beside the commit group (``WriteBehindBuffer(beside=True)``: the
-  message log) writes its rows on its own thread and connection while the batch runs; the others
-  as ``ahead``.
+- ``none``: the same batch without the buffer's unit (what the unit itself costs: ``ahead`` - ``none``).
 
 Prints and writes the batch thread's CPU (``thread_time`` in ``batch_committed``) per acknowledged
 message, PostgreSQL's, and the statements psycopg sent per batch (execute, executemany, COPY); and
-per kind of buffer, the batch thread's µs per batch and the acknowledged units' wall (the blocker's
-release to the last unit's answer) in ms per batch.
+per kind of buffer, the batch thread's µs per batch.
 
     .venv/bin/python benchmarks/write_behind.py --chargers 63 --rounds 8 --batches 6 --json out.json
 
@@ -38,7 +34,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -87,36 +82,27 @@ async def _batch(
     reading: Callable[[int], dict[str, Any]],
     buffer: tuple[WriteBehindBuffer[Any], list[Any]],
     ahead: bool | None,
-    beside: ThreadPoolExecutor | None,
-) -> tuple[int, float, float, float]:
-    """One batch (``ahead`` None: without the buffer's unit; ``beside``: a buffer written beside the
-    commit group written on that thread meanwhile): (statements, batch-thread CPU s, PostgreSQL
-    CPU s, the acknowledged units' wall s)."""
+) -> tuple[int, float, float]:
+    """One batch (``ahead`` None: without the buffer's unit): (statements, batch-thread CPU s, PostgreSQL CPU s)."""
     loop = asyncio.get_running_loop()
     release = threading.Event()
     blocker = asyncio.ensure_future(group.run(release.wait, timeout=5))
     await asyncio.sleep(0.01)
     half = len(contexts) // 2
-    queued, written_beside = [], None
+    queued = []
     write, rows = buffer
     batch_at, database_at = statements._batch_cpu[0], harness.database_cpu_seconds()
     with statements.statements_counted() as sent:
         for n, context in enumerate(contexts):
-            if n == half and beside is not None and write._beside is not None:
-                written_beside = loop.run_in_executor(beside, write._written_beside, rows)
-            elif n == half and ahead is not None:
+            if n == half and ahead is not None:
                 buffered = group.run(write._write_batch, in_savepoint=True, ahead=ahead, batch=rows)
                 queued.append(loop.create_task(buffered, context=contextvars.Context()))
             queued.append(loop.create_task(group.run(meter_values_record, **reading(n)), context=context))
-        released_at = time.perf_counter()
         release.set()
         await blocker
         await asyncio.gather(*queued)
-        wall = time.perf_counter() - released_at
-        if written_beside is not None:
-            await written_beside
         count = sent[0]
-    return count, statements._batch_cpu[0] - batch_at, harness.database_cpu_seconds() - database_at, wall
+    return count, statements._batch_cpu[0] - batch_at, harness.database_cpu_seconds() - database_at
 
 
 async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
@@ -153,24 +139,19 @@ async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
         samples = sampled16(statements._reading16(1000 + minute[0], at))
         return {"charge_point_id": names[n], "connector_id": 1, "ocpp_transaction_id": str(pks[n]), "samples": samples}
 
-    ahead_of = {"ahead": True, "in place": False, "none": None, "beside": True}
-    beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-write-behind")
+    ahead_of = {"ahead": True, "in place": False, "none": None}
     sides: dict[str, list[dict[str, float]]] = {side: [] for side in ahead_of}
     for round_ in range(rounds + 1):  # the first a warm-up, not kept
         order = list(ahead_of) if round_ % 2 == 0 else list(ahead_of)[::-1]
         for side in order:
             spent = [0, 0.0, 0.0]
             per_kind = [0.0, 0.0, 0.0]
-            wall_per_kind = [0.0, 0.0, 0.0]
             for b in range(batches):
                 minute[0] += 1
                 buffer = _buffer_rows(b % 3, names, datetime.now(UTC))
-                sent, batch_cpu, database_cpu, wall = await _batch(
-                    group, contexts, reading, buffer, ahead_of[side], beside if side == "beside" else None
-                )
+                sent, batch_cpu, database_cpu = await _batch(group, contexts, reading, buffer, ahead_of[side])
                 spent = [spent[0] + sent, spent[1] + batch_cpu, spent[2] + database_cpu]
                 per_kind[b % 3] += batch_cpu / len(range(b % 3, batches, 3))
-                wall_per_kind[b % 3] += wall / len(range(b % 3, batches, 3))
             if round_:
                 messages = batches * chargers
                 figures = {
@@ -180,7 +161,6 @@ async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
                 }
                 for kind, name in enumerate(("log", "sightings", "heartbeats")):
                     figures[f"batch_us_per_batch_{name}"] = per_kind[kind] * 1e6
-                    figures[f"wall_ms_per_batch_{name}"] = wall_per_kind[kind] * 1e3
                 sides[side].append(figures)
     for side, found in sides.items():
         medians = {key: statistics.median(r[key] for r in found) for key in found[0]}
@@ -189,13 +169,7 @@ async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
     ratios = [a["batch_us_per_message"] / b["batch_us_per_message"] for a, b in pairs]
     print(f"ahead / in place, batch thread per message, per round: {', '.join(f'{r:.2f}' for r in ratios)}")
     print(f"rounds ahead lower: {sum(r < 1 for r in ratios)} of {len(ratios)}")
-    beside_ratios = {}
-    for key in ("batch_us_per_batch_log", "wall_ms_per_batch_log"):
-        found = [b[key] / a[key] for a, b in zip(sides["ahead"], sides["beside"], strict=True)]
-        beside_ratios[key] = found
-        print(f"beside / ahead, {key}, per round: {', '.join(f'{r:.2f}' for r in found)}")
-        print(f"rounds beside lower: {sum(r < 1 for r in found)} of {len(found)}")
-    return {"sides": sides, "ratios": ratios, "beside_ratios": beside_ratios, "chargers": chargers, "batches": batches}
+    return {"sides": sides, "ratios": ratios, "chargers": chargers, "batches": batches}
 
 
 if __name__ == "__main__":

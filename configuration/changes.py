@@ -113,7 +113,7 @@ _REFRESH_SELECTED = ", ".join(connection.ops.quote_name(column) for column in _R
 _REFRESH_READ = (
     f"WITH cp AS (SELECT {_REFRESH_SELECTED} FROM {_CHARGERS} WHERE charge_point_id = %s),"
     f" locked AS (SELECT 1 FROM {_CHARGERS} c JOIN cp ON c.id = cp.id"
-    f" WHERE {_ASKED} AND cp.ocpp_version <> '1.6' FOR NO KEY UPDATE OF c),"
+    f" WHERE {_ASKED} AND cp.ocpp_version <> '1.6' FOR UPDATE OF c),"
     " recorded AS ({insert} WHERE " + _ASKED + " AND cp.ocpp_version = '1.6' RETURNING 1)"
     f" SELECT {', '.join(f'cp.{connection.ops.quote_name(column)}' for column in _REFRESH_COLUMNS)},"
     " EXISTS (SELECT 1 FROM recorded), EXISTS (SELECT 1 FROM locked) FROM cp"

@@ -317,7 +317,7 @@ def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: 
     chargers, reports = quote(ChargePoint._meta.db_table), quote(DeviceModelReport._meta.db_table)
     with connection.cursor() as cursor:
         if not locked:
-            cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR NO KEY UPDATE", [charge_point_pk])
+            cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR UPDATE", [charge_point_pk])
         cursor.execute(
             f"INSERT INTO {reports} (charge_point_id, request_id, parts_received, seq_nos, variables_reported,"
             " complete, started_at)"

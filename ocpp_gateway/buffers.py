@@ -8,13 +8,6 @@ units gather rows, which the batch then writes once (a statement per table) afte
 Acknowledged session data (starts, stops, meter values) never goes through a buffer: it is
 committed before its CALLRESULT is sent.
 
-A buffer ``beside`` the commit group (the message log: rows only inserted) writes each batch in
-its own transaction on its own thread and pooled connection instead, so that no acknowledged
-batch runs its rows or waits behind them. Its rows' foreign-key checks lock the chargers they
-name ``FOR KEY SHARE``, which the batches' charger locks (``FOR NO KEY UPDATE``) do not wait for;
-it waits at most ``CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS`` for a lock (a charger being deleted), as a
-batch does.
-
 What is pending is written on a clean close: the consumer flushes on disconnect, and the
 process flushes at exit (``atexit``, after the server's event loop has stopped). A crash loses
 at most one window.
@@ -27,11 +20,9 @@ import atexit
 import contextvars
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
-from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, transaction
 
 from ocpp_gateway.group_commit import commit_group, lost_a_race
 
@@ -42,16 +33,8 @@ Row = TypeVar("Row")
 
 class WriteBehindBuffer(Generic[Row]):
     def __init__(
-        self,
-        *,
-        name: str,
-        write: Callable[[list[Row]], Any],
-        flush_seconds: Callable[[], float],
-        max_batch: int,
-        beside: bool = False,
+        self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
     ) -> None:
-        """``beside``: each batch in its own transaction on the buffer's own thread, not in the
-        commit group (only for rows that are inserted and update nothing)."""
         self.name = name
         self._write = write
         self._flush_seconds = flush_seconds
@@ -60,7 +43,6 @@ class WriteBehindBuffer(Generic[Row]):
         self._flusher: asyncio.Task[None] | None = None
         # One batch at a time: two transactions updating the same rows in another order deadlock.
         self._writing = asyncio.Lock()
-        self._beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-write-behind") if beside else None
         atexit.register(self.flush_at_exit)
 
     def __len__(self) -> int:
@@ -87,10 +69,7 @@ class WriteBehindBuffer(Generic[Row]):
             while self._pending:
                 batch = self._take()
                 try:
-                    if self._beside is not None:
-                        await asyncio.get_running_loop().run_in_executor(self._beside, self._written_beside, batch)
-                    else:
-                        await commit_group.run(self._write_batch, in_savepoint=True, ahead=True, batch=batch)
+                    await commit_group.run(self._write_batch, in_savepoint=True, ahead=True, batch=batch)
                 except Exception:
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 
@@ -98,15 +77,6 @@ class WriteBehindBuffer(Generic[Row]):
         """Write what is pending from a process whose event loop has stopped."""
         while self._pending:
             self._write_batch(self._take())
-
-    def _written_beside(self, batch: list[Row]) -> None:
-        """``_write_batch`` on the buffer's own thread: its transactions on a pooled connection of
-        their own, returned to the pool when the batch is written."""
-        close_old_connections()
-        try:
-            self._write_batch(batch)
-        finally:
-            close_old_connections()
 
     def _write_batch(self, batch: list[Row]) -> None:
         """One INSERT; if the batch fails, row by row, so that a row the database refuses
@@ -138,15 +108,8 @@ class WriteBehindBuffer(Generic[Row]):
             self._write_atomically(rows)
 
     def _write_atomically(self, rows: list[Row]) -> None:
-        """In a savepoint within the commit group's batch: a refused row leaves the batch usable.
-        In a transaction of its own (beside the commit group, at exit), waiting for a lock at most
-        as long as a batch would."""
-        own_transaction = not connection.in_atomic_block
+        """In a savepoint within the commit group's batch: a refused row leaves the batch usable."""
         with transaction.atomic():
-            if own_transaction and connection.vendor == "postgresql":
-                lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SET LOCAL lock_timeout = {lock_timeout_ms}")
             self._write(rows)
 
     def _take(self) -> list[Row]:

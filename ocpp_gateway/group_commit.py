@@ -8,9 +8,8 @@ timer. A batch is one transaction on one pooled connection, and one hop to a dat
 instead of one per message.
 
 One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
-written as units too (but the message log's, only inserted, beside the batches): a batch holds
-the rows of many chargers until it commits, and two such transactions of one process locking
-charger rows in different orders would deadlock. Chargers
+written as units too: a batch holds the rows of many chargers until it commits, and two such
+transactions of one process locking charger rows in different orders would deadlock. Chargers
 held by different processes are different rows. A buffer's unit goes ``ahead``: at the front of
 the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
 what its units gathered before it and again after it (a statement per table twice).
@@ -166,7 +165,7 @@ class CommitGroup:
         that catches database errors itself (a batch without savepoints would be written again).
         ``ahead``: before the units already waiting (after the other ``ahead`` ones), first in
         the next batch; only for a unit whose writes do not depend on the order of the units it
-        overtakes (a write-behind buffer's rows: heartbeats, sightings, each taken
+        overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
         before it was queued; a sighting written before its connection's disconnect, never after).
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised

@@ -1,9 +1,7 @@
 """Per-process buffer for the OCPP message log.
 
 Writing one row per frame would double the database work of every OCPP message; frames are
-collected here and written in one INSERT every ``CSMS_MESSAGE_LOG_FLUSH_MS`` instead, beside
-the commit group (``ocpp_gateway.buffers``): on a thread and connection of their own, so that an
-acknowledged message's batch never carries the log's rows nor waits for them.
+collected here and written in one INSERT every ``CSMS_MESSAGE_LOG_FLUSH_MS`` instead.
 """
 
 from __future__ import annotations
@@ -23,5 +21,4 @@ message_log: WriteBehindBuffer[LoggedFrame] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=1000,
-    beside=True,
 )

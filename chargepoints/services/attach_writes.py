@@ -217,7 +217,7 @@ def _statement(asked: str) -> str:
         " WITH ORDINALITY AS v(charge_point_id, password_hash, channel, started, version, n)),"
         " before AS (SELECT v.n, c.id, c.connected, c.connection_channel, c.handshake_started_at"
         f" FROM {_TABLE} c JOIN v ON c.charge_point_id = v.charge_point_id AND c.lifecycle_state <> %s"
-        " AND c.password_hash = v.password_hash ORDER BY c.id FOR NO KEY UPDATE OF c SKIP LOCKED),"
+        " AND c.password_hash = v.password_hash ORDER BY c.id FOR UPDATE OF c SKIP LOCKED),"
         f" written AS (UPDATE {_TABLE} AS cp SET connection_channel = v.channel, handshake_started_at = v.started,"
         " ocpp_version = v.version, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
         " FROM before JOIN v ON v.n = before.n WHERE cp.id = before.id"

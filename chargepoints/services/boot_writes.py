@@ -165,7 +165,7 @@ def _statement(asked: str) -> str:
         f" AS sent(charge_point_id, {', '.join(BOOT_COLUMNS)}, n)),"
         " before AS (SELECT sent.n, c.id, c.connected, c.vendor, c.model, c.firmware_version, c.last_boot_at,"
         f" c.identity_booted_at FROM {_TABLE} c JOIN sent ON c.charge_point_id = sent.charge_point_id"
-        " ORDER BY c.id FOR NO KEY UPDATE OF c SKIP LOCKED)"
+        " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)"
         f" UPDATE {_TABLE} AS cp SET connected = true,"
         " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
         f" {identity}, last_boot_at = %s, last_seen = %s, updated_at = %s,"

@@ -288,7 +288,7 @@ def _connection_written(
     with transaction.atomic(), bound_cursor() as cursor:
         cursor.execute(
             "WITH before AS (SELECT id, connected, connection_channel, handshake_started_at"
-            f" FROM {table} WHERE charge_point_id = %s{admitted} FOR NO KEY UPDATE),"
+            f" FROM {table} WHERE charge_point_id = %s{admitted} FOR UPDATE),"
             f" written AS (UPDATE {table} AS cp SET connection_channel = %s, handshake_started_at = %s,"
             " ocpp_version = %s, connected = true, offline_since = NULL, last_seen = %s, updated_at = %s"
             " FROM before WHERE cp.id = before.id"
@@ -366,7 +366,7 @@ def _disconnection_written(charge_point_id: str, channel_name: str, now: datetim
     with bound_cursor() as cursor:
         cursor.execute(
             "WITH before AS (SELECT id, connected FROM "
-            f"{table} WHERE charge_point_id = %s AND connection_channel = %s FOR NO KEY UPDATE)"
+            f"{table} WHERE charge_point_id = %s AND connection_channel = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connection_channel = '', updated_at = %s, connected = false,"
             " offline_since = CASE WHEN before.connected THEN %s ELSE cp.offline_since END"
             " FROM before WHERE cp.id = before.id RETURNING before.connected",
@@ -536,7 +536,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
     with bound_cursor() as cursor:
         cursor.execute(
             "WITH before AS (SELECT id, connected, vendor, model, firmware_version, last_boot_at,"
-            f" identity_booted_at FROM {table} WHERE charge_point_id = %s FOR NO KEY UPDATE)"
+            f" identity_booted_at FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
             f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s,"

@@ -1,26 +1,21 @@
 """Heartbeats and the message log are written behind, in batches: none is lost on a clean close, and
-a flush goes first in its group-commit batch; the message log's beside it, holding none of its batches."""
+a flush goes first in its group-commit batch."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
-import psycopg
 import pytest
-from asgiref.sync import sync_to_async
 from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
-from chargepoints.services import LoggedFrame, charge_point_boot, charge_point_disconnect
-from conftest import _test_database_url, eventually, ocpp_charger
+from conftest import eventually, ocpp_charger
 from kernel.plain_sql import rows_copied
 from ocpp_gateway.buffers import WriteBehindBuffer
 from ocpp_gateway.group_commit import commit_group
-from ocpp_gateway.message_log import message_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,73 +96,6 @@ async def test_a_flush_goes_first_in_its_batch_and_the_rows_its_units_gathered_a
     await asyncio.gather(first, gathered_before, flushed, gathered_after)
     written = Heartbeat.objects.filter(charge_point_id__in=pks).order_by("id").values_list("charge_point_id", flat=True)
     assert [pk async for pk in written] == [pks[1], pks[0], pks[2]]
-
-
-def _frame(charge_point_id: str, unique_id: str) -> LoggedFrame:
-    return LoggedFrame(
-        charge_point_id=charge_point_id, direction="in", frame="[]", created_at=timezone.now(), unique_id=unique_id
-    )
-
-
-async def _holder() -> psycopg.Connection[Any]:
-    """A PostgreSQL connection of its own (another process's transaction), in a transaction once used."""
-    return await sync_to_async(psycopg.connect)(_test_database_url())
-
-
-async def test_an_acknowledged_unit_commits_while_the_message_log_flush_waits_for_a_lock(settings):
-    """The message log is written beside the commit group: a log flush waiting for a lock (its table
-    held by another transaction) holds no batch; an acknowledged unit commits and is answered
-    meanwhile, and the log's rows are written once the lock is released, none lost."""
-    settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS = 0.05  # the timed flush the frames start is over within the test
-    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-WAIT", heartbeat_interval=60)
-    holder = await _holder()
-    try:
-        await sync_to_async(holder.execute)(f"LOCK TABLE {OcppMessage._meta.db_table} IN SHARE MODE")
-        for unique_id in ("w1", "w2", "w3"):
-            message_log.add(_frame("CP-LOG-WAIT", unique_id))
-        flushed = asyncio.ensure_future(message_log.flush())
-        await asyncio.sleep(0.3)  # the flush's COPY waits for the table
-        booted = commit_group.run(charge_point_boot, charge_point_id="CP-LOG-WAIT", vendor="Acme", model="A1")
-        await asyncio.wait_for(booted, timeout=2)
-        assert not flushed.done()
-        await sync_to_async(holder.commit)()
-        await asyncio.wait_for(flushed, timeout=10)
-    finally:
-        await sync_to_async(holder.close)()
-    stored = OcppMessage.objects.filter(charge_point__charge_point_id="CP-LOG-WAIT").values_list("unique_id", flat=True)
-    assert sorted([unique_id async for unique_id in stored]) == ["w1", "w2", "w3"]
-    assert (await ChargePoint.objects.aget(charge_point_id="CP-LOG-WAIT")).vendor == "Acme"
-
-
-@pytest.mark.parametrize("unit", ["boot", "disconnect"])
-async def test_a_charger_whose_log_rows_are_being_written_is_booted_and_disconnected_without_waiting(unit):
-    """A log flush's transaction locks the chargers its rows name ``FOR KEY SHARE`` when their
-    foreign key is checked (at its COMMIT: Django's are deferred; here at once, to hold the locks):
-    a batch's boot or disconnect of such a charger locks it ``FOR NO KEY UPDATE``, which does not
-    wait for that (``FOR UPDATE`` would: skipped by the batch's statement, then waiting its lock
-    timeout)."""
-    charge_point = await ChargePoint.objects.acreate(
-        charge_point_id="CP-LOG-KEY", heartbeat_interval=60, connected=True, connection_channel="ch"
-    )
-    holder = await _holder()
-    try:
-        await sync_to_async(holder.execute)("SET CONSTRAINTS ALL IMMEDIATE")
-        await sync_to_async(holder.execute)(
-            f"INSERT INTO {OcppMessage._meta.db_table} (charge_point_id, direction, message_type, unique_id, action,"
-            " frame, created_at) VALUES (%s, 'in', 2, 'k1', 'Heartbeat', '[]', now())",
-            [charge_point.pk],
-        )
-        if unit == "boot":
-            written = commit_group.run(charge_point_boot, charge_point_id="CP-LOG-KEY", vendor="Acme", model="A1")
-        else:
-            written = commit_group.run(charge_point_disconnect, charge_point_id="CP-LOG-KEY", channel_name="ch")
-        await asyncio.wait_for(written, timeout=1.5)
-        await sync_to_async(holder.commit)()
-    finally:
-        await sync_to_async(holder.close)()
-    charge_point = await ChargePoint.objects.aget(pk=charge_point.pk)
-    assert (charge_point.vendor, charge_point.connected) == (("Acme", True) if unit == "boot" else ("", False))
-    assert await OcppMessage.objects.filter(charge_point=charge_point).acount() == 1
 
 
 async def test_the_channel_layer_pool_makes_a_burst_wait_instead_of_failing(settings):
