@@ -26,6 +26,7 @@ from kernel.models import ApiKey
 from kernel.plain_sql import (
     bound_cursor,
     columns_of,
+    gathering,
     instance_insert_selecting,
     instance_inserted,
     instance_of,
@@ -33,7 +34,7 @@ from kernel.plain_sql import (
     instance_updated,
 )
 from webhooks.models import EventType
-from webhooks.services import webhook_event_emit, webhook_subscribers_condition
+from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers, webhook_subscribers_condition
 
 logger = logging.getLogger(__name__)
 
@@ -390,9 +391,20 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
 def _outcome_saved_alone(command: Command) -> bool:
     """The outcome's UPDATE without a transaction when nothing need be written with it, in one
     statement that also asks whether a webhook subscription may want ``command.completed`` (then
-    it writes nothing and returns False: the caller writes it with the event). PostgreSQL only."""
+    it writes nothing and returns False: the caller writes it with the event). PostgreSQL only.
+
+    In a group-commit batch (``kernel.plain_sql.gathering``: the configuration read after a boot,
+    answered by a CALLERROR or a timeout) the subscription is asked once per batch
+    (``webhook_event_may_have_subscribers``) and, when there is none, the UPDATE is gathered: the
+    batch writes its outcomes by one statement (issue 15). No unit of the batch reads the row: the
+    Boot's ``configuration_read_recent`` asks only for an accepted read, whose answer follows a
+    route (``routes.answer_has_route``) and is never written here."""
     if connection.vendor != "postgresql":
         return False
+    if gathering():
+        if webhook_event_may_have_subscribers(event_type=EventType.COMMAND_COMPLETED):
+            return False
+        return instance_updated(command, _OUTCOME_FIELDS, may_gather=True)
     unless = webhook_subscribers_condition(event_type=EventType.COMMAND_COMPLETED)
     return instance_updated(command, _OUTCOME_FIELDS, unless=unless)
 

@@ -1,7 +1,9 @@
 """A group-commit batch's configuration reads after a boot recorded together
 (``configuration.refresh_writes``; PostgreSQL): one statement for the batch's 1.6 chargers, each
 read as it is recorded alone (a pending GetConfiguration of its own, none for a charger not to be
-asked); a 2.0.1 charger's read, and one after another unit of its charger, record their own way."""
+asked); a 2.0.1 charger's read, and one after another unit of its charger, record their own way.
+Their outcomes when unanswered (a CALLERROR) written together too, unless a webhook subscription
+wants ``command.completed``."""
 
 from __future__ import annotations
 
@@ -14,9 +16,12 @@ from django.db import connection
 from chargepoints.models import ChargePoint, LifecycleState
 from chargepoints.services import charge_point_register, connector_status_set
 from commands.models import Command, CommandState
+from commands.rpc import call_outcome
+from commands.services import command_complete
 from configuration.changes import configuration_refresh_on_boot
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import one_batch
+from webhooks.models import WebhookDelivery, WebhookSubscription
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -25,6 +30,10 @@ pytestmark = [
 
 _ONE_READ = "WITH cp AS (SELECT"  # a read after a boot recorded its own way
 _READS_RECORDED = "WITH ask AS (SELECT * FROM unnest("  # the batch's
+_COMMANDS = connection.ops.quote_name(Command._meta.db_table)
+_OUTCOME_ALONE = f'UPDATE {_COMMANDS} SET "state" = %s'  # an outcome written its own way
+_OUTCOMES_GATHERED = f'UPDATE {_COMMANDS} SET "state" = v."state"'  # the batch's
+_UNANSWERED = {"outcome": "call_error", "error_code": "NotImplemented", "error_description": "no"}
 
 
 @pytest.fixture(autouse=True)
@@ -91,3 +100,40 @@ async def test_a_read_after_another_unit_of_its_charger_records_its_own_way(stat
     assert len([sql for sql in statements if sql.startswith(_ONE_READ)]) == 1  # the first charger's
     for name in names[:3]:
         assert len(await sync_to_async(_recorded)(name)) == 1
+
+
+async def _unanswered(prefix: str) -> list[Command]:
+    """The reads after a boot of three 1.6 chargers, recorded, then answered by a CALLERROR in one batch."""
+    names = await sync_to_async(_arranged)(prefix)
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names[:3]))
+    outcome = call_outcome(_UNANSWERED, started=0.0)
+    results = await one_batch(group, *((command_complete, {"command": c, "outcome": outcome}) for c in commands))
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    return commands
+
+
+def _outcomes(commands: list[Command]) -> list[tuple[Any, ...]]:
+    rows = Command.objects.filter(pk__in=[command.pk for command in commands]).order_by("pk")
+    return [
+        (*row[:3], row[3] is not None)
+        for row in rows.values_list("state", "error_code", "error_description", "completed_at")
+    ]
+
+
+async def test_a_batch_s_unanswered_reads_are_completed_by_one_statement(statements: list[str]) -> None:
+    commands = await _unanswered("DONE")
+    assert [sql for sql in statements if sql.startswith(_OUTCOME_ALONE)] == []
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
+    assert await sync_to_async(_outcomes)(commands) == [(CommandState.CALL_ERROR, "NotImplemented", "no", True)] * 3
+
+
+async def test_unanswered_reads_wanted_by_a_subscription_are_completed_with_their_events(
+    statements: list[str],
+) -> None:
+    await WebhookSubscription.objects.acreate(url="http://127.0.0.1:9/hooks", events=["command.completed"], secret="s")
+    commands = await _unanswered("HOOKED")
+    assert [sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)] == []
+    assert len([sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]) == 3
+    assert await sync_to_async(_outcomes)(commands) == [(CommandState.CALL_ERROR, "NotImplemented", "no", True)] * 3
+    assert await WebhookDelivery.objects.filter(event_type="command.completed").acount() == 3
