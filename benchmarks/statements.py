@@ -98,7 +98,7 @@ def statements_counted() -> Iterator[list[int]]:
             setattr(psycopg.Cursor, name, original)
 
 
-def _start16(charge_point_id: str, t0: datetime) -> StartRequest:
+def start_request16(charge_point_id: str, t0: datetime) -> StartRequest:
     """A 1.6 StartTransaction on connector 1 at ``t0``, meter start 1,000 Wh."""
     return StartRequest(
         charge_point_id=charge_point_id,
@@ -288,7 +288,7 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
         contexts,
         lambda n: (
             transaction_start,
-            {"request": _start16(names[n], t0)},
+            {"request": start_request16(names[n], t0)},
         ),
     )
     note("StartTransaction (1.6)", sent, chargers)

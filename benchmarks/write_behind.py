@@ -118,7 +118,7 @@ async def main(chargers: int, rounds: int, batches: int) -> dict[str, Any]:
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     started = []
     for n, name in enumerate(names):
-        request = statements._start16(name, t0)
+        request = statements.start_request16(name, t0)
         started.append(
             asyncio.get_running_loop().create_task(group.run(transaction_start, request=request), context=contexts[n])
         )

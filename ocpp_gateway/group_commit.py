@@ -285,7 +285,9 @@ def _batch_session_set(*, first_pass: bool) -> None:
     sent with the transaction's BEGIN: one round trip (one text of three statements, by the
     simple query protocol) where psycopg would send its BEGIN alone before the first statement.
     A connection whose transactions begin otherwise (an isolation level, read-only) keeps
-    psycopg's BEGIN and sends the two settings after it."""
+    psycopg's BEGIN and sends the two settings after it; so does one outside an atomic block
+    (autocommit: a BEGIN of ours would be left open). Raises Django's ``OperationalError`` (and
+    the other ``DatabaseError`` classes) with PostgreSQL's SQLSTATE, as a cursor would."""
     if connection.vendor != "postgresql":
         return
     lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
@@ -294,13 +296,15 @@ def _batch_session_set(*, first_pass: bool) -> None:
     settings_sql = f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}"
     with connection.cursor() as cursor:
         raw = cursor.connection  # psycopg's Connection
-        if raw.pgconn.transaction_status != pq.TransactionStatus.IDLE or not _begins_plainly(raw):
+        if raw.autocommit or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE or not _begins_plainly(raw):
             cursor.execute(settings_sql)
             return
         with connection.wrap_database_errors:  # psycopg's errors as Django's, as a cursor's are
             result = raw.pgconn.exec_(f"BEGIN; {settings_sql}".encode())
+            if raw.pgconn.status == pq.ConnStatus.BAD:  # the connection is lost, as psycopg says it
+                raise psycopg.OperationalError(raw.pgconn.get_error_message())
             if result.status != pq.ExecStatus.COMMAND_OK:
-                raise psycopg.OperationalError(raw.pgconn.get_error_message().decode(errors="replace"))
+                raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
 
 
 def _begins_plainly(raw: psycopg.Connection[Any]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import psycopg
 import pytest
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
@@ -297,3 +298,13 @@ def test_a_batch_sends_its_begin_and_settings_in_one_round_trip(tmp_path) -> Non
         trace.seek(0)
         sent = [line.split("\t")[3].strip() for line in trace.read().decode().splitlines() if line.startswith("F\t")]
     assert sent[:2] == ['"BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = 100"', '"SHOW lock_timeout"']
+
+
+def test_a_batch_whose_begin_fails_raises_django_s_operational_error() -> None:
+    connection.ensure_connection()
+    backend_pid = connection.connection.info.backend_pid
+    with psycopg.connect(connection.connection.info.dsn, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+    with pytest.raises(OperationalError), transaction.atomic():
+        _batch_session_set(first_pass=True)
+    connection.close()  # the terminated connection; the test database's teardown opens another
