@@ -39,6 +39,7 @@ class UnitKind(Generic[Lookup]):
     def __init__(self, default: Callable[..., Lookup | None] | None = None) -> None:
         self._default = default
         self._lookups: dict[Callable[..., Any], Callable[..., Lookup | None]] = {}
+        self._made_by_default: set[Callable[..., Any]] = set()
 
     def register(self, func: Callable[..., Any], lookup_of: Callable[..., Lookup | None] | None = None) -> None:
         """``func``'s units are of this kind: ``lookup_of`` (or the kind's default) says which lookup."""
@@ -46,17 +47,25 @@ class UnitKind(Generic[Lookup]):
         if made is None:
             raise TypeError("a lookup is needed for a kind without a default")
         self._lookups[func] = made
+        if lookup_of is None:
+            self._made_by_default.add(func)
 
     def lookup_of(self, func: Callable[..., Any], kwargs: dict[str, Any]) -> Lookup | None:
         """The lookup of a unit ``func(**kwargs)``, if it is of this kind; None for arguments it
-        cannot make one of (the unit goes its own way)."""
+        cannot make one of (the unit goes its own way): the kind's default refuses them with
+        ``TypeError`` (other arguments than its own), a lookup registered for ``func`` with any of
+        ``AttributeError``, ``KeyError``, ``TypeError``, ``ValueError`` (it reads into them)."""
         made = self._lookups.get(func)
         if made is None:
             return None
+        refused = (TypeError,) if func in self._made_by_default else _LOOKUP_REFUSALS
         try:
             return made(**kwargs)
-        except (AttributeError, KeyError, TypeError, ValueError):
+        except refused:
             return None
+
+
+_LOOKUP_REFUSALS = (AttributeError, KeyError, TypeError, ValueError)
 
 
 class RowsAhead(Generic[Key, Row]):

@@ -51,6 +51,20 @@ def test_a_kind_makes_the_lookups_of_its_own_units_only():
     assert kind.lookup_of(_stop, {"charge_point_id": "CP-1"}) is None
 
 
+def test_a_registered_lookup_may_refuse_what_it_reads_the_default_only_other_arguments():
+    def broken(*, charge_point_id: str) -> _Ask:
+        raise ValueError(charge_point_id)  # a bug in a default lookup is not hidden as "its own way"
+
+    kind: UnitKind[_Ask] = UnitKind(broken)
+    kind.register(_boot)
+    kind.register(_stop, lambda *, charge_point_id, transaction_id: _Ask(charge_point_id, str(int(transaction_id))))
+
+    assert kind.lookup_of(_stop, {"charge_point_id": "CP-1", "transaction_id": "not a number"}) is None
+    assert kind.lookup_of(_boot, {"charge_point_id": "CP-1", "vendor": "V"}) is None  # TypeError: refused
+    with pytest.raises(ValueError):
+        kind.lookup_of(_boot, {"charge_point_id": "CP-1"})
+
+
 def test_a_kind_without_a_default_lookup_refuses_a_unit_without_one():
     with pytest.raises(TypeError):
         UnitKind().register(_boot)
