@@ -121,14 +121,23 @@ def summarize(
     latencies: list[float], seconds: float, cpu: list[float], charger_ms: list[float] | None = None
 ) -> dict[str, float]:
     """Latency percentiles, throughput, and each process's CPU per command (``cpu``: seconds A, B,
-    this client process, PostgreSQL's backends of the benchmark database and the Redis server used
-    during the phase, then the seconds every core of the machine was busy; in the split layout A
-    holds the chargers and B serves the API, in the crossed one each does half of both; Redis and
-    the machine count other users of them too); ``charger_ms``: the phase's CALLs' times in the
-    simulated chargers (``CHARGER_MS``), their median as ``charger_p50_ms``. ``machine_busy``: the
-    share of the cores busy during the phase (1.0: every core, all the time)."""
+    this client process and, when given (``servers_cpu``), PostgreSQL's backends of the benchmark
+    database and the Redis server used during the phase, then the seconds every core of the machine
+    was busy; in the split layout A holds the chargers and B serves the API, in the crossed one each
+    does half of both; Redis and the machine count other users of them too); ``charger_ms``: the
+    phase's CALLs' times in the simulated chargers (``CHARGER_MS``), their median as
+    ``charger_p50_ms``. ``machine_busy``: the share of the cores busy during the phase (1.0: every
+    core, all the time)."""
     per_command = [round(used * 1e6 / max(1, len(latencies))) for used in cpu]
     charger = {"charger_p50_ms": round(statistics.median(charger_ms), 3)} if charger_ms else {}
+    beside = {}
+    if len(cpu) == 6:  # servers_cpu's: PostgreSQL, Redis and the machine too
+        beside = {
+            "cpu_us_per_command_db": per_command[3],
+            "cpu_us_per_command_redis": per_command[4],
+            "cpu_us_per_command_machine": per_command[5],
+            "machine_busy": round(cpu[5] / (seconds * (os.cpu_count() or 1)), 3),
+        }
     return {
         "commands": len(latencies),
         **percentiles(latencies),
@@ -137,10 +146,7 @@ def summarize(
         "cpu_us_per_command_b": per_command[1],
         "cpu_us_per_command_both": per_command[0] + per_command[1],
         "cpu_us_per_command_client": per_command[2],
-        "cpu_us_per_command_db": per_command[3],
-        "cpu_us_per_command_redis": per_command[4],
-        "cpu_us_per_command_machine": per_command[5],
-        "machine_busy": round(cpu[5] / (seconds * (os.cpu_count() or 1)), 3),
+        **beside,
         **charger,
     }
 
@@ -408,7 +414,7 @@ def main() -> None:
                 f"{phase:<36}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
                 f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}"
                 f"{numbers['cpu_us_per_command_a']:>10}{numbers['cpu_us_per_command_b']:>10}"
-                f"{numbers['cpu_us_per_command_db']:>10}{numbers['machine_busy']:>6}"
+                f"{numbers.get('cpu_us_per_command_db', ''):>10}{numbers.get('machine_busy', ''):>6}"
                 f"{numbers.get('charger_p50_ms', ''):>11}{round(numbers['p50_ms'] / echo_p50, 1):>9}"
             )
     out = ROOT / "benchmarks" / "results" / args.out
