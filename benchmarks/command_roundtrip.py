@@ -48,6 +48,8 @@ from harness import (
     MACHINE,
     ROOT,
     cpu_seconds,
+    database_cpu_seconds,
+    machine_busy_seconds,
     percentiles,
     start_daphne,
     versions,
@@ -118,12 +120,24 @@ def post_commands(targets: Targets, key: str, count: int, stop_at: float) -> lis
 def summarize(
     latencies: list[float], seconds: float, cpu: list[float], charger_ms: list[float] | None = None
 ) -> dict[str, float]:
-    """Latency percentiles, throughput, and each process's CPU per command (``cpu``: seconds A, B
-    and this client process used during the phase; in the split layout A holds the chargers and B
-    serves the API, in the crossed one each does half of both); ``charger_ms``: the phase's CALLs'
-    times in the simulated chargers (``CHARGER_MS``), their median as ``charger_p50_ms``."""
+    """Latency percentiles, throughput, and each process's CPU per command (``cpu``: seconds A, B,
+    this client process and, when given (``servers_cpu``), PostgreSQL's backends of the benchmark
+    database and the Redis server used during the phase, then the seconds every core of the machine
+    was busy; in the split layout A holds the chargers and B serves the API, in the crossed one each
+    does half of both; Redis and the machine count other users of them too); ``charger_ms``: the
+    phase's CALLs' times in the simulated chargers (``CHARGER_MS``), their median as
+    ``charger_p50_ms``. ``machine_busy``: the share of the cores busy during the phase (1.0: every
+    core, all the time)."""
     per_command = [round(used * 1e6 / max(1, len(latencies))) for used in cpu]
     charger = {"charger_p50_ms": round(statistics.median(charger_ms), 3)} if charger_ms else {}
+    beside = {}
+    if len(cpu) == 6:  # servers_cpu's: PostgreSQL, Redis and the machine too
+        beside = {
+            "cpu_us_per_command_db": per_command[3],
+            "cpu_us_per_command_redis": per_command[4],
+            "cpu_us_per_command_machine": per_command[5],
+            "machine_busy": round(cpu[5] / (seconds * (os.cpu_count() or 1)), 3),
+        }
     return {
         "commands": len(latencies),
         **percentiles(latencies),
@@ -132,14 +146,35 @@ def summarize(
         "cpu_us_per_command_b": per_command[1],
         "cpu_us_per_command_both": per_command[0] + per_command[1],
         "cpu_us_per_command_client": per_command[2],
+        **beside,
         **charger,
     }
 
 
 def servers_cpu(servers: list[int]) -> list[float]:
-    """CPU seconds used so far by each server (A, B), then by this process (the clients and chargers:
-    on a 2-core machine they take their share of the cores too)."""
-    return [cpu_seconds(pid) for pid in [*servers, os.getpid()]]
+    """CPU seconds used so far by each server (A, B), by this process (the clients and chargers: on a
+    2-core machine they take their share of the cores too), by PostgreSQL's backends of the benchmark
+    database and by the Redis server (0 if not found), then the machine's busy seconds."""
+    return [
+        *(cpu_seconds(pid) for pid in [*servers, os.getpid()]),
+        database_cpu_seconds(),
+        cpu_seconds(REDIS_PID) if REDIS_PID else 0.0,
+        machine_busy_seconds(),
+    ]
+
+
+def redis_server_pid() -> int:
+    """The local Redis server's process id (Linux /proc), 0 if none is found."""
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "redis-server":
+                return int(comm.parent.name)
+        except OSError:
+            continue
+    return 0
+
+
+REDIS_PID = redis_server_pid()
 
 
 def prepare(chargers: int, layouts: list[str]) -> tuple[dict[str, list[str]], str]:
@@ -367,7 +402,7 @@ def main() -> None:
         if load is not None:
             load.close()
     header = f"{'phase':<36}{'commands':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'cmd/s':>9}"
-    print(f"{header}{'A µs/cmd':>10}{'B µs/cmd':>10}{'charger ms':>11}{'p50/echo':>9}")
+    print(f"{header}{'A µs/cmd':>10}{'B µs/cmd':>10}{'PG µs/cmd':>10}{'busy':>6}{'charger ms':>11}{'p50/echo':>9}")
     print("split: chargers on A, API on B; crossed_: chargers on A and B, each command to the other process")
     echo_p50 = result["echo"]["p50_ms"]  # type: ignore[index]
     print(f"echo: a WebSocket CALL round trip p50 {echo_p50} ms, p99 {result['echo']['p99_ms']} ms")  # type: ignore[index]
@@ -379,6 +414,7 @@ def main() -> None:
                 f"{phase:<36}{numbers['commands']:>9}{numbers['p50_ms']:>9}{numbers['p95_ms']:>9}"
                 f"{numbers['p99_ms']:>9}{numbers['commands_per_s']:>9}"
                 f"{numbers['cpu_us_per_command_a']:>10}{numbers['cpu_us_per_command_b']:>10}"
+                f"{numbers.get('cpu_us_per_command_db', ''):>10}{numbers.get('machine_busy', ''):>6}"
                 f"{numbers.get('charger_p50_ms', ''):>11}{round(numbers['p50_ms'] / echo_p50, 1):>9}"
             )
     out = ROOT / "benchmarks" / "results" / args.out

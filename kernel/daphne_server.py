@@ -62,6 +62,15 @@ answered message. ``write_at_once`` sends at once when nothing is waiting in the
 socket is plain TCP and open, and buffers only what the kernel did not take (or all of it after an
 error, which Twisted's own write path then meets and handles as before). Same bytes, same order.
 
+**An HTTP answer written whole, at once.** Twisted's channel writes an answer's status line and
+headers with the transport's ``writeSequence``, which only buffers them and registers the socket
+for writability, so the body's ``write`` buffered behind them and the answer waited for the loop's
+next turn (and two ``epoll_ctl``s). What daphne's handling of an ``http.response.body`` message
+writes (headers, body, a chunked answer's end) is gathered and written by one ``write``, which
+``write_at_once`` sends at once: the same bytes in the same order. An answer that closes its
+connection (HTTP/1.0, ``Connection: close``) is buffered for Twisted's close as before; TLS is
+left alone.
+
 **An OCPP message's frames read and written plainly** (``kernel.websocket_frames``): a read of
 whole text frames goes to daphne's ``onMessage`` without autobahn's frame state machine, and a text
 message the application sends is written as one frame without daphne's and autobahn's four layers;
@@ -521,6 +530,39 @@ def _write_at_once(write: Callable[[Any, bytes], None]) -> Callable[[Any, bytes]
     return write_at_once
 
 
+def _answer_written_whole(
+    handle_reply: Callable[[Any, dict[str, Any]], None], tcp_connection: type[Any]
+) -> Callable[[Any, dict[str, Any]], None]:
+    """daphne's ``WebRequest.handle_reply``, with what an ``http.response.body`` message writes (the
+    status line and headers on the first, the body, a chunked answer's end) gathered and written to
+    a plain TCP transport (``tcp_connection``) as one ``write`` after it: Twisted writes the header block with
+    ``writeSequence``, which only buffers and registers the socket for writability, so the body's
+    write buffered behind it too and the answer waited for the loop's next turn (``write_at_once``
+    takes the one write at once). Same bytes, same order; a failure writes what was gathered first."""
+
+    @wraps(handle_reply)
+    def handle_reply_whole(request: Any, message: dict[str, Any]) -> None:
+        transport = getattr(request.channel, "transport", None)
+        if (
+            message.get("type") != "http.response.body"
+            or not isinstance(transport, tcp_connection)
+            or transport.TLS
+            or "write" in vars(transport)  # a write of its own (a test's): left as it is
+        ):
+            handle_reply(request, message)
+            return
+        gathered: list[bytes] = []
+        transport.write, transport.writeSequence = gathered.append, gathered.extend  # the instance's, for the call
+        try:
+            handle_reply(request, message)
+        finally:
+            del transport.write, transport.writeSequence
+            if gathered:
+                transport.write(b"".join(gathered))
+
+    return handle_reply_whole
+
+
 def _called_with_logger(logger: Any, func: Callable[..., Any], *args: Any, **kw: Any) -> Any:
     """Twisted's ``log.callWithLogger`` (the asyncio reactor's wrapper around every read and write
     of a socket), without the log context it copies and pushes for the call: ``{"system":
@@ -664,3 +706,5 @@ def daphne_server_install() -> None:
     _autobahn_debug_text_lazy()
     if not hasattr(tcp.Connection.write, "__wrapped__"):  # not yet installed
         tcp.Connection.write = _write_at_once(tcp.Connection.write)  # type: ignore[method-assign]
+    if not hasattr(WebRequest.handle_reply, "__wrapped__"):  # not yet installed
+        WebRequest.handle_reply = _answer_written_whole(WebRequest.handle_reply, tcp.Connection)

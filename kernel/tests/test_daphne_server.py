@@ -139,6 +139,12 @@ RELIED_ON = [
     # callWithLogger, and daphne sends Twisted's log nowhere below verbosity 2.
     ("twisted.internet.asyncioreactor", "AsyncioSelectorReactor", "addReader", "15f379967b32261d"),
     ("twisted.internet.asyncioreactor", "AsyncioSelectorReactor", "addWriter", "d69ede322253b094"),
+    # the answer written whole: daphne's body message writes and finishes; Twisted's channel writes
+    # the header block by the transport's writeSequence and the body by its write.
+    ("daphne.http_protocol", "WebRequest", "handle_reply", "2e0f1e5297063fe9"),
+    ("twisted.web.http", "HTTPChannel", "writeHeaders", "3c071f629de847fa"),
+    ("twisted.web.http", "HTTPChannel", "write", "5edc1409dd842b12"),
+    ("twisted.web.http", "HTTPChannel", "writeSequence", "b3dba795e5a2c236"),
 ]
 
 
@@ -640,3 +646,91 @@ def test_a_server_whose_twisted_log_goes_nowhere_registers_its_sockets_without_a
     ours.run()
     expected = daphne_server._called_with_logger if without_context else twisted_log.callWithLogger
     assert asyncioreactor.callWithLogger is expected
+
+
+class _ReadingReactor(_Reactor):
+    """``_Reactor``, and the readers an HTTP channel's transport registers and removes as it pauses."""
+
+    def addReader(self, reader: object) -> None:  # noqa: N802 (Twisted's name)
+        pass
+
+    def removeReader(self, reader: object) -> None:  # noqa: N802 (Twisted's name)
+        pass
+
+
+_POST = (
+    b"POST /api/v1/ocpp16/CP-1/reset HTTP/1.1\r\nHost: csms\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 2\r\n\r\n{}"
+)
+
+
+async def _answered(request: bytes, *, whole: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, bytes, int]:
+    """A daphne server's channel on a TCP connection reading ``request``, its application answering
+    ``{"status":"Accepted"}`` (our path, ``whole``, or daphne's): what the peer received by the time the
+    application finished, what was left in the connection's buffer, and the writers registered."""
+    from daphne import cli
+    from daphne.http_protocol import HTTPFactory, WebRequest
+    from twisted.internet.address import IPv4Address
+
+    daphne_server.daphne_server_install()
+    if not whole:
+        monkeypatch.setattr(WebRequest, "handle_reply", WebRequest.handle_reply.__wrapped__)
+    done = asyncio.Event()
+
+    async def application(scope, receive, send):
+        await receive()
+        body = b'{"status":"Accepted"}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        done.set()
+
+    server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    listener = socket.create_server(("127.0.0.1", 0))
+    theirs = socket.create_connection(listener.getsockname())
+    ours, _ = listener.accept()
+    listener.close()
+    with ours, theirs:
+        ours.setblocking(False)
+        reactor = _ReadingReactor()
+        connection = tcp.Connection(ours, protocol=None, reactor=reactor)  # type: ignore[arg-type]
+        connection.connected = True
+        connection.getPeer = lambda: IPv4Address("TCP", "127.0.0.1", 40000)  # type: ignore[method-assign]
+        connection.getHost = lambda: IPv4Address("TCP", "127.0.0.1", 8000)  # type: ignore[method-assign]
+        channel = server.http_factory.buildProtocol(connection.getPeer())
+        connection.protocol = channel
+        channel.makeConnection(connection)
+        channel.dataReceived(request)
+        await asyncio.wait_for(done.wait(), 5)
+        theirs.setblocking(False)
+        received = b""
+        with contextlib.suppress(BlockingIOError):
+            received = theirs.recv(1 << 16)
+        buffered = b"".join(connection._tempDataBuffer) + connection.dataBuffer
+        writers = len(reactor.writers)
+        for entry in server.connections.values():
+            if "application_instance" in entry:
+                entry["application_instance"].cancel()
+    return received, buffered, writers
+
+
+@pytest.mark.parametrize("request_bytes", [_POST, _POST.replace(b"HTTP/1.1", b"HTTP/1.0")])
+async def test_an_http_answer_s_headers_and_body_go_to_the_socket_at_once_as_daphne_writes_them(
+    request_bytes, monkeypatch
+):
+    """Fails before the change: Twisted's ``writeSequence`` of the header block only buffered it
+    and registered the socket as a writer, the body buffered behind it, for the loop's next turn.
+    An answer that ends its connection (HTTP/1.0) is buffered for Twisted's close as before."""
+    received, buffered, writers = await _answered(request_bytes, whole=True, monkeypatch=monkeypatch)
+    monkeypatch.undo()
+    received_theirs, buffered_theirs, writers_theirs = await _answered(
+        request_bytes, whole=False, monkeypatch=monkeypatch
+    )
+    assert received_theirs == b"" and writers_theirs >= 1  # daphne's: all of it waits for the loop
+    assert buffered_theirs.startswith(b"HTTP/1.") and buffered_theirs.endswith(b'\r\n\r\n{"status":"Accepted"}')
+    if b"HTTP/1.0" in request_bytes:  # closing: Twisted's own write path, the same bytes
+        assert received == b"" and buffered == buffered_theirs
+    else:  # the same bytes, in one write at once
+        assert received == buffered_theirs and buffered == b"" and writers == 0
