@@ -99,7 +99,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import math
 import random
 import re
 import time
