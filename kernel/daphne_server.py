@@ -17,10 +17,11 @@ check never refuses what daphne admitted. An upgrade request beyond the cap is a
 jittered over [N/2, 3N/2] so a storm's retries spread out, by daphne's HTTP layer before the
 upgrade: no WebSocket protocol, application instance or consumer is made for it, and the answer is
 written straight to the socket. (The consumer's per-address limit still answers 403.) In a storm
-the refused are also given turns: each refusal takes the next slot at the rate the process has
-been accepting handshakes (measured over the last seconds), and its ``Retry-After`` is at least
-the time to that slot (at most ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it
-come back about as fast as they can be taken instead of all within 5-15 s to be refused again.
+the refused are also given turns: each refusal takes the first second, at least half the setting
+away, that has fewer turns told than the rate the process has been accepting handshakes (measured
+over the last seconds), and its ``Retry-After`` is the time to that second (at most
+``RETRY_AFTER_CAP`` times the setting), so chargers that honour it come back about as fast as they
+can be taken instead of all within 5-15 s to be refused again.
 
 **An upgrade request parsed once.** daphne hands an upgrade to autobahn only after Twisted's HTTP
 channel has parsed it into a ``Request`` (line by line, a ``Headers`` object, a deferred), and then
@@ -107,7 +108,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import math
 import random
 import re
 import time
@@ -221,7 +221,7 @@ class HandshakeGate:
         self._late = 0  # of the refused: handshakes that outlived CSMS_HANDSHAKE_TIMEOUT
         self._logged_at = 0.0
         self._accepted: dict[int, int] = {}  # whole second of time.monotonic() -> handshakes accepted
-        self._next_turn = 0.0  # time.monotonic() of the next free turn for a refused charger
+        self._turns: dict[int, int] = {}  # whole second of time.monotonic() -> refused chargers told to come then
 
     def full(self) -> bool:
         return self.in_progress() >= settings.CSMS_MAX_HANDSHAKES_IN_FLIGHT
@@ -253,20 +253,28 @@ class HandshakeGate:
         return recent / (second - since) if second > since else 0.0
 
     def turn_in(self, now: float) -> int:
-        """Seconds a charger refused at ``now`` is told to wait: the jittered Retry-After, or its
-        turn at the measured admission rate if that is later (capped at RETRY_AFTER_CAP times the
-        setting). Each call takes a turn."""
-        jittered = retry_after_seconds()
+        """Seconds a charger refused at ``now`` is told to wait: its turn, the first whole second at
+        least half the setting away with fewer chargers told to come in it than the measured
+        admission rate (at most RETRY_AFTER_CAP times the setting away), or the jittered Retry-After
+        while nothing has been accepted to pace by. Each call takes a turn.
+
+        Every second holds as many turns as the worker takes handshakes a second now, so a rate that
+        has risen since earlier turns were told (a worker's first seconds are its slowest) fills the
+        seconds they left short, instead of queueing the chargers refused later behind them."""
         rate = self.admission_rate(now)
         if rate <= 0:  # nothing accepted lately: nothing to pace by
-            return jittered
+            return retry_after_seconds()
         base = settings.CSMS_HANDSHAKE_RETRY_AFTER
         cap = base * self.RETRY_AFTER_CAP
-        turn = max(self._next_turn, now + max(1, base // 2))
-        if turn - now > cap:  # no slot within the cap: spread over its upper half, take no slot
-            return random.randint(max(1, cap // 2), cap)
-        self._next_turn = turn + 1 / rate
-        return min(max(jittered, math.ceil(turn - now)), cap)
+        second, turns = int(now), self._turns
+        for past in [s for s in turns if s <= second]:
+            del turns[past]
+        for wait in range(max(1, base // 2), cap + 1):
+            told = turns.get(second + wait, 0)
+            if told < rate:
+                turns[second + wait] = told + 1
+                return wait
+        return random.randint(max(1, cap // 2), cap)  # no turn within the cap: spread over its upper half
 
     def refuse(self, transport: Any) -> None:
         """Answer an upgrade request read from ``transport`` (its HTTP channel's) 503 with a

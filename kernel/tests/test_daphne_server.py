@@ -210,19 +210,33 @@ def test_with_nothing_accepted_a_refusal_gets_the_jittered_retry_after():
 
 @override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
 def test_a_storm_s_refusals_are_given_turns_at_the_admission_rate():
-    """At 100 accepted a second, 2,000 refused at once are told to come back over 5 to 25 s: about
-    100 a second once the jittered 5 to 15 s are booked, never sooner than the jitter, capped at 30 s."""
+    """At 100 accepted a second, 2,000 refused at once are told to come back 100 a second over 5 to
+    24 s: each told its own turn (no jitter on top: a turn told later than booked left its second
+    short), never sooner than half the setting, never later than 30 s."""
     gate = _gate_accepting(100, range(990, 1000))
     waits = [gate.turn_in(1000.0) for _ in range(2000)]
-    assert min(waits) >= 5 and max(waits) == 25
-    per_second = {second: waits.count(second) for second in range(16, 26)}
-    assert all(per_second[second] == 100 for second in range(16, 25)), per_second
+    assert {second: waits.count(second) for second in set(waits)} == dict.fromkeys(range(5, 25), 100)
     more = [gate.turn_in(1000.0) for _ in range(5000)]
     assert max(more) == 30  # RETRY_AFTER_CAP times the setting
-    booked = gate._next_turn
-    beyond = [gate.turn_in(1000.0) for _ in range(2000)]  # no slot within the cap is left
+    booked = dict(gate._turns)
+    beyond = [gate.turn_in(1000.0) for _ in range(2000)]  # no turn within the cap is left
     assert set(beyond) == set(range(15, 31))  # spread over the cap's upper half, not all at 30
-    assert gate._next_turn == booked  # and they book no turn: the queue does not grow past the cap
+    assert gate._turns == booked  # and they book no turn: the queue does not grow past the cap
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+def test_turns_told_at_a_slow_start_leave_room_a_faster_rate_fills():
+    """A worker's first second took 10 handshakes: 300 refused then are told turns 10 a second,
+    out to 30 s. Once it takes 200 a second, a charger refused one second later is told to come in
+    5 s, beside the 10 already told for that second, not after the last turn told at the slow rate."""
+    gate = _gate_accepting(10, range(999, 1000))
+    slow = [gate.turn_in(1000.0) for _ in range(300)]
+    assert max(slow) == 30
+    for n in range(200):
+        gate.accepted(1000 + n / 200)
+    assert gate.admission_rate(1001.0) == 105.0  # 10 + 200 over the two whole seconds
+    assert gate.turn_in(1001.0) == 5
+    assert gate._turns[1006] == 11
 
 
 class _ConnectingProtocol:
