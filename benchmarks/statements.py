@@ -165,8 +165,9 @@ async def _boot_and_statuses(
     names: list[str],
     note: Callable[[str, int, int], None],
 ) -> None:
-    """Boot (as the handlers queue it), the configuration read after it (answered with a CALLERROR, as the benchmarks'
-    chargers answer it) and StatusNotifications: a connector's first, then an unchanged one."""
+    """Boot (as the handlers queue it), the configuration read after it (answered with a CALLERROR),
+    a second read answered with keys (as the fleet's chargers answer it) and StatusNotifications: a
+    connector's first, then an unchanged one."""
     from chargepoints.services import charge_point_boot, connector_status_set
     from commands.rpc import call_outcome
     from commands.services import command_complete
@@ -190,6 +191,7 @@ async def _boot_and_statuses(
         lambda n: (command_complete, {"command": commands[n], "outcome": call_outcome(unanswered, started=0.0)}),
     )
     note("configuration read after a boot: completed", sent, len(names))
+    await _answered_read(group, contexts, names, note)
     for label in ("StatusNotification (1.6), first", "StatusNotification (1.6), unchanged"):
         sent, _ = await _phase(
             group,
@@ -210,6 +212,32 @@ async def _boot_and_statuses(
             ),
         )
         note(label, sent, len(names))
+
+
+async def _answered_read(
+    group: CommitGroup,
+    contexts: list[contextvars.Context],
+    names: list[str],
+    note: Callable[[str, int, int], None],
+) -> None:
+    """A second configuration read after the boot, answered with keys as the fleet's chargers
+    answer it (``loadgen.CONFIGURATION_KEYS``): its outcome and the keys' store."""
+    from commands.rpc import call_outcome
+    from commands.services import command_complete
+    from configuration.changes import configuration_refresh_on_boot
+    from loadgen import CONFIGURATION_KEYS
+
+    sent, commands = await _phase(
+        group, contexts, lambda n: (configuration_refresh_on_boot, {"charge_point_id": names[n]})
+    )
+    note("configuration read after a boot: recorded (a second, to be answered with keys)", sent, len(names))
+    answered = {"outcome": "result", "payload": {"configurationKey": CONFIGURATION_KEYS}}
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (command_complete, {"command": commands[n], "outcome": call_outcome(answered, started=0.0)}),
+    )
+    note("configuration read after a boot: answered with keys, completed", sent, len(names))
 
 
 async def _listening() -> None:

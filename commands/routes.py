@@ -4,7 +4,10 @@ Per OCPP version and action (``ReserveNow``), a router may declare (docs/archite
 
 - a request check, the warnings about a request body given before it is sent (``Command.warnings``);
 - an answer handler, which lets charger state follow the charger's answer (reservations, local
-  lists, installed charging profiles, configuration).
+  lists, installed charging profiles, configuration);
+- a handler of many answers at once, which stores what the answer handler stores for each of
+  several commands of the action by one statement (a group-commit batch's completions written ahead,
+  ``commands.outcome_writes``).
 
 The handlers live beside the version's inbound handlers, in ``ocpp_gateway/v16`` and ``v201``, and
 ``OcppGatewayConfig.ready`` installs them here, so ``commands`` calls them without importing the
@@ -14,7 +17,7 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +26,8 @@ from commands.models import Command
 
 # Called with the answered command (its snake_case ``request`` and ``response``, its ``state``).
 AnswerHandler = Callable[[Command], None]
+# Called with answered commands of one action, one per charger: what ``AnswerHandler`` does for each.
+AnswersHandler = Callable[[Sequence[Command]], None]
 # Called with ``charge_point=`` and the snake_case request ``body=``; the warnings, in English.
 RequestCheck = Callable[..., list[str]]
 
@@ -33,6 +38,7 @@ class VersionRoutes:
 
     answers: Mapping[str, AnswerHandler] = field(default_factory=dict)
     request_checks: Mapping[str, RequestCheck] = field(default_factory=dict)
+    answers_together: Mapping[str, AnswersHandler] = field(default_factory=dict)
 
 
 _ROUTES: dict[str, VersionRoutes] = {}
@@ -62,6 +68,15 @@ def request_has_check(*, ocpp_version: str, action: str) -> bool:
 def answer_has_route(command: Command) -> bool:
     """Whether an answer to ``command`` may change charger state (its action has an answer handler)."""
     return command.action in command_routes(command.ocpp_version).answers
+
+
+def answers_together_of(command: Command) -> AnswersHandler | None:
+    """The handler storing many answers of ``command``'s action at once (as its answer handler
+    stores each), or None when its action has none."""
+    routes = command_routes(command.ocpp_version)
+    if command.action not in routes.answers:
+        return None
+    return routes.answers_together.get(command.action)
 
 
 def answer_follow(command: Command) -> None:

@@ -19,7 +19,9 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, events, routes, selectors
 from commands.models import Command, CommandState
-from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
+from commands.outcome_writes import completion_unit_register, outcome_written_taken
+from commands.outcomes import ANSWERED_STATES, OUTCOME_FIELDS, REFUSING_STATUSES, outcome_applied
+from commands.rpc import CallOutcome, send_call, send_call_sync
 from kernel.api_keys import api_key_active_check, api_key_still_active
 from kernel.model_instances import instance_new
 from kernel.models import ApiKey
@@ -37,29 +39,6 @@ from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers, webhook_subscribers_condition
 
 logger = logging.getLogger(__name__)
-
-# Statuses by which a charger refuses a command (docs/architecture.md, API: 409 with that status).
-REFUSING_STATUSES = frozenset(
-    {
-        "Rejected",
-        "Occupied",
-        "Faulted",
-        "Unavailable",
-        "NotImplemented",
-        "NotSupported",
-        "UnlockFailed",
-        "UnknownConnector",
-        "OngoingAuthorizedTransaction",
-        "UnknownMessageId",
-        "UnknownVendorId",
-        "VersionMismatch",
-        "Failed",
-        "UnknownComponent",
-        "UnknownVariable",
-        "NotSupportedAttributeType",
-    }
-)
-REBOOT_REQUIRED = "RebootRequired"
 
 
 class CommandRefused(Exception):
@@ -365,16 +344,15 @@ def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandReq
 
 
 def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
-    """Record what became of the command."""
-    command.state = _state_for(command.command, outcome)
-    if outcome.outcome in (Outcome.RESULT, Outcome.INVALID_RESPONSE):
-        command.response = catalog.from_ocpp_payload(command.command, outcome.payload)
-    command.response_violations = outcome.violations
-    command.error_code = outcome.error_code
-    command.error_description = outcome.error_description
-    command.latency_ms = outcome.latency_ms
-    command.completed_at = timezone.now()
-    follows = command.state in _ANSWERED_STATES and command.charge_point_id and routes.answer_has_route(command)
+    """Record what became of the command: its outcome (``outcomes.outcome_applied``), the answer's
+    route followed (``routes.answer_follow``) and the ``command.completed`` event, in one
+    transaction. In a group-commit batch, what its batch wrote ahead for it
+    (``outcome_writes.outcome_written_taken``: the outcome and the answer's store) is not written again."""
+    if outcome_written_taken(command, outcome):
+        webhook_event_emit(event_type=EventType.COMMAND_COMPLETED, data=events.command_completed(command))
+        return command
+    outcome_applied(command, outcome, completed_at=timezone.now())
+    follows = command.state in ANSWERED_STATES and command.charge_point_id and routes.answer_has_route(command)
     if not follows and _outcome_saved_alone(command):
         return command
     with transaction.atomic():
@@ -386,6 +364,9 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
             data=events.command_completed(command),
         )
     return command
+
+
+completion_unit_register(command_complete)  # its batch writes its answered reads ahead (``outcome_writes``)
 
 
 def _outcome_saved_alone(command: Command) -> bool:
@@ -404,28 +385,16 @@ def _outcome_saved_alone(command: Command) -> bool:
     if gathering():
         if webhook_event_may_have_subscribers(event_type=EventType.COMMAND_COMPLETED):
             return False
-        return instance_updated(command, _OUTCOME_FIELDS, may_gather=True)
+        return instance_updated(command, OUTCOME_FIELDS, may_gather=True)
     unless = webhook_subscribers_condition(event_type=EventType.COMMAND_COMPLETED)
-    return instance_updated(command, _OUTCOME_FIELDS, unless=unless)
+    return instance_updated(command, OUTCOME_FIELDS, unless=unless)
 
 
 def _outcome_saved(command: Command) -> None:
     if connection.vendor == "postgresql":
-        instance_updated(command, _OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
+        instance_updated(command, OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
     else:
-        command.save(update_fields=_OUTCOME_FIELDS)
-
-
-_OUTCOME_FIELDS = [
-    "state",
-    "response",
-    "response_violations",
-    "error_code",
-    "error_description",
-    "latency_ms",
-    "completed_at",
-]
-_ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
+        command.save(update_fields=OUTCOME_FIELDS)
 
 
 def command_refusal(*, command: Command) -> str:
@@ -433,22 +402,6 @@ def command_refusal(*, command: Command) -> str:
     statuses = catalog.answer_statuses(command.command, command.response or {}, snake_case=True)
     refusing = sorted(statuses & REFUSING_STATUSES)
     return refusing[0] if refusing else "Rejected"
-
-
-def _state_for(command: str, outcome: CallOutcome) -> str:
-    """Refused if any status in the answer refuses (every variable's for SetVariables), effective
-    after a reboot if any says so (1.6 ChangeConfiguration, 2.0.1 SetVariables), else accepted."""
-    if outcome.outcome == Outcome.RESULT:
-        statuses = catalog.answer_statuses(command, outcome.payload)
-        if statuses & REFUSING_STATUSES:
-            return CommandState.REJECTED
-        return CommandState.REBOOT_REQUIRED if REBOOT_REQUIRED in statuses else CommandState.ACCEPTED
-    return {
-        Outcome.INVALID_RESPONSE: CommandState.INVALID_RESPONSE,
-        Outcome.CALL_ERROR: CommandState.CALL_ERROR,
-        Outcome.TIMEOUT: CommandState.TIMEOUT,
-        Outcome.NOT_CONNECTED: CommandState.NOT_CONNECTED,
-    }[outcome.outcome]
 
 
 def _heartbeat_interval_command(ocpp_version: str, interval: int) -> tuple[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from configuration.models import (
     DeviceModelVariable,
     LearnedFrom,
 )
+from kernel.plain_sql import array_text, bound_cursor
 
 ACCEPTED = "Accepted"
 REBOOT_REQUIRED = "RebootRequired"
@@ -46,35 +47,111 @@ def configuration_keys_record(
     ``complete``: the request named no keys, so keys the answer lacks are gone. Returns the keys stored.
     """
     now = timezone.now()
-    rows: dict[str, ConfigurationKey] = {}
-    for name in unknown_keys:
-        rows[name] = _configuration_key(
-            charge_point, name, None, None, True, LearnedFrom.GET_CONFIGURATION, command, now
-        )
-    for item in keys:
-        rows[item["key"]] = _configuration_key(
-            charge_point,
-            item["key"],
-            item.get("value"),
-            item.get("readonly"),
-            False,
-            LearnedFrom.GET_CONFIGURATION,
-            command,
-            now,
-        )
+    answered = _answered_keys(keys, unknown_keys)
     if connection.vendor == "postgresql":
-        _configuration_keys_written(charge_point, list(rows.values()), complete, command, now)
-        return len(rows)
+        _configuration_keys_written(charge_point, answered, complete, command, now)
+        return len(answered)
+    rows = [
+        _configuration_key(charge_point, key, value, readonly, unknown, LearnedFrom.GET_CONFIGURATION, command, now)
+        for key, (value, readonly, unknown) in answered.items()
+    ]
     with transaction.atomic():  # PostgreSQL's one statement above is atomic by itself, without a savepoint
         if complete:
-            ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=rows.keys()).delete()
+            ConfigurationKey.objects.filter(charge_point=charge_point).exclude(key__in=answered.keys()).delete()
         ConfigurationKey.objects.bulk_create(
-            rows.values(),
+            rows,
             update_conflicts=True,
             unique_fields=["charge_point", "key"],
             update_fields=["value", "readonly", "unknown", "pending_value", "learned_from", "command", "learned_at"],
         )
     return len(rows)
+
+
+# A key's (value, readonly, unknown) as answered: None for what the charger did not give.
+_KeyAnswer = tuple[str | None, bool | None, bool]
+
+
+def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) -> dict[str, _KeyAnswer]:
+    """A GetConfiguration answer's keys (a key given twice: its last), its unknown keys first."""
+    answered: dict[str, _KeyAnswer] = dict.fromkeys(unknown_keys, (None, None, True))
+    for item in keys:
+        answered[item["key"]] = (item.get("value"), item.get("readonly"), False)
+    return answered
+
+
+@dataclass(frozen=True)
+class KeysRead:
+    """A 1.6 GetConfiguration answer to store, as ``configuration_keys_record``'s arguments."""
+
+    charge_point: ChargePoint
+    keys: Sequence[dict[str, Any]]
+    unknown_keys: Sequence[str]
+    complete: bool
+    command: Command | None
+
+
+def configuration_keys_recorded_together(*, reads: Sequence[KeysRead]) -> None:
+    """Store several GetConfiguration answers (OCPP 1.6 §6.29) as ``configuration_keys_record``
+    stores each, in order: on PostgreSQL by one statement for reads of distinct chargers (a group-
+    commit batch's, ``commands.outcome_writes``), a charger's second read by the next statement."""
+    if connection.vendor != "postgresql":
+        for read in reads:
+            configuration_keys_record(
+                charge_point=read.charge_point,
+                keys=read.keys,
+                unknown_keys=read.unknown_keys,
+                complete=read.complete,
+                command=read.command,
+            )
+        return
+    now = timezone.now()
+    pending: dict[int, KeysRead] = {}
+    for read in reads:
+        if read.charge_point.pk in pending:
+            _keys_written_together(list(pending.values()), now)
+            pending.clear()
+        pending[read.charge_point.pk] = read
+    if pending:
+        _keys_written_together(list(pending.values()), now)
+
+
+# ``_KEYS_GONE`` and ``_KEYS_UPSERT`` for many chargers: the rows of every read (``t``), the keys
+# of the complete reads' chargers their answer lacks deleted; one row per charger and key.
+_KEYS_TOGETHER = (
+    "WITH t AS (SELECT * FROM unnest(%s::bigint[], %s::uuid[], %s::text[], %s::text[], %s::boolean[],"
+    " %s::boolean[]) AS t(cp, command_id, k, v, r, u)),"
+    " gone AS (DELETE FROM {table} d WHERE d.charge_point_id = ANY(%s::bigint[])"
+    " AND NOT EXISTS (SELECT 1 FROM t WHERE t.cp = d.charge_point_id AND t.k = d.key))"
+    " INSERT INTO {table} (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
+    " command_id, learned_at)"
+    " SELECT cp, k, v, r, u, NULL, %s::text, command_id, %s::timestamptz FROM t"
+    " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
+    " unknown = EXCLUDED.unknown, pending_value = NULL, learned_from = EXCLUDED.learned_from,"
+    " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
+)
+
+
+def _keys_written_together(reads: list[KeysRead], now: datetime) -> None:
+    """``_KEYS_TOGETHER`` for ``reads``, one per charger."""
+    chargers: list[int] = []
+    commands: list[str | None] = []
+    keys: list[str] = []
+    answers: list[_KeyAnswer] = []
+    for read in reads:
+        answered = _answered_keys(read.keys, read.unknown_keys)
+        chargers += [read.charge_point.pk] * len(answered)
+        commands += [str(read.command.pk) if read.command is not None else None] * len(answered)
+        keys += answered.keys()
+        answers += answered.values()
+    values, readonly, unknown = zip(*answers, strict=True) if answers else ((), (), ())
+    columns = (chargers, commands, keys, values, readonly, unknown)
+    complete = [read.charge_point.pk for read in reads if read.complete]
+    table = connection.ops.quote_name(ConfigurationKey._meta.db_table)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            _KEYS_TOGETHER.format(table=table),
+            [*(array_text(column) for column in columns), array_text(complete), LearnedFrom.GET_CONFIGURATION, now],
+        )
 
 
 _KEYS_UPSERT = (
@@ -91,15 +168,16 @@ _KEYS_GONE = "WITH gone AS (DELETE FROM {table} WHERE charge_point_id = %s AND k
 
 def _configuration_keys_written(
     charge_point: ChargePoint,
-    rows: list[ConfigurationKey],
+    answered: dict[str, _KeyAnswer],
     complete: bool,
     command: Command | None,
     now: datetime,
 ) -> None:
     """PostgreSQL: what ``configuration_keys_record``'s ORM path writes (the DELETE of keys the
-    answer lacks when ``complete``, then the upsert of ``rows`` in their order) as one statement."""
+    answer lacks when ``complete``, then the upsert of the ``answered`` keys in their order) as one
+    statement."""
     table = connection.ops.quote_name(ConfigurationKey._meta.db_table)
-    keys = [row.key for row in rows]
+    keys = list(answered)
     params: list[Any] = [charge_point.pk, keys] if complete else []
     params += [
         charge_point.pk,
@@ -107,9 +185,9 @@ def _configuration_keys_written(
         command.pk if command is not None else None,
         now,
         keys,
-        [row.value for row in rows],
-        [row.readonly for row in rows],
-        [row.unknown for row in rows],
+        [answer[0] for answer in answered.values()],
+        [answer[1] for answer in answered.values()],
+        [answer[2] for answer in answered.values()],
     ]
     sql = (_KEYS_GONE if complete else "") + _KEYS_UPSERT
     with connection.cursor() as cursor:

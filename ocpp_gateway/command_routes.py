@@ -2,8 +2,10 @@
 ``CallResultRoutes``; docs/architecture.md, "A command").
 
 In a block's handler class, a static method marked ``@answer(Action.reserve_now)`` handles the
-charger's answer to that command, and one marked ``@request_check(Action.set_charging_profile)``
-gives the warnings about a request before it is sent. Each translates the version's snake_case
+charger's answer to that command, one marked ``@answers_together(Action.get_configuration)`` stores
+the answers of several such commands at once as the first stores each (a group-commit batch's), and
+one marked ``@request_check(Action.set_charging_profile)`` gives the warnings about a request
+before it is sent. Each translates the version's snake_case
 payload and calls a version-neutral service. ``version_routes`` collects a router's marks;
 ``OcppGatewayConfig.ready`` installs each version's in ``commands.routes``, which runs them in
 whichever process completes the command (API, Celery worker or gateway).
@@ -23,11 +25,18 @@ from commands.routes import VersionRoutes
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 _ANSWERS = "_answers_actions"
 _CHECKS = "_checks_actions"
+_ANSWERS_TOGETHER = "_answers_together_actions"
 
 
 def answer(*actions: str) -> Callable[[Handler], Handler]:
     """Mark the handler of the answers to ``actions`` (OCPP action names); it takes the ``Command``."""
     return _marker(_ANSWERS, actions)
+
+
+def answers_together(*actions: str) -> Callable[[Handler], Handler]:
+    """Mark the handler of many answers to ``actions`` at once; it takes a sequence of ``Command``s
+    (one per charger) and stores what the action's ``@answer`` handler stores for each."""
+    return _marker(_ANSWERS_TOGETHER, actions)
 
 
 def request_check(*actions: str) -> Callable[[Handler], Handler]:
@@ -45,7 +54,11 @@ def _marker(attribute: str, actions: tuple[str, ...]) -> Callable[[Handler], Han
 
 def version_routes(router: type) -> VersionRoutes:
     """The routes a router's handler classes declare, by action; an action marked twice is a mistake."""
-    return VersionRoutes(answers=_marked(router, _ANSWERS), request_checks=_marked(router, _CHECKS))
+    return VersionRoutes(
+        answers=_marked(router, _ANSWERS),
+        request_checks=_marked(router, _CHECKS),
+        answers_together=_marked(router, _ANSWERS_TOGETHER),
+    )
 
 
 def _marked(router: type, attribute: str) -> dict[str, Callable[..., Any]]:

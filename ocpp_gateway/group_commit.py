@@ -42,11 +42,13 @@ whether a session is open on the connector of each ``Available`` among them read
 written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
 and its BootNotifications (``chargepoints.services.boot_writes``); the sessions open on the
 attached chargers that have some are read by one statement
-(``charging.services.open_sessions.open_sessions_read_together``), and the configuration reads
-after its 1.6 chargers' boots (``configuration.refresh_writes``).
-Only a start, stop, status, attach, boot or read after a boot that is the first unit of its charger
-in the batch has one (``_first_of_their_chargers``): a unit of that charger before it may change
-what was read or written.
+(``charging.services.open_sessions.open_sessions_read_together``), the configuration reads
+after its 1.6 chargers' boots (``configuration.refresh_writes``), and the completions of its
+commands answered with what their routes store together (a GetConfiguration's outcome and keys:
+``commands.outcome_writes``).
+Only a start, stop, status, attach, boot, read after a boot or completion that is the first unit of
+its charger in the batch has one (``_first_of_their_chargers``): a unit of that charger before it
+may change what was read or written.
 
 A batch's plain statements (``kernel.plain_sql.bound_cursor``) share one cursor, closed when the
 batch is over (``bound_cursors_kept``): psycopg finds each parameter type's dumper and each column
@@ -97,6 +99,12 @@ from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledg
 from charging.services.open_sessions import open_sessions_lent, open_sessions_read_dropped, open_sessions_read_together
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
+from commands.outcome_writes import (
+    CompletionLookup,
+    completion_lookup_of,
+    outcome_write_dropped,
+    outcomes_written_together,
+)
 from configuration.refresh_writes import refresh_lookup_of, refresh_record_dropped, refreshes_recorded_together
 from kernel import metrics
 from kernel.batch_memo import batch_memos
@@ -335,6 +343,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 statuses_written_together(firsts.statuses) as written,
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
+                outcomes_written_together(firsts.completions),
             ):
                 return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
@@ -345,7 +354,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 
 class _Lookups(NamedTuple):
     """A unit's lookup of each kind of rows a batch makes ahead (None: not of that kind): as a
-    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id)."""
+    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id), a command's
+    completion."""
 
     start: StartLookup | None
     stop: StopLookup | None
@@ -353,6 +363,7 @@ class _Lookups(NamedTuple):
     attach: AttachLookup | None
     boot: BootLookup | None
     refresh: str | None
+    completion: CompletionLookup | None
 
 
 def _lookups_of(unit: _Unit) -> _Lookups:
@@ -364,6 +375,7 @@ def _lookups_of(unit: _Unit) -> _Lookups:
         attach_lookup_of(func, kwargs),
         boot_lookup_of(func, kwargs),
         refresh_lookup_of(func, kwargs),
+        completion_lookup_of(func, kwargs),
     )
 
 
@@ -371,7 +383,8 @@ def _lookups_of(unit: _Unit) -> _Lookups:
 class _Firsts:
     """What a batch reads or writes ahead for the first unit of each charger: starts, stops with the
     unit's context (the connection whose kept session it names), statuses, attaches with the
-    unit's function (the condition it asks), boots, and reads after a boot (their chargers' ids)."""
+    unit's function (the condition it asks), boots, reads after a boot (their chargers' ids) and
+    commands' completions."""
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
@@ -379,6 +392,7 @@ class _Firsts:
     attaches: list[tuple[AttachLookup, Callable[..., Any]]] = field(default_factory=list)
     boots: list[BootLookup] = field(default_factory=list)
     refreshes: list[str] = field(default_factory=list)
+    completions: list[CompletionLookup] = field(default_factory=list)
 
 
 def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Firsts:
@@ -386,16 +400,22 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
     (``charging.services.start_reads``), of the stops whose ledgers it reads together
     (``charging.services.ledger_reads``), of the statuses, attaches and boots it writes together
     (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``), and of the reads
-    after a boot it records together (``configuration.refresh_writes``): of each start, stop,
-    status, attach, boot or read that is the first unit of its charger in the batch. A unit's
-    chargers are the one its connection's context names (``charge_point_id_var``) and the one its
-    arguments name (``charge_point_id``, or a ``request``'s); a unit naming none (the write-behind
-    buffers, an id tag read, a command's answer) writes no session."""
+    after a boot it records together (``configuration.refresh_writes``), and of the completions it
+    writes together (``commands.outcome_writes``): of each start, stop, status, attach, boot, read
+    or completion that is the first unit of its charger in the batch. A unit's chargers are the one
+    its connection's context names (``charge_point_id_var``) and the one its arguments name
+    (``charge_point_id``, or a ``request``'s, or a completed command's); a unit naming none (the
+    write-behind buffers, an id tag read) writes no session. A completion after StatusNotifications
+    of its charger is chosen too: a status reads and writes no command and no configuration (its
+    apps, and their signals' receivers, are below ``commands``)."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, (start, stop, status, attach, boot, refresh) in zip(batch, lookups, strict=True):
+    beside_statuses: set[str] = set()  # the chargers of the units that are not statuses
+    for unit, (start, stop, status, attach, boot, refresh, completion) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
             chosen.refreshes.append(refresh)
+        if completion is not None and completion.charge_point_id not in beside_statuses and not unit.in_savepoint:
+            chosen.completions.append(completion)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
@@ -407,15 +427,17 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
         if status is not None and status.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.statuses.append(status)
         request = unit.kwargs.get("request")
-        chargers.update(
-            (
-                unit.context.get(charge_point_id_var, ""),
-                unit.kwargs.get("charge_point_id", ""),
-                getattr(request, "charge_point_id", ""),
-                start.charge_point_id if start is not None else "",
-                stop.charge_point_id if stop is not None else "",
-            )
+        named = (
+            unit.context.get(charge_point_id_var, ""),
+            unit.kwargs.get("charge_point_id", ""),
+            getattr(request, "charge_point_id", ""),
+            start.charge_point_id if start is not None else "",
+            stop.charge_point_id if stop is not None else "",
+            completion.charge_point_id if completion is not None else "",
         )
+        chargers.update(named)
+        if status is None:
+            beside_statuses.update(named)
     return chosen
 
 
@@ -442,7 +464,7 @@ def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> li
                 raise _UnitFailed from error
             finally:
                 left = _rows_ahead_dropped(unit_lookups)
-            # an attach, a boot or a read after a boot written ahead and not taken, or
+            # an attach, a boot, a read after a boot or a completion written ahead and not taken, or
             # transaction.get_rollback() without its lookup
             if left or db.needs_rollback or _transaction_failed(db):
                 raise _UnitFailed
@@ -453,9 +475,9 @@ def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> li
 
 def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     """Its unit ran: what was read or written ahead for it and left is no later unit's. True when
-    a row written ahead was left (an attach, a boot, a read after a boot's command): the batch's
-    pass is to be written again."""
-    start, stop, status, attach, boot, refresh = lookups
+    a row written ahead was left (an attach, a boot, a read after a boot's command, a completion):
+    the batch's pass is to be written again."""
+    start, stop, status, attach, boot, refresh, completion = lookups
     start_read_taken(start)  # the answer read for its start, if it left it: no later unit takes it
     ledger_read_dropped(stop)
     status_write_dropped(status)
@@ -463,6 +485,7 @@ def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     left = attach_write_dropped(attach)
     open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
     left = boot_write_dropped(boot) or left
+    left = outcome_write_dropped(completion) or left
     return refresh_record_dropped(refresh) or left
 
 

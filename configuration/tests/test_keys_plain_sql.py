@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from commands.models import Command
@@ -74,3 +75,48 @@ def test_the_plain_statement_stores_what_the_orm_path_does(register_charge_point
         stored[vendor] = (counts, rows)
     assert stored["postgresql"] == stored["other"]
     assert stored["postgresql"][1] or later == len(LATER)
+
+
+def test_the_batch_s_statement_stores_what_each_read_alone_does(register_charge_point, monkeypatch):
+    """``configuration_keys_recorded_together`` (a group-commit batch's reads): the rows each read
+    stored alone leaves, in order; a charger's second read by a second statement."""
+    monkeypatch.setattr(timezone, "now", lambda: LEARNED)
+    stored, statements = {}, {}
+    for way in ("alone", "together"):
+        chargers = [register_charge_point(f"CP-{way}-{n}") for n in range(3)]
+        command = Command.objects.create(charge_point=chargers[0], action="GetConfiguration", request={})
+        for charge_point in chargers:
+            ConfigurationKey.objects.create(
+                charge_point=charge_point,
+                key="D",
+                value="old",
+                readonly=False,
+                pending_value="5",
+                learned_from="ChangeConfiguration",
+                learned_at=LEARNED,
+            )
+        reads = [
+            services.KeysRead(chargers[0], FIRST, ["Z"], True, command),
+            services.KeysRead(chargers[1], *LATER[0][:3], command=None),
+            services.KeysRead(chargers[2], *LATER[2][:3], command=None),
+            services.KeysRead(chargers[0], *LATER[1][:3], command=None),  # its second: after its first
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            if way == "together":
+                services.configuration_keys_recorded_together(reads=reads)
+            else:
+                for read in reads:
+                    services.configuration_keys_record(
+                        charge_point=read.charge_point,
+                        keys=read.keys,
+                        unknown_keys=read.unknown_keys,
+                        complete=read.complete,
+                        command=read.command,
+                    )
+        statements[way] = len(queries)
+        stored[way] = [
+            sorted((*row[:6], row[6] == command.pk, row[7]) for row in _rows(charge_point)) for charge_point in chargers
+        ]
+    assert stored["together"] == stored["alone"]
+    assert stored["together"][2] == []  # a complete answer of nothing
+    assert statements == {"alone": 4, "together": 2}

@@ -3,22 +3,27 @@
 read as it is recorded alone (a pending GetConfiguration of its own, none for a charger not to be
 asked); a 2.0.1 charger's read, and one after another unit of its charger, record their own way.
 Their outcomes when unanswered (a CALLERROR) written together too, unless a webhook subscription
-wants ``command.completed``."""
+wants ``command.completed``; when answered with keys, their outcomes and keys written ahead of the
+batch's units by one statement each (``commands.outcome_writes``), but for a read after another unit
+of its charger; a Boot after its read in the batch sees it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import DataError, connection
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from chargepoints.services import charge_point_register, connector_status_set
+from chargepoints.services import charge_point_boot, charge_point_register, connector_status_set
 from commands.models import Command, CommandState
 from commands.rpc import call_outcome
 from commands.services import command_complete
-from configuration.changes import configuration_refresh_on_boot
+from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
+from configuration.models import ConfigurationKey, LearnedFrom
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import one_batch
 from webhooks.models import WebhookDelivery, WebhookSubscription
@@ -34,11 +39,15 @@ _COMMANDS = connection.ops.quote_name(Command._meta.db_table)
 _OUTCOME_ALONE = f'UPDATE {_COMMANDS} SET "state" = %s'  # an outcome written its own way
 _OUTCOMES_GATHERED = f'UPDATE {_COMMANDS} SET "state" = v."state"'  # the batch's
 _UNANSWERED = {"outcome": "call_error", "error_code": "NotImplemented", "error_description": "no"}
+_KEYS = connection.ops.quote_name(ConfigurationKey._meta.db_table)
+_KEYS_ALONE = f"WITH gone AS (DELETE FROM {_KEYS}"  # an answer's keys stored its own way
+_KEYS_TOGETHER = "WITH t AS (SELECT * FROM unnest("  # the batch's
 
 
 @pytest.fixture(autouse=True)
 def _read_after_boot(settings: Any) -> None:
     settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
+    settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE = 3600
 
 
 def _arranged(prefix: str) -> list[str]:
@@ -137,3 +146,166 @@ async def test_unanswered_reads_wanted_by_a_subscription_are_completed_with_thei
     assert len([sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]) == 3
     assert await sync_to_async(_outcomes)(commands) == [(CommandState.CALL_ERROR, "NotImplemented", "no", True)] * 3
     assert await WebhookDelivery.objects.filter(event_type="command.completed").acount() == 3
+
+
+def _answer(n: int) -> dict[str, Any]:
+    """Charger ``n``'s GetConfiguration answer (camelCase, as sent): an interval of its own, a key
+    without a value, and for charger 1 a key it does not know."""
+    keys = [
+        {"key": "HeartbeatInterval", "readonly": False, "value": str(300 + n)},
+        {"key": "NumberOfConnectors", "readonly": True, "value": "2"},
+        {"key": "AuthorizationKey", "readonly": False},
+    ]
+    return {
+        "outcome": "result",
+        "payload": {"configurationKey": keys, **({"unknownKey": ["Vendor.X"]} if n == 1 else {})},
+    }
+
+
+def _expected_keys(n: int, command: Command) -> list[tuple[Any, ...]]:
+    """Charger ``n``'s keys once ``_answer(n)`` is stored: (key, value, readonly, unknown, pending, from, command)."""
+    read = (None, LearnedFrom.GET_CONFIGURATION, command.pk)
+    unknown = [("Vendor.X", None, None, True, *read)] if n == 1 else []
+    return [
+        ("AuthorizationKey", None, False, False, *read),
+        ("HeartbeatInterval", str(300 + n), False, False, *read),
+        ("NumberOfConnectors", "2", True, False, *read),
+        *unknown,
+    ]
+
+
+def _keys_stored(name: str) -> list[tuple[Any, ...]]:
+    rows = ConfigurationKey.objects.filter(charge_point__charge_point_id=name).order_by("key")
+    return list(rows.values_list("key", "value", "readonly", "unknown", "pending_value", "learned_from", "command_id"))
+
+
+def _keys_known_before(name: str) -> None:
+    """Keys the charger's read will change: one its answer lacks (gone), one waiting for a reboot (its value read)."""
+    charge_point = ChargePoint.objects.get(charge_point_id=name)
+    for key, pending in (("Gone", None), ("HeartbeatInterval", "900")):
+        ConfigurationKey.objects.create(
+            charge_point=charge_point,
+            key=key,
+            value="1",
+            readonly=False,
+            pending_value=pending,
+            learned_from=LearnedFrom.CHANGE_CONFIGURATION,
+            learned_at=timezone.now(),
+        )
+
+
+def _written(statements: list[str]) -> dict[str, int]:
+    """How the batch's outcomes and keys were written: alone or together, statements of each."""
+    starts = {
+        "outcomes alone": _OUTCOME_ALONE,
+        "outcomes together": _OUTCOMES_GATHERED,
+        "keys alone": _KEYS_ALONE,
+        "keys together": _KEYS_TOGETHER,
+    }
+    return {way: len([sql for sql in statements if sql.startswith(start)]) for way, start in starts.items()}
+
+
+def _completion(command: Command, n: int) -> tuple[Any, dict[str, Any]]:
+    return command_complete, {"command": command, "outcome": call_outcome(_answer(n), started=0.0)}
+
+
+async def _recorded_reads(group: CommitGroup, names: list[str]) -> list[Command]:
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    assert all(isinstance(command, Command) for command in commands), commands
+    return commands
+
+
+def _completed_rows(commands: list[Command]) -> list[tuple[Any, ...]]:
+    """Each command's row as (state, response, completed_at), in the order of ``commands``."""
+    rows = Command.objects.in_bulk([command.pk for command in commands])
+    return [(rows[c.pk].state, rows[c.pk].response, rows[c.pk].completed_at) for c in commands]
+
+
+async def test_a_batch_s_answered_reads_are_completed_by_one_statement_for_outcomes_and_one_for_keys(
+    statements: list[str],
+) -> None:
+    names = await sync_to_async(_arranged)("KEYS")
+    await sync_to_async(_keys_known_before)(names[0])
+    group = CommitGroup(max_units=64)
+    commands = await _recorded_reads(group, names[:3])
+    del statements[:]
+    results = await one_batch(group, *(_completion(command, n) for n, command in enumerate(commands)))
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert _written(statements) == {"outcomes alone": 0, "outcomes together": 1, "keys alone": 0, "keys together": 1}
+    rows = await sync_to_async(_completed_rows)(commands)
+    assert [row[0] for row in rows] == [CommandState.ACCEPTED] * 3
+    for n, (name, command, row) in enumerate(zip(names, results, rows, strict=False)):
+        assert command.state == CommandState.ACCEPTED and command.completed_at is not None
+        assert row[1:] == (command.response, command.completed_at)  # the unit's instance is the row written
+        assert row[1]["configuration_key"][0] == {"key": "HeartbeatInterval", "readonly": False, "value": str(300 + n)}
+        assert await sync_to_async(_keys_stored)(name) == _expected_keys(n, command)
+
+
+async def test_a_boot_after_its_answered_read_in_the_batch_sees_it_one_before_does_not(
+    statements: list[str],
+) -> None:
+    names = await sync_to_async(_arranged)("BOOTED")
+    boot = {"vendor": "Acme", "model": "A1", "firmware_version": "2.0", "condition": configuration_read_recent()}
+    group = CommitGroup(max_units=64)
+    await one_batch(group, *((charge_point_boot, {"charge_point_id": name, **boot}) for name in names[:3]))
+    commands = await _recorded_reads(group, names[:3])
+    del statements[:]
+    status = {"charge_point_id": names[2], "connector_id": 1, "status": "Available", "error_code": "NoError"}
+    results = await one_batch(
+        group,
+        (charge_point_boot, {"charge_point_id": names[1], **boot}),  # before its read's completion
+        (connector_status_set, status),  # before its read's completion: reads no configuration
+        *(_completion(command, n) for n, command in enumerate(commands)),
+        (charge_point_boot, {"charge_point_id": names[0], **boot}),  # after its read's completion
+    )
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert results[0].condition_held is False  # its configuration not read yet: read again after this boot
+    assert results[-1].condition_held is True  # read in this batch, before this boot: current
+    # the read after the Boot of its charger completes its own way; the others (one after a status) ahead
+    assert _written(statements) == {"outcomes alone": 1, "outcomes together": 1, "keys alone": 1, "keys together": 1}
+    for n, (name, command) in enumerate(zip(names, commands, strict=False)):
+        assert await sync_to_async(_keys_stored)(name) == _expected_keys(n, command)
+
+
+async def test_answered_reads_wanted_by_a_subscription_are_completed_together_with_their_events(
+    statements: list[str],
+) -> None:
+    await WebhookSubscription.objects.acreate(url="http://127.0.0.1:9/hooks", events=["command.completed"], secret="s")
+    names = await sync_to_async(_arranged)("EVENTS")
+    group = CommitGroup(max_units=64)
+    commands = await _recorded_reads(group, names[:3])
+    del statements[:]
+    results = await one_batch(group, *(_completion(command, n) for n, command in enumerate(commands)))
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert _written(statements) == {"outcomes alone": 0, "outcomes together": 1, "keys alone": 0, "keys together": 1}
+    bodies = [
+        json.loads(body)["data"]
+        async for body in WebhookDelivery.objects.filter(event_type="command.completed").values_list("body", flat=True)
+    ]
+    assert sorted((data["command_id"], data["state"], data["response"]) for data in bodies) == sorted(
+        (str(command.pk), CommandState.ACCEPTED, command.response) for command in results
+    )
+
+
+async def test_a_batch_whose_keys_are_refused_completes_each_read_its_own_way(statements: list[str]) -> None:
+    names = await sync_to_async(_arranged)("REFUSED")
+    group = CommitGroup(max_units=64)
+    commands = await _recorded_reads(group, names[:3])
+    too_long = _answer(1)
+    too_long["payload"]["configurationKey"].append({"key": "K" * 60, "readonly": False, "value": "1"})
+    del statements[:]
+    results = await one_batch(
+        group,
+        _completion(commands[0], 0),
+        (command_complete, {"command": commands[1], "outcome": call_outcome(too_long, started=0.0)}),
+        _completion(commands[2], 2),
+    )
+    assert isinstance(results[1], DataError)  # its own failure, alone
+    assert [result.state for result in (results[0], results[2])] == [CommandState.ACCEPTED] * 2
+    # the first pass tried the batch's statements; the second wrote each read its own way
+    assert _written(statements) == {"outcomes alone": 3, "outcomes together": 1, "keys alone": 3, "keys together": 1}
+    rows = await sync_to_async(_completed_rows)(commands)
+    assert [row[0] for row in rows] == [CommandState.ACCEPTED, CommandState.PENDING, CommandState.ACCEPTED]
+    assert await sync_to_async(_keys_stored)(names[1]) == []
+    for n in (0, 2):
+        assert await sync_to_async(_keys_stored)(names[n]) == _expected_keys(n, commands[n])

@@ -3,6 +3,7 @@ answers to GetConfiguration and ChangeConfiguration kept in the configuration st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ocpp.routing import after
@@ -10,7 +11,7 @@ from ocpp.v16.enums import Action
 
 from commands.models import Command
 from configuration import services
-from ocpp_gateway.command_routes import answer
+from ocpp_gateway.command_routes import answer, answers_together
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 
 
@@ -27,15 +28,20 @@ class ConfigurationHandlers:
     @answer(Action.get_configuration)
     def after_get_configuration(command: Command) -> None:
         """The keys reported; a request naming no keys reports them all (``complete``)."""
-        assert command.charge_point is not None
-        response = command.response or {}
+        read = _keys_read(command)
         services.configuration_keys_record(
-            charge_point=command.charge_point,
-            keys=response.get("configuration_key") or [],
-            unknown_keys=response.get("unknown_key") or [],
-            complete=not command.request.get("key"),
+            charge_point=read.charge_point,
+            keys=read.keys,
+            unknown_keys=read.unknown_keys,
+            complete=read.complete,
             command=command,
         )
+
+    @staticmethod
+    @answers_together(Action.get_configuration)
+    def after_get_configurations(commands: Sequence[Command]) -> None:
+        """The keys of several answers (a group-commit batch's), stored as each alone, by one statement."""
+        services.configuration_keys_recorded_together(reads=[_keys_read(command) for command in commands])
 
     @staticmethod
     @answer(Action.change_configuration)
@@ -48,3 +54,16 @@ class ConfigurationHandlers:
             status=(command.response or {}).get("status", ""),
             command=command,
         )
+
+
+def _keys_read(command: Command) -> services.KeysRead:
+    """A GetConfiguration answer's keys to store: a request naming no keys reports them all (``complete``)."""
+    assert command.charge_point is not None
+    response = command.response or {}
+    return services.KeysRead(
+        charge_point=command.charge_point,
+        keys=response.get("configuration_key") or [],
+        unknown_keys=response.get("unknown_key") or [],
+        complete=not command.request.get("key"),
+        command=command,
+    )

@@ -1,0 +1,77 @@
+"""What a command's outcome records on its row: the state a charger's answer (or its silence) gives,
+shared by its completion alone (``services.command_complete``) and a batch's completions written
+ahead (``outcome_writes``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from commands import catalog
+from commands.models import Command, CommandState
+from commands.rpc import CallOutcome, Outcome
+
+# Statuses by which a charger refuses a command (docs/architecture.md, API: 409 with that status).
+REFUSING_STATUSES = frozenset(
+    {
+        "Rejected",
+        "Occupied",
+        "Faulted",
+        "Unavailable",
+        "NotImplemented",
+        "NotSupported",
+        "UnlockFailed",
+        "UnknownConnector",
+        "OngoingAuthorizedTransaction",
+        "UnknownMessageId",
+        "UnknownVendorId",
+        "VersionMismatch",
+        "Failed",
+        "UnknownComponent",
+        "UnknownVariable",
+        "NotSupportedAttributeType",
+    }
+)
+REBOOT_REQUIRED = "RebootRequired"
+
+# The columns an outcome writes (``outcome_applied``'s).
+OUTCOME_FIELDS = [
+    "state",
+    "response",
+    "response_violations",
+    "error_code",
+    "error_description",
+    "latency_ms",
+    "completed_at",
+]
+# The states of a charger's answer (its route, if any, follows it: ``routes.answer_follow``).
+ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
+
+
+def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: datetime) -> None:
+    """Set ``OUTCOME_FIELDS`` on ``command`` (not saved) for ``outcome``: its state
+    (``state_for``), the answer in snake_case (a CALLRESULT, valid or not), its violations, the
+    CALLERROR's code and description, the round trip (ms) and ``completed_at``."""
+    command.state = state_for(command.command, outcome)
+    if outcome.outcome in (Outcome.RESULT, Outcome.INVALID_RESPONSE):
+        command.response = catalog.from_ocpp_payload(command.command, outcome.payload)
+    command.response_violations = outcome.violations
+    command.error_code = outcome.error_code
+    command.error_description = outcome.error_description
+    command.latency_ms = outcome.latency_ms
+    command.completed_at = completed_at
+
+
+def state_for(command: str, outcome: CallOutcome) -> str:
+    """Refused if any status in the answer refuses (every variable's for SetVariables), effective
+    after a reboot if any says so (1.6 ChangeConfiguration, 2.0.1 SetVariables), else accepted."""
+    if outcome.outcome == Outcome.RESULT:
+        statuses = catalog.answer_statuses(command, outcome.payload)
+        if statuses & REFUSING_STATUSES:
+            return CommandState.REJECTED
+        return CommandState.REBOOT_REQUIRED if REBOOT_REQUIRED in statuses else CommandState.ACCEPTED
+    return {
+        Outcome.INVALID_RESPONSE: CommandState.INVALID_RESPONSE,
+        Outcome.CALL_ERROR: CommandState.CALL_ERROR,
+        Outcome.TIMEOUT: CommandState.TIMEOUT,
+        Outcome.NOT_CONNECTED: CommandState.NOT_CONNECTED,
+    }[outcome.outcome]
