@@ -156,17 +156,19 @@ def open_sessions_lent() -> Iterator[Callable[[], None]]:
     """A group-commit batch: yields ``forget``, which drops from their connections the sessions
     lent so far (the batch failed, or is written again), so that they are read again."""
     _batch.lent = []
+    _batch.noted = []
 
     def forget() -> None:
         for sessions, pk in _batch.lent:
             sessions.pop(pk, None)
             sessions.complete = False  # read the full way until the connection loads them again
         _batch.lent.clear()
+        _batch.noted = []  # what the pass noted: its commit callback, if it registered one, is dropped with it
 
     try:
         yield forget
     finally:
-        _batch.lent = None
+        _batch.lent = _batch.noted = None
 
 
 def open_session_cached(match: Callable[[Transaction], bool]) -> Transaction | None:
@@ -237,20 +239,32 @@ def open_sessions_none_on(*, connector_id: int, evse_id: int | None) -> bool:
 
 def open_session_noted(session: Transaction) -> None:
     """``session`` was just written: once committed, the connection keeps it (open) or forgets it
-    (ended). The copy is taken now: what the unit changes after its last save is not the row."""
-    sessions = _connection_sessions.get()
-    if sessions is None or connection.vendor != "postgresql" or session.pk is None:
-        return
-    pk = session.pk
-    kept = _session_copied(session) if session.status == TransactionStatus.ACTIVE else None
+    (ended). The copy is taken now: what the unit changes after its last save is not the row.
 
-    def keep() -> None:
+    In a batch's first pass (no savepoints: its units commit together or not at all) the notes
+    wait in the pass's list, kept by one ``on_commit`` callback for the pass, in the order noted
+    (a callback per save was a few µs of every session message; issue 15). Elsewhere (the second
+    pass, where a unit's savepoint may roll back its own callbacks) one callback per save."""
+    sessions = _connection_sessions.get()
+    if sessions is None or session.pk is None or connection.vendor != "postgresql":
+        return
+    kept = _session_copied(session) if session.status == TransactionStatus.ACTIVE else None
+    noted: list[tuple[_Sessions, int, Transaction | None]] | None = getattr(_batch, "noted", None)
+    if noted is not None and gathering():
+        if not noted:
+            transaction.on_commit(functools.partial(_noted_kept, noted))
+        noted.append((sessions, session.pk, kept))
+        return
+    transaction.on_commit(functools.partial(_noted_kept, [(sessions, session.pk, kept)]))
+
+
+def _noted_kept(noted: list[tuple[_Sessions, int, Transaction | None]]) -> None:
+    """Committed: each noted session kept by its connection (open) or forgotten (ended), in order."""
+    for sessions, pk, kept in noted:
         if kept is None:
             sessions.pop(pk, None)
         else:
             sessions[pk] = kept
-
-    transaction.on_commit(keep)
 
 
 # A session's attributes whose values are never changed in place (strings, numbers, times), and
@@ -261,6 +275,7 @@ _MAY_BE_MUTABLE = frozenset(
 )
 _IMMUTABLE = frozenset(field.attname for field in Transaction._meta.concrete_fields) - _MAY_BE_MUTABLE
 _COLUMNS_AND_STATE = _IMMUTABLE | _MAY_BE_MUTABLE | {"_state"}
+_MUTABLE_NAMES = tuple(sorted(_MAY_BE_MUTABLE))
 
 
 def _session_copied(session: Transaction) -> Transaction:
@@ -268,15 +283,20 @@ def _session_copied(session: Transaction) -> Transaction:
     charger row would go stale: its tariff, its boot time)."""
     duplicate = Transaction.__new__(Transaction)
     values = session.__dict__.copy()
-    for name in ("_csms_guard", "_csms_loaded"):
-        values.pop(name, None)
-    # Most sessions hold their columns and ``_state`` alone: only their JSON columns are looked at.
-    others = _MAY_BE_MUTABLE if _COLUMNS_AND_STATE.issuperset(values) else values.keys() - _IMMUTABLE
-    for name in _MAY_BE_MUTABLE.union(others):
+    values.pop("_csms_guard", None)
+    values.pop("_csms_loaded", None)
+    # Most sessions hold their columns and ``_state`` alone: only their JSON columns are looked at
+    # (a tuple of them, made once: no set built per copy).
+    names = (
+        _MUTABLE_NAMES if _COLUMNS_AND_STATE.issuperset(values) else _MAY_BE_MUTABLE.union(values.keys() - _IMMUTABLE)
+    )
+    for name in names:
         value = values.get(name)
-        if isinstance(value, (list, dict)):
+        if type(value) is list or type(value) is dict:  # exactly these: their own copy() is copy.copy's
+            values[name] = value.copy()
+        elif isinstance(value, (list, dict)):
             values[name] = copy.copy(value)
     duplicate.__dict__ = values
-    duplicate._state = ModelState()
-    duplicate._state.adding, duplicate._state.db = False, session._state.db
+    state = duplicate._state = ModelState()
+    state.adding, state.db = False, session._state.db
     return duplicate

@@ -21,6 +21,7 @@ from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint, Heartbeat
 from chargepoints.services import connector_status_set
 from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.services import open_sessions
 from charging.services.meter_ledger import meter_values_record
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -547,6 +548,46 @@ async def test_a_reading_and_the_stop_of_its_session_in_one_batch_end_it_with_th
     )
     assert await _samples(pk) == 2
     assert [energy for _, energy, _ in await _billing(pk)] == [Decimal(1500)]
+
+
+async def test_the_sessions_a_batch_noted_are_kept_once_it_commits_and_not_if_it_fails(
+    register_charge_point,
+):
+    """A batch's first pass keeps its units' sessions by one callback at its commit (fails when
+    that callback is not registered: the reading's copy is never kept), none when it fails, and a
+    session ended in a batch is forgotten."""
+    await sync_to_async(register_charge_point)("CP-OS-17")
+    open_sessions_bind()
+    kept = open_sessions._connection_sessions.get()
+    assert kept is not None
+    group = CommitGroup(max_units=64)
+    pk = await _kept_session("CP-OS-17", group)  # meter start 1000, a reading of 1500
+    assert kept[pk].last_register_wh == Decimal(1500)
+    failed = await one_batch(
+        group,
+        (meter_values_record, reading16("CP-OS-17", pk, 1700, T0 + timedelta(minutes=2))),
+        (_heartbeat_of_no_charger, {}),
+    )
+    assert all(isinstance(outcome, IntegrityError) for outcome in failed)
+    assert kept.get(pk) is None or kept[pk].last_register_wh == Decimal(1500)  # forgotten or as committed
+    await group.run(meter_values_record, **reading16("CP-OS-17", pk, 1800, T0 + timedelta(minutes=3)))
+    assert kept[pk].last_register_wh == Decimal(1800)  # read again, and kept
+    stop = StopRequest(
+        charge_point_id="CP-OS-17",
+        ocpp_transaction_id=str(pk),
+        stopped_at=T0 + timedelta(minutes=6),
+        action="StopTransaction",
+        payload={"transactionId": pk},
+        reason="Local",
+        meter_stop_wh=Decimal(2600),
+    )
+    done = await one_batch(
+        group,
+        (meter_values_record, reading16("CP-OS-17", pk, 2500, T0 + timedelta(minutes=5))),
+        (transaction_stop, {"request": stop}),
+    )
+    assert not any(isinstance(outcome, Exception) for outcome in done)
+    assert pk not in kept  # its end, noted last, is what the connection keeps of it
 
 
 def _handshake_session_reads(charge_point_id: str) -> list[str]:
