@@ -43,8 +43,9 @@ written together too, their chargers locked the same way (``chargepoints.service
 and its BootNotifications (``chargepoints.services.boot_writes``); the sessions open on the
 attached chargers that have some are read by one statement
 (``charging.services.open_sessions.open_sessions_read_together``), and the configuration reads
-after its 1.6 chargers' boots (``configuration.refresh_writes``).
-Only a start, stop, status, attach, boot or read after a boot that is the first unit of its charger
+after its chargers' boots (``configuration.refresh_writes``), and its 2.0.1 NotifyReport parts
+stored (``configuration.report_writes``).
+Only a start, stop, status, attach, boot, read after a boot or NotifyReport that is the first unit of its charger
 in the batch has one (``_first_of_their_chargers``): a unit of that charger before it may change
 what was read or written.
 
@@ -98,6 +99,7 @@ from charging.services.open_sessions import open_sessions_lent, open_sessions_re
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from configuration.refresh_writes import refresh_lookup_of, refresh_record_dropped, refreshes_recorded_together
+from configuration.report_writes import ReportPart, report_lookup_of, report_store_dropped, reports_stored_together
 from kernel import metrics
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
@@ -335,6 +337,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 statuses_written_together(firsts.statuses) as written,
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
+                reports_stored_together(firsts.reports),
             ):
                 return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
@@ -345,7 +348,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 
 class _Lookups(NamedTuple):
     """A unit's lookup of each kind of rows a batch makes ahead (None: not of that kind): as a
-    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id)."""
+    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id), a NotifyReport part."""
 
     start: StartLookup | None
     stop: StopLookup | None
@@ -353,6 +356,7 @@ class _Lookups(NamedTuple):
     attach: AttachLookup | None
     boot: BootLookup | None
     refresh: str | None
+    report: ReportPart | None
 
 
 def _lookups_of(unit: _Unit) -> _Lookups:
@@ -364,6 +368,7 @@ def _lookups_of(unit: _Unit) -> _Lookups:
         attach_lookup_of(func, kwargs),
         boot_lookup_of(func, kwargs),
         refresh_lookup_of(func, kwargs),
+        report_lookup_of(func, kwargs),
     )
 
 
@@ -371,7 +376,8 @@ def _lookups_of(unit: _Unit) -> _Lookups:
 class _Firsts:
     """What a batch reads or writes ahead for the first unit of each charger: starts, stops with the
     unit's context (the connection whose kept session it names), statuses, attaches with the
-    unit's function (the condition it asks), boots, and reads after a boot (their chargers' ids)."""
+    unit's function (the condition it asks), boots, reads after a boot (their chargers' ids) and
+    NotifyReport parts."""
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
@@ -379,6 +385,7 @@ class _Firsts:
     attaches: list[tuple[AttachLookup, Callable[..., Any]]] = field(default_factory=list)
     boots: list[BootLookup] = field(default_factory=list)
     refreshes: list[str] = field(default_factory=list)
+    reports: list[ReportPart] = field(default_factory=list)
 
 
 def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Firsts:
@@ -386,16 +393,19 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
     (``charging.services.start_reads``), of the stops whose ledgers it reads together
     (``charging.services.ledger_reads``), of the statuses, attaches and boots it writes together
     (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``), and of the reads
-    after a boot it records together (``configuration.refresh_writes``): of each start, stop,
-    status, attach, boot or read that is the first unit of its charger in the batch. A unit's
+    after a boot it records together (``configuration.refresh_writes``), and of the NotifyReport
+    parts it stores together (``configuration.report_writes``): of each start, stop, status,
+    attach, boot, read or report part that is the first unit of its charger in the batch. A unit's
     chargers are the one its connection's context names (``charge_point_id_var``) and the one its
     arguments name (``charge_point_id``, or a ``request``'s); a unit naming none (the write-behind
     buffers, an id tag read, a command's answer) writes no session."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, (start, stop, status, attach, boot, refresh) in zip(batch, lookups, strict=True):
+    for unit, (start, stop, status, attach, boot, refresh, report) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
             chosen.refreshes.append(refresh)
+        if report is not None and report.charge_point_id not in chargers and not unit.in_savepoint:
+            chosen.reports.append(report)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
@@ -455,7 +465,7 @@ def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     """Its unit ran: what was read or written ahead for it and left is no later unit's. True when
     a row written ahead was left (an attach, a boot, a read after a boot's command): the batch's
     pass is to be written again."""
-    start, stop, status, attach, boot, refresh = lookups
+    start, stop, status, attach, boot, refresh, report = lookups
     start_read_taken(start)  # the answer read for its start, if it left it: no later unit takes it
     ledger_read_dropped(stop)
     status_write_dropped(status)
@@ -463,6 +473,7 @@ def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     left = attach_write_dropped(attach)
     open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
     left = boot_write_dropped(boot) or left
+    left = report_store_dropped(report) or left
     return refresh_record_dropped(refresh) or left
 
 
