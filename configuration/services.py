@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
+from commands.services import command_complete
 from configuration.models import (
     AttributeType,
     ConfigurationKey,
@@ -28,9 +29,12 @@ from configuration.models import (
 )
 from configuration.report_writes import (
     ReportPart,
+    ReportTie,
     identity_digest,
     report_parts_stored,
     report_stored_taken,
+    report_tie_taken,
+    report_tie_unit_register,
     report_unit_register,
     variable_identity,
 )
@@ -273,6 +277,10 @@ def device_model_report_expect(*, charge_point: ChargePoint, request_id: int, co
     (its row made if it is not there). On PostgreSQL one statement (issue 15: a 2.0.1 charger's
     first connect; the ORM's ``update_or_create`` is a locked read, then the UPDATE)."""
     if connection.vendor == "postgresql":
+        if command is not None and report_tie_taken(
+            ReportTie(charge_point.charge_point_id, charge_point.pk, request_id, command.pk)
+        ):
+            return  # its group-commit batch tied it ahead (``report_writes``)
         with bound_cursor() as cursor:
             cursor.execute(
                 _REPORT_EXPECTED, [charge_point.pk, request_id, command.pk if command else None, timezone.now()]
@@ -292,6 +300,9 @@ _REPORT_EXPECTED = (
     " VALUES (%s, %s, %s, 0, '[]', 0, false, %s)"
     " ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
 )
+
+
+report_tie_unit_register(command_complete)  # its batch ties the reports its answers accept ahead (``report_writes``)
 
 
 def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:

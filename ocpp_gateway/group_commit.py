@@ -99,7 +99,16 @@ from charging.services.open_sessions import open_sessions_lent, open_sessions_re
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from configuration.refresh_writes import refresh_lookup_of, refresh_record_dropped, refreshes_recorded_together
-from configuration.report_writes import ReportPart, report_lookup_of, report_store_dropped, reports_stored_together
+from configuration.report_writes import (
+    ReportPart,
+    ReportTie,
+    report_lookup_of,
+    report_store_dropped,
+    report_tie_dropped,
+    report_tie_lookup_of,
+    reports_stored_together,
+    reports_tied_together,
+)
 from kernel import metrics
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
@@ -338,6 +347,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
                 reports_stored_together(firsts.reports),
+                reports_tied_together(firsts.ties),
             ):
                 return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
@@ -348,7 +358,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 
 class _Lookups(NamedTuple):
     """A unit's lookup of each kind of rows a batch makes ahead (None: not of that kind): as a
-    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id), a NotifyReport part."""
+    start, a stop, a status, an attach, a boot, a read after a boot (its charger's id), a
+    NotifyReport part, a report request's answer."""
 
     start: StartLookup | None
     stop: StopLookup | None
@@ -357,6 +368,7 @@ class _Lookups(NamedTuple):
     boot: BootLookup | None
     refresh: str | None
     report: ReportPart | None
+    tie: ReportTie | None
 
 
 def _lookups_of(unit: _Unit) -> _Lookups:
@@ -369,6 +381,7 @@ def _lookups_of(unit: _Unit) -> _Lookups:
         boot_lookup_of(func, kwargs),
         refresh_lookup_of(func, kwargs),
         report_lookup_of(func, kwargs),
+        report_tie_lookup_of(func, kwargs),
     )
 
 
@@ -377,7 +390,7 @@ class _Firsts:
     """What a batch reads or writes ahead for the first unit of each charger: starts, stops with the
     unit's context (the connection whose kept session it names), statuses, attaches with the
     unit's function (the condition it asks), boots, reads after a boot (their chargers' ids) and
-    NotifyReport parts."""
+    NotifyReport parts and report requests' answers."""
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
@@ -386,6 +399,7 @@ class _Firsts:
     boots: list[BootLookup] = field(default_factory=list)
     refreshes: list[str] = field(default_factory=list)
     reports: list[ReportPart] = field(default_factory=list)
+    ties: list[ReportTie] = field(default_factory=list)
 
 
 def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Firsts:
@@ -401,11 +415,13 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
     buffers, an id tag read, a command's answer) writes no session."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    for unit, (start, stop, status, attach, boot, refresh, report) in zip(batch, lookups, strict=True):
+    for unit, (start, stop, status, attach, boot, refresh, report, tie) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
             chosen.refreshes.append(refresh)
         if report is not None and report.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.reports.append(report)
+        if tie is not None and tie.charge_point_id not in chargers and not unit.in_savepoint:
+            chosen.ties.append(tie)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
@@ -424,6 +440,7 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
                 getattr(request, "charge_point_id", ""),
                 start.charge_point_id if start is not None else "",
                 stop.charge_point_id if stop is not None else "",
+                tie.charge_point_id if tie is not None else "",
             )
         )
     return chosen
@@ -465,7 +482,7 @@ def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     """Its unit ran: what was read or written ahead for it and left is no later unit's. True when
     a row written ahead was left (an attach, a boot, a read after a boot's command): the batch's
     pass is to be written again."""
-    start, stop, status, attach, boot, refresh, report = lookups
+    start, stop, status, attach, boot, refresh, report, tie = lookups
     start_read_taken(start)  # the answer read for its start, if it left it: no later unit takes it
     ledger_read_dropped(stop)
     status_write_dropped(status)
@@ -474,6 +491,7 @@ def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
     left = boot_write_dropped(boot) or left
     left = report_store_dropped(report) or left
+    left = report_tie_dropped(tie) or left
     return refresh_record_dropped(refresh) or left
 
 

@@ -42,6 +42,8 @@ _READS_RECORDED = "WITH ask AS (SELECT * FROM unnest(%s::text[]"  # the batch's 
 _IDS_RESERVED = "WITH ask AS (SELECT * FROM unnest(%s::bigint[]"  # the batch's 2.0.1 report ids and commands
 _ONE_RESERVATION = f"INSERT INTO {_REPORTS} (charge_point_id, request_id, parts_received"  # a report id, its own way
 _PARTS_STORED = "WITH part AS (SELECT *"  # NotifyReport parts' statement (one part alone, or a batch's)
+_ONE_TIE = f"INSERT INTO {_REPORTS} (charge_point_id, request_id, command_id"  # a report tied to its command alone
+_TIES = f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id"  # the batch's
 _ACCEPTED = {"outcome": "result", "payload": {"status": "Accepted"}}
 
 
@@ -398,6 +400,7 @@ async def test_a_fleet_s_2_0_1_first_connects_in_batches_store_every_charger_s_d
         group, *((command_complete, {"command": c, "outcome": call_outcome(_ACCEPTED, started=0.0)}) for c in commands)
     )
     assert [command.state for command in answered] == [CommandState.ACCEPTED] * 4
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1
     reports = await one_batch(
         group,
         *(
@@ -413,7 +416,7 @@ async def test_a_fleet_s_2_0_1_first_connects_in_batches_store_every_charger_s_d
         status = {"evse_id": evse, "connector_id": 1, "status": "Available"}
         await one_batch(group, *((connector_status_set, {"charge_point_id": n, **status}) for n in names))
     assert [type(report) for report in reports] == [DeviceModelReport] * 4
-    assert not [sql for sql in statements if sql.startswith((_ONE_READ, _ONE_RESERVATION))]
+    assert not [sql for sql in statements if sql.startswith((_ONE_READ, _ONE_RESERVATION, _ONE_TIE))]
     assert len([sql for sql in statements if sql.startswith(_PARTS_STORED)]) == 1
     assert [report[1:] for report in await sync_to_async(_reports)(names)] == [
         (1, 1, [0], 4, True, False, "get_base_report", True)
@@ -424,3 +427,60 @@ async def test_a_fleet_s_2_0_1_first_connects_in_batches_store_every_charger_s_d
     again = await one_batch(group, *((charge_point_boot, {"charge_point_id": n, **boot}) for n in names))
     assert [type(result) for result in again] == [BootResult] * 4
     assert [configuration_current(result) for result in again] == [True] * 4
+
+
+async def test_a_report_tie_its_route_does_not_take_is_not_left_written(statements: list[str], monkeypatch) -> None:
+    """The batch tied three reports ahead, one route asked otherwise at its turn (here: the taking
+    refused for one charger): the batch is written again, each route tying its own way; every
+    report ends tied to its command."""
+    names = ["TIE-1", "TIE-2", "TIE-3"]
+    await sync_to_async(_connected201)(*names)
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    taken = services.report_tie_taken
+    refusing = [True]
+
+    def taken_but_tie_2_in_the_first_pass(tie: Any) -> bool:
+        if tie.charge_point_id == "TIE-2" and refusing[0]:
+            refusing[0] = False
+            return False
+        return taken(tie)
+
+    monkeypatch.setattr(services, "report_tie_taken", taken_but_tie_2_in_the_first_pass)
+    del statements[:]
+    outcome = call_outcome(_ACCEPTED, started=0.0)
+    results = await one_batch(group, *((command_complete, {"command": c, "outcome": outcome}) for c in commands))
+    assert [result.state for result in results] == [CommandState.ACCEPTED] * 3
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1  # then rolled back
+    assert len([sql for sql in statements if sql.startswith(_ONE_TIE)]) == 4  # TIE-2 in the first pass, all again
+    tied = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list("request_id", "command_id")
+    assert [row async for row in tied] == [(1, command.pk) for command in commands]
+
+
+async def test_a_refused_report_request_ties_nothing_ahead(statements: list[str]) -> None:
+    """Answers that are not an Accepted report request (NotSupported, a CALLERROR) tie nothing:
+    the refused one's reserved report is forgotten by its route, as alone."""
+    names = ["NOTIE-1", "NOTIE-2", "NOTIE-3"]
+    await sync_to_async(_connected201)(*names)
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    refused = call_outcome({"outcome": "result", "payload": {"status": "NotSupported"}}, started=0.0)
+    unanswered = call_outcome({"outcome": "call_error", "error_code": "NotImplemented"}, started=0.0)
+    del statements[:]
+    results = await one_batch(
+        group,
+        (command_complete, {"command": commands[0], "outcome": refused}),
+        (command_complete, {"command": commands[1], "outcome": unanswered}),
+        (command_complete, {"command": commands[2], "outcome": call_outcome(_ACCEPTED, started=0.0)}),
+    )
+    assert [result.state for result in results] == [
+        CommandState.REJECTED,
+        CommandState.CALL_ERROR,
+        CommandState.ACCEPTED,
+    ]
+    assert not [sql for sql in statements if sql.startswith(_TIES)]  # one tie only: its own way
+    assert len([sql for sql in statements if sql.startswith(_ONE_TIE)]) == 1
+    reports = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list(
+        "charge_point__charge_point_id", "command_id"
+    )
+    assert [row async for row in reports] == [("NOTIE-2", None), ("NOTIE-3", commands[2].pk)]
