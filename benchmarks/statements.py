@@ -448,6 +448,7 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
     )
     note("TransactionEvent Ended (2.0.1)", sent, chargers)
     await _reboot_with_a_session_open(group, contexts, names, at + timedelta(minutes=readings + 2), note)
+    await _first_connect201([f"{name}-201" for name in names], group, note)
     return per100
 
 
@@ -491,6 +492,116 @@ async def _reboot_with_a_session_open(
         ),
     )
     note("StatusNotification (1.6) Available after a reboot, its session closed", sent, len(names))
+
+
+# The device model a 2.0.1 charger of the benchmarks reports after its first boot (``loadgen.DEVICE_MODEL_REPORT``),
+# as the NotifyReport handler passes it (the ``ocpp`` package's snake_case).
+DEVICE_MODEL_REPORT = [
+    {
+        "component": {"name": component},
+        "variable": {"name": variable},
+        "variable_attribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
+    }
+    for component, variable, value in (
+        ("OCPPCommCtrlr", "HeartbeatInterval", "300"),
+        ("SampledDataCtrlr", "TxUpdatedInterval", "60"),
+        ("SampledDataCtrlr", "TxUpdatedMeasurands", "Energy.Active.Import.Register,Power.Active.Import"),
+        ("TxCtrlr", "EVConnectionTimeOut", "60"),
+        ("AuthCtrlr", "AuthorizeRemoteStart", "true"),
+    )
+]
+
+
+async def _first_connect201(names: list[str], group: CommitGroup, note: Callable[[str, int, int], None]) -> None:
+    """A 2.0.1 charger's first connect as the fleet's make it (``loadgen.answers_to``), on chargers
+    of its own: the handshake, BootNotification, the read after it (GetBaseReport, its report id
+    reserved), its answer (Accepted), the NotifyReport (the device model stored), two first statuses."""
+    from chargepoints.services import charge_point_boot, connector_status_set
+    from commands.rpc import call_outcome
+    from commands.services import command_complete
+    from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
+    from configuration.services import device_model_report_record
+
+    await sync_to_async(
+        lambda: [charge_point_register(charge_point_id=name, heartbeat_interval=60) for name in names]
+    )()
+    contexts = []
+    for _ in names:
+        context = contextvars.copy_context()
+        context.run(open_sessions_bind)
+        contexts.append(context)
+    sent, attached = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            handshake_attached,
+            {
+                "charge_point_id": names[n],
+                "password": None,
+                "ocpp_version": "2.0.1",
+                "channel_name": f"statements.{names[n]}.{uuid.uuid4().hex[:6]}",
+                "may_hash": False,
+                "handshake_started_at": datetime.now(UTC),
+            },
+        ),
+    )
+    assert not any(isinstance(refusal, str) for refusal in attached), attached
+    note("2.0.1 first connect: connect (the handshake's unit)", sent, len(names))
+    identity = {"vendor": "Bench", "model": "Stmt201", "serial_number": "", "firmware_version": "1.0"}
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            charge_point_boot,
+            {
+                "charge_point_id": names[n],
+                **identity,
+                "iccid": "",
+                "imsi": "",
+                "condition": configuration_read_recent(),
+            },
+        ),
+    )
+    note("2.0.1 first connect: BootNotification", sent, len(names))
+    sent, commands = await _phase(
+        group, contexts, lambda n: (configuration_refresh_on_boot, {"charge_point_id": names[n]})
+    )
+    assert all(command is not None and command.command == "get_base_report" for command in commands), commands
+    note("2.0.1 first connect: GetBaseReport recorded (its report id reserved)", sent, len(names))
+    accepted = {"outcome": "result", "payload": {"status": "Accepted"}}
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (command_complete, {"command": commands[n], "outcome": call_outcome(accepted, started=0.0)}),
+    )
+    note("2.0.1 first connect: GetBaseReport answered Accepted (completed)", sent, len(names))
+    generated_at = datetime.now(UTC)
+    sent, _ = await _phase(
+        group,
+        contexts,
+        lambda n: (
+            device_model_report_record,
+            {
+                "charge_point_id": names[n],
+                "request_id": commands[n].request["request_id"],
+                "seq_no": 0,
+                "tbc": False,
+                "generated_at": generated_at,
+                "report_data": DEVICE_MODEL_REPORT,
+            },
+        ),
+    )
+    note("2.0.1 first connect: NotifyReport (the device model stored)", sent, len(names))
+    for evse in (1, 2):
+        sent, _ = await _phase(
+            group,
+            contexts,
+            lambda n, evse=evse: (
+                connector_status_set,
+                {"charge_point_id": names[n], "evse_id": evse, "connector_id": 1, "status": "Available"},
+            ),
+        )
+        note("2.0.1 first connect: StatusNotification, first (two EVSEs)", sent, len(names) * 2)
 
 
 if __name__ == "__main__":

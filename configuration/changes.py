@@ -92,7 +92,7 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
         return command_record_own(charge_point=charge_point, command=command, body=body)
 
 
-refresh_unit_register(configuration_refresh_on_boot)  # its batch records its 1.6 reads ahead (``refresh_writes``)
+refresh_unit_register(configuration_refresh_on_boot)  # its batch records its reads ahead (``refresh_writes``)
 
 
 # The columns the checks, the command and a 2.0.1 report id need (not the full row), in the

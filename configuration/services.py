@@ -7,8 +7,6 @@ Payloads are snake_case (the ``ocpp`` package's kwargs, ``Command.request``/``re
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +18,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
+from commands.services import command_complete
 from configuration.models import (
     AttributeType,
     ConfigurationKey,
@@ -27,6 +26,17 @@ from configuration.models import (
     DeviceModelReport,
     DeviceModelVariable,
     LearnedFrom,
+)
+from configuration.report_writes import (
+    ReportPart,
+    ReportTie,
+    identity_digest,
+    report_parts_stored,
+    report_stored_taken,
+    report_tie_taken,
+    report_tie_unit_register,
+    report_unit_register,
+    variable_identity,
 )
 from kernel.plain_sql import array_text, bound_cursor
 
@@ -256,24 +266,6 @@ class ReportedAttribute:
     characteristics: dict[str, Any] | None = None
 
 
-def variable_identity(component: dict[str, Any], variable: dict[str, Any]) -> tuple[Any, ...]:
-    """(component name, component instance, evse id, connector id, variable name, variable instance)."""
-    evse = component.get("evse") or {}
-    return (
-        component["name"],
-        component.get("instance", ""),
-        evse.get("id"),
-        evse.get("connector_id"),
-        variable["name"],
-        variable.get("instance", ""),
-    )
-
-
-def _identity_digest(key: tuple[Any, ...]) -> str:
-    """``DeviceModelVariable.identity``: SHA-256 of a ``variable_identity`` tuple."""
-    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
-
-
 def _variables_upsert(
     charge_point: ChargePoint, attributes: list[ReportedAttribute], now: datetime, *, characteristics: bool
 ) -> dict[tuple[Any, ...], DeviceModelVariable]:
@@ -290,7 +282,7 @@ def _variables_upsert(
             connector_id=key[3],
             variable_name=key[4],
             variable_instance=key[5],
-            identity=_identity_digest(key),
+            identity=identity_digest(key),
             characteristics=attribute.characteristics or (known.characteristics if known else None),
             learned_at=now,
         )
@@ -358,13 +350,36 @@ def _keep_values_of_reboot_required(rows: Iterable[DeviceModelAttribute]) -> Non
 
 
 def device_model_report_expect(*, charge_point: ChargePoint, request_id: int, command: Command | None) -> None:
-    """A report was asked for (GetBaseReport or GetReport answered Accepted): tie it to its command."""
+    """A report was asked for (GetBaseReport or GetReport answered Accepted): tie it to its command
+    (its row made if it is not there). On PostgreSQL one statement (issue 15: a 2.0.1 charger's
+    first connect; the ORM's ``update_or_create`` is a locked read, then the UPDATE)."""
+    if connection.vendor == "postgresql":
+        if command is not None and report_tie_taken(
+            ReportTie(charge_point.charge_point_id, charge_point.pk, request_id, command.pk)
+        ):
+            return  # its group-commit batch tied it ahead (``report_writes``)
+        with bound_cursor() as cursor:
+            cursor.execute(
+                _REPORT_EXPECTED, [charge_point.pk, request_id, command.pk if command else None, timezone.now()]
+            )
+        return
     DeviceModelReport.objects.update_or_create(
         charge_point=charge_point,
         request_id=request_id,
         defaults={"command": command},
         create_defaults={"command": command, "started_at": timezone.now()},
     )
+
+
+_REPORT_EXPECTED = (
+    f"INSERT INTO {connection.ops.quote_name(DeviceModelReport._meta.db_table)} (charge_point_id, request_id,"
+    " command_id, parts_received, seq_nos, variables_reported, complete, started_at)"
+    " VALUES (%s, %s, %s, 0, '[]', 0, false, %s)"
+    " ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
+)
+
+
+report_tie_unit_register(command_complete)  # its batch ties the reports its answers accept ahead (``report_writes``)
 
 
 def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:
@@ -408,7 +423,6 @@ def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: 
     return int(row[0])
 
 
-@transaction.atomic
 def device_model_report_record(
     *,
     charge_point_id: str,
@@ -420,9 +434,33 @@ def device_model_report_record(
 ) -> DeviceModelReport:
     """Store one NotifyReport part (2.0.1 part 2 B07/B08): its ``reportData`` into the device model,
     and the part on the report it belongs to (by ``requestId``). A part received twice is stored once.
+    On PostgreSQL one statement (``report_writes``), or none of its own in a group-commit batch that
+    stored it ahead with its other chargers' parts.
 
     Raises ``ChargePoint.DoesNotExist`` for an unknown charger.
     """
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            return _report_part_saved(charge_point_id, request_id, seq_no, tbc, generated_at, report_data)
+    part = ReportPart(charge_point_id, request_id, seq_no, tbc, generated_at, report_data)
+    report = report_stored_taken(part) or report_parts_stored([part]).get(charge_point_id)
+    if report is None:
+        raise ChargePoint.DoesNotExist("ChargePoint matching query does not exist.")
+    return report
+
+
+report_unit_register(device_model_report_record)  # its batch stores its parts ahead (``report_writes``)
+
+
+def _report_part_saved(
+    charge_point_id: str,
+    request_id: int,
+    seq_no: int,
+    tbc: bool,
+    generated_at: datetime | None,
+    report_data: list[dict[str, Any]],
+) -> DeviceModelReport:
+    """``device_model_report_record`` through the ORM (other databases than PostgreSQL)."""
     charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
     now = timezone.now()
     report, _ = DeviceModelReport.objects.select_for_update().get_or_create(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -77,6 +78,109 @@ def test_report_request_ids_are_reserved_alike_by_the_plain_statements_and_the_o
     fields = [field.attname for field in DeviceModelReport._meta.concrete_fields if field.attname not in ignored]
     assert [getattr(plain, name) for name in fields] == [getattr(orm, name) for name in fields]
     assert plain.started_at is not None
+
+
+_PARTS = [  # request 1 in two parts (the second received twice), request 2 never reserved
+    {"request_id": 1, "seq_no": 0, "tbc": True, "generated_at": None, "report_data": [ITEM]},
+    {
+        "request_id": 1,
+        "seq_no": 1,
+        "tbc": False,
+        "generated_at": timezone.now(),
+        "report_data": [
+            {**ITEM, "variable_attribute": [{"value": "600", "persistent": True}]},
+            {
+                "component": {"name": "EVSE", "evse": {"id": 1}},
+                "variable": {"name": "Power", "instance": "max"},
+                "variable_characteristics": {"data_type": "decimal", "unit": "W", "supports_monitoring": True},
+                "variable_attribute": [
+                    {"type": "MaxSet", "value": "22000", "mutability": "ReadOnly", "constant": True}
+                ],
+            },
+        ],
+    },
+    {"request_id": 2, "seq_no": 0, "tbc": False, "generated_at": None, "report_data": []},
+]
+
+
+def _stored(charge_point: ChargePoint) -> tuple[list[Any], list[Any], list[Any]]:
+    """The charger's reports, variables and attributes, without ids, chargers and times."""
+
+    def values(model: Any, rows: Any, *ignored: str) -> list[Any]:
+        names = [f.attname for f in model._meta.concrete_fields if f.attname not in {"id", *ignored}]
+        return [[getattr(row, name) for name in names] for row in rows]
+
+    reports = DeviceModelReport.objects.filter(charge_point=charge_point).order_by("request_id")
+    variables = DeviceModelVariable.objects.filter(charge_point=charge_point).order_by("identity")
+    attributes = DeviceModelAttribute.objects.filter(variable__charge_point=charge_point)
+    return (
+        [[*row, report.completed_at is not None] for row, report in zip(
+            values(DeviceModelReport, reports, "charge_point_id", "started_at", "completed_at"), reports, strict=True
+        )],
+        values(DeviceModelVariable, variables, "charge_point_id", "learned_at"),
+        values(DeviceModelAttribute, attributes.order_by("variable__identity", "type"), "variable_id", "learned_at"),
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only")
+def test_a_report_part_is_stored_by_one_statement_alike_the_orm(register_charge_point, monkeypatch):
+    plain, orm = (register_charge_point(name, ocpp_version="2.0.1") for name in ("CP-PART-SQL", "CP-PART-ORM"))
+    for charge_point in (plain, orm):
+        with transaction.atomic():
+            services.device_model_report_request_id(charge_point=charge_point)
+    answered = []
+    with CaptureQueriesContext(connection) as queries:
+        for part in [*_PARTS[:2], *_PARTS[1:]]:
+            answered.append(services.device_model_report_record(charge_point_id="CP-PART-SQL", **part))
+    assert len(queries.captured_queries) == 4  # one statement each
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "vendor", "other")
+        for part in [*_PARTS[:2], *_PARTS[1:]]:
+            services.device_model_report_record(charge_point_id="CP-PART-ORM", **part)
+    assert _stored(plain) == _stored(orm)
+    reports, variables, attributes = _stored(plain)
+    assert [row[:6] for row in reports] == [[1, None, 2, [0, 1], 3, True], [2, None, 1, [0], 0, True]]
+    assert len(variables) == 2 and len(attributes) == 3
+    assert [(report.request_id, report.parts_received, report.complete) for report in answered] == [
+        (1, 1, False),
+        (1, 2, True),
+        (1, 2, True),
+        (2, 1, True),
+    ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only")
+def test_a_report_is_tied_to_its_command_by_one_statement_alike_the_orm(register_charge_point, monkeypatch):
+    charge_points = [register_charge_point(name, ocpp_version="2.0.1") for name in ("CP-TIE-SQL", "CP-TIE-ORM")]
+    for charge_point in charge_points:
+        with transaction.atomic():
+            services.device_model_report_request_id(charge_point=charge_point)
+    commands = [
+        Command.objects.create(
+            charge_point=charge_point,
+            charge_point_identity=charge_point.charge_point_id,
+            ocpp_version="2.0.1",
+            command="get_base_report",
+            action="GetBaseReport",
+            request={"request_id": 1, "report_base": "FullInventory"},
+        )
+        for charge_point in charge_points
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        for request_id in (1, 5):  # reserved; not (made)
+            services.device_model_report_expect(
+                charge_point=charge_points[0], request_id=request_id, command=commands[0]
+            )
+    assert len(queries.captured_queries) == 2
+    with monkeypatch.context() as patched:
+        patched.setattr(connection, "vendor", "other")
+        for request_id in (1, 5):
+            services.device_model_report_expect(
+                charge_point=charge_points[1], request_id=request_id, command=commands[1]
+            )
+    plain, orm = (_stored(charge_point)[0] for charge_point in charge_points)
+    assert [[row[0], *row[2:]] for row in plain] == [[row[0], *row[2:]] for row in orm]
+    assert [(row[0], row[1]) for row in plain] == [(1, commands[0].pk), (5, commands[0].pk)]
 
 
 def _connected(register_charge_point, charge_point_id: str, ocpp_version: str, **kwargs):

@@ -1,0 +1,371 @@
+"""A 2.0.1 NotifyReport part stored by one statement, and a group-commit batch's parts by one (issue 15, round 18).
+
+A NotifyReport part (2.0.1 part 2 B07/B08: ``services.device_model_report_record``) was five
+statements through the ORM: the charger read, its report's row locked (or made), its variables
+upserted, their attributes upserted, the report's row saved. On PostgreSQL it is now one statement
+(``report_parts_stored``): the report's row upserted by its unique (charger, requestId), the part
+counted once per seqNo, the report complete with its last part (tbc false); the part's variables
+upserted by their identity, and their attributes by (variable, type), learned from NotifyReport with
+the report's requestId and command; the report's row returned. An unknown charger: no row (the
+caller raises ``ChargePoint.DoesNotExist``).
+
+A fleet's 2.0.1 charger sends one after its first boot (the configuration read after a boot,
+GetBaseReport FullInventory). A batch written without savepoints stores those that are the first
+unit of their charger in the batch ahead, all by the same one statement
+(``reports_stored_together``); each unit then takes its report's row (``report_stored_taken``). A
+part stored ahead and not taken is dropped once its unit ran (``report_store_dropped``), which sends
+the batch to its second pass: nothing is committed that its unit did not store.
+
+Likewise the report a GetBaseReport (or GetReport) answered Accepted is tied to its command by its
+answer's route (``services.device_model_report_expect``: one upsert of the report's row), a
+statement per charger in a fleet's first connect: a batch ties those of its ``command_complete``
+units that are the first of their charger by one statement (``reports_tied_together``), and each
+route takes its tie (``report_tie_taken``) instead of its own; one left sends the batch to its
+second pass (``report_tie_dropped``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from django.db import connection
+from django.db.models import Field, Model
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint
+from commands.rpc import Outcome
+from configuration.models import (
+    AttributeType,
+    DeviceModelAttribute,
+    DeviceModelReport,
+    DeviceModelVariable,
+    LearnedFrom,
+)
+from kernel.plain_sql import array_text, bound_cursor, column_of, columns_of, instance_of
+from kernel.rows_ahead import RowsAhead, UnitKind
+
+
+class ReportPart(NamedTuple):
+    """A NotifyReport part as ``device_model_report_record``'s keyword arguments (snake_case
+    ``report_data``: ReportDataType items)."""
+
+    charge_point_id: str
+    request_id: int
+    seq_no: int
+    tbc: bool
+    generated_at: datetime | None
+    report_data: list[dict[str, Any]]
+
+
+def variable_identity(component: dict[str, Any], variable: dict[str, Any]) -> tuple[Any, ...]:
+    """(component name, component instance, evse id, connector id, variable name, variable instance)."""
+    evse = component.get("evse") or {}
+    return (
+        component["name"],
+        component.get("instance", ""),
+        evse.get("id"),
+        evse.get("connector_id"),
+        variable["name"],
+        variable.get("instance", ""),
+    )
+
+
+def identity_digest(key: tuple[Any, ...]) -> str:
+    """``DeviceModelVariable.identity``: SHA-256 of a ``variable_identity`` tuple."""
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStored:
+    """A part stored ahead: what it asked (to be taken only by the same ask) and its report's row."""
+
+    part: ReportPart
+    report: DeviceModelReport
+
+
+_units: UnitKind[ReportPart] = UnitKind(ReportPart)
+report_unit_register = _units.register  # ``func``'s units store a NotifyReport part: their arguments a ``ReportPart``'s
+report_lookup_of = _units.lookup_of
+_stored: RowsAhead[str, ReportStored] = RowsAhead()  # charger id -> its part stored
+
+
+@contextmanager
+def reports_stored_together(parts: Sequence[ReportPart]) -> Iterator[None]:
+    """Within the block (a batch's pass without savepoints), each of ``parts`` (the first of its
+    charger) is stored now (one statement) and answered (``report_stored_taken``). Fewer than
+    ``FEWEST``, or not PostgreSQL: no statement, no answer."""
+    with _stored.kept() as stored:
+        asks = list({part.charge_point_id: part for part in reversed(parts)}.values())[::-1]  # the first of each
+        if _stored.enough(asks):
+            rows = report_parts_stored(asks, malformed_left=True)
+            stored.update(
+                {
+                    part.charge_point_id: ReportStored(part, rows[part.charge_point_id])
+                    for part in asks
+                    if part.charge_point_id in rows
+                }
+            )
+        yield
+
+
+def report_stored_taken(part: ReportPart) -> DeviceModelReport | None:
+    """The report's row as ``part`` was stored ahead in this pass (taken: no other unit gets it),
+    or None: the unit stores its own way."""
+    stored = _stored.taken(part.charge_point_id, lambda row: row.part == part)
+    return stored.report if stored is not None else None
+
+
+def report_store_dropped(part: ReportPart | None) -> bool:
+    """Its unit ran: what was stored for its charger, if it was left, is no later unit's. True when
+    it was left: a part is stored that no unit took, so the batch's pass must be written again."""
+    return part is not None and _stored.dropped(part.charge_point_id) is not None
+
+
+class _Rows(NamedTuple):
+    """The arrays of one statement: its parts, their variables and their attributes."""
+
+    parts: list[ReportPart]
+    variables: dict[tuple[str, str], list[Any]]  # (charger, identity) -> the variable's columns
+    attributes: dict[tuple[str, str, str], list[Any]]  # (charger, identity, type) -> the attribute's
+
+
+def _rows_of(parts: Sequence[ReportPart], *, malformed_left: bool) -> _Rows:
+    """What ``parts`` write, as ``device_model_attributes_record`` makes it of a report: one
+    attribute per variableAttribute (the last of a variable and type wins), one variable per
+    variable named by an attribute, its characteristics the last given. A part whose items lack what
+    the schema requires raises, or with ``malformed_left`` is left out (its unit stores its own
+    way and raises)."""
+    rows = _Rows([], {}, {})
+    for part in parts:
+        try:
+            variables, attributes = _part_rows(part)
+        except (AttributeError, KeyError, TypeError):
+            if not malformed_left:
+                raise
+            continue
+        rows.parts.append(part)
+        rows.variables.update(variables)
+        rows.attributes.update(attributes)
+    return rows
+
+
+def _part_rows(
+    part: ReportPart,
+) -> tuple[dict[tuple[str, str], list[Any]], dict[tuple[str, str, str], list[Any]]]:
+    variables: dict[tuple[str, str], list[Any]] = {}
+    attributes: dict[tuple[str, str, str], list[Any]] = {}
+    for item in part.report_data:
+        key = variable_identity(item["component"], item["variable"])
+        identity = identity_digest(key)
+        characteristics = item.get("variable_characteristics")
+        for attribute in item["variable_attribute"]:
+            known = variables.get((part.charge_point_id, identity))
+            kept = characteristics or (known[-1] if known is not None else None)
+            variables[(part.charge_point_id, identity)] = [part.charge_point_id, *key, identity, kept]
+            kind = attribute.get("type", AttributeType.ACTUAL)
+            attributes[(part.charge_point_id, identity, kind)] = [
+                part.charge_point_id,
+                identity,
+                kind,
+                attribute.get("value"),
+                attribute.get("mutability", ""),
+                attribute.get("persistent"),
+                attribute.get("constant"),
+            ]
+    return variables, attributes
+
+
+def _quoted(model: type[Model], *attnames: str) -> str:
+    """The quoted columns of ``model``'s fields ``attnames``, comma-separated."""
+    return ", ".join(_column(model, name) for name in attnames)
+
+
+def _column(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field)
+    return connection.ops.quote_name(column_of(field))
+
+
+_REPORTS = connection.ops.quote_name(DeviceModelReport._meta.db_table)
+_VARIABLES = connection.ops.quote_name(DeviceModelVariable._meta.db_table)
+_ATTRIBUTES = connection.ops.quote_name(DeviceModelAttribute._meta.db_table)
+_CHARGERS = connection.ops.quote_name(ChargePoint._meta.db_table)
+_VARIABLE_COLUMNS = (
+    "component_name",
+    "component_instance",
+    "evse_id",
+    "connector_id",
+    "variable_name",
+    "variable_instance",
+    "identity",
+)
+# What a reported attribute's upsert sets (``device_model_attributes_record``'s, a report's three last).
+_ATTRIBUTE_SET = (
+    "value",
+    "pending_value",
+    "learned_from",
+    "report_request_id",
+    "command",
+    "learned_at",
+    "mutability",
+    "persistent",
+    "constant",
+)
+_ATTRIBUTE_SET_COLUMNS = [_column(DeviceModelAttribute, name) for name in _ATTRIBUTE_SET]
+
+# Per part: its charger (its row's id), its report's row upserted by (charger, requestId), the part
+# counted once per seqNo, complete with its last part; then its variables and their attributes
+# upserted; the report's rows returned (the model's columns), each with its charger's id.
+_STATEMENT = (
+    "WITH part AS (SELECT *, %s::timestamptz AS now, %s::text AS learned_from"
+    " FROM unnest(%s::text[], %s::integer[], %s::integer[], %s::boolean[], %s::timestamptz[], %s::integer[])"
+    " AS part(charge_point_id, request_id, seq_no, tbc, generated_at, items)),"
+    f" cp AS (SELECT c.id, part.* FROM {_CHARGERS} c JOIN part ON c.charge_point_id = part.charge_point_id),"
+    f" report AS (INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, parts_received, seq_nos,"
+    " variables_reported, complete, generated_at, started_at, completed_at)"
+    " SELECT cp.id, cp.request_id, 1, jsonb_build_array(cp.seq_no), cp.items, NOT cp.tbc, cp.generated_at,"
+    " cp.now, CASE WHEN cp.tbc THEN NULL ELSE cp.now END FROM cp ORDER BY cp.id"
+    " ON CONFLICT (charge_point_id, request_id) DO UPDATE SET"
+    " parts_received = r.parts_received + CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN 0 ELSE 1 END,"
+    " variables_reported = r.variables_reported"
+    " + CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN 0 ELSE EXCLUDED.variables_reported END,"
+    " seq_nos = CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN r.seq_nos ELSE r.seq_nos || EXCLUDED.seq_nos END,"
+    " generated_at = EXCLUDED.generated_at, complete = r.complete OR EXCLUDED.complete,"
+    " completed_at = CASE WHEN EXCLUDED.complete THEN EXCLUDED.completed_at ELSE r.completed_at END"
+    f" RETURNING {columns_of(DeviceModelReport, 'r')}),"
+    f" variable AS (INSERT INTO {_VARIABLES} AS v (charge_point_id, {_quoted(DeviceModelVariable, *_VARIABLE_COLUMNS)},"
+    " characteristics, learned_at)"
+    " SELECT cp.id, x.component_name, x.component_instance, x.evse_id, x.connector_id, x.variable_name,"
+    " x.variable_instance, x.identity, x.characteristics::jsonb, cp.now"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[]) AS x(charge_point_id, component_name, component_instance, evse_id, connector_id,"
+    " variable_name, variable_instance, identity, characteristics)"
+    " JOIN cp ON cp.charge_point_id = x.charge_point_id ORDER BY cp.id, x.identity"
+    " ON CONFLICT (charge_point_id, identity) DO UPDATE SET characteristics = EXCLUDED.characteristics,"
+    " learned_at = EXCLUDED.learned_at RETURNING v.id, v.charge_point_id, v.identity),"
+    f" attribute AS (INSERT INTO {_ATTRIBUTES} AS a (variable_id, {_quoted(DeviceModelAttribute, 'type')},"
+    f" {', '.join(_ATTRIBUTE_SET_COLUMNS)})"
+    " SELECT variable.id, y.type, y.value, NULL, cp.learned_from, report.request_id, report.command_id,"
+    " cp.now, y.mutability, y.persistent, y.constant"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::boolean[])"
+    " AS y(charge_point_id, identity, type, value, mutability, persistent, constant)"
+    " JOIN cp ON cp.charge_point_id = y.charge_point_id"
+    " JOIN variable ON variable.charge_point_id = cp.id AND variable.identity = y.identity"
+    " JOIN report ON report.charge_point_id = cp.id ORDER BY variable.id, y.type"
+    f" ON CONFLICT (variable_id, {_quoted(DeviceModelAttribute, 'type')}) DO UPDATE SET "
+    + ", ".join(f"{column} = EXCLUDED.{column}" for column in _ATTRIBUTE_SET_COLUMNS)
+    + " RETURNING 1)"
+    " SELECT report.*, cp.charge_point_id FROM report JOIN cp ON cp.id = report.charge_point_id"
+)
+
+
+def report_parts_stored(parts: Sequence[ReportPart], *, malformed_left: bool = False) -> dict[str, DeviceModelReport]:
+    """Store ``parts`` (at most one per charger) by one statement (PostgreSQL, in the caller's
+    transaction): charger id -> its report's row as written; a part of an unknown charger is not
+    among them. A part whose items lack what the schema requires (a ``KeyError``...) raises, or
+    with ``malformed_left`` is not among them either."""
+    rows = _rows_of(parts, malformed_left=malformed_left)
+    if not rows.parts:
+        return {}
+    variables = [[*row[:-1], json.dumps(row[-1]) if row[-1] is not None else None] for row in rows.variables.values()]
+    reported = [
+        (p.charge_point_id, p.request_id, p.seq_no, p.tbc, p.generated_at, len(p.report_data)) for p in rows.parts
+    ]
+    params: list[Any] = [timezone.now(), LearnedFrom.NOTIFY_REPORT.value]
+    for table, width in ((reported, 6), (variables, 9), (list(rows.attributes.values()), 7)):
+        params += [array_text(column) for column in _columns(table, width)]
+    with bound_cursor() as cursor:
+        cursor.execute(_STATEMENT, params)
+        found = cursor.fetchall()
+    return {row[-1]: instance_of(DeviceModelReport, row[:-1]) for row in found}
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """``rows`` (each ``width`` values) as one list per column."""
+    return [[row[index] for row in rows] for index in range(width)]
+
+
+class ReportTie(NamedTuple):
+    """A report request answered Accepted (``command_complete``'s unit of a GetBaseReport or
+    GetReport): its charger (its id and its row's), the requestId, the command to tie it to."""
+
+    charge_point_id: str
+    charge_point_pk: int
+    request_id: int
+    command_id: uuid.UUID
+
+
+_REPORT_REQUESTS = ("GetBaseReport", "GetReport")
+
+
+def _tie_of(*, command: Any, outcome: Any) -> ReportTie | None:
+    """The tie of ``command_complete(command=..., outcome=...)`` when its answer's route ties a
+    report (a report request of a known charger answered Accepted), else None."""
+    accepted = outcome.outcome == Outcome.RESULT and outcome.payload.get("status") == "Accepted"
+    if command.action not in _REPORT_REQUESTS or not accepted or not command.charge_point_id:
+        return None
+    return ReportTie(
+        command.charge_point_identity, command.charge_point_id, int(command.request["request_id"]), command.pk
+    )
+
+
+_ties: UnitKind[ReportTie] = UnitKind()
+report_tie_lookup_of = _ties.lookup_of
+_tied: RowsAhead[str, ReportTie] = RowsAhead()  # charger id -> its report tied
+
+
+def report_tie_unit_register(func: Any) -> None:
+    """``func``'s units (``command_complete``'s: ``command=``, ``outcome=``) may tie a report to its command."""
+    _ties.register(func, _tie_of)
+
+
+@contextmanager
+def reports_tied_together(ties: Sequence[ReportTie]) -> Iterator[None]:
+    """Within the block (a batch's pass without savepoints), each of ``ties`` (the first of its
+    charger) is written now (one statement) and answered (``report_tie_taken``). Fewer than
+    ``FEWEST``, or not PostgreSQL: no statement, no answer."""
+    with _tied.kept() as tied:
+        asks = list({tie.charge_point_id: tie for tie in reversed(ties)}.values())[::-1]  # the first of each
+        if _tied.enough(asks):
+            with bound_cursor() as cursor:
+                cursor.execute(
+                    _TIED,
+                    [
+                        timezone.now(),
+                        array_text([tie.charge_point_pk for tie in asks]),
+                        array_text([tie.request_id for tie in asks]),
+                        array_text([str(tie.command_id) for tie in asks]),
+                    ],
+                )
+                written = {pk for (pk,) in cursor.fetchall()}
+            tied.update((tie.charge_point_id, tie) for tie in asks if tie.charge_point_pk in written)
+        yield
+
+
+def report_tie_taken(tie: ReportTie) -> bool:
+    """Whether ``tie`` was written ahead in this pass (taken: its route writes nothing)."""
+    return _tied.taken(tie.charge_point_id, lambda row: row == tie) is not None
+
+
+def report_tie_dropped(tie: ReportTie | None) -> bool:
+    """Its unit ran: the tie written for its charger, if it was left, is no later unit's. True when
+    it was left (its route did not take it): the batch's pass must be written again."""
+    return tie is not None and _tied.dropped(tie.charge_point_id) is not None
+
+
+# ``services.device_model_report_expect``'s upsert for many reports (the row made if it is not there).
+_TIED = (
+    f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id, parts_received, seq_nos,"
+    " variables_reported, complete, started_at)"
+    " SELECT t.charge_point_id, t.request_id, t.command_id, 0, '[]', 0, false, %s"
+    " FROM unnest(%s::bigint[], %s::integer[], %s::uuid[]) AS t(charge_point_id, request_id, command_id)"
+    " ORDER BY 1, 2 ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
+    " RETURNING r.charge_point_id"
+)
