@@ -13,15 +13,15 @@ server counts the WebSocket handshakes it has handed to the application and not 
 application accepted or closed, or its instance finished. A socket dropped meanwhile (daphne's
 connect timeout) still counts while the consumer works on it, so the consumer's own process-wide
 check never refuses what daphne admitted. An upgrade request beyond the cap is answered
-``503 Service Unavailable`` with a ``Retry-After`` of ``CSMS_HANDSHAKE_RETRY_AFTER`` seconds,
-jittered over [N/2, 3N/2] so a storm's retries spread out, by daphne's HTTP layer before the
-upgrade: no WebSocket protocol, application instance or consumer is made for it, and the answer is
-written straight to the socket. (The consumer's per-address limit still answers 403.) In a storm
-the refused are also given turns: each refusal takes the first second, at least half the setting
-away, that has fewer turns told than the rate the process has been accepting handshakes (measured
-over the last seconds), and its ``Retry-After`` is the time to that second (at most
-``RETRY_AFTER_CAP`` times the setting), so chargers that honour it come back about as fast as they
-can be taken instead of all within 5-15 s to be refused again.
+``503 Service Unavailable`` with a ``Retry-After`` by daphne's HTTP layer before the upgrade: no
+WebSocket protocol, application instance or consumer is made for it, and the answer is written
+straight to the socket. (The consumer's per-address limit still answers 403.) The refused are
+given turns: each refusal takes the first second, at least half ``CSMS_HANDSHAKE_RETRY_AFTER``
+away, that has fewer turns told than it holds at the rate the process has been accepting
+handshakes (measured over the last seconds), and its ``Retry-After`` is the time to that second (at
+most ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it come back about as fast as
+they can be taken instead of all within 5-15 s to be refused again. While nothing has been
+accepted for a few seconds there is no rate to pace by: the setting, jittered over [N/2, 3N/2].
 
 **An upgrade request parsed once.** daphne hands an upgrade to autobahn only after Twisted's HTTP
 channel has parsed it into a ``Request`` (line by line, a ``Headers`` object, a deferred), and then
@@ -108,6 +108,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
 import random
 import re
 import time
@@ -254,13 +255,14 @@ class HandshakeGate:
 
     def turn_in(self, now: float) -> int:
         """Seconds a charger refused at ``now`` is told to wait: its turn, the first whole second at
-        least half the setting away with fewer chargers told to come in it than the measured
-        admission rate (at most RETRY_AFTER_CAP times the setting away), or the jittered Retry-After
-        while nothing has been accepted to pace by. Each call takes a turn.
+        least half the setting (rounded down, at least 1) away with fewer chargers told to come in it
+        than it holds at the measured admission rate (at most RETRY_AFTER_CAP times the setting away),
+        or the jittered Retry-After while nothing has been accepted to pace by. Each call takes a turn.
 
-        Every second holds as many turns as the worker takes handshakes a second now, so a rate that
-        has risen since earlier turns were told (a worker's first seconds are its slowest) fills the
-        seconds they left short, instead of queueing the chargers refused later behind them."""
+        Second ``s`` holds ``floor(rate * (s + 1)) - floor(rate * s)`` turns: on average the turns the
+        worker takes a second now (at 0.2 a second, one in five seconds; at 2.4, twelve in five), so a
+        rate that has risen since earlier turns were told (a worker's first seconds are its slowest)
+        fills the seconds they left short, instead of queueing the chargers refused later behind them."""
         rate = self.admission_rate(now)
         if rate <= 0:  # nothing accepted lately: nothing to pace by
             return retry_after_seconds()
@@ -270,9 +272,10 @@ class HandshakeGate:
         for past in [s for s in turns if s <= second]:
             del turns[past]
         for wait in range(max(1, base // 2), cap + 1):
-            told = turns.get(second + wait, 0)
-            if told < rate:
-                turns[second + wait] = told + 1
+            turn = second + wait
+            told = turns.get(turn, 0)
+            if told < math.floor(rate * (turn + 1)) - math.floor(rate * turn):  # seconds hold the rate on average
+                turns[turn] = told + 1
                 return wait
         return random.randint(max(1, cap // 2), cap)  # no turn within the cap: spread over its upper half
 

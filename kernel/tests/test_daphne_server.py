@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import importlib.util
 import inspect
+import math
 import socket
 import sys
 import textwrap
@@ -237,6 +238,23 @@ def test_turns_told_at_a_slow_start_leave_room_a_faster_rate_fills():
     assert gate.admission_rate(1001.0) == 105.0  # 10 + 200 over the two whole seconds
     assert gate.turn_in(1001.0) == 5
     assert gate._turns[1006] == 11
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+@pytest.mark.parametrize(("per_second", "told"), [(0.2, 5), (2.4, 62)])
+def test_turns_hold_the_admission_rate_on_average_even_below_one_a_second(per_second: float, told: int):
+    """At 0.2 accepted a second (one handshake in five seconds), 40 refusals are told one turn in
+    five seconds within the 5 to 30 s the turns span, the rest spread over the cap's upper half;
+    at 2.4 a second, twelve turns in five seconds (62 in the 26 seconds)."""
+    gate = daphne_server.HandshakeGate()
+    for n in range(round(per_second * 5)):
+        gate.accepted(995 + n / per_second)
+    assert gate.admission_rate(1000.0) == pytest.approx(per_second)
+    waits = [gate.turn_in(1000.0) for _ in range(told + 40)]
+    assert sum(gate._turns.values()) == told  # the turns of the 26 seconds 5 to 30 s away
+    for start in range(1005, 1027):
+        assert sum(gate._turns.get(second, 0) for second in range(start, start + 5)) <= math.ceil(per_second * 5)
+    assert len(waits) == told + 40
 
 
 class _ConnectingProtocol:
