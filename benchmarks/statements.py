@@ -494,22 +494,16 @@ async def _reboot_with_a_session_open(
     note("StatusNotification (1.6) Available after a reboot, its session closed", sent, len(names))
 
 
-# The device model a 2.0.1 charger of the benchmarks reports after its first boot (``loadgen.DEVICE_MODEL_REPORT``),
-# as the NotifyReport handler passes it (the ``ocpp`` package's snake_case).
-DEVICE_MODEL_REPORT = [
-    {
-        "component": {"name": component},
-        "variable": {"name": variable},
-        "variable_attribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
-    }
-    for component, variable, value in (
-        ("OCPPCommCtrlr", "HeartbeatInterval", "300"),
-        ("SampledDataCtrlr", "TxUpdatedInterval", "60"),
-        ("SampledDataCtrlr", "TxUpdatedMeasurands", "Energy.Active.Import.Register,Power.Active.Import"),
-        ("TxCtrlr", "EVConnectionTimeOut", "60"),
-        ("AuthCtrlr", "AuthorizeRemoteStart", "true"),
-    )
-]
+def device_model_report() -> list[dict[str, Any]]:
+    """The device model a 2.0.1 charger of the benchmarks reports after its first boot
+    (``loadgen.DEVICE_MODEL_REPORT``), as the NotifyReport handler passes it (the ``ocpp``
+    package's snake_case)."""
+    from loadgen import DEVICE_MODEL_REPORT
+
+    return [
+        {"component": part["component"], "variable": part["variable"], "variable_attribute": part["variableAttribute"]}
+        for part in DEVICE_MODEL_REPORT
+    ]
 
 
 async def _first_connect201(names: list[str], group: CommitGroup, note: Callable[[str, int, int], None]) -> None:
@@ -587,7 +581,7 @@ async def _first_connect201(names: list[str], group: CommitGroup, note: Callable
                 "seq_no": 0,
                 "tbc": False,
                 "generated_at": generated_at,
-                "report_data": DEVICE_MODEL_REPORT,
+                "report_data": device_model_report(),
             },
         ),
     )
