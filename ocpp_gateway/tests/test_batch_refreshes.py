@@ -312,3 +312,31 @@ async def test_a_batch_whose_keys_are_refused_completes_each_read_its_own_way(st
     assert await sync_to_async(_keys_stored)(names[1]) == []
     for n in (0, 2):
         assert await sync_to_async(_keys_stored)(names[n]) == _expected_keys(n, commands[n])
+
+
+def _refused() -> None:
+    raise ValueError("a later unit of the batch fails")
+
+
+async def test_answered_reads_written_ahead_of_a_unit_that_fails_are_written_again_once_each(
+    statements: list[str],
+) -> None:
+    """The first pass wrote the reads ahead, then a later unit failed: the pass is rolled back and
+    the second writes each read its own way — every outcome and key stored once, one event each."""
+    await WebhookSubscription.objects.acreate(url="http://127.0.0.1:9/hooks", events=["command.completed"], secret="s")
+    names = await sync_to_async(_arranged)("LATER")
+    group = CommitGroup(max_units=64)
+    commands = await _recorded_reads(group, names[:3])
+    del statements[:]
+    results = await one_batch(group, *(_completion(command, n) for n, command in enumerate(commands)), (_refused, {}))
+    assert isinstance(results[-1], ValueError)  # its own failure, alone
+    assert [result.state for result in results[:3]] == [CommandState.ACCEPTED] * 3
+    assert _written(statements) == {"outcomes alone": 3, "outcomes together": 1, "keys alone": 3, "keys together": 1}
+    rows = await sync_to_async(_completed_rows)(commands)
+    assert [row[0] for row in rows] == [CommandState.ACCEPTED] * 3
+    for n, (name, command) in enumerate(zip(names, commands, strict=False)):
+        assert await sync_to_async(_keys_stored)(name) == _expected_keys(n, command)
+    events = WebhookDelivery.objects.filter(event_type="command.completed").values_list("body", flat=True)
+    assert sorted([json.loads(body)["data"]["command_id"] async for body in events]) == sorted(
+        str(command.pk) for command in commands
+    )
