@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from commands import routes
 from commands.models import Command
-from commands.outcomes import ANSWERED_STATES, OUTCOME_FIELDS, outcome_applied
+from commands.outcomes import OUTCOME_FIELDS, outcome_applied
 from commands.rpc import CallOutcome, Outcome
 from kernel.plain_sql import gathered_rows_written, instance_updated
 from kernel.rows_ahead import RowsAhead, UnitKind
@@ -72,7 +72,7 @@ _written: RowsAhead[UUID, CompletionLookup] = RowsAhead()  # command id -> its c
 @contextmanager
 def outcomes_written_together(completions: Sequence[CompletionLookup]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), the completions of ``completions``
-    that its charger answered (``ANSWERED_STATES``) are written now and answered
+    (CALLRESULTs: each answered, ``outcomes.ANSWERED_STATES``) are written now and answered
     (``outcome_written_taken``): their outcomes (``outcome_applied`` on each command, at the
     block's time) by one statement, their answers by one per action. Fewer than ``FEWEST``, or not
     PostgreSQL: nothing written, no answer."""
@@ -85,24 +85,18 @@ def outcomes_written_together(completions: Sequence[CompletionLookup]) -> Iterat
 
 def _completed(asked: list[CompletionLookup]) -> dict[UUID, CompletionLookup]:
     now = timezone.now()
-    answered: list[CompletionLookup] = []
     for completion in asked:
         outcome_applied(completion.command, completion.outcome, completed_at=now)
-        if completion.command.state in ANSWERED_STATES:
-            answered.append(completion)
-    if not _written.enough(answered):
-        return {}  # the units write their own way (setting their outcome again)
-    for completion in answered:
         instance_updated(completion.command, OUTCOME_FIELDS, may_gather=True)
     gathered_rows_written(Command)  # one UPDATE ... FROM unnest, now: the answers' rows refer to the commands
     handlers: dict[routes.AnswersHandler, list[Command]] = {}
-    for completion in answered:
+    for completion in asked:
         handler = routes.answers_together_of(completion.command)
         assert handler is not None  # as the lookup found
         handlers.setdefault(handler, []).append(completion.command)
     for handler, commands in handlers.items():
         handler(commands)
-    return {completion.command.pk: completion for completion in answered}
+    return {completion.command.pk: completion for completion in asked}
 
 
 def outcome_written_taken(command: Command, outcome: CallOutcome) -> bool:
