@@ -257,13 +257,8 @@ batch_us: dict[str, float] = {}  # label -> the batch thread's CPU µs per messa
 database_us: dict[str, float] = {}  # label -> PostgreSQL's CPU µs per message (--cpu)
 
 
-async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, float]:
-    from chargepoints.services import connector_status_set
-    from charging.services.transaction_start import transaction_start
-    from charging.services.transaction_stop import StopRequest, transaction_stop
-
-    run = uuid.uuid4().hex[:8]
-    names = [f"STMT-{run}-{n}" for n in range(chargers)]
+async def _registered(names: list[str]) -> list[contextvars.Context]:
+    """``names`` registered as chargers, and a connection's context for each (its open sessions bound)."""
     await sync_to_async(
         lambda: [charge_point_register(charge_point_id=name, heartbeat_interval=60) for name in names]
     )()
@@ -272,6 +267,17 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
         context = contextvars.copy_context()
         context.run(open_sessions_bind)
         contexts.append(context)
+    return contexts
+
+
+async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, float]:
+    from chargepoints.services import connector_status_set
+    from charging.services.transaction_start import transaction_start
+    from charging.services.transaction_stop import StopRequest, transaction_stop
+
+    run = uuid.uuid4().hex[:8]
+    names = [f"STMT-{run}-{n}" for n in range(chargers)]
+    contexts = await _registered(names)
     group = CommitGroup(max_units=max_units)
     await _listening()
     t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -516,14 +522,7 @@ async def _first_connect201(names: list[str], group: CommitGroup, note: Callable
     from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
     from configuration.services import device_model_report_record
 
-    await sync_to_async(
-        lambda: [charge_point_register(charge_point_id=name, heartbeat_interval=60) for name in names]
-    )()
-    contexts = []
-    for _ in names:
-        context = contextvars.copy_context()
-        context.run(open_sessions_bind)
-        contexts.append(context)
+    contexts = await _registered(names)
     sent, attached = await _phase(
         group,
         contexts,
