@@ -119,6 +119,11 @@ def report_stored_taken(part: ReportPart) -> DeviceModelReport | None:
     return stored.report if stored is not None else None
 
 
+def report_stored_ahead(charge_point_id: str) -> bool:
+    """Whether a part of the charger was stored ahead in this pass and is not taken yet."""
+    return charge_point_id in _stored.left()
+
+
 def report_store_dropped(part: ReportPart | None) -> bool:
     """Its unit ran: what was stored for its charger, if it was left, is no later unit's. True when
     it was left: a part is stored that no unit took, so the batch's pass must be written again."""

@@ -107,7 +107,13 @@ from commands.outcome_writes import (
     outcomes_written_together,
 )
 from configuration.refresh_writes import refresh_lookup_of, refresh_record_dropped, refreshes_recorded_together
-from configuration.report_writes import ReportPart, report_lookup_of, report_store_dropped, reports_stored_together
+from configuration.report_writes import (
+    ReportPart,
+    report_lookup_of,
+    report_store_dropped,
+    report_stored_ahead,
+    reports_stored_together,
+)
 from kernel import metrics
 from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
@@ -345,8 +351,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 statuses_written_together(firsts.statuses) as written,
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
-                outcomes_written_together(firsts.completions),
                 reports_stored_together(firsts.reports),
+                outcomes_written_together(_completions_after_their_parts(firsts)),
             ):
                 return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
@@ -399,6 +405,7 @@ class _Firsts:
     refreshes: list[str] = field(default_factory=list)
     reports: list[ReportPart] = field(default_factory=list)
     completions: list[CompletionLookup] = field(default_factory=list)
+    after_parts: set[str] = field(default_factory=set)  # chargers whose completion follows their part chosen
 
 
 def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Firsts:
@@ -415,17 +422,25 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
     ``request``'s, or a completed command's); a unit naming none (the write-behind buffers, an id
     tag read) writes no session. A completion after StatusNotifications of its charger is chosen
     too: a status reads and writes no command and no configuration (its apps, and their signals'
-    receivers, are below ``commands``)."""
+    receivers, are below ``commands``); and one after its charger's NotifyReport part chosen (a
+    2.0.1 charger's GetBaseReport answer after its part, as the fleet's arrive): the parts are
+    stored ahead before the completions are written (``_completions_after_their_parts``), as in order."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    beside_statuses: set[str] = set()  # the chargers of the units that are not statuses
+    beside_statuses: set[str] = set()  # the chargers of the units that are not statuses (nor parts chosen)
+    parted: set[str] = set()  # the chargers of the parts chosen
     for unit, (start, stop, status, attach, boot, refresh, report, completion) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
             chosen.refreshes.append(refresh)
+        part_of = ""  # the charger of a part chosen
         if report is not None and report.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.reports.append(report)
+            part_of = report.charge_point_id
+            parted.add(part_of)
         if completion is not None and completion.charge_point_id not in beside_statuses and not unit.in_savepoint:
             chosen.completions.append(completion)
+            if completion.charge_point_id in parted:
+                chosen.after_parts.add(completion.charge_point_id)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
@@ -447,8 +462,19 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
         )
         chargers.update(named)
         if status is None:
-            beside_statuses.update(named)
+            beside_statuses.update(name for name in named if name != part_of)
     return chosen
+
+
+def _completions_after_their_parts(firsts: _Firsts) -> list[CompletionLookup]:
+    """The completions to write ahead (inside ``reports_stored_together``'s block): those chosen, but
+    one after its charger's part that was not stored ahead (fewer than ``FEWEST`` parts, a
+    malformed one): that part is stored at its unit's turn, which must come before the completion."""
+    return [
+        completion
+        for completion in firsts.completions
+        if completion.charge_point_id not in firsts.after_parts or report_stored_ahead(completion.charge_point_id)
+    ]
 
 
 def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> list[Outcome]:

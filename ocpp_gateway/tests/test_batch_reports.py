@@ -528,6 +528,72 @@ async def test_report_requests_answered_in_a_batch_are_tied_with_its_other_compl
     assert await ConfigurationKey.objects.filter(charge_point__charge_point_id="TIE-16").acount() == 1
 
 
+async def _parts_then_answers(prefix: str, group: CommitGroup, *, together: bool) -> list[str]:
+    """Three 2.0.1 chargers read after their boot; then each one's NotifyReport part, then its
+    GetBaseReport's answer (Accepted), as the fleet's arrive (the charger answers, then reports at
+    once): all in one batch, or each unit in its own batch (in order)."""
+    names = [f"{prefix}-{n}" for n in range(3)]
+    await sync_to_async(_connected201)(*names)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    part = {"request_id": 1, "seq_no": 0, "tbc": False, "generated_at": None, "report_data": _REPORT}
+    units = []
+    for name, command in zip(names, commands, strict=True):
+        units.append((services.device_model_report_record, {"charge_point_id": name, **part}))
+        units.append((command_complete, {"command": command, "outcome": call_outcome(_ACCEPTED, started=0.0)}))
+    if together:
+        await one_batch(group, *units)
+    else:
+        for unit in units:
+            await one_batch(group, unit)
+    return names
+
+
+async def test_answers_after_their_parts_are_written_ahead_after_the_parts_as_in_order(statements: list[str]) -> None:
+    """Each charger's part, then its answer, in one batch: the parts by one statement, then the
+    answers' outcomes by one and their reports tied by one, none of their own; the reports,
+    commands and device models as the same units one by one leave them (the attributes learned
+    before the tie: no command)."""
+    group = CommitGroup(max_units=64)
+    alone = await _parts_then_answers("INORDER", group, together=False)
+    del statements[:]
+    together = await _parts_then_answers("AHEAD", group, together=True)
+    assert len([sql for sql in statements if sql.startswith(_PARTS_STORED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1
+    assert not [sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]
+    assert await sync_to_async(_reports)(together) == await sync_to_async(_reports)(alone)
+    assert await sync_to_async(_commands)(together) == await sync_to_async(_commands)(alone)
+    model = await sync_to_async(_device_model)(together)
+    assert model == await sync_to_async(_device_model)(alone)
+    assert {row[17] for row in model} == {None}
+
+
+async def test_an_answer_after_a_part_not_stored_ahead_is_written_after_it(statements: list[str]) -> None:
+    """One charger's part (alone in the batch: not stored ahead), then its answer; two other
+    chargers' answers: those two are written ahead, the first charger's answer after its part, at
+    its turn (written ahead, its report's tie would come before the part: its attributes tied)."""
+    names = ["AFTER-1", "AFTER-2", "AFTER-3"]
+    await sync_to_async(_connected201)(*names)
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    part = {"request_id": 1, "seq_no": 0, "tbc": False, "generated_at": None, "report_data": _REPORT}
+    outcome = call_outcome(_ACCEPTED, started=0.0)
+    del statements[:]
+    results = await one_batch(
+        group,
+        (services.device_model_report_record, {"charge_point_id": "AFTER-1", **part}),
+        *((command_complete, {"command": c, "outcome": outcome}) for c in commands),
+    )
+    assert [type(result) for result in results] == [DeviceModelReport, Command, Command, Command]
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1  # AFTER-2 and 3's
+    assert len([sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]) == 1  # AFTER-1's, at its turn
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 2
+    model = await sync_to_async(_device_model)(["AFTER-1"])
+    assert len(model) == 5 and {row[17] for row in model} == {None}
+    tied = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list("command_id", flat=True)
+    assert [row async for row in tied] == [command.pk for command in commands]
+
+
 async def test_report_answers_written_ahead_and_not_taken_are_written_again_once_each(
     statements: list[str], monkeypatch
 ) -> None:
