@@ -536,7 +536,7 @@ async def _parts_then_answers(prefix: str, group: CommitGroup, *, together: bool
     await sync_to_async(_connected201)(*names)
     commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
     part = {"request_id": 1, "seq_no": 0, "tbc": False, "generated_at": None, "report_data": _REPORT}
-    units = []
+    units: list[tuple[Any, dict[str, Any]]] = []
     for name, command in zip(names, commands, strict=True):
         units.append((services.device_model_report_record, {"charge_point_id": name, **part}))
         units.append((command_complete, {"command": command, "outcome": call_outcome(_ACCEPTED, started=0.0)}))
