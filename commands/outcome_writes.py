@@ -1,9 +1,10 @@
-"""A group-commit batch's answered commands completed together (issue 15, round 18).
+"""A group-commit batch's answered commands completed together (issue 15, rounds 18 and 19).
 
 The configuration read after a boot is completed by a unit of the gateway's commit group
 (``services.command_complete``): the outcome's UPDATE, then the answer's store through its route
-(a 1.6 GetConfiguration's keys), each one statement per charger: about two statements per 1.6
-charger's first connect, answered as chargers answer it. A batch written without savepoints
+(a 1.6 GetConfiguration's keys; a 2.0.1 GetBaseReport's report tied to its command), each one
+statement per charger: about two statements per charger's first connect, answered as chargers
+answer it. A batch written without savepoints
 completes ahead, before its units run, those of its commands answered by a CALLRESULT whose route
 stores many answers at once (``routes.answers_together_of``): their outcomes by one
 ``UPDATE ... FROM unnest``, then their answers by one statement per action

@@ -106,14 +106,15 @@ _REFRESH_COLUMNS = tuple(
 # The configuration read after a boot in one statement on PostgreSQL (every accepted boot asks,
 # issue 15): the charger's columns the checks need and, for a charger that gets the read, a 1.6
 # GetConfiguration recorded in the same statement, or a 2.0.1 charger's row locked for its report
-# id (reserved and recorded by the statements that follow, which read after the lock is held).
+# id (reserved and recorded by the statements that follow, which read after the lock is held; ``FOR
+# NO KEY UPDATE``: not waiting for a transaction whose foreign key only refers to the row).
 _CHARGERS = connection.ops.quote_name(ChargePoint._meta.db_table)
 _ASKED = "cp.lifecycle_state = %s AND cp.connection_channel <> '' AND cp.ocpp_version <> ''"
 _REFRESH_SELECTED = ", ".join(connection.ops.quote_name(column) for column in _REFRESH_COLUMNS)
 _REFRESH_READ = (
     f"WITH cp AS (SELECT {_REFRESH_SELECTED} FROM {_CHARGERS} WHERE charge_point_id = %s),"
     f" locked AS (SELECT 1 FROM {_CHARGERS} c JOIN cp ON c.id = cp.id"
-    f" WHERE {_ASKED} AND cp.ocpp_version <> '1.6' FOR UPDATE OF c),"
+    f" WHERE {_ASKED} AND cp.ocpp_version <> '1.6' FOR NO KEY UPDATE OF c),"
     " recorded AS ({insert} WHERE " + _ASKED + " AND cp.ocpp_version = '1.6' RETURNING 1)"
     f" SELECT {', '.join(f'cp.{connection.ops.quote_name(column)}' for column in _REFRESH_COLUMNS)},"
     " EXISTS (SELECT 1 FROM recorded), EXISTS (SELECT 1 FROM locked) FROM cp"

@@ -9,7 +9,10 @@ the next requestId of the charger's), its GetBaseReport row. A fleet's first con
 per charger. A batch written without savepoints records those of its chargers ahead
 (``refreshes_recorded_together``): one statement makes the same checks for all, records the 1.6
 chargers' GetConfiguration rows and locks the 2.0.1 chargers' rows (in the order of their ids,
-skipping one held by another transaction: its unit waits for it at its turn); a second, once those
+skipping one held by another transaction: its unit waits for it at its turn); the lock is ``FOR NO
+KEY UPDATE``, as every report id reservation's: it excludes another reservation and a change of the
+row, not a transaction that only refers to the row (a foreign key's ``KEY SHARE``: a command, a
+session inserted for the charger), which a ``FOR UPDATE`` would skip, or wait for. A second, once those
 locks are held (so that it sees a reservation committed meanwhile), reserves each locked 2.0.1
 charger's report id and records its GetBaseReport, each with its own id. Each unit then takes what
 was recorded for its charger (``refresh_recorded_taken``) instead of its own statements. An unknown
@@ -109,7 +112,7 @@ def _statement(insert: str) -> str:
         " ON c.charge_point_id = ask.charge_point_id),"
         f" recorded AS ({insert} WHERE {_ASKED} RETURNING charge_point_id),"
         f" locked AS (SELECT c.id FROM {_CHARGERS} c JOIN cp ON c.id = cp.id WHERE {_ASKED_201}"
-        " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)"
+        " ORDER BY c.id FOR NO KEY UPDATE OF c SKIP LOCKED)"
         f" SELECT {', '.join(f'cp.{connection.ops.quote_name(column)}' for column in _COLUMNS)},"
         " cp.command_id, EXISTS (SELECT 1 FROM recorded r WHERE r.charge_point_id = cp.id),"
         " EXISTS (SELECT 1 FROM locked l WHERE l.id = cp.id) FROM cp"

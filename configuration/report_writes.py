@@ -16,12 +16,10 @@ unit of their charger in the batch ahead, all by the same one statement
 part stored ahead and not taken is dropped once its unit ran (``report_store_dropped``), which sends
 the batch to its second pass: nothing is committed that its unit did not store.
 
-Likewise the report a GetBaseReport (or GetReport) answered Accepted is tied to its command by its
-answer's route (``services.device_model_report_expect``: one upsert of the report's row), a
-statement per charger in a fleet's first connect: a batch ties those of its ``command_complete``
-units that are the first of their charger by one statement (``reports_tied_together``), and each
-route takes its tie (``report_tie_taken``) instead of its own; one left sends the batch to its
-second pass (``report_tie_dropped``).
+The report a GetBaseReport (or GetReport) answered Accepted is tied to its command by its
+answer's route (``services.device_model_report_expect``): one upsert of the report's row
+(``reports_tied``), which ties many at once for a group-commit batch's answers written ahead with
+its other completions (``commands.outcome_writes``, the route's ``@answers_together`` handler).
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ from django.db.models import Field, Model
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
-from commands.rpc import Outcome
 from configuration.models import (
     AttributeType,
     DeviceModelAttribute,
@@ -120,6 +117,11 @@ def report_stored_taken(part: ReportPart) -> DeviceModelReport | None:
     or None: the unit stores its own way."""
     stored = _stored.taken(part.charge_point_id, lambda row: row.part == part)
     return stored.report if stored is not None else None
+
+
+def report_stored_ahead(charge_point_id: str) -> bool:
+    """Whether a part of the charger was stored ahead in this pass and is not taken yet."""
+    return charge_point_id in _stored.left()
 
 
 def report_store_dropped(part: ReportPart | None) -> bool:
@@ -293,79 +295,37 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 
 class ReportTie(NamedTuple):
-    """A report request answered Accepted (``command_complete``'s unit of a GetBaseReport or
-    GetReport): its charger (its id and its row's), the requestId, the command to tie it to."""
+    """A report asked for and accepted, to tie to its command: its charger's row id, its requestId,
+    the command (its id; None: none)."""
 
-    charge_point_id: str
     charge_point_pk: int
     request_id: int
-    command_id: uuid.UUID
+    command_id: uuid.UUID | None
 
 
-_REPORT_REQUESTS = ("GetBaseReport", "GetReport")
+def reports_tied(ties: Sequence[ReportTie]) -> None:
+    """Tie each report of ``ties`` to its command by one statement (PostgreSQL, in the caller's
+    transaction), its row made where it is missing; a report named twice ends as tied last."""
+    last = list({(tie.charge_point_pk, tie.request_id): tie for tie in ties}.values())
+    if not last:
+        return
+    with bound_cursor() as cursor:
+        cursor.execute(
+            _TIED,
+            [
+                timezone.now(),
+                array_text([tie.charge_point_pk for tie in last]),
+                array_text([tie.request_id for tie in last]),
+                array_text([str(tie.command_id) if tie.command_id is not None else None for tie in last]),
+            ],
+        )
 
 
-def _tie_of(*, command: Any, outcome: Any) -> ReportTie | None:
-    """The tie of ``command_complete(command=..., outcome=...)`` when its answer's route ties a
-    report (a report request of a known charger answered Accepted), else None."""
-    accepted = outcome.outcome == Outcome.RESULT and outcome.payload.get("status") == "Accepted"
-    if command.action not in _REPORT_REQUESTS or not accepted or not command.charge_point_id:
-        return None
-    return ReportTie(
-        command.charge_point_identity, command.charge_point_id, int(command.request["request_id"]), command.pk
-    )
-
-
-_ties: UnitKind[ReportTie] = UnitKind()
-report_tie_lookup_of = _ties.lookup_of
-_tied: RowsAhead[str, ReportTie] = RowsAhead()  # charger id -> its report tied
-
-
-def report_tie_unit_register(func: Any) -> None:
-    """``func``'s units (``command_complete``'s: ``command=``, ``outcome=``) may tie a report to its command."""
-    _ties.register(func, _tie_of)
-
-
-@contextmanager
-def reports_tied_together(ties: Sequence[ReportTie]) -> Iterator[None]:
-    """Within the block (a batch's pass without savepoints), each of ``ties`` (the first of its
-    charger) is written now (one statement) and answered (``report_tie_taken``). Fewer than
-    ``FEWEST``, or not PostgreSQL: no statement, no answer."""
-    with _tied.kept() as tied:
-        asks = list({tie.charge_point_id: tie for tie in reversed(ties)}.values())[::-1]  # the first of each
-        if _tied.enough(asks):
-            with bound_cursor() as cursor:
-                cursor.execute(
-                    _TIED,
-                    [
-                        timezone.now(),
-                        array_text([tie.charge_point_pk for tie in asks]),
-                        array_text([tie.request_id for tie in asks]),
-                        array_text([str(tie.command_id) for tie in asks]),
-                    ],
-                )
-                written = {pk for (pk,) in cursor.fetchall()}
-            tied.update((tie.charge_point_id, tie) for tie in asks if tie.charge_point_pk in written)
-        yield
-
-
-def report_tie_taken(tie: ReportTie) -> bool:
-    """Whether ``tie`` was written ahead in this pass (taken: its route writes nothing)."""
-    return _tied.taken(tie.charge_point_id, lambda row: row == tie) is not None
-
-
-def report_tie_dropped(tie: ReportTie | None) -> bool:
-    """Its unit ran: the tie written for its charger, if it was left, is no later unit's. True when
-    it was left (its route did not take it): the batch's pass must be written again."""
-    return tie is not None and _tied.dropped(tie.charge_point_id) is not None
-
-
-# ``services.device_model_report_expect``'s upsert for many reports (the row made if it is not there).
+# ``services.device_model_report_expect``'s upsert, for many reports (the row made if it is not there).
 _TIED = (
     f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id, parts_received, seq_nos,"
     " variables_reported, complete, started_at)"
     " SELECT t.charge_point_id, t.request_id, t.command_id, 0, '[]', 0, false, %s"
     " FROM unnest(%s::bigint[], %s::integer[], %s::uuid[]) AS t(charge_point_id, request_id, command_id)"
     " ORDER BY 1, 2 ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
-    " RETURNING r.charge_point_id"
 )

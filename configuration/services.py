@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
-from commands.services import command_complete
 from configuration.models import (
     AttributeType,
     ConfigurationKey,
@@ -33,9 +32,8 @@ from configuration.report_writes import (
     identity_digest,
     report_parts_stored,
     report_stored_taken,
-    report_tie_taken,
-    report_tie_unit_register,
     report_unit_register,
+    reports_tied,
     variable_identity,
 )
 from kernel.plain_sql import array_text, bound_cursor
@@ -351,35 +349,39 @@ def _keep_values_of_reboot_required(rows: Iterable[DeviceModelAttribute]) -> Non
 
 def device_model_report_expect(*, charge_point: ChargePoint, request_id: int, command: Command | None) -> None:
     """A report was asked for (GetBaseReport or GetReport answered Accepted): tie it to its command
-    (its row made if it is not there). On PostgreSQL one statement (issue 15: a 2.0.1 charger's
-    first connect; the ORM's ``update_or_create`` is a locked read, then the UPDATE)."""
+    (its row made if it is not there)."""
+    device_model_reports_expect(expected=[ReportExpected(charge_point, request_id, command)])
+
+
+@dataclass(frozen=True, slots=True)
+class ReportExpected:
+    """``device_model_report_expect``'s arguments: a report asked for and accepted."""
+
+    charge_point: ChargePoint
+    request_id: int
+    command: Command | None
+
+
+def device_model_reports_expect(*, expected: Sequence[ReportExpected]) -> None:
+    """Several reports asked for, each tied as ``device_model_report_expect`` ties it (in order):
+    on PostgreSQL by one statement (issue 15: a 2.0.1 charger's first connect; a group-commit
+    batch's answers, ``commands.outcome_writes``), where the ORM's ``update_or_create`` is a locked
+    read, then the UPDATE, per report."""
     if connection.vendor == "postgresql":
-        if command is not None and report_tie_taken(
-            ReportTie(charge_point.charge_point_id, charge_point.pk, request_id, command.pk)
-        ):
-            return  # its group-commit batch tied it ahead (``report_writes``)
-        with bound_cursor() as cursor:
-            cursor.execute(
-                _REPORT_EXPECTED, [charge_point.pk, request_id, command.pk if command else None, timezone.now()]
-            )
+        reports_tied(
+            [
+                ReportTie(report.charge_point.pk, report.request_id, report.command.pk if report.command else None)
+                for report in expected
+            ]
+        )
         return
-    DeviceModelReport.objects.update_or_create(
-        charge_point=charge_point,
-        request_id=request_id,
-        defaults={"command": command},
-        create_defaults={"command": command, "started_at": timezone.now()},
-    )
-
-
-_REPORT_EXPECTED = (
-    f"INSERT INTO {connection.ops.quote_name(DeviceModelReport._meta.db_table)} (charge_point_id, request_id,"
-    " command_id, parts_received, seq_nos, variables_reported, complete, started_at)"
-    " VALUES (%s, %s, %s, 0, '[]', 0, false, %s)"
-    " ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
-)
-
-
-report_tie_unit_register(command_complete)  # its batch ties the reports its answers accept ahead (``report_writes``)
+    for report in expected:
+        DeviceModelReport.objects.update_or_create(
+            charge_point=report.charge_point,
+            request_id=report.request_id,
+            defaults={"command": report.command},
+            create_defaults={"command": report.command, "started_at": timezone.now()},
+        )
 
 
 def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:
@@ -404,13 +406,15 @@ def device_model_report_request_id(*, charge_point: ChargePoint, locked: bool = 
 
 def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: bool) -> int:
     """``device_model_report_request_id`` as two plain statements (issue 15): the lock (unless
-    ``locked``), then the next id's row (the second reads after the lock is held, so it sees a
-    concurrent reservation)."""
+    ``locked``; ``FOR NO KEY UPDATE``, as every reservation's: another reservation or a change of
+    the row waits for it, a transaction that only refers to the row by a foreign key does not),
+    then the next id's row (the second reads after the lock is held, so it sees a concurrent
+    reservation)."""
     quote = connection.ops.quote_name
     chargers, reports = quote(ChargePoint._meta.db_table), quote(DeviceModelReport._meta.db_table)
     with connection.cursor() as cursor:
         if not locked:
-            cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR UPDATE", [charge_point_pk])
+            cursor.execute(f"SELECT 1 FROM {chargers} WHERE id = %s FOR NO KEY UPDATE", [charge_point_pk])
         cursor.execute(
             f"INSERT INTO {reports} (charge_point_id, request_id, parts_received, seq_nos, variables_reported,"
             " complete, started_at)"
@@ -437,13 +441,21 @@ def device_model_report_record(
     On PostgreSQL one statement (``report_writes``), or none of its own in a group-commit batch that
     stored it ahead with its other chargers' parts.
 
-    Raises ``ChargePoint.DoesNotExist`` for an unknown charger.
+    Raises ``ChargePoint.DoesNotExist`` for an unknown charger, whatever its items: on PostgreSQL
+    too a malformed part (``KeyError``...) of an unknown charger says so, as the ORM path, which
+    reads the charger first.
     """
     if connection.vendor != "postgresql":
         with transaction.atomic():
             return _report_part_saved(charge_point_id, request_id, seq_no, tbc, generated_at, report_data)
     part = ReportPart(charge_point_id, request_id, seq_no, tbc, generated_at, report_data)
-    report = report_stored_taken(part) or report_parts_stored([part]).get(charge_point_id)
+    try:
+        report = report_stored_taken(part) or report_parts_stored([part]).get(charge_point_id)
+    except (AttributeError, KeyError, TypeError):  # items without what the schema requires
+        if not ChargePoint.objects.filter(charge_point_id=charge_point_id).exists():
+            report = None  # an unknown charger first, as the ORM path reads it first
+        else:
+            raise
     if report is None:
         raise ChargePoint.DoesNotExist("ChargePoint matching query does not exist.")
     return report

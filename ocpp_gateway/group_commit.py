@@ -44,11 +44,11 @@ and its BootNotifications (``chargepoints.services.boot_writes``); the sessions 
 attached chargers that have some are read by one statement
 (``charging.services.open_sessions.open_sessions_read_together``), the configuration reads
 after its chargers' boots (``configuration.refresh_writes``), its 2.0.1 NotifyReport parts stored
-and its report requests' answers tied to their reports (``configuration.report_writes``), and the
-completions of its commands answered with what their routes store together (a GetConfiguration's
-outcome and keys: ``commands.outcome_writes``).
-Only a start, stop, status, attach, boot, read after a boot, NotifyReport part, report tie or
-completion that is the first unit of its charger in the batch has one (``_first_of_their_chargers``):
+(``configuration.report_writes``), and the completions of its commands answered with what their
+routes store together (outcomes, and a GetConfiguration's keys or a report request's report tied:
+``commands.outcome_writes``).
+Only a start, stop, status, attach, boot, read after a boot, NotifyReport part or completion that
+is the first unit of its charger in the batch has one (``_first_of_their_chargers``):
 a unit of that charger before it may change what was read or written.
 
 A batch's plain statements (``kernel.plain_sql.bound_cursor``) share one cursor, closed when the
@@ -109,13 +109,10 @@ from commands.outcome_writes import (
 from configuration.refresh_writes import refresh_lookup_of, refresh_record_dropped, refreshes_recorded_together
 from configuration.report_writes import (
     ReportPart,
-    ReportTie,
     report_lookup_of,
     report_store_dropped,
-    report_tie_dropped,
-    report_tie_lookup_of,
+    report_stored_ahead,
     reports_stored_together,
-    reports_tied_together,
 )
 from kernel import metrics
 from kernel.batch_memo import batch_memos
@@ -354,9 +351,8 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 statuses_written_together(firsts.statuses) as written,
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
-                outcomes_written_together(firsts.completions),
                 reports_stored_together(firsts.reports),
-                reports_tied_together(firsts.ties),
+                outcomes_written_together(_completions_after_their_parts(firsts)),
             ):
                 return _units_without_savepoints(batch, lookups)
     except _UnitFailed:
@@ -368,7 +364,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
 class _Lookups(NamedTuple):
     """A unit's lookup of each kind of rows a batch makes ahead (None: not of that kind): as a
     start, a stop, a status, an attach, a boot, a read after a boot (its charger's id), a
-    NotifyReport part, a report request's answer, a command's completion."""
+    NotifyReport part, a command's completion."""
 
     start: StartLookup | None
     stop: StopLookup | None
@@ -377,7 +373,6 @@ class _Lookups(NamedTuple):
     boot: BootLookup | None
     refresh: str | None
     report: ReportPart | None
-    tie: ReportTie | None
     completion: CompletionLookup | None
 
 
@@ -391,7 +386,6 @@ def _lookups_of(unit: _Unit) -> _Lookups:
         boot_lookup_of(func, kwargs),
         refresh_lookup_of(func, kwargs),
         report_lookup_of(func, kwargs),
-        report_tie_lookup_of(func, kwargs),
         completion_lookup_of(func, kwargs),
     )
 
@@ -401,7 +395,7 @@ class _Firsts:
     """What a batch reads or writes ahead for the first unit of each charger: starts, stops with the
     unit's context (the connection whose kept session it names), statuses, attaches with the
     unit's function (the condition it asks), boots, reads after a boot (their chargers' ids) and
-    NotifyReport parts, report requests' answers and commands' completions."""
+    NotifyReport parts and commands' completions."""
 
     starts: list[StartLookup] = field(default_factory=list)
     stops: list[tuple[StopLookup, contextvars.Context]] = field(default_factory=list)
@@ -410,8 +404,8 @@ class _Firsts:
     boots: list[BootLookup] = field(default_factory=list)
     refreshes: list[str] = field(default_factory=list)
     reports: list[ReportPart] = field(default_factory=list)
-    ties: list[ReportTie] = field(default_factory=list)
     completions: list[CompletionLookup] = field(default_factory=list)
+    after_parts: set[str] = field(default_factory=set)  # chargers whose completion follows their part chosen
 
 
 def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Firsts:
@@ -420,27 +414,33 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
     (``charging.services.ledger_reads``), of the statuses, attaches and boots it writes together
     (``chargepoints.services.status_writes``, ``attach_writes``, ``boot_writes``), and of the reads
     after a boot it records together (``configuration.refresh_writes``), of the NotifyReport parts
-    it stores and the report requests' answers it ties together (``configuration.report_writes``),
-    and of the completions it writes together (``commands.outcome_writes``): of each start, stop,
-    status, attach, boot, read, report part, tie or completion that is the first unit of its charger
+    it stores together (``configuration.report_writes``), and of the completions it writes together
+    (``commands.outcome_writes``): of each start, stop, status, attach, boot, read, report part or
+    completion that is the first unit of its charger
     in the batch. A unit's chargers are the one its connection's context names
     (``charge_point_id_var``) and the one its arguments name (``charge_point_id``, or a
     ``request``'s, or a completed command's); a unit naming none (the write-behind buffers, an id
     tag read) writes no session. A completion after StatusNotifications of its charger is chosen
     too: a status reads and writes no command and no configuration (its apps, and their signals'
-    receivers, are below ``commands``)."""
+    receivers, are below ``commands``); and one after its charger's NotifyReport part chosen (a
+    2.0.1 charger's GetBaseReport answer after its part, as the fleet's arrive): the parts are
+    stored ahead before the completions are written (``_completions_after_their_parts``), as in order."""
     chosen = _Firsts()
     chargers: set[str] = set()
-    beside_statuses: set[str] = set()  # the chargers of the units that are not statuses
-    for unit, (start, stop, status, attach, boot, refresh, report, tie, completion) in zip(batch, lookups, strict=True):
+    beside_statuses: set[str] = set()  # the chargers of the units that are not statuses (nor parts chosen)
+    parted: set[str] = set()  # the chargers of the parts chosen
+    for unit, (start, stop, status, attach, boot, refresh, report, completion) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
             chosen.refreshes.append(refresh)
+        part_of = ""  # the charger of a part chosen
         if report is not None and report.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.reports.append(report)
-        if tie is not None and tie.charge_point_id not in chargers and not unit.in_savepoint:
-            chosen.ties.append(tie)
+            part_of = report.charge_point_id
+            parted.add(part_of)
         if completion is not None and completion.charge_point_id not in beside_statuses and not unit.in_savepoint:
             chosen.completions.append(completion)
+            if completion.charge_point_id in parted:
+                chosen.after_parts.add(completion.charge_point_id)
         if attach is not None and attach.charge_point_id not in chargers and not unit.in_savepoint:
             chosen.attaches.append((attach, unit.func))
         if boot is not None and boot.charge_point_id not in chargers and not unit.in_savepoint:
@@ -458,13 +458,23 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
             getattr(request, "charge_point_id", ""),
             start.charge_point_id if start is not None else "",
             stop.charge_point_id if stop is not None else "",
-            tie.charge_point_id if tie is not None else "",
             completion.charge_point_id if completion is not None else "",
         )
         chargers.update(named)
         if status is None:
-            beside_statuses.update(named)
+            beside_statuses.update(name for name in named if name != part_of)
     return chosen
+
+
+def _completions_after_their_parts(firsts: _Firsts) -> list[CompletionLookup]:
+    """The completions to write ahead (inside ``reports_stored_together``'s block): those chosen, but
+    one after its charger's part that was not stored ahead (fewer than ``FEWEST`` parts, a
+    malformed one): that part is stored at its unit's turn, which must come before the completion."""
+    return [
+        completion
+        for completion in firsts.completions
+        if completion.charge_point_id not in firsts.after_parts or report_stored_ahead(completion.charge_point_id)
+    ]
 
 
 def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> list[Outcome]:
@@ -502,8 +512,8 @@ def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> li
 def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     """Its unit ran: what was read or written ahead for it and left is no later unit's. True when
     a row written ahead was left (an attach, a boot, a read after a boot's command, a report part, a
-    tie, a completion): the batch's pass is to be written again."""
-    start, stop, status, attach, boot, refresh, report, tie, completion = lookups
+    completion): the batch's pass is to be written again."""
+    start, stop, status, attach, boot, refresh, report, completion = lookups
     start_read_taken(start)  # the answer read for its start, if it left it: no later unit takes it
     ledger_read_dropped(stop)
     status_write_dropped(status)
@@ -512,7 +522,6 @@ def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     open_sessions_read_dropped(attach.charge_point_id if attach is not None else None)
     left = boot_write_dropped(boot) or left
     left = report_store_dropped(report) or left
-    left = report_tie_dropped(tie) or left
     left = outcome_write_dropped(completion) or left
     return refresh_record_dropped(refresh) or left
 

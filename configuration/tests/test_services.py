@@ -45,6 +45,27 @@ def test_a_report_part_of_an_unknown_charger_is_refused(db):
         )
 
 
+_MALFORMED = {"component": {"name": "OCPPCommCtrlr"}, "variable_attribute": [{"value": "1"}]}  # no variable
+
+
+@pytest.mark.parametrize("path", ["plain statement", "orm"])
+def test_a_malformed_report_part_is_refused_alike_by_both_paths(register_charge_point, monkeypatch, path):
+    """Items without what the schema requires: an unknown charger's part is refused as unknown
+    (``ChargePoint.DoesNotExist``: the NotifyReport handler's "not registered"), a known one's
+    raises ``KeyError``, on PostgreSQL's plain statement as through the ORM."""
+    if path == "plain statement" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    register_charge_point("CP-MALFORMED", ocpp_version="2.0.1")
+    part: dict[str, Any] = {"request_id": 1, "seq_no": 0, "tbc": False, "generated_at": None}
+    part["report_data"] = [_MALFORMED]
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+    with pytest.raises(services.ChargePoint.DoesNotExist), transaction.atomic():
+        services.device_model_report_record(charge_point_id="NOPE", **part)
+    with pytest.raises(KeyError), transaction.atomic():
+        services.device_model_report_record(charge_point_id="CP-MALFORMED", **part)
+
+
 def test_a_partial_read_keeps_other_keys_and_clears_a_pending_value(register_charge_point):
     charge_point = register_charge_point("CP-KEYS")
     services.configuration_keys_record(

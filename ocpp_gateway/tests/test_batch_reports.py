@@ -19,12 +19,13 @@ from django.db import connection, transaction
 
 from chargepoints.models import ChargePoint, LifecycleState
 from chargepoints.services import BootResult, charge_point_boot, charge_point_register, connector_status_set
+from commands import services as command_services
 from commands.models import Command, CommandState
 from commands.rpc import call_outcome
 from commands.services import command_complete
 from configuration import services
 from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
-from configuration.models import DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
+from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from kernel.log_format import charge_point_id_var
 from ocpp_gateway.configuration_refresh import configuration_current
 from ocpp_gateway.group_commit import CommitGroup
@@ -42,8 +43,11 @@ _READS_RECORDED = "WITH ask AS (SELECT * FROM unnest(%s::text[]"  # the batch's 
 _IDS_RESERVED = "WITH ask AS (SELECT * FROM unnest(%s::bigint[]"  # the batch's 2.0.1 report ids and commands
 _ONE_RESERVATION = f"INSERT INTO {_REPORTS} (charge_point_id, request_id, parts_received"  # a report id, its own way
 _PARTS_STORED = "WITH part AS (SELECT *"  # NotifyReport parts' statement (one part alone, or a batch's)
-_ONE_TIE = f"INSERT INTO {_REPORTS} (charge_point_id, request_id, command_id"  # a report tied to its command alone
-_TIES = f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id"  # the batch's
+_TIES = f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id"  # reports tied: one, or a batch's
+_COMMANDS = connection.ops.quote_name(Command._meta.db_table)
+_OUTCOME_ALONE = f'UPDATE {_COMMANDS} SET "state" = %s'  # an outcome written its own way
+_OUTCOMES_GATHERED = f'UPDATE {_COMMANDS} SET "state" = v."state"'  # the batch's
+_REFUSED_FORGOTTEN = f"DELETE FROM {_REPORTS}"  # a refused report request's reserved report
 _ACCEPTED = {"outcome": "result", "payload": {"status": "Accepted"}}
 
 
@@ -239,6 +243,50 @@ async def test_a_2_0_1_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_l
     assert await DeviceModelReport.objects.acount() == 3
 
 
+async def test_a_2_0_1_charger_only_referred_to_elsewhere_is_neither_skipped_nor_waited_for(
+    statements: list[str], settings: Any
+) -> None:
+    """Another transaction holds a foreign key's lock on chargers' rows (``KEY SHARE``: what its
+    insert of a row referring to the charger takes, its constraints checked at once as a batch's
+    are): the batch's lock takes them all the same, a read alone and a report id reserved alone do
+    not wait for it (``FOR NO KEY UPDATE``; a ``FOR UPDATE`` skipped them, or waited)."""
+    import psycopg
+
+    from conftest import _test_database_url
+
+    settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = 300
+    names = ["REFERRED-1", "REFERRED-2", "REFERRED-3", "REFERRED-4"]
+    await sync_to_async(_connected201)(*names)
+    group = CommitGroup(max_units=64)
+    holder = await sync_to_async(psycopg.connect)(_test_database_url())
+    try:
+        await sync_to_async(holder.execute)(
+            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id IN ('REFERRED-2', 'REFERRED-4')"
+            " FOR KEY SHARE"
+        )
+        del statements[:]
+        together = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names[:3]))
+        assert len([sql for sql in statements if sql.startswith(_READS_RECORDED)]) == 1
+        assert len([sql for sql in statements if sql.startswith(_IDS_RESERVED)]) == 1  # REFERRED-2's too
+        assert not [sql for sql in statements if sql.startswith(_ONE_READ)]
+        alone = await one_batch(group, (configuration_refresh_on_boot, {"charge_point_id": "REFERRED-4"}))
+
+        def reserved_alone() -> int:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = 300")
+                return services.device_model_report_request_id(
+                    charge_point=ChargePoint.objects.get(charge_point_id="REFERRED-2")
+                )
+
+        again = await sync_to_async(reserved_alone)()
+    finally:
+        await sync_to_async(holder.close)()
+    assert [type(result) for result in [*together, *alone]] == [Command] * 4
+    assert [result.request["request_id"] for result in [*together, *alone]] == [1, 1, 1, 1]
+    assert again == 2
+
+
 def _parts(prefix: str) -> list[dict[str, Any]]:
     """Four chargers' parts in four states: a reserved report's only part; the last part of a report
     one part of which arrived; a report never reserved; a part received before, again."""
@@ -400,7 +448,10 @@ async def test_a_fleet_s_2_0_1_first_connects_in_batches_store_every_charger_s_d
         group, *((command_complete, {"command": c, "outcome": call_outcome(_ACCEPTED, started=0.0)}) for c in commands)
     )
     assert [command.state for command in answered] == [CommandState.ACCEPTED] * 4
+    # written ahead with the batch's other completions: one outcome UPDATE, one tie, none of their own
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
     assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1
+    assert not [sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]
     reports = await one_batch(
         group,
         *(
@@ -416,7 +467,7 @@ async def test_a_fleet_s_2_0_1_first_connects_in_batches_store_every_charger_s_d
         status = {"evse_id": evse, "connector_id": 1, "status": "Available"}
         await one_batch(group, *((connector_status_set, {"charge_point_id": n, **status}) for n in names))
     assert [type(report) for report in reports] == [DeviceModelReport] * 4
-    assert not [sql for sql in statements if sql.startswith((_ONE_READ, _ONE_RESERVATION, _ONE_TIE))]
+    assert not [sql for sql in statements if sql.startswith((_ONE_READ, _ONE_RESERVATION))]
     assert len([sql for sql in statements if sql.startswith(_PARTS_STORED)]) == 1
     assert [report[1:] for report in await sync_to_async(_reports)(names)] == [
         (1, 1, [0], 4, True, False, "get_base_report", True)
@@ -429,37 +480,155 @@ async def test_a_fleet_s_2_0_1_first_connects_in_batches_store_every_charger_s_d
     assert [configuration_current(result) for result in again] == [True] * 4
 
 
-async def test_a_report_tie_its_route_does_not_take_is_not_left_written(statements: list[str], monkeypatch) -> None:
-    """The batch tied three reports ahead, one route asked otherwise at its turn (here: the taking
-    refused for one charger): the batch is written again, each route tying its own way; every
-    report ends tied to its command."""
+async def test_report_requests_answered_in_a_batch_are_tied_with_its_other_completions(
+    statements: list[str],
+) -> None:
+    """Three report requests answered Accepted (two GetBaseReports, a GetReport) and a 1.6
+    GetConfiguration answered with keys, in one batch: their outcomes by one UPDATE, the reports
+    tied by one statement (``@answers_together`` of GetBaseReport and GetReport), the keys by one;
+    every report tied to its command and each command as its unit answers it."""
     names = ["TIE-1", "TIE-2", "TIE-3"]
+    await sync_to_async(_connected201)(*names, "TIE-16")
+    await ChargePoint.objects.filter(charge_point_id="TIE-16").aupdate(ocpp_version="1.6")
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(
+        group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in [*names, "TIE-16"])
+    )
+    report = await sync_to_async(services.device_model_report_request_id)(
+        charge_point=await ChargePoint.objects.aget(charge_point_id="TIE-3")
+    )
+    commands[2].action, commands[2].command = "GetReport", "get_report"
+    commands[2].request = {"request_id": report, "component_criteria": ["Active"]}
+    await sync_to_async(commands[2].save)()
+    keys = {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]}
+    answers = [_ACCEPTED] * 3 + [{"outcome": "result", "payload": keys}]
+    del statements[:]
+    results = await one_batch(
+        group,
+        *(
+            (command_complete, {"command": c, "outcome": call_outcome(a, started=0.0)})
+            for c, a in zip(commands, answers, strict=True)
+        ),
+    )
+    assert [result.state for result in results] == [CommandState.ACCEPTED] * 4
+    assert [result.response for result in results[:3]] == [{"status": "Accepted"}] * 3
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1
+    assert not [sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]
+    tied = DeviceModelReport.objects.filter(command__isnull=False).order_by("charge_point__charge_point_id")
+    assert [row async for row in tied.values_list("request_id", "command_id")] == [
+        (1, commands[0].pk),
+        (1, commands[1].pk),
+        (report, commands[2].pk),
+    ]
+    stored = Command.objects.filter(pk__in=[c.pk for c in commands]).values_list("pk", "state", "response")
+    assert {row[0]: row[1:] async for row in stored} == {
+        result.pk: (CommandState.ACCEPTED, result.response) for result in results
+    }
+    assert await ConfigurationKey.objects.filter(charge_point__charge_point_id="TIE-16").acount() == 1
+
+
+async def _parts_then_answers(prefix: str, group: CommitGroup, *, together: bool) -> list[str]:
+    """Three 2.0.1 chargers read after their boot; then each one's NotifyReport part, then its
+    GetBaseReport's answer (Accepted), as the fleet's arrive (the charger answers, then reports at
+    once): all in one batch, or each unit in its own batch (in order)."""
+    names = [f"{prefix}-{n}" for n in range(3)]
+    await sync_to_async(_connected201)(*names)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    part = {"request_id": 1, "seq_no": 0, "tbc": False, "generated_at": None, "report_data": _REPORT}
+    units: list[tuple[Any, dict[str, Any]]] = []
+    for name, command in zip(names, commands, strict=True):
+        units.append((services.device_model_report_record, {"charge_point_id": name, **part}))
+        units.append((command_complete, {"command": command, "outcome": call_outcome(_ACCEPTED, started=0.0)}))
+    if together:
+        await one_batch(group, *units)
+    else:
+        for unit in units:
+            await one_batch(group, unit)
+    return names
+
+
+async def test_answers_after_their_parts_are_written_ahead_after_the_parts_as_in_order(statements: list[str]) -> None:
+    """Each charger's part, then its answer, in one batch: the parts by one statement, then the
+    answers' outcomes by one and their reports tied by one, none of their own; the reports,
+    commands and device models as the same units one by one leave them (the attributes learned
+    before the tie: no command)."""
+    group = CommitGroup(max_units=64)
+    alone = await _parts_then_answers("INORDER", group, together=False)
+    del statements[:]
+    together = await _parts_then_answers("AHEAD", group, together=True)
+    assert len([sql for sql in statements if sql.startswith(_PARTS_STORED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1
+    assert not [sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]
+    assert await sync_to_async(_reports)(together) == await sync_to_async(_reports)(alone)
+    assert await sync_to_async(_commands)(together) == await sync_to_async(_commands)(alone)
+    model = await sync_to_async(_device_model)(together)
+    assert model == await sync_to_async(_device_model)(alone)
+    assert {row[17] for row in model} == {None}
+
+
+async def test_an_answer_after_a_part_not_stored_ahead_is_written_after_it(statements: list[str]) -> None:
+    """One charger's part (alone in the batch: not stored ahead), then its answer; two other
+    chargers' answers: those two are written ahead, the first charger's answer after its part, at
+    its turn (written ahead, its report's tie would come before the part: its attributes tied)."""
+    names = ["AFTER-1", "AFTER-2", "AFTER-3"]
     await sync_to_async(_connected201)(*names)
     group = CommitGroup(max_units=64)
     commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
-    taken = services.report_tie_taken
+    part = {"request_id": 1, "seq_no": 0, "tbc": False, "generated_at": None, "report_data": _REPORT}
+    outcome = call_outcome(_ACCEPTED, started=0.0)
+    del statements[:]
+    results = await one_batch(
+        group,
+        (services.device_model_report_record, {"charge_point_id": "AFTER-1", **part}),
+        *((command_complete, {"command": c, "outcome": outcome}) for c in commands),
+    )
+    assert [type(result) for result in results] == [DeviceModelReport, Command, Command, Command]
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1  # AFTER-2 and 3's
+    assert len([sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]) == 1  # AFTER-1's, at its turn
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 2
+    model = await sync_to_async(_device_model)(["AFTER-1"])
+    assert len(model) == 5 and {row[17] for row in model} == {None}
+    tied = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list("command_id", flat=True)
+    assert [row async for row in tied] == [command.pk for command in commands]
+
+
+async def test_report_answers_written_ahead_and_not_taken_are_written_again_once_each(
+    statements: list[str], monkeypatch
+) -> None:
+    """The batch completed three answered report requests ahead, one unit asked otherwise at its
+    turn (here: the taking refused for one command in the first pass): the batch is written again,
+    each its own way; every report ends tied to its command once, every command accepted."""
+    names = ["AGAIN-1", "AGAIN-2", "AGAIN-3"]
+    await sync_to_async(_connected201)(*names)
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    taken = command_services.outcome_written_taken
     refusing = [True]
 
-    def taken_but_tie_2_in_the_first_pass(tie: Any) -> bool:
-        if tie.charge_point_id == "TIE-2" and refusing[0]:
+    def taken_but_again_2_in_the_first_pass(command: Command, outcome: Any) -> bool:
+        if command.charge_point_identity == "AGAIN-2" and refusing[0]:
             refusing[0] = False
             return False
-        return taken(tie)
+        return taken(command, outcome)
 
-    monkeypatch.setattr(services, "report_tie_taken", taken_but_tie_2_in_the_first_pass)
+    monkeypatch.setattr(command_services, "outcome_written_taken", taken_but_again_2_in_the_first_pass)
     del statements[:]
     outcome = call_outcome(_ACCEPTED, started=0.0)
     results = await one_batch(group, *((command_complete, {"command": c, "outcome": outcome}) for c in commands))
     assert [result.state for result in results] == [CommandState.ACCEPTED] * 3
-    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1  # then rolled back
-    assert len([sql for sql in statements if sql.startswith(_ONE_TIE)]) == 4  # TIE-2 in the first pass, all again
+    # the batch's tie (then rolled back), AGAIN-2's own in the first pass, each again in the second
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1 + 1 + 3
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
     tied = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list("request_id", "command_id")
     assert [row async for row in tied] == [(1, command.pk) for command in commands]
 
 
-async def test_a_refused_report_request_ties_nothing_ahead(statements: list[str]) -> None:
-    """Answers that are not an Accepted report request (NotSupported, a CALLERROR) tie nothing:
-    the refused one's reserved report is forgotten by its route, as alone."""
+async def test_a_refused_report_request_written_ahead_forgets_its_report_as_alone(statements: list[str]) -> None:
+    """A refused report request (NotSupported) is completed ahead with an accepted one, its reserved
+    report forgotten by its route as alone; an unanswered one (a CALLERROR) goes its own way and
+    ties nothing."""
     names = ["NOTIE-1", "NOTIE-2", "NOTIE-3"]
     await sync_to_async(_connected201)(*names)
     group = CommitGroup(max_units=64)
@@ -478,8 +647,11 @@ async def test_a_refused_report_request_ties_nothing_ahead(statements: list[str]
         CommandState.CALL_ERROR,
         CommandState.ACCEPTED,
     ]
-    assert not [sql for sql in statements if sql.startswith(_TIES)]  # one tie only: its own way
-    assert len([sql for sql in statements if sql.startswith(_ONE_TIE)]) == 1
+    # ahead: the refused and the accepted; at the batch's end: the unanswered one's (round 17's)
+    assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 2
+    assert not [sql for sql in statements if sql.startswith(_OUTCOME_ALONE)]
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1  # the accepted one's
+    assert len([sql for sql in statements if sql.startswith(_REFUSED_FORGOTTEN)]) == 1
     reports = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list(
         "charge_point__charge_point_id", "command_id"
     )

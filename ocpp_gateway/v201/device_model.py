@@ -3,6 +3,7 @@ answers to GetVariables, SetVariables, GetBaseReport and GetReport kept in the c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ocpp.exceptions import GenericError
@@ -15,7 +16,7 @@ from commands.models import Command
 from configuration import services
 from configuration.models import AttributeType, LearnedFrom
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, answers_together
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -80,12 +81,28 @@ class DeviceModelHandlers:
         """An accepted report request: its NotifyReport parts are expected (B07/B08)."""
         assert command.charge_point is not None
         request_id = command.request["request_id"]
-        if (command.response or {}).get("status") == services.ACCEPTED:
+        if answer_status(command) == services.ACCEPTED:
             services.device_model_report_expect(
                 charge_point=command.charge_point, request_id=request_id, command=command
             )
         else:
             services.device_model_report_refused(charge_point=command.charge_point, request_id=request_id)
+
+    @staticmethod
+    @answers_together(Action.get_base_report, Action.get_report)
+    def after_get_reports(commands: Sequence[Command]) -> None:
+        """Several answers (a group-commit batch's), each as ``after_get_report`` follows it: the
+        accepted ones' reports tied to their commands by one statement, a refused one's forgotten."""
+        services.device_model_reports_expect(
+            expected=[
+                services.ReportExpected(answering_charge_point(command), command.request["request_id"], command)
+                for command in commands
+                if answer_status(command) == services.ACCEPTED
+            ]
+        )
+        for command in commands:
+            if answer_status(command) != services.ACCEPTED:
+                DeviceModelHandlers.after_get_report(command)
 
 
 def _attributes_record(command: Command, attributes: list[services.ReportedAttribute], learned_from: str) -> None:
