@@ -7,10 +7,15 @@ Units that arrive while a batch is being written wait and go together in the nex
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
 instead of one per message.
 
-One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
-written as units too: a batch holds the rows of many chargers until it commits, and two such
-transactions of one process locking charger rows in different orders would deadlock. Chargers
-held by different processes are different rows. A buffer's unit goes ``ahead``: at the front of
+At most ``CSMS_GROUP_COMMIT_LANES`` batches at once per process (two on PostgreSQL), each on its
+own thread and connection, and never two holding units of one charger: a batch holds the rows of
+its chargers until it commits, and two transactions of one process locking the same charger rows
+in different orders would deadlock. A unit names its chargers (its connection's, its arguments');
+a batch started beside another takes only the queued units of chargers no batch being written
+holds, so a charger's units are written one batch after the other, in the order they came.
+The write-behind buffers (``ocpp_gateway.buffers``) are written as units too, and they update many
+chargers' rows: such a unit names no charger and is written in a batch alone. Chargers held by
+different processes are different rows. A buffer's unit goes ``ahead``: at the front of
 the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
 what its units gathered before it and again after it (a statement per table twice).
 
