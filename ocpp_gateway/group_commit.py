@@ -186,6 +186,7 @@ class CommitGroup:
         self._writing = 0  # batches being written
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
+        self._unnamed = 0  # queued units naming no charger (not ``ahead``): each holds back side batches
 
     async def run(
         self,
@@ -216,6 +217,7 @@ class CommitGroup:
         chargers = frozenset() if ahead else _chargers_named(kwargs, context)
         unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
         (self._ahead if ahead else self._pending).append(unit)
+        self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
         return await unit.future
 
@@ -232,7 +234,9 @@ class CommitGroup:
         """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
         batch: list[_Unit] = []
         while (self._ahead or self._pending) and len(batch) < self._max_units:
-            unit = (self._ahead or self._pending).popleft()
+            queue = self._ahead or self._pending
+            unit = queue.popleft()
+            self._unnamed -= queue is self._pending and not unit.chargers
             if self._taken(unit):
                 batch.append(unit)
         for unit in batch:
@@ -241,19 +245,21 @@ class CommitGroup:
         return batch
 
     def _side_batch(self) -> list[_Unit]:
-        """A batch beside those being written: the queued units of chargers none of them holds;
-        none while a unit naming no charger waits (it goes alone, once they are written)."""
-        if self._ahead or any(not unit.chargers for unit in self._pending):
+        """A batch beside those being written: the queued units of chargers none of them holds, in
+        order; none while a unit naming no charger waits (it goes alone, once they are written)."""
+        if self._ahead or self._unnamed:
             return []
         batch: list[_Unit] = []
-        kept: deque[_Unit] = deque()
-        while self._pending:
+        held: list[_Unit] = []
+        waiting = set(self._held)  # the chargers held, and those of the units left queued
+        while self._pending and len(batch) < self._max_units:
             unit = self._pending.popleft()
-            if len(batch) >= self._max_units or not self._held.isdisjoint(unit.chargers):
-                kept.append(unit)
+            if not waiting.isdisjoint(unit.chargers):
+                held.append(unit)
+                waiting.update(unit.chargers)
             elif self._taken(unit):
                 batch.append(unit)
-        self._pending = kept
+        self._pending.extendleft(reversed(held))
         for unit in batch:
             self._held.update(unit.chargers)
         return batch

@@ -5,12 +5,14 @@ order; a unit naming no charger (a write-behind buffer's) is written alone."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
 
 import pytest
 
 from chargepoints.models import ChargePoint
+from kernel.log_format import charge_point_id_var
 from ocpp_gateway.group_commit import CommitGroup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,3 +95,21 @@ async def test_a_unit_naming_no_charger_is_written_alone():
     log.gate.set()
     assert await asyncio.gather(a1, buffer, b1) == ["a1", "buffer", "b1"]
     assert log.events.index("a1 done") < log.events.index("buffer started")
+
+
+async def test_a_unit_naming_two_chargers_keeps_its_place_before_either_s_later_units():
+    group, log = CommitGroup(max_units=64, lanes=2), _Log()
+    a1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-A", log=log, name="a1", held=True))
+    await _until(lambda: "a1 started" in log.events, "a1 started")
+    on_a = contextvars.copy_context()
+    on_a.run(charge_point_id_var.set, "CP-LANE-A")  # its connection's charger; its argument names B
+    both = asyncio.get_running_loop().create_task(
+        group.run(_written, charge_point_id="CP-LANE-B", log=log, name="ab"), context=on_a
+    )
+    b1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-B", log=log, name="b1"))
+    c1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-C", log=log, name="c1"))
+    assert await asyncio.wait_for(c1, _WAIT_S) == "c1"
+    assert "b1 started" not in log.events  # behind "ab", which waits for A
+    log.gate.set()
+    assert await asyncio.gather(a1, both, b1) == ["a1", "ab", "b1"]
+    assert log.events.index("ab done") < log.events.index("b1 started")
