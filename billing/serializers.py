@@ -41,10 +41,9 @@ class TariffSerializer(serializers.ModelSerializer):
         }
 
     def validate_currency(self, value: str) -> str:
-        code = value.upper()
-        if not (code.isascii() and code.isalpha()):
+        if not (value.isascii() and value.isalpha()):  # before upper(): "ß" becomes "SS"
             raise serializers.ValidationError("Use a three-letter ISO 4217 code, e.g. EUR.")
-        return code
+        return value.upper()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         valid_from = attrs.get("valid_from", getattr(self.instance, "valid_from", None))

@@ -122,6 +122,7 @@ def test_a_minimal_tariff_gets_the_defaults(api_client):
         ({"currency": "EURO"}, "currency"),
         ({"currency": "E1R"}, "currency"),
         ({"currency": "€€€"}, "currency"),
+        ({"currency": "ßab"}, "currency"),  # three letters whose upper case is four ("SSAB")
         ({"currency": ""}, "currency"),
         ({"price_per_kwh": "-0.01"}, "price_per_kwh"),
         ({"session_fee": "0.001"}, "session_fee"),
