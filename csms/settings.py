@@ -154,6 +154,15 @@ CSMS_DB_THREADS = env_int("CSMS_DB_THREADS", 8, minimum=1)
 # Group commit (ocpp_gateway/group_commit.py): the writes chargers are answered about go to the
 # database in batches of up to MAX_UNITS messages, one batch at a time per process.
 CSMS_GROUP_COMMIT_MAX_UNITS = env_int("CSMS_GROUP_COMMIT_MAX_UNITS", 64, minimum=1)
+# ...and at most LANES batches at once, each on its own thread and connection, holding different
+# chargers' units (PostgreSQL; SQLite writes one transaction at a time).
+_ONE_WRITER = DATABASES["default"]["ENGINE"] != "csms.postgresql"
+CSMS_GROUP_COMMIT_LANES = env_int("CSMS_GROUP_COMMIT_LANES", 1 if _ONE_WRITER else 2, minimum=1)
+if _ONE_WRITER and CSMS_GROUP_COMMIT_LANES > 1:
+    raise ImproperlyConfigured(
+        f"CSMS_GROUP_COMMIT_LANES={CSMS_GROUP_COMMIT_LANES}: SQLite writes one transaction at a time;"
+        " use 1 or PostgreSQL."
+    )
 # ...and a batch waits at most this long for a row lock; the unit that needed it gets a CALLERROR.
 CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS", 5000, minimum=1)
 # A gateway process keeps the id tags Authorize reads this long (s; 0: read each time). A change

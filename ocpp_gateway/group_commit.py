@@ -7,10 +7,15 @@ Units that arrive while a batch is being written wait and go together in the nex
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
 instead of one per message.
 
-One batch at a time per process, and the write-behind buffers (``ocpp_gateway.buffers``) are
-written as units too: a batch holds the rows of many chargers until it commits, and two such
-transactions of one process locking charger rows in different orders would deadlock. Chargers
-held by different processes are different rows. A buffer's unit goes ``ahead``: at the front of
+At most ``CSMS_GROUP_COMMIT_LANES`` batches at once per process (two on PostgreSQL), each on its
+own thread and connection, and never two holding units of one charger: a batch holds the rows of
+its chargers until it commits, and two transactions of one process locking the same charger rows
+in different orders would deadlock. A unit names its chargers (its connection's, its arguments');
+a batch started beside another takes only the queued units of chargers no batch being written
+holds, so a charger's units are written one batch after the other, in the order they came.
+The write-behind buffers (``ocpp_gateway.buffers``) are written as units too, and they update many
+chargers' rows: such a unit names no charger and is written in a batch alone. Chargers held by
+different processes are different rows. A buffer's unit goes ``ahead``: at the front of
 the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
 what its units gathered before it and again after it (a statement per table twice).
 
@@ -150,6 +155,7 @@ class _Unit:
     context: contextvars.Context  # the caller's: log lines name its charger
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
     abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
+    chargers: frozenset[str] = frozenset()  # the chargers it names (none: a write-behind buffer's rows)
 
     def skipped(self) -> bool:
         """Whether a skippable unit's caller gave up on it (cancelled, or ``abandoned()``)."""
@@ -157,14 +163,27 @@ class _Unit:
 
 
 class CommitGroup:
-    """The process's batches; one per event loop (the gateway has one)."""
+    """The process's batches; one per event loop (the gateway has one).
 
-    def __init__(self, *, max_units: int) -> None:
+    ``lanes`` batches at most are written at once, each on its own thread and connection
+    (``CSMS_GROUP_COMMIT_LANES``). With one lane a batch takes the units queued, in order. With
+    more, a batch started while others are being written (a side batch) takes only the queued units
+    of chargers none of those batches holds, in order, leaving the others queued: a charger's
+    units are written in the order they came, never two batches at once holding rows of one
+    charger. A unit that names no charger (a write-behind buffer's rows, which update many
+    chargers' rows) goes only in a batch written alone: while one waits, no side batch starts,
+    and no batch starts beside it."""
+
+    def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="csms-commit")
+        self._lanes = lanes
+        self._executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
-        self._writing = False
+        self._writing = 0  # batches being written
+        self._alone = False  # the batch being written holds a unit naming no charger: none beside it
+        self._held: set[str] = set()  # the chargers of the batches being written
+        self._unnamed = 0  # queued units naming no charger (not ``ahead``): each holds back side batches
 
     async def run(
         self,
@@ -191,25 +210,65 @@ class CommitGroup:
         unit is written even when its caller is gone: a write-behind buffer's rows, a command's
         answer, a disconnect."""
         loop = asyncio.get_running_loop()
-        unit = _Unit(func, kwargs, loop.create_future(), contextvars.copy_context(), in_savepoint, abandoned)
+        context = contextvars.copy_context()
+        chargers = frozenset() if ahead else _chargers_named(kwargs, context)
+        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
         (self._ahead if ahead else self._pending).append(unit)
+        self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
         return await unit.future
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._writing:
-            return
-        batch: list[_Unit] = []
-        while (self._ahead or self._pending) and len(batch) < self._max_units:
-            unit = (self._ahead or self._pending).popleft()
-            if not unit.skipped():
-                batch.append(unit)
-            elif not unit.future.done():
-                unit.future.set_exception(UnitAbandoned())
-        if batch:
-            self._writing = True
+        while self._writing < self._lanes and not self._alone:
+            batch = self._side_batch() if self._writing else self._batch()
+            if not batch:
+                return
+            self._writing += 1
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
+
+    def _batch(self) -> list[_Unit]:
+        """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
+        batch: list[_Unit] = []
+        while (self._ahead or self._pending) and len(batch) < self._max_units:
+            queue = self._ahead or self._pending
+            unit = queue.popleft()
+            self._unnamed -= queue is self._pending and not unit.chargers
+            if self._taken(unit):
+                batch.append(unit)
+        for unit in batch:
+            self._alone = self._alone or not unit.chargers
+            self._held.update(unit.chargers)
+        return batch
+
+    def _side_batch(self) -> list[_Unit]:
+        """A batch beside those being written: the queued units of chargers none of them holds, in
+        order; none while a unit naming no charger waits (it goes alone, once they are written)."""
+        if self._ahead or self._unnamed:
+            return []
+        batch: list[_Unit] = []
+        held: list[_Unit] = []
+        waiting = set(self._held)  # the chargers held, and those of the units left queued
+        while self._pending and len(batch) < self._max_units:
+            unit = self._pending.popleft()
+            if not waiting.isdisjoint(unit.chargers):
+                held.append(unit)
+                waiting.update(unit.chargers)
+            elif self._taken(unit):
+                batch.append(unit)
+        self._pending.extendleft(reversed(held))
+        for unit in batch:
+            self._held.update(unit.chargers)
+        return batch
+
+    @staticmethod
+    def _taken(unit: _Unit) -> bool:
+        """Whether ``unit`` is written: a skippable one whose caller gave up is failed here instead."""
+        if not unit.skipped():
+            return True
+        if not unit.future.done():
+            unit.future.set_exception(UnitAbandoned())
+        return False
 
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
         try:
@@ -217,7 +276,10 @@ class CommitGroup:
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
-            self._writing = False
+            self._writing -= 1
+            self._alone = False  # a batch written alone was the only one
+            for unit in batch:
+                self._held.difference_update(unit.chargers)
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):
             if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same
@@ -226,6 +288,18 @@ class CommitGroup:
                 unit.future.set_result(value)
             else:
                 unit.future.set_exception(value)
+
+
+def _chargers_named(kwargs: dict[str, Any], context: contextvars.Context) -> frozenset[str]:
+    """The chargers a unit names: its connection's (``charge_point_id_var``) and its arguments'
+    (``charge_point_id``, or a ``request``'s)."""
+    named = {
+        context.get(charge_point_id_var, ""),
+        kwargs.get("charge_point_id", ""),
+        getattr(kwargs.get("request"), "charge_point_id", ""),
+    }
+    named.discard("")
+    return frozenset(named)
 
 
 def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
@@ -552,7 +626,7 @@ def _unit_outcome(unit: _Unit) -> Outcome:
     raise AssertionError("unreachable")
 
 
-commit_group = CommitGroup(max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS)
+commit_group = CommitGroup(max_units=settings.CSMS_GROUP_COMMIT_MAX_UNITS, lanes=settings.CSMS_GROUP_COMMIT_LANES)
 
 
 def in_commit_group(func: Callable[..., Result]) -> Callable[..., Awaitable[Result]]:

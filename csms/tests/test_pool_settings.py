@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PRINT = (
     "import json, django; django.setup(); from django.conf import settings as s;"
     "print(json.dumps({'db': s.DATABASES['default'], 'threads': s.CSMS_DB_THREADS,"
-    " 'heartbeat': s.CSMS_HEARTBEAT_FLUSH_SECONDS, 'layer': s.CHANNEL_LAYERS['default']}, default=str))"
+    " 'heartbeat': s.CSMS_HEARTBEAT_FLUSH_SECONDS, 'layer': s.CHANNEL_LAYERS['default'],"
+    " 'lanes': s.CSMS_GROUP_COMMIT_LANES}, default=str))"
 )
 
 
@@ -82,3 +83,18 @@ def test_a_negative_prepare_threshold_stops_the_start(tmp_path):
     environment.update(DATABASE_URL="postgres://postgres@127.0.0.1:5432/anything", CSMS_DB_PREPARE_THRESHOLD="-1")
     done = subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True)
     assert done.returncode != 0 and "CSMS_DB_PREPARE_THRESHOLD" in done.stderr
+
+
+def test_the_group_commit_writes_two_lanes_on_postgresql_and_one_on_sqlite(tmp_path):
+    url = "postgres://postgres@127.0.0.1:5432/anything"
+    assert settings_with(tmp_path, DATABASE_URL=url)["lanes"] == 2
+    assert settings_with(tmp_path, DATABASE_URL=url, CSMS_GROUP_COMMIT_LANES="3")["lanes"] == 3
+    assert settings_with(tmp_path)["lanes"] == 1
+
+
+def test_more_than_one_lane_on_sqlite_stops_the_start(tmp_path):
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
+    environment.pop("DATABASE_URL", None)
+    environment.update(CSMS_GROUP_COMMIT_LANES="2")
+    done = subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert done.returncode != 0 and "CSMS_GROUP_COMMIT_LANES=2: SQLite" in done.stderr

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 import pytest
+from ocpp.v16 import call
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -49,7 +50,15 @@ async def _charger_row_held(
         yield a_batch_waits, locker.rollback
 
 
-async def test_a_handshake_abandoned_while_its_attach_waits_is_not_attached(daphne):
+@pytest.fixture(scope="module")
+def one_lane_daphne(daphne_factory):
+    """One batch at a time: an attach queues behind a stalled batch (with two lanes, a second
+    batch would take it at once)."""
+    return daphne_factory(CSMS_GROUP_COMMIT_LANES="1")
+
+
+async def test_a_handshake_abandoned_while_its_attach_waits_is_not_attached(one_lane_daphne):
+    daphne = one_lane_daphne
     for charge_point_id in ("CP-STALL", "CP-GONE", "CP-AFTER"):
         await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
     async with _charger_row_held("CP-STALL") as (a_batch_waits, release):
@@ -94,3 +103,23 @@ async def test_a_handshake_past_the_handshake_timeout_is_answered_503_with_retry
     assert 5 <= int(refused.value.response.headers["Retry-After"]) <= 15  # CSMS_HANDSHAKE_RETRY_AFTER, jittered
     async with ocpp_charger(impatient_daphne, "1.6", "CP-LATE"):
         pass
+
+
+async def test_a_charger_connects_and_boots_while_another_charger_s_batch_waits_for_a_lock(daphne):
+    """With two lanes (PostgreSQL's default) a batch stalled on one charger's row holds up only
+    that charger: another's handshake and boot go in a batch beside it (with one lane they would
+    wait up to the stalled batch's 5 s lock timeout)."""
+    for charge_point_id in ("CP-STALL-2", "CP-BESIDE"):
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    async with _charger_row_held("CP-STALL-2") as (a_batch_waits, release):
+        stalled = asyncio.ensure_future(
+            connect(daphne.ws_url("1.6", "CP-STALL-2"), subprotocols=[SUBPROTOCOL["1.6"]], open_timeout=30)
+        )
+        await a_batch_waits()
+        async with asyncio.timeout(3), ocpp_charger(daphne, "1.6", "CP-BESIDE") as charger:
+            booted = await charger.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+        assert booted.status == "Accepted"
+        assert not stalled.done()  # its attach still waits for the row
+        await release()
+        async with await stalled:
+            pass
