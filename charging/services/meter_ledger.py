@@ -7,6 +7,7 @@ with ``samples_store``. A charger's times are judged by ``chargepoints.clock`` f
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -236,7 +237,7 @@ def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]
 
 def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
     now = timezone.now()
-    return metering.register_readings([_sample_row(0, None, sample, "", None, None, now) for sample in samples])
+    return metering.register_readings([_sample_row(0, None, None, None, "", sample, now) for sample in samples])
 
 
 def last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
@@ -285,7 +286,11 @@ def sample_rows(
     """The ledger rows of ``samples`` (to write; for a session not yet inserted, their
     ``transaction_id`` is set once it is)."""
     now = timezone.now()
-    return [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
+    if session is None:
+        ids = (charge_point_pk, None, column_int(evse_id), column_int(connector_id))
+    else:  # the session's own, looked up once for all its rows
+        ids = (charge_point_pk, session.pk, session.evse_id, session.connector_id)
+    return [_sample_row(*ids, source, sample, now) for sample in samples]
 
 
 def sample_rows_stored(rows: Sequence[SampleRow], *, may_gather: bool = False) -> None:
@@ -306,50 +311,36 @@ def sample_rows_stored(rows: Sequence[SampleRow], *, may_gather: bool = False) -
 
 
 # ``MeterSample``'s columns as ``instances_copied`` writes them (every concrete field but the key,
-# in order: the same gathered COPY), each with the one type a row's value may have to go as it is.
-_COPY_COLUMNS = tuple(column_of(field) for field in MeterSample._meta.concrete_fields if not field.primary_key)
-_row_values = operator.attrgetter(
-    *(field.attname for field in MeterSample._meta.concrete_fields if not field.primary_key)
+# in order: the same gathered COPY).
+_COPY_FIELDS = [field for field in MeterSample._meta.concrete_fields if not field.primary_key]
+_COPY_COLUMNS = tuple(column_of(field) for field in _COPY_FIELDS)
+_row_values = operator.attrgetter(*(field.attname for field in _COPY_FIELDS))
+# By column, the one type of a value that goes as it is (``instances_copied`` passes it unchanged;
+# signed data, a JSON column's, never: it is wrapped), and every type-tuple of a row that goes as it
+# is: each column's type, or None's where the column may be NULL.
+_NULL = type(None)
+_COPY_TYPES = (int, int, int, int, int, str, datetime, datetime, str, str, str, int, str, str, str, str, _NULL)
+_COPY_TYPES += (Decimal, datetime)
+_PLAIN_ROWS = frozenset(
+    itertools.product(
+        *({kind, _NULL} if field.null else {kind} for field, kind in zip(_COPY_FIELDS, _COPY_TYPES, strict=True))
+    )
 )
-_COPY_TYPES: tuple[type, ...] = (  # by column, as SampleRow's fields are declared; NoneType: NULL only
-    int,
-    int,
-    int,
-    int,
-    int,
-    str,
-    datetime,
-    datetime,
-    str,
-    str,
-    str,
-    int,
-    str,
-    str,
-    str,
-    str,
-    type(None),
-    Decimal,
-    datetime,
-)
-_NONE = type(None)
 
 
 def _copy_row(row: SampleRow) -> tuple[Any, ...] | None:
     """``row``'s values as its COPY takes them, when each is what ``instances_copied`` would send
-    unchanged (its column's own type or None, times aware, no signed data to wrap as JSON): most
-    rows, without a conversion call per value (19 a row, the larger part of a reading's row;
-    issue 15). None for any other row (``instances_copied`` prepares it)."""
+    unchanged (its column's own type, or None where the column may be NULL; times aware; no
+    signed data to wrap as JSON): most rows, without a conversion call per value (19 a row, the
+    larger part of a reading's row; issue 15). None for any other row (``instances_copied``
+    prepares it)."""
     values = _row_values(row)
-    for value, kind in zip(values, _COPY_TYPES, strict=True):
-        if type(value) is not kind and value is not None:
-            return None
-    if row.timestamp.tzinfo is None or row.received_at.tzinfo is None:
+    if tuple(map(type, values)) not in _PLAIN_ROWS:
         return None
-    at, value = row.charger_timestamp, row.value
-    if (at is not None and at.tzinfo is None) or (value is not None and not value.is_finite()):
+    at = row.charger_timestamp
+    if row.timestamp.tzinfo is None or row.received_at.tzinfo is None or (at is not None and at.tzinfo is None):
         return None
-    return values
+    return values if row.value is None or row.value.is_finite() else None
 
 
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
@@ -377,35 +368,38 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
 
 def _sample_row(
     charge_point_pk: int,
-    session: Transaction | None,
-    sample: SampledValue,
-    source: str,
-    connector_id: int | None,
+    transaction_id: int | None,
     evse_id: int | None,
+    connector_id: int | None,
+    source: str,
+    sample: SampledValue,
     received_at: datetime,
 ) -> SampleRow:
+    """``sample``'s ledger row (its session's ids, or its charger's and the message's connector's,
+    as their columns keep them): built positionally, for every sampled value (issue 15)."""
     # Signed data is a blob, not a number, however much it may look like one.
     number = None if sample.signed_data else metering.parse_decimal(sample.raw_value)
     value = metering.normalise(number, sample.unit, sample.multiplier) if number is not None else None
+    multiplier = sample.multiplier
     return SampleRow(
-        charge_point_id=charge_point_pk,
-        transaction_id=session.pk if session is not None else None,
-        evse_id=column_int(evse_id) if session is None else session.evse_id,
-        connector_id=column_int(connector_id) if session is None else session.connector_id,
-        source=source,
-        timestamp=sample.timestamp,
-        charger_timestamp=sample.charger_timestamp,
-        measurand=sample.measurand,
-        phase=sample.phase,
-        unit=sample.unit,
-        multiplier=max(min(sample.multiplier, 32767), -32768),
-        context=sample.context,
-        location=sample.location,
-        format=sample.format,
-        raw_value=sample.raw_value,
-        signed_data=sample.signed_data,
-        value=value,
-        received_at=received_at,
+        charge_point_pk,
+        transaction_id,
+        evse_id,
+        connector_id,
+        source,
+        sample.timestamp,
+        sample.charger_timestamp,
+        sample.measurand,
+        sample.phase,
+        sample.unit,
+        multiplier if -32768 <= multiplier <= 32767 else max(min(multiplier, 32767), -32768),
+        sample.context,
+        sample.location,
+        sample.format,
+        sample.raw_value,
+        sample.signed_data,
+        value,
+        received_at,
     )
 
 
