@@ -35,7 +35,10 @@ from charging.services.open_sessions import open_session_on_connector
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
+    charging_state_apply,
     column_int,
+    seq_no_seen,
+    transaction_kept,
     transaction_named,
     transaction_remember,
     transaction_save_changes,
@@ -287,10 +290,12 @@ def sample_rows(
     ``transaction_id`` is set once it is)."""
     now = timezone.now()
     if session is None:
-        ids = (charge_point_pk, None, column_int(evse_id), column_int(connector_id))
+        transaction_id, evse_id, connector_id = None, column_int(evse_id), column_int(connector_id)
     else:  # the session's own, looked up once for all its rows
-        ids = (charge_point_pk, session.pk, session.evse_id, session.connector_id)
-    return [_sample_row(*ids, source, sample, now) for sample in samples]
+        transaction_id, evse_id, connector_id = session.pk, session.evse_id, session.connector_id
+    return [
+        _sample_row(charge_point_pk, transaction_id, evse_id, connector_id, source, sample, now) for sample in samples
+    ]
 
 
 def sample_rows_stored(rows: Sequence[SampleRow], *, may_gather: bool = False) -> None:
@@ -319,8 +324,9 @@ _row_values = operator.attrgetter(*(field.attname for field in _COPY_FIELDS))
 # signed data, a JSON column's, never: it is wrapped), and every type-tuple of a row that goes as it
 # is: each column's type, or None's where the column may be NULL.
 _NULL = type(None)
-_COPY_TYPES = (int, int, int, int, int, str, datetime, datetime, str, str, str, int, str, str, str, str, _NULL)
-_COPY_TYPES += (Decimal, datetime)
+_COPY_TYPES: tuple[type, ...] = (
+    int, int, int, int, int, str, datetime, datetime, str, str, str, int, str, str, str, str, _NULL, Decimal, datetime
+)  # fmt: skip
 _PLAIN_ROWS = frozenset(
     itertools.product(
         *({kind, _NULL} if field.null else {kind} for field, kind in zip(_COPY_FIELDS, _COPY_TYPES, strict=True))
@@ -460,3 +466,52 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
         if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
     ]
     return sorted(samples + gathered, key=lambda sample: sample.timestamp) if gathered else samples
+
+
+def transaction_updated_record(
+    *,
+    charge_point_id: str,
+    ocpp_transaction_id: str,
+    seq_no: int,
+    at: datetime,
+    samples: Sequence[SampledValue],
+    evse_id: int | None = None,
+    connector_id: int | None = None,
+    charging: bool | None = None,
+    time_spent_charging: int | None = None,
+) -> bool:
+    """A 2.0.1 TransactionEvent(Updated) without idToken, remoteStartId or reservationId, of an
+    open session its connection keeps (``open_sessions``, a batch's first pass), at a plausible
+    time not before the session's start: recorded as ``transaction_start`` records it (E02: a new
+    seqNo adds its readings, charging state and time spent charging, and fills the EVSE and
+    connector the session lacks; a replayed seqNo adds nothing), without the start's lookups,
+    judgements and atomic block (a fleet's every reading of 2.0.1; issue 15). False, having
+    done nothing, for any other event: the caller takes ``transaction_start``'s way."""
+    if not gathering() or len(ocpp_transaction_id) > _START_KEY_LENGTH:
+        return False
+    received_at = timezone.now()
+    if not clock.kept_as_sent(at, received_at):
+        return False
+    session = transaction_kept(lambda kept: kept.start_key == ocpp_transaction_id)  # as transaction_start finds it
+    if session is None or at < session.started_at:  # an event before its start moves the start: the full way
+        return False
+    if seq_no_seen(session, seq_no):
+        return True  # a replay: nothing to add
+    if session.evse_id is None:
+        session.evse_id = column_int(evse_id)
+    if session.connector_id is None:
+        session.connector_id = column_int(connector_id)
+    samples = samples_judged(samples, received_at)
+    rows = sample_rows(session.charge_point_id, session, samples, source="TransactionStart")
+    samples_learned(session, samples, rows)
+    if charging is not None:  # a kept session is active
+        charging_state_apply(session, charging=charging, at=at)
+    if time_spent_charging is not None:
+        session.time_spent_charging = column_int(time_spent_charging)
+    sample_rows_stored(rows, may_gather=True)
+    transaction_save_changes(session, may_gather=True)
+    return True
+
+
+# A 2.0.1 session's start key is its transactionId, kept as sent when it fits its column.
+_START_KEY_LENGTH: int = Transaction._meta.get_field("start_key").max_length  # type: ignore[assignment]
