@@ -470,7 +470,6 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
 
 def transaction_updated_record(
     *,
-    charge_point_id: str,
     ocpp_transaction_id: str,
     seq_no: int,
     at: datetime,

@@ -92,7 +92,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
             )
         )
         return stopped.id_tag_info
-    if not sent_token and _reading_recorded(charge_point_id, payload, at, samples):
+    if not sent_token and _reading_recorded(payload, at, samples):
         return None
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
     # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
@@ -103,7 +103,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     return started.id_tag_info if sent_token else None
 
 
-def _reading_recorded(charge_point_id: str, payload: dict[str, Any], at: datetime, samples: list[SampledValue]) -> bool:
+def _reading_recorded(payload: dict[str, Any], at: datetime, samples: list[SampledValue]) -> bool:
     """An Updated event without idToken, remoteStartId or reservationId, of a session its
     connection keeps: recorded by ``transaction_updated_record`` (True), as ``transaction_start``
     would; False: not such an event, nothing done."""
@@ -115,8 +115,7 @@ def _reading_recorded(charge_point_id: str, payload: dict[str, Any], at: datetim
     ):
         return False
     evse = payload.get("evse") or {}
-    return transaction_updated_record(
-        charge_point_id=charge_point_id,
+    return transaction_updated_record(  # the connection keeps its own charger's sessions only
         ocpp_transaction_id=info["transactionId"],
         seq_no=payload["seqNo"],
         at=at,
