@@ -536,8 +536,16 @@ def _guarded(
     """``instance_updated``'s guard as its field and the value prepared for the database ``db``."""
     if guard is None:
         return None
-    field = _concrete(model._meta.get_field(guard[0]))
-    return field, field.get_db_prep_value(guard[1], db)
+    field, value = _guard_field(model, guard[0]), guard[1]
+    aware = type(value) is datetime and value.tzinfo is not None
+    if aware and db.vendor == "postgresql" and _kinds(model)[field.attname] is datetime:
+        return field, value  # what get_db_prep_value returns for it (every kept session's save): no prep
+    return field, field.get_db_prep_value(value, db)
+
+
+@cache
+def _guard_field(model: type[Model], name: str) -> Field[Any, Any]:
+    return _concrete(model._meta.get_field(name))
 
 
 @lru_cache(maxsize=256)  # a session saves a few sets of changed columns

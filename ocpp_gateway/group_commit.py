@@ -583,10 +583,15 @@ def _units_without_savepoints(batch: list[_Unit], lookups: list[_Lookups]) -> li
         del features.uses_savepoints  # the class's value again
 
 
+_NO_LOOKUPS = _Lookups(*(None,) * len(_Lookups._fields))
+
+
 def _rows_ahead_dropped(lookups: _Lookups) -> bool:
     """Its unit ran: what was read or written ahead for it and left is no later unit's. True when
     a row written ahead was left (an attach, a boot, a read after a boot's command, a report part, a
     completion): the batch's pass is to be written again."""
+    if lookups == _NO_LOOKUPS:  # a unit of no kind (a reading, a buffer's): nothing was made for it
+        return False
     start, stop, status, attach, boot, refresh, report, completion = lookups
     start_read_taken(start)  # the answer read for its start, if it left it: no later unit takes it
     ledger_read_dropped(stop)

@@ -7,6 +7,8 @@ with ``samples_store``. A charger's times are judged by ``chargepoints.clock`` f
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,14 +35,24 @@ from charging.services.open_sessions import open_session_on_connector
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
+    charging_state_apply,
     column_int,
+    seq_no_seen,
+    transaction_kept,
     transaction_named,
     transaction_remember,
     transaction_save_changes,
     transactions_open_on_connector,
 )
 from charging.signals import charger_draw_changed
-from kernel.plain_sql import bound_cursor, gathered_rows_of, instances_copied
+from kernel.plain_sql import (
+    bound_cursor,
+    column_of,
+    gathered_rows_of,
+    gathering,
+    instances_copied,
+    rows_copied,
+)
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -107,32 +119,45 @@ def meter_values_record(
     ended session on readings from after its end), else none: kept all the same. Implausible
     sample times are replaced by their receipt (``samples_judged``)."""
     samples = samples_judged(samples, timezone.now())
+    if gathering():  # a batch's first pass: one transaction without savepoints, an atomic block adds nothing
+        return _meter_values_applied(charge_point_id, samples, connector_id, evse_id, ocpp_transaction_id)
     with db_transaction.atomic():
-        session = (
-            transaction_named(charge_point_id, ocpp_transaction_id, with_charge_point=False)
-            if ocpp_transaction_id
-            else None
-        )
-        if session is None or _after_its_end(session, samples):
-            kept = _kept_on_connector(connector_id, evse_id, samples)
-            if kept is not None:
-                session = kept
-            else:
-                charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-                session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
-        charge_point_pk = session.charge_point_id if session else charge_point.pk
-        samples_store(
-            charge_point_pk,
-            session,
-            samples,
-            source="MeterValues",
-            connector_id=connector_id,
-            evse_id=evse_id,
-            may_gather=True,  # a ledger read in the batch adds them to what it reads (gathered_rows_of)
-        )
-        if session is not None:
-            transaction_save_changes(session, may_gather=True)
-            charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
+        return _meter_values_applied(charge_point_id, samples, connector_id, evse_id, ocpp_transaction_id)
+
+
+def _meter_values_applied(
+    charge_point_id: str,
+    samples: list[SampledValue],
+    connector_id: int | None,
+    evse_id: int | None,
+    ocpp_transaction_id: str,
+) -> Transaction | None:
+    """``meter_values_record``'s work, in its caller's transaction."""
+    session = (
+        transaction_named(charge_point_id, ocpp_transaction_id, with_charge_point=False)
+        if ocpp_transaction_id
+        else None
+    )
+    if session is None or _after_its_end(session, samples):
+        kept = _kept_on_connector(connector_id, evse_id, samples)
+        if kept is not None:
+            session = kept
+        else:
+            charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+            session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
+    charge_point_pk = session.charge_point_id if session else charge_point.pk
+    samples_store(
+        charge_point_pk,
+        session,
+        samples,
+        source="MeterValues",
+        connector_id=connector_id,
+        evse_id=evse_id,
+        may_gather=True,  # a ledger read in the batch adds them to what it reads (gathered_rows_of)
+    )
+    if session is not None:
+        transaction_save_changes(session, may_gather=True)
+        charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
 
 
@@ -215,7 +240,7 @@ def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]
 
 def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
     now = timezone.now()
-    return metering.register_readings([_sample_row(0, None, sample, "", None, None, now) for sample in samples])
+    return metering.register_readings([_sample_row(0, None, None, None, "", sample, now) for sample in samples])
 
 
 def last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
@@ -264,7 +289,13 @@ def sample_rows(
     """The ledger rows of ``samples`` (to write; for a session not yet inserted, their
     ``transaction_id`` is set once it is)."""
     now = timezone.now()
-    return [_sample_row(charge_point_pk, session, sample, source, connector_id, evse_id, now) for sample in samples]
+    if session is None:
+        transaction_id, evse_id, connector_id = None, column_int(evse_id), column_int(connector_id)
+    else:  # the session's own, looked up once for all its rows
+        transaction_id, evse_id, connector_id = session.pk, session.evse_id, session.connector_id
+    return [
+        _sample_row(charge_point_pk, transaction_id, evse_id, connector_id, source, sample, now) for sample in samples
+    ]
 
 
 def sample_rows_stored(rows: Sequence[SampleRow], *, may_gather: bool = False) -> None:
@@ -273,11 +304,49 @@ def sample_rows_stored(rows: Sequence[SampleRow], *, may_gather: bool = False) -
     if not rows:
         return
     if connection.vendor == "postgresql":
-        instances_copied(MeterSample, rows, may_gather=may_gather)
+        plain = [_copy_row(row) for row in rows]
+        if all(values is not None for values in plain):
+            rows_copied(MeterSample, _COPY_COLUMNS, plain, may_gather=may_gather)  # type: ignore[arg-type]  # none is None
+        else:  # one odd row: all of them the general way, so that the ledger keeps their order
+            instances_copied(MeterSample, rows, may_gather=may_gather)
     else:
         MeterSample.objects.bulk_create(
             [MeterSample(**{name: getattr(row, name) for name in SampleRow.__slots__}) for row in rows]
         )
+
+
+# ``MeterSample``'s columns as ``instances_copied`` writes them (every concrete field but the key,
+# in order: the same gathered COPY).
+_COPY_FIELDS = [field for field in MeterSample._meta.concrete_fields if not field.primary_key]
+_COPY_COLUMNS = tuple(column_of(field) for field in _COPY_FIELDS)
+_row_values = operator.attrgetter(*(field.attname for field in _COPY_FIELDS))
+# By column, the one type of a value that goes as it is (``instances_copied`` passes it unchanged;
+# signed data, a JSON column's, never: it is wrapped), and every type-tuple of a row that goes as it
+# is: each column's type, or None's where the column may be NULL.
+_NULL = type(None)
+_COPY_TYPES: tuple[type, ...] = (
+    int, int, int, int, int, str, datetime, datetime, str, str, str, int, str, str, str, str, _NULL, Decimal, datetime
+)  # fmt: skip
+_PLAIN_ROWS = frozenset(
+    itertools.product(
+        *({kind, _NULL} if field.null else {kind} for field, kind in zip(_COPY_FIELDS, _COPY_TYPES, strict=True))
+    )
+)
+
+
+def _copy_row(row: SampleRow) -> tuple[Any, ...] | None:
+    """``row``'s values as its COPY takes them, when each is what ``instances_copied`` would send
+    unchanged (its column's own type, or None where the column may be NULL; times aware; no
+    signed data to wrap as JSON): most rows, without a conversion call per value (19 a row, the
+    larger part of a reading's row; issue 15). None for any other row (``instances_copied``
+    prepares it)."""
+    values = _row_values(row)
+    if tuple(map(type, values)) not in _PLAIN_ROWS:
+        return None
+    at = row.charger_timestamp
+    if row.timestamp.tzinfo is None or row.received_at.tzinfo is None or (at is not None and at.tzinfo is None):
+        return None
+    return values if row.value is None or row.value.is_finite() else None
 
 
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
@@ -305,35 +374,38 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
 
 def _sample_row(
     charge_point_pk: int,
-    session: Transaction | None,
-    sample: SampledValue,
-    source: str,
-    connector_id: int | None,
+    transaction_id: int | None,
     evse_id: int | None,
+    connector_id: int | None,
+    source: str,
+    sample: SampledValue,
     received_at: datetime,
 ) -> SampleRow:
+    """``sample``'s ledger row (its session's ids, or its charger's and the message's connector's,
+    as their columns keep them): built positionally, for every sampled value (issue 15)."""
     # Signed data is a blob, not a number, however much it may look like one.
     number = None if sample.signed_data else metering.parse_decimal(sample.raw_value)
     value = metering.normalise(number, sample.unit, sample.multiplier) if number is not None else None
+    multiplier = sample.multiplier
     return SampleRow(
-        charge_point_id=charge_point_pk,
-        transaction_id=session.pk if session is not None else None,
-        evse_id=column_int(evse_id) if session is None else session.evse_id,
-        connector_id=column_int(connector_id) if session is None else session.connector_id,
-        source=source,
-        timestamp=sample.timestamp,
-        charger_timestamp=sample.charger_timestamp,
-        measurand=sample.measurand,
-        phase=sample.phase,
-        unit=sample.unit,
-        multiplier=max(min(sample.multiplier, 32767), -32768),
-        context=sample.context,
-        location=sample.location,
-        format=sample.format,
-        raw_value=sample.raw_value,
-        signed_data=sample.signed_data,
-        value=value,
-        received_at=received_at,
+        charge_point_pk,
+        transaction_id,
+        evse_id,
+        connector_id,
+        source,
+        sample.timestamp,
+        sample.charger_timestamp,
+        sample.measurand,
+        sample.phase,
+        sample.unit,
+        multiplier if -32768 <= multiplier <= 32767 else max(min(multiplier, 32767), -32768),
+        sample.context,
+        sample.location,
+        sample.format,
+        sample.raw_value,
+        sample.signed_data,
+        value,
+        received_at,
     )
 
 
@@ -394,3 +466,51 @@ def _register_samples(session: Transaction, since: datetime, until: datetime) ->
         if row[1] == metering.ENERGY_REGISTER and since <= row[0] <= until
     ]
     return sorted(samples + gathered, key=lambda sample: sample.timestamp) if gathered else samples
+
+
+def transaction_updated_record(
+    *,
+    ocpp_transaction_id: str,
+    seq_no: int,
+    at: datetime,
+    samples: Sequence[SampledValue],
+    evse_id: int | None = None,
+    connector_id: int | None = None,
+    charging: bool | None = None,
+    time_spent_charging: int | None = None,
+) -> bool:
+    """A 2.0.1 TransactionEvent(Updated) without idToken, remoteStartId or reservationId, of an
+    open session its connection keeps (``open_sessions``, a batch's first pass), at a plausible
+    time not before the session's start: recorded as ``transaction_start`` records it (E02: a new
+    seqNo adds its readings, charging state and time spent charging, and fills the EVSE and
+    connector the session lacks; a replayed seqNo adds nothing), without the start's lookups,
+    judgements and atomic block (a fleet's every reading of 2.0.1; issue 15). False, having
+    done nothing, for any other event: the caller takes ``transaction_start``'s way."""
+    if not gathering() or len(ocpp_transaction_id) > _START_KEY_LENGTH:
+        return False
+    received_at = timezone.now()
+    if not clock.kept_as_sent(at, received_at):
+        return False
+    session = transaction_kept(lambda kept: kept.start_key == ocpp_transaction_id)  # as transaction_start finds it
+    if session is None or at < session.started_at:  # an event before its start moves the start: the full way
+        return False
+    if seq_no_seen(session, seq_no):
+        return True  # a replay: nothing to add
+    if session.evse_id is None:
+        session.evse_id = column_int(evse_id)
+    if session.connector_id is None:
+        session.connector_id = column_int(connector_id)
+    samples = samples_judged(samples, received_at)
+    rows = sample_rows(session.charge_point_id, session, samples, source="TransactionStart")
+    samples_learned(session, samples, rows)
+    if charging is not None:  # a kept session is active
+        charging_state_apply(session, charging=charging, at=at)
+    if time_spent_charging is not None:
+        session.time_spent_charging = column_int(time_spent_charging)
+    sample_rows_stored(rows, may_gather=True)
+    transaction_save_changes(session, may_gather=True)
+    return True
+
+
+# A 2.0.1 session's start key is its transactionId, kept as sent when it fits its column.
+_START_KEY_LENGTH: int = Transaction._meta.get_field("start_key").max_length  # type: ignore[assignment]

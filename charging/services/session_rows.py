@@ -363,6 +363,8 @@ _TRACKED_JSON = [
 
 def _copied(value: Any) -> Any:
     """JSON columns are lists and dicts, which code may change in place; the rest are immutable."""
+    if type(value) is list or type(value) is dict:  # exactly these (most): their own copy() is copy.copy's
+        return value.copy()
     return copy.copy(value) if isinstance(value, (list, dict)) else value
 
 

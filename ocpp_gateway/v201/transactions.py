@@ -12,7 +12,7 @@ from ocpp.v201.enums import Action
 from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.ledger_reads import StopLookup, stopping_unit_register
-from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.meter_ledger import SampledValue, meter_values_record, transaction_updated_record
 from charging.services.start_reads import StartLookup, starting_unit_register
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
@@ -92,6 +92,8 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
             )
         )
         return stopped.id_tag_info
+    if not sent_token and _reading_recorded(payload, at, samples):
+        return None
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
     # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
     token = sent_token or _remote_start_token(charge_point_id, info.get("remoteStartId"))
@@ -99,6 +101,30 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     if token.get("type") == "NoAuthorization":  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
     return started.id_tag_info if sent_token else None
+
+
+def _reading_recorded(payload: dict[str, Any], at: datetime, samples: list[SampledValue]) -> bool:
+    """An Updated event without idToken, remoteStartId or reservationId, of a session its
+    connection keeps: recorded by ``transaction_updated_record`` (True), as ``transaction_start``
+    would; False: not such an event, nothing done."""
+    info = payload["transactionInfo"]
+    if (
+        payload["eventType"] != "Updated"
+        or info.get("remoteStartId") is not None
+        or payload.get("reservationId") is not None
+    ):
+        return False
+    evse = payload.get("evse") or {}
+    return transaction_updated_record(  # the connection keeps its own charger's sessions only
+        ocpp_transaction_id=info["transactionId"],
+        seq_no=payload["seqNo"],
+        at=at,
+        samples=samples,
+        evse_id=evse.get("id"),
+        connector_id=evse.get("connectorId"),
+        charging=_CHARGING.get(info.get("chargingState", "")),
+        time_spent_charging=info.get("timeSpentCharging"),
+    )
 
 
 def _start_lookup(charge_point_id: str, payload: dict[str, Any]) -> StartLookup | None:
