@@ -655,7 +655,13 @@ def _row_upsert_plan(
 
 
 def _upsert_row(
-    model: type[Model], conflict: str, kept: tuple[str, ...], conflict_value: Any, values: list[Any], *, may_gather: bool
+    model: type[Model],
+    conflict: str,
+    kept: tuple[str, ...],
+    conflict_value: Any,
+    values: list[Any],
+    *,
+    may_gather: bool,
 ) -> Any:
     """Write one upsert's ``values`` (``_upsert_of``'s fields'), or gather them (``may_gather``
     inside ``copies_gathered``: then None); the row's primary key when written now."""
