@@ -334,6 +334,9 @@ def test_row_upserted_refuses_a_model_whose_fields_need_an_instance() -> None:
         class Meta:
             app_label = "charging"
 
+        def __str__(self) -> str:
+            return self.name
+
     with pytest.raises(ValueError, match="pre_save"):
         row_upserted(Stamped, {"name": "a"}, conflict="name")
 
