@@ -60,7 +60,12 @@ def billing_record_write(*, transaction: Transaction) -> None:
         charging = min(transaction.time_spent_charging, duration)
         idle = duration - charging
     energy = transaction.energy_wh or Decimal(0)
-    priced = pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
+    # Without a tariff nothing is priced: no line items, a zero total (the record needs review).
+    priced = (
+        pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
+        if tariff
+        else None
+    )
     columns = {
         "charge_point_identity": charge_point.charge_point_id,
         "id_tag": transaction.id_tag,
@@ -71,8 +76,8 @@ def billing_record_write(*, transaction: Transaction) -> None:
         "duration_seconds": duration,
         "charging_seconds": charging,
         "idle_seconds": idle,
-        "line_items": [line.as_json() for line in priced.line_items] if tariff else [],
-        "total": priced.total if tariff else Decimal("0.00"),
+        "line_items": [line.as_json() for line in priced.line_items] if priced else [],
+        "total": priced.total if priced else Decimal("0.00"),
         "needs_review": tariff is None or transaction.needs_review,
     }
     subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
@@ -103,9 +108,7 @@ def _record_written(record: BillingRecord) -> None:
     instance_upserted(record, conflict="transaction_id", kept=("created_at",))
 
 
-def _terms(tariff: Tariff | None) -> pricing.TariffTerms:
-    if tariff is None:
-        return pricing.TariffTerms(currency="", price_per_kwh=Decimal(0))
+def _terms(tariff: Tariff) -> pricing.TariffTerms:
     return pricing.TariffTerms(
         currency=tariff.currency,
         price_per_kwh=tariff.price_per_kwh,
