@@ -12,7 +12,7 @@ from billing import events, pricing, selectors
 from billing.models import BillingRecord, Tariff
 from charging.models import Transaction
 from kernel.model_instances import instance_new
-from kernel.plain_sql import instance_upserted
+from kernel.plain_sql import instance_upserted, row_upserted
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
@@ -41,11 +41,14 @@ def tariff_delete(*, tariff: Tariff) -> None:
         raise TariffInUse(tariff) from None
 
 
-def billing_record_write(*, transaction: Transaction) -> BillingRecord:
+def billing_record_write(*, transaction: Transaction) -> None:
     """Price an ended session with the tariff valid at its start; call in the ending DB transaction.
 
     A session finished again (a charger's late stop after the CSMS closed it) has its record
     rewritten. Without a tariff the record has no currency, a zero total and needs review.
+    Nobody subscribed to hear of it (most stops), on PostgreSQL: the record is one row of values
+    (``kernel.plain_sql.row_upserted``), gathered with the rest of the group commit's batch, no
+    model instance built (issue 15).
     """
     assert transaction.stopped_at is not None
     charge_point = transaction.charge_point
@@ -57,46 +60,55 @@ def billing_record_write(*, transaction: Transaction) -> BillingRecord:
         charging = min(transaction.time_spent_charging, duration)
         idle = duration - charging
     energy = transaction.energy_wh or Decimal(0)
-    priced = pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
-    subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
-    record = instance_new(  # BillingRecord(...) without its keyword loop over every field
-        BillingRecord,
-        transaction=transaction,
-        tariff=tariff,
-        charge_point_identity=charge_point.charge_point_id,
-        id_tag=transaction.id_tag,
-        currency=tariff.currency if tariff else "",
-        energy_wh=energy,
-        started_at=transaction.started_at,
-        stopped_at=transaction.stopped_at,
-        duration_seconds=duration,
-        charging_seconds=charging,
-        idle_seconds=idle,
-        line_items=[line.as_json() for line in priced.line_items] if tariff else [],
-        total=priced.total if tariff else Decimal("0.00"),
-        needs_review=tariff is None or transaction.needs_review,
+    # Without a tariff nothing is priced: no line items, a zero total (the record needs review).
+    priced = (
+        pricing.price_session(_terms(tariff), energy_wh=energy, charging_seconds=charging, idle_seconds=idle)
+        if tariff
+        else None
     )
-    _record_written(record, may_gather=not subscribed)
+    columns = {
+        "charge_point_identity": charge_point.charge_point_id,
+        "id_tag": transaction.id_tag,
+        "currency": tariff.currency if tariff else "",
+        "energy_wh": energy,
+        "started_at": transaction.started_at,
+        "stopped_at": transaction.stopped_at,
+        "duration_seconds": duration,
+        "charging_seconds": charging,
+        "idle_seconds": idle,
+        "line_items": [line.as_json() for line in priced.line_items] if priced else [],
+        "total": priced.total if priced else Decimal("0.00"),
+        "needs_review": tariff is None or transaction.needs_review,
+    }
+    subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
+    if not subscribed and connection.vendor == "postgresql":
+        row_upserted(
+            BillingRecord,
+            {**columns, "transaction_id": transaction.pk, "tariff_id": tariff.pk if tariff else None},
+            conflict="transaction_id",
+            kept=("created_at",),
+            may_gather=True,
+        )
+        return
+    # BillingRecord(...) without its keyword loop over every field
+    record = instance_new(BillingRecord, transaction=transaction, tariff=tariff, **columns)
+    _record_written(record)
     if subscribed:
         webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
-    return record
 
 
-def _record_written(record: BillingRecord, *, may_gather: bool) -> None:
+def _record_written(record: BillingRecord) -> None:
     """``update_or_create`` of the session's record, as one ``INSERT ... ON CONFLICT`` on
-    PostgreSQL (every stop writes one; issue 15), gathered with the rest of the group commit's
-    batch when ``may_gather`` (its id then stays unknown: nobody subscribed to hear it)."""
+    PostgreSQL (its id read back, for the event that names it)."""
     if connection.vendor != "postgresql":
         fields = [field.name for field in BillingRecord._meta.concrete_fields if not field.primary_key]
         defaults = {name: getattr(record, name) for name in fields if name not in ("transaction", "created_at")}
         record.pk = BillingRecord.objects.update_or_create(transaction=record.transaction, defaults=defaults)[0].pk
         return
-    instance_upserted(record, conflict="transaction_id", kept=("created_at",), may_gather=may_gather)
+    instance_upserted(record, conflict="transaction_id", kept=("created_at",))
 
 
-def _terms(tariff: Tariff | None) -> pricing.TariffTerms:
-    if tariff is None:
-        return pricing.TariffTerms(currency="", price_per_kwh=Decimal(0))
+def _terms(tariff: Tariff) -> pricing.TariffTerms:
     return pricing.TariffTerms(
         currency=tariff.currency,
         price_per_kwh=tariff.price_per_kwh,

@@ -623,20 +623,66 @@ def instance_upserted(instance: Model, *, conflict: str, kept: Sequence[str] = (
     the other callers' of its model by one statement (issue 15: a stop's billing record); a later
     row of the same ``conflict`` value replaces the earlier one, and the instance's primary key
     stays None (the caller must not read the row back before the block ends)."""
-    fields, statement = _upsert_of(type(instance), conflict, tuple(kept))
+    fields, _ = _upsert_of(type(instance), conflict, tuple(kept))
     db, kinds = connections[DEFAULT_DB_ALIAS], _kinds(type(instance))
     values = [_db_value(db, field, kinds[field.attname], field.pre_save(instance, True)) for field in fields]
+    pk = _upsert_row(type(instance), conflict, tuple(kept), getattr(instance, conflict), values, may_gather=may_gather)
+    if pk is not None:
+        instance.pk = pk
+        instance._state.adding = False
+
+
+def row_upserted(
+    model: type[Model], values: dict[str, Any], *, conflict: str, kept: Sequence[str] = (), may_gather: bool = False
+) -> None:
+    """``instance_upserted`` of a row given by its columns' values, with no model instance built
+    (its constructor and its relations' descriptors were a third of a stop's billing record;
+    issue 15): ``values`` maps the attname of every column written (``_upsert_of``'s fields) to
+    its value, but for the ``auto_now`` / ``auto_now_add`` ones, set to the time now as
+    ``instance_inserted`` sets them. For a writer that needs nothing back: the row's primary key
+    is not read, gathered or not. Only for a model whose fields' ``pre_save`` reads the value."""
+    attnames, stamped, kinds = _row_upsert_plan(model, conflict, tuple(kept))
+    now = timezone.now() if stamped else None
+    row = [now if attname in stamped else values[attname] for attname in attnames]
+    _db_values_prepared(connections[DEFAULT_DB_ALIAS], kinds, row)
+    _upsert_row(model, conflict, tuple(kept), values[conflict], row, may_gather=may_gather)
+
+
+@lru_cache(maxsize=64)
+def _row_upsert_plan(
+    model: type[Model], conflict: str, kept: tuple[str, ...]
+) -> tuple[tuple[str, ...], frozenset[str], tuple[tuple[Field[Any, Any], type | None], ...]]:
+    """``row_upserted``'s plan: the attnames of ``_upsert_of``'s fields, those stamped with the
+    time, each field with its ``_kind_of``; ``ValueError`` for a field whose ``pre_save`` needs an
+    instance (keyed by the model, not by the fields: a field's hash is a Python call)."""
+    fields, _ = _upsert_of(model, conflict, kept)
+    stamped, custom, _ = _insert_plan(model, fields)
+    if custom:
+        raise ValueError(f"row_upserted: {model.__name__} has fields whose pre_save needs an instance")
+    return tuple(field.attname for field in fields), frozenset(stamped), _kinds_of(fields)
+
+
+def _upsert_row(
+    model: type[Model],
+    conflict: str,
+    kept: tuple[str, ...],
+    conflict_value: Any,
+    values: list[Any],
+    *,
+    may_gather: bool,
+) -> Any:
+    """Write one upsert's ``values`` (``_upsert_of``'s fields'), or gather them (``may_gather``
+    inside ``copies_gathered``: then None); the row's primary key when written now."""
     upserts: _PendingUpserts | None = getattr(_gathering, "upserts", None)
-    key = (type(instance), conflict, tuple(kept))
+    key = (model, conflict, kept)
     if may_gather and upserts is not None:
-        upserts.setdefault(key, {})[getattr(instance, conflict)] = values
-        return
+        upserts.setdefault(key, {})[conflict_value] = values
+        return None
     if upserts:  # an earlier gathered row of this key: this later one replaces it, now
-        upserts.get(key, {}).pop(getattr(instance, conflict), None)
+        upserts.get(key, {}).pop(conflict_value, None)
     with bound_cursor() as cursor:
-        cursor.execute(statement, values)
-        instance.pk = cursor.fetchone()[0]
-    instance._state.adding = False
+        cursor.execute(_upsert_of(model, conflict, kept)[1], values)
+        return cursor.fetchone()[0]
 
 
 def _upserts_written(upserts: _PendingUpserts) -> None:
@@ -762,11 +808,19 @@ def _inserted_values(db: BaseDatabaseWrapper, instance: Model, fields: tuple[Fie
         values[index] = field.pre_save(instance, True)
     if db.vendor != "postgresql":
         return [field.get_db_prep_save(value, db) for field, value in zip(fields, values, strict=True)]
-    for index, (field, kind) in enumerate(_kinds_of(fields)):
+    _db_values_prepared(db, _kinds_of(fields), values)
+    return values
+
+
+def _db_values_prepared(
+    db: BaseDatabaseWrapper, kinds: tuple[tuple[Field[Any, Any], type | None], ...], values: list[Any]
+) -> None:
+    """``values`` (of the fields of ``kinds``, ``_kinds_of``'s, in order; PostgreSQL) each replaced
+    by ``_db_value``'s, without a call for a value of the type PostgreSQL takes as it is."""
+    for index, (field, kind) in enumerate(kinds):
         value = values[index]
         if kind is None or (value is not None and (type(value) is not kind or kind in _CHECKED)):
             values[index] = _db_value(db, field, kind, value)
-    return values
 
 
 # Kinds ``_db_value`` still checks when the type matches: a naive time, a non-finite Decimal.

@@ -243,11 +243,6 @@ def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
     return metering.register_readings([_sample_row(0, None, None, None, "", sample, now) for sample in samples])
 
 
-def last_register_wh(samples: Sequence[SampledValue]) -> Decimal | None:
-    readings = readings_of(samples)
-    return readings[-1].wh if readings else None
-
-
 def has_begin_reading(samples: Sequence[SampledValue]) -> bool:
     return any(s.measurand == metering.ENERGY_REGISTER and s.context == "Transaction.Begin" for s in samples)
 

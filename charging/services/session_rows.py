@@ -35,6 +35,7 @@ from kernel.plain_sql import (
     columns_of,
     instance_inserted,
     instance_of,
+    instance_of_row,
     instance_updated,
     model_rows,
     rows_of,
@@ -67,8 +68,16 @@ def charge_point_named(pk: int, charge_point_id: str) -> ChargePoint:
     are deferred (Django reads them on first use, one statement). What a stop needs of it is its
     id and identity; its tariff is chosen where it is priced (``billing.selectors.tariff_for``:
     the charger's ``tariff_id`` from billing's own read, or what a gateway process keeps and
-    forgets on every change), never from this row."""
-    return ChargePoint.from_db(None, ["id", "charge_point_id"], [pk, charge_point_id])
+    forgets on every change), never from this row. Built as ``from_db`` builds it, without
+    ``Model.__init__``'s walk over every field (``kernel.plain_sql.instance_of_row``)."""
+    return instance_of_row(ChargePoint, ("id", "charge_point_id"), (pk, charge_point_id))
+
+
+def _charge_point_cached(session: Transaction, charge_point: ChargePoint) -> None:
+    """``session.charge_point = charge_point``, the charger ``session.charge_point_id`` names
+    (both in the default database): its cache set, without the descriptor's checks and its
+    write of the same id."""
+    Transaction.charge_point.field.set_cached_value(session, charge_point)
 
 
 def _table(model: type[Model]) -> str:
@@ -87,7 +96,7 @@ def transaction_named(
     kept = transaction_kept(named_by(ocpp_transaction_id))
     if kept is not None:
         if with_charge_point:
-            kept.charge_point = charge_point_named(kept.charge_point_id, charge_point_id)
+            _charge_point_cached(kept, charge_point_named(kept.charge_point_id, charge_point_id))
         return kept
     if connection.vendor == "postgresql":
         condition, params = "t.ocpp_transaction_id = %s", list[Any]([ocpp_transaction_id])

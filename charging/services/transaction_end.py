@@ -24,7 +24,6 @@ from charging.services.open_sessions import (
 )
 from charging.services.session_rows import (
     anomaly_flag,
-    anomaly_unflag,
     charging_state_apply,
     fractional,
     seconds_between,
@@ -201,8 +200,7 @@ def transaction_finish(
         jump_tolerance_wh=Decimal(settings.CSMS_METER_JUMP_TOLERANCE_WH),
     )
     session.energy_wh = result.energy_wh
-    for code in _DERIVED_ANOMALIES:  # found again below if they still hold
-        anomaly_unflag(session, code)
+    _derived_anomalies_unflagged(session)  # found again below if they still hold
     for code in result.anomalies + ((Anomaly.CLOSED_BY_CSMS,) if closed_by_csms else ()):
         anomaly_flag(session, code)
     if stopped_at < session.started_at:
@@ -215,3 +213,13 @@ def transaction_finish(
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
     transaction_ended.send(sender=Transaction, transaction=session)
     return session
+
+
+def _derived_anomalies_unflagged(session: Transaction) -> None:
+    """``anomaly_unflag`` of every one of ``_DERIVED_ANOMALIES``, in one pass over the session's
+    anomalies (most sessions have none: then nothing but ``needs_review`` is set, as it was)."""
+    anomalies = session.anomalies
+    kept = [code for code in anomalies if code not in _DERIVED_ANOMALIES]
+    if len(kept) != len(anomalies):
+        session.anomalies = kept
+    session.needs_review = any(code in Anomaly.REVIEW for code in kept)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from chargepoints.clock import ChargerTime
 from chargepoints.models import ChargePoint
-from charging import selectors
+from charging import metering, selectors
 from charging.metering import Anomaly
 from charging.models import (
     ReconciliationItem,
@@ -31,12 +31,14 @@ from charging.selectors import IdTagInfo
 from charging.services.ledger_reads import StopLookup, stopping_unit_register
 from charging.services.meter_ledger import (
     SampledValue,
+    SampleRow,
     charger_time_judged,
-    last_register_wh,
     meter_bounded,
     meter_value_notes,
+    sample_rows,
+    sample_rows_stored,
     samples_judged,
-    samples_store,
+    samples_learned,
 )
 from charging.services.session_rows import (
     anomaly_flag,
@@ -110,18 +112,19 @@ def transaction_stop(request: StopRequest) -> StopResult:
         session = transaction_named(request.charge_point_id, request.ocpp_transaction_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
         charge_point = session.charge_point if session else charge_point_locked(request.charge_point_id)
+        rows = sample_rows(charge_point.pk, session, samples, source=request.action)  # its meter stop, then stored
         meter_stop = meter_bounded(request.meter_stop_wh)
         if meter_stop is None:
-            meter_stop = last_register_wh(samples)
+            meter_stop = _last_register_wh(rows)
         park = _Parker(charge_point, request, meter_stop, stop.at, id_tag)
         if session is None:
-            parked = _unknown_stop_park(park, charge_point, request.action, request.ocpp_transaction_id, samples)
-            return StopResult(None, info, parked)
+            return StopResult(None, info, _unknown_stop_park(park, request.ocpp_transaction_id, rows))
         if seq_no_seen(session, request.seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
             transaction_save_changes(session)
             return StopResult(session, info)
         # Gathered into the batch's COPY: the session's ledger read below adds them to what it reads.
-        samples_store(charge_point.pk, session, samples, source=request.action, may_gather=True)
+        sample_rows_stored(rows, may_gather=True)
+        samples_learned(session, samples, rows)
         if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
@@ -141,18 +144,24 @@ def stop_lookup_of_request(request: StopRequest) -> StopLookup:
 stopping_unit_register(transaction_stop, stop_lookup_of_request)
 
 
-def _unknown_stop_park(
-    park: _Parker, charge_point: ChargePoint, action: str, ocpp_transaction_id: str, samples: Sequence[SampledValue]
-) -> ReconciliationItem:
-    """Park the stop of a session the CSMS does not know, with its samples (once: a resent copy
-    brings the same samples again)."""
+def _unknown_stop_park(park: _Parker, ocpp_transaction_id: str, rows: Sequence[SampleRow]) -> ReconciliationItem:
+    """Park the stop of a session the CSMS does not know, with its samples' ledger ``rows`` (of no
+    session; once: a resent copy brings the same samples again)."""
     negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
     item, new = park(
         ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
     )
     if new:
-        samples_store(charge_point.pk, None, samples, source=action, parked=item)
+        for row in rows:
+            row.reconciliation_item_id = item.pk
+        sample_rows_stored(rows)
     return item
+
+
+def _last_register_wh(rows: Sequence[SampleRow]) -> Decimal | None:
+    """The last energy register reading among a stop's ledger ``rows`` (2.0.1: its meter stop)."""
+    readings = metering.register_readings(rows)
+    return readings[-1].wh if readings else None
 
 
 def _stop_checks(

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models.signals import post_init
+from django.test.utils import isolate_apps
 
 from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
@@ -23,6 +24,7 @@ from kernel.plain_sql import (
     instance_upserted,
     instances_copied,
     model_rows,
+    row_upserted,
 )
 
 pytestmark = [
@@ -286,6 +288,57 @@ def test_upserts_gathered_wait_for_the_block_and_the_last_of_a_key_wins(register
         assert BillingRecord.objects.get().total == Decimal("1.00")  # not written yet
     stored = BillingRecord.objects.get()
     assert (stored.pk, stored.total, stored.created_at) == (first.pk, Decimal("3.00"), created)
+
+
+def _columns(record: BillingRecord) -> dict:
+    """A record's values but its id, its session and its times of writing."""
+    return {
+        name: value
+        for name, value in _fields(record).items()
+        if name not in ("id", "transaction_id", "created_at", "updated_at")
+    }
+
+
+@pytest.mark.parametrize("gathered", [False, True])
+def test_row_upserted_writes_what_instance_upserted_writes(register_charge_point, gathered):
+    """``row_upserted`` (a stop's billing record as a row of values) writes the row
+    ``instance_upserted`` writes of the same values, gathered or not; a row of the same key
+    again keeps its ``created_at`` and takes the rest, as an upsert of an instance does."""
+    session = _session(register_charge_point)
+    other = Transaction.objects.create(
+        charge_point=session.charge_point, start_key="k2", connector_id=2, id_tag="TAG", started_at=T0
+    )
+    model = _record(session, "1.25")
+    model.line_items, model.needs_review, model.currency = [{"kind": "energy", "amount": "1.25"}], True, "EUR"
+    instance_upserted(model, conflict="transaction_id", kept=("created_at",))
+    values = {**_columns(model), "transaction_id": other.pk}
+    with copies_gathered() if gathered else transaction.atomic():
+        row_upserted(BillingRecord, values, conflict="transaction_id", kept=("created_at",), may_gather=gathered)
+    stored, by_row = BillingRecord.objects.get(transaction=session), BillingRecord.objects.get(transaction=other)
+    assert _columns(by_row) == _columns(stored)
+    assert by_row.created_at == by_row.updated_at is not None
+    row_upserted(BillingRecord, {**values, "total": Decimal("2.00")}, conflict="transaction_id", kept=("created_at",))
+    again = BillingRecord.objects.get(transaction=other)
+    assert (again.pk, again.total, again.created_at) == (by_row.pk, Decimal("2.00"), by_row.created_at)
+    assert again.updated_at > by_row.updated_at
+
+
+@isolate_apps("charging")
+def test_row_upserted_refuses_a_model_whose_fields_need_an_instance() -> None:
+    """A field with its own ``pre_save`` (a date stamped, a custom field) cannot be written from values alone."""
+
+    class Stamped(models.Model):
+        day = models.DateField(auto_now=True)
+        name = models.CharField(max_length=3, unique=True)
+
+        class Meta:
+            app_label = "charging"
+
+        def __str__(self) -> str:
+            return self.name
+
+    with pytest.raises(ValueError, match="pre_save"):
+        row_upserted(Stamped, {"name": "a"}, conflict="name")
 
 
 def test_upserts_gathered_beyond_one_statements_parameters_are_all_written(register_charge_point):
