@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
@@ -58,28 +57,15 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
 def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
     """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` as given
     -> the tag, with its parent; a tag not registered is absent."""
-    with bound_cursor() as cursor:
-        cursor.execute(id_tags_query(), [array_text([id_tag.lower() for id_tag in id_tags])])
-        return id_tags_of_rows(cursor.fetchall())
-
-
-def id_tags_query(select_first: str = "") -> str:
-    """``id_tags_found``'s statement (PostgreSQL), its one parameter the lowered tags as a text
-    array: a row (``select_first``'s columns, then the key, the tag's columns and its parent's,
-    NULL when it has none) per registered tag. ``select_first``: "NULL, NULL, " for a branch of
-    a ``UNION ALL`` after another statement's two columns (``start_reads``)."""
     table = connection.ops.quote_name(IdTag._meta.db_table)
-    return (
-        f"SELECT {select_first}q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')}"
-        f" FROM unnest(%s::text[]) AS q(key) JOIN {table} t ON LOWER(t.id_tag) = q.key"
-        f" LEFT JOIN {table} p ON p.id = t.parent_id"
-    )
-
-
-def id_tags_of_rows(rows: Sequence[Sequence[Any]]) -> dict[str, IdTag]:
-    """``id_tags_query``'s rows (from its key on) as ``id_tags_found`` returns them: key -> the
-    tag, with its parent."""
     width = len(IdTag._meta.concrete_fields)
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
+            f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
+            [array_text([id_tag.lower() for id_tag in id_tags])],
+        )
+        rows = cursor.fetchall()
     found = {}
     for key, *columns in rows:
         tag, parent = instance_of(IdTag, columns[:width]), columns[width:]

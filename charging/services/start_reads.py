@@ -7,11 +7,11 @@ its transactionId (``session_rows.transactions_started_or_open``: two statements
 all its starts, before its units run (``starts_read_together``): one statement locks every
 start's charger that no other transaction holds, in the order of their primary keys, waiting for
 none (``SKIP LOCKED``: a charger held elsewhere, say by its other connection's batch, is left to
-its start, which waits for it and reads after it at its turn, as a start always did), and reads
-their id tags (a ``UNION ALL`` after the lock: tags need no lock); one reads the locked starts'
-sessions and parked stops (a statement after the locks, as for one start) and hands each a
-primary key for the session it may open (its INSERT is then gathered with the batch's others:
-one statement). Each start then takes its answer (``start_read_taken``) instead of reading.
+its start, which waits for it and reads after it at its turn, as a start always did); one reads
+the locked starts' sessions and parked stops (a statement after the locks, as for one start) and
+hands each a primary key for the session it may open (its INSERT is then gathered with the
+batch's others: one statement); one reads their id tags. Each start then takes its answer
+(``start_read_taken``) instead of reading.
 
 Only the first unit of a charger in its batch may have an answer (the group commit chooses): a
 unit of that charger before it (another start, a stop, a status that closes a session) may change
@@ -95,16 +95,18 @@ _tags: RowsAhead[str, IdTag | None] = RowsAhead(fewest=1)  # lower(id tag) -> th
 @contextmanager
 def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` is answered
-    (``start_read_taken``) from two statements made now: the chargers locked and the id tags read,
-    then the sessions and parked stops read. A charger not found has no answer (its unit reads, and
+    (``start_read_taken``) from three statements made now: the chargers locked, the sessions and
+    parked stops read, the id tags read. A charger not found has no answer (its unit reads, and
     fails as it does). Nothing to read, or not PostgreSQL: no statement, no answer."""
     with _reads.kept() as reads, _tags.kept() as tags_read:
         if _reads.enough(lookups):
-            tags = sorted({lookup.id_tag.lower() for lookup in lookups if lookup.id_tag})
-            chargers, found = _chargers_locked(lookups, tags)
+            chargers = _chargers_locked(lookups)
             lookups = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
             reads.update(_sessions_read(lookups, chargers))
-            tags_read.update((tag, found.get(tag)) for tag in tags)
+            tags = {lookup.id_tag.lower() for lookup in lookups if lookup.id_tag}
+            if tags:
+                found = selectors.id_tags_found(sorted(tags))
+                tags_read.update((tag, found.get(tag)) for tag in tags)
         yield
 
 
@@ -126,34 +128,20 @@ def _table(model: type[Any]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _chargers_locked(
-    lookups: Sequence[StartLookup], tags: Sequence[str]
-) -> tuple[dict[str, ChargePoint], dict[str, IdTag]]:
+def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
     """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row,
     read as its id and identity alone (``session_rows.charge_point_named``: what a start uses of
-    it; building ~25 columns per charger cost more than the statement's other work); and the id
-    tags ``tags`` (lowered) as ``selectors.id_tags_found`` reads them, by the same statement (a
-    ``UNION ALL`` after the lock: one statement less per batch). A charger whose row another
-    transaction holds is skipped, not waited for: its start reads and locks its own way, at its
-    turn in the batch, as before the batch read (no batch-wide wait)."""
-    lock = (
-        f"SELECT c.id, c.charge_point_id FROM {_table(ChargePoint)} c"
-        " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED"
-    )
-    chargers = array_text(sorted({lookup.charge_point_id for lookup in lookups}))
+    it; building ~25 columns per charger cost more than the statement's other work). A charger
+    whose row another transaction holds is skipped, not waited for: its start reads and locks its
+    own way, at its turn in the batch, as before the batch read (no batch-wide wait)."""
     with bound_cursor() as cursor:
-        if tags:
-            nulls = ", ".join(["NULL"] * (1 + 2 * len(IdTag._meta.concrete_fields)))
-            cursor.execute(
-                f"WITH locked AS MATERIALIZED ({lock}) SELECT l.id, l.charge_point_id, {nulls} FROM locked l"
-                f" UNION ALL {selectors.id_tags_query(select_first='NULL, NULL, ')}",
-                [chargers, array_text(tags)],
-            )
-        else:
-            cursor.execute(lock, [chargers])
-        rows = cursor.fetchall()
-    locked = {row[1]: charge_point_named(row[0], row[1]) for row in rows if len(row) == 2 or row[2] is None}
-    return locked, selectors.id_tags_of_rows([row[2:] for row in rows if len(row) > 2 and row[2] is not None])
+        cursor.execute(
+            f"SELECT c.id, c.charge_point_id FROM {_table(ChargePoint)} c"
+            " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
+            [array_text(sorted({lookup.charge_point_id for lookup in lookups}))],
+        )
+        found = cursor.fetchall()
+    return {charge_point_id: charge_point_named(pk, charge_point_id) for pk, charge_point_id in found}
 
 
 def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint]) -> dict[StartLookup, StartRead]:

@@ -1,5 +1,5 @@
 """A group-commit batch's session starts read together (``charging.services.start_reads``, PostgreSQL):
-one statement locks their chargers and reads their id tags for the whole batch; each start
+one statement locks their chargers and one reads their id tags for the whole batch; each start
 answers and supersedes as a start read on its own does, and a start that is not its charger's
 first unit in the batch reads what the units before it wrote."""
 
@@ -28,7 +28,7 @@ pytestmark = [
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def test_a_batchs_starts_lock_their_chargers_and_read_their_id_tags_with_one_statement(statements):
+async def test_a_batchs_starts_lock_their_chargers_and_read_their_id_tags_with_one_statement_each(statements):
     chargers = [f"CP-BS-{n}" for n in range(6)]
     await asyncio.to_thread(registered, *chargers)
     await IdTag.objects.acreate(id_tag="Fleet-Card")
@@ -44,7 +44,7 @@ async def test_a_batchs_starts_lock_their_chargers_and_read_their_id_tags_with_o
     )
     locks = [sql for sql in statements if "FOR NO KEY UPDATE" in sql and "chargepoints_chargepoint" in sql]
     tag_reads = [sql for sql in statements if '"chargepoints_idtag" t' in sql]
-    assert len(locks) == 1 and tag_reads == locks  # a start's own reads: one of each per start
+    assert len(locks) == 1 and len(tag_reads) == 1  # a start's own reads: one of each per start
     assert [result.id_tag_info.status for result in results if result.id_tag_info] == [
         "Accepted",
         "Accepted",
@@ -72,7 +72,7 @@ async def test_a_batchs_starts_lock_their_chargers_rows_as_id_and_identity_and_r
         *((transaction_start, {"request": start16(cp, 2000, T0 + timedelta(minutes=10))}) for cp in chargers),
     )
     (lock,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql and "chargepoints_chargepoint" in sql]
-    assert "SELECT c.id, c.charge_point_id FROM" in lock
+    assert lock.startswith("SELECT c.id, c.charge_point_id FROM")
     assert not [
         sql for sql in statements if 'FROM "chargepoints_chargepoint" WHERE "chargepoints_chargepoint"."id"' in sql
     ]
