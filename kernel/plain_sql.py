@@ -431,6 +431,8 @@ _AS_IS: dict[type, type] = {
     models.BooleanField: bool,
     models.DateTimeField: datetime,
     models.DecimalField: Decimal,  # a finite one (PostgreSQL's backend adapts none)
+    models.AutoField: int,  # a primary key handed out ahead (a batch's new session's)
+    models.BigAutoField: int,
 }
 _INTEGER_KEYS = (models.AutoField, models.BigAutoField)
 
@@ -656,10 +658,10 @@ def _row_upsert_plan(
     time, each field with its ``_kind_of``; ``ValueError`` for a field whose ``pre_save`` needs an
     instance (keyed by the model, not by the fields: a field's hash is a Python call)."""
     fields, _ = _upsert_of(model, conflict, kept)
-    stamped, custom, _ = _insert_plan(model, fields)
+    stamped, custom, _, kinds = _fields_plan(fields)
     if custom:
         raise ValueError(f"row_upserted: {model.__name__} has fields whose pre_save needs an instance")
-    return tuple(field.attname for field in fields), frozenset(stamped), _kinds_of(fields)
+    return tuple(field.attname for field in fields), frozenset(stamped), kinds
 
 
 def _upsert_row(
@@ -773,9 +775,10 @@ def instance_inserted(instance: Model, *, may_gather: bool = False) -> None:
     else at the block's end, before the gathered UPDATEs. A refusal (a constraint) is then the
     block's error, or that statement's."""
     model = type(instance)
-    auto, fields, statement = _insert_of(model, instance.pk is None)
+    database_sets_pk = instance.pk is None
+    auto, _, statement = _insert_of(model, database_sets_pk)
     db = connections[DEFAULT_DB_ALIAS]
-    values = _inserted_values(db, instance, fields)
+    values = _inserted_values(db, instance, database_sets_pk)
     inserts: _PendingInserts | None = getattr(_gathering, "inserts", None)
     if may_gather and auto is None and inserts is not None:
         if not inserts:
@@ -792,13 +795,14 @@ def instance_inserted(instance: Model, *, may_gather: bool = False) -> None:
     instance_saved(instance)
 
 
-def _inserted_values(db: BaseDatabaseWrapper, instance: Model, fields: tuple[Field[Any, Any], ...]) -> list[Any]:
-    """The values of ``fields`` an INSERT of ``instance`` writes, as ``field.pre_save(instance, True)``
-    then ``_db_value`` give them, with less Python per field: the ``auto_now``/``auto_now_add``
-    columns set to one ``timezone.now()`` (Django's ``save`` reads the clock once per such column),
-    the fields whose ``pre_save`` only reads the attribute read by one C call, a value of the type
-    PostgreSQL takes as it is (``_AS_IS``) passed without a call."""
-    stamped, custom, read = _insert_plan(type(instance), fields)
+def _inserted_values(db: BaseDatabaseWrapper, instance: Model, database_sets_pk: bool) -> list[Any]:
+    """The values of ``_insert_of(type(instance), database_sets_pk)``'s fields an INSERT of
+    ``instance`` writes, as ``field.pre_save(instance, True)`` then ``_db_value`` give them, with
+    less Python per field: the ``auto_now``/``auto_now_add`` columns set to one ``timezone.now()``
+    (Django's ``save`` reads the clock once per such column), the fields whose ``pre_save`` only
+    reads the attribute read by one C call, a value of the type PostgreSQL takes as it is
+    (``_AS_IS``) passed without a call."""
+    stamped, custom, read, kinds = _insert_plan(type(instance), database_sets_pk)
     if stamped:
         now = timezone.now()
         for attname in stamped:
@@ -807,15 +811,15 @@ def _inserted_values(db: BaseDatabaseWrapper, instance: Model, fields: tuple[Fie
     for index, field in custom:
         values[index] = field.pre_save(instance, True)
     if db.vendor != "postgresql":
-        return [field.get_db_prep_save(value, db) for field, value in zip(fields, values, strict=True)]
-    _db_values_prepared(db, _kinds_of(fields), values)
+        return [field.get_db_prep_save(value, db) for (field, _), value in zip(kinds, values, strict=True)]
+    _db_values_prepared(db, kinds, values)
     return values
 
 
 def _db_values_prepared(
     db: BaseDatabaseWrapper, kinds: tuple[tuple[Field[Any, Any], type | None], ...], values: list[Any]
 ) -> None:
-    """``values`` (of the fields of ``kinds``, ``_kinds_of``'s, in order; PostgreSQL) each replaced
+    """``values`` (of the fields of ``kinds``, ``_fields_plan``'s, in order; PostgreSQL) each replaced
     by ``_db_value``'s, without a call for a value of the type PostgreSQL takes as it is."""
     for index, (field, kind) in enumerate(kinds):
         value = values[index]
@@ -829,11 +833,30 @@ _CHECKED = (datetime, Decimal)
 
 @lru_cache(maxsize=64)
 def _insert_plan(
-    model: type[Model], fields: tuple[Field[Any, Any], ...]
-) -> tuple[tuple[str, ...], tuple[tuple[int, Field[Any, Any]], ...], Callable[[Model], tuple[Any, ...]]]:
-    """``_inserted_values``'s plan for ``fields``: the attnames stamped with the time (``auto_now``,
-    ``auto_now_add``), the fields (by index) whose own ``pre_save`` must run, and one getter of
-    every field's attribute (a tuple, in order)."""
+    model: type[Model], database_sets_pk: bool
+) -> tuple[
+    tuple[str, ...],
+    tuple[tuple[int, Field[Any, Any]], ...],
+    Callable[[Model], tuple[Any, ...]],
+    tuple[tuple[Field[Any, Any], type | None], ...],
+]:
+    """``_inserted_values``'s plan for ``_insert_of(model, database_sets_pk)``'s fields: the
+    attnames stamped with the time (``auto_now``, ``auto_now_add``), the fields (by index) whose
+    own ``pre_save`` must run, one getter of every field's attribute (a tuple, in order), and each
+    field with its ``_kind_of``. Keyed by the model, not by its fields: a tuple of 33 fields
+    hashed per call was ~3.5 µs of every INSERT (``Field.__hash__`` is Python; issue 15)."""
+    return _fields_plan(_insert_of(model, database_sets_pk)[1])
+
+
+def _fields_plan(
+    fields: tuple[Field[Any, Any], ...],
+) -> tuple[
+    tuple[str, ...],
+    tuple[tuple[int, Field[Any, Any]], ...],
+    Callable[[Model], tuple[Any, ...]],
+    tuple[tuple[Field[Any, Any], type | None], ...],
+]:
+    """``_insert_plan``'s for ``fields`` (not cached: its callers' caches are keyed by the model)."""
     stamped: list[str] = []
     custom: list[tuple[int, Field[Any, Any]]] = []
     for index, field in enumerate(fields):
@@ -845,12 +868,8 @@ def _insert_plan(
             custom.append((index, field))
     getter = operator.attrgetter(*(field.attname for field in fields))
     read = getter if len(fields) > 1 else lambda instance: (getter(instance),)
-    return tuple(stamped), tuple(custom), read
-
-
-@lru_cache(maxsize=64)
-def _kinds_of(fields: tuple[Field[Any, Any], ...]) -> tuple[tuple[Field[Any, Any], type | None], ...]:
-    return tuple((field, _kind_of(field)) for field in fields)
+    kinds = tuple((field, _kind_of(field)) for field in fields)
+    return tuple(stamped), tuple(custom), read, kinds
 
 
 @lru_cache(maxsize=64)

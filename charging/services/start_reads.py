@@ -35,8 +35,8 @@ from charging.models import (
     IdTag,
     Transaction,
 )
-from charging.services.session_rows import SessionsKey, column_int, sessions_started_or_open
-from kernel.plain_sql import array_text, columns_of, model_rows
+from charging.services.session_rows import SessionsKey, charge_point_named, column_int, sessions_started_or_open
+from kernel.plain_sql import array_text, bound_cursor
 from kernel.rows_ahead import RowsAhead, UnitKind
 
 
@@ -57,10 +57,10 @@ class StartLookup:
 
 @dataclass(frozen=True)
 class StartRead:
-    """A start's answer: its charger's row (locked), the sessions it read (locked; not yet
-    remembered: ``session_rows.started_or_open_among``), whether a stop is parked under it, and
-    the primary key of the session it may open (its INSERT then gathered with the batch's other
-    new sessions: ``session_rows.transaction_inserted``)."""
+    """A start's answer: its charger's row (locked; its id and identity, the rest deferred), the
+    sessions it read (locked; not yet remembered: ``session_rows.started_or_open_among``), whether
+    a stop is parked under it, and the primary key of the session it may open (its INSERT then
+    gathered with the batch's other new sessions: ``session_rows.transaction_inserted``)."""
 
     charge_point: ChargePoint
     sessions: list[Transaction]
@@ -129,16 +129,19 @@ def _table(model: type[Any]) -> str:
 
 
 def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
-    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row.
-    A charger whose row another transaction holds is skipped, not waited for: its start reads and
-    locks its own way, at its turn in the batch, as before the batch read (no batch-wide wait)."""
-    found = model_rows(
-        ChargePoint,
-        f"SELECT {columns_of(ChargePoint, 'c')} FROM {_table(ChargePoint)} c"
-        " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
-        [array_text(sorted({lookup.charge_point_id for lookup in lookups}))],
-    )
-    return {charge_point.charge_point_id: charge_point for charge_point in found}
+    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row,
+    read as its id and identity alone (``session_rows.charge_point_named``: what a start uses of
+    it; building ~25 columns per charger cost more than the statement's other work). A charger
+    whose row another transaction holds is skipped, not waited for: its start reads and locks its
+    own way, at its turn in the batch, as before the batch read (no batch-wide wait)."""
+    with bound_cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id, c.charge_point_id FROM {_table(ChargePoint)} c"
+            " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
+            [array_text(sorted({lookup.charge_point_id for lookup in lookups}))],
+        )
+        found = cursor.fetchall()
+    return {charge_point_id: charge_point_named(pk, charge_point_id) for pk, charge_point_id in found}
 
 
 def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint]) -> dict[StartLookup, StartRead]:

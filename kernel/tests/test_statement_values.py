@@ -22,6 +22,7 @@ VALUES: list[tuple[type[Model], str, Any]] = [
     (ChargePoint, "last_seen", AT),
     (ChargePoint, "charge_point_id", "CP-1"),
     (ChargePoint, "connected", True),
+    (ChargePoint, "id", 7),
 ]
 VALUES += [(BillingRecord, "duration_seconds", 1500), (BillingRecord, "total", Decimal("1.2345678"))]
 
@@ -66,7 +67,7 @@ def test_an_inserts_values_are_the_fields_preparation_with_one_time_for_its_stam
     )
     session.pk = 42
     _, fields, _ = _insert_of(Transaction, False)
-    values = _inserted_values(connection, session, fields)
+    values = _inserted_values(connection, session, False)
     assert session.created_at is not None and session.created_at == session.updated_at
     stamped = {"created_at", "updated_at"}  # as set on the instance above (pre_save would read the clock again)
     expected = [

@@ -56,6 +56,32 @@ async def test_a_batchs_starts_lock_their_chargers_and_read_their_id_tags_with_o
     assert await Transaction.objects.filter(status=TransactionStatus.ACTIVE).acount() == 6
 
 
+async def test_a_batchs_starts_lock_their_chargers_rows_as_id_and_identity_and_read_no_other_column(statements):
+    """The batch's lock reads each charger's id and identity alone (its other columns deferred):
+    a start that closes the session its stop was lost for, prices it and announces itself reads
+    no other column of its charger (none loaded later by the ORM: a deferred column is read by
+    ``SELECT ... FROM "chargepoints_chargepoint" WHERE "chargepoints_chargepoint"."id" = ...``)."""
+    chargers = ["CP-BS-ID-1", "CP-BS-ID-2"]
+    await asyncio.to_thread(registered, *chargers)
+    olds = await one_batch(
+        CommitGroup(max_units=64), *((transaction_start, {"request": start16(cp, 1000, T0)}) for cp in chargers)
+    )
+    statements.clear()
+    news = await one_batch(
+        CommitGroup(max_units=64),
+        *((transaction_start, {"request": start16(cp, 2000, T0 + timedelta(minutes=10))}) for cp in chargers),
+    )
+    (lock,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql and "chargepoints_chargepoint" in sql]
+    assert lock.startswith("SELECT c.id, c.charge_point_id FROM")
+    assert not [
+        sql for sql in statements if 'FROM "chargepoints_chargepoint" WHERE "chargepoints_chargepoint"."id"' in sql
+    ]
+    rows = {row.pk: row async for row in Transaction.objects.all()}
+    assert [rows[old.transaction.pk].stop_reason for old in olds] == ["Superseded", "Superseded"]
+    assert [rows[new.transaction.pk].status for new in news] == [TransactionStatus.ACTIVE] * 2
+    assert [new.transaction.charge_point.charge_point_id for new in news] == chargers
+
+
 async def test_a_start_after_another_unit_of_its_charger_in_the_batch_reads_what_that_unit_wrote():
     """A stop then a start on the same connector, and two starts on one connector (a charger's
     old and new connection), in one batch: the stop's session ends as stopped, not superseded;
