@@ -409,7 +409,9 @@ def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: 
     ``locked``; ``FOR NO KEY UPDATE``, as every reservation's: another reservation or a change of
     the row waits for it, a transaction that only refers to the row by a foreign key does not),
     then the next id's row (the second reads after the lock is held, so it sees a concurrent
-    reservation)."""
+    reservation). A NotifyReport part of an id never reserved (a charger that made one up) no
+    longer waits for the lock: should it insert that very next id first, the reservation fails on
+    the unique key (its unit's error, never a report row shared by two requests)."""
     quote = connection.ops.quote_name
     chargers, reports = quote(ChargePoint._meta.db_table), quote(DeviceModelReport._meta.db_table)
     with connection.cursor() as cursor:
