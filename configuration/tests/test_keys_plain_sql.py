@@ -33,6 +33,19 @@ LATER = [
 ]
 
 
+def _key_changing(charge_point) -> None:
+    """Key D with a ChangeConfiguration's value pending: a read after it settles or keeps it."""
+    ConfigurationKey.objects.create(
+        charge_point=charge_point,
+        key="D",
+        value="old",
+        readonly=False,
+        pending_value="5",
+        learned_from="ChangeConfiguration",
+        learned_at=LEARNED,
+    )
+
+
 def _rows(charge_point) -> list[tuple]:
     return list(
         ConfigurationKey.objects.filter(charge_point=charge_point)
@@ -52,15 +65,7 @@ def test_the_plain_statement_stores_what_the_orm_path_does(register_charge_point
             if vendor != "postgresql":
                 patched.setattr(connection, "vendor", vendor)
             answers = [(FIRST, ["Z"], True, False), *LATER[:later]]
-            ConfigurationKey.objects.create(
-                charge_point=charge_point,
-                key="D",
-                value="old",
-                readonly=False,
-                pending_value="5",
-                learned_from="ChangeConfiguration",
-                learned_at=LEARNED,
-            )
+            _key_changing(charge_point)
             counts = [
                 services.configuration_keys_record(
                     charge_point=charge_point,
@@ -86,15 +91,7 @@ def test_the_batch_s_statement_stores_what_each_read_alone_does(register_charge_
         chargers = [register_charge_point(f"CP-{way}-{n}") for n in range(3)]
         command = Command.objects.create(charge_point=chargers[0], action="GetConfiguration", request={})
         for charge_point in chargers:
-            ConfigurationKey.objects.create(
-                charge_point=charge_point,
-                key="D",
-                value="old",
-                readonly=False,
-                pending_value="5",
-                learned_from="ChangeConfiguration",
-                learned_at=LEARNED,
-            )
+            _key_changing(charge_point)
         reads = [
             services.KeysRead(chargers[0], FIRST, ["Z"], True, command),
             services.KeysRead(chargers[1], *LATER[0][:3], command=None),

@@ -224,17 +224,24 @@ def _completed_rows(commands: list[Command]) -> list[tuple[Any, ...]]:
     return [(rows[c.pk].state, rows[c.pk].response, rows[c.pk].completed_at) for c in commands]
 
 
-async def test_a_batch_s_answered_reads_are_completed_by_one_statement_for_outcomes_and_one_for_keys(
-    statements: list[str],
-) -> None:
-    names = await sync_to_async(_arranged)("KEYS")
-    await sync_to_async(_keys_known_before)(names[0])
+async def _three_reads_completed_together(names: list[str], statements: list[str]) -> tuple[list[Any], list[Any]]:
+    """The first three chargers' reads recorded, then answered in one batch: every completion
+    written ahead, outcomes by one statement and keys by one. (commands, the units' results)."""
     group = CommitGroup(max_units=64)
     commands = await _recorded_reads(group, names[:3])
     del statements[:]
     results = await one_batch(group, *(_completion(command, n) for n, command in enumerate(commands)))
     assert not [result for result in results if isinstance(result, BaseException)], results
     assert _written(statements) == {"outcomes alone": 0, "outcomes together": 1, "keys alone": 0, "keys together": 1}
+    return commands, results
+
+
+async def test_a_batch_s_answered_reads_are_completed_by_one_statement_for_outcomes_and_one_for_keys(
+    statements: list[str],
+) -> None:
+    names = await sync_to_async(_arranged)("KEYS")
+    await sync_to_async(_keys_known_before)(names[0])
+    commands, results = await _three_reads_completed_together(names, statements)
     rows = await sync_to_async(_completed_rows)(commands)
     assert [row[0] for row in rows] == [CommandState.ACCEPTED] * 3
     for n, (name, command, row) in enumerate(zip(names, results, rows, strict=False)):
@@ -275,12 +282,7 @@ async def test_answered_reads_wanted_by_a_subscription_are_completed_together_wi
 ) -> None:
     await WebhookSubscription.objects.acreate(url="http://127.0.0.1:9/hooks", events=["command.completed"], secret="s")
     names = await sync_to_async(_arranged)("EVENTS")
-    group = CommitGroup(max_units=64)
-    commands = await _recorded_reads(group, names[:3])
-    del statements[:]
-    results = await one_batch(group, *(_completion(command, n) for n, command in enumerate(commands)))
-    assert not [result for result in results if isinstance(result, BaseException)], results
-    assert _written(statements) == {"outcomes alone": 0, "outcomes together": 1, "keys alone": 0, "keys together": 1}
+    _, results = await _three_reads_completed_together(names, statements)
     bodies = [
         json.loads(body)["data"]
         async for body in WebhookDelivery.objects.filter(event_type="command.completed").values_list("body", flat=True)
