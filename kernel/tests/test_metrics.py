@@ -7,7 +7,10 @@ import asyncio
 import glob
 import os
 import re
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -15,6 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
 from conftest import eventually
 from kernel import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Seconds chosen on, between and beyond the handler buckets' bounds (0.001 ... 5.0).
 SECONDS = [0.0005, 0.001, 0.003, 0.003, 0.2, 7.0]
@@ -118,3 +123,38 @@ def test_a_group_commit_batch_is_counted_by_its_units_and_its_thread_s_cpu():
     )
     assert grew["csms_group_commit_batch_units_bucket[64.0]"] == 2
     assert grew["csms_group_commit_batch_cpu_seconds_total"] == pytest.approx(0.75)
+
+
+FIRST_RECORDS_AT_ONCE = """
+import sys, threading, django
+django.setup()
+from kernel import metrics
+sys.setswitchinterval(1e-6)  # hand the GIL over as often as possible: the threads interleave
+start, failed = threading.Barrier(8), []
+def record(i):
+    start.wait()
+    try:
+        if i % 2:
+            metrics.charger_connected(ocpp_version="1.6")
+        else:
+            metrics.group_commit_batch(units=1, cpu_seconds=0.001)
+    except Exception as error:
+        failed.append(repr(error))
+threads = [threading.Thread(target=record, args=(i,)) for i in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(len(failed), failed[:1])
+"""
+
+
+def test_a_process_first_records_from_several_threads_at_once(tmp_path):
+    """A worker's first connect (the event loop) and its first batch (a group-commit thread) may
+    record at once: the metrics are built once, and neither recording raises (a second
+    registration raised DuplicateTimeseries, which failed a charger's handshake with a 403)."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
+    environment.pop("CSMS_METRICS_DIR", None)
+    done = subprocess.run(  # a fresh process: its first use is the one raced
+        [sys.executable, "-c", FIRST_RECORDS_AT_ONCE], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split(maxsplit=1)[0] == "0", done.stdout  # on the old code 7 of the 8 raised
