@@ -56,6 +56,7 @@ from harness import (  # Django
     rss_kb,
     server_log_problems,
     thread_cpu_seconds,
+    thread_switches,
     versions,
     wal_lsn,
 )
@@ -270,6 +271,7 @@ def drive(
                 result["rate"]["persisted"] = persisted_since(since)
             if args.closed_seconds > 0:
                 cpu_at, gen_at, threads_at = cpu(), generator_cpu(fleet), thread_cpu_seconds(pids)
+                switches_at = thread_switches(pids)
                 shared.since()
                 profilers = (
                     closed_profilers(args.profile, pids, seconds=args.closed_seconds, on_cpu=args.profile_on_cpu)
@@ -291,6 +293,11 @@ def drive(
                     seconds = threads[f"{role}_user"] + threads[f"{role}_sys"]
                     per = round(seconds / closed["persisting_acked"] * 1e6) if closed["persisting_acked"] else None
                     result["closed"][f"{role}_cpu_us_per_persisting_msg"] = per
+                switches = {kind: n - switches_at[kind] for kind, n in thread_switches(pids).items()}
+                result["closed"]["thread_switches"] = switches
+                for kind in ("loop_waits", "loop_preempted"):  # how often the event loop left its core
+                    per_msg = switches[kind] / closed["persisting_acked"] if closed["persisting_acked"] else None
+                    result["closed"][f"{kind}_per_persisting_msg"] = round(per_msg, 3) if per_msg is not None else None
                 result["closed"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
                 if var_dir:
                     batches = batch_units_between(batches_at, batch_units_seen(var_dir))
@@ -446,6 +453,8 @@ ROWS: list[tuple[str, Any]] = [
     ("closed: event loop thread CPU us/persisted msg", lambda r: r["closed"].get("loop_cpu_us_per_persisting_msg")),
     ("closed: other threads CPU us/persisted msg", lambda r: r["closed"].get("other_cpu_us_per_persisting_msg")),
     ("  of which the batch thread's", lambda r: r["closed"].get("batch_thread_cpu_us_per_persisting_msg")),
+    ("closed: event loop's waits/persisted msg", lambda r: r["closed"].get("loop_waits_per_persisting_msg")),
+    ("closed: event loop preempted/persisted msg", lambda r: r["closed"].get("loop_preempted_per_persisting_msg")),
     ("closed: WAL bytes/persisted msg (its database)", lambda r: r["closed"]["wal_bytes_per_persisted_msg"]),
     ("closed: PostgreSQL CPU us/persisted msg", lambda r: r["closed"].get("database_cpu_us_per_persisting_msg")),
     ("closed: machine busy cores (of 2)", lambda r: r["closed"].get("machine_busy_cores")),

@@ -193,6 +193,27 @@ def thread_cpu_seconds(pids: list[int]) -> dict[str, float]:
     return used
 
 
+def thread_switches(pids: list[int]) -> dict[str, int]:
+    """How often the processes' threads have left their core so far (Linux /proc, each thread's
+    ``status``): ``loop_waits`` and ``other_waits`` (voluntary switches: a wait for the GIL, the
+    selector, a lock, a socket), ``loop_preempted`` and ``other_preempted`` (involuntary: the
+    kernel gave the core to another task), the roles as in ``thread_cpu_seconds``."""
+    switches = {"loop_waits": 0, "loop_preempted": 0, "other_waits": 0, "other_preempted": 0}
+    fields = {"voluntary_ctxt_switches": "waits", "nonvoluntary_ctxt_switches": "preempted"}
+    for pid in pids:
+        for task in _threads(pid):
+            try:
+                lines = (task / "status").read_text().splitlines()
+            except OSError:
+                continue  # the thread ended
+            role = "loop" if task.name == str(pid) else "other"
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name in fields:
+                    switches[f"{role}_{fields[name]}"] += int(value)
+    return switches
+
+
 def database_cpu_seconds() -> float:
     """User + system CPU the PostgreSQL backends serving the benchmark database (``DATABASE_URL``'s)
     have used so far: processes whose title is ``postgres: [<cluster>:] <user> <database> ...`` (Linux /proc). A

@@ -36,6 +36,7 @@ exited.wait()
 pathlib.Path.is_dir = lambda self: True
 print(json.dumps({
     "threads": harness.thread_cpu_seconds([exited.pid]),
+    "switches": harness.thread_switches([exited.pid]),
     "tree": harness.process_tree(exited.pid),
     "live": harness.live_cpu_seconds([os.getpid(), exited.pid]) > 0,
 }))
@@ -50,5 +51,40 @@ def test_a_process_that_exited_while_it_was_read_counts_nothing() -> None:
     assert done.returncode == 0, done.stderr
     readings = json.loads(done.stdout.splitlines()[-1])
     assert readings["threads"] == {"loop_user": 0.0, "loop_sys": 0.0, "other_user": 0.0, "other_sys": 0.0}
+    assert readings["switches"] == {"loop_waits": 0, "loop_preempted": 0, "other_waits": 0, "other_preempted": 0}
     assert len(readings["tree"]) == 1
     assert readings["live"]
+
+
+# A thread that waits 20 times (an event never set, 1 ms each) beside a main thread that waits once.
+_SWITCHES = """
+import json, os, sys, threading, time
+sys.path.insert(0, "benchmarks")
+import harness
+started, stop = threading.Event(), threading.Event()
+def waiting():
+    started.set()
+    for _ in range(20):
+        stop.wait(0.001)
+    stop.wait()
+thread = threading.Thread(target=waiting)
+before = harness.thread_switches([os.getpid()])
+thread.start()
+started.wait()
+time.sleep(0.2)
+after = harness.thread_switches([os.getpid()])
+stop.set()
+thread.join()
+print(json.dumps({kind: after[kind] - before[kind] for kind in after}))
+"""
+
+
+def test_a_thread_s_waits_count_for_its_role() -> None:
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL or ""}
+    done = subprocess.run(
+        [sys.executable, "-c", _SWITCHES], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    switches = json.loads(done.stdout.splitlines()[-1])
+    assert switches["other_waits"] >= 20  # the thread's own waits, and its start
+    assert 1 <= switches["loop_waits"] < 20  # the main thread's few (its sleep, the thread's start)
