@@ -158,6 +158,25 @@ def test_logged_frames_are_stored_and_frames_of_unknown_chargers_dropped(registe
     assert OcppMessage.objects.get().charge_point.charge_point_id == "CP-1"
 
 
+def test_the_message_log_has_no_database_check_of_its_charger_and_a_deleted_charger_takes_its_log(
+    register_charge_point,
+):
+    """Issue 15: PostgreSQL checked a logged frame's charger by a locking read of the charger's row per
+    frame; the writer keeps only frames of chargers it found, and deleting a charger deletes its log."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, OcppMessage._meta.db_table)
+    assert [name for name, constraint in constraints.items() if constraint["foreign_key"]] == []
+    gone, kept = register_charge_point("CP-1"), register_charge_point("CP-2")
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    frames = [
+        services.LoggedFrame(charge_point_id=charge_point_id, direction="in", frame="[2]", created_at=now)
+        for charge_point_id in ("CP-1", "CP-2", "CP-1")
+    ]
+    assert services.ocpp_messages_record(frames=frames) == 3
+    services.charge_point_delete(charge_point=gone)
+    assert list(OcppMessage.objects.values_list("charge_point_id", flat=True)) == [kept.pk]
+
+
 def test_update_sets_and_removes_the_password(register_charge_point):
     charge_point = register_charge_point("CP-1")
     services.charge_point_update(charge_point=charge_point, password="a-long-password-123")
