@@ -44,9 +44,23 @@ class _Metrics:
     batch_cpu_seconds: Any
 
 
+_built_lock = threading.Lock()
+
+
 @functools.cache
 def _metrics() -> _Metrics | None:
     """The process's metric objects, built at first use; None when metrics are off.
+
+    Built once under a lock: the event loop and a batch thread may ask first at the same moment,
+    and a second build registers the same names again (prometheus-client's ``ValueError:
+    Duplicated timeseries``, a charger's handshake failed with it)."""
+    with _built_lock:
+        return _metrics_built()
+
+
+@functools.cache
+def _metrics_built() -> _Metrics | None:
+    """``_metrics``' objects, made by the first caller.
 
     prometheus-client picks multiprocess mode from PROMETHEUS_MULTIPROC_DIR when it is first
     imported, so settings set that variable and the import waits until here.

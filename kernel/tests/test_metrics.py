@@ -7,11 +7,15 @@ import asyncio
 import glob
 import os
 import re
+import threading
+import time
 import uuid
+from collections.abc import Iterator
 
+import prometheus_client
 import pytest
 from django.conf import settings
-from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from conftest import eventually
 from kernel import metrics
@@ -118,3 +122,49 @@ def test_a_group_commit_batch_is_counted_by_its_units_and_its_thread_s_cpu():
     )
     assert grew["csms_group_commit_batch_units_bucket[64.0]"] == 2
     assert grew["csms_group_commit_batch_cpu_seconds_total"] == pytest.approx(0.75)
+
+
+def _unbuilt() -> None:
+    """The process's metric objects forgotten and unregistered: the next ask builds them."""
+    for cached in (metrics._metrics, getattr(metrics, "_metrics_built", None)):
+        if cached is not None:
+            cached.cache_clear()
+    for collector in list(REGISTRY._collector_to_names):
+        if any(name.startswith("csms_") for name in REGISTRY._collector_to_names[collector]):
+            REGISTRY.unregister(collector)
+
+
+@pytest.fixture
+def unbuilt() -> Iterator[None]:
+    _unbuilt()
+    yield
+    _unbuilt()
+
+
+def test_the_metrics_are_built_once_when_two_threads_ask_first(unbuilt, monkeypatch):
+    """The event loop (a handshake's gauge) and a batch thread (its batch's counts) may ask at the
+    same moment; a second build would register the names again and fail its caller."""
+
+    class SlowGauge(prometheus_client.Gauge):  # the window between the two asks, widened
+        def __init__(self, *args, **kwargs):
+            time.sleep(0.05)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(prometheus_client, "Gauge", SlowGauge)
+    start = threading.Barrier(2)
+    built, failed = [], []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            built.append(metrics._metrics())
+        except Exception as error:
+            failed.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failed == []
+    assert built[0] is built[1] is not None
