@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,19 @@ def closed_profilers(
     ]
 
 
+def connect_profilers(prefix: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
+    """py-spy (GIL holders, raw stacks, 100 Hz) on each server for the connect phase, stopped by an
+    interrupt at its end: ``<prefix>.<i>.raw`` per server process; none without ``--profile-connect``."""
+    if not prefix:
+        return []
+    py_spy = str(Path(sys.executable).with_name("py-spy"))
+    command = [py_spy, "record", "--gil", "--nonblocking", "--format", "raw", "--rate", "100"]
+    return [
+        subprocess.Popen([*command, "--pid", str(pid), "-o", f"{prefix}.{i}.raw"], stdout=subprocess.DEVNULL)
+        for i, pid in enumerate(pids)
+    ]
+
+
 def generator_cpu(fleet: loadgen.Fleet, since: float = 0.0) -> float:
     """CPU seconds the generator processes used (they share the 2 cores with the servers)."""
     return round(sum(cpu_seconds(process.pid) for process in fleet.processes if process.pid) - since, 2)
@@ -236,14 +250,22 @@ def drive(
     fleet = loadgen.Fleet(fleet_ids, ports, args.generators)
     result: dict[str, Any] = {"servers": len(pids)}
     try:
-        cpu_at = cpu()
+        cpu_at, threads_at, connect_shared = cpu(), thread_cpu_seconds(pids), SharedCpu()
+        profilers = connect_profilers(args.profile_connect, pids) if since else []
         connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
+        for profiler in profilers:
+            profiler.wait(timeout=60)
+        threads = {role: seconds - threads_at[role] for role, seconds in thread_cpu_seconds(pids).items()}
         result["connect"] = {
             "seconds": round(connect.seconds, 2),
             "connected": connect.count["booted"],
             "handshake_errors": connect.count["handshake_errors"],
             "errors": dict(connect.errors.most_common(5)),
             "server_cpu_s": round(cpu() - cpu_at, 2),
+            "threads_cpu_s": {role: round(seconds, 2) for role, seconds in threads.items()},
+            "shared_cpu_s": {key: round(value, 2) for key, value in connect_shared.since().items()},
             "acked_by_kind": acked_by_kind(connect),
             **(
                 {"boot_" + k: v for k, v in percentiles(connect.boot_latencies).items()}
@@ -504,6 +526,12 @@ def main() -> None:
     parser.add_argument("--closed-chargers", type=int, default=200)
     parser.add_argument(
         "--profile", default="", metavar="PREFIX", help="py-spy our servers in the closed phase: PREFIX.<i>.raw"
+    )
+    parser.add_argument(
+        "--profile-connect",
+        default="",
+        metavar="PREFIX",
+        help="py-spy: PREFIX.<i>.raw, connect phase",
     )
     parser.add_argument(
         "--profile-on-cpu", action="store_true", help="with --profile: the threads on a core, not the GIL's holder"

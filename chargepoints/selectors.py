@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from chargepoints.models import (
     Strictness,
 )
 from chargepoints.passwords import charger_password_matches
+from kernel import cache_changes
 from kernel.plain_sql import columns_of, model_rows
 
 
@@ -233,9 +236,15 @@ STRICT_PROFILE = ChargerProfile()
 
 def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") -> ChargerProfile:
     """The most specific profile matching a charger model: a named model before the vendor's
-    catch-all, then the longest firmware prefix. No match: strict, no quirks."""
+    catch-all, then the longest firmware prefix. No match: strict, no quirks. From the profiles a
+    listening process keeps (``charger_profile_kept``) when it has them."""
     if not vendor:
         return STRICT_PROFILE
+    kept = charger_profile_kept(vendor=vendor, model=model, firmware_version=firmware_version)
+    if kept is not None:
+        return kept
+    if (rows := _profiles_read_and_kept()) is not None:
+        return _profile_among_kept(rows, vendor=vendor, model=model, firmware_version=firmware_version)
     candidates: Iterable[ChargerModelProfile]
     if connection.vendor == "postgresql":  # read at every handshake and boot: a plain statement (issue 15)
         candidates = model_rows(
@@ -252,6 +261,76 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
         [(row.model, row.firmware_version_prefix, row.strictness, row.quirks, row.id_tag_suffix) for row in candidates],
         firmware_version=firmware_version,
     )
+
+
+# Every profile, kept while cache_changes.listening() (a gateway process): (the rows, each as
+# ``(UPPER(vendor), UPPER(model), *PROFILE_COLUMNS)``; time.monotonic() they expire). Read and kept by
+# any thread, forgotten on the event loop. A first boot's lookup then reads nothing: all but a
+# few chargers share a handful of models, and the profiles change only in the admin.
+_profiles: tuple[tuple[tuple[Any, ...], ...], float] | None = None
+_profiles_forgets = 0  # counts _profiles_forget: what was read before a change is not kept
+_profiles_lock = threading.Lock()
+PROFILES_TOPIC = "charger_profiles"
+# Kept at most this long (s): a profile changed without a model signal (a queryset ``update()``,
+# raw SQL) or whose notice is lost applies from the next boot after this at the latest.
+PROFILES_KEPT_SECONDS = 10.0
+
+
+def charger_profile_kept(*, vendor: str, model: str, firmware_version: str = "") -> ChargerProfile | None:
+    """``charger_profile_for`` from the profiles this process keeps, without the database (so on
+    the event loop); None when it keeps none (not listening, or they expired)."""
+    if not vendor:
+        return STRICT_PROFILE
+    kept = _profiles
+    if kept is None or kept[1] <= time.monotonic():
+        return None
+    return _profile_among_kept(kept[0], vendor=vendor, model=model, firmware_version=firmware_version)
+
+
+def _profile_among_kept(
+    rows: tuple[tuple[Any, ...], ...], *, vendor: str, model: str, firmware_version: str
+) -> ChargerProfile:
+    """``profiles_matching`` in Python (``str.upper`` for SQL's ``UPPER``) over the rows kept."""
+    vendor, model = vendor.upper(), model.upper()
+    return charger_profile_among(
+        (row[2:] for row in rows if row[0] == vendor and (row[1] == "" or row[1] == model)),
+        firmware_version=firmware_version,
+    )
+
+
+def _profiles_read_and_kept() -> tuple[tuple[Any, ...], ...] | None:
+    """Every profile (one statement), kept while this process listens to ``kernel.cache_changes``;
+    None in a process that does not listen (it asks by vendor and model every time)."""
+    global _profiles
+    if not cache_changes.listening():
+        return None
+    with _profiles_lock:
+        forgets = _profiles_forgets
+    rows = tuple(
+        (vendor.upper(), model.upper(), model, *rest)
+        for vendor, model, *rest in ChargerModelProfile.objects.values_list("vendor", *PROFILE_COLUMNS)
+    )
+    with _profiles_lock:
+        if forgets == _profiles_forgets and cache_changes.listening():
+            _profiles = (rows, time.monotonic() + PROFILES_KEPT_SECONDS)
+    return rows
+
+
+def _profiles_forget() -> None:
+    global _profiles, _profiles_forgets
+    with _profiles_lock:
+        _profiles_forgets += 1
+        _profiles = None
+
+
+cache_changes.forgetter_register(PROFILES_TOPIC, _profiles_forget)
+
+
+def profiles_changed(**_: Any) -> None:
+    """ChargerModelProfile's ``post_save`` / ``post_delete`` receiver, and chargepoints'
+    ``post_migrate`` one (a flush empties the table without a signal): every process's kept
+    profiles are forgotten (this one's at once, the others' when the change commits)."""
+    cache_changes.changed(PROFILES_TOPIC)
 
 
 def profiles_matching(vendor: str, model: str) -> str:

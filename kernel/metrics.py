@@ -44,27 +44,27 @@ class _Metrics:
     batch_cpu_seconds: Any
 
 
-_built: list[_Metrics | None] = []  # the process's metric objects once built (one item)
-_building = threading.Lock()
+_built_lock = threading.Lock()
 
 
+@functools.cache
 def _metrics() -> _Metrics | None:
     """The process's metric objects, built at first use; None when metrics are off.
 
-    Built once under a lock: the event loop and a group-commit batch thread may both record first
-    (a worker's first connect and first batch), and a second registration of a metric name raises
-    ``DuplicateTimeseries`` (it failed a charger's handshake with a 403).
-    """
-    if not _built:
-        with _building:
-            if not _built:
-                _built.append(_metrics_built())
-    return _built[0]
+    Built once under a lock: the event loop and a batch thread may ask first at the same moment,
+    and a second build registers the same names again (prometheus-client's ``ValueError:
+    Duplicated timeseries``, a charger's handshake failed with it)."""
+    with _built_lock:
+        return _metrics_built()
 
 
+@functools.cache
 def _metrics_built() -> _Metrics | None:
-    """prometheus-client picks multiprocess mode from PROMETHEUS_MULTIPROC_DIR when it is first
-    imported, so settings set that variable and the import waits until here."""
+    """``_metrics``' objects, made by the first caller.
+
+    prometheus-client picks multiprocess mode from PROMETHEUS_MULTIPROC_DIR when it is first
+    imported, so settings set that variable and the import waits until here.
+    """
     if not settings.CSMS_METRICS_ENABLED:
         return None
     from prometheus_client import Counter, Gauge, Histogram

@@ -274,6 +274,10 @@ class OcppRouter(RoutedChargePoint):
             if identity == loaded_for and self._profile is not None:  # just read by the handshake
                 return self._profile
             vendor, model, firmware = identity
+            kept = selectors.charger_profile_kept(vendor=vendor, model=model, firmware_version=firmware)
+            if kept is not None:  # the process keeps the profiles: no thread hop, no statement
+                self._profile = kept
+                return kept
             lookup = partial(selectors.charger_profile_for, vendor=vendor, model=model, firmware_version=firmware)
         elif self._profile is None:
             lookup = partial(selectors.charge_point_profile, charge_point_id=self.id)

@@ -124,6 +124,8 @@ RELIED_ON = [
     ("daphne.ws_protocol", "WebSocketProtocol", "check_timeouts", "4a350d007bfca683"),
     ("daphne.ws_protocol", "WebSocketProtocol", "serverReject", "0102f97638f4e3fc"),
     ("daphne.server", "Server", "protocol_disconnected", "6008cbb7c545a02b"),
+    # application_checked: daphne's application checker, over the connections that ended.
+    ("daphne.server", "Server", "application_checker", "8cebb3b75ceaa25d"),
     ("autobahn.websocket.protocol", "WebSocketServerProtocol", "failHandshake", "86bd035c3bd26a69"),
     # SendQueue: what autobahn does with its send_queue (append, len, popleft).
     ("autobahn.websocket.protocol", "WebSocketProtocol", "_send", "803710fcb0045f7b"),
@@ -766,3 +768,54 @@ async def test_an_http_answer_s_headers_and_body_go_to_the_socket_at_once_as_dap
         assert received == b"" and buffered == buffered_theirs
     else:  # the same bytes, in one write at once
         assert received == buffered_theirs and buffered == b"" and writers == 0
+
+
+class _ReadDetails(dict):
+    """A connection's entry in daphne's ``connections`` that counts its reads."""
+
+    reads = 0
+
+    def get(self, *args: Any) -> Any:
+        self.reads += 1
+        return super().get(*args)
+
+
+async def test_the_application_checker_reaps_as_daphne_s_reading_only_the_connections_that_ended():
+    from daphne import cli
+
+    daphne_server.daphne_server_install()
+    server = cli.CommandLineInterface.server_class(application=None, endpoints=["tcp:0"], signal_handlers=False)
+    server.connections = {}
+
+    async def running(scope, receive, send):
+        await receive()
+
+    async def ending(scope, receive, send):
+        return None
+
+    live, ended_open, ended_gone, gone_running = (f"protocol-{n}" for n in range(4))
+    for protocol, application in ((live, running), (ended_open, ending), (ended_gone, ending), (gone_running, running)):
+        server.application = application
+        server.protocol_connected(protocol)
+        server.create_application(protocol, {"type": "http"})
+    for _ in range(3):
+        await asyncio.sleep(0)  # the ending applications end
+    for protocol in (ended_gone, gone_running):
+        server.protocol_disconnected(protocol)
+    server.connections[live] = _ReadDetails(server.connections[live])
+
+    daphne_server.application_checked(server)
+    assert server.connections[live].reads == 0  # daphne's read every connection every second
+    assert set(server.connections) == {live, ended_open, gone_running}
+    assert "application_instance" not in server.connections[ended_open]
+    assert not server.connections[gone_running]["application_instance"].done()
+    assert server.ended == {gone_running}  # disconnected, its application left to end or be cancelled
+
+    server.protocol_disconnected(ended_open)
+    server.connections[gone_running]["disconnected"] -= server.application_close_timeout + 1
+    daphne_server.application_checked(server)
+    assert set(server.connections) == {live, gone_running}  # its application cancelled, not yet ended
+    await asyncio.sleep(0)
+    daphne_server.application_checked(server)
+    assert set(server.connections) == {live} and server.ended == set()
+    server.connections[live]["application_instance"].cancel()

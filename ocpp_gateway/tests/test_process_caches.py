@@ -16,16 +16,20 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from ocpp.messages import Call
 from ocpp.v16 import call
 
 from billing import selectors as billing_selectors
 from billing.models import BillingRecord, Tariff
 from billing.services import tariff_save
-from chargepoints.models import ChargePoint
+from chargepoints import selectors as chargepoints_selectors
+from chargepoints.models import ChargePoint, ChargerModelProfile, Strictness
+from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import charge_point_update
 from charging.models import IdTag
 from conftest import eventually, ocpp_charger
 from kernel import cache_changes
+from ocpp_gateway.v16.router import V16Router
 from sites import triggers
 from sites.models import Site, SiteMember
 from webhooks import services
@@ -268,3 +272,89 @@ async def test_a_process_that_does_not_listen_recomputes_every_charger_s_site():
     assert not cache_changes.listening()
     charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-SITES", heartbeat_interval=60)
     assert await sync_to_async(_member_asked)(charge_point) == (True, True, 0)
+
+
+def _profile_asked(vendor: str, model: str, firmware_version: str = "") -> tuple[ChargerProfile, int]:
+    """The profile of a charger model, and the statements it took, in this thread."""
+    with CaptureQueriesContext(connection) as statements:
+        profile = chargepoints_selectors.charger_profile_for(
+            vendor=vendor, model=model, firmware_version=firmware_version
+        )
+    return profile, len(statements)
+
+
+LENIENT = ChargerProfile(lenient=True)
+
+
+async def test_a_listening_process_keeps_the_charger_profiles_and_reads_them_again_after_a_change_saved_anywhere(
+    listening, settings
+):
+    profile = await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    asked = sync_to_async(_profile_asked)
+    assert await asked("ACME", "loose") == (LENIENT, 1)  # every profile
+    assert await asked("acme", "LOOSE") == (LENIENT, 0)  # kept: no statement
+    assert await asked("Acme", "Other") == (STRICT_PROFILE, 0)
+    # on the event loop, without the database
+    assert chargepoints_selectors.charger_profile_kept(vendor="Acme", model="Loose") == LENIENT
+
+    profile.strictness = Strictness.STRICT  # saved here (as the admin saves it): forgotten at once
+    await sync_to_async(profile.save)()
+    assert chargepoints_selectors.charger_profile_kept(vendor="Acme", model="Loose") is None
+    assert await asked("Acme", "Loose") == (STRICT_PROFILE, 1)
+
+    # Another process's change without a signal, then its publish: forgotten when it arrives.
+    await ChargerModelProfile.objects.filter(pk=profile.pk).aupdate(strictness=Strictness.LENIENT)
+    assert await asked("Acme", "Loose") == (STRICT_PROFILE, 0)
+    redis.Redis.from_url(settings.REDIS_URL).publish(cache_changes.CHANNEL, chargepoints_selectors.PROFILES_TOPIC)
+
+    async def forgotten() -> bool:
+        return await asked("Acme", "Loose") == (LENIENT, 1)
+
+    await eventually(forgotten, timeout=2)
+
+
+async def test_the_kept_profiles_choose_as_the_statement_does(listening):
+    """A named model before the vendor's catch-all, then the longest firmware prefix; case-insensitive."""
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="", quirks=["a"])
+    await ChargerModelProfile.objects.acreate(vendor="acme", model="x1", firmware_version_prefix="2.", quirks=["b"])
+    await ChargerModelProfile.objects.acreate(vendor="ACME", model="X1", firmware_version_prefix="2.1", quirks=["c"])
+    await ChargerModelProfile.objects.acreate(vendor="Other", model="X1", quirks=["d"])
+    cases = [
+        ("Acme", "X1", "2.1.5"),
+        ("Acme", "x1", "2.0"),
+        ("Acme", "X1", "1.0"),
+        ("acme", "Y", "2.1"),
+        ("Nobody", "X1", ""),
+    ]
+    cache_changes._forget(None)
+    chosen_by_statement = [await sync_to_async(_profile_asked)(*case) for case in cases]
+    assert [profile.quirks for profile, _ in chosen_by_statement] == [("c",), ("b",), ("a",), ("a",), ()]
+    assert [profile for profile, _ in chosen_by_statement[1:]] == [
+        chargepoints_selectors.charger_profile_kept(vendor=vendor, model=model, firmware_version=firmware)
+        for vendor, model, firmware in cases[1:]
+    ]  # the first ask kept them all
+
+
+async def test_a_process_that_does_not_listen_reads_a_boot_s_profile_every_time():
+    assert not cache_changes.listening()
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    asked = sync_to_async(_profile_asked)
+    assert await asked("Acme", "Loose") == (LENIENT, 1)
+    assert await asked("Acme", "Loose") == (LENIENT, 1)
+    assert chargepoints_selectors.charger_profile_kept(vendor="Acme", model="Loose") is None
+
+
+async def test_a_boot_s_profile_is_taken_from_the_kept_profiles_on_the_event_loop(listening, monkeypatch):
+    """A charger's first boot (no model known at its handshake) looks its model up without a thread
+    hop or a statement once the process keeps the profiles."""
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    assert (await sync_to_async(_profile_asked)("Acme", "Loose"))[0] == LENIENT  # read and kept
+
+    def read(**_: str) -> ChargerProfile:
+        raise AssertionError("read from the database")
+
+    monkeypatch.setattr(chargepoints_selectors, "charger_profile_for", read)
+    router = V16Router("CP-KEPT-PROFILE", connection=None)
+    router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
+    boot = Call("b1", "BootNotification", {"chargePointVendor": "ACME", "chargePointModel": "Loose"})
+    assert await router._current_profile(boot) == LENIENT
