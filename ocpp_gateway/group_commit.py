@@ -74,6 +74,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -124,6 +125,7 @@ from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
 from kernel.plain_sql import bound_cursors_kept, copies_gathered, gathering_paused
+from ocpp_gateway import tail_probe
 
 logger = logging.getLogger(__name__)
 
@@ -213,10 +215,20 @@ class CommitGroup:
         context = contextvars.copy_context()
         chargers = frozenset() if ahead else _chargers_named(kwargs, context)
         unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
+        if tail_probe.ON:
+            tail_probe.start(loop)
+            t0 = time.perf_counter()
+            unit.probe = [0.0, 0.0, 0.0, 0.0, 0]  # type: ignore[attr-defined]
         (self._ahead if ahead else self._pending).append(unit)
         self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
-        return await unit.future
+        if not tail_probe.ON:
+            return await unit.future
+        try:
+            return await unit.future
+        finally:
+            p = unit.probe  # type: ignore[attr-defined]
+            tail_probe.unit_done((getattr(func, "__qualname__", "?"), t0, *p, time.perf_counter()))
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._writing < self._lanes and not self._alone:
@@ -224,6 +236,11 @@ class CommitGroup:
             if not batch:
                 return
             self._writing += 1
+            if tail_probe.ON:
+                now, number = time.perf_counter(), tail_probe.batch_no()
+                for unit in batch:
+                    if hasattr(unit, "probe"):
+                        unit.probe[0], unit.probe[4] = now, number  # type: ignore[attr-defined]
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
@@ -273,6 +290,11 @@ class CommitGroup:
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
         try:
             outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop)
+            if tail_probe.ON:
+                now = time.perf_counter()
+                for unit in batch:
+                    if hasattr(unit, "probe"):
+                        unit.probe[3] = now  # type: ignore[attr-defined]
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
@@ -307,6 +329,31 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
     failed that way; the outcomes once committed. Counted in ``kernel.metrics``: its units and its
     thread's CPU."""
+    started = time.thread_time()
+    entered = time.perf_counter()
+    try:
+        return _batch_committed(batch, loop)
+    finally:
+        if tail_probe.ON:
+            left = time.perf_counter()
+            kinds: dict[str, int] = {}
+            for unit in batch:
+                if hasattr(unit, "probe"):
+                    unit.probe[1], unit.probe[2] = entered, left  # type: ignore[attr-defined]
+                name = getattr(unit.func, "__qualname__", "?")
+                if name.endswith("_write_batch"):
+                    name = getattr(unit.func, "__self__", None).name  # type: ignore[union-attr]
+                    kinds[name + " rows"] = kinds.get(name + " rows", 0) + len(unit.kwargs["batch"])
+                kinds[name] = kinds.get(name, 0) + 1
+            no = next((u.probe[4] for u in batch if hasattr(u, "probe")), 0)  # type: ignore[attr-defined]
+            tail_probe.batch(
+                {"no": no, "n": len(batch), "in": entered, "out": left,
+                 "cpu": (time.thread_time() - started) * 1000, "kinds": kinds,
+                 "thread": threading.current_thread().name}
+            )
+
+
+def _batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
     started = time.thread_time()
     close_old_connections()
     try:
