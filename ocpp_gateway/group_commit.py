@@ -172,9 +172,12 @@ class CommitGroup:
     more, a batch started while others are being written (a side batch) takes only the queued units
     of chargers none of those batches holds, in order, leaving the others queued: a charger's
     units are written in the order they came, never two batches at once holding rows of one
-    charger. A unit that names no charger (a write-behind buffer's rows, which update many
-    chargers' rows) goes only in a batch written alone: while one waits, no side batch starts,
-    and no batch starts beside it."""
+    charger. A unit that names no charger goes only in a batch written alone: while one waits,
+    no side batch starts, and no batch starts beside it. A write-behind buffer's unit (``ahead``)
+    names the chargers of its rows: with more than one lane it is written in a batch of its own
+    (with the other buffers' units waiting) as soon as no batch being written holds one of them,
+    beside the acknowledged units' batch, which never waits for its rows; the units of its
+    chargers queued meanwhile wait for it."""
 
     def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
@@ -182,6 +185,7 @@ class CommitGroup:
         self._executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
+        self._aside: deque[_Unit] = deque()  # ``ahead`` units naming chargers (lanes > 1): a batch of their own
         self._writing = 0  # batches being written
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
@@ -194,6 +198,7 @@ class CommitGroup:
         *,
         in_savepoint: bool = False,
         ahead: bool = False,
+        chargers: frozenset[str] = frozenset(),
         abandoned: Callable[[], bool] | None = None,
         **kwargs: Any,
     ) -> Result:
@@ -205,6 +210,9 @@ class CommitGroup:
         the next batch; only for a unit whose writes do not depend on the order of the units it
         overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
         before it was queued; a sighting written before its connection's disconnect, never after).
+        ``chargers``: those whose rows an ``ahead`` unit writes (a buffer's rows'); with more than
+        one lane such a unit is written in a batch without acknowledged units, beside theirs, once
+        no batch being written holds one of them (none: it names no charger, and goes alone).
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
         here); once its batch started it is written all the same. Only for a unit nobody else
@@ -213,13 +221,14 @@ class CommitGroup:
         answer, a disconnect."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        chargers = frozenset() if ahead else _chargers_named(kwargs, context)
+        chargers = chargers if ahead else _chargers_named(kwargs, context)
         unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
         if tail_probe.ON:
             tail_probe.start(loop)
             t0 = time.perf_counter()
             unit.probe = [0.0, 0.0, 0.0, 0.0, 0]  # type: ignore[attr-defined]
-        (self._ahead if ahead else self._pending).append(unit)
+        aside = ahead and chargers and self._lanes > 1 and tail_probe.ASIDE
+        (self._aside if aside else self._ahead if ahead else self._pending).append(unit)
         self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
         if not tail_probe.ON:
@@ -232,7 +241,7 @@ class CommitGroup:
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._writing < self._lanes and not self._alone:
-            batch = self._side_batch() if self._writing else self._batch()
+            batch = self._aside_batch() or (self._side_batch() if self._writing else self._batch())
             if not batch:
                 return
             self._writing += 1
@@ -258,6 +267,18 @@ class CommitGroup:
             self._held.update(unit.chargers)
         return batch
 
+    def _aside_batch(self) -> list[_Unit]:
+        """The ``ahead`` units naming chargers none of the batches being written holds, in a batch of
+        their own; none while a unit naming no charger waits (it goes alone, once they are written)."""
+        if self._ahead or self._unnamed or not self._aside:
+            return []
+        batch = [unit for unit in self._aside if self._held.isdisjoint(unit.chargers)][: self._max_units]
+        for unit in batch:
+            self._aside.remove(unit)
+        for unit in batch:
+            self._held.update(unit.chargers)
+        return batch
+
     def _side_batch(self) -> list[_Unit]:
         """A batch beside those being written: the queued units of chargers none of them holds, in
         order; none while a unit naming no charger waits (it goes alone, once they are written)."""
@@ -265,7 +286,8 @@ class CommitGroup:
             return []
         batch: list[_Unit] = []
         held: list[_Unit] = []
-        waiting = set(self._held)  # the chargers held, and those of the units left queued
+        waiting = self._held.union(*(unit.chargers for unit in self._aside))  # held, or a buffer's waiting,
+        # or those of the units left queued
         while self._pending and len(batch) < self._max_units:
             unit = self._pending.popleft()
             if not waiting.isdisjoint(unit.chargers):
