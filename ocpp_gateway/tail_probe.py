@@ -12,6 +12,7 @@ from typing import Any
 
 PATH = os.environ.get("TAIL_PROBE", "")
 ON = bool(PATH)
+ONCE = os.environ.get("TAIL_ONCE", "0") == "1"
 ASIDE = os.environ.get("TAIL_ASIDE", "1") == "1"
 _lines: list[str] = []
 _lock = threading.RLock()
