@@ -227,7 +227,7 @@ class CommitGroup:
             tail_probe.start(loop)
             t0 = time.perf_counter()
             unit.probe = [0.0, 0.0, 0.0, 0.0, 0]  # type: ignore[attr-defined]
-        aside = ahead and chargers and self._lanes > 1 and tail_probe.ASIDE
+        aside = ahead and chargers and tail_probe.ASIDE
         (self._aside if aside else self._ahead if ahead else self._pending).append(unit)
         self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
@@ -241,7 +241,7 @@ class CommitGroup:
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._writing < self._lanes and not self._alone:
-            batch = self._aside_batch() or (self._side_batch() if self._writing else self._batch())
+            batch = self._side_batch() if self._writing else self._batch()
             if not batch:
                 return
             self._writing += 1
@@ -256,8 +256,8 @@ class CommitGroup:
     def _batch(self) -> list[_Unit]:
         """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
         batch: list[_Unit] = []
-        while (self._ahead or self._pending) and len(batch) < self._max_units:
-            queue = self._ahead or self._pending
+        while (self._aside or self._ahead or self._pending) and len(batch) < self._max_units:
+            queue = self._aside or self._ahead or self._pending
             unit = queue.popleft()
             self._unnamed -= queue is self._pending and not unit.chargers
             if self._taken(unit):
@@ -267,27 +267,17 @@ class CommitGroup:
             self._held.update(unit.chargers)
         return batch
 
-    def _aside_batch(self) -> list[_Unit]:
-        """The ``ahead`` units naming chargers none of the batches being written holds, in a batch of
-        their own; none while a unit naming no charger waits (it goes alone, once they are written)."""
-        if self._ahead or self._unnamed or not self._aside:
-            return []
-        batch = [unit for unit in self._aside if self._held.isdisjoint(unit.chargers)][: self._max_units]
-        for unit in batch:
-            self._aside.remove(unit)
-        for unit in batch:
-            self._held.update(unit.chargers)
-        return batch
-
     def _side_batch(self) -> list[_Unit]:
         """A batch beside those being written: the queued units of chargers none of them holds, in
         order; none while a unit naming no charger waits (it goes alone, once they are written)."""
         if self._ahead or self._unnamed:
             return []
-        batch: list[_Unit] = []
+        batch = [unit for unit in self._aside if self._held.isdisjoint(unit.chargers)][: self._max_units]
+        for unit in batch:
+            self._aside.remove(unit)
         held: list[_Unit] = []
-        waiting = self._held.union(*(unit.chargers for unit in self._aside))  # held, or a buffer's waiting,
-        # or those of the units left queued
+        # the chargers held, those of the buffers' units left waiting and those of the units left queued
+        waiting = self._held.union(*(unit.chargers for unit in self._aside))
         while self._pending and len(batch) < self._max_units:
             unit = self._pending.popleft()
             if not waiting.isdisjoint(unit.chargers):
