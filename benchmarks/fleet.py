@@ -260,10 +260,8 @@ def drive(
             stats = fleet.run("idle", seconds=args.duration, heartbeat=args.heartbeat)
             result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
         else:
-            rate_wall = time.time()
             stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
             result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at, shared.since())}
-            result["rate"]["wall"] = [rate_wall, time.time()]  # PROBE
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
             if var_dir:
                 batches_at, batches_from = batch_units_seen(var_dir), batches_at

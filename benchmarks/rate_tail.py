@@ -24,9 +24,9 @@ import gc
 import json
 import random
 import statistics
-import sys
 import time
 import uuid
+from operator import attrgetter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,21 +42,16 @@ from charging.services.meter_ledger import meter_values_record
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import transaction_start
 from kernel.log_format import charge_point_id_var
-from ocpp_gateway import tail_probe
 from ocpp_gateway.group_commit import commit_group
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.sightings import sightings
 from ocpp_gateway.v16.transactions import sampled_values as sampled16
 
-SIDES = {  # (named, once, switch interval s)
-    "base": (False, False, 0.005),
-    "named": (True, False, 0.005),
-    "once": (False, True, 0.005),
-    "named+once": (True, True, 0.005),
-    "base+si1": (False, False, 0.001),
-    "named+once+si1": (True, True, 0.001),
-}
+BUFFERS = (message_log, sightings, heartbeats)
+CHARGER_OF = attrgetter("charge_point_id")
+# what a buffer's unit names: its rows' chargers (this checkout), or none (the base: written alone)
+SIDES = {"named": CHARGER_OF, "unnamed": None}
 
 
 def _spin(seconds: float) -> None:
@@ -92,7 +87,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         sent[n] += 1
         name = names[n]
         _spin(args.loop_us / 2 / 1e6)
-        message_log.add(LoggedFrame(name, "in", _frame(n, pks[n], now, sent[n]), now, 2, uuid.uuid4().hex, "MeterValues"))
+        message_log.add(
+            LoggedFrame(name, "in", _frame(n, pks[n], now, sent[n]), now, 2, uuid.uuid4().hex, "MeterValues")
+        )
         if sent[n] % 9 == 0:
             heartbeats.add(ReceivedHeartbeat(charge_point_id=name, received_at=now))
         if arrived - seen_at[n] >= 5:
@@ -127,7 +124,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             tasks.append(loop.create_task(message(n, latencies), context=contexts[n]))
             heapq.heappush(heap, (at + interval, n))
         await asyncio.gather(*tasks)
-        for buffer in (message_log, sightings, heartbeats):
+        for buffer in BUFFERS:
             await buffer.flush()
         return latencies
 
@@ -143,8 +140,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for round_ in range(args.rounds):
         order = args.sides if round_ % 2 == 0 else args.sides[::-1]
         for side in order:
-            tail_probe.ASIDE, tail_probe.ONCE, switch = SIDES[side]
-            sys.setswitchinterval(switch)
+            for buffer in BUFFERS:
+                buffer._charger_of = SIDES[side]
             cpu = time.process_time()
             passes.clear()
             latencies = sorted(await block(args.seconds))
@@ -168,11 +165,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{side:11s} median " + ", ".join(f"{key} {value:.1f}" for key, value in medians.items()))
     for side, found in pooled.items():
         found.sort()
-        print(f"{side:11s} pooled p50 {found[len(found) // 2]:.1f} p99 {found[int(len(found) * 0.99)]:.1f} p99.9 {found[int(len(found) * 0.999)]:.1f}")
+        print(
+            f"{side:11s} pooled p50 {found[len(found) // 2]:.1f} p99 {found[int(len(found) * 0.99)]:.1f} p99.9 {found[int(len(found) * 0.999)]:.1f}"
+        )
     base = args.sides[0]
     for side in args.sides[1:]:
         ratios = [a["p99"] / b["p99"] for a, b in zip(sides[side], sides[base], strict=True)]
-        print(f"{side} / {base} p99 per round: {', '.join(f'{r:.2f}' for r in ratios)}; lower {sum(r < 1 for r in ratios)} of {len(ratios)}")
+        print(
+            f"{side} / {base} p99 per round: {', '.join(f'{r:.2f}' for r in ratios)}; lower {sum(r < 1 for r in ratios)} of {len(ratios)}"
+        )
     return {"sides": sides, "args": {k: v for k, v in vars(args).items() if k != "json"}}
 
 

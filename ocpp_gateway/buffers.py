@@ -24,7 +24,6 @@ from typing import Any, Generic, TypeVar
 
 from django.db import InterfaceError, OperationalError, transaction
 
-from ocpp_gateway import tail_probe
 from ocpp_gateway.group_commit import commit_group, lost_a_race
 
 logger = logging.getLogger(__name__)
@@ -42,8 +41,9 @@ class WriteBehindBuffer(Generic[Row]):
         max_batch: int,
         charger_of: Callable[[Row], str] | None = None,
     ) -> None:
-        """``charger_of``: the charger whose rows a row writes (its unit names them to the commit
-        group, which then writes it beside the acknowledged units); None: its unit names none."""
+        """``charger_of``: the charger whose rows a row writes or refers to: a flush's unit names
+        them to the commit group, which writes it beside batches of other chargers (None: it names
+        none, and its batch is written alone)."""
         self.name = name
         self._charger_of = charger_of
         self._write = write
@@ -69,25 +69,7 @@ class WriteBehindBuffer(Generic[Row]):
 
     async def _flush_later(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        if not tail_probe.ONCE:
-            await self.flush()
-            return
-        async with self._writing:
-            if self._pending:
-                await self._written(self._take())
-        if self._pending:  # what came while it was written: the next window's
-            delay = 0 if len(self._pending) >= self._max_batch else self._flush_seconds()
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_later(delay), context=contextvars.Context()
-            )
-
-    async def _written(self, batch: list[Row]) -> None:
-        try:
-            await commit_group.run(
-                self._write_batch, in_savepoint=True, ahead=True, chargers=self._chargers(batch), batch=batch
-            )
-        except Exception:
-            logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
+        await self.flush()
 
     async def flush(self) -> None:
         """Write everything pending now (several batches if need be). Never raises: a batch whose

@@ -14,9 +14,10 @@ in different orders would deadlock. A unit names its chargers (its connection's,
 a batch started beside another takes only the queued units of chargers no batch being written
 holds, so a charger's units are written one batch after the other, in the order they came.
 The write-behind buffers (``ocpp_gateway.buffers``) are written as units too, and they update many
-chargers' rows: such a unit names no charger and is written in a batch alone. Chargers held by
+chargers' rows: such a unit names the chargers of its rows, and waits for no batch of others (a
+unit naming no charger is written in a batch alone). Chargers held by
 different processes are different rows. A buffer's unit goes ``ahead``: at the front of
-the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
+the next batch free of its chargers, before any unit gathers rows, so that its savepoint does not make the batch write
 what its units gathered before it and again after it (a statement per table twice).
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
@@ -74,7 +75,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -125,7 +125,6 @@ from kernel.batch_memo import batch_memos
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
 from kernel.plain_sql import bound_cursors_kept, copies_gathered, gathering_paused
-from ocpp_gateway import tail_probe
 
 logger = logging.getLogger(__name__)
 
@@ -174,10 +173,9 @@ class CommitGroup:
     units are written in the order they came, never two batches at once holding rows of one
     charger. A unit that names no charger goes only in a batch written alone: while one waits,
     no side batch starts, and no batch starts beside it. A write-behind buffer's unit (``ahead``)
-    names the chargers of its rows: with more than one lane it is written in a batch of its own
-    (with the other buffers' units waiting) as soon as no batch being written holds one of them,
-    beside the acknowledged units' batch, which never waits for its rows; the units of its
-    chargers queued meanwhile wait for it."""
+    names the chargers of its rows: it goes first in the next batch started, on either lane, of
+    which no batch being written holds one; while it waits, the queued units of its chargers wait
+    behind it and the others go on being written beside (the lanes no longer drain at each flush)."""
 
     def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
@@ -185,7 +183,7 @@ class CommitGroup:
         self._executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
-        self._aside: deque[_Unit] = deque()  # ``ahead`` units naming chargers (lanes > 1): a batch of their own
+        self._aside: deque[_Unit] = deque()  # ``ahead`` units naming chargers: first in the next batch free of them
         self._writing = 0  # batches being written
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
@@ -210,9 +208,9 @@ class CommitGroup:
         the next batch; only for a unit whose writes do not depend on the order of the units it
         overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
         before it was queued; a sighting written before its connection's disconnect, never after).
-        ``chargers``: those whose rows an ``ahead`` unit writes (a buffer's rows'); with more than
-        one lane such a unit is written in a batch without acknowledged units, beside theirs, once
-        no batch being written holds one of them (none: it names no charger, and goes alone).
+        ``chargers``: those whose rows an ``ahead`` unit writes (a buffer's rows'): it goes first in
+        the next batch started while no batch being written holds one of them, beside the others
+        (none: it names no charger, and its batch is written alone).
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
         here); once its batch started it is written all the same. Only for a unit nobody else
@@ -223,21 +221,11 @@ class CommitGroup:
         context = contextvars.copy_context()
         chargers = chargers if ahead else _chargers_named(kwargs, context)
         unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
-        if tail_probe.ON:
-            tail_probe.start(loop)
-            t0 = time.perf_counter()
-            unit.probe = [0.0, 0.0, 0.0, 0.0, 0]  # type: ignore[attr-defined]
-        aside = ahead and chargers and tail_probe.ASIDE
+        aside = ahead and bool(chargers)
         (self._aside if aside else self._ahead if ahead else self._pending).append(unit)
         self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
-        if not tail_probe.ON:
-            return await unit.future
-        try:
-            return await unit.future
-        finally:
-            p = unit.probe  # type: ignore[attr-defined]
-            tail_probe.unit_done((getattr(func, "__qualname__", "?"), t0, *p, time.perf_counter()))
+        return await unit.future
 
     def _start_batches(self, loop: asyncio.AbstractEventLoop) -> None:
         while self._writing < self._lanes and not self._alone:
@@ -245,16 +233,12 @@ class CommitGroup:
             if not batch:
                 return
             self._writing += 1
-            if tail_probe.ON:
-                now, number = time.perf_counter(), tail_probe.batch_no()
-                for unit in batch:
-                    if hasattr(unit, "probe"):
-                        unit.probe[0], unit.probe[4] = now, number  # type: ignore[attr-defined]
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
     def _batch(self) -> list[_Unit]:
-        """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
+        """The next batch when none is being written: the ``ahead`` units (those naming chargers
+        first), then the queued, in order."""
         batch: list[_Unit] = []
         while (self._aside or self._ahead or self._pending) and len(batch) < self._max_units:
             queue = self._aside or self._ahead or self._pending
@@ -268,8 +252,10 @@ class CommitGroup:
         return batch
 
     def _side_batch(self) -> list[_Unit]:
-        """A batch beside those being written: the queued units of chargers none of them holds, in
-        order; none while a unit naming no charger waits (it goes alone, once they are written)."""
+        """A batch beside those being written: first the ``ahead`` units naming chargers none of them
+        holds, then the queued units of chargers none of them holds nor a unit left waiting names
+        (an ``ahead`` one, or one queued before), in order; none while a unit naming no charger
+        waits (it goes alone, once they are written)."""
         if self._ahead or self._unnamed:
             return []
         batch = [unit for unit in self._aside if self._held.isdisjoint(unit.chargers)][: self._max_units]
@@ -302,11 +288,6 @@ class CommitGroup:
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: list[_Unit]) -> None:
         try:
             outcomes = await loop.run_in_executor(self._executor, batch_committed, batch, loop)
-            if tail_probe.ON:
-                now = time.perf_counter()
-                for unit in batch:
-                    if hasattr(unit, "probe"):
-                        unit.probe[3] = now  # type: ignore[attr-defined]
         except BaseException as error:  # the executor is shut down (process exit)
             outcomes = [(False, error)] * len(batch)
         finally:
@@ -341,31 +322,6 @@ def batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list
     to it: ``kernel.event_loops``): without savepoints, or again each in a savepoint when a unit
     failed that way; the outcomes once committed. Counted in ``kernel.metrics``: its units and its
     thread's CPU."""
-    started = time.thread_time()
-    entered = time.perf_counter()
-    try:
-        return _batch_committed(batch, loop)
-    finally:
-        if tail_probe.ON:
-            left = time.perf_counter()
-            kinds: dict[str, int] = {}
-            for unit in batch:
-                if hasattr(unit, "probe"):
-                    unit.probe[1], unit.probe[2] = entered, left  # type: ignore[attr-defined]
-                name = getattr(unit.func, "__qualname__", "?")
-                if name.endswith("_write_batch"):
-                    name = getattr(unit.func, "__self__", None).name  # type: ignore[union-attr]
-                    kinds[name + " rows"] = kinds.get(name + " rows", 0) + len(unit.kwargs["batch"])
-                kinds[name] = kinds.get(name, 0) + 1
-            no = next((u.probe[4] for u in batch if hasattr(u, "probe")), 0)  # type: ignore[attr-defined]
-            tail_probe.batch(
-                {"no": no, "n": len(batch), "in": entered, "out": left,
-                 "cpu": (time.thread_time() - started) * 1000, "kinds": kinds,
-                 "thread": threading.current_thread().name}
-            )
-
-
-def _batch_committed(batch: list[_Unit], loop: asyncio.AbstractEventLoop) -> list[Outcome]:
     started = time.thread_time()
     close_old_connections()
     try:

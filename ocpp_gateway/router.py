@@ -52,7 +52,7 @@ from kernel.storable_text import (
     unstorable_text_replaced,
 )
 from kernel.timestamps import utc_now
-from ocpp_gateway import leniency, quirks, rpc_errors, tail_probe
+from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
 from ocpp_gateway.message_log import message_log
@@ -439,8 +439,6 @@ class OcppRouter(RoutedChargePoint):
                     outcome=message.error_code if isinstance(message, CallError) else "result",
                     seconds=time.perf_counter() - self._call_received,
                 )
-                if tail_probe.ON:
-                    tail_probe.answered(action, self._call_received)
         text = text if text is not None else frame_text(message)
         self._log(MessageDirection.OUTBOUND, text, utc_now(), message.message_type_id, unique_id, action)
         await self._connection.send(text)
