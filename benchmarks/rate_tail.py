@@ -128,6 +128,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await buffer.flush()
         return latencies
 
+    flushes = [0]
+    for buffer in BUFFERS:
+        buffer._write_batch = _counted(buffer._write_batch, flushes)  # type: ignore[method-assign]
     await block(2)  # warm-up
     sides: dict[str, list[dict[str, float]]] = {side: [] for side in args.sides}
     pooled: dict[str, list[float]] = {side: [] for side in args.sides}
@@ -144,6 +147,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 buffer._charger_of = SIDES[side]
             cpu = time.process_time()
             passes.clear()
+            flushes[0] = 0
             latencies = sorted(await block(args.seconds))
             cpu = time.process_time() - cpu
             pooled[side] += latencies
@@ -155,6 +159,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "p99": latencies[int(len(latencies) * 0.99)],
                 "max": latencies[-1],
                 "cpu_us_per_msg": cpu / len(latencies) * 1e6,
+                "buffer_units_per_s": flushes[0] / args.seconds,
                 "gc_passes": len(passes) / 2,
                 "gc_ms": gc_ms,
             }
@@ -175,6 +180,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             f"{side} / {base} p99 per round: {', '.join(f'{r:.2f}' for r in ratios)}; lower {sum(r < 1 for r in ratios)} of {len(ratios)}"
         )
     return {"sides": sides, "args": {k: v for k, v in vars(args).items() if k != "json"}}
+
+
+def _counted(write: Any, flushes: list[int]) -> Any:
+    def counted(batch: list[Any]) -> None:
+        flushes[0] += 1
+        write(batch)
+
+    return counted
 
 
 def _frame(n: int, tx: int, at: datetime, seq: int) -> str:
