@@ -43,9 +43,6 @@ finally:  # a failed import (a test's, a shell's) leaves the collector as it fou
 # moved survivors on to full collections that walk every connection's objects (6.5 % of the
 # server's CPU over a 1,000-charger fleet run, 0.8 % with these; issue 15). Cycles still go, later.
 gc.set_threshold(20_000, 20, 10)
-import sys  # noqa: E402  THROWAWAY
-
-sys.setswitchinterval(float(os.environ.get("TAIL_SWITCH", "0.005")))  # THROWAWAY
 
 application = ProtocolTypeRouter(
     {
