@@ -237,14 +237,15 @@ STRICT_PROFILE = ChargerProfile()
 def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") -> ChargerProfile:
     """The most specific profile matching a charger model: a named model before the vendor's
     catch-all, then the longest firmware prefix. No match: strict, no quirks. From the profiles a
-    listening process keeps (``charger_profile_kept``) when it has them."""
+    listening process keeps (``charger_profile_kept``) when it has them and the names are ASCII."""
     if not vendor:
         return STRICT_PROFILE
-    kept = charger_profile_kept(vendor=vendor, model=model, firmware_version=firmware_version)
-    if kept is not None:
-        return kept
-    if (rows := _profiles_read_and_kept()) is not None:
-        return _profile_among_kept(rows, vendor=vendor, model=model, firmware_version=firmware_version)
+    if _comparable_when_kept(vendor, model):
+        kept = charger_profile_kept(vendor=vendor, model=model, firmware_version=firmware_version)
+        if kept is not None:
+            return kept
+        if (rows := _profiles_read_and_kept()) is not None:
+            return _profile_among_kept(rows, vendor=vendor, model=model, firmware_version=firmware_version)
     candidates: Iterable[ChargerModelProfile]
     if connection.vendor == "postgresql":  # read at every handshake and boot: a plain statement (issue 15)
         candidates = model_rows(
@@ -278,11 +279,12 @@ PROFILES_KEPT_SECONDS = 10.0
 
 def charger_profile_kept(*, vendor: str, model: str, firmware_version: str = "") -> ChargerProfile | None:
     """``charger_profile_for`` from the profiles this process keeps, without the database (so on
-    the event loop); None when it keeps none (not listening, or they expired)."""
+    the event loop); None when it keeps none (not listening, or they expired) or a name is not
+    ASCII (``_comparable_when_kept``: the database compares it)."""
     if not vendor:
         return STRICT_PROFILE
     kept = _profiles
-    if kept is None or kept[1] <= time.monotonic():
+    if kept is None or kept[1] <= time.monotonic() or not _comparable_when_kept(vendor, model):
         return None
     return _profile_among_kept(kept[0], vendor=vendor, model=model, firmware_version=firmware_version)
 
@@ -298,6 +300,17 @@ def _profile_among_kept(
     )
 
 
+def _comparable_when_kept(vendor: str, model: str) -> bool:
+    """Whether the kept rows decide a match as SQL's ``UPPER`` does: ``str.upper`` agrees with it
+    on ASCII only (Python upper-cases "ß" to "SS", PostgreSQL keeps it); other names go to SQL."""
+    return vendor.isascii() and model.isascii()
+
+
+def _upper_when_ascii(name: str) -> str | None:
+    """A kept row's name as compared (``UPPER``); None, matching no name, when it is not ASCII."""
+    return name.upper() if name.isascii() else None
+
+
 def _profiles_read_and_kept() -> tuple[tuple[Any, ...], ...] | None:
     """Every profile (one statement), kept while this process listens to ``kernel.cache_changes``;
     None in a process that does not listen (it asks by vendor and model every time)."""
@@ -307,7 +320,7 @@ def _profiles_read_and_kept() -> tuple[tuple[Any, ...], ...] | None:
     with _profiles_lock:
         forgets = _profiles_forgets
     rows = tuple(
-        (vendor.upper(), model.upper(), model, *rest)
+        (_upper_when_ascii(vendor), _upper_when_ascii(model), model, *rest)
         for vendor, model, *rest in ChargerModelProfile.objects.values_list("vendor", *PROFILE_COLUMNS)
     )
     with _profiles_lock:

@@ -732,13 +732,13 @@ def daphne_server_install() -> None:
                 extensions = scope["extensions"] = dict(scope.get("extensions") or {})
                 extensions[TEXT_AT_ONCE] = {"send": partial(_text_written, self.connections, protocol)}
             queue = _create_application(self, protocol, scope)
-            if queue is not None:
-                instance = self.connections[protocol]["application_instance"]
-                instance.add_done_callback(lambda _: self.ended.add(protocol))
-            if scope["type"] == "websocket" and queue is not None:
+            if queue is None:
+                return None
+            instance = self.connections[protocol]["application_instance"]
+            instance.add_done_callback(lambda _: self.ended.add(protocol))
+            if scope["type"] == "websocket":
                 gate = self.handshake_gate
                 gate.protocols.add(protocol)
-                instance = self.connections[protocol]["application_instance"]
                 instance.add_done_callback(lambda _: gate.ended(protocol))
             return queue
 

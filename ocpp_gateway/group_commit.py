@@ -156,7 +156,7 @@ class _Unit:
     context: contextvars.Context  # the caller's: log lines name its charger
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
     abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
-    chargers: frozenset[str] = frozenset()  # the chargers it names (none: a write-behind buffer's rows)
+    chargers: frozenset[str] = frozenset()  # the chargers it names (none: it is written in a batch alone)
 
     def skipped(self) -> bool:
         """Whether a skippable unit's caller gave up on it (cancelled, or ``abandoned()``)."""
@@ -258,12 +258,17 @@ class CommitGroup:
         waits (it goes alone, once they are written)."""
         if self._ahead or self._unnamed:
             return []
-        batch = [unit for unit in self._aside if self._held.isdisjoint(unit.chargers)][: self._max_units]
-        for unit in batch:
-            self._aside.remove(unit)
+        batch: list[_Unit] = []
+        waiting = set(self._held)  # the chargers held, and those of the units left waiting before
+        left: deque[_Unit] = deque()
+        for unit in self._aside:  # in order: a later buffer's unit never overtakes one naming its chargers
+            if len(batch) < self._max_units and waiting.isdisjoint(unit.chargers):
+                batch.append(unit)
+            else:
+                left.append(unit)
+                waiting.update(unit.chargers)
+        self._aside = left
         held: list[_Unit] = []
-        # the chargers held, those of the buffers' units left waiting and those of the units left queued
-        waiting = self._held.union(*(unit.chargers for unit in self._aside))
         while self._pending and len(batch) < self._max_units:
             unit = self._pending.popleft()
             if not waiting.isdisjoint(unit.chargers):

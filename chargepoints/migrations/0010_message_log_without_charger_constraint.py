@@ -21,4 +21,11 @@ class Migration(migrations.Migration):
                 to="chargepoints.chargepoint",
             ),
         ),
+        # Undone first when migrating back: the frames left behind by deleted chargers go, or the
+        # constraint could not be added again.
+        migrations.RunSQL(
+            migrations.RunSQL.noop,
+            reverse_sql="DELETE FROM chargepoints_ocppmessage"
+            " WHERE charge_point_id NOT IN (SELECT id FROM chargepoints_chargepoint)",
+        ),
     ]

@@ -157,3 +157,23 @@ async def test_while_a_buffer_s_unit_waits_for_its_charger_other_chargers_go_on_
     assert await asyncio.gather(a1, buffer, a2, c1) == ["a1", "buffer", "a2", "c1"]
     assert log.events.index("a1 done") < log.events.index("buffer started")
     assert log.events.index("buffer done") < min(log.events.index("a2 started"), log.events.index("c1 started"))
+
+
+async def test_a_buffer_s_unit_waiting_for_a_charger_is_not_overtaken_by_a_later_one_naming_its_chargers():
+    group, log = CommitGroup(max_units=64, lanes=2), _Log()
+    a1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-A", log=log, name="a1", held=True))
+    await _until(lambda: "a1 started" in log.events, "a1 started")
+
+    def buffer_unit(chargers: set[str], name: str) -> asyncio.Future[str]:
+        named = {"chargers": frozenset(chargers), "log": log, "name": name}
+        return asyncio.ensure_future(group.run(_named_buffer_rows, ahead=True, in_savepoint=True, **named))
+
+    first = buffer_unit({"CP-LANE-A", "CP-LANE-D"}, "first")
+    later = buffer_unit({"CP-LANE-D"}, "later")
+    assert await asyncio.wait_for(group.run(_written, charge_point_id="CP-LANE-B", log=log, name="b1"), _WAIT_S) == "b1"
+    # D is free, but the first buffer's unit waits for it (and for A): the later one waits behind it,
+    # or a buffer refilling could keep the first (and every unit of its chargers) waiting.
+    assert "later started" not in log.events
+    log.gate.set()
+    assert await asyncio.gather(a1, first, later) == ["a1", "first", "later"]
+    assert log.events.index("first done") < log.events.index("later started")

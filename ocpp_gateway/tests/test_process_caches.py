@@ -358,3 +358,15 @@ async def test_a_boot_s_profile_is_taken_from_the_kept_profiles_on_the_event_loo
     router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
     boot = Call("b1", "BootNotification", {"chargePointVendor": "ACME", "chargePointModel": "Loose"})
     assert await router._current_profile(boot) == LENIENT
+
+
+async def test_the_kept_profiles_leave_names_outside_ascii_to_the_statement(listening):
+    """``str.upper`` makes "ß" "SS" where PostgreSQL's UPPER keeps it: a kept row would give an ASCII
+    "STRASSE" the profile of "Straße", which the statement does not."""
+    await ChargerModelProfile.objects.acreate(vendor="Straße", model="", quirks=["s"])
+    asked = sync_to_async(_profile_asked)
+    assert (await asked("STRASSE", "X"))[0] == STRICT_PROFILE  # read and kept: no match, as in SQL
+    assert (await asked("STRASSE", "X"))[0] == STRICT_PROFILE
+    assert chargepoints_selectors.charger_profile_kept(vendor="straße", model="X") is None  # to the database
+    profile, statements = await asked("straße", "X")
+    assert (profile.quirks, statements) == (("s",), 1)
