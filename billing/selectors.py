@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -33,7 +31,7 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
     """
     kept = _tariffs_kept()
     if kept is not None:
-        own_ids, tariffs, _ = kept
+        own_ids, tariffs = kept
         return _tariff_chosen(tariffs, own_ids.get(charge_point.pk), at)
     if connection.vendor == "postgresql":  # one plain statement (issue 15)
         # The charger's tariff_id as committed, read here: a stop's charger row may be only its id
@@ -80,49 +78,30 @@ def _default_order(tariff: Tariff) -> tuple[bool, datetime, datetime]:
     return (tariff.valid_from is not None, tariff.valid_from or tariff.created_at, tariff.created_at)
 
 
-# What tariff_for chooses from, kept while cache_changes.listening(): (charger primary key -> its own
-# tariff's id, for the chargers that have one; every tariff; time.monotonic() it expires). Read by
-# the batch threads, forgotten on the event loop.
-_kept: tuple[dict[int, int], tuple[Tariff, ...], float] | None = None
-_forgets = 0  # counts _tariffs_forget: what was read before a change is not kept
-_kept_lock = threading.Lock()
 TARIFFS_TOPIC = "tariffs"
 # Kept at most this long (s): a tariff, or a charger's tariff, changed without a model signal (a
 # queryset ``update()``, raw SQL) or whose notice is lost prices stops no longer than this.
 TARIFFS_KEPT_SECONDS = 10.0
+# What tariff_for chooses from: (charger primary key -> its own tariff's id, for the chargers that
+# have one; every tariff). Read by the batch threads, forgotten on the event loop.
+_kept: cache_changes.KeptValue[tuple[dict[int, int], tuple[Tariff, ...]]] = cache_changes.KeptValue(
+    TARIFFS_TOPIC, seconds=TARIFFS_KEPT_SECONDS
+)
 
 
-def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], float] | None:
+def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...]] | None:
     """Every tariff and the chargers' own tariffs (two statements when read again, at most every
     ``TARIFFS_KEPT_SECONDS``), while this process listens to ``kernel.cache_changes`` (a gateway
     process); a tariff saved or deleted, or a charger's tariff changed, through the ORM in any
     process empties every process's (``tariffs_changed``). None in a process that does not listen."""
-    global _kept
-    kept = _kept
-    if kept is not None and kept[2] > time.monotonic():
-        return kept
-    if not cache_changes.listening():
-        return None
-    with _kept_lock:
-        forgets = _forgets
+    kept = _kept.get()
+    return kept if kept is not None else _kept.read(_tariffs_read)
+
+
+def _tariffs_read() -> tuple[dict[int, int], tuple[Tariff, ...]]:
     # The chargers first: a tariff one of them names existed before it was named, so it is read next.
     own_ids = dict(ChargePoint.objects.filter(tariff__isnull=False).values_list("pk", "tariff_id"))
-    tariffs = tuple(Tariff.objects.all())
-    kept = (own_ids, tariffs, time.monotonic() + TARIFFS_KEPT_SECONDS)
-    with _kept_lock:
-        if forgets == _forgets and cache_changes.listening():
-            _kept = kept
-    return kept
-
-
-def _tariffs_forget() -> None:
-    global _kept, _forgets
-    with _kept_lock:
-        _forgets += 1
-        _kept = None
-
-
-cache_changes.forgetter_register(TARIFFS_TOPIC, _tariffs_forget)
+    return own_ids, tuple(Tariff.objects.all())
 
 
 def tariffs_changed(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -264,17 +262,16 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
     )
 
 
-# Every profile, kept while cache_changes.listening() (a gateway process): (the rows, each as
-# ``(UPPER(vendor), UPPER(model), *PROFILE_COLUMNS)``; time.monotonic() they expire). Read and kept by
-# any thread, forgotten on the event loop. A first boot's lookup then reads nothing: all but a
-# few chargers share a handful of models, and the profiles change only in the admin.
-_profiles: tuple[tuple[tuple[Any, ...], ...], float] | None = None
-_profiles_forgets = 0  # counts _profiles_forget: what was read before a change is not kept
-_profiles_lock = threading.Lock()
 PROFILES_TOPIC = "charger_profiles"
 # Kept at most this long (s): a profile changed without a model signal (a queryset ``update()``,
 # raw SQL) or whose notice is lost applies from the next boot after this at the latest.
 PROFILES_KEPT_SECONDS = 10.0
+# Every profile, each as ``(UPPER(vendor), UPPER(model), *PROFILE_COLUMNS)``. Read and kept by any
+# thread, forgotten on the event loop. A first boot's lookup then reads nothing: all but a few
+# chargers share a handful of models, and the profiles change only in the admin.
+_profiles: cache_changes.KeptValue[tuple[tuple[Any, ...], ...]] = cache_changes.KeptValue(
+    PROFILES_TOPIC, seconds=PROFILES_KEPT_SECONDS
+)
 
 
 def charger_profile_kept(*, vendor: str, model: str, firmware_version: str = "") -> ChargerProfile | None:
@@ -283,10 +280,10 @@ def charger_profile_kept(*, vendor: str, model: str, firmware_version: str = "")
     ASCII (``_comparable_when_kept``: the database compares it)."""
     if not vendor:
         return STRICT_PROFILE
-    kept = _profiles
-    if kept is None or kept[1] <= time.monotonic() or not _comparable_when_kept(vendor, model):
+    rows = _profiles.get()
+    if rows is None or not _comparable_when_kept(vendor, model):
         return None
-    return _profile_among_kept(kept[0], vendor=vendor, model=model, firmware_version=firmware_version)
+    return _profile_among_kept(rows, vendor=vendor, model=model, firmware_version=firmware_version)
 
 
 def _profile_among_kept(
@@ -314,29 +311,14 @@ def _upper_when_ascii(name: str) -> str | None:
 def _profiles_read_and_kept() -> tuple[tuple[Any, ...], ...] | None:
     """Every profile (one statement), kept while this process listens to ``kernel.cache_changes``;
     None in a process that does not listen (it asks by vendor and model every time)."""
-    global _profiles
-    if not cache_changes.listening():
-        return None
-    with _profiles_lock:
-        forgets = _profiles_forgets
-    rows = tuple(
+    return _profiles.read(_profiles_read)
+
+
+def _profiles_read() -> tuple[tuple[Any, ...], ...]:
+    return tuple(
         (_upper_when_ascii(vendor), _upper_when_ascii(model), model, *rest)
         for vendor, model, *rest in ChargerModelProfile.objects.values_list("vendor", *PROFILE_COLUMNS)
     )
-    with _profiles_lock:
-        if forgets == _profiles_forgets and cache_changes.listening():
-            _profiles = (rows, time.monotonic() + PROFILES_KEPT_SECONDS)
-    return rows
-
-
-def _profiles_forget() -> None:
-    global _profiles, _profiles_forgets
-    with _profiles_lock:
-        _profiles_forgets += 1
-        _profiles = None
-
-
-cache_changes.forgetter_register(PROFILES_TOPIC, _profiles_forget)
 
 
 def profiles_changed(**_: Any) -> None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import redis
 import redis.asyncio
@@ -36,6 +38,7 @@ _listener: asyncio.Task[None] | None = None
 _listening: asyncio.AbstractEventLoop | None = None
 _publishers: dict[str, redis.Redis] = {}
 logger = logging.getLogger(__name__)
+Value = TypeVar("Value")
 
 
 def forgetter_register(topic: str, forget: Callable[[], None]) -> None:
@@ -65,6 +68,43 @@ def _published(topic: str) -> None:
         _publisher().publish(CHANNEL, topic)
     except redis.RedisError as error:
         logger.warning("could not tell the gateway processes %s changed (%r)", topic, error)
+
+
+class KeptValue(Generic[Value]):
+    """What a process keeps of one ``topic`` while ``listening()``: read by any thread, forgotten
+    when the topic changes (here or in another process), expired ``seconds`` after it was read (a
+    change without a signal, or whose notice is lost, is seen that much later at most). A read begun
+    before a forget is not kept."""
+
+    def __init__(self, topic: str, *, seconds: float) -> None:
+        self._seconds = seconds
+        self._kept: tuple[Value, float] | None = None  # what was read, and time.monotonic() it expires
+        self._forgets = 0  # counts forget(): what was read before one is not kept
+        self._lock = threading.Lock()
+        forgetter_register(topic, self.forget)
+
+    def get(self) -> Value | None:
+        """What is kept; None when nothing is (never read, forgotten or expired). No I/O."""
+        kept = self._kept
+        return kept[0] if kept is not None and kept[1] > time.monotonic() else None
+
+    def read(self, read: Callable[[], Value]) -> Value | None:
+        """``read()``, kept unless the topic was forgotten meanwhile; None (not read) in a process
+        that does not listen."""
+        if not listening():
+            return None
+        with self._lock:
+            forgets = self._forgets
+        value = read()
+        with self._lock:
+            if forgets == self._forgets and listening():
+                self._kept = (value, time.monotonic() + self._seconds)
+        return value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._forgets += 1
+            self._kept = None
 
 
 def _forget(topic: str | None) -> None:

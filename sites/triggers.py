@@ -17,7 +17,6 @@ import contextvars
 import logging
 import os
 import threading
-import time
 from typing import Any
 
 from asgiref.sync import SyncToAsync
@@ -39,15 +38,15 @@ _handed: dict[asyncio.AbstractEventLoop, set[tuple[str, str]]] = {}
 _handed_lock = threading.Lock()
 
 
-# The site members, kept while cache_changes.listening(): (their chargers' primary keys, their OCPP
-# identities, time.monotonic() the set expires); read by the batch threads, forgotten on the event loop
-_members_kept: tuple[frozenset[int], frozenset[str], float] | None = None
-_members_forgets = 0  # counts _members_forget: a set read before a change is not kept
-_members_lock = threading.Lock()
 MEMBERS_TOPIC = "site-members"
 # A set is kept at most this long (s): a membership changed without a model signal (a queryset
 # ``update()``, raw SQL) or whose notice is lost is seen no later than this.
 MEMBERS_KEPT_SECONDS = 5.0
+# The site members: (their chargers' primary keys, their OCPP identities); read by the batch
+# threads, forgotten on the event loop.
+_members: cache_changes.KeptValue[tuple[frozenset[int], frozenset[str]]] = cache_changes.KeptValue(
+    MEMBERS_TOPIC, seconds=MEMBERS_KEPT_SECONDS
+)
 
 
 def site_member_may_be(*, charge_point_id: str = "", charge_point_pk: int | None = None) -> bool:
@@ -57,43 +56,18 @@ def site_member_may_be(*, charge_point_id: str = "", charge_point_pk: int | None
     every ``MEMBERS_KEPT_SECONDS``); a member saved or deleted through the ORM in any process
     empties every process's set (``site_members_changed``). True in a process that does not listen
     (tests, Celery, a management command): ``sites_recompute`` finds the site as before."""
-    kept = _members_kept
-    if kept is None or kept[2] <= time.monotonic():
-        kept = _members_read()
+    kept = _members.get()
+    if kept is None:
+        kept = _members.read(_members_read)
         if kept is None:
             return True
-    pks, identities, _ = kept
+    pks, identities = kept
     return charge_point_pk in pks if charge_point_pk is not None else charge_point_id in identities
 
 
-def _members_read() -> tuple[frozenset[int], frozenset[str], float] | None:
-    """The members, kept if this process listens and nothing changed while they were read; None
-    (not read) when it does not listen."""
-    global _members_kept
-    if not cache_changes.listening():
-        return None
-    with _members_lock:
-        forgets = _members_forgets
+def _members_read() -> tuple[frozenset[int], frozenset[str]]:
     rows = list(SiteMember.objects.values_list("charge_point_id", "charge_point__charge_point_id"))
-    members = (
-        frozenset(pk for pk, _ in rows),
-        frozenset(identity for _, identity in rows),
-        time.monotonic() + MEMBERS_KEPT_SECONDS,
-    )
-    with _members_lock:
-        if forgets == _members_forgets and cache_changes.listening():
-            _members_kept = members
-    return members
-
-
-def _members_forget() -> None:
-    global _members_kept, _members_forgets
-    with _members_lock:
-        _members_forgets += 1
-        _members_kept = None
-
-
-cache_changes.forgetter_register(MEMBERS_TOPIC, _members_forget)
+    return frozenset(pk for pk, _ in rows), frozenset(identity for _, identity in rows)
 
 
 def site_members_changed(*, update_fields: Any = None, **_: Any) -> None:
