@@ -252,11 +252,13 @@ def drive(
     try:
         cpu_at, threads_at, connect_shared = cpu(), thread_cpu_seconds(pids), SharedCpu()
         profilers = connect_profilers(args.profile_connect, pids) if since else []
-        connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
-        for profiler in profilers:
-            profiler.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
-        for profiler in profilers:
-            profiler.wait(timeout=60)
+        try:
+            connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
+        finally:
+            for profiler in profilers:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on an interrupt
+            for profiler in profilers:
+                profiler.wait(timeout=60)
         threads = {role: seconds - threads_at[role] for role, seconds in thread_cpu_seconds(pids).items()}
         result["connect"] = {
             "seconds": round(connect.seconds, 2),
