@@ -242,7 +242,7 @@ def charger_profile_for(*, vendor: str, model: str, firmware_version: str = "") 
         kept = charger_profile_kept(vendor=vendor, model=model, firmware_version=firmware_version)
         if kept is not None:
             return kept
-        if (rows := _profiles_read_and_kept()) is not None:
+        if (rows := _profiles.read(_profiles_read)) is not None:  # None: this process does not listen
             return _profile_among_kept(rows, vendor=vendor, model=model, firmware_version=firmware_version)
     candidates: Iterable[ChargerModelProfile]
     if connection.vendor == "postgresql":  # read at every handshake and boot: a plain statement (issue 15)
@@ -308,13 +308,9 @@ def _upper_when_ascii(name: str) -> str | None:
     return name.upper() if name.isascii() else None
 
 
-def _profiles_read_and_kept() -> tuple[tuple[Any, ...], ...] | None:
-    """Every profile (one statement), kept while this process listens to ``kernel.cache_changes``;
-    None in a process that does not listen (it asks by vendor and model every time)."""
-    return _profiles.read(_profiles_read)
-
-
 def _profiles_read() -> tuple[tuple[Any, ...], ...]:
+    """Every profile (one statement), its names as compared; kept in ``_profiles`` while this
+    process listens to ``kernel.cache_changes``."""
     return tuple(
         (_upper_when_ascii(vendor), _upper_when_ascii(model), model, *rest)
         for vendor, model, *rest in ChargerModelProfile.objects.values_list("vendor", *PROFILE_COLUMNS)
