@@ -33,20 +33,9 @@ Row = TypeVar("Row")
 
 class WriteBehindBuffer(Generic[Row]):
     def __init__(
-        self,
-        *,
-        name: str,
-        write: Callable[[list[Row]], Any],
-        flush_seconds: Callable[[], float],
-        max_batch: int,
-        charger_of: Callable[[Row], str] | None = None,
+        self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
     ) -> None:
-        """``charger_of``: the charger whose rows a row writes or refers to: a flush's unit names
-        them to the commit group, which writes it beside batches of other chargers while its lanes
-        have room (``CommitGroup.run``'s ``chargers``; None: it names none, and its batch is
-        written alone)."""
         self.name = name
-        self._charger_of = charger_of
         self._write = write
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
@@ -80,14 +69,9 @@ class WriteBehindBuffer(Generic[Row]):
             while self._pending:
                 batch = self._take()
                 try:
-                    await commit_group.run(
-                        self._write_batch, in_savepoint=True, ahead=True, chargers=self._chargers(batch), batch=batch
-                    )
+                    await commit_group.run(self._write_batch, in_savepoint=True, ahead=True, batch=batch)
                 except Exception:
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
-
-    def _chargers(self, batch: list[Row]) -> frozenset[str]:
-        return frozenset(map(self._charger_of, batch)) if self._charger_of is not None else frozenset()
 
     def flush_at_exit(self) -> None:
         """Write what is pending from a process whose event loop has stopped."""

@@ -14,14 +14,9 @@ in different orders would deadlock. A unit names its chargers (its connection's,
 a batch started beside another takes only the queued units of chargers no batch being written
 holds, so a charger's units are written one batch after the other, in the order they came.
 The write-behind buffers (``ocpp_gateway.buffers``) are written as units too, and they update many
-chargers' rows: such a unit names the chargers of its rows. While the lanes have room (the recent
-batches small: the process keeps up), it goes in the next batch free of its chargers, beside the
-others; while they are full (the recent batches large: the process is saturated), it is written in a
-batch alone, as a unit naming no charger is: the lanes drain for it and the next batch takes every
-unit queued meanwhile, so batches stay as large as saturation makes them (two lanes of half-size
-batches pay each batch's fixed statements twice as often). Chargers held by
+chargers' rows: such a unit names no charger and is written in a batch alone. Chargers held by
 different processes are different rows. A buffer's unit goes ``ahead``: at the front of
-the next batch it is in, before any unit gathers rows, so that its savepoint does not make the batch write
+the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
 what its units gathered before it and again after it (a statement per table twice).
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
@@ -160,15 +155,11 @@ class _Unit:
     context: contextvars.Context  # the caller's: log lines name its charger
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
     abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
-    chargers: frozenset[str] = frozenset()  # the chargers it names (none: it is written in a batch alone)
+    chargers: frozenset[str] = frozenset()  # the chargers it names (none: a write-behind buffer's rows)
 
     def skipped(self) -> bool:
         """Whether a skippable unit's caller gave up on it (cancelled, or ``abandoned()``)."""
         return self.abandoned is not None and (self.future.done() or self.abandoned())
-
-
-# The batches a moving mean of their units spans (``CommitGroup._has_room``).
-_BATCHES_MEANT = 8
 
 
 class CommitGroup:
@@ -179,12 +170,9 @@ class CommitGroup:
     more, a batch started while others are being written (a side batch) takes only the queued units
     of chargers none of those batches holds, in order, leaving the others queued: a charger's
     units are written in the order they came, never two batches at once holding rows of one
-    charger. A unit that names no charger goes only in a batch written alone: while one waits,
-    no side batch starts, and no batch starts beside it. A write-behind buffer's unit (``ahead``)
-    names the chargers of its rows: while the lanes have room (``_has_room``) it goes first in the
-    next batch started, on either lane, of which no batch being written holds one, and while it
-    waits the queued units of its chargers wait behind it and the others are written beside; while
-    the lanes are full it is written as one naming no charger (the lanes drain for it)."""
+    charger. A unit that names no charger (a write-behind buffer's rows, which update many
+    chargers' rows) goes only in a batch written alone: while one waits, no side batch starts,
+    and no batch starts beside it."""
 
     def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
@@ -192,8 +180,6 @@ class CommitGroup:
         self._executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
-        self._aside: deque[_Unit] = deque()  # ``ahead`` units naming chargers: first in the next batch free of them
-        self._units_a_batch = 0.0  # the batches' units, a moving mean (``_has_room``)
         self._writing = 0  # batches being written
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
@@ -206,7 +192,6 @@ class CommitGroup:
         *,
         in_savepoint: bool = False,
         ahead: bool = False,
-        chargers: frozenset[str] = frozenset(),
         abandoned: Callable[[], bool] | None = None,
         **kwargs: Any,
     ) -> Result:
@@ -218,9 +203,6 @@ class CommitGroup:
         the next batch; only for a unit whose writes do not depend on the order of the units it
         overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
         before it was queued; a sighting written before its connection's disconnect, never after).
-        ``chargers``: those whose rows an ``ahead`` unit writes (a buffer's rows'): while the lanes
-        have room it goes first in the next batch started while no batch being written holds one of
-        them, beside the others; while they are full, or with none, its batch is written alone.
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
         here); once its batch started it is written all the same. Only for a unit nobody else
@@ -229,10 +211,9 @@ class CommitGroup:
         answer, a disconnect."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        chargers = chargers if ahead else _chargers_named(kwargs, context)
+        chargers = frozenset() if ahead else _chargers_named(kwargs, context)
         unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
-        aside = ahead and bool(chargers)
-        (self._aside if aside else self._ahead if ahead else self._pending).append(unit)
+        (self._ahead if ahead else self._pending).append(unit)
         self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
         return await unit.future
@@ -242,56 +223,32 @@ class CommitGroup:
             batch = self._side_batch() if self._writing else self._batch()
             if not batch:
                 return
-            self._units_a_batch += (len(batch) - self._units_a_batch) / _BATCHES_MEANT
             self._writing += 1
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
-    def _has_room(self) -> bool:
-        """Whether the lanes have room for a buffer's unit beside the others: the recent batches
-        held fewer than a third of ``max_units`` each (a moving mean over about
-        ``_BATCHES_MEANT``). A saturated process's batches are larger (the closed loop's fill
-        ``max_units`` when its buffers' units drain the lanes, and hold half as many with those
-        beside), and stay so: its buffers' units drain the lanes, so each next batch takes what
-        queued meanwhile. A process keeping up (1,000 messages a second on two cores) writes
-        batches of 4 to 12 units."""
-        return self._units_a_batch * 3 < self._max_units
-
     def _batch(self) -> list[_Unit]:
-        """The next batch when none is being written: the ``ahead`` units (those naming chargers
-        first), then the queued, in order; written alone when it holds a unit naming no charger, or
-        a buffer's unit while the lanes have no room."""
-        alone = bool(self._aside) and not self._has_room()
+        """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
         batch: list[_Unit] = []
-        while (self._aside or self._ahead or self._pending) and len(batch) < self._max_units:
-            queue = self._aside or self._ahead or self._pending
+        while (self._ahead or self._pending) and len(batch) < self._max_units:
+            queue = self._ahead or self._pending
             unit = queue.popleft()
             self._unnamed -= queue is self._pending and not unit.chargers
             if self._taken(unit):
                 batch.append(unit)
         for unit in batch:
-            self._alone = self._alone or alone or not unit.chargers
+            self._alone = self._alone or not unit.chargers
             self._held.update(unit.chargers)
         return batch
 
     def _side_batch(self) -> list[_Unit]:
-        """A batch beside those being written: first the ``ahead`` units naming chargers none of them
-        holds, then the queued units of chargers none of them holds nor a unit left waiting names
-        (an ``ahead`` one, or one queued before), in order; none while a unit naming no charger
-        waits, nor a buffer's unit while the lanes have no room (it goes alone, once they are written)."""
-        if self._ahead or self._unnamed or (self._aside and not self._has_room()):
+        """A batch beside those being written: the queued units of chargers none of them holds, in
+        order; none while a unit naming no charger waits (it goes alone, once they are written)."""
+        if self._ahead or self._unnamed:
             return []
         batch: list[_Unit] = []
-        waiting = set(self._held)  # the chargers held, and those of the units left waiting before
-        left: deque[_Unit] = deque()
-        for unit in self._aside:  # in order: a later buffer's unit never overtakes one naming its chargers
-            if len(batch) < self._max_units and waiting.isdisjoint(unit.chargers):
-                batch.append(unit)
-            else:
-                left.append(unit)
-                waiting.update(unit.chargers)
-        self._aside = left
         held: list[_Unit] = []
+        waiting = set(self._held)  # the chargers held, and those of the units left queued
         while self._pending and len(batch) < self._max_units:
             unit = self._pending.popleft()
             if not waiting.isdisjoint(unit.chargers):

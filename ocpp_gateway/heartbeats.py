@@ -7,8 +7,6 @@ with the other chargers' heartbeats every ``CSMS_HEARTBEAT_FLUSH_MS``, in one tr
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from django.conf import settings
 
 from chargepoints.services import ReceivedHeartbeat, charge_point_heartbeats_record
@@ -24,5 +22,4 @@ heartbeats: WriteBehindBuffer[ReceivedHeartbeat] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_HEARTBEAT_FLUSH_SECONDS,
     max_batch=500,
-    charger_of=attrgetter("charge_point_id"),
 )

@@ -6,8 +6,6 @@ collected here and written in one INSERT every ``CSMS_MESSAGE_LOG_FLUSH_MS`` ins
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from django.conf import settings
 
 from chargepoints.services import LoggedFrame, ocpp_messages_record
@@ -23,5 +21,4 @@ message_log: WriteBehindBuffer[LoggedFrame] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=1000,
-    charger_of=attrgetter("charge_point_id"),
 )

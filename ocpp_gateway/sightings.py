@@ -8,8 +8,6 @@ presence on disconnect, so a late sighting cannot claim a closed connection back
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from django.conf import settings
 
 from chargepoints.services.liveness import Sighting, charge_points_seen_record
@@ -25,5 +23,4 @@ sightings: WriteBehindBuffer[Sighting] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=500,
-    charger_of=attrgetter("charge_point_id"),
 )

@@ -1,5 +1,5 @@
-"""Heartbeats and the message log are written behind, in batches: none is lost on a clean close, a
-flush goes first in its group-commit batch, and is written beside batches of other chargers."""
+"""Heartbeats and the message log are written behind, in batches: none is lost on a clean close, and
+a flush goes first in its group-commit batch."""
 
 from __future__ import annotations
 
@@ -12,16 +12,10 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
-from chargepoints.services import LoggedFrame, ReceivedHeartbeat
-from chargepoints.services.liveness import Sighting
 from conftest import eventually, ocpp_charger
 from kernel.plain_sql import rows_copied
-from ocpp_gateway import buffers
 from ocpp_gateway.buffers import WriteBehindBuffer
-from ocpp_gateway.group_commit import CommitGroup, commit_group
-from ocpp_gateway.heartbeats import heartbeats
-from ocpp_gateway.message_log import message_log
-from ocpp_gateway.sightings import sightings
+from ocpp_gateway.group_commit import commit_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -116,39 +110,3 @@ async def test_the_channel_layer_pool_makes_a_burst_wait_instead_of_failing(sett
     await asyncio.gather(*(layer.send(channel, {"type": "ping"}) for channel in channels))
     assert [(await layer.receive(channel))["type"] for channel in channels] == ["ping"] * 20
     await layer.flush()
-
-
-def _held_charger(*, charge_point_id: str, release: threading.Event) -> None:
-    """A unit of ``charge_point_id`` whose batch stays open until ``release``."""
-    assert release.wait(10)
-
-
-@pytest.mark.parametrize("buffered", ["log", "heartbeat", "sighting"])
-async def test_the_buffers_flush_beside_a_batch_of_other_chargers_being_written(buffered, monkeypatch):
-    """Each buffer's unit names its rows' chargers, so with two lanes a flush is written while a
-    batch of another charger's units is held open (naming none, it would wait for that batch)."""
-    await ChargePoint.objects.acreate(charge_point_id="CP-WB-HELD", heartbeat_interval=60)
-    await ChargePoint.objects.acreate(charge_point_id="CP-WB-FREE", heartbeat_interval=60)
-    group = CommitGroup(max_units=64, lanes=2)
-    monkeypatch.setattr(buffers, "commit_group", group)
-    now = timezone.now()
-    buffer, row = {
-        "log": (message_log, LoggedFrame("CP-WB-FREE", "in", '[2,"1","Heartbeat",{}]', now, 2, "1", "Heartbeat")),
-        "heartbeat": (heartbeats, ReceivedHeartbeat(charge_point_id="CP-WB-FREE", received_at=now)),
-        "sighting": (sightings, Sighting(charge_point_id="CP-WB-FREE", channel_name="test", at=now)),
-    }[buffered]
-    release = threading.Event()
-    held = asyncio.ensure_future(group.run(_held_charger, charge_point_id="CP-WB-HELD", release=release))
-    await asyncio.sleep(0.05)
-    try:
-        buffer.add(row)
-        await asyncio.wait_for(buffer.flush(), 5)
-        assert not held.done()
-    finally:
-        release.set()
-        await held
-    free = await ChargePoint.objects.aget(charge_point_id="CP-WB-FREE")
-    if buffered == "log":
-        assert await OcppMessage.objects.filter(charge_point=free).acount() == 1
-    else:
-        assert free.last_seen == now
