@@ -4,7 +4,8 @@ connections whose check may act). Prints each one's CPU µs per tick, the best o
 pass ``--ticks`` ticks 2 s apart on a simulated clock, and the pings each sent (the same).
 
 The connections are daphne's ``WebSocketProtocol`` objects, open, their last message or ping spread
-over the last ``ping_interval`` (an idle fleet, or one between messages); a ping is counted, not
+over the last ``ping_interval`` (an idle fleet, or one between messages; ``--spread 2 --ticks 5``:
+a connect burst's, none silent long enough for a ping); a ping is counted, not
 written (``_sendAutoPing`` replaced; daphne's check then notes it as sent, as after a real one).
 
     .venv/bin/python benchmarks/timeout_checker.py --connections 5000
@@ -31,7 +32,7 @@ from kernel import daphne_server
 TICK = 2.001  # s: daphne reschedules its check 2 s after the last one ended, never exactly 2 s later
 
 
-def _fleet(server: Any, connections: int, now: float, pings: list[int]) -> None:
+def _fleet(server: Any, connections: int, now: float, pings: list[int], spread: float) -> None:
     def ping(protocol: Any) -> None:
         pings[0] += 1
 
@@ -40,12 +41,12 @@ def _fleet(server: Any, connections: int, now: float, pings: list[int]) -> None:
         protocol = WebSocketProtocol.__new__(WebSocketProtocol)
         protocol.server, protocol.state = server, WebSocketProtocol.STATE_OPEN
         protocol.socket_opened = now - server.ping_interval
-        protocol.last_ping = now - random.uniform(0, server.ping_interval)
+        protocol.last_ping = now - random.uniform(0, spread or server.ping_interval)
         protocol._sendAutoPing = ping.__get__(protocol)
         server.protocol_connected(protocol)
 
 
-def main(connections: int, ticks: int, passes: int) -> dict[str, float]:
+def main(connections: int, ticks: int, passes: int, spread: float = 0) -> dict[str, float]:
     daphne_server.daphne_server_install()
     server = cli.CommandLineInterface.server_class(application=None, endpoints=["tcp:0"], signal_handlers=False)
     reactor = daphne.server.reactor
@@ -64,7 +65,7 @@ def main(connections: int, ticks: int, passes: int) -> dict[str, float]:
                 random.seed(1)
                 pings = [0]
                 server.timeout_checks = daphne_server.TimeoutChecks()
-                _fleet(server, connections, clock[0], pings)
+                _fleet(server, connections, clock[0], pings, spread)
                 clock[0] += TICK
                 check()  # the first tick files every connection under its time (ours)
                 pings[0] = 0
@@ -87,5 +88,8 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=5000)
     parser.add_argument("--ticks", type=int, default=30)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument(
+        "--spread", type=float, default=0, help="last messages spread over this many s (0: the ping interval)"
+    )
     args = parser.parse_args()
-    print(json.dumps({"connections": args.connections, **main(args.connections, args.ticks, args.passes)}))
+    print(json.dumps({"connections": args.connections, **main(args.connections, args.ticks, args.passes, args.spread)}))
