@@ -14,7 +14,7 @@ processes on loopback and drives them with the generator in loadgen.py (GENERATO
    of the machine's cores were busy: on 2 cores they share, the database's cost bounds throughput too);
 5. verify: every acknowledged start, stop and meter reading must be a row in PostgreSQL.
 
-Rate and closed also report the group commit's batches of ours in the phase (``group_commit``:
+Connect, rate and closed also report the group commit's batches of ours in the phase (``group_commit``:
 how many, their mean units, how many of each size; from the servers' metrics files).
 
 Then the same phases against echo_baseline.py (as many processes as SERVERS) and one table:
@@ -241,7 +241,7 @@ def drive(
 
     With ``since`` (ours, not echo) PostgreSQL is counted at the end of each phase, for the
     persisted messages/s; the verification counts again once the servers have stopped. With
-    ``var_dir`` (ours: the servers' ``CSMS_VAR_DIR``) the rate and closed phases' batches too.
+    ``var_dir`` (ours: the servers' ``CSMS_VAR_DIR``) the connect, rate and closed phases' batches too.
     """
     cpu = lambda: sum(cpu_seconds(pid) for pid in pids)  # noqa: E731
     rss_before = sum(rss_kb(pid) for pid in pids)
@@ -251,6 +251,7 @@ def drive(
     result: dict[str, Any] = {"servers": len(pids)}
     try:
         cpu_at, threads_at, connect_shared = cpu(), thread_cpu_seconds(pids), SharedCpu()
+        connect_batches_at = batch_units_seen(var_dir) if var_dir else {}
         profilers = connect_profilers(args.profile_connect, pids) if since else []
         try:
             connect = fleet.run("connect", concurrency=args.handshakes, retries=2, seconds=args.connect_seconds)
@@ -269,6 +270,7 @@ def drive(
             "threads_cpu_s": {role: round(seconds, 2) for role, seconds in threads.items()},
             "shared_cpu_s": {key: round(value, 2) for key, value in connect_shared.since().items()},
             "acked_by_kind": acked_by_kind(connect),
+            **({"group_commit": batch_units_between(connect_batches_at, batch_units_seen(var_dir))} if var_dir else {}),
             **(
                 {"boot_" + k: v for k, v in percentiles(connect.boot_latencies).items()}
                 if connect.boot_latencies

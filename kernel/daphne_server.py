@@ -96,6 +96,18 @@ for the call; only Twisted's own log lines read it, and below verbosity 2 (the d
 sends Twisted's log nowhere. Such a server registers its sockets with ``_called_with_logger``
 (the same call and failure logging, no context) before it listens.
 
+**Timeouts checked where they can be due.** daphne's ``Server.timeout_checker`` calls every
+connection's ``check_timeouts`` every 2 s (the connect timeout of a handshake, the
+``websocket_timeout``, and a ping to a connection silent for ``ping_interval``): at 5,000 connections
+a process, 5,000 checks a tick, of which a ping is due for about one in ten, a handshake's timeout for
+a few. ``timeouts_checked`` keeps each connection in a heap under the earliest time any of those
+could be due (``_earliest_due``: its last ping or message plus the ping interval, its opening plus
+the timeouts that apply; a lower bound, since a message only moves the ping later) and, every 2 s
+as daphne, calls ``check_timeouts`` only of the connections whose time has come, then files them
+again under their new one. A connection whose check would act is always among them; one whose
+check would do nothing is not looked at. Any other protocol (daphne's HTTP requests) is checked
+every tick, as before.
+
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -106,7 +118,9 @@ them, compare, adapt, move the pins.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import importlib
+import itertools
 import logging
 import math
 import random
@@ -248,6 +262,59 @@ def _application_ended(server: Any, protocol: Any, instance: asyncio.Future[Any]
     _daphne_logger.error("Exception inside application: %s", exception, exc_info=exception)
     if not disconnected:
         protocol.handle_exception(exception)
+
+
+class TimeoutChecks:
+    """The connections a server's timeout checker looks at, each under the earliest
+    ``time.time()`` at which its ``check_timeouts`` could act (a heap; one entry per connection)."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int, Any]] = []
+        self._order = itertools.count()  # ties are taken in filing order; protocols are never compared
+
+    def file(self, protocol: Any, at: float) -> None:
+        heapq.heappush(self._due, (at, next(self._order), protocol))
+
+    def due(self, now: float) -> list[Any]:
+        """The protocols filed at or before ``now``, taken out (each is filed again once checked)."""
+        taken = []
+        while self._due and self._due[0][0] <= now:
+            taken.append(heapq.heappop(self._due)[2])
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+
+def timeouts_checked(server: Any) -> None:
+    """daphne 4.2.3's ``Server.timeout_checker`` (without its rescheduling), over the connections
+    whose check may act now (``server.timeout_checks``); each one still open is filed again under
+    its next earliest time. A connection that left ``server.connections`` is dropped."""
+    now = time.time()
+    for protocol in server.timeout_checks.due(now):
+        if protocol not in server.connections:
+            continue
+        protocol.check_timeouts()
+        if protocol in server.connections:
+            server.timeout_checks.file(protocol, _earliest_due(server, protocol, now))
+
+
+def _earliest_due(server: Any, protocol: Any, now: float) -> float:
+    """The earliest ``time.time()`` at which daphne's ``WebSocketProtocol.check_timeouts`` (with
+    ``_late_answered_busy``) of ``protocol`` could act: a ping once silent past ``ping_interval``
+    since ``last_ping`` (a message moves it later, never earlier), the ``websocket_timeout`` after
+    ``socket_opened``, and while connecting the connect timeout. ``now`` for any other protocol,
+    or one not yet opened: checked at every tick, as daphne does."""
+    opened = getattr(protocol, "socket_opened", None)
+    last_ping = getattr(protocol, "last_ping", None)
+    if opened is None or last_ping is None or not hasattr(protocol, "STATE_CONNECTING"):
+        return now
+    due = last_ping + server.ping_interval
+    if server.websocket_timeout >= 0:
+        due = min(due, opened + server.websocket_timeout)
+    if protocol.state == protocol.STATE_CONNECTING:
+        due = min(due, opened + server.websocket_connect_timeout)
+    return due
 
 
 _BUSY_BODY = b"Too many WebSocket handshakes in progress; retry after the Retry-After delay.\n"
@@ -726,6 +793,7 @@ def daphne_server_install() -> None:
             self.websocket_connect_timeout = settings.CSMS_HANDSHAKE_TIMEOUT
             self.websocket_handshake_timeout = settings.CSMS_HANDSHAKE_TIMEOUT + HANDSHAKE_TIMEOUT_BACKSTOP
             self.ended: set[Any] = set()  # the connections application_checker looks at
+            self.timeout_checks = TimeoutChecks()  # the connections timeout_checker looks at, by when
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
             if scope["type"] == "websocket":
@@ -741,6 +809,14 @@ def daphne_server_install() -> None:
                 gate.protocols.add(protocol)
                 instance.add_done_callback(lambda _: gate.ended(protocol))
             return queue
+
+        def protocol_connected(self, protocol: Any) -> None:
+            super().protocol_connected(protocol)
+            self.timeout_checks.file(protocol, time.time())  # opened after this: its times are known at the next tick
+
+        def timeout_checker(self) -> None:
+            timeouts_checked(self)
+            server.reactor.callLater(2, self.timeout_checker)
 
         def protocol_disconnected(self, protocol: Any) -> None:
             super().protocol_disconnected(protocol)

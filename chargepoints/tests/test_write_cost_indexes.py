@@ -1,5 +1,6 @@
 """The indexes a message maintains (issue 15, migrations chargepoints 0008, charging 0003,
-billing 0004, commands 0007): the redundant ones stay gone, and writing a charger's ``last_seen`` stays HOT."""
+billing 0004, commands 0007, configuration 0002): the redundant ones stay gone, and writing a
+charger's ``last_seen`` stays HOT."""
 
 from __future__ import annotations
 
@@ -41,6 +42,27 @@ _EXPECTED = {
         "commands_command_created_at_13173777",
         "commands_command_pkey",
         "commands_command_user_id_4f08efde",
+    },
+    # A charger's configuration read after its first boot (configuration 0002): each foreign key
+    # whose column leads its table's unique constraint is served by that constraint's index.
+    "configuration_configurationkey": {
+        "configuration_configurationkey_command_id_7c965c84",
+        "configuration_configurationkey_pkey",
+        "configuration_key_per_charger",
+    },
+    "configuration_devicemodelvariable": {
+        "configuration_devicemodelvariable_pkey",
+        "device_model_variable_per_charger",
+    },
+    "configuration_devicemodelattribute": {
+        "configuration_devicemodelattribute_command_id_19aa69f3",
+        "configuration_devicemodelattribute_pkey",
+        "device_model_attribute_per_type",
+    },
+    "configuration_devicemodelreport": {
+        "configuration_devicemodelreport_command_id_46d16c24",
+        "configuration_devicemodelreport_pkey",
+        "device_model_report_per_request",
     },
     "billing_billingrecord": {
         "billing_billingrecord_created_at_8d381346",

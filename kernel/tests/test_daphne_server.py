@@ -126,6 +126,11 @@ RELIED_ON = [
     ("daphne.server", "Server", "protocol_disconnected", "6008cbb7c545a02b"),
     # application_checked: daphne's application checker, over the connections that ended.
     ("daphne.server", "Server", "application_checker", "8cebb3b75ceaa25d"),
+    # timeouts_checked: daphne's timeout checker, over the connections whose check may act; a
+    # connection filed when it connects; its last ping moved only later, by a message.
+    ("daphne.server", "Server", "timeout_checker", "2ce85e69c4d512d1"),
+    ("daphne.server", "Server", "protocol_connected", "43060e113faf89f7"),
+    ("daphne.ws_protocol", "WebSocketProtocol", "onMessage", "f998b320e49576ac"),
     ("autobahn.websocket.protocol", "WebSocketServerProtocol", "failHandshake", "86bd035c3bd26a69"),
     # SendQueue: what autobahn does with its send_queue (append, len, popleft).
     ("autobahn.websocket.protocol", "WebSocketProtocol", "_send", "803710fcb0045f7b"),
@@ -819,3 +824,107 @@ async def test_the_application_checker_reaps_as_daphne_s_reading_only_the_connec
     daphne_server.application_checked(server)
     assert set(server.connections) == {live} and server.ended == set()
     server.connections[live]["application_instance"].cancel()
+
+
+class _CountedChecks:
+    """A daphne ``WebSocketProtocol``, open, whose ``check_timeouts`` (daphne's, with the late
+    answer) is counted and whose pings are noted, not written."""
+
+    def __init__(self, server: Any, *, opened: float, last_ping: float, connecting: bool = False) -> None:
+        from daphne.ws_protocol import WebSocketProtocol
+
+        self.protocol = WebSocketProtocol.__new__(WebSocketProtocol)
+        self.protocol.server = server
+        self.protocol.state = WebSocketProtocol.STATE_CONNECTING if connecting else WebSocketProtocol.STATE_OPEN
+        self.protocol.socket_opened, self.protocol.last_ping = opened, last_ping
+        self.checks = self.pings = 0
+        check_timeouts = self.protocol.check_timeouts
+
+        def counted() -> None:
+            self.checks += 1
+            check_timeouts()
+
+        def ping() -> None:
+            self.pings += 1
+
+        self.protocol.check_timeouts = counted
+        self.protocol._sendAutoPing = ping
+
+
+def _ticking_server(monkeypatch: pytest.MonkeyPatch, now: list[float]) -> Any:
+    import daphne.server
+    from daphne import cli
+
+    daphne_server.daphne_server_install()
+    server = cli.CommandLineInterface.server_class(application=None, endpoints=["tcp:0"], signal_handlers=False)
+    server.connections = {}
+    monkeypatch.setattr(daphne.server.reactor, "callLater", lambda *_: None)  # the tick is driven here
+    monkeypatch.setattr("time.time", lambda: now[0])  # daphne's checks and ours read time.time()
+    return server
+
+
+def test_the_timeout_checker_looks_only_at_the_connections_whose_check_can_act(monkeypatch):
+    now = [1000.0]
+    server = _ticking_server(monkeypatch, now)
+    quiet = _CountedChecks(server, opened=985.0, last_ping=985.0)  # ping due after 1005
+    spoke = _CountedChecks(server, opened=960.0, last_ping=999.0)  # ping due after 1019
+    for connection in (quiet, spoke):
+        server.protocol_connected(connection.protocol)
+    server.timeout_checker()  # first tick after they connected: each filed under its own time
+    assert (quiet.checks, spoke.checks) == (1, 1)
+
+    for tick in (1002.0, 1004.0):
+        now[0] = tick
+        server.timeout_checker()
+    assert (quiet.checks, spoke.checks) == (1, 1)  # daphne's checked each at every tick, to no effect
+    now[0] = 1006.0
+    server.timeout_checker()
+    assert (quiet.checks, quiet.pings, spoke.checks) == (2, 1, 1)
+
+    spoke.protocol.last_ping = 1015.0  # a message came: its ping moves later
+    now[0] = 1020.0
+    server.timeout_checker()
+    assert (spoke.checks, spoke.pings) == (2, 0)  # looked at when first due, not pinged, filed again
+    now[0] = 1036.0
+    server.timeout_checker()
+    assert (spoke.checks, spoke.pings) == (3, 1)
+    assert (quiet.checks, quiet.pings) == (3, 2)  # pinged at 1006, due again after 1026
+
+
+def test_a_handshake_past_the_connect_timeout_is_answered_late_at_the_first_tick_after_it(monkeypatch):
+    now = [1000.0]
+    server = _ticking_server(monkeypatch, now)
+    handshake = _CountedChecks(server, opened=1000.0, last_ping=1000.0, connecting=True)
+    refused = []
+    monkeypatch.setattr(server.handshake_gate, "refuse_late", refused.append)
+    handshake.protocol.handshake_deferred = object()  # not yet answered
+    server.protocol_connected(handshake.protocol)
+    server.timeout_checker()
+    now[0] = server.websocket_connect_timeout + 999.9  # not yet due: not looked at
+    server.timeout_checker()
+    assert refused == [] and handshake.checks == 1
+    now[0] += 2.0
+    server.timeout_checker()
+    assert refused == [handshake.protocol] and handshake.checks == 2
+
+
+def test_a_connection_that_left_is_dropped_and_any_other_protocol_is_checked_every_tick(monkeypatch):
+    now = [1000.0]
+    server = _ticking_server(monkeypatch, now)
+    gone = _CountedChecks(server, opened=1000.0, last_ping=1000.0)
+
+    class HttpRequest:  # daphne's WebRequest: its own check_timeouts, no WebSocket states
+        checks = 0
+
+        def check_timeouts(self) -> None:
+            self.checks += 1
+
+    request = HttpRequest()
+    for protocol in (gone.protocol, request):
+        server.protocol_connected(protocol)
+    del server.connections[gone.protocol]  # the application checker removed it
+    for tick in (1000.0, 1030.0, 1060.0):
+        now[0] = tick
+        server.timeout_checker()
+    assert gone.checks == 0 and len(server.timeout_checks) == 1
+    assert request.checks == 3
