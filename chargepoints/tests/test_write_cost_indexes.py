@@ -1,6 +1,6 @@
-"""The indexes a message maintains (issue 15, migrations chargepoints 0008, charging 0003,
-billing 0004, commands 0007, configuration 0002): the redundant ones stay gone, and writing a
-charger's ``last_seen`` stays HOT."""
+"""The indexes a message maintains (issue 15, migrations chargepoints 0008 and 0011, charging 0003
+and 0005, billing 0004, commands 0007, configuration 0002): the redundant ones stay gone, and
+writing a charger's ``last_seen``, a session's register or a connector's status stays HOT."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Connector
+from charging.models import Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +65,15 @@ _EXPECTED = {
         "configuration_devicemodelreport_pkey",
         "device_model_report_per_request",
     },
+    "chargepoints_transaction": {
+        "chargepoint_charge__1ed87e_idx",
+        "chargepoint_id_tag_c976eb_idx",
+        "chargepoints_transaction_pkey",
+        "chargepoints_transaction_started_at_78fdf2a0",
+        "session_needs_review",  # partial: the sessions to review
+        "session_reserved",  # partial: the sessions that used a reservation
+        "transaction_start_unique_while_active",
+    },
     "billing_billingrecord": {
         "billing_billingrecord_created_at_8d381346",
         "billing_billingrecord_pkey",
@@ -113,3 +123,50 @@ def test_a_chargers_last_seen_is_written_on_its_page() -> None:
         cursor.execute(hot_updates)
         (after,) = cursor.fetchone()
     assert after == before + 1  # a heap-only tuple: no index entry written
+
+
+def _hot_updates(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_get_xact_tuples_hot_updated(%s::regclass)", [table])
+        return cursor.fetchone()[0]
+
+
+def _fillfactor(table: str) -> list[str] | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [table])
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's storage parameters")
+def test_a_sessions_register_is_written_on_its_page_among_as_many_sessions_as_it_holds() -> None:
+    """A reading's update of its session (register, energy, seqNos: no index covers them) finds room
+    on its page even when sessions were started back to back after it (fillfactor 50): HOT, no
+    entry in the session's indexes. At fillfactor 100 the page is full and the row moves."""
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-HOT-SESSIONS", heartbeat_interval=300)
+    now = timezone.now()
+    Transaction.objects.bulk_create(
+        Transaction(charge_point=charge_point, ocpp_version="1.6", start_key=f"start-{n}", id_tag="TAG", started_at=now)
+        for n in range(200)  # more than a page holds (about 65 of these at fillfactor 100)
+    )
+    first = Transaction.objects.filter(charge_point=charge_point).order_by("id").first()
+    assert first is not None
+    before = _hot_updates("chargepoints_transaction")
+    Transaction.objects.filter(pk=first.pk).update(last_register_wh=1500, last_register_at=now, energy_wh=500)
+    assert _hot_updates("chargepoints_transaction") == before + 1
+    assert _fillfactor("chargepoints_transaction") == ["fillfactor=50"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's storage parameters")
+def test_a_connectors_status_is_written_on_its_page_among_as_many_connectors_as_it_holds() -> None:
+    """A StatusNotification's update of its connector finds room on its page (fillfactor 70): HOT."""
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-HOT-CONNECTORS", heartbeat_interval=300)
+    Connector.objects.bulk_create(
+        Connector(charge_point=charge_point, connector_id=n)
+        for n in range(1, 401)  # about 110 a full page
+    )
+    first = Connector.objects.filter(charge_point=charge_point).order_by("id").first()
+    assert first is not None
+    before = _hot_updates("chargepoints_connector")
+    Connector.objects.filter(pk=first.pk).update(status="Charging", status_timestamp=timezone.now())
+    assert _hot_updates("chargepoints_connector") == before + 1
+    assert _fillfactor("chargepoints_connector") == ["fillfactor=70"]
