@@ -105,6 +105,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._buffered: dict[str, list[dict[str, Any]]] = {}
         self._receiver: asyncio.Task[None] | None = None
+        self._held_sends: dict[int, _HeldSend] = {}  # per host index: the running loop's (``_sent``)
         self._blocking: Redis | None = None  # the synchronous client (``_blocking_client``)
         self._blocking_lock = threading.Lock()
         # Threads in ``receive_blocking`` each hold a connection of the synchronous pool: at most
@@ -120,7 +121,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """channels-redis's send in one round trip; raises ``ChannelFull`` at the channel's capacity."""
         index, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
-        if not await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index)):
+        if not await self._sent(index, key, args):
             raise ChannelFull()
 
     async def send_past_capacity(self, channel: str, message: dict[str, Any]) -> None:
@@ -128,7 +129,20 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         where the channel's capacity is shared by a whole process's connections (``<process>!...``)
         and a burst of others filled it. Expires like any other message."""
         index, key, args = self._send_arguments(channel, message, 0)
-        await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index))
+        await self._sent(index, key, args)
+
+    async def _sent(self, index: int, key: str, args: list[Any]) -> int:
+        """The send script's answer (1 sent, 0 at capacity) for ``key`` and ``args`` on host
+        ``index``: its ``EVALSHA`` written and read on the loop's held send connection directly
+        (``_HeldSend``), or through redis-py's command path while that one is busy or after it failed."""
+        client = self.connection(index)
+        held = self._held_sends.get(index)
+        if held is None or held.client is not client:  # first use, or another event loop's pool
+            held = self._held_sends[index] = _HeldSend(client)
+        sent = await held.sent(key, args)
+        if sent is None:
+            sent = await _SEND_SCRIPT(keys=[key], args=args, client=client)
+        return int(sent)
 
     def _send_arguments(self, channel: str, message: dict[str, Any], capacity: int) -> tuple[int, str, list[Any]]:
         """The host index, the channel's key and the send script's ARGV for ``message`` (added
@@ -389,3 +403,39 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             self._backup_empty.add(channel_key)
         result: Any = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)  # (key, member, score)
         return result[1] if result is not None else None
+
+
+class _HeldSend:
+    """One connection of an event loop's pool held for that loop's sends, written and read directly:
+    a reply to a command (every command's, in the gateway) without redis-py's pool checkout (its
+    condition, timeout and connection check), retry wrapper and response callbacks, about a quarter
+    of a gateway process's CPU per command (issue 15). One send at a time: while it is busy, or
+    after a Redis error (the script not loaded after a restart, a broken connection: the connection
+    is then dropped, whatever was written or left unread with it), ``sent`` answers None and the
+    caller sends through redis-py's path, which loads the script and retries as before."""
+
+    def __init__(self, client: AsyncRedis) -> None:
+        self.client = client
+        self.connection: Any = None  # taken from the client's pool at the first send, never given back
+        self.busy = False
+
+    async def sent(self, key: str, args: list[Any]) -> int | None:
+        """The send script's answer for ``key`` and ``args``, or None: not sent this way."""
+        if self.busy:
+            return None
+        self.busy = True
+        try:
+            if self.connection is None:
+                self.connection = await self.client.connection_pool.get_connection()
+            connection = self.connection
+            try:
+                await connection.send_command("EVALSHA", _SEND_SCRIPT.sha, 1, key, *args)
+                answer: int = await connection.read_response()
+            except BaseException:  # a Redis error, or cancelled between the write and the answer
+                await connection.disconnect(nowait=True)  # reconnected by the next send
+                raise
+        except RedisError:
+            return None
+        finally:
+            self.busy = False
+        return answer

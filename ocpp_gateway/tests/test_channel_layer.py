@@ -268,3 +268,57 @@ async def test_a_reply_that_cannot_be_read_after_a_combined_send_is_not_a_messag
         )
     assert not isinstance(failed.value, MessageNotSent)
     assert await asyncio.wait_for(layer.receive(consumer_channel), 5) == {"type": "ocpp.call", "reply_to": reply_to}
+
+
+async def test_sends_from_the_event_loop_take_no_connection_from_the_pool_after_the_first(layer, monkeypatch):
+    pool = layer.connection(0).connection_pool
+    checkouts: list[int] = []
+    checkout = type(pool).get_connection
+
+    async def counted(self, *args, **kwargs):
+        checkouts.append(1)
+        return await checkout(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pool), "get_connection", counted)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})
+    await layer.send(channel, {"type": "ping", "n": 1})
+    await layer.send(channel, {"type": "ping", "n": 2})
+    assert checkouts == [1]  # the held connection's, taken once
+    with pytest.raises(ChannelFull):  # capacity 3, as through redis-py's path
+        await layer.send(channel, {"type": "ping", "n": 3})
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_a_send_of_an_unknown_script_on_the_held_connection_loads_it_and_sends_once(layer, monkeypatch):
+    from ocpp_gateway import channel_layer
+
+    channel = await layer.new_channel()
+    monkeypatch.setattr(channel_layer._SEND_SCRIPT, "sha", "0" * 40)  # NOSCRIPT, as after a Redis restart
+    await layer.send(channel, {"type": "ping", "n": "once"})
+    assert channel_layer._SEND_SCRIPT.sha != "0" * 40
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "once"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.5)
+
+
+async def test_a_send_cancelled_before_its_answer_drops_the_held_connection_and_the_next_send_goes_through(
+    layer, monkeypatch
+):
+    from redis.asyncio.connection import AbstractConnection
+
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})  # the held connection taken
+    held = layer._held_sends[0].connection
+    read = AbstractConnection.read_response
+
+    async def never(self, *args, **kwargs):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(AbstractConnection, "read_response", never)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.send(channel, {"type": "ping", "n": 1}), 0.2)
+    monkeypatch.setattr(AbstractConnection, "read_response", read)
+    assert not held.is_connected  # its unread answer went with it
+    await layer.send(channel, {"type": "ping", "n": 2})  # reconnected
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(3)] == [0, 1, 2]
