@@ -401,8 +401,28 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             if content is not None:
                 return content
             self._backup_empty.add(channel_key)
-        result: Any = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)  # (key, member, score)
+        result: Any = await _blocking_pop(connection, channel_key, self.brpop_timeout)  # [key, member, score]
         return result[1] if result is not None else None
+
+
+async def _blocking_pop(client: AsyncRedis, key: str, timeout: float) -> Any:
+    """``client.bzpopmin(key, timeout)`` on a single-connection client, written and read on its
+    connection directly once it has one: the process's receiver pops every message of the process
+    (every command's request, in the gateway) without redis-py's retry wrapper and response
+    callbacks (issue 15). A Redis error drops the connection and leaves the pop to redis-py's path
+    (its reconnect and retry, as before); a pop cancelled before its answer drops the connection."""
+    connection = client.connection
+    if connection is None:
+        return await client.bzpopmin(key, timeout=timeout)  # the client takes its connection
+    try:
+        await connection.send_command("BZPOPMIN", key, timeout)
+        return await connection.read_response()
+    except RedisError:
+        await connection.disconnect(nowait=True)
+    except BaseException:
+        await connection.disconnect(nowait=True)  # its answer, unread, goes with it
+        raise
+    return await client.bzpopmin(key, timeout=timeout)
 
 
 class _HeldSend:

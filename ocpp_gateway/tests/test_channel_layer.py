@@ -322,3 +322,60 @@ async def test_a_send_cancelled_before_its_answer_drops_the_held_connection_and_
     assert not held.is_connected  # its unread answer went with it
     await layer.send(channel, {"type": "ping", "n": 2})  # reconnected
     assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_the_process_s_receiver_pops_on_its_connection_without_redis_py_s_command_path(layer, monkeypatch):
+    from redis.asyncio import Redis
+
+    keeper = layer.receive(await layer.new_channel())  # a consumer waiting all along: the receiver runs on
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 0  # the receiver's connection taken
+    commands: list[str] = []
+    execute = Redis.execute_command
+
+    async def counted(self, *args, **kwargs):
+        commands.append(args[0])
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "execute_command", counted)
+    for n in (1, 2):
+        receive = layer.receive(channel)
+        await layer.send(channel, {"type": "ping", "n": n})
+        assert (await asyncio.wait_for(receive, 5))["n"] == n
+    assert "BZPOPMIN" not in commands
+    keeper.cancel()
+
+
+async def test_a_pop_that_fails_on_the_receiver_s_connection_is_made_again_through_redis_py(layer, monkeypatch):
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import AbstractConnection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    keeper = layer.receive(await layer.new_channel())  # a consumer waiting all along: the receiver runs on
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 0
+    send, failed, through_redis_py = AbstractConnection.send_command, [], []
+
+    async def failing_once(self, *args, **kwargs):
+        if args[0] == "BZPOPMIN" and not failed:
+            failed.append(1)
+            raise RedisConnectionError("lost")
+        return await send(self, *args, **kwargs)
+
+    execute = Redis.execute_command
+
+    async def counted(self, *args, **kwargs):
+        through_redis_py.append(args[0])
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_command", failing_once)
+    monkeypatch.setattr(Redis, "execute_command", counted)
+    for n in (1, 2):  # 1 answers the pop waiting since before; the next pop fails, then 2 comes
+        receive = layer.receive(channel)
+        await layer.send(channel, {"type": "ping", "n": n})
+        assert (await asyncio.wait_for(receive, 5))["n"] == n
+    assert failed == [1]
+    assert "BZPOPMIN" in through_redis_py  # made again through redis-py's path
+    keeper.cancel()
