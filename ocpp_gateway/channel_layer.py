@@ -105,7 +105,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._buffered: dict[str, list[dict[str, Any]]] = {}
         self._receiver: asyncio.Task[None] | None = None
-        self._held_sends: dict[int, _HeldSend] = {}  # per host index: the running loop's (``_sent``)
+        self._held_sends: dict[int, _HeldSend] = {}  # per host index: one event loop's (``_sent``)
         self._blocking: Redis | None = None  # the synchronous client (``_blocking_client``)
         self._blocking_lock = threading.Lock()
         # Threads in ``receive_blocking`` each hold a connection of the synchronous pool: at most
@@ -135,11 +135,14 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         """The send script's answer (1 sent, 0 at capacity) for ``key`` and ``args`` on host
         ``index``: its ``EVALSHA`` written and read on the loop's held send connection directly
         (``_HeldSend``), or through redis-py's command path while that one is busy or after it failed."""
-        client = self.connection(index)
+        client, loop = self.connection(index), asyncio.get_running_loop()
         held = self._held_sends.get(index)
-        if held is None or held.client is not client:  # first use, or another event loop's pool
-            held = self._held_sends[index] = _HeldSend(client)
-        sent = await held.sent(key, args)
+        # One loop holds a connection at a time (each loop has a pool of its own): the first to send, then,
+        # once its loop is closed (its pool with it) or its client flushed, the next. Another loop running
+        # meanwhile (``async_to_sync`` in a thread of its own) sends through redis-py's path.
+        if held is None or (held.client is not client and (held.loop is loop or held.loop.is_closed())):
+            held = self._held_sends[index] = _HeldSend(client, loop)
+        sent = await held.sent(key, args) if held.client is client else None
         if sent is None:
             sent = await _SEND_SCRIPT(keys=[key], args=args, client=client)
         return int(sent)
@@ -434,8 +437,8 @@ class _HeldSend:
     is then dropped, whatever was written or left unread with it), ``sent`` answers None and the
     caller sends through redis-py's path, which loads the script and retries as before."""
 
-    def __init__(self, client: AsyncRedis) -> None:
-        self.client = client
+    def __init__(self, client: AsyncRedis, loop: asyncio.AbstractEventLoop) -> None:
+        self.client, self.loop = client, loop
         self.connection: Any = None  # taken from the client's pool at the first send, never given back
         self.busy = False
 

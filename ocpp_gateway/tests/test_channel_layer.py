@@ -379,3 +379,11 @@ async def test_a_pop_that_fails_on_the_receiver_s_connection_is_made_again_throu
     assert failed == [1]
     assert "BZPOPMIN" in through_redis_py  # made again through redis-py's path
     keeper.cancel()
+
+
+async def test_a_send_from_another_running_loop_leaves_the_held_connection_to_the_first(layer):
+    await layer.send("ocpp-test-held", {"type": "ping", "n": 0})
+    held = layer._held_sends[0]
+    await asyncio.to_thread(asyncio.run, layer.send("ocpp-test-held", {"type": "ping", "n": 1}))
+    assert layer._held_sends[0] is held  # the other loop sent through redis-py's path, holding nothing
+    assert [(await asyncio.wait_for(layer.receive("ocpp-test-held"), 5))["n"] for _ in range(2)] == [0, 1]
