@@ -83,6 +83,7 @@ _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 _RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
 _PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
 _BLOCKING_WAITERS_MOST = 32  # threads waiting for a reply on connections of their own, per process
+_HELD_SENDS_MOST = 8  # connections an event loop holds for its sends (``_HeldSend``)
 # The send's errors after which send_receive_blocking sends again as send_blocking would (its client's
 # retry, the script's loading).
 _RESENT_AFTER = (redis_errors.NoScriptError, redis_errors.ConnectionError, redis_errors.TimeoutError)
@@ -429,36 +430,44 @@ async def _blocking_pop(client: AsyncRedis, key: str, timeout: float) -> Any:
 
 
 class _HeldSend:
-    """One connection of an event loop's pool held for that loop's sends, written and read directly:
-    a reply to a command (every command's, in the gateway) without redis-py's pool checkout (its
-    condition, timeout and connection check), retry wrapper and response callbacks, about a quarter
-    of a gateway process's CPU per command (issue 15). One send at a time: while it is busy, or
-    after a Redis error (the script not loaded after a restart, a broken connection: the connection
-    is then dropped, whatever was written or left unread with it), ``sent`` answers None and the
-    caller sends through redis-py's path, which loads the script and retries as before."""
+    """Connections of an event loop's pool held for that loop's sends, each written and read
+    directly: a reply to a command (every command's, in the gateway) without redis-py's pool
+    checkout (its condition, timeout and connection check), retry wrapper and response callbacks,
+    about a quarter of a gateway process's CPU per command (issue 15). Up to ``_HELD_SENDS_MOST``
+    sends at once, one per connection, taken from the pool as sends overlap and kept; beyond them,
+    or after a Redis error (the script not loaded after a restart, a broken connection: the
+    connection is then dropped, whatever was written or left unread with it, and reconnects at its
+    next send), ``sent`` answers None and the caller sends through redis-py's path, which loads the
+    script and retries as before."""
 
     def __init__(self, client: AsyncRedis, loop: asyncio.AbstractEventLoop) -> None:
         self.client, self.loop = client, loop
-        self.connection: Any = None  # taken from the client's pool at the first send, never given back
-        self.busy = False
+        self.free: list[Any] = []  # held connections no send is using
+        self.held = 0  # connections taken from the client's pool, never given back
 
     async def sent(self, key: str, args: list[Any]) -> int | None:
         """The send script's answer for ``key`` and ``args``, or None: not sent this way."""
-        if self.busy:
-            return None
-        self.busy = True
-        try:
-            if self.connection is None:
-                self.connection = await self.client.connection_pool.get_connection()
-            connection = self.connection
+        if self.free:
+            connection = self.free.pop()
+        elif self.held < _HELD_SENDS_MOST:
+            self.held += 1
             try:
-                await connection.send_command("EVALSHA", _SEND_SCRIPT.sha, 1, key, *args)
-                answer: int = await connection.read_response()
-            except BaseException:  # a Redis error, or cancelled between the write and the answer
-                await connection.disconnect(nowait=True)  # reconnected by the next send
+                connection = await self.client.connection_pool.get_connection()
+            except BaseException as error:  # none to be had (Redis away): redis-py's path waits and retries
+                self.held -= 1
+                if isinstance(error, RedisError):
+                    return None
                 raise
-        except RedisError:
+        else:
             return None
+        try:
+            await connection.send_command("EVALSHA", _SEND_SCRIPT.sha, 1, key, *args)
+            answer: int = await connection.read_response()
+        except BaseException as error:  # a Redis error, or cancelled between the write and the answer
+            await connection.disconnect(nowait=True)  # reconnected by its next send
+            if isinstance(error, RedisError):
+                return None
+            raise
         finally:
-            self.busy = False
+            self.free.append(connection)
         return answer

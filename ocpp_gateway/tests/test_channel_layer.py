@@ -309,7 +309,7 @@ async def test_a_send_cancelled_before_its_answer_drops_the_held_connection_and_
 
     channel = await layer.new_channel()
     await layer.send(channel, {"type": "ping", "n": 0})  # the held connection taken
-    held = layer._held_sends[0].connection
+    [held] = layer._held_sends[0].free
     read = AbstractConnection.read_response
 
     async def never(self, *args, **kwargs):
@@ -387,3 +387,18 @@ async def test_a_send_from_another_running_loop_leaves_the_held_connection_to_th
     await asyncio.to_thread(asyncio.run, layer.send("ocpp-test-held", {"type": "ping", "n": 1}))
     assert layer._held_sends[0] is held  # the other loop sent through redis-py's path, holding nothing
     assert [(await asyncio.wait_for(layer.receive("ocpp-test-held"), 5))["n"] for _ in range(2)] == [0, 1]
+
+
+async def test_overlapping_sends_each_take_a_held_connection_up_to_the_most_then_redis_py_s_path(layer, monkeypatch):
+    from ocpp_gateway import channel_layer
+
+    monkeypatch.setattr(channel_layer, "_HELD_SENDS_MOST", 2)
+    channels = ["ocpp-test-overlap-" + str(n) for n in range(4)]
+    await asyncio.gather(*(layer.send(channel, {"type": "ping", "n": n}) for n, channel in enumerate(channels)))
+    held = layer._held_sends[0]
+    assert held.held == 2 and len(held.free) == 2  # two held; the other two sends went through redis-py's path
+    await asyncio.gather(*(layer.send(channel, {"type": "ping", "n": 4}) for channel in channels[:2]))
+    assert held.held == 2
+    for n, channel in enumerate(channels):
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == n
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for channel in channels[:2]] == [4, 4]
