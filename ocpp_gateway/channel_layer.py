@@ -83,7 +83,7 @@ _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 _RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
 _PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
 _BLOCKING_WAITERS_MOST = 32  # threads waiting for a reply on connections of their own, per process
-_HELD_SENDS_MOST = 8  # connections an event loop holds for its sends (``_HeldSend``)
+_HELD_SENDS_MOST = 8  # connections an event loop holds for its sends at most (``_HeldSend``)
 # The send's errors after which send_receive_blocking sends again as send_blocking would (its client's
 # retry, the script's loading).
 _RESENT_AFTER = (redis_errors.NoScriptError, redis_errors.ConnectionError, redis_errors.TimeoutError)
@@ -114,6 +114,9 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         # event loop's receiver instead (``commands.rpc``), which holds no connection per wait.
         pool_size = int(dict(self.hosts[0]).get("max_connections", 2 * _BLOCKING_WAITERS_MOST)) if self.hosts else 2
         self.blocking_waiters = threading.BoundedSemaphore(max(1, min(_BLOCKING_WAITERS_MOST, pool_size // 2)))
+        # An event loop's held send connections (``_HeldSend``): at most a quarter of its pool, which
+        # the receiver and every other send and receive share.
+        self._held_sends_most = max(1, min(_HELD_SENDS_MOST, pool_size // 4))
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
@@ -142,7 +145,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         # once its loop is closed (its pool with it) or its client flushed, the next. Another loop running
         # meanwhile (``async_to_sync`` in a thread of its own) sends through redis-py's path.
         if held is None or (held.client is not client and (held.loop is loop or held.loop.is_closed())):
-            held = self._held_sends[index] = _HeldSend(client, loop)
+            held = self._held_sends[index] = _HeldSend(client, loop, self._held_sends_most)
         sent = await held.sent(key, args) if held.client is client else None
         if sent is None:
             sent = await _SEND_SCRIPT(keys=[key], args=args, client=client)
@@ -433,15 +436,15 @@ class _HeldSend:
     """Connections of an event loop's pool held for that loop's sends, each written and read
     directly: a reply to a command (every command's, in the gateway) without redis-py's pool
     checkout (its condition, timeout and connection check), retry wrapper and response callbacks,
-    about a quarter of a gateway process's CPU per command (issue 15). Up to ``_HELD_SENDS_MOST``
-    sends at once, one per connection, taken from the pool as sends overlap and kept; beyond them,
-    or after a Redis error (the script not loaded after a restart, a broken connection: the
-    connection is then dropped, whatever was written or left unread with it, and reconnects at its
-    next send), ``sent`` answers None and the caller sends through redis-py's path, which loads the
-    script and retries as before."""
+    about a quarter of a gateway process's CPU per command (issue 15). Up to ``most`` sends at once
+    (``_HELD_SENDS_MOST``, at most a quarter of the pool), one per connection, taken from the pool
+    as sends overlap and kept; beyond them, or after a Redis error (the script not loaded after a
+    restart, a broken connection: the connection is then dropped, whatever was written or left
+    unread with it, and reconnects at its next send), ``sent`` answers None and the caller sends
+    through redis-py's path, which loads the script and retries as before."""
 
-    def __init__(self, client: AsyncRedis, loop: asyncio.AbstractEventLoop) -> None:
-        self.client, self.loop = client, loop
+    def __init__(self, client: AsyncRedis, loop: asyncio.AbstractEventLoop, most: int) -> None:
+        self.client, self.loop, self.most = client, loop, most
         self.free: list[Any] = []  # held connections no send is using
         self.held = 0  # connections taken from the client's pool, never given back
 
@@ -449,7 +452,7 @@ class _HeldSend:
         """The send script's answer for ``key`` and ``args``, or None: not sent this way."""
         if self.free:
             connection = self.free.pop()
-        elif self.held < _HELD_SENDS_MOST:
+        elif self.held < self.most:
             self.held += 1
             try:
                 connection = await self.client.connection_pool.get_connection()

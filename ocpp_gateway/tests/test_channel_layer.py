@@ -390,9 +390,7 @@ async def test_a_send_from_another_running_loop_leaves_the_held_connection_to_th
 
 
 async def test_overlapping_sends_each_take_a_held_connection_up_to_the_most_then_redis_py_s_path(layer, monkeypatch):
-    from ocpp_gateway import channel_layer
-
-    monkeypatch.setattr(channel_layer, "_HELD_SENDS_MOST", 2)
+    monkeypatch.setattr(layer, "_held_sends_most", 2)
     channels = ["ocpp-test-overlap-" + str(n) for n in range(4)]
     await asyncio.gather(*(layer.send(channel, {"type": "ping", "n": n}) for n, channel in enumerate(channels)))
     held = layer._held_sends[0]
@@ -402,3 +400,11 @@ async def test_overlapping_sends_each_take_a_held_connection_up_to_the_most_then
     for n, channel in enumerate(channels):
         assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == n
     assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for channel in channels[:2]] == [4, 4]
+
+
+def test_an_event_loop_holds_at_most_a_quarter_of_its_pool_for_sends(settings):
+    def most(max_connections: int) -> int:
+        host = {"address": settings.REDIS_URL, "max_connections": max_connections}
+        return BlockingPoolRedisChannelLayer(hosts=[host])._held_sends_most
+
+    assert (most(4), most(16), most(200)) == (1, 4, 8)
