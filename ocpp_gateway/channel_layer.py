@@ -83,6 +83,7 @@ _POP_SCRIPT = AsyncScript(None, _POP.encode())  # type: ignore[arg-type]
 _RETRY_FIRST, _RETRY_MOST = 0.5, 2.0
 _PRUNE_EVERY = 5.0  # s between sweeps of the futures of receives that were cancelled
 _BLOCKING_WAITERS_MOST = 32  # threads waiting for a reply on connections of their own, per process
+_HELD_SENDS_MOST = 8  # connections an event loop holds for its sends at most (``_HeldSend``)
 # The send's errors after which send_receive_blocking sends again as send_blocking would (its client's
 # retry, the script's loading).
 _RESENT_AFTER = (redis_errors.NoScriptError, redis_errors.ConnectionError, redis_errors.TimeoutError)
@@ -105,6 +106,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         self._waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = {}
         self._buffered: dict[str, list[dict[str, Any]]] = {}
         self._receiver: asyncio.Task[None] | None = None
+        self._held_sends: dict[int, _HeldSend] = {}  # per host index: one event loop's (``_sent``)
         self._blocking: Redis | None = None  # the synchronous client (``_blocking_client``)
         self._blocking_lock = threading.Lock()
         # Threads in ``receive_blocking`` each hold a connection of the synchronous pool: at most
@@ -112,6 +114,9 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         # event loop's receiver instead (``commands.rpc``), which holds no connection per wait.
         pool_size = int(dict(self.hosts[0]).get("max_connections", 2 * _BLOCKING_WAITERS_MOST)) if self.hosts else 2
         self.blocking_waiters = threading.BoundedSemaphore(max(1, min(_BLOCKING_WAITERS_MOST, pool_size // 2)))
+        # An event loop's held send connections (``_HeldSend``): at most a quarter of its pool, which
+        # the receiver and every other send and receive share.
+        self._held_sends_most = max(1, min(_HELD_SENDS_MOST, pool_size // 4))
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
@@ -120,7 +125,7 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         """channels-redis's send in one round trip; raises ``ChannelFull`` at the channel's capacity."""
         index, key, args = self._send_arguments(channel, message, self.get_capacity(channel))
-        if not await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index)):
+        if not await self._sent(index, key, args):
             raise ChannelFull()
 
     async def send_past_capacity(self, channel: str, message: dict[str, Any]) -> None:
@@ -128,7 +133,23 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         where the channel's capacity is shared by a whole process's connections (``<process>!...``)
         and a burst of others filled it. Expires like any other message."""
         index, key, args = self._send_arguments(channel, message, 0)
-        await _SEND_SCRIPT(keys=[key], args=args, client=self.connection(index))
+        await self._sent(index, key, args)
+
+    async def _sent(self, index: int, key: str, args: list[Any]) -> int:
+        """The send script's answer (1 sent, 0 at capacity) for ``key`` and ``args`` on host
+        ``index``: its ``EVALSHA`` written and read on the loop's held send connection directly
+        (``_HeldSend``), or through redis-py's command path while that one is busy or after it failed."""
+        client, loop = self.connection(index), asyncio.get_running_loop()
+        held = self._held_sends.get(index)
+        # One loop holds a connection at a time (each loop has a pool of its own): the first to send, then,
+        # once its loop is closed (its pool with it) or its client flushed, the next. Another loop running
+        # meanwhile (``async_to_sync`` in a thread of its own) sends through redis-py's path.
+        if held is None or (held.client is not client and (held.loop is loop or held.loop.is_closed())):
+            held = self._held_sends[index] = _HeldSend(client, loop, self._held_sends_most)
+        sent = await held.sent(key, args) if held.client is client else None
+        if sent is None:
+            sent = await _SEND_SCRIPT(keys=[key], args=args, client=client)
+        return int(sent)
 
     def _send_arguments(self, channel: str, message: dict[str, Any], capacity: int) -> tuple[int, str, list[Any]]:
         """The host index, the channel's key and the send script's ARGV for ``message`` (added
@@ -387,5 +408,69 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
             if content is not None:
                 return content
             self._backup_empty.add(channel_key)
-        result: Any = await connection.bzpopmin(channel_key, timeout=self.brpop_timeout)  # (key, member, score)
+        result: Any = await _blocking_pop(connection, channel_key, self.brpop_timeout)  # [key, member, score]
         return result[1] if result is not None else None
+
+
+async def _blocking_pop(client: AsyncRedis, key: str, timeout: float) -> Any:
+    """``client.bzpopmin(key, timeout)`` on a single-connection client, written and read on its
+    connection directly once it has one: the process's receiver pops every message of the process
+    (every command's request, in the gateway) without redis-py's retry wrapper and response
+    callbacks (issue 15). A Redis error drops the connection and leaves the pop to redis-py's path
+    (its reconnect and retry, as before); a pop cancelled before its answer drops the connection."""
+    connection = client.connection
+    if connection is None:
+        return await client.bzpopmin(key, timeout=timeout)  # the client takes its connection
+    try:
+        await connection.send_command("BZPOPMIN", key, timeout)
+        return await connection.read_response()
+    except RedisError:
+        await connection.disconnect(nowait=True)
+    except BaseException:
+        await connection.disconnect(nowait=True)  # its answer, unread, goes with it
+        raise
+    return await client.bzpopmin(key, timeout=timeout)
+
+
+class _HeldSend:
+    """Connections of an event loop's pool held for that loop's sends, each written and read
+    directly: a reply to a command (every command's, in the gateway) without redis-py's pool
+    checkout (its condition, timeout and connection check), retry wrapper and response callbacks,
+    about a quarter of a gateway process's CPU per command (issue 15). Up to ``most`` sends at once
+    (``_HELD_SENDS_MOST``, at most a quarter of the pool), one per connection, taken from the pool
+    as sends overlap and kept; beyond them, or after a Redis error (the script not loaded after a
+    restart, a broken connection: the connection is then dropped, whatever was written or left
+    unread with it, and reconnects at its next send), ``sent`` answers None and the caller sends
+    through redis-py's path, which loads the script and retries as before."""
+
+    def __init__(self, client: AsyncRedis, loop: asyncio.AbstractEventLoop, most: int) -> None:
+        self.client, self.loop, self.most = client, loop, most
+        self.free: list[Any] = []  # held connections no send is using
+        self.held = 0  # connections taken from the client's pool, never given back
+
+    async def sent(self, key: str, args: list[Any]) -> int | None:
+        """The send script's answer for ``key`` and ``args``, or None: not sent this way."""
+        if self.free:
+            connection = self.free.pop()
+        elif self.held < self.most:
+            self.held += 1
+            try:
+                connection = await self.client.connection_pool.get_connection()
+            except BaseException as error:  # none to be had (Redis away): redis-py's path waits and retries
+                self.held -= 1
+                if isinstance(error, RedisError):
+                    return None
+                raise
+        else:
+            return None
+        try:
+            await connection.send_command("EVALSHA", _SEND_SCRIPT.sha, 1, key, *args)
+            answer: int = await connection.read_response()
+        except BaseException as error:  # a Redis error, or cancelled between the write and the answer
+            await connection.disconnect(nowait=True)  # reconnected by its next send
+            if isinstance(error, RedisError):
+                return None
+            raise
+        finally:
+            self.free.append(connection)
+        return answer

@@ -268,3 +268,143 @@ async def test_a_reply_that_cannot_be_read_after_a_combined_send_is_not_a_messag
         )
     assert not isinstance(failed.value, MessageNotSent)
     assert await asyncio.wait_for(layer.receive(consumer_channel), 5) == {"type": "ocpp.call", "reply_to": reply_to}
+
+
+async def test_sends_from_the_event_loop_take_no_connection_from_the_pool_after_the_first(layer, monkeypatch):
+    pool = layer.connection(0).connection_pool
+    checkouts: list[int] = []
+    checkout = type(pool).get_connection
+
+    async def counted(self, *args, **kwargs):
+        checkouts.append(1)
+        return await checkout(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pool), "get_connection", counted)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})
+    await layer.send(channel, {"type": "ping", "n": 1})
+    await layer.send(channel, {"type": "ping", "n": 2})
+    assert checkouts == [1]  # the held connection's, taken once
+    with pytest.raises(ChannelFull):  # capacity 3, as through redis-py's path
+        await layer.send(channel, {"type": "ping", "n": 3})
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_a_send_of_an_unknown_script_on_the_held_connection_loads_it_and_sends_once(layer, monkeypatch):
+    from ocpp_gateway import channel_layer
+
+    channel = await layer.new_channel()
+    monkeypatch.setattr(channel_layer._SEND_SCRIPT, "sha", "0" * 40)  # NOSCRIPT, as after a Redis restart
+    await layer.send(channel, {"type": "ping", "n": "once"})
+    assert channel_layer._SEND_SCRIPT.sha != "0" * 40
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "once"
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.5)
+
+
+async def test_a_send_cancelled_before_its_answer_drops_the_held_connection_and_the_next_send_goes_through(
+    layer, monkeypatch
+):
+    from redis.asyncio.connection import AbstractConnection
+
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})  # the held connection taken
+    [held] = layer._held_sends[0].free
+    read = AbstractConnection.read_response
+
+    async def never(self, *args, **kwargs):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(AbstractConnection, "read_response", never)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.send(channel, {"type": "ping", "n": 1}), 0.2)
+    monkeypatch.setattr(AbstractConnection, "read_response", read)
+    assert not held.is_connected  # its unread answer went with it
+    await layer.send(channel, {"type": "ping", "n": 2})  # reconnected
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_the_process_s_receiver_pops_on_its_connection_without_redis_py_s_command_path(layer, monkeypatch):
+    from redis.asyncio import Redis
+
+    keeper = layer.receive(await layer.new_channel())  # a consumer waiting all along: the receiver runs on
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 0  # the receiver's connection taken
+    commands: list[str] = []
+    execute = Redis.execute_command
+
+    async def counted(self, *args, **kwargs):
+        commands.append(args[0])
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(Redis, "execute_command", counted)
+    for n in (1, 2):
+        receive = layer.receive(channel)
+        await layer.send(channel, {"type": "ping", "n": n})
+        assert (await asyncio.wait_for(receive, 5))["n"] == n
+    assert "BZPOPMIN" not in commands
+    keeper.cancel()
+
+
+async def test_a_pop_that_fails_on_the_receiver_s_connection_is_made_again_through_redis_py(layer, monkeypatch):
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import AbstractConnection
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    keeper = layer.receive(await layer.new_channel())  # a consumer waiting all along: the receiver runs on
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "ping", "n": 0})
+    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 0
+    send, failed, through_redis_py = AbstractConnection.send_command, [], []
+
+    async def failing_once(self, *args, **kwargs):
+        if args[0] == "BZPOPMIN" and not failed:
+            failed.append(1)
+            raise RedisConnectionError("lost")
+        return await send(self, *args, **kwargs)
+
+    execute = Redis.execute_command
+
+    async def counted(self, *args, **kwargs):
+        through_redis_py.append(args[0])
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_command", failing_once)
+    monkeypatch.setattr(Redis, "execute_command", counted)
+    for n in (1, 2):  # 1 answers the pop waiting since before; the next pop fails, then 2 comes
+        receive = layer.receive(channel)
+        await layer.send(channel, {"type": "ping", "n": n})
+        assert (await asyncio.wait_for(receive, 5))["n"] == n
+    assert failed == [1]
+    assert "BZPOPMIN" in through_redis_py  # made again through redis-py's path
+    keeper.cancel()
+
+
+async def test_a_send_from_another_running_loop_leaves_the_held_connection_to_the_first(layer):
+    await layer.send("ocpp-test-held", {"type": "ping", "n": 0})
+    held = layer._held_sends[0]
+    await asyncio.to_thread(asyncio.run, layer.send("ocpp-test-held", {"type": "ping", "n": 1}))
+    assert layer._held_sends[0] is held  # the other loop sent through redis-py's path, holding nothing
+    assert [(await asyncio.wait_for(layer.receive("ocpp-test-held"), 5))["n"] for _ in range(2)] == [0, 1]
+
+
+async def test_overlapping_sends_each_take_a_held_connection_up_to_the_most_then_redis_py_s_path(layer, monkeypatch):
+    monkeypatch.setattr(layer, "_held_sends_most", 2)
+    channels = ["ocpp-test-overlap-" + str(n) for n in range(4)]
+    await asyncio.gather(*(layer.send(channel, {"type": "ping", "n": n}) for n, channel in enumerate(channels)))
+    held = layer._held_sends[0]
+    assert held.held == 2 and len(held.free) == 2  # two held; the other two sends went through redis-py's path
+    await asyncio.gather(*(layer.send(channel, {"type": "ping", "n": 4}) for channel in channels[:2]))
+    assert held.held == 2
+    for n, channel in enumerate(channels):
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == n
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for channel in channels[:2]] == [4, 4]
+
+
+def test_an_event_loop_holds_at_most_a_quarter_of_its_pool_for_sends(settings):
+    def most(max_connections: int) -> int:
+        host = {"address": settings.REDIS_URL, "max_connections": max_connections}
+        return BlockingPoolRedisChannelLayer(hosts=[host])._held_sends_most
+
+    assert (most(4), most(16), most(200)) == (1, 4, 8)
