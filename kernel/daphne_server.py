@@ -127,7 +127,7 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import CancelledError
 from functools import partial, wraps
 from typing import Any
@@ -282,6 +282,12 @@ class TimeoutChecks:
             taken.append(heapq.heappop(self._due)[2])
         return taken
 
+    def kept_open(self, connections: Container[Any]) -> None:
+        """Only the entries of protocols among ``connections``: a closed one waits in the heap until
+        its time comes, which ``--ping-interval`` and ``--websocket_timeout`` may put a day away."""
+        self._due = [entry for entry in self._due if entry[2] in connections]
+        heapq.heapify(self._due)
+
     def __len__(self) -> int:
         return len(self._due)
 
@@ -289,8 +295,11 @@ class TimeoutChecks:
 def timeouts_checked(server: Any) -> None:
     """daphne 4.2.3's ``Server.timeout_checker`` (without its rescheduling), over the connections
     whose check may act now (``server.timeout_checks``); each one still open is filed again under
-    its next earliest time. A connection that left ``server.connections`` is dropped."""
+    its next earliest time. A connection that left ``server.connections`` is dropped when its time
+    comes, or before, once closed ones outnumber the open."""
     now = time.time()
+    if len(server.timeout_checks) > 2 * len(server.connections) + 64:  # mostly closed ones (review)
+        server.timeout_checks.kept_open(server.connections)
     for protocol in server.timeout_checks.due(now):
         if protocol not in server.connections:
             continue

@@ -114,9 +114,11 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         # event loop's receiver instead (``commands.rpc``), which holds no connection per wait.
         pool_size = int(dict(self.hosts[0]).get("max_connections", 2 * _BLOCKING_WAITERS_MOST)) if self.hosts else 2
         self.blocking_waiters = threading.BoundedSemaphore(max(1, min(_BLOCKING_WAITERS_MOST, pool_size // 2)))
-        # An event loop's held send connections (``_HeldSend``): at most a quarter of its pool, which
-        # the receiver and every other send and receive share.
-        self._held_sends_most = max(1, min(_HELD_SENDS_MOST, pool_size // 4))
+        # An event loop's held send connections (``_HeldSend``): at most a quarter of its pool beyond
+        # the receiver's connection and one for every other send and receive to share; none in a pool
+        # of under 6 (review: a pool of 2 held its last connection, and other sends waited it out).
+        self._held_sends_most = max(0, min(_HELD_SENDS_MOST, (pool_size - 2) // 4))
+        self._held_sends_lock = threading.Lock()  # loops in threads of their own replace ``_held_sends``
 
     def create_pool(self, index: int) -> Any:
         host = dict(self.hosts[index])
@@ -139,17 +141,24 @@ class BlockingPoolRedisChannelLayer(RedisChannelLayer):
         """The send script's answer (1 sent, 0 at capacity) for ``key`` and ``args`` on host
         ``index``: its ``EVALSHA`` written and read on the loop's held send connection directly
         (``_HeldSend``), or through redis-py's command path while that one is busy or after it failed."""
-        client, loop = self.connection(index), asyncio.get_running_loop()
-        held = self._held_sends.get(index)
-        # One loop holds a connection at a time (each loop has a pool of its own): the first to send, then,
-        # once its loop is closed (its pool with it) or its client flushed, the next. Another loop running
-        # meanwhile (``async_to_sync`` in a thread of its own) sends through redis-py's path.
-        if held is None or (held.client is not client and (held.loop is loop or held.loop.is_closed())):
-            held = self._held_sends[index] = _HeldSend(client, loop, self._held_sends_most)
-        sent = await held.sent(key, args) if held.client is client else None
+        client = self.connection(index)
+        held = self._held_send(index, client) if self._held_sends_most else None
+        sent = await held.sent(key, args) if held is not None and held.client is client else None
         if sent is None:
             sent = await _SEND_SCRIPT(keys=[key], args=args, client=client)
         return int(sent)
+
+    def _held_send(self, index: int, client: AsyncRedis) -> _HeldSend:
+        """Host ``index``'s held send connections. One loop holds them at a time (each loop has a pool
+        of its own): the first to send, then, once its loop is closed (its pool with it) or its client
+        flushed, the next. Another loop running meanwhile (``async_to_sync`` in a thread of its own)
+        gets the holder's, not its own client's, and sends through redis-py's path."""
+        loop = asyncio.get_running_loop()
+        with self._held_sends_lock:  # two threads' loops replacing it at once would lose one's connections
+            held = self._held_sends.get(index)
+            if held is None or (held.client is not client and (held.loop is loop or held.loop.is_closed())):
+                held = self._held_sends[index] = _HeldSend(client, loop, self._held_sends_most)
+            return held
 
     def _send_arguments(self, channel: str, message: dict[str, Any], capacity: int) -> tuple[int, str, list[Any]]:
         """The host index, the channel's key and the send script's ARGV for ``message`` (added

@@ -13,6 +13,7 @@ import gc
 import hashlib
 import importlib.util
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -155,7 +156,7 @@ async def test_a_channel_message_interrupts_the_wait_and_the_socket_loses_nothin
     socket.put_nowait("frame 1")
     layer.put("command 2")
     socket.put_nowait("frame 2")
-    await asyncio.sleep(0.01)
+    await _until(lambda: len(dispatched) == 4)
     assert dispatched == ["command 1", "frame 1", "command 2", "frame 2"]
     assert not socket._events
     loop.cancel()
@@ -185,7 +186,7 @@ async def test_a_coroutine_receive_is_never_cancelled_by_a_channel_message():
     frames.put_nowait("frame 1")
     await asyncio.sleep(0)
     layer.put("command")  # while receive holds "frame 1"
-    await asyncio.sleep(0.02)
+    await _until(lambda: len(dispatched) == 2)
     assert dispatched == ["command", "frame 1"]
     assert len(started) == 2  # the first receive was not started again: it ran to its end
     loop.cancel()
@@ -220,14 +221,20 @@ async def test_a_future_receive_not_marked_cancel_safe_is_never_cancelled_by_a_c
     await asyncio.sleep(0)
     frame_arrives("frame 1")
     layer.put("command")  # interrupts while the frame is on its way
-    for _ in range(2000):  # until the frame is dispatched or lost (a loaded machine's timers run late)
-        if len(dispatched) == 2 or lost:
-            break
-        await asyncio.sleep(0.001)
+    await _until(lambda: len(dispatched) == 2 or bool(lost))
     assert (dispatched, lost) == (["command", "frame 1"], [])
     loop.cancel()
     with pytest.raises(asyncio.CancelledError):
         await loop
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Until ``condition()`` holds, for at most about 2 s: a loaded machine runs timers late, so a
+    fixed sleep may end before the loop under test has dispatched what it will."""
+    for _ in range(2000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
 
 
 def _result_unless_done(future: asyncio.Future[object], result: object) -> None:

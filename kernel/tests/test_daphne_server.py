@@ -894,6 +894,7 @@ def test_the_timeout_checker_looks_only_at_the_connections_whose_check_can_act(m
 def test_a_handshake_past_the_connect_timeout_is_answered_late_at_the_first_tick_after_it(monkeypatch):
     now = [1000.0]
     server = _ticking_server(monkeypatch, now)
+    server.websocket_connect_timeout = 7  # due before the ping (20 s), whatever CSMS_HANDSHAKE_TIMEOUT says
     handshake = _CountedChecks(server, opened=1000.0, last_ping=1000.0, connecting=True)
     refused = []
     monkeypatch.setattr(server.handshake_gate, "refuse_late", refused.append)
@@ -928,3 +929,19 @@ def test_a_connection_that_left_is_dropped_and_any_other_protocol_is_checked_eve
         server.timeout_checker()
     assert gone.checks == 0 and len(server.timeout_checks) == 1
     assert request.checks == 3
+
+
+def test_closed_connections_leave_the_checker_once_they_outnumber_the_open(monkeypatch):
+    now = [1000.0]
+    server = _ticking_server(monkeypatch, now)
+    server.ping_interval = server.websocket_timeout = 86400  # a benchmark's: not due for a day
+    closed = [_CountedChecks(server, opened=1000.0, last_ping=1000.0) for _ in range(100)]
+    kept = _CountedChecks(server, opened=1000.0, last_ping=1000.0)
+    for connection in (*closed, kept):
+        server.protocol_connected(connection.protocol)
+    server.timeout_checker()  # each filed under its own time, a day away
+    for connection in closed:
+        del server.connections[connection.protocol]
+    now[0] = 1002.0
+    server.timeout_checker()
+    assert len(server.timeout_checks) == 1 and sum(c.checks for c in closed) == 100

@@ -407,4 +407,15 @@ def test_an_event_loop_holds_at_most_a_quarter_of_its_pool_for_sends(settings):
         host = {"address": settings.REDIS_URL, "max_connections": max_connections}
         return BlockingPoolRedisChannelLayer(hosts=[host])._held_sends_most
 
-    assert (most(4), most(16), most(200)) == (1, 4, 8)
+    assert (most(2), most(5), most(6), most(16), most(200)) == (0, 0, 1, 3, 8)
+
+
+async def test_a_pool_too_small_to_spare_a_connection_sends_through_redis_py(settings):
+    layer = BlockingPoolRedisChannelLayer(
+        hosts=[{"address": settings.REDIS_URL, "max_connections": 4}], prefix=f"test-{uuid.uuid4().hex[:8]}"
+    )
+    await layer.send("ocpp-test-small-pool", {"type": "ping"})
+    await layer.send("ocpp-test-small-pool", {"type": "pong"})
+    assert layer._held_sends == {}  # no connection held: the receiver and the other sends share all 4
+    assert [(await layer.receive("ocpp-test-small-pool"))["type"] for _ in range(2)] == ["ping", "pong"]
+    await layer.flush()
