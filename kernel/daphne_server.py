@@ -296,14 +296,23 @@ def timeouts_checked(server: Any) -> None:
     """daphne 4.2.3's ``Server.timeout_checker`` (without its rescheduling), over the connections
     whose check may act now (``server.timeout_checks``); each one still open is filed again under
     its next earliest time. A connection that left ``server.connections`` is dropped when its time
-    comes, or before, once closed ones outnumber the open."""
+    comes, or before, once closed ones outnumber the open. A check that raises is logged and its
+    connection filed again like the others: daphne's checker stopped for every connection then
+    (no more pings or timeouts), and the heap's taken entries would be lost."""
     now = time.time()
     if len(server.timeout_checks) > 2 * len(server.connections) + 64:  # mostly closed ones (review)
         server.timeout_checks.kept_open(server.connections)
     for protocol in server.timeout_checks.due(now):
         if protocol not in server.connections:
             continue
-        protocol.check_timeouts()
+        try:
+            protocol.check_timeouts()
+        except Exception:
+            logger.exception(
+                "Timeout check of a %s (peer %s) failed",
+                type(protocol).__name__,
+                getattr(protocol, "client_addr", None),
+            )
         if protocol in server.connections:
             server.timeout_checks.file(protocol, _earliest_due(server, protocol, now))
 

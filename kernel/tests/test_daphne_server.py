@@ -945,3 +945,27 @@ def test_closed_connections_leave_the_checker_once_they_outnumber_the_open(monke
     now[0] = 1002.0
     server.timeout_checker()
     assert len(server.timeout_checks) == 1 and sum(c.checks for c in closed) == 100
+
+
+def test_a_check_that_raises_is_logged_and_the_others_and_itself_are_checked_again(monkeypatch, caplog):
+    """Fails before the change: the first check's error left the tick, the other connection's
+    entry taken from the heap was lost (never checked or pinged again), and so was the raiser's."""
+    now = [1000.0]
+    server = _ticking_server(monkeypatch, now)
+    broken = _CountedChecks(server, opened=1000.0, last_ping=1000.0)
+    fine = _CountedChecks(server, opened=1000.0, last_ping=1000.0)
+    for connection in (broken, fine):
+        server.protocol_connected(connection.protocol)
+
+    def raising() -> None:
+        broken.checks += 1
+        raise RuntimeError("a protocol's own bug")
+
+    broken.protocol.check_timeouts = raising
+    with caplog.at_level("ERROR", logger="kernel.daphne_server"):
+        server.timeout_checker()
+    assert (broken.checks, fine.checks) == (1, 1)
+    assert "Timeout check" in caplog.text and len(server.timeout_checks) == 2
+    now[0] = 1000.0 + server.ping_interval + 1
+    server.timeout_checker()
+    assert (broken.checks, fine.checks, fine.pings) == (2, 2, 1)
