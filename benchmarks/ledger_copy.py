@@ -35,12 +35,8 @@ _COLUMNS = (
     "charge_point_id, transaction_id, evse_id, connector_id, source, timestamp, charger_timestamp, measurand, phase,"
     " unit, multiplier, context, location, format, raw_value, signed_data, value, received_at"
 )
-_SESSION_KEY = (
-    "FOREIGN KEY (transaction_id) REFERENCES chargepoints_transaction (id) DEFERRABLE INITIALLY DEFERRED"
-)
-_CHARGER_KEY = (
-    "FOREIGN KEY (charge_point_id) REFERENCES chargepoints_chargepoint (id) DEFERRABLE INITIALLY DEFERRED"
-)
+_SESSION_KEY = "FOREIGN KEY (transaction_id) REFERENCES chargepoints_transaction (id) DEFERRABLE INITIALLY DEFERRED"
+_CHARGER_KEY = "FOREIGN KEY (charge_point_id) REFERENCES chargepoints_chargepoint (id) DEFERRABLE INITIALLY DEFERRED"
 _PAIR_KEY = (
     "FOREIGN KEY (transaction_id, charge_point_id) REFERENCES chargepoints_transaction (id, charge_point_id)"
     " DEFERRABLE INITIALLY DEFERRED"
@@ -70,6 +66,12 @@ def backend_ns(pid: int) -> int:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
+def _trimmed(values: list[float]) -> list[float]:
+    """The values without their lowest and highest tenth."""
+    cut = len(values) // 10
+    return sorted(values)[cut : len(values) - cut]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=600)
@@ -86,7 +88,9 @@ def main() -> None:
     ).fetchone()
     if not has_pair or not has_pair[0]:
         db.execute("CREATE UNIQUE INDEX ledger_pair ON chargepoints_transaction (id, charge_point_id)")
-    if not db.execute("SELECT count(*) FROM chargepoints_chargepoint WHERE charge_point_id LIKE 'LEDGER-%'").fetchone()[0]:  # type: ignore[index]
+    if not db.execute("SELECT count(*) FROM chargepoints_chargepoint WHERE charge_point_id LIKE 'LEDGER-%'").fetchone()[
+        0
+    ]:  # type: ignore[index]
         db.execute(
             "INSERT INTO chargepoints_chargepoint (charge_point_id, ocpp_version, lifecycle_state,"
             " heartbeat_interval, vendor, model, serial_number, firmware_version, iccid, imsi, connected,"
@@ -151,8 +155,9 @@ def main() -> None:
                         ("Energy.Active.Import.Register", "Wh", register),
                         ("Power.Active.Import", "W", 36000),
                     ):
-                        copy.write_row((cp, pk, None, 1, "MeterValues", clock, None, measurand, "", unit, 0,
-                                        "Sample.Periodic", "Outlet", "Raw", str(value), None, Decimal(value), clock))  # fmt: skip
+                        row = (cp, pk, None, 1, "MeterValues", clock, None, measurand, "", unit, 0,
+                               "Sample.Periodic", "Outlet", "Raw", str(value), None, Decimal(value), clock)  # fmt: skip
+                        copy.write_row(row)
             spent[name].append((backend_ns(pid) - before) / 1000 / (2 * args.sessions))
     result = {
         "rounds": args.rounds,
@@ -163,7 +168,9 @@ def main() -> None:
             name: {
                 "mean": round(statistics.fmean(values), 2),
                 "median": round(statistics.median(values), 2),
-                "trimmed_mean": round(statistics.fmean(sorted(values)[len(values) // 10 : -len(values) // 10 or None]), 2),
+                "trimmed_mean": round(
+                    statistics.fmean(sorted(values)[len(values) // 10 : -len(values) // 10 or None]), 2
+                ),
             }
             for name, values in spent.items()
         },
