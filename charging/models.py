@@ -208,7 +208,7 @@ class MeterSample(models.Model):
     # session belongs to it and to its charger, which the session's own key keeps. One check a row
     # in place of two (each a locking read of the row the same batch has just updated: about 7 µs of
     # PostgreSQL's CPU a row, issue 15). A sample without a session (none open on its connector) is
-    # is checked by its writer only, which read the charger in the same transaction
+    # checked by its writer only, which read the charger in the same transaction
     # (``meter_ledger``); deleting a charger or a session deletes their samples (``on_delete``).
     charge_point = models.ForeignKey(
         ChargePoint, on_delete=models.CASCADE, related_name="meter_samples", db_constraint=False
