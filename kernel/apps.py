@@ -10,6 +10,7 @@ class KernelConfig(AppConfig):
     verbose_name = "API access"  # its admin section: the API keys (the name they had under csms)
 
     def ready(self) -> None:
-        from kernel import connection_storage
+        from kernel import connection_storage, redis_version
 
         connection_storage.install()  # connections read without an exception per lookup (issue 15)
+        redis_version.install()  # a Redis connection built without reading redis-py's metadata (issue 15)
