@@ -49,6 +49,8 @@ except ImportError:  # a commit before them: measured as it was
     cache_changes = None  # type: ignore[assignment]
 
 _sent = [0]
+_trips = [0]  # round trips: the client waited for the server's answer (see ``round_trips_counted``)
+_trip_kinds: dict[str, int] = {}  # --texts: round trips by psycopg generator
 _texts: dict[str, int] | None = None  # --texts: each statement's first words -> sends, in the phase
 _phase_cpu = [
     0.0,
@@ -56,6 +58,7 @@ _phase_cpu = [
     0.0,
 ]  # CPU seconds of the last phase: this process (every thread), its batch thread, PostgreSQL's
 _batch_cpu = [0.0]  # the batch thread's CPU seconds so far
+_phase_trips = [0]  # round trips of the last phase (--round-trips)
 
 
 def _batch_thread_timed() -> None:
@@ -72,6 +75,41 @@ def _batch_thread_timed() -> None:
             _batch_cpu[0] += time.thread_time() - at
 
     group_commit.batch_committed = timed  # type: ignore[assignment]
+
+
+# psycopg's generators that send without waiting for an answer: a COPY's data, a pipeline's
+# entry, its sends and the results already there (its syncs and flushed fetches wait: those
+# count), a setting's change outside a pipeline.
+_NOT_WAITING = {"copy_to", "_communicate_gen", "_enter_gen"}
+_SETTINGS = {"_set_autocommit_gen", "_set_isolation_level_gen", "_set_read_only_gen", "_set_deferrable_gen"}
+
+
+def round_trips_counted() -> None:
+    """Count round trips (every thread) from now on: each ``psycopg.Connection.wait`` of a
+    generator that waits for the server's answer (a statement, a COPY's start and end, a commit,
+    a pipeline's sync), and each BEGIN with the batch's settings (``_batch_session_set``: one
+    ``exec_`` of libpq, outside ``wait``)."""
+    from ocpp_gateway import group_commit
+
+    wait = psycopg.Connection.wait
+
+    def counted(self: Any, gen: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(gen, "__name__", "?")
+        piped = self._pipeline is not None
+        if name not in _NOT_WAITING and (name not in _SETTINGS or piped) and not (piped and name == "_execute_gen"):
+            _trips[0] += 1
+            _trip_kinds[name] = _trip_kinds.get(name, 0) + 1
+        return wait(self, gen, *args, **kwargs)
+
+    psycopg.Connection.wait = counted  # type: ignore[method-assign]
+    session_set = group_commit._batch_session_set
+
+    def begun(*, first_pass: bool) -> None:
+        _trips[0] += 1
+        _trip_kinds["BEGIN+SETs"] = _trip_kinds.get("BEGIN+SETs", 0) + 1
+        session_set(first_pass=first_pass)
+
+    group_commit._batch_session_set = begun
 
 
 @contextmanager
@@ -150,12 +188,14 @@ async def _phase(
 ) -> tuple[int, list[Any]]:
     """One message per charger, queued at once in its connection's context: (statements, results)."""
     cpu_at, batch_at, database_at = time.process_time(), _batch_cpu[0], harness.database_cpu_seconds()
+    trips_at = _trips[0]
     with statements_counted() as sent:
         tasks = []
         for n, context in enumerate(contexts):
             func, kwargs = unit(n)
             tasks.append(asyncio.get_running_loop().create_task(group.run(func, **kwargs), context=context))
         results = await asyncio.gather(*tasks)
+    _phase_trips[0] = _trips[0] - trips_at
     _phase_cpu[:] = time.process_time() - cpu_at, _batch_cpu[0] - batch_at, harness.database_cpu_seconds() - database_at
     return sent[0], list(results)
 
@@ -253,6 +293,7 @@ async def _listening() -> None:
     raise RuntimeError("no subscription to the caches' changes (Redis?)")
 
 
+trips100: dict[str, float] = {}  # label -> round trips per 100 messages (--round-trips)
 cpu_us: dict[str, float] = {}  # label -> this process's CPU µs per message (--cpu)
 batch_us: dict[str, float] = {}  # label -> the batch thread's CPU µs per message (--cpu)
 database_us: dict[str, float] = {}  # label -> PostgreSQL's CPU µs per message (--cpu)
@@ -290,7 +331,13 @@ async def main(chargers: int, readings: int, max_units: int = 64) -> dict[str, f
             for text, times in sorted(_texts.items(), key=lambda item: -item[1]):
                 print(f"  {times:4d}  {text}")
             _texts.clear()
+            if _trip_kinds:
+                print(f"  round trips: {_phase_trips[0]} {dict(sorted(_trip_kinds.items()))}")
+                _trip_kinds.clear()
         per100[label] = per100.get(label, 0) + 100 * sent / count / (readings if "reading" in label else 1)
+        trips100[label] = trips100.get(label, 0) + 100 * _phase_trips[0] / count / (
+            readings if "reading" in label else 1
+        )
         per = count * (readings if "reading" in label else 1) / 1e6
         cpu_us[label] = cpu_us.get(label, 0) + _phase_cpu[0] / per
         batch_us[label] = batch_us.get(label, 0) + _phase_cpu[1] / per
@@ -607,6 +654,11 @@ if __name__ == "__main__":
         action="store_true",
         help="also CPU µs per message: this process's (every thread), its batch thread's, PostgreSQL's (noisy)",
     )
+    parser.add_argument(
+        "--round-trips",
+        action="store_true",
+        help="also round trips to PostgreSQL per 100 messages (waits for its answer)",
+    )
     parser.add_argument("--texts", action="store_true", help="also each phase's statements (their first words)")
     parser.add_argument("--max-units", type=int, default=64, help="units per batch at most (few: its fixed part shows)")
     args = parser.parse_args()
@@ -619,8 +671,12 @@ if __name__ == "__main__":
         gc.set_threshold(20_000, 20, 10)
     if args.texts:
         _texts = {}
+    if args.round_trips:
+        round_trips_counted()
     result = asyncio.run(main(args.chargers, args.readings, args.max_units))
     print(json.dumps({label: round(value, 1) for label, value in result.items()}, indent=1))
+    if args.round_trips:
+        print(json.dumps({"round_trips_per_100": {label: round(v, 1) for label, v in trips100.items()}}, indent=1))
     if args.cpu:
         print(json.dumps({"cpu_us_per_message": {label: round(value) for label, value in cpu_us.items()}}, indent=1))
         print(json.dumps({"batch_thread_us_per_message": {label: round(v) for label, v in batch_us.items()}}, indent=1))

@@ -311,17 +311,16 @@ def copies_gathered() -> Iterator[None]:
     gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values,
     ``instance_upserted(..., may_gather=True)`` and ``instance_inserted(..., may_gather=True)``
     their rows; when the block ends without an error they are written: one INSERT per model, one
-    UPDATE per table and set of columns, one upsert per model, then one COPY per table and columns
-    (in the transaction the block ran in). An error leaves them unwritten. A row read back through
+    UPDATE per table and set of columns, one upsert per model (those UPDATEs and upserts sent
+    together, one round trip: ``_writes_sent``), then one COPY per table and columns (in the
+    transaction the block ran in). An error leaves them unwritten. A row read back through
     ``model_rows`` before then is written first; gathered INSERTs are written before any statement
     that names their table or a table referring to it (``_inserts_first``)."""
     _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
         _inserts_written()
-        for model in list(_gathering.updates):
-            _updates_written(model, _gathering.updates.pop(model))
-        _upserts_written(_gathering.upserts)
+        _gathered_writes_sent(_gathering.updates, _gathering.upserts)
         gathered, _gathering.copies = _gathering.copies, None
         for (model, columns), rows in gathered.items():
             _copy(model, columns, rows)
@@ -341,10 +340,8 @@ def gathering_paused() -> Iterator[None]:
         yield
         return
     _inserts_written()
-    for model in list(updates):
-        _updates_written(model, updates.pop(model))
     upserts: _PendingUpserts = _gathering.upserts
-    _upserts_written(upserts)
+    _gathered_writes_sent(updates, upserts)
     for (model, columns), rows in copies.items():
         _copy(model, columns, rows)
     copies.clear()
@@ -589,26 +586,87 @@ def _cast_type(field: Field[Any, Any]) -> str | None:
     return "text" if db_type.startswith(("varchar", "char")) else db_type
 
 
+# A gathered write: its text, its parameters, and the rows it must affect (None: not checked).
+_Write = tuple[str, list[Any], int | None]
+
+
 def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
-    """The gathered updates of ``model``'s rows: one ``UPDATE ... FROM unnest(...)`` per set of
-    columns (and guard field), each column's values one array parameter; ``DatabaseError`` when a
-    row is gone or a guarded row no longer holds its guard's value, as ``instance_updated`` raises."""
+    """The gathered updates of ``model``'s rows (``_update_writes``), sent as ``_writes_sent`` sends them."""
+    _writes_sent(_update_writes(model, pending))
+
+
+def _gathered_writes_sent(updates: dict[type[Model], _PendingUpdates], upserts: _PendingUpserts) -> None:
+    """Every gathered update (each model's, in the order gathered) then every gathered upsert,
+    written together (``_writes_sent``: on PostgreSQL one round trip for them all); both emptied."""
+    writes: list[_Write] = []
+    for model in list(updates):
+        writes += _update_writes(model, updates.pop(model))
+    writes += _upsert_writes(upserts)
+    upserts.clear()
+    _writes_sent(writes)
+
+
+def _update_writes(model: type[Model], pending: _PendingUpdates) -> list[_Write]:
+    """The statements of the gathered updates of ``model``'s rows: one ``UPDATE ... FROM unnest(...)``
+    per set of columns (and guard field), each column's values one array parameter, each to affect
+    every row it names (``_writes_sent`` raises ``DatabaseError`` when a row is gone or a guarded
+    row no longer holds its guard's value, as ``instance_updated`` raises)."""
     by_columns: dict[tuple[tuple[str, ...], Field[Any, Any] | None], list[list[Any]]] = {}
     for pk, (attnames, values, guarded) in pending.items():
         guard_field, guard_value = guarded if guarded is not None else (None, None)
         row_values = [pk, *values] + ([guard_value] if guard_field is not None else [])
         by_columns.setdefault((attnames, guard_field), []).append(row_values)
-    for (attnames, guard_field), rows in by_columns.items():
-        with bound_cursor() as cursor:
-            # One array per column: the statement's text is the same whatever the number of rows,
-            # so psycopg parses it once (a VALUES list of a placeholder per value was parsed anew
-            # for every batch, a fifth of the batch thread's CPU; issue 15).
-            cursor.execute(
-                _gathered_update_of(model, attnames, guard_field),
-                [array_text(column) for column in zip(*rows, strict=True)],
-            )
-            if cursor.rowcount != len(rows):
-                raise DatabaseError("Save with update_fields did not affect any rows (or a guarded row changed).")
+    # One array per column: the statement's text is the same whatever the number of rows, so
+    # psycopg parses it once (a VALUES list of a placeholder per value was parsed anew for every
+    # batch, a fifth of the batch thread's CPU; issue 15).
+    return [
+        (
+            _gathered_update_of(model, attnames, guard_field),
+            [array_text(column) for column in zip(*rows, strict=True)],
+            len(rows),
+        )
+        for (attnames, guard_field), rows in by_columns.items()
+    ]
+
+
+def _writes_sent(writes: list[_Write]) -> None:
+    """Run ``writes`` in order; ``DatabaseError`` when one affected fewer rows than it must.
+
+    On PostgreSQL two or more are sent in one pipeline (psycopg's ``pipeline()``): every
+    statement sent, then one Sync, one round trip for them all where each waited for its answer
+    (issue 15, round 22: a third of PostgreSQL's CPU is the kernel's, per round trip). Nothing is
+    read from them but their row counts, checked once all are answered; the first refused
+    statement's error is raised (PostgreSQL skips the rest: the transaction has failed), as
+    Django's error, as a cursor raises it. Each has a cursor of its own (a pipelined cursor keeps
+    only its last statement's result)."""
+    if not writes:
+        return
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
+    raw = db.connection if db.vendor == "postgresql" else None
+    if len(writes) == 1 or raw is None or raw._pipeline is not None or not hasattr(db, "bound_cursor"):
+        for statement, params, rows in writes:
+            with bound_cursor() as cursor:
+                cursor.execute(statement, params)
+                _rows_checked(cursor.rowcount, rows)
+        return
+    _inserts_written()  # a pipelined statement passes no execute wrapper's write first
+    cursors: list[tuple[CursorWrapper, int | None]] = []
+    try:
+        with db.wrap_database_errors, raw.pipeline():
+            for statement, params, rows in writes:
+                cursor = db.bound_cursor()
+                cursors.append((cursor, rows))
+                cursor.execute(statement, params)
+        for cursor, rows in cursors:
+            _rows_checked(cursor.rowcount, rows)
+    finally:
+        for cursor, _ in cursors:
+            cursor.close()
+
+
+def _rows_checked(affected: int, rows: int | None) -> None:
+    if rows is not None and affected != rows:
+        raise DatabaseError("Save with update_fields did not affect any rows (or a guarded row changed).")
 
 
 # (model, conflict column, kept columns) -> conflict value -> the row's values (``_upsert_of``'s fields)
@@ -687,23 +745,25 @@ def _upsert_row(
         return cursor.fetchone()[0]
 
 
-def _upserts_written(upserts: _PendingUpserts) -> None:
-    """The gathered upserts: one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT`` per model,
-    each column's values one array parameter (at most one row per conflict value, as gathered)."""
-    for (model, conflict, kept), rows in upserts.items():
-        if not rows:
-            continue
-        with bound_cursor() as cursor:
-            # Its text is the same whatever the number of rows: psycopg converts it once and
-            # prepares it (a VALUES list of a placeholder per value was converted per batch; issue 15).
-            columns = [array_text(column) for column in zip(*rows.values(), strict=True)]
-            cursor.execute(_gathered_upsert_of(model, conflict, kept), columns)
-    upserts.clear()
+def _upsert_writes(upserts: _PendingUpserts) -> list[_Write]:
+    """The statements of the gathered upserts: one ``INSERT ... SELECT FROM unnest(...) ON CONFLICT``
+    per model, each column's values one array parameter (at most one row per conflict value, as
+    gathered). Its text is the same whatever the number of rows: psycopg converts it once and
+    prepares it (a VALUES list of a placeholder per value was converted per batch; issue 15)."""
+    return [
+        (
+            _gathered_upsert_of(model, conflict, kept),
+            [array_text(column) for column in zip(*rows.values(), strict=True)],
+            None,
+        )
+        for (model, conflict, kept), rows in upserts.items()
+        if rows
+    ]
 
 
 @lru_cache(maxsize=64)
 def _gathered_upsert_of(model: type[Model], conflict: str, kept: tuple[str, ...]) -> str:
-    """``_upserts_written``'s statement: its parameters are the arrays of ``_upsert_of``'s fields' values."""
+    """``_upsert_writes``'s statement: its parameters are the arrays of ``_upsert_of``'s fields' values."""
     fields, _ = _upsert_of(model, conflict, kept)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(column_of(field)) for field in fields)
