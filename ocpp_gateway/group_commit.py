@@ -498,10 +498,15 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
     too: a status reads and writes no command and no configuration (its apps, and their signals'
     receivers, are below ``commands``); and one after its charger's NotifyReport part chosen (a
     2.0.1 charger's GetBaseReport answer after its part, as the fleet's arrive): the parts are
-    stored ahead before the completions are written (``_completions_after_their_parts``), as in order."""
+    stored ahead before the completions are written (``_completions_after_their_parts``), as in order.
+    Likewise a status after its charger's read after a boot, NotifyReport part or completion of a
+    configuration read (a first connect's, whose statuses arrive beside them): those write a command
+    and the configuration store, and lock the charger's row at most, never a connector, a session or
+    what a status reads of its charger (its id, its last boot)."""
     chosen = _Firsts()
     chargers: set[str] = set()
     beside_statuses: set[str] = set()  # the chargers of the units that are not statuses (nor parts chosen)
+    beside_reads: set[str] = set()  # the chargers of the units that are not reads of their configuration
     parted: set[str] = set()  # the chargers of the parts chosen
     for unit, (start, stop, status, attach, boot, refresh, report, completion) in zip(batch, lookups, strict=True):
         if refresh is not None and refresh not in chargers and not unit.in_savepoint:
@@ -523,7 +528,7 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
             chosen.starts.append(start)
         if stop is not None and stop.charge_point_id not in chargers:
             chosen.stops.append((stop, unit.context))
-        if status is not None and status.charge_point_id not in chargers and not unit.in_savepoint:
+        if status is not None and status.charge_point_id not in beside_reads and not unit.in_savepoint:
             chosen.statuses.append(status)
         request = unit.kwargs.get("request")
         named = (
@@ -537,6 +542,8 @@ def _first_of_their_chargers(batch: list[_Unit], lookups: list[_Lookups]) -> _Fi
         chargers.update(named)
         if status is None:
             beside_statuses.update(name for name in named if name != part_of)
+        if refresh is None and report is None and completion is None:
+            beside_reads.update(named)
     return chosen
 
 

@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db import DataError, connection
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.models import ChargePoint, Connector, LifecycleState
 from chargepoints.services import charge_point_boot, charge_point_register, connector_status_set
 from commands.models import Command, CommandState
 from commands.rpc import call_outcome
@@ -273,6 +273,73 @@ async def test_a_boot_after_its_answered_read_in_the_batch_sees_it_one_before_do
     assert results[-1].condition_held is True  # read in this batch, before this boot: current
     # the read after the Boot of its charger completes its own way; the others (one after a status) ahead
     assert _written(statements) == {"outcomes alone": 1, "outcomes together": 1, "keys alone": 1, "keys together": 1}
+    for n, (name, command) in enumerate(zip(names, commands, strict=False)):
+        assert await sync_to_async(_keys_stored)(name) == _expected_keys(n, command)
+
+
+_ONE_STATUS = "WITH cp AS (UPDATE chargepoints_chargepoint SET last_seen"  # a status written its own way
+_STATUSES_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses' connectors
+
+
+def _connectors(names: list[str]) -> list[tuple[Any, ...]]:
+    rows = Connector.objects.filter(charge_point__charge_point_id__in=names).order_by("charge_point__charge_point_id")
+    return list(
+        rows.order_by("charge_point__charge_point_id", "connector_id").values_list(
+            "charge_point__charge_point_id", "connector_id", "status"
+        )
+    )
+
+
+async def test_a_status_after_its_charger_s_read_after_a_boot_or_its_completion_is_written_with_the_batch(
+    statements: list[str],
+) -> None:
+    """A first connect's statuses arrive beside its read after the Boot and that read's answer: a
+    status after them (which write a command and the configuration store only) is still written
+    with the batch's statuses, not its own way."""
+    names = await sync_to_async(_arranged)("BESIDE")
+    group = CommitGroup(max_units=64)
+    del statements[:]
+
+    def status(name: str, connector_id: int) -> tuple[Any, dict[str, Any]]:
+        return connector_status_set, {
+            "charge_point_id": name,
+            "connector_id": connector_id,
+            "status": "Available",
+            "error_code": "NoError",
+        }
+
+    results = await one_batch(
+        group,
+        (configuration_refresh_on_boot, {"charge_point_id": names[0]}),
+        status(names[0], 1),
+        (configuration_refresh_on_boot, {"charge_point_id": names[1]}),
+        status(names[1], 1),
+    )
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    commands = [results[0], results[2]]
+    assert all(isinstance(command, Command) for command in commands), results
+    assert len([sql for sql in statements if sql.startswith(_READS_RECORDED)]) == 1
+    assert not [sql for sql in statements if sql.startswith(_ONE_STATUS)]
+    assert len([sql for sql in statements if sql.startswith(_STATUSES_WRITTEN)]) == 1
+    del statements[:]
+    results = await one_batch(
+        group,
+        _completion(commands[0], 0),
+        status(names[0], 2),
+        _completion(commands[1], 1),
+        status(names[1], 2),
+        status(names[1], 1),  # after another status of its charger: its own way, as before
+    )
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert _written(statements) == {"outcomes alone": 0, "outcomes together": 1, "keys alone": 0, "keys together": 1}
+    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_STATUSES_WRITTEN)]) == 1
+    assert await sync_to_async(_connectors)(names[:2]) == [
+        (names[0], 1, "Available"),
+        (names[0], 2, "Available"),
+        (names[1], 1, "Available"),
+        (names[1], 2, "Available"),
+    ]
     for n, (name, command) in enumerate(zip(names, commands, strict=False)):
         assert await sync_to_async(_keys_stored)(name) == _expected_keys(n, command)
 
