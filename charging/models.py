@@ -202,26 +202,10 @@ class Transaction(models.Model):
 class MeterSample(models.Model):
     """One sampled value exactly as received, with its normalised value (the ledger's provenance)."""
 
-    # The database checks a sample's session and charger with one foreign key of the pair,
-    # (transaction_id, charge_point_id) to the session's (id, charge_point_id) (``meter_sample_session``,
-    # migration 0006; PostgreSQL only, Django cannot declare one of two columns): a sample with a
-    # session belongs to it and to its charger, which the session's own key keeps. One check a row
-    # in place of two (each a locking read of the row the same batch has just updated: about 7 µs of
-    # PostgreSQL's CPU a row, issue 15). A sample without a session (none open on its connector) is
-    # checked by its writer only, which read the charger in the same transaction
-    # (``meter_ledger``); deleting a charger or a session deletes their samples (``on_delete``).
-    charge_point = models.ForeignKey(
-        ChargePoint, on_delete=models.CASCADE, related_name="meter_samples", db_constraint=False
-    )
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="meter_samples")
     # Indexed by (transaction, measurand, timestamp) below, which leads with it.
     transaction = models.ForeignKey(
-        Transaction,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="meter_samples",
-        db_index=False,
-        db_constraint=False,
+        Transaction, on_delete=models.CASCADE, null=True, blank=True, related_name="meter_samples", db_index=False
     )
     evse_id = models.PositiveIntegerField(null=True, blank=True)
     connector_id = models.PositiveIntegerField(null=True, blank=True)

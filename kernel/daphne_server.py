@@ -297,8 +297,9 @@ def timeouts_checked(server: Any) -> None:
     whose check may act now (``server.timeout_checks``); each one still open is filed again under
     its next earliest time. A connection that left ``server.connections`` is dropped when its time
     comes, or before, once closed ones outnumber the open. A check that raises is logged and its
-    connection filed again like the others: daphne's checker stopped for every connection then
-    (no more pings or timeouts), and the heap's taken entries would be lost."""
+    connection filed again a ping interval later (its check would still be due at the next tick:
+    a traceback every 2 s per connection); daphne's checker stopped for every connection then (no
+    more pings or timeouts), and the heap's taken entries would be lost."""
     now = time.time()
     if len(server.timeout_checks) > 2 * len(server.connections) + 64:  # mostly closed ones (review)
         server.timeout_checks.kept_open(server.connections)
@@ -313,8 +314,11 @@ def timeouts_checked(server: Any) -> None:
                 type(protocol).__name__,
                 getattr(protocol, "client_addr", None),
             )
+            due = now + max(server.ping_interval, 2)
+        else:
+            due = _earliest_due(server, protocol, now)
         if protocol in server.connections:
-            server.timeout_checks.file(protocol, _earliest_due(server, protocol, now))
+            server.timeout_checks.file(protocol, due)
 
 
 def _earliest_due(server: Any, protocol: Any, now: float) -> float:

@@ -38,13 +38,12 @@ def _dropped(name: str) -> Step:
     return step
 
 
-def _created(name: str, table: str, definition: str, *, unique: bool = False) -> Step:
+def _created(name: str, table: str, definition: str) -> Step:
     def step(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
         if _on_postgresql(schema_editor):
             _invalid_dropped(name, schema_editor)
         concurrently = _concurrently(schema_editor)
-        kind = "UNIQUE INDEX" if unique else "INDEX"
-        schema_editor.execute(f'CREATE {kind} {concurrently}IF NOT EXISTS "{name}" ON "{table}" {definition}')
+        schema_editor.execute(f'CREATE INDEX {concurrently}IF NOT EXISTS "{name}" ON "{table}" {definition}')
         if _on_postgresql(schema_editor) and not _valid(name, schema_editor):
             raise RuntimeError(f"index {name} was built invalid: run the migration again")
 
@@ -75,44 +74,6 @@ def index_dropped(name: str, table: str, definition: str) -> migrations.RunPytho
 def index_created(name: str, table: str, definition: str) -> migrations.RunPython:
     """Build index ``name`` of ``table`` as ``definition`` (as in ``index_dropped``); backwards, drop it."""
     return migrations.RunPython(_created(name, table, definition), _dropped(name))
-
-
-def postgresql_only_unique_index_created(name: str, table: str, definition: str) -> migrations.RunPython:
-    """A unique index only PostgreSQL gets (e.g. the target of ``postgresql_only_foreign_key_added``),
-    built as ``index_created`` builds one; backwards, dropped."""
-    created, dropped = _created(name, table, definition, unique=True), _dropped(name)
-
-    def forwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if _on_postgresql(schema_editor):
-            created(apps, schema_editor)
-
-    def backwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if _on_postgresql(schema_editor):
-            dropped(apps, schema_editor)
-
-    return migrations.RunPython(forwards, backwards)
-
-
-def postgresql_only_foreign_key_added(name: str, table: str, definition: str) -> migrations.RunPython:
-    """A foreign key Django's state cannot say (one of several columns), PostgreSQL only: added
-    ``NOT VALID`` (a moment's lock, no scan), then validated (a scan under a lock that lets the
-    table be written: ``SHARE UPDATE EXCLUSIVE``), as Django declares its own (``DEFERRABLE
-    INITIALLY DEFERRED``). ``definition``: the SQL after ``FOREIGN KEY``. Backwards, dropped."""
-
-    def forwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if _on_postgresql(schema_editor):
-            schema_editor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"')
-            schema_editor.execute(
-                f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" FOREIGN KEY {definition}'
-                " DEFERRABLE INITIALLY DEFERRED NOT VALID"
-            )
-            schema_editor.execute(f'ALTER TABLE "{table}" VALIDATE CONSTRAINT "{name}"')
-
-    def backwards(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        if _on_postgresql(schema_editor):
-            schema_editor.execute(f'ALTER TABLE "{table}" DROP CONSTRAINT IF EXISTS "{name}"')
-
-    return migrations.RunPython(forwards, backwards)
 
 
 def postgresql_only_index_dropped(name: str, table: str, definition: str) -> migrations.RunPython:

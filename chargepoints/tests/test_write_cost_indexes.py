@@ -1,5 +1,5 @@
-"""The indexes a message maintains (issue 15, migrations chargepoints 0008 and 0011, charging 0003,
-0005 and 0006, billing 0004, commands 0007, configuration 0002): the redundant ones stay gone, and
+"""The indexes a message maintains (issue 15, migrations chargepoints 0008 and 0011, charging 0003
+and 0005, billing 0004, commands 0007, configuration 0002): the redundant ones stay gone, and
 writing a charger's ``last_seen``, a session's register or a connector's status stays HOT."""
 
 from __future__ import annotations
@@ -72,7 +72,6 @@ _EXPECTED = {
         "chargepoints_transaction_started_at_78fdf2a0",
         "session_needs_review",  # partial: the sessions to review
         "session_reserved",  # partial: the sessions that used a reservation
-        "session_charger",  # (id, charge_point_id): the ledger rows' key's target (charging 0006)
         "transaction_start_unique_while_active",
     },
     "billing_billingrecord": {

@@ -952,7 +952,7 @@ def test_a_check_that_raises_is_logged_and_the_others_and_itself_are_checked_aga
     entry taken from the heap was lost (never checked or pinged again), and so was the raiser's."""
     now = [1000.0]
     server = _ticking_server(monkeypatch, now)
-    broken = _CountedChecks(server, opened=1000.0, last_ping=1000.0)
+    broken = _CountedChecks(server, opened=970.0, last_ping=970.0)  # its ping due: it raises before sending it
     fine = _CountedChecks(server, opened=1000.0, last_ping=1000.0)
     for connection in (broken, fine):
         server.protocol_connected(connection.protocol)
@@ -964,8 +964,12 @@ def test_a_check_that_raises_is_logged_and_the_others_and_itself_are_checked_aga
     broken.protocol.check_timeouts = raising
     with caplog.at_level("ERROR", logger="kernel.daphne_server"):
         server.timeout_checker()
-    assert (broken.checks, fine.checks) == (1, 1)
-    assert "Timeout check" in caplog.text and len(server.timeout_checks) == 2
-    now[0] = 1000.0 + server.ping_interval + 1
-    server.timeout_checker()
+        assert (broken.checks, fine.checks) == (1, 1)
+        assert "Timeout check" in caplog.text and len(server.timeout_checks) == 2
+        for tick in (1002.0, 1004.0, 1006.0):  # not checked (nor logged) again at every tick (review)
+            now[0] = tick
+            server.timeout_checker()
+        assert broken.checks == 1 and len(caplog.records) == 1
+        now[0] = 1000.0 + server.ping_interval + 1
+        server.timeout_checker()
     assert (broken.checks, fine.checks, fine.pings) == (2, 2, 1)
