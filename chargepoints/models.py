@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.contrib.postgres.indexes import HashIndex
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -138,11 +137,7 @@ class OcppMessage(models.Model):
     )
     direction = models.CharField(max_length=3, choices=MessageDirection.choices)
     message_type = models.PositiveSmallIntegerField(null=True, blank=True)
-    # Indexed below for exact matches only (``=`` and ``IN``: the admin's search by an exact unique
-    # id, a CALL's pairing with its answer), by a hash index on PostgreSQL: a btree's insert compares
-    # random UUID texts by collation (``strcoll``), ~3 µs of PostgreSQL's CPU a logged frame more
-    # (issue 15, chargepoints 0012). No LIKE twin: nothing searches the log by a prefix, nothing
-    # sorts it by unique id. SQLite keeps a plain index (the migration builds no hash one there).
+    # Indexed below for exact matches only (no LIKE twin: nothing searches the log by a prefix).
     unique_id = models.CharField(max_length=64, blank=True)
     action = models.CharField(max_length=64, blank=True)
     frame = models.TextField()
@@ -152,7 +147,7 @@ class OcppMessage(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["charge_point", "-created_at"]),
-            HashIndex(fields=["unique_id"], name="ocpp_message_unique_id"),
+            models.Index(fields=["unique_id"], name="ocpp_message_unique_id"),
         ]
 
     def __str__(self) -> str:

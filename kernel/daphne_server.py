@@ -297,7 +297,7 @@ def timeouts_checked(server: Any) -> None:
     whose check may act now (``server.timeout_checks``); each one still open is filed again under
     its next earliest time. A connection that left ``server.connections`` is dropped when its time
     comes, or before, once closed ones outnumber the open. A check that raises is logged and its
-    connection filed again a ping interval later (its check would still be due at the next tick:
+    connection filed again a ping interval later, 30 s at most (its check would still be due at the next tick:
     a traceback every 2 s per connection); daphne's checker stopped for every connection then (no
     more pings or timeouts), and the heap's taken entries would be lost."""
     now = time.time()
@@ -314,7 +314,7 @@ def timeouts_checked(server: Any) -> None:
                 type(protocol).__name__,
                 getattr(protocol, "client_addr", None),
             )
-            due = now + max(server.ping_interval, 2)
+            due = now + min(max(server.ping_interval, 2), 30)  # a day-long ping interval: not a day (review)
         else:
             due = _earliest_due(server, protocol, now)
         if protocol in server.connections:

@@ -92,27 +92,6 @@ def postgresql_only_index_dropped(name: str, table: str, definition: str) -> mig
     return migrations.RunPython(forwards, backwards)
 
 
-def postgresql_only_index_rebuilt(name: str, table: str, definition: str, old_definition: str) -> migrations.RunPython:
-    """Index ``name`` of ``table`` built again as ``definition`` (e.g. another access method:
-    ``USING hash ("unique_id")``), PostgreSQL only: the new one built ``CONCURRENTLY`` under
-    ``<name>_new``, the old one dropped ``CONCURRENTLY``, the new one renamed (instant); the table is
-    indexed throughout. Backwards the same with ``old_definition``. Elsewhere (SQLite) nothing: the
-    index stays as it was built."""
-
-    def rebuilt(target: str) -> Step:
-        def step(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
-            if not _on_postgresql(schema_editor):
-                return
-            fresh = f"{name}_new"
-            _created(fresh, table, target)(apps, schema_editor)
-            _dropped(name)(apps, schema_editor)
-            schema_editor.execute(f'ALTER INDEX "{fresh}" RENAME TO "{name}"')
-
-        return step
-
-    return migrations.RunPython(rebuilt(definition), rebuilt(old_definition))
-
-
 def index_renamed(old: str, new: str, table: str, definition: str) -> migrations.RunPython:
     """Rename an index (PostgreSQL: ``ALTER INDEX ... RENAME``, instant); elsewhere drop it and
     build it under the new name (SQLite cannot rename one). ``definition`` as in ``index_dropped``."""
