@@ -13,6 +13,7 @@ from django.db import DatabaseError, DataError, connection, transaction
 
 from billing.models import BillingRecord
 from charging.models import Transaction
+from charging.tests.billing_rows import billing_record
 from kernel.plain_sql import copies_gathered, instance_updated, instance_upserted
 
 pytestmark = [
@@ -58,17 +59,7 @@ def _sessions(register_charge_point, count: int = 2) -> list[Transaction]:
 
 
 def _billing(session: Transaction, total: str) -> BillingRecord:
-    return BillingRecord(
-        transaction=session,
-        charge_point_identity="CP-PIPE",
-        energy_wh=Decimal(1),
-        started_at=T0,
-        stopped_at=T0,
-        duration_seconds=0,
-        charging_seconds=0,
-        idle_seconds=0,
-        total=Decimal(total),
-    )
+    return billing_record(session, total, "CP-PIPE", T0)
 
 
 def _upserted(record: BillingRecord) -> None:

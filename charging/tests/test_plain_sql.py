@@ -13,6 +13,7 @@ from django.test.utils import isolate_apps
 from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
+from charging.tests.billing_rows import billing_record
 from kernel.plain_sql import (
     columns_of,
     copies_gathered,
@@ -264,17 +265,7 @@ def test_the_gathered_rows_of_a_session_are_read_from_the_block_and_written_at_i
 
 
 def _record(session: Transaction, total: str) -> BillingRecord:
-    return BillingRecord(
-        transaction=session,
-        charge_point_identity="CP-PLAIN",
-        energy_wh=Decimal(1),
-        started_at=T0,
-        stopped_at=T0,
-        duration_seconds=0,
-        charging_seconds=0,
-        idle_seconds=0,
-        total=Decimal(total),
-    )
+    return billing_record(session, total, "CP-PLAIN", T0)
 
 
 def test_upserts_gathered_wait_for_the_block_and_the_last_of_a_key_wins(register_charge_point):
