@@ -292,13 +292,39 @@ async def test_sends_from_the_event_loop_take_no_connection_from_the_pool_after_
 
 
 async def test_a_send_of_an_unknown_script_on_the_held_connection_loads_it_and_sends_once(layer, monkeypatch):
+    """The send script unknown to Redis (NOSCRIPT, as after a restart or a SCRIPT FLUSH) when a
+    send's EVALSHA goes out on the held connection: redis-py's path loads the script and sends the
+    message once; the next send is on the held connection again, with no redis-py command."""
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import AbstractConnection
+
     from ocpp_gateway import channel_layer
 
     channel = await layer.new_channel()
+    events: list[tuple[str, str]] = []  # ("redis-py", a command of its path) or ("written", an EVALSHA's sha)
+    send, execute = AbstractConnection.send_command, Redis.execute_command
+
+    async def noted_send(self, *args, **kwargs):
+        if args[0] == "EVALSHA":
+            events.append(("written", args[1]))
+        return await send(self, *args, **kwargs)
+
+    async def noted_execute(self, *args, **kwargs):
+        events.append(("redis-py", args[0]))
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_command", noted_send)
+    monkeypatch.setattr(Redis, "execute_command", noted_execute)
     monkeypatch.setattr(channel_layer._SEND_SCRIPT, "sha", "0" * 40)  # NOSCRIPT, as after a Redis restart
     await layer.send(channel, {"type": "ping", "n": "once"})
-    assert channel_layer._SEND_SCRIPT.sha != "0" * 40
-    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "once"
+    loaded = channel_layer._SEND_SCRIPT.sha
+    assert events[0] == ("written", "0" * 40)  # on the held connection, before any command of redis-py's
+    assert ("redis-py", "SCRIPT LOAD") in events and loaded != "0" * 40
+    events.clear()
+    await layer.send(channel, {"type": "ping", "n": "next"})
+    assert events == [("written", loaded)]
+    assert layer._held_sends[0].held == 1
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(2)] == ["once", "next"]
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.5)
 
