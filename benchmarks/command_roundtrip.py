@@ -211,9 +211,11 @@ def profiling_started(
     directory: str, servers: list[int], phase: str, *, gil: bool = False
 ) -> list[subprocess.Popen[bytes]]:
     """py-spy on each server (A, B) for a phase, raw stacks to ``directory`` (none if ""); with
-    ``gil`` only the thread holding the GIL is sampled (CPU in Python, not threads waiting)."""
+    ``gil`` only the thread holding the GIL is sampled (CPU in Python, not threads waiting).
+    ``directory`` is created if missing (py-spy writes nothing into a missing one, with no error here)."""
     if not directory:
         return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     return [
         subprocess.Popen(

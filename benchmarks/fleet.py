@@ -195,13 +195,15 @@ def closed_profilers(
     """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's ``seconds`` but
     the last two (at least 6 s).
 
-    Writes ``<prefix>.<i>.raw`` per server process; none without ``--profile``. ``on_cpu``: every
+    Writes ``<prefix>.<i>.raw`` per server process (the prefix's directory created if missing: py-spy
+    writes nothing into a missing one); none without ``--profile``. ``on_cpu``: every
     thread's stack while it runs on a core instead of the GIL's holder (py-spy's ``--gil`` also
     reports a thread that waits to take the GIL back as its holder: a batch thread's turn shows
     as the event loop's line where it waits).
     """
     if not prefix:
         return []
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     duration = str(max(6, int(seconds) - 2))
     command = [py_spy, "record", *([] if on_cpu else ["--gil"]), "--format", "raw", "--rate", "250", "-d", duration]
@@ -213,9 +215,11 @@ def closed_profilers(
 
 def connect_profilers(prefix: str, pids: list[int]) -> list[subprocess.Popen[bytes]]:
     """py-spy (GIL holders, raw stacks, 100 Hz) on each server for the connect phase, stopped by an
-    interrupt at its end: ``<prefix>.<i>.raw`` per server process; none without ``--profile-connect``."""
+    interrupt at its end: ``<prefix>.<i>.raw`` per server process (its directory created if missing);
+    none without ``--profile-connect``."""
     if not prefix:
         return []
+    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     py_spy = str(Path(sys.executable).with_name("py-spy"))
     command = [py_spy, "record", "--gil", "--nonblocking", "--format", "raw", "--rate", "100"]
     return [

@@ -25,6 +25,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 
+import psycopg
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
@@ -652,16 +653,44 @@ def _writes_sent(writes: list[_Write]) -> None:
     _inserts_written()  # a pipelined statement passes no execute wrapper's write first
     cursors: list[tuple[CursorWrapper, int | None]] = []
     try:
-        with db.wrap_database_errors, raw.pipeline():
-            for statement, params, rows in writes:
-                cursor = db.bound_cursor()
-                cursors.append((cursor, rows))
-                cursor.execute(statement, params)
+        with db.wrap_database_errors:
+            _pipelined(raw, db.bound_cursor, writes, cursors)
         for cursor, rows in cursors:
             _rows_checked(cursor.rowcount, rows)
     finally:
         for cursor, _ in cursors:
             cursor.close()
+
+
+def _pipelined(
+    raw: psycopg.Connection[Any],
+    bound: Callable[[], CursorWrapper],
+    writes: list[_Write],
+    cursors: list[tuple[CursorWrapper, int | None]],
+) -> None:
+    """Send ``writes`` in one pipeline of ``raw``, each by a cursor of its own (``bound``) added to
+    ``cursors``; the error of the first refused statement.
+
+    A statement's refusal may be read while a later one is sent (psycopg reads the answers that
+    arrived): it is raised there, no further statement is sent, and the pipeline's end then fails
+    again ("pipeline aborted"), which psycopg would log as a warning beside our error; the block
+    is left without an error so that the refusal is raised here, alone."""
+    refused: DatabaseError | None = None
+    try:
+        with raw.pipeline():
+            for statement, params, rows in writes:
+                cursor = bound()
+                cursors.append((cursor, rows))
+                try:
+                    cursor.execute(statement, params)  # Django's cursor: Django's error
+                except DatabaseError as error:
+                    refused = error
+                    break
+    except psycopg.errors.PipelineAborted:
+        if refused is None:
+            raise
+    if refused is not None:
+        raise refused
 
 
 def _rows_checked(affected: int, rows: int | None) -> None:

@@ -450,7 +450,8 @@ class _HeldSend:
     as sends overlap and kept; beyond them, or after a Redis error (the script not loaded after a
     restart, a broken connection: the connection is then dropped, whatever was written or left
     unread with it, and reconnects at its next send), ``sent`` answers None and the caller sends
-    through redis-py's path, which loads the script and retries as before."""
+    through redis-py's path, which loads the script and retries as before. A connection that
+    cannot be had or connected raises as redis-py's path would: a send waits once, not twice."""
 
     def __init__(self, client: AsyncRedis, loop: asyncio.AbstractEventLoop, most: int) -> None:
         self.client, self.loop, self.most = client, loop, most
@@ -458,20 +459,29 @@ class _HeldSend:
         self.held = 0  # connections taken from the client's pool, never given back
 
     async def sent(self, key: str, args: list[Any]) -> int | None:
-        """The send script's answer for ``key`` and ``args``, or None: not sent this way."""
+        """The send script's answer for ``key`` and ``args``, or None: not sent this way.
+
+        A connection is taken from the pool only when it has one at once: else redis-py's path
+        waits for one, once (this one waited the pool's timeout first, then that path again). One
+        that cannot be connected (Redis away) raises its error: its connect and retries were
+        the send's one wait, which redis-py's path would only repeat."""
         if self.free:
             connection = self.free.pop()
-        elif self.held < self.most:
+        elif self.held < self.most and self.client.connection_pool.can_get_connection():
             self.held += 1
             try:
                 connection = await self.client.connection_pool.get_connection()
-            except BaseException as error:  # none to be had (Redis away): redis-py's path waits and retries
+            except BaseException:
                 self.held -= 1
-                if isinstance(error, RedisError):
-                    return None
                 raise
         else:
             return None
+        try:
+            if not connection.is_connected:  # dropped after an error: Redis away raises here, as above
+                await connection.connect()
+        except BaseException:
+            self.free.append(connection)
+            raise
         try:
             await connection.send_command("EVALSHA", _SEND_SCRIPT.sha, 1, key, *args)
             answer: int = await connection.read_response()

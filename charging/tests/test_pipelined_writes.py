@@ -3,6 +3,9 @@ round trip (issue 15, round 22), with the checks and the errors each had when se
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,6 +18,8 @@ from billing.models import BillingRecord
 from charging.models import Transaction
 from charging.tests.billing_rows import billing_record
 from kernel.plain_sql import copies_gathered, instance_updated, instance_upserted
+from ocpp_gateway.group_commit import CommitGroup
+from ocpp_gateway.tests.batches import one_batch
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -46,6 +51,20 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     monkeypatch.setattr(psycopg.Connection, "pipeline", pipelined)
     monkeypatch.setattr(psycopg.Connection, "wait", waited)
     return counted
+
+
+@pytest.fixture
+def slow_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each pipelined statement sent 50 ms after the one before: the server's answer to a refused
+    statement has arrived when the next is sent, so psycopg reads (and raises) it there."""
+    execute = psycopg.Cursor.execute
+
+    def slowly(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.connection._pipeline is not None:
+            time.sleep(0.05)
+        return execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", slowly)
 
 
 def _sessions(register_charge_point, count: int = 2) -> list[Transaction]:
@@ -123,3 +142,56 @@ def test_a_refused_pipelined_statement_raises_djangos_error_and_the_connection_r
         instance_updated(first, ["energy_wh"], may_gather=True)
         _upserted(_billing(first, "1.00"))
     assert Transaction.objects.get(pk=first.pk).energy_wh == Decimal("3")
+
+
+def test_a_refusal_read_while_a_later_statement_is_sent_is_raised_alone(register_charge_point, slow_sends, caplog):
+    """The first statement refused, its answer read as the second is sent: Django's error of it
+    and no warning of psycopg's beside it ("error ignored terminating" the pipeline, whose end
+    fails again); nothing written, the connection writes again."""
+    first, second = _sessions(register_charge_point)
+    first.id_tag, second.energy_wh = "x" * 500, Decimal("3")  # the id_tag's UPDATE first: refused
+    caplog.set_level(logging.DEBUG, logger="psycopg")
+    with pytest.raises(DataError, match="too long"), transaction.atomic(), copies_gathered():
+        instance_updated(first, ["id_tag"], may_gather=True)
+        instance_updated(second, ["energy_wh"], may_gather=True)
+        _upserted(_billing(first, "1.00"))
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("psycopg")] == []
+    assert connection.connection._pipeline is None
+    assert Transaction.objects.get(pk=second.pk).energy_wh is None and not BillingRecord.objects.exists()
+    with transaction.atomic(), copies_gathered():
+        instance_updated(second, ["energy_wh"], may_gather=True)
+        _upserted(_billing(first, "1.00"))
+    assert Transaction.objects.get(pk=second.pk).energy_wh == Decimal("3")
+
+
+def _tag_too_long(pk: int) -> None:
+    """A unit whose session's new id tag the column refuses (gathered in a batch's first pass)."""
+    session = Transaction.objects.get(pk=pk)
+    session.id_tag = "x" * 500
+    instance_updated(session, ["id_tag"], may_gather=True)
+
+
+def _energy_and_bill(pk: int) -> None:
+    """A unit that writes its session's energy and its billing record (both gathered)."""
+    session = Transaction.objects.get(pk=pk)
+    session.energy_wh = Decimal("7")
+    instance_updated(session, ["energy_wh"], may_gather=True)
+    _upserted(_billing(session, "7.00"))
+
+
+async def test_a_batch_whose_pipelined_writes_are_refused_answers_the_refused_unit_alone(
+    register_charge_point, slow_sends, caplog
+):
+    """A batch's gathered writes refused in its pipeline (the refusal read as a later statement
+    is sent): the second pass answers the refused unit with its error (a CALLERROR) and writes
+    the other; no row of the refused unit written, and no psycopg warning logged."""
+    first, second = await asyncio.to_thread(_sessions, register_charge_point)
+    caplog.set_level(logging.WARNING)
+    refused, written = await one_batch(
+        CommitGroup(max_units=64), (_tag_too_long, {"pk": first.pk}), (_energy_and_bill, {"pk": second.pk})
+    )
+    assert isinstance(refused, DataError) and written is None
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("psycopg")] == []
+    rows = {row.pk: (row.id_tag, row.energy_wh) async for row in Transaction.objects.all()}
+    assert rows == {first.pk: (first.id_tag, None), second.pk: (second.id_tag, Decimal("7"))}
+    assert [record.transaction_id async for record in BillingRecord.objects.all()] == [second.pk]

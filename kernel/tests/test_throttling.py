@@ -60,13 +60,37 @@ def test_requests_in_their_own_contexts_share_one_cache_backend(monkeypatch):
 
 def test_a_request_is_counted_after_redis_forgot_the_throttles_script(monkeypatch):
     """The hit's EVALSHA is sent on a pooled connection directly (issue 15); after a Redis restart
-    (its scripts flushed) the script is loaded again and the request counted, not let through."""
+    (its scripts flushed: NOSCRIPT) the script is loaded again through redis-py's path and the
+    request counted, not let through; the next hit is sent directly again."""
     from redis import Redis
+    from redis.connection import AbstractConnection
+
+    from kernel import throttling
+
+    events: list[tuple[str, str]] = []  # ("redis-py", a command of its path) or ("written", an EVALSHA's sha)
+    send, execute = AbstractConnection.send_command, Redis.execute_command
+
+    def noted_send(self, *args, **kwargs):
+        if args[0] == "EVALSHA":
+            events.append(("written", args[1]))
+        return send(self, *args, **kwargs)
+
+    def noted_execute(self, *args, **kwargs):
+        events.append(("redis-py", args[0]))
+        return execute(self, *args, **kwargs)
 
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/minute"})
     cache.clear()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='busy')[1]}")
     assert client.get("/api/v1/chargepoints").status_code == 200
-    Redis.from_url(cache._cache._servers[0]).script_flush()
-    assert [client.get("/api/v1/chargepoints").status_code for _ in range(2)] == [200, 429]
+    monkeypatch.setattr(AbstractConnection, "send_command", noted_send)
+    monkeypatch.setattr(Redis, "execute_command", noted_execute)
+    monkeypatch.setattr(throttling._HIT_SCRIPT, "sha", "0" * 40)  # NOSCRIPT, as after a Redis restart
+    assert client.get("/api/v1/chargepoints").status_code == 200
+    loaded = throttling._HIT_SCRIPT.sha
+    assert events[0] == ("written", "0" * 40)  # directly, before any command of redis-py's
+    assert ("redis-py", "SCRIPT LOAD") in events and loaded != "0" * 40
+    events.clear()
+    assert client.get("/api/v1/chargepoints").status_code == 429  # counted: the third of 2 a minute
+    assert [event for event in events if event[1] == "EVALSHA" or event[0] == "written"] == [("written", loaded)]

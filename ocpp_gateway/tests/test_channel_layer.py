@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -291,13 +292,39 @@ async def test_sends_from_the_event_loop_take_no_connection_from_the_pool_after_
 
 
 async def test_a_send_of_an_unknown_script_on_the_held_connection_loads_it_and_sends_once(layer, monkeypatch):
+    """The send script unknown to Redis (NOSCRIPT, as after a restart or a SCRIPT FLUSH) when a
+    send's EVALSHA goes out on the held connection: redis-py's path loads the script and sends the
+    message once; the next send is on the held connection again, with no redis-py command."""
+    from redis.asyncio import Redis
+    from redis.asyncio.connection import AbstractConnection
+
     from ocpp_gateway import channel_layer
 
     channel = await layer.new_channel()
+    events: list[tuple[str, str]] = []  # ("redis-py", a command of its path) or ("written", an EVALSHA's sha)
+    send, execute = AbstractConnection.send_command, Redis.execute_command
+
+    async def noted_send(self, *args, **kwargs):
+        if args[0] == "EVALSHA":
+            events.append(("written", args[1]))
+        return await send(self, *args, **kwargs)
+
+    async def noted_execute(self, *args, **kwargs):
+        events.append(("redis-py", args[0]))
+        return await execute(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_command", noted_send)
+    monkeypatch.setattr(Redis, "execute_command", noted_execute)
     monkeypatch.setattr(channel_layer._SEND_SCRIPT, "sha", "0" * 40)  # NOSCRIPT, as after a Redis restart
     await layer.send(channel, {"type": "ping", "n": "once"})
-    assert channel_layer._SEND_SCRIPT.sha != "0" * 40
-    assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == "once"
+    loaded = channel_layer._SEND_SCRIPT.sha
+    assert events[0] == ("written", "0" * 40)  # on the held connection, before any command of redis-py's
+    assert ("redis-py", "SCRIPT LOAD") in events and loaded != "0" * 40
+    events.clear()
+    await layer.send(channel, {"type": "ping", "n": "next"})
+    assert events == [("written", loaded)]
+    assert layer._held_sends[0].held == 1
+    assert [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(2)] == ["once", "next"]
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(layer.receive(channel), 0.5)
 
@@ -408,6 +435,56 @@ def test_an_event_loop_holds_at_most_a_quarter_of_its_pool_for_sends(settings):
         return BlockingPoolRedisChannelLayer(hosts=[host])._held_sends_most
 
     assert (most(2), most(5), most(6), most(16), most(200)) == (0, 0, 1, 3, 8)
+
+
+async def test_a_send_that_finds_no_connection_free_waits_the_pool_s_timeout_once(settings):
+    """Every connection of the pool in use (none held for sends yet): the send waits the pool's
+    timeout (1 s) once and raises, not first for a held connection and then through redis-py's path."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    host = {"address": settings.REDIS_URL, "max_connections": 6, "timeout": 1}
+    layer = BlockingPoolRedisChannelLayer(hosts=[host], prefix=f"test-{uuid.uuid4().hex[:8]}")
+    pool = layer.connection(0).connection_pool
+    taken = [await pool.get_connection() for _ in range(6)]
+    started = time.monotonic()
+    with pytest.raises(RedisConnectionError, match="No connection available"):
+        await layer.send("ocpp-test-exhausted", {"type": "ping"})
+    waited = time.monotonic() - started
+    for connection in taken:
+        await pool.release(connection)
+    assert 0.9 < waited < 1.7  # twice: 2 s
+    assert layer._held_sends[0].held == 0
+    await layer.send("ocpp-test-exhausted", {"type": "pong"})  # a connection free again: held, sent
+    assert layer._held_sends[0].held == 1
+    assert (await layer.receive("ocpp-test-exhausted"))["type"] == "pong"
+    await layer.flush()
+
+
+async def test_a_send_while_redis_is_away_tries_to_connect_as_often_as_redis_py_s_path(monkeypatch):
+    """Redis away: a send's connection attempts are its connection's retries once (redis-py's
+    path, as a PING makes them), not once for a held connection and again through that path."""
+    from redis.asyncio.connection import Connection
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    attempts: list[int] = []
+    connect = Connection._connect
+
+    async def counted(self):
+        attempts.append(1)
+        return await connect(self)
+
+    monkeypatch.setattr(Connection, "_connect", counted)
+    host = {"address": "redis://127.0.0.1:1/0", "retry": Retry(NoBackoff(), 2)}  # nothing listens on port 1
+    layer = BlockingPoolRedisChannelLayer(hosts=[host], prefix=f"test-{uuid.uuid4().hex[:8]}")
+    with pytest.raises(RedisConnectionError):
+        await layer.send("ocpp-test-away", {"type": "ping"})
+    sent_attempts = len(attempts)
+    with pytest.raises(RedisConnectionError):
+        await layer.connection(0).ping()
+    assert sent_attempts == len(attempts) - sent_attempts == 3
+    assert layer._held_sends[0].held == 0
 
 
 async def test_a_pool_too_small_to_spare_a_connection_sends_through_redis_py(settings):

@@ -1,0 +1,99 @@
+"""kernel.online_ddl's statements leave a table writable while a long transaction holds it (issue
+15, round 23: no ``lock_timeout`` is needed for them). ``CREATE``/``DROP INDEX CONCURRENTLY`` and
+``ALTER INDEX ... RENAME`` / ``ALTER TABLE ... SET (fillfactor)`` take PostgreSQL's SHARE UPDATE
+EXCLUSIVE lock, which no write's ROW EXCLUSIVE waits behind, even while they wait (an index built
+concurrently waits for the open writers to end, as it must; a ``lock_timeout`` would only make
+that wait fail and leave an invalid index)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from django.db import connection, connections, migrations
+
+from conftest import _test_database_url
+from kernel import online_ddl
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the locks are PostgreSQL's"),
+]
+
+_TABLE = "online_ddl_probe"
+
+
+@pytest.fixture
+def probe() -> Iterator[psycopg.Connection]:
+    """A table of its own with an index on ``v``, and a connection that wrote a row of it in a transaction left open
+    (a long transaction of another process: an admin's, a report's); committed at the end."""
+    url = _test_database_url()
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f"CREATE TABLE {_TABLE} (id int, v int)")
+        admin.execute(f"CREATE INDEX online_ddl_probe_v ON {_TABLE} (v)")
+    holder = psycopg.connect(url)
+    holder.execute(f"INSERT INTO {_TABLE} VALUES (1, 1)")
+    try:
+        yield holder
+    finally:
+        holder.rollback()
+        holder.close()
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"DROP TABLE {_TABLE}")
+
+
+def _run(step: migrations.RunPython) -> threading.Thread:
+    """The migration step's forwards, in a thread of its own (its own connection, outside a transaction)."""
+
+    def forwards() -> None:
+        try:
+            with connection.schema_editor(atomic=False) as schema_editor:
+                step.code(None, schema_editor)  # type: ignore[arg-type]  # the steps read no apps
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=forwards)
+    thread.start()
+    return thread
+
+
+def _written() -> None:
+    """A write of the table from a third connection, refused if it waits over 2 s for a lock."""
+    with psycopg.connect(_test_database_url(), autocommit=True) as writer:
+        writer.execute("SET lock_timeout = '2s'")
+        writer.execute(f"INSERT INTO {_TABLE} VALUES (2, 2)")
+
+
+def test_an_index_built_concurrently_behind_a_long_transaction_leaves_the_table_writable(probe):
+    building = _run(online_ddl.index_created("online_ddl_probe_id", _TABLE, "(id)"))
+    building.join(1)
+    assert building.is_alive()  # waiting for the open transaction, as a concurrent build must
+    _written()
+    probe.commit()
+    building.join(30)
+    assert not building.is_alive()
+    with psycopg.connect(_test_database_url()) as admin:
+        valid = admin.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", ["online_ddl_probe_id"]
+        )
+        assert valid.fetchone() == (True,)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        online_ddl.fillfactor_set(_TABLE, 70),
+        online_ddl.index_renamed("online_ddl_probe_v", "online_ddl_probe_w", _TABLE, "(v)"),
+        online_ddl.index_dropped("online_ddl_probe_v", _TABLE, "(v)"),
+    ],
+    ids=["fillfactor", "rename", "drop"],
+)
+def test_the_other_steps_behind_a_long_transaction_leave_the_table_writable(probe, step):
+    running = _run(step)
+    running.join(1)
+    _written()
+    probe.commit()
+    running.join(30)
+    assert not running.is_alive()
