@@ -1,6 +1,7 @@
 """The indexes a message maintains (issue 15, migrations chargepoints 0008 and 0011, charging 0003
-and 0005, billing 0004, commands 0007, configuration 0002): the redundant ones stay gone, and
-writing a charger's ``last_seen``, a session's register or a connector's status stays HOT."""
+and 0005, billing 0004, commands 0007 and 0008, configuration 0002): the redundant ones stay gone,
+and writing a charger's ``last_seen``, a session's register, a connector's status or a command's
+completion stays HOT."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
 from charging.models import Transaction
+from commands.models import Command, CommandState
 
 pytestmark = pytest.mark.django_db
 
@@ -170,3 +172,29 @@ def test_a_connectors_status_is_written_on_its_page_among_as_many_connectors_as_
     Connector.objects.filter(pk=first.pk).update(status="Charging", status_timestamp=timezone.now())
     assert _hot_updates("chargepoints_connector") == before + 1
     assert _fillfactor("chargepoints_connector") == ["fillfactor=70"]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's storage parameters")
+def test_a_commands_completion_is_written_on_its_page_among_as_many_commands_as_it_holds() -> None:
+    """A configuration read's completion (its state and the fleet's six keys answered: no index
+    covers them) finds room on its page even when commands were recorded back to back after it
+    (fillfactor 50): HOT, no entry in the command's seven indexes. At fillfactor 100 the page is
+    full and the row moves."""
+    Command.objects.bulk_create(
+        Command(
+            charge_point_identity="CP-HOT-COMMANDS",
+            ocpp_version="1.6",
+            command="get_configuration",
+            action="GetConfiguration",
+        )
+        for _ in range(100)  # more than a page holds (about 45 of these at fillfactor 100)
+    )
+    first = Command.objects.filter(charge_point_identity="CP-HOT-COMMANDS").order_by("created_at", "id").first()
+    assert first is not None
+    keys = [{"key": f"Key{n}", "readonly": False, "value": "x" * 40} for n in range(6)]
+    before = _hot_updates("commands_command")
+    Command.objects.filter(pk=first.pk).update(
+        state=CommandState.ACCEPTED, response={"configurationKey": keys}, completed_at=timezone.now(), latency_ms=12.5
+    )
+    assert _hot_updates("commands_command") == before + 1
+    assert _fillfactor("commands_command") == ["fillfactor=50"]
