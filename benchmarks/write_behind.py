@@ -94,7 +94,7 @@ async def _batch(
     with statements.statements_counted() as sent:
         for n, context in enumerate(contexts):
             if n == half and ahead is not None:
-                buffered = group.run(write._write_batch, in_savepoint=True, ahead=ahead, batch=rows)
+                buffered = group.run(write._rows_written, in_savepoint=True, ahead=ahead, rows=rows)
                 queued.append(loop.create_task(buffered, context=contextvars.Context()))
             queued.append(loop.create_task(group.run(meter_values_record, **reading(n)), context=context))
         release.set()

@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 Row = TypeVar("Row")
 
 
+class _RowsRefused(Exception):
+    """The database refused a buffer's rows written at once (one of them broke a constraint...)."""
+
+
 class WriteBehindBuffer(Generic[Row]):
     def __init__(
         self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
@@ -63,15 +67,45 @@ class WriteBehindBuffer(Generic[Row]):
 
     async def flush(self) -> None:
         """Write everything pending now (several batches if need be). Never raises: a batch whose
-        commit fails (the database went away) is logged, like the rows ``_write_batch`` cannot store,
-        so that a closing connection still clears its presence."""
+        commit fails (the database went away) is logged, like the rows the database refuses, so
+        that a closing connection still clears its presence.
+
+        Each batch of rows is one unit, written in the unit's own savepoint (``in_savepoint``) and
+        nothing more: a SAVEPOINT and its RELEASE per buffer write. When the database refuses it
+        (``_RowsRefused``), the unit's savepoint is rolled back and its rows are written again one
+        by one in the next batch, each in its own savepoint, so that a refused row loses only
+        itself."""
         async with self._writing:
             while self._pending:
                 batch = self._take()
                 try:
-                    await commit_group.run(self._write_batch, in_savepoint=True, ahead=True, batch=batch)
-                except Exception:
+                    await commit_group.run(self._rows_written, in_savepoint=True, ahead=True, rows=batch)
+                except _RowsRefused:
+                    await self._stored_one_by_one(batch)
+                except Exception:  # the database is away, or the batch's commit failed
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
+
+    async def _stored_one_by_one(self, batch: list[Row]) -> None:
+        """``batch``, refused as a whole, written again row by row in the next commit batch."""
+        if len(batch) == 1:
+            logger.exception("Could not store a %s row: %.300r", self.name, batch[0])
+            return
+        logger.exception("Could not store %d %s rows at once; storing them one by one", len(batch), self.name)
+        try:
+            await commit_group.run(self._rows_written_one_by_one, in_savepoint=True, ahead=True, rows=batch)
+        except Exception:
+            logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
+
+    def _rows_written(self, rows: list[Row]) -> None:
+        """One write of ``rows`` (a commit group's unit, in its own savepoint); ``_RowsRefused`` when
+        the database refuses them. Its ``OperationalError`` as it is: a lost race is written again
+        by the commit group, and a database gone away is no row's fault."""
+        try:
+            self._write(rows)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as error:
+            raise _RowsRefused(len(rows)) from error
 
     def flush_at_exit(self) -> None:
         """Write what is pending from a process whose event loop has stopped."""
@@ -92,7 +126,11 @@ class WriteBehindBuffer(Generic[Row]):
                 logger.exception("Could not store a %s row: %.300r", self.name, batch[0])
                 return
             logger.exception("Could not store %d %s rows at once; storing them one by one", len(batch), self.name)
-        for row in batch:
+        self._rows_written_one_by_one(batch)
+
+    def _rows_written_one_by_one(self, rows: list[Row]) -> None:
+        """Each of ``rows`` in its own savepoint: a refused row is logged and loses only itself."""
+        for row in rows:
             try:
                 self._write_atomically([row])
             except Exception:

@@ -27,12 +27,13 @@ each unit in its own savepoint: a unit that raises is rolled back alone and its 
 exception (the router answers it with a CALLERROR); the others commit. A unit chosen as a
 deadlock victim is retried once. A unit may thus run twice (and a unit held by a lock wait
 twice): only the committed run's result and ``on_commit`` callbacks count, so a unit keeps its
-effects in the database or hands them to ``on_commit``. A unit that catches database errors
-itself (the write-behind buffers) asks for its own savepoint (``in_savepoint``) and fails alone
-in a batch without them. A caller's result is handed back only after its batch committed, so no
-CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
-fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
-nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
+effects in the database or hands them to ``on_commit``. A unit that must fail alone (a
+write-behind buffer's rows, refused as a whole and written again row by row) asks for its own
+savepoint (``in_savepoint``) and fails alone in a batch without them. A caller's result is
+handed back only after its batch committed, so no CALLRESULT is sent for a row that is not in
+PostgreSQL; when the commit itself fails (the database went away) every unit of the batch gets
+the error: nothing is acknowledged, nothing half-written.
+``transaction.on_commit`` callbacks of every unit run after that commit.
 A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
 attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 
@@ -198,7 +199,8 @@ class CommitGroup:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
 
         ``in_savepoint``: in its own savepoint even in a batch written without them, for a unit
-        that catches database errors itself (a batch without savepoints would be written again).
+        that fails alone or catches database errors itself (a write-behind buffer's rows: a batch
+        without savepoints would be written again).
         ``ahead``: before the units already waiting (after the other ``ahead`` ones), first in
         the next batch; only for a unit whose writes do not depend on the order of the units it
         overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken

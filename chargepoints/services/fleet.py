@@ -629,7 +629,8 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
         latest[heartbeat.charge_point_id] = max(
             heartbeat.received_at, latest.get(heartbeat.charge_point_id, heartbeat.received_at)
         )
-    with transaction.atomic():
+    # One transaction of its own; inside a caller's (a buffer's unit, in its savepoint) no savepoint.
+    with transaction.atomic(savepoint=False):
         ids, offline = (_heartbeats_marked if connection.vendor == "postgresql" else _heartbeats_marked_orm)(latest)
         for charge_point_id in offline:
             _mark_online(charge_point_id, latest[charge_point_id])

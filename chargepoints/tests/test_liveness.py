@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from chargepoints.models import ChargePoint
+from chargepoints.services import ReceivedHeartbeat, charge_point_heartbeats_record
 from chargepoints.services.liveness import Sighting, charge_points_seen_record
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -97,3 +98,15 @@ def test_fifty_chargers_sightings_are_one_statement_to_postgresql(register_charg
     assert len([query for query in sent if "last_seen" in query]) == 2
     assert ChargePoint.objects.filter(last_seen=AT).count() == 50
     assert ChargePoint.objects.get(charge_point_id="CP-7").connected  # back online, found by the same statement
+
+
+def test_a_batch_of_sightings_or_heartbeats_sets_no_savepoint_inside_its_callers_transaction(register_charge_point):
+    """Within a caller's transaction (a write-behind buffer's unit, in its own savepoint) a batch
+    of sightings or heartbeats of connected chargers is written without a savepoint of its own."""
+    register_charge_point("CP-1")
+    ChargePoint.objects.update(connected=True, connection_channel="ch-a")
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        charge_points_seen_record(sightings=[Sighting(charge_point_id="CP-1", channel_name="ch-a", at=AT)])
+        charge_point_heartbeats_record(heartbeats=[ReceivedHeartbeat(charge_point_id="CP-1", received_at=AT)])
+    assert not [query["sql"] for query in queries if "SAVEPOINT" in query["sql"]]
+    assert ChargePoint.objects.get(charge_point_id="CP-1").last_heartbeat == AT

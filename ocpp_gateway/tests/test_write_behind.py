@@ -7,6 +7,7 @@ import asyncio
 import threading
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -110,3 +111,41 @@ async def test_the_channel_layer_pool_makes_a_burst_wait_instead_of_failing(sett
     await asyncio.gather(*(layer.send(channel, {"type": "ping"}) for channel in channels))
     assert [(await layer.receive(channel))["type"] for channel in channels] == ["ping"] * 20
     await layer.flush()
+
+
+def _heartbeat_buffer(written_in: list[list[str]] | None = None) -> WriteBehindBuffer[tuple[int, object]]:
+    """A heartbeat buffer; ``written_in`` gets the savepoints open at each of its writes."""
+
+    def write(rows: list[tuple[int, object]]) -> None:
+        if written_in is not None:
+            written_in.append(list(connection.savepoint_ids))
+        rows_copied(Heartbeat, ("charge_point_id", "received_at"), rows)
+
+    return WriteBehindBuffer(name="test heartbeat", write=write, flush_seconds=lambda: 60, max_batch=10)
+
+
+async def test_a_flush_writes_its_rows_in_its_units_one_savepoint():
+    """A buffer's write costs its batch one SAVEPOINT and its RELEASE (the unit's own), not two."""
+    pks = [
+        (await ChargePoint.objects.acreate(charge_point_id=f"CP-WB-S{n}", heartbeat_interval=60)).pk for n in range(2)
+    ]
+    written_in: list[list[str]] = []
+    buffer = _heartbeat_buffer(written_in)
+    for pk in pks:
+        buffer.add((pk, timezone.now()))
+    await buffer.flush()
+    assert [len(savepoints) for savepoints in written_in] == [1]
+    assert await Heartbeat.objects.filter(charge_point_id__in=pks).acount() == 2
+
+
+async def test_a_row_the_database_refuses_loses_only_itself_the_flush_s_others_are_written():
+    pks = [
+        (await ChargePoint.objects.acreate(charge_point_id=f"CP-WB-R{n}", heartbeat_interval=60)).pk for n in range(2)
+    ]
+    buffer = _heartbeat_buffer()
+    for pk in (pks[0], -1, pks[1]):  # -1: no such charger, its foreign key refused
+        buffer.add((pk, timezone.now()))
+    await buffer.flush()
+    written = Heartbeat.objects.filter(charge_point_id__in=pks).values_list("charge_point_id", flat=True)
+    assert sorted([pk async for pk in written]) == sorted(pks)
+    assert len(buffer) == 0
