@@ -33,17 +33,9 @@ Row = TypeVar("Row")
 
 class WriteBehindBuffer(Generic[Row]):
     def __init__(
-        self,
-        *,
-        name: str,
-        write: Callable[[list[Row]], Any],
-        flush_seconds: Callable[[], float],
-        max_batch: int,
-        beside: bool = False,
+        self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
     ) -> None:
-        """``beside``: its rows lock nothing another batch writes (``CommitGroup.run``)."""
         self.name = name
-        self._beside = beside
         self._write = write
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
@@ -77,9 +69,7 @@ class WriteBehindBuffer(Generic[Row]):
             while self._pending:
                 batch = self._take()
                 try:
-                    await commit_group.run(
-                        self._write_batch, in_savepoint=True, ahead=not self._beside, beside=self._beside, batch=batch
-                    )
+                    await commit_group.run(self._write_batch, in_savepoint=True, ahead=True, batch=batch)
                 except Exception:
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 

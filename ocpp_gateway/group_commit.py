@@ -14,8 +14,7 @@ in different orders would deadlock. A unit names its chargers (its connection's,
 a batch started beside another takes only the queued units of chargers no batch being written
 holds, so a charger's units are written one batch after the other, in the order they came.
 The write-behind buffers (``ocpp_gateway.buffers``) are written as units too, and they update many
-chargers' rows: such a unit names no charger and is written in a batch alone, but the message
-log's (a COPY into a table without foreign keys, ``beside``) in a batch of either lane. Chargers held by
+chargers' rows: such a unit names no charger and is written in a batch alone. Chargers held by
 different processes are different rows. A buffer's unit goes ``ahead``: at the front of
 the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
 what its units gathered before it and again after it (a statement per table twice).
@@ -157,7 +156,6 @@ class _Unit:
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
     abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
     chargers: frozenset[str] = frozenset()  # the chargers it names (none: a write-behind buffer's rows)
-    beside: bool = False  # locks nothing another batch writes: goes in a batch of either lane (CommitGroup.run)
 
     def skipped(self) -> bool:
         """Whether a skippable unit's caller gave up on it (cancelled, or ``abandoned()``)."""
@@ -174,8 +172,7 @@ class CommitGroup:
     units are written in the order they came, never two batches at once holding rows of one
     charger. A unit that names no charger (a write-behind buffer's rows, which update many
     chargers' rows) goes only in a batch written alone: while one waits, no side batch starts,
-    and no batch starts beside it; but a ``beside`` one (rows that lock nothing another batch
-    writes) goes first in the next batch of either lane."""
+    and no batch starts beside it."""
 
     def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
@@ -183,7 +180,6 @@ class CommitGroup:
         self._executor = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="csms-commit")
         self._pending: deque[_Unit] = deque()
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
-        self._beside: deque[_Unit] = deque()  # units run with ``beside``: first in the next batch of either lane
         self._writing = 0  # batches being written
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
@@ -196,7 +192,6 @@ class CommitGroup:
         *,
         in_savepoint: bool = False,
         ahead: bool = False,
-        beside: bool = False,
         abandoned: Callable[[], bool] | None = None,
         **kwargs: Any,
     ) -> Result:
@@ -208,10 +203,6 @@ class CommitGroup:
         the next batch; only for a unit whose writes do not depend on the order of the units it
         overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
         before it was queued; a sighting written before its connection's disconnect, never after).
-        ``beside``: as ``ahead``, and its writes lock no row that another batch's lock (inserts into
-        a table without foreign keys: the message log), so it goes first in the next batch of either
-        lane and needs no batch written alone: a batch holding it is no longer than its other units'
-        (the rate phase's tail waited behind the log's units written alone, issue 15).
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
         here); once its batch started it is written all the same. Only for a unit nobody else
@@ -220,10 +211,10 @@ class CommitGroup:
         answer, a disconnect."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        chargers = frozenset() if ahead or beside else _chargers_named(kwargs, context)
-        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers, beside)
-        (self._beside if beside else self._ahead if ahead else self._pending).append(unit)
-        self._unnamed += not (ahead or beside or chargers)
+        chargers = frozenset() if ahead else _chargers_named(kwargs, context)
+        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
+        (self._ahead if ahead else self._pending).append(unit)
+        self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
         return await unit.future
 
@@ -237,9 +228,8 @@ class CommitGroup:
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
 
     def _batch(self) -> list[_Unit]:
-        """The next batch when none is being written: the ``beside`` and ``ahead`` units, then the
-        queued, in order."""
-        batch = self._beside_taken()
+        """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
+        batch: list[_Unit] = []
         while (self._ahead or self._pending) and len(batch) < self._max_units:
             queue = self._ahead or self._pending
             unit = queue.popleft()
@@ -247,14 +237,13 @@ class CommitGroup:
             if self._taken(unit):
                 batch.append(unit)
         for unit in batch:
-            self._alone = self._alone or not (unit.chargers or unit.beside)
+            self._alone = self._alone or not unit.chargers
             self._held.update(unit.chargers)
         return batch
 
     def _side_batch(self) -> list[_Unit]:
         """A batch beside those being written: the queued units of chargers none of them holds, in
-        order, after the ``beside`` units; none while a unit naming no charger waits (it goes alone,
-        once they are written), nor of ``beside`` units only (they go in the next batch started)."""
+        order; none while a unit naming no charger waits (it goes alone, once they are written)."""
         if self._ahead or self._unnamed:
             return []
         batch: list[_Unit] = []
@@ -270,12 +259,6 @@ class CommitGroup:
         self._pending.extendleft(reversed(held))
         for unit in batch:
             self._held.update(unit.chargers)
-        return self._beside_taken() + batch if batch else batch
-
-    def _beside_taken(self) -> list[_Unit]:
-        """The ``beside`` units queued, taken for the batch being started."""
-        batch = [unit for unit in self._beside if self._taken(unit)]
-        self._beside.clear()
         return batch
 
     @staticmethod

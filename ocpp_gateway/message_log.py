@@ -21,5 +21,4 @@ message_log: WriteBehindBuffer[LoggedFrame] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=1000,
-    beside=True,  # a COPY into a table without foreign keys: it locks no charger's row
 )

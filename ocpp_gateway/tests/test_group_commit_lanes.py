@@ -1,7 +1,6 @@
 """Group commit with two lanes (``CSMS_GROUP_COMMIT_LANES``): a batch of other chargers is written
 beside one being written; a charger's units never are in two batches at once, and keep their
-order; a unit naming no charger (a write-behind buffer's) is written alone, but a ``beside`` one
-(the message log's) goes in the next batch of either lane."""
+order; a unit naming no charger (a write-behind buffer's) is written alone."""
 
 from __future__ import annotations
 
@@ -114,31 +113,3 @@ async def test_a_unit_naming_two_chargers_keeps_its_place_before_either_s_later_
     log.gate.set()
     assert await asyncio.gather(a1, both, b1) == ["a1", "ab", "b1"]
     assert log.events.index("ab done") < log.events.index("b1 started")
-
-
-async def test_a_beside_unit_goes_first_in_a_side_batch_while_a_batch_is_being_written():
-    group, log = CommitGroup(max_units=64, lanes=2), _Log()
-    a1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-A", log=log, name="a1", held=True))
-    await _until(lambda: "a1 started" in log.events, "a1 started")
-    beside = asyncio.ensure_future(group.run(_buffer_rows, beside=True, in_savepoint=True, log=log))
-    # Neither waits for a1's batch (a unit naming no charger would hold back b1 and wait: a timeout here).
-    b1 = group.run(_written, charge_point_id="CP-LANE-B", log=log, name="b1")
-    assert await asyncio.wait_for(asyncio.gather(beside, b1), _WAIT_S) == ["buffer", "b1"]
-    assert "a1 done" not in log.events
-    assert log.events.index("buffer done") < log.events.index("b1 started")
-    log.gate.set()
-    assert await a1 == "a1"
-
-
-async def test_a_beside_unit_holds_no_later_batch_back():
-    group, log = CommitGroup(max_units=64, lanes=2), _Log()
-    beside = asyncio.ensure_future(group.run(_buffer_rows, beside=True, in_savepoint=True, log=log))
-    a1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-A", log=log, name="a1", held=True))
-    await _until(lambda: "a1 started" in log.events, "a1 started")
-    assert await asyncio.wait_for(beside, _WAIT_S) == "buffer"
-    # The batch holding it and a1 is not written alone: b1 goes beside it.
-    b1 = group.run(_written, charge_point_id="CP-LANE-B", log=log, name="b1")
-    assert await asyncio.wait_for(b1, _WAIT_S) == "b1"
-    assert "a1 done" not in log.events
-    log.gate.set()
-    assert await a1 == "a1"

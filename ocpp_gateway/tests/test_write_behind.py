@@ -1,5 +1,5 @@
-"""Heartbeats and the message log are written behind, in batches: none is lost on a clean close, a
-flush goes first in its group-commit batch, and the message log's in a batch of either lane."""
+"""Heartbeats and the message log are written behind, in batches: none is lost on a clean close, and
+a flush goes first in its group-commit batch."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
-from chargepoints.services import LoggedFrame
 from conftest import eventually, ocpp_charger
 from kernel.plain_sql import rows_copied
-from ocpp_gateway import buffers
 from ocpp_gateway.buffers import WriteBehindBuffer
-from ocpp_gateway.group_commit import CommitGroup, commit_group
-from ocpp_gateway.message_log import message_log
+from ocpp_gateway.group_commit import commit_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,36 +110,3 @@ async def test_the_channel_layer_pool_makes_a_burst_wait_instead_of_failing(sett
     await asyncio.gather(*(layer.send(channel, {"type": "ping"}) for channel in channels))
     assert [(await layer.receive(channel))["type"] for channel in channels] == ["ping"] * 20
     await layer.flush()
-
-
-def _held_charger(*, charge_point_id: str, release: threading.Event) -> None:
-    """A unit of ``charge_point_id`` whose batch stays open until ``release``."""
-    assert release.wait(10)
-
-
-def _charger_seen(*, charge_point_id: str) -> None:
-    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(last_seen=timezone.now())
-
-
-async def test_the_message_log_is_written_beside_a_batch_of_another_charger_being_written(monkeypatch):
-    """The log's rows lock no charger's row: its flush goes with the next batch of the other lane
-    while a batch of another charger is held open (written alone, it would wait for that batch)."""
-    await ChargePoint.objects.acreate(charge_point_id="CP-WB-HELD", heartbeat_interval=60)
-    await ChargePoint.objects.acreate(charge_point_id="CP-WB-FREE", heartbeat_interval=60)
-    group = CommitGroup(max_units=64, lanes=2)
-    monkeypatch.setattr(buffers, "commit_group", group)
-    frame = LoggedFrame("CP-WB-FREE", "in", '[2,"1","Heartbeat",{}]', timezone.now(), 2, "1", "Heartbeat")
-    release = threading.Event()
-    held = asyncio.ensure_future(group.run(_held_charger, charge_point_id="CP-WB-HELD", release=release))
-    await asyncio.sleep(0.05)
-    try:
-        message_log.add(frame)
-        flushed = asyncio.ensure_future(message_log.flush())
-        await asyncio.sleep(0)
-        await asyncio.wait_for(group.run(_charger_seen, charge_point_id="CP-WB-FREE"), 5)
-        await asyncio.wait_for(flushed, 5)
-        assert not held.done()
-    finally:
-        release.set()
-        await held
-    assert await OcppMessage.objects.filter(charge_point__charge_point_id="CP-WB-FREE").acount() == 1
