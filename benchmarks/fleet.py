@@ -167,7 +167,29 @@ def phase_numbers(stats: loadgen.Stats, cpu: float, shared: dict[str, float] | N
         numbers["machine_busy_cores"] = round(shared["machine"] / stats.seconds, 2) if stats.seconds else None
     if stats.latencies:
         numbers.update(percentiles(stats.latencies))
+        numbers["latency_by_action"] = {
+            action: {"n": len(latencies), **percentiles(latencies)}
+            for action, latencies in sorted(stats.latencies_by_kind.items())
+        }
+        numbers["latency_by_second"] = latency_by_second(stats.latencies_at)
     return numbers
+
+
+def latency_by_second(answered: list[tuple[float, float]]) -> list[dict[str, float]]:
+    """The phase's answers by the second (since its first answer) they were answered in: count, p50, p99 (ms)."""
+    first = min(at for at, _ in answered)
+    seconds: dict[int, list[float]] = {}
+    for at, latency in answered:
+        seconds.setdefault(int(at - first), []).append(latency)
+    return [
+        {
+            "second": second,
+            "n": len(latencies),
+            "p50_ms": percentiles(latencies)["p50_ms"],
+            "p99_ms": percentiles(latencies)["p99_ms"],
+        }
+        for second, latencies in sorted(seconds.items())
+    ]
 
 
 class SharedCpu:
@@ -291,8 +313,10 @@ def drive(
             stats = fleet.run("idle", seconds=args.duration, heartbeat=args.heartbeat)
             result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
         else:
+            rate_wall = time.time()
             stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
             result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at, shared.since())}
+            result["rate"]["wall"] = [rate_wall, time.time()]  # epoch seconds: lines up a server-side trace
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
             if var_dir:
                 batches_at, batches_from = batch_units_seen(var_dir), batches_at

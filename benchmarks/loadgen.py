@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import gc
 import itertools
 import json
 import multiprocessing
@@ -237,7 +238,10 @@ class Charger:
             if kind in PERSISTING:  # the server may still have stored it: an upper bound for the check
                 self.stats.count[f"unanswered_{kind}_{self.version_key}"] += 1
             raise
-        self.stats.latencies.append((time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        self.stats.latencies.append(latency)
+        self.stats.latencies_by_kind.setdefault(action, []).append(latency)
+        self.stats.latencies_at.append((time.monotonic(), latency))
         if message[0] != 3:
             self.stats.count["call_errors"] += 1
             self.stats.note(f"{action}: CALLERROR {message[2:4]}")
@@ -331,6 +335,8 @@ class Stats:
     count: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     boot_latencies: list[float] = field(default_factory=list)
+    latencies_by_kind: dict[str, list[float]] = field(default_factory=dict)  # ms by OCPP action
+    latencies_at: list[tuple[float, float]] = field(default_factory=list)  # (time.monotonic() answered, ms)
     errors: Counter[str] = field(default_factory=Counter)
     boot_done_at: list[float] = field(default_factory=list)  # storm: time.monotonic() (system-wide on Linux)
     seconds: float = 0.0
@@ -342,6 +348,9 @@ class Stats:
         self.count.update(other.count)
         self.latencies += other.latencies
         self.boot_latencies += other.boot_latencies
+        for action, latencies in other.latencies_by_kind.items():
+            self.latencies_by_kind.setdefault(action, []).extend(latencies)
+        self.latencies_at += other.latencies_at
         self.errors.update(other.errors)
         self.boot_done_at += other.boot_done_at
         self.seconds = max(self.seconds, other.seconds)
@@ -395,6 +404,11 @@ class Generator:
         self.stats = Stats()
         for charger in self.chargers:
             charger.stats = self.stats
+        # What the generator holds by now (its chargers' connections) out of the collector's generations:
+        # a full collection walking them paused this process 105-204 ms every ~20 s, which fell in a
+        # rate phase, stalled half the fleet's sends and piled them up at the server (round 23 tail).
+        gc.collect()
+        gc.freeze()
         started = time.monotonic()
         phase = getattr(self, f"phase_{command}")
         await phase(**options)
