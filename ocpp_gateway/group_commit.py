@@ -411,9 +411,12 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     The rows units copy with ``may_gather`` (meter samples) and the rows they update with it (a
     message's last session save) are written after the last unit: one UPDATE per table and set of
     columns, one COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when
-    those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
+    those fail, so does this pass, and the second writes each unit's rows in its own savepoint.
+    The block ends the batch's transaction: on PostgreSQL its UPDATEs and upserts go with the
+    COMMIT, one round trip, each checking its row count itself (a refused one skips the COMMIT and
+    fails this pass as before); nothing is written after it."""
     try:
-        with copies_gathered():
+        with copies_gathered(commit=True):
             lookups = [_lookups_of(unit) for unit in batch]
             firsts = _first_of_their_chargers(batch, lookups)
             with (

@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
-from kernel.plain_sql import rows_copied
+from charging.models import Transaction
+from kernel.plain_sql import instance_updated, rows_copied
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_session_set
 from ocpp_gateway.tests.batches import Refused, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 
 
 def _register(charge_point_id: str, *, fail: bool = False) -> int:
@@ -239,6 +243,47 @@ async def test_a_gathered_row_the_database_refuses_fails_only_its_message():
     )
     assert isinstance(outcomes[0], int) and isinstance(outcomes[1], IntegrityError) and isinstance(outcomes[2], int)
     assert {hb async for hb in Heartbeat.objects.values_list("charge_point_id", flat=True)} == set(pks)
+
+
+def _stop_reason_gathered(*, session_pk: int, guard_stale: bool = False) -> str:
+    """A session's change written with ``may_gather`` (as a reading's or a stop's session save);
+    ``guard_stale``: guarded by an ``updated_at`` the row no longer holds (another writer's since)."""
+    session = Transaction.objects.get(pk=session_pk)
+    session.stop_reason = "Local"
+    guard = ("updated_at", session.updated_at - timedelta(seconds=1)) if guard_stale else None
+    instance_updated(session, ["stop_reason"], may_gather=True, guard=guard)
+    return session.ocpp_transaction_id
+
+
+async def _sessions_of_chargers(prefix: str, count: int) -> list[int]:
+    pks = []
+    for n in range(count):
+        charger = await ChargePoint.objects.acreate(charge_point_id=f"{prefix}{n}", heartbeat_interval=60)
+        session = await Transaction.objects.acreate(
+            charge_point=charger, ocpp_transaction_id=f"tx-{n}", start_key=f"k{n}", connector_id=1, started_at=T0
+        )
+        pks.append(session.pk)
+    return pks
+
+
+async def test_a_batch_s_gathered_writes_are_sent_with_its_commit(statements):
+    pks = await _sessions_of_chargers("CP-GC-C", 3)
+    outcomes = await one_batch(CommitGroup(max_units=64), *((_stop_reason_gathered, {"session_pk": pk}) for pk in pks))
+    assert outcomes == ["tx-0", "tx-1", "tx-2"]
+    assert statements[-1] == "COMMIT"  # pipelined after the gathered UPDATE, by the batch
+    assert await Transaction.objects.filter(pk__in=pks, stop_reason="Local").acount() == 3
+
+
+async def test_a_gathered_write_refused_before_the_commit_fails_only_its_message():
+    pks = await _sessions_of_chargers("CP-GC-S", 3)
+    outcomes = await one_batch(
+        CommitGroup(max_units=64),
+        *((_stop_reason_gathered, {"session_pk": pk, "guard_stale": n == 1}) for n, pk in enumerate(pks)),
+    )
+    assert outcomes[0] == "tx-0" and outcomes[2] == "tx-2"
+    assert isinstance(outcomes[1], DatabaseError)  # answered with a CALLERROR; the others committed
+    written = {pk async for pk in Transaction.objects.filter(stop_reason="Local").values_list("pk", flat=True)}
+    assert written == {pks[0], pks[2]}
 
 
 async def test_a_skippable_unit_given_up_before_its_batch_started_is_not_written():
