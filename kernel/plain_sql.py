@@ -318,17 +318,18 @@ def copies_gathered(*, commit: bool = False) -> Iterator[None]:
     that names their table or a table referring to it (``_inserts_first``).
 
     ``commit``: the block ends the transaction it ran in (its outermost ``atomic`` block, with
-    nothing written after it). Then on PostgreSQL the COPYs go first and the UPDATEs and upserts
-    are sent with the COMMIT, one round trip for them all (``_writes_committed``; issue 15, round
-    23); the ``atomic`` block's own commit finds nothing left to commit. Where that cannot be
-    (another database, no UPDATE or upsert gathered, a pipeline open, a transaction not the
-    block's alone), they are written as without ``commit`` and the ``atomic`` block commits."""
+    nothing written after it). Then on PostgreSQL, with two or more UPDATEs and upserts (already a
+    pipeline), the COPYs go first and those are sent with the COMMIT, one round trip for them all
+    (``_writes_committed``; issue 15, round 23); the ``atomic`` block's own commit finds nothing
+    left to commit. Otherwise (another database, one statement or none: a pipeline for one costs
+    more than the round trip it saves, a pipeline open, a transaction not the block's alone) they
+    are written as without ``commit`` and the ``atomic`` block commits."""
     _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
         _inserts_written()
         writes = _gathered_writes(_gathering.updates, _gathering.upserts)
-        committing = commit and bool(writes) and _ends_its_transaction()
+        committing = commit and len(writes) > 1 and _ends_its_transaction()
         if not committing:
             _writes_sent(writes)
         gathered, _gathering.copies = _gathering.copies, None

@@ -33,6 +33,9 @@ in a batch without them. A caller's result is handed back only after its batch c
 CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
+The first pass sends its COMMIT with the UPDATEs and upserts its units gathered, one round trip
+(``kernel.plain_sql.copies_gathered(commit=True)``): each checks its row count in PostgreSQL, so a
+row gone or changed fails the statement, the COMMIT is skipped, and the second pass follows.
 A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
 attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 

@@ -176,6 +176,15 @@ def test_a_row_gone_among_the_writes_sent_with_the_commit_commits_nothing(regist
     assert _energy_seen_elsewhere(first) is None and not Heartbeat.objects.exists()
 
 
+def test_one_gathered_statement_is_sent_alone_and_the_commit_after_it(register_charge_point, waits):
+    [session] = _sessions(register_charge_point, 1)
+    session.energy_wh = Decimal("7")
+    with transaction.atomic(), copies_gathered(commit=True):
+        instance_updated(session, ["energy_wh"], may_gather=True)
+    assert waits["pipelines"] == 0
+    assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("7")
+
+
 def test_a_guarded_row_changed_among_the_writes_sent_with_the_commit_commits_nothing(register_charge_point):
     first, second = _sessions(register_charge_point)
     read_at = second.updated_at
@@ -189,11 +198,12 @@ def test_a_guarded_row_changed_among_the_writes_sent_with_the_commit_commits_not
 
 
 def test_writes_in_a_transaction_not_the_blocks_alone_leave_its_commit_to_it(register_charge_point, waits):
-    [session] = _sessions(register_charge_point, 1)
-    session.energy_wh = Decimal("7")
+    first, second = _sessions(register_charge_point)
+    first.energy_wh = Decimal("7")
     with pytest.raises(RuntimeError), transaction.atomic():  # a caller's transaction around the block's
         with transaction.atomic(), copies_gathered(commit=True):
-            instance_updated(session, ["energy_wh"], may_gather=True)
+            instance_updated(first, ["energy_wh"], may_gather=True)
+            instance_updated(second, ["stop_reason"], may_gather=True)
         raise RuntimeError  # the caller's transaction fails after the block: nothing of it is kept
-    assert waits["pipelines"] == 0
-    assert Transaction.objects.get(pk=session.pk).energy_wh is None
+    assert waits["pipelines"] == 1  # the writes' own, without the COMMIT
+    assert Transaction.objects.get(pk=first.pk).energy_wh is None

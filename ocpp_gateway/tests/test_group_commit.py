@@ -245,13 +245,15 @@ async def test_a_gathered_row_the_database_refuses_fails_only_its_message():
     assert {hb async for hb in Heartbeat.objects.values_list("charge_point_id", flat=True)} == set(pks)
 
 
-def _stop_reason_gathered(*, session_pk: int, guard_stale: bool = False) -> str:
-    """A session's change written with ``may_gather`` (as a reading's or a stop's session save);
+def _session_change_gathered(*, session_pk: int, guard_stale: bool = False) -> str:
+    """A session's change written with ``may_gather``: an even one's stop reason (as a stop's session
+    save), an odd one's energy (as a reading's: another set of columns, another statement);
     ``guard_stale``: guarded by an ``updated_at`` the row no longer holds (another writer's since)."""
     session = Transaction.objects.get(pk=session_pk)
-    session.stop_reason = "Local"
+    session.stop_reason, session.energy_wh = "Local", 5
     guard = ("updated_at", session.updated_at - timedelta(seconds=1)) if guard_stale else None
-    instance_updated(session, ["stop_reason"], may_gather=True, guard=guard)
+    column = "energy_wh" if session.connector_id % 2 else "stop_reason"
+    instance_updated(session, [column], may_gather=True, guard=guard)
     return session.ocpp_transaction_id
 
 
@@ -260,7 +262,7 @@ async def _sessions_of_chargers(prefix: str, count: int) -> list[int]:
     for n in range(count):
         charger = await ChargePoint.objects.acreate(charge_point_id=f"{prefix}{n}", heartbeat_interval=60)
         session = await Transaction.objects.acreate(
-            charge_point=charger, ocpp_transaction_id=f"tx-{n}", start_key=f"k{n}", connector_id=1, started_at=T0
+            charge_point=charger, ocpp_transaction_id=f"tx-{n}", start_key=f"k{n}", connector_id=n, started_at=T0
         )
         pks.append(session.pk)
     return pks
@@ -268,22 +270,26 @@ async def _sessions_of_chargers(prefix: str, count: int) -> list[int]:
 
 async def test_a_batch_s_gathered_writes_are_sent_with_its_commit(statements):
     pks = await _sessions_of_chargers("CP-GC-C", 3)
-    outcomes = await one_batch(CommitGroup(max_units=64), *((_stop_reason_gathered, {"session_pk": pk}) for pk in pks))
+    outcomes = await one_batch(
+        CommitGroup(max_units=64), *((_session_change_gathered, {"session_pk": pk}) for pk in pks)
+    )
     assert outcomes == ["tx-0", "tx-1", "tx-2"]
-    assert statements[-1] == "COMMIT"  # pipelined after the gathered UPDATE, by the batch
-    assert await Transaction.objects.filter(pk__in=pks, stop_reason="Local").acount() == 3
+    assert statements[-1] == "COMMIT"  # pipelined after the two gathered UPDATEs, by the batch
+    assert await Transaction.objects.filter(pk__in=[pks[0], pks[2]], stop_reason="Local").acount() == 2
+    assert (await Transaction.objects.aget(pk=pks[1])).energy_wh == 5
 
 
 async def test_a_gathered_write_refused_before_the_commit_fails_only_its_message():
     pks = await _sessions_of_chargers("CP-GC-S", 3)
     outcomes = await one_batch(
         CommitGroup(max_units=64),
-        *((_stop_reason_gathered, {"session_pk": pk, "guard_stale": n == 1}) for n, pk in enumerate(pks)),
+        *((_session_change_gathered, {"session_pk": pk, "guard_stale": n == 2}) for n, pk in enumerate(pks)),
     )
-    assert outcomes[0] == "tx-0" and outcomes[2] == "tx-2"
-    assert isinstance(outcomes[1], DatabaseError)  # answered with a CALLERROR; the others committed
+    assert outcomes[0] == "tx-0" and outcomes[1] == "tx-1"
+    assert isinstance(outcomes[2], DatabaseError)  # answered with a CALLERROR; the others committed
     written = {pk async for pk in Transaction.objects.filter(stop_reason="Local").values_list("pk", flat=True)}
-    assert written == {pks[0], pks[2]}
+    assert written == {pks[0]}
+    assert (await Transaction.objects.aget(pk=pks[1])).energy_wh == 5
 
 
 async def test_a_skippable_unit_given_up_before_its_batch_started_is_not_written():
