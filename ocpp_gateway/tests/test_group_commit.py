@@ -252,7 +252,7 @@ def _session_change_gathered(*, session_pk: int, guard_stale: bool = False) -> s
     session = Transaction.objects.get(pk=session_pk)
     session.stop_reason, session.energy_wh = "Local", 5
     guard = ("updated_at", session.updated_at - timedelta(seconds=1)) if guard_stale else None
-    column = "energy_wh" if session.connector_id % 2 else "stop_reason"
+    column = "energy_wh" if (session.connector_id or 0) % 2 else "stop_reason"
     instance_updated(session, [column], may_gather=True, guard=guard)
     return session.ocpp_transaction_id
 
