@@ -87,9 +87,8 @@ _SETTINGS = {"_set_autocommit_gen", "_set_isolation_level_gen", "_set_read_only_
 def round_trips_counted() -> None:
     """Count round trips (every thread) from now on: each ``psycopg.Connection.wait`` of a
     generator that waits for the server's answer (a statement, a COPY's start and end, a commit,
-    a pipeline's sync; not a commit of a transaction ended already, which sends nothing), and
-    each BEGIN with the batch's settings (``_batch_session_set``: one ``exec_`` of libpq,
-    outside ``wait``)."""
+    a pipeline's sync), and each BEGIN with the batch's settings (``_batch_session_set``: one
+    ``exec_`` of libpq, outside ``wait``)."""
     from ocpp_gateway import group_commit
 
     wait = psycopg.Connection.wait
@@ -97,9 +96,7 @@ def round_trips_counted() -> None:
     def counted(self: Any, gen: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(gen, "__name__", "?")
         piped = self._pipeline is not None
-        ended = name == "_commit_gen" and self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        sends = not ended and name not in _NOT_WAITING and (name not in _SETTINGS or piped)
-        if sends and not (piped and name == "_execute_gen"):
+        if name not in _NOT_WAITING and (name not in _SETTINGS or piped) and not (piped and name == "_execute_gen"):
             _trips[0] += 1
             _trip_kinds[name] = _trip_kinds.get(name, 0) + 1
         return wait(self, gen, *args, **kwargs)

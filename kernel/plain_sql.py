@@ -306,7 +306,7 @@ _gathering = threading.local()  # .copies, .updates, .upserts, .inserts: what th
 
 
 @contextmanager
-def copies_gathered(*, commit: bool = False) -> Iterator[None]:
+def copies_gathered() -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
     gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values,
     ``instance_upserted(..., may_gather=True)`` and ``instance_inserted(..., may_gather=True)``
@@ -315,28 +315,15 @@ def copies_gathered(*, commit: bool = False) -> Iterator[None]:
     together, one round trip: ``_writes_sent``), then one COPY per table and columns (in the
     transaction the block ran in). An error leaves them unwritten. A row read back through
     ``model_rows`` before then is written first; gathered INSERTs are written before any statement
-    that names their table or a table referring to it (``_inserts_first``).
-
-    ``commit``: the block ends the transaction it ran in (its outermost ``atomic`` block, with
-    nothing written after it). Then on PostgreSQL, with two or more UPDATEs and upserts (already a
-    pipeline), the COPYs go first and those are sent with the COMMIT, one round trip for them all
-    (``_writes_committed``; issue 15, round 23); the ``atomic`` block's own commit finds nothing
-    left to commit. Otherwise (another database, one statement or none: a pipeline for one costs
-    more than the round trip it saves, a pipeline open, a transaction not the block's alone) they
-    are written as without ``commit`` and the ``atomic`` block commits."""
+    that names their table or a table referring to it (``_inserts_first``)."""
     _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
         _inserts_written()
-        writes = _gathered_writes(_gathering.updates, _gathering.upserts)
-        committing = commit and len(writes) > 1 and _ends_its_transaction()
-        if not committing:
-            _writes_sent(writes)
+        _gathered_writes_sent(_gathering.updates, _gathering.upserts)
         gathered, _gathering.copies = _gathering.copies, None
         for (model, columns), rows in gathered.items():
             _copy(model, columns, rows)
-        if committing:
-            _writes_committed(writes)
     finally:
         _gathering.copies = _gathering.updates = _gathering.upserts = _gathering.inserts = None
         _inserts_unwatched()
@@ -609,19 +596,14 @@ def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
 
 
 def _gathered_writes_sent(updates: dict[type[Model], _PendingUpdates], upserts: _PendingUpserts) -> None:
-    """``_gathered_writes`` written together (``_writes_sent``: on PostgreSQL one round trip for them all)."""
-    _writes_sent(_gathered_writes(updates, upserts))
-
-
-def _gathered_writes(updates: dict[type[Model], _PendingUpdates], upserts: _PendingUpserts) -> list[_Write]:
-    """The statements of every gathered update (each model's, in the order gathered) then of every
-    gathered upsert; both emptied."""
+    """Every gathered update (each model's, in the order gathered) then every gathered upsert,
+    written together (``_writes_sent``: on PostgreSQL one round trip for them all); both emptied."""
     writes: list[_Write] = []
     for model in list(updates):
         writes += _update_writes(model, updates.pop(model))
     writes += _upsert_writes(upserts)
     upserts.clear()
-    return writes
+    _writes_sent(writes)
 
 
 def _update_writes(model: type[Model], pending: _PendingUpdates) -> list[_Write]:
@@ -680,60 +662,6 @@ def _writes_sent(writes: list[_Write]) -> None:
     finally:
         for cursor, _ in cursors:
             cursor.close()
-
-
-def _ends_its_transaction() -> bool:
-    """Whether ``copies_gathered(commit=True)`` may send the COMMIT itself: PostgreSQL through
-    ``bound_cursor``, no pipeline open, in a transaction its outermost ``atomic`` block began
-    (not a savepoint of another's, not one marked for rollback)."""
-    db = connections[DEFAULT_DB_ALIAS]
-    if db.vendor != "postgresql" or not hasattr(db, "bound_cursor") or db.connection is None:
-        return False
-    return (
-        db.connection._pipeline is None
-        and db.in_atomic_block
-        and db.commit_on_exit
-        and len(db.atomic_blocks) == 1
-        and not db.savepoint_ids
-        and not db.needs_rollback
-    )
-
-
-def _writes_committed(writes: list[_Write]) -> None:
-    """``writes`` then COMMIT, in one pipeline: one Sync, one round trip where the COMMIT waited for
-    the writes' row counts, then went alone (issue 15, round 23). A write that must affect a number
-    of rows checks it itself (``_rows_checked_in_sql``): when it does not, PostgreSQL refuses it
-    and skips the COMMIT, the transaction is failed and its error raised (Django's ``DataError``)
-    as ``_writes_sent`` raises a refused statement's; nothing is committed."""
-    db = connections[DEFAULT_DB_ALIAS]
-    assert hasattr(db, "bound_cursor")  # _ends_its_transaction's
-    cursors: list[CursorWrapper] = []
-    try:
-        with db.wrap_database_errors, db.connection.pipeline():
-            for statement, params, rows in writes:
-                cursors.append(db.bound_cursor())
-                if rows is None:
-                    cursors[-1].execute(statement, params)
-                else:
-                    cursors[-1].execute(_rows_checked_in_sql(statement), [*params, rows])
-            cursors.append(db.bound_cursor())
-            cursors[-1].execute("COMMIT")
-    finally:
-        for cursor in cursors:
-            cursor.close()
-
-
-@lru_cache(maxsize=256)
-def _rows_checked_in_sql(update: str) -> str:
-    """``update`` (a gathered UPDATE) refused by PostgreSQL when it affects a number of rows other
-    than its last parameter: a row gone, or a guarded row changed (``_rows_checked``'s check, made
-    before a COMMIT sent with it). The error is a text's cast to an integer, which names it: the
-    CASE depends on the count, so the planner cannot fold it into an error of every run."""
-    return (
-        f"WITH csms_written AS ({update} RETURNING 1) SELECT (CASE count(*) WHEN %s THEN '0'"
-        " ELSE 'a gathered UPDATE did not affect every row it names (one gone, or a guarded one changed)'"
-        " END)::int FROM csms_written"
-    )
 
 
 def _rows_checked(affected: int, rows: int | None) -> None:

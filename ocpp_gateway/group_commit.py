@@ -33,9 +33,6 @@ in a batch without them. A caller's result is handed back only after its batch c
 CALLRESULT is sent for a row that is not in PostgreSQL; when the commit itself
 fails (the database went away) every unit of the batch gets the error: nothing is acknowledged,
 nothing half-written. ``transaction.on_commit`` callbacks of every unit run after that commit.
-The first pass sends its COMMIT with the UPDATEs and upserts its units gathered, one round trip
-(``kernel.plain_sql.copies_gathered(commit=True)``): each checks its row count in PostgreSQL, so a
-row gone or changed fails the statement, the COMMIT is skipped, and the second pass follows.
 A unit is written even when its caller is gone, except one run with ``abandoned`` (a handshake's
 attach): that one is skipped when its caller gave up before its batch started (``CommitGroup.run``).
 
@@ -414,12 +411,9 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     The rows units copy with ``may_gather`` (meter samples) and the rows they update with it (a
     message's last session save) are written after the last unit: one UPDATE per table and set of
     columns, one COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when
-    those fail, so does this pass, and the second writes each unit's rows in its own savepoint.
-    The block ends the batch's transaction: on PostgreSQL its UPDATEs and upserts go with the
-    COMMIT, one round trip, each checking its row count itself (a refused one skips the COMMIT and
-    fails this pass as before); nothing is written after it."""
+    those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
     try:
-        with copies_gathered(commit=True):
+        with copies_gathered():
             lookups = [_lookups_of(unit) for unit in batch]
             firsts = _first_of_their_chargers(batch, lookups)
             with (

@@ -1,7 +1,5 @@
 """kernel.plain_sql: a block's gathered UPDATEs and upserts are sent together, one pipeline, one
-round trip (issue 15, round 22), with the checks and the errors each had when sent alone; with
-``commit`` the transaction's COMMIT goes with them (round 23), their row counts checked by
-PostgreSQL before it."""
+round trip (issue 15, round 22), with the checks and the errors each had when sent alone."""
 
 from __future__ import annotations
 
@@ -11,14 +9,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.conf import settings
 from django.db import DatabaseError, DataError, connection, transaction
 
 from billing.models import BillingRecord
-from chargepoints.models import Heartbeat
 from charging.models import Transaction
 from charging.tests.billing_rows import billing_record
-from kernel.plain_sql import copies_gathered, instance_updated, instance_upserted, rows_copied
+from kernel.plain_sql import copies_gathered, instance_updated, instance_upserted
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -127,83 +123,3 @@ def test_a_refused_pipelined_statement_raises_djangos_error_and_the_connection_r
         instance_updated(first, ["energy_wh"], may_gather=True)
         _upserted(_billing(first, "1.00"))
     assert Transaction.objects.get(pk=first.pk).energy_wh == Decimal("3")
-
-
-def _energy_seen_elsewhere(session: Transaction) -> Any:
-    """The session's ``energy_wh`` as another connection reads it: what is committed."""
-    database = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=database["HOST"], port=database["PORT"] or 5432, user=database["USER"], dbname=database["NAME"]
-    ) as other:
-        table = Transaction._meta.db_table
-        row = other.execute(f"SELECT energy_wh FROM {table} WHERE id = %s", [session.pk]).fetchone()
-        return row[0] if row else None
-
-
-def _heartbeat_copied(session: Transaction) -> None:
-    rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(session.charge_point_id, T0)], may_gather=True)
-
-
-def test_gathered_writes_go_with_the_commit_in_one_round_trip(register_charge_point, waits):
-    first, second = _sessions(register_charge_point)
-    with transaction.atomic():
-        first.energy_wh, second.stop_reason = Decimal("7"), "Local"
-        with copies_gathered(commit=True):
-            instance_updated(first, ["energy_wh"], may_gather=True)
-            instance_updated(second, ["stop_reason"], may_gather=True)
-            _upserted(_billing(first, "2.50"))
-            _heartbeat_copied(first)  # a COPY: sent before them (a COPY cannot be pipelined)
-            waits["waits"] = waits["pipelines"] = 0
-        assert (waits["pipelines"], waits["waits"]) == (1, 3)  # the COPY's start and end, then one Sync
-        assert _energy_seen_elsewhere(first) == Decimal("7")  # committed before the atomic block's end
-        assert connection.connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
-    assert Transaction.objects.get(pk=second.pk).stop_reason == "Local"
-    assert BillingRecord.objects.get().total == Decimal("2.50") and Heartbeat.objects.count() == 1
-
-
-def test_a_row_gone_among_the_writes_sent_with_the_commit_commits_nothing(register_charge_point):
-    first, second = _sessions(register_charge_point)
-    Transaction.objects.filter(pk=second.pk).delete()
-    first.energy_wh = Decimal("7")
-    with (
-        pytest.raises(DatabaseError, match="did not affect every row"),
-        transaction.atomic(),
-        copies_gathered(commit=True),
-    ):
-        instance_updated(first, ["energy_wh"], may_gather=True)
-        instance_updated(second, ["stop_reason"], may_gather=True)
-        _heartbeat_copied(first)
-    assert _energy_seen_elsewhere(first) is None and not Heartbeat.objects.exists()
-
-
-def test_one_gathered_statement_is_sent_alone_and_the_commit_after_it(register_charge_point, waits):
-    [session] = _sessions(register_charge_point, 1)
-    session.energy_wh = Decimal("7")
-    with transaction.atomic(), copies_gathered(commit=True):
-        instance_updated(session, ["energy_wh"], may_gather=True)
-    assert waits["pipelines"] == 0
-    assert Transaction.objects.get(pk=session.pk).energy_wh == Decimal("7")
-
-
-def test_a_guarded_row_changed_among_the_writes_sent_with_the_commit_commits_nothing(register_charge_point):
-    first, second = _sessions(register_charge_point)
-    read_at = second.updated_at
-    Transaction.objects.filter(pk=second.pk).update(updated_at=datetime(2030, 1, 1, tzinfo=UTC))
-    first.energy_wh = Decimal("7")
-    with pytest.raises(DatabaseError, match="guarded one changed"), transaction.atomic(), copies_gathered(commit=True):
-        instance_updated(first, ["energy_wh"], may_gather=True)
-        instance_updated(second, ["stop_reason"], may_gather=True, guard=("updated_at", read_at))
-    assert _energy_seen_elsewhere(first) is None
-    assert connection.connection._pipeline is None
-
-
-def test_writes_in_a_transaction_not_the_blocks_alone_leave_its_commit_to_it(register_charge_point, waits):
-    first, second = _sessions(register_charge_point)
-    first.energy_wh = Decimal("7")
-    with pytest.raises(RuntimeError), transaction.atomic():  # a caller's transaction around the block's
-        with transaction.atomic(), copies_gathered(commit=True):
-            instance_updated(first, ["energy_wh"], may_gather=True)
-            instance_updated(second, ["stop_reason"], may_gather=True)
-        raise RuntimeError  # the caller's transaction fails after the block: nothing of it is kept
-    assert waits["pipelines"] == 1  # the writes' own, without the COMMIT
-    assert Transaction.objects.get(pk=first.pk).energy_wh is None

@@ -20,20 +20,17 @@ import pytest
 from conftest import ROOT, free_port
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
-_ROWS_CHECKED = "WITH csms_written AS ("  # kernel.plain_sql._rows_checked_in_sql's start
 
 
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The text of every statement psycopg executes or copies with (every thread) while the test runs;
-    a gathered UPDATE sent with a batch's COMMIT as the UPDATE it wraps (the check of its row count
-    around it: ``kernel.plain_sql._rows_checked_in_sql``)."""
+    """The text of every statement psycopg executes or copies with (every thread) while the test runs."""
     sent: list[str] = []
     for name in ("execute", "copy"):
         original = getattr(psycopg.Cursor, name)
 
         def recorded(self: psycopg.Cursor, query: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
-            sent.append(str(query).removeprefix(_ROWS_CHECKED))
+            sent.append(str(query))
             return original(self, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Cursor, name, recorded)

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
-from charging.models import Transaction
-from kernel.plain_sql import instance_updated, rows_copied
+from kernel.plain_sql import rows_copied
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_session_set
 from ocpp_gateway.tests.batches import Refused, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 
 
 def _register(charge_point_id: str, *, fail: bool = False) -> int:
@@ -243,53 +239,6 @@ async def test_a_gathered_row_the_database_refuses_fails_only_its_message():
     )
     assert isinstance(outcomes[0], int) and isinstance(outcomes[1], IntegrityError) and isinstance(outcomes[2], int)
     assert {hb async for hb in Heartbeat.objects.values_list("charge_point_id", flat=True)} == set(pks)
-
-
-def _session_change_gathered(*, session_pk: int, guard_stale: bool = False) -> str:
-    """A session's change written with ``may_gather``: an even one's stop reason (as a stop's session
-    save), an odd one's energy (as a reading's: another set of columns, another statement);
-    ``guard_stale``: guarded by an ``updated_at`` the row no longer holds (another writer's since)."""
-    session = Transaction.objects.get(pk=session_pk)
-    session.stop_reason, session.energy_wh = "Local", 5
-    guard = ("updated_at", session.updated_at - timedelta(seconds=1)) if guard_stale else None
-    column = "energy_wh" if (session.connector_id or 0) % 2 else "stop_reason"
-    instance_updated(session, [column], may_gather=True, guard=guard)
-    return session.ocpp_transaction_id
-
-
-async def _sessions_of_chargers(prefix: str, count: int) -> list[int]:
-    pks = []
-    for n in range(count):
-        charger = await ChargePoint.objects.acreate(charge_point_id=f"{prefix}{n}", heartbeat_interval=60)
-        session = await Transaction.objects.acreate(
-            charge_point=charger, ocpp_transaction_id=f"tx-{n}", start_key=f"k{n}", connector_id=n, started_at=T0
-        )
-        pks.append(session.pk)
-    return pks
-
-
-async def test_a_batch_s_gathered_writes_are_sent_with_its_commit(statements):
-    pks = await _sessions_of_chargers("CP-GC-C", 3)
-    outcomes = await one_batch(
-        CommitGroup(max_units=64), *((_session_change_gathered, {"session_pk": pk}) for pk in pks)
-    )
-    assert outcomes == ["tx-0", "tx-1", "tx-2"]
-    assert statements[-1] == "COMMIT"  # pipelined after the two gathered UPDATEs, by the batch
-    assert await Transaction.objects.filter(pk__in=[pks[0], pks[2]], stop_reason="Local").acount() == 2
-    assert (await Transaction.objects.aget(pk=pks[1])).energy_wh == 5
-
-
-async def test_a_gathered_write_refused_before_the_commit_fails_only_its_message():
-    pks = await _sessions_of_chargers("CP-GC-S", 3)
-    outcomes = await one_batch(
-        CommitGroup(max_units=64),
-        *((_session_change_gathered, {"session_pk": pk, "guard_stale": n == 2}) for n, pk in enumerate(pks)),
-    )
-    assert outcomes[0] == "tx-0" and outcomes[1] == "tx-1"
-    assert isinstance(outcomes[2], DatabaseError)  # answered with a CALLERROR; the others committed
-    written = {pk async for pk in Transaction.objects.filter(stop_reason="Local").values_list("pk", flat=True)}
-    assert written == {pks[0]}
-    assert (await Transaction.objects.aget(pk=pks[1])).energy_wh == 5
 
 
 async def test_a_skippable_unit_given_up_before_its_batch_started_is_not_written():
