@@ -411,7 +411,10 @@ class Generator:
         gc.freeze()
         started = time.monotonic()
         phase = getattr(self, f"phase_{command}")
-        await phase(**options)
+        try:
+            await phase(**options)
+        finally:
+            gc.unfreeze()  # the phase's leftovers collectable again; the next phase freezes what it holds
         self.stats.seconds = time.monotonic() - started
         self.stats.count["open_at_end"] = sum(charger.is_open for charger in self.chargers)
         self.pipe.send(self.stats)

@@ -479,7 +479,8 @@ class _HeldSend:
         try:
             if not connection.is_connected:  # dropped after an error: Redis away raises here, as above
                 await connection.connect()
-        except BaseException:
+        except BaseException:  # redis-py closes only after its own errors: a cancel mid-handshake leaves it open
+            await connection.disconnect(nowait=True)
             self.free.append(connection)
             raise
         try:

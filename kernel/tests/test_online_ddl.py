@@ -44,19 +44,30 @@ def probe() -> Iterator[psycopg.Connection]:
             admin.execute(f"DROP TABLE {_TABLE}")
 
 
-def _run(step: migrations.RunPython) -> threading.Thread:
-    """The migration step's forwards, in a thread of its own (its own connection, outside a transaction)."""
+class _Step(threading.Thread):
+    """The migration step's forwards, in a thread of its own (its own connection, outside a
+    transaction); ``finished()`` waits for it and raises what it raised."""
 
-    def forwards() -> None:
+    def __init__(self, step: migrations.RunPython) -> None:
+        super().__init__()
+        self.step = step
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
         try:
             with connection.schema_editor(atomic=False) as schema_editor:
-                step.code(None, schema_editor)  # type: ignore[arg-type]  # the steps read no apps
+                self.step.code(None, schema_editor)  # type: ignore[arg-type]  # the steps read no apps
+        except BaseException as error:  # re-raised in the test's thread
+            self.error = error
         finally:
             connections.close_all()
 
-    thread = threading.Thread(target=forwards)
-    thread.start()
-    return thread
+    def finished(self) -> None:
+        self.join(30)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
 
 
 def _written() -> None:
@@ -67,13 +78,12 @@ def _written() -> None:
 
 
 def test_an_index_built_concurrently_behind_a_long_transaction_leaves_the_table_writable(probe):
-    building = _run(online_ddl.index_created("online_ddl_probe_id", _TABLE, "(id)"))
+    building = _Step(online_ddl.index_created("online_ddl_probe_id", _TABLE, "(id)"))
     building.join(1)
     assert building.is_alive()  # waiting for the open transaction, as a concurrent build must
     _written()
     probe.commit()
-    building.join(30)
-    assert not building.is_alive()
+    building.finished()
     with psycopg.connect(_test_database_url()) as admin:
         valid = admin.execute(
             "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", ["online_ddl_probe_id"]
@@ -82,18 +92,28 @@ def test_an_index_built_concurrently_behind_a_long_transaction_leaves_the_table_
 
 
 @pytest.mark.parametrize(
-    "step",
+    ("step", "done"),
     [
-        online_ddl.fillfactor_set(_TABLE, 70),
-        online_ddl.index_renamed("online_ddl_probe_v", "online_ddl_probe_w", _TABLE, "(v)"),
-        online_ddl.index_dropped("online_ddl_probe_v", _TABLE, "(v)"),
+        (
+            online_ddl.fillfactor_set(_TABLE, 70),
+            f"SELECT 'fillfactor=70' = ANY(reloptions) FROM pg_class WHERE oid = '{_TABLE}'::regclass",
+        ),
+        (
+            online_ddl.index_renamed("online_ddl_probe_v", "online_ddl_probe_w", _TABLE, "(v)"),
+            "SELECT to_regclass('online_ddl_probe_v') IS NULL AND to_regclass('online_ddl_probe_w') IS NOT NULL",
+        ),
+        (
+            online_ddl.index_dropped("online_ddl_probe_v", _TABLE, "(v)"),
+            "SELECT to_regclass('online_ddl_probe_v') IS NULL",
+        ),
     ],
     ids=["fillfactor", "rename", "drop"],
 )
-def test_the_other_steps_behind_a_long_transaction_leave_the_table_writable(probe, step):
-    running = _run(step)
+def test_the_other_steps_behind_a_long_transaction_leave_the_table_writable(probe, step, done):
+    running = _Step(step)
     running.join(1)
     _written()
     probe.commit()
-    running.join(30)
-    assert not running.is_alive()
+    running.finished()
+    with psycopg.connect(_test_database_url()) as admin:
+        assert admin.execute(done).fetchone() == (True,)
