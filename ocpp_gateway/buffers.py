@@ -35,6 +35,11 @@ class _RowsRefused(Exception):
     """The database refused a buffer's rows written at once (one of them broke a constraint...)."""
 
 
+def _lock_not_available(error: OperationalError) -> bool:
+    """PostgreSQL's ``lock_not_available``: a statement waited past ``lock_timeout`` for a row."""
+    return getattr(error.__cause__, "sqlstate", None) == "55P03"
+
+
 class WriteBehindBuffer(Generic[Row]):
     def __init__(
         self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
@@ -98,11 +103,17 @@ class WriteBehindBuffer(Generic[Row]):
 
     def _rows_written(self, rows: list[Row]) -> None:
         """One write of ``rows`` (a commit group's unit, in its own savepoint); ``_RowsRefused`` when
-        the database refuses them. Its ``OperationalError`` as it is: a lost race is written again
-        by the commit group, and a database gone away is no row's fault."""
+        the database refuses them, or when a row they lock is held elsewhere past the batch's lock
+        timeout (an admin's long transaction on one charger: the others' rows are written again
+        without it). Its other ``OperationalError`` as it is: a lost race is written again by the
+        commit group, and a database gone away is no row's fault."""
         try:
             self._write(rows)
-        except (OperationalError, InterfaceError):
+        except OperationalError as error:
+            if _lock_not_available(error):
+                raise _RowsRefused(len(rows)) from error
+            raise
+        except InterfaceError:
             raise
         except Exception as error:
             raise _RowsRefused(len(rows)) from error

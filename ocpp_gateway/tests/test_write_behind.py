@@ -7,12 +7,13 @@ import asyncio
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
+from chargepoints.services import ReceivedHeartbeat, charge_point_heartbeats_record
 from conftest import eventually, ocpp_charger
 from kernel.plain_sql import rows_copied
 from ocpp_gateway.buffers import WriteBehindBuffer
@@ -148,4 +149,42 @@ async def test_a_row_the_database_refuses_loses_only_itself_the_flush_s_others_a
     await buffer.flush()
     written = Heartbeat.objects.filter(charge_point_id__in=pks).values_list("charge_point_id", flat=True)
     assert sorted([pk async for pk in written]) == sorted(pks)
+    assert len(buffer) == 0
+
+
+async def test_a_charger_row_locked_elsewhere_loses_at_most_its_own_heartbeat_the_window_s_others_are_written(
+    settings,
+):
+    """An admin's long transaction holds one charger's row past the batch's lock timeout: the
+    heartbeats of the window's other chargers are written all the same (row by row), not dropped
+    with it."""
+    settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = 200
+    for n in range(3):
+        await ChargePoint.objects.acreate(charge_point_id=f"CP-WB-L{n}", heartbeat_interval=60)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:  # on its own connection
+        with transaction.atomic():
+            ChargePoint.objects.select_for_update().get(charge_point_id="CP-WB-L0")
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    buffer = WriteBehindBuffer(
+        name="test heartbeat",
+        write=lambda rows: charge_point_heartbeats_record(heartbeats=rows),
+        flush_seconds=lambda: 60,
+        max_batch=10,
+    )
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        for n in (1, 0, 2):
+            buffer.add(ReceivedHeartbeat(f"CP-WB-L{n}", timezone.now()))
+        await buffer.flush()
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+    assert [await heartbeats_of(f"CP-WB-L{n}") for n in range(3)] == [0, 1, 1]
     assert len(buffer) == 0
