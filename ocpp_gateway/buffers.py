@@ -19,25 +19,29 @@ import asyncio
 import atexit
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
-from django.db import InterfaceError, OperationalError, transaction
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, transaction
 
-from ocpp_gateway.group_commit import commit_group, lost_a_race
+from ocpp_gateway.group_commit import commit_group, lock_not_available, lost_a_race
 
 logger = logging.getLogger(__name__)
 
 Row = TypeVar("Row")
 
 
+# A window written again row by row waits at most this long for each lock held elsewhere, and
+# gives up on its remaining rows after this many such waits (a table lock: every row would wait).
+_LOCK_WAIT_MS = 100
+_LOCK_WAITS_AT_MOST = 2
+
+
 class _RowsRefused(Exception):
-    """The database refused a buffer's rows written at once (one of them broke a constraint...)."""
-
-
-def _lock_not_available(error: OperationalError) -> bool:
-    """PostgreSQL's ``lock_not_available``: a statement waited past ``lock_timeout`` for a row."""
-    return getattr(error.__cause__, "sqlstate", None) == "55P03"
+    """The database refused a buffer's rows written at once (one of them broke a constraint...), or
+    one of them waited past the batch's lock timeout for a row held elsewhere."""
 
 
 class WriteBehindBuffer(Generic[Row]):
@@ -110,7 +114,7 @@ class WriteBehindBuffer(Generic[Row]):
         try:
             self._write(rows)
         except OperationalError as error:
-            if _lock_not_available(error):
+            if lock_not_available(error):
                 raise _RowsRefused(len(rows)) from error
             raise
         except InterfaceError:
@@ -140,12 +144,23 @@ class WriteBehindBuffer(Generic[Row]):
         self._rows_written_one_by_one(batch)
 
     def _rows_written_one_by_one(self, rows: list[Row]) -> None:
-        """Each of ``rows`` in its own savepoint: a refused row is logged and loses only itself."""
-        for row in rows:
-            try:
-                self._write_atomically([row])
-            except Exception:
-                logger.exception("Could not store a %s row: %.300r", self.name, row)
+        """Each of ``rows`` in its own savepoint: a refused row is logged and loses only itself.
+        In a batch, each waits at most ``_LOCK_WAIT_MS`` for a lock held elsewhere, and after
+        ``_LOCK_WAITS_AT_MOST`` such waits the rows left are logged as lost: the batch's other units
+        wait for this one, and a table held elsewhere would make every row wait."""
+        waits = 0
+        with _lock_waits_bounded():
+            for done, row in enumerate(rows):
+                if waits >= _LOCK_WAITS_AT_MOST:
+                    logger.error(
+                        "Could not store %d %s rows: they wait for locks held elsewhere", len(rows) - done, self.name
+                    )
+                    return
+                try:
+                    self._write_atomically([row])
+                except Exception as error:
+                    waits += isinstance(error, OperationalError) and lock_not_available(error)
+                    logger.exception("Could not store a %s row: %.300r", self.name, row)
 
     def _write_retrying(self, rows: list[Row]) -> None:
         """Once more when the first attempt was a deadlock victim (its savepoint was rolled back)."""
@@ -164,3 +179,22 @@ class WriteBehindBuffer(Generic[Row]):
     def _take(self) -> list[Row]:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
         return batch
+
+
+@contextmanager
+def _lock_waits_bounded() -> Iterator[None]:
+    """Within the block, statements of the batch's transaction (PostgreSQL) wait at most
+    ``_LOCK_WAIT_MS`` for a lock (less when the batch's own timeout is shorter); the transaction's
+    timeout again after it. Outside a transaction (at exit), or off PostgreSQL: nothing changes."""
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        yield
+        return
+    wait_ms = min(_LOCK_WAIT_MS, int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [f"{wait_ms}ms"])
+        ((previous, _),) = cursor.fetchall()
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [previous])

@@ -140,6 +140,12 @@ def lost_a_race(error: OperationalError) -> bool:
     return getattr(error.__cause__, "sqlstate", None) in _RETRYABLE_SQLSTATES
 
 
+def lock_not_available(error: OperationalError) -> bool:
+    """True for PostgreSQL's ``lock_not_available``: a statement waited past ``lock_timeout`` for
+    a lock held elsewhere (a row, or a whole table)."""
+    return getattr(error.__cause__, "sqlstate", None) == "55P03"
+
+
 class BatchNotCommitted(Exception):
     """The batch's transaction was rolled back: no unit of it was kept."""
 

@@ -153,7 +153,7 @@ async def test_a_row_the_database_refuses_loses_only_itself_the_flush_s_others_a
 
 
 async def test_a_charger_row_locked_elsewhere_loses_at_most_its_own_heartbeat_the_window_s_others_are_written(
-    settings,
+    settings, caplog
 ):
     """An admin's long transaction holds one charger's row past the batch's lock timeout: the
     heartbeats of the window's other chargers are written all the same (row by row), not dropped
@@ -188,3 +188,38 @@ async def test_a_charger_row_locked_elsewhere_loses_at_most_its_own_heartbeat_th
         await asyncio.to_thread(holder.join)
     assert [await heartbeats_of(f"CP-WB-L{n}") for n in range(3)] == [0, 1, 1]
     assert len(buffer) == 0
+    lost = [r.getMessage() for r in caplog.records if "CP-WB-L" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].startswith("Could not store a test heartbeat row") and "CP-WB-L0" in lost[0]
+
+
+async def test_a_window_waiting_for_a_table_held_elsewhere_gives_up_after_two_lock_waits(settings, caplog):
+    """A table held elsewhere (a migration's lock) would make every row of the window written again
+    wait the lock timeout in turn, holding the batch's other units: after two waits the rows left
+    are logged as lost."""
+    settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = 5000
+    pks = [
+        (await ChargePoint.objects.acreate(charge_point_id=f"CP-WB-T{n}", heartbeat_interval=60)).pk for n in range(6)
+    ]
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_table() -> None:  # on its own connection
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"LOCK TABLE {Heartbeat._meta.db_table} IN SHARE MODE")
+            locked.set()
+            release.wait(30)
+        connection.close()
+
+    buffer = _heartbeat_buffer()
+    holder = threading.Thread(target=hold_the_table)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5)
+        for pk in pks:
+            buffer.add((pk, timezone.now()))
+        await buffer.flush()
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+    assert await Heartbeat.objects.filter(charge_point_id__in=pks).acount() == 0
+    lost = [r.getMessage() for r in caplog.records if "wait for locks held elsewhere" in r.getMessage()]
+    assert lost == ["Could not store 4 test heartbeat rows: they wait for locks held elsewhere"]
