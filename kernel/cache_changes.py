@@ -38,6 +38,7 @@ _listener: asyncio.Task[None] | None = None
 _listening: asyncio.AbstractEventLoop | None = None
 _publishers: dict[str, redis.Redis] = {}
 logger = logging.getLogger(__name__)
+Key = TypeVar("Key")
 Value = TypeVar("Value")
 
 
@@ -105,6 +106,47 @@ class KeptValue(Generic[Value]):
         with self._lock:
             self._forgets += 1
             self._kept = None
+
+
+class KeptMapping(Generic[Key, Value]):
+    """What a process keeps of one ``topic`` key by key while ``listening()``: read by any thread,
+    every key forgotten when the topic changes (here or in another process), and all of them
+    ``seconds`` after the first was kept (a change without a signal, or whose notice is lost, is
+    seen that much later at most). A read begun before a forget is not kept; a key read and not
+    found is not kept (it is read again at the next ask)."""
+
+    def __init__(self, topic: str, *, seconds: float) -> None:
+        self._seconds = seconds
+        self._kept: dict[Key, Value] = {}  # replaced, never changed in place: readers hold no lock
+        self._expires = 0.0  # time.monotonic() the kept keys are forgotten
+        self._forgets = 0  # counts forget(): what was read before one is not kept
+        self._lock = threading.Lock()
+        forgetter_register(topic, self.forget)
+
+    def found(self, keys: set[Key], read: Callable[[set[Key]], dict[Key, Value]]) -> dict[Key, Value]:
+        """``{key: value}`` of those of ``keys`` that have one: the kept ones, and what
+        ``read(the others)`` found (one call, none when every key is kept); that is kept unless the
+        topic was forgotten meanwhile or this process does not listen."""
+        with self._lock:
+            if self._expires <= time.monotonic():
+                self._kept = {}
+            kept, forgets = self._kept, self._forgets
+        values = {key: kept[key] for key in keys if key in kept}
+        if len(values) == len(keys):
+            return values
+        read_values = read({key for key in keys if key not in kept})
+        values.update(read_values)
+        with self._lock:
+            if forgets == self._forgets and listening() and read_values:
+                if not self._kept:
+                    self._expires = time.monotonic() + self._seconds
+                self._kept = {**self._kept, **read_values}
+        return values
+
+    def forget(self) -> None:
+        with self._lock:
+            self._forgets += 1
+            self._kept = {}
 
 
 def _forget(topic: str | None) -> None:

@@ -1,5 +1,6 @@
 """Per-process caches emptied over Redis (``kernel.cache_changes``): whether anyone subscribed to a
-webhook event, the tariffs a stop is priced with and the site members, kept by a gateway process
+webhook event, the tariffs a stop is priced with, the site members, the charger profiles and the
+pks the message log writes its chargers' frames with, kept by a gateway process
 while it listens, forgotten when one is saved or deleted in any process."""
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from billing import selectors as billing_selectors
 from billing.models import BillingRecord, Tariff
 from billing.services import tariff_save
 from chargepoints import selectors as chargepoints_selectors
-from chargepoints.models import ChargePoint, ChargerModelProfile, Strictness
+from chargepoints.models import ChargePoint, ChargerModelProfile, OcppMessage, Strictness
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
-from chargepoints.services import charge_point_update
+from chargepoints.services import LoggedFrame, charge_point_update, fleet, ocpp_messages_record
 from charging.models import IdTag
 from conftest import eventually, ocpp_charger
 from kernel import cache_changes
@@ -370,3 +371,81 @@ async def test_the_kept_profiles_leave_names_outside_ascii_to_the_statement(list
     assert chargepoints_selectors.charger_profile_kept(vendor="straße", model="X") is None  # to the database
     profile, statements = await asked("straße", "X")
     assert (profile.quirks, statements) == (("s",), 1)
+
+
+def _frames_logged(*charge_point_ids: str) -> tuple[int, int]:
+    """One frame of each charger recorded as the message log's flush records them: the rows
+    written, and the statements that read chargers' pks."""
+    at = datetime.now(UTC)
+    frames = [
+        LoggedFrame(charge_point_id=name, direction="in", frame="[2]", created_at=at) for name in charge_point_ids
+    ]
+    with CaptureQueriesContext(connection) as statements:
+        written = ocpp_messages_record(frames=frames)
+    return written, sum(" = ANY(" in statement["sql"] for statement in statements.captured_queries)
+
+
+async def _log_of(charge_point_id: str) -> int:
+    return await OcppMessage.objects.filter(charge_point__charge_point_id=charge_point_id).acount()
+
+
+async def test_a_listening_process_logs_a_known_charger_s_frames_without_reading_its_pk(listening, settings):
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-A", heartbeat_interval=60)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-B", heartbeat_interval=60)
+    logged = sync_to_async(_frames_logged)
+    assert await logged("CP-LOG-A") == (1, 1)
+    assert await logged("CP-LOG-A") == (1, 0)  # kept: no read
+    assert await logged("CP-LOG-A", "CP-LOG-B", "CP-LOG-NONE") == (2, 1)  # those not kept are read
+    assert await logged("CP-LOG-A", "CP-LOG-B", "CP-LOG-NONE") == (2, 1)  # one not found is not kept
+    assert await logged("CP-LOG-A", "CP-LOG-B") == (2, 0)
+
+    # A charger deleted here (the API, the admin) and registered again: its new row has the log.
+    await (await ChargePoint.objects.aget(charge_point_id="CP-LOG-A")).adelete()
+    assert await logged("CP-LOG-A", "CP-LOG-B") == (1, 1)  # the deleted charger's frame is dropped
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-A", heartbeat_interval=60)
+    assert await logged("CP-LOG-A", "CP-LOG-B") == (2, 1)
+    assert await _log_of("CP-LOG-A") == 1
+
+    # Renamed here: the old name's frames are no longer its.
+    renamed = await ChargePoint.objects.aget(charge_point_id="CP-LOG-B")
+    renamed.charge_point_id = "CP-LOG-C"
+    await sync_to_async(renamed.save)(update_fields=["charge_point_id"])
+    assert await logged("CP-LOG-B", "CP-LOG-C") == (1, 1)
+    assert await _log_of("CP-LOG-C") == 6  # CP-LOG-B's five, and its own
+
+    # A presence or boot save (fields named, not the id) forgets nothing.
+    await sync_to_async(renamed.save)(update_fields=["last_seen"])
+    assert await logged("CP-LOG-C") == (1, 0)
+
+    # Another process's delete without a signal, then its publish: forgotten when it arrives.
+    await sync_to_async(ChargePoint.objects.filter(charge_point_id="CP-LOG-C")._raw_delete)("default")
+    assert await logged("CP-LOG-C") == (1, 0)  # kept meanwhile: the orphan outlives it until the prune
+    redis.Redis.from_url(settings.REDIS_URL).publish(cache_changes.CHANNEL, fleet.CHARGER_PKS_TOPIC)
+
+    async def forgotten() -> bool:
+        return await logged("CP-LOG-C") == (0, 1)
+
+    await eventually(forgotten, timeout=2)
+
+
+async def test_kept_charger_pks_are_forgotten_after_a_flush_and_when_they_expire(listening, monkeypatch):
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-A", heartbeat_interval=60)
+    logged = sync_to_async(_frames_logged)
+    assert await logged("CP-LOG-A") == (1, 1)
+    await sync_to_async(call_command)("flush", verbosity=0, interactive=False)
+    assert await logged("CP-LOG-A") == (0, 1)
+
+    monkeypatch.setattr(fleet._kept_pks, "_seconds", 0.3)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-A", heartbeat_interval=60)
+    assert await logged("CP-LOG-A") == (1, 1)
+    assert await logged("CP-LOG-A") == (1, 0)
+    await asyncio.sleep(0.4)
+    assert await logged("CP-LOG-A") == (1, 1)
+
+
+async def test_a_process_that_does_not_listen_reads_the_chargers_pks_at_every_flush():
+    assert not cache_changes.listening()
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOG-A", heartbeat_interval=60)
+    logged = sync_to_async(_frames_logged)
+    assert await logged("CP-LOG-A") == (1, 1)
+    assert await logged("CP-LOG-A") == (1, 1)
