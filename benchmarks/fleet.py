@@ -181,15 +181,12 @@ def latency_by_second(answered: list[tuple[float, float]]) -> list[dict[str, flo
     seconds: dict[int, list[float]] = {}
     for at, latency in answered:
         seconds.setdefault(int(at - first), []).append(latency)
-    return [
-        {
-            "second": second,
-            "n": len(latencies),
-            "p50_ms": percentiles(latencies)["p50_ms"],
-            "p99_ms": percentiles(latencies)["p99_ms"],
-        }
-        for second, latencies in sorted(seconds.items())
-    ]
+    by_second = []
+    for second, latencies in sorted(seconds.items()):
+        measured = percentiles(latencies)
+        p50, p99 = measured["p50_ms"], measured["p99_ms"]
+        by_second.append({"second": second, "n": len(latencies), "p50_ms": p50, "p99_ms": p99})
+    return by_second
 
 
 class SharedCpu:

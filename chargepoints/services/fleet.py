@@ -625,6 +625,10 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
 
     The gateway buffers heartbeats per process; a constant number of queries per batch, not per
     heartbeat. Heartbeats of deleted chargers are dropped.
+
+    Inside a caller's transaction it sets no savepoint of its own (``atomic(savepoint=False)``): a
+    failure marks the caller's whole transaction for rollback, so a caller that must outlive it
+    runs it in a savepoint (the write-behind buffers' units do, ``in_savepoint``).
     """
     latest: dict[str, datetime] = {}
     for heartbeat in heartbeats:

@@ -34,6 +34,10 @@ def charge_points_seen_record(*, sightings: Sequence[Sighting]) -> int:
     goes unacknowledged while the channel layer is away); a presence held by another connection
     is left alone. Chargers that were offline come back online one by one (an event each).
     Returns how many chargers were updated.
+
+    Inside a caller's transaction it sets no savepoint of its own (``atomic(savepoint=False)``): a
+    failure marks the caller's whole transaction for rollback, so a caller that must outlive it
+    runs it in a savepoint (the write-behind buffers' units do, ``in_savepoint``).
     """
     latest: dict[str, Sighting] = {}
     for sighting in sightings:
