@@ -181,7 +181,7 @@ def latency_by_second(answered: list[tuple[float, float]]) -> list[dict[str, flo
     seconds: dict[int, list[float]] = {}
     for at, latency in answered:
         seconds.setdefault(int(at - first), []).append(latency)
-    by_second = []
+    by_second: list[dict[str, float]] = []
     for second, latencies in sorted(seconds.items()):
         measured = percentiles(latencies)
         p50, p99 = measured["p50_ms"], measured["p99_ms"]

@@ -129,11 +129,11 @@ class OcppMessage(models.Model):
     # Indexed by (charge_point, -created_at) below, which leads with it. No foreign key constraint
     # in the database: PostgreSQL's check of it, a locking read of the charger's row per logged
     # frame, was about 3-5 µs of its CPU a frame, 10-16 µs per persisted message (issue 15). The
-    # writer keeps only frames of chargers it found or keeps (``ocpp_messages_record``: a deleted
-    # charger is forgotten by every process) and deleting a charger deletes its log
-    # (``on_delete``); a frame flushed while its charger is deleted (or within
+    # writer keeps only frames of chargers it found or keeps (``ocpp_messages_record``: a charger
+    # deleted through the ORM is forgotten by every process) and deleting a charger deletes its
+    # log (``on_delete``); a frame flushed while its charger is deleted (or within
     # ``CHARGER_PKS_KEPT_SECONDS`` of a delete without a signal) may outlive it until the log's
-    # prune (``ocpp_messages_prune``), never shown with another charger.
+    # prune (``ocpp_messages_prune``).
     charge_point = models.ForeignKey(
         ChargePoint, on_delete=models.CASCADE, related_name="messages", db_index=False, db_constraint=False
     )

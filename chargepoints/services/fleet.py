@@ -635,7 +635,6 @@ def charge_point_heartbeats_record(*, heartbeats: Sequence[ReceivedHeartbeat]) -
         latest[heartbeat.charge_point_id] = max(
             heartbeat.received_at, latest.get(heartbeat.charge_point_id, heartbeat.received_at)
         )
-    # One transaction of its own; inside a caller's (a buffer's unit, in its savepoint) no savepoint.
     with transaction.atomic(savepoint=False):
         ids, offline = (_heartbeats_marked if connection.vendor == "postgresql" else _heartbeats_marked_orm)(latest)
         for charge_point_id in offline:
@@ -949,11 +948,13 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
 def _charger_pks(charge_point_ids: set[str]) -> dict[str, int]:
     """``{charge_point_id: pk}`` of the chargers that exist among ``charge_point_ids``: those this
     process keeps (``_kept_pks``, while it listens to ``kernel.cache_changes``), the others read
-    by one statement. A steady fleet's log is then written without a read (the read was 9 % of
-    PostgreSQL's statement time at 1,000 msgs/s, issue 15); a charger deleted or renamed through
-    the ORM in any process is forgotten (``charger_pks_changed``), one deleted otherwise after
-    ``CHARGER_PKS_KEPT_SECONDS`` at most (its frames meanwhile outlive it until the log's prune,
-    never shown with another charger: a pk is not reused)."""
+    by one statement. A steady fleet's log is then written without a read (the read cost about
+    1 ms of CPU a flush, PostgreSQL's and the batch thread's together, at 200 chargers; issue 15).
+    A charger deleted or renamed through the ORM in any process is forgotten
+    (``charger_pks_changed``); one deleted or renamed without a model signal (raw SQL, a queryset
+    ``update()``), or whose notice is lost, stays kept ``CHARGER_PKS_KEPT_SECONDS`` at most: its
+    frames meanwhile go under its old pk (kept until the log's prune, not in the log of a charger
+    registered again under its id)."""
     return _kept_pks.found(charge_point_ids, _charger_pks_read)
 
 
@@ -972,17 +973,15 @@ def _charger_pks_read(charge_point_ids: set[str]) -> dict[str, int]:
 
 
 CHARGER_PKS_TOPIC = "charger_pks"
-# Kept at most this long (s): a charger deleted without a model signal (raw SQL) or whose notice
-# is lost has its frames of that long kept in the log until its prune.
+# Kept at most this long (s): a charger deleted or renamed without a model signal, or whose notice
+# is lost, has its frames of that long logged under its old pk (``_charger_pks``).
 CHARGER_PKS_KEPT_SECONDS = 10.0
 _kept_pks: cache_changes.KeptMapping[str, int] = cache_changes.KeptMapping(
     CHARGER_PKS_TOPIC, seconds=CHARGER_PKS_KEPT_SECONDS
 )
 
 
-def charger_pks_changed(
-    *, signal: Any, sender: Any, created: bool = False, update_fields: Any = None, **_: Any
-) -> None:
+def charger_pks_changed(*, signal: Any, created: bool = False, update_fields: Any = None, **_: Any) -> None:
     """ChargePoint's ``post_save`` / ``post_delete`` receiver, and chargepoints' ``post_migrate``
     one (a flush empties the table without a signal): every process's kept charger pks are
     forgotten (this one's at once, the others' when the change commits). A save that cannot

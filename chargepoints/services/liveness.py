@@ -45,7 +45,6 @@ def charge_points_seen_record(*, sightings: Sequence[Sighting]) -> int:
             latest[sighting.charge_point_id] = sighting
     if not latest:
         return 0
-    # One transaction of its own; inside a caller's (a buffer's unit, in its savepoint) no savepoint.
     with transaction.atomic(savepoint=False):
         seen = _sightings_marked if connection.vendor == "postgresql" else _sightings_marked_row_by_row
         updated, offline = seen(latest)

@@ -435,12 +435,33 @@ async def test_kept_charger_pks_are_forgotten_after_a_flush_and_when_they_expire
     await sync_to_async(call_command)("flush", verbosity=0, interactive=False)
     assert await logged("CP-LOG-A") == (0, 1)
 
-    monkeypatch.setattr(fleet._kept_pks, "_seconds", 0.3)
+    monkeypatch.setattr(fleet._kept_pks, "_seconds", 1.0)
     await ChargePoint.objects.acreate(charge_point_id="CP-LOG-A", heartbeat_interval=60)
     assert await logged("CP-LOG-A") == (1, 1)
     assert await logged("CP-LOG-A") == (1, 0)
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(1.1)
     assert await logged("CP-LOG-A") == (1, 1)
+
+
+async def test_a_mapping_read_begun_before_a_forget_is_not_kept(listening):
+    """A read that a forget overtook (a charger deleted while the flush read its pk) answers its
+    caller but is not kept: the next ask reads again."""
+    kept = cache_changes.KeptMapping("test-topic", seconds=60)
+    reads: list[set[str]] = []
+
+    def read_overtaken(keys: set[str]) -> dict[str, int]:
+        reads.append(keys)
+        kept.forget()
+        return dict.fromkeys(keys, 1)
+
+    def read(keys: set[str]) -> dict[str, int]:
+        reads.append(keys)
+        return dict.fromkeys(keys, 2)
+
+    assert kept.found({"a"}, read_overtaken) == {"a": 1}
+    assert kept.found({"a"}, read) == {"a": 2}
+    assert kept.found({"a"}, read) == {"a": 2}  # kept: not read
+    assert reads == [{"a"}, {"a"}]
 
 
 async def test_a_process_that_does_not_listen_reads_the_chargers_pks_at_every_flush():
