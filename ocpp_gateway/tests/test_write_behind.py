@@ -68,6 +68,49 @@ async def test_pending_heartbeats_and_log_frames_are_written_when_the_server_sto
     assert await logged.acount() == 2  # the CALL and its CALLRESULT
 
 
+async def test_a_window_queued_behind_a_batch_held_by_a_row_lock_is_written_when_the_server_stops(daphne_factory):
+    """A flush took its window and queued its unit behind another charger's batch, which waits for
+    a row held elsewhere, when the server is told to stop (SIGTERM). The window is no longer
+    pending, so the exit's flush would not write it: daphne's stop waits for its cancelled consumers
+    to end, and their disconnects are written behind that batch, so the loop runs until it is."""
+    server = daphne_factory(CSMS_HEARTBEAT_FLUSH_MS="20", CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS="4000")
+    for name in ("CP-HB-HELD", "CP-HB-FLIGHT"):
+        await ChargePoint.objects.acreate(charge_point_id=name, heartbeat_interval=60)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:  # on its own connection: the held charger's start waits for it
+        with transaction.atomic():
+            ChargePoint.objects.select_for_update().get(charge_point_id="CP-HB-HELD")
+            locked.set()
+            release.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    async with (
+        ocpp_charger(server, "1.6", "CP-HB-HELD") as held,
+        ocpp_charger(server, "1.6", "CP-HB-FLIGHT") as beating,
+    ):
+        holder.start()  # once both are connected (a handshake writes its charger's row)
+        try:
+            assert await asyncio.to_thread(locked.wait, 5)
+            start = call16.StartTransaction(
+                connector_id=1, id_tag="TAG", meter_start=0, timestamp=timezone.now().isoformat()
+            )
+            waiting = asyncio.ensure_future(held.call(start))
+            await asyncio.sleep(0.5)  # its batch waits for the row (the second pass: up to 4 s)
+            await beating.call(call16.Heartbeat())
+            await asyncio.sleep(0.3)  # the heartbeat's window taken, its unit queued behind that batch
+            server.process.terminate()
+            await asyncio.sleep(0.5)
+            release.set()  # the held batch ends; the process exits
+            await asyncio.to_thread(server.process.wait, 15)
+            waiting.cancel()
+        finally:
+            release.set()
+            await asyncio.to_thread(holder.join)
+    assert await heartbeats_of("CP-HB-FLIGHT") == 1
+
+
 def _heartbeat_gathered(*, charge_point_pk: int) -> None:
     """An acknowledged unit's row, gathered until the batch's last unit ran (``may_gather``)."""
     rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(charge_point_pk, timezone.now())], may_gather=True)
