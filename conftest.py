@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v201 import ChargePoint as V201Client
 from rest_framework.test import APIClient
@@ -401,6 +401,30 @@ async def raw_socket(server: DaphneServer, version: str, charge_point_id: str) -
         server.ws_url(version, charge_point_id), subprotocols=[SUBPROTOCOL[version]], compression=None
     ) as websocket:
         yield websocket
+
+
+@contextlib.asynccontextmanager
+async def charger_row_held(charge_point_id: str, *, at_most: float = 10.0) -> AsyncIterator[threading.Event]:
+    """Within the block, the charger's row locked (``SELECT ... FOR UPDATE``) by a transaction on a
+    connection of its own, as an admin's long transaction holds it; released when the block ends, or
+    earlier when the event it gives is set, or after ``at_most`` s."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with transaction.atomic():
+            ChargePoint.objects.select_for_update().get(charge_point_id=charge_point_id)
+            locked.set()
+            release.wait(at_most)
+        connections["default"].close()  # this thread's
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 5), f"{charge_point_id}'s row was not locked"
+        yield release
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.05) -> Any:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
+from conftest import charger_row_held
 from kernel.plain_sql import rows_copied
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_session_set
 from ocpp_gateway.tests.batches import Refused, one_batch
@@ -90,27 +91,12 @@ def _interval_set(charge_point_id: str) -> None:
 async def test_a_row_locked_elsewhere_fails_only_the_message_that_needs_it(settings):
     settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = 200
     await ChargePoint.objects.acreate(charge_point_id="CP-GC-LOCKED", heartbeat_interval=60)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_row() -> None:  # an admin's long transaction, on its own connection
-        with transaction.atomic():
-            ChargePoint.objects.select_for_update().get(charge_point_id="CP-GC-LOCKED")
-            locked.set()
-            release.wait(5)
-        connection.close()
-
-    holder = threading.Thread(target=hold_the_row)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 5)
+    async with charger_row_held("CP-GC-LOCKED"):  # an admin's long transaction
         outcomes = await one_batch(
             CommitGroup(max_units=64),
             (_interval_set, {"charge_point_id": "CP-GC-LOCKED"}),
             (_register, {"charge_point_id": "CP-GC-FREE"}),
         )
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join)
     assert isinstance(outcomes[0], OperationalError)
     assert isinstance(outcomes[1], int)
     assert await _registered_now() == {"CP-GC-LOCKED", "CP-GC-FREE"}

@@ -14,7 +14,7 @@ from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage
 from chargepoints.services import ReceivedHeartbeat, charge_point_heartbeats_record
-from conftest import eventually, ocpp_charger
+from conftest import charger_row_held, eventually, ocpp_charger
 from kernel.plain_sql import rows_copied
 from ocpp_gateway.buffers import WriteBehindBuffer
 from ocpp_gateway.group_commit import commit_group
@@ -76,38 +76,23 @@ async def test_a_window_queued_behind_a_batch_held_by_a_row_lock_is_written_when
     server = daphne_factory(CSMS_HEARTBEAT_FLUSH_MS="20", CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS="4000")
     for name in ("CP-HB-HELD", "CP-HB-FLIGHT"):
         await ChargePoint.objects.acreate(charge_point_id=name, heartbeat_interval=60)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_row() -> None:  # on its own connection: the held charger's start waits for it
-        with transaction.atomic():
-            ChargePoint.objects.select_for_update().get(charge_point_id="CP-HB-HELD")
-            locked.set()
-            release.wait(10)
-        connection.close()
-
-    holder = threading.Thread(target=hold_the_row)
     async with (
         ocpp_charger(server, "1.6", "CP-HB-HELD") as held,
         ocpp_charger(server, "1.6", "CP-HB-FLIGHT") as beating,
+        charger_row_held("CP-HB-HELD") as release,  # once both are connected (a handshake writes its row)
     ):
-        holder.start()  # once both are connected (a handshake writes its charger's row)
-        try:
-            assert await asyncio.to_thread(locked.wait, 5)
-            start = call16.StartTransaction(
-                connector_id=1, id_tag="TAG", meter_start=0, timestamp=timezone.now().isoformat()
-            )
-            waiting = asyncio.ensure_future(held.call(start))
-            await asyncio.sleep(0.5)  # its batch waits for the row (the second pass: up to 4 s)
-            await beating.call(call16.Heartbeat())
-            await asyncio.sleep(0.3)  # the heartbeat's window taken, its unit queued behind that batch
-            server.process.terminate()
-            await asyncio.sleep(0.5)
-            release.set()  # the held batch ends; the process exits
-            await asyncio.to_thread(server.process.wait, 15)
-            waiting.cancel()
-        finally:
-            release.set()
-            await asyncio.to_thread(holder.join)
+        now = timezone.now().isoformat()
+        waiting = asyncio.ensure_future(
+            held.call(call16.StartTransaction(connector_id=1, id_tag="TAG", meter_start=0, timestamp=now))
+        )
+        await asyncio.sleep(0.5)  # its batch waits for the row (the second pass: up to 4 s)
+        await beating.call(call16.Heartbeat())
+        await asyncio.sleep(0.3)  # the heartbeat's window taken, its unit queued behind that batch
+        server.process.terminate()
+        await asyncio.sleep(0.5)
+        release.set()  # the held batch ends; the process exits
+        await asyncio.to_thread(server.process.wait, 15)
+        waiting.cancel()
     assert await heartbeats_of("CP-HB-FLIGHT") == 1
 
 
@@ -204,31 +189,16 @@ async def test_a_charger_row_locked_elsewhere_loses_at_most_its_own_heartbeat_th
     settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = 200
     for n in range(3):
         await ChargePoint.objects.acreate(charge_point_id=f"CP-WB-L{n}", heartbeat_interval=60)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_row() -> None:  # on its own connection
-        with transaction.atomic():
-            ChargePoint.objects.select_for_update().get(charge_point_id="CP-WB-L0")
-            locked.set()
-            release.wait(10)
-        connection.close()
-
     buffer = WriteBehindBuffer(
         name="test heartbeat",
         write=lambda rows: charge_point_heartbeats_record(heartbeats=rows),
         flush_seconds=lambda: 60,
         max_batch=10,
     )
-    holder = threading.Thread(target=hold_the_row)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 5)
+    async with charger_row_held("CP-WB-L0"):
         for n in (1, 0, 2):
             buffer.add(ReceivedHeartbeat(f"CP-WB-L{n}", timezone.now()))
         await buffer.flush()
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join)
     assert [await heartbeats_of(f"CP-WB-L{n}") for n in range(3)] == [0, 1, 1]
     assert len(buffer) == 0
     lost = [r.getMessage() for r in caplog.records if "CP-WB-L" in r.getMessage()]
