@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import copy
 import hashlib
 import json
 import logging
@@ -300,10 +301,14 @@ async def _send_and_complete(command: Command) -> None:
 
 
 def _dispatch_in_background(command: Command) -> None:
-    """Send on this process's event loop without holding the HTTP request open."""
+    """Send on this process's event loop without holding the HTTP request open. The send records
+    the outcome on a copy: ``command`` stays the pending command the caller answers with (202),
+    even when the outcome is recorded before that answer is made (a charger answering at once, or
+    one not connected)."""
+    sent = copy.copy(command)  # Django copies the instance's state and its cache of related rows
 
     async def spawn() -> None:
-        command_dispatch(command)
+        command_dispatch(sent)
 
     async_to_sync(spawn)()
 

@@ -1,0 +1,37 @@
+"""``?wait=false``: the command is sent on the event loop in the background, and the caller answers
+with the pending command (202), whenever the outcome is recorded."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from commands import services
+from commands.models import Command, CommandState
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _state_recorded(command_id: object) -> str:
+    for _ in range(200):  # 10 s at most
+        state = (await Command.objects.aget(id=command_id)).state
+        if state != CommandState.PENDING:
+            return str(state)
+        await asyncio.sleep(0.05)
+    return CommandState.PENDING
+
+
+async def test_the_command_returned_stays_pending_when_its_outcome_is_recorded_first(register_charge_point):
+    """The background send records its outcome on its own copy: the caller's command is the pending
+    one it answers 202 with, even once the outcome is recorded (here at once: not connected)."""
+    await sync_to_async(register_charge_point)("CP-1", ocpp_version="1.6")
+    request = services.CommandRequest(
+        charge_point_id="CP-1", ocpp_version="1.6", command="Reset", body={"type": "Soft"}
+    )
+    returned = await sync_to_async(services.command_send)(request=request, wait=False)
+    assert await _state_recorded(returned.id) == CommandState.NOT_CONNECTED
+    assert returned.state == CommandState.PENDING
+    await sync_to_async(connections.close_all)()  # the send's thread's connection: the test database can go
