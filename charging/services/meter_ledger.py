@@ -496,7 +496,8 @@ def transaction_updated_record(
     if session.connector_id is None:
         session.connector_id = column_int(connector_id)
     samples = samples_judged(samples, received_at)
-    rows = sample_rows(session.charge_point_id, session, samples, source="TransactionStart")
+    # 2.0.1: the readings of its Started and Updated events, stored as the message they came in
+    rows = sample_rows(session.charge_point_id, session, samples, source="TransactionEvent")
     samples_learned(session, samples, rows)
     if charging is not None:  # a kept session is active
         charging_state_apply(session, charging=charging, at=at)

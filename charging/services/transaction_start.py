@@ -364,12 +364,18 @@ def _reused(session: Transaction, request: StartRequest) -> bool:
     its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
     a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
     the session's end (ids that are counters restart); a late event of the session is within it.
+    But a Started event numbered past a session's first (seqNo above 0) after the CSMS closed that
+    session (a reboot, a newer session on its connector) goes on with it: the charger resumed the
+    transaction and its seqNo counts on, where a new one reusing the id starts at 0 (2.0.1 E01/E02:
+    seqNo starts at 0 and counts every event of the transaction).
     """
     if session.status != TransactionStatus.ENDED:
         return False
     if request.seq_no is None:
         return not session.closed_by_csms or session.charger_started_at is not None
-    return request.started_event and session.stopped_at is not None and request.started_at > session.stopped_at
+    after_the_end = session.stopped_at is not None and request.started_at > session.stopped_at
+    resumed = session.closed_by_csms and request.seq_no > 0
+    return request.started_event and after_the_end and not resumed
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:
@@ -390,7 +396,8 @@ def _event_apply(session: Transaction, request: StartRequest) -> list[SampleRow]
     """What every start or event carries: its samples (the ledger rows returned, for the caller to
     store: gathered into the batch's one COPY, which a ledger read later in the batch writes
     first), the charging state, the time spent charging."""
-    rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionStart")
+    # 2.0.1: the readings of its Started and Updated events, stored as the message they came in
+    rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionEvent")
     samples_learned(session, request.samples, rows)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
         charging_state_apply(session, charging=request.charging, at=request.started_at)

@@ -340,7 +340,7 @@ def test_meter_values_are_every_sample_as_received_with_its_base_unit_value(api_
     assert response.status_code == 200
     samples = response.json()
     assert [(s["measurand"], s["raw_value"], s["unit"], s["value"], s["source"]) for s in samples] == [
-        ("Energy.Active.Import.Register", "1.5", "kWh", 1500, "TransactionStart"),
+        ("Energy.Active.Import.Register", "1.5", "kWh", 1500, "TransactionEvent"),
         ("Energy.Active.Import.Register", "2500.25", "Wh", 2500.25, "MeterValues"),
         ("Power.Active.Import", "7.2", "kW", 7200, "MeterValues"),
     ]
