@@ -141,7 +141,10 @@ class DeviceModelReport(models.Model):
     parts_received = models.PositiveIntegerField(default=0)
     seq_nos = models.JSONField(default=list, blank=True, help_text="The seqNo of each part received.")
     variables_reported = models.PositiveIntegerField(default=0)
-    complete = models.BooleanField(default=False, help_text="The part with tbc false arrived.")
+    last_seq_no = models.IntegerField(null=True, blank=True, help_text="The seqNo of the part with tbc false.")
+    complete = models.BooleanField(
+        default=False, help_text="Every part arrived: the one with tbc false and each seqNo from 0 up to it."
+    )
     generated_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)

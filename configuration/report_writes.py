@@ -222,25 +222,37 @@ _ATTRIBUTE_SET = (
 )
 _ATTRIBUTE_SET_COLUMNS = [_column(DeviceModelAttribute, name) for name in _ATTRIBUTE_SET]
 
+# Whether a report's parts, this one's added, are every one from seqNo 0 up to its last (the part
+# with tbc false): a part the charger lost leaves the report incomplete (OCPP 2.0.1 B07: seqNo
+# counts the parts from 0).
+_LAST_SEQ_NO = "coalesce(EXCLUDED.last_seq_no, r.last_seq_no)"
+_EVERY_PART = (
+    f"({_LAST_SEQ_NO} IS NOT NULL AND (SELECT count(DISTINCT received.n::integer)"
+    " FROM jsonb_array_elements_text(r.seq_nos || EXCLUDED.seq_nos) AS received(n)"
+    f" WHERE received.n::integer <= {_LAST_SEQ_NO}) = {_LAST_SEQ_NO} + 1)"
+)
+
 # Per part: its charger (its row's id), its report's row upserted by (charger, requestId), the part
-# counted once per seqNo, complete with its last part; then its variables and their attributes
-# upserted; the report's rows returned (the model's columns), each with its charger's id.
+# counted once per seqNo, complete once every part up to its last arrived; then its variables and
+# their attributes upserted; the report's rows returned (the model's columns), each with its charger's id.
 _STATEMENT = (
     "WITH part AS (SELECT *, %s::timestamptz AS now, %s::text AS learned_from"
     " FROM unnest(%s::text[], %s::integer[], %s::integer[], %s::boolean[], %s::timestamptz[], %s::integer[])"
     " AS part(charge_point_id, request_id, seq_no, tbc, generated_at, items)),"
     f" cp AS (SELECT c.id, part.* FROM {_CHARGERS} c JOIN part ON c.charge_point_id = part.charge_point_id),"
     f" report AS (INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, parts_received, seq_nos,"
-    " variables_reported, complete, generated_at, started_at, completed_at)"
-    " SELECT cp.id, cp.request_id, 1, jsonb_build_array(cp.seq_no), cp.items, NOT cp.tbc, cp.generated_at,"
-    " cp.now, CASE WHEN cp.tbc THEN NULL ELSE cp.now END FROM cp ORDER BY cp.id"
+    " variables_reported, last_seq_no, complete, generated_at, started_at, completed_at)"
+    " SELECT cp.id, cp.request_id, 1, jsonb_build_array(cp.seq_no), cp.items,"
+    " CASE WHEN cp.tbc THEN NULL ELSE cp.seq_no END, NOT cp.tbc AND cp.seq_no = 0, cp.generated_at,"
+    " cp.now, CASE WHEN cp.tbc OR cp.seq_no <> 0 THEN NULL ELSE cp.now END FROM cp ORDER BY cp.id"
     " ON CONFLICT (charge_point_id, request_id) DO UPDATE SET"
     " parts_received = r.parts_received + CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN 0 ELSE 1 END,"
     " variables_reported = r.variables_reported"
     " + CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN 0 ELSE EXCLUDED.variables_reported END,"
     " seq_nos = CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN r.seq_nos ELSE r.seq_nos || EXCLUDED.seq_nos END,"
-    " generated_at = EXCLUDED.generated_at, complete = r.complete OR EXCLUDED.complete,"
-    " completed_at = CASE WHEN EXCLUDED.complete THEN EXCLUDED.completed_at ELSE r.completed_at END"
+    " generated_at = EXCLUDED.generated_at, last_seq_no = coalesce(EXCLUDED.last_seq_no, r.last_seq_no),"
+    f" complete = r.complete OR {_EVERY_PART},"
+    f" completed_at = CASE WHEN r.complete THEN r.completed_at WHEN {_EVERY_PART} THEN EXCLUDED.started_at END"
     f" RETURNING {columns_of(DeviceModelReport, 'r')}),"
     f" variable AS (INSERT INTO {_VARIABLES} AS v (charge_point_id, {_quoted(DeviceModelVariable, *_VARIABLE_COLUMNS)},"
     " characteristics, learned_at)"

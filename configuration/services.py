@@ -493,9 +493,18 @@ def _report_part_saved(
         report.variables_reported += len(report_data)
     report.generated_at = generated_at
     if not tbc:
+        report.last_seq_no = seq_no
+    if not report.complete and _every_part_received(report):
         report.complete, report.completed_at = True, now
     report.save()
     return report
+
+
+def _every_part_received(report: DeviceModelReport) -> bool:
+    """Whether the report's parts are every one from seqNo 0 up to its last (the part with tbc
+    false): a part the charger lost leaves it incomplete (OCPP 2.0.1 B07: seqNo counts from 0)."""
+    last = report.last_seq_no
+    return last is not None and set(range(last + 1)) <= set(report.seq_nos)
 
 
 def _reported_attributes(item: dict[str, Any]) -> list[ReportedAttribute]:

@@ -160,7 +160,7 @@ def test_a_report_part_is_stored_by_one_statement_alike_the_orm(register_charge_
             services.device_model_report_record(charge_point_id="CP-PART-ORM", **part)
     assert _stored(plain) == _stored(orm)
     reports, variables, attributes = _stored(plain)
-    assert [row[:6] for row in reports] == [[1, None, 2, [0, 1], 3, True], [2, None, 1, [0], 0, True]]
+    assert [row[:7] for row in reports] == [[1, None, 2, [0, 1], 3, 1, True], [2, None, 1, [0], 0, 0, True]]
     assert len(variables) == 2 and len(attributes) == 3
     assert [(report.request_id, report.parts_received, report.complete) for report in answered] == [
         (1, 1, False),
@@ -375,3 +375,37 @@ def test_a_max_age_of_0_asks_nothing_at_boot(settings):
     settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT = True
     settings.CSMS_CONFIGURATION_REFRESH_MAX_AGE = 0
     assert configuration_read_recent() is None
+
+
+@pytest.mark.parametrize("path", ["plain statement", "orm"])
+def test_a_report_is_complete_only_once_every_part_up_to_its_last_arrived(register_charge_point, monkeypatch, path):
+    """OCPP 2.0.1 B07: a report's parts are numbered from seqNo 0. Its last part (tbc false) after
+    a part the charger lost leaves it incomplete (so a boot reads the configuration again); the lost
+    part arriving after it completes it, at that moment."""
+    if path == "plain statement" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    register_charge_point("CP-GAP", ocpp_version="2.0.1")
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+
+    def part(request_id: int, seq_no: int, tbc: bool) -> DeviceModelReport:
+        return services.device_model_report_record(
+            charge_point_id="CP-GAP",
+            request_id=request_id,
+            seq_no=seq_no,
+            tbc=tbc,
+            generated_at=None,
+            report_data=[ITEM],
+        )
+
+    lone_last = part(1, 1, tbc=False)  # seqNo 0 never came
+    assert (lone_last.parts_received, lone_last.complete, lone_last.completed_at) == (1, False, None)
+    assert [(p.complete, p.completed_at is None) for p in (part(2, 0, True), part(2, 2, False))] == [(False, True)] * 2
+    late = part(2, 1, tbc=True)  # the missing middle part, after the last
+    assert (late.parts_received, late.complete, late.completed_at is not None) == (3, True, True)
+    again = part(2, 2, tbc=False)  # the last part resent: still complete, at the first time
+    assert (again.complete, again.completed_at) == (True, late.completed_at)
+    whole = part(3, 0, tbc=False)
+    assert (whole.complete, whole.completed_at is not None) == (True, True)
+    reports = DeviceModelReport.objects.order_by("request_id").values_list("request_id", "last_seq_no", "complete")
+    assert list(reports) == [(1, 1, False), (2, 2, True), (3, 0, True)]
