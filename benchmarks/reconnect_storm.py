@@ -116,6 +116,7 @@ def storm(args: argparse.Namespace, fleet_ids: list[tuple[str, str]]) -> dict[st
             "p99_booted_s": round(done[min(booted - 1, int(0.99 * booted))], 2) if done else None,
             "last_booted_s": round(done[-1], 2) if done else None,
             "booted_per_5s": booted_per(done, 5.0),
+            "booted_per_1s": booted_per(done, 1.0),
             "server_cpu_s": round(server_cpu_s, 1),
             "load_average": [round(load_at_start, 1), round(os.getloadavg()[0], 1)],
             "handshake_errors_after_listening": stats.count["handshake_errors"],

@@ -360,7 +360,7 @@ CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
 CSMS_MAX_HANDSHAKES_IN_FLIGHT = env_int("CSMS_MAX_HANDSHAKES_IN_FLIGHT", 400, minimum=1)
 # Seconds a charger refused for CSMS_MAX_HANDSHAKES_IN_FLIGHT is told to wait (503 Retry-After, jittered ±50 %;
-# in a storm its turn at the measured admission rate instead, at most 3x: kernel/daphne_server.py).
+# in a storm its turn at 1.5x the measured admission rate instead, at most 3x away: kernel/daphne_server.py).
 CSMS_HANDSHAKE_RETRY_AFTER = env_int("CSMS_HANDSHAKE_RETRY_AFTER", 10, minimum=1)
 # Seconds a charger's WebSocket handshake may take in the gateway (admission, presence) before it is answered
 # 503 with Retry-After like a refused one (daphne's --websocket_connect_timeout, 5 s, answered 403; issue 15).

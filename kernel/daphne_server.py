@@ -16,10 +16,11 @@ check never refuses what daphne admitted. An upgrade request beyond the cap is a
 ``503 Service Unavailable`` with a ``Retry-After`` by daphne's HTTP layer before the upgrade: no
 WebSocket protocol, application instance or consumer is made for it, and the answer is written
 straight to the socket. (The consumer's per-address limit still answers 403.) The refused are
-given turns: each refusal takes the first second, at least half ``CSMS_HANDSHAKE_RETRY_AFTER``
-away, that has fewer turns told than it holds at the rate the process has been accepting
-handshakes (measured over the last seconds), and its ``Retry-After`` is the time to that second (at
-most ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it come back about as fast as
+given turns: each refusal takes the first second, once the handshakes in progress are taken at
+the rate the process has been accepting handshakes (measured over the last seconds; at least 1 s
+and at most half ``CSMS_HANDSHAKE_RETRY_AFTER`` away), that has fewer turns told than it holds at
+half again that rate, and its ``Retry-After`` is the time to that second (at most
+``RETRY_AFTER_CAP`` times the setting), so chargers that honour it come back about as fast as
 they can be taken instead of all within 5-15 s to be refused again. While nothing has been
 accepted for a few seconds there is no rate to pace by: the setting, jittered over [N/2, 3N/2].
 
@@ -359,6 +360,7 @@ class HandshakeGate:
     LOG_EVERY = 5.0  # seconds: refusals are counted and logged together, not one line each
     RATE_WINDOW = 5  # seconds of accepted handshakes the admission rate is measured over
     RETRY_AFTER_CAP = 3  # a turn is at most this many times CSMS_HANDSHAKE_RETRY_AFTER away (30 s)
+    TURN_HEADROOM = 1.5  # turns a second are told at this many times the admission rate (turn_in)
 
     def __init__(self) -> None:
         self.protocols: set[Any] = set()
@@ -399,15 +401,23 @@ class HandshakeGate:
         return recent / (second - since) if second > since else 0.0
 
     def turn_in(self, now: float) -> int:
-        """Seconds a charger refused at ``now`` is told to wait: its turn, the first whole second at
-        least half the setting (rounded down, at least 1) away with fewer chargers told to come in it
-        than it holds at the measured admission rate (at most RETRY_AFTER_CAP times the setting away),
-        or the jittered Retry-After while nothing has been accepted to pace by. Each call takes a turn.
+        """Seconds a charger refused at ``now`` is told to wait: its turn, the first whole second
+        once the handshakes in progress are taken at the measured admission rate (at least 1 s, at
+        most half the setting away) with fewer chargers told to come in it than it holds at
+        TURN_HEADROOM times that rate (at most RETRY_AFTER_CAP times the setting away), or the
+        jittered Retry-After while nothing has been accepted to pace by. Each call takes a turn.
 
-        Second ``s`` holds ``floor(rate * (s + 1)) - floor(rate * s)`` turns: on average the turns the
-        worker takes a second now (at 0.2 a second, one in five seconds; at 2.4, twelve in five), so a
-        rate that has risen since earlier turns were told (a worker's first seconds are its slowest)
-        fills the seconds they left short, instead of queueing the chargers refused later behind them."""
+        Second ``s`` holds ``floor(r * (s + 1)) - floor(r * s)`` turns at ``r`` turns a second: on
+        average that many a second (at 0.2 a second, one in five seconds; at 2.4, twelve in five),
+        so a rate that has risen since earlier turns were told (a worker's first seconds are its
+        slowest) fills the seconds they left short, instead of queueing the chargers refused later
+        behind them. Why half again the rate, and why no fixed wait (round 26, a 10,000-charger
+        storm): the turns are told while the first wave is refused, at the rate of the worker's
+        first seconds, beside the fleet's reconnects; once every refused charger holds a turn
+        nothing measures more, and turns told at that rate left the machine 30-50 % idle in the
+        storm's second half, and about 3 s idle after the first wave when no turn came sooner than
+        half the setting. A turn told too soon finds the gate full and is told a later one; the
+        handshakes in progress absorb the excess meanwhile."""
         rate = self.admission_rate(now)
         if rate <= 0:  # nothing accepted lately: nothing to pace by
             return retry_after_seconds()
@@ -416,10 +426,12 @@ class HandshakeGate:
         second, turns = int(now), self._turns
         for past in [s for s in turns if s <= second]:
             del turns[past]
-        for wait in range(max(1, base // 2), cap + 1):
+        soonest = max(1, min(base // 2, math.ceil(self.in_progress() / rate)))
+        told_rate = rate * self.TURN_HEADROOM
+        for wait in range(soonest, cap + 1):
             turn = second + wait
             told = turns.get(turn, 0)
-            if told < math.floor(rate * (turn + 1)) - math.floor(rate * turn):  # seconds hold the rate on average
+            if told < math.floor(told_rate * (turn + 1)) - math.floor(told_rate * turn):  # the rate on average
                 turns[turn] = told + 1
                 return wait
         return random.randint(max(1, cap // 2), cap)  # no turn within the cap: spread over its upper half

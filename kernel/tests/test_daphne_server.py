@@ -217,13 +217,14 @@ def test_with_nothing_accepted_a_refusal_gets_the_jittered_retry_after():
 
 
 @override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
-def test_a_storm_s_refusals_are_given_turns_at_the_admission_rate():
-    """At 100 accepted a second, 2,000 refused at once are told to come back 100 a second over 5 to
-    24 s: each told its own turn (no jitter on top: a turn told later than booked left its second
-    short), never sooner than half the setting, never later than 30 s."""
+def test_a_storm_s_refusals_are_given_turns_at_half_again_the_admission_rate():
+    """At 100 accepted a second with 400 handshakes in progress, 2,000 refused at once are told to
+    come back 150 a second from 4 s on (when those 400 are taken): each told its own turn (no
+    jitter on top: a turn told later than booked left its second short), never later than 30 s."""
     gate = _gate_accepting(100, range(990, 1000))
+    gate.protocols.update(object() for _ in range(400))
     waits = [gate.turn_in(1000.0) for _ in range(2000)]
-    assert {second: waits.count(second) for second in set(waits)} == dict.fromkeys(range(5, 25), 100)
+    assert {second: waits.count(second) for second in set(waits)} == {**dict.fromkeys(range(4, 17), 150), 17: 50}
     more = [gate.turn_in(1000.0) for _ in range(5000)]
     assert max(more) == 30  # RETRY_AFTER_CAP times the setting
     booked = dict(gate._turns)
@@ -233,34 +234,44 @@ def test_a_storm_s_refusals_are_given_turns_at_the_admission_rate():
 
 
 @override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
+@pytest.mark.parametrize(("in_progress", "soonest"), [(0, 1), (150, 2), (400, 4), (2000, 5)])
+def test_the_first_turn_is_when_the_handshakes_in_progress_are_taken(in_progress: int, soonest: int):
+    """No sooner than 1 s, no later than half the setting: the in-progress handshakes' time at the rate."""
+    gate = _gate_accepting(100, range(990, 1000))
+    gate.protocols.update(object() for _ in range(in_progress))
+    assert gate.turn_in(1000.0) == soonest
+
+
+@override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
 def test_turns_told_at_a_slow_start_leave_room_a_faster_rate_fills():
-    """A worker's first second took 10 handshakes: 300 refused then are told turns 10 a second,
+    """A worker's first second took 10 handshakes: 450 refused then are told turns 15 a second,
     out to 30 s. Once it takes 200 a second, a charger refused one second later is told to come in
-    5 s, beside the 10 already told for that second, not after the last turn told at the slow rate."""
+    1 s, beside the 15 already told for that second, not after the last turn told at the slow rate."""
     gate = _gate_accepting(10, range(999, 1000))
-    slow = [gate.turn_in(1000.0) for _ in range(300)]
+    slow = [gate.turn_in(1000.0) for _ in range(450)]
     assert max(slow) == 30
     for n in range(200):
         gate.accepted(1000 + n / 200)
     assert gate.admission_rate(1001.0) == 105.0  # 10 + 200 over the two whole seconds
-    assert gate.turn_in(1001.0) == 5
-    assert gate._turns[1006] == 11
+    assert gate.turn_in(1001.0) == 1
+    assert gate._turns[1002] == 16
 
 
 @override_settings(CSMS_HANDSHAKE_RETRY_AFTER=10)
-@pytest.mark.parametrize(("per_second", "told"), [(0.2, 5), (2.4, 62)])
-def test_turns_hold_the_admission_rate_on_average_even_below_one_a_second(per_second: float, told: int):
-    """At 0.2 accepted a second (one handshake in five seconds), 40 refusals are told one turn in
-    five seconds within the 5 to 30 s the turns span, the rest spread over the cap's upper half;
-    at 2.4 a second, twelve turns in five seconds (62 in the 26 seconds)."""
+@pytest.mark.parametrize(("per_second", "told"), [(0.2, 9), (2.4, 108)])
+def test_turns_hold_half_again_the_admission_rate_on_average_even_below_one_a_second(per_second: float, told: int):
+    """At 0.2 accepted a second (one handshake in five seconds), 49 refusals are told turns at 0.3 a
+    second (nine within the 1 to 30 s the turns span, at most two in five seconds), the rest
+    spread over the cap's upper half; at 2.4 a second, 3.6 turns a second (108 in the 30 seconds)."""
     gate = daphne_server.HandshakeGate()
     for n in range(round(per_second * 5)):
         gate.accepted(995 + n / per_second)
     assert gate.admission_rate(1000.0) == pytest.approx(per_second)
     waits = [gate.turn_in(1000.0) for _ in range(told + 40)]
-    assert sum(gate._turns.values()) == told  # the turns of the 26 seconds 5 to 30 s away
-    for start in range(1005, 1027):
-        assert sum(gate._turns.get(second, 0) for second in range(start, start + 5)) <= math.ceil(per_second * 5)
+    assert sum(gate._turns.values()) == told  # the turns of the 30 seconds 1 to 30 s away
+    told_rate = per_second * daphne_server.HandshakeGate.TURN_HEADROOM
+    for start in range(1001, 1027):
+        assert sum(gate._turns.get(second, 0) for second in range(start, start + 5)) <= math.ceil(told_rate * 5)
     assert len(waits) == told + 40
 
 
