@@ -364,18 +364,12 @@ def _reused(session: Transaction, request: StartRequest) -> bool:
     its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
     a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
     the session's end (ids that are counters restart); a late event of the session is within it.
-    But a Started event numbered past a session's first (seqNo above 0) after the CSMS closed that
-    session (a reboot, a newer session on its connector) goes on with it: the charger resumed the
-    transaction and its seqNo counts on, where a new one reusing the id starts at 0 (2.0.1 E01/E02:
-    seqNo starts at 0 and counts every event of the transaction).
     """
     if session.status != TransactionStatus.ENDED:
         return False
     if request.seq_no is None:
         return not session.closed_by_csms or session.charger_started_at is not None
-    after_the_end = session.stopped_at is not None and request.started_at > session.stopped_at
-    resumed = session.closed_by_csms and request.seq_no > 0
-    return request.started_event and after_the_end and not resumed
+    return request.started_event and session.stopped_at is not None and request.started_at > session.stopped_at
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:

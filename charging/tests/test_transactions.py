@@ -594,53 +594,6 @@ def test_garbled_stops_are_parked_or_applied_without_raising(register_charge_poi
     assert session.pk == result.transaction.pk
 
 
-def test_v201_a_started_event_resuming_a_session_the_csms_closed_after_a_reboot_goes_on_with_it(
-    register_charge_point,
-):
-    """A charger that resumes its transaction after a reboot sends Started again with the next seqNo
-    (here without its token and EVSE): the session the CSMS closed meanwhile takes it and its
-    readings, one session and one bill, instead of a second session under the same id."""
-    charge_point_id = new_charger(register_charge_point, "2.0.1")
-
-    def started(seq_no: int, at: datetime, wh: int, **where) -> None:
-        transaction_start(
-            StartRequest(
-                charge_point_id=charge_point_id,
-                ocpp_version="2.0.1",
-                start_key="TX-R",
-                ocpp_transaction_id="TX-R",
-                started_at=at,
-                authorize=False,
-                samples=[SampledValue(timestamp=at, raw_value=str(wh))],
-                seq_no=seq_no,
-                started_event=True,
-                **where,
-            )
-        )
-
-    started(0, T0, 1000, evse_id=1, connector_id=1)
-    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-    charge_point.last_boot_at = T0 + timedelta(minutes=5)
-    charge_point.save()
-    transactions_close_after_reboot(charge_point=charge_point, connector_id=1, evse_id=1, at=T0 + timedelta(minutes=6))
-    started(1, T0 + timedelta(minutes=20), 1600)
-    transaction_stop(
-        StopRequest(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id="TX-R",
-            stopped_at=T0 + timedelta(minutes=30),
-            action="TransactionEvent",
-            payload={},
-            samples=[SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="2000")],
-            seq_no=2,
-        )
-    )
-    session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
-    assert (session.status, session.closed_by_csms, session.energy_wh) == ("ended", False, Decimal(1000))
-    assert BillingRecord.objects.filter(transaction__charge_point__charge_point_id=charge_point_id).count() == 1
-    assert session.billing_record.energy_wh == Decimal(1000)
-
-
 def test_v201_a_started_event_numbered_0_after_the_csms_closed_a_session_starts_a_new_one(register_charge_point):
     """A transaction id reused by a new transaction (its counter restarted) starts at seqNo 0: a
     new session, even after a session the CSMS closed."""
