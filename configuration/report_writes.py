@@ -4,10 +4,10 @@ A NotifyReport part (2.0.1 part 2 B07/B08: ``services.device_model_report_record
 statements through the ORM: the charger read, its report's row locked (or made), its variables
 upserted, their attributes upserted, the report's row saved. On PostgreSQL it is now one statement
 (``report_parts_stored``): the report's row upserted by its unique (charger, requestId), the part
-counted once per seqNo, the report complete with its last part (tbc false); the part's variables
-upserted by their identity, and their attributes by (variable, type), learned from NotifyReport with
-the report's requestId and command; the report's row returned. An unknown charger: no row (the
-caller raises ``ChargePoint.DoesNotExist``).
+counted once per seqNo, the report complete once every part from seqNo 0 up to its last (tbc false)
+arrived; the part's variables upserted by their identity, and their attributes by (variable, type),
+learned from NotifyReport with the report's requestId and command; the report's row returned. An
+unknown charger: no row (the caller raises ``ChargePoint.DoesNotExist``).
 
 A fleet's 2.0.1 charger sends one after its first boot (the configuration read after a boot,
 GetBaseReport FullInventory). A batch written without savepoints stores those that are the first
@@ -227,10 +227,10 @@ _ATTRIBUTE_SET_COLUMNS = [_column(DeviceModelAttribute, name) for name in _ATTRI
 # counts the parts from 0).
 _LAST_SEQ_NO = "coalesce(EXCLUDED.last_seq_no, r.last_seq_no)"
 _EVERY_PART = (
-    f"({_LAST_SEQ_NO} IS NOT NULL AND (SELECT count(DISTINCT received.n::integer)"
+    f"coalesce({_LAST_SEQ_NO} >= 0 AND (SELECT count(DISTINCT received.n::integer) - 1"
     " FROM jsonb_array_elements_text(r.seq_nos || EXCLUDED.seq_nos) AS received(n)"
-    f" WHERE received.n::integer <= {_LAST_SEQ_NO}) = {_LAST_SEQ_NO} + 1)"
-)
+    f" WHERE received.n::integer BETWEEN 0 AND {_LAST_SEQ_NO}) = {_LAST_SEQ_NO}, false)"
+)  # the count less one, not the last seqNo plus one: seqNo 2147483647 fits an integer
 
 # Per part: its charger (its row's id), its report's row upserted by (charger, requestId), the part
 # counted once per seqNo, complete once every part up to its last arrived; then its variables and
@@ -252,7 +252,7 @@ _STATEMENT = (
     " seq_nos = CASE WHEN r.seq_nos @> EXCLUDED.seq_nos THEN r.seq_nos ELSE r.seq_nos || EXCLUDED.seq_nos END,"
     " generated_at = EXCLUDED.generated_at, last_seq_no = coalesce(EXCLUDED.last_seq_no, r.last_seq_no),"
     f" complete = r.complete OR {_EVERY_PART},"
-    f" completed_at = CASE WHEN r.complete THEN r.completed_at WHEN {_EVERY_PART} THEN EXCLUDED.started_at END"
+    f" completed_at = CASE WHEN r.complete THEN r.completed_at WHEN {_EVERY_PART} THEN EXCLUDED.started_at END"  # now
     f" RETURNING {columns_of(DeviceModelReport, 'r')}),"
     f" variable AS (INSERT INTO {_VARIABLES} AS v (charge_point_id, {_quoted(DeviceModelVariable, *_VARIABLE_COLUMNS)},"
     " characteristics, learned_at)"

@@ -407,5 +407,8 @@ def test_a_report_is_complete_only_once_every_part_up_to_its_last_arrived(regist
     assert (again.complete, again.completed_at) == (True, late.completed_at)
     whole = part(3, 0, tbc=False)
     assert (whole.complete, whole.completed_at is not None) == (True, True)
+    assert not part(4, 2_147_483_647, tbc=False).complete  # the largest seqNo: stored, and a gap below it
+    assert not part(5, -1, tbc=False).complete  # no part numbered below 0 completes a report
+    assert not part(5, 0, tbc=True).complete
     reports = DeviceModelReport.objects.order_by("request_id").values_list("request_id", "last_seq_no", "complete")
-    assert list(reports) == [(1, 1, False), (2, 2, True), (3, 0, True)]
+    assert list(reports) == [(1, 1, False), (2, 2, True), (3, 0, True), (4, 2_147_483_647, False), (5, -1, False)]
