@@ -305,7 +305,7 @@ def _dispatch_in_background(command: Command) -> None:
     the outcome on a copy: ``command`` stays the pending command the caller answers with (202),
     even when the outcome is recorded before that answer is made (a charger answering at once, or
     one not connected)."""
-    sent = copy.copy(command)  # Django copies the instance's state and its cache of related rows
+    sent = copy.copy(command)  # shallow: its own state and related-row cache; the rows it caches are shared, read only
 
     async def spawn() -> None:
         command_dispatch(sent)

@@ -21,7 +21,8 @@ the rate the process has been accepting handshakes (measured over the last secon
 and at most half ``CSMS_HANDSHAKE_RETRY_AFTER`` away), that has fewer turns told than it holds at
 half again that rate, and its ``Retry-After`` is the time to that second (at most
 ``RETRY_AFTER_CAP`` times the setting), so chargers that honour it come back about as fast as
-they can be taken instead of all within 5-15 s to be refused again. While nothing has been
+they can be taken (a little faster: one that finds the gate full is told a later turn) instead of
+all within 5-15 s to be refused again. While nothing has been
 accepted for a few seconds there is no rate to pace by: the setting, jittered over [N/2, 3N/2].
 
 **An upgrade request parsed once.** daphne hands an upgrade to autobahn only after Twisted's HTTP

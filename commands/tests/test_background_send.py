@@ -4,6 +4,7 @@ with the pending command (202), whenever the outcome is recorded."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -15,7 +16,7 @@ from commands.models import Command, CommandState
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def _state_recorded(command_id: object) -> str:
+async def _state_recorded(command_id: uuid.UUID) -> str:
     for _ in range(200):  # 10 s at most
         state = (await Command.objects.aget(id=command_id)).state
         if state != CommandState.PENDING:
@@ -31,7 +32,9 @@ async def test_the_command_returned_stays_pending_when_its_outcome_is_recorded_f
     request = services.CommandRequest(
         charge_point_id="CP-1", ocpp_version="1.6", command="Reset", body={"type": "Soft"}
     )
-    returned = await sync_to_async(services.command_send)(request=request, wait=False)
-    assert await _state_recorded(returned.id) == CommandState.NOT_CONNECTED
-    assert returned.state == CommandState.PENDING
-    await sync_to_async(connections.close_all)()  # the send's thread's connection: the test database can go
+    try:
+        returned = await sync_to_async(services.command_send)(request=request, wait=False)
+        assert await _state_recorded(returned.id) == CommandState.NOT_CONNECTED
+        assert returned.state == CommandState.PENDING
+    finally:
+        await sync_to_async(connections.close_all)()  # the send's thread's connection: the test database can go

@@ -272,7 +272,7 @@ def test_turns_hold_half_again_the_admission_rate_on_average_even_below_one_a_se
     told_rate = per_second * daphne_server.HandshakeGate.TURN_HEADROOM
     for start in range(1001, 1027):
         assert sum(gate._turns.get(second, 0) for second in range(start, start + 5)) <= math.ceil(told_rate * 5)
-    assert len(waits) == told + 40
+    assert all(15 <= wait <= 30 for wait in waits[-40:])  # the rest: over the cap's upper half
 
 
 class _ConnectingProtocol:
