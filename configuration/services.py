@@ -504,8 +504,9 @@ def _every_part_received(report: DeviceModelReport) -> bool:
     """Whether the report's parts are every one from seqNo 0 up to its last (the part with tbc
     false): a part the charger lost leaves it incomplete (OCPP 2.0.1 B07: seqNo counts from 0)."""
     last = report.last_seq_no
-    received = {seq_no for seq_no in report.seq_nos if last is not None and 0 <= seq_no <= last}
-    return last is not None and last >= 0 and len(received) == last + 1
+    if last is None or last < 0:
+        return False
+    return len({seq_no for seq_no in report.seq_nos if 0 <= seq_no <= last}) == last + 1
 
 
 def _reported_attributes(item: dict[str, Any]) -> list[ReportedAttribute]:

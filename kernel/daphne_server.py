@@ -415,10 +415,11 @@ class HandshakeGate:
         behind them. Why half again the rate, and why no fixed wait (round 26, a 10,000-charger
         storm): the turns are told while the first wave is refused, at the rate of the worker's
         first seconds, beside the fleet's reconnects; once every refused charger holds a turn
-        nothing measures more, and turns told at that rate left the machine 30-50 % idle in the
-        storm's second half, and about 3 s idle after the first wave when no turn came sooner than
-        half the setting. A turn told too soon finds the gate full and is told a later one; the
-        handshakes in progress absorb the excess meanwhile."""
+        nothing measures more, and turns told at that rate left the machine 28-57 % idle in most of
+        the storm's last ten seconds, and 50-70 % idle for about 3 s after the first wave when no
+        turn came sooner than half the setting (docs/performance.md, round 26). A turn told too
+        soon finds the gate full and is told a later one; the handshakes in progress absorb the
+        excess meanwhile."""
         rate = self.admission_rate(now)
         if rate <= 0:  # nothing accepted lately: nothing to pace by
             return retry_after_seconds()
