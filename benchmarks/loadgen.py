@@ -125,6 +125,8 @@ class Charger:
         self.position = 0  # index into SCRIPT of the next step
         self.unique_ids = itertools.count()
         self.booted_at = 0.0  # time.monotonic() of the last accepted Boot
+        self._awaiting: tuple[str, asyncio.Future[list[Any]]] | None = None  # the CALL in flight: its id, its answer
+        self._reader: asyncio.Task[None] | None = None  # reads the socket while it is open (``_frames_read``)
 
     # --- frames -------------------------------------------------------------------------------
     def _tick(self) -> str:
@@ -225,19 +227,45 @@ class Charger:
             max_queue=4,
             local_addr=(self.source, 0),
         )
+        self._reader = asyncio.create_task(self._frames_read(self.websocket))
+
+    async def _frames_read(self, websocket: ClientConnection) -> None:
+        """Every frame the CSMS sends on ``websocket``, read as a charger's firmware reads them, at
+        any time: its CALLs (the configuration read after a boot) answered at once, the answer to
+        the CALL in flight handed to it, anything else a late answer to a CALL that timed out. The
+        CALL in flight when the socket closes fails with the close."""
+        try:
+            async for raw in websocket:
+                message = json.loads(raw)
+                if message[0] == 2:
+                    for frame in self.answers_to(message):
+                        await websocket.send(json.dumps(frame))
+                    self.stats.count["server_calls"] += 1
+                elif self._awaiting is not None and message[1] == self._awaiting[0] and not self._awaiting[1].done():
+                    self._awaiting[1].set_result(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.websocket is websocket and self._awaiting is not None and not self._awaiting[1].done():
+                self._awaiting[1].set_exception(websocket.protocol.close_exc)
 
     async def call(self, action: str, payload: dict[str, Any], kind: str) -> dict[str, Any] | None:
-        """Send one CALL and wait for its CALLRESULT; answer CALLs from the server meanwhile."""
+        """Send one CALL and wait for its CALLRESULT (read by ``_frames_read``, which answers the CSMS's CALLs)."""
         assert self.websocket is not None
         unique_id = str(next(self.unique_ids))
+        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._awaiting = (unique_id, answer)
         started = time.perf_counter()
         try:
             await self.websocket.send(json.dumps([2, unique_id, action, payload]))
-            message = await self._answer_to(unique_id)
+            async with asyncio.timeout(CALL_TIMEOUT):
+                message = await answer
         except (TimeoutError, ConnectionClosed):
             if kind in PERSISTING:  # the server may still have stored it: an upper bound for the check
                 self.stats.count[f"unanswered_{kind}_{self.version_key}"] += 1
             raise
+        finally:
+            self._awaiting = None
         latency = (time.perf_counter() - started) * 1000
         self.stats.latencies.append(latency)
         self.stats.latencies_by_kind.setdefault(action, []).append(latency)
@@ -249,17 +277,6 @@ class Charger:
         self.stats.count["acked"] += 1
         self.stats.count[f"acked_{kind}"] += 1
         return message[2]
-
-    async def _answer_to(self, unique_id: str) -> list[Any]:
-        async with asyncio.timeout(CALL_TIMEOUT):
-            while True:
-                message = json.loads(await self.websocket.recv())  # type: ignore[union-attr]
-                if message[0] == 2:  # a command from the CSMS: answer it, keep waiting
-                    for frame in self.answers_to(message):
-                        await self.websocket.send(json.dumps(frame))  # type: ignore[union-attr]
-                    self.stats.count["server_calls"] += 1
-                elif message[1] == unique_id:  # anything else is a late answer to a CALL that timed out
-                    return message
 
     def answers_to(self, call: list[Any]) -> list[list[Any]]:
         """What the charger sends for a CALL of the CSMS: its configuration read as a real charger

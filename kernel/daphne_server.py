@@ -134,6 +134,7 @@ from concurrent.futures import CancelledError
 from functools import partial, wraps
 from typing import Any
 
+from autobahn.exception import Disconnected
 from django.conf import settings
 from twisted.python import log as twisted_log
 
@@ -141,6 +142,12 @@ from kernel.consumer_loop import cancel_safe
 from kernel.websocket_frames import text_frame_sent, text_frames_delivered
 
 logger = logging.getLogger(__name__)
+
+
+class SocketClosed(OSError):
+    """A ``websocket.send`` on a socket that closed before daphne heard of it (the peer left while
+    its answer was on the way): the ASGI server's ``OSError`` for a send on a closed connection,
+    in place of autobahn's ``Disconnected``."""
 
 
 class InputQueue:
@@ -871,7 +878,12 @@ def daphne_server_install() -> None:
             if message["type"] == "websocket.send":
                 if _text_sent_plainly(self.connections, protocol, message):
                     return
-            elif message["type"] in ("websocket.accept", "websocket.close"):
+                try:
+                    await super().handle_reply(protocol, message)
+                except Disconnected as error:  # closed before daphne heard of it
+                    raise SocketClosed(str(error)) from error
+                return
+            if message["type"] in ("websocket.accept", "websocket.close"):
                 if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
                     self.handshake_gate.accepted(time.monotonic())
                 self.handshake_gate.protocols.discard(protocol)

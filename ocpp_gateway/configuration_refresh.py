@@ -12,12 +12,18 @@ by a read when a read of its whole configuration asked since the first boot of t
 ``CSMS_CONFIGURATION_REFRESH_MAX_AGE`` seconds, was answered in full and no value waits for a
 reboot (``configuration_read_recent``, asked in the Boot's own statement): a restart's reconnect
 storm re-reads no configuration.
+
+The reads wait their turn in the process (``ConfigurationReads``): a connect burst's Boots and
+statuses come first.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import time
+from collections import deque
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -28,12 +34,22 @@ from commands.rpc import call_outcome
 from commands.services import command_complete
 from configuration.changes import configuration_refresh_on_boot
 from kernel import metrics
-from ocpp_gateway.group_commit import in_commit_group
+from ocpp_gateway.group_commit import CommitGroup, commit_group
 
 logger = logging.getLogger(__name__)
 
+# Reads start once the commit group has had no unit waiting for a batch this long (a connect burst
+# keeps units waiting every few ms)...
+QUIET_SECONDS = 0.1
+# ... or once they have waited this long: a process busy for good still reads every configuration,
+# a batch's worth at a time.
+LONGEST_WAIT_SECONDS = 60.0
+_POLL_SECONDS = 0.02  # how often waiting reads look for their turn
+
 
 class LocalCaller(Protocol):
+    def accepts_calls(self) -> bool: ...
+
     async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]: ...
 
 
@@ -43,20 +59,89 @@ def configuration_current(boot: BootResult) -> bool:
     return boot.identity_kept and bool(boot.condition_held)
 
 
-async def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current: bool) -> None:
-    """Ask for the configuration once the Boot answer is out and record the answer, unless
-    ``current`` (``configuration_current``); never fails the connection."""
-    if not settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT or current:
-        return
-    try:
-        command = await in_commit_group(configuration_refresh_on_boot)(charge_point_id=charge_point_id)
-        if command is None:
-            return
-        started = time.monotonic()
-        timeout = settings.CSMS_OCPP_CALL_TIMEOUT
-        reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
-        outcome = call_outcome(reply, started=started)
-        metrics.command_round_trip(action=command.action, outcome=outcome.outcome, seconds=time.monotonic() - started)
-        await in_commit_group(command_complete)(command=command, outcome=outcome)
-    except Exception:
-        logger.exception("%s: could not read the configuration after its boot", charge_point_id)
+def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current: bool) -> None:
+    """Queue a read of the configuration, once the Boot answer is out (``ConfigurationReads``),
+    unless ``current`` (``configuration_current``) or reads after boots are off."""
+    if settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT and not current:
+        configuration_reads.queue(charge_point_id, connection)
+
+
+class ConfigurationReads:
+    """The configuration reads after boots of this process's connections, in boot order (issue 15).
+
+    A read starts once no unit of the process's commit group has waited for a batch for
+    ``QUIET_SECONDS`` (``CommitGroup.quiet_seconds``), or once it has waited ``LONGEST_WAIT_SECONDS``,
+    and while fewer than a batch's worth of started
+    reads (``CSMS_GROUP_COMMIT_MAX_UNITS``) wait for their command to be recorded: a read's record
+    and what its answer stores are units of the batches the chargers' own messages wait for (round
+    23 measured the read at 27-40 % of a first connect's server CPU and half its PostgreSQL's), so
+    a connect burst's Boots and statuses are answered first and the reads follow. Once recorded, a
+    read's CALL and answer hold no turn: a charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``)
+    delays no other read. A waiting read is its charger id, its connection and its context (no
+    task); one whose connection closed before its turn is skipped: the charger's next boot reads."""
+
+    def __init__(self, group: CommitGroup) -> None:
+        self._group = group  # the commit group its units go to and whose quiet it waits for
+        self._waiting: deque[tuple[str, LocalCaller, contextvars.Context, float]] = deque()
+        self._recording = 0  # reads started whose command is not yet recorded
+        self._worker: asyncio.Task[None] | None = None
+        self._reads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+
+    def __len__(self) -> int:
+        """Reads waiting their turn."""
+        return len(self._waiting)
+
+    def queue(self, charge_point_id: str, connection: LocalCaller) -> None:
+        """Read ``charge_point_id``'s configuration over ``connection`` in its turn, in the caller's
+        context (its log lines and commit-group units name its charger)."""
+        loop = asyncio.get_running_loop()
+        if self._worker is not None and self._worker.get_loop() is not loop:  # a new event loop (tests)
+            self._waiting.clear()
+            self._recording, self._worker = 0, None
+        self._waiting.append((charge_point_id, connection, contextvars.copy_context(), time.monotonic()))
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._serve(), context=contextvars.Context())
+
+    async def _serve(self) -> None:
+        while self._waiting:
+            if not self._turn_now():
+                await asyncio.sleep(_POLL_SECONDS)
+                continue
+            charge_point_id, connection, context, _ = self._waiting.popleft()
+            if not connection.accepts_calls():
+                continue
+            self._recording += 1
+            read = asyncio.get_running_loop().create_task(self._read(charge_point_id, connection), context=context)
+            self._reads.add(read)
+            read.add_done_callback(self._reads.discard)
+
+    def _turn_now(self) -> bool:
+        if self._recording >= settings.CSMS_GROUP_COMMIT_MAX_UNITS:
+            return False
+        return (
+            self._group.quiet_seconds() >= QUIET_SECONDS
+            or time.monotonic() - self._waiting[0][3] >= LONGEST_WAIT_SECONDS
+        )
+
+    async def _read(self, charge_point_id: str, connection: LocalCaller) -> None:
+        """Ask for the configuration and record the answer; never fails the connection."""
+        try:
+            try:
+                command = await self._group.run(configuration_refresh_on_boot, charge_point_id=charge_point_id)
+            finally:
+                self._recording -= 1
+            if command is None:
+                return
+            started = time.monotonic()
+            timeout = settings.CSMS_OCPP_CALL_TIMEOUT
+            reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
+            outcome = call_outcome(reply, started=started)
+            metrics.command_round_trip(
+                action=command.action, outcome=outcome.outcome, seconds=time.monotonic() - started
+            )
+            await self._group.run(command_complete, command=command, outcome=outcome)
+        except Exception:
+            logger.exception("%s: could not read the configuration after its boot", charge_point_id)
+
+
+configuration_reads = ConfigurationReads(commit_group)

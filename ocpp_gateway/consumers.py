@@ -261,9 +261,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         await super().send(text_data, bytes_data, close)
 
+    def accepts_calls(self) -> bool:
+        """Whether a CALL can be queued to the charger: its socket is accepted and not ended."""
+        return self.router is not None and self._accepted and not self._ended
+
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): queue it (acknowledged if slow)."""
-        if self.router is None or not self._accepted or self._ended:
+        if not self.accepts_calls():
             await self._reply(message, {"outcome": "not_connected"})
             return
         # A timer, not a task: most answers come first and cancel it (_reply).
@@ -284,7 +288,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """A CALL this process sends of its own accord (the configuration read after a boot), queued
         like a command but answered here, without the channel layer: the reply as ``ocpp_call``
         sends it (``{"outcome": ..., ...}``), ``not_connected`` once the socket is gone."""
-        if self.router is None or not self._accepted or self._ended:
+        if not self.accepts_calls():
             return {"outcome": "not_connected"}
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._queue_call({"action": action, "payload": payload, "deadline": time.time() + timeout, "answer": answer})

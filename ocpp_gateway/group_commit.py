@@ -191,6 +191,16 @@ class CommitGroup:
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
         self._unnamed = 0  # queued units naming no charger (not ``ahead``): each holds back side batches
+        self._waited_at = 0.0  # time.monotonic() when units were last left waiting for a batch
+
+    def quiet_seconds(self) -> float:
+        """Seconds since a unit last waited for a batch (every lane writing, or its charger's rows
+        held by a batch being written); 0 while one waits. Work of the process's own accord
+        (``ocpp_gateway.configuration_refresh``) waits until the group has been quiet a while: the
+        chargers' messages come first."""
+        if self._pending or self._ahead:
+            return 0.0
+        return time.monotonic() - self._waited_at
 
     async def run(
         self,
@@ -230,10 +240,12 @@ class CommitGroup:
         while self._writing < self._lanes and not self._alone:
             batch = self._side_batch() if self._writing else self._batch()
             if not batch:
-                return
+                break
             self._writing += 1
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
+        if self._pending or self._ahead:
+            self._waited_at = time.monotonic()
 
     def _batch(self) -> list[_Unit]:
         """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
@@ -288,6 +300,8 @@ class CommitGroup:
             self._alone = False  # a batch written alone was the only one
             for unit in batch:
                 self._held.difference_update(unit.chargers)
+            if self._pending or self._ahead:  # they waited until now
+                self._waited_at = time.monotonic()
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):
             if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same

@@ -43,6 +43,7 @@ from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from kernel import metrics, schemas
+from kernel.daphne_server import SocketClosed
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
 from kernel.storable_text import (
@@ -445,7 +446,14 @@ class OcppRouter(RoutedChargePoint):
                 )
         text = text if text is not None else frame_text(message)
         self._log(MessageDirection.OUTBOUND, text, utc_now(), message.message_type_id, unique_id, action)
-        await self._connection.send(text)
+        try:
+            await self._connection.send(text)
+        except SocketClosed:
+            if isinstance(message, Call):  # its caller learns the charger is gone
+                raise
+            # The charger left while its answer was on the way: what it sent is handled (committed),
+            # it will send it again on its next connection if it needs the answer.
+            logger.info("%s: the socket closed before the answer to %r could be sent", self.id, unique_id)
 
     def _log(
         self,

@@ -632,6 +632,45 @@ async def test_a_websocket_application_may_write_text_at_once_as_daphne_sends_it
     assert sent is False
 
 
+async def test_a_send_on_a_socket_that_closed_before_daphne_heard_of_it_raises_socket_closed():
+    """autobahn's ``Disconnected`` for a frame sent after the peer left, before daphne's disconnect
+    reached the application, is raised as ``SocketClosed``: the ASGI server's ``OSError``."""
+    from daphne import cli
+    from daphne.http_protocol import HTTPFactory
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet.address import IPv4Address
+
+    daphne_server.daphne_server_install()
+    accepted, closed = asyncio.Event(), asyncio.Event()
+    raised: list[BaseException] = []
+
+    async def application(scope, receive, send):
+        await send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
+        accepted.set()
+        await closed.wait()
+        try:
+            await send({"type": "websocket.send", "text": "[3]"})
+        except BaseException as error:
+            raised.append(error)
+
+    server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
+    server.connections = {}
+    server.http_factory = HTTPFactory(server)
+    server.ws_factory = WebSocketFactory(server, server=server.server_name)
+    server.ws_factory.setProtocolOptions(allowNullOrigin=True, openHandshakeTimeout=0)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
+    channel = server.http_factory.buildProtocol(transport.getPeer())
+    channel.makeConnection(transport)
+    channel.dataReceived(_UPGRADE)
+    await asyncio.wait_for(accepted.wait(), 5)
+    protocol = getattr(transport, "protocol")  # noqa: B009  (the upgrade set it; StringTransport declares none)
+    protocol.state = protocol.STATE_CLOSED  # the peer left; daphne has not heard yet
+    closed.set()
+    await asyncio.wait_for(server.connections[protocol]["application_instance"], 5)
+    [error] = raised
+    assert isinstance(error, daphne_server.SocketClosed) and isinstance(error, OSError)
+
+
 def test_twisted_s_call_with_logger_is_the_one_read_here():
     spec = importlib.util.find_spec("twisted.python.log")
     assert spec is not None and spec.origin is not None

@@ -1,13 +1,21 @@
-"""The consumer writes a frame's text at once where daphne's server offers it (``TEXT_AT_ONCE``)."""
+"""The consumer writes a frame's text at once where daphne's server offers it (``TEXT_AT_ONCE``); an
+answer to a charger that left while it was on the way is dropped with a line (``SocketClosed``)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from channels.exceptions import StopConsumer
+from ocpp.messages import Call
 
-from kernel.daphne_server import TEXT_AT_ONCE
+from chargepoints.selectors import STRICT_PROFILE
+from kernel.daphne_server import TEXT_AT_ONCE, SocketClosed
 from ocpp_gateway.consumers import OcppConsumer
+from ocpp_gateway.heartbeats import heartbeats
+from ocpp_gateway.message_log import message_log
+from ocpp_gateway.v16.router import V16Router
 
 
 async def test_the_consumer_takes_the_server_s_text_at_once_from_its_scope() -> None:
@@ -48,3 +56,34 @@ async def test_a_frame_is_written_at_once_and_left_to_send_where_the_server_does
     consumer._text_at_once = None  # no server offering it (Channels' test communicator, uvicorn)
     await consumer.send("[5]")
     assert sent[-1] == {"type": "websocket.send", "text": "[5]"}
+
+
+class _LeftSocket:
+    """A socket whose charger left while a frame was on the way: daphne raises ``SocketClosed``."""
+
+    async def send(self, text: str) -> None:
+        raise SocketClosed("Attempt to send on a closed protocol")
+
+
+@pytest.fixture
+def _nothing_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frames and the heartbeat not buffered for a database these tests do not have."""
+    monkeypatch.setattr(message_log, "add", lambda row: None)
+    monkeypatch.setattr(heartbeats, "add", lambda row: None)
+
+
+@pytest.mark.usefixtures("_nothing_buffered")
+async def test_an_answer_to_a_charger_that_left_meanwhile_is_dropped_with_a_line_not_an_error(caplog) -> None:
+    router = V16Router("CP-LEFT", connection=_LeftSocket())
+    router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
+    with caplog.at_level(logging.INFO, logger="ocpp_gateway"):
+        await router.route_message('[2, "hb-1", "Heartbeat", {}]')
+    assert [record.levelno for record in caplog.records] == [logging.INFO]
+    assert "closed before the answer to 'hb-1'" in caplog.records[0].getMessage()
+
+
+@pytest.mark.usefixtures("_nothing_buffered")
+async def test_a_call_to_a_charger_that_left_raises_for_its_caller() -> None:
+    router = V16Router("CP-LEFT", connection=_LeftSocket())
+    with pytest.raises(SocketClosed):
+        await router._send_message(Call("c-1", "Reset", {"type": "Soft"}))

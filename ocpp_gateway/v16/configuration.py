@@ -21,8 +21,8 @@ class ConfigurationHandlers:
     configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
 
     @after(Action.boot_notification)
-    async def after_boot_notification(self, **_: Any) -> None:
-        await refresh_after_boot(self.id, self._connection, current=self.configuration_current)
+    def after_boot_notification(self, **_: Any) -> None:
+        refresh_after_boot(self.id, self._connection, current=self.configuration_current)
 
     @staticmethod
     @answer(Action.get_configuration)

@@ -1,0 +1,151 @@
+"""The configuration reads after boots wait their turn in the process (``ConfigurationReads``,
+issue 15): each starts once no unit of the commit group has waited for a batch for
+``QUIET_SECONDS``, or once it has waited ``LONGEST_WAIT_SECONDS``; a read whose connection closed
+meanwhile is skipped; each runs in the context of the connection that queued it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_register
+from commands.models import Command, CommandState
+from configuration.models import ConfigurationKey
+from kernel.log_format import charge_point_id_var
+from ocpp_gateway import configuration_refresh
+from ocpp_gateway.configuration_refresh import QUIET_SECONDS, ConfigurationReads
+from ocpp_gateway.group_commit import CommitGroup
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+_KEYS = [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
+
+
+class _Charger:
+    """The charger's end of a connection, as the router hands back what it answers: a
+    GetConfiguration answered with one key. Notes when each CALL came and which charger the
+    caller's context named."""
+
+    def __init__(self, *, connected: bool = True) -> None:
+        self.connected = connected
+        self.calls: list[tuple[str, float, str]] = []  # action, time.monotonic(), the context's charger
+
+    def accepts_calls(self) -> bool:
+        return self.connected
+
+    async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        self.calls.append((action, time.monotonic(), charge_point_id_var.get("")))
+        return {"outcome": "result", "payload": {"configuration_key": _KEYS}, "violations": {}}
+
+
+def _registered(*names: str) -> None:
+    for name in names:
+        charge_point_register(charge_point_id=name, heartbeat_interval=60)
+    ChargePoint.objects.filter(charge_point_id__in=names).update(connection_channel="ch", ocpp_version="1.6")
+
+
+def _read_recorded(name: str) -> tuple[list[str], list[str]]:
+    """The charger's commands' states and its stored keys."""
+    states = list(Command.objects.filter(charge_point__charge_point_id=name).values_list("state", flat=True))
+    keys = list(ConfigurationKey.objects.filter(charge_point__charge_point_id=name).values_list("key", flat=True))
+    return states, keys
+
+
+def _slow(*, seconds: float, ended: list[float]) -> None:
+    time.sleep(seconds)
+    ended.append(time.monotonic())
+
+
+def _queued(reads: ConfigurationReads, charge_point_id: str, charger: _Charger) -> None:
+    """Queue a read as the Boot's hook does: in the context of the charger's connection."""
+    token = charge_point_id_var.set(charge_point_id)
+    try:
+        reads.queue(charge_point_id, charger)
+    finally:
+        charge_point_id_var.reset(token)
+
+
+async def _until(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        assert time.monotonic() < deadline, "not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_read_waits_while_units_wait_for_a_batch_and_starts_once_none_has_for_a_while() -> None:
+    await sync_to_async(_registered)("READS-QUIET")
+    group = CommitGroup(max_units=1, lanes=1)
+    ended: list[float] = []
+    # one unit written, two waiting behind it: the group has units waiting for about 0.6 s
+    slow = [asyncio.ensure_future(group.run(_slow, seconds=0.3, ended=ended)) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    reads, charger = ConfigurationReads(group), _Charger()
+    _queued(reads, "READS-QUIET", charger)
+    await asyncio.sleep(0.2)
+    assert len(reads) == 1 and charger.calls == []  # waiting its turn
+    await asyncio.gather(*slow)
+
+    async def read_completed() -> bool:
+        return (await sync_to_async(_read_recorded)("READS-QUIET")) == ([CommandState.ACCEPTED], ["HeartbeatInterval"])
+
+    await _until(read_completed)
+    [(action, called_at, named)] = charger.calls
+    assert action == "GetConfiguration" and named == "READS-QUIET"
+    # the last unit waited until the second ended; the read started a quiet while after that
+    assert called_at >= ended[1] + QUIET_SECONDS
+
+
+async def test_a_read_that_has_waited_its_longest_starts_while_units_still_wait(monkeypatch) -> None:
+    await sync_to_async(_registered)("READS-LONG")
+    monkeypatch.setattr(configuration_refresh, "LONGEST_WAIT_SECONDS", 0.0)
+    group = CommitGroup(max_units=64, lanes=1)
+    slow = [asyncio.ensure_future(group.run(_slow, seconds=0.6, ended=[])) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    reads, charger = ConfigurationReads(group), _Charger()
+    _queued(reads, "READS-LONG", charger)
+    await asyncio.sleep(0.2)
+    assert len(reads) == 0  # started: its record waits in the queue beside the second unit
+    await asyncio.gather(*slow)
+
+    async def answered() -> bool:
+        return bool(charger.calls)
+
+    await _until(answered)
+
+
+async def test_a_read_whose_connection_closed_before_its_turn_is_skipped() -> None:
+    await sync_to_async(_registered)("READS-GONE", "READS-HERE")
+    group = CommitGroup(max_units=64, lanes=1)
+    reads, gone, here = ConfigurationReads(group), _Charger(connected=False), _Charger()
+    _queued(reads, "READS-GONE", gone)
+    _queued(reads, "READS-HERE", here)
+
+    async def answered() -> bool:
+        return bool(here.calls) and (await sync_to_async(_read_recorded)("READS-HERE"))[0] == [CommandState.ACCEPTED]
+
+    await _until(answered)
+    assert gone.calls == [] and len(reads) == 0
+    assert await sync_to_async(_read_recorded)("READS-GONE") == ([], [])  # nothing recorded for it
+
+
+async def test_each_read_runs_in_the_context_of_the_connection_that_queued_it() -> None:
+    """The worker that starts the reads was started by the first; every read's log lines and units
+    name its own charger."""
+    names = [f"READS-CTX-{n}" for n in range(3)]
+    await sync_to_async(_registered)(*names)
+    group = CommitGroup(max_units=64, lanes=1)
+    reads = ConfigurationReads(group)
+    chargers = [_Charger() for _ in names]
+    for name, charger in zip(names, chargers, strict=True):
+        _queued(reads, name, charger)
+
+    async def all_answered() -> bool:
+        return all(charger.calls for charger in chargers)
+
+    await _until(all_answered)
+    assert [charger.calls[0][2] for charger in chargers] == names
