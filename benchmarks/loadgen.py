@@ -126,7 +126,7 @@ class Charger:
         self.unique_ids = itertools.count()
         self.booted_at = 0.0  # time.monotonic() of the last accepted Boot
         self._awaiting: tuple[str, asyncio.Future[list[Any]]] | None = None  # the CALL in flight: its id, its answer
-        self._reader: asyncio.Task[None] | None = None  # reads the socket while it is open (``_frames_read``)
+        self._reader: asyncio.Task[None] | None = None  # held here: the loop keeps only a weak reference
 
     # --- frames -------------------------------------------------------------------------------
     def _tick(self) -> str:
@@ -232,8 +232,9 @@ class Charger:
     async def _frames_read(self, websocket: ClientConnection) -> None:
         """Every frame the CSMS sends on ``websocket``, read as a charger's firmware reads them, at
         any time: its CALLs (the configuration read after a boot) answered at once, the answer to
-        the CALL in flight handed to it, anything else a late answer to a CALL that timed out. The
-        CALL in flight when the socket closes fails with the close."""
+        the CALL in flight handed to it, anything else a late answer to a CALL that timed out. A
+        frame it cannot read or answer is noted and closes the socket. The CALL in flight when the
+        socket closes fails with ``ConnectionClosed``."""
         try:
             async for raw in websocket:
                 message = json.loads(raw)
@@ -245,9 +246,13 @@ class Charger:
                     self._awaiting[1].set_result(message)
         except ConnectionClosed:
             pass
+        except Exception as error:  # a frame it cannot handle: noted, the socket closed
+            self.stats.note(f"reader: {describe(error)}")
+            await websocket.close()
         finally:
             if self.websocket is websocket and self._awaiting is not None and not self._awaiting[1].done():
-                self._awaiting[1].set_exception(websocket.protocol.close_exc)
+                protocol = websocket.protocol
+                self._awaiting[1].set_exception(ConnectionClosed(protocol.close_rcvd, protocol.close_sent))
 
     async def call(self, action: str, payload: dict[str, Any], kind: str) -> dict[str, Any] | None:
         """Send one CALL and wait for its CALLRESULT (read by ``_frames_read``, which answers the CSMS's CALLs)."""

@@ -23,8 +23,9 @@ import asyncio
 import contextvars
 import logging
 import time
+import weakref
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from django.conf import settings
 
@@ -38,8 +39,8 @@ from ocpp_gateway.group_commit import CommitGroup, commit_group
 
 logger = logging.getLogger(__name__)
 
-# Reads start once the commit group has had no unit waiting for a batch this long (a connect burst
-# keeps units waiting every few ms)...
+# Reads start once no charger's unit has waited for a batch of the commit group this long (a connect
+# burst keeps units waiting every few ms)...
 QUIET_SECONDS = 0.1
 # ... or once they have waited this long: a process busy for good still reads every configuration,
 # a batch's worth at a time.
@@ -66,28 +67,40 @@ def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current
         configuration_reads.queue(charge_point_id, connection)
 
 
+class _Waiting(NamedTuple):
+    """A read waiting its turn: no task, the connection not kept alive by it."""
+
+    charge_point_id: str
+    connection: weakref.ref[LocalCaller]
+    context: contextvars.Context  # the connection's: log lines and units name its charger
+    queued_at: float  # time.monotonic()
+
+
 class ConfigurationReads:
     """The configuration reads after boots of this process's connections, in boot order (issue 15).
 
-    A read starts once no unit of the process's commit group has waited for a batch for
-    ``QUIET_SECONDS`` (``CommitGroup.quiet_seconds``), or once it has waited ``LONGEST_WAIT_SECONDS``,
-    and while fewer than a batch's worth of started
-    reads (``CSMS_GROUP_COMMIT_MAX_UNITS``) wait for their command to be recorded: a read's record
-    and what its answer stores are units of the batches the chargers' own messages wait for (round
-    23 measured the read at 27-40 % of a first connect's server CPU and half its PostgreSQL's), so
-    a connect burst's Boots and statuses are answered first and the reads follow. Once recorded, a
-    read's CALL and answer hold no turn: a charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``)
-    delays no other read. A waiting read is its charger id, its connection and its context (no
-    task); one whose connection closed before its turn is skipped: the charger's next boot reads."""
+    A read starts once no unit of the chargers' own messages has waited for a batch of the
+    process's commit group for ``QUIET_SECONDS`` (``CommitGroup.quiet_seconds``; the reads' units
+    are ``background`` and do not count), or once it has waited ``LONGEST_WAIT_SECONDS``; and
+    while fewer than a batch's worth of started reads (the group's ``max_units``) wait for their
+    command to be recorded. A read's record and what its answer stores are units of the batches
+    the chargers' messages wait for (round 23 measured the read at 27-40 % of a first connect's
+    server CPU and half its PostgreSQL's): a connect burst's Boots and statuses are answered
+    first, the reads follow. Once recorded, a read's CALL and answer hold no turn: a charger slow
+    to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose connection
+    closed before its turn is skipped, with a line: the charger is read at its next boot (its
+    configuration was not read recently). The queue serves one event loop: a queue used from a
+    new one (tests) drops what the old one left."""
 
     def __init__(self, group: CommitGroup) -> None:
         self._group = group  # the commit group its units go to and whose quiet it waits for
-        self._waiting: deque[tuple[str, LocalCaller, contextvars.Context, float]] = deque()
+        self._waiting: deque[_Waiting] = deque()
         self._recording = 0  # reads started whose command is not yet recorded
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
 
-    def __len__(self) -> int:
+    def waiting(self) -> int:
         """Reads waiting their turn."""
         return len(self._waiting)
 
@@ -95,39 +108,52 @@ class ConfigurationReads:
         """Read ``charge_point_id``'s configuration over ``connection`` in its turn, in the caller's
         context (its log lines and commit-group units name its charger)."""
         loop = asyncio.get_running_loop()
-        if self._worker is not None and self._worker.get_loop() is not loop:  # a new event loop (tests)
+        if loop is not self._loop:
             self._waiting.clear()
-            self._recording, self._worker = 0, None
-        self._waiting.append((charge_point_id, connection, contextvars.copy_context(), time.monotonic()))
+            self._reads.clear()
+            self._recording, self._loop, self._worker = 0, loop, None
+        self._waiting.append(
+            _Waiting(charge_point_id, weakref.ref(connection), contextvars.copy_context(), time.monotonic())
+        )
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._serve(), context=contextvars.Context())
 
     async def _serve(self) -> None:
+        """Start each waiting read in its turn, in order; ends once none waits."""
         while self._waiting:
             if not self._turn_now():
                 await asyncio.sleep(_POLL_SECONDS)
                 continue
-            charge_point_id, connection, context, _ = self._waiting.popleft()
-            if not connection.accepts_calls():
+            waiting = self._waiting.popleft()
+            connection = waiting.connection()
+            if connection is None or not connection.accepts_calls():
+                waiting.context.run(
+                    logger.info, "%s: disconnected before its configuration read", waiting.charge_point_id
+                )
                 continue
             self._recording += 1
-            read = asyncio.get_running_loop().create_task(self._read(charge_point_id, connection), context=context)
+            read = asyncio.get_running_loop().create_task(
+                self._read(waiting.charge_point_id, connection), context=waiting.context
+            )
             self._reads.add(read)
             read.add_done_callback(self._reads.discard)
 
     def _turn_now(self) -> bool:
-        if self._recording >= settings.CSMS_GROUP_COMMIT_MAX_UNITS:
+        """Whether the first waiting read may start."""
+        if self._recording >= self._group.max_units:
             return False
         return (
             self._group.quiet_seconds() >= QUIET_SECONDS
-            or time.monotonic() - self._waiting[0][3] >= LONGEST_WAIT_SECONDS
+            or time.monotonic() - self._waiting[0].queued_at >= LONGEST_WAIT_SECONDS
         )
 
     async def _read(self, charge_point_id: str, connection: LocalCaller) -> None:
         """Ask for the configuration and record the answer; never fails the connection."""
         try:
             try:
-                command = await self._group.run(configuration_refresh_on_boot, charge_point_id=charge_point_id)
+                command = await self._group.run(
+                    configuration_refresh_on_boot, background=True, charge_point_id=charge_point_id
+                )
             finally:
                 self._recording -= 1
             if command is None:
@@ -136,10 +162,9 @@ class ConfigurationReads:
             timeout = settings.CSMS_OCPP_CALL_TIMEOUT
             reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
             outcome = call_outcome(reply, started=started)
-            metrics.command_round_trip(
-                action=command.action, outcome=outcome.outcome, seconds=time.monotonic() - started
-            )
-            await self._group.run(command_complete, command=command, outcome=outcome)
+            seconds = time.monotonic() - started
+            metrics.command_round_trip(action=command.action, outcome=outcome.outcome, seconds=seconds)
+            await self._group.run(command_complete, background=True, command=command, outcome=outcome)
         except Exception:
             logger.exception("%s: could not read the configuration after its boot", charge_point_id)
 

@@ -163,6 +163,7 @@ class _Unit:
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
     abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
     chargers: frozenset[str] = frozenset()  # the chargers it names (none: a write-behind buffer's rows)
+    background: bool = False  # work of the process's own accord (``CommitGroup.quiet_seconds``)
 
     def skipped(self) -> bool:
         """Whether a skippable unit's caller gave up on it (cancelled, or ``abandoned()``)."""
@@ -191,16 +192,24 @@ class CommitGroup:
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
         self._unnamed = 0  # queued units naming no charger (not ``ahead``): each holds back side batches
-        self._waited_at = 0.0  # time.monotonic() when units were last left waiting for a batch
+        self._waited_at = 0.0  # time.monotonic() when units not ``background`` last stopped waiting for a batch
+
+    @property
+    def max_units(self) -> int:
+        """Units per batch at most (``CSMS_GROUP_COMMIT_MAX_UNITS``)."""
+        return self._max_units
 
     def quiet_seconds(self) -> float:
-        """Seconds since a unit last waited for a batch (every lane writing, or its charger's rows
-        held by a batch being written); 0 while one waits. Work of the process's own accord
-        (``ocpp_gateway.configuration_refresh``) waits until the group has been quiet a while: the
-        chargers' messages come first."""
-        if self._pending or self._ahead:
+        """Seconds since a unit that is not ``background`` last waited for a batch (every lane
+        writing, or its charger's rows held by a batch being written); 0 while one waits. Work of
+        the process's own accord (``ocpp_gateway.configuration_refresh``) runs as ``background``
+        units and starts once the group has been quiet a while: the chargers' messages come first."""
+        if self._ahead or self._foreground_waiting():
             return 0.0
         return time.monotonic() - self._waited_at
+
+    def _foreground_waiting(self) -> bool:
+        return any(not unit.background for unit in self._pending)
 
     async def run(
         self,
@@ -210,6 +219,7 @@ class CommitGroup:
         in_savepoint: bool = False,
         ahead: bool = False,
         abandoned: Callable[[], bool] | None = None,
+        background: bool = False,
         **kwargs: Any,
     ) -> Result:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
@@ -226,11 +236,13 @@ class CommitGroup:
         here); once its batch started it is written all the same. Only for a unit nobody else
         relies on (a handshake's attach: its socket is gone, no answer was sent). Every other
         unit is written even when its caller is gone: a write-behind buffer's rows, a command's
-        answer, a disconnect."""
+        answer, a disconnect.
+        ``background``: work of the process's own accord (a configuration read after a boot): its
+        waiting for a batch does not make the group less quiet (``quiet_seconds``)."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         chargers = frozenset() if ahead else _chargers_named(kwargs, context)
-        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers)
+        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers, background)
         (self._ahead if ahead else self._pending).append(unit)
         self._unnamed += not (ahead or chargers)
         self._start_batches(loop)
@@ -240,12 +252,10 @@ class CommitGroup:
         while self._writing < self._lanes and not self._alone:
             batch = self._side_batch() if self._writing else self._batch()
             if not batch:
-                break
+                return
             self._writing += 1
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch), context=contextvars.Context())
-        if self._pending or self._ahead:
-            self._waited_at = time.monotonic()
 
     def _batch(self) -> list[_Unit]:
         """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
@@ -300,7 +310,7 @@ class CommitGroup:
             self._alone = False  # a batch written alone was the only one
             for unit in batch:
                 self._held.difference_update(unit.chargers)
-            if self._pending or self._ahead:  # they waited until now
+            if self._ahead or self._foreground_waiting():  # they waited until now
                 self._waited_at = time.monotonic()
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):

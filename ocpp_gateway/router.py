@@ -43,7 +43,6 @@ from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from kernel import metrics, schemas
-from kernel.daphne_server import SocketClosed
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
 from kernel.storable_text import (
@@ -448,7 +447,7 @@ class OcppRouter(RoutedChargePoint):
         self._log(MessageDirection.OUTBOUND, text, utc_now(), message.message_type_id, unique_id, action)
         try:
             await self._connection.send(text)
-        except SocketClosed:
+        except OSError:  # the ASGI server's error for a send on a closed socket (daphne's: SocketClosed)
             if isinstance(message, Call):  # its caller learns the charger is gone
                 raise
             # The charger left while its answer was on the way: what it sent is handled (committed),

@@ -1,7 +1,8 @@
 """The configuration reads after boots wait their turn in the process (``ConfigurationReads``,
-issue 15): each starts once no unit of the commit group has waited for a batch for
-``QUIET_SECONDS``, or once it has waited ``LONGEST_WAIT_SECONDS``; a read whose connection closed
-meanwhile is skipped; each runs in the context of the connection that queued it."""
+issue 15): each starts once no charger's unit has waited for a batch of the commit group for
+``QUIET_SECONDS`` (``CommitGroup.quiet_seconds``: the reads' own units do not count), or once it
+has waited ``LONGEST_WAIT_SECONDS``, a batch's worth at most being recorded at once; a read whose
+connection closed meanwhile is skipped; each runs in the context of the connection that queued it."""
 
 from __future__ import annotations
 
@@ -81,23 +82,26 @@ async def test_a_read_waits_while_units_wait_for_a_batch_and_starts_once_none_ha
     await sync_to_async(_registered)("READS-QUIET")
     group = CommitGroup(max_units=1, lanes=1)
     ended: list[float] = []
-    # one unit written, two waiting behind it: the group has units waiting for about 0.6 s
-    slow = [asyncio.ensure_future(group.run(_slow, seconds=0.3, ended=ended)) for _ in range(3)]
+    # one unit written, two waiting behind it until the second ends; the third takes no time
+    slow = [asyncio.ensure_future(group.run(_slow, seconds=s, ended=ended)) for s in (0.3, 0.3, 0.0)]
     await asyncio.sleep(0.05)
     reads, charger = ConfigurationReads(group), _Charger()
     _queued(reads, "READS-QUIET", charger)
     await asyncio.sleep(0.2)
-    assert len(reads) == 1 and charger.calls == []  # waiting its turn
+    assert reads.waiting() == 1 and charger.calls == []  # waiting its turn
     await asyncio.gather(*slow)
-
-    async def read_completed() -> bool:
-        return (await sync_to_async(_read_recorded)("READS-QUIET")) == ([CommandState.ACCEPTED], ["HeartbeatInterval"])
-
-    await _until(read_completed)
+    await _until(_read_completed("READS-QUIET"))
     [(action, called_at, named)] = charger.calls
     assert action == "GetConfiguration" and named == "READS-QUIET"
-    # the last unit waited until the second ended; the read started a quiet while after that
+    # the third unit waited until the second ended; the read started a quiet while after that
     assert called_at >= ended[1] + QUIET_SECONDS
+
+
+def _read_completed(name: str) -> Any:
+    async def completed() -> bool:
+        return (await sync_to_async(_read_recorded)(name)) == ([CommandState.ACCEPTED], ["HeartbeatInterval"])
+
+    return completed
 
 
 async def test_a_read_that_has_waited_its_longest_starts_while_units_still_wait(monkeypatch) -> None:
@@ -109,13 +113,41 @@ async def test_a_read_that_has_waited_its_longest_starts_while_units_still_wait(
     reads, charger = ConfigurationReads(group), _Charger()
     _queued(reads, "READS-LONG", charger)
     await asyncio.sleep(0.2)
-    assert len(reads) == 0  # started: its record waits in the queue beside the second unit
+    assert reads.waiting() == 0 and charger.calls == []  # started: its record waits beside the second unit
     await asyncio.gather(*slow)
+    await _until(_read_completed("READS-LONG"))
 
-    async def answered() -> bool:
-        return bool(charger.calls)
 
-    await _until(answered)
+async def test_at_most_a_batch_s_worth_of_reads_is_being_recorded_at_once(monkeypatch) -> None:
+    names = [f"READS-CAP-{n}" for n in range(5)]
+    await sync_to_async(_registered)(*names)
+    monkeypatch.setattr(configuration_refresh, "LONGEST_WAIT_SECONDS", 0.0)  # they go while units wait
+    group = CommitGroup(max_units=2, lanes=1)
+    slow = asyncio.ensure_future(group.run(_slow, seconds=0.5, ended=[]))
+    await asyncio.sleep(0.05)
+    reads, chargers = ConfigurationReads(group), [_Charger() for _ in names]
+    for name, charger in zip(names, chargers, strict=True):
+        _queued(reads, name, charger)
+    await asyncio.sleep(0.2)
+    assert reads.waiting() == 3  # two started, their records queued behind the slow unit
+    await slow
+    for name in names:
+        await _until(_read_completed(name))
+
+
+async def test_the_reads_own_units_waiting_leave_the_group_quiet() -> None:
+    """A read's units are ``background``: while only they wait for a batch the group stays quiet,
+    so the reads after a burst follow one another without a quiet pause between each batch's worth."""
+    group = CommitGroup(max_units=1, lanes=1)
+    first = asyncio.ensure_future(group.run(_slow, seconds=0.3, ended=[], background=True))
+    second = asyncio.ensure_future(group.run(_slow, seconds=0.0, ended=[], background=True))
+    await asyncio.sleep(0.05)
+    assert group.quiet_seconds() > 0
+    third = asyncio.ensure_future(group.run(_slow, seconds=0.0, ended=[]))
+    await asyncio.sleep(0.05)
+    assert group.quiet_seconds() == 0  # a charger's unit waits
+    await asyncio.gather(first, second, third)
+    assert 0 <= group.quiet_seconds() < 0.3  # it waited until the first ended
 
 
 async def test_a_read_whose_connection_closed_before_its_turn_is_skipped() -> None:
@@ -129,7 +161,7 @@ async def test_a_read_whose_connection_closed_before_its_turn_is_skipped() -> No
         return bool(here.calls) and (await sync_to_async(_read_recorded)("READS-HERE"))[0] == [CommandState.ACCEPTED]
 
     await _until(answered)
-    assert gone.calls == [] and len(reads) == 0
+    assert gone.calls == [] and reads.waiting() == 0
     assert await sync_to_async(_read_recorded)("READS-GONE") == ([], [])  # nothing recorded for it
 
 
@@ -144,8 +176,6 @@ async def test_each_read_runs_in_the_context_of_the_connection_that_queued_it() 
     for name, charger in zip(names, chargers, strict=True):
         _queued(reads, name, charger)
 
-    async def all_answered() -> bool:
-        return all(charger.calls for charger in chargers)
-
-    await _until(all_answered)
+    for name in names:
+        await _until(_read_completed(name))
     assert [charger.calls[0][2] for charger in chargers] == names
