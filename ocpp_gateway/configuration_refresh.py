@@ -25,7 +25,8 @@ import logging
 import time
 import weakref
 from collections import deque
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from django.conf import settings
 
@@ -38,6 +39,8 @@ from kernel import metrics
 from ocpp_gateway.group_commit import CommitGroup, commit_group
 
 logger = logging.getLogger(__name__)
+
+Result = TypeVar("Result")
 
 # Reads start once no charger's unit has waited for a batch of the commit group this long (a connect
 # burst keeps units waiting every few ms)...
@@ -82,20 +85,20 @@ class ConfigurationReads:
     A read starts once no unit of the chargers' own messages has waited for a batch of the
     process's commit group for ``QUIET_SECONDS`` (``CommitGroup.quiet_seconds``; the reads' units
     are ``background`` and do not count), or once it has waited ``LONGEST_WAIT_SECONDS``; and
-    while fewer than a batch's worth of started reads (the group's ``max_units``) wait for their
-    command to be recorded. A read's record and what its answer stores are units of the batches
-    the chargers' messages wait for (round 23 measured the read at 27-40 % of a first connect's
-    server CPU and half its PostgreSQL's): a connect burst's Boots and statuses are answered
-    first, the reads follow. Once recorded, a read's CALL and answer hold no turn: a charger slow
-    to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose connection
-    closed before its turn is skipped, with a line: the charger is read at its next boot (its
-    configuration was not read recently). The queue serves one event loop: a queue used from a
-    new one (tests) drops what the old one left."""
+    while fewer than a batch's worth of reads (the group's ``max_units``) have their record or
+    their answer's completion waiting for a batch or being written. A read's record and what its
+    answer stores are units of the batches the chargers' messages wait for (round 23 measured the
+    read at 27-40 % of a first connect's server CPU and half its PostgreSQL's): a connect burst's
+    Boots and statuses are answered first, the reads follow. A read's CALL holds no turn: a
+    charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose
+    connection closed before its turn is skipped, with a line: the charger is read at its next
+    boot (its configuration was not read recently). The queue serves one event loop: a queue used
+    from a new one (tests) drops what the old one left."""
 
     def __init__(self, group: CommitGroup) -> None:
         self._group = group  # the commit group its units go to and whose quiet it waits for
         self._waiting: deque[_Waiting] = deque()
-        self._recording = 0  # reads started whose command is not yet recorded
+        self._writing = 0  # reads whose record or completion is queued for a batch or being written
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
@@ -111,7 +114,7 @@ class ConfigurationReads:
         if loop is not self._loop:
             self._waiting.clear()
             self._reads.clear()
-            self._recording, self._loop, self._worker = 0, loop, None
+            self._writing, self._loop, self._worker = 0, loop, None
         self._waiting.append(
             _Waiting(charge_point_id, weakref.ref(connection), contextvars.copy_context(), time.monotonic())
         )
@@ -131,7 +134,7 @@ class ConfigurationReads:
                     logger.info, "%s: disconnected before its configuration read", waiting.charge_point_id
                 )
                 continue
-            self._recording += 1
+            self._writing += 1
             read = asyncio.get_running_loop().create_task(
                 self._read(waiting.charge_point_id, connection), context=waiting.context
             )
@@ -140,7 +143,7 @@ class ConfigurationReads:
 
     def _turn_now(self) -> bool:
         """Whether the first waiting read may start."""
-        if self._recording >= self._group.max_units:
+        if self._writing >= self._group.max_units:
             return False
         return (
             self._group.quiet_seconds() >= QUIET_SECONDS
@@ -150,12 +153,7 @@ class ConfigurationReads:
     async def _read(self, charge_point_id: str, connection: LocalCaller) -> None:
         """Ask for the configuration and record the answer; never fails the connection."""
         try:
-            try:
-                command = await self._group.run(
-                    configuration_refresh_on_boot, background=True, charge_point_id=charge_point_id
-                )
-            finally:
-                self._recording -= 1
+            command = await self._written(configuration_refresh_on_boot, charge_point_id=charge_point_id)
             if command is None:
                 return
             started = time.monotonic()
@@ -164,9 +162,18 @@ class ConfigurationReads:
             outcome = call_outcome(reply, started=started)
             seconds = time.monotonic() - started
             metrics.command_round_trip(action=command.action, outcome=outcome.outcome, seconds=seconds)
-            await self._group.run(command_complete, background=True, command=command, outcome=outcome)
+            self._writing += 1
+            await self._written(command_complete, command=command, outcome=outcome)
         except Exception:
             logger.exception("%s: could not read the configuration after its boot", charge_point_id)
+
+    async def _written(self, func: Callable[..., Result], **kwargs: Any) -> Result:
+        """``func(**kwargs)`` as a ``background`` unit of the group, counted in ``_writing`` (taken
+        by the caller) until it is written."""
+        try:
+            return await self._group.run(func, background=True, **kwargs)
+        finally:
+            self._writing -= 1
 
 
 configuration_reads = ConfigurationReads(commit_group)

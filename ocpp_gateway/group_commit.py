@@ -192,7 +192,7 @@ class CommitGroup:
         self._alone = False  # the batch being written holds a unit naming no charger: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
         self._unnamed = 0  # queued units naming no charger (not ``ahead``): each holds back side batches
-        self._waited_at = 0.0  # time.monotonic() when units not ``background`` last stopped waiting for a batch
+        self._waited_at = 0.0  # time.monotonic() when a charger's unit last stopped waiting for a batch
 
     @property
     def max_units(self) -> int:
@@ -200,15 +200,18 @@ class CommitGroup:
         return self._max_units
 
     def quiet_seconds(self) -> float:
-        """Seconds since a unit that is not ``background`` last waited for a batch (every lane
-        writing, or its charger's rows held by a batch being written); 0 while one waits. Work of
-        the process's own accord (``ocpp_gateway.configuration_refresh``) runs as ``background``
-        units and starts once the group has been quiet a while: the chargers' messages come first."""
-        if self._ahead or self._foreground_waiting():
+        """Seconds since a unit of the chargers' messages last waited for a batch (every lane
+        writing, or its charger's rows held by a batch being written); 0 while one waits. Neither
+        ``background`` units nor the write-behind buffers' ``ahead`` ones count (a buffer's flush
+        comes every few hundred ms, busy or not, and waits at most one batch). Work of the
+        process's own accord (``ocpp_gateway.configuration_refresh``) runs as ``background`` units
+        and starts once the group has been quiet a while: the chargers' messages come first."""
+        if self._foreground_waiting():
             return 0.0
         return time.monotonic() - self._waited_at
 
     def _foreground_waiting(self) -> bool:
+        """Whether a unit of the chargers' messages (not ``background``) waits for a batch."""
         return any(not unit.background for unit in self._pending)
 
     async def run(
@@ -310,7 +313,7 @@ class CommitGroup:
             self._alone = False  # a batch written alone was the only one
             for unit in batch:
                 self._held.difference_update(unit.chargers)
-            if self._ahead or self._foreground_waiting():  # they waited until now
+            if self._foreground_waiting():  # they waited until now
                 self._waited_at = time.monotonic()
             self._start_batches(loop)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):

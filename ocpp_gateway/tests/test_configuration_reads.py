@@ -7,6 +7,8 @@ connection closed meanwhile is skipped; each runs in the context of the connecti
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import time
 from typing import Any
 
@@ -123,7 +125,7 @@ async def test_at_most_a_batch_s_worth_of_reads_is_being_recorded_at_once(monkey
     await sync_to_async(_registered)(*names)
     monkeypatch.setattr(configuration_refresh, "LONGEST_WAIT_SECONDS", 0.0)  # they go while units wait
     group = CommitGroup(max_units=2, lanes=1)
-    slow = asyncio.ensure_future(group.run(_slow, seconds=0.5, ended=[]))
+    slow = asyncio.ensure_future(group.run(_slow, seconds=1.0, ended=[]))
     await asyncio.sleep(0.05)
     reads, chargers = ConfigurationReads(group), [_Charger() for _ in names]
     for name, charger in zip(names, chargers, strict=True):
@@ -139,7 +141,7 @@ async def test_the_reads_own_units_waiting_leave_the_group_quiet() -> None:
     """A read's units are ``background``: while only they wait for a batch the group stays quiet,
     so the reads after a burst follow one another without a quiet pause between each batch's worth."""
     group = CommitGroup(max_units=1, lanes=1)
-    first = asyncio.ensure_future(group.run(_slow, seconds=0.3, ended=[], background=True))
+    first = asyncio.ensure_future(group.run(_slow, seconds=1.0, ended=[], background=True))
     second = asyncio.ensure_future(group.run(_slow, seconds=0.0, ended=[], background=True))
     await asyncio.sleep(0.05)
     assert group.quiet_seconds() > 0
@@ -147,7 +149,7 @@ async def test_the_reads_own_units_waiting_leave_the_group_quiet() -> None:
     await asyncio.sleep(0.05)
     assert group.quiet_seconds() == 0  # a charger's unit waits
     await asyncio.gather(first, second, third)
-    assert 0 <= group.quiet_seconds() < 0.3  # it waited until the first ended
+    assert 0 <= group.quiet_seconds() < 1.0  # it waited until the first ended
 
 
 async def test_a_read_whose_connection_closed_before_its_turn_is_skipped() -> None:
@@ -163,6 +165,27 @@ async def test_a_read_whose_connection_closed_before_its_turn_is_skipped() -> No
     await _until(answered)
     assert gone.calls == [] and reads.waiting() == 0
     assert await sync_to_async(_read_recorded)("READS-GONE") == ([], [])  # nothing recorded for it
+
+
+async def test_a_read_whose_connection_is_gone_is_skipped_with_a_line(caplog) -> None:
+    """A waiting read holds its connection by weak reference: a consumer gone (its socket closed and
+    the consumer collected) is a read skipped, not a connection kept alive."""
+    await sync_to_async(_registered)("READS-COLLECTED")
+    group = CommitGroup(max_units=64, lanes=1)
+    slow = [asyncio.ensure_future(group.run(_slow, seconds=s, ended=[])) for s in (0.3, 0.0)]
+    await asyncio.sleep(0.05)
+    reads = ConfigurationReads(group)
+    _queued(reads, "READS-COLLECTED", _Charger())  # nothing else holds it
+    gc.collect()
+
+    async def none_waiting() -> bool:
+        return reads.waiting() == 0
+
+    with caplog.at_level(logging.INFO, logger="ocpp_gateway.configuration_refresh"):
+        await asyncio.gather(*slow)
+        await _until(none_waiting)
+    assert "READS-COLLECTED: disconnected before its configuration read" in caplog.text
+    assert await sync_to_async(_read_recorded)("READS-COLLECTED") == ([], [])
 
 
 async def test_each_read_runs_in_the_context_of_the_connection_that_queued_it() -> None:
