@@ -509,24 +509,16 @@ def test_anything_but_a_plain_upgrade_request_alone_takes_the_http_parse(data):
     assert daphne_server.upgrade_request(data) is None
 
 
-async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, object]], bytes, object, int, str]:
-    """A daphne server's channel reading ``data`` (our path or Twisted's and daphne's), its
-    application accepting: the scopes it was given, what was written, the transport's protocol,
-    the HTTP requests the channel made, and whether the transport still reads once its send
-    buffer filled (``producing``; a producer still registered on it is asked to pause)."""
+def _server_reading(application: Any) -> tuple[Any, Any, Any]:
+    """A daphne server (ours installed) running ``application``, and the HTTP channel of a
+    connection on a fake transport, made and not yet given anything to read: the server, the
+    transport (whose ``protocol`` an upgrade sets) and the channel."""
     from daphne import cli
     from daphne.http_protocol import HTTPFactory
     from daphne.ws_protocol import WebSocketFactory
     from twisted.internet.address import IPv4Address
-    from twisted.web.http import HTTPChannel
 
     daphne_server.daphne_server_install()
-    scopes: list[dict[str, object]] = []
-
-    async def application(scope, receive, send):
-        scopes.append(scope)
-        await send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
-
     server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
     server.connections = {}
     server.http_factory = HTTPFactory(server)
@@ -535,6 +527,23 @@ async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, objec
     transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
     channel = server.http_factory.buildProtocol(transport.getPeer())
     channel.makeConnection(transport)
+    return server, transport, channel
+
+
+async def _upgraded(data: bytes, *, at_once: bool) -> tuple[list[dict[str, object]], bytes, object, int, str]:
+    """A daphne server's channel reading ``data`` (our path or Twisted's and daphne's), its
+    application accepting: the scopes it was given, what was written, the transport's protocol,
+    the HTTP requests the channel made, and whether the transport still reads once its send
+    buffer filled (``producing``; a producer still registered on it is asked to pause)."""
+    from twisted.web.http import HTTPChannel
+
+    scopes: list[dict[str, object]] = []
+
+    async def application(scope, receive, send):
+        scopes.append(scope)
+        await send({"type": "websocket.accept", "subprotocol": "ocpp1.6"})
+
+    server, transport, channel = _server_reading(application)
     if at_once:
         channel.dataReceived(data)
     else:
@@ -581,12 +590,6 @@ async def _accepting_then(sending: str) -> tuple[bytes, bytes, bool]:
     (``sending="send"``) or the scope's ``TEXT_AT_ONCE`` extension, then again once its protocol is
     disconnected: the bytes written after the handshake, after the disconnect, and what the
     extension returned for the disconnected protocol."""
-    from daphne import cli
-    from daphne.http_protocol import HTTPFactory
-    from daphne.ws_protocol import WebSocketFactory
-    from twisted.internet.address import IPv4Address
-
-    daphne_server.daphne_server_install()
     accepted = asyncio.Event()
     sent_after_disconnect: list[bool] = []
 
@@ -603,14 +606,7 @@ async def _accepting_then(sending: str) -> tuple[bytes, bytes, bool]:
         await asyncio.sleep(0.01)
         sent_after_disconnect.append(await sent("[4]"))
 
-    server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
-    server.connections = {}
-    server.http_factory = HTTPFactory(server)
-    server.ws_factory = WebSocketFactory(server, server=server.server_name)
-    server.ws_factory.setProtocolOptions(allowNullOrigin=True, openHandshakeTimeout=0)
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
-    channel = server.http_factory.buildProtocol(transport.getPeer())
-    channel.makeConnection(transport)
+    server, transport, channel = _server_reading(application)
     channel.dataReceived(_UPGRADE)
     await asyncio.wait_for(accepted.wait(), 5)
     await asyncio.sleep(0)
@@ -635,12 +631,6 @@ async def test_a_websocket_application_may_write_text_at_once_as_daphne_sends_it
 async def test_a_send_on_a_socket_that_closed_before_daphne_heard_of_it_raises_socket_closed():
     """autobahn's ``Disconnected`` for a frame sent after the peer left, before daphne's disconnect
     reached the application, is raised as ``SocketClosed``: the ASGI server's ``OSError``."""
-    from daphne import cli
-    from daphne.http_protocol import HTTPFactory
-    from daphne.ws_protocol import WebSocketFactory
-    from twisted.internet.address import IPv4Address
-
-    daphne_server.daphne_server_install()
     accepted, closed = asyncio.Event(), asyncio.Event()
     raised: list[BaseException] = []
 
@@ -653,14 +643,7 @@ async def test_a_send_on_a_socket_that_closed_before_daphne_heard_of_it_raises_s
         except BaseException as error:
             raised.append(error)
 
-    server = cli.CommandLineInterface.server_class(application=application, endpoints=["tcp:0"], signal_handlers=False)
-    server.connections = {}
-    server.http_factory = HTTPFactory(server)
-    server.ws_factory = WebSocketFactory(server, server=server.server_name)
-    server.ws_factory.setProtocolOptions(allowNullOrigin=True, openHandshakeTimeout=0)
-    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000))
-    channel = server.http_factory.buildProtocol(transport.getPeer())
-    channel.makeConnection(transport)
+    server, transport, channel = _server_reading(application)
     channel.dataReceived(_UPGRADE)
     await asyncio.wait_for(accepted.wait(), 5)
     protocol = getattr(transport, "protocol")  # noqa: B009  (the upgrade set it; StringTransport declares none)
