@@ -424,35 +424,39 @@ class OcppRouter(RoutedChargePoint):
             await self._send_message(CallError(unique_id, *frame[2:5]), text=message)
 
     async def _send_message(self, message: Call | CallResult | CallError, *, text: str | None = None) -> None:
-        """Send ``message``, its CALLERROR code in the charger's version's spelling; log it and
-        count the answer to an inbound CALL. What is logged is read from the message, not its text."""
+        """Send ``message``, its CALLERROR code in the charger's version's spelling, and log it. What
+        is logged is read from the message, not its text. A CALL is logged before it goes (its
+        answer may be read before the send returns) and its send's error raised to its caller; an
+        answer to an inbound CALL is logged and counted once it left: one the charger's closed
+        socket refused is dropped with a line, in neither the log nor the metrics."""
         unique_id = str(message.unique_id)
+        at = utc_now()
         if isinstance(message, Call):
-            action = message.action
-        else:
-            action = self._inbound_actions.get(unique_id, "")
-            if isinstance(message, CallError):
-                code = quirks.error_code_spelled(message.error_code, ocpp_version=self._ocpp_version)
-                if code != message.error_code:
-                    respelled = CallError(message.unique_id, code, message.error_description, message.error_details)
-                    text = frame_text(respelled)
-            if action:
-                metrics.ocpp_call_answered(
-                    ocpp_version=self._ocpp_version,
-                    action=action if action in self.route_map else "other",
-                    outcome=message.error_code if isinstance(message, CallError) else "result",
-                    seconds=time.perf_counter() - self._call_received,
-                )
+            text = text if text is not None else frame_text(message)
+            self._log(MessageDirection.OUTBOUND, text, at, message.message_type_id, unique_id, message.action)
+            await self._connection.send(text)
+            return
+        if isinstance(message, CallError):
+            code = quirks.error_code_spelled(message.error_code, ocpp_version=self._ocpp_version)
+            if code != message.error_code:
+                text = frame_text(CallError(message.unique_id, code, message.error_description, message.error_details))
         text = text if text is not None else frame_text(message)
-        self._log(MessageDirection.OUTBOUND, text, utc_now(), message.message_type_id, unique_id, action)
         try:
             await self._connection.send(text)
         except OSError:  # the ASGI server's error for a send on a closed socket (daphne's: SocketClosed)
-            if isinstance(message, Call):  # its caller learns the charger is gone
-                raise
             # The charger left while its answer was on the way: what it sent is handled (committed),
             # it will send it again on its next connection if it needs the answer.
             logger.info("%s: the socket closed before the answer to %r could be sent", self.id, unique_id)
+            return
+        action = self._inbound_actions.get(unique_id, "")
+        self._log(MessageDirection.OUTBOUND, text, at, message.message_type_id, unique_id, action)
+        if action:
+            metrics.ocpp_call_answered(
+                ocpp_version=self._ocpp_version,
+                action=action if action in self.route_map else "other",
+                outcome=message.error_code if isinstance(message, CallError) else "result",
+                seconds=time.perf_counter() - self._call_received,
+            )
 
     def _log(
         self,

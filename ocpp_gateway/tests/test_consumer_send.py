@@ -1,5 +1,5 @@
 """The consumer writes a frame's text at once where daphne's server offers it (``TEXT_AT_ONCE``); an
-answer to a charger that left while it was on the way is dropped with a line (``SocketClosed``)."""
+answer to a charger that left while it was on the way is dropped with a line (``SocketClosed``), not logged."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from channels.exceptions import StopConsumer
 from ocpp.messages import Call
 
+from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE
 from kernel.daphne_server import TEXT_AT_ONCE, SocketClosed
 from ocpp_gateway.consumers import OcppConsumer
@@ -80,6 +81,29 @@ async def test_an_answer_to_a_charger_that_left_meanwhile_is_dropped_with_a_line
         await router.route_message('[2, "hb-1", "Heartbeat", {}]')
     assert [record.levelno for record in caplog.records] == [logging.INFO]
     assert "closed before the answer to 'hb-1'" in caplog.records[0].getMessage()
+
+
+class _SentSocket:
+    """A socket that takes every frame."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_an_answer_is_in_the_message_log_once_it_left_and_not_when_the_socket_refused_it(monkeypatch) -> None:
+    logged: list[Any] = []
+    monkeypatch.setattr(message_log, "add", logged.append)
+    monkeypatch.setattr(heartbeats, "add", lambda row: None)
+    for socket, answers_logged in ((_SentSocket(), 1), (_LeftSocket(), 0)):
+        logged.clear()
+        router = V16Router("CP-LOG", connection=socket)
+        router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
+        await router.route_message('[2, "hb-1", "Heartbeat", {}]')
+        directions = [row.direction for row in logged]
+        assert directions == [MessageDirection.INBOUND] + [MessageDirection.OUTBOUND] * answers_logged
 
 
 @pytest.mark.usefixtures("_nothing_buffered")
