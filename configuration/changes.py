@@ -95,6 +95,24 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
 refresh_unit_register(configuration_refresh_on_boot)  # its batch records its reads ahead (``refresh_writes``)
 
 
+def configuration_read_owed_set(*, charge_point_id: str) -> None:
+    """The read after the charger's boot did not happen (its connection closed before the read
+    was answered): its next connection reads the configuration, with or without a new boot
+    (``ChargePoint.configuration_read_owed``). One UPDATE."""
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=True)
+
+
+def configuration_refresh_owed(*, charge_point_id: str) -> Command | None:
+    """``configuration_refresh_on_boot`` for a charger whose read was owed
+    (``configuration_read_owed_set``); the mark cleared in the same transaction once the read is
+    recorded (a charger not to be read now, pending say, keeps it)."""
+    with transaction.atomic():
+        command = configuration_refresh_on_boot(charge_point_id=charge_point_id)
+        if command is not None:
+            ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=False)
+        return command
+
+
 # The columns the checks, the command and a 2.0.1 report id need (not the full row), in the
 # model's field order as ``Model.from_db`` takes them.
 _REFRESH_COLUMNS = tuple(

@@ -14,7 +14,9 @@ reboot (``configuration_read_recent``, asked in the Boot's own statement): a res
 storm re-reads no configuration.
 
 The reads wait their turn in the process (``ConfigurationReads``): a connect burst's Boots and
-statuses come first.
+statuses come first. A read that did not happen because its connection closed first is owed
+(``ChargePoint.configuration_read_owed``): the charger's next connection reads it after its
+first message, a boot or not (a 1.6 charger back from a network drop sends no BootNotification).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from chargepoints.services import BootResult
 from commands import catalog
 from commands.rpc import call_outcome
 from commands.services import command_complete
-from configuration.changes import configuration_refresh_on_boot
+from configuration.changes import configuration_read_owed_set, configuration_refresh_on_boot, configuration_refresh_owed
 from kernel import metrics
 from ocpp_gateway.group_commit import CommitGroup, commit_group
 
@@ -63,11 +65,20 @@ def configuration_current(boot: BootResult) -> bool:
     return boot.identity_kept and bool(boot.condition_held)
 
 
-def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current: bool) -> None:
+def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current: bool, owed: bool) -> None:
     """Queue a read of the configuration, once the Boot answer is out (``ConfigurationReads``),
-    unless ``current`` (``configuration_current``) or reads after boots are off."""
+    unless ``current`` (``configuration_current``) or reads after boots are off. ``owed``: the
+    connection's attach found a read owed (``ChargePoint.configuration_read_owed``), which this
+    read clears (a current configuration leaves the mark: at most one read more, later)."""
     if settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT and not current:
-        configuration_reads.queue(charge_point_id, connection)
+        configuration_reads.queue(charge_point_id, connection, owed=owed)
+
+
+def refresh_owed(charge_point_id: str, connection: LocalCaller) -> None:
+    """Queue the read a connection's attach found owed, once its first message (not a boot) is
+    answered; the read clears the mark. Nothing when reads after boots are off."""
+    if settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
+        configuration_reads.queue(charge_point_id, connection, owed=True)
 
 
 class _Waiting(NamedTuple):
@@ -77,6 +88,7 @@ class _Waiting(NamedTuple):
     connection: weakref.ref[LocalCaller]
     context: contextvars.Context  # the connection's: log lines and units name its charger
     queued_at: float  # time.monotonic()
+    owed: bool  # the charger's mark to be cleared by the read (``configuration_refresh_owed``)
 
 
 class ConfigurationReads:
@@ -91,13 +103,15 @@ class ConfigurationReads:
     read at 27-40 % of a first connect's server CPU and half its PostgreSQL's): a connect burst's
     Boots and statuses are answered first, the reads follow. A read's CALL holds no turn: a
     charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose
-    connection closed before its turn is skipped, with a line: the charger is read at its next
-    boot (its configuration was not read recently). The queue serves one event loop: a queue used
-    from a new one (tests) drops what the old one left."""
+    connection closed before its turn (``connection_closed``), or before its CALL was answered, is
+    dropped with a line and marked owed: the charger's next connection reads it. One read waits
+    per charger: a newer one takes the place of the older. The queue serves one event loop: a queue
+    used from a new one (tests) drops what the old one left."""
 
     def __init__(self, group: CommitGroup) -> None:
         self._group = group  # the commit group its units go to and whose quiet it waits for
         self._waiting: deque[_Waiting] = deque()
+        self._pending: dict[str, _Waiting] = {}  # per charger, its read in ``_waiting`` (others there are dropped)
         self._writing = 0  # reads whose record or completion is queued for a batch or being written
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -105,41 +119,73 @@ class ConfigurationReads:
 
     def waiting(self) -> int:
         """Reads waiting their turn."""
-        return len(self._waiting)
+        return len(self._pending)
 
-    def queue(self, charge_point_id: str, connection: LocalCaller) -> None:
+    def queue(self, charge_point_id: str, connection: LocalCaller, *, owed: bool = False) -> None:
         """Read ``charge_point_id``'s configuration over ``connection`` in its turn, in the caller's
-        context (its log lines and commit-group units name its charger)."""
+        context (its log lines and commit-group units name its charger); ``owed``: the read clears
+        the charger's mark (``configuration_refresh_owed``)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._waiting.clear()
+            self._pending.clear()
             self._reads.clear()
             self._writing, self._loop, self._worker = 0, loop, None
-        self._waiting.append(
-            _Waiting(charge_point_id, weakref.ref(connection), contextvars.copy_context(), time.monotonic())
-        )
+        older = self._pending.get(charge_point_id)
+        owed = owed or (older is not None and older.owed)  # a newer read takes an older one's place
+        waiting = _Waiting(charge_point_id, weakref.ref(connection), contextvars.copy_context(), time.monotonic(), owed)
+        self._pending[charge_point_id] = waiting
+        self._waiting.append(waiting)
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._serve(), context=contextvars.Context())
+
+    def connection_closed(self, charge_point_id: str, connection: LocalCaller) -> None:
+        """``connection`` closed: its read, if one waits, is dropped and owed (at once, so that the
+        charger's next connection, in any process, finds the mark)."""
+        waiting = self._pending.get(charge_point_id)
+        if waiting is not None and waiting.connection() is connection:
+            del self._pending[charge_point_id]
+            self._owed(waiting)
 
     async def _serve(self) -> None:
         """Start each waiting read in its turn, in order; ends once none waits."""
         while self._waiting:
+            if self._pending.get(self._waiting[0].charge_point_id) is not self._waiting[0]:
+                self._waiting.popleft()  # dropped (its connection closed) or taken over by a newer read
+                continue
             if not self._turn_now():
                 await asyncio.sleep(_POLL_SECONDS)
                 continue
             waiting = self._waiting.popleft()
+            del self._pending[waiting.charge_point_id]
             connection = waiting.connection()
             if connection is None or not connection.accepts_calls():
-                waiting.context.run(
-                    logger.info, "%s: disconnected before its configuration read", waiting.charge_point_id
-                )
+                self._owed(waiting)
                 continue
             self._writing += 1
-            read = asyncio.get_running_loop().create_task(
-                self._read(waiting.charge_point_id, connection), context=waiting.context
-            )
-            self._reads.add(read)
-            read.add_done_callback(self._reads.discard)
+            self._started(self._read(waiting, connection), waiting.context)
+
+    def _started(self, coroutine: Any, context: contextvars.Context) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, context=context)
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+
+    def _owed(self, waiting: _Waiting, *, in_its_context: bool = False) -> None:
+        """A read that will not happen on its connection, marked owed in the database (a
+        ``background`` unit); ``in_its_context``: called from the read's own task."""
+        line = "%s: disconnected before its configuration read (read at its next connection)"
+        if in_its_context:
+            logger.info(line, waiting.charge_point_id)
+        else:
+            waiting.context.run(logger.info, line, waiting.charge_point_id)
+        self._writing += 1
+        self._started(self._owed_written(waiting.charge_point_id), waiting.context)
+
+    async def _owed_written(self, charge_point_id: str) -> None:
+        try:
+            await self._written(configuration_read_owed_set, charge_point_id=charge_point_id)
+        except Exception:
+            logger.exception("%s: could not mark its configuration read owed", charge_point_id)
 
     def _turn_now(self) -> bool:
         """Whether the first waiting read may start."""
@@ -150,15 +196,20 @@ class ConfigurationReads:
             or time.monotonic() - self._waiting[0].queued_at >= LONGEST_WAIT_SECONDS
         )
 
-    async def _read(self, charge_point_id: str, connection: LocalCaller) -> None:
-        """Ask for the configuration and record the answer; never fails the connection."""
+    async def _read(self, waiting: _Waiting, connection: LocalCaller) -> None:
+        """Ask for the configuration and record the answer; never fails the connection. A CALL
+        its connection's close left unanswered makes the read owed."""
+        charge_point_id = waiting.charge_point_id
+        record = configuration_refresh_owed if waiting.owed else configuration_refresh_on_boot
         try:
-            command = await self._written(configuration_refresh_on_boot, charge_point_id=charge_point_id)
+            command = await self._written(record, charge_point_id=charge_point_id)
             if command is None:
                 return
             started = time.monotonic()
             timeout = settings.CSMS_OCPP_CALL_TIMEOUT
             reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
+            if reply["outcome"] == "not_connected":
+                self._owed(waiting, in_its_context=True)
             outcome = call_outcome(reply, started=started)
             seconds = time.monotonic() - started
             metrics.command_round_trip(action=command.action, outcome=outcome.outcome, seconds=seconds)

@@ -30,6 +30,7 @@ from kernel.consumer_loop import dispatched_from
 from kernel.daphne_server import TEXT_AT_ONCE
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
+from ocpp_gateway.configuration_refresh import configuration_reads
 from ocpp_gateway.gateway_processes import gateway_process_announced
 from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
 from ocpp_gateway.handshake_auth import handshake_attach
@@ -201,7 +202,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
         metrics.charger_connected(ocpp_version=self.ocpp_version)  # disconnect() takes it back once router is set
         self.router.state_loaded(
-            commissioned=connection.commissioned, profile=connection.profile, boot_identity=connection.boot_identity
+            commissioned=connection.commissioned,
+            profile=connection.profile,
+            boot_identity=connection.boot_identity,
+            configuration_read_owed=connection.configuration_read_owed,
         )
         self._last_seen_written = self._last_message_at = time.monotonic()
         self._heartbeat_interval = connection.heartbeat_interval
@@ -361,6 +365,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None or self._ended:
             return
         self._ended = True
+        configuration_reads.connection_closed(self.charge_point_id, self)
         metrics.charger_disconnected(ocpp_version=self.ocpp_version)
         await self._abandon_outbound_calls()
         # Before presence is cleared: a heartbeat written after it would bring the charger back online.

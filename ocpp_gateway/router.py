@@ -53,6 +53,7 @@ from kernel.storable_text import (
 )
 from kernel.timestamps import utc_now
 from ocpp_gateway import leniency, quirks, rpc_errors
+from ocpp_gateway.configuration_refresh import refresh_owed
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
 from ocpp_gateway.message_log import message_log
@@ -161,14 +162,23 @@ class OcppRouter(RoutedChargePoint):
         self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
         self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
+        self.configuration_read_owed = False  # loaded with the handshake (state_loaded)
 
     def state_loaded(
-        self, *, commissioned: bool, profile: ChargerProfile, boot_identity: tuple[str, str, str] = ("", "", "")
+        self,
+        *,
+        commissioned: bool,
+        profile: ChargerProfile,
+        boot_identity: tuple[str, str, str] = ("", "", ""),
+        configuration_read_owed: bool = False,
     ) -> None:
         """What the handshake loaded (services.attachment): the first message looks nothing up, nor
-        does the first BootNotification when it names the model the profile was loaded for."""
+        does the first BootNotification when it names the model the profile was loaded for.
+        ``configuration_read_owed``: the read is queued once the first CALL is answered
+        (``configuration_refresh``), by the boot's hook when it is a BootNotification."""
         self._is_commissioned, self._profile = commissioned, profile
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
+        self.configuration_read_owed = configuration_read_owed
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
@@ -206,6 +216,10 @@ class OcppRouter(RoutedChargePoint):
             if msg.action not in _SERVED_WHILE_PENDING and not (self._is_commissioned or await self._commissioned()):
                 raise SecurityError(description=_PENDING_REFUSAL)
             await self._handle_inbound_call(msg, received_at, raw_msg)
+            if self.configuration_read_owed:
+                self.configuration_read_owed = False
+                if msg.action != "BootNotification":  # else its hook asked (``refresh_after_boot``)
+                    refresh_owed(self.id, self._connection)
         except OCPPError as error:
             await self._send_message(msg.create_call_error(error))
         except Exception as error:  # a frame must never take the connection down

@@ -166,6 +166,7 @@ class ChargePointAdmin(admin.ModelAdmin):
         "last_heartbeat",
         "last_boot_at",
         "identity_booted_at",
+        "configuration_read_owed",
         "offline_since",
         "connection_channel",
         "handshake_started_at",

@@ -25,7 +25,9 @@ class Attachment:
     close; ``heartbeat_interval`` in s; ``commissioned``: the charger may use the network;
     ``profile``: its model's quirks and strictness, from the model it last booted as;
     ``boot_identity``: that model, as (vendor, model, firmware version); ``condition_held``: the
-    value of ``charge_point_attach``'s ``condition`` (None when not asked or off PostgreSQL).
+    value of ``charge_point_attach``'s ``condition`` (None when not asked or off PostgreSQL);
+    ``configuration_read_owed``: a read of its configuration after a boot was skipped
+    (``ChargePoint.configuration_read_owed``).
     """
 
     replaced_channel: str
@@ -34,6 +36,7 @@ class Attachment:
     profile: ChargerProfile
     boot_identity: tuple[str, str, str] = ("", "", "")
     condition_held: bool | None = None
+    configuration_read_owed: bool = False
 
 
 SUPERSEDED = "a newer handshake holds the charger"
@@ -84,6 +87,7 @@ def charge_point_attach(
         profile=connection.profile,
         boot_identity=connection.boot_identity,
         condition_held=connection.condition_held,
+        configuration_read_owed=connection.configuration_read_owed,
     )
 
 

@@ -191,6 +191,7 @@ class Connection:
     boot_identity: tuple[str, str, str] = ("", "", "")  # vendor, model, firmware version of the last boot
     condition_held: bool | None = None  # ``charge_point_connect``'s ``condition``: None when not asked
     profile: selectors.ChargerProfile = selectors.STRICT_PROFILE  # of the model of ``boot_identity``
+    configuration_read_owed: bool = False  # ``ChargePoint.configuration_read_owed``
 
 
 def charge_point_connect(
@@ -254,6 +255,7 @@ def charge_point_connect(
         profile=selectors.charger_profile_for(
             vendor=charge_point.vendor, model=charge_point.model, firmware_version=charge_point.firmware_version
         ),
+        configuration_read_owed=charge_point.configuration_read_owed,
     )
 
 
@@ -311,7 +313,7 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
     """The connection a presence write's row tells of (``_connection_written``'s statement or the
     batch's), its online event emitted when the charger was offline; None when a newer handshake
     holds the charger (the row all NULL)."""
-    previous_channel, was_connected, interval, lifecycle_state, *boot_identity, held, candidates = row
+    previous_channel, was_connected, interval, lifecycle_state, read_owed, *boot_identity, held, candidates = row
     if interval is None:  # a newer handshake holds it
         return None
     if not was_connected:
@@ -326,6 +328,7 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
             json.loads(candidates) if isinstance(candidates, str) else candidates or [],
             firmware_version=boot_identity[2],
         ),
+        configuration_read_owed=read_owed,
     )
 
 

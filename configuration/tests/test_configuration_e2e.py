@@ -98,6 +98,59 @@ async def test_v16_a_reboot_reporting_the_same_firmware_after_a_recent_read_is_n
     assert await Command.objects.filter(charge_point_identity="CFG16R", action="GetConfiguration").acount() == 3
 
 
+async def _owed_marked(charge_point_id: str) -> None:
+    """As another process marks a read its charger's socket closed before: after the charger's boot."""
+    await ChargePoint.objects.filter(charge_point_id=charge_point_id).aupdate(configuration_read_owed=True)
+
+
+async def _owed(charge_point_id: str) -> bool:
+    return (await ChargePoint.objects.aget(charge_point_id=charge_point_id)).configuration_read_owed
+
+
+async def test_v16_a_read_owed_is_asked_after_the_next_connection_s_first_message_without_a_boot(
+    daphne, refreshing_daphne
+):
+    """A 1.6 charger back from a network drop sends no BootNotification: its owed read follows its
+    first message's answer, clears the mark, and the connection after it is not read again."""
+    await register("CFG16OWED")
+    await _owed_marked("CFG16OWED")
+    async with ocpp_charger(refreshing_daphne, "1.6", "CFG16OWED", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(call16.Heartbeat())
+        await eventually(lambda: stored_keys("CFG16OWED").acount(), timeout=10)
+        assert charger.received[0] == ("GetConfiguration", {"key": None})
+    assert not await _owed("CFG16OWED")
+    async with ocpp_charger(refreshing_daphne, "1.6", "CFG16OWED", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(call16.Heartbeat())
+        await asyncio.sleep(1.0)
+        await charger.call(call16.Heartbeat())
+        assert charger.received == []
+
+
+async def test_v16_a_read_owed_asked_after_a_boot_clears_the_mark(daphne, refreshing_daphne):
+    await register("CFG16OWEDB")
+    await _owed_marked("CFG16OWEDB")
+    assert await _boot_read_count(refreshing_daphne, "CFG16OWEDB", BOOT_16, read_expected=True) == 1
+    await eventually(lambda: _reads_answered("CFG16OWEDB", 1), timeout=10)
+    assert not await _owed("CFG16OWEDB")
+
+
+async def test_v201_a_read_owed_is_asked_after_the_next_connection_s_first_message_without_a_boot(
+    daphne, refreshing_daphne
+):
+    await register("CFG201OWED")
+    await _owed_marked("CFG201OWED")
+    async with ocpp_charger(refreshing_daphne, "2.0.1", "CFG201OWED", client_class=ReportingV201Station) as station:
+        await station.call(call201.Heartbeat())
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201OWED", complete=True
+            ).aexists(),
+            timeout=10,
+        )
+        assert station.received[0][0] == "GetBaseReport"
+    assert not await _owed("CFG201OWED")
+
+
 async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, api_daphne, api_key):
     await register("CFG16B")
     url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16B/configuration"

@@ -2,7 +2,9 @@
 issue 15): each starts once no charger's unit has waited for a batch of the commit group for
 ``QUIET_SECONDS`` (``CommitGroup.quiet_seconds``: the reads' own units do not count), or once it
 has waited ``LONGEST_WAIT_SECONDS``, a batch's worth at most being recorded at once; a read whose
-connection closed meanwhile is skipped; each runs in the context of the connection that queued it."""
+connection closed meanwhile, or before its CALL was answered, is marked owed
+(``ChargePoint.configuration_read_owed``) and an owed read clears the mark; each runs in the
+context of the connection that queued it."""
 
 from __future__ import annotations
 
@@ -31,11 +33,11 @@ _KEYS = [{"key": "HeartbeatInterval", "readonly": False, "value": "300"}]
 
 class _Charger:
     """The charger's end of a connection, as the router hands back what it answers: a
-    GetConfiguration answered with one key. Notes when each CALL came and which charger the
-    caller's context named."""
+    GetConfiguration answered with one key (``leaves``: the socket closes before the answer, as the
+    consumer tells it). Notes when each CALL came and which charger the caller's context named."""
 
-    def __init__(self, *, connected: bool = True) -> None:
-        self.connected = connected
+    def __init__(self, *, connected: bool = True, leaves: bool = False) -> None:
+        self.connected, self.leaves = connected, leaves
         self.calls: list[tuple[str, float, str]] = []  # action, time.monotonic(), the context's charger
 
     def accepts_calls(self) -> bool:
@@ -43,6 +45,9 @@ class _Charger:
 
     async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         self.calls.append((action, time.monotonic(), charge_point_id_var.get("")))
+        if self.leaves:
+            self.connected = False
+            return {"outcome": "not_connected"}
         return {"outcome": "result", "payload": {"configuration_key": _KEYS}, "violations": {}}
 
 
@@ -50,6 +55,10 @@ def _registered(*names: str) -> None:
     for name in names:
         charge_point_register(charge_point_id=name, heartbeat_interval=60)
     ChargePoint.objects.filter(charge_point_id__in=names).update(connection_channel="ch", ocpp_version="1.6")
+
+
+def _owed(name: str) -> bool:
+    return ChargePoint.objects.get(charge_point_id=name).configuration_read_owed
 
 
 def _read_recorded(name: str) -> tuple[list[str], list[str]]:
@@ -165,6 +174,61 @@ async def test_a_read_whose_connection_closed_before_its_turn_is_skipped() -> No
     await _until(answered)
     assert gone.calls == [] and reads.waiting() == 0
     assert await sync_to_async(_read_recorded)("READS-GONE") == ([], [])  # nothing recorded for it
+    await _until(_marked_owed("READS-GONE"))
+    assert not await sync_to_async(_owed)("READS-HERE")
+
+
+def _marked_owed(name: str) -> Any:
+    async def marked() -> bool:
+        return await sync_to_async(_owed)(name)
+
+    return marked
+
+
+async def test_a_read_whose_connection_closes_while_it_waits_is_dropped_and_owed_at_once(monkeypatch) -> None:
+    """The consumer's close tells the queue (``connection_closed``): the mark is written then, not
+    at the read's turn (here never), so a reconnect to any process finds it."""
+    await sync_to_async(_registered)("READS-LEFT")
+    monkeypatch.setattr(configuration_refresh, "QUIET_SECONDS", 3600.0)
+    reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger()
+    _queued(reads, "READS-LEFT", charger)
+    await asyncio.sleep(0.1)
+    assert reads.waiting() == 1 and not await sync_to_async(_owed)("READS-LEFT")
+    charger.connected = False
+    reads.connection_closed("READS-LEFT", charger)
+    assert reads.waiting() == 0
+    await _until(_marked_owed("READS-LEFT"))
+    assert charger.calls == [] and await sync_to_async(_read_recorded)("READS-LEFT") == ([], [])
+
+
+async def test_a_read_whose_call_the_closed_socket_left_unanswered_is_owed() -> None:
+    await sync_to_async(_registered)("READS-MIDWAY")
+    reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(leaves=True)
+    _queued(reads, "READS-MIDWAY", charger)
+    await _until(_marked_owed("READS-MIDWAY"))
+    assert [call[0] for call in charger.calls] == ["GetConfiguration"]
+
+
+async def test_an_owed_read_clears_the_mark_and_a_newer_read_takes_an_older_one_s_place() -> None:
+    await sync_to_async(_registered)("READS-OWED")
+    await sync_to_async(
+        lambda: ChargePoint.objects.filter(charge_point_id="READS-OWED").update(configuration_read_owed=True)
+    )()
+    group = CommitGroup(max_units=1, lanes=1)
+    slow = asyncio.ensure_future(group.run(_slow, seconds=0.3, ended=[]))
+    await asyncio.sleep(0.05)
+    reads, older, newer = ConfigurationReads(group), _Charger(), _Charger()
+    token = charge_point_id_var.set("READS-OWED")
+    try:
+        reads.queue("READS-OWED", older, owed=True)
+        reads.queue("READS-OWED", newer)  # the charger's boot on a newer connection: it keeps the mark's clearing
+    finally:
+        charge_point_id_var.reset(token)
+    assert reads.waiting() == 1
+    await slow
+    await _until(_read_completed("READS-OWED"))
+    assert older.calls == [] and len(newer.calls) == 1
+    assert not await sync_to_async(_owed)("READS-OWED")
 
 
 async def test_a_read_whose_connection_is_gone_is_skipped_with_a_line(caplog) -> None:
@@ -186,6 +250,7 @@ async def test_a_read_whose_connection_is_gone_is_skipped_with_a_line(caplog) ->
         await _until(none_waiting)
     assert "READS-COLLECTED: disconnected before its configuration read" in caplog.text
     assert await sync_to_async(_read_recorded)("READS-COLLECTED") == ([], [])
+    await _until(_marked_owed("READS-COLLECTED"))
 
 
 async def test_each_read_runs_in_the_context_of_the_connection_that_queued_it() -> None:

@@ -19,10 +19,13 @@ class ConfigurationHandlers:
     id: str
     _connection: LocalCaller
     configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
+    configuration_read_owed: bool  # loaded with the handshake (``OcppRouter.state_loaded``)
 
     @after(Action.boot_notification)
     def after_boot_notification(self, **_: Any) -> None:
-        refresh_after_boot(self.id, self._connection, current=self.configuration_current)
+        refresh_after_boot(
+            self.id, self._connection, current=self.configuration_current, owed=self.configuration_read_owed
+        )
 
     @staticmethod
     @answer(Action.get_configuration)

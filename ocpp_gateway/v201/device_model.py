@@ -25,6 +25,7 @@ class DeviceModelHandlers:
     id: str
     _connection: LocalCaller
     configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
+    configuration_read_owed: bool  # loaded with the handshake (``OcppRouter.state_loaded``)
 
     @on(Action.notify_report)
     async def on_notify_report(
@@ -52,7 +53,9 @@ class DeviceModelHandlers:
 
     @after(Action.boot_notification)
     def after_boot_notification(self, **_: Any) -> None:
-        refresh_after_boot(self.id, self._connection, current=self.configuration_current)
+        refresh_after_boot(
+            self.id, self._connection, current=self.configuration_current, owed=self.configuration_read_owed
+        )
 
     @staticmethod
     @answer(Action.get_variables)
