@@ -40,8 +40,8 @@ class ChargePoint(models.Model):
     # The first boot reporting the vendor, model and firmware version the charger has now (null:
     # not known, at most its last boot): a configuration read since then read this firmware.
     identity_booted_at = models.DateTimeField(null=True, blank=True)
-    # A configuration read after its boot was skipped (its connection closed while the read waited
-    # its turn): its next connection reads it, even without a new boot (cleared by that read).
+    # A configuration read after its boot was not answered on its connection (closed first, or the
+    # CALL timed out): the next connection reads it, even without a new boot; cleared by its answer.
     configuration_read_owed = models.BooleanField(default=False, db_default=False)
     offline_since = models.DateTimeField(null=True, blank=True)
     password_hash = models.CharField(max_length=128, blank=True)

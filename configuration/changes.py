@@ -11,10 +11,12 @@ from django.db import connection, transaction
 
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
-from commands.services import CommandRequest, command_own, command_record_own, command_send
+from commands.rpc import CallOutcome
+from commands.services import CommandRequest, command_complete, command_own, command_record_own, command_send
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.refresh_writes import refresh_recorded_taken, refresh_unit_register
 from configuration.services import device_model_report_request_id
+from kernel.charger_connections import configuration_read_owed_tell_sync
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
 
@@ -95,22 +97,31 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
 refresh_unit_register(configuration_refresh_on_boot)  # its batch records its reads ahead (``refresh_writes``)
 
 
-def configuration_read_owed_set(*, charge_point_id: str) -> None:
-    """The read after the charger's boot did not happen (its connection closed before the read
-    was answered): its next connection reads the configuration, with or without a new boot
-    (``ChargePoint.configuration_read_owed``). One UPDATE."""
+def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> None:
+    """The read after the charger's boot, asked on the connection ``channel_name``, was not
+    answered there (the socket closed first, or the CALL timed out): the charger's next connection
+    reads its configuration, with or without a new boot (``ChargePoint.configuration_read_owed``).
+    A newer connection that holds the charger already (it replaced a half-open socket: its
+    handshake read the mark before this) is told over the channel layer once this commits. One
+    UPDATE."""
+    held_by = (
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("connection_channel", flat=True).first()
+    )
     ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=True)
+    if held_by and held_by != channel_name:
+        transaction.on_commit(lambda: configuration_read_owed_tell_sync(channel_name=held_by))
 
 
-def configuration_refresh_owed(*, charge_point_id: str) -> Command | None:
-    """``configuration_refresh_on_boot`` for a charger whose read was owed
-    (``configuration_read_owed_set``); the mark cleared in the same transaction once the read is
-    recorded (a charger not to be read now, pending say, keeps it)."""
+def configuration_read_answered(*, command: Command, outcome: CallOutcome) -> Command:
+    """``commands.services.command_complete`` for an owed read (``configuration_read_owed_set``);
+    the mark cleared when the charger answered it (a result: 1.6 keys, 2.0.1 the report accepted)."""
     with transaction.atomic():
-        command = configuration_refresh_on_boot(charge_point_id=charge_point_id)
-        if command is not None:
-            ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=False)
-        return command
+        completed = command_complete(command=command, outcome=outcome)
+        if outcome.outcome == "result" and command.charge_point_id is not None:
+            ChargePoint.objects.filter(pk=command.charge_point_id, configuration_read_owed=True).update(
+                configuration_read_owed=False
+            )
+        return completed
 
 
 # The columns the checks, the command and a 2.0.1 report id need (not the full row), in the

@@ -31,3 +31,16 @@ async def connection_close(*, channel_name: str, reason: str) -> None:
 
 def connection_close_sync(*, channel_name: str, reason: str) -> None:
     async_to_sync(connection_close)(channel_name=channel_name, reason=reason)
+
+
+async def configuration_read_owed_tell(*, channel_name: str) -> None:
+    """Tell the consumer behind ``channel_name`` that its charger's configuration read is owed
+    (``configuration.changes.configuration_read_owed_set``): it reads it after the next message.
+    Sent past the channel's capacity where the layer can, as a close is."""
+    layer = get_channel_layer()
+    send = getattr(layer, "send_past_capacity", layer.send)
+    await send(channel_name, {"type": "ocpp.configuration_read_owed"})
+
+
+def configuration_read_owed_tell_sync(*, channel_name: str) -> None:
+    async_to_sync(configuration_read_owed_tell)(channel_name=channel_name)

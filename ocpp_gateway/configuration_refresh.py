@@ -14,9 +14,10 @@ reboot (``configuration_read_recent``, asked in the Boot's own statement): a res
 storm re-reads no configuration.
 
 The reads wait their turn in the process (``ConfigurationReads``): a connect burst's Boots and
-statuses come first. A read that did not happen because its connection closed first is owed
-(``ChargePoint.configuration_read_owed``): the charger's next connection reads it after its
-first message, a boot or not (a 1.6 charger back from a network drop sends no BootNotification).
+statuses come first. A read its connection did not answer (closed first, or the CALL timed out)
+is owed (``ChargePoint.configuration_read_owed``): the charger's next connection, or the newer
+one that already holds it, reads it after its next message, a boot or not (a 1.6 charger back
+from a network drop sends no BootNotification); the mark is cleared once an owed read is answered.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ from chargepoints.services import BootResult
 from commands import catalog
 from commands.rpc import call_outcome
 from commands.services import command_complete
-from configuration.changes import configuration_read_owed_set, configuration_refresh_on_boot, configuration_refresh_owed
+from configuration.changes import (
+    configuration_read_answered,
+    configuration_read_owed_set,
+    configuration_refresh_on_boot,
+)
 from kernel import metrics
 from ocpp_gateway.group_commit import CommitGroup, commit_group
 
@@ -54,6 +59,8 @@ _POLL_SECONDS = 0.02  # how often waiting reads look for their turn
 
 
 class LocalCaller(Protocol):
+    channel_name: str  # the connection's channel-layer name
+
     def accepts_calls(self) -> bool: ...
 
     async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]: ...
@@ -65,20 +72,25 @@ def configuration_current(boot: BootResult) -> bool:
     return boot.identity_kept and bool(boot.condition_held)
 
 
-def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current: bool, owed: bool) -> None:
+def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current: bool, owed: bool) -> bool:
     """Queue a read of the configuration, once the Boot answer is out (``ConfigurationReads``),
-    unless ``current`` (``configuration_current``) or reads after boots are off. ``owed``: the
-    connection's attach found a read owed (``ChargePoint.configuration_read_owed``), which this
-    read clears (a current configuration leaves the mark: at most one read more, later)."""
+    unless ``current`` (``configuration_current``) or reads after boots are off; whether it was
+    queued. ``owed``: the charger's read is owed (``ChargePoint.configuration_read_owed``): this
+    read's answer clears the mark (a current configuration leaves it: one read more, later)."""
     if settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT and not current:
         configuration_reads.queue(charge_point_id, connection, owed=owed)
+        return True
+    return False
 
 
-def refresh_owed(charge_point_id: str, connection: LocalCaller) -> None:
-    """Queue the read a connection's attach found owed, once its first message (not a boot) is
-    answered; the read clears the mark. Nothing when reads after boots are off."""
+def refresh_owed(charge_point_id: str, connection: LocalCaller) -> bool:
+    """Queue the read owed to the charger (its connection's handshake found the mark, or it was
+    told), once a message of its is answered; whether it was queued (not when reads after boots
+    are off)."""
     if settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT:
         configuration_reads.queue(charge_point_id, connection, owed=True)
+        return True
+    return False
 
 
 class _Waiting(NamedTuple):
@@ -88,7 +100,7 @@ class _Waiting(NamedTuple):
     connection: weakref.ref[LocalCaller]
     context: contextvars.Context  # the connection's: log lines and units name its charger
     queued_at: float  # time.monotonic()
-    owed: bool  # the charger's mark to be cleared by the read (``configuration_refresh_owed``)
+    owed: bool  # the mark is set; the read's answer clears it (``configuration_read_answered``)
 
 
 class ConfigurationReads:
@@ -103,10 +115,11 @@ class ConfigurationReads:
     read at 27-40 % of a first connect's server CPU and half its PostgreSQL's): a connect burst's
     Boots and statuses are answered first, the reads follow. A read's CALL holds no turn: a
     charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose
-    connection closed before its turn (``connection_closed``), or before its CALL was answered, is
-    dropped with a line and marked owed: the charger's next connection reads it. One read waits
-    per charger: a newer one takes the place of the older. The queue serves one event loop: a queue
-    used from a new one (tests) drops what the old one left."""
+    connection closed before its turn (``connection_closed``), or whose CALL went unanswered (the
+    socket closed, or it timed out), is dropped with a line and marked owed
+    (``configuration_read_owed_set``). One read waits per charger: a newer one takes the place of
+    the older. The queue serves one event loop: a queue used from a new one (tests) drops what the
+    old one left."""
 
     def __init__(self, group: CommitGroup) -> None:
         self._group = group  # the commit group its units go to and whose quiet it waits for
@@ -123,8 +136,8 @@ class ConfigurationReads:
 
     def queue(self, charge_point_id: str, connection: LocalCaller, *, owed: bool = False) -> None:
         """Read ``charge_point_id``'s configuration over ``connection`` in its turn, in the caller's
-        context (its log lines and commit-group units name its charger); ``owed``: the read clears
-        the charger's mark (``configuration_refresh_owed``)."""
+        context (its log lines and commit-group units name its charger); ``owed``: the charger's
+        mark is set, the read's answer clears it (``configuration_read_answered``)."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             self._waiting.clear()
@@ -145,7 +158,7 @@ class ConfigurationReads:
         waiting = self._pending.get(charge_point_id)
         if waiting is not None and waiting.connection() is connection:
             del self._pending[charge_point_id]
-            self._owed(waiting)
+            self._owed(waiting, connection.channel_name)
 
     async def _serve(self) -> None:
         """Start each waiting read in its turn, in order; ends once none waits."""
@@ -160,7 +173,7 @@ class ConfigurationReads:
             del self._pending[waiting.charge_point_id]
             connection = waiting.connection()
             if connection is None or not connection.accepts_calls():
-                self._owed(waiting)
+                self._owed(waiting, connection.channel_name if connection is not None else "")
                 continue
             self._writing += 1
             self._started(self._read(waiting, connection), waiting.context)
@@ -170,20 +183,24 @@ class ConfigurationReads:
         self._reads.add(task)
         task.add_done_callback(self._reads.discard)
 
-    def _owed(self, waiting: _Waiting, *, in_its_context: bool = False) -> None:
-        """A read that will not happen on its connection, marked owed in the database (a
-        ``background`` unit); ``in_its_context``: called from the read's own task."""
-        line = "%s: disconnected before its configuration read (read at its next connection)"
+    def _owed(self, waiting: _Waiting, channel_name: str, *, in_its_context: bool = False) -> None:
+        """A read its connection (``channel_name``) did not answer, marked owed in the database (a
+        ``background`` unit) unless it was owed already; ``in_its_context``: called from the read's
+        own task."""
+        line = "%s: configuration read not answered on this connection (read at the next one)"
         if in_its_context:
             logger.info(line, waiting.charge_point_id)
         else:
             waiting.context.run(logger.info, line, waiting.charge_point_id)
+        if waiting.owed:
+            return
         self._writing += 1
-        self._started(self._owed_written(waiting.charge_point_id), waiting.context)
+        written = self._owed_written(waiting.charge_point_id, channel_name)
+        self._started(written, waiting.context.copy())
 
-    async def _owed_written(self, charge_point_id: str) -> None:
+    async def _owed_written(self, charge_point_id: str, channel_name: str) -> None:
         try:
-            await self._written(configuration_read_owed_set, charge_point_id=charge_point_id)
+            await self._written(configuration_read_owed_set, charge_point_id=charge_point_id, channel_name=channel_name)
         except Exception:
             logger.exception("%s: could not mark its configuration read owed", charge_point_id)
 
@@ -198,23 +215,24 @@ class ConfigurationReads:
 
     async def _read(self, waiting: _Waiting, connection: LocalCaller) -> None:
         """Ask for the configuration and record the answer; never fails the connection. A CALL
-        its connection's close left unanswered makes the read owed."""
+        left unanswered (the socket closed, a timeout) makes the read owed; an owed read's answer
+        clears the mark."""
         charge_point_id = waiting.charge_point_id
-        record = configuration_refresh_owed if waiting.owed else configuration_refresh_on_boot
         try:
-            command = await self._written(record, charge_point_id=charge_point_id)
+            command = await self._written(configuration_refresh_on_boot, charge_point_id=charge_point_id)
             if command is None:
                 return
             started = time.monotonic()
             timeout = settings.CSMS_OCPP_CALL_TIMEOUT
             reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
-            if reply["outcome"] == "not_connected":
-                self._owed(waiting, in_its_context=True)
+            if reply["outcome"] in ("not_connected", "timeout"):
+                self._owed(waiting, connection.channel_name, in_its_context=True)
             outcome = call_outcome(reply, started=started)
             seconds = time.monotonic() - started
             metrics.command_round_trip(action=command.action, outcome=outcome.outcome, seconds=seconds)
             self._writing += 1
-            await self._written(command_complete, command=command, outcome=outcome)
+            complete = configuration_read_answered if waiting.owed else command_complete
+            await self._written(complete, command=command, outcome=outcome)
         except Exception:
             logger.exception("%s: could not read the configuration after its boot", charge_point_id)
 

@@ -358,6 +358,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
         logger.info("%s: closing, %s", self.charge_point_id, message.get("reason", ""))
         await self.close(code=1000)
 
+    async def ocpp_configuration_read_owed(self, message: dict[str, Any]) -> None:
+        """The charger's configuration read was left unanswered on an older connection that closed
+        after this one's handshake (``configuration.changes.configuration_read_owed_set``): read it
+        after the next message."""
+        if self.router is not None and not self._ended:
+            self.router.configuration_read_owed = True
+
     async def disconnect(self, code: int) -> None:
         await self._connection_end()
 

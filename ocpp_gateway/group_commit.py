@@ -105,7 +105,11 @@ from chargepoints.services.status_writes import (
 from charging.services.ledger_reads import StopLookup, ledger_read_dropped, ledgers_read_together, stop_lookup_of
 from charging.services.open_sessions import open_sessions_lent, open_sessions_read_dropped, open_sessions_read_together
 from charging.services.start_reads import StartLookup, start_lookup_of, start_read_taken, starts_read_together
-from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
+from charging.services.status_reads import (
+    connector_sessions_read_dropped,
+    connector_sessions_read_together,
+    sessions_open_asked,
+)
 from commands.outcome_writes import (
     CompletionLookup,
     completion_lookup_of,
@@ -457,7 +461,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 boots_written_together(firsts.boots),
                 starts_read_together(firsts.starts),
                 ledgers_read_together(firsts.stops),
-                statuses_written_together(firsts.statuses) as written,
+                statuses_written_together(firsts.statuses, asked=sessions_open_asked()) as written,
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
                 reports_stored_together(firsts.reports),

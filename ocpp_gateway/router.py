@@ -3,7 +3,7 @@
 The package does schema validation and dispatch to ``@on`` handlers (through ocpp_package, the
 one module that touches its internals). This layer adds what a
 CSMS needs around it: a CALLERROR for frames the package would only log, the OCPP 1.6 spelling
-of error codes, the message log of every frame in and out, and the charger model's profile:
+of error codes, the message log of every frame received and every frame sent, and the charger model's profile:
 its quirks, and whether harmless schema violations are accepted (and recorded) instead of refused.
 """
 
@@ -174,7 +174,7 @@ class OcppRouter(RoutedChargePoint):
     ) -> None:
         """What the handshake loaded (services.attachment): the first message looks nothing up, nor
         does the first BootNotification when it names the model the profile was loaded for.
-        ``configuration_read_owed``: the read is queued once the first CALL is answered
+        ``configuration_read_owed``: the read is queued once the next CALL is answered
         (``configuration_refresh``), by the boot's hook when it is a BootNotification."""
         self._is_commissioned, self._profile = commissioned, profile
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
@@ -216,10 +216,8 @@ class OcppRouter(RoutedChargePoint):
             if msg.action not in _SERVED_WHILE_PENDING and not (self._is_commissioned or await self._commissioned()):
                 raise SecurityError(description=_PENDING_REFUSAL)
             await self._handle_inbound_call(msg, received_at, raw_msg)
-            if self.configuration_read_owed:
-                self.configuration_read_owed = False
-                if msg.action != "BootNotification":  # else its hook asked (``refresh_after_boot``)
-                    refresh_owed(self.id, self._connection)
+            if self.configuration_read_owed and msg.action != "BootNotification":  # a boot's hook asks its own
+                self.configuration_read_owed = not refresh_owed(self.id, self._connection)
         except OCPPError as error:
             await self._send_message(msg.create_call_error(error))
         except Exception as error:  # a frame must never take the connection down

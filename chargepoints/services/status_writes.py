@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, NamedTuple
 
 from django.conf import settings
@@ -60,12 +61,14 @@ class StatusLookup(NamedTuple):
 class StatusWrite:
     """What a status written ahead found: the time it was received (``now``), its charger (id,
     charger id, last boot), its connector as it was (a first status: as ``Connector()`` is, with
-    the id of the row created) and whether the status was written (False: a newer one is stored)."""
+    the id of the row created), whether the status was written (False: a newer one is stored) and
+    the value of the write's ``asked`` condition for it (None: not asked)."""
 
     now: datetime
     charge_point: ChargePoint
     connector: Connector
     written: bool
+    condition_held: bool | None = None
 
 
 _units: UnitKind[StatusLookup] = UnitKind(StatusLookup)
@@ -75,18 +78,23 @@ _writes: RowsAhead[StatusLookup, StatusWrite] = RowsAhead()
 
 
 @contextmanager
-def statuses_written_together(lookups: Sequence[StatusLookup]) -> Iterator[list[tuple[StatusLookup, StatusWrite]]]:
+def statuses_written_together(
+    lookups: Sequence[StatusLookup], *, asked: str = "NULL"
+) -> Iterator[list[tuple[StatusLookup, StatusWrite]]]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
     found and not held elsewhere is written now (two statements) and answered
     (``status_write_taken``); the block is given those whose status was written (their signal is
-    to be sent). Fewer than ``FEWEST``, or not PostgreSQL: no statement, no answer."""
+    to be sent). ``asked``: an SQL boolean without parameters over each status's row ``v`` (``cp``
+    its charger's pk, ``status``), evaluated in the write's statement, after the chargers' locks,
+    into ``StatusWrite.condition_held``: what a higher app asks of a status without a statement of
+    its own. Fewer than ``FEWEST``, or not PostgreSQL: no statement, no answer."""
     with _writes.kept() as writes:
         if _writes.enough(lookups):
             now = timezone.now()
             chargers = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
             found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
             if found:
-                writes.update(_connectors_written(found, chargers, now))
+                writes.update(_connectors_written(found, chargers, now, asked))
         yield [(lookup, write) for lookup, write in writes.items() if write.written]
 
 
@@ -144,15 +152,21 @@ _CONNECTORS_WRITTEN = (
     f" SELECT v.cp, v.evse, v.connector, {', '.join(f'v.{column}' for column in STATUS_COLUMNS[:-1])}, %(now)s"
     " FROM v WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.n = v.n) ORDER BY v.n"
     " ON CONFLICT DO NOTHING RETURNING id, charge_point_id, evse_id, connector_id)"
-    " SELECT v.n, EXISTS (SELECT 1 FROM written WHERE written.n = v.n), created.id,"
+    " SELECT v.n, EXISTS (SELECT 1 FROM written WHERE written.n = v.n), created.id, ({asked}),"
     f" {', '.join(f'old.{column}' for column in CONNECTOR_COLUMNS)}"
     " FROM v LEFT JOIN old ON old.n = v.n LEFT JOIN created ON created.charge_point_id = v.cp"
     " AND created.connector_id = v.connector AND created.evse_id IS NOT DISTINCT FROM v.evse ORDER BY v.n"
 )
 
 
+@cache
+def _connectors_written_sql(asked: str) -> str:
+    """``_CONNECTORS_WRITTEN`` with ``asked`` in its select list (``{`` and ``}`` in it kept)."""
+    return _CONNECTORS_WRITTEN.replace("{asked}", asked)
+
+
 def _connectors_written(
-    lookups: list[StatusLookup], chargers: dict[str, ChargePoint], now: datetime
+    lookups: list[StatusLookup], chargers: dict[str, ChargePoint], now: datetime, asked: str
 ) -> dict[StatusLookup, StatusWrite]:
     """``_CONNECTORS_WRITTEN`` for ``lookups`` (their chargers locked): lookup -> what it found. A
     first status whose row is there but was not seen (created by a transaction that committed
@@ -175,17 +189,18 @@ def _connectors_written(
         "last_boot_at": array_text([charge_point.last_boot_at for charge_point in boots]),
     }
     with bound_cursor() as cursor:
-        cursor.execute(_CONNECTORS_WRITTEN, params)
+        cursor.execute(_connectors_written_sql(asked), params)
         rows = cursor.fetchall()
     writes = {}
-    for n, written, created, *old in rows:
+    for n, written, created, held, *old in rows:
         lookup, charge_point = lookups[n - 1], boots[n - 1]  # WITH ORDINALITY counts from 1
         if created is not None:
             connector = Connector(
                 id=created, charge_point_id=charge_point.pk, evse_id=lookup.evse_id, connector_id=lookup.connector_id
             )
             instance_saved(connector)
-            writes[lookup] = StatusWrite(now, charge_point, connector, True)
+            writes[lookup] = StatusWrite(now, charge_point, connector, True, held)
         elif old[0] is not None:
-            writes[lookup] = StatusWrite(now, charge_point, instance_of_row(Connector, CONNECTOR_COLUMNS, old), written)
+            connector = instance_of_row(Connector, CONNECTOR_COLUMNS, old)
+            writes[lookup] = StatusWrite(now, charge_point, connector, written, held)
     return writes

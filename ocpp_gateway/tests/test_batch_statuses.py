@@ -1,6 +1,7 @@
 """A group-commit batch's StatusNotifications written together (``chargepoints.services.status_writes``,
 ``charging.services.status_reads``; PostgreSQL): two statements for the whole batch's statuses and
-one for its ``Available`` statuses' open sessions, and each status ends as it ends written alone
+one for its ``Available`` statuses' open sessions (none when their chargers have none open), and
+each status ends as it ends written alone
 (the supersede rule, a first status creating its connector, its signal and webhook event, a reboot's
 sessions closed); a status after another unit of its charger in the batch, or in a batch written
 again, writes its own way."""
@@ -305,6 +306,26 @@ async def test_an_unknown_charger_s_status_fails_alone(statements: list[str]) ->
     assert isinstance(results[0], ChargePoint.DoesNotExist)
     assert isinstance(results[1], Connector)
     assert await Connector.objects.filter(charge_point__charge_point_id="KNOWN", status="Available").aexists()
+
+
+async def test_available_statuses_on_chargers_without_an_open_session_read_no_sessions(statements: list[str]) -> None:
+    """The statuses' write tells which of their chargers have a session open (round 28): the
+    ``Available`` statuses of chargers with none (most: they follow a stop) are answered without
+    the sessions' read, and none reads its own way."""
+    names = [f"NOSESSION-{n}" for n in range(3)]
+    for name in names:
+        await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    results = await one_batch(
+        group, *((connection_context(), connector_status_set, _status(name, "Available", 1)) for name in names)
+    )
+    assert [type(result) for result in results] == [Connector] * 3
+    assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
+    assert not [sql for sql in statements if _SESSIONS_READ in sql or sql.startswith(_SESSIONS_ASKED)]
+    assert not [sql for sql in statements if _SESSIONS_LOCKED in sql]
+    available = Connector.objects.filter(charge_point__charge_point_id__in=names, status="Available")
+    assert await available.acount() == 3
 
 
 async def test_a_status_alone_in_its_batch_is_one_statement_its_own_way(statements: list[str]) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
@@ -36,8 +37,10 @@ class _Charger:
     GetConfiguration answered with one key (``leaves``: the socket closes before the answer, as the
     consumer tells it). Notes when each CALL came and which charger the caller's context named."""
 
-    def __init__(self, *, connected: bool = True, leaves: bool = False) -> None:
-        self.connected, self.leaves = connected, leaves
+    channel_name = "test-connection"
+
+    def __init__(self, *, connected: bool = True, leaves: bool = False, times_out: bool = False) -> None:
+        self.connected, self.leaves, self.times_out = connected, leaves, times_out
         self.calls: list[tuple[str, float, str]] = []  # action, time.monotonic(), the context's charger
 
     def accepts_calls(self) -> bool:
@@ -48,6 +51,8 @@ class _Charger:
         if self.leaves:
             self.connected = False
             return {"outcome": "not_connected"}
+        if self.times_out:
+            return {"outcome": "timeout"}
         return {"outcome": "result", "payload": {"configuration_key": _KEYS}, "violations": {}}
 
 
@@ -201,12 +206,50 @@ async def test_a_read_whose_connection_closes_while_it_waits_is_dropped_and_owed
     assert charger.calls == [] and await sync_to_async(_read_recorded)("READS-LEFT") == ([], [])
 
 
-async def test_a_read_whose_call_the_closed_socket_left_unanswered_is_owed() -> None:
-    await sync_to_async(_registered)("READS-MIDWAY")
-    reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(leaves=True)
-    _queued(reads, "READS-MIDWAY", charger)
+async def test_a_read_whose_call_went_unanswered_is_owed() -> None:
+    """The socket closed under the CALL, or the CALL timed out (a half-open socket)."""
+    await sync_to_async(_registered)("READS-MIDWAY", "READS-SILENT")
+    reads = ConfigurationReads(CommitGroup(max_units=64, lanes=1))
+    left, silent = _Charger(leaves=True), _Charger(times_out=True)
+    _queued(reads, "READS-MIDWAY", left)
+    _queued(reads, "READS-SILENT", silent)
     await _until(_marked_owed("READS-MIDWAY"))
-    assert [call[0] for call in charger.calls] == ["GetConfiguration"]
+    await _until(_marked_owed("READS-SILENT"))
+    assert [call[0] for call in left.calls + silent.calls] == ["GetConfiguration"] * 2
+
+
+async def test_a_newer_connection_that_holds_the_charger_is_told_its_read_is_owed() -> None:
+    """A half-open socket replaced: the newer connection's handshake read the charger's row before
+    the older one closed and marked it; it hears of the mark over the channel layer."""
+    await sync_to_async(_registered)("READS-REPLACED")
+    layer = get_channel_layer()
+    newer = await layer.new_channel()
+    await sync_to_async(ChargePoint.objects.filter(charge_point_id="READS-REPLACED").update)(connection_channel=newer)
+    reads, older = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(leaves=True)
+    _queued(reads, "READS-REPLACED", older)
+    told = await asyncio.wait_for(layer.receive(newer), timeout=10)
+    assert told == {"type": "ocpp.configuration_read_owed"}
+    assert await sync_to_async(_owed)("READS-REPLACED")
+
+
+async def test_an_owed_read_not_answered_keeps_the_mark() -> None:
+    await sync_to_async(_registered)("READS-OWED-SILENT")
+    await sync_to_async(ChargePoint.objects.filter(charge_point_id="READS-OWED-SILENT").update)(
+        configuration_read_owed=True
+    )
+    reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(times_out=True)
+    token = charge_point_id_var.set("READS-OWED-SILENT")
+    try:
+        reads.queue("READS-OWED-SILENT", charger, owed=True)
+    finally:
+        charge_point_id_var.reset(token)
+
+    async def completed() -> bool:
+        states = (await sync_to_async(_read_recorded)("READS-OWED-SILENT"))[0]
+        return states == [CommandState.TIMEOUT]
+
+    await _until(completed)
+    assert await sync_to_async(_owed)("READS-OWED-SILENT")
 
 
 async def test_an_owed_read_clears_the_mark_and_a_newer_read_takes_an_older_one_s_place() -> None:
@@ -248,7 +291,7 @@ async def test_a_read_whose_connection_is_gone_is_skipped_with_a_line(caplog) ->
     with caplog.at_level(logging.INFO, logger="ocpp_gateway.configuration_refresh"):
         await asyncio.gather(*slow)
         await _until(none_waiting)
-    assert "READS-COLLECTED: disconnected before its configuration read" in caplog.text
+    assert "READS-COLLECTED: configuration read not answered on this connection" in caplog.text
     assert await sync_to_async(_read_recorded)("READS-COLLECTED") == ([], [])
     await _until(_marked_owed("READS-COLLECTED"))
 

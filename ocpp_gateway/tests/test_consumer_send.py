@@ -13,6 +13,7 @@ from ocpp.messages import Call
 from chargepoints.models import MessageDirection
 from chargepoints.selectors import STRICT_PROFILE
 from kernel.daphne_server import TEXT_AT_ONCE, SocketClosed
+from ocpp_gateway.configuration_refresh import configuration_reads
 from ocpp_gateway.consumers import OcppConsumer
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
@@ -102,8 +103,9 @@ async def test_an_answer_is_in_the_message_log_once_it_left_and_not_when_the_soc
         router = V16Router("CP-LOG", connection=socket)
         router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
         await router.route_message('[2, "hb-1", "Heartbeat", {}]')
-        directions = [row.direction for row in logged]
-        assert directions == [MessageDirection.INBOUND] + [MessageDirection.OUTBOUND] * answers_logged
+        rows = [(row.direction, row.unique_id, row.action) for row in logged]
+        answer = (MessageDirection.OUTBOUND, "hb-1", "Heartbeat")
+        assert rows == [(MessageDirection.INBOUND, "hb-1", "Heartbeat")] + [answer] * answers_logged
 
 
 @pytest.mark.usefixtures("_nothing_buffered")
@@ -111,3 +113,25 @@ async def test_a_call_to_a_charger_that_left_raises_for_its_caller() -> None:
     router = V16Router("CP-LEFT", connection=_LeftSocket())
     with pytest.raises(SocketClosed):
         await router._send_message(Call("c-1", "Reset", {"type": "Soft"}))
+
+
+@pytest.mark.usefixtures("_nothing_buffered")
+async def test_a_connection_told_its_charger_s_read_is_owed_queues_it_after_the_next_message(monkeypatch) -> None:
+    """An older connection's close marked the read owed after this one's handshake
+    (``ocpp.configuration_read_owed``): the next CALL answered queues it, once; a boot's hook
+    queues its own."""
+    queued: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        configuration_reads,
+        "queue",
+        lambda charge_point_id, connection, *, owed=False: queued.append((charge_point_id, owed)),
+    )
+    consumer = OcppConsumer()
+    consumer.router = router = V16Router("CP-TOLD", connection=_SentSocket())
+    router.state_loaded(commissioned=True, profile=STRICT_PROFILE)
+    await router.route_message('[2, "hb-1", "Heartbeat", {}]')
+    assert queued == []
+    await consumer.ocpp_configuration_read_owed({"type": "ocpp.configuration_read_owed"})
+    await router.route_message('[2, "hb-2", "Heartbeat", {}]')
+    await router.route_message('[2, "hb-3", "Heartbeat", {}]')
+    assert queued == [("CP-TOLD", True)]

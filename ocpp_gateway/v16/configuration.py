@@ -23,9 +23,9 @@ class ConfigurationHandlers:
 
     @after(Action.boot_notification)
     def after_boot_notification(self, **_: Any) -> None:
-        refresh_after_boot(
-            self.id, self._connection, current=self.configuration_current, owed=self.configuration_read_owed
-        )
+        owed = self.configuration_read_owed
+        if refresh_after_boot(self.id, self._connection, current=self.configuration_current, owed=owed):
+            self.configuration_read_owed = False
 
     @staticmethod
     @answer(Action.get_configuration)
