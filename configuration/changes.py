@@ -16,7 +16,7 @@ from commands.services import CommandRequest, command_complete, command_own, com
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.refresh_writes import refresh_recorded_taken, refresh_unit_register
 from configuration.services import device_model_report_request_id
-from kernel.charger_connections import configuration_read_owed_tell_sync
+from kernel.charger_connections import configuration_read_owed_told
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
 
@@ -97,27 +97,36 @@ def configuration_refresh_on_boot(*, charge_point_id: str) -> Command | None:
 refresh_unit_register(configuration_refresh_on_boot)  # its batch records its reads ahead (``refresh_writes``)
 
 
+# The outcomes of a CALL the charger did not answer: its read stays (or becomes) owed.
+UNANSWERED = ("timeout", "not_connected")
+
+
 def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> None:
     """The read after the charger's boot, asked on the connection ``channel_name``, was not
     answered there (the socket closed first, or the CALL timed out): the charger's next connection
     reads its configuration, with or without a new boot (``ChargePoint.configuration_read_owed``).
     A newer connection that holds the charger already (it replaced a half-open socket: its
-    handshake read the mark before this) is told over the channel layer once this commits. One
-    UPDATE."""
+    handshake read the mark before this) is told over the channel layer once this commits. The
+    charger's row is locked before its holder is read: a handshake committing meanwhile either
+    came first (its channel is read here) or waits and reads the mark. Two statements."""
     held_by = (
-        ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("connection_channel", flat=True).first()
+        ChargePoint.objects.select_for_update(no_key=True)
+        .filter(charge_point_id=charge_point_id)
+        .values_list("connection_channel", flat=True)
+        .first()
     )
     ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=True)
     if held_by and held_by != channel_name:
-        transaction.on_commit(lambda: configuration_read_owed_tell_sync(channel_name=held_by))
+        transaction.on_commit(lambda: configuration_read_owed_told(channel_name=held_by), robust=True)
 
 
 def configuration_read_answered(*, command: Command, outcome: CallOutcome) -> Command:
     """``commands.services.command_complete`` for an owed read (``configuration_read_owed_set``);
-    the mark cleared when the charger answered it (a result: 1.6 keys, 2.0.1 the report accepted)."""
+    the mark cleared once the charger answered it, whatever it answered (a charger that refuses the
+    read is asked again at its next boot, as after any boot, not at every connection)."""
     with transaction.atomic():
         completed = command_complete(command=command, outcome=outcome)
-        if outcome.outcome == "result" and command.charge_point_id is not None:
+        if outcome.outcome not in UNANSWERED and command.charge_point_id is not None:
             ChargePoint.objects.filter(pk=command.charge_point_id, configuration_read_owed=True).update(
                 configuration_read_owed=False
             )

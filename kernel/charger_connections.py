@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+
+from kernel.event_loops import served_loop
+
+logger = logging.getLogger(__name__)
 
 
 class MessageNotSent(Exception):
@@ -42,5 +49,27 @@ async def configuration_read_owed_tell(*, channel_name: str) -> None:
     await send(channel_name, {"type": "ocpp.configuration_read_owed"})
 
 
-def configuration_read_owed_tell_sync(*, channel_name: str) -> None:
-    async_to_sync(configuration_read_owed_tell)(channel_name=channel_name)
+_telling: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+
+
+def configuration_read_owed_told(*, channel_name: str) -> None:
+    """``configuration_read_owed_tell`` from a sync thread: handed to the event loop the thread
+    serves (a commit batch's: ``kernel.event_loops``), not waited for; a failure is logged. Outside
+    a gateway process (no loop served), sent and waited for here."""
+    loop = served_loop()
+    if loop is None:
+        async_to_sync(configuration_read_owed_tell)(channel_name=channel_name)
+        return
+    loop.call_soon_threadsafe(_tell_started, channel_name)
+
+
+def _tell_started(channel_name: str) -> None:
+    task = asyncio.get_running_loop().create_task(configuration_read_owed_tell(channel_name=channel_name))
+    _telling.add(task)
+    task.add_done_callback(_tell_done)
+
+
+def _tell_done(task: asyncio.Task[None]) -> None:
+    _telling.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.warning("could not tell a connection its configuration read is owed: %r", task.exception())

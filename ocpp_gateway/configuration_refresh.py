@@ -38,6 +38,7 @@ from commands import catalog
 from commands.rpc import call_outcome
 from commands.services import command_complete
 from configuration.changes import (
+    UNANSWERED,
     configuration_read_answered,
     configuration_read_owed_set,
     configuration_refresh_on_boot,
@@ -76,7 +77,8 @@ def refresh_after_boot(charge_point_id: str, connection: LocalCaller, *, current
     """Queue a read of the configuration, once the Boot answer is out (``ConfigurationReads``),
     unless ``current`` (``configuration_current``) or reads after boots are off; whether it was
     queued. ``owed``: the charger's read is owed (``ChargePoint.configuration_read_owed``): this
-    read's answer clears the mark (a current configuration leaves it: one read more, later)."""
+    read's answer clears the mark (a current configuration queues none: the connection keeps the
+    debt and reads after its next message)."""
     if settings.CSMS_CONFIGURATION_REFRESH_ON_BOOT and not current:
         configuration_reads.queue(charge_point_id, connection, owed=owed)
         return True
@@ -115,9 +117,9 @@ class ConfigurationReads:
     read at 27-40 % of a first connect's server CPU and half its PostgreSQL's): a connect burst's
     Boots and statuses are answered first, the reads follow. A read's CALL holds no turn: a
     charger slow to answer (up to ``CSMS_OCPP_CALL_TIMEOUT``) delays no other read. A read whose
-    connection closed before its turn (``connection_closed``), or whose CALL went unanswered (the
-    socket closed, or it timed out), is dropped with a line and marked owed
-    (``configuration_read_owed_set``). One read waits per charger: a newer one takes the place of
+    connection closed before its turn (``connection_closed``) is dropped with a line, and one whose
+    CALL went unanswered (the socket closed, or it timed out) is completed as such; both are marked
+    owed (``configuration_read_owed_set``). One read waits per charger: a newer one takes the place of
     the older. The queue serves one event loop: a queue used from a new one (tests) drops what the
     old one left."""
 
@@ -225,7 +227,7 @@ class ConfigurationReads:
             started = time.monotonic()
             timeout = settings.CSMS_OCPP_CALL_TIMEOUT
             reply = await connection.call_locally(command.action, catalog.to_ocpp_payload(command.request), timeout)
-            if reply["outcome"] in ("not_connected", "timeout"):
+            if reply["outcome"] in UNANSWERED:
                 self._owed(waiting, connection.channel_name, in_its_context=True)
             outcome = call_outcome(reply, started=started)
             seconds = time.monotonic() - started

@@ -42,8 +42,9 @@ Before the units of a pass without savepoints run, the batch's session starts ar
 primary keys, then their sessions and parked stops by one, their id tags by one; each start takes
 its answer. Likewise the register readings of its stops' sessions that their connections keep,
 by one statement (``charging.services.ledger_reads``). And its StatusNotifications are written
-together, their chargers locked as the starts' are (``chargepoints.services.status_writes``), then
-whether a session is open on the connector of each ``Available`` among them read by one statement
+together, their chargers locked as the starts' are (``chargepoints.services.status_writes``; the write
+also tells which chargers of its ``Available`` statuses have a session open), then the sessions open on
+the connectors of those ``Available`` among them read by one statement
 (``charging.services.status_reads``). Its handshakes' attaches admitted without hashing are
 written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
 and its BootNotifications (``chargepoints.services.boot_writes``); the sessions open on the

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
 import time
 from typing import Any
 
@@ -37,10 +38,12 @@ class _Charger:
     GetConfiguration answered with one key (``leaves``: the socket closes before the answer, as the
     consumer tells it). Notes when each CALL came and which charger the caller's context named."""
 
-    channel_name = "test-connection"
+    channel_name = "ch"  # the channel ``_registered`` says holds the charger
 
-    def __init__(self, *, connected: bool = True, leaves: bool = False, times_out: bool = False) -> None:
-        self.connected, self.leaves, self.times_out = connected, leaves, times_out
+    def __init__(
+        self, *, connected: bool = True, leaves: bool = False, times_out: bool = False, refuses: bool = False
+    ) -> None:
+        self.connected, self.leaves, self.times_out, self.refuses = connected, leaves, times_out, refuses
         self.calls: list[tuple[str, float, str]] = []  # action, time.monotonic(), the context's charger
 
     def accepts_calls(self) -> bool:
@@ -53,6 +56,8 @@ class _Charger:
             return {"outcome": "not_connected"}
         if self.times_out:
             return {"outcome": "timeout"}
+        if self.refuses:
+            return {"outcome": "call_error", "error_code": "NotSupported", "error_description": "", "error_details": {}}
         return {"outcome": "result", "payload": {"configuration_key": _KEYS}, "violations": {}}
 
 
@@ -194,7 +199,7 @@ async def test_a_read_whose_connection_closes_while_it_waits_is_dropped_and_owed
     """The consumer's close tells the queue (``connection_closed``): the mark is written then, not
     at the read's turn (here never), so a reconnect to any process finds it."""
     await sync_to_async(_registered)("READS-LEFT")
-    monkeypatch.setattr(configuration_refresh, "QUIET_SECONDS", 3600.0)
+    monkeypatch.setattr(configuration_refresh, "QUIET_SECONDS", math.inf)  # never quiet enough
     reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger()
     _queued(reads, "READS-LEFT", charger)
     await asyncio.sleep(0.1)
@@ -310,3 +315,24 @@ async def test_each_read_runs_in_the_context_of_the_connection_that_queued_it() 
     for name in names:
         await _until(_read_completed(name))
     assert [charger.calls[0][2] for charger in chargers] == names
+
+
+async def test_an_owed_read_the_charger_refuses_clears_the_mark() -> None:
+    """Answered is answered: a charger that refuses the read is asked again at its next boot, as
+    after any boot, not at every connection."""
+    await sync_to_async(_registered)("READS-OWED-NO")
+    await sync_to_async(ChargePoint.objects.filter(charge_point_id="READS-OWED-NO").update)(
+        configuration_read_owed=True
+    )
+    reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(refuses=True)
+    token = charge_point_id_var.set("READS-OWED-NO")
+    try:
+        reads.queue("READS-OWED-NO", charger, owed=True)
+    finally:
+        charge_point_id_var.reset(token)
+
+    async def cleared() -> bool:
+        return not await sync_to_async(_owed)("READS-OWED-NO")
+
+    await _until(cleared)
+    assert (await sync_to_async(_read_recorded)("READS-OWED-NO"))[0] == [CommandState.CALL_ERROR]
