@@ -24,7 +24,7 @@ PostgreSQL only.
 Most ``Available`` statuses follow a stop, on a charger with no session open: the statuses' write
 asks whether the charger has any (``sessions_open_asked``, in its own statement, after the same
 locks), and only the chargers that have one are read; the others' connectors are answered "none"
-without a statement (round 28: the read was about a tenth of PostgreSQL's time in the fleet's rate
+without a statement (round 28: the read was 6 % of PostgreSQL's statement time in the fleet's rate
 phase, and returned no row).
 """
 

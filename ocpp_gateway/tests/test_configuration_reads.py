@@ -83,13 +83,19 @@ def _slow(*, seconds: float, ended: list[float]) -> None:
     ended.append(time.monotonic())
 
 
-def _queued(reads: ConfigurationReads, charge_point_id: str, charger: _Charger) -> None:
+def _queued(reads: ConfigurationReads, charge_point_id: str, charger: _Charger, *, owed: bool = False) -> None:
     """Queue a read as the Boot's hook does: in the context of the charger's connection."""
     token = charge_point_id_var.set(charge_point_id)
     try:
-        reads.queue(charge_point_id, charger)
+        reads.queue(charge_point_id, charger, owed=owed)
     finally:
         charge_point_id_var.reset(token)
+
+
+def _registered_owed(name: str) -> None:
+    """A charger registered and marked owed, as an earlier connection's unanswered read leaves it."""
+    _registered(name)
+    ChargePoint.objects.filter(charge_point_id=name).update(configuration_read_owed=True)
 
 
 async def _until(condition: Any, seconds: float = 10.0) -> None:
@@ -238,16 +244,9 @@ async def test_a_newer_connection_that_holds_the_charger_is_told_its_read_is_owe
 
 
 async def test_an_owed_read_not_answered_keeps_the_mark() -> None:
-    await sync_to_async(_registered)("READS-OWED-SILENT")
-    await sync_to_async(ChargePoint.objects.filter(charge_point_id="READS-OWED-SILENT").update)(
-        configuration_read_owed=True
-    )
+    await sync_to_async(_registered_owed)("READS-OWED-SILENT")
     reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(times_out=True)
-    token = charge_point_id_var.set("READS-OWED-SILENT")
-    try:
-        reads.queue("READS-OWED-SILENT", charger, owed=True)
-    finally:
-        charge_point_id_var.reset(token)
+    _queued(reads, "READS-OWED-SILENT", charger, owed=True)
 
     async def completed() -> bool:
         states = (await sync_to_async(_read_recorded)("READS-OWED-SILENT"))[0]
@@ -258,20 +257,13 @@ async def test_an_owed_read_not_answered_keeps_the_mark() -> None:
 
 
 async def test_an_owed_read_clears_the_mark_and_a_newer_read_takes_an_older_one_s_place() -> None:
-    await sync_to_async(_registered)("READS-OWED")
-    await sync_to_async(
-        lambda: ChargePoint.objects.filter(charge_point_id="READS-OWED").update(configuration_read_owed=True)
-    )()
+    await sync_to_async(_registered_owed)("READS-OWED")
     group = CommitGroup(max_units=1, lanes=1)
     slow = asyncio.ensure_future(group.run(_slow, seconds=0.3, ended=[]))
     await asyncio.sleep(0.05)
     reads, older, newer = ConfigurationReads(group), _Charger(), _Charger()
-    token = charge_point_id_var.set("READS-OWED")
-    try:
-        reads.queue("READS-OWED", older, owed=True)
-        reads.queue("READS-OWED", newer)  # the charger's boot on a newer connection: it keeps the mark's clearing
-    finally:
-        charge_point_id_var.reset(token)
+    _queued(reads, "READS-OWED", older, owed=True)
+    _queued(reads, "READS-OWED", newer)  # the charger's boot on a newer connection: it keeps the mark's clearing
     assert reads.waiting() == 1
     await slow
     await _until(_read_completed("READS-OWED"))
@@ -320,16 +312,9 @@ async def test_each_read_runs_in_the_context_of_the_connection_that_queued_it() 
 async def test_an_owed_read_the_charger_refuses_clears_the_mark() -> None:
     """Answered is answered: a charger that refuses the read is asked again at its next boot, as
     after any boot, not at every connection."""
-    await sync_to_async(_registered)("READS-OWED-NO")
-    await sync_to_async(ChargePoint.objects.filter(charge_point_id="READS-OWED-NO").update)(
-        configuration_read_owed=True
-    )
+    await sync_to_async(_registered_owed)("READS-OWED-NO")
     reads, charger = ConfigurationReads(CommitGroup(max_units=64, lanes=1)), _Charger(refuses=True)
-    token = charge_point_id_var.set("READS-OWED-NO")
-    try:
-        reads.queue("READS-OWED-NO", charger, owed=True)
-    finally:
-        charge_point_id_var.reset(token)
+    _queued(reads, "READS-OWED-NO", charger, owed=True)
 
     async def cleared() -> bool:
         return not await sync_to_async(_owed)("READS-OWED-NO")
