@@ -64,18 +64,23 @@ class WriteBehindBuffer(Generic[Row]):
     def add(self, row: Row) -> None:
         self._pending.append(row)
         if self._flusher is None or self._flusher.done():
-            delay = 0 if len(self._pending) >= self._max_batch else self._flush_seconds()
             # A fresh context: the batch is every charger's, its log lines must not name the one that started it.
             self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_later(delay), context=contextvars.Context()
+                self._flushed_by_window(), context=contextvars.Context()
             )
 
-    async def _flush_later(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self.flush()
+    async def _flushed_by_window(self) -> None:
+        """While rows are pending: wait a window (none once ``max_batch`` rows wait), then write
+        the rows pending at that moment. Rows added while those are written wait for the next
+        window: a busy process writes a buffer once a window, not once per batch of its commit
+        group (each buffer unit makes its batch one written alone, with no side batch beside it)."""
+        while self._pending:
+            await asyncio.sleep(0 if len(self._pending) >= self._max_batch else self._flush_seconds())
+            await self.flush()
 
     async def flush(self) -> None:
-        """Write everything pending now (several batches if need be). Never raises: a batch whose
+        """Write the rows pending once the buffer's previous flush is done (in units of at most
+        ``max_batch`` rows); rows added while they are written wait for the next. Never raises: a batch whose
         commit fails (the database went away) is logged, like the rows the database refuses, so
         that a closing connection still clears its presence.
 
@@ -85,7 +90,7 @@ class WriteBehindBuffer(Generic[Row]):
         by one in the next batch, each in its own savepoint, so that a refused row loses only
         itself."""
         async with self._writing:
-            while self._pending:
+            for _ in range(-(-len(self._pending) // self._max_batch)):  # those pending now, not those added meanwhile
                 batch = self._take()
                 try:
                     await commit_group.run(self._rows_written, in_savepoint=True, ahead=True, rows=batch)
