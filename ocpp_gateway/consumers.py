@@ -118,6 +118,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self._text_received(text)  # what websocket_receive and receive do with it, without their layers
             return
         handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None and message["type"].startswith("ocpp."):
+            # Our own channel messages: one this release does not know comes from another release
+            # (a rolling deploy); it must not end the charger's connection.
+            logger.warning(
+                "%s: ignored a channel message of another release: %s", self.charge_point_id, message["type"]
+            )
+            return
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)

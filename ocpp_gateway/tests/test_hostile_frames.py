@@ -97,6 +97,21 @@ async def test_a_consumer_that_crashes_clears_presence_at_once_and_commands_answ
     assert status == 503 and body["error"] == "NotConnected"
 
 
+async def test_a_channel_message_of_another_release_leaves_the_connection_serving(daphne):
+    """During a rolling deploy a process of a newer release may send a connection an ``ocpp.*``
+    message this release has no handler for: it is ignored, the charger stays connected."""
+    from channels.layers import get_channel_layer
+
+    await register("CP-NEWER")
+    async with raw_socket(daphne, "1.6", "CP-NEWER") as websocket:
+        assert await heartbeat_answered(websocket)
+        channel = (await ChargePoint.objects.aget(charge_point_id="CP-NEWER")).connection_channel
+        await get_channel_layer().send(channel, {"type": "ocpp.from_a_newer_release", "charge_point_id": "CP-NEWER"})
+        await asyncio.sleep(0.3)
+        assert await heartbeat_answered(websocket)
+        assert await connected("CP-NEWER")
+
+
 async def _offline(charge_point_id: str) -> bool:
     charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
     return not charge_point.connected and not charge_point.connection_channel
