@@ -54,6 +54,7 @@ class WriteBehindBuffer(Generic[Row]):
         self._max_batch = max_batch
         self._pending: list[Row] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._full: asyncio.Future[None] | None = None  # resolved when the window ends: its time, or max_batch rows
         # One batch at a time: two transactions updating the same rows in another order deadlock.
         self._writing = asyncio.Lock()
         atexit.register(self.flush_at_exit)
@@ -63,6 +64,8 @@ class WriteBehindBuffer(Generic[Row]):
 
     def add(self, row: Row) -> None:
         self._pending.append(row)
+        if self._full is not None and len(self._pending) >= self._max_batch and not self._full.done():
+            self._full.set_result(None)  # the window ends now
         if self._flusher is None or self._flusher.done():
             # A fresh context: the batch is every charger's, its log lines must not name the one that started it.
             self._flusher = asyncio.get_running_loop().create_task(
@@ -70,12 +73,21 @@ class WriteBehindBuffer(Generic[Row]):
             )
 
     async def _flushed_by_window(self) -> None:
-        """While rows are pending: wait a window (none once ``max_batch`` rows wait), then write
-        the rows pending at that moment. Rows added while those are written wait for the next
-        window: a busy process writes a buffer once a window, not once per batch of its commit
-        group (each buffer unit makes its batch one written alone, with no side batch beside it)."""
+        """While rows are pending: wait a window (``flush_seconds``, cut short once ``max_batch``
+        rows wait), then write the rows pending at that moment. Rows added while those are written
+        wait for the next window: a busy process writes a buffer once a window, not again as soon
+        as its unit committed (a buffer's unit makes its batch one written alone, with no side
+        batch beside it: the chargers' messages would wait for it many times a second)."""
+        loop = asyncio.get_running_loop()
         while self._pending:
-            await asyncio.sleep(0 if len(self._pending) >= self._max_batch else self._flush_seconds())
+            if len(self._pending) < self._max_batch:
+                self._full = loop.create_future()
+                window = loop.call_later(self._flush_seconds(), _resolved, self._full)
+                try:
+                    await self._full
+                finally:
+                    window.cancel()
+                    self._full = None
             await self.flush()
 
     async def flush(self) -> None:
@@ -184,6 +196,11 @@ class WriteBehindBuffer(Generic[Row]):
     def _take(self) -> list[Row]:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
         return batch
+
+
+def _resolved(window: asyncio.Future[None]) -> None:
+    if not window.done():
+        window.set_result(None)
 
 
 @contextmanager

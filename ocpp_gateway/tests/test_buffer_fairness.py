@@ -70,3 +70,21 @@ async def test_a_buffer_fed_without_pause_writes_once_a_window_not_once_a_batch(
     await buffer.flush()  # the window being written, if any
     assert sorted(row for rows in writes for row in rows) == list(range(120))
     assert len(writes) <= fed_for / window + 2
+
+
+async def test_a_window_ends_once_max_batch_rows_wait() -> None:
+    """A buffer writes at the end of its window or as soon as ``max_batch`` rows wait, whichever
+    comes first (README: heartbeats "at most this late, or once 500 wait")."""
+    writes: list[list[int]] = []
+    buffer: WriteBehindBuffer[int] = WriteBehindBuffer(
+        name="probe", write=writes.append, flush_seconds=lambda: 60, max_batch=10
+    )
+    for row in range(9):
+        buffer.add(row)
+    await asyncio.sleep(0.2)
+    assert writes == []  # the window is a minute
+    buffer.add(9)
+    async with asyncio.timeout(10):
+        while not writes:
+            await asyncio.sleep(0.01)
+    assert writes == [list(range(10))]
