@@ -10,7 +10,7 @@ committed before its CALLRESULT is sent.
 
 What is pending is written on a clean close: the consumer flushes on disconnect, and the
 process flushes at exit (``atexit``, after the server's event loop has stopped). A crash loses
-at most one window.
+at most one window and the write in progress.
 """
 
 from __future__ import annotations
@@ -64,13 +64,14 @@ class WriteBehindBuffer(Generic[Row]):
 
     def add(self, row: Row) -> None:
         self._pending.append(row)
-        if self._full is not None and len(self._pending) >= self._max_batch and not self._full.done():
-            self._full.set_result(None)  # the window ends now
-        if self._flusher is None or self._flusher.done():
+        loop = asyncio.get_running_loop()
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            # (a task left on a closed event loop, a test's, is no window of this one)
+            self._full = None
             # A fresh context: the batch is every charger's, its log lines must not name the one that started it.
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flushed_by_window(), context=contextvars.Context()
-            )
+            self._flusher = loop.create_task(self._flushed_by_window(), context=contextvars.Context())
+        elif self._full is not None and len(self._pending) >= self._max_batch and not self._full.done():
+            self._full.set_result(None)  # the window ends now
 
     async def _flushed_by_window(self) -> None:
         """While rows are pending: wait a window (``flush_seconds``, cut short once ``max_batch``

@@ -119,15 +119,31 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return
         handler = getattr(self, message["type"].replace(".", "_"), None)
         if handler is None and message["type"].startswith("ocpp."):
-            # Our own channel messages: one this release does not know comes from another release
-            # (a rolling deploy); it must not end the charger's connection.
-            logger.warning(
-                "%s: ignored a channel message of another release: %s", self.charge_point_id, message["type"]
-            )
+            await self._other_release_message(message)
             return
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def _other_release_message(self, message: dict[str, Any]) -> None:
+        """An ``ocpp.*`` channel message this release has no handler for: sent by a process of
+        another release (a rolling deploy). Logged and ignored, the connection lives on; one that
+        asks for a reply (``reply_to``) is answered at once, ``call_error`` NotSupported, so that its
+        caller neither waits out its timeout nor takes the silence for a dead process (which would
+        clear this live connection's presence)."""
+        kind = message["type"]
+        logger.warning("%s: ignored a channel message of another release: %s", self.charge_point_id, kind)
+        if reply_to := message.get("reply_to"):
+            reply = {
+                "type": "ocpp.call.reply",
+                "outcome": "call_error",
+                "error_code": "NotSupported",
+                "error_description": f"The connection is held by a process of another release: {kind} unknown.",
+            }
+            try:
+                await self.channel_layer.send(reply_to, reply)
+            except Exception:  # e.g. Redis away: the caller times out; the socket stays up
+                logger.exception("%s: could not answer %s", self.charge_point_id, kind)
 
     async def connect(self) -> None:
         # Refused before any database work: in a reconnect storm, handshakes that queue up behind the

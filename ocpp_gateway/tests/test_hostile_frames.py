@@ -99,15 +99,23 @@ async def test_a_consumer_that_crashes_clears_presence_at_once_and_commands_answ
 
 async def test_a_channel_message_of_another_release_leaves_the_connection_serving(daphne):
     """During a rolling deploy a process of a newer release may send a connection an ``ocpp.*``
-    message this release has no handler for: it is ignored, the charger stays connected."""
+    message this release has no handler for: it is ignored and the charger stays connected; one
+    that asks for a reply is answered NotSupported at once (its caller would otherwise take the
+    silence for a dead process and clear the live connection's presence)."""
     from channels.layers import get_channel_layer
 
+    layer = get_channel_layer()
     await register("CP-NEWER")
     async with raw_socket(daphne, "1.6", "CP-NEWER") as websocket:
         assert await heartbeat_answered(websocket)
         channel = (await ChargePoint.objects.aget(charge_point_id="CP-NEWER")).connection_channel
-        await get_channel_layer().send(channel, {"type": "ocpp.from_a_newer_release", "charge_point_id": "CP-NEWER"})
-        await asyncio.sleep(0.3)
+        await layer.send(channel, {"type": "ocpp.from_a_newer_release"})
+        reply_to = await layer.new_channel()
+        await layer.send(channel, {"type": "ocpp.from_a_newer_release", "reply_to": reply_to})
+        async with asyncio.timeout(10):  # dispatched after the first: both were handled by now
+            reply = await layer.receive(reply_to)
+        assert reply["type"] == "ocpp.call.reply"
+        assert (reply["outcome"], reply["error_code"]) == ("call_error", "NotSupported")
         assert await heartbeat_answered(websocket)
         assert await connected("CP-NEWER")
 
