@@ -133,17 +133,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         clear this live connection's presence)."""
         kind = message["type"]
         logger.warning("%s: ignored a channel message of another release: %s", self.charge_point_id, kind)
-        if reply_to := message.get("reply_to"):
-            reply = {
-                "type": "ocpp.call.reply",
-                "outcome": "call_error",
-                "error_code": "NotSupported",
-                "error_description": f"The connection is held by a process of another release: {kind} unknown.",
-            }
-            try:
-                await self.channel_layer.send(reply_to, reply)
-            except Exception:  # e.g. Redis away: the caller times out; the socket stays up
-                logger.exception("%s: could not answer %s", self.charge_point_id, kind)
+        if "reply_to" in message:
+            description = f"The connection is held by a process of another release: {kind} unknown."
+            await self._reply(
+                message, {"outcome": "call_error", "error_code": "NotSupported", "error_description": description}
+            )
 
     async def connect(self) -> None:
         # Refused before any database work: in a reconnect storm, handshakes that queue up behind the
@@ -362,7 +356,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         try:
             await self.channel_layer.send(request["reply_to"], {"type": "ocpp.call.reply", **reply})
         except Exception:
-            logger.exception("%s: could not deliver the answer to %s", self.charge_point_id, request["action"])
+            logger.exception(
+                "%s: could not deliver the answer to %s",
+                self.charge_point_id,
+                request.get("action", request.get("type")),
+            )
 
     async def _abandon_outbound_calls(self) -> None:
         pending: list[dict[str, Any]] = []
