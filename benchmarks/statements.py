@@ -96,20 +96,38 @@ def round_trips_counted() -> None:
     def counted(self: Any, gen: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(gen, "__name__", "?")
         piped = self._pipeline is not None
+        idle = self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if name in ("_commit_gen", "_rollback_gen") and idle:  # nothing to end: psycopg sends nothing
+            return wait(self, gen, *args, **kwargs)
         if name not in _NOT_WAITING and (name not in _SETTINGS or piped) and not (piped and name == "_execute_gen"):
             _trips[0] += 1
             _trip_kinds[name] = _trip_kinds.get(name, 0) + 1
         return wait(self, gen, *args, **kwargs)
 
     psycopg.Connection.wait = counted  # type: ignore[method-assign]
-    session_set = group_commit._batch_session_set
+    try:  # the BEGIN and its settings sent alone by libpq's exec_ (before a COPY, say)
+        from kernel import deferred_begin
+    except ImportError:  # a commit before it: every batch's BEGIN went alone
+        _begin_counted(group_commit, "_batch_session_set")
+    else:
+        _begin_counted(deferred_begin, "_sent_alone")
 
-    def begun(*, first_pass: bool) -> None:
+
+def _begin_counted(module: Any, name: str) -> None:
+    """Count each call of ``module.name`` (a BEGIN with the batch's settings by ``exec_``) as a round trip."""
+    original = getattr(module, name)
+
+    def begun(*args: Any, **kwargs: Any) -> None:
         _trips[0] += 1
         _trip_kinds["BEGIN+SETs"] = _trip_kinds.get("BEGIN+SETs", 0) + 1
-        session_set(first_pass=first_pass)
+        original(*args, **kwargs)
 
-    group_commit._batch_session_set = begun
+    setattr(module, name, begun)
+
+
+# A transaction's BEGIN, its settings and COMMIT: pipelined by a cursor since round 30, before sent
+# by libpq or by the connection; not counted as statements, so that counts compare across rounds.
+_TRANSACTION_CONTROL = ("BEGIN", "SET CONSTRAINTS", "SET LOCAL", "COMMIT")
 
 
 @contextmanager
@@ -119,9 +137,11 @@ def statements_counted() -> Iterator[list[int]]:
 
     def counting(original: Callable[..., Any]) -> Callable[..., Any]:
         def send(*args: Any, **kwargs: Any) -> Any:
+            text = str(args[1] if len(args) > 1 else kwargs.get("query", ""))
+            if text.startswith(_TRANSACTION_CONTROL):
+                return original(*args, **kwargs)
             _sent[0] += 1
             if _texts is not None:
-                text = str(args[1] if len(args) > 1 else kwargs.get("query", ""))
                 _texts[text[:90]] = _texts.get(text[:90], 0) + 1
             return original(*args, **kwargs)
 

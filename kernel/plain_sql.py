@@ -32,8 +32,10 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 from django.db.models.base import ModelState
 from django.utils import timezone
+from psycopg import pq
 from psycopg.types.json import Jsonb
 
+from kernel.deferred_begin import begin_taken, begun_alone, in_pipeline, pipeline_begins
 from kernel.model_instances import init_unobserved
 
 M = TypeVar("M", bound=Model)
@@ -295,6 +297,7 @@ def rows_copied(
 def _copy(model: type[Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """One COPY; a refusal raised as Django's error (``IntegrityError``...), as a statement's is."""
     _inserts_written()  # a COPY passes no execute wrapper: rows it refers to are written first
+    begun_alone()  # nor may a pipeline take it: the transaction's BEGIN, if it waits, goes first
     quote = connection.ops.quote_name
     names = ", ".join(map(quote, columns))
     statement = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
@@ -307,27 +310,82 @@ _gathering = threading.local()  # .copies, .updates, .upserts, .inserts: what th
 
 
 @contextmanager
-def copies_gathered() -> Iterator[None]:
+def copies_gathered(*, commit: bool = False) -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
     gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values,
     ``instance_upserted(..., may_gather=True)`` and ``instance_inserted(..., may_gather=True)``
-    their rows; when the block ends without an error they are written: one INSERT per model, one
-    UPDATE per table and set of columns, one upsert per model (those UPDATEs and upserts sent
-    together, one round trip: ``_writes_sent``), then one COPY per table and columns (in the
-    transaction the block ran in). An error leaves them unwritten. A row read back through
-    ``model_rows`` before then is written first; gathered INSERTs are written before any statement
-    that names their table or a table referring to it (``_inserts_first``)."""
+    their rows; when the block ends without an error they are written (in the transaction the
+    block ran in, ``_gathered_all_written``): a model's INSERTs of more than one row by a COPY,
+    then the copies of more than ``PIPELINED_COPY_ROWS`` rows by theirs, then in one round trip
+    (``_writes_sent``) a model's single INSERT, one UPDATE per table and set of columns, one upsert
+    per model and the smaller copies as ``INSERT ... SELECT FROM unnest(...)``. An error leaves
+    them unwritten. A row read back through ``model_rows`` before then is written first; gathered
+    INSERTs are written before any statement that names their table or a table referring to it
+    (``_inserts_first``).
+
+    ``commit``: the block ends its transaction (the group commit's batch: Django's outermost atomic
+    block, nothing run in it after this block): its writes carry the transaction's COMMIT in their
+    round trip, when there are some and the transaction may commit (no savepoint open, not marked
+    for rollback); the atomic block's own COMMIT is then nothing to send. Their row counts are
+    then checked by the statements themselves (``_counted_in_sql``): a refused one leaves the
+    COMMIT unsent, and Django rolls back."""
     _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
-        _inserts_written()
-        _gathered_writes_sent(_gathering.updates, _gathering.upserts)
-        gathered, _gathering.copies = _gathering.copies, None
-        for (model, columns), rows in gathered.items():
-            _copy(model, columns, rows)
+        _gathered_all_written(commit=commit)
     finally:
         _gathering.copies = _gathering.updates = _gathering.upserts = _gathering.inserts = None
         _inserts_unwatched()
+
+
+# A gathered copy of at most this many rows goes in the block's last round trip as an INSERT
+# (a COPY takes two of its own); a larger one stays a COPY, which PostgreSQL and psycopg write for
+# less CPU per row (rounds 20 and 28; issue 15, round 30).
+PIPELINED_COPY_ROWS = 32
+
+
+def _gathered_all_written(*, commit: bool) -> None:
+    """``copies_gathered``'s writes at its end, in its order."""
+    inserts: _PendingInserts = _gathering.inserts
+    copies, _gathering.copies = _gathering.copies, None
+    copied = any(len(rows) > PIPELINED_COPY_ROWS for rows in copies.values())
+    single = {} if copied else {model: rows[0] for model, rows in inserts.items() if len(rows) == 1}
+    for model in single:
+        del inserts[model]
+    _inserts_written()  # a COPY each (every model's, before a COPY that may refer to them)
+    _inserts_unwatched()  # the single rows go first in the pipeline, before any statement naming them
+    writes: list[_Write] = [(_insert_of(model, False)[2], values, None) for model, values in single.items()]
+    for (model, columns), rows in copies.items():
+        if len(rows) > PIPELINED_COPY_ROWS:
+            _copy(model, columns, rows)
+    writes += _gathered_writes(_gathering.updates, _gathering.upserts)
+    writes += [
+        (_rows_insert_of(model, columns), [array_text(column) for column in zip(*rows, strict=True)], None)
+        for (model, columns), rows in copies.items()
+        if len(rows) <= PIPELINED_COPY_ROWS
+    ]
+    _writes_sent(writes, commit=commit and bool(writes) and _may_commit_here())
+
+
+def _may_commit_here() -> bool:
+    """Whether the current transaction may be committed by a statement of ours now: PostgreSQL,
+    Django's outermost atomic block, no savepoint open, not marked for rollback, begun or to begin."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql" or not db.in_atomic_block or db.savepoint_ids or db.needs_rollback:
+        return False
+    raw = db.connection
+    status = raw.pgconn.transaction_status
+    return status == pq.TransactionStatus.INTRANS or (status == pq.TransactionStatus.IDLE and not raw.autocommit)
+
+
+@lru_cache(maxsize=64)
+def _rows_insert_of(model: type[Model], columns: tuple[str, ...]) -> str:
+    """The INSERT of a gathered copy's rows: its parameters are the arrays of its columns' values."""
+    quote = connection.ops.quote_name
+    fields = {column_of(field): field for field in model._meta.concrete_fields}
+    arrays = ", ".join(f"%s::{_cast_type(fields[column])}[]" for column in columns)
+    names = ", ".join(map(quote, columns))
+    return f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT * FROM unnest({arrays})"
 
 
 @contextmanager
@@ -597,14 +655,20 @@ def _updates_written(model: type[Model], pending: _PendingUpdates) -> None:
 
 
 def _gathered_writes_sent(updates: dict[type[Model], _PendingUpdates], upserts: _PendingUpserts) -> None:
-    """Every gathered update (each model's, in the order gathered) then every gathered upsert,
-    written together (``_writes_sent``: on PostgreSQL one round trip for them all); both emptied."""
+    """Every gathered update and upsert written together (``_gathered_writes``, ``_writes_sent``:
+    on PostgreSQL one round trip for them all)."""
+    _writes_sent(_gathered_writes(updates, upserts))
+
+
+def _gathered_writes(updates: dict[type[Model], _PendingUpdates], upserts: _PendingUpserts) -> list[_Write]:
+    """The statements of every gathered update (each model's, in the order gathered) then of every
+    gathered upsert; both emptied."""
     writes: list[_Write] = []
     for model in list(updates):
         writes += _update_writes(model, updates.pop(model))
     writes += _upsert_writes(upserts)
     upserts.clear()
-    _writes_sent(writes)
+    return writes
 
 
 def _update_writes(model: type[Model], pending: _PendingUpdates) -> list[_Write]:
@@ -630,31 +694,38 @@ def _update_writes(model: type[Model], pending: _PendingUpdates) -> list[_Write]
     ]
 
 
-def _writes_sent(writes: list[_Write]) -> None:
+def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
     """Run ``writes`` in order; ``DatabaseError`` when one affected fewer rows than it must.
 
     On PostgreSQL two or more are sent in one pipeline (psycopg's ``pipeline()``): every
     statement sent, then one Sync, one round trip for them all where each waited for its answer
-    (issue 15, round 22: a third of PostgreSQL's CPU is the kernel's, per round trip). Nothing is
-    read from them but their row counts, checked once all are answered; the first refused
+    (issue 15, round 22: a third of PostgreSQL's CPU is the kernel's, per round trip); the
+    transaction's BEGIN at their head when it waits (``kernel.deferred_begin``). Nothing is read
+    from them but their row counts, checked once all are answered; the first refused
     statement's error is raised (PostgreSQL skips the rest: the transaction has failed), as
     Django's error, as a cursor raises it. Each has a cursor of its own (a pipelined cursor keeps
-    only its last statement's result)."""
+    only its last statement's result).
+
+    ``commit`` (PostgreSQL, the transaction's last statements: ``copies_gathered``): ``COMMIT``
+    goes last in the pipeline, and each statement checks its own row count (``_counted_in_sql``),
+    so that a wrong count stops the COMMIT."""
     if not writes:
         return
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
     raw = db.connection if db.vendor == "postgresql" else None
-    if len(writes) == 1 or raw is None or raw._pipeline is not None or not hasattr(db, "bound_cursor"):
+    if raw is None or raw._pipeline is not None or not hasattr(db, "bound_cursor") or (len(writes) == 1 and not commit):
         for statement, params, rows in writes:
             with bound_cursor() as cursor:
                 cursor.execute(statement, params)
                 _rows_checked(cursor.rowcount, rows)
-        return
+        return  # a COMMIT too is Django's
     _inserts_written()  # a pipelined statement passes no execute wrapper's write first
+    if commit:
+        writes = [_counted_in_sql(write) for write in writes]
     cursors: list[tuple[CursorWrapper, int | None]] = []
     try:
         with db.wrap_database_errors:
-            _pipelined(raw, db.bound_cursor, writes, cursors)
+            _pipelined(raw, db.bound_cursor, writes, cursors, begin=begin_taken(), commit=commit)
         for cursor, rows in cursors:
             _rows_checked(cursor.rowcount, rows)
     finally:
@@ -667,30 +738,47 @@ def _pipelined(
     bound: Callable[[], CursorWrapper],
     writes: list[_Write],
     cursors: list[tuple[CursorWrapper, int | None]],
+    *,
+    begin: Sequence[str] = (),
+    commit: bool = False,
 ) -> None:
-    """Send ``writes`` in one pipeline of ``raw``, each by a cursor of its own (``bound``) added to
-    ``cursors``; the error of the first refused statement.
+    """Send ``writes`` in one pipeline of ``raw`` (``kernel.deferred_begin.in_pipeline``), each by a
+    cursor of its own (``bound``) added to ``cursors``, after the statements ``begin`` (the
+    transaction's BEGIN and its settings) and before a ``COMMIT`` with ``commit``, by one more
+    cursor; the error of the first refused statement."""
 
-    A statement's refusal may be read while a later one is sent (psycopg reads the answers that
-    arrived): it is raised there, no further statement is sent, and the pipeline's end then fails
-    again ("pipeline aborted"), which psycopg would log as a warning beside our error; the block
-    is left without an error so that the refusal is raised here, alone."""
-    refused: DatabaseError | None = None
-    try:
-        with raw.pipeline():
-            for statement, params, rows in writes:
-                cursor = bound()
-                cursors.append((cursor, rows))
-                try:
-                    cursor.execute(statement, params)  # Django's cursor: Django's error
-                except DatabaseError as error:
-                    refused = error
-                    break
-    except psycopg.errors.PipelineAborted:
-        if refused is None:
-            raise
-    if refused is not None:
-        raise refused
+    def sent() -> None:
+        own = bound()  # BEGIN, settings, COMMIT: no result read
+        cursors.append((own, None))
+        for statement in begin:
+            own.execute(statement)
+        for statement, params, rows in writes:
+            cursor = bound()
+            cursors.append((cursor, rows))
+            cursor.execute(statement, params)  # Django's cursor: Django's error
+        if commit:
+            own.execute("COMMIT")
+
+    if begin:
+        pipeline_begins(raw)
+    in_pipeline(raw, sent)
+    if commit and raw.autocommit:  # set by ``pipeline_begins`` for this transaction, now committed (idle)
+        raw.autocommit = False  # as Django left it: any statement until its atomic block ends begins one
+
+
+def _counted_in_sql(write: _Write) -> _Write:
+    """``write`` checking the rows it must affect itself: an UPDATE as ``WITH ... RETURNING`` and a
+    division by zero (PostgreSQL's ``division_by_zero``) when the count differs, its pipeline's
+    later statements skipped."""
+    statement, params, rows = write
+    if rows is None:
+        return write
+    return _counted_text(statement), [*params, rows], None
+
+
+@lru_cache(maxsize=256)
+def _counted_text(statement: str) -> str:
+    return f"WITH csms_written AS ({statement} RETURNING 1) SELECT 1 / (count(*) = %s::int)::int FROM csms_written"
 
 
 def _rows_checked(affected: int, rows: int | None) -> None:

@@ -78,12 +78,12 @@ import contextvars
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
 
-import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, OperationalError, close_old_connections, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -127,6 +127,7 @@ from configuration.report_writes import (
 )
 from kernel import metrics
 from kernel.batch_memo import batch_memos
+from kernel.deferred_begin import begins_plainly, begun_with_first_statement
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
 from kernel.plain_sql import bound_cursors_kept, copies_gathered, gathering_paused
@@ -391,8 +392,8 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
     try:
         with transaction.atomic():
             transaction.on_commit(mark_committed)  # first: it runs before the units' own callbacks
-            _batch_session_set(first_pass=not savepoints)
-            outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
+            with _batch_begun(first_pass=not savepoints):
+                outcomes = _outcomes_in_savepoints(batch) if savepoints else _outcomes_without_savepoints(batch)
             if transaction.get_rollback():  # a savepoint could not be rolled back: nothing is kept
                 raise BatchNotCommitted("the transaction was marked for rollback")
     except _UnitFailed:
@@ -410,36 +411,31 @@ def _in_one_transaction(batch: list[_Unit], *, savepoints: bool) -> list[Outcome
 _FIRST_PASS_LOCK_TIMEOUT_MS = 100
 
 
-def _batch_session_set(*, first_pass: bool) -> None:
-    """Per-statement constraint checks and a bounded lock wait for this transaction (PostgreSQL),
-    sent with the transaction's BEGIN: one round trip (one text of three statements, by the
-    simple query protocol) where psycopg would send its BEGIN alone before the first statement.
-    A connection whose transactions begin otherwise (an isolation level, read-only) keeps
-    psycopg's BEGIN and sends the two settings after it; so does one outside an atomic block
+@contextmanager
+def _batch_begun(*, first_pass: bool) -> Iterator[None]:
+    """The batch's transaction with per-statement constraint checks and a bounded lock wait
+    (PostgreSQL): its BEGIN and both settings sent with its first statement, in one round trip
+    (``kernel.deferred_begin``), where psycopg would send its BEGIN alone and wait for it. A
+    connection whose transactions begin otherwise (an isolation level, read-only) keeps
+    psycopg's BEGIN and gets the two settings after it; so does one outside an atomic block
     (autocommit: a BEGIN of ours would be left open). Raises Django's ``OperationalError`` (and
     the other ``DatabaseError`` classes) with PostgreSQL's SQLSTATE, as a cursor would."""
     if connection.vendor != "postgresql":
+        yield
         return
     lock_timeout_ms = int(settings.CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS)  # validated at start
     if first_pass:
         lock_timeout_ms = min(lock_timeout_ms, _FIRST_PASS_LOCK_TIMEOUT_MS)
-    settings_sql = f"SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = {lock_timeout_ms}"
-    with connection.cursor() as cursor:
-        raw = cursor.connection  # psycopg's Connection
-        if raw.autocommit or raw.pgconn.transaction_status != pq.TransactionStatus.IDLE or not _begins_plainly(raw):
-            cursor.execute(settings_sql)
-            return
-        with connection.wrap_database_errors:  # psycopg's errors as Django's, as a cursor's are
-            result = raw.pgconn.exec_(f"BEGIN; {settings_sql}".encode())
-            if raw.pgconn.status == pq.ConnStatus.BAD:  # the connection is lost, as psycopg says it
-                raise psycopg.OperationalError(raw.pgconn.get_error_message())
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
-
-
-def _begins_plainly(raw: psycopg.Connection[Any]) -> bool:
-    """Whether psycopg would begin this connection's transactions with a bare ``BEGIN``."""
-    return raw.isolation_level is None and raw.read_only is None and raw.deferrable is None
+    batch_settings = ("SET CONSTRAINTS ALL IMMEDIATE", f"SET LOCAL lock_timeout = {lock_timeout_ms}")
+    db = connections[DEFAULT_DB_ALIAS]
+    db.ensure_connection()
+    if not db.in_atomic_block or not begins_plainly(db.connection):
+        with db.cursor() as cursor:
+            cursor.execute("; ".join(batch_settings))
+        yield
+        return
+    with begun_with_first_statement(("BEGIN", *batch_settings)):
+        yield
 
 
 def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
@@ -453,7 +449,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     columns, one COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when
     those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
     try:
-        with copies_gathered():
+        with copies_gathered(commit=True):  # the batch transaction's last writes: its COMMIT with them
             lookups = [_lookups_of(unit) for unit in batch]
             firsts = _first_of_their_chargers(batch, lookups)
             with (

@@ -15,9 +15,17 @@ import pytest
 from django.db import DatabaseError, DataError, connection, transaction
 
 from billing.models import BillingRecord
-from charging.models import Transaction
+from charging.models import MeterSample, Transaction
 from charging.tests.billing_rows import billing_record
-from kernel.plain_sql import copies_gathered, instance_updated, instance_upserted
+from kernel.deferred_begin import begun_with_first_statement
+from kernel.plain_sql import (
+    PIPELINED_COPY_ROWS,
+    copies_gathered,
+    instance_inserted,
+    instance_updated,
+    instance_upserted,
+    instances_copied,
+)
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import one_batch
 
@@ -195,3 +203,84 @@ async def test_a_batch_whose_pipelined_writes_are_refused_answers_the_refused_un
     rows = {row.pk: (row.id_tag, row.energy_wh) async for row in Transaction.objects.all()}
     assert rows == {first.pk: (first.id_tag, None), second.pk: (second.id_tag, Decimal("7"))}
     assert [record.transaction_id async for record in BillingRecord.objects.all()] == [second.pk]
+
+
+def _committed_seen(session: Transaction) -> Decimal | None:
+    """The session's energy as another connection reads it: what is committed."""
+    with psycopg.connect(connection.connection.info.dsn, autocommit=True) as other:
+        row = other.execute("SELECT energy_wh FROM chargepoints_transaction WHERE id = %s", [session.pk]).fetchone()
+    return row[0] if row else None
+
+
+def _sample(session: Transaction, source: str) -> MeterSample:
+    return MeterSample(
+        charge_point_id=session.charge_point_id,
+        transaction=session,
+        connector_id=1,
+        source=source,
+        timestamp=T0,
+        measurand="Energy.Active.Import.Register",
+        raw_value="12.5",
+        value=Decimal("12.5"),
+        signed_data={"format": "SignedData", "value": 'a"b\\c'},
+        received_at=T0,
+    )
+
+
+def test_a_transaction_s_last_writes_carry_its_begin_and_commit_in_one_round_trip(register_charge_point, waits):
+    first, second = _sessions(register_charge_point)
+    first.energy_wh = Decimal("7")
+    with transaction.atomic(), begun_with_first_statement(("BEGIN",)):
+        waits["waits"] = 0
+        with copies_gathered(commit=True):
+            instance_updated(first, ["energy_wh"], may_gather=True)
+            instances_copied(MeterSample, [_sample(first, "a"), _sample(second, "b")], may_gather=True)
+        assert (waits["pipelines"], waits["waits"]) == (1, 1)  # BEGIN, UPDATE, INSERT, COMMIT: one Sync
+        assert _committed_seen(first) == Decimal("7")  # committed before the atomic block ends
+    assert MeterSample.objects.count() == 2
+
+
+def test_a_wrong_row_count_leaves_the_commit_unsent(register_charge_point):
+    first, second = _sessions(register_charge_point)
+    Transaction.objects.filter(pk=second.pk).delete()
+    first.energy_wh = Decimal("7")
+    with (
+        pytest.raises(DatabaseError),
+        transaction.atomic(),
+        begun_with_first_statement(("BEGIN",)),
+        copies_gathered(commit=True),
+    ):
+        instance_updated(first, ["energy_wh"], may_gather=True)
+        instance_updated(second, ["energy_wh"], may_gather=True)  # its row is gone: 0 rows of 1
+        instances_copied(MeterSample, [_sample(first, "a")], may_gather=True)
+    assert _committed_seen(first) is None
+    assert not MeterSample.objects.exists()
+
+
+def test_copies_beyond_the_pipelined_rows_go_by_copy_after_the_inserts_they_refer_to(register_charge_point, waits):
+    charge_point = register_charge_point("CP-PIPE", ocpp_version="1.6")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('chargepoints_transaction', 'id'))")
+        pk = cursor.fetchone()[0]
+    session = Transaction(
+        pk=pk, charge_point=charge_point, ocpp_transaction_id="tx-new", start_key="k-new", connector_id=1, started_at=T0
+    )
+    count = PIPELINED_COPY_ROWS + 1
+    with transaction.atomic(), begun_with_first_statement(("BEGIN",)), copies_gathered(commit=True):
+        instance_inserted(session, may_gather=True)
+        instances_copied(MeterSample, [_sample(session, str(n)) for n in range(count)], may_gather=True)
+    assert MeterSample.objects.filter(transaction_id=pk).count() == count
+
+
+@pytest.mark.parametrize("rows", [1, PIPELINED_COPY_ROWS + 1])
+def test_gathered_samples_store_what_bulk_create_stores_by_insert_or_copy(register_charge_point, rows):
+    [session] = _sessions(register_charge_point, 1)
+    with transaction.atomic(), copies_gathered():
+        instances_copied(MeterSample, [_sample(session, "gathered") for _ in range(rows)], may_gather=True)
+    MeterSample.objects.bulk_create([_sample(session, "created")])
+    gathered = MeterSample.objects.filter(source="gathered").first()
+    created = MeterSample.objects.get(source="created")
+    ignored = {"id", "source"}
+    assert {k: v for k, v in vars(gathered).items() if k not in ignored and not k.startswith("_")} == {
+        k: v for k, v in vars(created).items() if k not in ignored and not k.startswith("_")
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,7 +17,7 @@ from psycopg import pq
 from chargepoints.models import ChargePoint, Heartbeat
 from conftest import charger_row_held
 from kernel.plain_sql import rows_copied
-from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_session_set
+from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_begun
 from ocpp_gateway.tests.batches import Refused, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -267,30 +269,66 @@ async def test_a_batch_whose_metrics_cannot_be_recorded_is_still_acknowledged(mo
     assert await _registered_now() == {f"CP-GM-{n}" for n in range(3)}
 
 
-def test_a_batch_sends_its_begin_and_settings_in_one_round_trip(tmp_path) -> None:
+def _sent_until_answered(trace_path: Path, block: Callable[[], None]) -> tuple[list[str], list[str]]:
+    """The frontend messages libpq sent while ``block`` ran on Django's connection, as
+    ``type text`` (libpq's trace), split at the first backend answer: (sent before it, after it)."""
     connection.ensure_connection()
     pgconn = connection.connection.pgconn
-    with open(tmp_path / "libpq.trace", "w+b") as trace:
+    with open(trace_path, "w+b") as trace:
         pgconn.trace(trace.fileno())
         pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
         try:
-            with transaction.atomic():
-                _batch_session_set(first_pass=True)
-                with connection.cursor() as cursor:
-                    cursor.execute("SHOW lock_timeout")
-                    assert cursor.fetchone()[0] == "100ms"
+            block()
         finally:
             pgconn.untrace()
         trace.seek(0)
-        sent = [line.split("\t")[3].strip() for line in trace.read().decode().splitlines() if line.startswith("F\t")]
-    assert sent[:2] == ['"BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = 100"', '"SHOW lock_timeout"']
+        lines = [line.split("\t") for line in trace.read().decode().splitlines()]
+    first_answer = next(index for index, line in enumerate(lines) if line[0] == "B")
+    sent = [f"{line[2]} {line[3].strip() if len(line) > 3 else ''}".strip() for line in lines if line[0] == "F"]
+    before = sum(1 for line in lines[:first_answer] if line[0] == "F")
+    return sent[:before], sent[before:]
 
 
-def test_a_batch_whose_begin_fails_raises_django_s_operational_error() -> None:
+def test_a_batch_sends_its_begin_and_settings_with_its_first_statement(tmp_path) -> None:
+    def batch() -> None:
+        with transaction.atomic(), _batch_begun(first_pass=True), connection.cursor() as cursor:
+            cursor.execute("SHOW lock_timeout")
+            assert cursor.fetchone()[0] == "100ms"
+
+    before_answer, _ = _sent_until_answered(tmp_path / "libpq.trace", batch)
+    parsed = [message for message in before_answer if message.startswith("Parse")]
+    assert [text.split('"')[3] for text in parsed] == [
+        "BEGIN",
+        "SET CONSTRAINTS ALL IMMEDIATE",
+        "SET LOCAL lock_timeout = 100",
+        "SHOW lock_timeout",
+    ]
+    assert "Sync" in before_answer  # one round trip for the four: all sent before the first answer
+
+
+def test_a_batch_whose_begin_goes_before_a_copy_sends_it_alone_first(tmp_path) -> None:
+    ChargePoint.objects.create(charge_point_id="CP-GC-BEGIN-COPY", heartbeat_interval=60)
+    pk = ChargePoint.objects.get(charge_point_id="CP-GC-BEGIN-COPY").pk
+
+    def batch() -> None:
+        with transaction.atomic(), _batch_begun(first_pass=True):
+            rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(pk, timezone.now())])
+
+    before_answer, _ = _sent_until_answered(tmp_path / "libpq.trace", batch)
+    assert before_answer == ['Query "BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SET LOCAL lock_timeout = 100"']
+    assert Heartbeat.objects.filter(charge_point_id=pk).count() == 1
+
+
+@pytest.mark.parametrize("first", ["a statement", "a COPY"])
+def test_a_batch_whose_begin_fails_raises_django_s_operational_error(first: str) -> None:
     connection.ensure_connection()
     backend_pid = connection.connection.info.backend_pid
     with psycopg.connect(connection.connection.info.dsn, autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
-    with pytest.raises(OperationalError), transaction.atomic():
-        _batch_session_set(first_pass=True)
+    with pytest.raises(OperationalError), transaction.atomic(), _batch_begun(first_pass=True):
+        if first == "a COPY":
+            rows_copied(Heartbeat, ("charge_point_id", "received_at"), [(1, timezone.now())])
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
     connection.close()  # the terminated connection; the test database's teardown opens another
