@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,15 +23,25 @@ from conftest import ROOT, free_port
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
+_TRANSACTION_CONTROL = ("BEGIN", "SET CONSTRAINTS ALL IMMEDIATE", "SET LOCAL lock_timeout", "COMMIT")
+_COUNTED = re.compile(r"WITH csms_written AS \((.*) RETURNING 1\) SELECT 1 / ", re.DOTALL)
+
+
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The text of every statement psycopg executes or copies with (every thread) while the test runs."""
+    """The text of every statement psycopg executes or copies with (every thread) while the test
+    runs: a batch's own, without its transaction's BEGIN, settings and COMMIT (sent in a pipeline
+    with them: ``kernel.deferred_begin``); a write that checks its row count in SQL by the write's
+    text (``kernel.plain_sql._counted_in_sql``)."""
     sent: list[str] = []
     for name in ("execute", "copy"):
         original = getattr(psycopg.Cursor, name)
 
         def recorded(self: psycopg.Cursor, query: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
-            sent.append(str(query))
+            text = str(query)
+            counted = _COUNTED.match(text)
+            if not text.startswith(_TRANSACTION_CONTROL):
+                sent.append(counted.group(1) if counted else text)
             return original(self, query, *args, **kwargs)
 
         monkeypatch.setattr(psycopg.Cursor, name, recorded)
