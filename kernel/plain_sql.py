@@ -35,7 +35,7 @@ from django.utils import timezone
 from psycopg import pq
 from psycopg.types.json import Jsonb
 
-from kernel.deferred_begin import begin_taken, begun_alone, in_pipeline, pipeline_begins
+from kernel.deferred_begin import begin_for_pipeline, begun_alone, in_pipeline
 from kernel.model_instances import init_unobserved
 
 M = TypeVar("M", bound=Model)
@@ -314,20 +314,22 @@ def copies_gathered(*, commit: bool = False) -> Iterator[None]:
     """Within the block, ``rows_copied(..., may_gather=True)`` of every caller in this thread only
     gathers the rows, ``instance_updated(..., may_gather=True)`` the rows' new values,
     ``instance_upserted(..., may_gather=True)`` and ``instance_inserted(..., may_gather=True)``
-    their rows; when the block ends without an error they are written (in the transaction the
-    block ran in, ``_gathered_all_written``): a model's INSERTs of more than one row by a COPY,
-    then the copies of more than ``PIPELINED_COPY_ROWS`` rows by theirs, then in one round trip
-    (``_writes_sent``) a model's single INSERT, one UPDATE per table and set of columns, one upsert
-    per model and the smaller copies as ``INSERT ... SELECT FROM unnest(...)``. An error leaves
-    them unwritten. A row read back through ``model_rows`` before then is written first; gathered
-    INSERTs are written before any statement that names their table or a table referring to it
-    (``_inserts_first``).
+    their rows; when the block ends without an error they are written, in the transaction the
+    block ran in (``_gathered_all_written``): first, a model's INSERTs by a COPY when it has more
+    than one row or any copy is written by COPY, then the copies of more than
+    ``PIPELINED_COPY_ROWS`` rows by theirs; then in one round trip (``_writes_sent``) the other
+    INSERTs (a row each), one UPDATE per table and set of columns, one upsert per model and the
+    smaller copies as ``INSERT ... SELECT FROM unnest(...)``. So a copied row may refer to an
+    inserted one, never to a row an upsert of the block inserts (none does: meter samples refer
+    to sessions and chargers). An error leaves them unwritten. A row read back through
+    ``model_rows`` before then is written first; gathered INSERTs are written before any statement
+    that names their table or a table referring to it (``_inserts_first``).
 
     ``commit``: the block ends its transaction (the group commit's batch: Django's outermost atomic
     block, nothing run in it after this block): its writes carry the transaction's COMMIT in their
     round trip, when there are some and the transaction may commit (no savepoint open, not marked
     for rollback); the atomic block's own COMMIT is then nothing to send. Their row counts are
-    then checked by the statements themselves (``_counted_in_sql``): a refused one leaves the
+    then checked by the statements themselves (``_counted_in_sql``): a wrong one leaves the
     COMMIT unsent, and Django rolls back."""
     _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
@@ -345,16 +347,13 @@ PIPELINED_COPY_ROWS = 32
 
 
 def _gathered_all_written(*, commit: bool) -> None:
-    """``copies_gathered``'s writes at its end, in its order."""
-    inserts: _PendingInserts = _gathering.inserts
-    copies, _gathering.copies = _gathering.copies, None
-    copied = any(len(rows) > PIPELINED_COPY_ROWS for rows in copies.values())
-    single = {} if copied else {model: rows[0] for model, rows in inserts.items() if len(rows) == 1}
-    for model in single:
-        del inserts[model]
-    _inserts_written()  # a COPY each (every model's, before a COPY that may refer to them)
+    """``copies_gathered``'s writes at its end: those that go before its pipeline, then it."""
+    copies: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]] = _gathering.copies
+    _gathering.copies = None
+    copies = {key: rows for key, rows in copies.items() if rows}
+    writes = _single_inserts_taken(copies)
+    _inserts_written()  # the others, a COPY each: before any row of the block that may refer to them
     _inserts_unwatched()  # the single rows go first in the pipeline, before any statement naming them
-    writes: list[_Write] = [(_insert_of(model, False)[2], values, None) for model, values in single.items()]
     for (model, columns), rows in copies.items():
         if len(rows) > PIPELINED_COPY_ROWS:
             _copy(model, columns, rows)
@@ -365,6 +364,20 @@ def _gathered_all_written(*, commit: bool) -> None:
         if len(rows) <= PIPELINED_COPY_ROWS
     ]
     _writes_sent(writes, commit=commit and bool(writes) and _may_commit_here())
+
+
+def _single_inserts_taken(copies: dict[tuple[type[Model], tuple[str, ...]], list[Sequence[Any]]]) -> list[_Write]:
+    """The gathered INSERTs as the pipeline's first statements, taken from those pending, when each
+    model has one row and nothing is written before the pipeline (no larger copy); else none (all
+    are then written first, by ``_inserts_written``)."""
+    inserts: _PendingInserts = _gathering.inserts
+    if any(len(rows) > 1 for rows in inserts.values()) or any(
+        len(rows) > PIPELINED_COPY_ROWS for rows in copies.values()
+    ):
+        return []
+    writes: list[_Write] = [(_insert_of(model, False)[2], rows[0], None) for model, rows in inserts.items()]
+    inserts.clear()
+    return writes
 
 
 def _may_commit_here() -> bool:
@@ -697,14 +710,13 @@ def _update_writes(model: type[Model], pending: _PendingUpdates) -> list[_Write]
 def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
     """Run ``writes`` in order; ``DatabaseError`` when one affected fewer rows than it must.
 
-    On PostgreSQL two or more are sent in one pipeline (psycopg's ``pipeline()``): every
-    statement sent, then one Sync, one round trip for them all where each waited for its answer
-    (issue 15, round 22: a third of PostgreSQL's CPU is the kernel's, per round trip); the
-    transaction's BEGIN at their head when it waits (``kernel.deferred_begin``). Nothing is read
-    from them but their row counts, checked once all are answered; the first refused
-    statement's error is raised (PostgreSQL skips the rest: the transaction has failed), as
-    Django's error, as a cursor raises it. Each has a cursor of its own (a pipelined cursor keeps
-    only its last statement's result).
+    On PostgreSQL two or more are sent in one pipeline (``_pipelined``): every statement sent,
+    then one Sync, one round trip for them all where each waited for its answer (issue 15, round
+    22: a third of PostgreSQL's CPU is the kernel's, per round trip); the transaction's BEGIN at
+    their head when it waits (``kernel.deferred_begin``). Nothing is read from them but their row
+    counts, checked once all are answered; the first refused statement's error is raised
+    (PostgreSQL skips the rest: the transaction has failed), as Django's error, as a cursor raises
+    it. Each has a cursor of its own (a pipelined cursor keeps only its last statement's result).
 
     ``commit`` (PostgreSQL, the transaction's last statements: ``copies_gathered``): ``COMMIT``
     goes last in the pipeline, and each statement checks its own row count (``_counted_in_sql``),
@@ -725,7 +737,7 @@ def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
     cursors: list[tuple[CursorWrapper, int | None]] = []
     try:
         with db.wrap_database_errors:
-            _pipelined(raw, db.bound_cursor, writes, cursors, begin=begin_taken(), commit=commit)
+            _pipelined(raw, db.bound_cursor, writes, cursors, commit=commit)
         for cursor, rows in cursors:
             _rows_checked(cursor.rowcount, rows)
     finally:
@@ -739,13 +751,13 @@ def _pipelined(
     writes: list[_Write],
     cursors: list[tuple[CursorWrapper, int | None]],
     *,
-    begin: Sequence[str] = (),
     commit: bool = False,
 ) -> None:
     """Send ``writes`` in one pipeline of ``raw`` (``kernel.deferred_begin.in_pipeline``), each by a
-    cursor of its own (``bound``) added to ``cursors``, after the statements ``begin`` (the
-    transaction's BEGIN and its settings) and before a ``COMMIT`` with ``commit``, by one more
-    cursor; the error of the first refused statement."""
+    cursor of its own (``bound``) added to ``cursors``, after the transaction's BEGIN and settings
+    if they wait (``begin_for_pipeline``) and before a ``COMMIT`` with ``commit``, these by one
+    more cursor; the error of the first refused statement."""
+    begin = begin_for_pipeline(raw)
 
     def sent() -> None:
         own = bound()  # BEGIN, settings, COMMIT: no result read
@@ -759,26 +771,26 @@ def _pipelined(
         if commit:
             own.execute("COMMIT")
 
-    if begin:
-        pipeline_begins(raw)
-    in_pipeline(raw, sent)
-    if commit and raw.autocommit:  # set by ``pipeline_begins`` for this transaction, now committed (idle)
-        raw.autocommit = False  # as Django left it: any statement until its atomic block ends begins one
+    in_pipeline(raw, sent, begun=bool(begin))
 
 
 def _counted_in_sql(write: _Write) -> _Write:
-    """``write`` checking the rows it must affect itself: an UPDATE as ``WITH ... RETURNING`` and a
-    division by zero (PostgreSQL's ``division_by_zero``) when the count differs, its pipeline's
-    later statements skipped."""
+    """``write`` checking the rows it must affect itself: an UPDATE as ``WITH ... RETURNING`` whose
+    count, when it differs, is cast to an integer and refused (``invalid_text_representation``,
+    the message naming both counts), the pipeline's later statements skipped."""
     statement, params, rows = write
     if rows is None:
         return write
-    return _counted_text(statement), [*params, rows], None
+    return _counted_text(statement), [*params, rows, rows], None
 
 
 @lru_cache(maxsize=256)
 def _counted_text(statement: str) -> str:
-    return f"WITH csms_written AS ({statement} RETURNING 1) SELECT 1 / (count(*) = %s::int)::int FROM csms_written"
+    return (
+        f"WITH csms_written AS ({statement} RETURNING 1) SELECT CASE WHEN count(*) = %s::int THEN 1 ELSE"
+        " ('csms: ' || count(*) || ' rows written of ' || %s::int || ': a row is gone or was changed')::int END"
+        " FROM csms_written"
+    )
 
 
 def _rows_checked(affected: int, rows: int | None) -> None:

@@ -418,8 +418,9 @@ def _batch_begun(*, first_pass: bool) -> Iterator[None]:
     (``kernel.deferred_begin``), where psycopg would send its BEGIN alone and wait for it. A
     connection whose transactions begin otherwise (an isolation level, read-only) keeps
     psycopg's BEGIN and gets the two settings after it; so does one outside an atomic block
-    (autocommit: a BEGIN of ours would be left open). Raises Django's ``OperationalError`` (and
-    the other ``DatabaseError`` classes) with PostgreSQL's SQLSTATE, as a cursor would."""
+    (autocommit: a BEGIN of ours would be left open). A refusal of them (the connection lost) is
+    raised by the batch's first statement, as Django's ``OperationalError`` (or another
+    ``DatabaseError`` class) with PostgreSQL's SQLSTATE."""
     if connection.vendor != "postgresql":
         yield
         return

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from django.db import DatabaseError, DataError, connection, transaction
+from psycopg import pq
 
 from billing.models import BillingRecord
 from charging.models import MeterSample, Transaction
@@ -205,6 +206,10 @@ async def test_a_batch_whose_pipelined_writes_are_refused_answers_the_refused_un
     assert [record.transaction_id async for record in BillingRecord.objects.all()] == [second.pk]
 
 
+# A group commit batch's BEGIN: foreign keys checked per statement, as in a batch.
+_BATCH_BEGIN = ("BEGIN", "SET CONSTRAINTS ALL IMMEDIATE")
+
+
 def _committed_seen(session: Transaction) -> Decimal | None:
     """The session's energy as another connection reads it: what is committed."""
     with psycopg.connect(connection.connection.info.dsn, autocommit=True) as other:
@@ -230,14 +235,18 @@ def _sample(session: Transaction, source: str) -> MeterSample:
 def test_a_transaction_s_last_writes_carry_its_begin_and_commit_in_one_round_trip(register_charge_point, waits):
     first, second = _sessions(register_charge_point)
     first.energy_wh = Decimal("7")
-    with transaction.atomic(), begun_with_first_statement(("BEGIN",)):
+    with transaction.atomic(), begun_with_first_statement(_BATCH_BEGIN):
         waits["waits"] = 0
         with copies_gathered(commit=True):
             instance_updated(first, ["energy_wh"], may_gather=True)
             instances_copied(MeterSample, [_sample(first, "a"), _sample(second, "b")], may_gather=True)
+            instances_copied(MeterSample, [], may_gather=True)  # none: no statement
         assert (waits["pipelines"], waits["waits"]) == (1, 1)  # BEGIN, UPDATE, INSERT, COMMIT: one Sync
         assert _committed_seen(first) == Decimal("7")  # committed before the atomic block ends
+        assert connection.connection.autocommit is False  # psycopg's BEGIN on again, as Django left it
     assert MeterSample.objects.count() == 2
+    assert connection.get_autocommit() and connection.connection.autocommit
+    assert connection.connection.pgconn.transaction_status == pq.TransactionStatus.IDLE
 
 
 def test_a_wrong_row_count_leaves_the_commit_unsent(register_charge_point):
@@ -245,13 +254,13 @@ def test_a_wrong_row_count_leaves_the_commit_unsent(register_charge_point):
     Transaction.objects.filter(pk=second.pk).delete()
     first.energy_wh = Decimal("7")
     with (
-        pytest.raises(DatabaseError),
+        pytest.raises(DatabaseError, match="csms: 1 rows written of 2"),
         transaction.atomic(),
-        begun_with_first_statement(("BEGIN",)),
+        begun_with_first_statement(_BATCH_BEGIN),
         copies_gathered(commit=True),
     ):
         instance_updated(first, ["energy_wh"], may_gather=True)
-        instance_updated(second, ["energy_wh"], may_gather=True)  # its row is gone: 0 rows of 1
+        instance_updated(second, ["energy_wh"], may_gather=True)  # its row is gone: 1 row of 2 written
         instances_copied(MeterSample, [_sample(first, "a")], may_gather=True)
     assert _committed_seen(first) is None
     assert not MeterSample.objects.exists()
@@ -266,7 +275,7 @@ def test_copies_beyond_the_pipelined_rows_go_by_copy_after_the_inserts_they_refe
         pk=pk, charge_point=charge_point, ocpp_transaction_id="tx-new", start_key="k-new", connector_id=1, started_at=T0
     )
     count = PIPELINED_COPY_ROWS + 1
-    with transaction.atomic(), begun_with_first_statement(("BEGIN",)), copies_gathered(commit=True):
+    with transaction.atomic(), begun_with_first_statement(_BATCH_BEGIN), copies_gathered(commit=True):
         instance_inserted(session, may_gather=True)
         instances_copied(MeterSample, [_sample(session, str(n)) for n in range(count)], may_gather=True)
     assert MeterSample.objects.filter(transaction_id=pk).count() == count
