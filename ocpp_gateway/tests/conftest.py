@@ -24,7 +24,7 @@ POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
 _TRANSACTION_CONTROL = ("BEGIN", "SET CONSTRAINTS ALL IMMEDIATE", "SET LOCAL lock_timeout", "COMMIT")
-_COUNTED = re.compile(r"WITH csms_written AS \((.*) RETURNING 1\) SELECT 1 / ", re.DOTALL)
+_COUNTED = re.compile(r"WITH csms_written AS \((.*) RETURNING 1\) SELECT CASE ", re.DOTALL)
 
 
 @pytest.fixture
