@@ -123,11 +123,15 @@ def in_pipeline(raw: psycopg.Connection[Any], send: Callable[[], Result], *, beg
 
 
 def _taken() -> tuple[str, ...]:
-    """The statements waiting in this thread, taken (none: nothing waits)."""
+    """The statements waiting in this thread, taken (none: nothing waits); the execute wrapper
+    goes with them (the block's later statements pass no wrapper of ours)."""
     statements: tuple[str, ...] | None = getattr(_pending, "statements", None)
     if not statements:
         return ()
     _pending.statements = None
+    wrappers = connections[DEFAULT_DB_ALIAS].execute_wrappers
+    if _begun_first in wrappers:
+        wrappers.remove(_begun_first)
     return statements
 
 

@@ -760,15 +760,16 @@ def _pipelined(
     begin = begin_for_pipeline(raw)
 
     def sent() -> None:
-        own = bound()  # BEGIN, settings, COMMIT: no result read
-        cursors.append((own, None))
-        for statement in begin:
-            own.execute(statement)
+        own = bound() if begin or commit else None  # for BEGIN, settings, COMMIT: no result read
+        if own is not None:
+            cursors.append((own, None))
+            for statement in begin:
+                own.execute(statement)
         for statement, params, rows in writes:
             cursor = bound()
             cursors.append((cursor, rows))
             cursor.execute(statement, params)  # Django's cursor: Django's error
-        if commit:
+        if own is not None and commit:
             own.execute("COMMIT")
 
     in_pipeline(raw, sent, begun=bool(begin))
