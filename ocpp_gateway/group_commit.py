@@ -68,7 +68,10 @@ down with the one that broke them. And it waits at most ``CSMS_GROUP_COMMIT_LOCK
 for a row lock (``SET LOCAL lock_timeout``): a row held by a long admin or API transaction
 fails the unit that needs it, not every charger queued behind it. The first pass, without
 savepoints, waits at most 100 ms: a longer wait sends the batch to the second pass at once, so a
-held row costs its batch one full lock timeout, not two.
+held row costs its batch one full lock timeout, not two. The BEGIN and both settings go with the
+batch's first statement, in one round trip (``kernel.deferred_begin``), and the first pass's
+gathered writes carry its COMMIT (``copies_gathered(commit=True)``): a batch of MeterValues is one
+round trip.
 """
 
 from __future__ import annotations
