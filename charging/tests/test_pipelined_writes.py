@@ -18,6 +18,7 @@ from psycopg import pq
 from billing.models import BillingRecord
 from charging.models import MeterSample, Transaction
 from charging.tests.billing_rows import billing_record
+from charging.tests.meter_samples import meter_sample
 from kernel.deferred_begin import begun_with_first_statement
 from kernel.plain_sql import (
     PIPELINED_COPY_ROWS,
@@ -218,18 +219,7 @@ def _committed_seen(session: Transaction) -> Decimal | None:
 
 
 def _sample(session: Transaction, source: str) -> MeterSample:
-    return MeterSample(
-        charge_point_id=session.charge_point_id,
-        transaction=session,
-        connector_id=1,
-        source=source,
-        timestamp=T0,
-        measurand="Energy.Active.Import.Register",
-        raw_value="12.5",
-        value=Decimal("12.5"),
-        signed_data={"format": "SignedData", "value": 'a"b\\c'},
-        received_at=T0,
-    )
+    return meter_sample(session, source, signed_value='a"b\\c')  # quotes and a backslash: the array text
 
 
 def test_a_transaction_s_last_writes_carry_its_begin_and_commit_in_one_round_trip(register_charge_point, waits):

@@ -14,6 +14,7 @@ from billing.models import BillingRecord
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, MeterSample, Transaction
 from charging.tests.billing_rows import billing_record
+from charging.tests.meter_samples import meter_sample
 from kernel.plain_sql import (
     columns_of,
     copies_gathered,
@@ -191,22 +192,8 @@ def test_instance_updated_unless_writes_only_when_the_condition_does_not_hold(re
 def test_instances_copied_stores_what_bulk_create_stores(register_charge_point):
     session = _session(register_charge_point)
 
-    def sample(source: str) -> MeterSample:
-        return MeterSample(
-            charge_point_id=session.charge_point_id,
-            transaction=session,
-            connector_id=1,
-            source=source,
-            timestamp=T0,
-            measurand="Energy.Active.Import.Register",
-            raw_value="12.5",
-            value=Decimal("12.5"),
-            signed_data={"format": "SignedData", "value": "abc"},
-            received_at=T0,
-        )
-
-    instances_copied(MeterSample, [sample("copied")])
-    MeterSample.objects.bulk_create([sample("created")])
+    instances_copied(MeterSample, [meter_sample(session, "copied")])
+    MeterSample.objects.bulk_create([meter_sample(session, "created")])
     copied, created = (MeterSample.objects.get(source=source) for source in ("copied", "created"))
     ignored = {"id", "source"}
     assert {k: v for k, v in _fields(copied).items() if k not in ignored} == {
