@@ -449,9 +449,10 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     A unit ``in_savepoint`` runs in one all the same: its failure is its own.
 
     The rows units copy with ``may_gather`` (meter samples) and the rows they update with it (a
-    message's last session save) are written after the last unit: one UPDATE per table and set of
-    columns, one COPY per table for the whole batch (``kernel.plain_sql.copies_gathered``); when
-    those fail, so does this pass, and the second writes each unit's rows in its own savepoint."""
+    message's last session save) are written after the last unit, with the batch's COMMIT in their
+    round trip: one UPDATE per table and set of columns, one INSERT (or COPY, when large) per table
+    for the whole batch (``kernel.plain_sql.copies_gathered``); when those fail, so does this pass,
+    and the second writes each unit's rows in its own savepoint."""
     try:
         with copies_gathered(commit=True):  # the batch transaction's last writes: its COMMIT with them
             lookups = [_lookups_of(unit) for unit in batch]
