@@ -211,8 +211,8 @@ class SharedCpu:
 def closed_profilers(
     prefix: str, pids: list[int], *, seconds: float, on_cpu: bool = False
 ) -> list[subprocess.Popen[bytes]]:
-    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for the closed phase's ``seconds`` but
-    the last two (at least 6 s).
+    """py-spy (GIL holders, raw stacks, 250 Hz) on each server for a phase's (closed or rate) ``seconds``
+    but the last two (at least 6 s).
 
     Writes ``<prefix>.<i>.raw`` per server process (the prefix's directory created if missing: py-spy
     writes nothing into a missing one); none without ``--profile``. ``on_cpu``: every
@@ -311,7 +311,14 @@ def drive(
             result["idle"] = {**phase_numbers(stats, cpu() - cpu_at), "generator_cpu_s": generator_cpu(fleet, gen_at)}
         else:
             rate_wall = time.time()
+            profilers = (
+                closed_profilers(args.profile_rate, pids, seconds=args.duration, on_cpu=args.profile_on_cpu)
+                if since
+                else []
+            )
             stats = fleet.run("rate", seconds=args.duration, interval=max(1, connect.count["booted"]) / args.rate)
+            for profiler in profilers:
+                profiler.wait(timeout=60)
             result["rate"] = {"target_per_s": args.rate, **phase_numbers(stats, cpu() - cpu_at, shared.since())}
             result["rate"]["wall"] = [rate_wall, time.time()]  # epoch seconds: lines up a server-side trace
             result["rate"]["generator_cpu_s"] = generator_cpu(fleet, gen_at)
@@ -563,7 +570,12 @@ def main() -> None:
         help="py-spy: PREFIX.<i>.raw, connect phase",
     )
     parser.add_argument(
-        "--profile-on-cpu", action="store_true", help="with --profile: the threads on a core, not the GIL's holder"
+        "--profile-rate", default="", metavar="PREFIX", help="py-spy our servers in the rate phase: PREFIX.<i>.raw"
+    )
+    parser.add_argument(
+        "--profile-on-cpu",
+        action="store_true",
+        help="with --profile or --profile-rate: the threads on a core, not the GIL's holder",
     )
     parser.add_argument("--servers", type=int, default=1)
     parser.add_argument(
