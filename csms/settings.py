@@ -112,7 +112,8 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))}
+# Empty is unset, as for REDIS_URL (and `make serve --production`, which asks for both).
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request runs in its own thread, so per-thread persistent connections
     # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's

@@ -55,6 +55,12 @@ def test_sqlite_for_make_run_has_no_pool(tmp_path):
     assert "pool" not in configured["db"]["OPTIONS"]
 
 
+def test_an_empty_database_url_is_the_embedded_sqlite_as_when_unset(tmp_path):
+    configured = settings_with(tmp_path, DATABASE_URL="")  # `DATABASE_URL= make run`: a crash before
+    assert configured["db"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert configured["db"]["NAME"] == str(tmp_path / "db.sqlite3")
+
+
 def test_the_redis_channel_layer_waits_for_a_sized_connection_pool(tmp_path):
     configured = settings_with(
         tmp_path, REDIS_URL="redis://127.0.0.1:6379/15", CSMS_REDIS_MAX_CONNECTIONS="500", CSMS_REDIS_POOL_TIMEOUT="7"
