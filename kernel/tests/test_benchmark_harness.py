@@ -88,3 +88,27 @@ def test_a_thread_s_waits_count_for_its_role() -> None:
     switches = json.loads(done.stdout.splitlines()[-1])
     assert switches["other_waits"] >= 20  # the thread's own waits, and its start
     assert 1 <= switches["loop_waits"] < 20  # the main thread's few (its sleep, the thread's start)
+
+
+def test_batch_contention_times_batches_alone_and_beside_a_busy_thread() -> None:
+    """``benchmarks/batch_contention.py`` runs real batches on PostgreSQL and reports each case."""
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "REDIS_URL": settings.REDIS_URL or ""}
+    done = subprocess.run(
+        [sys.executable, "benchmarks/batch_contention.py", "--batches", "20", "--round-trips", "1"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    batches = json.loads(done.stdout)["batches"]
+    assert list(batches) == [
+        "2 round trips (BEGIN with the first statement, 0 more, COMMIT)",
+        "3 round trips (BEGIN with the first statement, 1 more, COMMIT)",
+    ]
+    for case in batches.values():
+        assert set(case) == {"alone", "beside a busy thread"}
+        for timing in case.values():
+            assert 0 < timing["p50_ms"] <= timing["p95_ms"] <= timing["p99_ms"]
+            assert timing["cpu_us"] > 0
