@@ -18,6 +18,10 @@ class LifecycleState(models.TextChoices):
     DECOMMISSIONED = "decommissioned", "Decommissioned"
 
 
+# The heartbeat intervals the CSMS keeps for a charger, s (the API's, the admin's and a charger's change's bounds).
+HEARTBEAT_INTERVAL_MIN, HEARTBEAT_INTERVAL_MAX = 1, 86_400
+
+
 class ChargePoint(models.Model):
     """A charger, identified by the id in its WebSocket URL."""
 

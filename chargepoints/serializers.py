@@ -5,12 +5,21 @@ from typing import Any
 from rest_framework import serializers
 
 from chargepoints.identity import charge_point_id_validate
-from chargepoints.models import ChargePoint, Connector, LifecycleState, OcppVersion
+from chargepoints.models import (
+    HEARTBEAT_INTERVAL_MAX,
+    HEARTBEAT_INTERVAL_MIN,
+    ChargePoint,
+    Connector,
+    LifecycleState,
+    OcppVersion,
+)
 
 
 class ChargePointSerializer(serializers.ModelSerializer):
     charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])
-    heartbeat_interval = serializers.IntegerField(min_value=1, max_value=86400, required=False)
+    heartbeat_interval = serializers.IntegerField(
+        min_value=HEARTBEAT_INTERVAL_MIN, max_value=HEARTBEAT_INTERVAL_MAX, required=False
+    )
     ocpp_version = serializers.ChoiceField(choices=OcppVersion.choices, required=False, allow_blank=True)
     lifecycle_state = serializers.ChoiceField(choices=LifecycleState.choices, required=False)
     password = serializers.CharField(

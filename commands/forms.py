@@ -11,7 +11,7 @@ from typing import Any, ClassVar, cast
 
 from django import forms
 
-from chargepoints.models import ChargePoint, OcppVersion
+from chargepoints.models import HEARTBEAT_INTERVAL_MAX, HEARTBEAT_INTERVAL_MIN, ChargePoint, OcppVersion
 from charging.selectors import charge_point_open_transaction
 
 V16 = OcppVersion.V16
@@ -227,7 +227,7 @@ class ChangeHeartbeatIntervalForm(CommandForm):
     name = "change_heartbeat_interval"
     label = "Heartbeat interval change"
 
-    interval = forms.IntegerField(label="Seconds", min_value=1, max_value=86400)
+    interval = forms.IntegerField(label="Seconds", min_value=HEARTBEAT_INTERVAL_MIN, max_value=HEARTBEAT_INTERVAL_MAX)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -17,6 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_heartbeat_interval_taken
 from commands.models import Command
 from configuration.models import (
     AttributeType,
@@ -230,9 +231,12 @@ def configuration_key_changed(
     *, charge_point: ChargePoint, key: str, value: str, status: str, command: Command
 ) -> None:
     """A 1.6 ChangeConfiguration answer (§6.3): Accepted stores ``value``; RebootRequired keeps it
-    as the ``pending_value``; any other status changes nothing."""
+    as the ``pending_value``; any other status changes nothing. A ``HeartbeatInterval`` taken is
+    the charger's record too (``charge_point_heartbeat_interval_taken``)."""
     if status not in (ACCEPTED, REBOOT_REQUIRED):
         return
+    if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold():
+        charge_point_heartbeat_interval_taken(charge_point=charge_point, value=value)
     row = ConfigurationKey.objects.select_for_update().filter(charge_point=charge_point, key=key).first()
     if row is None:
         row = ConfigurationKey(charge_point=charge_point, key=key, readonly=False)
@@ -305,9 +309,13 @@ def device_model_attributes_record(
     """Store 2.0.1 attributes (and characteristics, from a NotifyReport) for their variables.
 
     A SetVariables answer (``learned_from`` SetVariables) writes the value, or for RebootRequired
-    the pending value, and leaves the mutability and flags as they were known.
+    the pending value, and leaves the mutability and flags as they were known; an
+    ``OCPPCommCtrlr.HeartbeatInterval`` it took is the charger's record too
+    (``charge_point_heartbeat_interval_taken``).
     """
     now = timezone.now()
+    if learned_from == LearnedFrom.SET_VARIABLES:
+        _heartbeat_interval_followed(charge_point, attributes)
     reported = learned_from == LearnedFrom.NOTIFY_REPORT
     variables = _variables_upsert(charge_point, attributes, now, characteristics=reported)
     rows: dict[tuple[int, str], DeviceModelAttribute] = {}
@@ -334,6 +342,23 @@ def device_model_attributes_record(
     DeviceModelAttribute.objects.bulk_create(
         rows.values(), update_conflicts=True, unique_fields=["variable", "type"], update_fields=written
     )
+
+
+# The 1.6 key and the 2.0.1 variable (``variable_identity``: no instance, EVSE or connector) of the
+# heartbeat interval, s.
+HEARTBEAT_INTERVAL_KEY = "HeartbeatInterval"
+_HEARTBEAT_INTERVAL_VARIABLE = ("OCPPCommCtrlr", "", None, None, "HeartbeatInterval", "")
+
+
+def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
+    for attribute in attributes:
+        taken = attribute.value if attribute.value is not None else attribute.pending_value
+        if (
+            attribute.type == AttributeType.ACTUAL
+            and taken is not None
+            and variable_identity(attribute.component, attribute.variable) == _HEARTBEAT_INTERVAL_VARIABLE
+        ):
+            charge_point_heartbeat_interval_taken(charge_point=charge_point, value=taken)
 
 
 def _keep_values_of_reboot_required(rows: Iterable[DeviceModelAttribute]) -> None:

@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from chargepoints import clock, events, selectors
 from chargepoints.models import (
+    HEARTBEAT_INTERVAL_MAX,
+    HEARTBEAT_INTERVAL_MIN,
     ChargePoint,
     Connector,
     Heartbeat,
@@ -157,6 +159,24 @@ def charge_point_update(
         elif password is not _UNCHANGED:
             _close_connection_on_commit(charge_point, "charger password changed")
     return charge_point
+
+
+def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: str) -> bool:
+    """The charger took ``value`` (text, as sent: s) as its heartbeat interval from a command of the
+    CSMS's (1.6 ChangeConfiguration ``HeartbeatInterval``, 2.0.1 SetVariables
+    ``OCPPCommCtrlr.HeartbeatInterval``, answered Accepted or RebootRequired): the charger's record
+    follows, so that the next BootNotification's answer, whose ``interval`` the charger adopts (1.6
+    §4.2, 2.0.1 B01), does not undo the change, and the offline sweep expects heartbeats at that
+    pace. A value that is not a whole number of seconds within the API's bounds (1 to 86,400)
+    leaves the record. True when the record changed."""
+    if not (value.isascii() and value.isdigit()):
+        return False
+    interval = int(value)
+    if not HEARTBEAT_INTERVAL_MIN <= interval <= HEARTBEAT_INTERVAL_MAX or interval == charge_point.heartbeat_interval:
+        return False
+    charge_point.heartbeat_interval = interval
+    charge_point.save(update_fields=["heartbeat_interval", "updated_at"])
+    return True
 
 
 class ChargePointHasHistory(Exception):

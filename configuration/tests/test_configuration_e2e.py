@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint
+from chargepoints.services import mark_offline_stale_charge_points
 from commands.models import Command
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.tests.conftest import (
@@ -218,6 +221,66 @@ async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, 
     assert await Command.objects.filter(charge_point_identity="CFG16B", action="ChangeConfiguration").acount() == 4
 
 
+async def test_v16_a_heartbeat_interval_the_charger_took_is_its_record_and_its_next_boot_keeps_it(
+    daphne, api_daphne, api_key
+):
+    """Its BootNotification answer carries the CSMS's interval, which the charger adopts (1.6 §4.2):
+    were the record left at 60, the charger's reboot would undo the change, and the offline sweep
+    would wait for heartbeats every 60 s."""
+    await register("CFG16HB")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16HB/configuration"
+    async with ocpp_charger(daphne, "1.6", "CFG16HB", client_class=ConfiguredV16Charger) as charger:
+        assert (await charger.call(BOOT_16)).interval == 60
+        for value, status in [("90", "Accepted"), ("0", "Accepted"), ("2x", "Accepted"), ("100000", "Accepted")]:
+            answer, body = await ahttp(
+                url, method="PATCH", api_key=api_key, body={"keys": [{"key": "HeartbeatInterval", "value": value}]}
+            )
+            assert (answer, body["results"][0]["status"]) == (200, status)
+            # the charger took each; only 90 is an interval the CSMS keeps (1 to 86,400 s)
+            assert (await ChargePoint.objects.aget(charge_point_id="CFG16HB")).heartbeat_interval == 90
+        assert (await charger.call(BOOT_16)).interval == 90
+    status, body = await ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/CFG16HB", api_key=api_key)
+    assert (status, body["heartbeat_interval"]) == (200, 90)
+
+
+async def test_v16_a_heartbeat_interval_sent_as_a_command_is_what_the_offline_sweep_waits_for(
+    daphne, api_daphne, api_key
+):
+    """The contract: a charger is offline after no heartbeat within 2x its interval, tuned by the
+    HeartbeatInterval configuration key (here the ChangeConfiguration command of the API)."""
+    await register("CFG16HC")
+    async with ocpp_charger(daphne, "1.6", "CFG16HC", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CFG16HC/change_configuration",
+            method="POST",
+            api_key=api_key,
+            body={"key": "HeartbeatInterval", "value": "300"},
+        )
+        assert (status, body["status"]) == (200, "Accepted")
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG16HC")
+        assert charge_point.heartbeat_interval == 300
+        # silent for 4 minutes: past 2x the old 60 s, within 2x the 300 s the charger took
+        swept = await sync_to_async(mark_offline_stale_charge_points)(now=charge_point.last_seen + timedelta(minutes=4))
+    assert "CFG16HC" not in swept
+
+
+async def test_v16_a_refused_heartbeat_interval_leaves_the_record(daphne, api_daphne, api_key):
+    await register("CFG16HBR")
+    async with ocpp_charger(daphne, "1.6", "CFG16HBR", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        del charger.configuration["HeartbeatInterval"]  # the charger no longer knows the key: NotSupported
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/chargepoints/CFG16HBR/configuration",
+            method="PATCH",
+            api_key=api_key,
+            body={"keys": [{"key": "HeartbeatInterval", "value": "90"}]},
+        )
+        assert (status, body["results"][0]["status"]) == (200, "NotSupported")
+        assert (await charger.call(BOOT_16)).interval == 60
+    assert (await ChargePoint.objects.aget(charge_point_id="CFG16HBR")).heartbeat_interval == 60
+
+
 async def test_v16_refresh_asking_unknown_keys_records_them_and_a_full_read_drops_removed_keys(
     daphne, api_daphne, api_key
 ):
@@ -385,6 +448,28 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne,
     assert (attempts["value"], attempts["pending_value"]) == ("3", "5")
     assert not await device_model("CFG201B").filter(variable_name__in=["Missing", "Nothing"]).aexists()
     assert await DeviceModelAttribute.objects.filter(variable__charge_point__charge_point_id="CFG201B").acount() == 13
+
+
+async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_next_boot_keeps_it(
+    daphne, api_daphne, api_key
+):
+    """As in 1.6: the BootNotification answer's interval is the one the station adopts (B01)."""
+    await register("CFG201HB")
+    async with ocpp_charger(daphne, "2.0.1", "CFG201HB", client_class=ReportingV201Station) as station:
+        assert (await station.call(BOOT_201)).interval == 60
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/chargepoints/CFG201HB/configuration",
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "variables": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "75"}
+                ]
+            },
+        )
+        assert (status, body["results"][0]["status"]) == (200, "Accepted")
+        assert (await ChargePoint.objects.aget(charge_point_id="CFG201HB")).heartbeat_interval == 75
+        assert (await station.call(BOOT_201)).interval == 75
 
 
 async def test_v201_get_report_updates_the_components_it_names(daphne, api_daphne, api_key):
