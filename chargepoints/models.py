@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -18,7 +19,7 @@ class LifecycleState(models.TextChoices):
     DECOMMISSIONED = "decommissioned", "Decommissioned"
 
 
-# The heartbeat intervals the CSMS keeps for a charger, s (the API's, the admin's and a charger's change's bounds).
+# The heartbeat intervals the CSMS keeps for a charger, s: the API's, the admin's and those a charger takes.
 HEARTBEAT_INTERVAL_MIN, HEARTBEAT_INTERVAL_MAX = 1, 86_400
 
 
@@ -30,7 +31,10 @@ class ChargePoint(models.Model):
     lifecycle_state = models.CharField(
         max_length=16, choices=LifecycleState.choices, default=LifecycleState.COMMISSIONED
     )
-    heartbeat_interval = models.PositiveIntegerField(help_text="Seconds between heartbeats.")
+    heartbeat_interval = models.PositiveIntegerField(
+        help_text="Seconds between heartbeats.",
+        validators=[MinValueValidator(HEARTBEAT_INTERVAL_MIN), MaxValueValidator(HEARTBEAT_INTERVAL_MAX)],
+    )
     vendor = models.CharField(max_length=50, blank=True)
     model = models.CharField(max_length=50, blank=True)
     serial_number = models.CharField(max_length=50, blank=True)

@@ -344,20 +344,22 @@ def device_model_attributes_record(
     )
 
 
-# The 1.6 key and the 2.0.1 variable (``variable_identity``: no instance, EVSE or connector) of the
-# heartbeat interval, s.
+# The 1.6 key and the 2.0.1 variable (``variable_identity``, names case-folded: no instance, EVSE or
+# connector) of the heartbeat interval, s.
 HEARTBEAT_INTERVAL_KEY = "HeartbeatInterval"
-_HEARTBEAT_INTERVAL_VARIABLE = ("OCPPCommCtrlr", "", None, None, "HeartbeatInterval", "")
+_HEARTBEAT_INTERVAL_VARIABLE = ("ocppcommctrlr", "", None, None, "heartbeatinterval", "")
 
 
 def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
     for attribute in attributes:
         taken = attribute.value if attribute.value is not None else attribute.pending_value
-        if (
-            attribute.type == AttributeType.ACTUAL
-            and taken is not None
-            and variable_identity(attribute.component, attribute.variable) == _HEARTBEAT_INTERVAL_VARIABLE
-        ):
+        if attribute.type != AttributeType.ACTUAL or taken is None:
+            continue
+        component, instance, evse, connector, variable, variable_instance = variable_identity(
+            attribute.component, attribute.variable
+        )
+        identity = (component.casefold(), instance, evse, connector, variable.casefold(), variable_instance)
+        if identity == _HEARTBEAT_INTERVAL_VARIABLE:
             charge_point_heartbeat_interval_taken(charge_point=charge_point, value=taken)
 
 

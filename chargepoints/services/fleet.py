@@ -161,22 +161,38 @@ def charge_point_update(
     return charge_point
 
 
-def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: str) -> bool:
+def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: str) -> None:
     """The charger took ``value`` (text, as sent: s) as its heartbeat interval from a command of the
     CSMS's (1.6 ChangeConfiguration ``HeartbeatInterval``, 2.0.1 SetVariables
     ``OCPPCommCtrlr.HeartbeatInterval``, answered Accepted or RebootRequired): the charger's record
     follows, so that the next BootNotification's answer, whose ``interval`` the charger adopts (1.6
     §4.2, 2.0.1 B01), does not undo the change, and the offline sweep expects heartbeats at that
-    pace. A value that is not a whole number of seconds within the API's bounds (1 to 86,400)
-    leaves the record. True when the record changed."""
-    if not (value.isascii() and value.isdigit()):
-        return False
-    interval = int(value)
-    if not HEARTBEAT_INTERVAL_MIN <= interval <= HEARTBEAT_INTERVAL_MAX or interval == charge_point.heartbeat_interval:
-        return False
-    charge_point.heartbeat_interval = interval
-    charge_point.save(update_fields=["heartbeat_interval", "updated_at"])
-    return True
+    pace (at once, as after the API's change: before the reboot a RebootRequired waits for).
+
+    Written once the caller's transaction commits, by a statement of its own: that transaction holds
+    the configuration's rows, and taking the charger's row after them would lock in the opposite
+    order of the writes that take the charger's first. A value that is not a whole number of seconds
+    from 1 to 86,400 (the API's bounds) leaves the record, and is logged (WARNING)."""
+    interval = int(value) if value.isascii() and value.isdigit() else None
+    if interval is None or not HEARTBEAT_INTERVAL_MIN <= interval <= HEARTBEAT_INTERVAL_MAX:
+        logger.warning(
+            "%s took HeartbeatInterval %r, not a whole number of seconds from %d to %d: its heartbeat_interval"
+            " stays %d s",
+            charge_point.charge_point_id,
+            value,
+            HEARTBEAT_INTERVAL_MIN,
+            HEARTBEAT_INTERVAL_MAX,
+            charge_point.heartbeat_interval,
+        )
+        return
+    pk = charge_point.pk
+    transaction.on_commit(lambda: _heartbeat_interval_written(pk, interval), robust=True)
+
+
+def _heartbeat_interval_written(pk: int, interval: int) -> None:
+    ChargePoint.objects.filter(pk=pk).exclude(heartbeat_interval=interval).update(
+        heartbeat_interval=interval, updated_at=timezone.now()
+    )
 
 
 class ChargePointHasHistory(Exception):

@@ -55,3 +55,26 @@ def test_a_batch_costs_the_same_queries_for_one_charger_or_fifty(register_charge
         return len(captured.captured_queries)
 
     assert queries_for(1) == queries_for(50)
+
+
+def test_a_heartbeat_interval_the_charger_took_is_its_record_once_committed(
+    register_charge_point, django_capture_on_commit_callbacks
+):
+    register_charge_point("CP-1")
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.charge_point_heartbeat_interval_taken(charge_point=charge_point, value="090")
+        assert ChargePoint.objects.get(charge_point_id="CP-1").heartbeat_interval == 60  # not before the commit
+    assert ChargePoint.objects.get(charge_point_id="CP-1").heartbeat_interval == 90
+    assert charge_point.heartbeat_interval == 60  # the caller's instance untouched
+
+
+def test_a_heartbeat_interval_the_csms_does_not_keep_leaves_the_record_and_is_logged(register_charge_point, caplog):
+    register_charge_point("CP-1")
+    charge_point = ChargePoint.objects.get(charge_point_id="CP-1")
+    for value in ("0", "86401", "+90", " 90", "1e2", "٣", ""):
+        caplog.clear()
+        services.charge_point_heartbeat_interval_taken(charge_point=charge_point, value=value)
+        assert ChargePoint.objects.get(charge_point_id="CP-1").heartbeat_interval == 60, value
+        assert [record.levelname for record in caplog.records] == ["WARNING"], value
+        assert "CP-1 took HeartbeatInterval" in caplog.records[0].getMessage()

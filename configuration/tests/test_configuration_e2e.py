@@ -260,9 +260,10 @@ async def test_v16_a_heartbeat_interval_sent_as_a_command_is_what_the_offline_sw
         assert (status, body["status"]) == (200, "Accepted")
         charge_point = await ChargePoint.objects.aget(charge_point_id="CFG16HC")
         assert charge_point.heartbeat_interval == 300
-        # silent for 4 minutes: past 2x the old 60 s, within 2x the 300 s the charger took
-        swept = await sync_to_async(mark_offline_stale_charge_points)(now=charge_point.last_seen + timedelta(minutes=4))
-    assert "CFG16HC" not in swept
+        # silent for 4 minutes: past 2x the old 60 s, within 2x the 300 s the charger took; then 11
+        sweep = sync_to_async(mark_offline_stale_charge_points)
+        assert "CFG16HC" not in await sweep(now=charge_point.last_seen + timedelta(minutes=4))
+        assert "CFG16HC" in await sweep(now=charge_point.last_seen + timedelta(minutes=11))
 
 
 async def test_v16_a_refused_heartbeat_interval_leaves_the_record(daphne, api_daphne, api_key):

@@ -15,7 +15,13 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from configuration import services
 from configuration.changes import configuration_read_recent, configuration_refresh_on_boot
-from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
+from configuration.models import (
+    ConfigurationKey,
+    DeviceModelAttribute,
+    DeviceModelReport,
+    DeviceModelVariable,
+    LearnedFrom,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -412,3 +418,25 @@ def test_a_report_is_complete_only_once_every_part_up_to_its_last_arrived(regist
     assert not part(5, 0, tbc=True).complete
     reports = DeviceModelReport.objects.order_by("request_id").values_list("request_id", "last_seq_no", "complete")
     assert list(reports) == [(1, 1, False), (2, 2, True), (3, 0, True), (4, 2_147_483_647, False), (5, -1, False)]
+
+
+@pytest.mark.parametrize(
+    ("component", "variable", "attribute_type", "interval"),
+    [
+        ({"name": "OCPPCommCtrlr"}, {"name": "HeartbeatInterval"}, "Actual", 75),
+        ({"name": "ocppcommctrlr"}, {"name": "HEARTBEATINTERVAL"}, "Actual", 75),  # names matched case-folded
+        ({"name": "OCPPCommCtrlr"}, {"name": "HeartbeatInterval"}, "Target", 60),  # not the value in force
+        ({"name": "OCPPCommCtrlr", "instance": "2"}, {"name": "HeartbeatInterval"}, "Actual", 60),
+        ({"name": "OCPPCommCtrlr", "evse": {"id": 1}}, {"name": "HeartbeatInterval"}, "Actual", 60),
+    ],
+)
+def test_a_set_heartbeat_interval_is_the_chargers_record_only_as_ocppcommctrlrs_actual_value(
+    register_charge_point, django_capture_on_commit_callbacks, component, variable, attribute_type, interval
+):
+    charge_point = register_charge_point("CP-HB", ocpp_version="2.0.1")
+    attribute = services.ReportedAttribute(component=component, variable=variable, type=attribute_type, value="75")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.device_model_attributes_record(
+            charge_point=charge_point, attributes=[attribute], learned_from=LearnedFrom.SET_VARIABLES
+        )
+    assert ChargePoint.objects.get(charge_point_id="CP-HB").heartbeat_interval == interval
