@@ -19,7 +19,7 @@ import json
 import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -170,6 +170,42 @@ def condition_holds(condition: str, params: Sequence[Any]) -> bool:
         cursor.execute(f"SELECT {condition}", params)
         row = cursor.fetchone()
     return bool(row and row[0])
+
+
+def rows_pipelined(statements: Sequence[tuple[str, Any]]) -> list[list[tuple[Any, ...]]]:
+    """Run ``statements`` (SQL, parameters) in order; the rows of each (none: a statement that
+    returns none). On PostgreSQL in one round trip: a pipeline (``kernel.deferred_begin.in_pipeline``),
+    after the transaction's BEGIN and settings when they wait (``begin_for_pipeline``), each
+    statement by a cursor of its own (a pipelined cursor keeps its last result). PostgreSQL runs
+    each once the one before it is done, so that under READ COMMITTED each reads as of its own
+    start: after the row locks the ones before it took. Elsewhere, or inside a pipeline already,
+    one after the other. Raises the first refused statement's error, as Django's (the later ones
+    skipped)."""
+    db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
+    db.ensure_connection()
+    raw = db.connection if db.vendor == "postgresql" else None
+    if raw is None or raw._pipeline is not None or not hasattr(db, "bound_cursor"):
+        found = []
+        with bound_cursor() as cursor:
+            for sql, params in statements:
+                cursor.execute(sql, params)
+                found.append(cursor.fetchall() if cursor.description is not None else [])
+        return found
+    _inserts_written()  # a pipelined statement passes no execute wrapper's write first
+    begin = begin_for_pipeline(raw)
+    with ExitStack() as cursors_closed:
+        lent = [bound_cursor(), *(db.bound_cursor() for _ in statements[1:])]  # the first kept (``bound_cursors_kept``)
+        cursors: list[CursorWrapper] = [cursors_closed.enter_context(cursor) for cursor in lent]
+
+        def sent() -> None:
+            for statement in begin:  # on the first cursor: its result is then the first statement's
+                cursors[0].execute(statement)
+            for cursor, (sql, params) in zip(cursors, statements, strict=True):
+                cursor.execute(sql, params)
+
+        with db.wrap_database_errors:  # an error read at the pipeline's end is psycopg's
+            in_pipeline(raw, sent, begun=bool(begin))
+        return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
 
 
 def model_rows(

@@ -39,12 +39,13 @@ from chargepoints.services.status_writes import (
     StatusLookup,
     status_unit_register,
     status_write_taken,
+    status_written,
 )
 from chargepoints.signals import connector_status_reported
 from kernel import cache_changes
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
-from kernel.plain_sql import array_text, bound_cursor, instance_of_row, instance_saved, rows_copied
+from kernel.plain_sql import array_text, bound_cursor, rows_copied
 from kernel.storable_text import text_escaped
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -817,61 +818,17 @@ boot_unit_register(charge_point_boot)  # and its boots (``boot_writes``)
 # The columns are ``status_writes``' (a batch's statuses written together).
 
 
-# A StatusNotification as one statement (PostgreSQL, issue 15): the charger's ``last_seen`` (its
-# row locked first, as every session write locks it), the connector's row locked and read as it
-# was, and written unless the stored status supersedes this one (``_status_superseded``); a
-# connector's first status creates its row with the status in it. One round trip instead of three
-# (five for a first status). The ORM's path, and a first status whose row another transaction
-# created while this one waited for the charger's lock (the INSERT finds the conflict, the
-# snapshot missed the row), keep the steps.
-_STATUS_WRITTEN = (
-    f"WITH cp AS (UPDATE {ChargePoint._meta.db_table} SET last_seen = %(now)s"
-    " WHERE charge_point_id = %(charge_point_id)s RETURNING id, last_boot_at),"
-    f" old AS (SELECT {', '.join(f'c.{column}' for column in CONNECTOR_COLUMNS)}"
-    f" FROM {Connector._meta.db_table} c JOIN cp ON c.charge_point_id = cp.id"
-    " WHERE c.connector_id = %(connector_id)s AND c.evse_id IS NOT DISTINCT FROM %(evse_id)s FOR UPDATE OF c),"
-    f" written AS (UPDATE {Connector._meta.db_table} c"
-    f" SET {', '.join(f'{column} = %({column})s' for column in STATUS_COLUMNS)}"
-    " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
-    " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
-    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id),"
-    f" created AS (INSERT INTO {Connector._meta.db_table} (charge_point_id, evse_id, connector_id,"
-    f" {', '.join(STATUS_COLUMNS)}) SELECT cp.id, %(evse_id)s, %(connector_id)s,"
-    f" {', '.join(f'%({column})s' for column in STATUS_COLUMNS)} FROM cp"
-    " WHERE NOT EXISTS (SELECT 1 FROM old) ON CONFLICT DO NOTHING RETURNING id)"
-    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written), (SELECT id FROM created),"
-    f" {', '.join(f'old.{column}' for column in CONNECTOR_COLUMNS)}"
-    " FROM cp LEFT JOIN old ON true"
-)
-
-
 def _status_written(
     charge_point_id: str, evse_id: int | None, connector_id: int, now: datetime, values: tuple[Any, ...]
 ) -> tuple[ChargePoint | None, Connector | None, bool]:
-    """``_STATUS_WRITTEN``: the charger (id, last boot), the connector as it was (a first status:
-    as ``Connector()`` is, with the id of the row created), whether the new status was written.
-    The connector is None when its row is there but was not seen (see ``_STATUS_WRITTEN``); all
-    None off PostgreSQL. Raises ``ChargePoint.DoesNotExist`` for an unknown charger."""
+    """``status_writes.status_written`` (one statement) on PostgreSQL; all None off it. Raises
+    ``ChargePoint.DoesNotExist`` for an unknown charger."""
     if connection.vendor != "postgresql":
         return None, None, False
-    params = dict(zip(STATUS_COLUMNS, (*values, now), strict=True))
-    params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
-    with bound_cursor() as cursor:
-        cursor.execute(_STATUS_WRITTEN, params)
-        row = cursor.fetchone()
-    if row is None:
+    charge_point, connector, written, _ = status_written(charge_point_id, evse_id, connector_id, now, values)
+    if charge_point is None:
         raise ChargePoint.DoesNotExist(f"No charge point {charge_point_id!r}")
-    pk, last_boot_at, written, created, *connector_row = row
-    charge_point = instance_of_row(
-        ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
-    )
-    if created is not None:
-        connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
-        instance_saved(connector)
-        return charge_point, connector, True
-    if connector_row[0] is None:
-        return charge_point, None, False
-    return charge_point, instance_of_row(Connector, CONNECTOR_COLUMNS, connector_row), written
+    return charge_point, connector, written
 
 
 def _charge_point_seen_now(charge_point_id: str, now: datetime) -> ChargePoint:

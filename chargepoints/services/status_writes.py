@@ -10,8 +10,12 @@ transaction holds, in the order of their primary keys, waiting for none (``SKIP 
 charger held elsewhere is left to its status, which waits for it at its turn, as a status always
 did), and sets their ``last_seen``; one more, after those locks (a statement reads as of its
 start: what committed before the locks were taken), locks, reads and writes or creates their
-connectors' rows by the same rule. Each status then takes what was written for it
-(``status_write_taken``) and sends its signal and its webhook event at its turn, as before.
+connectors' rows by the same rule, for the chargers the first wrote (their row's version is this
+transaction's). The two go in one round trip, a pipeline: PostgreSQL starts the second once the
+first is done (round 33; they were two, and a lone status wrote its own way in one statement,
+then asked in another whether a session was open: ``asked``, now in the write). Each status then
+takes what was written for it (``status_write_taken``) and sends its signal and its webhook event
+at its turn, as before.
 
 Only the first unit of its charger in the batch is written ahead (the group commit chooses): a
 unit of that charger before it (a boot, another status) may change what the write reads. What is
@@ -34,7 +38,7 @@ from django.utils import timezone
 
 from chargepoints import clock
 from chargepoints.models import ChargePoint, Connector
-from kernel.plain_sql import array_text, bound_cursor, instance_of_row, instance_saved
+from kernel.plain_sql import array_text, instance_of_row, instance_saved, rows_pipelined
 from kernel.rows_ahead import RowsAhead, UnitKind
 
 STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
@@ -74,7 +78,7 @@ class StatusWrite:
 _units: UnitKind[StatusLookup] = UnitKind(StatusLookup)
 status_unit_register = _units.register  # ``func``'s units are statuses: their arguments a ``StatusLookup``'s
 status_lookup_of = _units.lookup_of
-_writes: RowsAhead[StatusLookup, StatusWrite] = RowsAhead()
+_writes: RowsAhead[StatusLookup, StatusWrite] = RowsAhead(fewest=1)  # one round trip, a lone status's ``asked`` in it
 
 
 @contextmanager
@@ -82,20 +86,110 @@ def statuses_written_together(
     lookups: Sequence[StatusLookup], *, asked: str = "NULL"
 ) -> Iterator[list[tuple[StatusLookup, StatusWrite]]]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
-    found and not held elsewhere is written now (two statements) and answered
+    found and not held elsewhere is written now (two statements, one round trip) and answered
     (``status_write_taken``); the block is given those whose status was written (their signal is
     to be sent). ``asked``: an SQL boolean without parameters over each status's row ``v`` (``cp``
     its charger's pk, ``status``), evaluated in the write's statement, after the chargers' locks,
     into ``StatusWrite.condition_held``: what a higher app asks of a status without a statement of
-    its own. Fewer than ``FEWEST``, or not PostgreSQL: no statement, no answer."""
+    its own. None, or not PostgreSQL: no statement, no answer."""
     with _writes.kept() as writes:
         if _writes.enough(lookups):
             now = timezone.now()
-            chargers = _chargers_seen(sorted({lookup.charge_point_id for lookup in lookups}), now)
-            found = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
-            if found:
-                writes.update(_connectors_written(found, chargers, now, asked))
+            if len(lookups) == 1:
+                writes.update(_connector_written(lookups[0], now, asked))
+            else:
+                writes.update(_connectors_written(lookups, now, asked))
         yield [(lookup, write) for lookup, write in writes.items() if write.written]
+
+
+# A StatusNotification as one statement (PostgreSQL, issue 15): the charger's ``last_seen`` (its
+# row locked first, as every session write locks it), the connector's row locked and read as it
+# was, and written unless the stored status supersedes this one (``fleet._status_superseded``); a
+# connector's first status creates its row with the status in it. One round trip instead of three
+# (five for a first status). The ORM's path, and a first status whose row another transaction
+# created while this one waited for the charger's lock (the INSERT finds the conflict, the
+# snapshot missed the row), keep the steps.
+_STATUS_WRITTEN = (
+    f"WITH cp AS (UPDATE {ChargePoint._meta.db_table} SET last_seen = %(now)s"
+    " WHERE charge_point_id = %(charge_point_id)s RETURNING id, last_boot_at),"
+    f" old AS (SELECT {', '.join(f'c.{column}' for column in CONNECTOR_COLUMNS)}"
+    f" FROM {Connector._meta.db_table} c JOIN cp ON c.charge_point_id = cp.id"
+    " WHERE c.connector_id = %(connector_id)s AND c.evse_id IS NOT DISTINCT FROM %(evse_id)s FOR UPDATE OF c),"
+    f" written AS (UPDATE {Connector._meta.db_table} c"
+    f" SET {', '.join(f'{column} = %({column})s' for column in STATUS_COLUMNS)}"
+    " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
+    " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
+    " AND old.updated_at < cp.last_boot_at)) RETURNING c.id),"
+    f" created AS (INSERT INTO {Connector._meta.db_table} (charge_point_id, evse_id, connector_id,"
+    f" {', '.join(STATUS_COLUMNS)}) SELECT cp.id, %(evse_id)s, %(connector_id)s,"
+    f" {', '.join(f'%({column})s' for column in STATUS_COLUMNS)} FROM cp"
+    " WHERE NOT EXISTS (SELECT 1 FROM old) ON CONFLICT DO NOTHING RETURNING id)"
+    " SELECT cp.id, cp.last_boot_at, EXISTS (SELECT 1 FROM written), (SELECT id FROM created),"
+    f" {', '.join(f'old.{column}' for column in CONNECTOR_COLUMNS)}"
+    " FROM cp LEFT JOIN old ON true"
+)
+# ``statuses_written_together``'s ``asked`` for one status, over its row ``v`` (as ``_CONNECTORS_WRITTEN``'s).
+_ASKED_OF_ONE = (
+    "SELECT ({asked}) FROM (SELECT ch.id AS cp, %(status)s::text AS status, %(evse_id)s::int AS evse,"
+    f" %(connector_id)s::int AS connector FROM {ChargePoint._meta.db_table} ch"
+    " WHERE ch.charge_point_id = %(charge_point_id)s) v"
+)
+
+
+def status_written(
+    charge_point_id: str,
+    evse_id: int | None,
+    connector_id: int,
+    now: datetime,
+    values: tuple[Any, ...],
+    *,
+    asked: str | None = None,
+) -> tuple[ChargePoint | None, Connector | None, bool, bool | None]:
+    """``_STATUS_WRITTEN`` (PostgreSQL; ``values``: ``STATUS_COLUMNS`` but ``updated_at``, which is
+    ``now``): the charger (id, charger id, last boot; None: not found), the connector as it was (a
+    first status: as ``Connector()`` is, with the id of the row created; None: its row is there
+    but was not seen), whether the new status was written, and ``asked`` (as
+    ``statuses_written_together`` takes it) evaluated by a second statement after the first's
+    lock, in the same round trip (None: not asked)."""
+    params = dict(zip(STATUS_COLUMNS, (*values, now), strict=True))
+    params.update(now=now, charge_point_id=charge_point_id, connector_id=connector_id, evse_id=evse_id)
+    statements = [(_STATUS_WRITTEN, params)]
+    if asked is not None:
+        statements.append((_asked_of_one_sql(asked), params))
+    found = rows_pipelined(statements)
+    if not found[0]:
+        return None, None, False, None
+    held = found[1][0][0] if asked is not None and found[1] else None
+    pk, last_boot_at, written, created, *connector_row = found[0][0]
+    charge_point = instance_of_row(
+        ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
+    )
+    if created is not None:
+        connector = Connector(id=created, charge_point_id=pk, evse_id=evse_id, connector_id=connector_id)
+        instance_saved(connector)
+        return charge_point, connector, True, held
+    if connector_row[0] is None:
+        return charge_point, None, False, held
+    return charge_point, instance_of_row(Connector, CONNECTOR_COLUMNS, connector_row), written, held
+
+
+@cache
+def _asked_of_one_sql(asked: str) -> str:
+    return _ASKED_OF_ONE.replace("{asked}", asked)
+
+
+def _connector_written(lookup: StatusLookup, now: datetime, asked: str) -> dict[StatusLookup, StatusWrite]:
+    """One status written ahead (``status_written``, one round trip; its lock waited for, as its
+    unit would): lookup -> what it found, or nothing (its unit goes its own way)."""
+    judged = clock.charger_time(lookup.timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
+    values = (lookup.status, lookup.error_code, lookup.info, lookup.vendor_id, lookup.vendor_error_code, judged.at,
+              judged.kept)  # fmt: skip
+    charge_point, connector, written, held = status_written(
+        lookup.charge_point_id, lookup.evse_id, lookup.connector_id, now, values, asked=asked
+    )
+    if charge_point is None or connector is None:
+        return {}
+    return {lookup: StatusWrite(now, charge_point, connector, written, held)}
 
 
 def status_write_taken(lookup: StatusLookup) -> StatusWrite | None:
@@ -108,26 +202,13 @@ def status_write_dropped(lookup: StatusLookup | None) -> None:
     _writes.dropped(lookup)
 
 
+# The statuses' chargers' ``last_seen`` set, their rows locked in the order of their primary
+# keys, those held by another transaction skipped (``_connectors_written`` writes only the others).
 _CHARGERS_SEEN = (
     f"UPDATE {ChargePoint._meta.db_table} cp SET last_seen = %s"
     f" FROM (SELECT id FROM {ChargePoint._meta.db_table} WHERE charge_point_id = ANY(%s::text[])"
     " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) locked WHERE cp.id = locked.id"
-    " RETURNING cp.charge_point_id, cp.id, cp.last_boot_at"
 )
-
-
-def _chargers_seen(charge_point_ids: list[str], now: datetime) -> dict[str, ChargePoint]:
-    """The chargers' ``last_seen`` set to ``now``, their rows locked in the order of their primary
-    keys, those held by another transaction skipped: charger id -> (id, charger id, last boot)."""
-    with bound_cursor() as cursor:
-        cursor.execute(_CHARGERS_SEEN, [now, array_text(charge_point_ids)])
-        rows = cursor.fetchall()
-    return {
-        charge_point_id: instance_of_row(
-            ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, charge_point_id, last_boot_at)
-        )
-        for charge_point_id, pk, last_boot_at in rows
-    }
 
 
 _TABLE = Connector._meta.db_table
@@ -135,11 +216,15 @@ _TABLE = Connector._meta.db_table
 # row's values one array; the old rows locked in the order of their ids; a row written unless its
 # stored status supersedes the new one (``fleet._status_superseded``), created when there is none.
 _CONNECTORS_WRITTEN = (
-    "WITH v AS (SELECT * FROM unnest(%(cp)s::bigint[], %(evse)s::int[], %(connector)s::int[],"
+    "WITH given AS (SELECT * FROM unnest(%(charge_point_id)s::text[], %(evse)s::int[], %(connector)s::int[],"
     " %(status)s::text[], %(error_code)s::text[], %(info)s::text[], %(vendor_id)s::text[],"
-    " %(vendor_error_code)s::text[], %(status_timestamp)s::timestamptz[], %(charger_timestamp)s::timestamptz[],"
-    " %(last_boot_at)s::timestamptz[]) WITH ORDINALITY AS v(cp, evse, connector, status, error_code, info,"
-    " vendor_id, vendor_error_code, status_timestamp, charger_timestamp, last_boot_at, n)),"
+    " %(vendor_error_code)s::text[], %(status_timestamp)s::timestamptz[], %(charger_timestamp)s::timestamptz[])"
+    " WITH ORDINALITY AS given(charge_point_id, evse, connector, status, error_code, info, vendor_id,"
+    " vendor_error_code, status_timestamp, charger_timestamp, n)),"
+    # the chargers ``_CHARGERS_SEEN`` wrote: their row's version is this transaction's
+    " v AS (SELECT given.*, ch.id AS cp, ch.last_boot_at FROM given"
+    f" JOIN {ChargePoint._meta.db_table} ch ON ch.charge_point_id = given.charge_point_id"
+    " WHERE ch.xmin = pg_current_xact_id_if_assigned()::xid),"
     f" old AS (SELECT v.n, {', '.join(f'c.{column}' for column in CONNECTOR_COLUMNS)} FROM {_TABLE} c"
     " JOIN v ON c.charge_point_id = v.cp AND c.connector_id = v.connector"
     " AND c.evse_id IS NOT DISTINCT FROM v.evse ORDER BY c.id FOR UPDATE OF c),"
@@ -152,7 +237,7 @@ _CONNECTORS_WRITTEN = (
     f" SELECT v.cp, v.evse, v.connector, {', '.join(f'v.{column}' for column in STATUS_COLUMNS[:-1])}, %(now)s"
     " FROM v WHERE NOT EXISTS (SELECT 1 FROM old WHERE old.n = v.n) ORDER BY v.n"
     " ON CONFLICT DO NOTHING RETURNING id, charge_point_id, evse_id, connector_id)"
-    " SELECT v.n, EXISTS (SELECT 1 FROM written WHERE written.n = v.n), created.id, ({asked}),"
+    " SELECT v.n, v.cp, v.last_boot_at, EXISTS (SELECT 1 FROM written WHERE written.n = v.n), created.id, ({asked}),"
     f" {', '.join(f'old.{column}' for column in CONNECTOR_COLUMNS)}"
     " FROM v LEFT JOIN old ON old.n = v.n LEFT JOIN created ON created.charge_point_id = v.cp"
     " AND created.connector_id = v.connector AND created.evse_id IS NOT DISTINCT FROM v.evse ORDER BY v.n"
@@ -165,18 +250,17 @@ def _connectors_written_sql(asked: str) -> str:
     return _CONNECTORS_WRITTEN.replace("{asked}", asked)
 
 
-def _connectors_written(
-    lookups: list[StatusLookup], chargers: dict[str, ChargePoint], now: datetime, asked: str
-) -> dict[StatusLookup, StatusWrite]:
-    """``_CONNECTORS_WRITTEN`` for ``lookups`` (their chargers locked): lookup -> what it found. A
-    first status whose row is there but was not seen (created by a transaction that committed
-    after this statement began) has none: its unit writes it its own way."""
+def _connectors_written(lookups: Sequence[StatusLookup], now: datetime, asked: str) -> dict[StatusLookup, StatusWrite]:
+    """``_CHARGERS_SEEN`` then ``_CONNECTORS_WRITTEN`` for ``lookups``, in one round trip (the
+    second reads as of its own start, after the first's locks: ``last_rows_pipelined``): lookup ->
+    what it found. A charger not found or held elsewhere has none, nor has a first status whose
+    row is there but was not seen (created by a transaction that committed after the write
+    began): its unit writes it its own way."""
     tolerance = settings.CSMS_CLOCK_SKEW_TOLERANCE
     judged = [clock.charger_time(lookup.timestamp, received_at=now, tolerance_s=tolerance) for lookup in lookups]
-    boots = [chargers[lookup.charge_point_id] for lookup in lookups]
     params: dict[str, Any] = {
         "now": now,
-        "cp": array_text([charge_point.pk for charge_point in boots]),
+        "charge_point_id": array_text([lookup.charge_point_id for lookup in lookups]),
         "evse": array_text([lookup.evse_id for lookup in lookups]),
         "connector": array_text([lookup.connector_id for lookup in lookups]),
         "status": array_text([lookup.status for lookup in lookups]),
@@ -186,17 +270,18 @@ def _connectors_written(
         "vendor_error_code": array_text([lookup.vendor_error_code for lookup in lookups]),
         "status_timestamp": array_text([time.at for time in judged]),
         "charger_timestamp": array_text([time.kept for time in judged]),
-        "last_boot_at": array_text([charge_point.last_boot_at for charge_point in boots]),
     }
-    with bound_cursor() as cursor:
-        cursor.execute(_connectors_written_sql(asked), params)
-        rows = cursor.fetchall()
+    chargers = array_text(sorted({lookup.charge_point_id for lookup in lookups}))
+    _, rows = rows_pipelined([(_CHARGERS_SEEN, [now, chargers]), (_connectors_written_sql(asked), params)])
     writes = {}
-    for n, written, created, held, *old in rows:
-        lookup, charge_point = lookups[n - 1], boots[n - 1]  # WITH ORDINALITY counts from 1
+    for n, pk, last_boot_at, written, created, held, *old in rows:
+        lookup = lookups[n - 1]  # WITH ORDINALITY counts from 1
+        charge_point = instance_of_row(
+            ChargePoint, ("id", "charge_point_id", "last_boot_at"), (pk, lookup.charge_point_id, last_boot_at)
+        )
         if created is not None:
             connector = Connector(
-                id=created, charge_point_id=charge_point.pk, evse_id=lookup.evse_id, connector_id=lookup.connector_id
+                id=created, charge_point_id=pk, evse_id=lookup.evse_id, connector_id=lookup.connector_id
             )
             instance_saved(connector)
             writes[lookup] = StatusWrite(now, charge_point, connector, True, held)

@@ -21,11 +21,12 @@ of that charger could, and the status is the first of its charger's units (the g
 chooses). What is not taken is dropped once its unit ran (``connector_sessions_read_dropped``).
 PostgreSQL only.
 
-Most ``Available`` statuses follow a stop, on a charger with no session open: the statuses' write
-asks whether the charger has any (``sessions_open_asked``, in its own statement, after the same
-locks), and only the chargers that have one are read; the others' connectors are answered "none"
-without a statement (round 28: the read was 6 % of PostgreSQL's statement time in the fleet's rate
-phase, and returned no row).
+Most ``Available`` statuses follow a stop, on a connector with no session open: the statuses' write
+asks whether the connector has one (``sessions_open_asked``, in its own statement, after the same
+locks, in the write's round trip), and only the chargers of those that have one are read; the
+others' connectors are answered "none" without a statement (round 28: the read was 6 % of
+PostgreSQL's statement time in the fleet's rate phase, and returned no row; round 33: a lone status
+too, and the question is its connector's, not its charger's).
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ _read: RowsAhead[StatusLookup, tuple[_Key, list[int]]] = RowsAhead(fewest=1)  # 
 
 def sessions_open_asked() -> str:
     """For ``status_writes.statuses_written_together``'s ``asked``: over a status's row ``v``, for
-    a status ``Available``, whether any session is open on its charger (else NULL)."""
+    a status ``Available``, whether a session is open on its connector (2.0.1: its EVSE; as
+    ``_on`` matches it), else NULL."""
     sessions = connection.ops.quote_name(Transaction._meta.db_table)
     return (
         f"CASE WHEN v.status = '{CLOSING_STATUS}' THEN EXISTS (SELECT 1 FROM {sessions} t"
-        f" WHERE t.charge_point_id = v.cp AND t.status = '{TransactionStatus.ACTIVE}') END"
+        f" WHERE t.charge_point_id = v.cp AND t.status = '{TransactionStatus.ACTIVE}'"
+        " AND CASE WHEN v.evse IS NOT NULL THEN t.evse_id = v.evse"
+        " ELSE t.connector_id = v.connector AND t.evse_id IS NULL END) END"
     )
 
 

@@ -48,6 +48,32 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield sent
 
 
+# psycopg's generators that send without waiting for an answer: a COPY's data, a pipeline's entry
+# and its sends (its sync waits), and a setting's change outside a pipeline.
+_NOT_WAITING = ("copy_to", "_communicate_gen", "_enter_gen", "_set_autocommit_gen")
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The name of psycopg's generator for each round trip (every thread) while the test runs: a
+    statement's answer waited for, a pipeline's sync, a COPY's start and end, a COMMIT (one with
+    nothing to end is not sent). As ``benchmarks/statements.py --round-trips`` counts them."""
+    waited: list[str] = []
+    wait = psycopg.Connection.wait
+
+    def counted(self: psycopg.Connection[Any], gen: Any, *args: Any, **kwargs: Any) -> Any:
+        name = getattr(gen, "__name__", "?")
+        piped = self._pipeline is not None
+        idle = self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        ends_nothing = name in ("_commit_gen", "_rollback_gen") and idle
+        if not (ends_nothing or name in _NOT_WAITING or (piped and name == "_execute_gen")):
+            waited.append(name)
+        return wait(self, gen, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Connection, "wait", counted)
+    yield waited
+
+
 @dataclass
 class PrivatePostgres:
     """A PostgreSQL cluster of one test's own: stopping it disturbs nobody else."""

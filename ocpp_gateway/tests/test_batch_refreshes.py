@@ -278,7 +278,7 @@ async def test_a_boot_after_its_answered_read_in_the_batch_sees_it_one_before_do
 
 
 _ONE_STATUS = "WITH cp AS (UPDATE chargepoints_chargepoint SET last_seen"  # a status written its own way
-_STATUSES_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses' connectors
+_STATUSES_WRITTEN = "WITH given AS (SELECT * FROM unnest("  # the batch's statuses' connectors
 
 
 def _connectors(names: list[str]) -> list[tuple[Any, ...]]:

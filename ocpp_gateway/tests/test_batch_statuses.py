@@ -38,8 +38,9 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements: PostgreSQL"),
 ]
 
-_ONE_STATUS = "WITH cp AS (UPDATE chargepoints_chargepoint SET last_seen"  # a status written its own way
-_CONNECTORS_WRITTEN = "WITH v AS (SELECT * FROM unnest("  # the batch's statuses' connectors
+_ONE_STATUS = "WITH cp AS (UPDATE chargepoints_chargepoint SET last_seen"  # one status's write (alone or its own way)
+_ONE_ASKED = "SELECT (CASE WHEN v.status = 'Available'"  # a lone status's question, after its write
+_CONNECTORS_WRITTEN = "WITH given AS (SELECT * FROM unnest("  # the batch's statuses' connectors
 _SESSIONS_ASKED = 'SELECT 1 FROM "chargepoints_transaction"'  # an Available status's own read
 _SESSIONS_READ = "t.charge_point_id = ANY(%s::bigint[]) AND t.status = %s"  # the batch's Available statuses'
 _SESSIONS_LOCKED = "WHERE t.charge_point_id = %s AND t.status = %s AND"  # a connector's sessions read its own way
@@ -95,6 +96,20 @@ def _cases(prefix: str) -> list[tuple[list[dict[str, Any]], bool, dict[str, Any]
         ),  # a clock of 20 years ago: its receipt stands in, the time sent kept
         ([_status(cp[7], "Charging", 10)], True, _status(cp[7], "Available", 30)),  # a session the boot cut
     ]
+
+
+def _started(charge_point_id: str, *, connector_id: int) -> None:
+    transaction_start(
+        StartRequest(
+            charge_point_id=charge_point_id,
+            ocpp_version="1.6",
+            start_key=f"{connector_id}|tag|1000|{T0.isoformat()}",
+            started_at=T0,
+            connector_id=connector_id,
+            id_tag="TAG",
+            meter_start_wh=Decimal(1000),
+        )
+    )
 
 
 def _arranged(prefix: str) -> list[dict[str, Any]]:
@@ -328,14 +343,48 @@ async def test_available_statuses_on_chargers_without_an_open_session_read_no_se
     assert await available.acount() == 3
 
 
-async def test_a_status_alone_in_its_batch_is_one_statement_its_own_way(statements: list[str]) -> None:
+async def test_a_status_alone_in_its_batch_is_written_ahead_with_its_question_in_one_round_trip(
+    statements: list[str], round_trips: list[str]
+) -> None:
+    """Round 33: a lone status is written ahead by its own statement, and the question its
+    ``Available`` asks (a session open on its connector?) goes in the same round trip, after the
+    write's lock, where it was a statement and a round trip of its own; its batch is then its
+    COMMIT. A session open on another connector of its charger is not read."""
     await sync_to_async(charge_point_register)(charge_point_id="ALONE", heartbeat_interval=60)
+    await sync_to_async(_started)("ALONE", connector_id=2)
+    group = CommitGroup(max_units=64)
+    for n, status in enumerate(("Preparing", "Available"), start=1):
+        del statements[:], round_trips[:]
+        (result,) = await one_batch(group, (connection_context(), connector_status_set, _status("ALONE", status, n)))
+        assert isinstance(result, Connector)
+        assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
+        assert len([sql for sql in statements if sql.startswith(_ONE_ASKED)]) == 1
+        assert not [sql for sql in statements if "SKIP LOCKED" in sql or sql.startswith(_CONNECTORS_WRITTEN)]
+        assert not [sql for sql in statements if sql.startswith(_SESSIONS_ASKED) or _SESSIONS_READ in sql]
+        subscribers_asked = [sql for sql in statements if "webhooks_webhooksubscription" in sql]  # once a process
+        assert len(round_trips) - len(subscribers_asked) == 2, round_trips  # the write and its question; the COMMIT
+    statuses = Connector.objects.filter(charge_point__charge_point_id="ALONE").values_list("connector_id", "status")
+    assert [row async for row in statuses] == [(1, "Available")]
+    assert await Transaction.objects.filter(
+        charge_point__charge_point_id="ALONE", status=TransactionStatus.ACTIVE
+    ).aexists()
+
+
+async def test_a_lone_available_closes_the_session_its_charger_s_reboot_cut(statements: list[str]) -> None:
+    """Its question says a session is open on its connector: the batch reads it and closes it."""
+    await sync_to_async(charge_point_register)(charge_point_id="REBOOTED", heartbeat_interval=60)
+    await sync_to_async(_started)("REBOOTED", connector_id=1)
+    await ChargePoint.objects.filter(charge_point_id="REBOOTED").aupdate(last_boot_at=T0 + timedelta(minutes=5))
     group = CommitGroup(max_units=64)
     del statements[:]
-    (result,) = await one_batch(group, (connection_context(), connector_status_set, _status("ALONE", "Preparing", 1)))
+    (result,) = await one_batch(
+        group, (connection_context(), connector_status_set, _status("REBOOTED", "Available", 6))
+    )
     assert isinstance(result, Connector)
-    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
-    assert not [sql for sql in statements if "SKIP LOCKED" in sql or sql.startswith(_CONNECTORS_WRITTEN)]
+    assert len([sql for sql in statements if _SESSIONS_READ in sql]) == 1
+    assert not [sql for sql in statements if sql.startswith(_SESSIONS_ASKED)]
+    session = await Transaction.objects.aget(charge_point__charge_point_id="REBOOTED")
+    assert (session.status, session.stop_reason, session.closed_by_csms) == (TransactionStatus.ENDED, "Reboot", True)
 
 
 async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(statements: list[str]) -> None:
