@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import Model, Q, QuerySet
@@ -57,15 +58,25 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
 def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
     """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` as given
     -> the tag, with its parent; a tag not registered is absent."""
-    table = connection.ops.quote_name(IdTag._meta.db_table)
-    width = len(IdTag._meta.concrete_fields)
+    sql, params = id_tags_read(id_tags)
     with bound_cursor() as cursor:
-        cursor.execute(
-            f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
-            f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
-            [array_text([id_tag.lower() for id_tag in id_tags])],
-        )
-        rows = cursor.fetchall()
+        cursor.execute(sql, params)
+        return id_tags_of_rows(cursor.fetchall())
+
+
+def id_tags_read(id_tags: Sequence[str]) -> tuple[str, list[Any]]:
+    """``id_tags_found``'s statement and parameters (for a pipeline), its rows for ``id_tags_of_rows``."""
+    table = connection.ops.quote_name(IdTag._meta.db_table)
+    return (
+        f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
+        f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
+        [array_text([id_tag.lower() for id_tag in id_tags])],
+    )
+
+
+def id_tags_of_rows(rows: list[tuple[Any, ...]]) -> dict[str, IdTag]:
+    """``id_tags_read``'s rows: ``id_tag.lower()`` -> the tag, with its parent."""
+    width = len(IdTag._meta.concrete_fields)
     found = {}
     for key, *columns in rows:
         tag, parent = instance_of(IdTag, columns[:width]), columns[width:]

@@ -251,16 +251,31 @@ def _rows_read(
     with bound_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-        width = len(model._meta.concrete_fields)
-        pending: list[type[Model]] = [model] if _pending_among(model, rows) else []
-        if related is not None and _pending_among(related[1], [row[width:] for row in rows]):
-            pending.append(related[1])
-        if pending:  # read before its gathered update was written: write, read again
-            for stale in pending:
-                gathered_rows_written(stale)
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-    return rows
+    return rows_current(model, rows, sql, params, related=related)
+
+
+def rows_current(
+    model: type[Model],
+    rows: list[tuple[Any, ...]],
+    sql: str,
+    params: Sequence[Any],
+    *,
+    related: tuple[str, type[Model]] | None = None,
+) -> list[tuple[Any, ...]]:
+    """``rows``, read by ``sql`` (as ``rows_of`` or ``model_rows`` reads them; by a pipeline, say:
+    ``rows_pipelined``), or, when read before an update gathered for one of them was written, that
+    update written and ``sql`` run again: its rows."""
+    width = len(model._meta.concrete_fields)
+    pending: list[type[Model]] = [model] if _pending_among(model, rows) else []
+    if related is not None and _pending_among(related[1], [row[width:] for row in rows]):
+        pending.append(related[1])
+    if not pending:
+        return rows
+    for stale in pending:  # read before its gathered update was written: write, read again
+        gathered_rows_written(stale)
+    with bound_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def instance_of(model: type[M], row: Sequence[Any]) -> M:

@@ -196,7 +196,7 @@ def transactions_started_or_open(
     would miss a session (or a parked stop) the lock's holder (the charger's other connection)
     committed meanwhile. ``ChargePoint.DoesNotExist`` for an unknown charger."""
     charge_point = charge_point_locked(charge_point_id)
-    ((sessions, parked, _),) = sessions_started_or_open(
+    ((sessions, parked, _, _),) = sessions_started_or_open(
         [SessionsKey(charge_point.pk, start_key, connector_id, evse_id, parked_under)]
     )
     existing, open_on_it = started_or_open_among(charge_point, sessions, start_key, connector_id, evse_id)
@@ -204,11 +204,12 @@ def transactions_started_or_open(
 
 
 class SessionsKey(NamedTuple):
-    """What ``sessions_started_or_open`` reads for one start: its charger's primary key, its start
-    key as stored, its connector and EVSE as their columns keep them (an EVSE, when given, decides),
-    and the 2.0.1 transactionId a stop may be parked under ("": none)."""
+    """What ``sessions_started_or_open`` reads for one start: its charger (its primary key; with
+    ``written_here``, its charger id), its start key as stored, its connector and EVSE as their
+    columns keep them (an EVSE, when given, decides), and the 2.0.1 transactionId a stop may be
+    parked under ("": none)."""
 
-    charge_point_pk: int
+    charger: int | str
     start_key: str
     connector_id: int | None
     evse_id: int | None
@@ -217,50 +218,66 @@ class SessionsKey(NamedTuple):
 
 class SessionsFound(NamedTuple):
     """``sessions_started_or_open``'s answer for one key: the sessions read (locked, not yet
-    remembered), whether a stop is parked under its transactionId, and the primary key handed out
-    for the session it may open (``new_ids``; else None)."""
+    remembered), whether a stop is parked under its transactionId, the primary key handed out
+    for the session it may open (``new_ids``; else None) and its charger's primary key."""
 
     sessions: list[Transaction]
     parked: bool
     new_id: int | None
+    charge_point_pk: int
 
 
 def sessions_started_or_open(keys: Sequence[SessionsKey], *, new_ids: bool = False) -> list[SessionsFound]:
-    """For each of ``keys``, in order, in one statement (PostgreSQL): the sessions its start key
-    opened and those open on its connector (EVSE), locked (``FOR UPDATE``), not yet remembered
-    (``started_or_open_among``), and whether a stop of an unknown session is parked open under its
-    transactionId; with ``new_ids``, a primary key from the sessions' sequence per key (``nextval``,
-    once per key: a start that opens no session leaves a gap, as a rolled-back INSERT does). Read
-    after the chargers' locks, by a statement of its own (see ``transactions_started_or_open``)."""
+    """For each of ``keys`` (their chargers' primary keys), in order, in one statement
+    (PostgreSQL): the sessions its start key opened and those open on its connector (EVSE), locked
+    (``FOR UPDATE``), not yet remembered (``started_or_open_among``), and whether a stop of an
+    unknown session is parked open under its transactionId; with ``new_ids``, a primary key from
+    the sessions' sequence per key (``nextval``, once per key: a start that opens no session leaves
+    a gap, as a rolled-back INSERT does). Read after the chargers' locks, by a statement of its own
+    (see ``transactions_started_or_open``)."""
+    sql, params = sessions_started_or_open_read(keys, new_ids=new_ids)
+    found = sessions_found(rows_of(Transaction, sql, params))
+    return [found[n] for n in range(len(keys))]
+
+
+def sessions_started_or_open_read(
+    keys: Sequence[SessionsKey], *, new_ids: bool, written_here: bool = False
+) -> tuple[str, list[Any]]:
+    """``sessions_started_or_open``'s statement and parameters, for ``sessions_found``. With
+    ``written_here`` the keys name their chargers by charger id, and only the keys whose charger's
+    row this transaction wrote (its version is this transaction's: locked here) are read, so that
+    the statement can follow the one that locked them in its round trip (a pipeline)."""
+    params = [
+        array_text(range(len(keys))),
+        array_text([key.charger for key in keys]),
+        array_text([key.start_key for key in keys]),
+        array_text([key.connector_id for key in keys]),
+        array_text([key.evse_id for key in keys]),
+        array_text([key.parked_under for key in keys]),
+        ReconciliationReason.UNKNOWN_TRANSACTION,
+        ReconciliationState.OPEN,
+        TransactionStatus.ACTIVE,
+    ]
+    return _sessions_started_or_open_sql(new_ids, written_here), params
+
+
+def sessions_found(rows: list[tuple[Any, ...]]) -> dict[int, SessionsFound]:
+    """The rows of ``sessions_started_or_open_read``'s statement: key's index -> its answer (a key
+    not read, its charger not written here, absent)."""
     width = len(Transaction._meta.concrete_fields)
     pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
-    rows = rows_of(
-        Transaction,
-        _sessions_started_or_open_sql(new_ids),
-        [
-            array_text(range(len(keys))),
-            array_text([key.charge_point_pk for key in keys]),
-            array_text([key.start_key for key in keys]),
-            array_text([key.connector_id for key in keys]),
-            array_text([key.evse_id for key in keys]),
-            array_text([key.parked_under for key in keys]),
-            ReconciliationReason.UNKNOWN_TRANSACTION,
-            ReconciliationState.OPEN,
-            TransactionStatus.ACTIVE,
-        ],
-    )
-    found = [SessionsFound([], False, None) for _ in keys]
+    found: dict[int, SessionsFound] = {}
     for row in rows:
-        n = row[width]
-        sessions = found[n].sessions
+        n, parked, new_id, charge_point_pk = row[width : width + 4]
+        sessions = found[n].sessions if n in found else []
         if row[pk_index] is not None:  # the LEFT JOIN found a session
             sessions.append(instance_of(Transaction, row[:width]))
-        found[n] = SessionsFound(sessions, bool(row[width + 1]), row[width + 2])
+        found[n] = SessionsFound(sessions, bool(parked), new_id, charge_point_pk)
     return found
 
 
 @cache
-def _sessions_started_or_open_sql(new_ids: bool) -> str:
+def _sessions_started_or_open_sql(new_ids: bool, written_here: bool) -> str:
     """``sessions_started_or_open``'s statement: ``q`` is one row per key (numbered ``n``), its new
     primary key made in a subquery of its own (not flattened: ``nextval`` is volatile), so once per
     key whatever the number of sessions joined to it."""
@@ -269,10 +286,21 @@ def _sessions_started_or_open_sql(new_ids: bool) -> str:
     new_id = (
         f"nextval(pg_get_serial_sequence('{meta.db_table}', '{column_of(meta.pk)}'))" if new_ids else "NULL::bigint"
     )
+    if written_here:  # the chargers this transaction wrote: their row's version is its own
+        keys = (
+            f"SELECT u.*, ch.id AS cp, {new_id} AS new_id FROM unnest(%s::int[], %s::text[], %s::text[], %s::int[],"
+            " %s::int[], %s::text[]) AS u(n, charge_point_id, start_key, connector_id, evse_id, parked_under)"
+            f" JOIN {_table(ChargePoint)} ch ON ch.charge_point_id = u.charge_point_id"
+            " WHERE ch.xmin = pg_current_xact_id_if_assigned()::xid"
+        )
+    else:
+        keys = (
+            f"SELECT u.*, {new_id} AS new_id FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::int[], %s::int[],"
+            " %s::text[]) AS u(n, cp, start_key, connector_id, evse_id, parked_under)"
+        )
     return (
-        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked, q.new_id FROM (SELECT u.*, {new_id} AS new_id"
-        " FROM unnest(%s::int[], %s::bigint[], %s::text[], %s::int[], %s::int[], %s::text[]) AS u(n, cp, start_key,"
-        " connector_id, evse_id, parked_under)) q CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS"
+        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked, q.new_id, q.cp FROM ({keys}) q CROSS JOIN LATERAL"
+        " (SELECT q.parked_under <> '' AND EXISTS"
         f" (SELECT 1 FROM {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s"
         " AND r.state = %s AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT *"
         f" FROM {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"

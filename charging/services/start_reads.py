@@ -7,11 +7,13 @@ its transactionId (``session_rows.transactions_started_or_open``: two statements
 all its starts, before its units run (``starts_read_together``): one statement locks every
 start's charger that no other transaction holds, in the order of their primary keys, waiting for
 none (``SKIP LOCKED``: a charger held elsewhere, say by its other connection's batch, is left to
-its start, which waits for it and reads after it at its turn, as a start always did); one reads
-the locked starts' sessions and parked stops (a statement after the locks, as for one start) and
+its start, which waits for it and reads after it at its turn, as a start always did) and sets
+their ``last_seen``; one reads the locked starts' sessions and parked stops (a statement after
+the locks, as for one start: those of the chargers whose row version is this transaction's) and
 hands each a primary key for the session it may open (its INSERT is then gathered with the
-batch's others: one statement); one reads their id tags. Each start then takes its answer
-(``start_read_taken``) instead of reading.
+batch's others: one statement); one reads their id tags. The three go in one round trip, a
+pipeline (round 33; they were three). Each start then takes its answer (``start_read_taken``)
+instead of reading.
 
 Only the first unit of a charger in its batch may have an answer (the group commit chooses): a
 unit of that charger before it (another start, a stop, a status that closes a session) may change
@@ -25,9 +27,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-from django.db import connection
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from charging import selectors
@@ -35,8 +36,14 @@ from charging.models import (
     IdTag,
     Transaction,
 )
-from charging.services.session_rows import SessionsKey, charge_point_named, column_int, sessions_started_or_open
-from kernel.plain_sql import array_text, bound_cursor
+from charging.services.session_rows import (
+    SessionsKey,
+    charge_point_named,
+    column_int,
+    sessions_found,
+    sessions_started_or_open_read,
+)
+from kernel.plain_sql import array_text, rows_current, rows_pipelined
 from kernel.rows_ahead import RowsAhead, UnitKind
 
 
@@ -95,18 +102,16 @@ _tags: RowsAhead[str, IdTag | None] = RowsAhead(fewest=1)  # lower(id tag) -> th
 @contextmanager
 def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` is answered
-    (``start_read_taken``) from three statements made now: the chargers locked, the sessions and
-    parked stops read, the id tags read. A charger not found has no answer (its unit reads, and
-    fails as it does). Nothing to read, or not PostgreSQL: no statement, no answer."""
+    (``start_read_taken``) from three statements made now, in one round trip: the chargers locked,
+    the sessions and parked stops read, the id tags read. A charger not found, or held by another
+    transaction, has no answer (its unit reads, and waits or fails as it does). Nothing to read, or
+    not PostgreSQL: no statement, no answer."""
     with _reads.kept() as reads, _tags.kept() as tags_read:
         if _reads.enough(lookups):
-            chargers = _chargers_locked(lookups)
-            lookups = [lookup for lookup in lookups if lookup.charge_point_id in chargers]
-            reads.update(_sessions_read(lookups, chargers))
-            tags = {lookup.id_tag.lower() for lookup in lookups if lookup.id_tag}
-            if tags:
-                found = selectors.id_tags_found(sorted(tags))
-                tags_read.update((tag, found.get(tag)) for tag in tags)
+            tags = sorted({lookup.id_tag.lower() for lookup in lookups if lookup.id_tag})
+            found, tags_found = _read(lookups, tags)
+            reads.update(found)
+            tags_read.update((tag, tags_found.get(tag)) for tag in tags)
         yield
 
 
@@ -124,46 +129,39 @@ def id_tag_read(id_tag: str) -> tuple[bool, IdTag | None]:
     return True, tags[key]
 
 
-def _table(model: type[Any]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+# The starts' chargers locked in the order of their primary keys, those another transaction holds
+# skipped, not waited for (their start reads and locks its own way, at its turn in the batch, as
+# before the batch read: no batch-wide wait); written (``last_seen``: a start is a sign of life),
+# so that the reads after it take the chargers whose row version is this transaction's.
+_CHARGERS_LOCKED = (
+    f"UPDATE {ChargePoint._meta.db_table} cp SET last_seen = %s"
+    f" FROM (SELECT id FROM {ChargePoint._meta.db_table} WHERE charge_point_id = ANY(%s::text[])"
+    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) locked WHERE cp.id = locked.id"
+)
 
 
-def _chargers_locked(lookups: Sequence[StartLookup]) -> dict[str, ChargePoint]:
-    """The lookups' chargers' rows, locked in the order of their primary keys: charger id -> row,
-    read as its id and identity alone (``session_rows.charge_point_named``: what a start uses of
-    it; building ~25 columns per charger cost more than the statement's other work). A charger
-    whose row another transaction holds is skipped, not waited for: its start reads and locks its
-    own way, at its turn in the batch, as before the batch read (no batch-wide wait)."""
-    with bound_cursor() as cursor:
-        cursor.execute(
-            f"SELECT c.id, c.charge_point_id FROM {_table(ChargePoint)} c"
-            " WHERE c.charge_point_id = ANY(%s::text[]) ORDER BY c.id FOR NO KEY UPDATE SKIP LOCKED",
-            [array_text(sorted({lookup.charge_point_id for lookup in lookups}))],
-        )
-        found = cursor.fetchall()
-    return {charge_point_id: charge_point_named(pk, charge_point_id) for pk, charge_point_id in found}
-
-
-def _sessions_read(lookups: list[StartLookup], chargers: dict[str, ChargePoint]) -> dict[StartLookup, StartRead]:
-    """``transactions_started_or_open``'s read after the lock, for every lookup in one statement;
-    for two or more, with a primary key handed out for the session each may open (one new session
-    is written by its own INSERT at no more cost than a gathered one)."""
-    if not lookups:
-        return {}
-    found = sessions_started_or_open(
-        [
-            SessionsKey(
-                chargers[lookup.charge_point_id].pk,
-                lookup.start_key,
-                lookup.connector_id,
-                lookup.evse_id,
-                lookup.parked_under,
-            )
-            for lookup in lookups
-        ],
-        new_ids=len(lookups) > 1,
-    )
-    return {
-        lookup: StartRead(chargers[lookup.charge_point_id], sessions, parked, new_id)
-        for lookup, (sessions, parked, new_id) in zip(lookups, found, strict=True)
+def _read(lookups: Sequence[StartLookup], tags: list[str]) -> tuple[dict[StartLookup, StartRead], dict[str, IdTag]]:
+    """The chargers locked (``_CHARGERS_LOCKED``), then the sessions and parked stops of the starts
+    whose charger was (``session_rows.sessions_started_or_open_read``, ``written_here``), for two
+    or more with a primary key handed out for the session each may open (one new session is
+    written by its own INSERT at no more cost than a gathered one), and ``tags`` (lower case): one
+    round trip (``rows_pipelined``: each statement reads as of its start, after the locks). The
+    chargers are read as their id and identity alone (``session_rows.charge_point_named``: what a
+    start uses of them)."""
+    keys = [
+        SessionsKey(lookup.charge_point_id, lookup.start_key, lookup.connector_id, lookup.evse_id, lookup.parked_under)
+        for lookup in lookups
+    ]
+    sessions_read = sessions_started_or_open_read(keys, new_ids=len(lookups) > 1, written_here=True)
+    chargers = array_text(sorted({lookup.charge_point_id for lookup in lookups}))
+    statements = [(_CHARGERS_LOCKED, [timezone.now(), chargers]), sessions_read]
+    if tags:
+        statements.append(selectors.id_tags_read(tags))
+    _, sessions_rows, *tag_rows = rows_pipelined(statements)
+    found = sessions_found(rows_current(Transaction, sessions_rows, *sessions_read))
+    reads = {
+        lookup: StartRead(charge_point_named(read.charge_point_pk, lookup.charge_point_id), *read[:3])
+        for n, lookup in enumerate(lookups)
+        if (read := found.get(n)) is not None
     }
+    return reads, selectors.id_tags_of_rows(tag_rows[0]) if tag_rows else {}

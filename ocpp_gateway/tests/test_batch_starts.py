@@ -14,10 +14,11 @@ import pytest
 from django.db import connection
 
 from charging.models import AuthorizationStatus, IdTag, ReconciliationItem, Transaction, TransactionStatus
+from charging.services import start_reads
 from charging.services.transaction_start import StartResult, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from ocpp_gateway.group_commit import CommitGroup
-from ocpp_gateway.tests.batches import one_batch, registered, start16
+from ocpp_gateway.tests.batches import charger_held, one_batch, registered, start16
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = [
@@ -72,7 +73,9 @@ async def test_a_batchs_starts_lock_their_chargers_rows_as_id_and_identity_and_r
         *((transaction_start, {"request": start16(cp, 2000, T0 + timedelta(minutes=10))}) for cp in chargers),
     )
     (lock,) = [sql for sql in statements if "FOR NO KEY UPDATE" in sql and "chargepoints_chargepoint" in sql]
-    assert lock.startswith("SELECT c.id, c.charge_point_id FROM")
+    assert lock.startswith(
+        "UPDATE chargepoints_chargepoint cp SET last_seen = %s FROM (SELECT id FROM"
+    )  # no column read
     assert not [
         sql for sql in statements if 'FROM "chargepoints_chargepoint" WHERE "chargepoints_chargepoint"."id"' in sql
     ]
@@ -152,3 +155,59 @@ async def test_a_started_read_with_its_batch_is_ended_by_its_parked_stop_and_ans
     statuses = {tx: status async for tx, status in Transaction.objects.values_list("ocpp_transaction_id", "status")}
     assert statuses == {"TX-P": TransactionStatus.ENDED, "TX-Q": TransactionStatus.ACTIVE}
     assert not await ReconciliationItem.objects.filter(transaction__isnull=True).aexists()
+
+
+async def test_a_batchs_starts_read_their_chargers_sessions_and_id_tags_in_one_round_trip(statements, round_trips):
+    """Round 33: the chargers' lock, the sessions' read and the id tags' read go in one pipeline."""
+    chargers = [f"CP-BS-RT-{n}" for n in range(3)]
+    await asyncio.to_thread(registered, *chargers)
+    await one_batch(CommitGroup(max_units=64), (transaction_start, {"request": start16("CP-BS-WARM", 1000, T0)}))
+    statements.clear(), round_trips.clear()
+    results = await one_batch(
+        CommitGroup(max_units=64), *((transaction_start, {"request": start16(cp, 1000, T0)}) for cp in chargers)
+    )
+    assert [result.transaction.status for result in results] == [TransactionStatus.ACTIVE] * 3
+    # the reads' pipeline, the chargers' site read, the new sessions' COPY (its start and end), the
+    # COMMIT: the three reads were a round trip each
+    assert round_trips == ["_exit_gen", "_execute_gen", "_start_copy_gen", "copy_end", "_commit_gen"]
+
+
+async def test_a_start_whose_charger_another_transaction_holds_reads_its_sessions_after_that_one_commits(
+    monkeypatch,
+):
+    """The batch's reads skip a charger held elsewhere (the other connection's batch, say): its
+    start waits for it at its turn and reads what that transaction committed, here a session it
+    opened on the same connector, which the start then supersedes. Read with the others, as of
+    before the holder's commit (which comes right after the batch's reads), it would have been
+    missed: two sessions open on one connector."""
+    await asyncio.to_thread(registered, "CP-BS-HELD-0")
+    (earlier,) = await one_batch(
+        CommitGroup(max_units=64), (transaction_start, {"request": start16("CP-BS-HELD-0", 1000, T0)})
+    )
+    await Transaction.objects.filter(pk=earlier.transaction.pk).aupdate(status=TransactionStatus.ENDED)
+    async with charger_held("CP-BS-HELD-1", "CP-BS-HELD-2", held="CP-BS-HELD-0") as holder:
+        holder.execute(
+            "UPDATE chargepoints_transaction SET status = %s WHERE id = %s",
+            [TransactionStatus.ACTIVE, earlier.transaction.pk],
+        )
+        read = start_reads.rows_pipelined
+
+        def read_then_released(statements: Any) -> Any:
+            rows = read(statements)
+            holder.commit()  # the holder's session committed after the batch's reads
+            return rows
+
+        monkeypatch.setattr(start_reads, "rows_pipelined", read_then_released)
+        results = await one_batch(
+            CommitGroup(max_units=64),
+            *(
+                (transaction_start, {"request": start16(cp, 2000, T0 + timedelta(minutes=5))})
+                for cp in ("CP-BS-HELD-1", "CP-BS-HELD-0", "CP-BS-HELD-2")
+            ),
+        )
+    assert [result.transaction.status for result in results] == [TransactionStatus.ACTIVE] * 3
+    sessions = Transaction.objects.filter(charge_point__charge_point_id="CP-BS-HELD-0").order_by("pk")
+    assert [(s.status, s.stop_reason) async for s in sessions] == [
+        (TransactionStatus.ENDED, "Superseded"),
+        (TransactionStatus.ACTIVE, ""),
+    ]
