@@ -30,7 +30,7 @@ import psycopg
 from django.db import connection, transaction
 
 from chargepoints.services import charge_point_register
-from chargepoints.services.fleet import _STATUS_WRITTEN
+from chargepoints.services.status_writes import _STATUS_WRITTEN
 from chargepoints.services.status_writes import STATUS_COLUMNS
 from charging.models import Transaction
 from kernel.plain_sql import _gathered_update_of, bound_cursor

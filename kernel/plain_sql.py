@@ -174,28 +174,30 @@ def condition_holds(condition: str, params: Sequence[Any]) -> bool:
 
 def rows_pipelined(statements: Sequence[tuple[str, Any]]) -> list[list[tuple[Any, ...]]]:
     """Run ``statements`` (SQL, parameters) in order; the rows of each (none: a statement that
-    returns none). On PostgreSQL in one round trip: a pipeline (``kernel.deferred_begin.in_pipeline``),
-    after the transaction's BEGIN and settings when they wait (``begin_for_pipeline``), each
-    statement by a cursor of its own (a pipelined cursor keeps its last result). PostgreSQL runs
-    each once the one before it is done, so that under READ COMMITTED each reads as of its own
-    start: after the row locks the ones before it took. Elsewhere, or inside a pipeline already,
-    one after the other. Raises the first refused statement's error, as Django's (the later ones
-    skipped)."""
+    returns none). On PostgreSQL two or more go in one round trip: a pipeline
+    (``kernel.deferred_begin.in_pipeline``), after the transaction's BEGIN and settings when they
+    wait (``begin_for_pipeline``), each by a cursor of its own (a pipelined cursor keeps its last
+    result). PostgreSQL runs each once the one before it is done, so that under READ COMMITTED each
+    reads as of its own start: after the row locks the ones before it took. One alone, off
+    PostgreSQL, or inside a pipeline already: one after the other, by ``bound_cursor``. Raises the
+    first refused statement's error, as Django's (the later ones skipped)."""
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
     db.ensure_connection()
     raw = db.connection if db.vendor == "postgresql" else None
-    if raw is None or raw._pipeline is not None or not hasattr(db, "bound_cursor"):
+    if raw is None or raw._pipeline is not None or not hasattr(db, "bound_cursor") or len(statements) < 2:
         found = []
         with bound_cursor() as cursor:
             for sql, params in statements:
                 cursor.execute(sql, params)
+                if raw is not None and raw._pipeline is not None:
+                    raw._pipeline.sync()  # its result read now
                 found.append(cursor.fetchall() if cursor.description is not None else [])
         return found
     _inserts_written()  # a pipelined statement passes no execute wrapper's write first
-    begin = begin_for_pipeline(raw)
     with ExitStack() as cursors_closed:
         lent = [bound_cursor(), *(db.bound_cursor() for _ in statements[1:])]  # the first kept (``bound_cursors_kept``)
         cursors: list[CursorWrapper] = [cursors_closed.enter_context(cursor) for cursor in lent]
+        begin = begin_for_pipeline(raw)  # from here on ``in_pipeline`` restores psycopg's BEGIN
 
         def sent() -> None:
             for statement in begin:  # on the first cursor: its result is then the first statement's

@@ -39,21 +39,21 @@ attach): that one is skipped when its caller gave up before its batch started (`
 
 Before the units of a pass without savepoints run, the batch's session starts are read together
 (``charging.services.start_reads``): their chargers locked by one statement, in the order of their
-primary keys, then their sessions and parked stops by one, their id tags by one; each start takes
-its answer. Likewise the register readings of its stops' sessions that their connections keep,
-by one statement (``charging.services.ledger_reads``). And its StatusNotifications are written
-together, their chargers locked as the starts' are (``chargepoints.services.status_writes``; the write
-also tells which chargers of its ``Available`` statuses have a session open), then the sessions open on
-the connectors of those ``Available`` among them read by one statement
-(``charging.services.status_reads``). Its handshakes' attaches admitted without hashing are
-written together too, their chargers locked the same way (``chargepoints.services.attach_writes``),
-and its BootNotifications (``chargepoints.services.boot_writes``); the sessions open on the
-attached chargers that have some are read by one statement
-(``charging.services.open_sessions.open_sessions_read_together``), the configuration reads
-after its chargers' boots (``configuration.refresh_writes``), its 2.0.1 NotifyReport parts stored
-(``configuration.report_writes``), and the completions of its commands answered with what their
-routes store together (outcomes, and a GetConfiguration's keys or a report request's report tied:
-``commands.outcome_writes``).
+primary keys, then their sessions and parked stops by one, their id tags by one, the three in one
+round trip; each start takes its answer. Likewise the register readings of its stops' sessions that
+their connections keep, by one statement (``charging.services.ledger_reads``). And its
+StatusNotifications are written together, their chargers locked as the starts' are, in one round
+trip (``chargepoints.services.status_writes``; the write also tells which connectors of its
+``Available`` statuses have a session open), then the sessions open on the connectors of those
+``Available`` among them read by one statement (``charging.services.status_reads``). Its handshakes'
+attaches admitted without hashing are written together too, their chargers locked the same way
+(``chargepoints.services.attach_writes``), and its BootNotifications
+(``chargepoints.services.boot_writes``); the sessions open on the attached chargers that have some
+are read by one statement (``charging.services.open_sessions.open_sessions_read_together``), the
+configuration reads after its chargers' boots (``configuration.refresh_writes``), its 2.0.1
+NotifyReport parts stored (``configuration.report_writes``), and the completions of its commands
+answered with what their routes store together (outcomes, and a GetConfiguration's keys or a report
+request's report tied: ``commands.outcome_writes``).
 Only a start, stop, status, attach, boot, read after a boot, NotifyReport part or completion that
 is the first unit of its charger in the batch has one (``_first_of_their_chargers``):
 a unit of that charger before it may change what was read or written.

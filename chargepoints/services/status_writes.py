@@ -13,7 +13,8 @@ start: what committed before the locks were taken), locks, reads and writes or c
 connectors' rows by the same rule, for the chargers the first wrote (their row's version is this
 transaction's). The two go in one round trip, a pipeline: PostgreSQL starts the second once the
 first is done (round 33; they were two, and a lone status wrote its own way in one statement,
-then asked in another whether a session was open: ``asked``, now in the write). Each status then
+then asked in another whether a session was open: ``asked``, now in the write's round trip; a lone
+status is now written ahead too, by its own statement, its question a second one beside it). Each status then
 takes what was written for it (``status_write_taken``) and sends its signal and its webhook event
 at its turn, as before.
 
@@ -86,17 +87,20 @@ def statuses_written_together(
     lookups: Sequence[StatusLookup], *, asked: str = "NULL"
 ) -> Iterator[list[tuple[StatusLookup, StatusWrite]]]:
     """Within the block (a batch's pass without savepoints), each of ``lookups`` whose charger was
-    found and not held elsewhere is written now (two statements, one round trip) and answered
-    (``status_write_taken``); the block is given those whose status was written (their signal is
-    to be sent). ``asked``: an SQL boolean without parameters over each status's row ``v`` (``cp``
-    its charger's pk, ``status``), evaluated in the write's statement, after the chargers' locks,
-    into ``StatusWrite.condition_held``: what a higher app asks of a status without a statement of
-    its own. None, or not PostgreSQL: no statement, no answer."""
+    found is written now and answered (``status_write_taken``); the block is given those whose
+    status was written (their signal is to be sent). Two or more: two statements in one round
+    trip, a charger held by another transaction skipped (its unit waits for it at its turn); one
+    alone: its own statement (``status_written``), which waits for its charger as its unit would.
+    ``asked``: an SQL boolean without parameters over each status's row ``v`` (``cp`` its charger's
+    pk, ``status``, ``evse``, ``connector``), evaluated after the chargers' locks (in the write's
+    statement; for a lone status by a second one in its round trip) into
+    ``StatusWrite.condition_held``: what a higher app asks of a status without a round trip of its
+    own. None, or not PostgreSQL: no statement, no answer."""
     with _writes.kept() as writes:
         if _writes.enough(lookups):
             now = timezone.now()
             if len(lookups) == 1:
-                writes.update(_connector_written(lookups[0], now, asked))
+                writes.update(_connector_written(lookups[0], now, None if asked == "NULL" else asked))
             else:
                 writes.update(_connectors_written(lookups, now, asked))
         yield [(lookup, write) for lookup, write in writes.items() if write.written]
@@ -178,7 +182,7 @@ def _asked_of_one_sql(asked: str) -> str:
     return _ASKED_OF_ONE.replace("{asked}", asked)
 
 
-def _connector_written(lookup: StatusLookup, now: datetime, asked: str) -> dict[StatusLookup, StatusWrite]:
+def _connector_written(lookup: StatusLookup, now: datetime, asked: str | None) -> dict[StatusLookup, StatusWrite]:
     """One status written ahead (``status_written``, one round trip; its lock waited for, as its
     unit would): lookup -> what it found, or nothing (its unit goes its own way)."""
     judged = clock.charger_time(lookup.timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
@@ -202,17 +206,23 @@ def status_write_dropped(lookup: StatusLookup | None) -> None:
     _writes.dropped(lookup)
 
 
-# The statuses' chargers' ``last_seen`` set, their rows locked in the order of their primary
-# keys, those held by another transaction skipped (``_connectors_written`` writes only the others).
-_CHARGERS_SEEN = (
+# Chargers' ``last_seen`` set (parameters: the time, their charger ids), their rows locked in the
+# order of their primary keys, those held by another transaction skipped: a batch's statuses'
+# (``_connectors_written`` then writes only the others) and its starts' (``charging.services.start_reads``).
+# A statement after it in the transaction tells the chargers it wrote by ``CHARGERS_SEEN_HERE``.
+CHARGERS_SEEN = (
     f"UPDATE {ChargePoint._meta.db_table} cp SET last_seen = %s"
     f" FROM (SELECT id FROM {ChargePoint._meta.db_table} WHERE charge_point_id = ANY(%s::text[])"
     " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) locked WHERE cp.id = locked.id"
 )
+# Over a charger's row ``ch``, in a later statement of the transaction (parameter: the time given
+# to ``CHARGERS_SEEN``): whether ``CHARGERS_SEEN`` wrote it, so holds its lock (its row's version is
+# this transaction's, with that time; none inside a savepoint, whose writes are the savepoint's).
+CHARGERS_SEEN_HERE = "ch.xmin = pg_current_xact_id_if_assigned()::xid AND ch.last_seen = {now}"
 
 
 _TABLE = Connector._meta.db_table
-# ``fleet._STATUS_WRITTEN`` for many connectors of locked chargers (at most one per charger): each
+# ``_STATUS_WRITTEN`` for many connectors of locked chargers (at most one per charger): each
 # row's values one array; the old rows locked in the order of their ids; a row written unless its
 # stored status supersedes the new one (``fleet._status_superseded``), created when there is none.
 _CONNECTORS_WRITTEN = (
@@ -221,10 +231,9 @@ _CONNECTORS_WRITTEN = (
     " %(vendor_error_code)s::text[], %(status_timestamp)s::timestamptz[], %(charger_timestamp)s::timestamptz[])"
     " WITH ORDINALITY AS given(charge_point_id, evse, connector, status, error_code, info, vendor_id,"
     " vendor_error_code, status_timestamp, charger_timestamp, n)),"
-    # the chargers ``_CHARGERS_SEEN`` wrote: their row's version is this transaction's
     " v AS (SELECT given.*, ch.id AS cp, ch.last_boot_at FROM given"
     f" JOIN {ChargePoint._meta.db_table} ch ON ch.charge_point_id = given.charge_point_id"
-    " WHERE ch.xmin = pg_current_xact_id_if_assigned()::xid),"
+    f" WHERE {CHARGERS_SEEN_HERE.format(now='%(now)s')}),"
     f" old AS (SELECT v.n, {', '.join(f'c.{column}' for column in CONNECTOR_COLUMNS)} FROM {_TABLE} c"
     " JOIN v ON c.charge_point_id = v.cp AND c.connector_id = v.connector"
     " AND c.evse_id IS NOT DISTINCT FROM v.evse ORDER BY c.id FOR UPDATE OF c),"
@@ -251,8 +260,8 @@ def _connectors_written_sql(asked: str) -> str:
 
 
 def _connectors_written(lookups: Sequence[StatusLookup], now: datetime, asked: str) -> dict[StatusLookup, StatusWrite]:
-    """``_CHARGERS_SEEN`` then ``_CONNECTORS_WRITTEN`` for ``lookups``, in one round trip (the
-    second reads as of its own start, after the first's locks: ``last_rows_pipelined``): lookup ->
+    """``CHARGERS_SEEN`` then ``_CONNECTORS_WRITTEN`` for ``lookups``, in one round trip (the
+    second reads as of its own start, after the first's locks: ``rows_pipelined``): lookup ->
     what it found. A charger not found or held elsewhere has none, nor has a first status whose
     row is there but was not seen (created by a transaction that committed after the write
     began): its unit writes it its own way."""
@@ -272,7 +281,7 @@ def _connectors_written(lookups: Sequence[StatusLookup], now: datetime, asked: s
         "charger_timestamp": array_text([time.kept for time in judged]),
     }
     chargers = array_text(sorted({lookup.charge_point_id for lookup in lookups}))
-    _, rows = rows_pipelined([(_CHARGERS_SEEN, [now, chargers]), (_connectors_written_sql(asked), params)])
+    _, rows = rows_pipelined([(CHARGERS_SEEN, [now, chargers]), (_connectors_written_sql(asked), params)])
     writes = {}
     for n, pk, last_boot_at, written, created, held, *old in rows:
         lookup = lookups[n - 1]  # WITH ORDINALITY counts from 1

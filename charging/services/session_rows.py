@@ -20,6 +20,7 @@ from django.db import connection
 from django.db.models import JSONField, Model, Q
 
 from chargepoints.models import ChargePoint
+from chargepoints.services.status_writes import CHARGERS_SEEN_HERE
 from charging.metering import Anomaly
 from charging.models import (
     ReconciliationItem,
@@ -241,19 +242,22 @@ def sessions_started_or_open(keys: Sequence[SessionsKey], *, new_ids: bool = Fal
 
 
 def sessions_started_or_open_read(
-    keys: Sequence[SessionsKey], *, new_ids: bool, written_here: bool = False
+    keys: Sequence[SessionsKey], *, new_ids: bool, seen_at: datetime | None = None
 ) -> tuple[str, list[Any]]:
     """``sessions_started_or_open``'s statement and parameters, for ``sessions_found``. With
-    ``written_here`` the keys name their chargers by charger id, and only the keys whose charger's
-    row this transaction wrote (its version is this transaction's: locked here) are read, so that
-    the statement can follow the one that locked them in its round trip (a pipeline)."""
-    params = [
+    ``seen_at`` the keys name their chargers by charger id, and only the keys whose charger's row
+    this transaction locked by ``status_writes.CHARGERS_SEEN`` at ``seen_at`` are read
+    (``CHARGERS_SEEN_HERE``), so that the statement can follow that one in its round trip (a
+    pipeline)."""
+    written_here = seen_at is not None
+    params: list[Any] = [
         array_text(range(len(keys))),
         array_text([key.charger for key in keys]),
         array_text([key.start_key for key in keys]),
         array_text([key.connector_id for key in keys]),
         array_text([key.evse_id for key in keys]),
         array_text([key.parked_under for key in keys]),
+        *([seen_at] if written_here else []),
         ReconciliationReason.UNKNOWN_TRANSACTION,
         ReconciliationState.OPEN,
         TransactionStatus.ACTIVE,
@@ -286,12 +290,12 @@ def _sessions_started_or_open_sql(new_ids: bool, written_here: bool) -> str:
     new_id = (
         f"nextval(pg_get_serial_sequence('{meta.db_table}', '{column_of(meta.pk)}'))" if new_ids else "NULL::bigint"
     )
-    if written_here:  # the chargers this transaction wrote: their row's version is its own
+    if written_here:  # the chargers ``CHARGERS_SEEN`` locked in this transaction
         keys = (
             f"SELECT u.*, ch.id AS cp, {new_id} AS new_id FROM unnest(%s::int[], %s::text[], %s::text[], %s::int[],"
             " %s::int[], %s::text[]) AS u(n, charge_point_id, start_key, connector_id, evse_id, parked_under)"
             f" JOIN {_table(ChargePoint)} ch ON ch.charge_point_id = u.charge_point_id"
-            " WHERE ch.xmin = pg_current_xact_id_if_assigned()::xid"
+            f" WHERE {CHARGERS_SEEN_HERE.format(now='%s')}"
         )
     else:
         keys = (

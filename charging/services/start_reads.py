@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from chargepoints.services.status_writes import CHARGERS_SEEN
 from charging import selectors
 from charging.models import (
     IdTag,
@@ -129,20 +130,12 @@ def id_tag_read(id_tag: str) -> tuple[bool, IdTag | None]:
     return True, tags[key]
 
 
-# The starts' chargers locked in the order of their primary keys, those another transaction holds
-# skipped, not waited for (their start reads and locks its own way, at its turn in the batch, as
-# before the batch read: no batch-wide wait); written (``last_seen``: a start is a sign of life),
-# so that the reads after it take the chargers whose row version is this transaction's.
-_CHARGERS_LOCKED = (
-    f"UPDATE {ChargePoint._meta.db_table} cp SET last_seen = %s"
-    f" FROM (SELECT id FROM {ChargePoint._meta.db_table} WHERE charge_point_id = ANY(%s::text[])"
-    " ORDER BY id FOR NO KEY UPDATE SKIP LOCKED) locked WHERE cp.id = locked.id"
-)
-
-
 def _read(lookups: Sequence[StartLookup], tags: list[str]) -> tuple[dict[StartLookup, StartRead], dict[str, IdTag]]:
-    """The chargers locked (``_CHARGERS_LOCKED``), then the sessions and parked stops of the starts
-    whose charger was (``session_rows.sessions_started_or_open_read``, ``written_here``), for two
+    """The chargers locked, those held elsewhere skipped, not waited for (their start reads and
+    locks its own way, at its turn in the batch: no batch-wide wait), and written
+    (``status_writes.CHARGERS_SEEN``: ``last_seen``, a start is a sign of life), then the sessions
+    and parked stops of the starts whose charger was (``session_rows.sessions_started_or_open_read``,
+    ``seen_at``: a statement after the locks, which reads what committed before them), for two
     or more with a primary key handed out for the session each may open (one new session is
     written by its own INSERT at no more cost than a gathered one), and ``tags`` (lower case): one
     round trip (``rows_pipelined``: each statement reads as of its start, after the locks). The
@@ -152,9 +145,10 @@ def _read(lookups: Sequence[StartLookup], tags: list[str]) -> tuple[dict[StartLo
         SessionsKey(lookup.charge_point_id, lookup.start_key, lookup.connector_id, lookup.evse_id, lookup.parked_under)
         for lookup in lookups
     ]
-    sessions_read = sessions_started_or_open_read(keys, new_ids=len(lookups) > 1, written_here=True)
+    now = timezone.now()
+    sessions_read = sessions_started_or_open_read(keys, new_ids=len(lookups) > 1, seen_at=now)
     chargers = array_text(sorted({lookup.charge_point_id for lookup in lookups}))
-    statements = [(_CHARGERS_LOCKED, [timezone.now(), chargers]), sessions_read]
+    statements = [(CHARGERS_SEEN, [now, chargers]), sessions_read]
     if tags:
         statements.append(selectors.id_tags_read(tags))
     _, sessions_rows, *tag_rows = rows_pipelined(statements)

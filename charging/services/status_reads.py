@@ -22,11 +22,12 @@ chooses). What is not taken is dropped once its unit ran (``connector_sessions_r
 PostgreSQL only.
 
 Most ``Available`` statuses follow a stop, on a connector with no session open: the statuses' write
-asks whether the connector has one (``sessions_open_asked``, in its own statement, after the same
-locks, in the write's round trip), and only the chargers of those that have one are read; the
-others' connectors are answered "none" without a statement (round 28: the read was 6 % of
-PostgreSQL's statement time in the fleet's rate phase, and returned no row; round 33: a lone status
-too, and the question is its connector's, not its charger's).
+asks whether the connector has one (``sessions_open_asked``, after the same locks: in the statement
+that writes a batch's connectors, beside a lone status's write in its round trip), and only the
+chargers of those that have one are read; the others' connectors are answered "none" without a
+statement (round 28: the read was 6 % of PostgreSQL's statement time in the fleet's rate phase, and
+returned no row; round 33: a lone status too, and the question is its connector's, not its
+charger's).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def sessions_open_asked() -> str:
 def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Iterator[None]:
     """Within the block, the sessions open on the connector of each status ``Available`` among
     ``written`` (written ahead, their chargers locked) are answered from one statement made now,
-    which locks them; a charger its write found with none open (``condition_held`` false, from
+    which locks them; a connector its write found with none open (``condition_held`` false, from
     ``sessions_open_asked``) is answered "none" without it. None such, or not PostgreSQL: no
     statement, no answer."""
     with _open.kept() as answers, _read.kept() as read:

@@ -60,10 +60,11 @@ async def one_batch(group: CommitGroup, *units: Unit) -> list[Any]:
 
 
 @asynccontextmanager
-async def charger_held(*registered: str, held: str) -> AsyncIterator[psycopg.Connection[Any]]:
-    """The chargers ``registered``, then ``held``'s row locked (``FOR UPDATE``) by a PostgreSQL
-    connection of its own, as another process's write holds it: that connection, whose
-    ``commit`` releases the row; closed on the way out."""
+async def charger_held(*registered: str, held: str, lock: str = "FOR UPDATE") -> AsyncIterator[psycopg.Connection[Any]]:
+    """The chargers ``registered``, then ``held``'s row locked (``lock``) by a PostgreSQL
+    connection of its own, as another process's write holds it (``FOR NO KEY UPDATE``: as a batch
+    that set its ``last_seen``): that connection, whose ``commit`` releases the row; closed on the
+    way out."""
     from conftest import _test_database_url
 
     for name in registered:
@@ -71,7 +72,7 @@ async def charger_held(*registered: str, held: str) -> AsyncIterator[psycopg.Con
     holder = await sync_to_async(psycopg.connect)(_test_database_url())
     try:
         await sync_to_async(holder.execute)(
-            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s FOR UPDATE", [held]
+            f"SELECT 1 FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s {lock}", [held]
         )
         yield holder
     finally:

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from conftest import ROOT, free_port
+from kernel import deferred_begin
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -53,13 +54,29 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 _NOT_WAITING = ("copy_to", "_communicate_gen", "_enter_gen", "_set_autocommit_gen")
 
 
+@dataclass
+class RoundTrip:
+    """A wait for PostgreSQL's answer on one connection (``id`` of the psycopg connection): psycopg's
+    generator, and the statements sent on that connection since its previous round trip."""
+
+    connection: int
+    kind: str
+    statements: list[str]
+
+
 @pytest.fixture
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The name of psycopg's generator for each round trip (every thread) while the test runs: a
-    statement's answer waited for, a pipeline's sync, a COPY's start and end, a COMMIT (one with
-    nothing to end is not sent). As ``benchmarks/statements.py --round-trips`` counts them."""
-    waited: list[str] = []
-    wait = psycopg.Connection.wait
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RoundTrip]]:
+    """Each round trip (every thread) while the test runs: a statement's answer waited for, a
+    pipeline's sync, a COPY's start and end, a COMMIT (one with nothing to end is not sent), a BEGIN
+    sent alone; with the statements it carried. As ``benchmarks/statements.py --round-trips``
+    counts them."""
+    trips: list[RoundTrip] = []
+    sent: dict[int, list[str]] = {}  # connection -> statements not answered yet
+    wait, execute, sent_alone = psycopg.Connection.wait, psycopg.Cursor.execute, deferred_begin._sent_alone
+
+    def executed(self: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.setdefault(id(self.connection), []).append(str(query))
+        return execute(self, query, *args, **kwargs)
 
     def counted(self: psycopg.Connection[Any], gen: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(gen, "__name__", "?")
@@ -67,11 +84,17 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         idle = self.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
         ends_nothing = name in ("_commit_gen", "_rollback_gen") and idle
         if not (ends_nothing or name in _NOT_WAITING or (piped and name == "_execute_gen")):
-            waited.append(name)
+            trips.append(RoundTrip(id(self), name, sent.pop(id(self), [])))
         return wait(self, gen, *args, **kwargs)
 
+    def begun_alone(db: Any, raw: psycopg.Connection[Any], statements: Any) -> None:  # libpq's exec_
+        trips.append(RoundTrip(id(raw), "BEGIN alone", list(statements)))
+        sent_alone(db, raw, statements)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", executed)
     monkeypatch.setattr(psycopg.Connection, "wait", counted)
-    yield waited
+    monkeypatch.setattr(deferred_begin, "_sent_alone", begun_alone)
+    yield trips
 
 
 @dataclass

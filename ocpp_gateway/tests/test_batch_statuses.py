@@ -9,7 +9,6 @@ again, writes its own way."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
-from chargepoints.services import charge_point_register, connector_status_set
+from chargepoints.services import charge_point_register, connector_status_set, status_writes
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from chargepoints.signals import connector_status_reported
 from charging import metering
@@ -31,6 +30,7 @@ from charging.services.status_reads import connector_sessions_read_dropped, conn
 from charging.services.transaction_start import StartRequest, transaction_start
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.tests.batches import T0, Refused, charger_held, connection_context, one_batch, refused
+from ocpp_gateway.tests.conftest import RoundTrip
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
 pytestmark = [
@@ -344,7 +344,7 @@ async def test_available_statuses_on_chargers_without_an_open_session_read_no_se
 
 
 async def test_a_status_alone_in_its_batch_is_written_ahead_with_its_question_in_one_round_trip(
-    statements: list[str], round_trips: list[str]
+    statements: list[str], round_trips: list[RoundTrip]
 ) -> None:
     """Round 33: a lone status is written ahead by its own statement, and the question its
     ``Available`` asks (a session open on its connector?) goes in the same round trip, after the
@@ -358,16 +358,18 @@ async def test_a_status_alone_in_its_batch_is_written_ahead_with_its_question_in
         (result,) = await one_batch(group, (connection_context(), connector_status_set, _status("ALONE", status, n)))
         assert isinstance(result, Connector)
         assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1
-        assert len([sql for sql in statements if sql.startswith(_ONE_ASKED)]) == 1
         assert not [sql for sql in statements if "SKIP LOCKED" in sql or sql.startswith(_CONNECTORS_WRITTEN)]
         assert not [sql for sql in statements if sql.startswith(_SESSIONS_ASKED) or _SESSIONS_READ in sql]
-        subscribers_asked = [sql for sql in statements if "webhooks_webhooksubscription" in sql]  # once a process
-        assert len(round_trips) - len(subscribers_asked) == 2, round_trips  # the write and its question; the COMMIT
+        (write,) = [trip for trip in round_trips if any(sql.startswith(_ONE_STATUS) for sql in trip.statements)]
+        assert [sql for sql in write.statements if sql.startswith((_ONE_STATUS, _ONE_ASKED))] == [
+            sql for sql in write.statements if not sql.startswith(("BEGIN", "SET"))
+        ]
+        assert len(write.statements) == 5  # BEGIN, its two settings, the write, its question
+        assert [trip.kind for trip in round_trips if trip.connection == write.connection][-1] == "_commit_gen"
     statuses = Connector.objects.filter(charge_point__charge_point_id="ALONE").values_list("connector_id", "status")
     assert [row async for row in statuses] == [(1, "Available")]
-    assert await Transaction.objects.filter(
-        charge_point__charge_point_id="ALONE", status=TransactionStatus.ACTIVE
-    ).aexists()
+    open_sessions = Transaction.objects.filter(charge_point__charge_point_id="ALONE", status=TransactionStatus.ACTIVE)
+    assert await open_sessions.aexists()
 
 
 async def test_a_lone_available_closes_the_session_its_charger_s_reboot_cut(statements: list[str]) -> None:
@@ -387,21 +389,32 @@ async def test_a_lone_available_closes_the_session_its_charger_s_reboot_cut(stat
     assert (session.status, session.stop_reason, session.closed_by_csms) == (TransactionStatus.ENDED, "Reboot", True)
 
 
-async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(statements: list[str]) -> None:
+async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(
+    statements: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Its status waits for it at its turn, its own way; the batch's others are written ahead
-    (a write that waited for the held charger would time out first and write none ahead)."""
-    async with charger_held("HELD-1", "HELD-2", "HELD-3", held="HELD-2") as holder:
-        release = threading.Timer(0.5, holder.commit)
-        release.start()
+    (a write that waited for the held charger would time out first and write none ahead). The
+    holder (as another batch that set the charger's ``last_seen``) commits right after the batch's
+    write: a connectors' write that took the held charger too would have written its status then,
+    as of before the holder's commit."""
+    async with charger_held("HELD-1", "HELD-2", "HELD-3", held="HELD-2", lock="FOR NO KEY UPDATE") as holder:
+        write = status_writes.rows_pipelined
+
+        def written_then_released(statements: Any) -> Any:
+            rows = write(statements)
+            holder.commit()  # the holder done right after the batch's write
+            return rows
+
+        monkeypatch.setattr(status_writes, "rows_pipelined", written_then_released)
         group = CommitGroup(max_units=64)
         del statements[:]
         results = await one_batch(
             group,
             *((connection_context(), connector_status_set, _status(f"HELD-{n}", "Preparing", 1)) for n in (1, 2, 3)),
         )
-        release.join()
     assert [type(result) for result in results] == [Connector, Connector, Connector]
     assert len([sql for sql in statements if sql.startswith(_CONNECTORS_WRITTEN)]) == 1
+    assert len([sql for sql in statements if sql.startswith(_ONE_STATUS)]) == 1  # the held one's, after the holder
     statuses = Connector.objects.order_by("charge_point__charge_point_id").values_list("status", flat=True)
     assert [status async for status in statuses] == ["Preparing"] * 3
 
