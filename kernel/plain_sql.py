@@ -190,7 +190,8 @@ def rows_pipelined(statements: Sequence[tuple[str, Any]]) -> list[list[tuple[Any
             for sql, params in statements:
                 cursor.execute(sql, params)
                 if raw is not None and raw._pipeline is not None:
-                    raw._pipeline.sync()  # its result read now
+                    with db.wrap_database_errors:  # a refusal read here is psycopg's
+                        raw._pipeline.sync()  # its result read now
                 found.append(cursor.fetchall() if cursor.description is not None else [])
         return found
     _inserts_written()  # a pipelined statement passes no execute wrapper's write first

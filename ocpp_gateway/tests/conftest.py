@@ -88,7 +88,8 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RoundTrip]]:
         return wait(self, gen, *args, **kwargs)
 
     def begun_alone(db: Any, raw: psycopg.Connection[Any], statements: Any) -> None:  # libpq's exec_
-        trips.append(RoundTrip(id(raw), "BEGIN alone", list(statements)))
+        if deferred_begin.begins_plainly(raw):  # else each setting goes by itself, counted as such
+            trips.append(RoundTrip(id(raw), "BEGIN alone", list(statements)))
         sent_alone(db, raw, statements)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", executed)
