@@ -63,7 +63,7 @@ def _outcome(unit: Any) -> tuple[bool, Any]:
     return True, None
 
 
-def _batch_answered(batch: list[Any], loop: Any) -> list[tuple[bool, Any]]:
+def _batch_answered(batch: list[Any], loop: Any, **options: Any) -> list[tuple[bool, Any]]:
     return [_outcome(unit) for unit in batch]
 
 

@@ -67,10 +67,10 @@ def _batch_thread_timed() -> None:
 
     committed = group_commit.batch_committed
 
-    def timed(*args: Any) -> Any:
+    def timed(*args: Any, **kwargs: Any) -> Any:
         at = time.thread_time()
         try:
-            return committed(*args)
+            return committed(*args, **kwargs)
         finally:
             _batch_cpu[0] += time.thread_time() - at
 

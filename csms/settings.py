@@ -120,7 +120,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # max at least CSMS_DB_THREADS plus the concurrent HTTP requests you expect.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # After PostgreSQL restarts, the pool's idle connections are dead: the pool checks each as it
-    # is taken (csms/db_pool.py: a poll of its socket, an empty query only when something is there
+    # is taken (kernel/db_pool.py: a poll of its socket, an empty query only when something is there
     # to read; the backend csms.postgresql sets it), so they do not fail the first requests after
     # the restart. Django's own check (CONN_HEALTH_CHECKS) would send the empty query on every
     # checkout: a round trip per request.

@@ -1,4 +1,4 @@
-"""Django's PostgreSQL backend, its connection pool checking connections with ``csms.db_pool``,
+"""Django's PostgreSQL backend, its connection pool checking connections with ``kernel.db_pool``,
 timestamps read by psycopg's compiled loader, and a cursor whose parameters the server binds
 (``bound_cursor``, for ``kernel.plain_sql``'s statements; its statements logged with their values).
 
@@ -34,7 +34,7 @@ from django.utils.asyncio import async_unsafe
 from psycopg import ClientCursor, Cursor, abc, adapt, adapters, errors, pq
 from psycopg_pool import ConnectionPool
 
-from csms.db_pool import connection_checked
+from kernel.db_pool import connection_checked
 
 _TIMESTAMPTZ_OID = adapters.types["timestamptz"].oid
 

@@ -37,7 +37,7 @@ def test_postgresql_uses_a_sized_pool_without_persistent_connections(tmp_path):
         CSMS_DB_THREADS="12",
         CSMS_HEARTBEAT_FLUSH_MS="250",
     )
-    # The pool checks a connection as it hands it out (csms/db_pool.py), not Django on every checkout.
+    # The pool checks a connection as it hands it out (kernel/db_pool.py), not Django on every checkout.
     assert configured["db"]["ENGINE"] == "csms.postgresql"
     assert (configured["db"]["CONN_MAX_AGE"], configured["db"]["CONN_HEALTH_CHECKS"]) == (0, False)
     assert configured["db"]["OPTIONS"]["pool"] == {

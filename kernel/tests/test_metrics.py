@@ -110,9 +110,12 @@ def _batch_samples() -> dict[str, float]:
 
 
 def test_a_group_commit_batch_is_counted_by_its_units_and_its_thread_s_cpu():
+    metrics.answers_write()  # what an earlier test tallied
     before = _batch_samples()
     metrics.group_commit_batch(units=3, cpu_seconds=0.25)
     metrics.group_commit_batch(units=64, cpu_seconds=0.5)
+    assert _batch_samples() == before  # tallied: written with the answers
+    metrics.answers_write()
     after = _batch_samples()
     grew = {name: after[name] - before.get(name, 0.0) for name in after}
     assert grew["csms_group_commit_batch_units_count"] == 2
@@ -158,3 +161,13 @@ def test_a_process_first_records_from_several_threads_at_once(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split(maxsplit=1)[0] == "0", done.stdout  # on the old code 7 of the 8 raised
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_commit_batch_is_written_by_the_event_loop_soon_after():
+    from ocpp_gateway.group_commit import CommitGroup
+
+    metrics.answers_write()
+    before = _batch_samples().get("csms_group_commit_batch_units_count", 0.0)
+    await CommitGroup(max_units=64).run(lambda: None)
+    await eventually(lambda: _batch_samples().get("csms_group_commit_batch_units_count", 0.0) == before + 1)

@@ -4,20 +4,32 @@ batch that is not committed acknowledges nothing, and every result follows its c
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
-from conftest import charger_row_held
+from conftest import _test_database_url, charger_row_held
 from kernel.plain_sql import rows_copied
-from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_begun
+from ocpp_gateway import group_commit
+from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_begun, _Unit, batch_committed
 from ocpp_gateway.tests.batches import Refused, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -332,3 +344,83 @@ def test_a_batch_whose_begin_fails_raises_django_s_operational_error(first: str)
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
     connection.close()  # the terminated connection; the test database's teardown opens another
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _connections_taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The threads that take a connection from the pool from now on, one entry each time."""
+    taken: list[str] = []
+    backend = type(connections[DEFAULT_DB_ALIAS])
+    get_new_connection = backend.get_new_connection
+
+    def counted(self: Any, params: Any) -> Any:
+        taken.append(threading.current_thread().name)
+        return get_new_connection(self, params)
+
+    monkeypatch.setattr(backend, "get_new_connection", counted)
+    return taken
+
+
+async def _two_batches_back_to_back(group: CommitGroup) -> tuple[int, int]:
+    """The backend pids of two batches of ``group``, the second's unit queued while the first is written."""
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(lambda: release.wait(timeout=5) and _backend_pid()))
+    await asyncio.sleep(0.05)
+    second = asyncio.ensure_future(group.run(_backend_pid))  # waits: the next batch
+    release.set()
+    return await first, await second
+
+
+async def test_a_lane_keeps_its_connection_between_back_to_back_batches_and_gives_it_back_when_idle(monkeypatch):
+    taken = _connections_taken(monkeypatch)
+    group = CommitGroup(max_units=64)
+    # The first batch ended with a unit waiting: the next batch, on the same lane, used its connection.
+    first, second = await _two_batches_back_to_back(group)
+    assert first == second
+    assert len(taken) == 1
+    await group.run(_backend_pid)  # the lane was idle in between: a connection from the pool again
+    assert len(taken) == 2
+    lane_connection = group._lane_threads[0].submit(lambda: connection.connection).result(timeout=5)
+    assert lane_connection is None  # nothing waits: back in the pool (asked after the lane's release)
+
+
+async def test_a_lane_gives_its_connection_back_once_kept_long_enough(monkeypatch):
+    monkeypatch.setattr(group_commit, "_KEPT_AT_MOST_SECONDS", 0.0)
+    taken = _connections_taken(monkeypatch)
+    await _two_batches_back_to_back(CommitGroup(max_units=64))
+    assert len(taken) == 2  # each batch took one from the pool: the pool's lifetime and checks apply
+
+
+async def test_a_kept_connection_whose_session_ended_is_replaced_before_the_next_batch(monkeypatch):
+    loop = asyncio.get_running_loop()
+    lane = ThreadPoolExecutor(max_workers=1)
+    second_passes: list[int] = []  # batches written again, each unit in a savepoint, after a failed first pass
+    in_savepoints = group_commit._outcomes_in_savepoints
+    monkeypatch.setattr(
+        group_commit, "_outcomes_in_savepoints", lambda batch: second_passes.append(1) or in_savepoints(batch)
+    )
+
+    def batch() -> Any:
+        unit = _Unit(_backend_pid, {}, loop.create_future(), contextvars.copy_context())
+        [(ok, value)] = batch_committed([unit], loop, keep_connection=lambda: True)
+        assert ok, value
+        return value
+
+    try:
+        pid = await loop.run_in_executor(lane, batch)
+        with psycopg.connect(_test_database_url(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(100):  # the session gone, its connection's socket closed
+                if not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]).fetchone():
+                    break
+                await asyncio.sleep(0.02)
+        assert await loop.run_in_executor(lane, batch) != pid
+        assert second_passes == []  # replaced before the batch: its first pass did not fail on it
+    finally:
+        lane.submit(close_old_connections).result(timeout=5)
+        lane.shutdown()

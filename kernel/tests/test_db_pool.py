@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from psycopg_pool import ConnectionPool
 
-from csms.db_pool import connection_checked
+from kernel.db_pool import connection_checked
 
 pytestmark = pytest.mark.django_db
 
