@@ -331,11 +331,19 @@ def server_log_problems(var_dir: str, top: int = 8) -> dict[str, int]:
     return dict(problems.most_common(top))
 
 
+# A server writes its batches' tallies to its metric files within this long of a batch (kernel.metrics'
+# _WRITE_EVERY, 0.5 s, and a margin).
+BATCHES_WRITTEN_WITHIN_S = 0.7
+
+
 def batch_units_seen(var_dir: str) -> dict[str, float]:
     """The group commit's batches so far in the servers writing metrics under ``var_dir``
     (``kernel.metrics``: ``csms_group_commit_batch_units``, ``..._cpu_seconds``): ``{"batches",
     "units", "cpu_s", "le_<n>"}``, the last the batches of at most n units. Subtract two with
-    ``batch_units_between``."""
+    ``batch_units_between``. Read ``BATCHES_WRITTEN_WITHIN_S`` from now: the servers tally their
+    batches and write them every half second, so that a phase's last batches are its own, not the
+    next phase's."""
+    time.sleep(BATCHES_WRITTEN_WITHIN_S)
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 

@@ -6,8 +6,9 @@ gateway processes behind one port answers. Charger gauges keep one series per pr
 ``pid``); a dead process's series are dropped at the next scrape. Figures read from the database at
 scrape time come from the collectors ``/metrics`` passes in (webhooks.metrics).
 
-Recording is a few microseconds and never touches the database; answered CALLs are tallied per
-process and written every half second (``ocpp_call_answered``). With ``CSMS_METRICS_ENABLED=0``
+Recording is a few microseconds and never touches the database; answered CALLs and group-commit
+batches are tallied per process and written every half second (``ocpp_call_answered``,
+``group_commit_batch``). With ``CSMS_METRICS_ENABLED=0``
 every recording function returns at once and ``/metrics`` is a 404.
 """
 
@@ -103,7 +104,8 @@ def _metrics_built() -> _Metrics | None:
         ),
         batch_cpu_seconds=Counter(
             "csms_group_commit_batch_cpu_seconds",
-            "CPU seconds of the group commit's batch thread writing its batches (its own, not the process's).",
+            "CPU seconds of the group commit's batch threads (one a lane) writing its batches (theirs, not the"
+            " process's).",
         ),
     )
 
@@ -173,7 +175,6 @@ def answers_write() -> None:
     with _tallies_lock:
         tallies, _tallies, _write_scheduled = _tallies, {}, None
         batches, _batches = _batches, _BatchTally()
-    _batches_written(batches)
     for key, tally in tallies.items():
         series = _answered_series(*key)
         if series is None:
@@ -184,6 +185,7 @@ def answers_write() -> None:
         for bucket, count in enumerate(tally.buckets):
             if count:
                 timed._buckets[bucket].inc(count)
+    _batches_written(batches)
 
 
 def _batches_written(batches: _BatchTally) -> None:

@@ -26,7 +26,7 @@ from functools import cache, lru_cache
 from typing import Any, TypeVar
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
@@ -791,12 +791,24 @@ def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
     cursors: list[tuple[CursorWrapper, int | None]] = []
     try:
         with db.wrap_database_errors:
-            _pipelined(raw, db.bound_cursor, writes, cursors, commit=commit)
+            try:
+                _pipelined(raw, db.bound_cursor, writes, cursors, commit=commit)
+            except Exception as error:  # psycopg's, or Django's from a cursor
+                if commit and (raw.closed or raw.broken):
+                    raise CommitOutcomeUnknown(f"the connection was lost with the COMMIT in flight: {error}") from error
+                raise
         for cursor, rows in cursors:
             _rows_checked(cursor.rowcount, rows)
     finally:
         for cursor, _ in cursors:
             cursor.close()
+
+
+class CommitOutcomeUnknown(OperationalError):
+    """The connection was lost in the round trip that carried the transaction's ``COMMIT``
+    (``copies_gathered(commit=True)``): PostgreSQL may have committed it, or not. Its writes must
+    not be made again as if they had not been (a 1.6 reading has no id to tell a second copy by):
+    the caller reports the transaction's outcome as unknown, and whoever sent them decides."""
 
 
 def _pipelined(

@@ -5,7 +5,8 @@ Issue 15 (design 2). A handler hands its unit of work (a service call such as
 Units that arrive while a batch is being written wait and go together in the next one, up to
 ``CSMS_GROUP_COMMIT_MAX_UNITS``; an idle process starts a batch at once, so nothing waits for a
 timer. A batch is one transaction on one pooled connection, and one hop to a database thread
-instead of one per message.
+instead of one per message. A lane's thread keeps its connection for the next batch while units wait
+(at most 60 s, then it takes another from the pool), and gives it back when none follows.
 
 At most ``CSMS_GROUP_COMMIT_LANES`` batches at once per process (two on PostgreSQL), each on its
 own thread and connection, and never two holding units of one charger: a batch holds the rows of
@@ -135,7 +136,7 @@ from kernel.db_pool import connection_checked
 from kernel.deferred_begin import begins_plainly, begun_with_first_statement
 from kernel.event_loops import serving
 from kernel.log_format import charge_point_id_var
-from kernel.plain_sql import bound_cursors_kept, copies_gathered, gathering_paused
+from kernel.plain_sql import CommitOutcomeUnknown, bound_cursors_kept, copies_gathered, gathering_paused
 
 logger = logging.getLogger(__name__)
 
@@ -185,13 +186,14 @@ class CommitGroup:
     """The process's batches; one per event loop (the gateway has one).
 
     ``lanes`` batches at most are written at once, each on its own thread and connection
-    (``CSMS_GROUP_COMMIT_LANES``). With one lane a batch takes the units queued, in order. With
-    more, a batch started while others are being written (a side batch) takes only the queued units
-    of chargers none of those batches holds, in order, leaving the others queued: a charger's
-    units are written in the order they came, never two batches at once holding rows of one
-    charger. A unit that names no charger (a write-behind buffer's rows, which update many
-    chargers' rows) goes only in a batch written alone: while one waits, no side batch starts,
-    and no batch starts beside it."""
+    (``CSMS_GROUP_COMMIT_LANES``); a lane's thread keeps its connection from one batch to the next
+    while units wait, and gives it back to the pool when no batch follows (``batch_committed``).
+    With one lane a batch takes the units queued, in order. With more, a batch started while
+    others are being written (a side batch) takes only the queued units of chargers none of those
+    batches holds, in order, leaving the others queued: a charger's units are written in the order
+    they came, never two batches at once holding rows of one charger. A unit that names no
+    charger (a write-behind buffer's rows, which update many chargers' rows) goes only in a batch
+    written alone: while one waits, no side batch starts, and no batch starts beside it."""
 
     def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
@@ -276,9 +278,10 @@ class CommitGroup:
             # A fresh context: the batch is every charger's, not the one whose unit started it.
             loop.create_task(self._write(loop, batch, lane), context=contextvars.Context())
 
-    def _units_waiting(self) -> bool:
-        """Whether units are queued (asked from a lane's thread: a deque's length, read under the GIL)."""
-        return bool(self._pending or self._ahead)
+    def _units_waiting(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether units are queued for a batch ``loop`` will start (asked from a lane's thread: a
+        deque's length, read under the GIL; a loop that stopped starts none)."""
+        return loop.is_running() and bool(self._pending or self._ahead)
 
     def _batch(self) -> list[_Unit]:
         """The next batch when none is being written: the ``ahead`` units, then the queued, in order."""
@@ -314,12 +317,19 @@ class CommitGroup:
             self._held.update(unit.chargers)
         return batch
 
-    def _released(self, lane: int) -> None:
-        """``lane``'s connection, if its last batch kept it, back to the pool from its thread (before
-        the lane's next batch, if one comes meanwhile): an idle process holds no connection."""
-        if lane in self._connection_kept:
-            self._connection_kept.discard(lane)
-            self._lane_threads[lane].submit(close_old_connections)
+    def _after_batch(self, lane: int) -> None:
+        """When no batch went to ``lane`` at once, its connection, if its last batch kept it, goes
+        back to the pool from its thread (before the lane's next batch, if one comes meanwhile): an
+        idle process holds no connection. And the batch's metrics are written soon
+        (``kernel.metrics``). A failure of either (the lane's thread shut down at exit, the metrics
+        directory unwritable) is logged, never the batch's outcome: its units may be committed."""
+        try:
+            if lane in self._free_lanes and lane in self._connection_kept:
+                self._connection_kept.discard(lane)
+                self._lane_threads[lane].submit(close_old_connections)
+            metrics.batches_write_soon()
+        except Exception:
+            logger.exception("group commit: after a batch, its lane's connection or its metrics not handed on")
 
     @staticmethod
     def _taken(unit: _Unit) -> bool:
@@ -335,9 +345,9 @@ class CommitGroup:
         try:
             outcomes = await loop.run_in_executor(
                 self._lane_threads[lane],
-                functools.partial(batch_committed, batch, loop, keep_connection=self._units_waiting),
+                functools.partial(batch_committed, batch, loop, keep_connection=lambda: self._units_waiting(loop)),
             )
-        except BaseException as error:  # the executor is shut down (process exit)
+        except BaseException as error:  # the executor is shut down (process exit), or this task cancelled
             outcomes = [(False, error)] * len(batch)
         finally:
             self._free_lanes.append(lane)
@@ -347,9 +357,7 @@ class CommitGroup:
             if self._foreground_waiting():  # they waited until now
                 self._waited_at = time.monotonic()
             self._start_batches(loop)
-            if lane in self._free_lanes:  # no batch for it now: its connection goes back to the pool
-                self._released(lane)
-            metrics.batches_write_soon()
+            self._after_batch(lane)
         for unit, (ok, value) in zip(batch, outcomes, strict=True):
             if unit.future.done():  # its caller is gone (the socket closed); the unit is written all the same
                 continue
@@ -451,8 +459,8 @@ def _kept_connection_checked() -> None:
 
 
 def _batch_counted(units: int, cpu_seconds: float) -> None:
-    """Record the batch in ``kernel.metrics``; a metrics failure (an unwritable metrics directory)
-    is logged, never the batch's outcome: its units may be committed already."""
+    """Tally the batch in ``kernel.metrics`` (written by the event loop: ``CommitGroup._after_batch``);
+    a metrics failure is logged, never the batch's outcome: its units may be committed already."""
     try:
         metrics.group_commit_batch(units=units, cpu_seconds=cpu_seconds)
     except Exception:
@@ -531,7 +539,10 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
     message's last session save) are written after the last unit, with the batch's COMMIT in their
     round trip: one UPDATE per table and set of columns, one INSERT (or COPY, when large) per table
     for the whole batch (``kernel.plain_sql.copies_gathered``); when those fail, so does this pass,
-    and the second writes each unit's rows in its own savepoint."""
+    and the second writes each unit's rows in its own savepoint. But when the connection was lost
+    in the round trip that carried the COMMIT (``CommitOutcomeUnknown``: PostgreSQL may have
+    committed), the batch is not written again: every unit gets the error, as when Django's own
+    COMMIT fails, and nothing is acknowledged twice or stored twice from one message."""
     try:
         with copies_gathered(commit=True):  # the batch transaction's last writes: its COMMIT with them
             lookups = [_lookups_of(unit) for unit in batch]
@@ -551,7 +562,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 outcomes_written_together(_completions_after_their_parts(firsts)),
             ):
                 return _units_without_savepoints(batch, lookups)
-    except _UnitFailed:
+    except (_UnitFailed, CommitOutcomeUnknown):  # the latter: maybe committed, so never written again
         raise
     except Exception as error:  # the gathered rows were refused
         raise _UnitFailed from error

@@ -27,7 +27,8 @@ from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
 from conftest import _test_database_url, charger_row_held
-from kernel.plain_sql import rows_copied
+from kernel import plain_sql
+from kernel.plain_sql import CommitOutcomeUnknown, rows_copied
 from ocpp_gateway import group_commit
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_begun, _Unit, batch_committed
 from ocpp_gateway.tests.batches import Refused, one_batch
@@ -216,6 +217,21 @@ def _heartbeat_gathered(*, charge_point_pk: int) -> int:
     return Heartbeat.objects.count()
 
 
+async def test_a_batch_whose_connection_is_lost_with_its_commit_in_flight_is_not_written_again(monkeypatch):
+    pk = (await ChargePoint.objects.acreate(charge_point_id="CP-GC-LOST", heartbeat_interval=60)).pk
+    pipelined = plain_sql._pipelined
+
+    def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
+        pipelined(raw, *args, **kwargs)  # the gathered row and the COMMIT: PostgreSQL committed them...
+        raw.close()  # ...and the connection went before their answer came back
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)
+    with pytest.raises(CommitOutcomeUnknown):  # the message is not acknowledged: its charger sends it again
+        await CommitGroup(max_units=64).run(_heartbeat_gathered, charge_point_pk=pk)
+    assert await Heartbeat.objects.filter(charge_point_id=pk).acount() == 1  # stored once, not written again
+
+
 async def test_rows_gathered_by_a_batchs_messages_are_written_together_before_it_commits():
     pks = [
         (await ChargePoint.objects.acreate(charge_point_id=f"CP-GC-G{n}", heartbeat_interval=60)).pk for n in range(3)
@@ -372,8 +388,15 @@ async def _two_batches_back_to_back(group: CommitGroup) -> tuple[int, int]:
     first = asyncio.ensure_future(group.run(lambda: release.wait(timeout=5) and _backend_pid()))
     await asyncio.sleep(0.05)
     second = asyncio.ensure_future(group.run(_backend_pid))  # waits: the next batch
+    await _queued(group)
     release.set()
     return await first, await second
+
+
+async def _queued(group: CommitGroup) -> None:
+    """Once a unit waits in ``group``'s queue (a task's ``run`` has queued it)."""
+    while not group._pending:
+        await asyncio.sleep(0)
 
 
 async def test_a_lane_keeps_its_connection_between_back_to_back_batches_and_gives_it_back_when_idle(monkeypatch):
@@ -387,6 +410,22 @@ async def test_a_lane_keeps_its_connection_between_back_to_back_batches_and_give
     assert len(taken) == 2
     lane_connection = group._lane_threads[0].submit(lambda: connection.connection).result(timeout=5)
     assert lane_connection is None  # nothing waits: back in the pool (asked after the lane's release)
+
+
+async def test_a_lane_kept_for_units_that_went_elsewhere_gives_its_connection_back():
+    group = CommitGroup(max_units=64)
+    release = threading.Event()
+    first = asyncio.ensure_future(group.run(lambda: release.wait(timeout=5)))
+    await asyncio.sleep(0.05)
+    # Waiting when the batch ends (its lane keeps its connection), skipped when the next would start.
+    gave_up = asyncio.ensure_future(group.run(_backend_pid, abandoned=lambda: True))
+    await _queued(group)
+    release.set()
+    await first
+    with pytest.raises(UnitAbandoned):
+        await gave_up
+    lane_connection = group._lane_threads[0].submit(lambda: connection.connection).result(timeout=5)
+    assert lane_connection is None  # no batch followed: given back (asked after the lane's release)
 
 
 async def test_a_lane_gives_its_connection_back_once_kept_long_enough(monkeypatch):
