@@ -46,10 +46,21 @@ class _RowsRefused(Exception):
 
 class WriteBehindBuffer(Generic[Row]):
     def __init__(
-        self, *, name: str, write: Callable[[list[Row]], Any], flush_seconds: Callable[[], float], max_batch: int
+        self,
+        *,
+        name: str,
+        write: Callable[[list[Row]], Any],
+        flush_seconds: Callable[[], float],
+        max_batch: int,
+        locks: Callable[[list[Row]], frozenset[str]] | None = None,
     ) -> None:
+        """``write(rows)`` stores a window's rows (at most ``max_batch``); ``locks(rows)`` names the
+        chargers whose rows it locks (none: it locks no charger's row), so that the commit group
+        writes it beside batches of other chargers (``CommitGroup.run``'s ``locks``). Without
+        ``locks`` it may lock any charger's rows, and each write is a batch written alone."""
         self.name = name
         self._write = write
+        self._locks = locks
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         self._pending: list[Row] = []
@@ -106,7 +117,9 @@ class WriteBehindBuffer(Generic[Row]):
             for _ in range(-(-len(self._pending) // self._max_batch)):  # those pending now, not those added meanwhile
                 batch = self._take()
                 try:
-                    await commit_group.run(self._rows_written, in_savepoint=True, ahead=True, rows=batch)
+                    await commit_group.run(
+                        self._rows_written, in_savepoint=True, ahead=True, locks=self._locked(batch), rows=batch
+                    )
                 except _RowsRefused:
                     await self._stored_one_by_one(batch)
                 except Exception:  # the database is away, or the batch's commit failed
@@ -119,7 +132,9 @@ class WriteBehindBuffer(Generic[Row]):
             return
         logger.exception("Could not store %d %s rows at once; storing them one by one", len(batch), self.name)
         try:
-            await commit_group.run(self._rows_written_one_by_one, in_savepoint=True, ahead=True, rows=batch)
+            await commit_group.run(
+                self._rows_written_one_by_one, in_savepoint=True, ahead=True, locks=self._locked(batch), rows=batch
+            )
         except Exception:
             logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 
@@ -193,6 +208,10 @@ class WriteBehindBuffer(Generic[Row]):
         """In a savepoint within the commit group's batch: a refused row leaves the batch usable."""
         with transaction.atomic():
             self._write(rows)
+
+    def _locked(self, rows: list[Row]) -> frozenset[str] | None:
+        """The chargers whose rows writing ``rows`` locks; None: any charger's (``locks`` not given)."""
+        return None if self._locks is None else self._locks(rows)
 
     def _take(self) -> list[Row]:
         batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]

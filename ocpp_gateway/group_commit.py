@@ -15,10 +15,15 @@ in different orders would deadlock. A unit names its chargers (its connection's,
 a batch started beside another takes only the queued units of chargers no batch being written
 holds, so a charger's units are written one batch after the other, in the order they came.
 The write-behind buffers (``ocpp_gateway.buffers``) are written as units too, and they update many
-chargers' rows: such a unit names no charger and is written in a batch alone. Chargers held by
-different processes are different rows. A buffer's unit goes ``ahead``: at the front of
-the next batch, before any unit gathers rows, so that its savepoint does not make the batch write
-what its units gathered before it and again after it (a statement per table twice).
+chargers' rows: such a unit names the chargers whose rows it locks (``locks``: a window's
+heartbeats' or sightings' chargers; none for logged frames, which lock no charger's row) and is
+written beside other batches as a charger's unit is (round 35: a buffer's batch was written alone,
+and the chargers' messages that came meanwhile, a tenth of them at 1,000 msgs/s, waited for it and
+made most of the slowest 1 %). A unit that names no charger and no ``locks`` may lock any
+charger's rows: it is written in a batch alone. Chargers held by different processes are different
+rows. A buffer's unit goes ``ahead``: at the front of the next batch, before any unit gathers
+rows, so that its savepoint does not make the batch write what its units gathered before it and
+again after it (a statement per table twice).
 
 A batch is first written without savepoints (SAVEPOINT and RELEASE were a third of a status
 change's statements, the services' own ``transaction.atomic`` blocks included): when every unit
@@ -174,7 +179,8 @@ class _Unit:
     context: contextvars.Context  # the caller's: log lines name its charger
     in_savepoint: bool = False  # always in its own savepoint: it handles its errors inside atomic blocks
     abandoned: Callable[[], bool] | None = None  # skippable: see CommitGroup.run
-    chargers: frozenset[str] = frozenset()  # the chargers it names (none: a write-behind buffer's rows)
+    chargers: frozenset[str] = frozenset()  # the chargers whose rows it may lock (those it names, or ``locks``)
+    alone: bool = False  # it may lock any charger's rows (it names none and gave no ``locks``): written alone
     background: bool = False  # work of the process's own accord (``CommitGroup.quiet_seconds``)
 
     def skipped(self) -> bool:
@@ -191,9 +197,10 @@ class CommitGroup:
     With one lane a batch takes the units queued, in order. With more, a batch started while
     others are being written (a side batch) takes only the queued units of chargers none of those
     batches holds, in order, leaving the others queued: a charger's units are written in the order
-    they came, never two batches at once holding rows of one charger. A unit that names no
-    charger (a write-behind buffer's rows, which update many chargers' rows) goes only in a batch
-    written alone: while one waits, no side batch starts, and no batch starts beside it."""
+    they came, never two batches at once holding rows of one charger. The ``ahead`` units go
+    first, a write-behind buffer's by the chargers its rows lock (``locks``). A unit that names no
+    charger and no ``locks`` goes only in a batch written alone: while one waits, no side batch
+    starts, and no batch starts beside it."""
 
     def __init__(self, *, max_units: int, lanes: int = 1) -> None:
         self._max_units = max_units
@@ -206,9 +213,9 @@ class CommitGroup:
         self._connection_kept: set[int] = set()  # lanes whose thread may hold its connection (``_released``)
         self._pending: deque[_Unit] = deque()
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
-        self._alone = False  # the batch being written holds a unit naming no charger: none beside it
+        self._alone = False  # the batch being written holds a unit written ``alone``: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
-        self._unnamed = 0  # queued units naming no charger (not ``ahead``): each holds back side batches
+        self._unnamed = 0  # queued units written ``alone`` (not ``ahead``): each holds back side batches
         self._waited_at = 0.0  # time.monotonic() when a charger's unit last stopped waiting for a batch
 
     @property
@@ -240,6 +247,7 @@ class CommitGroup:
         ahead: bool = False,
         abandoned: Callable[[], bool] | None = None,
         background: bool = False,
+        locks: frozenset[str] | None = None,
         **kwargs: Any,
     ) -> Result:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
@@ -258,13 +266,21 @@ class CommitGroup:
         unit is written even when its caller is gone: a write-behind buffer's rows, a command's
         answer, a disconnect.
         ``background``: work of the process's own accord (a configuration read after a boot): its
-        waiting for a batch does not make the group less quiet (``quiet_seconds``)."""
+        waiting for a batch does not make the group less quiet (``quiet_seconds``).
+        ``locks``: the chargers whose rows the unit may lock besides those it names (its
+        connection's, its arguments'; an ``ahead`` unit names none): a write-behind buffer's rows
+        name their chargers (heartbeats, sightings), or none when they lock no charger's row (logged
+        frames). The unit is then written beside other batches, held back only by those holding its
+        chargers, as a charger's unit is. A unit that names no charger and gives no ``locks`` may
+        lock any charger's rows: it is written in a batch alone, none beside it."""
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
-        chargers = frozenset() if ahead else _chargers_named(kwargs, context)
-        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers, background)
+        named = frozenset() if ahead else _chargers_named(kwargs, context)
+        chargers = named | locks if locks is not None else named
+        alone = not chargers and locks is None
+        unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers, alone, background)
         (self._ahead if ahead else self._pending).append(unit)
-        self._unnamed += not (ahead or chargers)
+        self._unnamed += alone and not ahead
         self._start_batches(loop)
         return await unit.future
 
@@ -289,30 +305,32 @@ class CommitGroup:
         while (self._ahead or self._pending) and len(batch) < self._max_units:
             queue = self._ahead or self._pending
             unit = queue.popleft()
-            self._unnamed -= queue is self._pending and not unit.chargers
+            self._unnamed -= queue is self._pending and unit.alone
             if self._taken(unit):
                 batch.append(unit)
         for unit in batch:
-            self._alone = self._alone or not unit.chargers
+            self._alone = self._alone or unit.alone
             self._held.update(unit.chargers)
         return batch
 
     def _side_batch(self) -> list[_Unit]:
-        """A batch beside those being written: the queued units of chargers none of them holds, in
-        order; none while a unit naming no charger waits (it goes alone, once they are written)."""
-        if self._ahead or self._unnamed:
+        """A batch beside those being written: the queued units (the ``ahead`` ones first) of
+        chargers none of them holds, in order; a unit left queued holds back its chargers' later
+        units. None while a unit written ``alone`` waits (it goes once they are written)."""
+        if self._unnamed or any(unit.alone for unit in self._ahead):
             return []
         batch: list[_Unit] = []
-        held: list[_Unit] = []
         waiting = set(self._held)  # the chargers held, and those of the units left queued
-        while self._pending and len(batch) < self._max_units:
-            unit = self._pending.popleft()
-            if not waiting.isdisjoint(unit.chargers):
-                held.append(unit)
-                waiting.update(unit.chargers)
-            elif self._taken(unit):
-                batch.append(unit)
-        self._pending.extendleft(reversed(held))
+        for queue in (self._ahead, self._pending):
+            held: list[_Unit] = []
+            while queue and len(batch) < self._max_units:
+                unit = queue.popleft()
+                if not waiting.isdisjoint(unit.chargers):
+                    held.append(unit)
+                    waiting.update(unit.chargers)
+                elif self._taken(unit):
+                    batch.append(unit)
+            queue.extendleft(reversed(held))
         for unit in batch:
             self._held.update(unit.chargers)
         return batch

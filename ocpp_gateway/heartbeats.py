@@ -22,4 +22,5 @@ heartbeats: WriteBehindBuffer[ReceivedHeartbeat] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_HEARTBEAT_FLUSH_SECONDS,
     max_batch=500,
+    locks=lambda rows: frozenset(heartbeat.charge_point_id for heartbeat in rows),  # their chargers' rows, updated
 )

@@ -21,4 +21,5 @@ message_log: WriteBehindBuffer[LoggedFrame] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=1000,
+    locks=lambda frames: frozenset(),  # no charger's row: the log has no foreign key constraint, nothing else is locked
 )

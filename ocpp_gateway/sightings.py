@@ -23,4 +23,5 @@ sightings: WriteBehindBuffer[Sighting] = WriteBehindBuffer(
     write=_write,
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=500,
+    locks=lambda rows: frozenset(sighting.charge_point_id for sighting in rows),  # their chargers' rows, updated
 )

@@ -1,6 +1,7 @@
 """Group commit with two lanes (``CSMS_GROUP_COMMIT_LANES``): a batch of other chargers is written
 beside one being written; a charger's units never are in two batches at once, and keep their
-order; a unit naming no charger (a write-behind buffer's) is written alone."""
+order; a unit naming no charger and no ``locks`` is written alone; a write-behind buffer's unit,
+which names the chargers its rows lock (``locks``), is written beside batches of other chargers."""
 
 from __future__ import annotations
 
@@ -43,11 +44,11 @@ def _written(*, charge_point_id: str, log: _Log, name: str, held: bool = False) 
     return name
 
 
-def _buffer_rows(*, log: _Log) -> str:
-    """A write-behind buffer's unit: it names no charger."""
-    log.note("buffer started")
-    log.note("buffer done")
-    return "buffer"
+def _buffer_rows(*, log: _Log, name: str = "buffer") -> str:
+    """A write-behind buffer's unit: its arguments name no charger."""
+    log.note(f"{name} started")
+    log.note(f"{name} done")
+    return name
 
 
 async def _until(condition: Callable[[], bool], what: str) -> None:
@@ -113,3 +114,34 @@ async def test_a_unit_naming_two_chargers_keeps_its_place_before_either_s_later_
     log.gate.set()
     assert await asyncio.gather(a1, both, b1) == ["a1", "ab", "b1"]
     assert log.events.index("ab done") < log.events.index("b1 started")
+
+
+async def test_a_buffer_s_unit_locking_other_chargers_is_written_beside_a_batch_being_written():
+    group, log = CommitGroup(max_units=64, lanes=2), _Log()
+    a1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-A", log=log, name="a1", held=True))
+    await _until(lambda: "a1 started" in log.events, "a1 started")
+    # Heartbeats or sightings of B, logged frames (which lock no charger's row): none waits for a1.
+    beats = group.run(_buffer_rows, ahead=True, in_savepoint=True, locks=frozenset({"CP-LANE-B"}), log=log, name="b")
+    assert await asyncio.wait_for(beats, _WAIT_S) == "b"
+    frames = group.run(_buffer_rows, ahead=True, in_savepoint=True, locks=frozenset(), log=log, name="log")
+    assert await asyncio.wait_for(frames, _WAIT_S) == "log"
+    assert "a1 done" not in log.events
+    log.gate.set()
+    assert await a1 == "a1"
+
+
+async def test_a_buffer_s_unit_locking_a_held_charger_waits_for_it_and_keeps_its_place_before_its_later_units():
+    group, log = CommitGroup(max_units=64, lanes=2), _Log()
+    a1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-A", log=log, name="a1", held=True))
+    await _until(lambda: "a1 started" in log.events, "a1 started")
+    beats = asyncio.ensure_future(
+        group.run(_buffer_rows, ahead=True, in_savepoint=True, locks=frozenset({"CP-LANE-A", "CP-LANE-B"}), log=log)
+    )
+    b1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-B", log=log, name="b1"))
+    c1 = asyncio.ensure_future(group.run(_written, charge_point_id="CP-LANE-C", log=log, name="c1"))
+    assert await asyncio.wait_for(c1, _WAIT_S) == "c1"  # another charger's unit is not held back
+    await asyncio.sleep(0.1)
+    assert "buffer started" not in log.events and "b1 started" not in log.events
+    log.gate.set()
+    assert await asyncio.gather(a1, beats, b1) == ["a1", "buffer", "b1"]
+    assert log.events.index("a1 done") < log.events.index("buffer started") < log.events.index("b1 started")
