@@ -3,8 +3,9 @@
 The message log and heartbeat rows are collected here and written in one batch every few
 hundred milliseconds (or as soon as ``max_batch`` rows wait) instead of one transaction per
 OCPP message, each batch a unit of the process's commit group (``ocpp_gateway.group_commit``),
-in its own savepoint and ``ahead`` of the units waiting: first in the next batch, before its
-units gather rows, which the batch then writes once (a statement per table) after its last unit.
+in its own savepoint (but the message log's: ``savepoint``) and ``ahead`` of the units waiting:
+first in the next batch, before its units gather rows, which the batch then writes once (a
+statement per table) after its last unit.
 Acknowledged session data (starts, stops, meter values) never goes through a buffer: it is
 committed before its CALLRESULT is sent.
 
@@ -53,14 +54,25 @@ class WriteBehindBuffer(Generic[Row]):
         flush_seconds: Callable[[], float],
         max_batch: int,
         locks: Callable[[list[Row]], frozenset[str]] | None = None,
+        savepoint: bool = True,
     ) -> None:
         """``write(rows)`` stores a window's rows (at most ``max_batch``); ``locks(rows)`` names the
         chargers whose rows it locks (none: it locks no charger's row), so that the commit group
         writes it beside batches of other chargers (``CommitGroup.run``'s ``locks``). Without
-        ``locks`` it may lock any charger's rows, and each write is a batch written alone."""
+        ``locks`` it may lock any charger's rows, and each write is a batch written alone.
+
+        ``savepoint``: each write in its own savepoint, even in a batch's first pass (written
+        without them): for rows that may wait for a lock held elsewhere or be refused, which then
+        fail alone. Without (rows only a failing database refuses, that lock nothing: the message
+        log's), a write joins its batch's first pass as a charger's message does, its COPY gathered
+        with the batch's last writes and COMMIT (``kernel.plain_sql.rows_copied(may_gather=)``):
+        no SAVEPOINT, RELEASE nor COPY round trip of its own (four, a fifth of a batch's wall at
+        1,000 msgs/s; round 35). Refused all the same, it sends its batch to the second pass,
+        where every unit has its savepoint and it fails alone."""
         self.name = name
         self._write = write
         self._locks = locks
+        self._savepoint = savepoint
         self._flush_seconds = flush_seconds
         self._max_batch = max_batch
         self._pending: list[Row] = []
@@ -108,8 +120,8 @@ class WriteBehindBuffer(Generic[Row]):
         commit fails (the database went away) is logged, like the rows the database refuses, so
         that a closing connection still clears its presence.
 
-        Each batch of rows is one unit, written in the unit's own savepoint (``in_savepoint``) and
-        nothing more: a SAVEPOINT and its RELEASE per buffer write. When the database refuses it
+        Each batch of rows is one unit, written in the unit's own savepoint (``in_savepoint``; not
+        in a batch's first pass without ``savepoint``). When the database refuses it
         (``_RowsRefused``), the unit's savepoint is rolled back and its rows are written again one
         by one in the next batch, each in its own savepoint, so that a refused row loses only
         itself."""
@@ -118,7 +130,11 @@ class WriteBehindBuffer(Generic[Row]):
                 batch = self._take()
                 try:
                     await commit_group.run(
-                        self._rows_written, in_savepoint=True, ahead=True, locks=self._locked(batch), rows=batch
+                        self._rows_written,
+                        in_savepoint=self._savepoint,
+                        ahead=True,
+                        locks=self._locked(batch),
+                        rows=batch,
                     )
                 except _RowsRefused:
                     await self._stored_one_by_one(batch)

@@ -915,7 +915,8 @@ class LoggedFrame:
 
 def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
     """Store a batch of logged frames in one COPY (one INSERT off PostgreSQL); frames of deleted
-    chargers are dropped.
+    chargers are dropped. Inside ``kernel.plain_sql.copies_gathered`` (a group-commit batch's first
+    pass) the COPY is gathered with the batch's last writes.
 
     Text PostgreSQL cannot store (NUL, lone surrogates) is kept as its JSON escape (``\\u0000``).
     """
@@ -934,7 +935,7 @@ def ocpp_messages_record(*, frames: list[LoggedFrame]) -> int:
         if frame.charge_point_id in ids
     ]
     if connection.vendor == "postgresql":
-        rows_copied(OcppMessage, _LOGGED_FRAME_COLUMNS, rows)
+        rows_copied(OcppMessage, _LOGGED_FRAME_COLUMNS, rows, may_gather=True)
     else:
         messages = (OcppMessage(**dict(zip(_LOGGED_FRAME_COLUMNS, row, strict=True))) for row in rows)
         OcppMessage.objects.bulk_create(messages)
