@@ -66,8 +66,8 @@ class WriteBehindBuffer(Generic[Row]):
         fail alone. Without (rows only a failing database refuses, that lock nothing: the message
         log's), a write joins its batch's first pass as a charger's message does, its COPY gathered
         with the batch's last writes and COMMIT (``kernel.plain_sql.rows_copied(may_gather=)``):
-        no SAVEPOINT, RELEASE nor COPY round trip of its own (four, a fifth of a batch's wall at
-        1,000 msgs/s; round 35). Refused all the same, it sends its batch to the second pass,
+        no SAVEPOINT, RELEASE nor COPY round trip of its own (three, where its batch waited for each;
+        round 35). Refused all the same, it sends its batch to the second pass,
         where every unit has its savepoint and it fails alone."""
         self.name = name
         self._write = write
