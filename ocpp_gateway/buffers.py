@@ -64,11 +64,12 @@ class WriteBehindBuffer(Generic[Row]):
         ``savepoint``: each write in its own savepoint, even in a batch's first pass (written
         without them): for rows that may wait for a lock held elsewhere or be refused, which then
         fail alone. Without (rows only a failing database refuses, that lock nothing: the message
-        log's), a write joins its batch's first pass as a charger's message does, its COPY gathered
-        with the batch's last writes and COMMIT (``kernel.plain_sql.rows_copied(may_gather=)``):
-        no SAVEPOINT, RELEASE nor COPY round trip of its own (three, where its batch waited for each;
-        round 35). Refused all the same, it sends its batch to the second pass,
-        where every unit has its savepoint and it fails alone."""
+        log's), a write joins its batch's first pass as a charger's message does: no SAVEPOINT nor
+        RELEASE round trip (round 35), its rows gathered with the batch's last writes
+        (``kernel.plain_sql.rows_copied(may_gather=)``: up to ``PIPELINED_COPY_ROWS`` in the
+        COMMIT's round trip, more by a COPY just before it; the commit group runs the buffers' units
+        in their savepoints first, which would write them at once). Refused all the same, it sends
+        its batch to the second pass, where every unit has its savepoint and it fails alone."""
         self.name = name
         self._write = write
         self._locks = locks
@@ -100,8 +101,8 @@ class WriteBehindBuffer(Generic[Row]):
         """While rows are pending: wait a window (``flush_seconds``, cut short once ``max_batch``
         rows wait), then write the rows pending at that moment. Rows added while those are written
         wait for the next window: a busy process writes a buffer once a window, not again as soon
-        as its unit committed (a buffer's unit makes its batch one written alone, with no side
-        batch beside it: the chargers' messages would wait for it many times a second)."""
+        as its unit committed (each write costs the batch it joins, and the chargers' messages in
+        it wait for it: they would many times a second)."""
         loop = asyncio.get_running_loop()
         while self._pending:
             if len(self._pending) < self._max_batch:
@@ -120,11 +121,12 @@ class WriteBehindBuffer(Generic[Row]):
         commit fails (the database went away) is logged, like the rows the database refuses, so
         that a closing connection still clears its presence.
 
-        Each batch of rows is one unit, written in the unit's own savepoint (``in_savepoint``; not
-        in a batch's first pass without ``savepoint``). When the database refuses it
-        (``_RowsRefused``), the unit's savepoint is rolled back and its rows are written again one
-        by one in the next batch, each in its own savepoint, so that a refused row loses only
-        itself."""
+        Each batch of rows is one unit, written in the unit's own savepoint (``in_savepoint``; in a
+        batch's first pass, only with ``savepoint``). When the database refuses it
+        (``_RowsRefused``), the unit's savepoint is rolled back (without ``savepoint``: the batch's
+        first pass, the batch written again, each unit in its savepoint) and its rows are written
+        again one by one in the next batch, each in its own savepoint, so that a refused row loses
+        only itself."""
         async with self._writing:
             for _ in range(-(-len(self._pending) // self._max_batch)):  # those pending now, not those added meanwhile
                 batch = self._take()
@@ -133,7 +135,7 @@ class WriteBehindBuffer(Generic[Row]):
                         self._rows_written,
                         in_savepoint=self._savepoint,
                         ahead=True,
-                        locks=self._locked(batch),
+                        locks=self._chargers_locked(batch),
                         rows=batch,
                     )
                 except _RowsRefused:
@@ -149,13 +151,18 @@ class WriteBehindBuffer(Generic[Row]):
         logger.exception("Could not store %d %s rows at once; storing them one by one", len(batch), self.name)
         try:
             await commit_group.run(
-                self._rows_written_one_by_one, in_savepoint=True, ahead=True, locks=self._locked(batch), rows=batch
+                self._rows_written_one_by_one,
+                in_savepoint=True,
+                ahead=True,
+                locks=self._chargers_locked(batch),
+                rows=batch,
             )
         except Exception:
             logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 
     def _rows_written(self, rows: list[Row]) -> None:
-        """One write of ``rows`` (a commit group's unit, in its own savepoint); ``_RowsRefused`` when
+        """One write of ``rows`` (a commit group's unit, in its own savepoint but in a batch's first
+        pass without ``savepoint``); ``_RowsRefused`` when
         the database refuses them, or when a row they lock is held elsewhere past the batch's lock
         timeout (an admin's long transaction on one charger: the others' rows are written again
         without it). Its other ``OperationalError`` as it is: a lost race is written again by the
@@ -225,7 +232,7 @@ class WriteBehindBuffer(Generic[Row]):
         with transaction.atomic():
             self._write(rows)
 
-    def _locked(self, rows: list[Row]) -> frozenset[str] | None:
+    def _chargers_locked(self, rows: list[Row]) -> frozenset[str] | None:
         """The chargers whose rows writing ``rows`` locks; None: any charger's (``locks`` not given)."""
         return None if self._locks is None else self._locks(rows)
 

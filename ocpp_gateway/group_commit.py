@@ -34,8 +34,8 @@ exception (the router answers it with a CALLERROR); the others commit. A unit ch
 deadlock victim is retried once. A unit may thus run twice (and a unit held by a lock wait
 twice): only the committed run's result and ``on_commit`` callbacks count, so a unit keeps its
 effects in the database or hands them to ``on_commit``. A unit that must fail alone (a
-write-behind buffer's rows, refused as a whole and written again row by row) asks for its own
-savepoint (``in_savepoint``) and fails alone in a batch without them. A caller's result is
+write-behind buffer's heartbeats or sightings, refused as a whole and written again row by row)
+asks for its own savepoint (``in_savepoint``) and fails alone in a batch without them. A caller's result is
 handed back only after its batch committed, so no CALLRESULT is sent for a row that is not in
 PostgreSQL; when the commit itself fails (the database went away) every unit of the batch gets
 the error: nothing is acknowledged, nothing half-written.
@@ -215,7 +215,7 @@ class CommitGroup:
         self._ahead: deque[_Unit] = deque()  # units run with ``ahead``: the next batch's first
         self._alone = False  # the batch being written holds a unit written ``alone``: none beside it
         self._held: set[str] = set()  # the chargers of the batches being written
-        self._unnamed = 0  # queued units written ``alone`` (not ``ahead``): each holds back side batches
+        self._alone_queued = 0  # queued units written ``alone`` (not ``ahead``): each holds back side batches
         self._waited_at = 0.0  # time.monotonic() when a charger's unit last stopped waiting for a batch
 
     @property
@@ -253,12 +253,15 @@ class CommitGroup:
         """``func(**kwargs)`` in the next batch; its result once the batch committed, or what it raised.
 
         ``in_savepoint``: in its own savepoint even in a batch written without them, for a unit
-        that fails alone or catches database errors itself (a write-behind buffer's rows: a batch
-        without savepoints would be written again).
-        ``ahead``: before the units already waiting (after the other ``ahead`` ones), first in
-        the next batch; only for a unit whose writes do not depend on the order of the units it
-        overtakes (a write-behind buffer's rows: logged frames, heartbeats, sightings, each taken
-        before it was queued; a sighting written before its connection's disconnect, never after).
+        that fails alone or catches database errors itself (a write-behind buffer's heartbeats or
+        sightings: a batch without savepoints would be written again).
+        ``ahead``: before the units already waiting (after the other ``ahead`` ones, but before
+        those not ``in_savepoint``), first in the next batch; only for a unit whose writes do not
+        depend on the order of the units it overtakes (a write-behind buffer's rows: logged frames,
+        heartbeats, sightings, each taken before it was queued; a sighting written before its
+        connection's disconnect, never after). One ``in_savepoint`` goes before those without, whose
+        gathered rows its savepoint would otherwise write at once (``gathering_paused``), not with
+        the batch's last writes.
         ``abandoned``: the unit may be skipped. When its batch starts and this caller was
         cancelled or ``abandoned()`` is true, it is not written (``UnitAbandoned`` is raised
         here); once its batch started it is written all the same. Only for a unit nobody else
@@ -279,8 +282,11 @@ class CommitGroup:
         chargers = named | locks if locks is not None else named
         alone = not chargers and locks is None
         unit = _Unit(func, kwargs, loop.create_future(), context, in_savepoint, abandoned, chargers, alone, background)
-        (self._ahead if ahead else self._pending).append(unit)
-        self._unnamed += alone and not ahead
+        if ahead:
+            self._ahead.insert(_savepoints_first(self._ahead, unit), unit)
+        else:
+            self._pending.append(unit)
+        self._alone_queued += alone and not ahead
         self._start_batches(loop)
         return await unit.future
 
@@ -305,7 +311,7 @@ class CommitGroup:
         while (self._ahead or self._pending) and len(batch) < self._max_units:
             queue = self._ahead or self._pending
             unit = queue.popleft()
-            self._unnamed -= queue is self._pending and unit.alone
+            self._alone_queued -= queue is self._pending and unit.alone
             if self._taken(unit):
                 batch.append(unit)
         for unit in batch:
@@ -317,7 +323,7 @@ class CommitGroup:
         """A batch beside those being written: the queued units (the ``ahead`` ones first) of
         chargers none of them holds, in order; a unit left queued holds back its chargers' later
         units. None while a unit written ``alone`` waits (it goes once they are written)."""
-        if self._unnamed or any(unit.alone for unit in self._ahead):
+        if self._alone_queued or any(unit.alone for unit in self._ahead):
             return []
         batch: list[_Unit] = []
         waiting = set(self._held)  # the chargers held, and those of the units left queued
@@ -383,6 +389,16 @@ class CommitGroup:
                 unit.future.set_result(value)
             else:
                 unit.future.set_exception(value)
+
+
+def _savepoints_first(ahead: deque[_Unit], unit: _Unit) -> int:
+    """Where ``unit`` joins the ``ahead`` queue: last, or (``in_savepoint``) before the first unit
+    that is not."""
+    if unit.in_savepoint:
+        for place, queued in enumerate(ahead):
+            if not queued.in_savepoint:
+                return place
+    return len(ahead)
 
 
 def _chargers_named(kwargs: dict[str, Any], context: contextvars.Context) -> frozenset[str]:

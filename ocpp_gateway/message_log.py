@@ -22,5 +22,5 @@ message_log: WriteBehindBuffer[LoggedFrame] = WriteBehindBuffer(
     flush_seconds=lambda: settings.CSMS_MESSAGE_LOG_FLUSH_SECONDS,
     max_batch=1000,
     locks=lambda frames: frozenset(),  # no charger's row: the log has no foreign key constraint, nothing else is locked
-    savepoint=False,  # refused only by a failing database: its COPY goes with its batch's COMMIT
+    savepoint=False,  # refused only by a failing database: its rows go with its batch's last writes
 )

@@ -54,7 +54,7 @@ def test_a_buffer_s_write_locks_the_rows_of_the_chargers_it_names_and_of_no_othe
     with transaction.atomic():
         buffer._write(rows)  # what its unit runs in a batch (``_rows_written``)
         locked = {name for name in ("CP-LOCK-A", "CP-LOCK-B") if charger_locked_elsewhere(name)}
-    assert buffer._locked(rows) == locked
+    assert buffer._chargers_locked(rows) == locked
     if buffer is message_log:
         assert OcppMessage.objects.filter(charge_point__charge_point_id="CP-LOCK-A").count() == 1
 
@@ -68,13 +68,15 @@ async def test_a_buffer_s_flush_is_written_beside_a_batch_of_another_charger(mon
         assert gate.wait(10)
 
     batch = asyncio.ensure_future(group.run(held, charge_point_id="CP-LOCK-HELD"))
-    await asyncio.sleep(0.05)
-    written: list[str] = []
-    frames: WriteBehindBuffer[str] = WriteBehindBuffer(
-        name="probe", write=written.extend, flush_seconds=lambda: 60, max_batch=10, locks=lambda rows: frozenset()
-    )
-    frames.add("frame")
-    await asyncio.wait_for(frames.flush(), 10)  # without ``locks``: it waits for the held batch
-    assert written == ["frame"] and not batch.done()
-    gate.set()
-    await batch
+    try:
+        await asyncio.sleep(0.05)
+        written: list[str] = []
+        frames: WriteBehindBuffer[str] = WriteBehindBuffer(
+            name="probe", write=written.extend, flush_seconds=lambda: 60, max_batch=10, locks=lambda rows: frozenset()
+        )
+        frames.add("frame")
+        await asyncio.wait_for(frames.flush(), 10)  # without ``locks``: it waits for the held batch
+        assert written == ["frame"] and not batch.done()
+    finally:
+        gate.set()
+        await batch
