@@ -38,8 +38,11 @@ def _postgresql_only() -> None:
 
 def _frame(charge_point_id: str, n: int, *, created_at: datetime | None = _AT) -> LoggedFrame:
     return LoggedFrame(
-        charge_point_id=charge_point_id, direction="in", frame=f'[2,"{n}","Heartbeat",{{}}]', created_at=created_at
-    )  # type: ignore[arg-type]
+        charge_point_id=charge_point_id,
+        direction="in",
+        frame=f'[2,"{n}","Heartbeat",{{}}]',
+        created_at=created_at,  # type: ignore[arg-type]  # None: a row PostgreSQL refuses
+    )
 
 
 def _named(*, charge_point_id: str) -> str:
