@@ -27,6 +27,7 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 
+from kernel.plain_sql import CommitOutcomeUnknown
 from ocpp_gateway.group_commit import commit_group, lock_not_available, lost_a_race
 
 logger = logging.getLogger(__name__)
@@ -140,6 +141,10 @@ class WriteBehindBuffer(Generic[Row]):
                     )
                 except _RowsRefused:
                     await self._stored_one_by_one(batch)
+                except CommitOutcomeUnknown:
+                    logger.exception(
+                        "%d %s rows may or may not be stored: their batch's COMMIT was lost", len(batch), self.name
+                    )
                 except Exception:  # the database is away, or the batch's commit failed
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 

@@ -440,6 +440,9 @@ def batch_committed(
             except Exception:
                 forget_lent()
                 raise
+    except CommitOutcomeUnknown as error:
+        logger.error("A batch of %d units may or may not be committed (not written again): %r", len(batch), error)
+        return [(False, error)] * len(batch)
     except Exception as error:
         logger.error("A batch of %d units was not committed: %r", len(batch), error)
         return [(False, error)] * len(batch)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -18,6 +19,7 @@ from django.db import connection
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.services import LoggedFrame, charge_point_register
 from chargepoints.services.liveness import Sighting
+from kernel import plain_sql
 from kernel.plain_sql import PIPELINED_COPY_ROWS
 from ocpp_gateway import buffers
 from ocpp_gateway.group_commit import CommitGroup
@@ -131,3 +133,26 @@ async def test_a_refused_window_sends_its_batch_to_the_second_pass_and_loses_onl
     assert frames == ['[2,"1","Heartbeat",{}]', '[2,"3","Heartbeat",{}]']
     assert await sync_to_async(ChargePoint.objects.filter(charge_point_id="LOG-2").exists)()
     assert "Could not store a OCPP log frame row" in caplog.text
+
+
+async def test_a_window_whose_batch_s_commit_is_lost_is_logged_as_maybe_stored_and_not_written_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await sync_to_async(charge_point_register)(charge_point_id="LOG-1", heartbeat_interval=60)
+    group = CommitGroup(max_units=64)
+    monkeypatch.setattr(buffers, "commit_group", group)
+    pipelined = plain_sql._pipelined
+
+    def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
+        pipelined(raw, *args, **kwargs)  # the log's rows and the COMMIT: PostgreSQL committed them...
+        raw.close()  # ...and the connection went before their answer came back
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)
+    for n in range(3):
+        message_log.add(_frame("LOG-1", n))
+    await message_log.flush()
+    assert await OcppMessage.objects.filter(charge_point__charge_point_id="LOG-1").acount() == 3  # once
+    assert "3 OCPP log frame rows may or may not be stored" in caplog.text
+    assert "may or may not be committed (not written again)" in caplog.text
+    assert "not committed" not in caplog.text.replace("may or may not be committed", "")
