@@ -831,6 +831,8 @@ def _pipelined(
             cursors.append((own, None))
             for statement in begin:
                 own.execute(statement)
+            if commit:
+                own.execute(_GENERIC_PLANS)
         for statement, params, rows in writes:
             cursor = bound()
             cursors.append((cursor, rows))
@@ -839,6 +841,26 @@ def _pipelined(
             own.execute("COMMIT")
 
     in_pipeline(raw, sent, begun=bool(begin))
+
+
+# Sent before the writes that carry a transaction's COMMIT (``_pipelined``): each is planned once
+# per connection and its plan kept, instead of at every batch, and that plan is the one any batch
+# gets, whatever the tables' statistics. They are the gathered writes: an UPDATE joining its rows
+# on the primary key (``UPDATE ... FROM unnest(...) WHERE pk = v.pk``), an INSERT from arrays
+# (``ON CONFLICT`` on a unique column), a one-row INSERT. PostgreSQL, costing a generic plan for
+# arrays of unknown length, planned each execution for its own arrays: 100-160 µs of its CPU a
+# statement, for 40-120 µs of execution. A generic plan alone is built from the statistics of the
+# moment, and a table young or grown since may get a scan of every row (round 36: the fleet's
+# fresh database, PostgreSQL's CPU per persisted message 1.1-1.3x); without sequential scans, hash
+# or merge joins it is a nested loop over the arrays and the key's index, the plan a batch's few
+# rows get from any statistics (issue 15, round 36: PostgreSQL's CPU per persisted message in the
+# fleet's rate phase 0.85x; ``benchmarks/statements.py --cpu``). Nothing runs after them in the
+# transaction: the statements before keep PostgreSQL's choices (a read's plan may depend on its
+# parameters: the stops' ledgers' ``ORDER BY ... LIMIT``).
+_GENERIC_PLANS = (
+    "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true),"
+    " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
+)
 
 
 def _counted_in_sql(write: _Write) -> _Write:
