@@ -384,7 +384,8 @@ def copies_gathered(*, commit: bool = False) -> Iterator[None]:
     round trip, when there are some and the transaction may commit (no savepoint open, not marked
     for rollback); the atomic block's own COMMIT is then nothing to send. Their row counts are
     then checked by the statements themselves (``_counted_in_sql``): a wrong one leaves the
-    COMMIT unsent, and Django rolls back."""
+    COMMIT unsent, and Django rolls back. Those writes are planned once per connection
+    (``_GATHERED_WRITES_PLAN_SETTINGS``)."""
     _gathering.copies, _gathering.updates, _gathering.upserts, _gathering.inserts = {}, {}, {}, {}
     try:
         yield
@@ -774,7 +775,8 @@ def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
 
     ``commit`` (PostgreSQL, the transaction's last statements: ``copies_gathered``): ``COMMIT``
     goes last in the pipeline, and each statement checks its own row count (``_counted_in_sql``),
-    so that a wrong count stops the COMMIT."""
+    so that a wrong count stops the COMMIT; the writes are planned once per connection
+    (``_GATHERED_WRITES_PLAN_SETTINGS``)."""
     if not writes:
         return
     db = connections[DEFAULT_DB_ALIAS]  # the connection itself: every use of the proxy looks it up
@@ -822,7 +824,8 @@ def _pipelined(
     """Send ``writes`` in one pipeline of ``raw`` (``kernel.deferred_begin.in_pipeline``), each by a
     cursor of its own (``bound``) added to ``cursors``, after the transaction's BEGIN and settings
     if they wait (``begin_for_pipeline``) and before a ``COMMIT`` with ``commit``, these by one
-    more cursor; the error of the first refused statement."""
+    more cursor; the error of the first refused statement. With ``commit``, the writes are planned
+    under ``_GATHERED_WRITES_PLAN_SETTINGS``, sent before them."""
     begin = begin_for_pipeline(raw)
 
     def sent() -> None:
@@ -831,8 +834,8 @@ def _pipelined(
             cursors.append((own, None))
             for statement in begin:
                 own.execute(statement)
-            if commit:
-                own.execute(_GENERIC_PLANS)
+            if commit and raw.prepare_threshold is not None:
+                own.execute(_GATHERED_WRITES_PLAN_SETTINGS)
         for statement, params, rows in writes:
             cursor = bound()
             cursors.append((cursor, rows))
@@ -843,21 +846,26 @@ def _pipelined(
     in_pipeline(raw, sent, begun=bool(begin))
 
 
-# Sent before the writes that carry a transaction's COMMIT (``_pipelined``): each is planned once
-# per connection and its plan kept, instead of at every batch, and that plan is the one any batch
-# gets, whatever the tables' statistics. They are the gathered writes: an UPDATE joining its rows
-# on the primary key (``UPDATE ... FROM unnest(...) WHERE pk = v.pk``), an INSERT from arrays
-# (``ON CONFLICT`` on a unique column), a one-row INSERT. PostgreSQL, costing a generic plan for
-# arrays of unknown length, planned each execution for its own arrays: 100-160 µs of its CPU a
-# statement, for 40-120 µs of execution. A generic plan alone is built from the statistics of the
-# moment, and a table young or grown since may get a scan of every row (round 36: the fleet's
-# fresh database, PostgreSQL's CPU per persisted message 1.1-1.3x); without sequential scans, hash
-# or merge joins it is a nested loop over the arrays and the key's index, the plan a batch's few
-# rows get from any statistics (issue 15, round 36: PostgreSQL's CPU per persisted message in the
-# fleet's rate phase 0.85x; ``benchmarks/statements.py --cpu``). Nothing runs after them in the
-# transaction: the statements before keep PostgreSQL's choices (a read's plan may depend on its
-# parameters: the stops' ledgers' ``ORDER BY ... LIMIT``).
-_GENERIC_PLANS = (
+# Sent before the writes that carry a transaction's COMMIT (``_pipelined``), when psycopg prepares
+# statements (``CSMS_DB_PREPARE_THRESHOLD``; unprepared, a generic plan would be made at every
+# execution): once prepared, each of those writes is planned once per connection and its plan kept,
+# instead of planned again at every batch. They are the gathered writes: an UPDATE joining its rows
+# on the primary key (``UPDATE ... FROM unnest(...) WHERE pk = v.pk``), INSERTs from arrays (an
+# upsert's ``ON CONFLICT`` on a unique column) and one-row INSERTs, which join nothing. PostgreSQL,
+# costing a generic plan for arrays of unknown length (10 rows), chose to plan each UPDATE for its
+# own arrays: 100-160 µs of its CPU a statement for 40-120 µs of execution. A generic plan alone,
+# made from a young table's statistics, may scan the whole table (the fleet's fresh database:
+# PostgreSQL's CPU per persisted message 1.1-1.3x, as rounds 23-25 found for generic plans
+# everywhere); without sequential scans, hash or merge joins an UPDATE's plan goes through the key's
+# index: a nested loop looking up each row of the arrays, or, on a table whose statistics say it
+# holds a few rows, reading that index whole. A plan is kept until the table's next ANALYZE
+# (autovacuum's: after 50 rows and a tenth of the table changed), which makes it again. The
+# foreign key checks these writes fire (primary key lookups) are planned under the same settings.
+# Nothing else runs after them in the transaction: the statements before keep PostgreSQL's choices
+# (a read's plan may depend on its parameters: the stops' ledgers' ``ORDER BY ... LIMIT``). Issue
+# 15, round 36 ("Round 36" in ``docs/performance.md``): PostgreSQL's CPU per persisted message in
+# the fleet's rate phase 0.85x, the gateway's 1.02x (this statement).
+_GATHERED_WRITES_PLAN_SETTINGS = (
     "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true),"
     " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
 )

@@ -142,9 +142,7 @@ class WriteBehindBuffer(Generic[Row]):
                 except _RowsRefused:
                     await self._stored_one_by_one(batch)
                 except CommitOutcomeUnknown:
-                    logger.exception(
-                        "%d %s rows may or may not be stored: their batch's COMMIT was lost", len(batch), self.name
-                    )
+                    self._maybe_stored(batch)
                 except Exception:  # the database is away, or the batch's commit failed
                     logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
 
@@ -162,8 +160,19 @@ class WriteBehindBuffer(Generic[Row]):
                 locks=self._chargers_locked(batch),
                 rows=batch,
             )
+        except CommitOutcomeUnknown:
+            self._maybe_stored(batch)
         except Exception:
             logger.exception("Could not store %d %s rows: the batch was not committed", len(batch), self.name)
+
+    def _maybe_stored(self, batch: list[Row]) -> None:
+        """``batch``'s unit was in a batch whose connection was lost with its COMMIT in flight:
+        PostgreSQL may have stored its rows, or not; they are not written again."""
+        logger.exception(
+            "%d %s rows may or may not be stored: the connection was lost with their batch's COMMIT in flight",
+            len(batch),
+            self.name,
+        )
 
     def _rows_written(self, rows: list[Row]) -> None:
         """One write of ``rows`` (a commit group's unit, in its own savepoint but in a batch's first
