@@ -853,7 +853,7 @@ def _pipelined(
 # on the primary key (``UPDATE ... FROM unnest(...) WHERE pk = v.pk``), INSERTs from arrays (an
 # upsert's ``ON CONFLICT`` on a unique column) and one-row INSERTs, which join nothing. PostgreSQL,
 # costing a generic plan for arrays of unknown length (10 rows), chose to plan each UPDATE for its
-# own arrays: 100-160 µs of its CPU a statement for 40-120 µs of execution. A generic plan alone,
+# own arrays: 100-170 µs of its CPU a statement for 60-120 µs of execution. A generic plan alone,
 # made from a young table's statistics, may scan the whole table (the fleet's fresh database:
 # PostgreSQL's CPU per persisted message 1.1-1.3x, as rounds 23-25 found for generic plans
 # everywhere); without sequential scans, hash or merge joins an UPDATE's plan goes through the key's
