@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 from asgiref.sync import sync_to_async
 
 from chargepoints.models import ChargePoint
@@ -20,6 +21,7 @@ from chargepoints.services import charge_point_register
 from charging.services.meter_ledger import SampledValue
 from charging.services.open_sessions import open_sessions_bind
 from charging.services.transaction_start import StartRequest
+from kernel import plain_sql
 from ocpp_gateway.group_commit import CommitGroup
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)  # recent: no reading is in the future
@@ -131,3 +133,16 @@ def registered(*charge_point_ids: str) -> None:
     """Each charger registered (heartbeat interval 60 s)."""
     for charge_point_id in charge_point_ids:
         charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=60)
+
+
+def commit_lost_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on, each pipeline that carries a COMMIT (``kernel.plain_sql._pipelined``) is sent
+    and committed by PostgreSQL, then its connection is lost before the answer comes back."""
+    pipelined = plain_sql._pipelined
+
+    def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
+        pipelined(raw, *args, **kwargs)  # the rows and the COMMIT: PostgreSQL committed them...
+        raw.close()  # ...and the connection went before their answer came back
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)

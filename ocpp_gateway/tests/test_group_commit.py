@@ -27,11 +27,10 @@ from psycopg import pq
 
 from chargepoints.models import ChargePoint, Heartbeat
 from conftest import _test_database_url, charger_row_held
-from kernel import plain_sql
 from kernel.plain_sql import CommitOutcomeUnknown, rows_copied
 from ocpp_gateway import group_commit
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_begun, _Unit, batch_committed
-from ocpp_gateway.tests.batches import Refused, one_batch
+from ocpp_gateway.tests.batches import Refused, commit_lost_in_flight, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -219,14 +218,7 @@ def _heartbeat_gathered(*, charge_point_pk: int) -> int:
 
 async def test_a_batch_whose_connection_is_lost_with_its_commit_in_flight_is_not_written_again(monkeypatch):
     pk = (await ChargePoint.objects.acreate(charge_point_id="CP-GC-LOST", heartbeat_interval=60)).pk
-    pipelined = plain_sql._pipelined
-
-    def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
-        pipelined(raw, *args, **kwargs)  # the gathered row and the COMMIT: PostgreSQL committed them...
-        raw.close()  # ...and the connection went before their answer came back
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)
+    commit_lost_in_flight(monkeypatch)
     with pytest.raises(CommitOutcomeUnknown):  # the message is not acknowledged: its charger sends it again
         await CommitGroup(max_units=64).run(_heartbeat_gathered, charge_point_pk=pk)
     assert await Heartbeat.objects.filter(charge_point_id=pk).acount() == 1  # stored once, not written again

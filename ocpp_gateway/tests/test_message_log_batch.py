@@ -11,7 +11,6 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -19,12 +18,12 @@ from django.db import connection
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.services import LoggedFrame, charge_point_register
 from chargepoints.services.liveness import Sighting
-from kernel import plain_sql
 from kernel.plain_sql import PIPELINED_COPY_ROWS
 from ocpp_gateway import buffers
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.sightings import sightings
+from ocpp_gateway.tests.batches import commit_lost_in_flight
 from ocpp_gateway.tests.conftest import RoundTrip
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -141,14 +140,7 @@ async def test_a_window_whose_batch_s_commit_is_lost_is_logged_as_maybe_stored_a
     await sync_to_async(charge_point_register)(charge_point_id="LOG-1", heartbeat_interval=60)
     group = CommitGroup(max_units=64)
     monkeypatch.setattr(buffers, "commit_group", group)
-    pipelined = plain_sql._pipelined
-
-    def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
-        pipelined(raw, *args, **kwargs)  # the log's rows and the COMMIT: PostgreSQL committed them...
-        raw.close()  # ...and the connection went before their answer came back
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)
+    commit_lost_in_flight(monkeypatch)
     for n in range(3):
         message_log.add(_frame("LOG-1", n))
     await message_log.flush()
