@@ -796,7 +796,8 @@ def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
             try:
                 _pipelined(raw, db.bound_cursor, writes, cursors, commit=commit)
             except Exception as error:  # psycopg's, or Django's from a cursor
-                if commit and (raw.closed or raw.broken):
+                if commit and _connection_lost(raw, error):
+                    raw.close()  # whatever it still looks like: it is not used again
                     raise CommitOutcomeUnknown(f"the connection was lost with the COMMIT in flight: {error}") from error
                 raise
         for cursor, rows in cursors:
@@ -804,6 +805,31 @@ def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
     finally:
         for cursor, _ in cursors:
             cursor.close()
+
+
+# SQLSTATEs of a session PostgreSQL ended: connection_exception's class, admin_shutdown
+# (pg_terminate_backend), crash_shutdown, cannot_connect_now.
+_SESSION_ENDED_CLASS = "08"
+_SESSION_ENDED_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def _connection_lost(raw: psycopg.Connection[Any], error: BaseException) -> bool:
+    """Whether ``error``, raised by a pipeline of ``raw``, says the connection was lost rather
+    than a statement refused: ``raw`` closed or broken, PostgreSQL's error for a session it ended
+    (read before the socket's end, ``raw`` still looking open), or psycopg's own
+    ``OperationalError`` with no SQLSTATE ("consuming input failed", "cannot exit pipeline mode
+    while busy": a FATAL waiting unread after the last answer). A statement refused carries its
+    SQLSTATE; an error of ours or of a parameter's adaptation is raised before its statement is
+    sent."""
+    if raw.closed or raw.broken:
+        return True
+    cause = error if isinstance(error, psycopg.Error) else error.__cause__
+    if not isinstance(cause, psycopg.Error):
+        return False
+    sqlstate = cause.sqlstate
+    if sqlstate is None:
+        return isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError)
+    return sqlstate.startswith(_SESSION_ENDED_CLASS) or sqlstate in _SESSION_ENDED_STATES
 
 
 class CommitOutcomeUnknown(OperationalError):

@@ -135,14 +135,26 @@ def registered(*charge_point_ids: str) -> None:
         charge_point_register(charge_point_id=charge_point_id, heartbeat_interval=60)
 
 
-def commit_lost_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+# How a connection lost with a COMMIT in flight shows (``commit_lost_in_flight``): the socket closed
+# under psycopg; PostgreSQL's FATAL for a terminated session (pg_terminate_backend), read before
+# the socket's end; or psycopg's own error on leaving the pipeline once that FATAL waits unread,
+# the connection still looking open (each seen under ``pg_terminate_backend``, issue 15).
+COMMIT_LOSSES = ("closed", "terminated", "pipeline left busy")
+
+
+def commit_lost_in_flight(monkeypatch: pytest.MonkeyPatch, how: str = "closed") -> None:
     """From now on, each pipeline that carries a COMMIT (``kernel.plain_sql._pipelined``) is sent
-    and committed by PostgreSQL, then its connection is lost before the answer comes back."""
+    and committed by PostgreSQL, then its connection is lost before the answer comes back, as
+    ``how`` (one of ``COMMIT_LOSSES``) says."""
     pipelined = plain_sql._pipelined
 
     def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
         pipelined(raw, *args, **kwargs)  # the rows and the COMMIT: PostgreSQL committed them...
-        raw.close()  # ...and the connection went before their answer came back
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
+        if how == "closed":  # ...and the connection went before their answer came back
+            raw.close()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        if how == "terminated":
+            raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+        raise psycopg.OperationalError("cannot exit pipeline mode while busy")
 
     monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)

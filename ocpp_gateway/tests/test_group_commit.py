@@ -30,7 +30,7 @@ from conftest import _test_database_url, charger_row_held
 from kernel.plain_sql import CommitOutcomeUnknown, rows_copied
 from ocpp_gateway import group_commit
 from ocpp_gateway.group_commit import CommitGroup, UnitAbandoned, _batch_begun, _Unit, batch_committed
-from ocpp_gateway.tests.batches import Refused, commit_lost_in_flight, one_batch
+from ocpp_gateway.tests.batches import COMMIT_LOSSES, Refused, commit_lost_in_flight, one_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -216,9 +216,10 @@ def _heartbeat_gathered(*, charge_point_pk: int) -> int:
     return Heartbeat.objects.count()
 
 
-async def test_a_batch_whose_connection_is_lost_with_its_commit_in_flight_is_not_written_again(monkeypatch):
+@pytest.mark.parametrize("how", COMMIT_LOSSES)
+async def test_a_batch_whose_connection_is_lost_with_its_commit_in_flight_is_not_written_again(monkeypatch, how):
     pk = (await ChargePoint.objects.acreate(charge_point_id="CP-GC-LOST", heartbeat_interval=60)).pk
-    commit_lost_in_flight(monkeypatch)
+    commit_lost_in_flight(monkeypatch, how)
     with pytest.raises(CommitOutcomeUnknown):  # the message is not acknowledged: its charger sends it again
         await CommitGroup(max_units=64).run(_heartbeat_gathered, charge_point_pk=pk)
     assert await Heartbeat.objects.filter(charge_point_id=pk).acount() == 1  # stored once, not written again
