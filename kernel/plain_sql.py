@@ -819,12 +819,12 @@ def _connection_lost(raw: psycopg.Connection[Any], error: BaseException) -> bool
     (read before the socket's end, ``raw`` still looking open), or psycopg's own
     ``OperationalError`` with no SQLSTATE ("consuming input failed", "cannot exit pipeline mode
     while busy": a FATAL waiting unread after the last answer). A statement refused carries its
-    SQLSTATE; an error of ours or of a parameter's adaptation is raised before its statement is
-    sent."""
+    SQLSTATE (``PipelineAborted`` too: a statement before it was refused, the COMMIT skipped); an
+    error of ours or of a parameter's adaptation is raised before its statement is sent."""
     if raw.closed or raw.broken:
         return True
     cause = error if isinstance(error, psycopg.Error) else error.__cause__
-    if not isinstance(cause, psycopg.Error):
+    if not isinstance(cause, psycopg.Error) or isinstance(cause, psycopg.errors.PipelineAborted):
         return False
     sqlstate = cause.sqlstate
     if sqlstate is None:
