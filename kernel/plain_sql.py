@@ -790,46 +790,43 @@ def _writes_sent(writes: list[_Write], *, commit: bool = False) -> None:
     _inserts_written()  # a pipelined statement passes no execute wrapper's write first
     if commit:
         writes = [_counted_in_sql(write) for write in writes]
-    cursors: list[tuple[CursorWrapper, int | None]] = []
+    sent = _Sent()
     try:
         with db.wrap_database_errors:
             try:
-                _pipelined(raw, db.bound_cursor, writes, cursors, commit=commit)
+                _pipelined(raw, db.bound_cursor, writes, sent, commit=commit)
             except Exception as error:  # psycopg's, or Django's from a cursor
-                if commit and _connection_lost(raw, error):
+                if sent.commit and connection_lost(raw, error):
                     raw.close()  # whatever it still looks like: it is not used again
                     raise CommitOutcomeUnknown(f"the connection was lost with the COMMIT in flight: {error}") from error
                 raise
-        for cursor, rows in cursors:
+        for cursor, rows in sent.cursors:
             _rows_checked(cursor.rowcount, rows)
     finally:
-        for cursor, _ in cursors:
+        for cursor, _ in sent.cursors:
             cursor.close()
 
 
-# SQLSTATEs of a session PostgreSQL ended: connection_exception's class, admin_shutdown
-# (pg_terminate_backend), crash_shutdown, cannot_connect_now.
-_SESSION_ENDED_CLASS = "08"
-_SESSION_ENDED_STATES = frozenset({"57P01", "57P02", "57P03"})
+# admin_shutdown (pg_terminate_backend) and crash_shutdown: a session PostgreSQL ended, told by an
+# error that carries no severity (made by psycopg, not read from PostgreSQL).
+_SESSION_ENDED_STATES = frozenset({"57P01", "57P02"})
 
 
-def _connection_lost(raw: psycopg.Connection[Any], error: BaseException) -> bool:
-    """Whether ``error``, raised by a pipeline of ``raw``, says the connection was lost rather
-    than a statement refused: ``raw`` closed or broken, PostgreSQL's error for a session it ended
-    (read before the socket's end, ``raw`` still looking open), or psycopg's own
-    ``OperationalError`` with no SQLSTATE ("consuming input failed", "cannot exit pipeline mode
-    while busy": a FATAL waiting unread after the last answer). A statement refused carries its
-    SQLSTATE (``PipelineAborted`` too: a statement before it was refused, the COMMIT skipped); an
-    error of ours or of a parameter's adaptation is raised before its statement is sent."""
+def connection_lost(raw: psycopg.Connection[Any], error: BaseException) -> bool:
+    """Whether ``error``, raised by a pipeline of ``raw`` once its COMMIT was sent, leaves the
+    COMMIT's outcome unknown rather than refused: ``raw`` closed or broken, PostgreSQL ended the
+    session (a FATAL or PANIC error, read before the socket's end), or psycopg lost track of it
+    (its own ``OperationalError``, no SQLSTATE: "cannot exit pipeline mode while busy", ``raw``
+    still looking open). A refused statement is an ERROR with its SQLSTATE (``PipelineAborted``:
+    one before it was, the COMMIT skipped)."""
     if raw.closed or raw.broken:
         return True
     cause = error if isinstance(error, psycopg.Error) else error.__cause__
     if not isinstance(cause, psycopg.Error) or isinstance(cause, psycopg.errors.PipelineAborted):
         return False
-    sqlstate = cause.sqlstate
-    if sqlstate is None:
+    if cause.sqlstate is None:
         return isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError)
-    return sqlstate.startswith(_SESSION_ENDED_CLASS) or sqlstate in _SESSION_ENDED_STATES
+    return cause.diag.severity_nonlocalized in ("FATAL", "PANIC") or cause.sqlstate in _SESSION_ENDED_STATES
 
 
 class CommitOutcomeUnknown(OperationalError):
@@ -839,37 +836,49 @@ class CommitOutcomeUnknown(OperationalError):
     the caller reports the transaction's outcome as unknown, and whoever sent them decides."""
 
 
+class _Sent:
+    """What ``_pipelined`` sent: its cursors (a write's with the rows it must affect), and whether
+    its COMMIT went (or was going when the error came)."""
+
+    __slots__ = ("commit", "cursors")
+
+    def __init__(self) -> None:
+        self.cursors: list[tuple[CursorWrapper, int | None]] = []
+        self.commit = False
+
+
 def _pipelined(
     raw: psycopg.Connection[Any],
     bound: Callable[[], CursorWrapper],
     writes: list[_Write],
-    cursors: list[tuple[CursorWrapper, int | None]],
+    sent: _Sent,
     *,
     commit: bool = False,
 ) -> None:
     """Send ``writes`` in one pipeline of ``raw`` (``kernel.deferred_begin.in_pipeline``), each by a
-    cursor of its own (``bound``) added to ``cursors``, after the transaction's BEGIN and settings
+    cursor of its own (``bound``) added to ``sent``, after the transaction's BEGIN and settings
     if they wait (``begin_for_pipeline``) and before a ``COMMIT`` with ``commit``, these by one
     more cursor; the error of the first refused statement. With ``commit``, the writes are planned
     under ``_GATHERED_WRITES_PLAN_SETTINGS``, sent before them."""
     begin = begin_for_pipeline(raw)
 
-    def sent() -> None:
+    def send() -> None:
         own = bound() if begin or commit else None  # for BEGIN, settings, COMMIT: no result read
         if own is not None:
-            cursors.append((own, None))
+            sent.cursors.append((own, None))
             for statement in begin:
                 own.execute(statement)
             if commit and raw.prepare_threshold is not None:
                 own.execute(_GATHERED_WRITES_PLAN_SETTINGS)
         for statement, params, rows in writes:
             cursor = bound()
-            cursors.append((cursor, rows))
+            sent.cursors.append((cursor, rows))
             cursor.execute(statement, params)  # Django's cursor: Django's error
         if own is not None and commit:
+            sent.commit = True  # from here, a lost connection may have carried it
             own.execute("COMMIT")
 
-    in_pipeline(raw, sent, begun=bool(begin))
+    in_pipeline(raw, send, begun=bool(begin))
 
 
 # Sent before the writes that carry a transaction's COMMIT (``_pipelined``), when psycopg prepares

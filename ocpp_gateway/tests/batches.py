@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 import pytest
@@ -136,25 +136,29 @@ def registered(*charge_point_ids: str) -> None:
 
 
 # How a connection lost with a COMMIT in flight shows (``commit_lost_in_flight``): the socket closed
-# under psycopg; PostgreSQL's FATAL for a terminated session (pg_terminate_backend), read before
-# the socket's end; or psycopg's own error on leaving the pipeline once that FATAL waits unread,
-# the connection still looking open (each seen under ``pg_terminate_backend``, issue 15).
-COMMIT_LOSSES = ("closed", "terminated", "pipeline left busy")
+# under psycopg; psycopg's own error on leaving the pipeline, a FATAL waiting unread after the last
+# answer and the connection still looking open (seen under ``pg_terminate_backend``, issue 15, round
+# 37); PostgreSQL's FATAL read before the socket's end, the connection looking open (a safeguard).
+CommitLoss = Literal["closed", "pipeline left busy", "terminated"]
+COMMIT_LOSSES: tuple[CommitLoss, ...] = ("closed", "pipeline left busy", "terminated")
 
 
-def commit_lost_in_flight(monkeypatch: pytest.MonkeyPatch, how: str = "closed") -> None:
+def commit_lost_in_flight(monkeypatch: pytest.MonkeyPatch, how: CommitLoss = "closed") -> list[psycopg.Connection[Any]]:
     """From now on, each pipeline that carries a COMMIT (``kernel.plain_sql._pipelined``) is sent
     and committed by PostgreSQL, then its connection is lost before the answer comes back, as
-    ``how`` (one of ``COMMIT_LOSSES``) says."""
+    ``how`` says. The connections so lost, as they are lost."""
     pipelined = plain_sql._pipelined
+    lost: list[psycopg.Connection[Any]] = []
 
     def committed_then_lost(raw: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> None:
         pipelined(raw, *args, **kwargs)  # the rows and the COMMIT: PostgreSQL committed them...
-        if how == "closed":  # ...and the connection went before their answer came back
+        lost.append(raw)  # ...and the connection went before their answer came back
+        if how == "closed":
             raw.close()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
-        if how == "terminated":
-            raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
-        raise psycopg.OperationalError("cannot exit pipeline mode while busy")
+        if how == "pipeline left busy":
+            raise psycopg.OperationalError("cannot exit pipeline mode while busy")
+        raise psycopg.errors.AdminShutdown("terminating connection due to administrator command")
 
     monkeypatch.setattr(plain_sql, "_pipelined", committed_then_lost)
+    return lost

@@ -219,10 +219,11 @@ def _heartbeat_gathered(*, charge_point_pk: int) -> int:
 @pytest.mark.parametrize("how", COMMIT_LOSSES)
 async def test_a_batch_whose_connection_is_lost_with_its_commit_in_flight_is_not_written_again(monkeypatch, how):
     pk = (await ChargePoint.objects.acreate(charge_point_id="CP-GC-LOST", heartbeat_interval=60)).pk
-    commit_lost_in_flight(monkeypatch, how)
+    lost = commit_lost_in_flight(monkeypatch, how)
     with pytest.raises(CommitOutcomeUnknown):  # the message is not acknowledged: its charger sends it again
         await CommitGroup(max_units=64).run(_heartbeat_gathered, charge_point_pk=pk)
     assert await Heartbeat.objects.filter(charge_point_id=pk).acount() == 1  # stored once, not written again
+    assert len(lost) == 1 and lost[0].closed  # however it looked, the connection is not used again
 
 
 async def test_rows_gathered_by_a_batchs_messages_are_written_together_before_it_commits():

@@ -23,7 +23,7 @@ from ocpp_gateway import buffers
 from ocpp_gateway.group_commit import CommitGroup
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.sightings import sightings
-from ocpp_gateway.tests.batches import commit_lost_in_flight
+from ocpp_gateway.tests.batches import COMMIT_LOSSES, CommitLoss, commit_lost_in_flight
 from ocpp_gateway.tests.conftest import RoundTrip
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -134,13 +134,14 @@ async def test_a_refused_window_sends_its_batch_to_the_second_pass_and_loses_onl
     assert "Could not store a OCPP log frame row" in caplog.text
 
 
+@pytest.mark.parametrize("how", COMMIT_LOSSES)
 async def test_a_window_whose_batch_s_commit_is_lost_is_logged_as_maybe_stored_and_not_written_again(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, how: CommitLoss
 ) -> None:
     await sync_to_async(charge_point_register)(charge_point_id="LOG-1", heartbeat_interval=60)
     group = CommitGroup(max_units=64)
     monkeypatch.setattr(buffers, "commit_group", group)
-    commit_lost_in_flight(monkeypatch)
+    commit_lost_in_flight(monkeypatch, how)
     for n in range(3):
         message_log.add(_frame("LOG-1", n))
     await message_log.flush()
