@@ -229,8 +229,23 @@ def stop_daphne(server: DaphneServer) -> None:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database, whose other sessions are ended before it is dropped (on
+    PostgreSQL): daphne's backends end asynchronously after it exits, and connections taken in
+    threads other than the main one (asgiref's worker thread under async tests, a commit group's
+    lanes) are never given back to the pool that Django closes first."""
+    yield
+    if connections["default"].vendor == "postgresql":
+        with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture(scope="session")
 def daphne_factory(
-    django_db_setup: None, django_db_blocker: Any, tmp_path_factory: pytest.TempPathFactory
+    django_db_setup: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., DaphneServer]]:
     """Start extra daphne processes; all are stopped at the end of the session."""
     servers: list[DaphneServer] = []
@@ -243,18 +258,6 @@ def daphne_factory(
     yield factory
     for server in servers:
         stop_daphne(server)
-    with django_db_blocker.unblock():
-        _end_other_sessions()
-
-
-def _end_other_sessions() -> None:
-    """Let the test database be dropped: daphne's backends end asynchronously after it exits,
-    and async tests leave connections open in asgiref's worker thread."""
-    with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
 
 
 @pytest.fixture(scope="session")
