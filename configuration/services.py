@@ -236,7 +236,9 @@ def configuration_key_changed(
     if status not in (ACCEPTED, REBOOT_REQUIRED):
         return
     if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold():
-        charge_point_heartbeat_interval_taken(charge_point=charge_point, value=value)
+        charge_point_heartbeat_interval_taken(
+            charge_point=charge_point, value=value, after_reboot=status == REBOOT_REQUIRED
+        )
     row = ConfigurationKey.objects.select_for_update().filter(charge_point=charge_point, key=key).first()
     if row is None:
         row = ConfigurationKey(charge_point=charge_point, key=key, readonly=False)
@@ -352,7 +354,8 @@ _HEARTBEAT_INTERVAL_VARIABLE = ("ocppcommctrlr", "", None, None, "heartbeatinter
 
 def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
     for attribute in attributes:
-        taken = attribute.value if attribute.value is not None else attribute.pending_value
+        after_reboot = attribute.value is None  # SetVariables answered RebootRequired: its pending value
+        taken = attribute.pending_value if after_reboot else attribute.value
         if attribute.type != AttributeType.ACTUAL or taken is None:
             continue
         component, instance, evse, connector, variable, variable_instance = variable_identity(
@@ -360,7 +363,7 @@ def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[Rep
         )
         identity = (component.casefold(), instance, evse, connector, variable.casefold(), variable_instance)
         if identity == _HEARTBEAT_INTERVAL_VARIABLE:
-            charge_point_heartbeat_interval_taken(charge_point=charge_point, value=taken)
+            charge_point_heartbeat_interval_taken(charge_point=charge_point, value=taken, after_reboot=after_reboot)
 
 
 def _keep_values_of_reboot_required(rows: Iterable[DeviceModelAttribute]) -> None:

@@ -41,6 +41,7 @@ from chargepoints.selectors import (
     charge_point_recent_message_list,
 )
 from chargepoints.services import charge_point_update
+from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
@@ -165,6 +166,8 @@ class ChargePointAdmin(admin.ModelAdmin):
         "last_seen",
         "last_heartbeat",
         "last_boot_at",
+        "previous_heartbeat_interval",
+        "heartbeat_interval_changed_at",
         "identity_booted_at",
         "configuration_read_owed",
         "offline_since",
@@ -209,7 +212,11 @@ class ChargePointAdmin(admin.ModelAdmin):
         if change:
             # Only what the operator changed: presence and liveness move under the form meanwhile.
             fields = {f.name for f in ChargePoint._meta.concrete_fields}
-            obj.save(update_fields=[name for name in form.changed_data if name in fields] + ["updated_at"])
+            changed = [name for name in form.changed_data if name in fields]
+            if "heartbeat_interval" in changed:  # the charger keeps its previous one until it boots
+                interval, obj.heartbeat_interval = obj.heartbeat_interval, form.initial["heartbeat_interval"]
+                changed += heartbeat_interval_stored(charge_point=obj, interval=interval, at=timezone.now())
+            obj.save(update_fields=[*dict.fromkeys(changed), "updated_at"])
         else:
             super().save_model(request, obj, form, change)
         if form.cleaned_data.get("new_password"):

@@ -17,7 +17,6 @@ from chargepoints.services.fleet import (
     charge_point_delete,
     charge_point_disconnect,
     charge_point_heartbeat,
-    charge_point_heartbeat_interval_taken,
     charge_point_heartbeats_record,
     charge_point_register,
     charge_point_seen,
@@ -31,6 +30,7 @@ from chargepoints.services.fleet import (
     ocpp_messages_prune,
     ocpp_messages_record,
 )
+from chargepoints.services.heartbeat_pace import charge_point_heartbeat_interval_taken
 
 __all__ = [
     "BootResult",

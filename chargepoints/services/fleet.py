@@ -23,8 +23,6 @@ from django.utils import timezone
 
 from chargepoints import clock, events, selectors
 from chargepoints.models import (
-    HEARTBEAT_INTERVAL_MAX,
-    HEARTBEAT_INTERVAL_MIN,
     ChargePoint,
     Connector,
     Heartbeat,
@@ -33,6 +31,7 @@ from chargepoints.models import (
 )
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import BOOT_COLUMNS, BootLookup, BootRow, boot_unit_register, boot_write_taken
+from chargepoints.services.heartbeat_pace import EXPECTED_HEARTBEAT_INTERVAL, heartbeat_interval_stored
 from chargepoints.services.status_writes import (
     CONNECTOR_COLUMNS,
     STATUS_COLUMNS,
@@ -139,8 +138,9 @@ def charge_point_update(
     charger may not stay connected; so does a password change: the charger reconnects with it.
     """
     changed = ["updated_at"]
+    if heartbeat_interval is not None:
+        changed += heartbeat_interval_stored(charge_point=charge_point, interval=heartbeat_interval, at=timezone.now())
     for field, value in (
-        ("heartbeat_interval", heartbeat_interval),
         ("lifecycle_state", lifecycle_state),
         ("ocpp_version", ocpp_version),
     ):
@@ -160,40 +160,6 @@ def charge_point_update(
         elif password is not _UNCHANGED:
             _close_connection_on_commit(charge_point, "charger password changed")
     return charge_point
-
-
-def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: str) -> None:
-    """The charger took ``value`` (text, as sent: s) as its heartbeat interval from a command of the
-    CSMS's (1.6 ChangeConfiguration ``HeartbeatInterval``, 2.0.1 SetVariables
-    ``OCPPCommCtrlr.HeartbeatInterval``, answered Accepted or RebootRequired): the charger's record
-    follows, so that the next BootNotification's answer, whose ``interval`` the charger adopts (1.6
-    §4.2, 2.0.1 B01), does not undo the change, and the offline sweep expects heartbeats at that
-    pace (at once, as after the API's change: before the reboot a RebootRequired waits for).
-
-    Written once the caller's transaction commits, by a statement of its own: that transaction holds
-    the configuration's rows, and taking the charger's row after them would lock in the opposite
-    order of the writes that take the charger's first. A value that is not a whole number of seconds
-    from 1 to 86,400 (the API's bounds) leaves the record, and is logged (WARNING)."""
-    interval = int(value) if value.isascii() and value.isdigit() else None
-    if interval is None or not HEARTBEAT_INTERVAL_MIN <= interval <= HEARTBEAT_INTERVAL_MAX:
-        logger.warning(
-            "%s took HeartbeatInterval %r, not a whole number of seconds from %d to %d: its heartbeat_interval"
-            " stays %d s",
-            charge_point.charge_point_id,
-            value,
-            HEARTBEAT_INTERVAL_MIN,
-            HEARTBEAT_INTERVAL_MAX,
-            charge_point.heartbeat_interval,
-        )
-        return
-    pk = charge_point.pk
-    transaction.on_commit(lambda: _heartbeat_interval_written(pk, interval), robust=True)
-
-
-def _heartbeat_interval_written(pk: int, interval: int) -> None:
-    ChargePoint.objects.filter(pk=pk).exclude(heartbeat_interval=interval).update(
-        heartbeat_interval=interval, updated_at=timezone.now()
-    )
 
 
 class ChargePointHasHistory(Exception):
@@ -997,7 +963,8 @@ _LOGGED_FRAME_COLUMNS = ("charge_point_id", "direction", "message_type", "unique
 
 
 def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str]:
-    """Mark offline every charger that sent nothing within 2x its heartbeat interval.
+    """Mark offline every charger that sent nothing within 2x its heartbeat interval (the longer
+    of two while it may keep its previous one: ``heartbeat_pace.EXPECTED_HEARTBEAT_INTERVAL``).
 
     The socket may still look open (half-open TCP is the usual case). One UPDATE per distinct
     interval (portable to SQLite, where integer x interval arithmetic is unavailable); rows are
@@ -1006,16 +973,13 @@ def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str
     """
     now = now or timezone.now()
     went_offline: list[str] = []
-    intervals = (
-        ChargePoint.objects.filter(connected=True).order_by().values_list("heartbeat_interval", flat=True).distinct()
-    )
+    connected = ChargePoint.objects.filter(connected=True).annotate(expected_interval=EXPECTED_HEARTBEAT_INTERVAL)
+    intervals = connected.order_by().values_list("expected_interval", flat=True).distinct()
     for interval in list(intervals):
         with transaction.atomic():
             stale = dict(
-                ChargePoint.objects.select_for_update(skip_locked=True)
-                .filter(
-                    connected=True, heartbeat_interval=interval, last_seen__lt=now - timedelta(seconds=2 * interval)
-                )
+                connected.select_for_update(skip_locked=True)
+                .filter(expected_interval=interval, last_seen__lt=now - timedelta(seconds=2 * interval))
                 .values_list("pk", "charge_point_id")
             )
             ChargePoint.objects.filter(pk__in=stale, connected=True).update(connected=False, offline_since=now)

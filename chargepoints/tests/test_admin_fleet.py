@@ -253,3 +253,17 @@ def test_the_charger_password_is_set_rotated_and_removed_in_the_admin_and_never_
     operator.post(url, {**form, "remove_password": "on"})
     charge_point.refresh_from_db()
     assert charge_point.password_hash == ""
+
+
+@pytest.mark.django_db
+def test_an_interval_edited_in_the_admin_keeps_the_charger_s_previous_one_until_it_boots(
+    operator, register_charge_point
+):
+    """The form stores the interval without telling the charger (its next Boot answer will): the
+    offline sweep waits for the interval the charger still heartbeats at meanwhile."""
+    charge_point = register_charge_point("CP-HB-ADMIN", heartbeat_interval=300)
+    form = {"charge_point_id": "CP-HB-ADMIN", "heartbeat_interval": 60, "tariff": "", **INLINE_MANAGEMENT}
+    assert operator.post(f"{CHANGELIST}{charge_point.pk}/change/", form).status_code == 302
+    charge_point.refresh_from_db()
+    assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (60, 300)
+    assert charge_point.heartbeat_interval_changed_at is not None

@@ -62,6 +62,7 @@ class ConfiguredV16Charger(V16Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.configuration = dict(V16_CONFIGURATION)
+        self.reboot_required = set(V16_REBOOT_REQUIRED)  # keys changed only after a reboot
         self.received: list[tuple[str, dict[str, Any]]] = []
 
     @on("GetConfiguration")
@@ -84,7 +85,7 @@ class ConfiguredV16Charger(V16Client):
             return result16.ChangeConfiguration(status="NotSupported")
         if key in V16_READONLY:
             return result16.ChangeConfiguration(status="Rejected")
-        if key in V16_REBOOT_REQUIRED:
+        if key in self.reboot_required:
             return result16.ChangeConfiguration(status="RebootRequired")
         self.configuration[key] = value
         return result16.ChangeConfiguration(status="Accepted")
@@ -170,6 +171,7 @@ class ReportingV201Station(V201Client):
             for part in V201_REPORT_PARTS
             for item in part
         }
+        self.reboot_required = set(V201_REBOOT_REQUIRED)  # variables changed only after a reboot
         self.received: list[tuple[str, dict[str, Any]]] = []
         self.reports_sent = asyncio.Event()
 
@@ -247,7 +249,7 @@ class ReportingV201Station(V201Client):
             answer = {"component": item["component"], "variable": item["variable"]}
             if name not in self.values:
                 status = "UnknownVariable"
-            elif name[1] in V201_REBOOT_REQUIRED:
+            elif name[1] in self.reboot_required:
                 status = "RebootRequired"
             else:
                 status = "Accepted"

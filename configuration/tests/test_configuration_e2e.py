@@ -266,6 +266,60 @@ async def test_v16_a_heartbeat_interval_sent_as_a_command_is_what_the_offline_sw
         assert "CFG16HC" in await sweep(now=charge_point.last_seen + timedelta(minutes=11))
 
 
+async def test_v16_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only_after_the_reboot(
+    daphne, api_daphne, api_key
+):
+    """RebootRequired (1.6 §5.3): the charger heartbeats every 60 s until it boots again. The record
+    is 30 at once (the Boot answer gives it), but the sweep may not mark the charger offline after
+    60 s of silence before that boot; after it, 2x 30 s is the rule."""
+    await register("CFG16HRR")
+    async with ocpp_charger(daphne, "1.6", "CFG16HRR", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        charger.reboot_required.add("HeartbeatInterval")
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CFG16HRR/change_configuration",
+            method="POST",
+            api_key=api_key,
+            body={"key": "HeartbeatInterval", "value": "30"},
+        )
+        assert (status, body["status"]) == (200, "RebootRequired")
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG16HRR")
+        assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (30, 60)
+        sweep = sync_to_async(mark_offline_stale_charge_points)
+        assert "CFG16HRR" not in await sweep(now=charge_point.last_seen + timedelta(seconds=100))
+        assert (await charger.call(BOOT_16)).interval == 30  # the reboot: now it heartbeats every 30 s
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG16HRR")
+        assert "CFG16HRR" in await sweep(now=charge_point.last_seen + timedelta(seconds=70))
+
+
+async def test_v201_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only_after_the_reboot(
+    daphne, api_daphne, api_key
+):
+    """As in 1.6, for SetVariables answered RebootRequired (B05)."""
+    await register("CFG201HRR")
+    async with ocpp_charger(daphne, "2.0.1", "CFG201HRR", client_class=ReportingV201Station) as station:
+        await station.call(BOOT_201)
+        station.reboot_required.add("HeartbeatInterval")
+        status, body = await ahttp(
+            f"{api_daphne.http_url}/api/v1/chargepoints/CFG201HRR/configuration",
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "variables": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "30"}
+                ]
+            },
+        )
+        assert (status, body["results"][0]["status"]) == (200, "RebootRequired")
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG201HRR")
+        assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (30, 60)
+        sweep = sync_to_async(mark_offline_stale_charge_points)
+        assert "CFG201HRR" not in await sweep(now=charge_point.last_seen + timedelta(seconds=100))
+        assert (await station.call(BOOT_201)).interval == 30
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG201HRR")
+        assert "CFG201HRR" in await sweep(now=charge_point.last_seen + timedelta(seconds=70))
+
+
 async def test_v16_a_refused_heartbeat_interval_leaves_the_record(daphne, api_daphne, api_key):
     await register("CFG16HBR")
     async with ocpp_charger(daphne, "1.6", "CFG16HBR", client_class=ConfiguredV16Charger) as charger:
