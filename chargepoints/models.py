@@ -45,12 +45,11 @@ class ChargePoint(models.Model):
     last_seen = models.DateTimeField(null=True, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     last_boot_at = models.DateTimeField(null=True, blank=True)
-    # The interval the charger may still keep after heartbeat_interval was changed and before it took
-    # the new one (a push answered Accepted) or booted after heartbeat_interval_changed_at (its Boot
-    # answer carries the new one): a push answered RebootRequired, refused, or not sent. The offline
-    # sweep waits for the longer of the two meanwhile (chargepoints.services.heartbeat_pace).
+    # The interval (s) the charger may still heartbeat at: heartbeat_interval was changed since it
+    # last took one (a push answered RebootRequired or refused, an edit while it was away). Its next
+    # boot, whose answer carries heartbeat_interval, or a push answered Accepted clears it; the
+    # offline sweep waits for the longer of the two meanwhile (chargepoints.services.heartbeat_pace).
     previous_heartbeat_interval = models.PositiveIntegerField(null=True, blank=True)
-    heartbeat_interval_changed_at = models.DateTimeField(null=True, blank=True)
     # The first boot reporting the vendor, model and firmware version the charger has now (null:
     # not known, at most its last boot): a configuration read since then read this firmware.
     identity_booted_at = models.DateTimeField(null=True, blank=True)

@@ -31,6 +31,12 @@ class ChargePointSerializer(serializers.ModelSerializer):
         help_text="HTTP Basic password the charger must present (OCPP security profile 1/2). null removes it.",
     )
     has_password = serializers.SerializerMethodField()
+    previous_heartbeat_interval = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The interval (s) the charger may still heartbeat at until it takes heartbeat_interval (a push"
+        " answered Accepted, or its next boot); null when it has. The offline sweep waits 2x the longer of the two.",
+    )
 
     class Meta:
         model = ChargePoint
@@ -39,6 +45,7 @@ class ChargePointSerializer(serializers.ModelSerializer):
             "ocpp_version",
             "lifecycle_state",
             "heartbeat_interval",
+            "previous_heartbeat_interval",
             "vendor",
             "model",
             "serial_number",

@@ -167,7 +167,6 @@ class ChargePointAdmin(admin.ModelAdmin):
         "last_heartbeat",
         "last_boot_at",
         "previous_heartbeat_interval",
-        "heartbeat_interval_changed_at",
         "identity_booted_at",
         "configuration_read_owed",
         "offline_since",
@@ -212,11 +211,10 @@ class ChargePointAdmin(admin.ModelAdmin):
         if change:
             # Only what the operator changed: presence and liveness move under the form meanwhile.
             fields = {f.name for f in ChargePoint._meta.concrete_fields}
-            changed = [name for name in form.changed_data if name in fields]
-            if "heartbeat_interval" in changed:  # the charger keeps its previous one until it boots
-                interval, obj.heartbeat_interval = obj.heartbeat_interval, form.initial["heartbeat_interval"]
-                changed += heartbeat_interval_stored(charge_point=obj, interval=interval, at=timezone.now())
-            obj.save(update_fields=[*dict.fromkeys(changed), "updated_at"])
+            changed = [name for name in form.changed_data if name in fields and name != "heartbeat_interval"]
+            obj.save(update_fields=[*changed, "updated_at"])
+            if "heartbeat_interval" in form.changed_data:  # the charger keeps its previous one until it boots
+                heartbeat_interval_stored(charge_point=obj, interval=obj.heartbeat_interval)
         else:
             super().save_model(request, obj, form, change)
         if form.cleaned_data.get("new_password"):

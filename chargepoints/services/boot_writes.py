@@ -122,7 +122,7 @@ def _statement(asked: str) -> str:
         " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)"
         f" UPDATE {_TABLE} AS cp SET connected = true,"
         " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-        f" {identity}, last_boot_at = %s, last_seen = %s, updated_at = %s,"
+        f" {identity}, last_boot_at = %s, last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
         " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
         " = (sent.vendor, sent.model, sent.firmware_version)"
         " THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"

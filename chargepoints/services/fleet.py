@@ -138,8 +138,6 @@ def charge_point_update(
     charger may not stay connected; so does a password change: the charger reconnects with it.
     """
     changed = ["updated_at"]
-    if heartbeat_interval is not None:
-        changed += heartbeat_interval_stored(charge_point=charge_point, interval=heartbeat_interval, at=timezone.now())
     for field, value in (
         ("lifecycle_state", lifecycle_state),
         ("ocpp_version", ocpp_version),
@@ -155,6 +153,8 @@ def charge_point_update(
         changed.append("tariff")
     with transaction.atomic():
         charge_point.save(update_fields=changed)
+        if heartbeat_interval is not None:
+            heartbeat_interval_stored(charge_point=charge_point, interval=heartbeat_interval)
         if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
             _close_connection_on_commit(charge_point, "charge point decommissioned")
         elif password is not _UNCHANGED:
@@ -547,7 +547,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
             f" identity_booted_at FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-            f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s,"
+            f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
             " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
             " = (%s, %s, %s) THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
             " FROM before WHERE cp.id = before.id"
@@ -597,8 +597,10 @@ def _record_boot(
     charge_point.imsi = imsi
     charge_point.last_boot_at = now
     charge_point.last_seen = now
+    charge_point.previous_heartbeat_interval = None  # its answer carries heartbeat_interval
     charge_point.save(
         update_fields=[
+            "previous_heartbeat_interval",
             "vendor",
             "model",
             "serial_number",

@@ -1,60 +1,41 @@
 """The pace at which a charger heartbeats, and which the offline sweep waits for.
 
-The contract (docs page, "How chargers connect"): a charger is offline when no heartbeat came
+The integration guide's rule ("Heartbeat monitoring"): a charger is offline when no heartbeat came
 within 2x its configured interval. A charger adopts a new interval when a push is answered
 Accepted (1.6 ChangeConfiguration ``HeartbeatInterval`` §5.3, 2.0.1 SetVariables
 ``OCPPCommCtrlr.HeartbeatInterval`` B05) or from its next BootNotification answer (1.6 §4.2, 2.0.1
-B01). Until then (a push answered RebootRequired, refused, or a record changed while the charger
-was away) it keeps its previous interval, and the sweep waits for the longer of the two.
+B01), which carries ``heartbeat_interval``. Until then (a push answered RebootRequired or refused,
+a record changed while the charger was away) it keeps the interval it had,
+``previous_heartbeat_interval``, and the sweep waits for the longer of the two. Every boot clears
+it, in the statement that reads the interval its answer carries (``fleet``, ``boot_writes``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Case, F, Q, When
+from django.db.models import Case, F, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from chargepoints.models import HEARTBEAT_INTERVAL_MAX, HEARTBEAT_INTERVAL_MIN, ChargePoint
 
 logger = logging.getLogger(__name__)
 
-# A charger still may keep ``previous_heartbeat_interval``: it has not booted since the change.
-PREVIOUS_INTERVAL_KEPT = Q(previous_heartbeat_interval__isnull=False) & (
-    Q(last_boot_at__isnull=True) | Q(last_boot_at__lte=F("heartbeat_interval_changed_at"))
-)
 # The interval (s) the offline sweep waits 2x for: the longer of the stored one and one still kept.
 EXPECTED_HEARTBEAT_INTERVAL = Case(
-    When(
-        PREVIOUS_INTERVAL_KEPT & Q(previous_heartbeat_interval__gt=F("heartbeat_interval")),
-        then=F("previous_heartbeat_interval"),
-    ),
+    When(previous_heartbeat_interval__gt=F("heartbeat_interval"), then=F("previous_heartbeat_interval")),
     default=F("heartbeat_interval"),
 )
 
 
-def previous_heartbeat_interval_kept(charge_point: ChargePoint) -> bool:
-    """Whether the charger may still heartbeat at ``previous_heartbeat_interval`` (Python's
-    ``PREVIOUS_INTERVAL_KEPT``)."""
-    return charge_point.previous_heartbeat_interval is not None and (
-        charge_point.last_boot_at is None
-        or charge_point.heartbeat_interval_changed_at is None
-        or charge_point.last_boot_at <= charge_point.heartbeat_interval_changed_at
-    )
-
-
-def heartbeat_interval_stored(*, charge_point: ChargePoint, interval: int, at: datetime) -> list[str]:
-    """Set ``interval`` (s) on the instance, not saved, as an operator's change the charger has not
-    taken yet: its previous interval is kept until it takes this one or boots. Returns the fields
-    to save (none when ``interval`` is the stored one)."""
-    if interval == charge_point.heartbeat_interval:
-        return []
-    if not previous_heartbeat_interval_kept(charge_point):
-        charge_point.previous_heartbeat_interval = charge_point.heartbeat_interval
-    charge_point.heartbeat_interval, charge_point.heartbeat_interval_changed_at = interval, at
-    return ["heartbeat_interval", "previous_heartbeat_interval", "heartbeat_interval_changed_at"]
+def heartbeat_interval_stored(*, charge_point: ChargePoint, interval: int) -> None:
+    """Store ``interval`` (s) as the charger's ``heartbeat_interval``, one the charger has not taken
+    yet: the interval it keeps until then is kept too. One UPDATE of the row (the interval kept
+    is the one before the first change it has not taken); the instance follows."""
+    _stored_not_taken(charge_point.pk, interval)
+    charge_point.refresh_from_db(fields=["heartbeat_interval", "previous_heartbeat_interval", "updated_at"])
 
 
 def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: str, after_reboot: bool = False) -> None:
@@ -82,26 +63,19 @@ def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: s
         )
         return
     pk = charge_point.pk
-    written = _taken_after_reboot if after_reboot else _taken_now
+    written = _stored_not_taken if after_reboot else _taken_now
     transaction.on_commit(lambda: written(pk, interval), robust=True)
 
 
 def _taken_now(pk: int, interval: int) -> None:
     ChargePoint.objects.filter(pk=pk).exclude(heartbeat_interval=interval, previous_heartbeat_interval=None).update(
-        heartbeat_interval=interval,
-        previous_heartbeat_interval=None,
-        heartbeat_interval_changed_at=None,
-        updated_at=timezone.now(),
+        heartbeat_interval=interval, previous_heartbeat_interval=None, updated_at=timezone.now()
     )
 
 
-def _taken_after_reboot(pk: int, interval: int) -> None:
-    now = timezone.now()
+def _stored_not_taken(pk: int, interval: int) -> None:
     ChargePoint.objects.filter(pk=pk).exclude(heartbeat_interval=interval).update(
-        previous_heartbeat_interval=Case(
-            When(PREVIOUS_INTERVAL_KEPT, then=F("previous_heartbeat_interval")), default=F("heartbeat_interval")
-        ),
+        previous_heartbeat_interval=Coalesce(F("previous_heartbeat_interval"), F("heartbeat_interval")),
         heartbeat_interval=interval,
-        heartbeat_interval_changed_at=now,
-        updated_at=now,
+        updated_at=timezone.now(),
     )

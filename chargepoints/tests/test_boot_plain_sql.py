@@ -37,7 +37,7 @@ def _boot_both_ways(register_charge_point, monkeypatch, *, lifecycle_state, conn
     for charge_point_id, vendor in (("CP-PLAIN", "postgresql"), ("CP-ORM", "other")):
         register_charge_point(charge_point_id, heartbeat_interval=77, lifecycle_state=lifecycle_state)
         ChargePoint.objects.filter(charge_point_id=charge_point_id).update(
-            connected=connected, offline_since=OFFLINE_SINCE
+            connected=connected, offline_since=OFFLINE_SINCE, previous_heartbeat_interval=300
         )
         with monkeypatch.context() as patched:
             if vendor != "postgresql":
@@ -65,6 +65,7 @@ def test_the_plain_boot_writes_and_answers_as_the_orm_does(
     plain, orm = (ChargePoint.objects.get(charge_point_id=cp) for cp in ("CP-PLAIN", "CP-ORM"))
     assert _fields(plain) == _fields(orm)
     assert plain.connected and plain.offline_since == (OFFLINE_SINCE if connected else None)
+    assert plain.previous_heartbeat_interval is None  # its answer carries heartbeat_interval
     for charge_point, result in ((plain, results["CP-PLAIN"]), (orm, results["CP-ORM"])):
         assert charge_point.last_boot_at == charge_point.last_seen == result.current_time
         assert charge_point.identity_booted_at == result.current_time  # a new firmware: this boot

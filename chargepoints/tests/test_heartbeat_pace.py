@@ -18,19 +18,18 @@ def offline_after(seconds: int) -> list[str]:
     return services.mark_offline_stale_charge_points(now=AT + timedelta(seconds=seconds))
 
 
-def test_an_operator_s_shorter_interval_is_waited_for_once_the_charger_booted_after_it(register_charge_point):
+def test_an_operator_s_shorter_interval_is_waited_for_once_the_charger_booted(register_charge_point):
     charge_point = register_charge_point("CP-1", heartbeat_interval=300)
-    connected("CP-1", last_boot_at=AT - timedelta(hours=1))
+    connected("CP-1")
     services.charge_point_update(charge_point=ChargePoint.objects.get(pk=charge_point.pk), heartbeat_interval=60)
     stored = ChargePoint.objects.get(pk=charge_point.pk)
     assert (stored.heartbeat_interval, stored.previous_heartbeat_interval) == (60, 300)
     assert offline_after(590) == []  # it still heartbeats every 300 s: 2x that
-    ChargePoint.objects.filter(pk=charge_point.pk).update(last_boot_at=stored.heartbeat_interval_changed_at)
-    assert offline_after(590) == []  # a boot at the change's instant may have been answered the old interval
-    ChargePoint.objects.filter(pk=charge_point.pk).update(
-        last_boot_at=stored.heartbeat_interval_changed_at + timedelta(seconds=1)
-    )
-    assert offline_after(130) == ["CP-1"]  # its Boot answer gave it 60 s
+    boot = services.charge_point_boot(charge_point_id="CP-1", vendor="V", model="M")
+    assert boot.interval == 60  # the answer it adopts
+    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval is None
+    connected("CP-1")
+    assert offline_after(130) == ["CP-1"]
 
 
 def test_a_longer_interval_is_waited_for_at_once(register_charge_point):
@@ -58,7 +57,7 @@ def test_the_same_interval_stored_again_changes_nothing(register_charge_point):
     register_charge_point("CP-1", heartbeat_interval=60)
     services.charge_point_update(charge_point=ChargePoint.objects.get(charge_point_id="CP-1"), heartbeat_interval=60)
     stored = ChargePoint.objects.get(charge_point_id="CP-1")
-    assert (stored.previous_heartbeat_interval, stored.heartbeat_interval_changed_at) == (None, None)
+    assert stored.previous_heartbeat_interval is None
 
 
 def test_a_push_accepted_is_the_charger_s_pace_at_once(register_charge_point, django_capture_on_commit_callbacks):
@@ -78,7 +77,7 @@ def test_a_push_answered_reboot_required_keeps_the_interval_the_charger_has_unti
     register_charge_point, django_capture_on_commit_callbacks
 ):
     register_charge_point("CP-1", heartbeat_interval=300)
-    connected("CP-1", last_boot_at=AT - timedelta(hours=1))
+    connected("CP-1")
     for value in ("120", "60"):  # twice before the reboot: 300 is still what it heartbeats at
         with django_capture_on_commit_callbacks(execute=True):
             services.charge_point_heartbeat_interval_taken(
@@ -93,14 +92,16 @@ def test_a_push_answered_reboot_required_keeps_the_interval_the_charger_has_unti
 def test_reboot_required_after_the_charger_booted_on_an_earlier_change_keeps_that_change(
     register_charge_point, django_capture_on_commit_callbacks
 ):
-    """The earlier change's previous interval is no longer kept once the charger booted: the one
-    it heartbeats at now is the stored one, 120."""
+    """Once booted on the first change, the charger heartbeats at 120: that is what is kept."""
     register_charge_point("CP-1", heartbeat_interval=300)
     services.charge_point_update(charge_point=ChargePoint.objects.get(charge_point_id="CP-1"), heartbeat_interval=120)
-    connected("CP-1", last_boot_at=datetime.now(UTC) + timedelta(seconds=1))
+    services.charge_point_boot(charge_point_id="CP-1", vendor="V", model="M")
+    connected("CP-1")
     with django_capture_on_commit_callbacks(execute=True):
         services.charge_point_heartbeat_interval_taken(
             charge_point=ChargePoint.objects.get(charge_point_id="CP-1"), value="60", after_reboot=True
         )
     stored = ChargePoint.objects.get(charge_point_id="CP-1")
     assert (stored.heartbeat_interval, stored.previous_heartbeat_interval) == (60, 120)
+    assert offline_after(230) == []
+    assert offline_after(250) == ["CP-1"]

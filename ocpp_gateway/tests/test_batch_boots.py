@@ -31,7 +31,7 @@ pytestmark = [
 _ONE_BOOT = "WITH before AS (SELECT id, connected, vendor"  # a boot written its own way
 _BOOTS_WRITTEN = "WITH sent AS (SELECT * FROM unnest("
 _ROW = ("connected", "offline_since", "lifecycle_state", "vendor", "model", "serial_number", "firmware_version",
-        "iccid", "imsi")  # fmt: skip
+        "iccid", "imsi", "previous_heartbeat_interval")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -73,6 +73,7 @@ def _arranged(prefix: str) -> list[dict[str, Any]]:
     cp = [f"{prefix}-{n}" for n in range(6)]
     for n, name in enumerate(cp):
         charge_point_register(charge_point_id=name, heartbeat_interval=60 + n)
+    ChargePoint.objects.filter(charge_point_id__in=cp).update(previous_heartbeat_interval=300)  # a boot clears it
     ChargePoint.objects.filter(charge_point_id=cp[1]).update(connected=True, connection_channel="ch")
     ChargePoint.objects.filter(charge_point_id=cp[2]).update(lifecycle_state=LifecycleState.PENDING)
     for name in cp[3:5]:
@@ -137,6 +138,7 @@ async def test_a_batch_s_boots_are_written_by_one_statement_and_end_as_each_boot
         ("Accepted", 60, False, False),
     ]
     assert [len(events) for _, _, events in expected] == [1, 0, 1, 1, 1, 1]  # 3 and 4: at their first boot
+    assert [row[-1] for _, row, _ in expected] == [None] * 6  # the interval kept until the boot: none now
 
 
 async def test_a_boot_after_another_unit_of_its_charger_in_the_batch_writes_its_own_way(
