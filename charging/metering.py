@@ -19,6 +19,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
 ENERGY_REGISTER = "Energy.Active.Import.Register"
+# The 1.6 SampledValue format (security whitepaper) whose value is a signed blob, not a number. 2.0.1
+# has no format: its value is the reading, a signedMeterValue beside it.
+SIGNED_DATA = "SignedData"
 
 # Unit prefixes (lower case): a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure).
 _UNIT_SCALE = {"kwh": 1000, "kw": 1000, "kvarh": 1000, "kvar": 1000, "kva": 1000}

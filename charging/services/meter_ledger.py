@@ -347,7 +347,7 @@ def _copy_row(row: SampleRow) -> tuple[Any, ...] | None:
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
     """What the session learns from its new ledger ``rows``: unreadable values and implausible
     clocks flagged, its baseline, live register and energy so far (the caller saves it)."""
-    if any(row.value is None and not row.signed_data for row in rows):
+    if any(row.value is None and row.format != metering.SIGNED_DATA for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
     if any(sample.clock_implausible for sample in samples):
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
@@ -378,8 +378,9 @@ def _sample_row(
 ) -> SampleRow:
     """``sample``'s ledger row (its session's ids, or its charger's and the message's connector's,
     as their columns keep them): built positionally, for every sampled value (issue 15)."""
-    # Signed data is a blob, not a number, however much it may look like one.
-    number = None if sample.signed_data else metering.parse_decimal(sample.raw_value)
+    # 1.6 SignedData is a blob, not a number, however much it may look like one; a 2.0.1 value is
+    # the reading whether or not a signedMeterValue comes beside it (2.0.1 SampledValueType).
+    number = None if sample.format == metering.SIGNED_DATA else metering.parse_decimal(sample.raw_value)
     value = metering.normalise(number, sample.unit, sample.multiplier) if number is not None else None
     multiplier = sample.multiplier
     return SampleRow(

@@ -94,7 +94,6 @@ def _sampled_values201(meter_values: list[dict[str, Any]]) -> list[SampledValue]
                     multiplier=unit.get("multiplier", 0),
                     context=sampled.get("context", "Sample.Periodic"),
                     location=sampled.get("location", "Outlet"),
-                    format="SignedData" if signed else "",
                     signed_data=signed,
                 )
             )

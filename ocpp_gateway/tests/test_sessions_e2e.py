@@ -215,6 +215,47 @@ async def test_v201_started_updated_ended_is_one_billed_transaction(daphne, api_
     assert await MeterSample.objects.filter(transaction=session).acount() == 3
 
 
+async def test_v201_signed_readings_are_billed_by_their_value_and_keep_their_signature(daphne, api_key):
+    """A 2.0.1 sampledValue's ``value`` is the reading; a ``signedMeterValue`` comes beside it (2.0.1
+    SampledValueType), unlike 1.6's SignedData format, whose value is the signed blob."""
+    await register("CP201-SIG")
+    await tariff_030_eur_with_1_eur_fee()
+
+    def event(event_type: str, seq_no: int, timestamp: str, wh: float, context: str, **extra: object):
+        signed = {
+            "signedMeterData": f"OCMF|{wh}",
+            "signingMethod": "ECDSA-secp256r1-SHA256",
+            "encodingMethod": "OCMF",
+            "publicKey": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE",
+        }
+        sampled = {"value": wh, "context": context, "unitOfMeasure": {"unit": "Wh"}, "signedMeterValue": signed}
+        return call201.TransactionEvent(
+            event_type=event_type,
+            timestamp=timestamp,
+            trigger_reason="CablePluggedIn" if event_type == "Started" else "MeterValuePeriodic",
+            seq_no=seq_no,
+            transaction_info={"transactionId": "TX-201-SIG"},
+            meter_value=[{"timestamp": timestamp, "sampledValue": [sampled]}],
+            **extra,
+        )
+
+    async with ocpp_charger(daphne, "2.0.1", "CP201-SIG") as charger:
+        await charger.call(event("Started", 0, T0, 0, "Transaction.Begin", evse={"id": 1, "connectorId": 1}))
+        await charger.call(event("Updated", 1, T_HALF, 1500.5, "Sample.Periodic"))
+        await charger.call(event("Ended", 2, T1, 5000, "Transaction.End"))
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-201-SIG")
+    assert (session.meter_start_wh, session.meter_stop_wh, session.energy_wh) == (0, 5000, 5000)
+    assert session.anomalies == []
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert record.total == Decimal("2.50")
+    samples = [sample async for sample in MeterSample.objects.filter(transaction=session).order_by("timestamp")]
+    assert [sample.value for sample in samples] == [0, Decimal("1500.5"), 5000]
+    assert [sample.signed_data["signed_meter_data"] for sample in samples] == ["OCMF|0", "OCMF|1500.5", "OCMF|5000"]
+    status, body = await ahttp(f"{daphne.http_url}/api/v1/transactions/{session.pk}", api_key=api_key)
+    assert (status, body["energy_wh"]) == (200, 5000)
+
+
 async def test_v201_events_out_of_order_and_an_unknown_ended_are_handled(daphne):
     await register("CP201-O")
     async with ocpp_charger(daphne, "2.0.1", "CP201-O") as charger:

@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 from ocpp.v16.enums import Action
 
-from charging.metering import ENERGY_REGISTER
+from charging.metering import ENERGY_REGISTER, SIGNED_DATA
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -37,7 +37,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     for meter_value in meter_values:
         at = parse_ocpp_time(meter_value.get("timestamp")) or now
         for sampled in meter_value.get("sampledValue", []):
-            signed = sampled.get("format") == "SignedData"
+            signed = sampled.get("format") == SIGNED_DATA
             samples.append(
                 SampledValue(
                     timestamp=at,
@@ -48,7 +48,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
                     context=sampled.get("context", "Sample.Periodic"),
                     location=sampled.get("location", "Outlet"),
                     format=sampled.get("format", "Raw"),
-                    signed_data={"format": "SignedData", "value": sampled.get("value")} if signed else None,
+                    signed_data={"format": SIGNED_DATA, "value": sampled.get("value")} if signed else None,
                 )
             )
     return samples

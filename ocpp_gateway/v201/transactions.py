@@ -40,7 +40,7 @@ def id_token_info(info: IdTagInfo) -> dict[str, Any]:
 def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     """2.0.1 MeterValue entries (as sent: ``[{timestamp, sampledValue: [...]}]``) as
     version-neutral samples, with the 2.0.1 defaults filled in. A signedMeterValue is kept with
-    its keys in snake_case, as the CSMS has always stored it."""
+    its keys in snake_case, as the CSMS has always stored it, beside the value it signs."""
     now = utc_now()
     samples = []
     for meter_value in meter_values:
@@ -58,8 +58,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
                     multiplier=unit.get("multiplier", 0),
                     context=sampled.get("context", "Sample.Periodic"),
                     location=sampled.get("location", "Outlet"),
-                    format="SignedData" if signed else "",
-                    signed_data=signed,
+                    signed_data=signed,  # beside its value, which is the reading (no 1.6 SignedData format)
                 )
             )
     return samples
