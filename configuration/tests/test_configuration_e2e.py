@@ -266,6 +266,29 @@ async def test_v16_a_heartbeat_interval_sent_as_a_command_is_what_the_offline_sw
         assert "CFG16HC" in await sweep(now=charge_point.last_seen + timedelta(minutes=11))
 
 
+async def _heartbeat_interval_set_201(api_daphne, api_key: str, charge_point_id: str, value: str):
+    """PATCH a 2.0.1 station's OCPPCommCtrlr.HeartbeatInterval (SetVariables): the HTTP status and body."""
+    variable = {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": value}
+    return await ahttp(
+        f"{api_daphne.http_url}/api/v1/chargepoints/{charge_point_id}/configuration",
+        method="PATCH",
+        api_key=api_key,
+        body={"variables": [variable]},
+    )
+
+
+async def _sweep_waits_for_60_s_until_the_reboot_then_30(charger, boot, charge_point_id: str) -> None:
+    """The charger answered 30 s RebootRequired: its record is 30, 60 kept; the sweep waits 2x 60 s
+    until the charger boots (then the answer's 30 s, which it adopts)."""
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (30, 60)
+    sweep = sync_to_async(mark_offline_stale_charge_points)
+    assert charge_point_id not in await sweep(now=charge_point.last_seen + timedelta(seconds=100))
+    assert (await charger.call(boot)).interval == 30  # the reboot: now it heartbeats every 30 s
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert charge_point_id in await sweep(now=charge_point.last_seen + timedelta(seconds=70))
+
+
 async def test_v16_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only_after_the_reboot(
     daphne, api_daphne, api_key
 ):
@@ -283,13 +306,7 @@ async def test_v16_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only_
             body={"key": "HeartbeatInterval", "value": "30"},
         )
         assert (status, body["status"]) == (200, "RebootRequired")
-        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG16HRR")
-        assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (30, 60)
-        sweep = sync_to_async(mark_offline_stale_charge_points)
-        assert "CFG16HRR" not in await sweep(now=charge_point.last_seen + timedelta(seconds=100))
-        assert (await charger.call(BOOT_16)).interval == 30  # the reboot: now it heartbeats every 30 s
-        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG16HRR")
-        assert "CFG16HRR" in await sweep(now=charge_point.last_seen + timedelta(seconds=70))
+        await _sweep_waits_for_60_s_until_the_reboot_then_30(charger, BOOT_16, "CFG16HRR")
 
 
 async def test_v201_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only_after_the_reboot(
@@ -300,24 +317,9 @@ async def test_v201_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only
     async with ocpp_charger(daphne, "2.0.1", "CFG201HRR", client_class=ReportingV201Station) as station:
         await station.call(BOOT_201)
         station.reboot_required.add("HeartbeatInterval")
-        status, body = await ahttp(
-            f"{api_daphne.http_url}/api/v1/chargepoints/CFG201HRR/configuration",
-            method="PATCH",
-            api_key=api_key,
-            body={
-                "variables": [
-                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "30"}
-                ]
-            },
-        )
+        status, body = await _heartbeat_interval_set_201(api_daphne, api_key, "CFG201HRR", "30")
         assert (status, body["results"][0]["status"]) == (200, "RebootRequired")
-        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG201HRR")
-        assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (30, 60)
-        sweep = sync_to_async(mark_offline_stale_charge_points)
-        assert "CFG201HRR" not in await sweep(now=charge_point.last_seen + timedelta(seconds=100))
-        assert (await station.call(BOOT_201)).interval == 30
-        charge_point = await ChargePoint.objects.aget(charge_point_id="CFG201HRR")
-        assert "CFG201HRR" in await sweep(now=charge_point.last_seen + timedelta(seconds=70))
+        await _sweep_waits_for_60_s_until_the_reboot_then_30(station, BOOT_201, "CFG201HRR")
 
 
 async def test_v16_a_refused_heartbeat_interval_leaves_the_record(daphne, api_daphne, api_key):
@@ -512,16 +514,7 @@ async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_
     await register("CFG201HB")
     async with ocpp_charger(daphne, "2.0.1", "CFG201HB", client_class=ReportingV201Station) as station:
         assert (await station.call(BOOT_201)).interval == 60
-        status, body = await ahttp(
-            f"{api_daphne.http_url}/api/v1/chargepoints/CFG201HB/configuration",
-            method="PATCH",
-            api_key=api_key,
-            body={
-                "variables": [
-                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "75"}
-                ]
-            },
-        )
+        status, body = await _heartbeat_interval_set_201(api_daphne, api_key, "CFG201HB", "75")
         assert (status, body["results"][0]["status"]) == (200, "Accepted")
         assert (await ChargePoint.objects.aget(charge_point_id="CFG201HB")).heartbeat_interval == 75
         assert (await station.call(BOOT_201)).interval == 75
