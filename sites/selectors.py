@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.utils import timezone
 
+from charging.metering import SIGNED_DATA
 from charging.models import MeterSample, Transaction, TransactionStatus
 from sites.allocator import SessionDemand, SiteLimits
 from sites.models import SessionLimit, Site, SiteMember
@@ -116,7 +117,10 @@ def session_draw(*, transaction: Transaction, since: datetime | None = None) -> 
     ``since``: when the limit the session holds was last raised; a reading received before it
     shows the car under the old, lower limit, not that it takes less than it is offered now, so
     it does not count (a lowered limit keeps the readings: a car taking 4 A of 8 takes 4 of 6)."""
-    readings = MeterSample.objects.filter(transaction=transaction, measurand=CURRENT_MEASURAND)
+    # A 1.6 SignedData value is a signed blob, however much it may look like a number.
+    readings = MeterSample.objects.filter(transaction=transaction, measurand=CURRENT_MEASURAND).exclude(
+        format=SIGNED_DATA
+    )
     if since is not None:
         readings = readings.filter(received_at__gte=since)
     samples = list(readings.order_by("-timestamp", "-pk").values("timestamp", "raw_value", "multiplier")[:6])
