@@ -282,11 +282,13 @@ async def _sweep_waits_for_60_s_until_the_reboot_then_30(charger, boot, charge_p
     until the charger boots (then the answer's 30 s, which it adopts)."""
     charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
     assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (30, 60)
+    assert charge_point.last_seen is not None
     sweep = sync_to_async(mark_offline_stale_charge_points)
     assert charge_point_id not in await sweep(now=charge_point.last_seen + timedelta(seconds=100))
     assert (await charger.call(boot)).interval == 30  # the reboot: now it heartbeats every 30 s
-    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
-    assert charge_point_id in await sweep(now=charge_point.last_seen + timedelta(seconds=70))
+    rebooted = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert rebooted.last_seen is not None
+    assert charge_point_id in await sweep(now=rebooted.last_seen + timedelta(seconds=70))
 
 
 async def test_v16_a_heartbeat_interval_taken_after_a_reboot_is_waited_for_only_after_the_reboot(
