@@ -10,7 +10,6 @@ flags the session for review: the CSMS never bills a negative session or a meter
 
 from __future__ import annotations
 
-import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,11 @@ _MAX_MULTIPLIER = 9
 _POWERS_OF_TEN = {m: Decimal(10) ** m for m in range(-_MAX_MULTIPLIER, _MAX_MULTIPLIER + 1)}
 # No meter reads a petawatt-hour: anything beyond is a garbled value (and would not fit a column).
 MAX_VALUE = Decimal(10) ** 15
+# Digits before the point a sampled value may have in any unit and multiplier (kWh times 10**9 of
+# the largest stays below Decimal's exponent limit), and the decimals the ledger keeps.
+_MAX_DIGITS = 18
+_LEDGER_DECIMALS = 6
+_MAX_TEXT = 64
 # Registers reported with less resolution than the meter start (e.g. "12.3" kWh after a meterStart
 # of 12345 Wh) step back by less than this; that is rounding, not a meter going backwards.
 REGISTER_RESOLUTION_WH = Decimal(1000)
@@ -48,6 +52,9 @@ class Anomaly:
     MISSING_BASELINE = "missing_baseline"
     FRACTIONAL_WH = "fractional_wh"  # accepted as sent (1.6 says integer); recorded, no review
     UNPARSEABLE_VALUE = "unparseable_value"  # a sampled value that is not a number; kept raw
+    # The meter start or stop sent (1.6 meterStart/meterStop, a Transaction.Begin/End register
+    # reading) is not a number any meter reads: the session's energy is a guess.
+    UNREADABLE_METER_START_OR_STOP = "unreadable_meter_start_or_stop"
     CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
     CLOCK_IMPLAUSIBLE = "clock_implausible"  # a charger time replaced by its receipt (chargepoints.clock)
     ENDED_BEFORE_STARTED = "ended_before_started"  # the stop's time is before the start's
@@ -65,19 +72,27 @@ class Anomaly:
             ENDED_BEFORE_STARTED,
             MISSING_READINGS,
             UNAUTHORIZED_TOKEN,
+            UNREADABLE_METER_START_OR_STOP,
         }
     )
 
 
 def parse_decimal(raw: object) -> Decimal | None:
-    """A sampled value as a Decimal, or None if it is no finite number."""
+    """A sampled value as a Decimal, or None if it is no finite number, one no meter reads in any
+    unit (``1e999999``: its normalisation would overflow) or longer than any meter writes. One too
+    small for the ledger's 6 decimals (``1e-999999999``, which PostgreSQL cannot take) is 0."""
     if isinstance(raw, bool):
         return None
+    text = str(raw).strip()
+    if len(text) > _MAX_TEXT:
+        return None
     try:
-        value = Decimal(str(raw).strip())
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
         return None
-    return value if value.is_finite() else None
+    if not value.is_finite() or value.adjusted() >= _MAX_DIGITS:
+        return None
+    return value if value.adjusted() >= -_LEDGER_DECIMALS else Decimal(0)
 
 
 def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
@@ -193,26 +208,44 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     the two readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters). When every step
     is plausible and none goes back by more than the register's resolution, the energy is the
     last reading minus the first. Otherwise only the forward, plausible steps count and the
-    session is flagged. The result is never negative.
+    session is flagged. A reading below the one before it is a glitch when the next one is back
+    where the register was (the steps are counted past it, so one garbled ``0`` does not bill the
+    meter's lifetime), else a reset (counting goes on from it). The result is never negative.
     """
     anomalies: list[str] = []
     counted = Decimal(0)
-    for index, (before, after) in enumerate(itertools.pairwise(readings)):
-        step = after.wh - before.wh
-        hours = Decimal(max((after.at - before.at).total_seconds(), 0)) / 3600
+    if not readings:
+        return EnergyResult(counted, ())
+    base, dip = readings[0], None
+    for reading in readings[1:]:
+        if dip is not None:
+            if not _back_after_dip(base.wh, dip.wh, reading.wh):
+                base = dip  # still below: the register was reset at the dip, count on from there
+            dip = None
+        step = reading.wh - base.wh
+        hours = Decimal(max((reading.at - base.at).total_seconds(), 0)) / 3600
         if step <= -REGISTER_RESOLUTION_WH:
             _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
-        elif step > max_power_w * hours + jump_tolerance_wh:
+            dip = reading
+            continue
+        if step > max_power_w * hours + jump_tolerance_wh:
             _add(anomalies, Anomaly.IMPLAUSIBLE_JUMP)
-            if index == 0 and before.wh == 0:
+            if base is readings[0] and base.wh == 0:
                 _add(anomalies, Anomaly.ZERO_BASELINE)
         elif step > 0:
             counted += step
-    if readings and readings[-1].wh < readings[0].wh:  # rounding never ends below the start
+        base = reading
+    if readings[-1].wh < readings[0].wh:  # rounding never ends below the start
         _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
-    if not anomalies and readings:
+    if not anomalies:
         return EnergyResult(readings[-1].wh - readings[0].wh, ())
     return EnergyResult(counted, tuple(anomalies))
+
+
+def _back_after_dip(before: Decimal, dip: Decimal, after: Decimal) -> bool:
+    """Whether the register, at ``before`` then ``dip``, is back where it was at ``after`` (within
+    its resolution, and nearer ``before`` than ``dip``): the dip was a glitch, not a reset."""
+    return after > before - REGISTER_RESOLUTION_WH and before - after < after - dip
 
 
 def _add(anomalies: list[str], code: str) -> None:

@@ -107,3 +107,16 @@ def from_ocpp_payload(command: str, payload: dict[str, Any]) -> dict[str, Any]:
 def validate_payload(version: str, action: str, payload: dict[str, Any]) -> dict[str, list[str]]:
     """Check a camelCase payload against the OCPP schema; errors keyed by snake_case field path."""
     return schemas.described(schemas.request_errors(ocpp_version=version, action=action, payload=payload))
+
+
+def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, list[str]]:
+    """Check an API body (snake_case) as the OCPP payload it becomes; errors keyed by field path.
+    A field in camelCase (``expiryDateTime``) is an error of its own, named in snake_case: it would
+    pass the schema once converted, but the CSMS reads the body's snake_case fields."""
+    camel = payload_case.camel_case_keys(body)
+    if camel:
+        return {
+            where: [f"Unknown field; fields are snake_case: {payload_case.snake_name(where.rsplit('.', 1)[-1])}."]
+            for where in camel
+        }
+    return validate_payload(version, action, to_ocpp_payload(body))

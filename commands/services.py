@@ -144,7 +144,7 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
         connection.vendor == "postgresql"
         and not request.idempotency_key
         and not routes.request_has_check(ocpp_version=request.ocpp_version, action=action)
-        and not catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
+        and not catalog.validate_body(request.ocpp_version, action, request.body)
     ):
         return _command_recorded_at_once(request, action, outcome_follows=outcome_follows), True
     if (unchecked := _key_to_check(request)) is not None and not api_key_still_active(api_key=unchecked):
@@ -154,7 +154,7 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
         if previous is not None:
             return _replayable(previous, request), False
     charge_point = _sendable_charge_point(request)
-    errors = catalog.validate_payload(request.ocpp_version, action, catalog.to_ocpp_payload(request.body))
+    errors = catalog.validate_body(request.ocpp_version, action, request.body)
     if errors:
         raise CommandRefused("ValidationError", "The request body is invalid.", errors)
     warnings = routes.request_warnings(

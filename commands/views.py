@@ -71,7 +71,8 @@ def command_http_response(command: Command) -> Response:
     elif command.state == CommandState.NOT_CONNECTED:
         http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
     elif command.state == CommandState.TIMEOUT:
-        http_status, body = 504, error_body("Timeout", _ERROR_MESSAGES["Timeout"], charge_point_id=identity)
+        message = command.error_description or _ERROR_MESSAGES["Timeout"]
+        http_status, body = 504, error_body("Timeout", message, charge_point_id=identity)
     else:
         http_status, body = 202, CommandSerializer(command).data
     if command.warnings and isinstance(body, dict):
@@ -109,6 +110,18 @@ class CommandSchema(AutoSchema):
         return [f"OCPP {cast('OcppCommandView', self.view).ocpp_version} commands"]
 
 
+def _charge_point_id_problem(in_path: str | None, in_body: Any) -> str:
+    """What is wrong with where the request names its charger ("" when nothing): the path's or
+    the body's ``charge_point_id``, a string, the same in both when both give one."""
+    if in_body is not None and not isinstance(in_body, str):
+        return "Must be a string."
+    if in_path and in_body is not None and in_body != in_path:
+        return f"Differs from the charge point in the path ({in_path!r})."
+    if not (in_path or in_body):
+        return "This field is required."
+    return ""
+
+
 class OcppCommandView(APIView):
     """POST an OCPP command; set by ``as_view(ocpp_version=..., command=...)``."""
 
@@ -136,17 +149,15 @@ class OcppCommandView(APIView):
             )
         body = dict(body)
         body_id = body.pop("charge_point_id", None)
-        charge_point_id = charge_point_id or body_id
-        if not isinstance(charge_point_id, str) or not charge_point_id:
+        problem = _charge_point_id_problem(charge_point_id, body_id)
+        if problem:
             raise self._after_the_key_checked(
                 request,
                 ApiError(
-                    400,
-                    "ValidationError",
-                    "The request body is invalid.",
-                    details={"charge_point_id": ["This field is required."]},
+                    400, "ValidationError", "The request body is invalid.", details={"charge_point_id": [problem]}
                 ),
             )
+        charge_point_id = charge_point_id or body_id
         command_request = services.CommandRequest(
             charge_point_id=charge_point_id,
             ocpp_version=self.ocpp_version,

@@ -42,6 +42,23 @@ def camel_case(payload: Any) -> Any:
     return _converted(payload, camel_name, top_level=True)
 
 
+def camel_case_keys(payload: Any, path: str = "") -> list[str]:
+    """The paths (``id_token.idToken``) of ``payload``'s OCPP field names that are not in
+    snake_case (an API body written in OCPP's camelCase), vendor data left out as above."""
+    found: list[str] = []
+    items = enumerate(payload) if isinstance(payload, list) else payload.items() if isinstance(payload, dict) else ()
+    for name, inner in items:
+        where = f"{path}.{name}" if path else str(name)
+        if isinstance(name, str):
+            if (not path and name == "data") or name in _CUSTOM_DATA:
+                continue
+            if name != name.lower():
+                found.append(where)
+        if isinstance(inner, _NESTED):
+            found.extend(camel_case_keys(inner, where))
+    return found
+
+
 def _converted(value: Any, key: Callable[[str], str], *, top_level: bool = False) -> Any:
     # Scalars are most of a frame's values: they are kept without a call each (issue 15).
     if isinstance(value, list):

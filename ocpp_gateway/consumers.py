@@ -368,7 +368,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self._outbound_worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._outbound_worker
-            pending = [self._current_call] if self._current_call else []
+            if self._current_call:  # sent (or on its way): the charger may have acted on it
+                await self._reply(self._current_call, _ANSWER_LOST)
         pending += self._outbound or []
         self._outbound = self._outbound_worker = None
         for request in pending:
@@ -406,6 +407,14 @@ class OcppConsumer(AsyncWebsocketConsumer):
             )
         except Exception:
             logger.exception("%s: could not record disconnect", self.charge_point_id)
+
+
+# The reply to the CALL in flight when the socket closed: not "not connected" (it was sent, and a
+# Reset or a remote start may have been done), but an answer that never came (the API's 504).
+_ANSWER_LOST = {
+    "outcome": "timeout",
+    "error_description": "The connection closed after the CALL was sent, before the charge point answered.",
+}
 
 
 class RefusingConsumer(AsyncWebsocketConsumer):

@@ -72,9 +72,15 @@ _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a
 # Messages that carry a session: unstorable text in them is replaced, never refused.
 _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 
-# What a charger that is not (yet) commissioned may send: OCPP's Pending state.
-_SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification"}
-_PENDING_REFUSAL = f"The charge point is not commissioned; only {', '.join(sorted(_SERVED_WHILE_PENDING))} are served."
+# What a charger that is not (yet) commissioned may send: OCPP's Pending state (2.0.1: and the
+# NotifyReport parts of a GetBaseReport/GetReport, which B02.FR.01 lets the CSMS send then).
+_SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification", "NotifyReport"}
+_PENDING_REFUSAL = {
+    version: "The charge point is not commissioned; only {} are served.".format(
+        ", ".join(sorted(_SERVED_WHILE_PENDING & actions))
+    )
+    for version, actions in _DEFINED_ACTIONS.items()
+}
 
 
 def _size_in_bytes(raw: str, limit: int) -> int:
@@ -214,7 +220,7 @@ class OcppRouter(RoutedChargePoint):
             if msg.action not in self.route_map:
                 raise self._unanswered(msg.action)
             if msg.action not in _SERVED_WHILE_PENDING and not (self._is_commissioned or await self._commissioned()):
-                raise SecurityError(description=_PENDING_REFUSAL)
+                raise SecurityError(description=_PENDING_REFUSAL[self._ocpp_version])
             await self._handle_inbound_call(msg, received_at, raw_msg)
             if self.configuration_read_owed and msg.action != "BootNotification":  # a boot's hook asks its own
                 self.configuration_read_owed = not refresh_owed(self.id, self._connection)

@@ -57,13 +57,18 @@ def charging_profile_set_follow(*, charge_point: ChargePoint, accepted: bool, ta
 
 
 def charging_profile_installed(*, charge_point: ChargePoint, target: ProfileTarget) -> None:
-    """The charger accepted the profile: it replaces same-id and same purpose+stack-level ones."""
+    """The charger accepted the profile: it replaces the one of the same id on any connector (1.6
+    §5.16.2 "on the Charge Point", 2.0.1 K01.FR.05) and those of the same purpose and stack level
+    on its connector (EVSE)."""
     InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
         purpose=target.purpose,
         stack_level=target.stack_level,
     ).exclude(profile_id=target.profile_id).delete()
+    InstalledChargingProfile.objects.filter(charge_point=charge_point, profile_id=target.profile_id).exclude(
+        connector_id=target.connector_id
+    ).delete()
     InstalledChargingProfile.objects.update_or_create(
         charge_point=charge_point,
         connector_id=target.connector_id,

@@ -235,7 +235,10 @@ def meter_bounded(value: Decimal | None) -> Decimal | None:
 
 
 def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]:
-    return [Anomaly.UNPARSEABLE_VALUE] if raw is not None and bounded is None else []
+    """The anomalies of a 1.6 meterStart or meterStop sent as ``raw``, ``bounded`` as it counts."""
+    if raw is not None and bounded is None:
+        return [Anomaly.UNPARSEABLE_VALUE, Anomaly.UNREADABLE_METER_START_OR_STOP]
+    return []
 
 
 def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
@@ -344,11 +347,23 @@ def _copy_row(row: SampleRow) -> tuple[Any, ...] | None:
     return values if row.value is None or row.value.is_finite() else None
 
 
+def _unreadable_bound(row: SampleRow) -> bool:
+    """An energy register reading of the session's start or end whose value is no number."""
+    return (
+        row.value is None
+        and row.format != metering.SIGNED_DATA
+        and row.measurand == metering.ENERGY_REGISTER
+        and row.context in ("Transaction.Begin", "Transaction.End")
+    )
+
+
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
     """What the session learns from its new ledger ``rows``: unreadable values and implausible
     clocks flagged, its baseline, live register and energy so far (the caller saves it)."""
     if any(row.value is None and row.format != metering.SIGNED_DATA for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
+        if any(_unreadable_bound(row) for row in rows):
+            anomaly_flag(session, Anomaly.UNREADABLE_METER_START_OR_STOP)
     if any(sample.clock_implausible for sample in samples):
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
     readings = metering.register_readings(rows)  # the rows themselves: no Sample built per row

@@ -1,14 +1,15 @@
-"""A group-commit batch's ``Available`` statuses: the sessions open on their connectors, read
+"""A group-commit batch's closing statuses (``CLOSING_STATUSES``: ``Available`` and the others of a
+connector with no transaction on it): the sessions open on their connectors, read
 together (issue 15).
 
-A status ``Available`` asks the rows whether a session is open on its connector (2.0.1: its EVSE),
+A closing status asks the rows whether a session is open on its connector (2.0.1: its EVSE),
 to close what a reboot interrupted (``transaction_end.connector_sessions_follow``): one statement
 per such status, since the connection's kept sessions may lack one its charger's previous
 connection committed; and a session open there from before the charger's boot is then closed
 (``transaction_end.transactions_close_after_reboot``), which read its rows, locked, again. A batch
 written without savepoints writes its statuses ahead, their chargers locked
 (``chargepoints.services.status_writes``); right after, this reads the open sessions of every
-charger among them whose status ``Available`` was written, locked, by one statement
+charger among them whose closing status was written, locked, by one statement
 (``connector_sessions_read_together``; round 15: their rows, not only whether one is open), and
 each status's receiver takes its connector's (``connector_sessions_taken``) instead of reading
 them twice. The ledgers of those it will close (open from before their charger's last boot) are
@@ -21,7 +22,7 @@ of that charger could, and the status is the first of its charger's units (the g
 chooses). What is not taken is dropped once its unit ran (``connector_sessions_read_dropped``).
 PostgreSQL only.
 
-Most ``Available`` statuses follow a stop, on a connector with no session open: the statuses' write
+Most closing statuses follow a stop, on a connector with no session open: the statuses' write
 asks whether the connector has one (``sessions_open_asked``, after the same locks: in the statement
 that writes a batch's connectors, beside a lone status's write in its round trip), and only the
 chargers of those that have one are read; the others' connectors are answered "none" without a
@@ -45,9 +46,12 @@ from charging.services.ledger_reads import locked_ledger_dropped, locked_ledgers
 from kernel.plain_sql import array_text, columns_of, model_rows
 from kernel.rows_ahead import RowsAhead
 
-# The status after which a connector's sessions from before its charger's boot are closed: its
-# receiver always reads the rows.
-CLOSING_STATUS = "Available"
+# The statuses after which a connector's sessions from before its charger's boot are closed (its
+# receiver always reads the rows): a connector with no transaction on it (1.6 and 2.0.1 statuses).
+# A transaction the charger kept through its reboot goes on Charging, Suspended*, Finishing or
+# Occupied; a stop the charger sends later still replaces the close.
+CLOSING_STATUSES = frozenset({"Available", "Preparing", "Reserved", "Unavailable", "Faulted"})
+_CLOSING_LIST = ", ".join(f"'{status}'" for status in sorted(CLOSING_STATUSES))
 
 _Key = tuple[int, int, int | None]  # (charger's pk, connector id, EVSE id or None)
 _open: RowsAhead[_Key, list[Transaction]] = RowsAhead(fewest=1)  # key -> the sessions open there
@@ -56,11 +60,11 @@ _read: RowsAhead[StatusLookup, tuple[_Key, list[int]]] = RowsAhead(fewest=1)  # 
 
 def sessions_open_asked() -> str:
     """For ``status_writes.statuses_written_together``'s ``asked``: over a status's row ``v``, for
-    a status ``Available``, whether a session is open on its connector (2.0.1: its EVSE; as
+    a closing status, whether a session is open on its connector (2.0.1: its EVSE; as
     ``_on`` matches it), else NULL."""
     sessions = connection.ops.quote_name(Transaction._meta.db_table)
     return (
-        f"CASE WHEN v.status = '{CLOSING_STATUS}' THEN EXISTS (SELECT 1 FROM {sessions} t"
+        f"CASE WHEN v.status IN ({_CLOSING_LIST}) THEN EXISTS (SELECT 1 FROM {sessions} t"
         f" WHERE t.charge_point_id = v.cp AND t.status = '{TransactionStatus.ACTIVE}'"
         " AND CASE WHEN v.evse IS NOT NULL THEN t.evse_id = v.evse"
         " ELSE t.connector_id = v.connector AND t.evse_id IS NULL END) END"
@@ -69,13 +73,13 @@ def sessions_open_asked() -> str:
 
 @contextmanager
 def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, StatusWrite]]) -> Iterator[None]:
-    """Within the block, the sessions open on the connector of each status ``Available`` among
+    """Within the block, the sessions open on the connector of each closing status among
     ``written`` (written ahead, their chargers locked) are answered from one statement made now,
     which locks them; a connector its write found with none open (``condition_held`` false, from
     ``sessions_open_asked``) is answered "none" without it. None such, or not PostgreSQL: no
     statement, no answer."""
     with _open.kept() as answers, _read.kept() as read:
-        closing = [(lookup, write) for lookup, write in written if lookup.status == CLOSING_STATUS]
+        closing = [(lookup, write) for lookup, write in written if lookup.status in CLOSING_STATUSES]
         if _open.enough(closing):
             asked = sorted({write.charge_point.pk for _, write in closing if write.condition_held is not False})
             sessions = _open_sessions(asked) if asked else {}

@@ -31,7 +31,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
-from charging.services.status_reads import CLOSING_STATUS, connector_sessions_taken
+from charging.services.status_reads import CLOSING_STATUSES, connector_sessions_taken
 from charging.signals import charger_draw_changed, transaction_ended
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -89,14 +89,15 @@ def connector_sessions_follow(
     at: datetime,
 ) -> None:
     """The connector's open sessions follow its status: ``charging`` feeds their idle time;
-    ``Available`` after a reboot closes the sessions it interrupted. Most statuses say neither,
+    a closing status after a reboot (``Available``, ``Preparing``, ``Reserved``, ``Unavailable``,
+    ``Faulted``: no transaction on the connector) closes the sessions it interrupted. Most statuses say neither,
     or find no session open: one plain statement tells, or, for a status that only feeds idle time,
     the connection's kept sessions (``open_sessions_none_on``; the one kept on a 1.6 connector takes
-    the idle time without a statement, ``_charging_state_kept``). ``Available`` always reads the
+    the idle time without a statement, ``_charging_state_kept``). A closing status always reads the
     rows (or takes its batch's one read of them, ``status_reads``, which its close then takes too): a
     session the charger's previous connection committed after this one's handshake is not kept here,
     and only the rows can close it."""
-    closes = status == CLOSING_STATUS
+    closes = status in CLOSING_STATUSES
     if not (closes or charging is not None):
         return
     if not closes and (
@@ -132,7 +133,7 @@ def transactions_close_after_reboot(
     at: datetime,
     sessions: list[Transaction] | None = None,
 ) -> list[Transaction]:
-    """The connector is Available after a reboot: its sessions from before the boot are over.
+    """The connector has no transaction after a reboot (a closing status): its sessions from before the boot are over.
     ``sessions``: those open on it, locked, newest first, as its batch read them (``status_reads``);
     None: read now.
 
@@ -192,7 +193,9 @@ def transaction_finish(
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
-    if meter_stop_wh is not None:
+    if meter_stop_wh is not None:  # the last reading: one stamped after the stop adds nothing to it
+        end = max(stopped_at, session.started_at)
+        readings = [reading for reading in readings if reading.at <= end]
         readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
     result = metering.derive_energy(
         readings,

@@ -119,13 +119,16 @@ def transaction_stop(request: StopRequest) -> StopResult:
         park = _Parker(charge_point, request, meter_stop, stop.at, id_tag)
         if session is None:
             return StopResult(None, info, _unknown_stop_park(park, request.ocpp_transaction_id, rows))
-        if seq_no_seen(session, request.seq_no) or _is_resent_stop(session, meter_stop, stop.sent):
+        # A seqNo seen before is a replay only once the charger's stop ended the session: else an
+        # earlier event took it (a counter restarted at a reboot), and this stop must still apply.
+        seen = seq_no_seen(session, request.seq_no)
+        if _ended_by_the_charger(session) and (seen or _is_resent_stop(session, meter_stop, stop.sent)):
             transaction_save_changes(session)
             return StopResult(session, info)
         # Gathered into the batch's COPY: the session's ledger read below adds them to what it reads.
         sample_rows_stored(rows, may_gather=True)
         samples_learned(session, samples, rows)
-        if session.status == TransactionStatus.ENDED and not session.closed_by_csms:
+        if _ended_by_the_charger(session):
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
@@ -182,12 +185,15 @@ def _stop_checks(
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
 
 
+def _ended_by_the_charger(session: Transaction) -> bool:
+    return session.status == TransactionStatus.ENDED and not session.closed_by_csms
+
+
 def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: datetime | None) -> bool:
     """The very stop that ended the session, sent again (its answer got lost): same meter stop
     and the same time as the charger sent it."""
     return (
-        session.status == TransactionStatus.ENDED
-        and not session.closed_by_csms
+        _ended_by_the_charger(session)
         and session.meter_stop_wh == meter_stop
         and (session.charger_stopped_at or session.stopped_at) == sent_at
     )

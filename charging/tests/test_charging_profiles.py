@@ -64,3 +64,13 @@ def test_an_accepted_profile_replaces_the_one_it_conflicts_with_and_clear_forget
     cleared = charging_profiles.charging_profiles_cleared(charge_point=charge_point, criteria=criteria)
     assert cleared == 1
     assert not InstalledChargingProfile.objects.exists()
+
+
+def test_a_profile_id_set_on_another_connector_moves_there(register_charge_point):
+    """1.6 §5.16.2, 2.0.1 K01.FR.05: a profile with the id of an installed one replaces it, on any connector."""
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, profile_body(2))
+    install(charge_point, {**profile_body(2), "connector_id": 2})
+    install(charge_point, {**profile_body(3), "connector_id": 1})
+    rows = InstalledChargingProfile.objects.order_by("profile_id").values_list("profile_id", "connector_id")
+    assert list(rows) == [(2, 2), (3, 1)]

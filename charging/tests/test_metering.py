@@ -66,11 +66,24 @@ def test_a_plausible_monotonic_register_bills_stop_minus_start(steps, start):
 
 @given(watt_hours, watt_hours, st.decimals(min_value=1, max_value=5000, places=3))
 def test_a_meter_reset_counts_nothing_and_is_flagged(start, reset_to, after_reset):
+    """A register that drops and stays below where it was (a reset, a swapped meter): the steps
+    before and after the drop count, the drop does not."""
     before_reset = start + 1000
-    reset = min(reset_to, before_reset - REGISTER_RESOLUTION_WH)
+    reset = min(reset_to, before_reset - after_reset - 2 * REGISTER_RESOLUTION_WH)
     wh, anomalies = energy([start, before_reset, reset, reset + after_reset])
     assert wh == 1000 + after_reset
     assert Anomaly.NON_MONOTONIC_REGISTER in anomalies
+
+
+@given(watt_hours, st.decimals(min_value=-(10**9), max_value=10**9, places=3), st.integers(min_value=0, max_value=3))
+def test_one_garbled_low_reading_bills_stop_minus_start(start, garbled, position):
+    """A reading far below its neighbours (``0``, a negative, a truncated value) is a glitch when the
+    register is back after it: it bills neither the meter's lifetime nor the steps around it twice."""
+    values = [start + 1000 * step for step in range(5)]
+    values.insert(position + 1, min(garbled, values[position] - REGISTER_RESOLUTION_WH))
+    wh, anomalies = energy(values)
+    assert wh == 4000
+    assert anomalies == (Anomaly.NON_MONOTONIC_REGISTER,)
 
 
 @given(st.integers(min_value=1_000_000, max_value=10**9))

@@ -108,3 +108,47 @@ def test_an_idempotency_key_returns_the_first_outcome_without_sending_again(api_
     assert first["X-Command-Id"] == second["X-Command-Id"]
     assert Command.objects.count() == 1
     assert ChargePoint.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "version", "body", "named"),
+    [
+        (
+            "ocpp201/CP-1/reserve_now",
+            "2.0.1",
+            {"id": 5, "expiryDateTime": "2099-01-01T00:00:00Z", "idToken": {"idToken": "T", "type": "ISO14443"}},
+            {"expiryDateTime", "idToken", "idToken.idToken"},
+        ),
+        ("ocpp16/CP-1/remote_start_transaction", "1.6", {"connectorId": 1, "id_tag": "T"}, {"connectorId"}),
+        (
+            "ocpp16/CP-1/send_local_list",
+            "1.6",
+            {"list_version": 2, "update_type": "Full", "local_authorization_list": [{"idTag": "T"}]},
+            {"local_authorization_list.0.idTag"},
+        ),
+    ],
+)
+def test_a_body_in_camel_case_is_a_400_naming_each_field_and_sends_nothing(
+    api_client, register_charge_point, path, version, body, named
+):
+    """OCPP's camelCase passed the schema once converted, was sent, then failed the CSMS's own
+    reading of the body (a 500 after the charger accepted, the command pending for ever)."""
+    register_charge_point("CP-1", ocpp_version=version)
+    response = api_client.post(f"/api/v1/{path}", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert set(response.json()["details"]) == named
+    assert "snake_case" in response.json()["details"][sorted(named)[0]][0]
+    assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body_id", "message"), [("CP-2", "Differs from the charge point in the path"), (5, "Must be a string.")]
+)
+def test_a_charger_named_twice_differently_is_a_400(api_client, register_charge_point, body_id, message):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    register_charge_point("CP-2", ocpp_version="1.6")
+    body = {"charge_point_id": body_id, "type": "Soft"}
+    response = api_client.post("/api/v1/ocpp16/CP-1/reset", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"]["charge_point_id"][0].startswith(message)
+    assert not Command.objects.exists()

@@ -385,3 +385,20 @@ async def test_a_conflicting_charging_profile_is_sent_with_a_warning(daphne, api
     assert (status, second["status"]) == (200, "Accepted")
     assert len(second["warnings"]) == 1
     assert "Profile 1" in second["warnings"][0]
+
+
+async def test_a_call_whose_socket_closes_before_the_answer_is_a_504_not_a_503(daphne, api_daphne, api_key):
+    """The charger had the Reset (a rebooting charger closes at once): "not connected" would have
+    the integrator send it again. The CALL was sent and its answer lost, the contract's 504."""
+    await register("CP-GONE")
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-GONE/reset"
+    async with raw_socket(daphne, "1.6", "CP-GONE") as websocket:
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Hard"}))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert call[2:] == ["Reset", {"type": "Hard"}]
+    started = time.monotonic()
+    status, reply = await post
+    assert (status, reply["error"]) == (504, "Timeout")
+    assert "closed after the CALL was sent" in reply["message"]
+    assert time.monotonic() - started < 5  # at the close, not after the call timeout
+    assert (await Command.objects.aget(action="Reset")).state == "timeout"

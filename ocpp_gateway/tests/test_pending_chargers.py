@@ -54,8 +54,34 @@ async def test_a_pending_charger_is_told_every_action_it_may_use(daphne, version
         4,
         "a1",
         "SecurityError",
-        "The charge point is not commissioned; only BootNotification, Heartbeat, StatusNotification are served.",
+        "The charge point is not commissioned; only BootNotification, Heartbeat, "
+        + ("NotifyReport, " if version == "2.0.1" else "")
+        + "StatusNotification are served.",
     ]
+
+
+async def test_a_pending_2_0_1_charger_may_send_the_report_it_was_asked_for(daphne):
+    """B02.FR.01: in Pending the CSMS may ask GetBaseReport/GetReport; their NotifyReport is served."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-REPORT", heartbeat_interval=60, lifecycle_state="pending")
+    report = {
+        "requestId": 7,
+        "generatedAt": "2026-12-06T03:00:00Z",
+        "seqNo": 0,
+        "tbc": False,
+        "reportData": [
+            {
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "HeartbeatInterval"},
+                "variableAttribute": [{"type": "Actual", "value": "60"}],
+            }
+        ],
+    }
+    async with raw_socket(daphne, "2.0.1", "CP-REPORT") as websocket:
+        await booted_pending(websocket, "2.0.1")
+        answered = await exchange(websocket, [2, "r1", "NotifyReport", report])
+        refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE["2.0.1"]])
+    assert answered == [3, "r1", {}]
+    assert refused[:3] == [4, "a1", "SecurityError"]
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])

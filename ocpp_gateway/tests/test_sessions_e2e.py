@@ -289,7 +289,10 @@ async def test_v201_events_out_of_order_and_an_unknown_ended_are_handled(daphne)
     )
 
 
-async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_is_available(daphne):
+@pytest.mark.parametrize("status", ["Available", "Preparing", "Faulted", "Unavailable"])
+async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_has_no_transaction(daphne, status):
+    """A connector reporting no transaction after its charger's boot (not only Available: a round 39
+    probe left the session open for ever after Preparing, Faulted or Unavailable)."""
     await register("CP16-BOOT")
     async with ocpp_charger(daphne, "1.6", "CP16-BOOT") as charger:
         started = await charger.call(
@@ -304,7 +307,7 @@ async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_is
         )
     async with ocpp_charger(daphne, "1.6", "CP16-BOOT") as charger:
         await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
-        await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status=status))
 
     session = await Transaction.objects.aget(pk=started.transaction_id)
     assert (session.status, session.stop_reason, session.closed_by_csms) == ("ended", "Reboot", True)

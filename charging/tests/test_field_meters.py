@@ -1,0 +1,155 @@
+"""What real chargers' meters and queues send (round 39's probes): garbled numbers, a glitch reading,
+a reading stamped after the end, a seqNo counter restarted mid-session, a reboot followed by a
+status other than Available. Each bills what was delivered, or is flagged, and never sticks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from chargepoints.models import ChargePoint
+from charging.metering import Anomaly
+from charging.models import ReconciliationItem, Transaction, TransactionStatus
+from charging.services.meter_ledger import SampledValue, meter_values_record
+from charging.services.transaction_end import connector_sessions_follow
+from charging.services.transaction_stop import StopRequest, transaction_stop
+from charging.tests.test_transactions import T0, new_charger, start_v16, stop, v201_start
+
+pytestmark = pytest.mark.django_db
+
+
+def ended(charge_point_id: str, transaction_id: str, seq_no: int, at, wh: str) -> Transaction | None:
+    end = [SampledValue(timestamp=at, raw_value=wh, context="Transaction.End")]
+    return transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=transaction_id,
+            stopped_at=at,
+            action="TransactionEvent",
+            payload={},
+            samples=end,
+            seq_no=seq_no,
+        )
+    ).transaction
+
+
+def test_values_that_overflow_any_arithmetic_are_kept_raw_and_the_stop_still_applies(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=1000).transaction
+    at = T0 + timedelta(minutes=30)
+    garbled = [
+        SampledValue(timestamp=at, raw_value="1e999999", unit="kWh"),
+        SampledValue(timestamp=at, raw_value="1e999999", measurand="Power.Active.Import", unit="kW"),
+        SampledValue(timestamp=at, raw_value="1e-999999999", measurand="Current.Import", unit="A"),
+        SampledValue(timestamp=at, raw_value="1." + "0" * 20000 + "1", measurand="Voltage", unit="V"),
+    ]
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=garbled)
+    stop(charge_point_id, str(session.pk), 11000, samples=garbled)
+    session.refresh_from_db()
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(10000))
+    values = list(session.meter_samples.order_by("id").values_list("measurand", "value"))
+    assert values[:4] == [
+        ("Energy.Active.Import.Register", None),
+        ("Power.Active.Import", None),
+        ("Current.Import", Decimal(0)),
+        ("Voltage", None),
+    ]
+
+
+@pytest.mark.parametrize("garbled", ["0", "-5000", "1"])
+def test_one_low_reading_mid_session_bills_stop_minus_start_flagged(register_charge_point, garbled):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=100_000).transaction
+    reading = [SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value=garbled)]
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=reading)
+    stop(charge_point_id, str(session.pk), 110_000)
+    session.refresh_from_db()
+    assert session.energy_wh == Decimal(10_000)  # was 110,000 (the glitch's 0 up to the stop)
+    assert session.needs_review and Anomaly.NON_MONOTONIC_REGISTER in session.anomalies
+
+
+def test_a_v201_reading_stamped_after_the_end_does_not_raise_the_bill(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-A", 0, T0, samples=begin, baseline_expected=False)
+    stopped_at = T0 + timedelta(hours=1)
+    ended(charge_point_id, "TX-A", 1, stopped_at, "11000")
+    late = [SampledValue(timestamp=stopped_at + timedelta(minutes=4), raw_value="40000")]
+    v201_start(charge_point_id, "TX-A", 2, stopped_at + timedelta(minutes=4), samples=late)
+    session = Transaction.objects.get(ocpp_transaction_id="TX-A")
+    assert (session.status, session.meter_stop_wh, session.energy_wh) == ("ended", Decimal(11000), Decimal(10000))
+    assert session.billing_record.energy_wh == Decimal(10000)
+
+
+def test_a_v201_ended_numbered_like_an_earlier_update_still_ends_the_session(register_charge_point):
+    """A charger whose seqNo counter restarted at a reboot mid-session: its Ended's seqNo was an
+    Updated's. Acknowledged and dropped as a replay, the session stayed open for ever."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-S", 0, T0, samples=begin, baseline_expected=False)
+    for seq_no in (1, 2):
+        reading = [SampledValue(timestamp=T0 + timedelta(minutes=10 * seq_no), raw_value=str(1000 + 2500 * seq_no))]
+        v201_start(charge_point_id, "TX-S", seq_no, T0 + timedelta(minutes=10 * seq_no), samples=reading)
+    session = ended(charge_point_id, "TX-S", 1, T0 + timedelta(minutes=40), "11000")
+    assert session is not None
+    session.refresh_from_db()
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(10000))
+    again = ended(charge_point_id, "TX-S", 1, T0 + timedelta(minutes=40), "11000")  # its resend: a replay
+    assert again is not None and again.pk == session.pk
+    assert not ReconciliationItem.objects.filter(charge_point=session.charge_point).exists()
+
+
+def test_an_unreadable_meter_stop_is_flagged_for_review(register_charge_point):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=1000).transaction
+    stop(charge_point_id, str(session.pk), 10**15)
+    session.refresh_from_db()
+    assert Anomaly.UNREADABLE_METER_START_OR_STOP in session.anomalies
+    assert session.needs_review and session.billing_record.needs_review
+
+
+def test_an_unreadable_v201_end_reading_is_flagged_for_review(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-U", 0, T0, samples=begin, baseline_expected=False)
+    session = ended(charge_point_id, "TX-U", 1, T0 + timedelta(hours=1), "1e15")
+    assert session is not None
+    session.refresh_from_db()
+    assert session.needs_review and Anomaly.UNREADABLE_METER_START_OR_STOP in session.anomalies
+
+
+@pytest.mark.parametrize(
+    ("status", "closes"),
+    [
+        ("Available", True),
+        ("Preparing", True),
+        ("Reserved", True),
+        ("Unavailable", True),
+        ("Faulted", True),
+        ("Charging", False),
+        ("SuspendedEV", False),
+        ("Finishing", False),
+        ("Occupied", False),
+    ],
+)
+def test_after_a_reboot_a_connector_with_no_transaction_closes_the_interrupted_session(
+    register_charge_point, status, closes
+):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=T0 + timedelta(minutes=30))
+    charge_point = ChargePoint.objects.get(pk=session.charge_point_id)
+    connector_sessions_follow(
+        charge_point=charge_point,
+        connector_id=1,
+        evse_id=None,
+        status=status,
+        charging=None,
+        at=T0 + timedelta(minutes=31),
+    )
+    session.refresh_from_db()
+    assert (session.status == TransactionStatus.ENDED) is closes
+    if closes:
+        assert (session.stop_reason, session.closed_by_csms, session.needs_review) == ("Reboot", True, True)
