@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 # OCPP 1.6 spells two error codes differently from 2.0.1 (and from the ocpp package).
 
 _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
+# An answer's (CALLRESULT, CALLERROR) id at its start: whether a frame refused unread (over the size
+# or rate limit, not JSON) answers the CALL the CSMS awaits.
+_LEADING_ANSWER_ID = re.compile(r'\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
 
 
 # Every action each version defines. The package's exception classes are right, but its router
@@ -112,17 +115,25 @@ class Connection(Protocol):
 _SCAN_ONCE: Any = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
-def message_unpacked(raw: str) -> Call | CallResult | CallError:
+def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallResult | CallError:
     """``ocpp.messages.unpack(raw)``: a CALL, the bulk of what chargers send, is read at once (a
     frame ``[2, ...]`` of four elements, nothing around it); anything else goes to ``unpack``, which
-    raises the package's errors for a frame it refuses."""
+    raises the package's errors for a frame it refuses. A CALL whose action is not a string raises
+    FormatViolation; with ``ids_are_strings`` (2.0.1, part 4 §4.1: a string), one whose message id
+    is not a non-empty string raises ``rpc_errors.RpcFrameworkError``."""
     try:
         frame, end = _SCAN_ONCE(raw, 0)
     except (StopIteration, ValueError):  # not JSON from its first character: the package says why
         return unpack(raw)
     if end == len(raw) and type(frame) is list and len(frame) == 4 and frame[0] == MessageType.Call:
-        return Call(frame[1], frame[2], frame[3])
-    return unpack(raw)
+        message: Call | CallResult | CallError = Call(frame[1], frame[2], frame[3])
+    else:
+        message = unpack(raw)
+    if isinstance(message, Call) and type(message.action) is not str:  # a list is no action (nor hashable)
+        raise FormatViolationError(description="The action is not a string.")
+    if ids_are_strings and (type(message.unique_id) is not str or not message.unique_id):
+        raise rpc_errors.RpcFrameworkError(details={"cause": "The message id could not be read."})
+    return message
 
 
 def _readable_unique_id_of(frame: Any) -> str | None:
@@ -192,16 +203,21 @@ class OcppRouter(RoutedChargePoint):
             bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
             await self._refuse_oversized(raw_msg)
             return
-        if not self._frame_budget.take():
+        if not self._frame_budget.take() and not self._answers_the_outstanding_call(raw_msg):
             bind_message(action="", unique_id="")
             await self._refuse_over_budget(raw_msg)
             return
         try:
-            msg = message_unpacked(raw_msg)
+            msg = message_unpacked(raw_msg, ids_are_strings=self._ocpp_version == "2.0.1")
         except (OCPPError, RecursionError) as error:  # RecursionError: nested deeper than the decoder goes
             bind_message(action="", unique_id="")
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
-            await self._answer_unparseable(raw_msg, error if isinstance(error, OCPPError) else None)
+            if self._outstanding_failed(raw_msg, "The answer is not a well-formed CALLRESULT or CALLERROR."):
+                return
+            if isinstance(error, RecursionError):
+                await self._refuse_too_deep(raw_msg)
+            else:
+                await self._answer_unparseable(raw_msg, error)
             return
         except ValueError as error:  # a number Python will not convert (over 4300 digits)
             bind_message(action="", unique_id="")
@@ -331,10 +347,22 @@ class OcppRouter(RoutedChargePoint):
         """Not stored, not parsed: a FormatViolation for the id at its start, if one is there."""
         limit = self._max_frame_bytes
         logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, len(raw_msg), limit)
+        if self._outstanding_failed(raw_msg, f"The answer of {len(raw_msg)} bytes is over the {limit} byte limit."):
+            return
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:
             error = FormatViolationError(description=f"Frame of {len(raw_msg)} bytes is over the {limit} byte limit.")
             await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
+
+    async def _refuse_too_deep(self, raw_msg: str) -> None:
+        """A frame nested deeper than the decoder goes: a CALL whose id leads it gets a
+        FormatViolation with that id (its own, not 2.0.1's ``-1`` for an unreadable one)."""
+        match = _LEADING_CALL_ID.match(raw_msg[:100])
+        if match is None:
+            await self._answer_unparseable(raw_msg, None)
+            return
+        error = FormatViolationError(description="The payload is nested deeper than any OCPP message.")
+        await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
 
     async def _answer_unparseable(self, raw_msg: str, error: OCPPError | None) -> None:
         answer = rpc_errors.unparseable_answer(raw_msg, error, ocpp_version=self._ocpp_version)
@@ -359,6 +387,21 @@ class OcppRouter(RoutedChargePoint):
             await self._send_message(Call(unique_id, "", {}).create_call_error(refusal))
         elif message_type in (str(int(MessageType.CallResult)), str(int(MessageType.CallError))):
             self._response_received(CallError(unique_id, "FormatViolation", f"Undecodable answer: {description}", {}))
+
+    def _answers_the_outstanding_call(self, raw_msg: str) -> bool:
+        """Whether ``raw_msg`` starts as the answer to the CALL the CSMS awaits: one frame, never
+        resent, that a rate limit must not drop (its command would wait out its timeout)."""
+        match = _LEADING_ANSWER_ID.match(raw_msg[:100]) if self._outstanding else None
+        return match is not None and self._outstanding is not None and match.group(1) == self._outstanding[0]
+
+    def _outstanding_failed(self, raw_msg: str, description: str) -> bool:
+        """An answer to the awaited CALL that cannot be read (cut off, too large, no payload) ends
+        it at once as a FormatViolation (the API's 502), instead of its timeout; whether it did."""
+        if not self._answers_the_outstanding_call(raw_msg):
+            return False
+        assert self._outstanding is not None
+        self._response_received(CallError(self._outstanding[0], "FormatViolation", description, {}))
+        return True
 
     def _outstanding_action(self, unique_id: Any) -> str:
         if self._outstanding and self._outstanding[0] == unique_id:

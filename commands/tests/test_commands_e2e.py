@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+from django.conf import settings
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
@@ -402,3 +403,40 @@ async def test_a_call_whose_socket_closes_before_the_answer_is_a_504_not_a_503(d
     assert "closed after the CALL was sent" in reply["message"]
     assert time.monotonic() - started < 5  # at the close, not after the call timeout
     assert (await Command.objects.aget(action="Reset")).state == "timeout"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda unique_id: json.dumps([3, unique_id]),  # no payload
+        lambda unique_id: json.dumps([4, unique_id, "InternalError"]),  # a CALLERROR cut short
+        lambda unique_id: json.dumps([3, unique_id, {"status": "Accepted"}])[:-2],  # not JSON
+        lambda unique_id: json.dumps([3, unique_id, {"status": "Accepted", "pad": "x" * 70_000}]),  # over 64 KiB
+    ],
+)
+async def test_an_unreadable_answer_fails_its_command_at_once(daphne, api_daphne, api_key, answer):
+    """The charger answered, but not readably: a 502 at once, not a 504 "did not answer" after
+    the call timeout."""
+    await register("CP-GARBLED")
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-GARBLED/reset"
+    async with raw_socket(daphne, "1.6", "CP-GARBLED") as websocket:
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"}))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        started = time.monotonic()
+        await websocket.send(answer(call[1]))
+        status, reply = await asyncio.wait_for(post, 10)
+    assert (status, reply["error"]) == (502, "FormatViolation")
+    assert time.monotonic() - started < 5
+
+
+async def test_the_answer_to_a_command_passes_the_frame_rate_limit(daphne, api_daphne, api_key):
+    """Heartbeats over the limit are refused, but the one answer the CSMS awaits is read."""
+    await register("CP-FLOOD")
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-FLOOD/reset"
+    async with raw_socket(daphne, "1.6", "CP-FLOOD") as websocket:
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"}))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        for n in range(settings.CSMS_FRAME_BURST + 20):
+            await websocket.send(json.dumps([2, f"hb-{n}", "Heartbeat", {}]))
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        assert await asyncio.wait_for(post, 10) == (200, {"status": "Accepted"})

@@ -107,3 +107,32 @@ async def test_16_keeps_its_own_codes_for_frames_that_are_no_ocpp_message(daphne
         assert (await exchange(websocket, [2, "short"]))[:3] == [4, "short", "ProtocolError"]
         for frame in ('{"a": 1}', "not json", "[" * 5000, "[]"):
             assert await silent(websocket, frame)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("action", [["Heartbeat"], {"a": 1}, 7, None])
+async def test_an_action_that_is_not_a_string_is_a_format_violation(daphne, version, action):
+    """Was an InternalError and two ERROR tracebacks per frame (a list is not hashable)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-ACT", heartbeat_interval=60)
+    code = "FormationViolation" if version == "1.6" else "FormatViolation"
+    async with raw_socket(daphne, version, "CP-ACT") as websocket:
+        assert (await exchange(websocket, [2, "a1", action, {}]))[:3] == [4, "a1", code]
+        assert (await exchange(websocket, [2, "a2", "Heartbeat", {}]))[:2] == [3, "a2"]
+
+
+@pytest.mark.parametrize("unique_id", [None, 123, {"a": 1}, ""])
+async def test_201_a_call_whose_id_is_not_a_string_is_an_rpc_framework_error(daphne, unique_id):
+    """OCPP 2.0.1 part 4 §4.1: the message id is a string; none readable is answered with id -1."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-ID", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-ID") as websocket:
+        assert (await exchange(websocket, [2, unique_id, "Heartbeat", {}]))[:3] == [4, "-1", "RpcFrameworkError"]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_call_nested_too_deep_is_answered_with_its_own_id(daphne, version):
+    await ChargePoint.objects.acreate(charge_point_id="CP-DEEP", heartbeat_interval=60)
+    code = "FormationViolation" if version == "1.6" else "FormatViolation"
+    deep = '[2,"deep","Heartbeat",' + '{"a":' * 10_000 + "1" + "}" * 10_000 + "]"
+    async with raw_socket(daphne, version, "CP-DEEP") as websocket:
+        assert (await exchange(websocket, deep))[:3] == [4, "deep", code]
+        assert (await exchange(websocket, [2, "h", "Heartbeat", {}]))[:2] == [3, "h"]
