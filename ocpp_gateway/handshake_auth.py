@@ -6,11 +6,12 @@
 2. A password new to this process waits (on the event loop, at no cost) for one of
    ``CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT`` hashing slots; the hash runs on a database thread.
    One identity has at most one password hashed at a time; a concurrent one is refused.
-3. Failures are counted per identity and per client address (this process): past
-   ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP`` within
-   ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
-   checked again once a slot is free; a password verified before is still accepted (step 1),
-   so guessing does not lock a charger out.
+3. Failures are counted per identity and client address, and per client address (this
+   process): past ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP``
+   within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
+   checked again once a slot is free; a password verified before is still accepted (step 1).
+   Guesses from elsewhere do not lock a charger out, even one this process has not verified yet
+   (after a restart, a password change, or on another worker): its own address has no failures.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ async def handshake_attach(
             hashing_attach, charge_point_id=charge_point_id, address=address, abandoned=abandoned
         )
     if isinstance(attachment, str) and attachment != SUPERSEDED and password is not None:
-        _by_identity.note(charge_point_id)
+        _by_identity.note(_identity_key(charge_point_id, address))
         _by_address.note(address)
     return attachment
 
@@ -185,4 +186,10 @@ def _hashing_slot() -> asyncio.Semaphore:
 
 
 def _throttled(*, charge_point_id: str, address: str) -> bool:
-    return _by_identity.exceeded(charge_point_id) or _by_address.exceeded(address)
+    return _by_identity.exceeded(_identity_key(charge_point_id, address)) or _by_address.exceeded(address)
+
+
+def _identity_key(charge_point_id: str, address: str) -> str:
+    """An identity's failures are counted per client address: an attacker's guesses throttle the
+    attacker's address, not the charger's own."""
+    return f"{address}|{charge_point_id}"

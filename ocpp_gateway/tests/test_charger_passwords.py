@@ -32,14 +32,16 @@ async def register(charge_point_id: str, password: str | None = PASSWORD) -> Cha
     )
 
 
-async def handshake_status(server, charge_point_id: str, password: str) -> int:
-    """101 if the handshake succeeded, else the HTTP status it was refused with."""
+async def handshake_status(server, charge_point_id: str, password: str, from_address: str = "127.0.0.1") -> int:
+    """101 if the handshake succeeded, else the HTTP status it was refused with; ``from_address``:
+    the loopback address the client connects from."""
     try:
         async with connect(
             server.ws_url("1.6", charge_point_id),
             subprotocols=[SUBPROTOCOL["1.6"]],
             additional_headers=basic(charge_point_id, password),
             open_timeout=20,
+            local_addr=(from_address, 0),
         ):
             return 101
     except InvalidStatus as refusal:
@@ -67,6 +69,19 @@ async def test_past_the_identity_limit_guesses_are_refused_without_hashing_and_t
     assert await handshake_status(strict_server, "CP-GUESSED", "wrong-guess-999999") == 403
     assert "CP-GUESSED: refused, too many failed password checks (throttled: not hashed)" in strict_server.log()
     assert await handshake_status(strict_server, "CP-GUESSED", PASSWORD) == 101
+
+
+async def test_guesses_from_another_address_do_not_lock_out_a_charger_this_process_never_verified(
+    strict_server, daphne
+):
+    """After a restart, a password change, or on another worker, the charger's password is new to
+    the process: guesses from elsewhere throttle their own address, not the charger's."""
+    await register("CP-TARGET")
+    for attempt in range(4):
+        assert await handshake_status(strict_server, "CP-TARGET", f"wrong-guess-{attempt:06}", "127.0.0.2") == 403
+    assert "CP-TARGET: refused, too many failed password checks (throttled: not hashed)" in strict_server.log()
+    assert await handshake_status(strict_server, "CP-TARGET", PASSWORD, "127.0.0.3") == 101
+    assert await handshake_status(strict_server, "CP-TARGET", "wrong-guess-999999", "127.0.0.2") == 403
 
 
 async def test_forty_concurrent_wrong_passwords_are_all_refused_and_a_legit_charger_connects_meanwhile(
