@@ -22,17 +22,30 @@ def format_ocpp_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+# A charger time that was sent but cannot be read: earlier than any clock, so ``chargepoints.clock``
+# takes its receipt instead and flags it ``clock_implausible``, as it does a clock standing at 1970.
+UNREADABLE_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def charger_time_read(value: str | None) -> datetime | None:
+    """A charger's timestamp (``parse_ocpp_time``): None when absent, ``UNREADABLE_TIME`` when sent
+    but unreadable (``"not-a-date"``, month 13), so that it is judged, not silently replaced."""
+    if value is None:
+        return None
+    return parse_ocpp_time(value) or UNREADABLE_TIME
+
+
 def parse_ocpp_time(value: str | None) -> datetime | None:
     """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable.
 
-    Without an offset it is taken as UTC. A time beyond what UTC can hold
-    (``0001-01-01T00:00:00+01:00``) becomes the earliest or latest datetime, never an error
-    (``chargepoints.clock`` then finds it implausible).
+    Without an offset it is taken as UTC; RFC 3339's lower-case ``t`` and ``z`` are read. A time
+    beyond what UTC can hold (``0001-01-01T00:00:00+01:00``) becomes the earliest or latest
+    datetime, never an error (``chargepoints.clock`` then finds it implausible).
     """
     if not value:
         return None
     try:
-        parsed = parse_datetime(value)
+        parsed = parse_datetime(value) or parse_datetime(value.upper())
     except ValueError:
         return None
     if parsed is None:

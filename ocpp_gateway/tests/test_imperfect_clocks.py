@@ -351,3 +351,32 @@ async def test_v201_a_transaction_id_reused_after_its_session_ended_starts_a_new
     ]
     assert [s.billing_record.energy_wh for s in sessions] == [Decimal(2000), Decimal(4500)]
     assert sessions[1].started_at > sessions[0].stopped_at
+
+
+async def test_lower_case_rfc_3339_times_are_read_and_unreadable_ones_flagged(daphne):
+    """RFC 3339 §5.6 allows ``t`` and ``z``: read as sent (were replaced by the receipt, unflagged,
+    and a per-minute tariff billed 0 minutes). A time that cannot be read is replaced by its
+    receipt and flagged, as a 1970 clock is; a resend of that start is still the same session."""
+    await charger_with_tag_and_default_tariff("CP-LOWER")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    lower = start.strftime("%Y-%m-%dt%H:%M:%Sz")
+    async with raw_socket(daphne, "1.6", "CP-LOWER") as websocket:
+        first = await result(
+            websocket, "s1", "StartTransaction", {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": lower}
+        )
+        stop_at = (start + timedelta(minutes=60)).strftime("%Y-%m-%dt%H:%M:%Sz")
+        await result(
+            websocket,
+            "e1",
+            "StopTransaction",
+            {"transactionId": first["transactionId"], "meterStop": 0, "timestamp": stop_at},
+        )
+        unreadable = {"connectorId": 2, "idTag": "T1", "meterStart": 0, "timestamp": "not-a-date"}
+        second = await result(websocket, "s2", "StartTransaction", unreadable)
+        again = await result(websocket, "s3", "StartTransaction", unreadable)
+    read = await session_with_record(first["transactionId"])
+    assert (read.started_at, read.stopped_at, read.needs_review) == (start, start + timedelta(minutes=60), False)
+    assert read.billing_record.total == Decimal("4.00")  # 60 minutes at 0.05 and the 1.00 fee
+    assert again["transactionId"] == second["transactionId"]
+    flagged = await Transaction.objects.aget(pk=second["transactionId"])
+    assert Anomaly.CLOCK_IMPLAUSIBLE in flagged.anomalies and flagged.needs_review

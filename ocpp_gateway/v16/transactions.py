@@ -14,7 +14,7 @@ from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 from kernel.ocpp_package import on_payload
-from kernel.timestamps import format_ocpp_time, parse_ocpp_time, utc_now
+from kernel.timestamps import UNREADABLE_TIME, charger_time_read, format_ocpp_time, utc_now
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -35,7 +35,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     now = utc_now()
     samples = []
     for meter_value in meter_values:
-        at = parse_ocpp_time(meter_value.get("timestamp")) or now
+        at = charger_time_read(meter_value.get("timestamp")) or now
         for sampled in meter_value.get("sampledValue", []):
             signed = sampled.get("format") == SIGNED_DATA
             samples.append(
@@ -73,13 +73,15 @@ class TransactionHandlers:
     async def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{connectorId, idTag, meterStart, timestamp, reservationId?}`` -> ``{transactionId, idTagInfo}``."""
         connector_id, id_tag, meter_start = payload["connectorId"], payload["idTag"], _wh(payload["meterStart"])
-        started_at = parse_ocpp_time(payload["timestamp"]) or timezone.now()
+        started_at = charger_time_read(payload["timestamp"]) or timezone.now()
+        # Its time as read (as sent when unreadable: every such start would read the same)
+        sent_at = payload["timestamp"] if started_at is UNREADABLE_TIME else started_at.isoformat()
         result = await in_commit_group(transaction_start)(
             request=StartRequest(
                 charge_point_id=self.id,
                 ocpp_version="1.6",
                 # A replay of the same start (a charger resending after a lost answer) is the same session.
-                start_key=f"{connector_id}|{id_tag.lower()}|{meter_start}|{started_at.isoformat()}",
+                start_key=f"{connector_id}|{id_tag.lower()}|{meter_start}|{sent_at}",
                 started_at=started_at,
                 connector_id=connector_id,
                 id_tag=id_tag,
@@ -110,7 +112,7 @@ class TransactionHandlers:
             request=StopRequest(
                 charge_point_id=self.id,
                 ocpp_transaction_id=str(payload["transactionId"]),
-                stopped_at=parse_ocpp_time(payload["timestamp"]) or timezone.now(),
+                stopped_at=charger_time_read(payload["timestamp"]) or timezone.now(),
                 action="StopTransaction",
                 payload=payload,
                 meter_stop_wh=_wh(payload["meterStop"]),

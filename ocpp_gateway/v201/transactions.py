@@ -19,7 +19,7 @@ from charging.services.transaction_stop import StopRequest, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.ocpp_package import on_payload
-from kernel.timestamps import format_ocpp_time, parse_ocpp_time, utc_now
+from kernel.timestamps import charger_time_read, format_ocpp_time, utc_now
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -44,7 +44,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     now = utc_now()
     samples = []
     for meter_value in meter_values:
-        at = parse_ocpp_time(meter_value.get("timestamp")) or now
+        at = charger_time_read(meter_value.get("timestamp")) or now
         for sampled in meter_value.get("sampledValue", []):
             unit = sampled.get("unitOfMeasure") or {}
             signed = payload_case.snake_case(sampled.get("signedMeterValue"))
@@ -69,7 +69,7 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     authorization when one came."""
     info = payload["transactionInfo"]
     transaction_id = info["transactionId"]
-    at = parse_ocpp_time(payload["timestamp"]) or timezone.now()
+    at = charger_time_read(payload["timestamp"]) or timezone.now()
     seq_no = payload["seqNo"]
     samples = sampled_values(payload.get("meterValue") or [])
     sent_token = payload.get("idToken") or {}
