@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import decimal
 import functools
 import inspect
 import json
@@ -37,8 +38,16 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from jsonschema import Draft4Validator
+from jsonschema.exceptions import ValidationError, best_match
 from ocpp import charge_point, messages
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
+from ocpp.exceptions import (
+    FormatViolationError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    ProtocolError,
+    TypeConstraintViolationError,
+)
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from ocpp.routing import create_route_map, on
 
@@ -144,7 +153,10 @@ class RoutedChargePoint(ChargePoint):
         route = self.route_map[msg.action]
         validating = validated and route.validated
         if validating and not valid_at_once(msg, self._ocpp_version):
-            await validate_payload(msg, self._ocpp_version)
+            try:
+                await validate_payload(msg, self._ocpp_version)
+            except OCPPError as refused:
+                raise request_refusal(msg, self._ocpp_version, refused) from None
         try:  # an @on_payload handler's answer is sent as it returns it: awaited here, no layer between
             answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
         except Exception as error:
@@ -211,6 +223,44 @@ def frame_text(message: Call | CallResult | CallError) -> str:
             message.error_details,
         ]
     )
+
+
+# Schema keywords a value of the right type breaks by what it holds (OCPP-J 1.6 §4.2.3, OCPP 2.0.1
+# part 4 §4.3: "at least one field contains an invalid value"); maxLength stays the package's
+# TypeConstraintViolation.
+_VALUE_KEYWORDS = frozenset(
+    {"enum", "const", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+)
+_CAUSE_CHARS = 200  # a cause quotes the value: a 60 KB value is not sent back
+
+
+def violation_refusal(error: ValidationError) -> OCPPError:
+    """The CALLERROR a request's schema violation is answered with: a missing field ProtocolError,
+    a value of the wrong type (or too long) TypeConstraintViolation, a value no field may hold (out
+    of its enum or range, against its pattern) PropertyConstraintViolation, anything else (an
+    unknown field) FormatViolation. Its details give the cause, never the frame back."""
+    details = {"cause": error.message[:_CAUSE_CHARS]}
+    if error.validator == "required":
+        return ProtocolError(details=details)
+    if error.validator in ("type", "maxLength"):
+        return TypeConstraintViolationError(details=details)
+    if error.validator in _VALUE_KEYWORDS:
+        return PropertyConstraintViolationError(details=details)
+    return FormatViolationError(details=details)
+
+
+def request_refusal(msg: Call, ocpp_version: str, refused: OCPPError) -> OCPPError:
+    """What the package's refusal of ``msg`` is answered with (``violation_refusal`` of the error
+    its validator finds first; its own, without the frame it echoes, where none is found)."""
+    payload = msg.payload
+    if ocpp_version == "1.6":  # validated with Decimal numbers, as the package does
+        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
+    error = best_match(request_validator(ocpp_version, msg.action).iter_errors(payload))
+    if error is not None:
+        return violation_refusal(error)
+    if isinstance(refused.details, dict):
+        refused.details.pop("ocpp_message", None)
+    return refused
 
 
 def valid_at_once(message: Call | CallResult, ocpp_version: str) -> bool:

@@ -23,7 +23,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from jsonschema.exceptions import ValidationError
-from ocpp.exceptions import FormatViolationError, OCPPError, ProtocolError, TypeConstraintViolationError
 
 from chargepoints.services.profiles import ReceivedViolation
 from kernel import ocpp_package, schemas
@@ -141,21 +140,11 @@ def accepted(*, ocpp_version: str, action: str, payload: Any, lenient: bool, rec
     fixed = copy.deepcopy(payload)
     for error in errors:
         if not (_kept(key, error) or _fixed(key, error, fixed, received_at)):
-            raise _refusal(error)
+            raise ocpp_package.violation_refusal(error)
     for error in validator.iter_errors(fixed):
         if not (_kept(key, error) or _left_out(key, error)):
-            raise _refusal(error)
+            raise ocpp_package.violation_refusal(error)
     return Accepted(truncated(fixed, ocpp_version=ocpp_version, action=action), _violations(errors))
-
-
-def _refusal(error: ValidationError) -> OCPPError:
-    """The CALLERROR the ``ocpp`` package answers a violation with (``messages._validate_payload``)."""
-    details = {"cause": error.message}
-    if error.validator == "required":
-        return ProtocolError(details=details)
-    if error.validator in ("type", "maxLength"):
-        return TypeConstraintViolationError(details=details)
-    return FormatViolationError(details=details)
 
 
 def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from ocpp.exceptions import FormatViolationError as FormatViolation
+from ocpp.exceptions import PropertyConstraintViolationError as PropertyConstraint
 from ocpp.exceptions import ProtocolError
 from ocpp.exceptions import TypeConstraintViolationError as TypeConstraint
 
@@ -76,7 +77,7 @@ def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
             {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": T, "x": 1},
             FormatViolation,
         ),
-        ("2.0.1", "TransactionEvent", {**ENDED, "triggerReason": "Trigger", "eventType": "Paused"}, FormatViolation),
+        ("2.0.1", "TransactionEvent", {**ENDED, "triggerReason": "Trigger", "eventType": "Paused"}, PropertyConstraint),
         (
             "2.0.1",
             "MeterValues",

@@ -136,3 +136,33 @@ async def test_a_call_nested_too_deep_is_answered_with_its_own_id(daphne, versio
     async with raw_socket(daphne, version, "CP-DEEP") as websocket:
         assert (await exchange(websocket, deep))[:3] == [4, "deep", code]
         assert (await exchange(websocket, [2, "h", "Heartbeat", {}]))[:2] == [3, "h"]
+
+
+@pytest.mark.parametrize(
+    ("version", "payload"),
+    [
+        ("1.6", {"connectorId": 1, "errorCode": "NoError", "status": "Sleeping"}),
+        (
+            "2.0.1",
+            {"timestamp": "2026-12-06T03:00:00Z", "connectorStatus": "Sleeping", "evseId": 1, "connectorId": 1},
+        ),
+    ],
+)
+async def test_a_value_outside_its_enum_is_a_property_constraint_violation(daphne, version, payload):
+    """OCPP-J 1.6 §4.2.3 / 2.0.1 part 4 §4.3: the type is right, the value is not (was FormatViolation)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-ENUM", heartbeat_interval=60)
+    async with raw_socket(daphne, version, "CP-ENUM") as websocket:
+        answer = await exchange(websocket, [2, "e1", "StatusNotification", payload])
+    assert answer[:3] == [4, "e1", "PropertyConstraintViolation"]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_refusal_does_not_send_the_frame_back(daphne, version):
+    """A 60 KB DataTransfer with one unknown field got a 60 KB CALLERROR (the frame echoed)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-ECHO", heartbeat_interval=60)
+    payload = {"vendorId": "Acme", "data": "x" * 60_000, "surprise": 1}
+    async with raw_socket(daphne, version, "CP-ECHO") as websocket:
+        await websocket.send(json.dumps([2, "d1", "DataTransfer", payload]))
+        text = await asyncio.wait_for(websocket.recv(), timeout=5)
+    assert json.loads(text)[:3] == [4, "d1", "FormationViolation" if version == "1.6" else "FormatViolation"]
+    assert len(text) < 1000
