@@ -190,7 +190,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
             logger.info(
                 "%s: refused, subprotocol %s not offered (offered: %s)", self.charge_point_id, subprotocol, offered
             )
-            await self.close()
+            # OCPP-J 1.6 and 2.0.1 part 4, §3.1.2: the handshake completes without a subprotocol,
+            # then the socket is closed at once (not an HTTP refusal).
+            await self.accept()
+            await self.close()  # 1000: autobahn sends no other code below 3000 for the application
             return
         password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
         address = (self.scope.get("client") or ["?"])[0]

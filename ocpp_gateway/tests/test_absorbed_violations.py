@@ -221,7 +221,7 @@ async def test_frames_that_cannot_be_applied_still_get_their_callerror(daphne, p
             "transactionInfo": {"transactionId": "TX-9"},
         }
         answer = await call(websocket, "t1", "TransactionEvent", unknown_event)
-        assert answer[:3] == [4, "t1", "FormatViolation"]
+        assert answer[:3] == [4, "t1", "PropertyConstraintViolation"]  # an eventType outside its enum
         no_transaction = {"eventType": "Ended", "timestamp": T1, "triggerReason": "Trigger", "seqNo": 0}
         answer = await call(websocket, "t2", "TransactionEvent", no_transaction)
         assert answer[:3] == [4, "t2", "ProtocolError"]

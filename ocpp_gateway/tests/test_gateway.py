@@ -132,14 +132,16 @@ async def test_decommissioned_charge_point_is_refused_at_the_handshake(daphne):
             pass
 
 
-async def test_wrong_subprotocol_is_not_agreed(daphne):
+@pytest.mark.parametrize("offered", [["ocpp2.0.1"], None, ["foo"], ["OCPP1.6"]])
+async def test_wrong_subprotocol_is_not_agreed(daphne, offered):
+    """OCPP-J 1.6 and 2.0.1 part 4 §3.1.2: the handshake completes with no subprotocol, then the
+    CSMS closes the socket at once (it was an HTTP 403)."""
     await register("CP-PROTO")
-    with pytest.raises(InvalidStatus):
-        async with connect(daphne.ws_url("1.6", "CP-PROTO"), subprotocols=["ocpp2.0.1"]):
-            pass
-    with pytest.raises(InvalidStatus):
-        async with connect(daphne.ws_url("1.6", "CP-PROTO")):
-            pass
+    async with connect(daphne.ws_url("1.6", "CP-PROTO"), subprotocols=offered) as websocket:
+        assert websocket.subprotocol is None
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(websocket.recv(), timeout=5)
+    assert closed.value.rcvd is not None  # closed by the CSMS, with a close frame
     assert not (await ChargePoint.objects.aget(charge_point_id="CP-PROTO")).connected
 
 
@@ -216,7 +218,7 @@ async def test_a_connector_id_no_column_can_hold_is_refused_and_the_socket_lives
         for unique_id, connector_id in (("big", 2**40), ("negative", -1)):
             status = {"connectorId": connector_id, "errorCode": "NoError", "status": "Available"}
             answer = await exchange(websocket, [2, unique_id, "StatusNotification", status])
-            assert answer[:3] == [4, unique_id, "FormationViolation"]
+            assert answer[:3] == [4, unique_id, "PropertyConstraintViolation"]  # the type is right, the value not
         assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
 
 

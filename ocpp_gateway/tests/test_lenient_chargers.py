@@ -63,7 +63,7 @@ async def test_the_same_frames_from_a_strict_charger_are_refused_as_before(daphn
         assert boot[:3] == [4, "b1", "TypeConstraintViolation"]
         assert (await exchange(websocket, "h1", "Heartbeat", {}))[:2] == [3, "h1"]
         status = await exchange(websocket, "s1", "StatusNotification", ODD_STATUS)
-        assert status[:3] == [4, "s1", "FormationViolation"]
+        assert status[:3] == [4, "s1", "PropertyConstraintViolation"]  # an errorCode outside its enum
     assert not await SchemaViolation.objects.aexists()
 
 
