@@ -43,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 class CommandRefused(Exception):
-    """The request cannot be sent; ``code`` names why (NotFound, ValidationError, UnsupportedVersion)."""
+    """The request cannot be sent; ``code`` names why (NotFound, ValidationError, UnsupportedVersion,
+    ChargePointPending, IdempotencyKeyReused)."""
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -138,11 +139,13 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
     then makes the command's row durable too (``_PENDING_ROW_FLUSHED_BY_THE_OUTCOME``).
 
     Raises ``ApiKeyInactive`` first if an unchecked key is no longer active, then
-    ``CommandRefused`` (NotFound, UnsupportedVersion, ValidationError, IdempotencyKeyReused)."""
+    ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointPending, ValidationError,
+    IdempotencyKeyReused)."""
     action = catalog.ocpp_action(request.command)
     if (
         connection.vendor == "postgresql"
         and not request.idempotency_key
+        and action not in _NOT_WHILE_PENDING  # reads the charger's state first (_charge_point_sendable)
         and not routes.request_has_check(ocpp_version=request.ocpp_version, action=action)
         and not catalog.validate_body(request.ocpp_version, action, request.body)
     ):
@@ -336,8 +339,17 @@ def _sendable_charge_point(request: CommandRequest) -> ChargePoint:
     return charge_point
 
 
+# What the CSMS may not send a charger its BootNotification answer holds Pending (not commissioned):
+# OCPP 1.6 §4.2 ("RemoteStartTransaction.req and RemoteStopTransaction.req"), 2.0.1 B02 (the station
+# rejects RequestStart/StopTransaction while Pending).
+_NOT_WHILE_PENDING = frozenset(
+    {"RemoteStartTransaction", "RemoteStopTransaction", "RequestStartTransaction", "RequestStopTransaction"}
+)
+
+
 def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandRequest) -> None:
-    """Raises ``CommandRefused`` (NotFound, UnsupportedVersion) unless ``request`` may go to ``charge_point``."""
+    """Raises ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointPending) unless
+    ``request`` may go to ``charge_point``."""
     if charge_point is None:
         raise CommandRefused("NotFound", f"Charge point {request.charge_point_id!r} is not registered.")
     if charge_point.ocpp_version and charge_point.ocpp_version != request.ocpp_version:
@@ -345,6 +357,12 @@ def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandReq
             "UnsupportedVersion",
             f"{request.command} is an OCPP {request.ocpp_version} command; "
             f"this charge point speaks OCPP {charge_point.ocpp_version}.",
+        )
+    action = catalog.ocpp_action(request.command)
+    if action in _NOT_WHILE_PENDING and charge_point.lifecycle_state == LifecycleState.PENDING:
+        raise CommandRefused(
+            "ChargePointPending",
+            f"The charge point is pending (not commissioned): OCPP forbids {action} until it is accepted.",
         )
 
 

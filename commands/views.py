@@ -40,7 +40,13 @@ _REFUSED_BEFORE_THE_KEY_IS_READ = (
     exceptions.NotAcceptable,
 )
 E = TypeVar("E", bound=Exception)
-_REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400, "IdempotencyKeyReused": 422}
+_REFUSED_HTTP_STATUS = {
+    "NotFound": 404,
+    "ValidationError": 400,
+    "UnsupportedVersion": 400,
+    "ChargePointPending": 409,
+    "IdempotencyKeyReused": 422,
+}
 
 
 def command_http_response(command: Command) -> Response:

@@ -152,3 +152,29 @@ def test_a_charger_named_twice_differently_is_a_400(api_client, register_charge_
     assert response.status_code == 400
     assert response.json()["details"]["charge_point_id"][0].startswith(message)
     assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("version", "path", "body"),
+    [
+        ("1.6", "ocpp16/CP-P/remote_start_transaction", {"connector_id": 1, "id_tag": "T"}),
+        ("1.6", "ocpp16/CP-P/remote_stop_transaction", {"transaction_id": 1}),
+        (
+            "2.0.1",
+            "ocpp201/CP-P/request_start_transaction",
+            {"id_token": {"id_token": "T", "type": "ISO14443"}, "remote_start_id": 1},
+        ),
+        ("2.0.1", "ocpp201/CP-P/request_stop_transaction", {"transaction_id": "TX-1"}),
+    ],
+)
+def test_a_remote_start_or_stop_to_a_pending_charger_is_refused_unsent(
+    api_client, register_charge_point, version, path, body
+):
+    """OCPP 1.6 §4.2: not while its Boot is answered Pending (2.0.1 B02: the station rejects them)."""
+    register_charge_point("CP-P", ocpp_version=version, lifecycle_state="pending")
+    response = api_client.post(f"/api/v1/{path}", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (409, "ChargePointPending")
+    assert not Command.objects.exists()
+    reset = {"type": "Soft"} if version == "1.6" else {"type": "Immediate"}
+    allowed = api_client.post(f"/api/v1/{path.split('/')[0]}/CP-P/reset", reset, format="json")
+    assert allowed.json()["error"] == "NotConnected"  # anything else still goes (the charger is away)
