@@ -9,18 +9,9 @@ kWh = Wh / 1000, minutes = seconds / 60 (billed to the second, not per started m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-# ISO 4217 currencies without minor units (the rest used for charging have two).
-_ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "ISK", "CLP", "VND", "HUF"})
-
-
-def minor_unit(currency: str) -> Decimal:
-    return Decimal(1) if currency.upper() in _ZERO_DECIMAL_CURRENCIES else Decimal("0.01")
-
-
-def round_money(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+from kernel.money import round_money
 
 
 @dataclass(frozen=True)

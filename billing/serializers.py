@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
-from kernel.serializers import QueryParamsSerializer, WattHoursField
+from kernel.serializers import MoneyTotalField, QueryParamsSerializer, WattHoursField
 
 _PRICE = {"min_value": Decimal(0)}
 
@@ -71,6 +71,7 @@ class BillingRecordSerializer(serializers.ModelSerializer):
     )
     charge_point_id = serializers.CharField(source="charge_point_identity", read_only=True)
     energy_wh = WattHoursField(read_only=True)
+    total = MoneyTotalField(help_text="The sum of the line items, in the currency's minor unit (0 decimals for JPY).")
     line_items = serializers.SerializerMethodField()
     anomalies = serializers.ListField(
         source="transaction.anomalies",

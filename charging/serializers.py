@@ -16,7 +16,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from kernel.serializers import DecimalNumberField, QueryParamsSerializer, WattHoursField
+from kernel.serializers import DecimalNumberField, MoneyTotalField, QueryParamsSerializer, WattHoursField
 
 # --- Id tags --------------------------------------------------------------------------------
 
@@ -96,7 +96,7 @@ class IdTagSerializer(serializers.ModelSerializer):
 class BillingRecordSummarySerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True, label="ID")
     currency = serializers.CharField(max_length=3, allow_blank=True, required=False)
-    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    total = MoneyTotalField()
 
 
 class TransactionSerializer(serializers.ModelSerializer):

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kernel.api_errors import ApiError
+from kernel.money import round_money
 
 
 def wh_number(value: Decimal | None) -> int | float | None:
@@ -38,6 +39,17 @@ class WattHoursField(DecimalNumberField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_digits=20, decimal_places=3, **kwargs)
+
+
+class MoneyTotalField(serializers.DecimalField):
+    """A billing record's ``total`` with the decimals of its ``currency`` (``"618"`` JPY, ``"4.00"``
+    EUR), as its line items' amounts are: read from the whole record."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=12, decimal_places=2, source="*", read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return str(round_money(value.total, value.currency or ""))
 
 
 # --- Query parameters -----------------------------------------------------------------------

@@ -404,3 +404,17 @@ def test_under_asgi_the_export_streams_from_an_async_iterator(api_key, three_rec
     rows = list(csv.reader(io.StringIO(async_to_sync(read)().decode())))
     assert rows[0] == EXPORT_COLUMNS
     assert len(rows) == 4
+
+
+def test_a_total_has_its_currency_s_decimals_as_its_line_items_do(api_client, register_charge_point):
+    """JPY has no minor unit: its lines said "368" and "250" and its total "618.00"."""
+    Tariff.objects.create(
+        name="Yen", currency="JPY", price_per_kwh=Decimal("36.75"), session_fee=Decimal("250"), is_default=True
+    )
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+    body = api_client.get(f"/api/v1/billing-records/{record.pk}").json()
+    assert [item["amount"] for item in body["line_items"]] == ["368", "250"]
+    assert body["total"] == "618"
+    session = api_client.get(f"/api/v1/transactions/{record.transaction_id}").json()
+    assert session["billing_record"]["total"] == "618"
