@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from functools import cache
 
 from django.db import connection
@@ -110,10 +111,16 @@ def connector_sessions_read_dropped(lookup: StatusLookup | None) -> None:
 
 
 def _before_boot(session: Transaction) -> bool:
-    """Whether ``transaction_end.transactions_close_after_reboot`` closes this open session: it
-    started before its charger's last boot (the charger's row read with it)."""
-    last_boot_at = session.charge_point.last_boot_at
-    return last_boot_at is not None and session.started_at < last_boot_at
+    """Whether ``transaction_end.transactions_close_after_reboot`` closes this open session
+    (``opened_before_boot``; the charger's row read with it)."""
+    return opened_before_boot(session, session.charge_point.last_boot_at)
+
+
+def opened_before_boot(session: Transaction, last_boot_at: datetime | None) -> bool:
+    """Whether the CSMS heard of ``session`` before its charger's last boot: both times by the
+    CSMS's clock (the row's ``created_at``, the boot's receipt), never the charger's, whose start
+    time may run minutes behind (a session opened after the boot would look older than it)."""
+    return last_boot_at is not None and session.created_at < last_boot_at
 
 
 def _on(session: Transaction, key: _Key) -> bool:

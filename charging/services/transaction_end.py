@@ -31,7 +31,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
     transactions_open_on_connector,
 )
-from charging.services.status_reads import CLOSING_STATUSES, connector_sessions_taken
+from charging.services.status_reads import CLOSING_STATUSES, connector_sessions_taken, opened_before_boot
 from charging.signals import charger_draw_changed, transaction_ended
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -149,7 +149,7 @@ def transactions_close_after_reboot(
     else:
         sessions = [transaction_remember(session) for session in sessions]
     for session in sessions:
-        if session.started_at >= charge_point.last_boot_at:
+        if not opened_before_boot(session, charge_point.last_boot_at):
             continue
         stopped_at = at if at >= session.started_at else charge_point.last_boot_at
         transaction_finish(

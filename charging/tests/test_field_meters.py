@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
@@ -139,7 +140,7 @@ def test_after_a_reboot_a_connector_with_no_transaction_closes_the_interrupted_s
 ):
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id).transaction
-    ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=T0 + timedelta(minutes=30))
+    ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=timezone.now())
     charge_point = ChargePoint.objects.get(pk=session.charge_point_id)
     connector_sessions_follow(
         charge_point=charge_point,
@@ -153,3 +154,18 @@ def test_after_a_reboot_a_connector_with_no_transaction_closes_the_interrupted_s
     assert (session.status == TransactionStatus.ENDED) is closes
     if closes:
         assert (session.stop_reason, session.closed_by_csms, session.needs_review) == ("Reboot", True, True)
+
+
+def test_a_session_opened_after_the_boot_by_a_clock_running_behind_is_not_closed(register_charge_point):
+    """The charger stamps its start minutes before its boot (its clock lags the CSMS's): the session
+    reached the CSMS after the boot, so a Faulted connector mid-session does not close it."""
+    charge_point_id = new_charger(register_charge_point)
+    booted_at = timezone.now()
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(last_boot_at=booted_at)
+    session = start_v16(charge_point_id, at=booted_at - timedelta(minutes=2)).transaction
+    charge_point = ChargePoint.objects.get(pk=session.charge_point_id)
+    connector_sessions_follow(
+        charge_point=charge_point, connector_id=1, evse_id=None, status="Faulted", charging=None, at=timezone.now()
+    )
+    session.refresh_from_db()
+    assert session.status == TransactionStatus.ACTIVE

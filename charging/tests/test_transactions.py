@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -234,7 +235,7 @@ def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(reg
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id).transaction
     charge_point = session.charge_point
-    charge_point.last_boot_at = T0 + timedelta(minutes=30)
+    charge_point.last_boot_at = timezone.now()  # after the session reached the CSMS
     charge_point.save()
     transactions_close_after_reboot(
         charge_point=charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=40)
@@ -616,7 +617,7 @@ def test_v201_a_started_event_numbered_0_after_the_csms_closed_a_session_starts_
         )
         if at == T0:
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
-            charge_point.last_boot_at = T0 + timedelta(minutes=5)
+            charge_point.last_boot_at = timezone.now()  # after the session reached the CSMS
             charge_point.save()
             transactions_close_after_reboot(
                 charge_point=charge_point, connector_id=1, evse_id=1, at=T0 + timedelta(minutes=6)
