@@ -107,6 +107,20 @@ def boot_write_dropped(lookup: BootLookup | None) -> bool:
 
 _TABLE = ChargePoint._meta.db_table
 
+# ``last_boot_at`` as a BootNotification writes it (its time the last parameter): a second Boot on
+# the connection that already booted (a TriggerMessage's, a Pending charger's retry) keeps the first's.
+BOOT_TIME_KEPT_ON_ITS_CONNECTION = (
+    "CASE WHEN before.last_boot_at >= before.handshake_started_at THEN before.last_boot_at ELSE %s END"
+)
+
+
+def booted_on_this_connection(last_boot_at: datetime | None, handshake_started_at: datetime | None) -> bool:
+    """Whether the charger's last boot came on the connection it holds now (after that connection's
+    handshake began): a BootNotification there is not a restart (OCPP 1.6 §5.17, 2.0.1 F06: a
+    TriggerMessage's BootNotification reports, the charger did not reboot; a reboot ends the socket).
+    ``last_boot_at`` is what the CSMS closes interrupted sessions by: only a restart moves it."""
+    return last_boot_at is not None and handshake_started_at is not None and last_boot_at >= handshake_started_at
+
 
 def _statement(asked: str) -> str:
     """``fleet._boot_written``'s statement for many chargers (one row of arrays each), with the
@@ -118,11 +132,13 @@ def _statement(asked: str) -> str:
         f"WITH sent AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY"
         f" AS sent(charge_point_id, {', '.join(BOOT_COLUMNS)}, n)),"
         " before AS (SELECT sent.n, c.id, c.connected, c.vendor, c.model, c.firmware_version, c.last_boot_at,"
-        f" c.identity_booted_at FROM {_TABLE} c JOIN sent ON c.charge_point_id = sent.charge_point_id"
+        " c.identity_booted_at, c.handshake_started_at"
+        f" FROM {_TABLE} c JOIN sent ON c.charge_point_id = sent.charge_point_id"
         " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)"
         f" UPDATE {_TABLE} AS cp SET connected = true,"
         " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-        f" {identity}, last_boot_at = %s, last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
+        f" {identity}, last_boot_at = {BOOT_TIME_KEPT_ON_ITS_CONNECTION},"
+        " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
         " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
         " = (sent.vendor, sent.model, sent.firmware_version)"
         " THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"

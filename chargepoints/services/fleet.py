@@ -30,7 +30,15 @@ from chargepoints.models import (
     OcppMessage,
 )
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
-from chargepoints.services.boot_writes import BOOT_COLUMNS, BootLookup, BootRow, boot_unit_register, boot_write_taken
+from chargepoints.services.boot_writes import (
+    BOOT_COLUMNS,
+    BOOT_TIME_KEPT_ON_ITS_CONNECTION,
+    BootLookup,
+    BootRow,
+    boot_unit_register,
+    boot_write_taken,
+    booted_on_this_connection,
+)
 from chargepoints.services.heartbeat_pace import EXPECTED_HEARTBEAT_INTERVAL, heartbeat_interval_stored
 from chargepoints.services.status_writes import (
     CONNECTOR_COLUMNS,
@@ -544,10 +552,11 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
     with bound_cursor() as cursor:
         cursor.execute(
             "WITH before AS (SELECT id, connected, vendor, model, firmware_version, last_boot_at,"
-            f" identity_booted_at FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
+            f" identity_booted_at, handshake_started_at FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-            f" {assignments}, last_boot_at = %s, last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
+            f" {assignments}, last_boot_at = {BOOT_TIME_KEPT_ON_ITS_CONNECTION},"
+            " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
             " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
             " = (%s, %s, %s) THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
             " FROM before WHERE cp.id = before.id"
@@ -595,7 +604,8 @@ def _record_boot(
     charge_point.firmware_version = firmware_version
     charge_point.iccid = iccid
     charge_point.imsi = imsi
-    charge_point.last_boot_at = now
+    if not booted_on_this_connection(charge_point.last_boot_at, charge_point.handshake_started_at):
+        charge_point.last_boot_at = now
     charge_point.last_seen = now
     charge_point.previous_heartbeat_interval = None  # its answer carries heartbeat_interval
     charge_point.save(

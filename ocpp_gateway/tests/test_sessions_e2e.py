@@ -392,3 +392,24 @@ async def test_a_v16_stop_with_a_nan_meter_value_is_answered(daphne):
     session = await Transaction.objects.aget(pk=started["transactionId"])
     assert session.status == "ended"
     assert "unparseable_value" in session.anomalies
+
+
+async def test_a_boot_on_the_same_connection_is_no_reboot_and_closes_nothing(daphne):
+    """A TriggerMessage's BootNotification (OCPP 1.6 §5.17) comes on the socket that booted: the
+    charger did not restart, so its Available before its queued stop does not close the session."""
+    await register("CP16-TRIG")
+    async with ocpp_charger(daphne, "1.6", "CP16-TRIG") as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="ANY", meter_start=1000, timestamp=T0)
+        )
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await charger.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        session = await Transaction.objects.aget(pk=started.transaction_id)
+        assert (session.status, session.closed_by_csms) == ("active", False)
+        await charger.call(
+            call16.StopTransaction(transaction_id=started.transaction_id, meter_stop=6000, timestamp=T_HALF)
+        )
+    session = await Transaction.objects.aget(pk=started.transaction_id)
+    assert (session.status, session.energy_wh, session.closed_by_csms) == ("ended", Decimal(5000), False)
+    assert "closed_by_csms" not in session.anomalies  # ("ANY" is no registered tag: unauthorized_token)
