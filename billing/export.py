@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from billing.models import BillingRecord
+from kernel.money import round_money
 from kernel.serializers import wh_number
 from webhooks.services import iso_utc
 
@@ -50,7 +51,7 @@ def row(record: BillingRecord) -> list[Any]:
         record.idle_seconds,
         wh_number(record.energy_wh),
         record.currency,
-        f"{record.total:.2f}",
+        str(round_money(record.total, record.currency or "")),
         "true" if record.needs_review else "false",
     ]
 

@@ -31,9 +31,10 @@ _POWERS_OF_TEN = {m: Decimal(10) ** m for m in range(-_MAX_MULTIPLIER, _MAX_MULT
 # No meter reads a petawatt-hour: anything beyond is a garbled value (and would not fit a column).
 MAX_VALUE = Decimal(10) ** 15
 # Digits before the point a sampled value may have in any unit and multiplier (kWh times 10**9 of
-# the largest stays below Decimal's exponent limit), and the decimals the ledger keeps.
+# the largest stays below Decimal's exponent limit); below 10**-30 it is 0 (the ledger keeps 6
+# decimals of the normalised value; PostgreSQL takes no exponent of -999999999).
 _MAX_DIGITS = 18
-_LEDGER_DECIMALS = 6
+_MIN_DIGITS = 30
 _MAX_TEXT = 64
 # Registers reported with less resolution than the meter start (e.g. "12.3" kWh after a meterStart
 # of 12345 Wh) step back by less than this; that is rounding, not a meter going backwards.
@@ -79,8 +80,8 @@ class Anomaly:
 
 def parse_decimal(raw: object) -> Decimal | None:
     """A sampled value as a Decimal, or None if it is no finite number, one no meter reads in any
-    unit (``1e999999``: its normalisation would overflow) or longer than any meter writes. One too
-    small for the ledger's 6 decimals (``1e-999999999``, which PostgreSQL cannot take) is 0."""
+    unit (``1e999999``: its normalisation would overflow) or longer than any meter writes. One below
+    10**-30 (``1e-999999999``, which PostgreSQL cannot take) is 0."""
     if isinstance(raw, bool):
         return None
     text = str(raw).strip()
@@ -92,7 +93,7 @@ def parse_decimal(raw: object) -> Decimal | None:
         return None
     if not value.is_finite() or value.adjusted() >= _MAX_DIGITS:
         return None
-    return value if value.adjusted() >= -_LEDGER_DECIMALS else Decimal(0)
+    return value if value.adjusted() >= -_MIN_DIGITS else Decimal(0)
 
 
 def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
@@ -208,20 +209,28 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     the two readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters). When every step
     is plausible and none goes back by more than the register's resolution, the energy is the
     last reading minus the first. Otherwise only the forward, plausible steps count and the
-    session is flagged. A reading below the one before it is a glitch when the next one is back
-    where the register was (the steps are counted past it, so one garbled ``0`` does not bill the
-    meter's lifetime), else a reset (counting goes on from it). The result is never negative.
+    session is flagged. Readings below the register's last good one are a glitch when a later one
+    is back where the register was (the steps are counted past them, so garbled ``0`` readings do not
+    bill the meter's lifetime), a reset when they climb from there without coming back (counting goes
+    on from the reset). A jump that the next reading falls back under, to where the register was
+    before it, was a glitch too. The result is never negative.
     """
     anomalies: list[str] = []
     counted = Decimal(0)
     if not readings:
         return EnergyResult(counted, ())
-    base, dip = readings[0], None
+    base, dip, spiked_from = readings[0], None, None
     for reading in readings[1:]:
         if dip is not None:
-            if not _back_after_dip(base.wh, dip.wh, reading.wh):
-                base = dip  # still below: the register was reset at the dip, count on from there
-            dip = None
+            if _back_after_dip(base.wh, dip.wh, reading.wh):
+                dip = None  # a glitch, one reading or several: count on from where the register was
+            elif reading.wh <= dip.wh:
+                continue  # still at the dip: a glitch that lasts, or a reset not climbing yet
+            else:
+                base, dip = dip, None  # climbing from the dip, not back: the register was reset there
+        elif spiked_from is not None and spiked_from.wh - REGISTER_RESOLUTION_WH < reading.wh < base.wh:
+            base = spiked_from  # back under a jump, where the register was before it: the jump was a glitch
+        spiked_from = None
         step = reading.wh - base.wh
         hours = Decimal(max((reading.at - base.at).total_seconds(), 0)) / 3600
         if step <= -REGISTER_RESOLUTION_WH:
@@ -232,6 +241,7 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
             _add(anomalies, Anomaly.IMPLAUSIBLE_JUMP)
             if base is readings[0] and base.wh == 0:
                 _add(anomalies, Anomaly.ZERO_BASELINE)
+            spiked_from = base
         elif step > 0:
             counted += step
         base = reading

@@ -38,6 +38,12 @@ REPLY_MARGIN = 2.0
 SLOW_AFTER = 0.2  # < ocpp_gateway.rpc.ACK_DELAY, or an early acknowledgement skips when_slow
 
 
+# The gateway's reply to a CALL in flight when the charger's socket closed (``Outcome.TIMEOUT``): it
+# was sent, the charger may have acted on it, its answer will not come. The one timeout description
+# the API passes on (others may hold a channel layer's error, for the record only).
+ANSWER_LOST_ON_CLOSE = "The connection closed after the CALL was sent, before the charge point answered."
+
+
 class Outcome:
     RESULT = "result"
     INVALID_RESPONSE = "invalid_response"  # a CALLRESULT that breaks the response schema (strict charger)

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from commands import catalog, services
 from commands.models import Command, CommandState
+from commands.rpc import ANSWER_LOST_ON_CLOSE
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body
 from kernel.api_keys import api_key_forget, api_key_still_active
@@ -77,7 +78,8 @@ def command_http_response(command: Command) -> Response:
     elif command.state == CommandState.NOT_CONNECTED:
         http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
     elif command.state == CommandState.TIMEOUT:
-        message = command.error_description or _ERROR_MESSAGES["Timeout"]
+        lost = command.error_description == ANSWER_LOST_ON_CLOSE  # any other is for the record only
+        message = ANSWER_LOST_ON_CLOSE if lost else _ERROR_MESSAGES["Timeout"]
         http_status, body = 504, error_body("Timeout", message, charge_point_id=identity)
     else:
         http_status, body = 202, CommandSerializer(command).data

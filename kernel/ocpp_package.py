@@ -43,6 +43,7 @@ from ocpp import charge_point, messages
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
 from ocpp.exceptions import (
     FormatViolationError,
+    OccurrenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
     ProtocolError,
@@ -238,7 +239,8 @@ def violation_refusal(error: ValidationError) -> OCPPError:
     """The CALLERROR a request's schema violation is answered with: a missing field ProtocolError,
     a value of the wrong type (or too long) TypeConstraintViolation, a value no field may hold (out
     of its enum or range, against its pattern) PropertyConstraintViolation, anything else (an
-    unknown field) FormatViolation. Its details give the cause, never the frame back."""
+    unknown field) FormatViolation, too few or too many items OccurrenceConstraintViolation (1.6 spells
+    it OccurenceConstraintViolation when sent). Its details give the cause, never the frame back."""
     details = {"cause": error.message[:_CAUSE_CHARS]}
     if error.validator == "required":
         return ProtocolError(details=details)
@@ -246,6 +248,8 @@ def violation_refusal(error: ValidationError) -> OCPPError:
         return TypeConstraintViolationError(details=details)
     if error.validator in _VALUE_KEYWORDS:
         return PropertyConstraintViolationError(details=details)
+    if error.validator in ("minItems", "maxItems"):  # too few or too many of a repeated field
+        return OccurrenceConstraintViolationError(details=details)
     return FormatViolationError(details=details)
 
 

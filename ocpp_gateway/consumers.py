@@ -24,6 +24,7 @@ from django.utils import timezone
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from charging.services.open_sessions import open_sessions_bind
+from commands.rpc import ANSWER_LOST_ON_CLOSE
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
@@ -414,10 +415,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
 # The reply to the CALL in flight when the socket closed: not "not connected" (it was sent, and a
 # Reset or a remote start may have been done), but an answer that never came (the API's 504).
-_ANSWER_LOST = {
-    "outcome": "timeout",
-    "error_description": "The connection closed after the CALL was sent, before the charge point answered.",
-}
+_ANSWER_LOST = {"outcome": "timeout", "error_description": ANSWER_LOST_ON_CLOSE}
 
 
 class RefusingConsumer(AsyncWebsocketConsumer):

@@ -11,7 +11,9 @@
    within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
    checked again once a slot is free; a password verified before is still accepted (step 1).
    Guesses from elsewhere do not lock a charger out, even one this process has not verified yet
-   (after a restart, a password change, or on another worker): its own address has no failures.
+   (after a restart, a password change, or on another worker): its own address has no failures
+   (unless the guesses come from 10 addresses or more, past 10 times the per-address limit; and
+   behind a proxy that hides charger addresses every guess shares the charger's address).
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ _by_identity = FailureCounter(
     limit=lambda: settings.CSMS_CHARGER_AUTH_FAILURES_PER_ID,
     window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS,
 )
+# An identity's failures from every address: a guesser spread over many addresses is still held,
+# past 10 times the per-address limit (a charger's own address then still locked out; logged).
+_by_identity_everywhere = FailureCounter(
+    limit=lambda: 10 * settings.CSMS_CHARGER_AUTH_FAILURES_PER_ID,
+    window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS,
+)
 _by_address = FailureCounter(
     limit=lambda: settings.CSMS_CHARGER_AUTH_FAILURES_PER_IP,
     window=lambda: settings.CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS,
@@ -118,6 +126,7 @@ async def handshake_attach(
         )
     if isinstance(attachment, str) and attachment != SUPERSEDED and password is not None:
         _by_identity.note(_identity_key(charge_point_id, address))
+        _by_identity_everywhere.note(charge_point_id)
         _by_address.note(address)
     return attachment
 
@@ -186,7 +195,11 @@ def _hashing_slot() -> asyncio.Semaphore:
 
 
 def _throttled(*, charge_point_id: str, address: str) -> bool:
-    return _by_identity.exceeded(_identity_key(charge_point_id, address)) or _by_address.exceeded(address)
+    return (
+        _by_identity.exceeded(_identity_key(charge_point_id, address))
+        or _by_identity_everywhere.exceeded(charge_point_id)
+        or _by_address.exceeded(address)
+    )
 
 
 def _identity_key(charge_point_id: str, address: str) -> str:

@@ -119,8 +119,8 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
     """``ocpp.messages.unpack(raw)``: a CALL, the bulk of what chargers send, is read at once (a
     frame ``[2, ...]`` of four elements, nothing around it); anything else goes to ``unpack``, which
     raises the package's errors for a frame it refuses. A CALL whose action is not a string raises
-    FormatViolation; with ``ids_are_strings`` (2.0.1, part 4 §4.1: a string), one whose message id
-    is not a non-empty string raises ``rpc_errors.RpcFrameworkError``."""
+    FormatViolation; with ``ids_are_strings`` (2.0.1, part 4 §4.1: a string), a message whose id is
+    not a non-empty string raises ``rpc_errors.RpcFrameworkError`` (answered for a CALL only)."""
     try:
         frame, end = _SCAN_ONCE(raw, 0)
     except (StopIteration, ValueError):  # not JSON from its first character: the package says why
@@ -391,8 +391,11 @@ class OcppRouter(RoutedChargePoint):
     def _answers_the_outstanding_call(self, raw_msg: str) -> bool:
         """Whether ``raw_msg`` starts as the answer to the CALL the CSMS awaits: one frame, never
         resent, that a rate limit must not drop (its command would wait out its timeout)."""
-        match = _LEADING_ANSWER_ID.match(raw_msg[:100]) if self._outstanding else None
-        return match is not None and self._outstanding is not None and match.group(1) == self._outstanding[0]
+        outstanding = self._outstanding
+        if outstanding is None or outstanding[2].done():  # none awaited, or its answer is in
+            return False
+        match = _LEADING_ANSWER_ID.match(raw_msg[:100])
+        return match is not None and match.group(1) == outstanding[0]
 
     def _outstanding_failed(self, raw_msg: str, description: str) -> bool:
         """An answer to the awaited CALL that cannot be read (cut off, too large, no payload) ends

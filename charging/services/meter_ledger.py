@@ -347,14 +347,14 @@ def _copy_row(row: SampleRow) -> tuple[Any, ...] | None:
     return values if row.value is None or row.value.is_finite() else None
 
 
-def _unreadable_bound(row: SampleRow) -> bool:
-    """An energy register reading of the session's start or end whose value is no number."""
-    return (
-        row.value is None
-        and row.format != metering.SIGNED_DATA
-        and row.measurand == metering.ENERGY_REGISTER
-        and row.context in ("Transaction.Begin", "Transaction.End")
-    )
+def _bound_unread(rows: Sequence[SampleRow]) -> bool:
+    """Whether the session's start or end reading among ``rows`` (a Transaction.Begin/End energy
+    register value) is no number, with no readable one of the same context beside it (another
+    location's, another phase's) to take its place."""
+    bounds = ("Transaction.Begin", "Transaction.End")
+    registers = [row for row in rows if row.measurand == metering.ENERGY_REGISTER and row.context in bounds]
+    unread = {row.context for row in registers if row.value is None and row.format != metering.SIGNED_DATA}
+    return bool(unread - {row.context for row in registers if row.value is not None})
 
 
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
@@ -362,7 +362,7 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     clocks flagged, its baseline, live register and energy so far (the caller saves it)."""
     if any(row.value is None and row.format != metering.SIGNED_DATA for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
-        if any(_unreadable_bound(row) for row in rows):
+        if _bound_unread(rows):
             anomaly_flag(session, Anomaly.UNREADABLE_METER_START_OR_STOP)
     if any(sample.clock_implausible for sample in samples):
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)

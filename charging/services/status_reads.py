@@ -49,9 +49,10 @@ from kernel.rows_ahead import RowsAhead
 
 # The statuses after which a connector's sessions from before its charger's boot are closed (its
 # receiver always reads the rows): a connector with no transaction on it (1.6 and 2.0.1 statuses).
-# A transaction the charger kept through its reboot goes on Charging, Suspended*, Finishing or
-# Occupied; a stop the charger sends later still replaces the close.
-CLOSING_STATUSES = frozenset({"Available", "Preparing", "Reserved", "Unavailable", "Faulted"})
+# Not Faulted nor Unavailable: a transaction the charger kept through its reboot may pass through
+# them while it starts up, and goes on (1.6 §4.9: Faulted returns to Charging); a stop the charger
+# sends later still replaces a close.
+CLOSING_STATUSES = frozenset({"Available", "Preparing", "Reserved"})
 _CLOSING_LIST = ", ".join(f"'{status}'" for status in sorted(CLOSING_STATUSES))
 
 _Key = tuple[int, int, int | None]  # (charger's pk, connector id, EVSE id or None)

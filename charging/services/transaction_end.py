@@ -89,8 +89,8 @@ def connector_sessions_follow(
     at: datetime,
 ) -> None:
     """The connector's open sessions follow its status: ``charging`` feeds their idle time;
-    a closing status after a reboot (``Available``, ``Preparing``, ``Reserved``, ``Unavailable``,
-    ``Faulted``: no transaction on the connector) closes the sessions it interrupted. Most statuses say neither,
+    a closing status after a reboot (``Available``, ``Preparing``, ``Reserved``: no transaction on
+    the connector) closes the sessions it interrupted. Most statuses say neither,
     or find no session open: one plain statement tells, or, for a status that only feeds idle time,
     the connection's kept sessions (``open_sessions_none_on``; the one kept on a 1.6 connector takes
     the idle time without a statement, ``_charging_state_kept``). A closing status always reads the
@@ -189,12 +189,14 @@ def transaction_finish(
         session.idle_since = None
     if session.ocpp_version == "1.6" and fractional(meter_stop_wh):  # 1.6 says integer Wh
         anomaly_flag(session, Anomaly.FRACTIONAL_WH)
-    readings = ledger_readings(session)
+    # The meter stop is the last reading: one stamped after the stop adds nothing (a late event's),
+    # unless it is the stop's own (a Transaction.End reading stamped a second after its event).
+    end = max(stopped_at, session.started_at)
+    readings = [r for r in ledger_readings(session) if r.at <= end or r.context == "Transaction.End"]
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
-    if meter_stop_wh is not None:  # the last reading: one stamped after the stop adds nothing to it
-        end = max(stopped_at, session.started_at)
+    if meter_stop_wh is not None:
         readings = [reading for reading in readings if reading.at <= end]
         readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
     result = metering.derive_energy(

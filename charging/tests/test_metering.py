@@ -65,7 +65,7 @@ def test_a_plausible_monotonic_register_bills_stop_minus_start(steps, start):
 
 
 @given(watt_hours, watt_hours, st.decimals(min_value=1, max_value=5000, places=3))
-def test_a_meter_reset_counts_nothing_and_is_flagged(start, reset_to, after_reset):
+def test_a_meter_reset_counts_the_steps_around_it_and_is_flagged(start, reset_to, after_reset):
     """A register that drops and stays below where it was (a reset, a swapped meter): the steps
     before and after the drop count, the drop does not."""
     before_reset = start + 1000
@@ -75,15 +75,33 @@ def test_a_meter_reset_counts_nothing_and_is_flagged(start, reset_to, after_rese
     assert Anomaly.NON_MONOTONIC_REGISTER in anomalies
 
 
-@given(watt_hours, st.decimals(min_value=-(10**9), max_value=10**9, places=3), st.integers(min_value=0, max_value=3))
-def test_one_garbled_low_reading_bills_stop_minus_start(start, garbled, position):
-    """A reading far below its neighbours (``0``, a negative, a truncated value) is a glitch when the
-    register is back after it: it bills neither the meter's lifetime nor the steps around it twice."""
+@given(
+    watt_hours,
+    st.lists(st.decimals(min_value=-(10**9), max_value=10**9, places=3), min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=3),
+)
+def test_garbled_low_readings_bill_stop_minus_start(start, garbled, position):
+    """Readings far below their neighbours (``0``, a negative, a truncated value; one or a run of
+    them, as a meter that lost contact sends) are a glitch when the register is back after them:
+    they bill neither the meter's lifetime nor nothing."""
     values = [start + 1000 * step for step in range(5)]
-    values.insert(position + 1, min(garbled, values[position] - REGISTER_RESOLUTION_WH))
+    low = values[position] - REGISTER_RESOLUTION_WH
+    run = sorted((min(value, low) for value in garbled), reverse=True)  # never climbing: not a reset
+    values[position + 1 : position + 1] = run
     wh, anomalies = energy(values)
     assert wh == 4000
     assert anomalies == (Anomaly.NON_MONOTONIC_REGISTER,)
+
+
+@given(watt_hours, st.integers(min_value=0, max_value=3))
+def test_a_spike_the_register_falls_back_from_bills_stop_minus_start(start, position):
+    """A garbled reading far above (beyond any charger's power) that the next one falls back under."""
+    values = [start + 1000 * step for step in range(5)]
+    values.insert(position + 1, values[position] + 10**8)
+    wh, anomalies = energy(values)
+    assert wh == 4000
+    assert Anomaly.IMPLAUSIBLE_JUMP in anomalies  # and zero_baseline from a meter start of 0
+    assert set(anomalies) <= {Anomaly.IMPLAUSIBLE_JUMP, Anomaly.ZERO_BASELINE}
 
 
 @given(st.integers(min_value=1_000_000, max_value=10**9))

@@ -75,7 +75,7 @@ class TransactionHandlers:
         connector_id, id_tag, meter_start = payload["connectorId"], payload["idTag"], _wh(payload["meterStart"])
         started_at = charger_time_read(payload["timestamp"]) or timezone.now()
         # Its time as read (as sent when unreadable: every such start would read the same)
-        sent_at = payload["timestamp"] if started_at is UNREADABLE_TIME else started_at.isoformat()
+        sent_at = payload["timestamp"] if started_at == UNREADABLE_TIME else started_at.isoformat()
         result = await in_commit_group(transaction_start)(
             request=StartRequest(
                 charge_point_id=self.id,
