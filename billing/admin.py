@@ -8,6 +8,7 @@ from django.utils.safestring import SafeString
 
 from billing import export
 from billing.models import BillingRecord, Tariff
+from billing.services import PRICING_FIELDS
 from charging.admin import transaction_link
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
@@ -30,6 +31,11 @@ class TariffAdmin(admin.ModelAdmin):
     list_filter = ["currency", "is_default"]
     search_fields = ["name", "currency"]
     readonly_fields = ["created_at", "updated_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Tariff | None = None) -> list[str]:
+        """Its prices are fixed once it priced a billing record (``services.tariff_save``)."""
+        fixed = list(PRICING_FIELDS) if obj is not None and obj.billing_records.exists() else []
+        return [*fixed, *self.readonly_fields]
 
 
 @admin.register(BillingRecord)

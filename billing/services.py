@@ -23,9 +23,39 @@ class TariffInUse(Exception):
         self.tariff_id = tariff.pk
 
 
+# What a billing record's prices come from: fixed once a record was priced with the tariff (a
+# session re-priced later, by a late event or stop, must cost what it cost).
+PRICING_FIELDS = (
+    "currency",
+    "price_per_kwh",
+    "price_per_minute",
+    "session_fee",
+    "idle_fee_per_minute",
+    "idle_grace_minutes",
+    "valid_from",
+)
+
+
+class TariffPricesFixed(Exception):
+    """A change to the prices (``PRICING_FIELDS``) of a tariff that priced billing records."""
+
+    def __init__(self, tariff: Tariff, fields: list[str]) -> None:
+        super().__init__(
+            f"Tariff {tariff.pk} priced billing records: its {', '.join(fields)} cannot change;"
+            " set its valid_to and create a new tariff."
+        )
+        self.tariff_id = tariff.pk
+        self.fields = fields
+
+
 def tariff_save(*, tariff: Tariff | None = None, **fields: Any) -> Tariff:
-    """Create a tariff (``tariff`` None) or change one."""
+    """Create a tariff (``tariff`` None) or change one. Raises ``TariffPricesFixed`` for a change of
+    a tariff's prices once it priced a billing record (its name, validity end and default flag may
+    change)."""
     tariff = tariff or Tariff()
+    changed = [name for name in PRICING_FIELDS if name in fields and fields[name] != getattr(tariff, name)]
+    if tariff.pk is not None and changed and BillingRecord.objects.filter(tariff=tariff).exists():
+        raise TariffPricesFixed(tariff, changed)
     for name, value in fields.items():
         setattr(tariff, name, value)
     tariff.save()

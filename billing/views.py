@@ -38,7 +38,10 @@ class TariffViewSet(viewsets.ModelViewSet):
         serializer.instance = services.tariff_save(**serializer.validated_data)
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
-        services.tariff_save(tariff=serializer.instance, **serializer.validated_data)
+        try:
+            services.tariff_save(tariff=serializer.instance, **serializer.validated_data)
+        except services.TariffPricesFixed as fixed:
+            raise ApiError(409, "Conflict", str(fixed), tariff_id=fixed.tariff_id, fields=fixed.fields) from None
 
     def perform_destroy(self, instance: Tariff) -> None:
         try:

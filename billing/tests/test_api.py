@@ -418,3 +418,19 @@ def test_a_total_has_its_currency_s_decimals_as_its_line_items_do(api_client, re
     assert body["total"] == "618"
     session = api_client.get(f"/api/v1/transactions/{record.transaction_id}").json()
     assert session["billing_record"]["total"] == "618"
+
+
+def test_the_prices_of_a_tariff_that_priced_a_session_are_fixed(api_client, register_charge_point, default_tariff):
+    """A later event re-prices its session with the tariff valid at its start: a changed price
+    would change what was billed (4.00 became 100.90)."""
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+    url = f"/api/v1/tariffs/{default_tariff.pk}"
+    refused = api_client.patch(url, {"price_per_kwh": "9.99"}, format="json")
+    assert (refused.status_code, refused.json()["fields"]) == (409, ["price_per_kwh"])
+    renamed = api_client.patch(url, {"name": "Old standard", "valid_to": "2099-01-01T00:00:00Z"}, format="json")
+    assert renamed.status_code == 200
+    default_tariff.refresh_from_db()
+    assert (default_tariff.price_per_kwh, default_tariff.name) == (Decimal("0.4000"), "Old standard")
+    record.refresh_from_db()
+    assert record.total == Decimal("4.00")
