@@ -16,6 +16,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from charging.services import authorization
 from kernel.serializers import DecimalNumberField, MoneyTotalField, QueryParamsSerializer, WattHoursField
 
 # --- Id tags --------------------------------------------------------------------------------
@@ -85,6 +86,10 @@ class IdTagSerializer(serializers.ModelSerializer):
         parent = attrs.get("parent")
         if parent is not None and self.instance is not None and parent.pk == self.instance.pk:
             raise serializers.ValidationError({"parent_id_tag": ["An id tag cannot be its own parent."]})
+        if parent is not None and self.instance is not None and authorization.id_tag_is_ancestor(self.instance, parent):
+            raise serializers.ValidationError(
+                {"parent_id_tag": [f"{parent.id_tag!r} is under this id tag: a parent cannot be its own ancestor."]}
+            )
         return attrs
 
 

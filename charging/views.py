@@ -47,6 +47,12 @@ class IdTagViewSet(viewsets.ModelViewSet):
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         _id_tag_save(serializer.validated_data, serializer.instance)
 
+    def perform_destroy(self, instance: IdTag) -> None:
+        try:
+            authorization.id_tag_delete(tag=instance)
+        except authorization.IdTagIsParent as parent:
+            raise ApiError(409, "Conflict", str(parent), id_tag=parent.id_tag) from None
+
 
 def _id_tag_save(fields: dict[str, Any], tag: IdTag | None = None) -> IdTag:
     try:

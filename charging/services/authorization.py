@@ -30,6 +30,38 @@ def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
     return tag
 
 
+class IdTagIsParent(Exception):
+    """A delete of an id tag other tags name as their parent: its Blocked or Expired status holds
+    them (a fleet account), which deleting it would lift."""
+
+    def __init__(self, tag: IdTag, children: int) -> None:
+        super().__init__(
+            f"Id tag {tag.id_tag!r} is the parent of {children} id tag(s): give them another parent"
+            " (or none) first; deleting it would lift its status from them."
+        )
+        self.id_tag = tag.id_tag
+
+
+def id_tag_delete(*, tag: IdTag) -> None:
+    """Delete ``tag``; raises ``IdTagIsParent`` while other tags name it as their parent."""
+    children = tag.children.count()
+    if children:
+        raise IdTagIsParent(tag, children)
+    tag.delete()
+
+
+def id_tag_is_ancestor(tag: IdTag, other: IdTag) -> bool:
+    """Whether ``tag`` is ``other``'s parent, or its parent's, and so on (bounded by the tags)."""
+    seen: set[int] = set()
+    current = other.parent
+    while current is not None and current.pk not in seen:
+        if current.pk == tag.pk:
+            return True
+        seen.add(current.pk)
+        current = current.parent
+    return False
+
+
 def local_auth_list_record(
     *, charge_point: ChargePoint, version: int, full: bool = False, entries: dict[str, str | None] | None = None
 ) -> LocalAuthList:

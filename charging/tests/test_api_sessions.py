@@ -177,13 +177,6 @@ def test_unknown_id_tags_are_404(api_client):
         assert response.json() == {"error": "NotFound", "message": "Id tag 'NOPE' is not registered.", "id_tag": "NOPE"}
 
 
-def test_deleting_a_parent_keeps_its_children(api_client):
-    fleet = IdTag.objects.create(id_tag="FLEET-1")
-    IdTag.objects.create(id_tag="CARD-1", parent=fleet)
-    assert api_client.delete("/api/v1/id-tags/FLEET-1").status_code == 204
-    assert api_client.get("/api/v1/id-tags/CARD-1").json()["parent_id_tag"] is None
-
-
 # --- Transactions -------------------------------------------------------------------------------
 
 
@@ -413,3 +406,16 @@ def test_a_charger_with_sessions_cannot_be_deleted(api_client, register_charge_p
         "charge_point_id": "CP-1",
     }
     assert ChargePoint.objects.filter(charge_point_id="CP-1").exists()
+
+
+def test_a_parent_id_tag_is_not_deleted_from_under_its_cards_nor_made_their_child(api_client):
+    """Deleting a Blocked fleet account set its cards' parent to none: they charged again."""
+    for body in ({"id_tag": "FLEET", "status": "Blocked"}, {"id_tag": "CARD", "parent_id_tag": "FLEET"}):
+        assert api_client.post("/api/v1/id-tags/", body, format="json").status_code == 201
+    refused = api_client.delete("/api/v1/id-tags/FLEET")
+    assert (refused.status_code, refused.json()["error"]) == (409, "Conflict")
+    assert IdTag.objects.get(id_tag="CARD").parent.id_tag == "FLEET"
+    cycle = api_client.patch("/api/v1/id-tags/FLEET", {"parent_id_tag": "CARD"}, format="json")
+    assert cycle.status_code == 400 and "parent_id_tag" in cycle.json()["details"]
+    api_client.patch("/api/v1/id-tags/CARD", {"parent_id_tag": None}, format="json")
+    assert api_client.delete("/api/v1/id-tags/FLEET").status_code == 204
