@@ -413,3 +413,28 @@ async def test_a_boot_on_the_same_connection_is_no_reboot_and_closes_nothing(dap
     session = await Transaction.objects.aget(pk=started.transaction_id)
     assert (session.status, session.energy_wh, session.closed_by_csms) == ("ended", Decimal(5000), False)
     assert "closed_by_csms" not in session.anomalies  # ("ANY" is no registered tag: unauthorized_token)
+
+
+@pytest.mark.parametrize(("token_type", "status"), [("NoAuthorization", "Accepted"), ("ISO14443", "Invalid")])
+async def test_an_event_with_an_empty_id_token_is_answered_its_id_token_info(daphne, token_type, status):
+    """2.0.1 TransactionEventResponse: idTokenInfo is required when the request carried an idToken,
+    an empty one too (an Ended with it was answered {})."""
+    await register("CP201-EMPTY")
+    token = {"idToken": "", "type": token_type}
+    event = {
+        "timestamp": T0,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "TX-E"},
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": token,
+    }
+    async with raw_socket(daphne, "2.0.1", "CP201-EMPTY") as websocket:
+        for unique_id, event_type, seq_no in (("e0", "Started", 0), ("e1", "Ended", 1)):
+            frame = {**event, "eventType": event_type, "seqNo": seq_no}
+            await websocket.send(json.dumps([2, unique_id, "TransactionEvent", frame]))
+            answer = json.loads(await websocket.recv())
+            assert answer[:2] == [3, unique_id]
+            assert answer[2]["idTokenInfo"]["status"] == status
+        await websocket.send(json.dumps([2, "a1", "Authorize", {"idToken": token}]))
+        assert json.loads(await websocket.recv())[2]["idTokenInfo"]["status"] == status

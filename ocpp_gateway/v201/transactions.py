@@ -90,6 +90,8 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
                 time_spent_charging=info.get("timeSpentCharging"),
             )
         )
+        if sent_token and stopped.id_tag_info is None:  # an empty idToken: still answered (E05/E06)
+            return _empty_token_info(token_type)
         return stopped.id_tag_info
     if not sent_token and _reading_recorded(payload, at, samples):
         return None
@@ -97,9 +99,20 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagIn
     # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
     token = sent_token or _remote_start_token(charge_point_id, info.get("remoteStartId"))
     started = transaction_start(_start_request(charge_point_id, payload, token, started_at=at, samples=samples))
-    if token.get("type") == "NoAuthorization":  # the station charges without authorization: nothing to refuse
+    if token.get("type") == _NO_AUTHORIZATION:  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
     return started.id_tag_info if sent_token else None
+
+
+# The idToken type of a station that charges without authorization (2.0.1 IdTokenEnumType).
+_NO_AUTHORIZATION = "NoAuthorization"
+
+
+def _empty_token_info(token_type: str) -> IdTagInfo:
+    """The authorization of an idToken whose string is empty (OCPP 2.0.1: a TransactionEvent that
+    carries an idToken is answered with its idTokenInfo): accepted for ``NoAuthorization``, else
+    ``Invalid`` (no token is registered without its string)."""
+    return IdTagInfo(status="Accepted" if token_type == _NO_AUTHORIZATION else "Invalid")
 
 
 def _reading_recorded(payload: dict[str, Any], at: datetime, samples: list[SampledValue]) -> bool:
@@ -204,6 +217,8 @@ class TransactionHandlers:
     async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{idToken: {idToken, type}, ...}`` -> ``{idTokenInfo}``."""
         token = payload["idToken"]
+        if token["type"] == _NO_AUTHORIZATION:  # as its TransactionEvents are answered
+            return {"idTokenInfo": id_token_info(IdTagInfo(status="Accepted"))}
         info = await id_tags.id_tag_authorize(id_tag=token["idToken"], token_type=token["type"])
         return {"idTokenInfo": id_token_info(info)}
 
