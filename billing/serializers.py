@@ -7,12 +7,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
-from kernel.serializers import MoneyTotalField, QueryParamsSerializer, WattHoursField
+from kernel.serializers import MoneyTotalField, QueryParamsSerializer, UnknownFieldsRefused, WattHoursField
 
 _PRICE = {"min_value": Decimal(0)}
 
 
-class TariffSerializer(serializers.ModelSerializer):
+class TariffSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     currency = serializers.CharField(min_length=3, max_length=3, help_text="ISO 4217 code, e.g. EUR.")
 
     class Meta:

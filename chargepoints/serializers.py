@@ -13,9 +13,10 @@ from chargepoints.models import (
     LifecycleState,
     OcppVersion,
 )
+from kernel.serializers import UnknownFieldsRefused
 
 
-class ChargePointSerializer(serializers.ModelSerializer):
+class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     charge_point_id = serializers.CharField(max_length=48, validators=[charge_point_id_validate])
     heartbeat_interval = serializers.IntegerField(
         min_value=HEARTBEAT_INTERVAL_MIN, max_value=HEARTBEAT_INTERVAL_MAX, required=False

@@ -17,7 +17,13 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.services import authorization
-from kernel.serializers import DecimalNumberField, MoneyTotalField, QueryParamsSerializer, WattHoursField
+from kernel.serializers import (
+    DecimalNumberField,
+    MoneyTotalField,
+    QueryParamsSerializer,
+    UnknownFieldsRefused,
+    WattHoursField,
+)
 
 # --- Id tags --------------------------------------------------------------------------------
 
@@ -46,7 +52,7 @@ class IdTagRefField(serializers.SlugRelatedField):
         return found
 
 
-class IdTagSerializer(serializers.ModelSerializer):
+class IdTagSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     id_tag = serializers.CharField(
         max_length=36,
         trim_whitespace=False,

@@ -11,6 +11,7 @@ from configuration.models import (
     DeviceModelReport,
     DeviceModelVariable,
 )
+from kernel.serializers import UnknownFieldsRefused
 
 
 class ConfigurationKeySerializer(serializers.ModelSerializer):
@@ -96,7 +97,7 @@ class VariableChangeSerializer(serializers.Serializer):
     value = serializers.CharField(max_length=1000, allow_blank=True, trim_whitespace=False)
 
 
-class ConfigurationChangeSerializer(serializers.Serializer):
+class ConfigurationChangeSerializer(UnknownFieldsRefused, serializers.Serializer):
     """1.6: ``keys``; 2.0.1: ``variables``; one of the two, matching the charger's version."""
 
     keys = KeyChangeSerializer(many=True, required=False, allow_empty=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -39,6 +40,19 @@ class WattHoursField(DecimalNumberField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(max_digits=20, decimal_places=3, **kwargs)
+
+
+class UnknownFieldsRefused(serializers.Serializer):
+    """A write serializer whose body may hold only its fields: one it does not have is a 400 naming
+    it ("Unknown field."), where DRF drops it silently (a misspelt ``price_per_kWh`` made a free
+    tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(name) for name in data if name not in self.fields)
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
 
 
 class MoneyTotalField(serializers.DecimalField):

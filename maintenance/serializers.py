@@ -4,6 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from kernel.serializers import UnknownFieldsRefused
 from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
 from maintenance.services.firmware import campaign_progress
 
@@ -29,7 +30,7 @@ class CampaignTargetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class CampaignSerializer(serializers.ModelSerializer):
+class CampaignSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     firmware_id = serializers.PrimaryKeyRelatedField(source="firmware", queryset=FirmwareFile.objects.all())
     start_at = serializers.DateTimeField(required=False, help_text="Default: now.")
     concurrency = serializers.IntegerField(min_value=1, max_value=10000)
@@ -104,7 +105,7 @@ class LogUploadSerializer(serializers.ModelSerializer):
         return bool(upload.file)
 
 
-class LogUploadRequestSerializer(serializers.Serializer):
+class LogUploadRequestSerializer(UnknownFieldsRefused, serializers.Serializer):
     log_type = serializers.ChoiceField(
         choices=["DiagnosticsLog", "SecurityLog"], default="DiagnosticsLog", help_text="2.0.1 only."
     )

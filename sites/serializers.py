@@ -5,12 +5,13 @@ from typing import Any
 
 from rest_framework import serializers
 
+from kernel.serializers import UnknownFieldsRefused
 from sites.models import AllocationSnapshot, Site, SiteMember
 
 _AMPS: dict[str, Any] = {"max_digits": 8, "decimal_places": 1, "min_value": Decimal(0)}
 
 
-class SiteSerializer(serializers.ModelSerializer):
+class SiteSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     class Meta:
         model = Site
         fields = [
@@ -41,7 +42,7 @@ class ConnectorMaximumSerializer(serializers.Serializer):
     max_current_a = serializers.DecimalField(**_AMPS)
 
 
-class SiteMemberSerializer(serializers.ModelSerializer):
+class SiteMemberSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     charge_point_id = serializers.CharField(source="charge_point.charge_point_id", max_length=48)
     connector_maximums = ConnectorMaximumSerializer(many=True, required=False)
 
@@ -80,7 +81,7 @@ class SiteMemberSerializer(serializers.ModelSerializer):
         return data
 
 
-class BaseLoadSerializer(serializers.Serializer):
+class BaseLoadSerializer(UnknownFieldsRefused, serializers.Serializer):
     load_a = serializers.ListField(
         child=serializers.DecimalField(**_AMPS), min_length=1, max_length=3, help_text="Measured load, A per phase."
     )

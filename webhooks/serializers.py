@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from kernel.serializers import UnknownFieldsRefused
 from webhooks.models import EventType, WebhookSubscription, event_types_validate
 
 
@@ -16,7 +17,7 @@ class EventTypesField(serializers.ListField):
         super().__init__(child=serializers.CharField(), validators=[event_types_validate], **kwargs)
 
 
-class WebhookSubscriptionSerializer(serializers.ModelSerializer):
+class WebhookSubscriptionSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     events = EventTypesField()
 
     class Meta:

@@ -434,3 +434,20 @@ def test_the_prices_of_a_tariff_that_priced_a_session_are_fixed(api_client, regi
     assert (default_tariff.price_per_kwh, default_tariff.name) == (Decimal("0.4000"), "Old standard")
     record.refresh_from_db()
     assert record.total == Decimal("4.00")
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "unknown"),
+    [
+        ("post", "/api/v1/tariffs/", {"name": "T", "currency": "EUR", "price_per_kWh": "0.45"}, "price_per_kWh"),
+        ("post", "/api/v1/id-tags/", {"id_tag": "CARD-9", "parent": "FLEET"}, "parent"),
+        ("patch", "/api/v1/chargepoints/CP-1", {"heartbeat_intervall": 30}, "heartbeat_intervall"),
+        ("post", "/api/v1/chargepoints/", {"charge_point_id": "CP-2", "pasword": "x" * 16}, "pasword"),
+    ],
+)
+def test_a_misspelt_field_is_a_400_naming_it_not_dropped(api_client, register_charge_point, method, url, body, unknown):
+    """A misspelt price made a free tariff (201, price 0), a misspelt password a charger without one."""
+    register_charge_point("CP-1")
+    response = getattr(api_client, method)(url, body, format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["details"][unknown] == ["Unknown field."]
