@@ -100,6 +100,15 @@ class ChargePointUpdateSerializer(ChargePointSerializer):
             raise serializers.ValidationError(
                 {"charge_point_id": ["The id of a registered charge point cannot be changed; register a new one."]}
             )
+        version = attrs.get("ocpp_version", self.instance.ocpp_version)
+        if self.instance.connected and version != self.instance.ocpp_version:
+            raise serializers.ValidationError(
+                {
+                    "ocpp_version": [
+                        f"The charge point is connected over OCPP {self.instance.ocpp_version}: its connection sets it."
+                    ]
+                }
+            )
         return super().validate(attrs)
 
 

@@ -140,3 +140,13 @@ def test_openapi_schema_and_docs_are_served(client):
     assert schema.status_code == 200
     assert b"/api/v1/installer/charge-points/{charge_point_id}/connection-status" in schema.content
     assert client.get("/api/v1/docs/").status_code == 200
+
+
+def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client, register_charge_point):
+    """A PATCH to 1.6 of a charger connected over 2.0.1 sent 1.6 commands down its socket."""
+    register_charge_point("CP-201", ocpp_version="2.0.1")
+    ChargePoint.objects.filter(charge_point_id="CP-201").update(connected=True)
+    refused = api_client.patch("/api/v1/chargepoints/CP-201", {"ocpp_version": "1.6"}, format="json")
+    assert refused.status_code == 400 and "ocpp_version" in refused.json()["details"]
+    ChargePoint.objects.filter(charge_point_id="CP-201").update(connected=False)
+    assert api_client.patch("/api/v1/chargepoints/CP-201", {"ocpp_version": "1.6"}, format="json").status_code == 200
