@@ -22,7 +22,15 @@ def reservation_record(
     connector_id: int | None = None,
     evse_id: int | None = None,
 ) -> Reservation:
-    """Record the charger's answer to ReserveNow; a reused id replaces the reservation (OCPP)."""
+    """Record the charger's answer to ReserveNow; an accepted one with a reused id replaces the
+    reservation (OCPP 1.6 §5.13, 2.0.1 H01). A refused one changes nothing on the charger: an active
+    reservation of that id stays as it is."""
+    if not accepted:
+        active = Reservation.objects.filter(
+            charge_point=charge_point, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
+        ).first()
+        if active is not None:
+            return active
     reservation, _ = Reservation.objects.update_or_create(
         charge_point=charge_point,
         reservation_id=reservation_id,

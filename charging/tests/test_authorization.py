@@ -86,6 +86,17 @@ def test_reservations_past_their_expiry_are_closed_and_reused_ids_replace(regist
         charger_status="Occupied",
         connector_id=2,
     )
+    # Refused: the charger still holds reservation 2 for B (OCPP 1.6 §5.13), and so does the record
     statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
-    assert statuses == {1: ReservationStatus.EXPIRED, 2: ReservationStatus.REFUSED}
-    assert Reservation.objects.get(reservation_id=2).id_tag == "C"
+    assert statuses == {1: ReservationStatus.EXPIRED, 2: ReservationStatus.ACTIVE}
+    assert Reservation.objects.get(reservation_id=2).id_tag == "B"
+    reservations.reservation_record(
+        charge_point=charge_point,
+        reservation_id=2,
+        id_tag="C",
+        expiry_date=now + timedelta(hours=2),
+        accepted=True,
+        charger_status="Accepted",
+        connector_id=2,
+    )
+    assert Reservation.objects.get(reservation_id=2).id_tag == "C"  # accepted: the reused id replaces
