@@ -100,7 +100,11 @@ def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> 
     parent = tag.parent
     return IdTagInfo(
         status=status,
-        expiry_date=tag.expiry_date,
+        # A card is no longer valid than its group (the charger's authorization cache keeps it until then)
+        expiry_date=min(
+            (expiry for expiry in (tag.expiry_date, parent.expiry_date if parent else None) if expiry is not None),
+            default=None,
+        ),
         parent_id_tag=parent.id_tag if parent else "",
         parent_token_type=parent.token_type if parent else "",
     )

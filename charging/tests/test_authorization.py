@@ -100,3 +100,13 @@ def test_reservations_past_their_expiry_are_closed_and_reused_ids_replace(regist
         connector_id=2,
     )
     assert Reservation.objects.get(reservation_id=2).id_tag == "C"  # accepted: the reused id replaces
+
+
+def test_a_card_answers_the_earlier_of_its_own_and_its_group_s_expiry(register_charge_point):
+    """A charger's authorization cache keeps a card until the expiry answered: not past its group's."""
+    soon = timezone.now() + timedelta(hours=1)
+    fleet = IdTag.objects.create(id_tag="FLEET-X", expiry_date=soon)
+    IdTag.objects.create(id_tag="CARD-A", parent=fleet)
+    IdTag.objects.create(id_tag="CARD-B", parent=fleet, expiry_date=datetime(2030, 1, 1, tzinfo=UTC))
+    assert id_tag_authorize(id_tag="CARD-A").expiry_date == soon
+    assert id_tag_authorize(id_tag="CARD-B").expiry_date == soon
