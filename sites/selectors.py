@@ -38,16 +38,24 @@ def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
     return named or tuple(range(site.phases))
 
 
+def site_capacity_a(*, site: Site) -> Decimal:
+    """The site's capacity in A per phase: ``capacity_a``, or ``capacity_w`` over its phases and
+    voltage, whichever is lower (a site has at least one)."""
+    capacity = site.capacity_a
+    if site.capacity_w is not None:
+        from_power = site.capacity_w / (site.voltage_v * site.phases)
+        capacity = from_power if capacity is None else min(capacity, from_power)
+    assert capacity is not None
+    return capacity
+
+
 def site_failsafe_limit(*, site: Site, member_count: int) -> Decimal:
     """A member charger's failsafe TxDefaultProfile limit (A): the site's ``failsafe_current_a``, else
     the capacity shared equally among the members (floored to 0.1 A), 0 when that is below the minimum."""
     if site.failsafe_current_a is not None:
         return site.failsafe_current_a
-    capacity = site.capacity_a
-    if site.capacity_w is not None:
-        from_power = site.capacity_w / (site.voltage_v * site.phases)
-        capacity = from_power if capacity is None else min(capacity, from_power)
-    if capacity is None or member_count == 0:
+    capacity = site_capacity_a(site=site)
+    if member_count == 0:
         return Decimal(0)
     share = (capacity / member_count).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")
     return share if share >= site.min_current_a else Decimal(0)

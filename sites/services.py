@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from sites import selectors
 from sites.models import ConnectorMaximum, Site, SiteMember
 from sites.triggers import site_recompute_on_commit, sites_recompute
 
@@ -35,12 +36,29 @@ def site_save(*, site: Site | None = None, **fields: Any) -> Site:
         setattr(site, name, value)
     if site.capacity_a is None and site.capacity_w is None:
         raise SiteConflict("capacity_a", "A site needs a capacity: capacity_a (A per phase) and/or capacity_w (W).")
+    _currents_checked(site)
     if site.live_base_load_a and len(site.live_base_load_a) != site.phases:
         site.live_base_load_a, site.live_base_load_at = None, None  # measured for another phase count
     with transaction.atomic():
         site.save()
         site_recompute_on_commit(site_id=site.pk)
     return site
+
+
+def _currents_checked(site: Site) -> None:
+    """Raises SiteConflict when a member's failsafe limit or the minimum current is above what the
+    site can give one charger (its capacity per phase less its fixed base load): a charger on its
+    failsafe profile alone would overload the site while the CSMS is away."""
+    capacity = selectors.site_capacity_a(site=site)
+    headroom = capacity - site.base_load_a
+    for field in ("failsafe_current_a", "min_current_a"):
+        value = getattr(site, field)
+        if value is not None and value > headroom:
+            raise SiteConflict(
+                field,
+                f"{value} A is above what the site gives one charger: {headroom} A"
+                f" (capacity {capacity} A per phase less base load {site.base_load_a} A).",
+            )
 
 
 def site_delete(*, site: Site) -> None:

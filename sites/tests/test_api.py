@@ -114,3 +114,19 @@ def test_live_base_load_needs_one_value_per_phase(api_client):
 def test_unknown_site_is_404(api_client):
     assert api_client.get("/api/v1/sites/999").json()["error"] == "NotFound"
     assert api_client.get("/api/v1/sites/999/members").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"failsafe_current_a": "100"}, "failsafe_current_a"),  # each member's profile while the CSMS is away
+        ({"min_current_a": "40"}, "min_current_a"),
+        ({"base_load_a": "20", "failsafe_current_a": "16"}, "failsafe_current_a"),  # 12 A left for a charger
+        ({"capacity_w": "4600", "failsafe_current_a": "25"}, "failsafe_current_a"),  # 20 A from the power
+    ],
+)
+def test_currents_above_what_the_site_gives_one_charger_are_refused(api_client, fields, named):
+    response = api_client.post("/api/v1/sites/", {**SITE, **fields}, format="json")
+    assert response.status_code == 400, response.json()
+    assert named in response.json()["details"]
+    assert not Site.objects.exists()
