@@ -187,6 +187,9 @@ def transaction_finish(
     if session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, stopped_at)
         session.idle_since = None
+    if session.time_spent_charging is not None:  # 2.0.1: the charger's count decides, as billing takes it
+        duration = seconds_between(session.started_at, stopped_at)
+        session.idle_seconds = duration - min(session.time_spent_charging, duration)
     if session.ocpp_version == "1.6" and fractional(meter_stop_wh):  # 1.6 says integer Wh
         anomaly_flag(session, Anomaly.FRACTIONAL_WH)
     # The meter stop is the last reading: one stamped after the stop adds nothing (a late event's),

@@ -21,6 +21,7 @@ from chargepoints.models import ChargePoint
 from charging import metering, selectors
 from charging.metering import Anomaly
 from charging.models import (
+    AuthorizationStatus,
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
@@ -132,6 +133,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
+        _token_of_an_ended_event(session, request, info)
         transaction_finish(
             session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=request.reason, stop_id_tag=id_tag
         )
@@ -183,6 +185,17 @@ def _stop_checks(
     session.charger_stopped_at = stop.kept
     if stop.implausible:
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+
+
+def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: IdTagInfo | None) -> None:
+    """A 2.0.1 session first told its token by its Ended (tapped to stop a session started without
+    one): it is the session's, as any later event's is (1.6's stop idTag is only who stopped it)."""
+    if request.seq_no is None or session.id_tag or not request.id_tag:
+        return
+    session.id_tag, session.id_token_type = stored_id_tag(request.id_tag), request.id_token_type
+    session.id_tag_status = info.status if info else ""
+    if session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
+        anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
 
 
 def _ended_by_the_charger(session: Transaction) -> bool:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from charging.metering import Anomaly
-from charging.models import ReconciliationItem, Transaction, TransactionStatus
+from charging.models import IdTag, ReconciliationItem, Transaction, TransactionStatus
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_end import connector_sessions_follow
 from charging.services.transaction_stop import StopRequest, transaction_stop
@@ -169,3 +169,31 @@ def test_a_session_opened_after_the_boot_by_a_clock_running_behind_is_not_closed
     )
     session.refresh_from_db()
     assert session.status == TransactionStatus.ACTIVE
+
+
+def test_a_v201_ended_s_token_and_time_spent_charging_are_the_session_s(register_charge_point):
+    """A session started without a token and stopped by a tap: billed to that token (was billed to
+    nobody, unflagged); its idle time is what its bill says (timeSpentCharging), not 0."""
+    IdTag.objects.create(id_tag="TAPPED")
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-T2", 0, T0, samples=begin, baseline_expected=False, authorize=False)
+    end = [SampledValue(timestamp=T0 + timedelta(seconds=1000), raw_value="2000", context="Transaction.End")]
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-T2",
+            stopped_at=T0 + timedelta(seconds=1000),
+            action="TransactionEvent",
+            payload={},
+            samples=end,
+            seq_no=1,
+            id_tag="TAPPED",
+            id_token_type="ISO14443",
+            time_spent_charging=400,
+        )
+    )
+    session = Transaction.objects.get(ocpp_transaction_id="TX-T2")
+    assert (session.id_tag, session.id_tag_status, session.idle_seconds) == ("TAPPED", "Accepted", 600)
+    record = session.billing_record
+    assert (record.id_tag, record.idle_seconds, record.charging_seconds) == ("TAPPED", 600, 400)
