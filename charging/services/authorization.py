@@ -68,17 +68,20 @@ def local_auth_list_record(
     """Record a local list update the charger accepted (or the version it reported).
 
     ``entries`` maps id tags to their status; None removes the tag (a differential update
-    without idTagInfo). A full update replaces the list; no entries records only the version.
+    without idTagInfo). A full update replaces the list; no entries records only the version,
+    except a reported version of 0 (the list is empty) or -1 (the charger has none): the entries
+    go too (OCPP 1.6 §5.10, 2.0.1 D02). Id tags match ignoring case (IdToken is case-insensitive):
+    an update of ``ll-two`` replaces ``LL-TWO``.
     """
     with transaction.atomic():
         local_list, _ = LocalAuthList.objects.select_for_update().get_or_create(
             charge_point=charge_point, defaults={"version": version}
         )
-        current = {} if full else dict(local_list.entries)
+        current = {} if full or version <= 0 else dict(local_list.entries)
         for id_tag, status in (entries or {}).items():
-            if status is None:
-                current.pop(id_tag, None)
-            else:
+            for held in [tag for tag in current if tag.lower() == id_tag.lower()]:
+                del current[held]
+            if status is not None:
                 current[id_tag] = status
         local_list.version = version
         local_list.entries = current

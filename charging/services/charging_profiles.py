@@ -101,6 +101,11 @@ def charging_profiles_clear_follow(*, charge_point: ChargePoint, accepted: bool,
 
 
 def charging_profiles_cleared(*, charge_point: ChargePoint, criteria: ProfileCriteria) -> int:
-    """The charger accepted ClearChargingProfile: forget the profiles ``criteria`` match; how many."""
-    filters = {name: value for name, value in vars(criteria).items() if value is not None}
+    """The charger accepted ClearChargingProfile: forget the profiles ``criteria`` match; how many.
+    An id names one profile, whatever the other criteria say (OCPP 1.6 §5.5: "either a specific
+    charging profile (denoted by id) or a selection ... that match" the others)."""
+    if criteria.profile_id is not None:
+        filters: dict[str, int | str] = {"profile_id": criteria.profile_id}
+    else:
+        filters = {name: value for name, value in vars(criteria).items() if value is not None}
     return InstalledChargingProfile.objects.filter(charge_point=charge_point, **filters).delete()[0]

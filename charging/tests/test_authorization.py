@@ -53,6 +53,13 @@ def test_local_list_updates_follow_full_and_differential_semantics(register_char
     )
     assert (local_list.version, local_list.entries) == (2, {"A": "Accepted", "C": "Blocked"})
     assert authorization.local_auth_list_record(charge_point=charge_point, version=5).entries == local_list.entries
+    # IdToken is case-insensitive: an update of "c" is of "C"
+    differential = {"a": None, "c": "Accepted"}
+    local_list = authorization.local_auth_list_record(charge_point=charge_point, version=6, entries=differential)
+    assert local_list.entries == {"c": "Accepted"}
+    # A reported version 0 is an empty list, -1 none at all (OCPP 1.6 §5.10)
+    for empty in (0, -1):
+        assert authorization.local_auth_list_record(charge_point=charge_point, version=empty).entries == {}
 
 
 def test_reservations_past_their_expiry_are_closed_and_reused_ids_replace(register_charge_point):

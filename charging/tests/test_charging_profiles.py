@@ -74,3 +74,13 @@ def test_a_profile_id_set_on_another_connector_moves_there(register_charge_point
     install(charge_point, {**profile_body(3), "connector_id": 1})
     rows = InstalledChargingProfile.objects.order_by("profile_id").values_list("profile_id", "connector_id")
     assert list(rows) == [(2, 2), (3, 1)]
+
+
+def test_a_clear_naming_an_id_forgets_that_profile_whatever_the_other_criteria(register_charge_point):
+    """OCPP 1.6 §5.5: an id denotes one profile; the charger cleared it though the connector differed."""
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, {**profile_body(4), "connector_id": 0})
+    install(charge_point, profile_body(5, stack_level=1))
+    criteria = ProfileCriteria(profile_id=4, connector_id=1)
+    assert charging_profiles.charging_profiles_cleared(charge_point=charge_point, criteria=criteria) == 1
+    assert list(InstalledChargingProfile.objects.values_list("profile_id", flat=True)) == [5]
