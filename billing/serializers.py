@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from billing.models import BillingRecord, Tariff
+from kernel.money import minor_unit, round_money
 from kernel.serializers import MoneyTotalField, QueryParamsSerializer, UnknownFieldsRefused, WattHoursField
 
 _PRICE = {"min_value": Decimal(0)}
@@ -50,7 +51,17 @@ class TariffSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         valid_to = attrs.get("valid_to", getattr(self.instance, "valid_to", None))
         if valid_from is not None and valid_to is not None and valid_to <= valid_from:
             raise serializers.ValidationError({"valid_to": ["valid_to must be after valid_from."]})
+        currency = attrs.get("currency", getattr(self.instance, "currency", ""))
+        fee = attrs.get("session_fee", getattr(self.instance, "session_fee", None))
+        if currency and fee is not None and round_money(fee, currency) != fee:
+            raise serializers.ValidationError(  # an amount, billed as it is: no rounding to hide
+                {"session_fee": [f"A {currency} amount has at most {_decimals(currency)} decimals."]}
+            )
         return attrs
+
+
+def _decimals(currency: str) -> int:
+    return -int(minor_unit(currency).as_tuple().exponent)
 
 
 class LineItemSerializer(serializers.Serializer):

@@ -451,3 +451,11 @@ def test_a_misspelt_field_is_a_400_naming_it_not_dropped(api_client, register_ch
     response = getattr(api_client, method)(url, body, format="json")
     assert response.status_code == 400, response.json()
     assert response.json()["details"][unknown] == ["Unknown field."]
+
+
+def test_a_session_fee_with_more_decimals_than_its_currency_is_a_400(api_client):
+    """A JPY fee of 100.50 was billed 101 without a word."""
+    body = {"name": "Yen", "currency": "JPY", "price_per_kwh": "36.75", "session_fee": "100.50"}
+    response = api_client.post("/api/v1/tariffs/", body, format="json")
+    assert response.status_code == 400 and "session_fee" in response.json()["details"]
+    assert api_client.post("/api/v1/tariffs/", {**body, "session_fee": "100"}, format="json").status_code == 201
