@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from chargepoints import selectors, services
 from chargepoints.identity import IDENTITY_PATTERN
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState, OcppVersion
 from chargepoints.serializers import (
     ChargePointSerializer,
     ChargePointUpdateSerializer,
@@ -22,7 +22,7 @@ from chargepoints.serializers import (
     ConnectorSerializer,
 )
 from chargepoints.signals import charge_point_changed
-from kernel.api_errors import ApiError
+from kernel.api_errors import ApiError, query_choice
 from kernel.models import ApiKey
 
 _BOOLEAN_PARAMS = {"true": True, "1": True, "false": False, "0": False}
@@ -65,9 +65,10 @@ class ChargePointViewSet(
             if params["connected"].lower() not in _BOOLEAN_PARAMS:
                 raise ApiError(400, "ValidationError", "connected must be true or false.")
             queryset = queryset.filter(connected=_BOOLEAN_PARAMS[params["connected"].lower()])
-        for field in ("ocpp_version", "lifecycle_state"):
-            if field in params:
-                queryset = queryset.filter(**{field: params[field]})
+        for field, choices in (("ocpp_version", OcppVersion.values), ("lifecycle_state", LifecycleState.values)):
+            value = query_choice(params, field, choices)
+            if value is not None:
+                queryset = queryset.filter(**{field: value})
         return queryset
 
     def get_serializer_class(self) -> type[ChargePointSerializer]:

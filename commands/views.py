@@ -19,7 +19,7 @@ from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.rpc import ANSWER_LOST_ON_CLOSE
 from commands.serializers import CommandSerializer
-from kernel.api_errors import ApiError, error_body
+from kernel.api_errors import ApiError, error_body, query_choice
 from kernel.api_keys import api_key_forget, api_key_still_active
 from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
@@ -260,9 +260,11 @@ class CommandViewSet(viewsets.ReadOnlyModelViewSet):
         params = self.request.query_params
         if "charge_point_id" in params:
             queryset = queryset.filter(charge_point_identity=params["charge_point_id"])
-        for field in ("state", "action"):
-            if field in params:
-                queryset = queryset.filter(**{field: params[field]})
+        state = query_choice(params, "state", CommandState.values)
+        if state is not None:
+            queryset = queryset.filter(state=state)
+        if "action" in params:
+            queryset = queryset.filter(action=params["action"])
         return queryset
 
     def get_object(self) -> Command:

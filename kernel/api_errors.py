@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -23,6 +24,19 @@ class ApiError(exceptions.APIException):
         self.status_code = http_status
         self.error_code = code
         self.extra = extra
+
+
+def query_choice(params: Any, name: str, choices: Iterable[str]) -> str | None:
+    """The query parameter ``name`` if given (None if not), one of ``choices``; else a 400 naming it
+    (a filter value no row can have is a client's mistake, not an empty list)."""
+    if name not in params:
+        return None
+    value = str(params[name])
+    allowed = list(choices)
+    if value not in allowed:
+        message = f"{value!r} is not one of: {', '.join(allowed)}."
+        raise ApiError(400, "ValidationError", message, details={name: [message]})
+    return value
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

@@ -150,3 +150,20 @@ def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client,
     assert refused.status_code == 400 and "ocpp_version" in refused.json()["details"]
     ChargePoint.objects.filter(charge_point_id="CP-201").update(connected=False)
     assert api_client.patch("/api/v1/chargepoints/CP-201", {"ocpp_version": "1.6"}, format="json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("/api/v1/chargepoints/?ocpp_version=3.0", "ocpp_version"),
+        ("/api/v1/chargepoints/?lifecycle_state=bogus", "lifecycle_state"),
+        ("/api/v1/commands/?state=weird", "state"),
+        ("/api/v1/chargepoints/?page_size=-1", "page_size"),
+        ("/api/v1/transactions/?page_size=abc", "page_size"),
+    ],
+)
+def test_a_filter_or_page_size_no_row_can_match_is_a_400_naming_it(api_client, url, named):
+    """Was an empty list (or the default page size): a client's typo looked like no data."""
+    response = api_client.get(url)
+    assert response.status_code == 400, response.json()
+    assert named in response.json()["details"]
