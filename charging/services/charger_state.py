@@ -40,8 +40,10 @@ def reservation_follow(
 
 
 def reservation_cancel_follow(*, charge_point: ChargePoint, status: str, reservation_id: int) -> None:
-    """CancelReservation answered: an Accepted answer ends the reservation as cancelled."""
-    if status == ACCEPTED:
+    """CancelReservation answered: an Accepted answer ends the reservation as cancelled, and so does
+    a Rejected one, which says the charger holds no reservation of that id (OCPP 1.6 §7.5, 2.0.1
+    CancelReservationStatusEnumType): the record would stay active on nothing."""
+    if status in (ACCEPTED, "Rejected"):
         reservations.reservation_end(
             charge_point_id=charge_point.charge_point_id,
             reservation_id=reservation_id,

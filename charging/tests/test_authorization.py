@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from charging.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus
 from charging.selectors import id_tag_authorize
-from charging.services import authorization, reservations
+from charging.services import authorization, charger_state, reservations
 
 pytestmark = pytest.mark.django_db
 
@@ -117,3 +117,22 @@ def test_a_card_answers_the_earlier_of_its_own_and_its_group_s_expiry(register_c
     IdTag.objects.create(id_tag="CARD-B", parent=fleet, expiry_date=datetime(2030, 1, 1, tzinfo=UTC))
     assert id_tag_authorize(id_tag="CARD-A").expiry_date == soon
     assert id_tag_authorize(id_tag="CARD-B").expiry_date == soon
+
+
+@pytest.mark.parametrize(("answer", "status"), [("Accepted", "cancelled"), ("Rejected", "cancelled")])
+def test_a_cancel_the_charger_accepts_or_finds_nothing_to_cancel_ends_the_reservation(
+    register_charge_point, answer, status
+):
+    """Rejected: "no reservation for this id" on the charger (1.6 §7.5); the record was left active."""
+    charge_point = register_charge_point("CP-C")
+    reservations.reservation_record(
+        charge_point=charge_point,
+        reservation_id=9,
+        id_tag="A",
+        expiry_date=timezone.now() + timedelta(hours=1),
+        accepted=True,
+        charger_status="Accepted",
+        connector_id=1,
+    )
+    charger_state.reservation_cancel_follow(charge_point=charge_point, status=answer, reservation_id=9)
+    assert Reservation.objects.get(reservation_id=9).status == status
