@@ -18,7 +18,7 @@ from django.test import Client
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, ChargerModelProfile, LifecycleState, Strictness
@@ -40,6 +40,16 @@ async def refused(server, path: str, subprotocols: list[str], headers: dict[str,
             pass
 
 
+async def closed_at_once(server, path: str, subprotocols: list[str]) -> None:
+    """A handshake not offering the path's subprotocol completes without one and is closed (OCPP-J §3.1.2)."""
+    async with connect(
+        f"ws://127.0.0.1:{server.port}{path}", subprotocols=[Subprotocol(name) for name in subprotocols]
+    ) as websocket:
+        assert websocket.subprotocol is None
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(websocket.recv(), timeout=5)
+
+
 def log_lines(server, needle: str) -> list[str]:
     return [line for line in server.log().splitlines() if needle in line]
 
@@ -58,7 +68,7 @@ async def test_a_refused_handshake_says_why(daphne):
     await refused(daphne, "/ocpp/1.6/LOG-OLD", ["ocpp1.6"])
     await refused(daphne, "/ocpp/1.6/LOG-PW", ["ocpp1.6"])
     await refused(daphne, "/ocpp/1.6/LOG-PW", ["ocpp1.6"], {"Authorization": "Basic TE9HLVBXOndyb25n"})  # LOG-PW:wrong
-    await refused(daphne, "/ocpp/2.0.1/LOG-PW", ["ocpp1.6"])
+    await closed_at_once(daphne, "/ocpp/2.0.1/LOG-PW", ["ocpp1.6"])
 
     async def logged() -> bool:
         return len(log_lines(daphne, ": refused, ")) >= 5 and bool(log_lines(daphne, "LOG-PW: refused, subprotocol"))

@@ -216,17 +216,16 @@ async def test_a_tariff_changed_by_another_process_prices_the_next_stop_on_a_ser
             return await session_total() == Decimal("0.20")
 
         await eventually(priced_with_own, timeout=2)
-        await sync_to_async(tariff_save)(tariff=own, price_per_kwh=Decimal("0.30"))
-
-        async def priced_anew() -> bool:
-            return await session_total() == Decimal("0.30")
-
-        await eventually(priced_anew, timeout=2)
-        await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=None)
+        # Its prices are fixed once it priced a record: its validity ends, then comes back.
+        await sync_to_async(tariff_save)(tariff=own, valid_to=datetime.now(UTC) - timedelta(seconds=1))
 
         async def priced_with_default() -> bool:
             return await session_total() == Decimal("0.40")
 
+        await eventually(priced_with_default, timeout=2)
+        await sync_to_async(tariff_save)(tariff=own, valid_to=None)
+        await eventually(priced_with_own, timeout=2)
+        await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=None)
         await eventually(priced_with_default, timeout=2)
     assert default.pk
 
