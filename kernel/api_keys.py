@@ -122,7 +122,7 @@ def api_key_list() -> QuerySet[ApiKey]:
 
 def api_key_find(*, id_or_prefix: str) -> ApiKey:
     """The key with this id, or the one key whose prefix starts so; raises ApiKey.DoesNotExist."""
-    if id_or_prefix.isdigit():
+    if id_or_prefix.isascii() and id_or_prefix.isdigit():
         found = ApiKey.objects.filter(pk=int(id_or_prefix)).first()
         if found is None:
             raise ApiKey.DoesNotExist(f"No API key has the id {id_or_prefix}.")

@@ -85,7 +85,7 @@ class ChargerFilter(admin.SimpleListFilter):
         recent = ChargePoint.objects.exclude(last_seen=None).order_by("-last_seen").only("charge_point_id")
         choices = [(str(cp.pk), cp.charge_point_id) for cp in recent[: self.shown]]
         selected = self.value()
-        if selected and selected.isdigit() and selected not in {pk for pk, _ in choices}:
+        if selected and selected.isascii() and selected.isdigit() and selected not in {pk for pk, _ in choices}:
             charge_point = ChargePoint.objects.filter(pk=int(selected)).only("charge_point_id").first()
             if charge_point is not None:
                 choices.insert(0, (selected, charge_point.charge_point_id))
@@ -98,7 +98,7 @@ class ChargerFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):  # "³" is a digit to isdigit, not to int()
             raise IncorrectLookupParameters(f"Not a charger: {value!r}")
         return queryset.filter(charge_point_id=int(value))
 
@@ -114,7 +114,7 @@ class MessageTypeFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise IncorrectLookupParameters(f"Not a message type: {value!r}")
         return queryset.filter(message_type=int(value))
 

@@ -167,3 +167,9 @@ def test_a_filter_or_page_size_no_row_can_match_is_a_400_naming_it(api_client, u
     response = api_client.get(url)
     assert response.status_code == 400, response.json()
     assert named in response.json()["details"]
+
+
+def test_a_page_size_of_unicode_digits_is_a_400_not_a_500(api_client):
+    """ "³" is a digit to str.isdigit, not to int(): the API schema fuzzer found the 500."""
+    response = api_client.get("/api/v1/chargepoints/?page_size=³")
+    assert response.status_code == 400 and "page_size" in response.json()["details"]

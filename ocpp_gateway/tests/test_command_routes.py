@@ -107,9 +107,12 @@ def test_reserve_now_and_cancel_reservation_answers_end_in_the_same_reservation(
     place = (reservation.connector_id, reservation.evse_id)
     assert place == ((2, None) if version == "1.6" else (None, 2))
     assert (reservation.status, reservation.id_tag) == (ReservationStatus.ACTIVE, "RFID-1")
-    answered(charge_point, version, "cancel_reservation", {"reservation_id": 7}, {"status": "Rejected"})
-    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.ACTIVE
     answered(charge_point, version, "cancel_reservation", {"reservation_id": 7}, {"status": "Accepted"})
+    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.CANCELLED
+    # Rejected: the charger holds no reservation of that id (1.6 §7.5): the record is not left active
+    answered(charge_point, version, "reserve_now", RESERVE_NOW[version], {"status": "Accepted"})
+    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.ACTIVE
+    answered(charge_point, version, "cancel_reservation", {"reservation_id": 7}, {"status": "Rejected"})
     assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.CANCELLED
 
 
