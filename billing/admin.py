@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -8,14 +11,33 @@ from django.utils.safestring import SafeString
 
 from billing import export
 from billing.models import BillingRecord, Tariff
+from billing.serializers import TariffSerializer
 from billing.services import PRICING_FIELDS
 from charging.admin import transaction_link
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
 
+class TariffForm(forms.ModelForm):
+    """A tariff as the API checks it (``TariffSerializer``: no negative price, an ISO 4217 code, a fee
+    in the currency's minor unit, a validity that ends after it starts): one rule set for both."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        data = {name: value for name, value in cleaned.items() if name in TariffSerializer.Meta.fields}
+        checked = TariffSerializer(instance=self.instance if self.instance.pk else None, data=data, partial=True)
+        if not checked.is_valid():
+            for name, messages in checked.errors.items():
+                for message in messages:
+                    self.add_error(name if name in self.fields else None, str(message))
+        elif "currency" in checked.validated_data:
+            cleaned["currency"] = checked.validated_data["currency"]  # upper case, as the API stores it
+        return cleaned
+
+
 @admin.register(Tariff)
 class TariffAdmin(admin.ModelAdmin):
+    form = TariffForm
     list_display = [
         "name",
         "currency",

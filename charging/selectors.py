@@ -223,9 +223,23 @@ def transactions_open_exist(*, charge_point: ChargePoint, connector_id: int, evs
 def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
     """The remote start guard: the CSMS sends a remote start for any token, but says when it would
     not authorize that token itself (unknown, Blocked, Expired): the session would be flagged
-    ``unauthorized_token`` and billed for review. Empty for an Accepted token."""
+    ``unauthorized_token`` and billed for review. Empty for an Accepted token, and for a 2.0.1
+    ``NoAuthorization`` one (a session started without authorization is not flagged)."""
+    return _token_warnings(id_tag, token_type, "the session would be flagged unauthorized_token")
+
+
+def reservation_token_warnings(*, id_tag: str, token_type: str = "") -> list[str]:
+    """The reservation guard, as ``remote_start_token_warnings``: a reservation is sent for any
+    token, with a warning when the CSMS would not authorize it (the charger may hold the connector
+    for a token whose sessions the CSMS flags)."""
+    return _token_warnings(id_tag, token_type, "the connector would be held for a token the CSMS does not authorize")
+
+
+def _token_warnings(id_tag: str, token_type: str, consequence: str) -> list[str]:
+    if token_type == "NoAuthorization":
+        return []
     status = id_tag_authorize(id_tag=id_tag, token_type=token_type).status
     if status == AuthorizationStatus.ACCEPTED:
         return []
     verdict = "is not known to the CSMS (Invalid)" if status == AuthorizationStatus.INVALID else f"is {status}"
-    return [f"Id tag {id_tag!r} {verdict}; the session would be flagged unauthorized_token."]
+    return [f"Id tag {id_tag!r} {verdict}; {consequence}."]

@@ -89,13 +89,9 @@ class IdTagSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        parent = attrs.get("parent")
-        if parent is not None and self.instance is not None and parent.pk == self.instance.pk:
-            raise serializers.ValidationError({"parent_id_tag": ["An id tag cannot be its own parent."]})
-        if parent is not None and self.instance is not None and authorization.id_tag_is_ancestor(self.instance, parent):
-            raise serializers.ValidationError(
-                {"parent_id_tag": [f"{parent.id_tag!r} is under this id tag: a parent cannot be its own ancestor."]}
-            )
+        refusal = authorization.id_tag_parent_refusal(self.instance, attrs.get("parent"))
+        if refusal is not None:
+            raise serializers.ValidationError({"parent_id_tag": [refusal]})
         return attrs
 
 

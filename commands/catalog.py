@@ -6,8 +6,9 @@ schema bundled with the ``ocpp`` package before anything is sent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from commands import body_rules
 from kernel import payload_case, schemas
 
 # Each version's commands are under /api/v1/<prefix>/ (``POST /api/v1/ocpp16/<charge point id>/reset``).
@@ -112,11 +113,27 @@ def validate_payload(version: str, action: str, payload: dict[str, Any]) -> dict
 def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, list[str]]:
     """Check an API body (snake_case) as the OCPP payload it becomes; errors keyed by field path.
     A field in camelCase (``expiryDateTime``) is an error of its own, named in snake_case: it would
-    pass the schema once converted, but the CSMS reads the body's snake_case fields."""
+    pass the schema once converted, but the CSMS reads the body's snake_case fields. Then what the
+    schema cannot say (``schemas.value_errors``: times, 32-bit integers) and the rules the OCPP
+    specification states in prose (``body_rules``)."""
     camel = payload_case.camel_case_keys(body)
     if camel:
         return {
             where: [f"Unknown field; fields are snake_case: {payload_case.snake_name(where.rsplit('.', 1)[-1])}."]
             for where in camel
         }
-    return validate_payload(version, action, to_ocpp_payload(body))
+    errors = validate_payload(version, action, to_ocpp_payload(body))
+    if errors:
+        return errors
+    values = schemas.value_errors(ocpp_version=version, action=action, payload=body, named=payload_case.camel_name)
+    refusals = {".".join(map(str, path)): [message] for path, message in values.items()}
+    return refusals or body_rules.refusals(version, action, body)
+
+
+def body_normalized(version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A valid API body as it is recorded and sent: its times in UTC with ``Z`` and milliseconds
+    (``schemas.times_normalized``); the same object when nothing changes."""
+    normalized = schemas.times_normalized(
+        ocpp_version=version, action=action, payload=body, named=payload_case.camel_name
+    )
+    return cast(dict[str, Any], normalized)

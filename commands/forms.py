@@ -6,6 +6,7 @@ The body then goes through ``commands.services.command_send``, exactly as an API
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any, ClassVar, cast
 
@@ -13,8 +14,10 @@ from django import forms
 
 from chargepoints.models import HEARTBEAT_INTERVAL_MAX, HEARTBEAT_INTERVAL_MIN, ChargePoint, OcppVersion
 from charging.selectors import charge_point_open_transaction
+from kernel.schemas import INT32_RANGE
 
 V16 = OcppVersion.V16
+_INTEGER = re.compile(r"-?[0-9]{1,10}")
 
 RESET_TYPES = {
     "1.6": [
@@ -186,8 +189,10 @@ class RemoteStopForm(CommandForm):
             if session is None:
                 raise forms.ValidationError(f"{self.charge_point} has no open session; give a transaction id.")
             transaction_id = session.ocpp_id
-        if self.version == V16 and not transaction_id.lstrip("-").isdigit():
+        if self.version == V16 and not _INTEGER.fullmatch(transaction_id):  # ASCII: "³" is a digit to isdigit
             raise forms.ValidationError("An OCPP 1.6 transaction id is a number.")
+        if self.version == V16 and int(transaction_id) not in INT32_RANGE:
+            raise forms.ValidationError("An OCPP 1.6 transaction id is a 32-bit integer.")
         return transaction_id
 
     def command_body(self) -> tuple[str, dict[str, Any]]:

@@ -29,6 +29,8 @@ REFUSING_STATUSES = frozenset(
         "UnknownComponent",
         "UnknownVariable",
         "NotSupportedAttributeType",
+        "InvalidCertificate",  # 2.0.1 UpdateFirmware (L01): the signing certificate failed its checks
+        "RevokedCertificate",
     }
 )
 REBOOT_REQUIRED = "RebootRequired"

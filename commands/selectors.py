@@ -28,16 +28,22 @@ def failed_command_list(*, limit: int = 20) -> QuerySet[Command]:
     )
 
 
+_MAY_HAVE_STARTED = (CommandState.ACCEPTED, CommandState.PENDING, CommandState.TIMEOUT)
+
+
 def remote_start_id_token(*, charge_point_id: str, remote_start_id: int) -> dict[str, str] | None:
     """The idToken (``{"id_token": ..., "type": ...}``) of the latest 2.0.1 RequestStartTransaction
-    sent to the charger with ``remote_start_id``; None when the CSMS sent none."""
+    sent to the charger with ``remote_start_id`` that it may have started: one it accepted, or whose
+    answer was lost (pending, timed out); None when there is none. One it refused, or that never
+    reached it, started nothing (a reused ``remoteStartId`` must not give its token to the session
+    another request started)."""
     command = (
         Command.objects.filter(
             charge_point_identity=charge_point_id,
             command="request_start_transaction",
             request__remote_start_id=remote_start_id,
+            state__in=_MAY_HAVE_STARTED,
         )
-        .exclude(state=CommandState.NOT_CONNECTED)
         .order_by("-created_at")
         .only("request")
         .first()

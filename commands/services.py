@@ -241,7 +241,7 @@ def _command_of(request: CommandRequest, action: str, **columns: Any) -> Command
         ocpp_version=request.ocpp_version,
         command=request.command,
         action=action,
-        request=request.body,
+        request=catalog.body_normalized(request.ocpp_version, action, request.body),
         api_key=request.api_key,
         user_id=request.user_id,
         **columns,
@@ -381,12 +381,28 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     with transaction.atomic():
         _outcome_saved(command)
         if follows:
-            routes.answer_follow(command)
+            _answer_followed(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
             data=events.command_completed(command),
         )
     return command
+
+
+def _answer_followed(command: Command) -> None:
+    """``routes.answer_follow`` in a savepoint: an answer the CSMS cannot apply to its state (a bug,
+    a value its columns cannot hold) is logged, and the command's outcome is recorded all the same:
+    it was answered, and a command left pending for ever helps no one."""
+    try:
+        with transaction.atomic():
+            routes.answer_follow(command)
+    except Exception:
+        logger.exception(
+            "%s: the answer to %s (command %s) was not applied to the CSMS's state",
+            command.charge_point_identity,
+            command.action,
+            command.pk,
+        )
 
 
 completion_unit_register(command_complete)  # its batch writes its answered reads ahead (``outcome_writes``)

@@ -41,6 +41,7 @@ _REFUSED_BEFORE_THE_KEY_IS_READ = (
     exceptions.NotAcceptable,
 )
 E = TypeVar("E", bound=Exception)
+IDEMPOTENCY_KEY_MAX_LENGTH: int = Command._meta.get_field("idempotency_key").max_length  # type: ignore[assignment]  # a CharField's
 _REFUSED_HTTP_STATUS = {
     "NotFound": 404,
     "ValidationError": 400,
@@ -165,6 +166,17 @@ class OcppCommandView(APIView):
                     400, "ValidationError", "The request body is invalid.", details={"charge_point_id": [problem]}
                 ),
             )
+        idempotency_key = request.headers.get("Idempotency-Key", "")
+        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX_LENGTH:  # cut, two keys would be one
+            raise self._after_the_key_checked(
+                request,
+                ApiError(
+                    400,
+                    "ValidationError",
+                    f"The Idempotency-Key header is over {IDEMPOTENCY_KEY_MAX_LENGTH} characters.",
+                    details={"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."]},
+                ),
+            )
         charge_point_id = charge_point_id or body_id
         command_request = services.CommandRequest(
             charge_point_id=charge_point_id,
@@ -172,7 +184,7 @@ class OcppCommandView(APIView):
             command=self.command,
             body=body,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
-            idempotency_key=request.headers.get("Idempotency-Key", "")[:255],
+            idempotency_key=idempotency_key,
             api_key_checked=not isinstance(request.user, ApiKeyUser) or request.user.checked,
         )
         try:

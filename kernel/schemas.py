@@ -13,10 +13,12 @@ validator.
 
 from __future__ import annotations
 
+import copy
 import decimal
 import functools
 import json
 import re
+from collections.abc import Iterator
 from typing import Any, cast
 
 import jsonschema_rs
@@ -24,6 +26,7 @@ from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 
 from kernel import ocpp_package, payload_case
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 
 _DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 
@@ -95,6 +98,103 @@ def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[Val
     if _valid_at_once(ocpp_version, schema_name, payload):
         return []
     return _errors(_validator(ocpp_version, schema_name), payload)
+
+
+# OCPP's integers are 32-bit (1.6 §4 "integer", 2.0.1 part 2 §2.1 "integer"): a larger one sent to
+# a charger may wrap there, and its answer's echo does not fit the CSMS's own integer columns.
+INT32_RANGE = range(-(2**31), 2**31)
+# RFC 3339 date-time (OCPP-J §4.1.6, 2.0.1 part 2 §2.1.2): a date, ``T``, a time and its offset.
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def request_values(
+    *, ocpp_version: str, action: str, payload: Any, named: Any = None
+) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any], Any]]:
+    """Every value of a request ``payload`` the schema of ``action`` describes, with its path (the
+    payload's own keys) and its schema: ``(path, schema, value)``, depth first. ``named`` maps a
+    payload key to the schema's property name (``payload_case.camel_name`` for an API body in
+    snake_case; default: as it is). Values the schema does not describe (vendor data) are skipped."""
+    root = request_schema(ocpp_version=ocpp_version, action=action)
+    name = named or (lambda key: key)
+
+    def walk(schema: dict[str, Any], value: Any, path: tuple[str | int, ...]) -> Iterator[Any]:
+        while "$ref" in schema:
+            schema = root["definitions"][schema["$ref"].rsplit("/", 1)[-1]]
+        yield path, schema, value
+        if isinstance(value, dict):
+            properties = schema.get("properties", {})
+            for key, item in value.items():
+                if isinstance(key, str) and isinstance(properties.get(name(key)), dict):
+                    yield from walk(properties[name(key)], item, (*path, key))
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            for index, item in enumerate(value):
+                yield from walk(schema["items"], item, (*path, index))
+
+    return walk(root, payload, ())
+
+
+def value_errors(
+    *, ocpp_version: str, action: str, payload: Any, named: Any = None
+) -> dict[tuple[str | int, ...], str]:
+    """What the schema of ``action`` cannot say about a schema-valid request ``payload``: a
+    ``date-time`` that is not RFC 3339 with its offset (OCPP times; jsonschema checks no format
+    here), an integer beyond 32 bits. Keyed by path (``request_values``)."""
+    errors: dict[tuple[str | int, ...], str] = {}
+    name = named or (lambda key: key)
+    for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
+        if schema.get("format") == "date-time" and isinstance(value, str):
+            if not _DATE_TIME.fullmatch(value) or parse_ocpp_time(value) is None:
+                errors[path] = f"{value!r} is not an RFC 3339 date-time with its offset (2027-01-31T09:00:00Z)."
+        elif schema.get("type") == "integer" and isinstance(value, int) and value not in INT32_RANGE:
+            errors[path] = f"{value} is beyond OCPP's 32-bit integers ({INT32_RANGE[0]} to {INT32_RANGE[-1]})."
+        elif path and isinstance(path[-1], str) and name(path[-1]) in NON_NEGATIVE and _negative(value):
+            errors[path] = "Must be 0 or more."
+    return errors
+
+
+# Counts, ids of connectors and EVSEs, durations, limits and stack levels: OCPP describes each as
+# 0 or more (1.6 §7 "connectorId ... >= 0", "stackLevel ... >= 0", "duration ... in seconds";
+# 2.0.1 part 2's datatypes), which its JSON schemas leave unsaid.
+NON_NEGATIVE = frozenset(
+    {
+        "connectorId",
+        "evseId",
+        "stackLevel",
+        "duration",
+        "retries",
+        "retryInterval",
+        "startPeriod",
+        "numberPhases",
+        "limit",
+        "minChargingRate",
+    }
+)
+
+
+def _negative(value: Any) -> bool:
+    return isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool) and value < 0
+
+
+def times_normalized(*, ocpp_version: str, action: str, payload: Any, named: Any = None) -> Any:
+    """``payload`` with each ``date-time`` of the schema of ``action`` as OCPP sends times: UTC,
+    ``Z``, milliseconds (``format_ocpp_time``; RFC 3339 allows offsets and any number of decimals,
+    2.0.1 at most three). The same object when it holds none; else a copy. Unreadable times are
+    left as they are (``value_errors`` refuses them)."""
+    rewrites = []
+    for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
+        if schema.get("format") == "date-time" and isinstance(value, str) and path:
+            parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
+            if parsed is not None and format_ocpp_time(parsed) != value:
+                rewrites.append((path, format_ocpp_time(parsed)))
+    if not rewrites:
+        return payload
+    copied = copy.deepcopy(payload)
+    for path, text in rewrites:
+        holder = copied
+        for step in path[:-1]:
+            holder = holder[step]
+        holder[path[-1]] = text
+    return copied
 
 
 def _field_path(path: list[Any]) -> str:

@@ -76,8 +76,19 @@ _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a
 _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state (2.0.1: and the
-# NotifyReport parts of a GetBaseReport/GetReport, which B02.FR.01 lets the CSMS send then).
-_SERVED_WHILE_PENDING = {"BootNotification", "Heartbeat", "StatusNotification", "NotifyReport"}
+# NotifyReport parts of a GetBaseReport/GetReport, which B02.FR.01 lets the CSMS send then), and
+# what a TriggerMessage may ask of it then (1.6 §4.2 "unless it has been instructed ... with a
+# TriggerMessage.req", 2.0.1 B02.FR.02): meter values and the firmware, diagnostics and log statuses.
+_SERVED_WHILE_PENDING = {
+    "BootNotification",
+    "Heartbeat",
+    "StatusNotification",
+    "NotifyReport",
+    "MeterValues",
+    "FirmwareStatusNotification",
+    "DiagnosticsStatusNotification",
+    "LogStatusNotification",
+}
 _PENDING_REFUSAL = {
     version: "The charge point is not commissioned; only {} are served.".format(
         ", ".join(sorted(_SERVED_WHILE_PENDING & actions))

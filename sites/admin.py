@@ -26,8 +26,22 @@ class SiteMemberInline(admin.TabularInline):
     readonly_fields = ["flagged_at"]
 
 
+class SiteForm(ModelForm):
+    """The site as the API checks it (``services.site_checked``): a conflict is the field's error."""
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # the form's values are on the instance from here
+        if self.errors:
+            return
+        try:
+            services.site_checked(self.instance)
+        except services.SiteConflict as conflict:
+            self.add_error(conflict.field if conflict.field in self.fields else None, str(conflict))
+
+
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
+    form = SiteForm
     list_display = ["name", "phases", "voltage_v", "capacity_a", "capacity_w", "member_count", "flagged_count"]
     search_fields = ["name"]
     inlines = [SiteMemberInline]

@@ -34,15 +34,21 @@ def site_save(*, site: Site | None = None, **fields: Any) -> Site:
     site = site or Site()
     for name, value in fields.items():
         setattr(site, name, value)
-    if site.capacity_a is None and site.capacity_w is None:
-        raise SiteConflict("capacity_a", "A site needs a capacity: capacity_a (A per phase) and/or capacity_w (W).")
-    _currents_checked(site)
+    site_checked(site)
     if site.live_base_load_a and len(site.live_base_load_a) != site.phases:
         site.live_base_load_a, site.live_base_load_at = None, None  # measured for another phase count
     with transaction.atomic():
         site.save()
         site_recompute_on_commit(site_id=site.pk)
     return site
+
+
+def site_checked(site: Site) -> None:
+    """Raises SiteConflict when ``site`` (as it would be saved) has no capacity, or gives a member
+    more than it can (``_currents_checked``): the API's and the admin's one rule."""
+    if site.capacity_a is None and site.capacity_w is None:
+        raise SiteConflict("capacity_a", "A site needs a capacity: capacity_a (A per phase) and/or capacity_w (W).")
+    _currents_checked(site)
 
 
 def _currents_checked(site: Site) -> None:

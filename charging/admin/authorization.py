@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from charging.models import IdTag, LocalAuthList, Reservation
+from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
+from charging.services import authorization
 from kernel.admin_mixins import ReadOnlyAdmin
+
+
+class IdTagForm(forms.ModelForm):
+    """An id tag as the API checks it: no whitespace, a 2.0.1 token type, one level of parent."""
+
+    token_type = forms.ChoiceField(choices=[("", "(any)"), *[(kind, kind) for kind in ID_TOKEN_TYPES]], required=False)
+
+    def clean_id_tag(self) -> str:
+        id_tag = str(self.cleaned_data["id_tag"])
+        id_tag_validator(id_tag)
+        return id_tag
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        refusal = authorization.id_tag_parent_refusal(self.instance, cleaned.get("parent"))
+        if refusal is not None:
+            self.add_error("parent", refusal)
+        return cleaned
 
 
 @admin.register(IdTag)
 class IdTagAdmin(admin.ModelAdmin):
+    form = IdTagForm
     list_display = ["id_tag", "token_type", "status", "expiry_date", "parent", "updated_at"]
     list_filter = ["status", "token_type"]
     search_fields = ["id_tag", "description"]

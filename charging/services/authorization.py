@@ -50,16 +50,20 @@ def id_tag_delete(*, tag: IdTag) -> None:
     tag.delete()
 
 
-def id_tag_is_ancestor(tag: IdTag, other: IdTag) -> bool:
-    """Whether ``tag`` is ``other``'s parent, or its parent's, and so on (bounded by the tags)."""
-    seen: set[int] = set()
-    current = other.parent
-    while current is not None and current.pk not in seen:
-        if current.pk == tag.pk:
-            return True
-        seen.add(current.pk)
-        current = current.parent
-    return False
+def id_tag_parent_refusal(tag: IdTag | None, parent: IdTag | None) -> str | None:
+    """Why ``parent`` cannot be the parent of ``tag`` (None: new, or ``parent`` None: it can),
+    or None when it can. OCPP answers one parent id tag, a group of cards (1.6 IdTagInfo.parentIdTag,
+    2.0.1 groupIdToken): a group is not itself in a group, and a tag is not its own parent. One
+    level is what ``selectors.id_tag_info_of`` applies, so a group's own status always reaches its cards."""
+    if parent is None:
+        return None
+    if tag is not None and tag.pk is not None and parent.pk == tag.pk:
+        return "An id tag cannot be its own parent."
+    if parent.parent_id is not None:
+        return f"{parent.id_tag!r} is in a group itself; a parent id tag (a group) is not in a group."
+    if tag is not None and tag.pk is not None and IdTag.objects.filter(parent=tag).exists():
+        return "This id tag is the parent of other id tags (a group); a group is not in a group."
+    return None
 
 
 def local_auth_list_record(

@@ -12,6 +12,7 @@ from datetime import datetime
 from chargepoints.models import ChargePoint
 from charging.models import ReservationStatus
 from charging.services import authorization, reservations
+from kernel.schemas import INT32_RANGE
 
 ACCEPTED = "Accepted"
 
@@ -52,8 +53,9 @@ def reservation_cancel_follow(*, charge_point: ChargePoint, status: str, reserva
 
 
 def local_list_version_follow(*, charge_point: ChargePoint, version: object) -> None:
-    """GetLocalListVersion answered: keep the version the charger reports (an int, else nothing)."""
-    if isinstance(version, int):
+    """GetLocalListVersion answered: keep the version the charger reports (a 32-bit int, else nothing:
+    OCPP's integers are 32-bit, and so is the column)."""
+    if isinstance(version, int) and not isinstance(version, bool) and version in INT32_RANGE:
         authorization.local_auth_list_record(charge_point=charge_point, version=version)
 
 

@@ -38,6 +38,7 @@ from charging.services.session_rows import (
     charging_state_apply,
     column_int,
     seq_no_seen,
+    time_spent_charging_apply,
     transaction_kept,
     transaction_named,
     transaction_remember,
@@ -359,7 +360,12 @@ def _bound_unread(rows: Sequence[SampleRow]) -> bool:
 
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
     """What the session learns from its new ledger ``rows``: unreadable values and implausible
-    clocks flagged, its baseline, live register and energy so far (the caller saves it)."""
+    clocks flagged, its baseline, live register and energy so far (the caller saves it).
+
+    The baseline is the meter start the session has (1.6 ``meterStart``, the 2.0.1 Started's
+    ``Transaction.Begin``): a Begin reading sent again later (a StopTransaction's
+    ``transactionData``, an Ended repeating it, often rounded to kWh) never moves it. A Begin takes
+    its place only when there is none, or it was the first reading standing in (``missing_baseline``)."""
     if any(row.value is None and row.format != metering.SIGNED_DATA for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
         if _bound_unread(rows):
@@ -370,7 +376,7 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     if not readings:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
-    if begin:
+    if begin and (session.meter_start_wh is None or Anomaly.MISSING_BASELINE in session.anomalies):
         session.meter_start_wh = begin[0].wh
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
     elif session.meter_start_wh is None:
@@ -517,8 +523,7 @@ def transaction_updated_record(
     samples_learned(session, samples, rows)
     if charging is not None:  # a kept session is active
         charging_state_apply(session, charging=charging, at=at)
-    if time_spent_charging is not None:
-        session.time_spent_charging = column_int(time_spent_charging)
+    time_spent_charging_apply(session, time_spent_charging)
     sample_rows_stored(rows, may_gather=True)
     transaction_save_changes(session, may_gather=True)
     return True

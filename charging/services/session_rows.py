@@ -23,6 +23,7 @@ from chargepoints.models import ChargePoint
 from chargepoints.services.status_writes import CHARGERS_SEEN_HERE
 from charging.metering import Anomaly
 from charging.models import (
+    AuthorizationStatus,
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
@@ -504,6 +505,26 @@ def anomaly_flag(session: Transaction, code: str) -> None:
 def anomaly_unflag(session: Transaction, code: str) -> None:
     session.anomalies = [flagged for flagged in session.anomalies if flagged != code]
     session.needs_review = any(flagged in Anomaly.REVIEW for flagged in session.anomalies)
+
+
+def time_spent_charging_apply(session: Transaction, seconds: int | None) -> None:
+    """A 2.0.1 ``timeSpentCharging`` (s) the charger reported for ``session``: a running total
+    (E01 to E07), so the largest one heard stands, whatever order the events came in (a late Updated
+    carrying an earlier total does not shrink the charging time, nor grow the idle time billed)."""
+    seconds = column_int(seconds)
+    if seconds is not None and (session.time_spent_charging is None or seconds > session.time_spent_charging):
+        session.time_spent_charging = seconds
+
+
+def ended_token_apply(session: Transaction, *, id_tag: str, token_type: str, status: str) -> None:
+    """A 2.0.1 session first told its token by its Ended (tapped to stop a session started without
+    one): it is the session's, as any later event's is (1.6's stop idTag is only who stopped it).
+    ``status``: the CSMS's authorization of it ('' when not asked). A session with a token keeps it."""
+    if session.id_tag or not id_tag:
+        return
+    session.id_tag, session.id_token_type, session.id_tag_status = stored_id_tag(id_tag), token_type, status
+    if status and status != AuthorizationStatus.ACCEPTED:
+        anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
 
 
 def column_int(value: int | None) -> int | None:

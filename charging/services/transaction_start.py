@@ -59,10 +59,12 @@ from charging.services.session_rows import (
     charge_point_locked,
     charging_state_apply,
     column_int,
+    ended_token_apply,
     fractional,
     seq_no_seen,
     started_or_open_among,
     stored_id_tag,
+    time_spent_charging_apply,
     transaction_inserted,
     transaction_kept,
     transaction_locked_where,
@@ -395,8 +397,7 @@ def _event_apply(session: Transaction, request: StartRequest) -> list[SampleRow]
     samples_learned(session, request.samples, rows)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
         charging_state_apply(session, charging=request.charging, at=request.started_at)
-    if request.time_spent_charging is not None:
-        session.time_spent_charging = column_int(request.time_spent_charging)
+    time_spent_charging_apply(session, request.time_spent_charging)
     return rows
 
 
@@ -431,9 +432,24 @@ def _apply_parked_end(session: Transaction) -> None:
         return
     if parked.seq_no is not None:
         seq_no_seen(session, parked.seq_no)
+        _parked_end_learned(session, parked)
         transaction_save_changes(session)
     with contextlib.suppress(ReconciliationError):  # an operator resolved it a moment ago
         reconciliation_item_attach(item=parked, transaction=session, user_id=None)
+
+
+def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> None:
+    """What the parked 2.0.1 Ended told besides its stop, as if it had come after its Started:
+    its ``timeSpentCharging``, and its token when the session has none (the bill's customer)."""
+    payload = parked.payload if isinstance(parked.payload, dict) else {}
+    info = payload.get("transactionInfo") if isinstance(payload.get("transactionInfo"), dict) else {}
+    spent = info.get("timeSpentCharging")
+    time_spent_charging_apply(session, spent if isinstance(spent, int) and not isinstance(spent, bool) else None)
+    token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+    id_tag, token_type = token.get("idToken"), str(token.get("type", ""))
+    if isinstance(id_tag, str) and id_tag and not session.id_tag:
+        status = selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type).status
+        ended_token_apply(session, id_tag=id_tag, token_type=token_type, status=status)
 
 
 def _parked_stop(session: Transaction) -> ReconciliationItem | None:

@@ -21,7 +21,6 @@ from chargepoints.models import ChargePoint
 from charging import metering, selectors
 from charging.metering import Anomaly
 from charging.models import (
-    AuthorizationStatus,
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
@@ -44,9 +43,10 @@ from charging.services.meter_ledger import (
 from charging.services.session_rows import (
     anomaly_flag,
     charge_point_locked,
-    column_int,
+    ended_token_apply,
     seq_no_seen,
     stored_id_tag,
+    time_spent_charging_apply,
     transaction_named,
     transaction_save_changes,
 )
@@ -178,8 +178,7 @@ def _stop_checks(
 ) -> None:
     """What the stop itself says about the session: time spent charging, a garbled meter stop,
     its time as sent (when its receipt stands in), an implausible clock."""
-    if time_spent_charging is not None:
-        session.time_spent_charging = column_int(time_spent_charging)
+    time_spent_charging_apply(session, time_spent_charging)
     for code in meter_value_notes(meter_stop_wh, meter_stop):
         anomaly_flag(session, code)
     session.charger_stopped_at = stop.kept
@@ -188,14 +187,10 @@ def _stop_checks(
 
 
 def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: IdTagInfo | None) -> None:
-    """A 2.0.1 session first told its token by its Ended (tapped to stop a session started without
-    one): it is the session's, as any later event's is (1.6's stop idTag is only who stopped it)."""
-    if request.seq_no is None or session.id_tag or not request.id_tag:
-        return
-    session.id_tag, session.id_token_type = stored_id_tag(request.id_tag), request.id_token_type
-    session.id_tag_status = info.status if info else ""
-    if session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
-        anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
+    """``ended_token_apply`` for a 2.0.1 Ended (a 1.6 stop's idTag is only who stopped it)."""
+    if request.seq_no is not None:
+        status = info.status if info else ""
+        ended_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
 
 
 def _ended_by_the_charger(session: Transaction) -> bool:

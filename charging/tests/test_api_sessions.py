@@ -419,3 +419,22 @@ def test_a_parent_id_tag_is_not_deleted_from_under_its_cards_nor_made_their_chil
     assert cycle.status_code == 400 and "parent_id_tag" in cycle.json()["details"]
     api_client.patch("/api/v1/id-tags/CARD", {"parent_id_tag": None}, format="json")
     assert api_client.delete("/api/v1/id-tags/FLEET").status_code == 204
+
+
+def test_a_group_id_tag_is_one_level_in_the_api_and_the_admin(api_client, admin_client):
+    """A grandparent's Blocked status never reached its cards (OCPP answers one parentIdTag, and
+    one level is applied): a group in a group is refused, by the API and the admin alike."""
+    for body in ({"id_tag": "GRANDPA", "status": "Blocked"}, {"id_tag": "PAPA", "parent_id_tag": "GRANDPA"}):
+        assert api_client.post("/api/v1/id-tags/", body, format="json").status_code == 201
+    refused = api_client.post("/api/v1/id-tags/", {"id_tag": "KID", "parent_id_tag": "PAPA"}, format="json")
+    assert refused.status_code == 400 and "in a group itself" in refused.json()["details"]["parent_id_tag"][0]
+    assert api_client.post("/api/v1/id-tags/", {"id_tag": "ROOT"}, format="json").status_code == 201
+    moved = api_client.patch("/api/v1/id-tags/GRANDPA", {"parent_id_tag": "ROOT"}, format="json")
+    assert moved.status_code == 400 and "parent of other id tags" in moved.json()["details"]["parent_id_tag"][0]
+    papa = IdTag.objects.get(id_tag="PAPA")
+    form = {"id_tag": "KID", "token_type": "", "status": "Accepted", "parent": papa.pk, "description": ""}
+    page = admin_client.post("/admin/charging/idtag/add/", form)
+    assert page.status_code == 200 and "parent" in page.context["adminform"].form.errors
+    spaced = admin_client.post("/admin/charging/idtag/add/", {**form, "id_tag": "A B", "parent": ""})
+    assert "id_tag" in spaced.context["adminform"].form.errors
+    assert not IdTag.objects.filter(id_tag__in=["KID", "A B"]).exists()

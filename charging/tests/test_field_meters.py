@@ -197,3 +197,84 @@ def test_a_v201_ended_s_token_and_time_spent_charging_are_the_session_s(register
     assert (session.id_tag, session.id_tag_status, session.idle_seconds) == ("TAPPED", "Accepted", 600)
     record = session.billing_record
     assert (record.id_tag, record.idle_seconds, record.charging_seconds) == ("TAPPED", 600, 400)
+
+
+def test_a_begin_reading_sent_again_does_not_move_the_meter_start(register_charge_point):
+    """Round 40's probes: a 1.6 stop's ``transactionData`` repeating the start in kWh (12.3 for
+    meterStart 12,345) billed 3,378 Wh instead of 3,333; a later ``Transaction.Begin`` of 0 billed the
+    meter's lifetime; a 2.0.1 Ended repeating its Begin rounded did the same as the first."""
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=12_345).transaction
+    zero = [SampledValue(timestamp=T0 + timedelta(minutes=1), raw_value="0", context="Transaction.Begin")]
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=zero)
+    repeated = [
+        SampledValue(timestamp=T0, raw_value="12.3", unit="kWh", context="Transaction.Begin"),
+        SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="15.7", unit="kWh", context="Transaction.End"),
+    ]
+    stop(charge_point_id, str(session.pk), 15_678, samples=repeated)
+    session.refresh_from_db()
+    assert (session.meter_start_wh, session.energy_wh) == (Decimal(12_345), Decimal(3_333))
+
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="12345", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-B", 0, T0, samples=begin, started_event=True)
+    end = [*repeated[:1], SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="15678", context="Transaction.End")]
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-B",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={},
+            samples=end,
+            seq_no=1,
+        )
+    )
+    session = Transaction.objects.get(ocpp_transaction_id="TX-B")
+    assert (session.meter_start_wh, session.energy_wh) == (Decimal(12_345), Decimal(3_333))
+
+
+def test_a_begin_reading_arriving_after_a_first_reading_stood_in_for_it_is_the_baseline(register_charge_point):
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    periodic = [SampledValue(timestamp=T0 + timedelta(minutes=5), raw_value="1500")]
+    session = v201_start(charge_point_id, "TX-L", 1, T0 + timedelta(minutes=5), samples=periodic).transaction
+    assert Anomaly.MISSING_BASELINE in session.anomalies
+    begin = [SampledValue(timestamp=T0 + timedelta(minutes=6), raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-L", 2, T0 + timedelta(minutes=6), samples=begin)
+    session.refresh_from_db()
+    assert session.meter_start_wh == Decimal(1000) and Anomaly.MISSING_BASELINE not in session.anomalies
+
+
+def test_a_v201_ended_that_overtook_its_started_gives_the_session_its_token_and_charging_time(
+    register_charge_point,
+):
+    """Parked, then attached when the Started came: its idToken and timeSpentCharging were lost (a bill
+    without its customer, its idle time from the states alone)."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    IdTag.objects.create(id_tag="TAG1")
+    stopped_at = T0 + timedelta(hours=1)
+    payload = {
+        "eventType": "Ended",
+        "seqNo": 1,
+        "idToken": {"idToken": "TAG1", "type": "ISO14443"},
+        "transactionInfo": {"transactionId": "TX-E", "timeSpentCharging": 1800},
+    }
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-E",
+            stopped_at=stopped_at,
+            action="TransactionEvent",
+            payload=payload,
+            samples=[SampledValue(timestamp=stopped_at, raw_value="11000", context="Transaction.End")],
+            seq_no=1,
+            id_tag="TAG1",
+            id_token_type="ISO14443",
+        )
+    )
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-E", 0, T0, samples=begin, authorize=False, started_event=True)
+    session = Transaction.objects.get(ocpp_transaction_id="TX-E")
+    assert session.status == TransactionStatus.ENDED
+    assert (session.id_tag, session.id_tag_status, session.time_spent_charging) == ("TAG1", "Accepted", 1800)
+    assert (session.idle_seconds, session.energy_wh) == (1800, Decimal(10000))

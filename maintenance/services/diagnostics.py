@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -106,8 +107,25 @@ def log_upload_request(
     if command.state != CommandState.ACCEPTED:
         status = command_refusal(command=command) if command.state == CommandState.REJECTED else command.state
         uploads.update(state=LogUploadState.FAILED, status=status)
+    elif (command.response or {}).get("status") == _CANCELED_ANOTHER:
+        _ongoing_uploads(charge_point).exclude(pk=upload.pk).update(
+            state=LogUploadState.FAILED, status=_CANCELED_ANOTHER, updated_at=timezone.now()
+        )
     upload.refresh_from_db()
     return upload
+
+
+# 2.0.1 GetLog answered ``AcceptedCanceled`` (N01.FR.12): this upload accepted, the one under way cancelled.
+_CANCELED_ANOTHER = "AcceptedCanceled"
+
+
+def _ongoing_uploads(charge_point: ChargePoint) -> QuerySet[LogUpload]:
+    """The charger's uploads it accepted and has not finished: requested or uploading, no file yet."""
+    return LogUpload.objects.filter(
+        charge_point=charge_point,
+        received_at__isnull=True,
+        state__in=(LogUploadState.REQUESTED, LogUploadState.UPLOADING),
+    )
 
 
 def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogUpload:
@@ -149,7 +167,9 @@ def log_status_record(
     *, charge_point_id: str, state: str, status: str, request_id: int | None = None
 ) -> LogUpload | None:
     """Record a DiagnosticsStatusNotification (1.6) or LogStatusNotification (2.0.1) against the
-    request it reports on: ``request_id`` (2.0.1) names it, else the charger's latest.
+    request it reports on: ``request_id`` (2.0.1) names it, else the charger's latest that did not
+    it accepted (1.6 names none: a request it refused, or that never reached it, is not the one it
+    reports on).
 
     ``state`` is a LogUploadState value (the handler maps the version's status); once the file
     has arrived only ``status`` follows the charger. Returns the upload, or None for none.
@@ -157,6 +177,8 @@ def log_status_record(
     uploads = LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id)
     if request_id is not None:
         uploads = uploads.filter(pk=request_id)
+    else:
+        uploads = uploads.filter(Q(command__isnull=True) | Q(command__state=CommandState.ACCEPTED))
     with transaction.atomic():
         upload = uploads.select_for_update().order_by("-created_at").first()
         if upload is None:

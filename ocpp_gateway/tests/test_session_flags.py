@@ -133,3 +133,43 @@ async def test_a_v201_session_whose_token_came_later_and_was_refused_is_flagged(
     assert (session.anomalies, session.needs_review, session.energy_wh) == (["unauthorized_token"], True, Decimal(2000))
     record = await BillingRecord.objects.aget(transaction=session)
     assert (record.id_tag, record.total, record.needs_review) == ("TOKEN-BLOCKED", Decimal("1.60"), True)
+
+
+TOKEN = {"idToken": "T-1", "type": "ISO14443"}
+
+
+def charging_event(kind: str, seq_no: int, minute: int, state: str, spent: int | None = None, **extra: object) -> dict:
+    info: dict[str, object] = {"transactionId": "TX-FLAGS", "chargingState": state}
+    if spent is not None:
+        info["timeSpentCharging"] = spent
+    return {**transaction_event(kind, seq_no, f"2026-05-01T10:{minute:02d}:00Z"), "transactionInfo": info, **extra}
+
+
+async def test_v201_idle_charging_state_is_not_idle_time(daphne):
+    """2.0.1 ``Idle`` is no EV connected (a session authorized before the cable, E02): it was billed
+    as idle time (round 40's probes: 20 minutes before the cable, an idle fee)."""
+    await charger_with_tariff("CP-IDLE")
+    started = charging_event("Started", 0, 0, "Idle", idToken=TOKEN, evse={"id": 1})
+    async with raw_socket(daphne, "2.0.1", "CP-IDLE") as websocket:
+        await call(websocket, "t1", "TransactionEvent", started)
+        await call(websocket, "t2", "TransactionEvent", charging_event("Updated", 1, 20, "Charging"))
+        assert await call(websocket, "t3", "TransactionEvent", charging_event("Ended", 2, 50, "Charging")) == [
+            3,
+            "t3",
+            {},
+        ]
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert session.idle_seconds == 0
+
+
+async def test_a_late_v201_event_s_smaller_time_spent_charging_does_not_shrink_it(daphne):
+    """``timeSpentCharging`` is a running total: an Updated delivered after the Ended carried an
+    earlier, smaller one, which was kept (the idle time billed grew by the difference)."""
+    await charger_with_tariff("CP-SPENT")
+    started = charging_event("Started", 0, 0, "Charging", idToken=TOKEN, evse={"id": 1})
+    async with raw_socket(daphne, "2.0.1", "CP-SPENT") as websocket:
+        await call(websocket, "t1", "TransactionEvent", started)
+        await call(websocket, "t2", "TransactionEvent", charging_event("Ended", 2, 50, "EVConnected", 2700))
+        await call(websocket, "t3", "TransactionEvent", charging_event("Updated", 1, 10, "Charging", 600))
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.time_spent_charging, session.idle_seconds) == (2700, 50 * 60 - 2700)

@@ -18,13 +18,17 @@ from kernel.timestamps import UNREADABLE_TIME, charger_time_read, format_ocpp_ti
 from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
+# 1.6 IdToken is CiString20Type: a longer parent (a 2.0.1 group token, up to 36) cannot be sent.
+PARENT_ID_TAG_MAX_LENGTH = 20
+
 
 def id_tag_info(info: IdTagInfo) -> dict[str, Any]:
-    """The 1.6 ``IdTagInfo`` as sent: ``{status, expiryDate?, parentIdTag?}``."""
+    """The 1.6 ``IdTagInfo`` as sent: ``{status, expiryDate?, parentIdTag?}``. A parent longer than
+    a 1.6 IdToken (20 characters) is left out: the answer stays valid, its status and expiry stand."""
     answer: dict[str, Any] = {"status": info.status}
     if info.expiry_date is not None:
         answer["expiryDate"] = format_ocpp_time(info.expiry_date)
-    if info.parent_id_tag:
+    if info.parent_id_tag and len(info.parent_id_tag) <= PARENT_ID_TAG_MAX_LENGTH:
         answer["parentIdTag"] = info.parent_id_tag
     return answer
 

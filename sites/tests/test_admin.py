@@ -52,3 +52,22 @@ def test_site_page_charts_capacity_limits_and_measured_draw(admin_client, site):
 def test_the_sweep_recomputes_every_site_and_sends_nothing_to_offline_chargers(site):
     assert sites_recompute_all() == 1
     assert not SiteMember.objects.get(charge_point__charge_point_id="CP-A").smart_charging_flag
+
+
+def test_the_admin_refuses_a_site_the_api_refuses_with_the_field_s_error(admin_client):
+    """A failsafe above the capacity less the base load was a 500 (SiteConflict), not a form error."""
+    form = {
+        "name": "Yard",
+        "phases": 1,
+        "voltage_v": 230,
+        "capacity_a": "32",
+        "base_load_a": "10",
+        "failsafe_current_a": "30",
+        "min_current_a": "6",
+        "members-TOTAL_FORMS": "0",
+        "members-INITIAL_FORMS": "0",
+    }
+    response = admin_client.post("/admin/sites/site/add/", form)
+    assert response.status_code == 200
+    assert "above what the site gives one charger" in response.content.decode()
+    assert not Site.objects.filter(name="Yard").exists()

@@ -1,0 +1,165 @@
+"""What OCPP says in prose about a command body, and its schemas leave out (round 40's probes): refused
+with a 400 naming the field and nothing sent, times sent as UTC with ``Z``, and a command whose answer
+the CSMS cannot apply to its own state is still completed (in-process API client)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from charging.models import IdTag
+from commands import selectors
+from commands.models import Command, CommandState
+from ocpp_gateway.tests.test_command_routes import answered
+
+pytestmark = pytest.mark.django_db
+
+PROFILE = {
+    "charging_profile_id": 1,
+    "stack_level": 0,
+    "charging_profile_purpose": "TxProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": 16}]},
+}
+RESERVE16 = {"connector_id": 1, "expiry_date": "2031-01-01T00:00:00Z", "id_tag": "RFID-1", "reservation_id": 7}
+TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
+LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
+
+
+@pytest.mark.parametrize(
+    ("version", "command", "body", "field"),
+    [
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "not-a-date"}, "expiry_date"),
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-01-01T00:00:00"}, "expiry_date"),  # no offset
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-01-01"}, "expiry_date"),
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-13-01T00:00:00Z"}, "expiry_date"),
+        ("1.6", "reserve_now", {**RESERVE16, "reservation_id": 2**31}, "reservation_id"),
+        ("1.6", "reserve_now", {**RESERVE16, "connector_id": -3}, "connector_id"),
+        ("1.6", "send_local_list", {"list_version": 2**40, "update_type": "Full"}, "list_version"),
+        ("1.6", "send_local_list", {"list_version": 0, "update_type": "Full"}, "list_version"),
+        ("1.6", "send_local_list", {"list_version": -1, "update_type": "Differential"}, "list_version"),
+        (
+            "1.6",
+            "send_local_list",
+            {"list_version": 3, "update_type": "Full", "local_authorization_list": [{"id_tag": "A"}]},
+            "local_authorization_list.0.id_tag_info",
+        ),
+        (
+            "1.6",
+            "send_local_list",
+            {
+                "list_version": 3,
+                "update_type": "Full",
+                "local_authorization_list": [LIST_ENTRY, {**LIST_ENTRY, "id_tag": "a"}],
+            },
+            "local_authorization_list.1",
+        ),
+        (
+            "2.0.1",
+            "send_local_list",
+            {"version_number": 0, "update_type": "Full", "local_authorization_list": []},
+            "version_number",
+        ),
+        ("1.6", "remote_start_transaction", {"connector_id": 0, "id_tag": "A"}, "connector_id"),
+        ("1.6", "remote_start_transaction", {"connector_id": -1, "id_tag": "A"}, "connector_id"),
+        (
+            "1.6",
+            "remote_start_transaction",
+            {"id_tag": "A", "charging_profile": {**PROFILE, "charging_profile_purpose": "TxDefaultProfile"}},
+            "charging_profile.charging_profile_purpose",
+        ),
+        (
+            "1.6",
+            "remote_start_transaction",
+            {"id_tag": "A", "charging_profile": {**PROFILE, "transaction_id": 5}},
+            "charging_profile.transaction_id",
+        ),
+        ("2.0.1", "request_start_transaction", {"evse_id": 0, "remote_start_id": 1, "id_token": TOKEN}, "evse_id"),
+        ("1.6", "unlock_connector", {"connector_id": 0}, "connector_id"),
+        ("2.0.1", "unlock_connector", {"evse_id": 0, "connector_id": 1}, "evse_id"),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "stack_level": -1}},
+            "cs_charging_profiles.stack_level",
+        ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "stack_level": 2**40}},
+            "cs_charging_profiles.stack_level",
+        ),
+        ("1.6", "get_diagnostics", {"location": "ftp://x/", "start_time": "garbage"}, "start_time"),
+    ],
+)
+def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_nothing_is_sent(
+    api_client, register_charge_point, version, command, body, field
+):
+    register_charge_point("CP-1", ocpp_version=version)
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    response = api_client.post(f"/api/v1/{path}/CP-1/{command}", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert field in response.json()["details"], response.json()
+    assert not Command.objects.exists()
+
+
+def test_times_in_a_body_are_recorded_and_sent_as_utc_with_z_and_milliseconds(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    body = {**RESERVE16, "expiry_date": "2031-01-01T10:00:00.123456789+01:00"}
+    response = api_client.post("/api/v1/ocpp16/CP-1/reserve_now", body, format="json")
+    assert response.json()["error"] == "NotConnected"  # recorded, then not sent: the charger is away
+    assert Command.objects.get().request["expiry_date"] == "2031-01-01T09:00:00.123Z"
+
+
+def test_an_idempotency_key_longer_than_it_is_kept_is_a_400_not_cut_into_another_key(
+    api_client, register_charge_point
+):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post(
+        "/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256
+    )
+    assert response.status_code == 400 and "Idempotency-Key" in response.json()["details"]
+    assert not Command.objects.exists()
+
+
+def test_an_answer_the_csms_cannot_apply_still_completes_the_command(register_charge_point):
+    """The charger's accepted GetLocalListVersion of 2**40 (no 32-bit column holds it), and a
+    reservation recorded before times were checked: completed, not left pending for ever."""
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    version = answered(charge_point, "1.6", "get_local_list_version", {}, {"listVersion": 2**40})
+    reservation = answered(
+        charge_point, "1.6", "reserve_now", {**RESERVE16, "expiry_date": "soon"}, {"status": "Accepted"}
+    )
+    assert [version.state, reservation.state] == [CommandState.ACCEPTED, CommandState.ACCEPTED]
+    assert Command.objects.filter(state=CommandState.PENDING).count() == 0
+
+
+def test_a_remote_start_id_names_the_token_of_the_request_the_charger_accepted(register_charge_point):
+    charge_point = register_charge_point("CP-201", ocpp_version="2.0.1")
+    accepted = {"remote_start_id": 50, "evse_id": 1, "id_token": TOKEN}
+    answered(charge_point, "2.0.1", "request_start_transaction", accepted, {"status": "Accepted"})
+    refused = {**accepted, "id_token": {"id_token": "BLK1", "type": "ISO14443"}}
+    answered(charge_point, "2.0.1", "request_start_transaction", refused, {"status": "Rejected"})
+    assert selectors.remote_start_id_token(charge_point_id="CP-201", remote_start_id=50) == TOKEN
+
+
+def test_a_reservation_for_a_tag_the_csms_refuses_or_an_expiry_past_is_sent_with_warnings(
+    api_client, register_charge_point
+):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    IdTag.objects.create(id_tag="BLOCKED", status="Blocked")
+    past = (timezone.now() - timedelta(minutes=1)).isoformat()
+    body = {**RESERVE16, "id_tag": "BLOCKED", "expiry_date": past}
+    response = api_client.post("/api/v1/ocpp16/CP-1/reserve_now", body, format="json")
+    assert response.json()["error"] == "NotConnected"
+    warnings = Command.objects.get().warnings
+    assert len(warnings) == 2 and "Blocked" in warnings[0] and "already past" in warnings[1]
+
+
+def test_a_no_authorization_remote_start_carries_no_warning(api_client, register_charge_point):
+    register_charge_point("CP-201", ocpp_version="2.0.1")
+    body = {"remote_start_id": 1, "evse_id": 1, "id_token": {"id_token": "", "type": "NoAuthorization"}}
+    api_client.post("/api/v1/ocpp201/CP-201/request_start_transaction", body, format="json")
+    assert Command.objects.get().warnings == []
