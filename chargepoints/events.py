@@ -29,14 +29,15 @@ def connector_status_changed(
     error_code: str,
     timestamp: datetime,
 ) -> dict[str, Any]:
-    """connector.status_changed: the OCPP status (and error code) a StatusNotification reported."""
+    """connector.status_changed: the OCPP status (and error code) a StatusNotification reported; a
+    2.0.1 one carries no error code (null, as every absent value)."""
     return {
         "charge_point_id": charge_point_id,
         "evse_id": evse_id,
         "connector_id": connector_id,
         "status": status,
         "previous_status": previous_status or None,
-        "error_code": error_code,
+        "error_code": error_code or None,
         "timestamp": iso_utc(timestamp),
     }
 

@@ -228,13 +228,6 @@ def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
     return _token_warnings(id_tag, token_type, "the session would be flagged unauthorized_token")
 
 
-def reservation_token_warnings(*, id_tag: str, token_type: str = "") -> list[str]:
-    """The reservation guard, as ``remote_start_token_warnings``: a reservation is sent for any
-    token, with a warning when the CSMS would not authorize it (the charger may hold the connector
-    for a token whose sessions the CSMS flags)."""
-    return _token_warnings(id_tag, token_type, "the connector would be held for a token the CSMS does not authorize")
-
-
 def _token_warnings(id_tag: str, token_type: str, consequence: str) -> list[str]:
     if token_type == "NoAuthorization":
         return []

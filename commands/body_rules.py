@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kernel.timestamps import parse_ocpp_time
+
 Refusals = dict[str, list[str]]
 
 
@@ -116,7 +118,50 @@ def _no_password201(body: dict[str, Any]) -> Refusals:
     return found
 
 
+def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[[dict[str, Any]], Refusals]:
+    """1.6 §3.13 / §5.16 and 2.0.1 K01: a station maximum profile on connector/EVSE 0 only, a TxProfile
+    on a connector/EVSE only (> 0); a schedule's periods begin at 0 s and go forward in time
+    (startPeriod, s from the schedule's start); a validity that ends after it begins."""
+
+    def check(body: dict[str, Any]) -> Refusals:
+        found: Refusals = {}
+        profile = body.get(profile_field)
+        if not isinstance(profile, dict):
+            return found
+        purpose, where = profile.get("charging_profile_purpose"), body.get(target)
+        if purpose == station_max and where != 0:
+            found[target] = [f"A {station_max} is set on {target} 0 (the whole station)."]
+        if purpose == "TxProfile" and where == 0:
+            found[target] = ["A TxProfile is set on a connector or EVSE (greater than 0), where its transaction is."]
+        valid_from, valid_to = (parse_ocpp_time(profile.get(name)) for name in ("valid_from", "valid_to"))
+        if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+            found[f"{profile_field}.valid_to"] = ["Must be after valid_from."]
+        schedules = profile.get("charging_schedule")
+        listed = schedules if isinstance(schedules, list) else [schedules]
+        for index, schedule in enumerate(listed):
+            at = f"{profile_field}.charging_schedule" + (f".{index}" if isinstance(schedules, list) else "")
+            found |= _periods_checked(schedule, at)
+        return found
+
+    return check
+
+
+def _periods_checked(schedule: Any, at: str) -> Refusals:
+    periods = schedule.get("charging_schedule_period") if isinstance(schedule, dict) else None
+    starts = [period.get("start_period") for period in periods or [] if isinstance(period, dict)]
+    if not starts or not all(isinstance(start, int) for start in starts):
+        return {}
+    if starts[0] != 0:
+        return {f"{at}.charging_schedule_period.0.start_period": ["The first period starts at 0."]}
+    for index in range(1, len(starts)):
+        if starts[index] <= starts[index - 1]:
+            return {f"{at}.charging_schedule_period.{index}.start_period": ["Must be after the period before."]}
+    return {}
+
+
 _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
+    ("1.6", "SetChargingProfile"): _set_profile("connector_id", "cs_charging_profiles", "ChargePointMaxProfile"),
+    ("2.0.1", "SetChargingProfile"): _set_profile("evse_id", "charging_profile", "ChargingStationMaxProfile"),
     ("1.6", "ChangeConfiguration"): _no_password16,
     ("2.0.1", "SetVariables"): _no_password201,
     ("1.6", "UnlockConnector"): _unlock("connector_id"),

@@ -107,6 +107,10 @@ INT32_RANGE = range(-(2**31), 2**31)
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
+# Already as OCPP sends times: UTC (``Z``), at most three decimals. Kept as written.
+_UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z")
+
+
 def request_values(
     *, ocpp_version: str, action: str, payload: Any, named: Any = None
 ) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any], Any]]:
@@ -176,15 +180,15 @@ def _negative(value: Any) -> bool:
 
 
 def times_normalized(*, ocpp_version: str, action: str, payload: Any, named: Any = None) -> Any:
-    """``payload`` with each ``date-time`` of the schema of ``action`` as OCPP sends times: UTC,
-    ``Z``, milliseconds (``format_ocpp_time``; RFC 3339 allows offsets and any number of decimals,
-    2.0.1 at most three). The same object when it holds none; else a copy. Unreadable times are
-    left as they are (``value_errors`` refuses them)."""
+    """``payload`` with each ``date-time`` of the schema of ``action`` that is not in UTC with ``Z``
+    and at most three decimals (RFC 3339 allows offsets and any number of decimals, 2.0.1 at most
+    three) as OCPP sends times (``format_ocpp_time``: UTC, ``Z``, milliseconds). The same object when
+    none changes; else a copy. Unreadable times are left as they are (``value_errors`` refuses them)."""
     rewrites = []
     for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
         if schema.get("format") == "date-time" and isinstance(value, str) and path:
             parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
-            if parsed is not None and format_ocpp_time(parsed) != value:
+            if parsed is not None and not _UTC_Z.fullmatch(value):
                 rewrites.append((path, format_ocpp_time(parsed)))
     if not rewrites:
         return payload

@@ -67,20 +67,27 @@ def site_apply(*, site_id: int) -> float | None:
 
     Returns the seconds after which a held-back increase is due, or None. A missing site is a no-op.
     """
+    unanswered: set[int] = set()  # chargers that left a profile unanswered (a timeout) in this run
     for _ in range(MAX_PASSES):
         with transaction.atomic():
             site = Site.objects.select_for_update().filter(pk=site_id).first()
             if site is None:
                 return None
-            outcome = _apply_once(site)
+            outcome = _apply_once(site, unanswered)
         if outcome != "recompute":
             return outcome
     return None
 
 
-def _apply_once(site: Site) -> float | Literal["recompute"] | None:
+def _apply_once(site: Site, unanswered: set[int]) -> float | Literal["recompute"] | None:
+    """One pass. A charger in ``unanswered`` (connected, but silent on a profile this run) is not
+    steered again: its sessions count as fixed load at the limit they held, so the next pass lowers
+    the others instead of asking it again (a silent charger held the whole site's decreases back)."""
     now = timezone.now()
-    views = selectors.site_sessions(site=site, now=now)
+    views = [
+        dataclasses.replace(view, adjustable=False) if view.member.charge_point_id in unanswered else view
+        for view in selectors.site_sessions(site=site, now=now)
+    ]
     members = list(site.members.select_related("charge_point"))
     failsafe = selectors.site_failsafe_limit(site=site, member_count=len(members))
     steered = [v for v in views if v.adjustable]
@@ -95,10 +102,10 @@ def _apply_once(site: Site) -> float | Literal["recompute"] | None:
         margin_a=Decimal(settings.CSMS_SITES_DRAW_MARGIN_A),
     )
     changes = [Change(v.member, limits[v.demand.session_id], v.held_a, v) for v in steered]
-    changes += _failsafe_changes(members, failsafe)
+    changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered], failsafe)
     decreases = [c for c in changes if c.limit_a < c.previous_a]
     for change in sorted(decreases, key=lambda c: c.previous_a - c.limit_a, reverse=True):
-        if not _send(site, change, now):
+        if not _send(site, change, now, unanswered):
             return "recompute"
     retry_after, kept = None, []
     for change in (c for c in changes if c.limit_a >= c.previous_a):
@@ -107,12 +114,12 @@ def _apply_once(site: Site) -> float | Literal["recompute"] | None:
             retry_after = wait if retry_after is None else min(retry_after, wait)
         rise = change.limit_a - change.previous_a
         if wait is None and (rise > Decimal(settings.CSMS_SITES_HYSTERESIS_A) or (rise and not change.previous_a)):
-            if not _send(site, change, now):
+            if not _send(site, change, now, unanswered):
                 return "recompute"
         elif change.view is not None and _expiring(change.view, now):
             kept.append(dataclasses.replace(change, limit_a=change.previous_a))
     for change in kept:  # the same limit again, before its validity ends
-        if not _send(site, change, now):
+        if not _send(site, change, now, unanswered):
             return "recompute"
     _snapshot(site, views, now)
     return retry_after
@@ -161,7 +168,7 @@ def _increase_wait(change: Change, now: datetime) -> float | None:
     return interval - elapsed if elapsed < interval else None
 
 
-def _send(site: Site, change: Change, now: datetime) -> bool:
+def _send(site: Site, change: Change, now: datetime, unanswered: set[int]) -> bool:
     """Send one profile and record it; False when the charger did not take it (it is then flagged,
     or, offline, counted as fixed load) and the site must be recomputed."""
     charge_point = change.member.charge_point
@@ -195,7 +202,8 @@ def _send(site: Site, change: Change, now: datetime) -> bool:
         return True
     if command.state in (CommandState.REJECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE):
         return _flag(change.member, f"SetChargingProfile {command.state} (command {command.id})", now)
-    return False  # timeout or gone: the next pass counts it as offline
+    unanswered.add(change.member.charge_point_id)  # timeout or gone: fixed load from the next pass on
+    return False
 
 
 def _flag(member: SiteMember, reason: str, now: datetime) -> bool:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sites.models import AllocationSnapshot, Site
 from webhooks.models import EventType
+from webhooks.services import iso_utc
 
 
 def site_allocation_changed(site: Site, snapshot: AllocationSnapshot) -> dict[str, Any]:
@@ -13,7 +14,7 @@ def site_allocation_changed(site: Site, snapshot: AllocationSnapshot) -> dict[st
     return {
         "site_id": site.pk,
         "site": site.name,
-        "at": snapshot.at.isoformat(),
+        "at": iso_utc(snapshot.at),
         "capacity_a": str(site.capacity_a) if site.capacity_a is not None else None,
         "limits_sum_a": str(snapshot.limits_sum_a),
         "limits": snapshot.limits,

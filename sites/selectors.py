@@ -51,13 +51,14 @@ def site_capacity_a(*, site: Site) -> Decimal:
 
 def site_failsafe_limit(*, site: Site, member_count: int) -> Decimal:
     """A member charger's failsafe TxDefaultProfile limit (A): the site's ``failsafe_current_a``, else
-    the capacity shared equally among the members (floored to 0.1 A), 0 when that is below the minimum."""
+    what the site gives its chargers (the capacity less its fixed base load, as an explicit failsafe
+    is bounded) shared equally among the members (floored to 0.1 A), 0 when that is below the minimum."""
     if site.failsafe_current_a is not None:
         return site.failsafe_current_a
-    capacity = site_capacity_a(site=site)
+    headroom = max(site_capacity_a(site=site) - site.base_load_a, Decimal(0))
     if member_count == 0:
         return Decimal(0)
-    share = (capacity / member_count).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")
+    share = (headroom / member_count).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")
     return share if share >= site.min_current_a else Decimal(0)
 
 
@@ -98,16 +99,29 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                 ),
                 held_a=held_a,
                 limit=limit,
-                adjustable=not member.smart_charging_flag and bool(member.charge_point.connection_channel),
+                adjustable=(
+                    not member.smart_charging_flag
+                    and bool(member.charge_point.connection_channel)
+                    and _connector_known(session)
+                ),
             )
         )
     return views
 
 
+def _connector_known(session: Transaction) -> bool:
+    """Whether a session's TxProfile has somewhere to go: its connector (1.6) or EVSE (2.0.1), > 0.
+    A 2.0.1 session authorized before the cable has none yet (E02), and a TxProfile on 0 is refused
+    (1.6 §5.16.2, 2.0.1 K01.FR.16): until it is known the session counts as fixed load."""
+    target = session.evse_id if session.ocpp_version == "2.0.1" else session.connector_id
+    return bool(target and target > 0)
+
+
 def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Decimal:
     """What a session the engine cannot steer counts for (A per phase).
 
-    A charger that refuses profiles: its maximum. An offline one keeps the limit it held until
+    A charger that refuses profiles: its maximum. An offline one (and a session whose connector is
+    not known yet, ``_connector_known``, under the charger's failsafe) keeps the limit it held until
     ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` after it went offline (its share is not handed on), then
     counts at its failsafe default.
     """

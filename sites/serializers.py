@@ -5,6 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from kernel.schemas import INT32_RANGE
 from kernel.serializers import UnknownFieldsRefused
 from sites.models import AllocationSnapshot, Site, SiteMember
 
@@ -38,7 +39,9 @@ class SiteSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
 
 
 class ConnectorMaximumSerializer(serializers.Serializer):
-    connector_id = serializers.IntegerField(min_value=0, help_text="1.6 connectorId or 2.0.1 evseId.")
+    connector_id = serializers.IntegerField(
+        min_value=0, max_value=INT32_RANGE[-1], help_text="1.6 connectorId or 2.0.1 evseId."
+    )
     max_current_a = serializers.DecimalField(**_AMPS)
 
 

@@ -134,6 +134,17 @@ def webhook_subscriptions_changed(**_: Any) -> None:
     cache_changes.changed(SUBSCRIPTIONS_TOPIC)
 
 
+def webhook_subscription_unwanted_dropped(*, sender: Any = None, instance: WebhookSubscription, **_: Any) -> int:
+    """WebhookSubscription's ``post_save`` receiver: its pending deliveries it no longer wants (it was
+    deactivated, or the event type left its ``events``) fail at once, with why, instead of being
+    retried to a receiver that was turned off (an admin re-sends one when wanted). Returns how many."""
+    pending = WebhookDelivery.objects.filter(subscription=instance, state=DeliveryState.PENDING)
+    if instance.active:
+        pending = pending.exclude(event_type__in=instance.events)
+    reason = "the subscription was deactivated" if not instance.active else "its event type left the subscription"
+    return pending.update(state=DeliveryState.FAILED, last_error=f"Not delivered: {reason}.")
+
+
 def webhook_subscribers_condition(*, event_type: str) -> tuple[str, list[str]]:
     """PostgreSQL only: an SQL boolean expression, true when an active subscription may receive
     ``event_type`` (as ``webhook_event_may_have_subscribers``), and its parameters: for a statement

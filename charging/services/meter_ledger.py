@@ -365,7 +365,8 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     The baseline is the meter start the session has (1.6 ``meterStart``, the 2.0.1 Started's
     ``Transaction.Begin``): a Begin reading sent again later (a StopTransaction's
     ``transactionData``, an Ended repeating it, often rounded to kWh) never moves it. A Begin takes
-    its place only when there is none, or it was the first reading standing in (``missing_baseline``)."""
+    its place only when there is none, it is 0 (a charger that does not know its register at the
+    start), or it was the first reading standing in (``missing_baseline``)."""
     if any(row.value is None and row.format != metering.SIGNED_DATA for row in rows):
         anomaly_flag(session, Anomaly.UNPARSEABLE_VALUE)
         if _bound_unread(rows):
@@ -376,7 +377,7 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     if not readings:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
-    if begin and (session.meter_start_wh is None or Anomaly.MISSING_BASELINE in session.anomalies):
+    if begin and (not session.meter_start_wh or Anomaly.MISSING_BASELINE in session.anomalies):
         session.meter_start_wh = begin[0].wh
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
     elif session.meter_start_wh is None:
@@ -427,7 +428,8 @@ def _sample_row(
 
 
 def ledger_readings(session: Transaction) -> list[metering.Reading]:
-    """The session's register readings in time order, its meter start first.
+    """The session's register readings in time order, its meter start first (the Begin readings
+    sent besides it left out: the meter start is the baseline).
 
     Readings a little outside the session's time (a Transaction.End sample a second after the
     stop event) count; a queued reading from another day does not.
@@ -435,7 +437,8 @@ def ledger_readings(session: Transaction) -> list[metering.Reading]:
     end = max(session.stopped_at or session.started_at, session.started_at)
     window = (session.started_at - _CLOCK_SLACK, end + _CLOCK_SLACK)
     readings = metering.register_readings(_register_samples(session, *window))
-    if session.meter_start_wh is not None:
+    if session.meter_start_wh is not None:  # it stands for every Begin reading (``samples_learned``)
+        readings = [reading for reading in readings if reading.context != "Transaction.Begin"]
         readings.insert(0, metering.Reading(session.started_at, session.meter_start_wh, "Transaction.Begin"))
     return readings
 

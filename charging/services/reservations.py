@@ -60,11 +60,3 @@ def reservations_expire(*, now: datetime | None = None) -> int:
         return Reservation.objects.filter(status=ReservationStatus.ACTIVE, expiry_date__lte=now).update(
             status=ReservationStatus.EXPIRED, updated_at=now
         )
-
-
-def reservation_expiry_warnings(*, expiry: datetime | None) -> list[str]:
-    """A reservation is sent whatever its expiry, with a warning when that is already past: the
-    charger holds nothing (1.6 §5.13, 2.0.1 H01), and the CSMS records it expired at its next sweep."""
-    if expiry is not None and expiry <= timezone.now():
-        return ["The expiry is already past: the charger will hold nothing, and the reservation expires at once."]
-    return []

@@ -199,8 +199,8 @@ def transaction_finish(
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
-    if meter_stop_wh is not None:
-        readings = [reading for reading in readings if reading.at <= end]
+    if meter_stop_wh is not None:  # it stands for the End readings sent besides it (a 1.6 transactionData's, in kWh)
+        readings = [reading for reading in readings if reading.at <= end and reading.context != "Transaction.End"]
         readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
     result = metering.derive_energy(
         readings,

@@ -4,12 +4,8 @@ the CSMS cannot apply to its own state is still completed (in-process API client
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
-from charging.models import IdTag
 from commands import selectors
 from commands.models import Command, CommandState
 from ocpp_gateway.tests.test_command_routes import answered
@@ -23,6 +19,16 @@ PROFILE = {
     "charging_profile_kind": "Absolute",
     "charging_schedule": {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": 16}]},
 }
+LATE_FIRST_PERIOD = {
+    "charging_schedule": {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 300, "limit": 16}]}
+}
+UNORDERED_PERIODS = {
+    "charging_schedule": {
+        "charging_rate_unit": "A",
+        "charging_schedule_period": [{"start_period": 0, "limit": 16}, {"start_period": 0, "limit": 8}],
+    }
+}
+STATION_MAX = "ChargePointMaxProfile"
 RESERVE16 = {"connector_id": 1, "expiry_date": "2031-01-01T00:00:00Z", "id_tag": "RFID-1", "reservation_id": 7}
 TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
@@ -59,7 +65,7 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
         (
             "2.0.1",
             "send_local_list",
-            {"version_number": 0, "update_type": "Full", "local_authorization_list": []},
+            {"version_number": 0, "update_type": "Full"},
             "version_number",
         ),
         ("1.6", "remote_start_transaction", {"connector_id": 0, "id_tag": "A"}, "connector_id"),
@@ -92,6 +98,43 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
             "cs_charging_profiles.stack_level",
         ),
         ("1.6", "get_diagnostics", {"location": "ftp://x/", "start_time": "garbage"}, "start_time"),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 0, "cs_charging_profiles": PROFILE},
+            "connector_id",  # a TxProfile on the whole station
+        ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "charging_profile_purpose": STATION_MAX}},
+            "connector_id",
+        ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, **LATE_FIRST_PERIOD}},
+            "cs_charging_profiles.charging_schedule.charging_schedule_period.0.start_period",
+        ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, **UNORDERED_PERIODS}},
+            "cs_charging_profiles.charging_schedule.charging_schedule_period.1.start_period",
+        ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {
+                "connector_id": 1,
+                "cs_charging_profiles": {
+                    **PROFILE,
+                    "valid_from": "2031-01-02T00:00:00Z",
+                    "valid_to": "2031-01-01T00:00:00Z",
+                },
+            },
+            "cs_charging_profiles.valid_to",
+        ),
     ],
 )
 def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_nothing_is_sent(
@@ -113,9 +156,7 @@ def test_times_in_a_body_are_recorded_and_sent_as_utc_with_z_and_milliseconds(ap
     assert Command.objects.get().request["expiry_date"] == "2031-01-01T09:00:00.123Z"
 
 
-def test_an_idempotency_key_longer_than_it_is_kept_is_a_400_not_cut_into_another_key(
-    api_client, register_charge_point
-):
+def test_an_idempotency_key_longer_than_it_is_kept_is_a_400_not_cut_into_another_key(api_client, register_charge_point):
     register_charge_point("CP-1", ocpp_version="1.6")
     response = api_client.post(
         "/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256
@@ -145,21 +186,16 @@ def test_a_remote_start_id_names_the_token_of_the_request_the_charger_accepted(r
     assert selectors.remote_start_id_token(charge_point_id="CP-201", remote_start_id=50) == TOKEN
 
 
-def test_a_reservation_for_a_tag_the_csms_refuses_or_an_expiry_past_is_sent_with_warnings(
-    api_client, register_charge_point
-):
-    register_charge_point("CP-1", ocpp_version="1.6")
-    IdTag.objects.create(id_tag="BLOCKED", status="Blocked")
-    past = (timezone.now() - timedelta(minutes=1)).isoformat()
-    body = {**RESERVE16, "id_tag": "BLOCKED", "expiry_date": past}
-    response = api_client.post("/api/v1/ocpp16/CP-1/reserve_now", body, format="json")
-    assert response.json()["error"] == "NotConnected"
-    warnings = Command.objects.get().warnings
-    assert len(warnings) == 2 and "Blocked" in warnings[0] and "already past" in warnings[1]
-
-
 def test_a_no_authorization_remote_start_carries_no_warning(api_client, register_charge_point):
     register_charge_point("CP-201", ocpp_version="2.0.1")
     body = {"remote_start_id": 1, "evse_id": 1, "id_token": {"id_token": "", "type": "NoAuthorization"}}
     api_client.post("/api/v1/ocpp201/CP-201/request_start_transaction", body, format="json")
     assert Command.objects.get().warnings == []
+
+
+@pytest.mark.parametrize("status", ["InvalidCertificate", "RevokedCertificate"])
+def test_an_update_firmware_refused_for_its_certificate_is_rejected(register_charge_point, status):
+    """2.0.1 L01: a campaign took these for Accepted and waited an hour for a download never begun."""
+    charge_point = register_charge_point("CP-201", ocpp_version="2.0.1")
+    body = {"request_id": 1, "firmware": {"location": "https://fw/x.bin", "retrieve_date_time": "2031-01-01T00:00:00Z"}}
+    assert answered(charge_point, "2.0.1", "update_firmware", body, {"status": status}).state == CommandState.REJECTED

@@ -180,7 +180,7 @@ def log_status_record(
     else:
         uploads = uploads.filter(Q(command__isnull=True) | Q(command__state=CommandState.ACCEPTED))
     with transaction.atomic():
-        upload = uploads.select_for_update().order_by("-created_at").first()
+        upload = uploads.select_for_update(of=("self",)).order_by("-created_at").first()
         if upload is None:
             return None
         upload.status = status

@@ -4,9 +4,12 @@ single-use URL the CSMS hosts, tracked from the status notifications, downloaded
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from ocpp.routing import on
+from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
 from commands.models import Command
@@ -81,3 +84,23 @@ async def test_an_upload_with_a_wrong_token_is_refused(shared_files):
     assert await asyncio.to_thread(http_upload, url, b"data") == 403
     assert await asyncio.to_thread(http_upload, url, b"data", method="PUT") == 403
     assert not await LogUpload.objects.aexists()
+
+
+class CancellingLogCharger201(LogCharger201):
+    """Answers GetLog ``AcceptedCanceled``: it takes this request and cancels the upload under way."""
+
+    @on("GetLog")
+    async def on_get_log(self, log: dict[str, Any], log_type: str, request_id: int, **_: Any) -> Any:
+        return result201.GetLog(status="AcceptedCanceled")
+
+
+async def test_a_get_log_answered_accepted_canceled_fails_the_upload_it_cancelled(shared_files):
+    """2.0.1 N01: ``AcceptedCanceled``, the new request accepted and the one under way cancelled (it
+    stayed ``uploading`` for ever)."""
+    await ChargePoint.objects.acreate(charge_point_id="LOGC", heartbeat_interval=60, ocpp_version="2.0.1")
+    async with ocpp_charger(shared_files, "2.0.1", "LOGC", client_class=CancellingLogCharger201):
+        first = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="LOGC")
+        await LogUpload.objects.filter(pk=first.pk).aupdate(state="uploading", status="Uploading")
+        second = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="LOGC")
+    first = await LogUpload.objects.aget(pk=first.pk)
+    assert (first.state, first.status, second.state) == ("failed", "AcceptedCanceled", "requested")

@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from commands.models import Command, CommandState
 from maintenance.errors import MaintenanceError
 from maintenance.links import LinkRefused, upload_token_digest
 from maintenance.models import CampaignTarget, LogUpload, TargetState
@@ -136,3 +137,23 @@ def test_a_late_status_does_not_undo_an_arrived_file():
     diagnostics.log_status_record(charge_point_id="LOGS", state="failed", status="UploadFailed")
     record.refresh_from_db()
     assert (record.state, record.status) == ("uploaded", "UploadFailed")
+
+
+def _command(state: str) -> Command:
+    return Command.objects.create(
+        charge_point_identity="LOGS",
+        ocpp_version="1.6",
+        command="get_diagnostics",
+        action="GetDiagnostics",
+        request={},
+        state=state,
+    )
+
+
+def test_a_1_6_status_goes_to_the_latest_request_the_charger_accepted_not_one_it_refused():
+    accepted = _log_upload("older", command=_command(CommandState.ACCEPTED))
+    refused = _log_upload("newer", command=_command(CommandState.REJECTED), state="failed", status="Rejected")
+    diagnostics.log_status_record(charge_point_id="LOGS", state="uploading", status="Uploading")
+    accepted.refresh_from_db()
+    refused.refresh_from_db()
+    assert (accepted.state, refused.state, refused.status) == ("uploading", "failed", "Rejected")

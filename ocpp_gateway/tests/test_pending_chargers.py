@@ -51,8 +51,8 @@ async def test_a_pending_charger_is_told_every_action_it_may_use(daphne, version
         await booted_pending(websocket, version)
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
     served = {
-        "1.6": "BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, MeterValues, "
-        "StatusNotification",
+        "1.6": "BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, "
+        "LogStatusNotification, MeterValues, StatusNotification",
         "2.0.1": "BootNotification, FirmwareStatusNotification, Heartbeat, LogStatusNotification, MeterValues, "
         "NotifyReport, StatusNotification",
     }[version]

@@ -3,27 +3,15 @@ ends in StartTransaction, ``transactions.py``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from ocpp.v16.enums import Action
 
-from chargepoints.models import ChargePoint
-from charging import selectors
-from charging.services import charger_state, reservations
+from charging.services import charger_state
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, request_check
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
 
 
 class ReservationHandlers:
-    @staticmethod
-    @request_check(Action.reserve_now)
-    def reserve_now_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
-        return [
-            *selectors.reservation_token_warnings(id_tag=body["id_tag"]),
-            *reservations.reservation_expiry_warnings(expiry=parse_ocpp_time(body["expiry_date"])),
-        ]
-
     @staticmethod
     @answer(Action.reserve_now)
     def after_reserve_now(command: Command) -> None:

@@ -352,3 +352,57 @@ async def test_a_tx_profile_past_half_its_validity_is_renewed_with_the_same_limi
         async for c in tx_profiles.order_by("created_at")
     ]
     assert limits == [32, 32]
+
+
+class SilentCar(Car):
+    """Answers every CALL but SetChargingProfile: firmware that never answers an action it does not
+    handle. Its socket stays open, so the CSMS sees it connected."""
+
+    async def route_message(self, raw_msg: str) -> None:
+        frame = json.loads(raw_msg)
+        if frame[0] == 2 and frame[2] == "SetChargingProfile" and getattr(self, "silent", False):
+            return
+        await super().route_message(raw_msg)
+
+
+@pytest.fixture(scope="module")
+def quick_timeout_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
+    return daphne_factory(
+        CSMS_SITES_PROFILE_MIN_INTERVAL="0",
+        CSMS_SITES_HYSTERESIS_A="0",
+        CSMS_SITES_PROFILE_VALIDITY="60",
+        CSMS_SITES_RECOMPUTE_INTERVAL="15",
+        CSMS_OCPP_CALL_TIMEOUT="2",
+    )
+
+
+async def test_a_charger_silent_on_profiles_is_held_at_its_limit_and_the_others_are_lowered(
+    quick_timeout_daphne_server, transactional_db, api_key
+):
+    """Round 40's probe: the silent charger's decrease was asked three times a recompute, for ever, and
+    no other charger was lowered under a new base load (16 + 16 + 20 A on a 32 A connection)."""
+    server = quick_timeout_daphne_server
+    ids = ["MUTE-A", "MUTE-B"]
+    site_id = await _site_with_members(server, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(server, "1.6", ids[0], client_class=SilentCar) as a,
+        ocpp_charger(server, "1.6", ids[1], client_class=Car) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
+        a.silent = True
+        url = f"{server.http_url}/api/v1/sites/{site_id}/base-load"
+        status, _ = await ahttp(url, method="POST", api_key=api_key, body={"load_a": ["10"]})
+        assert status == 200
+        await _limits([a, b], [16, 6])  # 32 - 10 - a's 16 A held: 6 A, the minimum
+        for car in (a, b):
+            await car.end()
+    await eventually(_none_connected, timeout=10)  # the server is done with them before the flush
+
+
+async def _none_connected() -> bool:
+    return not await ChargePoint.objects.exclude(connection_channel="").aexists()

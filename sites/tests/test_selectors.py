@@ -9,7 +9,7 @@ import pytest
 
 from charging.models import MeterSample, Transaction
 from sites.models import SessionLimit, Site, SiteMember
-from sites.selectors import site_sessions
+from sites.selectors import site_failsafe_limit, site_sessions
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
@@ -67,3 +67,31 @@ def test_a_1_6_signed_current_is_not_taken_for_the_car_s_draw(register_charge_po
     _reading(session, "9.5", T0 + timedelta(seconds=1), signed_data={"signed_meter_data": "OCMF|9.5"})
     [view] = site_sessions(site=site, now=T0 + timedelta(seconds=5))
     assert view.demand.draw_a == Decimal("9.5")
+
+
+def test_the_default_failsafe_shares_what_the_site_gives_its_chargers_not_its_whole_capacity(register_charge_point):
+    """32 A less a fixed 10 A base load: 22 A to share; an explicit failsafe above 22 A is refused, the
+    computed one gave one member 32 A (42 A on a 32 A connection with the CSMS away)."""
+    site = Site.objects.create(name="Base", phases=1, capacity_a=Decimal(32), base_load_a=Decimal(10))
+    assert site_failsafe_limit(site=site, member_count=1) == Decimal(22)
+    assert site_failsafe_limit(site=site, member_count=2) == Decimal(11)
+    assert site_failsafe_limit(site=site, member_count=4) == Decimal(0)  # 5.5 A: under the 6 A minimum
+
+
+def test_a_session_whose_evse_is_not_known_yet_is_not_steered(register_charge_point):
+    """A 2.0.1 session authorized before the cable has no EVSE: its TxProfile went to EVSE 0, was
+    refused, the charger was flagged and the site's other session paused at 0 A."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-E", ocpp_version="2.0.1")
+    charge_point.connection_channel = "specific.x!y"
+    charge_point.save()
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    session = Transaction.objects.create(
+        charge_point=charge_point, ocpp_version="2.0.1", ocpp_transaction_id="TX", start_key="TX", started_at=T0
+    )
+    [view] = site_sessions(site=site, now=T0)
+    assert not view.adjustable
+    session.evse_id = 1
+    session.save()
+    [view] = site_sessions(site=site, now=T0)
+    assert view.adjustable
