@@ -7,6 +7,7 @@ Each rule names the section it implements. Bodies are the API's (snake_case), al
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -106,8 +107,11 @@ def _no_password16(body: dict[str, Any]) -> Refusals:
     return {}
 
 
-def _no_password201(body: dict[str, Any]) -> Refusals:
+def _set_variables(body: dict[str, Any]) -> Refusals:
+    """No charger password (``_PASSWORD_REFUSAL``), and each attribute set once: the answer names
+    attributes, not items, so the value of one set twice could not be told from the other's."""
     found: Refusals = {}
+    seen: set[str] = set()
     for index, item in enumerate(body.get("set_variable_data") or []):
         if not isinstance(item, dict):
             continue
@@ -115,6 +119,12 @@ def _no_password201(body: dict[str, Any]) -> Refusals:
         variable = str((item.get("variable") or {}).get("name", "")).lower()
         if (component, variable) == ("securityctrlr", "basicauthpassword"):
             found[f"set_variable_data.{index}.variable"] = [_PASSWORD_REFUSAL]
+        attribute = json.dumps(
+            [item.get("component"), item.get("variable"), item.get("attribute_type", "Actual")], sort_keys=True
+        ).lower()
+        if attribute in seen:
+            found[f"set_variable_data.{index}"] = ["This attribute is already set in this request."]
+        seen.add(attribute)
     return found
 
 
@@ -163,7 +173,7 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("1.6", "SetChargingProfile"): _set_profile("connector_id", "cs_charging_profiles", "ChargePointMaxProfile"),
     ("2.0.1", "SetChargingProfile"): _set_profile("evse_id", "charging_profile", "ChargingStationMaxProfile"),
     ("1.6", "ChangeConfiguration"): _no_password16,
-    ("2.0.1", "SetVariables"): _no_password201,
+    ("2.0.1", "SetVariables"): _set_variables,
     ("1.6", "UnlockConnector"): _unlock("connector_id"),
     ("2.0.1", "UnlockConnector"): _unlock("evse_id", "connector_id"),
     ("1.6", "RemoteStartTransaction"): _remote_start("connector_id"),

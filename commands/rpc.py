@@ -190,6 +190,9 @@ async def _round_trip(
         "payload": payload,
         "reply_to": reply_to,
         "deadline": time.time() + timeout,
+        # When this caller stops waiting for the acknowledgement (and reports the charger not
+        # connected): a process that gets to the CALL only after, stalled meanwhile, drops it unsent.
+        "ack_by": time.time() + ACK_TIMEOUT,
     }
     try:
         ack = await transport.send_then_first_reply(channel_name, request, reply_to)

@@ -291,19 +291,37 @@ class OcppConsumer(AsyncWebsocketConsumer):
         return self.router is not None and self._accepted and not self._ended
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
-        """A command for this charger from the RPC (any process): queue it (acknowledged if slow)."""
+        """A command for this charger from the RPC (any process): queue it (acknowledged if slow).
+        One whose caller gave up waiting for its acknowledgement is dropped (``_given_up``)."""
         if not self.accepts_calls():
             await self._reply(message, {"outcome": "not_connected"})
+            return
+        if self._given_up(message):
             return
         # A timer, not a task: most answers come first and cancel it (_reply).
         message["ack"] = asyncio.get_running_loop().call_later(ACK_DELAY, self._acknowledge_later, message)
         self._queue_call(message)
+
+    def _given_up(self, request: dict[str, Any]) -> bool:
+        """Whether the caller of a command stopped waiting before this process acknowledged it: it
+        was told the charger is not connected (``commands.rpc``'s ``ack_by``, ``ACK_TIMEOUT`` after
+        it asked), so a process that stalled meanwhile (paused, its CPU starved) must not send it
+        after all. Logged."""
+        given_up = not request.get("acknowledged") and time.time() > request.get("ack_by", float("inf"))
+        if given_up:
+            logger.warning(
+                "%s: %s dropped unsent: its caller stopped waiting before it was acknowledged",
+                self.charge_point_id,
+                request["action"],
+            )
+        return given_up
 
     def _acknowledge_later(self, message: dict[str, Any]) -> None:
         """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""
         message["ack"] = asyncio.create_task(self._acknowledge(message))
 
     async def _acknowledge(self, message: dict[str, Any]) -> None:
+        message["acknowledged"] = True
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
@@ -338,6 +356,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
             request = self._outbound.popleft()
             self._current_call = request
             remaining = request["deadline"] - time.time()
+            if self._given_up(request):
+                if ack := request.pop("ack", None):
+                    ack.cancel()
+                self._current_call = None
+                continue
             if remaining <= 0:
                 reply = {"outcome": "timeout"}
             else:

@@ -104,6 +104,13 @@ class SiteAdmin(admin.ModelAdmin):
         fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
         services.site_save(site=obj, **fields)
 
+    def delete_model(self, request: HttpRequest, obj: Site) -> None:
+        services.site_delete(site=obj)  # as the API: its chargers' failsafe cleared
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
+        for site in queryset:
+            services.site_delete(site=site)
+
     def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         site_recompute_on_commit(site_id=form.instance.pk)
@@ -125,3 +132,10 @@ class SiteMemberAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: SiteMember, form: ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         site_recompute_on_commit(site_id=obj.site_id)
+
+    def delete_model(self, request: HttpRequest, obj: SiteMember) -> None:
+        services.site_member_remove(member=obj)  # as the API: the site recomputed, its failsafe cleared
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[SiteMember]) -> None:
+        for member in queryset.select_related("charge_point"):
+            services.site_member_remove(member=member)

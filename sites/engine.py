@@ -34,6 +34,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from chargepoints.models import ChargePoint
 from charging.models import InstalledChargingProfile
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_send
@@ -284,3 +285,32 @@ def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime) -> 
         event_type=EventType.SITE_ALLOCATION_CHANGED,
         data=events.site_allocation_changed(site, snapshot),
     )
+
+
+def failsafe_clear_on_commit(*, charge_point: ChargePoint) -> None:
+    """Once the caller's transaction commits, ask a charger that left its site (a member removed, its
+    site deleted) to forget the site's failsafe TxDefaultProfile (``FAILSAFE_PROFILE_ID``), in the
+    background: off the site, its sessions would stay under the site's share for good (0 A when that
+    share was under the minimum). Its sessions' TxProfiles lapse at their validity. A charger away is
+    not asked (the command would only be recorded as not connected); its profile stays listed."""
+    if not charge_point.connection_channel or not charge_point.ocpp_version:
+        return
+    body: dict[str, Any] = (
+        {"id": FAILSAFE_PROFILE_ID}
+        if charge_point.ocpp_version == "1.6"
+        else {"charging_profile_id": FAILSAFE_PROFILE_ID}
+    )
+    request = CommandRequest(
+        charge_point_id=charge_point.charge_point_id,
+        ocpp_version=charge_point.ocpp_version,
+        command="clear_charging_profile",
+        body=body,
+    )
+
+    def send() -> None:
+        try:
+            command_send(request=request, wait=False)
+        except Exception:
+            logger.exception("%s: could not clear the site's failsafe profile", charge_point.charge_point_id)
+
+    transaction.on_commit(send)

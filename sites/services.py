@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from sites import selectors
+from sites.engine import failsafe_clear_on_commit
 from sites.models import ConnectorMaximum, Site, SiteMember
 from sites.triggers import site_recompute_on_commit, sites_recompute
 
@@ -68,8 +69,12 @@ def _currents_checked(site: Site) -> None:
 
 
 def site_delete(*, site: Site) -> None:
-    """Remove a site; its chargers keep the profiles they hold until their sessions end."""
-    site.delete()
+    """Remove a site; its connected chargers are asked to forget its failsafe default profile
+    (``engine.failsafe_clear_on_commit``), their sessions' TxProfiles lapse at their validity."""
+    with transaction.atomic():
+        for member in site.members.select_related("charge_point"):
+            failsafe_clear_on_commit(charge_point=member.charge_point)
+        site.delete()
 
 
 def site_base_load_record(*, site: Site, load_a: Sequence[Decimal]) -> Site:
@@ -100,12 +105,14 @@ def site_member_add(
 
     Raises SiteConflict for an unknown charger, one on another site, or phases the site lacks.
     """
-    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
-    if charge_point is None:
-        raise SiteConflict("charge_point_id", f"Charge point {charge_point_id!r} is not registered.")
     _check_phases(site, phases)
     with transaction.atomic():
-        existing = SiteMember.objects.select_for_update().filter(charge_point=charge_point).first()
+        # The charger's row locked first: two requests adding it to two sites found no member row to
+        # lock, and the second moved it silently (both answered 201).
+        charge_point = ChargePoint.objects.select_for_update().filter(charge_point_id=charge_point_id).first()
+        if charge_point is None:
+            raise SiteConflict("charge_point_id", f"Charge point {charge_point_id!r} is not registered.")
+        existing = SiteMember.objects.filter(charge_point=charge_point).first()
         if existing is not None and existing.site_id != site.pk:
             raise SiteConflict("charge_point_id", f"{charge_point_id} is a member of site {existing.site}.")
         member, _ = SiteMember.objects.update_or_create(
@@ -136,8 +143,11 @@ def site_member_update(*, member: SiteMember, **fields: Any) -> SiteMember:
 
 
 def site_member_remove(*, member: SiteMember) -> None:
+    """Take a charger off its site: the site is recomputed, and the charger asked to forget the
+    site's failsafe default profile (``engine.failsafe_clear_on_commit``)."""
     with transaction.atomic():
         member.delete()
+        failsafe_clear_on_commit(charge_point=member.charge_point)
         site_recompute_on_commit(site_id=member.site_id)
 
 

@@ -179,10 +179,15 @@ class ChargePointHasHistory(Exception):
 
 
 def charge_point_delete(*, charge_point: ChargePoint) -> None:
-    """Remove a charger; one with billing history is kept (decommission it instead)."""
+    """Remove a charger; one with billing history is kept (decommission it instead). A connected one
+    is disconnected, and goes offline for webhook subscribers (``reason`` ``deleted``): its socket's
+    close finds no row to mark offline, so nothing else would tell them."""
     try:
         with transaction.atomic():
             _close_connection_on_commit(charge_point, "charge point deleted")
+            if charge_point.connected:
+                now = timezone.now()
+                _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point.charge_point_id, now, "deleted")
             charge_point.delete()
     except ProtectedError:
         raise ChargePointHasHistory(charge_point.charge_point_id) from None

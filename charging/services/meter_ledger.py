@@ -529,6 +529,8 @@ def transaction_updated_record(
     time_spent_charging_apply(session, time_spent_charging)
     sample_rows_stored(rows, may_gather=True)
     transaction_save_changes(session, may_gather=True)
+    if samples:  # its site recomputes at once, as for a MeterValues (not at its next beat)
+        charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
     return True
 
 

@@ -269,6 +269,8 @@ def _event_add(
         _consume_reservation(session, request.reservation_id)
         sample_rows_stored(_event_apply(session, request), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
+        if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
+            charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
         transaction_save_changes(session, may_gather=not ended)  # its last save, unless it is repriced
         if ended:  # it changes what the ended session cost
             transaction_finish(

@@ -16,6 +16,7 @@ from charging.models import IdTag, ReconciliationItem, Transaction, TransactionS
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_end import connector_sessions_follow
 from charging.services.transaction_stop import StopRequest, transaction_stop
+from charging.signals import charger_draw_changed
 from charging.tests.test_transactions import T0, new_charger, start_v16, stop, v201_start
 
 pytestmark = pytest.mark.django_db
@@ -278,3 +279,25 @@ def test_a_v201_ended_that_overtook_its_started_gives_the_session_its_token_and_
     assert session.status == TransactionStatus.ENDED
     assert (session.id_tag, session.id_tag_status, session.time_spent_charging) == ("TAG1", "Accepted", 1800)
     assert (session.idle_seconds, session.energy_wh) == (1800, Decimal(10000))
+
+
+def test_a_v201_event_with_readings_tells_the_site_the_draw_changed(register_charge_point):
+    """A 1.6 MeterValues recomputed its charger's site at once; a 2.0.1 Updated's readings waited
+    for the site's next beat (52 s in round 40's probe)."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(charge_point_id, "TX-D", 0, T0, samples=begin, started_event=True)
+    told = []
+
+    def heard(sender, **kwargs):
+        told.append(kwargs)
+
+    charger_draw_changed.connect(heard, dispatch_uid="test-heard")
+    try:
+        current = [
+            SampledValue(timestamp=T0 + timedelta(minutes=1), raw_value="15.9", measurand="Current.Import", unit="A")
+        ]
+        v201_start(charge_point_id, "TX-D", 1, T0 + timedelta(minutes=1), samples=current)
+    finally:
+        charger_draw_changed.disconnect(dispatch_uid="test-heard")
+    assert told

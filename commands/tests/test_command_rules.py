@@ -29,6 +29,12 @@ UNORDERED_PERIODS = {
     }
 }
 STATION_MAX = "ChargePointMaxProfile"
+PASSWORD_VARIABLE = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+HEARTBEAT_VARIABLE = {
+    "component": {"name": "OCPPCommCtrlr"},
+    "variable": {"name": "HeartbeatInterval"},
+    "attribute_value": "60",
+}
 RESERVE16 = {"connector_id": 1, "expiry_date": "2031-01-01T00:00:00Z", "id_tag": "RFID-1", "reservation_id": 7}
 TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
@@ -98,6 +104,19 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
             "cs_charging_profiles.stack_level",
         ),
         ("1.6", "get_diagnostics", {"location": "ftp://x/", "start_time": "garbage"}, "start_time"),
+        ("1.6", "change_configuration", {"key": "AuthorizationKey", "value": "6162636465666768"}, "key"),
+        (
+            "2.0.1",
+            "set_variables",
+            {"set_variable_data": [{**PASSWORD_VARIABLE, "attribute_value": "SecondPassword-654321"}]},
+            "set_variable_data.0.variable",
+        ),
+        (
+            "2.0.1",
+            "set_variables",
+            {"set_variable_data": [HEARTBEAT_VARIABLE, {**HEARTBEAT_VARIABLE, "attribute_value": "5"}]},
+            "set_variable_data.1",
+        ),
         (
             "1.6",
             "set_charging_profile",

@@ -20,7 +20,7 @@ from ocpp.v16 import call as call16
 
 from chargepoints import services
 from chargepoints.models import ChargePoint
-from conftest import _test_database_url, ahttp, eventually, ocpp_charger, stop_daphne
+from conftest import _test_database_url, ahttp, eventually, ocpp_charger, raw_socket, stop_daphne
 from ocpp_gateway.gateway_processes import (
     KNOWN_KEY,
     SINCE_KEY,
@@ -175,6 +175,31 @@ async def test_a_process_that_stalls_for_less_than_the_ttl_keeps_its_chargers(
         assert await connected(daphne, api_key, "CP-SLOW")
         assert await offline_events() == []
         await boot(charger)  # the stalled process serves its charger again
+
+
+@requires_redis
+async def test_a_command_its_caller_gave_up_on_while_the_process_stalled_is_not_sent_after_all(
+    daphne, gateways, api_key
+):
+    """Round 40's probe: a Reset to a process paused 4.5 s was answered 503 NotConnected, then sent
+    and accepted once the process resumed. The caller's report stands: the CALL is dropped unsent."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-PAUSED", heartbeat_interval=3600)
+    slow = gateways()
+    async with raw_socket(slow, "1.6", "CP-PAUSED") as websocket:
+        await websocket.send(
+            json.dumps([2, "b", "BootNotification", {"chargePointVendor": "A", "chargePointModel": "B"}])
+        )
+        await asyncio.wait_for(websocket.recv(), 5)
+        slow.process.send_signal(signal.SIGSTOP)
+        try:
+            url = f"{daphne.http_url}/api/v1/ocpp16/CP-PAUSED/reset"
+            status, body = await ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"})
+        finally:
+            slow.process.send_signal(signal.SIGCONT)
+        assert (status, body["error"]) == (503, "NotConnected")
+        with pytest.raises(TimeoutError):
+            frame = await asyncio.wait_for(websocket.recv(), 3)
+            pytest.fail(f"the CSMS sent {frame}")
 
 
 @requires_redis

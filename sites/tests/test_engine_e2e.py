@@ -406,3 +406,20 @@ async def test_a_charger_silent_on_profiles_is_held_at_its_limit_and_the_others_
 
 async def _none_connected() -> bool:
     return not await ChargePoint.objects.exclude(connection_channel="").aexists()
+
+
+async def test_a_charger_taken_off_its_site_is_asked_to_forget_the_site_s_failsafe(site_daphne, api_key):
+    """Round 40's probe: a member removed kept the site's failsafe TxDefaultProfile (0 A when the
+    share was under the minimum), so its sessions off the site were held at it for good."""
+    ids = ["LEAVE-A", "LEAVE-B"]
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    async with ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a:
+        await a.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await eventually(lambda: a.default_limit is not None, timeout=15)
+        url = f"{site_daphne.http_url}/api/v1/sites/{site_id}/members/{ids[0]}"
+        status, _ = await ahttp(url, method="DELETE", api_key=api_key)
+        assert status == 204
+        cleared = Command.objects.filter(
+            charge_point_identity=ids[0], action="ClearChargingProfile", request={"id": 1_700_000}
+        )
+        await eventually(cleared.aexists, timeout=10)

@@ -210,3 +210,14 @@ def test_a_deactivated_subscription_s_pending_deliveries_fail_instead_of_being_r
     subscription.save()
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"failed"}
     assert WebhookDelivery.objects.get(event_type="command.completed").last_error.endswith("deactivated.")
+
+
+def test_deleting_a_connected_charger_takes_it_offline_for_subscribers(allow_private, register_charge_point):
+    """Its socket's close found no row to mark offline: subscribers kept it online for ever."""
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["charge_point.offline"], secret="s")
+    charge_point = register_charge_point("CP-GONE")
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connected=True)
+    charge_point.refresh_from_db()
+    fleet.charge_point_delete(charge_point=charge_point)
+    [delivery] = WebhookDelivery.objects.all()
+    assert json.loads(delivery.body)["data"]["reason"] == "deleted"
