@@ -23,7 +23,8 @@ class TariffForm(forms.ModelForm):
     in the currency's minor unit, a validity that ends after it starts): one rule set for both."""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         data = {name: value for name, value in cleaned.items() if name in TariffSerializer.Meta.fields}
         checked = TariffSerializer(instance=self.instance if self.instance.pk else None, data=data, partial=True)
         if not checked.is_valid():

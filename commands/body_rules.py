@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from commands import charger_passwords
 from kernel.timestamps import parse_ocpp_time
 
 Refusals = dict[str, list[str]]
@@ -47,15 +48,17 @@ def _remote_start(target: str) -> Callable[[dict[str, Any]], Refusals]:
 
 
 def _local_list(version_field: str, info_field: str, token_of: Callable[[Any], Any]) -> Callable[..., Refusals]:
-    """1.6 §5.15 / §6.49 and 2.0.1 D01: a list version is at least 1 (0 and -1 are what
-    GetLocalListVersion reports for an empty list and for none); a full list's entries each carry
-    their authorization (``info_field``); a token is named once in a list (matched case-insensitively)."""
+    """1.6 §5.15 / §6.49 and 2.0.1 D01: a list version is 0 or more, and 0 only for an empty list (a
+    Full update without entries clears the list, and the charger then reports 0; -1 is what it
+    reports for no list support); a full list's entries each carry their authorization
+    (``info_field``); a token is named once in a list (matched case-insensitively)."""
 
     def check(body: dict[str, Any]) -> Refusals:
         found: Refusals = {}
-        if isinstance(body.get(version_field), int) and body[version_field] < 1:
-            found[version_field] = ["Must be at least 1: 0 and -1 are reserved for an empty list and for none."]
         entries = body.get("local_authorization_list") or []
+        version = body.get(version_field)
+        if isinstance(version, int) and (version < 0 or (version == 0 and entries)):
+            found[version_field] = ["Must be at least 1 for a list with entries (0 is an empty list, -1 none)."]
         seen: set[Any] = set()
         for index, entry in enumerate(entries):
             if not isinstance(entry, dict):
@@ -91,34 +94,20 @@ def _unlock(*targets: str) -> Callable[[dict[str, Any]], Refusals]:
     return check
 
 
-# A charger's HTTP Basic password (1.6 security whitepaper's AuthorizationKey, 2.0.1 A01's
-# SecurityCtrlr.BasicAuthPassword): a generic configuration command would keep it in plain text
-# (the command's row, the message log, the configuration store) while the CSMS went on checking the
-# old password's hash, so the charger, reconnecting with the new one, would be refused.
-_PASSWORD_REFUSAL = (
-    "A charger's password is not set through a configuration command: the CSMS would keep it in plain "
-    "text and go on checking the old one (PATCH /api/v1/chargepoints/{id} sets the one it checks)."
-)
-
-
-def _no_password16(body: dict[str, Any]) -> Refusals:
-    if str(body.get("key", "")).lower() == "authorizationkey":
-        return {"key": [_PASSWORD_REFUSAL]}
-    return {}
+def _change_configuration(body: dict[str, Any]) -> Refusals:
+    """A charger's password (``charger_passwords``) it and the CSMS can use."""
+    return charger_passwords.password_refusals("1.6", body)
 
 
 def _set_variables(body: dict[str, Any]) -> Refusals:
-    """No charger password (``_PASSWORD_REFUSAL``), and each attribute set once: the answer names
-    attributes, not items, so the value of one set twice could not be told from the other's."""
-    found: Refusals = {}
+    """A charger's password (``charger_passwords``) it and the CSMS can use, and each attribute set
+    once: the answer names attributes, not items, so the value of one set twice could not be told
+    from the other's."""
+    found: Refusals = charger_passwords.password_refusals("2.0.1", body)
     seen: set[str] = set()
     for index, item in enumerate(body.get("set_variable_data") or []):
         if not isinstance(item, dict):
             continue
-        component = str((item.get("component") or {}).get("name", "")).lower()
-        variable = str((item.get("variable") or {}).get("name", "")).lower()
-        if (component, variable) == ("securityctrlr", "basicauthpassword"):
-            found[f"set_variable_data.{index}.variable"] = [_PASSWORD_REFUSAL]
         attribute = json.dumps(
             [item.get("component"), item.get("variable"), item.get("attribute_type", "Actual")], sort_keys=True
         ).lower()
@@ -158,9 +147,10 @@ def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[
 
 def _periods_checked(schedule: Any, at: str) -> Refusals:
     periods = schedule.get("charging_schedule_period") if isinstance(schedule, dict) else None
-    starts = [period.get("start_period") for period in periods or [] if isinstance(period, dict)]
-    if not starts or not all(isinstance(start, int) for start in starts):
-        return {}
+    sent = [period.get("start_period") for period in periods or [] if isinstance(period, dict)]
+    starts = [start for start in sent if isinstance(start, int)]
+    if not starts or len(starts) != len(sent):
+        return {}  # the schema's errors name them
     if starts[0] != 0:
         return {f"{at}.charging_schedule_period.0.start_period": ["The first period starts at 0."]}
     for index in range(1, len(starts)):
@@ -172,7 +162,7 @@ def _periods_checked(schedule: Any, at: str) -> Refusals:
 _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("1.6", "SetChargingProfile"): _set_profile("connector_id", "cs_charging_profiles", "ChargePointMaxProfile"),
     ("2.0.1", "SetChargingProfile"): _set_profile("evse_id", "charging_profile", "ChargingStationMaxProfile"),
-    ("1.6", "ChangeConfiguration"): _no_password16,
+    ("1.6", "ChangeConfiguration"): _change_configuration,
     ("2.0.1", "SetVariables"): _set_variables,
     ("1.6", "UnlockConnector"): _unlock("connector_id"),
     ("2.0.1", "UnlockConnector"): _unlock("evse_id", "connector_id"),

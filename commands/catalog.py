@@ -131,8 +131,9 @@ def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, 
 
 
 def body_normalized(version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-    """A valid API body as it is recorded and sent: its times in UTC with ``Z`` and milliseconds
-    (``schemas.times_normalized``); the same object when nothing changes."""
+    """A valid API body as it is recorded and sent: its times in UTC with ``Z`` (those with an offset
+    or more than three decimals rewritten, with milliseconds: ``schemas.times_normalized``); the same
+    object when nothing changes."""
     normalized = schemas.times_normalized(
         ocpp_version=version, action=action, payload=body, named=payload_case.camel_name
     )

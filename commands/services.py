@@ -9,16 +9,17 @@ import copy
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, events, routes, selectors
+from commands import catalog, charger_passwords, events, routes, selectors
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
 from commands.outcomes import ANSWERED_STATES, OUTCOME_FIELDS, REFUSING_STATUSES, outcome_applied
@@ -176,7 +177,8 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
                 idempotency_key=request.idempotency_key,
                 request_fingerprint=request.fingerprint if request.idempotency_key else "",
             )
-            _command_inserted(command)
+            with _password_redacted(command):
+                _command_inserted(command)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race.
         previous = _previous_command(request)
@@ -211,7 +213,8 @@ def _command_recorded_at_once(request: CommandRequest, action: str, *, outcome_f
     """``_command_record`` in one statement (``_RECORD_AT_ONCE``) for a valid body without an
     Idempotency-Key nor a request check: the checks on the charger and the key in the INSERT."""
     command = _command_of(request, action, warnings=[], charge_point_identity=request.charge_point_id)
-    insert, values = instance_insert_selecting(command, source="cp", selected={"charge_point_id": "cp.id"})
+    with _password_redacted(command):
+        insert, values = instance_insert_selecting(command, source="cp", selected={"charge_point_id": "cp.id"})
     key_active, key_params = "true", list[Any]()
     if (unchecked := _key_to_check(request)) is not None:
         key_active, key_params = api_key_active_check(api_key=unchecked)
@@ -231,6 +234,18 @@ def _command_recorded_at_once(request: CommandRequest, action: str, *, outcome_f
     command.charge_point = charge_point
     instance_saved(command)
     return command
+
+
+@contextlib.contextmanager
+def _password_redacted(command: Command) -> Iterator[None]:
+    """Within the block, ``command.request`` as it is recorded: a charger password it sets replaced
+    (``charger_passwords``); the command sent, and its answer's follow-up, keep the real one."""
+    sent = command.request
+    command.request = charger_passwords.body_redacted(command.ocpp_version, sent)
+    try:
+        yield
+    finally:
+        command.request = sent
 
 
 def _command_of(request: CommandRequest, action: str, **columns: Any) -> Command:
@@ -392,10 +407,13 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
 def _answer_followed(command: Command) -> None:
     """``routes.answer_follow`` in a savepoint: an answer the CSMS cannot apply to its state (a bug,
     a value its columns cannot hold) is logged, and the command's outcome is recorded all the same:
-    it was answered, and a command left pending for ever helps no one."""
+    it was answered, and a command left pending for ever helps no one. A lost race (a deadlock, a
+    lock wait timed out, the database gone) is raised: written again, it may apply."""
     try:
         with transaction.atomic():
             routes.answer_follow(command)
+    except OperationalError:
+        raise
     except Exception:
         logger.exception(
             "%s: the answer to %s (command %s) was not applied to the CSMS's state",

@@ -104,11 +104,30 @@ def response_errors(*, ocpp_version: str, action: str, payload: Any) -> list[Val
 # a charger may wrap there, and its answer's echo does not fit the CSMS's own integer columns.
 INT32_RANGE = range(-(2**31), 2**31)
 # RFC 3339 date-time (OCPP-J §4.1.6, 2.0.1 part 2 §2.1.2): a date, ``T``, a time and its offset.
-_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 # Already as OCPP sends times: UTC (``Z``), at most three decimals. Kept as written.
-_UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z")
+_UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z", re.ASCII)
+
+
+# Counts, ids of connectors and EVSEs, durations, limits and stack levels: OCPP describes each as
+# 0 or more (1.6 §7 "connectorId ... >= 0", "stackLevel ... >= 0", "duration ... in seconds";
+# 2.0.1 part 2's datatypes), which its JSON schemas leave unsaid.
+NON_NEGATIVE = frozenset(
+    {
+        "connectorId",
+        "evseId",
+        "stackLevel",
+        "duration",
+        "retries",
+        "retryInterval",
+        "startPeriod",
+        "numberPhases",
+        "limit",
+        "minChargingRate",
+    }
+)
 
 
 def request_values(
@@ -142,37 +161,20 @@ def value_errors(
 ) -> dict[tuple[str | int, ...], str]:
     """What the schema of ``action`` cannot say about a schema-valid request ``payload``: a
     ``date-time`` that is not RFC 3339 with its offset (OCPP times; jsonschema checks no format
-    here), an integer beyond 32 bits. Keyed by path (``request_values``)."""
+    here), an integer beyond 32 bits, a negative count, id, duration or limit (``NON_NEGATIVE``).
+    Keyed by path (``request_values``)."""
     errors: dict[tuple[str | int, ...], str] = {}
     name = named or (lambda key: key)
     for path, schema, value in request_values(ocpp_version=ocpp_version, action=action, payload=payload, named=named):
         if schema.get("format") == "date-time" and isinstance(value, str):
-            if not _DATE_TIME.fullmatch(value) or parse_ocpp_time(value) is None:
+            parsed = parse_ocpp_time(value) if _DATE_TIME.fullmatch(value) else None
+            if parsed is None or parsed.year < 1000:  # UTC holds it in four digits
                 errors[path] = f"{value!r} is not an RFC 3339 date-time with its offset (2027-01-31T09:00:00Z)."
         elif schema.get("type") == "integer" and isinstance(value, int) and value not in INT32_RANGE:
             errors[path] = f"{value} is beyond OCPP's 32-bit integers ({INT32_RANGE[0]} to {INT32_RANGE[-1]})."
         elif path and isinstance(path[-1], str) and name(path[-1]) in NON_NEGATIVE and _negative(value):
             errors[path] = "Must be 0 or more."
     return errors
-
-
-# Counts, ids of connectors and EVSEs, durations, limits and stack levels: OCPP describes each as
-# 0 or more (1.6 §7 "connectorId ... >= 0", "stackLevel ... >= 0", "duration ... in seconds";
-# 2.0.1 part 2's datatypes), which its JSON schemas leave unsaid.
-NON_NEGATIVE = frozenset(
-    {
-        "connectorId",
-        "evseId",
-        "stackLevel",
-        "duration",
-        "retries",
-        "retryInterval",
-        "startPeriod",
-        "numberPhases",
-        "limit",
-        "minChargingRate",
-    }
-)
 
 
 def _negative(value: Any) -> bool:

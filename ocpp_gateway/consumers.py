@@ -38,7 +38,7 @@ from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
 from ocpp_gateway.router import OcppRouter
-from ocpp_gateway.rpc import ACK_DELAY
+from ocpp_gateway.rpc import ACK_DELAY, ACK_MARGIN
 from ocpp_gateway.sightings import sightings
 from ocpp_gateway.versions import ROUTERS
 
@@ -292,40 +292,57 @@ class OcppConsumer(AsyncWebsocketConsumer):
 
     async def ocpp_call(self, message: dict[str, Any]) -> None:
         """A command for this charger from the RPC (any process): queue it (acknowledged if slow).
-        One whose caller gave up waiting for its acknowledgement is dropped (``_given_up``)."""
+        One whose caller gave up waiting for its acknowledgement is dropped (``_still_awaited``)."""
         if not self.accepts_calls():
             await self._reply(message, {"outcome": "not_connected"})
             return
-        if self._given_up(message):
+        if not await self._still_awaited(message):
             return
-        # A timer, not a task: most answers come first and cancel it (_reply).
-        message["ack"] = asyncio.get_running_loop().call_later(ACK_DELAY, self._acknowledge_later, message)
+        if not message.get("acknowledged"):  # a timer, not a task: most answers come first and cancel it (_reply)
+            message["ack"] = asyncio.get_running_loop().call_later(ACK_DELAY, self._acknowledge_later, message)
         self._queue_call(message)
 
-    def _given_up(self, request: dict[str, Any]) -> bool:
-        """Whether the caller of a command stopped waiting before this process acknowledged it: it
-        was told the charger is not connected (``commands.rpc``'s ``ack_by``, ``ACK_TIMEOUT`` after
-        it asked), so a process that stalled meanwhile (paused, its CPU starved) must not send it
-        after all. Logged."""
-        given_up = not request.get("acknowledged") and time.time() > request.get("ack_by", float("inf"))
-        if given_up:
-            logger.warning(
-                "%s: %s dropped unsent: its caller stopped waiting before it was acknowledged",
-                self.charge_point_id,
-                request["action"],
-            )
-        return given_up
+    async def _still_awaited(self, request: dict[str, Any]) -> bool:
+        """Whether a command's caller still waits for it. The caller waits for the answer or the
+        acknowledgement until ``ack_by`` (``commands.rpc``'s, ``ACK_TIMEOUT`` after it asked), then
+        reports the charger not connected: a command not acknowledged by then (this process stalled
+        meanwhile: paused, its CPU starved) must not be sent after all, and is dropped (logged); one
+        its acknowledgement timer would reach too late is acknowledged at once. Processes' clocks
+        are taken to agree within ``ACK_MARGIN`` (NTP), as the CALL's deadline takes them to."""
+        if request.get("acknowledged") or "ack_by" not in request:
+            return True
+        left = request["ack_by"] - time.time()
+        if left > ACK_DELAY + ACK_MARGIN:
+            return True  # its timer acknowledges it in time
+        if left > ACK_MARGIN:
+            acknowledgement = request.pop("ack", None)
+            if isinstance(acknowledgement, asyncio.TimerHandle):
+                acknowledgement.cancel()
+                await self._acknowledge(request)
+            elif acknowledgement is not None:
+                await acknowledgement  # already being sent
+            else:
+                await self._acknowledge(request)
+            if request.get("acknowledged"):
+                return True
+        logger.warning(
+            "%s: %s dropped unsent: its caller stopped waiting before it was acknowledged",
+            self.charge_point_id,
+            request["action"],
+        )
+        return False
 
     def _acknowledge_later(self, message: dict[str, Any]) -> None:
         """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""
         message["ack"] = asyncio.create_task(self._acknowledge(message))
 
     async def _acknowledge(self, message: dict[str, Any]) -> None:
-        message["acknowledged"] = True
         try:
             await self.channel_layer.send(message["reply_to"], {"type": "ocpp.call.accepted"})
         except Exception:  # e.g. Redis away: the caller times out on the ack; the socket stays up
             logger.exception("%s: could not acknowledge %s", self.charge_point_id, message.get("action"))
+            return
+        message["acknowledged"] = True
 
     async def call_locally(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """A CALL this process sends of its own accord (the configuration read after a boot), queued
@@ -356,9 +373,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             request = self._outbound.popleft()
             self._current_call = request
             remaining = request["deadline"] - time.time()
-            if self._given_up(request):
-                if ack := request.pop("ack", None):
-                    ack.cancel()
+            if not await self._still_awaited(request):
+                if acknowledgement := request.pop("ack", None):
+                    acknowledgement.cancel()
                 self._current_call = None
                 continue
             if remaining <= 0:

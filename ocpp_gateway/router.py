@@ -42,6 +42,7 @@ from chargepoints.quirks import FORMATION_VIOLATION_SPELLING
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
+from commands import charger_passwords
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
@@ -77,14 +78,14 @@ _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "Tran
 
 # What a charger that is not (yet) commissioned may send: OCPP's Pending state (2.0.1: and the
 # NotifyReport parts of a GetBaseReport/GetReport, which B02.FR.01 lets the CSMS send then), and
-# what a TriggerMessage may ask of it then (1.6 §4.2 "unless it has been instructed ... with a
-# TriggerMessage.req", 2.0.1 B02.FR.02): meter values and the firmware, diagnostics and log statuses.
+# the statuses a TriggerMessage may ask of it then (1.6 §4.2 "unless it has been instructed ... with
+# a TriggerMessage.req", 2.0.1 B02.FR.02): firmware, diagnostics and log uploads, which report on
+# the CSMS's own requests. Meter values are not taken from a charger nobody commissioned.
 _SERVED_WHILE_PENDING = {
     "BootNotification",
     "Heartbeat",
     "StatusNotification",
     "NotifyReport",
-    "MeterValues",
     "FirmwareStatusNotification",
     "DiagnosticsStatusNotification",
     "LogStatusNotification",
@@ -508,7 +509,8 @@ class OcppRouter(RoutedChargePoint):
         at = utc_now()
         if isinstance(message, Call):
             text = text if text is not None else frame_text(message)
-            self._log(MessageDirection.OUTBOUND, text, at, message.message_type_id, unique_id, message.action)
+            logged = charger_passwords.frame_redacted(self._ocpp_version, message.action, text)
+            self._log(MessageDirection.OUTBOUND, logged, at, message.message_type_id, unique_id, message.action)
             await self._connection.send(text)
             return
         if isinstance(message, CallError):

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms import ModelForm
+from django.forms.models import construct_instance
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from sites import services
 from sites.chart import allocation_chart_svg
+from sites.engine import failsafe_clear_on_commit
 from sites.models import ConnectorMaximum, Site, SiteMember
 from sites.triggers import site_recompute_on_commit
 
@@ -29,14 +32,14 @@ class SiteMemberInline(admin.TabularInline):
 class SiteForm(ModelForm):
     """The site as the API checks it (``services.site_checked``): a conflict is the field's error."""
 
-    def _post_clean(self) -> None:
-        super()._post_clean()  # the form's values are on the instance from here
-        if self.errors:
-            return
-        try:
-            services.site_checked(self.instance)
-        except services.SiteConflict as conflict:
-            self.add_error(conflict.field if conflict.field in self.fields else None, str(conflict))
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        if not self.errors:
+            try:  # the site as it would be saved: a copy with the form's values
+                services.site_checked(construct_instance(self, copy.copy(self.instance)))
+            except services.SiteConflict as conflict:
+                self.add_error(conflict.field if conflict.field in self.fields else None, str(conflict))
+        return self.cleaned_data
 
 
 @admin.register(Site)
@@ -110,6 +113,11 @@ class SiteAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Site]) -> None:
         for site in queryset:
             services.site_delete(site=site)
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        for member in getattr(formset, "deleted_objects", []):  # members removed in the inline, as the API
+            failsafe_clear_on_commit(charge_point=member.charge_point)
 
     def save_related(self, request: HttpRequest, form: ModelForm, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)

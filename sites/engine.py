@@ -68,7 +68,7 @@ def site_apply(*, site_id: int) -> float | None:
 
     Returns the seconds after which a held-back increase is due, or None. A missing site is a no-op.
     """
-    unanswered: set[int] = set()  # chargers that left a profile unanswered (a timeout) in this run
+    unanswered = _Unanswered()  # what chargers left unanswered (a timeout) in this run
     for _ in range(MAX_PASSES):
         with transaction.atomic():
             site = Site.objects.select_for_update().filter(pk=site_id).first()
@@ -80,13 +80,29 @@ def site_apply(*, site_id: int) -> float | None:
     return None
 
 
-def _apply_once(site: Site, unanswered: set[int]) -> float | Literal["recompute"] | None:
+@dataclass
+class _Unanswered:
+    """The chargers that left a profile unanswered (a timeout) in one ``site_apply``, and for each of
+    their sessions the larger of the limit it held and the one it was sent: it may have taken the
+    new one and its answer been lost."""
+
+    chargers: set[int] = dataclasses.field(default_factory=set)
+    limits_a: dict[int, Decimal] = dataclasses.field(default_factory=dict)  # transaction pk -> A
+
+    def note(self, change: Change) -> None:
+        self.chargers.add(change.member.charge_point_id)
+        if change.view is not None:
+            self.limits_a[change.view.transaction.pk] = max(change.previous_a, change.limit_a)
+
+
+def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompute"] | None:
     """One pass. A charger in ``unanswered`` (connected, but silent on a profile this run) is not
-    steered again: its sessions count as fixed load at the limit they held, so the next pass lowers
-    the others instead of asking it again (a silent charger held the whole site's decreases back)."""
+    steered again: its sessions count as fixed load at the larger of what they held and were sent
+    (and at least its failsafe), however long ago it was last seen, so the next pass lowers the others
+    instead of asking it again (a silent charger held the whole site's decreases back)."""
     now = timezone.now()
     views = [
-        dataclasses.replace(view, adjustable=False) if view.member.charge_point_id in unanswered else view
+        dataclasses.replace(view, adjustable=False) if view.member.charge_point_id in unanswered.chargers else view
         for view in selectors.site_sessions(site=site, now=now)
     ]
     members = list(site.members.select_related("charge_point"))
@@ -94,16 +110,21 @@ def _apply_once(site: Site, unanswered: set[int]) -> float | Literal["recompute"
     steered = [v for v in views if v.adjustable]
     extra = [Decimal(0)] * site.phases
     for view in views:
-        if not view.adjustable:
-            for phase in view.demand.phases:
-                extra[phase] += selectors.fixed_load(view=view, failsafe_a=failsafe, now=now)
+        if view.adjustable:
+            continue
+        if view.member.charge_point_id in unanswered.chargers:
+            load = max(view.held_a, unanswered.limits_a.get(view.transaction.pk, view.held_a), failsafe)
+        else:
+            load = selectors.fixed_load(view=view, failsafe_a=failsafe, now=now)
+        for phase in view.demand.phases:
+            extra[phase] += load
     limits = allocate(
         site=selectors.site_limits(site=site, extra_load_a=tuple(extra)),
         sessions=[v.demand for v in steered],
         margin_a=Decimal(settings.CSMS_SITES_DRAW_MARGIN_A),
     )
     changes = [Change(v.member, limits[v.demand.session_id], v.held_a, v) for v in steered]
-    changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered], failsafe)
+    changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)
     decreases = [c for c in changes if c.limit_a < c.previous_a]
     for change in sorted(decreases, key=lambda c: c.previous_a - c.limit_a, reverse=True):
         if not _send(site, change, now, unanswered):
@@ -169,7 +190,7 @@ def _increase_wait(change: Change, now: datetime) -> float | None:
     return interval - elapsed if elapsed < interval else None
 
 
-def _send(site: Site, change: Change, now: datetime, unanswered: set[int]) -> bool:
+def _send(site: Site, change: Change, now: datetime, unanswered: _Unanswered) -> bool:
     """Send one profile and record it; False when the charger did not take it (it is then flagged,
     or, offline, counted as fixed load) and the site must be recomputed."""
     charge_point = change.member.charge_point
@@ -203,7 +224,7 @@ def _send(site: Site, change: Change, now: datetime, unanswered: set[int]) -> bo
         return True
     if command.state in (CommandState.REJECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE):
         return _flag(change.member, f"SetChargingProfile {command.state} (command {command.id})", now)
-    unanswered.add(change.member.charge_point_id)  # timeout or gone: fixed load from the next pass on
+    unanswered.note(change)  # timeout or gone: fixed load from the next pass on
     return False
 
 

@@ -25,7 +25,7 @@ from webhooks.models import (
     WebhookSubscription,
     event_types_validate,
 )
-from webhooks.services import webhook_delivery_resend
+from webhooks.services import webhook_delivery_resend, webhook_subscription_unwanted_dropped
 from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
@@ -97,6 +97,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
         if not change:
             obj.secret = secret_new()
         super().save_model(request, obj, form, change)
+        webhook_subscription_unwanted_dropped(subscription=obj)
         if not change:
             self.message_user(request, f"The signing secret, shown only now: {obj.secret}", messages.WARNING)
 

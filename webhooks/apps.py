@@ -8,12 +8,9 @@ class WebhooksConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from webhooks.models import WebhookSubscription
-        from webhooks.services import webhook_subscription_unwanted_dropped, webhook_subscriptions_changed
+        from webhooks.services import webhook_subscriptions_changed
 
         for signal in (post_save, post_delete):
             signal.connect(
                 webhook_subscriptions_changed, sender=WebhookSubscription, dispatch_uid="webhook_subscriptions_changed"
             )
-        post_save.connect(
-            webhook_subscription_unwanted_dropped, sender=WebhookSubscription, dispatch_uid="webhook_unwanted_dropped"
-        )

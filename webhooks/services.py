@@ -134,14 +134,14 @@ def webhook_subscriptions_changed(**_: Any) -> None:
     cache_changes.changed(SUBSCRIPTIONS_TOPIC)
 
 
-def webhook_subscription_unwanted_dropped(*, sender: Any = None, instance: WebhookSubscription, **_: Any) -> int:
-    """WebhookSubscription's ``post_save`` receiver: its pending deliveries it no longer wants (it was
-    deactivated, or the event type left its ``events``) fail at once, with why, instead of being
+def webhook_subscription_unwanted_dropped(*, subscription: WebhookSubscription) -> int:
+    """After a change to ``subscription`` (API or admin): its pending deliveries it no longer wants (it
+    was deactivated, or the event type left its ``events``) fail at once, with why, instead of being
     retried to a receiver that was turned off (an admin re-sends one when wanted). Returns how many."""
-    pending = WebhookDelivery.objects.filter(subscription=instance, state=DeliveryState.PENDING)
-    if instance.active:
-        pending = pending.exclude(event_type__in=instance.events)
-    reason = "the subscription was deactivated" if not instance.active else "its event type left the subscription"
+    pending = WebhookDelivery.objects.filter(subscription=subscription, state=DeliveryState.PENDING)
+    if subscription.active:
+        pending = pending.exclude(event_type__in=subscription.events)
+    reason = "the subscription was deactivated" if not subscription.active else "its event type left the subscription"
     return pending.update(state=DeliveryState.FAILED, last_error=f"Not delivered: {reason}.")
 
 

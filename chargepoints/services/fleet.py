@@ -170,6 +170,15 @@ def charge_point_update(
     return charge_point
 
 
+def charge_point_password_taken(*, charge_point: ChargePoint, password: str) -> None:
+    """The HTTP Basic password a charger accepted over OCPP (1.6 ``AuthorizationKey``, 2.0.1
+    ``BasicAuthPassword``) becomes the one its handshakes are checked against, as a hash. Its socket
+    stays: it presents the new password when it next connects (``charge_point_update``'s change,
+    made without the charger knowing, closes it instead)."""
+    charge_point.password_hash = make_password(password)
+    charge_point.save(update_fields=["password_hash", "updated_at"])
+
+
 class ChargePointHasHistory(Exception):
     def __init__(self, charge_point_id: str) -> None:
         super().__init__(

@@ -26,8 +26,10 @@ class IdTagForm(forms.ModelForm):
         return id_tag
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        refusal = authorization.id_tag_parent_refusal(self.instance, cleaned.get("parent"))
+        super().clean()
+        cleaned = self.cleaned_data
+        changed = "parent" in self.changed_data  # a tag nested before the rule can still be edited
+        refusal = authorization.id_tag_parent_refusal(self.instance, cleaned.get("parent")) if changed else None
         if refusal is not None:
             self.add_error("parent", refusal)
         return cleaned

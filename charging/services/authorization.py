@@ -51,10 +51,11 @@ def id_tag_delete(*, tag: IdTag) -> None:
 
 
 def id_tag_parent_refusal(tag: IdTag | None, parent: IdTag | None) -> str | None:
-    """Why ``parent`` cannot be the parent of ``tag`` (None: new, or ``parent`` None: it can),
-    or None when it can. OCPP answers one parent id tag, a group of cards (1.6 IdTagInfo.parentIdTag,
-    2.0.1 groupIdToken): a group is not itself in a group, and a tag is not its own parent. One
-    level is what ``selectors.id_tag_info_of`` applies, so a group's own status always reaches its cards."""
+    """Why ``parent`` cannot be the parent of ``tag`` (``tag`` None: a tag being created), or None
+    when it can (always for ``parent`` None). OCPP answers one parent id tag, a group of cards (1.6
+    IdTagInfo.parentIdTag, 2.0.1 groupIdToken): a group is not itself in a group, and a tag is not
+    its own parent. One level is what ``selectors.id_tag_info_of`` applies, so a group's own status
+    always reaches its cards."""
     if parent is None:
         return None
     if tag is not None and tag.pk is not None and parent.pk == tag.pk:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db import transaction as db_transaction
@@ -444,14 +445,19 @@ def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> Non
     """What the parked 2.0.1 Ended told besides its stop, as if it had come after its Started:
     its ``timeSpentCharging``, and its token when the session has none (the bill's customer)."""
     payload = parked.payload if isinstance(parked.payload, dict) else {}
-    info = payload.get("transactionInfo") if isinstance(payload.get("transactionInfo"), dict) else {}
+    info = _object_in(payload, "transactionInfo")
     spent = info.get("timeSpentCharging")
     time_spent_charging_apply(session, spent if isinstance(spent, int) and not isinstance(spent, bool) else None)
-    token = payload.get("idToken") if isinstance(payload.get("idToken"), dict) else {}
+    token = _object_in(payload, "idToken")
     id_tag, token_type = token.get("idToken"), str(token.get("type", ""))
     if isinstance(id_tag, str) and id_tag and not session.id_tag:
         status = selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type).status
         ended_token_apply(session, id_tag=id_tag, token_type=token_type, status=status)
+
+
+def _object_in(payload: dict[str, Any], key: str) -> dict[str, Any]:
+    value = payload.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _parked_stop(session: Transaction) -> ReconciliationItem | None:

@@ -29,7 +29,6 @@ UNORDERED_PERIODS = {
     }
 }
 STATION_MAX = "ChargePointMaxProfile"
-PASSWORD_VARIABLE = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
 HEARTBEAT_VARIABLE = {
     "component": {"name": "OCPPCommCtrlr"},
     "variable": {"name": "HeartbeatInterval"},
@@ -38,6 +37,8 @@ HEARTBEAT_VARIABLE = {
 RESERVE16 = {"connector_id": 1, "expiry_date": "2031-01-01T00:00:00Z", "id_tag": "RFID-1", "reservation_id": 7}
 TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
+FULL_WIDTH_DIGITS = "2031-01-01T10:00:00Z".translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
+ONE_ENTRY = {"local_authorization_list": [LIST_ENTRY]}
 
 
 @pytest.mark.parametrize(
@@ -47,10 +48,17 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-01-01T00:00:00"}, "expiry_date"),  # no offset
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-01-01"}, "expiry_date"),
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2031-13-01T00:00:00Z"}, "expiry_date"),
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": FULL_WIDTH_DIGITS}, "expiry_date"),
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "0001-01-01T00:00:00+01:00"}, "expiry_date"),
         ("1.6", "reserve_now", {**RESERVE16, "reservation_id": 2**31}, "reservation_id"),
         ("1.6", "reserve_now", {**RESERVE16, "connector_id": -3}, "connector_id"),
         ("1.6", "send_local_list", {"list_version": 2**40, "update_type": "Full"}, "list_version"),
-        ("1.6", "send_local_list", {"list_version": 0, "update_type": "Full"}, "list_version"),
+        (
+            "1.6",
+            "send_local_list",
+            {"list_version": 0, "update_type": "Full", "local_authorization_list": [LIST_ENTRY]},
+            "list_version",
+        ),
         ("1.6", "send_local_list", {"list_version": -1, "update_type": "Differential"}, "list_version"),
         (
             "1.6",
@@ -71,7 +79,7 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
         (
             "2.0.1",
             "send_local_list",
-            {"version_number": 0, "update_type": "Full"},
+            {"version_number": -2, "update_type": "Full"},
             "version_number",
         ),
         ("1.6", "remote_start_transaction", {"connector_id": 0, "id_tag": "A"}, "connector_id"),
@@ -104,13 +112,6 @@ LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
             "cs_charging_profiles.stack_level",
         ),
         ("1.6", "get_diagnostics", {"location": "ftp://x/", "start_time": "garbage"}, "start_time"),
-        ("1.6", "change_configuration", {"key": "AuthorizationKey", "value": "6162636465666768"}, "key"),
-        (
-            "2.0.1",
-            "set_variables",
-            {"set_variable_data": [{**PASSWORD_VARIABLE, "attribute_value": "SecondPassword-654321"}]},
-            "set_variable_data.0.variable",
-        ),
         (
             "2.0.1",
             "set_variables",
@@ -218,3 +219,10 @@ def test_an_update_firmware_refused_for_its_certificate_is_rejected(register_cha
     charge_point = register_charge_point("CP-201", ocpp_version="2.0.1")
     body = {"request_id": 1, "firmware": {"location": "https://fw/x.bin", "retrieve_date_time": "2031-01-01T00:00:00Z"}}
     assert answered(charge_point, "2.0.1", "update_firmware", body, {"status": status}).state == CommandState.REJECTED
+
+
+def test_a_full_local_list_of_version_0_without_entries_clears_the_list_and_is_sent(api_client, register_charge_point):
+    """How a list is cleared (1.6 §5.15: the charger then reports version 0); refused for a moment."""
+    register_charge_point("CP-1", ocpp_version="1.6")
+    body = {"list_version": 0, "update_type": "Full"}
+    assert api_client.post("/api/v1/ocpp16/CP-1/send_local_list", body, format="json").json()["error"] == "NotConnected"

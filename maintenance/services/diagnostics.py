@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -51,6 +51,12 @@ def _request_body(upload: LogUpload, location: str, ocpp_version: str, options: 
     window = {k: v for k, v in (("oldest_timestamp", oldest), ("latest_timestamp", latest)) if v}
     log = {"remote_location": location, **window}
     return {"log_type": upload.log_type, "request_id": upload.pk, "log": log, **retries}
+
+
+# 2.0.1 GetLog answered ``AcceptedCanceled`` (N01.FR.12): this upload accepted, the one under way cancelled.
+_CANCELED_ANOTHER = "AcceptedCanceled"
+# The requests a charger did not take: it refused them, or they never reached it.
+_NOT_TAKEN = (CommandState.REJECTED, CommandState.NOT_CONNECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE)
 
 
 def log_upload_request(
@@ -115,10 +121,6 @@ def log_upload_request(
     return upload
 
 
-# 2.0.1 GetLog answered ``AcceptedCanceled`` (N01.FR.12): this upload accepted, the one under way cancelled.
-_CANCELED_ANOTHER = "AcceptedCanceled"
-
-
 def _ongoing_uploads(charge_point: ChargePoint) -> QuerySet[LogUpload]:
     """The charger's uploads it accepted and has not finished: requested or uploading, no file yet."""
     return LogUpload.objects.filter(
@@ -167,9 +169,9 @@ def log_status_record(
     *, charge_point_id: str, state: str, status: str, request_id: int | None = None
 ) -> LogUpload | None:
     """Record a DiagnosticsStatusNotification (1.6) or LogStatusNotification (2.0.1) against the
-    request it reports on: ``request_id`` (2.0.1) names it, else the charger's latest that did not
-    it accepted (1.6 names none: a request it refused, or that never reached it, is not the one it
-    reports on).
+    request it reports on: ``request_id`` (2.0.1) names it, else the charger's latest one it may have
+    taken (1.6 names none: a request it refused, or that never reached it, is not the one it reports
+    on; one whose answer is not recorded yet, or was lost, may be).
 
     ``state`` is a LogUploadState value (the handler maps the version's status); once the file
     has arrived only ``status`` follows the charger. Returns the upload, or None for none.
@@ -178,7 +180,7 @@ def log_status_record(
     if request_id is not None:
         uploads = uploads.filter(pk=request_id)
     else:
-        uploads = uploads.filter(Q(command__isnull=True) | Q(command__state=CommandState.ACCEPTED))
+        uploads = uploads.exclude(command__state__in=_NOT_TAKEN)
     with transaction.atomic():
         upload = uploads.select_for_update(of=("self",)).order_by("-created_at").first()
         if upload is None:

@@ -52,24 +52,24 @@ async def test_a_pending_charger_is_told_every_action_it_may_use(daphne, version
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
     served = {
         "1.6": "BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, "
-        "LogStatusNotification, MeterValues, StatusNotification",
-        "2.0.1": "BootNotification, FirmwareStatusNotification, Heartbeat, LogStatusNotification, MeterValues, "
+        "LogStatusNotification, StatusNotification",
+        "2.0.1": "BootNotification, FirmwareStatusNotification, Heartbeat, LogStatusNotification, "
         "NotifyReport, StatusNotification",
     }[version]
     assert refused[:4] == [4, "a1", "SecurityError", f"The charge point is not commissioned; only {served} are served."]
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_a_pending_charger_may_send_the_meter_values_a_trigger_asks_for(daphne, version):
-    """1.6 §4.2 / 2.0.1 B02.FR.02: a Pending charger sends what a TriggerMessage asks, and is answered."""
+async def test_a_pending_charger_may_send_the_upload_statuses_a_trigger_asks_for(daphne, version):
+    """1.6 §4.2 / 2.0.1 B02.FR.02: a Pending charger sends what a TriggerMessage asks, and is answered;
+    its meter values are not taken (nobody commissioned it)."""
     await ChargePoint.objects.acreate(charge_point_id="CP-TRIG", heartbeat_interval=60, lifecycle_state="pending")
     reading = {"sampledValue": [{"value": "1000"}], "timestamp": "2026-12-06T03:00:00Z"}
-    payload = {"connectorId" if version == "1.6" else "evseId": 1, "meterValue": [reading]}
-    firmware = {"status": "Idle"}
+    meter_values = {"connectorId" if version == "1.6" else "evseId": 1, "meterValue": [reading]}
     async with raw_socket(daphne, version, "CP-TRIG") as websocket:
         await booted_pending(websocket, version)
-        assert await exchange(websocket, [2, "m1", "MeterValues", payload]) == [3, "m1", {}]
-        assert await exchange(websocket, [2, "f1", "FirmwareStatusNotification", firmware]) == [3, "f1", {}]
+        assert await exchange(websocket, [2, "f1", "FirmwareStatusNotification", {"status": "Idle"}]) == [3, "f1", {}]
+        assert (await exchange(websocket, [2, "m1", "MeterValues", meter_values]))[:3] == [4, "m1", "SecurityError"]
 
 
 async def test_a_pending_2_0_1_charger_may_send_the_report_it_was_asked_for(daphne):

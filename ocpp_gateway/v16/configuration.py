@@ -9,6 +9,8 @@ from typing import Any
 from ocpp.routing import after
 from ocpp.v16.enums import Action
 
+from chargepoints.services import charge_point_password_taken
+from commands import charger_passwords
 from commands.models import Command
 from configuration import services
 from ocpp_gateway.command_routes import answer, answers_together
@@ -49,12 +51,17 @@ class ConfigurationHandlers:
     @staticmethod
     @answer(Action.change_configuration)
     def after_change_configuration(command: Command) -> None:
+        """The key's new value stored (a charger password: redacted, and the CSMS checks it from now)."""
         assert command.charge_point is not None
+        status = (command.response or {}).get("status", "")
+        password = charger_passwords.password_set_by("1.6", command.request)
+        if password is not None and status in (services.ACCEPTED, services.REBOOT_REQUIRED):
+            charge_point_password_taken(charge_point=command.charge_point, password=password)
         services.configuration_key_changed(
             charge_point=command.charge_point,
             key=command.request["key"],
-            value=command.request["value"],
-            status=(command.response or {}).get("status", ""),
+            value=charger_passwords.body_redacted("1.6", command.request)["value"],
+            status=status,
             command=command,
         )
 

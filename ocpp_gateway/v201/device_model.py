@@ -12,6 +12,8 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_password_taken
+from commands import charger_passwords
 from commands.models import Command
 from configuration import services
 from configuration.models import AttributeType, LearnedFrom
@@ -76,7 +78,14 @@ class DeviceModelHandlers:
     @staticmethod
     @answer(Action.set_variables)
     def after_set_variables(command: Command) -> None:
-        _attributes_record(command, _set_attributes(command.request, command.response or {}), LearnedFrom.SET_VARIABLES)
+        """The values taken stored (a charger password: redacted, and the CSMS checks it from now)."""
+        taken = _set_attributes(command.request, command.response or {})
+        password = charger_passwords.password_set_by("2.0.1", command.request)
+        if password is not None and any(_is_password(attribute) for attribute in taken):
+            assert command.charge_point is not None
+            charge_point_password_taken(charge_point=command.charge_point, password=password)
+        redacted = _set_attributes(charger_passwords.body_redacted("2.0.1", command.request), command.response or {})
+        _attributes_record(command, redacted, LearnedFrom.SET_VARIABLES)
 
     @staticmethod
     @answer(Action.get_base_report, Action.get_report)
@@ -114,6 +123,10 @@ def _attributes_record(command: Command, attributes: list[services.ReportedAttri
         services.device_model_attributes_record(
             charge_point=command.charge_point, attributes=attributes, learned_from=learned_from, command=command
         )
+
+
+def _is_password(attribute: services.ReportedAttribute) -> bool:
+    return charger_passwords.is_password_variable({"component": attribute.component, "variable": attribute.variable})
 
 
 def _set_attributes(request: dict[str, Any], response: dict[str, Any]) -> list[services.ReportedAttribute]:

@@ -1,5 +1,8 @@
 import pytest
 
+from webhooks.models import EventType, WebhookDelivery
+from webhooks.services import webhook_event_emit
+
 pytestmark = pytest.mark.django_db
 
 
@@ -26,3 +29,20 @@ def test_unknown_event_types_are_a_400(api_client):
     response = api_client.post("/api/v1/webhooks/", {"url": "https://example.com/h", "events": ["nope"]}, format="json")
     assert response.status_code == 400
     assert "events" in response.json()["details"]
+
+
+def test_a_deactivated_subscription_s_pending_deliveries_fail_instead_of_being_retried(api_client, settings):
+    """Round 40's probe: three more POSTs reached a receiver after ``active: false``; an event type
+    taken off the subscription went on being retried too."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    events = ["command.completed", "transaction.started"]
+    created = api_client.post("/api/v1/webhooks", {"url": "http://127.0.0.1:9/h", "events": events}, format="json")
+    url = f"/api/v1/webhooks/{created.json()['id']}"
+    webhook_event_emit(event_type=EventType.COMMAND_COMPLETED, data={})
+    webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data={})
+    assert api_client.patch(url, {"events": ["command.completed"]}, format="json").status_code == 200
+    states = dict(WebhookDelivery.objects.values_list("event_type", "state"))
+    assert states == {"command.completed": "pending", "transaction.started": "failed"}
+    assert api_client.patch(url, {"active": False}, format="json").status_code == 200
+    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"failed"}
+    assert WebhookDelivery.objects.get(event_type="command.completed").last_error.endswith("deactivated.")

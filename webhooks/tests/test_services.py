@@ -14,7 +14,7 @@ from chargepoints.models import ChargePoint
 from kernel.batch_memo import batch_memos
 from webhooks import services
 from webhooks.delivery import webhook_deliveries_send
-from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
+from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
 
 pytestmark = pytest.mark.django_db
@@ -193,23 +193,6 @@ def test_a_finished_command_is_an_event(allow_private, register_charge_point):
     )
     data = json.loads(WebhookDelivery.objects.get().body)["data"]
     assert (data["command_id"], data["state"], data["action"]) == (str(command.id), "not_connected", "Reset")
-
-
-def test_a_deactivated_subscription_s_pending_deliveries_fail_instead_of_being_retried(allow_private):
-    """Round 40's probe: three more POSTs reached a receiver after ``active: false``."""
-    subscription = WebhookSubscription.objects.create(
-        url="https://example.com/h", events=["command.completed", "transaction.started"], secret="s"
-    )
-    services.webhook_event_emit(event_type=EventType.COMMAND_COMPLETED, data={})
-    services.webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data={})
-    subscription.events = ["command.completed"]
-    subscription.save()
-    states = dict(WebhookDelivery.objects.values_list("event_type", "state"))
-    assert states == {"command.completed": "pending", "transaction.started": "failed"}
-    subscription.active = False
-    subscription.save()
-    assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"failed"}
-    assert WebhookDelivery.objects.get(event_type="command.completed").last_error.endswith("deactivated.")
 
 
 def test_deleting_a_connected_charger_takes_it_offline_for_subscribers(allow_private, register_charge_point):

@@ -1,0 +1,134 @@
+"""A charger's HTTP Basic password set over OCPP (round 40's probe: the charger accepted a new
+BasicAuthPassword, the CSMS went on checking the old one and refused its reconnect, and kept the new
+one in plain text in the command, the message log and the configuration store). Raw-frame chargers
+with HTTP Basic, real daphne, PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import pytest
+from django.contrib.auth.hashers import check_password, make_password
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
+
+from chargepoints.models import ChargePoint, OcppMessage
+from commands.charger_passwords import REDACTED
+from commands.models import Command
+from configuration.models import ConfigurationKey, DeviceModelAttribute
+from conftest import ahttp
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+OLD, NEW = "FirstPassword-123456", "SecondPassword-654321"
+SET_PASSWORD = {
+    "2.0.1": (
+        "set_variables",
+        {
+            "set_variable_data": [
+                {
+                    "component": {"name": "SecurityCtrlr"},
+                    "variable": {"name": "BasicAuthPassword"},
+                    "attribute_value": NEW,
+                }
+            ]
+        },
+        lambda call: {
+            "setVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    **{key: call[3]["setVariableData"][0][key] for key in ("component", "variable")},
+                }
+            ]
+        },
+    ),
+    "1.6": (
+        "change_configuration",
+        {"key": "AuthorizationKey", "value": NEW.encode().hex()},
+        lambda call: {"status": "Accepted"},
+    ),
+}
+
+
+def _named(item: dict) -> dict:
+    return {"component": item["component"], "variable": item["variable"]}
+
+
+BOOT = {
+    "1.6": {"chargePointVendor": "Acme", "chargePointModel": "A1"},
+    "2.0.1": {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "A1"}},
+}
+
+
+def connected(daphne, version: str, charge_point_id: str, password: str):
+    token = base64.b64encode(f"{charge_point_id}:{password}".encode()).decode()
+    return connect(
+        daphne.ws_url(version, charge_point_id),
+        subprotocols=[Subprotocol(f"ocpp{version}")],
+        compression=None,
+        additional_headers={"Authorization": f"Basic {token}"},
+    )
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_the_charger_accepts_is_the_one_checked_and_is_kept_nowhere_in_plain_text(
+    daphne, api_key, version
+):
+    charge_point_id = f"CP-PW-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, answer = SET_PASSWORD[version]
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
+        await asyncio.wait_for(websocket.recv(), 5)
+        url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        await websocket.send(json.dumps([3, call[1], answer(call)]))
+        status, _ = await post
+    assert status == 200
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(NEW, charge_point.password_hash)
+    async with connected(daphne, version, charge_point_id, NEW) as websocket:  # admitted with the new one
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    secret = NEW if version == "2.0.1" else NEW.encode().hex()
+    recorded = await Command.objects.aget(charge_point_identity=charge_point_id, command=command)
+    assert secret not in json.dumps(recorded.request) and REDACTED in json.dumps(recorded.request)
+    frames = [message.frame async for message in OcppMessage.objects.filter(charge_point=charge_point)]
+    assert frames and not any(secret in frame for frame in frames)
+    stored = ConfigurationKey if version == "1.6" else DeviceModelAttribute
+    assert [value async for value in stored.objects.values_list("value", flat=True)] == [REDACTED]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("ocpp16", {"key": "AuthorizationKey", "value": "not-hex"}, "value"),
+        ("ocpp16", {"key": "AuthorizationKey", "value": "ff" * 16}, "value"),  # not UTF-8 text
+        (
+            "ocpp201",
+            {
+                "set_variable_data": [
+                    {
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "BasicAuthPassword"},
+                        "attribute_value": "short",
+                    }
+                ]
+            },
+            "set_variable_data.0.attribute_value",
+        ),
+    ],
+)
+def test_a_password_the_charger_or_the_csms_could_not_use_is_a_400(
+    api_client, register_charge_point, path, body, field
+):
+    register_charge_point("CP-1", ocpp_version="1.6" if path == "ocpp16" else "2.0.1")
+    command = "change_configuration" if path == "ocpp16" else "set_variables"
+    response = api_client.post(f"/api/v1/{path}/CP-1/{command}", body, format="json")
+    assert response.status_code == 400 and field in response.json()["details"]
