@@ -22,7 +22,7 @@ from conftest import ahttp
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-OLD, NEW = "FirstPassword-123456", "SecondPassword-654321"
+OLD, NEW = "FirstPassword-123456", "SecondPassword-6543"  # 19 octets: a 1.6 key holds 16 to 20
 SET_PASSWORD = {
     "2.0.1": (
         "set_variables",
