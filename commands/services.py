@@ -518,11 +518,18 @@ def pending_charger_wake(
         api_key=api_key,
         user_id=user_id,
     )
+    command_send_on_commit(request=request, purpose="ask the commissioned charger to boot")
+
+
+def command_send_on_commit(*, request: CommandRequest, purpose: str) -> None:
+    """Send ``request`` in the background once the caller's transaction commits (recorded as any
+    command; ``command_send(wait=False)``). A refusal or failure is logged (``could not <purpose>``),
+    never raised: the caller's change stands without it."""
 
     def send() -> None:
         try:
             command_send(request=request, wait=False)
         except Exception:
-            logger.exception("%s: could not ask the commissioned charger to boot", charge_point.charge_point_id)
+            logger.exception("%s: could not %s", request.charge_point_id, purpose)
 
     transaction.on_commit(send)

@@ -37,7 +37,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint
 from charging.models import InstalledChargingProfile
 from commands.models import Command, CommandState
-from commands.services import CommandRefused, CommandRequest, command_send
+from commands.services import CommandRefused, CommandRequest, command_send, command_send_on_commit
 from sites import events, selectors
 from sites.allocator import allocate
 from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
@@ -327,11 +327,4 @@ def failsafe_clear_on_commit(*, charge_point: ChargePoint) -> None:
         command="clear_charging_profile",
         body=body,
     )
-
-    def send() -> None:
-        try:
-            command_send(request=request, wait=False)
-        except Exception:
-            logger.exception("%s: could not clear the site's failsafe profile", charge_point.charge_point_id)
-
-    transaction.on_commit(send)
+    command_send_on_commit(request=request, purpose="clear the site's failsafe profile")

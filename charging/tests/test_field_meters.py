@@ -22,17 +22,21 @@ from charging.tests.test_transactions import T0, new_charger, start_v16, stop, v
 pytestmark = pytest.mark.django_db
 
 
-def ended(charge_point_id: str, transaction_id: str, seq_no: int, at, wh: str) -> Transaction | None:
-    end = [SampledValue(timestamp=at, raw_value=wh, context="Transaction.End")]
+def ended(
+    charge_point_id: str, transaction_id: str, seq_no: int, at, wh: str, *, before=(), **extra
+) -> Transaction | None:
+    """A 2.0.1 Ended with its End reading ``wh`` (after the samples ``before``), ``extra`` StopRequest fields."""
+    end = [*before, SampledValue(timestamp=at, raw_value=wh, context="Transaction.End")]
     return transaction_stop(
         StopRequest(
             charge_point_id=charge_point_id,
             ocpp_transaction_id=transaction_id,
             stopped_at=at,
             action="TransactionEvent",
-            payload={},
+            payload=extra.pop("payload", {}),
             samples=end,
             seq_no=seq_no,
+            **extra,
         )
     ).transaction
 
@@ -219,18 +223,7 @@ def test_a_begin_reading_sent_again_does_not_move_the_meter_start(register_charg
     charge_point_id = new_charger(register_charge_point, "2.0.1")
     begin = [SampledValue(timestamp=T0, raw_value="12345", context="Transaction.Begin")]
     v201_start(charge_point_id, "TX-B", 0, T0, samples=begin, started_event=True)
-    end = [*repeated[:1], SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="15678", context="Transaction.End")]
-    transaction_stop(
-        StopRequest(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id="TX-B",
-            stopped_at=T0 + timedelta(hours=1),
-            action="TransactionEvent",
-            payload={},
-            samples=end,
-            seq_no=1,
-        )
-    )
+    ended(charge_point_id, "TX-B", 1, T0 + timedelta(hours=1), "15678", before=repeated[:1])
     session = Transaction.objects.get(ocpp_transaction_id="TX-B")
     assert (session.meter_start_wh, session.energy_wh) == (Decimal(12_345), Decimal(3_333))
 
@@ -260,19 +253,7 @@ def test_a_v201_ended_that_overtook_its_started_gives_the_session_its_token_and_
         "idToken": {"idToken": "TAG1", "type": "ISO14443"},
         "transactionInfo": {"transactionId": "TX-E", "timeSpentCharging": 1800},
     }
-    transaction_stop(
-        StopRequest(
-            charge_point_id=charge_point_id,
-            ocpp_transaction_id="TX-E",
-            stopped_at=stopped_at,
-            action="TransactionEvent",
-            payload=payload,
-            samples=[SampledValue(timestamp=stopped_at, raw_value="11000", context="Transaction.End")],
-            seq_no=1,
-            id_tag="TAG1",
-            id_token_type="ISO14443",
-        )
-    )
+    ended(charge_point_id, "TX-E", 1, stopped_at, "11000", payload=payload, id_tag="TAG1", id_token_type="ISO14443")
     begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
     v201_start(charge_point_id, "TX-E", 0, T0, samples=begin, authorize=False, started_event=True)
     session = Transaction.objects.get(ocpp_transaction_id="TX-E")

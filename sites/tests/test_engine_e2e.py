@@ -413,8 +413,10 @@ async def test_a_charger_taken_off_its_site_is_asked_to_forget_the_site_s_failsa
     share was under the minimum), so its sessions off the site were held at it for good."""
     ids = ["LEAVE-A", "LEAVE-B"]
     site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
     async with ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a:
         await a.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")  # the site recomputes: the session's TxProfile, the charger's failsafe
         await eventually(lambda: a.default_limit is not None, timeout=15)
         url = f"{site_daphne.http_url}/api/v1/sites/{site_id}/members/{ids[0]}"
         status, _ = await ahttp(url, method="DELETE", api_key=api_key)
