@@ -49,13 +49,18 @@ def site_capacity_a(*, site: Site) -> Decimal:
     return capacity
 
 
+def site_headroom_a(*, site: Site) -> Decimal:
+    """What the site can give its chargers, A per phase: its capacity less its fixed base load."""
+    return site_capacity_a(site=site) - site.base_load_a
+
+
 def site_failsafe_limit(*, site: Site, member_count: int) -> Decimal:
     """A member charger's failsafe TxDefaultProfile limit (A): the site's ``failsafe_current_a``, else
     what the site gives its chargers (the capacity less its fixed base load, as an explicit failsafe
     is bounded) shared equally among the members (floored to 0.1 A), 0 when that is below the minimum."""
     if site.failsafe_current_a is not None:
         return site.failsafe_current_a
-    headroom = max(site_capacity_a(site=site) - site.base_load_a, Decimal(0))
+    headroom = max(site_headroom_a(site=site), Decimal(0))
     if member_count == 0:
         return Decimal(0)
     share = (headroom / member_count).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")

@@ -57,7 +57,7 @@ def _currents_checked(site: Site) -> None:
     site can give one charger (its capacity per phase less its fixed base load): a charger on its
     failsafe profile alone would overload the site while the CSMS is away."""
     capacity = selectors.site_capacity_a(site=site)
-    headroom = capacity - site.base_load_a
+    headroom = selectors.site_headroom_a(site=site)
     for field in ("failsafe_current_a", "min_current_a"):
         value = getattr(site, field)
         if value is not None and value > headroom:

@@ -199,8 +199,10 @@ def transaction_finish(
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
-    if meter_stop_wh is not None:  # it stands for the End readings sent besides it (a 1.6 transactionData's, in kWh)
-        readings = [reading for reading in readings if reading.at <= end and reading.context != "Transaction.End"]
+    if meter_stop_wh is not None:
+        # It stands for the End readings sent beside it (a 1.6 transactionData's, in kWh), unless it is
+        # 0 (a charger that does not know its register), as a meter start of 0 gives way to a Begin.
+        readings = [r for r in readings if r.at <= end and (r.context != "Transaction.End" or not meter_stop_wh)]
         readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
     result = metering.derive_energy(
         readings,

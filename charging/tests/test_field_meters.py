@@ -282,3 +282,13 @@ def test_a_v201_event_with_readings_tells_the_site_the_draw_changed(register_cha
     finally:
         charger_draw_changed.disconnect(dispatch_uid="test-heard")
     assert told
+
+
+def test_a_meter_stop_of_0_gives_way_to_the_stop_s_end_reading(register_charge_point):
+    """As a meter start of 0 gives way to a Begin reading: a charger that does not know its register."""
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=12_000).transaction
+    end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="15000", context="Transaction.End")]
+    stop(charge_point_id, str(session.pk), 0, samples=end)
+    session.refresh_from_db()
+    assert session.energy_wh == Decimal(3_000)
