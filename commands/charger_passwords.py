@@ -4,7 +4,9 @@
 
 The CSMS checks the new password once the charger accepts it (``password_taken``: the answer's
 follow-up stores its hash), and keeps the value nowhere in plain text: the command's recorded request,
-the message log's frame and the configuration store hold ``REDACTED`` in its place.
+the message log's frame and the configuration store hold ``REDACTED`` in its place. So does what a
+charger reports of its password, though it is write-only (a GetConfiguration, GetVariables or
+NotifyReport that carries it).
 """
 
 from __future__ import annotations
@@ -86,18 +88,85 @@ def body_redacted(version: str, body: dict[str, Any]) -> dict[str, Any]:
     return redacted
 
 
+def answer_redacted(version: str, action: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """A charger's answer (snake_case) with a password it reports replaced by ``REDACTED`` (a copy);
+    ``answer`` itself otherwise. The password is write-only (1.6 security whitepaper: the
+    AuthorizationKey's value is not reported; 2.0.1 ``BasicAuthPassword`` is WriteOnly), yet some
+    chargers report it: a 1.6 GetConfiguration key's value, a 2.0.1 GetVariables result's value."""
+    if (version, action) == ("1.6", "GetConfiguration"):
+        return _items_redacted(answer, "configuration_key", "value")
+    if (version, action) == ("2.0.1", "GetVariables"):
+        return _items_redacted(answer, "get_variable_result", "attribute_value")
+    return answer
+
+
+def report_redacted(report_data: list[Any]) -> list[Any]:
+    """A 2.0.1 NotifyReport's ``report_data`` (snake_case) with the values reported for
+    ``SecurityCtrlr.BasicAuthPassword`` replaced by ``REDACTED`` (a copy); itself if it has none."""
+    if not any(is_password_variable(item) for item in report_data):
+        return report_data
+    return [
+        {**item, "variable_attribute": [_value_redacted(a, "value") for a in item.get("variable_attribute") or []]}
+        if is_password_variable(item)
+        else item
+        for item in report_data
+    ]
+
+
+def _items_redacted(payload: dict[str, Any], items_field: str, value_field: str) -> dict[str, Any]:
+    """``payload`` with the ``value_field`` of each item of its list ``items_field`` that names the
+    charger's password (a 1.6 ``key`` or a 2.0.1 component and variable) redacted: a copy if any is."""
+    items = payload.get(items_field)
+    if not isinstance(items, list) or not any(_names_password(item) and item.get(value_field) for item in items):
+        return payload
+    return {
+        **payload,
+        items_field: [_value_redacted(item, value_field) if _names_password(item) else item for item in items],
+    }
+
+
+def _names_password(item: Any) -> bool:
+    return isinstance(item, dict) and (_is_authorization_key(item) or is_password_variable(item))
+
+
+def _value_redacted(item: Any, field: str) -> Any:
+    """``item`` with its ``field`` replaced by ``REDACTED`` if it holds a value (a copy)."""
+    if not isinstance(item, dict) or item.get(field) in (None, ""):
+        return item
+    return {**item, field: REDACTED}
+
+
+# The frames whose payload may carry a charger's password, by action: the list holding it and the
+# field of its value (camelCase, as on the wire). ChangeConfiguration's is the payload itself.
+_LOGGED_PASSWORDS = {
+    "SetVariables": ("setVariableData", "attributeValue"),
+    "GetConfiguration": ("configurationKey", "value"),  # the answer's
+    "GetVariables": ("getVariableResult", "attributeValue"),  # the answer's
+}
+
+
 def frame_redacted(version: str, action: str, text: str) -> str:
-    """An outbound CALL's text for the message log, the password it sets replaced (only a
-    ChangeConfiguration or SetVariables frame is read; any other is the same text)."""
-    if action not in ("ChangeConfiguration", "SetVariables"):
+    """A frame's text for the message log (a CALL sent or received, or the answer to ``action``),
+    with a charger password it carries replaced: a ChangeConfiguration or SetVariables setting it,
+    a GetConfiguration, GetVariables or NotifyReport reporting it. Any other frame is the same text,
+    unread."""
+    if action not in _LOGGED_PASSWORDS and action not in ("ChangeConfiguration", "NotifyReport"):
         return text
     if "authorizationkey" not in text.lower() and "basicauthpassword" not in text.lower():
         return text
-    frame = json.loads(text)
-    payload = frame[3] if len(frame) > 3 and isinstance(frame[3], dict) else {}
-    if version == "1.6" and _is_authorization_key(payload):
+    try:
+        frame = json.loads(text)
+        payload = frame[3 if frame[0] == 2 else 2]
+    except (ValueError, LookupError, TypeError):
+        return text
+    if not isinstance(payload, dict):
+        return text
+    if action == "ChangeConfiguration" and version == "1.6" and _is_authorization_key(payload):
         payload["value"] = REDACTED
-    for item in payload.get("setVariableData") or []:
-        if is_password_variable(item):
-            item["attributeValue"] = REDACTED
+    elif action == "NotifyReport":
+        for item in payload.get("reportData") or []:
+            if is_password_variable(item):
+                item["variableAttribute"] = [_value_redacted(a, "value") for a in item.get("variableAttribute") or []]
+    elif action in _LOGGED_PASSWORDS:
+        payload.update(_items_redacted(payload, *_LOGGED_PASSWORDS[action]))
     return json.dumps(frame, separators=(",", ":"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from commands import catalog
+from commands import catalog, charger_passwords
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome, Outcome
 
@@ -51,11 +51,13 @@ ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandS
 
 def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: datetime) -> None:
     """Set ``OUTCOME_FIELDS`` on ``command`` (not saved) for ``outcome``: its state
-    (``state_for``), the answer in snake_case (a CALLRESULT, valid or not), its violations, the
-    CALLERROR's code and description, the round trip (ms) and ``completed_at``."""
+    (``state_for``), the answer in snake_case (a CALLRESULT, valid or not; a charger password it
+    reports redacted), its violations, the CALLERROR's code and description, the round trip (ms)
+    and ``completed_at``."""
     command.state = state_for(command.command, outcome)
     if outcome.outcome in (Outcome.RESULT, Outcome.INVALID_RESPONSE):
-        command.response = catalog.from_ocpp_payload(command.command, outcome.payload)
+        response = catalog.from_ocpp_payload(command.command, outcome.payload)
+        command.response = charger_passwords.answer_redacted(command.ocpp_version, command.action, response)
     command.response_violations = outcome.violations
     command.error_code = outcome.error_code
     command.error_description = outcome.error_description

@@ -238,7 +238,8 @@ class OcppRouter(RoutedChargePoint):
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         bind_message(action=action, unique_id=str(msg.unique_id))
-        self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
+        logged = charger_passwords.frame_redacted(self._ocpp_version, action, raw_msg)
+        self._log(MessageDirection.INBOUND, logged, received_at, msg.message_type_id, msg.unique_id, action)
         if msg.message_type_id != MessageType.Call:
             self._response_received(msg)
             return

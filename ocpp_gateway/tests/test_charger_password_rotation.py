@@ -132,3 +132,77 @@ def test_a_password_the_charger_or_the_csms_could_not_use_is_a_400(
     command = "change_configuration" if path == "ocpp16" else "set_variables"
     response = api_client.post(f"/api/v1/{path}/CP-1/{command}", body, format="json")
     assert response.status_code == 400 and field in response.json()["details"]
+
+
+REPORTED = "Reported-Password-1234"  # what a charger reports of its write-only password
+READ_PASSWORD = {
+    "1.6": (
+        "get_configuration",
+        {"key": ["AuthorizationKey"]},
+        {"configurationKey": [{"key": "AuthorizationKey", "readonly": False, "value": REPORTED}]},
+    ),
+    "2.0.1": (
+        "get_variables",
+        {"get_variable_data": [{"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}]},
+        {
+            "getVariableResult": [
+                {
+                    "attributeStatus": "Accepted",
+                    "component": {"name": "SecurityCtrlr"},
+                    "variable": {"name": "BasicAuthPassword"},
+                    "attributeValue": REPORTED,
+                }
+            ]
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_the_charger_reports_is_kept_nowhere_in_plain_text(daphne, api_key, version):
+    """The password is write-only (1.6 security whitepaper, 2.0.1 WriteOnly), yet some chargers
+    report it: the API's answer, the command, the message log and the configuration store redact it."""
+    charge_point_id = f"CP-RP-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, answer = READ_PASSWORD[version]
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
+        await asyncio.wait_for(websocket.recv(), 5)
+        url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        await websocket.send(json.dumps([3, call[1], answer]))
+        status, answered = await post
+        if version == "2.0.1":
+            report = {
+                "requestId": 7,
+                "generatedAt": "2026-12-06T08:00:00Z",
+                "seqNo": 0,
+                "reportData": [
+                    {
+                        "component": {"name": "SecurityCtrlr"},
+                        "variable": {"name": "BasicAuthPassword"},
+                        "variableAttribute": [{"type": "Actual", "value": REPORTED, "mutability": "WriteOnly"}],
+                    }
+                ],
+            }
+            await websocket.send(json.dumps([2, "r", "NotifyReport", report]))
+            while (frame := json.loads(await asyncio.wait_for(websocket.recv(), 5)))[1] != "r":
+                pass
+            assert frame[0] == 3
+    assert status == 200 and REPORTED not in json.dumps(answered) and REDACTED in json.dumps(answered)
+    recorded = await Command.objects.aget(charge_point_identity=charge_point_id, command=command)
+    assert REPORTED not in json.dumps(recorded.response)
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    for _ in range(50):  # the message log is written behind, within CSMS_MESSAGE_LOG_FLUSH_MS
+        frames = [message.frame async for message in OcppMessage.objects.filter(charge_point=charge_point)]
+        if any(REDACTED in frame for frame in frames) and len(frames) >= (4 if version == "1.6" else 6):
+            break
+        await asyncio.sleep(0.1)
+    assert not any(REPORTED in frame for frame in frames)
+    stored = ConfigurationKey if version == "1.6" else DeviceModelAttribute
+    assert REDACTED in [value async for value in stored.objects.values_list("value", flat=True)]
+    assert REPORTED not in [value async for value in stored.objects.values_list("value", flat=True)]

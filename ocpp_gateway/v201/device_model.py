@@ -39,7 +39,7 @@ class DeviceModelHandlers:
         report_data: list[dict[str, Any]] | None = None,
         **_: Any,
     ) -> call_result.NotifyReport:
-        """Each part is stored before it is acknowledged (B07/B08)."""
+        """Each part is stored before it is acknowledged (B07/B08); a charger password it reports, redacted."""
         try:
             await in_commit_group(services.device_model_report_record)(
                 charge_point_id=self.id,
@@ -47,7 +47,7 @@ class DeviceModelHandlers:
                 seq_no=seq_no,
                 tbc=tbc,
                 generated_at=parse_ocpp_time(generated_at),
-                report_data=report_data or [],
+                report_data=charger_passwords.report_redacted(report_data or []),
             )
         except ChargePoint.DoesNotExist:
             raise GenericError(description="The charging station is not registered.") from None
