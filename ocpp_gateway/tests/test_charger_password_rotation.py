@@ -72,6 +72,19 @@ def connected(daphne, version: str, charge_point_id: str, password: str):
     )
 
 
+async def _command_answered(daphne, api_key, websocket, version, charge_point_id, command, body, answer):
+    """Boot, post ``command`` with ``body`` to the API, answer its CALL with ``answer(call)``: the
+    API's (status, body)."""
+    await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
+    await asyncio.wait_for(websocket.recv(), 5)
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
+    post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
+    call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+    await websocket.send(json.dumps([3, call[1], answer(call)]))
+    return await post
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_password_the_charger_accepts_is_the_one_checked_and_is_kept_nowhere_in_plain_text(
     daphne, api_key, version
@@ -81,15 +94,8 @@ async def test_a_password_the_charger_accepts_is_the_one_checked_and_is_kept_now
         charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
     )
     command, body, answer = SET_PASSWORD[version]
-    path = "ocpp16" if version == "1.6" else "ocpp201"
     async with connected(daphne, version, charge_point_id, OLD) as websocket:
-        await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
-        await asyncio.wait_for(websocket.recv(), 5)
-        url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
-        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
-        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
-        await websocket.send(json.dumps([3, call[1], answer(call)]))
-        status, _ = await post
+        status, _ = await _command_answered(daphne, api_key, websocket, version, charge_point_id, command, body, answer)
     assert status == 200
     charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
     assert check_password(NEW, charge_point.password_hash)
@@ -167,15 +173,10 @@ async def test_a_password_the_charger_reports_is_kept_nowhere_in_plain_text(daph
         charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
     )
     command, body, answer = READ_PASSWORD[version]
-    path = "ocpp16" if version == "1.6" else "ocpp201"
     async with connected(daphne, version, charge_point_id, OLD) as websocket:
-        await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
-        await asyncio.wait_for(websocket.recv(), 5)
-        url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
-        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
-        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
-        await websocket.send(json.dumps([3, call[1], answer]))
-        status, answered = await post
+        status, answered = await _command_answered(
+            daphne, api_key, websocket, version, charge_point_id, command, body, lambda call: answer
+        )
         if version == "2.0.1":
             report = {
                 "requestId": 7,
