@@ -77,7 +77,7 @@ def main(executions: int, rounds: int) -> None:
 
     def status(n: int) -> dict[str, Any]:
         at = now + timedelta(seconds=n)
-        values = dict(zip(STATUS_COLUMNS, ("Charging", "NoError", "", "", "", at, None, at), strict=True))
+        values = dict(zip(STATUS_COLUMNS, ("Charging", "NoError", "", "", "", at, None, False, at), strict=True))
         return {**values, "now": at, "charge_point_id": name, "connector_id": 1, "evse_id": None}
 
     def update(n: int) -> list[Any]:

@@ -23,6 +23,7 @@ class ChargerTime:
     at: datetime
     sent: datetime | None
     implausible: bool
+    received: bool = False  # ``at`` is the time of receipt (``sent`` absent, implausible or ahead of it)
 
     @property
     def kept(self) -> datetime | None:
@@ -39,10 +40,10 @@ def charger_time(sent: datetime | None, *, received_at: datetime, tolerance_s: i
     only a present, implausible time is flagged (StatusNotification may leave it out).
     """
     if sent is None:
-        return ChargerTime(at=received_at, sent=None, implausible=False)
+        return ChargerTime(at=received_at, sent=None, implausible=False, received=True)
     if FLOOR <= sent <= received_at + timedelta(seconds=tolerance_s):
-        return ChargerTime(at=min(sent, received_at), sent=sent, implausible=False)
-    return ChargerTime(at=received_at, sent=sent, implausible=True)
+        return ChargerTime(at=min(sent, received_at), sent=sent, implausible=False, received=sent > received_at)
+    return ChargerTime(at=received_at, sent=sent, implausible=True, received=True)
 
 
 def kept_as_sent(sent: datetime, received_at: datetime) -> bool:

@@ -99,6 +99,12 @@ class Connector(models.Model):
     charger_timestamp = models.DateTimeField(
         null=True, blank=True, help_text="The status's timestamp as sent, when its receipt was used instead."
     )
+    status_time_received = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="The status's time is its receipt (the charger's absent, implausible or ahead of it): a "
+        "later status is not judged older by it.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -745,7 +745,7 @@ def connector_status_set(
     now = timezone.now() if ahead is None else ahead.now
     judged = clock.charger_time(timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
     timestamp = judged.at
-    status_columns = (status, error_code, info, vendor_id, vendor_error_code, timestamp, judged.kept)
+    status_columns = (status, error_code, info, vendor_id, vendor_error_code, timestamp, judged.kept, judged.received)
     with transaction.atomic():
         if ahead is None:
             seen, connector, written = _status_written(charge_point_id, evse_id, connector_id, now, status_columns)
@@ -792,6 +792,7 @@ def connector_status_set(
         connector.vendor_error_code = vendor_error_code
         connector.status_timestamp = timestamp
         connector.charger_timestamp = judged.kept
+        connector.status_time_received = judged.received
         if stored:
             connector.updated_at = now
         else:
@@ -887,9 +888,12 @@ def _status_superseded(connector: Connector, timestamp: datetime, last_boot_at: 
     """Whether the stored status is newer than one at ``timestamp`` received now.
 
     What the charger said after its last boot supersedes what it said before it, whatever its
-    clock claims (a clock that restarted at the firmware's build date after a power cut).
+    clock claims (a clock that restarted at the firmware's build date after a power cut). A stored
+    status whose time is its receipt (``status_time_received``) supersedes none: the charger's
+    clock cannot be compared with the CSMS's, and a status stamped in the future, or not at all,
+    must not freeze the connector.
     """
-    if connector.status_timestamp is None or timestamp >= connector.status_timestamp:
+    if connector.status_timestamp is None or connector.status_time_received or timestamp >= connector.status_timestamp:
         return False
     return not (last_boot_at is not None and connector.updated_at < last_boot_at)
 

@@ -43,7 +43,7 @@ from kernel.plain_sql import array_text, instance_of_row, instance_saved, rows_p
 from kernel.rows_ahead import RowsAhead, UnitKind
 
 STATUS_COLUMNS = ("status", "error_code", "info", "vendor_id", "vendor_error_code", "status_timestamp",
-                  "charger_timestamp", "updated_at")  # fmt: skip
+                  "charger_timestamp", "status_time_received", "updated_at")  # fmt: skip
 CONNECTOR_COLUMNS = ("id", "charge_point_id", "evse_id", "connector_id", *STATUS_COLUMNS)
 
 
@@ -121,7 +121,7 @@ _STATUS_WRITTEN = (
     " WHERE c.connector_id = %(connector_id)s AND c.evse_id IS NOT DISTINCT FROM %(evse_id)s FOR UPDATE OF c),"
     f" written AS (UPDATE {Connector._meta.db_table} c"
     f" SET {', '.join(f'{column} = %({column})s' for column in STATUS_COLUMNS)}"
-    " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL"
+    " FROM old, cp WHERE c.id = old.id AND (old.status_timestamp IS NULL OR old.status_time_received"
     " OR %(status_timestamp)s >= old.status_timestamp OR (cp.last_boot_at IS NOT NULL"
     " AND old.updated_at < cp.last_boot_at)) RETURNING c.id),"
     f" created AS (INSERT INTO {Connector._meta.db_table} (charge_point_id, evse_id, connector_id,"
@@ -187,7 +187,7 @@ def _connector_written(lookup: StatusLookup, now: datetime, asked: str | None) -
     unit would): lookup -> what it found, or nothing (its unit goes its own way)."""
     judged = clock.charger_time(lookup.timestamp, received_at=now, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
     values = (lookup.status, lookup.error_code, lookup.info, lookup.vendor_id, lookup.vendor_error_code, judged.at,
-              judged.kept)  # fmt: skip
+              judged.kept, judged.received)  # fmt: skip
     charge_point, connector, written, held = status_written(
         lookup.charge_point_id, lookup.evse_id, lookup.connector_id, now, values, asked=asked
     )
@@ -228,9 +228,9 @@ _TABLE = Connector._meta.db_table
 _CONNECTORS_WRITTEN = (
     "WITH given AS (SELECT * FROM unnest(%(charge_point_id)s::text[], %(evse)s::int[], %(connector)s::int[],"
     " %(status)s::text[], %(error_code)s::text[], %(info)s::text[], %(vendor_id)s::text[],"
-    " %(vendor_error_code)s::text[], %(status_timestamp)s::timestamptz[], %(charger_timestamp)s::timestamptz[])"
-    " WITH ORDINALITY AS given(charge_point_id, evse, connector, status, error_code, info, vendor_id,"
-    " vendor_error_code, status_timestamp, charger_timestamp, n)),"
+    " %(vendor_error_code)s::text[], %(status_timestamp)s::timestamptz[], %(charger_timestamp)s::timestamptz[],"
+    " %(status_time_received)s::bool[]) WITH ORDINALITY AS given(charge_point_id, evse, connector, status,"
+    " error_code, info, vendor_id, vendor_error_code, status_timestamp, charger_timestamp, status_time_received, n)),"
     " v AS (SELECT given.*, ch.id AS cp, ch.last_boot_at FROM given"
     f" JOIN {ChargePoint._meta.db_table} ch ON ch.charge_point_id = given.charge_point_id"
     f" WHERE {CHARGERS_SEEN_HERE.format(now='%(now)s')}),"
@@ -240,7 +240,7 @@ _CONNECTORS_WRITTEN = (
     f" written AS (UPDATE {_TABLE} c SET"
     f" {', '.join(f'{column} = v.{column}' for column in STATUS_COLUMNS[:-1])}, updated_at = %(now)s"
     " FROM old JOIN v ON v.n = old.n WHERE c.id = old.id AND (old.status_timestamp IS NULL"
-    " OR v.status_timestamp >= old.status_timestamp OR (v.last_boot_at IS NOT NULL"
+    " OR old.status_time_received OR v.status_timestamp >= old.status_timestamp OR (v.last_boot_at IS NOT NULL"
     " AND old.updated_at < v.last_boot_at)) RETURNING v.n),"
     f" created AS (INSERT INTO {_TABLE} (charge_point_id, evse_id, connector_id, {', '.join(STATUS_COLUMNS)})"
     f" SELECT v.cp, v.evse, v.connector, {', '.join(f'v.{column}' for column in STATUS_COLUMNS[:-1])}, %(now)s"
@@ -279,6 +279,7 @@ def _connectors_written(lookups: Sequence[StatusLookup], now: datetime, asked: s
         "vendor_error_code": array_text([lookup.vendor_error_code for lookup in lookups]),
         "status_timestamp": array_text([time.at for time in judged]),
         "charger_timestamp": array_text([time.kept for time in judged]),
+        "status_time_received": array_text([time.received for time in judged]),
     }
     chargers = array_text(sorted({lookup.charge_point_id for lookup in lookups}))
     _, rows = rows_pipelined([(CHARGERS_SEEN, [now, chargers]), (_connectors_written_sql(asked), params)])

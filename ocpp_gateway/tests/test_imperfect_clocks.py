@@ -138,21 +138,37 @@ async def test_v16_available_after_a_reboot_closes_the_interrupted_session_whate
     assert session.billing_record.duration_seconds < 60
 
 
-async def test_a_status_stamped_in_the_future_does_not_freeze_the_connector(daphne):
+@pytest.mark.parametrize("behind", [0, 120])
+async def test_a_status_stamped_in_the_future_does_not_freeze_the_connector(daphne, behind):
+    """Whatever the charger's clock (here ``behind`` seconds late), the status after one whose time
+    its receipt replaced (stamped in the future, unreadably or not at all) is applied (round 41's probe:
+    a clock 120 s late left the connector Charging for good)."""
     await charger_with_tag_and_default_tariff("CLK-STAT")
+
+    def charger_clock() -> str:
+        return stamp(-timedelta(seconds=behind))
+
     async with raw_socket(daphne, "1.6", "CLK-STAT") as websocket:
         for unique_id, status, at in (
+            ("0", "Available", charger_clock),
             ("1", "Charging", lambda: stamp(timedelta(days=365))),
-            ("2", "Finishing", stamp),
+            ("2", "Finishing", charger_clock),
             ("3", "Available", lambda: "2026-13-45T99:00:00Z"),  # unreadable: as if absent
+            ("4", "Preparing", charger_clock),
+            ("5", "Charging", lambda: None),
+            ("6", "Finishing", charger_clock),
         ):
             payload = {"connectorId": 1, "status": status, "errorCode": "NoError", "timestamp": at()}
-            await result(websocket, unique_id, "StatusNotification", payload)
+            await result(websocket, unique_id, "StatusNotification", {k: v for k, v in payload.items() if v})
             connector = await Connector.objects.aget(charge_point__charge_point_id="CLK-STAT")
             assert connector.status == status
             assert connector.status_timestamp <= datetime.now(UTC)
     async with raw_socket(daphne, "2.0.1", "CLK-STAT") as websocket:
-        for unique_id, status, at in (("4", "Occupied", lambda: "9999-12-31T23:59:59Z"), ("5", "Available", stamp)):
+        for unique_id, status, at in (
+            ("7", "Available", charger_clock),
+            ("8", "Occupied", lambda: "9999-12-31T23:59:59Z"),
+            ("9", "Available", charger_clock),
+        ):
             payload = {"timestamp": at(), "connectorStatus": status, "evseId": 1, "connectorId": 1}
             await result(websocket, unique_id, "StatusNotification", payload)
             connector = await Connector.objects.aget(charge_point__charge_point_id="CLK-STAT", evse_id=1)
