@@ -541,8 +541,11 @@ def seconds_between(start: datetime, end: datetime) -> int:
 
 
 def charging_state_apply(session: Transaction, *, charging: bool, at: datetime) -> None:
+    """Idle time (connected, not charging) opened by a state at ``at`` that is not ``charging``,
+    closed into ``idle_seconds`` by one that is; it never starts before the session does (a status
+    stamped before the start, sent after it)."""
     if not charging and session.idle_since is None:
-        session.idle_since = at
+        session.idle_since = max(at, session.started_at)
     elif charging and session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, at)
         session.idle_since = None

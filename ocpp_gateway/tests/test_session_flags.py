@@ -173,3 +173,48 @@ async def test_a_late_v201_event_s_smaller_time_spent_charging_does_not_shrink_i
         await call(websocket, "t3", "TransactionEvent", charging_event("Updated", 1, 10, "Charging", 600))
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
     assert (session.time_spent_charging, session.idle_seconds) == (2700, 50 * 60 - 2700)
+
+
+async def test_v201_idle_time_ends_when_the_ev_leaves(daphne):
+    """SuspendedEV then ``Idle`` (the cable gone before the transaction ends): idle time ends with it
+    (round 41's probe: the unplugged minutes were billed as idle, 539 s for 60)."""
+    await charger_with_tariff("CP-LEFT")
+    started = charging_event("Started", 0, 0, "Charging", idToken=TOKEN, evse={"id": 1})
+    async with raw_socket(daphne, "2.0.1", "CP-LEFT") as websocket:
+        await call(websocket, "t1", "TransactionEvent", started)
+        await call(websocket, "t2", "TransactionEvent", charging_event("Updated", 1, 10, "SuspendedEV"))
+        await call(websocket, "t3", "TransactionEvent", charging_event("Updated", 2, 11, "Idle"))
+        assert (await call(websocket, "t4", "TransactionEvent", charging_event("Ended", 3, 50, "Idle")))[0] == 3
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert session.idle_seconds == 60
+
+
+async def test_v16_idle_time_ends_when_the_ev_leaves_and_never_starts_before_the_session(daphne):
+    """A status stamped before the start, sent after it, opens idle time at the start (round 41's
+    probe: idle 3,900 s in a 3,600 s session); ``Available`` (the cable gone, the session still open)
+    ends it."""
+    await charger_with_tariff("CP-LEFT16")
+    await IdTag.objects.acreate(id_tag="T1")
+
+    def status(unique_id: str, name: str, minute: int) -> tuple:
+        at = f"2026-05-01T10:{minute:02d}:00Z" if minute >= 0 else f"2026-05-01T09:{60 + minute:02d}:00Z"
+        return (
+            unique_id,
+            "StatusNotification",
+            {"connectorId": 1, "status": name, "errorCode": "NoError", "timestamp": at},
+        )
+
+    async with raw_socket(daphne, "1.6", "CP-LEFT16") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": T0}
+        transaction_id = (await call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
+        for frame in (
+            status("1", "SuspendedEVSE", -5),
+            status("2", "Charging", 10),
+            status("3", "SuspendedEV", 20),
+            status("4", "Available", 21),
+        ):
+            assert (await call(websocket, *frame))[0] == 3
+        stop = {"transactionId": transaction_id, "meterStop": 1000, "timestamp": "2026-05-01T10:50:00Z"}
+        assert (await call(websocket, "e", "StopTransaction", stop))[0] == 3
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert session.idle_seconds == 10 * 60 + 60

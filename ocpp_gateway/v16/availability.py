@@ -11,8 +11,10 @@ from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group
 
-# What a connector status says about charging, for the idle time of its session (None: nothing).
-_CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False}
+# What a connector status says about charging, for the idle time of its session (None: nothing):
+# connected and not charging is idle time; ``Available`` is no EV connected (a session kept open
+# after the cable left, StopTransactionOnEVSideDisconnect false), which ends idle time, as charging does.
+_CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False, "Available": True}
 
 
 class AvailabilityHandlers:

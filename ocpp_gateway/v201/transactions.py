@@ -24,10 +24,11 @@ from ocpp_gateway import id_tags
 from ocpp_gateway.group_commit import in_commit_group
 
 # chargingState -> charging (for the session's idle time).
-# Whether the EV draws power, by 2.0.1 chargingState: connected and not charging is idle time (billed
-# after its grace). ``Idle`` is no EV connected (a session authorized before the cable, E02): not
-# idle time, as 1.6's ``Preparing`` / ``Available`` are not; it says nothing here.
-_CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False}
+# Whether idle time runs, by 2.0.1 chargingState: connected and not charging is idle time (billed
+# after its grace). ``Idle`` is no EV connected (a session authorized before the cable, E02, or the
+# cable gone before the transaction ends): not idle time, as 1.6's ``Available`` is not; it ends
+# idle time as charging does.
+_CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": True}
 
 
 def id_token_info(info: IdTagInfo) -> dict[str, Any]:
