@@ -58,6 +58,14 @@ class ChargePoint(models.Model):
     configuration_read_owed = models.BooleanField(default=False, db_default=False)
     offline_since = models.DateTimeField(null=True, blank=True)
     password_hash = models.CharField(max_length=128, blank=True)
+    password_hash_after_reboot = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="A password the charger accepted to use after its next reboot (answered RebootRequired): "
+        "admitted beside the current one until the charger first presents it, which makes it the current one.",
+    )
     tariff = models.ForeignKey(
         "billing.Tariff",
         on_delete=models.PROTECT,

@@ -29,6 +29,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from chargepoints.passwords import charger_password_matches
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import (
     BOOT_COLUMNS,
@@ -115,6 +116,12 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     refusal = selectors.charge_point_refusal(
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
+    if (
+        refusal in _PASSWORD_REFUSALS
+        and password is not None
+        and _password_after_reboot_presented(charge_point_id, password, may_hash)
+    ):
+        return ""
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
     with contextlib.suppress(ChargePointAlreadyExists):  # a concurrent handshake registered it a moment ago
@@ -125,6 +132,33 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
         )
     logger.info("%s: unknown charger registered as pending (CSMS_AUTO_REGISTER)", charge_point_id)
     return ""
+
+
+# The refusals a password the charger accepted to use after its reboot may lift.
+_PASSWORD_REFUSALS = ("wrong password", "no password set (required)")
+
+
+def _password_after_reboot_presented(charge_point_id: str, password: str, may_hash: bool) -> bool:
+    """Whether ``password`` is the one the charger accepted to use after its reboot
+    (``charge_point_password_taken``): if so, it becomes the current password (the old one no
+    longer admits it). Raises ``PasswordNeedsHashing`` as ``charge_point_admit`` does."""
+    charge_point = (
+        ChargePoint.objects.select_for_update()
+        .filter(charge_point_id=charge_point_id)
+        .exclude(password_hash_after_reboot="")
+        .only("pk", "password_hash_after_reboot")
+        .first()
+    )
+    if charge_point is None or not charger_password_matches(
+        charge_point_id=charge_point_id,
+        password=password,
+        password_hash=charge_point.password_hash_after_reboot,
+        may_hash=may_hash,
+    ):
+        return False
+    charge_point.password_hash, charge_point.password_hash_after_reboot = charge_point.password_hash_after_reboot, ""
+    charge_point.save(update_fields=["password_hash", "password_hash_after_reboot", "updated_at"])
+    return True
 
 
 _UNCHANGED: Any = object()
@@ -155,7 +189,8 @@ def charge_point_update(
             changed.append(field)
     if password is not _UNCHANGED:
         charge_point.password_hash = make_password(password) if password else ""
-        changed.append("password_hash")
+        charge_point.password_hash_after_reboot = ""
+        changed += ["password_hash", "password_hash_after_reboot"]
     if tariff is not _UNCHANGED:
         charge_point.tariff_id = tariff.pk if tariff is not None else None
         changed.append("tariff")
@@ -170,13 +205,18 @@ def charge_point_update(
     return charge_point
 
 
-def charge_point_password_taken(*, charge_point: ChargePoint, password: str) -> None:
+def charge_point_password_taken(*, charge_point: ChargePoint, password: str, after_reboot: bool = False) -> None:
     """The HTTP Basic password a charger accepted over OCPP (1.6 ``AuthorizationKey``, 2.0.1
     ``BasicAuthPassword``) becomes the one its handshakes are checked against, as a hash. Its socket
     stays: it presents the new password when it next connects (``charge_point_update``'s change,
-    made without the charger knowing, closes it instead)."""
-    charge_point.password_hash = make_password(password)
-    charge_point.save(update_fields=["password_hash", "updated_at"])
+    made without the charger knowing, closes it instead). ``after_reboot`` (answered
+    ``RebootRequired``: the charger goes on presenting the old one until it reboots): both admit it
+    until it first presents the new one (``charge_point_admit``)."""
+    if after_reboot:
+        charge_point.password_hash_after_reboot = make_password(password)
+    else:
+        charge_point.password_hash, charge_point.password_hash_after_reboot = make_password(password), ""
+    charge_point.save(update_fields=["password_hash", "password_hash_after_reboot", "updated_at"])
 
 
 class ChargePointHasHistory(Exception):

@@ -12,6 +12,7 @@ import json
 import pytest
 from django.contrib.auth.hashers import check_password, make_password
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, OcppMessage
@@ -207,3 +208,36 @@ async def test_a_password_the_charger_reports_is_kept_nowhere_in_plain_text(daph
     stored = ConfigurationKey if version == "1.6" else DeviceModelAttribute
     assert REDACTED in [value async for value in stored.objects.values_list("value", flat=True)]
     assert REPORTED not in [value async for value in stored.objects.values_list("value", flat=True)]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_taken_after_a_reboot_admits_beside_the_old_one_until_the_charger_presents_it(
+    daphne, api_key, version
+):
+    """Answered RebootRequired, the new password takes effect when the charger reboots: until then it
+    presents the old one (round 41's probe: it was refused with 403 until it rebooted)."""
+    charge_point_id = f"CP-PWR-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, _ = SET_PASSWORD[version]
+
+    def reboot_required(call: list) -> dict:
+        if version == "1.6":
+            return {"status": "RebootRequired"}
+        return {"setVariableResult": [{"attributeStatus": "RebootRequired", **_named(call[3]["setVariableData"][0])}]}
+
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        status, _ = await _command_answered(
+            daphne, api_key, websocket, version, charge_point_id, command, body, reboot_required
+        )
+    assert status == 200
+    for password in (OLD, NEW, NEW):  # before the reboot, after it, and again
+        async with connected(daphne, version, charge_point_id, password) as websocket:
+            await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+            assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(NEW, charge_point.password_hash) and charge_point.password_hash_after_reboot == ""
+    with pytest.raises(InvalidStatus):  # the old one no longer admits it
+        async with connected(daphne, version, charge_point_id, OLD):
+            pass

@@ -56,7 +56,9 @@ class ConfigurationHandlers:
         status = (command.response or {}).get("status", "")
         password = charger_passwords.password_set_by("1.6", command.request)
         if password is not None and status in (services.ACCEPTED, services.REBOOT_REQUIRED):
-            charge_point_password_taken(charge_point=command.charge_point, password=password)
+            charge_point_password_taken(
+                charge_point=command.charge_point, password=password, after_reboot=status == services.REBOOT_REQUIRED
+            )
         services.configuration_key_changed(
             charge_point=command.charge_point,
             key=command.request["key"],

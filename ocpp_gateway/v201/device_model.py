@@ -78,12 +78,17 @@ class DeviceModelHandlers:
     @staticmethod
     @answer(Action.set_variables)
     def after_set_variables(command: Command) -> None:
-        """The values taken stored (a charger password: redacted, and the CSMS checks it from now)."""
+        """The values taken stored (a charger password: redacted, and the CSMS checks it from now, or
+        beside the old one until the charger presents it when it takes effect after a reboot)."""
         taken = _set_attributes(command.request, command.response or {})
         password = charger_passwords.password_set_by("2.0.1", command.request)
-        if password is not None and any(_is_password(attribute) for attribute in taken):
-            assert command.charge_point is not None
-            charge_point_password_taken(charge_point=command.charge_point, password=password)
+        for attribute in taken:
+            if password is not None and _is_password(attribute):
+                assert command.charge_point is not None
+                after_reboot = attribute.pending_value is not None
+                charge_point_password_taken(
+                    charge_point=command.charge_point, password=password, after_reboot=after_reboot
+                )
         redacted = _set_attributes(charger_passwords.body_redacted("2.0.1", command.request), command.response or {})
         _attributes_record(command, redacted, LearnedFrom.SET_VARIABLES)
 
