@@ -8,6 +8,6 @@ from billing.services import billing_record_write
 from charging.models import Transaction
 
 
-def billing_record_on_end(sender: Any, *, transaction: Transaction, **kwargs: Any) -> None:
+def billing_record_on_end(sender: Any, *, transaction: Transaction, repriced: bool = False, **kwargs: Any) -> None:
     """Write the ended session's billing record, in the session's transaction."""
-    billing_record_write(transaction=transaction)
+    billing_record_write(transaction=transaction, repriced=repriced)

@@ -12,12 +12,18 @@ from django.db.models.signals import post_save
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
+from charging.models import Transaction
 from kernel import cache_changes
 from kernel.plain_sql import columns_of, model_rows
 
 
 def _valid_at(at: datetime) -> Q:
     return (Q(valid_from__isnull=True) | Q(valid_from__lte=at)) & (Q(valid_to__isnull=True) | Q(valid_to__gt=at))
+
+
+def tariff_billed(*, transaction: Transaction) -> Tariff | None:
+    """The tariff that priced the session's billing record; None without a record or a tariff on it."""
+    return Tariff.objects.filter(billing_records__transaction=transaction).first()
 
 
 def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:

@@ -71,18 +71,22 @@ def tariff_delete(*, tariff: Tariff) -> None:
         raise TariffInUse(tariff) from None
 
 
-def billing_record_write(*, transaction: Transaction) -> None:
+def billing_record_write(*, transaction: Transaction, repriced: bool = False) -> None:
     """Price an ended session with the tariff valid at its start; call in the ending DB transaction.
 
-    A session finished again (a charger's late stop after the CSMS closed it) has its record
-    rewritten. Without a tariff the record has no currency, a zero total and needs review.
+    A session finished again (``repriced``: a charger's late stop after the CSMS closed it, a late
+    event) has its record rewritten with the tariff that priced it, whatever the charger's tariff,
+    the tariffs' validity or default are now (its prices cannot change: ``tariff_save``). Without a
+    tariff the record has no currency, a zero total and needs review.
     Nobody subscribed to hear of it (most stops), on PostgreSQL: the record is one row of values
     (``kernel.plain_sql.row_upserted``), gathered with the rest of the group commit's batch, no
     model instance built (issue 15).
     """
     assert transaction.stopped_at is not None
     charge_point = transaction.charge_point
-    tariff = selectors.tariff_for(charge_point=charge_point, at=transaction.started_at)
+    tariff = selectors.tariff_billed(transaction=transaction) if repriced else None
+    if tariff is None:
+        tariff = selectors.tariff_for(charge_point=charge_point, at=transaction.started_at)
     duration = max(int((transaction.stopped_at - transaction.started_at).total_seconds()), 0)
     idle = min(transaction.idle_seconds, duration)
     charging = duration - idle

@@ -19,6 +19,7 @@ from billing.models import BillingRecord, Tariff
 from billing.views import BillingRecordViewSet
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
+from charging.services.transaction_end import transaction_finish
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 
@@ -459,3 +460,24 @@ def test_a_session_fee_with_more_decimals_than_its_currency_is_a_400(api_client)
     response = api_client.post("/api/v1/tariffs/", body, format="json")
     assert response.status_code == 400 and "session_fee" in response.json()["details"]
     assert api_client.post("/api/v1/tariffs/", {**body, "session_fee": "100"}, format="json").status_code == 201
+
+
+def test_a_session_repriced_keeps_the_tariff_that_priced_it(api_client, register_charge_point, default_tariff):
+    """A late event re-prices with the tariff that priced the session, whatever the charger's tariff
+    and the tariffs' validity are now (round 41's probe: 5.00 EUR became 1.00 GBP, the charger's new tariff)."""
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+    pounds = Tariff.objects.create(name="Pounds", currency="GBP", price_per_kwh=Decimal("0.10"))
+    assert api_client.patch("/api/v1/chargepoints/CP-1", {"tariff": pounds.pk}, format="json").status_code == 200
+    url = f"/api/v1/tariffs/{default_tariff.pk}"
+    assert api_client.patch(url, {"valid_to": "2000-01-01T00:00:00Z"}, format="json").status_code == 200
+    session = record.transaction
+    transaction_finish(
+        session=session,
+        stopped_at=session.stopped_at,
+        meter_stop_wh=session.meter_stop_wh,
+        reason=session.stop_reason,
+        stop_id_tag=session.stop_id_tag,
+    )
+    record.refresh_from_db()
+    assert (record.tariff_id, record.currency, record.total) == (default_tariff.pk, "EUR", Decimal("4.00"))

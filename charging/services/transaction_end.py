@@ -177,8 +177,10 @@ def transaction_finish(
     written by billing, on ``charging.signals.transaction_ended``, in this transaction.
 
     An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
-    its duration counts as 0 s.
+    its duration counts as 0 s. A session ended before (a late event, a stop after the CSMS closed
+    it) is ``repriced``: billing keeps the tariff that priced it.
     """
+    repriced = session.status == TransactionStatus.ENDED
     session.status = TransactionStatus.ENDED
     session.stopped_at = stopped_at
     session.stop_reason = reason
@@ -199,10 +201,14 @@ def transaction_finish(
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
-    if meter_stop_wh is not None:
-        # It stands for the End readings sent beside it (a 1.6 transactionData's, in kWh), unless it is
-        # 0 (a charger that does not know its register), as a meter start of 0 gives way to a Begin.
-        readings = [r for r in readings if r.at <= end and (r.context != "Transaction.End" or not meter_stop_wh)]
+    ends = [r for r in readings if r.context == "Transaction.End"]
+    if meter_stop_wh == 0 and ends:
+        # A meter stop of 0 (a charger that does not know its register) gives way to the End readings
+        # sent beside it, as a meter start of 0 gives way to a Begin.
+        session.meter_stop_wh = ends[-1].wh
+    elif meter_stop_wh is not None:
+        # It stands for the End readings sent beside it (a 1.6 transactionData's, in kWh).
+        readings = [r for r in readings if r.at <= end and r.context != "Transaction.End"]
         readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
     result = metering.derive_energy(
         readings,
@@ -221,7 +227,7 @@ def transaction_finish(
     if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):  # its data built only then
         webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
-    transaction_ended.send(sender=Transaction, transaction=session)
+    transaction_ended.send(sender=Transaction, transaction=session, repriced=repriced)
     return session
 
 

@@ -289,6 +289,10 @@ def test_a_meter_stop_of_0_gives_way_to_the_stop_s_end_reading(register_charge_p
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id, meter_start=12_000).transaction
     end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="15000", context="Transaction.End")]
+    periodic = SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="13000", context="Sample.Periodic")
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=[periodic])
     stop(charge_point_id, str(session.pk), 0, samples=end)
     session.refresh_from_db()
     assert session.energy_wh == Decimal(3_000)
+    # and stands for the meter stop, unflagged (round 41's probe: 0 kept, non_monotonic_register)
+    assert session.meter_stop_wh == Decimal(15_000) and Anomaly.NON_MONOTONIC_REGISTER not in session.anomalies
