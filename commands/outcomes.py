@@ -45,6 +45,7 @@ OUTCOME_FIELDS = [
     "latency_ms",
     "completed_at",
 ]
+_ERROR_CODE_MAX_LENGTH: int = Command._meta.get_field("error_code").max_length  # type: ignore[assignment]  # a CharField's
 # The states of a charger's answer (its route, if any, follows it: ``routes.answer_follow``).
 ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 
@@ -59,7 +60,7 @@ def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: dat
         response = catalog.from_ocpp_payload(command.command, outcome.payload)
         command.response = charger_passwords.answer_redacted(command.ocpp_version, command.action, response)
     command.response_violations = outcome.violations
-    command.error_code = outcome.error_code
+    command.error_code = outcome.error_code[:_ERROR_CODE_MAX_LENGTH]  # a charger's code of any length, cut to fit
     command.error_description = outcome.error_description
     command.latency_ms = outcome.latency_ms
     command.completed_at = completed_at
