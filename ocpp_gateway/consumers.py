@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import collections
 import contextlib
 import functools
@@ -63,7 +62,7 @@ def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str
             return None
         try:
             credentials = base64.b64decode(encoded.strip()).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error; non-ASCII text), not UTF-8 (UnicodeDecodeError)
             return None
         user_prefix = f"{charge_point_id}:"
         return credentials[len(user_prefix) :] if credentials.startswith(user_prefix) else None

@@ -72,6 +72,7 @@ _LEADING_ANSWER_ID = re.compile(r'\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
 # Every action each version defines. The package's exception classes are right, but its router
 # raises them the other way round (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4.2.3): an action the
 # version does not define is NotImplemented, one it defines that the CSMS does not answer NotSupported.
+_ACTION_SHOWN = 50  # characters of an unknown action named in a CALLERROR's cause
 _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a in V201Action}}
 # Messages that carry a session: unstorable text in them is replaced, never refused.
 _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
@@ -269,7 +270,8 @@ class OcppRouter(RoutedChargePoint):
             )
         return NotImplementedError(
             description="Requested Action is not known by receiver",
-            details={"cause": f"{action!r} is not an OCPP {self._ocpp_version} action."},
+            # the name cut, as every cause is: errorDetails never give the frame back
+            details={"cause": f"{action[:_ACTION_SHOWN]!r} is not an OCPP {self._ocpp_version} action."},
         )
 
     async def _handle_inbound_call(self, msg: Call, received_at: datetime, raw_msg: str) -> None:

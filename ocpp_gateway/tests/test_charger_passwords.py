@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
 from conftest import SUBPROTOCOL, ahttp, eventually, ocpp_charger
+from ocpp_gateway.consumers import basic_auth_password
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -159,3 +160,10 @@ async def test_a_password_changed_in_the_admin_closes_the_connected_charger(daph
 
 async def _disconnected(charge_point_id: str) -> bool:
     return not (await ChargePoint.objects.aget(charge_point_id=charge_point_id)).connected
+
+
+@pytest.mark.parametrize("value", [b"Basic \xe4\xe4", b"Basic \xff\xfe==", b"Basic " + base64.b64encode(b"CP-1:\xff")])
+def test_an_unreadable_basic_header_is_no_password_not_an_error(value):
+    """Not base64, non-ASCII (round 41's probe: an ERROR traceback and a 403 even for a charger
+    without a password), not UTF-8: no password presented."""
+    assert basic_auth_password([(b"authorization", value)], "CP-1") is None

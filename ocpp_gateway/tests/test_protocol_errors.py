@@ -39,6 +39,9 @@ async def test_an_action_the_version_does_not_define_is_not_implemented(daphne, 
         assert answer[:4] == [4, "u1", "NotImplemented", "Requested Action is not known by receiver"]
         other_version = "StartTransaction" if version == "2.0.1" else "TransactionEvent"
         assert (await exchange(websocket, [2, "u2", other_version, {}]))[:3] == [4, "u2", "NotImplemented"]
+        # the cause names the action cut, as every cause is (round 41's probe: a 60,000-character name echoed)
+        answer = await exchange(websocket, [2, "u3", "A" * 60_000, {}])
+        assert answer[2] == "NotImplemented" and len(answer[4]["cause"]) < 100
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
