@@ -13,6 +13,7 @@ import asyncio
 import json
 import json.scanner
 import logging
+import math
 import re
 import time
 import uuid
@@ -182,6 +183,11 @@ def _storable_payload(msg: Call) -> Any:
 class OcppRouter(RoutedChargePoint):
     """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
 
+    # Frames refused over the rate since the last line said so, and when it did (``_refuse_over_budget``):
+    # class defaults, so that a connection never refused holds neither.
+    _over_budget_unlogged = 0
+    _over_budget_logged_at = -math.inf
+
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
         self._inbound_actions: dict[str, str] = {}
@@ -340,8 +346,19 @@ class OcppRouter(RoutedChargePoint):
         return self._profile
 
     async def _refuse_over_budget(self, raw_msg: str) -> None:
-        """Not stored, not parsed: a CALL gets a GenericError, anything else is dropped."""
-        logger.warning("%s: over %s frames/s, refused %.80r", self.id, settings.CSMS_MAX_FRAMES_PER_SECOND, raw_msg)
+        """Not stored, not parsed: a CALL gets a GenericError, anything else is dropped. One log line
+        a second at most per connection, counting the frames refused since the last."""
+        self._over_budget_unlogged += 1
+        now = time.monotonic()
+        if now - self._over_budget_logged_at >= 1:
+            logger.warning(
+                "%s: over %s frames/s, refused %d frames since the last such line, the latest %.80r",
+                self.id,
+                settings.CSMS_MAX_FRAMES_PER_SECOND,
+                self._over_budget_unlogged,
+                raw_msg,
+            )
+            self._over_budget_unlogged, self._over_budget_logged_at = 0, now
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:
             error = GenericError(description="Rate limit exceeded; slow down.")
