@@ -481,3 +481,11 @@ def test_a_session_repriced_keeps_the_tariff_that_priced_it(api_client, register
     )
     record.refresh_from_db()
     assert (record.tariff_id, record.currency, record.total) == (default_tariff.pk, "EUR", Decimal("4.00"))
+
+
+@pytest.mark.parametrize(("currency", "fee", "accepted"), [("HUF", "150.50", True), ("PYG", "0.55", False)])
+def test_a_currency_s_decimals_are_iso_4217_s(api_client, currency, fee, accepted):
+    """HUF has 2 decimals, PYG none (round 41's probe: a HUF fee of 150.50 refused, PYG billed in cents)."""
+    body = {"name": currency, "currency": currency, "price_per_kwh": "1", "session_fee": fee}
+    response = api_client.post("/api/v1/tariffs/", body, format="json")
+    assert response.status_code == (201 if accepted else 400)
