@@ -71,6 +71,13 @@ def tariff_delete(*, tariff: Tariff) -> None:
         raise TariffInUse(tariff) from None
 
 
+# The largest whole total the record holds (in every currency): a larger one (a price of 999,999 a
+# minute for weeks) is recorded as this and needs review, instead of failing for ever the stop that
+# ends the session.
+_TOTAL_FIELD = BillingRecord._meta.get_field("total")
+_TOTAL_MAX = Decimal(10) ** (_TOTAL_FIELD.max_digits - _TOTAL_FIELD.decimal_places) - 1  # type: ignore[operator]
+
+
 def billing_record_write(*, transaction: Transaction, repriced: bool = False) -> None:
     """Price an ended session with the tariff valid at its start; call in the ending DB transaction.
 
@@ -111,8 +118,8 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
         "charging_seconds": charging,
         "idle_seconds": idle,
         "line_items": [line.as_json() for line in priced.line_items] if priced else [],
-        "total": priced.total if priced else Decimal("0.00"),
-        "needs_review": tariff is None or transaction.needs_review,
+        "total": min(priced.total, _TOTAL_MAX) if priced else Decimal("0.00"),
+        "needs_review": tariff is None or transaction.needs_review or bool(priced and priced.total > _TOTAL_MAX),
     }
     subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
     if not subscribed and connection.vendor == "postgresql":

@@ -30,9 +30,14 @@ _start_keys = itertools.count()
 
 
 def ended_session(
-    charge_point_id: str, *, id_tag: str = "TAG-1", at: datetime = T0, energy_wh: Decimal | int = 10000
+    charge_point_id: str,
+    *,
+    id_tag: str = "TAG-1",
+    at: datetime = T0,
+    energy_wh: Decimal | int = 10000,
+    duration: timedelta = timedelta(hours=1),
 ) -> BillingRecord:
-    """A one-hour 1.6 session on a known token that ends with its billing record."""
+    """A 1.6 session (one hour unless said) on a known token that ends with its billing record."""
     if not IdTag.objects.filter(id_tag__iexact=id_tag).exists():
         IdTag.objects.create(id_tag=id_tag)
     session = transaction_start(
@@ -50,7 +55,7 @@ def ended_session(
         StopRequest(
             charge_point_id=charge_point_id,
             ocpp_transaction_id=session.ocpp_id,
-            stopped_at=at + timedelta(hours=1),
+            stopped_at=at + duration,
             action="StopTransaction",
             payload={},
             meter_stop_wh=Decimal(1000) + Decimal(energy_wh),
@@ -489,3 +494,15 @@ def test_a_currency_s_decimals_are_iso_4217_s(api_client, currency, fee, accepte
     body = {"name": currency, "currency": currency, "price_per_kwh": "1", "session_fee": fee}
     response = api_client.post("/api/v1/tariffs/", body, format="json")
     assert response.status_code == (201 if accepted else 400)
+
+
+def test_a_total_beyond_what_a_record_holds_is_capped_and_needs_review(register_charge_point):
+    """A price of 999,999.9999 a minute over three weeks (round 41's probe: numeric overflow, the stop
+    answered InternalError on every resend, the session open for ever)."""
+    Tariff.objects.create(
+        name="Absurd", currency="EUR", price_per_kwh=Decimal("0.30"), price_per_minute=Decimal("999999.9999"),
+        is_default=True,
+    )  # fmt: skip
+    register_charge_point("CP-1")
+    record = ended_session("CP-1", energy_wh=1000, duration=timedelta(days=21))
+    assert (record.total, record.needs_review) == (Decimal("9999999999"), True)
