@@ -75,7 +75,7 @@ def tariff_delete(*, tariff: Tariff) -> None:
 # minute for weeks) is recorded as this and needs review, instead of failing for ever the stop that
 # ends the session.
 _TOTAL_FIELD = BillingRecord._meta.get_field("total")
-_TOTAL_MAX = Decimal(10) ** (_TOTAL_FIELD.max_digits - _TOTAL_FIELD.decimal_places) - 1  # type: ignore[operator]
+_TOTAL_MAX = Decimal(10) ** (_TOTAL_FIELD.max_digits - _TOTAL_FIELD.decimal_places) - 1
 
 
 def billing_record_write(*, transaction: Transaction, repriced: bool = False) -> None:
