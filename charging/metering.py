@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
@@ -61,6 +61,9 @@ class Anomaly:
     ENDED_BEFORE_STARTED = "ended_before_started"  # the stop's time is before the start's
     MISSING_READINGS = "missing_readings"  # ended without a single energy reading: 0 Wh is a guess
     UNAUTHORIZED_TOKEN = "unauthorized_token"  # the CSMS answered the session's token other than Accepted
+    # Longer than ``LONG_SESSION``: a start stamped years back by a clock reset to a stale date
+    # (after 2015, so plausible) would otherwise be billed years without a look.
+    LONG_DURATION = "long_duration"
 
     REVIEW = frozenset(
         {
@@ -74,8 +77,13 @@ class Anomaly:
             MISSING_READINGS,
             UNAUTHORIZED_TOKEN,
             UNREADABLE_METER_START_OR_STOP,
+            LONG_DURATION,
         }
     )
+
+
+# No charging session lasts this long: a longer one is flagged ``long_duration`` for review.
+LONG_SESSION = timedelta(days=7)
 
 
 def parse_decimal(raw: object) -> Decimal | None:

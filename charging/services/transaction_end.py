@@ -45,6 +45,7 @@ _DERIVED_ANOMALIES = frozenset(
         Anomaly.CLOSED_BY_CSMS,
         Anomaly.ENDED_BEFORE_STARTED,
         Anomaly.MISSING_READINGS,
+        Anomaly.LONG_DURATION,
     }
 )
 
@@ -221,6 +222,8 @@ def transaction_finish(
         anomaly_flag(session, code)
     if stopped_at < session.started_at:
         anomaly_flag(session, Anomaly.ENDED_BEFORE_STARTED)
+    elif stopped_at - session.started_at > metering.LONG_SESSION:
+        anomaly_flag(session, Anomaly.LONG_DURATION)
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         anomaly_flag(session, Anomaly.MISSING_READINGS)
     transaction_save_changes(session, may_gather=True)  # read back only through model_rows, which writes it first

@@ -315,6 +315,20 @@ async def test_v16_a_stop_stamped_before_its_start_is_flagged_and_billed_no_time
     assert session.billing_record.total == Decimal("1.30")
 
 
+async def test_v16_a_start_stamped_years_back_after_2015_is_flagged_long(daphne):
+    """A clock reset to a stale date (2016, plausible): billed as stamped, but flagged for review (round
+    41's probe: 344,939,124 s, 57,491.15 EUR for 1 kWh, unflagged)."""
+    await charger_with_tag_and_default_tariff("CLK-STALE")
+    async with raw_socket(daphne, "1.6", "CLK-STALE") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": "2016-01-01T00:00:00Z"}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": stamp()}
+        await result(websocket, "e1", "StopTransaction", stop)
+    session = await session_with_record(transaction_id)
+    assert session.anomalies == [Anomaly.LONG_DURATION]
+    assert (session.needs_review, session.billing_record.needs_review) == (True, True)
+
+
 def v201_event(event_type: str, seq_no: int, at: str, wh: int, transaction_id: str = "1") -> dict:
     return {
         "eventType": event_type,
