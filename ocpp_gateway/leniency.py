@@ -15,6 +15,7 @@ Other messages: a lenient charger model's message is accepted when every violati
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -155,12 +156,25 @@ def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation
     ]
 
 
+# Paths of identifiers among ``_STORED``'s: cut, they keep a digest of the whole (``_fitted``).
+_IDENTIFIERS = frozenset({"transactionInfo/transactionId"})
+
+
 def truncated(payload: dict[str, Any], *, ocpp_version: str, action: str) -> dict[str, Any]:
-    """A copy of ``payload`` with its strings cut to what the CSMS stores."""
+    """A copy of ``payload`` with its strings cut to what the CSMS stores (``_fitted``)."""
     result = copy.deepcopy(payload)
     for path, length in _STORED.get((ocpp_version, action), {}).items():
-        _truncate(result, path.split("/"), length)
+        _truncate(result, path.split("/"), length, identifier=path in _IDENTIFIERS)
     return result
+
+
+def _fitted(text: str, length: int, *, identifier: bool) -> str:
+    """``text`` cut to ``length`` characters; an identifier (a 2.0.1 transactionId) keeps its first
+    characters, ``~`` and 8 hex digits of the SHA-256 of the whole: two ids sharing their first 36
+    characters stay two sessions, and a resend of one is still its session."""
+    if len(text) <= length or not identifier:
+        return text[:length]
+    return text[: length - 9] + "~" + hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def boot_identity(*, ocpp_version: str, payload: Any) -> tuple[str, str, str]:
@@ -277,7 +291,7 @@ def _joined(parts: list[Any], *, any_index: bool = False) -> str:
     return "/".join("*" if any_index and isinstance(part, int) else str(part) for part in parts)
 
 
-def _truncate(node: Any, parts: list[str], length: int) -> None:
+def _truncate(node: Any, parts: list[str], length: int, *, identifier: bool = False) -> None:
     head, rest = parts[0], parts[1:]
     if head == "*" and isinstance(node, list):
         keys: list[Any] = list(range(len(node)))
@@ -287,6 +301,6 @@ def _truncate(node: Any, parts: list[str], length: int) -> None:
         return
     for key in keys:
         if rest:
-            _truncate(node[key], rest, length)
+            _truncate(node[key], rest, length, identifier=identifier)
         elif isinstance(node[key], str):
-            node[key] = node[key][:length]
+            node[key] = _fitted(node[key], length, identifier=identifier)

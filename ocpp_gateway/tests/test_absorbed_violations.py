@@ -144,6 +144,31 @@ async def test_v201_an_ended_without_trigger_reason_closes_the_session(daphne, p
     ]
 
 
+async def test_v201_transaction_ids_over_36_characters_sharing_their_start_stay_two_sessions(daphne):
+    """Cut to the column, they keep a digest of the whole (round 41's probe: two ids sharing their first
+    36 characters merged into one session, the other's energy lost without a trace)."""
+    charge_point = await charger("CP201-LONG-IDS", "strict")
+    await IdTag.objects.acreate(id_tag="TOKEN-OK")
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        for evse, suffix in ((1, "-AAA"), (2, "-BBB")):
+            transaction_id = "X" * 36 + suffix
+            for seq_no, (kind, at, wh) in enumerate((("Started", T0, 1000 * evse), ("Ended", T1, 3000 * evse))):
+                event = {
+                    "eventType": kind,
+                    "timestamp": at,
+                    "triggerReason": "Authorized",
+                    "seqNo": seq_no,
+                    "evse": {"id": evse, "connectorId": 1},
+                    "idToken": {"idToken": "TOKEN-OK", "type": "ISO14443"},
+                    "transactionInfo": {"transactionId": transaction_id},
+                    "meterValue": [{"timestamp": at, "sampledValue": [{"value": wh}]}],
+                }
+                assert (await call(websocket, f"{evse}-{seq_no}", "TransactionEvent", event))[0] == 3
+    sessions = [s async for s in Transaction.objects.order_by("evse_id")]
+    assert [(s.evse_id, s.status, s.energy_wh) for s in sessions] == [(1, "ended", 2000), (2, "ended", 4000)]
+    assert all(len(s.ocpp_transaction_id) == 36 and s.ocpp_transaction_id.startswith("X" * 27) for s in sessions)
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 async def test_v16_unknown_enums_numbers_as_text_and_a_missing_timestamp_are_absorbed(daphne, profile):
     charge_point = await charger(f"CP16-MORE-{profile}", profile)
