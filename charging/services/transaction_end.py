@@ -141,6 +141,7 @@ def transactions_close_after_reboot(
     The charger never sent their stop (or sends it later: then that stop replaces this close).
     It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
     back). Energy is what the last register reading shows; the session is flagged for review.
+    A 2.0.1 session on another connector of the EVSE stays open: only its own connector tells.
     """
     if charge_point.last_boot_at is None:
         return []
@@ -150,7 +151,7 @@ def transactions_close_after_reboot(
     else:
         sessions = [transaction_remember(session) for session in sessions]
     for session in sessions:
-        if not opened_before_boot(session, charge_point.last_boot_at):
+        if not opened_before_boot(session, charge_point.last_boot_at) or _on_another_connector(session, connector_id):
             continue
         stopped_at = at if at >= session.started_at else charge_point.last_boot_at
         transaction_finish(
@@ -163,6 +164,11 @@ def transactions_close_after_reboot(
         )
         closed.append(session)
     return closed
+
+
+def _on_another_connector(session: Transaction, connector_id: int) -> bool:
+    """Whether a 2.0.1 session is known to be on another connector of its EVSE than ``connector_id``."""
+    return session.evse_id is not None and session.connector_id not in (None, connector_id)
 
 
 def transaction_finish(

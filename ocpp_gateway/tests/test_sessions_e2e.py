@@ -316,6 +316,31 @@ async def test_a_session_interrupted_by_a_reboot_is_closed_when_the_connector_ha
     assert "closed_by_csms" in session.anomalies
 
 
+async def test_v201_after_a_reboot_another_connector_of_the_evse_closes_no_session(daphne):
+    """Only the session's own connector reporting no transaction closes it (round 41's probe: EVSE 2
+    connector 2 Available closed the session on connector 1)."""
+    await register("CP201-TWO")
+    started = {
+        "eventType": "Started",
+        "timestamp": T0,
+        "triggerReason": "CablePluggedIn",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "TX-TWO"},
+        "evse": {"id": 2, "connectorId": 1},
+        "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 100, "context": "Transaction.Begin"}]}],
+    }
+    async with raw_socket(daphne, "2.0.1", "CP201-TWO") as websocket:
+        assert (await raw_call(websocket, "t1", "TransactionEvent", started))[0] == 3
+    async with raw_socket(daphne, "2.0.1", "CP201-TWO") as websocket:
+        boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "V", "model": "M"}}
+        assert (await raw_call(websocket, "b", "BootNotification", boot))[0] == 3
+        for unique_id, connector, status in (("s2", 2, "Available"), ("s1", 1, "Available")):
+            available = {"timestamp": T1, "connectorStatus": status, "evseId": 2, "connectorId": connector}
+            assert (await raw_call(websocket, unique_id, "StatusNotification", available))[0] == 3
+            session = await Transaction.objects.aget(ocpp_transaction_id="TX-TWO")
+            assert session.status == ("active" if connector == 2 else "ended")
+
+
 async def test_a_start_with_a_reservation_id_consumes_the_reservation_and_its_time_is_stored_as_utc(daphne):
     charge_point = await register("CP16-RES")
     await Reservation.objects.acreate(
