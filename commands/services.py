@@ -11,10 +11,12 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
@@ -23,7 +25,7 @@ from commands import catalog, charger_passwords, events, routes, selectors
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
 from commands.outcomes import ANSWERED_STATES, OUTCOME_FIELDS, REFUSING_STATUSES, outcome_applied
-from commands.rpc import CallOutcome, send_call, send_call_sync
+from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.api_keys import api_key_active_check, api_key_still_active
 from kernel.model_instances import instance_new
 from kernel.models import ApiKey
@@ -402,6 +404,32 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
             data=events.command_completed(command),
         )
     return command
+
+
+# Seconds beyond the call timeout after which a command still pending was abandoned: the process
+# that sent it (or waited for its answer) stopped, and nothing else will complete it.
+ABANDONED_MARGIN_SECONDS = 60
+ABANDONED = "The process that sent it stopped before the charge point's answer came back."
+_ABANDONED_PER_SWEEP = 500
+
+
+def commands_abandoned_timed_out() -> list[Command]:
+    """Complete as timed out (``Timeout``, with its ``command.completed`` event) the commands still
+    pending ``CSMS_OCPP_CALL_TIMEOUT`` + ``ABANDONED_MARGIN_SECONDS`` after they were made: the
+    gateway or API process that sent them died (a ``?wait=false`` command's caller polls for an
+    outcome that would never come). Each is locked and checked again (a late completion wins); at
+    most 500 a sweep, the oldest first. Returns those completed."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS)
+    stale = Command.objects.filter(state=CommandState.PENDING, created_at__lt=cutoff).order_by("created_at")
+    completed = []
+    for pk in stale.values_list("pk", flat=True)[:_ABANDONED_PER_SWEEP]:
+        with transaction.atomic():
+            command = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if command is not None:
+                completed.append(
+                    command_complete(command=command, outcome=CallOutcome(Outcome.TIMEOUT, error_description=ABANDONED))
+                )
+    return completed
 
 
 def _answer_followed(command: Command) -> None:

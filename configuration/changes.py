@@ -4,6 +4,7 @@ docs/architecture.md "A command")."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -118,6 +119,20 @@ def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> N
     ChargePoint.objects.filter(charge_point_id=charge_point_id).update(configuration_read_owed=True)
     if held_by and held_by != channel_name:
         transaction.on_commit(lambda: configuration_read_owed_told(channel_name=held_by), robust=True)
+
+
+def configuration_reads_owed_after_abandoned(commands: Sequence[Command]) -> None:
+    """Among ``commands`` completed as abandoned (``commands.services.commands_abandoned_timed_out``:
+    the process that sent them died), the CSMS's own reads after a boot (a 1.6 GetConfiguration of
+    every key, a 2.0.1 GetBaseReport): each charger's read is owed (``configuration_read_owed_set``)."""
+    for command in commands:
+        own = command.api_key_id is None and command.user_id is None
+        whole = command.command == "get_base_report" or (
+            command.command == "get_configuration" and not command.request.get("key")
+        )
+        if own and whole:
+            with transaction.atomic():
+                configuration_read_owed_set(charge_point_id=command.charge_point_identity, channel_name="")
 
 
 def configuration_read_answered(*, command: Command, outcome: CallOutcome) -> Command:

@@ -414,6 +414,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "task": "chargepoints.tasks.mark_offline_stale_charge_points",
         "schedule": float(CSMS_OFFLINE_CHECK_INTERVAL),
     },
+    "time-out-abandoned-commands": {"task": "ocpp_gateway.tasks.time_out_abandoned_commands", "schedule": 60.0},
     "release-dead-gateway-presence": {
         "task": "ocpp_gateway.tasks.release_dead_gateway_presence",
         "schedule": float(CSMS_GATEWAY_PRESENCE_RENEW),
