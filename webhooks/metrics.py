@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
 from webhooks.selectors import webhook_backlog
+
+logger = logging.getLogger(__name__)
 
 
 class WebhookBacklogCollector:
     """Webhook backlog and failures, read from the outbox at scrape time."""
 
     def collect(self) -> Iterator[Any]:
-        backlog = webhook_backlog(now=timezone.now())
+        """The backlog's gauges; none while the database cannot be read (the scrape keeps every
+        other series: a 500 would lose them all)."""
+        try:
+            backlog = webhook_backlog(now=timezone.now())
+        except DatabaseError as error:
+            logger.warning("metrics: webhook backlog not read, the database failed: %s", error)
+            return
         yield GaugeMetricFamily(
             "csms_webhook_deliveries_pending", "Webhook deliveries not yet delivered.", value=backlog.pending
         )
