@@ -32,6 +32,9 @@ from kernel.charger_connections import MessageNotSent
 
 logger = logging.getLogger(__name__)
 
+# The offline event's reason when a command finds the process holding the charger's socket silent
+# (stalled or dead), as the dead-process sweep gives it.
+PROCESS_LOST = "gateway_lost"
 ACK_TIMEOUT = 3.0  # seconds the caller waits for the answer or the acknowledgement (> ocpp_gateway.rpc.ACK_DELAY)
 REPLY_MARGIN = 2.0
 # Seconds without an answer after which send_call_sync's ``when_slow`` runs (in the caller's thread).
@@ -312,7 +315,9 @@ class _LoopTransport:
         return reply
 
     async def clear_presence(self, charge_point_id: str, channel_name: str) -> None:
-        await sync_to_async(charge_point_disconnect)(charge_point_id=charge_point_id, channel_name=channel_name)
+        await sync_to_async(charge_point_disconnect)(
+            charge_point_id=charge_point_id, channel_name=channel_name, reason=PROCESS_LOST
+        )
 
 
 class _ThreadTransport:
@@ -355,7 +360,7 @@ class _ThreadTransport:
         return self.layer.receive_blocking(reply_to, timeout)
 
     async def clear_presence(self, charge_point_id: str, channel_name: str) -> None:
-        charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name)
+        charge_point_disconnect(charge_point_id=charge_point_id, channel_name=channel_name, reason=PROCESS_LOST)
 
 
 def _finished_at_once(call: Coroutine[Any, Any, CallOutcome]) -> CallOutcome:

@@ -179,10 +179,11 @@ async def test_a_process_that_stalls_for_less_than_the_ttl_keeps_its_chargers(
 
 @requires_redis
 async def test_a_command_its_caller_gave_up_on_while_the_process_stalled_is_not_sent_after_all(
-    daphne, gateways, api_key
+    daphne, gateways, api_key, offline_subscription
 ):
     """Round 40's probe: a Reset to a process paused 4.5 s was answered 503 NotConnected, then sent
-    and accepted once the process resumed. The caller's report stands: the CALL is dropped unsent."""
+    and accepted once the process resumed. The caller's report stands: the CALL is dropped unsent.
+    The charger goes offline as a dead process's do, ``gateway_lost`` (round 41's probe: ``disconnected``)."""
     await ChargePoint.objects.acreate(charge_point_id="CP-PAUSED", heartbeat_interval=3600)
     slow = gateways()
     async with raw_socket(slow, "1.6", "CP-PAUSED") as websocket:
@@ -197,6 +198,9 @@ async def test_a_command_its_caller_gave_up_on_while_the_process_stalled_is_not_
         finally:
             slow.process.send_signal(signal.SIGCONT)
         assert (status, body["error"]) == (503, "NotConnected")
+        assert [(event["charge_point_id"], event["reason"]) for event in await offline_events()] == [
+            ("CP-PAUSED", "gateway_lost")
+        ]
         with pytest.raises(TimeoutError):
             frame = await asyncio.wait_for(websocket.recv(), 3)
             pytest.fail(f"the CSMS sent {frame}")
