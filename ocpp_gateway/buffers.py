@@ -38,7 +38,7 @@ Row = TypeVar("Row")
 # A window written again row by row waits at most this long for each lock held elsewhere, and
 # gives up on its remaining rows after this many such waits (a table lock: every row would wait).
 _LOCK_WAIT_MS = 100
-_LOCK_WAITS_AT_MOST = 2
+_LOCK_WAITS_AT_MOST = 4
 
 
 class _RowsRefused(Exception):
@@ -215,10 +215,12 @@ class WriteBehindBuffer(Generic[Row]):
 
     def _rows_written_one_by_one(self, rows: list[Row]) -> None:
         """Each of ``rows`` in its own savepoint: a refused row is logged and loses only itself.
-        In a batch, each waits at most ``_LOCK_WAIT_MS`` for a lock held elsewhere, and after
-        ``_LOCK_WAITS_AT_MOST`` such waits the rows left are logged as lost: the batch's other units
-        wait for this one, and a table held elsewhere would make every row wait."""
-        waits = 0
+        In a batch, each waits at most ``_LOCK_WAIT_MS`` for a lock held elsewhere; the later rows
+        of a charger whose row waited in vain are lost without waiting (only the held charger's
+        rows are lost), and after ``_LOCK_WAITS_AT_MOST`` such waits the rows left are logged as
+        lost: the batch's other units wait for this one, and a table held elsewhere would make every
+        row wait."""
+        waits, held = 0, set[str]()
         with _lock_waits_bounded():
             for done, row in enumerate(rows):
                 if waits >= _LOCK_WAITS_AT_MOST:
@@ -226,10 +228,16 @@ class WriteBehindBuffer(Generic[Row]):
                         "Could not store %d %s rows: they wait for locks held elsewhere", len(rows) - done, self.name
                     )
                     return
+                chargers = self._chargers_locked([row]) or frozenset()
+                if chargers & held:
+                    logger.error("Could not store a %s row: its charger is held elsewhere: %.300r", self.name, row)
+                    continue
                 try:
                     self._write_atomically([row])
                 except Exception as error:
-                    waits += isinstance(error, OperationalError) and lock_not_available(error)
+                    if isinstance(error, OperationalError) and lock_not_available(error):
+                        waits += 1
+                        held |= chargers
                     logger.exception("Could not store a %s row: %.300r", self.name, row)
 
     def _write_retrying(self, rows: list[Row]) -> None:
