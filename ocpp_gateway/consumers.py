@@ -444,13 +444,37 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await heartbeats.flush()
         await sightings.flush()
         await message_log.flush()
+        if not await self._disconnect_recorded():
+            task = asyncio.get_running_loop().create_task(self._disconnect_retried())
+            _disconnect_retries.add(task)
+            task.add_done_callback(_disconnect_retries.discard)
+
+    async def _disconnect_recorded(self) -> bool:
+        """Presence cleared (``charge_point_disconnect``); False when the database failed (a lock
+        held past the batch's lock timeout, PostgreSQL restarting)."""
         try:
             await in_commit_group(services.charge_point_disconnect)(
                 charge_point_id=self.charge_point_id, channel_name=self.channel_name
             )
         except Exception:
             logger.exception("%s: could not record disconnect", self.charge_point_id)
+            return False
+        return True
 
+    async def _disconnect_retried(self) -> None:
+        """The disconnect written again after ``DISCONNECT_RETRY_DELAYS`` (about 30 s in all), in
+        the background: the charger must not stay online until the offline sweep notices (a
+        heartbeat interval or more). A process stopped meanwhile leaves it to the dead-process sweep."""
+        for delay in DISCONNECT_RETRY_DELAYS:
+            await asyncio.sleep(delay)
+            if await self._disconnect_recorded():
+                return
+        logger.error("%s: disconnect not recorded; the offline sweep will mark it offline", self.charge_point_id)
+
+
+# Seconds between the attempts to record a disconnect the database refused (``_disconnect_retried``).
+DISCONNECT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+_disconnect_retries: set[asyncio.Task[None]] = set()
 
 # The reply to the CALL in flight when the socket closed: not "not connected" (it was sent, and a
 # Reset or a remote start may have been done), but an answer that never came (the API's 504).
