@@ -377,7 +377,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     acknowledgement.cancel()
                 self._current_call = None
                 continue
-            if remaining <= 0:
+            if remaining < MIN_CALL_SECONDS:  # its caller is answered before the charger could answer
                 reply = {"outcome": "timeout"}
             else:
                 try:
@@ -471,6 +471,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 return
         logger.error("%s: disconnect not recorded; the offline sweep will mark it offline", self.charge_point_id)
 
+
+# A queued CALL with less time left than this is not sent, but answered as timed out: the charger
+# would act on a command its caller was told had failed (and hold two CALLs from the CSMS at once).
+MIN_CALL_SECONDS = 1.0
 
 # Seconds between the attempts to record a disconnect the database refused (``_disconnect_retried``).
 DISCONNECT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)

@@ -248,6 +248,22 @@ async def test_other_callerrors_are_a_502_and_unsupported_actions_a_501(daphne, 
     assert not await Command.objects.filter(state="pending").aexists()
 
 
+async def test_a_queued_command_with_under_a_second_left_is_not_sent(daphne, api_daphne, api_key):
+    """Queued behind a CALL the charger never answers, a command whose caller's deadline is under a
+    second away is answered 504 unsent (round 41's probe: sent with milliseconds left, the caller told
+    it timed out while the charger acted on it, holding two CALLs at once)."""
+    await register("CP-QUEUED")
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-QUEUED/data_transfer"
+    async with raw_socket(daphne, "1.6", "CP-QUEUED") as websocket:
+        first = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"vendor_id": "first"}))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[3]["vendorId"] == "first"
+        second = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"vendor_id": "second"}))
+        assert [(await first)[0], (await second)[0]] == [504, 504]
+        with pytest.raises(TimeoutError):
+            frame = await asyncio.wait_for(websocket.recv(), 1.5)
+            pytest.fail(f"the CSMS sent {frame}")
+
+
 async def test_silence_is_a_504_and_the_connection_serves_the_next_command(daphne, api_daphne, api_key):
     await register("CP-MUTE")
     url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-MUTE/reset"
