@@ -221,19 +221,26 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     is back where the register was (the steps are counted past them, so garbled ``0`` readings do not
     bill the meter's lifetime), a reset when they climb from there without coming back (counting goes
     on from the reset). A jump that the next reading falls back under, to where the register was
-    before it, was a glitch too. The result is never negative.
+    before it, was a glitch too: an implausible one is never counted, a plausible one is taken
+    back when the register, back under it, is not below where it was before it (a reset goes lower).
+    The result is never negative.
     """
     anomalies: list[str] = []
     counted = Decimal(0)
     if not readings:
         return EnergyResult(counted, ())
     base, dip, spiked_from = readings[0], None, None
+    last_step: tuple[Reading, Decimal] | None = None  # the last step counted: from where, how much
     for reading in readings[1:]:
         if dip is not None:
             if _back_after_dip(base.wh, dip.wh, reading.wh):
                 dip = None  # a glitch, one reading or several: count on from where the register was
             elif reading.wh <= dip.wh:
                 continue  # still at the dip: a glitch that lasts, or a reset not climbing yet
+            elif last_step is not None and last_step[0].wh <= dip.wh:
+                # climbing from no lower than before the last step: that step was a spike, not a reset
+                (base, spike), dip = last_step, None
+                counted -= spike
             else:
                 base, dip = dip, None  # climbing from the dip, not back: the register was reset there
         elif spiked_from is not None and spiked_from.wh - REGISTER_RESOLUTION_WH < reading.wh < base.wh:
@@ -245,6 +252,7 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
             _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
             dip = reading
             continue
+        last_step = None
         if step > max_power_w * hours + jump_tolerance_wh:
             _add(anomalies, Anomaly.IMPLAUSIBLE_JUMP)
             if base is readings[0] and base.wh == 0:
@@ -252,7 +260,10 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
             spiked_from = base
         elif step > 0:
             counted += step
+            last_step = (base, step)
         base = reading
+    if dip is not None and last_step is not None and last_step[0].wh <= dip.wh:  # ended under a spike
+        counted += dip.wh - last_step[0].wh - last_step[1]
     if readings[-1].wh < readings[0].wh:  # rounding never ends below the start
         _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
     if not anomalies:

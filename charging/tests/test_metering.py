@@ -93,6 +93,25 @@ def test_garbled_low_readings_bill_stop_minus_start(start, garbled, position):
     assert anomalies == (Anomaly.NON_MONOTONIC_REGISTER,)
 
 
+@given(
+    watt_hours,
+    st.integers(min_value=0, max_value=3),
+    st.decimals(min_value=5 * REGISTER_RESOLUTION_WH, max_value=50_000, places=3),
+    st.booleans(),
+)
+def test_a_plausible_spike_the_register_falls_back_from_is_not_billed(start, position, spike, ends_under_it):
+    """A jump a charger could have made in a minute (under the power bound), the next reading back
+    above where the register was before it (round 41's probe: 91,000 Wh billed for a meter that went
+    from 1,000 to 5,000). Ending right after the fall (the stop under the spike) bills the same way."""
+    values = [start + 1000 * step for step in range(5)]
+    values.insert(position + 1, values[position] + spike)
+    if ends_under_it:
+        values = values[: position + 3]
+    wh, anomalies = energy(values)
+    assert wh == values[-1] - values[0]
+    assert Anomaly.NON_MONOTONIC_REGISTER in anomalies
+
+
 @given(watt_hours, st.integers(min_value=0, max_value=3))
 def test_a_spike_the_register_falls_back_from_bills_stop_minus_start(start, position):
     """A garbled reading far above (beyond any charger's power) that the next one falls back under."""
