@@ -101,6 +101,10 @@ class AttributeType(models.TextChoices):
     MAX_SET = "MaxSet"
 
 
+# What a reported VariableAttributeType that leaves them out means (OCPP 2.0.1 part 2, 2.52).
+ATTRIBUTE_DEFAULTS = {"mutability": "ReadWrite", "persistent": False, "constant": False}
+
+
 class DeviceModelAttribute(models.Model):
     """One attribute (Actual, Target, MinSet, MaxSet) of a 2.0.1 variable."""
 

@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from configuration.models import (
+    ATTRIBUTE_DEFAULTS,
     AttributeType,
     DeviceModelAttribute,
     DeviceModelReport,
@@ -177,9 +178,9 @@ def _part_rows(
                 identity,
                 kind,
                 attribute.get("value"),
-                attribute.get("mutability", ""),
-                attribute.get("persistent"),
-                attribute.get("constant"),
+                attribute.get("mutability", ATTRIBUTE_DEFAULTS["mutability"]),
+                attribute.get("persistent", ATTRIBUTE_DEFAULTS["persistent"]),
+                attribute.get("constant", ATTRIBUTE_DEFAULTS["constant"]),
             ]
     return variables, attributes
 

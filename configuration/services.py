@@ -20,6 +20,7 @@ from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_heartbeat_interval_taken
 from commands.models import Command
 from configuration.models import (
+    ATTRIBUTE_DEFAULTS,
     AttributeType,
     ConfigurationKey,
     DeviceModelAttribute,
@@ -547,9 +548,9 @@ def _reported_attributes(item: dict[str, Any]) -> list[ReportedAttribute]:
             variable=item["variable"],
             type=attribute.get("type", AttributeType.ACTUAL),
             value=attribute.get("value"),
-            mutability=attribute.get("mutability", ""),
-            persistent=attribute.get("persistent"),
-            constant=attribute.get("constant"),
+            mutability=attribute.get("mutability", ATTRIBUTE_DEFAULTS["mutability"]),
+            persistent=attribute.get("persistent", ATTRIBUTE_DEFAULTS["persistent"]),
+            constant=attribute.get("constant", ATTRIBUTE_DEFAULTS["constant"]),
             characteristics=item.get("variable_characteristics"),
         )
         for attribute in item["variable_attribute"]

@@ -42,6 +42,9 @@ def test_a_report_part_received_twice_is_counted_once(register_charge_point):
     assert (report.parts_received, report.variables_reported, report.seq_nos, report.complete) == (1, 1, [0], False)
     assert DeviceModelVariable.objects.count() == 1
     assert sorted(DeviceModelAttribute.objects.values_list("type", "value")) == [("Actual", "300"), ("Target", "60")]
+    # what the part leaves out is 2.0.1's default (round 41's probe: "" and null stored)
+    target = DeviceModelAttribute.objects.get(type="Target")
+    assert (target.mutability, target.persistent, target.constant) == ("ReadWrite", False, False)
 
 
 def test_a_report_part_of_an_unknown_charger_is_refused(db):
