@@ -72,8 +72,14 @@ def _valid_at_once(ocpp_version: str, schema_name: str, payload: Any) -> bool:
         return False
 
 
+# Digits of the Decimal arithmetic a check runs with: ``multipleOf 0.1`` divides a value by 0.1, and
+# 28 digits (Python's default) cannot hold the quotient of 1e27 (DivisionImpossible: a 500).
+_CHECK_PRECISION = 400
+
+
 def _errors(validator: Draft4Validator, payload: Any) -> list[ValidationError]:
-    return list(validator.iter_errors(json.loads(json.dumps(payload), parse_float=decimal.Decimal)))
+    with decimal.localcontext(prec=_CHECK_PRECISION):
+        return list(validator.iter_errors(json.loads(json.dumps(payload), parse_float=decimal.Decimal)))
 
 
 def request_schema(*, ocpp_version: str, action: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ its own, never the ones the gateway adjusted for chargers' CALLs, which parse fl
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -188,3 +189,28 @@ def test_a_limit_finer_than_the_16_schema_allows_is_a_400_naming_it(api_client, 
     assert response.json()["details"] == {
         "cs_charging_profiles.charging_schedule.charging_schedule_period.0.limit": ["10.05 is not a multiple of 0.1"]
     }
+
+
+@pytest.mark.parametrize(("limit", "status"), [("1e27", 503), ("3.4e38", 503), ("1e309", 400), ("-1e309", 400)])
+def test_a_huge_limit_is_checked_not_a_500(api_client, register_charge_point, limit, status):
+    """1e27 divided by 0.1 (``multipleOf``) overflowed Decimal's 28 digits; 1e309 parsed as infinity
+    (round 41's probe: both a 500). A finite one is checked and sent (here: no charger, 503); an
+    infinite one is a 400 naming it."""
+    register_charge_point("CP-1", ocpp_version="1.6")
+    schedule = {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": "LIMIT"}]}
+    profile = {**PROFILE_16, "charging_schedule": schedule}
+    body = json.dumps({"connector_id": 1, "cs_charging_profiles": profile}).replace('"LIMIT"', limit)
+    response = api_client.post("/api/v1/ocpp16/CP-1/set_charging_profile", body, content_type="application/json")
+    assert response.status_code == status, response.json()
+    if status == 400:
+        field = "cs_charging_profiles.charging_schedule.charging_schedule_period.0.limit"
+        assert list(response.json()["details"]) == [field]
+
+
+@pytest.mark.parametrize("number", [str(2**64), str(-(2**63) - 1)])
+def test_an_integer_beyond_64_bits_in_free_data_is_a_400_naming_it(api_client, register_charge_point, number):
+    """The channel layer carries no larger (round 41's probe: a false 503 NotConnected)."""
+    register_charge_point("CP-1", ocpp_version="2.0.1")
+    body = '{"vendor_id": "x", "data": {"n": %s}}' % number  # noqa: UP031  (the number as written)
+    response = api_client.post("/api/v1/ocpp201/CP-1/data_transfer", body, content_type="application/json")
+    assert (response.status_code, list(response.json()["details"])) == (400, ["data.n"])
