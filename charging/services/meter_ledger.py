@@ -512,7 +512,7 @@ def transaction_updated_record(
     if not clock.kept_as_sent(at, received_at):
         return False
     session = transaction_kept(lambda kept: kept.start_key == ocpp_transaction_id)  # as transaction_start finds it
-    if session is None or at < session.started_at:  # an event before its start moves the start: the full way
+    if session is None or at < session.started_at:  # an event before its start may move it: the full way judges
         return False
     if seq_no_seen(session, seq_no):
         return True  # a replay: nothing to add

@@ -472,6 +472,12 @@ def seq_nos_contain(seq_nos: list[Any], seq_no: int) -> bool:
     return False
 
 
+def seq_no_lowest(seq_nos: list[Any], seq_no: int) -> bool:
+    """Whether no seqNo among ``seq_nos`` (the compact form, ``seq_nos_with``) is below ``seq_no``:
+    its event is the first of its session's seen in the charger's sequence."""
+    return all(seq_no <= (entry if isinstance(entry, int) else entry[0]) for entry in seq_nos)
+
+
 def seq_nos_with(seq_nos: list[Any], seq_no: int) -> list[Any]:
     """``seq_nos`` with ``seq_no`` added, as a new list in the compact form: ascending, each entry
     a seqNo alone (``n``) or a run of two or more consecutive ones (``[first, last]``, both

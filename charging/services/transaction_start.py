@@ -62,6 +62,7 @@ from charging.services.session_rows import (
     column_int,
     ended_token_apply,
     fractional,
+    seq_no_lowest,
     seq_no_seen,
     started_or_open_among,
     stored_id_tag,
@@ -265,7 +266,7 @@ def _event_add(
     if request.seq_no is not None and not seq_no_seen(session, request.seq_no):
         if start.implausible:
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
-        _event_merge(session, request.started_at, request.samples, request.baseline_expected)
+        _event_merge(session, request, start)
         _fill_blanks(session, request, info)
         _consume_reservation(session, request.reservation_id)
         sample_rows_stored(_event_apply(session, request), may_gather=True)
@@ -482,17 +483,36 @@ def _parked_stop(session: Transaction) -> ReconciliationItem | None:
     return found[0] if found else None
 
 
-def _event_merge(session: Transaction, at: datetime, samples: Sequence[SampledValue], baseline_expected: bool) -> None:
-    """A 2.0.1 event earlier than anything seen of its session (its late Started) starts it:
-    its time is the start, its first register reading the meter start."""
-    if at >= session.started_at:
+def _event_merge(session: Transaction, request: StartRequest, start: ChargerTime) -> None:
+    """A 2.0.1 event that tells its session's start (``_tells_start``) sets it: its time the
+    start, its first register reading the meter start."""
+    if not _tells_start(session, request, start):
         return
-    session.started_at = at
-    readings = readings_of(samples)
+    session.started_at = request.started_at
+    readings = readings_of(request.samples)
     if readings:
         session.meter_start_wh = readings[0].wh
-    if readings or not baseline_expected:
+    if readings or not request.baseline_expected:
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
+
+
+def _tells_start(session: Transaction, request: StartRequest, start: ChargerTime) -> bool:
+    """Whether a 2.0.1 event with a seqNo new to its session (recorded already) sets its start:
+    only the first of its events in the charger's sequence (its seqNo the lowest seen), while the
+    session's Started has not been seen (it comes first in that sequence).
+
+    Its late Started does, at its time as sent, even one later than the start its overtaking events
+    set (one of them stamped far back by a clock glitch); at its receipt (an implausible clock)
+    only when earlier. Another event does when earlier than anything seen of the session (the
+    Started still to come). One stamped before the start but after it in the sequence (an Updated
+    a clock glitch stamped a day back) leaves it: its reading, outside the session, does not count.
+    """
+    seq_no = request.seq_no
+    if seq_no is None or not seq_no_lowest(session.seq_nos, seq_no):
+        return False
+    if request.started_event and not start.received:
+        return request.started_at != session.started_at
+    return request.started_at < session.started_at
 
 
 def _token_check(session: Transaction) -> None:

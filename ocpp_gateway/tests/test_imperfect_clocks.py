@@ -410,3 +410,35 @@ async def test_lower_case_rfc_3339_times_are_read_and_unreadable_ones_flagged(da
     assert again["transactionId"] == second["transactionId"]
     flagged = await Transaction.objects.aget(pk=second["transactionId"])
     assert Anomaly.CLOCK_IMPLAUSIBLE in flagged.anomalies and flagged.needs_review
+
+
+def v201_reading(event_type: str, seq_no: int, at: str, wh: int, transaction_id: str) -> dict:
+    """``v201_event`` with the Updated's reading a periodic one (neither its start nor its end)."""
+    event = v201_event(event_type, seq_no, at, wh, transaction_id)
+    if event_type == "Updated":
+        event["triggerReason"] = "MeterValuePeriodic"
+        event["meterValue"][0]["sampledValue"][0]["context"] = "Sample.Periodic"
+    return event
+
+
+@pytest.mark.parametrize("updated_first", [False, True])
+async def test_v201_an_updated_stamped_a_day_before_its_started_moves_neither_start_nor_meter_start(
+    daphne, updated_first
+):
+    """A clock glitch on one Updated (a day back, after 2015: plausible) leaves the session its
+    Started's start and baseline, whichever of the two arrives first (probe D2: billed 86,399 s and
+    1,300 Wh from the Updated's reading, 15.79 EUR for a 10-minute session)."""
+    await charger_with_tag_and_default_tariff("CLK-GLITCH")
+    started = v201_reading("Started", 0, stamp(-timedelta(minutes=10)), 1000, "J")
+    updated = v201_reading("Updated", 1, stamp(-timedelta(days=1)), 1200, "J")
+    async with raw_socket(daphne, "2.0.1", "CLK-GLITCH") as websocket:
+        for n, event in enumerate([updated, started] if updated_first else [started, updated]):
+            await result(websocket, f"e{n}", "TransactionEvent", event)
+        await result(websocket, "end", "TransactionEvent", v201_reading("Ended", 2, stamp(), 2500, "J"))
+
+    session = await session_with_record((await Transaction.objects.aget()).pk)
+    record = session.billing_record
+    assert (session.status, session.meter_start_wh, session.energy_wh) == ("ended", Decimal(1000), Decimal(1500))
+    assert 590 <= record.duration_seconds <= 620 and (session.anomalies, record.needs_review) == ([], False)
+    assert record.total == Decimal("1.45") + charging_time_amount(record.charging_seconds)
+    assert await MeterSample.objects.filter(transaction=session).acount() == 3  # the glitch's reading kept
