@@ -14,12 +14,14 @@ import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db import transaction as db_transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from chargepoints.clock import ChargerTime
@@ -88,6 +90,7 @@ from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
 from kernel.model_instances import instance_new
 from kernel.plain_sql import columns_of, model_rows
+from kernel.timestamps import charger_time_read
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
 
@@ -427,12 +430,14 @@ def _close_superseded(older: list[Transaction], request: StartRequest) -> None:
 
 
 def _apply_parked_end(session: Transaction) -> None:
-    """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now."""
+    """A 2.0.1 Ended that overtook its Started was parked as unknown: it ends this session now,
+    flagged as it would be in order (``ended_before_started`` when stamped before the start,
+    ``clock_implausible`` for its own clock), unless it is an earlier session's (``_parked_stop``,
+    ``_predates``)."""
     if not session.ocpp_transaction_id:
         return
     parked = _parked_stop(session)
-    # Ids that are counters repeat after a reset: an old stop never ends a session it predates.
-    if parked is None or parked.stopped_at is None or parked.stopped_at < session.started_at:
+    if parked is None or parked.stopped_at is None or _predates(parked, session):
         return
     if parked.seq_no is not None:
         seq_no_seen(session, parked.seq_no)
@@ -442,9 +447,23 @@ def _apply_parked_end(session: Transaction) -> None:
         reconciliation_item_attach(item=parked, transaction=session, user_id=None)
 
 
+def _predates(parked: ReconciliationItem, session: Transaction) -> bool:
+    """Whether a parked stop reached the CSMS before ``session`` started, by its start as the
+    charger sent it and more than a charger's clock may run ahead (ids that are counters repeat:
+    it is an earlier session's). Judged by its receipt, not its own time: an Ended that overtook
+    its Started may be stamped before it (a clock set back), as it may in order. A start whose
+    receipt stands in (an implausible or early clock) tells nothing here: only the charger's
+    boot does (``_parked_stop``)."""
+    if session.charger_started_at is not None:
+        return False
+    slack = timedelta(seconds=settings.CSMS_CLOCK_SKEW_TOLERANCE)
+    return parked.received_at + slack < session.started_at
+
+
 def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> None:
     """What the parked 2.0.1 Ended told besides its stop, as if it had come after its Started:
-    its ``timeSpentCharging``, and its token when the session has none (the bill's customer)."""
+    its ``timeSpentCharging``, its token when the session has none (the bill's customer), and its
+    time as sent when its receipt stood in (``transaction_stop``'s judgement, at its receipt)."""
     payload = parked.payload if isinstance(parked.payload, dict) else {}
     info = _object_in(payload, "transactionInfo")
     spent = info.get("timeSpentCharging")
@@ -454,6 +473,11 @@ def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> Non
     if isinstance(id_tag, str) and id_tag and not session.id_tag:
         status = selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type).status
         ended_token_apply(session, id_tag=id_tag, token_type=token_type, status=status)
+    sent = payload.get("timestamp")
+    stop = charger_time_judged(charger_time_read(sent if isinstance(sent, str) else None), parked.received_at)
+    session.charger_stopped_at = stop.kept
+    if stop.implausible:
+        anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
 
 
 def _object_in(payload: dict[str, Any], key: str) -> dict[str, Any]:
@@ -462,21 +486,25 @@ def _object_in(payload: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _parked_stop(session: Transaction) -> ReconciliationItem | None:
-    """The open item of a stop parked as unknown under ``session``'s 2.0.1 transactionId, the
-    latest received: on PostgreSQL one plain statement (``kernel.plain_sql``; every new 2.0.1
-    session looks)."""
+    """The open item of a stop parked as unknown under ``session``'s 2.0.1 transactionId since
+    its charger's last boot (one parked before is an earlier session's: ids that are counters
+    restart at a reboot), the latest received: on PostgreSQL one plain statement
+    (``kernel.plain_sql``; every new 2.0.1 session under which a stop may be parked looks)."""
     where = {
         "reason": ReconciliationReason.UNKNOWN_TRANSACTION,
         "state": ReconciliationState.OPEN,
         "ocpp_transaction_id": session.ocpp_transaction_id,
     }
     if connection.vendor != "postgresql":
-        return ReconciliationItem.objects.filter(charge_point_id=session.charge_point_id, **where).first()
+        since_boot = Q(charge_point__last_boot_at__isnull=True) | Q(received_at__gte=F("charge_point__last_boot_at"))
+        return ReconciliationItem.objects.filter(since_boot, charge_point_id=session.charge_point_id, **where).first()
     table = connection.ops.quote_name(ReconciliationItem._meta.db_table)
+    chargers = connection.ops.quote_name(ChargePoint._meta.db_table)
     found = model_rows(
         ReconciliationItem,
-        f"SELECT {columns_of(ReconciliationItem, 'r')} FROM {table} r WHERE r.charge_point_id = %s"
-        " AND r.reason = %s AND r.state = %s AND r.ocpp_transaction_id = %s"
+        f"SELECT {columns_of(ReconciliationItem, 'r')} FROM {table} r JOIN {chargers} c ON c.id = r.charge_point_id"
+        " WHERE r.charge_point_id = %s AND r.reason = %s AND r.state = %s AND r.ocpp_transaction_id = %s"
+        " AND (c.last_boot_at IS NULL OR r.received_at >= c.last_boot_at)"
         " ORDER BY r.received_at DESC LIMIT 1",  # the model's ordering
         [session.charge_point_id, *where.values()],
     )

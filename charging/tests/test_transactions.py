@@ -533,20 +533,44 @@ def test_a_session_first_seen_through_an_updated_event_is_flagged_until_its_star
     assert session.needs_review and "missing_baseline" in session.anomalies
 
 
-def test_an_old_parked_stop_with_a_reused_id_does_not_end_a_new_session(register_charge_point):
-    charge_point_id = new_charger(register_charge_point, "2.0.1")
-    transaction_stop(
+def _parked_stop_of_1(charge_point_id: str, stopped_at: datetime) -> ReconciliationItem:
+    item = transaction_stop(
         StopRequest(
             charge_point_id=charge_point_id,
             ocpp_transaction_id="1",
-            stopped_at=T0 - timedelta(days=60),
+            stopped_at=stopped_at,
             action="TransactionEvent",
             payload={},
             seq_no=9,
         )
-    )
+    ).reconciliation_item
+    assert item is not None
+    return item
+
+
+def test_an_old_parked_stop_with_a_reused_id_does_not_end_a_new_session(register_charge_point):
+    """Parked when it was sent, 60 days before the session started: an earlier session's."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    item = _parked_stop_of_1(charge_point_id, T0 - timedelta(days=60))
+    ReconciliationItem.objects.filter(pk=item.pk).update(received_at=T0 - timedelta(days=60))
     session = v201_start(charge_point_id, "1", 0, T0, baseline_expected=False).transaction
-    assert session.status == "active"
+    session.refresh_from_db()
+    item.refresh_from_db()
+    assert (session.status, item.state) == ("active", ReconciliationState.OPEN)
+
+
+def test_a_stop_parked_before_the_chargers_last_boot_does_not_end_a_session_started_after_it(register_charge_point):
+    """Ids that are counters restart at a reboot: a Started after the boot whose clock tells
+    nothing (1970: its receipt stands in) is not the session a stop parked before the boot ended."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    item = _parked_stop_of_1(charge_point_id, timezone.now() - timedelta(minutes=1))
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(last_boot_at=timezone.now())
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    session = v201_start(charge_point_id, "1", 0, epoch, baseline_expected=False, started_event=True).transaction
+    session.refresh_from_db()
+    item.refresh_from_db()
+    assert (session.status, item.state) == ("active", ReconciliationState.OPEN)
+    assert session.charger_started_at == epoch
 
 
 def test_a_queued_reading_from_another_day_does_not_count(register_charge_point):

@@ -442,3 +442,41 @@ async def test_v201_an_updated_stamped_a_day_before_its_started_moves_neither_st
     assert 590 <= record.duration_seconds <= 620 and (session.anomalies, record.needs_review) == ([], False)
     assert record.total == Decimal("1.45") + charging_time_amount(record.charging_seconds)
     assert await MeterSample.objects.filter(transaction=session).acount() == 3  # the glitch's reading kept
+
+
+BOOT_201 = {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "Two"}}
+
+
+@pytest.mark.parametrize(
+    ("started_at", "ended_at", "flags"),
+    [
+        # An implausible start (its receipt stands in, after the parked Ended's time).
+        (lambda: EPOCH_5S, lambda: stamp(-timedelta(minutes=1)), {Anomaly.CLOCK_IMPLAUSIBLE}),
+        (lambda: stamp(timedelta(hours=2)), lambda: stamp(-timedelta(minutes=1)), {Anomaly.CLOCK_IMPLAUSIBLE}),
+        (lambda: stamp(timedelta(minutes=2)), lambda: stamp(-timedelta(minutes=1)), set()),  # ahead, within tolerance
+        # Both plausible, the Ended stamped two hours before its Started: as in order.
+        (lambda: stamp(-timedelta(minutes=5)), lambda: stamp(-timedelta(hours=2)), set()),
+        # The Ended's clock at 1970: its receipt stands in, flagged as in order.
+        (lambda: stamp(-timedelta(minutes=5)), lambda: EPOCH, {Anomaly.CLOCK_IMPLAUSIBLE}),
+    ],
+)
+async def test_v201_an_ended_that_overtook_its_started_ends_it_whatever_their_clocks(
+    daphne, started_at, ended_at, flags
+):
+    """An Ended parked before its Started ends the session when the Started arrives, flagged as it
+    would be in order (probe D3: a Started stamped 1970, ahead of its receipt, or after its Ended,
+    left its session open for good, unbilled, the Ended parked)."""
+    await charger_with_tag_and_default_tariff("CLK-PARKED")
+    async with raw_socket(daphne, "2.0.1", "CLK-PARKED") as websocket:
+        await result(websocket, "b", "BootNotification", BOOT_201)
+        await result(websocket, "e", "TransactionEvent", v201_event("Ended", 1, ended_at(), 2000, "S"))
+        answer = await result(websocket, "s", "TransactionEvent", v201_event("Started", 0, started_at(), 1000, "S"))
+    assert answer["idTokenInfo"]["status"] == "Accepted"
+
+    session = await session_with_record((await Transaction.objects.aget()).pk)
+    assert (session.status, session.energy_wh, session.billing_record.energy_wh) == ("ended", 1000, 1000)
+    expected = flags | ({Anomaly.ENDED_BEFORE_STARTED} if session.stopped_at < session.started_at else set())
+    assert set(session.anomalies) == expected and session.billing_record.needs_review == bool(expected)
+    assert session.started_at <= datetime.now(UTC) and session.billing_record.duration_seconds <= 400
+    item = await session.reconciliation_items.aget()
+    assert item.state == "attached"
