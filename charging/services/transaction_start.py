@@ -66,6 +66,7 @@ from charging.services.session_rows import (
     fractional,
     seq_no_lowest,
     seq_no_seen,
+    seq_nos_contain,
     started_or_open_among,
     stored_id_tag,
     time_spent_charging_apply,
@@ -86,6 +87,7 @@ from charging.services.start_reads import (
     start_read_taken,
     starting_unit_register,
 )
+from charging.services.status_reads import opened_before_boot
 from charging.services.transaction_end import transaction_finish
 from charging.signals import charger_draw_changed
 from kernel.model_instances import instance_new
@@ -156,7 +158,7 @@ def transaction_start(request: StartRequest) -> StartResult:
     with db_transaction.atomic():
         info = _authorized(request) if request.authorize else None
         request = _as_stored(request, start, samples_judged(request.samples, now))
-        existing, charge_point, older, stop_parked = _started_before(request, read)
+        existing, charge_point, older, stop_parked = _started_before(request, read, start.sent)
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
@@ -209,11 +211,12 @@ def _authorized(request: StartRequest) -> IdTagInfo:
 
 
 def _started_before(
-    request: StartRequest, read: StartRead | None
+    request: StartRequest, read: StartRead | None, sent: datetime | None
 ) -> tuple[Transaction | None, ChargePoint | None, list[Transaction], bool | None]:
     """The session this start opened before, the charger's row (locked) when it may open one,
     then the sessions still open on its connector (locked; a new session closes them), and whether
-    a stop is parked under its 2.0.1 transactionId (None: not looked).
+    a stop is parked under its 2.0.1 transactionId (None: not looked). ``sent``: its start time as
+    the charger sent it.
 
     A known 2.0.1 session (every Updated event) is locked on its own row; only a start that may
     open one takes the charger's lock, then looks (again) under it. A Started event, like a 1.6
@@ -224,7 +227,7 @@ def _started_before(
     if existing is not None and not _reused(existing, request):
         return existing, None, [], None
     charge_point, existing, older, stop_parked = _started_by_or_open(request, read)
-    if existing is not None and _reused(existing, request):
+    if existing is not None and _reused(existing, request, sent, charge_point):
         existing = None
     return existing, charge_point, older, stop_parked
 
@@ -366,19 +369,39 @@ def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
     )
 
 
-def _reused(session: Transaction, request: StartRequest) -> bool:
+def _reused(
+    session: Transaction, request: StartRequest, sent: datetime | None = None, charge_point: ChargePoint | None = None
+) -> bool:
     """Whether a start naming ended ``session`` is a new session that reuses its key.
 
     1.6: when the charger stopped that session itself (it had its id, so it is not resending
     its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
     a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
-    the session's end (ids that are counters restart); a late event of the session is within it.
+    the session's end (ids that are counters restart), or one its charger's reboot restarted
+    (``_restarted``, with the start as ``sent`` and the charger's row); a late event of the
+    session is within it.
     """
     if session.status != TransactionStatus.ENDED:
         return False
     if request.seq_no is None:
         return not session.closed_by_csms or session.charger_started_at is not None
-    return request.started_event and session.stopped_at is not None and request.started_at > session.stopped_at
+    if not request.started_event or session.stopped_at is None:
+        return False
+    return request.started_at > session.stopped_at or _restarted(session, request.seq_no, sent, charge_point)
+
+
+def _restarted(session: Transaction, seq_no: int, sent: datetime | None, charge_point: ChargePoint | None) -> bool:
+    """Whether a 2.0.1 Started stamped within ended ``session`` is a new session under an id its
+    charger's reboot restarted (a clock the reboot set back makes it look older): the session
+    reached the CSMS before the charger's last boot (the CSMS's clock, ``opened_before_boot``), and
+    this Started is neither an event of it still to come (its seqNo is one the session saw) nor
+    its Started resent (stamped as that one was sent). The boot is read last: it may cost a
+    statement (a batch's charger row defers it), and only such a Started asks."""
+    if charge_point is None or not seq_nos_contain(session.seq_nos, seq_no):
+        return False
+    if sent == (session.charger_started_at or session.started_at):
+        return False
+    return opened_before_boot(session, charge_point.last_boot_at)
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:

@@ -648,3 +648,30 @@ def test_v201_a_started_event_numbered_0_after_the_csms_closed_a_session_starts_
             )
     sessions = Transaction.objects.filter(charge_point__charge_point_id=charge_point_id).order_by("pk")
     assert [(s.status, s.closed_by_csms) for s in sessions] == [("ended", True), ("active", False)]
+
+
+def test_v201_a_late_started_after_a_reboot_still_completes_its_ended_session(register_charge_point):
+    """A Started that its Updated and Ended overtook, delivered only after a reboot: its seqNo is
+    one its session never saw, so it completes that session, as without the reboot (a counter the
+    reboot restarted would repeat a seqNo the session saw)."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    reading = [SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="1500")]
+    v201_start(charge_point_id, "1", 1, T0 + timedelta(minutes=30), samples=reading)
+    end = [SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3000", context="Transaction.End")]
+    stopped = transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="1",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={},
+            samples=end,
+            seq_no=2,
+        )
+    ).transaction
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).update(last_boot_at=timezone.now())
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    late = v201_start(charge_point_id, "1", 0, T0, samples=begin, started_event=True, evse_id=1, connector_id=1)
+    assert late.transaction.pk == stopped.pk
+    session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
+    assert (session.started_at, session.energy_wh, session.anomalies) == (T0, Decimal(2000), [])

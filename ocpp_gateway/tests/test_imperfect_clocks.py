@@ -480,3 +480,41 @@ async def test_v201_an_ended_that_overtook_its_started_ends_it_whatever_their_cl
     assert session.started_at <= datetime.now(UTC) and session.billing_record.duration_seconds <= 400
     item = await session.reconciliation_items.aget()
     assert item.state == "attached"
+
+
+async def test_v201_an_id_restarted_by_a_reboot_that_set_the_clock_back_starts_a_new_session(daphne):
+    """After a reboot, a Started naming the id of a session that ended before it, stamped within
+    that session (the clock set back), is a new session, not a replay (probe D1: the second session
+    answered and lost); a resend of it, and of the first Started, changes nothing."""
+    await charger_with_tag_and_default_tariff("CLK-RESTART")
+    first = v201_reading("Started", 0, stamp(-timedelta(seconds=1000)), 1000, "1")
+    async with raw_socket(daphne, "2.0.1", "CLK-RESTART") as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        await result(websocket, "1", "TransactionEvent", first)
+        await result(
+            websocket, "2", "TransactionEvent", v201_reading("Updated", 1, stamp(-timedelta(seconds=800)), 1500, "1")
+        )
+        await result(
+            websocket, "3", "TransactionEvent", v201_reading("Ended", 2, stamp(-timedelta(seconds=500)), 2000, "1")
+        )
+    second = v201_reading("Started", 0, stamp(-timedelta(seconds=7200)), 2000, "1")
+    async with raw_socket(daphne, "2.0.1", "CLK-RESTART") as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        await result(websocket, "4", "TransactionEvent", second)
+        await result(websocket, "5", "TransactionEvent", second)  # its resend
+        await result(websocket, "6", "TransactionEvent", first)  # the first session's, resent
+        await result(
+            websocket, "7", "TransactionEvent", v201_reading("Updated", 1, stamp(-timedelta(seconds=7000)), 2600, "1")
+        )
+        await result(
+            websocket, "8", "TransactionEvent", v201_reading("Ended", 2, stamp(-timedelta(seconds=6600)), 3200, "1")
+        )
+
+    sessions = [s async for s in Transaction.objects.select_related("billing_record").order_by("pk")]
+    assert [(s.ocpp_transaction_id, s.status, s.energy_wh) for s in sessions] == [
+        ("1", "ended", Decimal(1000)),
+        ("1", "ended", Decimal(1200)),
+    ]
+    assert [s.billing_record.energy_wh for s in sessions] == [Decimal(1000), Decimal(1200)]
+    assert 590 <= sessions[1].billing_record.duration_seconds <= 610
+    assert not await Transaction.objects.filter(reconciliation_items__isnull=False).aexists()
