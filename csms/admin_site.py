@@ -47,11 +47,11 @@ class CsmsAdminSite(admin.AdminSite):
         return [dashboard, *moved_admin_page_redirects(), *super().get_urls()]
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        return super().index(request, extra_context={**dashboard_context(), **(extra_context or {})})
+        return super().index(request, extra_context={**dashboard_context(request.user), **(extra_context or {})})
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         """The dashboard alone, for the index page to swap in when it refreshes itself."""
-        return TemplateResponse(request, "admin/dashboard.html", dashboard_context())
+        return TemplateResponse(request, "admin/dashboard.html", dashboard_context(request.user))
 
 
 def moved_admin_page_redirects() -> list[URLPattern]:
@@ -69,21 +69,28 @@ def moved_admin_page(request: HttpRequest, *, model: str, rest: str, new_label: 
     return HttpResponsePermanentRedirect(f"{url}?{query}" if query else url)
 
 
-def dashboard_context() -> dict[str, Any]:
+def dashboard_context(user: Any) -> dict[str, Any]:
+    """What the dashboard shows ``user``: each panel only with the view permission of its model
+    (a support login without the sessions' permission sees no id tags there), read only then."""
     now = timezone.now()
-    return {
+    context: dict[str, Any] = {
         "dashboard_now": now,
         "dashboard_refresh_seconds": settings.CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS,
-        "fleet": fleet_summary(),
-        "charging_now": transaction_active_count(),
-        "recently_offline": recently_offline_charge_point_list(
-            since=now - RECENTLY_OFFLINE_WINDOW, limit=DASHBOARD_LIST_LIMIT
-        ),
-        "active_transactions": active_transaction_list(limit=DASHBOARD_LIST_LIMIT),
-        "failed_deliveries": failed_delivery_list(limit=DASHBOARD_LIST_LIMIT),
-        "webhook_backlog": webhook_backlog(now=now),
-        "failing_receivers": receiver_failure_rate_list(
-            since=now - RECEIVER_FAILURE_WINDOW, limit=DASHBOARD_LIST_LIMIT
-        ),
-        "failed_commands": failed_command_list(limit=DASHBOARD_LIST_LIMIT),
     }
+    if user.has_perm("chargepoints.view_chargepoint"):
+        context["fleet"] = fleet_summary()
+        context["recently_offline"] = recently_offline_charge_point_list(
+            since=now - RECENTLY_OFFLINE_WINDOW, limit=DASHBOARD_LIST_LIMIT
+        )
+    if user.has_perm("charging.view_transaction"):
+        context["charging_now"] = transaction_active_count()
+        context["active_transactions"] = active_transaction_list(limit=DASHBOARD_LIST_LIMIT)
+    if user.has_perm("webhooks.view_webhookdelivery"):
+        context["failed_deliveries"] = failed_delivery_list(limit=DASHBOARD_LIST_LIMIT)
+        context["webhook_backlog"] = webhook_backlog(now=now)
+        context["failing_receivers"] = receiver_failure_rate_list(
+            since=now - RECEIVER_FAILURE_WINDOW, limit=DASHBOARD_LIST_LIMIT
+        )
+    if user.has_perm("commands.view_command"):
+        context["failed_commands"] = failed_command_list(limit=DASHBOARD_LIST_LIMIT)
+    return context

@@ -19,7 +19,9 @@ SUPPORT = "support"
 OPERATOR = "operator"
 STAFF_GROUPS = (SUPPORT, OPERATOR)
 
-PROJECT_APPS = ("chargepoints", "charging", "commands", "webhooks", "billing", "maintenance", "kernel")
+PROJECT_APPS = (
+    "chargepoints", "charging", "commands", "webhooks", "billing", "maintenance", "kernel", "configuration", "sites",
+)  # fmt: skip
 OPERATOR_PERMISSIONS = (
     "commands.send_command",
     "chargepoints.change_chargepoint",
@@ -32,6 +34,12 @@ OPERATOR_PERMISSIONS = (
     "maintenance.add_firmwarefile",
     "maintenance.add_campaign",
     "maintenance.change_campaign",
+    "configuration.change_configurationkey",  # saved through a command (commands.send_command)
+    "configuration.change_devicemodelattribute",
+    "sites.add_site",
+    "sites.change_site",
+    "sites.add_sitemember",
+    "sites.change_sitemember",
 )
 
 

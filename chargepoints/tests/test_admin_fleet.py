@@ -51,6 +51,9 @@ def operator(db: None) -> Client:
         "chargepoints.view_chargepoint",
         "chargepoints.change_chargepoint",
         "chargepoints.view_connector",
+        "chargepoints.view_ocppmessage",
+        "chargepoints.view_heartbeat",
+        "charging.view_transaction",
         "commands.send_command",
     )
 
@@ -202,6 +205,13 @@ def test_lifecycle_state_is_read_only_in_the_change_form(operator, charger):
     charge_point = charger("CP-1", lifecycle_state=LifecycleState.PENDING)
     form = operator.get(change_url(charge_point)).context["adminform"].form
     assert "lifecycle_state" not in form.fields
+
+
+def test_a_user_without_the_views_sees_no_sessions_messages_or_heartbeats_on_a_charger(support, charger):
+    """Round 41's probe: a login that may view chargers only saw their sessions (id tags) and frames."""
+    page = support.get(change_url(charger("CP-1", ocpp_version="1.6"))).content.decode()
+    for hidden in ('id="recent-transactions"', 'id="recent-messages"', 'id="heartbeat-history"'):
+        assert hidden not in page
 
 
 def test_a_user_without_change_permission_gets_no_lifecycle_buttons_and_403(support, charger):

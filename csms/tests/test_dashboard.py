@@ -267,3 +267,18 @@ def test_the_admin_site_is_the_csms_site_and_keeps_every_registration():
     assert {"chargepoints", "charging", "commands", "webhooks", "billing", "kernel"} <= {
         model._meta.app_label for model in admin.site._registry
     }
+
+
+def test_the_dashboard_shows_a_staff_user_only_what_they_may_see(client, fleet):
+    """A login that may view chargers only (round 41's probe: open sessions with their id tags, command
+    failures with API key names and webhook receivers' URLs, to a user refused those pages)."""
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("lim", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_chargepoint"))
+    client.force_login(user)
+    page = client.get("/admin/dashboard/").content.decode()
+    assert 'id="recently-offline"' in page and 'data-metric="online"' in page
+    for hidden in ('id="active-transactions"', 'id="command-failures"', 'id="failed-deliveries"', "webhook-backlog"):
+        assert hidden not in page
+    assert 'data-metric="charging_now"' not in page
