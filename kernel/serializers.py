@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -42,17 +43,27 @@ class WattHoursField(DecimalNumberField):
         super().__init__(max_digits=20, decimal_places=3, **kwargs)
 
 
+_FIRST_YEAR = 1000  # RFC 3339 writes four-digit years
+
+
 class UnknownFieldsRefused(serializers.Serializer):
     """A write serializer whose body may hold only its fields: one it does not have is a 400 naming
     it ("Unknown field."), where DRF drops it silently (a misspelt ``price_per_kWh`` made a free
-    tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored."""
+    tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored. A time
+    before the year 1000 is a 400 too: RFC 3339 (the API's and OCPP's times) writes four-digit years."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             unknown = sorted(str(name) for name in data if name not in self.fields)
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
+        validated = super().to_internal_value(data)
+        too_early = sorted(
+            name for name, value in validated.items() if isinstance(value, datetime) and value.year < _FIRST_YEAR
+        )
+        if too_early:
+            raise serializers.ValidationError({name: ["A year before 1000 is no RFC 3339 time."] for name in too_early})
+        return validated
 
 
 class MoneyTotalField(serializers.DecimalField):

@@ -14,12 +14,9 @@ def utc_now() -> datetime:
 
 
 def format_ocpp_time(value: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC (what ``strftime`` writes; ``isoformat``'s text, in C,
-    for the four-digit years every answer carries, as ``strftime`` does not pad shorter ones)."""
-    value = value.astimezone(UTC)
-    if value.year >= 1000:
-        return value.isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` in UTC, the year in four digits whatever it is (``isoformat``
+    pads it; ``strftime`` wrote year 216 as ``216``, no RFC 3339 time)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 # A charger time that was sent but cannot be read: earlier than any clock, so ``chargepoints.clock``

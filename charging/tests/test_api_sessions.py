@@ -14,6 +14,7 @@ from charging.models import IdTag, Reservation, Transaction
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
+from kernel.timestamps import format_ocpp_time
 
 pytestmark = pytest.mark.django_db
 
@@ -438,3 +439,17 @@ def test_a_group_id_tag_is_one_level_in_the_api_and_the_admin(api_client, admin_
     spaced = admin_client.post("/admin/charging/idtag/add/", {**form, "id_tag": "A B", "parent": ""})
     assert "id_tag" in spaced.context["adminform"].form.errors
     assert not IdTag.objects.filter(id_tag__in=["KID", "A B"]).exists()
+
+
+def test_an_expiry_before_the_year_1000_is_a_400_naming_it(api_client):
+    """RFC 3339 writes four-digit years (round 41's probe: year 216 stored, then answered to the API
+    and to chargers as "216-02-06T16:43:30Z")."""
+    early = {"id_tag": "OLD-1", "expiry_date": "0216-02-06T16:43:30Z"}
+    response = api_client.post("/api/v1/id-tags/", early, format="json")
+    assert (response.status_code, list(response.json()["details"])) == (400, ["expiry_date"])
+    later = {**early, "expiry_date": "1216-02-06T16:43:30Z"}
+    assert api_client.post("/api/v1/id-tags/", later, format="json").status_code == 201
+
+
+def test_an_ocpp_time_has_four_digit_years_whatever_the_year():
+    assert format_ocpp_time(datetime(216, 2, 6, 16, 43, 30, tzinfo=UTC)) == "0216-02-06T16:43:30.000Z"
