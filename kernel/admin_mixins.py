@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
 
 
@@ -23,3 +25,20 @@ class ReadOnlyMixin:
 
 class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     pass
+
+
+class _DateHierarchyCheckedChangeList(ChangeList):
+    def get_filters(self, request: HttpRequest) -> Any:
+        try:
+            return super().get_filters(request)
+        except (OverflowError, ValueError) as error:  # a year beyond any date (2147483648, 9999 + 1)
+            raise IncorrectLookupParameters(error) from error
+
+
+class DateHierarchyChecked:
+    """A list page with a ``date_hierarchy`` answers a year or month beyond any date
+    (``?started_at__year=2147483648``) as Django answers other bad filters (the list, ``?e=1``),
+    not with a 500."""
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return _DateHierarchyCheckedChangeList
