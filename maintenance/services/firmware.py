@@ -43,16 +43,25 @@ _UNDELIVERED: dict[str, str] = {
 
 
 def firmware_file_create(*, name: str, version: str = "", upload: File) -> FirmwareFile:
-    """Store an uploaded image; its size (bytes) and SHA-256 are recorded."""
+    """Store an uploaded image; its size (bytes) and SHA-256 are recorded. ``name`` is cut to its
+    column (it defaults to the upload's file name, which may be longer); a row that cannot be
+    written takes its stored file with it."""
     digest = hashlib.sha256()
     size = 0
     for chunk in upload.chunks():
         digest.update(chunk)
         size += len(chunk)
-    firmware = FirmwareFile(name=name, version=version, size=size, sha256=digest.hexdigest())
+    firmware = FirmwareFile(name=name[:_NAME_LENGTH], version=version, size=size, sha256=digest.hexdigest())
     firmware.file.save(upload.name or name, upload, save=False)
-    firmware.save()
+    try:
+        firmware.save()
+    except Exception:
+        firmware.file.delete(save=False)
+        raise
     return firmware
+
+
+_NAME_LENGTH: int = FirmwareFile._meta.get_field("name").max_length  # type: ignore[assignment]  # a CharField's
 
 
 def campaign_charge_points(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint
@@ -31,6 +32,14 @@ def test_a_firmware_upload_without_a_file_names_the_field(api_client):
     reply = api_client.post("/api/v1/firmware", {"version": "1"}, format="multipart")
     assert reply.status_code == 400
     assert "file" in reply.json()["details"]
+
+
+def test_a_firmware_file_named_longer_than_its_column_is_stored_with_its_name_cut(api_client, tmp_path):
+    """Round 41's probe: a 201-character file name was a 500, its file left on disk without a row."""
+    upload = SimpleUploadedFile("f" * 197 + ".bin", b"img")
+    reply = api_client.post("/api/v1/firmware", {"file": upload, "version": "1"}, format="multipart")
+    assert reply.status_code == 201, reply.json()
+    assert reply.json()["name"] == ("f" * 197 + ".bin")[:200]
 
 
 @pytest.mark.parametrize(
