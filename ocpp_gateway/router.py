@@ -467,7 +467,8 @@ class OcppRouter(RoutedChargePoint):
         finally:
             self._outstanding = None
         if response.message_type_id == MessageType.CallError:
-            error_code = str(response.error_code)
+            # a code the charger left out (null) is OCPP's catch-all, not the text "None"
+            error_code = "GenericError" if response.error_code is None else str(response.error_code)
             if FORMATION_VIOLATION_SPELLING in (await self._current_profile()).quirks:
                 error_code = quirks.error_code_spelled(error_code, ocpp_version=self._ocpp_version)
             return {
