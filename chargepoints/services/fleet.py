@@ -116,12 +116,10 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     refusal = selectors.charge_point_refusal(
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
-    if (
-        refusal in _PASSWORD_REFUSALS
-        and password is not None
-        and _password_after_reboot_presented(charge_point_id, password, may_hash)
-    ):
-        return ""
+    if (refusal in _PASSWORD_REFUSALS or refusal == "") and password is not None:
+        # One admitted anyway (it has no password yet) that presents the one it took is held to it from now.
+        if _password_after_reboot_presented(charge_point_id, password, may_hash, without_current=refusal == ""):
+            return ""
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
     with contextlib.suppress(ChargePointAlreadyExists):  # a concurrent handshake registered it a moment ago
@@ -138,17 +136,18 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
 _PASSWORD_REFUSALS = ("wrong password", "no password set (required)")
 
 
-def _password_after_reboot_presented(charge_point_id: str, password: str, may_hash: bool) -> bool:
+def _password_after_reboot_presented(
+    charge_point_id: str, password: str, may_hash: bool, *, without_current: bool = False
+) -> bool:
     """Whether ``password`` is the one the charger accepted to use after its reboot
     (``charge_point_password_taken``): if so, it becomes the current password (the old one no
-    longer admits it). Raises ``PasswordNeedsHashing`` as ``charge_point_admit`` does."""
-    charge_point = (
-        ChargePoint.objects.select_for_update()
-        .filter(charge_point_id=charge_point_id)
-        .exclude(password_hash_after_reboot="")
-        .only("pk", "password_hash_after_reboot")
-        .first()
-    )
+    longer admits it). ``without_current``: only for a charger without a current password (one its
+    current password admitted hashes nothing more). Raises ``PasswordNeedsHashing`` as
+    ``charge_point_admit`` does."""
+    chargers = ChargePoint.objects.select_for_update().filter(charge_point_id=charge_point_id)
+    if without_current:
+        chargers = chargers.filter(password_hash="")
+    charge_point = chargers.exclude(password_hash_after_reboot="").only("pk", "password_hash_after_reboot").first()
     if charge_point is None or not charger_password_matches(
         charge_point_id=charge_point_id,
         password=password,

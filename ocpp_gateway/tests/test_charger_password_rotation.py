@@ -63,13 +63,14 @@ BOOT = {
 }
 
 
-def connected(daphne, version: str, charge_point_id: str, password: str):
+def connected(daphne, version: str, charge_point_id: str, password: str | None):
+    """A handshake with HTTP Basic ``password`` (None: without credentials)."""
     token = base64.b64encode(f"{charge_point_id}:{password}".encode()).decode()
     return connect(
         daphne.ws_url(version, charge_point_id),
         subprotocols=[Subprotocol(f"ocpp{version}")],
         compression=None,
-        additional_headers={"Authorization": f"Basic {token}"},
+        additional_headers={"Authorization": f"Basic {token}"} if password is not None else None,
     )
 
 
@@ -210,15 +211,16 @@ async def test_a_password_the_charger_reports_is_kept_nowhere_in_plain_text(daph
     assert REPORTED not in [value async for value in stored.objects.values_list("value", flat=True)]
 
 
+@pytest.mark.parametrize("old", [OLD, None], ids=["a password before", "none before"])
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_password_taken_after_a_reboot_admits_beside_the_old_one_until_the_charger_presents_it(
-    daphne, api_key, version
+    daphne, api_key, version, old
 ):
     """Answered RebootRequired, the new password takes effect when the charger reboots: until then it
-    presents the old one (round 41's probe: it was refused with 403 until it rebooted)."""
+    presents the old one, or none (round 41's probe: it was refused with 403 until it rebooted)."""
     charge_point_id = f"CP-PWR-{version}"
     await ChargePoint.objects.acreate(
-        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(old) if old else ""
     )
     command, body, _ = SET_PASSWORD[version]
 
@@ -227,17 +229,17 @@ async def test_a_password_taken_after_a_reboot_admits_beside_the_old_one_until_t
             return {"status": "RebootRequired"}
         return {"setVariableResult": [{"attributeStatus": "RebootRequired", **_named(call[3]["setVariableData"][0])}]}
 
-    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+    async with connected(daphne, version, charge_point_id, old) as websocket:
         status, _ = await _command_answered(
             daphne, api_key, websocket, version, charge_point_id, command, body, reboot_required
         )
     assert status == 200
-    for password in (OLD, NEW, NEW):  # before the reboot, after it, and again
+    for password in (old, NEW, NEW):  # before the reboot, after it, and again
         async with connected(daphne, version, charge_point_id, password) as websocket:
             await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
             assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
     charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
     assert check_password(NEW, charge_point.password_hash) and charge_point.password_hash_after_reboot == ""
-    with pytest.raises(InvalidStatus):  # the old one no longer admits it
-        async with connected(daphne, version, charge_point_id, OLD):
+    with pytest.raises(InvalidStatus):  # the old one (or none) no longer admits it
+        async with connected(daphne, version, charge_point_id, old):
             pass
