@@ -23,7 +23,7 @@ class ChargerTime:
     at: datetime
     sent: datetime | None
     implausible: bool
-    received: bool = False  # ``at`` is the time of receipt (``sent`` absent, implausible or ahead of it)
+    received: bool = False  # ``at`` is the receipt standing in for a time absent or implausible
 
     @property
     def kept(self) -> datetime | None:
@@ -42,7 +42,7 @@ def charger_time(sent: datetime | None, *, received_at: datetime, tolerance_s: i
     if sent is None:
         return ChargerTime(at=received_at, sent=None, implausible=False, received=True)
     if FLOOR <= sent <= received_at + timedelta(seconds=tolerance_s):
-        return ChargerTime(at=min(sent, received_at), sent=sent, implausible=False, received=sent > received_at)
+        return ChargerTime(at=min(sent, received_at), sent=sent, implausible=False)
     return ChargerTime(at=received_at, sent=sent, implausible=True, received=True)
 
 

@@ -110,8 +110,8 @@ class Connector(models.Model):
     status_time_received = models.BooleanField(
         default=False,
         db_default=False,
-        help_text="The status's time is its receipt (the charger's absent, implausible or ahead of it): a "
-        "later status is not judged older by it.",
+        help_text="The status's time is its receipt (the charger's absent or implausible): a later status "
+        "is not judged older by it.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -368,6 +368,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         worker): an idle connection holds neither.
         """
         assert self.router is not None and self._outbound is not None
+        queued = False  # whether the request waited behind a CALL (the first did not)
         while self._outbound:
             request = self._outbound.popleft()
             self._current_call = request
@@ -377,7 +378,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     acknowledgement.cancel()
                 self._current_call = None
                 continue
-            if remaining < MIN_CALL_SECONDS:  # its caller is answered before the charger could answer
+            if remaining <= 0 or (queued and remaining < MIN_CALL_SECONDS):  # its caller is answered first
                 reply = {"outcome": "timeout"}
             else:
                 try:
@@ -385,6 +386,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 except Exception as error:  # e.g. the socket closed under us
                     logger.warning("%s: could not send %s: %s", self.charge_point_id, request["action"], error)
                     reply = {"outcome": "not_connected"}
+                queued = True
             self._current_call = None
             await self._reply(request, reply)
         self._outbound = self._outbound_worker = None  # no await since the check: nothing was queued meanwhile
@@ -472,8 +474,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         logger.error("%s: disconnect not recorded; the offline sweep will mark it offline", self.charge_point_id)
 
 
-# A queued CALL with less time left than this is not sent, but answered as timed out: the charger
-# would act on a command its caller was told had failed (and hold two CALLs from the CSMS at once).
+# A CALL that waited behind another with less time left than this is not sent, but answered as
+# timed out: the charger would act on a command its caller was told had failed (and hold two CALLs
+# from the CSMS at once). The first of a queue is sent whatever is left (CSMS_OCPP_CALL_TIMEOUT=1).
 MIN_CALL_SECONDS = 1.0
 
 # Seconds between the attempts to record a disconnect the database refused (``_disconnect_retried``).

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='connector',
             name='status_time_received',
-            field=models.BooleanField(db_default=False, default=False, help_text="The status's time is its receipt (the charger's absent, implausible or ahead of it): a later status is not judged older by it."),
+            field=models.BooleanField(db_default=False, default=False, help_text="The status's time is its receipt (the charger's absent or implausible): a later status is not judged older by it."),
         ),
     ]

@@ -116,10 +116,13 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     refusal = selectors.charge_point_refusal(
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
-    if (refusal in _PASSWORD_REFUSALS or refusal == "") and password is not None:
-        # One admitted anyway (it has no password yet) that presents the one it took is held to it from now.
-        if _password_after_reboot_presented(charge_point_id, password, may_hash, without_current=refusal == ""):
-            return ""
+    # One admitted anyway (it has no password yet) that presents the one it took is held to it from now.
+    if (
+        (refusal in _PASSWORD_REFUSALS or refusal == "")
+        and password is not None
+        and _password_after_reboot_presented(charge_point_id, password, may_hash, without_current=refusal == "")
+    ):
+        return ""
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
     with contextlib.suppress(ChargePointAlreadyExists):  # a concurrent handshake registered it a moment ago
