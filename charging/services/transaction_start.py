@@ -539,7 +539,7 @@ def _event_merge(session: Transaction, request: StartRequest, start: ChargerTime
     start, its first register reading the meter start."""
     if not _tells_start(session, request, start):
         return
-    session.started_at = request.started_at
+    session.started_at, session.charger_started_at = request.started_at, start.kept
     readings = readings_of(request.samples)
     if readings:
         session.meter_start_wh = readings[0].wh
