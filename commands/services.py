@@ -411,6 +411,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
 ABANDONED_MARGIN_SECONDS = 60
 ABANDONED = "The process that sent it stopped before the charge point's answer came back."
 _ABANDONED_PER_SWEEP = 500
+ABANDONED_LOOKBACK = timedelta(hours=1)
 
 
 def commands_abandoned_timed_out() -> list[Command]:
@@ -418,9 +419,14 @@ def commands_abandoned_timed_out() -> list[Command]:
     pending ``CSMS_OCPP_CALL_TIMEOUT`` + ``ABANDONED_MARGIN_SECONDS`` after they were made: the
     gateway or API process that sent them died (a ``?wait=false`` command's caller polls for an
     outcome that would never come). Each is locked and checked again (a late completion wins); at
-    most 500 a sweep, the oldest first. Returns those completed."""
-    cutoff = timezone.now() - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS)
-    stale = Command.objects.filter(state=CommandState.PENDING, created_at__lt=cutoff).order_by("created_at")
+    most 500 a sweep, the oldest first, among those made in the last ``ABANDONED_LOOKBACK`` (the
+    sweep runs every minute: a range of the ``created_at`` index, not the whole table). Returns
+    those completed."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS)
+    stale = Command.objects.filter(
+        state=CommandState.PENDING, created_at__lt=cutoff, created_at__gte=now - ABANDONED_LOOKBACK
+    ).order_by("created_at")
     completed = []
     for pk in stale.values_list("pk", flat=True)[:_ABANDONED_PER_SWEEP]:
         with transaction.atomic():

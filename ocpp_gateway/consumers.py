@@ -8,6 +8,7 @@ import collections
 import contextlib
 import functools
 import logging
+import random
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -446,30 +447,33 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await heartbeats.flush()
         await sightings.flush()
         await message_log.flush()
-        if not await self._disconnect_recorded():
+        try:
+            await self._disconnect_recorded()
+        except Exception:
+            logger.exception("%s: could not record disconnect; trying again in the background", self.charge_point_id)
             task = asyncio.get_running_loop().create_task(self._disconnect_retried())
             _disconnect_retries.add(task)
             task.add_done_callback(_disconnect_retries.discard)
 
-    async def _disconnect_recorded(self) -> bool:
-        """Presence cleared (``charge_point_disconnect``); False when the database failed (a lock
+    async def _disconnect_recorded(self) -> None:
+        """Presence cleared (``charge_point_disconnect``); raises what the database raised (a lock
         held past the batch's lock timeout, PostgreSQL restarting)."""
-        try:
-            await in_commit_group(services.charge_point_disconnect)(
-                charge_point_id=self.charge_point_id, channel_name=self.channel_name
-            )
-        except Exception:
-            logger.exception("%s: could not record disconnect", self.charge_point_id)
-            return False
-        return True
+        await in_commit_group(services.charge_point_disconnect)(
+            charge_point_id=self.charge_point_id, channel_name=self.channel_name
+        )
 
     async def _disconnect_retried(self) -> None:
-        """The disconnect written again after ``DISCONNECT_RETRY_DELAYS`` (about 30 s in all), in
-        the background: the charger must not stay online until the offline sweep notices (a
-        heartbeat interval or more). A process stopped meanwhile leaves it to the dead-process sweep."""
+        """The disconnect written again after ``DISCONNECT_RETRY_DELAYS`` (about 30 s in all), each
+        jittered (a database back after an outage is not met by every closed socket at once), in the
+        background: the charger must not stay online until the offline sweep notices (a heartbeat
+        interval or more). A process stopped meanwhile leaves it to the dead-process sweep."""
         for delay in DISCONNECT_RETRY_DELAYS:
-            await asyncio.sleep(delay)
-            if await self._disconnect_recorded():
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # spread, not all at once
+            try:
+                await self._disconnect_recorded()
+            except Exception as error:
+                logger.debug("%s: disconnect not recorded yet: %s", self.charge_point_id, error)
+            else:
                 return
         logger.error("%s: disconnect not recorded; the offline sweep will mark it offline", self.charge_point_id)
 
