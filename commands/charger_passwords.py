@@ -143,14 +143,16 @@ _LOGGED_PASSWORDS = {
     "GetConfiguration": ("configurationKey", "value"),  # the answer's
     "GetVariables": ("getVariableResult", "attributeValue"),  # the answer's
 }
+# The actions whose frames ``frame_redacted`` reads (a caller on the gateway's path asks first).
+REDACTED_ACTIONS = frozenset({*_LOGGED_PASSWORDS, "ChangeConfiguration", "NotifyReport"})
 
 
 def frame_redacted(version: str, action: str, text: str) -> str:
     """A frame's text for the message log (a CALL sent or received, or the answer to ``action``),
     with a charger password it carries replaced: a ChangeConfiguration or SetVariables setting it,
-    a GetConfiguration, GetVariables or NotifyReport reporting it. Any other frame is the same text,
-    unread."""
-    if action not in _LOGGED_PASSWORDS and action not in ("ChangeConfiguration", "NotifyReport"):
+    a GetConfiguration, GetVariables or NotifyReport reporting it. Any other frame, and one that
+    carries no password value, is the same text."""
+    if action not in REDACTED_ACTIONS:
         return text
     if "authorizationkey" not in text.lower() and "basicauthpassword" not in text.lower():
         return text
@@ -161,6 +163,7 @@ def frame_redacted(version: str, action: str, text: str) -> str:
         return text
     if not isinstance(payload, dict):
         return text
+    before = copy.deepcopy(payload)
     if action == "ChangeConfiguration" and version == "1.6" and _is_authorization_key(payload):
         payload["value"] = REDACTED
     elif action == "NotifyReport":
@@ -169,4 +172,4 @@ def frame_redacted(version: str, action: str, text: str) -> str:
                 item["variableAttribute"] = [_value_redacted(a, "value") for a in item.get("variableAttribute") or []]
     elif action in _LOGGED_PASSWORDS:
         payload.update(_items_redacted(payload, *_LOGGED_PASSWORDS[action]))
-    return json.dumps(frame, separators=(",", ":"))
+    return text if payload == before else json.dumps(frame, separators=(",", ":"))

@@ -4,7 +4,6 @@ docs/architecture.md "A command")."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +12,14 @@ from django.db import connection, transaction
 from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome
-from commands.services import CommandRequest, command_complete, command_own, command_record_own, command_send
+from commands.services import (
+    CommandRequest,
+    command_complete,
+    command_own,
+    command_record_own,
+    command_send,
+    commands_abandoned_timed_out,
+)
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.refresh_writes import refresh_recorded_taken, refresh_unit_register
 from configuration.services import device_model_report_request_id
@@ -121,11 +127,12 @@ def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> N
         transaction.on_commit(lambda: configuration_read_owed_told(channel_name=held_by), robust=True)
 
 
-def configuration_reads_owed_after_abandoned(commands: Sequence[Command]) -> None:
-    """Among ``commands`` completed as abandoned (``commands.services.commands_abandoned_timed_out``:
-    the process that sent them died), the CSMS's own reads after a boot (a 1.6 GetConfiguration of
-    every key, a 2.0.1 GetBaseReport): each charger's read is owed (``configuration_read_owed_set``)."""
-    for command in commands:
+def commands_abandoned_settled() -> int:
+    """Commands a dead process left pending timed out (``commands_abandoned_timed_out``); among
+    them the CSMS's own reads after a boot (a 1.6 GetConfiguration of every key, a 2.0.1
+    GetBaseReport): each charger's read is owed (``configuration_read_owed_set``). Returns how many."""
+    abandoned = commands_abandoned_timed_out()
+    for command in abandoned:
         own = command.api_key_id is None and command.user_id is None
         whole = command.command == "get_base_report" or (
             command.command == "get_configuration" and not command.request.get("key")
@@ -133,6 +140,7 @@ def configuration_reads_owed_after_abandoned(commands: Sequence[Command]) -> Non
         if own and whole:
             with transaction.atomic():
                 configuration_read_owed_set(charge_point_id=command.charge_point_identity, channel_name="")
+    return len(abandoned)
 
 
 def configuration_read_answered(*, command: Command, outcome: CallOutcome) -> Command:

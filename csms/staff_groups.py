@@ -1,8 +1,9 @@
 """The two staff roles of the back office, as Django groups kept in step with the code.
 
 ``support`` may look at everything in the project's apps and change nothing. ``operator`` may
-also send commands to chargers, commission them, settle the reconciliation queue, re-send
-webhook deliveries, maintain id tags and tariffs, upload firmware and run firmware campaigns.
+also send commands to chargers, commission them, change their configuration values, settle the
+reconciliation queue, re-send webhook deliveries, maintain id tags, tariffs and sites, upload
+firmware and run firmware campaigns.
 The code is the source of truth: every ``migrate`` sets both groups' permissions to exactly these.
 """
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-# ISO 4217 currencies without minor units (the rest used for charging have two).
-# ISO 4217's currencies whose minor unit is 0 (HUF has 2 there, though cash has no fillér).
+# ISO 4217's currencies whose minor unit is 0 (HUF has 2 there, though cash has no fillér); the rest have two.
 _ZERO_DECIMAL_CURRENCIES = frozenset(
     {"BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG"}
     | {"RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"}

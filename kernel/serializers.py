@@ -50,7 +50,7 @@ class UnknownFieldsRefused(serializers.Serializer):
     """A write serializer whose body may hold only its fields: one it does not have is a 400 naming
     it ("Unknown field."), where DRF drops it silently (a misspelt ``price_per_kWh`` made a free
     tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored. A time
-    before the year 1000 is a 400 too: RFC 3339 (the API's and OCPP's times) writes four-digit years."""
+    before the year 1000 is a 400 too: the API writes its times with four-digit years from 1000."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
@@ -62,7 +62,7 @@ class UnknownFieldsRefused(serializers.Serializer):
             name for name, value in validated.items() if isinstance(value, datetime) and value.year < _FIRST_YEAR
         )
         if too_early:
-            raise serializers.ValidationError({name: ["A year before 1000 is no RFC 3339 time."] for name in too_early})
+            raise serializers.ValidationError({name: ["A year before 1000 is not taken (the API writes times with four-digit years from 1000)."] for name in too_early})
         return validated
 
 

@@ -70,10 +70,10 @@ _LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 _LEADING_ANSWER_ID = re.compile(r'\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
 
 
+_ACTION_SHOWN = 50  # characters of an unknown action named in a CALLERROR's cause
 # Every action each version defines. The package's exception classes are right, but its router
 # raises them the other way round (OCPP-J 1.6 §4.2.3, OCPP 2.0.1 part 4 §4.2.3): an action the
 # version does not define is NotImplemented, one it defines that the CSMS does not answer NotSupported.
-_ACTION_SHOWN = 50  # characters of an unknown action named in a CALLERROR's cause
 _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a in V201Action}}
 # Messages that carry a session: unstorable text in them is replaced, never refused.
 _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
@@ -245,8 +245,9 @@ class OcppRouter(RoutedChargePoint):
             return
         action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
         bind_message(action=action, unique_id=str(msg.unique_id))
-        logged = charger_passwords.frame_redacted(self._ocpp_version, action, raw_msg)
-        self._log(MessageDirection.INBOUND, logged, received_at, msg.message_type_id, msg.unique_id, action)
+        if action in charger_passwords.REDACTED_ACTIONS:  # a password the charger reports (write-only)
+            raw_msg = charger_passwords.frame_redacted(self._ocpp_version, action, raw_msg)
+        self._log(MessageDirection.INBOUND, raw_msg, received_at, msg.message_type_id, msg.unique_id, action)
         if msg.message_type_id != MessageType.Call:
             self._response_received(msg)
             return
@@ -352,7 +353,7 @@ class OcppRouter(RoutedChargePoint):
         now = time.monotonic()
         if now - self._over_budget_logged_at >= 1:
             logger.warning(
-                "%s: over %s frames/s, refused %d frames since the last such line, the latest %.80r",
+                "%s: over %s frames/s, frames refused since the last such line: %d, the latest %.80r",
                 self.id,
                 settings.CSMS_MAX_FRAMES_PER_SECOND,
                 self._over_budget_unlogged,

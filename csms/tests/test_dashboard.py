@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -272,8 +272,6 @@ def test_the_admin_site_is_the_csms_site_and_keeps_every_registration():
 def test_the_dashboard_shows_a_staff_user_only_what_they_may_see(client, fleet):
     """A login that may view chargers only (round 41's probe: open sessions with their id tags, command
     failures with API key names and webhook receivers' URLs, to a user refused those pages)."""
-    from django.contrib.auth.models import Permission
-
     user = User.objects.create_user("lim", password="pw", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_chargepoint"))
     client.force_login(user)
