@@ -38,7 +38,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from jsonschema import Draft4Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 from ocpp import charge_point, messages
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
 from ocpp.exceptions import (
@@ -51,6 +51,8 @@ from ocpp.exceptions import (
 )
 from ocpp.messages import Call, CallError, CallResult, MessageType, validate_payload
 from ocpp.routing import create_route_map, on
+
+from kernel import schema_errors
 
 _SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
 # The 1.6 CALLs the package validates with Decimal numbers (``ocpp.messages._validate_payload``).
@@ -154,10 +156,9 @@ class RoutedChargePoint(ChargePoint):
         route = self.route_map[msg.action]
         validating = validated and route.validated
         if validating and not valid_at_once(msg, self._ocpp_version):
-            try:
-                await validate_payload(msg, self._ocpp_version)
-            except OCPPError as refused:
-                raise request_refusal(msg, self._ocpp_version, refused) from None
+            refusal = await request_refusal(msg, self._ocpp_version)
+            if refusal is not None:
+                raise refusal
         try:  # an @on_payload handler's answer is sent as it returns it: awaited here, no layer between
             answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
         except Exception as error:
@@ -253,24 +254,52 @@ def violation_refusal(error: ValidationError) -> OCPPError:
     return FormatViolationError(details=details)
 
 
-def request_refusal(msg: Call, ocpp_version: str, refused: OCPPError) -> OCPPError:
-    """What the package's refusal of ``msg`` is answered with (``violation_refusal`` of the error
-    its validator finds first; its own, without the frame it echoes, where none is found)."""
-    payload = msg.payload
-    if ocpp_version == "1.6":  # validated with Decimal numbers, as the package does
-        payload = json.loads(json.dumps(payload), parse_float=decimal.Decimal)
-    error = best_match(request_validator(ocpp_version, msg.action).iter_errors(payload))
-    if error is not None:
-        return violation_refusal(error)
-    if isinstance(refused.details, dict):
-        refused.details.pop("ocpp_message", None)
-    return refused
+async def request_refusal(msg: Call, ocpp_version: str) -> OCPPError | None:
+    """The CALLERROR ``msg``'s payload is refused with (None: it is valid): ``violation_refusal`` of
+    the error jsonschema's ``best_match`` picks among all its errors, found by compiled checks and
+    described in Python at its place alone (``schema_errors.best_error``): a few ms however large
+    the payload, where walking all of it in Python took hundreds. A 1.6 CALL is described with its
+    numbers read as Decimals, as it always was.
+
+    The 1.6 CALLs the package reads with Decimal numbers are the package's to check (and convert,
+    for their handler); its refusal is answered without the frame it echoes.
+    """
+    if ocpp_version == "1.6" and msg.action in DECIMAL_CALLS_16:
+        try:
+            await validate_payload(msg, ocpp_version)
+        except OCPPError as refused:
+            if isinstance(refused.details, dict):
+                refused.details.pop("ocpp_message", None)
+            return refused
+        return None
+    described = decimal_numbers if ocpp_version == "1.6" else None
+    error = schema_errors.best_error(request_place(ocpp_version, msg.action), msg.payload, described=described)
+    return violation_refusal(error) if error is not None else None
+
+
+def decimal_numbers(value: Any) -> Any:
+    """``value`` with its floats as Decimals (``value`` itself when it holds none)."""
+    return value if float_free(value) else json.loads(json.dumps(value), parse_float=decimal.Decimal)
+
+
+def float_free(value: Any) -> bool:
+    """Whether no float is anywhere in a parsed JSON ``value``."""
+    level = [value]
+    while level:
+        item = level.pop()
+        if isinstance(item, float):
+            return False
+        if isinstance(item, dict):
+            level.extend(item.values())
+        elif isinstance(item, list):
+            level.extend(item)
+    return True
 
 
 def valid_at_once(message: Call | CallResult, ocpp_version: str) -> bool:
     """True when the validator the package would use for ``message`` has a fast check
     (``accepts``, see ocpp_gateway.compiled_schemas) and that check passes. Otherwise the caller
-    asks the package's ``validate_payload``, which raises its own CALLERROR for an invalid payload.
+    asks ``request_refusal`` (a CALL) or the package's ``validate_payload`` (an answer).
 
     The 1.6 CALLs the package validates with Decimal numbers always go to the package.
     """
@@ -356,6 +385,19 @@ def request_validator_key(ocpp_version: str, action: str) -> str:
 def request_validator(ocpp_version: str, action: str) -> Any:
     """The validator the package checks ``action``'s request with (the cached one, if any)."""
     return messages.get_validator(MessageType.Call, action, ocpp_version)
+
+
+_REQUEST_PLACES: dict[tuple[str, str], schema_errors.Place] = {}
+
+
+def request_place(ocpp_version: str, action: str) -> schema_errors.Place:
+    """The places of the schema ``request_validator`` checks ``action``'s request with (built once
+    for each schema the package's cache holds)."""
+    schema = request_validator(ocpp_version, action).schema
+    place = _REQUEST_PLACES.get((ocpp_version, action))
+    if place is None or place.schema is not schema:
+        place = _REQUEST_PLACES[(ocpp_version, action)] = schema_errors.place_of(schema)
+    return place
 
 
 def validator_cache() -> dict[str, Any]:

@@ -48,23 +48,9 @@ def _compiled(ocpp_version: str, schema_name: str) -> Any:
         return None
 
 
-def _float_free(payload: Any) -> bool:
-    """Whether no float is anywhere in a parsed JSON ``payload``."""
-    level = [payload]
-    while level:
-        item = level.pop()
-        if isinstance(item, float):
-            return False
-        if isinstance(item, dict):
-            level.extend(item.values())
-        elif isinstance(item, list):
-            level.extend(item)
-    return True
-
-
 def _valid_at_once(ocpp_version: str, schema_name: str, payload: Any) -> bool:
     compiled = _compiled(ocpp_version, schema_name)
-    if compiled is None or not _float_free(payload):
+    if compiled is None or not ocpp_package.float_free(payload):
         return False
     try:
         return bool(compiled.is_valid(payload))

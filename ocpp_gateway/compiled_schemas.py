@@ -8,7 +8,9 @@ the original validator, whose first error the package maps to the CALLERROR code
 (TypeConstraintViolation, FormationViolation, ProtocolError, ...). So the schemas, the cache keys
 (one per schema and parse mode) and every answer to an invalid payload stay the package's own;
 only the valid common case is faster. The router checks ``accepts`` first itself
-(``kernel.ocpp_package.valid_at_once``) and calls the package's validation only when it fails.
+(``kernel.ocpp_package.valid_at_once``); a request it rejects is described by
+``kernel.schema_errors`` (the error jsonschema would pick, reading only the array items this
+compiled form rejects), an answer by the package's validation.
 """
 
 from __future__ import annotations

@@ -14,19 +14,19 @@ Other messages: a lenient charger model's message is accepted when every violati
 
 from __future__ import annotations
 
-import copy
+import functools
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from jsonschema.exceptions import ValidationError
 
 from chargepoints.services.profiles import ReceivedViolation
-from kernel import ocpp_package, schemas
+from kernel import ocpp_package, schema_errors, schemas
 from kernel.timestamps import format_ocpp_time
 
 _HARMLESS_KEYWORDS = {"enum", "maxLength"}
@@ -126,26 +126,50 @@ def accepted(*, ocpp_version: str, action: str, payload: Any, lenient: bool, rec
 
     Raises the CALLERROR of a session message's first violation the CSMS cannot absorb (not that
     of an over-long string next to it).
+
+    Python reads only the parts the compiled schema rejects, and of a kept violation (an enum value,
+    an over-long string) only its first place: a 60 KB MeterValues whose every sampledValue holds
+    one costs a few ms, not hundreds (``schema_errors.errors``).
     """
     key = (ocpp_version, action)
     if not isinstance(payload, dict) or (key not in SESSION_ACTIONS and not (lenient and _STORED.get(key))):
         return None
-    validator = ocpp_package.request_validator(ocpp_version, action)
-    errors = list(validator.iter_errors(payload))
+    place = ocpp_package.request_place(ocpp_version, action)
+    if key not in SESSION_ACTIONS:
+        return _harmless(key, place, payload)
+    return _absorbed(key, place, payload, received_at)
+
+
+def _harmless(key: tuple[str, str], place: schema_errors.Place, payload: dict[str, Any]) -> Accepted | None:
+    """A lenient model's message whose every violation is harmless, with its violations; else None."""
+    errors = []
+    for error in schema_errors.errors(place, payload, omissible=_kept_groups(key, place, harmless_only=True)):
+        if not _kept(key, error, harmless_only=True):
+            return None
+        errors.append(error)
     if not errors:
         return None
-    if key not in SESSION_ACTIONS:
-        if not all(_kept(key, error, harmless_only=True) for error in errors):
-            return None
-        return Accepted(truncated(payload, ocpp_version=ocpp_version, action=action), _violations(errors))
-    fixed = copy.deepcopy(payload)
-    for error in errors:
-        if not (_kept(key, error) or _fixed(key, error, fixed, received_at)):
+    return Accepted(truncated(payload, ocpp_version=key[0], action=key[1]), _violations(errors))
+
+
+def _absorbed(
+    key: tuple[str, str], place: schema_errors.Place, payload: dict[str, Any], received_at: datetime
+) -> Accepted | None:
+    """A session message with its violations mended (``_fixed``) or kept, and its violations."""
+    kept = _kept_groups(key, place)
+    errors: list[ValidationError] = []
+    changes: list[tuple[list[Any], Any]] = []
+    for error in schema_errors.errors(place, payload, omissible=kept):
+        if not (_kept(key, error) or _fixed(key, error, changes, received_at)):
             raise ocpp_package.violation_refusal(error)
-    for error in validator.iter_errors(fixed):
+        errors.append(error)
+    if not errors:
+        return None
+    fixed = _changed(payload, changes)
+    for error in schema_errors.errors(place, fixed, omissible=kept, first_kept=False):
         if not (_kept(key, error) or _left_out(key, error)):
             raise ocpp_package.violation_refusal(error)
-    return Accepted(truncated(fixed, ocpp_version=ocpp_version, action=action), _violations(errors))
+    return Accepted(truncated(fixed, ocpp_version=key[0], action=key[1]), _violations(errors))
 
 
 def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation]:
@@ -161,10 +185,53 @@ _IDENTIFIERS = frozenset({"transactionInfo/transactionId"})
 
 
 def truncated(payload: dict[str, Any], *, ocpp_version: str, action: str) -> dict[str, Any]:
-    """A copy of ``payload`` with its strings cut to what the CSMS stores (``_fitted``)."""
-    result = copy.deepcopy(payload)
+    """``payload`` with its strings cut to what the CSMS stores (``_fitted``): ``payload`` itself
+    when none is longer, else a copy of what changes that shares the rest (``_changed``)."""
+    over = schema_errors.errors(_stored_place(ocpp_version, action), payload)
+    return _changed(payload, [_cut(error) for error in over])
+
+
+def _cut(error: ValidationError) -> tuple[list[Any], str]:
+    """A string longer than the CSMS stores (a ``maxLength`` error of ``_stored_place``): where it is, what is kept."""
+    text, length = cast(str, error.instance), cast(int, error.validator_value)
+    return list(error.absolute_path), _fitted(text, length, identifier=_path(error, any_index=True) in _IDENTIFIERS)
+
+
+@functools.cache
+def _stored_place(ocpp_version: str, action: str) -> schema_errors.Place:
+    """``_STORED`` as a schema, its lengths as ``maxLength``: its errors are the strings to cut."""
+    schema: dict[str, Any] = {}
     for path, length in _STORED.get((ocpp_version, action), {}).items():
-        _truncate(result, path.split("/"), length, identifier=path in _IDENTIFIERS)
+        node = schema
+        for part in path.split("/"):
+            node = (
+                node.setdefault("items", {}) if part == "*" else node.setdefault("properties", {}).setdefault(part, {})
+            )
+        node["maxLength"] = length
+    return schema_errors.place_of(schema)
+
+
+def _changed(payload: dict[str, Any], changes: list[tuple[list[Any], Any]]) -> dict[str, Any]:
+    """``payload`` with the value at each path of ``changes`` set: the dicts and lists on a changed
+    path are copies, the rest is shared, ``payload`` stays as it was."""
+    if not changes:
+        return payload
+    copies: set[int] = set()
+
+    def own(node: Any) -> Any:
+        if id(node) in copies:
+            return node
+        copied = node.copy()
+        copies.add(id(copied))
+        return copied
+
+    result = own(payload)
+    for path, value in changes:
+        node = result
+        for part in path[:-1]:
+            node[part] = own(node[part])
+            node = node[part]
+        node[path[-1]] = value
     return result
 
 
@@ -190,21 +257,37 @@ def boot_identity(*, ocpp_version: str, payload: Any) -> tuple[str, str, str]:
 
 def _kept(key: tuple[str, str], error: ValidationError, *, harmless_only: bool = False) -> bool:
     """A violation accepted with the value as sent: an unknown enum value, an over-long string."""
-    if error.validator not in _HARMLESS_KEYWORDS:
+    return _kept_at(key, (_path(error, any_index=True), str(error.validator)), harmless_only=harmless_only)
+
+
+def _kept_at(key: tuple[str, str], group: schema_errors.Group, *, harmless_only: bool = False) -> bool:
+    """Whether the violations of a keyword at a place (``meterValue/*/sampledValue/*/unit``, ``enum``) are kept."""
+    path, keyword = group
+    if keyword not in _HARMLESS_KEYWORDS:
         return False
-    path = _path(error, any_index=True)
     if harmless_only:
         return path in _STORED.get(key, {})
-    return error.validator != "enum" or path not in _DECISIVE.get(key, set())
+    return keyword != "enum" or path not in _DECISIVE.get(key, set())
 
 
-def _fixed(key: tuple[str, str], error: ValidationError, payload: dict[str, Any], received_at: datetime) -> bool:
-    """Mend one violation in ``payload``: convert a value's type, fill in a default. False if it cannot be."""
+@functools.cache
+def _kept_groups(
+    key: tuple[str, str], place: schema_errors.Place, *, harmless_only: bool = False
+) -> frozenset[schema_errors.Group]:
+    """The keywords at places of ``place`` whose violations are kept: after the first, Python need not read them."""
+    return frozenset(group for group in place.groups if _kept_at(key, group, harmless_only=harmless_only))
+
+
+def _fixed(
+    key: tuple[str, str], error: ValidationError, changes: list[tuple[list[Any], Any]], received_at: datetime
+) -> bool:
+    """Mend one violation: add to ``changes`` (path, value) the converted type of a value or a field's
+    default. False if it cannot be mended."""
     if error.validator == "type":
         converted = _converted(error.instance, error.validator_value)
         if converted is None:
             return False
-        _set(payload, list(error.absolute_path), converted)
+        changes.append((list(error.absolute_path), converted))
         return True
     if error.validator == "required":
         defaults = _DEFAULTS.get(key, {})
@@ -215,7 +298,7 @@ def _fixed(key: tuple[str, str], error: ValidationError, payload: dict[str, Any]
                 return False
             value = defaults[path](received_at)
             if value is not None:
-                _set(payload, [*parent, name], value)
+                changes.append(([*parent, name], value))
         return True
     return False
 
@@ -262,12 +345,6 @@ def _number(value: Any) -> Decimal | None:
     return number if number.is_finite() and abs(number.adjusted()) < 30 else None
 
 
-def _set(node: Any, path: list[Any], value: Any) -> None:
-    for part in path[:-1]:
-        node = node[part]
-    node[path[-1]] = value
-
-
 def _violations(errors: list[ValidationError]) -> list[ReceivedViolation]:
     """One violation per kind and place (``meterValue/*/sampledValue/*/value`` once per message),
     with the path and value of its first occurrence."""
@@ -289,18 +366,3 @@ def _path(error: ValidationError, *, any_index: bool = False) -> str:
 
 def _joined(parts: list[Any], *, any_index: bool = False) -> str:
     return "/".join("*" if any_index and isinstance(part, int) else str(part) for part in parts)
-
-
-def _truncate(node: Any, parts: list[str], length: int, *, identifier: bool = False) -> None:
-    head, rest = parts[0], parts[1:]
-    if head == "*" and isinstance(node, list):
-        keys: list[Any] = list(range(len(node)))
-    elif isinstance(node, dict) and head in node:
-        keys = [head]
-    else:
-        return
-    for key in keys:
-        if rest:
-            _truncate(node[key], rest, length, identifier=identifier)
-        elif isinstance(node[key], str):
-            node[key] = _fitted(node[key], length, identifier=identifier)

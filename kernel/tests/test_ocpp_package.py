@@ -176,6 +176,27 @@ async def test_the_package_reads_these_16_calls_with_decimal_numbers(action):
     assert profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == decimal.Decimal("10.1")
 
 
+async def test_a_16_call_read_with_decimals_is_checked_and_converted_by_the_package():
+    msg = Call("p1", "SetChargingProfile", _charging_profile(10.1))
+    assert await ocpp_package.request_refusal(msg, "1.6") is None
+    [period] = msg.payload["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"]
+    assert period["limit"] == decimal.Decimal("10.1")
+    refusal = await ocpp_package.request_refusal(Call("p2", "SetChargingProfile", _charging_profile(10.15)), "1.6")
+    assert refusal is not None and refusal.code == "FormatViolation" and "ocpp_message" not in refusal.details
+
+
+async def test_a_refusal_is_jsonschemas_best_match_described_with_decimal_numbers_in_16():
+    async def refusal(**status: Any) -> tuple[str, str] | None:
+        payload = {"connectorId": 1, "errorCode": "NoError", "status": "Available", **status}
+        refused = await ocpp_package.request_refusal(Call("s1", "StatusNotification", payload), "1.6")
+        return None if refused is None else (refused.code, refused.details["cause"])
+
+    assert await refusal() is None
+    assert await refusal(connectorId=1.5) == ("TypeConstraintViolation", "Decimal('1.5') is not of type 'integer'")
+    code, cause = await refusal(connectorId=1.5, status="Sleeping")  # "status" is the greater path of the two
+    assert code == "PropertyConstraintViolation" and cause.startswith("'Sleeping' is not one of")
+
+
 def test_the_package_looks_its_case_conversions_up_at_each_use():
     for method in (charge_point.ChargePoint._handle_call, charge_point.ChargePoint.call):
         assert {"camel_to_snake_case", "snake_to_camel_case"} <= set(method.__code__.co_names)

@@ -3,6 +3,7 @@ the app has installed the relaxed 1.6 schemas)."""
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 
 import pytest
@@ -92,3 +93,28 @@ def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
 def test_what_the_csms_cannot_apply_is_refused_with_the_code_of_that_violation(version, action, payload, refusal):
     with pytest.raises(refusal):
         accepted(version, action, payload)
+
+
+def test_thousands_of_violations_are_mended_each_and_recorded_once_leaving_the_payload_as_sent():
+    samples = [{"value": str(n), "measurand": f"X{n}"} for n in range(3000)]
+    payload = {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": samples}]}
+    sent = copy.deepcopy(payload)
+    result = accepted("2.0.1", "MeterValues", payload)
+    assert result is not None and payload == sent
+    mended = result.payload["meterValue"][0]["sampledValue"]
+    assert mended == [{"value": n, "measurand": f"X{n}"} for n in range(3000)]
+    assert [(v.path, v.validator, v.value) for v in result.violations] == [
+        ("meterValue/0/sampledValue/0/value", "type", "0"),
+        ("meterValue/0/sampledValue/0/measurand", "enum", "X0"),
+    ]
+
+
+def test_a_payload_with_nothing_to_cut_is_kept_as_it_is_and_one_cut_shares_the_rest():
+    boot = {"chargePointVendor": "V", "chargePointModel": "M", "firmwareVersion": "1.0"}
+    assert leniency.truncated(boot, ocpp_version="1.6", action="BootNotification") is boot
+    info = {"transactionId": "T" * 40, "chargingState": "Charging"}
+    event = {**ENDED, "transactionInfo": info, "evse": {"id": 1}}
+    cut = leniency.truncated(event, ocpp_version="2.0.1", action="TransactionEvent")
+    assert cut["transactionInfo"]["transactionId"] == "T" * 27 + "~" + cut["transactionInfo"]["transactionId"][28:]
+    assert event["transactionInfo"] is info and info["transactionId"] == "T" * 40
+    assert cut["evse"] is event["evse"]
