@@ -62,7 +62,12 @@ class UnknownFieldsRefused(serializers.Serializer):
             name for name, value in validated.items() if isinstance(value, datetime) and value.year < _FIRST_YEAR
         )
         if too_early:
-            raise serializers.ValidationError({name: ["A year before 1000 is not taken (the API writes times with four-digit years from 1000)."] for name in too_early})
+            raise serializers.ValidationError(
+                {
+                    name: ["A year before 1000 is not taken (the API writes times with four-digit years from 1000)."]
+                    for name in too_early
+                }
+            )
         return validated
 
 

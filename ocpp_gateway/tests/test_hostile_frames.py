@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -281,9 +279,11 @@ async def test_the_api_answers_400_naming_the_field_for_text_it_cannot_store(dap
     assert status == 400 and "id_tag" in body["details"]
 
 
-# --- Frames of thousands of schema violations (round 42's probe) ------------------------------
+# --- Frames of thousands of schema violations (round 41's probe) ------------------------------
 # Each cost the gateway 330-730 ms of CPU (jsonschema walked every element in Python, up to three
-# times), so that one socket's burst of 60 held the event loop for 20-39 s.
+# times), so that one socket's burst of 60 held the event loop for 20-39 s. What they cost now is
+# measured, not asserted here (no timed assertions: kernel/tests/test_schema_errors.py counts the
+# elements read in Python); these keep their answers and records as they were.
 
 T = "2026-12-01T10:00:00Z"
 BIG = "9" * 4290  # under Python's 4300-digit limit: parsed, then repr()'d by every error message
@@ -294,21 +294,13 @@ def _compact(frame: list) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU of process ``pid`` (all its threads) so far, from /proc/<pid>/stat."""
-    after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(after_name[11]) + int(after_name[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _answers_and_cpu(daphne, websocket, frames: list[str]) -> tuple[list[list], float]:
-    """Send ``frames`` one after the other (unique ids "0", "1", ...); their answers, and the daphne
-    process's CPU seconds per frame."""
-    before = _cpu_seconds(daphne.process.pid)
+async def _answers(websocket, frames: list[str]) -> list[list]:
+    """Send ``frames`` one after the other (unique ids "0", "1", ...); their answers."""
     answers = []
     for n, frame in enumerate(frames):
         await websocket.send(frame.replace('"ID"', f'"{n}"', 1))
         answers.append(await answer_to(websocket, str(n)))
-    return answers, (_cpu_seconds(daphne.process.pid) - before) / len(frames)
+    return answers
 
 
 @pytest.mark.parametrize(
@@ -333,14 +325,13 @@ async def _answers_and_cpu(daphne, websocket, frames: list[str]) -> tuple[list[l
     ],
     ids=["201-bogus-field-and-5000-samples", "16-heartbeat-15-huge-integers", "16-huge-id-tag", "201-authorize"],
 )
-async def test_a_refused_60_kb_frame_costs_a_few_ms_and_keeps_its_callerror(daphne, version, frame, error_code, cause):
+async def test_a_refused_60_kb_frame_keeps_its_callerror(daphne, version, frame, error_code, cause):
     await register("CP-COSTLY")
     async with raw_socket(daphne, version, "CP-COSTLY") as websocket:
-        answers, cpu = await _answers_and_cpu(daphne, websocket, [frame] * 10)
+        answers = await _answers(websocket, [frame] * 10)
         assert await heartbeat_answered(websocket)
     assert all(answer[:3] == [4, str(n), error_code] for n, answer in enumerate(answers)), answers[0][:4]
     assert answers[0][4]["cause"].startswith(cause)
-    assert cpu < 0.025, f"{cpu * 1000:.0f} ms of CPU per frame"
 
 
 @pytest.mark.parametrize(
@@ -360,11 +351,11 @@ async def test_a_refused_60_kb_frame_costs_a_few_ms_and_keeps_its_callerror(daph
         ),
     ],
 )
-async def test_thousands_of_absorbed_violations_cost_what_the_valid_frame_costs(
+async def test_thousands_of_absorbed_violations_are_accepted_and_recorded_once(
     daphne, version, sample, twin, violation
 ):
-    """Every sampledValue breaks its enum: the frame is accepted, the violation recorded once, and
-    it costs the gateway a few ms more than its valid twin (was 300 µs more per sampledValue)."""
+    """Every sampledValue breaks its enum: the frame is accepted as its valid twin is, the violation
+    recorded once per frame."""
     await register("CP-ABSORBED")
     head = {"evseId": 1} if version == "2.0.1" else {"connectorId": 1}
     frames = {
@@ -374,9 +365,8 @@ async def test_thousands_of_absorbed_violations_cost_what_the_valid_frame_costs(
         for kind, item in (("absorbed", sample), ("valid", twin))
     }
     async with raw_socket(daphne, version, "CP-ABSORBED") as websocket:
-        valid, valid_cpu = await _answers_and_cpu(daphne, websocket, [frames["valid"]] * 4)
-        absorbed, absorbed_cpu = await _answers_and_cpu(daphne, websocket, [frames["absorbed"]] * 4)
+        valid = await _answers(websocket, [frames["valid"]] * 4)
+        absorbed = await _answers(websocket, [frames["absorbed"]] * 4)
     assert [answer[0] for answer in valid + absorbed] == [3] * 8
     recorded = SchemaViolation.objects.values_list("action", "path", "validator", "value")
     assert [row async for row in recorded] == [("MeterValues", *violation)] * 4
-    assert absorbed_cpu - valid_cpu < 0.025, f"{absorbed_cpu * 1000:.0f} ms against {valid_cpu * 1000:.0f} ms"
