@@ -41,49 +41,67 @@ def charge_point_may_connect(
     ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised when the password would need a hash
     (it was not checked against the stored hash in this process before).
     """
-    return not charge_point_refusal(
+    refusal = charge_point_refusal(
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
+    return refusal in ("", PASSWORD_AFTER_REBOOT)
 
 
 def charge_point_refusal(
     *, charge_point_id: str, password: str | None, require_password: bool = False, may_hash: bool = True
 ) -> str:
     """Why a handshake for this id is refused, for the log ("" when it is allowed): "unknown",
-    "decommissioned", "no password presented", "wrong password" or "no password set (required)".
-    Without ``may_hash``, ``passwords.PasswordNeedsHashing`` is raised as in ``charge_point_may_connect``."""
+    "decommissioned", "no password presented", "wrong password" or "no password set (required)";
+    ``PASSWORD_AFTER_REBOOT`` when it presents the password the charger took for after its reboot
+    (admitted: the caller makes it the current one), in place of "wrong password" or of an
+    admission without a current password. Without ``may_hash``, ``passwords.PasswordNeedsHashing``
+    is raised as in ``charge_point_may_connect``."""
     found = _admission_row(charge_point_id)
     if found is None:
         return "unknown"
-    password_hash, lifecycle_state = found
+    password_hash, lifecycle_state, after_reboot = found
     if lifecycle_state == LifecycleState.DECOMMISSIONED:
         return "decommissioned"
     if not password_hash:
+        if password is not None and after_reboot and _matches(charge_point_id, password, after_reboot, may_hash):
+            return PASSWORD_AFTER_REBOOT
         return "no password set (required)" if require_password else ""
     if password is None:
         return "no password presented"
-    matches = charger_password_matches(
+    if _matches(charge_point_id, password, password_hash, may_hash):
+        return ""
+    if after_reboot and _matches(charge_point_id, password, after_reboot, may_hash):
+        return PASSWORD_AFTER_REBOOT
+    return "wrong password"
+
+
+# A handshake presenting the password its charger took for after its reboot: admitted, made current.
+PASSWORD_AFTER_REBOOT = "password taken for after its reboot"
+
+
+def _matches(charge_point_id: str, password: str, password_hash: str, may_hash: bool) -> bool:
+    return charger_password_matches(
         charge_point_id=charge_point_id, password=password, password_hash=password_hash, may_hash=may_hash
     )
-    return "" if matches else "wrong password"
 
 
-def _admission_row(charge_point_id: str) -> tuple[str, str] | None:
-    """The charger's password hash and lifecycle state, read at every handshake: a plain statement
-    on PostgreSQL (issue 15)."""
+def _admission_row(charge_point_id: str) -> tuple[str, str, str] | None:
+    """The charger's password hash, lifecycle state and password hash for after its reboot, read at
+    every handshake that needs them: a plain statement on PostgreSQL (issue 15)."""
     if connection.vendor != "postgresql":
         return (
             ChargePoint.objects.filter(charge_point_id=charge_point_id)
-            .values_list("password_hash", "lifecycle_state")
+            .values_list("password_hash", "lifecycle_state", "password_hash_after_reboot")
             .first()
         )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT password_hash, lifecycle_state FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s",
+            "SELECT password_hash, lifecycle_state, password_hash_after_reboot"
+            f" FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s",
             [charge_point_id],
         )
         row = cursor.fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:

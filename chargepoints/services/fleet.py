@@ -29,7 +29,6 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
-from chargepoints.passwords import charger_password_matches
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import (
     BOOT_COLUMNS,
@@ -116,12 +115,8 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     refusal = selectors.charge_point_refusal(
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
-    # One admitted anyway (it has no password yet) that presents the one it took is held to it from now.
-    if (
-        (refusal in _PASSWORD_REFUSALS or refusal == "")
-        and password is not None
-        and _password_after_reboot_presented(charge_point_id, password, may_hash, without_current=refusal == "")
-    ):
+    if refusal == selectors.PASSWORD_AFTER_REBOOT:  # the charger rebooted: the new one is current
+        _password_after_reboot_made_current(charge_point_id)
         return ""
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
@@ -135,32 +130,12 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     return ""
 
 
-# The refusals a password the charger accepted to use after its reboot may lift.
-_PASSWORD_REFUSALS = ("wrong password", "no password set (required)")
-
-
-def _password_after_reboot_presented(
-    charge_point_id: str, password: str, may_hash: bool, *, without_current: bool = False
-) -> bool:
-    """Whether ``password`` is the one the charger accepted to use after its reboot
-    (``charge_point_password_taken``): if so, it becomes the current password (the old one no
-    longer admits it). ``without_current``: only for a charger without a current password (one its
-    current password admitted hashes nothing more). Raises ``PasswordNeedsHashing`` as
-    ``charge_point_admit`` does."""
-    chargers = ChargePoint.objects.select_for_update().filter(charge_point_id=charge_point_id)
-    if without_current:
-        chargers = chargers.filter(password_hash="")
-    charge_point = chargers.exclude(password_hash_after_reboot="").only("pk", "password_hash_after_reboot").first()
-    if charge_point is None or not charger_password_matches(
-        charge_point_id=charge_point_id,
-        password=password,
-        password_hash=charge_point.password_hash_after_reboot,
-        may_hash=may_hash,
-    ):
-        return False
-    charge_point.password_hash, charge_point.password_hash_after_reboot = charge_point.password_hash_after_reboot, ""
-    charge_point.save(update_fields=["password_hash", "password_hash_after_reboot", "updated_at"])
-    return True
+def _password_after_reboot_made_current(charge_point_id: str) -> None:
+    """The password the charger took for after its reboot (``charge_point_password_taken``) is the
+    one checked from now: the old one no longer admits it."""
+    ChargePoint.objects.filter(charge_point_id=charge_point_id).exclude(password_hash_after_reboot="").update(
+        password_hash=F("password_hash_after_reboot"), password_hash_after_reboot="", updated_at=timezone.now()
+    )
 
 
 _UNCHANGED: Any = object()
