@@ -94,3 +94,20 @@ class AllocationSnapshotSerializer(serializers.ModelSerializer):
     class Meta:
         model = AllocationSnapshot
         fields = ["at", "capacity_a", "base_load_a", "limits_sum_a", "measured_a", "limits"]
+
+
+class AllocationSessionSerializer(serializers.Serializer):
+    """A session's limit in ``GET /sites/{id}/allocation/`` (the schema of that answer)."""
+
+    transaction_id = serializers.IntegerField()
+    charge_point_id = serializers.CharField()
+    limit_a = serializers.CharField(help_text="The limit it holds, A (a decimal string).")
+    draw_a = serializers.CharField(allow_null=True, help_text="What it draws, A (a decimal string; null: unknown).")
+    steered = serializers.BooleanField(help_text="Whether the CSMS may change its limit.")
+
+
+class AllocationSerializer(serializers.Serializer):
+    """``GET /sites/{id}/allocation/``: the limits the site's sessions hold now and the history, newest first."""
+
+    sessions = AllocationSessionSerializer(many=True)
+    history = AllocationSnapshotSerializer(many=True)

@@ -14,6 +14,7 @@ from kernel.api_errors import ApiError
 from sites import selectors, services
 from sites.models import AllocationSnapshot, Site, SiteMember
 from sites.serializers import (
+    AllocationSerializer,
     AllocationSnapshotSerializer,
     BaseLoadSerializer,
     SiteMemberSerializer,
@@ -115,6 +116,7 @@ class SiteViewSet(viewsets.ModelViewSet):
             raise _conflict(error) from None
         return Response(SiteMemberSerializer(member).data)
 
+    @extend_schema(responses=AllocationSerializer)
     @action(detail=True, methods=["get"], pagination_class=None)
     def allocation(self, request: Request, pk: str) -> Response:
         """The limits the site's sessions hold now, and the allocation over time (newest first)."""

@@ -142,6 +142,16 @@ def test_openapi_schema_and_docs_are_served(client):
     assert client.get("/api/v1/docs/").status_code == 200
 
 
+def test_openapi_names_the_202_of_a_command_not_waited_for_and_the_allocation_s_shape(client):
+    """A ``?wait=false`` command's 202 was missing, and a site's allocation was described as a Site."""
+    schema = client.get("/api/v1/schema/?format=json").json()
+    reset = schema["paths"]["/api/v1/ocpp16/{charge_point_id}/reset/"]["post"]["responses"]
+    assert reset["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Command"}
+    allocation = schema["paths"]["/api/v1/sites/{id}/allocation/"]["get"]["responses"]["200"]
+    assert allocation["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Allocation"}
+    assert set(schema["components"]["schemas"]["Allocation"]["properties"]) == {"sessions", "history"}
+
+
 def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client, register_charge_point):
     """A PATCH to 1.6 of a charger connected over 2.0.1 sent 1.6 commands down its socket."""
     register_charge_point("CP-201", ocpp_version="2.0.1")
