@@ -134,14 +134,18 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         self._logged, self._oldest = int(logged), float(oldest)
         return self._logged <= self.num_requests
 
-    def wait(self) -> float | None:
-        """Seconds until the next request may pass (DRF's formula)."""
-        if not hasattr(self, "_logged"):
-            return super().wait()
+    def wait(self) -> float:
+        """Seconds until the next request may pass (DRF's formula). A log over the limit (the rate
+        lowered since it filled) has no spare request to spread: the oldest's leaving the window
+        (DRF answers ``None``, a 429 without ``Retry-After``)."""
         assert self.duration is not None and self.num_requests is not None
-        remaining = self.duration - (self.now - self._oldest)
-        available = self.num_requests - (self._logged - 1) + 1
-        return remaining / float(available) if available > 0 else None
+        if hasattr(self, "_logged"):
+            logged, oldest = self._logged - 1, self._oldest
+        else:
+            logged, oldest = len(self.history), self.history[-1] if self.history else self.now
+        remaining = self.duration - (self.now - oldest)
+        available = self.num_requests - logged + 1
+        return remaining / float(available) if available > 0 else max(remaining, 0.0)
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         key = request.auth

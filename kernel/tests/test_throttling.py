@@ -31,6 +31,19 @@ def test_a_refused_request_is_told_when_to_retry(monkeypatch):
     assert 55 <= int(refused["Retry-After"]) <= 60
 
 
+def test_a_request_refused_after_the_rate_was_lowered_is_told_when_to_retry(monkeypatch):
+    """A log already over a lowered limit answered 429 without ``Retry-After`` (DRF's ``None``)."""
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "5/minute"})
+    cache.clear()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name='busy')[1]}")
+    assert [client.get("/api/v1/chargepoints").status_code for _ in range(4)] == [200] * 4
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/minute"})
+    refused = client.get("/api/v1/chargepoints")
+    assert refused.status_code == 429
+    assert 55 <= int(refused["Retry-After"]) <= 60
+
+
 def test_requests_older_than_the_window_no_longer_count(monkeypatch):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "2/minute"})
     cache.clear()
