@@ -4,9 +4,11 @@ Messages that carry or end a session (1.6 StartTransaction, StopTransaction, Met
 TransactionEvent, MeterValues) are never refused, in any profile, for what the CSMS can
 interpret: a string over its ``maxLength``, an enum value it does not know (kept as text), a
 number sent as a string or a string as a number (converted), a required field it has a safe
-default for. A refused stop is retried forever while the session stays open; a refused meter
-value loses energy. Only a message the CSMS cannot apply at all (no session id, no readable
-meter value where the energy is the point, an eventType it does not know) keeps its CALLERROR.
+default for, an optional field sent as ``null`` (absent), a field the schema does not name (left
+out), a 2.0.1 sampled value that is no number (kept raw, as a 1.6 one: ``unparseable_value``). A
+refused stop is retried forever while the session stays open; a refused meter value loses energy.
+Only a message the CSMS cannot apply at all (no session id, an eventType it does not know, a
+required field null or missing without a default) keeps its CALLERROR.
 
 Other messages: a lenient charger model's message is accepted when every violation is harmless
 (an enum value or an over-long string at a place the CSMS stores as text).
@@ -111,6 +113,10 @@ _DEFAULTS: dict[tuple[str, str], dict[str, Callable[[datetime], str | None]]] = 
 }
 
 
+# A change that removes the field at its path (``_changed``).
+_LEFT_OUT = object()
+
+
 @dataclass(frozen=True)
 class Accepted:
     """A message accepted despite its violations: the payload to handle, and what to record."""
@@ -167,7 +173,7 @@ def _absorbed(
         return None
     fixed = _changed(payload, changes)
     for error in schema_errors.errors(place, fixed, omissible=kept, first_kept=False):
-        if not (_kept(key, error) or _left_out(key, error)):
+        if not (_kept(key, error) or _left_out(key, error) or _raw_reading(key, error)):
             raise ocpp_package.violation_refusal(error)
     return Accepted(truncated(fixed, ocpp_version=key[0], action=key[1]), _violations(errors))
 
@@ -231,7 +237,10 @@ def _changed(payload: dict[str, Any], changes: list[tuple[list[Any], Any]]) -> d
         for part in path[:-1]:
             node[part] = own(node[part])
             node = node[part]
-        node[path[-1]] = value
+        if value is _LEFT_OUT:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
     return result
 
 
@@ -281,26 +290,56 @@ def _kept_groups(
 def _fixed(
     key: tuple[str, str], error: ValidationError, changes: list[tuple[list[Any], Any]], received_at: datetime
 ) -> bool:
-    """Mend one violation: add to ``changes`` (path, value) the converted type of a value or a field's
-    default. False if it cannot be mended."""
+    """Mend one violation: add to ``changes`` (path, value) the converted type of a value, a field's
+    default, or ``_LEFT_OUT`` for a field the schema does not name or sent as ``null`` (absent: a
+    required one is then refused by the second pass unless it has a default). False if it cannot be
+    mended."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        changes.extend((place, _LEFT_OUT) for place, _ in _places(error))
+        return True
+    if error.validator == "type" and _raw_reading(key, error):
+        if error.instance is None:
+            changes.append((path, "null"))  # stored as the JSON it was
+        elif (converted := _converted(error.instance, error.validator_value)) is not None:
+            changes.append((path, converted))
+        return True
+    if error.validator == "type" and error.instance is None and path and isinstance(path[-1], str):
+        default = _DEFAULTS.get(key, {}).get(_joined(path, any_index=True))
+        value = default(received_at) if default else None
+        changes.append((path, _LEFT_OUT if value is None else value))
+        return True
     if error.validator == "type":
         converted = _converted(error.instance, error.validator_value)
         if converted is None:
             return False
-        changes.append((list(error.absolute_path), converted))
+        changes.append((path, converted))
         return True
     if error.validator == "required":
         defaults = _DEFAULTS.get(key, {})
         parent = list(error.absolute_path)
         for name in _missing(error):
-            path = _joined([*parent, name], any_index=True)
-            if path not in defaults:
+            field = _joined([*parent, name], any_index=True)
+            if field not in defaults:
                 return False
-            value = defaults[path](received_at)
+            value = defaults[field](received_at)
             if value is not None:
                 changes.append(([*parent, name], value))
         return True
     return False
+
+
+_READINGS = frozenset({"meterValue/*/sampledValue/*/value", "transactionData/*/sampledValue/*/value"})
+
+
+def _raw_reading(key: tuple[str, str], error: ValidationError) -> bool:
+    """A sampled value that is no number (2.0.1 ``"n/a"``; ``null`` in either version): kept as sent,
+    stored raw with no number (``unparseable_value``), so the message and its session still apply."""
+    return (
+        error.validator == "type"
+        and (error.instance is None or isinstance(error.instance, str))
+        and _path(error, any_index=True) in _READINGS
+    )
 
 
 def _left_out(key: tuple[str, str], error: ValidationError) -> bool:
@@ -350,13 +389,22 @@ def _violations(errors: list[ValidationError]) -> list[ReceivedViolation]:
     with the path and value of its first occurrence."""
     first: dict[tuple[str, str], ReceivedViolation] = {}
     for error in errors:
-        names = _missing(error) if error.validator == "required" else [None]
-        for name in names:
-            parts = [*error.absolute_path, name] if name is not None else list(error.absolute_path)
-            value = "" if name is not None else error.instance
+        for parts, value in _places(error):
             violation = ReceivedViolation(path=_joined(parts), validator=str(error.validator), value=value)
             first.setdefault((_joined(parts, any_index=True), violation.validator), violation)
     return list(first.values())
+
+
+def _places(error: ValidationError) -> list[tuple[list[Any], Any]]:
+    """Where a violation is and the value there: each field a ``required`` error misses (value ""),
+    each field an ``additionalProperties`` error names (its value), else the error's own."""
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        return [([*path, name], "") for name in _missing(error)]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        named = error.schema.get("properties", {})
+        return [([*path, name], value) for name, value in error.instance.items() if name not in named]
+    return [(path, error.instance)]
 
 
 def _path(error: ValidationError, *, any_index: bool = False) -> str:

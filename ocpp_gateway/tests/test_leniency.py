@@ -7,7 +7,6 @@ import copy
 from datetime import UTC, datetime
 
 import pytest
-from ocpp.exceptions import FormatViolationError as FormatViolation
 from ocpp.exceptions import PropertyConstraintViolationError as PropertyConstraint
 from ocpp.exceptions import ProtocolError
 from ocpp.exceptions import TypeConstraintViolationError as TypeConstraint
@@ -78,14 +77,14 @@ def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
         (
             "1.6",
             "StartTransaction",
-            {"connectorId": 1, "idTag": "A", "meterStart": 0, "timestamp": T, "x": 1},
-            FormatViolation,
+            {"connectorId": None, "idTag": "A", "meterStart": 0, "timestamp": T},
+            ProtocolError,
         ),
         ("2.0.1", "TransactionEvent", {**ENDED, "triggerReason": "Trigger", "eventType": "Paused"}, PropertyConstraint),
         (
             "2.0.1",
             "MeterValues",
-            {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": "n/a"}]}]},
+            {"evseId": 1, "meterValue": [{"timestamp": T, "sampledValue": [{"value": {"kWh": 1}}]}]},
             TypeConstraint,
         ),
     ],
@@ -93,6 +92,59 @@ def test_strings_are_kept_as_sent_up_to_what_the_csms_stores():
 def test_what_the_csms_cannot_apply_is_refused_with_the_code_of_that_violation(version, action, payload, refusal):
     with pytest.raises(refusal):
         accepted(version, action, payload)
+
+
+def test_optional_fields_sent_null_and_fields_the_schema_does_not_name_are_left_out():
+    """Were refused (TypeConstraintViolation, FormatViolation): a stop retried for ever, its session open."""
+    sampled = {"value": 3000, "context": "Transaction.End", "phase": None, "unitOfMeasure": {"unit": "Wh", "x": 1}}
+    payload = {
+        **ENDED,
+        "triggerReason": "EVDeparted",
+        "offline": None,
+        "reservationId": None,
+        "vendorExtra": {"a": 1},
+        "transactionInfo": {"transactionId": "T", "chargingState": None},
+        "meterValue": [{"timestamp": None, "sampledValue": [sampled]}],
+    }
+    result = accepted("2.0.1", "TransactionEvent", payload)
+    assert result is not None
+    assert result.payload == {
+        **ENDED,
+        "triggerReason": "EVDeparted",
+        "transactionInfo": {"transactionId": "T"},
+        "meterValue": [
+            {
+                "timestamp": "2026-05-01T10:00:05.000Z",  # a required field's default, as when it is missing
+                "sampledValue": [{"value": 3000, "context": "Transaction.End", "unitOfMeasure": {"unit": "Wh"}}],
+            }
+        ],
+    }
+    assert {(v.path, v.validator) for v in result.violations} >= {
+        ("offline", "type"),
+        ("vendorExtra", "additionalProperties"),
+        ("meterValue/0/sampledValue/0/unitOfMeasure/x", "additionalProperties"),
+    }
+    stop = {"transactionId": 1, "meterStop": 5, "timestamp": T, "reason": None, "vendorField": "v"}
+    assert accepted("1.6", "StopTransaction", stop).payload == {"transactionId": 1, "meterStop": 5, "timestamp": T}
+
+
+def test_a_sampled_value_that_is_no_number_is_kept_raw_and_the_message_applies():
+    """A 2.0.1 Ended whose End reading was "abc" was refused (TypeConstraintViolation) for ever."""
+    values = [{"value": "abc", "context": "Transaction.End"}, {"value": "12.5"}, {"value": None}]
+    result = accepted("2.0.1", "TransactionEvent", {**ENDED, "meterValue": [{"timestamp": T, "sampledValue": values}]})
+    assert result is not None
+    assert result.payload["meterValue"][0]["sampledValue"] == [
+        {"value": "abc", "context": "Transaction.End"},
+        {"value": 12.5},
+        {"value": "null"},
+    ]
+    stop = {
+        "transactionId": 1,
+        "meterStop": 5,
+        "timestamp": T,
+        "transactionData": [{"timestamp": T, "sampledValue": [{"value": None}]}],
+    }
+    assert accepted("1.6", "StopTransaction", stop).payload["transactionData"][0]["sampledValue"] == [{"value": "null"}]
 
 
 def test_thousands_of_violations_are_mended_each_and_recorded_once_leaving_the_payload_as_sent():

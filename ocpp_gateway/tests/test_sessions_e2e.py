@@ -419,6 +419,50 @@ async def test_a_v16_stop_with_a_nan_meter_value_is_answered(daphne):
     assert "unparseable_value" in session.anomalies
 
 
+async def test_session_messages_with_nulls_unknown_fields_and_an_unreadable_reading_end_their_sessions(daphne):
+    """Were refused (TypeConstraintViolation, FormatViolation) on every resend: the sessions stayed open, unbilled."""
+    await tariff_030_eur_with_1_eur_fee()
+    await register("CP16-NULLS")
+    async with raw_socket(daphne, "1.6", "CP16-NULLS") as websocket:
+        start = {"connectorId": 1, "idTag": "ANY", "meterStart": 100, "timestamp": T0, "reservationId": None}
+        [kind, _, started] = await raw_call(websocket, "s1", "StartTransaction", {**start, "vendorField": "x"})
+        assert kind == 3
+        stop = {"transactionId": started["transactionId"], "meterStop": 2100, "timestamp": T1, "reason": None}
+        assert await raw_call(websocket, "s2", "StopTransaction", stop) == [3, "s2", {}]
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.status, session.energy_wh) == ("ended", Decimal(2000))
+    await register("CP201-NULLS")
+    async with raw_socket(daphne, "2.0.1", "CP201-NULLS") as websocket:
+        begin = {"value": 1000, "context": "Transaction.Begin", "phase": None}
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "CablePluggedIn",
+            "seqNo": 0,
+            "offline": None,
+            "transactionInfo": {"transactionId": "TX-NULLS", "remoteStartId": None},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": [begin]}],
+            "vendorExtra": {"a": 1},
+        }
+        assert await raw_call(websocket, "t1", "TransactionEvent", started) == [3, "t1", {}]
+        end = {"value": "abc", "context": "Transaction.End", "unitOfMeasure": {"unit": "Wh", "foo": 1}}
+        ended = {
+            **started,
+            "eventType": "Ended",
+            "seqNo": 1,
+            "timestamp": T1,
+            "triggerReason": "EVDeparted",
+            "meterValue": [{"timestamp": T1, "sampledValue": [end]}],
+        }
+        assert (await raw_call(websocket, "t2", "TransactionEvent", ended))[:2] == [3, "t2"]
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-NULLS")
+    assert session.status == "ended"
+    assert {"unparseable_value", "unreadable_meter_start_or_stop"} <= set(session.anomalies)
+    assert await MeterSample.objects.filter(transaction=session, raw_value="abc", value=None).aexists()
+    assert await BillingRecord.objects.filter(transaction=session, needs_review=True).aexists()
+
+
 async def test_a_boot_on_the_same_connection_is_no_reboot_and_closes_nothing(daphne):
     """A TriggerMessage's BootNotification (OCPP 1.6 §5.17) comes on the socket that booted: the
     charger did not restart, so its Available before its queued stop does not close the session."""
