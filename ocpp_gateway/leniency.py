@@ -402,7 +402,7 @@ def _places(error: ValidationError) -> list[tuple[list[Any], Any]]:
     if error.validator == "required":
         return [([*path, name], "") for name in _missing(error)]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        named = error.schema.get("properties", {})
+        named = cast(dict[str, Any], error.schema).get("properties", {})
         return [([*path, name], value) for name, value in error.instance.items() if name not in named]
     return [(path, error.instance)]
 
