@@ -133,7 +133,7 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
     """``ocpp.messages.unpack(raw)``: a CALL, the bulk of what chargers send, is read at once (a
     frame ``[2, ...]`` of four elements, nothing around it); anything else goes to ``unpack``, which
     raises the package's errors for a frame it refuses. A CALL whose action is not a string raises
-    FormatViolation; with ``ids_are_strings`` (2.0.1, part 4 §4.1: a string), a message whose id is
+    FormatViolation, as does one whose payload is not an object; with ``ids_are_strings`` (2.0.1, part 4 §4.1: a string), a message whose id is
     not a non-empty string raises ``rpc_errors.RpcFrameworkError`` (answered for a CALL only)."""
     try:
         frame, end = _SCAN_ONCE(raw, 0)
@@ -145,6 +145,8 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
         message = unpack(raw)
     if isinstance(message, Call) and type(message.action) is not str:  # a list is no action (nor hashable)
         raise FormatViolationError(description="The action is not a string.")
+    if isinstance(message, Call) and type(message.payload) is not dict:  # OCPP-J 1.6 §4.2.1: a JSON object
+        raise FormatViolationError(description="The payload is not a JSON object.")
     if ids_are_strings and (type(message.unique_id) is not str or not message.unique_id):
         raise rpc_errors.RpcFrameworkError(details={"cause": "The message id could not be read."})
     return message

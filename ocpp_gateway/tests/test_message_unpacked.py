@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import FormatViolationError, OCPPError
 from ocpp.messages import unpack
 
 from ocpp_gateway.router import message_unpacked
@@ -19,7 +19,6 @@ FRAMES = [
     '[2.0,"1","Heartbeat",{}]',
     '[true,"1","Heartbeat",{}]',
     '[2,1,"Heartbeat",{"a":[1,2.5,null,true,"\\u00e9"]}]',
-    '[2,"1","Heartbeat",[]]',
     '[2,"1","Heartbeat"]',
     '[2,"1","Heartbeat",{},5]',
     '[3,"1",{"currentTime":"2026-01-01T00:00:00Z"}]',
@@ -50,3 +49,9 @@ def _read(reader: Any, raw: str) -> Any:
 @pytest.mark.parametrize("raw", FRAMES, ids=lambda raw: raw[:30])
 def test_a_frame_is_read_as_the_package_reads_it(raw):
     assert _read(message_unpacked, raw) == _read(unpack, raw)
+
+
+@pytest.mark.parametrize("raw", ['[2,"1","Heartbeat",[]]', '[2,"1","Heartbeat",null]', '[2,"1","Heartbeat",7]'])
+def test_a_call_whose_payload_is_not_an_object_is_a_format_violation(raw):
+    """The package reads it as a CALL, then its validation called it a TypeConstraintViolation."""
+    assert _read(message_unpacked, raw)[0] is FormatViolationError

@@ -123,6 +123,18 @@ async def test_an_action_that_is_not_a_string_is_a_format_violation(daphne, vers
         assert (await exchange(websocket, [2, "a2", "Heartbeat", {}]))[:2] == [3, "a2"]
 
 
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("payload", [[1, 2], None, "x", 7])
+async def test_a_payload_that_is_not_an_object_is_a_format_violation(daphne, version, payload):
+    """Was a TypeConstraintViolation: the frame does not conform to the PDU's structure (OCPP-J 1.6 §4.2.3)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-PAY", heartbeat_interval=60)
+    code = "FormationViolation" if version == "1.6" else "FormatViolation"
+    async with raw_socket(daphne, version, "CP-PAY") as websocket:
+        for action in ("Heartbeat", "StatusNotification", "MeterValues"):
+            assert (await exchange(websocket, [2, "p1", action, payload]))[:3] == [4, "p1", code]
+        assert (await exchange(websocket, [2, "p2", "Heartbeat", {}]))[:2] == [3, "p2"]
+
+
 @pytest.mark.parametrize("unique_id", [None, 123, {"a": 1}, ""])
 async def test_201_a_call_whose_id_is_not_a_string_is_an_rpc_framework_error(daphne, unique_id):
     """OCPP 2.0.1 part 4 §4.1: the message id is a string; none readable is answered with id -1."""
