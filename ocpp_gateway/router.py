@@ -133,8 +133,9 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
     """``ocpp.messages.unpack(raw)``: a CALL, the bulk of what chargers send, is read at once (a
     frame ``[2, ...]`` of four elements, nothing around it); anything else goes to ``unpack``, which
     raises the package's errors for a frame it refuses. A CALL whose action is not a string raises
-    FormatViolation, as does one whose payload is not an object; with ``ids_are_strings`` (2.0.1, part 4 §4.1: a string), a message whose id is
-    not a non-empty string raises ``rpc_errors.RpcFrameworkError`` (answered for a CALL only)."""
+    FormatViolation, as does one whose payload is not an object; with ``ids_are_strings`` (2.0.1,
+    part 4 §4.1: a string), a message whose id is not a non-empty string raises
+    ``rpc_errors.RpcFrameworkError`` (answered for a CALL only)."""
     try:
         frame, end = _SCAN_ONCE(raw, 0)
     except (StopIteration, ValueError):  # not JSON from its first character: the package says why
