@@ -59,7 +59,8 @@ def _outcome(unit: Any) -> tuple[bool, Any]:
         return True, SimpleNamespace(transaction=SimpleNamespace(pk=42), id_tag_info=AUTHORIZED)
     if name == "_transaction_event":
         payload = unit.kwargs["payload"]
-        return True, AUTHORIZED if payload.get("idToken") or payload.get("id_token") else None
+        authorized = payload.get("idToken") or payload.get("id_token")
+        return True, {"idTokenInfo": {"status": "Accepted"}} if authorized else {}
     return True, None
 
 

@@ -83,7 +83,7 @@ async def _committed(func: Any, **kwargs: Any) -> Any:
         return SimpleNamespace(transaction=SimpleNamespace(pk=42), id_tag_info=AUTHORIZED)
     if func.__name__ == "_transaction_event":
         payload = kwargs["payload"]  # as sent; before round 9 in snake_case
-        return AUTHORIZED if payload.get("idToken") or payload.get("id_token") else None
+        return {"idTokenInfo": {"status": "Accepted"}} if payload.get("idToken") or payload.get("id_token") else {}
     return None
 
 

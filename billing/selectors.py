@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -14,7 +15,7 @@ from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
 from charging.models import Transaction
 from kernel import cache_changes
-from kernel.plain_sql import columns_of, model_rows
+from kernel.plain_sql import columns_of, gathered_rows_written, model_rows
 
 
 def _valid_at(at: datetime) -> Q:
@@ -24,6 +25,17 @@ def _valid_at(at: datetime) -> Q:
 def tariff_billed(*, transaction: Transaction) -> Tariff | None:
     """The tariff that priced the session's billing record; None without a record or a tariff on it."""
     return Tariff.objects.filter(billing_records__transaction=transaction).first()
+
+
+def billed_total(*, transaction_id: int) -> Decimal | None:
+    """The total of the session's billing record (in its currency's units) when a tariff priced it;
+    None without a record or a tariff on it (its 0.00 then says nothing). One statement."""
+    gathered_rows_written(BillingRecord)  # a record the batch wrote ahead of the read
+    return (
+        BillingRecord.objects.filter(transaction_id=transaction_id, tariff__isnull=False)
+        .values_list("total", flat=True)
+        .first()
+    )
 
 
 def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:

@@ -78,8 +78,10 @@ _TOTAL_FIELD = BillingRecord._meta.get_field("total")
 _TOTAL_MAX = Decimal(10) ** (_TOTAL_FIELD.max_digits - _TOTAL_FIELD.decimal_places) - 1
 
 
-def billing_record_write(*, transaction: Transaction, repriced: bool = False) -> None:
+def billing_record_write(*, transaction: Transaction, repriced: bool = False) -> Decimal | None:
     """Price an ended session with the tariff valid at its start; call in the ending DB transaction.
+    Returns the record's total (in its currency's units, ``Decimal("1.90")``), None without a tariff
+    (the total then says nothing: not free, not priced).
 
     A session finished again (``repriced``: a charger's late stop after the CSMS closed it, a late
     event) has its record rewritten with the tariff that priced it, whatever the charger's tariff,
@@ -107,6 +109,7 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
         if tariff
         else None
     )
+    total = min(priced.total, _TOTAL_MAX) if priced else Decimal("0.00")
     columns = {
         "charge_point_identity": charge_point.charge_point_id,
         "id_tag": transaction.id_tag,
@@ -118,7 +121,7 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
         "charging_seconds": charging,
         "idle_seconds": idle,
         "line_items": [line.as_json() for line in priced.line_items] if priced else [],
-        "total": min(priced.total, _TOTAL_MAX) if priced else Decimal("0.00"),
+        "total": total,
         "needs_review": tariff is None or transaction.needs_review or bool(priced and priced.total > _TOTAL_MAX),
     }
     subscribed = webhook_event_may_have_subscribers(event_type=EventType.BILLING_RECORD_CREATED)
@@ -130,12 +133,13 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
             kept=("created_at",),
             may_gather=True,
         )
-        return
+        return total if tariff else None
     # BillingRecord(...) without its keyword loop over every field
     record = instance_new(BillingRecord, transaction=transaction, tariff=tariff, **columns)
     _record_written(record)
     if subscribed:
         webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
+    return record.total if tariff else None
 
 
 def _record_written(record: BillingRecord) -> None:

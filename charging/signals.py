@@ -19,6 +19,8 @@ from django.dispatch import Signal
 charger_draw_changed = Signal(use_caching=True)
 
 # A session ended (or was ended again, by a late event or a reconciliation), after its energy,
-# times and anomalies were saved. Keyword argument: ``transaction``.
-# Receiver: billing (write the session's billing record).
+# times and anomalies were saved. Keyword argument: ``transaction``. A receiver may return the
+# session's total cost (a ``Decimal``, in its currency's units), which a 2.0.1 charger is told
+# (TransactionEventResponse ``totalCost``); None: it has none (no tariff priced it).
+# Receiver: billing (write the session's billing record; its total).
 transaction_ended = Signal(use_caching=True)

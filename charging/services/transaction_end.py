@@ -179,9 +179,10 @@ def transaction_finish(
     reason: str,
     stop_id_tag: str,
     closed_by_csms: bool = False,
-) -> Transaction:
+) -> Decimal | None:
     """End ``session``: derive its energy from the ledger, check the meter; its billing record is
-    written by billing, on ``charging.signals.transaction_ended``, in this transaction.
+    written by billing, on ``charging.signals.transaction_ended``, in this transaction. Returns the
+    total cost its receivers report (in the currency's units; None: none priced it).
 
     An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
     its duration counts as 0 s. A session ended before (a late event, a stop after the CSMS closed
@@ -236,8 +237,10 @@ def transaction_finish(
     if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):  # its data built only then
         webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
-    transaction_ended.send(sender=Transaction, transaction=session, repriced=repriced)
-    return session
+    for _receiver, cost in transaction_ended.send(sender=Transaction, transaction=session, repriced=repriced):
+        if isinstance(cost, Decimal):
+            return cost
+    return None
 
 
 def _derived_anomalies_unflagged(session: Transaction) -> None:

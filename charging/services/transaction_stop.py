@@ -82,9 +82,14 @@ class StopRequest:
 
 @dataclass(frozen=True)
 class StopResult:
+    """``ended``: this stop ended the session (not a resend, not parked); ``total_cost`` is then what
+    it was billed (``transaction_finish``; None: no tariff priced it)."""
+
     transaction: Transaction | None
     id_tag_info: IdTagInfo | None
     reconciliation_item: ReconciliationItem | None = None
+    ended: bool = False
+    total_cost: Decimal | None = None
 
 
 def transaction_stop(request: StopRequest) -> StopResult:
@@ -134,11 +139,11 @@ def transaction_stop(request: StopRequest) -> StopResult:
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
         _token_of_an_ended_event(session, request, info)
-        transaction_finish(
+        cost = transaction_finish(
             session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=request.reason, stop_id_tag=id_tag
         )
         item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if request.id_tag_null else None
-    return StopResult(session, info, item)
+    return StopResult(session, info, item, ended=True, total_cost=cost)
 
 
 def stop_lookup_of_request(request: StopRequest) -> StopLookup:

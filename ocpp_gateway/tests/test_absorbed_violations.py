@@ -127,7 +127,7 @@ async def test_v201_an_ended_without_trigger_reason_closes_the_session(daphne, p
             "transactionInfo": {"transactionId": "TX-1"},
             "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 11000, "context": "Transaction.End"}]}],
         }
-        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {}]
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 4.0}]
 
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-1")
     assert (session.status, session.stop_reason, session.energy_wh) == (

@@ -152,7 +152,7 @@ async def test_a_started_read_with_its_batch_is_ended_by_its_parked_stop_and_ans
         (_transaction_event, {"charge_point_id": "CP-BS-201", "payload": _started201("TX-P")}),
         (_transaction_event, {"charge_point_id": "CP-BS-201B", "payload": _started201("TX-Q")}),
     )
-    assert [answer.status for answer in answers] == ["Accepted", "Accepted"]
+    assert [answer["idTokenInfo"]["status"] for answer in answers] == ["Accepted", "Accepted"]
     statuses = {tx: status async for tx, status in Transaction.objects.values_list("ocpp_transaction_id", "status")}
     assert statuses == {"TX-P": TransactionStatus.ENDED, "TX-Q": TransactionStatus.ACTIVE}
     assert not await ReconciliationItem.objects.filter(transaction__isnull=True).aexists()

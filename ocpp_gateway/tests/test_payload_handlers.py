@@ -333,7 +333,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]
 
     def session_change(request: Any) -> Any:
         calls.append((type(request).__name__, vars(request)))
-        return SimpleNamespace(transaction=SimpleNamespace(pk=42), id_tag_info=AUTHORIZED)
+        return SimpleNamespace(transaction=SimpleNamespace(pk=42), id_tag_info=AUTHORIZED, ended=True, total_cost=None)
 
     async def run(func: Any, **kwargs: Any) -> Any:
         if func in (transactions201._transaction_event, _reference_transaction_event):  # its requests are recorded

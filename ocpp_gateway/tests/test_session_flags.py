@@ -48,7 +48,8 @@ async def test_a_v201_session_without_any_reading_is_flagged_and_ended_defaults_
     async with raw_socket(daphne, "2.0.1", "CP-NO-READINGS") as websocket:
         started = transaction_event("Started", 0, T0, idToken=token, evse={"id": 1, "connectorId": 1})
         assert (await call(websocket, "t1", "TransactionEvent", started))[2]["idTokenInfo"]["status"] == "Accepted"
-        assert await call(websocket, "t2", "TransactionEvent", transaction_event("Ended", 1, T1)) == [3, "t2", {}]
+        ended = transaction_event("Ended", 1, T1)
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 1.0}]  # the fee
 
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
     assert (session.stop_reason, session.energy_wh) == ("Local", Decimal("0"))
@@ -127,7 +128,7 @@ async def test_a_v201_session_whose_token_came_later_and_was_refused_is_flagged(
         assert (await call(websocket, "t2", "TransactionEvent", tapped))[2]["idTokenInfo"]["status"] == "Blocked"
         end_reading = [{"timestamp": T1, "sampledValue": [{"value": 2000, "context": "Transaction.End"}]}]
         ended = transaction_event("Ended", 2, T1, meterValue=end_reading)
-        assert await call(websocket, "t3", "TransactionEvent", ended) == [3, "t3", {}]
+        assert await call(websocket, "t3", "TransactionEvent", ended) == [3, "t3", {"totalCost": 1.6}]
 
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
     assert (session.anomalies, session.needs_review, session.energy_wh) == (["unauthorized_token"], True, Decimal(2000))
@@ -153,11 +154,8 @@ async def test_v201_idle_charging_state_is_not_idle_time(daphne):
     async with raw_socket(daphne, "2.0.1", "CP-IDLE") as websocket:
         await call(websocket, "t1", "TransactionEvent", started)
         await call(websocket, "t2", "TransactionEvent", charging_event("Updated", 1, 20, "Charging"))
-        assert await call(websocket, "t3", "TransactionEvent", charging_event("Ended", 2, 50, "Charging")) == [
-            3,
-            "t3",
-            {},
-        ]
+        ended = charging_event("Ended", 2, 50, "Charging")
+        assert await call(websocket, "t3", "TransactionEvent", ended) == [3, "t3", {"totalCost": 1.0}]
     session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
     assert session.idle_seconds == 0
 

@@ -507,3 +507,50 @@ async def test_an_event_with_an_empty_id_token_is_answered_its_id_token_info(dap
             assert answer[2]["idTokenInfo"]["status"] == status
         await websocket.send(json.dumps([2, "a1", "Authorize", {"idToken": token}]))
         assert json.loads(await websocket.recv())[2]["idTokenInfo"]["status"] == status
+
+
+def _event201(event_type: str, seq_no: int, timestamp: str, wh: int, transaction_id: str) -> dict:
+    """A TransactionEvent's payload as sent, its register reading ``wh``."""
+    context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type, "Sample.Periodic")
+    return {
+        "eventType": event_type,
+        "timestamp": timestamp,
+        "triggerReason": "Authorized" if event_type == "Started" else "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": transaction_id},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": timestamp, "sampledValue": [{"value": wh, "context": context}]}],
+    }
+
+
+async def test_v201_an_ended_is_answered_with_its_total_cost_also_when_resent(daphne):
+    """I03: the Ended's answer says what the session cost (5.5 kWh at 0.30 plus 1.00: 2.65, as a JSON
+    number with its cents); a resent Ended gets the same; an Updated says nothing of cost."""
+    await register("CP201-COST")
+    await tariff_030_eur_with_1_eur_fee()
+    async with raw_socket(daphne, "2.0.1", "CP201-COST") as websocket:
+        await raw_call(websocket, "e0", "TransactionEvent", _event201("Started", 0, T0, 1000, "TX-COST"))
+        updated = await raw_call(websocket, "e1", "TransactionEvent", _event201("Updated", 1, T_HALF, 3000, "TX-COST"))
+        ended = _event201("Ended", 2, T1, 6500, "TX-COST")
+        answer = await raw_call(websocket, "e2", "TransactionEvent", ended)
+        resent = await raw_call(websocket, "e2-again", "TransactionEvent", ended)
+
+    assert updated == [3, "e1", {}]
+    assert answer == [3, "e2", {"totalCost": 2.65}]
+    assert resent == [3, "e2-again", {"totalCost": 2.65}]
+    record = await BillingRecord.objects.aget(transaction__ocpp_transaction_id="TX-COST")
+    assert record.total == Decimal("2.65")
+
+
+async def test_v201_an_ended_without_a_tariff_claims_no_cost(daphne):
+    """No tariff priced the session: its record's 0.00 is not "free", so no totalCost is sent."""
+    await register("CP201-NOCOST")
+    async with raw_socket(daphne, "2.0.1", "CP201-NOCOST") as websocket:
+        await raw_call(websocket, "e0", "TransactionEvent", _event201("Started", 0, T0, 1000, "TX-NOCOST"))
+        ended = _event201("Ended", 1, T1, 6500, "TX-NOCOST")
+        answer = await raw_call(websocket, "e1", "TransactionEvent", ended)
+        resent = await raw_call(websocket, "e1-again", "TransactionEvent", ended)
+
+    assert answer == [3, "e1", {}]
+    assert resent == [3, "e1-again", {}]
+    assert (await BillingRecord.objects.aget(transaction__ocpp_transaction_id="TX-NOCOST")).total == Decimal("0.00")

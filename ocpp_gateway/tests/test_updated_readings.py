@@ -97,7 +97,7 @@ async def test_a_kept_sessions_updated_events_write_what_the_full_way_writes(reg
         spy.reset_mock()
         full_answers = await _session_lived(register_charge_point, "CP-UR-2", kept=False)
         assert spy.call_count == 1 + len(_EVENTS)
-    assert lean_answers == full_answers == [None] * len(_EVENTS)
+    assert lean_answers == full_answers == [{}] * len(_EVENTS)
     (lean_columns, lean_rows), (full_columns, full_rows) = await _written("CP-UR-1"), await _written("CP-UR-2")
     assert lean_columns == full_columns
     assert lean_columns["seq_nos"] == [[0, 4]] and lean_columns["idle_seconds"] == 60

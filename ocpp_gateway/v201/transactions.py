@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
 from ocpp.v201.enums import Action
 
+from billing import selectors as billing_selectors
 from charging.metering import ENERGY_REGISTER
 from charging.selectors import IdTagInfo
 from charging.services.ledger_reads import StopLookup, stopping_unit_register
 from charging.services.meter_ledger import SampledValue, meter_values_record, transaction_updated_record
 from charging.services.start_reads import StartLookup, starting_unit_register
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
-from charging.services.transaction_stop import StopRequest, transaction_stop
+from charging.services.transaction_stop import StopRequest, StopResult, transaction_stop
 from commands import selectors as commands_selectors
 from kernel import payload_case
 from kernel.ocpp_package import on_payload
@@ -68,35 +70,68 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
     return samples
 
 
-def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagInfo | None:
-    """Apply one TransactionEvent (its payload as sent, camelCase); returns the idToken's
-    authorization when one came."""
+def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Apply one TransactionEvent (its payload as sent, camelCase); its answer (``_answer``)."""
+    if payload["eventType"] == "Ended":
+        return _ended(charge_point_id, payload)
+    return _answer(_started_or_updated(charge_point_id, payload))
+
+
+def _answer(info: IdTagInfo | None, total_cost: Decimal | None = None) -> dict[str, Any]:
+    """The TransactionEventResponse as sent: ``{idTokenInfo?, totalCost?}``, ``info`` the idToken's
+    authorization when one came; ``total_cost`` in the currency's units (a JSON number: the
+    ``ocpp`` package would write a Decimal with one decimal)."""
+    answer: dict[str, Any] = {"idTokenInfo": id_token_info(info)} if info else {}
+    if total_cost is not None:
+        answer["totalCost"] = float(total_cost)
+    return answer
+
+
+def _ended(charge_point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An Ended event: the session stopped (``transaction_stop``), answered with what it was billed
+    (I03: ``totalCost``; 0.00 says free, so it is left out when no tariff priced the session)."""
     info = payload["transactionInfo"]
-    transaction_id = info["transactionId"]
     at = charger_time_read(payload["timestamp"]) or timezone.now()
-    seq_no = payload["seqNo"]
-    samples = sampled_values(payload.get("meterValue") or [])
     sent_token = payload.get("idToken") or {}
     id_tag, token_type = sent_token.get("idToken", ""), sent_token.get("type", "")
-    if payload["eventType"] == "Ended":
-        stopped = transaction_stop(
-            StopRequest(
-                charge_point_id=charge_point_id,
-                ocpp_transaction_id=transaction_id,
-                stopped_at=at,
-                action="TransactionEvent",
-                payload=payload,
-                reason=info.get("stoppedReason", "Local"),  # the 2.0.1 default
-                id_tag=id_tag,
-                id_token_type=token_type,
-                samples=samples,
-                seq_no=seq_no,
-                time_spent_charging=info.get("timeSpentCharging"),
-            )
+    stopped = transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id=info["transactionId"],
+            stopped_at=at,
+            action="TransactionEvent",
+            payload=payload,
+            reason=info.get("stoppedReason", "Local"),  # the 2.0.1 default
+            id_tag=id_tag,
+            id_token_type=token_type,
+            samples=sampled_values(payload.get("meterValue") or []),
+            seq_no=payload["seqNo"],
+            time_spent_charging=info.get("timeSpentCharging"),
         )
-        if sent_token and stopped.id_tag_info is None:  # an empty idToken: still answered (E05/E06)
-            return _empty_token_info(token_type)
-        return stopped.id_tag_info
+    )
+    authorization = stopped.id_tag_info
+    if sent_token and authorization is None:  # an empty idToken: still answered (E05/E06)
+        authorization = _empty_token_info(token_type)
+    return _answer(authorization, _total_cost(stopped))
+
+
+def _total_cost(stopped: StopResult) -> Decimal | None:
+    """What the session an Ended names was billed: as this stop billed it, or, when the session
+    had ended before (a resend of its Ended, a second stop), as its billing record says (one
+    statement, for those only); None for a stop parked unknown or a session no tariff priced."""
+    if stopped.ended:
+        return stopped.total_cost
+    if stopped.transaction is None:
+        return None
+    return billing_selectors.billed_total(transaction_id=stopped.transaction.pk)
+
+
+def _started_or_updated(charge_point_id: str, payload: dict[str, Any]) -> IdTagInfo | None:
+    """A Started or Updated event applied; the idToken's authorization when one came."""
+    info = payload["transactionInfo"]
+    at = charger_time_read(payload["timestamp"]) or timezone.now()
+    samples = sampled_values(payload.get("meterValue") or [])
+    sent_token = payload.get("idToken") or {}
     if not sent_token and _reading_recorded(payload, at, samples):
         return None
     # Started or Updated: opens the session if this is the first event seen of it (out of order).
@@ -228,9 +263,9 @@ class TransactionHandlers:
 
     @on_payload(Action.transaction_event)
     async def on_transaction_event(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """A TransactionEvent -> ``{idTokenInfo?}`` (OCPP 2.0.1 E01-E07)."""
-        info = await in_commit_group(_transaction_event)(charge_point_id=self.id, payload=payload)
-        return {"idTokenInfo": id_token_info(info)} if info else {}
+        """A TransactionEvent -> ``{idTokenInfo?, totalCost?}`` (OCPP 2.0.1 E01-E07, I03)."""
+        answer: dict[str, Any] = await in_commit_group(_transaction_event)(charge_point_id=self.id, payload=payload)
+        return answer
 
     @on_payload(Action.meter_values)
     async def on_meter_values(self, payload: dict[str, Any]) -> dict[str, Any]:
