@@ -522,15 +522,31 @@ def time_spent_charging_apply(session: Transaction, seconds: int | None) -> None
         session.time_spent_charging = seconds
 
 
-def ended_token_apply(session: Transaction, *, id_tag: str, token_type: str, status: str) -> None:
-    """A 2.0.1 session first told its token by its Ended (tapped to stop a session started without
-    one): it is the session's, as any later event's is (1.6's stop idTag is only who stopped it).
-    ``status``: the CSMS's authorization of it ('' when not asked). A session with a token keeps it."""
-    if session.id_tag or not id_tag:
+def session_token_apply(session: Transaction, *, id_tag: str, token_type: str, status: str) -> None:
+    """A token a later 2.0.1 event tells for ``session`` (an Updated's, tapped after plug-in; an
+    Ended's, tapped to stop a session started without one): it is the session's, and its bill's,
+    when the session has none (``status`` then flags it, as at a start), or when the CSMS refused
+    the one it has and accepts this one (a card tried after a refused one): the
+    ``unauthorized_token`` flag then goes. A token the CSMS accepted is never replaced; a refused
+    one is not replaced by another refused one. ``status``: the CSMS's authorization of it ('' when
+    not asked). 1.6's stop idTag is only who stopped it: 1.6 has no such later token."""
+    if not id_tag or not session_token_open(session):
+        return
+    replaced = bool(session.id_tag)
+    if replaced and status != AuthorizationStatus.ACCEPTED:
         return
     session.id_tag, session.id_token_type, session.id_tag_status = stored_id_tag(id_tag), token_type, status
-    if status and status != AuthorizationStatus.ACCEPTED:
+    if replaced:
+        anomaly_unflag(session, Anomaly.UNAUTHORIZED_TOKEN)
+    elif status and status != AuthorizationStatus.ACCEPTED:
         anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
+
+
+def session_token_open(session: Transaction) -> bool:
+    """Whether a later token may still become ``session``'s (``session_token_apply``): it has none,
+    or one the CSMS refused (Invalid, Blocked, Expired, ...)."""
+    status = session.id_tag_status
+    return not session.id_tag or bool(status and status != AuthorizationStatus.ACCEPTED)
 
 
 def column_int(value: int | None) -> int | None:

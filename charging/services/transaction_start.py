@@ -62,11 +62,12 @@ from charging.services.session_rows import (
     charge_point_locked,
     charging_state_apply,
     column_int,
-    ended_token_apply,
     fractional,
     seq_no_lowest,
     seq_no_seen,
     seq_nos_contain,
+    session_token_apply,
+    session_token_open,
     started_or_open_among,
     stored_id_tag,
     time_spent_charging_apply,
@@ -410,10 +411,8 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
         session.evse_id = column_int(request.evse_id)
     if session.connector_id is None:
         session.connector_id = column_int(request.connector_id)
-    if not session.id_tag and request.id_tag:
-        session.id_tag, session.id_token_type = request.id_tag, request.id_token_type
-        session.id_tag_status = info.status if info else ""
-        _token_check(session)
+    status = info.status if info else ""
+    session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
     if session.remote_start_id is None:
         session.remote_start_id = column_int(request.remote_start_id)
 
@@ -493,9 +492,9 @@ def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> Non
     time_spent_charging_apply(session, spent if isinstance(spent, int) and not isinstance(spent, bool) else None)
     token = _object_in(payload, "idToken")
     id_tag, token_type = token.get("idToken"), str(token.get("type", ""))
-    if isinstance(id_tag, str) and id_tag and not session.id_tag:
+    if isinstance(id_tag, str) and id_tag and session_token_open(session):
         status = selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type).status
-        ended_token_apply(session, id_tag=id_tag, token_type=token_type, status=status)
+        session_token_apply(session, id_tag=id_tag, token_type=token_type, status=status)
     sent = payload.get("timestamp")
     stop = charger_time_judged(charger_time_read(sent if isinstance(sent, str) else None), parked.received_at)
     session.charger_stopped_at = stop.kept

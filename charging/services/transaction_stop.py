@@ -43,8 +43,8 @@ from charging.services.meter_ledger import (
 from charging.services.session_rows import (
     anomaly_flag,
     charge_point_locked,
-    ended_token_apply,
     seq_no_seen,
+    session_token_apply,
     stored_id_tag,
     time_spent_charging_apply,
     transaction_named,
@@ -192,10 +192,10 @@ def _stop_checks(
 
 
 def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: IdTagInfo | None) -> None:
-    """``ended_token_apply`` for a 2.0.1 Ended (a 1.6 stop's idTag is only who stopped it)."""
+    """``session_token_apply`` for a 2.0.1 Ended (a 1.6 stop's idTag is only who stopped it)."""
     if request.seq_no is not None:
         status = info.status if info else ""
-        ended_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
+        session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
 
 
 def _ended_by_the_charger(session: Transaction) -> bool:

@@ -296,3 +296,29 @@ def test_a_meter_stop_of_0_gives_way_to_the_stop_s_end_reading(register_charge_p
     assert session.energy_wh == Decimal(3_000)
     # and stands for the meter stop, unflagged (round 41's probe: 0 kept, non_monotonic_register)
     assert session.meter_stop_wh == Decimal(15_000) and Anomaly.NON_MONOTONIC_REGISTER not in session.anomalies
+
+
+@pytest.mark.parametrize(
+    ("started_with", "ended_with", "billed_to"), [("NOPE", "TAG1", "TAG1"), ("TAG1", "NOPE", "TAG1")]
+)
+def test_a_v201_ended_s_accepted_token_replaces_a_refused_one_and_never_the_other_way(
+    register_charge_point, started_with, ended_with, billed_to
+):
+    """A session started on a token the CSMS refused is billed to the one it accepted at the end, not
+    flagged; a token it accepted stays, whatever refused token the Ended brings."""
+    IdTag.objects.create(id_tag="TAG1")
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = [SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")]
+    v201_start(
+        charge_point_id, "TX-R", 0, T0, samples=begin, id_tag=started_with, id_token_type="ISO14443", authorize=True
+    )
+    assert (Anomaly.UNAUTHORIZED_TOKEN in Transaction.objects.get().anomalies) == (started_with == "NOPE")
+    ended(charge_point_id, "TX-R", 1, T0 + timedelta(hours=1), "2000", id_tag=ended_with, id_token_type="ISO14443")
+    session = Transaction.objects.get(ocpp_transaction_id="TX-R")
+    assert (session.id_tag, session.id_tag_status, session.anomalies, session.needs_review) == (
+        billed_to,
+        "Accepted",
+        [],
+        False,
+    )
+    assert session.billing_record.id_tag == billed_to

@@ -136,6 +136,42 @@ async def test_a_v201_session_whose_token_came_later_and_was_refused_is_flagged(
     assert (record.id_tag, record.total, record.needs_review) == ("TOKEN-BLOCKED", Decimal("1.60"), True)
 
 
+@pytest.mark.parametrize("ended_with", [None, "UNKNOWN-Y"])
+async def test_a_v201_token_the_csms_accepted_replaces_one_it_refused_and_no_refused_one_replaces_it(
+    daphne, ended_with
+):
+    """A session started without a token: a refused card (UNKNOWNX, Invalid), then an accepted one
+    (TAG2): the session and its bill are TAG2's, not flagged; a refused token after it (the Ended's
+    UNKNOWN-Y) does not take it back."""
+    await charger_with_tariff("CP201-RETRY")
+    await IdTag.objects.acreate(id_tag="TAG2")
+    reading = [{"timestamp": T0, "sampledValue": [{"value": 0, "context": "Transaction.Begin"}]}]
+    async with raw_socket(daphne, "2.0.1", "CP201-RETRY") as websocket:
+        plugged = transaction_event("Started", 0, T0, meterValue=reading, evse={"id": 1, "connectorId": 1})
+        await call(websocket, "t1", "TransactionEvent", plugged)
+        for seq_no, tag, answered in ((1, "UNKNOWNX", "Invalid"), (2, "TAG2", "Accepted")):
+            tapped = transaction_event("Updated", seq_no, T0, idToken={"idToken": tag, "type": "ISO14443"})
+            tapped["triggerReason"] = "Authorized"
+            assert (await call(websocket, f"u{seq_no}", "TransactionEvent", tapped))[2]["idTokenInfo"]["status"] == (
+                answered
+            )
+        end_reading = [{"timestamp": T1, "sampledValue": [{"value": 2000, "context": "Transaction.End"}]}]
+        token = {"idToken": {"idToken": ended_with, "type": "ISO14443"}} if ended_with else {}
+        await call(
+            websocket, "t3", "TransactionEvent", transaction_event("Ended", 3, T1, meterValue=end_reading, **token)
+        )
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.id_tag, session.id_tag_status, session.anomalies, session.needs_review) == (
+        "TAG2",
+        "Accepted",
+        [],
+        False,
+    )
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.id_tag, record.total, record.needs_review) == ("TAG2", Decimal("1.60"), False)
+
+
 TOKEN = {"idToken": "T-1", "type": "ISO14443"}
 
 
