@@ -6,7 +6,7 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from chargepoints.models import ChargePoint, OcppMessage
+from chargepoints.models import ChargePoint, Connector, OcppMessage
 from conftest import eventually, ocpp_charger
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,3 +66,68 @@ async def test_v201_reports_events_and_firmware_status_are_answered(daphne):
         assert transfer.status == "UnknownVendorId"
 
     assert not await OcppMessage.objects.filter(message_type=4).aexists()
+
+
+def _availability(timestamp: str, state: str, component: dict) -> dict:
+    return {
+        "eventId": 1,
+        "timestamp": timestamp,
+        "trigger": "Delta",
+        "actualValue": state,
+        "eventNotificationType": "HardWiredNotification",
+        "component": component,
+        "variable": {"name": "AvailabilityState"},
+    }
+
+
+async def test_v201_a_connectors_availability_state_event_is_its_status(daphne):
+    """G01/N07: a Connector's AvailabilityState told by NotifyEvent is set as a StatusNotification
+    sets it, by the same rules of time (an older one, replayed, changes nothing); an EVSE's own, one
+    without its connector and other variables are only acknowledged."""
+    await ChargePoint.objects.acreate(charge_point_id="CP201-AV", heartbeat_interval=60)
+    connector1 = {"name": "Connector", "evse": {"id": 1, "connectorId": 1}}
+    async with ocpp_charger(daphne, "2.0.1", "CP201-AV") as charger:
+        await charger.call(
+            call201.StatusNotification(
+                timestamp="2026-11-25T10:00:00Z", connector_status="Available", evse_id=1, connector_id=1
+            )
+        )
+        await charger.call(
+            call201.NotifyEvent(
+                generated_at="2026-11-25T10:05:00Z",
+                seq_no=0,
+                event_data=[
+                    _availability("2026-11-25T10:05:00Z", "Faulted", connector1),
+                    _availability("2026-11-25T10:05:00Z", "Occupied", {"name": "Connector", "evse": {"id": 2}}),
+                    _availability("2026-11-25T10:05:00Z", "Unavailable", {"name": "EVSE", "evse": {"id": 2}}),
+                    {**_availability("2026-11-25T10:05:00Z", "Reserved", connector1), "variable": {"name": "Other"}},
+                    _availability(
+                        "2026-11-25T10:05:00Z", "Occupied", {"name": "Connector", "evse": {"id": 1, "connectorId": 2}}
+                    ),
+                ],
+            )
+        )
+        statuses = {
+            (c.evse_id, c.connector_id): c.status
+            async for c in Connector.objects.filter(charge_point__charge_point_id="CP201-AV")
+        }
+        assert statuses == {(1, 1): "Faulted", (1, 2): "Occupied"}
+
+        replayed = _availability("2026-11-25T10:01:00Z", "Available", connector1)  # older than the Faulted
+        await charger.call(call201.NotifyEvent(generated_at="2026-11-25T10:06:00Z", seq_no=1, event_data=[replayed]))
+        assert (
+            await Connector.objects.aget(charge_point__charge_point_id="CP201-AV", connector_id=1)
+        ).status == "Faulted"
+        await charger.call(
+            call201.StatusNotification(
+                timestamp="2026-11-25T10:03:00Z", connector_status="Available", evse_id=1, connector_id=1
+            )
+        )  # a StatusNotification older than the event's state: a replay, as between two StatusNotifications
+        recovered = _availability("2026-11-25T10:10:00Z", "Available", connector1)
+        assert (
+            await Connector.objects.aget(charge_point__charge_point_id="CP201-AV", connector_id=1)
+        ).status == "Faulted"
+        await charger.call(call201.NotifyEvent(generated_at="2026-11-25T10:10:00Z", seq_no=2, event_data=[recovered]))
+
+    connector = await Connector.objects.aget(charge_point__charge_point_id="CP201-AV", connector_id=1)
+    assert (connector.status, connector.status_timestamp.isoformat()) == ("Available", "2026-11-25T10:10:00+00:00")

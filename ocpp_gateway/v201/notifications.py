@@ -1,18 +1,67 @@
 """OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, limits), and
-DataTransfer. NotifyReport is stored (``device_model``); firmware and log status are tracked (``firmware``)."""
+DataTransfer. NotifyReport is stored (``device_model``); firmware and log status are tracked (``firmware``);
+a connector's availability told by NotifyEvent is its status (``availability``'s)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from typing import Any
 
 from ocpp.v201 import call_result
-from ocpp.v201.enums import Action, DataTransferStatusEnumType
+from ocpp.v201.enums import Action, ConnectorStatusEnumType, DataTransferStatusEnumType
 
+from chargepoints import services
+from kernel.ocpp_package import on_payload
+from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.acknowledge import acknowledging_handler
+from ocpp_gateway.group_commit import in_commit_group
+
+logger = logging.getLogger(__name__)
+
+_CONNECTOR_STATUSES = frozenset(status.value for status in ConnectorStatusEnumType)
+
+
+def connector_states(event_data: list[Any]) -> Iterator[dict[str, Any]]:
+    """The connector statuses among NotifyEvent's ``eventData`` (as sent: ``[{timestamp, actualValue,
+    component: {name, evse: {id, connectorId}}, variable: {name}, ...}]``), in order, each as
+    ``connector_status_set``'s arguments ``{evse_id, connector_id, status, timestamp}``: a
+    ``Connector`` component's ``AvailabilityState`` (2.0.1 part 2's components and variables: the
+    state a StatusNotification reports, G01; here as an event, N07), its value one of
+    ConnectorStatusEnumType's, its EVSE and connector named (both > 0). Names are
+    matched ignoring case. An EVSE's own AvailabilityState is left: the CSMS keeps connectors'."""
+    for item in event_data:
+        component, variable = item.get("component") or {}, item.get("variable") or {}
+        evse = component.get("evse") or {}
+        evse_id, connector_id = evse.get("id"), evse.get("connectorId")
+        if (
+            str(component.get("name", "")).lower() == "connector"
+            and str(variable.get("name", "")).lower() == "availabilitystate"
+            and item.get("actualValue") in _CONNECTOR_STATUSES
+            and _positive(evse_id)
+            and _positive(connector_id)
+        ):
+            at = parse_ocpp_time(item.get("timestamp"))
+            yield {"evse_id": evse_id, "connector_id": connector_id, "status": item["actualValue"], "timestamp": at}
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
 
 
 class NotificationHandlers:
-    on_notify_event = acknowledging_handler(Action.notify_event, call_result.NotifyEvent)
+    id: str
+
+    @on_payload(Action.notify_event)
+    async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{generatedAt, seqNo, tbc?, eventData}`` -> ``{}``. Each connector status it tells
+        (``connector_states``) is set as its StatusNotification sets it (``connector_status_set``:
+        the same ordering by time, the same replays ignored); every event is logged, as before."""
+        logger.info("%s: %s %s", self.id, Action.notify_event, payload)
+        for state in connector_states(payload["eventData"]):
+            await in_commit_group(services.connector_status_set)(charge_point_id=self.id, **state)
+        return {}
+
     on_notify_monitoring_report = acknowledging_handler(
         Action.notify_monitoring_report, call_result.NotifyMonitoringReport
     )
