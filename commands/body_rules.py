@@ -159,6 +159,39 @@ def _periods_checked(schedule: Any, at: str) -> Refusals:
     return {}
 
 
+def _time_window(holder: str, start: str, end: str) -> Callable[[dict[str, Any]], Refusals]:
+    """1.6 §5.9 / §6.25 GetDiagnostics (startTime, stopTime) and 2.0.1 N01 GetLog (log.oldestTimestamp,
+    log.latestTimestamp): the logging to include runs from the first time to the second, so the
+    second is not before the first. ``holder``: the object holding them ('' for the body)."""
+
+    def check(body: dict[str, Any]) -> Refusals:
+        times = body.get(holder) if holder else body
+        if not isinstance(times, dict):
+            return {}
+        first, last = parse_ocpp_time(times.get(start)), parse_ocpp_time(times.get(end))
+        if first is None or last is None or last >= first:
+            return {}
+        return {".".join(filter(None, (holder, end))): [f"Must not be before {start}."]}
+
+    return check
+
+
+def _request_stop(body: dict[str, Any]) -> Refusals:
+    """2.0.1 F03: the transaction to stop is named by its id; an empty one names none."""
+    if body.get("transaction_id") == "":
+        return {"transaction_id": ["Must name the transaction to stop; it is empty."]}
+    return {}
+
+
+def _trigger201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 F06 (EVSEType): a connector is named on its EVSE, whose id is greater than 0; EVSE 0
+    is the whole station, which has no connector of its own."""
+    evse = body.get("evse")
+    if isinstance(evse, dict) and evse.get("id") == 0 and "connector_id" in evse:
+        return {"evse.connector_id": ["A connector is named on an EVSE greater than 0, not on EVSE 0 (the station)."]}
+    return {}
+
+
 _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("1.6", "SetChargingProfile"): _set_profile("connector_id", "cs_charging_profiles", "ChargePointMaxProfile"),
     ("2.0.1", "SetChargingProfile"): _set_profile("evse_id", "charging_profile", "ChargingStationMaxProfile"),
@@ -170,4 +203,8 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "RequestStartTransaction"): _remote_start("evse_id"),
     ("1.6", "SendLocalList"): _local_list("list_version", "id_tag_info", _token16),
     ("2.0.1", "SendLocalList"): _local_list("version_number", "id_token_info", _token201),
+    ("1.6", "GetDiagnostics"): _time_window("", "start_time", "stop_time"),
+    ("2.0.1", "GetLog"): _time_window("log", "oldest_timestamp", "latest_timestamp"),
+    ("2.0.1", "RequestStopTransaction"): _request_stop,
+    ("2.0.1", "TriggerMessage"): _trigger201,
 }

@@ -39,6 +39,7 @@ TOKEN = {"id_token": "RFID-1", "type": "ISO14443"}
 LIST_ENTRY = {"id_tag": "A", "id_tag_info": {"status": "Accepted"}}
 FULL_WIDTH_DIGITS = "2031-01-01T10:00:00Z".translate({ord(d): ord(d) + 0xFEE0 for d in "0123456789"})
 ONE_ENTRY = {"local_authorization_list": [LIST_ENTRY]}
+LOG = {"remote_location": "https://logs.example/upload"}
 
 
 @pytest.mark.parametrize(
@@ -113,6 +114,32 @@ ONE_ENTRY = {"local_authorization_list": [LIST_ENTRY]}
         ),
         ("1.6", "get_diagnostics", {"location": "ftp://x/", "start_time": "garbage"}, "start_time"),
         (
+            "1.6",
+            "get_diagnostics",
+            {"location": "ftp://x/", "start_time": "2031-01-02T00:00:00Z", "stop_time": "2031-01-01T00:00:00Z"},
+            "stop_time",
+        ),
+        ("2.0.1", "get_log", {"log_type": "DiagnosticsLog", "request_id": -1, "log": LOG}, "request_id"),
+        (
+            "2.0.1",
+            "get_log",
+            {
+                "log_type": "DiagnosticsLog",
+                "request_id": 1,
+                "log": {**LOG, "oldest_timestamp": "2031-01-02T00:00:00Z", "latest_timestamp": "2031-01-01T00:00:00Z"},
+            },
+            "log.latest_timestamp",
+        ),
+        ("2.0.1", "get_base_report", {"request_id": -1, "report_base": "FullInventory"}, "request_id"),
+        ("2.0.1", "request_start_transaction", {"remote_start_id": -5, "id_token": TOKEN}, "remote_start_id"),
+        ("2.0.1", "request_stop_transaction", {"transaction_id": ""}, "transaction_id"),
+        (
+            "2.0.1",
+            "trigger_message",
+            {"requested_message": "StatusNotification", "evse": {"id": 0, "connector_id": 1}},
+            "evse.connector_id",
+        ),
+        (
             "2.0.1",
             "set_variables",
             {"set_variable_data": [HEARTBEAT_VARIABLE, {**HEARTBEAT_VARIABLE, "attribute_value": "5"}]},
@@ -166,6 +193,29 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
     assert response.status_code == 400, response.json()
     assert field in response.json()["details"], response.json()
     assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "body"),
+    [
+        (
+            "get_log",
+            {
+                "log_type": "DiagnosticsLog",
+                "request_id": 0,
+                "log": {**LOG, "oldest_timestamp": "2031-01-01T00:00:00Z", "latest_timestamp": "2031-01-01T00:00:00Z"},
+            },
+        ),
+        ("request_stop_transaction", {"transaction_id": "TX-1"}),
+        ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}}),
+        ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 0}}),
+    ],
+)
+def test_bodies_at_the_edge_of_those_rules_are_recorded(api_client, register_charge_point, command, body):
+    register_charge_point("CP-201", ocpp_version="2.0.1")
+    response = api_client.post(f"/api/v1/ocpp201/CP-201/{command}", body, format="json")
+    assert response.json()["error"] == "NotConnected"  # recorded, then not sent: the charger is away
+    assert Command.objects.get().request == body
 
 
 def test_times_in_a_body_are_recorded_and_sent_as_utc_with_z_and_milliseconds(api_client, register_charge_point):
