@@ -99,7 +99,9 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     """Validate, record and send a command.
 
     With ``wait`` the finished Command is returned; without, the pending Command is returned at
-    once and the outcome is recorded when it arrives (poll ``/api/v1/commands/{id}``). A repeated
+    once and the outcome is recorded when it arrives (poll ``/api/v1/commands/{id}``), except for a
+    charger no process holds (its presence read with the command's record): nothing is awaited
+    then, and the Command is returned finished (``not_connected``) as with ``wait``. A repeated
     ``idempotency_key`` (per API key) returns the first command instead of sending again; with
     another request it raises ``CommandRefused("IdempotencyKeyReused")``.
     """
@@ -108,7 +110,7 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
         if wait and command.state == CommandState.PENDING:
             raise CommandInProgress(command)
         return command
-    if not wait:
+    if not wait and _presence(command):
         _dispatch_in_background(command)
         return command
     outcome = send_call_sync(

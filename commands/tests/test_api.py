@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint
-from commands.models import Command
+from commands.models import Command, CommandState
 
 pytestmark = pytest.mark.django_db
 
@@ -178,3 +178,14 @@ def test_a_remote_start_or_stop_to_a_pending_charger_is_refused_unsent(
     reset = {"type": "Soft"} if version == "1.6" else {"type": "Immediate"}
     allowed = api_client.post(f"/api/v1/{path.split('/')[0]}/CP-P/reset", reset, format="json")
     assert allowed.json()["error"] == "NotConnected"  # anything else still goes (the charger is away)
+
+
+@pytest.mark.parametrize("wait", ["false", "0", "FALSE"])
+def test_a_command_not_waited_for_to_a_charger_not_connected_is_a_503_at_once(api_client, register_charge_point, wait):
+    """The record's read of the charger shows no process holds it: nothing to wait for, the 503 the
+    API's error table promises "at once" (was a 202 with a command then completed not_connected)."""
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post(f"/api/v1/ocpp16/CP-1/reset?wait={wait}", {"type": "Soft"}, format="json")
+    assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
+    assert Command.objects.get(id=response["X-Command-Id"]).state == CommandState.NOT_CONNECTED
+

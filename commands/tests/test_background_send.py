@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from chargepoints.models import ChargePoint
 from commands import services
 from commands.models import Command, CommandState
 
@@ -25,10 +26,14 @@ async def _state_recorded(command_id: uuid.UUID) -> str:
     return CommandState.PENDING
 
 
-async def test_the_command_returned_stays_pending_when_its_outcome_is_recorded_first(register_charge_point):
+async def test_the_command_returned_stays_pending_when_its_outcome_is_recorded(register_charge_point):
     """The background send records its outcome on its own copy: the caller's command is the pending
-    one it answers 202 with, even once the outcome is recorded (here at once: not connected)."""
+    one it answers 202 with, whenever the outcome is recorded (here: the presence of a process that
+    never acknowledges, not connected once the acknowledgement's wait is over)."""
     await sync_to_async(register_charge_point)("CP-1", ocpp_version="1.6")
+    await ChargePoint.objects.filter(charge_point_id="CP-1").aupdate(
+        connected=True, connection_channel="specific.gone!process"
+    )
     request = services.CommandRequest(
         charge_point_id="CP-1", ocpp_version="1.6", command="Reset", body={"type": "Soft"}
     )
@@ -38,3 +43,18 @@ async def test_the_command_returned_stays_pending_when_its_outcome_is_recorded_f
         assert returned.state == CommandState.PENDING
     finally:
         await sync_to_async(connections.close_all)()  # the send's thread's connection: the test database can go
+
+
+async def test_a_charger_no_process_holds_is_not_connected_at_once(register_charge_point):
+    """Its presence, read with the command's record, is empty: nothing is sent nor awaited, and the
+    command returned is the finished one (the API's 503 NotConnected "at once")."""
+    await sync_to_async(register_charge_point)("CP-1", ocpp_version="1.6")
+    request = services.CommandRequest(
+        charge_point_id="CP-1", ocpp_version="1.6", command="Reset", body={"type": "Soft"}
+    )
+    try:
+        returned = await sync_to_async(services.command_send)(request=request, wait=False)
+        assert returned.state == CommandState.NOT_CONNECTED
+        assert (await Command.objects.aget(id=returned.id)).state == CommandState.NOT_CONNECTED
+    finally:
+        await sync_to_async(connections.close_all)()

@@ -41,7 +41,7 @@ def test_a_command_not_waited_for_is_flushed_before_its_answer(api_client, regis
     register_charge_point("CP-1", ocpp_version="1.6")
     assert reset(api_client) == 503
     with CaptureQueriesContext(connection) as statements:
-        reset(api_client, "?wait=false")  # its outcome recorded later (here at once: not connected)
+        reset(api_client, "?wait=false")  # here not connected: a 503 at once, the row flushed all the same
     recorded = statements.captured_queries[0]["sql"]
     assert "INSERT" in recorded and ASYNC_COMMIT not in recorded
 
