@@ -19,7 +19,7 @@ from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.rpc import ANSWER_LOST_ON_CLOSE
 from commands.serializers import CommandSerializer
-from kernel.api_errors import ApiError, error_body, query_choice
+from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
 from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
@@ -146,7 +146,10 @@ class OcppCommandView(APIView):
         parameters=[
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
             OpenApiParameter(
-                "wait", bool, description="false: answer 202 with the command at once; poll /api/v1/commands/{id}."
+                "wait",
+                bool,
+                description="true/1 (the default) or false/0, in any case: false answers 202 with the command"
+                " at once; poll /api/v1/commands/{id}. Any other value is a 400 naming `wait`.",
             ),
         ],
     )
@@ -206,7 +209,7 @@ class OcppCommandView(APIView):
     def _command_sent(self, request: Request, command_request: services.CommandRequest) -> Command:
         """``services.command_send``; a remembered key found inactive by it is read again and the
         request authenticated and permitted anew (401, 403 as for any request), then sent once more."""
-        wait = request.query_params.get("wait", "true").lower() not in ("false", "0")
+        wait = self._waits(request)
         try:
             return services.command_send(request=command_request, wait=wait)
         except services.ApiKeyInactive:
@@ -214,6 +217,14 @@ class OcppCommandView(APIView):
             self._authenticated_again(request, command_request.api_key)
         again = dataclasses.replace(command_request, api_key=cast(ApiKey, request.auth), api_key_checked=True)
         return services.command_send(request=again, wait=wait)
+
+    def _waits(self, request: Request) -> bool:
+        """Whether the caller waits for the charger's answer: ``?wait=`` true/1 (the default) or
+        false/0, in any case; anything else a 400 naming ``wait``."""
+        try:
+            return query_flag(request.query_params, "wait") is not False
+        except ApiError as error:
+            raise self._after_the_key_checked(request, error) from None
 
     def _authenticated_again(self, request: Request, remembered: ApiKey) -> None:
         """The remembered key forgotten, the request authenticated and permitted anew from the key's

@@ -39,6 +39,21 @@ def query_choice(params: Any, name: str, choices: Iterable[str]) -> str | None:
     return value
 
 
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def query_flag(params: Any, name: str) -> bool | None:
+    """The query parameter ``name`` as a boolean if given (None if not): ``true``/``1`` or
+    ``false``/``0``, in any case; else a 400 naming it (``?wait=no`` is no silent default)."""
+    if name not in params:
+        return None
+    value = str(params[name])
+    if value.lower() not in _FLAGS:
+        message = f"{value!r} is not one of: true, false, 1, 0."
+        raise ApiError(400, "ValidationError", message, details={name: [message]})
+    return _FLAGS[value.lower()]
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 

@@ -189,3 +189,18 @@ def test_a_command_not_waited_for_to_a_charger_not_connected_is_a_503_at_once(ap
     assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
     assert Command.objects.get(id=response["X-Command-Id"]).state == CommandState.NOT_CONNECTED
 
+
+@pytest.mark.parametrize("wait", ["no", "bogus", "", "yes"])
+def test_a_wait_other_than_true_or_false_is_a_400_naming_it(api_client, register_charge_point, wait):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post(f"/api/v1/ocpp16/CP-1/reset?wait={wait}", {"type": "Soft"}, format="json")
+    assert (response.status_code, response.json()["error"]) == (400, "ValidationError")
+    assert list(response.json()["details"]) == ["wait"]
+    assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize("wait", ["true", "1", "True"])
+def test_a_wait_of_true_waits(api_client, register_charge_point, wait):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post(f"/api/v1/ocpp16/CP-1/reset?wait={wait}", {"type": "Soft"}, format="json")
+    assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
