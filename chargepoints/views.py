@@ -22,10 +22,8 @@ from chargepoints.serializers import (
     ConnectorSerializer,
 )
 from chargepoints.signals import charge_point_changed
-from kernel.api_errors import ApiError, query_choice
+from kernel.api_errors import ApiError, query_choice, query_flag
 from kernel.models import ApiKey
-
-_BOOLEAN_PARAMS = {"true": True, "1": True, "false": False, "0": False}
 
 
 def _get_charge_point_or_404(charge_point_id: str) -> ChargePoint:
@@ -61,10 +59,9 @@ class ChargePointViewSet(
     def get_queryset(self) -> QuerySet[ChargePoint]:
         queryset = ChargePoint.objects.all()
         params = self.request.query_params
-        if "connected" in params:
-            if params["connected"].lower() not in _BOOLEAN_PARAMS:
-                raise ApiError(400, "ValidationError", "connected must be true or false.")
-            queryset = queryset.filter(connected=_BOOLEAN_PARAMS[params["connected"].lower()])
+        connected = query_flag(params, "connected")
+        if connected is not None:
+            queryset = queryset.filter(connected=connected)
         for field, choices in (("ocpp_version", OcppVersion.values), ("lifecycle_state", LifecycleState.values)):
             value = query_choice(params, field, choices)
             if value is not None:

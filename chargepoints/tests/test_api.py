@@ -167,6 +167,7 @@ def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client,
     [
         ("/api/v1/chargepoints/?ocpp_version=3.0", "ocpp_version"),
         ("/api/v1/chargepoints/?lifecycle_state=bogus", "lifecycle_state"),
+        ("/api/v1/chargepoints/?connected=maybe", "connected"),
         ("/api/v1/commands/?state=weird", "state"),
         ("/api/v1/chargepoints/?page_size=-1", "page_size"),
         ("/api/v1/transactions/?page_size=abc", "page_size"),
