@@ -14,9 +14,10 @@ class Pagination(PageNumberPagination):
     max_page_size = 1000
 
     def get_page_size(self, request: Any) -> int | None:
-        """DRF's, but a ``page_size`` that is no positive number is a 400 naming it (DRF ignores it)."""
+        """DRF's, but a ``page_size`` that is no integer from 1 to ``max_page_size`` is a 400 naming
+        it (DRF ignores the one that is no number and cuts the one above the maximum to it)."""
         given = request.query_params.get(self.page_size_query_param)
-        if given is not None and not (_POSITIVE.fullmatch(given) and int(given) > 0):
-            message = f"page_size must be a positive integer (at most {self.max_page_size})."
+        if given is not None and not (_POSITIVE.fullmatch(given) and 0 < int(given) <= self.max_page_size):
+            message = f"page_size must be an integer from 1 to {self.max_page_size}."
             raise ApiError(400, "ValidationError", message, details={"page_size": [message]})
         return super().get_page_size(request)

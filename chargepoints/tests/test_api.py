@@ -171,6 +171,9 @@ def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client,
         ("/api/v1/commands/?state=weird", "state"),
         ("/api/v1/chargepoints/?page_size=-1", "page_size"),
         ("/api/v1/transactions/?page_size=abc", "page_size"),
+        ("/api/v1/chargepoints/?page_size=1001", "page_size"),
+        ("/api/v1/commands/?page_size=5000", "page_size"),
+        ("/api/v1/transactions/?page_size=1234567890", "page_size"),
     ],
 )
 def test_a_filter_or_page_size_no_row_can_match_is_a_400_naming_it(api_client, url, named):
@@ -184,3 +187,10 @@ def test_a_page_size_of_unicode_digits_is_a_400_not_a_500(api_client):
     """ "³" is a digit to str.isdigit, not to int(): the API schema fuzzer found the 500."""
     response = api_client.get("/api/v1/chargepoints/?page_size=³")
     assert response.status_code == 400 and "page_size" in response.json()["details"]
+
+
+def test_a_page_size_of_the_maximum_is_taken(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.get("/api/v1/chargepoints/?page_size=1000")
+    assert response.status_code == 200
+    assert [cp["charge_point_id"] for cp in response.json()["results"]] == ["CP-1"]
