@@ -99,17 +99,19 @@ class ChargePointViewSet(
         serializer.is_valid(raise_exception=True)
         previous_interval, previous_state = charge_point.heartbeat_interval, charge_point.lifecycle_state
         services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
-        data = self.get_serializer(charge_point).data
         # A commissioned charger is woken, a new heartbeat interval pushed (commands' receiver, whose
-        # answer adds ``heartbeat_interval_push`` when the interval changed).
-        for _receiver, fields in charge_point_changed.send(
+        # answer adds ``heartbeat_interval_push`` when the interval changed). The charger is shown
+        # after: as a GET would show it once its answer was applied (``previous_heartbeat_interval``).
+        added = charge_point_changed.send(
             sender=ChargePoint,
             charge_point=charge_point,
             previous_state=previous_state,
             previous_interval=previous_interval,
             api_key=request.auth if isinstance(request.auth, ApiKey) else None,
             user_id=None,
-        ):
+        )
+        data = self.get_serializer(charge_point).data
+        for _receiver, fields in added:
             data.update(fields)
         return Response(data)
 

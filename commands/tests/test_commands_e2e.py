@@ -365,9 +365,14 @@ async def test_changing_the_heartbeat_interval_pushes_it_to_the_connected_charge
             body={"heartbeat_interval": 30},
         )
         assert charger.received == [expected]
+        _, read = await ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/CP-HB", api_key=api_key)
     assert status == 200
     assert body["heartbeat_interval"] == 30
     assert body["heartbeat_interval_push"]["state"] == "accepted"
+    # Taken: no interval kept, as a GET shows after the push (the answer was serialized before it)
+    assert body["previous_heartbeat_interval"] is None
+    intervals = ("heartbeat_interval", "previous_heartbeat_interval")
+    assert [read[field] for field in intervals] == [body[field] for field in intervals]
 
 
 async def test_wait_false_answers_202_at_once_and_the_outcome_is_polled(daphne, api_daphne, api_key):
