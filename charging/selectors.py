@@ -228,6 +228,28 @@ def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
     return _token_warnings(id_tag, token_type, "the session would be flagged unauthorized_token")
 
 
+def remote_stop_warnings(*, charge_point: ChargePoint, transaction_id: int) -> list[str]:
+    """The remote stop guard (1.6 RemoteStopTransaction, §5.12): the CSMS sends a stop for any
+    transaction id, but says when it knows no active session of ``charge_point`` by that id (the
+    charger answers Rejected for a transaction it does not have): one it does not know, another
+    charger's, or one that has ended. A 1.6 session's id is ours (``Transaction.ocpp_id``)."""
+    named = Q(ocpp_transaction_id=str(transaction_id)) | Q(pk=transaction_id, ocpp_transaction_id="")
+    sessions = Transaction.objects.filter(named, ocpp_version="1.6").values_list(
+        "charge_point_id", "charge_point__charge_point_id", "status"
+    )
+    ours = [status for owner, _, status in sessions if owner == charge_point.pk]
+    if TransactionStatus.ACTIVE in ours:
+        return []
+    identity = charge_point.charge_point_id
+    if ours:
+        verdict = f"of {identity} has ended for the CSMS"
+    elif others := sorted({other for owner, other, _ in sessions if owner != charge_point.pk}):
+        verdict = f"is a session of {', '.join(others)}, not of {identity}"
+    else:
+        verdict = "is not known to the CSMS"
+    return [f"Transaction {transaction_id} {verdict}; the charger answers Rejected if it has no such transaction open."]
+
+
 def _token_warnings(id_tag: str, token_type: str, consequence: str) -> list[str]:
     if token_type == "NoAuthorization":
         return []

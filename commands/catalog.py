@@ -6,6 +6,7 @@ schema bundled with the ``ocpp`` package before anything is sent.
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from commands import body_rules
@@ -88,6 +89,27 @@ def answer_statuses(command: str, payload: dict[str, Any], *, snake_case: bool =
         for item in (items if isinstance(items, list) else [])
         if isinstance(item, dict) and isinstance(item.get(status_key), str)
     }
+
+
+# Integer fields the API shows as text elsewhere, taken as a client read them there: 1.6
+# RemoteStopTransaction's transactionId is a session's ``transaction_id`` in /api/v1/transactions
+# (``"7"``: the id the charger uses, text in both versions).
+_INTEGERS_SHOWN_AS_TEXT: dict[tuple[str, str], tuple[str, ...]] = {
+    ("1.6", "RemoteStopTransaction"): ("transaction_id",),
+}
+_DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
+
+
+def body_coerced(version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` (snake_case) with a string of ASCII digits given for an integer field the API shows
+    as text elsewhere (``_INTEGERS_SHOWN_AS_TEXT``) as that integer, whose range ``validate_body``
+    checks as any other's; the same object when nothing changes."""
+    coerced = {
+        name: int(body[name])
+        for name in _INTEGERS_SHOWN_AS_TEXT.get((version, action), ())
+        if isinstance(body.get(name), str) and _DIGITS.fullmatch(body[name])
+    }
+    return {**body, **coerced} if coerced else body
 
 
 def ocpp_action(command: str) -> str:

@@ -106,8 +106,9 @@ class CommandSchema(AutoSchema):
             f"snake_case. The body holds the `{action}` request fields in snake_case"
             + (" and `charge_point_id`." if "charge_point_id" not in self.path else ".")
             + " Any answer may carry `warnings`, a list of sentences about what was sent anyway"
-            " (a remote start for an id tag the CSMS does not know or would not accept; a charging"
-            " profile that replaces an installed one)."
+            " (a remote start for an id tag the CSMS does not know or would not accept; a 1.6 remote stop"
+            " for a transaction id of no active session of the charger; a charging profile that replaces an"
+            " installed one)."
         )
 
     def get_operation_id(self) -> str:
@@ -159,7 +160,7 @@ class OcppCommandView(APIView):
             raise self._after_the_key_checked(
                 request, ApiError(400, "ValidationError", "The body must be a JSON object.", details={})
             )
-        body = dict(body)
+        body = catalog.body_coerced(self.ocpp_version, catalog.ocpp_action(self.command), dict(body))
         body_id = body.pop("charge_point_id", None)
         problem = _charge_point_id_problem(charge_point_id, body_id)
         if problem:

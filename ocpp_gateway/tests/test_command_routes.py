@@ -47,8 +47,8 @@ def test_every_command_whose_answer_changes_charger_state_has_an_answer_handler(
 @pytest.mark.parametrize("version", sorted(ROUTERS))
 def test_each_version_s_routes_are_installed_at_start(version):
     assert routes.command_routes(version) == version_routes(ROUTERS[version])
-    remote_start = "RemoteStartTransaction" if version == "1.6" else "RequestStartTransaction"
-    assert set(routes.command_routes(version).request_checks) == {"SetChargingProfile", remote_start}
+    remote = {"RemoteStartTransaction", "RemoteStopTransaction"} if version == "1.6" else {"RequestStartTransaction"}
+    assert set(routes.command_routes(version).request_checks) == {"SetChargingProfile", *remote}
 
 
 def test_an_action_handled_twice_is_refused():

@@ -1,6 +1,6 @@
 """OCPP 1.6 remote control (Core profile, as 2.0.1's Remote Control block): the warnings about a
-RemoteStartTransaction before it is sent (a session it starts arrives as StartTransaction,
-``transactions.py``)."""
+RemoteStartTransaction or RemoteStopTransaction before it is sent (a session it starts arrives as
+StartTransaction, one it stops as StopTransaction, ``transactions.py``)."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ class RemoteControlHandlers:
     @request_check(Action.remote_start_transaction)
     def remote_start_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
         return selectors.remote_start_token_warnings(id_tag=body["id_tag"], token_type="")
+
+    @staticmethod
+    @request_check(Action.remote_stop_transaction)
+    def remote_stop_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return selectors.remote_stop_warnings(charge_point=charge_point, transaction_id=body["transaction_id"])
