@@ -8,8 +8,11 @@ Each rule names the section it implements. Bodies are the API's (snake_case), al
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
+
+from django.utils import timezone
 
 from commands import charger_passwords
 from kernel.timestamps import parse_ocpp_time
@@ -95,8 +98,72 @@ def _unlock(*targets: str) -> Callable[[dict[str, Any]], Refusals]:
 
 
 def _change_configuration(body: dict[str, Any]) -> Refusals:
-    """A charger's password (``charger_passwords``) it and the CSMS can use."""
-    return charger_passwords.password_refusals("1.6", body)
+    """A charger's password (``charger_passwords``) it and the CSMS can use; a standard integer key's
+    value a whole number (``_standard_integer_refusals``)."""
+    return charger_passwords.password_refusals("1.6", body) or _standard_integer_refusals(body)
+
+
+# The 1.6 standard configuration keys of type integer (§9.1 Core, §9.2 Local Auth List Management,
+# §9.4 Smart Charging; the Security whitepaper's), case-folded: OCPP's key names are matched so here.
+_STANDARD_INTEGER_KEYS = frozenset(
+    key.casefold()
+    for key in (
+        "ClockAlignedDataInterval",
+        "ConnectionTimeOut",
+        "ConnectorPhaseRotationMaxLength",
+        "GetConfigurationMaxKeys",
+        "HeartbeatInterval",
+        "LightIntensity",
+        "MaxEnergyOnInvalidId",
+        "MeterValuesAlignedDataMaxLength",
+        "MeterValuesSampledDataMaxLength",
+        "MeterValueSampleInterval",
+        "MinimumStatusDuration",
+        "NumberOfConnectors",
+        "ResetRetries",
+        "StopTxnAlignedDataMaxLength",
+        "StopTxnSampledDataMaxLength",
+        "SupportedFeatureProfilesMaxLength",
+        "TransactionMessageAttempts",
+        "TransactionMessageRetryInterval",
+        "WebSocketPingInterval",
+        "LocalAuthListMaxLength",
+        "SendLocalListMaxLength",
+        "ChargeProfileMaxStackLevel",
+        "ChargingScheduleMaxPeriods",
+        "MaxChargingProfilesInstalled",
+        "CertificateSignedMaxChainSize",
+        "CertificateStoreMaxLength",
+        "SecurityProfile",
+    )
+)
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
+_INT32_MAX = 2**31 - 1
+
+
+def _standard_integer_refusals(body: dict[str, Any]) -> Refusals:
+    """1.6 §9: a standard key of type integer (``_STANDARD_INTEGER_KEYS``; seconds, counts, Wh, %)
+    takes a whole number from 0 to 2^31 - 1 written in decimal digits: ``"abc"`` or ``"-5"`` would be
+    refused by the charger, or taken and then kept as the key's value."""
+    key, value = str(body.get("key", "")), str(body.get("value", ""))
+    if key.casefold() not in _STANDARD_INTEGER_KEYS:
+        return {}
+    if _WHOLE_NUMBER.fullmatch(value) and int(value) <= _INT32_MAX:
+        return {}
+    return {"value": [f"{key} is an integer key: its value is a whole number from 0 to {_INT32_MAX}."]}
+
+
+def _reserve_now(expiry_field: str) -> Callable[[dict[str, Any]], Refusals]:
+    """1.6 §5.13 / 2.0.1 H01: a reservation lasts until ``expiry_field``, which must be to come: one
+    already past would have expired before the charger got it."""
+
+    def check(body: dict[str, Any]) -> Refusals:
+        expiry = parse_ocpp_time(body.get(expiry_field))
+        if expiry is not None and expiry <= timezone.now():
+            return {expiry_field: ["Must be in the future: the reservation would have expired already."]}
+        return {}
+
+    return check
 
 
 def _set_variables(body: dict[str, Any]) -> Refusals:
@@ -119,8 +186,9 @@ def _set_variables(body: dict[str, Any]) -> Refusals:
 
 def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[[dict[str, Any]], Refusals]:
     """1.6 §3.13 / §5.16 and 2.0.1 K01: a station maximum profile on connector/EVSE 0 only, a TxProfile
-    on a connector/EVSE only (> 0); a schedule's periods begin at 0 s and go forward in time
-    (startPeriod, s from the schedule's start); a validity that ends after it begins."""
+    on a connector/EVSE only (> 0), a transaction id in a TxProfile only (1.6 §7.8 ChargingProfile,
+    2.0.1 ChargingProfileType); a schedule's periods begin at 0 s and go forward in time (startPeriod,
+    s from the schedule's start); a validity that ends after it begins."""
 
     def check(body: dict[str, Any]) -> Refusals:
         found: Refusals = {}
@@ -132,6 +200,8 @@ def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[
             found[target] = [f"A {station_max} is set on {target} 0 (the whole station)."]
         if purpose == "TxProfile" and where == 0:
             found[target] = ["A TxProfile is set on a connector or EVSE (greater than 0), where its transaction is."]
+        if "transaction_id" in profile and purpose != "TxProfile":
+            found[f"{profile_field}.transaction_id"] = [f"Only a TxProfile names a transaction, not a {purpose}."]
         valid_from, valid_to = (parse_ocpp_time(profile.get(name)) for name in ("valid_from", "valid_to"))
         if valid_from is not None and valid_to is not None and valid_to <= valid_from:
             found[f"{profile_field}.valid_to"] = ["Must be after valid_from."]
@@ -207,4 +277,6 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "GetLog"): _time_window("log", "oldest_timestamp", "latest_timestamp"),
     ("2.0.1", "RequestStopTransaction"): _request_stop,
     ("2.0.1", "TriggerMessage"): _trigger201,
+    ("1.6", "ReserveNow"): _reserve_now("expiry_date"),
+    ("2.0.1", "ReserveNow"): _reserve_now("expiry_date_time"),
 }

@@ -27,7 +27,7 @@ async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphn
     async with ocpp_charger(daphne, "2.0.1", "CP-RES", client_class=V201Charger):
         reserve = {
             "id": 3,
-            "expiry_date_time": "2026-05-01T12:00:00Z",
+            "expiry_date_time": "2031-05-01T12:00:00Z",
             "evse_id": 1,
             "id_token": {"id_token": "RFID-1", "type": "ISO14443"},
         }
@@ -37,7 +37,7 @@ async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphn
         assert status == 200
         reservation = await Reservation.objects.aget(reservation_id=3)
         assert (reservation.status, reservation.evse_id, reservation.id_tag) == (ReservationStatus.ACTIVE, 1, "RFID-1")
-        assert reservation.expiry_date.isoformat() == "2026-05-01T12:00:00+00:00"
+        assert reservation.expiry_date.isoformat() == "2031-05-01T12:00:00+00:00"
 
         status, _ = await ahttp(
             f"{api_daphne.http_url}/api/v1/ocpp201/CP-RES/cancel_reservation",

@@ -5,9 +5,11 @@ the CSMS cannot apply to its own state is still completed (in-process API client
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from commands import selectors
 from commands.models import Command, CommandState
+from configuration.models import ConfigurationKey, LearnedFrom
 from ocpp_gateway.tests.test_command_routes import answered
 
 pytestmark = pytest.mark.django_db
@@ -182,6 +184,53 @@ LOG = {"remote_location": "https://logs.example/upload"}
             },
             "cs_charging_profiles.valid_to",
         ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {
+                "connector_id": 1,
+                "cs_charging_profiles": {
+                    **PROFILE,
+                    "charging_profile_purpose": "TxDefaultProfile",
+                    "transaction_id": 5,
+                },
+            },
+            "cs_charging_profiles.transaction_id",  # 1.6 §7.8: only a TxProfile names a transaction
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": {
+                    "id": 1,
+                    "stack_level": 0,
+                    "charging_profile_purpose": "TxDefaultProfile",
+                    "charging_profile_kind": "Absolute",
+                    "transaction_id": "tx-1",
+                    "charging_schedule": [
+                        {
+                            "id": 1,
+                            "charging_rate_unit": "A",
+                            "charging_schedule_period": [{"start_period": 0, "limit": 16}],
+                        }
+                    ],
+                },
+            },
+            "charging_profile.transaction_id",
+        ),
+        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2020-01-01T00:00:00Z"}, "expiry_date"),  # past
+        (
+            "2.0.1",
+            "reserve_now",
+            {"id": 3, "expiry_date_time": "2020-01-01T00:00:00Z", "id_token": TOKEN},
+            "expiry_date_time",
+        ),
+        ("1.6", "change_configuration", {"key": "HeartbeatInterval", "value": "abc"}, "value"),
+        ("1.6", "change_configuration", {"key": "MeterValueSampleInterval", "value": "-5"}, "value"),
+        ("1.6", "change_configuration", {"key": "connectiontimeout", "value": "1.5"}, "value"),
+        ("1.6", "change_configuration", {"key": "ResetRetries", "value": ""}, "value"),
+        ("1.6", "change_configuration", {"key": "WebSocketPingInterval", "value": str(2**31)}, "value"),
     ],
 )
 def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_nothing_is_sent(
@@ -276,3 +325,39 @@ def test_a_full_local_list_of_version_0_without_entries_clears_the_list_and_is_s
     register_charge_point("CP-1", ocpp_version="1.6")
     body = {"list_version": 0, "update_type": "Full"}
     assert api_client.post("/api/v1/ocpp16/CP-1/send_local_list", body, format="json").json()["error"] == "NotConnected"
+
+
+@pytest.mark.parametrize(
+    ("command", "body"),
+    [
+        ("change_configuration", {"key": "HeartbeatInterval", "value": "0"}),
+        ("change_configuration", {"key": "MeterValueSampleInterval", "value": str(2**31 - 1)}),
+        ("change_configuration", {"key": "VendorCounter", "value": "-5"}),  # not a standard key
+        ("change_configuration", {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register"}),
+        ("reserve_now", RESERVE16),
+        ("set_charging_profile", {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "transaction_id": 5}}),
+    ],
+)
+def test_a_1_6_body_within_those_rules_is_recorded_and_sent(api_client, register_charge_point, command, body):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post(f"/api/v1/ocpp16/CP-1/{command}", body, format="json")
+    assert response.json()["error"] == "NotConnected"  # recorded, then not sent: the charger is away
+    assert Command.objects.count() == 1
+
+
+def test_a_negative_value_of_a_standard_integer_key_is_refused_and_not_stored(api_client, register_charge_point):
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    stored = ConfigurationKey.objects.create(
+        charge_point=charge_point,
+        key="MeterValueSampleInterval",
+        value="60",
+        readonly=False,
+        learned_from=LearnedFrom.GET_CONFIGURATION,
+        learned_at=timezone.now(),
+    )
+    change = {"keys": [{"key": "MeterValueSampleInterval", "value": "-5"}]}
+    response = api_client.patch("/api/v1/chargepoints/CP-1/configuration", change, format="json")
+    assert (response.status_code, list(response.json()["details"])) == (400, ["value"])
+    stored.refresh_from_db()
+    assert (stored.value, stored.pending_value) == ("60", None)
+    assert not Command.objects.exists()

@@ -70,9 +70,9 @@ V16_CASES = [
     ),
     (
         "reserve_now",
-        {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
+        {"connector_id": 1, "expiry_date": "2031-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
         "ReserveNow",
-        {"connector_id": 1, "expiry_date": "2026-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
+        {"connector_id": 1, "expiry_date": "2031-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 7},
         409,
         {"error": "Occupied"},
     ),
@@ -153,7 +153,7 @@ V201_CASES = [
     ("trigger_message", {"requested_message": "Heartbeat"}, "TriggerMessage", {"status": "Accepted"}),
     (
         "reserve_now",
-        {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "id_token": {"id_token": "RFID-1", "type": "ISO14443"}},
+        {"id": 3, "expiry_date_time": "2031-05-01T12:00:00Z", "id_token": {"id_token": "RFID-1", "type": "ISO14443"}},
         "ReserveNow",
         {"status": "Accepted"},
     ),

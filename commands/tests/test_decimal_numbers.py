@@ -82,7 +82,7 @@ CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "get_composite_schedule": {"duration": 3600, "evse_id": 1},
         "reset": {"type": "Immediate"},
         "trigger_message": {"requested_message": "Heartbeat"},
-        "reserve_now": {"id": 3, "expiry_date_time": "2026-05-01T12:00:00Z", "id_token": ID_TOKEN},
+        "reserve_now": {"id": 3, "expiry_date_time": "2031-05-01T12:00:00Z", "id_token": ID_TOKEN},
         "cancel_reservation": {"reservation_id": 3},
         "get_variables": {
             "get_variable_data": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]
@@ -103,7 +103,7 @@ CUSTOM_DATA_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "get_log": {"log_type": "DiagnosticsLog", "request_id": 1, "log": {"remote_location": "ftp://example.com/"}},
         "update_firmware": {
             "request_id": 1,
-            "firmware": {"location": "https://example.com/fw.bin", "retrieve_date_time": "2026-05-01T12:00:00Z"},
+            "firmware": {"location": "https://example.com/fw.bin", "retrieve_date_time": "2031-05-01T12:00:00Z"},
         },
         "send_local_list": {"version_number": 2, "update_type": "Full"},
         "get_local_list_version": {},
