@@ -23,6 +23,7 @@ from webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
     WebhookSubscription,
+    event_types_once,
     event_types_validate,
 )
 from webhooks.services import webhook_delivery_resend, webhook_subscription_unwanted_dropped
@@ -52,6 +53,9 @@ class EventTypesField(forms.MultipleChoiceField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=[(name, name) for name in EventType.values], **kwargs)
+
+    def to_python(self, value: Any) -> list[str]:
+        return event_types_once(super().to_python(value))
 
     def validate(self, value: Any) -> None:
         event_types_validate(value)  # instead of the field's own checks, which would answer first

@@ -37,6 +37,12 @@ def event_types_validate(events: object) -> None:
         )
 
 
+def event_types_once(events: list[str]) -> list[str]:
+    """``events`` with each name once, in the order first given (a subscription is sent an event
+    once however often it names its type: stored once, it reads as it works)."""
+    return list(dict.fromkeys(events))
+
+
 class WebhookSubscription(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     url = models.URLField(max_length=2000)

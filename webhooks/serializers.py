@@ -6,15 +6,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from kernel.serializers import UnknownFieldsRefused
-from webhooks.models import EventType, WebhookSubscription, event_types_validate
+from webhooks.models import EventType, WebhookSubscription, event_types_once, event_types_validate
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string", "enum": EventType.values}, "minItems": 1})
 class EventTypesField(serializers.ListField):
-    """A subscription's event types, checked by the rule the admin form applies too."""
+    """A subscription's event types, checked by the rule the admin form applies too; each kept once."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(child=serializers.CharField(), validators=[event_types_validate], **kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return event_types_once(super().to_internal_value(data))
 
 
 class WebhookSubscriptionSerializer(UnknownFieldsRefused, serializers.ModelSerializer):

@@ -169,6 +169,12 @@ def test_a_subscription_added_in_the_admin_keeps_the_checked_events(superuser):
     assert "charge_point.offline, transaction.ended" in response.content.decode()  # the list's events column
 
 
+def test_an_event_posted_twice_in_the_admin_is_kept_once(superuser):
+    events = ["transaction.ended", "charge_point.offline", "transaction.ended"]
+    superuser.post(f"{SUBSCRIPTIONS}add/", subscription_form(events=events))
+    assert WebhookSubscription.objects.get().events == ["transaction.ended", "charge_point.offline"]
+
+
 def form_errors(response) -> list[str]:
     return response.context["adminform"].form.errors.get("events", [])
 

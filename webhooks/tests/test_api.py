@@ -1,6 +1,6 @@
 import pytest
 
-from webhooks.models import EventType, WebhookDelivery
+from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 from webhooks.services import webhook_event_emit
 
 pytestmark = pytest.mark.django_db
@@ -29,6 +29,17 @@ def test_unknown_event_types_are_a_400(api_client):
     response = api_client.post("/api/v1/webhooks/", {"url": "https://example.com/h", "events": ["nope"]}, format="json")
     assert response.status_code == 400
     assert "events" in response.json()["details"]
+
+
+def test_an_event_type_named_twice_is_stored_once_in_the_order_first_given(api_client, settings):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    events = ["charge_point.online", "command.completed", "charge_point.online"]
+    created = api_client.post("/api/v1/webhooks/", {"url": "http://127.0.0.1:9/h", "events": events}, format="json")
+    assert (created.status_code, created.json()["events"]) == (201, ["charge_point.online", "command.completed"])
+    url = f"/api/v1/webhooks/{created.json()['id']}"
+    changed = api_client.patch(url, {"events": ["command.completed", "command.completed"]}, format="json")
+    assert changed.json()["events"] == ["command.completed"]
+    assert WebhookSubscription.objects.get().events == ["command.completed"]
 
 
 def test_a_deactivated_subscription_s_pending_deliveries_fail_instead_of_being_retried(api_client, settings):
