@@ -1,5 +1,5 @@
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from kernel.api_keys import api_key_revoke
@@ -16,6 +16,22 @@ def test_create_api_key_prints_the_key_as_the_last_line_and_stores_only_its_hash
     assert key not in (record.key_hash, record.prefix)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert client.get("/api/v1/chargepoints/").status_code == 200
+
+
+@pytest.mark.parametrize("days", ["0", "-1", "99999999"])
+def test_create_api_key_refuses_an_expiry_already_past_or_beyond_the_calendar(days):
+    with pytest.raises(CommandError, match="--expires-in-days"):
+        call_command("create_api_key", "integration", "--expires-in-days", days)
+    assert not ApiKey.objects.exists()
+
+
+def test_create_api_key_with_an_expiry_makes_a_key_that_works_until_then(capsys):
+    call_command("create_api_key", "integration", "--expires-in-days", "1")
+    record = ApiKey.objects.get()
+    assert record.expires_at is not None and record.expires_at > record.created_at
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {capsys.readouterr().out.strip().splitlines()[-1]}")
     assert client.get("/api/v1/chargepoints/").status_code == 200
 
 

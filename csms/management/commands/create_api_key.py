@@ -1,7 +1,7 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from kernel.api_keys import api_key_create
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--expires-in-days", type=int, help="Refused after this many days.")
 
     def handle(self, *args: Any, name: str, read_only: bool, expires_in_days: int | None, **options: Any) -> None:
-        expires_at = timezone.now() + timedelta(days=expires_in_days) if expires_in_days is not None else None
+        expires_at = _expiry(expires_in_days) if expires_in_days is not None else None
         scope = ApiKeyScope.READ_ONLY if read_only else ApiKeyScope.FULL
         record, key = api_key_create(name=name, scope=scope, expires_at=expires_at)
         expiry = f", expires {record.expires_at:%Y-%m-%dT%H:%M:%SZ}" if record.expires_at else ""
@@ -28,3 +28,17 @@ class Command(BaseCommand):
             " Store it now; it is not shown again."
         )
         self.stdout.write(key)
+
+
+def _expiry(days: int) -> datetime:
+    """When a key made now for ``days`` days expires; a CommandError for a key that would be expired
+    already (0 days or fewer) or one beyond the last date a time can hold."""
+    if days < 1:
+        raise CommandError(
+            f"--expires-in-days must be 1 or more, not {days}: the key would be expired already."
+            " Leave it out for a key that does not expire."
+        )
+    try:
+        return timezone.now() + timedelta(days=days)
+    except OverflowError:
+        raise CommandError(f"--expires-in-days {days} is beyond the year 9999; leave it out instead.") from None
