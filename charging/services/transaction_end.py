@@ -186,7 +186,8 @@ def transaction_finish(
 
     An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
     its duration counts as 0 s. A session ended before (a late event, a stop after the CSMS closed
-    it) is ``repriced``: billing keeps the tariff that priced it.
+    it) is ``repriced``: billing keeps the tariff that priced it and sends its record again;
+    ``transaction.ended`` was sent at the first end and is not sent again (README, "Webhooks").
     """
     repriced = session.status == TransactionStatus.ENDED
     session.status = TransactionStatus.ENDED
@@ -234,7 +235,8 @@ def transaction_finish(
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         anomaly_flag(session, Anomaly.MISSING_READINGS)
     transaction_save_changes(session, may_gather=True)  # read back only through model_rows, which writes it first
-    if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):  # its data built only then
+    # Sent at the first end only; its data built only for a subscriber.
+    if not repriced and webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):
         webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
     for _receiver, cost in transaction_ended.send(sender=Transaction, transaction=session, repriced=repriced):

@@ -250,6 +250,26 @@ def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(reg
     assert session.billing_record.energy_wh == Decimal(3000)
 
 
+def test_a_late_stop_after_the_csms_close_sends_the_billing_record_again_but_not_the_end(register_charge_point):
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_subscription_create
+
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(
+            url="http://127.0.0.1:9/hooks", events=["transaction.ended", "billing_record.created"]
+        )
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=timezone.now())
+    session.charge_point.refresh_from_db()
+    transactions_close_after_reboot(
+        charge_point=session.charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=40)
+    )
+    stop(charge_point_id, str(session.pk), 4000, reason="PowerLoss")
+    events = list(WebhookDelivery.objects.order_by("created_at").values_list("event_type", flat=True))
+    assert events == ["transaction.ended", "billing_record.created", "billing_record.created"]
+
+
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     Tariff.objects.create(
