@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from django.test import override_settings
+
+from sites.engine import site_apply
 from sites.models import Site, SiteMember
+from webhooks.models import WebhookDelivery
+from webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +136,14 @@ def test_currents_above_what_the_site_gives_one_charger_are_refused(api_client, 
     assert response.status_code == 400, response.json()
     assert named in response.json()["details"]
     assert not Site.objects.exists()
+
+
+def test_the_allocation_webhook_writes_currents_as_the_allocation_history_does(api_client):
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["site.allocation_changed"])
+    site = Site.objects.create(name="Depot", phases=1, capacity_a=32)  # no session: a sum of 0 A
+    site_apply(site_id=site.pk)
+    [history] = api_client.get(f"/api/v1/sites/{site.pk}/allocation/").json()["history"]
+    data = json.loads(WebhookDelivery.objects.get().body)["data"]
+    assert (data["capacity_a"], data["limits_sum_a"]) == (history["capacity_a"], history["limits_sum_a"])
+    assert history["limits_sum_a"] == "0.0"
