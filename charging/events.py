@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from charging.models import Transaction
+from charging.models import Transaction, TransactionStatus
 from kernel.serializers import wh_number
 from webhooks.models import EventType
 from webhooks.services import iso_utc
 
 
 def transaction_event(session: Transaction) -> dict[str, Any]:
-    """transaction.started / .ended: the session as it stands (energy in Wh)."""
+    """transaction.started / .ended: the session as it stands. ``id_tag`` null when none came (a
+    2.0.1 start without idToken); ``energy_wh`` (Wh) null until the session has ended, in both
+    versions (a 2.0.1 Started's Transaction.Begin reading gives 0 so far, a 1.6 start none)."""
     return {
         "transaction_id": session.pk,
         "ocpp_transaction_id": session.ocpp_id,
         "charge_point_id": session.charge_point.charge_point_id,
         "evse_id": session.evse_id,
         "connector_id": session.connector_id,
-        "id_tag": session.id_tag,
+        "id_tag": session.id_tag or None,
         "status": session.status,
         "started_at": iso_utc(session.started_at),
         "stopped_at": iso_utc(session.stopped_at) if session.stopped_at else None,
         "stop_reason": session.stop_reason or None,
-        "energy_wh": wh_number(session.energy_wh),
+        "energy_wh": wh_number(session.energy_wh) if session.status == TransactionStatus.ENDED else None,
         "anomalies": session.anomalies,
     }
 

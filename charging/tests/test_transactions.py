@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -349,6 +350,23 @@ def v201_start(charge_point_id: str, transaction_id: str, seq_no: int, at: datet
             **extra,
         )
     )
+
+
+def test_a_start_without_an_id_tag_or_energy_so_far_announces_them_as_null_in_both_versions(register_charge_point):
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_subscription_create
+
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["transaction.started"])
+    start_v16(new_charger(register_charge_point))
+    begin = SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")
+    v201_start(new_charger(register_charge_point, "2.0.1"), "TX-N", 0, T0, authorize=False, samples=[begin])
+    v16, v201 = (
+        json.loads(body)["data"]
+        for body in WebhookDelivery.objects.order_by("created_at").values_list("body", flat=True)
+    )
+    assert (v16["id_tag"], v16["energy_wh"]) == ("TAG", None)
+    assert (v201["id_tag"], v201["energy_wh"]) == (None, None)
 
 
 def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charge_point):
