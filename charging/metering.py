@@ -36,9 +36,12 @@ MAX_VALUE = Decimal(10) ** 15
 _MAX_DIGITS = 18
 _MIN_DIGITS = 30
 _MAX_TEXT = 64
-# Registers reported with less resolution than the meter start (e.g. "12.3" kWh after a meterStart
-# of 12345 Wh) step back by less than this; that is rounding, not a meter going backwards.
+# A register steps back by less than the coarser resolution of two readings (e.g. "12.3" kWh, 100 Wh,
+# after a meterStart of 12345 Wh): rounding, not a meter going backwards. This is the coarsest
+# resolution taken (a kWh-rounded register's), and that of a reading whose text is not known.
 REGISTER_RESOLUTION_WH = Decimal(1000)
+# A 1.6 meterStart or meterStop is an integer in Wh (OCPP 1.6 §6.45 StartTransaction.req, §6.49 StopTransaction.req).
+METER_START_STOP_RESOLUTION_WH = Decimal(1)
 # Phases whose values add up to the total (line-to-neutral readings of a 3-phase meter).
 _ADDITIVE_PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 _CONTEXT_ORDER = {"Transaction.Begin": 0, "Transaction.End": 2}
@@ -133,11 +136,18 @@ class Sampled(Protocol):
     def context(self) -> str: ...
     @property
     def location(self) -> str: ...
+    @property
+    def raw_value(self) -> str: ...
+    @property
+    def unit(self) -> str: ...
+    @property
+    def multiplier(self) -> int: ...
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A sampled value, normalised (``value`` in the base unit, None if unreadable)."""
+    """A sampled value, normalised (``value`` in the base unit, None if unreadable), with the text,
+    unit and multiplier it was sent in (its resolution; none known: ``REGISTER_RESOLUTION_WH``)."""
 
     timestamp: datetime
     measurand: str
@@ -145,6 +155,9 @@ class Sample:
     phase: str = ""
     context: str = ""
     location: str = ""
+    raw_value: str = ""
+    unit: str = "Wh"
+    multiplier: int = 0
 
     @classmethod
     def of(cls, row: Any) -> Sample:
@@ -156,24 +169,49 @@ class Sample:
             phase=row.phase,
             context=row.context,
             location=row.location,
+            raw_value=row.raw_value,
+            unit=row.unit,
+            multiplier=row.multiplier,
         )
 
 
 @dataclass(frozen=True)
 class Reading:
-    """One energy register reading in Wh."""
+    """One energy register reading in Wh; ``resolution_wh``: the step of its last digit, in Wh."""
 
     at: datetime
     wh: Decimal
     context: str = ""
+    resolution_wh: Decimal = REGISTER_RESOLUTION_WH
 
     @property
     def order(self) -> tuple[datetime, int]:
         return self.at, _CONTEXT_ORDER.get(self.context, 1)
 
 
+def register_resolution(raw_value: str, unit: str, multiplier: int) -> Decimal:
+    """The step of a register reading's last digit as sent, in Wh: ``"900"`` Wh 1, ``"900.5"`` Wh
+    0.1, ``"0.9"`` kWh 100, ``"12"`` kWh 1000. At most ``REGISTER_RESOLUTION_WH``, which a text that
+    is no number also gets."""
+    value = parse_decimal(raw_value)
+    if value is None:
+        return REGISTER_RESOLUTION_WH
+    step = normalise(Decimal(1).scaleb(int(value.as_tuple().exponent)), unit, multiplier)
+    return REGISTER_RESOLUTION_WH if step is None else min(step, REGISTER_RESOLUTION_WH)
+
+
+def meter_bound_reading(at: datetime, wh: Decimal, context: str, readings: Sequence[Reading]) -> Reading:
+    """A session's meter start or stop (``wh``) as a reading: with the resolution of the register
+    reading among ``readings`` it was taken from (one of the same value: a 2.0.1 Begin, End, first or
+    last reading), else that of a 1.6 meterStart or meterStop (``METER_START_STOP_RESOLUTION_WH``)."""
+    taken_from = next((reading for reading in readings if reading.wh == wh), None)
+    resolution = METER_START_STOP_RESOLUTION_WH if taken_from is None else taken_from.resolution_wh
+    return Reading(at, wh, context, resolution)
+
+
 def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
-    """The energy register readings among ``samples``, one per (time, context), in order.
+    """The energy register readings among ``samples``, one per (time, context), in order, each
+    with its resolution (``register_resolution``; a sum of phases: its coarsest phase's).
 
     Phase normalisation: a reading without a phase is the meter's total and wins; otherwise
     the line phases (L1, L2, L3 or L1-N, ...) of the same instant add up to the total.
@@ -186,21 +224,24 @@ def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
         if only.location in ("", "Outlet", "Inlet") and (not only.phase or only.phase in _ADDITIVE_PHASES):
             assert only.value is not None  # a line phase alone is its total, summed as below
             wh = only.value if not only.phase else sum((only.value,), Decimal(0))
-            return [Reading(at=only.timestamp, wh=wh, context=only.context)]
+            resolution = register_resolution(only.raw_value, only.unit, only.multiplier)
+            return [Reading(at=only.timestamp, wh=wh, context=only.context, resolution_wh=resolution)]
         return []
     preferred = [s for s in register if s.location in ("", "Outlet")] or [s for s in register if s.location == "Inlet"]
-    totals: dict[tuple[datetime, str], Decimal] = {}
-    phases: dict[tuple[datetime, str], dict[str, Decimal]] = defaultdict(dict)
+    totals: dict[tuple[datetime, str], tuple[Decimal, Decimal]] = {}  # -> (Wh, resolution)
+    phases: dict[tuple[datetime, str], dict[str, tuple[Decimal, Decimal]]] = defaultdict(dict)
     for sample in preferred:
         key = (sample.timestamp, sample.context)
         assert sample.value is not None
+        read = (sample.value, register_resolution(sample.raw_value, sample.unit, sample.multiplier))
         if not sample.phase:
-            totals[key] = sample.value
+            totals[key] = read
         elif sample.phase in _ADDITIVE_PHASES:
-            phases[key][_ADDITIVE_PHASES[sample.phase]] = sample.value
+            phases[key][_ADDITIVE_PHASES[sample.phase]] = read
     for key, by_phase in phases.items():
-        totals.setdefault(key, sum(by_phase.values(), Decimal(0)))
-    readings = [Reading(at=at, wh=wh, context=context) for (at, context), wh in totals.items()]
+        summed = sum((wh for wh, _ in by_phase.values()), Decimal(0))
+        totals.setdefault(key, (summed, max(resolution for _, resolution in by_phase.values())))
+    readings = [Reading(at, wh, context, resolution) for (at, context), (wh, resolution) in totals.items()]
     return sorted(readings, key=lambda reading: reading.order)
 
 
@@ -213,17 +254,17 @@ class EnergyResult:
 def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tolerance_wh: Decimal) -> EnergyResult:
     """The energy of a session from its register readings (baseline first, meter stop last).
 
-    A step is plausible when it is at most what ``max_power_w`` delivers in the time between
-    the two readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters). When every step
-    is plausible and none goes back by more than the register's resolution, the energy is the
-    last reading minus the first. Otherwise only the forward, plausible steps count and the
-    session is flagged. Readings below the register's last good one are a glitch when a later one
-    is back where the register was (the steps are counted past them, so garbled ``0`` readings do not
-    bill the meter's lifetime), a reset when they climb from there without coming back (counting goes
-    on from the reset). A jump that the next reading falls back under, to where the register was
-    before it, was a glitch too: an implausible one is never counted, a plausible one is taken
-    back when the register, back under it, is not below where it was before it (a reset goes lower).
-    The result is never negative.
+    A step is plausible when it is at most what ``max_power_w`` delivers in the time between the two
+    readings plus ``jump_tolerance_wh`` (clock jitter, coarse meters). When every step is plausible and
+    none goes back by the register's resolution or more (the coarser of its two readings',
+    ``_resolution``), the energy is the last reading minus the first. Otherwise only the forward,
+    plausible steps count and the session is flagged. Readings below the register's last good one are a
+    glitch when a later one is back where the register was (the steps are counted past them, so garbled
+    ``0`` readings do not bill the meter's lifetime), a reset when they climb from there without coming
+    back (counting goes on from the reset). A jump that the next reading falls back under, to where the
+    register was before it, was a glitch too: an implausible one is never counted, a plausible one is
+    taken back when the register, back under it, is not below where it was before it (a reset goes
+    lower). The result is never negative.
     """
     anomalies: list[str] = []
     counted = Decimal(0)
@@ -233,7 +274,7 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     last_step: tuple[Reading, Decimal] | None = None  # the last step counted: from where, how much
     for reading in readings[1:]:
         if dip is not None:
-            if _back_after_dip(base.wh, dip.wh, reading.wh):
+            if _back_after_dip(base, dip, reading):
                 dip = None  # a glitch, one reading or several: count on from where the register was
             elif reading.wh <= dip.wh:
                 continue  # still at the dip: a glitch that lasts, or a reset not climbing yet
@@ -243,12 +284,12 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
                 counted -= spike
             else:
                 base, dip = dip, None  # climbing from the dip, not back: the register was reset there
-        elif spiked_from is not None and spiked_from.wh - REGISTER_RESOLUTION_WH < reading.wh < base.wh:
+        elif spiked_from is not None and spiked_from.wh - _resolution(spiked_from, reading) < reading.wh < base.wh:
             base = spiked_from  # back under a jump, where the register was before it: the jump was a glitch
         spiked_from = None
         step = reading.wh - base.wh
         hours = Decimal(max((reading.at - base.at).total_seconds(), 0)) / 3600
-        if step <= -REGISTER_RESOLUTION_WH:
+        if step <= -_resolution(base, reading):
             _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
             dip = reading
             continue
@@ -271,10 +312,15 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     return EnergyResult(counted, tuple(anomalies))
 
 
-def _back_after_dip(before: Decimal, dip: Decimal, after: Decimal) -> bool:
+def _resolution(one: Reading, other: Reading) -> Decimal:
+    """The resolution of a step between two readings: the coarser of theirs."""
+    return max(one.resolution_wh, other.resolution_wh)
+
+
+def _back_after_dip(before: Reading, dip: Reading, after: Reading) -> bool:
     """Whether the register, at ``before`` then ``dip``, is back where it was at ``after`` (within
     its resolution, and nearer ``before`` than ``dip``): the dip was a glitch, not a reset."""
-    return after > before - REGISTER_RESOLUTION_WH and before - after < after - dip
+    return after.wh > before.wh - _resolution(before, after) and before.wh - after.wh < after.wh - dip.wh
 
 
 def _add(anomalies: list[str], code: str) -> None:

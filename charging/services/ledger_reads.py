@@ -38,8 +38,8 @@ from charging.services.session_rows import named_by
 from kernel.plain_sql import array_text, bound_cursor
 from kernel.rows_ahead import RowsAhead, UnitKind
 
-# metering.Sample's fields, the columns a reading needs
-READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location")
+# metering.Sample's fields, the columns a reading needs (the last three: its resolution)
+READING_COLUMNS = ("timestamp", "measurand", "value", "phase", "context", "location", "raw_value", "unit", "multiplier")
 
 
 @dataclass(frozen=True)

@@ -438,8 +438,9 @@ def ledger_readings(session: Transaction) -> list[metering.Reading]:
     window = (session.started_at - _CLOCK_SLACK, end + _CLOCK_SLACK)
     readings = metering.register_readings(_register_samples(session, *window))
     if session.meter_start_wh is not None:  # it stands for every Begin reading (``samples_learned``)
+        start = metering.meter_bound_reading(session.started_at, session.meter_start_wh, "Transaction.Begin", readings)
         readings = [reading for reading in readings if reading.context != "Transaction.Begin"]
-        readings.insert(0, metering.Reading(session.started_at, session.meter_start_wh, "Transaction.Begin"))
+        readings.insert(0, start)
     return readings
 
 
@@ -454,7 +455,7 @@ def _as_stored(value: Decimal | None) -> Decimal | None:
 
 def _register_samples(session: Transaction, since: datetime, until: datetime) -> list[metering.Sample]:
     """The session's energy register samples stamped within [since, until], in the ledger's
-    order: on PostgreSQL one plain statement of the six columns a reading needs (every stop
+    order: on PostgreSQL one plain statement of the columns a reading needs (every stop
     reads them; issue 15), not model instances, or what its batch read with its other stops
     (``ledger_reads``), then the session's rows the group commit's batch
     gathered for its COPY (the stop's own readings, an earlier MeterValues): written after, so

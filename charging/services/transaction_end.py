@@ -217,8 +217,9 @@ def transaction_finish(
         session.meter_stop_wh = ends[-1].wh
     elif meter_stop_wh is not None:
         # It stands for the End readings sent beside it (a 1.6 transactionData's, in kWh).
+        stop = metering.meter_bound_reading(stopped_at, meter_stop_wh, "Transaction.End", readings[::-1])
         readings = [r for r in readings if r.at <= end and r.context != "Transaction.End"]
-        readings.append(metering.Reading(stopped_at, meter_stop_wh, "Transaction.End"))
+        readings.append(stop)
     result = metering.derive_energy(
         readings,
         max_power_w=Decimal(settings.CSMS_METER_MAX_POWER_KW) * 1000,

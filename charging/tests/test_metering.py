@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from charging.metering import (
     normalise,
     parse_decimal,
     register_readings,
+    register_resolution,
 )
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
@@ -188,3 +190,36 @@ def test_a_multiplier_scales_by_its_power_of_ten_exactly(value, multiplier, unit
     expected = value * scale * (Decimal(10) ** multiplier)
     normalised = normalise(value, unit, multiplier)
     assert normalised is None or normalised.as_tuple() == expected.as_tuple()
+
+
+@pytest.mark.parametrize(
+    ("raw", "unit", "multiplier", "resolution"),
+    [
+        ("900", "Wh", 0, Decimal(1)),
+        ("900.5", "Wh", 0, Decimal("0.1")),
+        ("0.9", "kWh", 0, Decimal(100)),
+        ("12", "kWh", 0, Decimal(1000)),
+        ("12", "Wh", 2, Decimal(100)),
+        ("1E+5", "Wh", 0, REGISTER_RESOLUTION_WH),  # never coarser than a kWh-rounded register
+        ("abc", "Wh", 0, REGISTER_RESOLUTION_WH),
+    ],
+)
+def test_a_readings_resolution_is_the_step_of_its_last_digit_in_wh(raw, unit, multiplier, resolution):
+    assert register_resolution(raw, unit, multiplier) == resolution
+
+
+def test_a_step_back_by_the_resolution_of_wh_readings_is_not_rounding():
+    readings = [
+        Reading(T0 + timedelta(minutes=i), Decimal(wh), resolution_wh=Decimal(1))
+        for i, wh in enumerate([0, 500, 900, 10])
+    ]
+    result = derive_energy(readings, max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH)
+    assert (result.energy_wh, result.anomalies) == (Decimal(900), (Anomaly.NON_MONOTONIC_REGISTER,))
+
+
+def test_a_sum_of_phases_has_its_coarsest_phases_resolution():
+    phases = [
+        Sample(T0, ENERGY_REGISTER, Decimal(1000), phase="L1", raw_value="1000"),
+        Sample(T0, ENERGY_REGISTER, Decimal(1100), phase="L2", raw_value="1.1", unit="kWh"),
+    ]
+    assert register_readings(phases) == [Reading(T0, Decimal(2100), resolution_wh=Decimal(100))]

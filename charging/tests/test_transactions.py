@@ -271,6 +271,38 @@ def test_a_late_stop_after_the_csms_close_sends_the_billing_record_again_but_not
     assert events == ["transaction.ended", "billing_record.created", "billing_record.created"]
 
 
+def _register_read(charge_point_id: str, session: Transaction, minute: int, raw_value: str, unit: str) -> None:
+    meter_values_record(
+        charge_point_id=charge_point_id,
+        ocpp_transaction_id=str(session.pk),
+        samples=[SampledValue(timestamp=T0 + timedelta(minutes=minute), raw_value=raw_value, unit=unit)],
+    )
+
+
+def test_a_meter_stop_below_the_sessions_own_wh_readings_is_flagged_not_billed_as_sent(register_charge_point):
+    """Probe: meterStart 0, readings 500 and 900 Wh, meterStop 10 billed 10 Wh with no flag (a 1 kWh
+    allowance meant for kWh-rounded registers). The readings up to 900 count; the fall is flagged."""
+    IdTag.objects.create(id_tag="TAG")
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=0).transaction
+    _register_read(charge_point_id, session, 10, "500", "Wh")
+    _register_read(charge_point_id, session, 20, "900", "Wh")
+    stop(charge_point_id, str(session.pk), 10)
+    session.refresh_from_db()
+    assert (session.energy_wh, session.anomalies) == (Decimal(900), [Anomaly.NON_MONOTONIC_REGISTER])
+
+
+def test_a_kwh_rounded_register_below_a_wh_meter_stop_is_rounding(register_charge_point):
+    IdTag.objects.create(id_tag="TAG")
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=12345).transaction
+    _register_read(charge_point_id, session, 10, "12.3", "kWh")  # 45 Wh below the start: 100 Wh resolution
+    _register_read(charge_point_id, session, 20, "14", "kWh")
+    stop(charge_point_id, str(session.pk), 13500)  # 500 Wh below: 1000 Wh resolution
+    session.refresh_from_db()
+    assert (session.energy_wh, session.anomalies) == (Decimal(1155), [])
+
+
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     Tariff.objects.create(
