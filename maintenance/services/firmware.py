@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -298,15 +298,25 @@ def firmware_status_record(
     it reports on: ``request_id`` (2.0.1) names it, else the charger's latest in flight.
 
     ``progress`` is a TargetState value (the handler maps the version's status); ``status`` is the
-    status as sent. A finished charger lets the campaign's next wave start. Returns the target,
-    or None when the notification belongs to no campaign (an UpdateFirmware sent by hand).
+    status as sent. A finished charger lets the campaign's next wave start. A charger failed by its
+    own report (``DownloadFailed``) that reports progress later has retried: UpdateFirmware is sent
+    without ``retries``, which leaves the retries to the charger (1.6 6.55 UpdateFirmware.req, 2.0.1
+    UpdateFirmwareRequest); ``_target_retried`` says whether it is back in flight.
+    Returns the target, or None when the notification belongs to no campaign (an UpdateFirmware
+    sent by hand) or to a target that stays as it is.
     """
-    targets = CampaignTarget.objects.filter(charge_point__charge_point_id=charge_point_id, state__in=IN_FLIGHT)
+    targets = CampaignTarget.objects.filter(charge_point__charge_point_id=charge_point_id)
     if request_id is not None:
         targets = targets.filter(pk=request_id)
     with transaction.atomic():
-        target = targets.select_for_update().order_by("-sent_at").select_related("charge_point").first()
-        if target is None:
+        target = (
+            targets.filter(Q(state__in=IN_FLIGHT) | _FAILED_BY_THE_CHARGER)
+            .select_for_update(of=("self",))
+            .order_by("-sent_at")
+            .select_related("charge_point")
+            .first()
+        )
+        if target is None or (target.state == TargetState.FAILED and not _target_retried(target, progress)):
             return None
         target.status = status
         target.state = progress
@@ -316,6 +326,27 @@ def firmware_status_record(
         if progress in FINISHED:
             campaign_advance_soon(campaign_id=target.campaign_id)
     return target
+
+
+# A target the charger's own report failed (its failure is the status it sent, not a refusal or Timeout).
+_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure=F("status"))
+
+
+def _target_retried(target: CampaignTarget, progress: str) -> bool:
+    """Whether ``progress`` on ``target`` (locked; failed by the charger's own report) brings it
+    back in flight: a progress, not another failure, and no later UpdateFirmware (another
+    campaign's) superseded it. Its campaign, if finished, is reopened until it finishes again
+    (``firmware_campaign.finished`` is then sent again, with the final progress)."""
+    if progress in (TargetState.FAILED, TargetState.SKIPPED):
+        return False
+    later = CampaignTarget.objects.filter(charge_point_id=target.charge_point_id, sent_at__gt=target.sent_at)
+    if later.exists():
+        return False
+    Campaign.objects.filter(pk=target.campaign_id, finished_at__isnull=False).update(
+        finished_at=None,
+        state=Case(When(state=CampaignState.COMPLETED, then=Value(CampaignState.ACTIVE)), default=F("state")),
+    )
+    return True
 
 
 def _status_changed_emit(target: CampaignTarget) -> None:

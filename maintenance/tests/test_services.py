@@ -75,6 +75,48 @@ def test_a_notification_outside_any_campaign_is_only_acknowledged():
     assert firmware.firmware_status_record(charge_point_id="LONE", progress="installed", status="Installed") is None
 
 
+def _report(charge_point_id: str, *statuses: str) -> None:
+    progress = {"DownloadFailed": "failed", "Downloading": "downloading", "Installing": "installing"}
+    for status in statuses:
+        firmware.firmware_status_record(
+            charge_point_id=charge_point_id, progress=progress.get(status, status.lower()), status=status
+        )
+
+
+def test_a_charger_that_retries_after_its_download_failed_is_back_in_flight_and_its_campaign_reopened(campaign):
+    """Probe: UpdateFirmware is sent without retries, so the charger retries as it likes; its
+    DownloadFailed failed it for good and the campaign ended completed with 1 failed."""
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["firmware_campaign.finished"], secret="s")
+    campaign.targets.update(state=TargetState.SENT, sent_at=timezone.now())
+    _report("B", "Installed")
+    _report("A", "Downloading", "DownloadFailed")
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    assert [e["progress"]["failed"] for e in _events("firmware_campaign.finished")] == [1]
+    _report("A", "Downloading", "Downloaded", "Installing")
+    campaign.refresh_from_db()
+    assert (campaign.state, campaign.finished_at) == ("active", None)
+    _report("A", "Installed")
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    target = campaign.targets.get(charge_point__charge_point_id="A")
+    assert (target.state, target.status, target.failure) == ("installed", "Installed", "")
+    finished = WebhookDelivery.objects.filter(event_type="firmware_campaign.finished").order_by("created_at")
+    progress = [json.loads(delivery.body)["data"]["progress"] for delivery in finished]
+    assert [(p["installed"], p["failed"]) for p in progress] == [(1, 1), (2, 0)]
+
+
+def test_a_charger_failed_by_timeout_or_superseded_by_another_campaign_stays_failed(campaign):
+    campaign.targets.update(state=TargetState.SENT, sent_at=timezone.now() - timedelta(hours=1))
+    campaign.targets.filter(charge_point__charge_point_id="A").update(state=TargetState.FAILED, failure="Timeout")
+    _report("B", "DownloadFailed")
+    image = firmware.firmware_file_create(name="fw2", upload=ContentFile(b"img2", name="fw2.bin"))
+    newer = firmware.campaign_create(name="c2", firmware=image, concurrency=1, charge_point_ids=["B"])
+    newer.targets.update(state=TargetState.INSTALLED, status="Installed", sent_at=timezone.now())
+    _report("A", "Downloading")
+    _report("B", "Downloading")
+    states = campaign.targets.values_list("charge_point__charge_point_id", "state", "failure")
+    assert sorted(states) == [("A", "failed", "Timeout"), ("B", "failed", "DownloadFailed")]
+
+
 def test_campaign_finished_event_carries_the_progress(campaign):
     WebhookSubscription.objects.create(url="https://example.com/h", events=["firmware_campaign.finished"], secret="s")
     campaign.targets.update(state=TargetState.INSTALLED)
