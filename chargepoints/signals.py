@@ -14,8 +14,11 @@ from django.dispatch import Signal
 # transaction (the charger's and the connector's rows locked), before the status is stored.
 # Keyword arguments: ``charge_point`` (its pk, id and last boot loaded), ``connector_id``,
 # ``evse_id`` (2.0.1; None in 1.6), ``status`` (OCPP's word), ``charging`` (whether the EV draws
-# power; None: the status does not say) and ``at`` (the notification's time, judged).
-# Receiver: charging (a session's idle time; Available after a reboot ends what the reboot cut).
+# power; None: the status does not say), ``at`` (the notification's time, judged) and ``asked``
+# (what its batch's status write asked of it for the receivers, ``status_writes.StatusWrite.condition_held``;
+# None: not asked).
+# Receiver: charging (a session's idle time; Available after a reboot ends what the reboot cut;
+# Faulted or Unavailable ends the reservations there).
 connector_status_reported = Signal()
 
 # An operator changed a charger (the API's update, the admin's commissioning buttons), after the

@@ -119,7 +119,7 @@ from charging.services.start_reads import StartLookup, start_lookup_of, start_re
 from charging.services.status_reads import (
     connector_sessions_read_dropped,
     connector_sessions_read_together,
-    sessions_open_asked,
+    status_asked,
 )
 from commands.outcome_writes import (
     CompletionLookup,
@@ -592,7 +592,7 @@ def _outcomes_without_savepoints(batch: list[_Unit]) -> list[Outcome]:
                 boots_written_together(firsts.boots),
                 starts_read_together(firsts.starts),
                 ledgers_read_together(firsts.stops),
-                statuses_written_together(firsts.statuses, asked=sessions_open_asked()) as written,
+                statuses_written_together(firsts.statuses, asked=status_asked()) as written,
                 connector_sessions_read_together(written),
                 refreshes_recorded_together(firsts.refreshes),
                 reports_stored_together(firsts.reports),

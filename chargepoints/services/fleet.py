@@ -786,6 +786,7 @@ def connector_status_set(
             status=status,
             charging=charging,
             at=timestamp,
+            asked=None if ahead is None else ahead.condition_held,
         )
         if (connector.status != status or connector.error_code != error_code) and webhook_event_may_have_subscribers(
             event_type=EventType.CONNECTOR_STATUS_CHANGED

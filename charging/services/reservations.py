@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -51,6 +52,50 @@ def reservation_end(*, charge_point_id: str, reservation_id: int, status: str) -
     return Reservation.objects.filter(
         charge_point__charge_point_id=charge_point_id, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
     ).update(status=status, updated_at=timezone.now())
+
+
+# A connector (1.6 connector 0: the charger; 2.0.1: its EVSE) in one of these statuses holds no
+# reservation: those on it end (OCPP 1.6 §5.13, "set to Faulted or Unavailable"; 2.0.1 H01, whose
+# charger also reports it in ReservationStatusUpdate Removed, as cancelled here too).
+RESERVATION_ENDING_STATUSES = frozenset({"Faulted", "Unavailable"})
+_ENDING_LIST = ", ".join(f"'{status}'" for status in sorted(RESERVATION_ENDING_STATUSES))
+
+
+def reservations_active_when() -> str:
+    """A branch of ``status_reads.status_asked`` (the ``asked`` of a batch's status writes): over a
+    status's row ``v``, for a status that ends reservations, whether one is active on its connector
+    (as ``_on_connector`` matches it). Asked in the status's write: a Faulted or Unavailable on a
+    connector with none costs no statement."""
+    reservations = connection.ops.quote_name(Reservation._meta.db_table)
+    return (
+        f"WHEN v.status IN ({_ENDING_LIST}) THEN EXISTS (SELECT 1 FROM {reservations} r"
+        f" WHERE r.charge_point_id = v.cp AND r.status = '{ReservationStatus.ACTIVE}'"
+        " AND CASE WHEN v.evse IS NOT NULL THEN v.evse = 0 OR r.evse_id = v.evse"
+        " ELSE v.connector = 0 OR r.connector_id = v.connector END)"
+    )
+
+
+def connector_reservations_follow(
+    *, charge_point: ChargePoint, connector_id: int, evse_id: int | None, status: str, any_active: bool | None
+) -> int:
+    """A StatusNotification ``status`` on the connector (2.0.1: its EVSE): Faulted or Unavailable
+    ends the reservations active there, as cancelled; on 1.6 connector 0 (2.0.1 EVSE 0), every one of
+    the charger's. ``any_active``: whether one is, as its status's write found
+    (``reservations_active_when``; False: no statement), None: not asked. Returns how many ended."""
+    if status not in RESERVATION_ENDING_STATUSES or any_active is False:
+        return 0
+    return Reservation.objects.filter(
+        _on_connector(connector_id, evse_id), charge_point_id=charge_point.pk, status=ReservationStatus.ACTIVE
+    ).update(status=ReservationStatus.CANCELLED, updated_at=timezone.now())
+
+
+def _on_connector(connector_id: int, evse_id: int | None) -> Q:
+    """The reservations a status of the connector (2.0.1: EVSE) ends: its own (1.6 connector 0,
+    2.0.1 EVSE 0: the charger's, all of them). One on 1.6 connector 0 or on no 2.0.1 EVSE (any) ends
+    only with the charger."""
+    if evse_id is not None:
+        return Q() if evse_id == 0 else Q(evse_id=evse_id)
+    return Q() if connector_id == 0 else Q(connector_id=connector_id)
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:

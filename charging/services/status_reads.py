@@ -23,7 +23,7 @@ chooses). What is not taken is dropped once its unit ran (``connector_sessions_r
 PostgreSQL only.
 
 Most closing statuses follow a stop, on a connector with no session open: the statuses' write
-asks whether the connector has one (``sessions_open_asked``, after the same locks: in the statement
+asks whether the connector has one (``status_asked``, after the same locks: in the statement
 that writes a batch's connectors, beside a lone status's write in its round trip), and only the
 chargers of those that have one are read; the others' connectors are answered "none" without a
 statement (round 28: the read was 6 % of PostgreSQL's statement time in the fleet's rate phase, and
@@ -44,6 +44,7 @@ from chargepoints.models import ChargePoint
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from charging.models import Transaction, TransactionStatus
 from charging.services.ledger_reads import locked_ledger_dropped, locked_ledgers_read_together
+from charging.services.reservations import reservations_active_when
 from kernel.plain_sql import array_text, columns_of, model_rows
 from kernel.rows_ahead import RowsAhead
 
@@ -60,16 +61,17 @@ _open: RowsAhead[_Key, list[Transaction]] = RowsAhead(fewest=1)  # key -> the se
 _read: RowsAhead[StatusLookup, tuple[_Key, list[int]]] = RowsAhead(fewest=1)  # lookup -> key, the pks it closes
 
 
-def sessions_open_asked() -> str:
-    """For ``status_writes.statuses_written_together``'s ``asked``: over a status's row ``v``, for
-    a closing status, whether a session is open on its connector (2.0.1: its EVSE; as
-    ``_on`` matches it), else NULL."""
+def status_asked() -> str:
+    """For ``status_writes.statuses_written_together``'s ``asked``: over a status's row ``v``, for a
+    closing status, whether a session is open on its connector (2.0.1: its EVSE; as ``_on`` matches
+    it); for one that ends reservations, whether one is active there
+    (``reservations.reservations_active_when``; the two sets of statuses are apart); else NULL."""
     sessions = connection.ops.quote_name(Transaction._meta.db_table)
     return (
         f"CASE WHEN v.status IN ({_CLOSING_LIST}) THEN EXISTS (SELECT 1 FROM {sessions} t"
         f" WHERE t.charge_point_id = v.cp AND t.status = '{TransactionStatus.ACTIVE}'"
         " AND CASE WHEN v.evse IS NOT NULL THEN t.evse_id = v.evse"
-        " ELSE t.connector_id = v.connector AND t.evse_id IS NULL END) END"
+        f" ELSE t.connector_id = v.connector AND t.evse_id IS NULL END) {reservations_active_when()} END"
     )
 
 
@@ -78,7 +80,7 @@ def connector_sessions_read_together(written: Sequence[tuple[StatusLookup, Statu
     """Within the block, the sessions open on the connector of each closing status among
     ``written`` (written ahead, their chargers locked) are answered from one statement made now,
     which locks them; a connector its write found with none open (``condition_held`` false, from
-    ``sessions_open_asked``) is answered "none" without it. None such, or not PostgreSQL: no
+    ``status_asked``) is answered "none" without it. None such, or not PostgreSQL: no
     statement, no answer."""
     with _open.kept() as answers, _read.kept() as read:
         closing = [(lookup, write) for lookup, write in written if lookup.status in CLOSING_STATUSES]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
 from chargepoints.models import ChargePoint
@@ -47,6 +48,38 @@ async def test_reserve_now_and_cancel_reservation_are_recorded(daphne, api_daphn
         )
         assert status == 200
     assert (await Reservation.objects.aget(reservation_id=3)).status == ReservationStatus.CANCELLED
+
+
+ReservingCharger = answering_charger(V16Client, {"ReserveNow": result16.ReserveNow(status="Accepted")})
+
+
+async def test_a_connector_gone_faulted_or_the_charger_unavailable_ends_its_reservations(daphne, api_daphne, api_key):
+    """OCPP 1.6 §5.13: a reservation ends when its connector (one on connector 0: the charger) is set
+    Faulted or Unavailable. Probe: they stayed active until their expiry."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-RF", heartbeat_interval=60)
+    async with ocpp_charger(daphne, "1.6", "CP-RF", client_class=ReservingCharger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        for reservation_id, connector_id in ((5, 1), (6, 2), (7, 0)):
+            reserve = {
+                "connector_id": connector_id,
+                "expiry_date": "2099-05-01T12:00:00Z",
+                "id_tag": "RFID-1",
+                "reservation_id": reservation_id,
+            }
+            status, _ = await ahttp(
+                f"{api_daphne.http_url}/api/v1/ocpp16/CP-RF/reserve_now", method="POST", api_key=api_key, body=reserve
+            )
+            assert status == 200
+
+        async def statuses() -> dict[int, str]:
+            return {r.reservation_id: r.status async for r in Reservation.objects.filter(reservation_id__in=(5, 6, 7))}
+
+        assert await statuses() == {5: "active", 6: "active", 7: "active"}
+        await charger.call(call16.StatusNotification(connector_id=1, error_code="GroundFailure", status="Faulted"))
+        await charger.call(call16.StatusNotification(connector_id=2, error_code="NoError", status="Available"))
+        assert await statuses() == {5: "cancelled", 6: "active", 7: "active"}
+        await charger.call(call16.StatusNotification(connector_id=0, error_code="NoError", status="Unavailable"))
+        assert await statuses() == {5: "cancelled", 6: "cancelled", 7: "cancelled"}
 
 
 async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):

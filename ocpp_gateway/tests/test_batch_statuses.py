@@ -24,7 +24,7 @@ from chargepoints.services import charge_point_register, connector_status_set, s
 from chargepoints.services.status_writes import StatusLookup, StatusWrite
 from chargepoints.signals import connector_status_reported
 from charging import metering
-from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.models import MeterSample, Reservation, Transaction, TransactionStatus
 from charging.services.ledger_reads import ledger_read_taken
 from charging.services.status_reads import connector_sessions_read_dropped, connector_sessions_read_together
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -46,6 +46,7 @@ _SESSIONS_READ = "t.charge_point_id = ANY(%s::bigint[]) AND t.status = %s"  # th
 _SESSIONS_LOCKED = "WHERE t.charge_point_id = %s AND t.status = %s AND"  # a connector's sessions read its own way
 _LEDGER_ALONE = "WHERE transaction_id = %s AND measurand = %s"  # a closed session's ledger read its own way
 _LEDGERS_READ = "WHERE transaction_id = ANY(%s::bigint[]) AND measurand = %s"  # the batch's closes' ledgers
+_RESERVATIONS_ENDED = 'UPDATE "chargepoints_reservation" SET'  # a Faulted or Unavailable status's reservations
 
 
 @pytest.fixture
@@ -436,3 +437,39 @@ def test_a_close_s_ledger_read_ahead_is_no_later_unit_s_once_its_status_ran() ->
                     assert ledger_read_taken(session) is None
                 else:
                     assert [sample.value for sample in ledger_read_taken(session) or []] == [Decimal(1600)]
+
+
+async def test_a_faulted_or_unavailable_status_ends_the_reservations_its_write_found_and_costs_none_without(
+    statements: list[str],
+) -> None:
+    """Only a status whose write found an active reservation on its connector (``status_asked``)
+    sends the statement that ends it; a batch's statuses and a lone one alike."""
+    for name, reserved_connector in (("RES-1", 1), ("RES-2", 2), ("RES-3", None), ("RES-4", 1)):
+        charge_point = await sync_to_async(charge_point_register)(charge_point_id=name, heartbeat_interval=60)
+        if reserved_connector is not None:
+            await Reservation.objects.acreate(
+                charge_point=charge_point,
+                reservation_id=1,
+                connector_id=reserved_connector,
+                id_tag="TAG",
+                expiry_date=timezone.now() + timedelta(hours=1),
+            )
+    group = CommitGroup(max_units=64)
+    del statements[:]
+    results = await one_batch(
+        group,
+        (connection_context(), connector_status_set, _status("RES-1", "Faulted", 1)),
+        (connection_context(), connector_status_set, _status("RES-2", "Faulted", 1)),  # reserved elsewhere
+        (connection_context(), connector_status_set, _status("RES-3", "Unavailable", 1)),
+    )
+    assert not [result for result in results if isinstance(result, BaseException)], results
+    assert len([sql for sql in statements if sql.startswith(_RESERVATIONS_ENDED)]) == 1
+    del statements[:]
+    await one_batch(group, (connection_context(), connector_status_set, _status("RES-3", "Faulted", 2)))
+    assert not [sql for sql in statements if sql.startswith(_RESERVATIONS_ENDED)]
+    await one_batch(group, (connection_context(), connector_status_set, _status("RES-4", "Unavailable", 2)))
+    assert len([sql for sql in statements if sql.startswith(_RESERVATIONS_ENDED)]) == 1
+    ended = Reservation.objects.order_by("charge_point__charge_point_id").values_list(
+        "charge_point__charge_point_id", "status"
+    )
+    assert [row async for row in ended] == [("RES-1", "cancelled"), ("RES-2", "active"), ("RES-4", "cancelled")]
