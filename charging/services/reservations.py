@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
-from charging.models import Reservation, ReservationStatus
+from charging.models import Reservation, ReservationStatus, Transaction
 
 
 def reservation_record(
@@ -96,6 +96,24 @@ def _on_connector(connector_id: int, evse_id: int | None) -> Q:
     if evse_id is not None:
         return Q() if evse_id == 0 else Q(evse_id=evse_id)
     return Q() if connector_id == 0 else Q(connector_id=connector_id)
+
+
+def reservation_of_the_start(session: Transaction) -> int | None:
+    """The reservationId of the charger's active reservation that ``session``, started without
+    naming one, uses: its id tag's (any case) on its connector, or on 1.6 connector 0 (2.0.1: on its
+    EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag on the reserved
+    connector (any connector for connector 0) ends the reservation, whether or not the
+    StartTransaction names it. None: no such reservation."""
+    if not session.id_tag:
+        return None
+    if session.evse_id is not None:
+        where = Q(evse_id=session.evse_id) | Q(evse_id__isnull=True, connector_id__isnull=True)
+    else:
+        where = Q(evse_id__isnull=True, connector_id__in=(0, session.connector_id))
+    reservations = Reservation.objects.filter(
+        where, charge_point_id=session.charge_point_id, status=ReservationStatus.ACTIVE, id_tag__iexact=session.id_tag
+    )
+    return reservations.values_list("reservation_id", flat=True).first()
 
 
 def reservations_expire(*, now: datetime | None = None) -> int:

@@ -27,6 +27,8 @@ from charging.models import (
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
+    Reservation,
+    ReservationStatus,
     Transaction,
     TransactionStatus,
 )
@@ -188,21 +190,22 @@ def transactions_open_on_connector(
 
 def transactions_started_or_open(
     charge_point_id: str, start_key: str, connector_id: int | None, evse_id: int | None, parked_under: str = ""
-) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool]:
+) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool, bool]:
     """The charger's row, locked (``charge_point_locked``), then its session a start with
     ``start_key`` opened (the open one, else the latest) and the sessions open on its connector
-    (a 2.0.1 EVSE) in the model's order, locked, and whether a stop of an unknown session is parked
-    open under the 2.0.1 transactionId ``parked_under`` (False for ""): a start's reads under the
+    (a 2.0.1 EVSE) in the model's order, locked, whether a stop of an unknown session is parked
+    open under the 2.0.1 transactionId ``parked_under`` (False for ""), and whether the charger
+    holds an active reservation (``SessionsFound.reserved``): a start's reads under the
     charger's lock as two plain statements (PostgreSQL). The sessions are read by a statement of
     their own after the lock: one statement's snapshot is taken before it waits for a lock, so it
     would miss a session (or a parked stop) the lock's holder (the charger's other connection)
     committed meanwhile. ``ChargePoint.DoesNotExist`` for an unknown charger."""
     charge_point = charge_point_locked(charge_point_id)
-    ((sessions, parked, _, _),) = sessions_started_or_open(
+    ((sessions, parked, _, _, reserved),) = sessions_started_or_open(
         [SessionsKey(charge_point.pk, start_key, connector_id, evse_id, parked_under)]
     )
     existing, open_on_it = started_or_open_among(charge_point, sessions, start_key, connector_id, evse_id)
-    return charge_point, existing, open_on_it, parked
+    return charge_point, existing, open_on_it, parked, reserved
 
 
 class SessionsKey(NamedTuple):
@@ -221,12 +224,15 @@ class SessionsKey(NamedTuple):
 class SessionsFound(NamedTuple):
     """``sessions_started_or_open``'s answer for one key: the sessions read (locked, not yet
     remembered), whether a stop is parked under its transactionId, the primary key handed out
-    for the session it may open (``new_ids``; else None) and its charger's primary key."""
+    for the session it may open (``new_ids``; else None), its charger's primary key, and whether
+    the charger holds an active reservation (one a start without reservationId may use: few do,
+    so most starts look for none, ``reservations.reservation_of_the_start``)."""
 
     sessions: list[Transaction]
     parked: bool
     new_id: int | None
     charge_point_pk: int
+    reserved: bool
 
 
 def sessions_started_or_open(keys: Sequence[SessionsKey], *, new_ids: bool = False) -> list[SessionsFound]:
@@ -273,11 +279,11 @@ def sessions_found(rows: list[tuple[Any, ...]]) -> dict[int, SessionsFound]:
     pk_index = [field.primary_key for field in Transaction._meta.concrete_fields].index(True)
     found: dict[int, SessionsFound] = {}
     for row in rows:
-        n, parked, new_id, charge_point_pk = row[width : width + 4]
+        n, parked, new_id, charge_point_pk, reserved = row[width : width + 5]
         sessions = found[n].sessions if n in found else []
         if row[pk_index] is not None:  # the LEFT JOIN found a session
             sessions.append(instance_of(Transaction, row[:width]))
-        found[n] = SessionsFound(sessions, bool(parked), new_id, charge_point_pk)
+        found[n] = SessionsFound(sessions, bool(parked), new_id, charge_point_pk, reserved)
     return found
 
 
@@ -304,10 +310,12 @@ def _sessions_started_or_open_sql(new_ids: bool, written_here: bool) -> str:
             " %s::text[]) AS u(n, cp, start_key, connector_id, evse_id, parked_under)"
         )
     return (
-        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked, q.new_id, q.cp FROM ({keys}) q CROSS JOIN LATERAL"
-        " (SELECT q.parked_under <> '' AND EXISTS"
+        f"SELECT {columns_of(Transaction, 't')}, q.n, one.parked, q.new_id, q.cp, one.reserved FROM ({keys}) q"
+        " CROSS JOIN LATERAL (SELECT q.parked_under <> '' AND EXISTS"
         f" (SELECT 1 FROM {_table(ReconciliationItem)} r WHERE r.charge_point_id = q.cp AND r.reason = %s"
-        " AND r.state = %s AND r.ocpp_transaction_id = q.parked_under) AS parked) one LEFT JOIN LATERAL (SELECT *"
+        " AND r.state = %s AND r.ocpp_transaction_id = q.parked_under) AS parked,"
+        f" EXISTS (SELECT 1 FROM {_table(Reservation)} rv WHERE rv.charge_point_id = q.cp"
+        f" AND rv.status = '{ReservationStatus.ACTIVE}') AS reserved) one LEFT JOIN LATERAL (SELECT *"
         f" FROM {_table(Transaction)} t WHERE t.charge_point_id = q.cp AND (t.start_key = q.start_key OR"
         " (t.status = %s AND CASE WHEN q.evse_id IS NOT NULL THEN t.evse_id = q.evse_id"
         " ELSE t.connector_id = q.connector_id AND t.evse_id IS NULL END)) FOR UPDATE OF t) t ON true"

@@ -67,13 +67,15 @@ class StartLookup:
 class StartRead:
     """A start's answer: its charger's row (locked; its id and identity, the rest deferred), the
     sessions it read (locked; not yet remembered: ``session_rows.started_or_open_among``), whether
-    a stop is parked under it, and the primary key of the session it may open (its INSERT then
-    gathered with the batch's other new sessions: ``session_rows.transaction_inserted``)."""
+    a stop is parked under it, the primary key of the session it may open (its INSERT then
+    gathered with the batch's other new sessions: ``session_rows.transaction_inserted``), and
+    whether its charger holds an active reservation (``session_rows.SessionsFound.reserved``)."""
 
     charge_point: ChargePoint
     sessions: list[Transaction]
     parked: bool
-    new_id: int | None = None
+    new_id: int | None
+    reserved: bool
 
 
 def start_lookup(
@@ -154,7 +156,7 @@ def _read(lookups: Sequence[StartLookup], tags: list[str]) -> tuple[dict[StartLo
     _, sessions_rows, *tag_rows = rows_pipelined(statements)
     found = sessions_found(rows_current(Transaction, sessions_rows, *sessions_read))
     reads = {
-        lookup: StartRead(charge_point_named(read.charge_point_pk, lookup.charge_point_id), *read[:3])
+        lookup: StartRead(charge_point_named(read.charge_point_pk, lookup.charge_point_id), *read[:3], read.reserved)
         for n, lookup in enumerate(lookups)
         if (read := found.get(n)) is not None
     }

@@ -56,6 +56,7 @@ from charging.services.reconciliation import (
     ReconciliationError,
     reconciliation_item_attach,
 )
+from charging.services.reservations import reservation_of_the_start
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
@@ -159,12 +160,12 @@ def transaction_start(request: StartRequest) -> StartResult:
     with db_transaction.atomic():
         info = _authorized(request) if request.authorize else None
         request = _as_stored(request, start, samples_judged(request.samples, now))
-        existing, charge_point, older, stop_parked = _started_before(request, read, start.sent)
+        existing, charge_point, older, stop_parked, reserved = _started_before(request, read, start.sent)
         if existing is not None:
             return StartResult(existing, _event_add(existing, request, start, info))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
         new_id = read.new_id if read is not None else None
-        session = _session_open(charge_point, older, request, start, info, stop_parked, new_id)
+        session = _session_open(charge_point, older, request, start, info, stop_parked, new_id, reserved)
     return StartResult(session, info)
 
 
@@ -213,11 +214,11 @@ def _authorized(request: StartRequest) -> IdTagInfo:
 
 def _started_before(
     request: StartRequest, read: StartRead | None, sent: datetime | None
-) -> tuple[Transaction | None, ChargePoint | None, list[Transaction], bool | None]:
+) -> tuple[Transaction | None, ChargePoint | None, list[Transaction], bool | None, bool | None]:
     """The session this start opened before, the charger's row (locked) when it may open one,
-    then the sessions still open on its connector (locked; a new session closes them), and whether
-    a stop is parked under its 2.0.1 transactionId (None: not looked). ``sent``: its start time as
-    the charger sent it.
+    then the sessions still open on its connector (locked; a new session closes them), whether
+    a stop is parked under its 2.0.1 transactionId and whether the charger holds an active
+    reservation (each None: not looked). ``sent``: its start time as the charger sent it.
 
     A known 2.0.1 session (every Updated event) is locked on its own row; only a start that may
     open one takes the charger's lock, then looks (again) under it. A Started event, like a 1.6
@@ -226,11 +227,11 @@ def _started_before(
     known = request.seq_no is not None and not request.started_event
     existing = _known_session(request) if known else None
     if existing is not None and not _reused(existing, request):
-        return existing, None, [], None
-    charge_point, existing, older, stop_parked = _started_by_or_open(request, read)
+        return existing, None, [], None, None
+    charge_point, existing, older, stop_parked, reserved = _started_by_or_open(request, read)
     if existing is not None and _reused(existing, request, sent, charge_point):
         existing = None
-    return existing, charge_point, older, stop_parked
+    return existing, charge_point, older, stop_parked, reserved
 
 
 def _known_session(request: StartRequest) -> Transaction | None:
@@ -244,16 +245,17 @@ def _known_session(request: StartRequest) -> Transaction | None:
 
 def _started_by_or_open(
     request: StartRequest, read: StartRead | None
-) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool | None]:
+) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool | None, bool | None]:
     """The charger's row, locked, then ``_started_by``, the sessions open on the start's
-    connector (``_close_superseded``'s) and whether a stop is parked under the start's 2.0.1
-    transactionId: what its batch ``read`` with its other starts, else on PostgreSQL two
-    statements (``transactions_started_or_open``); elsewhere the last is None (not looked)."""
+    connector (``_close_superseded``'s), whether a stop is parked under the start's 2.0.1
+    transactionId and whether the charger holds an active reservation: what its batch ``read``
+    with its other starts, else on PostgreSQL two statements (``transactions_started_or_open``);
+    elsewhere the last two are None (not looked)."""
     connector_id, evse_id = column_int(request.connector_id), column_int(request.evse_id)
     if read is not None:
         charge_point = read.charge_point
         existing, older = started_or_open_among(charge_point, read.sessions, request.start_key, connector_id, evse_id)
-        return charge_point, existing, older, read.parked
+        return charge_point, existing, older, read.parked, read.reserved
     if connection.vendor == "postgresql" and (connector_id is not None or evse_id is not None):
         return transactions_started_or_open(
             request.charge_point_id, request.start_key, connector_id, evse_id, request.ocpp_transaction_id
@@ -261,8 +263,8 @@ def _started_by_or_open(
     charge_point = charge_point_locked(request.charge_point_id)
     existing = _started_by(request.charge_point_id, request.start_key)
     if connector_id is None and evse_id is None:
-        return charge_point, existing, [], None
-    return charge_point, existing, transactions_open_on_connector(charge_point, connector_id, evse_id), None
+        return charge_point, existing, [], None, None
+    return charge_point, existing, transactions_open_on_connector(charge_point, connector_id, evse_id), None, None
 
 
 def _event_add(
@@ -303,11 +305,14 @@ def _session_open(
     info: IdTagInfo | None,
     stop_parked: bool | None,
     new_id: int | None = None,
+    reserved: bool | None = None,
 ) -> Transaction:
     """A new session: the ``older`` ones still open on its connector closed, then created,
     checked, its reservation settled, announced, and ended if its stop was parked
     (``stop_parked``: whether one is, None: not known). ``new_id``: its primary key, handed out
-    by its batch's read (its INSERT is then gathered with the batch's), else the INSERT's."""
+    by its batch's read (its INSERT is then gathered with the batch's), else the INSERT's.
+    ``reserved``: whether its charger holds an active reservation (None: not known), which a start
+    naming none may use (``reservations.reservation_of_the_start``)."""
     meter_start = meter_bounded(request.meter_start_wh)
     _close_superseded(older, request)
     session = instance_new(  # Transaction(...) without its keyword loop over 33 fields
@@ -329,7 +334,10 @@ def _session_open(
     )
     session.pk = new_id
     _start_checks(session, request, start, meter_start)
-    _consume_reservation(session, request.reservation_id)
+    reservation_id = request.reservation_id
+    if reservation_id is None and reserved is not False:
+        reservation_id = reservation_of_the_start(session)
+    _consume_reservation(session, reservation_id)
     rows = _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
         anomaly_flag(session, Anomaly.MISSING_BASELINE)

@@ -23,6 +23,8 @@ from charging.models import (
     MeterSample,
     ReconciliationItem,
     ReconciliationState,
+    Reservation,
+    ReservationStatus,
     Transaction,
     TransactionStatus,
 )
@@ -301,6 +303,28 @@ def test_a_kwh_rounded_register_below_a_wh_meter_stop_is_rounding(register_charg
     stop(charge_point_id, str(session.pk), 13500)  # 500 Wh below: 1000 Wh resolution
     session.refresh_from_db()
     assert (session.energy_wh, session.anomalies) == (Decimal(1155), [])
+
+
+def test_the_reserved_id_tag_starting_on_the_reserved_connector_uses_the_reservation_without_naming_it(
+    register_charge_point,
+):
+    """OCPP 1.6 §5.13: a transaction started for the reserved idTag on the reserved connector ends
+    the reservation. Probe: a StartTransaction without reservationId left it active."""
+    charge_point_id = new_charger(register_charge_point)
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    for reservation_id, connector_id, id_tag in ((1, 1, "tag"), (2, 2, "OTHER")):
+        Reservation.objects.create(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            connector_id=connector_id,
+            id_tag=id_tag,
+            expiry_date=T0 + timedelta(days=1),
+        )
+    start_v16(charge_point_id, connector_id=2, id_tag="TAG")  # another connector's reservation, another tag
+    session = start_v16(charge_point_id, connector_id=1, id_tag="TAG", at=T0 + timedelta(minutes=1)).transaction
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {1: ReservationStatus.USED, 2: ReservationStatus.ACTIVE}
+    assert Transaction.objects.get(pk=session.pk).reservation.reservation_id == 1
 
 
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):

@@ -8,7 +8,7 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
 from chargepoints.models import ChargePoint
-from charging.models import LocalAuthList, Reservation, ReservationStatus
+from charging.models import IdTag, LocalAuthList, Reservation, ReservationStatus, Transaction
 from commands.tests.conftest import V201Charger, answering_charger
 from conftest import ahttp, ocpp_charger
 
@@ -80,6 +80,25 @@ async def test_a_connector_gone_faulted_or_the_charger_unavailable_ends_its_rese
         assert await statuses() == {5: "cancelled", 6: "active", 7: "active"}
         await charger.call(call16.StatusNotification(connector_id=0, error_code="NoError", status="Unavailable"))
         assert await statuses() == {5: "cancelled", 6: "cancelled", 7: "cancelled"}
+
+
+async def test_the_reserved_id_tag_starting_without_the_reservation_id_uses_it(daphne, api_daphne, api_key):
+    await ChargePoint.objects.acreate(charge_point_id="CP-RU", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="RFID-1")
+    async with ocpp_charger(daphne, "1.6", "CP-RU", client_class=ReservingCharger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        reserve = {"connector_id": 1, "expiry_date": "2099-05-01T12:00:00Z", "id_tag": "RFID-1", "reservation_id": 8}
+        status, _ = await ahttp(
+            f"{api_daphne.http_url}/api/v1/ocpp16/CP-RU/reserve_now", method="POST", api_key=api_key, body=reserve
+        )
+        assert status == 200
+        started = await charger.call(
+            call16.StartTransaction(connector_id=1, id_tag="RFID-1", meter_start=0, timestamp="2026-05-01T10:00:00Z")
+        )
+        assert started.id_tag_info["status"] == "Accepted"
+    reservation = await Reservation.objects.aget(reservation_id=8)
+    assert reservation.status == ReservationStatus.USED
+    assert await Transaction.objects.filter(pk=started.transaction_id, reservation=reservation).aexists()
 
 
 async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
