@@ -40,10 +40,11 @@ def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
 
 def site_capacity_a(*, site: Site) -> Decimal:
     """The site's capacity in A per phase: ``capacity_a``, or ``capacity_w`` over its phases and
-    voltage, whichever is lower (a site has at least one)."""
+    voltage, whichever is lower (a site has at least one). A power capacity with a voltage that is
+    not positive (a row stored before voltages were checked) gives nothing."""
     capacity = site.capacity_a
     if site.capacity_w is not None:
-        from_power = site.capacity_w / (site.voltage_v * site.phases)
+        from_power = site.capacity_w / (site.voltage_v * site.phases) if site.voltage_v > 0 else Decimal(0)
         capacity = from_power if capacity is None else min(capacity, from_power)
     assert capacity is not None
     return capacity
@@ -166,12 +167,15 @@ def session_draw(*, transaction: Transaction, since: datetime | None = None) -> 
 
 
 def site_limits(*, site: Site, extra_load_a: tuple[Decimal, ...]) -> SiteLimits:
+    """The allocator's view of the site. A power capacity with a voltage that is not positive
+    cannot be turned into currents: the site then gives what ``site_capacity_a`` says (nothing)."""
     base = site_base_load(site=site)
+    unusable_power = site.capacity_w is not None and site.voltage_v <= 0
     return SiteLimits(
         phases=site.phases,
         voltage_v=site.voltage_v,
-        capacity_a=site.capacity_a,
-        capacity_w=site.capacity_w,
+        capacity_a=site_capacity_a(site=site) if unusable_power else site.capacity_a,
+        capacity_w=None if unusable_power else site.capacity_w,
         base_load_a=tuple(b + e for b, e in zip(base, extra_load_a, strict=True)),
     )
 

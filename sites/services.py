@@ -45,8 +45,11 @@ def site_save(*, site: Site | None = None, **fields: Any) -> Site:
 
 
 def site_checked(site: Site) -> None:
-    """Raises SiteConflict when ``site`` (as it would be saved) has no capacity, or gives a member
-    more than it can (``_currents_checked``): the API's and the admin's one rule."""
+    """Raises SiteConflict when ``site`` (as it would be saved) has a voltage that is not positive,
+    no capacity, or gives a member more than it can (``_currents_checked``): the API's and the
+    admin's one rule, checked on the whole site (a PATCH that leaves the voltage out included)."""
+    if site.voltage_v <= 0:
+        raise SiteConflict("voltage_v", "The voltage (phase to neutral) must be positive.")
     if site.capacity_a is None and site.capacity_w is None:
         raise SiteConflict("capacity_a", "A site needs a capacity: capacity_a (A per phase) and/or capacity_w (W).")
     _currents_checked(site)

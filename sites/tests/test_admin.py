@@ -71,3 +71,26 @@ def test_the_admin_refuses_a_site_the_api_refuses_with_the_field_s_error(admin_c
     assert response.status_code == 200
     assert "above what the site gives one charger" in response.content.decode()
     assert not Site.objects.filter(name="Yard").exists()
+
+
+@pytest.mark.parametrize("voltage", ["0", "-230"])
+def test_the_admin_refuses_a_voltage_that_is_not_positive_as_the_voltage_s_error(admin_client, voltage):
+    """A power capacity over a voltage of 0 was a 500 (DivisionByZero); a negative one was refused
+    as a failsafe "above what the site gives one charger"."""
+    form = {
+        "name": "Yard",
+        "phases": 1,
+        "voltage_v": voltage,
+        "capacity_a": "",
+        "capacity_w": "7000",
+        "base_load_a": "0",
+        "min_current_a": "6",
+        "members-TOTAL_FORMS": "0",
+        "members-INITIAL_FORMS": "0",
+    }
+    response = admin_client.post("/admin/sites/site/add/", form)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "voltage_v": ["The voltage (phase to neutral) must be positive."]
+    }
+    assert not Site.objects.filter(name="Yard").exists()

@@ -147,3 +147,11 @@ def test_the_allocation_webhook_writes_currents_as_the_allocation_history_does(a
     data = json.loads(WebhookDelivery.objects.get().body)["data"]
     assert (data["capacity_a"], data["limits_sum_a"]) == (history["capacity_a"], history["limits_sum_a"])
     assert history["limits_sum_a"] == "0.0"
+
+
+def test_a_patch_is_checked_on_the_whole_site_so_a_stored_zero_voltage_is_named(api_client):
+    """The admin once saved a voltage of 0; a PATCH leaving the voltage out then divided by it (500)."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=0, capacity_a=32)
+    response = api_client.patch(f"/api/v1/sites/{site.pk}/", {"capacity_w": "7000"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {"voltage_v": ["The voltage (phase to neutral) must be positive."]}

@@ -9,7 +9,8 @@ import pytest
 
 from charging.models import MeterSample, Transaction
 from sites.models import SessionLimit, Site, SiteMember
-from sites.selectors import site_failsafe_limit, site_sessions
+from sites.selectors import site_capacity_a, site_failsafe_limit, site_limits, site_sessions
+from sites.services import sites_recompute_all
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
@@ -95,3 +96,12 @@ def test_a_session_whose_evse_is_not_known_yet_is_not_steered(register_charge_po
     session.save()
     [view] = site_sessions(site=site, now=T0)
     assert view.adjustable
+
+
+def test_a_stored_site_whose_voltage_is_not_positive_gives_nothing_from_its_power_capacity():
+    """A row saved before voltages were checked: no DivisionByZero, and no unbounded allocation."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(0), capacity_w=Decimal(7000))
+    assert site_capacity_a(site=site) == 0
+    limits = site_limits(site=site, extra_load_a=(Decimal(0),))
+    assert (limits.capacity_a, limits.capacity_w) == (0, None)
+    assert sites_recompute_all() == 1
