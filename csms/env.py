@@ -6,9 +6,14 @@ Every error names the variable, so a typo fails the process at boot instead of a
 from __future__ import annotations
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
+# No setting needs more than a 32-bit integer holds (OCPP's and PostgreSQL's integer), and larger
+# values overflowed timedelta, datetime and database arithmetic long after the start.
+INT32_MAX = 2**31 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]+")  # int() also takes "1_000" and non-ASCII digits
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -29,16 +34,17 @@ def env_bool(name: str, default: bool = False) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false, yes/no).")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int = INT32_MAX) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+    if not _INTEGER.fullmatch(raw.strip()):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.")
+    value = int(raw)
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}.")
+    if value > maximum:
+        raise ImproperlyConfigured(f"{name}={value} must be at most {maximum}.")
     return value
 
 

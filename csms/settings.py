@@ -307,11 +307,18 @@ CSMS_GATEWAY_PRESENCE_TTL = env_int("CSMS_GATEWAY_PRESENCE_TTL", 15, minimum=3)
 CSMS_GATEWAY_PRESENCE_RENEW = env_int("CSMS_GATEWAY_PRESENCE_RENEW", 5, minimum=1)
 if CSMS_GATEWAY_PRESENCE_RENEW * 2 > CSMS_GATEWAY_PRESENCE_TTL:
     raise ImproperlyConfigured("CSMS_GATEWAY_PRESENCE_RENEW must be at most half of CSMS_GATEWAY_PRESENCE_TTL.")
-CSMS_MESSAGE_LOG_DAYS = env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)
-CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, minimum=1)
+_MAX_DAYS = 36500  # a century: more than any retention needs, well within datetime arithmetic
+CSMS_MESSAGE_LOG_DAYS = env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1, maximum=_MAX_DAYS)
+CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, minimum=1, maximum=_MAX_DAYS)
 CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minimum=10) / 1000
 CSMS_WEBHOOK_RETRY_BASE = env_int("CSMS_WEBHOOK_RETRY_BASE", 30, minimum=1)
-CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
+# The last retry waits RETRY_BASE x 2^(MAX_ATTEMPTS - 2) s: its date must stay within datetime's range.
+if CSMS_WEBHOOK_RETRY_BASE * 2 ** max(CSMS_WEBHOOK_MAX_ATTEMPTS - 2, 0) > _MAX_DAYS * 86400:
+    raise ImproperlyConfigured(
+        "CSMS_WEBHOOK_RETRY_BASE x 2^(CSMS_WEBHOOK_MAX_ATTEMPTS - 2), the last retry's wait, must be at most"
+        f" {_MAX_DAYS} days."
+    )
 CSMS_WEBHOOK_TIMEOUT = env_int("CSMS_WEBHOOK_TIMEOUT", 10, minimum=1)
 # Smart charging of sites (sites/engine.py): a rise smaller than the hysteresis is not sent; a car
 # drawing more than the margin below its limit is offered its draw plus the margin; at most one

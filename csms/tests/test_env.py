@@ -30,3 +30,15 @@ def test_a_log_format_other_than_plain_or_json_fails_naming_the_variable(monkeyp
         env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json"))
     monkeypatch.setenv("CSMS_LOG_FORMAT", " JSON ")
     assert env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json")) == "json"
+
+
+def test_an_integer_above_its_maximum_or_with_underscores_fails_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("CSMS_MESSAGE_LOG_DAYS", "36501")
+    with pytest.raises(ImproperlyConfigured, match="CSMS_MESSAGE_LOG_DAYS=36501 must be at most 36500"):
+        env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1, maximum=36500)
+    monkeypatch.setenv("CSMS_MESSAGE_LOG_DAYS", "1_000")
+    with pytest.raises(ImproperlyConfigured, match="is not an integer"):
+        env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)
+    monkeypatch.setenv("CSMS_MESSAGE_LOG_DAYS", str(2**31))
+    with pytest.raises(ImproperlyConfigured, match="must be at most 2147483647"):
+        env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)

@@ -1,0 +1,55 @@
+"""Settings that passed at start and failed later (every API request, every handshake, the hourly
+prune) now stop the start with a message naming the variable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRINT = (
+    "import json, django; django.setup(); from django.conf import settings as s;"
+    "print(json.dumps({'rate': s.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']['api_key'],"
+    " 'level': s.LOGGING['root']['level'], 'hosts': s.ALLOWED_HOSTS, 'public': s.CSMS_PUBLIC_URL,"
+    " 'broker': s.CELERY_BROKER_URL}))"
+)
+
+
+def start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "REDIS_URL", "CSMS_DB_POOL_MAX", "CSMS_DB_POOL_TIMEOUT"):  # make test sets them
+        environment.pop(name, None)
+    environment.update(env)
+    return subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=environment, capture_output=True, text=True)
+
+
+def started(tmp_path: Path, **env: str) -> dict:
+    done = start(tmp_path, **env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def refusal(tmp_path: Path, **env: str) -> str:
+    done = start(tmp_path, **env)
+    assert done.returncode != 0
+    return done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "variable, value, message",
+    [
+        ("CSMS_DEFAULT_HEARTBEAT_INTERVAL", "99999999999999999999999", "must be at most 2147483647"),
+        ("CSMS_MESSAGE_LOG_DAYS", "1000000", "must be at most 36500"),
+        ("CSMS_HEARTBEAT_RETENTION_DAYS", "36501", "must be at most 36500"),
+        ("CSMS_OCPP_CALL_TIMEOUT", "1_000", "is not an integer"),
+        ("CSMS_WEBHOOK_MAX_ATTEMPTS", "60", "the last retry's wait"),
+    ],
+)
+def test_an_integer_beyond_its_bound_stops_the_start_naming_the_variable(tmp_path, variable, value, message):
+    refused = refusal(tmp_path, **{variable: value})
+    assert variable in refused and message in refused
