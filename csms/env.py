@@ -14,6 +14,8 @@ from django.core.exceptions import ImproperlyConfigured
 # values overflowed timedelta, datetime and database arithmetic long after the start.
 INT32_MAX = 2**31 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]+")  # int() also takes "1_000" and non-ASCII digits
+# DRF's throttle rates: requests per second, minute, hour or day (DRF reads the period's first letter).
+_RATE = re.compile(r"([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)s?")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -53,6 +55,20 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate, ``N/period`` (second, minute, hour, day or s, m, h, d), N from 1 to 2^31-1."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    matched = _RATE.fullmatch(raw.strip().lower())
+    if not matched or not 1 <= int(matched[1]) <= INT32_MAX:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate: N/second, N/minute, N/hour or N/day (or N/s, N/m, N/h, N/d),"
+            f" N from 1 to {INT32_MAX}."
+        )
+    return f"{int(matched[1])}/{matched[2]}"
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

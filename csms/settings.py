@@ -19,7 +19,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from csms.env import env_bool, env_choice, env_int, env_list, env_str
+from csms.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CSMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -266,7 +266,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "kernel.pagination.Pagination",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["kernel.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api_key": env_str("CSMS_API_RATE", "6000/minute")},
+    "DEFAULT_THROTTLE_RATES": {"api_key": env_rate("CSMS_API_RATE", "6000/minute")},
 }
 # Throttle counts (and any other cache use) are shared by every process through Redis when it is there.
 if REDIS_URL:

@@ -53,3 +53,14 @@ def refusal(tmp_path: Path, **env: str) -> str:
 def test_an_integer_beyond_its_bound_stops_the_start_naming_the_variable(tmp_path, variable, value, message):
     refused = refusal(tmp_path, **{variable: value})
     assert variable in refused and message in refused
+
+
+@pytest.mark.parametrize("value", ["abc", "10/fortnight", "0/minute", "10 / minute", "1_0/s"])
+def test_an_api_rate_drf_cannot_read_stops_the_start(tmp_path, value):
+    assert "CSMS_API_RATE" in refusal(tmp_path, CSMS_API_RATE=value)
+
+
+def test_api_rates_are_read_as_drf_reads_them(tmp_path):
+    assert started(tmp_path, CSMS_API_RATE="10/S")["rate"] == "10/s"
+    assert started(tmp_path, CSMS_API_RATE="100/hours")["rate"] == "100/hour"
+    assert started(tmp_path, CSMS_API_RATE="")["rate"] == "6000/minute"
