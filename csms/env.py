@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -69,6 +70,28 @@ def env_rate(name: str, default: str) -> str:
             f" N from 1 to {INT32_MAX}."
         )
     return f"{int(matched[1])}/{matched[2]}"
+
+
+def env_url(name: str, default: str = "", *, schemes: tuple[str, ...], needs_host: bool = False) -> str:
+    """A URL with one of ``schemes`` (kombu's ``transport+url`` is judged by its transport); unset or
+    empty: the default. ``needs_host``: it must name a host (an absolute URL). The refusal does not
+    repeat the URL when it may hold a password."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname
+    except ValueError as error:  # an unclosed "[" of an IPv6 address
+        raise ImproperlyConfigured(f"{name} is not a URL ({error}).") from None
+    if parts.scheme.partition("+")[0] not in schemes:
+        found = f"the scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ImproperlyConfigured(
+            f"{name} is not a URL starting with {', '.join(s + '://' for s in schemes)}: it has {found}."
+        )
+    if needs_host and not host:
+        raise ImproperlyConfigured(f"{name}={raw!r} names no host.")
+    return raw
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -15,11 +15,12 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu.transport import TRANSPORT_ALIASES
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from csms.env import env_bool, env_choice, env_int, env_list, env_rate, env_str
+from csms.env import env_bool, env_choice, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CSMS_VAR_DIR", str(BASE_DIR / "var")))
@@ -112,8 +113,19 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-# Empty is unset, as for REDIS_URL (and `make serve --production`, which asks for both).
-DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+
+
+def _database() -> dict[str, Any]:
+    """DATABASE_URL as dj-database-url reads it; empty is unset, as for REDIS_URL (and
+    `make serve --production`, which asks for both)."""
+    url = env_str("DATABASE_URL").strip()
+    try:
+        return dict(dj_database_url.parse(url or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))
+    except ValueError as error:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {error}") from None  # may hold a password
+
+
+DATABASES = {"default": _database()}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request runs in its own thread, so per-thread persistent connections
     # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's
@@ -171,7 +183,7 @@ CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS = env_int("CSMS_GROUP_COMMIT_LOCK_TIMEOUT_MS",
 CSMS_ID_TAG_CACHE_SECONDS = env_int("CSMS_ID_TAG_CACHE_SECONDS", 5, minimum=0)
 
 # --- Channel layer and Celery broker --------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -202,7 +214,7 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL or "filesystem://", schemes=tuple(TRANSPORT_ALIASES))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"

@@ -64,3 +64,28 @@ def test_api_rates_are_read_as_drf_reads_them(tmp_path):
     assert started(tmp_path, CSMS_API_RATE="10/S")["rate"] == "10/s"
     assert started(tmp_path, CSMS_API_RATE="100/hours")["rate"] == "100/hour"
     assert started(tmp_path, CSMS_API_RATE="")["rate"] == "6000/minute"
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("REDIS_URL", "notaurl"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://[::1:6379"),
+        ("DATABASE_URL", "foo://bar"),
+        ("CELERY_BROKER_URL", "bogus://"),
+    ],
+)
+def test_a_url_of_an_unknown_kind_stops_the_start_naming_the_variable(tmp_path, variable, value):
+    assert variable in refusal(tmp_path, **{variable: value})
+
+
+def test_a_refused_url_is_not_repeated_in_the_message_it_may_hold_a_password(tmp_path):
+    message = refusal(tmp_path, REDIS_URL="http://:s3cret@127.0.0.1:6379")
+    assert "REDIS_URL is not a URL starting with redis://, rediss://, unix://" in message
+    assert "s3cret" not in message
+
+
+def test_redis_and_broker_urls_of_the_known_kinds_start(tmp_path):
+    assert started(tmp_path, REDIS_URL="unix:///run/redis.sock")["broker"] == "unix:///run/redis.sock"
+    assert started(tmp_path, CELERY_BROKER_URL="amqp://guest@localhost//")["broker"] == "amqp://guest@localhost//"
