@@ -452,6 +452,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 }
 
 # One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 CSMS_LOG_FORMAT = env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {
@@ -476,7 +477,7 @@ LOGGING = {
             "filters": ["context", "quiet_expected_errors", "quiet_frequent_ticks"],
         }
     },
-    "root": {"handlers": ["console"], "level": env_str("CSMS_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice("CSMS_LOG_LEVEL", "info", _LOG_LEVELS).upper()},
     # axes.apps logs a banner at INFO each time Django starts (every manage.py command): not news.
     "loggers": {"ocpp": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }

@@ -89,3 +89,9 @@ def test_a_refused_url_is_not_repeated_in_the_message_it_may_hold_a_password(tmp
 def test_redis_and_broker_urls_of_the_known_kinds_start(tmp_path):
     assert started(tmp_path, REDIS_URL="unix:///run/redis.sock")["broker"] == "unix:///run/redis.sock"
     assert started(tmp_path, CELERY_BROKER_URL="amqp://guest@localhost//")["broker"] == "amqp://guest@localhost//"
+
+
+def test_the_log_level_is_read_in_any_case_and_empty_is_the_default(tmp_path):
+    assert started(tmp_path, CSMS_LOG_LEVEL="debug")["level"] == "DEBUG"
+    assert started(tmp_path, CSMS_LOG_LEVEL="")["level"] == "INFO"
+    assert "CSMS_LOG_LEVEL='bogus' is not one of" in refusal(tmp_path, CSMS_LOG_LEVEL="bogus")
