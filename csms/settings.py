@@ -417,7 +417,9 @@ if CSMS_S3_BUCKET:
     }
 # The address chargers reach the CSMS's HTTP side at (behind the proxy: its public https:// URL):
 # firmware download and diagnostics upload URLs are built on it.
-CSMS_PUBLIC_URL = env_str("CSMS_PUBLIC_URL", "http://localhost:8000").rstrip("/")
+# An absolute http(s) URL (OCPP's locations are absolute URIs); empty: the default.
+CSMS_PUBLIC_URL = env_url("CSMS_PUBLIC_URL", "http://localhost:8000", schemes=("http", "https"), needs_host=True)
+CSMS_PUBLIC_URL = CSMS_PUBLIC_URL.rstrip("/")
 CSMS_FIRMWARE_URL_TTL = env_int("CSMS_FIRMWARE_URL_TTL", 86400, minimum=60)
 CSMS_FIRMWARE_STATUS_TIMEOUT = env_int("CSMS_FIRMWARE_STATUS_TIMEOUT", 3600, minimum=1)
 CSMS_FIRMWARE_CAMPAIGN_TICK = env_int("CSMS_FIRMWARE_CAMPAIGN_TICK", 30, minimum=1)

@@ -95,3 +95,13 @@ def test_the_log_level_is_read_in_any_case_and_empty_is_the_default(tmp_path):
     assert started(tmp_path, CSMS_LOG_LEVEL="debug")["level"] == "DEBUG"
     assert started(tmp_path, CSMS_LOG_LEVEL="")["level"] == "INFO"
     assert "CSMS_LOG_LEVEL='bogus' is not one of" in refusal(tmp_path, CSMS_LOG_LEVEL="bogus")
+
+
+@pytest.mark.parametrize("value", ["csms.example.com", "ftp://csms.example.com", "http://"])
+def test_a_public_url_that_is_not_an_absolute_http_url_stops_the_start(tmp_path, value):
+    assert "CSMS_PUBLIC_URL" in refusal(tmp_path, CSMS_PUBLIC_URL=value)
+
+
+def test_an_empty_public_url_is_the_default(tmp_path):
+    assert started(tmp_path, CSMS_PUBLIC_URL="")["public"] == "http://localhost:8000"
+    assert started(tmp_path, CSMS_PUBLIC_URL="https://csms.example.com/")["public"] == "https://csms.example.com"
