@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -52,10 +53,9 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
+    """Comma-separated items; unset or without any item (empty): the default."""
+    raw = os.environ.get(name, "")
+    return [item.strip() for item in raw.split(",") if item.strip()] or default
 
 
 def env_rate(name: str, default: str) -> str:
@@ -92,6 +92,18 @@ def env_url(name: str, default: str = "", *, schemes: tuple[str, ...], needs_hos
     if needs_host and not host:
         raise ImproperlyConfigured(f"{name}={raw!r} names no host.")
     return raw
+
+
+def env_dir(name: str, default: Path) -> Path:
+    """A directory the process can write in, created when missing; unset or empty: the default."""
+    path = Path(os.environ.get(name, "").strip() or default)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ImproperlyConfigured(f"{name}={str(path)!r}: cannot create the directory ({error.strerror}).") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ImproperlyConfigured(f"{name}={str(path)!r} is not a directory this process can write in.")
+    return path
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -7,6 +7,7 @@ filesystem Celery broker, so ``make run`` needs no external service. ``DATABASE_
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from datetime import timedelta
@@ -20,11 +21,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from csms.env import env_bool, env_choice, env_int, env_list, env_rate, env_str, env_url
+from csms.env import env_bool, env_choice, env_dir, env_int, env_list, env_rate, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("CSMS_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR = env_dir("CSMS_VAR_DIR", BASE_DIR / "var")
 
 
 def _secret_key() -> str:
@@ -139,10 +139,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "csms.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     pool_timeout = env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1)
+    pool_min, pool_max = env_int("CSMS_DB_POOL_MIN", 2, minimum=0), env_int("CSMS_DB_POOL_MAX", 20, minimum=1)
+    if pool_min > pool_max:
+        raise ImproperlyConfigured(f"CSMS_DB_POOL_MIN={pool_min} is above CSMS_DB_POOL_MAX={pool_max}.")
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
-            "min_size": env_int("CSMS_DB_POOL_MIN", 2, minimum=0),
-            "max_size": env_int("CSMS_DB_POOL_MAX", 20, minimum=1),
+            "min_size": pool_min,
+            "max_size": pool_max,
             "timeout": pool_timeout,
             # psycopg retries a failed connect with a doubling backoff for 5 minutes, so after a
             # long outage the pool could notice PostgreSQL is back minutes late. Giving up after
@@ -391,13 +394,15 @@ CSMS_ADMIN_DASHBOARD_REFRESH_SECONDS = env_int("CSMS_ADMIN_DASHBOARD_REFRESH_SEC
 CSMS_METRICS_ENABLED = env_bool("CSMS_METRICS_ENABLED", True)
 CSMS_METRICS_DIR = env_str("CSMS_METRICS_DIR", str(VAR_DIR / "metrics"))
 if CSMS_METRICS_ENABLED:
-    Path(CSMS_METRICS_DIR).mkdir(parents=True, exist_ok=True)
+    CSMS_METRICS_DIR = str(env_dir("CSMS_METRICS_DIR", VAR_DIR / "metrics"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = CSMS_METRICS_DIR
 
 # Firmware and diagnostics files (maintenance app): the filesystem under VAR_DIR, or an
 # S3-compatible bucket through django-storages when CSMS_S3_BUCKET is set (needs boto3).
 CSMS_FILES_DIR = env_str("CSMS_FILES_DIR", str(VAR_DIR / "files"))
 CSMS_S3_BUCKET = env_str("CSMS_S3_BUCKET")
+if CSMS_S3_BUCKET and importlib.util.find_spec("boto3") is None:
+    raise ImproperlyConfigured(f"CSMS_S3_BUCKET={CSMS_S3_BUCKET!r} needs boto3: pip install boto3.")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": CSMS_FILES_DIR}},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

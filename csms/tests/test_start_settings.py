@@ -3,6 +3,7 @@ prune) now stop the start with a message naming the variable."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -105,3 +106,26 @@ def test_a_public_url_that_is_not_an_absolute_http_url_stops_the_start(tmp_path,
 def test_an_empty_public_url_is_the_default(tmp_path):
     assert started(tmp_path, CSMS_PUBLIC_URL="")["public"] == "http://localhost:8000"
     assert started(tmp_path, CSMS_PUBLIC_URL="https://csms.example.com/")["public"] == "https://csms.example.com"
+
+
+def test_empty_allowed_hosts_are_the_default(tmp_path):
+    assert started(tmp_path, DJANGO_ALLOWED_HOSTS="")["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
+
+
+def test_a_pool_minimum_above_its_maximum_stops_the_start_naming_both(tmp_path):
+    refused = refusal(
+        tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", CSMS_DB_POOL_MIN="30", CSMS_DB_POOL_MAX="20"
+    )
+    assert "CSMS_DB_POOL_MIN=30 is above CSMS_DB_POOL_MAX=20" in refused
+
+
+@pytest.mark.skipif(importlib.util.find_spec("boto3") is not None, reason="boto3 is installed")
+def test_an_s3_bucket_without_boto3_stops_the_start(tmp_path):
+    assert "CSMS_S3_BUCKET='firmware' needs boto3" in refusal(tmp_path, CSMS_S3_BUCKET="firmware")
+
+
+@pytest.mark.parametrize("variable", ["CSMS_VAR_DIR", "CSMS_METRICS_DIR"])
+def test_a_directory_that_cannot_be_created_stops_the_start_naming_the_variable(tmp_path, variable):
+    (tmp_path / "a-file").write_text("")
+    refused = refusal(tmp_path, **{variable: str(tmp_path / "a-file" / "sub")})
+    assert f"{variable}=" in refused and "cannot create the directory" in refused
