@@ -46,11 +46,25 @@ ROOT = Path(__file__).resolve().parent.parent
 RESTART_PAUSE = 1.0  # s before a worker that died is started again
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
     raw = os.environ.get(name) or str(default)
-    if not raw.isdigit() or int(raw) < 1:
-        sys.exit(f"{name} must be a whole number of at least 1, not {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or (maximum is not None and int(raw) > maximum):
+        bounds = "of at least 1" if maximum is None else f"from 1 to {maximum}"
+        sys.exit(f"{name} must be a whole number {bounds}, not {raw!r}")
     return int(raw)
+
+
+def listen_address() -> tuple[str, int]:
+    """HOST and PORT, checked before anything is imported: a TCP port, and an IPv4 address or a
+    host name with one (daphne adopts IPv4 sockets only)."""
+    host, port = os.environ.get("HOST") or "127.0.0.1", _positive_int("PORT", 8000, maximum=65535)
+    if ":" in host:
+        sys.exit(f"HOST={host}: make serve listens on IPv4 only; give an IPv4 address or a host name with one")
+    try:
+        socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError as error:
+        sys.exit(f"HOST={host} is not an IPv4 address or a host name with one ({error.strerror})")
+    return host, port
 
 
 def _tests_below(root: Path) -> re.Pattern[str]:
@@ -202,13 +216,16 @@ def main() -> None:
     missing = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
     if args.production and missing:
         sys.exit(f"make serve needs {' and '.join(missing)} (PostgreSQL and Redis); `make run` is the local setup")
-    host, port = os.environ.get("HOST") or "127.0.0.1", _positive_int("PORT", 8000)
+    host, port = listen_address()
     workers = _positive_int("WORKERS", os.cpu_count() or 1)
     if workers > 1 and missing:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
     bytecode_compiled()
     application_imported()
-    sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
+    try:
+        sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
+    except OSError as error:
+        sys.exit(f"cannot listen on HOST={host} PORT={port}: {error.strerror}")
     processes = {sock.fileno(): start_worker(sock, sockets, args.daphne_args) for sock in sockets}
     print(f"serving on {host}:{port} with {workers} daphne worker(s): {list(processes.values())}", flush=True)
     stopping = False

@@ -7,6 +7,7 @@ import http.client
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -230,3 +231,39 @@ def test_forked_workers_answer_a_dead_one_is_replaced_and_sigterm_stops_them_all
         if serve.poll() is None:
             serve.kill()
             serve.wait()
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "message"),
+    [
+        ("127.0.0.1", "70000", "PORT must be a whole number from 1 to 65535, not '70000'"),
+        ("::1", "8000", "HOST=::1: make serve listens on IPv4 only"),
+        ("no.such.host.invalid", "8000", "HOST=no.such.host.invalid is not an IPv4 address or a host name with one"),
+    ],
+)
+def test_a_host_or_port_it_cannot_listen_on_stops_it_with_one_line_naming_it(
+    tmp_path: Path, host: str, port: str, message: str
+) -> None:
+    """Was an OverflowError or a gaierror traceback."""
+    env = {**os.environ, "CSMS_VAR_DIR": str(tmp_path), "HOST": host, "PORT": port, "WORKERS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "serve.py")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().startswith(message) and "Traceback" not in done.stderr
+
+
+def test_a_port_another_program_holds_stops_it_with_one_line_naming_it(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "CSMS_VAR_DIR": str(tmp_path), "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+    env.pop("REDIS_URL", None)
+    with contextlib.closing(socket.socket()) as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "serve.py")], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert done.returncode != 0
+    assert (
+        done.stderr.strip().splitlines()[-1] == f"cannot listen on HOST=127.0.0.1 PORT={port}: Address already in use"
+    )
