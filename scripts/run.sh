@@ -5,6 +5,7 @@ set -euo pipefail
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 BIN=${BIN:-.venv/bin}
+VAR_DIR=${CSMS_VAR_DIR:-var}
 # Where chargers fetch firmware and upload diagnostics: this server, unless set (behind a proxy, set it).
 export CSMS_PUBLIC_URL=${CSMS_PUBLIC_URL:-http://$HOST:$PORT}
 # Its processes add up their metrics in a directory of their own: two `make run`s on other ports do not mix.
@@ -18,7 +19,7 @@ cat <<INFO
     API key      $BIN/python manage.py create_api_key my-integration   (the key is the last line)
     Chargers     ws://$HOST:$PORT/ocpp/1.6/{charge_point_id}
                  ws://$HOST:$PORT/ocpp/2.0.1/{charge_point_id}
-    Database     ${DATABASE_URL:-SQLite in var/db.sqlite3}
+    Database     ${DATABASE_URL:-SQLite in $VAR_DIR/db.sqlite3}
     Redis        ${REDIS_URL:-none (in-memory channel layer, filesystem Celery broker)}
 
 INFO

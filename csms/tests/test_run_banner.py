@@ -1,0 +1,38 @@
+"""``make run``'s banner and the public URL it gives the processes (scripts/run.sh), with stand-ins
+for the processes it starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+
+def run_script(tmp_path: Path, **env: str) -> str:
+    """scripts/run.sh's output; its gateway (a stand-in) prints the CSMS_PUBLIC_URL it was given."""
+    stand_ins = tmp_path / "bin"
+    stand_ins.mkdir()
+    python = stand_ins / "python"
+    python.write_text(
+        '#!/bin/sh\n[ "$1" = scripts/serve.py ] && { echo "gateway given $CSMS_PUBLIC_URL"; exit 0; }\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    (stand_ins / "celery").write_text("#!/bin/sh\nsleep 30\n")
+    for program in stand_ins.iterdir():
+        program.chmod(0o755)
+    environment = {**os.environ, "BIN": str(stand_ins), **env}
+    for name in ("DATABASE_URL", "REDIS_URL", "CSMS_PUBLIC_URL", "CSMS_VAR_DIR"):
+        environment.pop(name, None)
+    environment.update(env)
+    done = subprocess.run(
+        ["scripts/run.sh"], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout
+
+
+def test_the_banner_names_the_sqlite_file_in_the_var_dir_in_use(tmp_path):
+    output = run_script(tmp_path, CSMS_VAR_DIR=str(tmp_path / "elsewhere"))
+    assert f"Database     SQLite in {tmp_path / 'elsewhere'}/db.sqlite3" in output
