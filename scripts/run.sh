@@ -7,7 +7,21 @@ PORT=${PORT:-8000}
 BIN=${BIN:-.venv/bin}
 VAR_DIR=${CSMS_VAR_DIR:-var}
 # Where chargers fetch firmware and upload diagnostics: this server, unless set (behind a proxy, set it).
-export CSMS_PUBLIC_URL=${CSMS_PUBLIC_URL:-http://$HOST:$PORT}
+# On every interface (HOST=0.0.0.0) that is no address a charger can reach: this machine's address on
+# its default route instead (a UDP socket's connect sends nothing), else its host name, with a note.
+public_note=""
+if [ -z "${CSMS_PUBLIC_URL:-}" ]; then
+  public_host=$HOST
+  if [ "$HOST" = 0.0.0.0 ]; then
+    public_host=$("$BIN/python" -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("192.0.2.1", 9))
+print(s.getsockname()[0])' 2>/dev/null || uname -n)
+    public_note="
+    Note         HOST=0.0.0.0: chargers are sent this machine's address above; set CSMS_PUBLIC_URL if they reach it at another"
+  fi
+  export CSMS_PUBLIC_URL=http://$public_host:$PORT
+fi
 # Its processes add up their metrics in a directory of their own: two `make run`s on other ports do not mix.
 export CSMS_METRICS_DIR=${CSMS_METRICS_DIR:-var/metrics-$PORT}
 
@@ -19,6 +33,7 @@ cat <<INFO
     API key      $BIN/python manage.py create_api_key my-integration   (the key is the last line)
     Chargers     ws://$HOST:$PORT/ocpp/1.6/{charge_point_id}
                  ws://$HOST:$PORT/ocpp/2.0.1/{charge_point_id}
+    Files        $CSMS_PUBLIC_URL   (chargers' firmware downloads and diagnostics uploads)$public_note
     Database     ${DATABASE_URL:-SQLite in $VAR_DIR/db.sqlite3}
     Redis        ${REDIS_URL:-none (in-memory channel layer, filesystem Celery broker)}
 

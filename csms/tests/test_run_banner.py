@@ -36,3 +36,19 @@ def run_script(tmp_path: Path, **env: str) -> str:
 def test_the_banner_names_the_sqlite_file_in_the_var_dir_in_use(tmp_path):
     output = run_script(tmp_path, CSMS_VAR_DIR=str(tmp_path / "elsewhere"))
     assert f"Database     SQLite in {tmp_path / 'elsewhere'}/db.sqlite3" in output
+
+
+def test_listening_on_every_interface_gives_chargers_an_address_they_can_reach(tmp_path):
+    """README's LAN example sent chargers http://0.0.0.0:9000 in UpdateFirmware and GetDiagnostics."""
+    output = run_script(tmp_path, HOST="0.0.0.0", PORT="9000")
+    given = output.split("gateway given ")[1].strip()
+    assert given.startswith("http://") and given.endswith(":9000")
+    assert "0.0.0.0" not in given
+    assert f"Files        {given}" in output
+    assert "set CSMS_PUBLIC_URL if they reach it at another" in output
+
+
+def test_a_public_url_set_is_given_as_it_is(tmp_path):
+    output = run_script(tmp_path, HOST="0.0.0.0", CSMS_PUBLIC_URL="https://csms.example.com")
+    assert "gateway given https://csms.example.com" in output
+    assert "set CSMS_PUBLIC_URL" not in output
