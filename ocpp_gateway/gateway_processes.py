@@ -7,7 +7,9 @@ announces before it records its first connection. Every renewal interval each ga
 and the Celery beat (for when no gateway process is left), looks for presence held by a process
 whose announcement expired (SIGKILL, out of memory, host lost) and releases it: those chargers
 go offline with one ``charge_point.offline`` event each, without waiting for the heartbeat sweep.
-Without Redis (the in-memory channel layer) there is one process only and nothing to do.
+Without Redis (the in-memory channel layer) there is one gateway process only: presence still held
+when it starts is a previous one's (killed, or the host restarted), released as a lost process's
+(``stale_presence_release``, run by each ``make serve`` worker before it serves).
 """
 
 from __future__ import annotations
@@ -86,6 +88,19 @@ def dead_gateway_presence_release() -> list[str]:
             logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
             went_offline.extend(released)
     return went_offline
+
+
+def stale_presence_release() -> list[str]:
+    """Without Redis, called by the only gateway process before it holds any presence: every charger
+    still marked as held is a gone process's, and goes offline as a lost process's do (reason
+    ``gateway_lost``). Returns their ids. With Redis other live processes may hold presence: nothing
+    is released here (their announcements decide, ``dead_gateway_presence_release``)."""
+    if settings.REDIS_URL:
+        return []
+    released: list[str] = []
+    for process in services.gateway_processes_holding_presence():
+        released.extend(services.charge_points_release_process(process=process))
+    return released
 
 
 def _redis_recently_emptied() -> bool:

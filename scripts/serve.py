@@ -176,7 +176,28 @@ def start_worker(sock: socket.socket, sockets: list[socket.socket], daphne_args:
         if other is not sock:
             other.close()
     reactor_renewed()
+    stale_presence_released()
     os._exit(worker_served(sock, daphne_args))
+
+
+def stale_presence_released() -> None:
+    """In a forked worker, before it serves: without Redis it is the only gateway process, so the
+    chargers still marked connected are a dead worker's (or a previous run's) and go offline now
+    (``gateway_processes.stale_presence_release``), not at the heartbeat sweep minutes later. A
+    failure (the database away) leaves them to that sweep."""
+    from django.db import connections
+
+    from ocpp_gateway.gateway_processes import stale_presence_release
+
+    try:
+        released = stale_presence_release()
+    except Exception:
+        traceback.print_exc()
+        return
+    finally:
+        connections.close_all()
+    if released:
+        print(f"{len(released)} charger(s) of a gateway process that is gone marked offline", flush=True)
 
 
 def worker_served(sock: socket.socket, daphne_args: list[str]) -> int:

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -267,3 +268,58 @@ def test_a_port_another_program_holds_stops_it_with_one_line_naming_it(tmp_path:
     assert (
         done.stderr.strip().splitlines()[-1] == f"cannot listen on HOST=127.0.0.1 PORT={port}: Address already in use"
     )
+
+
+def _charger_connected(database: Path, charge_point_id: str) -> bool:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        row = db.execute(
+            "SELECT connected FROM chargepoints_chargepoint WHERE charge_point_id = ?", (charge_point_id,)
+        ).fetchone()
+    return bool(row[0])
+
+
+def _charger_held(database: Path, charge_point_id: str) -> None:
+    """As a worker holding the charger's socket leaves it when it is killed."""
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute(
+            "UPDATE chargepoints_chargepoint SET connected = 1, connection_channel = 'specific..inmemory!gone'"
+            " WHERE charge_point_id = ?",
+            (charge_point_id,),
+        )
+
+
+def test_without_redis_a_worker_s_start_marks_the_chargers_a_dead_one_held_offline(tmp_path: Path) -> None:
+    """``make run``'s defaults: a killed worker's chargers stayed connected until the heartbeat sweep
+    (up to 10 min), across a restart too. The worker is the only gateway process: at its start the
+    chargers still held are a dead one's."""
+    env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key", "CSMS_VAR_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        env.pop(name, None)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v0"], env=env, check=True, timeout=120)
+    create = (
+        "from chargepoints.models import ChargePoint;"
+        " ChargePoint.objects.create(charge_point_id='CP-HELD', heartbeat_interval=300)"
+    )
+    subprocess.run([*manage, "shell", "-c", create], env=env, check=True, timeout=60)
+    database = tmp_path / "db.sqlite3"
+    _charger_held(database, "CP-HELD")  # by the previous run's worker
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        serve = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "serve.py")],
+            env={**env, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        (worker,) = _until(lambda: _answers(port) and _children(serve.pid))
+        assert not _charger_connected(database, "CP-HELD")
+        _charger_held(database, "CP-HELD")  # by this worker, which is then killed
+        os.kill(worker, signal.SIGKILL)
+        _until(lambda: log.read_text().count("1 charger(s) of a gateway process that is gone marked offline") == 2)
+        assert not _charger_connected(database, "CP-HELD")
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)

@@ -28,6 +28,7 @@ from ocpp_gateway.gateway_processes import (
     _redis,
     dead_gateway_presence_release,
     gateway_process_announce,
+    stale_presence_release,
 )
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_subscription_create
@@ -350,3 +351,24 @@ def test_two_sweeps_and_a_handshake_at_once_release_every_dead_charger_once_with
     assert not services.gateway_process_holds_presence(process="specific.dead!")
     events = asyncio.run(offline_events())
     assert sorted(event["charge_point_id"] for event in events) == sorted(every_release)
+
+
+def test_without_redis_the_starting_gateway_releases_all_presence_as_a_lost_process_s(
+    register_charge_point, offline_subscription, settings
+):
+    """One gateway process without Redis: what is held when it starts is a dead one's."""
+    for charge_point_id in ("CP-A", "CP-B"):
+        register_charge_point(charge_point_id)
+        services.charge_point_connect(
+            charge_point_id=charge_point_id, ocpp_version="1.6", channel_name=f"specific..inmemory!{charge_point_id}"
+        )
+    settings.REDIS_URL = "redis://127.0.0.1:6379/7"
+    assert stale_presence_release() == []  # other live processes may hold them: their announcements decide
+    settings.REDIS_URL = ""
+    assert sorted(stale_presence_release()) == ["CP-A", "CP-B"]
+    assert not ChargePoint.objects.filter(connected=True).exists()
+    events = asyncio.run(offline_events())
+    assert sorted((event["charge_point_id"], event["reason"]) for event in events) == [
+        ("CP-A", "gateway_lost"),
+        ("CP-B", "gateway_lost"),
+    ]
