@@ -7,16 +7,19 @@ announces before it records its first connection. Every renewal interval each ga
 and the Celery beat (for when no gateway process is left), looks for presence held by a process
 whose announcement expired (SIGKILL, out of memory, host lost) and releases it: those chargers
 go offline with one ``charge_point.offline`` event each, without waiting for the heartbeat sweep.
-Without Redis (the in-memory channel layer) there is one gateway process only: presence still held
-when it starts is a previous one's (killed, or the host restarted), released as a lost process's
-(``stale_presence_release``, run by each ``make serve`` worker before it serves).
+Without Redis (the in-memory channel layer) there is one gateway process per ``VAR_DIR`` and
+database: presence still held when it starts while no other lives is a previous one's (killed, or
+the host restarted), released as a lost process's (``stale_presence_release``, run by each ``make
+serve`` worker before it serves).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import fcntl
 import logging
+import os
 
 import redis
 from django.conf import settings
@@ -33,6 +36,10 @@ SINCE_KEY = "csms:gateways:since"  # when this Redis's data began: announcements
 # Every process that announced itself in this Redis: only those can be judged dead here (a process on
 # another Redis, or one announced before this Redis lost its data, is never released from here).
 KNOWN_KEY = "csms:gateways:known"
+# Without Redis: the file in VAR_DIR each gateway process holds locked shared while it lives, and the
+# descriptor this one holds it by (never closed: the lock goes with the process).
+LIVENESS_FILE = "gateway.lock"
+_liveness: list[int] = []
 
 
 def _redis() -> redis.Redis:
@@ -91,16 +98,28 @@ def dead_gateway_presence_release() -> list[str]:
 
 
 def stale_presence_release() -> list[str]:
-    """Without Redis, called by the only gateway process before it holds any presence: every charger
-    still marked as held is a gone process's, and goes offline as a lost process's do (reason
-    ``gateway_lost``). Returns their ids. With Redis other live processes may hold presence: nothing
-    is released here (their announcements decide, ``dead_gateway_presence_release``)."""
+    """Without Redis, called by a gateway process before it holds any presence: when no other live
+    gateway process shares its ``VAR_DIR`` (``LIVENESS_FILE``, locked shared by each for its life),
+    every charger still marked as held is a gone process's, and goes offline as a lost process's do
+    (reason ``gateway_lost``). Returns their ids. Then this process holds the file shared until it
+    ends (a SIGKILL too). With Redis other live processes may hold presence: nothing is released here
+    (their announcements decide, ``dead_gateway_presence_release``)."""
     if settings.REDIS_URL:
         return []
-    released: list[str] = []
-    for process in services.gateway_processes_holding_presence():
-        released.extend(services.charge_points_release_process(process=process))
-    return released
+    descriptor = os.open(settings.VAR_DIR / LIVENESS_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    _liveness.append(descriptor)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another live gateway process (a second `make run` on this VAR_DIR)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        return []
+    try:
+        released: list[str] = []
+        for process in services.gateway_processes_holding_presence():
+            released.extend(services.charge_points_release_process(process=process))
+        return released
+    finally:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)  # from exclusive to shared: others may start beside it
 
 
 def _redis_recently_emptied() -> bool:

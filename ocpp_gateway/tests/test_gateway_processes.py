@@ -5,7 +5,9 @@ process keeps its chargers. Real daphne processes on the test database and Redis
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import os
 import signal
 import threading
 import time
@@ -23,6 +25,7 @@ from chargepoints.models import ChargePoint
 from conftest import _test_database_url, ahttp, eventually, ocpp_charger, raw_socket, stop_daphne
 from ocpp_gateway.gateway_processes import (
     KNOWN_KEY,
+    LIVENESS_FILE,
     SINCE_KEY,
     _key,
     _redis,
@@ -354,9 +357,10 @@ def test_two_sweeps_and_a_handshake_at_once_release_every_dead_charger_once_with
 
 
 def test_without_redis_the_starting_gateway_releases_all_presence_as_a_lost_process_s(
-    register_charge_point, offline_subscription, settings
+    register_charge_point, offline_subscription, settings, tmp_path
 ):
     """One gateway process without Redis: what is held when it starts is a dead one's."""
+    settings.VAR_DIR = tmp_path
     for charge_point_id in ("CP-A", "CP-B"):
         register_charge_point(charge_point_id)
         services.charge_point_connect(
@@ -372,3 +376,19 @@ def test_without_redis_the_starting_gateway_releases_all_presence_as_a_lost_proc
         ("CP-A", "gateway_lost"),
         ("CP-B", "gateway_lost"),
     ]
+
+
+def test_without_redis_a_gateway_starting_beside_a_live_one_releases_nothing(register_charge_point, settings, tmp_path):
+    """A second `make run` on the same VAR_DIR marked the first one's chargers offline, sockets open."""
+    settings.VAR_DIR, settings.REDIS_URL = tmp_path, ""
+    register_charge_point("CP-LIVE")
+    services.charge_point_connect(
+        charge_point_id="CP-LIVE", ocpp_version="1.6", channel_name="specific..inmemory!CP-LIVE"
+    )
+    live = os.open(tmp_path / LIVENESS_FILE, os.O_RDWR | os.O_CREAT)  # as the first gateway process holds it
+    fcntl.flock(live, fcntl.LOCK_SH)
+    try:
+        assert stale_presence_release() == []
+    finally:
+        os.close(live)
+    assert ChargePoint.objects.get(charge_point_id="CP-LIVE").connected
