@@ -20,7 +20,7 @@ from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
-from commands.models import CommandState
+from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
 from maintenance import events
 from maintenance.errors import MaintenanceError
@@ -328,19 +328,23 @@ def firmware_status_record(
     return target
 
 
-# A target the charger's own report failed (its failure is the status it sent, not a refusal or Timeout).
-_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure=F("status"))
+# A target the charger's own download failed (its failure is the status it sent, not a refusal, Timeout
+# or a failed installation): UpdateFirmware's retries are the download's.
+_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure="DownloadFailed", status="DownloadFailed")
 
 
 def _target_retried(target: CampaignTarget, progress: str) -> bool:
     """Whether ``progress`` on ``target`` (locked; failed by the charger's own report) brings it
     back in flight: a progress, not another failure, and no later UpdateFirmware (another
-    campaign's) superseded it. Its campaign, if finished, is reopened until it finishes again
+    campaign's, or one sent by hand) superseded it. Its campaign, if finished, is reopened until it finishes again
     (``firmware_campaign.finished`` is then sent again, with the final progress)."""
     if progress in (TargetState.FAILED, TargetState.SKIPPED):
         return False
     later = CampaignTarget.objects.filter(charge_point_id=target.charge_point_id, sent_at__gt=target.sent_at)
-    if later.exists():
+    by_hand = Command.objects.filter(
+        charge_point_id=target.charge_point_id, action="UpdateFirmware", created_at__gte=target.sent_at
+    ).exclude(pk=target.command_id)
+    if later.exists() or by_hand.exists():  # the progress is another update's (1.6 names none)
         return False
     Campaign.objects.filter(pk=target.campaign_id, finished_at__isnull=False).update(
         finished_at=None,

@@ -76,7 +76,12 @@ def test_a_notification_outside_any_campaign_is_only_acknowledged():
 
 
 def _report(charge_point_id: str, *statuses: str) -> None:
-    progress = {"DownloadFailed": "failed", "Downloading": "downloading", "Installing": "installing"}
+    progress = {
+        "DownloadFailed": "failed",
+        "InstallationFailed": "failed",
+        "Downloading": "downloading",
+        "Installing": "installing",
+    }
     for status in statuses:
         firmware.firmware_status_record(
             charge_point_id=charge_point_id, progress=progress.get(status, status.lower()), status=status
@@ -115,6 +120,27 @@ def test_a_charger_failed_by_timeout_or_superseded_by_another_campaign_stays_fai
     _report("B", "Downloading")
     states = campaign.targets.values_list("charge_point__charge_point_id", "state", "failure")
     assert sorted(states) == [("A", "failed", "Timeout"), ("B", "failed", "DownloadFailed")]
+
+
+def test_progress_after_an_update_sent_by_hand_or_a_failed_installation_reopens_nothing(campaign):
+    """The reviewer: a manual UpdateFirmware's progress (1.6 names no request) was booked on the
+    campaign's failed target, which was then installed with the campaign's firmware; and a failed
+    installation counted as a download to retry."""
+    campaign.targets.update(state=TargetState.SENT, sent_at=timezone.now() - timedelta(hours=1))
+    _report("A", "DownloadFailed")
+    _report("B", "InstallationFailed")
+    Command.objects.create(
+        charge_point=ChargePoint.objects.get(charge_point_id="A"),
+        charge_point_identity="A",
+        ocpp_version="2.0.1",
+        command="update_firmware",
+        action="UpdateFirmware",
+        state=CommandState.ACCEPTED,
+    )
+    _report("A", "Downloading", "Installed")
+    _report("B", "Installing", "Installed")
+    states = campaign.targets.values_list("charge_point__charge_point_id", "state", "failure")
+    assert sorted(states) == [("A", "failed", "DownloadFailed"), ("B", "failed", "InstallationFailed")]
 
 
 def test_campaign_finished_event_carries_the_progress(campaign):
