@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 INT32_MAX = 2**31 - 1
 _INTEGER = re.compile(r"[+-]?[0-9]+")  # int() also takes "1_000" and non-ASCII digits
 # DRF's throttle rates: requests per second, minute, hour or day (DRF reads the period's first letter).
-_RATE = re.compile(r"([0-9]+)/(s|sec|second|m|min|minute|h|hour|d|day)s?")
+_RATE = re.compile(r"([0-9]+)/([smhd][a-z]*)")  # DRF reads the period by its first letter: 5/hr, 5/minutes
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -59,7 +59,8 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_rate(name: str, default: str) -> str:
-    """A DRF throttle rate, ``N/period`` (second, minute, hour, day or s, m, h, d), N from 1 to 2^31-1."""
+    """A DRF throttle rate, ``N/period`` (a period DRF reads by its first letter: second, minute, hour,
+    day, s, m, h, d, hr, ...), N from 1 to 2^31-1."""
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default

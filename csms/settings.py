@@ -217,7 +217,9 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", REDIS_URL or "filesystem://", schemes=tuple(TRANSPORT_ALIASES))
+# kombu names a Redis socket redis+socket:// (it has no unix:// transport).
+_REDIS_BROKER = "redis+socket://" + REDIS_URL.removeprefix("unix://") if REDIS_URL.startswith("unix://") else REDIS_URL
+CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", _REDIS_BROKER or "filesystem://", schemes=tuple(TRANSPORT_ALIASES))
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "celery-broker"
@@ -459,7 +461,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
 }
 
 # One format for daphne, Django and Celery (Celery leaves the root logger to this configuration).
-_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_LOG_LEVELS = ("debug", "info", "warning", "warn", "error", "critical", "fatal", "notset")  # logging's names
 CSMS_LOG_FORMAT = env_choice("CSMS_LOG_FORMAT", "plain", ("plain", "json"))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 LOGGING = {

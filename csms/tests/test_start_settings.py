@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kombu import Connection
 
 ROOT = Path(__file__).resolve().parents[2]
 PRINT = (
@@ -63,7 +64,8 @@ def test_an_api_rate_drf_cannot_read_stops_the_start(tmp_path, value):
 
 def test_api_rates_are_read_as_drf_reads_them(tmp_path):
     assert started(tmp_path, CSMS_API_RATE="10/S")["rate"] == "10/s"
-    assert started(tmp_path, CSMS_API_RATE="100/hours")["rate"] == "100/hour"
+    assert started(tmp_path, CSMS_API_RATE="100/hours")["rate"] == "100/hours"
+    assert started(tmp_path, CSMS_API_RATE="5/hr")["rate"] == "5/hr"  # the reviewer: DRF takes it
     assert started(tmp_path, CSMS_API_RATE="")["rate"] == "6000/minute"
 
 
@@ -88,12 +90,15 @@ def test_a_refused_url_is_not_repeated_in_the_message_it_may_hold_a_password(tmp
 
 
 def test_redis_and_broker_urls_of_the_known_kinds_start(tmp_path):
-    assert started(tmp_path, REDIS_URL="unix:///run/redis.sock")["broker"] == "unix:///run/redis.sock"
+    broker = started(tmp_path, REDIS_URL="unix:///run/redis.sock")["broker"]
+    assert broker == "redis+socket:///run/redis.sock"  # kombu has no unix:// transport (the reviewer)
+    assert Connection(broker).transport_cls == "redis"  # its Redis transport, over the socket
     assert started(tmp_path, CELERY_BROKER_URL="amqp://guest@localhost//")["broker"] == "amqp://guest@localhost//"
 
 
 def test_the_log_level_is_read_in_any_case_and_empty_is_the_default(tmp_path):
     assert started(tmp_path, CSMS_LOG_LEVEL="debug")["level"] == "DEBUG"
+    assert started(tmp_path, CSMS_LOG_LEVEL="warn")["level"] == "WARN"  # logging's own alias
     assert started(tmp_path, CSMS_LOG_LEVEL="")["level"] == "INFO"
     assert "CSMS_LOG_LEVEL='bogus' is not one of" in refusal(tmp_path, CSMS_LOG_LEVEL="bogus")
 
