@@ -40,8 +40,11 @@ _MAX_TEXT = 64
 # after a meterStart of 12345 Wh): rounding, not a meter going backwards. This is the coarsest
 # resolution taken (a kWh-rounded register's), and that of a reading whose text is not known.
 REGISTER_RESOLUTION_WH = Decimal(1000)
-# A 1.6 meterStart or meterStop is an integer in Wh (OCPP 1.6 §6.45 StartTransaction.req, §6.49 StopTransaction.req).
-METER_START_STOP_RESOLUTION_WH = Decimal(1)
+# A 1.6 meterStart or meterStop is an integer in Wh (OCPP 1.6 §6.45 StartTransaction.req, §6.49
+# StopTransaction.req), often from a coarser register (12000 from a kWh one): its resolution is that of
+# its trailing zeros, at least this (a few Wh between it and a reading of another register are no
+# meter going backwards), at most ``REGISTER_RESOLUTION_WH``.
+METER_START_STOP_RESOLUTION_WH = Decimal(10)
 # Phases whose values add up to the total (line-to-neutral readings of a 3-phase meter).
 _ADDITIVE_PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 _CONTEXT_ORDER = {"Transaction.Begin": 0, "Transaction.End": 2}
@@ -203,10 +206,19 @@ def register_resolution(raw_value: str, unit: str, multiplier: int) -> Decimal:
 def meter_bound_reading(at: datetime, wh: Decimal, context: str, readings: Sequence[Reading]) -> Reading:
     """A session's meter start or stop (``wh``) as a reading: with the resolution of the register
     reading among ``readings`` it was taken from (one of the same value: a 2.0.1 Begin, End, first or
-    last reading), else that of a 1.6 meterStart or meterStop (``METER_START_STOP_RESOLUTION_WH``)."""
+    last reading), else that of a 1.6 meterStart or meterStop (``_integer_resolution``)."""
     taken_from = next((reading for reading in readings if reading.wh == wh), None)
-    resolution = METER_START_STOP_RESOLUTION_WH if taken_from is None else taken_from.resolution_wh
+    resolution = _integer_resolution(wh) if taken_from is None else taken_from.resolution_wh
     return Reading(at, wh, context, resolution)
+
+
+def _integer_resolution(wh: Decimal) -> Decimal:
+    """A meter start or stop's resolution (``METER_START_STOP_RESOLUTION_WH``): 12000 Wh 1000,
+    12300 Wh 100, 12345 Wh 10."""
+    step = METER_START_STOP_RESOLUTION_WH
+    while step < REGISTER_RESOLUTION_WH and wh % (step * 10) == 0:
+        step *= 10
+    return step
 
 
 def register_readings(samples: Iterable[Sampled]) -> list[Reading]:

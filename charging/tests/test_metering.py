@@ -17,6 +17,7 @@ from charging.metering import (
     Reading,
     Sample,
     derive_energy,
+    meter_bound_reading,
     normalise,
     parse_decimal,
     register_readings,
@@ -223,3 +224,20 @@ def test_a_sum_of_phases_has_its_coarsest_phases_resolution():
         Sample(T0, ENERGY_REGISTER, Decimal(1100), phase="L2", raw_value="1.1", unit="kWh"),
     ]
     assert register_readings(phases) == [Reading(T0, Decimal(2100), resolution_wh=Decimal(100))]
+
+
+@pytest.mark.parametrize(
+    ("last_reading", "meter_stop", "flagged"),
+    [
+        (Reading(T0, Decimal(15400), resolution_wh=Decimal(100)), Decimal(15000), False),  # a kWh register's stop
+        (Reading(T0, Decimal(12345), resolution_wh=Decimal(1)), Decimal(12340), False),  # another register's
+        (Reading(T0, Decimal(900), resolution_wh=Decimal(1)), Decimal(10), True),  # the probe's
+    ],
+)
+def test_a_meter_stop_steps_back_by_less_than_its_own_resolution_without_a_flag(last_reading, meter_stop, flagged):
+    """The reviewer: a 1.6 meterStop taken 1 Wh fine flagged a kWh-rounded register's (15000 after
+    15.4 kWh) and a few Wh between two registers as going backwards."""
+    start = meter_bound_reading(T0 - timedelta(hours=1), Decimal(0), "Transaction.Begin", [])
+    stop = meter_bound_reading(T0 + timedelta(minutes=1), meter_stop, "Transaction.End", [last_reading])
+    result = derive_energy([start, last_reading, stop], max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH)
+    assert (Anomaly.NON_MONOTONIC_REGISTER in result.anomalies) is flagged
