@@ -431,7 +431,8 @@ CSMS_FIRMWARE_URL_TTL = env_int("CSMS_FIRMWARE_URL_TTL", 86400, minimum=60)
 CSMS_FIRMWARE_STATUS_TIMEOUT = env_int("CSMS_FIRMWARE_STATUS_TIMEOUT", 3600, minimum=1)
 CSMS_FIRMWARE_CAMPAIGN_TICK = env_int("CSMS_FIRMWARE_CAMPAIGN_TICK", 30, minimum=1)
 CSMS_DIAGNOSTICS_UPLOAD_TTL = env_int("CSMS_DIAGNOSTICS_UPLOAD_TTL", 86400, minimum=60)
-CSMS_DIAGNOSTICS_MAX_BYTES = env_int("CSMS_DIAGNOSTICS_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+# A size in bytes, compared in Python and stored as a 64-bit integer: not held to 2^31-1 as counts are.
+CSMS_DIAGNOSTICS_MAX_BYTES = env_int("CSMS_DIAGNOSTICS_MAX_BYTES", 200 * 1024 * 1024, minimum=1024, maximum=2**63 - 1)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "advance-firmware-campaigns": {

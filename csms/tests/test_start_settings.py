@@ -134,3 +134,9 @@ def test_a_directory_that_cannot_be_created_stops_the_start_naming_the_variable(
     (tmp_path / "a-file").write_text("")
     refused = refusal(tmp_path, **{variable: str(tmp_path / "a-file" / "sub")})
     assert f"{variable}=" in refused and "cannot create the directory" in refused
+
+
+def test_a_diagnostics_size_beyond_32_bits_starts(tmp_path):
+    """The reviewer: every integer setting was held to 2^31-1, a 4 GiB upload limit too."""
+    done = start(tmp_path, CSMS_DIAGNOSTICS_MAX_BYTES=str(4 * 1024**3))
+    assert done.returncode == 0, done.stderr
