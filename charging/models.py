@@ -313,7 +313,9 @@ class InstalledChargingProfile(models.Model):
     charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="charging_profiles")
     connector_id = models.PositiveIntegerField(help_text="1.6 connectorId or 2.0.1 evseId; 0 is the whole station.")
     profile_id = models.IntegerField()
-    purpose = models.CharField(max_length=32)
+    purpose = models.CharField(
+        max_length=64, help_text="ChargingProfilePurposeType: up to 34 characters (ChargingStationExternalConstraints)."
+    )
     stack_level = models.IntegerField()
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_to = models.DateTimeField(null=True, blank=True)

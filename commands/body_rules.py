@@ -184,10 +184,15 @@ def _set_variables(body: dict[str, Any]) -> Refusals:
     return found
 
 
+# 2.0.1 ChargingProfilePurposeEnumType: the limits an external system (an energy manager) sets.
+_EXTERNAL_CONSTRAINTS = "ChargingStationExternalConstraints"
+
+
 def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[[dict[str, Any]], Refusals]:
     """1.6 §3.13 / §5.16 and 2.0.1 K01: a station maximum profile on connector/EVSE 0 only, a TxProfile
-    on a connector/EVSE only (> 0), a transaction id in a TxProfile only (1.6 §7.8 ChargingProfile,
-    2.0.1 ChargingProfileType); a schedule's periods begin at 0 s and go forward in time (startPeriod,
+    on a connector/EVSE only (> 0), none of the external constraints (K01.FR.22: the CSMS does not set
+    them), a transaction id in a TxProfile only (1.6 §7.8 ChargingProfile, 2.0.1 ChargingProfileType);
+    a schedule's periods begin at 0 s and go forward in time (startPeriod,
     s from the schedule's start); a validity that ends after it begins."""
 
     def check(body: dict[str, Any]) -> Refusals:
@@ -200,6 +205,10 @@ def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[
             found[target] = [f"A {station_max} is set on {target} 0 (the whole station)."]
         if purpose == "TxProfile" and where == 0:
             found[target] = ["A TxProfile is set on a connector or EVSE (greater than 0), where its transaction is."]
+        if purpose == _EXTERNAL_CONSTRAINTS:
+            found[f"{profile_field}.charging_profile_purpose"] = [
+                f"{_EXTERNAL_CONSTRAINTS} is set by an external system, never by the CSMS (K01.FR.22)."
+            ]
         if "transaction_id" in profile and purpose != "TxProfile":
             found[f"{profile_field}.transaction_id"] = [f"Only a TxProfile names a transaction, not a {purpose}."]
         valid_from, valid_to = (parse_ocpp_time(profile.get(name)) for name in ("valid_from", "valid_to"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from ocpp.v201.enums import ChargingProfilePurposeEnumType
 
 from charging.models import InstalledChargingProfile
 from charging.services import charging_profiles
@@ -84,3 +85,13 @@ def test_a_clear_naming_an_id_forgets_that_profile_whatever_the_other_criteria(r
     criteria = ProfileCriteria(profile_id=4, connector_id=1)
     assert charging_profiles.charging_profiles_cleared(charge_point=charge_point, criteria=criteria) == 1
     assert list(InstalledChargingProfile.objects.values_list("profile_id", flat=True)) == [5]
+
+
+@pytest.mark.parametrize("purpose", sorted(ChargingProfilePurposeEnumType))
+def test_a_profile_of_every_2_0_1_purpose_is_recorded_whole(register_charge_point, purpose):
+    """ChargingStationExternalConstraints is 34 characters: the column held 32 (StringDataRightTruncation)."""
+    charge_point = register_charge_point("CP-201", ocpp_version="2.0.1")
+    body = profile_body(1)
+    body["cs_charging_profiles"]["charging_profile_purpose"] = purpose
+    install(charge_point, body)
+    assert InstalledChargingProfile.objects.get().purpose == purpose

@@ -31,6 +31,21 @@ UNORDERED_PERIODS = {
     }
 }
 STATION_MAX = "ChargePointMaxProfile"
+PROFILE201 = {
+    "id": 1,
+    "stack_level": 0,
+    "charging_profile_purpose": "TxDefaultProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": [
+        {
+            "id": 1,
+            "start_schedule": "2031-01-01T00:00:00Z",
+            "charging_rate_unit": "A",
+            "charging_schedule_period": [{"start_period": 0, "limit": 16}],
+        }
+    ],
+}
+EXTERNAL = "ChargingStationExternalConstraints"
 HEARTBEAT_VARIABLE = {
     "component": {"name": "OCPPCommCtrlr"},
     "variable": {"name": "HeartbeatInterval"},
@@ -218,6 +233,12 @@ LOG = {"remote_location": "https://logs.example/upload"}
                 },
             },
             "charging_profile.transaction_id",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 0, "charging_profile": {**PROFILE201, "charging_profile_purpose": EXTERNAL}},
+            "charging_profile.charging_profile_purpose",  # K01.FR.22: the CSMS does not set it
         ),
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2020-01-01T00:00:00Z"}, "expiry_date"),  # past
         (
