@@ -26,9 +26,10 @@ def refusals(version: str, action: str, body: dict[str, Any]) -> Refusals:
     return rule(body) if rule else {}
 
 
-def _remote_start(target: str) -> Callable[[dict[str, Any]], Refusals]:
+def _remote_start(version: str, target: str) -> Callable[[dict[str, Any]], Refusals]:
     """1.6 §5.11 / §6.33 and 2.0.1 F01 (RequestStartTransactionRequest): the connector or EVSE, when
-    given, is > 0; a charging profile given is a TxProfile without a transactionId (there is none yet)."""
+    given, is > 0; a charging profile given is a TxProfile without a transactionId (there is none yet)
+    that keeps the rules of any profile (``_profile_refusals``)."""
 
     def check(body: dict[str, Any]) -> Refusals:
         found: Refusals = {}
@@ -36,6 +37,7 @@ def _remote_start(target: str) -> Callable[[dict[str, Any]], Refusals]:
             found[target] = [f"Must be greater than 0; leave {target} out to let the charger choose."]
         profile = body.get("charging_profile")
         if isinstance(profile, dict):
+            found |= _profile_refusals(version, profile, "charging_profile")
             purpose = profile.get("charging_profile_purpose")
             if purpose != "TxProfile":
                 found["charging_profile.charging_profile_purpose"] = [
@@ -188,40 +190,82 @@ def _set_variables(body: dict[str, Any]) -> Refusals:
 _EXTERNAL_CONSTRAINTS = "ChargingStationExternalConstraints"
 
 
-def _set_profile(target: str, profile_field: str, station_max: str) -> Callable[[dict[str, Any]], Refusals]:
+def _set_profile(
+    version: str, target: str, profile_field: str, station_max: str
+) -> Callable[[dict[str, Any]], Refusals]:
     """1.6 §3.13 / §5.16 and 2.0.1 K01: a station maximum profile on connector/EVSE 0 only, a TxProfile
-    on a connector/EVSE only (> 0), none of the external constraints (K01.FR.22: the CSMS does not set
-    them), a transaction id in a TxProfile only (1.6 §7.8 ChargingProfile, 2.0.1 ChargingProfileType);
-    a schedule's periods begin at 0 s and go forward in time (startPeriod,
-    s from the schedule's start); a validity that ends after it begins."""
+    on a connector/EVSE only (> 0) and in 2.0.1 naming its transaction (K01.FR.03; a 1.6 one without
+    applies to the connector's transaction); the rules of any profile (``_profile_refusals``)."""
 
     def check(body: dict[str, Any]) -> Refusals:
-        found: Refusals = {}
         profile = body.get(profile_field)
         if not isinstance(profile, dict):
-            return found
+            return {}
+        found = _profile_refusals(version, profile, profile_field)
         purpose, where = profile.get("charging_profile_purpose"), body.get(target)
         if purpose == station_max and where != 0:
             found[target] = [f"A {station_max} is set on {target} 0 (the whole station)."]
         if purpose == "TxProfile" and where == 0:
             found[target] = ["A TxProfile is set on a connector or EVSE (greater than 0), where its transaction is."]
-        if purpose == _EXTERNAL_CONSTRAINTS:
-            found[f"{profile_field}.charging_profile_purpose"] = [
-                f"{_EXTERNAL_CONSTRAINTS} is set by an external system, never by the CSMS (K01.FR.22)."
-            ]
-        if "transaction_id" in profile and purpose != "TxProfile":
-            found[f"{profile_field}.transaction_id"] = [f"Only a TxProfile names a transaction, not a {purpose}."]
-        valid_from, valid_to = (parse_ocpp_time(profile.get(name)) for name in ("valid_from", "valid_to"))
-        if valid_from is not None and valid_to is not None and valid_to <= valid_from:
-            found[f"{profile_field}.valid_to"] = ["Must be after valid_from."]
-        schedules = profile.get("charging_schedule")
-        listed = schedules if isinstance(schedules, list) else [schedules]
-        for index, schedule in enumerate(listed):
-            at = f"{profile_field}.charging_schedule" + (f".{index}" if isinstance(schedules, list) else "")
-            found |= _periods_checked(schedule, at)
+        if version == "2.0.1" and purpose == "TxProfile" and "transaction_id" not in profile:
+            found[f"{profile_field}.transaction_id"] = ["A TxProfile names the transaction it limits (K01.FR.03)."]
         return found
 
     return check
+
+
+def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusals:
+    """The rules of a charging profile (``at``: its field), set alone or with a remote start (1.6
+    §7.8 ChargingProfile, 2.0.1 K01 and ChargingProfileType): none of the external constraints
+    (K01.FR.22: the CSMS does not set them); a transaction id in a TxProfile only; a Recurring
+    profile says how it recurs (``recurrency_kind``: Daily or Weekly); a 2.0.1 station maximum is
+    not Relative (K01.FR.38: it has no transaction to count from); a validity that ends after it
+    begins; each schedule's (``_schedule_refusals``)."""
+    found: Refusals = {}
+    purpose, kind = profile.get("charging_profile_purpose"), profile.get("charging_profile_kind")
+    if purpose == _EXTERNAL_CONSTRAINTS:
+        found[f"{at}.charging_profile_purpose"] = [
+            f"{_EXTERNAL_CONSTRAINTS} is set by an external system, never by the CSMS (K01.FR.22)."
+        ]
+    if "transaction_id" in profile and purpose != "TxProfile":
+        found[f"{at}.transaction_id"] = [f"Only a TxProfile names a transaction, not a {purpose}."]
+    if version == "2.0.1" and purpose == "ChargingStationMaxProfile" and kind == "Relative":
+        found[f"{at}.charging_profile_kind"] = ["A ChargingStationMaxProfile is Absolute or Recurring (K01.FR.38)."]
+    if kind == "Recurring" and "recurrency_kind" not in profile:
+        found[f"{at}.recurrency_kind"] = ["Required for a Recurring profile: Daily or Weekly."]
+    valid_from, valid_to = (parse_ocpp_time(profile.get(name)) for name in ("valid_from", "valid_to"))
+    if valid_from is not None and valid_to is not None and valid_to <= valid_from:
+        found[f"{at}.valid_to"] = ["Must be after valid_from."]
+    schedules = profile.get("charging_schedule")
+    listed = schedules if isinstance(schedules, list) else [schedules]
+    for index, schedule in enumerate(listed):
+        where = f"{at}.charging_schedule" + (f".{index}" if isinstance(schedules, list) else "")
+        found |= _schedule_refusals(version, kind, schedule, where)
+    return found
+
+
+def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refusals:
+    """A charging schedule's rules: its periods (``_periods_checked``); in 2.0.1 a start
+    (``start_schedule``) for an Absolute or Recurring profile (K01.FR.40) and none for a Relative
+    one (K01.FR.41), whose periods count from the transaction's start (1.6 §7.13 lets an Absolute
+    schedule leave it out: then it counts from the start of charging); a period's ``phase_to_use``
+    (1, 2 or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out)."""
+    if not isinstance(schedule, dict):
+        return {}
+    found = _periods_checked(schedule, at)
+    if version == "2.0.1" and kind in ("Absolute", "Recurring") and "start_schedule" not in schedule:
+        found[f"{at}.start_schedule"] = [f"Required for an {kind} profile: its periods count from it (K01.FR.40)."]
+    if version == "2.0.1" and kind == "Relative" and "start_schedule" in schedule:
+        found[f"{at}.start_schedule"] = ["A Relative profile counts from the transaction's start: none (K01.FR.41)."]
+    for index, period in enumerate(schedule.get("charging_schedule_period") or []):
+        if not isinstance(period, dict) or "phase_to_use" not in period:
+            continue
+        where = f"{at}.charging_schedule_period.{index}.phase_to_use"
+        if period["phase_to_use"] not in (1, 2, 3):
+            found[where] = ["Must be 1, 2 or 3: the phase used."]
+        elif period.get("number_phases") != 1:
+            found[where] = ["Only with number_phases 1: it names the one phase a single-phase charge uses."]
+    return found
 
 
 def _periods_checked(schedule: Any, at: str) -> Refusals:
@@ -272,14 +316,14 @@ def _trigger201(body: dict[str, Any]) -> Refusals:
 
 
 _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
-    ("1.6", "SetChargingProfile"): _set_profile("connector_id", "cs_charging_profiles", "ChargePointMaxProfile"),
-    ("2.0.1", "SetChargingProfile"): _set_profile("evse_id", "charging_profile", "ChargingStationMaxProfile"),
+    ("1.6", "SetChargingProfile"): _set_profile("1.6", "connector_id", "cs_charging_profiles", "ChargePointMaxProfile"),
+    ("2.0.1", "SetChargingProfile"): _set_profile("2.0.1", "evse_id", "charging_profile", "ChargingStationMaxProfile"),
     ("1.6", "ChangeConfiguration"): _change_configuration,
     ("2.0.1", "SetVariables"): _set_variables,
     ("1.6", "UnlockConnector"): _unlock("connector_id"),
     ("2.0.1", "UnlockConnector"): _unlock("evse_id", "connector_id"),
-    ("1.6", "RemoteStartTransaction"): _remote_start("connector_id"),
-    ("2.0.1", "RequestStartTransaction"): _remote_start("evse_id"),
+    ("1.6", "RemoteStartTransaction"): _remote_start("1.6", "connector_id"),
+    ("2.0.1", "RequestStartTransaction"): _remote_start("2.0.1", "evse_id"),
     ("1.6", "SendLocalList"): _local_list("list_version", "id_tag_info", _token16),
     ("2.0.1", "SendLocalList"): _local_list("version_number", "id_token_info", _token201),
     ("1.6", "GetDiagnostics"): _time_window("", "start_time", "stop_time"),

@@ -46,6 +46,25 @@ PROFILE201 = {
     ],
 }
 EXTERNAL = "ChargingStationExternalConstraints"
+
+
+def profile201(schedule: dict | None = None, **fields) -> dict:
+    """``PROFILE201`` with ``fields`` changed (None: left out), its schedule with ``schedule``'s."""
+    changed = {
+        **PROFILE201,
+        **fields,
+        "charging_schedule": [{**PROFILE201["charging_schedule"][0], **(schedule or {})}],
+    }
+    changed["charging_schedule"] = [{k: v for k, v in changed["charging_schedule"][0].items() if v is not None}]
+    return {k: v for k, v in changed.items() if v is not None}
+
+
+def periods(*period: dict) -> dict:
+    return {"charging_schedule_period": list(period)}
+
+
+TX201 = {"charging_profile_purpose": "TxProfile", "transaction_id": "tx-1"}
+SCHEDULE0 = "charging_profile.charging_schedule.0"
 HEARTBEAT_VARIABLE = {
     "component": {"name": "OCPPCommCtrlr"},
     "variable": {"name": "HeartbeatInterval"},
@@ -240,6 +259,125 @@ LOG = {"remote_location": "https://logs.example/upload"}
             {"evse_id": 0, "charging_profile": {**PROFILE201, "charging_profile_purpose": EXTERNAL}},
             "charging_profile.charging_profile_purpose",  # K01.FR.22: the CSMS does not set it
         ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201(charging_profile_purpose="TxProfile")},
+            "charging_profile.transaction_id",  # K01.FR.03
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 0,
+                "charging_profile": profile201(
+                    {"start_schedule": None},
+                    charging_profile_purpose="ChargingStationMaxProfile",
+                    charging_profile_kind="Relative",
+                ),
+            },
+            "charging_profile.charging_profile_kind",  # K01.FR.38
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201({"start_schedule": None})},
+            f"{SCHEDULE0}.start_schedule",  # K01.FR.40: Absolute
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    {"start_schedule": None}, charging_profile_kind="Recurring", recurrency_kind="Daily"
+                ),
+            },
+            f"{SCHEDULE0}.start_schedule",  # K01.FR.40: Recurring
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201(charging_profile_kind="Relative")},
+            f"{SCHEDULE0}.start_schedule",  # K01.FR.41
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201(charging_profile_kind="Recurring")},
+            "charging_profile.recurrency_kind",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(periods({"start_period": 0, "limit": 16, "phase_to_use": 2})),
+            },
+            f"{SCHEDULE0}.charging_schedule_period.0.phase_to_use",  # number_phases: 3 when left out
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    periods({"start_period": 0, "limit": 16, "number_phases": 3, "phase_to_use": 1})
+                ),
+            },
+            f"{SCHEDULE0}.charging_schedule_period.0.phase_to_use",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    periods({"start_period": 0, "limit": 16, "number_phases": 1, "phase_to_use": 4})
+                ),
+            },
+            f"{SCHEDULE0}.charging_schedule_period.0.phase_to_use",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {
+                "remote_start_id": 1,
+                "id_token": TOKEN,
+                "charging_profile": profile201({"start_schedule": None}, charging_profile_purpose="TxProfile"),
+            },
+            f"{SCHEDULE0}.start_schedule",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {
+                "remote_start_id": 1,
+                "id_token": TOKEN,
+                "charging_profile": profile201(
+                    periods({"start_period": 0, "limit": 16, "phase_to_use": 3}), charging_profile_purpose="TxProfile"
+                ),
+            },
+            f"{SCHEDULE0}.charging_schedule_period.0.phase_to_use",
+        ),
+        (
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "charging_profile_kind": "Recurring"}},
+            "cs_charging_profiles.recurrency_kind",
+        ),
+        (
+            "1.6",
+            "remote_start_transaction",
+            {"id_tag": "A", "charging_profile": {**PROFILE, "charging_profile_kind": "Recurring"}},
+            "charging_profile.recurrency_kind",
+        ),
+        (
+            "1.6",
+            "remote_start_transaction",
+            {"id_tag": "A", "charging_profile": {**PROFILE, **LATE_FIRST_PERIOD}},
+            "charging_profile.charging_schedule.charging_schedule_period.0.start_period",
+        ),
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2020-01-01T00:00:00Z"}, "expiry_date"),  # past
         (
             "2.0.1",
@@ -279,6 +417,35 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("request_stop_transaction", {"transaction_id": "TX-1"}),
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}}),
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 0}}),
+        ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201(**TX201)}),
+        (
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(
+                    periods({"start_period": 0, "limit": 16, "number_phases": 1, "phase_to_use": 3}),
+                    charging_profile_kind="Recurring",
+                    recurrency_kind="Weekly",
+                ),
+            },
+        ),
+        (
+            "set_charging_profile",
+            {
+                "evse_id": 0,
+                "charging_profile": profile201(charging_profile_purpose="ChargingStationMaxProfile"),
+            },
+        ),
+        (
+            "request_start_transaction",
+            {
+                "remote_start_id": 1,
+                "id_token": TOKEN,
+                "charging_profile": profile201(
+                    {"start_schedule": None}, charging_profile_purpose="TxProfile", charging_profile_kind="Relative"
+                ),
+            },
+        ),
     ],
 )
 def test_bodies_at_the_edge_of_those_rules_are_recorded(api_client, register_charge_point, command, body):

@@ -139,6 +139,7 @@ V201_CASES = [
                 "charging_schedule": [
                     {
                         "id": 1,
+                        "start_schedule": "2031-01-01T00:00:00Z",
                         "charging_rate_unit": "W",
                         "charging_schedule_period": [{"start_period": 0, "limit": 11000}],
                     }

@@ -37,6 +37,7 @@ PROFILE_201 = {
     "charging_schedule": [
         {
             "id": 1,
+            "start_schedule": "2031-01-01T00:00:00Z",
             "charging_rate_unit": "A",
             "min_charging_rate": 6.5,
             "charging_schedule_period": [{"start_period": 0, "limit": 10.0}],
