@@ -15,15 +15,36 @@ from typing import Any
 from django.utils import timezone
 
 from commands import charger_passwords
+from kernel import payload_case, schemas
 from kernel.timestamps import parse_ocpp_time
 
 Refusals = dict[str, list[str]]
 
 
 def refusals(version: str, action: str, body: dict[str, Any]) -> Refusals:
-    """The fields of a schema-valid ``body`` of ``action`` that break a rule, with why; {} when none."""
+    """The fields of a schema-valid ``body`` of ``action`` that break a rule, with why; {} when none:
+    the action's rule, and in 2.0.1 each EVSE's (``_evse_refusals``)."""
     rule = _RULES.get((version, action))
-    return rule(body) if rule else {}
+    found = rule(body) if rule else {}
+    return (_evse_refusals(action, body) | found) if version == "2.0.1" else found
+
+
+def _evse_refusals(action: str, body: dict[str, Any]) -> Refusals:
+    """2.0.1 EVSEType (ChangeAvailability's, TriggerMessage's, a component's in GetVariables, ...):
+    its ``id`` and ``connector_id`` are > 0; the whole station is meant by leaving the EVSE out, a
+    whole EVSE by leaving its connector out."""
+    found: Refusals = {}
+    for path, schema, value in schemas.request_values(
+        ocpp_version="2.0.1", action=action, payload=body, named=payload_case.camel_name
+    ):
+        if schema.get("javaType") != "EVSE" or not isinstance(value, dict):
+            continue
+        at = ".".join(map(str, path))
+        if value.get("id") == 0:
+            found[f"{at}.id"] = [f"Must be greater than 0; leave {at} out to mean the whole station."]
+        if value.get("connector_id") == 0:
+            found[f"{at}.connector_id"] = [f"Must be greater than 0; leave it out to mean the whole EVSE {at}.id."]
+    return found
 
 
 def _remote_start(version: str, target: str) -> Callable[[dict[str, Any]], Refusals]:
@@ -306,12 +327,11 @@ def _request_stop(body: dict[str, Any]) -> Refusals:
     return {}
 
 
-def _trigger201(body: dict[str, Any]) -> Refusals:
-    """2.0.1 F06 (EVSEType): a connector is named on its EVSE, whose id is greater than 0; EVSE 0
-    is the whole station, which has no connector of its own."""
-    evse = body.get("evse")
-    if isinstance(evse, dict) and evse.get("id") == 0 and "connector_id" in evse:
-        return {"evse.connector_id": ["A connector is named on an EVSE greater than 0, not on EVSE 0 (the station)."]}
+def _reset201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 B12 (ResetRequest): ``evse_id`` names one EVSE (> 0) to reset; the whole station is
+    reset by leaving it out."""
+    if body.get("evse_id") == 0:
+        return {"evse_id": ["Must be greater than 0; leave evse_id out to reset the whole station."]}
     return {}
 
 
@@ -329,7 +349,7 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("1.6", "GetDiagnostics"): _time_window("", "start_time", "stop_time"),
     ("2.0.1", "GetLog"): _time_window("log", "oldest_timestamp", "latest_timestamp"),
     ("2.0.1", "RequestStopTransaction"): _request_stop,
-    ("2.0.1", "TriggerMessage"): _trigger201,
+    ("2.0.1", "Reset"): _reset201,
     ("1.6", "ReserveNow"): _reserve_now("expiry_date"),
     ("2.0.1", "ReserveNow"): _reserve_now("expiry_date_time"),
 }

@@ -173,8 +173,29 @@ LOG = {"remote_location": "https://logs.example/upload"}
             "2.0.1",
             "trigger_message",
             {"requested_message": "StatusNotification", "evse": {"id": 0, "connector_id": 1}},
+            "evse.id",
+        ),
+        ("2.0.1", "trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 0}}, "evse.id"),
+        ("2.0.1", "change_availability", {"operational_status": "Inoperative", "evse": {"id": 0}}, "evse.id"),
+        (
+            "2.0.1",
+            "change_availability",
+            {"operational_status": "Inoperative", "evse": {"id": 0, "connector_id": 1}},
+            "evse.id",
+        ),
+        (
+            "2.0.1",
+            "change_availability",
+            {"operational_status": "Inoperative", "evse": {"id": 1, "connector_id": 0}},
             "evse.connector_id",
         ),
+        (
+            "2.0.1",
+            "get_variables",
+            {"get_variable_data": [{"component": {"name": "EVSE", "evse": {"id": 0}}, "variable": {"name": "Power"}}]},
+            "get_variable_data.0.component.evse.id",
+        ),
+        ("2.0.1", "reset", {"type": "Immediate", "evse_id": 0}, "evse_id"),
         (
             "2.0.1",
             "set_variables",
@@ -416,7 +437,9 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ),
         ("request_stop_transaction", {"transaction_id": "TX-1"}),
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}}),
-        ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 0}}),
+        ("trigger_message", {"requested_message": "StatusNotification"}),  # the whole station
+        ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
+        ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201(**TX201)}),
         (
             "set_charging_profile",
