@@ -176,15 +176,20 @@ def _standard_integer_refusals(body: dict[str, Any]) -> Refusals:
     return {"value": [f"{key} is an integer key: its value is a whole number from 0 to {_INT32_MAX}."]}
 
 
-def _reserve_now(expiry_field: str) -> Callable[[dict[str, Any]], Refusals]:
+def _reserve_now(expiry_field: str, *, own_id: str | None = None) -> Callable[[dict[str, Any]], Refusals]:
     """1.6 §5.13 / 2.0.1 H01: a reservation lasts until ``expiry_field``, which must be to come: one
-    already past would have expired before the charger got it."""
+    already past would have expired before the charger got it. 2.0.1's reservation ``id``
+    (``own_id``) is 0 or more, as 1.6's ``reservationId`` (``kernel.schemas.NON_NEGATIVE``, where
+    a name as common as ``id`` cannot be listed)."""
 
     def check(body: dict[str, Any]) -> Refusals:
+        found: Refusals = {}
         expiry = parse_ocpp_time(body.get(expiry_field))
         if expiry is not None and expiry <= timezone.now():
-            return {expiry_field: ["Must be in the future: the reservation would have expired already."]}
-        return {}
+            found[expiry_field] = ["Must be in the future: the reservation would have expired already."]
+        if own_id is not None and isinstance(body.get(own_id), int) and body[own_id] < 0:
+            found[own_id] = ["Must be 0 or more."]
+        return found
 
     return check
 
@@ -351,5 +356,5 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "RequestStopTransaction"): _request_stop,
     ("2.0.1", "Reset"): _reset201,
     ("1.6", "ReserveNow"): _reserve_now("expiry_date"),
-    ("2.0.1", "ReserveNow"): _reserve_now("expiry_date_time"),
+    ("2.0.1", "ReserveNow"): _reserve_now("expiry_date_time", own_id="id"),
 }

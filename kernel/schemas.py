@@ -107,13 +107,16 @@ _UTC_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z", re.ASCI
 # 0 or more (1.6 §7 "connectorId ... >= 0", "stackLevel ... >= 0", "duration ... in seconds";
 # 2.0.1 part 2's datatypes), which its JSON schemas leave unsaid. And the ids a 2.0.1 request gives
 # itself (GetLog's, GetReport's, ... requestId; RequestStartTransaction's remoteStartId), which the
-# charger's notifications and TransactionEvents echo: counters, as every id the CSMS hands out.
+# charger's notifications and TransactionEvents echo: counters, as every id the CSMS hands out; a
+# reservation's id too (1.6 reservationId, 2.0.1 CancelReservation's; 2.0.1 ReserveNow's, named
+# ``id`` as many other things are, is checked in ``commands.body_rules``).
 NON_NEGATIVE = frozenset(
     {
         "connectorId",
         "evseId",
         "requestId",
         "remoteStartId",
+        "reservationId",
         "stackLevel",
         "duration",
         "retries",

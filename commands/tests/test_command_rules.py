@@ -89,6 +89,10 @@ LOG = {"remote_location": "https://logs.example/upload"}
         ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "0001-01-01T00:00:00+01:00"}, "expiry_date"),
         ("1.6", "reserve_now", {**RESERVE16, "reservation_id": 2**31}, "reservation_id"),
         ("1.6", "reserve_now", {**RESERVE16, "connector_id": -3}, "connector_id"),
+        ("1.6", "reserve_now", {**RESERVE16, "reservation_id": -1}, "reservation_id"),
+        ("1.6", "cancel_reservation", {"reservation_id": -1}, "reservation_id"),
+        ("2.0.1", "reserve_now", {"id": -1, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}, "id"),
+        ("2.0.1", "cancel_reservation", {"reservation_id": -1}, "reservation_id"),
         ("1.6", "send_local_list", {"list_version": 2**40, "update_type": "Full"}, "list_version"),
         (
             "1.6",
@@ -440,6 +444,8 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("trigger_message", {"requested_message": "StatusNotification"}),  # the whole station
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
         ("reset", {"type": "OnIdle", "evse_id": 1}),
+        ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),
+        ("cancel_reservation", {"reservation_id": 0}),
         ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201(**TX201)}),
         (
             "set_charging_profile",
