@@ -228,6 +228,13 @@ def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
     return _token_warnings(id_tag, token_type, "the session would be flagged unauthorized_token")
 
 
+def reservation_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
+    """The reservation guard (1.6 ReserveNow, 2.0.1 H01): as ``remote_start_token_warnings``, for
+    the token a reservation is made for: the session it starts on the reservation would be flagged
+    ``unauthorized_token``."""
+    return _token_warnings(id_tag, token_type, "a session on the reservation would be flagged unauthorized_token")
+
+
 def remote_stop_warnings(*, charge_point: ChargePoint, transaction_id: int) -> list[str]:
     """The remote stop guard (1.6 RemoteStopTransaction, §5.12): the CSMS sends a stop for any
     transaction id, but says when it knows no active session of ``charge_point`` by that id (the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from charging.models import AuthorizationStatus, IdTag
 from commands import selectors
 from commands.models import Command, CommandState
 from configuration.models import ConfigurationKey, LearnedFrom
@@ -578,3 +579,28 @@ def test_a_negative_value_of_a_standard_integer_key_is_refused_and_not_stored(ap
     stored.refresh_from_db()
     assert (stored.value, stored.pending_value) == ("60", None)
     assert not Command.objects.exists()
+
+
+RESERVE201 = {"id": 3, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": {**TOKEN, "id_token": "RFID-X"}}
+
+
+@pytest.mark.parametrize(("version", "body"), [("1.6", {**RESERVE16, "id_tag": "RFID-X"}), ("2.0.1", RESERVE201)])
+@pytest.mark.parametrize(("stored", "warned"), [(None, "is not known"), (AuthorizationStatus.BLOCKED, "is Blocked")])
+def test_a_reservation_for_a_token_the_csms_would_refuse_is_recorded_with_a_warning(
+    api_client, register_charge_point, version, body, stored, warned
+):
+    """As a remote start's: the session started on the reservation would be flagged unauthorized_token."""
+    register_charge_point("CP-1", ocpp_version=version)
+    if stored:
+        IdTag.objects.create(id_tag="RFID-X", status=stored)
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    api_client.post(f"/api/v1/{path}/CP-1/reserve_now", body, format="json")
+    [warning] = Command.objects.get().warnings
+    assert "'RFID-X'" in warning and warned in warning and "unauthorized_token" in warning
+
+
+def test_a_reservation_for_an_accepted_token_carries_no_warning(api_client, register_charge_point):
+    register_charge_point("CP-1", ocpp_version="1.6")
+    IdTag.objects.create(id_tag="RFID-X", status=AuthorizationStatus.ACCEPTED)
+    api_client.post("/api/v1/ocpp16/CP-1/reserve_now", {**RESERVE16, "id_tag": "RFID-X"}, format="json")
+    assert Command.objects.get().warnings == []

@@ -48,7 +48,7 @@ def test_every_command_whose_answer_changes_charger_state_has_an_answer_handler(
 def test_each_version_s_routes_are_installed_at_start(version):
     assert routes.command_routes(version) == version_routes(ROUTERS[version])
     remote = {"RemoteStartTransaction", "RemoteStopTransaction"} if version == "1.6" else {"RequestStartTransaction"}
-    assert set(routes.command_routes(version).request_checks) == {"SetChargingProfile", *remote}
+    assert set(routes.command_routes(version).request_checks) == {"SetChargingProfile", "ReserveNow", *remote}
 
 
 def test_an_action_handled_twice_is_refused():

@@ -1,17 +1,26 @@
-"""OCPP 1.6 Reservation profile: the answers to ReserveNow and CancelReservation (a reservation
-ends in StartTransaction, ``transactions.py``)."""
+"""OCPP 1.6 Reservation profile: the warnings about a ReserveNow before it is sent, and the answers
+to ReserveNow and CancelReservation (a reservation ends in StartTransaction, ``transactions.py``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ocpp.v16.enums import Action
 
+from chargepoints.models import ChargePoint
+from charging import selectors
 from charging.services import charger_state
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, request_check
 
 
 class ReservationHandlers:
+    @staticmethod
+    @request_check(Action.reserve_now)
+    def reserve_now_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return selectors.reservation_token_warnings(id_tag=body["id_tag"], token_type="")
+
     @staticmethod
     @answer(Action.reserve_now)
     def after_reserve_now(command: Command) -> None:

@@ -1,4 +1,5 @@
-"""OCPP 2.0.1 Reservation block (H): ReservationStatusUpdate, and the answers to ReserveNow and CancelReservation."""
+"""OCPP 2.0.1 Reservation block (H): ReservationStatusUpdate, the warnings about a ReserveNow before it
+is sent, and the answers to ReserveNow and CancelReservation."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
+from chargepoints.models import ChargePoint
+from charging import selectors
 from charging.models import ReservationStatus
 from charging.services import charger_state, reservations
 from commands.models import Command
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, request_check
 from ocpp_gateway.group_commit import in_commit_group
 
 _ENDED_AS = {"Expired": ReservationStatus.EXPIRED, "Removed": ReservationStatus.CANCELLED}
@@ -29,6 +32,12 @@ class ReservationHandlers:
             charge_point_id=self.id, reservation_id=reservation_id, status=_ENDED_AS[reservation_update_status]
         )
         return call_result.ReservationStatusUpdate()
+
+    @staticmethod
+    @request_check(Action.reserve_now)
+    def reserve_now_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        token = body["id_token"]
+        return selectors.reservation_token_warnings(id_tag=token["id_token"], token_type=str(token.get("type", "")))
 
     @staticmethod
     @answer(Action.reserve_now)
