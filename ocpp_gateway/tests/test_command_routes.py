@@ -32,6 +32,8 @@ CHARGER_STATE_COMMANDS = {
     "set_variables",
     "get_base_report",
     "get_report",
+    "remote_start_transaction",  # the charging profile it installs
+    "request_start_transaction",
 }
 
 
@@ -195,6 +197,37 @@ def test_charging_profile_answers_end_in_the_same_installed_profiles(register_ch
     assert InstalledChargingProfile.objects.exists()
     answered(charge_point, version, "clear_charging_profile", CLEAR_ON_CONNECTOR[version], {"status": "Accepted"})
     assert not InstalledChargingProfile.objects.exists()
+
+
+REMOTE_START = {
+    "1.6": ("remote_start_transaction", {"connector_id": 1, "id_tag": "RFID-1"}, "connector_id"),
+    "2.0.1": (
+        "request_start_transaction",
+        {"evse_id": 1, "remote_start_id": 9, "id_token": {"id_token": "RFID-1", "type": "ISO14443"}},
+        "evse_id",
+    ),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_an_accepted_remote_start_installs_its_charging_profile_on_its_connector(register_charge_point, version):
+    charge_point = register_charge_point("CP-1")
+    command, body, target = REMOTE_START[version]
+    profile = {**SET_PROFILE[version][_PROFILE_FIELD[version]], "charging_profile_purpose": "TxProfile"}
+    answered(charge_point, version, command, {**body, "charging_profile": profile}, {"status": "Rejected"})
+    assert not InstalledChargingProfile.objects.exists()
+    chosen_by_the_charger = {name: value for name, value in body.items() if name != target}
+    answered(
+        charge_point, version, command, {**chosen_by_the_charger, "charging_profile": profile}, {"status": "Accepted"}
+    )
+    assert not InstalledChargingProfile.objects.exists()  # where it went is not known
+    answered(charge_point, version, command, {**body, "charging_profile": profile}, {"status": "Accepted"})
+    installed = InstalledChargingProfile.objects.get()
+    assert (installed.connector_id, installed.profile_id, installed.purpose) == (1, 5, "TxProfile")
+
+
+_PROFILE_FIELD = {"1.6": "cs_charging_profiles", "2.0.1": "charging_profile"}
 
 
 def _other(body: dict[str, Any]) -> dict[str, Any]:

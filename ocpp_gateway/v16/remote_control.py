@@ -1,6 +1,7 @@
 """OCPP 1.6 remote control (Core profile, as 2.0.1's Remote Control block): the warnings about a
-RemoteStartTransaction or RemoteStopTransaction before it is sent (a session it starts arrives as
-StartTransaction, one it stops as StopTransaction, ``transactions.py``)."""
+RemoteStartTransaction or RemoteStopTransaction before it is sent, and the charging profile an
+accepted RemoteStartTransaction installs (a session it starts arrives as StartTransaction, one it
+stops as StopTransaction, ``transactions.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from ocpp.v16.enums import Action
 
 from chargepoints.models import ChargePoint
 from charging import selectors
-from ocpp_gateway.command_routes import request_check
+from charging.services import charging_profiles
+from commands.models import Command
+from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
+from ocpp_gateway.v16.smart_charging import profile_target
 
 
 class RemoteControlHandlers:
@@ -23,3 +27,16 @@ class RemoteControlHandlers:
     @request_check(Action.remote_stop_transaction)
     def remote_stop_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
         return selectors.remote_stop_warnings(charge_point=charge_point, transaction_id=body["transaction_id"])
+
+    @staticmethod
+    @answer(Action.remote_start_transaction)
+    def after_remote_start(command: Command) -> None:
+        """Its TxProfile is installed on its connector when accepted (§5.11: the charger sets it for
+        the transaction it starts). Without a connector the charger chooses one: not recorded."""
+        body = command.request
+        if "charging_profile" in body and "connector_id" in body:
+            charging_profiles.charging_profile_set_follow(
+                charge_point=answering_charge_point(command),
+                accepted=answer_accepted(command),
+                target=profile_target(body, "charging_profile"),
+            )

@@ -15,9 +15,10 @@ from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
 
 
-def profile_target(body: dict[str, Any]) -> ProfileTarget:
-    """A SetChargingProfile.req body (snake_case) as the profile it installs."""
-    profile = body["cs_charging_profiles"]
+def profile_target(body: dict[str, Any], profile_field: str = "cs_charging_profiles") -> ProfileTarget:
+    """A SetChargingProfile.req body (snake_case) as the profile it installs on ``connector_id``; a
+    RemoteStartTransaction.req's with ``profile_field="charging_profile"``."""
+    profile = body[profile_field]
     return ProfileTarget(
         connector_id=body["connector_id"],
         profile_id=profile["charging_profile_id"],

@@ -1,5 +1,6 @@
 """OCPP 2.0.1 Remote Control block (F): the warnings about a RequestStartTransaction before it is
-sent (a session it starts arrives as TransactionEvent, ``transactions.py``)."""
+sent, and the charging profile an accepted one installs (a session it starts arrives as
+TransactionEvent, ``transactions.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
 from charging import selectors
-from ocpp_gateway.command_routes import request_check
+from charging.services import charging_profiles
+from commands.models import Command
+from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
+from ocpp_gateway.v201.smart_charging import profile_target
 
 
 class RemoteControlHandlers:
@@ -18,3 +22,16 @@ class RemoteControlHandlers:
     def request_start_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
         token = body["id_token"]
         return selectors.remote_start_token_warnings(id_tag=token["id_token"], token_type=str(token.get("type", "")))
+
+    @staticmethod
+    @answer(Action.request_start_transaction)
+    def after_request_start(command: Command) -> None:
+        """Its TxProfile is installed on its EVSE when accepted (F01.FR.08: the station uses it for
+        the transaction it starts). Without an EVSE the station chooses one: not recorded."""
+        body = command.request
+        if "charging_profile" in body and "evse_id" in body:
+            charging_profiles.charging_profile_set_follow(
+                charge_point=answering_charge_point(command),
+                accepted=answer_accepted(command),
+                target=profile_target(body),
+            )

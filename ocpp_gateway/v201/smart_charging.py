@@ -17,7 +17,8 @@ from ocpp_gateway.command_routes import answer, answer_accepted, answering_charg
 
 
 def profile_target(body: dict[str, Any]) -> ProfileTarget:
-    """A SetChargingProfileRequest body (snake_case) as the profile it installs (on ``evse_id``)."""
+    """A SetChargingProfileRequest body (snake_case) as the profile it installs (on ``evse_id``); a
+    RequestStartTransactionRequest's too (the same fields)."""
     profile = body["charging_profile"]
     return ProfileTarget(
         connector_id=body["evse_id"],
