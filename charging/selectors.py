@@ -29,12 +29,15 @@ from kernel.plain_sql import array_text, bound_cursor, columns_of, instance_of
 
 @dataclass(frozen=True)
 class IdTagInfo:
-    """The CSMS's authorization answer for an id tag, in either version's terms."""
+    """The CSMS's authorization answer for an id tag, in either version's terms. ``registered``:
+    False for a token no id tag stands for (none registered, or one of another token type), whose
+    ``status`` is Invalid (1.6 has no other; 2.0.1 answers ``Unknown``, ``ocpp_gateway.v201``)."""
 
     status: str
     expiry_date: datetime | None = None
     parent_id_tag: str = ""
     parent_token_type: str = ""
+    registered: bool = True
 
 
 def id_tag_find(*, id_tag: str) -> IdTag | None:
@@ -46,7 +49,7 @@ def id_tag_find(*, id_tag: str) -> IdTag | None:
 
 
 def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None = None) -> IdTagInfo:
-    """Whether ``id_tag`` may charge now. Unknown tags are Invalid; matching ignores case (OCPP).
+    """Whether ``id_tag`` may charge now. Unknown tags are Invalid (not ``registered``); matching ignores case (OCPP).
 
     A tag whose own status is Accepted answers with its parent's status when the parent is
     blocked or expired (a blocked fleet account blocks its cards). A tag registered with a
@@ -93,7 +96,7 @@ def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> 
     """The answer ``id_tag_authorize`` gives at ``at`` for ``tag`` as ``id_tag_find`` returned it
     (None: not registered), presented with ``token_type`` ("" when the charger sent none)."""
     if tag is None or (tag.token_type and token_type and tag.token_type != token_type):
-        return IdTagInfo(status=AuthorizationStatus.INVALID)
+        return IdTagInfo(status=AuthorizationStatus.INVALID, registered=False)
     status = _effective_status(tag, at)
     if status == AuthorizationStatus.ACCEPTED and tag.parent is not None:
         status = _effective_status(tag.parent, at)

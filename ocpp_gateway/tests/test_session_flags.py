@@ -140,7 +140,7 @@ async def test_a_v201_session_whose_token_came_later_and_was_refused_is_flagged(
 async def test_a_v201_token_the_csms_accepted_replaces_one_it_refused_and_no_refused_one_replaces_it(
     daphne, ended_with
 ):
-    """A session started without a token: a refused card (UNKNOWNX, Invalid), then an accepted one
+    """A session started without a token: a refused card (UNKNOWNX, Unknown), then an accepted one
     (TAG2): the session and its bill are TAG2's, not flagged; a refused token after it (the Ended's
     UNKNOWN-Y) does not take it back."""
     await charger_with_tariff("CP201-RETRY")
@@ -149,7 +149,7 @@ async def test_a_v201_token_the_csms_accepted_replaces_one_it_refused_and_no_ref
     async with raw_socket(daphne, "2.0.1", "CP201-RETRY") as websocket:
         plugged = transaction_event("Started", 0, T0, meterValue=reading, evse={"id": 1, "connectorId": 1})
         await call(websocket, "t1", "TransactionEvent", plugged)
-        for seq_no, tag, answered in ((1, "UNKNOWNX", "Invalid"), (2, "TAG2", "Accepted")):
+        for seq_no, tag, answered in ((1, "UNKNOWNX", "Unknown"), (2, "TAG2", "Accepted")):
             tapped = transaction_event("Updated", seq_no, T0, idToken={"idToken": tag, "type": "ISO14443"})
             tapped["triggerReason"] = "Authorized"
             assert (await call(websocket, f"u{seq_no}", "TransactionEvent", tapped))[2]["idTokenInfo"]["status"] == (

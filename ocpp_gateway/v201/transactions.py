@@ -34,8 +34,10 @@ _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "Susp
 
 
 def id_token_info(info: IdTagInfo) -> dict[str, Any]:
-    """The 2.0.1 ``IdTokenInfoType`` as sent: ``{status, cacheExpiryDateTime?, groupIdToken?}``."""
-    answer: dict[str, Any] = {"status": info.status}
+    """The 2.0.1 ``IdTokenInfoType`` as sent: ``{status, cacheExpiryDateTime?, groupIdToken?}``; a
+    token not registered is ``Unknown`` (AuthorizationStatusEnumType: "Identifier is unknown. Not
+    allowed for charging"; 1.6, without it, answers Invalid)."""
+    answer: dict[str, Any] = {"status": info.status if info.registered else "Unknown"}
     if info.expiry_date is not None:
         answer["cacheExpiryDateTime"] = format_ocpp_time(info.expiry_date)
     if info.parent_id_tag:
@@ -150,8 +152,10 @@ _NO_AUTHORIZATION = "NoAuthorization"
 def _empty_token_info(token_type: str) -> IdTagInfo:
     """The authorization of an idToken whose string is empty (OCPP 2.0.1: a TransactionEvent that
     carries an idToken is answered with its idTokenInfo): accepted for ``NoAuthorization``, else
-    ``Invalid`` (no token is registered without its string)."""
-    return IdTagInfo(status="Accepted" if token_type == _NO_AUTHORIZATION else "Invalid")
+    not registered (no token is registered without its string)."""
+    if token_type == _NO_AUTHORIZATION:
+        return IdTagInfo(status="Accepted")
+    return IdTagInfo(status="Invalid", registered=False)
 
 
 def _reading_recorded(payload: dict[str, Any], at: datetime, samples: list[SampledValue]) -> bool:
