@@ -4,6 +4,8 @@ the CSMS cannot apply to its own state is still completed (in-process API client
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.utils import timezone
 
@@ -32,7 +34,7 @@ UNORDERED_PERIODS = {
     }
 }
 STATION_MAX = "ChargePointMaxProfile"
-PROFILE201 = {
+PROFILE201: dict[str, Any] = {
     "id": 1,
     "stack_level": 0,
     "charging_profile_purpose": "TxDefaultProfile",
@@ -49,22 +51,18 @@ PROFILE201 = {
 EXTERNAL = "ChargingStationExternalConstraints"
 
 
-def profile201(schedule: dict | None = None, **fields) -> dict:
-    """``PROFILE201`` with ``fields`` changed (None: left out), its schedule with ``schedule``'s."""
-    changed = {
-        **PROFILE201,
-        **fields,
-        "charging_schedule": [{**PROFILE201["charging_schedule"][0], **(schedule or {})}],
-    }
-    changed["charging_schedule"] = [{k: v for k, v in changed["charging_schedule"][0].items() if v is not None}]
-    return {k: v for k, v in changed.items() if v is not None}
+def profile201(schedule: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """``PROFILE201`` with ``fields`` changed and its schedule with ``schedule``'s (None: left out)."""
+    [base] = PROFILE201["charging_schedule"]
+    changed = {**base, **(schedule or {})}
+    profile = {**PROFILE201, **fields, "charging_schedule": [{k: v for k, v in changed.items() if v is not None}]}
+    return {k: v for k, v in profile.items() if v is not None}
 
 
-def periods(*period: dict) -> dict:
+def periods(*period: dict[str, Any]) -> dict[str, Any]:
     return {"charging_schedule_period": list(period)}
 
 
-TX201 = {"charging_profile_purpose": "TxProfile", "transaction_id": "tx-1"}
 SCHEDULE0 = "charging_profile.charging_schedule.0"
 HEARTBEAT_VARIABLE = {
     "component": {"name": "OCPPCommCtrlr"},
@@ -447,7 +445,10 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),
         ("cancel_reservation", {"reservation_id": 0}),
-        ("set_charging_profile", {"evse_id": 1, "charging_profile": profile201(**TX201)}),
+        (
+            "set_charging_profile",
+            {"evse_id": 1, "charging_profile": profile201(charging_profile_purpose="TxProfile", transaction_id="tx-1")},
+        ),
         (
             "set_charging_profile",
             {
