@@ -343,7 +343,7 @@ def _target_retried(target: CampaignTarget, progress: str) -> bool:
     later = CampaignTarget.objects.filter(charge_point_id=target.charge_point_id, sent_at__gt=target.sent_at)
     by_hand = Command.objects.filter(
         charge_point_id=target.charge_point_id, action="UpdateFirmware", created_at__gte=target.sent_at
-    ).exclude(pk=target.command_id)
+    ).exclude(pk__in=[target.command_id] if target.command_id else [])
     if later.exists() or by_hand.exists():  # the progress is another update's (1.6 names none)
         return False
     Campaign.objects.filter(pk=target.campaign_id, finished_at__isnull=False).update(
