@@ -244,9 +244,9 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
     """The rules of a charging profile (``at``: its field), set alone or with a remote start (1.6
     §7.8 ChargingProfile, 2.0.1 K01 and ChargingProfileType): none of the external constraints
     (K01.FR.22: the CSMS does not set them); a transaction id in a TxProfile only; a Recurring
-    profile says how it recurs (``recurrency_kind``: Daily or Weekly); a 2.0.1 station maximum is
-    not Relative (K01.FR.38: it has no transaction to count from); a validity that ends after it
-    begins; each schedule's (``_schedule_refusals``)."""
+    profile says how it recurs (``recurrency_kind``: Daily or Weekly); a validity that ends after it
+    begins; each schedule's (``_schedule_refusals``). A Relative station maximum (K01.FR.38) is sent
+    as asked: the charger decides (independent chargers' scenarios send one)."""
     found: Refusals = {}
     purpose, kind = profile.get("charging_profile_purpose"), profile.get("charging_profile_kind")
     if purpose == _EXTERNAL_CONSTRAINTS:
@@ -255,8 +255,6 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
         ]
     if "transaction_id" in profile and purpose != "TxProfile":
         found[f"{at}.transaction_id"] = [f"Only a TxProfile names a transaction, not a {purpose}."]
-    if version == "2.0.1" and purpose == "ChargingStationMaxProfile" and kind == "Relative":
-        found[f"{at}.charging_profile_kind"] = ["A ChargingStationMaxProfile is Absolute or Recurring (K01.FR.38)."]
     if kind == "Recurring" and "recurrency_kind" not in profile:
         found[f"{at}.recurrency_kind"] = ["Required for a Recurring profile: Daily or Weekly."]
     valid_from, valid_to = (parse_ocpp_time(profile.get(name)) for name in ("valid_from", "valid_to"))
@@ -271,16 +269,14 @@ def _profile_refusals(version: str, profile: dict[str, Any], at: str) -> Refusal
 
 
 def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refusals:
-    """A charging schedule's rules: its periods (``_periods_checked``); in 2.0.1 a start
-    (``start_schedule``) for an Absolute or Recurring profile (K01.FR.40) and none for a Relative
-    one (K01.FR.41), whose periods count from the transaction's start (1.6 §7.13 lets an Absolute
-    schedule leave it out: then it counts from the start of charging); a period's ``phase_to_use``
+    """A charging schedule's rules: its periods (``_periods_checked``); in 2.0.1 no start
+    (``start_schedule``) for a Relative profile (K01.FR.41), whose periods count from the
+    transaction's start (an Absolute or Recurring one without it, K01.FR.40, is sent as asked: 1.6
+    §7.13 counts it from the start of charging, and chargers take it so); a period's ``phase_to_use``
     (1, 2 or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out)."""
     if not isinstance(schedule, dict):
         return {}
     found = _periods_checked(schedule, at)
-    if version == "2.0.1" and kind in ("Absolute", "Recurring") and "start_schedule" not in schedule:
-        found[f"{at}.start_schedule"] = [f"Required for an {kind} profile: its periods count from it (K01.FR.40)."]
     if version == "2.0.1" and kind == "Relative" and "start_schedule" in schedule:
         found[f"{at}.start_schedule"] = ["A Relative profile counts from the transaction's start: none (K01.FR.41)."]
     for index, period in enumerate(schedule.get("charging_schedule_period") or []):
