@@ -8,11 +8,8 @@ Each rule names the section it implements. Bodies are the API's (snake_case), al
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
-
-from django.utils import timezone
 
 from commands import charger_passwords
 from kernel import payload_case, schemas
@@ -121,77 +118,18 @@ def _unlock(*targets: str) -> Callable[[dict[str, Any]], Refusals]:
 
 
 def _change_configuration(body: dict[str, Any]) -> Refusals:
-    """A charger's password (``charger_passwords``) it and the CSMS can use; a standard integer key's
-    value a whole number (``_standard_integer_refusals``)."""
-    return charger_passwords.password_refusals("1.6", body) or _standard_integer_refusals(body)
+    """A charger's password (``charger_passwords``) it and the CSMS can use. Other values go as
+    asked: the charger answers Rejected for one it cannot take (1.6 §5.3)."""
+    return charger_passwords.password_refusals("1.6", body)
 
 
-# The 1.6 standard configuration keys of type integer (§9.1 Core, §9.2 Local Auth List Management,
-# §9.4 Smart Charging; the Security whitepaper's), case-folded: OCPP's key names are matched so here.
-_STANDARD_INTEGER_KEYS = frozenset(
-    key.casefold()
-    for key in (
-        "ClockAlignedDataInterval",
-        "ConnectionTimeOut",
-        "ConnectorPhaseRotationMaxLength",
-        "GetConfigurationMaxKeys",
-        "HeartbeatInterval",
-        "LightIntensity",
-        "MaxEnergyOnInvalidId",
-        "MeterValuesAlignedDataMaxLength",
-        "MeterValuesSampledDataMaxLength",
-        "MeterValueSampleInterval",
-        "MinimumStatusDuration",
-        "NumberOfConnectors",
-        "ResetRetries",
-        "StopTxnAlignedDataMaxLength",
-        "StopTxnSampledDataMaxLength",
-        "SupportedFeatureProfilesMaxLength",
-        "TransactionMessageAttempts",
-        "TransactionMessageRetryInterval",
-        "WebSocketPingInterval",
-        "LocalAuthListMaxLength",
-        "SendLocalListMaxLength",
-        "ChargeProfileMaxStackLevel",
-        "ChargingScheduleMaxPeriods",
-        "MaxChargingProfilesInstalled",
-        "CertificateSignedMaxChainSize",
-        "CertificateStoreMaxLength",
-        "SecurityProfile",
-    )
-)
-_WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
-_INT32_MAX = 2**31 - 1
-
-
-def _standard_integer_refusals(body: dict[str, Any]) -> Refusals:
-    """1.6 §9: a standard key of type integer (``_STANDARD_INTEGER_KEYS``; seconds, counts, Wh, %)
-    takes a whole number from 0 to 2^31 - 1 written in decimal digits: ``"abc"`` or ``"-5"`` would be
-    refused by the charger, or taken and then kept as the key's value."""
-    key, value = str(body.get("key", "")), str(body.get("value", ""))
-    if key.casefold() not in _STANDARD_INTEGER_KEYS:
-        return {}
-    if _WHOLE_NUMBER.fullmatch(value) and int(value) <= _INT32_MAX:
-        return {}
-    return {"value": [f"{key} is an integer key: its value is a whole number from 0 to {_INT32_MAX}."]}
-
-
-def _reserve_now(expiry_field: str, *, own_id: str | None = None) -> Callable[[dict[str, Any]], Refusals]:
-    """1.6 §5.13 / 2.0.1 H01: a reservation lasts until ``expiry_field``, which must be to come: one
-    already past would have expired before the charger got it. 2.0.1's reservation ``id``
-    (``own_id``) is 0 or more, as 1.6's ``reservationId`` (``kernel.schemas.NON_NEGATIVE``, where
-    a name as common as ``id`` cannot be listed)."""
-
-    def check(body: dict[str, Any]) -> Refusals:
-        found: Refusals = {}
-        expiry = parse_ocpp_time(body.get(expiry_field))
-        if expiry is not None and expiry <= timezone.now():
-            found[expiry_field] = ["Must be in the future: the reservation would have expired already."]
-        if own_id is not None and isinstance(body.get(own_id), int) and body[own_id] < 0:
-            found[own_id] = ["Must be 0 or more."]
-        return found
-
-    return check
+def _reserve_now201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 H01: the reservation ``id`` is 0 or more, as 1.6's ``reservationId``
+    (``kernel.schemas.NON_NEGATIVE``, where a name as common as ``id`` cannot be listed). An expiry
+    already past goes as asked: the reservation ends at once (the sweep, or the charger's Expired)."""
+    if isinstance(body.get("id"), int) and body["id"] < 0:
+        return {"id": ["Must be 0 or more."]}
+    return {}
 
 
 def _set_variables(body: dict[str, Any]) -> Refusals:
@@ -351,6 +289,5 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "GetLog"): _time_window("log", "oldest_timestamp", "latest_timestamp"),
     ("2.0.1", "RequestStopTransaction"): _request_stop,
     ("2.0.1", "Reset"): _reset201,
-    ("1.6", "ReserveNow"): _reserve_now("expiry_date"),
-    ("2.0.1", "ReserveNow"): _reserve_now("expiry_date_time", own_id="id"),
+    ("2.0.1", "ReserveNow"): _reserve_now201,
 }

@@ -7,12 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.utils import timezone
 
 from charging.models import AuthorizationStatus, IdTag
 from commands import selectors
 from commands.models import Command, CommandState
-from configuration.models import ConfigurationKey, LearnedFrom
 from ocpp_gateway.tests.test_command_routes import answered
 
 pytestmark = pytest.mark.django_db
@@ -362,18 +360,6 @@ LOG = {"remote_location": "https://logs.example/upload"}
             {"id_tag": "A", "charging_profile": {**PROFILE, **LATE_FIRST_PERIOD}},
             "charging_profile.charging_schedule.charging_schedule_period.0.start_period",
         ),
-        ("1.6", "reserve_now", {**RESERVE16, "expiry_date": "2020-01-01T00:00:00Z"}, "expiry_date"),  # past
-        (
-            "2.0.1",
-            "reserve_now",
-            {"id": 3, "expiry_date_time": "2020-01-01T00:00:00Z", "id_token": TOKEN},
-            "expiry_date_time",
-        ),
-        ("1.6", "change_configuration", {"key": "HeartbeatInterval", "value": "abc"}, "value"),
-        ("1.6", "change_configuration", {"key": "MeterValueSampleInterval", "value": "-5"}, "value"),
-        ("1.6", "change_configuration", {"key": "connectiontimeout", "value": "1.5"}, "value"),
-        ("1.6", "change_configuration", {"key": "ResetRetries", "value": ""}, "value"),
-        ("1.6", "change_configuration", {"key": "WebSocketPingInterval", "value": str(2**31)}, "value"),
     ],
 )
 def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_nothing_is_sent(
@@ -532,10 +518,12 @@ def test_a_full_local_list_of_version_0_without_entries_clears_the_list_and_is_s
     ("command", "body"),
     [
         ("change_configuration", {"key": "HeartbeatInterval", "value": "0"}),
-        ("change_configuration", {"key": "MeterValueSampleInterval", "value": str(2**31 - 1)}),
-        ("change_configuration", {"key": "VendorCounter", "value": "-5"}),  # not a standard key
+        # the charger answers Rejected for a value it cannot take (1.6 §5.3): sent as asked
+        ("change_configuration", {"key": "HeartbeatInterval", "value": "abc"}),
+        ("change_configuration", {"key": "VendorCounter", "value": "-5"}),
         ("change_configuration", {"key": "MeterValuesSampledData", "value": "Energy.Active.Import.Register"}),
         ("reserve_now", RESERVE16),
+        ("reserve_now", {**RESERVE16, "expiry_date": "2020-01-01T00:00:00Z"}),  # past: it ends at once
         ("set_charging_profile", {"connector_id": 1, "cs_charging_profiles": {**PROFILE, "transaction_id": 5}}),
     ],
 )
@@ -544,24 +532,6 @@ def test_a_1_6_body_within_those_rules_is_recorded_and_sent(api_client, register
     response = api_client.post(f"/api/v1/ocpp16/CP-1/{command}", body, format="json")
     assert response.json()["error"] == "NotConnected"  # recorded, then not sent: the charger is away
     assert Command.objects.count() == 1
-
-
-def test_a_negative_value_of_a_standard_integer_key_is_refused_and_not_stored(api_client, register_charge_point):
-    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
-    stored = ConfigurationKey.objects.create(
-        charge_point=charge_point,
-        key="MeterValueSampleInterval",
-        value="60",
-        readonly=False,
-        learned_from=LearnedFrom.GET_CONFIGURATION,
-        learned_at=timezone.now(),
-    )
-    change = {"keys": [{"key": "MeterValueSampleInterval", "value": "-5"}]}
-    response = api_client.patch("/api/v1/chargepoints/CP-1/configuration", change, format="json")
-    assert (response.status_code, list(response.json()["details"])) == (400, ["value"])
-    stored.refresh_from_db()
-    assert (stored.value, stored.pending_value) == ("60", None)
-    assert not Command.objects.exists()
 
 
 RESERVE201 = {"id": 3, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": {**TOKEN, "id_token": "RFID-X"}}
