@@ -11,12 +11,13 @@ from webhooks.services import iso_utc
 
 
 def billing_record_created(record: BillingRecord) -> dict[str, Any]:
-    """billing_record.created: the priced session (``total`` a decimal string in ``currency``)."""
+    """billing_record.created: the priced session (``total`` a decimal string in ``currency``); ``id_tag``
+    null when none came (a 2.0.1 session without an idToken), as in its transaction.* events."""
     return {
         "billing_record_id": record.pk,
         "transaction_id": record.transaction_id,
         "charge_point_id": record.charge_point_identity,
-        "id_tag": record.id_tag,
+        "id_tag": record.id_tag or None,
         "currency": record.currency or None,
         "energy_wh": wh_number(record.energy_wh),
         "total": str(record.total),

@@ -425,6 +425,40 @@ def test_a_start_without_an_id_tag_or_energy_so_far_announces_them_as_null_in_bo
     assert (v201["id_tag"], v201["energy_wh"]) == (None, None)
 
 
+def test_a_session_without_an_id_tag_is_billed_with_a_null_id_tag_in_every_event(register_charge_point):
+    """Probe: a 2.0.1 session without an idToken was announced with "id_tag": null by transaction.ended
+    but "id_tag": "" by billing_record.created (README "Event payloads": null where a value is absent)."""
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_subscription_create
+
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(
+            url="http://127.0.0.1:9/hooks", events=["transaction.ended", "billing_record.created"]
+        )
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")
+    v201_start(charge_point_id, "TX-NB", 0, T0, authorize=False, samples=[begin])
+    end = SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3000", context="Transaction.End")
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-NB",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={"seqNo": 1},
+            samples=[end],
+            seq_no=1,
+        )
+    )
+    events = {
+        event["type"]: event["data"]
+        for event in map(json.loads, WebhookDelivery.objects.values_list("body", flat=True))
+    }
+    assert set(events) == {"transaction.ended", "billing_record.created"}
+    assert events["transaction.ended"]["id_tag"] is None
+    assert events["billing_record.created"]["id_tag"] is None
+
+
 def test_a_token_and_evse_first_sent_in_an_updated_event_are_kept(register_charge_point):
     from charging.models import IdTag
 
