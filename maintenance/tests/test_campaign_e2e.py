@@ -3,12 +3,18 @@ signed URLs, progress from FirmwareStatusNotification (1.6 and 2.0.1 with reques
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import time
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call_result as result16
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
@@ -170,3 +176,39 @@ async def test_offline_chargers_fail_and_give_their_place_to_the_next_at_once(sh
     assert failures == [(TargetState.FAILED, "NotConnected")] * 2
     campaign = await Campaign.objects.aget(pk=campaign.pk)
     assert campaign.state == CampaignState.COMPLETED
+
+
+class SlowToAnswerCharger16(V16Client):
+    """Accepts UpdateFirmware after ANSWER_SECONDS (and updates nothing)."""
+
+    ANSWER_SECONDS = 2.0
+
+    @on("UpdateFirmware")
+    async def on_update_firmware(self, **_: Any) -> Any:
+        await asyncio.sleep(self.ANSWER_SECONDS)
+        return result16.UpdateFirmware()
+
+
+async def test_a_wave_waits_for_its_chargers_answers_at_once_not_one_after_the_other(shared_files):
+    """Probe: a wave's UpdateFirmware were sent one after the other, each awaited up to
+    CSMS_OCPP_CALL_TIMEOUT: a wave of 4 chargers that did not answer held the Celery worker (whose
+    beat tasks include the offline sweep) for 2 minutes, and a charger silent past twice its
+    heartbeat interval stayed online meanwhile. A wave's chargers are now awaited together."""
+    ids = [f"FWS-{n}" for n in range(4)]
+    await _register(ids, "1.6")
+    file = await sync_to_async(firmware.firmware_file_create)(
+        name="image", version="1", upload=ContentFile(IMAGE, name="image.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="slow answers", firmware=file, concurrency=4, charge_point_ids=ids
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        for charge_point_id in ids:
+            await stack.enter_async_context(
+                ocpp_charger(shared_files, "1.6", charge_point_id, client_class=SlowToAnswerCharger16)
+            )
+        started = time.monotonic()
+        await advance(campaign_id=str(campaign.pk))
+        took = time.monotonic() - started
+    assert await Command.objects.filter(action="UpdateFirmware", state="accepted").acount() == 4
+    assert took < 2 * SlowToAnswerCharger16.ANSWER_SECONDS, took
