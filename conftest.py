@@ -36,6 +36,20 @@ ROOT = Path(__file__).resolve().parent
 
 
 @pytest.fixture
+def broker_down() -> Iterator[None]:
+    """The Celery app publishing to a broker that refuses connections (as a Redis that is down)."""
+    from csms.celery import app as celery_app
+
+    app: Any = celery_app  # its pools are private attributes: emptied, the next publish connects anew
+    url, pool, producers = app.conf.broker_url, app._pool, app.amqp._producer_pool
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = "redis://127.0.0.1:1/0", None, None
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app._pool, app.amqp._producer_pool = url, pool, producers
+
+
+@pytest.fixture
 def api_key(db: None) -> str:
     return api_key_create(name="tests")[1]
 

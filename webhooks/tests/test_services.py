@@ -207,19 +207,6 @@ def test_deleting_a_connected_charger_takes_it_offline_for_subscribers(allow_pri
     assert json.loads(delivery.body)["data"]["reason"] == "deleted"
 
 
-@pytest.fixture
-def broker_down():
-    """The Celery app publishing to a broker that refuses connections (as a Redis that is down)."""
-    from csms.celery import app
-
-    url, pool, producers = app.conf.broker_url, app._pool, app.amqp._producer_pool
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = "redis://127.0.0.1:1/0", None, None
-    try:
-        yield
-    finally:
-        app.conf.broker_url, app._pool, app.amqp._producer_pool = url, pool, producers
-
-
 def test_a_commit_does_not_wait_for_a_broker_that_is_down(
     allow_private, broker_down, django_capture_on_commit_callbacks
 ):
