@@ -69,6 +69,9 @@ class BillingRecord(models.Model):
             models.Index(Lower("id_tag"), name="billing_record_id_tag_lower"),
             # No LIKE twin (varchar_pattern_ops): records are filtered by an exact charger id.
             models.Index(fields=["charge_point_identity"], name="billing_record_charger"),
+            # The list's order (newest stop first) and its stopped_after/before filters: each page is
+            # read in order through it, not every record sorted (billing 0005).
+            models.Index(fields=["stopped_at", "id"], name="billing_record_stopped"),
         ]
 
     def __str__(self) -> str:

@@ -10,9 +10,11 @@ from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection, transaction
 from django.test import AsyncRequestFactory
 from rest_framework.test import APIClient
 
+from billing import selectors
 from billing.events import billing_record_created
 from billing.export import COLUMNS as EXPORT_COLUMNS
 from billing.models import BillingRecord, Tariff
@@ -264,6 +266,19 @@ def test_billing_records_are_listed_newest_first_and_filtered(api_client, three_
     assert ids("?stopped_after=2026-05-01T11:00:00Z") == [other.pk, recent.pk]
     assert ids("?stopped_before=2026-05-01T11:00:00Z") == [old.pk]
     assert ids("?charge_point_id=CP-A&id_tag=card-1") == [old.pk]
+
+
+def test_a_page_of_billing_records_is_read_in_order_through_an_index_not_sorted(three_records):
+    """The list's order (newest stop first, also with stopped_after/before) is an index's: a page reads
+    its rows in order instead of sorting every record (200,000 records: 0.5 s for the first page)."""
+    for filters in ({}, {"stopped_after": T0}, {"stopped_before": T0 + timedelta(days=9)}):
+        sql, params = selectors.billing_record_list(**filters)[:100].query.sql_with_params()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_sort = off")  # a sort stays only when no index gives the order
+            cursor.execute("SET LOCAL enable_seqscan = off")
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+        assert "Sort" not in plan and "billing_record_stopped" in plan, plan
 
 
 @pytest.mark.parametrize("param", ["stopped_after", "stopped_before"])

@@ -83,6 +83,7 @@ _EXPECTED = {
         "billing_billingrecord_transaction_id_key",
         "billing_record_charger",
         "billing_record_id_tag_lower",
+        "billing_record_stopped",  # the list's order and its stopped_after/before filters
     },
 }
 
