@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chargepoints.models import ChargePoint
 from kernel.api_errors import ApiError
 from kernel.models import ApiKey
 from kernel.parsers import JsonParser
@@ -124,7 +125,12 @@ class ChargePointLogUploadsView(APIView):
 
     @extend_schema(responses={200: LogUploadSerializer(many=True)})
     def get(self, request: Request, charge_point_id: str) -> Response:
-        uploads = LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id).select_related("charge_point")
+        uploads = list(
+            LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id).select_related("charge_point")
+        )
+        if not uploads and not ChargePoint.objects.filter(charge_point_id=charge_point_id).exists():
+            message = f"Charge point {charge_point_id!r} is not registered."
+            raise ApiError(404, "NotFound", message, charge_point_id=charge_point_id)
         return Response(LogUploadSerializer(uploads, many=True).data)
 
     @extend_schema(request=LogUploadRequestSerializer, responses={201: LogUploadSerializer})

@@ -92,3 +92,17 @@ def test_a_log_request_body_is_checked(api_client):
     )
     assert reply.status_code == 400 and "latest" in reply.json()["details"]
     assert api_client.post("/api/v1/chargepoints/CP/diagnostics", {"retries": -1}, format="json").status_code == 400
+
+
+def test_the_uploads_of_a_charger_not_registered_are_a_404_naming_it(api_client):
+    """As its connectors and configuration: an unknown charger is no empty list (a misspelt id looked
+    like a charger without uploads)."""
+    reply = api_client.get("/api/v1/chargepoints/NOPE/diagnostics")
+    assert reply.status_code == 404
+    assert reply.json() == {
+        "error": "NotFound",
+        "message": "Charge point 'NOPE' is not registered.",
+        "charge_point_id": "NOPE",
+    }
+    ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
+    assert api_client.get("/api/v1/chargepoints/CP/diagnostics").json() == []
