@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.http import HttpRequest
 
 
@@ -42,3 +42,25 @@ class DateHierarchyChecked:
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _DateHierarchyCheckedChangeList
+
+
+class SortableByChangeList(ChangeList):
+    """A list page sorted only by the columns its admin's ``sortable_by`` names: Django hides the
+    other headers' sort links but still sorts by any column a hand-written ``?o=`` names, which on a
+    table of millions sorts the whole table (seconds per page). Those are dropped from ``o``."""
+
+    def get_ordering(self, request: HttpRequest, queryset: Any) -> list[Any]:
+        given = self.params.get(ORDER_VAR)
+        if given is not None:
+            kept = ".".join(part for part in given.split(".") if self._sortable(part))
+            if kept:
+                self.params[ORDER_VAR] = kept
+            else:
+                del self.params[ORDER_VAR]
+        return super().get_ordering(request, queryset)
+
+    def _sortable(self, part: str) -> bool:
+        index = part.rpartition("-")[2]
+        if not (index.isascii() and index.isdigit() and int(index) < len(self.list_display)):
+            return False
+        return self.sortable_by is None or self.list_display[int(index)] in self.sortable_by

@@ -30,6 +30,7 @@ from ocpp.v201.enums import Action as V201Action
 from chargepoints.admin.shared import admin_link
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.selectors import ocpp_call_answers, ocpp_message_pair
+from kernel.admin_mixins import SortableByChangeList
 
 MESSAGE_TYPE_LABELS = {
     MessageType.Call: "CALL",
@@ -228,8 +229,9 @@ class CappedCountPaginator(Paginator):
         return self.count >= self.cap
 
 
-class MessageLogChangeList(ChangeList):
-    """Fetches the answers of the page's CALLs in one query and hangs them on the rows."""
+class MessageLogChangeList(SortableByChangeList):
+    """Fetches the answers of the page's CALLs in one query and hangs them on the rows; sorted by
+    ``sortable_by`` only."""
 
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)

@@ -271,3 +271,12 @@ def test_a_boot_through_the_real_gateway_is_listed_with_its_answer(daphne, clien
     detail = client.get(f"{LOG}{boot_call.pk}/change/").content.decode()
     assert "&quot;chargePointVendor&quot;: &quot;V&quot;" in detail
     assert "&quot;interval&quot;: 60" in detail  # the answer's frame
+
+
+def test_a_hand_written_sort_by_a_column_not_sortable_is_ignored(ops, exchanges):
+    """Only ``created_at`` is sortable (indexed): ``?o=5`` (unique id) sorted the whole log."""
+    for ordered in ("?o=5", "?o=-4.5", "?o=1"):
+        listed = ops.get(LOG + ordered)
+        assert listed.status_code == 200
+        assert not {"unique_id", "-unique_id", "action", "-action"} & set(listed.context["cl"].queryset.query.order_by)
+    assert "-created_at" in ops.get(LOG + "?o=-0").context["cl"].queryset.query.order_by

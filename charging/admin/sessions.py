@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
+from ocpp.v16.enums import Measurand, ReadingContext
+from ocpp.v201.enums import MeasurandEnumType, ReadingContextEnumType
 
+from chargepoints.admin.message_log import CappedCountPaginator, TimeRangeFilter
 from chargepoints.admin.shared import (
     FirstRowsFormSet,
     admin_link,
     changelist_link,
     connector_label,
 )
+from chargepoints.models import ChargePoint
 from charging.admin.meter_chart import NO_DATA, meter_chart_svg
 from charging.admin.shared import transaction_link
 from charging.models import MeterSample, Transaction
 from charging.selectors import transaction_meter_series
-from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin
+from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin, SortableByChangeList
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -166,8 +175,58 @@ class TransactionAdmin(ReadOnlyAdmin):
         return changelist_link(MeterSample, f"transaction__id__exact={obj.pk}", f"All {count} samples")
 
 
+class _FixedChoicesFilter(admin.SimpleListFilter):
+    """A column's values from a fixed list: never a SELECT DISTINCT over millions of samples."""
+
+    values: list[str] = []
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, value) for value in self.values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[MeterSample]) -> QuerySet[MeterSample]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(**{str(self.parameter_name): value})
+
+
+class MeasurandFilter(_FixedChoicesFilter):
+    title, parameter_name = "measurand", "measurand"
+    values = sorted({each.value for each in Measurand} | {each.value for each in MeasurandEnumType})
+    template = "admin/chargepoints/ocppmessage/collapsed_filter.html"
+
+
+class ContextFilter(_FixedChoicesFilter):
+    title, parameter_name = "context", "context"
+    values = sorted({each.value for each in ReadingContext} | {each.value for each in ReadingContextEnumType})
+
+
+class SourceFilter(_FixedChoicesFilter):
+    title, parameter_name = "source", "source"
+    values = ["MeterValues", "StopTransaction", "TransactionEvent"]
+
+
+class SampleTimeFilter(TimeRangeFilter):
+    """The message log's time filter, on the sample's time (``?last=1h``, or explicit bounds)."""
+
+    since_parameter = "timestamp__gte"
+    until_parameter = "timestamp__lt"
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        since, until = self.bounds()
+        if since is not None:
+            queryset = queryset.filter(timestamp__gte=since)
+        if until is not None:
+            queryset = queryset.filter(timestamp__lt=until)
+        return queryset
+
+
 @admin.register(MeterSample)
 class MeterSampleAdmin(ReadOnlyAdmin):
+    """Millions of rows, as the message log: nothing here counts or lists the table whole. Newest
+    received first (the primary key's order: no index serves the sample's time, and one on the
+    busiest table would cost every MeterValues a write), at most ``CappedCountPaginator.cap``
+    counted, filters of fixed choices, a time filter instead of a date hierarchy (its years are a
+    SELECT DISTINCT over the table), a search through the chargers table."""
+
     list_display = [
         "timestamp",
         "charge_point",
@@ -181,11 +240,30 @@ class MeterSampleAdmin(ReadOnlyAdmin):
         "context",
         "source",
     ]
-    list_filter = ["measurand", "context", "source"]
+    list_filter = [MeasurandFilter, ContextFilter, SourceFilter, SampleTimeFilter]
     search_fields = ["charge_point__charge_point_id"]
-    date_hierarchy = "timestamp"
+    search_help_text = "A charger id (or part of one)."
     list_select_related = ["charge_point", "transaction"]
     readonly_fields = [f.name for f in MeterSample._meta.fields]
+    ordering = ["-id"]
+    sortable_by = ()  # the one order an index serves
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SortableByChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[MeterSample], search_term: str
+    ) -> tuple[QuerySet[MeterSample], bool]:
+        """The chargers matching first, then their samples by an index (ILIKE through the join
+        scanned every sample)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        chargers = list(ChargePoint.objects.filter(charge_point_id__icontains=term).values_list("pk", flat=True))
+        return queryset.filter(charge_point_id__in=chargers), False
 
     @admin.display(description="transaction", ordering="transaction")
     def session(self, obj: MeterSample) -> SafeString | str:
