@@ -19,7 +19,7 @@ from django.utils import timezone
 from chargepoints.selectors import fleet_summary, recently_offline_charge_point_list
 from charging.selectors import active_transaction_list, transaction_active_count
 from commands.selectors import failed_command_list
-from kernel.admin_mixins import DateHierarchyChecked
+from kernel.admin_mixins import DateHierarchyChecked, LookupsChecked
 from webhooks.selectors import (
     failed_delivery_list,
     receiver_failure_rate_list,
@@ -44,10 +44,13 @@ class CsmsAdminSite(admin.AdminSite):
 
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         """Every list page with a date hierarchy, ours and django-axes', answers a year beyond any
-        date as a bad filter, not with a 500 (``DateHierarchyChecked``)."""
+        date as a bad filter, not with a 500 (``DateHierarchyChecked``); every list page, a lookup of
+        such a year on any date column (``LookupsChecked``)."""
         admin_class = admin_class or admin.ModelAdmin
         if admin_class.date_hierarchy and not issubclass(admin_class, DateHierarchyChecked):
             admin_class = type(admin_class.__name__, (DateHierarchyChecked, admin_class), {})
+        if not issubclass(admin_class, LookupsChecked):
+            admin_class = type(admin_class.__name__, (LookupsChecked, admin_class), {})
         super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
