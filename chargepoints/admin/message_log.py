@@ -178,12 +178,13 @@ class TimeRangeFilter(admin.ListFilter):
             raise IncorrectLookupParameters(f"{name} is not a date and time: {raw!r}")
         return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[OcppMessage]) -> QuerySet[OcppMessage]:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        """The bounds on the time the parameters name (``created_at``; a subclass's own)."""
         since, until = self.bounds()
         if since is not None:
-            queryset = queryset.filter(created_at__gte=since)
+            queryset = queryset.filter(**{self.since_parameter: since})
         if until is not None:
-            queryset = queryset.filter(created_at__lt=until)
+            queryset = queryset.filter(**{self.until_parameter: until})
         return queryset
 
     def choices(self, changelist: ChangeList) -> Iterator[dict[str, Any]]:

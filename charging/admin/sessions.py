@@ -210,14 +210,6 @@ class SampleTimeFilter(TimeRangeFilter):
     since_parameter = "timestamp__gte"
     until_parameter = "timestamp__lt"
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        since, until = self.bounds()
-        if since is not None:
-            queryset = queryset.filter(timestamp__gte=since)
-        if until is not None:
-            queryset = queryset.filter(timestamp__lt=until)
-        return queryset
-
 
 @admin.register(MeterSample)
 class MeterSampleAdmin(ReadOnlyAdmin):

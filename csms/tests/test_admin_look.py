@@ -85,7 +85,7 @@ def test_rows_named_by_their_time_use_the_format_too(heard_from):
 
 
 def test_the_date_hierarchy_names_days_by_their_date(ops, heard_from):
-    html = shown_on(ops, "/admin/chargepoints/heartbeat/?received_at__year=2025&received_at__month=3")
+    html = shown_on(ops, "/admin/charging/transaction/?started_at__year=2025&started_at__month=3")
     assert ">2025-03-01<" in html.replace("\n", "").replace(" ", "")
 
 
