@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
@@ -18,6 +17,7 @@ from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
 from billing.serializers import BillingRecordFilterSerializer, BillingRecordSerializer, TariffSerializer
 from kernel.api_errors import ApiError
+from kernel.streaming import in_request_thread
 
 
 class TariffViewSet(viewsets.ModelViewSet):
@@ -78,12 +78,8 @@ class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=False, methods=["get"], pagination_class=None)
     def export(self, request: Request) -> StreamingHttpResponse:
-        records = self.get_queryset()
-        lines: AsyncIterator[str] | Iterator[str]
-        if isinstance(request._request, ASGIRequest):
-            lines = export.lines_async(records.aiterator(chunk_size=_EXPORT_CHUNK))
-        else:
-            lines = export.lines(records.iterator(chunk_size=_EXPORT_CHUNK))
-        response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+        chunks = export.line_chunks(self.get_queryset().iterator(chunk_size=_EXPORT_CHUNK), _EXPORT_CHUNK)
+        content = in_request_thread(chunks) if isinstance(request._request, ASGIRequest) else chunks
+        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="billing-records.csv"'
         return response

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
@@ -27,6 +26,7 @@ from charging.serializers import (
 )
 from charging.services import authorization
 from kernel.api_errors import ApiError
+from kernel.streaming import in_request_thread
 
 
 class IdTagViewSet(viewsets.ModelViewSet):
@@ -91,7 +91,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
         array, streamed a chunk of rows at a time (a week-long session holds hundreds of thousands)."""
         samples = self.get_object().meter_samples.order_by("timestamp", "id")
         chunks = _json_array(samples)
-        content = _in_thread(chunks) if isinstance(request._request, ASGIRequest) else chunks
+        content = in_request_thread(chunks) if isinstance(request._request, ASGIRequest) else chunks
         return StreamingHttpResponse(content, content_type="application/json")
 
 
@@ -108,15 +108,3 @@ def _json_array(samples: QuerySet[MeterSample]) -> Iterator[bytes]:
         yield separator + renderer.render(MeterSampleSerializer(chunk, many=True).data)[1:-1]
         separator = b","
     yield b"]" if separator == b"," else b"[]"
-
-
-async def _in_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """``chunks`` for ASGI, which buffers a synchronous iterator whole: each chunk read and rendered
-    in the request's thread (with its database connection), not on the event loop."""
-    next_chunk = sync_to_async(_next_or_none, thread_sensitive=True)
-    while (chunk := await next_chunk(chunks)) is not None:
-        yield chunk
-
-
-def _next_or_none(chunks: Iterator[bytes]) -> bytes | None:
-    return next(chunks, None)
