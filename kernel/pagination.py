@@ -6,6 +6,7 @@ from rest_framework.pagination import PageNumberPagination
 from kernel.api_errors import ApiError
 
 _POSITIVE = re.compile(r"[0-9]{1,9}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class Pagination(PageNumberPagination):
@@ -21,3 +22,13 @@ class Pagination(PageNumberPagination):
             message = f"page_size must be an integer from 1 to {self.max_page_size}."
             raise ApiError(400, "ValidationError", message, details={"page_size": [message]})
         return super().get_page_size(request)
+
+    def get_page_number(self, request: Any, paginator: Any) -> Any:
+        """DRF's, but a ``page`` that is no whole number from 1 (nor ``last``) is a 400 naming it, as
+        a bad ``page_size`` is (DRF answered ``page=abc``, ``0`` or ``-1`` 404 "Invalid page."); a
+        page after the last stays a 404."""
+        given = request.query_params.get(self.page_query_param)
+        if given and given not in self.last_page_strings and not (_DIGITS.fullmatch(given) and int(given) > 0):
+            message = "page must be an integer from 1 (or last)."
+            raise ApiError(400, "ValidationError", message, details={"page": [message]})
+        return super().get_page_number(request, paginator)

@@ -174,6 +174,11 @@ def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client,
         ("/api/v1/chargepoints/?page_size=1001", "page_size"),
         ("/api/v1/commands/?page_size=5000", "page_size"),
         ("/api/v1/transactions/?page_size=1234567890", "page_size"),
+        ("/api/v1/chargepoints/?page=abc", "page"),
+        ("/api/v1/transactions/?page=0", "page"),
+        ("/api/v1/billing-records/?page=-1", "page"),
+        ("/api/v1/commands/?page=³", "page"),
+        ("/api/v1/id-tags/?page=1.5", "page"),
     ],
 )
 def test_a_filter_or_page_size_no_row_can_match_is_a_400_naming_it(api_client, url, named):
@@ -187,6 +192,15 @@ def test_a_page_size_of_unicode_digits_is_a_400_not_a_500(api_client):
     """ "³" is a digit to str.isdigit, not to int(): the API schema fuzzer found the 500."""
     response = api_client.get("/api/v1/chargepoints/?page_size=³")
     assert response.status_code == 400 and "page_size" in response.json()["details"]
+
+
+def test_a_page_after_the_last_is_a_404_and_last_is_the_last(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    for page in ("2", "99999999999999999999"):
+        response = api_client.get(f"/api/v1/chargepoints/?page={page}")
+        assert (response.status_code, response.json()["error"]) == (404, "NotFound"), page
+    assert api_client.get("/api/v1/chargepoints/?page=last").json()["results"][0]["charge_point_id"] == "CP-1"
+    assert api_client.get("/api/v1/chargepoints/?page=").status_code == 200  # none given: the first
 
 
 def test_a_page_size_of_the_maximum_is_taken(api_client, register_charge_point):
