@@ -79,7 +79,8 @@ class SiteMemberSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         data = super().to_representation(instance)
         data["connector_maximums"] = [
             {"connector_id": m.connector_id, "max_current_a": str(m.max_current_a)}
-            for m in instance.connector_maximums.order_by("connector_id")
+            # all(): a member list prefetches them (one query for the site, not one per member)
+            for m in sorted(instance.connector_maximums.all(), key=lambda maximum: maximum.connector_id)
         ]
         return data
 

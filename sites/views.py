@@ -74,7 +74,8 @@ class SiteViewSet(viewsets.ModelViewSet):
     def members(self, request: Request, pk: str) -> Response:
         site = self.get_object()
         if request.method == "GET":
-            return Response(SiteMemberSerializer(site.members.select_related("charge_point"), many=True).data)
+            members = site.members.select_related("charge_point").prefetch_related("connector_maximums")
+            return Response(SiteMemberSerializer(members, many=True).data)
         body = SiteMemberSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         fields = dict(body.validated_data)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from sites.engine import site_apply
 from sites.models import Site, SiteMember
@@ -71,6 +73,31 @@ def test_members_with_connector_maximums(api_client, register_charge_point):
     assert patched.json()["priority"] == 2 and patched.json()["connector_maximums"] == []
     assert api_client.delete(f"/api/v1/sites/{site['id']}/members/CP-A").status_code == 204
     assert not SiteMember.objects.exists()
+
+
+def test_a_sites_members_are_listed_in_a_few_queries_however_many(api_client, register_charge_point):
+    """Their connector maximums were read one query per member (a depot of 200 chargers: 200)."""
+    site = create_site(api_client)
+
+    def listed() -> tuple[list[dict], int]:
+        with CaptureQueriesContext(connection) as queries:
+            response = api_client.get(f"/api/v1/sites/{site['id']}/members")
+        assert response.status_code == 200
+        return response.json(), len(queries.captured_queries)
+
+    for number in range(6):
+        register_charge_point(f"CP-{number}")
+        maximums = [{"connector_id": 2, "max_current_a": "8"}, {"connector_id": 1, "max_current_a": str(10 + number)}]
+        body = {"charge_point_id": f"CP-{number}", "connector_maximums": maximums}
+        assert api_client.post(f"/api/v1/sites/{site['id']}/members", body, format="json").status_code == 201
+        if number == 0:
+            _, with_one = listed()
+    members, with_six = listed()
+    assert with_six == with_one
+    assert [member["connector_maximums"] for member in members][5] == [
+        {"connector_id": 1, "max_current_a": "15.0"},
+        {"connector_id": 2, "max_current_a": "8.0"},
+    ]
 
 
 def test_a_charger_belongs_to_at_most_one_site(api_client, register_charge_point):
