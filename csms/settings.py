@@ -231,8 +231,12 @@ if CELERY_BROKER_URL == "filesystem://":
     }
     CELERY_BROKER_TRANSPORT = "csms.broker:FilesystemTransport"  # whole messages only (csms/broker.py)
 CELERY_TASK_IGNORE_RESULT = True
-# Webhook delivery has a worker of its own (README "Processes"); everything else uses the default queue.
-CELERY_TASK_ROUTES = {"webhooks.tasks.*": {"queue": "webhooks"}}
+# Webhook delivery has a worker of its own (README "Processes"); everything else uses the default queue,
+# the webhooks' hourly prune too (the webhook worker's queue carries only its wake-ups).
+CELERY_TASK_ROUTES = {
+    "webhooks.tasks.prune_webhook_deliveries": {"queue": "celery"},
+    "webhooks.tasks.*": {"queue": "webhooks"},
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = "UTC"
 
@@ -327,6 +331,8 @@ if CSMS_GATEWAY_PRESENCE_RENEW * 2 > CSMS_GATEWAY_PRESENCE_TTL:
 _MAX_DAYS = 36500  # a century: more than any retention needs, well within datetime arithmetic
 CSMS_MESSAGE_LOG_DAYS = env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1, maximum=_MAX_DAYS)
 CSMS_HEARTBEAT_RETENTION_DAYS = env_int("CSMS_HEARTBEAT_RETENTION_DAYS", 7, minimum=1, maximum=_MAX_DAYS)
+# Finished webhook deliveries (delivered, or failed for good) and their attempts; their bodies hold id tags.
+CSMS_WEBHOOK_DELIVERY_DAYS = env_int("CSMS_WEBHOOK_DELIVERY_DAYS", 30, minimum=1, maximum=_MAX_DAYS)
 CSMS_MESSAGE_LOG_FLUSH_SECONDS = env_int("CSMS_MESSAGE_LOG_FLUSH_MS", 200, minimum=10) / 1000
 CSMS_WEBHOOK_RETRY_BASE = env_int("CSMS_WEBHOOK_RETRY_BASE", 30, minimum=1)
 CSMS_WEBHOOK_MAX_ATTEMPTS = env_int("CSMS_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
@@ -458,6 +464,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     },
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
+    "prune-webhook-deliveries": {"task": "webhooks.tasks.prune_webhook_deliveries", "schedule": 3600.0},
     "recompute-sites": {"task": "sites.tasks.recompute_sites", "schedule": float(CSMS_SITES_RECOMPUTE_INTERVAL)},
 }
 

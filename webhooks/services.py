@@ -361,3 +361,23 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
     delivery.save(update_fields=["state", "attempts", "next_attempt_at", "lease_token"])
     ids = [str(delivery.id)]
     transaction.on_commit(lambda: _queue_delivery(ids))
+
+
+def webhook_deliveries_prune(*, older_than_days: int) -> int:
+    """Delete the finished deliveries (delivered, or failed for good) whose last claim, re-send or
+    creation is more than ``older_than_days`` old, with their attempts: their bodies hold id tags,
+    kept no longer than the message log's frames. A pending delivery (due, or waiting for a retry)
+    and one a worker holds (its lease) are kept whatever their age.
+
+    A delivery's ``next_attempt_at`` is at least its creation, its last claim (the lease's end) and
+    its last re-send, and is on the ``(state, next_attempt_at)`` index. One DELETE per table, in one
+    transaction (the attempts first, on the deliveries' own condition); returns the deliveries deleted.
+    """
+    finished = WebhookDelivery.objects.filter(
+        state__in=(DeliveryState.DELIVERED, DeliveryState.FAILED),
+        lease_token__isnull=True,
+        next_attempt_at__lt=timezone.now() - timedelta(days=older_than_days),
+    )
+    with transaction.atomic():
+        WebhookAttempt.objects.filter(delivery__in=finished.values("pk")).delete()
+        return finished._raw_delete(finished.db)  # its attempts are gone: no cascade to collect row by row

@@ -1,8 +1,9 @@
-"""Celery entry points for webhook delivery: they only wake the worker's delivery engine.
+"""Celery entry points for webhook delivery: wake-ups of the worker's delivery engine, and the hourly prune.
 
-Both tasks are routed to the ``webhooks`` queue. The worker that consumes it starts a
+The two wake-ups are routed to the ``webhooks`` queue. The worker that consumes it starts a
 ``delivery.DeliveryEngine`` when it is ready and stops it (finishing the attempts in flight)
-when it shuts down; the engine claims, sends and records, so no task touches the database.
+when it shuts down; the engine claims, sends and records, so no wake-up touches the database.
+The hourly prune goes to the default queue (``CELERY_TASK_ROUTES``), as the message log's does.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready, worker_shutdown
+from django.conf import settings
 
-from webhooks import delivery
+from webhooks import delivery, services
 
 QUEUE = "webhooks"
 
@@ -27,6 +29,12 @@ def deliver_webhooks() -> None:
 def deliver_due_webhooks() -> None:
     """Beat: a nudge for retries whose backoff has passed (the engine also polls by itself)."""
     delivery.engine_wake()
+
+
+@shared_task
+def prune_webhook_deliveries() -> int:
+    """Beat, hourly: finished deliveries past ``CSMS_WEBHOOK_DELIVERY_DAYS`` go, with their attempts."""
+    return services.webhook_deliveries_prune(older_than_days=settings.CSMS_WEBHOOK_DELIVERY_DAYS)
 
 
 @worker_ready.connect

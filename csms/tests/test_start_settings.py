@@ -48,6 +48,8 @@ def refusal(tmp_path: Path, **env: str) -> str:
         ("CSMS_DEFAULT_HEARTBEAT_INTERVAL", "99999999999999999999999", "must be at most 2147483647"),
         ("CSMS_MESSAGE_LOG_DAYS", "1000000", "must be at most 36500"),
         ("CSMS_HEARTBEAT_RETENTION_DAYS", "36501", "must be at most 36500"),
+        ("CSMS_WEBHOOK_DELIVERY_DAYS", "36501", "must be at most 36500"),
+        ("CSMS_WEBHOOK_DELIVERY_DAYS", "0", "must be at least 1"),
         ("CSMS_OCPP_CALL_TIMEOUT", "1_000", "is not an integer"),
         ("CSMS_WEBHOOK_MAX_ATTEMPTS", "60", "the last retry's wait"),
     ],
