@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -52,11 +52,17 @@ class UnknownFieldsRefused(serializers.Serializer):
     tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored. A time
     before the year 1000 is a 400 too: the API writes its times with four-digit years from 1000."""
 
+    # Fields a subclass refuses with a message of its own (why, and what to do instead) rather than
+    # "Unknown field.".
+    refused_fields: ClassVar[dict[str, str]] = {}
+
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             unknown = sorted(str(name) for name in data if name not in self.fields)
             if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+                raise serializers.ValidationError(
+                    {name: [self.refused_fields.get(name, "Unknown field.")] for name in unknown}
+                )
         validated = super().to_internal_value(data)
         too_early = sorted(
             name for name, value in validated.items() if isinstance(value, datetime) and value.year < _FIRST_YEAR

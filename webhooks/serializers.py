@@ -28,12 +28,7 @@ class WebhookSubscriptionSerializer(UnknownFieldsRefused, serializers.ModelSeria
         fields = ["id", "url", "events", "active", "description", "created_at"]
         read_only_fields = ["id", "created_at"]
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if "secret" in self.initial_data:
-            raise serializers.ValidationError(
-                {"secret": ["The secret cannot be set; POST /api/v1/webhooks/{id}/rotate-secret issues a new one."]}
-            )
-        return attrs
+    refused_fields = {"secret": "The secret cannot be set; POST /api/v1/webhooks/{id}/rotate-secret issues a new one."}
 
 
 class WebhookSubscriptionCreatedSerializer(WebhookSubscriptionSerializer):

@@ -57,3 +57,18 @@ def test_a_deactivated_subscription_s_pending_deliveries_fail_instead_of_being_r
     assert api_client.patch(url, {"active": False}, format="json").status_code == 200
     assert set(WebhookDelivery.objects.values_list("state", flat=True)) == {"failed"}
     assert WebhookDelivery.objects.get(event_type="command.completed").last_error.endswith("deactivated.")
+
+
+@pytest.mark.parametrize("method", ["post", "patch", "put"])
+def test_a_secret_in_the_body_is_a_400_saying_to_rotate_it(api_client, settings, method):
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    body = {"url": "http://127.0.0.1:9/h", "events": ["charge_point.online"]}
+    created = api_client.post("/api/v1/webhooks/", body, format="json").json()
+    url = "/api/v1/webhooks/" if method == "post" else f"/api/v1/webhooks/{created['id']}"
+    response = getattr(api_client, method)(url, {**body, "secret": "whsec_mine", "colour": "red"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"] == {
+        "secret": ["The secret cannot be set; POST /api/v1/webhooks/{id}/rotate-secret issues a new one."],
+        "colour": ["Unknown field."],
+    }
+    assert WebhookSubscription.objects.get(pk=created["id"]).secret == created["secret"]
