@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from django.utils.dateparse import parse_datetime
@@ -37,16 +38,16 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
 
     Without an offset it is taken as UTC; RFC 3339's lower-case ``t`` and ``z`` are read. A time
     beyond what UTC can hold (``0001-01-01T00:00:00+01:00``) becomes the earliest or latest
-    datetime, never an error (``chargepoints.clock`` then finds it implausible).
+    datetime, never an error (``chargepoints.clock`` then finds it implausible). A leap second
+    (``23:59:60``, RFC 3339 §5.6) is the instant after second 59.
     """
     if not value:
         return None
-    try:
-        parsed = parse_datetime(value) or parse_datetime(value.upper())
-    except ValueError:
-        return None
+    parsed = _parsed(value)
     if parsed is None:
-        return None
+        parsed = _leap_second_parsed(value)
+        if parsed is None:
+            return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     try:
@@ -54,3 +55,27 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
     except OverflowError:  # year 1 ahead of UTC, or year 9999 behind it: the nearest edge
         ahead_of_utc = (parsed.utcoffset() or timedelta(0)) > timedelta(0)
         return (datetime.min if ahead_of_utc else datetime.max).replace(tzinfo=UTC)
+
+
+def _parsed(value: str) -> datetime | None:
+    try:
+        return parse_datetime(value) or parse_datetime(value.upper())
+    except ValueError:
+        return None
+
+
+# Seconds 60: Python's datetime has no leap second (it was read as unreadable, and the receipt
+# stood in for a charger's good clock: a stop at 23:59:60 billed the hours until it arrived).
+_LEAP_SECOND = re.compile(r"(\d+-\d\d-\d\d[Tt ]\d\d:\d\d:)60(\D.*)?", re.DOTALL)
+
+
+def _leap_second_parsed(value: str) -> datetime | None:
+    """A time at a leap second as second 59 plus one (``23:59:60Z``: the next day's ``00:00:00Z``)."""
+    leap = _LEAP_SECOND.fullmatch(value)
+    parsed = _parsed(f"{leap[1]}59{leap[2] or ''}") if leap else None
+    if parsed is None:
+        return None
+    try:
+        return parsed + timedelta(seconds=1)
+    except OverflowError:  # 9999-12-31T23:59:60: the latest datetime, found implausible
+        return parsed

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from kernel.timestamps import format_ocpp_time
+from kernel.timestamps import format_ocpp_time, parse_ocpp_time
 
 
 @pytest.mark.parametrize(
@@ -20,3 +20,21 @@ from kernel.timestamps import format_ocpp_time
 )
 def test_a_time_is_written_in_utc_to_the_millisecond_with_a_four_digit_year(value, written):
     assert format_ocpp_time(value) == written
+
+
+@pytest.mark.parametrize(
+    ("sent", "read"),
+    [
+        ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=UTC)),
+        ("2016-12-31T23:59:60.250Z", datetime(2017, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)),
+        ("2017-01-01T05:44:60+05:45", datetime(2017, 1, 1, tzinfo=UTC)),
+        ("2016-12-31t23:59:60z", datetime(2017, 1, 1, tzinfo=UTC)),
+        ("2016-12-31T23:59:60", datetime(2017, 1, 1, tzinfo=UTC)),  # no offset: UTC
+        ("9999-12-31T23:59:60Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),  # the edge, never an error
+        ("2016-12-31T23:59:61Z", None),
+        ("2016-12-31T23:60:60Z", None),
+    ],
+)
+def test_a_leap_second_is_read_as_the_instant_after_second_59(sent, read):
+    """RFC 3339 §5.6 allows second 60: it was unreadable (the receipt stood in, flagged)."""
+    assert parse_ocpp_time(sent) == read

@@ -412,6 +412,23 @@ async def test_lower_case_rfc_3339_times_are_read_and_unreadable_ones_flagged(da
     assert Anomaly.CLOCK_IMPLAUSIBLE in flagged.anomalies and flagged.needs_review
 
 
+async def test_v16_a_stop_at_a_leap_second_is_read_as_sent_not_replaced_by_its_receipt(daphne):
+    """RFC 3339 §5.6 allows ``23:59:60``: it was unreadable, so the stop's receipt stood in and a
+    session of one hour that ended at a leap second was billed every minute until the stop arrived."""
+    await charger_with_tag_and_default_tariff("CP-LEAP")
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start, leap = format_ocpp_time(midnight - timedelta(hours=1)), (midnight - timedelta(days=1)).strftime("%Y-%m-%d")
+    async with raw_socket(daphne, "1.6", "CP-LEAP") as websocket:
+        start_payload = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": start}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start_payload))["transactionId"]
+        stop = {"transactionId": transaction_id, "meterStop": 10000, "timestamp": f"{leap}T23:59:60Z"}
+        await result(websocket, "e1", "StopTransaction", stop)
+    session = await session_with_record(transaction_id)
+    assert (session.stopped_at, session.charger_stopped_at) == (midnight, None)
+    assert (session.anomalies, session.needs_review) == ([], False)
+    assert session.billing_record.total == Decimal("7.00")  # 10 kWh at 0.30, 60 minutes at 0.05, the 1.00 fee
+
+
 def v201_reading(event_type: str, seq_no: int, at: str, wh: int, transaction_id: str) -> dict:
     """``v201_event`` with the Updated's reading a periodic one (neither its start nor its end)."""
     event = v201_event(event_type, seq_no, at, wh, transaction_id)
