@@ -97,11 +97,17 @@ def _not_read(received_at: datetime) -> None:
     return None
 
 
+def _receipt_in_the_handler(received_at: datetime) -> None:
+    """Left out: the handler takes the receipt, knowing no time was sent (a 1.6 start or stop
+    resent after a lost answer is then the same as its first copy, not one a new receipt dates)."""
+    return None
+
+
 # Required fields a session message may leave out: the default the CSMS uses (the time of receipt),
 # or None where the CSMS does not read the field (it stays out).
 _DEFAULTS: dict[tuple[str, str], dict[str, Callable[[datetime], str | None]]] = {
-    ("1.6", "StartTransaction"): {"timestamp": _received_time},
-    ("1.6", "StopTransaction"): {"timestamp": _received_time, "transactionData/*/timestamp": _received_time},
+    ("1.6", "StartTransaction"): {"timestamp": _receipt_in_the_handler},
+    ("1.6", "StopTransaction"): {"timestamp": _receipt_in_the_handler, "transactionData/*/timestamp": _received_time},
     ("1.6", "MeterValues"): {"meterValue/*/timestamp": _received_time},
     ("2.0.1", "TransactionEvent"): {
         "timestamp": _received_time,

@@ -59,7 +59,7 @@ class StopRequest:
     handlers build it; never changed after, not frozen for the cost of a frozen ``__init__``, as
     ``StartRequest``).
 
-    ``stopped_at`` is the charger's time; ``action`` the OCPP action and ``payload`` its body as
+    ``stopped_at`` is the charger's time (None: none sent); ``action`` the OCPP action and ``payload`` its body as
     sent (camelCase), kept on a reconciliation item. ``meter_stop_wh``: 1.6's meterStop (None in
     2.0.1: the stop's last register reading stands in). ``id_tag_null``: the charger sent an
     explicit null idTag (parked for review). ``seq_no``: the 2.0.1 event's seqNo (None in 1.6).
@@ -67,7 +67,7 @@ class StopRequest:
 
     charge_point_id: str
     ocpp_transaction_id: str
-    stopped_at: datetime
+    stopped_at: datetime | None
     action: str
     payload: dict[str, Any]
     meter_stop_wh: Decimal | None = None
@@ -204,12 +204,13 @@ def _ended_by_the_charger(session: Transaction) -> bool:
 
 def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: datetime | None) -> bool:
     """The very stop that ended the session, sent again (its answer got lost): same meter stop
-    and the same time as the charger sent it."""
-    return (
-        _ended_by_the_charger(session)
-        and session.meter_stop_wh == meter_stop
-        and (session.charger_stopped_at or session.stopped_at) == sent_at
-    )
+    and the same time as the charger sent it (a stop sent without one: its receipt stood in, so a
+    copy has none to compare, and the same meter stop of a stop whose time was used is its copy)."""
+    if not _ended_by_the_charger(session) or session.meter_stop_wh != meter_stop:
+        return False
+    if sent_at is None:
+        return session.charger_stopped_at is None
+    return (session.charger_stopped_at or session.stopped_at) == sent_at
 
 
 class _Parker:

@@ -16,7 +16,7 @@ from chargepoints.models import (
     SchemaViolation,
     Strictness,
 )
-from charging.models import IdTag, MeterSample, Transaction, TransactionStatus
+from charging.models import IdTag, MeterSample, ReconciliationItem, Transaction, TransactionStatus
 from conftest import raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,6 +205,32 @@ async def test_v16_unknown_enums_numbers_as_text_and_a_missing_timestamp_are_abs
         ("StopTransaction", "meterStop", "type"),
         ("StopTransaction", "reason", "enum"),
     }
+
+
+async def test_v16_a_start_and_a_stop_without_timestamp_resent_after_a_lost_answer_are_their_copies(daphne):
+    """A missing timestamp is the time of receipt, which differs from copy to copy: the start's
+    copy opened a second session (the first closed `Superseded`, billed its session fee), and the
+    stop's copy, of its session or of an unknown one, parked a reconciliation item each time."""
+    charge_point = await charger("CP16-NO-TIME", "strict")
+    await IdTag.objects.acreate(id_tag="T1")
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        [_, _, again] = await call(websocket, "s2", "StartTransaction", {**start, "timestamp": None})
+        assert again["transactionId"] == started["transactionId"]
+        stop = {"transactionId": started["transactionId"], "meterStop": 3000}
+        assert await call(websocket, "e1", "StopTransaction", stop) == [3, "e1", {}]
+        assert await call(websocket, "e2", "StopTransaction", stop) == [3, "e2", {}]
+        unknown = {"transactionId": 987654, "meterStop": 3000}
+        assert await call(websocket, "e3", "StopTransaction", unknown) == [3, "e3", {}]
+        assert await call(websocket, "e4", "StopTransaction", unknown) == [3, "e4", {}]
+
+    sessions = [session async for session in Transaction.objects.filter(charge_point=charge_point)]
+    assert [(s.pk, s.status, s.energy_wh, s.anomalies) for s in sessions] == [
+        (started["transactionId"], TransactionStatus.ENDED, Decimal(2000), [])
+    ]
+    items = [(item.reason, item.ocpp_transaction_id) async for item in ReconciliationItem.objects.all()]
+    assert items == [("unknown_transaction", "987654")]
 
 
 async def test_v16_an_id_tag_longer_than_any_column_starts_replays_and_stops_its_session(daphne):

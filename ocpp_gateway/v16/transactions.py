@@ -77,9 +77,11 @@ class TransactionHandlers:
     async def on_start_transaction(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{connectorId, idTag, meterStart, timestamp, reservationId?}`` -> ``{transactionId, idTagInfo}``."""
         connector_id, id_tag, meter_start = payload["connectorId"], payload["idTag"], _wh(payload["meterStart"])
-        started_at = charger_time_read(payload["timestamp"]) or timezone.now()
-        # Its time as read (as sent when unreadable: every such start would read the same)
-        sent_at = payload["timestamp"] if started_at == UNREADABLE_TIME else started_at.isoformat()
+        sent = payload.get("timestamp")  # left out by a lenient charger: its receipt stands in
+        started_at = charger_time_read(sent) or timezone.now()
+        # Its time as read (as sent when unreadable: every such start would read the same; none
+        # when none was sent: its receipt differs from copy to copy)
+        sent_at = "" if sent is None else sent if started_at == UNREADABLE_TIME else started_at.isoformat()
         result = await in_commit_group(transaction_start)(
             request=StartRequest(
                 charge_point_id=self.id,
@@ -116,7 +118,7 @@ class TransactionHandlers:
             request=StopRequest(
                 charge_point_id=self.id,
                 ocpp_transaction_id=str(payload["transactionId"]),
-                stopped_at=charger_time_read(payload["timestamp"]) or timezone.now(),
+                stopped_at=charger_time_read(payload.get("timestamp")),  # None: none sent, its receipt stands in
                 action="StopTransaction",
                 payload=payload,
                 meter_stop_wh=_wh(payload["meterStop"]),
