@@ -314,7 +314,7 @@ def _session_open(
     ``reserved``: whether its charger holds an active reservation (None: not known), which a start
     naming none may use (``reservations.reservation_of_the_start``)."""
     meter_start = meter_bounded(request.meter_start_wh)
-    _close_superseded(older, request)
+    _close_superseded(older, request, charge_point)
     session = instance_new(  # Transaction(...) without its keyword loop over 33 fields
         Transaction,
         charge_point=charge_point,
@@ -438,20 +438,29 @@ def _event_apply(session: Transaction, request: StartRequest) -> list[SampleRow]
     return rows
 
 
-def _close_superseded(older: list[Transaction], request: StartRequest) -> None:
+def _close_superseded(older: list[Transaction], request: StartRequest, charge_point: ChargePoint) -> None:
     """Sessions still open on a new session's connector from before it lost their stop. Looked
     up before the new session's row exists, so that the lookup finds only the older ones.
 
     A session that started after this one (a start queued on a connection the charger since left)
     stays open, and is touched: the connector now has two, so a copy of it that another
-    connection keeps as "the one open on the connector" fails its guard (``open_sessions``)."""
+    connection keeps as "the one open on the connector" fails its guard (``open_sessions``).
+    Unless it reached the CSMS before the charger's last boot (the CSMS's clock, as for a session a
+    reboot interrupted): a start stamped before it is then one a reboot set the clock back for,
+    and it ends at the boot (it stayed open beside the new session, its stop lost for good). The
+    charger's boot is read only then (a batch's lock defers the column: most starts never read it)."""
     for session in older:
+        stopped_at = request.started_at
         if session.started_at > request.started_at:
-            transaction_touched(session)
-            continue
+            last_boot_at = charge_point.last_boot_at
+            if not opened_before_boot(session, last_boot_at):
+                transaction_touched(session)
+                continue
+            assert last_boot_at is not None  # opened before it
+            stopped_at = max(last_boot_at, session.started_at)
         transaction_finish(
             session=session,
-            stopped_at=request.started_at,
+            stopped_at=stopped_at,
             meter_stop_wh=None,
             reason="Superseded",
             stop_id_tag="",

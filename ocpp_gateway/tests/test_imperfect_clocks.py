@@ -329,6 +329,39 @@ async def test_v16_a_start_stamped_years_back_after_2015_is_flagged_long(daphne)
     assert (session.needs_review, session.billing_record.needs_review) == (True, True)
 
 
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_start_that_a_reboot_set_the_clock_back_for_closes_the_session_the_reboot_interrupted(daphne, version):
+    """The session open before the reboot started after the new start as stamped (2019: the
+    firmware's build date, plausible). It stayed open beside the new session, its stop lost for
+    good; it is closed at the boot, as the connector's Available after the boot would close it."""
+    charge_point_id = f"CLK-SETBACK-{version}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"} if version == "1.6" else BOOT_201
+    set_back = "2019-06-01T00:01:00.000Z"
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        if version == "1.6":
+            start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(-timedelta(minutes=30))}
+            await result(websocket, "s1", "StartTransaction", start)
+        else:
+            await result(
+                websocket, "s1", "TransactionEvent", v201_event("Started", 0, stamp(-timedelta(minutes=30)), 1000, "A")
+            )
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", boot)
+        if version == "1.6":
+            start = {"connectorId": 1, "idTag": "T1", "meterStart": 3000, "timestamp": set_back}
+            await result(websocket, "s2", "StartTransaction", start)
+        else:
+            await result(websocket, "s2", "TransactionEvent", v201_event("Started", 0, set_back, 3000, "B"))
+
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    interrupted, new = [s async for s in Transaction.objects.filter(charge_point=charge_point).order_by("pk")]
+    assert (interrupted.status, interrupted.stop_reason, interrupted.closed_by_csms) == ("ended", "Superseded", True)
+    assert interrupted.started_at < interrupted.stopped_at == charge_point.last_boot_at
+    assert (new.status, new.started_at) == ("active", datetime(2019, 6, 1, 0, 1, tzinfo=UTC))
+
+
 def v201_event(event_type: str, seq_no: int, at: str, wh: int, transaction_id: str = "1") -> dict:
     return {
         "eventType": event_type,
