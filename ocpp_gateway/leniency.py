@@ -317,6 +317,8 @@ def _fixed(
         return True
     if error.validator == "type":
         converted = _converted(error.instance, error.validator_value)
+        if converted is None and _fraction_left_out(key, error):
+            converted = _LEFT_OUT
         if converted is None:
             return False
         changes.append((path, converted))
@@ -336,6 +338,34 @@ def _fixed(
 
 
 _READINGS = frozenset({"meterValue/*/sampledValue/*/value", "transactionData/*/sampledValue/*/value"})
+
+# Optional whole numbers a session does not hang on, sent with a fraction (a charger's float): left
+# out, as if not sent (a refused Ended left its session open, resent forever). Not the numbers that
+# place a message or a reading (connectorId, EVSE id, seqNo, a reading's multiplier): no guess there.
+_FRACTIONS_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {
+    ("1.6", "StartTransaction"): frozenset({"reservationId"}),
+    ("1.6", "MeterValues"): frozenset({"transactionId"}),  # then the connector's open session, as an unknown id
+    ("2.0.1", "TransactionEvent"): frozenset(
+        {
+            "transactionInfo/timeSpentCharging",
+            "transactionInfo/remoteStartId",
+            "reservationId",
+            "numberOfPhasesUsed",
+            "cableMaxCurrent",
+            "evse/connectorId",
+        }
+    ),
+}
+
+
+def _fraction_left_out(key: tuple[str, str], error: ValidationError) -> bool:
+    """An optional whole number of ``_FRACTIONS_LEFT_OUT`` sent as a number with a fraction."""
+    return (
+        error.validator_value == "integer"
+        and isinstance(error.instance, (int, float))
+        and not isinstance(error.instance, bool)
+        and _path(error, any_index=True) in _FRACTIONS_LEFT_OUT.get(key, frozenset())
+    )
 
 
 def _raw_reading(key: tuple[str, str], error: ValidationError) -> bool:

@@ -144,6 +144,45 @@ async def test_v201_an_ended_without_trigger_reason_closes_the_session(daphne, p
     ]
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_optional_whole_numbers_sent_with_a_fraction_are_left_out_and_the_session_proceeds(daphne, profile):
+    """A float where an optional whole number goes (``timeSpentCharging: 600.5``) was refused with
+    a TypeConstraintViolation: the Ended never applied, its session stayed open and the charger
+    resent it forever. Left out, the session proceeds; an EVSE id with a fraction is still refused."""
+    charge_point = await charger(f"CP-FRACTION-{profile}", profile)
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-FRACTION", "remoteStartId": 7.5},
+            "evse": {"id": 1, "connectorId": 1},
+            "numberOfPhasesUsed": 3.5,
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        ended = {
+            "eventType": "Ended",
+            "timestamp": T1,
+            "triggerReason": "EVDeparted",
+            "seqNo": 1,
+            "transactionInfo": {"transactionId": "TX-FRACTION", "timeSpentCharging": 600.5},
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 11000, "context": "Transaction.End"}]}],
+        }
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 4.0}]
+        other = {**started, "seqNo": 0, "transactionInfo": {"transactionId": "TX-OTHER"}, "evse": {"id": 1.5}}
+        assert (await call(websocket, "t3", "TransactionEvent", other))[:3] == [4, "t3", "TypeConstraintViolation"]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FRACTION")
+    assert (session.status, session.energy_wh, session.remote_start_id) == (TransactionStatus.ENDED, 10000, None)
+    assert {(action, path) for action, path, _, _ in await violations(charge_point)} == {
+        ("TransactionEvent", "transactionInfo/remoteStartId"),
+        ("TransactionEvent", "numberOfPhasesUsed"),
+        ("TransactionEvent", "transactionInfo/timeSpentCharging"),
+    }
+
+
 async def test_v201_transaction_ids_over_36_characters_sharing_their_start_stay_two_sessions(daphne):
     """Cut to the column, they keep a digest of the whole (round 41's probe: two ids sharing their first
     36 characters merged into one session, the other's energy lost without a trace)."""
