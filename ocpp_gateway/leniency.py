@@ -31,7 +31,9 @@ from chargepoints.services.profiles import ReceivedViolation
 from kernel import ocpp_package, schema_errors, schemas
 from kernel.timestamps import format_ocpp_time
 
-_HARMLESS_KEYWORDS = {"enum", "maxLength"}
+# An empty list where the schema wants one item at least ("meterValue": [], a firmware with no
+# measurands configured) is kept: it holds nothing to apply, and refusing it left an Ended unapplied.
+_HARMLESS_KEYWORDS = {"enum", "maxLength", "minItems"}
 
 _SAMPLED_16 = {"measurand": 64, "phase": 8, "unit": 20, "context": 32, "location": 16, "format": 16}
 _SAMPLED_201 = {"measurand": 64, "phase": 8, "context": 32, "location": 16, "unitOfMeasure/unit": 20}
@@ -392,10 +394,13 @@ def _missing(error: ValidationError) -> list[str]:
 
 
 def _converted(value: Any, expected: Any) -> Any:
-    """``value`` as the type the schema expects, when it says the same: 2000 -> "2000", "1" -> 1."""
+    """``value`` as the type the schema expects, when it says the same: 2000 -> "2000", "1" -> 1,
+    "true" -> true (2.0.1 ``"offline": "true"``)."""
     kinds = expected if isinstance(expected, list) else [expected]
     if isinstance(value, bool):
         return None
+    if "boolean" in kinds and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
     if isinstance(value, (int, float)) and "string" in kinds:
         return json.dumps(value)
     number = _number(value)

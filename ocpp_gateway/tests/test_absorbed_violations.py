@@ -183,6 +183,46 @@ async def test_optional_whole_numbers_sent_with_a_fraction_are_left_out_and_the_
     }
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_empty_reading_lists_and_a_boolean_as_text_are_absorbed_and_the_session_ends(daphne, profile):
+    """``"meterValue": []`` (no measurands configured) and ``"offline": "true"`` were refused
+    (OccurrenceConstraintViolation, TypeConstraintViolation): the Ended never applied and its
+    session stayed open, resent forever; an empty 1.6 MeterValues was refused too."""
+    charge_point = await charger(f"CP-EMPTY-{profile}", profile)
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "offline": "true",
+            "transactionInfo": {"transactionId": "TX-EMPTY"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        updated = {**started, "eventType": "Updated", "seqNo": 1, "offline": "FALSE"}
+        updated["meterValue"] = [{"timestamp": T_HALF, "sampledValue": []}]
+        assert (await call(websocket, "t2", "TransactionEvent", updated))[:2] == [3, "t2"]
+        ended = {**started, "eventType": "Ended", "timestamp": T1, "seqNo": 2, "meterValue": []}
+        assert await call(websocket, "t3", "TransactionEvent", ended) == [3, "t3", {"totalCost": 1.0}]
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        assert await call(websocket, "m1", "MeterValues", {"connectorId": 1, "meterValue": []}) == [3, "m1", {}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-EMPTY")
+    assert (session.status, session.stopped_at.isoformat(), session.energy_wh) == (
+        TransactionStatus.ENDED,
+        "2026-05-01T11:00:00+00:00",
+        Decimal(0),
+    )
+    assert {(action, path, validator) for action, path, validator, _ in await violations(charge_point)} == {
+        ("TransactionEvent", "offline", "type"),
+        ("TransactionEvent", "meterValue/0/sampledValue", "minItems"),
+        ("TransactionEvent", "meterValue", "minItems"),
+        ("MeterValues", "meterValue", "minItems"),
+    }
+
+
 async def test_v201_transaction_ids_over_36_characters_sharing_their_start_stay_two_sessions(daphne):
     """Cut to the column, they keep a digest of the whole (round 41's probe: two ids sharing their first
     36 characters merged into one session, the other's energy lost without a trace)."""
