@@ -328,10 +328,13 @@ def _fixed(
     if error.validator == "required":
         defaults = _DEFAULTS.get(key, {})
         parent = list(error.absolute_path)
-        for name in _missing(error):
-            field = _joined([*parent, name], any_index=True)
-            if field not in defaults:
+        fields = {name: _joined([*parent, name], any_index=True) for name in _missing(error)}
+        if any(field not in defaults for field in fields.values()):
+            if not _incomplete_left_out(key, parent):
                 return False
+            changes.append((parent, _LEFT_OUT))
+            return True
+        for name, field in fields.items():
             value = defaults[field](received_at)
             if value is not None:
                 changes.append(([*parent, name], value))
@@ -368,6 +371,27 @@ def _fraction_left_out(key: tuple[str, str], error: ValidationError) -> bool:
         and not isinstance(error.instance, bool)
         and _path(error, any_index=True) in _FRACTIONS_LEFT_OUT.get(key, frozenset())
     )
+
+
+# Optional objects a session message may do without, left out when they miss a field they require
+# (``"evse": {}``, ``"customData": {}``, a ``signedMeterValue`` without its data): refused, an Ended
+# left its session open, resent forever. The reading a signedMeterValue signs is counted all the same.
+_INCOMPLETE_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {
+    ("2.0.1", "TransactionEvent"): frozenset(
+        {"evse", "idToken", "meterValue/*/sampledValue/*/signedMeterValue", "meterValue/*/sampledValue/*/unitOfMeasure"}
+    ),
+    ("2.0.1", "MeterValues"): frozenset(
+        {"meterValue/*/sampledValue/*/signedMeterValue", "meterValue/*/sampledValue/*/unitOfMeasure"}
+    ),
+}
+
+
+def _incomplete_left_out(key: tuple[str, str], parent: list[Any]) -> bool:
+    """Whether the object at ``parent`` that misses a field it requires is left out: one of
+    ``_INCOMPLETE_LEFT_OUT``, or a ``customData`` anywhere (the CSMS reads none)."""
+    if not parent or key not in _INCOMPLETE_LEFT_OUT:
+        return False
+    return parent[-1] == "customData" or _joined(parent, any_index=True) in _INCOMPLETE_LEFT_OUT[key]
 
 
 def _raw_reading(key: tuple[str, str], error: ValidationError) -> bool:

@@ -223,6 +223,45 @@ async def test_empty_reading_lists_and_a_boolean_as_text_are_absorbed_and_the_se
     }
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_optional_objects_missing_a_field_they_require_are_left_out_and_the_session_ends(daphne, profile):
+    """``"evse": {}``, ``"customData": {}`` and a ``signedMeterValue`` without its data were refused
+    (ProtocolError): the Ended never applied and its session stayed open, resent forever."""
+    charge_point = await charger(f"CP-INCOMPLETE-{profile}", profile)
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-INCOMPLETE"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        signed = {"signingMethod": "ECDSA"}  # signedMeterData, encodingMethod, publicKey missing
+        ended = {
+            **started,
+            "eventType": "Ended",
+            "timestamp": T1,
+            "seqNo": 1,
+            "evse": {},
+            "customData": {},
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 11000, "signedMeterValue": signed}]}],
+        }
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 4.0}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-INCOMPLETE")
+    assert (session.status, session.energy_wh, session.evse_id) == (TransactionStatus.ENDED, 10000, 1)
+    assert {(action, path) for action, path, _, _ in await violations(charge_point)} == {
+        ("TransactionEvent", "evse/id"),
+        ("TransactionEvent", "customData/vendorId"),
+        ("TransactionEvent", "meterValue/0/sampledValue/0/signedMeterValue/signedMeterData"),
+        ("TransactionEvent", "meterValue/0/sampledValue/0/signedMeterValue/encodingMethod"),
+        ("TransactionEvent", "meterValue/0/sampledValue/0/signedMeterValue/publicKey"),
+    }
+
+
 async def test_v201_transaction_ids_over_36_characters_sharing_their_start_stay_two_sessions(daphne):
     """Cut to the column, they keep a digest of the whole (round 41's probe: two ids sharing their first
     36 characters merged into one session, the other's energy lost without a trace)."""
