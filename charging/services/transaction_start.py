@@ -381,17 +381,22 @@ def _started_by(charge_point_id: str, start_key: str) -> Transaction | None:
 def _reused(
     session: Transaction, request: StartRequest, sent: datetime | None = None, charge_point: ChargePoint | None = None
 ) -> bool:
-    """Whether a start naming ended ``session`` is a new session that reuses its key.
+    """Whether a start naming ``session`` is a new session that reuses its key.
 
     1.6: when the charger stopped that session itself (it had its id, so it is not resending
     its start), or its start time was not used as sent (keys repeat when clocks stand at 1970);
     a session the CSMS closed may still see its start resent. 2.0.1: a Started event later than
     the session's end (ids that are counters restart), or one its charger's reboot restarted
     (``_restarted``, with the start as ``sent`` and the charger's row); a late event of the
-    session is within it.
+    session is within it. A session still open (its Ended lost) is reused by a Started its
+    charger's reboot restarted the id for alike (``_restarted``): the new session supersedes it.
     """
     if session.status != TransactionStatus.ENDED:
-        return False
+        return (
+            request.started_event
+            and request.seq_no is not None
+            and _restarted(session, request.seq_no, sent, charge_point)
+        )
     if request.seq_no is None:
         return not session.closed_by_csms or session.charger_started_at is not None
     if not request.started_event or session.stopped_at is None:
@@ -400,8 +405,8 @@ def _reused(
 
 
 def _restarted(session: Transaction, seq_no: int, sent: datetime | None, charge_point: ChargePoint | None) -> bool:
-    """Whether a 2.0.1 Started stamped within ended ``session`` is a new session under an id its
-    charger's reboot restarted (a clock the reboot set back makes it look older): the session
+    """Whether a 2.0.1 Started stamped within ended ``session``, or naming it open, is a new session
+    under an id its charger's reboot restarted (a clock the reboot set back makes it look older): the session
     reached the CSMS before the charger's last boot (the CSMS's clock, ``opened_before_boot``), and
     this Started is neither an event of it still to come (its seqNo is one the session saw) nor
     its Started resent (stamped as that one was sent). The boot is read last: it may cost a

@@ -568,3 +568,34 @@ async def test_v201_an_id_restarted_by_a_reboot_that_set_the_clock_back_starts_a
     assert [s.billing_record.energy_wh for s in sessions] == [Decimal(1000), Decimal(1200)]
     assert 590 <= sessions[1].billing_record.duration_seconds <= 610
     assert not await Transaction.objects.filter(reconciliation_items__isnull=False).aexists()
+
+
+async def test_v201_an_id_a_reboot_restarted_while_its_session_was_open_starts_a_new_session(daphne):
+    """Power lost mid-session, the EV still plugged in (Occupied after the boot: no close), and the
+    charger's counter restarted: its next session's Started named the open session's id with its
+    seqNo 0 and was taken as a replay, so a day-old session absorbed the new one (the meter's
+    climb in between, the new driver's energy, 24 hours of charging time). It is a new session,
+    and closes the open one (its Ended lost); a resend of either Started changes nothing."""
+    await charger_with_tag_and_default_tariff("CLK-RESTART-OPEN")
+    first = v201_reading("Started", 0, stamp(-timedelta(days=1)), 1000, "1")
+    async with raw_socket(daphne, "2.0.1", "CLK-RESTART-OPEN") as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        await result(websocket, "1", "TransactionEvent", first)
+        updated = v201_reading("Updated", 1, stamp(-timedelta(days=1) + timedelta(minutes=30)), 5000, "1")
+        await result(websocket, "2", "TransactionEvent", updated)
+    second = v201_reading("Started", 0, stamp(-timedelta(minutes=30)), 20000, "1")
+    async with raw_socket(daphne, "2.0.1", "CLK-RESTART-OPEN") as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        occupied = {"timestamp": stamp(), "connectorStatus": "Occupied", "evseId": 1, "connectorId": 1}
+        await result(websocket, "o1", "StatusNotification", occupied)
+        await result(websocket, "3", "TransactionEvent", second)
+        await result(websocket, "4", "TransactionEvent", second)  # its resend
+        await result(websocket, "5", "TransactionEvent", v201_reading("Ended", 1, stamp(), 25000, "1"))
+
+    sessions = [s async for s in Transaction.objects.select_related("billing_record").order_by("pk")]
+    assert [(s.ocpp_transaction_id, s.status, s.stop_reason, s.energy_wh) for s in sessions] == [
+        ("1", "ended", "Superseded", Decimal(4000)),
+        ("1", "ended", "Local", Decimal(5000)),
+    ]
+    assert sessions[0].closed_by_csms and not sessions[1].closed_by_csms
+    assert 1790 <= sessions[1].billing_record.duration_seconds <= 1810
