@@ -480,6 +480,15 @@ def seq_nos_contain(seq_nos: list[Any], seq_no: int) -> bool:
     return False
 
 
+def seq_no_late(seq_nos: list[Any], seq_no: int | None) -> bool:
+    """Whether a seqNo above ``seq_no`` is among ``seq_nos`` (the compact form, ascending): its
+    event arrived after a later one of its session."""
+    if seq_no is None or not seq_nos:
+        return False
+    last = seq_nos[-1]
+    return (last if isinstance(last, int) else last[1]) > seq_no
+
+
 def seq_no_lowest(seq_nos: list[Any], seq_no: int) -> bool:
     """Whether no seqNo among ``seq_nos`` (the compact form, ``seq_nos_with``) is below ``seq_no``:
     its event is the first of its session's seen in the charger's sequence."""
@@ -570,13 +579,18 @@ def seconds_between(start: datetime, end: datetime) -> int:
     return max(int((end - start).total_seconds()), 0)
 
 
-def charging_state_apply(session: Transaction, *, charging: bool, at: datetime) -> None:
+def charging_state_apply(session: Transaction, *, charging: bool, at: datetime, late: bool = False) -> None:
     """Idle time (connected, not charging) opened by a state at ``at`` that is not ``charging``,
     closed into ``idle_seconds`` by one that is; it never starts before the session does (a status
-    stamped before the start, sent after it)."""
+    stamped before the start, sent after it).
+
+    ``late``: a 2.0.1 event that arrived after a later one of its session (``seq_no_late``). It
+    opens no idle time (the later events, applied, may have resumed charging: it billed idle time
+    to the end), and closes none that began after it (it ended the idle time a later event opened)."""
     if not charging and session.idle_since is None:
-        session.idle_since = max(at, session.started_at)
-    elif charging and session.idle_since is not None:
+        if not late:
+            session.idle_since = max(at, session.started_at)
+    elif charging and session.idle_since is not None and not (late and at < session.idle_since):
         session.idle_seconds += seconds_between(session.idle_since, at)
         session.idle_since = None
 

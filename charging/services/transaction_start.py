@@ -64,6 +64,7 @@ from charging.services.session_rows import (
     charging_state_apply,
     column_int,
     fractional,
+    seq_no_late,
     seq_no_lowest,
     seq_no_seen,
     seq_nos_contain,
@@ -438,7 +439,8 @@ def _event_apply(session: Transaction, request: StartRequest) -> list[SampleRow]
     rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionEvent")
     samples_learned(session, request.samples, rows)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
-        charging_state_apply(session, charging=request.charging, at=request.started_at)
+        late = seq_no_late(session.seq_nos, request.seq_no)
+        charging_state_apply(session, charging=request.charging, at=request.started_at, late=late)
     time_spent_charging_apply(session, request.time_spent_charging)
     return rows
 

@@ -599,3 +599,38 @@ async def test_v201_an_id_a_reboot_restarted_while_its_session_was_open_starts_a
     ]
     assert sessions[0].closed_by_csms and not sessions[1].closed_by_csms
     assert 1790 <= sessions[1].billing_record.duration_seconds <= 1810
+
+
+@pytest.mark.parametrize(
+    ("states", "idle_seconds"),
+    [
+        ((("SuspendedEV", 2, 10), ("Charging", 1, 20)), 600),  # idle from -10 min: the late Charging ended it
+        ((("Charging", 2, 10), ("SuspendedEV", 1, 20)), 0),  # from -20 to -10: the late SuspendedEV billed 20 min
+    ],
+)
+async def test_v201_charging_states_arriving_out_of_order_bill_no_idle_time_they_did_not_see(
+    daphne, states, idle_seconds
+):
+    """2.0.1 events may arrive out of order; their charging states were applied in arrival order: a
+    late Charging ended idle time that began after it (the idle fee lost), and a late SuspendedEV
+    opened idle time that a later Charging had ended (billed to the end). A late state now opens no
+    idle time and closes none that began after it (a late SuspendedEV is not placed: no idle billed)."""
+    charge_point_id = f"CLK-IDLE-{idle_seconds}"
+    tariff = await Tariff.objects.acreate(
+        name="Idle", currency="EUR", price_per_kwh=Decimal("0.30"), idle_fee_per_minute=Decimal("0.50")
+    )
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60, tariff=tariff)
+    await IdTag.objects.acreate(id_tag="T1")
+    started = v201_reading("Started", 0, stamp(-timedelta(minutes=30)), 1000, "1")
+    started["transactionInfo"]["chargingState"] = "Charging"
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        await result(websocket, "s", "TransactionEvent", started)
+        for state, seq_no, minutes_ago in states:
+            event = v201_reading("Updated", seq_no, stamp(-timedelta(minutes=minutes_ago)), 1000, "1")
+            event["transactionInfo"]["chargingState"] = state
+            await result(websocket, f"u{seq_no}", "TransactionEvent", event)
+        await result(websocket, "e", "TransactionEvent", v201_reading("Ended", 3, stamp(), 2000, "1"))
+    session = await Transaction.objects.select_related("billing_record").aget(
+        charge_point__charge_point_id=charge_point_id
+    )
+    assert idle_seconds - 2 <= session.billing_record.idle_seconds <= idle_seconds + 2
