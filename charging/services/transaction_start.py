@@ -30,6 +30,7 @@ from charging import events, selectors
 from charging.metering import Anomaly
 from charging.models import (
     AuthorizationStatus,
+    MeterSample,
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
@@ -273,7 +274,7 @@ def _event_add(
 ) -> IdTagInfo | None:
     """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); the answer's
     authorization: this start's, else the one the session started with."""
-    if request.seq_no is not None and not seq_no_seen(session, request.seq_no):
+    if request.seq_no is not None and (not seq_no_seen(session, request.seq_no) or _seq_no_restarted(session, request)):
         if start.implausible:
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         _event_merge(session, request, start)
@@ -417,6 +418,21 @@ def _restarted(session: Transaction, seq_no: int, sent: datetime | None, charge_
     if sent == (session.charger_started_at or session.started_at):
         return False
     return opened_before_boot(session, charge_point.last_boot_at)
+
+
+def _seq_no_restarted(session: Transaction, request: StartRequest) -> bool:
+    """Whether a 2.0.1 event whose seqNo open ``session`` saw is no replay: the session reached the
+    CSMS before its charger's last boot (the CSMS's clock), which restarted the counter, and the
+    event brings readings the session does not hold (a replay brings the ones stored when it was
+    first sent: same times). Only such an event (a repeated seqNo with readings) reads the ledger."""
+    if session.status != TransactionStatus.ACTIVE or not request.samples or request.started_event:
+        return False
+    if any(sample.charger_timestamp is not None for sample in request.samples):
+        return False  # a time its receipt stands in for differs from copy to copy: no telling
+    if not opened_before_boot(session, session.charge_point.last_boot_at):
+        return False
+    times = {sample.timestamp for sample in request.samples}
+    return not MeterSample.objects.filter(transaction=session, source="TransactionEvent", timestamp__in=times).exists()
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:

@@ -634,3 +634,30 @@ async def test_v201_charging_states_arriving_out_of_order_bill_no_idle_time_they
         charge_point__charge_point_id=charge_point_id
     )
     assert idle_seconds - 2 <= session.billing_record.idle_seconds <= idle_seconds + 2
+
+
+async def test_v201_updated_events_whose_seq_nos_a_reboot_restarted_still_count_their_readings(daphne):
+    """A transaction kept through a reboot, its seqNo counter restarted: its Updated events repeat
+    seqNos the session saw and were dropped as replays, so the energy after the reboot was lost
+    (an Ended without a reading billed up to the last reading before it). They count; a real
+    replay of an event from before the boot (same times) still adds nothing."""
+    await charger_with_tag_and_default_tariff("CLK-SEQ-RESTART")
+    before = [v201_reading("Started", 0, stamp(-timedelta(minutes=60)), 1000, "A")]
+    before += [v201_reading("Updated", n, stamp(-timedelta(minutes=60 - 5 * n)), 1000 + 1000 * n, "A") for n in (1, 2)]
+    async with raw_socket(daphne, "2.0.1", "CLK-SEQ-RESTART") as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        for n, event in enumerate(before):
+            await result(websocket, f"e{n}", "TransactionEvent", event)
+    async with raw_socket(daphne, "2.0.1", "CLK-SEQ-RESTART") as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        await result(websocket, "r", "TransactionEvent", before[2])  # a replay from the offline queue
+        for n in (0, 1):
+            event = v201_reading("Updated", n, stamp(-timedelta(minutes=20 - 5 * n)), 10000 + 1000 * n, "A")
+            await result(websocket, f"u{n}", "TransactionEvent", event)
+        ended = v201_reading("Ended", 2, stamp(), 0, "A")
+        del ended["meterValue"]
+        await result(websocket, "end", "TransactionEvent", ended)
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="A")
+    assert (session.status, session.energy_wh) == ("ended", Decimal(10000))
+    assert await MeterSample.objects.filter(transaction=session).acount() == 5
