@@ -399,8 +399,8 @@ def _reused(
             and request.seq_no is not None
             and _restarted(session, request.seq_no, sent, charge_point)
         )
-    if request.seq_no is None:
-        return not session.closed_by_csms or session.charger_started_at is not None
+    if request.seq_no is None:  # a key without a time (none was sent, it ends "|") is no replay after the end either
+        return not session.closed_by_csms or session.charger_started_at is not None or session.start_key.endswith("|")
     if not request.started_event or session.stopped_at is None:
         return False
     return request.started_at > session.stopped_at or _restarted(session, request.seq_no, sent, charge_point)

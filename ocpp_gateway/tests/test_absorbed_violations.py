@@ -342,11 +342,15 @@ async def test_v16_a_start_and_a_stop_without_timestamp_resent_after_a_lost_answ
         unknown = {"transactionId": 987654, "meterStop": 3000}
         assert await call(websocket, "e3", "StopTransaction", unknown) == [3, "e3", {}]
         assert await call(websocket, "e4", "StopTransaction", unknown) == [3, "e4", {}]
+        # A session the CSMS closed (superseded) is not resent by a start like its own: a new session.
+        [_, _, closed] = await call(websocket, "s3", "StartTransaction", {**start, "meterStart": 3000})
+        await call(websocket, "s4", "StartTransaction", {**start, "meterStart": 3000, "idTag": "T2"})
+        [_, _, again] = await call(websocket, "s5", "StartTransaction", {**start, "meterStart": 3000})
+        assert again["transactionId"] not in (closed["transactionId"], started["transactionId"])
 
-    sessions = [session async for session in Transaction.objects.filter(charge_point=charge_point)]
-    assert [(s.pk, s.status, s.energy_wh, s.anomalies) for s in sessions] == [
-        (started["transactionId"], TransactionStatus.ENDED, Decimal(2000), [])
-    ]
+    first = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (first.status, first.energy_wh, first.anomalies) == (TransactionStatus.ENDED, Decimal(2000), [])
+    assert await Transaction.objects.filter(charge_point=charge_point).acount() == 4
     items = [(item.reason, item.ocpp_transaction_id) async for item in ReconciliationItem.objects.all()]
     assert items == [("unknown_transaction", "987654")]
 
