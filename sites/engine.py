@@ -47,7 +47,7 @@ from webhooks.services import webhook_event_emit
 logger = logging.getLogger(__name__)
 
 FAILSAFE_PROFILE_ID = 1_700_000
-TX_PROFILE_ID_BASE = 1_800_000
+TX_PROFILE_ID_BASE = selectors.TX_PROFILE_ID_BASE
 TX_STACK_LEVEL = 1
 FAILSAFE_STACK_LEVEL = 0
 MAX_PASSES = 3

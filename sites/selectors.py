@@ -10,12 +10,14 @@ from django.conf import settings
 from django.utils import timezone
 
 from charging.metering import SIGNED_DATA
-from charging.models import MeterSample, Transaction, TransactionStatus
+from charging.models import InstalledChargingProfile, MeterSample, Transaction, TransactionStatus
 from sites.allocator import SessionDemand, SiteLimits
 from sites.models import SessionLimit, Site, SiteMember
 
 CURRENT_MEASURAND = "Current.Import"
 MAX_PLAUSIBLE_DRAW_A = Decimal(1000)  # a larger reading is a charger bug: it still means "wants more"
+# The id of a session's TxProfile: this plus the transaction's primary key (``engine._profile_body``).
+TX_PROFILE_ID_BASE = 1_800_000
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,15 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
     }
     failsafe = site_failsafe_limit(site=site, member_count=len(members))
     held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(site=site)}
-    sessions = Transaction.objects.filter(charge_point_id__in=members, status=TransactionStatus.ACTIVE).order_by("pk")
+    sessions = list(
+        Transaction.objects.filter(charge_point_id__in=members, status=TransactionStatus.ACTIVE).order_by("pk")
+    )
+    installed = _tx_profiles_installed(sessions, held)
     views = []
     for session in sessions:
         member = members[session.charge_point_id]
-        limit = held.get(session.pk)
+        still_installed = (session.charge_point_id, TX_PROFILE_ID_BASE + session.pk) in installed
+        limit = held.get(session.pk) if still_installed else None
         held_a = limit.limit_a if limit else failsafe
         views.append(
             SessionView(
@@ -113,6 +119,20 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
             )
         )
     return views
+
+
+def _tx_profiles_installed(sessions: list[Transaction], held: dict[int, SessionLimit]) -> set[tuple[int, int]]:
+    """(charger pk, profile id) of the sessions' TxProfiles the charger still holds as far as the CSMS
+    knows. A limit whose TxProfile an accepted ClearChargingProfile removed (or a profile of the same
+    purpose and stack level replaced) is held no more: the session charges under its failsafe default
+    (or nothing) and is sent its TxProfile again, as a session that never had one."""
+    ids = [TX_PROFILE_ID_BASE + s.pk for s in sessions if s.pk in held]
+    if not ids:
+        return set()
+    rows = InstalledChargingProfile.objects.filter(
+        charge_point_id__in={s.charge_point_id for s in sessions}, profile_id__in=ids
+    ).values_list("charge_point_id", "profile_id")
+    return set(rows)
 
 
 def _connector_known(session: Transaction) -> bool:

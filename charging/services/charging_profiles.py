@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from chargepoints.models import ChargePoint
-from charging.models import InstalledChargingProfile
+from charging.models import InstalledChargingProfile, Transaction
+from charging.signals import charger_draw_changed
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,13 @@ def charging_profiles_clear_follow(*, charge_point: ChargePoint, accepted: bool,
 def charging_profiles_cleared(*, charge_point: ChargePoint, criteria: ProfileCriteria) -> int:
     """The charger accepted ClearChargingProfile: forget the profiles ``criteria`` match; how many.
     An id names one profile, whatever the other criteria say (OCPP 1.6 §5.5: "either a specific
-    charging profile (denoted by id) or a selection ... that match" the others)."""
+    charging profile (denoted by id) or a selection ... that match" the others). What the charger
+    may draw changed (``charger_draw_changed``): a site it is on sends it its limits again."""
     if criteria.profile_id is not None:
         filters: dict[str, int | str] = {"profile_id": criteria.profile_id}
     else:
         filters = {name: value for name, value in vars(criteria).items() if value is not None}
-    return InstalledChargingProfile.objects.filter(charge_point=charge_point, **filters).delete()[0]
+    cleared = InstalledChargingProfile.objects.filter(charge_point=charge_point, **filters).delete()[0]
+    if cleared:
+        charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
+    return cleared

@@ -52,6 +52,12 @@ class Car(V16Client):
                 self.default_limit = limit
         return result16.SetChargingProfile(status=self.answer)
 
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, **criteria: Any) -> Any:
+        """Forgets every profile (the tests clear with no criteria)."""
+        self.tx_limits, self.default_limit = {}, None
+        return result16.ClearChargingProfile(status="Accepted")
+
     @property
     def limit(self) -> Decimal | None:
         held = getattr(self, "tx_limits", {}).get(self.transaction_id) if self.transaction_id else None
@@ -352,6 +358,29 @@ async def test_a_tx_profile_past_half_its_validity_is_renewed_with_the_same_limi
         async for c in tx_profiles.order_by("created_at")
     ]
     assert limits == [32, 32]
+
+
+async def test_a_charger_whose_profiles_an_operator_cleared_is_sent_its_limits_again(site_daphne, api_key):
+    """Round 43's probe: after an operator's ClearChargingProfile the charger held no profile (its car
+    could take 32 A beside the other session's 16 A on a 32 A connection) until some reading came,
+    and then only its failsafe default came back: the engine took its TxProfile for still held."""
+    ids = ["WIPE-A", "WIPE-B", "WIPE-C"]  # failsafe: 32 / 3 = 10.6 A
+    await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
+        url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[0]}/clear_charging_profile"
+        status, body = await ahttp(url, method="POST", api_key=api_key, body={})
+        assert (status, body["status"]) == (200, "Accepted")
+        await _limits([a, b], [16, 16])  # no reading needed: the TxProfile is sent again
+        assert a.default_limit == Decimal("10.6")
 
 
 class SilentCar(Car):

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from charging.models import MeterSample, Transaction
+from charging.models import InstalledChargingProfile, MeterSample, Transaction
 from sites.models import SessionLimit, Site, SiteMember
-from sites.selectors import site_capacity_a, site_failsafe_limit, site_limits, site_sessions
+from sites.selectors import TX_PROFILE_ID_BASE, site_capacity_a, site_failsafe_limit, site_limits, site_sessions
 from sites.services import sites_recompute_all
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +43,7 @@ def test_a_reading_received_before_its_limit_was_raised_does_not_count_as_its_dr
     held = SessionLimit.objects.create(
         site=site, transaction=session, limit_a=Decimal(13), sent_at=raised, raised_at=raised
     )
+    _tx_profile_installed(session)
     [view] = site_sessions(site=site, now=T0 + timedelta(seconds=30))
     assert view.demand.draw_a is None
 
@@ -51,6 +52,37 @@ def test_a_reading_received_before_its_limit_was_raised_does_not_count_as_its_dr
     _reading(session, "12.9", T0 + timedelta(seconds=30))
     [view] = site_sessions(site=site, now=T0 + timedelta(seconds=50))
     assert view.demand.draw_a == Decimal("12.9")
+
+
+def _tx_profile_installed(session: Transaction) -> InstalledChargingProfile:
+    """The session's TxProfile as the charger's accepted answer records it (``engine._send``)."""
+    return InstalledChargingProfile.objects.create(
+        charge_point_id=session.charge_point_id,
+        connector_id=session.connector_id or 1,
+        profile_id=TX_PROFILE_ID_BASE + session.pk,
+        purpose="TxProfile",
+        stack_level=1,
+        profile={},
+    )
+
+
+def test_a_limit_whose_tx_profile_was_cleared_is_held_no_more(register_charge_point):
+    """Round 43's probe: after a ClearChargingProfile the charger accepted, the engine still took the
+    session for held at its old TxProfile limit, so it never sent it again (the charger ran under its
+    failsafe default, or under no profile at all)."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-CLEARED")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    session = Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=T0
+    )
+    SessionLimit.objects.create(site=site, transaction=session, limit_a=Decimal(6), sent_at=T0)
+    installed = _tx_profile_installed(session)
+    [view] = site_sessions(site=site, now=T0)
+    assert (view.limit is not None, view.held_a) == (True, Decimal(6))
+    installed.delete()  # what charging_profiles_cleared does on the charger's Accepted
+    [view] = site_sessions(site=site, now=T0)
+    assert (view.limit, view.held_a) == (None, Decimal(32))  # its failsafe default: the site's 32 A
 
 
 def test_a_1_6_signed_current_is_not_taken_for_the_car_s_draw(register_charge_point):
