@@ -229,7 +229,11 @@ def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refus
 
 
 def _periods_checked(schedule: Any, at: str) -> Refusals:
+    """At least one period (1.6 §7.13 ChargingSchedule ``chargingSchedulePeriod`` 1..*, which its
+    schema leaves unsaid; 2.0.1's says it), the first at 0 s, each after the one before."""
     periods = schedule.get("charging_schedule_period") if isinstance(schedule, dict) else None
+    if periods == []:
+        return {f"{at}.charging_schedule_period": ["At least one period: the schedule's limit from its start (0 s)."]}
     sent = [period.get("start_period") for period in periods or [] if isinstance(period, dict)]
     starts = [start for start in sent if isinstance(start, int)]
     if not starts or len(starts) != len(sent):

@@ -31,6 +31,7 @@ UNORDERED_PERIODS = {
         "charging_schedule_period": [{"start_period": 0, "limit": 16}, {"start_period": 0, "limit": 8}],
     }
 }
+NO_PERIOD = {"charging_schedule": {"charging_rate_unit": "A", "charging_schedule_period": []}}
 STATION_MAX = "ChargePointMaxProfile"
 PROFILE201: dict[str, Any] = {
     "id": 1,
@@ -359,6 +360,24 @@ LOG = {"remote_location": "https://logs.example/upload"}
             "remote_start_transaction",
             {"id_tag": "A", "charging_profile": {**PROFILE, **LATE_FIRST_PERIOD}},
             "charging_profile.charging_schedule.charging_schedule_period.0.start_period",
+        ),
+        (  # round 43's probe: a schedule of no period was sent (1.6's schema has no minItems)
+            "1.6",
+            "set_charging_profile",
+            {"connector_id": 1, "cs_charging_profiles": {**PROFILE, **NO_PERIOD}},
+            "cs_charging_profiles.charging_schedule.charging_schedule_period",
+        ),
+        (
+            "1.6",
+            "remote_start_transaction",
+            {"id_tag": "A", "charging_profile": {**PROFILE, **NO_PERIOD}},
+            "charging_profile.charging_schedule.charging_schedule_period",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {"evse_id": 0, "charging_profile": profile201(periods())},
+            "charging_profile.charging_schedule.0.charging_schedule_period",
         ),
     ],
 )
