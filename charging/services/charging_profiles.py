@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from chargepoints.models import ChargePoint
-from charging.models import InstalledChargingProfile, Transaction
+from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
 from charging.signals import charger_draw_changed
 
 
@@ -48,7 +48,23 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
         f"the charger replaces it with profile {target.profile_id}."
         for other in installed
         if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
+        and not _ended_with_its_transaction(charge_point, other)
     ]
+
+
+def _ended_with_its_transaction(charge_point: ChargePoint, profile: InstalledChargingProfile) -> bool:
+    """A TxProfile limits one transaction and is deleted when it stops (OCPP 1.6 §3.13.1 TxProfile,
+    2.0.1 K01 TxProfile): one installed before a transaction on its connector (EVSE) ended is gone,
+    whatever the record says. (A remote start's is installed before its transaction begins.)"""
+    if profile.purpose != "TxProfile":
+        return False
+    where = "evse_id" if charge_point.ocpp_version == "2.0.1" else "connector_id"
+    return Transaction.objects.filter(
+        charge_point=charge_point,
+        status=TransactionStatus.ENDED,
+        stopped_at__gte=profile.installed_at,
+        **{where: profile.connector_id},
+    ).exists()
 
 
 def charging_profile_set_follow(*, charge_point: ChargePoint, accepted: bool, target: ProfileTarget) -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from ocpp.v201.enums import ChargingProfilePurposeEnumType
 
-from charging.models import InstalledChargingProfile
+from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
 from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria
 from ocpp_gateway.v16.smart_charging import profile_target
@@ -95,3 +97,29 @@ def test_a_profile_of_every_2_0_1_purpose_is_recorded_whole(register_charge_poin
     body["cs_charging_profiles"]["charging_profile_purpose"] = purpose
     install(charge_point, body)
     assert InstalledChargingProfile.objects.get().purpose == purpose
+
+
+def test_a_tx_profile_whose_transaction_ended_is_no_conflict(register_charge_point):
+    """Round 43's probe: a TxProfile stays recorded after its transaction, which the charger deleted
+    it with (1.6 §3.13.1, 2.0.1 K01), so a TxProfile for the connector's next transaction was
+    answered with a warning that the charger "replaces" it."""
+    charge_point = register_charge_point("CP-1")
+    tx_profile = profile_body(1, stack_level=1)
+    tx_profile["cs_charging_profiles"]["charging_profile_purpose"] = "TxProfile"
+    install(charge_point, tx_profile)
+    installed = InstalledChargingProfile.objects.get()
+    session = Transaction.objects.create(
+        charge_point=charge_point,
+        ocpp_transaction_id="1",
+        start_key="k",
+        connector_id=1,
+        started_at=installed.installed_at,
+    )
+    next_one = profile_body(2, stack_level=1)
+    next_one["cs_charging_profiles"]["charging_profile_purpose"] = "TxProfile"
+    assert len(conflicts(charge_point, next_one)) == 1  # its transaction still runs
+    session.status, session.stopped_at = TransactionStatus.ENDED, installed.installed_at + timedelta(seconds=5)
+    session.save()
+    assert conflicts(charge_point, next_one) == []
+    install(charge_point, profile_body(3, stack_level=1))  # a TxDefaultProfile does not end with it
+    assert len(conflicts(charge_point, profile_body(4, stack_level=1))) == 1
