@@ -143,7 +143,7 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     for change in kept:  # the same limit again, before its validity ends
         if not _send(site, change, now, unanswered):
             return "recompute"
-    _snapshot(site, views, now)
+    _snapshot(site, views, now, failsafe)
     return retry_after
 
 
@@ -282,12 +282,18 @@ def _profile_limit(profile: dict[str, Any]) -> float:
     return float(periods[0].get("limit", 0))
 
 
-def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime) -> None:
-    """Record the allocation when it changed, and tell the webhook subscribers."""
-    held = {
-        str(sl.transaction_id): str(sl.limit_a)
+def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, failsafe: Decimal) -> None:
+    """Record the allocation when it changed, and tell the webhook subscribers: every session's
+    limit, its TxProfile's (held, or sent in this pass), else the failsafe default it charges under."""
+    sent = {
+        sl.transaction_id: sl
         for sl in SessionLimit.objects.filter(site=site, transaction__in=[v.transaction for v in views])
     }
+    held = {}
+    for view in views:
+        limit = sent.get(view.transaction.pk)
+        taken = limit is not None and (view.limit is not None or limit.sent_at == now)
+        held[str(view.transaction.pk)] = str(limit.limit_a if limit is not None and taken else failsafe)
     last = AllocationSnapshot.objects.filter(site=site).first()
     if last is not None and last.limits == held:
         return

@@ -24,7 +24,7 @@ from chargepoints.models import ChargePoint, OcppMessage
 from charging.models import IdTag
 from commands.models import Command
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
-from sites.models import SessionLimit, SiteMember
+from sites.models import AllocationSnapshot, SessionLimit, SiteMember
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -381,6 +381,36 @@ async def test_a_charger_whose_profiles_an_operator_cleared_is_sent_its_limits_a
         assert (status, body["status"]) == (200, "Accepted")
         await _limits([a, b], [16, 16])  # no reading needed: the TxProfile is sent again
         assert a.default_limit == Decimal("10.6")
+
+
+async def test_the_allocation_history_lists_a_session_charging_under_its_failsafe_default(site_daphne, api_key):
+    """Round 43's probe: a session whose share equals the failsafe default is sent no TxProfile, and
+    the snapshot (the history, the site.allocation_changed webhook) left it out: b's start recorded
+    {a: 16} with limits_sum_a 16 on a 32 A site whose two sessions held 16 A each."""
+    ids = ["HIST-A", "HIST-B"]  # failsafe: 32 / 2 = 16 A
+    await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
+
+        async def recorded() -> dict[str, Any]:
+            last = await AllocationSnapshot.objects.order_by("-at", "-pk").afirst()
+            return {"limits": last.limits, "sum": last.limits_sum_a} if last else {}
+
+        expected = {"limits": {str(a.transaction_id): "16.0", str(b.transaction_id): "16.0"}, "sum": Decimal(32)}
+        await eventually(lambda: _equals(recorded, expected), timeout=10)
+
+
+async def _equals(read: Callable[[], Any], expected: Any) -> bool:
+    return await read() == expected
 
 
 class SilentCar(Car):
