@@ -106,7 +106,7 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
         for view in selectors.site_sessions(site=site, now=now)
     ]
     members = list(site.members.select_related("charge_point"))
-    failsafe = selectors.site_failsafe_limit(site=site, member_count=len(members))
+    failsafe = selectors.site_failsafe_limit(site=site, outlets=selectors.site_outlets(members=members))
     steered = [v for v in views if v.adjustable]
     extra = [Decimal(0)] * site.phases
     for view in views:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -9,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.utils import timezone
 
+from chargepoints.models import Connector
 from charging.metering import SIGNED_DATA
 from charging.models import InstalledChargingProfile, MeterSample, Transaction, TransactionStatus
 from sites.allocator import SessionDemand, SiteLimits
@@ -57,17 +59,34 @@ def site_headroom_a(*, site: Site) -> Decimal:
     return site_capacity_a(site=site) - site.base_load_a
 
 
-def site_failsafe_limit(*, site: Site, member_count: int) -> Decimal:
+def site_failsafe_limit(*, site: Site, outlets: int) -> Decimal:
     """A member charger's failsafe TxDefaultProfile limit (A): the site's ``failsafe_current_a``, else
     what the site gives its chargers (the capacity less its fixed base load, as an explicit failsafe
-    is bounded) shared equally among the members (floored to 0.1 A), 0 when that is below the minimum."""
+    is bounded) shared equally among the members' ``outlets`` (``site_outlets``; floored to 0.1 A),
+    0 when that is below the minimum."""
     if site.failsafe_current_a is not None:
         return site.failsafe_current_a
     headroom = max(site_headroom_a(site=site), Decimal(0))
-    if member_count == 0:
+    if outlets == 0:
         return Decimal(0)
-    share = (headroom / member_count).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")
+    share = (headroom / outlets).quantize(Decimal("0.1"), rounding="ROUND_FLOOR")
     return share if share >= site.min_current_a else Decimal(0)
+
+
+def site_outlets(*, members: Iterable[SiteMember]) -> int:
+    """How many sessions the members can run at once under their failsafe default: a TxDefaultProfile
+    on connector (EVSE) 0 is the default of each session on any connector (EVSE) (OCPP 1.6 §5.16.1,
+    2.0.1 K01), so a two-connector charger draws it twice. Their connectors (1.6; 0 is the charger)
+    or EVSEs (2.0.1) as their statuses reported them, at least one each."""
+    seen: dict[int, set[int]] = {member.charge_point_id: set() for member in members}
+    rows = Connector.objects.filter(charge_point_id__in=list(seen)).values_list(
+        "charge_point_id", "evse_id", "connector_id"
+    )
+    for charge_point_id, evse_id, connector_id in rows:
+        outlet = evse_id if evse_id is not None else connector_id
+        if outlet:
+            seen[charge_point_id].add(outlet)
+    return sum(max(1, len(outlets)) for outlets in seen.values())
 
 
 def site_base_load(*, site: Site) -> tuple[Decimal, ...]:
@@ -83,7 +102,7 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
     members = {
         m.charge_point_id: m for m in site.members.select_related("charge_point").prefetch_related("connector_maximums")
     }
-    failsafe = site_failsafe_limit(site=site, member_count=len(members))
+    failsafe = site_failsafe_limit(site=site, outlets=site_outlets(members=members.values()))
     held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(site=site)}
     sessions = list(
         Transaction.objects.filter(charge_point_id__in=members, status=TransactionStatus.ACTIVE).order_by("pk")

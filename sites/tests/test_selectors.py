@@ -7,9 +7,17 @@ from decimal import Decimal
 
 import pytest
 
+from chargepoints.models import Connector
 from charging.models import InstalledChargingProfile, MeterSample, Transaction
 from sites.models import SessionLimit, Site, SiteMember
-from sites.selectors import TX_PROFILE_ID_BASE, site_capacity_a, site_failsafe_limit, site_limits, site_sessions
+from sites.selectors import (
+    TX_PROFILE_ID_BASE,
+    site_capacity_a,
+    site_failsafe_limit,
+    site_limits,
+    site_outlets,
+    site_sessions,
+)
 from sites.services import sites_recompute_all
 
 pytestmark = pytest.mark.django_db
@@ -106,9 +114,31 @@ def test_the_default_failsafe_shares_what_the_site_gives_its_chargers_not_its_wh
     """32 A less a fixed 10 A base load: 22 A to share; an explicit failsafe above 22 A is refused, the
     computed one gave one member 32 A (42 A on a 32 A connection with the CSMS away)."""
     site = Site.objects.create(name="Base", phases=1, capacity_a=Decimal(32), base_load_a=Decimal(10))
-    assert site_failsafe_limit(site=site, member_count=1) == Decimal(22)
-    assert site_failsafe_limit(site=site, member_count=2) == Decimal(11)
-    assert site_failsafe_limit(site=site, member_count=4) == Decimal(0)  # 5.5 A: under the 6 A minimum
+    assert site_failsafe_limit(site=site, outlets=1) == Decimal(22)
+    assert site_failsafe_limit(site=site, outlets=2) == Decimal(11)
+    assert site_failsafe_limit(site=site, outlets=4) == Decimal(0)  # 5.5 A: under the 6 A minimum
+
+
+def test_the_default_failsafe_is_shared_among_the_members_connectors_and_evses(register_charge_point):
+    """Round 43's probe: a two-connector 1.6 charger and a two-EVSE 2.0.1 station on a 32 A site were
+    each given a 16 A failsafe TxDefaultProfile, which each connector (EVSE) applies to its own
+    session: four sessions at 64 A once the CSMS was away."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    dual = register_charge_point("CP-DUAL")
+    station = register_charge_point("CS-DUAL", ocpp_version="2.0.1")
+    fresh = register_charge_point("CP-NEW")  # no status reported yet: one at least
+    for charge_point in (dual, station, fresh):
+        SiteMember.objects.create(site=site, charge_point=charge_point)
+    for connector_id in (0, 1, 2):  # 1.6: connector 0 is the charger itself
+        Connector.objects.create(charge_point=dual, connector_id=connector_id)
+    for evse_id in (1, 2):
+        Connector.objects.create(charge_point=station, evse_id=evse_id, connector_id=1)
+    assert site_outlets(members=site.members.all()) == 5
+    session = Transaction.objects.create(
+        charge_point=dual, ocpp_transaction_id="1", start_key="k", connector_id=2, started_at=T0
+    )
+    [view] = site_sessions(site=site, now=T0)
+    assert (view.transaction, view.held_a) == (session, Decimal("6.4"))  # 32 / 5, not 32 / 3 = 10.6
 
 
 def test_a_session_whose_evse_is_not_known_yet_is_not_steered(register_charge_point):
