@@ -5,10 +5,10 @@
 1. Read the site and its active sessions (``selectors.site_sessions``). Sessions the engine cannot
    steer (an offline charger, one that refuses profiles) count as fixed load (``fixed_load``).
 2. Allocate (``allocator.allocate``).
-3. Decreases first: every session whose limit goes down gets its TxProfile, and the engine waits
-   for each answer, so the sum of the limits the chargers hold never exceeds the capacity. A
-   refusal flags the charger (counted at its maximum from then on) and the site is recomputed
-   before anything rises.
+3. Decreases first: every session whose limit goes down gets its TxProfile (the failsafe defaults
+   going down follow them), and the engine waits for each answer, so the sum of the limits the
+   chargers hold never exceeds the capacity. A refusal flags the charger (counted at its maximum
+   from then on) and the site is recomputed before anything rises.
 4. Then increases larger than ``CSMS_SITES_HYSTERESIS_A``, at most one profile per charger every
    ``CSMS_SITES_PROFILE_MIN_INTERVAL`` seconds (decreases are never held back); a held-back
    increase is retried when the interval has passed. A TxProfile past half its validity is sent
@@ -125,8 +125,11 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     )
     changes = [Change(v.member, limits[v.demand.session_id], v.held_a, v) for v in steered]
     changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)
+    # What sessions draw now first, then the failsafe defaults (one a charger never took is a
+    # decrease from no limit at all: before, a charger silent on profiles was asked first at every
+    # recompute, and every session's decrease waited for its timeout); the largest first.
     decreases = [c for c in changes if c.limit_a < c.previous_a]
-    for change in sorted(decreases, key=lambda c: c.previous_a - c.limit_a, reverse=True):
+    for change in sorted(decreases, key=lambda c: (c.view is None, c.limit_a - c.previous_a)):
         if not _send(site, change, now, unanswered):
             return "recompute"
     retry_after, kept = None, []

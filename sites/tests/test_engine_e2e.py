@@ -22,7 +22,7 @@ from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
 from charging.models import IdTag
-from commands.models import Command
+from commands.models import Command, CommandState
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
 from sites.models import AllocationSnapshot, SessionLimit, SiteMember
 
@@ -461,6 +461,50 @@ async def test_a_charger_silent_on_profiles_is_held_at_its_limit_and_the_others_
         for car in (a, b):
             await car.end()
     await eventually(_none_connected, timeout=10)  # the server is done with them before the flush
+
+
+async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decreases(
+    quick_timeout_daphne_server, transactional_db, api_key
+):
+    """Round 43's probe: a member that never answers SetChargingProfile never takes its failsafe, a
+    decrease from no limit at all that went first at every recompute: a session's start left the
+    others at their old limits for the whole call timeout (16 + 16 + 10.6 A on a 32 A site)."""
+    server = quick_timeout_daphne_server
+    ids = ["HUSH-A", "HUSH-B", "HUSH-S"]  # failsafe: 32 / 3 = 10.6 A
+    await _site_with_members(server, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(server, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(server, "1.6", ids[1], client_class=Car) as b,
+        ocpp_charger(server, "1.6", ids[2], client_class=SilentCar) as silent,
+    ):
+        silent.silent = True
+        for car in (a, b, silent):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
+        for car in (a, b):
+            await car.end()
+    await eventually(_none_connected, timeout=10)
+    in_flight = Command.objects.filter(state=CommandState.PENDING)
+    await eventually(lambda: _count_is(in_flight, 0), timeout=10)  # the server is done before the flush
+
+    def first_sent_after_b_started() -> str:
+        messages = list(OcppMessage.objects.select_related("charge_point").order_by("created_at", "pk"))
+        started = next(
+            i
+            for i, m in enumerate(messages)
+            if m.charge_point.charge_point_id == ids[1] and "StartTransaction" in m.frame
+        )
+        return next(
+            m.charge_point.charge_point_id
+            for m in messages[started:]
+            if m.direction == "out" and '"SetChargingProfile"' in m.frame
+        )
+
+    assert await database_sync_to_async(first_sent_after_b_started)() == ids[0]  # a lowered first
 
 
 async def _none_connected() -> bool:
