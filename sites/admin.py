@@ -21,8 +21,23 @@ HISTORY_ROWS = 50
 CHART_POINTS = 2000
 
 
+class SiteMemberForm(ModelForm):
+    """A member as the API checks it: its phases are the site's (``services.member_phases_checked``)."""
+
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        site = self.cleaned_data.get("site") or getattr(self.instance, "site", None)
+        if "phases" in self.cleaned_data and isinstance(site, Site):
+            try:
+                services.member_phases_checked(site, self.cleaned_data["phases"])
+            except services.SiteConflict as conflict:
+                self.add_error("phases", str(conflict))
+        return self.cleaned_data
+
+
 class SiteMemberInline(admin.TabularInline):
     model = SiteMember
+    form = SiteMemberForm
     extra = 0
     autocomplete_fields = ["charge_point"]
     fields = ["charge_point", "max_current_a", "phases", "priority", "smart_charging_flag", "flagged_at"]
@@ -132,6 +147,7 @@ class ConnectorMaximumAdmin(admin.ModelAdmin):
 
 @admin.register(SiteMember)
 class SiteMemberAdmin(admin.ModelAdmin):
+    form = SiteMemberForm
     list_display = ["charge_point", "site", "max_current_a", "phases", "priority", "smart_charging_flag"]
     list_filter = ["site"]
     search_fields = ["charge_point__charge_point_id", "site__name"]

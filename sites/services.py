@@ -108,7 +108,7 @@ def site_member_add(
 
     Raises SiteConflict for an unknown charger, one on another site, or phases the site lacks.
     """
-    _check_phases(site, phases)
+    member_phases_checked(site, phases)
     with transaction.atomic():
         # The charger's row locked first: two requests adding it to two sites found no member row to
         # lock, and the second moved it silently (both answered 201).
@@ -132,7 +132,7 @@ def site_member_update(*, member: SiteMember, **fields: Any) -> SiteMember:
     """Change a member's maximum, phases, priority, connector maximums, or clear its flag
     (``smart_charging_flag=""``: the charger is steered again)."""
     maximums = fields.pop("connector_maximums", None)
-    _check_phases(member.site, fields.get("phases", member.phases))
+    member_phases_checked(member.site, fields.get("phases", member.phases))
     for name, value in fields.items():
         setattr(member, name, value)
     if not member.smart_charging_flag:
@@ -163,7 +163,8 @@ def connector_maximums_set(*, member: SiteMember, maximums: dict[int, Decimal]) 
         )
 
 
-def _check_phases(site: Site, phases: str) -> None:
+def member_phases_checked(site: Site, phases: str) -> None:
+    """Raises SiteConflict for member phases other than the site's (the API's and the admin's rule)."""
     allowed = {"", "L1", "L2", "L3", "L1L2L3"} if site.phases == 3 else {"", "L1"}
     if phases not in allowed:
         raise SiteConflict("phases", f"Use one of {sorted(allowed - {''})} or leave blank for all site phases.")

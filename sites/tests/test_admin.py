@@ -94,3 +94,46 @@ def test_the_admin_refuses_a_voltage_that_is_not_positive_as_the_voltage_s_error
         "voltage_v": ["The voltage (phase to neutral) must be positive."]
     }
     assert not Site.objects.filter(name="Yard").exists()
+
+
+def test_the_admin_refuses_member_phases_the_api_refuses(admin_client, site):
+    """Round 43's probe: the member inline (and the member page) saved phases "L9" (or "L2" on a
+    single-phase site), which the API refuses with a 400 naming phases."""
+    a, b = SiteMember.objects.filter(site=site).order_by("charge_point__charge_point_id")
+    form = {
+        "name": "Depot",
+        "phases": 1,
+        "voltage_v": "230",
+        "capacity_a": "32",
+        "base_load_a": "0",
+        "min_current_a": "6",
+        "members-TOTAL_FORMS": "2",
+        "members-INITIAL_FORMS": "2",
+    }
+    for index, (member, phases) in enumerate([(a, "L9"), (b, "")]):
+        form |= {
+            f"members-{index}-id": member.pk,
+            f"members-{index}-site": site.pk,
+            f"members-{index}-charge_point": member.charge_point_id,
+            f"members-{index}-max_current_a": "32",
+            f"members-{index}-phases": phases,
+            f"members-{index}-priority": "0",
+            f"members-{index}-smart_charging_flag": member.smart_charging_flag,
+        }
+    response = admin_client.post(f"/admin/sites/site/{site.pk}/change/", form)
+    assert response.status_code == 200
+    assert "Use one of [&#x27;L1&#x27;]" in response.content.decode()
+    member_form = {
+        "site": site.pk,
+        "charge_point": a.charge_point_id,
+        "max_current_a": "32",
+        "phases": "L2",
+        "priority": "0",
+        "smart_charging_flag": "",
+    }
+    response = admin_client.post(f"/admin/sites/sitemember/{a.pk}/change/", member_form)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "phases": ["Use one of ['L1'] or leave blank for all site phases."]
+    }
+    assert not SiteMember.objects.exclude(phases="").exists()
