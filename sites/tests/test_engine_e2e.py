@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import transaction
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
@@ -24,7 +25,7 @@ from chargepoints.models import ChargePoint, OcppMessage
 from charging.models import IdTag
 from commands.models import Command, CommandState
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
-from sites.models import AllocationSnapshot, SessionLimit, SiteMember
+from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -365,7 +366,7 @@ async def test_a_charger_whose_profiles_an_operator_cleared_is_sent_its_limits_a
     could take 32 A beside the other session's 16 A on a 32 A connection) until some reading came,
     and then only its failsafe default came back: the engine took its TxProfile for still held."""
     ids = ["WIPE-A", "WIPE-B", "WIPE-C"]  # failsafe: 32 / 3 = 10.6 A
-    await _site_with_members(site_daphne, api_key, ids)
+    site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
     async with (
         ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
@@ -376,11 +377,13 @@ async def test_a_charger_whose_profiles_an_operator_cleared_is_sent_its_limits_a
         await a.begin("CAR")
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
+        await eventually(lambda: _count_is(SessionLimit.objects.filter(limit_a=16), 2))  # the pass committed
         url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[0]}/clear_charging_profile"
         status, body = await ahttp(url, method="POST", api_key=api_key, body={})
         assert (status, body["status"]) == (200, "Accepted")
         await _limits([a, b], [16, 16])  # no reading needed: the TxProfile is sent again
         assert a.default_limit == Decimal("10.6")
+    await _site_settled(site_id)
 
 
 async def test_the_allocation_history_lists_a_session_charging_under_its_failsafe_default(site_daphne, api_key):
@@ -388,7 +391,7 @@ async def test_the_allocation_history_lists_a_session_charging_under_its_failsaf
     the snapshot (the history, the site.allocation_changed webhook) left it out: b's start recorded
     {a: 16} with limits_sum_a 16 on a 32 A site whose two sessions held 16 A each."""
     ids = ["HIST-A", "HIST-B"]  # failsafe: 32 / 2 = 16 A
-    await _site_with_members(site_daphne, api_key, ids)
+    site_id = await _site_with_members(site_daphne, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
     async with (
         ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
@@ -407,6 +410,18 @@ async def test_the_allocation_history_lists_a_session_charging_under_its_failsaf
 
         expected = {"limits": {str(a.transaction_id): "16.0", str(b.transaction_id): "16.0"}, "sum": Decimal(32)}
         await eventually(lambda: _equals(recorded, expected), timeout=10)
+    await _site_settled(site_id)
+
+
+async def _site_settled(site_id: int) -> None:
+    """Wait out a recompute of the site still running (it holds the site's row), before the flush."""
+
+    def locked() -> None:
+        with transaction.atomic():
+            Site.objects.select_for_update().filter(pk=site_id).first()
+
+    await eventually(_none_connected, timeout=10)
+    await database_sync_to_async(locked)()
 
 
 async def _equals(read: Callable[[], Any], expected: Any) -> bool:
@@ -471,7 +486,7 @@ async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decr
     others at their old limits for the whole call timeout (16 + 16 + 10.6 A on a 32 A site)."""
     server = quick_timeout_daphne_server
     ids = ["HUSH-A", "HUSH-B", "HUSH-S"]  # failsafe: 32 / 3 = 10.6 A
-    await _site_with_members(server, api_key, ids)
+    site_id = await _site_with_members(server, api_key, ids)
     await IdTag.objects.acreate(id_tag="CAR")
     async with (
         ocpp_charger(server, "1.6", ids[0], client_class=Car) as a,
@@ -485,11 +500,10 @@ async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decr
         await _limits([a], [32])
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
-        for car in (a, b):
-            await car.end()
-    await eventually(_none_connected, timeout=10)
+    await _site_settled(site_id)
     in_flight = Command.objects.filter(state=CommandState.PENDING)
     await eventually(lambda: _count_is(in_flight, 0), timeout=10)  # the server is done before the flush
+    await _site_settled(site_id)
 
     def first_sent_after_b_started() -> str:
         messages = list(OcppMessage.objects.select_related("charge_point").order_by("created_at", "pk"))
