@@ -37,12 +37,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from django.db import InterfaceError, OperationalError
 from jsonschema import Draft4Validator
 from jsonschema.exceptions import ValidationError
 from ocpp import charge_point, messages
 from ocpp.charge_point import ChargePoint, remove_nones, serialize_as_dict
 from ocpp.exceptions import (
     FormatViolationError,
+    InternalError,
     OccurrenceConstraintViolationError,
     OCPPError,
     PropertyConstraintViolationError,
@@ -55,6 +57,9 @@ from ocpp.routing import create_route_map, on
 from kernel import schema_errors
 
 _SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
+# The CALLERROR description of a message the database did not take (unreachable, restarting, the pool's
+# timeout, a row lock held elsewhere past the batch's timeout): an outage, not a fault of the message.
+DATABASE_FAILED = "The CSMS's database is unavailable or busy: the message may not be stored."
 # The 1.6 CALLs the package validates with Decimal numbers (``ocpp.messages._validate_payload``).
 DECIMAL_CALLS_16 = frozenset({"SetChargingProfile", "RemoteStartTransaction"})
 # The package's own conversions, before ``case_conversions_install`` replaces them.
@@ -161,6 +166,12 @@ class RoutedChargePoint(ChargePoint):
                 raise refusal
         try:  # an @on_payload handler's answer is sent as it returns it: awaited here, no layer between
             answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
+        except (OperationalError, InterfaceError) as error:
+            # The database away or busy: one line per message (its batch's failure is logged once by
+            # the group commit), not a traceback per message of every charger for the whole outage.
+            self.logger.warning("%s: %s %r failed on the database: %s", self.id, msg.action, msg.unique_id, error)
+            await self._send_message(msg.create_call_error(InternalError(description=DATABASE_FAILED)))
+            return None
         except Exception as error:
             self.logger.exception("Error while handling request '%s'", msg)
             await self._send_message(msg.create_call_error(error))

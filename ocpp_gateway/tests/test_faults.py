@@ -198,7 +198,14 @@ async def test_calls_during_a_postgres_outage_get_an_internal_error_and_work_aft
             assert heartbeat[0] == 3 and heartbeat[2]["currentTime"]
             for answer, took in await exchanges(websocket, *stored):
                 assert answer[0] == 4 and answer[2] == "InternalError"
+                assert "database" in answer[3]
                 assert took < 2 * POOL_TIMEOUT + 5  # at most a last_seen write and the handler's own call
+            # One line per refused CALL, no traceback each: an outage under 10,000 chargers is no storm.
+            refused = [
+                line for line in gateway.log().splitlines() if "CP-PG: " in line and "failed on the database" in line
+            ]
+            assert len(refused) == len(stored), refused
+            assert "Error while handling request" not in gateway.log()
             await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - outage_started)))
             cluster.start()
 
