@@ -28,6 +28,7 @@ from commands.forms import (
     TriggerMessageForm,
 )
 from commands.models import Command, CommandState
+from commands.rpc import CHANNEL_LAYER_FAILED
 from commands.services import (
     REFUSING_STATUSES,
     CommandRefused,
@@ -97,6 +98,14 @@ def command_outcome_message(command: Command, label: str) -> tuple[int, SafeStri
     if command.state == CommandState.INVALID_RESPONSE:
         return messages.ERROR, format_html(
             "{} to {} failed: {} See {}.", label, identity, command.error_description, link
+        )
+    if command.state == CommandState.NOT_CONNECTED and command.error_description.startswith(CHANNEL_LAYER_FAILED):
+        return messages.ERROR, format_html(
+            "{} not sent: the process holding {}'s connection could not be reached (Redis unavailable or busy)."
+            " See {}.",
+            label,
+            identity,
+            link,
         )
     if command.state == CommandState.NOT_CONNECTED:
         return messages.ERROR, format_html("{} not sent: {} is not connected. See {}.", label, identity, link)

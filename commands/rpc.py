@@ -45,6 +45,10 @@ SLOW_AFTER = 0.2  # < ocpp_gateway.rpc.ACK_DELAY, or an early acknowledgement sk
 # was sent, the charger may have acted on it, its answer will not come. The one timeout description
 # the API passes on (others may hold a channel layer's error, for the record only).
 ANSWER_LOST_ON_CLOSE = "The connection closed after the CALL was sent, before the charge point answered."
+# How the description of an outcome the channel layer caused begins: with ``Outcome.NOT_CONNECTED``,
+# the CALL could not be handed to the process holding the charger's socket (Redis unreachable, that
+# process's channel full): nothing was sent, and the charger may well be connected (its presence says so).
+CHANNEL_LAYER_FAILED = "channel layer: "
 
 
 class Outcome:
@@ -202,7 +206,7 @@ async def _round_trip(
     except MessageNotSent as not_sent:  # channel full, or the channel layer (Redis) unreachable
         error = not_sent.error
         logger.warning("%s: could not reach the connection's process: %r", charge_point_id, error)
-        return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"channel layer: {error!r}")
+        return CallOutcome(Outcome.NOT_CONNECTED, error_description=f"{CHANNEL_LAYER_FAILED}{error!r}")
     except Exception as error:  # the CALL went out: the charger may have it, its answer is lost
         return _answer_lost(charge_point_id, error)
     if ack is None:
@@ -227,7 +231,7 @@ def _answer_lost(charge_point_id: str, error: Exception) -> CallOutcome:
     past its own retries): as for a charger that did not answer in time (a ``Timeout``, HTTP 504),
     not ``NOT_CONNECTED``, for the charger may have received it and acted."""
     logger.exception("%s: a command was sent but its answer could not be received", charge_point_id)
-    return CallOutcome(Outcome.TIMEOUT, error_description=f"channel layer: {error!r}")
+    return CallOutcome(Outcome.TIMEOUT, error_description=f"{CHANNEL_LAYER_FAILED}{error!r}")
 
 
 def call_outcome(reply: dict[str, Any], *, started: float) -> CallOutcome:

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from commands import catalog, services
 from commands.models import Command, CommandState
-from commands.rpc import ANSWER_LOST_ON_CLOSE
+from commands.rpc import ANSWER_LOST_ON_CLOSE, CHANNEL_LAYER_FAILED
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
@@ -31,6 +31,8 @@ _ERROR_MESSAGES = {
     "NotImplemented": "The charge point does not implement this command.",
     "NotConnected": "The charge point is not connected.",
     "Timeout": "The charge point did not answer within the configured timeout.",
+    "GatewayUnreachable": "The CSMS could not reach the process holding the charge point's connection (its channel"
+    " layer, Redis, is unavailable or busy); nothing was sent. Try again shortly.",
 }
 # DRF's refusals a command view may raise before its statement verifies a remembered API key.
 _REFUSED_BEFORE_THE_KEY_IS_READ = (
@@ -54,6 +56,7 @@ _REFUSED_HTTP_STATUS = {
 def command_http_response(command: Command) -> Response:
     """The HTTP answer for a finished command (docs/architecture.md, API)."""
     identity = command.charge_point_identity
+    headers = {"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
     if command.state in (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED):
         http_status, body = 200, command.response
     elif command.state == CommandState.REJECTED:
@@ -76,6 +79,13 @@ def command_http_response(command: Command) -> Response:
         message = command.error_description or _ERROR_MESSAGES.get(code, "The charge point answered with an error.")
         http_status = 501 if code in ("NotSupported", "NotImplemented") else 502
         body = error_body(code, message, charge_point_id=identity)
+    elif command.state == CommandState.NOT_CONNECTED and command.error_description.startswith(CHANNEL_LAYER_FAILED):
+        # A dependency down, not the charger: it may well be connected.
+        http_status, body = (
+            503,
+            error_body("GatewayUnreachable", _ERROR_MESSAGES["GatewayUnreachable"], charge_point_id=identity),
+        )
+        headers["Retry-After"] = "5"
     elif command.state == CommandState.NOT_CONNECTED:
         http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
     elif command.state == CommandState.TIMEOUT:
@@ -86,7 +96,6 @@ def command_http_response(command: Command) -> Response:
         http_status, body = 202, CommandSerializer(command).data
     if command.warnings and isinstance(body, dict):
         body = {**body, "warnings": command.warnings}
-    headers = {"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
     response = Response(body, status=http_status, headers=headers)
     if http_status >= 400:
         # The charger's answer (or absence), not a server error: one INFO line instead of django.request's ERROR.

@@ -14,6 +14,8 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -67,6 +69,18 @@ async def test_a_killed_process_s_chargers_reconnect_elsewhere_and_commands_reac
         assert [action for action, _ in charger.received] == ["Reset", "Reset"]
 
 
+def retry_after_of_reset(server, api_key: str, charge_point_id: str) -> str | None:
+    """The Retry-After header of a refused Reset (blocking)."""
+    request = urllib.request.Request(
+        f"{server.http_url}/api/v1/ocpp16/{charge_point_id}/reset",
+        data=json.dumps({"type": "Soft"}).encode(),
+        headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=40)
+    return refused.value.headers.get("Retry-After")
+
+
 @pytest.fixture
 def private_redis() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
     """A redis-server of this test's own on a free port, and a function that restarts it."""
@@ -113,8 +127,12 @@ async def test_commands_fail_cleanly_while_redis_is_down_and_reach_the_same_sock
         stop_redis()
         started = time.monotonic()
         status, body = await reset(api, api_key, "CP-REDIS")
-        assert status in (503, 504) and body["error"] in ("NotConnected", "Timeout")
+        # Redis is down, not the charger: a 503 saying so (it was NotConnected, as for a charger offline).
+        assert (status, body["error"]) == (503, "GatewayUnreachable"), body
+        assert "Redis" in body["message"]
+        assert (await asyncio.to_thread(retry_after_of_reset, api, api_key, "CP-REDIS")) == "5"
         assert time.monotonic() - started < 40
+        assert (await ChargePoint.objects.aget(charge_point_id="CP-REDIS")).connected
         heartbeat = await asyncio.wait_for(charger.call(call16.Heartbeat()), 10)  # OCPP goes on without Redis
         assert heartbeat.current_time
 
