@@ -440,6 +440,19 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None or self._ended:
             return
         self._ended = True
+        # In a task of its own, which daphne cannot cancel: it cancels a consumer still running
+        # ``application_close_timeout`` (10 s) after its socket closed, and with PostgreSQL away each
+        # write below waits up to the pool's timeout (CSMS_DB_POOL_TIMEOUT, 10 s). Cancelled, the
+        # disconnect was neither written nor tried again, and the charger stayed online until the
+        # offline sweep (a heartbeat interval or more).
+        task = asyncio.get_running_loop().create_task(self._connection_ended())
+        _connection_ends.add(task)
+        task.add_done_callback(_connection_ends.discard)
+        await asyncio.shield(task)
+
+    async def _connection_ended(self) -> None:
+        """What a connection's end writes (its buffered rows, then its presence cleared), or, when the
+        database refuses the latter, tries again in the background (``_disconnect_retried``)."""
         configuration_reads.connection_closed(self.charge_point_id, self)
         metrics.charger_disconnected(ocpp_version=self.ocpp_version)
         await self._abandon_outbound_calls()
@@ -486,6 +499,7 @@ MIN_CALL_SECONDS = 1.0
 # Seconds between the attempts to record a disconnect the database refused (``_disconnect_retried``).
 DISCONNECT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 _disconnect_retries: set[asyncio.Task[None]] = set()
+_connection_ends: set[asyncio.Task[None]] = set()  # ``_connection_ended``'s tasks (strong references)
 
 # The reply to the CALL in flight when the socket closed: not "not connected" (it was sent, and a
 # Reset or a remote start may have been done), but an answer that never came (the API's 504).

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
@@ -231,5 +232,50 @@ async def test_calls_during_a_postgres_outage_get_an_internal_error_and_work_aft
                 assert answer[0] == 3
                 assert took < POOL_TIMEOUT
             assert (await ahttp(charge_point_url, api_key=api_key))[0] == 200
+    finally:
+        stop_daphne(gateway)
+
+
+def _connected(cluster, charge_point_id: str) -> bool | None:
+    """The charger's ``connected`` in the private cluster (None while it does not answer)."""
+    try:
+        with psycopg.connect(cluster.url, connect_timeout=2) as connection:
+            row = connection.execute(
+                "SELECT connected FROM chargepoints_chargepoint WHERE charge_point_id = %s", (charge_point_id,)
+            ).fetchone()
+    except psycopg.OperationalError:
+        return None
+    assert row is not None
+    return bool(row[0])
+
+
+async def test_a_socket_closed_while_postgres_is_down_goes_offline_once_it_is_back(private_postgres, tmp_path):
+    """A charger's socket closes while PostgreSQL is down. Clearing its presence waits the pool's
+    timeout, longer than daphne's ``application_close_timeout`` (10 s), which cancelled the consumer:
+    nothing was tried again and the charger stayed connected until the offline sweep (a heartbeat
+    interval or more). Now the clearing is written once PostgreSQL is back, within the retries."""
+    cluster = private_postgres
+    manage(
+        cluster,
+        "shell",
+        "-c",
+        "from chargepoints.services import charge_point_register;"
+        " charge_point_register(charge_point_id='CP-GONE', heartbeat_interval=3600)",
+    )
+    gateway = start_daphne(tmp_path, DATABASE_URL=cluster.url, CELERY_BROKER_URL="memory://", CSMS_DB_POOL_TIMEOUT="12")
+    try:
+        async with raw_socket(gateway, "1.6", "CP-GONE") as websocket:
+            [(boot, _)] = await exchanges(
+                websocket, ("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "A1"})
+            )
+            assert boot[0] == 3 and boot[2]["status"] == "Accepted"
+            assert _connected(cluster, "CP-GONE") is True
+            cluster.stop()
+        await asyncio.sleep(14)  # past application_close_timeout and the pool's timeout
+        cluster.start()
+        deadline = time.monotonic() + 45
+        while _connected(cluster, "CP-GONE") is not False:
+            assert time.monotonic() < deadline, "still connected after PostgreSQL came back"
+            await asyncio.sleep(1)
     finally:
         stop_daphne(gateway)
