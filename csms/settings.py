@@ -478,6 +478,7 @@ LOGGING = {
     "filters": {
         "context": {"()": "kernel.log_format.ContextFilter"},
         "quiet_expected_errors": {"()": "kernel.log_format.QuietExpectedErrors"},
+        "quiet_outages": {"()": "kernel.log_format.QuietOutages"},
         "quiet_frequent_ticks": {"()": "kernel.log_format.QuietFrequentTicks"},
     },
     "formatters": {
@@ -491,7 +492,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": CSMS_LOG_FORMAT,
-            "filters": ["context", "quiet_expected_errors", "quiet_frequent_ticks"],
+            "filters": ["context", "quiet_expected_errors", "quiet_outages", "quiet_frequent_ticks"],
         }
     },
     "root": {"handlers": ["console"], "level": env_choice("CSMS_LOG_LEVEL", "info", _LOG_LEVELS).upper()},

@@ -6,6 +6,9 @@
   action and unique id (context variables, set by the gateway), as fields in JSON.
 - Expected client errors (a 403 for a staff member without the permission) are logged without
   the traceback Django attaches to them.
+- A failure because PostgreSQL or Redis is away or busy (unreachable, restarting, the pool's
+  timeout, a lock wait timed out) is logged as one line naming the error, without its traceback: an
+  outage is logged by every charger, task and loop that meets it, and their tracebacks were a storm.
 - Celery's routine lines about the beat's frequent ticks (a schedule under a minute, such as the
   webhook wake-up every second) are logged once, then once per ten minutes per task; every other
   task, and anything a tick logs itself (a failure), stays as it is.
@@ -21,7 +24,10 @@ import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+import psycopg
+import redis
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 charge_point_id_var: ContextVar[str] = ContextVar("charge_point_id", default="")
 action_var: ContextVar[str] = ContextVar("action", default="")
@@ -56,6 +62,32 @@ class QuietExpectedErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(("django.request", "django.security")) and getattr(record, "status_code", 500) < 500:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# What a dependency away or busy raises (Django's database errors wrap psycopg's; the pool's timeout
+# is Django's OperationalError): no bug of the code that meets it.
+_OUTAGES = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    redis.ConnectionError,
+    redis.TimeoutError,
+)
+
+
+class QuietOutages(logging.Filter):
+    """A record whose exception is a dependency's outage (``_OUTAGES``) keeps its message with the
+    error appended, without the traceback; any other exception keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, _OUTAGES):
+            record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.args = None
             record.exc_info = None
             record.exc_text = None
         return True

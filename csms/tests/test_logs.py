@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+import redis
 from celery.app import trace
 from django.contrib.auth.models import User
+from django.db import InterfaceError, OperationalError
 from django.test import Client
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
@@ -228,3 +231,30 @@ def test_a_celery_beat_logs_its_per_second_webhook_wake_up_once(celery_worker, t
     assert text.count(due) == 1, text
     assert text.count("Task webhooks.tasks.deliver_due_webhooks[") <= 2  # received, succeeded: once each
     assert other_tick in text  # the other ticks are still shown
+
+
+def _logged(error: BaseException) -> str:
+    """What the console handler writes for ``logger.exception("could not store rows")`` raising ``error``."""
+    handler = logging.getLogger().handlers[0]
+    try:
+        raise error
+    except BaseException:
+        record = logging.getLogger("ocpp_gateway.buffers").makeRecord(
+            "ocpp_gateway.buffers", logging.ERROR, __file__, 0, "could not store %d rows", (3,), sys.exc_info()
+        )
+    assert handler.filter(record)
+    return handler.format(record)
+
+
+def test_an_outage_is_logged_in_one_line_and_a_bug_with_its_traceback():
+    """PostgreSQL or Redis away: each charger, task and loop that meets it logs it, and each
+    traceback was some 40 lines (a storm under a fleet); the error's one line says what happened."""
+    for outage in (
+        OperationalError("couldn't get a connection after 10.00 sec"),
+        InterfaceError("connection already closed"),
+        redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+    ):
+        line = _logged(outage)
+        assert "Traceback" not in line and line.count("\n") == 0, line
+        assert line.endswith(f"could not store 3 rows: {type(outage).__name__}: {outage}")
+    assert "Traceback" in _logged(ValueError("a bug"))

@@ -232,6 +232,7 @@ async def test_calls_during_a_postgres_outage_get_an_internal_error_and_work_aft
                 assert answer[0] == 3
                 assert took < POOL_TIMEOUT
             assert (await ahttp(charge_point_url, api_key=api_key))[0] == 200
+        assert "Traceback" not in gateway.log()  # the outage in one line per failure (kernel.log_format)
     finally:
         stop_daphne(gateway)
 
@@ -277,5 +278,6 @@ async def test_a_socket_closed_while_postgres_is_down_goes_offline_once_it_is_ba
         while _connected(cluster, "CP-GONE") is not False:
             assert time.monotonic() < deadline, "still connected after PostgreSQL came back"
             await asyncio.sleep(1)
+        assert "Traceback" not in gateway.log()  # the outage in one line per failure (kernel.log_format)
     finally:
         stop_daphne(gateway)
