@@ -23,8 +23,9 @@ class MessageNotSent(Exception):
         self.error = error
 
 
-async def connection_close(*, channel_name: str, reason: str) -> None:
-    """Ask the consumer behind ``channel_name`` to close its socket.
+async def connection_close(*, channel_name: str, reason: str, replaced_by: str = "") -> None:
+    """Ask the consumer behind ``channel_name`` to close its socket; ``replaced_by``: the channel of
+    the charger's newer connection, to which the commands queued there unsent are handed.
 
     Sent past the channel's capacity where the layer can (the Redis layer's ``send_past_capacity``):
     a consumer's channel shares its capacity with every other connection of its process, and in a
@@ -33,7 +34,10 @@ async def connection_close(*, channel_name: str, reason: str) -> None:
     """
     layer = get_channel_layer()
     send = getattr(layer, "send_past_capacity", layer.send)
-    await send(channel_name, {"type": "ocpp.close", "reason": reason})
+    message = {"type": "ocpp.close", "reason": reason}
+    if replaced_by:
+        message["replaced_by"] = replaced_by
+    await send(channel_name, message)
 
 
 def connection_close_sync(*, channel_name: str, reason: str) -> None:

@@ -81,6 +81,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     _outbound: collections.deque[dict[str, Any]] | None = None
     _outbound_worker: asyncio.Task[None] | None = None
     _current_call: dict[str, Any] | None = None
+    _replaced_by = ""  # the channel of the connection that replaced this one (``ocpp_close``)
     _text_at_once: Callable[[str], bool] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -216,7 +217,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if connection.replaced_channel:
             try:
                 await connection_close(
-                    channel_name=connection.replaced_channel, reason="replaced by a newer connection"
+                    channel_name=connection.replaced_channel,
+                    reason="replaced by a newer connection",
+                    replaced_by=self.channel_name,
                 )
             except Exception as error:  # the channel layer is away: the older socket is most likely gone too
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
@@ -419,11 +422,31 @@ class OcppConsumer(AsyncWebsocketConsumer):
         pending += self._outbound or []
         self._outbound = self._outbound_worker = None
         for request in pending:
-            await self._reply(request, {"outcome": "not_connected"})
+            if not await self._forwarded(request):
+                await self._reply(request, {"outcome": "not_connected"})
+
+    async def _forwarded(self, request: dict[str, Any]) -> bool:
+        """A command queued here and not sent, handed to the charger's newer connection (a charger
+        that reconnected, to this process or another, while commands waited behind a CALL): its
+        caller waits on the same reply channel, and is answered by the charger, not told it is not
+        connected. True when the channel layer took it; the CSMS's own CALLs stay here."""
+        if not self._replaced_by or "answer" in request or "reply_to" not in request:
+            return False
+        if ack := request.pop("ack", None):  # the newer connection acknowledges it if slow
+            ack.cancel()
+        try:
+            await self.channel_layer.send(self._replaced_by, {**request, "type": "ocpp.call"})
+        except Exception as error:
+            logger.warning(
+                "%s: could not hand %s to the newer connection: %r", self.charge_point_id, request["action"], error
+            )
+            return False
+        return True
 
     async def ocpp_close(self, message: dict[str, Any]) -> None:
         """Another part of the system wants this socket gone (newer connection, decommissioning)."""
         logger.info("%s: closing, %s", self.charge_point_id, message.get("reason", ""))
+        self._replaced_by = message.get("replaced_by", "")
         await self.close(code=1000)
 
     async def ocpp_configuration_read_owed(self, message: dict[str, Any]) -> None:

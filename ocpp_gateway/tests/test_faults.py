@@ -82,6 +82,38 @@ def retry_after_of_reset(server, api_key: str, charge_point_id: str) -> str | No
     return refused.value.headers.get("Retry-After")
 
 
+async def test_commands_queued_when_the_charger_reconnects_elsewhere_reach_its_new_connection(
+    daphne, daphne_factory, api_key
+):
+    """Three commands wait on a charger's socket behind a CALL it does not answer; the charger opens a
+    new socket on another process, which replaces the old one. The CALL sent on the old socket is a
+    504 (the charger may have acted on it); the two never sent were answered 503 NotConnected
+    although the charger was connected: now they go to the new connection and its answers come back."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-HOP", heartbeat_interval=60)
+    first, second = daphne_factory(), daphne_factory()
+    boot = ("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "A1"})
+    async with raw_socket(first, "1.6", "CP-HOP") as old:
+        await exchanges(old, boot)
+        posted = [asyncio.create_task(reset(daphne, api_key, "CP-HOP")) for _ in range(3)]
+        held = json.loads(await asyncio.wait_for(old.recv(), 10))  # the first Reset, never answered
+        assert held[2] == "Reset"
+        await asyncio.sleep(1.0)  # the other two wait behind it, acknowledged
+        async with raw_socket(second, "1.6", "CP-HOP") as new:
+            await new.send(json.dumps([2, "boot-2", *boot]))
+            booted, resets = False, 0
+            while not booted or resets < 2:  # the handed-over Resets may come before the Boot's answer
+                frame = json.loads(await asyncio.wait_for(new.recv(), 10))
+                if frame[0] == 3 and frame[1] == "boot-2":
+                    booted = True
+                else:
+                    assert frame[0] == 2 and frame[2] == "Reset", frame
+                    resets += 1
+                    await new.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+            answers = await asyncio.wait_for(asyncio.gather(*posted), 40)
+    assert sorted(status for status, _ in answers) == [200, 200, 504], answers
+    assert [body for status, body in answers if status == 200] == [{"status": "Accepted"}] * 2
+
+
 @pytest.fixture
 def private_redis() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
     """A redis-server of this test's own on a free port, and a function that restarts it."""
