@@ -102,10 +102,13 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     once and the outcome is recorded when it arrives (poll ``/api/v1/commands/{id}``), except for a
     charger no process holds (its presence read with the command's record): nothing is awaited
     then, and the Command is returned finished (``not_connected``) as with ``wait``. A repeated
-    ``idempotency_key`` (per API key) returns the first command instead of sending again; with
-    another request it raises ``CommandRefused("IdempotencyKeyReused")``.
+    ``idempotency_key`` (per API key) returns the first command instead of sending again, unless it
+    was never sent (``not_connected``): then it is sent now; with another request it raises
+    ``CommandRefused("IdempotencyKeyReused")``.
     """
     command, created = _command_record(request, outcome_follows=wait)
+    if not created and command.state == CommandState.NOT_CONNECTED:
+        command, created = _taken_back_to_send(command)
     if not created:
         if wait and command.state == CommandState.PENDING:
             raise CommandInProgress(command)
@@ -121,6 +124,26 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
         when_slow=_database_connection_release,
     )
     return command_complete(command=command, outcome=outcome)
+
+
+def _taken_back_to_send(command: Command) -> tuple[Command, bool]:
+    """A replay (same Idempotency-Key) of a command that was never sent (``not_connected``: the
+    charger not connected, the channel layer unable to reach it): its row made pending again, to be
+    sent now, as its caller retrying asked; True then. False when a concurrent replay took it first
+    (the command as it is now). The row's ``created_at`` becomes now: it dates the send the
+    abandoned-commands sweep watches."""
+    unsent = Command.objects.filter(pk=command.pk, state=CommandState.NOT_CONNECTED, charge_point__isnull=False)
+    taken = unsent.update(
+        state=CommandState.PENDING,
+        response=None,
+        response_violations={},
+        error_code="",
+        error_description="",
+        latency_ms=None,
+        completed_at=None,
+        created_at=timezone.now(),
+    )
+    return Command.objects.select_related("charge_point").get(pk=command.pk), bool(taken)
 
 
 def _database_connection_release() -> None:

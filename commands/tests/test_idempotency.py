@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from ocpp.v16 import call as call16
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint
@@ -133,3 +134,27 @@ def test_the_fingerprint_ignores_key_order_and_names_every_part():
         ("body", {"a": 1, "b": 3}),
     ]:
         assert request_fingerprint(**{**base, part: other}) != fingerprint
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_retry_of_a_command_never_sent_sends_it_under_the_same_key(daphne, api_key):
+    """The first POST finds the charger not connected (or Redis away: 503 with Retry-After): nothing
+    was sent. A client retries with the same Idempotency-Key once it is back; that retry got the
+    stored 503 again, for ever. Now it sends the command (the same one: id and key) and answers the
+    charger's reply; a retry after that replays it."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-LATE", heartbeat_interval=60)
+    url, change = (
+        f"{daphne.http_url}/api/v1/ocpp16/CP-LATE/change_availability",
+        {"connector_id": 0, "type": "Inoperative"},
+    )
+    status, body, first_id = await asyncio.to_thread(post, url, change, api_key=api_key, key="retry-1")
+    assert (status, body["error"]) == (503, "NotConnected")
+    async with ocpp_charger(daphne, "1.6", "CP-LATE", client_class=V16Charger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        status, body, retry_id = await asyncio.to_thread(post, url, change, api_key=api_key, key="retry-1")
+        assert (status, body, retry_id) == (200, {"status": "Scheduled"}, first_id)
+        status, body, replay_id = await asyncio.to_thread(post, url, change, api_key=api_key, key="retry-1")
+        assert (status, body, replay_id) == (200, {"status": "Scheduled"}, first_id)
+        assert [action for action, _ in charger.received] == ["ChangeAvailability"]
+    command = await Command.objects.aget()
+    assert (command.state, command.idempotency_key) == ("accepted", "retry-1")
