@@ -4,12 +4,14 @@ docs/architecture.md "A command")."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from chargepoints.models import ChargePoint, LifecycleState
+from commands import catalog
 from commands.models import Command, CommandState
 from commands.rpc import CallOutcome
 from commands.services import (
@@ -20,6 +22,7 @@ from commands.services import (
     command_send,
     commands_abandoned_timed_out,
 )
+from configuration import selectors
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
 from configuration.refresh_writes import refresh_recorded_taken, refresh_unit_register
 from configuration.services import device_model_report_request_id
@@ -305,6 +308,9 @@ def _configuration_keys_change(
 def _variables_set(
     charge_point: ChargePoint, changes: list[dict[str, Any]], api_key: ApiKey | None, user_id: int | None
 ) -> list[dict[str, Any]]:
+    """One SetVariables, or as many as the charger's ``ItemsPerMessage``/``BytesPerMessage`` of
+    ``SetVariables`` need (B05: a request over them may be refused whole with a CALLERROR), in
+    order, stopping at the first left unanswered as the 1.6 keys do."""
     data = [
         {
             "component": change["component"],
@@ -314,17 +320,63 @@ def _variables_set(
         }
         for change in changes
     ]
-    command = _send(charge_point, "set_variables", {"set_variable_data": data}, api_key=api_key, user_id=user_id)
-    if command.state not in _ANSWERED:
-        raise ConfigurationUnanswered(command)
-    return [
-        {
-            "component": result.get("component"),
-            "variable": result.get("variable"),
-            "attribute_type": result.get("attribute_type", "Actual"),
-            "status": result.get("attribute_status"),
-            **({"status_info": result["attribute_status_info"]} if "attribute_status_info" in result else {}),
-            "command_id": str(command.id),
-        }
-        for result in (command.response or {}).get("set_variable_result") or []
-    ]
+    results: list[dict[str, Any]] = []
+    unanswered: Command | None = None
+    for batch in _set_variables_batches(charge_point, data):
+        if unanswered is not None:
+            results.extend({**_asked(item), "status": None, "error": "NotSent"} for item in batch)
+            continue
+        body = {"set_variable_data": batch}
+        command = _send(charge_point, "set_variables", body, api_key=api_key, user_id=user_id)
+        if command.state not in _ANSWERED:
+            if not results:
+                raise ConfigurationUnanswered(command)
+            unanswered = command
+            error = command.error_code or command.state
+            results.extend(
+                {**_asked(item), "status": None, "error": error, "command_id": str(command.id)} for item in batch
+            )
+            continue
+        results.extend(
+            {
+                "component": result.get("component"),
+                "variable": result.get("variable"),
+                "attribute_type": result.get("attribute_type", "Actual"),
+                "status": result.get("attribute_status"),
+                **({"status_info": result["attribute_status_info"]} if "attribute_status_info" in result else {}),
+                "command_id": str(command.id),
+            }
+            for result in (command.response or {}).get("set_variable_result") or []
+        )
+    return results
+
+
+def _asked(item: dict[str, Any]) -> dict[str, Any]:
+    return {"component": item["component"], "variable": item["variable"], "attribute_type": item["attribute_type"]}
+
+
+# An OCPP-J CALL frame around a payload, as sent (a 36-character message id, compact JSON).
+_FRAME_OVERHEAD = len(json.dumps([2, "0" * 36, "SetVariables", {}], separators=(",", ":")))
+
+
+def _set_variables_batches(charge_point: ChargePoint, data: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``data`` in order, cut into SetVariables requests within the limits the charger reported
+    (``DeviceDataCtrlr.ItemsPerMessage`` and ``BytesPerMessage``, instance ``SetVariables``; the
+    whole CALL frame counted); one request when it reported none. An item too big alone goes alone."""
+    items = selectors.device_model_limit(charge_point=charge_point, variable="ItemsPerMessage", instance="SetVariables")
+    size = selectors.device_model_limit(charge_point=charge_point, variable="BytesPerMessage", instance="SetVariables")
+    batches: list[list[dict[str, Any]]] = []
+    used = 0
+    for item in data:
+        # An item's bytes in the frame: its JSON and a comma (the request's own fields are overhead).
+        cost = len(json.dumps(catalog.to_ocpp_payload(item), separators=(",", ":"), ensure_ascii=False).encode()) + 1
+        full = batches and (
+            (items is not None and len(batches[-1]) >= items)
+            or (size is not None and used + cost > size - _FRAME_OVERHEAD - len('"setVariableData":[]'))
+        )
+        if not batches or full:
+            batches.append([])
+            used = 0
+        batches[-1].append(item)
+        used += cost
+    return batches

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from django.db.models import Q, QuerySet
 
 from chargepoints.models import ChargePoint
-from configuration.models import ConfigurationKey, DeviceModelReport, DeviceModelVariable
+from configuration.models import (
+    AttributeType,
+    ConfigurationKey,
+    DeviceModelAttribute,
+    DeviceModelReport,
+    DeviceModelVariable,
+)
 
 
 def configuration_keys_list(*, charge_point: ChargePoint, keys: Sequence[str] = ()) -> QuerySet[ConfigurationKey]:
@@ -32,6 +38,28 @@ def device_model_variables_list(
 
 def device_model_report_latest(*, charge_point: ChargePoint) -> DeviceModelReport | None:
     return DeviceModelReport.objects.filter(charge_point=charge_point).order_by("-started_at", "-pk").first()
+
+
+def device_model_limit(*, charge_point: ChargePoint, variable: str, instance: str) -> int | None:
+    """A positive whole number the charger reported as ``DeviceDataCtrlr.<variable>`` of ``instance``
+    (``ItemsPerMessage``/``BytesPerMessage`` of ``SetVariables``, ...: OCPP 2.0.1 part 2 B05/B06),
+    its Actual value; None when it reported none, or no such number."""
+    value = (
+        DeviceModelAttribute.objects.filter(
+            variable__charge_point=charge_point,
+            variable__component_name__iexact="DeviceDataCtrlr",
+            variable__variable_name__iexact=variable,
+            variable__variable_instance__iexact=instance,
+            type=AttributeType.ACTUAL,
+        )
+        .values_list("value", flat=True)
+        .first()
+    )
+    try:
+        limit = int((value or "").strip())
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
 
 
 def _any_named(field: str, names: Sequence[str]) -> Q:

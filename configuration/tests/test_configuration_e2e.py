@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from ocpp.exceptions import FormatViolationError, OccurenceConstraintViolationError
+from ocpp.routing import after, on
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -23,6 +25,7 @@ from configuration.tests.conftest import (
     V201_VARIABLE_COUNT,
     ConfiguredV16Charger,
     ReportingV201Station,
+    _report_item,
 )
 from conftest import ahttp, eventually, ocpp_charger, raw_socket
 
@@ -507,6 +510,93 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne,
     assert (attempts["value"], attempts["pending_value"]) == ("3", "5")
     assert not await device_model("CFG201B").filter(variable_name__in=["Missing", "Nothing"]).aexists()
     assert await DeviceModelAttribute.objects.filter(variable__charge_point__charge_point_id="CFG201B").acount() == 13
+
+
+class LimitedV201Station(ReportingV201Station):
+    """Reports ItemsPerMessage 2 and BytesPerMessage 600 for SetVariables (DeviceDataCtrlr) and
+    refuses a SetVariables over either whole, as B05 lets it (OccurrenceConstraintViolation,
+    FormatViolation)."""
+
+    limits = [
+        _report_item({"name": "DeviceDataCtrlr"}, "ItemsPerMessage", "2", mutability="ReadOnly"),
+        _report_item({"name": "DeviceDataCtrlr"}, "BytesPerMessage", "600", mutability="ReadOnly"),
+    ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for item in self.limits:
+            item["variable"]["instance"] = "SetVariables"
+
+    @after("GetBaseReport")
+    async def send_report(self, request_id: int, **_) -> None:
+        await self.call(
+            call201.NotifyReport(
+                request_id=request_id, generated_at="2026-05-01T12:00:00Z", seq_no=0, tbc=True, report_data=self.limits
+            )
+        )
+        for seq_no, part in enumerate(V201_REPORT_PARTS, start=1):
+            await self.call(
+                call201.NotifyReport(
+                    request_id=request_id,
+                    generated_at="2026-05-01T12:00:00Z",
+                    seq_no=seq_no,
+                    tbc=seq_no < len(V201_REPORT_PARTS),
+                    report_data=part,
+                )
+            )
+        self.reports_sent.set()
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data, **kwargs):
+        frame = json.dumps([2, "0" * 36, "SetVariables", {"setVariableData": set_variable_data}], separators=(",", ":"))
+        if len(set_variable_data) > 2:
+            raise OccurenceConstraintViolationError(description="More than ItemsPerMessageSetVariables")
+        if len(frame.encode()) > 600:
+            raise FormatViolationError(description="Over BytesPerMessageSetVariables")
+        return super().on_set_variables(set_variable_data, **kwargs)
+
+
+async def test_v201_a_patch_is_cut_into_set_variables_within_the_limits_the_station_reported(
+    daphne, api_daphne, api_key
+):
+    await register("CFG201L")
+    base = f"{api_daphne.http_url}/api/v1"
+    changes = [
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "value": "120"},
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}, "value": "900"},
+        {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"}, "value": "30"},
+        {"component": {"name": "TxCtrlr"}, "variable": {"name": "EVConnectionTimeOut"}, "value": "x" * 300},
+        {"component": {"name": "AuthCtrlr"}, "variable": {"name": "AuthorizeRemoteStart"}, "value": "false"},
+    ]
+    async with ocpp_charger(daphne, "2.0.1", "CFG201L", client_class=LimitedV201Station) as station:
+        await station.call(BOOT_201)
+        status, body = await ahttp(f"{base}/chargepoints/CFG201L/configuration/refresh", method="POST", api_key=api_key)
+        assert status == 202
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201L", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201L/configuration", method="PATCH", api_key=api_key, body={"variables": changes}
+        )
+        sent = [
+            [item["variable"]["name"] for item in data["set_variable_data"]]
+            for name, data in station.received
+            if name == "SetVariables"
+        ]
+    assert status == 200, body
+    assert [(r["variable"]["name"], r["status"]) for r in body["results"]] == [
+        (change["variable"]["name"], "Accepted") for change in changes
+    ]
+    assert sent == [
+        ["HeartbeatInterval", "OfflineThreshold"],
+        ["TxUpdatedInterval"],
+        ["EVConnectionTimeOut"],
+        ["AuthorizeRemoteStart"],
+    ]
+    assert len({r["command_id"] for r in body["results"]}) == 4
+    assert station.values[("TxCtrlr", "EVConnectionTimeOut")] == "x" * 300
 
 
 async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_next_boot_keeps_it(
