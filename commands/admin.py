@@ -159,6 +159,7 @@ class CommandAdmin(admin.ModelAdmin):
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     paginator = CappedCountPaginator
+    list_select_related = ["api_key", "user"]  # requested_by names them
     readonly_fields = [f.name for f in Command._meta.fields] + ["requested_by"]
 
     def has_add_permission(self, request, obj=None) -> bool:  # commands are sent, not typed in

@@ -47,6 +47,7 @@ class ConfigurationKeyAdmin(_ChargerEditedAdmin):
     list_display = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
     list_filter = ("learned_from", "readonly", "unknown")
     search_fields = ("charge_point__charge_point_id", "key", "value")
+    list_select_related = ("charge_point", "command")  # the command may be null: not followed by default
     fields = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
     readonly_fields = ("charge_point", "key", "readonly", "unknown", "pending_value", *_LEARNED)
 
@@ -91,6 +92,7 @@ class DeviceModelAttributeAdmin(_ChargerEditedAdmin):
     list_display = ("variable", "type", "value", "mutability", "pending_value", *_LEARNED)
     list_filter = ("type", "mutability", "learned_from")
     search_fields = ("variable__charge_point__charge_point_id", "variable__component_name", "variable__variable_name")
+    list_select_related = ("variable", "command")  # the command may be null: not followed by default
     fields = ("variable", "type", "value", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
     readonly_fields = ("variable", "type", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
 

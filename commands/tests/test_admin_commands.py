@@ -16,7 +16,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
@@ -28,6 +30,7 @@ from commands.forms import COMMAND_FORMS
 from commands.models import Command, CommandState
 from commands.tests.conftest import V16Charger, V201Charger, answering_charger
 from conftest import eventually, ocpp_charger, raw_socket
+from kernel.api_keys import api_key_create
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
 
@@ -353,3 +356,32 @@ def test_remote_stop_defaults_to_the_open_session(register_charge_point):
 def test_the_send_command_permission_exists(db):
     permission = Permission.objects.get(content_type__app_label="commands", codename="send_command")
     assert permission.name == "Can send OCPP commands to charge points"
+
+
+def test_the_command_log_asks_as_many_queries_for_many_commands_as_for_one(support, register_charge_point):
+    client, user = support
+    charge_point = register_charge_point("LOG-1")
+    api_key, _ = api_key_create(name="integrator")
+
+    def sent(count: int) -> None:
+        for number in range(count):
+            Command.objects.create(
+                charge_point=charge_point,
+                charge_point_identity="LOG-1",
+                ocpp_version="1.6",
+                command="reset",
+                action="Reset",
+                **({"api_key": api_key} if number % 2 else {"user": user}),
+            )
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as statements:
+            page = client.get("/admin/commands/command/")
+        assert page.status_code == 200
+        return len(statements)
+
+    sent(2)
+    few = queries()
+    sent(20)
+    assert queries() == few
+    assert "api-key:integrator" in client.get("/admin/commands/command/").content.decode()

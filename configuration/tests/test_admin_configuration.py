@@ -6,11 +6,14 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
 from commands.tests.test_admin_commands import messages_in, staff_client
-from configuration.models import ConfigurationKey
+from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelVariable
 from configuration.tests.conftest import ConfiguredV16Charger
 from configuration.tests.test_configuration_e2e import BOOT_16
 from conftest import ahttp, ocpp_charger
@@ -56,3 +59,49 @@ async def test_an_admin_edit_sends_change_configuration_and_the_answer_updates_t
     command = await Command.objects.aget(charge_point_identity="CFG-ADM", action="ChangeConfiguration")
     assert (row.value, row.learned_from, row.command_id) == ("90", "ChangeConfiguration", command.id)
     assert command.user_id is not None
+
+
+def _queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def _learned(charge_point: ChargePoint, rows: range) -> None:
+    """Keys and variables, each learned from a command of its own (as a GetConfiguration per key)."""
+    now = timezone.now()
+    for number in rows:
+        command = Command.objects.create(
+            charge_point=charge_point,
+            charge_point_identity=charge_point.charge_point_id,
+            ocpp_version="1.6",
+            command="get_configuration",
+            action="GetConfiguration",
+        )
+        ConfigurationKey.objects.create(
+            charge_point=charge_point,
+            key=f"Key{number}",
+            value="1",
+            learned_from="GetConfiguration",
+            learned_at=now,
+            command=command,
+        )
+        variable = DeviceModelVariable.objects.create(
+            charge_point=charge_point,
+            component_name="Ctrlr",
+            variable_name=f"Variable{number}",
+            identity=f"Ctrlr.Variable{number}",
+            learned_at=now,
+        )
+        DeviceModelAttribute.objects.create(
+            variable=variable, value="1", learned_from="GetVariables", learned_at=now, command=command
+        )
+
+
+def test_the_configuration_lists_ask_as_many_queries_for_many_rows_as_for_one(admin_client):
+    charge_point = ChargePoint.objects.create(charge_point_id="CFG-LIST", heartbeat_interval=60)
+    pages = ("/admin/configuration/configurationkey/", "/admin/configuration/devicemodelattribute/")
+    _learned(charge_point, range(1))
+    few = [_queries(admin_client, page) for page in pages]
+    _learned(charge_point, range(1, 15))
+    assert [_queries(admin_client, page) for page in pages] == few

@@ -6,6 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -82,3 +84,25 @@ def test_a_campaign_created_in_the_admin_targets_the_model_s_chargers(admin_clie
     refused = admin_client.post("/admin/maintenance/campaign/add/", {**form, "model": "Nobody"})
     assert refused.status_code == 200 and "matches no charger" in refused.content.decode()
     assert Campaign.objects.count() == 1
+
+
+def _queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_the_campaign_pages_ask_as_many_queries_for_many_campaigns_and_chargers_as_for_one(admin_client):
+    ids = [f"FLEET-{number}" for number in range(12)]
+    ChargePoint.objects.bulk_create(ChargePoint(charge_point_id=id_, heartbeat_interval=60) for id_ in ids)
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    one = firmware.campaign_create(name="one", firmware=image, concurrency=1, charge_point_ids=ids[:1])
+    pages = ("/admin/maintenance/campaign/", f"/admin/maintenance/campaign/{one.pk}/change/")
+    listing, page = [_queries(admin_client, url) for url in pages * 2][2:]  # the second time: caches warm
+    for number in range(6):
+        many = firmware.campaign_create(name=f"wave {number}", firmware=image, concurrency=1, charge_point_ids=ids)
+    many.targets.filter(charge_point__charge_point_id__in=ids[:3]).update(state=TargetState.INSTALLED)
+
+    assert _queries(admin_client, "/admin/maintenance/campaign/") == listing
+    assert _queries(admin_client, f"/admin/maintenance/campaign/{many.pk}/change/") == page
+    assert "9 pending, 3 installed" in admin_client.get("/admin/maintenance/campaign/").content.decode()
