@@ -15,6 +15,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -41,7 +42,7 @@ from chargepoints.selectors import (
     charge_point_recent_heartbeat_list,
     charge_point_recent_message_list,
 )
-from chargepoints.services import charge_point_update
+from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
 
@@ -222,6 +223,13 @@ class ChargePointAdmin(admin.ModelAdmin):
             charge_point_update(charge_point=obj, password=form.cleaned_data["new_password"])
         elif form.cleaned_data.get("remove_password"):
             charge_point_update(charge_point=obj, password=None)
+
+    def delete_model(self, request: HttpRequest, obj: ChargePoint) -> None:
+        charge_point_delete(charge_point=obj)  # as the API: its socket closed, subscribers told it is offline
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        for charge_point in queryset:
+            charge_point_delete(charge_point=charge_point)
 
     def get_readonly_fields(self, request: HttpRequest, obj: ChargePoint | None = None) -> list[str]:
         # The id is the charger's identity (its URL, its sessions): fixed once registered. The

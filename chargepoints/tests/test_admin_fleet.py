@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Permission, User
 from django.test import Client
@@ -22,6 +24,7 @@ from chargepoints.models import (
 )
 from charging.services.transaction_start import StartRequest, transaction_start
 from conftest import eventually, ocpp_charger
+from webhooks.models import WebhookDelivery, WebhookSubscription
 
 CHANGELIST = "/admin/chargepoints/chargepoint/"
 INLINE_MANAGEMENT = {
@@ -276,3 +279,24 @@ def test_an_interval_edited_in_the_admin_keeps_the_charger_s_previous_one_until_
     assert operator.post(f"{CHANGELIST}{charge_point.pk}/change/", form).status_code == 302
     charge_point.refresh_from_db()
     assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (60, 300)
+
+
+def test_deleting_connected_chargers_in_the_admin_takes_them_offline_for_subscribers(
+    admin_client, register_charge_point
+):
+    """As the API's DELETE (``charge_point_delete``): their sockets' close finds no row to mark offline."""
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["charge_point.offline"], secret="s")
+    gone = [register_charge_point(charge_point_id) for charge_point_id in ("GONE-1", "GONE-2", "GONE-3")]
+    ChargePoint.objects.update(connected=True)
+
+    admin_client.post(f"/admin/chargepoints/chargepoint/{gone[0].pk}/delete/", {"post": "yes"})
+    selected = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [gone[1].pk, gone[2].pk], "post": "yes"}
+    admin_client.post("/admin/chargepoints/chargepoint/", selected)
+
+    assert not ChargePoint.objects.exists()
+    told = [json.loads(delivery.body)["data"] for delivery in WebhookDelivery.objects.all()]
+    assert sorted((data["charge_point_id"], data["reason"]) for data in told) == [
+        ("GONE-1", "deleted"),
+        ("GONE-2", "deleted"),
+        ("GONE-3", "deleted"),
+    ]

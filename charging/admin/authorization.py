@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -44,6 +45,15 @@ class IdTagAdmin(admin.ModelAdmin):
     autocomplete_fields = ["parent"]
     list_select_related = ["parent"]
     readonly_fields = ["created_at", "updated_at"]
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
+        """The delete page and the delete action keep the API's rule (``id_tag_delete``): a tag other
+        tags name as their parent is not deleted without them, which would lift its status from them;
+        they are listed as protected, and Django deletes nothing while any is."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        orphans = authorization.id_tags_delete_orphans(tags=objs)
+        protected = [*protected, *(f"Id tag: {tag.id_tag} (its parent is {tag.parent})" for tag in orphans)]
+        return deleted, counts, perms_needed, protected
 
 
 @admin.register(LocalAuthList)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, LocalAuthList
@@ -44,10 +46,17 @@ class IdTagIsParent(Exception):
 
 def id_tag_delete(*, tag: IdTag) -> None:
     """Delete ``tag``; raises ``IdTagIsParent`` while other tags name it as their parent."""
-    children = tag.children.count()
+    children = id_tags_delete_orphans(tags=[tag]).count()
     if children:
         raise IdTagIsParent(tag, children)
     tag.delete()
+
+
+def id_tags_delete_orphans(*, tags: Iterable[IdTag]) -> QuerySet[IdTag]:
+    """The id tags deleting ``tags`` together would leave without their parent (its Blocked or
+    Expired status would no longer hold them: ``IdTagIsParent``); none means they may go."""
+    ids = [tag.pk for tag in tags]
+    return IdTag.objects.filter(parent_id__in=ids).exclude(pk__in=ids).select_related("parent")
 
 
 def id_tag_parent_refusal(tag: IdTag | None, parent: IdTag | None) -> str | None:

@@ -337,6 +337,23 @@ def test_id_tags_are_unique_whatever_their_case(ops):
     assert IdTag.objects.count() == 1
 
 
+def test_an_id_tag_other_tags_name_as_parent_is_not_deleted_from_the_admin_without_them(ops):
+    fleet = IdTag.objects.create(id_tag="FLEET", status="Blocked")
+    card = IdTag.objects.create(id_tag="CARD-1", parent=fleet)
+    alone = IdTag.objects.create(id_tag="ALONE")
+
+    page = ops.post(f"/admin/charging/idtag/{fleet.pk}/delete/", {"post": "yes"})
+    assert page.status_code == 200 and "CARD-1" in page.content.decode()
+    selected = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [fleet.pk, alone.pk], "post": "yes"}
+    ops.post("/admin/charging/idtag/", selected)
+    card.refresh_from_db()
+    assert card.parent_id == fleet.pk  # FLEET's Blocked status still holds its card
+    assert IdTag.objects.filter(pk__in=[fleet.pk, alone.pk]).count() == 2
+
+    ops.post("/admin/charging/idtag/", {**selected, ACTION_CHECKBOX_NAME: [fleet.pk, card.pk]})
+    assert not IdTag.objects.filter(pk__in=[fleet.pk, card.pk]).exists()  # a group deleted with its cards
+
+
 def test_a_tariff_window_must_end_after_it_starts(ops):
     data = {
         "name": "Night",
