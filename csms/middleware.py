@@ -1,10 +1,11 @@
-"""Requests refused before any view runs."""
+"""Requests refused before any view runs, and HEAD answered without content."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from kernel.api_errors import error_body
 
@@ -41,3 +42,26 @@ class ApiBodyLimitMiddleware:
         if request.path.startswith("/api/") and request.content_type != "multipart/form-data":
             _ = request.body
         return self.get_response(request)
+
+
+class HeadWithoutBodyMiddleware:
+    """A HEAD request is answered with the headers of its GET and no content (RFC 9110 9.3.2, RFC
+    9112 6.3): neither Django's ASGI handler nor daphne drops the body, so a firmware download's
+    HEAD (a charger's downloader asking the size first) sent part of the image after its headers,
+    which the next response on that keep-alive connection then followed. ``Content-Length`` stays
+    the GET's; a file being served is closed unread."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if request.method != "HEAD":
+            return response
+        if isinstance(response, StreamingHttpResponse):
+            response.streaming_content = []  # the file stays among the response's closers
+        elif isinstance(response, HttpResponse):
+            length = response.get("Content-Length") or str(len(response.content))
+            response.content = b""
+            response["Content-Length"] = length
+        return response

@@ -81,6 +81,7 @@ INSTALLED_APPS = [
 # thread, one thread hop for the whole chain, instead of two hops per sync/async-capable middleware
 # (process_request, process_response) when the innermost ones run in async mode.
 MIDDLEWARE = [
+    "csms.middleware.HeadWithoutBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csms.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,0 +1,51 @@
+"""What a charger's HTTP downloader does with a firmware link on the real daphne: HEAD for the size,
+then GET, on one keep-alive connection."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import urllib.parse
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.core.files.base import ContentFile
+
+from maintenance import links
+from maintenance.services import firmware
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+IMAGE = bytes(range(256)) * 400  # 100 KiB
+
+
+def _head_then_get(url: str, headers: dict[str, str] | None = None) -> tuple[str | None, bytes]:
+    """HEAD's Content-Length, then the body of a GET on the same connection (content sent after
+    HEAD's headers would stand where the GET's status line is expected)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request("HEAD", parts.path, headers=headers or {})
+        head = connection.getresponse()
+        length = head.getheader("Content-Length")
+        head.read()  # nothing: a HEAD answer ends with its headers
+        connection.request("GET", parts.path, headers=headers or {})
+        get = connection.getresponse()
+        assert get.status == 200, get.status
+        return length, get.read()
+    finally:
+        connection.close()
+
+
+async def test_a_head_of_the_firmware_link_gives_its_size_and_no_content(shared_files, api_key):
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="fw", version="2.4.0", upload=ContentFile(IMAGE, name="fw.bin")
+    )
+    url = links.firmware_download_url(firmware_id=str(image.pk))
+
+    length, body = await asyncio.to_thread(_head_then_get, url)
+    assert (length, body) == (str(len(IMAGE)), IMAGE)
+
+    api = f"{shared_files.http_url}/api/v1/firmware/{image.pk}"
+    length, body = await asyncio.to_thread(_head_then_get, api, {"Authorization": f"Bearer {api_key}"})
+    assert length == str(len(body)) and b'"sha256"' in body
