@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 
 from chargepoints.models import ChargePoint
 from maintenance.errors import MaintenanceError
-from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload, TargetState
+from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
 from maintenance.services import firmware
 
 
@@ -134,17 +134,11 @@ class CampaignAdmin(admin.ModelAdmin):
         """Targets are the service's; the form has nothing else to save."""
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
-        """Each campaign's chargers per target state counted in the list's own query (one per page)."""
-        counts = {f"targets_{state}": Count("targets", filter=Q(targets__state=state)) for state in TargetState.values}
-        return super().get_queryset(request).select_related("firmware").annotate(**counts)
+        return firmware.campaigns_counted(super().get_queryset(request).select_related("firmware"))
 
     @admin.display(description="Progress")
     def progress(self, campaign: Campaign) -> str:
-        counts: dict[str, int] = (
-            {state: getattr(campaign, f"targets_{state}") for state in TargetState.values}
-            if hasattr(campaign, f"targets_{TargetState.PENDING}")
-            else firmware.campaign_progress(campaign)
-        )
+        counts = firmware.campaign_progress(campaign)
         return ", ".join(f"{count} {state}" for state, count in counts.items() if count)
 
     def _apply(self, request: HttpRequest, queryset: QuerySet[Campaign], service: Any, verb: str) -> None:

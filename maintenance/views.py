@@ -75,7 +75,7 @@ class CampaignViewSet(
 ):
     """Firmware campaigns: create, list, read with per-charger progress, pause, resume, cancel."""
 
-    queryset = Campaign.objects.select_related("firmware")
+    queryset = firmware.campaigns_counted(Campaign.objects.select_related("firmware"))
 
     def get_serializer_class(self) -> type:
         return CampaignDetailSerializer if self.action == "retrieve" else CampaignSerializer

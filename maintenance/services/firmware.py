@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
 from django.db import connection, connections, transaction
-from django.db.models import Case, F, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -268,8 +268,22 @@ def _campaign_finish_if_done(campaign: Campaign) -> Campaign:
     return campaign
 
 
+def campaigns_counted(campaigns: QuerySet[Campaign]) -> QuerySet[Campaign]:
+    """``campaigns`` with each one's chargers per target state counted in the same query, which
+    ``campaign_progress`` then reads: a page of campaigns costs one query, not one per campaign.
+    Newest first, as the model orders them (a query that groups leaves ``Meta.ordering`` out)."""
+    counts = {_COUNTED + state: Count("targets", filter=Q(targets__state=state)) for state in TargetState.values}
+    return campaigns.annotate(**counts).order_by("-created_at")
+
+
+_COUNTED = "targets_counted_"
+
+
 def campaign_progress(campaign: Campaign) -> dict[str, int]:
-    """Chargers per target state, every state present (``{"installed": 19, "failed": 1, ...}``)."""
+    """Chargers per target state, every state present (``{"installed": 19, "failed": 1, ...}``);
+    counted by ``campaigns_counted`` already, or here."""
+    if hasattr(campaign, _COUNTED + TargetState.PENDING):
+        return {state: getattr(campaign, _COUNTED + state) for state in TargetState.values}
     counts = dict.fromkeys(TargetState.values, 0)
     for state in campaign.targets.values_list("state", flat=True):
         counts[state] += 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint
@@ -106,3 +108,25 @@ def test_the_uploads_of_a_charger_not_registered_are_a_404_naming_it(api_client)
     }
     ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
     assert api_client.get("/api/v1/chargepoints/CP/diagnostics").json() == []
+
+
+def test_the_campaign_list_asks_as_many_queries_for_many_campaigns_as_for_one(api_client, image):
+    ids = [f"LIST-{number}" for number in range(5)]
+    ChargePoint.objects.bulk_create(ChargePoint(charge_point_id=id_, heartbeat_interval=60) for id_ in ids)
+
+    def listed() -> tuple[int, list[dict]]:
+        with CaptureQueriesContext(connection) as queries:
+            reply = api_client.get("/api/v1/campaigns")
+        assert reply.status_code == 200
+        return len(queries), reply.json()["results"]
+
+    firmware.campaign_create(name="first", firmware=image, concurrency=1, charge_point_ids=ids[:1])
+    listed()  # the key's first use is recorded once
+    few, _ = listed()
+    for number in range(8):
+        campaign = firmware.campaign_create(name=f"wave {number}", firmware=image, concurrency=1, charge_point_ids=ids)
+    campaign.targets.filter(charge_point__charge_point_id="LIST-0").update(state="installed")
+    many, campaigns = listed()
+    assert many == few
+    latest = next(listed_ for listed_ in campaigns if listed_["id"] == str(campaign.pk))
+    assert (latest["progress"]["pending"], latest["progress"]["installed"]) == (4, 1)
