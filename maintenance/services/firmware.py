@@ -366,6 +366,26 @@ def firmware_status_record(
     return target
 
 
+# 2.0.1 UpdateFirmware answered ``AcceptedCanceled`` (L01, UpdateFirmwareStatusEnumType): this update
+# accepted, the one the charger had under way cancelled.
+CANCELED_ANOTHER = "AcceptedCanceled"
+
+
+def firmware_updates_canceled(*, charge_point: ChargePoint, request_id: object) -> int:
+    """The charger took a new UpdateFirmware (``request_id``) and cancelled the one under way: its
+    campaign targets in flight other than the new one's fail with ``AcceptedCanceled`` (no status
+    would come for them; they would wait for ``Timeout`` holding a place of their campaign's
+    concurrency), and their campaigns go on. Returns how many."""
+    targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT)
+    if isinstance(request_id, int) and not isinstance(request_id, bool):
+        targets = targets.exclude(pk=request_id)
+    canceled = list(targets.select_related("charge_point"))
+    for target in canceled:
+        _target_fail(target, CANCELED_ANOTHER)
+        campaign_advance_soon(campaign_id=target.campaign_id)
+    return len(canceled)
+
+
 # A target the charger's own download failed (its failure is the status it sent, not a refusal, Timeout
 # or a failed installation): UpdateFirmware's retries are the download's.
 _FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure="DownloadFailed", status="DownloadFailed")

@@ -15,6 +15,7 @@ from django.core.files.base import ContentFile
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
+from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
@@ -212,3 +213,33 @@ async def test_a_wave_waits_for_its_chargers_answers_at_once_not_one_after_the_o
         took = time.monotonic() - started
     assert await Command.objects.filter(action="UpdateFirmware", state="accepted").acount() == 4
     assert took < 2 * SlowToAnswerCharger16.ANSWER_SECONDS, took
+
+
+class CancelingCharger201(FirmwareCharger201):
+    """Takes the first update and stays silent about it; a later one cancels it (AcceptedCanceled)."""
+
+    @on("UpdateFirmware")
+    async def on_update_firmware(self, request_id: int, firmware: dict, **_) -> result201.UpdateFirmware:
+        self.locations.append(firmware["location"])
+        return result201.UpdateFirmware(status="AcceptedCanceled" if len(self.locations) > 1 else "Accepted")
+
+
+async def test_an_update_that_cancels_the_one_under_way_fails_that_one_at_once(shared_files, api_client):
+    await _register(["FWX-1"], "2.0.1")
+    file = await sync_to_async(firmware.firmware_file_create)(name="i", upload=ContentFile(b"x", name="i.bin"))
+    first = await sync_to_async(firmware.campaign_create)(
+        name="first", firmware=file, concurrency=1, charge_point_ids=["FWX-1"]
+    )
+    second = await sync_to_async(firmware.campaign_create)(
+        name="second", firmware=file, concurrency=1, charge_point_ids=["FWX-1"]
+    )
+    async with ocpp_charger(shared_files, "2.0.1", "FWX-1", client_class=CancelingCharger201):
+        await advance(campaign_id=str(first.pk))
+        await advance(campaign_id=str(second.pk))
+    canceled = await CampaignTarget.objects.aget(campaign=first)
+    taken = await CampaignTarget.objects.aget(campaign=second)
+    assert (canceled.state, canceled.failure) == (TargetState.FAILED, "AcceptedCanceled")
+    assert taken.state == TargetState.SENT
+    await advance(campaign_id=str(first.pk))  # the next wave's tick (also asked for at once, of Celery)
+    first = await Campaign.objects.aget(pk=first.pk)
+    assert first.state == CampaignState.COMPLETED  # its only charger is done with it, not in flight for an hour

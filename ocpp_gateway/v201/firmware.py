@@ -1,5 +1,6 @@
 """OCPP 2.0.1 Firmware Management (L) and Diagnostics (N) blocks: FirmwareStatusNotification and
-LogStatusNotification, tracked against the campaign or log request their ``requestId`` names."""
+LogStatusNotification, tracked against the campaign or log request their ``requestId`` names, and
+the answer to UpdateFirmware that cancels the update under way."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from ocpp.routing import on
 from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
+from commands.models import Command
 from maintenance.services import diagnostics, firmware
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
 from ocpp_gateway.group_commit import in_commit_group
 
 # FirmwareStatusEnumType -> campaign target state; Idle reports nothing.
@@ -41,6 +44,14 @@ UPLOAD_PROGRESS = {
 
 class FirmwareHandlers:
     id: str
+
+    @staticmethod
+    @answer(Action.update_firmware)
+    def after_update_firmware(command: Command) -> None:
+        if answer_status(command) == firmware.CANCELED_ANOTHER:
+            firmware.firmware_updates_canceled(
+                charge_point=answering_charge_point(command), request_id=command.request.get("request_id")
+            )
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(
