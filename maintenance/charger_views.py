@@ -5,12 +5,15 @@ No API key or session: the link or token in the URL is the authorisation.
 
 from __future__ import annotations
 
+import re
 import tempfile
+from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import Literal
 
 from django.conf import settings
 from django.core.files import File
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -25,7 +28,8 @@ _CHUNK = 64 * 1024
 
 @require_http_methods(["GET", "HEAD"])
 def firmware_download(request: HttpRequest, token: str) -> HttpResponseBase:
-    """The firmware file a valid, unexpired link names; 403 otherwise."""
+    """The firmware file a valid, unexpired link names, or the one byte range asked of it (a
+    download resumed: 206, ``If-Range`` with its ETag, the SHA-256); 403 for a bad link."""
     try:
         firmware_id = firmware_download_verify(token=token)
     except LinkRefused as refused:
@@ -34,7 +38,57 @@ def firmware_download(request: HttpRequest, token: str) -> HttpResponseBase:
     if firmware is None:
         return JsonResponse(error_body("NotFound", "The firmware file no longer exists."), status=404)
     name = PurePosixPath(firmware.file.name or "").name
-    return FileResponse(firmware.file.open("rb"), as_attachment=True, filename=name)
+    etag = f'"{firmware.sha256}"'
+    if_range = request.headers.get("If-Range")
+    wanted = _byte_range(request.headers.get("Range", ""), firmware.size) if if_range in (None, etag) else None
+    if wanted == "unsatisfiable":
+        response: HttpResponseBase = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{firmware.size}"
+    elif wanted is None:
+        response = FileResponse(firmware.file.open("rb"), as_attachment=True, filename=name)
+    else:
+        start, end = wanted
+        response = StreamingHttpResponse(
+            _file_part(firmware.file, start, end - start + 1),
+            status=206,
+            content_type="application/octet-stream",
+        )
+        response["Content-Length"] = str(end - start + 1)
+        response["Content-Range"] = f"bytes {start}-{end}/{firmware.size}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = etag
+    return response
+
+
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
+    """The one byte range ``header`` asks of a file of ``size`` bytes (first and last, inclusive;
+    RFC 9110 14.1.2, 14.2), ``unsatisfiable`` (416), or None for the whole file: no Range, one
+    that does not parse, or several ranges (a server may answer those with the whole file)."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or not any(match.groups()):
+        return None
+    first, last = match.groups()
+    if not first:  # the last ``last`` bytes
+        start, end = max(size - int(last), 0), size - 1
+    else:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None
+    return "unsatisfiable" if start >= size or end < start else (start, end)
+
+
+def _file_part(file: File, start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of ``file`` from ``start``, in chunks: opened when the first is read (a HEAD
+    reads none), closed when done or dropped."""
+    with file.open("rb"):
+        file.seek(start)
+        while length > 0 and (chunk := file.read(min(_CHUNK, length))):
+            length -= len(chunk)
+            yield chunk
 
 
 @csrf_exempt

@@ -60,3 +60,38 @@ def test_a_link_signed_with_another_secret_is_refused(client, image, settings):
     url = links.firmware_download_url(firmware_id=str(image.pk))
     settings.SECRET_KEY = "this-installation"
     assert client.get(_path(url)).status_code == 403
+
+
+def test_a_download_resumes_with_the_byte_range_asked(client, settings, tmp_path):
+    """A charger's downloader resumes a download cut off with Range (and If-Range, the ETag)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    content = bytes(range(256)) * 1024  # 256 KiB: more than a chunk
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(content, name="fw.bin"))
+    path = _path(links.firmware_download_url(firmware_id=str(image.pk)))
+
+    whole = client.get(path)
+    assert (whole.status_code, whole["Accept-Ranges"], whole["ETag"]) == (200, "bytes", f'"{image.sha256}"')
+    for asked, start, end in [
+        ("bytes=100000-", 100000, len(content) - 1),
+        ("bytes=10-19", 10, 19),
+        ("bytes=-5", len(content) - 5, len(content) - 1),
+        ("bytes=70000-999999", 70000, len(content) - 1),
+    ]:
+        part = client.get(path, headers={"Range": asked, "If-Range": whole["ETag"]})
+        assert part.status_code == 206, asked
+        assert part["Content-Range"] == f"bytes {start}-{end}/{len(content)}"
+        assert b"".join(part.streaming_content) == content[start : end + 1]
+        assert part["Content-Length"] == str(end - start + 1)
+
+    beyond = client.get(path, headers={"Range": f"bytes={len(content)}-"})
+    assert (beyond.status_code, beyond["Content-Range"]) == (416, f"bytes */{len(content)}")
+    for headers in (
+        {"Range": "bytes=0-1,5-6"},
+        {"Range": "bytes=0-9", "If-Range": '"another image"'},
+        {"Range": "lines=1-2"},
+    ):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200 and b"".join(response.streaming_content) == content, headers
