@@ -6,6 +6,7 @@ schema bundled with the ``ocpp`` package before anything is sent.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, cast
 
@@ -125,6 +126,13 @@ def to_ocpp_payload(body: dict[str, Any]) -> dict[str, Any]:
 def from_ocpp_payload(command: str, payload: dict[str, Any]) -> dict[str, Any]:
     """A charger's answer for the API: OCPP fields in snake_case, vendor data as received."""
     return {**RESPONSE_DEFAULTS.get(command, {}), **payload_case.snake_case(payload)}
+
+
+def call_frame_bytes(action: str, body: dict[str, Any]) -> int:
+    """The size in bytes of the OCPP-J CALL frame carrying an API ``body`` (snake_case) as
+    ``action`` (a 36-character message id, compact JSON), as a charger's BytesPerMessage counts it."""
+    frame = [2, "0" * 36, action, to_ocpp_payload(body)]
+    return len(json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def validate_payload(version: str, action: str, payload: dict[str, Any]) -> dict[str, list[str]]:

@@ -62,6 +62,27 @@ def device_model_limit(*, charge_point: ChargePoint, variable: str, instance: st
     return limit if limit > 0 else None
 
 
+def device_model_request_warnings(*, charge_point: ChargePoint, request: str, items: int, size: int) -> list[str]:
+    """What to tell of a ``request`` (``GetVariables``, ``SetVariables``) of ``items`` entries in a
+    frame of ``size`` bytes that exceeds the charger's reported ``DeviceDataCtrlr.ItemsPerMessage``
+    or ``BytesPerMessage`` of that instance: it may refuse it whole with a CALLERROR (OCPP 2.0.1
+    B05, B06). Sent as asked; nothing when it reported no limit."""
+    warnings = []
+    most_items = device_model_limit(charge_point=charge_point, variable="ItemsPerMessage", instance=request)
+    if most_items is not None and items > most_items:
+        warnings.append(
+            f"{items} items exceed the {most_items} the charge point reported as ItemsPerMessage{request}:"
+            " it may refuse the request whole (OccurrenceConstraintViolation); send fewer at a time."
+        )
+    most_bytes = device_model_limit(charge_point=charge_point, variable="BytesPerMessage", instance=request)
+    if most_bytes is not None and size > most_bytes:
+        warnings.append(
+            f"The {size}-byte message exceeds the {most_bytes} the charge point reported as BytesPerMessage{request}:"
+            " it may refuse it whole (FormatViolation); send fewer at a time."
+        )
+    return warnings
+
+
 def _any_named(field: str, names: Sequence[str]) -> Q:
     query = Q()
     for name in names:

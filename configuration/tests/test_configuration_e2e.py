@@ -599,6 +599,39 @@ async def test_v201_a_patch_is_cut_into_set_variables_within_the_limits_the_stat
     assert station.values[("TxCtrlr", "EVConnectionTimeOut")] == "x" * 300
 
 
+async def test_v201_a_set_variables_command_over_the_station_s_limits_is_sent_with_a_warning(
+    daphne, api_daphne, api_key
+):
+    await register("CFG201W")
+    base = f"{api_daphne.http_url}/api/v1"
+    data = [
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": name}, "attribute_value": "90"}
+        for name in ("HeartbeatInterval", "OfflineThreshold", "NetworkProfileConnectionAttempts")
+    ]
+    async with ocpp_charger(daphne, "2.0.1", "CFG201W", client_class=LimitedV201Station) as station:
+        await station.call(BOOT_201)
+        status, body = await ahttp(f"{base}/chargepoints/CFG201W/configuration/refresh", method="POST", api_key=api_key)
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201W", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
+        status, body = await ahttp(
+            f"{base}/ocpp201/CFG201W/set_variables", method="POST", api_key=api_key, body={"set_variable_data": data}
+        )
+        assert status == 502, body  # sent as asked, refused whole with a CALLERROR
+        status, body = await ahttp(
+            f"{base}/ocpp201/CFG201W/set_variables",
+            method="POST",
+            api_key=api_key,
+            body={"set_variable_data": data[:2]},
+        )
+        assert status == 200 and "warnings" not in body
+    over, within = [command async for command in Command.objects.filter(action="SetVariables").order_by("created_at")]
+    assert len(over.warnings) == 1 and "ItemsPerMessageSetVariables" in over.warnings[0]
+    assert within.warnings == []
+
+
 async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_next_boot_keeps_it(
     daphne, api_daphne, api_key
 ):

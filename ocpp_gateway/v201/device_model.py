@@ -13,17 +13,27 @@ from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_password_taken
-from commands import charger_passwords
+from commands import catalog, charger_passwords
 from commands.models import Command
-from configuration import services
+from configuration import selectors, services
 from configuration.models import AttributeType, LearnedFrom
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, answers_together
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, answers_together, request_check
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
 
 
 class DeviceModelHandlers:
+    @staticmethod
+    @request_check(Action.get_variables)
+    def get_variables_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return _limits_warnings(charge_point, "GetVariables", body, "get_variable_data")
+
+    @staticmethod
+    @request_check(Action.set_variables)
+    def set_variables_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return _limits_warnings(charge_point, "SetVariables", body, "set_variable_data")
+
     id: str
     _connection: LocalCaller
     configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
@@ -158,3 +168,13 @@ def _set_attributes(request: dict[str, Any], response: dict[str, Any]) -> list[s
             )
         )
     return taken
+
+
+def _limits_warnings(charge_point: ChargePoint, request: str, body: dict[str, Any], items: str) -> list[str]:
+    """A GetVariables or SetVariables over the charger's reported ItemsPerMessage/BytesPerMessage."""
+    return selectors.device_model_request_warnings(
+        charge_point=charge_point,
+        request=request,
+        items=len(body.get(items) or []),
+        size=catalog.call_frame_bytes(request, body),
+    )
