@@ -7,8 +7,10 @@ process holding the charger's socket, exactly as from an API process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -385,3 +387,23 @@ def test_the_command_log_asks_as_many_queries_for_many_commands_as_for_one(suppo
     sent(20)
     assert queries() == few
     assert "api-key:integrator" in client.get("/admin/commands/command/").content.decode()
+
+
+async def test_an_action_waits_for_silent_chargers_at_once_not_one_after_the_other(daphne, operator, settings):
+    settings.CSMS_OCPP_CALL_TIMEOUT = 2
+    client, _ = operator
+    mute = [await register(f"CP-MUTE-{number}") for number in range(3)]
+    async with contextlib.AsyncExitStack() as stack:
+        for charge_point in mute:
+            await stack.enter_async_context(raw_socket(daphne, "1.6", charge_point.charge_point_id))
+            await connected(charge_point.charge_point_id)
+        started = time.monotonic()
+        data = {"action": "trigger_status_notification", ACTION_CHECKBOX_NAME: [cp.pk for cp in reversed(mute)]}
+        _, bar = await post(client, CHANGELIST, data)
+        elapsed = time.monotonic() - started
+    assert elapsed < 2 * settings.CSMS_OCPP_CALL_TIMEOUT  # one after the other: 3 x 2 s
+    assert [text.split(":")[0] for _, text in bar] == [
+        f"Trigger message sent to {cp.charge_point_id}"
+        for cp in mute  # the list's order (by id)
+    ]
+    assert all(level == "error" and "no answer within 2 s" in text for level, text in bar)
