@@ -9,11 +9,12 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.files import File
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -101,13 +102,9 @@ def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") ->
     limit = settings.CSMS_DIAGNOSTICS_MAX_BYTES
     if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
         return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
-    if request.content_type == "multipart/form-data":
-        files = list(request.FILES.values())
-        if not files:
-            return JsonResponse(error_body("ValidationError", "The form carries no file."), status=400)
-        upload: File = files[0]  # type: ignore[assignment]  # the stubs allow a list; values() gives files
-        file_name = file_name or upload.name or ""
-        return _received(token, upload, file_name)
+    multipart = request.content_type == "multipart/form-data"
+    if multipart and request.META.get("CONTENT_LENGTH"):
+        return _form_received(token, list(request.FILES.values()), file_name)
     with tempfile.TemporaryFile() as spool:
         size = 0
         while chunk := request.read(_CHUNK):
@@ -116,7 +113,22 @@ def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") ->
                 return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
             spool.write(chunk)
         spool.seek(0)
+        if multipart:  # sent chunked, without a Content-Length: Django's parser reads none of it
+            meta = {**request.META, "CONTENT_LENGTH": str(size)}
+            try:
+                _, files = MultiPartParser(meta, spool, request.upload_handlers, request.encoding).parse()
+            except MultiPartParserError as error:
+                return JsonResponse(error_body("ValidationError", f"The form cannot be read: {error}"), status=400)
+            return _form_received(token, list(files.values()), file_name)
         return _received(token, File(spool, name=file_name or "upload"), file_name)
+
+
+def _form_received(token: str, files: list[Any], file_name: str) -> HttpResponse:
+    """The first file of a multipart form, named by the URL, else by the form."""
+    if not files:
+        return JsonResponse(error_body("ValidationError", "The form carries no file."), status=400)
+    upload: File = files[0]
+    return _received(token, upload, file_name or upload.name or "")
 
 
 def _received(token: str, upload: File, file_name: str) -> HttpResponse:

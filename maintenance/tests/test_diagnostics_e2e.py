@@ -4,16 +4,21 @@ single-use URL the CSMS hosts, tracked from the status notifications, downloaded
 from __future__ import annotations
 
 import asyncio
+import http.client
+import urllib.parse
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 from ocpp.routing import on
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
 from commands.models import Command
 from conftest import eventually, ocpp_charger
+from maintenance import links
 from maintenance.models import LogUpload
 from maintenance.services import diagnostics
 from maintenance.tests.conftest import DiagnosticsCharger16, LogCharger201, http_upload
@@ -104,3 +109,40 @@ async def test_a_get_log_answered_accepted_canceled_fails_the_upload_it_cancelle
         second = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="LOGC")
     first = await LogUpload.objects.aget(pk=first.pk)
     assert (first.state, first.status, second.state) == ("failed", "AcceptedCanceled", "requested")
+
+
+def _chunked_form(url: str, content: bytes, file_name: str) -> tuple[int, bytes]:
+    """A multipart/form-data POST sent chunked, without a Content-Length (a log streamed as it is
+    read, as libcurl sends a form part of unknown size)."""
+    boundary = "charger-log-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        body = iter([head, content[:1000], content[1000:], f"\r\n--{boundary}--\r\n".encode()])
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Transfer-Encoding": "chunked"}
+        connection.request("POST", parts.path, body=body, headers=headers, encode_chunked=True)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+async def test_a_form_upload_sent_chunked_is_stored(shared_files):
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CHUNKED", heartbeat_interval=60)
+    token, digest = links.upload_token_new()
+    record = await LogUpload.objects.acreate(
+        charge_point=charge_point,
+        log_type="Diagnostics",
+        token_sha256=digest,
+        token_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    content = b"2026-11-30T10:00:00Z boot\n" * 200
+    status, _ = await asyncio.to_thread(_chunked_form, links.diagnostics_upload_url(token=token), content, "diag.log")
+    assert status == 201
+    record = await LogUpload.objects.aget(pk=record.pk)
+    assert (record.state, record.file_name, record.size) == ("uploaded", "diag.log", len(content))
+    assert await sync_to_async(lambda: record.file.open("rb").read())() == content
