@@ -38,6 +38,7 @@ from django.db.models import Field, Model
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from commands.models import Command
 from configuration.models import (
     ATTRIBUTE_DEFAULTS,
     AttributeType,
@@ -200,6 +201,7 @@ _REPORTS = connection.ops.quote_name(DeviceModelReport._meta.db_table)
 _VARIABLES = connection.ops.quote_name(DeviceModelVariable._meta.db_table)
 _ATTRIBUTES = connection.ops.quote_name(DeviceModelAttribute._meta.db_table)
 _CHARGERS = connection.ops.quote_name(ChargePoint._meta.db_table)
+_COMMANDS = connection.ops.quote_name(Command._meta.db_table)
 _VARIABLE_COLUMNS = (
     "component_name",
     "component_instance",
@@ -276,7 +278,17 @@ _STATEMENT = (
     " JOIN report ON report.charge_point_id = cp.id ORDER BY variable.id, y.type"
     f" ON CONFLICT (variable_id, {_quoted(DeviceModelAttribute, 'type')}) DO UPDATE SET "
     + ", ".join(f"{column} = EXCLUDED.{column}" for column in _ATTRIBUTE_SET_COLUMNS)
-    + " RETURNING 1)"
+    + " RETURNING 1),"
+    # A FullInventory report the CSMS asked for, completed by this part, is the whole device model:
+    # the charger's variables it did not report (learned before it started, not among this part's)
+    # go, with their attributes.
+    f" stale AS (SELECT v.id FROM {_VARIABLES} v JOIN report ON report.charge_point_id = v.charge_point_id"
+    f" JOIN cp ON cp.id = report.charge_point_id JOIN {_COMMANDS} c ON c.id = report.command_id"
+    " WHERE report.complete AND report.completed_at = cp.now AND v.learned_at < report.started_at"
+    " AND c.request ->> 'report_base' = 'FullInventory'"
+    " AND NOT EXISTS (SELECT 1 FROM variable WHERE variable.id = v.id)),"
+    f" stale_attribute AS (DELETE FROM {_ATTRIBUTES} a USING stale WHERE a.variable_id = stale.id RETURNING 1),"
+    f" stale_variable AS (DELETE FROM {_VARIABLES} v USING stale WHERE v.id = stale.id RETURNING 1)"
     " SELECT report.*, cp.charge_point_id FROM report JOIN cp ON cp.id = report.charge_point_id"
 )
 

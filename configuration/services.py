@@ -527,6 +527,9 @@ def _report_part_saved(
         report.last_seq_no = seq_no
     if not report.complete and _every_part_received(report):
         report.complete, report.completed_at = True, now
+        if report.command is not None and report.command.request.get("report_base") == "FullInventory":
+            # The whole device model: the variables it did not report (learned before it) go.
+            DeviceModelVariable.objects.filter(charge_point=charge_point, learned_at__lt=report.started_at).delete()
     report.save()
     return report
 

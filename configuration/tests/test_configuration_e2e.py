@@ -632,6 +632,67 @@ async def test_v201_a_set_variables_command_over_the_station_s_limits_is_sent_wi
     assert within.warnings == []
 
 
+class UpdatedV201Station(ReportingV201Station):
+    """Its FullInventory reports whatever ``parts`` holds (a new firmware drops a variable)."""
+
+    parts = V201_REPORT_PARTS
+
+    @after("GetBaseReport")
+    async def send_report(self, request_id: int, **_) -> None:
+        for seq_no, part in enumerate(self.parts):
+            await self.call(
+                call201.NotifyReport(
+                    request_id=request_id,
+                    generated_at="2026-05-01T12:00:00Z",
+                    seq_no=seq_no,
+                    tbc=seq_no < len(self.parts) - 1,
+                    report_data=part,
+                )
+            )
+        self.reports_sent.set()
+
+
+async def test_v201_a_complete_full_inventory_drops_the_variables_the_station_no_longer_reports(
+    daphne, api_daphne, api_key
+):
+    await register("CFG201F")
+    base = f"{api_daphne.http_url}/api/v1"
+
+    async def full_inventory() -> None:
+        status, body = await ahttp(f"{base}/chargepoints/CFG201F/configuration/refresh", method="POST", api_key=api_key)
+        assert status == 202
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201F", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
+
+    async with ocpp_charger(daphne, "2.0.1", "CFG201F", client_class=UpdatedV201Station) as station:
+        await station.call(BOOT_201)
+        await full_inventory()
+        assert await device_model("CFG201F").acount() == V201_VARIABLE_COUNT
+        body = {"request_id": 78, "component_variable": [{"component": {"name": "OCPPCommCtrlr"}}]}
+        status, _ = await ahttp(f"{base}/ocpp201/CFG201F/get_report", method="POST", api_key=api_key, body=body)
+        assert status == 200
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201F", request_id=78, complete=True
+            ).aexists()
+        )
+        assert await device_model("CFG201F").acount() == V201_VARIABLE_COUNT  # a report of some: nothing dropped
+        station.parts = [
+            V201_REPORT_PARTS[0],
+            [item for item in V201_REPORT_PARTS[1] if item["variable"]["name"] != "Power"],
+        ]
+        await full_inventory()
+    names = {name async for name in device_model("CFG201F").values_list("variable_name", flat=True)}
+    dropped = {"Power", "ConnectorType", "EVConnectionTimeOut", "Model", "EnergyImport"}
+    assert names == {item["variable"]["name"] for part in V201_REPORT_PARTS for item in part} - dropped
+    assert not await DeviceModelAttribute.objects.filter(
+        variable__charge_point__charge_point_id="CFG201F", variable__variable_name__in=dropped
+    ).aexists()
+
+
 async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_next_boot_keeps_it(
     daphne, api_daphne, api_key
 ):
