@@ -53,6 +53,8 @@ def _request_body(upload: LogUpload, location: str, ocpp_version: str, options: 
     return {"log_type": upload.log_type, "request_id": upload.pk, "log": log, **retries}
 
 
+# 1.6 GetDiagnostics answered without ``fileName``: the charger has no diagnostics, and uploads nothing.
+NO_DIAGNOSTICS = "NoDiagnostics"
 # 2.0.1 GetLog answered ``AcceptedCanceled`` (N01.FR.12): this upload accepted, the one under way cancelled.
 _CANCELED_ANOTHER = "AcceptedCanceled"
 # The requests a charger did not take: it refused them, or they never reached it.
@@ -113,6 +115,10 @@ def log_upload_request(
     if command.state != CommandState.ACCEPTED:
         status = command_refusal(command=command) if command.state == CommandState.REJECTED else command.state
         uploads.update(state=LogUploadState.FAILED, status=status)
+    elif version == "1.6" and not announced:  # 6.26 GetDiagnostics.conf: no fileName, no diagnostics to upload
+        uploads.filter(received_at__isnull=True, status="").update(
+            state=LogUploadState.FAILED, status=NO_DIAGNOSTICS, updated_at=timezone.now()
+        )
     elif (command.response or {}).get("status") == _CANCELED_ANOTHER:
         _ongoing_uploads(charge_point).exclude(pk=upload.pk).update(
             state=LogUploadState.FAILED, status=_CANCELED_ANOTHER, updated_at=timezone.now()

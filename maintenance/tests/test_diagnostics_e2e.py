@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 from ocpp.routing import on
+from ocpp.v16 import call_result as result16
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
@@ -146,3 +147,19 @@ async def test_a_form_upload_sent_chunked_is_stored(shared_files):
     record = await LogUpload.objects.aget(pk=record.pk)
     assert (record.state, record.file_name, record.size) == ("uploaded", "diag.log", len(content))
     assert await sync_to_async(lambda: record.file.open("rb").read())() == content
+
+
+class NothingToUpload16(DiagnosticsCharger16):
+    """Answers GetDiagnostics without a fileName: it has no diagnostics (1.6 6.26), and uploads nothing."""
+
+    @on("GetDiagnostics")
+    async def on_get_diagnostics(self, location: str, **_: Any) -> Any:
+        self.locations.append(location)
+        return result16.GetDiagnostics()
+
+
+async def test_v16_diagnostics_answered_without_a_file_name_fail_at_once(shared_files):
+    await ChargePoint.objects.acreate(charge_point_id="DIAG0", heartbeat_interval=60, ocpp_version="1.6")
+    async with ocpp_charger(shared_files, "1.6", "DIAG0", client_class=NothingToUpload16):
+        upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAG0")
+    assert (upload.state, upload.status, upload.file_name) == ("failed", "NoDiagnostics", "")
