@@ -83,6 +83,26 @@ def device_model_request_warnings(*, charge_point: ChargePoint, request: str, it
     return warnings
 
 
+def configuration_keys_request_warnings(*, charge_point: ChargePoint, keys: int) -> list[str]:
+    """What to tell of a 1.6 GetConfiguration naming more ``keys`` than the charger's reported
+    ``GetConfigurationMaxKeys``: it may refuse the request (OCPP 1.6 5.8, 9.1.10). Sent as asked."""
+    value = (
+        ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact="GetConfigurationMaxKeys")
+        .values_list("value", flat=True)
+        .first()
+    )
+    try:
+        most = int((value or "").strip())
+    except ValueError:
+        return []
+    if 0 < most < keys:
+        return [
+            f"{keys} keys exceed the {most} the charge point reported as GetConfigurationMaxKeys:"
+            " it may refuse the request; ask for fewer at a time."
+        ]
+    return []
+
+
 def _any_named(field: str, names: Sequence[str]) -> Q:
     query = Q()
     for name in names:

@@ -366,6 +366,30 @@ async def test_v16_refresh_asking_unknown_keys_records_them_and_a_full_read_drop
     assert {row["key"] for row in body["keys"]} == set(V16_CONFIGURATION) - {"LightIntensity"}
 
 
+async def test_v16_a_get_configuration_of_more_keys_than_the_charger_takes_is_sent_with_a_warning(
+    daphne, api_daphne, api_key
+):
+    await register("CFG16M")
+    base = f"{api_daphne.http_url}/api/v1"
+    async with ocpp_charger(daphne, "1.6", "CFG16M", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        status, _ = await ahttp(f"{base}/chargepoints/CFG16M/configuration/refresh", method="POST", api_key=api_key)
+        assert status == 200  # GetConfigurationMaxKeys 50 is known now
+        many = [*V16_CONFIGURATION, *(f"Vendor{number}" for number in range(21))]
+        status, body = await ahttp(
+            f"{base}/ocpp16/CFG16M/get_configuration", method="POST", api_key=api_key, body={"key": many}
+        )
+        assert status == 200 and len(body["unknown_key"]) == 21  # sent as asked; this charger answers
+        assert body["warnings"] == [
+            "51 keys exceed the 50 the charge point reported as GetConfigurationMaxKeys:"
+            " it may refuse the request; ask for fewer at a time."
+        ]
+        status, body = await ahttp(
+            f"{base}/ocpp16/CFG16M/get_configuration", method="POST", api_key=api_key, body={"key": many[:50]}
+        )
+    assert status == 200 and "warnings" not in body
+
+
 async def test_v16_patch_refuses_a_bad_body_naming_the_field(daphne, api_daphne, api_key):
     await register("CFG16D")
     url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16D/configuration"

@@ -9,11 +9,12 @@ from typing import Any
 from ocpp.routing import after
 from ocpp.v16.enums import Action
 
+from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_password_taken
 from commands import charger_passwords
 from commands.models import Command
-from configuration import services
-from ocpp_gateway.command_routes import answer, answers_together
+from configuration import selectors, services
+from ocpp_gateway.command_routes import answer, answers_together, request_check
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 
 
@@ -28,6 +29,12 @@ class ConfigurationHandlers:
         owed = self.configuration_read_owed
         if refresh_after_boot(self.id, self._connection, current=self.configuration_current, owed=owed):
             self.configuration_read_owed = False
+
+    @staticmethod
+    @request_check(Action.get_configuration)
+    def get_configuration_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        keys = len(body.get("key") or [])
+        return selectors.configuration_keys_request_warnings(charge_point=charge_point, keys=keys) if keys else []
 
     @staticmethod
     @answer(Action.get_configuration)
