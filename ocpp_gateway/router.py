@@ -47,9 +47,11 @@ from commands import charger_passwords
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
+from kernel.parsers import MAX_JSON_DEPTH, json_depth
 from kernel.storable_text import (
     json_text_may_hold_unstorable_text,
     text_escaped,
+    unstorable_numbers_replaced,
     unstorable_text_paths,
     unstorable_text_replaced,
 )
@@ -181,6 +183,21 @@ def _storable_payload(msg: Call) -> Any:
         return unstorable_text_replaced(msg.payload)
     fields = ", ".join(path or "(payload)" for path in paths)
     raise PropertyConstraintViolationError(description=f"NUL or unpaired surrogate in: {fields}"[:255])
+
+
+_ANSWER_TOO_DEEP = {
+    "outcome": "call_error",
+    "error_code": "FormatViolation",
+    "error_description": "The answer is nested deeper than any OCPP message.",
+    "error_details": {},
+}
+
+
+def _answer_storable(value: Any) -> Any:
+    """A charger's answer (payload, error details) as the command record stores it and the channel
+    layer carries it back: unstorable text and numbers replaced (NaN, infinity, an integer beyond
+    64 bits: as their text, which the response schema then names)."""
+    return unstorable_numbers_replaced(unstorable_text_replaced(value))
 
 
 class OcppRouter(RoutedChargePoint):
@@ -470,6 +487,8 @@ class OcppRouter(RoutedChargePoint):
             return {"outcome": "timeout"}
         finally:
             self._outstanding = None
+        if json_depth(response.error_details if isinstance(response, CallError) else response.payload) > MAX_JSON_DEPTH:
+            return dict(_ANSWER_TOO_DEEP)  # every later step would recurse through it
         if response.message_type_id == MessageType.CallError:
             # a code the charger left out (null) is OCPP's catch-all, not the text "None"
             error_code = "GenericError" if response.error_code is None else str(response.error_code)
@@ -480,11 +499,10 @@ class OcppRouter(RoutedChargePoint):
                 "error_code": text_escaped(error_code),
                 "error_description": text_escaped(str(response.error_description or "")),
                 "error_details": (
-                    unstorable_text_replaced(response.error_details) if isinstance(response.error_details, dict) else {}
+                    _answer_storable(response.error_details) if isinstance(response.error_details, dict) else {}
                 ),
             }
-        payload = unstorable_text_replaced(response.payload) if isinstance(response.payload, dict) else response.payload
-        return await self._result_checked(action, payload)
+        return await self._result_checked(action, _answer_storable(response.payload))
 
     async def _result_checked(self, action: str, payload: Any) -> dict[str, Any]:
         """A CALLRESULT checked against the action's response schema: a strict charger's invalid

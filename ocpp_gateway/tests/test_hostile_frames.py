@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat, OcppMessage, SchemaViolation
 from chargepoints.services import LoggedFrame, ocpp_messages_record
+from commands.models import Command
 from conftest import ahttp, eventually, raw_socket
 from ocpp_gateway.buffers import WriteBehindBuffer
 
@@ -70,6 +71,49 @@ async def test_a_callresult_with_a_5000_digit_integer_fails_the_command_at_once_
         assert status == 502 and body["error"] == "FormatViolation"
         assert await heartbeat_answered(websocket)
         assert await connected("CP-HUGE")
+
+
+async def _reset_answered_with(daphne, api_key, websocket, answer: str) -> tuple[int, dict]:
+    """POST a Reset to CP-ODD and answer its CALL with ``answer`` (``%s``: the CALL's id)."""
+    command = asyncio.create_task(
+        ahttp(f"{daphne.http_url}/api/v1/ocpp16/CP-ODD/reset", method="POST", api_key=api_key, body={"type": "Soft"})
+    )
+    async with asyncio.timeout(10):
+        while (call := json.loads(await websocket.recv()))[2:3] != ["Reset"]:
+            pass
+    await websocket.send(answer % call[1])
+    async with asyncio.timeout(10):  # not the 30 s call timeout
+        return await command
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "error", "stored"),
+    [
+        # NaN and Infinity are no JSON (PostgreSQL's JSON refuses them): the command failed with a 500
+        ('[3,"%s",{"status":NaN}]', 502, "InvalidResponse", {"status": "NaN"}),
+        ('[3,"%s",{"status":1e400}]', 502, "InvalidResponse", {"status": "Infinity"}),
+        # beyond 64 bits the reply could not be sent back: the API took the silence for a dead
+        # process, cleared the live charger's presence and answered 503 NotConnected
+        ('[3,"%s",{"status":18446744073709551616}]', 502, "InvalidResponse", {"status": "18446744073709551616"}),
+        ('[4,"%s","NotSupported","",{"n":NaN,"big":-9223372036854775809}]', 501, "NotSupported", None),
+        # nested deeper than anything recurses through: answered NotConnected though the CALL went out
+        ('[3,"%s",{"status":"Accepted","x":' + "[" * 600 + "]" * 600 + "}]", 502, "FormatViolation", None),
+    ],
+)
+async def test_an_answer_with_numbers_or_nesting_the_csms_cannot_carry_fails_its_command_and_the_charger_stays(
+    daphne, api_key, answer, status, error, stored
+):
+    await register("CP-ODD")
+    async with raw_socket(daphne, "1.6", "CP-ODD") as websocket:
+        answered, body = await _reset_answered_with(daphne, api_key, websocket, answer)
+        assert (answered, body["error"]) == (status, error)
+        if stored is not None:
+            assert body["response"] == stored
+        command = await Command.objects.aget(action="Reset")
+        assert command.state != "pending"
+        assert await connected("CP-ODD")
+        answered, body = await _reset_answered_with(daphne, api_key, websocket, '[3,"%s",{"status":"Accepted"}]')
+        assert (answered, body) == (200, {"status": "Accepted"})
 
 
 async def test_a_closed_socket_clears_presence_at_once(daphne):
