@@ -55,6 +55,7 @@ from kernel.plain_sql import (
     instances_copied,
     rows_copied,
 )
+from kernel.storable_text import unstorable_numbers_replaced
 
 # How far a charger's reading may stand outside its session's time and still belong to it.
 _CLOCK_SLACK = timedelta(minutes=10)
@@ -422,7 +423,8 @@ def _sample_row(
         sample.location,
         sample.format,
         sample.raw_value,
-        sample.signed_data,
+        # as received, but for the NaN and infinities PostgreSQL's JSON refuses (as their text)
+        None if sample.signed_data is None else unstorable_numbers_replaced(sample.signed_data),
         value,
         received_at,
     )

@@ -308,6 +308,69 @@ async def test_unstorable_text_in_a_session_message_is_replaced_and_the_session_
     assert transaction.id_tag == "T\ufffd1"
 
 
+async def test_nan_and_infinity_kept_as_json_are_stored_as_their_text_and_the_messages_answered(daphne):
+    """Python's JSON reads NaN and Infinity (and 1e400 as infinity), PostgreSQL's JSON refuses them:
+    a session's signedMeterValue and a report's variableCharacteristics holding one were an
+    InternalError at every resend (the session never started, the report never completed)."""
+    from charging.models import MeterSample, Transaction
+    from configuration.models import DeviceModelVariable
+
+    await register("CP-NAN")
+    at = "2026-11-25T10:00:00Z"
+    signed = '{"signedMeterData":"abc","signingMethod":"m","encodingMethod":"e","publicKey":"k","customData":CUSTOM}'
+    started = (
+        '[2,"e1","TransactionEvent",{"eventType":"Started","timestamp":"AT","triggerReason":"CablePluggedIn",'
+        '"seqNo":0,"transactionInfo":{"transactionId":"TX-NAN"},"evse":{"id":1,"connectorId":1},'
+        '"meterValue":[{"timestamp":"AT","sampledValue":[{"value":10,"signedMeterValue":SIGNED}]}]}]'
+    )
+    started = started.replace("AT", at).replace("SIGNED", signed)
+    started = started.replace("CUSTOM", '{"vendorId":"v","n":NaN,"i":-Infinity,"o":1e400}')
+    report = (
+        '[2,"r1","NotifyReport",{"requestId":1,"generatedAt":"AT","seqNo":0,"reportData":[{"component":'
+        '{"name":"C"},"variable":{"name":"V"},"variableAttribute":[{"value":"1"}],"variableCharacteristics":'
+        '{"dataType":"decimal","supportsMonitoring":false,"minLimit":NaN,"maxLimit":Infinity}}]}]'
+    ).replace("AT", at)
+    async with raw_socket(daphne, "2.0.1", "CP-NAN") as websocket:
+        await websocket.send(started)
+        assert await answer_to(websocket, "e1") == [3, "e1", {}]
+        await websocket.send(report)
+        assert await answer_to(websocket, "r1") == [3, "r1", {}]
+    transaction = await Transaction.objects.aget(ocpp_transaction_id="TX-NAN")
+    sample = await MeterSample.objects.aget(transaction=transaction)
+    assert sample.signed_data["custom_data"] == {"vendor_id": "v", "n": "NaN", "i": "-Infinity", "o": "Infinity"}
+    variable = await DeviceModelVariable.objects.aget(variable_name="V")
+    assert (variable.characteristics["min_limit"], variable.characteristics["max_limit"]) == ("NaN", "Infinity")
+
+
+async def test_json_kept_as_sent_nested_as_deep_as_the_decoder_goes_is_stored(daphne):
+    """What is kept as sent (a signedMeterValue, a report's variableCharacteristics) is checked for
+    NaN and infinities without recursion: 600 levels of customData are stored and answered."""
+    from charging.models import MeterSample
+    from configuration.models import DeviceModelVariable
+
+    await register("CP-DEEP")
+    deep = "[" * 600 + "NaN" + "]" * 600
+    signed = '{"signedMeterData":"a","signingMethod":"m","encodingMethod":"e","publicKey":"k","customData":CUSTOM}'
+    started = (
+        '[2,"e1","TransactionEvent",{"eventType":"Started","timestamp":"AT","triggerReason":"CablePluggedIn",'
+        '"seqNo":0,"transactionInfo":{"transactionId":"TX-DEEP"},"evse":{"id":1,"connectorId":1},'
+        '"meterValue":[{"timestamp":"AT","sampledValue":[{"value":10,"signedMeterValue":SIGNED}]}]}]'
+    ).replace("SIGNED", signed)
+    report = (
+        '[2,"r1","NotifyReport",{"requestId":1,"generatedAt":"AT","seqNo":0,"reportData":[{"component":'
+        '{"name":"C"},"variable":{"name":"V"},"variableAttribute":[{"value":"1"}],"variableCharacteristics":'
+        '{"dataType":"decimal","supportsMonitoring":false,"customData":CUSTOM}}]}]'
+    )
+    custom = '{"vendorId":"v","x":' + deep + "}"
+    async with raw_socket(daphne, "2.0.1", "CP-DEEP") as websocket:
+        await websocket.send(started.replace("AT", "2026-11-25T10:00:00Z").replace("CUSTOM", custom))
+        assert await answer_to(websocket, "e1") == [3, "e1", {}]
+        await websocket.send(report.replace("AT", "2026-11-25T10:00:00Z").replace("CUSTOM", custom))
+        assert await answer_to(websocket, "r1") == [3, "r1", {}]
+    assert await MeterSample.objects.filter(transaction__ocpp_transaction_id="TX-DEEP").aexists()
+    assert await DeviceModelVariable.objects.filter(variable_name="V").aexists()
+
+
 async def test_the_api_answers_400_naming_the_field_for_text_it_cannot_store(daphne, api_key):
     await register("CP-TEXT")
     status, body = await ahttp(

@@ -17,10 +17,22 @@ from commands import catalog, charger_passwords
 from commands.models import Command
 from configuration import selectors, services
 from configuration.models import AttributeType, LearnedFrom
+from kernel.storable_text import unstorable_numbers_replaced
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, answers_together, request_check
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
+
+
+def _characteristics_storable(report_data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The report, its items' variableCharacteristics (kept as a JSON column) with the NaN and
+    infinities PostgreSQL's JSON refuses (a minLimit of NaN) as their text."""
+    return [
+        item
+        if item.get("variable_characteristics") is None
+        else {**item, "variable_characteristics": unstorable_numbers_replaced(item["variable_characteristics"])}
+        for item in report_data
+    ]
 
 
 class DeviceModelHandlers:
@@ -57,7 +69,7 @@ class DeviceModelHandlers:
                 seq_no=seq_no,
                 tbc=tbc,
                 generated_at=parse_ocpp_time(generated_at),
-                report_data=charger_passwords.report_redacted(report_data or []),
+                report_data=_characteristics_storable(charger_passwords.report_redacted(report_data or [])),
             )
         except ChargePoint.DoesNotExist:
             raise GenericError(description="The charging station is not registered.") from None
