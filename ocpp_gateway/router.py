@@ -238,9 +238,9 @@ class OcppRouter(RoutedChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
-        if _size_in_bytes(raw_msg, self._max_frame_bytes) > self._max_frame_bytes:
+        if (size := _size_in_bytes(raw_msg, self._max_frame_bytes)) > self._max_frame_bytes:
             bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
-            await self._refuse_oversized(raw_msg)
+            await self._refuse_oversized(raw_msg, size)
             return
         if not self._frame_budget.take() and not self._answers_the_outstanding_call(raw_msg):
             bind_message(action="", unique_id="")
@@ -396,15 +396,16 @@ class OcppRouter(RoutedChargePoint):
             )
         return self._is_commissioned
 
-    async def _refuse_oversized(self, raw_msg: str) -> None:
-        """Not stored, not parsed: a FormatViolation for the id at its start, if one is there."""
+    async def _refuse_oversized(self, raw_msg: str, size: int) -> None:
+        """Not stored, not parsed: a FormatViolation for the id at its start, if one is there.
+        ``size``: its UTF-8 bytes, which the limit counts (not its characters)."""
         limit = self._max_frame_bytes
-        logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, len(raw_msg), limit)
-        if self._outstanding_failed(raw_msg, f"The answer of {len(raw_msg)} bytes is over the {limit} byte limit."):
+        logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, size, limit)
+        if self._outstanding_failed(raw_msg, f"The answer of {size} bytes is over the {limit} byte limit."):
             return
         match = _LEADING_CALL_ID.match(raw_msg[:100])
         if match:
-            error = FormatViolationError(description=f"Frame of {len(raw_msg)} bytes is over the {limit} byte limit.")
+            error = FormatViolationError(description=f"Frame of {size} bytes is over the {limit} byte limit.")
             await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
 
     async def _refuse_too_deep(self, raw_msg: str) -> None:

@@ -36,6 +36,19 @@ async def test_an_oversized_frame_is_refused_unstored_and_the_socket_lives(daphn
     assert not await OcppMessage.objects.filter(unique_id="big-1", direction="in").aexists()
 
 
+async def test_an_oversized_frame_is_told_its_size_in_bytes_not_characters(daphne):
+    """The limit counts UTF-8 bytes; the CALLERROR and the log line told the characters (17,050 of 68,050 bytes)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-BIG", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-BIG") as websocket:
+        huge = json.dumps(
+            [2, "big-2", "DataTransfer", {"vendorId": "x", "data": "\U0001f600" * 17_000}], ensure_ascii=False
+        )
+        answer = await exchange(websocket, huge)
+        size = len(huge.encode())
+        assert answer[:4] == [4, "big-2", "FormatViolation", f"Frame of {size} bytes is over the 65536 byte limit."]
+    assert f"CP-BIG: refused a frame of {size} bytes (limit 65536)" in daphne.log()
+
+
 @pytest.fixture(scope="module")
 def strict_daphne(daphne_factory):
     return daphne_factory(CSMS_MAX_FRAMES_PER_SECOND="2", CSMS_FRAME_BURST="5", CSMS_MAX_HANDSHAKES_PER_IP="1")
