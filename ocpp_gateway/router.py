@@ -30,6 +30,7 @@ from ocpp.exceptions import (
     NotSupportedError,
     OCPPError,
     PropertyConstraintViolationError,
+    ProtocolError,
     SecurityError,
     TypeConstraintViolationError,
 )
@@ -144,6 +145,10 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
         return unpack(raw)
     if end == len(raw) and type(frame) is list and len(frame) == 4 and frame[0] == MessageType.Call:
         message: Call | CallResult | CallError = Call(frame[1], frame[2], frame[3])
+    elif end == len(raw) and type(frame) is list and len(frame) > 4 and frame[0] == MessageType.Call:
+        # the package's cause for it is "Message is missing elements."
+        cause = f"A CALL has 4 elements (type, id, action, payload), this one {len(frame)}."
+        raise ProtocolError(details={"cause": cause})
     else:
         message = unpack(raw)
     if isinstance(message, Call) and type(message.action) is not str:  # a list is no action (nor hashable)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ocpp.exceptions import FormatViolationError, OCPPError
+from ocpp.exceptions import FormatViolationError, OCPPError, ProtocolError
 from ocpp.messages import unpack
 
 from ocpp_gateway.router import message_unpacked
@@ -20,7 +20,6 @@ FRAMES = [
     '[true,"1","Heartbeat",{}]',
     '[2,1,"Heartbeat",{"a":[1,2.5,null,true,"\\u00e9"]}]',
     '[2,"1","Heartbeat"]',
-    '[2,"1","Heartbeat",{},5]',
     '[3,"1",{"currentTime":"2026-01-01T00:00:00Z"}]',
     '[4,"1","NotImplemented","",{}]',
     '[5,"1","Heartbeat",{}]',
@@ -55,3 +54,11 @@ def test_a_frame_is_read_as_the_package_reads_it(raw):
 def test_a_call_whose_payload_is_not_an_object_is_a_format_violation(raw):
     """The package reads it as a CALL, then its validation called it a TypeConstraintViolation."""
     assert _read(message_unpacked, raw)[0] is FormatViolationError
+
+
+@pytest.mark.parametrize("raw", ['[2,"1","Heartbeat",{},5]', '[2,"1","Heartbeat",{},{},{}]'])
+def test_a_call_of_more_than_four_elements_is_a_protocol_error_that_says_so(raw):
+    """The package's cause was "Message is missing elements." (its one cause for a wrong length)."""
+    error_type, text = _read(message_unpacked, raw)
+    assert error_type is ProtocolError
+    assert "A CALL has 4 elements (type, id, action, payload), this one" in text and "missing" not in text
