@@ -138,7 +138,8 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
     raises the package's errors for a frame it refuses. A CALL whose action is not a string raises
     FormatViolation, as does one whose payload is not an object; with ``ids_are_strings`` (2.0.1,
     part 4 §4.1: a string), a message whose id is not a non-empty string raises
-    ``rpc_errors.RpcFrameworkError`` (answered for a CALL only)."""
+    ``rpc_errors.RpcFrameworkError`` (answered for a CALL only); in 1.6 one whose id is neither a
+    string nor an integer raises FormatViolation (unanswered: its id cannot be echoed, NaN is no JSON)."""
     try:
         frame, end = _SCAN_ONCE(raw, 0)
     except (StopIteration, ValueError):  # not JSON from its first character: the package says why
@@ -157,6 +158,8 @@ def message_unpacked(raw: str, *, ids_are_strings: bool = False) -> Call | CallR
         raise FormatViolationError(description="The payload is not a JSON object.")
     if ids_are_strings and (type(message.unique_id) is not str or not message.unique_id):
         raise rpc_errors.RpcFrameworkError(details={"cause": "The message id could not be read."})
+    if type(message.unique_id) not in (str, int):  # 1.6 echoes an integer id; no other (NaN is no JSON)
+        raise FormatViolationError(description="The message id is not a string.")
     return message
 
 

@@ -112,6 +112,16 @@ async def test_16_keeps_its_own_codes_for_frames_that_are_no_ocpp_message(daphne
             assert await silent(websocket, frame)
 
 
+async def test_16_answers_no_call_whose_id_is_neither_a_string_nor_an_integer(daphne):
+    """Was answered with the id echoed: ``[3,NaN,...]`` and ``[3,Infinity,...]`` are no JSON (OCPP-J 1.6 §4.1.3:
+    the id is a string); an integer id is still echoed."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-16ID", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-16ID") as websocket:
+        for unique_id in ("NaN", "1e400", "-Infinity", "1.5", "true", '{"a":1}', "[1]", "null"):
+            assert await silent(websocket, f'[2,{unique_id},"Heartbeat",{{}}]'), unique_id
+        assert (await exchange(websocket, '[2,17,"Heartbeat",{}]'))[:2] == [3, 17]
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 @pytest.mark.parametrize("action", [["Heartbeat"], {"a": 1}, 7, None])
 async def test_an_action_that_is_not_a_string_is_a_format_violation(daphne, version, action):
