@@ -246,13 +246,14 @@ class OcppRouter(RoutedChargePoint):
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
-        if (size := _size_in_bytes(raw_msg, self._max_frame_bytes)) > self._max_frame_bytes:
-            bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
-            await self._refuse_oversized(raw_msg, size)
-            return
+        # An oversized frame counts against the rate too: each one refused is an answer and a log line.
         if not self._frame_budget.take() and not self._answers_the_outstanding_call(raw_msg):
-            bind_message(action="", unique_id="")
+            bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
             await self._refuse_over_budget(raw_msg)
+            return
+        if (size := _size_in_bytes(raw_msg, self._max_frame_bytes)) > self._max_frame_bytes:
+            bind_message(action="", unique_id="")
+            await self._refuse_oversized(raw_msg, size)
             return
         try:
             msg = message_unpacked(raw_msg, ids_are_strings=self._ocpp_version == "2.0.1")

@@ -68,6 +68,19 @@ async def test_calls_beyond_the_rate_limit_get_a_callerror_and_the_socket_lives(
     assert len(lines) < len(refused) and "frames refused since the last such line: 1," in lines[0]
 
 
+async def test_oversized_frames_count_against_the_rate_limit(daphne, strict_daphne):
+    """Were refused before the rate was counted: any number of them, each answered and logged at once
+    (300 frames of 70 KB in 0.1 s: 300 CALLERRORs, 300 warning lines)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-BIGFLOOD", heartbeat_interval=60)
+    huge = json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "x" * 70_000}])
+    async with raw_socket(strict_daphne, "1.6", "CP-BIGFLOOD") as websocket:
+        answers = [await exchange(websocket, huge) for _ in range(12)]
+    assert [a[2] for a in answers[:5]] == ["FormationViolation"] * 5
+    assert {a[2] for a in answers[5:]} == {"GenericError"}
+    lines = [line for line in strict_daphne.log().splitlines() if "CP-BIGFLOOD: refused a frame of" in line]
+    assert len(lines) == 5
+
+
 @pytest.fixture(scope="module")
 def few_handshakes_daphne(daphne_factory):
     return daphne_factory(CSMS_MAX_HANDSHAKES_IN_FLIGHT="1")
