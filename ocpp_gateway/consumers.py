@@ -241,7 +241,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
             if self.router is not None:  # OCPP-J frames are text; a binary frame cannot carry a readable unique id.
-                logger.warning("%s: ignored a binary frame of %d bytes", self.charge_point_id, len(bytes_data or b""))
+                await self.router.binary_frame_ignored(len(bytes_data or b""))
             return
         await self._text_received(text_data)
 

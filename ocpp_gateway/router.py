@@ -375,6 +375,15 @@ class OcppRouter(RoutedChargePoint):
             self._profile = STRICT_PROFILE
         return self._profile
 
+    async def binary_frame_ignored(self, size: int) -> None:
+        """A binary frame (OCPP-J frames are text; it carries no readable unique id): ignored with a
+        log line, and counted against the frame rate as any frame is: past it, the rate's one line
+        a second at most says so."""
+        if not self._frame_budget.take():
+            await self._refuse_over_budget(f"<a binary frame of {size} bytes>")
+            return
+        logger.warning("%s: ignored a binary frame of %d bytes", self.id, size)
+
     async def _refuse_over_budget(self, raw_msg: str) -> None:
         """Not stored, not parsed: a CALL gets a GenericError, anything else is dropped. One log line
         a second at most per connection, counting the frames refused since the last."""

@@ -81,6 +81,19 @@ async def test_oversized_frames_count_against_the_rate_limit(daphne, strict_daph
     assert len(lines) == 5
 
 
+async def test_binary_frames_count_against_the_rate_limit(daphne, strict_daphne):
+    """Each was ignored with a warning line, however many: a log flood no rate limit held back."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-BINFLOOD", heartbeat_interval=60)
+    async with raw_socket(strict_daphne, "1.6", "CP-BINFLOOD") as websocket:
+        for _ in range(30):
+            await websocket.send(b"\x00binary")
+        await asyncio.sleep(3.1)  # the budget refills (2 a second) and the last second's line is due
+        assert (await exchange(websocket, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
+    lines = strict_daphne.log().splitlines()
+    assert len([line for line in lines if "CP-BINFLOOD: ignored a binary frame of 7 bytes" in line]) == 5
+    assert any("CP-BINFLOOD: over 2 frames/s" in line for line in lines)
+
+
 @pytest.fixture(scope="module")
 def few_handshakes_daphne(daphne_factory):
     return daphne_factory(CSMS_MAX_HANDSHAKES_IN_FLIGHT="1")
