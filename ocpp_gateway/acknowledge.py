@@ -15,6 +15,9 @@ from typing import Any
 from ocpp.routing import on
 
 logger = logging.getLogger(__name__)
+# A notification's log line shows its payload's start: the whole frame is in the message log, and a
+# line per 64 KB frame, at the frame rate, would be megabytes of log a second from one charger.
+LOGGED_PAYLOAD = "%s: %s %.500s"
 
 
 def acknowledging_handler(
@@ -23,7 +26,7 @@ def acknowledging_handler(
     """An ``@on(action)`` handler that logs the notification and returns ``answer()``."""
 
     async def handler(self: Any, **payload: Any) -> Any:
-        logger.log(level, "%s: %s %s", self.id, action, payload)
+        logger.log(level, LOGGED_PAYLOAD, self.id, action, payload)
         return answer()
 
     # The ocpp package routes by the attribute name a handler had when @on saw it.

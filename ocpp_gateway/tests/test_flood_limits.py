@@ -94,6 +94,41 @@ async def test_binary_frames_count_against_the_rate_limit(daphne, strict_daphne)
     assert any("CP-BINFLOOD: over 2 frames/s" in line for line in lines)
 
 
+@pytest.mark.parametrize(
+    ("version", "action", "payload"),
+    [
+        ("1.6", "DataTransfer", {"vendorId": "V", "data": "x" * 60_000}),
+        (
+            "2.0.1",
+            "NotifyEvent",
+            {
+                "generatedAt": "2026-11-25T10:00:00Z",
+                "seqNo": 0,
+                "eventData": [
+                    {
+                        "eventId": n,
+                        "timestamp": "2026-11-25T10:00:00Z",
+                        "trigger": "Alerting",
+                        "actualValue": "x" * 2500,
+                        "eventNotificationType": "HardWiredNotification",
+                        "component": {"name": "C"},
+                        "variable": {"name": "V"},
+                    }
+                    for n in range(20)
+                ],
+            },
+        ),
+    ],
+)
+async def test_a_notifications_log_line_shows_its_start_not_the_whole_frame(daphne, version, action, payload):
+    """Its whole payload was logged, a line of up to 64 KB per frame (the frame is in the message log)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOGLINE", heartbeat_interval=60)
+    async with raw_socket(daphne, version, "CP-LOGLINE") as websocket:
+        assert (await exchange(websocket, json.dumps([2, "n1", action, payload])))[:2] == [3, "n1"]
+    lines = [line for line in daphne.log().splitlines() if f"CP-LOGLINE: {action}" in line]
+    assert lines and all(len(line) < 1000 for line in lines)
+
+
 @pytest.fixture(scope="module")
 def few_handshakes_daphne(daphne_factory):
     return daphne_factory(CSMS_MAX_HANDSHAKES_IN_FLIGHT="1")

@@ -14,7 +14,7 @@ from ocpp.v201.enums import Action, ConnectorStatusEnumType, DataTransferStatusE
 from chargepoints import services
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.acknowledge import acknowledging_handler
+from ocpp_gateway.acknowledge import LOGGED_PAYLOAD, acknowledging_handler
 from ocpp_gateway.group_commit import in_commit_group
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class NotificationHandlers:
         """``{generatedAt, seqNo, tbc?, eventData}`` -> ``{}``. Each connector status it tells
         (``connector_states``) is set as its StatusNotification sets it (``connector_status_set``:
         the same ordering by time, the same replays ignored); every event is logged, as before."""
-        logger.info("%s: %s %s", self.id, Action.notify_event, payload)
+        logger.info(LOGGED_PAYLOAD, self.id, Action.notify_event, payload)
         for state in connector_states(payload["eventData"]):
             await in_commit_group(services.connector_status_set)(charge_point_id=self.id, **state)
         return {}
