@@ -124,6 +124,11 @@ class TokenBucket:
         return True
 
 
+# Refused CALLs answered with the rate limit's GenericError: at most this many times the frame rate
+# and burst (a charger that waits for each answer, and slows down as it asks, never reaches it).
+REFUSALS_ANSWERED = 4
+
+
 class Connection(Protocol):
     async def send(self, text_data: str) -> None: ...
 
@@ -215,6 +220,7 @@ class OcppRouter(RoutedChargePoint):
     # class defaults, so that a connection never refused holds neither.
     _over_budget_unlogged = 0
     _over_budget_logged_at = -math.inf
+    _refusals: TokenBucket | None = None  # the refused CALLs answered (``_refusals_answered``), once refused
 
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
@@ -399,9 +405,19 @@ class OcppRouter(RoutedChargePoint):
             )
             self._over_budget_unlogged, self._over_budget_logged_at = 0, now
         match = _LEADING_CALL_ID.match(raw_msg[:100])
-        if match:
+        if match and self._refusals_answered():
             error = GenericError(description="Rate limit exceeded; slow down.")
             await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
+
+    def _refusals_answered(self) -> bool:
+        """Whether a refused CALL still gets its GenericError: at most ``REFUSALS_ANSWERED`` times the
+        frame rate and burst. A charger that sends far past the rate and never reads made the
+        process buffer an answer for each frame (a flood of 480,000 small CALLs in 20 s: 115 MB);
+        past this a refused CALL goes unanswered, as a frame over the rate that is no CALL does."""
+        if self._refusals is None:
+            rate, burst = settings.CSMS_MAX_FRAMES_PER_SECOND, settings.CSMS_FRAME_BURST
+            self._refusals = TokenBucket(rate=REFUSALS_ANSWERED * rate, burst=REFUSALS_ANSWERED * burst)
+        return self._refusals.take()
 
     async def _commissioned(self) -> bool:
         """Whether the charger may use the network; read until it is, then kept for the connection.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 
 import pytest
@@ -127,6 +128,24 @@ async def test_a_notifications_log_line_shows_its_start_not_the_whole_frame(daph
         assert (await exchange(websocket, json.dumps([2, "n1", action, payload])))[:2] == [3, "n1"]
     lines = [line for line in daphne.log().splitlines() if f"CP-LOGLINE: {action}" in line]
     assert lines and all(len(line) < 1000 for line in lines)
+
+
+async def test_a_flood_far_past_the_rate_gets_a_bounded_number_of_refusals(daphne, strict_daphne):
+    """Every refused CALL was answered: a charger sending without reading made the process buffer an
+    answer per frame. Past 4 times the rate and burst (here 8/s and 20) a refused CALL goes unanswered."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-NOREAD", heartbeat_interval=60)
+    async with raw_socket(strict_daphne, "1.6", "CP-NOREAD") as websocket:
+        for n in range(200):
+            await websocket.send(f'[2,"f-{n}","Heartbeat",{{}}]')
+        answers = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                answers.append(json.loads(await asyncio.wait_for(websocket.recv(), 1.5)))
+        assert [a[0] for a in answers[:5]] == [3] * 5
+        assert all(a[0] == 4 and a[2] == "GenericError" for a in answers[5:])
+        assert 20 <= len(answers) - 5 < 40
+        await asyncio.sleep(1.1)
+        assert (await exchange(websocket, '[2,"later","Heartbeat",{}]'))[:2] == [3, "later"]
 
 
 @pytest.fixture(scope="module")
