@@ -190,7 +190,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if subprotocol not in self.scope.get("subprotocols", []):
             offered = ", ".join(self.scope.get("subprotocols", [])) or "none"
             logger.info(
-                "%s: refused, subprotocol %s not offered (offered: %s)", self.charge_point_id, subprotocol, offered
+                "%s: refused, subprotocol %s not offered (offered: %.200s)", self.charge_point_id, subprotocol, offered
             )
             # OCPP-J 1.6 and 2.0.1 part 4, §3.1.2: the handshake completes without a subprotocol,
             # then the socket is closed at once (not an HTTP refusal).

@@ -145,6 +145,17 @@ async def test_wrong_subprotocol_is_not_agreed(daphne, offered):
     assert not (await ChargePoint.objects.aget(charge_point_id="CP-PROTO")).connected
 
 
+async def test_a_refusal_for_the_subprotocol_logs_the_start_of_what_was_offered(daphne):
+    """The whole offer was logged: a 12 KB line for each handshake offering 1,500 made-up protocols
+    (before the identity is looked up: anyone may send one)."""
+    offered = [f"p{n:05d}" for n in range(1500)]
+    async with connect(daphne.ws_url("1.6", "CP-OFFERS"), subprotocols=offered) as websocket:
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(websocket.recv(), timeout=5)
+    lines = [line for line in daphne.log().splitlines() if "CP-OFFERS: refused, subprotocol" in line]
+    assert lines and all(len(line) < 500 for line in lines)
+
+
 async def test_the_negotiated_subprotocol_is_echoed(daphne):
     await register("CP-ECHO")
     async with connect(daphne.ws_url("2.0.1", "CP-ECHO"), subprotocols=["ocpp1.6", "ocpp2.0.1"]) as websocket:
