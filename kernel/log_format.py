@@ -24,10 +24,9 @@ import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-import psycopg
-import redis
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+
+from kernel.outages import dependency_outage
 
 charge_point_id_var: ContextVar[str] = ContextVar("charge_point_id", default="")
 action_var: ContextVar[str] = ContextVar("action", default="")
@@ -67,25 +66,13 @@ class QuietExpectedErrors(logging.Filter):
         return True
 
 
-# What a dependency away or busy raises (Django's database errors wrap psycopg's; the pool's timeout
-# is Django's OperationalError): no bug of the code that meets it.
-_OUTAGES = (
-    OperationalError,
-    InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    redis.ConnectionError,
-    redis.TimeoutError,
-)
-
-
 class QuietOutages(logging.Filter):
-    """A record whose exception is a dependency's outage (``_OUTAGES``) keeps its message with the
+    """A record whose exception is a dependency's outage (``dependency_outage``) keeps its message with the
     error appended, without the traceback; any other exception keeps its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, _OUTAGES):
+        if dependency_outage(error):
             record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
             record.args = None
             record.exc_info = None

@@ -55,6 +55,7 @@ from ocpp.messages import Call, CallError, CallResult, MessageType, validate_pay
 from ocpp.routing import create_route_map, on
 
 from kernel import schema_errors
+from kernel.outages import dependency_outage
 
 _SCHEMA_FOLDERS = {"1.6": "v16", "2.0.1": "v201"}
 # The CALLERROR description of a message the database did not take (unreachable, restarting, the pool's
@@ -167,6 +168,10 @@ class RoutedChargePoint(ChargePoint):
         try:  # an @on_payload handler's answer is sent as it returns it: awaited here, no layer between
             answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
         except (OperationalError, InterfaceError) as error:
+            if not dependency_outage(error):  # a deadlock, a statement cancelled: a bug's traceback
+                self.logger.exception("Error while handling request '%s'", msg)
+                await self._send_message(msg.create_call_error(error))
+                return None
             # The database away or busy: one line per message (its batch's failure is logged once by
             # the group commit), not a traceback per message of every charger for the whole outage.
             self.logger.warning("%s: %s %r failed on the database: %s", self.id, msg.action, msg.unique_id, error)

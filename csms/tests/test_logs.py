@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
+import psycopg
 import pytest
 import redis
 from celery.app import trace
@@ -258,3 +259,9 @@ def test_an_outage_is_logged_in_one_line_and_a_bug_with_its_traceback():
         assert "Traceback" not in line and line.count("\n") == 0, line
         assert line.endswith(f"could not store 3 rows: {type(outage).__name__}: {outage}")
     assert "Traceback" in _logged(ValueError("a bug"))
+    deadlock = OperationalError("deadlock detected")  # as Django wraps psycopg's: a locking-order bug
+    deadlock.__cause__ = psycopg.errors.DeadlockDetected("deadlock detected")
+    assert "Traceback" in _logged(deadlock)
+    terminated = OperationalError("terminating connection due to administrator command")
+    terminated.__cause__ = psycopg.errors.AdminShutdown("terminating connection")
+    assert "Traceback" not in _logged(terminated)
