@@ -6,7 +6,7 @@
    steer (an offline charger, one that refuses profiles) count as fixed load (``fixed_load``).
 2. Allocate (``allocator.allocate``).
 3. Decreases first: every session whose limit goes down gets its TxProfile (the failsafe defaults
-   going down follow them), and the engine waits for each answer, so the sum of the limits the
+   going down follow them), and the engine waits for every answer, so the sum of the limits the
    chargers hold never exceeds the capacity. A refusal flags the charger (counted at its maximum
    from then on) and the site is recomputed before anything rises.
 4. Then increases larger than ``CSMS_SITES_HYSTERESIS_A``, at most one profile per charger every
@@ -17,7 +17,10 @@
    connector/EVSE 0, stack level 0): lowered with the decreases, raised with the increases.
 6. A snapshot is recorded and ``site.allocation_changed`` emitted when any limit changed.
 
-Every profile goes through ``commands.services.command_send``: recorded and visible in the admin.
+Each step's profiles (the sessions' decreases, the failsafe decreases, the increases, the renewals)
+go out at once and are awaited together, a charger's own in order (``_send_together``): chargers
+silent on profiles hold a recompute about one call timeout a step, not one each. Every profile goes
+through ``commands.services.command_send``: recorded and visible in the admin.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from chargepoints.models import ChargePoint
 from charging.models import InstalledChargingProfile
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_send, command_send_on_commit
+from kernel.together import each_at_once
 from sites import events, selectors
 from sites.allocator import allocate
 from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
@@ -127,24 +131,26 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)
     # What sessions draw now first, then the failsafe defaults (one a charger never took is a
     # decrease from no limit at all: before, a charger silent on profiles was asked first at every
-    # recompute, and every session's decrease waited for its timeout); the largest first.
-    decreases = [c for c in changes if c.limit_a < c.previous_a]
-    for change in sorted(decreases, key=lambda c: (c.view is None, c.limit_a - c.previous_a)):
-        if not _send(site, change, now, unanswered):
+    # recompute, and every session's decrease waited for its timeout); each step sent at once.
+    decreases = sorted((c for c in changes if c.limit_a < c.previous_a), key=lambda c: c.limit_a - c.previous_a)
+    for batch in ([c for c in decreases if c.view is not None], [c for c in decreases if c.view is None]):
+        if not _send_together(site, batch, now, unanswered):
             return "recompute"
-    retry_after, kept = None, []
+    retry_after, rises, kept = None, [], []
+    rising: set[int] = set()  # the chargers sent a TxProfile rise below: one a charger per interval
     for change in (c for c in changes if c.limit_a >= c.previous_a):
-        wait = _increase_wait(change, now) if change.limit_a > change.previous_a else None
+        wait = _increase_wait(change, now, rising) if change.limit_a > change.previous_a else None
         if wait is not None:
             retry_after = wait if retry_after is None else min(retry_after, wait)
         rise = change.limit_a - change.previous_a
         if wait is None and (rise > Decimal(settings.CSMS_SITES_HYSTERESIS_A) or (rise and not change.previous_a)):
-            if not _send(site, change, now, unanswered):
-                return "recompute"
+            rises.append(change)
+            if change.view is not None:
+                rising.add(change.member.charge_point_id)
         elif change.view is not None and _expiring(change.view, now):
             kept.append(dataclasses.replace(change, limit_a=change.previous_a))
-    for change in kept:  # the same limit again, before its validity ends
-        if not _send(site, change, now, unanswered):
+    for batch in (rises, kept):  # kept: the same limit again, before its validity ends
+        if not _send_together(site, batch, now, unanswered):
             return "recompute"
     _snapshot(site, views, now, failsafe)
     return retry_after
@@ -172,10 +178,13 @@ def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Chan
     ]
 
 
-def _increase_wait(change: Change, now: datetime) -> float | None:
+def _increase_wait(change: Change, now: datetime, rising: set[int]) -> float | None:
     """Seconds until the charger may take another TxProfile, None when it may now (the failsafe
-    default does not count: a session's first TxProfile follows it at once)."""
+    default does not count: a session's first TxProfile follows it at once). ``rising``: the chargers
+    about to be sent a TxProfile rise in this pass."""
     interval = settings.CSMS_SITES_PROFILE_MIN_INTERVAL
+    if interval and change.view is not None and change.member.charge_point_id in rising:
+        return float(interval)
     tx_profiles = Q(request__cs_charging_profiles__charging_profile_purpose="TxProfile") | Q(
         request__charging_profile__charging_profile_purpose="TxProfile"
     )
@@ -193,13 +202,41 @@ def _increase_wait(change: Change, now: datetime) -> float | None:
     return interval - elapsed if elapsed < interval else None
 
 
-def _send(site: Site, change: Change, now: datetime, unanswered: _Unanswered) -> bool:
-    """Send one profile and record it; False when the charger did not take it (it is then flagged,
-    or, offline, counted as fixed load) and the site must be recomputed."""
+def _send_together(site: Site, changes: list[Change], now: datetime, unanswered: _Unanswered) -> bool:
+    """Send ``changes`` at once, each charger's on a thread of its own (``kernel.together``), and
+    record every answer; False when a charger did not take one (see ``_record``): the site must then
+    be recomputed. The slowest answer is awaited, not each in turn (chargers silent on profiles held
+    the recompute, and the worker running it, one call timeout each). A charger's own profiles go in
+    order, none after one it did not take."""
+    by_charger: dict[int, list[Change]] = {}
+    for change in changes:
+        by_charger.setdefault(change.member.charge_point_id, []).append(change)
+    per_charger = each_at_once(lambda own: _deliver_in_turn(own, now), list(by_charger.values()), name="site-profiles")
+    taken = [_record(site, change, answer, now, unanswered) for answers in per_charger for change, answer in answers]
+    return all(taken)
+
+
+_Answer = Command | CommandRefused
+
+
+def _deliver_in_turn(changes: list[Change], now: datetime) -> list[tuple[Change, _Answer]]:
+    """One charger's profiles, one after the other until one is not accepted; each with its answer."""
+    answers: list[tuple[Change, _Answer]] = []
+    for change in changes:
+        answer = _deliver(change, now)
+        answers.append((change, answer))
+        if not isinstance(answer, Command) or answer.state != CommandState.ACCEPTED:
+            break
+    return answers
+
+
+def _deliver(change: Change, now: datetime) -> _Answer:
+    """Send one profile and wait for its answer (``command_send`` records both); writes nothing else,
+    so it may run off the site's transaction."""
     charge_point = change.member.charge_point
     body = _profile_body(charge_point.ocpp_version, change, now)
     try:
-        command = command_send(
+        return command_send(
             request=CommandRequest(
                 charge_point_id=charge_point.charge_point_id,
                 ocpp_version=charge_point.ocpp_version,
@@ -208,8 +245,16 @@ def _send(site: Site, change: Change, now: datetime, unanswered: _Unanswered) ->
             )
         )
     except CommandRefused as refused:
-        logger.warning("%s: profile not sent: %s", charge_point.charge_point_id, refused)
-        return _flag(change.member, f"profile not sendable: {refused}", now)
+        return refused
+
+
+def _record(site: Site, change: Change, command: _Answer, now: datetime, unanswered: _Unanswered) -> bool:
+    """Record one profile's answer, in the site's transaction; False when the charger did not take it
+    (it is then flagged, or, offline, counted as fixed load) and the site must be recomputed."""
+    charge_point = change.member.charge_point
+    if isinstance(command, CommandRefused):
+        logger.warning("%s: profile not sent: %s", charge_point.charge_point_id, command)
+        return _flag(change.member, f"profile not sendable: {command}", now)
     if command.state == CommandState.ACCEPTED:
         if change.view is not None:
             held = change.view.limit

@@ -10,20 +10,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
-from django.db import connection, connections, transaction
+from django.db import transaction
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
+from kernel.together import each_at_once
 from maintenance import events
 from maintenance.errors import MaintenanceError
 from maintenance.links import firmware_download_url
@@ -151,26 +151,11 @@ def campaign_advance(*, campaign_id: str) -> Campaign | None:
     return _campaign_finish_if_done(campaign)
 
 
-# A wave's chargers are sent UpdateFirmware at once and awaited together, each on a thread of its own
-# (at most this many): the Celery worker, whose beat tasks include the offline sweep, is held about one
-# charger's answer (CSMS_OCPP_CALL_TIMEOUT at most), not one per charger of the wave.
-WAVE_SENDERS = 16
-
-
 def _wave_send(wave: list[CampaignTarget]) -> list[bool]:
-    """``_update_firmware_send`` to every target of ``wave`` at once; whether each charger accepted.
-    One after the other off PostgreSQL (SQLite writes one transaction at a time)."""
-    if len(wave) == 1 or connection.vendor != "postgresql":
-        return [_update_firmware_send(target) for target in wave]
-    with ThreadPoolExecutor(max_workers=min(len(wave), WAVE_SENDERS), thread_name_prefix="firmware-wave") as senders:
-        return list(senders.map(_update_firmware_send_on_thread, wave))
-
-
-def _update_firmware_send_on_thread(target: CampaignTarget) -> bool:
-    try:
-        return _update_firmware_send(target)
-    finally:
-        connections.close_all()  # the thread's own connection, back to the pool
+    """``_update_firmware_send`` to every target of ``wave`` at once (``kernel.together``): the
+    Celery worker, whose beat tasks include the offline sweep, is held about one charger's answer
+    (CSMS_OCPP_CALL_TIMEOUT at most), not one per charger of the wave; whether each accepted."""
+    return each_at_once(_update_firmware_send, wave, name="firmware-wave")
 
 
 def campaigns_advance() -> int:

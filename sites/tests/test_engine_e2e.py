@@ -521,6 +521,42 @@ async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decr
     assert await database_sync_to_async(first_sent_after_b_started)() == ids[0]  # a lowered first
 
 
+async def test_chargers_silent_on_profiles_are_awaited_together_not_one_after_the_other(
+    quick_timeout_daphne_server, transactional_db, api_key
+):
+    """Round 43's probe: a recompute sent its profiles one at a time, each awaited up to the call
+    timeout: two members silent on profiles held it (and the worker running it) twice the timeout a
+    step, and runs every minute could take every tasks worker, the offline sweep's too. Each step's
+    profiles now go out at once: both silent chargers are asked before either's call times out."""
+    server = quick_timeout_daphne_server
+    ids = ["QUIET-A", "QUIET-S1", "QUIET-S2"]
+    site_id = await _site_with_members(server, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(server, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(server, "1.6", ids[1], client_class=SilentCar) as s1,
+        ocpp_charger(server, "1.6", ids[2], client_class=SilentCar) as s2,
+    ):
+        s1.silent = s2.silent = True
+        for car in (a, s1, s2):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        silent_asked = Command.objects.filter(charge_point_identity__in=ids[1:], command="set_charging_profile")
+        await eventually(lambda: _count_is(silent_asked.exclude(state=CommandState.PENDING), 2), timeout=15)
+        await a.end()
+    await _site_settled(site_id)
+    in_flight = Command.objects.filter(state=CommandState.PENDING)
+    await eventually(lambda: _count_is(in_flight, 0), timeout=10)  # the server is done before the flush
+    await _site_settled(site_id)
+
+    def first_asked() -> list[Command]:
+        return [silent_asked.filter(charge_point_identity=i).order_by("created_at").first() for i in ids[1:]]
+
+    firsts = await database_sync_to_async(first_asked)()
+    assert all(c is not None and c.state == CommandState.TIMEOUT for c in firsts), firsts
+    assert max(c.created_at for c in firsts) < min(c.completed_at for c in firsts)  # both asked, then awaited
+
+
 async def _none_connected() -> bool:
     return not await ChargePoint.objects.exclude(connection_channel="").aexists()
 
