@@ -3,14 +3,13 @@ commands panel and actions of a charge point's page (``ChargePointAdmin``, which
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
@@ -38,6 +37,9 @@ from commands.services import (
     command_send,
     heartbeat_interval_push,
 )
+from kernel.together import each_at_once
+
+logger = logging.getLogger(__name__)
 
 
 def command_form_send(request: HttpRequest, form: CommandForm) -> None:
@@ -171,11 +173,6 @@ class CommandAdmin(admin.ModelAdmin):
         return False
 
 
-# Chargers an admin action sends its command to at once (each send holds a thread, and a database
-# connection except while it waits for the charger).
-ACTION_SENDS_AT_ONCE = 8
-
-
 class _Said:
     """A request's stand-in for one charger of an admin action: the messages it gets are kept, to be
     put in the message bar in the chargers' order once every send is done."""
@@ -268,23 +265,22 @@ class ChargePointAdmin(charge_points.ChargePointAdmin):
         data_by_version: dict[str, dict[str, Any]],
     ) -> None:
         """An admin action: the same command to every selected charger, each reported on its own, in
-        the list's order. Sent to ``ACTION_SENDS_AT_ONCE`` chargers at a time: a silent charger's
+        the list's order. Sent to the chargers at once (``kernel.together``): a silent charger's
         wait (up to ``CSMS_OCPP_CALL_TIMEOUT``) does not add to every other's."""
-        charge_points = list(queryset)
 
         def send(charge_point: ChargePoint) -> list[tuple[int, str, str]]:
             said = _Said(request)
             try:
                 self._send(said, charge_point, form_class, data_by_version.get(charge_point.ocpp_version, {}))  # type: ignore[arg-type]  # a request's stand-in
-            finally:
-                connection.close()  # this thread's own connection, back to the pool
+            except Exception:  # one charger's failure is its own line, the others' outcomes still shown
+                logger.exception("Admin action: sending to %s failed", charge_point.charge_point_id)
+                failed = f"{charge_point.charge_point_id}: the command could not be sent (the log says why)."
+                said.add(messages.ERROR, failed)
             return said.messages
 
-        workers = max(1, min(ACTION_SENDS_AT_ONCE, len(charge_points)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="admin-action") as pool:
-            for said in pool.map(send, charge_points):
-                for level, text, extra_tags in said:
-                    messages.add_message(request, level, text, extra_tags)
+        for said in each_at_once(send, list(queryset), name="admin-action"):
+            for level, text, extra_tags in said:
+                messages.add_message(request, level, text, extra_tags)
 
     @admin.action(description="Reset (soft) selected", permissions=["send_command"])
     def reset_soft(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
