@@ -35,18 +35,33 @@ from kernel.api_keys import api_key_create
 ROOT = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def broker_down() -> Iterator[None]:
-    """The Celery app publishing to a broker that refuses connections (as a Redis that is down)."""
-    from csms.celery import app as celery_app
+@dataclass
+class HungBroker:
+    """What ``broker_hung`` saw: each task published (its name, the thread that published it)."""
 
-    app: Any = celery_app  # its pools are private attributes: emptied, the next publish connects anew
-    url, pool, producers = app.conf.broker_url, app._pool, app.amqp._producer_pool
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = "redis://127.0.0.1:1/0", None, None
+    published: list[tuple[str, str]]
+    publishing: threading.Event  # set at the first publish
+    released: threading.Event  # set by the test (and at teardown): the publishes return
+
+
+@pytest.fixture
+def broker_hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[HungBroker]:
+    """Every Celery publish (``Task.apply_async``, so ``.delay``) hangs, as on a broker that does not
+    answer, until the test sets ``released`` (10 s at most); each is recorded with its thread."""
+    from celery.app.task import Task
+
+    broker = HungBroker(published=[], publishing=threading.Event(), released=threading.Event())
+
+    def apply_async(task: Any, *args: Any, **kwargs: Any) -> None:
+        broker.published.append((task.name, threading.current_thread().name))
+        broker.publishing.set()
+        broker.released.wait(10)
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
     try:
-        yield
+        yield broker
     finally:
-        app.conf.broker_url, app._pool, app.amqp._producer_pool = url, pool, producers
+        broker.released.set()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from kernel import cache_changes
+from kernel.background_sends import broker_sends
 from kernel.batch_memo import batch_memoized
 from kernel.plain_sql import condition_holds
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
@@ -71,8 +71,7 @@ def webhook_event_emit(*, event_type: str, data: dict[str, Any]) -> list[Webhook
         )
         for subscription in subscriptions
     )
-    ids = [str(delivery.id) for delivery in deliveries]
-    transaction.on_commit(lambda: _queue_delivery(ids))
+    transaction.on_commit(_queue_delivery)
     return deliveries
 
 
@@ -157,55 +156,18 @@ def webhook_subscribers_condition(*, event_type: str) -> tuple[str, list[str]]:
     )
 
 
-def _queue_delivery(delivery_ids: list[str]) -> None:
-    """Wake a webhook worker, from this process's waker thread: the committing thread (in the gateway,
-    the batch thread answering chargers) never waits on the broker, which, down, cost 0.6 s per event
-    (kombu's connection retries). If the broker is down, the workers find the deliveries within a
-    poll interval (``CSMS_WEBHOOK_SWEEP_INTERVAL``)."""
-    _waker.wake(delivery_ids)
+def _queue_delivery() -> None:
+    """Wake a webhook worker, from this process's sender thread (``kernel.background_sends``): the
+    committing thread (in the gateway, the batch thread answering chargers) never waits on the broker.
+    Wakes asked while one waits to be sent are sent as one. If the broker is down, the workers find
+    the deliveries within a poll interval (``CSMS_WEBHOOK_SWEEP_INTERVAL``)."""
+    from webhooks.tasks import deliver_webhooks
 
-
-class _Waker:
-    """Sends ``deliver_webhooks`` from a daemon thread of its own, started at the first wake in each
-    process (never before a fork): the wakes asked while one is being sent are sent as one."""
-
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)  # a child has none of its parent's threads
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._wanted = threading.Condition(self._lock)
-        self._ids: list[str] = []
-        self._thread: threading.Thread | None = None
-
-    def wake(self, delivery_ids: list[str]) -> None:
-        with self._lock:
-            self._ids.extend(delivery_ids)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="webhook-waker", daemon=True)
-                self._thread.start()
-            self._wanted.notify()
-
-    def _run(self) -> None:
-        from webhooks.tasks import deliver_webhooks
-
-        while True:
-            with self._lock:
-                while not self._ids:
-                    self._wanted.wait()
-                ids, self._ids = self._ids, []
-            try:
-                deliver_webhooks.delay()
-            except Exception:
-                logger.warning(
-                    "Could not wake a webhook worker for %d deliveries (%s, ...); its next poll sends them",
-                    len(ids),
-                    ids[0],
-                )
-
-
-_waker = _Waker()
+    broker_sends.send(
+        "deliver_webhooks",
+        deliver_webhooks.delay,
+        failed="Could not wake a webhook worker; its next poll sends the deliveries",
+    )
 
 
 @dataclass(frozen=True)
@@ -359,8 +321,7 @@ def webhook_delivery_resend(*, delivery: WebhookDelivery) -> None:
     delivery.next_attempt_at = timezone.now()
     delivery.lease_token = None
     delivery.save(update_fields=["state", "attempts", "next_attempt_at", "lease_token"])
-    ids = [str(delivery.id)]
-    transaction.on_commit(lambda: _queue_delivery(ids))
+    transaction.on_commit(_queue_delivery)
 
 
 def webhook_deliveries_prune(*, older_than_days: int) -> int:

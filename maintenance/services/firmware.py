@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +22,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
+from kernel.background_sends import broker_sends
 from kernel.together import each_at_once
 from maintenance import events
 from maintenance.errors import MaintenanceError
@@ -404,15 +404,17 @@ def _status_changed_emit(target: CampaignTarget) -> None:
 
 
 def campaign_advance_soon(*, campaign_id: Any) -> None:
-    """Queue ``campaign_advance`` for when the current transaction commits (the Celery task), from a
-    thread of its own: the committing thread (in the gateway, the batch thread answering chargers)
-    never waits on the broker, which, down, cost 0.6 s (kombu's connection retries)."""
+    """Queue ``campaign_advance`` (the Celery task) for when the current transaction commits, from
+    this process's sender thread (``kernel.background_sends``): the committing thread (in the
+    gateway, the batch thread answering chargers) never waits on the broker. Beat's tick advances
+    the campaign anyway if the broker is down."""
     from maintenance.tasks import advance_firmware_campaign
 
     def queue() -> None:
-        try:
-            advance_firmware_campaign.delay(str(campaign_id))
-        except Exception:  # the beat task advances it anyway
-            logger.exception("campaign %s: could not queue the next wave", campaign_id)
+        broker_sends.send(
+            ("advance_firmware_campaign", str(campaign_id)),
+            lambda: advance_firmware_campaign.delay(str(campaign_id)),
+            failed=f"campaign {campaign_id}: could not queue the next wave",
+        )
 
-    transaction.on_commit(lambda: threading.Thread(target=queue, name="campaign-advance", daemon=True).start())
+    transaction.on_commit(queue)
