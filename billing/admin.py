@@ -4,7 +4,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -13,7 +15,11 @@ from billing import export
 from billing.models import BillingRecord, Tariff
 from billing.serializers import TariffSerializer
 from billing.services import PRICING_FIELDS
+from chargepoints.admin.message_log import CappedCountPaginator, TimeRangeFilter
+from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
+from charging.admin.shared import id_tags_matching
+from kernel.admin_mixins import SortableByChangeList
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -61,8 +67,36 @@ class TariffAdmin(admin.ModelAdmin):
         return [*fixed, *self.readonly_fields]
 
 
+class CurrencyFilter(admin.SimpleListFilter):
+    """The tariffs' currencies (a few rows), not a SELECT DISTINCT over every billing record."""
+
+    title, parameter_name = "currency", "currency"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        currencies = Tariff.objects.exclude(currency="").order_by("currency").values_list("currency", flat=True)
+        return [(currency, currency) for currency in currencies.distinct()] + [("", "(no tariff)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[BillingRecord]) -> QuerySet[BillingRecord]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(currency=value)
+
+
+class StoppedTimeFilter(TimeRangeFilter):
+    """The message log's time filter, on the session's stop (``?last=24h``, or explicit bounds)."""
+
+    since_parameter = "stopped_at__gte"
+    until_parameter = "stopped_at__lt"
+
+
 @admin.register(BillingRecord)
 class BillingRecordAdmin(admin.ModelAdmin):
+    """One per ended session, kept: nothing here counts or sorts the table whole. Newest stop first
+    (``billing_record_stopped``, the one sortable column), at most ``CappedCountPaginator.cap``
+    counted, the tariffs' currencies and a time filter instead of a SELECT DISTINCT over the records
+    for each (the currency filter, the date hierarchy's years), a search by indexes: a charger id
+    (or part of one) through the chargers table, an id tag (a registered one containing the term,
+    or the term itself, any case)."""
+
     list_display = [
         "session",
         "charge_point_identity",
@@ -73,10 +107,14 @@ class BillingRecordAdmin(admin.ModelAdmin):
         "needs_review",
         "stopped_at",
     ]
-    list_filter = ["currency", "needs_review"]
+    list_filter = [CurrencyFilter, "needs_review", StoppedTimeFilter]
     search_fields = ["charge_point_identity", "id_tag"]
-    date_hierarchy = "stopped_at"
+    search_help_text = "A charger id (or part of one) or an id tag."
     list_select_related = ["transaction"]
+    sortable_by = ("stopped_at",)  # the order an index serves
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
     fields = [
         "session",
         "charge_point_identity",
@@ -97,6 +135,24 @@ class BillingRecordAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     actions = ["download_csv"]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SortableByChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[BillingRecord], search_term: str
+    ) -> tuple[QuerySet[BillingRecord], bool]:
+        """The chargers and registered id tags matching first, then their records by
+        ``billing_record_charger`` and ``billing_record_id_tag_lower`` (an ILIKE of either scanned
+        every record)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        chargers = ChargePoint.objects.filter(charge_point_id__icontains=term).values_list("charge_point_id", flat=True)
+        queryset = queryset.alias(id_tag_lower=Lower("id_tag"))
+        tags = {tag.lower() for tag in id_tags_matching(term)}
+        found = Q(charge_point_identity__in=[term, *chargers]) | Q(id_tag_lower__in=tags)
+        return queryset.filter(found), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

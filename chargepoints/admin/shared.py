@@ -10,6 +10,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from chargepoints.models import ChargePoint
+
 
 def admin_link(obj: Model, text: str) -> SafeString:
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
@@ -24,6 +26,12 @@ def connector_label(evse_id: int | None, connector_id: int | None) -> str:
 def changelist_link(model: type[Model], query: str, text: str) -> SafeString:
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     return format_html('<a href="{}?{}">{}</a>', url, query, text)
+
+
+def charger_pks_matching(term: str) -> list[int]:
+    """The chargers whose id contains ``term``: a list searched through them first, then by an index
+    on its charger, not by an ILIKE through the join over every row."""
+    return list(ChargePoint.objects.filter(charge_point_id__icontains=term).values_list("pk", flat=True))
 
 
 class FirstRowsFormSet(BaseInlineFormSet):

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -19,11 +19,11 @@ from chargepoints.admin.shared import (
     FirstRowsFormSet,
     admin_link,
     changelist_link,
+    charger_pks_matching,
     connector_label,
 )
-from chargepoints.models import ChargePoint
 from charging.admin.meter_chart import NO_DATA, meter_chart_svg
-from charging.admin.shared import transaction_link
+from charging.admin.shared import id_tags_matching, transaction_link
 from charging.models import MeterSample, Transaction
 from charging.selectors import transaction_meter_series
 from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin, SortableByChangeList
@@ -41,8 +41,22 @@ class MeterSampleInline(ReadOnlyMixin, admin.TabularInline):
     verbose_name_plural = f"meter samples (the first {FirstRowsFormSet.limit}; all are linked above)"
 
 
+class SessionTimeFilter(TimeRangeFilter):
+    """The message log's time filter, on the session's start (``?last=24h``, or explicit bounds)."""
+
+    since_parameter = "started_at__gte"
+    until_parameter = "started_at__lt"
+
+
 @admin.register(Transaction)
 class TransactionAdmin(ReadOnlyAdmin):
+    """Every session is kept: nothing here counts or sorts the table whole. Newest started first
+    (the index on ``started_at``, the one sortable column), at most ``CappedCountPaginator.cap``
+    counted, a time filter instead of a date hierarchy (its years are a SELECT DISTINCT over the
+    table), a search by indexes: a charger id (or part of one) through the chargers table, an id
+    tag (a registered one containing the term, or the term itself), an OCPP transaction id or our
+    id as given."""
+
     list_display = [
         "id",
         "charge_point",
@@ -56,10 +70,14 @@ class TransactionAdmin(ReadOnlyAdmin):
         "needs_review",
         "anomaly_list",
     ]
-    list_filter = ["status", "needs_review", "ocpp_version", "closed_by_csms"]
+    list_filter = ["status", "needs_review", "ocpp_version", "closed_by_csms", SessionTimeFilter]
     search_fields = ["charge_point__charge_point_id", "id_tag", "ocpp_transaction_id", "id__exact"]
-    date_hierarchy = "started_at"
+    search_help_text = "A charger id (or part of one), an id tag, an OCPP transaction id or a transaction's id."
     list_select_related = ["charge_point"]
+    sortable_by = ("started_at",)  # the order an index serves
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
     fieldsets = [
         (None, {"fields": ["charge_point", "ocpp_version", "ocpp_transaction", "status", "needs_review", "anomalies"]}),
         (
@@ -116,6 +134,26 @@ class TransactionAdmin(ReadOnlyAdmin):
         "meter_samples_summary",
     ]
     inlines = [MeterSampleInline]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SortableByChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Transaction], search_term: str
+    ) -> tuple[QuerySet[Transaction], bool]:
+        """The chargers and id tags matching first, then their sessions by indexes; an OCPP
+        transaction id or an id as given (an ILIKE of each, through the join, scanned every session)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = (
+            Q(charge_point_id__in=charger_pks_matching(term))
+            | Q(id_tag__in=id_tags_matching(term))
+            | Q(ocpp_transaction_id=term)
+        )
+        if term.isascii() and term.isdigit() and int(term) < 2**63:
+            found |= Q(pk=int(term))
+        return queryset.filter(found), False
 
     @admin.display(description="OCPP id")
     def ocpp_transaction(self, obj: Transaction) -> str:
@@ -254,8 +292,7 @@ class MeterSampleAdmin(ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        chargers = list(ChargePoint.objects.filter(charge_point_id__icontains=term).values_list("pk", flat=True))
-        return queryset.filter(charge_point_id__in=chargers), False
+        return queryset.filter(charge_point_id__in=charger_pks_matching(term)), False
 
     @admin.display(description="transaction", ordering="transaction")
     def session(self, obj: MeterSample) -> SafeString | str:

@@ -5,7 +5,17 @@ from __future__ import annotations
 from django.utils.safestring import SafeString
 
 from chargepoints.admin.shared import admin_link
-from charging.models import Transaction
+from charging.models import IdTag, Transaction
+
+ID_TAGS_SEARCHED = 1_000
+
+
+def id_tags_matching(term: str) -> list[str]:
+    """``term`` and the registered id tags containing it, any case (at most ``ID_TAGS_SEARCHED``):
+    a list of sessions or billing records searched by these through an index on its id tag, not
+    by an ILIKE over every row."""
+    tags = IdTag.objects.filter(id_tag__icontains=term).order_by("id_tag").values_list("id_tag", flat=True)
+    return [term, *tags[:ID_TAGS_SEARCHED]]
 
 
 def transaction_label(session: Transaction) -> str:

@@ -13,6 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Heartbeat
+from charging.models import ReconciliationItem
 from charging.services.transaction_start import StartRequest, transaction_start
 
 pytestmark = pytest.mark.django_db
@@ -85,7 +86,14 @@ def test_rows_named_by_their_time_use_the_format_too(heard_from):
 
 
 def test_the_date_hierarchy_names_days_by_their_date(ops, heard_from):
-    html = shown_on(ops, "/admin/charging/transaction/?started_at__year=2025&started_at__month=3")
+    ReconciliationItem.objects.create(
+        charge_point=heard_from,
+        reason="unknown_transaction",
+        action="StopTransaction",
+        payload={},
+        received_at=HEARD_AT,
+    )
+    html = shown_on(ops, "/admin/charging/reconciliationitem/?received_at__year=2025&received_at__month=3")
     assert ">2025-03-01<" in html.replace("\n", "").replace(" ", "")
 
 
