@@ -6,14 +6,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from chargepoints.admin.message_log import CappedCountPaginator
+from chargepoints.admin.shared import charger_pks_matching
+from charging.admin.shared import id_tags_matching
 from charging.models import IdTag, LocalAuthList, Reservation
 from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
 from charging.services import authorization
-from kernel.admin_mixins import ReadOnlyAdmin
+from kernel.admin_mixins import ReadOnlyAdmin, SortableByChangeList
 
 
 class IdTagForm(forms.ModelForm):
@@ -36,15 +42,40 @@ class IdTagForm(forms.ModelForm):
         return cleaned
 
 
+class TokenTypeFilter(admin.SimpleListFilter):
+    """The 2.0.1 token types (and none): a fixed list, not a SELECT DISTINCT over every tag."""
+
+    title, parameter_name = "token type", "token_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(kind, kind) for kind in ID_TOKEN_TYPES] + [("", "(any)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[IdTag]) -> QuerySet[IdTag]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(token_type=value)
+
+
 @admin.register(IdTag)
 class IdTagAdmin(admin.ModelAdmin):
+    """A fleet's cards can be hundreds of thousands: in id tag order (any case) through the
+    unique index on LOWER(id_tag), not sorted whole; at most ``CappedCountPaginator.cap`` counted;
+    the token types a fixed list."""
+
     form = IdTagForm
     list_display = ["id_tag", "token_type", "status", "expiry_date", "parent", "updated_at"]
-    list_filter = ["status", "token_type"]
+    list_filter = ["status", TokenTypeFilter]
     search_fields = ["id_tag", "description"]
     autocomplete_fields = ["parent"]
     list_select_related = ["parent"]
     readonly_fields = ["created_at", "updated_at"]
+    ordering = [Lower("id_tag").asc()]
+    sortable_by = ()  # the one order an index serves
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SortableByChangeList
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
         """The delete page and the delete action keep the API's rule (``id_tag_delete``): a tag other
@@ -78,6 +109,10 @@ class LocalAuthListAdmin(ReadOnlyAdmin):
 
 @admin.register(Reservation)
 class ReservationAdmin(ReadOnlyAdmin):
+    """Kept: newest made first (the primary key: no index serves ``created_at``), at most
+    ``CappedCountPaginator.cap`` counted, no date hierarchy (its years are a SELECT DISTINCT over
+    the table), a search through the chargers and id tags tables."""
+
     list_display = [
         "reservation_id",
         "charge_point",
@@ -91,6 +126,27 @@ class ReservationAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status"]
     search_fields = ["charge_point__charge_point_id", "id_tag", "reservation_id__exact"]
-    date_hierarchy = "created_at"
+    search_help_text = "A charger id (or part of one), an id tag or a reservation id."
     list_select_related = ["charge_point"]
     readonly_fields = [f.name for f in Reservation._meta.fields]
+    ordering = ["-id"]
+    sortable_by = ()  # the one order an index serves
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator = CappedCountPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SortableByChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Reservation], search_term: str
+    ) -> tuple[QuerySet[Reservation], bool]:
+        """The chargers and id tags matching first (an ILIKE through the join scanned every
+        reservation); a reservation id as given."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = Q(charge_point_id__in=charger_pks_matching(term)) | Q(id_tag__in=id_tags_matching(term))
+        if term.isascii() and term.isdigit() and int(term) < 2**31:
+            found |= Q(reservation_id=int(term))
+        return queryset.filter(found), False
