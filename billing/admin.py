@@ -15,10 +15,10 @@ from billing import export
 from billing.models import BillingRecord, Tariff
 from billing.serializers import TariffSerializer
 from billing.services import PRICING_FIELDS
-from chargepoints.admin.message_log import CappedCountPaginator, TimeRangeFilter
 from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
 from charging.admin.shared import id_tags_matching
+from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
 from kernel.admin_mixins import SortableByChangeList
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]

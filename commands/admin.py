@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from chargepoints.admin.message_log import ActionFilter, CappedCountPaginator, TimeRangeFilter
+from chargepoints.admin.message_log import ActionFilter
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_update
 from charging.admin import charge_points
@@ -37,6 +37,7 @@ from commands.services import (
     command_send,
     heartbeat_interval_push,
 )
+from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
 from kernel.together import each_at_once
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from chargepoints.admin.message_log import CappedCountPaginator, TimeRangeFilter
+from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
 from kernel.admin_mixins import ReadOnlyMixin
 from webhooks.models import (
     DeliveryState,

@@ -29,7 +29,6 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
-from chargepoints.admin.message_log import CappedCountPaginator, TimeRangeFilter
 from chargepoints.identity import charge_point_id_validate
 from chargepoints.models import (
     ChargePoint,
@@ -45,6 +44,7 @@ from chargepoints.selectors import (
 from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
+from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {

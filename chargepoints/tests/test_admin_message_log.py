@@ -13,11 +13,11 @@ from django.test import Client
 from django.utils import timezone
 from ocpp.v16 import call as call16
 
-from chargepoints.admin.message_log import CappedCountPaginator
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.selectors import ocpp_call_answers, ocpp_message_pair
 from chargepoints.services import LoggedFrame, charge_point_register, ocpp_messages_record
 from conftest import ocpp_charger
+from kernel.admin_lists import CappedCountPaginator
 
 LOG = "/admin/chargepoints/ocppmessage/"
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)

@@ -13,12 +13,12 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from chargepoints.admin.message_log import CappedCountPaginator
 from chargepoints.admin.shared import charger_pks_matching
 from charging.admin.shared import id_tags_matching
 from charging.models import IdTag, LocalAuthList, Reservation
 from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
 from charging.services import authorization
+from kernel.admin_lists import CappedCountPaginator
 from kernel.admin_mixins import ReadOnlyAdmin, SortableByChangeList
 
 

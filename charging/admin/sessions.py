@@ -14,7 +14,6 @@ from django.utils.safestring import SafeString, mark_safe
 from ocpp.v16.enums import Measurand, ReadingContext
 from ocpp.v201.enums import MeasurandEnumType, ReadingContextEnumType
 
-from chargepoints.admin.message_log import CappedCountPaginator, TimeRangeFilter
 from chargepoints.admin.shared import (
     FirstRowsFormSet,
     admin_link,
@@ -26,6 +25,7 @@ from charging.admin.meter_chart import NO_DATA, meter_chart_svg
 from charging.admin.shared import id_tags_matching, transaction_link
 from charging.models import MeterSample, Transaction
 from charging.selectors import transaction_meter_series
+from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
 from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin, SortableByChangeList
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
