@@ -76,10 +76,12 @@ async def test_oversized_frames_count_against_the_rate_limit(daphne, strict_daph
     huge = json.dumps([2, "big", "DataTransfer", {"vendorId": "x", "data": "x" * 70_000}])
     async with raw_socket(strict_daphne, "1.6", "CP-BIGFLOOD") as websocket:
         answers = [await exchange(websocket, huge) for _ in range(12)]
-    assert [a[2] for a in answers[:5]] == ["FormationViolation"] * 5
-    assert {a[2] for a in answers[5:]} == {"GenericError"}
+    # The burst's 5, and one more per 0.5 s the exchanges took (a loaded machine): the rest refused for the rate.
+    told = [a[2] for a in answers]
+    assert told[:5] == ["FormationViolation"] * 5 and "GenericError" in told
+    assert set(told) == {"FormationViolation", "GenericError"}
     lines = [line for line in strict_daphne.log().splitlines() if "CP-BIGFLOOD: refused a frame of" in line]
-    assert len(lines) == 5
+    assert len(lines) == told.count("FormationViolation")
 
 
 async def test_binary_frames_count_against_the_rate_limit(daphne, strict_daphne):
@@ -91,7 +93,8 @@ async def test_binary_frames_count_against_the_rate_limit(daphne, strict_daphne)
         await asyncio.sleep(3.1)  # the budget refills (2 a second) and the last second's line is due
         assert (await exchange(websocket, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
     lines = strict_daphne.log().splitlines()
-    assert len([line for line in lines if "CP-BINFLOOD: ignored a binary frame of 7 bytes" in line]) == 5
+    ignored = [line for line in lines if "CP-BINFLOOD: ignored a binary frame of 7 bytes" in line]
+    assert 5 <= len(ignored) <= 10  # the burst's 5 (and a token per 0.5 s the sends took), not 30
     assert any("CP-BINFLOOD: over 2 frames/s" in line for line in lines)
 
 
