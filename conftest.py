@@ -211,8 +211,9 @@ class DaphneServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_daphne(tmp_dir: Path, **extra_env: str) -> DaphneServer:
-    """Start ``daphne csms.asgi:application`` on a free port against the test database."""
+def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **extra_env: str) -> DaphneServer:
+    """Start ``daphne csms.asgi:application`` (or another ``application``, e.g. one with a fault
+    injected) on a free port against the test database."""
     port = free_port()
     env = {
         **os.environ,
@@ -230,7 +231,7 @@ def start_daphne(tmp_dir: Path, **extra_env: str) -> DaphneServer:
     log_path = tmp_dir / f"daphne-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "csms.asgi:application"],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -45,6 +45,9 @@ SLOW_AFTER = 0.2  # < ocpp_gateway.rpc.ACK_DELAY, or an early acknowledgement sk
 # was sent, the charger may have acted on it, its answer will not come. The one timeout description
 # the API passes on (others may hold a channel layer's error, for the record only).
 ANSWER_LOST_ON_CLOSE = "The connection closed after the CALL was sent, before the charge point answered."
+# The same for an answer that came, or was awaited, but that the gateway failed to process after the
+# CALL was sent (the charger may have acted on it): passed on by the API too.
+ANSWER_UNPROCESSED = "The CALL was sent, but the CSMS failed to process the charge point's answer."
 # How the description of an outcome the channel layer caused begins: with ``Outcome.NOT_CONNECTED``,
 # the CALL could not be handed to the process holding the charger's socket (Redis unreachable, that
 # process's channel full): nothing was sent, and the charger may well be connected (its presence says so).

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from commands import catalog, services
 from commands.models import Command, CommandState
-from commands.rpc import ANSWER_LOST_ON_CLOSE, CHANNEL_LAYER_FAILED
+from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, CHANNEL_LAYER_FAILED
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
@@ -89,8 +89,8 @@ def command_http_response(command: Command) -> Response:
     elif command.state == CommandState.NOT_CONNECTED:
         http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
     elif command.state == CommandState.TIMEOUT:
-        lost = command.error_description == ANSWER_LOST_ON_CLOSE  # any other is for the record only
-        message = ANSWER_LOST_ON_CLOSE if lost else _ERROR_MESSAGES["Timeout"]
+        lost = command.error_description in (ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED)  # others: the record's only
+        message = command.error_description if lost else _ERROR_MESSAGES["Timeout"]
         http_status, body = 504, error_body("Timeout", message, charge_point_id=identity)
     else:
         http_status, body = 202, CommandSerializer(command).data

@@ -24,7 +24,7 @@ from django.utils import timezone
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from charging.services.open_sessions import open_sessions_bind
-from commands.rpc import ANSWER_LOST_ON_CLOSE
+from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
@@ -37,7 +37,7 @@ from ocpp_gateway.group_commit import UnitAbandoned, in_commit_group
 from ocpp_gateway.handshake_auth import handshake_attach
 from ocpp_gateway.heartbeats import heartbeats
 from ocpp_gateway.message_log import message_log
-from ocpp_gateway.router import OcppRouter
+from ocpp_gateway.router import CallNotSent, OcppRouter
 from ocpp_gateway.rpc import ACK_DELAY, ACK_MARGIN
 from ocpp_gateway.sightings import sightings
 from ocpp_gateway.versions import ROUTERS
@@ -387,9 +387,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
             else:
                 try:
                     reply = await self.router.send_call(request["action"], request["payload"], remaining)
-                except Exception as error:  # e.g. the socket closed under us
+                except CallNotSent as error:  # e.g. the socket closed under us: nothing went out
                     logger.warning("%s: could not send %s: %s", self.charge_point_id, request["action"], error)
                     reply = {"outcome": "not_connected"}
+                except Exception:  # after the CALL went out: the charger may have acted on it
+                    action = request["action"]
+                    logger.exception("%s: %s sent, its answer could not be processed", self.charge_point_id, action)
+                    reply = dict(_ANSWER_UNPROCESSED)
                 queued = True
             self._current_call = None
             await self._reply(request, reply)
@@ -527,6 +531,9 @@ _connection_ends: set[asyncio.Task[None]] = set()  # ``_connection_ended``'s tas
 # The reply to the CALL in flight when the socket closed: not "not connected" (it was sent, and a
 # Reset or a remote start may have been done), but an answer that never came (the API's 504).
 _ANSWER_LOST = {"outcome": "timeout", "error_description": ANSWER_LOST_ON_CLOSE}
+# The reply to a CALL sent whose answer this process failed to process (a bug, or a failure past
+# the frame's write): as for one lost on close, never "not connected", which a retry sends again.
+_ANSWER_UNPROCESSED = {"outcome": "timeout", "error_description": ANSWER_UNPROCESSED}
 
 
 class RefusingConsumer(AsyncWebsocketConsumer):

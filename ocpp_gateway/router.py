@@ -213,6 +213,15 @@ def _answer_storable(value: Any) -> Any:
     return unstorable_numbers_replaced(unstorable_text_replaced(value))
 
 
+class CallNotSent(Exception):
+    """``send_call``'s CALL frame was not written (the socket closed under it): the charger cannot
+    have it. Only this failure may be answered as not connected, a command a retry may send again."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class OcppRouter(RoutedChargePoint):
     """Routes one charger's frames; subclasses add the version's ``@on`` handlers."""
 
@@ -511,12 +520,17 @@ class OcppRouter(RoutedChargePoint):
 
         Callers serialise their calls (the consumer's outbound queue); the answer comes back as
         a dict ready for the channel layer: ``{"outcome": ..., "payload"| "error_*": ...}``.
+        Raises ``CallNotSent`` when the frame could not be written (the charger cannot have it);
+        any other exception comes after it was: the charger may have acted on the CALL.
         """
         unique_id = str(uuid.uuid4())
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outstanding = (unique_id, action, answer)
         try:
-            await self._send_message(Call(unique_id, action, payload))
+            try:
+                await self._send_message(Call(unique_id, action, payload))
+            except Exception as error:
+                raise CallNotSent(error) from error
             response = await asyncio.wait_for(answer, timeout)
         except TimeoutError:
             return {"outcome": "timeout"}

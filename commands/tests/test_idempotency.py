@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
 from commands.models import Command
+from commands.rpc import ANSWER_UNPROCESSED
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger
 from conftest import ocpp_charger
@@ -158,3 +159,27 @@ async def test_a_retry_of_a_command_never_sent_sends_it_under_the_same_key(daphn
         assert [action for action, _ in charger.received] == ["ChangeAvailability"]
     command = await Command.objects.aget()
     assert (command.state, command.idempotency_key) == ("accepted", "retry-1")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("daphne")  # after the test, waits for the charger's disconnect to be recorded
+async def test_a_command_sent_whose_answer_failed_is_not_sent_again_under_its_key(daphne_factory, api_key):
+    """The gateway fails after the Reset's frame was written (here: on the charger's answer, a
+    fault injected in that daphne). That failure was answered ``not_connected``, "never sent", and
+    a retry under the same Idempotency-Key sent the Reset a second time to a charger that had
+    received the first. Now it is a 504 Timeout saying the CALL was sent (as for a socket closed
+    before the answer), which the retry replays: the charger receives one Reset."""
+    daphne = await asyncio.to_thread(daphne_factory, application="commands.tests.answer_unprocessed_app:application")
+    await ChargePoint.objects.acreate(charge_point_id="CP-RESET", heartbeat_interval=60)
+    url, reset = f"{daphne.http_url}/api/v1/ocpp16/CP-RESET/reset", {"type": "Hard"}
+    async with ocpp_charger(daphne, "1.6", "CP-RESET", client_class=V16Charger) as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        status, body, first_id = await asyncio.to_thread(post, url, reset, api_key=api_key, key="reset-1")
+        assert (status, body["error"], body["message"]) == (504, "Timeout", ANSWER_UNPROCESSED)
+        status, body, retry_id = await asyncio.to_thread(post, url, reset, api_key=api_key, key="reset-1")
+        assert (status, body["error"], retry_id) == (504, "Timeout", first_id)
+        assert charger.received == [("Reset", {"type": "Hard"})]
+    command = await Command.objects.aget()
+    assert (command.state, command.error_description) == ("timeout", ANSWER_UNPROCESSED)
+    assert "Reset sent, its answer could not be processed" in daphne.log()
+    assert "RuntimeError: injected" in daphne.log()  # a bug's traceback
