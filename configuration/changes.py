@@ -355,10 +355,6 @@ def _asked(item: dict[str, Any]) -> dict[str, Any]:
     return {"component": item["component"], "variable": item["variable"], "attribute_type": item["attribute_type"]}
 
 
-# An OCPP-J CALL frame around a payload, as sent (a 36-character message id, compact JSON).
-_FRAME_OVERHEAD = len(json.dumps([2, "0" * 36, "SetVariables", {}], separators=(",", ":")))
-
-
 def _set_variables_batches(charge_point: ChargePoint, data: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """``data`` in order, cut into SetVariables requests within the limits the charger reported
     (``DeviceDataCtrlr.ItemsPerMessage`` and ``BytesPerMessage``, instance ``SetVariables``; the
@@ -367,12 +363,12 @@ def _set_variables_batches(charge_point: ChargePoint, data: list[dict[str, Any]]
     size = selectors.device_model_limit(charge_point=charge_point, variable="BytesPerMessage", instance="SetVariables")
     batches: list[list[dict[str, Any]]] = []
     used = 0
+    empty_frame = catalog.call_frame_bytes("SetVariables", {"set_variable_data": []})
     for item in data:
         # An item's bytes in the frame: its JSON and a comma (the request's own fields are overhead).
         cost = len(json.dumps(catalog.to_ocpp_payload(item), separators=(",", ":"), ensure_ascii=False).encode()) + 1
         full = batches and (
-            (items is not None and len(batches[-1]) >= items)
-            or (size is not None and used + cost > size - _FRAME_OVERHEAD - len('"setVariableData":[]'))
+            (items is not None and len(batches[-1]) >= items) or (size is not None and empty_frame + used + cost > size)
         )
         if not batches or full:
             batches.append([])
