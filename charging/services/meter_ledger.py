@@ -37,7 +37,7 @@ from charging.services.session_rows import (
     anomaly_unflag,
     charging_state_apply,
     column_int,
-    seq_no_late,
+    event_late,
     seq_no_seen,
     time_spent_charging_apply,
     transaction_kept,
@@ -529,7 +529,7 @@ def transaction_updated_record(
     rows = sample_rows(session.charge_point_id, session, samples, source="TransactionEvent")
     samples_learned(session, samples, rows)
     if charging is not None:  # a kept session is active
-        charging_state_apply(session, charging=charging, at=at, late=seq_no_late(session.seq_nos, seq_no))
+        charging_state_apply(session, charging=charging, at=at, late=event_late(session, seq_no))
     time_spent_charging_apply(session, time_spent_charging)
     sample_rows_stored(rows, may_gather=True)
     transaction_save_changes(session, may_gather=True)

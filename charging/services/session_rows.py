@@ -489,6 +489,25 @@ def seq_no_late(seq_nos: list[Any], seq_no: int | None) -> bool:
     return (last if isinstance(last, int) else last[1]) > seq_no
 
 
+def event_late(session: Transaction, seq_no: int | None) -> bool:
+    """Whether a 2.0.1 event of ``session`` arrived after a later one (``seq_no_late``), unless the
+    session reached the CSMS before its charger's last boot: the boot may have restarted the seqNo
+    counter (README Imperfect chargers), so a seqNo below one seen before it tells nothing of the
+    order. The boot is read only for an event whose seqNo is below the highest seen (an event in
+    order reads nothing)."""
+    return seq_no_late(session.seq_nos, seq_no) and not booted_since_opened(session)
+
+
+def booted_since_opened(session: Transaction) -> bool:
+    """Whether the CSMS heard of ``session`` before its charger's last boot (as
+    ``status_reads.opened_before_boot`` judges it): from the charger's row when that is at hand,
+    else by a statement that compares the row's boot time alone (no charger row loaded)."""
+    if Transaction.charge_point.is_cached(session):
+        last_boot_at = session.charge_point.last_boot_at
+        return last_boot_at is not None and session.created_at < last_boot_at
+    return ChargePoint.objects.filter(pk=session.charge_point_id, last_boot_at__gt=session.created_at).exists()
+
+
 def seq_no_lowest(seq_nos: list[Any], seq_no: int) -> bool:
     """Whether no seqNo among ``seq_nos`` (the compact form, ``seq_nos_with``) is below ``seq_no``:
     its event is the first of its session's seen in the charger's sequence."""

@@ -64,8 +64,8 @@ from charging.services.session_rows import (
     charge_point_locked,
     charging_state_apply,
     column_int,
+    event_late,
     fractional,
-    seq_no_late,
     seq_no_lowest,
     seq_no_seen,
     seq_nos_contain,
@@ -274,13 +274,14 @@ def _event_add(
 ) -> IdTagInfo | None:
     """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); the answer's
     authorization: this start's, else the one the session started with."""
-    if request.seq_no is not None and (not seq_no_seen(session, request.seq_no) or _seq_no_restarted(session, request)):
+    seen = request.seq_no is not None and seq_no_seen(session, request.seq_no)
+    if request.seq_no is not None and (not seen or _seq_no_restarted(session, request)):
         if start.implausible:
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         _event_merge(session, request, start)
         _fill_blanks(session, request, info)
         _consume_reservation(session, request.reservation_id)
-        sample_rows_stored(_event_apply(session, request), may_gather=True)
+        sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
             charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
@@ -447,15 +448,17 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
         session.remote_start_id = column_int(request.remote_start_id)
 
 
-def _event_apply(session: Transaction, request: StartRequest) -> list[SampleRow]:
+def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool = False) -> list[SampleRow]:
     """What every start or event carries: its samples (the ledger rows returned, for the caller to
     store: gathered into the batch's one COPY, which a ledger read later in the batch writes
-    first), the charging state, the time spent charging."""
+    first), the charging state, the time spent charging. ``restarted``: an event whose seqNo its
+    charger's reboot restarted (``_seq_no_restarted``): its charging state is in arrival order,
+    never late (the seqNos seen before the boot tell nothing of its order)."""
     # 2.0.1: the readings of its Started and Updated events, stored as the message they came in
     rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionEvent")
     samples_learned(session, request.samples, rows)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
-        late = seq_no_late(session.seq_nos, request.seq_no)
+        late = not restarted and event_late(session, request.seq_no)
         charging_state_apply(session, charging=request.charging, at=request.started_at, late=late)
     time_spent_charging_apply(session, request.time_spent_charging)
     return rows

@@ -661,3 +661,36 @@ async def test_v201_updated_events_whose_seq_nos_a_reboot_restarted_still_count_
     session = await Transaction.objects.aget(ocpp_transaction_id="A")
     assert (session.status, session.energy_wh) == ("ended", Decimal(10000))
     assert await MeterSample.objects.filter(transaction=session).acount() == 5
+
+
+async def test_v201_charging_states_after_a_reboot_that_restarted_the_seq_no_counter_are_in_their_own_order(daphne):
+    """A transaction kept through a reboot, its seqNo counter restarted at 0: every event after the
+    boot was judged late (a seqNo below the highest the session saw before it), so its SuspendedEV
+    opened no idle time (the idle fee lost) and a Charging closed none. They are in their own order."""
+    charge_point_id = "CLK-IDLE-REBOOT"
+    tariff = await Tariff.objects.acreate(
+        name="Idle", currency="EUR", price_per_kwh=Decimal("0.30"), idle_fee_per_minute=Decimal("0.50")
+    )
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60, tariff=tariff)
+    await IdTag.objects.acreate(id_tag="T1")
+    before = [v201_reading("Started", 0, stamp(-timedelta(minutes=60)), 1000, "R")]
+    before += [
+        v201_reading("Updated", n, stamp(-timedelta(minutes=60 - 3 * n)), 1000 + 100 * n, "R") for n in range(1, 11)
+    ]
+    for event in before:
+        event["transactionInfo"]["chargingState"] = "Charging"
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        for n, event in enumerate(before):
+            await result(websocket, f"e{n}", "TransactionEvent", event)
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        for n, (state, minutes_ago) in enumerate([("SuspendedEV", 20), ("Charging", 10)]):
+            event = v201_reading("Updated", n, stamp(-timedelta(minutes=minutes_ago)), 5000 + 1000 * n, "R")
+            event["transactionInfo"]["chargingState"] = state
+            await result(websocket, f"u{n}", "TransactionEvent", event)
+        await result(websocket, "end", "TransactionEvent", v201_reading("Ended", 2, stamp(), 7000, "R"))
+
+    session = await Transaction.objects.select_related("billing_record").aget(ocpp_transaction_id="R")
+    assert (session.status, session.energy_wh) == ("ended", Decimal(6000))
+    assert 598 <= session.billing_record.idle_seconds <= 602
