@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db import transaction as db_transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from chargepoints.clock import ChargerTime
@@ -425,15 +425,19 @@ def _seq_no_restarted(session: Transaction, request: StartRequest) -> bool:
     """Whether a 2.0.1 event whose seqNo open ``session`` saw is no replay: the session reached the
     CSMS before its charger's last boot (the CSMS's clock), which restarted the counter, and the
     event brings readings the session does not hold (a replay brings the ones stored when it was
-    first sent: same times). Only such an event (a repeated seqNo with readings) reads the ledger."""
+    first sent: same times). Only such an event (a repeated seqNo with readings) reads, and only
+    what it needs: the charger's boot time and the ledger, one statement (none when the charger's
+    row is at hand and tells no boot since; no charger row is loaded)."""
     if session.status != TransactionStatus.ACTIVE or not request.samples or request.started_event:
         return False
     if any(sample.charger_timestamp is not None for sample in request.samples):
         return False  # a time its receipt stands in for differs from copy to copy: no telling
-    if not opened_before_boot(session, session.charge_point.last_boot_at):
-        return False
     times = {sample.timestamp for sample in request.samples}
-    return not MeterSample.objects.filter(transaction=session, source="TransactionEvent", timestamp__in=times).exists()
+    held = MeterSample.objects.filter(transaction=session, source="TransactionEvent", timestamp__in=times)
+    if Transaction.charge_point.is_cached(session):
+        return opened_before_boot(session, session.charge_point.last_boot_at) and not held.exists()
+    booted = ChargePoint.objects.filter(pk=session.charge_point_id, last_boot_at__gt=session.created_at)
+    return booted.filter(~Exists(held)).exists()
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:
