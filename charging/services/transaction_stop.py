@@ -5,7 +5,6 @@ What cannot simply be applied is parked as a reconciliation item for an operator
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
 )
 from charging.services.transaction_end import transaction_finish
+from kernel.storable_text import unstorable_numbers_replaced
 
 
 @dataclass(kw_only=True, slots=True)
@@ -234,7 +234,7 @@ class _Parker:
             "charge_point": self.charge_point,
             "action": request.action,
             "ocpp_transaction_id": request.ocpp_transaction_id[:36],
-            "payload": _json_safe(request.payload),
+            "payload": unstorable_numbers_replaced(request.payload),
             "meter_stop_wh": self.meter_stop_wh,
             "stop_reason": request.reason,
             "id_tag": self.id_tag,
@@ -251,8 +251,3 @@ class _Parker:
             return item, False
         created = ReconciliationItem.objects.create(received_at=timezone.now(), stopped_at=self.stopped_at, **open_item)
         return created, True
-
-
-def _json_safe(payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload as JSON can store it: NaN and Infinity (which Python's JSON allows) as text."""
-    return json.loads(json.dumps(payload, default=str), parse_constant=str)
