@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
 from kernel.api_keys import api_key_create
+from kernel.background_sends import broker_sends
 
 ROOT = Path(__file__).resolve().parent
 
@@ -57,11 +58,13 @@ def broker_hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[HungBroker]:
         broker.publishing.set()
         broker.released.wait(10)
 
+    broker_sends.idle(10)  # an earlier test's sends are not this test's
     monkeypatch.setattr(Task, "apply_async", apply_async)
     try:
         yield broker
     finally:
         broker.released.set()
+        broker_sends.idle(10)  # every send queued meanwhile made, to the hung broker, before it is undone
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from billing import export
 from billing.models import BillingRecord, Tariff
 from billing.serializers import TariffSerializer
 from billing.services import PRICING_FIELDS
+from chargepoints.admin.shared import CHARGERS_SEARCHED
 from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
 from charging.admin.shared import id_tags_matching
@@ -148,7 +149,8 @@ class BillingRecordAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        chargers = ChargePoint.objects.filter(charge_point_id__icontains=term).values_list("charge_point_id", flat=True)
+        matching = ChargePoint.objects.filter(charge_point_id__icontains=term).order_by("charge_point_id")
+        chargers = matching.values_list("charge_point_id", flat=True)[:CHARGERS_SEARCHED]
         queryset = queryset.alias(id_tag_lower=Lower("id_tag"))
         tags = {tag.lower() for tag in id_tags_matching(term)}
         found = Q(charge_point_identity__in=[term, *chargers]) | Q(id_tag_lower__in=tags)

@@ -130,9 +130,10 @@ def from_ocpp_payload(command: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def call_frame_bytes(action: str, body: dict[str, Any]) -> int:
     """The size in bytes of the OCPP-J CALL frame carrying an API ``body`` (snake_case) as
-    ``action`` (a 36-character message id, compact JSON), as a charger's BytesPerMessage counts it."""
+    ``action`` (a 36-character message id, compact JSON, non-ASCII characters escaped as the gateway
+    sends them), as a charger's BytesPerMessage counts it."""
     frame = [2, "0" * 36, action, to_ocpp_payload(body)]
-    return len(json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode())
+    return len(json.dumps(frame, separators=(",", ":")))
 
 
 def validate_payload(version: str, action: str, payload: dict[str, Any]) -> dict[str, list[str]]:

@@ -366,7 +366,7 @@ def _set_variables_batches(charge_point: ChargePoint, data: list[dict[str, Any]]
     empty_frame = catalog.call_frame_bytes("SetVariables", {"set_variable_data": []})
     for item in data:
         # An item's bytes in the frame: its JSON and a comma (the request's own fields are overhead).
-        cost = len(json.dumps(catalog.to_ocpp_payload(item), separators=(",", ":"), ensure_ascii=False).encode()) + 1
+        cost = len(json.dumps(catalog.to_ocpp_payload(item), separators=(",", ":"))) + 1  # escaped as sent
         full = batches and (
             (items is not None and len(batches[-1]) >= items) or (size is not None and empty_frame + used + cost > size)
         )

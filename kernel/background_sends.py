@@ -29,8 +29,9 @@ class BackgroundSends:
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._wanted = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)  # a call queued, or the sender idle again
         self._calls: dict[Hashable, tuple[Callable[[], object], str]] = {}
+        self._sending = False
         self._thread: threading.Thread | None = None
 
     def send(self, key: Hashable, call: Callable[[], object], *, failed: str) -> None:
@@ -41,14 +42,22 @@ class BackgroundSends:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._wanted.notify()
+            self._changed.notify_all()
+
+    def idle(self, timeout: float) -> bool:
+        """Wait until no call is queued or being made (at most ``timeout`` s); whether it is so."""
+        with self._lock:
+            return self._changed.wait_for(lambda: not self._calls and not self._sending, timeout)
 
     def _run(self) -> None:
         while True:
             with self._lock:
+                self._sending = False
+                self._changed.notify_all()
                 while not self._calls:
-                    self._wanted.wait()
+                    self._changed.wait()
                 calls, self._calls = self._calls, {}
+                self._sending = True
             for call, failed in calls.values():
                 try:
                     call()

@@ -219,11 +219,16 @@ def _send_together(site: Site, changes: list[Change], now: datetime, unanswered:
 _Answer = Command | CommandRefused
 
 
-def _deliver_in_turn(changes: list[Change], now: datetime) -> list[tuple[Change, _Answer]]:
-    """One charger's profiles, one after the other until one is not accepted; each with its answer."""
-    answers: list[tuple[Change, _Answer]] = []
+def _deliver_in_turn(changes: list[Change], now: datetime) -> list[tuple[Change, _Answer | None]]:
+    """One charger's profiles, one after the other until one is not accepted; each with its answer
+    (None: its send raised, logged)."""
+    answers: list[tuple[Change, _Answer | None]] = []
     for change in changes:
-        answer = _deliver(change, now)
+        try:
+            answer: _Answer | None = _deliver(change, now)
+        except Exception:  # a pool timeout, a bug: this charger unanswered, the others' answers recorded
+            logger.exception("%s: profile send failed", change.member.charge_point.charge_point_id)
+            answer = None
         answers.append((change, answer))
         if not isinstance(answer, Command) or answer.state != CommandState.ACCEPTED:
             break
@@ -248,10 +253,14 @@ def _deliver(change: Change, now: datetime) -> _Answer:
         return refused
 
 
-def _record(site: Site, change: Change, command: _Answer, now: datetime, unanswered: _Unanswered) -> bool:
+def _record(site: Site, change: Change, command: _Answer | None, now: datetime, unanswered: _Unanswered) -> bool:
     """Record one profile's answer, in the site's transaction; False when the charger did not take it
-    (it is then flagged, or, offline, counted as fixed load) and the site must be recomputed."""
+    (it is then flagged, or, offline or its send failed, counted as fixed load) and the site must be
+    recomputed."""
     charge_point = change.member.charge_point
+    if command is None:
+        unanswered.note(change)
+        return False
     if isinstance(command, CommandRefused):
         logger.warning("%s: profile not sent: %s", charge_point.charge_point_id, command)
         return _flag(change.member, f"profile not sendable: {command}", now)
