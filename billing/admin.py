@@ -4,7 +4,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
@@ -19,8 +18,7 @@ from chargepoints.admin.shared import CHARGERS_SEARCHED
 from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
 from charging.admin.shared import id_tags_matching
-from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
-from kernel.admin_mixins import SortableByChangeList
+from kernel.admin_lists import CappedList, TimeRangeFilter
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -90,7 +88,7 @@ class StoppedTimeFilter(TimeRangeFilter):
 
 
 @admin.register(BillingRecord)
-class BillingRecordAdmin(admin.ModelAdmin):
+class BillingRecordAdmin(CappedList, admin.ModelAdmin):
     """One per ended session, kept: nothing here counts or sorts the table whole. Newest stop first
     (``billing_record_stopped``, the one sortable column), at most ``CappedCountPaginator.cap``
     counted, the tariffs' currencies and a time filter instead of a SELECT DISTINCT over the records
@@ -113,9 +111,6 @@ class BillingRecordAdmin(admin.ModelAdmin):
     search_help_text = "A charger id (or part of one) or an id tag."
     list_select_related = ["transaction"]
     sortable_by = ("stopped_at",)  # the order an index serves
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
     fields = [
         "session",
         "charge_point_identity",
@@ -136,9 +131,6 @@ class BillingRecordAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     actions = ["download_csv"]
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return SortableByChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[BillingRecord], search_term: str

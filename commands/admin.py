@@ -37,7 +37,7 @@ from commands.services import (
     command_send,
     heartbeat_interval_push,
 )
-from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
+from kernel.admin_lists import CappedList, TimeRangeFilter
 from kernel.together import each_at_once
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class OcppVersionFilter(admin.SimpleListFilter):
 
 
 @admin.register(Command)
-class CommandAdmin(admin.ModelAdmin):
+class CommandAdmin(CappedList, admin.ModelAdmin):
     list_display = [
         "created_at",
         "charge_point_identity",
@@ -161,9 +161,6 @@ class CommandAdmin(admin.ModelAdmin):
     # hierarchy (its months are a SELECT DISTINCT over the table), a count capped.
     list_filter = ["state", ActionFilter, OcppVersionFilter, TimeRangeFilter]
     search_fields = ["charge_point_identity", "action", "id", "idempotency_key"]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
     list_select_related = ["api_key", "user"]  # requested_by names them
     readonly_fields = [f.name for f in Command._meta.fields] + ["requested_by"]
 

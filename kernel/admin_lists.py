@@ -4,13 +4,15 @@ sessions, billing records, webhook deliveries...): nothing counts or lists such 
 - ``TimeRangeFilter``: a time window (a preset relative to now, or explicit bounds) instead of a
   date hierarchy, whose years and months are a SELECT DISTINCT over the table.
 - ``CappedCountPaginator``: counts at most ``cap`` rows instead of COUNT(*) over millions.
+- ``CappedList``: a ModelAdmin's list with that paginator, no full count, no facets (a COUNT per
+  filter choice), and a hand-written ``?o=`` kept to ``sortable_by`` (``SortableByChangeList``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -21,6 +23,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.functional import cached_property
+
+from kernel.admin_mixins import SortableByChangeList
 
 TIME_PRESETS = {
     "15m": ("Last 15 minutes", timedelta(minutes=15)),
@@ -123,3 +127,15 @@ class CappedCountPaginator(Paginator):
     @property
     def capped(self) -> bool:
         return self.count >= self.cap
+
+
+class CappedList:
+    """Mixed in before ``admin.ModelAdmin``: its list page counts at most ``CappedCountPaginator.cap``
+    rows, never the whole table (nor each filter choice's rows), and sorts only as ``sortable_by`` says."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    paginator: ClassVar[type] = CappedCountPaginator
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SortableByChangeList

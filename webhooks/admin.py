@@ -16,7 +16,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
-from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
+from kernel.admin_lists import CappedList, TimeRangeFilter
 from kernel.admin_mixins import ReadOnlyMixin
 from webhooks.models import (
     DeliveryState,
@@ -117,7 +117,7 @@ class WebhookAttemptInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(CappedList, admin.ModelAdmin):
     list_display = [
         "created_at",
         "event_type",
@@ -132,9 +132,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     # months are a SELECT DISTINCT over the table) and a count capped.
     list_filter = ["state", "event_type", "subscription", TimeRangeFilter]
     search_fields = ["event_id", "subscription__url"]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
     list_select_related = ["subscription"]
     fields = [
         "event_type",

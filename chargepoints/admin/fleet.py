@@ -44,7 +44,7 @@ from chargepoints.selectors import (
 from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
-from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
+from kernel.admin_lists import CappedList, TimeRangeFilter
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
@@ -348,7 +348,7 @@ class HeartbeatTimeFilter(TimeRangeFilter):
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(CappedList, admin.ModelAdmin):
     """Millions of rows (a week of every charger's beats): as the message log, a time filter instead
     of a date hierarchy (a SELECT DISTINCT over the table) and a count capped."""
 
@@ -356,6 +356,3 @@ class HeartbeatAdmin(admin.ModelAdmin):
     list_filter = [HeartbeatTimeFilter]
     search_fields = ["charge_point__charge_point_id"]
     list_select_related = ["charge_point"]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator

@@ -24,7 +24,7 @@ from ocpp.v201.enums import Action as V201Action
 from chargepoints.admin.shared import admin_link
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.selectors import ocpp_call_answers, ocpp_message_pair
-from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
+from kernel.admin_lists import CappedList, TimeRangeFilter
 from kernel.admin_mixins import SortableByChangeList
 
 MESSAGE_TYPE_LABELS = {
@@ -137,7 +137,7 @@ class MessageLogChangeList(SortableByChangeList):
 
 
 @admin.register(OcppMessage)
-class OcppMessageAdmin(admin.ModelAdmin):
+class OcppMessageAdmin(CappedList, admin.ModelAdmin):
     list_display = [
         "created_at",
         "charger",
@@ -154,9 +154,6 @@ class OcppMessageAdmin(admin.ModelAdmin):
     list_select_related = ["charge_point"]
     list_per_page = 100
     sortable_by = ["created_at"]  # the one indexed order; any other sorts the whole log
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
     fields = ["charge_point", "direction", "type_label", "action", "unique_id", "created_at", "pretty_frame", "pair"]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest
@@ -18,8 +17,8 @@ from charging.admin.shared import id_tags_matching
 from charging.models import IdTag, LocalAuthList, Reservation
 from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
 from charging.services import authorization
-from kernel.admin_lists import CappedCountPaginator
-from kernel.admin_mixins import ReadOnlyAdmin, SortableByChangeList
+from kernel.admin_lists import CappedList
+from kernel.admin_mixins import ReadOnlyAdmin
 
 
 class IdTagForm(forms.ModelForm):
@@ -56,7 +55,7 @@ class TokenTypeFilter(admin.SimpleListFilter):
 
 
 @admin.register(IdTag)
-class IdTagAdmin(admin.ModelAdmin):
+class IdTagAdmin(CappedList, admin.ModelAdmin):
     """A fleet's cards can be hundreds of thousands: in id tag order (any case) through the
     unique index on LOWER(id_tag), not sorted whole; at most ``CappedCountPaginator.cap`` counted;
     the token types a fixed list."""
@@ -70,12 +69,6 @@ class IdTagAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     ordering = [Lower("id_tag").asc()]
     sortable_by = ()  # the one order an index serves
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return SortableByChangeList
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
         """The delete page and the delete action keep the API's rule (``id_tag_delete``): a tag other
@@ -108,7 +101,7 @@ class LocalAuthListAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Reservation)
-class ReservationAdmin(ReadOnlyAdmin):
+class ReservationAdmin(CappedList, ReadOnlyAdmin):
     """Kept: newest made first (the primary key: no index serves ``created_at``), at most
     ``CappedCountPaginator.cap`` counted, no date hierarchy (its years are a SELECT DISTINCT over
     the table), a search through the chargers and id tags tables."""
@@ -131,12 +124,6 @@ class ReservationAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in Reservation._meta.fields]
     ordering = ["-id"]
     sortable_by = ()  # the one order an index serves
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return SortableByChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Reservation], search_term: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
@@ -25,8 +24,8 @@ from charging.admin.meter_chart import NO_DATA, meter_chart_svg
 from charging.admin.shared import id_tags_matching, transaction_link
 from charging.models import MeterSample, Transaction
 from charging.selectors import transaction_meter_series
-from kernel.admin_lists import CappedCountPaginator, TimeRangeFilter
-from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin, SortableByChangeList
+from kernel.admin_lists import CappedList, TimeRangeFilter
+from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -49,7 +48,7 @@ class SessionTimeFilter(TimeRangeFilter):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(ReadOnlyAdmin):
+class TransactionAdmin(CappedList, ReadOnlyAdmin):
     """Every session is kept: nothing here counts or sorts the table whole. Newest started first
     (the index on ``started_at``, the one sortable column), at most ``CappedCountPaginator.cap``
     counted, a time filter instead of a date hierarchy (its years are a SELECT DISTINCT over the
@@ -75,9 +74,6 @@ class TransactionAdmin(ReadOnlyAdmin):
     search_help_text = "A charger id (or part of one), an id tag, an OCPP transaction id or a transaction's id."
     list_select_related = ["charge_point"]
     sortable_by = ("started_at",)  # the order an index serves
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
     fieldsets = [
         (None, {"fields": ["charge_point", "ocpp_version", "ocpp_transaction", "status", "needs_review", "anomalies"]}),
         (
@@ -134,9 +130,6 @@ class TransactionAdmin(ReadOnlyAdmin):
         "meter_samples_summary",
     ]
     inlines = [MeterSampleInline]
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return SortableByChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Transaction], search_term: str
@@ -250,7 +243,7 @@ class SampleTimeFilter(TimeRangeFilter):
 
 
 @admin.register(MeterSample)
-class MeterSampleAdmin(ReadOnlyAdmin):
+class MeterSampleAdmin(CappedList, ReadOnlyAdmin):
     """Millions of rows, as the message log: nothing here counts or lists the table whole. Newest
     received first (the primary key's order: no index serves the sample's time, and one on the
     busiest table would cost every MeterValues a write), at most ``CappedCountPaginator.cap``
@@ -277,12 +270,6 @@ class MeterSampleAdmin(ReadOnlyAdmin):
     readonly_fields = [f.name for f in MeterSample._meta.fields]
     ordering = ["-id"]
     sortable_by = ()  # the one order an index serves
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
-
-    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return SortableByChangeList
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[MeterSample], search_term: str
