@@ -13,7 +13,9 @@ Units: currents in A per phase, powers in W, voltages in V (phase to neutral). A
    it reaches its cap or a constraint binds; the sessions in a binding constraint settle there.
    Constraints: per site phase, the base load plus the limits of the sessions drawing on that
    phase stay within ``capacity_a``; over all phases, the base load plus every session's power
-   (limit x phases x voltage) stays within ``capacity_w``.
+   (limit x phases x voltage) stays within ``capacity_w``; per charger with a cap in
+   ``charger_caps_a`` and per phase, the limits of its sessions (its connectors or EVSEs) on that
+   phase stay within the cap (a two-connector charger on a 32 A supply does not get 2 x 32 A).
 3. A session left below its minimum (IEC 61851: 6 A) cannot charge at that current: the
    lowest-ranked of those (lower ``priority``, then later ``arrived_at``, then ``session_id``)
    is paused (limit 0) and step 2 runs again without it.
@@ -25,7 +27,7 @@ The result depends only on the set of sessions, not their order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -51,7 +53,8 @@ class SiteLimits:
 class SessionDemand:
     """One active session. ``phases``: indices (0-based) of the site phases its car draws on.
     ``draw_a``: the measured current (A per phase), None when unknown. ``limit_a``: the limit it
-    holds now, None when none was sent."""
+    holds now, None when none was sent. ``charger``: the charger it runs on, naming its cap in
+    ``allocate``'s ``charger_caps_a`` (blank: none)."""
 
     session_id: str
     phases: tuple[int, ...]
@@ -61,21 +64,28 @@ class SessionDemand:
     priority: int = 0
     draw_a: Decimal | None = None
     limit_a: Decimal | None = None
+    charger: str = ""
 
 
 def allocate(
-    *, site: SiteLimits, sessions: Sequence[SessionDemand], margin_a: Decimal = Decimal("1")
+    *,
+    site: SiteLimits,
+    sessions: Sequence[SessionDemand],
+    margin_a: Decimal = Decimal("1"),
+    charger_caps_a: Mapping[str, Decimal] | None = None,
 ) -> dict[str, Decimal]:
     """The limit (A per phase, 0 = paused) of every session, keyed by ``session_id``.
+    ``charger_caps_a``: A per phase a charger's sessions may draw together, by ``SessionDemand.charger``.
 
     Raises ValueError on a session naming a phase the site does not have, or on duplicate ids.
     """
     _check(site, sessions)
+    caps_by_charger = dict(charger_caps_a or {})
     caps = {s.session_id: _demand_cap(s, Fraction(margin_a)) for s in sessions}
     minimums = {s.session_id: _ceil_to_resolution(Fraction(s.min_a)) for s in sessions}
     running = {s.session_id: s for s in sessions if caps[s.session_id] >= minimums[s.session_id]}
     while True:
-        levels = _fill(site, list(running.values()), caps)
+        levels = _fill(site, list(running.values()), caps, caps_by_charger)
         below = [s for sid, s in running.items() if levels[sid] < minimums[sid]]
         if not below:
             break
@@ -110,7 +120,9 @@ def _rank(session: SessionDemand) -> tuple[int, datetime, str]:
     return (-session.priority, session.arrived_at, session.session_id)
 
 
-def _constraints(site: SiteLimits, sessions: Sequence[SessionDemand]) -> list[tuple[Fraction, dict[str, Fraction]]]:
+def _constraints(
+    site: SiteLimits, sessions: Sequence[SessionDemand], charger_caps_a: dict[str, Decimal]
+) -> list[tuple[Fraction, dict[str, Fraction]]]:
     """(headroom, coefficient per session) for each constraint: sum(coefficient x limit) <= headroom."""
     base = [Fraction(site.base_load_a[p]) if p < len(site.base_load_a) else Fraction(0) for p in range(site.phases)]
     found: list[tuple[Fraction, dict[str, Fraction]]] = []
@@ -122,12 +134,22 @@ def _constraints(site: SiteLimits, sessions: Sequence[SessionDemand]) -> list[tu
         volts = Fraction(site.voltage_v)
         power = {s.session_id: volts * len(set(s.phases)) for s in sessions}
         found.append((Fraction(site.capacity_w) - volts * sum(base), power))
+    for charger, cap in charger_caps_a.items():
+        for phase in range(site.phases):
+            on_charger = {s.session_id: Fraction(1) for s in sessions if s.charger == charger and phase in s.phases}
+            if on_charger:
+                found.append((Fraction(cap), on_charger))
     return found
 
 
-def _fill(site: SiteLimits, sessions: Sequence[SessionDemand], caps: dict[str, Fraction]) -> dict[str, Fraction]:
+def _fill(
+    site: SiteLimits,
+    sessions: Sequence[SessionDemand],
+    caps: dict[str, Fraction],
+    charger_caps_a: dict[str, Decimal],
+) -> dict[str, Fraction]:
     """Progressive filling: the max-min fair levels under the site's constraints and the caps."""
-    constraints = _constraints(site, sessions)
+    constraints = _constraints(site, sessions, charger_caps_a)
     levels: dict[str, Fraction] = {}
     unsettled = {s.session_id for s in sessions}
     while unsettled:

@@ -113,6 +113,8 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     failsafe = selectors.site_failsafe_limit(site=site, outlets=selectors.site_outlets(members=members))
     steered = [v for v in views if v.adjustable]
     extra = [Decimal(0)] * site.phases
+    # A charger's maximum bounds its sessions together, less what its unsteered sessions hold.
+    charger_caps = {v.demand.charger: v.member.max_current_a for v in steered}
     for view in views:
         if view.adjustable:
             continue
@@ -122,10 +124,13 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
             load = selectors.fixed_load(view=view, failsafe_a=failsafe, now=now)
         for phase in view.demand.phases:
             extra[phase] += load
+        if view.demand.charger in charger_caps:
+            charger_caps[view.demand.charger] = max(Decimal(0), charger_caps[view.demand.charger] - load)
     limits = allocate(
         site=selectors.site_limits(site=site, extra_load_a=tuple(extra)),
         sessions=[v.demand for v in steered],
         margin_a=Decimal(settings.CSMS_SITES_DRAW_MARGIN_A),
+        charger_caps_a=charger_caps,
     )
     changes = [Change(v.member, limits[v.demand.session_id], v.held_a, v) for v in steered]
     changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)

@@ -127,6 +127,7 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                     arrived_at=session.started_at,
                     draw_a=session_draw(transaction=session, since=limit.raised_at if limit else None),
                     limit_a=held_a,
+                    charger=str(member.charge_point_id),
                 ),
                 held_a=held_a,
                 limit=limit,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -217,3 +218,32 @@ def test_a_paused_session_could_not_have_run_at_its_minimum_instead_of_a_lower_r
         for other in sessions:
             if limits[other.session_id] and set(other.phases) == set(paused.phases):
                 assert rank[other.session_id] < rank[paused.session_id] or other.min_a < paused.min_a
+
+
+def test_a_chargers_cap_bounds_its_sessions_together():
+    site = SiteLimits(phases=1, voltage_v=Decimal(230), capacity_a=Decimal(64))
+    sessions = [session("a1", charger="A"), session("a2", charger="A"), session("b", charger="B")]
+    limits = allocate(site=site, sessions=sessions, charger_caps_a={"A": Decimal(32)})
+    assert limits == {"a1": Decimal(16), "a2": Decimal(16), "b": Decimal(32)}
+
+
+def test_a_chargers_cap_below_two_minimums_pauses_its_later_session():
+    site = SiteLimits(phases=1, voltage_v=Decimal(230), capacity_a=Decimal(64))
+    sessions = [session("a1", charger="A"), session("a2", minute=1, charger="A")]
+    limits = allocate(site=site, sessions=sessions, charger_caps_a={"A": Decimal(10)})
+    assert limits == {"a1": Decimal(10), "a2": Decimal(0)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(sites_and_sessions(), st.lists(st.decimals(min_value=0, max_value=40, places=1), min_size=2, max_size=2))
+def test_never_over_a_chargers_cap(case, caps):
+    site, sessions = case
+    sessions = [dataclasses.replace(s, charger=f"cp{index % 2}") for index, s in enumerate(sessions)]
+    charger_caps = {"cp0": caps[0], "cp1": caps[1]}
+    limits = allocate(site=site, sessions=sessions, charger_caps_a=charger_caps)
+    for charger, cap in charger_caps.items():
+        for phase in range(site.phases):
+            drawn = sum(
+                (limits[s.session_id] for s in sessions if s.charger == charger and phase in s.phases), Decimal(0)
+            )
+            assert drawn <= cap

@@ -578,3 +578,29 @@ async def test_a_charger_taken_off_its_site_is_asked_to_forget_the_site_s_failsa
             charge_point_identity=ids[0], action="ClearChargingProfile", request={"id": 1_700_000}
         )
         await eventually(cleared.aexists, timeout=10)
+
+
+async def test_a_two_connector_chargers_maximum_bounds_its_sessions_together(site_daphne, api_key):
+    """``max_current_a`` is the charger's: its two sessions share 32 A on a 64 A site (each was
+    offered the charger's whole maximum, 64 A through a 32 A supply)."""
+    site_id = await _site_with_members(site_daphne, api_key, ["DUAL-A"])
+    await Site.objects.filter(pk=site_id).aupdate(capacity_a=Decimal(64))
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "1.6", "DUAL-A", client_class=Car) as car:
+        await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        started = []
+        for connector_id in (1, 2):
+            preparing = call16.StatusNotification(connector_id=connector_id, error_code="NoError", status="Preparing")
+            await car.call(preparing)
+            answer = await car.call(
+                call16.StartTransaction(connector_id=connector_id, id_tag="CAR", meter_start=0, timestamp=NOW)
+            )
+            started.append(answer.transaction_id)
+
+        def held() -> list[Decimal | None]:
+            return [getattr(car, "tx_limits", {}).get(transaction_id) for transaction_id in started]
+
+        try:
+            await eventually(lambda: held() == [Decimal(16), Decimal(16)], timeout=15)
+        except AssertionError:
+            raise AssertionError(f"limits {held()}, expected [16, 16]") from None
