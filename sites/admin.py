@@ -22,7 +22,8 @@ CHART_POINTS = 2000
 
 
 class SiteMemberForm(ModelForm):
-    """A member as the API checks it: its phases are the site's (``services.member_phases_checked``)."""
+    """A member as the API checks it: its phases are the site's (``services.member_phases_checked``);
+    a cleared flag clears when it was raised, as ``services.site_member_update``."""
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -32,6 +33,8 @@ class SiteMemberForm(ModelForm):
                 services.member_phases_checked(site, self.cleaned_data["phases"])
             except services.SiteConflict as conflict:
                 self.add_error("phases", str(conflict))
+        if not self.cleaned_data.get("smart_charging_flag"):
+            self.instance.flagged_at = None
         return self.cleaned_data
 
 
@@ -156,6 +159,9 @@ class SiteMemberAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: SiteMember, form: ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         site_recompute_on_commit(site_id=obj.site_id)
+        moved_from = form.initial.get("site")
+        if change and moved_from and moved_from != obj.site_id:  # the site it left shares its part out
+            site_recompute_on_commit(site_id=moved_from)
 
     def delete_model(self, request: HttpRequest, obj: SiteMember) -> None:
         services.site_member_remove(member=obj)  # as the API: the site recomputed, its failsafe cleared

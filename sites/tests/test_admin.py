@@ -137,3 +137,33 @@ def test_the_admin_refuses_member_phases_the_api_refuses(admin_client, site):
         "phases": ["Use one of ['L1'] or leave blank for all site phases."]
     }
     assert not SiteMember.objects.exclude(phases="").exists()
+
+
+def test_a_flag_cleared_in_the_site_s_inline_clears_when_it_was_raised(admin_client, site):
+    """As the API's member update: the site's member inline (``flagged_at`` read-only) left it set."""
+    a, b = SiteMember.objects.filter(site=site).order_by("charge_point__charge_point_id")
+    SiteMember.objects.filter(pk=b.pk).update(flagged_at=T0)
+    form = {
+        "name": "Depot",
+        "phases": 1,
+        "voltage_v": "230",
+        "capacity_a": "32",
+        "base_load_a": "0",
+        "min_current_a": "6",
+        "members-TOTAL_FORMS": "2",
+        "members-INITIAL_FORMS": "2",
+    }
+    for index, member in enumerate([a, b]):
+        form |= {
+            f"members-{index}-id": member.pk,
+            f"members-{index}-site": site.pk,
+            f"members-{index}-charge_point": member.charge_point_id,
+            f"members-{index}-max_current_a": "32",
+            f"members-{index}-phases": "",
+            f"members-{index}-priority": "0",
+            f"members-{index}-smart_charging_flag": "",
+        }
+    response = admin_client.post(f"/admin/sites/site/{site.pk}/change/", form)
+    assert response.status_code == 302
+    b.refresh_from_db()
+    assert (b.smart_charging_flag, b.flagged_at) == ("", None)
