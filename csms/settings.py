@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "maintenance",
     "sites",
     "axes",
+    "django_cleanup.apps.CleanupConfig",  # last: it sees every model with a file field
 ]
 
 # A synchronous-only middleware last: Django then runs every middleware above it in the request's

@@ -106,3 +106,23 @@ def test_the_campaign_pages_ask_as_many_queries_for_many_campaigns_and_chargers_
     assert _queries(admin_client, "/admin/maintenance/campaign/") == listing
     assert _queries(admin_client, f"/admin/maintenance/campaign/{many.pk}/change/") == page
     assert "9 pending, 3 installed" in admin_client.get("/admin/maintenance/campaign/").content.decode()
+
+
+def test_a_deleted_firmware_file_s_or_log_upload_s_stored_file_is_deleted(
+    admin_client, tmp_path, django_capture_on_commit_callbacks
+):
+    """Round 43 left them in the storage for good (a diagnostics file holds id tags and logs): a
+    firmware image deleted in the admin, a charger's uploads deleted with the charger."""
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-DEL", heartbeat_interval=60)
+    upload = LogUpload.objects.create(
+        charge_point=charge_point, log_type="Diagnostics", token_sha256="1" * 64, token_expires_at=timezone.now()
+    )
+    upload.file.save("diag.zip", ContentFile(b"log"))
+    stored = [tmp_path / image.file.name, tmp_path / upload.file.name]
+    assert all(path.exists() for path in stored)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/maintenance/firmwarefile/{image.pk}/delete/", {"post": "yes"})
+        assert response.status_code == 302
+        charge_point.delete()
+    assert [path.exists() for path in stored] == [False, False]
