@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import FileResponse, Http404, HttpRequest
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
@@ -44,8 +45,23 @@ class FirmwareFileAdmin(admin.ModelAdmin):
         obj._state.adding = False
 
 
+TARGETS_SHOWN = 200
+
+
+class FirstTargetsFormSet(BaseInlineFormSet):
+    """A campaign's first ``TARGETS_SHOWN`` targets (one of 10,000 chargers rendered them all; its
+    progress counts every one), read once."""
+
+    def get_queryset(self) -> Any:
+        if not hasattr(self, "_first_targets"):
+            self._first_targets = list(super().get_queryset()[:TARGETS_SHOWN])
+        return self._first_targets
+
+
 class CampaignTargetInline(admin.TabularInline):
     model = CampaignTarget
+    formset = FirstTargetsFormSet
+    verbose_name_plural = f"Targets (the first {TARGETS_SHOWN}; the progress counts all)"
     fields = ["charge_point", "state", "status", "failure", "sent_at", "updated_at"]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     extra = 0

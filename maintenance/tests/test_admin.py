@@ -126,3 +126,15 @@ def test_a_deleted_firmware_file_s_or_log_upload_s_stored_file_is_deleted(
         assert response.status_code == 302
         charge_point.delete()
     assert [path.exists() for path in stored] == [False, False]
+
+
+def test_a_campaign_page_renders_its_first_targets_only(admin_client, monkeypatch):
+    """A campaign of 10,000 chargers rendered a row for each; the progress still counts every one."""
+    monkeypatch.setattr("maintenance.admin.TARGETS_SHOWN", 3)
+    ids = [f"MANY-{number}" for number in range(5)]
+    ChargePoint.objects.bulk_create(ChargePoint(charge_point_id=id_, heartbeat_interval=60) for id_ in ids)
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"x", name="fw.bin"))
+    campaign = firmware.campaign_create(name="big", firmware=image, concurrency=1, charge_point_ids=ids)
+    page = admin_client.get(f"/admin/maintenance/campaign/{campaign.pk}/change/").content.decode()
+    assert 'name="targets-TOTAL_FORMS" value="3"' in page
+    assert "5 pending" in page
