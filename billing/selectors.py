@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.db.models.signals import post_save
 
@@ -155,7 +155,7 @@ def billing_record_list(
     if charge_point_id:
         records = records.filter(charge_point_identity=charge_point_id)
     if id_tag:
-        records = records.alias(id_tag_lower=Lower("id_tag")).filter(id_tag_lower=id_tag.lower())
+        records = records.alias(id_tag_lower=Lower("id_tag")).filter(id_tag_lower=Lower(Value(id_tag)))
     if stopped_after:
         records = records.filter(stopped_at__gte=stopped_after)
     if stopped_before:

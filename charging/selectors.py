@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -41,11 +41,17 @@ class IdTagInfo:
 
 
 def id_tag_find(*, id_tag: str) -> IdTag | None:
-    """The id tag, matched ignoring case as OCPP requires, with its parent."""
+    """The id tag, matched ignoring case as OCPP requires, with its parent.
+
+    The database folds both sides (``LOWER(id_tag) = LOWER(%s)``), as the unique index on
+    LOWER(id_tag) does: Python's ``str.lower`` differs from it beyond ASCII (``İ``, and every
+    letter under a C locale or SQLite), and a tag registered as ``KARTE-İ1`` was then found by no
+    spelling at all."""
     # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
     if connection.vendor == "postgresql":  # every Authorize and start: one plain statement (kernel.plain_sql)
         return id_tags_found([id_tag]).get(id_tag.lower())
-    return IdTag.objects.select_related("parent").alias(key=Lower("id_tag")).filter(key=id_tag.lower()).first()
+    found = IdTag.objects.select_related("parent").alias(key=Lower("id_tag"))
+    return found.filter(key=Lower(Value(id_tag))).first()
 
 
 def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None = None) -> IdTagInfo:
@@ -59,8 +65,8 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
 
 
 def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
-    """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` as given
-    -> the tag, with its parent; a tag not registered is absent."""
+    """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` of each
+    as given -> the tag, with its parent; a tag not registered is absent."""
     sql, params = id_tags_read(id_tags)
     with bound_cursor() as cursor:
         cursor.execute(sql, params)
@@ -68,12 +74,13 @@ def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
 
 
 def id_tags_read(id_tags: Sequence[str]) -> tuple[str, list[Any]]:
-    """``id_tags_found``'s statement and parameters (for a pipeline), its rows for ``id_tags_of_rows``."""
+    """``id_tags_found``'s statement and parameters (for a pipeline), its rows for ``id_tags_of_rows``.
+    The tags go as given: the database folds their case as its index does (``id_tag_find``)."""
     table = connection.ops.quote_name(IdTag._meta.db_table)
     return (
         f"SELECT q.key, {columns_of(IdTag, 't')}, {columns_of(IdTag, 'p')} FROM unnest(%s::text[]) AS q(key)"
-        f" JOIN {table} t ON LOWER(t.id_tag) = q.key LEFT JOIN {table} p ON p.id = t.parent_id",
-        [array_text([id_tag.lower() for id_tag in id_tags])],
+        f" JOIN {table} t ON LOWER(t.id_tag) = LOWER(q.key) LEFT JOIN {table} p ON p.id = t.parent_id",
+        [array_text(list(id_tags))],
     )
 
 
@@ -84,7 +91,7 @@ def id_tags_of_rows(rows: list[tuple[Any, ...]]) -> dict[str, IdTag]:
     for key, *columns in rows:
         tag, parent = instance_of(IdTag, columns[:width]), columns[width:]
         tag.parent = instance_of(IdTag, parent) if parent[_pk_index(IdTag)] is not None else None
-        found[key] = tag
+        found[key.lower()] = tag
     return found
 
 

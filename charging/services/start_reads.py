@@ -111,10 +111,10 @@ def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
     not PostgreSQL: no statement, no answer."""
     with _reads.kept() as reads, _tags.kept() as tags_read:
         if _reads.enough(lookups):
-            tags = sorted({lookup.id_tag.lower() for lookup in lookups if lookup.id_tag})
+            tags = sorted({lookup.id_tag for lookup in lookups if lookup.id_tag})  # as sent: the database folds case
             found, tags_found = _read(lookups, tags)
             reads.update(found)
-            tags_read.update((tag, tags_found.get(tag)) for tag in tags)
+            tags_read.update((tag.lower(), tags_found.get(tag.lower())) for tag in tags)
         yield
 
 
@@ -139,7 +139,7 @@ def _read(lookups: Sequence[StartLookup], tags: list[str]) -> tuple[dict[StartLo
     and parked stops of the starts whose charger was (``session_rows.sessions_started_or_open_read``,
     ``seen_at``: a statement after the locks, which reads what committed before them), for two
     or more with a primary key handed out for the session each may open (one new session is
-    written by its own INSERT at no more cost than a gathered one), and ``tags`` (lower case): one
+    written by its own INSERT at no more cost than a gathered one), and ``tags`` (as sent): one
     round trip (``rows_pipelined``: each statement reads as of its start, after the locks). The
     chargers are read as their id and identity alone (``session_rows.charge_point_named``: what a
     start uses of them)."""
