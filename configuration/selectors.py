@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
 from chargepoints.models import ChargePoint
+from charging.models import LocalAuthList
 from configuration.models import (
     AttributeType,
     ConfigurationKey,
@@ -40,14 +42,17 @@ def device_model_report_latest(*, charge_point: ChargePoint) -> DeviceModelRepor
     return DeviceModelReport.objects.filter(charge_point=charge_point).order_by("-started_at", "-pk").first()
 
 
-def device_model_limit(*, charge_point: ChargePoint, variable: str, instance: str) -> int | None:
-    """A positive whole number the charger reported as ``DeviceDataCtrlr.<variable>`` of ``instance``
-    (``ItemsPerMessage``/``BytesPerMessage`` of ``SetVariables``, ...: OCPP 2.0.1 part 2 B05/B06),
-    its Actual value; None when it reported none, or no such number."""
+def device_model_limit(
+    *, charge_point: ChargePoint, variable: str, instance: str = "", component: str = "DeviceDataCtrlr"
+) -> int | None:
+    """A positive whole number the charger reported as ``<component>.<variable>`` of ``instance``
+    (``DeviceDataCtrlr.ItemsPerMessage``/``BytesPerMessage`` of ``SetVariables``, ...: OCPP 2.0.1
+    part 2 B05/B06; ``LocalAuthListCtrlr.ItemsPerMessage``, D01), its Actual value; None when it
+    reported none, or no such number."""
     value = (
         DeviceModelAttribute.objects.filter(
             variable__charge_point=charge_point,
-            variable__component_name__iexact="DeviceDataCtrlr",
+            variable__component_name__iexact=component,
             variable__variable_name__iexact=variable,
             variable__variable_instance__iexact=instance,
             type=AttributeType.ACTUAL,
@@ -55,11 +60,43 @@ def device_model_limit(*, charge_point: ChargePoint, variable: str, instance: st
         .values_list("value", flat=True)
         .first()
     )
+    return _positive(value)
+
+
+def device_model_max_limit(*, charge_point: ChargePoint, component: str, variable: str) -> int | None:
+    """The ``maxLimit`` the charger reported in the characteristics of ``<component>.<variable>``
+    (``LocalAuthListCtrlr.Entries``: how many tokens its local list holds, OCPP 2.0.1 D01), if a
+    positive whole number."""
+    characteristics = (
+        DeviceModelVariable.objects.filter(
+            charge_point=charge_point, component_name__iexact=component, variable_name__iexact=variable
+        )
+        .values_list("characteristics", flat=True)
+        .first()
+    )
+    limit = (characteristics or {}).get("max_limit") if isinstance(characteristics, dict) else None
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit != int(limit):
+        return None
+    return int(limit) if limit > 0 else None
+
+
+def configuration_key_number(*, charge_point: ChargePoint, key: str) -> int | None:
+    """A positive whole number the charger reported as its 1.6 key ``key`` (``GetConfigurationMaxKeys``,
+    ``SendLocalListMaxLength``, ...), None when it reported none, or no such number."""
+    value = (
+        ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact=key)
+        .values_list("value", flat=True)
+        .first()
+    )
+    return _positive(value)
+
+
+def _positive(value: str | None) -> int | None:
     try:
-        limit = int((value or "").strip())
+        number = int((value or "").strip())
     except ValueError:
         return None
-    return limit if limit > 0 else None
+    return number if number > 0 else None
 
 
 def device_model_request_warnings(*, charge_point: ChargePoint, request: str, items: int, size: int) -> list[str]:
@@ -86,21 +123,74 @@ def device_model_request_warnings(*, charge_point: ChargePoint, request: str, it
 def configuration_keys_request_warnings(*, charge_point: ChargePoint, keys: int) -> list[str]:
     """What to tell of a 1.6 GetConfiguration naming more ``keys`` than the charger's reported
     ``GetConfigurationMaxKeys``: it may refuse the request (OCPP 1.6 5.8, 9.1.10). Sent as asked."""
-    value = (
-        ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact="GetConfigurationMaxKeys")
-        .values_list("value", flat=True)
-        .first()
-    )
-    try:
-        most = int((value or "").strip())
-    except ValueError:
-        return []
-    if 0 < most < keys:
+    most = configuration_key_number(charge_point=charge_point, key="GetConfigurationMaxKeys")
+    if most is not None and most < keys:
         return [
             f"{keys} keys exceed the {most} the charge point reported as GetConfigurationMaxKeys:"
             " it may refuse the request; ask for fewer at a time."
         ]
     return []
+
+
+@dataclass(frozen=True)
+class ListLimit:
+    """A limit of the charger's local authorization list: its name (a 1.6 key, a 2.0.1 variable),
+    the number reported (None: none)."""
+
+    name: str
+    most: int | None
+
+
+def local_list_request_warnings(
+    *,
+    charge_point: ChargePoint,
+    full: bool,
+    entries: dict[str, bool],
+    per_message: ListLimit,
+    capacity: ListLimit,
+    size: int = 0,
+    bytes_per_message: ListLimit = ListLimit("", None),
+) -> list[str]:
+    """What to tell of a SendLocalList (``entries``: its tokens, True for one it adds or changes,
+    False for one a Differential update removes) the charger reported it cannot take: more entries
+    than ``per_message`` (1.6 ``SendLocalListMaxLength``, 2.0.1 ``LocalAuthListCtrlr.ItemsPerMessage``),
+    a frame of ``size`` bytes over ``bytes_per_message`` (2.0.1 ``LocalAuthListCtrlr.BytesPerMessage``),
+    or a list that would hold more than ``capacity`` (1.6 ``LocalAuthListMaxLength``, 2.0.1
+    ``LocalAuthListCtrlr.Entries`` maxLimit; a Differential update counted against the list the
+    CSMS knows the charger holds, not at all when it knows none). The charger answers Failed, or
+    refuses it whole (OCPP 1.6 5.15, 9.4; 2.0.1 D01). Sent as asked."""
+    warnings = []
+    if per_message.most is not None and len(entries) > per_message.most:
+        warnings.append(
+            f"{len(entries)} entries exceed the {per_message.most} the charge point reported as {per_message.name}:"
+            " it may refuse the update; send a Full update of at most that many, then Differential ones."
+        )
+    if bytes_per_message.most is not None and size > bytes_per_message.most:
+        warnings.append(
+            f"The {size}-byte message exceeds the {bytes_per_message.most} the charge point reported as"
+            f" {bytes_per_message.name}: it may refuse it whole; send fewer entries at a time."
+        )
+    held = _entries_after(charge_point, full, entries) if capacity.most is not None else None
+    if held is not None and capacity.most is not None and held > capacity.most:
+        warnings.append(
+            f"The list would hold {held} entries, more than the {capacity.most} the charge point reported as"
+            f" {capacity.name}: it may answer Failed."
+        )
+    return warnings
+
+
+def _entries_after(charge_point: ChargePoint, full: bool, entries: dict[str, bool]) -> int | None:
+    """How many tokens the charger's list holds after the update (matched ignoring case); None for
+    a Differential one when the CSMS knows no list of the charger."""
+    if full:
+        return len({token.lower() for token, kept in entries.items() if kept})
+    held = LocalAuthList.objects.filter(charge_point=charge_point).values_list("entries", flat=True).first()
+    if held is None:
+        return None
+    tokens = {str(token).lower() for token in held}
+    for token, kept in entries.items():
+        (tokens.add if kept else tokens.discard)(token.lower())
+    return len(tokens)
 
 
 def _any_named(field: str, names: Sequence[str]) -> Q:

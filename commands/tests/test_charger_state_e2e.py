@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as V201Client
+from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, LocalAuthList, Reservation, ReservationStatus, Transaction
+from commands import catalog
 from commands.tests.conftest import V201Charger, answering_charger
+from configuration.models import ConfigurationKey
+from configuration.services import ReportedAttribute, device_model_attributes_record
 from conftest import ahttp, ocpp_charger
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,3 +136,82 @@ async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
         )
         assert (status, reply) == (200, {"list_version": 9})
     assert (await LocalAuthList.objects.aget(charge_point__charge_point_id="CP-LL")).version == 9
+
+
+def _entry(id_tag: str, status: str | None = "Accepted") -> dict[str, Any]:
+    return {"id_tag": id_tag, **({"id_tag_info": {"status": status}} if status else {})}
+
+
+async def test_a_local_list_over_the_limits_the_charger_reported_is_sent_with_a_warning(daphne, api_daphne, api_key):
+    """OCPP 1.6 9.4: SendLocalListMaxLength (entries in one SendLocalList) and LocalAuthListMaxLength
+    (entries the list holds); over either the charger answers Failed. Probe: sent without a word."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-LLW", heartbeat_interval=60)
+    for key, value in (("SendLocalListMaxLength", "2"), ("LocalAuthListMaxLength", "3")):
+        await ConfigurationKey.objects.acreate(
+            charge_point=charge_point,
+            key=key,
+            value=value,
+            readonly=True,
+            learned_from="GetConfiguration",
+            learned_at=timezone.now(),
+        )
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-LLW/send_local_list"
+    per_message = (
+        "3 entries exceed the 2 the charge point reported as SendLocalListMaxLength: it may refuse the update;"
+        " send a Full update of at most that many, then Differential ones."
+    )
+    over = (
+        "The list would hold 4 entries, more than the 3 the charge point reported as LocalAuthListMaxLength:"
+        " it may answer Failed."
+    )
+    async with ocpp_charger(daphne, "1.6", "CP-LLW", client_class=LocalListCharger):
+        answers = []
+        for version, kind, entries in (
+            (1, "Full", [_entry("A"), _entry("B"), _entry("C")]),
+            (2, "Full", [_entry("A"), _entry("B")]),
+            (3, "Differential", [_entry("C"), _entry("D")]),  # A, B, C, D
+            (4, "Differential", [_entry("c"), _entry("b", None)]),  # A, C
+        ):
+            body = {"list_version": version, "update_type": kind, "local_authorization_list": entries}
+            status, reply = await ahttp(url, method="POST", api_key=api_key, body=body)
+            answers.append((status, reply.get("warnings", [])))
+    assert answers == [(200, [per_message]), (200, []), (200, [over]), (200, [])]
+
+
+LocalListStation = answering_charger(V201Client, {"SendLocalList": result201.SendLocalList(status="Accepted")})
+
+
+async def test_a_2_0_1_local_list_over_the_station_s_local_list_controller_is_sent_with_a_warning(
+    daphne, api_daphne, api_key
+):
+    """OCPP 2.0.1 D01: LocalAuthListCtrlr.ItemsPerMessage, BytesPerMessage and the maxLimit of Entries."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CS-LLW", heartbeat_interval=60)
+    controller = {"name": "LocalAuthListCtrlr"}
+    await sync_to_async(device_model_attributes_record)(
+        charge_point=charge_point,
+        learned_from="NotifyReport",
+        attributes=[
+            ReportedAttribute(controller, {"name": "ItemsPerMessage"}, value="1", mutability="ReadOnly"),
+            ReportedAttribute(controller, {"name": "BytesPerMessage"}, value="250", mutability="ReadOnly"),
+            ReportedAttribute(controller, {"name": "Entries"}, value="0", characteristics={"max_limit": 1}),
+        ],
+    )
+    tokens = [
+        {"id_token": {"id_token": f"TOKEN-{n}", "type": "ISO14443"}, "id_token_info": {"status": "Accepted"}}
+        for n in (1, 2)
+    ]
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-LLW/send_local_list"
+    async with ocpp_charger(daphne, "2.0.1", "CS-LLW", client_class=LocalListStation):
+        body = {"version_number": 1, "update_type": "Full", "local_authorization_list": tokens}
+        status, reply = await ahttp(url, method="POST", api_key=api_key, body=body)
+        one = {**body, "local_authorization_list": tokens[:1]}
+        status_one, reply_one = await ahttp(url, method="POST", api_key=api_key, body=one)
+    assert status == 200
+    assert [warning.split(":")[0] for warning in reply["warnings"]] == [
+        "2 entries exceed the 1 the charge point reported as LocalAuthListCtrlr.ItemsPerMessage",
+        f"The {catalog.call_frame_bytes('SendLocalList', body)}-byte message exceeds the 250 the charge point"
+        " reported as LocalAuthListCtrlr.BytesPerMessage",
+        "The list would hold 2 entries, more than the 1 the charge point reported as"
+        " LocalAuthListCtrlr.Entries maxLimit",
+    ]
+    assert (status_one, "warnings" in reply_one) == (200, False)

@@ -3,14 +3,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ocpp.v16.enums import Action
 
+from chargepoints.models import ChargePoint
 from charging.services import charger_state
 from commands.models import Command
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
+from configuration import selectors
+from configuration.selectors import ListLimit
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, request_check
 
 
 class LocalAuthListHandlers:
+    @staticmethod
+    @request_check(Action.send_local_list)
+    def send_local_list_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        """More entries than the charger's SendLocalListMaxLength, a list over its
+        LocalAuthListMaxLength (OCPP 1.6 9.4): it answers Failed. A Differential entry without
+        idTagInfo removes its tag."""
+        return selectors.local_list_request_warnings(
+            charge_point=charge_point,
+            full=body["update_type"] == "Full",
+            entries={entry["id_tag"]: "id_tag_info" in entry for entry in body.get("local_authorization_list") or []},
+            per_message=_reported(charge_point, "SendLocalListMaxLength"),
+            capacity=_reported(charge_point, "LocalAuthListMaxLength"),
+        )
+
     @staticmethod
     @answer(Action.get_local_list_version)
     def after_get_local_list_version(command: Command) -> None:
@@ -33,3 +52,7 @@ class LocalAuthListHandlers:
             full=body["update_type"] == "Full",
             entries=entries,
         )
+
+
+def _reported(charge_point: ChargePoint, key: str) -> ListLimit:
+    return ListLimit(key, selectors.configuration_key_number(charge_point=charge_point, key=key))

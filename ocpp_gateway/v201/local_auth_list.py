@@ -3,14 +3,45 @@ GetLocalListVersion (the list answers authorization offline; Authorize is in ``t
 
 from __future__ import annotations
 
+from typing import Any
+
 from ocpp.v201.enums import Action
 
+from chargepoints.models import ChargePoint
 from charging.services import charger_state
+from commands import catalog
 from commands.models import Command
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
+from configuration import selectors
+from configuration.selectors import ListLimit
+from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, request_check
+
+_CONTROLLER = "LocalAuthListCtrlr"
 
 
 class LocalAuthListHandlers:
+    @staticmethod
+    @request_check(Action.send_local_list)
+    def send_local_list_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        """More entries than the station's LocalAuthListCtrlr.ItemsPerMessage, a frame over its
+        BytesPerMessage, a list over its Entries maxLimit (OCPP 2.0.1 D01): it answers Failed or
+        refuses the request. A Differential entry without idTokenInfo removes its token."""
+        entries = {
+            entry["id_token"]["id_token"]: "id_token_info" in entry
+            for entry in body.get("local_authorization_list") or []
+        }
+        entries_limit = selectors.device_model_max_limit(
+            charge_point=charge_point, component=_CONTROLLER, variable="Entries"
+        )
+        return selectors.local_list_request_warnings(
+            charge_point=charge_point,
+            full=body["update_type"] == "Full",
+            entries=entries,
+            per_message=_reported(charge_point, "ItemsPerMessage"),
+            capacity=ListLimit(f"{_CONTROLLER}.Entries maxLimit", entries_limit),
+            size=catalog.call_frame_bytes(Action.send_local_list, body),
+            bytes_per_message=_reported(charge_point, "BytesPerMessage"),
+        )
+
     @staticmethod
     @answer(Action.get_local_list_version)
     def after_get_local_list_version(command: Command) -> None:
@@ -33,3 +64,8 @@ class LocalAuthListHandlers:
             full=body["update_type"] == "Full",
             entries=entries,
         )
+
+
+def _reported(charge_point: ChargePoint, variable: str) -> ListLimit:
+    most = selectors.device_model_limit(charge_point=charge_point, component=_CONTROLLER, variable=variable)
+    return ListLimit(f"{_CONTROLLER}.{variable}", most)
