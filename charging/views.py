@@ -34,7 +34,9 @@ class IdTagViewSet(viewsets.ModelViewSet):
 
     serializer_class = IdTagSerializer
     lookup_field = "id_tag"
-    lookup_value_regex = "[^/]+"
+    # Any tag the API registers ('/' included: OCPP's idTag is any data), as given or %2F-encoded; the
+    # shortest match leaves the optional trailing slash to the router.
+    lookup_value_regex = ".+?"
 
     def get_queryset(self) -> QuerySet[IdTag]:
         return IdTag.objects.select_related("parent")

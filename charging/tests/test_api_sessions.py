@@ -108,6 +108,18 @@ def test_an_id_tag_is_found_whatever_the_case_of_the_url(api_client):
         assert response.json()["id_tag"] == "Card-A"
 
 
+@pytest.mark.parametrize("url_tag", ["acme/0001", "ACME%2F0001", "acme/0001/"])
+def test_an_id_tag_with_a_slash_is_read_changed_and_deleted_through_its_url(api_client, url_tag):
+    """The API registers any tag without whitespace, '/' included (OCPP's idTag is any data): its
+    URL reached no endpoint, so a lost card registered so could not be blocked through the API."""
+    assert api_client.post("/api/v1/id-tags/", {"id_tag": "ACME/0001"}, format="json").status_code == 201
+    assert api_client.get(f"/api/v1/id-tags/{url_tag}").json()["id_tag"] == "ACME/0001"
+    changed = api_client.patch(f"/api/v1/id-tags/{url_tag}", {"status": "Blocked"}, format="json")
+    assert (changed.status_code, changed.json()["status"]) == (200, "Blocked")
+    assert api_client.delete(f"/api/v1/id-tags/{url_tag}").status_code == 204
+    assert not IdTag.objects.exists()
+
+
 def test_an_id_tag_differing_only_in_case_is_a_conflict(api_client):
     IdTag.objects.create(id_tag="CARD-A")
     response = api_client.post("/api/v1/id-tags/", {"id_tag": "card-a"}, format="json")
