@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.validators import RegexValidator
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from rest_framework import serializers
 
@@ -27,7 +27,14 @@ from kernel.serializers import (
 
 # --- Id tags --------------------------------------------------------------------------------
 
-id_tag_validator = RegexValidator(r"^\S+$", "An id tag has no whitespace.")
+
+def id_tag_validator(value: str) -> None:
+    """An id tag as a charger can send it: printable characters, no whitespace. A zero-width space
+    or a control character pasted with a card's number made a tag that looks like it and that no
+    card matches (every Authorize of the card answered Invalid)."""
+    if not value.isprintable() or any(character.isspace() for character in value):
+        raise DjangoValidationError("An id tag has printable characters only, no whitespace.")
+
 
 ID_TOKEN_TYPES = ["Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"]
 

@@ -22,7 +22,7 @@ from kernel.admin_mixins import ReadOnlyAdmin
 
 
 class IdTagForm(forms.ModelForm):
-    """An id tag as the API checks it: no whitespace, a 2.0.1 token type, one level of parent."""
+    """An id tag as the API checks it: printable, no whitespace, a 2.0.1 token type, one level of parent."""
 
     token_type = forms.ChoiceField(choices=[("", "(any)"), *[(kind, kind) for kind in ID_TOKEN_TYPES]], required=False)
 

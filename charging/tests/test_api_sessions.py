@@ -172,6 +172,9 @@ def test_an_id_tag_cannot_be_its_own_parent(api_client):
         ({"id_tag": ""}, "id_tag"),
         ({"id_tag": "HAS SPACE"}, "id_tag"),
         ({"id_tag": " LEADING"}, "id_tag"),
+        ({"id_tag": "CARD\u200b1"}, "id_tag"),  # a zero-width space: looks like CARD1, no card sends it
+        ({"id_tag": "CARD\x011"}, "id_tag"),
+        ({"id_tag": "CARD\u00a01"}, "id_tag"),
         ({"id_tag": "X" * 37}, "id_tag"),
         ({"id_tag": "CARD-1", "status": "ConcurrentTx"}, "status"),
         ({"id_tag": "CARD-1", "token_type": "Barcode"}, "token_type"),
@@ -505,3 +508,10 @@ def test_an_expiry_before_the_year_1000_is_a_400_naming_it(api_client):
 
 def test_an_ocpp_time_has_four_digit_years_whatever_the_year():
     assert format_ocpp_time(datetime(216, 2, 6, 16, 43, 30, tzinfo=UTC)) == "0216-02-06T16:43:30.000Z"
+
+
+def test_the_admin_refuses_an_id_tag_with_an_invisible_character(admin_client):
+    form = {"id_tag": "CARD\u200b1", "token_type": "", "status": "Accepted", "description": ""}
+    response = admin_client.post("/admin/charging/idtag/add/", form)
+    assert response.status_code == 200 and "printable characters only" in response.content.decode()
+    assert not IdTag.objects.exists()
