@@ -19,6 +19,7 @@ from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
 from charging.admin.shared import id_tags_matching
 from kernel.admin_lists import CappedList, TimeRangeFilter
+from kernel.money import round_money
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -102,7 +103,7 @@ class BillingRecordAdmin(CappedList, admin.ModelAdmin):
         "id_tag",
         "currency",
         "energy_wh",
-        "total",
+        "total_amount",
         "needs_review",
         "stopped_at",
     ]
@@ -124,7 +125,7 @@ class BillingRecordAdmin(CappedList, admin.ModelAdmin):
         "charging_seconds",
         "idle_seconds",
         "line_items_table",
-        "total",
+        "total_amount",
         "needs_review",
         "created_at",
         "updated_at",
@@ -160,6 +161,11 @@ class BillingRecordAdmin(CappedList, admin.ModelAdmin):
     @admin.display(description="transaction", ordering="transaction")
     def session(self, obj: BillingRecord) -> SafeString | str:
         return transaction_link(obj.transaction)
+
+    @admin.display(description="total")
+    def total_amount(self, obj: BillingRecord) -> str:
+        """The total with its currency's decimals (the column keeps 3 for all: KWD has fils)."""
+        return str(round_money(obj.total, obj.currency))
 
     @admin.display(description="line items")
     def line_items_table(self, obj: BillingRecord) -> SafeString | str:

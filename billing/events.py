@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing.models import BillingRecord
+from kernel.money import round_money
 from kernel.serializers import wh_number
 from webhooks.models import EventType
 from webhooks.services import iso_utc
@@ -20,7 +21,7 @@ def billing_record_created(record: BillingRecord) -> dict[str, Any]:
         "id_tag": record.id_tag or None,
         "currency": record.currency or None,
         "energy_wh": wh_number(record.energy_wh),
-        "total": str(record.total),
+        "total": str(round_money(record.total, record.currency)),
         "line_items": record.line_items,
         "stopped_at": iso_utc(record.stopped_at),
         "needs_review": record.needs_review,

@@ -14,7 +14,8 @@ class Tariff(models.Model):
     price_per_minute = models.DecimalField(
         max_digits=10, decimal_places=4, default=0, help_text="Per minute of charging (idle time excluded)."
     )
-    session_fee = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    # 3 decimals: a KWD, BHD, ... fee has fils (kernel.money); the API refuses more than the currency's.
+    session_fee = models.DecimalField(max_digits=11, decimal_places=3, default=0)
     idle_fee_per_minute = models.DecimalField(
         max_digits=10, decimal_places=4, null=True, blank=True, help_text="Per idle minute after the grace period."
     )
@@ -55,7 +56,8 @@ class BillingRecord(models.Model):
     charging_seconds = models.PositiveIntegerField()
     idle_seconds = models.PositiveIntegerField()
     line_items = models.JSONField(default=list)
-    total = models.DecimalField(max_digits=12, decimal_places=2)
+    # In the currency's minor unit (kernel.money): 3 decimals for KWD, BHD, ...
+    total = models.DecimalField(max_digits=13, decimal_places=3)
     needs_review = models.BooleanField(
         default=False, help_text="No tariff applied, or the transaction's meter readings need a look."
     )

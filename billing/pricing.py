@@ -1,7 +1,7 @@
 """Pricing a session with a tariff: pure Decimal arithmetic, no database.
 
 Rounding rule: each line item's amount is its exact quantity times its unit price, rounded
-half up to the currency's minor unit (2 decimals; 0 for JPY, KRW, ...); the total is the sum
+half up to the currency's minor unit (2 decimals; 0 for JPY, KRW, ...; 3 for KWD, BHD, ...); the total is the sum
 of the rounded line items, so the lines always add up to the total. Quantities are exact:
 kWh = Wh / 1000, minutes = seconds / 60 (billed to the second, not per started minute).
 """

@@ -41,6 +41,14 @@ class TariffSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
             "idle_fee_per_minute": _PRICE,
         }
 
+    def to_representation(self, instance: Tariff) -> dict[str, Any]:
+        """The session fee with its currency's decimals (``"0.50"`` EUR, ``"0.125"`` KWD, ``"250"``
+        JPY): the column keeps 3 for every currency (``kernel.money``)."""
+        data = super().to_representation(instance)
+        if data.get("session_fee") is not None and instance.currency:
+            data["session_fee"] = str(round_money(Decimal(data["session_fee"]), instance.currency))
+        return data
+
     def validate_currency(self, value: str) -> str:
         if not (value.isascii() and value.isalpha()):  # before upper(): "ß" becomes "SS"
             raise serializers.ValidationError("Use a three-letter ISO 4217 code, e.g. EUR.")

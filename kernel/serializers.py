@@ -82,7 +82,7 @@ class MoneyTotalField(serializers.DecimalField):
     EUR), as its line items' amounts are: read from the whole record."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(max_digits=12, decimal_places=2, source="*", read_only=True, **kwargs)
+        super().__init__(max_digits=13, decimal_places=3, source="*", read_only=True, **kwargs)
 
     def to_representation(self, value: Any) -> str:
         return str(round_money(value.total, value.currency or ""))

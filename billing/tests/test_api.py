@@ -469,6 +469,27 @@ def test_a_total_has_its_currency_s_decimals_as_its_line_items_do(api_client, re
     assert session["billing_record"]["total"] == "618"
 
 
+def test_a_three_decimal_currency_is_billed_to_its_minor_unit(api_client, register_charge_point):
+    """ISO 4217 gives KWD (BHD, OMR, JOD, ...) 3 decimals: a fee of 0.125 KWD was a 400 and 10 kWh at
+    0.0345 KWD/kWh was billed 0.35 (rounded to 2 decimals, 5 fils too much)."""
+    body = {"name": "Dinar", "currency": "KWD", "price_per_kwh": "0.0345", "session_fee": "0.125", "is_default": True}
+    created = api_client.post("/api/v1/tariffs/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["session_fee"] == "0.125"
+    register_charge_point("CP-1")
+    record = ended_session("CP-1")
+    body = api_client.get(f"/api/v1/billing-records/{record.pk}").json()
+    assert [item["amount"] for item in body["line_items"]] == ["0.345", "0.125"]
+    assert body["total"] == "0.470"
+    assert api_client.get(f"/api/v1/transactions/{record.transaction_id}").json()["billing_record"]["total"] == "0.470"
+    header, exported = csv_rows(api_client.get("/api/v1/billing-records/export/"))
+    assert exported[header.index("total")] == "0.470"
+    assert billing_record_created(record)["total"] == "0.470"
+    euros = {"name": "Euro", "currency": "EUR", "price_per_kwh": "0.30", "session_fee": "0.125"}
+    refused = api_client.post("/api/v1/tariffs/", euros, format="json")
+    assert refused.status_code == 400 and "session_fee" in refused.json()["details"]
+
+
 def test_the_prices_of_a_tariff_that_priced_a_session_are_fixed(api_client, register_charge_point, default_tariff):
     """A later event re-prices its session with the tariff valid at its start: a changed price
     would change what was billed (4.00 became 100.90)."""

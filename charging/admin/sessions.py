@@ -26,6 +26,7 @@ from charging.models import MeterSample, Transaction
 from charging.selectors import transaction_meter_series
 from kernel.admin_lists import CappedList, TimeRangeFilter
 from kernel.admin_mixins import ReadOnlyAdmin, ReadOnlyMixin
+from kernel.money import round_money
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -167,7 +168,8 @@ class TransactionAdmin(CappedList, ReadOnlyAdmin):
         except ObjectDoesNotExist:
             return "None yet (written when the transaction ends)."
         review = " - needs review" if record.needs_review else ""
-        link = admin_link(record, f"{record.total} {record.currency or '(no tariff)'}, {record.energy_wh} Wh{review}")
+        total = round_money(record.total, record.currency)
+        link = admin_link(record, f"{total} {record.currency or '(no tariff)'}, {record.energy_wh} Wh{review}")
         if not record.line_items:
             return link
         head = format_html_join("", "<th>{}</th>", ((column.replace("_", " "),) for column in LINE_ITEM_COLUMNS))
