@@ -22,8 +22,10 @@ ENERGY_REGISTER = "Energy.Active.Import.Register"
 # has no format: its value is the reading, a signedMeterValue beside it.
 SIGNED_DATA = "SignedData"
 
-# Unit prefixes (lower case): a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure).
-_UNIT_SCALE = {"kwh": 1000, "kw": 1000, "kvarh": 1000, "kvar": 1000, "kva": 1000}
+# Unit prefixes (lower case): a value in kWh is stored in Wh, kW in W, and so on (OCPP UnitOfMeasure;
+# 2.0.1's Energy.Apparent measurands in kVAh too).
+_BASE_UNITS = {"kwh": "Wh", "kw": "W", "kvarh": "varh", "kvar": "var", "kva": "VA", "kvah": "VAh"}
+_UNIT_SCALE = dict.fromkeys(_BASE_UNITS, 1000)
 _MAX_MULTIPLIER = 9
 # 10**multiplier for every multiplier allowed, computed once (a Decimal power per sample was the
 # largest line of a reading's normalisation, issue 15).
@@ -122,6 +124,13 @@ def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
     if multiplier:  # times 10**0 changes nothing: the product is rounded already, its exponent kept
         normalised *= _POWERS_OF_TEN[multiplier]
     return normalised if abs(normalised) < MAX_VALUE else None
+
+
+def base_unit(unit: str) -> str:
+    """The unit a value ``normalise`` d from ``unit`` is in: ``"kWh"`` -> ``"Wh"``, ``"kW"`` -> ``"W"``
+    (any case), any other unit as sent (``"Wh"``, ``"A"``, ``"Percent"``). A 2.0.1 multiplier is
+    applied already, so it changes nothing here."""
+    return _BASE_UNITS.get(unit.lower(), unit)
 
 
 class Sampled(Protocol):

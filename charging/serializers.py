@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model
 from rest_framework import serializers
 
-from charging import selectors
+from charging import metering, selectors
 from charging.models import (
     AuthorizationStatus,
     IdTag,
@@ -163,7 +163,10 @@ class MeterSampleSerializer(serializers.ModelSerializer):
         decimal_places=6,
         read_only=True,
         allow_null=True,
-        help_text="In the base unit (Wh, W, A, V, ...).",
+        help_text="raw_value in value_unit: unit and multiplier applied (1.5 kWh: 1500).",
+    )
+    value_unit = serializers.SerializerMethodField(
+        help_text="The unit value is in: unit without its prefix (Wh for kWh, W for kW, varh, VA, ...), else unit."
     )
 
     class Meta:
@@ -180,9 +183,13 @@ class MeterSampleSerializer(serializers.ModelSerializer):
             "raw_value",
             "signed_data",
             "value",
+            "value_unit",
             "source",
         ]
         read_only_fields = fields
+
+    def get_value_unit(self, sample: MeterSample) -> str:
+        return metering.base_unit(sample.unit)
 
 
 class TransactionFilterSerializer(QueryParamsSerializer):

@@ -372,8 +372,36 @@ def test_meter_values_are_every_sample_as_received_with_its_base_unit_value(api_
         "raw_value": "7.2",
         "signed_data": None,
         "value": 7200,
+        "value_unit": "W",
         "source": "MeterValues",
     }
+
+
+def test_meter_values_state_the_unit_their_value_is_in(api_client, register_charge_point):
+    """A value is normalised (kWh to Wh, a 2.0.1 multiplier applied) but the row named only the unit
+    sent: ``"unit": "kWh", "value": 1500`` read as 1,500 kWh, ``"multiplier": 2, "value": 6500`` as
+    650,000 Wh. ``value_unit`` says what the value is in; kVAh (2.0.1 Energy.Apparent) is scaled too."""
+    register_charge_point("CP-1")
+    session = start("CP-1")
+    at = T0 + timedelta(minutes=5)
+    sent = [
+        SampledValue(timestamp=at, raw_value="1.5", unit="kWh"),
+        SampledValue(timestamp=at, raw_value="65", unit="Wh", multiplier=2, measurand="Energy.Active.Export.Register"),
+        SampledValue(timestamp=at, raw_value="2", unit="kVAh", measurand="Energy.Apparent.Import"),
+        SampledValue(timestamp=at, raw_value="0.5", unit="KVARH", measurand="Energy.Reactive.Import.Register"),
+        SampledValue(timestamp=at, raw_value="55", unit="Percent", measurand="SoC", location="EV"),
+    ]
+    meter_values_record(charge_point_id="CP-1", ocpp_transaction_id=session.ocpp_id, connector_id=1, samples=sent)
+
+    samples = streamed_json(api_client.get(f"/api/v1/transactions/{session.pk}/meter-values"))
+
+    assert [(s["unit"], s["value"], s["value_unit"]) for s in samples] == [
+        ("kWh", 1500, "Wh"),
+        ("Wh", 6500, "Wh"),
+        ("kVAh", 2000, "VAh"),
+        ("KVARH", 500, "varh"),
+        ("Percent", 55, "Percent"),
+    ]
 
 
 def test_a_session_without_samples_has_an_empty_meter_values_list(api_client, register_charge_point):
