@@ -11,9 +11,9 @@ from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.db.models.signals import post_save
 
-from billing.models import BillingRecord, Tariff
+from billing.models import BillingRecord, SessionTariff, Tariff
 from chargepoints.models import ChargePoint
-from charging.models import Transaction
+from charging.models import Transaction, TransactionStatus
 from kernel import cache_changes
 from kernel.plain_sql import columns_of, gathered_rows_written, model_rows
 
@@ -38,9 +38,10 @@ def billed_total(*, transaction_id: int) -> Decimal | None:
     )
 
 
-def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
+def tariff_for(*, charge_point: ChargePoint, at: datetime, transaction_pk: int | None = None) -> Tariff | None:
     """The charger's own tariff if valid at ``at``, else the default tariff valid then (also for a
-    charger whose row is gone, e.g. deleted while its session was being stopped).
+    charger whose row is gone, e.g. deleted while its session was being stopped). For a session
+    (``transaction_pk``) whose tariff an operator's change kept (``SessionTariff``), that one.
 
     Among several valid defaults the one that became valid last wins.
 
@@ -49,8 +50,11 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
     """
     kept = _tariffs_kept()
     if kept is not None:
-        own_ids, tariffs = kept
-        return _tariff_chosen(tariffs, own_ids.get(charge_point.pk), at)
+        own_ids, tariffs, kept_for = kept
+        pinned = kept_for.get(transaction_pk) if transaction_pk is not None else None
+        if pinned is not None:
+            return next((tariff for tariff in tariffs if tariff.pk == pinned), None)
+        return tariff_chosen(tariffs, own_ids.get(charge_point.pk), at)
     if connection.vendor == "postgresql":  # one plain statement (issue 15)
         # The charger's tariff_id as committed, read here: a stop's charger row may be only its id
         # and identity (``charging.services.session_rows.charge_point_named``); none if the row is gone.
@@ -58,13 +62,19 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
             Tariff,
             f"SELECT {columns_of(Tariff, 't')} FROM {Tariff._meta.db_table} t"
             f" LEFT JOIN (SELECT tariff_id FROM {ChargePoint._meta.db_table} WHERE id = %s) c ON true"
-            " WHERE (t.valid_from IS NULL OR t.valid_from <= %s) AND (t.valid_to IS NULL OR t.valid_to > %s)"
-            " AND (t.id = c.tariff_id OR t.is_default)"
+            f" LEFT JOIN (SELECT tariff_id FROM {SessionTariff._meta.db_table} WHERE transaction_id = %s) s ON true"
+            " WHERE t.id = s.tariff_id OR (s.tariff_id IS NULL"
+            " AND (t.valid_from IS NULL OR t.valid_from <= %s) AND (t.valid_to IS NULL OR t.valid_to > %s)"
+            " AND (t.id = c.tariff_id OR t.is_default))"
             " ORDER BY COALESCE(t.id = c.tariff_id, false) DESC, t.valid_from DESC NULLS LAST, t.created_at DESC"
             " LIMIT 1",
-            [charge_point.pk, at, at],
+            [charge_point.pk, transaction_pk, at, at],
         )
         return found[0] if found else None
+    if transaction_pk is not None:
+        kept_tariff = Tariff.objects.filter(pk__in=_kept_for(transaction_id=transaction_pk)).first()
+        if kept_tariff is not None:
+            return kept_tariff
     if charge_point.tariff_id is not None:
         own = Tariff.objects.filter(_valid_at(at), pk=charge_point.tariff_id).first()
         if own is not None:
@@ -76,7 +86,11 @@ def tariff_for(*, charge_point: ChargePoint, at: datetime) -> Tariff | None:
     )
 
 
-def _tariff_chosen(tariffs: tuple[Tariff, ...], own_id: int | None, at: datetime) -> Tariff | None:
+def _kept_for(**filters: Any) -> QuerySet[SessionTariff, int]:
+    return SessionTariff.objects.filter(**filters).values_list("tariff_id", flat=True)
+
+
+def tariff_chosen(tariffs: tuple[Tariff, ...], own_id: int | None, at: datetime) -> Tariff | None:
     """``tariff_for``'s choice among ``tariffs`` (every one there is) for a charger whose own
     tariff is ``own_id``: the statement's order (own first, then valid_from DESC NULLS LAST,
     created_at DESC), in Python."""
@@ -101,22 +115,36 @@ TARIFFS_TOPIC = "tariffs"
 # queryset ``update()``, raw SQL) or whose notice is lost prices stops no longer than this.
 TARIFFS_KEPT_SECONDS = 10.0
 # What tariff_for chooses from: (charger primary key -> its own tariff's id, for the chargers that
-# have one; every tariff). Read by the batch threads, forgotten on the event loop.
-_kept: cache_changes.KeptValue[tuple[dict[int, int], tuple[Tariff, ...]]] = cache_changes.KeptValue(
+# have one; every tariff; open session primary key -> the tariff kept for it, ``SessionTariff``).
+# Read by the batch threads, forgotten on the event loop.
+_kept: cache_changes.KeptValue[tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]] = cache_changes.KeptValue(
     TARIFFS_TOPIC, seconds=TARIFFS_KEPT_SECONDS
 )
 
 
-def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...]] | None:
-    """Every tariff and the chargers' own tariffs (two statements when read again, at most every
-    ``TARIFFS_KEPT_SECONDS``), while this process listens to ``kernel.cache_changes`` (a gateway
-    process); a tariff saved or deleted, or a charger's tariff changed, through the ORM in any
-    process empties every process's (``tariffs_changed``). None in a process that does not listen."""
+def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]] | None:
+    """Every tariff, the chargers' own tariffs and those kept for open sessions (three statements
+    when read again, at most every ``TARIFFS_KEPT_SECONDS``), while this process listens to
+    ``kernel.cache_changes`` (a gateway process); a tariff saved or deleted, or a charger's tariff
+    changed, through the ORM in any process empties every process's (``tariffs_changed``; the tariffs
+    kept for sessions are written in the same database transaction). None in a process that does not
+    listen."""
     kept = _kept.get()
-    return kept if kept is not None else _kept.read(_tariffs_read)
+    return kept if kept is not None else _kept.read(_tariffs_and_kept_read)
 
 
-def _tariffs_read() -> tuple[dict[int, int], tuple[Tariff, ...]]:
+def _tariffs_and_kept_read() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]:
+    # The sessions' first, then the chargers': a tariff either names existed before, so it is read next.
+    kept_for = dict(
+        SessionTariff.objects.filter(transaction__status=TransactionStatus.ACTIVE).values_list(
+            "transaction_id", "tariff_id"
+        )
+    )
+    return (*tariffs_read(), kept_for)
+
+
+def tariffs_read() -> tuple[dict[int, int], tuple[Tariff, ...]]:
+    """The chargers' own tariffs (charger primary key -> tariff id) and every tariff, as committed."""
     # The chargers first: a tariff one of them names existed before it was named, so it is read next.
     own_ids = dict(ChargePoint.objects.filter(tariff__isnull=False).values_list("pk", "tariff_id"))
     return own_ids, tuple(Tariff.objects.all())

@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.db.models import ProtectedError
 
 from billing import events, pricing, selectors
-from billing.models import BillingRecord, Tariff
-from charging.models import Transaction
+from billing.models import BillingRecord, SessionTariff, Tariff
+from charging.models import Transaction, TransactionStatus
 from kernel.model_instances import instance_new
 from kernel.plain_sql import instance_upserted, row_upserted
 from webhooks.models import EventType
@@ -63,12 +63,34 @@ def tariff_save(*, tariff: Tariff | None = None, **fields: Any) -> Tariff:
 
 
 def tariff_delete(*, tariff: Tariff) -> None:
-    """Remove a tariff nothing refers to: billing records keep the tariff they were priced with."""
+    """Remove a tariff nothing refers to: billing records keep the tariff they were priced with, and
+    open sessions the tariff they started under (``open_session_tariffs_kept``)."""
     try:
         with transaction.atomic():
+            open_session_tariffs_kept()
             tariff.delete()
     except ProtectedError:
         raise TariffInUse(tariff) from None
+
+
+def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
+    """Keep, for every open session (of the charger ``charge_point_pk``, else of every charger) that
+    has none kept yet, the tariff it started under as committed now (``SessionTariff``): called in
+    the database transaction of a change to which tariff applies, before it is saved. A session is
+    billed with the tariff valid at its start (README, "Id tags and tariffs"): a charger given another
+    tariff, or a new default, mid-session must not re-price the part already charged at the old
+    prices. One read of the open sessions and one insert, at an operator's change, never at a stop."""
+    kept = SessionTariff.objects.values("transaction_id")
+    sessions = Transaction.objects.filter(status=TransactionStatus.ACTIVE).exclude(pk__in=kept)
+    if charge_point_pk is not None:
+        sessions = sessions.filter(charge_point_id=charge_point_pk)
+    started = list(sessions.values_list("pk", "charge_point_id", "started_at"))
+    if not started:
+        return
+    own_ids, tariffs = selectors.tariffs_read()
+    chosen = ((pk, selectors.tariff_chosen(tariffs, own_ids.get(cp_pk), at)) for pk, cp_pk, at in started)
+    rows = [SessionTariff(transaction_id=pk, tariff_id=tariff.pk) for pk, tariff in chosen if tariff is not None]
+    SessionTariff.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 # The largest whole total the record holds (in every currency): a larger one (a price of 999,999 a
@@ -95,7 +117,8 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
     charge_point = transaction.charge_point
     tariff = selectors.tariff_billed(transaction=transaction) if repriced else None
     if tariff is None:
-        tariff = selectors.tariff_for(charge_point=charge_point, at=transaction.started_at)
+        started_at = transaction.started_at
+        tariff = selectors.tariff_for(charge_point=charge_point, at=started_at, transaction_pk=transaction.pk)
     duration = max(int((transaction.stopped_at - transaction.started_at).total_seconds()), 0)
     idle = min(transaction.idle_seconds, duration)
     charging = duration - idle

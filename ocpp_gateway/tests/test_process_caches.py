@@ -27,7 +27,7 @@ from chargepoints import selectors as chargepoints_selectors
 from chargepoints.models import ChargePoint, ChargerModelProfile, OcppMessage, Strictness
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame, charge_point_update, fleet, ocpp_messages_record
-from charging.models import IdTag
+from charging.models import IdTag, Transaction
 from conftest import eventually, ocpp_charger
 from kernel import cache_changes
 from ocpp_gateway.v16.router import V16Router
@@ -133,10 +133,10 @@ async def test_a_subscription_saved_by_another_process_reaches_a_server_that_kep
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _tariff_asked(charge_point: ChargePoint) -> tuple[str | None, int]:
+def _tariff_asked(charge_point: ChargePoint, transaction_pk: int | None = None) -> tuple[str | None, int]:
     """The tariff a stop of ``charge_point`` at JAN is priced with, and the statements it took."""
     with CaptureQueriesContext(connection) as statements:
-        tariff = billing_selectors.tariff_for(charge_point=charge_point, at=JAN)
+        tariff = billing_selectors.tariff_for(charge_point=charge_point, at=JAN, transaction_pk=transaction_pk)
     return (tariff.name if tariff else None), len(statements)
 
 
@@ -147,14 +147,14 @@ async def test_a_listening_process_keeps_the_tariffs_and_reads_them_again_after_
     await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
     own = await Tariff.objects.acreate(name="own", currency="EUR")
     asked = sync_to_async(_tariff_asked)
-    assert await asked(charge_point) == ("default", 2)  # the chargers' own tariffs, every tariff
+    assert await asked(charge_point) == ("default", 3)  # the chargers' own tariffs, every tariff, the sessions' kept
     assert await asked(charge_point) == ("default", 0)  # kept: no statement
 
     # A charger's tariff changed here (as the API and the admin save it): forgotten at once.
     await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=own)
-    assert await asked(charge_point) == ("own", 2)
+    assert await asked(charge_point) == ("own", 3)
     await sync_to_async(tariff_save)(tariff=own, valid_from=JAN + timedelta(days=1))  # a tariff saved here
-    assert await asked(charge_point) == ("default", 2)
+    assert await asked(charge_point) == ("default", 3)
     await sync_to_async(charge_point_update)(charge_point=charge_point, heartbeat_interval=30)  # not its tariff
     assert await asked(charge_point) == ("default", 0)
 
@@ -164,9 +164,27 @@ async def test_a_listening_process_keeps_the_tariffs_and_reads_them_again_after_
     redis.Redis.from_url(settings.REDIS_URL).publish(cache_changes.CHANNEL, billing_selectors.TARIFFS_TOPIC)
 
     async def forgotten() -> bool:
-        return await asked(charge_point) == ("own", 2)
+        return await asked(charge_point) == ("own", 3)
 
     await eventually(forgotten, timeout=2)
+
+
+async def test_a_listening_process_keeps_the_tariff_an_open_session_started_under(listening):
+    """A charger given another tariff mid-session: its open session is priced from what the process
+    keeps with the tariff it started under, the next one with the new tariff."""
+    cheap = await Tariff.objects.acreate(name="cheap", currency="EUR")
+    dear = await Tariff.objects.acreate(name="dear", currency="EUR")
+    charge_point = await sync_to_async(fleet.charge_point_register)(
+        charge_point_id="CP-KEPT", heartbeat_interval=60, tariff=cheap
+    )
+    session = await Transaction.objects.acreate(
+        charge_point=charge_point, ocpp_version="1.6", start_key="k", started_at=JAN, connector_id=1
+    )
+    asked = sync_to_async(_tariff_asked)
+    assert await asked(charge_point, session.pk) == ("cheap", 3)
+    await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=dear)
+    assert await asked(charge_point, session.pk) == ("cheap", 3)
+    assert await asked(charge_point) == ("dear", 0)
 
 
 async def test_kept_tariffs_are_forgotten_after_a_migrate_or_a_flush(listening):
@@ -175,9 +193,9 @@ async def test_kept_tariffs_are_forgotten_after_a_migrate_or_a_flush(listening):
     charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-TARIFFS", heartbeat_interval=60)
     await Tariff.objects.acreate(name="default", currency="EUR", is_default=True)
     asked = sync_to_async(_tariff_asked)
-    assert await asked(charge_point) == ("default", 2)
+    assert await asked(charge_point) == ("default", 3)
     await sync_to_async(call_command)("flush", verbosity=0, interactive=False)
-    assert await asked(charge_point) == (None, 2)
+    assert await asked(charge_point) == (None, 3)
 
 
 async def test_a_process_that_does_not_listen_reads_the_tariff_at_every_stop():
