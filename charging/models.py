@@ -97,7 +97,13 @@ class Reservation(models.Model):
         db_table = "chargepoints_reservation"
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["charge_point", "reservation_id"], name="reservation_id_unique_per_charger")
+            # The charger holds one reservation of an id (a reused one replaces it, OCPP 1.6 §5.13,
+            # 2.0.1 H01): unique among the active; the ended keep their record (a session's, say).
+            models.UniqueConstraint(
+                fields=["charge_point", "reservation_id"],
+                condition=Q(status=ReservationStatus.ACTIVE),
+                name="reservation_id_unique_while_active",
+            )
         ]
         indexes = [models.Index(fields=["status", "expiry_date"])]
 

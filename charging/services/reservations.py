@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -23,27 +23,35 @@ def reservation_record(
     connector_id: int | None = None,
     evse_id: int | None = None,
 ) -> Reservation:
-    """Record the charger's answer to ReserveNow; an accepted one with a reused id replaces the
-    reservation (OCPP 1.6 §5.13, 2.0.1 H01). A refused one changes nothing on the charger: an active
-    reservation of that id stays as it is."""
-    if not accepted:
-        active = Reservation.objects.filter(
-            charge_point=charge_point, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
-        ).first()
-        if active is not None:
-            return active
-    reservation, _ = Reservation.objects.update_or_create(
-        charge_point=charge_point,
-        reservation_id=reservation_id,
-        defaults={
-            "connector_id": connector_id,
-            "evse_id": evse_id,
-            "id_tag": id_tag,
-            "expiry_date": expiry_date,
-            "charger_status": charger_status,
-            "status": ReservationStatus.ACTIVE if accepted else ReservationStatus.REFUSED,
-        },
+    """Record the charger's answer to ReserveNow. An accepted one with the id of an active
+    reservation replaces it (OCPP 1.6 §5.13, 2.0.1 H01); a refused one changes nothing on the
+    charger: an active reservation of that id stays as it is. Otherwise the answer is a new record:
+    one that ended (used by a session, cancelled, expired) keeps its own, whatever id reuses it."""
+    fields = {
+        "connector_id": connector_id,
+        "evse_id": evse_id,
+        "id_tag": id_tag,
+        "expiry_date": expiry_date,
+        "charger_status": charger_status,
+        "status": ReservationStatus.ACTIVE if accepted else ReservationStatus.REFUSED,
+    }
+    active = Reservation.objects.filter(
+        charge_point=charge_point, reservation_id=reservation_id, status=ReservationStatus.ACTIVE
     )
+    if not accepted:
+        kept = active.first()
+        if kept is not None:
+            return kept
+        return Reservation.objects.create(charge_point=charge_point, reservation_id=reservation_id, **fields)
+    try:
+        with transaction.atomic():  # a savepoint: another answer may record the id's active one first
+            reservation, _ = active.update_or_create(
+                charge_point=charge_point, reservation_id=reservation_id, defaults=fields
+            )
+    except IntegrityError:
+        reservation, _ = active.update_or_create(
+            charge_point=charge_point, reservation_id=reservation_id, defaults=fields
+        )
     return reservation
 
 

@@ -28,7 +28,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from charging.services import reconciliation
+from charging.services import reconciliation, reservations
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_end import (
     transaction_charging_state_set,
@@ -325,6 +325,43 @@ def test_the_reserved_id_tag_starting_on_the_reserved_connector_uses_the_reserva
     statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
     assert statuses == {1: ReservationStatus.USED, 2: ReservationStatus.ACTIVE}
     assert Transaction.objects.get(pk=session.pk).reservation.reservation_id == 1
+
+
+@pytest.mark.parametrize("answer", ["Occupied", "Accepted"])
+def test_a_reservation_id_reused_after_a_session_used_it_leaves_that_session_s_reservation_as_it_was(
+    register_charge_point, answer
+):
+    """OCPP 1.6 §5.13: a ReserveNow replaces the charger's reservation of its id, if it holds one;
+    one a session used is over. Probe: the reuse's answer (refused, or accepted for another tag on
+    another connector) was written over the used record: the session's reservation read refused
+    (or active again), for the other tag."""
+    charge_point_id = new_charger(register_charge_point)
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+
+    def reserve(id_tag: str, connector_id: int, status: str) -> Reservation:
+        return reservations.reservation_record(
+            charge_point=charge_point,
+            reservation_id=4,
+            id_tag=id_tag,
+            expiry_date=T0 + timedelta(days=1),
+            accepted=status == "Accepted",
+            charger_status=status,
+            connector_id=connector_id,
+        )
+
+    reserve("TAG", 1, "Accepted")
+    session = start_v16(charge_point_id, connector_id=1, id_tag="TAG", reservation_id=4).transaction
+    again = reserve("OTHER", 2, answer)
+    used = Transaction.objects.select_related("reservation").get(pk=session.pk).reservation
+    assert (used.status, used.id_tag, used.connector_id) == (ReservationStatus.USED, "TAG", 1)
+    assert again.pk != used.pk
+    assert (again.status, again.id_tag) == (
+        ReservationStatus.ACTIVE if answer == "Accepted" else ReservationStatus.REFUSED,
+        "OTHER",
+    )
+    if answer == "Accepted":  # the new reservation is the one a later start of its id uses
+        later = start_v16(charge_point_id, connector_id=2, id_tag="OTHER", reservation_id=4).transaction
+        assert Transaction.objects.get(pk=later.pk).reservation_id == again.pk
 
 
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):

@@ -119,9 +119,13 @@ def test_reserve_now_and_cancel_reservation_answers_end_in_the_same_reservation(
     assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.CANCELLED
     # Rejected: the charger holds no reservation of that id (1.6 §7.5): the record is not left active
     answered(charge_point, version, "reserve_now", RESERVE_NOW[version], {"status": "Accepted"})
-    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.ACTIVE
+    again = Reservation.objects.get(reservation_id=7, status=ReservationStatus.ACTIVE)  # a new one: the first ended
     answered(charge_point, version, "cancel_reservation", {"reservation_id": 7}, {"status": "Rejected"})
-    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.CANCELLED
+    assert [r.status for r in Reservation.objects.filter(reservation_id=7).order_by("pk")] == [
+        ReservationStatus.CANCELLED,
+        ReservationStatus.CANCELLED,
+    ]
+    assert again.pk != reservation.pk
 
 
 SEND_LOCAL_LIST = {
