@@ -249,18 +249,34 @@ def remote_stop_warnings(*, charge_point: ChargePoint, transaction_id: int) -> l
     """The remote stop guard (1.6 RemoteStopTransaction, §5.12): the CSMS sends a stop for any
     transaction id, but says when it knows no active session of ``charge_point`` by that id (the
     charger answers Rejected for a transaction it does not have): one it does not know, another
-    charger's, or one that has ended. A 1.6 session's id is ours (``Transaction.ocpp_id``)."""
-    named = Q(ocpp_transaction_id=str(transaction_id)) | Q(pk=transaction_id, ocpp_transaction_id="")
-    sessions = Transaction.objects.filter(named, ocpp_version="1.6").values_list(
-        "charge_point_id", "charge_point__charge_point_id", "status"
+    charger's, or one that has ended. A 1.6 session's id is ours (``Transaction.ocpp_id``): found
+    by its primary key, or among the charger's own sessions (indexed both: not a scan of all)."""
+    named = Q(pk=transaction_id, ocpp_transaction_id="") | Q(
+        charge_point=charge_point, ocpp_transaction_id=str(transaction_id)
     )
-    ours = [status for owner, _, status in sessions if owner == charge_point.pk]
+    return _stop_warnings(charge_point, transaction_id, Transaction.objects.filter(named, ocpp_version="1.6"))
+
+
+def request_stop_warnings(*, charge_point: ChargePoint, transaction_id: str) -> list[str]:
+    """The remote stop guard of 2.0.1 RequestStopTransaction (F03), as ``remote_stop_warnings``: the
+    station names its transactions itself, so the id is looked for among its own sessions only."""
+    sessions = Transaction.objects.filter(
+        charge_point=charge_point, ocpp_version="2.0.1", ocpp_transaction_id=transaction_id
+    )
+    return _stop_warnings(charge_point, transaction_id, sessions)
+
+
+def _stop_warnings(charge_point: ChargePoint, transaction_id: object, sessions: QuerySet[Transaction]) -> list[str]:
+    """The warning of a remote stop of ``transaction_id``, which names ``sessions``: none when one
+    of them is an active session of ``charge_point``."""
+    found = sessions.values_list("charge_point_id", "charge_point__charge_point_id", "status")
+    ours = [status for owner, _, status in found if owner == charge_point.pk]
     if TransactionStatus.ACTIVE in ours:
         return []
     identity = charge_point.charge_point_id
     if ours:
         verdict = f"of {identity} has ended for the CSMS"
-    elif others := sorted({other for owner, other, _ in sessions if owner != charge_point.pk}):
+    elif others := sorted({other for owner, other, _ in found if owner != charge_point.pk}):
         verdict = f"is a session of {', '.join(others)}, not of {identity}"
     else:
         verdict = "is not known to the CSMS"

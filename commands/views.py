@@ -115,7 +115,7 @@ class CommandSchema(AutoSchema):
             f"snake_case. The body holds the `{action}` request fields in snake_case"
             + (" and `charge_point_id`." if "charge_point_id" not in self.path else ".")
             + " Any answer may carry `warnings`, a list of sentences about what was sent anyway"
-            " (a remote start for an id tag the CSMS does not know or would not accept; a 1.6 remote stop"
+            " (a remote start for an id tag the CSMS does not know or would not accept; a remote stop"
             " for a transaction id of no active session of the charger; a charging profile that replaces an"
             " installed one)."
         )

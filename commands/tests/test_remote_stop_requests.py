@@ -1,5 +1,6 @@
 """1.6 RemoteStopTransaction requests: the transaction id as /api/v1/transactions shows it (text),
-and the warnings about an id the CSMS knows no active session of the charger by (in-process API
+and the warnings about an id the CSMS knows no active session of the charger by, as for 2.0.1
+RequestStopTransaction (in-process API
 client; the charger is not connected, so each answer is a 503 with the command recorded)."""
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from charging import selectors
 from charging.models import Transaction, TransactionStatus
 from commands.models import Command
 
@@ -69,3 +73,61 @@ def test_an_ended_transaction_is_sent_with_a_warning(api_client, register_charge
     ended = session(register_charge_point("CP-1", ocpp_version="1.6"), status=TransactionStatus.ENDED)
     (warning,) = stop(api_client, str(ended.pk)).json()["warnings"]
     assert warning.startswith(f"Transaction {ended.pk} of CP-1 has ended for the CSMS;")
+
+
+def test_the_1_6_guard_reads_sessions_by_index_not_every_session(register_charge_point):
+    """Probe: its lookup (``ocpp_transaction_id = id OR pk = id``, of any charger) could use no
+    index: PostgreSQL read every session ever recorded on each remote stop."""
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    mine = session(charge_point)
+    with connection.cursor() as cursor, CaptureQueriesContext(connection) as queries:
+        assert selectors.remote_stop_warnings(charge_point=charge_point, transaction_id=mine.pk) == []
+        [query] = [q["sql"] for q in queries.captured_queries]
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {query}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    lines = plan.splitlines()
+    scans = [n for n, line in enumerate(lines) if f"Scan on {Transaction._meta.db_table}" in line]
+    # An index scan bounded by its condition, or a bitmap heap scan of bitmap index scans (each bounded)
+    assert scans and all("Bitmap Heap Scan" in lines[n] or "Index Cond" in lines[n + 1] for n in scans), plan
+    assert "Seq Scan" not in plan and all(
+        "Index Cond" in lines[n + 1] for n, line in enumerate(lines) if "Bitmap Index" in line
+    )
+
+
+def request_stop(api_client, transaction_id, charge_point_id: str = "CP-201"):
+    body = {"transaction_id": transaction_id}
+    return api_client.post(f"/api/v1/ocpp201/{charge_point_id}/request_stop_transaction", body, format="json")
+
+
+def session201(charge_point, transaction_id: str, *, status: str = TransactionStatus.ACTIVE) -> Transaction:
+    return Transaction.objects.create(
+        charge_point=charge_point,
+        ocpp_version="2.0.1",
+        ocpp_transaction_id=transaction_id,
+        start_key=transaction_id,
+        started_at=T0,
+        status=status,
+    )
+
+
+def test_a_2_0_1_request_stop_of_a_transaction_the_csms_knows_no_active_session_by_is_sent_with_a_warning(
+    api_client, register_charge_point
+):
+    """2.0.1 F03, as 1.6 §5.12: the station answers Rejected for a transaction it does not have.
+    Probe: a RequestStopTransaction for an unknown or ended transaction carried no warning, where
+    the same 1.6 RemoteStopTransaction did."""
+    charge_point = register_charge_point("CP-201", ocpp_version="2.0.1")
+    session201(charge_point, "TX-OPEN")
+    session201(charge_point, "TX-DONE", status=TransactionStatus.ENDED)
+    session201(register_charge_point("CP-OTHER", ocpp_version="2.0.1"), "TX-THEIRS")
+    assert "warnings" not in request_stop(api_client, "TX-OPEN").json()
+    (ended,) = request_stop(api_client, "TX-DONE").json()["warnings"]
+    assert ended.startswith("Transaction TX-DONE of CP-201 has ended for the CSMS;")
+    for unknown in ("TX-NOPE", "TX-THEIRS"):  # the station names its own: another's id is none of its
+        response = request_stop(api_client, unknown)
+        assert response.json()["warnings"] == [
+            f"Transaction {unknown} is not known to the CSMS; the charger answers Rejected if it has no such"
+            " transaction open."
+        ]
+    assert Command.objects.filter(command="request_stop_transaction").exclude(warnings=[]).count() == 3

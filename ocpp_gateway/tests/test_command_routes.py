@@ -51,7 +51,11 @@ def test_every_command_whose_answer_changes_charger_state_has_an_answer_handler(
 @pytest.mark.parametrize("version", sorted(ROUTERS))
 def test_each_version_s_routes_are_installed_at_start(version):
     assert routes.command_routes(version) == version_routes(ROUTERS[version])
-    remote = {"RemoteStartTransaction", "RemoteStopTransaction"} if version == "1.6" else {"RequestStartTransaction"}
+    remote = (
+        {"RemoteStartTransaction", "RemoteStopTransaction"}
+        if version == "1.6"
+        else {"RequestStartTransaction", "RequestStopTransaction"}
+    )
     # Their warnings: more keys than GetConfigurationMaxKeys (1.6), over the station's reported limits (2.0.1).
     configuration = {"GetConfiguration"} if version == "1.6" else {"GetVariables", "SetVariables"}
     # A local list over the limits the charger reported (1.6 SendLocalListMaxLength, ...; 2.0.1 LocalAuthListCtrlr).

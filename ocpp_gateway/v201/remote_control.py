@@ -1,6 +1,6 @@
-"""OCPP 2.0.1 Remote Control block (F): the warnings about a RequestStartTransaction before it is
-sent, and the charging profile an accepted one installs (a session it starts arrives as
-TransactionEvent, ``transactions.py``)."""
+"""OCPP 2.0.1 Remote Control block (F): the warnings about a RequestStartTransaction or
+RequestStopTransaction before it is sent, and the charging profile an accepted RequestStartTransaction
+installs (a session it starts arrives as TransactionEvent, ``transactions.py``)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ class RemoteControlHandlers:
     def request_start_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
         token = body["id_token"]
         return selectors.remote_start_token_warnings(id_tag=token["id_token"], token_type=str(token.get("type", "")))
+
+    @staticmethod
+    @request_check(Action.request_stop_transaction)
+    def request_stop_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return selectors.request_stop_warnings(charge_point=charge_point, transaction_id=body["transaction_id"])
 
     @staticmethod
     @answer(Action.request_start_transaction)
