@@ -364,6 +364,33 @@ def test_a_reservation_id_reused_after_a_session_used_it_leaves_that_session_s_r
         assert Transaction.objects.get(pk=later.pk).reservation_id == again.pk
 
 
+def test_a_start_before_its_reservation_expired_uses_it_though_it_arrives_after_the_expiry_sweep(
+    register_charge_point,
+):
+    """OCPP 1.6 §5.13: a transaction started on the reservation before its expiry uses it. Probe: an
+    offline charger's StartTransaction naming it arrived after the sweep had expired it: the
+    reservation stayed expired, the session had none. One started after the expiry does not use it."""
+    charge_point_id = new_charger(register_charge_point)
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    for reservation_id, connector_id in ((5, 1), (6, 2)):
+        reservations.reservation_record(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            id_tag="TAG",
+            expiry_date=T0 + timedelta(minutes=10),
+            accepted=True,
+            charger_status="Accepted",
+            connector_id=connector_id,
+        )
+    assert reservations.reservations_expire(now=T0 + timedelta(minutes=30)) == 2
+    in_time = start_v16(charge_point_id, connector_id=1, at=T0 + timedelta(minutes=9), reservation_id=5).transaction
+    late = start_v16(charge_point_id, connector_id=2, at=T0 + timedelta(minutes=11), reservation_id=6).transaction
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {5: ReservationStatus.USED, 6: ReservationStatus.EXPIRED}
+    assert Transaction.objects.get(pk=in_time.pk).reservation.reservation_id == 5
+    assert Transaction.objects.get(pk=late.pk).reservation is None
+
+
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     Tariff.objects.create(
