@@ -13,7 +13,9 @@ from webhooks.services import iso_utc
 def transaction_event(session: Transaction) -> dict[str, Any]:
     """transaction.started / .ended: the session as it stands. ``id_tag`` null when none came (a
     2.0.1 start without idToken); ``energy_wh`` (Wh) null until the session has ended, in both
-    versions (a 2.0.1 Started's Transaction.Begin reading gives 0 so far, a 1.6 start none)."""
+    versions (a 2.0.1 Started's Transaction.Begin reading gives 0 so far, a 1.6 start none);
+    ``remote_start_id`` (2.0.1 F01: what ties the session to the RequestStartTransaction that asked
+    for it) and ``reservation_id`` (the OCPP id of the reservation it used) null when none."""
     return {
         "transaction_id": session.pk,
         "ocpp_transaction_id": session.ocpp_id,
@@ -27,6 +29,8 @@ def transaction_event(session: Transaction) -> dict[str, Any]:
         "stop_reason": session.stop_reason or None,
         "energy_wh": wh_number(session.energy_wh) if session.status == TransactionStatus.ENDED else None,
         "anomalies": session.anomalies,
+        "remote_start_id": session.remote_start_id,
+        "reservation_id": session.reservation.reservation_id if session.reservation_id is not None else None,
     }
 
 

@@ -489,6 +489,50 @@ def test_a_start_without_an_id_tag_or_energy_so_far_announces_them_as_null_in_bo
     assert (v201["id_tag"], v201["energy_wh"]) == (None, None)
 
 
+def test_session_events_name_the_remote_start_and_the_reservation_that_led_to_the_session(register_charge_point):
+    """2.0.1 F01: the remoteStartId ties a session to the RequestStartTransaction that asked for it;
+    a reservation's id, to the ReserveNow. Probe: transaction.started and .ended named neither (the
+    sessions API does), so a subscriber could not tell which of its requests a session answered."""
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_subscription_create
+
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["transaction.started", "transaction.ended"])
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    reservations.reservation_record(
+        charge_point=ChargePoint.objects.get(charge_point_id=charge_point_id),
+        reservation_id=9,
+        id_tag="TAG",
+        expiry_date=T0 + timedelta(hours=1),
+        accepted=True,
+        charger_status="Accepted",
+        evse_id=1,
+    )
+    begin = SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")
+    v201_start(
+        charge_point_id, "TX-RS", 0, T0, id_tag="TAG", evse_id=1, remote_start_id=77, reservation_id=9, samples=[begin]
+    )
+    start_v16(new_charger(register_charge_point))  # neither: null
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-RS",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={"seqNo": 1},
+            samples=[SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3000", context="Transaction.End")],
+            seq_no=1,
+        )
+    )
+    started, plain, ended = (
+        json.loads(body)["data"]
+        for body in WebhookDelivery.objects.order_by("created_at").values_list("body", flat=True)
+    )
+    assert (started["remote_start_id"], started["reservation_id"]) == (77, 9)
+    assert (ended["status"], ended["remote_start_id"], ended["reservation_id"]) == ("ended", 77, 9)
+    assert (plain["remote_start_id"], plain["reservation_id"]) == (None, None)
+
+
 def test_a_session_without_an_id_tag_is_billed_with_a_null_id_tag_in_every_event(register_charge_point):
     """Probe: a 2.0.1 session without an idToken was announced with "id_tag": null by transaction.ended
     but "id_tag": "" by billing_record.created (README "Event payloads": null where a value is absent)."""
