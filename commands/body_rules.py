@@ -125,11 +125,16 @@ def _change_configuration(body: dict[str, Any]) -> Refusals:
 
 def _reserve_now201(body: dict[str, Any]) -> Refusals:
     """2.0.1 H01: the reservation ``id`` is 0 or more, as 1.6's ``reservationId``
-    (``kernel.schemas.NON_NEGATIVE``, where a name as common as ``id`` cannot be listed). An expiry
-    already past goes as asked: the reservation ends at once (the sweep, or the charger's Expired)."""
+    (``kernel.schemas.NON_NEGATIVE``, where a name as common as ``id`` cannot be listed); the EVSE
+    reserved, when named, is > 0: any EVSE is reserved by leaving ``evse_id`` out (H01), and an EVSE
+    0 names none (its record would follow no EVSE's status or start). An expiry already past goes
+    as asked: the reservation ends at once (the sweep, or the charger's Expired)."""
+    found: Refusals = {}
     if isinstance(body.get("id"), int) and body["id"] < 0:
-        return {"id": ["Must be 0 or more."]}
-    return {}
+        found["id"] = ["Must be 0 or more."]
+    if body.get("evse_id") == 0:
+        found["evse_id"] = ["Must be greater than 0; leave evse_id out to reserve any EVSE."]
+    return found
 
 
 def _set_variables(body: dict[str, Any]) -> Refusals:

@@ -90,6 +90,13 @@ LOG = {"remote_location": "https://logs.example/upload"}
         ("1.6", "reserve_now", {**RESERVE16, "reservation_id": -1}, "reservation_id"),
         ("1.6", "cancel_reservation", {"reservation_id": -1}, "reservation_id"),
         ("2.0.1", "reserve_now", {"id": -1, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}, "id"),
+        # H01: an EVSE is reserved (> 0), or none named (any); EVSE 0 would be recorded on no EVSE's
+        (
+            "2.0.1",
+            "reserve_now",
+            {"id": 1, "evse_id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN},
+            "evse_id",
+        ),
         ("2.0.1", "cancel_reservation", {"reservation_id": -1}, "reservation_id"),
         ("1.6", "send_local_list", {"list_version": 2**40, "update_type": "Full"}, "list_version"),
         (
@@ -409,6 +416,7 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
         ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),
+        ("reserve_now", {"id": 1, "evse_id": 1, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),
         ("cancel_reservation", {"reservation_id": 0}),
         (
             "set_charging_profile",
