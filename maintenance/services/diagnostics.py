@@ -59,6 +59,24 @@ NO_DIAGNOSTICS = "NoDiagnostics"
 _CANCELED_ANOTHER = "AcceptedCanceled"
 # The requests a charger did not take: it refused them, or they never reached it.
 _NOT_TAKEN = (CommandState.REJECTED, CommandState.NOT_CONNECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE)
+# The columns a charger's file name is kept in: its name as given, and the file's path in storage.
+_FILE_NAME_LENGTH: int = LogUpload._meta.get_field("file_name").max_length  # type: ignore[assignment]  # a CharField's
+_FILE_PATH_LENGTH: int = LogUpload._meta.get_field("file").max_length  # type: ignore[assignment]  # a FileField's
+# What the storage may add to a name already taken (Django's get_available_name: ``_`` and 7 characters).
+_TAKEN_NAME_ROOM = 8
+
+
+def _name_cut(name: str, length: int) -> str:
+    """``name`` in at most ``length`` characters: its stem cut, its extension kept when short.
+
+    A charger names its file (1.6 GetDiagnostics.conf ``fileName``, 2.0.1 GetLog.conf ``filename``,
+    the upload's URL or form), at any length: the columns that keep it do not grow with it."""
+    if len(name) <= length:
+        return name
+    suffix = PurePosixPath(name).suffix
+    if not suffix or len(suffix) > length // 2:
+        return name[:length]
+    return name[: length - len(suffix)] + suffix
 
 
 def log_upload_request(
@@ -109,6 +127,8 @@ def log_upload_request(
     # The charger may have reported and uploaded already (it acts once it has answered): only what
     # the answer tells is written, and the name it announced only while no file has arrived.
     announced = (command.response or {}).get("file_name") or (command.response or {}).get("filename") or ""
+    # A lenient model's answer is passed on as it came: a name of any length, or no text at all.
+    announced = _name_cut(announced, _FILE_NAME_LENGTH) if isinstance(announced, str) else ""
     uploads = LogUpload.objects.filter(pk=upload.pk)
     uploads.update(command=command, updated_at=timezone.now())
     uploads.filter(received_at__isnull=True).update(file_name=announced)
@@ -151,7 +171,10 @@ def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogU
     if record.token_expires_at < timezone.now():
         raise LinkRefused("The upload token has expired.")
     name = PurePosixPath(file_name or record.file_name or f"{record.log_type}.log").name or "upload.log"
-    stored = default_storage.save(f"diagnostics/{record.charge_point.charge_point_id}/{record.pk}-{name}", upload)
+    name = _name_cut(name, _FILE_NAME_LENGTH)
+    folder = f"diagnostics/{record.charge_point.charge_point_id}/{record.pk}-"
+    stored_name = folder + _name_cut(name, _FILE_PATH_LENGTH - len(folder) - _TAKEN_NAME_ROOM)
+    stored = default_storage.save(stored_name, upload, max_length=_FILE_PATH_LENGTH)
     now = timezone.now()
     with transaction.atomic():
         spent = LogUpload.objects.filter(pk=record.pk, received_at__isnull=True).update(

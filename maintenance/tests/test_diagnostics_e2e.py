@@ -163,3 +163,59 @@ async def test_v16_diagnostics_answered_without_a_file_name_fail_at_once(shared_
     async with ocpp_charger(shared_files, "1.6", "DIAG0", client_class=NothingToUpload16):
         upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAG0")
     assert (upload.state, upload.status, upload.file_name) == ("failed", "NoDiagnostics", "")
+
+
+LONG_ID = "CS-" + "7" * 45  # 48 characters, OCPP identifierString's longest
+
+
+async def _token_for(charge_point_id: str) -> tuple[str, LogUpload]:
+    charge_point = await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    token, digest = links.upload_token_new()
+    record = await LogUpload.objects.acreate(
+        charge_point=charge_point,
+        log_type="DiagnosticsLog",
+        token_sha256=digest,
+        token_expires_at=timezone.now() + timedelta(hours=1),
+    )
+    return token, record
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    [
+        f"{LONG_ID}_DiagnosticsLog_20261206T171838Z.tar.gz",  # a station's own name for its log
+        "E" * 300 + ".zip",  # a name longer than any column
+    ],
+)
+async def test_a_file_named_at_any_length_by_a_charger_of_the_longest_id_is_stored(shared_files, file_name):
+    """The name a charger gives its upload is its own (the URL's last segment, or the form's): its
+    length and that of the charger's id (at most 48) are no reason to lose the file (it was a 500:
+    the file's path over its column, or the name over its own)."""
+    token, record = await _token_for(LONG_ID)
+    url = f"{links.diagnostics_upload_url(token=token)}/{file_name}"
+    assert await asyncio.to_thread(http_upload, url, b"log lines", method="PUT") == 201
+    record = await LogUpload.objects.aget(pk=record.pk)
+    assert (record.state, record.size) == ("uploaded", len(b"log lines"))
+    assert record.file_name == (file_name[:251] + ".zip" if len(file_name) > 255 else file_name)
+    assert record.file.name.startswith(f"diagnostics/{LONG_ID}/{record.pk}-")
+    assert record.file.name.endswith(".gz" if file_name.endswith(".gz") else ".zip")
+    assert await sync_to_async(lambda: record.file.open("rb").read())() == b"log lines"
+
+
+class LongNameDiagnostics16(DiagnosticsCharger16):
+    """Answers GetDiagnostics with a ``fileName`` over the schema's 255 characters, and uploads nothing."""
+
+    @on("GetDiagnostics", skip_schema_validation=True)
+    async def on_get_diagnostics(self, location: str, **_: Any) -> Any:
+        self.locations.append(location)
+        return result16.GetDiagnostics(file_name="D" * 300)
+
+
+async def test_a_file_name_answered_over_its_length_fails_the_upload_not_the_request(shared_files):
+    """A strict charger's GetDiagnostics.conf with a 300-character ``fileName`` (1.6 schema: at most
+    255) is an invalid answer: the upload fails as a refusal does, and the request is answered (it
+    was a 500: the announced name written to its 255-character column)."""
+    await ChargePoint.objects.acreate(charge_point_id="DIAGLONG", heartbeat_interval=60, ocpp_version="1.6")
+    async with ocpp_charger(shared_files, "1.6", "DIAGLONG", client_class=LongNameDiagnostics16):
+        upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAGLONG")
+    assert (upload.state, upload.status, upload.file_name) == ("failed", "invalid_response", "D" * 255)
