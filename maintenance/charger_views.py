@@ -16,6 +16,7 @@ from django.core.files import File
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.http.response import HttpResponseBase
+from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
@@ -56,7 +57,7 @@ def firmware_download(request: HttpRequest, token: str) -> HttpResponseBase:
         )
         response["Content-Length"] = str(end - start + 1)
         response["Content-Range"] = f"bytes {start}-{end}/{firmware.size}"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Content-Disposition"] = content_disposition_header(True, name)  # as FileResponse's, RFC 6266
     response["Accept-Ranges"] = "bytes"
     response["ETag"] = etag
     return response

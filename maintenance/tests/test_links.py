@@ -95,3 +95,20 @@ def test_a_download_resumes_with_the_byte_range_asked(client, settings, tmp_path
     ):
         response = client.get(path, headers=headers)
         assert response.status_code == 200 and b"".join(response.streaming_content) == content, headers
+
+
+@pytest.mark.parametrize("file_name", ["fürmware ü.bin", "固件-2.4.bin"])
+def test_a_resumed_download_names_the_file_as_the_whole_one_does(client, settings, tmp_path, file_name):
+    """A part (206) carries the file's name in the same Content-Disposition as the whole file (RFC
+    6266 ``filename*`` for a name beyond ASCII), not its characters as raw Latin-1 or MIME words."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}},
+    }
+    image = firmware.firmware_file_create(name="fw", upload=ContentFile(b"\x7fELF image", name=file_name))
+    path = _path(links.firmware_download_url(firmware_id=str(image.pk)))
+    whole = client.get(path)
+    part = client.get(path, headers={"Range": "bytes=0-3"})
+    assert (whole.status_code, part.status_code) == (200, 206)
+    assert part["Content-Disposition"] == whole["Content-Disposition"]
+    assert whole["Content-Disposition"].startswith("attachment; filename*=utf-8''")
