@@ -55,19 +55,31 @@ def basic_auth_password(headers: list[tuple[bytes, bytes]], charge_point_id: str
     The identity may itself contain ``:`` (OCPP identifierString), so the credentials are
     ``<charge point id>:<password>`` read from the front, not split at the first colon.
     """
+    return basic_auth_read(headers, charge_point_id)[0]
+
+
+def basic_auth_read(headers: list[tuple[bytes, bytes]], charge_point_id: str) -> tuple[str | None, str]:
+    """``basic_auth_password``, and why an ``Authorization`` header gave none ("" when there is no
+    such header, or it gave the password): for the log of a refused handshake, which otherwise
+    says "no password presented" of a charger that presented one for another user (OCPP 1.6
+    security whitepaper and 2.0.1 part 2 A00, security profiles 1 and 2: the user is the charge
+    point's identity, case and all). No part of the credentials is told: where the user ends
+    cannot be told (an identity may hold ``:``), so it could be the password."""
     for name, value in headers:
         if name.lower() != b"authorization":
             continue
         scheme, _, encoded = value.decode("latin-1").partition(" ")
         if scheme.lower() != "basic":
-            return None
+            return None, "the Authorization header is not HTTP Basic"
         try:
             credentials = base64.b64decode(encoded.strip()).decode("utf-8")
         except ValueError:  # not base64 (binascii.Error; non-ASCII text), not UTF-8 (UnicodeDecodeError)
-            return None
+            return None, "HTTP Basic credentials that are not base64 of UTF-8 text"
         user_prefix = f"{charge_point_id}:"
-        return credentials[len(user_prefix) :] if credentials.startswith(user_prefix) else None
-    return None
+        if not credentials.startswith(user_prefix):
+            return None, "HTTP Basic credentials whose user is not the charge point id"
+        return credentials[len(user_prefix) :], ""
+    return None, ""
 
 
 class OcppConsumer(AsyncWebsocketConsumer):
@@ -197,7 +209,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self.close()  # 1000: autobahn sends no other code below 3000 for the application
             return
-        password = basic_auth_password(self.scope.get("headers", []), self.charge_point_id)
+        password, unread = basic_auth_read(self.scope.get("headers", []), self.charge_point_id)
         address = (self.scope.get("client") or ["?"])[0]
         await gateway_process_announced(channel_name=self.channel_name)  # before this process holds presence
         cache_changes.listener_started()  # the process's caches keep rows once subscribed to their changes
@@ -211,7 +223,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             abandoned=abandoned,
         )
         if isinstance(connection, str):
-            logger.info("%s: refused, %s", self.charge_point_id, connection)
+            presented = f" (presented {unread})" if unread else ""
+            logger.info("%s: refused, %s%s", self.charge_point_id, connection, presented)
             await self.close()
             return
         if connection.replaced_channel:

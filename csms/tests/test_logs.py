@@ -5,6 +5,7 @@ lines, and CSMS_LOG_FORMAT=json gives one structured line per record with the ch
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import sys
@@ -265,3 +266,22 @@ def test_an_outage_is_logged_in_one_line_and_a_bug_with_its_traceback():
     terminated = OperationalError("terminating connection due to administrator command")
     terminated.__cause__ = psycopg.errors.AdminShutdown("terminating connection")
     assert "Traceback" not in _logged(terminated)
+
+
+async def test_a_handshake_refused_for_credentials_it_could_not_use_says_what_it_presented(daphne):
+    """A charger presenting HTTP Basic credentials for another user (its id in another case, a
+    serial number) or another scheme was logged "no password presented", as if it sent none: the
+    line now says what came instead, never the credentials."""
+    await asyncio.to_thread(
+        charge_point_register, charge_point_id="LOG-USER", heartbeat_interval=60, password="correct-horse-battery"
+    )
+    other_user = base64.b64encode(b"log-user:correct-horse-battery").decode()
+    await refused(daphne, "/ocpp/1.6/LOG-USER", ["ocpp1.6"], {"Authorization": f"Basic {other_user}"})
+    await refused(daphne, "/ocpp/1.6/LOG-USER", ["ocpp1.6"], {"Authorization": "Bearer correct-horse-battery"})
+    await refused(daphne, "/ocpp/1.6/LOG-USER", ["ocpp1.6"], {"Authorization": "Basic not*base64"})
+    await eventually(lambda: len(log_lines(daphne, "LOG-USER: refused, ")) >= 3)
+    said = "LOG-USER: refused, no password presented (presented "
+    assert log_lines(daphne, said + "HTTP Basic credentials whose user is not the charge point id)")
+    assert log_lines(daphne, said + "the Authorization header is not HTTP Basic)")
+    assert log_lines(daphne, said + "HTTP Basic credentials that are not base64 of UTF-8 text)")
+    assert not log_lines(daphne, "correct-horse")
