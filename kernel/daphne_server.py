@@ -139,6 +139,7 @@ from django.conf import settings
 from twisted.python import log as twisted_log
 
 from kernel.consumer_loop import cancel_safe
+from kernel.request_bodies import request_bodies_bounded
 from kernel.websocket_frames import text_frame_sent, text_frames_delivered
 
 logger = logging.getLogger(__name__)
@@ -911,3 +912,4 @@ def daphne_server_install() -> None:
         tcp.Connection.write = _write_at_once(tcp.Connection.write)  # type: ignore[method-assign]
     if not hasattr(WebRequest.handle_reply, "__wrapped__"):  # not yet installed
         WebRequest.handle_reply = _answer_written_whole(WebRequest.handle_reply, tcp.Connection)
+    request_bodies_bounded(WebRequest)  # a body over its path's bound refused as it arrives

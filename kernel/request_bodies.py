@@ -1,0 +1,140 @@
+"""Request bodies bounded while they arrive, not once they are stored.
+
+Twisted's HTTP channel stores a request's whole body (in memory, or a temporary file past 100 kB)
+before daphne hands the request to the application, which only then can refuse it as too large:
+one request announcing 10 GB, from anyone (no key, no token is checked before the body is in),
+filled the disk a byte at a time. A body is now refused with ``413`` as soon as its
+``Content-Length``, or what a chunked one has sent so far, is over what its path takes, and the
+connection is closed without reading the rest:
+
+- a charger's diagnostics or log upload (``/diagnostics/upload/``): ``CSMS_DIAGNOSTICS_MAX_BYTES``,
+  plus ``FORM_ROOM`` for a multipart form's own lines (the view checks the file's exact size);
+- a firmware image (a multipart form to the API's or the admin's firmware pages): not bounded here
+  (no setting bounds an image; the operator's proxy may, README *TLS in front*);
+- any other body: Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB), which the API and the admin
+  already refuse above once it is stored (``csms.middleware.ApiBodyLimitMiddleware``).
+
+The ``413`` has the API's JSON error shape (``kernel.api_errors.error_body``) and the code its path
+answers once the body is in: ``RequestTooLarge`` for an upload (``maintenance.charger_views``),
+``PayloadTooLarge`` elsewhere (``csms.error_views``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+
+from kernel.api_errors import error_body
+
+# A multipart form's boundaries, part headers and small fields, beside the file it carries.
+FORM_ROOM = 64 * 1024
+_DIAGNOSTICS = b"/diagnostics/upload/"
+_FIRMWARE_FORMS = (b"/api/v1/firmware", b"/admin/maintenance/firmwarefile/")
+
+
+def body_limit(path: bytes, content_type: bytes) -> int | None:
+    """The bytes a request's body may hold for its path (``path`` as sent, query included) and
+    ``Content-Type``; None: not bounded here."""
+    if path.startswith(_DIAGNOSTICS):
+        return settings.CSMS_DIAGNOSTICS_MAX_BYTES + FORM_ROOM
+    if content_type.lower().startswith(b"multipart/form-data") and path.startswith(_FIRMWARE_FORMS):
+        return None
+    limit: int = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return limit
+
+
+def _refusal(path: bytes) -> bytes:
+    if path.startswith(_DIAGNOSTICS):
+        limit = settings.CSMS_DIAGNOSTICS_MAX_BYTES
+        error = error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes.")
+    else:
+        error = error_body("PayloadTooLarge", "The request body is too large.")
+    body = json.dumps(error).encode()
+    return (
+        b"HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: close\r\n\r\n"
+        + body
+    )
+
+
+class _Bounded:
+    """A request's bound and the bytes its body has brought so far (``request.body_bound``)."""
+
+    __slots__ = ("limit", "received", "refused")
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit, self.received, self.refused = limit, 0, False
+
+
+def _refuse(request: Any, bound: _Bounded) -> None:
+    """Answer ``413`` and close: the rest of the body is neither read nor stored, and the request
+    never reaches the application. An ``Expect: 100-continue`` is not told to go on."""
+    bound.refused = True
+    request.requestHeaders.removeHeader(b"Expect")
+    channel = request.channel
+    channel.transport.write(_refusal(getattr(channel, "_path", b"")))
+    channel.loseConnection()
+
+
+def _length_bounded(got_length: Callable[[Any, int | None], None]) -> Callable[[Any, int | None], None]:
+    """``Request.gotLength``: a ``Content-Length`` over the path's bound is refused before its
+    body is stored anywhere."""
+
+    def got_length_bounded(request: Any, length: int | None) -> None:
+        content_type = (request.requestHeaders.getRawHeaders(b"Content-Type") or [b""])[0]
+        bound = request.body_bound = _Bounded(body_limit(getattr(request.channel, "_path", b""), content_type))
+        if bound.limit is not None and length is not None and length > bound.limit:
+            _refuse(request, bound)
+            return
+        got_length(request, length)
+
+    got_length_bounded.__wrapped__ = got_length  # type: ignore[attr-defined]
+    return got_length_bounded
+
+
+def _chunks_bounded(handle: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
+    """``Request.handleContentChunk``: a chunked body is refused once it has brought more than its
+    bound; nothing of a refused body is stored."""
+
+    def handle_bounded(request: Any, data: bytes) -> None:
+        bound: _Bounded | None = getattr(request, "body_bound", None)
+        if bound is None:
+            handle(request, data)
+            return
+        if bound.refused:
+            return
+        bound.received += len(data)
+        if bound.limit is not None and bound.received > bound.limit:
+            _refuse(request, bound)
+            return
+        handle(request, data)
+
+    handle_bounded.__wrapped__ = handle  # type: ignore[attr-defined]
+    return handle_bounded
+
+
+def _unless_refused(received: Callable[..., None]) -> Callable[..., None]:
+    """``Request.requestReceived``: a refused request (its whole body arrived in the read that
+    refused it) is not processed."""
+
+    def received_unless_refused(request: Any, *args: Any) -> None:
+        bound: _Bounded | None = getattr(request, "body_bound", None)
+        if bound is not None and bound.refused:
+            return
+        received(request, *args)
+
+    received_unless_refused.__wrapped__ = received  # type: ignore[attr-defined]
+    return received_unless_refused
+
+
+def request_bodies_bounded(request_class: Any) -> None:
+    """Bound the bodies of ``request_class`` (daphne's ``WebRequest``) as they arrive (idempotent)."""
+    if hasattr(request_class.gotLength, "__wrapped__"):
+        return
+    request_class.gotLength = _length_bounded(request_class.gotLength)
+    request_class.handleContentChunk = _chunks_bounded(request_class.handleContentChunk)
+    request_class.requestReceived = _unless_refused(request_class.requestReceived)

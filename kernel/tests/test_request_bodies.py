@@ -1,0 +1,86 @@
+"""Request bodies refused as they arrive (``kernel.request_bodies``), through a real daphne: a body
+over its path's bound is answered 413 before the rest is sent, never stored whole first."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Enough for daphne to answer; a body over its bound was read to its end before (and stored in a
+# temporary file past 100 kB): the answer never came while the rest was withheld.
+ANSWER_WAIT = 20
+
+
+def _answer_to(port: int, head: bytes, sent: bytes) -> bytes:
+    """The start of the answer to a request whose headers are ``head`` and of whose body only
+    ``sent`` is sent (the rest withheld, as a client still sending)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=ANSWER_WAIT) as client:
+        client.sendall(head + sent)
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer and (data := client.recv(4096)):
+                answer += data
+        except TimeoutError:
+            pass
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "length"),
+    [
+        ("/diagnostics/upload/any-token", "application/octet-stream", 10**10),  # a charger's upload: 200 MB
+        ("/diagnostics/upload/any-token/diag.zip", "multipart/form-data; boundary=b", 10**10),
+        ("/api/v1/chargepoints", "application/json", 3 * 2**20),  # DATA_UPLOAD_MAX_MEMORY_SIZE: 2.5 MB
+        ("/api/v1/firmware", "application/json", 3 * 2**20),  # a firmware image comes as a form only
+        ("/admin/login/", "application/x-www-form-urlencoded", 3 * 2**20),
+        ("/healthz", "multipart/form-data; boundary=b", 3 * 2**20),
+    ],
+)
+def test_a_body_announced_over_its_bound_is_refused_before_it_arrives(daphne, path, content_type, length):
+    """No key, no token is checked before a body is in: 10 GB announced to any path filled the
+    server's disk (Twisted's temporary file) before the view could say 413."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    answer = _answer_to(daphne.port, head, b"x" * 65536)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+    assert b"100 Continue" not in answer
+    body = _answer_to(daphne.port, head, b"").partition(b"\r\n\r\n")[2]
+    upload = path.startswith("/diagnostics/")
+    assert json.loads(body)["error"] == ("RequestTooLarge" if upload else "PayloadTooLarge")
+
+
+def test_a_chunked_body_is_refused_once_it_has_brought_more_than_its_bound(daphne):
+    head = b"POST /api/v1/chargepoints HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunk = b"10000\r\n" + b"x" * 0x10000 + b"\r\n"
+    answer = _answer_to(daphne.port, head, chunk * 48)  # 3 MB, and no last chunk
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+
+
+def test_bodies_within_their_bounds_are_served_as_before(daphne, api_key):
+    """A firmware image over 2.5 MB is still taken (a form to the firmware pages is not bounded
+    here), as is a charger's upload within CSMS_DIAGNOSTICS_MAX_BYTES (refused for its token)."""
+    boundary = uuid.uuid4().hex
+    image = b"\x7fELF" + b"\0" * (3 * 2**20)
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    head = (
+        f"POST /api/v1/firmware HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    assert _answer_to(daphne.port, head, body).startswith(b"HTTP/1.1 201 ")
+    log = b"y" * (3 * 2**20)
+    head = f"PUT /diagnostics/upload/not-a-token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(log)}\r\n\r\n"
+    assert _answer_to(daphne.port, head.encode(), log).startswith(b"HTTP/1.1 403 ")
