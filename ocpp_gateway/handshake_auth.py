@@ -31,7 +31,7 @@ from django.conf import settings
 
 from chargepoints.passwords import PasswordNeedsHashing
 from chargepoints.services.attach_writes import attach_unit_register
-from chargepoints.services.attachment import SUPERSEDED, Attachment, charge_point_attach
+from chargepoints.services.attachment import ADMISSION_CHANGED, SUPERSEDED, Attachment, charge_point_attach
 from charging.services.open_sessions import open_sessions_condition, open_sessions_load
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.group_commit import UnitAbandoned, commit_group
@@ -124,7 +124,7 @@ async def handshake_attach(
         attachment = await _attach_hashing(
             hashing_attach, charge_point_id=charge_point_id, address=address, abandoned=abandoned
         )
-    if isinstance(attachment, str) and attachment != SUPERSEDED and password is not None:
+    if isinstance(attachment, str) and attachment not in (SUPERSEDED, ADMISSION_CHANGED) and password is not None:
         _by_identity.note(_identity_key(charge_point_id, address))
         _by_identity_everywhere.note(charge_point_id)
         _by_address.note(address)

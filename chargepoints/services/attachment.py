@@ -40,6 +40,10 @@ class Attachment:
 
 
 SUPERSEDED = "a newer handshake holds the charger"
+ADMISSION_CHANGED = "its password or lifecycle changed during the handshake, twice"
+# Reads of the admission a handshake makes before it gives up: each is written only if the row
+# still holds what the read admitted (``_connected_as_read``), else read again.
+ADMISSIONS_READ = 2
 
 
 def charge_point_attach(
@@ -72,11 +76,15 @@ def charge_point_attach(
     )
     with transaction.atomic():
         connection = _connected_as_admitted(connect, charge_point_id, password)
-        if connection is False:
+        for _ in range(ADMISSIONS_READ):
+            if connection is not False:
+                break
             refusal = charge_point_admit(charge_point_id=charge_point_id, password=password, may_hash=may_hash)
             if refusal:
                 return refusal
-            connection = connect()
+            connection = _connected_as_read(connect, charge_point_id, password)
+        else:
+            return ADMISSION_CHANGED
         if connection is None:
             return SUPERSEDED
         assert connection is not False  # asked without ``admitted_hash``
@@ -104,3 +112,18 @@ def _connected_as_admitted(
         charge_point_id=charge_point_id, password=password, require_password=settings.CSMS_REQUIRE_CHARGER_PASSWORD
     )
     return False if admitted_hash is None else connect(admitted_hash=admitted_hash)
+
+
+def _connected_as_read(
+    connect: Callable[..., Connection | Literal[False] | None], charge_point_id: str, password: str | None
+) -> Connection | Literal[False] | None:
+    """``connect`` after ``charge_point_admit`` admitted the handshake from an unlocked read (and
+    a hash, which no lock is held for): on PostgreSQL written only where the row, once locked,
+    still has the stored hash and lifecycle that read admitted; False when it changed meanwhile (a
+    password changed, the charger decommissioned or deleted through the API: their socket close
+    found no presence yet, so this handshake must not take it with what no longer admits it)."""
+    if db_connection.vendor != "postgresql":
+        return connect()
+    admitted_hash = password_hash_admitting(charge_point_id=charge_point_id, password=password, require_password=False)
+    # A password not remembered was admitted without one set (no hash to check it against).
+    return connect(admitted_hash=admitted_hash if admitted_hash is not None else "")

@@ -175,6 +175,8 @@ def charge_point_update(
         charge_point.save(update_fields=changed)
         if heartbeat_interval is not None:
             heartbeat_interval_stored(charge_point=charge_point, interval=heartbeat_interval)
+        if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED or password is not _UNCHANGED:
+            _presence_locked(charge_point)
         if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
             _close_connection_on_commit(charge_point, "charge point decommissioned")
         elif password is not _UNCHANGED:
@@ -210,6 +212,7 @@ def charge_point_delete(*, charge_point: ChargePoint) -> None:
     close finds no row to mark offline, so nothing else would tell them."""
     try:
         with transaction.atomic():
+            _presence_locked(charge_point)  # a handshake committed since it was read is closed too
             _close_connection_on_commit(charge_point, "charge point deleted")
             if charge_point.connected:
                 now = timezone.now()
@@ -217,6 +220,23 @@ def charge_point_delete(*, charge_point: ChargePoint) -> None:
             charge_point.delete()
     except ProtectedError:
         raise ChargePointHasHistory(charge_point.charge_point_id) from None
+
+
+def _presence_locked(charge_point: ChargePoint) -> None:
+    """``charge_point``'s presence (``connection_channel``, ``connected``) read again, its row
+    locked until the caller's transaction ends: the instance was read before (the API's and the
+    admin's, a password hashed meanwhile), and a charger that reconnected since, to any process,
+    holds another socket, which the change must close. A handshake after the lock waits for the
+    change, and its presence write checks the admission again (``charge_point_connect``'s
+    ``admitted_hash``)."""
+    found = (
+        ChargePoint.objects.select_for_update()
+        .filter(pk=charge_point.pk)
+        .values_list("connection_channel", "connected")
+        .first()
+    )
+    if found is not None:
+        charge_point.connection_channel, charge_point.connected = found
 
 
 def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import time
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection, transaction
 from django.test import Client
 from ocpp.v16 import call as call16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from chargepoints.models import ChargePoint
-from chargepoints.services import charge_point_register
+from chargepoints.services import charge_point_delete, charge_point_register, charge_point_update
 from conftest import SUBPROTOCOL, ahttp, eventually, ocpp_charger
 from ocpp_gateway.consumers import basic_auth_password
 
@@ -167,3 +170,62 @@ def test_an_unreadable_basic_header_is_no_password_not_an_error(value):
     """Not base64, non-ASCII (round 41's probe: an ERROR traceback and a 403 even for a charger
     without a password), not UTF-8: no password presented."""
     assert basic_auth_password([(b"authorization", value)], "CP-1") is None
+
+
+async def test_a_password_change_closes_the_socket_of_a_charger_that_reconnected_since_it_was_read(daphne):
+    """The API and the admin read the charger, then hash the new password (a fraction of a second),
+    then save: a charger that reconnected meanwhile (to any process) holds another socket, opened
+    with the old password, which the change closes too."""
+    await register("CP-RECONNECTED")
+    headers = basic("CP-RECONNECTED", PASSWORD)
+    async with ocpp_charger(daphne, "1.6", "CP-RECONNECTED", additional_headers=headers) as first:
+        await first.call(call16.Heartbeat())
+        read_before = await ChargePoint.objects.aget(charge_point_id="CP-RECONNECTED")
+        async with ocpp_charger(daphne, "1.6", "CP-RECONNECTED", additional_headers=headers) as second:
+            await second.call(call16.Heartbeat())
+            await asyncio.wait_for(first._connection.wait_closed(), 5)  # replaced by the second
+            await asyncio.to_thread(charge_point_update, charge_point=read_before, password="another-password-16")
+            await asyncio.wait_for(second._connection.wait_closed(), 5)
+    assert await handshake_status(daphne, "CP-RECONNECTED", PASSWORD) == 403
+
+
+async def test_a_deleted_charger_that_reconnected_since_it_was_read_is_disconnected(daphne):
+    await register("CP-GONE")
+    headers = basic("CP-GONE", PASSWORD)
+    async with ocpp_charger(daphne, "1.6", "CP-GONE", additional_headers=headers) as first:
+        await first.call(call16.Heartbeat())
+        read_before = await ChargePoint.objects.aget(charge_point_id="CP-GONE")
+        async with ocpp_charger(daphne, "1.6", "CP-GONE", additional_headers=headers) as second:
+            await second.call(call16.Heartbeat())
+            await asyncio.wait_for(first._connection.wait_closed(), 5)
+            await asyncio.to_thread(charge_point_delete, charge_point=read_before)
+            await asyncio.wait_for(second._connection.wait_closed(), 5)
+
+
+async def test_a_handshake_admitted_with_the_old_password_while_it_changes_is_refused(daphne):
+    """A handshake this process must hash for reads the admission unlocked; the change commits
+    before its presence write: that write finds the hash it admitted gone, reads again, refuses."""
+    await register("CP-CHANGING")
+    loop = asyncio.get_running_loop()
+
+    def change_while_the_handshake_waits() -> concurrent.futures.Future[int]:
+        with transaction.atomic():
+            charge_point = ChargePoint.objects.get(charge_point_id="CP-CHANGING")
+            charge_point_update(charge_point=charge_point, password="another-password-16")
+            handshake = asyncio.run_coroutine_threadsafe(handshake_status(daphne, "CP-CHANGING", PASSWORD), loop)
+            deadline = time.monotonic() + 20
+            while not _a_backend_waits_for_a_lock():
+                assert not handshake.done() and time.monotonic() < deadline, "the handshake never waited"
+                time.sleep(0.01)
+        return handshake
+
+    handshake = await asyncio.to_thread(change_while_the_handshake_waits)
+    assert await asyncio.wrap_future(handshake) == 403
+    assert "CP-CHANGING: refused, wrong password" in daphne.log()
+    assert not (await ChargePoint.objects.aget(charge_point_id="CP-CHANGING")).connected
+
+
+def _a_backend_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
+        return cursor.fetchone() is not None
