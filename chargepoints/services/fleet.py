@@ -154,7 +154,9 @@ def charge_point_update(
 
     A password is set, rotated (new value) or removed (None); a tariff (billing's ``Tariff``)
     likewise (None: the default tariff applies). Decommissioning closes the charger's socket: a decommissioned
-    charger may not stay connected; so does a password change: the charger reconnects with it.
+    charger may not stay connected; so does a password change: the charger reconnects with it; so does
+    a commissioned charger set back to pending: its connection serves it as commissioned (kept from
+    its handshake, ``OcppRouter._commissioned``), its next one only what a pending charger may send.
     """
     changed = ["updated_at"]
     for field, value in (
@@ -172,13 +174,14 @@ def charge_point_update(
         charge_point.tariff_id = tariff.pk if tariff is not None else None
         changed.append("tariff")
     with transaction.atomic():
+        stored_state = _presence_locked(charge_point) if lifecycle_state or password is not _UNCHANGED else None
         charge_point.save(update_fields=changed)
         if heartbeat_interval is not None:
             heartbeat_interval_stored(charge_point=charge_point, interval=heartbeat_interval)
-        if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED or password is not _UNCHANGED:
-            _presence_locked(charge_point)
         if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
             _close_connection_on_commit(charge_point, "charge point decommissioned")
+        elif stored_state == LifecycleState.COMMISSIONED and charge_point.lifecycle_state == LifecycleState.PENDING:
+            _close_connection_on_commit(charge_point, "charge point no longer commissioned")
         elif password is not _UNCHANGED:
             _close_connection_on_commit(charge_point, "charger password changed")
     return charge_point
@@ -222,21 +225,23 @@ def charge_point_delete(*, charge_point: ChargePoint) -> None:
         raise ChargePointHasHistory(charge_point.charge_point_id) from None
 
 
-def _presence_locked(charge_point: ChargePoint) -> None:
+def _presence_locked(charge_point: ChargePoint) -> str | None:
     """``charge_point``'s presence (``connection_channel``, ``connected``) read again, its row
-    locked until the caller's transaction ends: the instance was read before (the API's and the
-    admin's, a password hashed meanwhile), and a charger that reconnected since, to any process,
-    holds another socket, which the change must close. A handshake after the lock waits for the
-    change, and its presence write checks the admission again (``charge_point_connect``'s
-    ``admitted_hash``)."""
+    locked until the caller's transaction ends, and its lifecycle state as stored returned (None:
+    the row is gone): the instance was read before (the API's and the admin's, a password hashed
+    meanwhile), and a charger that reconnected since, to any process, holds another socket, which
+    the change must close. A handshake after the lock waits for the change, and its presence write
+    checks the admission again (``charge_point_connect``'s ``admitted_hash``)."""
     found = (
         ChargePoint.objects.select_for_update()
         .filter(pk=charge_point.pk)
-        .values_list("connection_channel", "connected")
+        .values_list("connection_channel", "connected", "lifecycle_state")
         .first()
     )
-    if found is not None:
-        charge_point.connection_channel, charge_point.connected = found
+    if found is None:
+        return None
+    charge_point.connection_channel, charge_point.connected, stored_state = found
+    return stored_state
 
 
 def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import pytest
@@ -86,6 +87,39 @@ async def test_auto_registered_chargers_wait_as_pending_until_commissioned(daphn
         boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
         assert boot.status == "Accepted"
         assert (await charger.call(call16.Authorize(id_tag="UNKNOWN-TAG"))).id_tag_info["status"] == "Invalid"
+
+
+async def test_a_commissioned_charger_set_back_to_pending_is_served_as_pending(daphne):
+    """Its connection served it as commissioned (kept from its handshake, whichever process holds
+    it): the change closes the socket, and the next connection serves only what a pending
+    charger may send."""
+    await register("CP-SUSPENDED")
+    async with ocpp_charger(daphne, "1.6", "CP-SUSPENDED") as charger:
+        boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        assert boot.status == "Accepted"
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CP-SUSPENDED")
+        await database_sync_to_async(charge_point_update)(
+            charge_point=charge_point, lifecycle_state=LifecycleState.PENDING
+        )
+        await asyncio.wait_for(charger._connection.wait_closed(), 5)
+    async with ocpp_charger(daphne, "1.6", "CP-SUSPENDED") as charger:
+        boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        assert boot.status == "Pending"
+        with pytest.raises(OCPPError) as refused:
+            await charger.call(call16.Authorize(id_tag="ANY-TAG"), suppress=False)
+        assert refused.value.code == "SecurityError"
+
+
+async def test_a_pending_charger_sent_back_as_pending_keeps_its_socket(daphne):
+    """A PUT of what was read sends its lifecycle state back: nothing changes, nothing is closed."""
+    await register("CP-WAITING", lifecycle_state=LifecycleState.PENDING)
+    async with ocpp_charger(daphne, "1.6", "CP-WAITING") as charger:
+        charge_point = await ChargePoint.objects.aget(charge_point_id="CP-WAITING")
+        await database_sync_to_async(charge_point_update)(
+            charge_point=charge_point, lifecycle_state=LifecycleState.PENDING, heartbeat_interval=90
+        )
+        boot = await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
+        assert boot.status == "Pending"
 
 
 async def test_auto_registration_does_not_let_a_decommissioned_charger_back(daphne, auto_registering_daphne):
