@@ -98,7 +98,11 @@ class ChargePointViewSet(
         serializer = self.get_serializer(charge_point, data=request.data, partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         previous_interval, previous_state = charge_point.heartbeat_interval, charge_point.lifecycle_state
-        services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
+        try:
+            services.charge_point_update(charge_point=charge_point, **serializer.validated_data)
+        except services.ChargePointConnectedOverVersion as connected:  # it connected since it was read
+            message = str(connected)
+            raise ApiError(400, "ValidationError", message, details={"ocpp_version": [message]}) from None
         # A commissioned charger is woken, a new heartbeat interval pushed (commands' receiver, whose
         # answer adds ``heartbeat_interval_push`` when the interval changed). The charger is shown
         # after: as a GET would show it once its answer was applied (``previous_heartbeat_interval``).

@@ -7,6 +7,7 @@ are re-exported here, where the gateway and the API have always found them.
 from chargepoints.services.fleet import (
     BootResult,
     ChargePointAlreadyExists,
+    ChargePointConnectedOverVersion,
     ChargePointHasHistory,
     Connection,
     LoggedFrame,
@@ -36,6 +37,7 @@ from chargepoints.services.heartbeat_pace import charge_point_heartbeat_interval
 __all__ = [
     "BootResult",
     "ChargePointAlreadyExists",
+    "ChargePointConnectedOverVersion",
     "ChargePointHasHistory",
     "Connection",
     "LoggedFrame",

@@ -157,6 +157,9 @@ def charge_point_update(
     charger may not stay connected; so does a password change: the charger reconnects with it; so does
     a commissioned charger set back to pending: its connection serves it as commissioned (kept from
     its handshake, ``OcppRouter._commissioned``), its next one only what a pending charger may send.
+    Raises ``ChargePointConnectedOverVersion`` for an ``ocpp_version`` other than the one the
+    charger is connected over as the locked row tells (the caller's instance may predate its
+    handshake, on any process), nothing changed.
     """
     changed = ["updated_at"]
     for field, value in (
@@ -174,7 +177,10 @@ def charge_point_update(
         charge_point.tariff_id = tariff.pk if tariff is not None else None
         changed.append("tariff")
     with transaction.atomic():
-        stored_state = _presence_locked(charge_point) if lifecycle_state or password is not _UNCHANGED else None
+        locked = lifecycle_state or ocpp_version is not None or password is not _UNCHANGED
+        stored_state, stored_version = _presence_locked(charge_point) if locked else (None, None)
+        if ocpp_version is not None and charge_point.connected and stored_version != ocpp_version:
+            raise ChargePointConnectedOverVersion(charge_point.charge_point_id, stored_version or "")
         charge_point.save(update_fields=changed)
         if heartbeat_interval is not None:
             heartbeat_interval_stored(charge_point=charge_point, interval=heartbeat_interval)
@@ -201,6 +207,14 @@ def charge_point_password_taken(*, charge_point: ChargePoint, password: str, aft
     charge_point.save(update_fields=["password_hash", "password_hash_after_reboot", "updated_at"])
 
 
+class ChargePointConnectedOverVersion(Exception):
+    """An OCPP version set for a charger connected over another one: its connection sets it."""
+
+    def __init__(self, charge_point_id: str, ocpp_version: str) -> None:
+        super().__init__(f"The charge point is connected over OCPP {ocpp_version}: its connection sets it.")
+        self.charge_point_id = charge_point_id
+
+
 class ChargePointHasHistory(Exception):
     def __init__(self, charge_point_id: str) -> None:
         super().__init__(
@@ -225,23 +239,24 @@ def charge_point_delete(*, charge_point: ChargePoint) -> None:
         raise ChargePointHasHistory(charge_point.charge_point_id) from None
 
 
-def _presence_locked(charge_point: ChargePoint) -> str | None:
+def _presence_locked(charge_point: ChargePoint) -> tuple[str | None, str | None]:
     """``charge_point``'s presence (``connection_channel``, ``connected``) read again, its row
-    locked until the caller's transaction ends, and its lifecycle state as stored returned (None:
-    the row is gone): the instance was read before (the API's and the admin's, a password hashed
-    meanwhile), and a charger that reconnected since, to any process, holds another socket, which
-    the change must close. A handshake after the lock waits for the change, and its presence write
-    checks the admission again (``charge_point_connect``'s ``admitted_hash``)."""
+    locked until the caller's transaction ends, and its lifecycle state and OCPP version as stored
+    returned (None, None: the row is gone): the instance was read before (the API's and the
+    admin's, a password hashed meanwhile), and a charger that reconnected since, to any process,
+    holds another socket, which the change must close, over the version its handshake wrote. A
+    handshake after the lock waits for the change, and its presence write checks the admission
+    again (``charge_point_connect``'s ``admitted_hash``)."""
     found = (
         ChargePoint.objects.select_for_update()
         .filter(pk=charge_point.pk)
-        .values_list("connection_channel", "connected", "lifecycle_state")
+        .values_list("connection_channel", "connected", "lifecycle_state", "ocpp_version")
         .first()
     )
     if found is None:
-        return None
-    charge_point.connection_channel, charge_point.connected, stored_state = found
-    return stored_state
+        return None, None
+    charge_point.connection_channel, charge_point.connected, stored_state, stored_version = found
+    return stored_state, stored_version
 
 
 def _close_connection_on_commit(charge_point: ChargePoint, reason: str) -> None:

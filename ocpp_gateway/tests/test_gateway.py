@@ -253,3 +253,24 @@ async def test_every_frame_in_and_out_is_logged(daphne):
         return [(m.direction, m.message_type, m.unique_id, m.action) async for m in rows]
 
     assert await eventually(logged) == [("in", 2, "hb-1", "Heartbeat"), ("out", 3, "hb-1", "Heartbeat")]
+
+
+async def test_an_ocpp_version_set_from_a_read_older_than_the_chargers_handshake_is_refused(daphne, api_key):
+    """The API reads the charger (offline, registered for 1.6), the charger connects over 2.0.1 on
+    any process, then the change is saved: it is refused as for a charger read connected, and the
+    version stays the one its connection speaks (commands are checked against it)."""
+    from chargepoints.services import ChargePointConnectedOverVersion, charge_point_update
+
+    read_before = await register("CP-UPGRADED", ocpp_version="1.6")
+    async with ocpp_charger(daphne, "2.0.1", "CP-UPGRADED"):
+        with pytest.raises(ChargePointConnectedOverVersion):
+            await asyncio.to_thread(charge_point_update, charge_point=read_before, ocpp_version="1.6")
+        stored = await ChargePoint.objects.aget(charge_point_id="CP-UPGRADED")
+        assert stored.ocpp_version == "2.0.1" and stored.connected
+        status, body = await ahttp(
+            f"{daphne.http_url}/api/v1/chargepoints/CP-UPGRADED",
+            method="PATCH",
+            api_key=api_key,
+            body={"ocpp_version": "1.6"},
+        )
+        assert status == 400 and "ocpp_version" in body["details"]
