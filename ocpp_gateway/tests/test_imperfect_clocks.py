@@ -636,14 +636,26 @@ async def test_v201_charging_states_arriving_out_of_order_bill_no_idle_time_they
     assert idle_seconds - 2 <= session.billing_record.idle_seconds <= idle_seconds + 2
 
 
-async def test_v201_updated_events_whose_seq_nos_a_reboot_restarted_still_count_their_readings(daphne):
+@pytest.mark.parametrize("token_in_every_event", [True, False])
+async def test_v201_updated_events_whose_seq_nos_a_reboot_restarted_still_count_their_readings(
+    daphne, token_in_every_event
+):
     """A transaction kept through a reboot, its seqNo counter restarted: its Updated events repeat
     seqNos the session saw and were dropped as replays, so the energy after the reboot was lost
     (an Ended without a reading billed up to the last reading before it). They count; a real
-    replay of an event from before the boot (same times) still adds nothing."""
+    replay of an event from before the boot (same times) still adds nothing. Also for a station
+    that sends the idToken only when it changes (OCPP 2.0.1 E01): such an Updated took the
+    connection's kept session (``transaction_updated_record``), which dropped a seen seqNo unjudged."""
     await charger_with_tag_and_default_tariff("CLK-SEQ-RESTART")
-    before = [v201_reading("Started", 0, stamp(-timedelta(minutes=60)), 1000, "A")]
-    before += [v201_reading("Updated", n, stamp(-timedelta(minutes=60 - 5 * n)), 1000 + 1000 * n, "A") for n in (1, 2)]
+
+    def reading(event_type: str, seq_no: int, at: str, wh: int) -> dict:
+        event = v201_reading(event_type, seq_no, at, wh, "A")
+        if event_type != "Started" and not token_in_every_event:
+            del event["idToken"], event["evse"]
+        return event
+
+    before = [reading("Started", 0, stamp(-timedelta(minutes=60)), 1000)]
+    before += [reading("Updated", n, stamp(-timedelta(minutes=60 - 5 * n)), 1000 + 1000 * n) for n in (1, 2)]
     async with raw_socket(daphne, "2.0.1", "CLK-SEQ-RESTART") as websocket:
         await result(websocket, "b1", "BootNotification", BOOT_201)
         for n, event in enumerate(before):
@@ -652,9 +664,9 @@ async def test_v201_updated_events_whose_seq_nos_a_reboot_restarted_still_count_
         await result(websocket, "b2", "BootNotification", BOOT_201)
         await result(websocket, "r", "TransactionEvent", before[2])  # a replay from the offline queue
         for n in (0, 1):
-            event = v201_reading("Updated", n, stamp(-timedelta(minutes=20 - 5 * n)), 10000 + 1000 * n, "A")
+            event = reading("Updated", n, stamp(-timedelta(minutes=20 - 5 * n)), 10000 + 1000 * n)
             await result(websocket, f"u{n}", "TransactionEvent", event)
-        ended = v201_reading("Ended", 2, stamp(), 0, "A")
+        ended = reading("Ended", 2, stamp(), 0)
         del ended["meterValue"]
         await result(websocket, "end", "TransactionEvent", ended)
 
@@ -663,10 +675,14 @@ async def test_v201_updated_events_whose_seq_nos_a_reboot_restarted_still_count_
     assert await MeterSample.objects.filter(transaction=session).acount() == 5
 
 
-async def test_v201_charging_states_after_a_reboot_that_restarted_the_seq_no_counter_are_in_their_own_order(daphne):
+@pytest.mark.parametrize("token_in_every_event", [True, False])
+async def test_v201_charging_states_after_a_reboot_that_restarted_the_seq_no_counter_are_in_their_own_order(
+    daphne, token_in_every_event
+):
     """A transaction kept through a reboot, its seqNo counter restarted at 0: every event after the
     boot was judged late (a seqNo below the highest the session saw before it), so its SuspendedEV
-    opened no idle time (the idle fee lost) and a Charging closed none. They are in their own order."""
+    opened no idle time (the idle fee lost) and a Charging closed none. They are in their own order,
+    also from a station that sends the idToken only when it changes (they were dropped as replays)."""
     charge_point_id = "CLK-IDLE-REBOOT"
     tariff = await Tariff.objects.acreate(
         name="Idle", currency="EUR", price_per_kwh=Decimal("0.30"), idle_fee_per_minute=Decimal("0.50")
@@ -688,6 +704,8 @@ async def test_v201_charging_states_after_a_reboot_that_restarted_the_seq_no_cou
         for n, (state, minutes_ago) in enumerate([("SuspendedEV", 20), ("Charging", 10)]):
             event = v201_reading("Updated", n, stamp(-timedelta(minutes=minutes_ago)), 5000 + 1000 * n, "R")
             event["transactionInfo"]["chargingState"] = state
+            if not token_in_every_event:
+                del event["idToken"], event["evse"]
             await result(websocket, f"u{n}", "TransactionEvent", event)
         await result(websocket, "end", "TransactionEvent", v201_reading("Ended", 2, stamp(), 7000, "R"))
 
