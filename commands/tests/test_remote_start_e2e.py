@@ -35,13 +35,18 @@ def event(event_type: str, seq_no: int, timestamp: str, wh: int, context: str, *
     )
 
 
-async def test_a_v201_remote_start_without_id_token_is_billed_to_the_commanded_token(daphne, api_key):
+@pytest.mark.parametrize(("id_token", "token_type"), [("RFID-REMOTE", "ISO14443"), ("", "NoAuthorization")])
+async def test_a_v201_remote_start_without_id_token_is_billed_to_the_commanded_token(
+    daphne, api_key, id_token, token_type
+):
+    """Its events carry no idToken, so their answers carry no idTokenInfo (OCPP 2.0.1: required when
+    the request carried an idToken), a NoAuthorization one's neither (it was answered Accepted)."""
     await register("CP201-REMOTE")
     await IdTag.objects.acreate(id_tag="RFID-REMOTE")
     await Tariff.objects.acreate(
         name="Standard", currency="EUR", price_per_kwh=Decimal("0.30"), session_fee=Decimal("1.00"), is_default=True
     )
-    body = {"id_token": {"id_token": "RFID-REMOTE", "type": "ISO14443"}, "remote_start_id": 77, "evse_id": 1}
+    body = {"id_token": {"id_token": id_token, "type": token_type}, "remote_start_id": 77, "evse_id": 1}
     async with ocpp_charger(daphne, "2.0.1", "CP201-REMOTE", client_class=V201Charger) as charger:
         status, reply = await ahttp(
             f"{daphne.http_url}/api/v1/ocpp201/CP201-REMOTE/request_start_transaction",
@@ -62,13 +67,23 @@ async def test_a_v201_remote_start_without_id_token_is_billed_to_the_commanded_t
             )
         )
         assert started.id_token_info is None  # the event named no token: nothing to answer for
-        await charger.call(event("Ended", 1, T1, 12000, "Transaction.End", transaction_info={"transaction_id": "RS-1"}))
+        updated = await charger.call(
+            call201.TransactionEvent(
+                event_type="Updated",
+                timestamp=T0,
+                trigger_reason="ChargingStateChanged",
+                seq_no=1,
+                transaction_info={"transaction_id": "RS-1", "charging_state": "Charging", "remote_start_id": 77},
+            )
+        )
+        assert updated.id_token_info is None
+        await charger.call(event("Ended", 2, T1, 12000, "Transaction.End", transaction_info={"transaction_id": "RS-1"}))
 
     session = await Transaction.objects.aget(ocpp_transaction_id="RS-1")
-    assert (session.id_tag, session.id_token_type, session.id_tag_status) == ("RFID-REMOTE", "ISO14443", "Accepted")
+    assert (session.id_tag, session.id_token_type) == (id_token, token_type)
     assert (session.anomalies, session.needs_review) == ([], False)
     record = await BillingRecord.objects.aget(transaction=session)
-    assert (record.id_tag, record.total, record.needs_review) == ("RFID-REMOTE", Decimal("4.00"), False)
+    assert (record.id_tag, record.total, record.needs_review) == (id_token, Decimal("4.00"), False)
 
 
 @pytest.mark.parametrize(

@@ -129,7 +129,9 @@ def _total_cost(stopped: StopResult) -> Decimal | None:
 
 
 def _started_or_updated(charge_point_id: str, payload: dict[str, Any]) -> IdTagInfo | None:
-    """A Started or Updated event applied; the idToken's authorization when one came."""
+    """A Started or Updated event applied; the idToken's authorization when one came (OCPP 2.0.1
+    TransactionEventResponse: idTokenInfo is required when the request carried an idToken; none
+    for an event that carried none, a remote start's whose token the CSMS took from its command)."""
     info = payload["transactionInfo"]
     at = charger_time_read(payload["timestamp"]) or timezone.now()
     samples = sampled_values(payload.get("meterValue") or [])
@@ -140,9 +142,11 @@ def _started_or_updated(charge_point_id: str, payload: dict[str, Any]) -> IdTagI
     # A remote start's events may leave the token out: it is the one the CSMS asked to start for.
     token = sent_token or _remote_start_token(charge_point_id, info.get("remoteStartId"))
     started = transaction_start(_start_request(charge_point_id, payload, token, started_at=at, samples=samples))
-    if token.get("type") == _NO_AUTHORIZATION:  # the station charges without authorization: nothing to refuse
+    if not sent_token:  # idTokenInfo answers an idToken the event carried (a remote start's is not)
+        return None
+    if sent_token.get("type") == _NO_AUTHORIZATION:  # the station charges without authorization: nothing to refuse
         return IdTagInfo(status="Accepted")
-    return started.id_tag_info if sent_token else None
+    return started.id_tag_info
 
 
 # The idToken type of a station that charges without authorization (2.0.1 IdTokenEnumType).
