@@ -110,6 +110,17 @@ again under their new one. A connection whose check would act is always among th
 check would do nothing is not looked at. Any other protocol (daphne's HTTP requests) is checked
 every tick, as before.
 
+**A stop lets chargers go with their answers and a close frame.** On SIGTERM daphne cancelled every
+application at once and the reactor dropped the sockets: a message whose batch was being written was
+committed but never answered (the charger sends it again), and chargers saw their TCP connection
+vanish without a WebSocket close frame (1006). Now, before daphne cancels anything, the server stops
+listening and puts a ``csms.going_away`` event (``GOING_AWAY``) in every open WebSocket
+connection's input queue, behind the frames already read: the application answers those, then
+closes the socket with ``1001 Going Away`` (RFC 6455 7.4.1, "a server going down"; written by
+``handle_reply``, autobahn's ``sendClose`` takes no code below 3000 but 1000) and records the
+disconnect as for any close. What is still running after ``GOING_AWAY_SECONDS`` is cancelled as
+daphne did. An application served here that accepts WebSocket connections handles that event.
+
 daphne builds the queue in ``Server.create_application``; ``daphne_server_install`` (called by
 ``csms.asgi``, which daphne imports before it builds its server) makes daphne's command line build
 a ``Server`` with the changes above. kernel/tests/test_daphne_server.py checks that the parts
@@ -136,6 +147,7 @@ from typing import Any
 
 from autobahn.exception import Disconnected
 from django.conf import settings
+from twisted.internet import defer
 from twisted.python import log as twisted_log
 
 from kernel.consumer_loop import cancel_safe
@@ -818,6 +830,51 @@ def _access_line_if_logged(log: Callable[[Any, Any], None]) -> Callable[[Any, An
 # application sends it through ``send`` as usual). No coroutine, event dict or reply hop per frame.
 TEXT_AT_ONCE = "csms.websocket.text_at_once"
 
+# The event a stopping server puts in each open WebSocket connection's input queue, behind the
+# frames read already: the application answers those, then closes with GOING_AWAY_CODE.
+GOING_AWAY = "csms.going_away"
+GOING_AWAY_CODE = 1001  # RFC 6455 7.4.1: "an endpoint is going away, such as a server going down"
+GOING_AWAY_SECONDS = 5.0  # then what is left is cancelled (under a container's 10 s stop grace)
+
+
+async def connections_gone_away(server: Any, ports: list[Any], seconds: float = GOING_AWAY_SECONDS) -> None:
+    """A stopping server's first step: no new connections (``ports`` stop listening), every open
+    WebSocket connection told ``GOING_AWAY`` after the frames it read; returns once their
+    applications ended, or after ``seconds``."""
+    from autobahn.websocket.protocol import WebSocketProtocol as Protocol
+    from daphne.ws_protocol import WebSocketProtocol
+
+    for port in ports:
+        port.stopListening()
+    running = []
+    for protocol, details in list(server.connections.items()):
+        instance = details.get("application_instance")
+        if not isinstance(protocol, WebSocketProtocol) or protocol.state != Protocol.STATE_OPEN:
+            continue
+        if instance is None or instance.done() or details.get("disconnected"):
+            continue
+        protocol.application_queue.put_nowait({"type": GOING_AWAY})
+        running.append(instance)
+    if not running:
+        return
+    _daphne_logger.info("Stopping: %d WebSocket connection(s) answer what they read and close", len(running))
+    _, left = await asyncio.wait(running, timeout=seconds)
+    if left:
+        _daphne_logger.warning("Stopping: %d connection(s) still busy after %.0f s, cancelled", len(left), seconds)
+
+
+def _going_away_closed(connections: dict[Any, dict[str, Any]], protocol: Any, message: dict[str, Any]) -> bool:
+    """A ``websocket.close`` with ``GOING_AWAY_CODE`` on an open connection, sent as that close
+    frame (autobahn's ``sendClose`` refuses codes other than 1000 and 3000-4999); else False."""
+    from autobahn.websocket.protocol import WebSocketProtocol as Protocol
+
+    if message.get("code") != GOING_AWAY_CODE or protocol not in connections:
+        return False
+    if connections[protocol].get("disconnected") or getattr(protocol, "state", None) != Protocol.STATE_OPEN:
+        return False
+    protocol.sendCloseFrame(code=GOING_AWAY_CODE, reasonUtf8=b"server stopping", isReply=False)
+    return True
+
 
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
@@ -838,6 +895,19 @@ def daphne_server_install() -> None:
             self.websocket_handshake_timeout = settings.CSMS_HANDSHAKE_TIMEOUT + HANDSHAKE_TIMEOUT_BACKSTOP
             self.ended: set[Any] = set()  # the connections application_checker looks at
             self.timeout_checks = TimeoutChecks()  # the connections timeout_checker looks at, by when
+            self.ports: list[Any] = []  # what listens (stopped first when the server stops)
+
+        def listen_success(self, port: Any) -> None:
+            super().listen_success(port)
+            self.ports.append(port)
+
+        def kill_all_applications(self) -> Any:
+            """The reactor's shutdown: the open WebSocket connections go away first
+            (``connections_gone_away``), then daphne cancels what is left."""
+            gone = defer.Deferred.fromFuture(asyncio.ensure_future(connections_gone_away(self, self.ports)))
+            gone.addErrback(lambda failure: _daphne_logger.error("Stopping: %s", failure.getErrorMessage()))
+            gone.addBoth(lambda _: super(Server, self).kill_all_applications())
+            return gone
 
         def create_application(self, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
             if scope["type"] == "websocket":
@@ -888,6 +958,8 @@ def daphne_server_install() -> None:
                 if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
                     self.handshake_gate.accepted(time.monotonic())
                 self.handshake_gate.protocols.discard(protocol)
+            if message["type"] == "websocket.close" and _going_away_closed(self.connections, protocol, message):
+                return
             await super().handle_reply(protocol, message)
 
     cli.CommandLineInterface.server_class = Server

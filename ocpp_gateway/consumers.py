@@ -28,7 +28,7 @@ from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
-from kernel.daphne_server import TEXT_AT_ONCE
+from kernel.daphne_server import GOING_AWAY_CODE, TEXT_AT_ONCE
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
 from ocpp_gateway.configuration_refresh import configuration_reads
@@ -88,6 +88,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     router: OcppRouter | None = None
     _accepted = False
     _ended = False
+    _going_away = False  # the process is stopping: frames read after its close are not handled
     # Commands wait in _outbound for the _outbound_worker task; both exist only while there are
     # commands to send (_queue_call), so an idle connection holds no queue and no waiting task.
     _outbound: collections.deque[dict[str, Any]] | None = None
@@ -259,7 +260,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         await self._text_received(text_data)
 
     async def _text_received(self, text: str) -> None:
-        if self.router is None:
+        if self.router is None or self._going_away:
             return
         if self._seen_after_silence():
             await self._seen_written()
@@ -465,6 +466,16 @@ class OcppConsumer(AsyncWebsocketConsumer):
         logger.info("%s: closing, %s", self.charge_point_id, message.get("reason", ""))
         self._replaced_by = message.get("replaced_by", "")
         await self.close(code=1000)
+
+    async def csms_going_away(self, message: dict[str, Any]) -> None:
+        """The process is stopping (``kernel.daphne_server.GOING_AWAY``, after the frames read before
+        it, each answered once committed): close with 1001 Going Away (RFC 6455 7.4.1, "a server going
+        down"), a close the charger reconnects after, not a dropped connection; frames after it are
+        not handled (neither stored nor answered: the charger sends them again). The close's
+        disconnect clears presence as any close does."""
+        self._going_away = True
+        logger.debug("%s: closing, the process is stopping", self.charge_point_id)
+        await self.close(code=GOING_AWAY_CODE)
 
     async def ocpp_configuration_read_owed(self, message: dict[str, Any]) -> None:
         """The charger's configuration read was left unanswered on an older connection that closed
