@@ -228,6 +228,15 @@ def exited(pid: int) -> bool:
     return os.waitpid(pid, os.WNOHANG)[0] == pid
 
 
+def stopped_listening(sockets: list[socket.socket]) -> None:
+    """On stop, this process's copies of the listening sockets closed (the workers close theirs as they
+    begin to stop): the kernel then hands new connections on the port only to sockets still accepting,
+    a new release's started beside this one, instead of queueing them where nobody accepts them any
+    more, to be reset at exit."""
+    for sock in sockets:
+        sock.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--production", action="store_true", help="require DATABASE_URL and REDIS_URL")
@@ -247,26 +256,27 @@ def main() -> None:
         sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
     except OSError as error:
         sys.exit(f"cannot listen on HOST={host} PORT={port}: {error.strerror}")
-    processes = {sock.fileno(): start_worker(sock, sockets, args.daphne_args) for sock in sockets}
-    print(f"serving on {host}:{port} with {workers} daphne worker(s): {list(processes.values())}", flush=True)
+    processes = [start_worker(sock, sockets, args.daphne_args) for sock in sockets]
+    print(f"serving on {host}:{port} with {workers} daphne worker(s): {processes}", flush=True)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for pid in processes.values():
+        for pid in processes:
             with contextlib.suppress(ProcessLookupError):  # one that died meanwhile, already reaped
                 os.kill(pid, signal.SIGTERM)
+        stopped_listening(sockets)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     while not stopping:
         time.sleep(RESTART_PAUSE)
-        for sock in sockets:
-            if not stopping and exited(processes[sock.fileno()]):
-                print(f"worker {processes[sock.fileno()]} exited; starting another", flush=True)
-                processes[sock.fileno()] = start_worker(sock, sockets, args.daphne_args)
-    for pid in processes.values():
+        for index, sock in enumerate(sockets):
+            if not stopping and exited(processes[index]):
+                print(f"worker {processes[index]} exited; starting another", flush=True)
+                processes[index] = start_worker(sock, sockets, args.daphne_args)
+    for pid in processes:
         with contextlib.suppress(ChildProcessError):  # reaped already
             os.waitpid(pid, 0)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -323,3 +325,66 @@ def test_without_redis_a_worker_s_start_marks_the_chargers_a_dead_one_held_offli
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait(timeout=30)
+
+
+def _serving(tmp_path: Path, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with (tmp_path / f"{name}.log").open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "serve.py")], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
+def _healthz_answered(port: int) -> bool:
+    with contextlib.suppress(OSError):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+        connection.request("GET", "/healthz")
+        return connection.getresponse().status == 200
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_release_started_beside_a_stopping_one_takes_every_new_connection(tmp_path: Path) -> None:
+    """A rolling restart: the new ``make serve`` beside the old on the same port, then SIGTERM to the
+    old, whose worker takes a moment to let its chargers go (a message in its batch). The old one's
+    supervisor kept its copies of the listening sockets open until it exited: the kernel went on
+    handing new connections to them, where nobody accepted them any more, to be reset at its exit."""
+    from chargepoints.models import ChargePoint
+    from conftest import DaphneServer as Server
+    from conftest import charger_row_held, raw_socket
+
+    await ChargePoint.objects.acreate(charge_point_id="CP-ROLLING", heartbeat_interval=3600)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+        "CSMS_VAR_DIR": str(tmp_path),
+        "CSMS_CONFIGURATION_REFRESH_ON_BOOT": "0",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+    }
+    old = _serving(tmp_path, "old", env)
+    new = None
+    try:
+        await asyncio.to_thread(_until, lambda: _healthz_answered(port))
+        address = Server(port=port, process=old, log_path=tmp_path / "old.log")
+        async with raw_socket(address, "1.6", "CP-ROLLING") as websocket:  # on the old release: the only one
+            await websocket.send(json.dumps([2, "hb", "Heartbeat", {}]))
+            assert json.loads(await websocket.recv())[0] == 3
+            new = _serving(tmp_path, "new", env)
+            await asyncio.to_thread(_until, lambda: "Listening on TCP" in (tmp_path / "new.log").read_text())
+            async with charger_row_held("CP-ROLLING", at_most=4):
+                status = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+                await websocket.send(json.dumps([2, "st", "StatusNotification", status]))
+                await asyncio.sleep(0.5)  # its batch waits for the row: the old worker's stop waits for it
+                old.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.5)
+                answered = [await asyncio.to_thread(_healthz_answered, port) for _ in range(40)]
+            assert all(answered), f"{answered.count(False)} of 40 new connections not answered"
+        assert await asyncio.to_thread(old.wait, 30) == 0
+    finally:
+        for process in (old, new):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=30)
