@@ -67,12 +67,20 @@ class QuietExpectedErrors(logging.Filter):
 
 
 class QuietOutages(logging.Filter):
-    """A record whose exception is a dependency's outage (``dependency_outage``) keeps its message with the
-    error appended, without the traceback; any other exception keeps its traceback."""
+    """A record whose exception is a dependency's outage (``dependency_outage``), or was raised from
+    one (``raise ... from``: the write-behind buffers' refused rows from a lock wait timed out), keeps
+    its message with that outage appended, without the traceback; any other exception keeps its
+    traceback."""
+
+    CAUSES = 8  # explicit causes looked through at most
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if dependency_outage(error):
+        for _ in range(self.CAUSES):
+            if error is None or dependency_outage(error):
+                break
+            error = error.__cause__
+        if error is not None and dependency_outage(error):
             record.msg = f"{record.getMessage()}: {type(error).__name__}: {error}"
             record.args = None
             record.exc_info = None

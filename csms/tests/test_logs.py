@@ -285,3 +285,22 @@ async def test_a_handshake_refused_for_credentials_it_could_not_use_says_what_it
     assert log_lines(daphne, said + "the Authorization header is not HTTP Basic)")
     assert log_lines(daphne, said + "HTTP Basic credentials that are not base64 of UTF-8 text)")
     assert not log_lines(daphne, "correct-horse")
+
+
+def test_an_error_raised_from_an_outage_is_logged_in_one_line_naming_the_outage():
+    """The write-behind buffers raise their own error from a lock wait timed out (an admin's long
+    transaction on a charger's row, a migration's lock): it was logged with three chained tracebacks
+    (some 50 lines) per refused row, while the same lock timeout met directly is one line."""
+    lock_timeout = OperationalError("canceling statement due to lock timeout")
+    lock_timeout.__cause__ = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+    try:
+        raise lock_timeout
+    except OperationalError as error:
+        refused = RuntimeError("1")
+        refused.__cause__ = error
+    line = _logged(refused)
+    assert "Traceback" not in line and line.count("\n") == 0, line
+    assert line.endswith("could not store 3 rows: OperationalError: canceling statement due to lock timeout")
+    bug = RuntimeError("a bug")
+    bug.__cause__ = ValueError("not an outage")
+    assert "Traceback" in _logged(bug)
