@@ -244,11 +244,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             profile=connection.profile,
             boot_identity=connection.boot_identity,
             configuration_read_owed=connection.configuration_read_owed,
+            heartbeat_interval=connection.heartbeat_interval,
         )
         self._last_seen_written = self._last_message_at = time.monotonic()
-        self._heartbeat_interval = connection.heartbeat_interval
-        # Never coarser than half the heartbeat interval, or the offline sweep could fire early.
-        self._last_seen_every = min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, connection.heartbeat_interval / 2)
         await self.accept(subprotocol)
         self._accepted = True
 
@@ -262,26 +260,28 @@ class OcppConsumer(AsyncWebsocketConsumer):
     async def _text_received(self, text: str) -> None:
         if self.router is None or self._going_away:
             return
-        if self._seen_after_silence():
+        if self._seen_after_silence(self.router.heartbeat_interval):
             await self._seen_written()
         try:
             await self.router.route_message(text)
         except Exception:  # nothing a frame contains may end the connection
             logger.exception("%s: dropped a frame that could not be handled: %.200r", self.charge_point_id, text)
 
-    def _seen_after_silence(self) -> bool:
+    def _seen_after_silence(self, heartbeat_interval: int) -> bool:
         """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval).
 
         Written with the process's batch; True after a silence of a heartbeat interval, when the
         offline sweep may have marked the charger offline: then its message must bring it back
-        online (``_seen_written``) before it is answered.
+        online (``_seen_written``) before it is answered. ``heartbeat_interval`` is the one the
+        charger heartbeats at now (the router's: a boot's answer or a push it accepted changes it):
+        never coarser than half of it, or the offline sweep could fire while messages come.
         """
         now = time.monotonic()
         silent_for, self._last_message_at = now - self._last_message_at, now
-        if now - self._last_seen_written < self._last_seen_every:
+        if now - self._last_seen_written < min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, heartbeat_interval / 2):
             return False
         self._last_seen_written = now
-        if silent_for >= self._heartbeat_interval:
+        if silent_for >= heartbeat_interval:
             return True
         sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
         return False

@@ -61,6 +61,7 @@ from ocpp_gateway import leniency, quirks, rpc_errors
 from ocpp_gateway.configuration_refresh import refresh_owed
 from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.frames import outgoing_frame
+from ocpp_gateway.heartbeats import heartbeat_interval_accepted
 from ocpp_gateway.message_log import message_log
 
 logger = logging.getLogger(__name__)
@@ -242,6 +243,10 @@ class OcppRouter(RoutedChargePoint):
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
         self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
         self.configuration_read_owed = False  # loaded with the handshake (state_loaded)
+        # The interval (s) the charger heartbeats at: loaded with the handshake (state_loaded), then
+        # each BootNotification's answer and each push it accepts (``heartbeat_interval_accepted``).
+        # The consumer refreshes ``last_seen`` at least every half of it (``_seen_after_silence``).
+        self.heartbeat_interval: int = settings.CSMS_DEFAULT_HEARTBEAT_INTERVAL
 
     def state_loaded(
         self,
@@ -250,6 +255,7 @@ class OcppRouter(RoutedChargePoint):
         profile: ChargerProfile,
         boot_identity: tuple[str, str, str] = ("", "", ""),
         configuration_read_owed: bool = False,
+        heartbeat_interval: int | None = None,
     ) -> None:
         """What the handshake loaded (services.attachment): the first message looks nothing up, nor
         does the first BootNotification when it names the model the profile was loaded for.
@@ -258,6 +264,8 @@ class OcppRouter(RoutedChargePoint):
         self._is_commissioned, self._profile = commissioned, profile
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
         self.configuration_read_owed = configuration_read_owed
+        if heartbeat_interval is not None:
+            self.heartbeat_interval = heartbeat_interval
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
@@ -551,7 +559,11 @@ class OcppRouter(RoutedChargePoint):
                     _answer_storable(response.error_details) if isinstance(response.error_details, dict) else {}
                 ),
             }
-        return await self._result_checked(action, _answer_storable(response.payload))
+        result = await self._result_checked(action, _answer_storable(response.payload))
+        if result["outcome"] == "result":
+            taken = heartbeat_interval_accepted(action, payload, result["payload"])
+            self.heartbeat_interval = self.heartbeat_interval if taken is None else taken
+        return result
 
     async def _result_checked(self, action: str, payload: Any) -> dict[str, Any]:
         """A CALLRESULT checked against the action's response schema: a strict charger's invalid

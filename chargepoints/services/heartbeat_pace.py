@@ -30,6 +30,15 @@ EXPECTED_HEARTBEAT_INTERVAL = Case(
 )
 
 
+def heartbeat_interval_of(value: str) -> int | None:
+    """The heartbeat interval (s) ``value`` (a configuration value's text) sets: a whole number of
+    seconds from 1 to 86,400 (the API's bounds); None for any other text, which the CSMS keeps not."""
+    interval = int(value) if value.isascii() and value.isdigit() else None
+    if interval is None or not HEARTBEAT_INTERVAL_MIN <= interval <= HEARTBEAT_INTERVAL_MAX:
+        return None
+    return interval
+
+
 def heartbeat_interval_stored(*, charge_point: ChargePoint, interval: int) -> None:
     """Store ``interval`` (s) as the charger's ``heartbeat_interval``, one the charger has not taken
     yet: the interval it keeps until then is kept too. One UPDATE of the row (the interval kept
@@ -50,8 +59,8 @@ def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: s
     the configuration's rows, and taking the charger's row after them would lock in the opposite
     order of the writes that take the charger's first. A value that is not a whole number of seconds
     from 1 to 86,400 (the API's bounds) leaves the record, and is logged (WARNING)."""
-    interval = int(value) if value.isascii() and value.isdigit() else None
-    if interval is None or not HEARTBEAT_INTERVAL_MIN <= interval <= HEARTBEAT_INTERVAL_MAX:
+    interval = heartbeat_interval_of(value)
+    if interval is None:
         logger.warning(
             "%s took HeartbeatInterval %r, not a whole number of seconds from %d to %d: its heartbeat_interval"
             " stays %d s",

@@ -19,6 +19,7 @@ from ocpp_gateway.heartbeats import heartbeats
 
 class ProvisioningHandlers:
     id: str
+    heartbeat_interval: int  # ``OcppRouter``'s: the interval the charger heartbeats at
     configuration_current = False  # the stored configuration needs no read after the last boot
 
     @on(Action.boot_notification)
@@ -37,6 +38,7 @@ class ProvisioningHandlers:
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
+        self.heartbeat_interval = result.interval  # which the charger adopts from this answer
         return call_result.BootNotification(
             current_time=format_ocpp_time(result.current_time),
             interval=result.interval,
