@@ -52,6 +52,16 @@ whether or not debug is logged (about 8 % of a reconnect storm's CPU). The optio
 first, so autobahn's loop has nothing left to list. The queue it makes for chopped or synchronous
 writes, which daphne never makes, is a list (``SendQueue``) instead of a 0.75 KB ``deque``.
 
+**A charger's socket is never closed for its age.** daphne closes every WebSocket
+``--websocket_timeout`` seconds after it opened, 86,400 (a day) unless told otherwise: each charger,
+however healthy, was disconnected once a day (``charge_point.offline`` then ``.online`` to webhook
+subscribers, a command in flight lost, a session's messages queued on the charger meanwhile), and
+the chargers of a reconnect storm all again together the next day. OCPP-J's connection is meant to
+stay open (1.6 and 2.0.1 part 4: the charger keeps it and reconnects when it is lost); a dead one is
+found by daphne's pings (``--ping-interval``, ``--ping-timeout``) and the offline sweep. daphne's
+default (which its command line passes, having parsed it before the application, and so this module,
+is imported) is taken for -1 here, never; any other ``--websocket_timeout`` still applies.
+
 **No coloured debug text per frame.** autobahn's ``dataReceived`` and ``sendData`` pass
 ``hltype(...)`` and ``hlval(...)`` to ``log.debug`` for every frame, and those build their
 coloured text (qualified names, ``click.style``) before the logger decides to drop the line: a
@@ -603,6 +613,12 @@ def _upgraded_at_once(data_received: Callable[[Any, bytes], None]) -> Callable[[
 HANDSHAKE_TIMEOUT_BACKSTOP = 5
 
 
+# daphne's ``websocket_timeout`` (s) by default, and what it is here: a WebSocket is never closed
+# for its age (module docstring).
+DAPHNE_WEBSOCKET_TIMEOUT = 86400
+WEBSOCKET_TIMEOUT = -1
+
+
 def _late_answered_busy(check_timeouts: Callable[[Any], None]) -> Callable[[Any], None]:
     """daphne's ``WebSocketProtocol.check_timeouts``, with a handshake past the connect timeout
     answered 503 by the server's gate (``HandshakeGate.refuse_late``) instead of rejected 403."""
@@ -889,6 +905,8 @@ def daphne_server_install() -> None:
 
     class Server(server.Server):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            if kwargs.get("websocket_timeout", DAPHNE_WEBSOCKET_TIMEOUT) == DAPHNE_WEBSOCKET_TIMEOUT:
+                kwargs["websocket_timeout"] = WEBSOCKET_TIMEOUT
             super().__init__(*args, **kwargs)
             self.handshake_gate = HandshakeGate()
             self.websocket_connect_timeout = settings.CSMS_HANDSHAKE_TIMEOUT

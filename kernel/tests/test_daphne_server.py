@@ -1006,3 +1006,22 @@ def test_a_check_that_raises_is_logged_and_the_others_and_itself_are_checked_aga
         now[0] = 1000.0 + server.ping_interval + 1
         server.timeout_checker()
     assert (broken.checks, fine.checks, fine.pings) == (2, 2, 1)
+
+
+def test_a_websocket_is_never_closed_for_its_age_unless_the_command_line_asks():
+    """Fails before the change: daphne's command line and server closed every WebSocket a day
+    (``--websocket_timeout`` 86,400 s, its default) after it opened: each healthy charger went
+    offline and back once a day. The command line parses its options before it imports the
+    application (and so this module): its default reaches the server. Another value still applies."""
+    from daphne import cli
+
+    daphne_server.daphne_server_install()
+    parsed = cli.CommandLineInterface().parser.parse_args(["csms.asgi:application"]).websocket_timeout
+    given = cli.CommandLineInterface().parser.parse_args(["--websocket_timeout", "600", "csms.asgi:application"])
+    built = [
+        cli.CommandLineInterface.server_class(
+            application=None, endpoints=["tcp:0"], signal_handlers=False, **timeout
+        ).websocket_timeout
+        for timeout in ({}, {"websocket_timeout": parsed}, {"websocket_timeout": given.websocket_timeout})
+    ]
+    assert built == [-1, -1, 600]
