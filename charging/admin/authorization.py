@@ -13,6 +13,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from chargepoints.admin.shared import charger_pks_matching
+from charging import selectors
 from charging.admin.shared import id_tags_matching
 from charging.models import IdTag, LocalAuthList, Reservation
 from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
@@ -27,8 +28,15 @@ class IdTagForm(forms.ModelForm):
     token_type = forms.ChoiceField(choices=[("", "(any)"), *[(kind, kind) for kind in ID_TOKEN_TYPES]], required=False)
 
     def clean_id_tag(self) -> str:
+        """As the API answers a tag equal but for case to another (409): named, not as the unique
+        constraint's violation ("Constraint “id_tag_unique_case_insensitive” is violated.")."""
         id_tag = str(self.cleaned_data["id_tag"])
         id_tag_validator(id_tag)
+        registered = selectors.id_tag_find(id_tag=id_tag)
+        if registered is not None and registered.pk != self.instance.pk:
+            raise forms.ValidationError(
+                f"Id tag {registered.id_tag!r} is already registered; id tags ignore case.", code="unique"
+            )
         return id_tag
 
     def clean(self) -> dict[str, Any]:

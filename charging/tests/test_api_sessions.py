@@ -543,3 +543,16 @@ def test_the_admin_refuses_an_id_tag_with_an_invisible_character(admin_client):
     response = admin_client.post("/admin/charging/idtag/add/", form)
     assert response.status_code == 200 and "printable characters only" in response.content.decode()
     assert not IdTag.objects.exists()
+
+
+def test_the_admin_names_the_registered_tag_a_new_one_equals_but_for_case(admin_client):
+    IdTag.objects.create(id_tag="CARD-1")
+    form = {"id_tag": "card-1", "token_type": "", "status": "Accepted", "description": ""}
+    response = admin_client.post("/admin/charging/idtag/add/", form)
+    assert response.status_code == 200
+    assert "Id tag &#x27;CARD-1&#x27; is already registered; id tags ignore case." in response.content.decode()
+    assert "Constraint" not in response.content.decode()
+    renamed = {**form, "id_tag": "Card-1"}  # the tag itself, in another case
+    tag = IdTag.objects.get()
+    assert admin_client.post(f"/admin/charging/idtag/{tag.pk}/change/", renamed).status_code == 302
+    assert IdTag.objects.get().id_tag == "Card-1"
