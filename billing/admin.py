@@ -4,7 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Q, QuerySet, Value
+from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
@@ -17,7 +17,7 @@ from billing.services import PRICING_FIELDS
 from chargepoints.admin.shared import CHARGERS_SEARCHED
 from chargepoints.models import ChargePoint
 from charging.admin import transaction_link
-from charging.admin.shared import id_tags_matching
+from charging.admin.shared import id_tags_folded
 from kernel.admin_lists import CappedList, TimeRangeFilter
 from kernel.money import round_money
 
@@ -145,8 +145,7 @@ class BillingRecordAdmin(CappedList, admin.ModelAdmin):
         matching = ChargePoint.objects.filter(charge_point_id__icontains=term).order_by("charge_point_id")
         chargers = matching.values_list("charge_point_id", flat=True)[:CHARGERS_SEARCHED]
         queryset = queryset.alias(id_tag_lower=Lower("id_tag"))
-        tags = [Lower(Value(tag)) for tag in id_tags_matching(term)]  # folded as the index folds
-        found = Q(charge_point_identity__in=[term, *chargers]) | Q(id_tag_lower__in=tags)
+        found = Q(charge_point_identity__in=[term, *chargers]) | Q(id_tag_lower__in=id_tags_folded(term))
         return queryset.filter(found), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

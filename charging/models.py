@@ -191,7 +191,8 @@ class Transaction(models.Model):
         # indexes hold the few rows they serve, so a start or a stop writes no entry in them.
         indexes = [
             models.Index(fields=["charge_point", "status"]),
-            models.Index(fields=["id_tag", "started_at"]),
+            # The admin's search by id tag, matched ignoring case as OCPP matches tags (migration 0007).
+            models.Index(Lower("id_tag"), "started_at", name="session_id_tag_lower"),
             models.Index(fields=["needs_review"], condition=Q(needs_review=True), name="session_needs_review"),
             models.Index(fields=["reservation"], condition=Q(reservation__isnull=False), name="session_reserved"),
         ]

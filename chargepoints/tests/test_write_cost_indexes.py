@@ -69,10 +69,10 @@ _EXPECTED = {
     },
     "chargepoints_transaction": {
         "chargepoint_charge__1ed87e_idx",
-        "chargepoint_id_tag_c976eb_idx",
         "chargepoints_transaction_pkey",
         "chargepoints_transaction_started_at_78fdf2a0",
         "session_needs_review",  # partial: the sessions to review
+        "session_id_tag_lower",  # the admin's search by id tag, any case (was on id_tag as sent)
         "session_reserved",  # partial: the sessions that used a reservation
         "transaction_start_unique_while_active",
     },

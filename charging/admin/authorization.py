@@ -14,7 +14,7 @@ from django.utils.safestring import SafeString
 
 from chargepoints.admin.shared import charger_pks_matching
 from charging import selectors
-from charging.admin.shared import id_tags_matching
+from charging.admin.shared import id_tags_folded
 from charging.models import IdTag, LocalAuthList, Reservation
 from charging.serializers import ID_TOKEN_TYPES, id_tag_validator
 from charging.services import authorization
@@ -141,7 +141,8 @@ class ReservationAdmin(CappedList, ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        found = Q(charge_point_id__in=charger_pks_matching(term)) | Q(id_tag__in=id_tags_matching(term))
+        queryset = queryset.alias(id_tag_lower=Lower("id_tag"))
+        found = Q(charge_point_id__in=charger_pks_matching(term)) | Q(id_tag_lower__in=id_tags_folded(term))
         if term.isascii() and term.isdigit() and int(term) < 2**31:
             found |= Q(reservation_id=int(term))
         return queryset.filter(found), False

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
@@ -21,7 +22,7 @@ from chargepoints.admin.shared import (
     connector_label,
 )
 from charging.admin.meter_chart import NO_DATA, meter_chart_svg
-from charging.admin.shared import id_tags_matching, transaction_link
+from charging.admin.shared import id_tags_folded, transaction_link
 from charging.models import MeterSample, Transaction
 from charging.selectors import transaction_meter_series
 from kernel.admin_lists import CappedList, TimeRangeFilter
@@ -140,9 +141,10 @@ class TransactionAdmin(CappedList, ReadOnlyAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        queryset = queryset.alias(id_tag_lower=Lower("id_tag"))  # the index session_id_tag_lower
         found = (
             Q(charge_point_id__in=charger_pks_matching(term))
-            | Q(id_tag__in=id_tags_matching(term))
+            | Q(id_tag_lower__in=id_tags_folded(term))
             | Q(ocpp_transaction_id=term)
         )
         if term.isascii() and term.isdigit() and int(term) < 2**63:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Value
+from django.db.models.functions import Lower
 from django.utils.safestring import SafeString
 
 from chargepoints.admin.shared import admin_link
@@ -16,6 +18,13 @@ def id_tags_matching(term: str) -> list[str]:
     by an ILIKE over every row."""
     tags = IdTag.objects.filter(id_tag__icontains=term).order_by("id_tag").values_list("id_tag", flat=True)
     return [term, *tags[:ID_TAGS_SEARCHED]]
+
+
+def id_tags_folded(term: str) -> list[Lower]:
+    """``id_tags_matching(term)`` folded by the database, for a search through an index on
+    LOWER(id_tag) (``id_tag_lower``, aliased by the caller): a session's or a record's tag is as
+    the charger sent it, in any case (OCPP matches tags ignoring case)."""
+    return [Lower(Value(tag)) for tag in id_tags_matching(term)]
 
 
 def transaction_label(session: Transaction) -> str:

@@ -570,3 +570,30 @@ def test_the_reservation_and_id_tag_lists_never_count_or_sort_the_whole_table(
             .startswith(first_order.replace("-id", f'"{table}"."id" DESC'))
         ), ordered
     assert not ops.get(f"{url}?q=CP-2").context["cl"].result_list
+
+
+def test_a_search_by_id_tag_finds_the_sessions_and_reservations_a_charger_sent_in_another_case(
+    ops, register_charge_point
+):
+    """OCPP matches id tags ignoring case and a charger sends a card's tag in its own case
+    ("04a1b2c3" for the registered "04A1B2C3"): a search by the tag, as registered or as typed,
+    missed those sessions (an exact match)."""
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    IdTag.objects.create(id_tag="04A1B2C3")
+    request = {"charge_point_id": "CP-1", "ocpp_version": "1.6", "started_at": T0, "connector_id": 1}
+    for key, id_tag in (("k1", "04a1b2c3"), ("k2", "Unregistered-Card")):
+        transaction_start(StartRequest(**request, start_key=key, id_tag=id_tag, meter_start_wh=Decimal(0)))
+    reservation_record(
+        charge_point=charge_point,
+        reservation_id=7,
+        id_tag="04a1b2c3",
+        expiry_date=T0 + timedelta(hours=1),
+        accepted=True,
+        charger_status="Accepted",
+        connector_id=1,
+    )
+    for term, sent in (("04A1B2C3", "04a1b2c3"), ("04a1", "04a1b2c3"), ("UNREGISTERED-CARD", "Unregistered-Card")):
+        sessions = ops.get("/admin/charging/transaction/", {"q": term}).context["cl"].result_list
+        assert [session.id_tag for session in sessions] == [sent], term
+    reservations = ops.get("/admin/charging/reservation/", {"q": "04A1B2C3"}).context["cl"].result_list
+    assert [reservation.reservation_id for reservation in reservations] == [7]
