@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -10,8 +11,10 @@ from django.db.models import ProtectedError
 
 from billing import events, pricing, selectors
 from billing.models import BillingRecord, SessionTariff, Tariff
+from chargepoints.models import ChargePoint
 from charging.models import Transaction, TransactionStatus
 from kernel.model_instances import instance_new
+from kernel.money import round_money
 from kernel.plain_sql import instance_upserted, row_upserted
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers
@@ -91,6 +94,32 @@ def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
     chosen = ((pk, selectors.tariff_chosen(tariffs, own_ids.get(cp_pk), at)) for pk, cp_pk, at in started)
     rows = [SessionTariff(transaction_id=pk, tariff_id=tariff.pk) for pk, tariff in chosen if tariff is not None]
     SessionTariff.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+# A tariff's fields that decide which sessions it prices (``selectors.tariff_for``).
+_CHOICE_FIELDS = ("is_default", "valid_from", "valid_to")
+
+
+def tariffs_kept_before_save(*, instance: Tariff | ChargePoint, update_fields: Iterable[str] | None) -> None:
+    """Before a save that changes which tariff prices a session (a charger's own tariff; a tariff's
+    default flag or validity, a new default), the open sessions it could re-price keep theirs
+    (``open_session_tariffs_kept``). Any other save (a charger's presence, a tariff's name, a new
+    charger) reads nothing, or the row it changes."""
+    if isinstance(instance, ChargePoint):
+        if instance.pk is None or (update_fields is not None and not {"tariff", "tariff_id"} & set(update_fields)):
+            return
+        own = list(ChargePoint.objects.filter(pk=instance.pk).values_list("tariff_id", flat=True))
+        if own and own[0] != instance.tariff_id:
+            open_session_tariffs_kept(charge_point_pk=instance.pk)
+        return
+    if instance.pk is None:
+        if instance.is_default:  # a new default
+            open_session_tariffs_kept()
+        return
+    fields = [name for name in _CHOICE_FIELDS if update_fields is None or name in update_fields]
+    before = Tariff.objects.filter(pk=instance.pk).values(*fields).first() if fields else None
+    if before is not None and any(before[name] != getattr(instance, name) for name in fields):
+        open_session_tariffs_kept()
 
 
 # The largest whole total the record holds (in every currency): a larger one (a price of 999,999 a
@@ -181,7 +210,7 @@ def _terms(tariff: Tariff) -> pricing.TariffTerms:
         currency=tariff.currency,
         price_per_kwh=tariff.price_per_kwh,
         price_per_minute=tariff.price_per_minute,
-        session_fee=tariff.session_fee,
+        session_fee=round_money(tariff.session_fee, tariff.currency),  # 3 decimals kept: "0.50" EUR, "250" JPY
         idle_fee_per_minute=tariff.idle_fee_per_minute,
         idle_grace_minutes=tariff.idle_grace_minutes,
     )

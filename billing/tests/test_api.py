@@ -463,7 +463,7 @@ def test_a_total_has_its_currency_s_decimals_as_its_line_items_do(api_client, re
     register_charge_point("CP-1")
     record = ended_session("CP-1")
     body = api_client.get(f"/api/v1/billing-records/{record.pk}").json()
-    assert [item["amount"] for item in body["line_items"]] == ["368", "250"]
+    assert [(item["unit_price"], item["amount"]) for item in body["line_items"]] == [("36.7500", "368"), ("250", "250")]
     assert body["total"] == "618"
     session = api_client.get(f"/api/v1/transactions/{record.transaction_id}").json()
     assert session["billing_record"]["total"] == "618"
@@ -479,7 +479,10 @@ def test_a_three_decimal_currency_is_billed_to_its_minor_unit(api_client, regist
     register_charge_point("CP-1")
     record = ended_session("CP-1")
     body = api_client.get(f"/api/v1/billing-records/{record.pk}").json()
-    assert [item["amount"] for item in body["line_items"]] == ["0.345", "0.125"]
+    assert [(item["unit_price"], item["amount"]) for item in body["line_items"]] == [
+        ("0.0345", "0.345"),  # a price keeps its 4 decimals
+        ("0.125", "0.125"),
+    ]
     assert body["total"] == "0.470"
     assert api_client.get(f"/api/v1/transactions/{record.transaction_id}").json()["billing_record"]["total"] == "0.470"
     header, exported = csv_rows(api_client.get("/api/v1/billing-records/export/"))
