@@ -19,6 +19,8 @@ from charging.models import (
     AuthorizationStatus,
     IdTag,
     MeterSample,
+    Reservation,
+    ReservationStatus,
     Transaction,
     TransactionStatus,
 )
@@ -281,6 +283,36 @@ def _stop_warnings(charge_point: ChargePoint, transaction_id: object, sessions: 
     else:
         verdict = "is not known to the CSMS"
     return [f"Transaction {transaction_id} {verdict}; the charger answers Rejected if it has no such transaction open."]
+
+
+def cancel_reservation_warnings(*, charge_point: ChargePoint, reservation_id: int) -> list[str]:
+    """The cancel guard (1.6 CancelReservation §5.2, 2.0.1 H02): the CSMS sends a cancel for any
+    reservation id, but says when it knows no active reservation of ``charge_point`` by that id (the
+    charger answers Rejected for one it does not hold): one it never recorded, or one that has
+    ended, and how (the session that used it, its expiry, a cancel, the charger's refusal)."""
+    records = dict(
+        Reservation.objects.filter(charge_point=charge_point, reservation_id=reservation_id).values_list("pk", "status")
+    )
+    if ReservationStatus.ACTIVE in records.values():
+        return []
+    if not records:
+        verdict = "is not known to the CSMS"
+    else:  # the latest of the id's records: each reuse of an ended id is a new one
+        latest = max(records)
+        verdict = f"of {charge_point.charge_point_id} has ended for the CSMS ({_ENDED_HOW[records[latest]]}"
+        if records[latest] == ReservationStatus.USED:
+            session = Transaction.objects.filter(reservation_id=latest).order_by("-pk").first()
+            verdict += f" by transaction {session.ocpp_id}" if session is not None else ""
+        verdict += ")"
+    return [f"Reservation {reservation_id} {verdict}; the charger answers Rejected if it holds no such reservation."]
+
+
+_ENDED_HOW = {
+    ReservationStatus.USED: "used",
+    ReservationStatus.EXPIRED: "expired",
+    ReservationStatus.CANCELLED: "cancelled",
+    ReservationStatus.REFUSED: "refused by the charger",
+}
 
 
 def _token_warnings(id_tag: str, token_type: str, consequence: str) -> list[str]:

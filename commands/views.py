@@ -116,8 +116,8 @@ class CommandSchema(AutoSchema):
             + (" and `charge_point_id`." if "charge_point_id" not in self.path else ".")
             + " Any answer may carry `warnings`, a list of sentences about what was sent anyway"
             " (a remote start for an id tag the CSMS does not know or would not accept; a remote stop"
-            " for a transaction id of no active session of the charger; a charging profile that replaces an"
-            " installed one)."
+            " for a transaction id of no active session of the charger; a cancel of a reservation that is not"
+            " active; a charging profile that replaces an installed one)."
         )
 
     def get_operation_id(self) -> str:

@@ -4,11 +4,14 @@ the CSMS cannot apply to its own state is still completed (in-process API client
 
 from __future__ import annotations
 
+import itertools
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from charging.models import AuthorizationStatus, IdTag
+from charging.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus, Transaction
 from commands import selectors
 from commands.models import Command, CommandState
 from ocpp_gateway.tests.test_command_routes import answered
@@ -584,3 +587,55 @@ def test_a_reservation_for_an_accepted_token_carries_no_warning(api_client, regi
     IdTag.objects.create(id_tag="RFID-X", status=AuthorizationStatus.ACCEPTED)
     api_client.post("/api/v1/ocpp16/CP-1/reserve_now", {**RESERVE16, "id_tag": "RFID-X"}, format="json")
     assert Command.objects.get().warnings == []
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_cancel_of_a_reservation_the_csms_knows_no_active_one_by_is_sent_with_a_warning_saying_why(
+    api_client, register_charge_point, version
+):
+    """As a remote stop's (1.6 §5.2, 2.0.1 H02: the charger answers Rejected for a reservation it
+    does not hold). Probe: a cancel of a reservation used by a session, expired or never made was a
+    bare 409 Rejected, with nothing to tell the caller why."""
+    charge_point = register_charge_point("CP-1", ocpp_version=version)
+    start_key = itertools.count()
+
+    def reserve(reservation_id: int, status: str, *, used: bool = False) -> None:
+        reservation = Reservation.objects.create(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            id_tag="RFID-1",
+            expiry_date=timezone.now() + timedelta(hours=1),
+            status=status,
+        )
+        if used:
+            Transaction.objects.create(
+                charge_point=charge_point,
+                ocpp_version=version,
+                ocpp_transaction_id="TX-9" if version == "2.0.1" else "",
+                start_key=f"k-{next(start_key)}",
+                started_at=timezone.now(),
+                reservation=reservation,
+            )
+
+    reserve(1, ReservationStatus.ACTIVE)
+    reserve(2, ReservationStatus.USED, used=True)
+    reserve(3, ReservationStatus.EXPIRED)
+    reserve(3, ReservationStatus.ACTIVE)  # its id reused: active again
+    reserve(4, ReservationStatus.CANCELLED)
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+
+    def warnings(reservation_id: int) -> list[str]:
+        body = {"reservation_id": reservation_id}
+        return (
+            api_client.post(f"/api/v1/{path}/CP-1/cancel_reservation", body, format="json").json().get("warnings", [])
+        )
+
+    assert warnings(1) == warnings(3) == []
+    session = Transaction.objects.get(reservation__reservation_id=2)
+    tail = "; the charger answers Rejected if it holds no such reservation."
+    assert warnings(2) == [
+        f"Reservation 2 of CP-1 has ended for the CSMS (used by transaction {session.ocpp_id}){tail}"
+    ]
+    assert warnings(4) == [f"Reservation 4 of CP-1 has ended for the CSMS (cancelled){tail}"]
+    assert warnings(5) == [f"Reservation 5 is not known to the CSMS{tail}"]
+    assert Command.objects.exclude(warnings=[]).count() == 3

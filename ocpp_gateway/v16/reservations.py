@@ -1,5 +1,5 @@
-"""OCPP 1.6 Reservation profile: the warnings about a ReserveNow before it is sent, and the answers
-to ReserveNow and CancelReservation (a reservation ends in StartTransaction, ``transactions.py``)."""
+"""OCPP 1.6 Reservation profile: the warnings about a ReserveNow or CancelReservation before it is
+sent, and the answers to both (a reservation ends in StartTransaction, ``transactions.py``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ class ReservationHandlers:
             id_tag=body["id_tag"],
             expiry_date=expiry,
         )
+
+    @staticmethod
+    @request_check(Action.cancel_reservation)
+    def cancel_reservation_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return selectors.cancel_reservation_warnings(charge_point=charge_point, reservation_id=body["reservation_id"])
 
     @staticmethod
     @answer(Action.cancel_reservation)

@@ -1,5 +1,5 @@
-"""OCPP 2.0.1 Reservation block (H): ReservationStatusUpdate, the warnings about a ReserveNow before it
-is sent, and the answers to ReserveNow and CancelReservation."""
+"""OCPP 2.0.1 Reservation block (H): ReservationStatusUpdate, the warnings about a ReserveNow or
+CancelReservation before it is sent, and the answers to both."""
 
 from __future__ import annotations
 
@@ -54,6 +54,11 @@ class ReservationHandlers:
             id_tag=body["id_token"]["id_token"],
             expiry_date=expiry,
         )
+
+    @staticmethod
+    @request_check(Action.cancel_reservation)
+    def cancel_reservation_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return selectors.cancel_reservation_warnings(charge_point=charge_point, reservation_id=body["reservation_id"])
 
     @staticmethod
     @answer(Action.cancel_reservation)
