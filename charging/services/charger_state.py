@@ -26,6 +26,7 @@ def reservation_follow(
     evse_id: int | None,
     id_tag: str,
     expiry_date: datetime,
+    parent_id_tag: str = "",
 ) -> None:
     """ReserveNow answered with ``status``: record the reservation, active when Accepted."""
     reservations.reservation_record(
@@ -34,6 +35,7 @@ def reservation_follow(
         connector_id=connector_id,
         evse_id=evse_id,
         id_tag=id_tag,
+        parent_id_tag=parent_id_tag,
         expiry_date=expiry_date,
         accepted=status == ACCEPTED,
         charger_status=status,

@@ -22,6 +22,7 @@ def reservation_record(
     charger_status: str,
     connector_id: int | None = None,
     evse_id: int | None = None,
+    parent_id_tag: str = "",
 ) -> Reservation:
     """Record the charger's answer to ReserveNow. An accepted one with the id of an active
     reservation replaces it (OCPP 1.6 §5.13, 2.0.1 H01); a refused one changes nothing on the
@@ -31,6 +32,7 @@ def reservation_record(
         "connector_id": connector_id,
         "evse_id": evse_id,
         "id_tag": id_tag,
+        "parent_id_tag": parent_id_tag,
         "expiry_date": expiry_date,
         "charger_status": charger_status,
         "status": ReservationStatus.ACTIVE if accepted else ReservationStatus.REFUSED,
@@ -106,20 +108,25 @@ def _on_connector(connector_id: int, evse_id: int | None) -> Q:
     return Q() if connector_id == 0 else Q(connector_id=connector_id)
 
 
-def reservation_of_the_start(session: Transaction) -> int | None:
+def reservation_of_the_start(session: Transaction, parent_id_tag: str = "") -> int | None:
     """The reservationId of the charger's active reservation that ``session``, started without
-    naming one, uses: its id tag's (any case) on its connector, or on 1.6 connector 0 (2.0.1: on its
-    EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag on the reserved
-    connector (any connector for connector 0) ends the reservation, whether or not the
-    StartTransaction names it. None: no such reservation."""
+    naming one, uses: its id tag's (any case), or its group's (``parent_id_tag``: the parent of the
+    session's tag, as its authorization answered), on its connector, or on 1.6 connector 0 (2.0.1:
+    on its EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag or
+    parentIdTag on the reserved connector (any connector for connector 0) ends the reservation,
+    whether or not the StartTransaction names it (2.0.1 H01: a groupIdToken's, likewise). None: no
+    such reservation."""
     if not session.id_tag:
         return None
     if session.evse_id is not None:
         where = Q(evse_id=session.evse_id) | Q(evse_id__isnull=True, connector_id__isnull=True)
     else:
         where = Q(evse_id__isnull=True, connector_id__in=(0, session.connector_id))
+    whose = Q(id_tag__iexact=session.id_tag)
+    if parent_id_tag:
+        whose |= Q(parent_id_tag__iexact=parent_id_tag)
     reservations = Reservation.objects.filter(
-        where, charge_point_id=session.charge_point_id, status=ReservationStatus.ACTIVE, id_tag__iexact=session.id_tag
+        where, whose, charge_point_id=session.charge_point_id, status=ReservationStatus.ACTIVE
     )
     return reservations.values_list("reservation_id", flat=True).first()
 

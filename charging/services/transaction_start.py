@@ -339,7 +339,7 @@ def _session_open(
     _start_checks(session, request, start, meter_start)
     reservation_id = request.reservation_id
     if reservation_id is None and reserved is not False:
-        reservation_id = reservation_of_the_start(session)
+        reservation_id = reservation_of_the_start(session, info.parent_id_tag if info else "")
     _consume_reservation(session, reservation_id)
     rows = _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):

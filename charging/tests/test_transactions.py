@@ -327,6 +327,36 @@ def test_the_reserved_id_tag_starting_on_the_reserved_connector_uses_the_reserva
     assert Transaction.objects.get(pk=session.pk).reservation.reservation_id == 1
 
 
+def test_a_tag_of_the_reserved_group_starting_without_the_reservation_id_uses_it(register_charge_point):
+    """OCPP 1.6 §5.13: a transaction started for the reserved idTag *or parentIdTag* ends the
+    reservation. Probe: a start without reservationId by another card of the group the reservation
+    was made for (ReserveNow parentIdTag) left it active until its expiry, the session without it."""
+    fleet = IdTag.objects.create(id_tag="FLEET-1")
+    IdTag.objects.create(id_tag="CARD-B", parent=fleet)
+    IdTag.objects.create(id_tag="CARD-C")
+    charge_point_id = new_charger(register_charge_point)
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    for reservation_id, connector_id in ((1, 1), (2, 2)):
+        reservations.reservation_record(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            id_tag="CARD-A",
+            parent_id_tag="fleet-1" if reservation_id == 1 else "",
+            expiry_date=T0 + timedelta(days=1),
+            accepted=True,
+            charger_status="Accepted",
+            connector_id=connector_id,
+        )
+    no_group = start_v16(charge_point_id, connector_id=1, id_tag="CARD-C").transaction
+    other = start_v16(charge_point_id, connector_id=2, id_tag="CARD-B", at=T0 + timedelta(minutes=1)).transaction
+    grouped = start_v16(charge_point_id, connector_id=1, id_tag="CARD-B", at=T0 + timedelta(minutes=2)).transaction
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {1: ReservationStatus.USED, 2: ReservationStatus.ACTIVE}  # 2 was made for CARD-A alone
+    assert Transaction.objects.get(pk=grouped.pk).reservation.reservation_id == 1
+    assert Transaction.objects.get(pk=no_group.pk).reservation is None
+    assert Transaction.objects.get(pk=other.pk).reservation is None
+
+
 @pytest.mark.parametrize("answer", ["Occupied", "Accepted"])
 def test_a_reservation_id_reused_after_a_session_used_it_leaves_that_session_s_reservation_as_it_was(
     register_charge_point, answer

@@ -132,6 +132,18 @@ def test_reserve_now_and_cancel_reservation_answers_end_in_the_same_reservation(
     assert again.pk != reservation.pk
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("version", "group"),
+    [("1.6", {"parent_id_tag": "FLEET-1"}), ("2.0.1", {"group_id_token": {"id_token": "FLEET-1", "type": "Central"}})],
+)
+def test_a_reservation_keeps_the_group_it_was_made_for(register_charge_point, version, group):
+    """1.6 ReserveNow parentIdTag, 2.0.1 groupIdToken: a start by any tag of the group uses it."""
+    charge_point = register_charge_point("CP-1")
+    answered(charge_point, version, "reserve_now", {**RESERVE_NOW[version], **group}, {"status": "Accepted"})
+    assert Reservation.objects.get(reservation_id=7).parent_id_tag == "FLEET-1"
+
+
 SEND_LOCAL_LIST = {
     "1.6": {
         "list_version": 4,

@@ -34,6 +34,7 @@ class ReservationHandlers:
             connector_id=body.get("connector_id"),
             evse_id=None,
             id_tag=body["id_tag"],
+            parent_id_tag=body.get("parent_id_tag", ""),
             expiry_date=expiry,
         )
 
