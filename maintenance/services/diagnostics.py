@@ -25,6 +25,7 @@ from commands.services import (
 from kernel.models import ApiKey
 from maintenance import events
 from maintenance.errors import MaintenanceError
+from maintenance.file_names import TAKEN_NAME_ROOM, file_name_cut
 from maintenance.links import (
     LinkRefused,
     diagnostics_upload_url,
@@ -62,21 +63,6 @@ _NOT_TAKEN = (CommandState.REJECTED, CommandState.NOT_CONNECTED, CommandState.CA
 # The columns a charger's file name is kept in: its name as given, and the file's path in storage.
 _FILE_NAME_LENGTH: int = LogUpload._meta.get_field("file_name").max_length  # type: ignore[assignment]  # a CharField's
 _FILE_PATH_LENGTH: int = LogUpload._meta.get_field("file").max_length  # type: ignore[assignment]  # a FileField's
-# What the storage may add to a name already taken (Django's get_available_name: ``_`` and 7 characters).
-_TAKEN_NAME_ROOM = 8
-
-
-def _name_cut(name: str, length: int) -> str:
-    """``name`` in at most ``length`` characters: its stem cut, its extension kept when short.
-
-    A charger names its file (1.6 GetDiagnostics.conf ``fileName``, 2.0.1 GetLog.conf ``filename``,
-    the upload's URL or form), at any length: the columns that keep it do not grow with it."""
-    if len(name) <= length:
-        return name
-    suffix = PurePosixPath(name).suffix
-    if not suffix or len(suffix) > length // 2:
-        return name[:length]
-    return name[: length - len(suffix)] + suffix
 
 
 def log_upload_request(
@@ -128,7 +114,7 @@ def log_upload_request(
     # the answer tells is written, and the name it announced only while no file has arrived.
     announced = (command.response or {}).get("file_name") or (command.response or {}).get("filename") or ""
     # A lenient model's answer is passed on as it came: a name of any length, or no text at all.
-    announced = _name_cut(announced, _FILE_NAME_LENGTH) if isinstance(announced, str) else ""
+    announced = file_name_cut(announced, _FILE_NAME_LENGTH) if isinstance(announced, str) else ""
     uploads = LogUpload.objects.filter(pk=upload.pk)
     uploads.update(command=command, updated_at=timezone.now())
     uploads.filter(received_at__isnull=True).update(file_name=announced)
@@ -171,9 +157,9 @@ def log_upload_receive(*, token: str, upload: File, file_name: str = "") -> LogU
     if record.token_expires_at < timezone.now():
         raise LinkRefused("The upload token has expired.")
     name = PurePosixPath(file_name or record.file_name or f"{record.log_type}.log").name or "upload.log"
-    name = _name_cut(name, _FILE_NAME_LENGTH)
+    name = file_name_cut(name, _FILE_NAME_LENGTH)
     folder = f"diagnostics/{record.charge_point.charge_point_id}/{record.pk}-"
-    stored_name = folder + _name_cut(name, _FILE_PATH_LENGTH - len(folder) - _TAKEN_NAME_ROOM)
+    stored_name = folder + file_name_cut(name, _FILE_PATH_LENGTH - len(folder) - TAKEN_NAME_ROOM)
     stored = default_storage.save(stored_name, upload, max_length=_FILE_PATH_LENGTH)
     now = timezone.now()
     with transaction.atomic():

@@ -26,6 +26,7 @@ from kernel.background_sends import broker_sends
 from kernel.together import each_at_once
 from maintenance import events
 from maintenance.errors import MaintenanceError
+from maintenance.file_names import TAKEN_NAME_ROOM, file_name_cut
 from maintenance.links import firmware_download_url
 from maintenance.models import IN_FLIGHT, Campaign, CampaignState, CampaignTarget, FirmwareFile, TargetState
 from webhooks.models import EventType
@@ -54,7 +55,8 @@ def firmware_file_create(*, name: str, version: str = "", upload: File) -> Firmw
         digest.update(chunk)
         size += len(chunk)
     firmware = FirmwareFile(name=name[:_NAME_LENGTH], version=version, size=size, sha256=digest.hexdigest())
-    firmware.file.save(upload.name or name, upload, save=False)
+    # The stored file's path (firmware/<name>) within its column, whatever the upload's name.
+    firmware.file.save(file_name_cut(upload.name or name, _STORED_NAME_ROOM), upload, save=False)
     try:
         firmware.save()
     except Exception:
@@ -64,6 +66,8 @@ def firmware_file_create(*, name: str, version: str = "", upload: File) -> Firmw
 
 
 _NAME_LENGTH: int = FirmwareFile._meta.get_field("name").max_length  # type: ignore[assignment]  # a CharField's
+_PATH_LENGTH: int = FirmwareFile._meta.get_field("file").max_length  # type: ignore[assignment]  # a FileField's
+_STORED_NAME_ROOM = _PATH_LENGTH - len("firmware/") - TAKEN_NAME_ROOM  # FirmwareFile.file's upload_to
 
 
 def campaign_charge_points(

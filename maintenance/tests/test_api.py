@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint
 from kernel.api_keys import api_key_create
-from maintenance.models import Campaign
+from maintenance.models import Campaign, FirmwareFile
 from maintenance.services import firmware
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +42,19 @@ def test_a_firmware_file_named_longer_than_its_column_is_stored_with_its_name_cu
     reply = api_client.post("/api/v1/firmware", {"file": upload, "version": "1"}, format="multipart")
     assert reply.status_code == 201, reply.json()
     assert reply.json()["name"] == ("f" * 197 + ".bin")[:200]
+
+
+@pytest.mark.parametrize("file_name", ["a." + "b" * 200, "image." + "x" * 60, "image.tar." + "g" * 90])
+def test_a_firmware_file_with_a_long_extension_is_stored(api_client, file_name):
+    """A name whose extension alone overflows the stored file's path (100 characters) was a 400
+    ``BadRequest`` "The request is malformed." naming nothing (Django's SuspiciousFileOperation):
+    the image is stored, under a cut name, and its name is the one given (cut to its column)."""
+    upload = SimpleUploadedFile(file_name, b"img")
+    reply = api_client.post("/api/v1/firmware", {"file": upload, "version": "1"}, format="multipart")
+    assert reply.status_code == 201, reply.json()
+    assert reply.json()["name"] == file_name[:200]
+    stored = FirmwareFile.objects.get(pk=reply.json()["id"]).file
+    assert len(stored.name) <= 100 and stored.open("rb").read() == b"img"
 
 
 @pytest.mark.parametrize(
