@@ -379,6 +379,9 @@ CSMS_RESERVATION_CHECK_INTERVAL = env_int("CSMS_RESERVATION_CHECK_INTERVAL", 60,
 # Charger admission: unknown chargers are refused unless auto-registered (as pending);
 # a required password refuses every charger that has none set.
 CSMS_AUTO_REGISTER = env_bool("CSMS_AUTO_REGISTER", False)
+# ...at most this many waiting for commissioning at once: past it, unknown chargers are refused (a stranger
+# opening handshakes with made-up ids fills the fleet with pending rows otherwise).
+CSMS_AUTO_REGISTER_MAX_PENDING = env_int("CSMS_AUTO_REGISTER_MAX_PENDING", 1000, minimum=1)
 CSMS_REQUIRE_CHARGER_PASSWORD = env_bool("CSMS_REQUIRE_CHARGER_PASSWORD", False)
 # Wrong charger passwords: failures per identity and per client address within the window,
 # beyond which a handshake is refused before any password hashing; hashes one process runs at once.

@@ -108,7 +108,8 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
     Known chargers need to be not decommissioned and to present their password (every charger
     must have one with CSMS_REQUIRE_CHARGER_PASSWORD). Unknown ones are refused, unless
     CSMS_AUTO_REGISTER is on: then they are registered as pending, their Boot is answered
-    Pending, and an operator commissions them. Without ``may_hash``, a password that would need
+    Pending, and an operator commissions them; while ``CSMS_AUTO_REGISTER_MAX_PENDING`` wait so,
+    unknown ones are refused again. Without ``may_hash``, a password that would need
     hashing raises ``passwords.PasswordNeedsHashing`` (the gateway bounds and throttles hashing).
     """
     require_password = settings.CSMS_REQUIRE_CHARGER_PASSWORD
@@ -120,6 +121,11 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
         return ""
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
+    if _pending_full():
+        return (
+            f"unknown, and not registered: {settings.CSMS_AUTO_REGISTER_MAX_PENDING} chargers already wait for"
+            " commissioning (CSMS_AUTO_REGISTER_MAX_PENDING)"
+        )
     with contextlib.suppress(ChargePointAlreadyExists):  # a concurrent handshake registered it a moment ago
         charge_point_register(
             charge_point_id=charge_point_id,
@@ -128,6 +134,14 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
         )
     logger.info("%s: unknown charger registered as pending (CSMS_AUTO_REGISTER)", charge_point_id)
     return ""
+
+
+def _pending_full() -> bool:
+    """Whether ``CSMS_AUTO_REGISTER_MAX_PENDING`` chargers wait for commissioning: one bounded
+    statement, read only for a handshake of an unknown charger under ``CSMS_AUTO_REGISTER``."""
+    cap = settings.CSMS_AUTO_REGISTER_MAX_PENDING
+    pending = ChargePoint.objects.filter(lifecycle_state=LifecycleState.PENDING).values("pk")[:cap]
+    return pending.count() >= cap
 
 
 def _password_after_reboot_made_current(charge_point_id: str) -> None:

@@ -16,7 +16,7 @@ from websockets.typing import Subprotocol
 from chargepoints.models import ChargePoint, LifecycleState, OcppMessage
 from chargepoints.services import charge_point_update
 from charging.models import Transaction
-from conftest import ocpp_charger
+from conftest import eventually, ocpp_charger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -61,6 +61,11 @@ async def test_unknown_chargers_are_refused_and_leave_no_row(daphne):
 @pytest.fixture(scope="module")
 def auto_registering_daphne(daphne_factory):
     return daphne_factory(CSMS_AUTO_REGISTER="1")
+
+
+@pytest.fixture(scope="module")
+def two_pending_daphne(daphne_factory):
+    return daphne_factory(CSMS_AUTO_REGISTER="1", CSMS_AUTO_REGISTER_MAX_PENDING="2")
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +140,32 @@ async def test_a_required_password_refuses_chargers_without_one(daphne, password
     assert not await handshake(password_requiring_daphne, "CP-OPEN")
     assert not await handshake(password_requiring_daphne, "CP-LOCKED")
     assert await handshake(password_requiring_daphne, "CP-LOCKED", basic("CP-LOCKED", "locked-password-123"))
+
+
+async def _admitted(server, charge_point_id: str) -> bool:
+    try:
+        async with ocpp_charger(server, "1.6", charge_point_id) as charger:
+            await charger.call(call16.Heartbeat())
+    except InvalidStatus as refused:
+        assert refused.response.status_code == 403
+        return False
+    return True
+
+
+async def test_auto_registration_stops_while_max_pending_chargers_wait(daphne, two_pending_daphne):
+    """Anyone reaching the endpoint could open handshakes with made-up ids, each registered as a
+    pending charger for ever: 100 handshakes, 100 rows in the fleet. At most
+    CSMS_AUTO_REGISTER_MAX_PENDING wait; commissioning one makes room, and known chargers, pending
+    ones included, still connect."""
+    assert [await _admitted(two_pending_daphne, name) for name in ("ANY-1", "ANY-2", "ANY-3")] == [True, True, False]
+    assert not await ChargePoint.objects.filter(charge_point_id="ANY-3").aexists()
+    assert await _admitted(two_pending_daphne, "ANY-1")  # pending, known: connects as before
+    await ChargePoint.objects.filter(charge_point_id="ANY-2").aupdate(lifecycle_state=LifecycleState.COMMISSIONED)
+    assert await _admitted(two_pending_daphne, "ANY-3")
+    assert await eventually(
+        lambda: _logged(two_pending_daphne, "ANY-3: refused, unknown, and not registered: 2 chargers already wait")
+    )
+
+
+async def _logged(server, needle: str) -> bool:
+    return needle in server.log()
