@@ -66,6 +66,8 @@ def _id_tag_save(fields: dict[str, Any], tag: IdTag | None = None) -> IdTag:
         return authorization.id_tag_save(tag=tag, **fields)
     except authorization.IdTagAlreadyExists as exists:
         raise ApiError(409, "Conflict", str(exists), id_tag=exists.id_tag) from None
+    except authorization.IdTagParentRefused as refused:  # the rows changed since the request's check
+        raise ApiError(400, "ValidationError", str(refused), details={"parent_id_tag": [str(refused)]}) from None
 
 
 @extend_schema_view(list=extend_schema(parameters=[TransactionFilterSerializer]))

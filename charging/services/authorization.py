@@ -18,18 +18,43 @@ class IdTagAlreadyExists(Exception):
         self.id_tag = id_tag
 
 
+class IdTagParentRefused(Exception):
+    """A ``parent`` that ``id_tag_parent_refusal`` refuses as the rows stand when it is saved."""
+
+
 def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
     """Register an id tag (``tag`` None) or change one. Tags equal but for case are one tag:
-    the unique index on LOWER(id_tag) decides, so two concurrent registrations cannot both win."""
+    the unique index on LOWER(id_tag) decides, so two concurrent registrations cannot both win.
+    A ``parent`` given is checked again under the locks of both rows (``_parent_locked``): raises
+    ``IdTagParentRefused``, nothing saved."""
     tag = tag or IdTag()
     for name, value in fields.items():
         setattr(tag, name, value)
     try:
         with transaction.atomic():
+            if fields.get("parent") is not None:
+                _parent_locked(tag, fields["parent"])
             tag.save()
     except IntegrityError:
         raise IdTagAlreadyExists(tag.id_tag) from None
     return tag
+
+
+def _parent_locked(tag: IdTag, parent: IdTag) -> None:
+    """The tag's and its parent's rows locked (in primary key order, as every save and delete of
+    id tags takes them), and the one level of groups checked again as they stand: the caller's
+    check read them before (an API request's, a moment ago), and a concurrent change of the
+    parent (put in a group itself, deleted) or of the tag (made a group) would leave a card in a
+    group of a group, whose status ``selectors.id_tag_info_of`` does not reach. Raises
+    ``IdTagParentRefused``."""
+    pks = sorted(pk for pk in (tag.pk, parent.pk) if pk is not None)
+    locked = {row.pk: row for row in IdTag.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+    current = locked.get(parent.pk)
+    if current is None:
+        raise IdTagParentRefused(f"Id tag {parent.id_tag!r} is no longer registered.")
+    refusal = id_tag_parent_refusal(tag, current)
+    if refusal is not None:
+        raise IdTagParentRefused(refusal)
 
 
 class IdTagIsParent(Exception):
@@ -45,11 +70,15 @@ class IdTagIsParent(Exception):
 
 
 def id_tag_delete(*, tag: IdTag) -> None:
-    """Delete ``tag``; raises ``IdTagIsParent`` while other tags name it as their parent."""
-    children = id_tags_delete_orphans(tags=[tag]).count()
-    if children:
-        raise IdTagIsParent(tag, children)
-    tag.delete()
+    """Delete ``tag``; raises ``IdTagIsParent`` while other tags name it as their parent. Its row
+    locked first: a card made its child meanwhile (``_parent_locked``, which locks it too) is
+    counted, not left pointing at nothing (its group's status lifted)."""
+    with transaction.atomic():
+        list(IdTag.objects.select_for_update().filter(pk=tag.pk).values_list("pk"))
+        children = id_tags_delete_orphans(tags=[tag]).count()
+        if children:
+            raise IdTagIsParent(tag, children)
+        tag.delete()
 
 
 def id_tags_delete_orphans(*, tags: Iterable[IdTag]) -> QuerySet[IdTag]:

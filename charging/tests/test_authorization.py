@@ -136,3 +136,35 @@ def test_a_cancel_the_charger_accepts_or_finds_nothing_to_cancel_ends_the_reserv
     )
     charger_state.reservation_cancel_follow(charge_point=charge_point, status=answer, reservation_id=9)
     assert Reservation.objects.get(reservation_id=9).status == status
+
+
+def test_a_card_is_not_put_in_a_group_that_joined_a_group_since_it_was_checked():
+    """The API checks a parent, then saves: another request putting that group in a group between
+    the two is seen at the save (its row locked), and the card stays out of a group of a group."""
+    group = IdTag.objects.create(id_tag="FLEET")
+    card = IdTag.objects.create(id_tag="CARD")
+    checked = IdTag.objects.get(pk=group.pk)
+    assert authorization.id_tag_parent_refusal(card, checked) is None
+    authorization.id_tag_save(tag=group, parent=IdTag.objects.create(id_tag="HOLDING"))
+    with pytest.raises(authorization.IdTagParentRefused):
+        authorization.id_tag_save(tag=card, parent=checked)
+    assert IdTag.objects.get(pk=card.pk).parent_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_group_is_not_deleted_from_under_a_card_made_its_child_meanwhile(behind_a_lock):
+    """A delete counts the group's cards after the save that adds one commits: refused, as when
+    the card was there first (its group's Blocked or Expired status would be lifted)."""
+    group = IdTag.objects.create(id_tag="FLEET")
+    card = IdTag.objects.create(id_tag="CARD")
+
+    def deleted() -> str:
+        try:
+            authorization.id_tag_delete(tag=IdTag.objects.get(pk=group.pk))
+        except authorization.IdTagIsParent:
+            return "refused"
+        return "deleted"
+
+    _, outcome = behind_a_lock(lambda: authorization.id_tag_save(tag=card, parent=group), deleted)
+    assert outcome == "refused"
+    assert IdTag.objects.get(pk=card.pk).parent_id == group.pk
