@@ -279,8 +279,9 @@ def _event_add(
         if start.implausible:
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         _event_merge(session, request, start)
+        tokenless = not session.id_tag
         _fill_blanks(session, request, info)
-        _consume_reservation(session, request.reservation_id)
+        _consume_reservation(session, _reservation_of_the_event(session, request, tokenless=tokenless))
         sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
@@ -450,6 +451,21 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
     session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
     if session.remote_start_id is None:
         session.remote_start_id = column_int(request.remote_start_id)
+
+
+def _reservation_of_the_event(session: Transaction, request: StartRequest, *, tokenless: bool) -> int | None:
+    """The reservation a 2.0.1 event of ``session`` uses: the one it names, else, when it brought
+    the token of an open session that had none (E02: the transaction started at plug-in), that
+    token's reservation on its EVSE (``reservation_of_the_start``, as a start with that token
+    would use it; H01: the reserved token authorizing on the reserved EVSE ends the reservation).
+    One statement, for that event only (once a session)."""
+    if request.reservation_id is not None:
+        return request.reservation_id
+    if not tokenless or not session.id_tag or session.reservation_id is not None:
+        return None
+    if session.status != TransactionStatus.ACTIVE:  # a late token: a reservation active now is a later one's
+        return None
+    return reservation_of_the_start(session)
 
 
 def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool = False) -> list[SampleRow]:

@@ -366,6 +366,35 @@ async def test_a_start_with_a_reservation_id_consumes_the_reservation_and_its_ti
     assert session.started_at.isoformat() == "2026-05-01T10:00:00+00:00"  # stored as UTC
 
 
+async def test_a_v201_session_started_at_plug_in_uses_the_reservation_of_the_token_that_authorizes_it_later(daphne):
+    """2.0.1 E02 on a reserved EVSE (H01): the transaction starts at plug-in without idToken, the
+    reserved token comes in a later Updated that names no reservationId. The reservation stayed
+    active after its token's session (a later session of that token took it): it is used by the
+    session its token authorized, on its EVSE. Another token's stays active."""
+    charge_point = await register("CP201-RESV")
+    for reservation_id, evse_id, id_tag in ((7, 1, "RFID-R"), (8, 2, "RFID-R"), (9, 1, "OTHER")):
+        await Reservation.objects.acreate(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            evse_id=evse_id,
+            id_tag=id_tag,
+            expiry_date=datetime(2099, 1, 1, tzinfo=UTC),
+        )
+    event = {"timestamp": T0, "transactionInfo": {"transactionId": "TX-RESV", "chargingState": "EVConnected"}}
+    started = {**event, "eventType": "Started", "triggerReason": "CablePluggedIn", "seqNo": 0}
+    started["evse"] = {"id": 1, "connectorId": 1}
+    authorized = {**event, "eventType": "Updated", "triggerReason": "Authorized", "seqNo": 1}
+    authorized["idToken"] = {"idToken": "rfid-r", "type": "ISO14443"}
+    async with raw_socket(daphne, "2.0.1", "CP201-RESV") as websocket:
+        assert (await raw_call(websocket, "e0", "TransactionEvent", started))[2] == {}
+        answer = await raw_call(websocket, "e1", "TransactionEvent", authorized)
+        assert answer[2] == {"idTokenInfo": {"status": "Unknown"}}  # the reservation does not register the token
+    statuses = {r.reservation_id: r.status async for r in Reservation.objects.all()}
+    assert statuses == {7: ReservationStatus.USED, 8: ReservationStatus.ACTIVE, 9: ReservationStatus.ACTIVE}
+    session = await Transaction.objects.select_related("reservation").aget(ocpp_transaction_id="TX-RESV")
+    assert (session.id_tag, session.reservation.reservation_id) == ("rfid-r", 7)
+
+
 async def test_garbled_numbers_from_chargers_are_answered_and_kept(daphne):
     """Schema-valid but absurd values: huge numbers, odd units and multipliers, ids beyond any column."""
     await register("CP201-G")
