@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from charging.models import Reservation, ReservationStatus, Transaction
+from kernel.plain_sql import columns_of, model_rows
 
 
 def reservation_record(
@@ -138,3 +139,42 @@ def reservations_expire(*, now: datetime | None = None) -> int:
         return Reservation.objects.filter(status=ReservationStatus.ACTIVE, expiry_date__lte=now).update(
             status=ReservationStatus.EXPIRED, updated_at=now
         )
+
+
+def reservation_use(session: Transaction, reservation_id: int | None) -> None:
+    """The charger's reservation ``reservation_id`` is used by ``session``: its active one, else one
+    the CSMS expired that had not expired when the session started (OCPP 1.6 §5.13, 2.0.1 H01: a
+    start before the expiry uses it; an offline charger's start arrives late, after the sweep of
+    ``reservations_expire``). On PostgreSQL one ``UPDATE ... RETURNING`` where the ORM reads, then saves."""
+    if reservation_id is None:
+        return
+    if connection.vendor != "postgresql":
+        of_id = Reservation.objects.filter(charge_point_id=session.charge_point_id, reservation_id=reservation_id)
+        in_time = of_id.filter(status=ReservationStatus.EXPIRED, expiry_date__gte=session.started_at)
+        reservation = of_id.filter(status=ReservationStatus.ACTIVE).first() or in_time.order_by("-pk").first()
+        if reservation is None:
+            return
+        reservation.status = ReservationStatus.USED
+        reservation.save(update_fields=["status", "updated_at"])
+        session.reservation = reservation
+        return
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    used = model_rows(  # one row: the id's active reservation (one at most), else its latest expired in time
+        Reservation,
+        f"UPDATE {table} r SET status = %s, updated_at = %s WHERE r.id = (SELECT o.id FROM {table} o"
+        " WHERE o.charge_point_id = %s AND o.reservation_id = %s"
+        " AND (o.status = %s OR (o.status = %s AND o.expiry_date >= %s))"
+        f" ORDER BY o.status = %s DESC, o.id DESC LIMIT 1) RETURNING {columns_of(Reservation, 'r')}",
+        [
+            ReservationStatus.USED,
+            timezone.now(),
+            session.charge_point_id,
+            reservation_id,
+            ReservationStatus.ACTIVE,
+            ReservationStatus.EXPIRED,
+            session.started_at,
+            ReservationStatus.ACTIVE,
+        ],
+    )
+    if used:
+        session.reservation = used[0]

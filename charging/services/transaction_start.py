@@ -34,8 +34,6 @@ from charging.models import (
     ReconciliationItem,
     ReconciliationReason,
     ReconciliationState,
-    Reservation,
-    ReservationStatus,
     Transaction,
     TransactionStatus,
 )
@@ -57,7 +55,7 @@ from charging.services.reconciliation import (
     ReconciliationError,
     reconciliation_item_attach,
 )
-from charging.services.reservations import reservation_of_the_start
+from charging.services.reservations import reservation_of_the_start, reservation_use
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
@@ -281,7 +279,7 @@ def _event_add(
         _event_merge(session, request, start)
         tokenless = not session.id_tag
         _fill_blanks(session, request, info)
-        _consume_reservation(session, _reservation_of_the_event(session, request, tokenless=tokenless))
+        reservation_use(session, _reservation_of_the_event(session, request, tokenless=tokenless))
         sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
@@ -341,7 +339,7 @@ def _session_open(
     reservation_id = request.reservation_id
     if reservation_id is None and reserved is not False:
         reservation_id = reservation_of_the_start(session, info.parent_id_tag if info else "")
-    _consume_reservation(session, reservation_id)
+    reservation_use(session, reservation_id)
     rows = _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
         anomaly_flag(session, Anomaly.MISSING_BASELINE)
@@ -632,45 +630,6 @@ def _token_check(session: Transaction) -> None:
     """A session on a token the CSMS answered Invalid, Blocked, Expired, ... is billed, and flagged."""
     if session.id_tag and session.id_tag_status and session.id_tag_status != AuthorizationStatus.ACCEPTED:
         anomaly_flag(session, Anomaly.UNAUTHORIZED_TOKEN)
-
-
-def _consume_reservation(session: Transaction, reservation_id: int | None) -> None:
-    """The charger's reservation ``reservation_id`` is used by ``session``: its active one, else one
-    the CSMS expired that had not expired when the session started (OCPP 1.6 §5.13, 2.0.1 H01: a
-    start before the expiry uses it; an offline charger's start arrives late, after the sweep of
-    ``reservations_expire``). On PostgreSQL one ``UPDATE ... RETURNING`` where the ORM reads, then saves."""
-    if reservation_id is None:
-        return
-    if connection.vendor != "postgresql":
-        of_id = Reservation.objects.filter(charge_point_id=session.charge_point_id, reservation_id=reservation_id)
-        in_time = of_id.filter(status=ReservationStatus.EXPIRED, expiry_date__gte=session.started_at)
-        reservation = of_id.filter(status=ReservationStatus.ACTIVE).first() or in_time.order_by("-pk").first()
-        if reservation is None:
-            return
-        reservation.status = ReservationStatus.USED
-        reservation.save(update_fields=["status", "updated_at"])
-        session.reservation = reservation
-        return
-    table = connection.ops.quote_name(Reservation._meta.db_table)
-    used = model_rows(  # one row: the id's active reservation (one at most), else its latest expired in time
-        Reservation,
-        f"UPDATE {table} r SET status = %s, updated_at = %s WHERE r.id = (SELECT o.id FROM {table} o"
-        " WHERE o.charge_point_id = %s AND o.reservation_id = %s"
-        " AND (o.status = %s OR (o.status = %s AND o.expiry_date >= %s))"
-        f" ORDER BY o.status = %s DESC, o.id DESC LIMIT 1) RETURNING {columns_of(Reservation, 'r')}",
-        [
-            ReservationStatus.USED,
-            timezone.now(),
-            session.charge_point_id,
-            reservation_id,
-            ReservationStatus.ACTIVE,
-            ReservationStatus.EXPIRED,
-            session.started_at,
-            ReservationStatus.ACTIVE,
-        ],
-    )
-    if used:
-        session.reservation = used[0]
 
 
 def _stored_start_key(start_key: str) -> str:

@@ -366,11 +366,14 @@ async def test_a_start_with_a_reservation_id_consumes_the_reservation_and_its_ti
     assert session.started_at.isoformat() == "2026-05-01T10:00:00+00:00"  # stored as UTC
 
 
-async def test_a_v201_session_started_at_plug_in_uses_the_reservation_of_the_token_that_authorizes_it_later(daphne):
+@pytest.mark.parametrize("token_in", ["Updated", "Ended"])
+async def test_a_v201_session_started_at_plug_in_uses_the_reservation_of_the_token_that_authorizes_it_later(
+    daphne, token_in
+):
     """2.0.1 E02 on a reserved EVSE (H01): the transaction starts at plug-in without idToken, the
-    reserved token comes in a later Updated that names no reservationId. The reservation stayed
-    active after its token's session (a later session of that token took it): it is used by the
-    session its token authorized, on its EVSE. Another token's stays active."""
+    reserved token comes in a later Updated (or first in the Ended) that names no reservationId. The
+    reservation stayed active after its token's session (a later session of that token took it): it
+    is used by the session its token authorized, on its EVSE. Another token's stays active."""
     charge_point = await register("CP201-RESV")
     for reservation_id, evse_id, id_tag in ((7, 1, "RFID-R"), (8, 2, "RFID-R"), (9, 1, "OTHER")):
         await Reservation.objects.acreate(
@@ -383,12 +386,12 @@ async def test_a_v201_session_started_at_plug_in_uses_the_reservation_of_the_tok
     event = {"timestamp": T0, "transactionInfo": {"transactionId": "TX-RESV", "chargingState": "EVConnected"}}
     started = {**event, "eventType": "Started", "triggerReason": "CablePluggedIn", "seqNo": 0}
     started["evse"] = {"id": 1, "connectorId": 1}
-    authorized = {**event, "eventType": "Updated", "triggerReason": "Authorized", "seqNo": 1}
+    authorized = {**event, "eventType": token_in, "triggerReason": "Authorized", "seqNo": 1}
     authorized["idToken"] = {"idToken": "rfid-r", "type": "ISO14443"}
     async with raw_socket(daphne, "2.0.1", "CP201-RESV") as websocket:
         assert (await raw_call(websocket, "e0", "TransactionEvent", started))[2] == {}
         answer = await raw_call(websocket, "e1", "TransactionEvent", authorized)
-        assert answer[2] == {"idTokenInfo": {"status": "Unknown"}}  # the reservation does not register the token
+        assert answer[2]["idTokenInfo"] == {"status": "Unknown"}  # the reservation does not register the token
     statuses = {r.reservation_id: r.status async for r in Reservation.objects.all()}
     assert statuses == {7: ReservationStatus.USED, 8: ReservationStatus.ACTIVE, 9: ReservationStatus.ACTIVE}
     session = await Transaction.objects.select_related("reservation").aget(ocpp_transaction_id="TX-RESV")
