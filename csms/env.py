@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
+from types import TracebackType
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
@@ -19,6 +21,7 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")  # int() also takes "1_000" and non-ASCII 
 # DRF's throttle rates: requests per second, minute, hour or day (DRF reads the period's first letter).
 _RATE = re.compile(r"([0-9]+)/([smhd][a-z]*)")  # DRF reads the period by its first letter: 5/hr, 5/minutes
 _TRUE = {"1", "true", "yes", "on"}
+_SETTINGS = Path(__file__).resolve().parent / "settings.py"
 _FALSE = {"0", "false", "no", "off", ""}
 
 
@@ -115,3 +118,29 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={raw!r} is not one of {', '.join(choices)}.")
     return value
+
+
+def _raised_by_settings(traceback: TracebackType | None) -> bool:
+    """Whether ``traceback`` passes through the settings module (a setting refused at its load)."""
+    while traceback is not None:
+        if Path(traceback.tb_frame.f_code.co_filename).resolve() == _SETTINGS:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def settings_errors_in_one_line(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    """``sys.excepthook`` of every process that loads the settings (``make serve``, ``manage.py``,
+    Celery, daphne): a setting refused at start stops the process with its one line naming the
+    variable (status 1), not a traceback through Django's settings import; anything else as before."""
+    if isinstance(error, ImproperlyConfigured) and _raised_by_settings(traceback):
+        print(error, file=sys.stderr)
+        return
+    _previous_excepthook(kind, error, traceback)
+
+
+_previous_excepthook = sys.excepthook
+if sys.excepthook is not settings_errors_in_one_line:
+    sys.excepthook = settings_errors_in_one_line

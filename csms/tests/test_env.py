@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -42,3 +47,24 @@ def test_an_integer_above_its_maximum_or_with_underscores_fails_naming_the_varia
     monkeypatch.setenv("CSMS_MESSAGE_LOG_DAYS", str(2**31))
     with pytest.raises(ImproperlyConfigured, match="must be at most 2147483647"):
         env_int("CSMS_MESSAGE_LOG_DAYS", 30, minimum=1)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "scripts/serve.py"],
+        [sys.executable, "manage.py", "check"],
+        [str(Path(sys.executable).parent / "celery"), "-A", "csms", "report"],
+    ],
+    ids=["serve", "manage", "celery"],
+)
+def test_a_bad_setting_stops_each_entry_point_with_one_line_naming_it(command: list[str], tmp_path: Path) -> None:
+    """``make serve``, ``manage.py migrate`` (docker-compose's first step) and Celery printed some 30
+    lines of traceback through Django's settings import, the line naming the variable last."""
+    env = {**os.environ, "CSMS_VAR_DIR": str(tmp_path), "CSMS_OCPP_CALL_TIMEOUT": "abc", "WORKERS": "1"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip() == "CSMS_OCPP_CALL_TIMEOUT='abc' is not an integer.", done.stderr
