@@ -189,8 +189,10 @@ def answers_write() -> None:
 
 
 def _batches_written(batches: _BatchTally) -> None:
+    if not any(batches.buckets):  # before ``_metrics``: a process that recorded nothing makes no files
+        return
     metrics = _metrics()
-    if metrics is None or not any(batches.buckets):
+    if metrics is None:
         return
     metrics.batch_units._sum.inc(batches.units)
     for bucket, count in enumerate(batches.buckets):
@@ -199,7 +201,11 @@ def _batches_written(batches: _BatchTally) -> None:
     metrics.batch_cpu_seconds.inc(batches.cpu_seconds)
 
 
-atexit.register(answers_write)  # a process that stops (SIGTERM, the end of a command) keeps its last answers
+# A process that stops (SIGTERM, the end of a command) keeps its last answers; one that recorded
+# nothing (a manage.py command, the beat, make serve's supervisor) leaves no files behind: the
+# directory would gain a counter and a histogram file (64 KB each) per command run, read by every
+# scrape, for ever.
+atexit.register(answers_write)
 
 
 @functools.cache

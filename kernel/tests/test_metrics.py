@@ -171,3 +171,17 @@ async def test_a_group_commit_batch_is_written_by_the_event_loop_soon_after():
     before = _batch_samples().get("csms_group_commit_batch_units_count", 0.0)
     await CommitGroup(max_units=64).run(lambda: None)
     await eventually(lambda: _batch_samples().get("csms_group_commit_batch_units_count", 0.0) == before + 1)
+
+
+def test_a_process_that_records_nothing_leaves_no_metric_files(tmp_path):
+    """Every process that loads the application wrote a counter and a histogram file at exit (the
+    unlabelled group-commit series, built to write an empty tally): each ``manage.py`` command run,
+    the beat, ``make serve``'s supervisor added 128 KB to the host's metrics directory, read by
+    every scrape, for ever."""
+    directory = tmp_path / "metrics"
+    environment = {**os.environ, "CSMS_VAR_DIR": str(tmp_path), "CSMS_METRICS_DIR": str(directory)}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in directory.iterdir()) == []
