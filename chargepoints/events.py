@@ -15,6 +15,7 @@ from webhooks.services import iso_utc
 
 def charge_point_connectivity(*, charge_point_id: str, at: datetime, reason: str) -> dict[str, Any]:
     """charge_point.online / .offline: ``reason`` is ``connected``, ``message_received``,
+    ``gateway_back`` (online: its stalled gateway process serves the open socket again),
     ``heartbeat_timeout`` or how the connection ended."""
     return {"charge_point_id": charge_point_id, "at": iso_utc(at), "reason": reason}
 

@@ -286,10 +286,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
         return False
 
-    async def _seen_written(self) -> None:
+    async def _seen_written(self, reason: str = "message_received") -> None:
         try:
             await in_commit_group(services.charge_point_seen)(
-                charge_point_id=self.charge_point_id, channel_name=self.channel_name
+                charge_point_id=self.charge_point_id, channel_name=self.channel_name, reason=reason
             )
         except Exception:
             logger.exception("%s: could not record last_seen", self.charge_point_id)
@@ -347,7 +347,25 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self.charge_point_id,
             request["action"],
         )
+        self._presence_reclaimed_after(request["ack_by"])
         return False
+
+    def _presence_reclaimed_after(self, ack_by: float) -> None:
+        """A command's caller stopped waiting at ``ack_by`` (this process stalled) and took the
+        silence for a dead process: it cleared this connection's presence, the charger offline
+        (``gateway_lost``, ``commands.rpc``). The socket is open and served again: once that clear is
+        written, the connection claims its presence back (``charge_point_seen``, only if still
+        free), the charger online (``gateway_back``) and reachable by commands at once, not only after
+        its next message (a heartbeat interval away, 5 minutes by default)."""
+        delay = max(0.0, ack_by - time.time()) + PRESENCE_RECLAIM_DELAY
+
+        def reclaim() -> None:
+            if not self._ended:
+                task = asyncio.get_running_loop().create_task(self._seen_written(reason="gateway_back"))
+                _presence_reclaims.add(task)
+                task.add_done_callback(_presence_reclaims.discard)
+
+        asyncio.get_running_loop().call_later(delay, reclaim)
 
     def _acknowledge_later(self, message: dict[str, Any]) -> None:
         """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""
@@ -546,6 +564,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
 # timed out: the charger would act on a command its caller was told had failed (and hold two CALLs
 # from the CSMS at once). The first of a queue is sent whatever is left (CSMS_OCPP_CALL_TIMEOUT=1).
 MIN_CALL_SECONDS = 1.0
+
+# Seconds after a dropped command's ``ack_by`` before the connection claims back the presence its
+# caller cleared then (``_presence_reclaimed_after``): the caller clears it once it stops waiting.
+PRESENCE_RECLAIM_DELAY = 2.0
+_presence_reclaims: set[asyncio.Task[None]] = set()  # their tasks (strong references)
 
 # Seconds between the attempts to record a disconnect the database refused (``_disconnect_retried``).
 DISCONNECT_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)

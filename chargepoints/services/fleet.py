@@ -546,13 +546,13 @@ def _release_chunk(process: str, *, after: int) -> list[tuple[int, str]]:
     return [(pk, charge_point_id) for pk, charge_point_id, _ in held]
 
 
-def _mark_online(charge_point_id: str, now: datetime, **presence: str) -> None:
+def _mark_online(charge_point_id: str, now: datetime, reason: str = "message_received", **presence: str) -> None:
     """A message from an offline charger brings it online: one event per transition."""
     went_online = ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=False, **presence).update(
         connected=True, offline_since=None
     )
     if went_online:
-        _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, "message_received")
+        _emit_connectivity(EventType.CHARGE_POINT_ONLINE, charge_point_id, now, reason)
 
 
 def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reason: str) -> None:
@@ -562,18 +562,22 @@ def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reas
     )
 
 
-def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime | None = None) -> None:
+def charge_point_seen(
+    *, charge_point_id: str, channel_name: str, at: datetime | None = None, reason: str = "message_received"
+) -> None:
     """Any inbound message proves the charger is alive, and that this connection holds it.
 
     A presence found empty is claimed back: the RPC clears it when a command goes unacknowledged,
-    which a live connection does while the channel layer (Redis) is away.
+    which a live connection does while the channel layer (Redis) is away or its process stalls.
+    ``reason``: the online event's, when the charger was offline (``gateway_back``: no message, its
+    stalled process serves its open socket again).
     """
     at = at or timezone.now()
     with transaction.atomic():
         ChargePoint.objects.filter(
             Q(connection_channel=channel_name) | Q(connection_channel=""), charge_point_id=charge_point_id
         ).update(connection_channel=channel_name, last_seen=at)
-        _mark_online(charge_point_id, at, connection_channel=channel_name)
+        _mark_online(charge_point_id, at, reason, connection_channel=channel_name)
 
 
 def charge_point_boot(

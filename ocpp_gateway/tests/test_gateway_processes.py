@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, transaction
 from ocpp.v16 import call as call16
@@ -392,3 +393,44 @@ def test_without_redis_a_gateway_starting_beside_a_live_one_releases_nothing(reg
     finally:
         os.close(live)
     assert ChargePoint.objects.get(charge_point_id="CP-LIVE").connected
+
+
+@requires_redis
+async def test_a_charger_whose_stalled_process_a_command_gave_up_on_is_back_online_once_it_resumes(
+    daphne, gateways, api_key, offline_subscription
+):
+    """Fails before the change: a command to a process paused 4.5 s (its announcement alive) cleared
+    the presence of an idle charger on an open socket, which then stayed offline, every command
+    answered 503 NotConnected, until its next message (a heartbeat interval away). Now, once the
+    process serves it again, the connection claims its presence back: online (``gateway_back``),
+    and the next command reaches the charger."""
+    await sync_to_async(webhook_subscription_create)(url="http://127.0.0.1:9/hooks", events=["charge_point.online"])
+    await ChargePoint.objects.acreate(charge_point_id="CP-RESUMED", heartbeat_interval=3600)
+    slow = gateways()
+    async with raw_socket(slow, "1.6", "CP-RESUMED") as websocket:
+        await websocket.send(
+            json.dumps([2, "b", "BootNotification", {"chargePointVendor": "A", "chargePointModel": "B"}])
+        )
+        await asyncio.wait_for(websocket.recv(), 5)
+        slow.process.send_signal(signal.SIGSTOP)
+        try:
+            url = f"{daphne.http_url}/api/v1/ocpp16/CP-RESUMED/reset"
+            status, body = await ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"})
+        finally:
+            slow.process.send_signal(signal.SIGCONT)
+        assert (status, body["error"]) == (503, "NotConnected")
+        assert [event["reason"] for event in await offline_events()] == ["gateway_lost"]
+        await eventually(lambda: connected(daphne, api_key, "CP-RESUMED"), timeout=15, interval=0.25)
+        online = [
+            json.loads(body)["data"]["reason"]
+            async for body in WebhookDelivery.objects.filter(event_type="charge_point.online")
+            .order_by("created_at")
+            .values_list("body", flat=True)
+        ]
+        assert online == ["connected", "gateway_back"]
+        answered = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Soft"}))
+        frame = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        assert frame[2:] == ["Reset", {"type": "Soft"}]  # not the dropped one: sent after the claim
+        await websocket.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+        status, body = await answered
+        assert (status, body["status"]) == (200, "Accepted")
