@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     atomic = False  # CREATE/DROP INDEX CONCURRENTLY run outside a transaction
 
     dependencies = [
-        ("charging", "0006_installed_profile_purpose_fits_every_purpose"),
+        ("charging", "0008_reservation_parent_id_tag"),
     ]
 
     operations = [
