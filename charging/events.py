@@ -30,8 +30,14 @@ def transaction_event(session: Transaction) -> dict[str, Any]:
         "energy_wh": wh_number(session.energy_wh) if session.status == TransactionStatus.ENDED else None,
         "anomalies": session.anomalies,
         "remote_start_id": session.remote_start_id,
-        "reservation_id": session.reservation.reservation_id if session.reservation_id is not None else None,
+        "reservation_id": _reservation_id(session),
     }
+
+
+def _reservation_id(session: Transaction) -> int | None:
+    """The OCPP id of the reservation ``session`` used; None when none."""
+    reservation = session.reservation if session.reservation_id is not None else None
+    return reservation.reservation_id if reservation is not None else None
 
 
 EVENT_BUILDERS = {

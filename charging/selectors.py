@@ -307,7 +307,7 @@ def cancel_reservation_warnings(*, charge_point: ChargePoint, reservation_id: in
     return [f"Reservation {reservation_id} {verdict}; the charger answers Rejected if it holds no such reservation."]
 
 
-_ENDED_HOW = {
+_ENDED_HOW: dict[str, str] = {
     ReservationStatus.USED: "used",
     ReservationStatus.EXPIRED: "expired",
     ReservationStatus.CANCELLED: "cancelled",

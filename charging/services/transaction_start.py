@@ -279,7 +279,8 @@ def _event_add(
         _event_merge(session, request, start)
         tokenless = not session.id_tag
         _fill_blanks(session, request, info)
-        reservation_use(session, _reservation_of_the_event(session, request, tokenless=tokenless))
+        if session.reservation_id is None:  # a session uses one reservation: a repeat of its id is no other's
+            reservation_use(session, _reservation_of_the_event(session, request, tokenless=tokenless))
         sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues

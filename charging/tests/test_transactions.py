@@ -421,6 +421,33 @@ def test_a_start_before_its_reservation_expired_uses_it_though_it_arrives_after_
     assert Transaction.objects.get(pk=late.pk).reservation is None
 
 
+def test_a_later_event_repeating_the_reservation_its_session_used_leaves_a_new_one_of_that_id(register_charge_point):
+    """OCPP 2.0.1 H01: a reservation's id is free again once a session used it. Probe: an Updated
+    event of that session repeating its reservationId used the new reservation of the id too (and
+    the session swapped its reservation for it)."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+
+    def reserve() -> Reservation:
+        return reservations.reservation_record(
+            charge_point=charge_point,
+            reservation_id=9,
+            id_tag="TAG",
+            expiry_date=T0 + timedelta(hours=1),
+            accepted=True,
+            charger_status="Accepted",
+            evse_id=1,
+        )
+
+    first = reserve()
+    session = v201_start(charge_point_id, "TX-R", 0, T0, id_tag="TAG", evse_id=1, reservation_id=9).transaction
+    second = reserve()
+    v201_start(charge_point_id, "TX-R", 1, T0 + timedelta(minutes=1), reservation_id=9)
+    assert Transaction.objects.get(pk=session.pk).reservation_id == first.pk
+    statuses = dict(Reservation.objects.values_list("pk", "status"))
+    assert statuses == {first.pk: ReservationStatus.USED, second.pk: ReservationStatus.ACTIVE}
+
+
 def test_idle_time_is_billed_after_the_grace_period(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     Tariff.objects.create(
