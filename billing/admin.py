@@ -50,7 +50,7 @@ class TariffAdmin(admin.ModelAdmin):
         "currency",
         "price_per_kwh",
         "price_per_minute",
-        "session_fee",
+        "fee",
         "idle_fee_per_minute",
         "idle_grace_minutes",
         "is_default",
@@ -60,6 +60,11 @@ class TariffAdmin(admin.ModelAdmin):
     list_filter = ["currency", "is_default"]
     search_fields = ["name", "currency"]
     readonly_fields = ["created_at", "updated_at"]
+
+    @admin.display(description="session fee", ordering="session_fee")
+    def fee(self, obj: Tariff) -> str:
+        """With its currency's decimals ("0.50" EUR, "0.125" KWD): the column keeps 3 for all."""
+        return str(round_money(obj.session_fee, obj.currency))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tariff | None = None) -> list[str]:
         """Its prices are fixed once it priced a billing record (``services.tariff_save``)."""

@@ -82,7 +82,10 @@ def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
     the database transaction of a change to which tariff applies, before it is saved. A session is
     billed with the tariff valid at its start (README, "Id tags and tariffs"): a charger given another
     tariff, or a new default, mid-session must not re-price the part already charged at the old
-    prices. One read of the open sessions and one insert, at an operator's change, never at a stop."""
+    prices. One read of the open sessions and one insert, at an operator's change, never at a stop;
+    the kept tariffs of sessions ended since are removed (their billing records name theirs), so the
+    table holds about the sessions open at the last change, however many changes there were."""
+    SessionTariff.objects.exclude(transaction__status=TransactionStatus.ACTIVE).delete()
     kept = SessionTariff.objects.values("transaction_id")
     sessions = Transaction.objects.filter(status=TransactionStatus.ACTIVE).exclude(pk__in=kept)
     if charge_point_pk is not None:

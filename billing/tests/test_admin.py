@@ -41,3 +41,11 @@ def test_the_admin_stores_a_valid_tariff_with_its_currency_in_upper_case(admin_c
     response = admin_client.post("/admin/billing/tariff/add/", FORM)
     assert response.status_code == 302
     assert Tariff.objects.values_list("currency", "price_per_kwh").get() == ("EUR", Decimal("0.3000"))
+
+
+def test_the_admin_lists_a_session_fee_with_its_currency_s_decimals(admin_client):
+    """The column keeps 3 decimals (KWD has fils): "1.00" EUR and "0.125" KWD, not "1.000"."""
+    Tariff.objects.create(name="Euro", currency="EUR", session_fee=Decimal("1"))
+    Tariff.objects.create(name="Dinar", currency="KWD", session_fee=Decimal("0.125"))
+    page = admin_client.get("/admin/billing/tariff/").content.decode()
+    assert ">1.00<" in page and ">0.125<" in page and "1.000" not in page

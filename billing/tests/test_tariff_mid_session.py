@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from billing import selectors
-from billing.models import BillingRecord, Tariff
+from billing.models import BillingRecord, SessionTariff, Tariff
 from charging.models import IdTag, Transaction
 from charging.services.transaction_start import StartRequest, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
@@ -70,7 +70,11 @@ def test_a_charger_given_another_tariff_mid_session(api_client, register_charge_
     assert api_client.patch("/api/v1/chargepoints/CP-1", {"tariff": dear.pk}, format="json").status_code == 200
     record = billed(session)
     assert (record.tariff_id, record.total) == (cheap.pk, Decimal("1.00"))
-    assert billed(started("CP-1")).tariff_id == dear.pk  # the next session is the new tariff's
+    following = started("CP-1")
+    assert api_client.patch("/api/v1/chargepoints/CP-1", {"tariff": cheap.pk}, format="json").status_code == 200
+    assert billed(following).tariff_id == dear.pk  # started under the new tariff
+    # only the open sessions' are kept: the ended one's went at the next change
+    assert list(SessionTariff.objects.values_list("transaction_id", flat=True)) == [following.pk]
 
 
 def test_a_new_default_or_the_default_flag_moved_mid_session(api_client, register_charge_point, vendor):
@@ -102,5 +106,5 @@ def test_a_change_that_prices_no_session_differently_keeps_nothing(api_client, r
     session = started("CP-1")
     assert api_client.patch(f"/api/v1/tariffs/{own.pk}", {"name": "Renamed"}, format="json").status_code == 200
     assert api_client.patch("/api/v1/chargepoints/CP-1", {"heartbeat_interval": 30}, format="json").status_code == 200
-    assert not selectors.SessionTariff.objects.exists()
+    assert not SessionTariff.objects.exists()
     assert billed(session).tariff_id == own.pk
