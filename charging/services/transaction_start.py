@@ -112,7 +112,9 @@ class StartRequest:
     the message (``meter_start_wh`` None): it is the Transaction.Begin register reading, or the
     first one; ``baseline_expected``: a session without one is flagged for review (an offline
     start, or one first seen through a later event). ``seq_no``: the 2.0.1 event's seqNo (None in
-    1.6). ``started_event``: a 2.0.1 Started event.
+    1.6). ``started_event``: a 2.0.1 Started event. ``stop_authorized``: a 2.0.1 Updated of
+    triggerReason StopAuthorized (E07: its id tag stopped the session, which ends later, at its
+    TxStopPoint).
     """
 
     charge_point_id: str
@@ -134,6 +136,7 @@ class StartRequest:
     time_spent_charging: int | None = None
     baseline_expected: bool = True
     started_event: bool = False
+    stop_authorized: bool = False
 
 
 @dataclass(frozen=True)
@@ -441,13 +444,16 @@ def _seq_no_restarted(session: Transaction, request: StartRequest) -> bool:
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:
-    """What a later 2.0.1 event knows that the session does not yet (a token tapped after plug-in)."""
+    """What a later 2.0.1 event knows that the session does not yet (a token tapped after plug-in,
+    the one tapped to stop it: E07, an Updated of triggerReason StopAuthorized)."""
     if session.evse_id is None:
         session.evse_id = column_int(request.evse_id)
     if session.connector_id is None:
         session.connector_id = column_int(request.connector_id)
     status = info.status if info else ""
     session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
+    if request.stop_authorized and request.id_tag and session.status == TransactionStatus.ACTIVE:
+        session.stop_id_tag = request.id_tag  # who stopped it; its Ended, at unplug, may carry no token
     if session.remote_start_id is None:
         session.remote_start_id = column_int(request.remote_start_id)
 

@@ -141,7 +141,11 @@ def transaction_stop(request: StopRequest) -> StopResult:
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
         _token_of_an_ended_event(session, request, info)
         cost = transaction_finish(
-            session=session, stopped_at=stop.at, meter_stop_wh=meter_stop, reason=request.reason, stop_id_tag=id_tag
+            session=session,
+            stopped_at=stop.at,
+            meter_stop_wh=meter_stop,
+            reason=request.reason,
+            stop_id_tag=id_tag or session.stop_id_tag,  # 2.0.1: an Updated's StopAuthorized token (E07)
         )
         item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if request.id_tag_null else None
     return StopResult(session, info, item, ended=True, total_cost=cost)

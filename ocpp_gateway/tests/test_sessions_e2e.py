@@ -398,6 +398,50 @@ async def test_a_v201_session_started_at_plug_in_uses_the_reservation_of_the_tok
     assert (session.id_tag, session.reservation.reservation_id) == ("rfid-r", 7)
 
 
+async def test_a_v201_stop_authorized_in_an_updated_is_who_stopped_the_session_that_ends_at_unplug(daphne):
+    """2.0.1 E07 with TxStopPoint EVConnected: the driver's tap to stop comes in an Updated
+    (triggerReason StopAuthorized, its idToken), the Ended follows at unplug without one. Who stopped
+    the session was lost (stop_id_tag empty): it is that token. An Ended's own token still wins."""
+    await register("CP201-STOPBY")
+    for tag in ("RFID-START", "RFID-STOP"):
+        await IdTag.objects.acreate(id_tag=tag)
+
+    def event(event_type: str, seq_no: int, trigger: str, transaction_id: str, **extra: object) -> dict:
+        info = {"transactionId": transaction_id, "chargingState": "EVConnected"}
+        return (
+            {"eventType": event_type, "timestamp": T0, "triggerReason": trigger, "seqNo": seq_no}
+            | {"transactionInfo": info}
+            | extra
+        )
+
+    async with raw_socket(daphne, "2.0.1", "CP201-STOPBY") as websocket:
+        for transaction_id, ended_token in (("TX-SB1", None), ("TX-SB2", "RFID-START")):
+            start_token = {"idToken": "RFID-START", "type": "ISO14443"}
+            evse = {"id": 1, "connectorId": 1}
+            await raw_call(
+                websocket,
+                "s",
+                "TransactionEvent",
+                event("Started", 0, "Authorized", transaction_id, idToken=start_token, evse=evse),
+            )
+            stop_token = {"idToken": "RFID-STOP", "type": "ISO14443"}
+            answer = await raw_call(
+                websocket,
+                "u",
+                "TransactionEvent",
+                event("Updated", 1, "StopAuthorized", transaction_id, idToken=stop_token),
+            )
+            assert answer[2] == {"idTokenInfo": {"status": "Accepted"}}
+            ended = event("Ended", 2, "EVCommunicationLost", transaction_id)
+            ended["transactionInfo"]["stoppedReason"] = "EVDisconnected"
+            if ended_token:
+                ended["idToken"] = {"idToken": ended_token, "type": "ISO14443"}
+            await raw_call(websocket, "e", "TransactionEvent", ended)
+    sessions = {t.ocpp_transaction_id: t async for t in Transaction.objects.all()}
+    assert (sessions["TX-SB1"].id_tag, sessions["TX-SB1"].stop_id_tag) == ("RFID-START", "RFID-STOP")
+    assert (sessions["TX-SB2"].id_tag, sessions["TX-SB2"].stop_id_tag) == ("RFID-START", "RFID-START")
+
+
 async def test_garbled_numbers_from_chargers_are_answered_and_kept(daphne):
     """Schema-valid but absurd values: huge numbers, odd units and multipliers, ids beyond any column."""
     await register("CP201-G")

@@ -229,6 +229,7 @@ def _start_request(
         # Without a start reading, only an offline start or a session first seen late is suspect.
         baseline_expected=bool(payload.get("offline")) or payload["eventType"] != "Started",
         started_event=payload["eventType"] == "Started",
+        stop_authorized=payload["eventType"] == "Updated" and payload.get("triggerReason") == "StopAuthorized",
     )
 
 
