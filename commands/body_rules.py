@@ -275,6 +275,14 @@ def _request_stop(body: dict[str, Any]) -> Refusals:
     return {}
 
 
+def _transaction_status(body: dict[str, Any]) -> Refusals:
+    """2.0.1 E14: ``transaction_id`` names the transaction whose messages are asked about; the
+    charger's queue as a whole is asked about by leaving it out (an empty one names none)."""
+    if body.get("transaction_id") == "":
+        return {"transaction_id": ["Must name a transaction; leave transaction_id out to ask about every one."]}
+    return {}
+
+
 def _reset201(body: dict[str, Any]) -> Refusals:
     """2.0.1 B12 (ResetRequest): ``evse_id`` names one EVSE (> 0) to reset; the whole station is
     reset by leaving it out."""
@@ -297,6 +305,7 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("1.6", "GetDiagnostics"): _time_window("", "start_time", "stop_time"),
     ("2.0.1", "GetLog"): _time_window("log", "oldest_timestamp", "latest_timestamp"),
     ("2.0.1", "RequestStopTransaction"): _request_stop,
+    ("2.0.1", "GetTransactionStatus"): _transaction_status,
     ("2.0.1", "Reset"): _reset201,
     ("2.0.1", "ReserveNow"): _reserve_now201,
 }

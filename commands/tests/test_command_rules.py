@@ -181,6 +181,7 @@ LOG = {"remote_location": "https://logs.example/upload"}
         ("2.0.1", "get_base_report", {"request_id": -1, "report_base": "FullInventory"}, "request_id"),
         ("2.0.1", "request_start_transaction", {"remote_start_id": -5, "id_token": TOKEN}, "remote_start_id"),
         ("2.0.1", "request_stop_transaction", {"transaction_id": ""}, "transaction_id"),
+        ("2.0.1", "get_transaction_status", {"transaction_id": ""}, "transaction_id"),  # was sent as ""
         (
             "2.0.1",
             "trigger_message",
@@ -414,6 +415,8 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
             },
         ),
         ("request_stop_transaction", {"transaction_id": "TX-1"}),
+        ("get_transaction_status", {"transaction_id": "TX-1"}),
+        ("get_transaction_status", {}),  # E14: every transaction's messages
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}}),
         ("trigger_message", {"requested_message": "StatusNotification"}),  # the whole station
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
