@@ -234,17 +234,27 @@ def transactions_open_exist(*, charge_point: ChargePoint, connector_id: int, evs
 
 def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
     """The remote start guard: the CSMS sends a remote start for any token, but says when it would
-    not authorize that token itself (unknown, Blocked, Expired): the session would be flagged
-    ``unauthorized_token`` and billed for review. Empty for an Accepted token, and for a 2.0.1
-    ``NoAuthorization`` one (a session started without authorization is not flagged)."""
-    return _token_warnings(id_tag, token_type, "the session would be flagged unauthorized_token")
+    not authorize that token itself (unknown, Blocked, Expired): the charger is answered so at the
+    session's start (OCPP 1.6 §5.11: the Central System verifies the idTag of every start) and
+    stops it where configured to, and a session it keeps is flagged ``unauthorized_token`` and
+    billed for review. Empty for an Accepted token, and for a 2.0.1 ``NoAuthorization`` one (a
+    session started without authorization is not flagged)."""
+    return _token_warnings(id_tag, token_type, f"the charger is answered so when the session starts, {_STOPS}")
 
 
 def reservation_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
     """The reservation guard (1.6 ReserveNow, 2.0.1 H01): as ``remote_start_token_warnings``, for
-    the token a reservation is made for: the session it starts on the reservation would be flagged
-    ``unauthorized_token``."""
-    return _token_warnings(id_tag, token_type, "a session on the reservation would be flagged unauthorized_token")
+    the token a reservation is made for, and the session it starts on the reservation."""
+    return _token_warnings(
+        id_tag, token_type, f"the charger is answered so when a session starts on the reservation, {_STOPS}"
+    )
+
+
+# What a start answered other than Accepted leads to (the warnings of remote starts and reservations).
+_STOPS = (
+    "and may stop it (1.6 StopTransactionOnInvalidId, 2.0.1 StopTxOnInvalidId); a session it keeps is flagged"
+    " unauthorized_token"
+)
 
 
 def remote_stop_warnings(*, charge_point: ChargePoint, transaction_id: int) -> list[str]:

@@ -575,7 +575,8 @@ RESERVE201 = {"id": 3, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": {
 def test_a_reservation_for_a_token_the_csms_would_refuse_is_recorded_with_a_warning(
     api_client, register_charge_point, version, body, stored, warned
 ):
-    """As a remote start's: the session started on the reservation would be flagged unauthorized_token."""
+    """As a remote start's: the charger is answered so when a session starts on the reservation, and
+    may stop it (said as if the session went on, only flagged unauthorized_token)."""
     register_charge_point("CP-1", ocpp_version=version)
     if stored:
         IdTag.objects.create(id_tag="RFID-X", status=stored)
@@ -583,6 +584,7 @@ def test_a_reservation_for_a_token_the_csms_would_refuse_is_recorded_with_a_warn
     api_client.post(f"/api/v1/{path}/CP-1/reserve_now", body, format="json")
     [warning] = Command.objects.get().warnings
     assert "'RFID-X'" in warning and warned in warning and "unauthorized_token" in warning
+    assert "when a session starts on the reservation, and may stop it" in warning
 
 
 def test_a_reservation_for_an_accepted_token_carries_no_warning(api_client, register_charge_point):

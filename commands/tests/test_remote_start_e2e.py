@@ -125,6 +125,7 @@ async def test_a_remote_start_for_a_token_the_csms_would_refuse_is_sent_with_a_w
     [warning] = reply["warnings"]
     tag = "RFID-BLOCKED" if stored else "RFID-STRANGER"
     assert f"'{tag}'" in warning and warned in warning and "unauthorized_token" in warning
+    assert "the charger is answered so when the session starts, and may stop it" in warning  # not only flagged
     assert (await Command.objects.aget(charge_point_identity="CP-WARN")).warnings == [warning]
 
 
