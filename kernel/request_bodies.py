@@ -22,6 +22,7 @@ answers once the body is in: ``RequestTooLarge`` for an upload (``maintenance.ch
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +33,8 @@ from kernel.api_errors import error_body
 # A multipart form's boundaries, part headers and small fields, beside the file it carries.
 FORM_ROOM = 64 * 1024
 _DIAGNOSTICS = b"/diagnostics/upload/"
-_FIRMWARE_FORMS = (b"/api/v1/firmware", b"/admin/maintenance/firmwarefile/")
+# The pages a firmware image is posted to: the API's upload, the admin's add and change forms.
+_FIRMWARE_FORMS = re.compile(rb"(?:/api/v1/firmware/?|/admin/maintenance/firmwarefile/(?:add|[^/?]+/change)/)(?:\?|\Z)")
 
 
 def body_limit(path: bytes, content_type: bytes) -> int | None:
@@ -40,7 +42,7 @@ def body_limit(path: bytes, content_type: bytes) -> int | None:
     ``Content-Type``; None: not bounded here."""
     if path.startswith(_DIAGNOSTICS):
         return settings.CSMS_DIAGNOSTICS_MAX_BYTES + FORM_ROOM
-    if content_type.lower().startswith(b"multipart/form-data") and path.startswith(_FIRMWARE_FORMS):
+    if content_type.lower().startswith(b"multipart/form-data") and _FIRMWARE_FORMS.match(path):
         return None
     limit: int = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return limit

@@ -39,6 +39,8 @@ def _answer_to(port: int, head: bytes, sent: bytes) -> bytes:
         ("/api/v1/firmware", "application/json", 3 * 2**20),  # a firmware image comes as a form only
         ("/admin/login/", "application/x-www-form-urlencoded", 3 * 2**20),
         ("/healthz", "multipart/form-data; boundary=b", 3 * 2**20),
+        ("/api/v1/firmware-not-a-page", "multipart/form-data; boundary=b", 3 * 2**20),
+        ("/admin/maintenance/firmwarefile/", "multipart/form-data; boundary=b", 3 * 2**20),
     ],
 )
 def test_a_body_announced_over_its_bound_is_refused_before_it_arrives(daphne, path, content_type, length):
