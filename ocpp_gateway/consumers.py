@@ -398,7 +398,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             self._outbound_worker = asyncio.create_task(self._send_outbound_calls())
 
     async def _send_outbound_calls(self) -> None:
-        """One outstanding CALL at a time, in arrival order, each within its own deadline.
+        """One outstanding CALL at a time, in arrival order, each within its own deadline; once a
+        newer connection replaced this one (``ocpp_close``), or the socket refused a CALL, the
+        commands left are handed to it (``_forwarded``) instead.
 
         Ends once no command is left, and takes the queue with it (the next command starts a new
         worker): an idle connection holds neither.
@@ -414,6 +416,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     acknowledgement.cancel()
                 self._current_call = None
                 continue
+            if self._replaced_by and await self._forwarded(request):  # closing: the newer socket sends it
+                self._current_call = None
+                continue
             if remaining <= 0 or (queued and remaining < MIN_CALL_SECONDS):  # its caller is answered first
                 reply = {"outcome": "timeout"}
             else:
@@ -421,6 +426,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
                     reply = await self.router.send_call(request["action"], request["payload"], remaining)
                 except CallNotSent as error:  # e.g. the socket closed under us: nothing went out
                     logger.warning("%s: could not send %s: %s", self.charge_point_id, request["action"], error)
+                    if await self._forwarded(request):  # a newer connection holds the charger: it sends it
+                        self._current_call = None
+                        continue
                     reply = {"outcome": "not_connected"}
                 except Exception:  # after the CALL went out: the charger may have acted on it
                     action = request["action"]
@@ -480,7 +488,11 @@ class OcppConsumer(AsyncWebsocketConsumer):
         return True
 
     async def ocpp_close(self, message: dict[str, Any]) -> None:
-        """Another part of the system wants this socket gone (newer connection, decommissioning)."""
+        """Another part of the system wants this socket gone (newer connection, decommissioning).
+        Replaced, the commands not yet sent go to the newer connection from now, not only once
+        the socket's end is processed (``_send_outbound_calls``): one sent meanwhile on a socket
+        closing would be lost (its caller told the charger is not connected, or that it may
+        have acted)."""
         logger.info("%s: closing, %s", self.charge_point_id, message.get("reason", ""))
         self._replaced_by = message.get("replaced_by", "")
         await self.close(code=1000)

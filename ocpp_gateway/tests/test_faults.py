@@ -114,6 +114,34 @@ async def test_commands_queued_when_the_charger_reconnects_elsewhere_reach_its_n
     assert [body for status, body in answers if status == 200] == [{"status": "Accepted"}] * 2
 
 
+async def test_a_command_left_when_the_charger_reconnects_between_two_calls_reaches_its_new_connection(
+    daphne, daphne_factory, api_key
+):
+    """The first Reset is answered; the worker goes on to the second just as the charger's newer
+    socket replaced this one, whose close the charger has not answered yet: the second was sent on
+    the closing socket (a 503, or a 504 once the close timed out), now it goes to the new one."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-BETWEEN", heartbeat_interval=60)
+    server = await asyncio.to_thread(
+        daphne_factory, application="ocpp_gateway.tests.answer_held_until_replaced_app:application"
+    )
+    boot = ("BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "A1"})
+    async with raw_socket(server, "1.6", "CP-BETWEEN") as old:
+        await exchanges(old, boot)
+        posted = [asyncio.create_task(reset(daphne, api_key, "CP-BETWEEN"))]
+        first = json.loads(await asyncio.wait_for(old.recv(), 10))
+        posted.append(asyncio.create_task(reset(daphne, api_key, "CP-BETWEEN")))
+        await asyncio.sleep(1.0)  # the second waits behind the first, acknowledged
+        await old.send(json.dumps([3, first[1], {"status": "Accepted"}]))
+        old.transport.pause_reading()  # the close to come is left unanswered: the socket stays closing
+        async with raw_socket(server, "1.6", "CP-BETWEEN") as new:
+            frame = json.loads(await asyncio.wait_for(new.recv(), 10))
+            assert frame[0] == 2 and frame[2] == "Reset", frame
+            await new.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
+            answers = await asyncio.wait_for(asyncio.gather(*posted), 40)
+        old.transport.resume_reading()
+    assert [status for status, _ in answers] == [200, 200], answers
+
+
 @pytest.fixture
 def private_redis() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
     """A redis-server of this test's own on a free port, and a function that restarts it."""
