@@ -33,9 +33,26 @@ def _concurrently(schema_editor: BaseDatabaseSchemaEditor) -> str:
 
 def _dropped(name: str) -> Step:
     def step(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
-        schema_editor.execute(f'DROP INDEX {_concurrently(schema_editor)}IF EXISTS "{name}"')
+        _waiting_as_long_as_needed(schema_editor, f'DROP INDEX {_concurrently(schema_editor)}IF EXISTS "{name}"')
 
     return step
+
+
+def _waiting_as_long_as_needed(schema_editor: BaseDatabaseSchemaEditor, sql: str) -> None:
+    """``sql`` (a ``CONCURRENTLY`` index build or drop) without the session's ``lock_timeout``
+    (``migrate`` bounds lock waits): it waits for older transactions to end, blocking no one's
+    reads or writes meanwhile, and cut short it leaves an invalid index behind."""
+    if not _on_postgresql(schema_editor):
+        schema_editor.execute(sql)
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', '0', false)")
+        (previous, _) = cursor.fetchone()
+    try:
+        schema_editor.execute(sql)
+    finally:
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
 
 
 def _created(name: str, table: str, definition: str) -> Step:
@@ -43,7 +60,9 @@ def _created(name: str, table: str, definition: str) -> Step:
         if _on_postgresql(schema_editor):
             _invalid_dropped(name, schema_editor)
         concurrently = _concurrently(schema_editor)
-        schema_editor.execute(f'CREATE INDEX {concurrently}IF NOT EXISTS "{name}" ON "{table}" {definition}')
+        _waiting_as_long_as_needed(
+            schema_editor, f'CREATE INDEX {concurrently}IF NOT EXISTS "{name}" ON "{table}" {definition}'
+        )
         if _on_postgresql(schema_editor) and not _valid(name, schema_editor):
             raise RuntimeError(f"index {name} was built invalid: run the migration again")
 
@@ -62,7 +81,7 @@ def _invalid_dropped(name: str, schema_editor: BaseDatabaseSchemaEditor) -> None
     """Drop what an interrupted ``CREATE INDEX CONCURRENTLY`` left under ``name``: an invalid index,
     which writes still maintain and no query uses, and which ``IF NOT EXISTS`` would keep."""
     if _valid(name, schema_editor) is False:
-        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+        _waiting_as_long_as_needed(schema_editor, f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
 
 def index_dropped(name: str, table: str, definition: str) -> migrations.RunPython:

@@ -117,3 +117,31 @@ def test_the_other_steps_behind_a_long_transaction_leave_the_table_writable(prob
     running.finished()
     with psycopg.connect(_test_database_url()) as admin:
         assert admin.execute(done).fetchone() == (True,)
+
+
+class _StepUnderMigrate(_Step):
+    """As ``_Step``, on a connection whose lock waits ``manage.py migrate`` bounds (``lock_timeout``)."""
+
+    def run(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        super().run()
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        online_ddl.index_created("online_ddl_probe_id", _TABLE, "(id)"),
+        online_ddl.index_dropped("online_ddl_probe_v", _TABLE, "(v)"),
+    ],
+    ids=["create", "drop"],
+)
+def test_a_concurrent_index_step_under_migrate_s_lock_timeout_still_waits_for_the_long_transaction(probe, step):
+    """``migrate`` bounds every statement's lock wait (csms/management/commands/migrate.py); a
+    concurrent build or drop waits for older transactions without holding anyone up, and cut short
+    by that bound it fails (a build leaves an invalid index)."""
+    running = _StepUnderMigrate(step)
+    running.join(1)
+    assert running.is_alive()  # still waiting, past the 200 ms
+    probe.commit()
+    running.finished()

@@ -1,0 +1,63 @@
+"""``migrate`` run while the previous release serves (README "Upgrading": migrate first): a schema
+change waiting for its table's lock behind a long transaction (a report, an admin's request) made
+every other statement on that table wait behind it, the gateway's handshakes, boots and statuses
+included, for as long as that transaction lasted. Real PostgreSQL, a real ``manage.py migrate``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import _test_database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _migrate(*targets: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CSMS_VAR_DIR": str(tmp_path)}
+    return subprocess.run(
+        [sys.executable, "manage.py", "migrate", *targets],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_migration_behind_a_long_transaction_gives_up_its_lock_wait_instead_of_stalling_the_table(
+    tmp_path: Path,
+) -> None:
+    locked, release = threading.Event(), threading.Event()
+    held_until_released = []
+
+    def hold() -> None:  # a long transaction that read the chargers' table: it holds ACCESS SHARE
+        with psycopg.connect(_test_database_url()) as connection:
+            connection.execute("SELECT 1 FROM chargepoints_chargepoint LIMIT 1")
+            locked.set()
+            held_until_released.append(release.wait(60))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        # Unapplying the newest chargepoints migration drops a column: an ALTER TABLE of the table.
+        done = _migrate("chargepoints", "0015", tmp_path=tmp_path)
+        release.set()
+        holder.join()
+        assert held_until_released == [True]  # the command ended while the transaction still held its lock
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "waited 2000 ms for a lock held by another transaction" in done.stderr
+        assert "trying again (2 of 3)" in done.stderr
+    finally:
+        release.set()
+        holder.join()
+        assert _migrate("chargepoints", tmp_path=tmp_path).returncode == 0  # as the other tests expect it
