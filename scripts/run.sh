@@ -25,6 +25,9 @@ fi
 # Its processes add up their metrics in a directory of their own: two `make run`s on other ports do not mix.
 export CSMS_METRICS_DIR=${CSMS_METRICS_DIR:-var/metrics-$PORT}
 
+# The banner shows where the database and Redis are, not their passwords (a terminal, a CI log).
+without_password() { printf '%s' "$1" | sed -E 's#^([a-zA-Z0-9+.-]+://[^:/@]*):[^@/]*@#\1:***@#'; }
+
 cat <<INFO
 
   Dynamo CSMS on http://$HOST:$PORT
@@ -34,8 +37,8 @@ cat <<INFO
     Chargers     ws://$HOST:$PORT/ocpp/1.6/{charge_point_id}
                  ws://$HOST:$PORT/ocpp/2.0.1/{charge_point_id}
     Files        $CSMS_PUBLIC_URL   (chargers' firmware downloads and diagnostics uploads)$public_note
-    Database     ${DATABASE_URL:-SQLite in $VAR_DIR/db.sqlite3}
-    Redis        ${REDIS_URL:-none (in-memory channel layer, filesystem Celery broker)}
+    Database     $(if [ -n "${DATABASE_URL:-}" ]; then without_password "$DATABASE_URL"; else echo "SQLite in $VAR_DIR/db.sqlite3"; fi)
+    Redis        $(if [ -n "${REDIS_URL:-}" ]; then without_password "$REDIS_URL"; else echo "none (in-memory channel layer, filesystem Celery broker)"; fi)
 
 INFO
 

@@ -52,3 +52,15 @@ def test_a_public_url_set_is_given_as_it_is(tmp_path):
     output = run_script(tmp_path, HOST="0.0.0.0", CSMS_PUBLIC_URL="https://csms.example.com")
     assert "gateway given https://csms.example.com" in output
     assert "set CSMS_PUBLIC_URL" not in output
+
+
+def test_the_banner_shows_where_the_database_and_redis_are_not_their_passwords(tmp_path):
+    """It printed DATABASE_URL and REDIS_URL whole, passwords and all, to the terminal or a CI log."""
+    output = run_script(
+        tmp_path,
+        DATABASE_URL="postgres://csms:s3cr%40t@db.example:5432/csms",
+        REDIS_URL="rediss://:r3dis-pw@cache.example:6380/0",
+    )
+    assert "s3cr" not in output and "r3dis-pw" not in output
+    assert "Database     postgres://csms:***@db.example:5432/csms" in output
+    assert "Redis        rediss://:***@cache.example:6380/0" in output
