@@ -31,6 +31,7 @@ import asyncio
 import atexit
 import compileall
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -165,12 +166,14 @@ def start_worker(sock: socket.socket, sockets: list[socket.socket], daphne_args:
     sys.stderr.flush()
     stopping = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stopping)  # the parent's handlers never run in a worker
+    supervisor = os.getpid()
     pid = os.fork()
     if pid:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
         return pid
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a new process: daphne's reactor installs its own
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    stopped_with_supervisor(supervisor)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     for other in sockets:
         if other is not sock:
@@ -178,6 +181,22 @@ def start_worker(sock: socket.socket, sockets: list[socket.socket], daphne_args:
     reactor_renewed()
     stale_presence_released()
     os._exit(worker_served(sock, daphne_args))
+
+
+PR_SET_PDEATHSIG = 1  # Linux's prctl option: a signal for this process when its parent dies
+
+
+def stopped_with_supervisor(supervisor: int) -> None:
+    """In a forked worker (Linux): SIGTERM when ``make serve``'s process dies, however it dies (a
+    SIGKILL, the OOM killer), so the worker stops as on ``make serve``'s own SIGTERM (its chargers
+    told to go, presence cleared) instead of serving on, orphaned, beside the release started after
+    it on the same port (SO_REUSEPORT). A supervisor already gone by now is the same (the signal
+    is pending until the worker's signals are unblocked)."""
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
+    if prctl is None or prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # not Linux: an orphaned worker serves on until stopped
+    if os.getppid() != supervisor:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def stale_presence_released() -> None:

@@ -388,3 +388,35 @@ async def test_a_release_started_beside_a_stopping_one_takes_every_new_connectio
             if process is not None and process.poll() is None:
                 process.terminate()
                 process.wait(timeout=30)
+
+
+def _gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie waiting for whoever adopted it to reap it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_workers_stop_when_make_serve_itself_is_killed(tmp_path: Path) -> None:
+    """``make serve`` SIGKILLed (by an operator, the OOM killer) left its workers serving, orphaned:
+    the release started next on the same port then served beside them (SO_REUSEPORT)."""
+    port = free_port()
+    env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key", "CSMS_VAR_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        env.pop(name, None)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True, timeout=120)
+    serve = _serving(tmp_path, "serve", {**env, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"})
+    worker = 0
+    try:
+        (worker,) = _until(lambda: _answers(port) and _children(serve.pid))
+        serve.kill()
+        serve.wait()
+        assert _until(lambda: _gone(worker), seconds=30)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        if worker and not _gone(worker):
+            os.kill(worker, signal.SIGKILL)  # the old code's orphan
