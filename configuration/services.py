@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_heartbeat_interval_taken
+from chargepoints.services.heartbeat_pace import heartbeat_intervals_reported
 from commands.models import Command
 from configuration.models import (
     ATTRIBUTE_DEFAULTS,
@@ -58,6 +59,7 @@ def configuration_keys_record(
     """
     now = timezone.now()
     answered = _answered_keys(keys, unknown_keys)
+    _heartbeat_intervals_read({charge_point.pk: answered})
     if connection.vendor == "postgresql":
         _configuration_keys_written(charge_point, answered, complete, command, now)
         return len(answered)
@@ -79,6 +81,18 @@ def configuration_keys_record(
 
 # A key's (value, readonly, unknown) as answered: None for what the charger did not give.
 _KeyAnswer = tuple[str | None, bool | None, bool]
+
+
+def _heartbeat_intervals_read(answers: dict[int, dict[str, _KeyAnswer]]) -> None:
+    """The ``HeartbeatInterval`` each charger's read gave (charger pk -> its answered keys): the
+    interval it heartbeats at, which the offline sweep follows (``heartbeat_intervals_reported``)."""
+    reported = {
+        pk: value
+        for pk, answered in answers.items()
+        for key, (value, _, unknown) in answered.items()
+        if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold() and value is not None and not unknown
+    }
+    heartbeat_intervals_reported(reported=reported)
 
 
 def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) -> dict[str, _KeyAnswer]:
@@ -104,7 +118,10 @@ def configuration_keys_recorded_together(*, reads: Sequence[KeysRead]) -> None:
     """Store several GetConfiguration answers (OCPP 1.6 §6.29) as ``configuration_keys_record``
     stores each, in order: on PostgreSQL by one statement for reads of distinct chargers (a group-
     commit batch's, ``commands.outcome_writes``), a charger's second read by the next statement."""
-    if connection.vendor != "postgresql":
+    if connection.vendor == "postgresql":
+        answers = {read.charge_point.pk: _answered_keys(read.keys, read.unknown_keys) for read in reads}
+        _heartbeat_intervals_read(answers)
+    else:
         for read in reads:
             configuration_keys_record(
                 charge_point=read.charge_point,

@@ -13,9 +13,10 @@ it, in the statement that reads the interval its answer carries (``fleet``, ``bo
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from django.db import transaction
-from django.db.models import Case, F, When
+from django.db.models import Case, F, PositiveIntegerField, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -74,6 +75,32 @@ def charge_point_heartbeat_interval_taken(*, charge_point: ChargePoint, value: s
     pk = charge_point.pk
     written = _stored_not_taken if after_reboot else _taken_now
     transaction.on_commit(lambda: written(pk, interval), robust=True)
+
+
+def heartbeat_intervals_reported(*, reported: Mapping[int, str]) -> None:
+    """The interval each charger (its pk -> the value it reported, text, s) says it heartbeats at, read
+    from its configuration: 1.6 GetConfiguration ``HeartbeatInterval`` (§9.1.10), 2.0.1
+    ``OCPPCommCtrlr.HeartbeatInterval`` (Actual) of a report. A charger may keep its own whatever
+    the BootNotification answer says (a read-only key, a firmware that ignores the answer's
+    interval): one it reports other than its ``heartbeat_interval`` is kept as the interval it keeps,
+    ``previous_heartbeat_interval``, which the offline sweep waits for when longer (else it was marked
+    offline, and back online at its next heartbeat, every cycle); reporting the stored one clears it.
+    A value ``heartbeat_interval_of`` does not keep changes nothing.
+
+    Written once the caller's transaction commits, by one UPDATE of its own (the configuration's
+    rows before the chargers', as ``charge_point_heartbeat_interval_taken`` explains)."""
+    intervals = {pk: taken for pk, value in reported.items() if (taken := heartbeat_interval_of(value)) is not None}
+    if intervals:
+        transaction.on_commit(lambda: _kept_reported(intervals), robust=True)
+
+
+def _kept_reported(intervals: dict[int, int]) -> None:
+    reported = Case(
+        *(When(pk=pk, then=Value(interval)) for pk, interval in intervals.items()),
+        output_field=PositiveIntegerField(),
+    )
+    kept = Case(When(heartbeat_interval=reported, then=Value(None)), default=reported)
+    ChargePoint.objects.filter(pk__in=intervals).update(previous_heartbeat_interval=kept, updated_at=timezone.now())
 
 
 def _taken_now(pk: int, interval: int) -> None:

@@ -443,3 +443,34 @@ def test_a_set_heartbeat_interval_is_the_chargers_record_only_as_ocppcommctrlrs_
             charge_point=charge_point, attributes=[attribute], learned_from=LearnedFrom.SET_VARIABLES
         )
     assert ChargePoint.objects.get(charge_point_id="CP-HB").heartbeat_interval == interval
+
+
+@pytest.mark.parametrize("together", [False, True])
+def test_a_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_offline_sweep_waits_for(
+    register_charge_point, django_capture_on_commit_callbacks, together
+):
+    """Fails before the change: a charger that reads back ``HeartbeatInterval`` 12 (read-only: it
+    keeps its own whatever the BootNotification answer says) was expected every 2 s, and marked
+    offline, then online at its next heartbeat, every cycle. Reporting the stored interval clears it."""
+    charge_point = register_charge_point("CP-OWN-PACE", heartbeat_interval=2)
+    connected_at = timezone.now()
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connected=True, last_seen=connected_at)
+
+    def read(value: str) -> None:
+        keys = [{"key": "HeartbeatInterval", "readonly": True, "value": value}]
+        with django_capture_on_commit_callbacks(execute=True):
+            if together:
+                answer = services.KeysRead(
+                    charge_point=charge_point, keys=keys, unknown_keys=[], complete=True, command=None
+                )
+                services.configuration_keys_recorded_together(reads=[answer])
+            else:
+                services.configuration_keys_record(charge_point=charge_point, keys=keys, complete=True)
+
+    read("12")
+    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval == 12
+    assert boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10)) == []
+    read("2")
+    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval is None
+    stale = boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10))
+    assert stale == ["CP-OWN-PACE"]
