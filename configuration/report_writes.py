@@ -38,6 +38,7 @@ from django.db.models import Field, Model
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from chargepoints.services.heartbeat_pace import heartbeat_intervals_reported
 from commands.models import Command
 from configuration.models import (
     ATTRIBUTE_DEFAULTS,
@@ -74,6 +75,32 @@ def variable_identity(component: dict[str, Any], variable: dict[str, Any]) -> tu
         variable["name"],
         variable.get("instance", ""),
     )
+
+
+# ``variable_identity`` of the heartbeat interval (OCPPCommCtrlr.HeartbeatInterval, names case-folded:
+# no instance, EVSE or connector), s.
+HEARTBEAT_INTERVAL_VARIABLE = ("ocppcommctrlr", "", None, None, "heartbeatinterval", "")
+
+
+def is_heartbeat_interval(key: tuple[Any, ...]) -> bool:
+    """Whether a ``variable_identity`` is the heartbeat interval's (names in any case)."""
+    component, instance, evse, connector, variable, variable_instance = key
+    folded = (str(component).casefold(), instance, evse, connector, str(variable).casefold(), variable_instance)
+    return folded == HEARTBEAT_INTERVAL_VARIABLE
+
+
+def reported_heartbeat_interval(report_data: Sequence[dict[str, Any]]) -> str | None:
+    """The Actual value of ``OCPPCommCtrlr.HeartbeatInterval`` among a report's items (ReportDataType,
+    snake_case; the last given), None when they give none: the interval the charger heartbeats at."""
+    reported = None
+    for item in report_data:
+        if not is_heartbeat_interval(variable_identity(item["component"], item["variable"])):
+            continue
+        for attribute in item["variable_attribute"]:
+            value = attribute.get("value")
+            if attribute.get("type", AttributeType.ACTUAL) == AttributeType.ACTUAL and isinstance(value, str):
+                reported = value
+    return reported
 
 
 def identity_digest(key: tuple[Any, ...]) -> str:
@@ -311,7 +338,16 @@ def report_parts_stored(parts: Sequence[ReportPart], *, malformed_left: bool = F
     with bound_cursor() as cursor:
         cursor.execute(_STATEMENT, params)
         found = cursor.fetchall()
-    return {row[-1]: instance_of(DeviceModelReport, row[:-1]) for row in found}
+    stored = {row[-1]: instance_of(DeviceModelReport, row[:-1]) for row in found}
+    intervals = {part.charge_point_id: reported_heartbeat_interval(part.report_data) for part in rows.parts}
+    heartbeat_intervals_reported(
+        reported={
+            report.charge_point_id: interval
+            for charge_point_id, report in stored.items()
+            if (interval := intervals.get(charge_point_id)) is not None
+        }
+    )
+    return stored
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:

@@ -33,6 +33,7 @@ from configuration.report_writes import (
     ReportPart,
     ReportTie,
     identity_digest,
+    is_heartbeat_interval,
     report_parts_stored,
     report_stored_taken,
     report_unit_register,
@@ -328,7 +329,9 @@ def device_model_attributes_record(
 ) -> None:
     """Store 2.0.1 attributes (and characteristics, from a NotifyReport) for their variables.
 
-    A SetVariables answer (``learned_from`` SetVariables) writes the value, or for RebootRequired
+    The ``OCPPCommCtrlr.HeartbeatInterval`` a report or a GetVariables answer gives is the interval the
+    charger heartbeats at, which the offline sweep follows (``heartbeat_intervals_reported``). A
+    SetVariables answer (``learned_from`` SetVariables) writes the value, or for RebootRequired
     the pending value, and leaves the mutability and flags as they were known; an
     ``OCPPCommCtrlr.HeartbeatInterval`` it took is the charger's record too
     (``charge_point_heartbeat_interval_taken``).
@@ -336,6 +339,8 @@ def device_model_attributes_record(
     now = timezone.now()
     if learned_from == LearnedFrom.SET_VARIABLES:
         _heartbeat_interval_followed(charge_point, attributes)
+    else:
+        _heartbeat_interval_read(charge_point, attributes)
     reported = learned_from == LearnedFrom.NOTIFY_REPORT
     variables = _variables_upsert(charge_point, attributes, now, characteristics=reported)
     rows: dict[tuple[int, str], DeviceModelAttribute] = {}
@@ -364,10 +369,20 @@ def device_model_attributes_record(
     )
 
 
-# The 1.6 key and the 2.0.1 variable (``variable_identity``, names case-folded: no instance, EVSE or
-# connector) of the heartbeat interval, s.
+# The 1.6 key of the heartbeat interval, s (the 2.0.1 variable's: ``is_heartbeat_interval``).
 HEARTBEAT_INTERVAL_KEY = "HeartbeatInterval"
-_HEARTBEAT_INTERVAL_VARIABLE = ("ocppcommctrlr", "", None, None, "heartbeatinterval", "")
+
+
+def _heartbeat_interval_read(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
+    reported = [
+        attribute.value
+        for attribute in attributes
+        if attribute.type == AttributeType.ACTUAL
+        and attribute.value is not None
+        and is_heartbeat_interval(variable_identity(attribute.component, attribute.variable))
+    ]
+    if reported:
+        heartbeat_intervals_reported(reported={charge_point.pk: reported[-1]})
 
 
 def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> None:
@@ -376,11 +391,7 @@ def _heartbeat_interval_followed(charge_point: ChargePoint, attributes: list[Rep
         taken = attribute.pending_value if after_reboot else attribute.value
         if attribute.type != AttributeType.ACTUAL or taken is None:
             continue
-        component, instance, evse, connector, variable, variable_instance = variable_identity(
-            attribute.component, attribute.variable
-        )
-        identity = (component.casefold(), instance, evse, connector, variable.casefold(), variable_instance)
-        if identity == _HEARTBEAT_INTERVAL_VARIABLE:
+        if is_heartbeat_interval(variable_identity(attribute.component, attribute.variable)):
             charge_point_heartbeat_interval_taken(charge_point=charge_point, value=taken, after_reboot=after_reboot)
 
 

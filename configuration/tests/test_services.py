@@ -474,3 +474,36 @@ def test_a_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_offline
     assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval is None
     stale = boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10))
     assert stale == ["CP-OWN-PACE"]
+
+
+@pytest.mark.parametrize("path", ["plain statement", "orm"])
+def test_a_2_0_1_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_offline_sweep_waits_for(
+    register_charge_point, django_capture_on_commit_callbacks, monkeypatch, path
+):
+    """Fails before the change: a station whose report gives ``OCPPCommCtrlr.HeartbeatInterval`` 12
+    (it keeps its own) was expected every 2 s, and flapped offline/online every heartbeat cycle. A
+    GetVariables answer giving the stored interval clears it."""
+    if path == "plain statement" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+    charge_point = register_charge_point("CP-OWN-201", heartbeat_interval=2, ocpp_version="2.0.1")
+    connected_at = timezone.now()
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connected=True, last_seen=connected_at)
+    with transaction.atomic():
+        services.device_model_report_request_id(charge_point=charge_point)
+    item = {**ITEM, "variable_attribute": [{"value": "12", "mutability": "ReadOnly"}]}
+    with django_capture_on_commit_callbacks(execute=True):
+        services.device_model_report_record(
+            charge_point_id="CP-OWN-201", request_id=1, seq_no=0, tbc=False, generated_at=None, report_data=[item]
+        )
+    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval == 12
+    assert boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10)) == []
+    read = services.ReportedAttribute(component=ITEM["component"], variable=ITEM["variable"], value="2")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.device_model_attributes_record(
+            charge_point=charge_point, attributes=[read], learned_from=LearnedFrom.GET_VARIABLES
+        )
+    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval is None
+    stale = boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10))
+    assert stale == ["CP-OWN-201"]
