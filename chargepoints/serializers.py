@@ -36,7 +36,8 @@ class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         read_only=True,
         allow_null=True,
         help_text="The interval (s) the charger may still heartbeat at until it takes heartbeat_interval (a push"
-        " answered Accepted, or its next boot); null when it has. The offline sweep waits 2x the longer of the two.",
+        " answered Accepted, or its next boot), or the one its configuration read says it keeps; null when it has."
+        " The offline sweep waits 2x the longer of the two.",
     )
 
     class Meta:
