@@ -188,7 +188,11 @@ async def _round_trip(
     timeout: float,
     channel_name: str | None,
     started: float,
+    *,
+    again: bool = True,
 ) -> CallOutcome:
+    """``_call``'s round trip to ``channel_name``; when it does not acknowledge the CALL and
+    ``again``, to the charger's newer connection (``_sent_to_newer``), once."""
     if channel_name is None:
         channel_name = await transport.presence(charge_point_id)
     if not channel_name:
@@ -219,7 +223,9 @@ async def _round_trip(
             return CallOutcome(Outcome.NOT_CONNECTED, error_description=_IN_MEMORY_ELSEWHERE)
         logger.warning("%s: presence %s did not answer; clearing it", charge_point_id, channel_name)
         await transport.clear_presence(charge_point_id, channel_name)
-        return CallOutcome(Outcome.NOT_CONNECTED)
+        if not again:
+            return CallOutcome(Outcome.NOT_CONNECTED)
+        return await _sent_to_newer(transport, charge_point_id, action, payload, timeout, channel_name, started)
     reply = ack
     if ack["type"] == "ocpp.call.accepted":
         try:
@@ -227,6 +233,28 @@ async def _round_trip(
         except Exception as error:
             return _answer_lost(charge_point_id, error)
     return call_outcome(reply, started=started)
+
+
+async def _sent_to_newer(
+    transport: _Transport,
+    charge_point_id: str,
+    action: str,
+    payload: dict[str, Any],
+    timeout: float,
+    silent: str,
+    started: float,
+) -> CallOutcome:
+    """``NOT_CONNECTED`` after ``silent`` (the presence read) did not acknowledge the CALL, unless
+    another connection holds the charger now: the presence was read just before the charger
+    reconnected (to any process), and the older connection ended without reading the CALL, which
+    was therefore never sent (``ack_by``: not even later). The CALL goes to the newer connection
+    once, within what is left of ``timeout``."""
+    newer = await transport.presence(charge_point_id)
+    left = timeout - (time.monotonic() - started)
+    if not newer or newer == silent or left < 1.0:
+        return CallOutcome(Outcome.NOT_CONNECTED)
+    logger.info("%s: reconnected meanwhile; the command goes to its newer connection", charge_point_id)
+    return await _round_trip(transport, charge_point_id, action, payload, left, newer, time.monotonic(), again=False)
 
 
 def _answer_lost(charge_point_id: str, error: Exception) -> CallOutcome:

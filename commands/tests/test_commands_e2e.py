@@ -466,3 +466,23 @@ async def test_the_answer_to_a_command_passes_the_frame_rate_limit(daphne, api_d
             await websocket.send(json.dumps([2, f"hb-{n}", "Heartbeat", {}]))
         await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
         assert await asyncio.wait_for(post, 10) == (200, {"status": "Accepted"})
+
+
+@pytest.mark.usefixtures("daphne")  # after the test, waits for the charger's disconnect to be recorded
+async def test_a_command_to_the_connection_a_reconnect_just_replaced_reaches_the_newer_one(daphne_factory, api_key):
+    """The command read the charger's presence a moment before it reconnected; the older
+    connection ended without reading it, so it was never sent (nor will be: its acknowledgement
+    came too late): a 503 NotConnected for a connected charger. Now it goes to the newer connection."""
+    server = await asyncio.to_thread(daphne_factory, application="commands.tests.stale_presence_app:application")
+    await ChargePoint.objects.acreate(charge_point_id="CP-STALE-1", heartbeat_interval=60)
+    url = f"{server.http_url}/api/v1/ocpp16/CP-STALE-1/trigger_message"
+    body = {"requested_message": "StatusNotification"}
+    async with ocpp_charger(server, "1.6", "CP-STALE-1", client_class=V16Charger) as older:
+        assert (await ahttp(url, method="POST", api_key=api_key, body=body))[0] == 200  # its presence read
+        older_channel = (await ChargePoint.objects.aget(charge_point_id="CP-STALE-1")).connection_channel
+    async with ocpp_charger(server, "1.6", "CP-STALE-1", client_class=V16Charger) as newer:
+        assert (await ChargePoint.objects.aget(charge_point_id="CP-STALE-1")).connection_channel != older_channel
+        status, answer = await ahttp(url, method="POST", api_key=api_key, body=body)
+        assert status == 200, answer
+        assert [action for action, _ in newer.received] == ["TriggerMessage"]
+    assert [action for action, _ in older.received] == ["TriggerMessage"]
