@@ -328,7 +328,8 @@ class ChargePointAdmin(admin.ModelAdmin):
             "original": charge_point,
             "state": state,
             "verb": verbs[state],
-            "closes_connection": state == LifecycleState.DECOMMISSIONED and charge_point.connected,
+            # Whatever the offline sweep said: a socket is held while presence names it.
+            "closes_connection": state == LifecycleState.DECOMMISSIONED and bool(charge_point.connection_channel),
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/chargepoints/chargepoint/lifecycle_confirmation.html", context)

@@ -300,3 +300,20 @@ def test_deleting_connected_chargers_in_the_admin_takes_them_offline_for_subscri
         ("GONE-2", "deleted"),
         ("GONE-3", "deleted"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("state", "closes"),
+    [
+        ({"connected": False, "connection_channel": "gw!a"}, True),  # marked offline by the sweep, socket open
+        ({"connected": True, "connection_channel": "gw!a"}, True),
+        ({"connected": False, "connection_channel": ""}, False),
+    ],
+)
+def test_decommissioning_says_it_closes_the_connection_whenever_a_socket_is_held(operator, charger, state, closes):
+    """Fails before the change: a charger the offline sweep had marked offline while its socket
+    stayed open (no message within 2x its interval) was decommissioned without the confirmation
+    saying its open connection is closed, as it is (``charge_point_update`` closes what presence holds)."""
+    charge_point = charger("CP-SWEPT", **state)
+    page = operator.get(f"{CHANGELIST}{charge_point.pk}/lifecycle/decommissioned/").content.decode()
+    assert ("its open connection is closed now" in page) is closes
