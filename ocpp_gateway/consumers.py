@@ -286,10 +286,10 @@ class OcppConsumer(AsyncWebsocketConsumer):
         sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
         return False
 
-    async def _seen_written(self, reason: str = "message_received") -> None:
+    async def _seen_written(self) -> None:
         try:
             await in_commit_group(services.charge_point_seen)(
-                charge_point_id=self.charge_point_id, channel_name=self.channel_name, reason=reason
+                charge_point_id=self.charge_point_id, channel_name=self.channel_name
             )
         except Exception:
             logger.exception("%s: could not record last_seen", self.charge_point_id)
@@ -354,18 +354,26 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """A command's caller stopped waiting at ``ack_by`` (this process stalled) and took the
         silence for a dead process: it cleared this connection's presence, the charger offline
         (``gateway_lost``, ``commands.rpc``). The socket is open and served again: once that clear is
-        written, the connection claims its presence back (``charge_point_seen``, only if still
-        free), the charger online (``gateway_back``) and reachable by commands at once, not only after
-        its next message (a heartbeat interval away, 5 minutes by default)."""
+        written, the connection claims its presence back (``charge_point_presence_reclaimed``, only if
+        still free), the charger online (``gateway_back``) and reachable by commands at once, not only
+        after its next message (a heartbeat interval away, 5 minutes by default)."""
         delay = max(0.0, ack_by - time.time()) + PRESENCE_RECLAIM_DELAY
 
         def reclaim() -> None:
             if not self._ended:
-                task = asyncio.get_running_loop().create_task(self._seen_written(reason="gateway_back"))
+                task = asyncio.get_running_loop().create_task(self._presence_reclaimed())
                 _presence_reclaims.add(task)
                 task.add_done_callback(_presence_reclaims.discard)
 
         asyncio.get_running_loop().call_later(delay, reclaim)
+
+    async def _presence_reclaimed(self) -> None:
+        try:
+            await in_commit_group(services.charge_point_presence_reclaimed)(
+                charge_point_id=self.charge_point_id, channel_name=self.channel_name
+            )
+        except Exception:
+            logger.exception("%s: could not claim its presence back", self.charge_point_id)
 
     def _acknowledge_later(self, message: dict[str, Any]) -> None:
         """Acknowledge a command still unanswered after ACK_DELAY; a faster answer acknowledges it."""

@@ -562,22 +562,32 @@ def _emit_connectivity(event_type: str, charge_point_id: str, at: datetime, reas
     )
 
 
-def charge_point_seen(
-    *, charge_point_id: str, channel_name: str, at: datetime | None = None, reason: str = "message_received"
-) -> None:
+def charge_point_seen(*, charge_point_id: str, channel_name: str, at: datetime | None = None) -> None:
     """Any inbound message proves the charger is alive, and that this connection holds it.
 
     A presence found empty is claimed back: the RPC clears it when a command goes unacknowledged,
     which a live connection does while the channel layer (Redis) is away or its process stalls.
-    ``reason``: the online event's, when the charger was offline (``gateway_back``: no message, its
-    stalled process serves its open socket again).
     """
     at = at or timezone.now()
     with transaction.atomic():
         ChargePoint.objects.filter(
             Q(connection_channel=channel_name) | Q(connection_channel=""), charge_point_id=charge_point_id
         ).update(connection_channel=channel_name, last_seen=at)
-        _mark_online(charge_point_id, at, reason, connection_channel=channel_name)
+        _mark_online(charge_point_id, at, connection_channel=channel_name)
+
+
+def charge_point_presence_reclaimed(*, charge_point_id: str, channel_name: str) -> None:
+    """The connection behind ``channel_name``, its socket open, claims back a presence found empty
+    (a command's caller cleared it when this connection's process stalled: ``gateway_lost``), and
+    the charger is online again (``gateway_back``). ``last_seen`` is left as it was: nothing was
+    heard from the charger, and the offline sweep still judges its silence."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = ChargePoint.objects.filter(charge_point_id=charge_point_id, connection_channel="").update(
+            connection_channel=channel_name
+        )
+        if claimed:
+            _mark_online(charge_point_id, now, "gateway_back", connection_channel=channel_name)
 
 
 def charge_point_boot(

@@ -8,6 +8,7 @@ import psycopg
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from chargepoints import services
 from chargepoints.models import ChargePoint
 from chargepoints.services import ReceivedHeartbeat, charge_point_heartbeats_record
 from chargepoints.services.liveness import Sighting, charge_points_seen_record
@@ -110,3 +111,20 @@ def test_a_batch_of_sightings_or_heartbeats_sets_no_savepoint_inside_its_callers
         charge_point_heartbeats_record(heartbeats=[ReceivedHeartbeat(charge_point_id="CP-1", received_at=AT)])
     assert not [query["sql"] for query in queries if "SAVEPOINT" in query["sql"]]
     assert ChargePoint.objects.get(charge_point_id="CP-1").last_heartbeat == AT
+
+
+def test_a_presence_reclaimed_after_a_stall_is_only_a_free_one_and_leaves_last_seen(register_charge_point):
+    """A stalled process's connection claims back the presence a command's caller cleared: online
+    again, but ``last_seen`` stays what was heard (the sweep still judges the charger's silence); a
+    presence another connection took meanwhile is left, the charger offline."""
+    for cp in ("FREED", "TAKEN"):
+        register_charge_point(cp)
+    ChargePoint.objects.update(connected=False, offline_since=AT, last_seen=AT, connection_channel="")
+    ChargePoint.objects.filter(charge_point_id="TAKEN").update(connection_channel="newer")
+    for cp in ("FREED", "TAKEN"):
+        services.charge_point_presence_reclaimed(charge_point_id=cp, channel_name="stalled")
+    fields = ("charge_point_id", "connection_channel", "connected", "last_seen")
+    assert sorted(ChargePoint.objects.values_list(*fields)) == [
+        ("FREED", "stalled", True, AT),
+        ("TAKEN", "newer", False, AT),
+    ]
