@@ -43,6 +43,10 @@ def _sampled(prefix: str, columns: dict[str, int]) -> dict[str, int]:
     return {f"{prefix}/*/sampledValue/*/{name}": length for name, length in columns.items()}
 
 
+# An id tag a lenient model's Authorize sends over its maxLength is read up to this many characters:
+# more than any registered tag holds (36), so a longer one still matches none.
+_AUTHORIZED_WHOLE = 255
+
 # (version, action) -> payload path ("*" for any array index) -> characters the CSMS stores there.
 _STORED: dict[tuple[str, str], dict[str, int]] = {
     ("1.6", "BootNotification"): {
@@ -65,6 +69,11 @@ _STORED: dict[tuple[str, str], dict[str, int]] = {
         "chargingStation/modem/iccid": 20,
         "chargingStation/modem/imsi": 20,
     },
+    # Authorize: a registered tag (up to 36 characters) over 1.6's 20 or a token over 2.0.1's 36, as
+    # the model's StartTransaction or TransactionEvent sends it, answered as those are (a CALLERROR
+    # left its card unable to start). Cut only beyond any registered tag: still answered Invalid/Unknown.
+    ("1.6", "Authorize"): {"idTag": _AUTHORIZED_WHOLE},
+    ("2.0.1", "Authorize"): {"idToken/idToken": _AUTHORIZED_WHOLE},
     # Session messages: id tags are kept whole here (the services store their first 36 characters
     # after authorizing the whole tag, which then matches no registered tag).
     ("1.6", "StartTransaction"): {},

@@ -16,6 +16,7 @@ from chargepoints.models import (
     SchemaViolation,
     Strictness,
 )
+from charging.models import IdTag
 from conftest import ahttp, eventually, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -102,3 +103,38 @@ async def test_a_callerror_in_the_other_spelling_is_recorded_in_the_version_s_ow
         await websocket.send(json.dumps([4, call[1], "FormatViolation", "bad payload", {}]))
         status, reply = await post
     assert (status, reply["error"]) == (502, "FormationViolation")
+
+
+async def test_a_lenient_model_s_over_long_id_tag_is_authorized_as_its_start_is(daphne):
+    """A registered tag of 21 characters (the API takes 36) was refused in a lenient model's 1.6
+    Authorize (TypeConstraintViolation) while its StartTransaction answered it Accepted: the card
+    could not start where the charger authorizes first. Longer than any registered tag: Invalid."""
+    await ChargerModelProfile.objects.acreate(vendor="acme", model="loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LONGTAG", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="LABTAG-TOO-LONG-12345")
+    async with raw_socket(daphne, "1.6", "CP-LONGTAG") as websocket:
+        await exchange(websocket, "b1", "BootNotification", BOOT)
+        registered = await exchange(websocket, "a1", "Authorize", {"idTag": "labtag-too-long-12345"})
+        unknown = await exchange(websocket, "a2", "Authorize", {"idTag": "LABTAG-TOO-LONG-12345" + "X" * 300})
+    assert registered == [3, "a1", {"idTagInfo": {"status": "Accepted"}}]
+    assert unknown == [3, "a2", {"idTagInfo": {"status": "Invalid"}}]
+    recorded = [(row.path, row.validator) async for row in SchemaViolation.objects.filter(action="Authorize")]
+    assert set(recorded) == {("idTag", "maxLength")}
+
+
+async def test_a_strict_charger_s_over_long_authorize_is_still_refused(daphne):
+    await ChargePoint.objects.acreate(charge_point_id="CP-STRICTTAG", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-STRICTTAG") as websocket:
+        refused = await exchange(websocket, "a1", "Authorize", {"idTag": "LABTAG-TOO-LONG-12345"})
+    assert refused[:3] == [4, "a1", "TypeConstraintViolation"]
+
+
+async def test_a_lenient_2_0_1_model_s_over_long_id_token_is_answered_unknown(daphne):
+    await ChargerModelProfile.objects.acreate(vendor="acme", model="loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CS-LONGTAG", heartbeat_interval=60)
+    boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "Loose"}}
+    async with raw_socket(daphne, "2.0.1", "CS-LONGTAG") as websocket:
+        await exchange(websocket, "b1", "BootNotification", boot)
+        token = {"idToken": {"idToken": "E" * 40, "type": "eMAID"}}
+        answered = await exchange(websocket, "a1", "Authorize", token)
+    assert answered == [3, "a1", {"idTokenInfo": {"status": "Unknown"}}]
