@@ -64,6 +64,8 @@ class StopRequest:
     sent (camelCase), kept on a reconciliation item. ``meter_stop_wh``: 1.6's meterStop (None in
     2.0.1: the stop's last register reading stands in). ``id_tag_null``: the charger sent an
     explicit null idTag (parked for review). ``seq_no``: the 2.0.1 event's seqNo (None in 1.6).
+    ``authorize``: answer with the id tag's authorization (not for a 2.0.1 ``NoAuthorization``
+    token: the station charges without authorization, as at ``StartRequest.authorize``).
     """
 
     charge_point_id: str
@@ -76,6 +78,7 @@ class StopRequest:
     id_tag: str = ""
     id_tag_null: bool = False
     id_token_type: str = ""
+    authorize: bool = True
     samples: Sequence[SampledValue] = ()
     seq_no: int | None = None
     time_spent_charging: int | None = None
@@ -112,7 +115,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
     with db_transaction.atomic():
         info = (
             selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
-            if request.id_tag
+            if request.id_tag and request.authorize
             else None
         )
         id_tag = stored_id_tag(request.id_tag)

@@ -588,6 +588,39 @@ async def test_an_event_with_an_empty_id_token_is_answered_its_id_token_info(dap
         assert json.loads(await websocket.recv())[2]["idTokenInfo"]["status"] == status
 
 
+async def test_a_no_authorization_token_ending_a_session_is_accepted_and_flags_nothing(daphne):
+    """A station charging without authorization names its NoAuthorization token (a string of its own,
+    "FREEVEND") in its events: the Started and Authorize were answered Accepted, the Ended Unknown,
+    and a session started without a token and ended with it was flagged unauthorized_token."""
+    await register("CP201-FREE")
+    token = {"idToken": "FREEVEND", "type": "NoAuthorization"}
+    event = {"triggerReason": "EVCommunicationLost", "evse": {"id": 1, "connectorId": 1}}
+    answers = []
+    async with raw_socket(daphne, "2.0.1", "CP201-FREE") as websocket:
+        for unique_id, event_type, seq_no, transaction_id, sent in (
+            ("s1", "Started", 0, "TX-F1", token),
+            ("e1", "Ended", 1, "TX-F1", token),
+            ("s2", "Started", 0, "TX-F2", None),  # plugged in: no token yet
+            ("e2", "Ended", 1, "TX-F2", token),
+        ):
+            frame = {
+                **event,
+                "eventType": event_type,
+                "seqNo": seq_no,
+                "timestamp": T0,
+                "transactionInfo": {"transactionId": transaction_id, "stoppedReason": "EVDisconnected"},
+                **({"idToken": sent} if sent else {}),
+            }
+            await websocket.send(json.dumps([2, unique_id, "TransactionEvent", frame]))
+            answers.append(json.loads(await websocket.recv())[2].get("idTokenInfo"))
+    assert answers == [{"status": "Accepted"}, {"status": "Accepted"}, None, {"status": "Accepted"}]
+    sessions = Transaction.objects.filter(charge_point__charge_point_id="CP201-FREE").order_by("ocpp_transaction_id")
+    assert [(s.id_tag, s.id_tag_status, "unauthorized_token" in s.anomalies) async for s in sessions] == [
+        ("FREEVEND", "", False),
+        ("FREEVEND", "", False),
+    ]
+
+
 def _event201(event_type: str, seq_no: int, timestamp: str, wh: int, transaction_id: str) -> dict:
     """A TransactionEvent's payload as sent, its register reading ``wh``."""
     context = {"Started": "Transaction.Begin", "Ended": "Transaction.End"}.get(event_type, "Sample.Periodic")

@@ -106,13 +106,14 @@ def _ended(charge_point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
             reason=info.get("stoppedReason", "Local"),  # the 2.0.1 default
             id_tag=id_tag,
             id_token_type=token_type,
+            authorize=token_type != _NO_AUTHORIZATION,  # answered Accepted below, as its Started is
             samples=sampled_values(payload.get("meterValue") or []),
             seq_no=payload["seqNo"],
             time_spent_charging=info.get("timeSpentCharging"),
         )
     )
     authorization = stopped.id_tag_info
-    if sent_token and authorization is None:  # an empty idToken: still answered (E05/E06)
+    if sent_token and authorization is None:  # an empty or NoAuthorization idToken: still answered (E05/E06)
         authorization = _empty_token_info(token_type)
     return _answer(authorization, _total_cost(stopped))
 
@@ -154,9 +155,9 @@ _NO_AUTHORIZATION = "NoAuthorization"
 
 
 def _empty_token_info(token_type: str) -> IdTagInfo:
-    """The authorization of an idToken whose string is empty (OCPP 2.0.1: a TransactionEvent that
-    carries an idToken is answered with its idTokenInfo): accepted for ``NoAuthorization``, else
-    not registered (no token is registered without its string)."""
+    """The authorization of an Ended's idToken the CSMS did not look up (OCPP 2.0.1: a TransactionEvent
+    that carries an idToken is answered with its idTokenInfo): accepted for ``NoAuthorization``
+    (whatever its string), else an empty one, not registered (no token is registered without its string)."""
     if token_type == _NO_AUTHORIZATION:
         return IdTagInfo(status="Accepted")
     return IdTagInfo(status="Invalid", registered=False)
