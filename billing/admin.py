@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from billing import export
+from billing import export, services
 from billing.models import BillingRecord, Tariff
 from billing.serializers import TariffSerializer
 from billing.services import PRICING_FIELDS
@@ -65,6 +65,19 @@ class TariffAdmin(admin.ModelAdmin):
     def fee(self, obj: Tariff) -> str:
         """With its currency's decimals ("0.50" EUR, "0.125" KWD): the column keeps 3 for all."""
         return str(round_money(obj.session_fee, obj.currency))
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        """As ``services.tariff_delete``: the open sessions' tariffs are kept first (in the delete
+        view's transaction), so a tariff an open session started under is shown protected by it."""
+        services.open_session_tariffs_kept()
+        return super().get_deleted_objects(objs, request)
+
+    def delete_model(self, request: HttpRequest, obj: Tariff) -> None:
+        services.tariff_delete(tariff=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tariff]) -> None:
+        for tariff in queryset:
+            services.tariff_delete(tariff=tariff)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tariff | None = None) -> list[str]:
         """Its prices are fixed once it priced a billing record (``services.tariff_save``)."""

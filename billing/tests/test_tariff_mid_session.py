@@ -108,3 +108,19 @@ def test_a_change_that_prices_no_session_differently_keeps_nothing(api_client, r
     assert api_client.patch("/api/v1/chargepoints/CP-1", {"heartbeat_interval": 30}, format="json").status_code == 200
     assert not SessionTariff.objects.exists()
     assert billed(session).tariff_id == own.pk
+
+
+def test_the_admin_does_not_delete_the_tariff_an_open_session_started_under(admin_client, register_charge_point):
+    """The admin's delete skipped ``tariff_delete``: the default tariff a session started under went,
+    and the session was billed at none (round 44's probe)."""
+    default = tariff("Default", "0.10", is_default=True)
+    register_charge_point("CP-1")
+    session = started("CP-1")
+    page = admin_client.get(f"/admin/billing/tariff/{default.pk}/delete/")
+    assert "protected" in page.content.decode()
+    admin_client.post(f"/admin/billing/tariff/{default.pk}/delete/", {"post": "yes"})
+    assert Tariff.objects.filter(pk=default.pk).exists()
+    assert billed(session).tariff_id == default.pk
+    spare = tariff("Spare", "0.20")
+    response = admin_client.post(f"/admin/billing/tariff/{spare.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302 and not Tariff.objects.filter(pk=spare.pk).exists()
