@@ -280,11 +280,16 @@ def main() -> None:
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
+        """SIGTERM to every worker (each lets its chargers go, at most a few seconds); a second
+        SIGTERM or SIGINT (Ctrl-C again) kills those still stopping: one stuck (a database that does
+        not answer) held ``make serve`` for ever."""
         nonlocal stopping
-        stopping = True
+        again, stopping = stopping, True
+        if again:
+            print("stopping again: killing the workers still running", flush=True)
         for pid in processes:
             with contextlib.suppress(ProcessLookupError):  # one that died meanwhile, already reaped
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGKILL if again else signal.SIGTERM)
         stopped_listening(sockets)
 
     signal.signal(signal.SIGTERM, stop)

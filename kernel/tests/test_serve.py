@@ -420,3 +420,30 @@ def test_workers_stop_when_make_serve_itself_is_killed(tmp_path: Path) -> None:
             serve.wait()
         if worker and not _gone(worker):
             os.kill(worker, signal.SIGKILL)  # the old code's orphan
+
+
+def test_a_second_sigterm_kills_a_worker_stuck_stopping(tmp_path: Path) -> None:
+    """A worker that does not finish stopping (here stopped outright, as one waiting on a database
+    that does not answer) held ``make serve`` for ever: a second SIGTERM (Ctrl-C again) did nothing."""
+    port = free_port()
+    env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key", "CSMS_VAR_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        env.pop(name, None)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True, timeout=120)
+    serve = _serving(tmp_path, "serve", {**env, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"})
+    worker = 0
+    try:
+        (worker,) = _until(lambda: _answers(port) and _children(serve.pid))
+        os.kill(worker, signal.SIGSTOP)  # it will not stop on a SIGTERM
+        serve.send_signal(signal.SIGTERM)
+        with pytest.raises(subprocess.TimeoutExpired):
+            serve.wait(timeout=3)  # waits for its worker, as it should
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0
+        assert "stopping again: killing the workers still running" in (tmp_path / "serve.log").read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+        if worker and not _gone(worker):
+            os.kill(worker, signal.SIGKILL)
