@@ -89,6 +89,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
     _accepted = False
     _ended = False
     _going_away = False  # the process is stopping: frames read after its close are not handled
+    _ended_at: datetime | None = None  # when the connection ended (``_connection_end``)
     # Commands wait in _outbound for the _outbound_worker task; both exist only while there are
     # commands to send (_queue_call), so an idle connection holds no queue and no waiting task.
     _outbound: collections.deque[dict[str, Any]] | None = None
@@ -529,6 +530,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         if self.router is None or self._ended:
             return
         self._ended = True
+        self._ended_at = timezone.now()  # the charger's offline_since, however late the write
         # In a task of its own, which daphne cannot cancel: it cancels a consumer still running
         # ``application_close_timeout`` (10 s) after its socket closed, and with PostgreSQL away each
         # write below waits up to the pool's timeout (CSMS_DB_POOL_TIMEOUT, 10 s). Cancelled, the
@@ -561,7 +563,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
         """Presence cleared (``charge_point_disconnect``); raises what the database raised (a lock
         held past the batch's lock timeout, PostgreSQL restarting)."""
         await in_commit_group(services.charge_point_disconnect)(
-            charge_point_id=self.charge_point_id, channel_name=self.channel_name
+            charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=self._ended_at
         )
 
     async def _disconnect_retried(self) -> None:

@@ -428,17 +428,22 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
     )
 
 
-def charge_point_disconnect(*, charge_point_id: str, channel_name: str, reason: str = "disconnected") -> bool:
+def charge_point_disconnect(
+    *, charge_point_id: str, channel_name: str, reason: str = "disconnected", at: datetime | None = None
+) -> bool:
     """Clear presence, but only if ``channel_name`` still holds it; the charger goes offline.
 
     A charger that reconnected while its old socket was half-open is held by the new
     connection; the old consumer closing late must not mark it offline. A charger the sweep
-    already marked offline emits no second event. ``reason`` goes into the offline event.
+    already marked offline emits no second event. ``reason`` goes into the offline event; ``at``
+    (default now), when the socket closed, is its time and ``offline_since``: a disconnect written
+    again after the database refused it is still dated from the close.
     """
     now = timezone.now()
+    at = at or now
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            went_offline = _disconnection_written(charge_point_id, channel_name, now)
+            went_offline = _disconnection_written(charge_point_id, channel_name, now, at)
             if went_offline is None:
                 return False
         else:
@@ -449,17 +454,17 @@ def charge_point_disconnect(*, charge_point_id: str, channel_name: str, reason: 
                 return False
             went_offline = bool(
                 ChargePoint.objects.filter(charge_point_id=charge_point_id, connected=True).update(
-                    connected=False, offline_since=now
+                    connected=False, offline_since=at
                 )
             )
         if went_offline:
-            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, reason)
+            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, at, reason)
     return True
 
 
-def _disconnection_written(charge_point_id: str, channel_name: str, now: datetime) -> bool | None:
+def _disconnection_written(charge_point_id: str, channel_name: str, now: datetime, at: datetime) -> bool | None:
     """``charge_point_disconnect``'s two writes as one plain statement (PostgreSQL): presence
-    cleared and the charger offline since ``now`` unless it already was. None when ``channel_name``
+    cleared and the charger offline since ``at`` unless it already was. None when ``channel_name``
     does not hold the charger (nothing written); else whether it was connected. A reconnect storm
     disconnects every handshake its chargers gave up on: the disconnects' two round trips were 43 %
     of the commit group's units in a 10,000-charger storm's profile (issue 15)."""
@@ -471,7 +476,7 @@ def _disconnection_written(charge_point_id: str, channel_name: str, now: datetim
             f" UPDATE {table} AS cp SET connection_channel = '', updated_at = %s, connected = false,"
             " offline_since = CASE WHEN before.connected THEN %s ELSE cp.offline_since END"
             " FROM before WHERE cp.id = before.id RETURNING before.connected",
-            [charge_point_id, channel_name, now, now],
+            [charge_point_id, channel_name, now, at],
         )
         row = cursor.fetchone()
     return None if row is None else bool(row[0])

@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import pytest
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from conftest import charger_row_held, eventually, raw_socket
@@ -30,6 +31,7 @@ async def test_a_disconnect_the_database_refused_is_written_again_once_it_can_be
             await websocket.close()
             await asyncio.sleep(1.5)  # the disconnect's write waits 0.3 s, and fails
             assert (await ChargePoint.objects.aget(charge_point_id="CP-HELD-CLOSE")).connected
+            released_at = timezone.now()
 
     async def offline() -> bool:
         charge_point = await ChargePoint.objects.aget(charge_point_id="CP-HELD-CLOSE")
@@ -37,3 +39,6 @@ async def test_a_disconnect_the_database_refused_is_written_again_once_it_can_be
 
     assert await eventually(offline, timeout=15, interval=0.2)
     assert "could not record disconnect; trying again" in quick_lock_timeout_daphne.log()
+    # Offline since the close, not since the write the database took once the row was free
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP-HELD-CLOSE")
+    assert charge_point.offline_since is not None and charge_point.offline_since < released_at
