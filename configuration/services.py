@@ -7,10 +7,11 @@ Payloads are snake_case (the ``ocpp`` package's kwargs, ``Command.request``/``re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.db import connection, transaction
 from django.db.models import Max
@@ -96,12 +97,31 @@ def _heartbeat_intervals_read(answers: dict[int, dict[str, _KeyAnswer]]) -> None
     heartbeat_intervals_reported(reported=reported)
 
 
+# OCPP 1.6 KeyValue (GetConfiguration.conf): ``key`` is a CiString50Type, ``value`` a CiString500Type.
+KEY_LENGTH = 50
+
+
 def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) -> dict[str, _KeyAnswer]:
-    """A GetConfiguration answer's keys (a key given twice: its last), its unknown keys first."""
-    answered: dict[str, _KeyAnswer] = dict.fromkeys(unknown_keys, (None, None, True))
+    """A GetConfiguration answer's keys (a key given twice: its last), its unknown keys first.
+
+    A lenient charger model's answer (schema violations recorded, not refused) may hold what no
+    ChangeConfiguration could name: a key that is no text of at most 50 characters is left out (it
+    made the whole answer unstorable: every key lost, a traceback logged); a value that is no text is
+    kept as its JSON, a ``readonly`` that is no boolean as unknown (None)."""
+    answered: dict[str, _KeyAnswer] = {key: (None, None, True) for key in unknown_keys if _storable_key(key)}
     for item in keys:
-        answered[item["key"]] = (item.get("value"), item.get("readonly"), False)
+        key = item.get("key") if isinstance(item, dict) else None
+        if not _storable_key(key):
+            continue
+        value, readonly = item.get("value"), item.get("readonly")
+        if value is not None and not isinstance(value, str):
+            value = json.dumps(value)
+        answered[key] = (value, readonly if isinstance(readonly, bool) else None, False)
     return answered
+
+
+def _storable_key(key: Any) -> TypeGuard[str]:
+    return isinstance(key, str) and 0 < len(key) <= KEY_LENGTH
 
 
 @dataclass(frozen=True)

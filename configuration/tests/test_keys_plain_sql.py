@@ -117,3 +117,29 @@ def test_the_batch_s_statement_stores_what_each_read_alone_does(register_charge_
     assert stored["together"] == stored["alone"]
     assert stored["together"][2] == []  # a complete answer of nothing
     assert statements == {"alone": 4, "together": 2}
+
+
+@pytest.mark.parametrize("path", ["postgresql", "other"])
+def test_a_lenient_chargers_unstorable_keys_are_left_out_and_the_rest_stored(register_charge_point, monkeypatch, path):
+    """A lenient charger model's answer with a key over 50 characters lost every key of the answer
+    (the column refused the batch; a traceback logged): that key is left out, the others stored, a
+    value that is no text kept as its JSON, a readonly that is no boolean as unknown."""
+    if path != "postgresql":
+        monkeypatch.setattr(services.connection, "vendor", path)
+    charge_point = register_charge_point("CP-LENIENT")
+    keys = [
+        {"key": "K" * 60, "readonly": False, "value": "1"},
+        {"key": 7, "readonly": False, "value": "1"},
+        {"key": "MeterValueSampleInterval", "readonly": "no", "value": 60},
+        {"key": "AuthorizeRemoteTxRequests", "readonly": False, "value": "true"},
+    ]
+    stored = services.configuration_keys_record(
+        charge_point=charge_point, keys=keys, unknown_keys=["U" * 51, "Gone"], complete=True
+    )
+    rows = ConfigurationKey.objects.filter(charge_point=charge_point).order_by("key")
+    assert stored == 3
+    assert [(row.key, row.value, row.readonly, row.unknown) for row in rows] == [
+        ("AuthorizeRemoteTxRequests", "true", False, False),
+        ("Gone", None, None, True),
+        ("MeterValueSampleInterval", "60", None, False),
+    ]
