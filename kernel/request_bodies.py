@@ -5,7 +5,7 @@ before daphne hands the request to the application, which only then can refuse i
 one request announcing 10 GB, from anyone (no key, no token is checked before the body is in),
 filled the disk a byte at a time. A body is now refused with ``413`` as soon as its
 ``Content-Length``, or what a chunked one has sent so far, is over what its path takes, and the
-connection is closed without reading the rest:
+connection is closed without storing the rest:
 
 - a charger's diagnostics or log upload (``/diagnostics/upload/``): ``CSMS_DIAGNOSTICS_MAX_BYTES``,
   plus ``FORM_ROOM`` for a multipart form's own lines (the view checks the file's exact size);
@@ -32,6 +32,8 @@ from kernel.api_errors import error_body
 
 # A multipart form's boundaries, part headers and small fields, beside the file it carries.
 FORM_ROOM = 64 * 1024
+# Seconds a refused request's connection still reads (and drops) what its client sends.
+LINGER_SECONDS = 2.0
 _DIAGNOSTICS = b"/diagnostics/upload/"
 # The pages a firmware image is posted to: the API's upload, the admin's add and change forms.
 _FIRMWARE_FORMS = re.compile(rb"(?:/api/v1/firmware/?|/admin/maintenance/firmwarefile/(?:add|[^/?]+/change)/)(?:\?|\Z)")
@@ -73,13 +75,27 @@ class _Bounded:
 
 
 def _refuse(request: Any, bound: _Bounded) -> None:
-    """Answer ``413`` and close: the rest of the body is neither read nor stored, and the request
-    never reaches the application. An ``Expect: 100-continue`` is not told to go on."""
+    """Answer ``413`` and close: the rest of the body is not stored, and the request never
+    reaches the application. An ``Expect: 100-continue`` is not told to go on.
+
+    The close lingers (RFC 9112 §9.6): the answer goes with a half-close, and what the client still
+    sends is read and dropped, for at most ``LINGER_SECONDS``, then the connection is aborted. A
+    plain close while the client was still sending made the kernel answer its next bytes with a
+    reset, which could discard the ``413`` before the client read it (a 3 MB POST saw "connection
+    reset" instead)."""
     bound.refused = True
     request.requestHeaders.removeHeader(b"Expect")
     channel = request.channel
-    channel.transport.write(_refusal(getattr(channel, "_path", b"")))
-    channel.loseConnection()
+    transport = channel.transport
+    transport.write(_refusal(getattr(channel, "_path", b"")))
+    half_close = getattr(transport, "loseWriteConnection", None)
+    if half_close is None:
+        channel.loseConnection()
+        return
+    half_close()
+    from twisted.internet import reactor
+
+    reactor.callLater(LINGER_SECONDS, transport.abortConnection)
 
 
 def _length_bounded(got_length: Callable[[Any, int | None], None]) -> Callable[[Any, int | None], None]:
@@ -126,6 +142,7 @@ def _unless_refused(received: Callable[..., None]) -> Callable[..., None]:
     def received_unless_refused(request: Any, *args: Any) -> None:
         bound: _Bounded | None = getattr(request, "body_bound", None)
         if bound is not None and bound.refused:
+            request.channel.loseConnection()  # the refused body is all in: nothing left to linger for
             return
         received(request, *args)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 
 import pytest
@@ -86,3 +87,22 @@ def test_bodies_within_their_bounds_are_served_as_before(daphne, api_key):
     log = b"y" * (3 * 2**20)
     head = f"PUT /diagnostics/upload/not-a-token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(log)}\r\n\r\n"
     assert _answer_to(daphne.port, head.encode(), log).startswith(b"HTTP/1.1 403 ")
+
+
+def test_a_client_still_sending_its_refused_body_reads_the_413(daphne):
+    """Round 44's CI: a plain close while the client was still sending made the kernel answer its
+    next bytes with a reset, which discarded the 413 before the client read it ("connection reset"
+    for a 3 MB POST). The close now lingers: the rest is read and dropped, then the answer is read."""
+    length = 3 * 2**20
+    head = (
+        f"POST /api/v1/chargepoints HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", daphne.port), timeout=ANSWER_WAIT) as client:
+        client.sendall(head)
+        time.sleep(0.5)  # refused on its Content-Length: the 413 is written, the connection closing
+        for _ in range(4):  # the body goes on, as any client's does (http.client's, then its read)
+            client.sendall(b"x" * 65536)
+            time.sleep(0.2)
+        answer = client.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
