@@ -95,7 +95,8 @@ def _refuse(request: Any, bound: _Bounded) -> None:
     half_close()
     from twisted.internet import reactor
 
-    reactor.callLater(LINGER_SECONDS, transport.abortConnection)
+    delayed: Any = reactor  # its stubs type callLater as an interface method (self first)
+    delayed.callLater(LINGER_SECONDS, transport.abortConnection)
 
 
 def _length_bounded(got_length: Callable[[Any, int | None], None]) -> Callable[[Any, int | None], None]:
