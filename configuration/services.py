@@ -105,7 +105,7 @@ def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) 
     """A GetConfiguration answer's keys (a key given twice: its last), its unknown keys first.
 
     A lenient charger model's answer (schema violations recorded, not refused) may hold what no
-    ChangeConfiguration could name: a key that is no text of at most 50 characters is left out (it
+    ChangeConfiguration could name: a key that is no text of at most 50 characters (or holds a NUL) is left out (it
     made the whole answer unstorable: every key lost, a traceback logged); a value that is no text is
     kept as its JSON, a ``readonly`` that is no boolean as unknown (None)."""
     answered: dict[str, _KeyAnswer] = {key: (None, None, True) for key in unknown_keys if _storable_key(key)}
@@ -116,12 +116,14 @@ def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) 
         value, readonly = item.get("value"), item.get("readonly")
         if value is not None and not isinstance(value, str):
             value = json.dumps(value)
+        if value is not None and "\x00" in value:  # PostgreSQL's text holds no NUL
+            value = value.replace("\x00", "\ufffd")
         answered[key] = (value, readonly if isinstance(readonly, bool) else None, False)
     return answered
 
 
 def _storable_key(key: Any) -> TypeGuard[str]:
-    return isinstance(key, str) and 0 < len(key) <= KEY_LENGTH
+    return isinstance(key, str) and 0 < len(key) <= KEY_LENGTH and "\x00" not in key
 
 
 @dataclass(frozen=True)

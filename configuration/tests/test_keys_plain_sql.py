@@ -130,6 +130,8 @@ def test_a_lenient_chargers_unstorable_keys_are_left_out_and_the_rest_stored(reg
     keys = [
         {"key": "K" * 60, "readonly": False, "value": "1"},
         {"key": 7, "readonly": False, "value": "1"},
+        {"key": "Nul\x00", "readonly": False, "value": "1"},
+        {"key": "ConnectorPhaseRotation", "readonly": False, "value": "0.RST\x00"},
         {"key": "MeterValueSampleInterval", "readonly": "no", "value": 60},
         {"key": "AuthorizeRemoteTxRequests", "readonly": False, "value": "true"},
     ]
@@ -137,9 +139,10 @@ def test_a_lenient_chargers_unstorable_keys_are_left_out_and_the_rest_stored(reg
         charge_point=charge_point, keys=keys, unknown_keys=["U" * 51, "Gone"], complete=True
     )
     rows = ConfigurationKey.objects.filter(charge_point=charge_point).order_by("key")
-    assert stored == 3
+    assert stored == 4
     assert [(row.key, row.value, row.readonly, row.unknown) for row in rows] == [
         ("AuthorizeRemoteTxRequests", "true", False, False),
+        ("ConnectorPhaseRotation", "0.RST\ufffd", False, False),
         ("Gone", None, None, True),
         ("MeterValueSampleInterval", "60", None, False),
     ]
