@@ -283,7 +283,8 @@ def _event_add(
         tokenless = not session.id_tag
         _fill_blanks(session, request, info)
         if session.reservation_id is None:  # a session uses one reservation: a repeat of its id is no other's
-            reservation_use(session, _reservation_of_the_event(session, request, tokenless=tokenless))
+            parent_id_tag = info.parent_id_tag if info else ""
+            reservation_use(session, _reservation_of_the_event(session, request, tokenless, parent_id_tag))
         sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
@@ -458,19 +459,21 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
         session.remote_start_id = column_int(request.remote_start_id)
 
 
-def _reservation_of_the_event(session: Transaction, request: StartRequest, *, tokenless: bool) -> int | None:
+def _reservation_of_the_event(
+    session: Transaction, request: StartRequest, tokenless: bool, parent_id_tag: str
+) -> int | None:
     """The reservation a 2.0.1 event of ``session`` uses: the one it names, else, when it brought
     the token of an open session that had none (E02: the transaction started at plug-in), that
-    token's reservation on its EVSE (``reservation_of_the_start``, as a start with that token
-    would use it; H01: the reserved token authorizing on the reserved EVSE ends the reservation).
-    One statement, for that event only (once a session)."""
+    token's (or its group's, ``parent_id_tag``) reservation on its EVSE (``reservation_of_the_start``,
+    as a start with that token would use it; H01: the reserved token authorizing on the reserved
+    EVSE ends the reservation). One statement, for that event only (once a session)."""
     if request.reservation_id is not None:
         return request.reservation_id
     if not tokenless or not session.id_tag or session.reservation_id is not None:
         return None
     if session.status != TransactionStatus.ACTIVE:  # a late token: a reservation active now is a later one's
         return None
-    return reservation_of_the_start(session)
+    return reservation_of_the_start(session, parent_id_tag)
 
 
 def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool = False) -> list[SampleRow]:

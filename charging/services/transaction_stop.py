@@ -201,8 +201,8 @@ def _stop_checks(
 
 def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: IdTagInfo | None) -> None:
     """``session_token_apply`` for a 2.0.1 Ended (a 1.6 stop's idTag is only who stopped it). An
-    open session's first token (E02: it started at plug-in) uses its reservation on the session's
-    EVSE, as a start with it would (``reservation_of_the_start``, H01; one statement, then only);
+    open session's first token (E02: it started at plug-in) uses its (or its group's) reservation on
+    the session's EVSE, as a start with it would (``reservation_of_the_start``, H01; one statement, then only);
     a session the CSMS closed uses none (a reservation active now is a later one's)."""
     if request.seq_no is None:
         return
@@ -210,7 +210,7 @@ def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: I
     status = info.status if info else ""
     session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
     if tokenless and session.id_tag and session.reservation_id is None and session.status == TransactionStatus.ACTIVE:
-        reservation_use(session, reservation_of_the_start(session))
+        reservation_use(session, reservation_of_the_start(session, info.parent_id_tag if info else ""))
 
 
 def _ended_by_the_charger(session: Transaction) -> bool:

@@ -398,6 +398,35 @@ async def test_a_v201_session_started_at_plug_in_uses_the_reservation_of_the_tok
     assert (session.id_tag, session.reservation.reservation_id) == ("rfid-r", 7)
 
 
+@pytest.mark.parametrize("token_in", ["Updated", "Ended"])
+async def test_a_v201_session_started_at_plug_in_uses_its_token_s_group_reservation(daphne, token_in):
+    """As above for a reservation made for a group (ReserveNow groupIdToken): another card of the
+    group authorizing later used it at a Started, not at a later Updated or the Ended (review)."""
+    charge_point = await register("CP201-GRESV")
+    fleet = await IdTag.objects.acreate(id_tag="FLEET-G")
+    await IdTag.objects.acreate(id_tag="CARD-G", parent=fleet)
+    await Reservation.objects.acreate(
+        charge_point=charge_point,
+        reservation_id=17,
+        evse_id=1,
+        id_tag="CARD-A",
+        parent_id_tag="FLEET-G",
+        expiry_date=datetime(2099, 1, 1, tzinfo=UTC),
+    )
+    event = {"timestamp": T0, "transactionInfo": {"transactionId": "TX-GRESV", "chargingState": "EVConnected"}}
+    started = {**event, "eventType": "Started", "triggerReason": "CablePluggedIn", "seqNo": 0}
+    started["evse"] = {"id": 1, "connectorId": 1}
+    authorized = {**event, "eventType": token_in, "triggerReason": "Authorized", "seqNo": 1}
+    authorized["idToken"] = {"idToken": "CARD-G", "type": "ISO14443"}
+    async with raw_socket(daphne, "2.0.1", "CP201-GRESV") as websocket:
+        assert (await raw_call(websocket, "e0", "TransactionEvent", started))[2] == {}
+        await raw_call(websocket, "e1", "TransactionEvent", authorized)
+    reservation = await Reservation.objects.aget(reservation_id=17)
+    assert reservation.status == ReservationStatus.USED
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-GRESV")
+    assert session.reservation_id == reservation.pk
+
+
 async def test_a_v201_stop_authorized_in_an_updated_is_who_stopped_the_session_that_ends_at_unplug(daphne):
     """2.0.1 E07 with TxStopPoint EVConnected: the driver's tap to stop comes in an Updated
     (triggerReason StopAuthorized, its idToken), the Ended follows at unplug without one. Who stopped
