@@ -164,7 +164,9 @@ def reservation_use(session: Transaction, reservation_id: int | None) -> None:
         f"UPDATE {table} r SET status = %s, updated_at = %s WHERE r.id = (SELECT o.id FROM {table} o"
         " WHERE o.charge_point_id = %s AND o.reservation_id = %s"
         " AND (o.status = %s OR (o.status = %s AND o.expiry_date >= %s))"
-        f" ORDER BY o.status = %s DESC, o.id DESC LIMIT 1) RETURNING {columns_of(Reservation, 'r')}",
+        " ORDER BY o.status = %s DESC, o.id DESC LIMIT 1)"
+        # checked again on the row as locked: one a concurrent cancel ended is left as it ended
+        f" AND r.status IN (%s, %s) RETURNING {columns_of(Reservation, 'r')}",
         [
             ReservationStatus.USED,
             timezone.now(),
@@ -174,6 +176,8 @@ def reservation_use(session: Transaction, reservation_id: int | None) -> None:
             ReservationStatus.EXPIRED,
             session.started_at,
             ReservationStatus.ACTIVE,
+            ReservationStatus.ACTIVE,
+            ReservationStatus.EXPIRED,
         ],
     )
     if used:
