@@ -87,8 +87,12 @@ class Reservation(models.Model):
     connector_id = models.PositiveIntegerField(null=True, blank=True, help_text="1.6 connectorId (0: any).")
     evse_id = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 evseId (absent: any).")
     id_tag = models.CharField(max_length=36)
-    parent_id_tag = models.CharField(
-        max_length=36, blank=True, help_text="1.6 parentIdTag / 2.0.1 groupIdToken: any tag of that group may use it."
+    parent_id_tag = models.CharField(  # db_default: the release before it inserts reservations without it
+        max_length=36,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="1.6 parentIdTag / 2.0.1 groupIdToken: any tag of that group may use it.",
     )
     expiry_date = models.DateTimeField()
     status = models.CharField(max_length=16, choices=ReservationStatus.choices, default=ReservationStatus.ACTIVE)

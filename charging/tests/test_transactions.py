@@ -968,3 +968,18 @@ def test_v201_a_late_started_after_a_reboot_still_completes_its_ended_session(re
     assert late.transaction.pk == stopped.pk
     session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
     assert (session.started_at, session.energy_wh, session.anomalies) == (T0, Decimal(2000), [])
+
+
+def test_a_reservation_inserted_without_its_group_as_the_release_before_does_is_stored(register_charge_point):
+    """``migrate`` runs while the previous release serves (README "Upgrading"): its ReserveNow answers
+    insert reservations naming no ``parent_id_tag``; the column had no default in the database
+    (Django drops the one it adds with), so each was refused (review)."""
+    charge_point = ChargePoint.objects.get(charge_point_id=new_charger(register_charge_point))
+    table = connection.ops.quote_name(Reservation._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (charge_point_id, reservation_id, id_tag, expiry_date, status, charger_status,"
+            " created_at, updated_at) VALUES (%s, 5, 'OLD', %s, 'active', 'Accepted', %s, %s)",
+            [charge_point.pk, T0 + timedelta(days=1), T0, T0],
+        )
+    assert Reservation.objects.get(reservation_id=5).parent_id_tag == ""
