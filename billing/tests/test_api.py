@@ -573,3 +573,16 @@ def test_a_total_beyond_what_a_record_holds_is_capped_and_needs_review(register_
     register_charge_point("CP-1")
     record = ended_session("CP-1", energy_wh=1000, duration=timedelta(days=21))
     assert (record.total, record.needs_review) == (Decimal("9999999999"), True)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's table rewrite")
+def test_the_three_decimal_total_column_was_changed_without_rewriting_the_billing_table():
+    """A change of the column's scale (numeric(12,2) to (13,3)) rewrites the billing records' table
+    under an exclusive lock while every stop waits to write its record (review): the column is plain
+    numeric (its precision dropped, nothing rewritten), amounts rounded before they are stored."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT data_type, numeric_precision, numeric_scale FROM information_schema.columns"
+            " WHERE table_name = 'billing_billingrecord' AND column_name = 'total'"
+        )
+        assert cursor.fetchone() == ("numeric", None, None)
