@@ -46,11 +46,15 @@ class ChargePoint(models.Model):
     last_heartbeat = models.DateTimeField(null=True, blank=True)
     last_boot_at = models.DateTimeField(null=True, blank=True)
     # The interval (s) the charger may still heartbeat at: heartbeat_interval was changed since it
-    # last took one (a push answered RebootRequired or refused, an edit while it was away), or the one
-    # a configuration read found it keeping. Its next boot, whose answer carries heartbeat_interval,
-    # a push answered Accepted or a read giving heartbeat_interval clears it; the
+    # last took one (a push answered RebootRequired or refused, an edit while it was away). Its next
+    # boot, whose answer carries heartbeat_interval, or a push answered Accepted clears it; the
     # offline sweep waits for the longer of the two meanwhile (chargepoints.services.heartbeat_pace).
     previous_heartbeat_interval = models.PositiveIntegerField(null=True, blank=True)
+    # The interval (s) its last configuration read found the charger keeping instead of
+    # heartbeat_interval (a read-only key, a firmware ignoring the boot answer's interval): boots do
+    # not clear it (they change nothing for such a charger); a read giving heartbeat_interval or a
+    # push answered Accepted does. The offline sweep waits for the longest of the three.
+    reported_heartbeat_interval = models.PositiveIntegerField(null=True, blank=True)
     # The first boot reporting the vendor, model and firmware version the charger has now (null:
     # not known, at most its last boot): a configuration read since then read this firmware.
     identity_booted_at = models.DateTimeField(null=True, blank=True)

@@ -36,8 +36,14 @@ class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         read_only=True,
         allow_null=True,
         help_text="The interval (s) the charger may still heartbeat at until it takes heartbeat_interval (a push"
-        " answered Accepted, or its next boot), or the one its configuration read says it keeps; null when it has."
-        " The offline sweep waits 2x the longer of the two.",
+        " answered Accepted, or its next boot); null when it has. The offline sweep waits 2x the longest of"
+        " heartbeat_interval, this and reported_heartbeat_interval.",
+    )
+    reported_heartbeat_interval = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="The interval (s) the charger's last configuration read says it keeps instead of"
+        " heartbeat_interval (a read-only key); null when it keeps heartbeat_interval. Boots leave it.",
     )
 
     class Meta:
@@ -48,6 +54,7 @@ class ChargePointSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
             "lifecycle_state",
             "heartbeat_interval",
             "previous_heartbeat_interval",
+            "reported_heartbeat_interval",
             "vendor",
             "model",
             "serial_number",

@@ -31,7 +31,9 @@ def charge_point_change_follow(
         return {}
     pushed = heartbeat_interval_push(charge_point=charge_point, api_key=api_key, user_id=user_id)
     if pushed is not None:
-        charge_point.refresh_from_db(fields=["heartbeat_interval", "previous_heartbeat_interval", "updated_at"])
+        charge_point.refresh_from_db(
+            fields=["heartbeat_interval", "previous_heartbeat_interval", "reported_heartbeat_interval", "updated_at"]
+        )
     return {
         "heartbeat_interval_push": (
             {"command_id": str(pushed.id), "state": pushed.state, "response": pushed.response} if pushed else None

@@ -169,6 +169,7 @@ class ChargePointAdmin(admin.ModelAdmin):
         "last_heartbeat",
         "last_boot_at",
         "previous_heartbeat_interval",
+        "reported_heartbeat_interval",
         "identity_booted_at",
         "configuration_read_owed",
         "offline_since",

@@ -16,18 +16,21 @@ import logging
 from collections.abc import Mapping
 
 from django.db import transaction
-from django.db.models import Case, F, PositiveIntegerField, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Case, F, PositiveIntegerField, Q, Value, When
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from chargepoints.models import HEARTBEAT_INTERVAL_MAX, HEARTBEAT_INTERVAL_MIN, ChargePoint
 
 logger = logging.getLogger(__name__)
 
-# The interval (s) the offline sweep waits 2x for: the longer of the stored one and one still kept.
-EXPECTED_HEARTBEAT_INTERVAL = Case(
-    When(previous_heartbeat_interval__gt=F("heartbeat_interval"), then=F("previous_heartbeat_interval")),
-    default=F("heartbeat_interval"),
+# The interval (s) the offline sweep waits 2x for: the longest of the stored one, one still kept
+# until the charger takes it, and one a configuration read found it keeping.
+EXPECTED_HEARTBEAT_INTERVAL = Greatest(
+    F("heartbeat_interval"),
+    Coalesce(F("previous_heartbeat_interval"), Value(0)),
+    Coalesce(F("reported_heartbeat_interval"), Value(0)),
+    output_field=PositiveIntegerField(),
 )
 
 
@@ -83,8 +86,10 @@ def heartbeat_intervals_reported(*, reported: Mapping[int, str]) -> None:
     ``OCPPCommCtrlr.HeartbeatInterval`` (Actual) of a report. A charger may keep its own whatever
     the BootNotification answer says (a read-only key, a firmware that ignores the answer's
     interval): one it reports other than its ``heartbeat_interval`` is kept as the interval it keeps,
-    ``previous_heartbeat_interval``, which the offline sweep waits for when longer (else it was marked
+    ``reported_heartbeat_interval``, which the offline sweep waits for when longer (else it was marked
     offline, and back online at its next heartbeat, every cycle); reporting the stored one clears it.
+    A boot leaves it (such a charger ignores the boot answer's interval; a boot of the same firmware
+    reads no configuration again, ``configuration.changes``).
     A value ``heartbeat_interval_of`` does not keep changes nothing.
 
     Written once the caller's transaction commits, by one UPDATE of its own (the configuration's
@@ -100,12 +105,16 @@ def _kept_reported(intervals: dict[int, int]) -> None:
         output_field=PositiveIntegerField(),
     )
     kept = Case(When(heartbeat_interval=reported, then=Value(None)), default=reported)
-    ChargePoint.objects.filter(pk__in=intervals).update(previous_heartbeat_interval=kept, updated_at=timezone.now())
+    ChargePoint.objects.filter(pk__in=intervals).update(reported_heartbeat_interval=kept, updated_at=timezone.now())
 
 
 def _taken_now(pk: int, interval: int) -> None:
-    ChargePoint.objects.filter(pk=pk).exclude(heartbeat_interval=interval, previous_heartbeat_interval=None).update(
-        heartbeat_interval=interval, previous_heartbeat_interval=None, updated_at=timezone.now()
+    unchanged = Q(heartbeat_interval=interval, previous_heartbeat_interval=None, reported_heartbeat_interval=None)
+    ChargePoint.objects.filter(pk=pk).exclude(unchanged).update(
+        heartbeat_interval=interval,
+        previous_heartbeat_interval=None,
+        reported_heartbeat_interval=None,
+        updated_at=timezone.now(),
     )
 
 

@@ -468,10 +468,15 @@ def test_a_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_offline
                 services.configuration_keys_record(charge_point=charge_point, keys=keys, complete=True)
 
     read("12")
-    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval == 12
+    assert ChargePoint.objects.get(pk=charge_point.pk).reported_heartbeat_interval == 12
+    assert boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10)) == []
+    # a reboot (the same firmware: no read after it) leaves it: the charger still keeps its own (review)
+    boot_services.charge_point_boot(charge_point_id="CP-OWN-PACE", vendor="V", model="M")
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connected=True, last_seen=connected_at)
+    assert ChargePoint.objects.get(pk=charge_point.pk).reported_heartbeat_interval == 12
     assert boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10)) == []
     read("2")
-    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval is None
+    assert ChargePoint.objects.get(pk=charge_point.pk).reported_heartbeat_interval is None
     stale = boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10))
     assert stale == ["CP-OWN-PACE"]
 
@@ -497,13 +502,13 @@ def test_a_2_0_1_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_o
         services.device_model_report_record(
             charge_point_id="CP-OWN-201", request_id=1, seq_no=0, tbc=False, generated_at=None, report_data=[item]
         )
-    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval == 12
+    assert ChargePoint.objects.get(pk=charge_point.pk).reported_heartbeat_interval == 12
     assert boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10)) == []
     read = services.ReportedAttribute(component=ITEM["component"], variable=ITEM["variable"], value="2")
     with django_capture_on_commit_callbacks(execute=True):
         services.device_model_attributes_record(
             charge_point=charge_point, attributes=[read], learned_from=LearnedFrom.GET_VARIABLES
         )
-    assert ChargePoint.objects.get(pk=charge_point.pk).previous_heartbeat_interval is None
+    assert ChargePoint.objects.get(pk=charge_point.pk).reported_heartbeat_interval is None
     stale = boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10))
     assert stale == ["CP-OWN-201"]
