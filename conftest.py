@@ -227,6 +227,10 @@ def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **ex
         # The servers keep the default pool; the test process (many concurrent ORM threads) has a larger one.
         "CSMS_DB_POOL_MAX": "20",
         "CSMS_DB_POOL_TIMEOUT": "10",
+        # The session's servers live until it ends (some 35): each gives back what a busy test opened,
+        # so that together they stay within PostgreSQL's max_connections (100 by default).
+        "CSMS_DB_POOL_MIN": "0",
+        "CSMS_DB_POOL_MAX_IDLE": "5",
         # Tests script every frame; those of the configuration read after a boot ask for it.
         "CSMS_CONFIGURATION_REFRESH_ON_BOOT": "false",
         **extra_env,

@@ -142,6 +142,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     pool_timeout = env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1)
     pool_min, pool_max = env_int("CSMS_DB_POOL_MIN", 2, minimum=0), env_int("CSMS_DB_POOL_MAX", 20, minimum=1)
+    pool_max_idle = env_int("CSMS_DB_POOL_MAX_IDLE", 600, minimum=1)
     if pool_min > pool_max:
         raise ImproperlyConfigured(f"CSMS_DB_POOL_MIN={pool_min} is above CSMS_DB_POOL_MAX={pool_max}.")
     DATABASES["default"]["OPTIONS"] = {
@@ -149,6 +150,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "min_size": pool_min,
             "max_size": pool_max,
             "timeout": pool_timeout,
+            # Connections above min_size unused this long (s) are closed: a busy minute's connections
+            # do not stay open for good (PostgreSQL's max_connections is shared by every process).
+            "max_idle": pool_max_idle,
             # psycopg retries a failed connect with a doubling backoff for 5 minutes, so after a
             # long outage the pool could notice PostgreSQL is back minutes late. Giving up after
             # one pool timeout lets the next request start a fresh attempt at once.
