@@ -44,6 +44,7 @@ def test_postgresql_uses_a_sized_pool_without_persistent_connections(tmp_path):
         "min_size": 4,
         "max_size": 40,
         "timeout": 10,
+        "max_idle": 600,
         "reconnect_timeout": 10,
     }
     assert (configured["threads"], configured["heartbeat"]) == (12, 0.25)
