@@ -448,6 +448,8 @@ CSMS_FIRMWARE_CAMPAIGN_TICK = env_int("CSMS_FIRMWARE_CAMPAIGN_TICK", 30, minimum
 CSMS_DIAGNOSTICS_UPLOAD_TTL = env_int("CSMS_DIAGNOSTICS_UPLOAD_TTL", 86400, minimum=60)
 # A size in bytes, compared in Python and stored as a 64-bit integer: not held to 2^31-1 as counts are.
 CSMS_DIAGNOSTICS_MAX_BYTES = env_int("CSMS_DIAGNOSTICS_MAX_BYTES", 200 * 1024 * 1024, minimum=1024, maximum=2**63 - 1)
+# The largest firmware image the API and the admin take (a form over it is refused as it arrives, 413).
+CSMS_FIRMWARE_MAX_BYTES = env_int("CSMS_FIRMWARE_MAX_BYTES", 512 * 1024 * 1024, minimum=1024, maximum=2**63 - 1)
 
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "advance-firmware-campaigns": {

@@ -9,14 +9,15 @@ connection is closed without storing the rest:
 
 - a charger's diagnostics or log upload (``/diagnostics/upload/``): ``CSMS_DIAGNOSTICS_MAX_BYTES``,
   plus ``FORM_ROOM`` for a multipart form's own lines (the view checks the file's exact size);
-- a firmware image (a multipart form to the API's or the admin's firmware pages): not bounded here
-  (no setting bounds an image; the operator's proxy may, README *TLS in front*);
+- a firmware image (a multipart form to the API's or the admin's firmware pages):
+  ``CSMS_FIRMWARE_MAX_BYTES``, plus ``FORM_ROOM`` (the service checks the image's exact size);
 - any other body: Django's ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (2.5 MB), which the API and the admin
   already refuse above once it is stored (``csms.middleware.ApiBodyLimitMiddleware``).
 
 The ``413`` has the API's JSON error shape (``kernel.api_errors.error_body``) and the code its path
-answers once the body is in: ``RequestTooLarge`` for an upload (``maintenance.charger_views``),
-``PayloadTooLarge`` elsewhere (``csms.error_views``).
+answers once the body is in: ``RequestTooLarge`` for an upload (``maintenance.charger_views``) or a
+firmware image (``maintenance.services.firmware``), ``PayloadTooLarge`` elsewhere
+(``csms.error_views``). Every path has a bound: none is left to the operator's proxy.
 """
 
 from __future__ import annotations
@@ -39,21 +40,28 @@ _DIAGNOSTICS = b"/diagnostics/upload/"
 _FIRMWARE_FORMS = re.compile(rb"(?:/api/v1/firmware/?|/admin/maintenance/firmwarefile/(?:add|[^/?]+/change)/)(?:\?|\Z)")
 
 
-def body_limit(path: bytes, content_type: bytes) -> int | None:
+def _firmware_form(path: bytes, content_type: bytes) -> bool:
+    return content_type.lower().startswith(b"multipart/form-data") and _FIRMWARE_FORMS.match(path) is not None
+
+
+def body_limit(path: bytes, content_type: bytes) -> int:
     """The bytes a request's body may hold for its path (``path`` as sent, query included) and
-    ``Content-Type``; None: not bounded here."""
+    ``Content-Type``: every request has a bound."""
     if path.startswith(_DIAGNOSTICS):
         return settings.CSMS_DIAGNOSTICS_MAX_BYTES + FORM_ROOM
-    if content_type.lower().startswith(b"multipart/form-data") and _FIRMWARE_FORMS.match(path):
-        return None
+    if _firmware_form(path, content_type):
+        return settings.CSMS_FIRMWARE_MAX_BYTES + FORM_ROOM
     limit: int = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     return limit
 
 
-def _refusal(path: bytes) -> bytes:
+def _refusal(path: bytes, content_type: bytes) -> bytes:
     if path.startswith(_DIAGNOSTICS):
         limit = settings.CSMS_DIAGNOSTICS_MAX_BYTES
         error = error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes.")
+    elif _firmware_form(path, content_type):
+        limit = settings.CSMS_FIRMWARE_MAX_BYTES
+        error = error_body("RequestTooLarge", f"Firmware images are limited to {limit} bytes.")
     else:
         error = error_body("PayloadTooLarge", "The request body is too large.")
     body = json.dumps(error).encode()
@@ -70,7 +78,7 @@ class _Bounded:
 
     __slots__ = ("limit", "received", "refused")
 
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit, self.received, self.refused = limit, 0, False
 
 
@@ -87,7 +95,8 @@ def _refuse(request: Any, bound: _Bounded) -> None:
     request.requestHeaders.removeHeader(b"Expect")
     channel = request.channel
     transport = channel.transport
-    transport.write(_refusal(getattr(channel, "_path", b"")))
+    content_type = (request.requestHeaders.getRawHeaders(b"Content-Type") or [b""])[0]
+    transport.write(_refusal(getattr(channel, "_path", b""), content_type))
     half_close = getattr(transport, "loseWriteConnection", None)
     if half_close is None:
         channel.loseConnection()
@@ -106,7 +115,7 @@ def _length_bounded(got_length: Callable[[Any, int | None], None]) -> Callable[[
     def got_length_bounded(request: Any, length: int | None) -> None:
         content_type = (request.requestHeaders.getRawHeaders(b"Content-Type") or [b""])[0]
         bound = request.body_bound = _Bounded(body_limit(getattr(request.channel, "_path", b""), content_type))
-        if bound.limit is not None and length is not None and length > bound.limit:
+        if length is not None and length > bound.limit:
             _refuse(request, bound)
             return
         got_length(request, length)
@@ -127,7 +136,7 @@ def _chunks_bounded(handle: Callable[[Any, bytes], None]) -> Callable[[Any, byte
         if bound.refused:
             return
         bound.received += len(data)
-        if bound.limit is not None and bound.received > bound.limit:
+        if bound.received > bound.limit:
             _refuse(request, bound)
             return
         handle(request, data)

@@ -25,6 +25,14 @@ class FirmwareFileForm(forms.ModelForm):
         model = FirmwareFile
         fields = ["name", "version", "file"]
 
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        try:
+            firmware.firmware_image_size_check(upload)
+        except MaintenanceError as error:
+            raise forms.ValidationError(str(error)) from None
+        return upload
+
 
 @admin.register(FirmwareFile)
 class FirmwareFileAdmin(admin.ModelAdmin):

@@ -64,9 +64,12 @@ class FirmwareFileViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
-        created = firmware.firmware_file_create(
-            name=data.get("name") or upload.name, version=data.get("version", ""), upload=upload
-        )
+        try:
+            created = firmware.firmware_file_create(
+                name=data.get("name") or upload.name, version=data.get("version", ""), upload=upload
+            )
+        except MaintenanceError as error:
+            raise _api_error(error) from None
         return Response(FirmwareFileSerializer(created).data, status=status.HTTP_201_CREATED)
 
 

@@ -42,6 +42,11 @@ def _answer_to(port: int, head: bytes, sent: bytes) -> bytes:
         ("/healthz", "multipart/form-data; boundary=b", 3 * 2**20),
         ("/api/v1/firmware-not-a-page", "multipart/form-data; boundary=b", 3 * 2**20),
         ("/admin/maintenance/firmwarefile/", "multipart/form-data; boundary=b", 3 * 2**20),
+        # A firmware image: CSMS_FIRMWARE_MAX_BYTES (512 MiB) and its form's lines; unbounded before.
+        ("/api/v1/firmware", "multipart/form-data; boundary=b", 10**10),
+        ("/api/v1/firmware/", "multipart/form-data; boundary=b", 10**10),
+        ("/admin/maintenance/firmwarefile/add/", "multipart/form-data; boundary=b", 10**10),
+        ("/admin/maintenance/firmwarefile/1/change/", "multipart/form-data; boundary=b", 10**10),
     ],
 )
 def test_a_body_announced_over_its_bound_is_refused_before_it_arrives(daphne, path, content_type, length):
@@ -55,7 +60,7 @@ def test_a_body_announced_over_its_bound_is_refused_before_it_arrives(daphne, pa
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
     assert b"100 Continue" not in answer
     body = _answer_to(daphne.port, head, b"").partition(b"\r\n\r\n")[2]
-    upload = path.startswith("/diagnostics/")
+    upload = path.startswith("/diagnostics/") or length == 10**10
     assert json.loads(body)["error"] == ("RequestTooLarge" if upload else "PayloadTooLarge")
 
 
@@ -66,9 +71,45 @@ def test_a_chunked_body_is_refused_once_it_has_brought_more_than_its_bound(daphn
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
 
 
+@pytest.fixture(scope="module")
+def small_firmware_daphne(daphne_factory):
+    return daphne_factory(CSMS_FIRMWARE_MAX_BYTES="2000000")
+
+
+def _firmware_form(size: int) -> tuple[str, bytes]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + b"\x7fELF"
+        + b"\0" * (size - 4)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return boundary, body
+
+
+def test_a_firmware_image_over_its_setting_is_refused_as_it_arrives_or_by_its_exact_size(
+    small_firmware_daphne, api_key
+):
+    """CSMS_FIRMWARE_MAX_BYTES bounds an image: a form far over it is refused on its Content-Length
+    before any key is checked; one just over it (within the form's room) by the image's own size."""
+    for size, answer in ((2_000_000, b"HTTP/1.1 201 "), (2_000_001, b"HTTP/1.1 413 "), (3_000_000, b"HTTP/1.1 413 ")):
+        boundary, body = _firmware_form(size)
+        head = (
+            f"POST /api/v1/firmware HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {api_key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        got = _answer_to(small_firmware_daphne.port, head, body if size < 3_000_000 else b"")
+        assert got.startswith(answer), (size, got[:300])
+    assert json.loads(got.partition(b"\r\n\r\n")[2])["error"] == "RequestTooLarge"
+
+
 def test_bodies_within_their_bounds_are_served_as_before(daphne, api_key):
-    """A firmware image over 2.5 MB is still taken (a form to the firmware pages is not bounded
-    here), as is a charger's upload within CSMS_DIAGNOSTICS_MAX_BYTES (refused for its token)."""
+    """A firmware image over 2.5 MB is still taken (a form to the firmware pages has its own
+    bound, CSMS_FIRMWARE_MAX_BYTES), as is a charger's upload within CSMS_DIAGNOSTICS_MAX_BYTES
+    (refused for its token)."""
     boundary = uuid.uuid4().hex
     image = b"\x7fELF" + b"\0" * (3 * 2**20)
     body = (

@@ -45,10 +45,21 @@ _UNDELIVERED: dict[str, str] = {
 }
 
 
+def firmware_image_size_check(upload: File) -> None:
+    """Raises MaintenanceError (413 ``RequestTooLarge``) for an image over ``CSMS_FIRMWARE_MAX_BYTES``
+    bytes. A form far over it never arrives (``kernel.request_bodies``: its bound leaves room for the
+    form's own lines); this checks the image's exact size."""
+    limit = settings.CSMS_FIRMWARE_MAX_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise MaintenanceError(413, "RequestTooLarge", f"Firmware images are limited to {limit} bytes.")
+
+
 def firmware_file_create(*, name: str, version: str = "", upload: File) -> FirmwareFile:
     """Store an uploaded image; its size (bytes) and SHA-256 are recorded. ``name`` is cut to its
     column (it defaults to the upload's file name, which may be longer); a row that cannot be
-    written takes its stored file with it."""
+    written takes its stored file with it. Raises MaintenanceError (413) for an image over
+    ``CSMS_FIRMWARE_MAX_BYTES`` (``firmware_image_size_check``)."""
+    firmware_image_size_check(upload)
     digest = hashlib.sha256()
     size = 0
     for chunk in upload.chunks():
