@@ -50,6 +50,13 @@ METER_START_STOP_RESOLUTION_WH = Decimal(10)
 # Phases whose values add up to the total (line-to-neutral readings of a 3-phase meter).
 _ADDITIVE_PHASES = {"L1": "L1", "L2": "L2", "L3": "L3", "L1-N": "L1", "L2-N": "L2", "L3-N": "L3"}
 _CONTEXT_ORDER = {"Transaction.Begin": 0, "Transaction.End": 2}
+# Where an energy register is read, in the order it is billed from (OCPP 1.6 §7.33 Location, 2.0.1
+# LocationEnumType; unstated is Outlet): the first of these a session's readings have. The outlet
+# is what the customer got, the cable next to it; the inlet (before the charger's own use) and the
+# EV (after the cable's losses) only when nothing nearer measured the session. Body: no register.
+BILLED_LOCATIONS = ("Outlet", "Cable", "Inlet", "EV")
+_LOCATION_RANK = {"": 0} | {location: rank for rank, location in enumerate(BILLED_LOCATIONS)}
+_UNBILLED = len(BILLED_LOCATIONS)
 
 
 class Anomaly:
@@ -236,19 +243,21 @@ def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
 
     Phase normalisation: a reading without a phase is the meter's total and wins; otherwise
     the line phases (L1, L2, L3 or L1-N, ...) of the same instant add up to the total.
-    Location: the outlet (or unstated) is what the customer got; the inlet is used only when
-    nothing else was measured. EV-side readings never count.
+    Location (OCPP LocationEnumType; unstated is ``Outlet``, the default in both versions): the
+    outlet is what the customer got; without an outlet register, the one nearest it measured the
+    session (``BILLED_LOCATIONS``: the cable, then the inlet, then the EV). ``Body`` never counts.
     """
     register = [s for s in samples if s.measurand == ENERGY_REGISTER and s.value is not None]
     if len(register) == 1:  # a periodic reading's one register value (most messages): no grouping
         only = register[0]
-        if only.location in ("", "Outlet", "Inlet") and (not only.phase or only.phase in _ADDITIVE_PHASES):
+        if only.location in _LOCATION_RANK and (not only.phase or only.phase in _ADDITIVE_PHASES):
             assert only.value is not None  # a line phase alone is its total, summed as below
             wh = only.value if not only.phase else sum((only.value,), Decimal(0))
             resolution = register_resolution(only.raw_value, only.unit, only.multiplier)
             return [Reading(at=only.timestamp, wh=wh, context=only.context, resolution_wh=resolution)]
         return []
-    preferred = [s for s in register if s.location in ("", "Outlet")] or [s for s in register if s.location == "Inlet"]
+    rank = min((_LOCATION_RANK.get(s.location, _UNBILLED) for s in register), default=_UNBILLED)
+    preferred = [s for s in register if _LOCATION_RANK.get(s.location, _UNBILLED) == rank != _UNBILLED]
     totals: dict[tuple[datetime, str], tuple[Decimal, Decimal]] = {}  # -> (Wh, resolution)
     phases: dict[tuple[datetime, str], dict[str, tuple[Decimal, Decimal]]] = defaultdict(dict)
     for sample in preferred:

@@ -1,0 +1,82 @@
+"""Session and meter-value leftovers of earlier rounds (round 45): each test names the defect a
+charger saw, through the 2.0.1 handler or the 1.6 services, on PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from charging.models import Transaction
+from ocpp_gateway.v201.transactions import _transaction_event
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
+_charger_ids = itertools.count()
+
+
+def new_charger(register_charge_point, version: str = "2.0.1") -> str:
+    charge_point_id = f"CP-R45-{next(_charger_ids)}"
+    register_charge_point(charge_point_id, ocpp_version=version)
+    return charge_point_id
+
+
+def event(
+    kind: str,
+    seq_no: int,
+    minute: float,
+    sampled: list[dict[str, Any]] | None = None,
+    *,
+    transaction_id: str = "TX-1",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A 2.0.1 TransactionEventRequest as a charger sends it (camelCase)."""
+    at = (T0 + timedelta(minutes=minute)).isoformat()
+    payload: dict[str, Any] = {
+        "eventType": kind,
+        "timestamp": at,
+        "triggerReason": "MeterValuePeriodic",
+        "seqNo": seq_no,
+        "transactionInfo": {"transactionId": transaction_id, **extra.pop("info", {})},
+        **extra,
+    }
+    if kind == "Started":
+        payload.setdefault("evse", {"id": 1, "connectorId": 1})
+    if sampled:
+        payload["meterValue"] = [{"timestamp": at, "sampledValue": sampled}]
+    return payload
+
+
+def register(wh: float, context: str, **fields: Any) -> dict[str, Any]:
+    return {"value": wh, "context": context, "measurand": "Energy.Active.Import.Register", **fields}
+
+
+def session_of(charge_point_id: str) -> Transaction:
+    return Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
+
+
+@pytest.mark.parametrize("location", ["Cable", "Inlet", "EV"])
+def test_a_register_reported_only_away_from_the_outlet_is_billed(register_charge_point, location):
+    """OCPP 2.0.1 SampledValueType: location defaults to Outlet; a charger whose energy register
+    is located only at the Cable (or the Inlet, or the EV) still measured the session."""
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, [register(1000, "Transaction.Begin", location=location)]))
+    _transaction_event(cp, event("Updated", 1, 10, [register(2500, "Sample.Periodic", location=location)]))
+    _transaction_event(cp, event("Ended", 2, 20, [register(4000, "Transaction.End", location=location)]))
+    session = session_of(cp)
+    assert (session.status, session.meter_start_wh, session.energy_wh) == ("ended", Decimal(1000), Decimal(3000))
+    assert session.anomalies == []
+
+
+def test_the_outlet_register_wins_over_one_at_the_cable(register_charge_point):
+    cp = new_charger(register_charge_point)
+    both = [(1000, 900), (2500, 2380), (4000, 3850)]  # the outlet's, the cable's (after its losses)
+    kinds = [("Started", "Transaction.Begin"), ("Updated", "Sample.Periodic"), ("Ended", "Transaction.End")]
+    for seq_no, ((kind, context), (outlet, cable)) in enumerate(zip(kinds, both, strict=True)):
+        sampled = [register(cable, context, location="Cable"), register(outlet, context)]
+        _transaction_event(cp, event(kind, seq_no, 10 * seq_no, sampled))
+    assert session_of(cp).energy_wh == Decimal(3000)
