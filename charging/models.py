@@ -322,7 +322,8 @@ class ReconciliationItem(models.Model):
 
 class InstalledChargingProfile(models.Model):
     """A charging profile the CSMS believes is installed: set when the charger accepted it,
-    removed when a ClearChargingProfile it accepted matched it."""
+    removed when a ClearChargingProfile it accepted matched it, or (a TxProfile) when a profile command
+    is answered after its transaction ended or never came (``charging_profiles_held``)."""
 
     charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="charging_profiles")
     connector_id = models.PositiveIntegerField(help_text="1.6 connectorId or 2.0.1 evseId; 0 is the whole station.")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
 from charging.signals import charger_draw_changed
 
@@ -55,20 +55,50 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
 def _ended_with_its_transaction(charge_point: ChargePoint, profile: InstalledChargingProfile) -> bool:
     """A TxProfile limits one transaction and is deleted when it stops (OCPP 1.6 §3.13.1 TxProfile,
     2.0.1 K01 TxProfile): one installed before a transaction on its connector (EVSE) ended is gone,
-    whatever the record says. (A remote start's is installed before its transaction begins.)"""
+    whatever the record says. (A remote start's is installed before its transaction begins.)
+    So is one whose transaction never came: a remote start's (1.6 §5.11, 2.0.1 F01.FR.08) after its
+    connector (a connector of its EVSE) was reported ``Available`` with no transaction open on it
+    (the charger gave up waiting for the EV, ``ConnectionTimeOut``, or the start was refused)."""
     if profile.purpose != "TxProfile":
         return False
     where = "evse_id" if charge_point.ocpp_version == "2.0.1" else "connector_id"
-    return Transaction.objects.filter(
-        charge_point=charge_point,
-        status=TransactionStatus.ENDED,
-        stopped_at__gte=profile.installed_at,
-        **{where: profile.connector_id},
-    ).exists()
+    on_it = {where: profile.connector_id}
+    transactions = Transaction.objects.filter(charge_point=charge_point, **on_it)
+    if transactions.filter(status=TransactionStatus.ENDED, stopped_at__gte=profile.installed_at).exists():
+        return True
+    return (
+        not transactions.filter(status=TransactionStatus.ACTIVE).exists()
+        and Connector.objects.filter(
+            charge_point=charge_point, status="Available", updated_at__gte=profile.installed_at, **on_it
+        ).exists()
+    )
+
+
+def charging_profiles_held(*, charge_point: ChargePoint) -> list[InstalledChargingProfile]:
+    """The profiles the charger holds as far as the CSMS knows: those recorded installed, less the
+    TxProfiles gone with their transaction or that never had one (``_ended_with_its_transaction``)."""
+    return [
+        profile
+        for profile in InstalledChargingProfile.objects.filter(charge_point=charge_point)
+        if not _ended_with_its_transaction(charge_point, profile)
+    ]
+
+
+def charging_profiles_gone_forget(*, charge_point: ChargePoint) -> int:
+    """Forget the recorded TxProfiles the charger no longer holds (``charging_profiles_held``); how
+    many. Run when a profile command of the charger is answered, off the charger's messages' path."""
+    held = {profile.pk for profile in charging_profiles_held(charge_point=charge_point)}
+    return (
+        InstalledChargingProfile.objects.filter(charge_point=charge_point, purpose="TxProfile")
+        .exclude(pk__in=held)
+        .delete()[0]
+    )
 
 
 def charging_profile_set_follow(*, charge_point: ChargePoint, accepted: bool, target: ProfileTarget) -> None:
-    """SetChargingProfile answered: an accepted profile is installed; a refused one changes nothing."""
+    """SetChargingProfile (or a remote start's profile) answered: an accepted profile is installed; a
+    refused one changes nothing. The TxProfiles the charger no longer holds are forgotten first."""
+    charging_profiles_gone_forget(charge_point=charge_point)
     if accepted:
         charging_profile_installed(charge_point=charge_point, target=target)
 
@@ -112,7 +142,9 @@ class ProfileCriteria:
 
 
 def charging_profiles_clear_follow(*, charge_point: ChargePoint, accepted: bool, criteria: ProfileCriteria) -> None:
-    """ClearChargingProfile answered: an accepted answer forgets the profiles ``criteria`` match."""
+    """ClearChargingProfile answered: an accepted answer forgets the profiles ``criteria`` match. The
+    TxProfiles the charger no longer holds are forgotten first."""
+    charging_profiles_gone_forget(charge_point=charge_point)
     if accepted:
         charging_profiles_cleared(charge_point=charge_point, criteria=criteria)
 

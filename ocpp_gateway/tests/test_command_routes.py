@@ -261,3 +261,32 @@ def _other(body: dict[str, Any]) -> dict[str, Any]:
     key = "cs_charging_profiles" if "cs_charging_profiles" in body else "charging_profile"
     id_field = "charging_profile_id" if key == "cs_charging_profiles" else "id"
     return {**body, key: {**body[key], id_field: 6}}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_remote_start_s_tx_profile_whose_transaction_never_came_is_not_held(register_charge_point, version):
+    """Round 45: an accepted remote start's TxProfile stayed recorded as installed when its session never
+    started (the EV never came: the connector back to Available, no transaction), so a TxProfile for the
+    connector's next transaction was warned of as replacing it. The charger drops a TxProfile with its
+    transaction, and holds none for a transaction that never began (1.6 §3.13.1, 2.0.1 K01)."""
+    from chargepoints.services.fleet import connector_status_set
+
+    charge_point = register_charge_point("CP-1", ocpp_version=version)
+    command, body, _ = REMOTE_START[version]
+    profile = {**SET_PROFILE[version][_PROFILE_FIELD[version]], "charging_profile_purpose": "TxProfile"}
+    evse = {"evse_id": 1} if version == "2.0.1" else {}
+    connector_status_set(charge_point_id="CP-1", connector_id=1, status="Preparing", **evse)
+    answered(charge_point, version, command, {**body, "charging_profile": profile}, {"status": "Accepted"})
+    next_one = _other({**SET_PROFILE[version], _PROFILE_FIELD[version]: profile})
+    warnings = routes.request_warnings(
+        charge_point=charge_point, ocpp_version=version, action="SetChargingProfile", body=next_one
+    )
+    assert warnings and "Profile 5 on connector 1" in warnings[0]  # waiting for its transaction
+    connector_status_set(charge_point_id="CP-1", connector_id=1, status="Available", **evse)
+    warnings = routes.request_warnings(
+        charge_point=charge_point, ocpp_version=version, action="SetChargingProfile", body=next_one
+    )
+    assert warnings == []
+    answered(charge_point, version, "clear_charging_profile", CLEAR_OTHER_PROFILE[version], {"status": "Accepted"})
+    assert not InstalledChargingProfile.objects.exists()  # forgotten when the charger's profiles were next touched
