@@ -8,6 +8,8 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.forms.models import construct_instance
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -109,7 +111,7 @@ class SiteAdmin(admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    s.at,
+                    date_format(timezone.localtime(s.at), "DATETIME_FORMAT"),  # as every date in the admin
                     s.capacity_a,
                     s.base_load_a,
                     s.limits_sum_a,

@@ -167,3 +167,16 @@ def test_a_flag_cleared_in_the_site_s_inline_clears_when_it_was_raised(admin_cli
     assert response.status_code == 302
     b.refresh_from_db()
     assert (b.smart_charging_flag, b.flagged_at) == ("", None)
+
+
+def test_the_allocation_history_writes_its_times_as_the_rest_of_the_admin(admin_client, site):
+    """Its times were written as Python prints them (``2026-05-01 10:02:00.250000+00:00``), unlike
+    every other date on the page (``2026-05-01 10:02:00 UTC``, ``csms/formats``)."""
+    third = T0 + timedelta(minutes=2)
+    AllocationSnapshot.objects.filter(at=third).update(at=third + timedelta(microseconds=250000))
+
+    page = admin_client.get(f"/admin/sites/site/{site.pk}/change/").content.decode()
+
+    assert "<td>2026-05-01 10:02:00 UTC</td>" in page
+    assert "<td>2026-05-01 10:00:00 UTC</td>" in page
+    assert "+00:00" not in page
