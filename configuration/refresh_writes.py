@@ -38,6 +38,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command
 from commands.services import command_own
 from configuration.models import DeviceModelReport
+from configuration.report_writes import request_id_next_sql
 from kernel.plain_sql import array_text, bound_cursor, instance_insert_selecting, instance_saved
 from kernel.rows_ahead import RowsAhead, UnitKind
 
@@ -178,8 +179,7 @@ _RESERVED = (
     " AS ask(id, charge_point_id, ocpp_version, command_id)),"
     f" reserved AS (INSERT INTO {_REPORTS} (charge_point_id, request_id, parts_received, seq_nos,"
     " variables_reported, complete, started_at)"
-    " SELECT ask.id, COALESCE((SELECT MAX(r.request_id) FROM " + _REPORTS + " r"
-    " WHERE r.charge_point_id = ask.id), 0) + 1, 0, '[]', 0, false, %s FROM ask ORDER BY ask.id"
+    f" SELECT ask.id, {request_id_next_sql('ask.id')}, 0, '[]', 0, false, %s FROM ask ORDER BY ask.id"
     " RETURNING charge_point_id, request_id),"
     " cp AS (SELECT ask.*, reserved.request_id FROM ask JOIN reserved ON reserved.charge_point_id = ask.id),"
     " recorded AS ({insert} RETURNING 1)"

@@ -252,6 +252,25 @@ _ATTRIBUTE_SET = (
 )
 _ATTRIBUTE_SET_COLUMNS = [_column(DeviceModelAttribute, name) for name in _ATTRIBUTE_SET]
 
+# The highest requestId (OCPP's integer, the column's and the API's 32 bits).
+REQUEST_ID_MAX = 2**31 - 1
+
+
+def request_id_next_sql(charger: str) -> str:
+    """SQL of the requestId a report the CSMS asks the charger of row id ``charger`` (a column or
+    an expression) for gets (``services.request_id_next``): the one after the highest its reports
+    used, at least 1; once that is ``REQUEST_ID_MAX`` (an integrator's GetBaseReport, a charger's
+    own NotifyReport), the lowest above 0 none of them uses."""
+    return (
+        f"COALESCE((SELECT GREATEST(MAX(r.request_id), 0) + 1 FROM {_REPORTS} r WHERE r.charge_point_id = {charger}"
+        f" HAVING MAX(r.request_id) < {REQUEST_ID_MAX}),"
+        f" (SELECT MIN(free.n) FROM (SELECT 1 AS n UNION ALL SELECT r.request_id + 1 FROM {_REPORTS} r"
+        f" WHERE r.charge_point_id = {charger} AND r.request_id BETWEEN 0 AND {REQUEST_ID_MAX - 1}) free"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {_REPORTS} u"
+        f" WHERE u.charge_point_id = {charger} AND u.request_id = free.n)))"
+    )
+
+
 # Whether a report's parts, this one's added, are every one from seqNo 0 up to its last (the part
 # with tbc false): a part the charger lost leaves the report incomplete (OCPP 2.0.1 B07: seqNo
 # counts the parts from 0).

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from django.db import connection, transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -31,6 +30,7 @@ from configuration.models import (
     LearnedFrom,
 )
 from configuration.report_writes import (
+    REQUEST_ID_MAX,
     ReportPart,
     ReportTie,
     identity_digest,
@@ -39,6 +39,7 @@ from configuration.report_writes import (
     report_stored_taken,
     report_unit_register,
     reports_tied,
+    request_id_next_sql,
     variable_identity,
 )
 from kernel.plain_sql import array_text, bound_cursor
@@ -479,10 +480,20 @@ def device_model_report_request_id(*, charge_point: ChargePoint, locked: bool = 
     if connection.vendor == "postgresql":
         return _report_request_id_reserved(charge_point.pk, timezone.now(), locked=locked)
     ChargePoint.objects.select_for_update().filter(pk=charge_point.pk).first()
-    last = DeviceModelReport.objects.filter(charge_point=charge_point).aggregate(last=Max("request_id"))["last"]
-    request_id = (last or 0) + 1
+    used = set(DeviceModelReport.objects.filter(charge_point=charge_point).values_list("request_id", flat=True))
+    request_id = request_id_next(used)
     DeviceModelReport.objects.create(charge_point=charge_point, request_id=request_id, started_at=timezone.now())
     return request_id
+
+
+def request_id_next(used: set[int]) -> int:
+    """The requestId of the next report the CSMS asks for, its reports having ``used`` these: the
+    one after the highest, at least 1; once that is ``REQUEST_ID_MAX`` (the highest 32-bit
+    integer, OCPP's), the lowest above 0 not used (``report_writes.request_id_next_sql``)."""
+    highest = max(used, default=0)
+    if highest < REQUEST_ID_MAX:
+        return max(highest, 0) + 1
+    return next(n for n in range(1, REQUEST_ID_MAX) if n not in used)
 
 
 def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: bool) -> int:
@@ -501,9 +512,9 @@ def _report_request_id_reserved(charge_point_pk: int, now: datetime, *, locked: 
         cursor.execute(
             f"INSERT INTO {reports} (charge_point_id, request_id, parts_received, seq_nos, variables_reported,"
             " complete, started_at)"
-            f" SELECT %s, COALESCE(MAX(request_id), 0) + 1, 0, '[]', 0, false, %s FROM {reports}"
-            " WHERE charge_point_id = %s RETURNING request_id",
-            [charge_point_pk, now, charge_point_pk],
+            f" SELECT ask.id, {request_id_next_sql('ask.id')}, 0, '[]', 0, false, %s"
+            " FROM (SELECT %s::bigint AS id) ask RETURNING request_id",
+            [now, charge_point_pk],
         )
         row = cursor.fetchone()
     assert row is not None

@@ -110,6 +110,34 @@ def test_report_request_ids_are_reserved_alike_by_the_plain_statements_and_the_o
     assert plain.started_at is not None
 
 
+@pytest.mark.parametrize("path", ["plain", "orm"])
+def test_a_report_id_is_reserved_past_the_highest_32_bit_integer_a_charger_or_an_integrator_used(
+    register_charge_point, monkeypatch, path
+):
+    """A report of requestId 2147483647 (an integrator's GetBaseReport, a charger's own NotifyReport)
+    left the next id out of the column's (and OCPP's integer's) range: every read failed. The next
+    is then the lowest free one above 0; one below 0 (a charger's made-up id) is never taken."""
+    charge_point = register_charge_point("CP-HIGH", ocpp_version="2.0.1")
+    for request_id in (-7, 1, 2, 4, 2**31 - 1):
+        services.device_model_report_record(
+            charge_point_id="CP-HIGH", request_id=request_id, seq_no=0, tbc=False, generated_at=None, report_data=[]
+        )
+    reserved = []
+    with monkeypatch.context() as patched:
+        if path == "orm":
+            patched.setattr(connection, "vendor", "other")
+        for _ in range(3):
+            with transaction.atomic():
+                reserved.append(services.device_model_report_request_id(charge_point=charge_point))
+    assert reserved == [3, 5, 6]
+    DeviceModelReport.objects.filter(charge_point=charge_point, request_id__gt=0).delete()
+    with monkeypatch.context() as patched:
+        if path == "orm":
+            patched.setattr(connection, "vendor", "other")
+        with transaction.atomic():
+            assert services.device_model_report_request_id(charge_point=charge_point) == 1
+
+
 _PARTS = [  # request 1 in two parts (the second received twice), request 2 never reserved
     {"request_id": 1, "seq_no": 0, "tbc": True, "generated_at": None, "report_data": [ITEM]},
     {

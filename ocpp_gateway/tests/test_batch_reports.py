@@ -202,6 +202,29 @@ async def test_a_batch_s_2_0_1_reads_after_a_boot_reserve_their_report_ids_by_on
     assert await sync_to_async(_reports)(together) == await sync_to_async(_reports)(alone)
 
 
+async def test_a_batch_reserves_a_report_id_past_the_highest_32_bit_integer_as_one_reserved_alone(
+    statements: list[str],
+) -> None:
+    """A charger whose reports used requestId 2147483647 (and a made-up negative one): the batch's
+    reservation takes the lowest free id above 0, as a reservation alone does, never one out of range."""
+
+    def arranged(name: str) -> None:
+        _connected201(name)
+        for request_id in (-3, 1, 2147483647):
+            services.device_model_report_record(
+                charge_point_id=name, request_id=request_id, seq_no=0, tbc=False, generated_at=None, report_data=[]
+            )
+
+    await sync_to_async(arranged)("HIGH-1")
+    await sync_to_async(arranged)("HIGH-2")
+    del statements[:]
+    reads = ((configuration_refresh_on_boot, {"charge_point_id": name}) for name in ("HIGH-1", "HIGH-2"))
+    results = await one_batch(CommitGroup(max_units=64), *reads)
+    assert len([sql for sql in statements if sql.startswith(_IDS_RESERVED)]) == 1
+    assert [result.request["request_id"] for result in results] == [2, 2]
+    assert await sync_to_async(_reserved)("HIGH-1") == [3]
+
+
 async def test_a_2_0_1_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_lock(statements: list[str]) -> None:
     """The batch's read locks the others' rows without waiting for it (``SKIP LOCKED``); its unit
     waits for it at its turn, its own way (here past the first pass's lock wait, so the batch is
