@@ -61,6 +61,15 @@ _STORED: dict[tuple[str, str], dict[str, int]] = {
         "meterSerialNumber": 25,
     },
     ("1.6", "StatusNotification"): {"errorCode": 50, "info": 50, "vendorId": 255, "vendorErrorCode": 50},
+    # Firmware of the security whitepaper sends its statuses (InstallRebooting, UploadFailure, ...)
+    # in the plain notifications too: followed as the signed ones are (``v16.firmware``); a status no
+    # version lists is acknowledged and changes nothing. 32: ``CampaignTarget.status``, ``LogUpload.status``.
+    ("1.6", "FirmwareStatusNotification"): {"status": 32},
+    ("1.6", "DiagnosticsStatusNotification"): {"status": 32},
+    ("1.6", "SignedFirmwareStatusNotification"): {"status": 32},
+    ("1.6", "LogStatusNotification"): {"status": 32},
+    ("2.0.1", "FirmwareStatusNotification"): {"status": 32},
+    ("2.0.1", "LogStatusNotification"): {"status": 32},
     ("2.0.1", "BootNotification"): {
         "chargingStation/vendorName": 50,
         "chargingStation/model": 50,

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from django.utils import timezone
 
 from chargepoints.models import (
     ChargePoint,
@@ -18,6 +19,14 @@ from chargepoints.models import (
 )
 from charging.models import IdTag
 from conftest import ahttp, eventually, raw_socket
+from maintenance.models import (
+    Campaign,
+    CampaignTarget,
+    FirmwareFile,
+    LogUpload,
+    LogUploadState,
+    TargetState,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -138,3 +147,52 @@ async def test_a_lenient_2_0_1_model_s_over_long_id_token_is_answered_unknown(da
         token = {"idToken": {"idToken": "E" * 40, "type": "eMAID"}}
         answered = await exchange(websocket, "a1", "Authorize", token)
     assert answered == [3, "a1", {"idTokenInfo": {"status": "Unknown"}}]
+
+
+async def test_a_lenient_model_s_firmware_and_upload_statuses_outside_1_6_s_enums_are_followed(daphne):
+    """Firmware that implements the security whitepaper sends its statuses (``InstallRebooting``,
+    ``UploadFailure``) in plain 1.6 FirmwareStatusNotification and DiagnosticsStatusNotification:
+    a lenient model's were refused (PropertyConstraintViolation), though the CSMS knows them from
+    SignedFirmwareStatusNotification and LogStatusNotification; its campaign target and upload
+    then waited for a status that had come. Now they are followed and the violation recorded; a
+    status no version lists is acknowledged and changes nothing; a strict charger is refused."""
+    await ChargerModelProfile.objects.acreate(vendor="acme", model="loose", strictness=Strictness.LENIENT)
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-FWSTATUS", heartbeat_interval=60)
+    firmware = await FirmwareFile.objects.acreate(name="fw.bin", file="firmware/fw.bin", size=1, sha256="0" * 64)
+    campaign = await Campaign.objects.acreate(name="c", firmware=firmware, start_at=timezone.now(), concurrency=1)
+    target = await CampaignTarget.objects.acreate(
+        campaign=campaign, charge_point=charge_point, state=TargetState.DOWNLOADED, sent_at=timezone.now()
+    )
+    upload = await LogUpload.objects.acreate(
+        charge_point=charge_point,
+        log_type="Diagnostics",
+        state=LogUploadState.REQUESTED,
+        token_sha256="1" * 64,
+        token_expires_at=timezone.now(),
+    )
+    async with raw_socket(daphne, "1.6", "CP-FWSTATUS") as websocket:
+        await exchange(websocket, "b1", "BootNotification", BOOT)
+        rebooting = await exchange(websocket, "f1", "FirmwareStatusNotification", {"status": "InstallRebooting"})
+        odd = await exchange(websocket, "f2", "FirmwareStatusNotification", {"status": "Rebooting"})
+        failed = await exchange(websocket, "d1", "DiagnosticsStatusNotification", {"status": "UploadFailure"})
+    assert [rebooting, odd, failed] == [[3, "f1", {}], [3, "f2", {}], [3, "d1", {}]]
+    await target.arefresh_from_db()
+    assert (target.state, target.status) == (TargetState.INSTALLING, "InstallRebooting")
+    await upload.arefresh_from_db()
+    assert (upload.state, upload.status) == (LogUploadState.FAILED, "UploadFailure")
+    recorded = [
+        (row.action, row.path, row.validator, row.value)
+        async for row in SchemaViolation.objects.filter(charge_point=charge_point)
+        .exclude(action="BootNotification")
+        .order_by("received_at")
+    ]
+    assert recorded == [
+        ("FirmwareStatusNotification", "status", "enum", "InstallRebooting"),
+        ("FirmwareStatusNotification", "status", "enum", "Rebooting"),
+        ("DiagnosticsStatusNotification", "status", "enum", "UploadFailure"),
+    ]
+
+    await ChargePoint.objects.acreate(charge_point_id="CP-FWSTRICT", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-FWSTRICT") as websocket:
+        refused = await exchange(websocket, "f1", "FirmwareStatusNotification", {"status": "InstallRebooting"})
+    assert refused[:3] == [4, "f1", "PropertyConstraintViolation"]
