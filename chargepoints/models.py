@@ -92,6 +92,11 @@ class ChargePoint(models.Model):
         # No index covers last_seen (nor anything else a message writes): a message's update of its
         # charger's row then stays on the row's page and writes no index entry (HOT; the table's
         # fillfactor leaves room, migration 0008). The offline sweep reads the table, which is small.
+        # The pending chargers alone (auto-registration's cap counts them at an unknown charger's
+        # handshake): a message writes neither column, its update stays HOT.
+        indexes = [
+            models.Index(fields=["id"], condition=Q(lifecycle_state="pending"), name="charge_point_pending"),
+        ]
 
     def __str__(self) -> str:
         return self.charge_point_id

@@ -104,6 +104,13 @@ def _admission_row(charge_point_id: str) -> tuple[str, str, str] | None:
     return None if row is None else (row[0], row[1], row[2])
 
 
+def pending_charge_point_list(*, limit: int) -> QuerySet[ChargePoint]:
+    """At most ``limit`` chargers waiting for commissioning (``pending``), as their primary keys
+    (``values("pk")``): read through the partial index ``charge_point_pending``, which holds only
+    those, so counting them reads no other charger's row (``CSMS_AUTO_REGISTER_MAX_PENDING``)."""
+    return ChargePoint.objects.filter(lifecycle_state=LifecycleState.PENDING).values("pk").order_by()[:limit]
+
+
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:
     return Connector.objects.filter(charge_point=charge_point).order_by("evse_id", "connector_id")
 

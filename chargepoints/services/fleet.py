@@ -140,8 +140,7 @@ def _pending_full() -> bool:
     """Whether ``CSMS_AUTO_REGISTER_MAX_PENDING`` chargers wait for commissioning: one bounded
     statement, read only for a handshake of an unknown charger under ``CSMS_AUTO_REGISTER``."""
     cap = settings.CSMS_AUTO_REGISTER_MAX_PENDING
-    pending = ChargePoint.objects.filter(lifecycle_state=LifecycleState.PENDING).values("pk")[:cap]
-    return pending.count() >= cap
+    return selectors.pending_charge_point_list(limit=cap).count() >= cap
 
 
 def _password_after_reboot_made_current(charge_point_id: str) -> None:
