@@ -57,12 +57,18 @@ class ContextFilter(logging.Filter):
 
 
 class QuietExpectedErrors(logging.Filter):
-    """Django logs a 4xx raised as an exception (PermissionDenied) with its traceback: drop it."""
+    """Django logs a 4xx raised as an exception (PermissionDenied) with its traceback: drop it.
+    A request Django refuses as suspicious (``django.security.*``, answered 400: a scanner's wrong
+    ``Host``, ``DisallowedHost``; too many form fields) is logged at ERROR: it is a ``WARNING``
+    (dropped when the logger's level is above it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(("django.request", "django.security")) and getattr(record, "status_code", 500) < 500:
             record.exc_info = None
             record.exc_text = None
+            if record.name.startswith("django.security") and record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+                return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
         return True
 
 

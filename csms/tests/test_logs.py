@@ -304,3 +304,17 @@ def test_an_error_raised_from_an_outage_is_logged_in_one_line_naming_the_outage(
     bug = RuntimeError("a bug")
     bug.__cause__ = ValueError("not an outage")
     assert "Traceback" in _logged(bug)
+
+
+def test_a_wrong_host_is_one_warning_line_without_a_traceback(daphne):
+    """A scanner naming another host (DisallowedHost, 400) was logged at ERROR with a traceback by
+    django.security.DisallowedHost: an operator's alert for every scan."""
+    request = urllib.request.Request(f"{daphne.http_url}/api/v1/chargepoints", headers={"Host": "scanner.example"})
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(request, timeout=10)
+    assert answer.value.code == 400
+    lines = daphne.log().splitlines()
+    disallowed = [n for n, line in enumerate(lines) if "Invalid HTTP_HOST header: 'scanner.example'" in line]
+    assert disallowed
+    assert " WARNING django.security.DisallowedHost: " in lines[disallowed[-1]], lines[disallowed[-1]]
+    assert not lines[disallowed[-1] + 1 :] or not lines[disallowed[-1] + 1].startswith("Traceback")
