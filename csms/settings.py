@@ -491,6 +491,7 @@ LOGGING = {
         "quiet_expected_errors": {"()": "kernel.log_format.QuietExpectedErrors"},
         "quiet_outages": {"()": "kernel.log_format.QuietOutages"},
         "quiet_frequent_ticks": {"()": "kernel.log_format.QuietFrequentTicks"},
+        "redacted_links": {"()": "kernel.log_format.RedactedLinks"},
     },
     "formatters": {
         "plain": {
@@ -503,7 +504,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": CSMS_LOG_FORMAT,
-            "filters": ["context", "quiet_expected_errors", "quiet_outages", "quiet_frequent_ticks"],
+            "filters": ["context", "quiet_expected_errors", "quiet_outages", "quiet_frequent_ticks", "redacted_links"],
         }
     },
     "root": {"handlers": ["console"], "level": env_choice("CSMS_LOG_LEVEL", "info", _LOG_LEVELS).upper()},

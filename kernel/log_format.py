@@ -36,6 +36,20 @@ _CONTEXT_FIELDS = {"charge_point_id": charge_point_id_var, "action": action_var,
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# The secret path segment of a charger's link: a signed firmware download's token, a diagnostics
+# upload's single-use token (``maintenance.charger_urls``), as sent or percent-encoded.
+_LINK_TOKEN = re.compile(r"(/firmware/download/|/diagnostics/upload/)[^/\s\"'?#]+")
+REDACTED = "[redacted]"
+
+
+def links_redacted(text: str) -> str:
+    """``text`` (a request line, a path) with the tokens of chargers' links replaced by ``[redacted]``:
+    whoever reads the logs cannot download a firmware image or upload in a charger's place."""
+    if "/firmware/download/" not in text and "/diagnostics/upload/" not in text:
+        return text
+    return _LINK_TOKEN.sub(lambda match: match.group(1) + REDACTED, text)
+
+
 def bind_message(*, action: str, unique_id: str) -> None:
     """Name the OCPP message being handled in the log lines that follow (same task and its threads)."""
     action_var.set(action)
@@ -69,6 +83,19 @@ class QuietExpectedErrors(logging.Filter):
             if record.name.startswith("django.security") and record.levelno > logging.WARNING:
                 record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
                 return logging.getLogger(record.name).isEnabledFor(logging.WARNING)
+        return True
+
+
+class RedactedLinks(logging.Filter):
+    """Django's and daphne's lines about a request (``Forbidden: /diagnostics/upload/<token>``, the
+    access log) name its path: the token of a charger's link in it is redacted (``links_redacted``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(("django.", "daphne.")):
+            message = record.getMessage()
+            redacted = links_redacted(message)
+            if redacted is not message:
+                record.msg, record.args = redacted, None
         return True
 
 
@@ -169,7 +196,8 @@ class JsonFormatter(logging.Formatter):
 def route_daphne_access_log() -> None:
     """Make daphne's access log (a line per HTTP request and WebSocket step, written to stdout in
     its own format) log records of ``daphne.access`` instead, in the configured format. An access
-    log file given with ``--access-log FILE`` is written as before.
+    log file given with ``--access-log FILE`` is written as before. In both, the token of a
+    charger's link in a request's path is redacted (``links_redacted``).
 
     daphne builds its access logger after importing the application, so ``csms.asgi`` calls this.
     """
@@ -190,6 +218,7 @@ def route_daphne_access_log() -> None:
             ident: str | None = None,
             user: str | None = None,
         ) -> None:
+            request = links_redacted(request)
             if self.stream is not sys.stdout:
                 super().write_entry(host, date, request, status, length, ident, user)
                 return

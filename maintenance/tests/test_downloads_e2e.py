@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 
+from conftest import eventually
 from maintenance import links
 from maintenance.services import firmware
 
@@ -49,3 +50,30 @@ async def test_a_head_of_the_firmware_link_gives_its_size_and_no_content(shared_
     api = f"{shared_files.http_url}/api/v1/firmware/{image.pk}"
     length, body = await asyncio.to_thread(_head_then_get, api, {"Authorization": f"Bearer {api_key}"})
     assert length == str(len(body)) and b'"sha256"' in body
+
+
+async def test_the_tokens_of_chargers_links_are_not_in_the_log(shared_files):
+    """Whoever read daphne's access log (or Django's "Forbidden: <path>" line) could download the
+    image or upload in a charger's place: each token is redacted, the rest of the line kept."""
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="fw", version="2.4.0", upload=ContentFile(IMAGE, name="fw.bin")
+    )
+    download = urllib.parse.urlsplit(links.firmware_download_url(firmware_id=str(image.pk))).path
+    token = links.upload_token_new()[0]
+
+    def requests() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", shared_files.port, timeout=10)
+        try:
+            connection.request("GET", download)
+            assert connection.getresponse().read() == IMAGE
+            connection.request("PUT", f"/diagnostics/upload/{token}/diag.log", body=b"log")
+            assert connection.getresponse().status == 403
+        finally:
+            connection.close()
+
+    await asyncio.to_thread(requests)
+    await eventually(lambda: '"PUT /diagnostics/upload/[redacted]/diag.log" 403' in shared_files.log())
+    log = shared_files.log()
+    assert '"GET /firmware/download/[redacted]" 200' in log
+    assert "Forbidden: /diagnostics/upload/[redacted]/diag.log" in log
+    assert download.rsplit("/", 1)[1] not in log and token not in log
