@@ -242,7 +242,10 @@ def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
     with its resolution (``register_resolution``; a sum of phases: its coarsest phase's).
 
     Phase normalisation: a reading without a phase is the meter's total and wins; otherwise
-    the line phases (L1, L2, L3 or L1-N, ...) of the same instant add up to the total.
+    the line phases (L1, L2, L3 or L1-N, ...) of the same instant add up to the total, when every
+    phase ``samples`` read is among them: an instant missing one (a phase left out of a sample) is
+    no reading, so the last complete set stands (its sum is not the meter's: the register seemed
+    to drop, or jump back).
     Location (OCPP LocationEnumType; unstated is ``Outlet``, the default in both versions): the
     outlet is what the customer got; without an outlet register, the one nearest it measured the
     session (``BILLED_LOCATIONS``: the cable, then the inlet, then the EV). ``Body`` never counts.
@@ -268,9 +271,12 @@ def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
             totals[key] = read
         elif sample.phase in _ADDITIVE_PHASES:
             phases[key][_ADDITIVE_PHASES[sample.phase]] = read
+    every_phase = set().union(*phases.values()) if phases else set()
     for key, by_phase in phases.items():
+        if key in totals or len(by_phase) < len(every_phase):  # a total wins; a phase missing: no total
+            continue
         summed = sum((wh for wh, _ in by_phase.values()), Decimal(0))
-        totals.setdefault(key, (summed, max(resolution for _, resolution in by_phase.values())))
+        totals[key] = (summed, max(resolution for _, resolution in by_phase.values()))
     readings = [Reading(at, wh, context, resolution) for (at, context), (wh, resolution) in totals.items()]
     return sorted(readings, key=lambda reading: reading.order)
 

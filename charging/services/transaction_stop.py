@@ -146,7 +146,9 @@ def transaction_stop(request: StopRequest) -> StopResult:
         cost = transaction_finish(
             session=session,
             stopped_at=stop.at,
-            meter_stop_wh=meter_stop,
+            # The meter stop sent (1.6), else the session's last reading among all of its ledger's
+            # (the stop's own readings alone may miss a phase or the location the others read).
+            meter_stop_wh=meter_bounded(request.meter_stop_wh),
             reason=request.reason,
             stop_id_tag=id_tag or session.stop_id_tag,  # 2.0.1: an Updated's StopAuthorized token (E07)
         )

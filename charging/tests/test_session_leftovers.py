@@ -80,3 +80,36 @@ def test_the_outlet_register_wins_over_one_at_the_cable(register_charge_point):
         sampled = [register(cable, context, location="Cable"), register(outlet, context)]
         _transaction_event(cp, event(kind, seq_no, 10 * seq_no, sampled))
     assert session_of(cp).energy_wh == Decimal(3000)
+
+
+def phases(wh: dict[str, float], context: str) -> list[dict[str, Any]]:
+    return [register(value, context, phase=phase) for phase, value in wh.items()]
+
+
+def test_a_phase_missing_from_the_last_reading_bills_the_last_complete_set(register_charge_point):
+    """Per-phase registers (no total) with L3 absent from the Ended's reading: their sum is not the
+    meter's; the last complete set of phases stands (it was summed as the total: billed 1200 Wh and
+    flagged ``non_monotonic_register``)."""
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000, "L3": 1000}, "Transaction.Begin")))
+    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 2000, "L2": 2000, "L3": 2000}, "Sample.Periodic")))
+    _transaction_event(cp, event("Ended", 2, 20, phases({"L1": 2100, "L2": 2100}, "Transaction.End")))
+    session = session_of(cp)
+    assert (session.meter_start_wh, session.energy_wh, session.anomalies) == (Decimal(3000), Decimal(3000), [])
+
+
+def test_a_phase_missing_mid_session_is_no_register_going_back(register_charge_point):
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000, "L3": 1000}, "Transaction.Begin")))
+    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 1400, "L2": 1400}, "Sample.Periodic")))
+    _transaction_event(cp, event("Ended", 2, 20, phases({"L1": 3000, "L2": 3000, "L3": 3000}, "Transaction.End")))
+    session = session_of(cp)
+    assert (session.energy_wh, session.anomalies, session.needs_review) == (Decimal(6000), [], False)
+
+
+def test_a_total_beside_incomplete_phases_is_the_reading(register_charge_point):
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000, "L3": 1000}, "Transaction.Begin")))
+    end = [*phases({"L1": 2000, "L2": 2000}, "Transaction.End"), register(7500, "Transaction.End")]
+    _transaction_event(cp, event("Ended", 1, 20, end))
+    assert session_of(cp).energy_wh == Decimal(4500)
