@@ -45,6 +45,7 @@ from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
 from chargepoints.signals import charge_point_changed
 from kernel.admin_lists import CappedList, TimeRangeFilter
+from kernel.admin_mixins import ReadOnlyAdmin
 
 # Which lifecycle moves the change page offers from each state, and the verb on the button.
 LIFECYCLE_ACTIONS: dict[str, list[tuple[str, str]]] = {
@@ -337,7 +338,9 @@ class ChargePointAdmin(admin.ModelAdmin):
 
 
 @admin.register(Connector)
-class ConnectorAdmin(admin.ModelAdmin):
+class ConnectorAdmin(ReadOnlyAdmin):
+    """As the charger reported each connector (StatusNotification): shown, never typed in."""
+
     list_display = ["charge_point", "evse_id", "connector_id", "status", "error_code", "updated_at"]
     list_filter = ["status", "error_code"]
     search_fields = ["charge_point__charge_point_id"]
@@ -350,7 +353,7 @@ class HeartbeatTimeFilter(TimeRangeFilter):
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(CappedList, admin.ModelAdmin):
+class HeartbeatAdmin(CappedList, ReadOnlyAdmin):
     """Millions of rows (a week of every charger's beats): as the message log, a time filter instead
     of a date hierarchy (a SELECT DISTINCT over the table) and a count capped."""
 

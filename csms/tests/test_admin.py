@@ -102,3 +102,30 @@ def test_the_lists_of_kept_history_never_count_or_list_the_whole_table(
         assert not [sql for sql in statements if "DISTINCT" in sql], statements
         counts = [sql for sql in statements if "COUNT(" in sql]
         assert len(counts) == 1 and "LIMIT 10000" in counts[0], counts
+
+
+def test_what_chargers_report_is_shown_not_typed_in(client, register_charge_point):
+    """A connector's status, a heartbeat and the charging profiles the CSMS believes a charger holds
+    come from the charger (StatusNotification, Heartbeat, an accepted SetChargingProfile): the admin
+    let even a superuser add and edit them by hand (a connector "Available" that reported Faulted,
+    with no connector status webhook; a profile the site engine then counts), and delete them."""
+    from charging.models import InstalledChargingProfile
+
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    services.connector_status_set(charge_point_id="CP-1", connector_id=1, status="Faulted", error_code="GroundFailure")
+    services.charge_point_heartbeat(charge_point_id="CP-1")
+    InstalledChargingProfile.objects.create(
+        charge_point=charge_point, connector_id=1, profile_id=7, purpose="TxDefaultProfile", stack_level=0, profile={}
+    )
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    for model in (charge_point.connectors.model, charge_point.heartbeats.model, InstalledChargingProfile):
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        row = model.objects.get()
+        assert client.get(url).status_code == 200, url
+        assert client.get(f"{url}{row.pk}/change/").status_code == 200, url  # shown
+        assert client.get(f"{url}add/").status_code == 403, url
+        assert client.post(f"{url}{row.pk}/change/", {"status": "Available", "connector_id": 2}).status_code == 403
+        assert client.post(f"{url}{row.pk}/delete/", {"post": "yes"}).status_code == 403, url
+    connector = charge_point.connectors.get()
+    assert (connector.status, connector.connector_id) == ("Faulted", 1)
+    assert charge_point.heartbeats.count() == 1 and InstalledChargingProfile.objects.count() == 1
