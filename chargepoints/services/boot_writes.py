@@ -48,6 +48,8 @@ class BootLookup(NamedTuple):
     firmware_version: str = ""
     iccid: str = ""
     imsi: str = ""
+    # False: the charger says it did not restart (2.0.1 reason ``Triggered``): its boot time stays.
+    restarted: bool = True
     condition: RowCondition | None = None
 
 
@@ -107,11 +109,16 @@ def boot_write_dropped(lookup: BootLookup | None) -> bool:
 
 _TABLE = ChargePoint._meta.db_table
 
-# ``last_boot_at`` as a BootNotification writes it (its time the last parameter): a second Boot on
-# the connection that already booted (a TriggerMessage's, a Pending charger's retry) keeps the first's.
-BOOT_TIME_KEPT_ON_ITS_CONNECTION = (
-    "CASE WHEN before.last_boot_at >= before.handshake_started_at THEN before.last_boot_at ELSE %s END"
-)
+
+def boot_time_written(restarted: str) -> str:
+    """``last_boot_at`` as a BootNotification writes it (its time the last parameter; ``restarted``
+    the SQL of the boot's ``BootLookup.restarted``): a second Boot on the connection that already
+    booted (a TriggerMessage's, a Pending charger's retry), and one the charger says is no restart
+    (2.0.1 reason ``Triggered``, on any connection), keep the boot time it had."""
+    return (
+        "CASE WHEN before.last_boot_at >= before.handshake_started_at"
+        f" OR (NOT {restarted} AND before.last_boot_at IS NOT NULL) THEN before.last_boot_at ELSE %s END"
+    )
 
 
 def booted_on_this_connection(last_boot_at: datetime | None, handshake_started_at: datetime | None) -> bool:
@@ -127,17 +134,17 @@ def _statement(asked: str) -> str:
     locks taken in the order of the chargers' ids, skipping those held: per charger written, its
     ordinal and that statement's row."""
     identity = ", ".join(f"{column} = sent.{column}" for column in BOOT_COLUMNS)
-    arrays = ", ".join(["%s::text[]"] * (1 + len(BOOT_COLUMNS)))
+    arrays = ", ".join(["%s::text[]"] * (1 + len(BOOT_COLUMNS)) + ["%s::boolean[]"])
     return (
         f"WITH sent AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY"
-        f" AS sent(charge_point_id, {', '.join(BOOT_COLUMNS)}, n)),"
+        f" AS sent(charge_point_id, {', '.join(BOOT_COLUMNS)}, restarted, n)),"
         " before AS (SELECT sent.n, c.id, c.connected, c.vendor, c.model, c.firmware_version, c.last_boot_at,"
         " c.identity_booted_at, c.handshake_started_at"
         f" FROM {_TABLE} c JOIN sent ON c.charge_point_id = sent.charge_point_id"
         " ORDER BY c.id FOR UPDATE OF c SKIP LOCKED)"
         f" UPDATE {_TABLE} AS cp SET connected = true,"
         " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-        f" {identity}, last_boot_at = {BOOT_TIME_KEPT_ON_ITS_CONNECTION},"
+        f" {identity}, last_boot_at = {boot_time_written('sent.restarted')},"
         " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
         " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
         " = (sent.vendor, sent.model, sent.firmware_version)"
@@ -156,6 +163,7 @@ def _boots_written(asks: list[BootLookup]) -> dict[str, BootWrite]:
     params: list[Any] = [
         array_text([ask.charge_point_id for ask in asks]),
         *(array_text([getattr(ask, column) for ask in asks]) for column in BOOT_COLUMNS),
+        array_text([ask.restarted for ask in asks]),
         now,
         now,
         now,

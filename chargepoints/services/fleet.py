@@ -32,9 +32,9 @@ from chargepoints.models import (
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import (
     BOOT_COLUMNS,
-    BOOT_TIME_KEPT_ON_ITS_CONNECTION,
     BootLookup,
     BootRow,
+    boot_time_written,
     boot_unit_register,
     boot_write_taken,
     booted_on_this_connection,
@@ -603,6 +603,7 @@ def charge_point_boot(
     firmware_version: str = "",
     iccid: str = "",
     imsi: str = "",
+    restarted: bool = True,
     condition: RowCondition | None = None,
 ) -> BootResult:
     """Record a BootNotification: the charger's identity, its boot time, online (one event when it
@@ -610,8 +611,13 @@ def charge_point_boot(
     (PostgreSQL; ignored elsewhere) is evaluated in the same statement, after the write, into
     ``condition_held``: what a higher app asks of the charger at its boot without a round trip. In
     a group-commit batch the boot may have been written ahead with the batch's others
-    (``boot_writes``): it takes that write, whose boot time is the batch's, and sends its event as here."""
-    lookup = BootLookup(charge_point_id, vendor, model, serial_number, firmware_version, iccid, imsi, condition)
+    (``boot_writes``): it takes that write, whose boot time is the batch's, and sends its event as here.
+    ``restarted`` False: the charger says it did not restart (2.0.1 reason ``Triggered``, F06), and
+    its boot time (``last_boot_at``, by which the sessions a reboot interrupted are closed) stays,
+    as for a second boot on the connection that booted (``boot_writes.boot_time_written``)."""
+    lookup = BootLookup(
+        charge_point_id, vendor, model, serial_number, firmware_version, iccid, imsi, restarted, condition
+    )
     ahead = boot_write_taken(lookup)
     now = timezone.now() if ahead is None else ahead.now
     with transaction.atomic():
@@ -624,7 +630,7 @@ def charge_point_boot(
             _mark_online(charge_point_id, now)
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
             identity_kept = _boot_identity_of(charge_point) == (vendor, model, firmware_version)
-            _record_boot(charge_point, now, *lookup[1:7])
+            _record_boot(charge_point, now, *lookup[1:7], restarted=restarted)
             lifecycle_state, interval, held = charge_point.lifecycle_state, charge_point.heartbeat_interval, None
     accepted = lifecycle_state == LifecycleState.COMMISSIONED
     return BootResult(
@@ -658,7 +664,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
             f" identity_booted_at, handshake_started_at FROM {table} WHERE charge_point_id = %s FOR UPDATE)"
             f" UPDATE {table} AS cp SET connected = true,"
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
-            f" {assignments}, last_boot_at = {BOOT_TIME_KEPT_ON_ITS_CONNECTION},"
+            f" {assignments}, last_boot_at = {boot_time_written('%s')},"
             " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
             " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
             " = (%s, %s, %s) THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
@@ -670,6 +676,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
             [
                 lookup.charge_point_id,
                 *identity,
+                lookup.restarted,
                 now,
                 now,
                 now,
@@ -696,6 +703,8 @@ def _record_boot(
     firmware_version: str,
     iccid: str,
     imsi: str,
+    *,
+    restarted: bool,
 ) -> None:
     if _boot_identity_of(charge_point) == (vendor, model, firmware_version):
         charge_point.identity_booted_at = charge_point.identity_booted_at or charge_point.last_boot_at or now
@@ -707,7 +716,10 @@ def _record_boot(
     charge_point.firmware_version = firmware_version
     charge_point.iccid = iccid
     charge_point.imsi = imsi
-    if not booted_on_this_connection(charge_point.last_boot_at, charge_point.handshake_started_at):
+    kept = booted_on_this_connection(charge_point.last_boot_at, charge_point.handshake_started_at) or (
+        not restarted and charge_point.last_boot_at is not None
+    )
+    if not kept:
         charge_point.last_boot_at = now
     charge_point.last_seen = now
     charge_point.previous_heartbeat_interval = None  # its answer carries heartbeat_interval

@@ -141,6 +141,45 @@ async def test_a_batch_s_boots_are_written_by_one_statement_and_end_as_each_boot
     assert [row[-1] for _, row, _ in expected] == [None] * 6  # the interval kept until the boot: none now
 
 
+def _booted_before(prefix: str) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Three chargers, the first two booted already; their boots, the first no restart (2.0.1 reason
+    ``Triggered``), and their boot times before them."""
+    cp = [f"{prefix}-{n}" for n in range(3)]
+    for name in cp:
+        charge_point_register(charge_point_id=name, heartbeat_interval=60)
+    for name in cp[:2]:
+        charge_point_boot(**_boot(name))
+    before = [ChargePoint.objects.values_list("last_boot_at", flat=True).get(charge_point_id=name) for name in cp]
+    return [{**_boot(cp[0]), "restarted": False}, _boot(cp[1]), {**_boot(cp[2]), "restarted": False}], before
+
+
+def _boot_times(prefix: str) -> list[Any]:
+    return [
+        ChargePoint.objects.values_list("last_boot_at", flat=True).get(charge_point_id=f"{prefix}-{n}")
+        for n in range(3)
+    ]
+
+
+async def test_a_boot_that_is_no_restart_keeps_the_boot_time_in_a_batch_as_alone(statements: list[str]) -> None:
+    """A boot the charger says is no restart (2.0.1 ``Triggered``) keeps the charger's boot time, on
+    any connection; one of a charger that never booted sets it, as a restart does."""
+    group = CommitGroup(max_units=64)
+    for prefix in ("ALONE-NR", "BATCH-NR"):
+        boots, before = await sync_to_async(_booted_before)(prefix)
+        del statements[:]
+        if prefix.startswith("ALONE"):
+            results = [(await one_batch(group, (charge_point_boot, boot)))[0] for boot in boots]
+        else:
+            results = await one_batch(group, *((charge_point_boot, boot) for boot in boots))
+            assert len([sql for sql in statements if sql.startswith(_BOOTS_WRITTEN)]) == 1
+        assert before[0] is not None and before[2] is None
+        assert await sync_to_async(_boot_times)(prefix) == [
+            before[0],
+            results[1].current_time,
+            results[2].current_time,
+        ]
+
+
 async def test_a_boot_after_another_unit_of_its_charger_in_the_batch_writes_its_own_way(
     statements: list[str],
 ) -> None:

@@ -592,6 +592,53 @@ async def test_a_boot_on_the_same_connection_is_no_reboot_and_closes_nothing(dap
     assert "closed_by_csms" not in session.anomalies  # ("ANY" is no registered tag: unauthorized_token)
 
 
+async def test_a_2_0_1_triggered_boot_on_a_new_connection_is_no_reboot_and_closes_nothing(daphne):
+    """2.0.1 BootNotification reason ``Triggered`` (F06: a TriggerMessage's) says the station did not
+    restart, on whichever connection it comes: a station that reconnected without rebooting (B04: no
+    boot then) and was asked for its boot kept its session open; its EVSE Available (the cable gone,
+    the transaction kept) closed it as one a reboot interrupted (round 45's probe: stop_reason Reboot,
+    closed_by_csms, billed 0 Wh, and ``last_boot_at`` moved to the trigger)."""
+    charge_point = await register("CP201-TRIG")
+    started = {
+        "eventType": "Started",
+        "timestamp": T0,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "TX-TRIG"},
+        "evse": {"id": 1, "connectorId": 1},
+        "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+    }
+    boot = {"chargingStation": {"vendorName": "V", "model": "M"}}
+    async with raw_socket(daphne, "2.0.1", "CP201-TRIG") as websocket:
+        assert (await raw_call(websocket, "b", "BootNotification", {**boot, "reason": "PowerUp"}))[0] == 3
+        assert (await raw_call(websocket, "t0", "TransactionEvent", started))[0] == 3
+    booted_at = (await ChargePoint.objects.aget(pk=charge_point.pk)).last_boot_at
+    async with raw_socket(daphne, "2.0.1", "CP201-TRIG") as websocket:
+        assert (await raw_call(websocket, "b", "BootNotification", {**boot, "reason": "Triggered"}))[0] == 3
+        status = {"timestamp": T_HALF, "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+        assert await raw_call(websocket, "s", "StatusNotification", status) == [3, "s", {}]
+        session = await Transaction.objects.aget(ocpp_transaction_id="TX-TRIG")
+        assert (session.status, session.closed_by_csms) == ("active", False)
+        assert (await ChargePoint.objects.aget(pk=charge_point.pk)).last_boot_at == booted_at
+        ended = {
+            **started,
+            "eventType": "Ended",
+            "timestamp": T1,
+            "seqNo": 1,
+            "triggerReason": "StopAuthorized",
+            "transactionInfo": {"transactionId": "TX-TRIG", "stoppedReason": "Local"},
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 4000, "context": "Transaction.End"}]}],
+        }
+        assert (await raw_call(websocket, "t1", "TransactionEvent", ended))[0] == 3
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-TRIG")
+    assert (session.status, session.stop_reason, session.energy_wh, session.closed_by_csms) == (
+        "ended",
+        "Local",
+        Decimal(3000),
+        False,
+    )
+
+
 @pytest.mark.parametrize(("token_type", "status"), [("NoAuthorization", "Accepted"), ("ISO14443", "Unknown")])
 async def test_an_event_with_an_empty_id_token_is_answered_its_id_token_info(daphne, token_type, status):
     """2.0.1 TransactionEventResponse: idTokenInfo is required when the request carried an idToken,

@@ -6,7 +6,7 @@ from typing import Any
 
 from ocpp.routing import on
 from ocpp.v201 import call_result
-from ocpp.v201.enums import Action
+from ocpp.v201.enums import Action, BootReasonEnumType
 
 from chargepoints import services
 from configuration.changes import configuration_read_recent
@@ -35,6 +35,7 @@ class ProvisioningHandlers:
             firmware_version=charging_station.get("firmware_version", ""),
             iccid=modem.get("iccid", ""),
             imsi=modem.get("imsi", ""),
+            restarted=reason != BootReasonEnumType.triggered,  # F06: a TriggerMessage's, no restart
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
