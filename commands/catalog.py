@@ -92,6 +92,17 @@ def answer_statuses(command: str, payload: dict[str, Any], *, snake_case: bool =
     }
 
 
+def answer_status_unknown(command: str, violations: dict[str, list[str]]) -> bool:
+    """Whether an answer to ``command`` with these schema ``violations`` (snake_case paths, as a
+    lenient model's answer is recorded with them) breaks the schema at a status: one the spec does
+    not list, or none. Such an answer is passed on, and is no acceptance the CSMS may act on."""
+    if command not in _ITEM_STATUSES:
+        return "status" in violations
+    items_key, status_key = (next(iter(payload_case.snake_case({key: None}))) for key in _ITEM_STATUSES[command])
+    item_status = re.compile(rf"{re.escape(items_key)}\.[0-9]+\.{re.escape(status_key)}")
+    return any(item_status.fullmatch(path) for path in violations)
+
+
 # Integer fields the API shows as text elsewhere, taken as a client read them there: 1.6
 # RemoteStopTransaction's transactionId is a session's ``transaction_id`` in /api/v1/transactions
 # (``"7"``: the id the charger uses, text in both versions).

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from chargepoints.models import ChargePoint, ChargerModelProfile, SchemaViolation, Strictness
+from charging.models import InstalledChargingProfile
 from commands.models import Command
 from conftest import ahttp, raw_socket
 
@@ -108,6 +109,39 @@ async def test_a_lenient_model_s_invalid_answer_is_recorded_and_passed_on(daphne
         "enum",
         "Bogus",
     )
+
+
+PROFILE_16 = {
+    "charging_profile_id": 5,
+    "stack_level": 0,
+    "charging_profile_purpose": "TxDefaultProfile",
+    "charging_profile_kind": "Absolute",
+    "charging_schedule": {"charging_rate_unit": "W", "charging_schedule_period": [{"start_period": 0, "limit": 7400}]},
+}
+
+
+async def test_a_lenient_model_s_unknown_status_is_passed_on_and_changes_no_charger_state(daphne, api_key):
+    """A status the spec does not list is passed on as it came, and is no acceptance: the CSMS did
+    not record the profile of a SetChargingProfile answered ``Pending`` as installed, nor forget the
+    installed ones a ClearChargingProfile answered so names (round 45's probe: both followed as Accepted)."""
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOOSE", heartbeat_interval=60)
+    boot = [2, "b1", "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "Loose"}]
+    set_profile = {"connector_id": 1, "cs_charging_profiles": PROFILE_16}
+    _, status, reply = await answered(
+        daphne, api_key, "1.6", "CP-LOOSE", "set_charging_profile", set_profile, {"status": "Pending"}, boot=boot
+    )
+    assert (status, reply) == (200, {"status": "Pending"})
+    assert not await InstalledChargingProfile.objects.aexists()
+    await answered(
+        daphne, api_key, "1.6", "CP-LOOSE", "set_charging_profile", set_profile, {"status": "Accepted"}, boot=boot
+    )
+    assert await InstalledChargingProfile.objects.aexists()
+    _, status, reply = await answered(
+        daphne, api_key, "1.6", "CP-LOOSE", "clear_charging_profile", {"id": 5}, {"status": "Pending"}, boot=boot
+    )
+    assert (status, reply) == (200, {"status": "Pending"})
+    assert await InstalledChargingProfile.objects.aexists()
 
 
 async def test_a_valid_answer_with_decimal_numbers_passes(daphne, api_key):
