@@ -243,3 +243,51 @@ async def test_a_password_taken_after_a_reboot_admits_beside_the_old_one_until_t
     with pytest.raises(InvalidStatus):  # the old one (or none) no longer admits it
         async with connected(daphne, version, charge_point_id, old):
             pass
+
+
+async def test_a_password_set_under_names_in_another_case_than_the_answer_s_is_the_one_checked(daphne, api_key):
+    """Component and variable names are OCPP's case-insensitive CiString: a SetVariables asking
+    ``securityctrlr.basicauthpassword`` (and ``ocppcommctrlr.heartbeatinterval``) answered Accepted
+    under the station's own spelling is taken as asked (the CSMS went on checking the old password,
+    locking out the charger that took the new one, and kept neither value)."""
+    charge_point_id = "CP-PW-CASE"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    body = {
+        "set_variable_data": [
+            {"component": {"name": "securityctrlr"}, "variable": {"name": "basicauthpassword"}, "attribute_value": NEW},
+            {
+                "component": {"name": "ocppcommctrlr"},
+                "variable": {"name": "HEARTBEATINTERVAL"},
+                "attribute_value": "120",
+            },
+        ]
+    }
+
+    def answer(call: list) -> dict:
+        canonical = [("SecurityCtrlr", "BasicAuthPassword"), ("OCPPCommCtrlr", "HeartbeatInterval")]
+        return {
+            "setVariableResult": [
+                {"component": {"name": component}, "variable": {"name": variable}, "attributeStatus": "Accepted"}
+                for component, variable in canonical
+            ]
+        }
+
+    async with connected(daphne, "2.0.1", charge_point_id, OLD) as websocket:
+        status, _ = await _command_answered(
+            daphne, api_key, websocket, "2.0.1", charge_point_id, "set_variables", body, answer
+        )
+    assert status == 200
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(NEW, charge_point.password_hash) and charge_point.heartbeat_interval == 120
+    async with connected(daphne, "2.0.1", charge_point_id, NEW) as websocket:
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    stored = DeviceModelAttribute.objects.order_by("variable__variable_name").values_list(
+        "variable__component_name", "variable__variable_name", "value"
+    )
+    assert [row async for row in stored] == [
+        ("SecurityCtrlr", "BasicAuthPassword", REDACTED),
+        ("OCPPCommCtrlr", "HeartbeatInterval", "120"),
+    ]

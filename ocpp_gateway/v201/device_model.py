@@ -157,15 +157,17 @@ def _is_password(attribute: services.ReportedAttribute) -> bool:
 
 
 def _set_attributes(request: dict[str, Any], response: dict[str, Any]) -> list[services.ReportedAttribute]:
-    """The values a SetVariables answer took: Accepted now, RebootRequired after the next reboot."""
+    """The values a SetVariables answer took: Accepted now, RebootRequired after the next reboot.
+    Each result is the request's item of its component, variable and attribute type, the names
+    matched ignoring case (OCPP's CiString: a station answers under its own spelling)."""
     asked = {
-        (*services.variable_identity(item["component"], item["variable"]), item.get("attribute_type", "Actual")): item
+        _named_ignoring_case(item["component"], item["variable"], item.get("attribute_type", "Actual")): item
         for item in request.get("set_variable_data") or []
     }
     taken = []
     for result in response.get("set_variable_result") or []:
         attribute_type = result.get("attribute_type", AttributeType.ACTUAL)
-        item = asked.get((*services.variable_identity(result["component"], result["variable"]), attribute_type))
+        item = asked.get(_named_ignoring_case(result["component"], result["variable"], attribute_type))
         status = result.get("attribute_status")
         if item is None or status not in (services.ACCEPTED, services.REBOOT_REQUIRED):
             continue
@@ -180,6 +182,15 @@ def _set_attributes(request: dict[str, Any], response: dict[str, Any]) -> list[s
             )
         )
     return taken
+
+
+def _named_ignoring_case(component: dict[str, Any], variable: dict[str, Any], attribute_type: str) -> tuple[Any, ...]:
+    """A SetVariables item's or result's component, variable (``variable_identity``) and attribute
+    type, its names and instances case-folded."""
+    return tuple(
+        part.casefold() if isinstance(part, str) else part
+        for part in (*services.variable_identity(component, variable), attribute_type)
+    )
 
 
 def _limits_warnings(charge_point: ChargePoint, request: str, body: dict[str, Any], items: str) -> list[str]:
