@@ -100,10 +100,10 @@ def _positive(value: str | None) -> int | None:
 
 
 def device_model_request_warnings(*, charge_point: ChargePoint, request: str, items: int, size: int) -> list[str]:
-    """What to tell of a ``request`` (``GetVariables``, ``SetVariables``) of ``items`` entries in a
-    frame of ``size`` bytes that exceeds the charger's reported ``DeviceDataCtrlr.ItemsPerMessage``
-    or ``BytesPerMessage`` of that instance: it may refuse it whole with a CALLERROR (OCPP 2.0.1
-    B05, B06). Sent as asked; nothing when it reported no limit."""
+    """What to tell of a ``request`` (``GetVariables``, ``SetVariables``, ``GetReport``) of ``items``
+    entries in a frame of ``size`` bytes that exceeds the charger's reported
+    ``DeviceDataCtrlr.ItemsPerMessage`` or ``BytesPerMessage`` of that instance: it may refuse it
+    whole with a CALLERROR (OCPP 2.0.1 B05, B06, B08). Sent as asked; nothing when it reported no limit."""
     warnings = []
     most_items = device_model_limit(charge_point=charge_point, variable="ItemsPerMessage", instance=request)
     if most_items is not None and items > most_items:

@@ -178,6 +178,42 @@ async def test_a_local_list_over_the_limits_the_charger_reported_is_sent_with_a_
     assert answers == [(200, [per_message]), (200, []), (200, [over]), (200, [])]
 
 
+ReportStation = answering_charger(V201Client, {"GetReport": result201.GetReport(status="Accepted")})
+
+
+async def test_a_get_report_over_the_station_s_device_data_controller_limits_is_sent_with_a_warning(
+    daphne, api_daphne, api_key
+):
+    """OCPP 2.0.1 B08: DeviceDataCtrlr ItemsPerMessage and BytesPerMessage of instance GetReport
+    bound a GetReportRequest's componentVariable entries; the station may refuse one over them."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CS-GRW", heartbeat_interval=60)
+    controller = {"name": "DeviceDataCtrlr"}
+    await sync_to_async(device_model_attributes_record)(
+        charge_point=charge_point,
+        learned_from="NotifyReport",
+        attributes=[
+            ReportedAttribute(controller, {"name": name, "instance": "GetReport"}, value=value, mutability="ReadOnly")
+            for name, value in (("ItemsPerMessage", "1"), ("BytesPerMessage", "200"))
+        ],
+    )
+    asked = [
+        {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": name}} for name in ("HeartbeatInterval", "X")
+    ]
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-GRW/get_report"
+    async with ocpp_charger(daphne, "2.0.1", "CS-GRW", client_class=ReportStation):
+        body = {"request_id": 5, "component_variable": asked}
+        status, reply = await ahttp(url, method="POST", api_key=api_key, body=body)
+        one = {**body, "request_id": 6, "component_variable": asked[:1]}
+        status_one, reply_one = await ahttp(url, method="POST", api_key=api_key, body=one)
+    assert status == 200
+    assert [warning.split(":")[0] for warning in reply["warnings"]] == [
+        "2 items exceed the 1 the charge point reported as ItemsPerMessageGetReport",
+        f"The {catalog.call_frame_bytes('GetReport', body)}-byte message exceeds the 200 the charge point"
+        " reported as BytesPerMessageGetReport",
+    ]
+    assert (status_one, "warnings" in reply_one) == (200, False)
+
+
 LocalListStation = answering_charger(V201Client, {"SendLocalList": result201.SendLocalList(status="Accepted")})
 
 

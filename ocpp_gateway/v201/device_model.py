@@ -46,6 +46,11 @@ class DeviceModelHandlers:
     def set_variables_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
         return _limits_warnings(charge_point, "SetVariables", body, "set_variable_data")
 
+    @staticmethod
+    @request_check(Action.get_report)
+    def get_report_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
+        return _limits_warnings(charge_point, "GetReport", body, "component_variable")
+
     id: str
     _connection: LocalCaller
     configuration_current: bool  # set by the BootNotification handler (``configuration_current``)
@@ -194,7 +199,8 @@ def _named_ignoring_case(component: dict[str, Any], variable: dict[str, Any], at
 
 
 def _limits_warnings(charge_point: ChargePoint, request: str, body: dict[str, Any], items: str) -> list[str]:
-    """A GetVariables or SetVariables over the charger's reported ItemsPerMessage/BytesPerMessage."""
+    """A GetVariables, SetVariables or GetReport (its ``componentVariable`` entries) over the charger's
+    reported ItemsPerMessage/BytesPerMessage of that request (OCPP 2.0.1 B05, B06, B08)."""
     return selectors.device_model_request_warnings(
         charge_point=charge_point,
         request=request,
