@@ -91,6 +91,7 @@ from charging.services.start_reads import (
 )
 from charging.services.status_reads import opened_before_boot
 from charging.services.transaction_end import transaction_finish
+from charging.services.transaction_stop import ended_event_learned
 from charging.signals import charger_draw_changed
 from kernel.model_instances import instance_new
 from kernel.plain_sql import columns_of, model_rows
@@ -555,12 +556,16 @@ def _predates(parked: ReconciliationItem, session: Transaction) -> bool:
 
 def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> None:
     """What the parked 2.0.1 Ended told besides its stop, as if it had come after its Started:
-    its ``timeSpentCharging``, its token when the session has none (the bill's customer), and its
+    its ``timeSpentCharging``, the EVSE, remote start and reservation it names
+    (``transaction_stop.ended_event_learned``; the reservation used once: a session has one), its
+    token when the session has none (the bill's customer), and its
     time as sent when its receipt stood in (``transaction_stop``'s judgement, at its receipt)."""
     payload = parked.payload if isinstance(parked.payload, dict) else {}
-    info = _object_in(payload, "transactionInfo")
-    spent = info.get("timeSpentCharging")
-    time_spent_charging_apply(session, spent if isinstance(spent, int) and not isinstance(spent, bool) else None)
+    info, evse = _object_in(payload, "transactionInfo"), _object_in(payload, "evse")
+    time_spent_charging_apply(session, _int_in(info, "timeSpentCharging"))
+    ended_event_learned(session, _int_in(evse, "id"), _int_in(evse, "connectorId"), _int_in(info, "remoteStartId"))
+    if session.reservation_id is None:
+        reservation_use(session, _int_in(payload, "reservationId"))
     token = _object_in(payload, "idToken")
     id_tag, token_type = token.get("idToken"), str(token.get("type", ""))
     if isinstance(id_tag, str) and id_tag and session_token_open(session):
@@ -576,6 +581,11 @@ def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> Non
 def _object_in(payload: dict[str, Any], key: str) -> dict[str, Any]:
     value = payload.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def _int_in(payload: dict[str, Any], key: str) -> int | None:
+    value = payload.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31 else None
 
 
 def _parked_stop(session: Transaction) -> ReconciliationItem | None:

@@ -43,6 +43,7 @@ from charging.services.reservations import reservation_of_the_start, reservation
 from charging.services.session_rows import (
     anomaly_flag,
     charge_point_locked,
+    column_int,
     seq_no_seen,
     session_token_apply,
     stored_id_tag,
@@ -64,6 +65,9 @@ class StopRequest:
     sent (camelCase), kept on a reconciliation item. ``meter_stop_wh``: 1.6's meterStop (None in
     2.0.1: the stop's last register reading stands in). ``id_tag_null``: the charger sent an
     explicit null idTag (parked for review). ``seq_no``: the 2.0.1 event's seqNo (None in 1.6).
+    ``evse_id``, ``connector_id``, ``reservation_id``, ``remote_start_id``: what a 2.0.1 Ended
+    names (its ``evse``, ``reservationId``, ``transactionInfo.remoteStartId``; None: not sent, and in
+    1.6), which the session records when it lacks them (``ended_event_learned``).
     ``authorize``: answer with the id tag's authorization (not for a 2.0.1 ``NoAuthorization``
     token: the station charges without authorization, as at ``StartRequest.authorize``).
     """
@@ -82,6 +86,10 @@ class StopRequest:
     samples: Sequence[SampledValue] = ()
     seq_no: int | None = None
     time_spent_charging: int | None = None
+    evse_id: int | None = None
+    connector_id: int | None = None
+    reservation_id: int | None = None
+    remote_start_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
         )
         id_tag = stored_id_tag(request.id_tag)
         session = transaction_named(request.charge_point_id, request.ocpp_transaction_id)
+        if session is not None:  # before its rows are built: they are on the EVSE the Ended names
+            ended_event_learned(session, request.evse_id, request.connector_id, request.remote_start_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
         charge_point = session.charge_point if session else charge_point_locked(request.charge_point_id)
         rows = sample_rows(charge_point.pk, session, samples, source=request.action)  # its meter stop, then stored
@@ -142,6 +152,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
             transaction_save_changes(session)
             return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
+        if session.status == TransactionStatus.ACTIVE and session.reservation_id is None:
+            reservation_use(session, request.reservation_id)  # a closed session's: a later one's may hold its id
         _token_of_an_ended_event(session, request, info)
         cost = transaction_finish(
             session=session,
@@ -199,6 +211,21 @@ def _stop_checks(
     session.charger_stopped_at = stop.kept
     if stop.implausible:
         anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+
+
+def ended_event_learned(
+    session: Transaction, evse_id: int | None, connector_id: int | None, remote_start_id: int | None
+) -> None:
+    """What a 2.0.1 Ended tells that ``session`` lacks (its Started lost, or the Ended the first
+    event the CSMS got of it: E01.FR.16 sends ``evse`` once, in the first event after the EV
+    connected): its EVSE and connector, and the remote start that led to it (F01/F02
+    ``remoteStartId``). Never replaces what the session has (an earlier event's)."""
+    if session.evse_id is None:
+        session.evse_id = column_int(evse_id)
+    if session.connector_id is None:
+        session.connector_id = column_int(connector_id)
+    if session.remote_start_id is None:
+        session.remote_start_id = column_int(remote_start_id)
 
 
 def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: IdTagInfo | None) -> None:

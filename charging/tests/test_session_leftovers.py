@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from charging.models import Transaction
+from chargepoints.models import ChargePoint
+from charging.models import Reservation, ReservationStatus, Transaction
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,55 @@ def test_a_total_beside_incomplete_phases_is_the_reading(register_charge_point):
     end = [*phases({"L1": 2000, "L2": 2000}, "Transaction.End"), register(7500, "Transaction.End")]
     _transaction_event(cp, event("Ended", 1, 20, end))
     assert session_of(cp).energy_wh == Decimal(4500)
+
+
+def reserve(charge_point_id: str, reservation_id: int, evse_id: int | None = 2) -> Reservation:
+    return Reservation.objects.create(
+        charge_point=ChargePoint.objects.get(charge_point_id=charge_point_id),
+        reservation_id=reservation_id,
+        connector_id=evse_id or 0,
+        evse_id=evse_id,
+        id_tag="SOMEONE",
+        expiry_date=T0 + timedelta(days=1),
+    )
+
+
+def _ended_naming_all(seq_no: int = 2) -> dict[str, Any]:
+    return event(
+        "Ended",
+        seq_no,
+        20,
+        [register(4000, "Transaction.End")],
+        evse={"id": 2, "connectorId": 1},
+        reservationId=7,
+        info={"remoteStartId": 42, "stoppedReason": "EVDisconnected"},
+    )
+
+
+def _names_all(session: Transaction) -> None:
+    assert (session.status, session.evse_id, session.connector_id) == ("ended", 2, 1)
+    assert session.remote_start_id == 42
+    assert session.reservation is not None and session.reservation.reservation_id == 7
+    assert Reservation.objects.get(reservation_id=7).status == ReservationStatus.USED
+
+
+def test_a_parked_ended_applied_when_its_session_appears_tells_what_it_named(register_charge_point):
+    """The Ended overtook the session's first event and was parked; the Updated that opens the
+    session (its Started lost) ends it with the parked stop, which names the EVSE, reservation
+    and remote start."""
+    cp = new_charger(register_charge_point)
+    reserve(cp, 7)
+    _transaction_event(cp, _ended_naming_all())
+    _transaction_event(cp, event("Updated", 1, 10, [register(2500, "Sample.Periodic")]))
+    _names_all(session_of(cp))
+
+
+def test_an_ended_event_tells_the_evse_reservation_and_remote_start_its_lost_started_had(register_charge_point):
+    """The Started was lost; the session was first seen through an Updated without evse (E01.FR.16:
+    evse comes once, in the first event after the EV connected). The Ended brings the EVSE, the
+    reservation and the remote start: the session records them (they were ignored)."""
+    cp = new_charger(register_charge_point)
+    reserve(cp, 7)
+    _transaction_event(cp, event("Updated", 1, 10, [register(2500, "Sample.Periodic")]))
+    _transaction_event(cp, _ended_naming_all())
+    _names_all(session_of(cp))

@@ -92,7 +92,7 @@ def _answer(info: IdTagInfo | None, total_cost: Decimal | None = None) -> dict[s
 def _ended(charge_point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     """An Ended event: the session stopped (``transaction_stop``), answered with what it was billed
     (I03: ``totalCost``; 0.00 says free, so it is left out when no tariff priced the session)."""
-    info = payload["transactionInfo"]
+    info, evse = payload["transactionInfo"], payload.get("evse") or {}
     at = charger_time_read(payload["timestamp"]) or timezone.now()
     sent_token = payload.get("idToken") or {}
     id_tag, token_type = sent_token.get("idToken", ""), sent_token.get("type", "")
@@ -110,6 +110,10 @@ def _ended(charge_point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
             samples=sampled_values(payload.get("meterValue") or []),
             seq_no=payload["seqNo"],
             time_spent_charging=info.get("timeSpentCharging"),
+            evse_id=evse.get("id"),
+            connector_id=evse.get("connectorId"),
+            reservation_id=payload.get("reservationId"),
+            remote_start_id=info.get("remoteStartId"),
         )
     )
     authorization = stopped.id_tag_info
