@@ -315,3 +315,32 @@ async def test_a_charger_held_elsewhere_is_not_waited_for_by_the_batch_s_write(s
     assert len([sql for sql in statements if sql.startswith(_ONE_BOOT)]) == 4
     booted = ChargePoint.objects.order_by("charge_point_id").values_list("firmware_version", flat=True)
     assert [value async for value in booted] == ["2.0"] * 3
+
+
+async def test_a_batch_s_triggered_boots_keep_their_boot_time_as_one_alone_does(statements: list[str]) -> None:
+    """A 2.0.1 boot of reason ``Triggered`` (F06) on a connection opened after the last boot is no
+    restart: written with its batch's others, as alone, it keeps ``last_boot_at``; the others move it."""
+    booted_before = "2026-11-01T08:00:00+00:00"
+
+    def arranged(prefix: str) -> list[dict[str, Any]]:
+        names = [f"{prefix}-{n}" for n in range(4)]
+        for name in names:
+            charge_point_register(charge_point_id=name, heartbeat_interval=60)
+        ChargePoint.objects.filter(charge_point_id__in=names).update(
+            last_boot_at=booted_before, handshake_started_at="2026-11-02T08:00:00+00:00"
+        )
+        return [{**_boot(name), "restarted": n % 2 != 0} for n, name in enumerate(names)]
+
+    def boot_times(prefix: str) -> list[bool]:
+        rows = ChargePoint.objects.filter(charge_point_id__startswith=f"{prefix}-").order_by("charge_point_id")
+        return [at.isoformat() == booted_before for at in rows.values_list("last_boot_at", flat=True)]
+
+    alone, together = await sync_to_async(arranged)("TRIG-ALONE"), await sync_to_async(arranged)("TRIG-BATCH")
+    group = CommitGroup(max_units=64)
+    for boot in alone:
+        await one_batch(group, (charge_point_boot, boot))
+    del statements[:]
+    await one_batch(group, *((charge_point_boot, boot) for boot in together))
+    assert len([sql for sql in statements if sql.startswith(_BOOTS_WRITTEN)]) == 1
+    assert await sync_to_async(boot_times)("TRIG-ALONE") == [True, False, True, False]
+    assert await sync_to_async(boot_times)("TRIG-BATCH") == [True, False, True, False]

@@ -639,6 +639,41 @@ async def test_a_2_0_1_triggered_boot_on_a_new_connection_is_no_reboot_and_close
     )
 
 
+async def test_v201_a_triggered_boot_on_a_new_connection_is_no_reboot_and_closes_nothing(daphne):
+    """A 2.0.1 BootNotification of reason ``Triggered`` answers a TriggerMessage (F06, B01's
+    BootReasonEnumType): the station did not restart, also when it comes on a connection opened
+    after a network blip. It was taken as a reboot: the connector's Available (a session
+    authorized before the cable, E02) closed the running session (``closed_by_csms``). Any
+    other reason on a new connection still is one."""
+    await register("CP201-TRIG2")
+    started = {
+        "eventType": "Started",
+        "timestamp": T0,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "transactionInfo": {"transactionId": "TX-TRIG2", "chargingState": "Idle"},
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": {"idToken": "ANY", "type": "ISO14443"},
+    }
+    boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "V", "model": "M"}}
+    available = {"timestamp": T1, "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+    async with raw_socket(daphne, "2.0.1", "CP201-TRIG2") as websocket:
+        assert (await raw_call(websocket, "b", "BootNotification", boot))[0] == 3
+        assert (await raw_call(websocket, "t1", "TransactionEvent", started))[0] == 3
+    async with raw_socket(daphne, "2.0.1", "CP201-TRIG2") as websocket:
+        triggered = {**boot, "reason": "Triggered"}
+        assert (await raw_call(websocket, "b", "BootNotification", triggered))[0] == 3
+        assert (await raw_call(websocket, "s1", "StatusNotification", available))[0] == 3
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-TRIG2")
+    assert (session.status, session.closed_by_csms) == ("active", False)
+
+    async with raw_socket(daphne, "2.0.1", "CP201-TRIG2") as websocket:
+        assert (await raw_call(websocket, "b", "BootNotification", {**boot, "reason": "Watchdog"}))[0] == 3
+        assert (await raw_call(websocket, "s1", "StatusNotification", available))[0] == 3
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-TRIG2")
+    assert (session.status, session.closed_by_csms) == ("ended", True)
+
+
 @pytest.mark.parametrize(("token_type", "status"), [("NoAuthorization", "Accepted"), ("ISO14443", "Unknown")])
 async def test_an_event_with_an_empty_id_token_is_answered_its_id_token_info(daphne, token_type, status):
     """2.0.1 TransactionEventResponse: idTokenInfo is required when the request carried an idToken,
