@@ -25,6 +25,7 @@ from charging.services.reconciliation import (
     reconciliation_item_attach,
     reconciliation_item_discard,
 )
+from charging.services.transaction_start import reconciliation_item_session_open
 
 
 class TransactionChoiceField(forms.ModelChoiceField):
@@ -90,7 +91,7 @@ class ReconciliationItemAdmin(admin.ModelAdmin):
         "note",
     ]
     readonly_fields = [name for name in fields if name != "note"]  # type: ignore[misc]  # the stubs let fields nest
-    actions = ["discard", "attach"]
+    actions = ["discard", "attach", "open_session"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -122,6 +123,20 @@ class ReconciliationItemAdmin(admin.ModelAdmin):
                 discarded += 1
         if discarded:
             self.message_user(request, f"Discarded {discarded} item(s).", messages.SUCCESS)
+
+    @admin.action(description="Open a session from this 2.0.1 Ended (its Started never came)", permissions=["change"])
+    def open_session(self, request: HttpRequest, queryset: QuerySet[ReconciliationItem]) -> None:
+        for item in queryset:
+            try:
+                session = reconciliation_item_session_open(item=item, user_id=request.user.pk)
+            except ReconciliationError as error:
+                self.message_user(request, f"Item {item.pk}: no session opened: {error}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Item {item.pk} opened and ended transaction {transaction_label(session)}.",
+                    messages.SUCCESS,
+                )
 
     @admin.action(description="Attach to a transaction", permissions=["change"])
     def attach(self, request: HttpRequest, queryset: QuerySet[ReconciliationItem]) -> HttpResponse | None:

@@ -27,7 +27,7 @@ from django.utils import timezone
 from chargepoints.clock import ChargerTime
 from chargepoints.models import ChargePoint
 from charging import events, selectors
-from charging.metering import Anomaly
+from charging.metering import ENERGY_REGISTER, Anomaly
 from charging.models import (
     AuthorizationStatus,
     MeterSample,
@@ -533,12 +533,80 @@ def _apply_parked_end(session: Transaction) -> None:
     parked = _parked_stop(session)
     if parked is None or parked.stopped_at is None or _predates(parked, session):
         return
+    _parked_end_apply(session, parked)
+
+
+def _parked_end_apply(session: Transaction, parked: ReconciliationItem, user_id: int | None = None) -> None:
+    """The parked 2.0.1 Ended ``parked`` ends ``session``, as if it had come after its events
+    (``_parked_end_learned``), attached by ``user_id`` (None: the CSMS)."""
     if parked.seq_no is not None:
         seq_no_seen(session, parked.seq_no)
         _parked_end_learned(session, parked)
         transaction_save_changes(session)
     with contextlib.suppress(ReconciliationError):  # an operator resolved it a moment ago
-        reconciliation_item_attach(item=parked, transaction=session, user_id=None)
+        reconciliation_item_attach(item=parked, transaction=session, user_id=user_id)
+
+
+def reconciliation_item_session_open(*, item: ReconciliationItem, user_id: int | None) -> Transaction:
+    """Open the session a parked 2.0.1 Ended names when none of its other events ever came (its
+    Started and Updated lost, E01-E07: the Ended is the last event of its transaction), and end it
+    with that stop, as if the Ended had come after them: the session starts at the earliest reading
+    the Ended brought (its ``Transaction.Begin`` the meter start), else at the stop (no duration),
+    and is flagged ``missing_baseline`` without a Begin reading (the energy before the End is not
+    known); it takes the EVSE, token, reservation and remote start the Ended names. ``user_id``:
+    the operator (the item is resolved ``attached`` by them). The new session is returned.
+
+    Raises ``ReconciliationError`` when the item is resolved already, is no 2.0.1 Ended of an
+    unknown transaction, or a session of its transactionId is open on its charger (attach it to
+    that one instead)."""
+    with db_transaction.atomic():
+        item = ReconciliationItem.objects.select_for_update().select_related("charge_point").get(pk=item.pk)
+        payload = item.payload if isinstance(item.payload, dict) else {}
+        if item.state != ReconciliationState.OPEN:
+            raise ReconciliationError(f"Item {item.pk} is already {item.state}.")
+        if (
+            item.reason != ReconciliationReason.UNKNOWN_TRANSACTION
+            or item.action != "TransactionEvent"
+            or payload.get("eventType") != "Ended"
+        ):
+            raise ReconciliationError(f"Item {item.pk} is no 2.0.1 Ended of an unknown transaction.")
+        charge_point_id = item.charge_point.charge_point_id
+        if Transaction.objects.filter(
+            charge_point_id=item.charge_point_id,
+            ocpp_transaction_id=item.ocpp_transaction_id,
+            status=TransactionStatus.ACTIVE,
+        ).exists():
+            raise ReconciliationError(f"A session of transaction {item.ocpp_transaction_id} is open: attach it.")
+        registers = [
+            sample
+            for sample in MeterSample.objects.filter(reconciliation_item=item).order_by("timestamp", "id")
+            if sample.measurand == ENERGY_REGISTER
+        ]
+        begin = [sample for sample in registers if sample.context == "Transaction.Begin" and sample.value is not None]
+        stopped_at = item.stopped_at or item.received_at
+        started_at = min([stopped_at, *(sample.timestamp for sample in registers)])
+        transaction_id = _object_in(payload, "transactionInfo").get("transactionId")
+        ocpp_transaction_id = transaction_id if isinstance(transaction_id, str) else item.ocpp_transaction_id
+        session = transaction_start(
+            StartRequest(
+                charge_point_id=charge_point_id,
+                ocpp_version="2.0.1",
+                start_key=ocpp_transaction_id,
+                ocpp_transaction_id=ocpp_transaction_id,
+                started_at=begin[0].timestamp if begin else started_at,
+                meter_start_wh=begin[0].value if begin else None,
+                baseline_expected=True,
+                # No EVSE here: a session of the past supersedes none open on it now (the Ended's
+                # EVSE is the session's once the stop is applied).
+            )
+        ).transaction
+        item.refresh_from_db()
+        if item.state == ReconciliationState.OPEN:  # not found as its charger's parked stop (a boot since)
+            _parked_end_apply(session, item, user_id)
+        elif item.transaction_id == session.pk:  # the new session took it (``_apply_parked_end``)
+            ReconciliationItem.objects.filter(pk=item.pk).update(resolved_by_id=user_id)
+        session.refresh_from_db()
+    return session
 
 
 def _predates(parked: ReconciliationItem, session: Transaction) -> bool:

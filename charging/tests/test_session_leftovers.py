@@ -166,3 +166,71 @@ def test_an_ended_event_tells_the_evse_reservation_and_remote_start_its_lost_sta
     _transaction_event(cp, event("Updated", 1, 10, [register(2500, "Sample.Periodic")]))
     _transaction_event(cp, _ended_naming_all())
     _names_all(session_of(cp))
+
+
+@pytest.fixture
+def ops(client):
+    from django.contrib.auth.models import User
+
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    return client
+
+
+def test_an_ended_whose_started_never_came_opens_its_session_from_the_admin(register_charge_point, ops):
+    """Every event before the Ended was lost: it stays parked as unknown. The operator's action
+    "Open a session from this Ended" opens the session it names (its start the earliest reading it
+    brought), ends it with the stop and bills it, with its EVSE, token, reservation and remote start."""
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+    from django.contrib.auth.models import User
+
+    from charging.models import ReconciliationItem, ReconciliationState
+
+    cp = new_charger(register_charge_point)
+    reserve(cp, 7)
+    ended = _ended_naming_all()
+    ended["meterValue"].insert(
+        0,
+        {"timestamp": (T0 + timedelta(minutes=1)).isoformat(), "sampledValue": [register(1000, "Transaction.Begin")]},
+    )
+    ended["idToken"] = {"idToken": "DRIVER", "type": "ISO14443"}
+    _transaction_event(cp, ended)
+    item = ReconciliationItem.objects.get(charge_point__charge_point_id=cp)
+    assert not Transaction.objects.filter(charge_point__charge_point_id=cp).exists()
+
+    response = ops.post(
+        "/admin/charging/reconciliationitem/",
+        {"action": "open_session", ACTION_CHECKBOX_NAME: [item.pk], "index": 0},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    session = session_of(cp)
+    _names_all(session)
+    assert (session.started_at, session.stopped_at) == (T0 + timedelta(minutes=1), T0 + timedelta(minutes=20))
+    assert (session.meter_start_wh, session.energy_wh, session.id_tag) == (Decimal(1000), Decimal(3000), "DRIVER")
+    assert session.seq_nos == [2]
+    item.refresh_from_db()
+    assert (item.state, item.transaction_id) == (ReconciliationState.ATTACHED, session.pk)
+    assert item.resolved_by_id == User.objects.get(username="ops").pk
+    # Once opened, the item is resolved: a second try opens nothing.
+    ops.post(
+        "/admin/charging/reconciliationitem/",
+        {"action": "open_session", ACTION_CHECKBOX_NAME: [item.pk], "index": 0},
+        follow=True,
+    )
+    assert Transaction.objects.filter(charge_point__charge_point_id=cp).count() == 1
+
+
+def test_only_a_parked_ended_of_an_unknown_transaction_opens_a_session(register_charge_point):
+    from charging.models import ReconciliationItem
+    from charging.services.reconciliation import ReconciliationError
+    from charging.services.transaction_start import reconciliation_item_session_open
+
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, [register(1000, "Transaction.Begin")]))
+    _transaction_event(cp, event("Ended", 1, 10, [register(2000, "Transaction.End")]))
+    _transaction_event(cp, event("Ended", 2, 12, [register(2100, "Transaction.End")]))  # a second stop: parked
+    item = ReconciliationItem.objects.get(charge_point__charge_point_id=cp)
+    with pytest.raises(ReconciliationError, match=r"no 2\.0\.1 Ended of an unknown transaction"):
+        reconciliation_item_session_open(item=item, user_id=None)
+    assert Transaction.objects.filter(charge_point__charge_point_id=cp).count() == 1
