@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.forms import ModelForm
+from django.forms import ModelForm, NumberInput, TextInput
 from django.forms.models import construct_instance
 from django.http import HttpRequest
 from django.utils import timezone
@@ -47,6 +47,15 @@ class SiteMemberInline(admin.TabularInline):
     autocomplete_fields = ["charge_point"]
     fields = ["charge_point", "max_current_a", "phases", "priority", "smart_charging_flag", "flagged_at"]
     readonly_fields = ["flagged_at"]
+    # Boxes as wide as what goes in them: at the admin's width for names, the row ran past the window.
+    widgets = {
+        "max_current_a": NumberInput(attrs={"class": "vIntegerField"}),
+        "phases": TextInput(attrs={"size": 8}),
+        "smart_charging_flag": TextInput(attrs={"size": 24}),
+    }
+
+    def get_formset(self, request: HttpRequest, obj: Site | None = None, **kwargs: Any) -> Any:
+        return super().get_formset(request, obj, widgets=self.widgets, **kwargs)
 
 
 class SiteForm(ModelForm):

@@ -6,7 +6,9 @@ power axis; every page has the CSMS's icon."""
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
+import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 from django.utils import timezone
@@ -14,10 +16,12 @@ from ocpp.v16 import call
 from playwright.sync_api import Page, expect
 
 from chargepoints.models import ChargePoint
+from chargepoints.services import charge_point_register
 from charging.models import Transaction
 from charging.services.authorization import id_tag_save
 from commands.models import Command
 from csms.tests.browser.conftest import PASSWORD, assert_styled, login
+from sites.models import Site, SiteMember
 from webhooks.models import WebhookSubscription
 
 DASHBOARD = "#fleet-dashboard"
@@ -169,3 +173,26 @@ def test_every_page_shows_the_csms_icon_which_the_server_serves(page, operator):
         answer = page.request.get(href)  # /favicon.ico redirects to the static file
         assert answer.status == 200, href
         assert answer.headers["content-type"].startswith("image/"), (href, answer.headers["content-type"])
+
+
+@pytest.mark.parametrize("role", ["operator", "superuser"])
+def test_a_site_s_page_with_its_members_fits_the_screen(page, operator, screenshot, role):
+    """The members' inline ran past the window (1631 px wide at 1366: the phases and the flag were
+    text boxes as wide as a name's), so the page scrolled sideways to its Delete column."""
+    if role == "superuser":
+        operator = User.objects.create_superuser("ada", "ada@example.com", PASSWORD)
+    site = Site.objects.create(name="Depot", phases=3, capacity_a=Decimal(63))
+    for number, flag in ((1, ""), (2, "SetChargingProfile rejected")):
+        charge_point = charge_point_register(charge_point_id=f"DYN-SITE-0{number}", heartbeat_interval=300)
+        SiteMember.objects.create(
+            site=site,
+            charge_point=charge_point,
+            phases="L1L2L3",
+            smart_charging_flag=flag,
+            flagged_at=timezone.now() if flag else None,
+        )
+    login(page, operator)
+    page.goto(reverse("admin:sites_site_change", args=[site.pk]))
+
+    expect(page.locator(".inline-related tbody tr.has_original")).to_have_count(2)
+    screenshot(page, f"site-{role}.png")
