@@ -11,11 +11,11 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Subquery
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
-from commands.models import CommandState
+from commands.models import Command, CommandState
 from commands.services import (
     CommandRefused,
     CommandRequest,
@@ -60,6 +60,8 @@ NO_DIAGNOSTICS = "NoDiagnostics"
 _CANCELED_ANOTHER = "AcceptedCanceled"
 # The requests a charger did not take: it refused them, or they never reached it.
 _NOT_TAKEN = (CommandState.REJECTED, CommandState.NOT_CONNECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE)
+# The commands asking a charger for its diagnostics or a log, the CSMS's own (an upload's) or an operator's.
+_LOG_REQUESTS = ("GetDiagnostics", "GetLog")
 # The columns a charger's file name is kept in: its name as given, and the file's path in storage.
 _FILE_NAME_LENGTH: int = LogUpload._meta.get_field("file_name").max_length  # type: ignore[assignment]  # a CharField's
 _FILE_PATH_LENGTH: int = LogUpload._meta.get_field("file").max_length  # type: ignore[assignment]  # a FileField's
@@ -190,12 +192,23 @@ def log_status_record(
 
     ``state`` is a LogUploadState value (the handler maps the version's status); once the file
     has arrived only ``status`` follows the charger. Returns the upload, or None for none.
+
+    The request reported on is the latest the charger may have taken (of that ``request_id``): an
+    upload's, or one an operator sent as a command (``get_diagnostics``, ``get_log``: to a location
+    of theirs) after it, which no upload here tracks: None then, whatever an earlier upload's state.
     """
     uploads = LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id)
+    requests = Command.objects.filter(charge_point_identity=charge_point_id, action__in=_LOG_REQUESTS).exclude(
+        state__in=_NOT_TAKEN
+    )
     if request_id is not None:
         uploads = uploads.filter(pk=request_id)
+        requests = requests.filter(action="GetLog", request__request_id=request_id)
     else:
         uploads = uploads.exclude(command__state__in=_NOT_TAKEN)
+    latest = requests.order_by("-created_at").values("pk")[:1]
+    # An upload whose command is not linked yet (its answer not recorded) was asked just before it.
+    uploads = uploads.filter(Q(command__isnull=True) | Q(command__in=Subquery(latest)))
     with transaction.atomic():
         upload = uploads.select_for_update(of=("self",)).order_by("-created_at").first()
         if upload is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import urllib.parse
 from datetime import timedelta
 from typing import Any
@@ -18,13 +19,15 @@ from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
 from commands.models import Command
-from conftest import eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
 from maintenance import links
 from maintenance.models import LogUpload
 from maintenance.services import diagnostics
 from maintenance.tests.conftest import DiagnosticsCharger16, LogCharger201, http_upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+API_PREFIX = {"1.6": "ocpp16", "2.0.1": "ocpp201"}
 
 
 async def _count_is(queryset, count: int) -> bool:
@@ -219,3 +222,67 @@ async def test_a_file_name_answered_over_its_length_fails_the_upload_not_the_req
     async with ocpp_charger(shared_files, "1.6", "DIAGLONG", client_class=LongNameDiagnostics16):
         upload = await sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAGLONG")
     assert (upload.state, upload.status, upload.file_name) == ("failed", "invalid_response", "D" * 255)
+
+
+async def _answer_next_call(websocket, answer: dict[str, Any]) -> list[Any]:
+    call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+    await websocket.send(json.dumps([3, call[1], answer]))
+    return call
+
+
+async def _notified(websocket, unique_id: str, action: str, payload: dict[str, Any]) -> None:
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    assert json.loads(await asyncio.wait_for(websocket.recv(), 10)) == [3, unique_id, {}]
+
+
+@pytest.mark.parametrize(
+    ("version", "command", "body", "answer", "notification"),
+    [
+        (
+            "1.6",
+            "get_diagnostics",
+            {"location": "ftp://diagnostics.example/"},
+            {"fileName": "other.zip"},
+            "DiagnosticsStatusNotification",
+        ),
+        (
+            "2.0.1",
+            "get_log",
+            {"log_type": "DiagnosticsLog", "log": {"remote_location": "ftp://diagnostics.example/"}},
+            {"status": "Accepted", "filename": "other.log"},
+            "LogStatusNotification",
+        ),
+    ],
+)
+async def test_a_later_request_sent_as_a_command_is_not_reported_on_an_earlier_upload(
+    shared_files, api_key, version, command, body, answer, notification
+):
+    """An operator's own GetDiagnostics / GetLog (``POST /api/v1/ocpp16/{id}/get_diagnostics``, to a
+    location of theirs; 2.0.1 with a ``request_id`` an upload of the CSMS's has too) after a failed
+    upload of the CSMS's: what the charger reports is about the later request, not the upload (round
+    45's probe: the failed upload shown ``uploaded``, status ``Uploaded``, with no file)."""
+    await ChargePoint.objects.acreate(charge_point_id="DIAG-OP", heartbeat_interval=60, ocpp_version=version)
+    async with raw_socket(shared_files, version, "DIAG-OP") as websocket:
+        asked = asyncio.create_task(sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAG-OP"))
+        await _answer_next_call(websocket, answer)
+        upload = await asked
+        failed = {"status": "UploadFailed" if version == "1.6" else "UploadFailure"}
+        if version == "2.0.1":
+            failed["requestId"] = upload.pk
+            body = {**body, "request_id": upload.pk}
+        await _notified(websocket, "n1", notification, failed)
+        sent = asyncio.create_task(
+            ahttp(
+                f"{shared_files.http_url}/api/v1/{API_PREFIX[version]}/DIAG-OP/{command}",
+                method="POST",
+                api_key=api_key,
+                body=body,
+            )
+        )
+        await _answer_next_call(websocket, answer)
+        assert (await sent)[0] == 200
+        for n, status in enumerate(("Uploading", "Uploaded")):
+            report = {"status": status, **({"requestId": upload.pk} if version == "2.0.1" else {})}
+            await _notified(websocket, f"n{n + 2}", notification, report)
+    upload = await LogUpload.objects.aget(pk=upload.pk)
+    assert (upload.state, upload.status, upload.received_at) == ("failed", failed["status"], None)
