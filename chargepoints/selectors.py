@@ -104,7 +104,7 @@ def _admission_row(charge_point_id: str) -> tuple[str, str, str] | None:
     return None if row is None else (row[0], row[1], row[2])
 
 
-def pending_charge_point_list(*, limit: int) -> QuerySet[ChargePoint]:
+def pending_charge_point_list(*, limit: int) -> QuerySet[ChargePoint, Any]:
     """At most ``limit`` chargers waiting for commissioning (``pending``), as their primary keys
     (``values("pk")``): read through the partial index ``charge_point_pending``, which holds only
     those, so counting them reads no other charger's row (``CSMS_AUTO_REGISTER_MAX_PENDING``)."""
