@@ -294,6 +294,10 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["kernel.throttling.ApiKeyRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_key": env_rate("CSMS_API_RATE", "6000/minute")},
+    # The client's address (throttling per address) is REMOTE_ADDR, which daphne sets from
+    # X-Forwarded-For behind the proxy (--proxy-headers); unset, DRF took a client's own
+    # X-Forwarded-For, and a new one with each request escaped every count.
+    "NUM_PROXIES": 0,
 }
 # Throttle counts (and any other cache use) are shared by every process through Redis when it is there.
 if REDIS_URL:
@@ -392,6 +396,9 @@ CSMS_REQUIRE_CHARGER_PASSWORD = env_bool("CSMS_REQUIRE_CHARGER_PASSWORD", False)
 CSMS_CHARGER_AUTH_FAILURES_PER_ID = env_int("CSMS_CHARGER_AUTH_FAILURES_PER_ID", 5, minimum=1)
 CSMS_CHARGER_AUTH_FAILURES_PER_IP = env_int("CSMS_CHARGER_AUTH_FAILURES_PER_IP", 50, minimum=1)
 CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS = env_int("CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1)
+# Refused API keys (Bearer) per client address and window, then 429 for that address until the window ends.
+CSMS_API_AUTH_FAILURES_PER_IP = env_int("CSMS_API_AUTH_FAILURES_PER_IP", 20, minimum=1)
+CSMS_API_AUTH_FAILURE_WINDOW_SECONDS = env_int("CSMS_API_AUTH_FAILURE_WINDOW_SECONDS", 300, minimum=1)
 CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT = env_int("CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT", 2, minimum=1)
 # Flood limits per connection and per client address; excess is answered or refused, and logged.
 CSMS_MAX_FRAME_BYTES = env_int("CSMS_MAX_FRAME_BYTES", 65536, minimum=1024)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
@@ -8,6 +8,7 @@ from rest_framework.request import Request
 
 from kernel.api_keys import api_key_find_active, api_key_find_remembered, api_key_mark_used
 from kernel.models import ApiKey
+from kernel.throttling import bearer_failure_counted, bearer_refusal_wait
 
 
 class ApiKeyUser:
@@ -27,7 +28,10 @@ class ApiKeyUser:
 
 
 class BearerApiKeyAuthentication(authentication.BaseAuthentication):
-    """``Authorization: Bearer <key>``."""
+    """``Authorization: Bearer <key>``. A key refused is a ``401``; past
+    ``CSMS_API_AUTH_FAILURES_PER_IP`` refused keys from one client address in a window, that
+    address gets ``429 Throttled`` with ``Retry-After`` (the window's end) for any key, before it
+    is looked up (``kernel.throttling.bearer_refusal_wait``)."""
 
     def authenticate(self, request: Request) -> tuple[ApiKeyUser, ApiKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
@@ -35,11 +39,14 @@ class BearerApiKeyAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer":
             return None
         key = key.strip()
+        wait = bearer_refusal_wait(request)
+        if wait is not None:
+            raise exceptions.Throttled(wait, _TOO_MANY_FAILURES)
         if not key:
-            raise exceptions.AuthenticationFailed("Empty Bearer token.")
+            _refused(request, "Empty Bearer token.")
         api_key, checked = self.active_key(key)
         if api_key is None:
-            raise exceptions.AuthenticationFailed("Invalid, revoked or expired API key.")
+            _refused(request, "Invalid, revoked or expired API key.")
         api_key_mark_used(api_key=api_key)
         return ApiKeyUser(api_key, checked=checked), api_key
 
@@ -49,6 +56,17 @@ class BearerApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+_TOO_MANY_FAILURES = "Too many refused API keys from this address (CSMS_API_AUTH_FAILURES_PER_IP)."
+
+
+def _refused(request: Request, message: str) -> NoReturn:
+    """A ``401`` naming why, counted against the client's address; the one past its limit a ``429``."""
+    wait = bearer_failure_counted(request)
+    if wait is not None:
+        raise exceptions.Throttled(wait, _TOO_MANY_FAILURES)
+    raise exceptions.AuthenticationFailed(message)
 
 
 class RememberedBearerApiKeyAuthentication(BearerApiKeyAuthentication):

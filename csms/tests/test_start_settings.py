@@ -53,6 +53,8 @@ def refusal(tmp_path: Path, **env: str) -> str:
         ("CSMS_OCPP_CALL_TIMEOUT", "1_000", "is not an integer"),
         ("CSMS_WEBHOOK_MAX_ATTEMPTS", "60", "the last retry's wait"),
         ("CSMS_FIRMWARE_MAX_BYTES", "1000", "must be at least 1024"),
+        ("CSMS_API_AUTH_FAILURES_PER_IP", "0", "must be at least 1"),
+        ("CSMS_API_AUTH_FAILURE_WINDOW_SECONDS", "0", "must be at least 1"),
     ],
 )
 def test_an_integer_beyond_its_bound_stops_the_start_naming_the_variable(tmp_path, variable, value, message):

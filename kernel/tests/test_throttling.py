@@ -107,3 +107,61 @@ def test_a_request_is_counted_after_redis_forgot_the_throttles_script(monkeypatc
     events.clear()
     assert client.get("/api/v1/chargepoints").status_code == 429  # counted: the third of 2 a minute
     assert [event for event in events if event[1] == "EVALSHA" or event[0] == "written"] == [("written", loaded)]
+
+
+def _bearer(client: APIClient, key: str, address: str = "203.0.113.7") -> int:
+    return client.get("/api/v1/chargepoints", HTTP_AUTHORIZATION=f"Bearer {key}", REMOTE_ADDR=address)
+
+
+def test_refused_api_keys_from_one_address_are_throttled_and_valid_keys_are_not_counted(settings):
+    """An invalid key was a 401 however often it was tried: anyone could try keys without limit.
+    Past CSMS_API_AUTH_FAILURES_PER_IP refused keys an address gets 429 with Retry-After for any
+    key (a valid one included: its answer would tell a guess right); other addresses are served."""
+    settings.CSMS_API_AUTH_FAILURES_PER_IP = 3
+    settings.CSMS_API_AUTH_FAILURE_WINDOW_SECONDS = 300
+    cache.clear()
+    client = APIClient()
+    valid = api_key_create(name="integrator")[1]
+    assert [_bearer(client, valid).status_code for _ in range(10)] == [200] * 10  # valid keys do not count
+    assert [_bearer(client, f"guess-{n}").status_code for n in range(3)] == [401] * 3
+    refused = _bearer(client, "guess-3")
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "Throttled"
+    assert 1 <= int(refused["Retry-After"]) <= 300
+    assert _bearer(client, valid).status_code == 429
+    assert _bearer(client, "").status_code == 429
+    assert _bearer(client, valid, address="198.51.100.9").status_code == 200
+    assert _bearer(client, "guess-4", address="198.51.100.9").status_code == 401
+
+
+def test_refused_api_keys_no_longer_count_once_their_window_ended(settings, monkeypatch):
+    settings.CSMS_API_AUTH_FAILURES_PER_IP = 2
+    settings.CSMS_API_AUTH_FAILURE_WINDOW_SECONDS = 60
+    cache.clear()
+    clock = [1_000_000_020.0]
+    monkeypatch.setattr("kernel.throttling.time.time", lambda: clock[0])
+    client = APIClient()
+    valid = api_key_create(name="integrator")[1]
+    assert [_bearer(client, "guess").status_code for _ in range(3)] == [401, 401, 429]
+    clock[0] += 60
+    assert _bearer(client, valid).status_code == 200
+    assert _bearer(client, "guess").status_code == 401
+
+
+def test_a_client_naming_its_own_forwarded_address_is_counted_by_its_connection(settings):
+    """DRF took the client's own X-Forwarded-For as its address (NUM_PROXIES unset): a new one with
+    each guess escaped the count. The address is the connection's (daphne sets it from the proxy's
+    header behind one)."""
+    settings.CSMS_API_AUTH_FAILURES_PER_IP = 2
+    cache.clear()
+    client = APIClient()
+    statuses = [
+        client.get(
+            "/api/v1/chargepoints",
+            HTTP_AUTHORIZATION="Bearer guess",
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{n}",
+            REMOTE_ADDR="203.0.113.8",
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [401, 401, 429]
