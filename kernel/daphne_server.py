@@ -892,6 +892,19 @@ def _going_away_closed(connections: dict[Any, dict[str, Any]], protocol: Any, me
     return True
 
 
+def _reason_phrases_known() -> None:
+    """The status line of an answer whose code Twisted does not name said ``Unknown Status``
+    (``HTTP/1.1 429 Unknown Status`` for the API's throttling): ASGI gives no reason phrase, and
+    Twisted's table stops at RFC 2616. Codes it lacks get their RFC 9110 phrase (Python's
+    ``http.HTTPStatus``: ``429 Too Many Requests``, ``422 Unprocessable Entity``, ...)."""
+    from http import HTTPStatus
+
+    from twisted.web import http
+
+    for status in HTTPStatus:
+        http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
+
+
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
     beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
@@ -1003,3 +1016,4 @@ def daphne_server_install() -> None:
     if not hasattr(WebRequest.handle_reply, "__wrapped__"):  # not yet installed
         WebRequest.handle_reply = _answer_written_whole(WebRequest.handle_reply, tcp.Connection)
     request_bodies_bounded(WebRequest)  # a body over its path's bound refused as it arrives
+    _reason_phrases_known()

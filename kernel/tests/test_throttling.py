@@ -1,4 +1,5 @@
 import contextvars
+import socket
 
 import pytest
 from django.core.cache import cache
@@ -165,3 +166,23 @@ def test_a_client_naming_its_own_forwarded_address_is_counted_by_its_connection(
         for n in range(3)
     ]
     assert statuses == [401, 401, 429]
+
+
+@pytest.fixture(scope="module")
+def one_refusal_daphne(daphne_factory):
+    return daphne_factory(CSMS_API_AUTH_FAILURES_PER_IP="1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_throttled_answer_names_its_status(one_refusal_daphne):
+    """daphne answered ``HTTP/1.1 429 Unknown Status`` (Twisted names no 429)."""
+    cache.clear()
+    status_lines = []
+    for _ in range(2):
+        with socket.create_connection(("127.0.0.1", one_refusal_daphne.port), timeout=10) as client:
+            client.sendall(
+                b"GET /api/v1/chargepoints HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer guess\r\n"
+                b"Connection: close\r\n\r\n"
+            )
+            status_lines.append(client.makefile("rb").readline())
+    assert status_lines == [b"HTTP/1.1 401 Unauthorized\r\n", b"HTTP/1.1 429 Too Many Requests\r\n"]
