@@ -556,6 +556,28 @@ def heartbeat_interval_push(
     )
 
 
+def heartbeat_interval_owed_push(*, charge_point_id: str) -> Command | None:
+    """A charger reconnected without a BootNotification (whose answer would carry its interval, 1.6
+    §4.2, 2.0.1 B01) while its stored heartbeat interval is one it has not taken (changed while it
+    was away, or a push it refused or must reboot for: ``previous_heartbeat_interval`` set): push
+    it (``heartbeat_interval_push``'s command), not waiting for the answer, whose handler records it
+    taken as any push's. Returns the command sent, or None when nothing is owed or the charger is
+    not connected. Raises ``CommandRefused`` as ``command_send``."""
+    charge_point = ChargePoint.objects.filter(
+        charge_point_id=charge_point_id, previous_heartbeat_interval__isnull=False
+    ).first()
+    if charge_point is None or not charge_point.connection_channel or not charge_point.ocpp_version:
+        return None
+    command, body = _heartbeat_interval_command(charge_point.ocpp_version, charge_point.heartbeat_interval)
+    request = CommandRequest(
+        charge_point_id=charge_point.charge_point_id,
+        ocpp_version=charge_point.ocpp_version,
+        command=command,
+        body=body,
+    )
+    return command_send(request=request, wait=False)
+
+
 def pending_charger_wake(
     *, charge_point: ChargePoint, previous_state: str, api_key: ApiKey | None = None, user_id: int | None = None
 ) -> None:

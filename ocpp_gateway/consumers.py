@@ -246,6 +246,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             boot_identity=connection.boot_identity,
             configuration_read_owed=connection.configuration_read_owed,
             heartbeat_interval=connection.heartbeat_interval,
+            heartbeat_interval_owed=connection.heartbeat_interval_owed,
         )
         self._last_seen_written = self._last_message_at = time.monotonic()
         await self.accept(subprotocol)

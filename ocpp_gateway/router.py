@@ -45,6 +45,7 @@ from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from commands import charger_passwords
+from commands.services import heartbeat_interval_owed_push
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
@@ -243,6 +244,10 @@ class OcppRouter(RoutedChargePoint):
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
         self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
         self.configuration_read_owed = False  # loaded with the handshake (state_loaded)
+        # An interval the charger has not taken is stored (loaded with the handshake, state_loaded): pushed
+        # once its first CALL is answered, unless that is a BootNotification (its answer carries it).
+        self.heartbeat_interval_owed = False
+        self._pushes: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
         # The interval (s) the charger heartbeats at: loaded with the handshake (state_loaded), then
         # each BootNotification's answer and each push it accepts (``heartbeat_interval_accepted``).
         # The consumer refreshes ``last_seen`` at least every half of it (``_seen_after_silence``).
@@ -256,6 +261,7 @@ class OcppRouter(RoutedChargePoint):
         boot_identity: tuple[str, str, str] = ("", "", ""),
         configuration_read_owed: bool = False,
         heartbeat_interval: int | None = None,
+        heartbeat_interval_owed: bool = False,
     ) -> None:
         """What the handshake loaded (services.attachment): the first message looks nothing up, nor
         does the first BootNotification when it names the model the profile was loaded for.
@@ -264,6 +270,7 @@ class OcppRouter(RoutedChargePoint):
         self._is_commissioned, self._profile = commissioned, profile
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
         self.configuration_read_owed = configuration_read_owed
+        self.heartbeat_interval_owed = heartbeat_interval_owed
         if heartbeat_interval is not None:
             self.heartbeat_interval = heartbeat_interval
 
@@ -313,6 +320,10 @@ class OcppRouter(RoutedChargePoint):
             await self._handle_inbound_call(msg, received_at, raw_msg)
             if self.configuration_read_owed and msg.action != "BootNotification":  # a boot's hook asks its own
                 self.configuration_read_owed = not refresh_owed(self.id, self._connection)
+            if self.heartbeat_interval_owed:
+                self.heartbeat_interval_owed = False
+                if msg.action != "BootNotification":  # a boot's answer carries the interval
+                    self._heartbeat_interval_pushed()
         except OCPPError as error:
             await self._send_message(msg.create_call_error(error))
         except Exception as error:  # a frame must never take the connection down
@@ -320,6 +331,19 @@ class OcppRouter(RoutedChargePoint):
             await self._send_message(msg.create_call_error(error))
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
+
+    def _heartbeat_interval_pushed(self) -> None:
+        """Push the interval the charger has not taken, in the background (``heartbeat_interval_owed``)."""
+
+        async def push() -> None:
+            try:
+                await database_sync_to_async(heartbeat_interval_owed_push)(charge_point_id=self.id)
+            except Exception:
+                logger.exception("%s: could not push the heartbeat interval", self.id)
+
+        task = asyncio.get_running_loop().create_task(push())
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
 
     def _unanswered(self, action: str) -> OCPPError:
         if action in _DEFINED_ACTIONS[self._ocpp_version]:

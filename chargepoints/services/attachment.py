@@ -27,7 +27,8 @@ class Attachment:
     ``boot_identity``: that model, as (vendor, model, firmware version); ``condition_held``: the
     value of ``charge_point_attach``'s ``condition`` (None when not asked or off PostgreSQL);
     ``configuration_read_owed``: a read of its configuration after a boot was skipped
-    (``ChargePoint.configuration_read_owed``).
+    (``ChargePoint.configuration_read_owed``); ``heartbeat_interval_owed``: its stored heartbeat
+    interval is one it has not taken (``ChargePoint.previous_heartbeat_interval`` set).
     """
 
     replaced_channel: str
@@ -37,6 +38,7 @@ class Attachment:
     boot_identity: tuple[str, str, str] = ("", "", "")
     condition_held: bool | None = None
     configuration_read_owed: bool = False
+    heartbeat_interval_owed: bool = False  # an interval it has not taken is stored (``Connection``)
 
 
 SUPERSEDED = "a newer handshake holds the charger"
@@ -96,6 +98,7 @@ def charge_point_attach(
         boot_identity=connection.boot_identity,
         condition_held=connection.condition_held,
         configuration_read_owed=connection.configuration_read_owed,
+        heartbeat_interval_owed=connection.heartbeat_interval_owed,
     )
 
 

@@ -287,6 +287,9 @@ class Connection:
     condition_held: bool | None = None  # ``charge_point_connect``'s ``condition``: None when not asked
     profile: selectors.ChargerProfile = selectors.STRICT_PROFILE  # of the model of ``boot_identity``
     configuration_read_owed: bool = False  # ``ChargePoint.configuration_read_owed``
+    # An interval stored while the charger was away (or one it has not taken): pushed on this connection
+    # unless it boots (``ChargePoint.previous_heartbeat_interval`` set; heartbeat_pace).
+    heartbeat_interval_owed: bool = False
 
 
 def charge_point_connect(
@@ -351,6 +354,7 @@ def charge_point_connect(
             vendor=charge_point.vendor, model=charge_point.model, firmware_version=charge_point.firmware_version
         ),
         configuration_read_owed=charge_point.configuration_read_owed,
+        heartbeat_interval_owed=charge_point.previous_heartbeat_interval is not None,
     )
 
 
@@ -408,7 +412,17 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
     """The connection a presence write's row tells of (``_connection_written``'s statement or the
     batch's), its online event emitted when the charger was offline; None when a newer handshake
     holds the charger (the row all NULL)."""
-    previous_channel, was_connected, interval, lifecycle_state, read_owed, *boot_identity, held, candidates = row
+    (
+        previous_channel,
+        was_connected,
+        interval,
+        lifecycle_state,
+        read_owed,
+        interval_owed,
+        *boot_identity,
+        held,
+        candidates,
+    ) = row
     if interval is None:  # a newer handshake holds it
         return None
     if not was_connected:
@@ -424,6 +438,7 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
             firmware_version=boot_identity[2],
         ),
         configuration_read_owed=read_owed,
+        heartbeat_interval_owed=bool(interval_owed),
     )
 
 

@@ -8,6 +8,8 @@ import time
 
 import pytest
 from django.conf import settings
+from ocpp.v16 import call as call16
+from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
@@ -507,3 +509,38 @@ async def test_a_command_to_the_connection_a_reconnect_just_replaced_reaches_the
         assert status == 200, answer
         assert [action for action, _ in newer.received] == ["TriggerMessage"]
     assert [action for action, _ in older.received] == ["TriggerMessage"]
+
+
+@pytest.mark.parametrize(
+    ("version", "charger_class", "call"),
+    [
+        ("1.6", V16Charger, call16.Heartbeat()),
+        ("2.0.1", V201Charger, call201.Heartbeat()),
+    ],
+)
+async def test_a_heartbeat_interval_changed_while_the_charger_was_away_is_pushed_when_it_reconnects(
+    daphne, api_daphne, api_key, version, charger_class, call
+):
+    """Round 45: an interval changed (API, admin) while the charger was disconnected was sent only in
+    the answer to its next BootNotification; a charger that reconnects without booting (a network
+    drop) kept heartbeating at its old interval, for ever. Its reconnection now pushes it (1.6
+    ChangeConfiguration HeartbeatInterval §5.3, 2.0.1 SetVariables OCPPCommCtrlr.HeartbeatInterval
+    B05), once its first message is answered."""
+    await register("CP-AWAY")
+    status, body = await ahttp(
+        f"{api_daphne.http_url}/api/v1/chargepoints/CP-AWAY",
+        method="PATCH",
+        api_key=api_key,
+        body={"heartbeat_interval": 30},
+    )
+    assert (status, body["heartbeat_interval_push"]) == (200, None)  # not connected
+    async with ocpp_charger(daphne, version, "CP-AWAY", client_class=charger_class) as charger:
+        await charger.call(call)
+        await eventually(lambda: charger.received, timeout=10)
+        assert [action for action, _ in charger.received] == [
+            "ChangeConfiguration" if version == "1.6" else "SetVariables"
+        ]
+        taken = ChargePoint.objects.filter(charge_point_id="CP-AWAY", previous_heartbeat_interval__isnull=True)
+        await eventually(taken.aexists, timeout=10)
+        await charger.call(call)  # pushed once
+    assert len(charger.received) == 1
