@@ -10,22 +10,44 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
+from kombu.exceptions import ChannelError
 
 from webhooks import delivery, services
 
 QUEUE = "webhooks"
 
 
-@shared_task
+class WakeUp(Task):
+    """A wake-up of the webhook worker: not published while one waits in its queue (``QUEUE``), which
+    stands for both. With the worker down, the beat's every second and each committed event's would
+    otherwise pile up in the broker (86,400 a day), for a worker that then woke as many times for
+    nothing. One round trip to the broker asks; a broker that cannot tell (the queue not declared
+    yet) gets the wake-up."""
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if _wake_up_waiting(self.app):
+            return None
+        return super().apply_async(args, kwargs, **options)
+
+
+def _wake_up_waiting(app: Any) -> bool:
+    try:
+        with app.connection_for_write() as connection:
+            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count > 0
+    except ChannelError:  # not declared: no worker ever consumed it
+        return False
+
+
+@shared_task(base=WakeUp)
 def deliver_webhooks() -> None:
     """A committed event: claim now rather than at the engine's next poll."""
     delivery.engine_wake()
 
 
-@shared_task
+@shared_task(base=WakeUp)
 def deliver_due_webhooks() -> None:
     """Beat: a nudge for retries whose backoff has passed (the engine also polls by itself)."""
     delivery.engine_wake()

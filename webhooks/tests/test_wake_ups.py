@@ -1,0 +1,38 @@
+"""The webhook worker's wake-ups in a real Redis broker while no worker consumes them."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from csms.celery import app
+from webhooks.tasks import QUEUE, deliver_due_webhooks, deliver_webhooks
+
+pytestmark = pytest.mark.skipif(
+    not settings.CELERY_BROKER_URL.startswith("redis"), reason="needs the Redis broker (REDIS_URL)"
+)
+
+
+def _waiting() -> int:
+    with app.connection_for_write() as connection:
+        return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count
+
+
+@pytest.fixture
+def empty_queue():
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_declare(queue=QUEUE)  # as a worker would: the queue exists
+        connection.default_channel.queue_purge(QUEUE)
+    yield
+    with app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(QUEUE)
+
+
+def test_wake_ups_do_not_pile_up_while_the_webhook_worker_is_down(empty_queue):
+    """Round 45: with the webhook worker down, the beat's wake-up every second (and one per committed
+    event) stayed in Redis, 86,400 a day, for a worker that then woke as many times for nothing. A
+    wake-up is now not published while one waits in the queue: one stands for all."""
+    for _ in range(5):
+        deliver_due_webhooks.apply_async(headers={"celery_beat_task": True})  # as the beat sends it
+        deliver_webhooks.delay()
+    assert _waiting() == 1
