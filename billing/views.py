@@ -24,6 +24,7 @@ class TariffViewSet(viewsets.ModelViewSet):
     """What charging costs. A tariff in use is kept: end its validity (valid_to) instead."""
 
     serializer_class = TariffSerializer
+    api_error_statuses = {"update": (409,), "partial_update": (409,), "destroy": (409,)}  # prices fixed; in use
 
     def get_queryset(self) -> QuerySet[Tariff]:
         return Tariff.objects.all()

@@ -53,6 +53,7 @@ class ChargePointViewSet(
     """Register, list, change and remove charge points."""
 
     serializer_class = ChargePointSerializer
+    api_error_statuses = {"create": (409,), "destroy": (409,)}  # the id exists; the charger has history
     lookup_field = "charge_point_id"
     lookup_value_regex = IDENTITY_PATTERN
 

@@ -33,6 +33,8 @@ class IdTagViewSet(viewsets.ModelViewSet):
     """Who may charge: 1.6 id tags and 2.0.1 id tokens, addressed by the tag (any case)."""
 
     serializer_class = IdTagSerializer
+    # The tag exists (create, or a change to another's tag); a tag that is some card's parent (destroy).
+    api_error_statuses = {"create": (409,), "update": (409,), "partial_update": (409,), "destroy": (409,)}
     lookup_field = "id_tag"
     # Any tag the API registers ('/' included: OCPP's idTag is any data), as given or %2F-encoded; the
     # shortest match leaves the optional trailing slash to the router.

@@ -7,7 +7,6 @@ from typing import Any, TypeVar, cast
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils.log import log_response
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, viewsets
@@ -23,6 +22,7 @@ from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
 from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
+from kernel.openapi import COMMAND_ERROR_STATUSES, ApiSchema
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def command_http_response(command: Command) -> Response:
     return response
 
 
-class CommandSchema(AutoSchema):
+class CommandSchema(ApiSchema):
     def get_description(self) -> str:  # type: ignore[override]  # drf-spectacular's signature, not DRF's
         view = cast("OcppCommandView", self.view)
         action = catalog.ocpp_action(view.command)
@@ -147,6 +147,7 @@ class OcppCommandView(APIView):
     ocpp_version = ""
     command = ""
     schema = CommandSchema()
+    api_error_statuses = {"POST": COMMAND_ERROR_STATUSES}
     # The key is checked in the statement that records the command (commands.services), not read first.
     authentication_classes = [RememberedBearerApiKeyAuthentication]
 

@@ -73,6 +73,9 @@ def _refused(refused: CommandRefused, charge_point_id: str) -> ApiError:
 class ConfigurationView(APIView):
     """A charger's stored configuration (GET) and changes to it through the charger (PATCH)."""
 
+    # The outcome of a command none of whose keys was answered.
+    api_error_statuses = {"PATCH": (409, 501, 502, 503, 504)}
+
     @extend_schema(
         parameters=[
             OpenApiParameter("key", str, many=True, description="1.6 key or 2.0.1 variable name (repeatable)."),
@@ -108,6 +111,8 @@ class ConfigurationView(APIView):
 
 class ConfigurationRefreshView(APIView):
     """Reads the whole configuration again: 1.6 GetConfiguration, 2.0.1 GetBaseReport FullInventory."""
+
+    api_error_statuses = {"POST": (400, 409, 413, 415, 501, 502, 503, 504)}  # a body is parsed, if only to refuse it
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT})
     def post(self, request: Request, charge_point_id: str) -> Response:

@@ -284,7 +284,7 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "kernel.permissions.ApiKeyScopePermission",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "kernel.openapi.ApiSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "kernel.negotiation.JsonFirstNegotiation",
     "DEFAULT_PARSER_CLASSES": ["kernel.parsers.JsonParser"],

@@ -78,6 +78,8 @@ class CampaignViewSet(
 ):
     """Firmware campaigns: create, list, read with per-charger progress, pause, resume, cancel."""
 
+    api_error_statuses = {"pause": (409,), "resume": (409,), "cancel": (409,)}  # not from the campaign's state
+
     queryset = firmware.campaigns_counted(Campaign.objects.select_related("firmware"))
 
     def get_serializer_class(self) -> type:
@@ -125,6 +127,8 @@ class CampaignViewSet(
 
 class ChargePointLogUploadsView(APIView):
     """A charger's diagnostics/log uploads (GET), and a new request for one (POST)."""
+
+    api_error_statuses = {"POST": (409,)}  # a charger that never connected (its OCPP version unknown)
 
     @extend_schema(responses={200: LogUploadSerializer(many=True)})
     def get(self, request: Request, charge_point_id: str) -> Response:

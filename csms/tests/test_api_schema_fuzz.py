@@ -4,8 +4,10 @@ Every operation in ``/api/v1/schema/`` is called with generated bodies, paramete
 values (valid and invalid), authenticated with a real API key, in process through Django's WSGI
 handler on the test PostgreSQL. The only 5xx answers allowed are the documented command outcomes
 (501 NotSupported, 502 CALLERROR, 503 NotConnected, 504 Timeout). Every answer is JSON, every error
-in the documented shape. Each operation that takes a body is also sent one nested past Python's
-recursion limit and one over ``DATA_UPLOAD_MAX_MEMORY_SIZE``.
+in the documented shape, and every answer one the schema documents for the operation: its status,
+content type and body (an integrator's client generated from the schema reads it). Each operation
+that takes a body is also sent one nested past Python's recursion limit and one over
+``DATA_UPLOAD_MAX_MEMORY_SIZE``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from django.db import close_old_connections
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
 from schemathesis.schemas import APIOperation
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from billing.models import Tariff
 from chargepoints.models import ChargePoint
@@ -61,6 +68,10 @@ def test_no_request_gets_a_500(case, bearer):
     request = f"{case.method} {case.formatted_path} {case.body!r}"[:300]
     assert response.status_code < 500 or response.status_code in DOCUMENTED_5XX, f"{request} -> {response.status_code}"
     assert_json_answer(response, request)
+    case.validate_response(response, checks=DOCUMENTED)
+
+
+DOCUMENTED = [status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 def assert_json_answer(response, request: str) -> None:
@@ -123,3 +134,24 @@ def test_a_hostile_body_gets_a_json_error(operation, body, status, error, bearer
     assert response.status_code == status, f"{request} -> {response.status_code} {response.text[:300]}"
     assert_json_answer(response, request)
     assert response.json()["error"] == error
+
+
+def test_every_operation_documents_its_errors_in_the_error_shape():
+    """What a client generated from the schema reads: 401 everywhere, 403 on every change, 404 where
+    the path names an object, a command's outcomes (README, OCPP commands) on every command."""
+    error = {"$ref": "#/components/schemas/Error"}
+    assert {"error", "message"} <= set(schema.raw_schema["components"]["schemas"]["Error"]["required"])
+    for path, operations in schema.raw_schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"401", "406", "429", "500", "503"}
+            if method in ("post", "put", "patch", "delete"):
+                expected.add("403")
+            if "{" in path:
+                expected.add("404")
+            if operation["operationId"].startswith("ocpp"):
+                expected |= {"400", "404", "409", "422", "501", "502", "503", "504"}
+            missing = expected - set(responses)
+            assert not missing, f"{method.upper()} {path} documents no {sorted(missing)}"
+            for status in expected:
+                assert responses[status]["content"]["application/json"]["schema"] == error, f"{method} {path} {status}"
