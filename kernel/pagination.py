@@ -32,3 +32,18 @@ class Pagination(PageNumberPagination):
             message = "page must be an integer from 1 (or last)."
             raise ApiError(400, "ValidationError", message, details={"page": [message]})
         return super().get_page_number(request, paginator)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """DRF's, with the bounds above: a client generated from the schema sends no 400."""
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        bounds = {
+            self.page_query_param: {
+                "anyOf": [{"type": "integer", "minimum": 1}, {"enum": list(self.last_page_strings)}],
+            },
+            self.page_size_query_param: {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+        }
+        for parameter in parameters:
+            parameter["schema"] = bounds.get(parameter["name"], parameter["schema"])
+            if parameter["name"] == self.page_size_query_param:
+                parameter["description"] = f"From 1 to {self.max_page_size}; {self.page_size} if not given."
+        return parameters

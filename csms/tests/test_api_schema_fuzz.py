@@ -155,3 +155,12 @@ def test_every_operation_documents_its_errors_in_the_error_shape():
             assert not missing, f"{method.upper()} {path} documents no {sorted(missing)}"
             for status in expected:
                 assert responses[status]["content"]["application/json"]["schema"] == error, f"{method} {path} {status}"
+
+
+def test_paging_parameters_are_documented_with_their_bounds():
+    """``page`` from 1, ``page_size`` from 1 to 1000 (README, API): what else is a 400."""
+    for path, operations in schema.raw_schema["paths"].items():
+        parameters = {p["name"]: p["schema"] for p in operations.get("get", {}).get("parameters", [])}
+        if "page_size" in parameters:
+            assert parameters["page_size"] == {"type": "integer", "minimum": 1, "maximum": 1000}, path
+            assert parameters["page"]["anyOf"] == [{"type": "integer", "minimum": 1}, {"enum": ["last"]}], path
