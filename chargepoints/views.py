@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import GenericAPIView
@@ -35,12 +35,16 @@ def _get_charge_point_or_404(charge_point_id: str) -> ChargePoint:
         ) from None
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("connected", OpenApiTypes.BOOL, description="Only connected (true) or dark (false) chargers."),
-        OpenApiParameter("ocpp_version", OpenApiTypes.STR, enum=["1.6", "2.0.1"]),
-        OpenApiParameter("lifecycle_state", OpenApiTypes.STR, enum=["pending", "commissioned", "decommissioned"]),
-    ]
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "connected", OpenApiTypes.BOOL, description="Only connected (true) or dark (false) chargers."
+            ),
+            OpenApiParameter("ocpp_version", OpenApiTypes.STR, enum=["1.6", "2.0.1"]),
+            OpenApiParameter("lifecycle_state", OpenApiTypes.STR, enum=["pending", "commissioned", "decommissioned"]),
+        ]
+    )
 )
 class ChargePointViewSet(
     mixins.ListModelMixin,

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils.log import log_response
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -277,12 +277,14 @@ class OcppCommandView(APIView):
         return error
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("charge_point_id", str),
-        OpenApiParameter("state", str, enum=CommandState.values),
-        OpenApiParameter("action", str, description="OCPP action, e.g. RemoteStartTransaction"),
-    ]
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("charge_point_id", str),
+            OpenApiParameter("state", str, enum=CommandState.values),
+            OpenApiParameter("action", str, description="OCPP action, e.g. RemoteStartTransaction"),
+        ]
+    )
 )
 class CommandViewSet(viewsets.ReadOnlyModelViewSet):
     """The audit log of commands sent to chargers."""

@@ -13,6 +13,7 @@ that takes a body is also sent one nested past Python's recursion limit and one 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -155,6 +156,26 @@ def test_every_operation_documents_its_errors_in_the_error_shape():
             assert not missing, f"{method.upper()} {path} documents no {sorted(missing)}"
             for status in expected:
                 assert responses[status]["content"]["application/json"]["schema"] == error, f"{method} {path} {status}"
+
+
+def test_a_list_filter_is_documented_on_its_list_only():
+    """A list's filters (``connected``, ``state``, ...) are no parameters of the other operations on
+    its resource, a create or one object's (a client reading them would send ``?ocpp_version=`` to a
+    PATCH, which ignores it)."""
+    paths = schema.raw_schema["paths"]
+    for path, operations in paths.items():
+        lists = operations.get("get", {})
+        if "count" not in str(lists.get("responses", {}).get("200", "")) and "Paginated" not in str(lists):
+            continue
+        filters = {p["name"] for p in lists.get("parameters", []) if p["in"] == "query"} - {"page", "page_size"}
+        for other_path, other_operations in paths.items():
+            if not re.fullmatch(r"(\{[^/]+\}/(connectors/)?)?", other_path.removeprefix(path)):
+                continue
+            for method, operation in other_operations.items():
+                if (other_path, method) == (path, "get"):
+                    continue
+                named = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+                assert not named & filters, f"{method.upper()} {other_path} lists {sorted(named & filters)}"
 
 
 def test_paging_parameters_are_documented_with_their_bounds():
