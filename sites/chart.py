@@ -8,7 +8,6 @@ from html import escape
 from charging.admin.meter_chart import (
     HEIGHT,
     LEFT,
-    NO_DATA,
     RIGHT,
     WIDTH,
     Series,
@@ -19,6 +18,8 @@ from charging.admin.meter_chart import (
     _x_axis,
     _y_axis,
 )
+
+NO_DATA = "No allocation yet"  # a site has no meter values: its snapshots are allocations
 
 SERIES = (
     ("Capacity", "#b03a2e", "site-capacity"),

@@ -180,3 +180,14 @@ def test_the_allocation_history_writes_its_times_as_the_rest_of_the_admin(admin_
     assert "<td>2026-05-01 10:02:00 UTC</td>" in page
     assert "<td>2026-05-01 10:00:00 UTC</td>" in page
     assert "+00:00" not in page
+
+
+def test_a_site_not_yet_allocated_says_so_not_that_it_has_no_meter_values(admin_client):
+    """A new site's chart said "No meter values yet" (the session chart's words): a site has no meter
+    values; it has had no allocation yet."""
+    site = Site.objects.create(name="Yard", phases=1, capacity_a=Decimal(32))
+
+    page = admin_client.get(f"/admin/sites/site/{site.pk}/change/").content.decode()
+
+    assert "No allocation yet" in page
+    assert "meter values" not in page.lower()
