@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import FileResponse, Http404, HttpRequest
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -17,7 +16,7 @@ from django.utils.safestring import SafeString
 from chargepoints.models import ChargePoint
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
-from maintenance.services import firmware
+from maintenance.services import diagnostics, firmware
 
 
 class FirmwareFileForm(forms.ModelForm):
@@ -224,11 +223,17 @@ class LogUploadAdmin(admin.ModelAdmin):
         download = self.admin_site.admin_view(self.download_view)
         return [path("<int:pk>/download/", download, name="maintenance_logupload_download"), *super().get_urls()]
 
-    def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
-        """Staff with view permission on log uploads download the file as the charger sent it."""
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Staff with view permission on log uploads download the file as the charger sent it; a
+        file no longer stored is said in the message bar of the upload's page."""
         if not self.has_view_permission(request):
             raise Http404
         upload = LogUpload.objects.filter(pk=pk).first()
         if upload is None or not upload.file:
             raise Http404
-        return FileResponse(upload.file.open("rb"), as_attachment=True, filename=PurePosixPath(upload.file_name).name)
+        try:
+            opened, name = diagnostics.log_upload_file_open(upload=upload)
+        except MaintenanceError as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:maintenance_logupload_change", args=[upload.pk]))
+        return FileResponse(opened, as_attachment=True, filename=name)

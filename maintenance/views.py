@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -160,6 +159,8 @@ class LogUploadFileView(APIView):
     @extend_schema(responses={(200, "application/octet-stream"): bytes})
     def get(self, request: Request, pk: int) -> FileResponse:
         upload = _get(LogUpload.objects, pk, "log upload")
-        if not upload.file:
-            raise ApiError(404, "NotFound", f"Log upload {pk} has no file yet.")
-        return FileResponse(upload.file.open("rb"), as_attachment=True, filename=PurePosixPath(upload.file_name).name)
+        try:
+            opened, name = diagnostics.log_upload_file_open(upload=upload)
+        except MaintenanceError as error:
+            raise _api_error(error) from None
+        return FileResponse(opened, as_attachment=True, filename=name)

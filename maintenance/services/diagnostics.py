@@ -218,3 +218,20 @@ def log_status_record(
             upload.state = state
         upload.save(update_fields=["status", "state", "updated_at"])
     return upload
+
+
+def log_upload_file_open(*, upload: LogUpload) -> tuple[File, str]:
+    """The stored file of ``upload``, open for reading (binary), and the name to download it as.
+
+    Raises MaintenanceError (404 ``NotFound``) when the charger has not uploaded it yet, or when its
+    stored file is no longer there (a volume restored without it, a file removed by hand)."""
+    if not upload.file:
+        raise MaintenanceError(404, "NotFound", f"Log upload {upload.pk} has no file yet.")
+    name = PurePosixPath(upload.file_name).name
+    try:
+        opened = upload.file.open("rb")
+    except FileNotFoundError:
+        raise MaintenanceError(
+            404, "NotFound", f"The file of log upload {upload.pk} ({name or upload.file.name}) is no longer stored."
+        ) from None
+    return opened, name

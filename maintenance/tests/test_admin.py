@@ -138,3 +138,29 @@ def test_a_campaign_page_renders_its_first_targets_only(admin_client, monkeypatc
     page = admin_client.get(f"/admin/maintenance/campaign/{campaign.pk}/change/").content.decode()
     assert 'name="targets-TOTAL_FORMS" value="3"' in page
     assert "5 pending" in page
+
+
+def test_an_upload_whose_stored_file_is_gone_is_a_message_not_a_500(admin_client, api_client):
+    """A diagnostics upload whose stored file is no longer there (a volume restored without it, a
+    file removed by hand) answered its download link with a 500 (FileNotFoundError), in the admin and
+    the API: the admin now says so in the message bar on the upload's page, the API answers 404."""
+    charge_point = ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
+    upload = LogUpload.objects.create(
+        charge_point=charge_point,
+        log_type="Diagnostics",
+        token_sha256="0" * 64,
+        token_expires_at=timezone.now(),
+        file_name="diag.zip",
+        received_at=timezone.now(),
+    )
+    upload.file.save("diag.zip", ContentFile(b"zip bytes"))
+    upload.file.storage.delete(upload.file.name)
+
+    response = admin_client.get(f"/admin/maintenance/logupload/{upload.pk}/download/", follow=True)
+
+    assert response.redirect_chain == [(f"/admin/maintenance/logupload/{upload.pk}/change/", 302)]
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == [f"The file of log upload {upload.pk} (diag.zip) is no longer stored."]
+    answer = api_client.get(f"/api/v1/diagnostics/{upload.pk}/file")
+    assert answer.status_code == 404
+    assert answer.json()["message"] == f"The file of log upload {upload.pk} (diag.zip) is no longer stored."
