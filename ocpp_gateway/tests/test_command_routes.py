@@ -57,7 +57,7 @@ def test_each_version_s_routes_are_installed_at_start(version):
         else {"RequestStartTransaction", "RequestStopTransaction"}
     )
     # Their warnings: more keys than GetConfigurationMaxKeys (1.6), over the station's reported limits (2.0.1).
-    configuration = {"GetConfiguration"} if version == "1.6" else {"GetVariables", "SetVariables"}
+    configuration = {"GetConfiguration"} if version == "1.6" else {"GetVariables", "SetVariables", "GetReport"}
     # A local list over the limits the charger reported (1.6 SendLocalListMaxLength, ...; 2.0.1 LocalAuthListCtrlr).
     expected = {"SetChargingProfile", "ReserveNow", "SendLocalList", "CancelReservation", *remote, *configuration}
     assert set(routes.command_routes(version).request_checks) == expected
