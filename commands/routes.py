@@ -7,7 +7,9 @@ Per OCPP version and action (``ReserveNow``), a router may declare (docs/archite
   lists, installed charging profiles, configuration);
 - a handler of many answers at once, which stores what the answer handler stores for each of
   several commands of the action by one statement (a group-commit batch's completions written ahead,
-  ``commands.outcome_writes``).
+  ``commands.outcome_writes``);
+- a handler before sending, which lets charger state follow the request itself once it is recorded
+  and before its CALL leaves (a report asked again under its requestId starts afresh).
 
 The handlers live beside the version's inbound handlers, in ``ocpp_gateway/v16`` and ``v201``, and
 ``OcppGatewayConfig.ready`` installs them here, so ``commands`` calls them without importing the
@@ -30,6 +32,8 @@ AnswerHandler = Callable[[Command], None]
 AnswersHandler = Callable[[Sequence[Command]], None]
 # Called with ``charge_point=`` and the snake_case request ``body=``; the warnings, in English.
 RequestCheck = Callable[..., list[str]]
+# Called with the recorded command (its charger, its snake_case ``request``) before its CALL leaves.
+BeforeSending = Callable[[Command], None]
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class VersionRoutes:
     answers: Mapping[str, AnswerHandler] = field(default_factory=dict)
     request_checks: Mapping[str, RequestCheck] = field(default_factory=dict)
     answers_together: Mapping[str, AnswersHandler] = field(default_factory=dict)
+    before_sending: Mapping[str, BeforeSending] = field(default_factory=dict)
 
 
 _ROUTES: dict[str, VersionRoutes] = {}
@@ -63,6 +68,14 @@ def request_warnings(*, charge_point: ChargePoint, ocpp_version: str, action: st
 def request_has_check(*, ocpp_version: str, action: str) -> bool:
     """Whether ``action``'s requests get warnings from a check (which reads the charge point)."""
     return action in command_routes(ocpp_version).request_checks
+
+
+def request_before_sending(command: Command) -> None:
+    """Let charger state follow the recorded request ``command`` before its CALL leaves, through its
+    route; no route, no change."""
+    handler = command_routes(command.ocpp_version).before_sending.get(command.action)
+    if handler is not None and command.charge_point is not None:
+        handler(command)
 
 
 def answer_has_route(command: Command) -> bool:

@@ -466,6 +466,25 @@ def device_model_reports_expect(*, expected: Sequence[ReportExpected]) -> None:
         )
 
 
+def device_model_report_restart(*, charge_point: ChargePoint, request_id: int) -> None:
+    """A report is asked for under ``request_id`` (GetBaseReport or GetReport recorded, its CALL
+    about to leave): the charger's earlier report of that requestId (an integrator's id used again)
+    starts afresh, as a report just asked for, so that the parts that follow are counted as this
+    request's (complete once all of its own arrived; a FullInventory then the whole device model).
+    No report of that id: nothing (its answer ties one). One statement."""
+    DeviceModelReport.objects.filter(charge_point=charge_point, request_id=request_id).update(
+        command=None,
+        parts_received=0,
+        seq_nos=[],
+        variables_reported=0,
+        last_seq_no=None,
+        complete=False,
+        generated_at=None,
+        started_at=timezone.now(),
+        completed_at=None,
+    )
+
+
 def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:
     """The charger will send no report for ``request_id`` (Rejected, NotSupported, EmptyResultSet):
     forget the requestId reserved for it, unless parts of it arrived anyway."""

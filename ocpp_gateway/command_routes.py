@@ -5,7 +5,8 @@ In a block's handler class, a static method marked ``@answer(Action.reserve_now)
 charger's answer to that command, one marked ``@answers_together(Action.get_configuration)`` stores
 the answers of several such commands at once as the first stores each (a group-commit batch's), and
 one marked ``@request_check(Action.set_charging_profile)`` gives the warnings about a request
-before it is sent. Each translates the version's snake_case
+before it is sent, and one marked ``@before_sending(Action.get_base_report)`` changes what the request
+itself changes once it is recorded, before its CALL leaves. Each translates the version's snake_case
 payload and calls a version-neutral service. ``version_routes`` collects a router's marks;
 ``OcppGatewayConfig.ready`` installs each version's in ``commands.routes``, which runs them in
 whichever process completes the command (API, Celery worker or gateway).
@@ -27,6 +28,7 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 _ANSWERS = "_answers_actions"
 _CHECKS = "_checks_actions"
 _ANSWERS_TOGETHER = "_answers_together_actions"
+_BEFORE_SENDING = "_before_sending_actions"
 
 
 def answer(*actions: str) -> Callable[[Handler], Handler]:
@@ -45,6 +47,11 @@ def request_check(*actions: str) -> Callable[[Handler], Handler]:
     return _marker(_CHECKS, actions)
 
 
+def before_sending(*actions: str) -> Callable[[Handler], Handler]:
+    """Mark what a request for ``actions`` changes before it is sent; it takes the recorded ``Command``."""
+    return _marker(_BEFORE_SENDING, actions)
+
+
 def _marker(attribute: str, actions: tuple[str, ...]) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
         setattr(handler, attribute, (*getattr(handler, attribute, ()), *map(str, actions)))
@@ -59,6 +66,7 @@ def version_routes(router: type) -> VersionRoutes:
         answers=_marked(router, _ANSWERS),
         request_checks=_marked(router, _CHECKS),
         answers_together=_marked(router, _ANSWERS_TOGETHER),
+        before_sending=_marked(router, _BEFORE_SENDING),
     )
 
 

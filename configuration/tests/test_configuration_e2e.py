@@ -717,6 +717,37 @@ async def test_v201_a_complete_full_inventory_drops_the_variables_the_station_no
     ).aexists()
 
 
+async def test_v201_a_report_asked_again_under_its_request_id_is_counted_afresh(daphne, api_daphne, api_key):
+    """An integrator's GetBaseReport reusing a requestId an earlier report used: its parts were
+    counted into the old report (complete before its parts arrived, the whole device model never
+    read again: what the new firmware dropped stayed). The report starts afresh when it is asked."""
+    await register("CFG201R")
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CFG201R/get_base_report"
+    body = {"request_id": 5, "report_base": "FullInventory"}
+
+    async def report() -> DeviceModelReport:
+        return await DeviceModelReport.objects.aget(charge_point__charge_point_id="CFG201R", request_id=5)
+
+    async with ocpp_charger(daphne, "2.0.1", "CFG201R", client_class=UpdatedV201Station) as station:
+        await station.call(BOOT_201)
+        assert (await ahttp(url, method="POST", api_key=api_key, body=body))[0] == 200
+        await asyncio.wait_for(station.reports_sent.wait(), 10)
+        first = await report()
+        assert (first.parts_received, first.complete) == (len(V201_REPORT_PARTS), True)
+        station.reports_sent.clear()
+        station.parts = [
+            V201_REPORT_PARTS[0],
+            [item for item in V201_REPORT_PARTS[1] if item["variable"]["name"] != "Power"],
+        ]
+        assert (await ahttp(url, method="POST", api_key=api_key, body=body))[0] == 200
+        await asyncio.wait_for(station.reports_sent.wait(), 10)
+    second = await report()
+    assert (second.parts_received, second.seq_nos, second.complete) == (2, [0, 1], True)
+    assert second.started_at > first.completed_at
+    names = {name async for name in device_model("CFG201R").values_list("variable_name", flat=True)}
+    assert "Power" not in names and "HeartbeatInterval" in names
+
+
 async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_next_boot_keeps_it(
     daphne, api_daphne, api_key
 ):

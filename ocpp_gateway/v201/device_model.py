@@ -19,7 +19,14 @@ from configuration import selectors, services
 from configuration.models import AttributeType, LearnedFrom
 from kernel.storable_text import unstorable_numbers_replaced
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, answers_together, request_check
+from ocpp_gateway.command_routes import (
+    answer,
+    answer_status,
+    answering_charge_point,
+    answers_together,
+    before_sending,
+    request_check,
+)
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
 
@@ -118,6 +125,15 @@ class DeviceModelHandlers:
                 )
         redacted = _set_attributes(charger_passwords.body_redacted("2.0.1", command.request), command.response or {})
         _attributes_record(command, redacted, LearnedFrom.SET_VARIABLES)
+
+    @staticmethod
+    @before_sending(Action.get_base_report, Action.get_report)
+    def before_get_report(command: Command) -> None:
+        """A report asked under a requestId an earlier report of the charger used starts afresh: the
+        parts that follow are this request's (B07/B08)."""
+        services.device_model_report_restart(
+            charge_point=answering_charge_point(command), request_id=command.request["request_id"]
+        )
 
     @staticmethod
     @answer(Action.get_base_report, Action.get_report)
