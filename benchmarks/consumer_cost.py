@@ -76,7 +76,7 @@ async def _announced(**kwargs: Any) -> None:
     return None
 
 
-async def _authorized(*, id_tag: str, token_type: str = "") -> Any:
+async def _authorized(*, id_tag: str, charge_point_id: str = "", token_type: str = "") -> Any:
     return AUTHORIZED
 
 

@@ -87,7 +87,7 @@ async def _committed(func: Any, **kwargs: Any) -> Any:
     return None
 
 
-async def _authorized(*, id_tag: str, token_type: str = "") -> IdTagInfo:
+async def _authorized(*, id_tag: str, charge_point_id: str = "", token_type: str = "") -> IdTagInfo:
     return AUTHORIZED
 
 

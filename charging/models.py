@@ -8,6 +8,7 @@ The models moved here from ``chargepoints`` and ``commands`` and kept their tabl
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -41,6 +42,13 @@ class IdTag(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children", verbose_name="parent id tag"
     )
     description = models.CharField(max_length=200, blank=True)
+    max_concurrent_sessions = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Sessions this id tag may have open at once on all chargers; beyond it an Authorize or a start"
+        " elsewhere is answered ConcurrentTx. Blank: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -40,6 +40,14 @@ class IdTagInfo:
     parent_id_tag: str = ""
     parent_token_type: str = ""
     registered: bool = True
+    max_concurrent_sessions: int | None = None  # the tag's limit (``id_tag_concurrency_checked``)
+
+
+# OCPP 1.6 §7.2 AuthorizationStatus, 2.0.1 AuthorizationStatusEnumType: "already involved in another
+# transaction and multiple transactions are not allowed". An answer, never a tag's stored status.
+CONCURRENT_TX = "ConcurrentTx"
+# The sessions that take a place of a tag's limit: answered Accepted, or not answered at all.
+_COUNTED_STATUSES = (AuthorizationStatus.ACCEPTED, "")
 
 
 def id_tag_find(*, id_tag: str) -> IdTag | None:
@@ -119,7 +127,49 @@ def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> 
         ),
         parent_id_tag=parent.id_tag if parent else "",
         parent_token_type=parent.token_type if parent else "",
+        max_concurrent_sessions=tag.max_concurrent_sessions,
     )
+
+
+def id_tag_concurrency_checked(
+    *,
+    info: IdTagInfo,
+    id_tag: str,
+    charge_point_id: str,
+    connector_id: int | None = None,
+    evse_id: int | None = None,
+    ocpp_transaction_id: str | None = None,
+) -> IdTagInfo:
+    """``info`` (Accepted) answered ``ConcurrentTx`` when its tag already has its
+    ``max_concurrent_sessions`` open elsewhere; otherwise ``info`` unchanged, without a statement
+    for a tag with no limit (most) or not Accepted.
+
+    Elsewhere: an Authorize (neither connector, EVSE nor transaction given) counts the sessions
+    open on other chargers, so that the card that started a session may still stop it where it
+    charges (a charger that authorizes the stop tap). A start counts every session open but those
+    on its own connector (1.6) or EVSE (2.0.1) of its charger and its own transaction: the one a
+    new start supersedes, or the session a later event of it belongs to. Matching ignores case.
+    One statement (the sessions' index on LOWER(id_tag)), at most ``max_concurrent_sessions`` rows.
+    """
+    limit = info.max_concurrent_sessions
+    if limit is None or info.status != AuthorizationStatus.ACCEPTED:
+        return info
+    open_sessions = Transaction.objects.alias(key=Lower("id_tag")).filter(
+        key=Lower(Value(id_tag)), status=TransactionStatus.ACTIVE, id_tag_status__in=_COUNTED_STATUSES
+    )
+    here = Q(charge_point__charge_point_id=charge_point_id)
+    places = [Q(connector_id=connector_id)] if connector_id is not None else []
+    places += [Q(evse_id=evse_id)] if evse_id is not None else []
+    places += [Q(ocpp_transaction_id=ocpp_transaction_id)] if ocpp_transaction_id else []
+    if places:
+        place = places[0]
+        for other in places[1:]:
+            place |= other
+        here &= place
+    elsewhere = open_sessions.exclude(here)
+    if len(elsewhere.values_list("pk", flat=True)[:limit]) < limit:
+        return info
+    return replace(info, status=CONCURRENT_TX)
 
 
 def _effective_status(tag: IdTag, at: datetime) -> str:

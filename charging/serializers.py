@@ -93,6 +93,7 @@ class IdTagSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
             "expiry_date",
             "parent_id_tag",
             "description",
+            "max_concurrent_sessions",
             "created_at",
             "updated_at",
         ]

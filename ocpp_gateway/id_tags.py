@@ -45,11 +45,18 @@ _generation = 0  # counts forget_all: a read that began before a change is not k
 TOPIC = "id-tags"
 
 
-async def id_tag_authorize(*, id_tag: str, token_type: str = "") -> IdTagInfo:
-    """``charging.selectors.id_tag_authorize`` with the tag's row from this process's cache."""
+async def id_tag_authorize(*, id_tag: str, charge_point_id: str = "", token_type: str = "") -> IdTagInfo:
+    """``charging.selectors.id_tag_authorize`` with the tag's row from this process's cache, for an
+    Authorize of charger ``charge_point_id`` (""; none: all its sessions count): a tag with a limit of
+    sessions at once is then checked against those it has open elsewhere
+    (``selectors.id_tag_concurrency_checked``, one read, never cached)."""
     cache_changes.listener_started()
     tag = await _row(id_tag)
-    return selectors.id_tag_info_of(tag, token_type=token_type, at=utc_now())
+    info = selectors.id_tag_info_of(tag, token_type=token_type, at=utc_now())
+    if info.max_concurrent_sessions is None:
+        return info
+    checked = in_commit_group(selectors.id_tag_concurrency_checked)
+    return await checked(info=info, id_tag=id_tag, charge_point_id=charge_point_id)
 
 
 async def _row(id_tag: str) -> IdTag | None:

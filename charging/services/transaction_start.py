@@ -209,11 +209,21 @@ starting_unit_register(transaction_start, start_lookup_of_request)
 
 
 def _authorized(request: StartRequest) -> IdTagInfo:
-    """The id tag's authorization now: from the tag its batch read with its other starts, else read."""
+    """The id tag's authorization now: from the tag its batch read with its other starts, else read;
+    ConcurrentTx when the tag's sessions open elsewhere are at its limit (a tag with none: no read)."""
     read, tag = id_tag_read(request.id_tag)
     if not read:
-        return selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
-    return selectors.id_tag_info_of(tag, token_type=request.id_token_type, at=timezone.now())
+        info = selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
+    else:
+        info = selectors.id_tag_info_of(tag, token_type=request.id_token_type, at=timezone.now())
+    return selectors.id_tag_concurrency_checked(
+        info=info,
+        id_tag=request.id_tag,
+        charge_point_id=request.charge_point_id,
+        connector_id=request.connector_id,
+        evse_id=request.evse_id,
+        ocpp_transaction_id=request.ocpp_transaction_id,
+    )
 
 
 def _started_before(

@@ -87,6 +87,7 @@ def test_an_id_tag_is_created_read_changed_and_deleted(api_client):
         "expiry_date": "2027-01-01T00:00:00Z",
         "parent_id_tag": None,
         "description": "Van",
+        "max_concurrent_sessions": None,
     }
     assert api_client.get("/api/v1/id-tags/CARD-0001").json() == body
     assert api_client.get("/api/v1/id-tags").json()["count"] == 1

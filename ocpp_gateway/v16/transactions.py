@@ -70,7 +70,7 @@ class TransactionHandlers:
     @on_payload(Action.authorize)
     async def on_authorize(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{idTag}`` -> ``{idTagInfo}``."""
-        info = await id_tags.id_tag_authorize(id_tag=payload["idTag"])
+        info = await id_tags.id_tag_authorize(id_tag=payload["idTag"], charge_point_id=self.id)
         return {"idTagInfo": id_tag_info(info)}
 
     @on_payload(Action.start_transaction)

@@ -272,7 +272,9 @@ class TransactionHandlers:
         token = payload["idToken"]
         if token["type"] == _NO_AUTHORIZATION:  # as its TransactionEvents are answered
             return {"idTokenInfo": id_token_info(IdTagInfo(status="Accepted"))}
-        info = await id_tags.id_tag_authorize(id_tag=token["idToken"], token_type=token["type"])
+        info = await id_tags.id_tag_authorize(
+            id_tag=token["idToken"], token_type=token["type"], charge_point_id=self.id
+        )
         return {"idTokenInfo": id_token_info(info)}
 
     @on_payload(Action.transaction_event)

@@ -1,0 +1,128 @@
+"""An id tag's limit of sessions at once (``IdTag.max_concurrent_sessions``): beyond it an Authorize or a
+start elsewhere is answered ConcurrentTx (OCPP 1.6 §7.2 AuthorizationStatus, 2.0.1
+AuthorizationStatusEnumType); the charger holding the session still gets Accepted, so the card can stop
+it there; a tag without a limit charges anywhere at once, as before. Raw-frame chargers, real daphne."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chargepoints.models import ChargePoint
+from charging.models import IdTag, Transaction
+from conftest import raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AT = "2026-05-01T10:00:00Z"
+
+
+async def _call(websocket: Any, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    await websocket.send(json.dumps([2, action, action, payload]))
+    answer = json.loads(await websocket.recv())
+    assert answer[0] == 3, answer
+    return dict(answer[2])
+
+
+def _start(tag: str, connector: int = 1) -> dict[str, Any]:
+    return {"connectorId": connector, "idTag": tag, "meterStart": 0, "timestamp": AT}
+
+
+async def _chargers(*ids: str) -> None:
+    for charge_point_id in ids:
+        await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+
+
+async def test_a_1_6_tag_at_its_limit_is_concurrent_elsewhere_and_accepted_where_it_charges(daphne):
+    await _chargers("CP-CA", "CP-CB")
+    await IdTag.objects.acreate(id_tag="FLEET-1", max_concurrent_sessions=1)
+    async with raw_socket(daphne, "1.6", "CP-CA") as charger_a, raw_socket(daphne, "1.6", "CP-CB") as charger_b:
+        started = await _call(charger_a, "StartTransaction", _start("FLEET-1"))
+        assert started["idTagInfo"]["status"] == "Accepted"
+        assert (await _call(charger_b, "Authorize", {"idTag": "fleet-1"}))["idTagInfo"]["status"] == "ConcurrentTx"
+        assert (await _call(charger_a, "Authorize", {"idTag": "FLEET-1"}))["idTagInfo"]["status"] == "Accepted"
+        # A start is the charger's notification: recorded, answered ConcurrentTx (the charger ends it)
+        refused = await _call(charger_b, "StartTransaction", _start("FLEET-1"))
+        assert refused["idTagInfo"]["status"] == "ConcurrentTx" and refused["transactionId"] > 0
+        # A replay of the first start, on its own connector, is not counted against itself
+        assert (await _call(charger_a, "StartTransaction", _start("FLEET-1")))["idTagInfo"]["status"] == "Accepted"
+        stop = {"transactionId": started["transactionId"], "meterStop": 100, "timestamp": "2026-05-01T10:05:00Z"}
+        await _call(charger_a, "StopTransaction", stop)
+        stop = {"transactionId": refused["transactionId"], "meterStop": 0, "timestamp": "2026-05-01T10:05:00Z"}
+        await _call(charger_b, "StopTransaction", {**stop, "reason": "DeAuthorized"})
+        assert (await _call(charger_b, "Authorize", {"idTag": "FLEET-1"}))["idTagInfo"]["status"] == "Accepted"
+    statuses = Transaction.objects.order_by("pk").values_list("charge_point__charge_point_id", "id_tag_status")
+    assert [row async for row in statuses] == [("CP-CA", "Accepted"), ("CP-CB", "ConcurrentTx")]
+
+
+async def test_a_tag_under_its_limit_or_without_one_charges_on_two_chargers_at_once(daphne):
+    await _chargers("CP-CC", "CP-CD")
+    await IdTag.objects.acreate(id_tag="TWICE", max_concurrent_sessions=2)
+    await IdTag.objects.acreate(id_tag="ANYWHERE")
+    async with raw_socket(daphne, "1.6", "CP-CC") as charger_c, raw_socket(daphne, "1.6", "CP-CD") as charger_d:
+        for connector, tag in ((1, "TWICE"), (2, "ANYWHERE")):
+            answer = await _call(charger_c, "StartTransaction", _start(tag, connector))
+            assert answer["idTagInfo"]["status"] == "Accepted"
+            assert (await _call(charger_d, "Authorize", {"idTag": tag}))["idTagInfo"]["status"] == "Accepted"
+            answer = await _call(charger_d, "StartTransaction", _start(tag, connector))
+            assert answer["idTagInfo"]["status"] == "Accepted"
+        # TWICE now has two open: a third elsewhere is refused, on another connector of a charger too
+        assert (await _call(charger_d, "StartTransaction", _start("TWICE", 3)))["idTagInfo"]["status"] == "ConcurrentTx"
+        assert (await _call(charger_c, "StartTransaction", _start("ANYWHERE", 3)))["idTagInfo"]["status"] == "Accepted"
+
+
+async def test_a_2_0_1_token_at_its_limit_is_concurrent_on_authorize_and_in_a_started_event(daphne):
+    await _chargers("CP-CE", "CP-CF")
+    await IdTag.objects.acreate(id_tag="TOKEN-1", token_type="ISO14443", max_concurrent_sessions=1)
+    token = {"idToken": "TOKEN-1", "type": "ISO14443"}
+
+    def started(transaction_id: str) -> dict[str, Any]:
+        return {
+            "eventType": "Started",
+            "timestamp": AT,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": transaction_id},
+            "evse": {"id": 1, "connectorId": 1},
+            "idToken": token,
+        }
+
+    async with raw_socket(daphne, "2.0.1", "CP-CE") as station_e, raw_socket(daphne, "2.0.1", "CP-CF") as station_f:
+        assert (await _call(station_e, "TransactionEvent", started("TX-E")))["idTokenInfo"]["status"] == "Accepted"
+        assert (await _call(station_f, "Authorize", {"idToken": token}))["idTokenInfo"]["status"] == "ConcurrentTx"
+        assert (await _call(station_e, "Authorize", {"idToken": token}))["idTokenInfo"]["status"] == "Accepted"
+        answer = await _call(station_f, "TransactionEvent", started("TX-F"))
+        assert answer["idTokenInfo"]["status"] == "ConcurrentTx"
+        # A later event of the first session is its own, not another
+        updated = {**started("TX-E"), "eventType": "Updated", "seqNo": 1, "triggerReason": "Authorized"}
+        assert (await _call(station_e, "TransactionEvent", updated))["idTokenInfo"]["status"] == "Accepted"
+
+
+def test_the_api_sets_and_clears_a_tag_limit_and_refuses_one_below_1(api_client):
+    created = api_client.post("/api/v1/id-tags/", {"id_tag": "LIMITED", "max_concurrent_sessions": 2}, format="json")
+    assert (created.status_code, created.json()["max_concurrent_sessions"]) == (201, 2)
+    refused = api_client.patch("/api/v1/id-tags/LIMITED", {"max_concurrent_sessions": 0}, format="json")
+    assert refused.status_code == 400 and "max_concurrent_sessions" in json.dumps(refused.json())
+    cleared = api_client.patch("/api/v1/id-tags/LIMITED", {"max_concurrent_sessions": None}, format="json")
+    assert (cleared.status_code, cleared.json()["max_concurrent_sessions"]) == (200, None)
+    assert IdTag.objects.get(id_tag="LIMITED").max_concurrent_sessions is None
+
+
+async def test_a_limit_set_through_the_api_reaches_a_gateway_that_cached_the_tag(daphne, api_client):
+    await _chargers("CP-CG", "CP-CH")
+    await IdTag.objects.acreate(id_tag="LATER")
+    async with raw_socket(daphne, "1.6", "CP-CG") as charger_g, raw_socket(daphne, "1.6", "CP-CH") as charger_h:
+        assert (await _call(charger_h, "Authorize", {"idTag": "LATER"}))["idTagInfo"]["status"] == "Accepted"  # cached
+        await _call(charger_g, "StartTransaction", _start("LATER"))
+        response = await sync_to_async(api_client.patch)(
+            "/api/v1/id-tags/LATER", {"max_concurrent_sessions": 1}, format="json"
+        )
+        assert response.status_code == 200
+        for _ in range(50):  # the change reaches the gateway when it commits (kernel.cache_changes)
+            status = (await _call(charger_h, "Authorize", {"idTag": "LATER"}))["idTagInfo"]["status"]
+            if status == "ConcurrentTx":
+                break
+        assert status == "ConcurrentTx"
