@@ -144,6 +144,7 @@ import asyncio
 import heapq
 import importlib
 import itertools
+import json
 import logging
 import math
 import random
@@ -160,6 +161,7 @@ from django.conf import settings
 from twisted.internet import defer
 from twisted.python import log as twisted_log
 
+from kernel.api_errors import error_body
 from kernel.consumer_loop import cancel_safe
 from kernel.request_bodies import request_bodies_bounded
 from kernel.websocket_frames import text_frame_sent, text_frames_delivered
@@ -892,6 +894,34 @@ def _going_away_closed(connections: dict[Any, dict[str, Any]], protocol: Any, me
     return True
 
 
+def _long_line_answered(line_length_exceeded: Callable[[Any, bytes], Any]) -> Callable[[Any, bytes], Any]:
+    """``HTTPChannel.lineLengthExceeded``: a request line or header line over Twisted's 16 KiB
+    (``MAX_LENGTH``; a charger's URL, a cookie a proxy adds) closed the connection without a word,
+    which a charger's log shows as a reset. It is answered ``414 URI Too Long`` (the request line)
+    or ``431 Request Header Fields Too Large`` (a header), RFC 9110 §15.5.15 and RFC 6585 §5, in the
+    API's JSON error shape, and the connection closed."""
+
+    @wraps(line_length_exceeded)
+    def answered(channel: Any, line: bytes) -> Any:
+        if getattr(channel, "_HTTPChannel__first_line", 0):
+            status, code, message = b"414 URI Too Long", "URITooLong", "The request line is too long."
+        else:
+            status, code = b"431 Request Header Fields Too Large", "RequestHeaderFieldsTooLarge"
+            message = "A request header line is too long."
+        body = json.dumps(error_body(code, message)).encode()
+        channel.transport.write(
+            b"HTTP/1.1 "
+            + status
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        return line_length_exceeded(channel, line)
+
+    return answered
+
+
 def _reason_phrases_known() -> None:
     """The status line of an answer whose code Twisted does not name said ``Unknown Status``
     (``HTTP/1.1 429 Unknown Status`` for the API's throttling): ASGI gives no reason phrase, and
@@ -1016,4 +1046,6 @@ def daphne_server_install() -> None:
     if not hasattr(WebRequest.handle_reply, "__wrapped__"):  # not yet installed
         WebRequest.handle_reply = _answer_written_whole(WebRequest.handle_reply, tcp.Connection)
     request_bodies_bounded(WebRequest)  # a body over its path's bound refused as it arrives
+    if not hasattr(HTTPChannel.lineLengthExceeded, "__wrapped__"):  # not yet installed
+        HTTPChannel.lineLengthExceeded = _long_line_answered(HTTPChannel.lineLengthExceeded)  # type: ignore[method-assign]
     _reason_phrases_known()

@@ -147,3 +147,19 @@ def test_a_client_still_sending_its_refused_body_reads_the_413(daphne):
             time.sleep(0.2)
         answer = client.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "code"),
+    [
+        (b"GET /healthz?" + b"q" * 20_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"414 ", "URITooLong"),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: " + b"c" * 20_000 + b"\r\n\r\n", b"431 ", None),
+        (b"GET /ocpp/1.6/CP-1 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"x" * 20_000 + b"\r\n\r\n", b"431 ", None),
+    ],
+)
+def test_a_line_over_16_kib_in_a_request_head_is_answered(daphne, head, status, code):
+    """Twisted closed the connection without a word (a charger's log: a reset)."""
+    answer = _answer_to(daphne.port, head, b"")
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:100]
+    body = _answer_to(daphne.port, head, b"").partition(b"\r\n\r\n")[2]
+    assert json.loads(body)["error"] == (code or "RequestHeaderFieldsTooLarge")
