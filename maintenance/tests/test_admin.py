@@ -36,6 +36,19 @@ def test_a_firmware_file_uploaded_in_the_admin_gets_its_size_and_hash(admin_clie
     assert image.file.read() == b"\x00\x01firmware"
 
 
+def test_a_firmware_image_over_its_setting_is_refused_by_the_admin_form_naming_it(admin_client, settings):
+    """CSMS_FIRMWARE_MAX_BYTES: a form just over it (within its form's room) comes in whole; the
+    image's exact size is checked, as the API's upload does (413 RequestTooLarge)."""
+    settings.CSMS_FIRMWARE_MAX_BYTES = 1024
+    upload = SimpleUploadedFile("fw-3.1.bin", b"\x00" * 1025)
+    response = admin_client.post(
+        "/admin/maintenance/firmwarefile/add/", {"name": "Wallbox", "version": "3.1", "file": upload}
+    )
+    assert response.status_code == 200
+    assert "Firmware images are limited to 1024 bytes." in response.content.decode()
+    assert not FirmwareFile.objects.exists()
+
+
 def test_the_campaign_page_shows_progress_and_cancels(admin_client):
     for charge_point_id in ("A", "B", "C"):
         ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
