@@ -510,8 +510,8 @@ def transaction_updated_record(
     seqNo adds its readings, charging state and time spent charging, and fills the EVSE and
     connector the session lacks; a replayed seqNo adds nothing), without the start's lookups,
     judgements and atomic block (a fleet's every reading of 2.0.1; issue 15). False, having
-    done nothing, for any other event, and for a seqNo the session saw that brings readings (a
-    counter its charger's reboot restarted, or a resend: ``transaction_start`` tells them apart):
+    done nothing, for any other event, and for a seqNo the session saw that brings readings or a
+    state (a counter its charger's reboot restarted, or a resend: ``transaction_start`` tells them apart):
     the caller takes ``transaction_start``'s way."""
     if not gathering() or len(ocpp_transaction_id) > _START_KEY_LENGTH:
         return False
@@ -522,10 +522,10 @@ def transaction_updated_record(
     if session is None or at < session.started_at:  # an event before its start may move it: the full way judges
         return False
     if seq_nos_contain(session.seq_nos, seq_no):
-        # A replay adds nothing; one with readings may be an event whose seqNo its charger's
-        # reboot restarted, which only the full way judges (``_seq_no_restarted``: one statement,
-        # for such an event only).
-        return not samples
+        # A replay adds nothing; one with readings, or telling a state, may be an event whose
+        # seqNo its charger's reboot restarted, which only the full way judges
+        # (``_seq_no_restarted``: one statement, for such an event only).
+        return not samples and charging is None and time_spent_charging is None
     seq_no_seen(session, seq_no)
     if session.evse_id is None:
         session.evse_id = column_int(evse_id)

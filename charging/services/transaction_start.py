@@ -287,7 +287,7 @@ def _event_add(
     """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); the answer's
     authorization: this start's, else the one the session started with."""
     seen = request.seq_no is not None and seq_no_seen(session, request.seq_no)
-    if request.seq_no is not None and (not seen or _seq_no_restarted(session, request)):
+    if request.seq_no is not None and (not seen or _seq_no_restarted(session, request, start)):
         if start.implausible:
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         _event_merge(session, request, start)
@@ -436,15 +436,22 @@ def _restarted(session: Transaction, seq_no: int, sent: datetime | None, charge_
     return opened_before_boot(session, charge_point.last_boot_at)
 
 
-def _seq_no_restarted(session: Transaction, request: StartRequest) -> bool:
+def _seq_no_restarted(session: Transaction, request: StartRequest, start: ChargerTime) -> bool:
     """Whether a 2.0.1 event whose seqNo open ``session`` saw is no replay: the session reached the
     CSMS before its charger's last boot (the CSMS's clock), which restarted the counter, and the
     event brings readings the session does not hold (a replay brings the ones stored when it was
     first sent: same times). Only such an event (a repeated seqNo with readings) reads, and only
     what it needs: the charger's boot time and the ledger, one statement (none when the charger's
-    row is at hand and tells no boot since; no charger row is loaded)."""
-    if session.status != TransactionStatus.ACTIVE or not request.samples or request.started_event:
+    row is at hand and tells no boot since; no charger row is loaded).
+
+    A state-only event (no readings: a ``chargingState`` or ``timeSpentCharging`` alone) has no
+    readings to compare: it is no replay when stamped at or after that boot (a copy of an event
+    sent before the boot is stamped before it), by its time as sent (a receipt standing in tells
+    nothing); one statement, the charger's boot time, for such an event only."""
+    if session.status != TransactionStatus.ACTIVE or request.started_event:
         return False
+    if not request.samples:
+        return start.sent is not None and start.kept is None and _state_restarted(session, request)
     if any(sample.charger_timestamp is not None for sample in request.samples):
         return False  # a time its receipt stands in for differs from copy to copy: no telling
     times = {sample.timestamp for sample in request.samples}
@@ -453,6 +460,15 @@ def _seq_no_restarted(session: Transaction, request: StartRequest) -> bool:
         return opened_before_boot(session, session.charge_point.last_boot_at) and not held.exists()
     booted = ChargePoint.objects.filter(pk=session.charge_point_id, last_boot_at__gt=session.created_at)
     return booted.filter(~Exists(held)).exists()
+
+
+def _state_restarted(session: Transaction, request: StartRequest) -> bool:
+    """``_seq_no_restarted`` of a state-only event: one that tells a state, stamped (as sent) at
+    or after its charger's last boot, which happened after the session reached the CSMS."""
+    if request.charging is None and request.time_spent_charging is None:
+        return False
+    booted = ChargePoint.objects.filter(pk=session.charge_point_id, last_boot_at__gt=session.created_at)
+    return booted.filter(last_boot_at__lte=request.started_at).exists()
 
 
 def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | None) -> None:

@@ -234,3 +234,39 @@ def test_only_a_parked_ended_of_an_unknown_transaction_opens_a_session(register_
     with pytest.raises(ReconciliationError, match=r"no 2\.0\.1 Ended of an unknown transaction"):
         reconciliation_item_session_open(item=item, user_id=None)
     assert Transaction.objects.filter(charge_point__charge_point_id=cp).count() == 1
+
+
+def test_a_state_only_updated_whose_seq_no_a_reboot_restarted_is_applied(register_charge_point):
+    """The charger rebooted mid-session and restarted its seqNo counter (README Imperfect chargers):
+    its state-only Updated (SuspendedEV, no meter values) repeats a seqNo of before the boot. It
+    was dropped as a replay and its idle time never billed; stamped after the boot, it is no copy
+    of an event sent before it. A resend of the pre-boot event (stamped before the boot) still is."""
+    from django.utils import timezone
+
+    now = timezone.now().replace(microsecond=0)
+    base = now - timedelta(hours=1)
+
+    def at(minute: int) -> str:
+        return (base + timedelta(minutes=minute)).isoformat()
+
+    def updated(seq_no: int, minute: int, state: str) -> dict[str, Any]:
+        payload = event("Updated", seq_no, 0, info={"chargingState": state})
+        payload["timestamp"] = at(minute)
+        return payload
+
+    cp = new_charger(register_charge_point)
+    started = event("Started", 0, 0, [register(1000, "Transaction.Begin")], info={"chargingState": "Charging"})
+    started["timestamp"] = started["meterValue"][0]["timestamp"] = at(0)
+    _transaction_event(cp, started)
+    _transaction_event(cp, updated(1, 5, "Charging"))
+    _transaction_event(cp, updated(2, 10, "Charging"))
+    Transaction.objects.filter(charge_point__charge_point_id=cp).update(created_at=base)
+    ChargePoint.objects.filter(charge_point_id=cp).update(last_boot_at=base + timedelta(minutes=20))
+    _transaction_event(cp, updated(1, 5, "SuspendedEV"))  # a pre-boot seqNo 1, stamped before the boot: a copy
+    assert session_of(cp).idle_since is None
+    _transaction_event(cp, updated(1, 30, "SuspendedEV"))  # after the boot, the counter restarted
+    ended = event("Ended", 2, 0, [register(3000, "Transaction.End")])
+    ended["timestamp"] = ended["meterValue"][0]["timestamp"] = at(40)
+    _transaction_event(cp, ended)
+    session = session_of(cp)
+    assert (session.status, session.idle_seconds) == ("ended", 600)

@@ -122,3 +122,48 @@ async def test_an_updated_event_with_a_token_or_before_its_start_goes_the_full_w
     columns, _ = await _written("CP-UR-3")
     # After its Started in the charger's sequence: a clock's glitch, which moves neither start nor meter start.
     assert columns["started_at"] == T0 and columns["meter_start_wh"] == 1000
+
+
+async def test_a_kept_sessions_state_only_updated_whose_seq_no_a_reboot_restarted_is_applied(register_charge_point):
+    """A state-only Updated (no meter values) repeating a seqNo of before its charger's reboot,
+    stamped after it: the lean way dropped it as a replay (idle time never billed); it goes the
+    full way, which tells a restarted counter from a copy by the boot."""
+    from django.utils import timezone
+
+    from chargepoints.models import ChargePoint
+    from charging.services.open_sessions import open_sessions_load
+
+    name = "CP-UR-4"
+    await sync_to_async(register_charge_point)(name)
+    group = CommitGroup(max_units=64)
+    context = connection_context()
+    base = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+
+    def state(kind: str, seq_no: int, minute: int, charging_state: str) -> dict[str, Any]:
+        at = (base + timedelta(minutes=minute)).isoformat()
+        payload = _event(kind, seq_no, 1000 + minute, base + timedelta(minutes=minute))
+        payload["transactionInfo"] = {"transactionId": "TX-U", "chargingState": charging_state}
+        if kind == "Updated":
+            del payload["meterValue"]
+        payload["timestamp"] = at
+        return payload
+
+    async def send(payload: dict[str, Any]) -> None:
+        (answer,) = await one_batch(group, (context, _transaction_event, {"charge_point_id": name, "payload": payload}))
+        assert not isinstance(answer, Exception)
+
+    await send(state("Started", 0, 0, "Charging"))
+    await send(state("Updated", 1, 5, "Charging"))
+
+    @sync_to_async
+    def reboot() -> None:
+        Transaction.objects.filter(charge_point__charge_point_id=name).update(created_at=base)
+        ChargePoint.objects.filter(charge_point_id=name).update(last_boot_at=base + timedelta(minutes=20))
+
+    await reboot()
+    context = connection_context()  # the charger reconnects after its boot: its handshake keeps the session
+    await one_batch(group, (context, open_sessions_load, {"charge_point_id": name}))
+    await send(state("Updated", 1, 30, "SuspendedEV"))
+    await send(state("Ended", 2, 40, "EVConnected"))
+    columns, _ = await _written(name)
+    assert (columns["status"], columns["idle_seconds"]) == ("ended", 600)
