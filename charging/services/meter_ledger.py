@@ -149,6 +149,8 @@ def _meter_values_applied(
         else:
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
             session = _open_on_connector(charge_point, connector_id, evse_id, samples) or session
+    if session is not None and _resent(session, samples):
+        return session  # acknowledged again, nothing stored twice
     charge_point_pk = session.charge_point_id if session else charge_point.pk
     samples_store(
         charge_point_pk,
@@ -163,6 +165,31 @@ def _meter_values_applied(
         transaction_save_changes(session, may_gather=True)
         charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
+
+
+def _resent(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Whether MeterValues ``samples`` of ``session`` are a copy of one it stored (OCPP-J: a CALL
+    whose CALLRESULT was lost is sent again, the same message): their energy register is read no
+    later than the session's latest reading (``last_register_at``; a new message's is later, and
+    reads nothing), and the ledger holds each of them, as a MeterValues of the session stored it
+    (same time, measurand, phase, location, context, value and unit): one statement, for such a
+    message only. A message without a register reading, or with a time its receipt stands in for
+    (which differs from copy to copy), is stored: it cannot be told without a read per message."""
+    last = session.last_register_at
+    times = [sample.timestamp for sample in samples if sample.measurand == metering.ENERGY_REGISTER]
+    if last is None or not times or max(times) > last:
+        return False
+    if any(sample.charger_timestamp is not None for sample in samples):
+        return False
+    held = set(
+        MeterSample.objects.filter(
+            transaction_id=session.pk, source="MeterValues", timestamp__in={sample.timestamp for sample in samples}
+        ).values_list("timestamp", "measurand", "phase", "location", "context", "raw_value", "unit", "multiplier")
+    )
+    return all(
+        (s.timestamp, s.measurand, s.phase, s.location, s.context, s.raw_value, s.unit, s.multiplier) in held
+        for s in samples
+    )
 
 
 def _after_its_end(session: Transaction, samples: Sequence[SampledValue]) -> bool:

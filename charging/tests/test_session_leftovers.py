@@ -270,3 +270,50 @@ def test_a_state_only_updated_whose_seq_no_a_reboot_restarted_is_applied(registe
     _transaction_event(cp, ended)
     session = session_of(cp)
     assert (session.status, session.idle_seconds) == ("ended", 600)
+
+
+def test_a_meter_values_resent_after_a_lost_acknowledgement_is_stored_once(register_charge_point):
+    """OCPP-J: a CALL whose CALLRESULT is lost is sent again, the same message. A 1.6 MeterValues
+    resent (same connector, transactionId, timestamps and values) was stored twice; a copy adds
+    nothing now, also one of an earlier message after a later one. A new message that shares a
+    time but not its values is no copy."""
+    from charging.models import MeterSample
+    from charging.services.meter_ledger import SampledValue, meter_values_record
+    from charging.services.transaction_start import StartRequest, transaction_start
+
+    cp = new_charger(register_charge_point, "1.6")
+    session = transaction_start(
+        StartRequest(
+            charge_point_id=cp,
+            ocpp_version="1.6",
+            start_key=f"1|TAG|1000|{T0.isoformat()}",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(1000),
+        )
+    ).transaction
+
+    def meter_values(minute: int, wh: str, power: str = "7200") -> None:
+        at = T0 + timedelta(minutes=minute)
+        meter_values_record(
+            charge_point_id=cp,
+            connector_id=1,
+            ocpp_transaction_id=str(session.pk),
+            samples=[
+                SampledValue(timestamp=at, raw_value=wh, context="Sample.Periodic", location="Outlet"),
+                SampledValue(timestamp=at, raw_value=power, measurand="Power.Active.Import", unit="W"),
+            ],
+        )
+
+    def stored() -> int:
+        return MeterSample.objects.filter(transaction=session).count()
+
+    meter_values(1, "1500")
+    meter_values(1, "1500")  # the copy
+    assert stored() == 2
+    meter_values(2, "2100")
+    meter_values(1, "1500")  # a copy of the earlier one, after the later
+    meter_values(2, "2100", power="7000")  # the same time, another value: no copy
+    assert stored() == 6
+    assert session_of(cp).energy_wh == Decimal(1100)
