@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from billing import export, services
+from billing import export, selectors, services
 from billing.models import BillingRecord, Tariff
 from billing.serializers import TariffSerializer
 from billing.services import PRICING_FIELDS
@@ -67,10 +67,12 @@ class TariffAdmin(admin.ModelAdmin):
         return str(round_money(obj.session_fee, obj.currency))
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
-        """As ``services.tariff_delete``: the open sessions' tariffs are kept first (in the delete
-        view's transaction), so a tariff an open session started under is shown protected by it."""
-        services.open_session_tariffs_kept()
-        return super().get_deleted_objects(objs, request)
+        """As ``services.tariff_delete`` refuses: a tariff an open session started under is shown
+        protected by it (read, not written: the confirmation page is a GET)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        sessions = selectors.open_sessions_started_under(tariff_ids={tariff.pk for tariff in objs})
+        protected = [*protected, *(f"Open session: {session}" for session in sessions)]
+        return deleted, counts, perms_needed, protected
 
     def delete_model(self, request: HttpRequest, obj: Tariff) -> None:
         services.tariff_delete(tariff=obj)

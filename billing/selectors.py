@@ -90,6 +90,29 @@ def _kept_for(**filters: Any) -> QuerySet[SessionTariff, int]:
     return SessionTariff.objects.filter(**filters).values_list("tariff_id", flat=True)
 
 
+def open_sessions_started_under(*, tariff_ids: set[int]) -> list[Transaction]:
+    """The open sessions a tariff of ``tariff_ids`` prices (the one kept for each, ``SessionTariff``,
+    else the one ``tariff_for`` chooses at its start): what protects those tariffs from deletion
+    (``services.tariff_delete`` keeps theirs first). Reads only: three statements."""
+    kept = dict(
+        SessionTariff.objects.filter(transaction__status=TransactionStatus.ACTIVE).values_list(
+            "transaction_id", "tariff_id"
+        )
+    )
+    sessions = list(Transaction.objects.filter(status=TransactionStatus.ACTIVE).select_related("charge_point"))
+    if not sessions:
+        return []
+    own_ids, tariffs = tariffs_read()
+
+    def pricing(session: Transaction) -> int | None:
+        if session.pk in kept:
+            return kept[session.pk]
+        chosen = tariff_chosen(tariffs, own_ids.get(session.charge_point_id), session.started_at)
+        return chosen.pk if chosen is not None else None
+
+    return [session for session in sessions if pricing(session) in tariff_ids]
+
+
 def tariff_chosen(tariffs: tuple[Tariff, ...], own_id: int | None, at: datetime) -> Tariff | None:
     """``tariff_for``'s choice among ``tariffs`` (every one there is) for a charger whose own
     tariff is ``own_id``: the statement's order (own first, then valid_from DESC NULLS LAST,

@@ -124,3 +124,20 @@ def test_the_admin_does_not_delete_the_tariff_an_open_session_started_under(admi
     spare = tariff("Spare", "0.20")
     response = admin_client.post(f"/admin/billing/tariff/{spare.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302 and not Tariff.objects.filter(pk=spare.pk).exists()
+
+
+def test_the_admin_s_delete_confirmation_page_writes_nothing(admin_client, register_charge_point):
+    """Round 45: the confirmation page (a GET) kept every open session's tariff (``SessionTariff``
+    rows) to find the sessions protecting the tariff: a GET must not write. It now reads which open
+    sessions started under it, and still shows them protecting it."""
+    default = tariff("Default", "0.10", is_default=True)
+    register_charge_point("CP-1")
+    session = started("CP-1")
+    page = admin_client.get(f"/admin/billing/tariff/{default.pk}/delete/")
+    assert "protected" in page.content.decode()
+    assert not SessionTariff.objects.exists()
+    assert billed(session).tariff_id == default.pk
+    spare = tariff("Spare", "0.20")
+    page = admin_client.get(f"/admin/billing/tariff/{spare.pk}/delete/")
+    assert "protected" not in page.content.decode()
+    assert not SessionTariff.objects.exists()
