@@ -1,14 +1,16 @@
 """The API's JSON parser: a body nested too deeply is a 400, never a RecursionError; text
-PostgreSQL cannot store is a 400 naming each field."""
+PostgreSQL cannot store, and a name given twice in one object, are a 400 naming each field."""
 
 from __future__ import annotations
 
+import codecs
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.exceptions import ParseError, ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import JSONParser, get_encoding  # type: ignore[attr-defined]  # unstubbed
+from rest_framework.utils import json
 
 from kernel.storable_text import unstorable_text_paths
 
@@ -30,14 +32,39 @@ def json_depth(value: Any) -> int:
     return depth
 
 
+class _Duplicated(dict[str, Any]):
+    """A parsed object one of whose names was given more than once (``names``); holds the last value."""
+
+    names: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    parsed = dict(pairs)
+    if len(parsed) == len(pairs):
+        return parsed
+    duplicated = _Duplicated(parsed)
+    names = [name for name, _ in pairs]
+    duplicated.names = [name for name in parsed if names.count(name) > 1]
+    return duplicated
+
+
 class JsonParser(JSONParser):
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
+        """DRF's, and a name given twice in one object (RFC 8259 §4 leaves which one counts to the
+        parser: a client must not find out by which of its values was taken) is a 400 naming it."""
+        decoded: Any = codecs.getreader(get_encoding(parser_context or {}))(stream)  # a text stream
+        parse_constant = json.strict_constant if self.strict else None
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = json.load(decoded, parse_constant=parse_constant, object_pairs_hook=_object)
         except RecursionError:
             raise ParseError(_TOO_DEEP) from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
         if json_depth(data) > MAX_JSON_DEPTH:
             raise ParseError(_TOO_DEEP)
+        duplicated = _duplicated_name_paths(data)
+        if duplicated:
+            raise ValidationError({path: ["Given more than once in the same object."] for path in duplicated})
         paths = unstorable_text_paths(data)
         if paths:
             problem = "NUL characters and unpaired surrogates cannot be stored."
@@ -47,6 +74,21 @@ class JsonParser(JSONParser):
             problem = "A number beyond what the CSMS carries: a 64-bit integer, a double-precision float (1.8e308)."
             raise ValidationError({path or "(body)": [problem] for path in overflowing})
         return data
+
+
+def _duplicated_name_paths(value: Any) -> list[str]:
+    """The dotted paths of the names given twice in one object, found without recursion."""
+    found: list[str] = []
+    level = [(value, "")]
+    while level:
+        item, path = level.pop()
+        if isinstance(item, _Duplicated):
+            found.extend(f"{path}.{name}" if path else name for name in item.names)
+        if isinstance(item, dict):
+            level.extend((child, f"{path}.{key}" if path else str(key)) for key, child in item.items())
+        elif isinstance(item, list):
+            level.extend((child, f"{path}.{index}" if path else str(index)) for index, child in enumerate(item))
+    return sorted(found)
 
 
 def _overflowing_number_paths(value: Any) -> list[str]:

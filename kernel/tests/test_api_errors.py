@@ -48,6 +48,30 @@ def test_a_body_at_the_depth_limit_is_parsed(api_client):
     assert list(details) == ["heartbeat_interval"]
 
 
+def test_a_key_given_twice_in_a_body_is_a_400_naming_it(api_client):
+    """JSON leaves duplicate names undefined (RFC 8259 §4): the API takes neither, it names the field."""
+    twice = '{"id_tag": "A-1", "id_tag": "B-2"}'
+    response = api_client.post("/api/v1/id-tags/", twice, content_type="application/json")
+    body = assert_error(response, 400, "ValidationError")
+    assert body["details"] == {"id_tag": ["Given more than once in the same object."]}
+    assert not api_client.get("/api/v1/id-tags/").json()["results"]
+
+    nested_twice = (
+        '{"charge_point_id": "CP-1", "connector_id": 1, "cs_charging_profiles": {"charging_profile_id": 1,'
+        ' "stack_level": 0, "stack_level": 9, "charging_profile_purpose": "TxDefaultProfile",'
+        ' "charging_profile_kind": "Absolute", "charging_schedule": {"charging_rate_unit": "A",'
+        ' "charging_schedule_period": [{"start_period": 0, "limit": 16, "limit": 32}]}}}'
+    )
+    response = api_client.post("/api/v1/ocpp16/set_charging_profile", nested_twice, content_type="application/json")
+    body = assert_error(response, 400, "ValidationError")
+    assert body["details"] == {
+        "cs_charging_profiles.stack_level": ["Given more than once in the same object."],
+        "cs_charging_profiles.charging_schedule.charging_schedule_period.0.limit": [
+            "Given more than once in the same object."
+        ],
+    }
+
+
 def test_a_3_mb_body_is_a_json_413(api_client):
     body = json.dumps({"charge_point_id": "CP-1", "description": "x" * 3_000_000})
     response = api_client.post("/api/v1/chargepoints/", body, content_type="application/json")
