@@ -131,3 +131,67 @@ async def test_v201_a_connectors_availability_state_event_is_its_status(daphne):
 
     connector = await Connector.objects.aget(charge_point__charge_point_id="CP201-AV", connector_id=1)
     assert (connector.status, connector.status_timestamp.isoformat()) == ("Available", "2026-11-25T10:10:00+00:00")
+
+
+async def test_v201_iso15118_charging_needs_and_schedules_are_answered_per_k15_k17(daphne):
+    """Were ``NotSupported`` CALLERRORs: a station on ISO 15118 sends NotifyEVChargingNeeds (K15) and
+    NotifyEVChargingSchedule (K17) and the CSMS SHALL answer them. The CSMS computes no schedule from an
+    EV's needs: K15's ``Rejected`` (the station goes on with the limits it holds); the EV's schedule is
+    ``Accepted`` (the CSMS sent it no ISO 15118 schedule it could break)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP201-EV", heartbeat_interval=60)
+    async with ocpp_charger(daphne, "2.0.1", "CP201-EV") as charger:
+        needs = await charger.call(
+            call201.NotifyEVChargingNeeds(
+                evse_id=1,
+                charging_needs={
+                    "requestedEnergyTransfer": "AC_three_phase",
+                    "departureTime": "2026-11-25T18:00:00Z",
+                    "acChargingParameters": {
+                        "energyAmount": 30000,
+                        "evMinCurrent": 6,
+                        "evMaxCurrent": 32,
+                        "evMaxVoltage": 230,
+                    },
+                },
+            )
+        )
+        assert needs.status == "Rejected"
+        schedule = await charger.call(
+            call201.NotifyEVChargingSchedule(
+                time_base="2026-11-25T10:00:00Z",
+                evse_id=1,
+                charging_schedule={
+                    "id": 1,
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+                },
+            )
+        )
+        assert schedule.status == "Accepted"
+        await charger.call(call201.NotifyChargingLimit(charging_limit={"chargingLimitSource": "EMS"}, evse_id=1))
+        await charger.call(call201.ClearedChargingLimit(charging_limit_source="EMS", evse_id=1))
+        await charger.call(
+            call201.ReportChargingProfiles(
+                request_id=1,
+                charging_limit_source="CSO",
+                evse_id=1,
+                tbc=False,
+                charging_profile=[
+                    {
+                        "id": 1,
+                        "stackLevel": 0,
+                        "chargingProfilePurpose": "TxDefaultProfile",
+                        "chargingProfileKind": "Absolute",
+                        "chargingSchedule": [
+                            {
+                                "id": 1,
+                                "chargingRateUnit": "A",
+                                "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+                            }
+                        ],
+                    }
+                ],
+            )
+        )
+
+    assert not await OcppMessage.objects.filter(message_type=4).aexists()

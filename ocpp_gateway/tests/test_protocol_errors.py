@@ -56,12 +56,10 @@ async def test_every_action_the_csms_does_not_answer_is_not_supported(daphne, ve
     assert answers == {action: [4, f"n{index}", "NotSupported"] for index, action in enumerate(actions)}
 
 
-async def test_certificate_and_iso15118_actions_of_201_are_not_supported(daphne):
+async def test_certificate_actions_of_201_are_not_supported(daphne):
     await ChargePoint.objects.acreate(charge_point_id="CP-PKI", heartbeat_interval=60)
     async with raw_socket(daphne, "2.0.1", "CP-PKI") as websocket:
-        for index, action in enumerate(
-            ["SignCertificate", "Get15118EVCertificate", "GetCertificateStatus", "NotifyEVChargingNeeds"]
-        ):
+        for index, action in enumerate(["SignCertificate", "Get15118EVCertificate", "GetCertificateStatus"]):
             answer = await exchange(websocket, [2, f"c{index}", action, {}])
             assert answer[:4] == [
                 4,

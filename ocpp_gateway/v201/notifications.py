@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from ocpp.v201 import call_result
-from ocpp.v201.enums import Action, ConnectorStatusEnumType, DataTransferStatusEnumType
+from ocpp.v201.enums import (
+    Action,
+    ConnectorStatusEnumType,
+    DataTransferStatusEnumType,
+    GenericStatusEnumType,
+    NotifyEVChargingNeedsStatusEnumType,
+)
 
 from chargepoints import services
 from kernel.ocpp_package import on_payload
@@ -67,6 +73,18 @@ class NotificationHandlers:
     )
     on_notify_charging_limit = acknowledging_handler(Action.notify_charging_limit, call_result.NotifyChargingLimit)
     on_cleared_charging_limit = acknowledging_handler(Action.cleared_charging_limit, call_result.ClearedChargingLimit)
+    # ISO 15118 (K15, K17): the CSMS computes no schedule from an EV's needs, so it answers them Rejected
+    # (K15: the station goes on with the limits it holds; a site's TxProfile, sent as any other, still
+    # reaches it and the station renegotiates, K16); the EV's own schedule breaks no ISO 15118 schedule
+    # of the CSMS's (it sent none): Accepted (K17). Both are kept in the message log.
+    on_notify_ev_charging_needs = acknowledging_handler(
+        Action.notify_ev_charging_needs,
+        lambda: call_result.NotifyEVChargingNeeds(status=NotifyEVChargingNeedsStatusEnumType.rejected),
+    )
+    on_notify_ev_charging_schedule = acknowledging_handler(
+        Action.notify_ev_charging_schedule,
+        lambda: call_result.NotifyEVChargingSchedule(status=GenericStatusEnumType.accepted),
+    )
     on_notify_customer_information = acknowledging_handler(
         Action.notify_customer_information, call_result.NotifyCustomerInformation
     )
