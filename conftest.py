@@ -214,22 +214,6 @@ class DaphneServer:
         return self.log_path.read_text(errors="replace")
 
 
-# The session's tests refuse API keys from one address (127.0.0.1), dozens within a failure window,
-# shared through Redis: unbounded but where a test sets CSMS_API_AUTH_FAILURES_PER_IP itself
-# (kernel/tests/test_throttling.py).
-API_KEY_FAILURES_UNBOUNDED = 1_000_000
-
-
-@pytest.fixture(scope="session", autouse=True)
-def api_key_failures_unbounded() -> Iterator[None]:
-    from django.conf import settings
-
-    before = settings.CSMS_API_AUTH_FAILURES_PER_IP
-    settings.CSMS_API_AUTH_FAILURES_PER_IP = API_KEY_FAILURES_UNBOUNDED
-    yield
-    settings.CSMS_API_AUTH_FAILURES_PER_IP = before
-
-
 def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **extra_env: str) -> DaphneServer:
     """Start ``daphne csms.asgi:application`` (or another ``application``, e.g. one with a fault
     injected) on a free port against the test database."""
@@ -249,8 +233,6 @@ def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **ex
         "CSMS_DB_POOL_MAX_IDLE": "5",
         # Tests script every frame; those of the configuration read after a boot ask for it.
         "CSMS_CONFIGURATION_REFRESH_ON_BOOT": "false",
-        # The session's tests refuse keys from one address (see api_key_failures_unbounded).
-        "CSMS_API_AUTH_FAILURES_PER_IP": str(API_KEY_FAILURES_UNBOUNDED),
         **extra_env,
     }
     log_path = tmp_dir / f"daphne-{port}.log"

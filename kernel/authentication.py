@@ -8,7 +8,7 @@ from rest_framework.request import Request
 
 from kernel.api_keys import api_key_find_active, api_key_find_remembered, api_key_mark_used
 from kernel.models import ApiKey
-from kernel.throttling import bearer_failure_counted, bearer_refusal_wait
+from kernel.throttling import bearer_failure_counted
 
 
 class ApiKeyUser:
@@ -30,8 +30,8 @@ class ApiKeyUser:
 class BearerApiKeyAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <key>``. A key refused is a ``401``; past
     ``CSMS_API_AUTH_FAILURES_PER_IP`` refused keys from one client address in a window, that
-    address gets ``429 Throttled`` with ``Retry-After`` (the window's end) for any key, before it
-    is looked up (``kernel.throttling.bearer_refusal_wait``)."""
+    address's refused keys are ``429 Throttled`` with ``Retry-After`` (the window's end) until it
+    ends; a valid key is served (``kernel.throttling.bearer_failure_counted``)."""
 
     def authenticate(self, request: Request) -> tuple[ApiKeyUser, ApiKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
@@ -39,9 +39,6 @@ class BearerApiKeyAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != "bearer":
             return None
         key = key.strip()
-        wait = bearer_refusal_wait(request)
-        if wait is not None:
-            raise exceptions.Throttled(wait, _TOO_MANY_FAILURES)
         if not key:
             _refused(request, "Empty Bearer token.")
         api_key, checked = self.active_key(key)

@@ -3,6 +3,7 @@ authentications per client address: keys cannot be guessed without limit."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import time
@@ -156,12 +157,6 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-# The addresses whose Bearer authentication failed in this process, by the failure window it failed
-# in (``_failure_window``): only their requests read the shared count before their key is looked up.
-_failing: dict[str, int] = {}
-FAILING_AT_MOST = 10_000  # addresses remembered; past it those of past windows are forgotten, then all
-
-
 def _failure_window() -> tuple[int, float]:
     """The current window of ``CSMS_API_AUTH_FAILURE_WINDOW_SECONDS`` (windows are aligned on the
     epoch, so every process counts in the same one) and the seconds until it ends."""
@@ -175,36 +170,18 @@ def _failures_key(address: str, window: int) -> str:
     return f"api-auth-failures:{window}:{address}"
 
 
-def bearer_refusal_wait(request: Request) -> float | None:
-    """Seconds until the client's address may present an API key again, after
-    ``CSMS_API_AUTH_FAILURES_PER_IP`` failed ones in the current window (answered ``429``); None:
-    it may. Read before its key is looked up, only for an address whose authentication failed in
-    this process in this window: any other request (a valid key's) reads nothing more. The count
-    is shared through the cache (Redis with ``REDIS_URL``); without it (Redis away) None."""
-    address = BaseThrottle().get_ident(request)
-    window, left = _failure_window()
-    if _failing.get(address) != window:
-        return None
-    try:
-        failures = _default_cache().get(_failures_key(address, window)) or 0
-    except Exception as error:
-        logger.warning("API authentication throttling skipped, the cache is unavailable: %r", error)
-        return None
-    return left if failures >= settings.CSMS_API_AUTH_FAILURES_PER_IP else None
-
-
 def bearer_failure_counted(request: Request) -> float | None:
     """Count a failed API key authentication (an unknown, revoked, expired or empty key) of the
-    client's address; seconds until it may try again if this one is past
-    ``CSMS_API_AUTH_FAILURES_PER_IP`` (answered ``429`` instead of ``401``), else None."""
+    client's address; seconds until the window ends if this one is past
+    ``CSMS_API_AUTH_FAILURES_PER_IP`` (answered ``429`` instead of ``401``), else None. Only refused
+    keys are counted and throttled: a valid key is served from any address (a guesser cannot find
+    one: keys are random, 256 bits). A loopback address is not counted: the machine's own health
+    checks and tests, and a proxy on it that passes no client address (every client would share
+    its count)."""
     address = BaseThrottle().get_ident(request)
+    if _loopback(address):
+        return None
     window, left = _failure_window()
-    if len(_failing) >= FAILING_AT_MOST:
-        for stale in [seen for seen, seen_in in _failing.items() if seen_in != window]:
-            del _failing[stale]
-        if len(_failing) >= FAILING_AT_MOST:
-            _failing.clear()
-    _failing[address] = window
     key = _failures_key(address, window)
     try:
         cache = _default_cache()
@@ -218,3 +195,10 @@ def bearer_failure_counted(request: Request) -> float | None:
         logger.warning("API authentication throttling skipped, the cache is unavailable: %r", error)
         return None
     return left if failures > settings.CSMS_API_AUTH_FAILURES_PER_IP else None
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
