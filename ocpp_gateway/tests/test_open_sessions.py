@@ -735,3 +735,27 @@ async def test_a_status_of_a_connection_that_does_not_know_every_session_asks_th
         _status_session_reads, charge_point_id="CP-OS-17", connector_id=1, status="Available", charging=None
     )
     assert len(reads) == 1
+
+
+async def test_a_kept_sessions_meter_values_resent_is_stored_once_and_a_new_one_reads_nothing_more(
+    register_charge_point,
+):
+    """A MeterValues resent after its answer was lost, on the connection that keeps its session:
+    stored once (round 45); the next new reading still reads no session row and no ledger row."""
+    await sync_to_async(register_charge_point)("CP-OS-R45")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-R45", meter_start=1000)
+    first = reading16("CP-OS-R45", pk, 1500, T0 + timedelta(minutes=1))
+    await group.run(meter_values_record, **first)
+    await group.run(meter_values_record, **first)  # the copy
+    assert await _samples(pk) == 1
+
+    def reads(**kwargs: Any) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            meter_values_record(**kwargs)
+        return [query["sql"] for query in queries if "SELECT" in query["sql"]]
+
+    assert await group.run(reads, **reading16("CP-OS-R45", pk, 2100, T0 + timedelta(minutes=2))) == []
+    assert await _samples(pk) == 2
+    assert (await _session(pk)).energy_wh == Decimal(1100)
