@@ -22,7 +22,7 @@ from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
 from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
-from kernel.openapi import COMMAND_ERROR_STATUSES, ApiSchema
+from kernel.openapi import COMMAND_ERROR_STATUSES, ApiSchema, ocpp_request_body_schema
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,16 @@ class CommandSchema(ApiSchema):
             " for a transaction id of no active session of the charger; a cancel of a reservation that is not"
             " active; a charging profile that replaces an installed one)."
         )
+
+    def _get_request_body(self, direction: Any = "request") -> dict[str, Any]:
+        """The OCPP request schema of the command in snake_case, and ``charge_point_id`` when the
+        path does not name the charger."""
+        view = cast("OcppCommandView", self.view)
+        body = ocpp_request_body_schema(ocpp_version=view.ocpp_version, action=catalog.ocpp_action(view.command))
+        if "{charge_point_id}" not in self.path:
+            body["properties"] = {"charge_point_id": {"type": "string"}, **body.get("properties", {})}
+            body["required"] = ["charge_point_id", *body.get("required", [])]
+        return {"content": {"application/json": {"schema": body}}, "required": True}
 
     def get_operation_id(self) -> str:
         view = cast("OcppCommandView", self.view)

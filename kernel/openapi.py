@@ -13,10 +13,13 @@ by HTTP method or viewset action (409 ``Conflict``; the outcomes of a command se
 
 from __future__ import annotations
 
+import decimal
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+
+from kernel import payload_case, schemas
 
 ERROR_COMPONENT = "Error"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -106,3 +109,39 @@ class ApiSchema(AutoSchema):
         declared = getattr(self.view, "api_error_statuses", {})
         statuses |= {*declared.get(self.method, ()), *declared.get(getattr(self.view, "action", None), ())}
         return statuses
+
+
+# JSON-schema keys of the OCPP schemas that OpenAPI 3.0's schema objects lack (or that say nothing
+# to a client): the draft's own, the package's Java hints, the definitions (inlined where used).
+_NOT_OPENAPI = frozenset(
+    {"$schema", "$id", "id", "title", "javaType", "tsEnumNames", "comment", "definitions", "additionalItems"}
+)
+
+
+def ocpp_request_body_schema(*, ocpp_version: str, action: str) -> dict[str, Any]:
+    """The OCPP JSON schema of ``action``'s request as the API takes it: an OpenAPI schema object
+    with the field names in snake_case (``cs_charging_profiles.stack_level``) and the definitions
+    inlined. What the CSMS checks beyond the schema (README, OCPP commands) is not in it."""
+    root = schemas.request_schema(ocpp_version=ocpp_version, action=action)
+
+    def converted(node: Any) -> Any:
+        if isinstance(node, list):
+            return [converted(item) for item in node]
+        if not isinstance(node, dict):
+            return float(node) if isinstance(node, decimal.Decimal) else node
+        while "$ref" in node:
+            node = root["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _NOT_OPENAPI:
+                continue
+            if key == "properties":
+                out[key] = {payload_case.snake_name(name): converted(item) for name, item in value.items()}
+            elif key == "required":
+                out[key] = [payload_case.snake_name(name) for name in value]
+            else:
+                out[key] = converted(value)
+        return out
+
+    body: dict[str, Any] = converted(root)
+    return body

@@ -185,3 +185,22 @@ def test_paging_parameters_are_documented_with_their_bounds():
         if "page_size" in parameters:
             assert parameters["page_size"] == {"type": "integer", "minimum": 1, "maximum": 1000}, path
             assert parameters["page"]["anyOf"] == [{"type": "integer", "minimum": 1}, {"enum": ["last"]}], path
+
+
+def test_a_command_body_is_documented_as_its_ocpp_request_in_snake_case():
+    """README, OCPP commands: the body is the OCPP request in snake_case (with ``charge_point_id``
+    when the path does not name the charger); a client generated from the schema can write it."""
+    paths = schema.raw_schema["paths"]
+    in_body = paths["/api/v1/ocpp16/remote_start_transaction/"]["post"]["requestBody"]
+    body = in_body["content"]["application/json"]["schema"]
+    assert in_body["required"] is True
+    assert body["required"] == ["charge_point_id", "id_tag"]
+    assert body["properties"]["id_tag"] == {"type": "string", "maxLength": 20}
+    profile = body["properties"]["charging_profile"]["properties"]
+    assert profile["charging_schedule"]["properties"]["charging_rate_unit"]["enum"] == ["A", "W"]
+    by_path = paths["/api/v1/ocpp201/{charge_point_id}/set_variables/"]["post"]["requestBody"]
+    body = by_path["content"]["application/json"]["schema"]
+    assert body["required"] == ["set_variable_data"] and "charge_point_id" not in body["properties"]
+    data = body["properties"]["set_variable_data"]["items"]
+    assert data["required"] == ["attribute_value", "component", "variable"]
+    assert data["properties"]["component"]["properties"]["evse"]["required"] == ["id"]  # a definition, inlined
