@@ -8,7 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -223,7 +223,7 @@ class LogUploadAdmin(admin.ModelAdmin):
         download = self.admin_site.admin_view(self.download_view)
         return [path("<int:pk>/download/", download, name="maintenance_logupload_download"), *super().get_urls()]
 
-    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+    def download_view(self, request: HttpRequest, pk: int) -> FileResponse | HttpResponseRedirect:
         """Staff with view permission on log uploads download the file as the charger sent it; a
         file no longer stored is said in the message bar of the upload's page."""
         if not self.has_view_permission(request):
