@@ -37,8 +37,10 @@ class Command(models.Model):
     response_violations = models.JSONField(
         default=dict, blank=True, help_text="How the charger's answer breaks the OCPP response schema, per field."
     )
-    api_key = models.ForeignKey("kernel.ApiKey", on_delete=models.SET_NULL, null=True, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    # Who asked (``requested_by``) stays on the audit: a key or login that sent commands is revoked
+    # or deactivated, not deleted (deleted, its commands would read as the CSMS's own).
+    api_key = models.ForeignKey("kernel.ApiKey", on_delete=models.PROTECT, null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True)
     idempotency_key = models.CharField(max_length=255, blank=True)
     # What was asked under that key (``commands.services.request_fingerprint``): the same key with
     # another request is refused instead of replaying this command's answer.

@@ -129,3 +129,26 @@ def test_what_chargers_report_is_shown_not_typed_in(client, register_charge_poin
     connector = charge_point.connectors.get()
     assert (connector.status, connector.connector_id) == ("Faulted", 1)
     assert charge_point.heartbeats.count() == 1 and InstalledChargingProfile.objects.count() == 1
+
+
+def test_who_sent_a_command_stays_on_it_a_staff_login_or_key_with_commands_is_not_deleted(client):
+    """Deleting a staff login (or an API key) left its commands' requested_by as ``csms``, which the
+    audit keeps for what the CSMS sends of its own accord: a person's reset read as the CSMS's. The
+    admin now refuses the delete, naming the commands (deactivate the login, revoke the key)."""
+    from kernel.api_keys import api_key_create
+
+    olivia = User.objects.create_user("olivia", password="pw", is_staff=True)
+    api_key = api_key_create(name="billing-system")[0]
+    for user, key in ((olivia, None), (None, api_key)):
+        Command.objects.create(
+            charge_point_identity="CP-1", ocpp_version="1.6", command="reset", action="Reset", user=user, api_key=key
+        )
+    client.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    for url in (f"/admin/auth/user/{olivia.pk}/delete/", f"/admin/kernel/apikey/{api_key.pk}/delete/"):
+        assert "Cannot delete" in client.get(url).content.decode(), url
+        client.post(url, {"post": "yes"})
+
+    assert sorted(command.requested_by for command in Command.objects.all()) == [
+        f"api-key:{api_key}",
+        "user:olivia",
+    ]
