@@ -11,7 +11,8 @@ Only a message the CSMS cannot apply at all (no session id, an eventType it does
 required field null or missing without a default) keeps its CALLERROR.
 
 Other messages: a lenient charger model's message is accepted when every violation is harmless
-(an enum value or an over-long string at a place the CSMS stores as text).
+(an enum value or an over-long string at a place the CSMS stores as text; vendor text, 1.6 DataTransfer
+``data``, sent as another JSON value: handled as its JSON text).
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ _STORED: dict[tuple[str, str], dict[str, int]] = {
     },
     ("2.0.1", "MeterValues"): _sampled("meterValue", _SAMPLED_201),
 }
+# Vendor text the CSMS passes on as it is (1.6 DataTransfer ``data``, a string): a lenient model's value
+# there that is no string (an object, an array, a number: firmware that sends its JSON unquoted) is
+# kept as its JSON text; one sent as ``null`` is left out (as if not sent: the field is optional).
+_JSON_TEXT: dict[tuple[str, str], frozenset[str]] = {("1.6", "DataTransfer"): frozenset({"data"})}
 SESSION_ACTIONS = frozenset(
     {
         ("1.6", "StartTransaction"),
@@ -164,7 +169,9 @@ def accepted(*, ocpp_version: str, action: str, payload: Any, lenient: bool, rec
     one costs a few ms, not hundreds (``schema_errors.errors``).
     """
     key = (ocpp_version, action)
-    if not isinstance(payload, dict) or (key not in SESSION_ACTIONS and not (lenient and _STORED.get(key))):
+    if not isinstance(payload, dict) or (
+        key not in SESSION_ACTIONS and not (lenient and (_STORED.get(key) or key in _JSON_TEXT))
+    ):
         return None
     place = ocpp_package.request_place(ocpp_version, action)
     if key not in SESSION_ACTIONS:
@@ -173,15 +180,29 @@ def accepted(*, ocpp_version: str, action: str, payload: Any, lenient: bool, rec
 
 
 def _harmless(key: tuple[str, str], place: schema_errors.Place, payload: dict[str, Any]) -> Accepted | None:
-    """A lenient model's message whose every violation is harmless, with its violations; else None."""
+    """A lenient model's message whose every violation is harmless, with its violations; else None.
+    Vendor text sent as another JSON value (``_JSON_TEXT``) is handled as its JSON text."""
     errors = []
+    changes: list[tuple[list[Any], Any]] = []
     for error in schema_errors.errors(place, payload, omissible=_kept_groups(key, place, harmless_only=True)):
-        if not _kept(key, error, harmless_only=True):
+        if _json_text(key, error):
+            value = error.instance
+            changes.append((list(error.absolute_path), _LEFT_OUT if value is None else json.dumps(value)))
+        elif not _kept(key, error, harmless_only=True):
             return None
         errors.append(error)
     if not errors:
         return None
-    return Accepted(truncated(payload, ocpp_version=key[0], action=key[1]), _violations(errors))
+    return Accepted(truncated(_changed(payload, changes), ocpp_version=key[0], action=key[1]), _violations(errors))
+
+
+def _json_text(key: tuple[str, str], error: ValidationError) -> bool:
+    """A string of ``_JSON_TEXT`` sent as another JSON value."""
+    return (
+        error.validator == "type"
+        and error.validator_value == "string"
+        and _path(error, any_index=True) in _JSON_TEXT.get(key, frozenset())
+    )
 
 
 def _absorbed(

@@ -170,3 +170,16 @@ def test_a_payload_with_nothing_to_cut_is_kept_as_it_is_and_one_cut_shares_the_r
     assert cut["transactionInfo"]["transactionId"] == "T" * 27 + "~" + cut["transactionInfo"]["transactionId"][28:]
     assert event["transactionInfo"] is info and info["transactionId"] == "T" * 40
     assert cut["evse"] is event["evse"]
+
+
+def test_a_lenient_model_s_16_data_transfer_data_that_is_no_string_is_handled_as_its_json_text():
+    transfer = {"vendorId": "com.acme", "messageId": "state"}
+    for data, text in (({"soc": 80, "ids": [1, 2]}, '{"soc": 80, "ids": [1, 2]}'), ([1, "x"], '[1, "x"]'), (17, "17")):
+        kept = accepted("1.6", "DataTransfer", {**transfer, "data": data}, lenient=True)
+        assert kept is not None and kept.payload == {**transfer, "data": text}
+        assert [(v.path, v.validator) for v in kept.violations] == [("data", "type")]
+        assert accepted("1.6", "DataTransfer", {**transfer, "data": data}) is None  # strict: the package refuses it
+    kept = accepted("1.6", "DataTransfer", {**transfer, "data": None}, lenient=True)
+    assert kept is not None and kept.payload == transfer
+    # elsewhere a value that is no string is still refused: vendorId is no vendor text
+    assert accepted("1.6", "DataTransfer", {"vendorId": 7}, lenient=True) is None

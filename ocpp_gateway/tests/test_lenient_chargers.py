@@ -196,3 +196,36 @@ async def test_a_lenient_model_s_firmware_and_upload_statuses_outside_1_6_s_enum
     async with raw_socket(daphne, "1.6", "CP-FWSTRICT") as websocket:
         refused = await exchange(websocket, "f1", "FirmwareStatusNotification", {"status": "InstallRebooting"})
     assert refused[:3] == [4, "f1", "PropertyConstraintViolation"]
+
+
+async def test_a_lenient_model_s_data_transfer_data_that_is_no_string_is_kept_as_json_text(daphne):
+    """OCPP 1.6 DataTransfer ``data`` is a string; firmware that sends an object or an array there
+    got a TypeConstraintViolation whatever its model's profile, so its vendor messages were refused
+    for ever. A lenient model's is answered as any DataTransfer, the value recorded as the violation
+    and passed on as JSON text; a strict charger's is still refused."""
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOOSE-DT", heartbeat_interval=60)
+    await ChargePoint.objects.acreate(charge_point_id="CP-STRICT-DT", heartbeat_interval=60)
+    transfer = {"vendorId": "com.acme", "messageId": "state"}
+    async with raw_socket(daphne, "1.6", "CP-LOOSE-DT") as websocket:
+        assert (await exchange(websocket, "b1", "BootNotification", BOOT))[2]["status"] == "Accepted"
+        for index, data in enumerate(({"soc": 80, "ids": [1, 2]}, [1, "x"], 17)):
+            answer = await exchange(websocket, f"d{index}", "DataTransfer", {**transfer, "data": data})
+            assert answer == [3, f"d{index}", {"status": "UnknownVendorId"}]
+    async with raw_socket(daphne, "1.6", "CP-STRICT-DT") as websocket:
+        strict = {"chargePointVendor": "Acme", "chargePointModel": "Tight"}
+        assert (await exchange(websocket, "b1", "BootNotification", strict))[2]["status"] == "Accepted"
+        answer = await exchange(websocket, "d0", "DataTransfer", {**transfer, "data": {"soc": 80}})
+        assert answer[:3] == [4, "d0", "TypeConstraintViolation"]
+    violations = [
+        (row.action, row.path, row.validator, row.value)
+        async for row in SchemaViolation.objects.filter(charge_point__charge_point_id="CP-LOOSE-DT").order_by(
+            "received_at", "id"
+        )
+    ]
+    assert violations == [
+        ("BootNotification", "chargePointSerialNumber", "maxLength", LONG_SERIAL),
+        ("DataTransfer", "data", "type", '{"soc": 80, "ids": [1, 2]}'),  # a violation's value is kept as text
+        ("DataTransfer", "data", "type", '[1, "x"]'),
+        ("DataTransfer", "data", "type", "17"),
+    ]
