@@ -158,8 +158,9 @@ def id_tag_concurrency_checked(
         key=Lower(Value(id_tag)), status=TransactionStatus.ACTIVE, id_tag_status__in=_COUNTED_STATUSES
     )
     here = Q(charge_point__charge_point_id=charge_point_id)
-    places = [Q(connector_id=connector_id)] if connector_id is not None else []
-    places += [Q(evse_id=evse_id)] if evse_id is not None else []
+    # 2.0.1 numbers connectors within their EVSE: its place is the EVSE; 1.6's is the connector.
+    places = [Q(evse_id=evse_id)] if evse_id is not None else []
+    places += [Q(connector_id=connector_id)] if connector_id is not None and evse_id is None else []
     places += [Q(ocpp_transaction_id=ocpp_transaction_id)] if ocpp_transaction_id else []
     if places:
         place = places[0]

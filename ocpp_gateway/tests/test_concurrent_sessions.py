@@ -79,14 +79,14 @@ async def test_a_2_0_1_token_at_its_limit_is_concurrent_on_authorize_and_in_a_st
     await IdTag.objects.acreate(id_tag="TOKEN-1", token_type="ISO14443", max_concurrent_sessions=1)
     token = {"idToken": "TOKEN-1", "type": "ISO14443"}
 
-    def started(transaction_id: str) -> dict[str, Any]:
+    def started(transaction_id: str, evse_id: int = 1) -> dict[str, Any]:
         return {
             "eventType": "Started",
             "timestamp": AT,
             "triggerReason": "Authorized",
             "seqNo": 0,
             "transactionInfo": {"transactionId": transaction_id},
-            "evse": {"id": 1, "connectorId": 1},
+            "evse": {"id": evse_id, "connectorId": 1},
             "idToken": token,
         }
 
@@ -99,6 +99,9 @@ async def test_a_2_0_1_token_at_its_limit_is_concurrent_on_authorize_and_in_a_st
         # A later event of the first session is its own, not another
         updated = {**started("TX-E"), "eventType": "Updated", "seqNo": 1, "triggerReason": "Authorized"}
         assert (await _call(station_e, "TransactionEvent", updated))["idTokenInfo"]["status"] == "Accepted"
+        # Another EVSE of the same station (its connector 1 too: 2.0.1 numbers them per EVSE) is elsewhere
+        answer = await _call(station_e, "TransactionEvent", started("TX-E2", evse_id=2))
+        assert answer["idTokenInfo"]["status"] == "ConcurrentTx"
 
 
 def test_the_api_sets_and_clears_a_tag_limit_and_refuses_one_below_1(api_client):
