@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command, CommandState
@@ -56,22 +52,6 @@ def remote_start_id_token(*, charge_point_id: str, remote_start_id: int) -> dict
     if not isinstance(token, dict) or not isinstance(token.get("id_token"), str):
         return None
     return {"id_token": token["id_token"], "type": str(token.get("type", ""))}
-
-
-def boot_trigger_pending(*, charge_point_id: str) -> bool:
-    """Whether the CSMS asked the charger for a BootNotification (TriggerMessage, OCPP 1.6 §5.17) that
-    it may still be answering: one sent less than ``CSMS_OCPP_CALL_TIMEOUT`` s ago that it accepted, or
-    whose answer is pending or was lost (timeout). A 1.6 boot has no reason: such a boot is the
-    trigger's, no restart, also when it comes on a connection opened since (the charger reconnected
-    after answering). One refused, or that never reached the charger, asks for nothing."""
-    since = timezone.now() - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT)
-    return Command.objects.filter(
-        charge_point_identity=charge_point_id,
-        command="trigger_message",
-        request__requested_message="BootNotification",
-        state__in=_MAY_HAVE_STARTED,
-        created_at__gte=since,
-    ).exists()
 
 
 def command_charge_point(*, charge_point_id: str) -> ChargePoint | None:

@@ -3,13 +3,11 @@ WebSockets, and the REST API reading back what the CSMS made of them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -24,7 +22,6 @@ from charging.models import (
     ReservationStatus,
     Transaction,
 )
-from commands.models import Command
 from conftest import ahttp, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -780,46 +777,3 @@ async def test_v201_an_ended_without_a_tariff_claims_no_cost(daphne):
     assert answer == [3, "e1", {}]
     assert resent == [3, "e1-again", {}]
     assert (await BillingRecord.objects.aget(transaction__ocpp_transaction_id="TX-NOCOST")).total == Decimal("0.00")
-
-
-async def test_v16_a_boot_answering_the_csms_s_trigger_on_a_new_connection_is_no_reboot(daphne, api_key):
-    """OCPP 1.6 has no boot reason: a BootNotification the CSMS asked for (TriggerMessage, §5.17) that
-    came on a new connection (the charger reconnected after answering) was taken as a restart: its
-    connector's Available closed the running session (``closed_by_csms``) and ``last_boot_at`` moved.
-    The CSMS knows it sent the trigger: a boot within the trigger's timeout is no restart. A later
-    boot on a new connection, with no trigger pending, still is one."""
-    charge_point = await register("CP16-TRIGNEW")
-    boot = {"chargePointVendor": "V", "chargePointModel": "M"}
-    available = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
-    async with raw_socket(daphne, "1.6", "CP16-TRIGNEW") as websocket:
-        assert (await raw_call(websocket, "b", "BootNotification", boot))[0] == 3
-        started = await raw_call(
-            websocket, "s", "StartTransaction", {"connectorId": 1, "idTag": "ANY", "meterStart": 1000, "timestamp": T0}
-        )
-        trigger = asyncio.create_task(
-            ahttp(
-                f"{daphne.http_url}/api/v1/ocpp16/CP16-TRIGNEW/trigger_message",
-                method="POST",
-                api_key=api_key,
-                body={"requested_message": "BootNotification"},
-            )
-        )
-        call = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
-        assert call[2:] == ["TriggerMessage", {"requestedMessage": "BootNotification"}]
-        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
-        assert (await trigger)[0] == 200
-    booted_at = (await ChargePoint.objects.aget(pk=charge_point.pk)).last_boot_at
-    session_id = started[2]["transactionId"]
-    async with raw_socket(daphne, "1.6", "CP16-TRIGNEW") as websocket:
-        assert (await raw_call(websocket, "b", "BootNotification", boot))[0] == 3
-        assert await raw_call(websocket, "a", "StatusNotification", available) == [3, "a", {}]
-    session = await Transaction.objects.aget(pk=session_id)
-    assert (session.status, session.closed_by_csms) == ("active", False)
-    assert (await ChargePoint.objects.aget(pk=charge_point.pk)).last_boot_at == booted_at
-
-    await Command.objects.filter(action="TriggerMessage").aupdate(created_at=timezone.now() - timedelta(hours=1))
-    async with raw_socket(daphne, "1.6", "CP16-TRIGNEW") as websocket:
-        assert (await raw_call(websocket, "b", "BootNotification", boot))[0] == 3
-        assert await raw_call(websocket, "a", "StatusNotification", available) == [3, "a", {}]
-    session = await Transaction.objects.aget(pk=session_id)
-    assert (session.status, session.closed_by_csms) == ("ended", True)

@@ -9,12 +9,10 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from chargepoints import services
-from commands.selectors import boot_trigger_pending
 from configuration.changes import configuration_read_recent
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, utc_now
 from ocpp_gateway.configuration_refresh import configuration_current
-from ocpp_gateway.db import database_sync_to_async
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
 
@@ -36,9 +34,6 @@ class ProvisioningHandlers:
         imsi: str = "",
         **_: Any,
     ) -> call_result.BootNotification:
-        # 1.6 has no boot reason: a boot the CSMS's TriggerMessage asked for is no restart (as 2.0.1's
-        # reason Triggered, F06), on whichever connection it comes.
-        triggered = await database_sync_to_async(boot_trigger_pending)(charge_point_id=self.id)
         result = await in_commit_group(services.charge_point_boot)(
             charge_point_id=self.id,
             vendor=charge_point_vendor,
@@ -47,7 +42,6 @@ class ProvisioningHandlers:
             firmware_version=firmware_version,
             iccid=iccid,
             imsi=imsi,
-            restarted=not triggered,
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
