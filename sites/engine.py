@@ -1,7 +1,6 @@
 """The engine: recompute a site's allocation and bring its chargers' profiles in line with it.
 
-``site_apply`` runs one recompute per site at a time, whichever process (``_taken``; the site's row
-lock is not held while chargers are awaited):
+``site_apply`` runs under the site's row lock (one recompute per site at a time, whichever process):
 
 1. Read the site and its active sessions (``selectors.site_sessions``). Sessions the engine cannot
    steer (an offline charger, one that refuses profiles) count as fixed load (``fixed_load``).
@@ -72,68 +71,14 @@ def site_apply(*, site_id: int) -> float | None:
     """Recompute the site and send what changed (see the module's steps).
 
     Returns the seconds after which a held-back increase is due, or None. A missing site is a no-op.
-    One recompute of a site runs at a time, whichever process: it takes the site (``applying_until``,
-    under the row lock, released at once) for as long as its sends may take. One asked for meanwhile
-    sends nothing: it sets ``apply_again``, and the running one computes again when its answers are
-    in. The row lock is held only to read the site and to take or give it back, never while a
-    charger is awaited: edits of the site, its members and its load go on meanwhile. A taking left by
-    a process that died lapses at ``applying_until``.
     """
-    if not _taken(site_id):
-        return None
     unanswered = _Unanswered()  # what chargers left unanswered (a timeout) in this run
-    retry_after: float | None = None
-    try:
-        while True:
-            retry_after = _apply_passes(site_id, unanswered)
-            if not _given_back(site_id):
-                continue  # asked for again while it ran
-            return retry_after
-    except BaseException:
-        _given_back(site_id, whatever=True)
-        raise
-
-
-def _lease() -> timedelta:
-    """How long a recompute may take: every step's sends awaited, each pass, and a margin."""
-    return timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT * (4 * MAX_PASSES + 1) + 60)
-
-
-def _taken(site_id: int) -> bool:
-    """Take the site for a recompute; False when one runs (it is asked to compute again) or the site
-    is gone."""
-    now = timezone.now()
-    with transaction.atomic():
-        site = Site.objects.select_for_update().filter(pk=site_id).values("applying_until").first()
-        if site is None:
-            return False
-        if site["applying_until"] is not None and site["applying_until"] > now:
-            Site.objects.filter(pk=site_id).update(apply_again=True)
-            return False
-        Site.objects.filter(pk=site_id).update(applying_until=now + _lease(), apply_again=False)
-    return True
-
-
-def _given_back(site_id: int, *, whatever: bool = False) -> bool:
-    """Give the site back; False (kept, ``apply_again`` cleared) when a recompute was asked for
-    meanwhile, unless ``whatever``."""
-    with transaction.atomic():
-        site = Site.objects.select_for_update().filter(pk=site_id).values("apply_again").first()
-        if site is None:
-            return True
-        if site["apply_again"] and not whatever:
-            Site.objects.filter(pk=site_id).update(applying_until=timezone.now() + _lease(), apply_again=False)
-            return False
-        Site.objects.filter(pk=site_id).update(applying_until=None, apply_again=False)
-    return True
-
-
-def _apply_passes(site_id: int, unanswered: _Unanswered) -> float | None:
     for _ in range(MAX_PASSES):
-        site = Site.objects.filter(pk=site_id).first()
-        if site is None:
-            return None
-        outcome = _apply_once(site, unanswered)
+        with transaction.atomic():
+            site = Site.objects.select_for_update().filter(pk=site_id).first()
+            if site is None:
+                return None
+            outcome = _apply_once(site, unanswered)
         if outcome != "recompute":
             return outcome
     return None
@@ -212,8 +157,7 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     for batch in (rises, kept):  # kept: the same limit again, before its validity ends
         if not _send_together(site, batch, now, unanswered):
             return "recompute"
-    with transaction.atomic():
-        _snapshot(site, views, now, failsafe)
+    _snapshot(site, views, now, failsafe)
     return retry_after
 
 
@@ -273,8 +217,7 @@ def _send_together(site: Site, changes: list[Change], now: datetime, unanswered:
     for change in changes:
         by_charger.setdefault(change.member.charge_point_id, []).append(change)
     per_charger = each_at_once(lambda own: _deliver_in_turn(own, now), list(by_charger.values()), name="site-profiles")
-    with transaction.atomic():  # the answers recorded together, once all are in (no lock held meanwhile)
-        taken = [_record(site, change, answer, now, unanswered) for own in per_charger for change, answer in own]
+    taken = [_record(site, change, answer, now, unanswered) for answers in per_charger for change, answer in answers]
     return all(taken)
 
 
@@ -316,7 +259,7 @@ def _deliver(change: Change, now: datetime) -> _Answer:
 
 
 def _record(site: Site, change: Change, command: _Answer | None, now: datetime, unanswered: _Unanswered) -> bool:
-    """Record one profile's answer; False when the charger did not take it
+    """Record one profile's answer, in the site's transaction; False when the charger did not take it
     (it is then flagged, or, offline or its send failed, counted as fixed load) and the site must be
     recomputed."""
     charge_point = change.member.charge_point

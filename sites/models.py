@@ -41,18 +41,6 @@ class Site(models.Model):
         help_text="The TxDefaultProfile limit of each member charger; blank: the capacity shared equally.",
         **_AMPS,
     )
-    applying_until = models.DateTimeField(
-        null=True,
-        blank=True,
-        editable=False,
-        help_text="A recompute is running (sending profiles, awaiting answers) until at most this time.",
-    )
-    apply_again = models.BooleanField(
-        default=False,
-        db_default=False,
-        editable=False,
-        help_text="A recompute was asked for while one ran: the running one computes again when done.",
-    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

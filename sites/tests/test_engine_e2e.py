@@ -25,7 +25,6 @@ from chargepoints.models import ChargePoint, OcppMessage
 from charging.models import IdTag
 from commands.models import Command, CommandState
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
-from sites.engine import site_apply
 from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -346,7 +345,6 @@ async def test_a_tx_profile_past_half_its_validity_is_renewed_with_the_same_limi
             charge_point_identity="RENEW-A", request__cs_charging_profiles__charging_profile_purpose="TxProfile"
         )
         await eventually(lambda: _count_is(tx_profiles, 1))
-        await eventually(lambda: _given_back(site_id), timeout=15)  # its limit recorded
         await SessionLimit.objects.aupdate(sent_at=datetime.now(UTC) - timedelta(seconds=31))
         status, _ = await ahttp(
             f"{site_daphne.http_url}/api/v1/sites/{site_id}/base-load",
@@ -416,15 +414,14 @@ async def test_the_allocation_history_lists_a_session_charging_under_its_failsaf
 
 
 async def _site_settled(site_id: int) -> None:
-    """Wait out a recompute of the site still running (it has taken the site), before the flush."""
+    """Wait out a recompute of the site still running (it holds the site's row), before the flush."""
+
+    def locked() -> None:
+        with transaction.atomic():
+            Site.objects.select_for_update().filter(pk=site_id).first()
 
     await eventually(_none_connected, timeout=10)
-    await eventually(lambda: _given_back(site_id), timeout=60)
-
-
-async def _given_back(site_id: int) -> bool:
-    """No recompute of the site runs (``engine.site_apply`` gave it back)."""
-    return not await Site.objects.filter(pk=site_id, applying_until__isnull=False).aexists()
+    await database_sync_to_async(locked)()
 
 
 async def _equals(read: Callable[[], Any], expected: Any) -> bool:
@@ -433,14 +430,11 @@ async def _equals(read: Callable[[], Any], expected: Any) -> bool:
 
 class SilentCar(Car):
     """Answers every CALL but SetChargingProfile: firmware that never answers an action it does not
-    handle. Its socket stays open, so the CSMS sees it connected. ``asked``: one came."""
-
-    asked = False
+    handle. Its socket stays open, so the CSMS sees it connected."""
 
     async def route_message(self, raw_msg: str) -> None:
         frame = json.loads(raw_msg)
         if frame[0] == 2 and frame[2] == "SetChargingProfile" and getattr(self, "silent", False):
-            self.asked = True
             return
         await super().route_message(raw_msg)
 
@@ -610,30 +604,3 @@ async def test_a_two_connector_chargers_maximum_bounds_its_sessions_together(sit
             await eventually(lambda: held() == [Decimal(16), Decimal(16)], timeout=15)
         except AssertionError:
             raise AssertionError(f"limits {held()}, expected [16, 16]") from None
-
-
-async def test_a_recompute_awaiting_a_charger_holds_no_lock_on_the_site(site_daphne, api_key):
-    """Round 45: the engine held the site's row lock while it awaited chargers' answers, so a charger
-    slow on SetChargingProfile (up to the call timeout a step) held every change to the site (an
-    edit, a member added, the building's load posted) as long. The lock is now held to compute and to
-    record only; a recompute that comes meanwhile (another process's) sends nothing itself and has
-    the running one compute again when its answers are in."""
-    ids = ["SLOW-A"]
-    site_id = await _site_with_members(site_daphne, api_key, ids)
-    await IdTag.objects.acreate(id_tag="CAR")
-    async with ocpp_charger(site_daphne, "1.6", ids[0], client_class=SilentCar) as car:
-        car.silent = True
-        await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
-        await car.begin("CAR")
-        asked = Command.objects.filter(charge_point_identity=ids[0], command="set_charging_profile")
-        await eventually(lambda: car.asked, timeout=15)  # the engine awaits its answer
-
-        def edited() -> None:
-            with transaction.atomic():
-                Site.objects.select_for_update(nowait=True).get(pk=site_id)  # raises when the row is locked
-                Site.objects.filter(pk=site_id).update(base_load_a=Decimal(2))
-
-        await database_sync_to_async(edited)()
-        assert await database_sync_to_async(site_apply)(site_id=site_id) is None  # the running one goes on
-        assert await asked.acount() == 1  # the running one's: nothing sent twice
-    await _site_settled(site_id)
