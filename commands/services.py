@@ -113,7 +113,8 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
         if wait and command.state == CommandState.PENDING:
             raise CommandInProgress(command)
         return command
-    routes.request_before_sending(command)
+    if _presence(command):  # a command to a charger no process holds is not sent: nothing to prepare
+        routes.request_before_sending(command)
     if not wait and _presence(command):
         _dispatch_in_background(command)
         return command

@@ -748,6 +748,26 @@ async def test_v201_a_report_asked_again_under_its_request_id_is_counted_afresh(
     assert "Power" not in names and "HeartbeatInterval" in names
 
 
+async def test_v201_a_report_asked_again_of_a_station_away_keeps_the_earlier_one(daphne, api_daphne, api_key):
+    """A report is started afresh only when its request is sent: asked again of a station no process
+    holds (not_connected, nothing sent), the earlier report under that requestId stays as it was."""
+    await register("CFG201A")
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CFG201A/get_base_report"
+    body = {"request_id": 6, "report_base": "FullInventory"}
+    async with ocpp_charger(daphne, "2.0.1", "CFG201A", client_class=UpdatedV201Station) as station:
+        await station.call(BOOT_201)
+        assert (await ahttp(url, method="POST", api_key=api_key, body=body))[0] == 200
+        await asyncio.wait_for(station.reports_sent.wait(), 10)
+    for _ in range(100):  # the station's presence goes when its disconnect is written
+        if not await ChargePoint.objects.filter(charge_point_id="CFG201A", connected=True).aexists():
+            break
+        await asyncio.sleep(0.1)
+    status = (await ahttp(url, method="POST", api_key=api_key, body=body))[0]
+    assert status != 200
+    kept = await DeviceModelReport.objects.aget(charge_point__charge_point_id="CFG201A", request_id=6)
+    assert (kept.parts_received, kept.complete) == (len(V201_REPORT_PARTS), True)
+
+
 async def test_v201_a_heartbeat_interval_the_station_took_is_its_record_and_its_next_boot_keeps_it(
     daphne, api_daphne, api_key
 ):
