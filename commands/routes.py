@@ -9,7 +9,9 @@ Per OCPP version and action (``ReserveNow``), a router may declare (docs/archite
   several commands of the action by one statement (a group-commit batch's completions written ahead,
   ``commands.outcome_writes``);
 - a handler before sending, which lets charger state follow the request itself once it is recorded
-  and before its CALL leaves (a report asked again under its requestId starts afresh).
+  and before its CALL leaves (a report asked again under its requestId starts afresh);
+- a handler of a CALL that left and whose answer did not come back (``timeout``): the charger may
+  have acted on it (a password it may have taken).
 
 The handlers live beside the version's inbound handlers, in ``ocpp_gateway/v16`` and ``v201``, and
 ``OcppGatewayConfig.ready`` installs them here, so ``commands`` calls them without importing the
@@ -34,6 +36,8 @@ AnswersHandler = Callable[[Sequence[Command]], None]
 RequestCheck = Callable[..., list[str]]
 # Called with the recorded command (its charger, its snake_case ``request``) before its CALL leaves.
 BeforeSending = Callable[[Command], None]
+# Called with a command whose CALL left and whose answer did not come back in time (``timeout``).
+UnansweredHandler = Callable[[Command], None]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class VersionRoutes:
     request_checks: Mapping[str, RequestCheck] = field(default_factory=dict)
     answers_together: Mapping[str, AnswersHandler] = field(default_factory=dict)
     before_sending: Mapping[str, BeforeSending] = field(default_factory=dict)
+    unanswered: Mapping[str, UnansweredHandler] = field(default_factory=dict)
 
 
 _ROUTES: dict[str, VersionRoutes] = {}
@@ -76,6 +81,11 @@ def request_before_sending(command: Command) -> None:
     handler = command_routes(command.ocpp_version).before_sending.get(command.action)
     if handler is not None and command.charge_point is not None:
         handler(command)
+
+
+def unanswered_route(command: Command) -> UnansweredHandler | None:
+    """The handler of ``command``'s CALL left unanswered (a ``timeout``), or None when its action has none."""
+    return command_routes(command.ocpp_version).unanswered.get(command.action)
 
 
 def answer_has_route(command: Command) -> bool:

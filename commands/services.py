@@ -420,12 +420,17 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
         return command
     outcome_applied(command, outcome, completed_at=timezone.now())
     follows = command.state in ANSWERED_STATES and command.charge_point_id and routes.answer_has_route(command)
-    if not follows and _outcome_saved_alone(command):
+    unanswered = routes.unanswered_route(command) if command.state == CommandState.TIMEOUT else None
+    if command.charge_point is None:
+        unanswered = None
+    if not follows and unanswered is None and _outcome_saved_alone(command):
         return command
     with transaction.atomic():
         _outcome_saved(command)
         if follows:
             _answer_followed(command)
+        if unanswered is not None:
+            unanswered(command)
         webhook_event_emit(
             event_type=EventType.COMMAND_COMPLETED,
             data=events.command_completed(command),

@@ -5,11 +5,13 @@ In a block's handler class, a static method marked ``@answer(Action.reserve_now)
 charger's answer to that command, one marked ``@answers_together(Action.get_configuration)`` stores
 the answers of several such commands at once as the first stores each (a group-commit batch's), and
 one marked ``@request_check(Action.set_charging_profile)`` gives the warnings about a request
-before it is sent, and one marked ``@before_sending(Action.get_base_report)`` changes what the request
-itself changes once it is recorded, before its CALL leaves. Each translates the version's snake_case
-payload and calls a version-neutral service. ``version_routes`` collects a router's marks;
-``OcppGatewayConfig.ready`` installs each version's in ``commands.routes``, which runs them in
-whichever process completes the command (API, Celery worker or gateway).
+before it is sent; one marked ``@before_sending(Action.get_base_report)`` changes what the request
+itself changes once it is recorded, before its CALL leaves, and one marked
+``@unanswered(Action.set_variables)`` what a CALL that left and was not answered in time may have
+changed. Each translates the version's snake_case payload and calls a version-neutral service.
+``version_routes`` collects a router's marks; ``OcppGatewayConfig.ready`` installs each version's in
+``commands.routes``, which runs them in whichever process completes the command (API, Celery worker
+or gateway).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ _ANSWERS = "_answers_actions"
 _CHECKS = "_checks_actions"
 _ANSWERS_TOGETHER = "_answers_together_actions"
 _BEFORE_SENDING = "_before_sending_actions"
+_UNANSWERED = "_unanswered_actions"
 
 
 def answer(*actions: str) -> Callable[[Handler], Handler]:
@@ -52,6 +55,12 @@ def before_sending(*actions: str) -> Callable[[Handler], Handler]:
     return _marker(_BEFORE_SENDING, actions)
 
 
+def unanswered(*actions: str) -> Callable[[Handler], Handler]:
+    """Mark what a CALL of ``actions`` that left and was not answered in time (``timeout``) may have
+    changed; it takes the ``Command``."""
+    return _marker(_UNANSWERED, actions)
+
+
 def _marker(attribute: str, actions: tuple[str, ...]) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
         setattr(handler, attribute, (*getattr(handler, attribute, ()), *map(str, actions)))
@@ -67,6 +76,7 @@ def version_routes(router: type) -> VersionRoutes:
         request_checks=_marked(router, _CHECKS),
         answers_together=_marked(router, _ANSWERS_TOGETHER),
         before_sending=_marked(router, _BEFORE_SENDING),
+        unanswered=_marked(router, _UNANSWERED),
     )
 
 

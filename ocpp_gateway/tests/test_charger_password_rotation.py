@@ -83,7 +83,8 @@ async def _command_answered(daphne, api_key, websocket, version, charge_point_id
     url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
     post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
     call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
-    await websocket.send(json.dumps([3, call[1], answer(call)]))
+    if answer is not None:  # None: the charger never answers
+        await websocket.send(json.dumps([3, call[1], answer(call)]))
     return await post
 
 
@@ -291,3 +292,34 @@ async def test_a_password_set_under_names_in_another_case_than_the_answer_s_is_t
         ("SecurityCtrlr", "BasicAuthPassword", REDACTED),
         ("OCPPCommCtrlr", "HeartbeatInterval", "120"),
     ]
+
+
+@pytest.fixture(scope="session")
+def impatient_daphne(daphne_factory):
+    """A daphne that waits 2 s for a charger's answer (``CSMS_OCPP_CALL_TIMEOUT``)."""
+    return daphne_factory(CSMS_OCPP_CALL_TIMEOUT="2")
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_whose_command_timed_out_admits_beside_the_old_one_until_the_charger_presents_one(
+    impatient_daphne, transactional_db, api_key, version
+):
+    """The CALL setting the password left, its answer did not come back in time (504): the charger
+    may have taken the new password (it was locked out at its next connection), or not."""
+    daphne, charge_point_id = impatient_daphne, f"CP-PW-LATE-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, _ = SET_PASSWORD[version]
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        status, _ = await _command_answered(daphne, api_key, websocket, version, charge_point_id, command, body, None)
+    assert status == 504
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:  # it did not take it
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    async with connected(daphne, version, charge_point_id, NEW) as websocket:  # it took it
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    with pytest.raises(InvalidStatus):  # the new one presented: the old one no longer admits
+        async with connected(daphne, version, charge_point_id, OLD):
+            pass

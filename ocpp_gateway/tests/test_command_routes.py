@@ -64,6 +64,9 @@ def test_each_version_s_routes_are_installed_at_start(version):
     # A report asked again under its requestId starts afresh (2.0.1 B07/B08).
     before = set() if version == "1.6" else {"GetBaseReport", "GetReport"}
     assert set(routes.command_routes(version).before_sending) == before
+    # A password whose CALL left unanswered may have been taken.
+    unanswered = {"ChangeConfiguration"} if version == "1.6" else {"SetVariables"}
+    assert set(routes.command_routes(version).unanswered) == unanswered
 
 
 def test_an_action_handled_twice_is_refused():

@@ -14,7 +14,7 @@ from chargepoints.services import charge_point_password_taken
 from commands import charger_passwords
 from commands.models import Command
 from configuration import selectors, services
-from ocpp_gateway.command_routes import answer, answers_together, request_check
+from ocpp_gateway.command_routes import answer, answers_together, request_check, unanswered
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 
 
@@ -73,6 +73,16 @@ class ConfigurationHandlers:
             status=status,
             command=command,
         )
+
+    @staticmethod
+    @unanswered(Action.change_configuration)
+    def after_change_configuration_unanswered(command: Command) -> None:
+        """A charger password whose ChangeConfiguration was not answered in time: the charger may have
+        taken it, or not; both admit it until it presents the new one."""
+        password = charger_passwords.password_set_by("1.6", command.request)
+        if password is not None:
+            assert command.charge_point is not None
+            charge_point_password_taken(charge_point=command.charge_point, password=password, after_reboot=True)
 
 
 def _keys_read(command: Command) -> services.KeysRead:

@@ -26,6 +26,7 @@ from ocpp_gateway.command_routes import (
     answers_together,
     before_sending,
     request_check,
+    unanswered,
 )
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
@@ -134,6 +135,17 @@ class DeviceModelHandlers:
         services.device_model_report_restart(
             charge_point=answering_charge_point(command), request_id=command.request["request_id"]
         )
+
+    @staticmethod
+    @unanswered(Action.set_variables)
+    def after_set_variables_unanswered(command: Command) -> None:
+        """A charger password whose SetVariables was not answered in time: the charger may have taken
+        it, or not; both admit it until it presents the new one."""
+        password = charger_passwords.password_set_by("2.0.1", command.request)
+        if password is not None:
+            charge_point_password_taken(
+                charge_point=answering_charge_point(command), password=password, after_reboot=True
+            )
 
     @staticmethod
     @answer(Action.get_base_report, Action.get_report)
