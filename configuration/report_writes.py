@@ -104,11 +104,8 @@ def reported_heartbeat_interval(report_data: Sequence[dict[str, Any]]) -> str | 
 
 
 def identity_digest(key: tuple[Any, ...]) -> str:
-    """``DeviceModelVariable.identity``: SHA-256 of a ``variable_identity`` tuple, its names and
-    instances case-folded: OCPP's CiString, so one variable however a station or an integrator spells
-    it (migration 0004 made the earlier rows so)."""
-    folded = [part.casefold() if isinstance(part, str) else part for part in key]
-    return hashlib.sha256(json.dumps(folded).encode()).hexdigest()
+    """``DeviceModelVariable.identity``: SHA-256 of a ``variable_identity`` tuple."""
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +199,7 @@ def _part_rows(
         for attribute in item["variable_attribute"]:
             known = variables.get((part.charge_point_id, identity))
             kept = characteristics or (known[-1] if known is not None else None)
-            named = known[1:7] if known is not None else key  # the first spelling of the variable
-            variables[(part.charge_point_id, identity)] = [part.charge_point_id, *named, identity, kept]
+            variables[(part.charge_point_id, identity)] = [part.charge_point_id, *key, identity, kept]
             kind = attribute.get("type", AttributeType.ACTUAL)
             attributes[(part.charge_point_id, identity, kind)] = [
                 part.charge_point_id,

@@ -314,16 +314,13 @@ class ReportedAttribute:
 
 def _variables_upsert(
     charge_point: ChargePoint, attributes: list[ReportedAttribute], now: datetime, *, characteristics: bool
-) -> dict[str, DeviceModelVariable]:
-    """The variables named by ``attributes`` by their identity (``identity_digest``: one however it
-    is spelt, its first spelling kept), created where new (two queries, whatever the count)."""
-    variables: dict[str, DeviceModelVariable] = {}
+) -> dict[tuple[Any, ...], DeviceModelVariable]:
+    """The variables named by ``attributes``, created where new (two queries, whatever the count)."""
+    variables: dict[tuple[Any, ...], DeviceModelVariable] = {}
     for attribute in attributes:
-        identity = identity_digest(variable_identity(attribute.component, attribute.variable))
-        known = variables.get(identity)
-        key = variable_identity(known.component, known.variable) if known is not None else None
-        key = key or variable_identity(attribute.component, attribute.variable)
-        variables[identity] = DeviceModelVariable(
+        key = variable_identity(attribute.component, attribute.variable)
+        known = variables.get(key)
+        variables[key] = DeviceModelVariable(
             charge_point=charge_point,
             component_name=key[0],
             component_instance=key[1],
@@ -331,7 +328,7 @@ def _variables_upsert(
             connector_id=key[3],
             variable_name=key[4],
             variable_instance=key[5],
-            identity=identity,
+            identity=identity_digest(key),
             characteristics=attribute.characteristics or (known.characteristics if known else None),
             learned_at=now,
         )
@@ -371,7 +368,7 @@ def device_model_attributes_record(
     variables = _variables_upsert(charge_point, attributes, now, characteristics=reported)
     rows: dict[tuple[int, str], DeviceModelAttribute] = {}
     for attribute in attributes:
-        variable = variables[identity_digest(variable_identity(attribute.component, attribute.variable))]
+        variable = variables[variable_identity(attribute.component, attribute.variable)]
         rows[(variable.pk, attribute.type)] = DeviceModelAttribute(
             variable=variable,
             type=attribute.type,
