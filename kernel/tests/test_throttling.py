@@ -1,5 +1,6 @@
 import contextvars
 import socket
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -110,7 +111,7 @@ def test_a_request_is_counted_after_redis_forgot_the_throttles_script(monkeypatc
     assert [event for event in events if event[1] == "EVALSHA" or event[0] == "written"] == [("written", loaded)]
 
 
-def _bearer(client: APIClient, key: str, address: str = "203.0.113.7") -> int:
+def _bearer(client: APIClient, key: str, address: str = "203.0.113.7") -> Any:
     return client.get("/api/v1/chargepoints", HTTP_AUTHORIZATION=f"Bearer {key}", REMOTE_ADDR=address)
 
 

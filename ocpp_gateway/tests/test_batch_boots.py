@@ -333,7 +333,9 @@ async def test_a_batch_s_triggered_boots_keep_their_boot_time_as_one_alone_does(
 
     def boot_times(prefix: str) -> list[bool]:
         rows = ChargePoint.objects.filter(charge_point_id__startswith=f"{prefix}-").order_by("charge_point_id")
-        return [at.isoformat() == booted_before for at in rows.values_list("last_boot_at", flat=True)]
+        return [
+            at is not None and at.isoformat() == booted_before for at in rows.values_list("last_boot_at", flat=True)
+        ]
 
     alone, together = await sync_to_async(arranged)("TRIG-ALONE"), await sync_to_async(arranged)("TRIG-BATCH")
     group = CommitGroup(max_units=64)
