@@ -57,18 +57,11 @@ def tariff_save(*, tariff: Tariff | None = None, **fields: Any) -> Tariff:
     change)."""
     tariff = tariff or Tariff()
     changed = [name for name in PRICING_FIELDS if name in fields and fields[name] != getattr(tariff, name)]
-    with transaction.atomic():
-        if tariff.pk is not None and changed:
-            # Sessions first (``open_session_tariffs_kept`` may take their lock in the save below: one
-            # order, no deadlock with a stop), then the tariff's row: a stop's record being written
-            # (its foreign key's lock on the row) is waited for, then seen.
-            _open_sessions_held()
-            Tariff.objects.select_for_update().filter(pk=tariff.pk).first()
-            if BillingRecord.objects.filter(tariff=tariff).exists():
-                raise TariffPricesFixed(tariff, changed)
-        for name, value in fields.items():
-            setattr(tariff, name, value)
-        tariff.save()
+    if tariff.pk is not None and changed and BillingRecord.objects.filter(tariff=tariff).exists():
+        raise TariffPricesFixed(tariff, changed)
+    for name, value in fields.items():
+        setattr(tariff, name, value)
+    tariff.save()
     return tariff
 
 
@@ -91,10 +84,7 @@ def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
     tariff, or a new default, mid-session must not re-price the part already charged at the old
     prices. One read of the open sessions and one insert, at an operator's change, never at a stop;
     the kept tariffs of sessions ended since are removed (their billing records name theirs), so the
-    table holds about the sessions open at the last change, however many changes there were.
-    The sessions' table is held (``_open_sessions_held``) until the change commits: a start being
-    written is waited for and kept, one after it starts under the change."""
-    _open_sessions_held()
+    table holds about the sessions open at the last change, however many changes there were."""
     SessionTariff.objects.exclude(transaction__status=TransactionStatus.ACTIVE).delete()
     kept = SessionTariff.objects.values("transaction_id")
     sessions = Transaction.objects.filter(status=TransactionStatus.ACTIVE).exclude(pk__in=kept)
@@ -107,17 +97,6 @@ def open_session_tariffs_kept(*, charge_point_pk: int | None = None) -> None:
     chosen = ((pk, selectors.tariff_chosen(tariffs, own_ids.get(cp_pk), at)) for pk, cp_pk, at in started)
     rows = [SessionTariff(transaction_id=pk, tariff_id=tariff.pk) for pk, tariff in chosen if tariff is not None]
     SessionTariff.objects.bulk_create(rows, ignore_conflicts=True)
-
-
-def _open_sessions_held() -> None:
-    """On PostgreSQL, in the caller's transaction: hold the sessions' table (``SHARE``: read, not
-    written) until it ends, after the sessions being written (a start, a stop in a batch) commit. An
-    operator's change to which tariff prices a session, or to a tariff's prices, is so ordered with
-    every session's start and billing record: none commits between its read and its commit. Session
-    writes wait for it (an operator's change: milliseconds); a charger's message takes no lock here."""
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute(f"LOCK TABLE {connection.ops.quote_name(Transaction._meta.db_table)} IN SHARE MODE")
 
 
 # A tariff's fields that decide which sessions it prices (``selectors.tariff_for``).

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing import selectors, services
+from billing import selectors
 from billing.models import BillingRecord, SessionTariff, Tariff
 from charging.models import IdTag, Transaction
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -141,54 +141,3 @@ def test_the_admin_s_delete_confirmation_page_writes_nothing(admin_client, regis
     page = admin_client.get(f"/admin/billing/tariff/{spare.pk}/delete/")
     assert "protected" not in page.content.decode()
     assert not SessionTariff.objects.exists()
-
-
-def _constraints_per_statement() -> None:
-    """As the group commit's batches check them (a foreign key's lock taken at the insert)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_session_committed_during_a_new_default_keeps_the_tariff_it_started_under(
-    behind_a_lock, register_charge_point
-):
-    """Round 45: a session whose start committed (another process) after the operator's change read
-    the open sessions, before it committed, kept no tariff, and was billed at the new default. The
-    change now waits for the sessions being written, and reads them once they are committed."""
-    old = tariff("Old", "0.10", is_default=True)
-    register_charge_point("CP-1")
-
-    def new_default() -> Tariff:
-        return services.tariff_save(name="New", currency="EUR", price_per_kwh=Decimal("0.90"), is_default=True)
-
-    session, _ = behind_a_lock(lambda: started("CP-1"), new_default)
-    assert billed(session).tariff_id == old.pk
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_price_edit_racing_a_stop_s_billing_record_is_refused(behind_a_lock, register_charge_point):
-    """Round 45: a price edit checked for billing records, then saved: a stop's record written by
-    another process meanwhile was priced at the old prices, the tariff then showing the new ones (a
-    record re-priced later costs otherwise). The edit now locks the tariff: it waits for the stop's
-    record and is refused (``TariffPricesFixed``)."""
-    own = tariff("Own", "0.10")
-    register_charge_point("CP-1", tariff=own)
-    session = started("CP-1")
-
-    def stopped() -> BillingRecord:
-        _constraints_per_statement()
-        return billed(session)
-
-    def edited() -> str:
-        try:
-            services.tariff_save(tariff=Tariff.objects.get(pk=own.pk), price_per_kwh=Decimal("0.90"))
-        except services.TariffPricesFixed:
-            return "refused"
-        return "saved"
-
-    record, outcome = behind_a_lock(stopped, edited)
-    assert outcome == "refused"
-    assert (record.tariff_id, Tariff.objects.get(pk=own.pk).price_per_kwh) == (own.pk, Decimal("0.10"))
