@@ -423,8 +423,13 @@ if CSMS_METRICS_ENABLED:
 
 # Firmware and diagnostics files (maintenance app): the filesystem under VAR_DIR, or an
 # S3-compatible bucket through django-storages when CSMS_S3_BUCKET is set (needs boto3).
-CSMS_FILES_DIR = env_str("CSMS_FILES_DIR", str(VAR_DIR / "files"))
 CSMS_S3_BUCKET = env_str("CSMS_S3_BUCKET")
+# Empty is the default (not the working directory); created and checked writable at start unless a bucket holds them.
+CSMS_FILES_DIR = (
+    env_str("CSMS_FILES_DIR").strip() or str(VAR_DIR / "files")
+    if CSMS_S3_BUCKET
+    else str(env_dir("CSMS_FILES_DIR", VAR_DIR / "files"))
+)
 if CSMS_S3_BUCKET and importlib.util.find_spec("boto3") is None:
     raise ImproperlyConfigured(f"CSMS_S3_BUCKET={CSMS_S3_BUCKET!r} needs boto3: pip install boto3.")
 STORAGES = {

@@ -134,11 +134,23 @@ def test_an_s3_bucket_without_boto3_stops_the_start(tmp_path):
     assert "CSMS_S3_BUCKET='firmware' needs boto3" in refusal(tmp_path, CSMS_S3_BUCKET="firmware")
 
 
-@pytest.mark.parametrize("variable", ["CSMS_VAR_DIR", "CSMS_METRICS_DIR"])
+@pytest.mark.parametrize("variable", ["CSMS_VAR_DIR", "CSMS_METRICS_DIR", "CSMS_FILES_DIR"])
 def test_a_directory_that_cannot_be_created_stops_the_start_naming_the_variable(tmp_path, variable):
     (tmp_path / "a-file").write_text("")
     refused = refusal(tmp_path, **{variable: str(tmp_path / "a-file" / "sub")})
     assert f"{variable}=" in refused and "cannot create the directory" in refused
+
+
+def test_empty_files_dir_is_the_default_not_the_working_directory(tmp_path):
+    """CSMS_FILES_DIR set empty stored firmware images and diagnostics uploads in the process's working
+    directory (the repository); empty is the default, ``var/files``, as for the other settings."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
+    environment.update(CSMS_FILES_DIR="")
+    code = "import django; django.setup(); from django.core.files.storage import default_storage as storage;"
+    code += "print(storage.location)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "files")
 
 
 def test_a_diagnostics_size_beyond_32_bits_starts(tmp_path):
