@@ -23,7 +23,7 @@ print(s.getsockname()[0])' 2>/dev/null || uname -n)
   export CSMS_PUBLIC_URL=http://$public_host:$PORT
 fi
 # Its processes add up their metrics in a directory of their own: two `make run`s on other ports do not mix.
-export CSMS_METRICS_DIR=${CSMS_METRICS_DIR:-var/metrics-$PORT}
+export CSMS_METRICS_DIR=${CSMS_METRICS_DIR:-$VAR_DIR/metrics-$PORT}
 
 # The banner shows where the database and Redis are, not their passwords (a terminal, a CI log).
 without_password() { printf '%s' "$1" | sed -E 's#^([a-zA-Z0-9+.-]+://[^:/@]*):[^@/]*@#\1:***@#'; }

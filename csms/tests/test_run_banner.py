@@ -17,7 +17,8 @@ def run_script(tmp_path: Path, **env: str) -> str:
     stand_ins.mkdir()
     python = stand_ins / "python"
     python.write_text(
-        '#!/bin/sh\n[ "$1" = scripts/serve.py ] && { echo "gateway given $CSMS_PUBLIC_URL"; exit 0; }\n'
+        '#!/bin/sh\n[ "$1" = scripts/serve.py ] && {\n  echo "gateway metrics in $CSMS_METRICS_DIR"\n'
+        '  echo "gateway given $CSMS_PUBLIC_URL"; exit 0; }\n'
         f'exec {sys.executable} "$@"\n'
     )
     (stand_ins / "celery").write_text("#!/bin/sh\nsleep 30\n")
@@ -36,6 +37,12 @@ def run_script(tmp_path: Path, **env: str) -> str:
 def test_the_banner_names_the_sqlite_file_in_the_var_dir_in_use(tmp_path):
     output = run_script(tmp_path, CSMS_VAR_DIR=str(tmp_path / "elsewhere"))
     assert f"Database     SQLite in {tmp_path / 'elsewhere'}/db.sqlite3" in output
+
+
+def test_the_metrics_directory_is_in_the_var_dir_in_use(tmp_path):
+    """With CSMS_VAR_DIR set, make run still wrote its metrics in the repository's var/metrics-PORT."""
+    output = run_script(tmp_path, CSMS_VAR_DIR=str(tmp_path / "elsewhere"), PORT="9000")
+    assert f"gateway metrics in {tmp_path / 'elsewhere'}/metrics-9000" in output
 
 
 def test_listening_on_every_interface_gives_chargers_an_address_they_can_reach(tmp_path):
