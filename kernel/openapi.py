@@ -58,8 +58,9 @@ ERROR_DESCRIPTIONS = {
     404: "NotFound",
     406: "NotAcceptable: an Accept header without JSON",
     409: "Conflict",
-    413: "PayloadTooLarge: a body over 2.5 MB",
-    415: "UnsupportedMediaType: a body that is not application/json",
+    413: "PayloadTooLarge: a body over 2.5 MB (RequestTooLarge: a firmware image over CSMS_FIRMWARE_MAX_BYTES)",
+    415: "UnsupportedMediaType: a body of another media type than the operation reads"
+    " (application/json; multipart/form-data for a firmware upload)",
     422: "IdempotencyKeyReused: the Idempotency-Key of another request (details.command_id names it)",
     429: "Throttled",
     500: "InternalServerError",
