@@ -32,6 +32,7 @@ import atexit
 import compileall
 import contextlib
 import ctypes
+import logging
 import os
 import re
 import signal
@@ -39,12 +40,13 @@ import socket
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESTART_PAUSE = 1.0  # s before a worker that died is started again
+# Its own lines go through the settings' logging (CSMS_LOG_FORMAT), configured by the application's import.
+logger = logging.getLogger("csms.serve")
 
 
 def _positive_int(name: str, default: int, maximum: int | None = None) -> int:
@@ -211,12 +213,12 @@ def stale_presence_released() -> None:
     try:
         released = stale_presence_release()
     except Exception:
-        traceback.print_exc()
+        logger.exception("the chargers a gone gateway process held are left to the offline sweep")
         return
     finally:
         connections.close_all()
     if released:
-        print(f"{len(released)} charger(s) of a gateway process that is gone marked offline", flush=True)
+        logger.info("%d charger(s) of a gateway process that is gone marked offline", len(released))
 
 
 def worker_served(sock: socket.socket, daphne_args: list[str]) -> int:
@@ -233,7 +235,7 @@ def worker_served(sock: socket.socket, daphne_args: list[str]) -> int:
     except SystemExit as stopped:
         status = stopped.code if isinstance(stopped.code, int) else 1
     except BaseException:
-        traceback.print_exc()
+        logger.exception("worker stopped by an error")
         status = 1
     threading._shutdown()  # type: ignore[attr-defined]  # as Python's exit and multiprocessing's children
     atexit._run_exitfuncs()
@@ -276,7 +278,7 @@ def main() -> None:
     except OSError as error:
         sys.exit(f"cannot listen on HOST={host} PORT={port}: {error.strerror}")
     processes = [start_worker(sock, sockets, args.daphne_args) for sock in sockets]
-    print(f"serving on {host}:{port} with {workers} daphne worker(s): {processes}", flush=True)
+    logger.info("serving on %s:%s with %d daphne worker(s): %s", host, port, workers, processes)
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -286,7 +288,7 @@ def main() -> None:
         nonlocal stopping
         again, stopping = stopping, True
         if again:
-            print("stopping again: killing the workers still running", flush=True)
+            logger.info("stopping again: killing the workers still running")
         for pid in processes:
             with contextlib.suppress(ProcessLookupError):  # one that died meanwhile, already reaped
                 os.kill(pid, signal.SIGKILL if again else signal.SIGTERM)
@@ -298,7 +300,7 @@ def main() -> None:
         time.sleep(RESTART_PAUSE)
         for index, sock in enumerate(sockets):
             if not stopping and exited(processes[index]):
-                print(f"worker {processes[index]} exited; starting another", flush=True)
+                logger.warning("worker %d exited; starting another", processes[index])
                 processes[index] = start_worker(sock, sockets, args.daphne_args)
     for pid in processes:
         with contextlib.suppress(ChildProcessError):  # reaped already

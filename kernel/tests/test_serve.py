@@ -447,3 +447,38 @@ def test_a_second_sigterm_kills_a_worker_stuck_stopping(tmp_path: Path) -> None:
             serve.wait()
         if worker and not _gone(worker):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_with_json_logs_every_line_make_serve_writes_is_json(django_db_setup: None, tmp_path: Path) -> None:
+    """README "Logs": with CSMS_LOG_FORMAT=json one JSON object per line. ``make serve``'s own lines
+    (serving on ..., a worker replaced) were plain text among them, breaking a log shipper's parse."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+        "CSMS_VAR_DIR": str(tmp_path),
+        "CSMS_LOG_FORMAT": "json",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        serve = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "serve.py")], env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        workers = _until(lambda: len(_children(serve.pid)) == 1 and _answers(port) and _children(serve.pid))
+        os.kill(min(workers), signal.SIGKILL)
+        _until(lambda: len(now := _children(serve.pid)) == 1 and min(workers) not in now and _answers(port))
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    messages = [json.loads(line)["message"] for line in lines]  # each line JSON
+    assert any(message.startswith(f"serving on 127.0.0.1:{port} with 1 daphne worker(s)") for message in messages)
+    assert f"worker {min(workers)} exited; starting another" in messages
