@@ -281,6 +281,54 @@ def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
     return sorted(readings, key=lambda reading: reading.order)
 
 
+# A register reading's scope (``register_scope``): its location's rank in ``BILLED_LOCATIONS``
+# times 8, plus its phases (L1 1, L2 2, L3 4; a total, read without a phase, is all three).
+_PHASE_BITS = {"L1": 1, "L2": 2, "L3": 4}
+_ALL_PHASES = 7
+
+
+def register_scope(samples: Iterable[Sampled], reading: Reading) -> int:
+    """What ``reading`` (one of ``register_readings(samples)``) measured, as a small integer: its
+    location's rank in ``BILLED_LOCATIONS`` times 8 plus its phases (L1 1, L2 2, L3 4; a total, read
+    without a phase, 7): the samples of its instant at the location it was read from."""
+    register = [
+        s
+        for s in samples
+        if s.measurand == ENERGY_REGISTER
+        and s.value is not None
+        and s.timestamp == reading.at
+        and s.context == reading.context
+    ]
+    return sent_scope(register)
+
+
+def sent_scope(register: Iterable[Any]) -> int:
+    """The scope (``register_scope``) of one instant's energy register values as sent (objects
+    with ``location`` and ``phase``), whether or not each is a number."""
+    register = list(register)
+    rank = min((_LOCATION_RANK.get(s.location, _UNBILLED) for s in register), default=_UNBILLED)
+    phases = 0
+    for sample in register:
+        if _LOCATION_RANK.get(sample.location, _UNBILLED) != rank:
+            continue
+        if not sample.phase:
+            return rank * 8 + _ALL_PHASES
+        phases |= _PHASE_BITS.get(_ADDITIVE_PHASES.get(sample.phase, ""), 0)
+    return rank * 8 + phases
+
+
+def scope_comparable(scope: int, held: int | None) -> bool:
+    """Whether a reading of ``scope`` may follow one of ``held`` (``register_scope``; None: not
+    known) as the session's register: read at a location no further from the outlet, and, at the
+    same location, over every phase ``held`` covered. Another reading (a message with L1 and L2
+    only after one with L1, L2 and L3; the EV's register after the outlet's) is not the same
+    register: as the session's billing (``register_readings`` over its whole ledger) skips it."""
+    if held is None:
+        return True
+    rank, held_rank = scope // 8, held // 8
+    return rank < held_rank or (rank == held_rank and scope & held == held)
+
+
 @dataclass(frozen=True)
 class EnergyResult:
     energy_wh: Decimal

@@ -171,14 +171,24 @@ def _resent(session: Transaction, samples: Sequence[SampledValue]) -> bool:
     """Whether MeterValues ``samples`` of ``session`` are a copy of one it stored (OCPP-J: a CALL
     whose CALLRESULT was lost is sent again, the same message): their energy register is read no
     later than the session's latest reading (``last_register_at``; a new message's is later, and
-    reads nothing), and the ledger holds each of them, as a MeterValues of the session stored it
+    reads nothing, unless it reads another register than the session's, ``samples_learned``,
+    which moved nothing: rare), and the ledger holds each of them, as a MeterValues of the session stored it
     (same time, measurand, phase, location, context, value and unit): one statement, for such a
     message only. A message without a register reading, or with a time its receipt stands in for
     (which differs from copy to copy), is stored: it cannot be told without a read per message."""
     last = session.last_register_at
-    times = [sample.timestamp for sample in samples if sample.measurand == metering.ENERGY_REGISTER]
-    if last is None or not times or max(times) > last:
+    register = [sample for sample in samples if sample.measurand == metering.ENERGY_REGISTER]
+    if last is None or not register:
         return False
+    newest = max(sample.timestamp for sample in register)
+    if newest > last and (
+        session.last_register_scope is None
+        or metering.scope_comparable(
+            metering.sent_scope(sample for sample in register if sample.timestamp == newest),
+            session.last_register_scope,
+        )
+    ):
+        return False  # a new reading of the session's register (a copy's would not have moved it: the ledger's)
     if any(sample.charger_timestamp is not None for sample in samples):
         return False
     held = set(
@@ -390,7 +400,9 @@ def _bound_unread(rows: Sequence[SampleRow]) -> bool:
 
 def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows: Sequence[SampleRow]) -> None:
     """What the session learns from its new ledger ``rows``: unreadable values and implausible
-    clocks flagged, its baseline, live register and energy so far (the caller saves it).
+    clocks flagged, its baseline, live register and energy so far (the caller saves it). The live
+    register follows only a reading of the register the session holds (``last_register_scope``:
+    ``metering.scope_comparable``), known from the session as kept: no statement.
 
     The baseline is the meter start the session has (1.6 ``meterStart``, the 2.0.1 Started's
     ``Transaction.Begin``): a Begin reading sent again later (a StopTransaction's
@@ -412,9 +424,17 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
     elif session.meter_start_wh is None:
         session.meter_start_wh = readings[0].wh
-    latest = readings[-1]
-    if session.last_register_at is None or latest.at >= session.last_register_at:
-        session.last_register_wh, session.last_register_at = latest.wh, latest.at
+    # The live register moves to the message's latest reading of the register the session holds
+    # (``metering.scope_comparable``: no phase fewer, no location further from the outlet), as its
+    # billing reads the ledger; a message's phases alone, or its one value, may be another's.
+    for reading in reversed(readings):
+        if session.last_register_at is not None and reading.at < session.last_register_at:
+            break
+        scope = metering.register_scope(rows, reading)
+        if metering.scope_comparable(scope, session.last_register_scope):
+            session.last_register_wh, session.last_register_at = reading.wh, reading.at
+            session.last_register_scope = scope
+            break
     if session.status == TransactionStatus.ACTIVE and session.last_register_wh is not None:
         session.energy_wh = max(session.last_register_wh - session.meter_start_wh, Decimal(0))
 

@@ -116,6 +116,36 @@ def test_a_total_beside_incomplete_phases_is_the_reading(register_charge_point):
     assert session_of(cp).energy_wh == Decimal(4500)
 
 
+def test_the_live_register_moves_only_to_a_reading_of_the_register_the_session_holds(register_charge_point):
+    """An Updated's own phases or its one value are not the session's register when the session
+    read more phases, or a location nearer the outlet: its live ``last_register_wh`` and
+    ``energy_wh`` dropped (L1 and L2 after a total) or took the EV's scale. A reading nearer the
+    outlet, or of every phase, is the register (as billed from the ledger at the stop)."""
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, [register(900, "Transaction.Begin", location="EV")]))
+    live = []
+    updates = [
+        [register(1500, "Sample.Periodic", location="EV")],  # the EV's register, all there is so far
+        [register(1200, "Sample.Periodic")],  # the outlet's: nearer, it is the register from now on
+        [register(1100, "Sample.Periodic", location="Cable")],  # further again: stands
+        phases({"L1": 700, "L2": 700}, "Sample.Periodic"),  # fewer phases than the outlet's total
+        [register(1600, "Sample.Periodic", phase="L1")],  # one phase alone
+        phases({"L1": 600, "L2": 600, "L3": 600}, "Sample.Periodic"),  # every phase of the outlet
+    ]
+    for seq_no, sampled in enumerate(updates, start=1):
+        _transaction_event(cp, event("Updated", seq_no, seq_no, sampled))
+        session = session_of(cp)
+        live.append((session.last_register_wh, session.energy_wh))
+    assert live == [
+        (Decimal(1500), Decimal(600)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1800), Decimal(900)),
+    ]
+
+
 def reserve(charge_point_id: str, reservation_id: int, evse_id: int | None = 2) -> Reservation:
     return Reservation.objects.create(
         charge_point=ChargePoint.objects.get(charge_point_id=charge_point_id),
@@ -317,3 +347,39 @@ def test_a_meter_values_resent_after_a_lost_acknowledgement_is_stored_once(regis
     meter_values(2, "2100", power="7000")  # the same time, another value: no copy
     assert stored() == 6
     assert session_of(cp).energy_wh == Decimal(1100)
+
+
+def test_a_meter_values_of_fewer_phases_resent_after_a_lost_acknowledgement_is_stored_once(register_charge_point):
+    """A copy of a MeterValues whose reading the session's live register did not take (L1 and L2
+    after L1, L2 and L3) is told from the ledger as any other copy: it was stored twice."""
+    from charging.models import MeterSample
+    from charging.services.meter_ledger import SampledValue, meter_values_record
+    from charging.services.transaction_start import StartRequest, transaction_start
+
+    cp = new_charger(register_charge_point, "1.6")
+    session = transaction_start(
+        StartRequest(
+            charge_point_id=cp,
+            ocpp_version="1.6",
+            start_key=f"1|TAG|0|{T0.isoformat()}",
+            started_at=T0,
+            connector_id=1,
+            id_tag="TAG",
+            meter_start_wh=Decimal(0),
+        )
+    ).transaction
+
+    def meter_values(minute: int, **by_phase: str) -> None:
+        at = T0 + timedelta(minutes=minute)
+        meter_values_record(
+            charge_point_id=cp,
+            connector_id=1,
+            ocpp_transaction_id=str(session.pk),
+            samples=[SampledValue(timestamp=at, raw_value=wh, phase=phase) for phase, wh in by_phase.items()],
+        )
+
+    meter_values(1, L1="900", L2="900", L3="900")
+    meter_values(2, L1="1000", L2="1000")
+    meter_values(2, L1="1000", L2="1000")  # the copy
+    assert MeterSample.objects.filter(transaction=session).count() == 5
+    assert session_of(cp).last_register_wh == Decimal(2700)

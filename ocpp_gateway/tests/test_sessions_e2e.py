@@ -777,3 +777,55 @@ async def test_v201_an_ended_without_a_tariff_claims_no_cost(daphne):
     assert answer == [3, "e1", {}]
     assert resent == [3, "e1-again", {}]
     assert (await BillingRecord.objects.aget(transaction__ocpp_transaction_id="TX-NOCOST")).total == Decimal("0.00")
+
+
+async def test_v16_live_energy_never_drops_for_a_reading_of_fewer_phases_or_another_location(daphne, api_key):
+    """1.6 §7.31/§7.33: a charger's MeterValues may carry fewer phases of its per-phase register
+    (L1 and L2 after L1, L2 and L3) or a register located elsewhere (the EV's, the inlet's). Such a
+    message's sum (or its one value) is not the register the session was read from: the session's
+    live energy (the API's ``energy_wh`` while it charges, its ``last_register_wh``) dropped to
+    2000 Wh, then 1100 Wh, then jumped to the EV's scale. Now it stands until a reading of the
+    register it holds comes (phases and location as billed at the stop, which reads the ledger)."""
+    await register("CP16-LIVE")
+
+    def reading(minute: int, *values: tuple[str, str, str]) -> dict:
+        sampled = [
+            {"value": value, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}
+            | ({"phase": phase} if phase else {})
+            | ({"location": location} if location else {})
+            for value, phase, location in values
+        ]
+        return {"timestamp": f"2026-05-01T10:{minute:02d}:00Z", "sampledValue": sampled}
+
+    sequence = [
+        reading(5, ("900", "L1", ""), ("900", "L2", ""), ("900", "L3", "")),  # 2700 Wh, every phase
+        reading(10, ("1000", "L1", ""), ("1000", "L2", "")),  # L3 left out: 2000 is no register reading
+        reading(15, ("1100", "L1", "Outlet")),  # one phase alone
+        reading(20, ("5000", "", "EV")),  # the EV's register alone
+        reading(25, ("4000", "L1", "Inlet"), ("4000", "L2", "Inlet"), ("4000", "L3", "Inlet")),  # the inlet's
+        reading(30, ("1200", "L1", ""), ("1200", "L2", ""), ("1200", "L3", "")),  # 3600 Wh, every phase again
+    ]
+    live = []
+    async with ocpp_charger(daphne, "1.6", "CP16-LIVE") as charger:
+        started = await charger.call(call16.StartTransaction(connector_id=1, id_tag="ANY", meter_start=0, timestamp=T0))
+        url = f"{daphne.http_url}/api/v1/transactions/{started.transaction_id}"
+        for meter_value in sequence:
+            await charger.call(
+                call16.MeterValues(connector_id=1, transaction_id=started.transaction_id, meter_value=[meter_value])
+            )
+            status, body = await ahttp(url, api_key=api_key)
+            session = await Transaction.objects.aget(pk=started.transaction_id)
+            live.append((status, body["status"], body["energy_wh"], session.last_register_wh))
+        await charger.call(
+            call16.StopTransaction(transaction_id=started.transaction_id, meter_stop=3700, timestamp=T1, reason="Local")
+        )
+    assert live == [
+        (200, "active", 2700, Decimal(2700)),
+        (200, "active", 2700, Decimal(2700)),
+        (200, "active", 2700, Decimal(2700)),
+        (200, "active", 2700, Decimal(2700)),
+        (200, "active", 2700, Decimal(2700)),
+        (200, "active", 3600, Decimal(3600)),
+    ]
+    session = await Transaction.objects.aget(pk=started.transaction_id)
+    assert (session.status, session.energy_wh) == ("ended", Decimal(3700))
