@@ -46,8 +46,14 @@ OUTCOME_FIELDS = [
     "completed_at",
 ]
 _ERROR_CODE_MAX_LENGTH: int = Command._meta.get_field("error_code").max_length  # type: ignore[assignment]  # a CharField's
-# The states of a charger's answer (its route, if any, follows it: ``routes.answer_follow``).
+# The states of a charger's answer (its route, if any, follows it: ``routes.answer_follow``); a
+# lenient model's answer passed on (``answer_passed_on``) is answered too.
 ANSWERED_STATES = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
+# A lenient model's answer with a status the spec does not list: its state and description.
+PASSED_ON = (
+    "The charge point's answer has a status the OCPP response schema does not list: passed on as it came,"
+    " and no acceptance the CSMS acts on."
+)
 
 
 def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: datetime) -> None:
@@ -61,18 +67,23 @@ def outcome_applied(command: Command, outcome: CallOutcome, *, completed_at: dat
         command.response = charger_passwords.answer_redacted(command.ocpp_version, command.action, response)
     command.response_violations = outcome.violations
     command.error_code = outcome.error_code[:_ERROR_CODE_MAX_LENGTH]  # a charger's code of any length, cut to fit
-    command.error_description = outcome.error_description
+    passed_on = outcome.outcome == Outcome.RESULT and command.state == CommandState.INVALID_RESPONSE
+    command.error_description = PASSED_ON if passed_on else outcome.error_description
     command.latency_ms = outcome.latency_ms
     command.completed_at = completed_at
 
 
 def state_for(command: str, outcome: CallOutcome) -> str:
-    """Refused if any status in the answer refuses (every variable's for SetVariables), effective
+    """Refused if any status in the answer refuses (every variable's for SetVariables);
+    ``invalid_response`` if a lenient model's answer has a status the spec does not list, or none
+    (``catalog.answer_status_unknown``: passed on, ``answer_passed_on``, and no acceptance); effective
     after a reboot if any says so (1.6 ChangeConfiguration, 2.0.1 SetVariables), else accepted."""
     if outcome.outcome == Outcome.RESULT:
         statuses = catalog.answer_statuses(command, outcome.payload)
         if statuses & REFUSING_STATUSES:
             return CommandState.REJECTED
+        if catalog.answer_status_unknown(command, outcome.violations):
+            return CommandState.INVALID_RESPONSE
         return CommandState.REBOOT_REQUIRED if REBOOT_REQUIRED in statuses else CommandState.ACCEPTED
     return {
         Outcome.INVALID_RESPONSE: CommandState.INVALID_RESPONSE,
@@ -80,3 +91,17 @@ def state_for(command: str, outcome: CallOutcome) -> str:
         Outcome.TIMEOUT: CommandState.TIMEOUT,
         Outcome.NOT_CONNECTED: CommandState.NOT_CONNECTED,
     }[outcome.outcome]
+
+
+def answer_passed_on(command: Command) -> bool:
+    """Whether ``command`` (finished) ended ``invalid_response`` by a lenient model's answer passed
+    on as it came (a status the spec does not list: ``state_for``), not by a strict charger's
+    answer refused (error code ``InvalidResponse``): the API answers it 200 with the answer, and its
+    route follows it, which acts on no acceptance (``command.state`` is not accepted)."""
+    return command.state == CommandState.INVALID_RESPONSE and not command.error_code
+
+
+def answered(command: Command) -> bool:
+    """Whether ``command`` (finished) holds a charger's answer to follow and report: an accepted,
+    effective-after-reboot or refused one (``ANSWERED_STATES``), or a lenient model's passed on."""
+    return command.state in ANSWERED_STATES or answer_passed_on(command)

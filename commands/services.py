@@ -24,7 +24,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog, charger_passwords, events, routes, selectors
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
-from commands.outcomes import ANSWERED_STATES, OUTCOME_FIELDS, REFUSING_STATUSES, outcome_applied
+from commands.outcomes import OUTCOME_FIELDS, REFUSING_STATUSES, answered, outcome_applied
 from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
 from kernel.api_keys import api_key_active_check, api_key_still_active
 from kernel.model_instances import instance_new
@@ -419,7 +419,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
         webhook_event_emit(event_type=EventType.COMMAND_COMPLETED, data=events.command_completed(command))
         return command
     outcome_applied(command, outcome, completed_at=timezone.now())
-    follows = command.state in ANSWERED_STATES and command.charge_point_id and routes.answer_has_route(command)
+    follows = answered(command) and command.charge_point_id and routes.answer_has_route(command)
     unanswered = routes.unanswered_route(command) if command.state == CommandState.TIMEOUT else None
     if command.charge_point is None:
         unanswered = None

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from commands import catalog, services
 from commands.models import Command, CommandState
+from commands.outcomes import answer_passed_on
 from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, CHANNEL_LAYER_FAILED
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body, query_choice, query_flag
@@ -57,7 +58,7 @@ def command_http_response(command: Command) -> Response:
     """The HTTP answer for a finished command (docs/architecture.md, API)."""
     identity = command.charge_point_identity
     headers = {"X-Command-Id": str(command.id), "Location": f"/api/v1/commands/{command.id}"}
-    if command.state in (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED):
+    if command.state in (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED) or answer_passed_on(command):
         http_status, body = 200, command.response
     elif command.state == CommandState.REJECTED:
         status_value = services.command_refusal(command=command)

@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from chargepoints.models import ChargePoint, LifecycleState
 from commands import catalog
 from commands.models import Command, CommandState
+from commands.outcomes import answered
 from commands.rpc import CallOutcome
 from commands.services import (
     CommandRequest,
@@ -29,8 +30,6 @@ from configuration.services import device_model_report_request_id
 from kernel.charger_connections import configuration_read_owed_told
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
-
-_ANSWERED = (CommandState.ACCEPTED, CommandState.REBOOT_REQUIRED, CommandState.REJECTED)
 
 
 class ConfigurationUnanswered(Exception):
@@ -293,7 +292,7 @@ def _configuration_keys_change(
             continue
         body = {"key": change["key"], "value": change["value"]}
         command = _send(charge_point, "change_configuration", body, api_key=api_key, user_id=user_id)
-        if command.state not in _ANSWERED:
+        if not answered(command):
             if not results:
                 raise ConfigurationUnanswered(command)
             unanswered = command
@@ -328,7 +327,7 @@ def _variables_set(
             continue
         body = {"set_variable_data": batch}
         command = _send(charge_point, "set_variables", body, api_key=api_key, user_id=user_id)
-        if command.state not in _ANSWERED:
+        if not answered(command):
             if not results:
                 raise ConfigurationUnanswered(command)
             unanswered = command

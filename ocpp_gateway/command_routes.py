@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from django.core.exceptions import ImproperlyConfigured
 
 from chargepoints.models import ChargePoint
-from commands import catalog
 from commands.models import Command, CommandState
 from commands.routes import VersionRoutes
 
@@ -103,9 +102,6 @@ def answer_status(command: Command) -> str:
 
 
 def answer_accepted(command: Command) -> bool:
-    """Whether the command ended accepted (every status in the answer accepting it), each status one
-    the spec lists: a lenient model's answer passed on with a status it does not list
-    (``catalog.answer_status_unknown``) accepts nothing."""
-    return command.state == CommandState.ACCEPTED and not catalog.answer_status_unknown(
-        command.command, command.response_violations
-    )
+    """Whether the command ended accepted (every status in the answer accepting it, each one the
+    spec lists: ``commands.outcomes.state_for``)."""
+    return command.state == CommandState.ACCEPTED

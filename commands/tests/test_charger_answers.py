@@ -144,6 +144,43 @@ async def test_a_lenient_model_s_unknown_status_is_passed_on_and_changes_no_char
     assert await InstalledChargingProfile.objects.aexists()
 
 
+async def test_a_lenient_model_s_unknown_status_leaves_its_command_not_accepted(daphne, api_key):
+    """Its command's state is ``invalid_response``, not ``accepted``, so no reader of the state (a
+    site's SessionLimit, firmware, diagnostics) takes it for an acceptance; the answer is still
+    passed on (HTTP 200) and a status the spec lists in it followed (round 45's review)."""
+    await ChargerModelProfile.objects.acreate(vendor="Acme", model="Loose", strictness=Strictness.LENIENT)
+    await ChargePoint.objects.acreate(charge_point_id="CP-LOOSE", heartbeat_interval=60)
+    boot = [2, "b1", "BootNotification", {"chargePointVendor": "Acme", "chargePointModel": "Loose"}]
+    set_profile = {"connector_id": 1, "cs_charging_profiles": PROFILE_16}
+    _, status, reply = await answered(
+        daphne, api_key, "1.6", "CP-LOOSE", "set_charging_profile", set_profile, {"status": "Pending"}, boot=boot
+    )
+    assert (status, reply) == (200, {"status": "Pending"})
+    record = await Command.objects.aget(charge_point_identity="CP-LOOSE")
+    assert (record.state, record.error_code) == ("invalid_response", "")
+    assert "does not list" in record.error_description
+    # A 1.6 ChangeConfiguration so answered: the PATCH still answers per key, with the status as it came.
+    url = f"{daphne.http_url}/api/v1/chargepoints/CP-LOOSE/configuration"
+    async with raw_socket(daphne, "1.6", "CP-LOOSE") as websocket:
+        await websocket.send(json.dumps(boot))
+        await asyncio.wait_for(websocket.recv(), 5)
+        patch = asyncio.create_task(
+            ahttp(
+                url,
+                method="PATCH",
+                api_key=api_key,
+                body={"keys": [{"key": "MeterValueSampleInterval", "value": "30"}]},
+            )
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        await websocket.send(json.dumps([3, call[1], {"status": "Later"}]))
+        status, reply = await patch
+    assert status == 200
+    assert [(result["key"], result["status"]) for result in reply["results"]] == [("MeterValueSampleInterval", "Later")]
+    changed = await Command.objects.aget(command="change_configuration")
+    assert changed.state == "invalid_response"
+
+
 async def test_a_valid_answer_with_decimal_numbers_passes(daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-SCHED", heartbeat_interval=60)
     schedule = {"chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10.1}]}
