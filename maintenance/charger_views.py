@@ -21,9 +21,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from kernel.api_errors import error_body
+from maintenance.errors import MaintenanceError
 from maintenance.links import LinkRefused, firmware_download_verify
 from maintenance.models import FirmwareFile
 from maintenance.services import diagnostics
+from maintenance.services.firmware import firmware_image_open
 
 _CHUNK = 64 * 1024
 
@@ -31,7 +33,8 @@ _CHUNK = 64 * 1024
 @require_http_methods(["GET", "HEAD"])
 def firmware_download(request: HttpRequest, token: str) -> HttpResponseBase:
     """The firmware file a valid, unexpired link names, or the one byte range asked of it (a
-    download resumed: 206, ``If-Range`` with its ETag, the SHA-256); 403 for a bad link."""
+    download resumed: 206, ``If-Range`` with its ETag, the SHA-256); 403 for a bad link, 404
+    ``NotFound`` for an image deleted or whose stored file is no longer there."""
     try:
         firmware_id = firmware_download_verify(token=token)
     except LinkRefused as refused:
@@ -39,19 +42,24 @@ def firmware_download(request: HttpRequest, token: str) -> HttpResponseBase:
     firmware = FirmwareFile.objects.filter(pk=firmware_id).first()
     if firmware is None:
         return JsonResponse(error_body("NotFound", "The firmware file no longer exists."), status=404)
+    try:
+        opened = firmware_image_open(firmware=firmware)
+    except MaintenanceError as error:
+        return JsonResponse(error_body(error.code, str(error)), status=error.http_status)
     name = PurePosixPath(firmware.file.name or "").name
     etag = f'"{firmware.sha256}"'
     if_range = request.headers.get("If-Range")
     wanted = _byte_range(request.headers.get("Range", ""), firmware.size) if if_range in (None, etag) else None
     if wanted == "unsatisfiable":
+        opened.close()
         response: HttpResponseBase = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{firmware.size}"
     elif wanted is None:
-        response = FileResponse(firmware.file.open("rb"), as_attachment=True, filename=name)
+        response = FileResponse(opened, as_attachment=True, filename=name)
     else:
         start, end = wanted
         response = StreamingHttpResponse(
-            _file_part(firmware.file, start, end - start + 1),
+            _FilePart(opened, start, end - start + 1),
             status=206,
             content_type="application/octet-stream",
         )
@@ -83,14 +91,22 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | Literal["unsatisfia
     return "unsatisfiable" if start >= size or end < start else (start, end)
 
 
-def _file_part(file: File, start: int, length: int) -> Iterator[bytes]:
-    """``length`` bytes of ``file`` from ``start``, in chunks: opened when the first is read (a HEAD
-    reads none), closed when done or dropped."""
-    with file.open("rb"):
-        file.seek(start)
-        while length > 0 and (chunk := file.read(min(_CHUNK, length))):
+class _FilePart:
+    """``length`` bytes of the open ``file`` from ``start``, in chunks; the file closed with the
+    response (``close``, which Django calls when done or dropped; a HEAD reads none)."""
+
+    def __init__(self, file: File, start: int, length: int) -> None:
+        self.file, self.start, self.length = file, start, length
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.file.seek(self.start)
+        length = self.length
+        while length > 0 and (chunk := self.file.read(min(_CHUNK, length))):
             length -= len(chunk)
             yield chunk
+
+    def close(self) -> None:
+        self.file.close()
 
 
 @csrf_exempt

@@ -54,6 +54,19 @@ def firmware_image_size_check(upload: File) -> None:
         raise MaintenanceError(413, "RequestTooLarge", f"Firmware images are limited to {limit} bytes.")
 
 
+def firmware_image_open(*, firmware: FirmwareFile) -> File:
+    """The stored image of ``firmware``, open for reading (binary); the caller closes it.
+
+    Raises MaintenanceError (404 ``NotFound``) when its stored file is no longer there (a volume
+    restored without it, a file removed by hand)."""
+    try:
+        return firmware.file.open("rb")
+    except FileNotFoundError:
+        raise MaintenanceError(
+            404, "NotFound", f"The image of firmware {firmware.pk} ({firmware.file.name}) is no longer stored."
+        ) from None
+
+
 def firmware_file_create(*, name: str, version: str = "", upload: File) -> FirmwareFile:
     """Store an uploaded image; its size (bytes) and SHA-256 are recorded. ``name`` is cut to its
     column (it defaults to the upload's file name, which may be longer); a row that cannot be

@@ -77,3 +77,33 @@ async def test_the_tokens_of_chargers_links_are_not_in_the_log(shared_files):
     assert '"GET /firmware/download/[redacted]" 200' in log
     assert "Forbidden: /diagnostics/upload/[redacted]/diag.log" in log
     assert download.rsplit("/", 1)[1] not in log and token not in log
+
+
+def _status_and_body(url: str, method: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request(method, parts.path, headers=headers)
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [("GET", {}), ("GET", {"Range": "bytes=100-199"}), ("HEAD", {}), ("HEAD", {"Range": "bytes=100-"})],
+)
+async def test_a_firmware_image_whose_stored_file_is_gone_is_a_404_not_a_500(shared_files, method, headers):
+    """A volume restored without the image, a file removed by hand: the charger's download (whole,
+    or a range of it, resumed) is a 404 ``NotFound`` saying so, not a server error."""
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="fw", version="2.4.0", upload=ContentFile(IMAGE, name="fw.bin")
+    )
+    await sync_to_async(image.file.storage.delete)(image.file.name)
+    url = links.firmware_download_url(firmware_id=str(image.pk))
+
+    status, body = await asyncio.to_thread(_status_and_body, url, method, headers)
+    assert status == 404
+    if method == "GET":
+        assert b'"NotFound"' in body and b"no longer stored" in body
