@@ -34,11 +34,18 @@ class WakeUp(Task):
 
 
 def _wake_up_waiting(app: Any) -> bool:
-    try:
-        with app.connection_for_write() as connection:
-            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count > 0
-    except ChannelError:  # not declared: no worker ever consumed it
-        return False
+    """Whether a wake-up waits in ``QUEUE``, asked on one of the app's pooled broker connections
+    (``broker_pool_limit``; a wake-up per committed event: one connection each would be a connect
+    and a close each). Not declared: False; a broker that closes the channel which asked (AMQP)
+    gets the pooled connection closed, to reconnect with a new channel at its next use."""
+    with app.connection_or_acquire() as connection:
+        channel = connection.default_channel
+        try:
+            return channel.queue_declare(queue=QUEUE, passive=True).message_count > 0
+        except ChannelError:  # not declared: no worker ever consumed it
+            if not getattr(channel, "is_open", True):
+                connection.close()
+            return False
 
 
 @shared_task(base=WakeUp)

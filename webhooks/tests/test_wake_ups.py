@@ -36,3 +36,26 @@ def test_wake_ups_do_not_pile_up_while_the_webhook_worker_is_down(empty_queue):
         deliver_due_webhooks.apply_async(headers={"celery_beat_task": True})  # as the beat sends it
         deliver_webhooks.delay()
     assert _waiting() == 1
+
+
+def _connections_received() -> int:
+    import redis
+
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        return int(client.info("stats")["total_connections_received"])  # this count's own connection included
+    finally:
+        client.close()
+
+
+def test_wake_ups_reuse_the_app_s_broker_connections(empty_queue):
+    """Round 45's review: each wake-up (one per committed event, in the sender thread) opened a new
+    broker connection to ask whether one waits; it now asks on one of the app's pooled connections,
+    so after the first, wake-ups open none."""
+    deliver_webhooks.delay()  # the pool's connection opened, and the publisher's
+    before = _connections_received()
+    for _ in range(20):
+        deliver_webhooks.delay()
+        deliver_due_webhooks.apply_async(headers={"celery_beat_task": True})
+    assert _connections_received() - before == 1  # the second count's own
+    assert _waiting() == 1
