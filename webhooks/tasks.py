@@ -27,7 +27,7 @@ class WakeUp(Task):
     nothing. One round trip to the broker asks; a broker that cannot tell (the queue not declared
     yet) gets the wake-up."""
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:  # type: ignore[override]
         if _wake_up_waiting(self.app):
             return None
         return super().apply_async(args, kwargs, **options)
