@@ -208,7 +208,7 @@ class Reference16(OcppRouter, V16ChargePoint):
 
     @on("Authorize")
     async def on_authorize(self, id_tag: str, **_: Any) -> call_result16.Authorize:
-        info = await id_tags.id_tag_authorize(id_tag=id_tag)
+        info = await id_tags.id_tag_authorize(id_tag=id_tag, charge_point_id=self.id)
         return call_result16.Authorize(id_tag_info=_id_tag_info16(info))
 
     @on("StartTransaction")
@@ -295,7 +295,9 @@ class Reference201(OcppRouter, V201ChargePoint):
 
     @on("Authorize")
     async def on_authorize(self, id_token: dict[str, Any], **_: Any) -> call_result201.Authorize:
-        info = await id_tags.id_tag_authorize(id_tag=id_token["id_token"], token_type=id_token["type"])
+        info = await id_tags.id_tag_authorize(
+            id_tag=id_token["id_token"], token_type=id_token["type"], charge_point_id=self.id
+        )
         return call_result201.Authorize(id_token_info=_id_token_info201(info))
 
     @on("TransactionEvent")
@@ -343,8 +345,10 @@ def stubbed(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]]]
             return session_change(kwargs["request"])
         return None
 
-    async def authorize(*, id_tag: str, token_type: str = "") -> IdTagInfo:
-        calls.append(("id_tag_authorize", {"id_tag": id_tag, "token_type": token_type}))
+    async def authorize(*, id_tag: str, token_type: str = "", charge_point_id: str = "") -> IdTagInfo:
+        calls.append(
+            ("id_tag_authorize", {"id_tag": id_tag, "token_type": token_type, "charge_point_id": charge_point_id})
+        )
         return AUTHORIZED
 
     monkeypatch.setattr(group_commit.commit_group, "run", run)
