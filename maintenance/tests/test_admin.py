@@ -63,7 +63,8 @@ def test_the_campaign_page_shows_progress_and_cancels(admin_client):
     assert Campaign.objects.get().state == "cancelled"
 
 
-def test_only_staff_allowed_to_view_uploads_download_them(admin_client, client):
+def _diagnostics_received() -> LogUpload:
+    """A diagnostics upload of charger CP, received, its file stored (``zip bytes``)."""
     charge_point = ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
     upload = LogUpload.objects.create(
         charge_point=charge_point,
@@ -74,6 +75,11 @@ def test_only_staff_allowed_to_view_uploads_download_them(admin_client, client):
         received_at=timezone.now(),
     )
     upload.file.save("diag.zip", ContentFile(b"zip bytes"))
+    return upload
+
+
+def test_only_staff_allowed_to_view_uploads_download_them(admin_client, client):
+    upload = _diagnostics_received()
     url = f"/admin/maintenance/logupload/{upload.pk}/download/"
     assert b"".join(admin_client.get(url).streaming_content) == b"zip bytes"
     client.force_login(User.objects.create_user("clerk", is_staff=True))
@@ -157,16 +163,7 @@ def test_an_upload_whose_stored_file_is_gone_is_a_message_not_a_500(admin_client
     """A diagnostics upload whose stored file is no longer there (a volume restored without it, a
     file removed by hand) answered its download link with a 500 (FileNotFoundError), in the admin and
     the API: the admin now says so in the message bar on the upload's page, the API answers 404."""
-    charge_point = ChargePoint.objects.create(charge_point_id="CP", heartbeat_interval=60)
-    upload = LogUpload.objects.create(
-        charge_point=charge_point,
-        log_type="Diagnostics",
-        token_sha256="0" * 64,
-        token_expires_at=timezone.now(),
-        file_name="diag.zip",
-        received_at=timezone.now(),
-    )
-    upload.file.save("diag.zip", ContentFile(b"zip bytes"))
+    upload = _diagnostics_received()
     upload.file.storage.delete(upload.file.name)
 
     response = admin_client.get(f"/admin/maintenance/logupload/{upload.pk}/download/", follow=True)
