@@ -71,8 +71,9 @@ def basic_auth_read(headers: list[tuple[bytes, bytes]], charge_point_id: str) ->
         scheme, _, encoded = value.decode("latin-1").partition(" ")
         if scheme.lower() != "basic":
             return None, "the Authorization header is not HTTP Basic"
-        try:
-            credentials = base64.b64decode(encoded.strip()).decode("utf-8")
+        encoded = encoded.strip()
+        try:  # padding is optional here: some firmware leaves out RFC 4648's trailing "=" (round 46)
+            credentials = base64.b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
         except ValueError:  # not base64 (binascii.Error; non-ASCII text), not UTF-8 (UnicodeDecodeError)
             return None, "HTTP Basic credentials that are not base64 of UTF-8 text"
         user_prefix = f"{charge_point_id}:"

@@ -172,6 +172,14 @@ def test_an_unreadable_basic_header_is_no_password_not_an_error(value):
     assert basic_auth_password([(b"authorization", value)], "CP-1") is None
 
 
+@pytest.mark.parametrize("password", ["secret-password-1", "secret-password-12", "secret-password-123"])
+def test_basic_credentials_without_base64_padding_are_read(password):
+    """Firmware that leaves out the trailing ``=`` of RFC 4648 (each padding length) is not refused
+    as unreadable: its password is read as with the padding."""
+    encoded = base64.b64encode(f"CP-1:{password}".encode()).rstrip(b"=")
+    assert basic_auth_password([(b"authorization", b"Basic " + encoded)], "CP-1") == password
+
+
 async def test_a_password_change_closes_the_socket_of_a_charger_that_reconnected_since_it_was_read(daphne):
     """The API and the admin read the charger, then hash the new password (a fraction of a second),
     then save: a charger that reconnected meanwhile (to any process) holds another socket, opened
