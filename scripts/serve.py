@@ -118,6 +118,40 @@ def application_imported() -> None:
     connections.close_all()
 
 
+_SCHEMA_CHECK = "schema_check"  # the alias of ``schema_checked``'s connection
+
+
+def schema_checked() -> None:
+    """Stops ``make serve`` with one line naming them when the database lacks migrations of this
+    release (README "Upgrading": ``migrate`` first): its workers served on, and every charger's
+    handshake and API request failed with a traceback (a table or column missing). Checked on a
+    connection of its own, outside the pool (whose threads must not cross the fork) and given up
+    after 5 s: a database that cannot be reached now is left to the workers, whose pool retries
+    (PostgreSQL may be starting too)."""
+    from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    connection = connections[DEFAULT_DB_ALIAS].copy(alias=_SCHEMA_CHECK)  # the migrations' recorder reads by alias
+    options = {name: value for name, value in connection.settings_dict["OPTIONS"].items() if name != "pool"}
+    if connection.vendor == "postgresql":
+        options["connect_timeout"] = 5
+    connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
+    connections[_SCHEMA_CHECK] = connection
+    try:
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except DatabaseError as error:
+        logger.warning("could not check the database's migrations (%s); serving all the same", error)
+        return
+    finally:
+        connection.close()
+        del connections[_SCHEMA_CHECK]
+    if plan:
+        missing = ", ".join(f"{migration.app_label}.{migration.name}" for migration, _ in plan[:3])
+        more = f" and {len(plan) - 3} more" if len(plan) > 3 else ""
+        sys.exit(f"the database lacks migrations of this release ({missing}{more}): run `manage.py migrate` first")
+
+
 def fork_hazards(listening: list[socket.socket]) -> list[str]:
     """What a worker forked now would share with this process and its siblings: threads, and open
     sockets (a database or Redis connection) other than the listening ones and the event loop's own
@@ -277,6 +311,7 @@ def main() -> None:
         sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
     except OSError as error:
         sys.exit(f"cannot listen on HOST={host} PORT={port}: {error.strerror}")
+    schema_checked()
     processes = [start_worker(sock, sockets, args.daphne_args) for sock in sockets]
     logger.info("serving on %s:%s with %d daphne worker(s): %s", host, port, workers, processes)
     stopping = False

@@ -272,6 +272,21 @@ def test_a_port_another_program_holds_stops_it_with_one_line_naming_it(tmp_path:
     )
 
 
+def test_a_database_lacking_this_release_s_migrations_stops_it_with_one_line_naming_them(tmp_path: Path) -> None:
+    """Its workers served on, and every charger's handshake failed with a traceback (a table missing)."""
+    env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key", "CSMS_VAR_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        env.pop(name, None)
+    env |= {"HOST": "127.0.0.1", "PORT": str(free_port()), "WORKERS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "serve.py")], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("the database lacks migrations of this release (contenttypes.0001_initial, "), last
+    assert last.endswith("run `manage.py migrate` first") and "Traceback" not in done.stderr
+
+
 def _charger_connected(database: Path, charge_point_id: str) -> bool:
     with contextlib.closing(sqlite3.connect(database)) as db:
         row = db.execute(
