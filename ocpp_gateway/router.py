@@ -83,25 +83,45 @@ _DEFINED_ACTIONS = {"1.6": {a.value for a in V16Action}, "2.0.1": {a.value for a
 # Messages that carry a session: unstorable text in them is replaced, never refused.
 _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "TransactionEvent"}
 
-# What a charger that is not (yet) commissioned may send: OCPP's Pending state (2.0.1: and the
-# NotifyReport parts of a GetBaseReport/GetReport, which B02.FR.01 lets the CSMS send then), and
-# the statuses a TriggerMessage may ask of it then (1.6 §4.2 "unless it has been instructed ... with
-# a TriggerMessage.req", 2.0.1 B02.FR.02): firmware, diagnostics and log uploads, which report on
-# the CSMS's own requests. Meter values are not taken from a charger nobody commissioned.
+# What a charger that is not (yet) commissioned (its Boot answered Pending) may send of its own
+# accord. 1.6 §4.2 has it send nothing but BootNotification unless a TriggerMessage asks, yet mandates
+# no refusal, and many 1.6 chargers heartbeat and report their connectors and uploads while Pending:
+# those are served. 2.0.1 B02.FR.09 (OCTT TC_B_30) mandates a SecurityError for any CALL but
+# BootNotification that the CSMS did not ask for. Meter values and sessions are not taken unasked from
+# a charger nobody commissioned.
 _SERVED_WHILE_PENDING = {
-    "BootNotification",
-    "Heartbeat",
-    "StatusNotification",
-    "NotifyReport",
-    "FirmwareStatusNotification",
-    "DiagnosticsStatusNotification",
-    "LogStatusNotification",
+    "1.6": frozenset(
+        {
+            "BootNotification",
+            "Heartbeat",
+            "StatusNotification",
+            "FirmwareStatusNotification",
+            "DiagnosticsStatusNotification",
+            "LogStatusNotification",
+        }
+    ),
+    "2.0.1": frozenset({"BootNotification"}),
+}
+# And, in both versions, what the CSMS asked for on the connection (``OcppRouter._asked_noted``): the
+# requestedMessage of a TriggerMessage (1.6 §4.2, 2.0.1 B02.FR.09; the Sign*Certificate triggers ask
+# for SignCertificate), the NotifyReport of a GetBaseReport or GetReport (B02.FR.01, B02.FR.09), and
+# the statuses of a firmware update or log upload the CSMS asked of the charger.
+_ASKED_BY = {
+    "GetBaseReport": "NotifyReport",
+    "GetReport": "NotifyReport",
+    "UpdateFirmware": "FirmwareStatusNotification",
+    "GetLog": "LogStatusNotification",
+}
+_TRIGGERED_ACTIONS = {
+    "SignChargingStationCertificate": "SignCertificate",
+    "SignV2GCertificate": "SignCertificate",
+    "SignCombinedCertificate": "SignCertificate",
 }
 _PENDING_REFUSAL = {
-    version: "The charge point is not commissioned; only {} are served.".format(
-        ", ".join(sorted(_SERVED_WHILE_PENDING & actions))
-    )
-    for version, actions in _DEFINED_ACTIONS.items()
+    "1.6": "The charge point is not commissioned; only {} and what the Central System asked for on this "
+    "connection are served.".format(", ".join(sorted(_SERVED_WHILE_PENDING["1.6"]))),
+    "2.0.1": "The charging station is not accepted (Pending); only BootNotification and what the CSMS asked "
+    "for on this connection (TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) are served.",
 }
 
 
@@ -232,6 +252,7 @@ class OcppRouter(RoutedChargePoint):
     _over_budget_unlogged = 0
     _over_budget_logged_at = -math.inf
     _refusals: TokenBucket | None = None  # the refused CALLs answered (``_refusals_answered``), once refused
+    _asked_while_pending: frozenset[str] = frozenset()  # actions the CSMS asked for while not commissioned
 
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
@@ -315,7 +336,11 @@ class OcppRouter(RoutedChargePoint):
         try:
             if msg.action not in self.route_map:
                 raise self._unanswered(msg.action)
-            if msg.action not in _SERVED_WHILE_PENDING and not (self._is_commissioned or await self._commissioned()):
+            if (
+                not self._is_commissioned
+                and not self._served_while_pending(msg.action)
+                and not await self._commissioned()
+            ):
                 raise SecurityError(description=_PENDING_REFUSAL[self._ocpp_version])
             await self._handle_inbound_call(msg, received_at, raw_msg)
             if self.configuration_read_owed and msg.action != "BootNotification":  # a boot's hook asks its own
@@ -460,6 +485,24 @@ class OcppRouter(RoutedChargePoint):
             self._refusals = TokenBucket(rate=REFUSALS_ANSWERED * rate, burst=REFUSALS_ANSWERED * burst)
         return self._refusals.take()
 
+    def _served_while_pending(self, action: str) -> bool:
+        """Whether a charger that is not commissioned is served ``action``: the version's
+        ``_SERVED_WHILE_PENDING``, or what the CSMS asked for on this connection."""
+        return action in _SERVED_WHILE_PENDING[self._ocpp_version] or action in self._asked_while_pending
+
+    def _asked_noted(self, action: str, payload: dict[str, Any]) -> None:
+        """The CSMS sends ``action`` to a charger that is not commissioned: what it asks the charger to
+        send is served on this connection from now on (as many as come: a triggered StatusNotification
+        comes once per connector, a report in parts, a firmware update's statuses over minutes).
+        Noted before the CALL goes, so that a charger sending the message before its answer is served."""
+        if action == "TriggerMessage":
+            requested = payload.get("requestedMessage")
+            asked = _TRIGGERED_ACTIONS.get(requested, requested) if isinstance(requested, str) else None
+        else:
+            asked = _ASKED_BY.get(action)
+        if asked is not None:
+            self._asked_while_pending = self._asked_while_pending | {asked}
+
     async def _commissioned(self) -> bool:
         """Whether the charger may use the network; read until it is, then kept for the connection.
 
@@ -556,6 +599,8 @@ class OcppRouter(RoutedChargePoint):
         any other exception comes after it was: the charger may have acted on the CALL.
         """
         unique_id = str(uuid.uuid4())
+        if not self._is_commissioned:
+            self._asked_noted(action, payload)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outstanding = (unique_id, action, answer)
         try:

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.models import ChargePoint, Connector, LifecycleState
 from commands.models import Command
 from conftest import ahttp, eventually, raw_socket
 
@@ -44,56 +44,159 @@ async def woken_and_accepted(websocket, version: str) -> None:
     assert command.request == {"requested_message": "BootNotification"}
 
 
+async def asked(daphne, api_key, websocket, version: str, command: str, body: dict, answer: dict) -> list:
+    """The CSMS sends ``command`` (through the API) on the charger's connection; the charger
+    answers ``answer``. The CALL it got."""
+    prefix = {"1.6": "ocpp16", "2.0.1": "ocpp201"}[version]
+    request = asyncio.ensure_future(
+        ahttp(f"{daphne.http_url}/api/v1/{prefix}/{CP_ID}/{command}", method="POST", api_key=api_key, body=body)
+    )
+    call = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+    await websocket.send(json.dumps([3, call[1], answer]))
+    assert (await request)[0] == 200
+    return call
+
+
+CP_ID = "CP-WAIT"
+REPORT = {
+    "requestId": 7,
+    "generatedAt": "2026-12-06T03:00:00Z",
+    "seqNo": 0,
+    "tbc": False,
+    "reportData": [
+        {
+            "component": {"name": "OCPPCommCtrlr"},
+            "variable": {"name": "HeartbeatInterval"},
+            "variableAttribute": [{"type": "Actual", "value": "60"}],
+        }
+    ],
+}
+STATUS = {
+    "1.6": {"connectorId": 1, "errorCode": "NoError", "status": "Available"},
+    "2.0.1": {"timestamp": "2026-12-06T03:00:00Z", "connectorStatus": "Available", "evseId": 1, "connectorId": 1},
+}
+METER_VALUES = {
+    "1.6": {
+        "connectorId": 1,
+        "meterValue": [{"sampledValue": [{"value": "1000"}], "timestamp": "2026-12-06T03:00:00Z"}],
+    },
+    "2.0.1": {"evseId": 1, "meterValue": [{"sampledValue": [{"value": 1000}], "timestamp": "2026-12-06T03:00:00Z"}]},
+}
+
+
+@pytest.fixture
+async def pending():
+    return await ChargePoint.objects.acreate(charge_point_id=CP_ID, heartbeat_interval=60, lifecycle_state="pending")
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_a_pending_charger_is_told_every_action_it_may_use(daphne, version):
-    await ChargePoint.objects.acreate(charge_point_id="CP-WAIT", heartbeat_interval=60, lifecycle_state="pending")
-    async with raw_socket(daphne, version, "CP-WAIT") as websocket:
+async def test_a_pending_charger_is_told_what_it_may_use(daphne, pending, version):
+    async with raw_socket(daphne, version, CP_ID) as websocket:
         await booted_pending(websocket, version)
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
-    served = {
-        "1.6": "BootNotification, DiagnosticsStatusNotification, FirmwareStatusNotification, Heartbeat, "
-        "LogStatusNotification, StatusNotification",
-        "2.0.1": "BootNotification, FirmwareStatusNotification, Heartbeat, LogStatusNotification, "
-        "NotifyReport, StatusNotification",
+    description = {
+        "1.6": "The charge point is not commissioned; only BootNotification, DiagnosticsStatusNotification, "
+        "FirmwareStatusNotification, Heartbeat, LogStatusNotification, StatusNotification and what the "
+        "Central System asked for on this connection are served.",
+        "2.0.1": "The charging station is not accepted (Pending); only BootNotification and what the CSMS "
+        "asked for on this connection (TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) "
+        "are served.",
     }[version]
-    assert refused[:4] == [4, "a1", "SecurityError", f"The charge point is not commissioned; only {served} are served."]
+    assert refused[:4] == [4, "a1", "SecurityError", description]
 
 
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_a_pending_charger_may_send_the_upload_statuses_a_trigger_asks_for(daphne, version):
-    """1.6 §4.2 / 2.0.1 B02.FR.02: a Pending charger sends what a TriggerMessage asks, and is answered;
-    its meter values are not taken (nobody commissioned it)."""
-    await ChargePoint.objects.acreate(charge_point_id="CP-TRIG", heartbeat_interval=60, lifecycle_state="pending")
-    reading = {"sampledValue": [{"value": "1000"}], "timestamp": "2026-12-06T03:00:00Z"}
-    meter_values = {"connectorId" if version == "1.6" else "evseId": 1, "meterValue": [reading]}
-    async with raw_socket(daphne, version, "CP-TRIG") as websocket:
-        await booted_pending(websocket, version)
-        assert await exchange(websocket, [2, "f1", "FirmwareStatusNotification", {"status": "Idle"}]) == [3, "f1", {}]
-        assert (await exchange(websocket, [2, "m1", "MeterValues", meter_values]))[:3] == [4, "m1", "SecurityError"]
-
-
-async def test_a_pending_2_0_1_charger_may_send_the_report_it_was_asked_for(daphne):
-    """B02.FR.01: in Pending the CSMS may ask GetBaseReport/GetReport; their NotifyReport is served."""
-    await ChargePoint.objects.acreate(charge_point_id="CP-REPORT", heartbeat_interval=60, lifecycle_state="pending")
-    report = {
-        "requestId": 7,
+async def test_a_pending_2_0_1_station_is_refused_what_it_was_not_asked_for(daphne, pending):
+    """B02.FR.09 (OCTT TC_B_30_CSMS): after a Pending answer, a CALL other than BootNotification
+    that no TriggerMessage, GetBaseReport or GetReport of the CSMS asked for is a SecurityError."""
+    notify_event = {
         "generatedAt": "2026-12-06T03:00:00Z",
         "seqNo": 0,
-        "tbc": False,
-        "reportData": [
+        "eventData": [
             {
-                "component": {"name": "OCPPCommCtrlr"},
-                "variable": {"name": "HeartbeatInterval"},
-                "variableAttribute": [{"type": "Actual", "value": "60"}],
+                "eventId": 1,
+                "timestamp": "2026-12-06T03:00:00Z",
+                "trigger": "Delta",
+                "actualValue": "Available",
+                "eventNotificationType": "HardWiredNotification",
+                "component": {"name": "Connector", "evse": {"id": 1, "connectorId": 1}},
+                "variable": {"name": "AvailabilityState"},
             }
         ],
     }
-    async with raw_socket(daphne, "2.0.1", "CP-REPORT") as websocket:
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
         await booted_pending(websocket, "2.0.1")
-        answered = await exchange(websocket, [2, "r1", "NotifyReport", report])
-        refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE["2.0.1"]])
-    assert answered == [3, "r1", {}]
+        refused = [
+            await exchange(websocket, [2, "s1", "StatusNotification", STATUS["2.0.1"]]),
+            await exchange(websocket, [2, "h1", "Heartbeat", {}]),
+            await exchange(websocket, [2, "e1", "NotifyEvent", notify_event]),
+            await exchange(websocket, [2, "r1", "NotifyReport", REPORT]),
+            await exchange(websocket, [2, "f1", "FirmwareStatusNotification", {"status": "Idle"}]),
+        ]
+        assert (await exchange(websocket, [2, "b2", "BootNotification", BOOT["2.0.1"]]))[2]["status"] == "Pending"
+    assert [answer[:3] for answer in refused] == [
+        [4, "s1", "SecurityError"],
+        [4, "h1", "SecurityError"],
+        [4, "e1", "SecurityError"],
+        [4, "r1", "SecurityError"],
+        [4, "f1", "SecurityError"],
+    ]
+    assert not await Connector.objects.aexists()
+
+
+async def test_a_pending_1_6_charger_is_served_its_heartbeats_and_statuses_unasked(daphne, pending):
+    """1.6 §4.2 forbids the charger to send them unasked, but mandates no refusal: many 1.6 chargers
+    heartbeat and report their connectors while Pending, and are answered."""
+    async with raw_socket(daphne, "1.6", CP_ID) as websocket:
+        await booted_pending(websocket, "1.6")
+        assert (await exchange(websocket, [2, "h1", "Heartbeat", {}]))[0] == 3
+        assert await exchange(websocket, [2, "s1", "StatusNotification", STATUS["1.6"]]) == [3, "s1", {}]
+        assert (await exchange(websocket, [2, "m1", "MeterValues", METER_VALUES["1.6"]]))[:3] == [
+            4,
+            "m1",
+            "SecurityError",
+        ]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("requested", ["StatusNotification", "Heartbeat", "MeterValues", "FirmwareStatusNotification"])
+async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_key, pending, version, requested):
+    """1.6 §4.2 ("unless it has been instructed ... with a TriggerMessage.req"), 2.0.1 B02.FR.09: what
+    a TriggerMessage of the CSMS asked for on the connection is answered, however many come (a
+    StatusNotification per connector)."""
+    payloads = {
+        "StatusNotification": STATUS[version],
+        "Heartbeat": {},
+        "MeterValues": METER_VALUES[version],
+        "FirmwareStatusNotification": {"status": "Idle"},
+    }
+    async with raw_socket(daphne, version, CP_ID) as websocket:
+        await booted_pending(websocket, version)
+        call = await asked(
+            daphne,
+            api_key,
+            websocket,
+            version,
+            "trigger_message",
+            {"requested_message": requested},
+            {"status": "Accepted"},
+        )
+        assert call[2:] == ["TriggerMessage", {"requestedMessage": requested}]
+        answers = [await exchange(websocket, [2, f"t{n}", requested, payloads[requested]]) for n in range(2)]
+        refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
+    assert [answer[:2] for answer in answers] == [[3, "t0"], [3, "t1"]]
     assert refused[:3] == [4, "a1", "SecurityError"]
+
+
+async def test_a_pending_2_0_1_station_is_served_the_report_it_was_asked_for(daphne, api_key, pending):
+    """B02.FR.01: in Pending the CSMS may ask GetBaseReport/GetReport; their NotifyReport is served."""
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        body = {"request_id": 7, "report_base": "FullInventory"}
+        await asked(daphne, api_key, websocket, "2.0.1", "get_base_report", body, {"status": "Accepted"})
+        answered = await exchange(websocket, [2, "r1", "NotifyReport", REPORT])
+        refused = await exchange(websocket, [2, "h1", "Heartbeat", {}])
+    assert answered == [3, "r1", {}]
+    assert refused[:3] == [4, "h1", "SecurityError"]
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
