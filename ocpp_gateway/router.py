@@ -104,18 +104,14 @@ _SERVED_WHILE_PENDING = {
 }
 # And, in both versions, what the CSMS asked for on the connection (``OcppRouter._asked_noted``): the
 # requestedMessage of a TriggerMessage (1.6 §4.2, 2.0.1 B02.FR.09; the Sign*Certificate triggers ask
-# for SignCertificate), the NotifyReport of a GetBaseReport or GetReport (B02.FR.01, B02.FR.09), and
-# the statuses of a firmware update or log upload the CSMS asked of the charger.
+# for SignCertificate, which the CSMS does not answer: NotSupported), the NotifyReport of a
+# GetBaseReport or GetReport (B02.FR.01, B02.FR.09), and the statuses of a firmware update or log
+# upload the CSMS asked of the charger.
 _ASKED_BY = {
     "GetBaseReport": "NotifyReport",
     "GetReport": "NotifyReport",
     "UpdateFirmware": "FirmwareStatusNotification",
     "GetLog": "LogStatusNotification",
-}
-_TRIGGERED_ACTIONS = {
-    "SignChargingStationCertificate": "SignCertificate",
-    "SignV2GCertificate": "SignCertificate",
-    "SignCombinedCertificate": "SignCertificate",
 }
 _PENDING_REFUSAL = {
     "1.6": "The charge point is not commissioned; only {} and what the Central System asked for on this "
@@ -497,7 +493,7 @@ class OcppRouter(RoutedChargePoint):
         Noted before the CALL goes, so that a charger sending the message before its answer is served."""
         if action == "TriggerMessage":
             requested = payload.get("requestedMessage")
-            asked = _TRIGGERED_ACTIONS.get(requested, requested) if isinstance(requested, str) else None
+            asked = requested if isinstance(requested, str) else None
         else:
             asked = _ASKED_BY.get(action)
         if asked is not None:

@@ -199,6 +199,37 @@ async def test_a_pending_2_0_1_station_is_served_the_report_it_was_asked_for(dap
     assert refused[:3] == [4, "h1", "SecurityError"]
 
 
+@pytest.mark.parametrize(
+    ("command", "body", "status"),
+    [
+        (
+            "update_firmware",
+            {
+                "request_id": 3,
+                "firmware": {"location": "https://example.com/fw.bin", "retrieve_date_time": "2031-05-01T12:00:00Z"},
+            },
+            ["FirmwareStatusNotification", {"status": "Downloading", "requestId": 3}],
+        ),
+        (
+            "get_log",
+            {"log_type": "DiagnosticsLog", "request_id": 4, "log": {"remote_location": "ftp://example.com/"}},
+            ["LogStatusNotification", {"status": "Uploading", "requestId": 4}],
+        ),
+    ],
+)
+async def test_a_pending_2_0_1_station_is_served_the_upload_statuses_it_was_asked_for(
+    daphne, api_key, pending, command, body, status
+):
+    """A firmware update or log upload the CSMS asked of a Pending station on the connection: the
+    statuses reporting on it are served, untriggered ones before it were not."""
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        before = await exchange(websocket, [2, "u0", *status])
+        await asked(daphne, api_key, websocket, "2.0.1", command, body, {"status": "Accepted"})
+        after = await exchange(websocket, [2, "u1", *status])
+    assert (before[:3], after) == ([4, "u0", "SecurityError"], [3, "u1", {}])
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_commissioning_through_the_api_wakes_the_pending_charger(daphne, api_key, version):
     await ChargePoint.objects.acreate(charge_point_id="CP-NEW", heartbeat_interval=300, lifecycle_state="pending")
