@@ -21,7 +21,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
-from commands import catalog, charger_passwords, events, routes, selectors
+from commands import catalog, events, redaction, routes, selectors
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
 from commands.outcomes import OUTCOME_FIELDS, REFUSING_STATUSES, answered, outcome_applied
@@ -206,7 +206,7 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
                 idempotency_key=request.idempotency_key,
                 request_fingerprint=request.fingerprint if request.idempotency_key else "",
             )
-            with _password_redacted(command):
+            with _secrets_redacted(command):
                 _command_inserted(command)
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race.
@@ -242,7 +242,7 @@ def _command_recorded_at_once(request: CommandRequest, action: str, *, outcome_f
     """``_command_record`` in one statement (``_RECORD_AT_ONCE``) for a valid body without an
     Idempotency-Key nor a request check: the checks on the charger and the key in the INSERT."""
     command = _command_of(request, action, warnings=[], charge_point_identity=request.charge_point_id)
-    with _password_redacted(command):
+    with _secrets_redacted(command):
         insert, values = instance_insert_selecting(command, source="cp", selected={"charge_point_id": "cp.id"})
     key_active, key_params = "true", list[Any]()
     if (unchecked := _key_to_check(request)) is not None:
@@ -266,11 +266,12 @@ def _command_recorded_at_once(request: CommandRequest, action: str, *, outcome_f
 
 
 @contextlib.contextmanager
-def _password_redacted(command: Command) -> Iterator[None]:
-    """Within the block, ``command.request`` as it is recorded: a charger password it sets replaced
-    (``charger_passwords``); the command sent, and its answer's follow-up, keep the real one."""
+def _secrets_redacted(command: Command) -> Iterator[None]:
+    """Within the block, ``command.request`` as it is recorded: a charger password it sets and the
+    secret of a file location replaced (``redaction``); the command sent, and its answer's
+    follow-up, keep the real one."""
     sent = command.request
-    command.request = charger_passwords.body_redacted(command.ocpp_version, sent)
+    command.request = redaction.request_redacted(command.ocpp_version, command.action, sent)
     try:
         yield
     finally:

@@ -44,7 +44,7 @@ from chargepoints.quirks import FORMATION_VIOLATION_SPELLING
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
-from commands import charger_passwords
+from commands import charger_passwords, redaction
 from commands.services import heartbeat_interval_owed_push
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
@@ -678,7 +678,7 @@ class OcppRouter(RoutedChargePoint):
         at = utc_now()
         if isinstance(message, Call):
             text = text if text is not None else frame_text(message)
-            logged = charger_passwords.frame_redacted(self._ocpp_version, message.action, text)
+            logged = redaction.call_frame_redacted(self._ocpp_version, message.action, text)
             self._log(MessageDirection.OUTBOUND, logged, at, message.message_type_id, unique_id, message.action)
             await self._connection.send(text)
             return

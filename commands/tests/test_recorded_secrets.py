@@ -1,0 +1,101 @@
+"""What a command carries that the charger alone may know (round 46's probe): a charger's password,
+the password of a file location, the token of a CSMS link. The charger gets it whole; the command's
+recorded request and the message log hold it redacted, and nothing the CSMS does later takes the
+redacted stand-in for the real value. Real daphne, chargers of the ``ocpp`` package, PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as V201Client
+from ocpp.v201 import call_result as result201
+
+from chargepoints.models import ChargePoint, OcppMessage
+from commands.models import Command
+from commands.redaction import location_redacted
+from commands.tests.conftest import answering_charger
+from conftest import ahttp, eventually, ocpp_charger
+
+SECRET = "hunter2-of-the-ftp"
+FTP = f"ftp://fw:{SECRET}@files.example.com/images/wallbox.bin"
+PASSWORD = "SecondPassword-6543"  # 19 octets: a 1.6 AuthorizationKey holds 16 to 20
+PASSWORD_ITEM = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+CLIENTS = {
+    "1.6": answering_charger(
+        V16Client,
+        {
+            "UpdateFirmware": result16.UpdateFirmware(),
+            "GetDiagnostics": result16.GetDiagnostics(file_name="diag.zip"),
+            "ChangeConfiguration": result16.ChangeConfiguration(status="Accepted"),
+        },
+    ),
+    "2.0.1": answering_charger(
+        V201Client,
+        {
+            "UpdateFirmware": result201.UpdateFirmware(status="Accepted"),
+            "GetLog": result201.GetLog(status="Accepted", filename="log.txt"),
+            "SetVariables": result201.SetVariables(
+                set_variable_result=[{**PASSWORD_ITEM, "attribute_status": "Accepted"}]
+            ),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("location", "redacted"),
+    [
+        (FTP, "ftp://fw:[redacted]@files.example.com/images/wallbox.bin"),
+        ("ftps://fw:p@ss:w@rd@host:2121/x?y=@#z", "ftps://fw:[redacted]@host:2121/x?y=@#z"),
+        ("https://fw@files.example.com/a.bin", "https://fw@files.example.com/a.bin"),  # a user, no password
+        ("https://files.example.com/a.bin?at=x:y@z", "https://files.example.com/a.bin?at=x:y@z"),
+        ("http://csms/firmware/download/abc:def:ghi", "http://csms/firmware/download/[redacted]"),
+        ("http://csms/diagnostics/upload/tok3n", "http://csms/diagnostics/upload/[redacted]"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_a_location_keeps_all_but_its_password_and_the_token_of_a_csms_link(location, redacted):
+    assert location_redacted(location) == redacted
+
+
+ASKED = [
+    ("1.6", "update_firmware", {"location": FTP, "retrieve_date": "2027-01-01T00:00:00Z"}, "UpdateFirmware"),
+    ("1.6", "get_diagnostics", {"location": FTP}, "GetDiagnostics"),
+    (
+        "2.0.1",
+        "update_firmware",
+        {"request_id": 7, "firmware": {"location": FTP, "retrieve_date_time": "2027-01-01T00:00:00Z"}},
+        "UpdateFirmware",
+    ),
+    ("2.0.1", "get_log", {"log_type": "DiagnosticsLog", "request_id": 8, "log": {"remote_location": FTP}}, "GetLog"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("version", "command", "body", "action"), ASKED)
+async def test_the_password_of_an_operators_location_reaches_the_charger_and_is_kept_nowhere(
+    daphne, api_key, version, command, body, action
+):
+    charge_point_id = f"CP-LOC-{version}-{command}"
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60, ocpp_version=version)
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    async with ocpp_charger(daphne, version, charge_point_id, client_class=CLIENTS[version]) as charger:
+        status, _ = await ahttp(
+            f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}", method="POST", api_key=api_key, body=body
+        )
+    assert status == 200
+    assert SECRET in json.dumps(charger.received)  # the charger can log in to fetch it
+    recorded = json.dumps((await Command.objects.aget(charge_point_identity=charge_point_id)).request)
+    assert SECRET not in recorded and "fw:[redacted]@files.example.com" in recorded
+    logged = OcppMessage.objects.filter(charge_point__charge_point_id=charge_point_id, action=action)
+
+    async def call_and_answer_logged() -> bool:
+        return await logged.acount() == 2
+
+    await eventually(call_and_answer_logged)
+    frames = [frame async for frame in logged.values_list("frame", flat=True)]
+    assert not any(SECRET in frame for frame in frames)
+    assert any("fw:[redacted]@files.example.com" in frame for frame in frames)
