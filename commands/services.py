@@ -108,7 +108,7 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     """
     command, created = _command_record(request, outcome_follows=wait)
     if not created and command.state == CommandState.NOT_CONNECTED:
-        command, created = _taken_back_to_send(command)
+        command, created = _taken_back_to_send(command, request)
     if not created:
         if wait and command.state == CommandState.PENDING:
             raise CommandInProgress(command)
@@ -128,12 +128,13 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     return command_complete(command=command, outcome=outcome)
 
 
-def _taken_back_to_send(command: Command) -> tuple[Command, bool]:
+def _taken_back_to_send(command: Command, request: CommandRequest) -> tuple[Command, bool]:
     """A replay (same Idempotency-Key) of a command that was never sent (``not_connected``: the
     charger not connected, the channel layer unable to reach it): its row made pending again, to be
-    sent now, as its caller retrying asked; True then. False when a concurrent replay took it first
-    (the command as it is now). The row's ``created_at`` becomes now: it dates the send the
-    abandoned-commands sweep watches."""
+    sent now, as its caller retrying asked; True then, with the body of ``request`` (the same: its
+    fingerprint is the row's) to send, not the row's, whose secrets are redacted. False when a
+    concurrent replay took it first (the command as it is now). The row's ``created_at`` becomes
+    now: it dates the send the abandoned-commands sweep watches."""
     unsent = Command.objects.filter(pk=command.pk, state=CommandState.NOT_CONNECTED, charge_point__isnull=False)
     taken = unsent.update(
         state=CommandState.PENDING,
@@ -145,7 +146,10 @@ def _taken_back_to_send(command: Command) -> tuple[Command, bool]:
         completed_at=None,
         created_at=timezone.now(),
     )
-    return Command.objects.select_related("charge_point").get(pk=command.pk), bool(taken)
+    command = Command.objects.select_related("charge_point").get(pk=command.pk)
+    if taken:
+        command.request = catalog.body_normalized(request.ocpp_version, command.action, request.body)
+    return command, bool(taken)
 
 
 def _database_connection_release() -> None:

@@ -5,18 +5,24 @@ redacted stand-in for the real value. Real daphne, chargers of the ``ocpp`` pack
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as V201Client
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
-from commands.models import Command
+from commands.charger_passwords import REDACTED
+from commands.models import Command, CommandState
 from commands.redaction import location_redacted
 from commands.tests.conftest import answering_charger
+from commands.tests.test_idempotency import post
 from conftest import ahttp, eventually, ocpp_charger
 
 SECRET = "hunter2-of-the-ftp"
@@ -99,3 +105,39 @@ async def test_the_password_of_an_operators_location_reaches_the_charger_and_is_
     frames = [frame async for frame in logged.values_list("frame", flat=True)]
     assert not any(SECRET in frame for frame in frames)
     assert any("fw:[redacted]@files.example.com" in frame for frame in frames)
+
+
+BOOT = {
+    "1.6": call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"),
+    "2.0.1": call201.BootNotification(charging_station={"vendor_name": "Acme", "model": "A1"}, reason="PowerUp"),
+}
+SENT = {"1.6": "ChangeConfiguration", "2.0.1": "SetVariables"}
+SET_PASSWORD = {
+    "1.6": ("change_configuration", {"key": "AuthorizationKey", "value": PASSWORD.encode().hex()}),
+    "2.0.1": ("set_variables", {"set_variable_data": [{**PASSWORD_ITEM, "attribute_value": PASSWORD}]}),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_command_retried_under_its_key_once_the_charger_is_back_sends_the_real_password(
+    daphne, api_key, version
+):
+    """The first POST found the charger not connected (503); the retry under the same
+    Idempotency-Key sent the command's recorded row: the charger was given ``********`` as its
+    password, and a 2.0.1 charger accepting it had the CSMS check ``********`` from then on."""
+    charge_point_id = f"CP-PW-RETRY-{version}"
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    command, body = SET_PASSWORD[version]
+    url = f"{daphne.http_url}/api/v1/{'ocpp16' if version == '1.6' else 'ocpp201'}/{charge_point_id}/{command}"
+    status, answer, first_id = await asyncio.to_thread(post, url, body, api_key=api_key, key="pw-1")
+    assert (status, answer["error"]) == (503, "NotConnected")
+    async with ocpp_charger(daphne, version, charge_point_id, client_class=CLIENTS[version]) as charger:
+        await charger.call(BOOT[version])
+        status, _, retry_id = await asyncio.to_thread(post, url, body, api_key=api_key, key="pw-1")
+    assert (status, retry_id) == (200, first_id)
+    assert charger.received == [(SENT[version], body)]  # the real password
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(PASSWORD, charge_point.password_hash)
+    recorded = await Command.objects.aget(pk=first_id)
+    assert recorded.state == CommandState.ACCEPTED and REDACTED in json.dumps(recorded.request)
