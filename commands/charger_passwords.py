@@ -63,7 +63,9 @@ def password_refusals(version: str, body: dict[str, Any]) -> dict[str, list[str]
 
 
 def password_set_by(version: str, body: dict[str, Any]) -> str | None:
-    """The password a command body (snake_case, as sent) gives the charger, or None."""
+    """The password a command body (snake_case, as sent) gives the charger, or None; None too for a
+    body as recorded (``body_redacted``: a command read back from the database, as the sweep of
+    abandoned commands does), whose ``REDACTED`` is no password (1.6: not hex; 2.0.1: too short)."""
     if version == "1.6" and _is_authorization_key(body):
         try:
             return bytes.fromhex(str(body.get("value", ""))).decode("utf-8")
@@ -71,7 +73,8 @@ def password_set_by(version: str, body: dict[str, Any]) -> str | None:
             return None
     for item in body.get("set_variable_data") or [] if version == "2.0.1" else []:
         if is_password_variable(item):
-            return str(item.get("attribute_value", ""))
+            value = str(item.get("attribute_value", ""))
+            return None if value == REDACTED else value
     return None
 
 

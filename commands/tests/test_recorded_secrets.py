@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 
 import pytest
-from django.contrib.auth.hashers import check_password
+from django.conf import settings
+from django.contrib.auth.hashers import check_password, make_password
+from django.utils import timezone
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -21,9 +24,11 @@ from chargepoints.models import ChargePoint, OcppMessage
 from commands.charger_passwords import REDACTED
 from commands.models import Command, CommandState
 from commands.redaction import location_redacted
+from commands.services import ABANDONED_MARGIN_SECONDS
 from commands.tests.conftest import answering_charger
 from commands.tests.test_idempotency import post
 from conftest import ahttp, eventually, ocpp_charger
+from ocpp_gateway.tasks import time_out_abandoned_commands
 
 SECRET = "hunter2-of-the-ftp"
 FTP = f"ftp://fw:{SECRET}@files.example.com/images/wallbox.bin"
@@ -141,3 +146,29 @@ async def test_a_password_command_retried_under_its_key_once_the_charger_is_back
     assert check_password(PASSWORD, charge_point.password_hash)
     recorded = await Command.objects.aget(pk=first_id)
     assert recorded.state == CommandState.ACCEPTED and REDACTED in json.dumps(recorded.request)
+
+
+@pytest.mark.django_db
+def test_an_abandoned_password_command_admits_no_one_with_the_redacted_stand_in():
+    """A SetVariables of the password whose sending process died is timed out by the sweep, from its
+    recorded row: the charger may have taken the password, so the CSMS admits it beside the old one.
+    The row holds ``********``, which the sweep took for the password: anyone presenting
+    ``********`` was admitted as the charger. Nothing is admitted beside the old one now."""
+    charge_point = ChargePoint.objects.create(
+        charge_point_id="CP-PW-ABANDONED", heartbeat_interval=60, ocpp_version="2.0.1", password_hash=make_password("x")
+    )
+    made = Command.objects.create(
+        charge_point=charge_point,
+        charge_point_identity=charge_point.charge_point_id,
+        ocpp_version="2.0.1",
+        command="set_variables",
+        action="SetVariables",
+        request={"set_variable_data": [{**PASSWORD_ITEM, "attribute_value": REDACTED}]},  # as recorded
+    )
+    abandoned_at = timezone.now() - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS + 5)
+    Command.objects.filter(pk=made.pk).update(created_at=abandoned_at)
+
+    assert time_out_abandoned_commands() == 1
+
+    charge_point.refresh_from_db()
+    assert charge_point.password_hash_after_reboot == ""
