@@ -128,6 +128,11 @@ def _unwrapped(handler: Callable[..., Any]) -> Callable[..., Any]:
     return getattr(handler, "__wrapped__", handler)
 
 
+# A handler's failure names the CALL, not its payload, which may carry what no log may (a password a
+# charger reports of itself); its frame is in the message log, with such values redacted.
+_HANDLER_FAILED = "Error while handling request %r (%s); its frame is in the message log"
+
+
 class RoutedChargePoint(ChargePoint):
     """The package's ``ChargePoint`` with one read-only route map per class, not one per connection.
 
@@ -169,7 +174,7 @@ class RoutedChargePoint(ChargePoint):
             answered = await (route.on(self, msg.payload) if route.takes_payload else self._handler_answer(route, msg))
         except (OperationalError, InterfaceError) as error:
             if not dependency_outage(error):  # a deadlock, a statement cancelled: a bug's traceback
-                self.logger.exception("Error while handling request '%s'", msg)
+                self.logger.exception(_HANDLER_FAILED, msg.unique_id, msg.action)
                 await self._send_message(msg.create_call_error(error))
                 return None
             # The database away or busy: one line per message (its batch's failure is logged once by
@@ -178,7 +183,7 @@ class RoutedChargePoint(ChargePoint):
             await self._send_message(msg.create_call_error(InternalError(description=DATABASE_FAILED)))
             return None
         except Exception as error:
-            self.logger.exception("Error while handling request '%s'", msg)
+            self.logger.exception(_HANDLER_FAILED, msg.unique_id, msg.action)
             await self._send_message(msg.create_call_error(error))
             return None
         answer = msg.create_call_result(answered)

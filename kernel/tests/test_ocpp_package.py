@@ -275,3 +275,17 @@ def test_an_answer_holding_a_tuple_is_serialized_by_the_package():
 )
 def test_a_frame_is_the_text_the_package_writes(message):
     assert ocpp_package.frame_text(message) == message.to_json()
+
+
+async def test_a_handler_s_failure_is_logged_without_the_call_s_payload(caplog):
+    """The line named the whole CALL, payload and all: a frame carrying a secret (a 2.0.1 NotifyReport
+    with the charger's BasicAuthPassword, which the message log redacts) put it in the log. It names
+    the CALL's unique id and action; the frame is in the message log."""
+    failing = Call("s9", "StatusNotification", _status("OtherError", info="SecretPassword-123"))
+    sent, _, _ = await _outcome(ClassRouted, failing)
+    assert sent[0][:3] == [4, "s9", "InternalError"]
+    (line,) = [record for record in caplog.records if record.exc_info]
+    assert line.getMessage() == (
+        "Error while handling request 's9' (StatusNotification); its frame is in the message log"
+    )
+    assert "SecretPassword" not in caplog.text
