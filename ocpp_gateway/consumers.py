@@ -249,7 +249,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             heartbeat_interval=connection.heartbeat_interval,
             heartbeat_interval_owed=connection.heartbeat_interval_owed,
         )
-        self._last_seen_written = self._last_message_at = time.monotonic()
+        self._last_seen_written = time.monotonic()
         accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}  # Channels' accept, and ours
         if SIGNS_OF_LIFE in (self.scope.get("extensions") or {}):
             accept[SIGNS_OF_LIFE] = self._control_frame_heard
@@ -276,18 +276,20 @@ class OcppConsumer(AsyncWebsocketConsumer):
     def _seen_after_silence(self, heartbeat_interval: int) -> bool:
         """Refresh last_seen, at most every CSMS_LAST_SEEN_WRITE_SECONDS (or half the interval).
 
-        Written with the process's batch; True after a silence of a heartbeat interval, when the
-        offline sweep may have marked the charger offline: then its message must bring it back
-        online (``_seen_written``) before it is answered. ``heartbeat_interval`` is the one the
-        charger heartbeats at now (the router's: a boot's answer or a push it accepted changes it):
-        never coarser than half of it, or the offline sweep could fire while messages come.
+        Written with the process's batch; True once last_seen was last refreshed
+        ``MAY_BE_SWEPT_AFTER`` heartbeat intervals ago, when the offline sweep (2 intervals) may have
+        marked the charger offline: then its message must bring it back online (``_seen_written``)
+        before it is answered. A charger heartbeating on time (each Heartbeat an interval after the
+        last) is never that late. ``heartbeat_interval`` is the one the charger heartbeats at now
+        (the router's: a boot's answer or a push it accepted changes it): never coarser than half of
+        it, or the offline sweep could fire while messages come.
         """
         now = time.monotonic()
-        silent_for, self._last_message_at = now - self._last_message_at, now
-        if now - self._last_seen_written < min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, heartbeat_interval / 2):
+        unrefreshed_for = now - self._last_seen_written
+        if unrefreshed_for < min(settings.CSMS_LAST_SEEN_WRITE_SECONDS, heartbeat_interval / 2):
             return False
         self._last_seen_written = now
-        if silent_for >= heartbeat_interval:
+        if unrefreshed_for >= MAY_BE_SWEPT_AFTER * heartbeat_interval:
             return True
         sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
         return False
@@ -604,6 +606,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 return
         logger.error("%s: disconnect not recorded; the offline sweep will mark it offline", self.charge_point_id)
 
+
+# Heartbeat intervals after last_seen was last refreshed from which the offline sweep (which waits 2)
+# may have marked a charger offline: half an interval left for the clocks of the gateway's and the
+# sweep's hosts, and for a refresh still waiting in the process's batch. A message then writes
+# last_seen before it is answered; a Heartbeat on time (one interval after the last) does not.
+MAY_BE_SWEPT_AFTER = 1.5
 
 # A CALL that waited behind another with less time left than this is not sent, but answered as
 # timed out: the charger would act on a command its caller was told had failed (and hold two CALLs
