@@ -41,6 +41,10 @@ class ChargePoint(models.Model):
     firmware_version = models.CharField(max_length=50, blank=True)
     iccid = models.CharField(max_length=20, blank=True)
     imsi = models.CharField(max_length=20, blank=True)
+    # 1.6 BootNotification meterType and meterSerialNumber (2.0.1's boot has none: blank). db_default:
+    # the release before them registers chargers without them.
+    meter_type = models.CharField(max_length=25, blank=True, default="", db_default="")
+    meter_serial_number = models.CharField(max_length=25, blank=True, default="", db_default="")
     connected = models.BooleanField(default=False)
     last_seen = models.DateTimeField(null=True, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)

@@ -165,6 +165,8 @@ class ChargePointAdmin(admin.ModelAdmin):
         "firmware_version",
         "iccid",
         "imsi",
+        "meter_type",
+        "meter_serial_number",
         "connected",
         "last_seen",
         "last_heartbeat",

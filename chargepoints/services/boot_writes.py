@@ -35,7 +35,9 @@ from kernel.plain_sql import array_text, bound_cursor
 from kernel.rows_ahead import RowsAhead, UnitKind, asked_rows
 
 # The boot's columns, in the order of ``BootLookup``'s and of ``fleet._boot_written``'s parameters.
-BOOT_COLUMNS = ("vendor", "model", "serial_number", "firmware_version", "iccid", "imsi")
+BOOT_COLUMNS = (
+    "vendor", "model", "serial_number", "firmware_version", "iccid", "imsi", "meter_type", "meter_serial_number"
+)  # fmt: skip
 
 
 class BootLookup(NamedTuple):
@@ -48,6 +50,8 @@ class BootLookup(NamedTuple):
     firmware_version: str = ""
     iccid: str = ""
     imsi: str = ""
+    meter_type: str = ""
+    meter_serial_number: str = ""
     # False: the charger says it did not restart (2.0.1 reason ``Triggered``): its boot time stays.
     restarted: bool = True
     condition: RowCondition | None = None

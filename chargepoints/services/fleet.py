@@ -618,6 +618,8 @@ def charge_point_boot(
     firmware_version: str = "",
     iccid: str = "",
     imsi: str = "",
+    meter_type: str = "",
+    meter_serial_number: str = "",
     restarted: bool = True,
     condition: RowCondition | None = None,
 ) -> BootResult:
@@ -631,7 +633,17 @@ def charge_point_boot(
     its boot time (``last_boot_at``, by which the sessions a reboot interrupted are closed) stays,
     as for a second boot on the connection that booted (``boot_writes.boot_time_written``)."""
     lookup = BootLookup(
-        charge_point_id, vendor, model, serial_number, firmware_version, iccid, imsi, restarted, condition
+        charge_point_id,
+        vendor,
+        model,
+        serial_number,
+        firmware_version,
+        iccid,
+        imsi,
+        meter_type,
+        meter_serial_number,
+        restarted,
+        condition,
     )
     ahead = boot_write_taken(lookup)
     now = timezone.now() if ahead is None else ahead.now
@@ -645,7 +657,7 @@ def charge_point_boot(
             _mark_online(charge_point_id, now)
             charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
             identity_kept = _boot_identity_of(charge_point) == (vendor, model, firmware_version)
-            _record_boot(charge_point, now, *lookup[1:7], restarted=restarted)
+            _record_boot(charge_point, now, *lookup[1:9], restarted=restarted)
             lifecycle_state, interval, held = charge_point.lifecycle_state, charge_point.heartbeat_interval, None
     accepted = lifecycle_state == LifecycleState.COMMISSIONED
     return BootResult(
@@ -671,7 +683,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
     table = connection.ops.quote_name(ChargePoint._meta.db_table)
     assignments = ", ".join(f"{column} = %s" for column in BOOT_COLUMNS)
     asked, asked_params = lookup.condition or ("NULL", [])
-    identity = lookup[1:7]
+    identity = lookup[1 : 1 + len(BOOT_COLUMNS)]
     vendor, model, _, firmware_version, *_ = identity
     with bound_cursor() as cursor:
         cursor.execute(
@@ -718,6 +730,8 @@ def _record_boot(
     firmware_version: str,
     iccid: str,
     imsi: str,
+    meter_type: str,
+    meter_serial_number: str,
     *,
     restarted: bool,
 ) -> None:
@@ -731,6 +745,8 @@ def _record_boot(
     charge_point.firmware_version = firmware_version
     charge_point.iccid = iccid
     charge_point.imsi = imsi
+    charge_point.meter_type = meter_type
+    charge_point.meter_serial_number = meter_serial_number
     kept = booted_on_this_connection(charge_point.last_boot_at, charge_point.handshake_started_at) or (
         not restarted and charge_point.last_boot_at is not None
     )
@@ -747,6 +763,8 @@ def _record_boot(
             "firmware_version",
             "iccid",
             "imsi",
+            "meter_type",
+            "meter_serial_number",
             "last_boot_at",
             "identity_booted_at",
             "last_seen",

@@ -31,7 +31,7 @@ pytestmark = [
 _ONE_BOOT = "WITH before AS (SELECT id, connected, vendor"  # a boot written its own way
 _BOOTS_WRITTEN = "WITH sent AS (SELECT * FROM unnest("
 _ROW = ("connected", "offline_since", "lifecycle_state", "vendor", "model", "serial_number", "firmware_version",
-        "iccid", "imsi", "previous_heartbeat_interval")  # fmt: skip
+        "iccid", "imsi", "meter_type", "meter_serial_number", "previous_heartbeat_interval")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -50,6 +50,8 @@ def _boot(charge_point_id: str, firmware_version: str = "2.0") -> dict[str, Any]
         "firmware_version": firmware_version,
         "iccid": "89",
         "imsi": "24",
+        "meter_type": "EM340",
+        "meter_serial_number": "M-1",
         "condition": configuration_read_recent(),
     }
 

@@ -70,6 +70,25 @@ async def test_v16_charger_boots_heartbeats_and_reports_status(daphne, api_key):
     assert await Heartbeat.objects.filter(charge_point=charge_point).acount() == 1
 
 
+async def test_v16_boot_s_meter_type_and_serial_number_are_kept_and_read_back(daphne, api_key):
+    """OCPP 1.6 §6.3 BootNotification.req meterType, meterSerialNumber: the meter a charger bills
+    by was dropped (no column, no API field); kept now like the other boot fields, and a later boot
+    without them blanks them as it does the others."""
+    await register("CP16-METER")
+    boot = call16.BootNotification(
+        charge_point_vendor="Alfen", charge_point_model="Eve", meter_type="EM340", meter_serial_number="M-7"
+    )
+    async with ocpp_charger(daphne, "1.6", "CP16-METER") as charger:
+        assert (await charger.call(boot)).status == "Accepted"
+    status, body = await ahttp(f"{daphne.http_url}/api/v1/chargepoints/CP16-METER", api_key=api_key)
+    assert status == 200
+    assert (body["meter_type"], body["meter_serial_number"]) == ("EM340", "M-7")
+    async with ocpp_charger(daphne, "1.6", "CP16-METER") as charger:
+        await charger.call(call16.BootNotification(charge_point_vendor="Alfen", charge_point_model="Eve"))
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP16-METER")
+    assert (charge_point.meter_type, charge_point.meter_serial_number) == ("", "")
+
+
 async def test_v201_charger_boots_heartbeats_and_reports_status(daphne, api_key):
     await register("CP201", heartbeat_interval=120)
     async with ocpp_charger(daphne, "2.0.1", "CP201") as charger:

@@ -32,6 +32,8 @@ class ProvisioningHandlers:
         firmware_version: str = "",
         iccid: str = "",
         imsi: str = "",
+        meter_type: str = "",
+        meter_serial_number: str = "",
         **_: Any,
     ) -> call_result.BootNotification:
         result = await in_commit_group(services.charge_point_boot)(
@@ -42,6 +44,8 @@ class ProvisioningHandlers:
             firmware_version=firmware_version,
             iccid=iccid,
             imsi=imsi,
+            meter_type=meter_type,
+            meter_serial_number=meter_serial_number,
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
