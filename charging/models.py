@@ -356,6 +356,12 @@ class InstalledChargingProfile(models.Model):
     valid_to = models.DateTimeField(null=True, blank=True)
     profile = models.JSONField()
     installed_at = models.DateTimeField(auto_now=True)
+    awaited_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="A remote start's TxProfile: until when the charger waits for the EV (its connection timeout"
+        " after it accepted the start). Empty: a profile no remote start installed.",
+    )
 
     class Meta:
         db_table = "commands_installedchargingprofile"

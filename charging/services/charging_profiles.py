@@ -8,8 +8,10 @@ API says so in ``warnings`` before the charger silently drops the older profile.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
@@ -52,13 +54,27 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
     ]
 
 
+# How long a charger that reported no connection timeout (1.6 ConnectionTimeOut, 2.0.1
+# TxCtrlr.EVConnectionTimeOut) is taken to wait for the EV after a remote start: longer than chargers
+# are usually set to, so that a profile still waited on is not forgotten.
+EV_CONNECTION_WAIT_UNREPORTED = timedelta(minutes=5)
+
+
+def remote_start_awaited_until(*, accepted_at: datetime, timeout_s: int | None) -> datetime:
+    """Until when a charger that accepted a remote start at ``accepted_at`` waits for the EV: its
+    connection timeout ``timeout_s`` (s, as it reported it) later, or ``EV_CONNECTION_WAIT_UNREPORTED``."""
+    return accepted_at + (EV_CONNECTION_WAIT_UNREPORTED if timeout_s is None else timedelta(seconds=timeout_s))
+
+
 def _ended_with_its_transaction(charge_point: ChargePoint, profile: InstalledChargingProfile) -> bool:
     """A TxProfile limits one transaction and is deleted when it stops (OCPP 1.6 §3.13.1 TxProfile,
     2.0.1 K01 TxProfile): one installed before a transaction on its connector (EVSE) ended is gone,
     whatever the record says. (A remote start's is installed before its transaction begins.)
-    So is one whose transaction never came: a remote start's (1.6 §5.11, 2.0.1 F01.FR.08) after its
-    connector (a connector of its EVSE) was reported ``Available`` with no transaction open on it
-    (the charger gave up waiting for the EV, ``ConnectionTimeOut``, or the start was refused)."""
+    So is one whose transaction never came: a remote start's (1.6 §5.11, 2.0.1 F01.FR.08) once the
+    charger's wait for the EV is over (``awaited_until``) with no transaction open on its connector,
+    whatever the connector reported meanwhile (a charger that stays ``Available`` until the cable is
+    in reports it again while it waits, and nothing when it gives up). One recorded without that wait
+    (before the CSMS kept it) is gone once its connector was reported ``Available``."""
     if profile.purpose != "TxProfile":
         return False
     where = "evse_id" if charge_point.ocpp_version == "2.0.1" else "connector_id"
@@ -66,12 +82,13 @@ def _ended_with_its_transaction(charge_point: ChargePoint, profile: InstalledCha
     transactions = Transaction.objects.filter(charge_point=charge_point, **on_it)
     if transactions.filter(status=TransactionStatus.ENDED, stopped_at__gte=profile.installed_at).exists():
         return True
-    return (
-        not transactions.filter(status=TransactionStatus.ACTIVE).exists()
-        and Connector.objects.filter(
-            charge_point=charge_point, status="Available", updated_at__gte=profile.installed_at, **on_it
-        ).exists()
-    )
+    if transactions.filter(status=TransactionStatus.ACTIVE).exists():
+        return False
+    if profile.awaited_until is not None:
+        return timezone.now() >= profile.awaited_until
+    return Connector.objects.filter(
+        charge_point=charge_point, status="Available", updated_at__gte=profile.installed_at, **on_it
+    ).exists()
 
 
 def charging_profiles_held(*, charge_point: ChargePoint) -> list[InstalledChargingProfile]:
@@ -95,18 +112,23 @@ def charging_profiles_gone_forget(*, charge_point: ChargePoint) -> int:
     )
 
 
-def charging_profile_set_follow(*, charge_point: ChargePoint, accepted: bool, target: ProfileTarget) -> None:
-    """SetChargingProfile (or a remote start's profile) answered: an accepted profile is installed; a
-    refused one changes nothing. The TxProfiles the charger no longer holds are forgotten first."""
+def charging_profile_set_follow(
+    *, charge_point: ChargePoint, accepted: bool, target: ProfileTarget, awaited_until: datetime | None = None
+) -> None:
+    """SetChargingProfile (or a remote start's profile: ``awaited_until``, ``remote_start_awaited_until``)
+    answered: an accepted profile is installed; a refused one changes nothing. The TxProfiles the
+    charger no longer holds are forgotten first."""
     charging_profiles_gone_forget(charge_point=charge_point)
     if accepted:
-        charging_profile_installed(charge_point=charge_point, target=target)
+        charging_profile_installed(charge_point=charge_point, target=target, awaited_until=awaited_until)
 
 
-def charging_profile_installed(*, charge_point: ChargePoint, target: ProfileTarget) -> None:
+def charging_profile_installed(
+    *, charge_point: ChargePoint, target: ProfileTarget, awaited_until: datetime | None = None
+) -> None:
     """The charger accepted the profile: it replaces the one of the same id on any connector (1.6
     §5.16.2 "on the Charge Point", 2.0.1 K01.FR.05) and those of the same purpose and stack level
-    on its connector (EVSE)."""
+    on its connector (EVSE). ``awaited_until``: a remote start's, until when the charger waits for the EV."""
     InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
@@ -126,6 +148,7 @@ def charging_profile_installed(*, charge_point: ChargePoint, target: ProfileTarg
             "valid_from": target.valid_from,
             "valid_to": target.valid_to,
             "profile": target.profile,
+            "awaited_until": awaited_until,
         },
     )
 

@@ -4,17 +4,22 @@ without a route changes nothing. Handlers are called through ``command_complete`
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.utils import timezone
 from ocpp.v16.enums import Action
 
-from charging.models import InstalledChargingProfile, LocalAuthList, Reservation, ReservationStatus
+from charging.models import InstalledChargingProfile, LocalAuthList, Reservation, ReservationStatus, Transaction
+from charging.services.charging_profiles import EV_CONNECTION_WAIT_UNREPORTED
 from commands import catalog, routes
 from commands.models import Command
 from commands.rpc import CallOutcome, Outcome
 from commands.services import command_complete
+from configuration.models import ConfigurationKey
 from ocpp_gateway.command_routes import answer, version_routes
 from ocpp_gateway.versions import ROUTERS
 
@@ -270,30 +275,82 @@ def _other(body: dict[str, Any]) -> dict[str, Any]:
     return {**body, key: {**body[key], id_field: 6}}
 
 
+def _next_profile_warned(charge_point, version: str, *, after: timedelta = timedelta(0)) -> bool:
+    """Whether a TxProfile for the connector's next transaction (profile 6), asked about ``after``
+    from now, is warned of as replacing the remote start's (profile 5): whether that one is held."""
+    body = _other({**SET_PROFILE[version], _PROFILE_FIELD[version]: _REMOTE_START_PROFILE[version]})
+    later = timezone.now() + after
+    with mock.patch("charging.services.charging_profiles.timezone.now", return_value=later):
+        warnings = routes.request_warnings(
+            charge_point=charge_point, ocpp_version=version, action="SetChargingProfile", body=body
+        )
+    return bool(warnings) and "Profile 5 on connector 1" in warnings[0]
+
+
+_REMOTE_START_PROFILE = {
+    version: {
+        **cast(dict[str, Any], SET_PROFILE[version][_PROFILE_FIELD[version]]),
+        "charging_profile_purpose": "TxProfile",
+    }
+    for version in ("1.6", "2.0.1")
+}
+
+
+def _remote_start_answered(charge_point, version: str) -> None:
+    command, body, _ = REMOTE_START[version]
+    profile = _REMOTE_START_PROFILE[version]
+    answered(charge_point, version, command, {**body, "charging_profile": profile}, {"status": "Accepted"})
+
+
 @pytest.mark.django_db
+@pytest.mark.parametrize("status", [None, "Available", "Preparing"])
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-def test_a_remote_start_s_tx_profile_whose_transaction_never_came_is_not_held(register_charge_point, version):
-    """Round 45: an accepted remote start's TxProfile stayed recorded as installed when its session never
-    started (the EV never came: the connector back to Available, no transaction), so a TxProfile for the
-    connector's next transaction was warned of as replacing it. The charger drops a TxProfile with its
-    transaction, and holds none for a transaction that never began (1.6 §3.13.1, 2.0.1 K01)."""
+def test_a_remote_start_s_tx_profile_is_held_while_the_charger_waits_for_the_ev_whatever_it_reports(
+    register_charge_point, version, status
+):
+    """Round 45: the charger drops a TxProfile with its transaction, and holds none for a remote
+    start whose EV never came (1.6 §3.13.1, §5.11; 2.0.1 K01, F01.FR.08). The CSMS took an
+    ``Available`` connector after the start for "never came": a charger that stays Available until
+    the cable is in, reporting it again while it waits, had its profile forgotten (the next one not
+    warned of as replacing it), and one that never reported anything kept it forever. Now it is held
+    as long as the charger waits (its ConnectionTimeOut, 60 s here; 2.0.1 TxCtrlr.EVConnectionTimeOut,
+    not reported here: 5 minutes), and gone after, whatever the connector reported."""
     from chargepoints.services.fleet import connector_status_set
 
     charge_point = register_charge_point("CP-1", ocpp_version=version)
-    command, body, _ = REMOTE_START[version]
-    profile = {**SET_PROFILE[version][_PROFILE_FIELD[version]], "charging_profile_purpose": "TxProfile"}
+    ConfigurationKey.objects.create(
+        charge_point=charge_point,
+        key="ConnectionTimeOut",
+        value="60",
+        readonly=False,
+        learned_from="GetConfiguration",
+        learned_at=timezone.now(),
+    )
+    wait = timedelta(seconds=60) if version == "1.6" else EV_CONNECTION_WAIT_UNREPORTED
     evse = {"evse_id": 1} if version == "2.0.1" else {}
-    connector_status_set(charge_point_id="CP-1", connector_id=1, status="Preparing", **evse)
-    answered(charge_point, version, command, {**body, "charging_profile": profile}, {"status": "Accepted"})
-    next_one = _other({**SET_PROFILE[version], _PROFILE_FIELD[version]: profile})
-    warnings = routes.request_warnings(
-        charge_point=charge_point, ocpp_version=version, action="SetChargingProfile", body=next_one
-    )
-    assert warnings and "Profile 5 on connector 1" in warnings[0]  # waiting for its transaction
-    connector_status_set(charge_point_id="CP-1", connector_id=1, status="Available", **evse)
-    warnings = routes.request_warnings(
-        charge_point=charge_point, ocpp_version=version, action="SetChargingProfile", body=next_one
-    )
-    assert warnings == []
-    answered(charge_point, version, "clear_charging_profile", CLEAR_OTHER_PROFILE[version], {"status": "Accepted"})
+    _remote_start_answered(charge_point, version)
+    if status is not None:
+        connector_status_set(charge_point_id="CP-1", connector_id=1, status=status, **evse)
+    assert _next_profile_warned(charge_point, version)  # waited on
+    assert _next_profile_warned(charge_point, version, after=wait - timedelta(seconds=5))
+    assert not _next_profile_warned(charge_point, version, after=wait + timedelta(seconds=1))  # never came
+    with mock.patch("charging.services.charging_profiles.timezone.now", return_value=timezone.now() + wait * 2):
+        answered(charge_point, version, "clear_charging_profile", CLEAR_OTHER_PROFILE[version], {"status": "Accepted"})
     assert not InstalledChargingProfile.objects.exists()  # forgotten when the charger's profiles were next touched
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_a_remote_start_s_tx_profile_whose_transaction_began_is_held_until_it_ends(register_charge_point, version):
+    charge_point = register_charge_point("CP-1", ocpp_version=version)
+    _remote_start_answered(charge_point, version)
+    session = Transaction.objects.create(
+        charge_point=charge_point,
+        ocpp_version=version,
+        connector_id=1,
+        evse_id=1 if version == "2.0.1" else None,
+        started_at=timezone.now(),
+    )
+    assert _next_profile_warned(charge_point, version, after=timedelta(hours=1))  # its transaction goes on
+    Transaction.objects.filter(pk=session.pk).update(status="ended", stopped_at=timezone.now())
+    assert not _next_profile_warned(charge_point, version)

@@ -13,6 +13,8 @@ from chargepoints.models import ChargePoint
 from charging import selectors
 from charging.services import charging_profiles
 from commands.models import Command
+from configuration import selectors as configuration_selectors
+from kernel.timestamps import utc_now
 from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
 from ocpp_gateway.v16.smart_charging import profile_target
 
@@ -32,11 +34,19 @@ class RemoteControlHandlers:
     @answer(Action.remote_start_transaction)
     def after_remote_start(command: Command) -> None:
         """Its TxProfile is installed on its connector when accepted (§5.11: the charger sets it for
-        the transaction it starts). Without a connector the charger chooses one: not recorded."""
+        the transaction it starts), awaited as long as its ConnectionTimeOut (a standard configuration key).
+        Without a connector the charger chooses one: not recorded."""
         body = command.request
         if "charging_profile" in body and "connector_id" in body:
+            charge_point = answering_charge_point(command)
+            timeout_s = configuration_selectors.configuration_key_number(
+                charge_point=charge_point, key="ConnectionTimeOut"
+            )
             charging_profiles.charging_profile_set_follow(
-                charge_point=answering_charge_point(command),
+                charge_point=charge_point,
                 accepted=answer_accepted(command),
                 target=profile_target(body, "charging_profile"),
+                awaited_until=charging_profiles.remote_start_awaited_until(
+                    accepted_at=command.completed_at or utc_now(), timeout_s=timeout_s
+                ),
             )

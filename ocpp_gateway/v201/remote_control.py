@@ -12,6 +12,8 @@ from chargepoints.models import ChargePoint
 from charging import selectors
 from charging.services import charging_profiles
 from commands.models import Command
+from configuration import selectors as configuration_selectors
+from kernel.timestamps import utc_now
 from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
 from ocpp_gateway.v201.smart_charging import profile_target
 
@@ -32,11 +34,19 @@ class RemoteControlHandlers:
     @answer(Action.request_start_transaction)
     def after_request_start(command: Command) -> None:
         """Its TxProfile is installed on its EVSE when accepted (F01.FR.08: the station uses it for
-        the transaction it starts). Without an EVSE the station chooses one: not recorded."""
+        the transaction it starts), awaited as long as its TxCtrlr.EVConnectionTimeOut. Without
+        an EVSE the station chooses one: not recorded."""
         body = command.request
         if "charging_profile" in body and "evse_id" in body:
+            charge_point = answering_charge_point(command)
+            timeout_s = configuration_selectors.device_model_limit(
+                charge_point=charge_point, component="TxCtrlr", variable="EVConnectionTimeOut"
+            )
             charging_profiles.charging_profile_set_follow(
-                charge_point=answering_charge_point(command),
+                charge_point=charge_point,
                 accepted=answer_accepted(command),
                 target=profile_target(body),
+                awaited_until=charging_profiles.remote_start_awaited_until(
+                    accepted_at=command.completed_at or utc_now(), timeout_s=timeout_s
+                ),
             )
