@@ -191,10 +191,21 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
         return total if tariff else None
     # BillingRecord(...) without its keyword loop over every field
     record = instance_new(BillingRecord, transaction=transaction, tariff=tariff, **columns)
+    told = _told_before(transaction) if subscribed and repriced else None
     _record_written(record)
     if subscribed:
-        webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=events.billing_record_created(record))
+        data = events.billing_record_created(record)
+        if data != told:  # a re-price that changes nothing the event tells is no new record to announce
+            webhook_event_emit(event_type=EventType.BILLING_RECORD_CREATED, data=data)
     return record.total if tariff else None
+
+
+def _told_before(transaction: Transaction) -> dict[str, Any] | None:
+    """The ``billing_record.created`` data the session's record gave before it is re-priced (None:
+    it has none): one statement, for a session finished again with a subscriber only (a late
+    event of an ended session mostly changes nothing its record tells, and is then not sent again)."""
+    previous = BillingRecord.objects.filter(transaction_id=transaction.pk).first()
+    return events.billing_record_created(previous) if previous is not None else None
 
 
 def _record_written(record: BillingRecord) -> None:

@@ -273,6 +273,37 @@ def test_a_late_stop_after_the_csms_close_sends_the_billing_record_again_but_not
     assert events == ["transaction.ended", "billing_record.created", "billing_record.created"]
 
 
+def test_a_late_event_that_changes_nothing_billed_sends_no_second_billing_record(register_charge_point):
+    """Probe: an offline 2.0.1 station's queue delivered an Updated after its Ended (a reading within
+    the session): the session was re-priced to the same bill and billing_record.created went out
+    again, identical but for its event id (a receiver charging each one billed the driver twice)."""
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_subscription_create
+
+    with override_settings(CSMS_WEBHOOK_ALLOW_PRIVATE=True):
+        webhook_subscription_create(url="http://127.0.0.1:9/hooks", events=["billing_record.created"])
+    Tariff.objects.create(name="T", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    begin = SampledValue(timestamp=T0, raw_value="1000", context="Transaction.Begin")
+    v201_start(charge_point_id, "TX-LATE", 0, T0, authorize=False, samples=[begin])
+    end = SampledValue(timestamp=T0 + timedelta(hours=1), raw_value="3000", context="Transaction.End")
+    transaction_stop(
+        StopRequest(
+            charge_point_id=charge_point_id,
+            ocpp_transaction_id="TX-LATE",
+            stopped_at=T0 + timedelta(hours=1),
+            action="TransactionEvent",
+            payload={"seqNo": 2},
+            samples=[end],
+            seq_no=2,
+        )
+    )
+    reading = SampledValue(timestamp=T0 + timedelta(minutes=30), raw_value="2000")
+    v201_start(charge_point_id, "TX-LATE", 1, T0 + timedelta(minutes=30), authorize=False, samples=[reading])
+    bodies = [json.loads(body) for body in WebhookDelivery.objects.values_list("body", flat=True)]
+    assert [body["data"]["total"] for body in bodies] == ["0.60"]
+
+
 def _register_read(charge_point_id: str, session: Transaction, minute: int, raw_value: str, unit: str) -> None:
     meter_values_record(
         charge_point_id=charge_point_id,
