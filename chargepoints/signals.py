@@ -21,6 +21,14 @@ from django.dispatch import Signal
 # Faulted or Unavailable ends the reservations there).
 connector_status_reported = Signal()
 
+# A StatusNotification older than the stored status (a queued replay: a charger back online sends
+# its current status, then what it queued offline), which the connector does not take, that says
+# whether the EV draws power, inside ``connector_status_set``'s transaction (the charger's row
+# locked). Keyword arguments: ``charge_point``, ``connector_id``, ``evse_id``, ``charging`` and
+# ``at`` (as above), and ``newer_received_at`` (when the stored, newer status was received).
+# Receiver: charging (the idle time of the sessions open on the connector).
+connector_status_replayed = Signal()
+
 # An operator changed a charger (the API's update, the admin's commissioning buttons), after the
 # change was saved. Keyword arguments: ``charge_point``, ``previous_state`` (its lifecycle state
 # before), ``previous_interval`` (its heartbeat interval before, s), ``api_key`` (the API's

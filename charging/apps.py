@@ -1,6 +1,6 @@
 from django.apps import AppConfig
 
-from chargepoints.signals import connector_status_reported
+from chargepoints.signals import connector_status_replayed, connector_status_reported
 
 
 class ChargingConfig(AppConfig):
@@ -11,6 +11,9 @@ class ChargingConfig(AppConfig):
     verbose_name = "Charging sessions"
 
     def ready(self) -> None:
-        from charging.receivers import connector_status_follow
+        from charging.receivers import connector_status_follow, connector_status_replay_follow
 
         connector_status_reported.connect(connector_status_follow, dispatch_uid="charging.connector_status_follow")
+        connector_status_replayed.connect(
+            connector_status_replay_follow, dispatch_uid="charging.connector_status_replay_follow"
+        )

@@ -8,7 +8,7 @@ from typing import Any
 
 from chargepoints.models import ChargePoint
 from charging.services.reservations import connector_reservations_follow
-from charging.services.transaction_end import connector_sessions_follow
+from charging.services.transaction_end import connector_sessions_follow, connector_sessions_replay_follow
 
 
 def connector_status_follow(
@@ -28,4 +28,25 @@ def connector_status_follow(
     )
     connector_reservations_follow(
         charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, status=status, any_active=asked
+    )
+
+
+def connector_status_replay_follow(
+    sender: Any,
+    *,
+    charge_point: ChargePoint,
+    connector_id: int,
+    evse_id: int | None,
+    charging: bool,
+    at: datetime,
+    newer_received_at: datetime,
+    **kwargs: Any,
+) -> None:
+    connector_sessions_replay_follow(
+        charge_point=charge_point,
+        connector_id=connector_id,
+        evse_id=evse_id,
+        charging=charging,
+        at=at,
+        newer_received_at=newer_received_at,
     )

@@ -48,7 +48,7 @@ from chargepoints.services.status_writes import (
     status_write_taken,
     status_written,
 )
-from chargepoints.signals import connector_status_reported
+from chargepoints.signals import connector_status_replayed, connector_status_reported
 from kernel import cache_changes
 from kernel.batch_memo import batch_memos
 from kernel.charger_connections import connection_close_sync
@@ -897,11 +897,11 @@ def connector_status_set(
         stored = connector is not None
         if connector is not None:  # PostgreSQL: read, checked and written (or created) at once
             if not written:
-                return connector
+                return _status_replayed(charge_point, connector, charging, timestamp)
         else:
             connector = _connector_locked(charge_point, evse_id, connector_id)
             if _status_superseded(connector, timestamp, charge_point.last_boot_at):
-                return connector
+                return _status_replayed(charge_point, connector, charging, timestamp)
         connector_status_reported.send(
             sender=Connector,
             charge_point=charge_point,
@@ -1024,6 +1024,24 @@ def _connector_status_write(connector: Connector) -> None:
             f"UPDATE {quote(Connector._meta.db_table)} SET {assignments} WHERE id = %s",
             [getattr(connector, column) for column in STATUS_COLUMNS] + [connector.pk],
         )
+
+
+def _status_replayed(charge_point: ChargePoint, connector: Connector, charging: bool | None, at: datetime) -> Connector:
+    """A status older than ``connector``'s stored one, which it keeps: one that says whether the EV
+    draws power is still a state of the sessions there (``connector_status_replayed``: an offline
+    charger's queued Charging, SuspendedEV, Finishing, sent after its current status, time its
+    session's idle fee)."""
+    if charging is not None:
+        connector_status_replayed.send(
+            sender=Connector,
+            charge_point=charge_point,
+            connector_id=connector.connector_id,
+            evse_id=connector.evse_id,
+            charging=charging,
+            at=at,
+            newer_received_at=connector.updated_at,
+        )
+    return connector
 
 
 def _status_superseded(connector: Connector, timestamp: datetime, last_boot_at: datetime | None) -> bool:

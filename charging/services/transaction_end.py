@@ -154,6 +154,30 @@ def _reset_before_boot(charge_point: ChargePoint, connector_id: int, evse_id: in
     return reset.values_list("reset_accepted_at", flat=True).first()
 
 
+def connector_sessions_replay_follow(
+    *,
+    charge_point: ChargePoint,
+    connector_id: int,
+    evse_id: int | None,
+    charging: bool,
+    at: datetime,
+    newer_received_at: datetime,
+) -> None:
+    """A status the connector did not take, older than its stored one (received at
+    ``newer_received_at``), still feeds the idle time of the sessions open there: an offline
+    charger back online sends its current status, then its queue (the session's start, Charging,
+    SuspendedEV, Finishing, its stop, all stamped hours back), whose statuses are its session's
+    states in the order the charger sent them. A session the CSMS heard of before the stored status
+    arrived took that status as its state: a replay is behind it (``charging_state_apply``'s
+    ``late``: it opens no idle time, and closes none begun after it). It reads the rows unless the
+    connection keeps none open there (a replay is rare: no status in order comes here)."""
+    if open_sessions_none_on(connector_id=connector_id, evse_id=evse_id):
+        return
+    for session in transactions_open_on_connector(charge_point, connector_id, evse_id):
+        charging_state_apply(session, charging=charging, at=at, late=session.created_at < newer_received_at)
+        transaction_save_changes(session)
+
+
 def transactions_close_after_reboot(
     *,
     charge_point: ChargePoint,

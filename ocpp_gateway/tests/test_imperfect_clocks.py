@@ -712,3 +712,70 @@ async def test_v201_charging_states_after_a_reboot_that_restarted_the_seq_no_cou
     session = await Transaction.objects.select_related("billing_record").aget(ocpp_transaction_id="R")
     assert (session.status, session.energy_wh) == ("ended", Decimal(6000))
     assert 598 <= session.billing_record.idle_seconds <= 602
+
+
+def status(connector_id: int, value: str, at: str) -> dict:
+    return {"connectorId": connector_id, "status": value, "errorCode": "NoError", "timestamp": at}
+
+
+async def test_v16_queued_statuses_after_the_current_one_still_time_their_sessions_idle_fee(daphne):
+    """Probe: a charger back online sent its current status (Available, now), then its offline queue:
+    the start, Charging, SuspendedEV an hour later, Finishing and the stop, all stamped hours back.
+    The queued statuses, older than the connector's, were dropped whole: the session billed its hour
+    parked as charging time and no idle fee. The connector keeps its newer status; the session takes
+    its own states."""
+    await charger_with_tag_and_default_tariff("CLK-IDLE")
+    await Tariff.objects.filter(name="Standard").aupdate(idle_fee_per_minute=Decimal("0.10"))
+    async with raw_socket(daphne, "1.6", "CLK-IDLE") as ws:
+        await result(ws, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"})
+        await result(ws, "s0", "StatusNotification", status(1, "Available", stamp()))
+        started = await result(
+            ws,
+            "st",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(-timedelta(hours=5))},
+        )
+        for n, (value, hours) in enumerate((("Charging", 5), ("SuspendedEV", 4), ("Finishing", 3))):
+            await result(ws, f"s{n + 1}", "StatusNotification", status(1, value, stamp(-timedelta(hours=hours))))
+        await result(
+            ws,
+            "sp",
+            "StopTransaction",
+            {"transactionId": started["transactionId"], "meterStop": 5000, "timestamp": stamp(-timedelta(hours=3))},
+        )
+    session = await session_with_record(started["transactionId"])
+    assert (session.idle_seconds, session.billing_record.charging_seconds) == (3600, 3600)
+    assert {"kind": "idle_time", "quantity": "60", "amount": "6.00"}.items() <= session.billing_record.line_items[
+        -1
+    ].items()
+    assert (
+        await Connector.objects.aget(charge_point__charge_point_id="CLK-IDLE", connector_id=1)
+    ).status == "Available"
+
+
+async def test_v16_a_status_replayed_behind_one_its_session_took_opens_no_idle_time(daphne):
+    """A SuspendedEV sent again after the Charging that ended it (its answer lost) is behind the
+    session's state: it opens no idle time that would run to the stop."""
+    await charger_with_tag_and_default_tariff("CLK-IDLE-RE")
+    async with raw_socket(daphne, "1.6", "CLK-IDLE-RE") as ws:
+        started = await result(
+            ws,
+            "st",
+            "StartTransaction",
+            {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": stamp(-timedelta(minutes=30))},
+        )
+        suspended = status(1, "SuspendedEV", stamp(-timedelta(minutes=20)))
+        await result(ws, "s1", "StatusNotification", suspended)
+        await result(ws, "s2", "StatusNotification", status(1, "Charging", stamp(-timedelta(minutes=10))))
+        await result(ws, "s3", "StatusNotification", suspended)
+        await result(
+            ws,
+            "sp",
+            "StopTransaction",
+            {"transactionId": started["transactionId"], "meterStop": 2000, "timestamp": stamp()},
+        )
+    session = await session_with_record(started["transactionId"])
+    assert session.idle_seconds == 600
+    assert (
+        await Connector.objects.aget(charge_point__charge_point_id="CLK-IDLE-RE", connector_id=1)
+    ).status == "Charging"
