@@ -489,17 +489,21 @@ def _sample_row(
 
 def ledger_readings(session: Transaction) -> list[metering.Reading]:
     """The session's register readings in time order, its meter start first (the Begin readings
-    sent besides it left out: the meter start is the baseline).
+    sent besides it left out: the meter start is the baseline, and so is every reading stamped
+    before it: the previous session's, which an offline charger's queue delivered while this one
+    was open, billed there already).
 
     Readings a little outside the session's time (a Transaction.End sample a second after the
-    stop event) count; a queued reading from another day does not.
+    stop event; before a meter start of 0, which a charger that does not know its register sends,
+    the readings that tell where it stood) count; a queued reading from another day does not.
     """
     end = max(session.stopped_at or session.started_at, session.started_at)
     window = (session.started_at - _CLOCK_SLACK, end + _CLOCK_SLACK)
     readings = metering.register_readings(_register_samples(session, *window))
     if session.meter_start_wh is not None:  # it stands for every Begin reading (``samples_learned``)
         start = metering.meter_bound_reading(session.started_at, session.meter_start_wh, "Transaction.Begin", readings)
-        readings = [reading for reading in readings if reading.context != "Transaction.Begin"]
+        since = session.started_at if session.meter_start_wh else window[0]
+        readings = [r for r in readings if r.context != "Transaction.Begin" and r.at >= since]
         readings.insert(0, start)
     return readings
 

@@ -285,11 +285,12 @@ def test_readings_gathered_for_the_batch_copy_are_stored_and_counted_as_before(r
 
 def test_the_ledger_read_plainly_is_the_orms(register_charge_point, monkeypatch):
     """Readings at the very edges of the window a stop counts (10 min either side), just outside,
-    phases, other measurands and another session's: the same readings, in the same order."""
+    phases, other measurands and another session's: the same readings, in the same order. (A meter
+    start of 0: a meter start that tells where the register stood bounds the window at the start.)"""
     charge_point = register_charge_point("CP-LEDGER")
     session, other = (
         Transaction.objects.create(
-            charge_point=charge_point, ocpp_version="1.6", start_key=key, started_at=T0, meter_start_wh=Decimal(100)
+            charge_point=charge_point, ocpp_version="1.6", start_key=key, started_at=T0, meter_start_wh=Decimal(0)
         )
         for key in ("a", "b")
     )

@@ -304,6 +304,27 @@ def test_a_late_event_that_changes_nothing_billed_sends_no_second_billing_record
     assert [body["data"]["total"] for body in bodies] == ["0.60"]
 
 
+def test_queued_readings_of_the_previous_session_stamped_before_the_start_count_no_energy(register_charge_point):
+    """Probe: an offline charger's queue delivered the previous session's last MeterValues (no
+    transactionId, stamped minutes before the next start) while the next session was open: they went
+    to it, within the ledger's 10 minutes of clock slack, and the walk from its meterStart 5000 back
+    to 4900 and on to its meterStop 8000 billed 3100 Wh, flagged: 100 Wh the previous session had
+    billed already. The meter start is the session's baseline: nothing stamped before it counts."""
+    IdTag.objects.create(id_tag="TAG")
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=5000).transaction
+    for minutes, value in ((-6, "0"), (-7, "4900")):
+        meter_values_record(
+            charge_point_id=charge_point_id,
+            connector_id=1,
+            samples=[SampledValue(timestamp=T0 + timedelta(minutes=minutes), raw_value=value)],
+        )
+    assert MeterSample.objects.filter(transaction=session).count() == 2
+    stop(charge_point_id, str(session.pk), 8000)
+    session.refresh_from_db()
+    assert (session.energy_wh, session.anomalies) == (Decimal(3000), [])
+
+
 def _register_read(charge_point_id: str, session: Transaction, minute: int, raw_value: str, unit: str) -> None:
     meter_values_record(
         charge_point_id=charge_point_id,
