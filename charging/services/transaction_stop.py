@@ -51,6 +51,7 @@ from charging.services.session_rows import (
     transaction_named,
     transaction_save_changes,
 )
+from charging.services.status_reads import opened_before_boot
 from charging.services.transaction_end import transaction_finish
 from kernel.storable_text import unstorable_numbers_replaced
 
@@ -128,6 +129,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
         )
         id_tag = stored_id_tag(request.id_tag)
         session = transaction_named(request.charge_point_id, request.ocpp_transaction_id)
+        if session is not None and _id_restarted(session, request, samples, stop.sent):
+            session = None  # a new session's, its Started still to come: parked for it, as unknown
         if session is not None:  # before its rows are built: they are on the EVSE the Ended names
             ended_event_learned(session, request.evse_id, request.connector_id, request.remote_start_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
@@ -240,6 +243,26 @@ def _token_of_an_ended_event(session: Transaction, request: StopRequest, info: I
     session_token_apply(session, id_tag=request.id_tag, token_type=request.id_token_type, status=status)
     if tokenless and session.id_tag and session.reservation_id is None and session.status == TransactionStatus.ACTIVE:
         reservation_use(session, reservation_of_the_start(session, info.parent_id_tag if info else ""))
+
+
+def _id_restarted(
+    session: Transaction, request: StopRequest, samples: Sequence[SampledValue], sent_at: datetime | None
+) -> bool:
+    """Whether a 2.0.1 Ended naming ``session``, which its charger ended, is a later session's under
+    an id its charger's reboot restarted (a counter that a factory reset or a reboot set back): the
+    session reached the CSMS before the charger's last boot (the CSMS's clock,
+    ``opened_before_boot``), and this is not its own Ended resent (``_is_resent_stop``: the same
+    meter stop and time as sent). Its seqNo tells nothing: the restarted counter repeats the old
+    session's. Only a stop naming an ended session asks (the charger's boot, then the stop's
+    readings, from its row at hand)."""
+    if request.seq_no is None or not _ended_by_the_charger(session):
+        return False
+    if not opened_before_boot(session, session.charge_point.last_boot_at):
+        return False
+    meter_stop = meter_bounded(request.meter_stop_wh)
+    if meter_stop is None:
+        meter_stop = _last_register_wh(sample_rows(session.charge_point_id, None, samples, source=request.action))
+    return not _is_resent_stop(session, meter_stop, sent_at)
 
 
 def _ended_by_the_charger(session: Transaction) -> bool:

@@ -13,7 +13,7 @@ from billing.models import BillingRecord, Tariff
 from billing.pricing import round_money
 from chargepoints.models import ChargePoint, Connector
 from charging.metering import Anomaly
-from charging.models import IdTag, MeterSample, Transaction
+from charging.models import IdTag, MeterSample, ReconciliationItem, Transaction
 from conftest import raw_socket
 from kernel.timestamps import format_ocpp_time
 
@@ -779,3 +779,39 @@ async def test_v16_a_status_replayed_behind_one_its_session_took_opens_no_idle_t
     assert (
         await Connector.objects.aget(charge_point__charge_point_id="CLK-IDLE-RE", connector_id=1)
     ).status == "Charging"
+
+
+@pytest.mark.parametrize("ended_seq_no", [1, 2])
+async def test_v201_an_ended_that_overtook_the_started_of_an_id_a_reboot_restarted_ends_the_new_session(
+    daphne, ended_seq_no
+):
+    """Probe: after a factory reset the station's counter gave its next session the id of one that
+    ended days before (its clock set back too), and its queue sent the new session's Ended before
+    its Started. The Ended was taken as the old session's: a resend when its seqNo was one the old
+    session saw (nothing kept), else a second stop (parked already_stopped, answered with the old
+    session's totalCost). The new session stayed open, its energy unbilled, until a next start
+    closed it. Now the Ended waits, parked, for its Started, which it ends."""
+    await charger_with_tag_and_default_tariff("CLK-RESET")
+    async with raw_socket(daphne, "2.0.1", "CLK-RESET") as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        await result(websocket, "1", "TransactionEvent", v201_event("Started", 0, stamp(-timedelta(days=3)), 1000))
+        ended_before = v201_event("Ended", 1, stamp(-timedelta(days=3, hours=-1)), 2000)
+        await result(websocket, "2", "TransactionEvent", ended_before)
+    async with raw_socket(daphne, "2.0.1", "CLK-RESET") as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        assert await result(websocket, "3", "TransactionEvent", ended_before) == {
+            "idTokenInfo": {"status": "Accepted"},
+            "totalCost": 4.3,  # the old session's Ended, resent after the boot: still its own
+        }
+        back = -timedelta(days=10)
+        ended = v201_event("Ended", ended_seq_no, stamp(back + timedelta(hours=1)), 5000)
+        assert "totalCost" not in await result(websocket, "4", "TransactionEvent", ended)
+        await result(websocket, "5", "TransactionEvent", v201_event("Started", 0, stamp(back), 3000))
+
+    sessions = [s async for s in Transaction.objects.select_related("billing_record").order_by("pk")]
+    assert [(s.status, s.energy_wh, s.closed_by_csms, s.billing_record.energy_wh) for s in sessions] == [
+        ("ended", Decimal(1000), False, Decimal(1000)),
+        ("ended", Decimal(2000), False, Decimal(2000)),
+    ]
+    assert 3590 <= sessions[1].billing_record.duration_seconds <= 3610
+    assert [item.state async for item in ReconciliationItem.objects.all()] == ["attached"]
