@@ -139,10 +139,15 @@ def id_tag_concurrency_checked(
     connector_id: int | None = None,
     evse_id: int | None = None,
     ocpp_transaction_id: str | None = None,
+    started_at: datetime | None = None,
 ) -> IdTagInfo:
     """``info`` (Accepted) answered ``ConcurrentTx`` when its tag already has its
     ``max_concurrent_sessions`` open elsewhere; otherwise ``info`` unchanged, without a statement
     for a tag with no limit (most) or not Accepted.
+
+    ``started_at``: a start's time (judged, ``chargepoints.clock``): only sessions that began by
+    then count. A start an offline charger queued hours ago is no second session of one that
+    began since (its card was free when it began: answered Accepted, not flagged).
 
     Elsewhere: an Authorize (neither connector, EVSE nor transaction given) counts the sessions
     open on other chargers, so that the card that started a session may still stop it where it
@@ -157,6 +162,8 @@ def id_tag_concurrency_checked(
     open_sessions = Transaction.objects.alias(key=Lower("id_tag")).filter(
         key=Lower(Value(id_tag)), status=TransactionStatus.ACTIVE, id_tag_status__in=_COUNTED_STATUSES
     )
+    if started_at is not None:
+        open_sessions = open_sessions.filter(started_at__lte=started_at)
     here = Q(charge_point__charge_point_id=charge_point_id)
     # 2.0.1 numbers connectors within their EVSE: its place is the EVSE; 1.6's is the connector.
     places = [Q(evse_id=evse_id)] if evse_id is not None else []

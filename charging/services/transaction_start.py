@@ -161,7 +161,7 @@ def transaction_start(request: StartRequest) -> StartResult:
     start = charger_time_judged(request.started_at, now)
     read = start_read_taken(start_lookup_of_request(request))  # read with its batch's other starts, if it was
     with db_transaction.atomic():
-        info = _authorized(request) if request.authorize else None
+        info = _authorized(request, start.at) if request.authorize else None
         request = _as_stored(request, start, samples_judged(request.samples, now))
         existing, charge_point, older, stop_parked, reserved = _started_before(request, read, start.sent)
         if existing is not None:
@@ -207,9 +207,10 @@ def start_lookup_of_request(request: StartRequest) -> StartLookup | None:
 starting_unit_register(transaction_start, start_lookup_of_request)
 
 
-def _authorized(request: StartRequest) -> IdTagInfo:
+def _authorized(request: StartRequest, started_at: datetime) -> IdTagInfo:
     """The id tag's authorization now: from the tag its batch read with its other starts, else read;
-    ConcurrentTx when the tag's sessions open elsewhere are at its limit (a tag with none: no read)."""
+    ConcurrentTx when the tag's sessions open elsewhere that began by ``started_at`` (the start's
+    judged time) are at its limit (a tag with none: no read)."""
     read, tag = id_tag_read(request.id_tag)
     if not read:
         info = selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
@@ -222,6 +223,7 @@ def _authorized(request: StartRequest) -> IdTagInfo:
         connector_id=request.connector_id,
         evse_id=request.evse_id,
         ocpp_transaction_id=request.ocpp_transaction_id,
+        started_at=started_at,
     )
 
 

@@ -129,3 +129,24 @@ async def test_a_limit_set_through_the_api_reaches_a_gateway_that_cached_the_tag
             if status == "ConcurrentTx":
                 break
         assert status == "ConcurrentTx"
+
+
+async def test_a_start_an_offline_charger_queued_before_the_tags_open_session_began_is_not_concurrent(daphne):
+    """Probe: a fleet card (one session at a time) charged at CP-CQ while it was offline, then at CP-CR.
+    Back online, CP-CQ sent its queued start, stamped hours before CP-CR's: it was answered ConcurrentTx
+    and flagged unauthorized_token (needs review), though no session of the card was open when it began.
+    A start counts the sessions open elsewhere that began by its time."""
+    await _chargers("CP-CQ", "CP-CR")
+    await IdTag.objects.acreate(id_tag="FLEET-Q", max_concurrent_sessions=1)
+    async with raw_socket(daphne, "1.6", "CP-CR") as later, raw_socket(daphne, "1.6", "CP-CQ") as queued:
+        assert (await _call(later, "StartTransaction", _start("FLEET-Q")))["idTagInfo"]["status"] == "Accepted"
+        earlier = {**_start("FLEET-Q"), "timestamp": "2026-05-01T06:00:00Z"}
+        started = await _call(queued, "StartTransaction", earlier)
+        assert started["idTagInfo"]["status"] == "Accepted"
+        stop = {"transactionId": started["transactionId"], "meterStop": 100, "timestamp": "2026-05-01T07:00:00Z"}
+        await _call(queued, "StopTransaction", stop)
+        # A start stamped after the open session began is still a second session at once
+        late = {**_start("FLEET-Q"), "timestamp": "2026-05-01T10:30:00Z"}
+        assert (await _call(queued, "StartTransaction", late))["idTagInfo"]["status"] == "ConcurrentTx"
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.id_tag_status, session.anomalies, session.needs_review) == ("Accepted", [], False)
