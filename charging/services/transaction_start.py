@@ -58,6 +58,7 @@ from charging.services.reservations import reservation_of_the_start, reservation
 from charging.services.session_rows import (
     anomaly_flag,
     anomaly_unflag,
+    booted_since_opened,
     charge_point_locked,
     charging_state_apply,
     column_int,
@@ -418,9 +419,24 @@ def _reused(
         )
     if request.seq_no is None:  # a key without a time (none was sent, it ends "|") is no replay after the end either
         return not session.closed_by_csms or session.charger_started_at is not None or session.start_key.endswith("|")
-    if not request.started_event or session.stopped_at is None:
+    if session.stopped_at is None:
         return False
+    if not request.started_event:
+        return _later_sessions_event(session, request)
     return request.started_at > session.stopped_at or _restarted(session, request.seq_no, sent, charge_point)
+
+
+def _later_sessions_event(session: Transaction, request: StartRequest) -> bool:
+    """Whether a 2.0.1 event (not a Started) naming ended ``session`` is a later session's under an
+    id its charger's reboot restarted (the seqNo counter restarted too: its seqNo tells nothing),
+    overtaking its Started: stamped outside the session (a late event of it is within it), which its
+    charger ended (one the CSMS closed may still hear from its own), and which reached the CSMS
+    before the charger's last boot (``booted_since_opened``: a statement when the charger's row is
+    not at hand, for such an event only). It then opens that session, as an event of an unknown id does."""
+    assert session.stopped_at is not None
+    if session.closed_by_csms or session.started_at <= request.started_at <= session.stopped_at:
+        return False
+    return booted_since_opened(session)
 
 
 def _restarted(session: Transaction, seq_no: int, sent: datetime | None, charge_point: ChargePoint | None) -> bool:

@@ -815,3 +815,34 @@ async def test_v201_an_ended_that_overtook_the_started_of_an_id_a_reboot_restart
     ]
     assert 3590 <= sessions[1].billing_record.duration_seconds <= 3610
     assert [item.state async for item in ReconciliationItem.objects.all()] == ["attached"]
+
+
+async def test_v201_an_updated_that_overtook_the_started_of_an_id_a_reboot_restarted_opens_the_new_session(daphne):
+    """Probe: after a reboot the station's counter gave its next session the id of one that ended days
+    before, and its queue sent the new session's first Updated (SuspendedEV, a reading) before its
+    Started. The Updated was taken as the old session's (its seqNo one the old session saw: a resend,
+    nothing kept): the new session lost its reading and its half hour parked (no idle fee). An Updated
+    stamped outside the ended session, after a reboot since it reached the CSMS, is the new session's."""
+    await charger_with_tag_and_default_tariff("CLK-RESET-UPD")
+    await Tariff.objects.filter(name="Standard").aupdate(idle_fee_per_minute=Decimal("0.10"))
+    async with raw_socket(daphne, "2.0.1", "CLK-RESET-UPD") as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        await result(websocket, "1", "TransactionEvent", v201_event("Started", 0, stamp(-timedelta(days=3)), 1000))
+        ended_before = v201_event("Ended", 1, stamp(-timedelta(days=3, hours=-1)), 2000)
+        await result(websocket, "2", "TransactionEvent", ended_before)
+    updated = v201_reading("Updated", 1, stamp(-timedelta(hours=1, minutes=30)), 4000, "1")
+    updated["transactionInfo"]["chargingState"] = "SuspendedEV"
+    async with raw_socket(daphne, "2.0.1", "CLK-RESET-UPD") as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        await result(websocket, "3", "TransactionEvent", ended_before)  # the old session's, resent: still its own
+        await result(websocket, "4", "TransactionEvent", updated)
+        await result(websocket, "5", "TransactionEvent", v201_event("Started", 0, stamp(-timedelta(hours=2)), 3000))
+        await result(websocket, "6", "TransactionEvent", v201_event("Ended", 2, stamp(-timedelta(hours=1)), 5000))
+
+    sessions = [s async for s in Transaction.objects.select_related("billing_record").order_by("pk")]
+    assert [(s.status, s.energy_wh, s.idle_seconds, s.anomalies) for s in sessions] == [
+        ("ended", Decimal(1000), 0, []),
+        ("ended", Decimal(2000), 1800, []),
+    ]
+    assert await MeterSample.objects.filter(transaction=sessions[1], raw_value="4000").aexists()
+    assert not await ReconciliationItem.objects.aexists()
