@@ -173,12 +173,6 @@ class Transaction(models.Model):
         help_text="What the latest register reading measured: its location's rank (Outlet 0, Cable 1, Inlet 2,"
         " EV 3) times 8 plus its phases (L1 1, L2 2, L3 4; a total 7). Empty: not known.",
     )
-    meter_start_scope = models.SmallIntegerField(
-        null=True,
-        blank=True,
-        help_text="What the register reading the meter start was taken from measured (as last_register_scope)."
-        " Empty: a meter start sent as such (1.6 meterStart), the meter's total.",
-    )
     energy_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
     stop_reason = models.CharField(max_length=32, blank=True)
     closed_by_csms = models.BooleanField(default=False, help_text="Closed without a stop from the charger.")

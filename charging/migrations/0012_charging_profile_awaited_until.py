@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('charging', '0012_transaction_meter_start_scope'),
+        ('charging', '0011_transaction_last_register_scope'),
     ]
 
     operations = [
