@@ -121,6 +121,15 @@ _PENDING_REFUSAL = {
 }
 
 
+def _asked_accepted(answered: dict[str, Any]) -> bool:
+    """Whether ``send_call``'s answer accepts what the CSMS asked of a pending charger: a CALLRESULT
+    whose ``status`` is Accepted (GetLog's and UpdateFirmware's AcceptedCanceled too), or that has
+    none (1.6 UpdateFirmware.conf)."""
+    if answered["outcome"] != "result":
+        return False
+    return answered["payload"].get("status", "Accepted") in ("Accepted", "AcceptedCanceled")
+
+
 def _size_in_bytes(raw: str, limit: int) -> int:
     return len(raw) if len(raw) * 4 <= limit else len(raw.encode())
 
@@ -486,18 +495,22 @@ class OcppRouter(RoutedChargePoint):
         ``_SERVED_WHILE_PENDING``, or what the CSMS asked for on this connection."""
         return action in _SERVED_WHILE_PENDING[self._ocpp_version] or action in self._asked_while_pending
 
-    def _asked_noted(self, action: str, payload: dict[str, Any]) -> None:
+    def _asked_noted(self, action: str, payload: dict[str, Any]) -> str | None:
         """The CSMS sends ``action`` to a charger that is not commissioned: what it asks the charger to
         send is served on this connection from now on (as many as come: a triggered StatusNotification
         comes once per connector, a report in parts, a firmware update's statuses over minutes).
-        Noted before the CALL goes, so that a charger sending the message before its answer is served."""
+        Noted before the CALL goes, so that a charger sending the message before its answer is served;
+        returns it when it was not served before (``send_call`` withdraws it unless the charger
+        accepts: a refused, unanswered or failed request asked for nothing)."""
         if action == "TriggerMessage":
             requested = payload.get("requestedMessage")
             asked = requested if isinstance(requested, str) else None
         else:
             asked = _ASKED_BY.get(action)
-        if asked is not None:
-            self._asked_while_pending = self._asked_while_pending | {asked}
+        if asked is None or asked in self._asked_while_pending:
+            return None
+        self._asked_while_pending = self._asked_while_pending | {asked}
+        return asked
 
     async def _commissioned(self) -> bool:
         """Whether the charger may use the network; read until it is, then kept for the connection.
@@ -594,9 +607,20 @@ class OcppRouter(RoutedChargePoint):
         Raises ``CallNotSent`` when the frame could not be written (the charger cannot have it);
         any other exception comes after it was: the charger may have acted on the CALL.
         """
+        asked = None if self._is_commissioned else self._asked_noted(action, payload)
+        if asked is None:
+            return await self._call_answer(action, payload, timeout)
+        answered = None
+        try:
+            answered = await self._call_answer(action, payload, timeout)
+            return answered
+        finally:
+            if answered is None or not _asked_accepted(answered):
+                self._asked_while_pending = self._asked_while_pending - {asked}
+
+    async def _call_answer(self, action: str, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """``send_call``'s CALL and its answer."""
         unique_id = str(uuid.uuid4())
-        if not self._is_commissioned:
-            self._asked_noted(action, payload)
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outstanding = (unique_id, action, answer)
         try:

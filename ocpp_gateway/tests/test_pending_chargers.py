@@ -44,16 +44,18 @@ async def woken_and_accepted(websocket, version: str) -> None:
     assert command.request == {"requested_message": "BootNotification"}
 
 
-async def asked(daphne, api_key, websocket, version: str, command: str, body: dict, answer: dict) -> list:
+async def asked(
+    daphne, api_key, websocket, version: str, command: str, body: dict, answer: dict, http_status: int = 200
+) -> list:
     """The CSMS sends ``command`` (through the API) on the charger's connection; the charger
-    answers ``answer``. The CALL it got."""
+    answers ``answer`` (the API then ``http_status``). The CALL it got."""
     prefix = {"1.6": "ocpp16", "2.0.1": "ocpp201"}[version]
     request = asyncio.ensure_future(
         ahttp(f"{daphne.http_url}/api/v1/{prefix}/{CP_ID}/{command}", method="POST", api_key=api_key, body=body)
     )
     call = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
     await websocket.send(json.dumps([3, call[1], answer]))
-    assert (await request)[0] == 200
+    assert (await request)[0] == http_status
     return call
 
 
@@ -185,6 +187,18 @@ async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
     assert [answer[:2] for answer in answers] == [[3, "t0"], [3, "t1"]]
     assert refused[:3] == [4, "a1", "SecurityError"]
+
+
+@pytest.mark.parametrize("answer", [{"status": "Rejected"}, {"status": "NotImplemented"}])
+async def test_a_trigger_a_pending_station_refuses_asks_for_nothing(daphne, api_key, pending, answer):
+    """Review: what a refused TriggerMessage named was served for the rest of the connection (a
+    TriggerMessage of TransactionEvent refused, then any number of sessions opened by a stranger)."""
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        body = {"requested_message": "StatusNotification"}
+        await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, answer, http_status=409)
+        refused = await exchange(websocket, [2, "s1", "StatusNotification", STATUS["2.0.1"]])
+    assert refused[:3] == [4, "s1", "SecurityError"]
 
 
 async def test_a_pending_2_0_1_station_is_served_the_report_it_was_asked_for(daphne, api_key, pending):
