@@ -307,11 +307,11 @@ def main() -> None:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
     bytecode_compiled()
     application_imported()
+    schema_checked()  # before its sockets listen: beside a running release they would take its chargers meanwhile
     try:
         sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]
     except OSError as error:
         sys.exit(f"cannot listen on HOST={host} PORT={port}: {error.strerror}")
-    schema_checked()
     processes = [start_worker(sock, sockets, args.daphne_args) for sock in sockets]
     logger.info("serving on %s:%s with %d daphne worker(s): %s", host, port, workers, processes)
     stopping = False

@@ -256,9 +256,10 @@ def test_a_host_or_port_it_cannot_listen_on_stops_it_with_one_line_naming_it(
     assert done.stderr.strip().startswith(message) and "Traceback" not in done.stderr
 
 
-def test_a_port_another_program_holds_stops_it_with_one_line_naming_it(tmp_path: Path) -> None:
+def test_a_port_another_program_holds_stops_it_with_one_line_naming_it(django_db_setup: None, tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "CSMS_VAR_DIR": str(tmp_path), "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+    env["DATABASE_URL"] = _test_database_url()  # migrated: its schema is checked before it listens
     env.pop("REDIS_URL", None)
     with contextlib.closing(socket.socket()) as holder:
         holder.bind(("127.0.0.1", port))
