@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -214,11 +214,9 @@ class DaphneServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_daphne(
-    tmp_dir: Path, application: str = "csms.asgi:application", *, daphne_args: Sequence[str] = (), **extra_env: str
-) -> DaphneServer:
+def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **extra_env: str) -> DaphneServer:
     """Start ``daphne csms.asgi:application`` (or another ``application``, e.g. one with a fault
-    injected) on a free port against the test database, with ``daphne_args`` (e.g. ``--ping-interval``)."""
+    injected) on a free port against the test database."""
     port = free_port()
     env = {
         **os.environ,
@@ -240,7 +238,7 @@ def start_daphne(
     log_path = tmp_dir / f"daphne-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *daphne_args, application],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -289,8 +287,8 @@ def daphne_factory(
     """Start extra daphne processes; all are stopped at the end of the session."""
     servers: list[DaphneServer] = []
 
-    def factory(*daphne_args: str, **extra_env: str) -> DaphneServer:
-        server = start_daphne(tmp_path_factory.mktemp("daphne"), daphne_args=daphne_args, **extra_env)
+    def factory(**extra_env: str) -> DaphneServer:
+        server = start_daphne(tmp_path_factory.mktemp("daphne"), **extra_env)
         servers.append(server)
         return server
 

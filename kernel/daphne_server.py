@@ -102,16 +102,6 @@ daphne's ``handle_reply`` of a ``websocket.send`` would write it plainly (and re
 writing nothing, anywhere else: the application then sends it as usual). The consumer's answer
 skips ``send``'s coroutine, the event dict and daphne's ``handle_reply`` coroutine per frame.
 
-**Control frames heard by the application.** A WebSocket ping (answered by autobahn with a pong
-carrying its payload, RFC 6455 5.5.2-5.5.3) and a pong reach no ASGI application: a charger that
-keeps its socket alive only with pings (OCPP-J 1.6 §5.3 and the ``WebSocketPingInterval`` key;
-2.0.1's ``OCPPCommCtrlr.WebSocketPingInterval``) or that only answers the server's pings looked
-silent. A WebSocket application's scope offers the extension ``SIGNS_OF_LIFE``: an application
-that accepts with ``callback`` under that key of its ``websocket.accept`` message has ``callback()``
-called, synchronously and without arguments, after each ping or pong the connection reads (after
-the pong is sent). Nothing per connection but the callback it gives; no event, coroutine or hop per
-control frame; the callback decides what a sign of life is worth.
-
 **Reads without a log context.** The asyncio reactor calls every socket's read and write through
 Twisted's ``log.callWithLogger``, which copies Twisted's log context and pushes ``{"system": ...}``
 for the call; only Twisted's own log lines read it, and below verbosity 2 (the default) daphne
@@ -858,28 +848,6 @@ def _access_line_if_logged(log: Callable[[Any, Any], None]) -> Callable[[Any, An
 # application sends it through ``send`` as usual). No coroutine, event dict or reply hop per frame.
 TEXT_AT_ONCE = "csms.websocket.text_at_once"
 
-# The scope's ASGI extension through which a WebSocket application hears its peer's control frames:
-# ``{"type": "websocket.accept", ..., SIGNS_OF_LIFE: callback}`` has ``callback()`` called after each
-# ping (once autobahn answered its pong) or pong the connection reads, synchronously.
-SIGNS_OF_LIFE = "csms.websocket.signs_of_life"
-_SIGNS_OF_LIFE_OFFERED: dict[str, Any] = {}  # the extension's entry in every scope (nothing per connection)
-_LISTENER = "_csms_sign_of_life"  # the protocol's attribute holding the application's callback
-
-
-def _heard_alive(on_control_frame: Callable[[Any, bytes], None]) -> Callable[[Any, bytes], None]:
-    """autobahn's ``onPing`` (which sends the pong) or ``onPong`` for daphne's protocol, then the
-    application's ``SIGNS_OF_LIFE`` callback, if it listens."""
-
-    @wraps(on_control_frame)
-    def heard(protocol: Any, payload: bytes) -> None:
-        on_control_frame(protocol, payload)
-        callback = getattr(protocol, _LISTENER, None)
-        if callback is not None:
-            callback()
-
-    return heard
-
-
 # The event a stopping server puts in each open WebSocket connection's input queue, behind the
 # frames read already: the application answers those, then closes with GOING_AWAY_CODE.
 GOING_AWAY = "csms.going_away"
@@ -1006,7 +974,6 @@ def daphne_server_install() -> None:
             if scope["type"] == "websocket":
                 extensions = scope["extensions"] = dict(scope.get("extensions") or {})
                 extensions[TEXT_AT_ONCE] = {"send": partial(_text_written, self.connections, protocol)}
-                extensions[SIGNS_OF_LIFE] = _SIGNS_OF_LIFE_OFFERED
             queue = _create_application(self, protocol, scope)
             if queue is None:
                 return None
@@ -1051,8 +1018,6 @@ def daphne_server_install() -> None:
             if message["type"] in ("websocket.accept", "websocket.close"):
                 if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
                     self.handshake_gate.accepted(time.monotonic())
-                if message["type"] == "websocket.accept" and (listener := message.get(SIGNS_OF_LIFE)) is not None:
-                    setattr(protocol, _LISTENER, listener)
                 self.handshake_gate.protocols.discard(protocol)
             if message["type"] == "websocket.close" and _going_away_closed(self.connections, protocol, message):
                 return
@@ -1073,9 +1038,6 @@ def daphne_server_install() -> None:
         WebSocketProtocol._connectionMade = wraps(WebSocketProtocol._connectionMade)(
             _quietly(WebSocketProtocol._connectionMade)
         )
-    for name in ("onPing", "onPong"):
-        if not hasattr(getattr(WebSocketProtocol, name), "__wrapped__"):  # not yet installed
-            setattr(WebSocketProtocol, name, _heard_alive(getattr(WebSocketProtocol, name)))
     if not hasattr(WebSocketProtocol.dataReceived, "__wrapped__"):  # not yet installed
         WebSocketProtocol.dataReceived = _frames_read_plainly(WebSocketProtocol.dataReceived)
     _autobahn_debug_text_lazy()

@@ -28,7 +28,7 @@ from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
-from kernel.daphne_server import GOING_AWAY_CODE, SIGNS_OF_LIFE, TEXT_AT_ONCE
+from kernel.daphne_server import GOING_AWAY_CODE, TEXT_AT_ONCE
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
 from ocpp_gateway.configuration_refresh import configuration_reads
@@ -250,10 +250,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
             heartbeat_interval_owed=connection.heartbeat_interval_owed,
         )
         self._last_seen_written = time.monotonic()
-        accept: dict[str, Any] = {"type": "websocket.accept", "subprotocol": subprotocol}  # Channels' accept, and ours
-        if SIGNS_OF_LIFE in (self.scope.get("extensions") or {}):
-            accept[SIGNS_OF_LIFE] = self._control_frame_heard
-        await self.base_send(accept)
+        await self.accept(subprotocol)
         self._accepted = True
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -293,24 +290,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
             return True
         sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
         return False
-
-    def _control_frame_heard(self) -> None:
-        """A WebSocket ping from the charger, or its pong to the server's (``SIGNS_OF_LIFE``): its
-        socket is alive, though it may send no OCPP message for long (OCPP-J 1.6 §5.3: a charger
-        keeping its connection with ``WebSocketPingInterval`` may be told a long heartbeat interval).
-
-        Refreshes last_seen with the process's batch once nothing refreshed it for a heartbeat
-        interval (the router's, as ``_seen_after_silence``), so the offline sweep, which waits 2x
-        that, leaves it online; a charger that was marked offline comes back online with that
-        batch. At most one sighting an interval however often it pings, and none for a charger
-        whose messages refresh last_seen anyway (daphne pings a socket silent for 20 s)."""
-        if self.router is None or self._ended or self._going_away:
-            return
-        now = time.monotonic()
-        if now - self._last_seen_written < self.router.heartbeat_interval:
-            return
-        self._last_seen_written = now
-        sightings.add(Sighting(charge_point_id=self.charge_point_id, channel_name=self.channel_name, at=utc_now()))
 
     async def _seen_written(self) -> None:
         try:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -18,7 +16,7 @@ from ocpp.v201 import call_result as result201
 from chargepoints import services
 from chargepoints.models import ChargePoint
 from commands.tests.conftest import answering_charger
-from conftest import ahttp, eventually, ocpp_charger, raw_socket
+from conftest import ahttp, eventually, ocpp_charger
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,65 +99,3 @@ async def test_a_charger_that_took_a_shorter_interval_and_sends_messages_but_no_
             await asyncio.sleep(0.5)
             went_offline += await sync_to_async(services.mark_offline_stale_charge_points)()
         assert went_offline == []
-
-
-async def _last_seen(charge_point_id: str) -> tuple[bool, Any]:
-    row = await ChargePoint.objects.filter(charge_point_id=charge_point_id).values_list("connected", "last_seen").aget()
-    return row[0], row[1]
-
-
-async def _sweeps_while(seconds: float, charge_point_id: str, *, pinging: Any = None) -> tuple[list[str], set[Any]]:
-    """For ``seconds``, every 0.1 s: ``pinging()`` awaited if given, the offline sweep run, and the
-    charger's ``last_seen`` read: (the chargers the sweeps marked offline, the distinct last_seen)."""
-    went_offline: list[str] = []
-    seen: set[Any] = set()
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
-        if pinging is not None:
-            await pinging()
-        went_offline += await sync_to_async(services.mark_offline_stale_charge_points)()
-        seen.add((await _last_seen(charge_point_id))[1])
-        await asyncio.sleep(0.1)
-    return went_offline, seen
-
-
-async def test_a_charger_that_keeps_its_socket_with_websocket_pings_stays_online_at_a_write_an_interval(daphne):
-    """OCPP-J 1.6 §5.3 (``WebSocketPingInterval``; 2.0.1 ``OCPPCommCtrlr.WebSocketPingInterval``): a
-    charger may keep its connection with WebSocket pings and send no OCPP message for long. Each ping
-    is answered with a pong carrying its payload (RFC 6455 5.5.3: ``ping()``'s waiter matches it),
-    and proves the socket alive: the sweep leaves the charger online (it was marked offline 2x its
-    heartbeat interval after its last message), and one the sweep marked offline while it was
-    silent comes back online with its next ping. A ping every 0.1 s costs a ``last_seen`` write an
-    interval, not one a ping."""
-    await ChargePoint.objects.acreate(charge_point_id="CP-PINGS", heartbeat_interval=2)
-    async with raw_socket(daphne, "1.6", "CP-PINGS") as websocket:
-        boot = {"chargePointVendor": "V", "chargePointModel": "M"}
-        await websocket.send(json.dumps([2, "b", "BootNotification", boot]))
-        assert json.loads(await websocket.recv())[2]["status"] == "Accepted"
-        went_offline, _ = await _sweeps_while(5, "CP-PINGS")  # silent: no message, no ping
-        assert went_offline == ["CP-PINGS"]
-        assert (await _last_seen("CP-PINGS"))[0] is False
-
-        async def ping() -> None:
-            pong = await websocket.ping(b"keep me")
-            await asyncio.wait_for(pong, 2)
-
-        went_offline, seen = await _sweeps_while(8, "CP-PINGS", pinging=ping)  # 2x the sweep's 4 s
-        assert went_offline == []
-        assert (await _last_seen("CP-PINGS"))[0] is True
-        assert len(seen) <= 6, f"{len(seen)} last_seen writes in 8 s for a 2 s interval"
-
-
-async def test_a_charger_that_answers_the_server_s_pings_stays_online(daphne, daphne_factory):
-    """A charger that only answers the gateway's pings (daphne's ``--ping-interval``, here 1 s;
-    20 s by default) is alive as long as it answers: the sweep leaves it online past 2x its
-    heartbeat interval."""
-    pinging = await sync_to_async(daphne_factory)("--ping-interval", "1")
-    await ChargePoint.objects.acreate(charge_point_id="CP-PONGS", heartbeat_interval=3)
-    async with raw_socket(pinging, "2.0.1", "CP-PONGS") as websocket:
-        boot = {"chargingStation": {"vendorName": "V", "model": "M"}, "reason": "PowerUp"}
-        await websocket.send(json.dumps([2, "b", "BootNotification", boot]))
-        assert json.loads(await websocket.recv())[2]["status"] == "Accepted"
-        went_offline, _ = await _sweeps_while(10, "CP-PONGS")  # its client answers pings by itself
-        assert went_offline == []
-        assert (await _last_seen("CP-PONGS"))[0] is True

@@ -159,10 +159,6 @@ RELIED_ON = [
     ("daphne.server", "Server", "listen_success", "241962deb8ba1c9f"),
     ("daphne.ws_protocol", "WebSocketProtocol", "applicationCreateWorked", "c4585dc514863077"),
     ("autobahn.websocket.protocol", "WebSocketProtocol", "sendCloseFrame", "681ac2a6f1791121"),
-    # SIGNS_OF_LIFE: autobahn's ping and pong hooks (the pong sent in onPing), which daphne's protocol inherits.
-    ("autobahn.websocket.protocol", "WebSocketProtocol", "onPing", "1485615a8d3378c8"),
-    ("autobahn.websocket.protocol", "WebSocketProtocol", "onPong", "f78ec31260a4729e"),
-    ("autobahn.websocket.protocol", "WebSocketProtocol", "processControlFrame", "0fcb8e039a8907de"),
 ]
 
 
@@ -636,49 +632,6 @@ async def test_a_websocket_application_may_write_text_at_once_as_daphne_sends_it
     assert at_once == through_send == b"\x81\x03[3]"
     assert after_disconnect == after_disconnect_send == b""
     assert sent is False
-
-
-def _masked(opcode: int, payload: bytes) -> bytes:
-    """A client's frame (FIN, ``opcode``, masked, payload under 126 bytes)."""
-    mask = b"\x01\x02\x03\x04"
-    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-async def _pinged(*, listening: bool) -> tuple[bytes, list[bytes]]:
-    """A daphne server's WebSocket application that accepts (and listens to ``SIGNS_OF_LIFE`` if
-    ``listening``), its charger then sending a ping and an unsolicited pong: the bytes written after
-    the handshake, and those written by each time the application heard a sign of life."""
-    accepted = asyncio.Event()
-    heard: list[bytes] = []
-
-    async def application(scope, receive, send):
-        accept = {"type": "websocket.accept", "subprotocol": "ocpp1.6"}
-        if listening and daphne_server.SIGNS_OF_LIFE in scope["extensions"]:
-            accept[daphne_server.SIGNS_OF_LIFE] = lambda: heard.append(transport.value())
-        await send(accept)
-        accepted.set()
-
-    server, transport, channel = _server_reading(application)
-    channel.dataReceived(_UPGRADE)
-    await asyncio.wait_for(accepted.wait(), 5)
-    protocol = getattr(transport, "protocol")  # noqa: B009  (the upgrade set it; StringTransport declares none)
-    handshake = len(transport.value())
-    protocol.dataReceived(_masked(0x9, b"charger ping"))
-    protocol.dataReceived(_masked(0xA, b"unsolicited pong"))  # RFC 6455 5.5.3: a heartbeat, not answered
-    server.protocol_disconnected(protocol)
-    await asyncio.wait_for(server.connections[protocol]["application_instance"], 5)
-    return transport.value()[handshake:], [written[handshake:] for written in heard]
-
-
-async def test_a_websocket_application_hears_each_ping_and_pong_after_the_ping_is_answered_with_its_payload():
-    """The scope's ``SIGNS_OF_LIFE`` extension: the callback an application accepted with is called
-    for each ping and pong read (frames no ASGI event carries), after autobahn answered the ping with
-    a pong carrying its payload (RFC 6455 5.5.3); an application that does not listen is answered
-    the same."""
-    written, heard = await _pinged(listening=True)
-    assert written == b"\x8a\x0ccharger ping"
-    assert heard == [written, written]  # after the pong was written, once per frame
-    assert await _pinged(listening=False) == (written, [])
 
 
 async def test_a_send_on_a_socket_that_closed_before_daphne_heard_of_it_raises_socket_closed():
