@@ -62,10 +62,6 @@ class ChargePoint(models.Model):
     # The first boot reporting the vendor, model and firmware version the charger has now (null:
     # not known, at most its last boot): a configuration read since then read this firmware.
     identity_booted_at = models.DateTimeField(null=True, blank=True)
-    # When the charger last answered a Reset of the whole charger Accepted (1.6 Reset.conf, 2.0.1
-    # ResetResponse without evseId): the sessions open then are over once it has booted since
-    # (``charging.services.transaction_end``).
-    reset_accepted_at = models.DateTimeField(null=True, blank=True)
     # A configuration read after its boot was not answered on its connection (closed first, or the
     # CALL timed out): the next connection reads it, even without a new boot; cleared by its answer.
     configuration_read_owed = models.BooleanField(default=False, db_default=False)

@@ -773,13 +773,6 @@ def _record_boot(
     )
 
 
-def charge_point_reset_accepted(*, charge_point: ChargePoint, at: datetime) -> None:
-    """The charger accepted a Reset of the whole charger at ``at`` (OCPP 1.6 §5.14: a soft reset
-    ends its transactions before it resets, a hard one attempts to; 2.0.1 B12): kept as
-    ``reset_accepted_at``, by which the statuses after its next boot close those sessions."""
-    ChargePoint.objects.filter(pk=charge_point.pk).update(reset_accepted_at=at, updated_at=timezone.now())
-
-
 def charge_point_heartbeat(*, charge_point_id: str) -> datetime:
     now = timezone.now()
     charge_point_heartbeats_record(heartbeats=[ReceivedHeartbeat(charge_point_id=charge_point_id, received_at=now)])

@@ -10,7 +10,6 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import F
 
 from chargepoints.models import ChargePoint
 from charging import events, metering
@@ -49,11 +48,6 @@ _DERIVED_ANOMALIES = frozenset(
         Anomaly.LONG_DURATION,
     }
 )
-# Statuses that, after a boot that followed a Reset the charger accepted, close the sessions open
-# when it accepted it, as ``CLOSING_STATUSES`` do after any boot: the Reset ended them (OCPP 1.6
-# §5.14, 2.0.1 B12), and a connector left Inoperative (a persistent state) reports Unavailable.
-# After a boot without a Reset they close nothing (``status_reads.CLOSING_STATUSES``).
-AFTER_RESET_CLOSING_STATUSES = frozenset({"Unavailable", "Faulted"})
 
 
 def transaction_charging_state_set(
@@ -97,8 +91,7 @@ def connector_sessions_follow(
 ) -> None:
     """The connector's open sessions follow its status: ``charging`` feeds their idle time;
     a closing status after a reboot (``Available``, ``Preparing``, ``Reserved``: no transaction on
-    the connector; after a Reset the charger accepted, ``AFTER_RESET_CLOSING_STATUSES`` too) closes
-    the sessions it interrupted. Most statuses say neither,
+    the connector) closes the sessions it interrupted. Most statuses say neither,
     or find no session open: one plain statement tells, or, for a status that only feeds idle time,
     the connection's kept sessions (``open_sessions_none_on``; the one kept on a 1.6 connector takes
     the idle time without a statement, ``_charging_state_kept``). A closing status always reads the
@@ -106,10 +99,6 @@ def connector_sessions_follow(
     session the charger's previous connection committed after this one's handshake is not kept here,
     and only the rows can close it."""
     closes = status in CLOSING_STATUSES
-    reset_at = None
-    if status in AFTER_RESET_CLOSING_STATUSES:
-        reset_at = _reset_before_boot(charge_point, connector_id, evse_id)
-        closes = reset_at is not None
     if not (closes or charging is not None):
         return
     if not closes and (
@@ -133,25 +122,8 @@ def connector_sessions_follow(
         read = None  # changed since read: the close reads them again
     if closes:
         transactions_close_after_reboot(
-            charge_point=charge_point,
-            connector_id=connector_id,
-            evse_id=evse_id,
-            at=at,
-            sessions=read,
-            reset_at=reset_at,
+            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at, sessions=read
         )
-
-
-def _reset_before_boot(charge_point: ChargePoint, connector_id: int, evse_id: int | None) -> datetime | None:
-    """When the charger accepted the Reset its last boot followed (``reset_accepted_at`` at or before
-    ``last_boot_at``); None: no such Reset. One statement, for an ``AFTER_RESET_CLOSING_STATUSES``
-    status only, and none when the charger never booted or its connection keeps every session open
-    on it and none on this connector (they were loaded at its handshake, before its boot: a session
-    from before that boot is among them)."""
-    if charge_point.last_boot_at is None or open_sessions_none_on(connector_id=connector_id, evse_id=evse_id):
-        return None
-    reset = ChargePoint.objects.filter(pk=charge_point.pk, reset_accepted_at__lte=F("last_boot_at"))
-    return reset.values_list("reset_accepted_at", flat=True).first()
 
 
 def connector_sessions_replay_follow(
@@ -185,12 +157,10 @@ def transactions_close_after_reboot(
     evse_id: int | None,
     at: datetime,
     sessions: list[Transaction] | None = None,
-    reset_at: datetime | None = None,
 ) -> list[Transaction]:
     """The connector has no transaction after a reboot (a closing status): its sessions from before the boot are over.
     ``sessions``: those open on it, locked, newest first, as its batch read them (``status_reads``);
-    None: read now. ``reset_at``: the status closes only what the Reset the charger accepted then
-    ended (``AFTER_RESET_CLOSING_STATUSES``): the sessions the CSMS heard of before it.
+    None: read now.
 
     The charger never sent their stop (or sends it later: then that stop replaces this close).
     It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
@@ -206,8 +176,6 @@ def transactions_close_after_reboot(
         sessions = [transaction_remember(session) for session in sessions]
     for session in sessions:
         if not opened_before_boot(session, charge_point.last_boot_at) or _on_another_connector(session, connector_id):
-            continue
-        if reset_at is not None and session.created_at >= reset_at:
             continue
         stopped_at = at if at >= session.started_at else charge_point.last_boot_at
         transaction_finish(

@@ -39,7 +39,6 @@ CHARGER_STATE_COMMANDS = {
     "get_report",
     "remote_start_transaction",  # the charging profile it installs
     "request_start_transaction",
-    "reset",  # when it was accepted: the sessions it ended close at a status after the boot
 }
 
 

@@ -3,7 +3,6 @@ WebSockets, and the REST API reading back what the CSMS made of them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -830,62 +829,3 @@ async def test_v16_live_energy_never_drops_for_a_reading_of_fewer_phases_or_anot
     ]
     session = await Transaction.objects.aget(pk=started.transaction_id)
     assert (session.status, session.energy_wh) == ("ended", Decimal(3700))
-
-
-_BOOT16 = {"chargePointVendor": "V", "chargePointModel": "M"}
-
-
-async def _session_open_when_reset(daphne, api_key, charge_point_id: str, *, reset: str | None) -> int:
-    """Boot, a session on connector 1, then (``reset``: its type) a Reset through the API, answered
-    Accepted; the socket closes (the reboot). The session's transactionId."""
-    await register(charge_point_id)
-    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
-        await raw_call(websocket, "b", "BootNotification", _BOOT16)
-        start = {"connectorId": 1, "idTag": "TAG", "meterStart": 1000, "timestamp": T0}
-        transaction_id = (await raw_call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
-        if reset is not None:
-            url = f"{daphne.http_url}/api/v1/ocpp16/{charge_point_id}/reset"
-            post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": reset}))
-            call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
-            assert call[2] == "Reset"
-            await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
-            assert await post == (200, {"status": "Accepted"})
-    return transaction_id
-
-
-async def _after_boot(daphne, charge_point_id: str, status: str, *, boot: bool = True) -> None:
-    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
-        if boot:
-            await raw_call(websocket, "b2", "BootNotification", _BOOT16)
-        notification = {"connectorId": 1, "errorCode": "NoError", "status": status}
-        assert await raw_call(websocket, "n", "StatusNotification", notification) == [3, "n", {}]
-
-
-@pytest.mark.parametrize("status", ["Unavailable", "Faulted"])
-@pytest.mark.parametrize("reset", ["Soft", "Hard"])
-async def test_v16_a_connector_unavailable_after_an_accepted_reset_closes_the_session_its_lost_stop_left(
-    daphne, api_key, reset, status
-):
-    """OCPP 1.6 §5.14: a charger that accepted a Reset ends its transactions; one whose connector was
-    left Inoperative (a persistent state) reports Unavailable after its boot. Its StopTransaction lost,
-    the session stayed open forever (only Available, Preparing or Reserved closed it). Now closed
-    at that status, as an Available after a reboot closes it (``closed_by_csms``, for review)."""
-    charge_point_id = f"CP16-RST-{reset}-{status}"
-    transaction_id = await _session_open_when_reset(daphne, api_key, charge_point_id, reset=reset)
-    await _after_boot(daphne, charge_point_id, status)
-    session = await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id, pk=transaction_id)
-    assert (session.status, session.stop_reason, session.closed_by_csms) == ("ended", "Reboot", True)
-    assert await BillingRecord.objects.filter(transaction=session).aexists()
-
-
-@pytest.mark.parametrize(("reset", "boot"), [(None, True), ("Soft", False)])
-async def test_v16_an_unavailable_connector_without_a_reset_or_before_the_boot_keeps_its_session(
-    daphne, api_key, reset, boot
-):
-    """A reboot without a Reset (a transaction kept through it may pass Unavailable), or the Reset
-    accepted and the charger not yet rebooted (the connector made Unavailable mid-session): open."""
-    charge_point_id = f"CP16-NORST-{reset}-{boot}"
-    transaction_id = await _session_open_when_reset(daphne, api_key, charge_point_id, reset=reset)
-    await _after_boot(daphne, charge_point_id, "Unavailable", boot=boot)
-    session = await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id, pk=transaction_id)
-    assert session.status == "active"

@@ -9,11 +9,9 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action, BootReasonEnumType
 
 from chargepoints import services
-from commands.models import Command
 from configuration.changes import configuration_read_recent
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, utc_now
-from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point
 from ocpp_gateway.configuration_refresh import configuration_current
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
@@ -23,16 +21,6 @@ class ProvisioningHandlers:
     id: str
     heartbeat_interval: int  # ``OcppRouter``'s: the interval the charger heartbeats at
     configuration_current = False  # the stored configuration needs no read after the last boot
-
-    @staticmethod
-    @answer(Action.reset)
-    def after_reset(command: Command) -> None:
-        """Accepted or Scheduled, of the whole station (B11, B12; an EVSE's reset is no reboot): it ends
-        its transactions and reboots, kept for the statuses after its boot (``charge_point_reset_accepted``)."""
-        if answer_accepted(command) and command.request.get("evse_id") is None:
-            services.charge_point_reset_accepted(
-                charge_point=answering_charge_point(command), at=command.completed_at or utc_now()
-            )
 
     @on(Action.boot_notification)
     async def on_boot_notification(
