@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Case, Count, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
 from kernel.background_sends import broker_sends
@@ -103,8 +103,10 @@ def campaign_charge_points(
     ocpp_version: str = "",
 ) -> QuerySet[ChargePoint]:
     """The chargers a campaign selects: listed ids, and/or matching vendor, model (case-insensitive),
-    current firmware version and OCPP version. Raises MaintenanceError (400) for an empty selection
-    or unknown ids."""
+    current firmware version and OCPP version. Never a decommissioned charger (refused at its
+    handshake: its update would wait for ever); a pending one (auto-registered, nobody vetted it)
+    only when listed by id: a selection by vendor or model sent strangers the image's link. Raises
+    MaintenanceError (400) for an empty selection or unknown or decommissioned ids."""
     if not (charge_point_ids or vendor or model or firmware_version or ocpp_version):
         raise MaintenanceError(
             400,
@@ -112,7 +114,7 @@ def campaign_charge_points(
             "Choose the chargers.",
             {"charge_point_ids": ["Give charge_point_ids, vendor, model, firmware_version or ocpp_version."]},
         )
-    chargers = ChargePoint.objects.all()
+    chargers = ChargePoint.objects.exclude(lifecycle_state=LifecycleState.DECOMMISSIONED)
     if charge_point_ids:
         chargers = chargers.filter(charge_point_id__in=charge_point_ids)
         unknown = set(charge_point_ids) - set(chargers.values_list("charge_point_id", flat=True))
@@ -121,8 +123,10 @@ def campaign_charge_points(
                 400,
                 "ValidationError",
                 "Unknown chargers.",
-                {"charge_point_ids": [f"Not registered: {', '.join(sorted(unknown))}."]},
+                {"charge_point_ids": [f"Not registered, or decommissioned: {', '.join(sorted(unknown))}."]},
             )
+    else:
+        chargers = chargers.filter(lifecycle_state=LifecycleState.COMMISSIONED)
     if vendor:
         chargers = chargers.filter(vendor__iexact=vendor)
     if model:

@@ -78,6 +78,26 @@ def test_a_bad_campaign_body_is_a_400_naming_the_field(api_client, image, body, 
     assert not Campaign.objects.exists()
 
 
+def test_a_campaign_by_model_takes_commissioned_chargers_and_by_id_never_a_decommissioned_one(api_client, image):
+    """A selection by vendor or model took auto-registered strangers (pending: nobody vetted them),
+    who were sent the image's link, and decommissioned chargers, whose update waited for ever."""
+    for charge_point_id, state in [("CP-OK", "commissioned"), ("CP-NEW", "pending"), ("CP-OLD", "decommissioned")]:
+        ChargePoint.objects.create(
+            charge_point_id=charge_point_id, heartbeat_interval=60, model="M", lifecycle_state=state
+        )
+    body = {"name": "c", "firmware_id": str(image.pk), "concurrency": 5}
+    by_model = api_client.post("/api/v1/campaigns", {**body, "model": "M"}, format="json")
+    by_id = api_client.post("/api/v1/campaigns", {**body, "charge_point_ids": ["CP-NEW"]}, format="json")
+    retired = api_client.post("/api/v1/campaigns", {**body, "charge_point_ids": ["CP-OLD"]}, format="json")
+    assert by_model.status_code == by_id.status_code == 201, (by_model.content, by_id.content)
+    targets = [
+        sorted(campaign.targets.values_list("charge_point__charge_point_id", flat=True))
+        for campaign in Campaign.objects.order_by("created_at")
+    ]
+    assert targets == [["CP-OK"], ["CP-NEW"]]
+    assert retired.status_code == 400 and "CP-OLD" in retired.json()["details"]["charge_point_ids"][0]
+
+
 def test_campaign_actions_answer_404_and_409(api_client, image):
     assert api_client.post("/api/v1/campaigns/00000000-0000-0000-0000-000000000000/pause").status_code == 404
     assert api_client.get("/api/v1/campaigns/not-a-uuid").status_code == 404
