@@ -38,15 +38,18 @@ class RemoteControlHandlers:
         Without a connector the charger chooses one: not recorded."""
         body = command.request
         if "charging_profile" in body and "connector_id" in body:
-            charge_point = answering_charge_point(command)
-            timeout_s = configuration_selectors.configuration_key_number(
-                charge_point=charge_point, key="ConnectionTimeOut"
-            )
+            charge_point, accepted = answering_charge_point(command), answer_accepted(command)
+            awaited_until = None
+            if accepted:  # a refused start awaits no EV: its profile is not installed
+                timeout_s = configuration_selectors.configuration_key_number(
+                    charge_point=charge_point, key="ConnectionTimeOut"
+                )
+                awaited_until = charging_profiles.remote_start_awaited_until(
+                    accepted_at=command.completed_at or utc_now(), timeout_s=timeout_s
+                )
             charging_profiles.charging_profile_set_follow(
                 charge_point=charge_point,
-                accepted=answer_accepted(command),
+                accepted=accepted,
                 target=profile_target(body, "charging_profile"),
-                awaited_until=charging_profiles.remote_start_awaited_until(
-                    accepted_at=command.completed_at or utc_now(), timeout_s=timeout_s
-                ),
+                awaited_until=awaited_until,
             )
