@@ -59,11 +59,19 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
 # are usually set to, so that a profile still waited on is not forgotten.
 EV_CONNECTION_WAIT_UNREPORTED = timedelta(minutes=5)
 
+# Past a reported connection timeout, how long a remote start's profile is still held: the charger's
+# clock started when it accepted, before the CSMS took the answer, and its StartTransaction (or
+# TransactionEvent Started) of the last moment is still on its way.
+EV_CONNECTION_WAIT_MARGIN = timedelta(seconds=30)
+
 
 def remote_start_awaited_until(*, accepted_at: datetime, timeout_s: int | None) -> datetime:
     """Until when a charger that accepted a remote start at ``accepted_at`` waits for the EV: its
-    connection timeout ``timeout_s`` (s, as it reported it) later, or ``EV_CONNECTION_WAIT_UNREPORTED``."""
-    return accepted_at + (EV_CONNECTION_WAIT_UNREPORTED if timeout_s is None else timedelta(seconds=timeout_s))
+    connection timeout ``timeout_s`` (s, as it reported it) and ``EV_CONNECTION_WAIT_MARGIN`` later,
+    or ``EV_CONNECTION_WAIT_UNREPORTED``."""
+    if timeout_s is None:
+        return accepted_at + EV_CONNECTION_WAIT_UNREPORTED
+    return accepted_at + timedelta(seconds=timeout_s) + EV_CONNECTION_WAIT_MARGIN
 
 
 def _ended_with_its_transaction(charge_point: ChargePoint, profile: InstalledChargingProfile) -> bool:
