@@ -348,12 +348,16 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     back (counting goes on from the reset). A jump that the next reading falls back under, to where the
     register was before it, was a glitch too: an implausible one is never counted, a plausible one is
     taken back when the register, back under it, is not below where it was before it (a reset goes
-    lower). The result is never negative.
+    lower). A reading below 0 is no register's (a reset restarts at 0): it is left out, and flags the
+    session, never a point the counting restarts from. The result is never negative.
     """
     anomalies: list[str] = []
     counted = Decimal(0)
+    if any(reading.wh < 0 for reading in readings):
+        readings = [reading for reading in readings if reading.wh >= 0]
+        _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
     if not readings:
-        return EnergyResult(counted, ())
+        return EnergyResult(counted, tuple(anomalies))
     base, dip, spiked_from = readings[0], None, None
     last_step: tuple[Reading, Decimal] | None = None  # the last step counted: from where, how much
     for reading in readings[1:]:

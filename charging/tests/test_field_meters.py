@@ -322,3 +322,17 @@ def test_a_v201_ended_s_accepted_token_replaces_a_refused_one_and_never_the_othe
         False,
     )
     assert session.billing_record.id_tag == billed_to
+
+
+def test_a_negative_reading_then_a_register_below_the_start_bills_nothing(register_charge_point):
+    """h5's probe: meterStart 10,000, a reading of -500, an Interrupted 9,000, a meterStop of 8,000:
+    the -500 was taken for a reset, and the climb from it billed 8,500 Wh for a meter that went down."""
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=10_000).transaction
+    for minutes, raw, context in ((10, "-500", "Sample.Periodic"), (20, "9000", "Interrupted")):
+        reading = [SampledValue(timestamp=T0 + timedelta(minutes=minutes), raw_value=raw, context=context)]
+        meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=reading)
+    stop(charge_point_id, str(session.pk), 8_000)
+    session.refresh_from_db()
+    assert session.energy_wh == Decimal(0)
+    assert session.needs_review and Anomaly.NON_MONOTONIC_REGISTER in session.anomalies

@@ -70,7 +70,9 @@ def test_a_plausible_monotonic_register_bills_stop_minus_start(steps, start):
 @given(watt_hours, watt_hours, st.decimals(min_value=1, max_value=5000, places=3))
 def test_a_meter_reset_counts_the_steps_around_it_and_is_flagged(start, reset_to, after_reset):
     """A register that drops and stays below where it was (a reset, a swapped meter): the steps
-    before and after the drop count, the drop does not."""
+    before and after the drop count, the drop does not. A reset restarts at 0,
+    never below: the register starts high enough for the drop to reach 0 at least."""
+    start += 1000 + 5000 + 2 * REGISTER_RESOLUTION_WH
     before_reset = start + 1000
     reset = min(reset_to, before_reset - after_reset - 2 * REGISTER_RESOLUTION_WH)
     wh, anomalies = energy([start, before_reset, reset, reset + after_reset])
@@ -241,3 +243,21 @@ def test_a_meter_stop_steps_back_by_less_than_its_own_resolution_without_a_flag(
     stop = meter_bound_reading(T0 + timedelta(minutes=1), meter_stop, "Transaction.End", [last_reading])
     result = derive_energy([start, last_reading, stop], max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH)
     assert (Anomaly.NON_MONOTONIC_REGISTER in result.anomalies) is flagged
+
+
+@given(watt_hours, st.decimals(min_value=-(10**9), max_value=Decimal("-0.001"), places=3), st.booleans())
+def test_a_negative_reading_is_never_a_reset_the_counting_restarts_from(start, negative, back_to_start):
+    """A register below 0 is no register's (a reset restarts at 0): the climb from a negative reading
+    to where the register was, or a little under it, is no energy (h5's probe: meterStart 10,000, a
+    reading of -500, then 9,000 and a meterStop of 9,000 billed 9,500 Wh for a meter that went down)."""
+    start = start + 2 * REGISTER_RESOLUTION_WH
+    after = start if back_to_start else start - REGISTER_RESOLUTION_WH
+    wh, anomalies = energy([start, negative, after, after])
+    assert wh == 0
+    assert Anomaly.NON_MONOTONIC_REGISTER in anomalies
+
+
+def test_a_negative_meter_start_is_no_baseline():
+    wh, anomalies = energy([Decimal(-500), Decimal(9000)])
+    assert wh == 0
+    assert anomalies == (Anomaly.NON_MONOTONIC_REGISTER,)
