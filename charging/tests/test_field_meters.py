@@ -336,3 +336,16 @@ def test_a_negative_reading_then_a_register_below_the_start_bills_nothing(regist
     session.refresh_from_db()
     assert session.energy_wh == Decimal(0)
     assert session.needs_review and Anomaly.NON_MONOTONIC_REGISTER in session.anomalies
+
+
+def test_a_meter_start_of_minus_one_is_no_baseline(register_charge_point):
+    """Firmware that does not know its register at the start sends ``meterStart: -1``: the climb from
+    it to the first reading (20,000 Wh, under the jump tolerance) was billed, unflagged."""
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=-1).transaction
+    reading = [SampledValue(timestamp=T0 + timedelta(minutes=10), raw_value="20000")]
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=reading)
+    stop(charge_point_id, str(session.pk), 21_000)
+    session.refresh_from_db()
+    assert session.energy_wh == Decimal(1000)  # was 21,001
+    assert session.needs_review and Anomaly.NON_MONOTONIC_REGISTER in session.anomalies
