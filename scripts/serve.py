@@ -92,6 +92,24 @@ def bytecode_compiled(root: Path = ROOT) -> bool:
     return all(compiled)
 
 
+def port_held_elsewhere(host: str, port: int) -> str:
+    """Why HOST:PORT cannot be this server's alone ("" when it can): a socket bound there without
+    ``SO_REUSEPORT`` fails while any other listens on it, whether or not that one set the option.
+
+    Without Redis (``make run``'s defaults) every gateway process keeps its chargers and commands in
+    its own memory, so a second one sharing the port (a second ``make run`` on the same PORT) would
+    take half of the new connections: half of the API's commands found their charger "not
+    connected". With Redis the processes share everything, and a release started beside a running
+    one on its port is how a restart hands over (``SO_REUSEPORT``)."""
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed socket's TIME_WAIT is no holder
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            return error.strerror or str(error)
+    return ""
+
+
 def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # daphne adopts IPv4 sockets only
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -305,6 +323,8 @@ def main() -> None:
     workers = _positive_int("WORKERS", os.cpu_count() or 1)
     if workers > 1 and missing:
         sys.exit(f"WORKERS={workers} needs {' and '.join(missing)}: workers share PostgreSQL and Redis")
+    if "REDIS_URL" in missing and (held := port_held_elsewhere(host, port)):
+        sys.exit(f"cannot listen on HOST={host} PORT={port}: {held}")
     bytecode_compiled()
     application_imported()
     schema_checked()  # before its sockets listen: beside a running release they would take its chargers meanwhile

@@ -273,6 +273,34 @@ def test_a_port_another_program_holds_stops_it_with_one_line_naming_it(django_db
     )
 
 
+def test_without_redis_a_second_server_on_the_port_of_a_running_one_stops_with_one_line(tmp_path: Path) -> None:
+    """A second ``make run`` on the PORT of one already running (another terminal, forgotten) started
+    beside it without a word (``SO_REUSEPORT``): each took half of the new connections with chargers
+    and commands in its own memory, so half of the API's commands answered ``503 NotConnected``."""
+    env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key", "CSMS_VAR_DIR": str(tmp_path)}
+    for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        env.pop(name, None)
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v0"], env=env, check=True, timeout=120)
+    port = free_port()
+    env |= {"HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
+    first = _serving(tmp_path, "first", env)
+    try:
+        _until(lambda: _answers(port) and _children(first.pid))
+        second = _serving(tmp_path, "second", env)
+        try:
+            assert second.wait(timeout=60) == 1
+        finally:
+            if second.poll() is None:  # the old code: serving beside the first
+                second.kill()
+                second.wait()
+        last = (tmp_path / "second.log").read_text().strip().splitlines()[-1]
+        assert last == f"cannot listen on HOST=127.0.0.1 PORT={port}: Address already in use", last
+        assert _answers(port)  # the first serves on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+
+
 def test_a_database_lacking_this_release_s_migrations_stops_it_with_one_line_naming_them(tmp_path: Path) -> None:
     """Its workers served on, and every charger's handshake failed with a traceback (a table missing)."""
     env = {**os.environ, "DJANGO_SECRET_KEY": "tests-only-secret-key", "CSMS_VAR_DIR": str(tmp_path)}
