@@ -22,7 +22,7 @@ _INTEGER = re.compile(r"[+-]?[0-9]+")  # int() also takes "1_000" and non-ASCII 
 _RATE = re.compile(r"([0-9]+)/([smhd][a-z]*)")  # DRF reads the period by its first letter: 5/hr, 5/minutes
 _TRUE = {"1", "true", "yes", "on"}
 _SETTINGS = Path(__file__).resolve().parent / "settings.py"
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -30,8 +30,10 @@ def env_str(name: str, default: str = "") -> str:
 
 
 def env_bool(name: str, default: bool = False) -> bool:
+    """1/0, true/false, yes/no, on/off in any case; unset or empty: the default, as for every setting
+    (``CSMS_METRICS_ENABLED=`` from a compose file's ``${CSMS_METRICS_ENABLED:-}`` is not "off")."""
     raw = os.environ.get(name)
-    if raw is None:
+    if raw is None or raw.strip() == "":
         return default
     value = raw.strip().lower()
     if value in _TRUE:

@@ -29,6 +29,15 @@ def test_booleans_accept_the_usual_spellings_only(monkeypatch):
         env_bool("DJANGO_DEBUG")
 
 
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_a_boolean_set_empty_is_its_default_as_every_setting_is(monkeypatch, empty):
+    """``CSMS_METRICS_ENABLED=`` and ``CSMS_CONFIGURATION_REFRESH_ON_BOOT=`` (defaults 1) turned metrics and
+    the configuration read off, where an empty integer, list, URL or level is its default."""
+    monkeypatch.setenv("CSMS_METRICS_ENABLED", empty)
+    assert env_bool("CSMS_METRICS_ENABLED", True) is True
+    assert env_bool("CSMS_METRICS_ENABLED", False) is False
+
+
 def test_a_log_format_other_than_plain_or_json_fails_naming_the_variable(monkeypatch):
     monkeypatch.setenv("CSMS_LOG_FORMAT", "xml")
     with pytest.raises(ImproperlyConfigured, match="CSMS_LOG_FORMAT='xml' is not one of plain, json"):
