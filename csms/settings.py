@@ -128,6 +128,17 @@ def _database() -> dict[str, Any]:
 
 
 DATABASES = {"default": _database()}
+# The pool's and the Redis connections' settings are read whatever the database and channel layer, so that
+# a bad value stops `make run` on SQLite too, not the first start with DATABASE_URL or REDIS_URL set.
+_POOL_TIMEOUT = env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1)
+_POOL_MIN, _POOL_MAX = env_int("CSMS_DB_POOL_MIN", 2, minimum=0), env_int("CSMS_DB_POOL_MAX", 20, minimum=1)
+_POOL_MAX_IDLE = env_int("CSMS_DB_POOL_MAX_IDLE", 600, minimum=1)
+if _POOL_MIN > _POOL_MAX:
+    raise ImproperlyConfigured(f"CSMS_DB_POOL_MIN={_POOL_MIN} is above CSMS_DB_POOL_MAX={_POOL_MAX}.")
+_PREPARE_THRESHOLD = env_int("CSMS_DB_PREPARE_THRESHOLD", 5, minimum=0)
+_REDIS_MAX_CONNECTIONS = env_int("CSMS_REDIS_MAX_CONNECTIONS", 200, minimum=2)
+_REDIS_POOL_TIMEOUT = env_int("CSMS_REDIS_POOL_TIMEOUT", 20, minimum=1)
+_CHANNEL_CAPACITY = env_int("CSMS_CHANNEL_CAPACITY", 1000, minimum=10)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request runs in its own thread, so per-thread persistent connections
     # would pile up; a psycopg pool shared by the process bounds them instead. Keep the pool's
@@ -140,32 +151,26 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # checkout: a round trip per request.
     DATABASES["default"]["ENGINE"] = "csms.postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
-    pool_timeout = env_int("CSMS_DB_POOL_TIMEOUT", 10, minimum=1)
-    pool_min, pool_max = env_int("CSMS_DB_POOL_MIN", 2, minimum=0), env_int("CSMS_DB_POOL_MAX", 20, minimum=1)
-    pool_max_idle = env_int("CSMS_DB_POOL_MAX_IDLE", 600, minimum=1)
-    if pool_min > pool_max:
-        raise ImproperlyConfigured(f"CSMS_DB_POOL_MIN={pool_min} is above CSMS_DB_POOL_MAX={pool_max}.")
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
-            "min_size": pool_min,
-            "max_size": pool_max,
-            "timeout": pool_timeout,
+            "min_size": _POOL_MIN,
+            "max_size": _POOL_MAX,
+            "timeout": _POOL_TIMEOUT,
             # Connections above min_size unused this long (s) are closed: a busy minute's connections
             # do not stay open for good (PostgreSQL's max_connections is shared by every process).
-            "max_idle": pool_max_idle,
+            "max_idle": _POOL_MAX_IDLE,
             # psycopg retries a failed connect with a doubling backoff for 5 minutes, so after a
             # long outage the pool could notice PostgreSQL is back minutes late. Giving up after
             # one pool timeout lets the next request start a fresh attempt at once.
-            "reconnect_timeout": pool_timeout,
+            "reconnect_timeout": _POOL_TIMEOUT,
         }
     }
     # The statements the gateway's hot path binds on the server (kernel.plain_sql.bound_cursor) are
     # prepared by psycopg once one has run this many times on a connection: PostgreSQL then parses
     # and plans it once per connection instead of on every message. 0: never (PgBouncer before
     # 1.21 in transaction mode). The ORM's own queries are bound on the client and never prepared.
-    prepare_threshold = env_int("CSMS_DB_PREPARE_THRESHOLD", 5, minimum=0)
-    if prepare_threshold:
-        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = prepare_threshold
+    if _PREPARE_THRESHOLD:
+        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = _PREPARE_THRESHOLD
 else:
     # Several processes (daphne, celery) share the SQLite file: wait for locks instead of failing.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
@@ -211,11 +216,11 @@ if REDIS_URL:
                         "health_check_interval": 5,
                         "retry_on_error": [RedisConnectionError],
                         "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), retries=3),
-                        "max_connections": env_int("CSMS_REDIS_MAX_CONNECTIONS", 200, minimum=2),
-                        "timeout": env_int("CSMS_REDIS_POOL_TIMEOUT", 20, minimum=1),
+                        "max_connections": _REDIS_MAX_CONNECTIONS,
+                        "timeout": _REDIS_POOL_TIMEOUT,
                     }
                 ],
-                "capacity": env_int("CSMS_CHANNEL_CAPACITY", 1000, minimum=10),
+                "capacity": _CHANNEL_CAPACITY,
                 "expiry": 60,
             },
         }

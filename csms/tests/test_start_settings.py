@@ -130,6 +130,31 @@ def test_a_pool_minimum_above_its_maximum_stops_the_start_naming_both(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("boto3") is not None, reason="boto3 is installed")
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "CSMS_DB_POOL_MIN",
+        "CSMS_DB_POOL_MAX",
+        "CSMS_DB_POOL_TIMEOUT",
+        "CSMS_DB_POOL_MAX_IDLE",
+        "CSMS_DB_PREPARE_THRESHOLD",
+        "CSMS_REDIS_MAX_CONNECTIONS",
+        "CSMS_REDIS_POOL_TIMEOUT",
+        "CSMS_CHANNEL_CAPACITY",
+    ],
+)
+def test_a_bad_pool_or_redis_setting_stops_make_run_s_embedded_start_too(tmp_path, variable):
+    """On SQLite without Redis (``make run``'s defaults) these were not read: ``CSMS_DB_POOL_MAX=abc`` started
+    without a word, and stopped the first start with DATABASE_URL set, a deployment day later."""
+    assert refusal(tmp_path, **{variable: "abc"}) == f"{variable}='abc' is not an integer."
+
+
+def test_a_pool_minimum_above_its_maximum_stops_make_run_s_embedded_start_too(tmp_path):
+    assert refusal(tmp_path, CSMS_DB_POOL_MIN="30", CSMS_DB_POOL_MAX="20") == (
+        "CSMS_DB_POOL_MIN=30 is above CSMS_DB_POOL_MAX=20."
+    )
+
+
 def test_an_s3_bucket_without_boto3_stops_the_start(tmp_path):
     assert "CSMS_S3_BUCKET='firmware' needs boto3" in refusal(tmp_path, CSMS_S3_BUCKET="firmware")
 
