@@ -121,6 +121,10 @@ def _database() -> dict[str, Any]:
     """DATABASE_URL as dj-database-url reads it; empty is unset, as for REDIS_URL (and
     `make serve --production`, which asks for both)."""
     url = env_str("DATABASE_URL").strip()
+    if url and "://" not in url:  # dj-database-url's own words: "Scheme '://' is unknown", then every scheme it has
+        raise ImproperlyConfigured(
+            "DATABASE_URL is not a database URL: it does not start with a scheme and :// (postgres://user:password@host:5432/name)."
+        )
     try:
         return dict(dj_database_url.parse(url or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"))
     except ValueError as error:

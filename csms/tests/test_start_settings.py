@@ -122,6 +122,14 @@ def test_empty_allowed_hosts_are_the_default(tmp_path):
     assert started(tmp_path, DJANGO_ALLOWED_HOSTS="")["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
 
 
+@pytest.mark.parametrize("value", ["abc", "postgres:/db", "user:secret@db.example.com/csms"])
+def test_a_database_url_without_a_scheme_says_so_without_repeating_it(tmp_path, value):
+    """It said "Scheme '://' is unknown. Did you forget to register custom backend?" and listed 20 schemes."""
+    assert refusal(tmp_path, DATABASE_URL=value) == (
+        "DATABASE_URL is not a database URL: it does not start with a scheme and :// (postgres://user:password@host:5432/name)."
+    )
+
+
 def test_a_pool_minimum_above_its_maximum_stops_the_start_naming_both(tmp_path):
     refused = refusal(
         tmp_path, DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", CSMS_DB_POOL_MIN="30", CSMS_DB_POOL_MAX="20"
