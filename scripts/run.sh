@@ -10,6 +10,11 @@ VAR_DIR=${CSMS_VAR_DIR:-var}
 # On every interface (HOST=0.0.0.0) that is no address a charger can reach: this machine's address on
 # its default route instead (a UDP socket's connect sends nothing), else its host name, with a note.
 public_note=""
+# The banner's links: on every interface (HOST=0.0.0.0) http://0.0.0.0:PORT is no address a browser or
+# curl may use (nor a host name DJANGO_ALLOWED_HOSTS holds: 400), this machine's loopback is.
+local_host=$HOST
+[ "$HOST" = 0.0.0.0 ] && local_host=127.0.0.1
+charger_host=$local_host
 if [ -z "${CSMS_PUBLIC_URL:-}" ]; then
   public_host=$HOST
   if [ "$HOST" = 0.0.0.0 ]; then
@@ -17,6 +22,7 @@ if [ -z "${CSMS_PUBLIC_URL:-}" ]; then
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.connect(("192.0.2.1", 9))
 print(s.getsockname()[0])' 2>/dev/null || uname -n)
+    charger_host=$public_host
     public_note="
     Note         HOST=0.0.0.0: chargers are sent this machine's address above; set CSMS_PUBLIC_URL if they reach it at another"
   fi
@@ -30,12 +36,12 @@ without_password() { printf '%s' "$1" | sed -E 's#^([a-zA-Z0-9+.-]+://[^:/@]*):[
 
 cat <<INFO
 
-  Dynamo CSMS on http://$HOST:$PORT
-    Admin        http://$HOST:$PORT/admin/   (create a login: $BIN/python manage.py createsuperuser)
-    API docs     http://$HOST:$PORT/api/v1/docs/
+  Dynamo CSMS on http://$local_host:$PORT$(if [ "$HOST" = 0.0.0.0 ]; then echo "   (HOST=0.0.0.0: every interface)"; fi)
+    Admin        http://$local_host:$PORT/admin/   (create a login: $BIN/python manage.py createsuperuser)
+    API docs     http://$local_host:$PORT/api/v1/docs/
     API key      $BIN/python manage.py create_api_key my-integration   (the key is the last line)
-    Chargers     ws://$HOST:$PORT/ocpp/1.6/{charge_point_id}
-                 ws://$HOST:$PORT/ocpp/2.0.1/{charge_point_id}
+    Chargers     ws://$charger_host:$PORT/ocpp/1.6/{charge_point_id}
+                 ws://$charger_host:$PORT/ocpp/2.0.1/{charge_point_id}
     Files        $CSMS_PUBLIC_URL   (chargers' firmware downloads and diagnostics uploads)$public_note
     Database     $(if [ -n "${DATABASE_URL:-}" ]; then without_password "$DATABASE_URL"; else echo "SQLite in $VAR_DIR/db.sqlite3"; fi)
     Redis        $(if [ -n "${REDIS_URL:-}" ]; then without_password "$REDIS_URL"; else echo "none (in-memory channel layer, filesystem Celery broker)"; fi)

@@ -55,6 +55,17 @@ def test_listening_on_every_interface_gives_chargers_an_address_they_can_reach(t
     assert "set CSMS_PUBLIC_URL if they reach it at another" in output
 
 
+def test_on_every_interface_the_banner_links_an_address_a_browser_can_open(tmp_path):
+    """With README's LAN example the banner linked http://0.0.0.0:9000/admin/: no address to open, and a
+    host name no DJANGO_ALLOWED_HOSTS holds (400 Bad Request). Chargers are shown the address they are sent."""
+    output = run_script(tmp_path, HOST="0.0.0.0", PORT="9000")
+    assert "0.0.0.0" not in output.replace("HOST=0.0.0.0", "")
+    assert "Admin        http://127.0.0.1:9000/admin/" in output
+    assert "API docs     http://127.0.0.1:9000/api/v1/docs/" in output
+    files = output.split("gateway given http://")[1].strip()
+    assert f"ws://{files}/ocpp/1.6/{{charge_point_id}}" in output
+
+
 def test_a_public_url_set_is_given_as_it_is(tmp_path):
     output = run_script(tmp_path, HOST="0.0.0.0", CSMS_PUBLIC_URL="https://csms.example.com")
     assert "gateway given https://csms.example.com" in output
