@@ -43,6 +43,14 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+# Django's system check refuses an origin without its scheme, but only in manage.py: `make serve`, daphne and
+# Celery run no checks, and served on with an entry that matches no origin.
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.partition("://")[2]:
+        raise ImproperlyConfigured(
+            f"DJANGO_CSRF_TRUSTED_ORIGINS: {_origin!r} is not an origin: a scheme, :// and a host"
+            " (https://csms.example.com)."
+        )
 # Behind the TLS-terminating proxy (deploy/Caddyfile): trust its X-Forwarded-Proto, send the session
 # and CSRF cookies over HTTPS only, and ask browsers to stay on HTTPS.
 CSMS_BEHIND_TLS = env_bool("CSMS_BEHIND_TLS", False)

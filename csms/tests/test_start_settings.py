@@ -118,6 +118,19 @@ def test_an_empty_public_url_is_the_default(tmp_path):
     assert started(tmp_path, CSMS_PUBLIC_URL="https://csms.example.com/")["public"] == "https://csms.example.com"
 
 
+@pytest.mark.parametrize("origin", ["csms.example.com", "https://", "csms.example.com:443"])
+def test_a_csrf_trusted_origin_without_scheme_and_host_stops_every_start(tmp_path, origin):
+    """Django's system check refused it in manage.py only: ``make serve`` and Celery started with it."""
+    value = f"https://ok.example.com, {origin}"
+    assert refusal(tmp_path, DJANGO_CSRF_TRUSTED_ORIGINS=value) == (
+        f"DJANGO_CSRF_TRUSTED_ORIGINS: {origin!r} is not an origin: a scheme, :// and a host (https://csms.example.com)."
+    )
+
+
+def test_csrf_trusted_origins_with_their_scheme_start(tmp_path):
+    started(tmp_path, DJANGO_CSRF_TRUSTED_ORIGINS="https://csms.example.com,https://*.example.org,http://10.0.0.5:8000")
+
+
 def test_empty_allowed_hosts_are_the_default(tmp_path):
     assert started(tmp_path, DJANGO_ALLOWED_HOSTS="")["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
 
