@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +43,14 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+# Django matches a request's host without its port against these: a URL or a host with a port (README's
+# LAN example written as http://192.168.1.20:9000) matches nothing, and every request was a 400 Bad Request.
+for _host in ALLOWED_HOSTS:
+    if "/" in _host or re.fullmatch(r"(\[[^\]]*\]|[^\[\]:]*):[0-9]*", _host):
+        raise ImproperlyConfigured(
+            f"DJANGO_ALLOWED_HOSTS: {_host!r} is not a host name: give it without scheme, port or path"
+            " (csms.example.com, 192.168.1.20, [::1])."
+        )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 # Django's system check refuses an origin without its scheme, but only in manage.py: `make serve`, daphne and
 # Celery run no checks, and served on with an entry that matches no origin.

@@ -131,6 +131,20 @@ def test_csrf_trusted_origins_with_their_scheme_start(tmp_path):
     started(tmp_path, DJANGO_CSRF_TRUSTED_ORIGINS="https://csms.example.com,https://*.example.org,http://10.0.0.5:8000")
 
 
+@pytest.mark.parametrize("host", ["http://192.168.1.20:9000", "192.168.1.20:9000", "csms.example.com/", "[::1]:8000"])
+def test_an_allowed_host_with_scheme_port_or_path_stops_the_start(tmp_path, host):
+    """Django compares a request's host without its port: such an entry matched nothing, every request 400."""
+    assert refusal(tmp_path, DJANGO_ALLOWED_HOSTS=f"localhost,{host}") == (
+        f"DJANGO_ALLOWED_HOSTS: {host!r} is not a host name: give it without scheme, port or path"
+        " (csms.example.com, 192.168.1.20, [::1])."
+    )
+
+
+def test_allowed_hosts_of_names_addresses_and_patterns_start(tmp_path):
+    hosts = "localhost,127.0.0.1,[::1],[2001:db8::1],.example.com,*,csms.local"
+    assert started(tmp_path, DJANGO_ALLOWED_HOSTS=hosts)["hosts"] == hosts.split(",")
+
+
 def test_empty_allowed_hosts_are_the_default(tmp_path):
     assert started(tmp_path, DJANGO_ALLOWED_HOSTS="")["hosts"] == ["localhost", "127.0.0.1", "[::1]"]
 
