@@ -220,6 +220,67 @@ def charge_point_password_taken(*, charge_point: ChargePoint, password: str, aft
     charge_point.save(update_fields=["password_hash", "password_hash_after_reboot", "updated_at"])
 
 
+@dataclass(frozen=True)
+class PasswordOffer:
+    """A password the CSMS is sending a charger, as the hashes stored for it: ``candidate`` (the
+    new password's) and ``before`` (the candidate stored before it, "" for none)."""
+
+    candidate: str
+    before: str
+
+
+def charge_point_password_offered(*, charge_point: ChargePoint, password: str) -> PasswordOffer:
+    """Before the CALL setting the charger's password leaves (1.6 ``ChangeConfiguration`` of
+    ``AuthorizationKey``, 2.0.1 ``SetVariables`` of ``SecurityCtrlr.BasicAuthPassword``): its hash is
+    stored as the candidate (``password_hash_after_reboot``), which admits the charger beside its
+    current password until one is confirmed. Whatever becomes of the command (answered, timed out,
+    its sending process dead and the command timed out by the sweep from its redacted row), a charger
+    that took the password is admitted at its next handshake, which confirms it
+    (``charge_point_admit``). The answer settles it too (``charge_point_password_answered``).
+    Neither the password nor its hash is logged."""
+    candidate = make_password(password)
+    with transaction.atomic():
+        before = (
+            ChargePoint.objects.select_for_update()
+            .filter(pk=charge_point.pk)
+            .values_list("password_hash_after_reboot", flat=True)
+            .first()
+        )
+        ChargePoint.objects.filter(pk=charge_point.pk).update(
+            password_hash_after_reboot=candidate, updated_at=timezone.now()
+        )
+    charge_point.password_hash_after_reboot = candidate
+    return PasswordOffer(candidate=candidate, before=before or "")
+
+
+def charge_point_password_answered(
+    *,
+    charge_point: ChargePoint,
+    password: str,
+    offer: PasswordOffer | None,
+    status: Literal["taken", "after_reboot", "refused"],
+) -> None:
+    """The charger answered the CALL setting its password (``charge_point_password_offered`` made
+    ``offer`` before it left; None: not made in this process). ``taken`` (Accepted): the candidate is
+    the password from now, the old one no longer admits. ``after_reboot`` (RebootRequired): the
+    candidate stays beside the old one until the charger presents it. ``refused`` (Rejected,
+    NotSupported, ...): the candidate is dropped (the one stored before it back) unless another
+    offer replaced it meanwhile; the old password alone admits."""
+    rows = ChargePoint.objects.filter(pk=charge_point.pk)
+    now = timezone.now()
+    if status == "refused":
+        if offer is not None:
+            rows.filter(password_hash_after_reboot=offer.candidate).update(
+                password_hash_after_reboot=offer.before, updated_at=now
+            )
+        return
+    candidate = offer.candidate if offer is not None else make_password(password)
+    if status == "taken":
+        rows.update(password_hash=candidate, password_hash_after_reboot="", updated_at=now)
+    else:
+        rows.update(password_hash_after_reboot=candidate, updated_at=now)
+
+
 class ChargePointConnectedOverVersion(Exception):
     """An OCPP version set for a charger connected over another one: its connection sets it."""
 

@@ -7,19 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
+from django.utils import timezone
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, OcppMessage
 from commands.charger_passwords import REDACTED
 from commands.models import Command
+from commands.services import ABANDONED_MARGIN_SECONDS
 from configuration.models import ConfigurationKey, DeviceModelAttribute
-from conftest import ahttp
+from conftest import ahttp, start_daphne, stop_daphne
+from ocpp_gateway.tasks import time_out_abandoned_commands
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -323,3 +330,88 @@ async def test_a_password_whose_command_timed_out_admits_beside_the_old_one_unti
     with pytest.raises(InvalidStatus):  # the new one presented: the old one no longer admits
         async with connected(daphne, version, charge_point_id, OLD):
             pass
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_whose_sending_process_died_admits_the_charger_that_took_it(
+    daphne, tmp_path, api_key, version
+):
+    """The process that sent the password died before the charger's answer came back (the API's
+    ``?wait=false`` command, its gateway killed): the sweep of abandoned commands times it out from
+    its recorded row, which holds the password redacted, so the CSMS knew only the old password and
+    refused the charger that took the new one at its next handshake. The candidate's hash is stored
+    before the CALL leaves: old and new both admit it until it presents the new one."""
+    charge_point_id = f"CP-PW-DIED-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, _ = SET_PASSWORD[version]
+    doomed = await sync_to_async(start_daphne)(tmp_path)
+    try:
+        with contextlib.suppress(ConnectionClosed):  # its socket dies with its process
+            async with connected(doomed, version, charge_point_id, OLD) as websocket:
+                await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
+                await asyncio.wait_for(websocket.recv(), 5)
+                path = "ocpp16" if version == "1.6" else "ocpp201"
+                url = f"{doomed.http_url}/api/v1/{path}/{charge_point_id}/{command}?wait=false"
+                status, _ = await ahttp(url, method="POST", api_key=api_key, body=body)
+                assert status == 202
+                call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+                assert call[2] == SET_PASSWORD[version][0].title().replace("_", "")  # the charger takes it...
+                doomed.process.kill()  # ...and the process that sent it dies before its answer
+                doomed.process.wait()
+    finally:
+        await sync_to_async(stop_daphne)(doomed)
+    abandoned_at = timezone.now() - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS + 5)
+    await Command.objects.filter(charge_point_identity=charge_point_id).aupdate(created_at=abandoned_at)
+    assert await sync_to_async(time_out_abandoned_commands)() >= 1
+    assert (await Command.objects.aget(charge_point_identity=charge_point_id, command=command)).state == "timeout"
+    async with connected(daphne, version, charge_point_id, NEW) as websocket:  # it took it: admitted
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(NEW, charge_point.password_hash) and charge_point.password_hash_after_reboot == ""
+    with pytest.raises(InvalidStatus):  # the new one presented: the old one no longer admits
+        async with connected(daphne, version, charge_point_id, OLD):
+            pass
+    recorded = await Command.objects.aget(charge_point_identity=charge_point_id, command=command)
+    assert NEW not in json.dumps(recorded.request)
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_the_charger_refuses_drops_its_candidate_and_keeps_one_taken_for_after_a_reboot(
+    daphne, api_key, version
+):
+    """The candidate stored before the CALL leaves admits beside the old password until the answer
+    settles it: refused (Rejected), it admits no one; a candidate the charger took earlier for
+    after its reboot (RebootRequired) still admits it."""
+    charge_point_id = f"CP-PW-REFUSED-{version}"
+    earlier = "EarlierPassword-98765"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id,
+        heartbeat_interval=60,
+        password_hash=make_password(OLD),
+        password_hash_after_reboot=make_password(earlier),
+    )
+    command, body, _ = SET_PASSWORD[version]
+
+    def rejected(call: list) -> dict:
+        if version == "1.6":
+            return {"status": "Rejected"}
+        return {"setVariableResult": [{"attributeStatus": "Rejected", **_named(call[3]["setVariableData"][0])}]}
+
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        status, answered = await _command_answered(
+            daphne, api_key, websocket, version, charge_point_id, command, body, rejected
+        )
+    assert status == 409, answered  # Rejected
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(OLD, charge_point.password_hash)
+    assert check_password(earlier, charge_point.password_hash_after_reboot)
+    with pytest.raises(InvalidStatus):  # the refused one admits no one
+        async with connected(daphne, version, charge_point_id, NEW):
+            pass
+    for password in (OLD, earlier):
+        async with connected(daphne, version, charge_point_id, password) as websocket:
+            await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+            assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3

@@ -66,8 +66,9 @@ def test_each_version_s_routes_are_installed_at_start(version):
     # A local list over the limits the charger reported (1.6 SendLocalListMaxLength, ...; 2.0.1 LocalAuthListCtrlr).
     expected = {"SetChargingProfile", "ReserveNow", "SendLocalList", "CancelReservation", *remote, *configuration}
     assert set(routes.command_routes(version).request_checks) == expected
-    # A report asked again under its requestId starts afresh (2.0.1 B07/B08).
-    before = set() if version == "1.6" else {"GetBaseReport", "GetReport"}
+    # A report asked again under its requestId starts afresh (2.0.1 B07/B08); a charger password's
+    # candidate hash is stored before it leaves.
+    before = {"ChangeConfiguration"} if version == "1.6" else {"GetBaseReport", "GetReport", "SetVariables"}
     assert set(routes.command_routes(version).before_sending) == before
     # A password whose CALL left unanswered may have been taken.
     unanswered = {"ChangeConfiguration"} if version == "1.6" else {"SetVariables"}

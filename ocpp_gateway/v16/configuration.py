@@ -10,12 +10,12 @@ from ocpp.routing import after
 from ocpp.v16.enums import Action
 
 from chargepoints.models import ChargePoint
-from chargepoints.services import charge_point_password_taken
 from commands import charger_passwords
 from commands.models import Command
 from configuration import selectors, services
-from ocpp_gateway.command_routes import answer, answers_together, request_check, unanswered
+from ocpp_gateway.command_routes import answer, answers_together, before_sending, request_check, unanswered
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
+from ocpp_gateway.password_offers import password_answer, password_answered, password_offered, password_unanswered
 
 
 class ConfigurationHandlers:
@@ -56,16 +56,24 @@ class ConfigurationHandlers:
         services.configuration_keys_recorded_together(reads=[_keys_read(command) for command in commands])
 
     @staticmethod
+    @before_sending(Action.change_configuration)
+    def before_change_configuration(command: Command) -> None:
+        """A charger password's hash stored as the candidate before it leaves: whatever becomes of
+        the command, a charger that took it is admitted (``password_offers``)."""
+        password = charger_passwords.password_set_by("1.6", command.request)
+        if password is not None:
+            password_offered(command, password)
+
+    @staticmethod
     @answer(Action.change_configuration)
     def after_change_configuration(command: Command) -> None:
-        """The key's new value stored (a charger password: redacted, and the CSMS checks it from now)."""
+        """The key's new value stored (a charger password: redacted, and the CSMS checks it from now;
+        after the charger's reboot beside the old one; refused, the old one alone)."""
         assert command.charge_point is not None
         status = (command.response or {}).get("status", "")
         password = charger_passwords.password_set_by("1.6", command.request)
-        if password is not None and status in (services.ACCEPTED, services.REBOOT_REQUIRED):
-            charge_point_password_taken(
-                charge_point=command.charge_point, password=password, after_reboot=status == services.REBOOT_REQUIRED
-            )
+        if password is not None:
+            password_answered(command, password, password_answer(status))
         services.configuration_key_changed(
             charge_point=command.charge_point,
             key=command.request["key"],
@@ -81,8 +89,7 @@ class ConfigurationHandlers:
         taken it, or not; both admit it until it presents the new one."""
         password = charger_passwords.password_set_by("1.6", command.request)
         if password is not None:
-            assert command.charge_point is not None
-            charge_point_password_taken(charge_point=command.charge_point, password=password, after_reboot=True)
+            password_unanswered(command, password)
 
 
 def _keys_read(command: Command) -> services.KeysRead:

@@ -12,7 +12,6 @@ from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
 from chargepoints.models import ChargePoint
-from chargepoints.services import charge_point_password_taken
 from commands import catalog, charger_passwords
 from commands.models import Command
 from configuration import selectors, services
@@ -30,6 +29,7 @@ from ocpp_gateway.command_routes import (
 )
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
+from ocpp_gateway.password_offers import password_answer, password_answered, password_offered, password_unanswered
 
 
 def _characteristics_storable(report_data: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,17 +115,20 @@ class DeviceModelHandlers:
     def after_set_variables(command: Command) -> None:
         """The values taken stored (a charger password: redacted, and the CSMS checks it from now, or
         beside the old one until the charger presents it when it takes effect after a reboot)."""
-        taken = _set_attributes(command.request, command.response or {})
         password = charger_passwords.password_set_by("2.0.1", command.request)
-        for attribute in taken:
-            if password is not None and _is_password(attribute):
-                assert command.charge_point is not None
-                after_reboot = attribute.pending_value is not None
-                charge_point_password_taken(
-                    charge_point=command.charge_point, password=password, after_reboot=after_reboot
-                )
+        if password is not None and (status := _password_status(command.response or {})) is not None:
+            password_answered(command, password, password_answer(status))
         redacted = _set_attributes(charger_passwords.body_redacted("2.0.1", command.request), command.response or {})
         _attributes_record(command, redacted, LearnedFrom.SET_VARIABLES)
+
+    @staticmethod
+    @before_sending(Action.set_variables)
+    def before_set_variables(command: Command) -> None:
+        """A charger password's hash stored as the candidate before it leaves: whatever becomes of
+        the command, a station that took it is admitted (``password_offers``)."""
+        password = charger_passwords.password_set_by("2.0.1", command.request)
+        if password is not None:
+            password_offered(command, password)
 
     @staticmethod
     @before_sending(Action.get_base_report, Action.get_report)
@@ -143,9 +146,7 @@ class DeviceModelHandlers:
         it, or not; both admit it until it presents the new one."""
         password = charger_passwords.password_set_by("2.0.1", command.request)
         if password is not None:
-            charge_point_password_taken(
-                charge_point=answering_charge_point(command), password=password, after_reboot=True
-            )
+            password_unanswered(command, password)
 
     @staticmethod
     @answer(Action.get_base_report, Action.get_report)
@@ -185,8 +186,13 @@ def _attributes_record(command: Command, attributes: list[services.ReportedAttri
         )
 
 
-def _is_password(attribute: services.ReportedAttribute) -> bool:
-    return charger_passwords.is_password_variable({"component": attribute.component, "variable": attribute.variable})
+def _password_status(response: dict[str, Any]) -> str | None:
+    """The attributeStatus a SetVariables answer gives the charger's password (names matched
+    ignoring case), or None when it has no result for it (what became of it is not known)."""
+    for result in response.get("set_variable_result") or []:
+        if charger_passwords.is_password_variable(result):
+            return str(result.get("attribute_status", ""))
+    return None
 
 
 def _set_attributes(request: dict[str, Any], response: dict[str, Any]) -> list[services.ReportedAttribute]:
