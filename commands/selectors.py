@@ -54,6 +54,27 @@ def remote_start_id_token(*, charge_point_id: str, remote_start_id: int) -> dict
     return {"id_token": token["id_token"], "type": str(token.get("type", ""))}
 
 
+# The 2.0.1 statuses that report on a request of the CSMS by its requestId, and that request's action.
+_STATUS_OF_REQUEST = {"FirmwareStatusNotification": "UpdateFirmware", "LogStatusNotification": "GetLog"}
+
+
+def status_asked_earlier(*, charge_point_id: str, action: str, request_id: object) -> bool:
+    """Whether a 2.0.1 ``FirmwareStatusNotification`` or ``LogStatusNotification`` reports on an
+    UpdateFirmware or GetLog (``request_id``, its ``requestId``) the CSMS sent this charger and it
+    accepted, on any connection: a firmware update reboots the station, whose statuses after the
+    reboot come on a new connection, Pending again (``OcppRouter``). One bounded read of the charger's
+    commands (index ``command_charger_latest``); False for any other action or a missing id."""
+    asked_by = _STATUS_OF_REQUEST.get(action)
+    if asked_by is None or not isinstance(request_id, int) or isinstance(request_id, bool):
+        return False
+    return Command.objects.filter(
+        charge_point__charge_point_id=charge_point_id,
+        action=asked_by,
+        state=CommandState.ACCEPTED,
+        request__request_id=request_id,
+    ).exists()
+
+
 def command_charge_point(*, charge_point_id: str) -> ChargePoint | None:
     """The charge point a command is for (None if not registered), with its presence
     (``connection_channel``) and OCPP version: one plain statement on PostgreSQL (issue 15)."""

@@ -45,6 +45,7 @@ from chargepoints.selectors import STRICT_PROFILE, ChargerProfile
 from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from commands import charger_passwords, redaction
+from commands import selectors as command_selectors
 from commands.services import heartbeat_interval_owed_push
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
@@ -106,7 +107,8 @@ _SERVED_WHILE_PENDING = {
 # requestedMessage of a TriggerMessage (1.6 §4.2, 2.0.1 B02.FR.09; the Sign*Certificate triggers ask
 # for SignCertificate, which the CSMS does not answer: NotSupported), the NotifyReport of a
 # GetBaseReport or GetReport (B02.FR.01, B02.FR.09), and the statuses of a firmware update or log
-# upload the CSMS asked of the charger.
+# upload the CSMS asked of the charger; 2.0.1 statuses naming (requestId) an UpdateFirmware or GetLog
+# the station accepted on an earlier connection too (its update's reboot: ``_status_asked_earlier``).
 _ASKED_BY = {
     "GetBaseReport": "NotifyReport",
     "GetReport": "NotifyReport",
@@ -116,8 +118,9 @@ _ASKED_BY = {
 _PENDING_REFUSAL = {
     "1.6": "The charge point is not commissioned; only {} and what the Central System asked for on this "
     "connection are served.".format(", ".join(sorted(_SERVED_WHILE_PENDING["1.6"]))),
-    "2.0.1": "The charging station is not accepted (Pending); only BootNotification and what the CSMS asked "
-    "for on this connection (TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) are served.",
+    "2.0.1": "The charging station is not accepted (Pending); only BootNotification, what the CSMS asked "
+    "for on this connection (TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) and the statuses "
+    "of an UpdateFirmware or GetLog it accepted earlier (by requestId) are served.",
 }
 
 
@@ -258,6 +261,7 @@ class OcppRouter(RoutedChargePoint):
     _over_budget_logged_at = -math.inf
     _refusals: TokenBucket | None = None  # the refused CALLs answered (``_refusals_answered``), once refused
     _asked_while_pending: frozenset[str] = frozenset()  # actions the CSMS asked for while not commissioned
+    _asked_earlier: frozenset[tuple[str, int]] = frozenset()  # statuses of requests made on an earlier connection
 
     def __init__(self, charge_point_id: str, connection: Connection) -> None:
         super().__init__(charge_point_id, connection, logger=logger)
@@ -345,6 +349,7 @@ class OcppRouter(RoutedChargePoint):
                 not self._is_commissioned
                 and not self._served_while_pending(msg.action)
                 and not await self._commissioned()
+                and not await self._status_asked_earlier(msg.action, msg.payload)
             ):
                 raise SecurityError(description=_PENDING_REFUSAL[self._ocpp_version])
             await self._handle_inbound_call(msg, received_at, raw_msg)
@@ -510,6 +515,30 @@ class OcppRouter(RoutedChargePoint):
         if asked is None or asked in self._asked_while_pending:
             return None
         self._asked_while_pending = self._asked_while_pending | {asked}
+        return asked
+
+    async def _status_asked_earlier(self, action: str, payload: Any) -> bool:
+        """Whether a 2.0.1 station not accepted reports, by its ``requestId``, on an UpdateFirmware or
+        GetLog the CSMS sent it and it accepted on an earlier connection
+        (``commands.selectors.status_asked_earlier``): a firmware update reboots the station, which
+        reports its last statuses (Installed, InstallVerificationFailed, ...) on its new connection,
+        Pending again. B02.FR.09 lists the triggers of TriggerMessage, GetBaseReport and GetReport; a
+        status the CSMS asked for with its own request is served on any connection (refused, the
+        update's outcome was lost and a campaign waited for it until its timeout). Read only in this
+        rare branch (a pending station sending one of these two statuses unasked on its connection),
+        then kept for the connection."""
+        if self._ocpp_version != "2.0.1" or action not in ("FirmwareStatusNotification", "LogStatusNotification"):
+            return False
+        request_id = payload.get("requestId") if isinstance(payload, dict) else None
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            return False
+        if (action, request_id) in self._asked_earlier:
+            return True
+        asked = await database_sync_to_async(command_selectors.status_asked_earlier)(
+            charge_point_id=self.id, action=action, request_id=request_id
+        )
+        if asked:
+            self._asked_earlier = self._asked_earlier | {(action, request_id)}
         return asked
 
     async def _commissioned(self) -> bool:

@@ -253,6 +253,45 @@ async def test_a_pending_2_0_1_station_is_served_the_upload_statuses_it_was_aske
     assert (before[:3], after) == ([4, "u0", "SecurityError"], [3, "u1", {}])
 
 
+async def test_a_pending_2_0_1_station_is_served_the_firmware_statuses_it_sends_after_the_update_s_reboot(
+    daphne, api_key, pending
+):
+    """A firmware update the CSMS asked of a Pending station (a campaign lists one by id) reboots it:
+    its last statuses come on its new connection, Pending again, where nothing was asked. They were
+    refused with SecurityError (the update's outcome lost). A status of the request the station
+    accepted is served on any connection; one of a request never made, and anything else, is not."""
+    body = {
+        "request_id": 3,
+        "firmware": {"location": "https://example.com/fw.bin", "retrieve_date_time": "2031-05-01T12:00:00Z"},
+    }
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
+        await booted_pending(websocket, "2.0.1")
+        await asked(daphne, api_key, websocket, "2.0.1", "update_firmware", body, {"status": "Accepted"})
+        rebooting = await exchange(
+            websocket, [2, "f1", "FirmwareStatusNotification", {"status": "InstallRebooting", "requestId": 3}]
+        )
+    assert rebooting == [3, "f1", {}]
+    async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:  # after its reboot
+        await exchange(websocket, [2, "b2", "BootNotification", {**BOOT["2.0.1"], "reason": "FirmwareUpdate"}])
+        installed = await exchange(
+            websocket, [2, "f2", "FirmwareStatusNotification", {"status": "Installed", "requestId": 3}]
+        )
+        again = await exchange(
+            websocket, [2, "f3", "FirmwareStatusNotification", {"status": "Installed", "requestId": 3}]
+        )
+        other = await exchange(
+            websocket, [2, "f4", "FirmwareStatusNotification", {"status": "Installed", "requestId": 9}]
+        )
+        log = await exchange(websocket, [2, "l1", "LogStatusNotification", {"status": "Uploaded", "requestId": 3}])
+        status = await exchange(websocket, [2, "s1", "StatusNotification", STATUS["2.0.1"]])
+    assert (installed, again) == ([3, "f2", {}], [3, "f3", {}])
+    assert [frame[:3] for frame in (other, log, status)] == [
+        [4, "f4", "SecurityError"],
+        [4, "l1", "SecurityError"],
+        [4, "s1", "SecurityError"],
+    ]
+
+
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_commissioning_through_the_api_wakes_the_pending_charger(daphne, api_key, version):
     await ChargePoint.objects.acreate(charge_point_id="CP-NEW", heartbeat_interval=300, lifecycle_state="pending")
