@@ -3,7 +3,8 @@
 ``site_apply`` runs under the site's row lock (one recompute per site at a time, whichever process):
 
 1. Read the site and its active sessions (``selectors.site_sessions``). Sessions the engine cannot
-   steer (an offline charger, one that refuses profiles) count as fixed load (``fixed_load``).
+   steer (an offline charger, one not commissioned, one that refuses profiles) count as fixed load
+   (``fixed_load``).
 2. Allocate (``allocator.allocate``).
 3. Decreases first: every session whose limit goes down gets its TxProfile (the failsafe defaults
    going down follow them), and the engine waits for every answer, so the sum of the limits the
@@ -14,7 +15,10 @@
    increase is retried when the interval has passed. A TxProfile past half its validity is sent
    again with the limit it holds.
 5. Each member charger holds the failsafe TxDefaultProfile (TxDefaultProfile in 1.6 and 2.0.1,
-   connector/EVSE 0, stack level 0): lowered with the decreases, raised with the increases.
+   connector/EVSE 0, stack level 0): lowered with the decreases, raised with the increases. A member
+   not commissioned (pending: its Boot answered Pending) is sent no profile: registration allows the
+   CSMS only reads, configuration and triggers (1.6 §4.2, 2.0.1 B02.FR.01); it gets its failsafe at
+   the first recompute after its commissioning.
 6. A snapshot is recorded and ``site.allocation_changed`` emitted when any limit changed.
 
 Each step's profiles (the sessions' decreases, the failsafe decreases, the increases, the renewals)
@@ -37,7 +41,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState
 from charging.models import InstalledChargingProfile
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_send, command_send_on_commit
@@ -178,6 +182,7 @@ def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Chan
         Change(member, failsafe, installed.get(member.charge_point_id, Decimal("Infinity")))
         for member in members
         if member.charge_point.connection_channel
+        and member.charge_point.lifecycle_state == LifecycleState.COMMISSIONED
         and not member.smart_charging_flag
         and installed.get(member.charge_point_id) != failsafe
     ]

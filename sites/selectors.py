@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.utils import timezone
 
-from chargepoints.models import Connector
+from chargepoints.models import Connector, LifecycleState
 from charging.metering import SIGNED_DATA
 from charging.models import InstalledChargingProfile, MeterSample, Transaction, TransactionStatus
 from sites.allocator import SessionDemand, SiteLimits
@@ -31,7 +31,7 @@ class SessionView:
     demand: SessionDemand
     held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default)
     limit: SessionLimit | None  # the TxProfile limit it holds (None: the failsafe default)
-    adjustable: bool  # False: counted as a fixed load (offline, or the charger refuses profiles)
+    adjustable: bool  # False: counted as a fixed load (offline, not commissioned, or the charger refuses profiles)
 
 
 def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
@@ -134,6 +134,7 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                 adjustable=(
                     not member.smart_charging_flag
                     and bool(member.charge_point.connection_channel)
+                    and member.charge_point.lifecycle_state == LifecycleState.COMMISSIONED
                     and _connector_known(session)
                 ),
             )

@@ -604,3 +604,32 @@ async def test_a_two_connector_chargers_maximum_bounds_its_sessions_together(sit
             await eventually(lambda: held() == [Decimal(16), Decimal(16)], timeout=15)
         except AssertionError:
             raise AssertionError(f"limits {held()}, expected [16, 16]") from None
+
+
+async def test_a_pending_member_is_not_sent_the_site_s_failsafe(site_daphne, api_key):
+    """A charger waiting for commissioning (its Boot answered Pending) may be sent only what
+    registration allows (1.6 §4.2, 2.0.1 B02.FR.01: reads, configuration, triggers): the site's
+    failsafe TxDefaultProfile went to it at every recompute (a 2.0.1 station answers SecurityError,
+    and the member was flagged for good). The commissioned member gets its failsafe; the pending one
+    nothing until it is commissioned."""
+    ids = ["SITE-OK", "SITE-WAIT"]
+    await _site_with_members(site_daphne, api_key, ids)
+    await ChargePoint.objects.filter(charge_point_id=ids[1]).aupdate(lifecycle_state="pending")
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        await a.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        booted = await b.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        assert booted.status == "Pending"
+        await a.begin("CAR")  # the site recomputes: the session's TxProfile, the members' failsafe
+        await eventually(lambda: a.default_limit is not None, timeout=15)
+        await eventually(AllocationSnapshot.objects.aexists, timeout=10)  # the pass is over
+    assert b.default_limit is None
+    assert not await Command.objects.filter(charge_point_identity=ids[1], action="SetChargingProfile").aexists()
+    assert (
+        not await SiteMember.objects.filter(charge_point__charge_point_id=ids[1])
+        .exclude(smart_charging_flag="")
+        .aexists()
+    )
