@@ -2,8 +2,9 @@
 (security whitepaper, A00.FR.205: the password's octets, hex-encoded) and 2.0.1 ``SetVariables`` of
 ``SecurityCtrlr.BasicAuthPassword`` (A01: the password as text).
 
-The CSMS checks the new password once the charger accepts it (``password_taken``: the answer's
-follow-up stores its hash), and keeps the value nowhere in plain text: the command's recorded request,
+The CSMS stores the new password's hash as a candidate before the CALL leaves, which admits the
+charger beside the old one until the answer or the charger's handshake with it confirms it
+(``ocpp_gateway.password_offers``), and keeps the value nowhere in plain text: the command's recorded request,
 the message log's frame and the configuration store hold ``REDACTED`` in its place. So does what a
 charger reports of its password, though it is write-only (a GetConfiguration, GetVariables or
 NotifyReport that carries it).

@@ -144,8 +144,9 @@ def _pending_full() -> bool:
 
 
 def _password_after_reboot_made_current(charge_point_id: str) -> None:
-    """The password the charger took for after its reboot (``charge_point_password_taken``) is the
-    one checked from now: the old one no longer admits it."""
+    """The candidate password (``charge_point_password_offered``: one sent to the charger, taken for
+    after its reboot or not answered) the charger presented at its handshake is the one checked from
+    now: the old one no longer admits it."""
     ChargePoint.objects.filter(charge_point_id=charge_point_id).exclude(password_hash_after_reboot="").update(
         password_hash=F("password_hash_after_reboot"), password_hash_after_reboot="", updated_at=timezone.now()
     )
@@ -204,20 +205,6 @@ def charge_point_update(
         elif password is not _UNCHANGED:
             _close_connection_on_commit(charge_point, "charger password changed")
     return charge_point
-
-
-def charge_point_password_taken(*, charge_point: ChargePoint, password: str, after_reboot: bool = False) -> None:
-    """The HTTP Basic password a charger accepted over OCPP (1.6 ``AuthorizationKey``, 2.0.1
-    ``BasicAuthPassword``) becomes the one its handshakes are checked against, as a hash. Its socket
-    stays: it presents the new password when it next connects (``charge_point_update``'s change,
-    made without the charger knowing, closes it instead). ``after_reboot`` (answered
-    ``RebootRequired``: the charger goes on presenting the old one until it reboots): both admit it
-    until it first presents the new one (``charge_point_admit``)."""
-    if after_reboot:
-        charge_point.password_hash_after_reboot = make_password(password)
-    else:
-        charge_point.password_hash, charge_point.password_hash_after_reboot = make_password(password), ""
-    charge_point.save(update_fields=["password_hash", "password_hash_after_reboot", "updated_at"])
 
 
 @dataclass(frozen=True)
