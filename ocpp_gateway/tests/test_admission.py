@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 
 import pytest
 from channels.db import database_sync_to_async
@@ -16,7 +17,7 @@ from websockets.typing import Subprotocol
 from chargepoints.models import ChargePoint, LifecycleState, OcppMessage
 from chargepoints.services import charge_point_update
 from charging.models import Transaction
-from conftest import eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -169,3 +170,35 @@ async def test_auto_registration_stops_while_max_pending_chargers_wait(daphne, t
 
 async def _logged(server, needle: str) -> bool:
     return needle in server.log()
+
+
+@pytest.mark.parametrize(("state", "reconnects"), [("pending", True), ("decommissioned", False)])
+async def test_a_connected_station_set_back_to_pending_or_decommissioned_through_the_api_is_told_by_its_socket(
+    daphne, api_key, state, reconnects
+):
+    """OCPP has no message telling an accepted station it is Pending again, or no longer known: the
+    CSMS closes its socket, so that it reconnects and boots (Pending: served as pending from then on)
+    or is refused at its handshake (decommissioned, 403)."""
+    await register("CP-TOLD")
+    boot = {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "A1"}}
+    async with raw_socket(daphne, "2.0.1", "CP-TOLD") as websocket:
+        await websocket.send(json.dumps([2, "b1", "BootNotification", boot]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[2]["status"] == "Accepted"
+        status, _ = await ahttp(
+            f"{daphne.http_url}/api/v1/chargepoints/CP-TOLD",
+            method="PATCH",
+            api_key=api_key,
+            body={"lifecycle_state": state},
+        )
+        assert status == 200
+        await asyncio.wait_for(websocket.wait_closed(), 5)
+    if not reconnects:
+        with pytest.raises(InvalidStatus):
+            async with raw_socket(daphne, "2.0.1", "CP-TOLD"):
+                pass
+        return
+    async with raw_socket(daphne, "2.0.1", "CP-TOLD") as websocket:
+        await websocket.send(json.dumps([2, "b2", "BootNotification", boot]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[2]["status"] == "Pending"
+        await websocket.send(json.dumps([2, "h1", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[:3] == [4, "h1", "SecurityError"]
