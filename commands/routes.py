@@ -11,7 +11,9 @@ Per OCPP version and action (``ReserveNow``), a router may declare (docs/archite
 - a handler before sending, which lets charger state follow the request itself once it is recorded
   and before its CALL leaves (a report asked again under its requestId starts afresh);
 - a handler of a CALL that left and whose answer did not come back (``timeout``): the charger may
-  have acted on it (a password it may have taken).
+  have acted on it (a password it may have taken);
+- a handler of a request that never reached the charger (``not_connected``): what its handler
+  before sending changed is undone (a password's candidate dropped).
 
 The handlers live beside the version's inbound handlers, in ``ocpp_gateway/v16`` and ``v201``, and
 ``OcppGatewayConfig.ready`` installs them here, so ``commands`` calls them without importing the
@@ -36,7 +38,8 @@ AnswersHandler = Callable[[Sequence[Command]], None]
 RequestCheck = Callable[..., list[str]]
 # Called with the recorded command (its charger, its snake_case ``request``) before its CALL leaves.
 BeforeSending = Callable[[Command], None]
-# Called with a command whose CALL left and whose answer did not come back in time (``timeout``).
+# Called with a command whose CALL left and whose answer did not come back in time (``timeout``),
+# or (``unsent``) one that never reached the charger (``not_connected``).
 UnansweredHandler = Callable[[Command], None]
 
 
@@ -49,6 +52,7 @@ class VersionRoutes:
     answers_together: Mapping[str, AnswersHandler] = field(default_factory=dict)
     before_sending: Mapping[str, BeforeSending] = field(default_factory=dict)
     unanswered: Mapping[str, UnansweredHandler] = field(default_factory=dict)
+    unsent: Mapping[str, UnansweredHandler] = field(default_factory=dict)
 
 
 _ROUTES: dict[str, VersionRoutes] = {}
@@ -86,6 +90,12 @@ def request_before_sending(command: Command) -> None:
 def unanswered_route(command: Command) -> UnansweredHandler | None:
     """The handler of ``command``'s CALL left unanswered (a ``timeout``), or None when its action has none."""
     return command_routes(command.ocpp_version).unanswered.get(command.action)
+
+
+def unsent_route(command: Command) -> UnansweredHandler | None:
+    """The handler of ``command``'s request that never reached the charger (``not_connected``), or
+    None when its action has none."""
+    return command_routes(command.ocpp_version).unsent.get(command.action)
 
 
 def answer_has_route(command: Command) -> bool:

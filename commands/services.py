@@ -425,7 +425,11 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
         return command
     outcome_applied(command, outcome, completed_at=timezone.now())
     follows = answered(command) and command.charge_point_id and routes.answer_has_route(command)
-    unanswered = routes.unanswered_route(command) if command.state == CommandState.TIMEOUT else None
+    unanswered = None
+    if command.state == CommandState.TIMEOUT:
+        unanswered = routes.unanswered_route(command)
+    elif command.state == CommandState.NOT_CONNECTED:
+        unanswered = routes.unsent_route(command)
     if command.charge_point is None:
         unanswered = None
     if not follows and unanswered is None and _outcome_saved_alone(command):

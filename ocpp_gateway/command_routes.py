@@ -8,7 +8,8 @@ one marked ``@request_check(Action.set_charging_profile)`` gives the warnings ab
 before it is sent; one marked ``@before_sending(Action.get_base_report)`` changes what the request
 itself changes once it is recorded, before its CALL leaves, and one marked
 ``@unanswered(Action.set_variables)`` what a CALL that left and was not answered in time may have
-changed. Each translates the version's snake_case payload and calls a version-neutral service.
+changed, and one marked ``@unsent(Action.set_variables)`` what a request that never reached the
+charger undoes. Each translates the version's snake_case payload and calls a version-neutral service.
 ``version_routes`` collects a router's marks; ``OcppGatewayConfig.ready`` installs each version's in
 ``commands.routes``, which runs them in whichever process completes the command (API, Celery worker
 or gateway).
@@ -31,6 +32,7 @@ _CHECKS = "_checks_actions"
 _ANSWERS_TOGETHER = "_answers_together_actions"
 _BEFORE_SENDING = "_before_sending_actions"
 _UNANSWERED = "_unanswered_actions"
+_UNSENT = "_unsent_actions"
 
 
 def answer(*actions: str) -> Callable[[Handler], Handler]:
@@ -60,6 +62,12 @@ def unanswered(*actions: str) -> Callable[[Handler], Handler]:
     return _marker(_UNANSWERED, actions)
 
 
+def unsent(*actions: str) -> Callable[[Handler], Handler]:
+    """Mark what a request for ``actions`` that never reached the charger (``not_connected``) undoes
+    of what its ``@before_sending`` handler changed; it takes the ``Command``."""
+    return _marker(_UNSENT, actions)
+
+
 def _marker(attribute: str, actions: tuple[str, ...]) -> Callable[[Handler], Handler]:
     def mark(handler: Handler) -> Handler:
         setattr(handler, attribute, (*getattr(handler, attribute, ()), *map(str, actions)))
@@ -76,6 +84,7 @@ def version_routes(router: type) -> VersionRoutes:
         answers_together=_marked(router, _ANSWERS_TOGETHER),
         before_sending=_marked(router, _BEFORE_SENDING),
         unanswered=_marked(router, _UNANSWERED),
+        unsent=_marked(router, _UNSENT),
     )
 
 

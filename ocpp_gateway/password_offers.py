@@ -40,6 +40,15 @@ def password_unanswered(command: Command, password: str) -> None:
         password_answered(command, password, "after_reboot")
 
 
+def password_unsent(command: Command) -> None:
+    """``command`` never reached the charger (``not_connected``): the candidate it stored is dropped
+    (the one stored before it back), as when the charger refuses it."""
+    offer: PasswordOffer | None = getattr(command, _OFFER, None)
+    if offer is not None:
+        assert command.charge_point is not None
+        charge_point_password_answered(charge_point=command.charge_point, password="", offer=offer, status="refused")
+
+
 def password_answer(status: str) -> Answered:
     """What a charger's answer status about its password settles: Accepted, ``taken``;
     RebootRequired, ``after_reboot``; any other (Rejected, NotSupported, ...), ``refused``."""

@@ -415,3 +415,31 @@ async def test_a_password_the_charger_refuses_drops_its_candidate_and_keeps_one_
         async with connected(daphne, version, charge_point_id, password) as websocket:
             await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
             assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_that_never_reached_the_charger_admits_no_one(daphne, api_key, version):
+    """The charger's presence named a socket no process holds any more (a gateway that died): the
+    CALL never reached it (``not_connected``), so the candidate stored before sending is dropped; it
+    admitted anyone presenting a password the charger never got."""
+    charge_point_id = f"CP-PW-GONE-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id,
+        heartbeat_interval=60,
+        ocpp_version=version,
+        password_hash=make_password(OLD),
+        connection_channel="specific.deadbeef!gone",
+        connected=True,
+    )
+    command, body, _ = SET_PASSWORD[version]
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
+    status, answered = await ahttp(url, method="POST", api_key=api_key, body=body)
+    recorded = await Command.objects.aget(charge_point_identity=charge_point_id, command=command)
+    assert recorded.state == "not_connected", (status, answered)
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert charge_point.password_hash_after_reboot == ""
+    await ChargePoint.objects.filter(pk=charge_point.pk).aupdate(connection_channel="", connected=False)
+    with pytest.raises(InvalidStatus):
+        async with connected(daphne, version, charge_point_id, NEW):
+            pass

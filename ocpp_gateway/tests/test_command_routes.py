@@ -73,6 +73,8 @@ def test_each_version_s_routes_are_installed_at_start(version):
     # A password whose CALL left unanswered may have been taken.
     unanswered = {"ChangeConfiguration"} if version == "1.6" else {"SetVariables"}
     assert set(routes.command_routes(version).unanswered) == unanswered
+    # ... and its candidate dropped when it never reached the charger.
+    assert set(routes.command_routes(version).unsent) == unanswered
 
 
 def test_an_action_handled_twice_is_refused():

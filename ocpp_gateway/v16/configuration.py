@@ -13,9 +13,15 @@ from chargepoints.models import ChargePoint
 from commands import charger_passwords
 from commands.models import Command
 from configuration import selectors, services
-from ocpp_gateway.command_routes import answer, answers_together, before_sending, request_check, unanswered
+from ocpp_gateway.command_routes import answer, answers_together, before_sending, request_check, unanswered, unsent
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
-from ocpp_gateway.password_offers import password_answer, password_answered, password_offered, password_unanswered
+from ocpp_gateway.password_offers import (
+    password_answer,
+    password_answered,
+    password_offered,
+    password_unanswered,
+    password_unsent,
+)
 
 
 class ConfigurationHandlers:
@@ -90,6 +96,12 @@ class ConfigurationHandlers:
         password = charger_passwords.password_set_by("1.6", command.request)
         if password is not None:
             password_unanswered(command, password)
+
+    @staticmethod
+    @unsent(Action.change_configuration)
+    def after_change_configuration_unsent(command: Command) -> None:
+        """A charger password whose ChangeConfiguration never reached the charger: its candidate dropped."""
+        password_unsent(command)
 
 
 def _keys_read(command: Command) -> services.KeysRead:

@@ -26,10 +26,17 @@ from ocpp_gateway.command_routes import (
     before_sending,
     request_check,
     unanswered,
+    unsent,
 )
 from ocpp_gateway.configuration_refresh import LocalCaller, refresh_after_boot
 from ocpp_gateway.group_commit import in_commit_group
-from ocpp_gateway.password_offers import password_answer, password_answered, password_offered, password_unanswered
+from ocpp_gateway.password_offers import (
+    password_answer,
+    password_answered,
+    password_offered,
+    password_unanswered,
+    password_unsent,
+)
 
 
 def _characteristics_storable(report_data: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,6 +154,12 @@ class DeviceModelHandlers:
         password = charger_passwords.password_set_by("2.0.1", command.request)
         if password is not None:
             password_unanswered(command, password)
+
+    @staticmethod
+    @unsent(Action.set_variables)
+    def after_set_variables_unsent(command: Command) -> None:
+        """A charger password whose SetVariables never reached the station: its candidate dropped."""
+        password_unsent(command)
 
     @staticmethod
     @answer(Action.get_base_report, Action.get_report)
