@@ -29,7 +29,7 @@ from webhooks.models import (
 )
 from webhooks.services import webhook_delivery_resend, webhook_subscription_unwanted_dropped
 from webhooks.signing import secret_new
-from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check
+from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check, webhook_url_redacted
 
 STATE_COLOURS: dict[str, str] = {
     DeliveryState.PENDING: "#8a6d00",
@@ -89,10 +89,36 @@ class WebhookSubscriptionForm(forms.ModelForm):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    """Whoever may not change subscriptions (the support and operator groups) reads each URL
+    without its secrets (``webhook_url_redacted``) and cannot search in it either."""
+
     form = WebhookSubscriptionForm
     list_display = ["url", "event_list", "active", "created_at"]
     list_filter = ["active"]
     search_fields = ["url", "description"]
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        if self.has_change_permission(request):
+            return list(self.list_display)
+        return ["url_redacted" if name == "url" else name for name in self.list_display]
+
+    def get_search_fields(self, request: HttpRequest) -> list[str]:
+        if self.has_change_permission(request):
+            return list(self.search_fields)
+        return [name for name in self.search_fields if name != "url"]
+
+    def get_fields(self, request: HttpRequest, obj: WebhookSubscription | None = None) -> list[Any]:
+        fields = list(super().get_fields(request, obj))
+        if self.has_change_permission(request, obj):
+            return fields
+        return ["url_redacted" if name == "url" else name for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: WebhookSubscription | None = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "url_redacted"]
+
+    @admin.display(description="url", ordering="url")
+    def url_redacted(self, subscription: WebhookSubscription) -> str:
+        return webhook_url_redacted(subscription.url)
 
     @admin.display(description="events")
     def event_list(self, subscription: WebhookSubscription) -> str:

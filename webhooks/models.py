@@ -5,6 +5,8 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from webhooks.url_safety import webhook_url_redacted
+
 
 class EventType(models.TextChoices):
     CHARGE_POINT_OFFLINE = "charge_point.offline"
@@ -60,7 +62,9 @@ class WebhookSubscription(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return self.url
+        # Its label wherever it is named (a delivery's row and filter, the admin's history, a
+        # deletion's confirmation): the URL without its secrets.
+        return webhook_url_redacted(self.url)
 
 
 class DeliveryState(models.TextChoices):

@@ -8,6 +8,7 @@ from datetime import datetime
 from django.db.models import Count, Min, Q, QuerySet
 
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery
+from webhooks.url_safety import webhook_url_redacted
 
 
 def failed_delivery_list(*, limit: int = 20) -> QuerySet[WebhookDelivery]:
@@ -47,7 +48,7 @@ def webhook_backlog(*, now: datetime) -> WebhookBacklog:
 @dataclass(frozen=True)
 class ReceiverFailureRate:
     subscription_id: str
-    url: str
+    url: str  # without its secrets (``webhook_url_redacted``): the dashboard is shown to every staff member
     attempts: int
     failed: int
 
@@ -68,7 +69,7 @@ def receiver_failure_rate_list(*, since: datetime, limit: int) -> list[ReceiverF
     rates = [
         ReceiverFailureRate(
             subscription_id=str(row["delivery__subscription_id"]),
-            url=row["delivery__subscription__url"],
+            url=webhook_url_redacted(row["delivery__subscription__url"]),
             attempts=row["attempts"],
             failed=row["failed"],
         )

@@ -11,11 +11,14 @@ check URLs (the gateway's workers, the API) do not load it (about 5 % of a worke
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from django.conf import settings
+
+from kernel.log_format import REDACTED
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -119,3 +122,39 @@ def webhook_url_check(url: str) -> None:
         _parse(url)
         return
     webhook_target_resolve(url)
+
+
+# A path segment that reads as a token (a capability URL's secret: Slack's, Discord's, Teams'
+# webhook links): 16 characters or more with a digit, or with both upper and lower case letters.
+_TOKEN_SEGMENT = re.compile(r"^(?=.{16,}$)(?:.*[0-9]|(?=.*[a-z]).*[A-Z])")
+
+
+def webhook_url_redacted(url: str) -> str:
+    """``url`` as it is shown to whoever may not manage webhooks (a read-only API key, staff
+    without the change permission on subscriptions, the dashboard, the admin's history): the
+    user information's password (the user itself when it has none), every query value, the
+    fragment and path segments that read as tokens (16 characters or more, with a digit or both
+    cases) replaced by ``[redacted]``; the scheme, host,
+    port, other path segments and query names kept. A URL that does not parse is ``[redacted]``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not one)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:{REDACTED}@{hostport}" if colon else f"{REDACTED}@{hostport}"
+    path = "/".join(REDACTED if _TOKEN_SEGMENT.match(segment) else segment for segment in parts.path.split("/"))
+    query = "&".join(_query_item_redacted(item) for item in parts.query.split("&")) if parts.query else ""
+    fragment = REDACTED if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, path, query, fragment))
+
+
+def _query_item_redacted(item: str) -> str:
+    """``name=[redacted]``; a bare item (``?<token>``) ``[redacted]``; an empty one as it is."""
+    name, equals, _ = item.partition("=")
+    if equals:
+        return f"{name}={REDACTED}"
+    return REDACTED if item else item

@@ -1,0 +1,132 @@
+"""A subscription's URL can carry a secret (a token in its query, a capability link's path, the
+credentials of a row older than their refusal): whoever may not manage webhooks reads it redacted."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
+from kernel.api_keys import api_key_create
+from kernel.models import ApiKeyScope
+from webhooks import services
+from webhooks.models import WebhookAttempt, WebhookSubscription
+from webhooks.url_safety import webhook_url_redacted
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "s3cr3t-Token-Value"
+URL = f"http://127.0.0.1:9/hooks?token={SECRET}&team=ops"
+LEGACY = f"https://ops:{SECRET}@receiver.example.com/hooks"  # written before credentials were refused
+REDACTED = "http://127.0.0.1:9/hooks?token=[redacted]&team=[redacted]"
+
+
+@pytest.fixture
+def subscription(settings) -> WebhookSubscription:
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    return services.webhook_subscription_create(url=URL, events=["charge_point.offline"])
+
+
+def client_of(scope: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(name=scope, scope=scope)[1]}")
+    return client
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://example.com/dynamo-hooks", "https://example.com/dynamo-hooks"),
+        (URL, REDACTED),
+        (LEGACY, "https://ops:[redacted]@receiver.example.com/hooks"),
+        ("https://abc123token@h.example/x", "https://[redacted]@h.example/x"),
+        ("https://h.example/x?just-a-token#frag", "https://h.example/x?[redacted]#[redacted]"),
+        (
+            "https://hooks.slack.com/services/T0001/B0001/yVdqNkbELxZsWHtqRmaaaa",
+            "https://hooks.slack.com/services/T0001/B0001/[redacted]",
+        ),
+        (
+            "https://discord.com/api/webhooks/123456789012345678/abcDEF-ghi_1234567890",
+            "https://discord.com/api/webhooks/[redacted]/[redacted]",
+        ),
+        ("https://example.com/a-long-receiver-endpoint-name", "https://example.com/a-long-receiver-endpoint-name"),
+        ("http://[::1/", "[redacted]"),
+    ],
+)
+def test_the_secrets_a_url_can_carry_are_redacted(url, shown):
+    assert webhook_url_redacted(url) == shown
+
+
+def test_a_read_only_key_reads_the_url_without_its_secrets(subscription):
+    read_only = client_of(ApiKeyScope.READ_ONLY)
+    listed = read_only.get("/api/v1/webhooks/")
+    assert listed.status_code == 200
+    assert SECRET not in listed.content.decode()
+    assert listed.json()["results"][0]["url"] == REDACTED
+    fetched = read_only.get(f"/api/v1/webhooks/{subscription.pk}")
+    assert fetched.json()["url"] == REDACTED
+
+    full = client_of(ApiKeyScope.FULL)  # may manage webhooks: reads what it would PUT back
+    assert full.get(f"/api/v1/webhooks/{subscription.pk}").json()["url"] == URL
+    assert full.get("/api/v1/webhooks/").json()["results"][0]["url"] == URL
+
+
+def test_a_legacy_url_with_credentials_is_redacted_for_a_read_only_key(db):
+    WebhookSubscription.objects.create(url=LEGACY, events=["charge_point.offline"], secret="whsec_x")
+    body = client_of(ApiKeyScope.READ_ONLY).get("/api/v1/webhooks/").content.decode()
+    assert SECRET not in body
+    assert "ops:[redacted]@receiver.example.com" in body
+
+
+def test_staff_who_may_not_change_subscriptions_read_their_urls_redacted(client: Client, subscription):
+    for group in (SUPPORT, OPERATOR):
+        client.force_login(staff_user_create(username=group, password="a-long-password-1", group=group))
+        for page in (
+            "/admin/webhooks/webhooksubscription/",
+            f"/admin/webhooks/webhooksubscription/{subscription.pk}/change/",
+        ):
+            answer = client.get(page)
+            assert answer.status_code == 200, page
+            assert SECRET not in answer.content.decode(), page
+        assert "token=[redacted]" in client.get("/admin/webhooks/webhooksubscription/").content.decode()
+        # searching the URL is no oracle for the secret
+        assert client.get(f"/admin/webhooks/webhooksubscription/?q={SECRET}").context["cl"].result_count == 0
+
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    assert SECRET in client.get(f"/admin/webhooks/webhooksubscription/{subscription.pk}/change/").content.decode()
+    assert client.get(f"/admin/webhooks/webhooksubscription/?q={SECRET}").context["cl"].result_count == 1
+
+
+def test_deliveries_the_dashboard_and_the_history_name_the_subscription_without_its_secrets(
+    client: Client, subscription, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        (delivery,) = services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-1"})
+    delivery.state, delivery.attempts = "failed", 1
+    delivery.save()
+    WebhookAttempt.objects.create(delivery=delivery, attempted_at=timezone.now(), error="HTTP 500", duration_ms=3)
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    assert (
+        client.post(
+            f"/admin/webhooks/webhooksubscription/{subscription.pk}/change/",
+            {"url": URL, "events": ["charge_point.offline"], "active": "on", "description": "changed"},
+        ).status_code
+        == 302
+    )
+    assert SECRET not in LogEntry.objects.get().object_repr
+
+    client.force_login(staff_user_create(username="bob", password="a-long-password-1", group=SUPPORT))
+    for page in (
+        "/admin/",
+        "/admin/webhooks/webhookdelivery/",
+        f"/admin/webhooks/webhookdelivery/{delivery.pk}/change/",
+        f"/admin/webhooks/webhooksubscription/{subscription.pk}/history/",
+    ):
+        answer = client.get(page)
+        assert answer.status_code == 200, page
+        assert SECRET not in answer.content.decode(), page
