@@ -69,6 +69,24 @@ def call_frame_redacted(version: str, action: str, text: str) -> str:
     return json.dumps(frame, separators=(",", ":"))
 
 
+# The actions whose recorded request or logged frame may hold a secret (a location's, a charger's
+# password); 1.6's own actions named for the version a frame does not record.
+SECRET_ACTIONS = frozenset({*_LOCATIONS, *charger_passwords.REDACTED_ACTIONS})
+_V16_ONLY = frozenset({"ChangeConfiguration", "GetConfiguration", "GetDiagnostics"})
+
+
+def logged_frame_redacted(*, action: str, outbound_call: bool, text: str) -> str:
+    """A message log frame of ``action`` written before its secrets were redacted there (round 46),
+    as it would be logged now: an outbound CALL as ``call_frame_redacted`` does it, any other frame
+    (an answer, an inbound CALL) as the gateway does a charger's (``charger_passwords.frame_redacted``).
+    The version, which the log does not keep, is read from the action (1.6's own, else 2.0.1: only
+    1.6's ChangeConfiguration depends on it)."""
+    version = "1.6" if action in _V16_ONLY else "2.0.1"
+    if outbound_call:
+        return call_frame_redacted(version, action, text)
+    return charger_passwords.frame_redacted(version, action, text)
+
+
 def _locations_redacted(payload: Any, paths: tuple[tuple[str, ...], ...]) -> Any:
     """``payload`` with the location at each of ``paths`` redacted (a copy if any is)."""
     redacted = payload

@@ -18,9 +18,10 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.models import ChargePoint, LifecycleState, MessageDirection, OcppMessage
 from commands import catalog, events, redaction, routes, selectors
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
@@ -630,3 +631,72 @@ def command_send_on_commit(*, request: CommandRequest, purpose: str) -> None:
             logger.exception("%s: could not %s", request.charge_point_id, purpose)
 
     transaction.on_commit(send)
+
+
+@dataclass(frozen=True)
+class RecordedSecretsRedacted:
+    commands: int  # commands whose recorded request changed
+    messages: int  # message log frames that changed
+
+
+def recorded_secrets_redact(*, batch_size: int = 2000) -> RecordedSecretsRedacted:
+    """Redact what rows written before the redaction of recorded secrets (round 46; a charger's
+    password before round 45) still hold: a location's secret (a signed firmware link's or an
+    upload link's token, an FTP password) and a charger's password in ``Command.request`` and in
+    the message log's frames, as ``redaction.request_redacted`` and the gateway redact them now.
+
+    Idempotent: a redacted row is left alone, and so is a command in flight (its answer's
+    follow-up may read the request: run it again later). Rows are read and written
+    ``batch_size`` at a time, each batch its own transaction: commands by primary key among the
+    actions that may hold a secret, the message log by ranges of its primary key (never a scan
+    of the whole table in one statement), so it runs beside the gateway
+    (``manage.py redact_recorded_secrets``)."""
+    changed_commands = 0
+    last_pk = None
+    while True:
+        batch = (
+            Command.objects.filter(action__in=redaction.SECRET_ACTIONS)
+            .exclude(state=CommandState.PENDING)  # in flight: its answer's follow-up may read the request
+            .order_by("pk")
+        )
+        if last_pk is not None:
+            batch = batch.filter(pk__gt=last_pk)
+        rows = list(batch.only("pk", "ocpp_version", "action", "request")[:batch_size])
+        if not rows:
+            break
+        last_pk = rows[-1].pk
+        changed = []
+        for command in rows:
+            if isinstance(command.request, dict):
+                redacted = redaction.request_redacted(command.ocpp_version, command.action, command.request)
+                if redacted != command.request:
+                    command.request = redacted
+                    changed.append(command)
+        with transaction.atomic():
+            Command.objects.bulk_update(changed, ["request"])
+        changed_commands += len(changed)
+    return RecordedSecretsRedacted(commands=changed_commands, messages=_logged_secrets_redact(batch_size=batch_size))
+
+
+def _logged_secrets_redact(*, batch_size: int) -> int:
+    bounds = OcppMessage.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return 0
+    changed_messages = 0
+    for low in range(bounds["low"], bounds["high"] + 1, batch_size):
+        rows = OcppMessage.objects.filter(
+            pk__gte=low, pk__lt=low + batch_size, action__in=redaction.SECRET_ACTIONS
+        ).only("pk", "direction", "message_type", "action", "frame")
+        changed = []
+        for message in rows:
+            outbound_call = message.direction == MessageDirection.OUTBOUND and message.message_type == 2
+            redacted = redaction.logged_frame_redacted(
+                action=message.action, outbound_call=outbound_call, text=message.frame
+            )
+            if redacted != message.frame:
+                message.frame = redacted
+                changed.append(message)
+        with transaction.atomic():
+            OcppMessage.objects.bulk_update(changed, ["frame"])
+        changed_messages += len(changed)
+    return changed_messages

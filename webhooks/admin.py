@@ -97,7 +97,7 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["url", "description"]
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
+    def get_list_display(self, request: HttpRequest) -> list[Any]:
         if self.has_change_permission(request):
             return list(self.list_display)
         return ["url_redacted" if name == "url" else name for name in self.list_display]
