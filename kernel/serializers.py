@@ -49,8 +49,11 @@ _FIRST_YEAR = 1000  # RFC 3339 writes four-digit years
 class UnknownFieldsRefused(serializers.Serializer):
     """A write serializer whose body may hold only its fields: one it does not have is a 400 naming
     it ("Unknown field."), where DRF drops it silently (a misspelt ``price_per_kWh`` made a free
-    tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored. A time
-    before the year 1000 is a 400 too: the API writes its times with four-digit years from 1000."""
+    tariff). Read-only fields sent back (a PUT of what a GET returned) are still ignored. A number
+    where a string belongs is a 400 naming the field ("Must be a string.", as the command bodies
+    say), where DRF took its text (``{"charge_point_id": 1e308}`` registered a charger
+    ``1e+308``). A time before the year 1000 is a 400 too: the API writes its times with four-digit
+    years from 1000."""
 
     # Fields a subclass refuses with a message of its own (why, and what to do instead) rather than
     # "Unknown field.".
@@ -59,10 +62,10 @@ class UnknownFieldsRefused(serializers.Serializer):
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             unknown = sorted(str(name) for name in data if name not in self.fields)
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: [self.refused_fields.get(name, "Unknown field.")] for name in unknown}
-                )
+            refused = {name: [self.refused_fields.get(name, "Unknown field.")] for name in unknown}
+            refused |= {name: ["Must be a string."] for name in self._numbers_for_strings(data)}
+            if refused:
+                raise serializers.ValidationError(refused)
         validated = super().to_internal_value(data)
         too_early = sorted(
             name for name, value in validated.items() if isinstance(value, datetime) and value.year < _FIRST_YEAR
@@ -75,6 +78,17 @@ class UnknownFieldsRefused(serializers.Serializer):
                 }
             )
         return validated
+
+    def _numbers_for_strings(self, data: Mapping[Any, Any]) -> list[str]:
+        """The writable string fields ``data`` gives a number (bool is refused by DRF itself)."""
+        return sorted(
+            str(name)
+            for name, value in data.items()
+            if isinstance(value, int | float | Decimal)
+            and not isinstance(value, bool)
+            and isinstance(field := self.fields.get(name), serializers.CharField)
+            and not field.read_only
+        )
 
 
 class MoneyTotalField(serializers.DecimalField):
