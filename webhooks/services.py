@@ -25,7 +25,7 @@ from kernel.batch_memo import batch_memoized
 from kernel.plain_sql import condition_holds
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.signing import secret_new
-from webhooks.url_safety import webhook_url_check
+from webhooks.url_safety import webhook_url_check, webhook_url_redacted
 
 logger = logging.getLogger(__name__)
 
@@ -342,3 +342,21 @@ def webhook_deliveries_prune(*, older_than_days: int) -> int:
     with transaction.atomic():
         WebhookAttempt.objects.filter(delivery__in=finished.values("pk")).delete()
         return finished._raw_delete(finished.db)  # its attempts are gone: no cascade to collect row by row
+
+
+def webhook_history_redact() -> int:
+    """Redact the URLs the admin's history (``LogEntry.object_repr``) kept of subscriptions saved
+    before a subscription was named by its redacted URL (``WebhookSubscription.__str__``): a
+    history page is shown to whoever may view the subscription. Idempotent; the number changed."""
+    from django.contrib.admin.models import LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    content_type = ContentType.objects.get_for_model(WebhookSubscription)
+    changed = []
+    for entry in LogEntry.objects.filter(content_type=content_type).only("pk", "object_repr"):
+        redacted = webhook_url_redacted(entry.object_repr)
+        if redacted != entry.object_repr:
+            entry.object_repr = redacted
+            changed.append(entry)
+    LogEntry.objects.bulk_update(changed, ["object_repr"], batch_size=1000)
+    return len(changed)

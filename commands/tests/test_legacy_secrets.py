@@ -104,7 +104,7 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     before = {name: _text(row) for name, row in legacy_rows.items()}
     out = StringIO()
     call_command("redact_recorded_secrets", "--batch-size", "2", stdout=out)  # several batches of each table
-    assert out.getvalue().strip() == "Redacted 6 commands and 5 message log frames."
+    assert out.getvalue().strip() == "Redacted 6 commands, 5 message log frames and 0 webhook history entries."
 
     after = {name: _text(row) for name, row in legacy_rows.items()}
     for name, text in after.items():
@@ -124,7 +124,7 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
 
     again = StringIO()
     call_command("redact_recorded_secrets", stdout=again)
-    assert again.getvalue().strip() == "Redacted 0 commands and 0 message log frames."
+    assert again.getvalue().strip() == "Redacted 0 commands, 0 message log frames and 0 webhook history entries."
 
 
 def test_a_read_only_key_no_longer_reads_an_old_command_s_link(legacy_rows, client):
@@ -138,6 +138,6 @@ def test_a_read_only_key_no_longer_reads_an_old_command_s_link(legacy_rows, clie
 def test_an_empty_database_and_a_bad_batch_size(db):
     out = StringIO()
     call_command("redact_recorded_secrets", stdout=out)
-    assert out.getvalue().strip() == "Redacted 0 commands and 0 message log frames."
+    assert out.getvalue().strip() == "Redacted 0 commands, 0 message log frames and 0 webhook history entries."
     with pytest.raises(CommandError, match="batch-size"):
         call_command("redact_recorded_secrets", "--batch-size", "0")

@@ -3,9 +3,13 @@ credentials of a row older than their refusal): whoever may not manage webhooks 
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
-from django.contrib.admin.models import LogEntry
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -130,3 +134,16 @@ def test_deliveries_the_dashboard_and_the_history_name_the_subscription_without_
         answer = client.get(page)
         assert answer.status_code == 200, page
         assert SECRET not in answer.content.decode(), page
+
+
+def test_history_written_before_redaction_is_redacted_by_the_command(subscription):
+    """History entries written before a subscription was named by its redacted URL kept it whole."""
+    root = User.objects.create_superuser("root", "root@example.com", "pw")
+    content_type = ContentType.objects.get_for_model(WebhookSubscription)
+    LogEntry.objects.create(
+        user=root, content_type=content_type, object_id=str(subscription.pk), object_repr=URL, action_flag=CHANGE
+    )
+    out = StringIO()
+    call_command("redact_recorded_secrets", stdout=out)
+    assert out.getvalue().strip().endswith("and 1 webhook history entries.")
+    assert LogEntry.objects.get().object_repr == REDACTED

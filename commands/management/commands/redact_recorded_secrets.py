@@ -7,13 +7,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from commands.services import recorded_secrets_redact
+from webhooks.services import webhook_history_redact
 
 
 class Command(BaseCommand):
     help = (
         "Replace by [redacted] the secrets that rows written before round 46 keep in commands' recorded "
         "requests and the OCPP message log (signed firmware links' and upload links' tokens, location "
-        "passwords, chargers' passwords). Idempotent; runs in batches beside a live gateway."
+        "passwords, chargers' passwords), and webhook URLs' secrets in the admin's history of subscriptions. "
+        "Idempotent; runs in batches beside a live gateway."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,4 +27,8 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be 1 or more.")
         done = recorded_secrets_redact(batch_size=batch_size)
-        self.stdout.write(f"Redacted {done.commands} commands and {done.messages} message log frames.")
+        history = webhook_history_redact()
+        self.stdout.write(
+            f"Redacted {done.commands} commands, {done.messages} message log frames "
+            f"and {history} webhook history entries."
+        )
