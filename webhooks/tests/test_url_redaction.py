@@ -86,7 +86,11 @@ def test_a_legacy_url_with_credentials_is_redacted_for_a_read_only_key(db):
     assert "ops:[redacted]@receiver.example.com" in body
 
 
-def test_staff_who_may_not_change_subscriptions_read_their_urls_redacted(client: Client, subscription):
+def test_staff_who_may_not_change_subscriptions_read_their_urls_redacted(
+    client: Client, subscription, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        services.webhook_event_emit(event_type="charge_point.offline", data={"charge_point_id": "CP-1"})
     for group in (SUPPORT, OPERATOR):
         client.force_login(staff_user_create(username=group, password="a-long-password-1", group=group))
         for page in (
@@ -99,10 +103,12 @@ def test_staff_who_may_not_change_subscriptions_read_their_urls_redacted(client:
         assert "token=[redacted]" in client.get("/admin/webhooks/webhooksubscription/").content.decode()
         # searching the URL is no oracle for the secret
         assert client.get(f"/admin/webhooks/webhooksubscription/?q={SECRET}").context["cl"].result_count == 0
+        assert client.get(f"/admin/webhooks/webhookdelivery/?q={SECRET}").context["cl"].result_count == 0
 
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
     assert SECRET in client.get(f"/admin/webhooks/webhooksubscription/{subscription.pk}/change/").content.decode()
     assert client.get(f"/admin/webhooks/webhooksubscription/?q={SECRET}").context["cl"].result_count == 1
+    assert client.get(f"/admin/webhooks/webhookdelivery/?q={SECRET}").context["cl"].result_count == 1
 
 
 def test_deliveries_the_dashboard_and_the_history_name_the_subscription_without_its_secrets(
