@@ -22,7 +22,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState, MessageDirection, OcppMessage
-from commands import catalog, events, redaction, routes, selectors
+from commands import catalog, charger_passwords, events, redaction, routes, selectors
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
 from commands.outcomes import OUTCOME_FIELDS, REFUSING_STATUSES, answered, outcome_applied
@@ -642,8 +642,10 @@ class RecordedSecretsRedacted:
 def recorded_secrets_redact(*, batch_size: int = 2000) -> RecordedSecretsRedacted:
     """Redact what rows written before the redaction of recorded secrets (round 46; a charger's
     password before round 45) still hold: a location's secret (a signed firmware link's or an
-    upload link's token, an FTP password) and a charger's password in ``Command.request`` and in
-    the message log's frames, as ``redaction.request_redacted`` and the gateway redact them now.
+    upload link's token, an FTP password) and a charger's password in ``Command.request``, a
+    password a charger reported in ``Command.response``, and both in the message log's frames, as
+    ``redaction.request_redacted``, ``charger_passwords.answer_redacted`` and the gateway redact
+    them now.
 
     Idempotent: a redacted row is left alone, and so is a command in flight (its answer's
     follow-up may read the request: run it again later). Rows are read and written
@@ -661,21 +663,26 @@ def recorded_secrets_redact(*, batch_size: int = 2000) -> RecordedSecretsRedacte
         )
         if last_pk is not None:
             batch = batch.filter(pk__gt=last_pk)
-        rows = list(batch.only("pk", "ocpp_version", "action", "request")[:batch_size])
+        rows = list(batch.only("pk", "ocpp_version", "action", "request", "response")[:batch_size])
         if not rows:
             break
         last_pk = rows[-1].pk
-        changed = []
-        for command in rows:
-            if isinstance(command.request, dict):
-                redacted = redaction.request_redacted(command.ocpp_version, command.action, command.request)
-                if redacted != command.request:
-                    command.request = redacted
-                    changed.append(command)
+        changed = [command for command in rows if _command_secrets_redacted(command)]
         with transaction.atomic():
-            Command.objects.bulk_update(changed, ["request"])
+            Command.objects.bulk_update(changed, ["request", "response"])
         changed_commands += len(changed)
     return RecordedSecretsRedacted(commands=changed_commands, messages=_logged_secrets_redact(batch_size=batch_size))
+
+
+def _command_secrets_redacted(command: Command) -> bool:
+    """Redact ``command``'s request (a location's secret, a password it sets) and its answer (a
+    password the charger reported, ``charger_passwords.answer_redacted``); whether either changed."""
+    before = (command.request, command.response)
+    if isinstance(command.request, dict):
+        command.request = redaction.request_redacted(command.ocpp_version, command.action, command.request)
+    if isinstance(command.response, dict):
+        command.response = charger_passwords.answer_redacted(command.ocpp_version, command.action, command.response)
+    return (command.request, command.response) != before
 
 
 def _logged_secrets_redact(*, batch_size: int) -> int:

@@ -31,7 +31,13 @@ PASSWORD_ITEM = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "B
 SECRETS = (TOKEN, "Upl0adT0ken-0123456789", FTP_SECRET, KEY, "SecondPassword-6543")
 
 
-def _command(charge_point: ChargePoint, action: str, request: dict, state: str = CommandState.ACCEPTED) -> Command:
+def _command(
+    charge_point: ChargePoint,
+    action: str,
+    request: dict,
+    state: str = CommandState.ACCEPTED,
+    response: dict | None = None,
+) -> Command:
     return Command.objects.create(
         charge_point=charge_point,
         charge_point_identity=charge_point.charge_point_id,
@@ -39,6 +45,7 @@ def _command(charge_point: ChargePoint, action: str, request: dict, state: str =
         command=action,
         action=action,
         request=request,
+        response=response,
         state=state,
     )
 
@@ -69,6 +76,12 @@ def legacy_rows() -> dict[str, Command | OcppMessage]:
         "password201": _command(
             v201, "SetVariables", {"set_variable_data": [{**PASSWORD_ITEM, "attribute_value": "SecondPassword-6543"}]}
         ),
+        "reported16": _command(
+            v16,
+            "GetConfiguration",
+            {"key": ["AuthorizationKey"]},
+            response={"configuration_key": [{"key": "AuthorizationKey", "readonly": False, "value": KEY}]},
+        ),
         "plain": _command(v16, "Reset", {"type": "Soft"}),
         "in_flight": _command(v201, "GetLog", {"log": {"remote_location": FTP}}, state=CommandState.PENDING),
         "frame_firmware16": _frame(v16, out, 2, "UpdateFirmware", [2, "a", "UpdateFirmware", {"location": LINK}]),
@@ -97,14 +110,14 @@ def legacy_rows() -> dict[str, Command | OcppMessage]:
 
 def _text(row: Command | OcppMessage) -> str:
     row.refresh_from_db()
-    return json.dumps(row.request) if isinstance(row, Command) else row.frame
+    return json.dumps([row.request, row.response]) if isinstance(row, Command) else row.frame
 
 
 def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     before = {name: _text(row) for name, row in legacy_rows.items()}
     out = StringIO()
     call_command("redact_recorded_secrets", "--batch-size", "2", stdout=out)  # several batches of each table
-    assert out.getvalue().strip() == "Redacted 6 commands, 5 message log frames and 0 webhook history entries."
+    assert out.getvalue().strip() == "Redacted 7 commands, 5 message log frames and 0 webhook history entries."
 
     after = {name: _text(row) for name, row in legacy_rows.items()}
     for name, text in after.items():
@@ -113,14 +126,14 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
         else:
             assert not any(secret in text for secret in SECRETS), (name, text)
             assert "[redacted]" in text or "********" in text, (name, text)
-    assert json.loads(after["firmware16"])["location"] == "https://csms.example.com/firmware/download/[redacted]"
-    assert json.loads(after["firmware201"])["firmware"]["location"] == (
+    assert json.loads(after["firmware16"])[0]["location"] == "https://csms.example.com/firmware/download/[redacted]"
+    assert json.loads(after["firmware201"])[0]["firmware"]["location"] == (
         "ftp://fw:[redacted]@files.example.com/images/wallbox.bin"
     )
     assert json.loads(after["frame_ftp201"])[3]["firmware"]["location"] == (
         "ftp://fw:[redacted]@files.example.com/images/wallbox.bin"
     )
-    assert json.loads(after["firmware16"])["retrieve_date"] == "2026-01-01T00:00:00Z"  # the rest kept
+    assert json.loads(after["firmware16"])[0]["retrieve_date"] == "2026-01-01T00:00:00Z"  # the rest kept
 
     again = StringIO()
     call_command("redact_recorded_secrets", stdout=again)
