@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -638,3 +639,25 @@ def _reported_attributes(item: dict[str, Any]) -> list[ReportedAttribute]:
         )
         for attribute in item["variable_attribute"]
     ]
+
+
+def stored_passwords_redact() -> int:
+    """Replace by ``charger_passwords.REDACTED`` the charger passwords the configuration store kept
+    before their redaction (round 45): a 1.6 ``AuthorizationKey``'s value and pending value, a
+    2.0.1 ``SecurityCtrlr.BasicAuthPassword``'s attribute values (names matched ignoring case).
+    UPDATEs of the few rows that name the password; idempotent. The number of rows changed."""
+    from commands.charger_passwords import REDACTED
+
+    rows: list[QuerySet[Any]] = [
+        ConfigurationKey.objects.filter(key__iexact="AuthorizationKey"),
+        DeviceModelAttribute.objects.filter(
+            variable__component_name__iexact="SecurityCtrlr", variable__variable_name__iexact="BasicAuthPassword"
+        ),
+    ]
+    changed = 0
+    with transaction.atomic():
+        for naming in rows:
+            for field in ("value", "pending_value"):
+                kept = naming.exclude(**{f"{field}__isnull": True}).exclude(**{f"{field}__in": ["", REDACTED]})
+                changed += kept.update(**{field: REDACTED})
+    return changed

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, MessageDirection, OcppMessage
 from commands.models import Command, CommandState
+from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelVariable
 from kernel.api_keys import api_key_create
 from kernel.models import ApiKeyScope
 
@@ -105,6 +106,24 @@ def legacy_rows() -> dict[str, Command | OcppMessage]:
         ),
         "frame_plain": _frame(v16, into, 2, "Heartbeat", [2, "f", "Heartbeat", {}]),
     }
+    stored_at = timezone.now()
+    ConfigurationKey.objects.create(
+        charge_point=v16,
+        key="AuthorizationKey",
+        value=KEY,
+        pending_value=KEY,
+        learned_from="GetConfiguration",
+        learned_at=stored_at,
+    )
+    ConfigurationKey.objects.create(
+        charge_point=v16, key="HeartbeatInterval", value="60", learned_from="GetConfiguration", learned_at=stored_at
+    )
+    variable = DeviceModelVariable.objects.create(
+        charge_point=v201, component_name="SecurityCtrlr", variable_name="BasicAuthPassword", learned_at=stored_at
+    )
+    DeviceModelAttribute.objects.create(
+        variable=variable, value="SecondPassword-6543", learned_from="GetVariables", learned_at=stored_at
+    )
     return rows
 
 
@@ -117,7 +136,10 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     before = {name: _text(row) for name, row in legacy_rows.items()}
     out = StringIO()
     call_command("redact_recorded_secrets", "--batch-size", "2", stdout=out)  # several batches of each table
-    assert out.getvalue().strip() == "Redacted 7 commands, 5 message log frames and 0 webhook history entries."
+    assert (
+        out.getvalue().strip()
+        == "Redacted 7 commands, 5 message log frames, 3 stored configuration values and 0 webhook history entries."
+    )
 
     after = {name: _text(row) for name, row in legacy_rows.items()}
     for name, text in after.items():
@@ -133,11 +155,23 @@ def test_old_rows_are_redacted_as_they_are_written_now(legacy_rows):
     assert json.loads(after["frame_ftp201"])[3]["firmware"]["location"] == (
         "ftp://fw:[redacted]@files.example.com/images/wallbox.bin"
     )
+    stored = [
+        *ConfigurationKey.objects.values_list("key", "value", "pending_value"),
+        *DeviceModelAttribute.objects.values_list("variable__variable_name", "value", "pending_value"),
+    ]
+    assert sorted(stored) == [
+        ("AuthorizationKey", "********", "********"),
+        ("BasicAuthPassword", "********", None),
+        ("HeartbeatInterval", "60", None),
+    ]
     assert json.loads(after["firmware16"])[0]["retrieve_date"] == "2026-01-01T00:00:00Z"  # the rest kept
 
     again = StringIO()
     call_command("redact_recorded_secrets", stdout=again)
-    assert again.getvalue().strip() == "Redacted 0 commands, 0 message log frames and 0 webhook history entries."
+    assert (
+        again.getvalue().strip()
+        == "Redacted 0 commands, 0 message log frames, 0 stored configuration values and 0 webhook history entries."
+    )
 
 
 def test_a_read_only_key_no_longer_reads_an_old_command_s_link(legacy_rows, client):
@@ -151,6 +185,9 @@ def test_a_read_only_key_no_longer_reads_an_old_command_s_link(legacy_rows, clie
 def test_an_empty_database_and_a_bad_batch_size(db):
     out = StringIO()
     call_command("redact_recorded_secrets", stdout=out)
-    assert out.getvalue().strip() == "Redacted 0 commands, 0 message log frames and 0 webhook history entries."
+    assert (
+        out.getvalue().strip()
+        == "Redacted 0 commands, 0 message log frames, 0 stored configuration values and 0 webhook history entries."
+    )
     with pytest.raises(CommandError, match="batch-size"):
         call_command("redact_recorded_secrets", "--batch-size", "0")

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from commands.services import recorded_secrets_redact
+from configuration.services import stored_passwords_redact
 from webhooks.services import webhook_history_redact
 
 
@@ -14,8 +15,8 @@ class Command(BaseCommand):
     help = (
         "Replace by [redacted] the secrets that rows written before round 46 keep in commands' recorded "
         "requests and the OCPP message log (signed firmware links' and upload links' tokens, location "
-        "passwords, chargers' passwords), and webhook URLs' secrets in the admin's history of subscriptions. "
-        "Idempotent; runs in batches beside a live gateway."
+        "passwords, chargers' passwords, also in the configuration store), and webhook URLs' secrets in "
+        "the admin's history of subscriptions. Idempotent; runs in batches beside a live gateway."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,8 +28,9 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be 1 or more.")
         done = recorded_secrets_redact(batch_size=batch_size)
+        stored = stored_passwords_redact()
         history = webhook_history_redact()
         self.stdout.write(
-            f"Redacted {done.commands} commands, {done.messages} message log frames "
-            f"and {history} webhook history entries."
+            f"Redacted {done.commands} commands, {done.messages} message log frames, "
+            f"{stored} stored configuration values and {history} webhook history entries."
         )
