@@ -1,8 +1,11 @@
 """Smart charging guard: the profiles the CSMS believes are installed, and conflicts among them.
 
-OCPP: on one connector, a profile with the same purpose and stack level as an installed one
-replaces it. That is rarely what the integrator meant when validity periods overlap, so the
-API says so in ``warnings`` before the charger silently drops the older profile.
+OCPP 1.6 (§5.16.2): on one connector, a profile with the same purpose and stack level as an
+installed one replaces it. That is rarely what the integrator meant when validity periods overlap,
+so the API says so in ``warnings`` before the charger silently drops the older profile. OCPP 2.0.1
+(K01.FR.06) keeps both: the station rejects a profile whose validity overlaps one of the same purpose
+and stack level on its EVSE, and holds side by side those whose validities do not overlap; the
+warning then says it will be rejected.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from charging.signals import charger_draw_changed
 class ProfileTarget:
     """A SetChargingProfile request, version-neutral (read by each version's request check and
     answer handler): ``connector_id`` is 1.6's connector or 2.0.1's EVSE (0: the whole charger),
-    ``profile`` the OCPP charging profile as sent (snake_case)."""
+    ``profile`` the OCPP charging profile as sent (snake_case). ``ocpp_version``: the version it is
+    sent in, which decides what becomes of a profile of the same purpose and stack level
+    (``charging_profile_installed``)."""
 
     connector_id: int
     profile_id: int
@@ -31,6 +36,7 @@ class ProfileTarget:
     valid_from: datetime | None
     valid_to: datetime | None
     profile: dict[str, Any]
+    ocpp_version: str = "1.6"
 
 
 def _overlaps(a_from: datetime | None, a_to: datetime | None, b_from: datetime | None, b_to: datetime | None) -> bool:
@@ -38,6 +44,15 @@ def _overlaps(a_from: datetime | None, a_to: datetime | None, b_from: datetime |
 
 
 def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarget) -> list[str]:
+    """Warnings about ``target`` before it is sent: each installed profile of its purpose and stack
+    level on its connector (EVSE), another id, whose validity overlaps its own (a TxProfile gone with
+    its transaction aside). A 1.6 charger replaces it (§5.16.2); a 2.0.1 station rejects ``target``
+    (K01.FR.06)."""
+    outcome = (
+        f"the station rejects profile {target.profile_id} (OCPP 2.0.1 K01.FR.06)"
+        if target.ocpp_version == "2.0.1"
+        else f"the charger replaces it with profile {target.profile_id}"
+    )
     installed = InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
@@ -46,8 +61,7 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
     ).exclude(profile_id=target.profile_id)
     return [
         f"Profile {other.profile_id} on connector {other.connector_id} has the same purpose "
-        f"({other.purpose}) and stack level ({other.stack_level}) with an overlapping validity; "
-        f"the charger replaces it with profile {target.profile_id}."
+        f"({other.purpose}) and stack level ({other.stack_level}) with an overlapping validity; {outcome}."
         for other in installed
         if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
         and not _ended_with_its_transaction(charge_point, other)
@@ -136,13 +150,24 @@ def charging_profile_installed(
 ) -> None:
     """The charger accepted the profile: it replaces the one of the same id on any connector (1.6
     §5.16.2 "on the Charge Point", 2.0.1 K01.FR.05) and those of the same purpose and stack level
-    on its connector (EVSE). ``awaited_until``: a remote start's, until when the charger waits for the EV."""
-    InstalledChargingProfile.objects.filter(
+    on its connector (EVSE): in 1.6 all of them (§5.16.2); in 2.0.1 those whose validity overlaps its
+    own only, which a station that accepted it does not hold (it would have rejected it, K01.FR.06):
+    the others it keeps beside it. ``awaited_until``: a remote start's, until when the charger waits
+    for the EV."""
+    same_stack_level = InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
         purpose=target.purpose,
         stack_level=target.stack_level,
-    ).exclude(profile_id=target.profile_id).delete()
+    ).exclude(profile_id=target.profile_id)
+    if target.ocpp_version == "2.0.1":
+        kept = [
+            other.pk
+            for other in same_stack_level
+            if not _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
+        ]
+        same_stack_level = same_stack_level.exclude(pk__in=kept)
+    same_stack_level.delete()
     InstalledChargingProfile.objects.filter(charge_point=charge_point, profile_id=target.profile_id).exclude(
         connector_id=target.connector_id
     ).delete()

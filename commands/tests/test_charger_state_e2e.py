@@ -14,7 +14,7 @@ from ocpp.v201 import ChargePoint as V201Client
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
-from charging.models import IdTag, LocalAuthList, Reservation, ReservationStatus, Transaction
+from charging.models import IdTag, InstalledChargingProfile, LocalAuthList, Reservation, ReservationStatus, Transaction
 from commands import catalog
 from commands.tests.conftest import V201Charger, answering_charger
 from configuration.models import ConfigurationKey
@@ -251,3 +251,52 @@ async def test_a_2_0_1_local_list_over_the_station_s_local_list_controller_is_se
         " LocalAuthListCtrlr.Entries maxLimit",
     ]
     assert (status_one, "warnings" in reply_one) == (200, False)
+
+
+def _weekday_profile(profile_id: int, valid_from: str, valid_to: str) -> dict[str, Any]:
+    """A 2.0.1 SetChargingProfile body: a TxDefaultProfile on EVSE 1 at stack level 1, valid from/to."""
+    return {
+        "evse_id": 1,
+        "charging_profile": {
+            "id": profile_id,
+            "stack_level": 1,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Absolute",
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+            "charging_schedule": [
+                {
+                    "id": 1,
+                    "charging_rate_unit": "A",
+                    "start_schedule": valid_from,
+                    "charging_schedule_period": [{"start_period": 0, "limit": 16}],
+                }
+            ],
+        },
+    }
+
+
+async def test_a_2_0_1_station_keeps_profiles_of_one_stack_level_whose_validities_do_not_overlap(
+    daphne, api_daphne, api_key
+):
+    """OCPP 2.0.1 K01.FR.06: a station holds profiles of the same purpose and stack level on one EVSE
+    side by side when their validities do not overlap, and rejects one whose validity overlaps (1.6
+    §5.16.2 replaced it). Probe: the CSMS forgot May's profile once June's was accepted (gone from its
+    record of installed profiles, no longer warned about), and warned that the station "replaces" an
+    overlapping one."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-K06", heartbeat_interval=60)
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-K06/set_charging_profile"
+    may = _weekday_profile(11, "2031-05-01T00:00:00Z", "2031-06-01T00:00:00Z")
+    june = _weekday_profile(12, "2031-06-01T00:00:00Z", "2031-07-01T00:00:00Z")
+    mid_may = _weekday_profile(13, "2031-05-15T00:00:00Z", "2031-05-20T00:00:00Z")
+    async with ocpp_charger(daphne, "2.0.1", "CS-K06", client_class=V201Charger):
+        replies = [await ahttp(url, method="POST", api_key=api_key, body=body) for body in (may, june)]
+        assert [(status, reply.get("warnings")) for status, reply in replies] == [(200, None), (200, None)]
+        installed = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CS-K06")
+        assert [p async for p in installed.order_by("profile_id").values_list("profile_id", flat=True)] == [11, 12]
+        status, reply = await ahttp(url, method="POST", api_key=api_key, body=mid_may)
+    assert status == 200
+    assert reply["warnings"] == [
+        "Profile 11 on connector 1 has the same purpose (TxDefaultProfile) and stack level (1) with an overlapping"
+        " validity; the station rejects profile 13 (OCPP 2.0.1 K01.FR.06)."
+    ]

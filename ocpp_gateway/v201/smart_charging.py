@@ -28,6 +28,7 @@ def profile_target(body: dict[str, Any]) -> ProfileTarget:
         valid_from=parse_ocpp_time(profile.get("valid_from")),
         valid_to=parse_ocpp_time(profile.get("valid_to")),
         profile=profile,
+        ocpp_version="2.0.1",
     )
 
 
