@@ -19,6 +19,7 @@ from django.utils import timezone
 from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
 from charging.signals import charger_draw_changed
+from kernel.timestamps import parse_ocpp_time
 
 
 @dataclass(frozen=True)
@@ -218,3 +219,61 @@ def charging_profiles_cleared(*, charge_point: ChargePoint, criteria: ProfileCri
     if cleared:
         charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
     return cleared
+
+
+# 2.0.1 ChargingLimitSourceEnumType: the profiles a CSMS sets (as opposed to an energy manager's,
+# a system operator's or another source's, which the CSMS neither sets nor clears).
+CSMS_SOURCE = "CSO"
+
+
+def charging_profiles_reported(
+    *, charge_point_id: str, evse_id: int, source: str, profiles: list[dict[str, Any]]
+) -> int:
+    """A 2.0.1 ReportChargingProfiles (K09, the station's answer to GetChargingProfiles): the
+    ``profiles`` (ChargingProfileType, snake_case) it holds on EVSE ``evse_id`` (0: the station), set by
+    ``source``. Those a CSMS set (``CSO``) are recorded installed, as an accepted SetChargingProfile
+    records them (``charging_profile_installed``): a profile the CSMS had not recorded (set before it
+    kept them, or by another CSMS) or whose record had gone. Profiles of other sources are not the
+    CSMS's and stay unrecorded. Returns how many were recorded."""
+    if source != CSMS_SOURCE or not profiles:
+        return 0
+    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+    if charge_point is None:
+        return 0
+    for profile in profiles:
+        target = ProfileTarget(
+            connector_id=evse_id,
+            profile_id=profile["id"],
+            purpose=profile["charging_profile_purpose"],
+            stack_level=profile["stack_level"],
+            valid_from=parse_ocpp_time(profile.get("valid_from")),
+            valid_to=parse_ocpp_time(profile.get("valid_to")),
+            profile=profile,
+            ocpp_version="2.0.1",
+        )
+        charging_profile_installed(charge_point=charge_point, target=target)
+    return len(profiles)
+
+
+def charging_profiles_none_held(*, charge_point: ChargePoint, evse_id: int | None, criterion: dict[str, Any]) -> int:
+    """A 2.0.1 GetChargingProfiles answered NoProfiles (K09): the station holds no profile its
+    ``evse_id`` (None: any EVSE; 0: the station's own) and ``criterion`` (ChargingProfileCriterionType,
+    snake_case: purpose, stack level, ids, sources) match, so the CSMS forgets those it recorded
+    installed; none when the sources asked leave out the CSMS's (``CSO``). What the charger may draw
+    changed (``charger_draw_changed``), as after a clear. Returns how many were forgotten."""
+    sources = criterion.get("charging_limit_source")
+    if sources is not None and CSMS_SOURCE not in sources:
+        return 0
+    recorded = InstalledChargingProfile.objects.filter(charge_point=charge_point)
+    if evse_id is not None:
+        recorded = recorded.filter(connector_id=evse_id)
+    if criterion.get("charging_profile_purpose") is not None:
+        recorded = recorded.filter(purpose=criterion["charging_profile_purpose"])
+    if criterion.get("stack_level") is not None:
+        recorded = recorded.filter(stack_level=criterion["stack_level"])
+    if criterion.get("charging_profile_id") is not None:
+        recorded = recorded.filter(profile_id__in=criterion["charging_profile_id"])
+    forgotten = recorded.delete()[0]
+    if forgotten:
+        charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
+    return forgotten

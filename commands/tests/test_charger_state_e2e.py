@@ -11,6 +11,7 @@ from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import ChargePoint as V201Client
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
@@ -300,3 +301,78 @@ async def test_a_2_0_1_station_keeps_profiles_of_one_stack_level_whose_validitie
         "Profile 11 on connector 1 has the same purpose (TxDefaultProfile) and stack level (1) with an overlapping"
         " validity; the station rejects profile 13 (OCPP 2.0.1 K01.FR.06)."
     ]
+
+
+ProfileReportingStation = answering_charger(
+    V201Client,
+    {
+        "SetChargingProfile": result201.SetChargingProfile(status="Accepted"),
+        "GetChargingProfiles": result201.GetChargingProfiles(status="NoProfiles"),
+    },
+)
+
+
+def _reported_profile(profile_id: int, stack_level: int, purpose: str = "TxDefaultProfile") -> dict[str, Any]:
+    """A ChargingProfileType as a station reports it (camelCase)."""
+    return {
+        "id": profile_id,
+        "stackLevel": stack_level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": [
+            {"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}]}
+        ],
+    }
+
+
+async def test_the_profiles_a_2_0_1_station_reports_holding_are_what_the_csms_records_installed(
+    daphne, api_daphne, api_key
+):
+    """OCPP 2.0.1 K09: GetChargingProfiles is answered NoProfiles (the station holds none of those asked
+    about) or by ReportChargingProfiles listing them. Probe: both were acknowledged and nothing
+    followed; the CSMS kept a profile the station no longer held recorded installed (and warned of
+    conflicts with it), and did not record one it held that it had not set through its own command.
+    Profiles set by another source (an energy manager) are not the CSMS's: not recorded."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-K09", heartbeat_interval=60)
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-K09"
+
+    async def installed() -> list[tuple[int, int, str, int, str]]:
+        rows = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CS-K09").order_by("profile_id")
+        return [
+            (p.connector_id, p.profile_id, p.purpose, p.stack_level, p.profile["charging_profile_kind"])
+            async for p in rows
+        ]
+
+    async with ocpp_charger(daphne, "2.0.1", "CS-K09", client_class=ProfileReportingStation) as station:
+        status, _ = await ahttp(
+            f"{url}/set_charging_profile", method="POST", api_key=api_key, body=_SET_PROFILE_201_STACK_LEVEL_2
+        )
+        assert (status, await installed()) == (200, [(1, 31, "TxDefaultProfile", 2, "Relative")])
+        asked = {"request_id": 4, "evse_id": 1, "charging_profile": {"charging_profile_purpose": "TxDefaultProfile"}}
+        status, reply = await ahttp(f"{url}/get_charging_profiles", method="POST", api_key=api_key, body=asked)
+        assert (status, reply["status"], await installed()) == (200, "NoProfiles", [])
+
+        for source, reported in (
+            ("CSO", [_reported_profile(32, 2), _reported_profile(33, 3)]),
+            ("EMS", [_reported_profile(34, 4, "TxProfile")]),
+        ):
+            await station.call(
+                call201.ReportChargingProfiles(
+                    request_id=5, charging_limit_source=source, evse_id=1, charging_profile=reported, tbc=True
+                )
+            )
+    assert await installed() == [(1, 32, "TxDefaultProfile", 2, "Relative"), (1, 33, "TxDefaultProfile", 3, "Relative")]
+
+
+_SET_PROFILE_201_STACK_LEVEL_2 = {
+    "evse_id": 1,
+    "charging_profile": {
+        "id": 31,
+        "stack_level": 2,
+        "charging_profile_purpose": "TxDefaultProfile",
+        "charging_profile_kind": "Relative",
+        "charging_schedule": [
+            {"id": 1, "charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": 16}]}
+        ],
+    },
+}

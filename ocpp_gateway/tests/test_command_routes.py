@@ -31,6 +31,7 @@ CHARGER_STATE_COMMANDS = {
     "get_local_list_version",
     "set_charging_profile",
     "clear_charging_profile",
+    "get_charging_profiles",  # 2.0.1 NoProfiles: none of those asked about is held (K09)
     "get_configuration",
     "change_configuration",
     "get_variables",

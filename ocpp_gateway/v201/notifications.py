@@ -91,9 +91,6 @@ class NotificationHandlers:
     on_notify_display_messages = acknowledging_handler(
         Action.notify_display_messages, call_result.NotifyDisplayMessages
     )
-    on_report_charging_profiles = acknowledging_handler(
-        Action.report_charging_profiles, call_result.ReportChargingProfiles
-    )
     on_publish_firmware_status_notification = acknowledging_handler(
         Action.publish_firmware_status_notification, call_result.PublishFirmwareStatusNotification
     )

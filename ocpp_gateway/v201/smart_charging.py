@@ -1,19 +1,29 @@
 """OCPP 2.0.1 Smart Charging block (K): SetChargingProfile (the conflicts warned of before sending, the
-profile installed by an accepted answer) and ClearChargingProfile. The charger's reports of its
-profiles and limits are acknowledged in ``notifications.py``."""
+profile installed by an accepted answer), ClearChargingProfile, and GetChargingProfiles with the
+ReportChargingProfiles that answer it (K09: the profiles the station holds, recorded). The charger's
+limits (NotifyChargingLimit, ISO 15118 needs) are acknowledged in ``notifications.py``."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ocpp.v201.enums import Action
+from ocpp.v201.enums import Action, GetChargingProfileStatusEnumType
 
 from chargepoints.models import ChargePoint
 from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
+from kernel import payload_case
+from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
-from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
+from ocpp_gateway.command_routes import (
+    answer,
+    answer_accepted,
+    answer_status,
+    answering_charge_point,
+    request_check,
+)
+from ocpp_gateway.group_commit import in_commit_group
 
 
 def profile_target(body: dict[str, Any]) -> ProfileTarget:
@@ -33,6 +43,35 @@ def profile_target(body: dict[str, Any]) -> ProfileTarget:
 
 
 class SmartChargingHandlers:
+    id: str
+
+    @on_payload(Action.report_charging_profiles)
+    async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{requestId, chargingLimitSource, evseId, chargingProfile: [...], tbc?}`` -> ``{}`` (K09):
+        the CSMS's own profiles (source ``CSO``) among them recorded installed
+        (``charging_profiles_reported``). Not on the path of ordinary messages: a station sends it
+        only when asked (GetChargingProfiles)."""
+        await in_commit_group(charging_profiles.charging_profiles_reported)(
+            charge_point_id=self.id,
+            evse_id=payload["evseId"],
+            source=payload["chargingLimitSource"],
+            profiles=payload_case.snake_case(payload["chargingProfile"]),
+        )
+        return {}
+
+    @staticmethod
+    @answer(Action.get_charging_profiles)
+    def after_get_charging_profiles(command: Command) -> None:
+        """NoProfiles: the station holds none of those asked about; the CSMS forgets those it
+        recorded (``charging_profiles_none_held``). Accepted: its ReportChargingProfiles follow."""
+        if answer_status(command) == GetChargingProfileStatusEnumType.no_profiles:
+            body = command.request
+            charging_profiles.charging_profiles_none_held(
+                charge_point=answering_charge_point(command),
+                evse_id=body.get("evse_id"),
+                criterion=body.get("charging_profile") or {},
+            )
+
     @staticmethod
     @request_check(Action.set_charging_profile)
     def set_charging_profile_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
