@@ -18,6 +18,7 @@ from django.utils.safestring import SafeString
 
 from chargepoints.admin.message_log import ActionFilter
 from chargepoints.models import ChargePoint
+from chargepoints.selectors import connector_list
 from chargepoints.services import charge_point_update
 from charging.admin import charge_points
 from commands.forms import (
@@ -260,16 +261,20 @@ class ChargePointAdmin(charge_points.ChargePointAdmin):
         request: HttpRequest,
         queryset: QuerySet[ChargePoint],
         form_class: type[CommandForm],
-        data_by_version: dict[str, dict[str, Any]],
+        data_by_version: dict[str, Any],
     ) -> None:
         """An admin action: the same command to every selected charger, each reported on its own, in
         the list's order. Sent to the chargers at once (``kernel.together``): a silent charger's
-        wait (up to ``CSMS_OCPP_CALL_TIMEOUT``) does not add to every other's."""
+        wait (up to ``CSMS_OCPP_CALL_TIMEOUT``) does not add to every other's. ``data_by_version``:
+        the form's data by OCPP version, or a function of the charger giving a list of them (one
+        command each, in order)."""
 
         def send(charge_point: ChargePoint) -> list[tuple[int, str, str]]:
             said = _Said(request)
+            data = data_by_version.get(charge_point.ocpp_version, {})
             try:
-                self._send(said, charge_point, form_class, data_by_version.get(charge_point.ocpp_version, {}))  # type: ignore[arg-type]  # a request's stand-in
+                for each in data(charge_point) if callable(data) else [data]:
+                    self._send(said, charge_point, form_class, each)  # type: ignore[arg-type]  # a request's stand-in
             except Exception:  # one charger's failure is its own line, the others' outcomes still shown
                 logger.exception("Admin action: sending to %s failed", charge_point.charge_point_id)
                 failed = f"{charge_point.charge_point_id}: the command could not be sent (the log says why)."
@@ -300,8 +305,16 @@ class ChargePointAdmin(charge_points.ChargePointAdmin):
 
     @admin.action(description="Trigger a StatusNotification", permissions=["send_command"])
     def trigger_status_notification(self, request: HttpRequest, queryset: QuerySet[ChargePoint]) -> None:
+        """1.6: one TriggerMessage without a connector (every connector's status). 2.0.1: one per EVSE
+        the CSMS knows of the charger (F06.FR.13: the CSMS names the EVSE; a station reports statuses
+        per connector, never for itself), none for a station that reported no EVSE yet."""
         data = {"requested_message": "StatusNotification"}
-        self._send_to_each(request, queryset, TriggerMessageForm, {"1.6": data, "2.0.1": data})
+
+        def each_evse(charge_point: ChargePoint) -> list[dict[str, Any]]:
+            evses = sorted({c.evse_id for c in connector_list(charge_point=charge_point) if c.evse_id})
+            return [{**data, "connector": evse_id} for evse_id in evses]
+
+        self._send_to_each(request, queryset, TriggerMessageForm, {"1.6": data, "2.0.1": each_evse})
 
 
 admin.site.unregister(ChargePoint)

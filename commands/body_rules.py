@@ -283,6 +283,15 @@ def _transaction_status(body: dict[str, Any]) -> Refusals:
     return {}
 
 
+def _trigger_message201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 F06.FR.13: a TriggerMessage for a StatusNotification names its EVSE (``evse``; its
+    connector too, or the station reports each of the EVSE's): a station reports statuses per
+    connector, never for itself as a whole."""
+    if body.get("requested_message") == "StatusNotification" and "evse" not in body:
+        return {"evse": ["Required for a StatusNotification (F06.FR.13): statuses are reported per connector."]}
+    return {}
+
+
 def _reset201(body: dict[str, Any]) -> Refusals:
     """2.0.1 B12 (ResetRequest): ``evse_id`` names one EVSE (> 0) to reset; the whole station is
     reset by leaving it out."""
@@ -307,5 +316,6 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "RequestStopTransaction"): _request_stop,
     ("2.0.1", "GetTransactionStatus"): _transaction_status,
     ("2.0.1", "Reset"): _reset201,
+    ("2.0.1", "TriggerMessage"): _trigger_message201,
     ("2.0.1", "ReserveNow"): _reserve_now201,
 }

@@ -134,6 +134,9 @@ class TriggerMessageForm(CommandForm):
         cast(forms.ChoiceField, self.fields["requested_message"]).choices = choices
         if self.version != V16:
             self.fields["connector"].label = "EVSE"
+            self.fields[
+                "connector"
+            ].help_text = "Optional; blank: the whole charger. A StatusNotification names its EVSE (F06.FR.13)."
 
     def command_body(self) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {"requested_message": self.cleaned_data["requested_message"]}

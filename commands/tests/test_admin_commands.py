@@ -25,7 +25,7 @@ from django.utils import timezone
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call_result as result16
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Connector
 from charging.services.transaction_start import StartRequest, transaction_start
 from commands import catalog
 from commands.forms import COMMAND_FORMS
@@ -244,6 +244,24 @@ async def test_availability_and_trigger_actions_address_the_whole_charger(daphne
         ("ChangeAvailability", {"connector_id": 0, "type": "Inoperative"}),
         ("ChangeAvailability", {"connector_id": 0, "type": "Operative"}),
         ("TriggerMessage", {"requested_message": "StatusNotification"}),
+    ]
+
+
+async def test_a_2_0_1_station_s_statuses_are_triggered_per_evse(daphne, operator):
+    """OCPP 2.0.1 F06.FR.13: a TriggerMessage for a StatusNotification names its EVSE (a station reports
+    statuses per connector). Probe: the admin action (and the API) sent one without ``evse``."""
+    client, _ = operator
+    charge_point = await register("CS-TRIG", ocpp_version="2.0.1")
+    for evse_id, connector_id in ((1, 1), (1, 2), (2, 1)):
+        await Connector.objects.acreate(charge_point=charge_point, evse_id=evse_id, connector_id=connector_id)
+    async with ocpp_charger(daphne, "2.0.1", "CS-TRIG", client_class=V201Charger) as charger:
+        await connected("CS-TRIG")
+        await post(
+            client, CHANGELIST, {"action": "trigger_status_notification", ACTION_CHECKBOX_NAME: [charge_point.pk]}
+        )
+    assert charger.received == [
+        ("TriggerMessage", {"requested_message": "StatusNotification", "evse": {"id": 1}}),
+        ("TriggerMessage", {"requested_message": "StatusNotification", "evse": {"id": 2}}),
     ]
 
 

@@ -189,6 +189,8 @@ LOG = {"remote_location": "https://logs.example/upload"}
             "evse.id",
         ),
         ("2.0.1", "trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 0}}, "evse.id"),
+        # F06.FR.13: a StatusNotification is triggered for an EVSE (a station reports statuses per connector)
+        ("2.0.1", "trigger_message", {"requested_message": "StatusNotification"}, "evse"),
         ("2.0.1", "change_availability", {"operational_status": "Inoperative", "evse": {"id": 0}}, "evse.id"),
         (
             "2.0.1",
@@ -418,7 +420,8 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("get_transaction_status", {"transaction_id": "TX-1"}),
         ("get_transaction_status", {}),  # E14: every transaction's messages
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}}),
-        ("trigger_message", {"requested_message": "StatusNotification"}),  # the whole station
+        ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1}}),  # each connector
+        ("trigger_message", {"requested_message": "Heartbeat"}),
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
         ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),

@@ -180,6 +180,8 @@ async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_
         "MeterValues": METER_VALUES[version],
         "FirmwareStatusNotification": {"status": "Idle"},
     }
+    # 2.0.1 F06.FR.13: a StatusNotification is asked of an EVSE (its connectors each report)
+    evse = {"evse": {"id": 1}} if (version, requested) == ("2.0.1", "StatusNotification") else {}
     async with raw_socket(daphne, version, CP_ID) as websocket:
         await booted_pending(websocket, version)
         call = await asked(
@@ -188,10 +190,10 @@ async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_
             websocket,
             version,
             "trigger_message",
-            {"requested_message": requested},
+            {"requested_message": requested, **evse},
             {"status": "Accepted"},
         )
-        assert call[2:] == ["TriggerMessage", {"requestedMessage": requested}]
+        assert call[2:] == ["TriggerMessage", {"requestedMessage": requested, **evse}]
         answers = [await exchange(websocket, [2, f"t{n}", requested, payloads[requested]]) for n in range(2)]
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
     assert [answer[:2] for answer in answers] == [[3, "t0"], [3, "t1"]]
@@ -204,7 +206,7 @@ async def test_a_trigger_a_pending_station_refuses_asks_for_nothing(daphne, api_
     TriggerMessage of TransactionEvent refused, then any number of sessions opened by a stranger)."""
     async with raw_socket(daphne, "2.0.1", CP_ID) as websocket:
         await booted_pending(websocket, "2.0.1")
-        body = {"requested_message": "StatusNotification"}
+        body = {"requested_message": "StatusNotification", "evse": {"id": 1}}
         await asked(daphne, api_key, websocket, "2.0.1", "trigger_message", body, answer, http_status=409)
         refused = await exchange(websocket, [2, "s1", "StatusNotification", STATUS["2.0.1"]])
     assert refused[:3] == [4, "s1", "SecurityError"]
