@@ -829,3 +829,30 @@ async def test_v16_live_energy_never_drops_for_a_reading_of_fewer_phases_or_anot
     ]
     session = await Transaction.objects.aget(pk=started.transaction_id)
     assert (session.status, session.energy_wh) == ("ended", Decimal(3700))
+
+
+async def test_a_pin_code_that_is_not_valid_is_answered_invalid_not_unknown(daphne):
+    """OCPP 2.0.1 C04.FR.01: a keyCode (idToken type KeyCode, a PIN typed at the station) not valid
+    there is answered Invalid; an unregistered card stays Unknown. Probe: the PIN was answered Unknown,
+    in Authorize and in the TransactionEvent that carried it."""
+    await register("CP201-PIN")
+    await IdTag.objects.acreate(id_tag="4711", token_type="KeyCode")
+    async with raw_socket(daphne, "2.0.1", "CP201-PIN") as websocket:
+        authorized = [
+            (await raw_call(websocket, f"a{n}", "Authorize", {"idToken": {"idToken": token, "type": kind}}))[2]
+            for n, (token, kind) in enumerate((("0000", "KeyCode"), ("4711", "KeyCode"), ("CARD-X", "ISO14443")))
+        ]
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-PIN"},
+            "evse": {"id": 1, "connectorId": 1},
+            "idToken": {"idToken": "0000", "type": "KeyCode"},
+        }
+        event = (await raw_call(websocket, "e0", "TransactionEvent", started))[2]
+        ended = {**started, "eventType": "Ended", "seqNo": 1, "triggerReason": "StopAuthorized"}
+        ended_answer = (await raw_call(websocket, "e1", "TransactionEvent", ended))[2]
+    assert [answer["idTokenInfo"]["status"] for answer in authorized] == ["Invalid", "Accepted", "Unknown"]
+    assert (event["idTokenInfo"], ended_answer["idTokenInfo"]) == ({"status": "Invalid"}, {"status": "Invalid"})

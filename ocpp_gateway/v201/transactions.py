@@ -33,11 +33,17 @@ from ocpp_gateway.group_commit import in_commit_group
 _CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": True}
 
 
-def id_token_info(info: IdTagInfo) -> dict[str, Any]:
+# The idToken type of a PIN code typed at the station (2.0.1 IdTokenEnumType, C04).
+_KEY_CODE = "KeyCode"
+
+
+def id_token_info(info: IdTagInfo, token_type: str = "") -> dict[str, Any]:
     """The 2.0.1 ``IdTokenInfoType`` as sent: ``{status, cacheExpiryDateTime?, groupIdToken?}``; a
     token not registered is ``Unknown`` (AuthorizationStatusEnumType: "Identifier is unknown. Not
-    allowed for charging"; 1.6, without it, answers Invalid)."""
-    answer: dict[str, Any] = {"status": info.status if info.registered else "Unknown"}
+    allowed for charging"; 1.6, without it, answers Invalid), but a PIN code (``token_type`` KeyCode,
+    as the station sent it) that is not valid is ``Invalid`` (C04.FR.01)."""
+    unregistered = "Invalid" if token_type == _KEY_CODE else "Unknown"
+    answer: dict[str, Any] = {"status": info.status if info.registered else unregistered}
     if info.expiry_date is not None:
         answer["cacheExpiryDateTime"] = format_ocpp_time(info.expiry_date)
     if info.parent_id_tag:
@@ -76,14 +82,15 @@ def _transaction_event(charge_point_id: str, payload: dict[str, Any]) -> dict[st
     """Apply one TransactionEvent (its payload as sent, camelCase); its answer (``_answer``)."""
     if payload["eventType"] == "Ended":
         return _ended(charge_point_id, payload)
-    return _answer(_started_or_updated(charge_point_id, payload))
+    token_type = (payload.get("idToken") or {}).get("type", "")
+    return _answer(_started_or_updated(charge_point_id, payload), token_type=token_type)
 
 
-def _answer(info: IdTagInfo | None, total_cost: Decimal | None = None) -> dict[str, Any]:
+def _answer(info: IdTagInfo | None, total_cost: Decimal | None = None, *, token_type: str = "") -> dict[str, Any]:
     """The TransactionEventResponse as sent: ``{idTokenInfo?, totalCost?}``, ``info`` the idToken's
-    authorization when one came; ``total_cost`` in the currency's units (a JSON number: the
-    ``ocpp`` package would write a Decimal with one decimal)."""
-    answer: dict[str, Any] = {"idTokenInfo": id_token_info(info)} if info else {}
+    authorization when one came (``token_type``: its type, ``id_token_info``'s); ``total_cost`` in the
+    currency's units (a JSON number: the ``ocpp`` package would write a Decimal with one decimal)."""
+    answer: dict[str, Any] = {"idTokenInfo": id_token_info(info, token_type)} if info else {}
     if total_cost is not None:
         answer["totalCost"] = float(total_cost)
     return answer
@@ -119,7 +126,7 @@ def _ended(charge_point_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     authorization = stopped.id_tag_info
     if sent_token and authorization is None:  # an empty or NoAuthorization idToken: still answered (E05/E06)
         authorization = _empty_token_info(token_type)
-    return _answer(authorization, _total_cost(stopped))
+    return _answer(authorization, _total_cost(stopped), token_type=token_type)
 
 
 def _total_cost(stopped: StopResult) -> Decimal | None:
@@ -275,7 +282,7 @@ class TransactionHandlers:
         info = await id_tags.id_tag_authorize(
             id_tag=token["idToken"], token_type=token["type"], charge_point_id=self.id
         )
-        return {"idTokenInfo": id_token_info(info)}
+        return {"idTokenInfo": id_token_info(info, token["type"])}
 
     @on_payload(Action.transaction_event)
     async def on_transaction_event(self, payload: dict[str, Any]) -> dict[str, Any]:
