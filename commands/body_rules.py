@@ -283,6 +283,19 @@ def _transaction_status(body: dict[str, Any]) -> Refusals:
     return {}
 
 
+def _clear_profile201(body: dict[str, Any]) -> Refusals:
+    """2.0.1 K10.FR.06: the CSMS does not clear the profiles of purpose ChargingStationExternalConstraints
+    (an external system sets and clears them), so its criteria never name that purpose."""
+    criteria = body.get("charging_profile_criteria")
+    if isinstance(criteria, dict) and criteria.get("charging_profile_purpose") == _EXTERNAL_CONSTRAINTS:
+        return {
+            "charging_profile_criteria.charging_profile_purpose": [
+                f"{_EXTERNAL_CONSTRAINTS} is cleared by the external system that set it, never by the CSMS (K10.FR.06)."
+            ]
+        }
+    return {}
+
+
 def _trigger_message201(body: dict[str, Any]) -> Refusals:
     """2.0.1 F06.FR.13: a TriggerMessage for a StatusNotification names its EVSE (``evse``; its
     connector too, or the station reports each of the EVSE's): a station reports statuses per
@@ -317,5 +330,6 @@ _RULES: dict[tuple[str, str], Callable[[dict[str, Any]], Refusals]] = {
     ("2.0.1", "GetTransactionStatus"): _transaction_status,
     ("2.0.1", "Reset"): _reset201,
     ("2.0.1", "TriggerMessage"): _trigger_message201,
+    ("2.0.1", "ClearChargingProfile"): _clear_profile201,
     ("2.0.1", "ReserveNow"): _reserve_now201,
 }

@@ -191,6 +191,13 @@ LOG = {"remote_location": "https://logs.example/upload"}
         ("2.0.1", "trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 0}}, "evse.id"),
         # F06.FR.13: a StatusNotification is triggered for an EVSE (a station reports statuses per connector)
         ("2.0.1", "trigger_message", {"requested_message": "StatusNotification"}, "evse"),
+        # K10.FR.06: the CSMS never clears an external system's limits
+        (
+            "2.0.1",
+            "clear_charging_profile",
+            {"charging_profile_criteria": {"charging_profile_purpose": "ChargingStationExternalConstraints"}},
+            "charging_profile_criteria.charging_profile_purpose",
+        ),
         ("2.0.1", "change_availability", {"operational_status": "Inoperative", "evse": {"id": 0}}, "evse.id"),
         (
             "2.0.1",
@@ -422,6 +429,7 @@ def test_a_body_breaking_what_ocpp_says_in_prose_is_a_400_naming_the_field_and_n
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}}),
         ("trigger_message", {"requested_message": "StatusNotification", "evse": {"id": 1}}),  # each connector
         ("trigger_message", {"requested_message": "Heartbeat"}),
+        ("clear_charging_profile", {"charging_profile_criteria": {"charging_profile_purpose": "TxDefaultProfile"}}),
         ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 1}}),  # a whole EVSE
         ("reset", {"type": "OnIdle", "evse_id": 1}),
         ("reserve_now", {"id": 0, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": TOKEN}),
