@@ -131,6 +131,25 @@ def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> 
     )
 
 
+def id_tag_infos_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> tuple[IdTagInfo, IdTagInfo]:
+    """``id_tag_info_of`` now (the answer the charger gets: the tag as it stands) and at ``at``,
+    when the charger took the tag (a start's or event's time, judged: ``chargepoints.clock``),
+    which decides the session's ``id_tag_status``: an offline charger's queued start on a tag
+    valid then but expired before its delivery was authorized (not ``unauthorized_token``).
+    Only an expiry date depends on the time: the same info twice, without a second look, unless
+    the tag is Expired now and ``at`` is earlier. A status other than an expiry (Blocked, Invalid)
+    is the tag's as it stands: the CSMS keeps no history of it."""
+    now_info = id_tag_info_of(tag, token_type=token_type, at=timezone.now())
+    if now_info.status != AuthorizationStatus.EXPIRED:
+        return now_info, now_info
+    return now_info, id_tag_info_of(tag, token_type=token_type, at=at)
+
+
+def id_tag_authorize_at(*, id_tag: str, token_type: str = "", at: datetime) -> tuple[IdTagInfo, IdTagInfo]:
+    """``id_tag_infos_of`` of ``id_tag`` (one statement, as ``id_tag_authorize``)."""
+    return id_tag_infos_of(id_tag_find(id_tag=id_tag), token_type=token_type, at=at)
+
+
 def id_tag_concurrency_checked(
     *,
     info: IdTagInfo,

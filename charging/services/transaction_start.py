@@ -163,15 +163,15 @@ def transaction_start(request: StartRequest) -> StartResult:
     start = charger_time_judged(request.started_at, now)
     read = start_read_taken(start_lookup_of_request(request))  # read with its batch's other starts, if it was
     with db_transaction.atomic():
-        info = _authorized(request, start.at) if request.authorize else None
+        answer, info = _authorized(request, start.at) if request.authorize else (None, None)
         request = _as_stored(request, start, samples_judged(request.samples, now))
         existing, charge_point, older, stop_parked, reserved = _started_before(request, read, start.sent)
         if existing is not None:
-            return StartResult(existing, _event_add(existing, request, start, info))
+            return StartResult(existing, _event_add(existing, request, start, info, answer))
         assert charge_point is not None  # a start that may open a session holds the charger's lock
         new_id = read.new_id if read is not None else None
         session = _session_open(charge_point, older, request, start, info, stop_parked, new_id, reserved)
-    return StartResult(session, info)
+    return StartResult(session, answer)
 
 
 def _as_stored(request: StartRequest, start: ChargerTime, samples: list[SampledValue]) -> StartRequest:
@@ -209,17 +209,21 @@ def start_lookup_of_request(request: StartRequest) -> StartLookup | None:
 starting_unit_register(transaction_start, start_lookup_of_request)
 
 
-def _authorized(request: StartRequest, started_at: datetime) -> IdTagInfo:
-    """The id tag's authorization now: from the tag its batch read with its other starts, else read;
-    ConcurrentTx when the tag's sessions open elsewhere that began by ``started_at`` (the start's
-    judged time) are at its limit (a tag with none: no read)."""
+def _authorized(request: StartRequest, started_at: datetime) -> tuple[IdTagInfo, IdTagInfo]:
+    """The id tag's authorization: the answer (the tag now) and the session's (the tag at
+    ``started_at``, the start's or event's judged time: a tag valid then, expired before an offline
+    charger delivered its queue, authorized the session; ``selectors.id_tag_infos_of``), from the
+    tag its batch read with its other starts, else read; ConcurrentTx when the tag's sessions open
+    elsewhere that began by ``started_at`` are at its limit (a tag with none: no read)."""
     read, tag = id_tag_read(request.id_tag)
     if not read:
-        info = selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
+        now, then = selectors.id_tag_authorize_at(
+            id_tag=request.id_tag, token_type=request.id_token_type, at=started_at
+        )
     else:
-        info = selectors.id_tag_info_of(tag, token_type=request.id_token_type, at=timezone.now())
-    return selectors.id_tag_concurrency_checked(
-        info=info,
+        now, then = selectors.id_tag_infos_of(tag, token_type=request.id_token_type, at=started_at)
+    checked = selectors.id_tag_concurrency_checked(
+        info=then,
         id_tag=request.id_tag,
         charge_point_id=request.charge_point_id,
         connector_id=request.connector_id,
@@ -227,6 +231,7 @@ def _authorized(request: StartRequest, started_at: datetime) -> IdTagInfo:
         ocpp_transaction_id=request.ocpp_transaction_id,
         started_at=started_at,
     )
+    return (checked if now is then else now), checked
 
 
 def _started_before(
@@ -285,9 +290,10 @@ def _started_by_or_open(
 
 
 def _event_add(
-    session: Transaction, request: StartRequest, start: ChargerTime, info: IdTagInfo | None
+    session: Transaction, request: StartRequest, start: ChargerTime, info: IdTagInfo | None, answer: IdTagInfo | None
 ) -> IdTagInfo | None:
-    """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); the answer's
+    """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); ``info``: its
+    token's authorization at its time (``_authorized``), ``answer`` now. The answer's
     authorization: this start's, else the one the session started with."""
     seen = request.seq_no is not None and seq_no_seen(session, request.seq_no)
     if request.seq_no is not None and (not seen or _seq_no_restarted(session, request, start)):
@@ -313,9 +319,9 @@ def _event_add(
                 stop_id_tag=session.stop_id_tag,
                 closed_by_csms=session.closed_by_csms,
             )
-    if info is None and session.id_tag_status:
+    if answer is None and session.id_tag_status:
         return IdTagInfo(status=session.id_tag_status)
-    return info
+    return answer
 
 
 def _session_open(
@@ -681,7 +687,8 @@ def _parked_end_learned(session: Transaction, parked: ReconciliationItem) -> Non
     token = _object_in(payload, "idToken")
     id_tag, token_type = token.get("idToken"), str(token.get("type", ""))
     if isinstance(id_tag, str) and id_tag and session_token_open(session):
-        status = selectors.id_tag_authorize(id_tag=id_tag, token_type=token_type).status
+        at = parked.stopped_at or parked.received_at  # the tag when the charger took it (``_authorized``)
+        status = selectors.id_tag_authorize_at(id_tag=id_tag, token_type=token_type, at=at)[1].status
         session_token_apply(session, id_tag=id_tag, token_type=token_type, status=status)
     sent = payload.get("timestamp")
     stop = charger_time_judged(charger_time_read(sent if isinstance(sent, str) else None), parked.received_at)

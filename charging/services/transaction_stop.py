@@ -122,10 +122,12 @@ def transaction_stop(request: StopRequest) -> StopResult:
     stop = charger_time_judged(request.stopped_at, now)
     samples = samples_judged(request.samples, now)
     with db_transaction.atomic():
-        info = (
-            selectors.id_tag_authorize(id_tag=request.id_tag, token_type=request.id_token_type)
+        # The answer: the tag now; ``info``, the session's: the tag at the stop (a 2.0.1 Ended's token
+        # becomes the session's when it has none: valid when the charger took it, if expired since)
+        answer, info = (
+            selectors.id_tag_authorize_at(id_tag=request.id_tag, token_type=request.id_token_type, at=stop.at)
             if request.id_tag and request.authorize
-            else None
+            else (None, None)
         )
         id_tag = stored_id_tag(request.id_tag)
         session = transaction_named(request.charge_point_id, request.ocpp_transaction_id)
@@ -141,19 +143,19 @@ def transaction_stop(request: StopRequest) -> StopResult:
             meter_stop = _last_register_wh(rows)
         park = _Parker(charge_point, request, meter_stop, stop.at, id_tag)
         if session is None:
-            return StopResult(None, info, _unknown_stop_park(park, request.ocpp_transaction_id, rows))
+            return StopResult(None, answer, _unknown_stop_park(park, request.ocpp_transaction_id, rows))
         # A seqNo seen before is a replay only once the charger's stop ended the session: else an
         # earlier event took it (a counter restarted at a reboot), and this stop must still apply.
         seen = seq_no_seen(session, request.seq_no)
         if _ended_by_the_charger(session) and (seen or _is_resent_stop(session, meter_stop, stop.sent)):
             transaction_save_changes(session)
-            return StopResult(session, info)
+            return StopResult(session, answer)
         # Gathered into the batch's COPY: the session's ledger read below adds them to what it reads.
         sample_rows_stored(rows, may_gather=True)
         samples_learned(session, samples, rows)
         if _ended_by_the_charger(session):
             transaction_save_changes(session)
-            return StopResult(session, info, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
+            return StopResult(session, answer, park(ReconciliationReason.ALREADY_STOPPED, session)[0])
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
         if session.status == TransactionStatus.ACTIVE and session.reservation_id is None:
             reservation_use(session, request.reservation_id)  # a closed session's: a later one's may hold its id
@@ -168,7 +170,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
             stop_id_tag=id_tag or session.stop_id_tag,  # 2.0.1: an Updated's StopAuthorized token (E07)
         )
         item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if request.id_tag_null else None
-    return StopResult(session, info, item, ended=True, total_cost=cost)
+    return StopResult(session, answer, item, ended=True, total_cost=cost)
 
 
 def stop_lookup_of_request(request: StopRequest) -> StopLookup:

@@ -4,6 +4,7 @@ the CSMS did not accept, an Ended without stoppedReason. Real daphne, real socke
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -252,3 +253,66 @@ async def test_v16_idle_time_ends_when_the_ev_leaves_and_never_starts_before_the
         assert (await call(websocket, "e", "StopTransaction", stop))[0] == 3
     session = await Transaction.objects.aget(pk=transaction_id)
     assert session.idle_seconds == 10 * 60 + 60
+
+
+async def test_a_v16_offline_start_on_a_tag_valid_then_expired_since_is_not_flagged(daphne):
+    """An offline charger queued a start on a tag valid at the time; it expired before the queue was
+    delivered: the session was flagged ``unauthorized_token`` (judged at the delivery). The charger
+    is still told Expired (the tag as it stands); the session, started while it was valid, is not
+    flagged. A start after the expiry still is."""
+    await charger_with_tariff("CP16-EXPIRED-SINCE")
+    await IdTag.objects.acreate(id_tag="TAG-EXP", expiry_date=datetime(2026, 5, 1, 12, tzinfo=UTC))
+    async with raw_socket(daphne, "1.6", "CP16-EXPIRED-SINCE") as websocket:
+        sessions = []
+        for connector_id, at, stop_at in ((1, T0, T1), (2, "2026-05-01T12:30:00Z", "2026-05-01T12:40:00Z")):
+            start = {"connectorId": connector_id, "idTag": "TAG-EXP", "meterStart": 0, "timestamp": at}
+            [_, _, started] = await call(websocket, f"s{connector_id}", "StartTransaction", start)
+            assert started["idTagInfo"]["status"] == "Expired"
+            stop = {"transactionId": started["transactionId"], "meterStop": 10000, "timestamp": stop_at}
+            assert await call(websocket, f"e{connector_id}", "StopTransaction", stop) == [3, f"e{connector_id}", {}]
+            sessions.append(started["transactionId"])
+
+    valid_then = await Transaction.objects.aget(pk=sessions[0])
+    assert (valid_then.id_tag_status, valid_then.anomalies, valid_then.needs_review) == ("Accepted", [], False)
+    record = await BillingRecord.objects.aget(transaction=valid_then)
+    assert (record.total, record.needs_review) == (Decimal("4.00"), False)
+    expired_then = await Transaction.objects.aget(pk=sessions[1])
+    assert (expired_then.id_tag_status, expired_then.anomalies) == ("Expired", ["unauthorized_token"])
+
+
+@pytest.mark.parametrize("token_in", ["Started", "Updated", "Ended"])
+async def test_a_v201_offline_session_on_a_token_valid_then_expired_since_is_not_flagged(daphne, token_in):
+    """2.0.1: the token of a queued Started, of a later Updated (tapped after plug-in) or of the Ended,
+    valid when the charger took it, expired before delivery: the session is that token's, Accepted,
+    not flagged (the answer still tells Expired)."""
+    await charger_with_tariff("CP201-EXPIRED-SINCE")
+    await IdTag.objects.acreate(id_tag="TOKEN-EXP", expiry_date=datetime(2026, 5, 1, 12, tzinfo=UTC))
+    token = {"idToken": {"idToken": "TOKEN-EXP", "type": "ISO14443"}}
+    reading = [{"timestamp": T0, "sampledValue": [{"value": 0, "context": "Transaction.Begin"}]}]
+    async with raw_socket(daphne, "2.0.1", "CP201-EXPIRED-SINCE") as websocket:
+        started = transaction_event(
+            "Started",
+            0,
+            T0,
+            meterValue=reading,
+            evse={"id": 1, "connectorId": 1},
+            **(token if token_in == "Started" else {}),
+        )
+        answer = (await call(websocket, "t1", "TransactionEvent", started))[2]
+        updated = transaction_event("Updated", 1, "2026-05-01T10:05:00Z", **(token if token_in == "Updated" else {}))
+        updated["triggerReason"] = "Authorized"
+        answer |= (await call(websocket, "t2", "TransactionEvent", updated))[2]
+        end_reading = [{"timestamp": T1, "sampledValue": [{"value": 2000, "context": "Transaction.End"}]}]
+        ended = transaction_event("Ended", 2, T1, meterValue=end_reading, **(token if token_in == "Ended" else {}))
+        answer |= (await call(websocket, "t3", "TransactionEvent", ended))[2]
+    assert answer["idTokenInfo"]["status"] == "Expired"
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.id_tag, session.id_tag_status, session.anomalies, session.needs_review) == (
+        "TOKEN-EXP",
+        "Accepted",
+        [],
+        False,
+    )
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.id_tag, record.total, record.needs_review) == ("TOKEN-EXP", Decimal("1.60"), False)
