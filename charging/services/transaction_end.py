@@ -210,10 +210,14 @@ def transaction_finish(
 
     An end before the start (both plausible clock readings) is flagged ``ended_before_started``;
     its duration counts as 0 s. A session ended before (a late event, a stop after the CSMS closed
-    it) is ``repriced``: billing keeps the tariff that priced it and sends its record again;
-    ``transaction.ended`` was sent at the first end and is not sent again (README, "Webhooks").
+    it) is ``repriced``: billing keeps the tariff that priced it and sends its record again when it
+    changed. ``transaction.ended`` is sent at the first end, and once more when the charger's own
+    stop (or one an operator attached) replaces a close the CSMS made (``closed_by_csms``: Reboot,
+    Superseded), whose end was provisional: its receivers learn the real end, stop reason and
+    energy (README, "Webhooks"). A late event of an ended session does not send it again.
     """
     repriced = session.status == TransactionStatus.ENDED
+    close_replaced = repriced and session.closed_by_csms and not closed_by_csms
     session.status = TransactionStatus.ENDED
     session.stopped_at = stopped_at
     session.stop_reason = reason
@@ -260,8 +264,8 @@ def transaction_finish(
     if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         anomaly_flag(session, Anomaly.MISSING_READINGS)
     transaction_save_changes(session, may_gather=True)  # read back only through model_rows, which writes it first
-    # Sent at the first end only; its data built only for a subscriber.
-    if not repriced and webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):
+    # Sent at the first end, and at the real one that replaces a CSMS close; its data built only for a subscriber.
+    if (not repriced or close_replaced) and webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):
         webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
     for _receiver, cost in transaction_ended.send(sender=Transaction, transaction=session, repriced=repriced):

@@ -253,7 +253,12 @@ def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(reg
     assert session.billing_record.energy_wh == Decimal(3000)
 
 
-def test_a_late_stop_after_the_csms_close_sends_the_billing_record_again_but_not_the_end(register_charge_point):
+@pytest.mark.parametrize("closed_by", ["Reboot", "Superseded"])
+def test_a_late_stop_after_the_csms_close_sends_the_end_and_the_billing_record_again(register_charge_point, closed_by):
+    """Probe: the charger's queued stop replaced the CSMS's close (a reboot, or a new start on the
+    connector), but ``transaction.ended`` was not sent again: receivers kept the CSMS-made end
+    (its time, ``Reboot``/``Superseded``, ``closed_by_csms``). It is sent again with the real end, once
+    (a resent copy of the stop sends nothing); the bill is the same record, sent again changed."""
     from webhooks.models import WebhookDelivery
     from webhooks.services import webhook_subscription_create
 
@@ -261,16 +266,36 @@ def test_a_late_stop_after_the_csms_close_sends_the_billing_record_again_but_not
         webhook_subscription_create(
             url="http://127.0.0.1:9/hooks", events=["transaction.ended", "billing_record.created"]
         )
+    Tariff.objects.create(name="T", currency="EUR", price_per_kwh=Decimal("0.30"), is_default=True)
+    IdTag.objects.bulk_create([IdTag(id_tag="TAG"), IdTag(id_tag="OTHER")])
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id).transaction
-    ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=timezone.now())
-    session.charge_point.refresh_from_db()
-    transactions_close_after_reboot(
-        charge_point=session.charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=40)
+    if closed_by == "Reboot":
+        ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=timezone.now())
+        session.charge_point.refresh_from_db()
+        transactions_close_after_reboot(
+            charge_point=session.charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=40)
+        )
+    else:
+        start_v16(charge_point_id, id_tag="OTHER", meter_start=5000, at=T0 + timedelta(minutes=40))
+    for _copy in range(2):
+        stop(charge_point_id, str(session.pk), 4000, reason="PowerLoss", at=T0 + timedelta(minutes=30))
+    bodies = [
+        json.loads(body) for body in WebhookDelivery.objects.order_by("created_at").values_list("body", flat=True)
+    ]
+    told = [(body["type"], body["data"].get("transaction_id")) for body in bodies]
+    assert told == [("transaction.ended", session.pk), ("billing_record.created", session.pk)] * 2
+    first_end, real_end = (body["data"] for body in bodies if body["type"] == "transaction.ended")
+    assert (first_end["stop_reason"], first_end["anomalies"]) == (closed_by, ["closed_by_csms"])
+    assert (real_end["stop_reason"], real_end["stopped_at"], real_end["energy_wh"], real_end["anomalies"]) == (
+        "PowerLoss",
+        "2026-05-01T10:30:00Z",
+        3000,
+        [],
     )
-    stop(charge_point_id, str(session.pk), 4000, reason="PowerLoss")
-    events = list(WebhookDelivery.objects.order_by("created_at").values_list("event_type", flat=True))
-    assert events == ["transaction.ended", "billing_record.created", "billing_record.created"]
+    first_bill, real_bill = (body["data"] for body in bodies if body["type"] == "billing_record.created")
+    assert first_bill["billing_record_id"] == real_bill["billing_record_id"]  # the same record, replaced
+    assert real_bill["total"] == "0.90"
 
 
 def test_a_late_event_that_changes_nothing_billed_sends_no_second_billing_record(register_charge_point):
