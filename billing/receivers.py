@@ -3,6 +3,7 @@ prices a session; connected in ``BillingConfig.ready``."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -12,10 +13,16 @@ from charging.models import Transaction
 
 
 def billing_record_on_end(
-    sender: Any, *, transaction: Transaction, repriced: bool = False, **kwargs: Any
+    sender: Any,
+    *,
+    transaction: Transaction,
+    repriced: bool = False,
+    billed_until: datetime | None = None,
+    **kwargs: Any,
 ) -> Decimal | None:
-    """Write the ended session's billing record, in the session's transaction; its total (None: no tariff)."""
-    return billing_record_write(transaction=transaction, repriced=repriced)
+    """Write the ended session's billing record, in the session's transaction; its total (None: no
+    tariff). ``billed_until``: the end its time is billed to (None: its stop)."""
+    return billing_record_write(transaction=transaction, repriced=repriced, billed_until=billed_until)
 
 
 def tariffs_kept_before_change(*, raw: bool = False, instance: Any, update_fields: Any = None, **_: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -132,7 +133,9 @@ _TOTAL_FIELD = BillingRecord._meta.get_field("total")
 _TOTAL_MAX = Decimal(10) ** (_TOTAL_FIELD.max_digits - _TOTAL_FIELD.decimal_places) - 1
 
 
-def billing_record_write(*, transaction: Transaction, repriced: bool = False) -> Decimal | None:
+def billing_record_write(
+    *, transaction: Transaction, repriced: bool = False, billed_until: datetime | None = None
+) -> Decimal | None:
     """Price an ended session with the tariff valid at its start; call in the ending DB transaction.
     Returns the record's total (in its currency's units, ``Decimal("1.90")``), None without a tariff
     (the total then says nothing: not free, not priced).
@@ -141,6 +144,9 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
     event) has its record rewritten with the tariff that priced it, whatever the charger's tariff,
     the tariffs' validity or default are now (its prices cannot change: ``tariff_save``). Without a
     tariff the record has no currency, a zero total and needs review.
+    ``billed_until``: the end the session's time (duration, charging and idle time) is billed to, None:
+    its stop; a session the CSMS closed itself is billed to its last evidence
+    (``charging.services.transaction_end._last_evidence``), the record keeping the session's stop.
     Nobody subscribed to hear of it (most stops), on PostgreSQL: the record is one row of values
     (``kernel.plain_sql.row_upserted``), gathered with the rest of the group commit's batch, no
     model instance built (issue 15).
@@ -151,7 +157,8 @@ def billing_record_write(*, transaction: Transaction, repriced: bool = False) ->
     if tariff is None:
         started_at = transaction.started_at
         tariff = selectors.tariff_for(charge_point=charge_point, at=started_at, transaction_pk=transaction.pk)
-    duration = max(int((transaction.stopped_at - transaction.started_at).total_seconds()), 0)
+    billed_end = transaction.stopped_at if billed_until is None else billed_until
+    duration = max(int((billed_end - transaction.started_at).total_seconds()), 0)
     idle = min(transaction.idle_seconds, duration)
     charging = duration - idle
     if transaction.time_spent_charging is not None:

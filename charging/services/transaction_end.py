@@ -115,14 +115,16 @@ def connector_sessions_follow(
             return
     elif not read:
         return
-    if charging is not None:
+    # The close first: the closing status is no state of the sessions it closes (their idle time ends at
+    # their last evidence, ``_last_evidence``, not at a status sent after the reboot); the others take it.
+    closed: list[Transaction] = []
+    if closes:
+        closed = transactions_close_after_reboot(
+            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at, sessions=read
+        )
+    if charging is not None and not (read is not None and len(closed) == len(read)):  # none left open: no read
         transaction_charging_state_set(
             charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, charging=charging, at=at
-        )
-        read = None  # changed since read: the close reads them again
-    if closes:
-        transactions_close_after_reboot(
-            charge_point=charge_point, connector_id=connector_id, evse_id=evse_id, at=at, sessions=read
         )
 
 
@@ -223,18 +225,19 @@ def transaction_finish(
     session.stop_reason = reason
     session.stop_id_tag = stop_id_tag
     session.closed_by_csms = closed_by_csms
-    if session.idle_since is not None:
-        session.idle_seconds += seconds_between(session.idle_since, stopped_at)
-        session.idle_since = None
-    if session.time_spent_charging is not None:  # 2.0.1: the charger's count decides, as billing takes it
-        duration = seconds_between(session.started_at, stopped_at)
-        session.idle_seconds = duration - min(session.time_spent_charging, duration)
     if session.ocpp_version == "1.6" and fractional(meter_stop_wh):  # 1.6 says integer Wh
         anomaly_flag(session, Anomaly.FRACTIONAL_WH)
     # The meter stop is the last reading: one stamped after the stop adds nothing (a late event's),
     # unless it is the stop's own (a Transaction.End reading stamped a second after its event).
     end = max(stopped_at, session.started_at)
     readings = [r for r in ledger_readings(session) if r.at <= end or r.context == "Transaction.End"]
+    billed_until = _last_evidence(session, readings, stopped_at) if closed_by_csms else stopped_at
+    if session.idle_since is not None:
+        session.idle_seconds += seconds_between(session.idle_since, billed_until)
+        session.idle_since = None
+    if session.time_spent_charging is not None:  # 2.0.1: the charger's count decides, as billing takes it
+        duration = seconds_between(session.started_at, billed_until)
+        session.idle_seconds = duration - min(session.time_spent_charging, duration)
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
@@ -268,10 +271,27 @@ def transaction_finish(
     if (not repriced or close_replaced) and webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_ENDED):
         webhook_event_emit(event_type=EventType.TRANSACTION_ENDED, data=events.transaction_event(session))
     charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
-    for _receiver, cost in transaction_ended.send(sender=Transaction, transaction=session, repriced=repriced):
+    ended = transaction_ended.send(
+        sender=Transaction, transaction=session, repriced=repriced, billed_until=billed_until
+    )
+    for _receiver, cost in ended:
         if isinstance(cost, Decimal):
             return cost
     return None
+
+
+def _last_evidence(session: Transaction, readings: list[metering.Reading], stopped_at: datetime) -> datetime:
+    """Up to when a session the CSMS closed itself (``closed_by_csms``: Reboot, Superseded) is billed
+    its time: its last evidence, the latest of its register readings and the start of its open idle
+    time, up to its close ``stopped_at`` (its start at least; its close when that is before the
+    start). The close is when the CSMS learned the session was over (a boot, a new start on the
+    connector), not when it ended: the charger was offline or rebooting in between, and charging
+    time and idle time billed to the close ran on through it. Energy is the register's, as before.
+    No statement: the readings are the ones the end derives its energy from."""
+    evidence = [reading.at for reading in readings if reading.at <= stopped_at]
+    if session.idle_since is not None and session.idle_since <= stopped_at:
+        evidence.append(session.idle_since)
+    return min(stopped_at, max([session.started_at, *evidence]))
 
 
 def _derived_anomalies_unflagged(session: Transaction) -> None:

@@ -846,3 +846,55 @@ async def test_v201_an_updated_that_overtook_the_started_of_an_id_a_reboot_resta
     ]
     assert await MeterSample.objects.filter(transaction=sessions[1], raw_value="4000").aexists()
     assert not await ReconciliationItem.objects.aexists()
+
+
+@pytest.mark.parametrize("closed_by", ["Reboot", "Superseded"])
+async def test_v16_a_session_the_csms_closes_is_billed_its_time_up_to_its_last_evidence(daphne, closed_by):
+    """Probe: a session whose charger went offline (its stop lost) was closed by the CSMS at the
+    reboot's Available, or at the next start on its connector, 3 h after its last reading: its
+    charging time (0.05 EUR/min) and its idle time (from SuspendedEV, 0.10 EUR/min) were billed to
+    the close, through the hours the charger was offline. It is billed to its last evidence (its last
+    register reading, the start of its open idle time); the energy is the register's, as before."""
+    charge_point_id = f"CLK-EVIDENCE-{closed_by}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    await Tariff.objects.filter(is_default=True).aupdate(idle_fee_per_minute=Decimal("0.10"))
+    boot = {"chargePointVendor": "Acme", "chargePointModel": "One"}
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=4)
+
+    def at(minutes: int) -> str:
+        return format_ocpp_time(began + timedelta(minutes=minutes))
+
+    def reading(minutes: int, wh: int) -> dict:
+        return {
+            "timestamp": at(minutes),
+            "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register"}],
+        }
+
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await result(websocket, "b1", "BootNotification", boot)
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": at(0)}
+        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+        values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading(30, 4000)]}
+        await result(websocket, "m1", "MeterValues", values)
+        suspended = {"connectorId": 1, "status": "SuspendedEV", "errorCode": "NoError", "timestamp": at(50)}
+        await result(websocket, "c1", "StatusNotification", suspended)
+        values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading(60, 5000)]}
+        await result(websocket, "m2", "MeterValues", values)
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        if closed_by == "Reboot":
+            await result(websocket, "b2", "BootNotification", boot)
+            available = {"connectorId": 1, "status": "Available", "errorCode": "NoError", "timestamp": at(240)}
+            await result(websocket, "a1", "StatusNotification", available)
+        else:
+            start = {"connectorId": 1, "idTag": "T1", "meterStart": 5000, "timestamp": at(240)}
+            await result(websocket, "s2", "StartTransaction", start)
+
+    session = await session_with_record(transaction_id)
+    assert (session.status, session.stop_reason, session.closed_by_csms) == ("ended", closed_by, True)
+    assert session.stopped_at == began + timedelta(minutes=240)  # when the CSMS closed it
+    record = session.billing_record
+    assert (record.energy_wh, record.duration_seconds) == (Decimal(4000), 3600)
+    assert (record.charging_seconds, record.idle_seconds) == (50 * 60, 10 * 60)
+    # 4 kWh x 0.30 + 50 min x 0.05 + 10 min idle x 0.10 + the 1.00 fee
+    assert record.total == Decimal("1.20") + Decimal("2.50") + Decimal("1.00") + Decimal("1.00")
+    assert session.needs_review and record.needs_review
