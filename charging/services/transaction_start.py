@@ -65,6 +65,7 @@ from charging.services.session_rows import (
     column_int,
     event_late,
     fractional,
+    seq_no_late,
     seq_no_lowest,
     seq_no_seen,
     seq_nos_contain,
@@ -294,7 +295,10 @@ def _event_add(
 ) -> IdTagInfo | None:
     """Add a 2.0.1 event with a new seqNo to its session (a replay adds nothing); ``info``: its
     token's authorization at its time (``_authorized``), ``answer`` now. The answer's
-    authorization: this start's, else the one the session started with."""
+    authorization: this start's, else the one the session started with. An event after its session's
+    Ended in the charger's sequence (``_after_its_end``) is kept, not applied."""
+    if _after_its_end(session, request):
+        _after_its_end_kept(session, request)  # its seqNo seen now: a replay below, which changes nothing
     seen = request.seq_no is not None and seq_no_seen(session, request.seq_no)
     if request.seq_no is not None and (not seen or _seq_no_restarted(session, request, start)):
         if start.implausible:
@@ -322,6 +326,31 @@ def _event_add(
     if answer is None and session.id_tag_status:
         return IdTagInfo(status=session.id_tag_status)
     return answer
+
+
+def _after_its_end(session: Transaction, request: StartRequest) -> bool:
+    """Whether a 2.0.1 event (not a Started) of a session its charger ended follows the Ended in the
+    charger's sequence: a seqNo above every one the session saw (the Ended's among them), new to it.
+    The Ended is a transaction's last event (E06; a simulator's, SAP's, sends an Updated after it):
+    such an event tells nothing of the session billed. An event the Ended overtook (a lower seqNo)
+    still re-prices it, and one of a session the CSMS closed is its charger's queue (it may bring its
+    real evidence). Read from the session at hand: no statement."""
+    seq_no = request.seq_no
+    if seq_no is None or request.started_event or session.status != TransactionStatus.ENDED:
+        return False
+    if session.closed_by_csms or not session.seq_nos or seq_nos_contain(session.seq_nos, seq_no):
+        return False
+    return not seq_no_late(session.seq_nos, seq_no)
+
+
+def _after_its_end_kept(session: Transaction, request: StartRequest) -> None:
+    """An event after its session's Ended (``_after_its_end``): its readings kept in the session's
+    ledger, as received (the meter-values API shows them; readings after the stop count for no bill),
+    its seqNo seen (a resend is a replay); the session, its end and its bill as the Ended left them."""
+    assert request.seq_no is not None
+    seq_no_seen(session, request.seq_no)
+    sample_rows_stored(sample_rows(session.charge_point_id, session, request.samples, source="TransactionEvent"))
+    transaction_save_changes(session)
 
 
 def _session_open(

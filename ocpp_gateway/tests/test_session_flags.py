@@ -11,7 +11,7 @@ import pytest
 
 from billing.models import BillingRecord, Tariff
 from chargepoints.models import ChargePoint
-from charging.models import AuthorizationStatus, IdTag, Transaction
+from charging.models import AuthorizationStatus, IdTag, MeterSample, Transaction
 from conftest import ahttp, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -316,3 +316,77 @@ async def test_a_v201_offline_session_on_a_token_valid_then_expired_since_is_not
     )
     record = await BillingRecord.objects.aget(transaction=session)
     assert (record.id_tag, record.total, record.needs_review) == ("TOKEN-EXP", Decimal("1.60"), False)
+
+
+def _late(seq_no: int, minute: int, **info: object) -> dict:
+    event = transaction_event("Updated", seq_no, f"2026-05-01T11:{minute:02d}:00Z")
+    event["transactionInfo"] = {"transactionId": "TX-FLAGS", **info}
+    return event
+
+
+@pytest.mark.parametrize(
+    "after_the_end",
+    [
+        # SAP's simulator: a periodic reading and the running totals, a minute after the Ended
+        _late(3, 1, chargingState="SuspendedEV", timeSpentCharging=3540)
+        | {"meterValue": [{"timestamp": "2026-05-01T11:01:00Z", "sampledValue": [{"value": 10500}]}]},
+        # a register reading the Ended's End reading would give way to
+        _late(3, 0)
+        | {
+            "meterValue": [
+                {"timestamp": "2026-05-01T11:00:01Z", "sampledValue": [{"value": 14000, "context": "Transaction.End"}]}
+            ]
+        },
+        # the token of the next driver, tapped after the session ended
+        _late(3, 2, chargingState="EVConnected") | {"idToken": {"idToken": "NEXT-DRIVER", "type": "ISO14443"}},
+    ],
+    ids=["readings-and-totals", "end-reading", "token"],
+)
+async def test_a_v201_event_after_its_sessions_ended_is_kept_but_changes_neither_bill_nor_end(daphne, after_the_end):
+    """Probe: an Updated whose seqNo follows its session's Ended (the Ended is the last event of a
+    transaction, E06), delivered after it, re-priced the session: its timeSpentCharging grew the
+    charging time, its End-context reading the energy, its token became the bill's. Its readings are
+    kept (the meter-values ledger), its seqNo seen (a resend is a replay); the bill, the end and the
+    session stay as the Ended left them. An Updated that the Ended overtook (a lower seqNo) still
+    re-prices it."""
+    await charger_with_tariff("CP201-AFTER-END")
+    await Tariff.objects.filter(is_default=True).aupdate(
+        price_per_minute=Decimal("0.05"), idle_fee_per_minute=Decimal("0.10")
+    )
+    await IdTag.objects.acreate(id_tag="NEXT-DRIVER")
+    begin = [{"timestamp": T0, "sampledValue": [{"value": 0, "context": "Transaction.Begin"}]}]
+    async with raw_socket(daphne, "2.0.1", "CP201-AFTER-END") as websocket:
+        started = transaction_event("Started", 0, T0, meterValue=begin, evse={"id": 1, "connectorId": 1})
+        await call(websocket, "t0", "TransactionEvent", started)
+        end = [{"timestamp": "2026-05-01T11:00:00Z", "sampledValue": [{"value": 10000, "context": "Transaction.End"}]}]
+        ended = _late(2, 0, chargingState="EVConnected", timeSpentCharging=3000) | {
+            "eventType": "Ended",
+            "meterValue": end,
+        }
+        # 10 kWh x 0.30 + 50 min x 0.05 + 10 min idle x 0.10 + 1.00
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 7.5}]
+        for copy in range(2):
+            assert (await call(websocket, f"a{copy}", "TransactionEvent", after_the_end))[0] == 3
+        overtaken = _late(1, 0) | {
+            "timestamp": "2026-05-01T10:30:00Z",
+            "meterValue": [{"timestamp": "2026-05-01T10:30:00Z", "sampledValue": [{"value": 4000}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", overtaken))[0] == 3
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert (session.id_tag, session.stopped_at, session.stop_reason) == (
+        "",
+        datetime(2026, 5, 1, 11, tzinfo=UTC),
+        "Local",
+    )
+    assert (session.energy_wh, session.time_spent_charging, session.idle_seconds) == (Decimal(10000), 3000, 600)
+    assert session.seq_nos == [[0, 3]]
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.id_tag, record.total, record.energy_wh, record.charging_seconds) == (
+        "",
+        Decimal("7.50"),
+        Decimal(10000),
+        3000,
+    )
+    kept = [sample.timestamp async for sample in MeterSample.objects.filter(transaction=session).order_by("timestamp")]
+    assert len(kept) == 3 + ("meterValue" in after_the_end)  # Begin, the overtaken one, End, the late one's
