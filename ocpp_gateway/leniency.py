@@ -128,11 +128,22 @@ def _receipt_in_the_handler(received_at: datetime) -> None:
     return None
 
 
+def _last_reading_in_the_handler(received_at: datetime) -> None:
+    """Left out: a 1.6 stop without ``meterStop`` (firmware that does not know its register at the
+    stop, or sends ``null``) ends its session at its last register reading, as a 2.0.1 Ended does
+    (``charging.services.transaction_stop``): refused, the stop would be retried for ever."""
+    return None
+
+
 # Required fields a session message may leave out: the default the CSMS uses (the time of receipt),
 # or None where the CSMS does not read the field (it stays out).
 _DEFAULTS: dict[tuple[str, str], dict[str, Callable[[datetime], str | None]]] = {
     ("1.6", "StartTransaction"): {"timestamp": _receipt_in_the_handler},
-    ("1.6", "StopTransaction"): {"timestamp": _receipt_in_the_handler, "transactionData/*/timestamp": _received_time},
+    ("1.6", "StopTransaction"): {
+        "timestamp": _receipt_in_the_handler,
+        "meterStop": _last_reading_in_the_handler,
+        "transactionData/*/timestamp": _received_time,
+    },
     ("1.6", "MeterValues"): {"meterValue/*/timestamp": _received_time},
     ("2.0.1", "TransactionEvent"): {
         "timestamp": _received_time,

@@ -274,8 +274,10 @@ def _ended_by_the_charger(session: Transaction) -> bool:
 def _is_resent_stop(session: Transaction, meter_stop: Decimal | None, sent_at: datetime | None) -> bool:
     """The very stop that ended the session, sent again (its answer got lost): same meter stop
     and the same time as the charger sent it (a stop sent without one: its receipt stood in, so a
-    copy has none to compare, and the same meter stop of a stop whose time was used is its copy)."""
-    if not _ended_by_the_charger(session) or session.meter_stop_wh != meter_stop:
+    copy has none to compare, and the same meter stop of a stop whose time was used is its copy).
+    A stop without a meter stop (``meter_stop`` None: a 1.6 stop without ``meterStop`` nor
+    readings, whose session's last reading stood in) is told by its time alone."""
+    if not _ended_by_the_charger(session) or (meter_stop is not None and session.meter_stop_wh != meter_stop):
         return False
     if sent_at is None:
         return session.charger_stopped_at is None

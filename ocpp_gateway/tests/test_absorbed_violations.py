@@ -403,3 +403,39 @@ async def test_frames_that_cannot_be_applied_still_get_their_callerror(daphne, p
     assert session.status == TransactionStatus.ACTIVE
     assert not await Transaction.objects.filter(ocpp_transaction_id="TX-9").aexists()
     assert await violations(charge_point) == []
+
+
+@pytest.mark.parametrize("sent", ["absent", "null"])
+async def test_v16_a_stop_without_meter_stop_ends_its_session_at_its_last_reading(daphne, sent):
+    """Probe: a StopTransaction without ``meterStop`` (firmware that does not know its register at the
+    stop), or with ``null``, got a ProtocolError CALLERROR: the charger retries a refused stop for
+    ever and the session stayed open. It is absorbed (recorded) and ends the session at its last
+    register reading (a ``transactionData`` one, else a MeterValues one), as a 2.0.1 Ended without
+    readings does; its resent copy parks nothing."""
+    charge_point = await charger(f"CP16-NO-METER-STOP-{sent}", "strict")
+    await IdTag.objects.acreate(id_tag="T1")
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        transaction_id = started["transactionId"]
+        reading = {"timestamp": T_HALF, "sampledValue": [{"value": "3500", "measurand": REGISTER}]}
+        values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [reading]}
+        assert (await call(websocket, "m1", "MeterValues", values))[0] == 3
+        stop = {"transactionId": transaction_id, "timestamp": T1, **({"meterStop": None} if sent == "null" else {})}
+        assert await call(websocket, "e1", "StopTransaction", stop) == [3, "e1", {}]
+        assert await call(websocket, "e2", "StopTransaction", stop) == [3, "e2", {}]
+
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert (session.status, session.meter_stop_wh, session.energy_wh) == (
+        TransactionStatus.ENDED,
+        Decimal(3500),
+        Decimal(2500),
+    )
+    assert session.stopped_at.isoformat() == "2026-05-01T11:00:00+00:00"
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert record.total == Decimal("1.75")  # 2.5 kWh x 0.30 + 1.00
+    assert not await ReconciliationItem.objects.filter(charge_point=charge_point).aexists()
+    validator = "type" if sent == "null" else "required"
+    assert ("StopTransaction", "meterStop", validator) in {
+        (action, path, rule) for action, path, rule, _ in await violations(charge_point)
+    }

@@ -121,7 +121,8 @@ class TransactionHandlers:
                 stopped_at=charger_time_read(payload.get("timestamp")),  # None: none sent, its receipt stands in
                 action="StopTransaction",
                 payload=payload,
-                meter_stop_wh=_wh(payload["meterStop"]),
+                # None: none sent (absorbed, ``leniency``): the session's last register reading stands in
+                meter_stop_wh=_wh(payload["meterStop"]) if "meterStop" in payload else None,
                 reason=payload.get("reason", "Local"),
                 id_tag=id_tag or "",
                 id_tag_null="idTag" in payload and id_tag is None,
