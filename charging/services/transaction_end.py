@@ -166,7 +166,8 @@ def transactions_close_after_reboot(
 
     The charger never sent their stop (or sends it later: then that stop replaces this close).
     It ends at ``at``, or at the boot when ``at`` is before its start (a clock the reboot set
-    back). Energy is what the last register reading shows; the session is flagged for review.
+    back). Energy is what the last register reading shows, its time is billed up to its last
+    evidence (``_last_evidence``); the session is flagged for review.
     A 2.0.1 session on another connector of the EVSE stays open: only its own connector tells.
     """
     if charge_point.last_boot_at is None:

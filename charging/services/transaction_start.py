@@ -582,7 +582,8 @@ def _close_superseded(older: list[Transaction], request: StartRequest, charge_po
     Unless it reached the CSMS before the charger's last boot (the CSMS's clock, as for a session a
     reboot interrupted): a start stamped before it is then one a reboot set the clock back for,
     and it ends at the boot (it stayed open beside the new session, its stop lost for good). The
-    charger's boot is read only then (a batch's lock defers the column: most starts never read it)."""
+    charger's boot is read only then (a batch's lock defers the column: most starts never read it).
+    A closed session's time is billed up to its last evidence (``transaction_end._last_evidence``)."""
     for session in older:
         stopped_at = request.started_at
         if session.started_at > request.started_at:
