@@ -318,7 +318,8 @@ def _event_add(
             transaction_finish(
                 session=session,
                 stopped_at=session.stopped_at or request.started_at,
-                meter_stop_wh=session.meter_stop_wh,
+                # A close the CSMS made has no meter stop: the last reading stands in, this event's too
+                meter_stop_wh=None if session.closed_by_csms else session.meter_stop_wh,
                 reason=session.stop_reason,
                 stop_id_tag=session.stop_id_tag,
                 closed_by_csms=session.closed_by_csms,

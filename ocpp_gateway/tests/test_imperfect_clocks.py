@@ -898,3 +898,47 @@ async def test_v16_a_session_the_csms_closes_is_billed_its_time_up_to_its_last_e
     # 4 kWh x 0.30 + 50 min x 0.05 + 10 min idle x 0.10 + the 1.00 fee
     assert record.total == Decimal("1.20") + Decimal("2.50") + Decimal("1.00") + Decimal("1.00")
     assert session.needs_review and record.needs_review
+
+
+async def test_v201_a_queued_event_of_a_session_the_reboot_closed_bills_its_reading_with_its_time(daphne):
+    """Probe: a 2.0.1 station's session, closed by the CSMS at the reboot's Available (its Ended still
+    queued), then an Updated from the queue with a later reading: its time counted (the last
+    evidence moved to it) but its energy did not (the close's meter stop was kept as if the charger
+    had sent it): 20 more minutes billed for no more kWh. The reading moves both."""
+    await charger_with_tag_and_default_tariff("CLK-QUEUED-201")
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+
+    def event(event_type: str, seq_no: int, minutes: int, wh: int, context: str = "Sample.Periodic") -> dict:
+        at = format_ocpp_time(began + timedelta(minutes=minutes))
+        return {
+            "eventType": event_type,
+            "timestamp": at,
+            "triggerReason": "Authorized",
+            "seqNo": seq_no,
+            "transactionInfo": {"transactionId": "Q1"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": at, "sampledValue": [{"value": wh, "context": context}]}],
+        }
+
+    async with raw_socket(daphne, "2.0.1", "CLK-QUEUED-201") as websocket:
+        await result(websocket, "b1", "BootNotification", BOOT_201)
+        started = event("Started", 0, 0, 1000, "Transaction.Begin") | {"idToken": {"idToken": "T1", "type": "ISO14443"}}
+        await result(websocket, "t0", "TransactionEvent", started)
+        await result(websocket, "t1", "TransactionEvent", event("Updated", 1, 20, 2000))
+    async with raw_socket(daphne, "2.0.1", "CLK-QUEUED-201") as websocket:
+        await result(websocket, "b2", "BootNotification", BOOT_201)
+        available = {"timestamp": stamp(), "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+        await result(websocket, "a1", "StatusNotification", available)
+        session = await session_with_record((await Transaction.objects.aget(ocpp_transaction_id="Q1")).pk)
+        assert (session.stop_reason, session.energy_wh, session.billing_record.duration_seconds) == (
+            "Reboot",
+            Decimal(1000),
+            20 * 60,
+        )
+        await result(websocket, "t2", "TransactionEvent", event("Updated", 2, 40, 3000))
+
+    session = await session_with_record(session.pk)
+    assert (session.stop_reason, session.closed_by_csms, session.energy_wh) == ("Reboot", True, Decimal(2000))
+    record = session.billing_record
+    assert (record.energy_wh, record.duration_seconds) == (Decimal(2000), 40 * 60)
+    assert record.total == Decimal("0.60") + charging_time_amount(40 * 60) + Decimal("1.00")
