@@ -80,12 +80,13 @@ class UnknownFieldsRefused(serializers.Serializer):
         return validated
 
     def _numbers_for_strings(self, data: Mapping[Any, Any]) -> list[str]:
-        """The writable string fields ``data`` gives a number (bool is refused by DRF itself)."""
+        """The writable string fields ``data`` gives a number with a fraction or an exponent: its text
+        is not what was sent (``1e308`` read ``1e+308``). An integer's text is exact (``1001`` is
+        ``"1001"``, a charger named by its serial number): taken, as before (bool is refused by DRF itself)."""
         return sorted(
             str(name)
             for name, value in data.items()
-            if isinstance(value, int | float | Decimal)
-            and not isinstance(value, bool)
+            if isinstance(value, float | Decimal)
             and isinstance(field := self.fields.get(name), serializers.CharField)
             and not field.read_only
         )
