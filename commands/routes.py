@@ -93,8 +93,9 @@ def unanswered_route(command: Command) -> UnansweredHandler | None:
 
 
 def unsent_route(command: Command) -> UnansweredHandler | None:
-    """The handler of ``command``'s request that never reached the charger (``not_connected``), or
-    None when its action has none."""
+    """The handler of ``command``'s request that never reached the charger (``not_connected``) or
+    that the charger refused with a CALLERROR (``call_error``: not carried out), or None when its
+    action has none."""
     return command_routes(command.ocpp_version).unsent.get(command.action)
 
 

@@ -429,8 +429,8 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     unanswered = None
     if command.state == CommandState.TIMEOUT:
         unanswered = routes.unanswered_route(command)
-    elif command.state == CommandState.NOT_CONNECTED:
-        unanswered = routes.unsent_route(command)
+    elif command.state in (CommandState.NOT_CONNECTED, CommandState.CALL_ERROR):
+        unanswered = routes.unsent_route(command)  # never reached the charger, or refused unread
     if command.charge_point is None:
         unanswered = None
     if not follows and unanswered is None and _outcome_saved_alone(command):

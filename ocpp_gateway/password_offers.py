@@ -41,8 +41,9 @@ def password_unanswered(command: Command, password: str) -> None:
 
 
 def password_unsent(command: Command) -> None:
-    """``command`` never reached the charger (``not_connected``): the candidate it stored is dropped
-    (the one stored before it back), as when the charger refuses it."""
+    """``command`` never reached the charger (``not_connected``), or the charger answered it with a
+    CALLERROR (``call_error``: it did not carry it out): the candidate it stored is dropped (the one
+    stored before it back), as when the charger refuses it."""
     offer: PasswordOffer | None = getattr(command, _OFFER, None)
     if offer is not None:
         assert command.charge_point is not None

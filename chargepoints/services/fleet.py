@@ -29,6 +29,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
+from chargepoints.passwords import charger_password_matches
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import (
     BOOT_COLUMNS,
@@ -117,8 +118,7 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
     if refusal == selectors.PASSWORD_AFTER_REBOOT:  # the charger rebooted: the new one is current
-        _password_after_reboot_made_current(charge_point_id)
-        return ""
+        return _password_after_reboot_made_current(charge_point_id, password or "", may_hash=may_hash)
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
     if _pending_full():
@@ -143,13 +143,21 @@ def _pending_full() -> bool:
     return selectors.pending_charge_point_list(limit=cap).count() >= cap
 
 
-def _password_after_reboot_made_current(charge_point_id: str) -> None:
+def _password_after_reboot_made_current(charge_point_id: str, password: str, *, may_hash: bool) -> str:
     """The candidate password (``charge_point_password_offered``: one sent to the charger, taken for
     after its reboot or not answered) the charger presented at its handshake is the one checked from
-    now: the old one no longer admits it."""
-    ChargePoint.objects.filter(charge_point_id=charge_point_id).exclude(password_hash_after_reboot="").update(
-        password_hash=F("password_hash_after_reboot"), password_hash_after_reboot="", updated_at=timezone.now()
-    )
+    now: the old one no longer admits it. "" (admitted), or "wrong password" when another offer
+    replaced the candidate since it was read (the row is locked and its candidate checked again: the
+    one that matched is made current, never a newer one the charger did not present)."""
+    with transaction.atomic():
+        rows = ChargePoint.objects.select_for_update().filter(charge_point_id=charge_point_id)
+        candidate = rows.values_list("password_hash_after_reboot", flat=True).first()
+        if not candidate or not charger_password_matches(
+            charge_point_id=charge_point_id, password=password, password_hash=candidate, may_hash=may_hash
+        ):
+            return "wrong password"
+        rows.update(password_hash=candidate, password_hash_after_reboot="", updated_at=timezone.now())
+    return ""
 
 
 _UNCHANGED: Any = object()
@@ -262,10 +270,13 @@ def charge_point_password_answered(
             )
         return
     candidate = offer.candidate if offer is not None else make_password(password)
-    if status == "taken":
-        rows.update(password_hash=candidate, password_hash_after_reboot="", updated_at=now)
-    else:
+    if status == "taken":  # a newer offer's candidate, stored since, stays
+        slot = Case(When(password_hash_after_reboot=candidate, then=Value("")), default=F("password_hash_after_reboot"))
+        rows.update(password_hash=candidate, password_hash_after_reboot=slot, updated_at=now)
+    elif offer is None:
         rows.update(password_hash_after_reboot=candidate, updated_at=now)
+    else:  # stored before sending: again only when dropped since (a late answer never overwrites a newer offer)
+        rows.filter(password_hash_after_reboot="").update(password_hash_after_reboot=candidate, updated_at=now)
 
 
 class ChargePointConnectedOverVersion(Exception):

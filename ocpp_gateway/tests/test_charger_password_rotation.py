@@ -443,3 +443,34 @@ async def test_a_password_that_never_reached_the_charger_admits_no_one(daphne, a
     with pytest.raises(InvalidStatus):
         async with connected(daphne, version, charge_point_id, NEW):
             pass
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_the_charger_answers_with_a_callerror_admits_no_one(daphne, api_key, version):
+    """Review: a CALLERROR (NotSupported) left the candidate stored before sending in place, and a
+    handshake presenting the password the charger never took was admitted and made current, locking
+    the real charger (still on the old one) out. The CALLERROR drops it, as a refusal does."""
+    charge_point_id = f"CP-PW-CALLERROR-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, _ = SET_PASSWORD[version]
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        await websocket.send(json.dumps([2, "b", "BootNotification", BOOT[version]]))
+        await asyncio.wait_for(websocket.recv(), 5)
+        path = "ocpp16" if version == "1.6" else "ocpp201"
+        url = f"{daphne.http_url}/api/v1/{path}/{charge_point_id}/{command}"
+        post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body=body))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        await websocket.send(json.dumps([4, call[1], "NotSupported", "", {}]))
+        status, answered = await post
+    recorded = await Command.objects.aget(charge_point_identity=charge_point_id, command=command)
+    assert recorded.state == "call_error", (status, answered)
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert charge_point.password_hash_after_reboot == ""
+    with pytest.raises(InvalidStatus):
+        async with connected(daphne, version, charge_point_id, NEW):
+            pass
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
