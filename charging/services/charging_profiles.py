@@ -240,6 +240,11 @@ def charging_profiles_reported(
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
     if charge_point is None:
         return 0
+    waits = dict(  # a remote start's TxProfile reported while the station waits for the EV keeps its wait
+        InstalledChargingProfile.objects.filter(charge_point=charge_point, connector_id=evse_id).values_list(
+            "profile_id", "awaited_until"
+        )
+    )
     for profile in profiles:
         target = ProfileTarget(
             connector_id=evse_id,
@@ -251,7 +256,7 @@ def charging_profiles_reported(
             profile=profile,
             ocpp_version="2.0.1",
         )
-        charging_profile_installed(charge_point=charge_point, target=target)
+        charging_profile_installed(charge_point=charge_point, target=target, awaited_until=waits.get(target.profile_id))
     return len(profiles)
 
 

@@ -123,3 +123,29 @@ def test_a_tx_profile_whose_transaction_ended_is_no_conflict(register_charge_poi
     assert conflicts(charge_point, next_one) == []
     install(charge_point, profile_body(3, stack_level=1))  # a TxDefaultProfile does not end with it
     assert len(conflicts(charge_point, profile_body(4, stack_level=1))) == 1
+
+
+def test_a_remote_start_s_profile_the_station_reports_keeps_its_wait_for_the_ev(register_charge_point):
+    """Review: a ReportChargingProfiles (K09) listing a remote start's TxProfile while the station
+    waits for the EV recorded it without its wait, and the profile was then forgotten at the next
+    Available although the station still held it."""
+    from django.utils import timezone
+
+    charge_point = register_charge_point("CP-201", ocpp_version="2.0.1")
+    body = profile_body(7)
+    body["cs_charging_profiles"]["charging_profile_purpose"] = "TxProfile"
+    waits_until = timezone.now() + timedelta(minutes=3)
+    charging_profiles.charging_profile_installed(
+        charge_point=charge_point, target=profile_target(body), awaited_until=waits_until
+    )
+    reported = {
+        "id": 7,
+        "stack_level": 0,
+        "charging_profile_purpose": "TxProfile",
+        "charging_profile_kind": "Absolute",
+        "charging_schedule": [{"id": 1, "charging_rate_unit": "W", "charging_schedule_period": []}],
+    }
+    assert charging_profiles.charging_profiles_reported(
+        charge_point_id="CP-201", evse_id=1, source="CSO", profiles=[reported]
+    )
+    assert InstalledChargingProfile.objects.get().awaited_until == waits_until
