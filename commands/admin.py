@@ -273,7 +273,12 @@ class ChargePointAdmin(charge_points.ChargePointAdmin):
             said = _Said(request)
             data = data_by_version.get(charge_point.ocpp_version, {})
             try:
-                for each in data(charge_point) if callable(data) else [data]:
+                requests = data(charge_point) if callable(data) else [data]
+                if not requests:
+                    said.add(
+                        messages.WARNING, f"{charge_point.charge_point_id}: nothing to send it yet (no EVSE known)."
+                    )
+                for each in requests:
                     self._send(said, charge_point, form_class, each)  # type: ignore[arg-type]  # a request's stand-in
             except Exception:  # one charger's failure is its own line, the others' outcomes still shown
                 logger.exception("Admin action: sending to %s failed", charge_point.charge_point_id)

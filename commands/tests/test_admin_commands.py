@@ -265,6 +265,16 @@ async def test_a_2_0_1_station_s_statuses_are_triggered_per_evse(daphne, operato
     ]
 
 
+async def test_a_2_0_1_station_with_no_evse_known_is_told_nothing_was_triggered(daphne, operator):
+    """Review: the action sent nothing to a station that reported no EVSE yet, and said nothing."""
+    client, _ = operator
+    charge_point = await register("CS-NOEVSE", ocpp_version="2.0.1")
+    _, said = await post(
+        client, CHANGELIST, {"action": "trigger_status_notification", ACTION_CHECKBOX_NAME: [charge_point.pk]}
+    )
+    assert ("warning", "CS-NOEVSE: nothing to send it yet (no EVSE known).") in said
+
+
 async def test_heartbeat_interval_change_is_stored_and_pushed(daphne, operator):
     """It changes the stored configuration too, so it also needs the change permission."""
     sender, _ = operator
