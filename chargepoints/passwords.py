@@ -2,10 +2,12 @@
 
 Passwords are stored as Django password hashes (PBKDF2): checking one costs about 250 ms of
 CPU, on purpose. So a hash is computed at most once per presented password and stored hash:
-per charger, this process remembers a keyed digest (HMAC-SHA256 with ``SECRET_KEY``, about a
-microsecond) of the last password that verified and of the last few that did not. A charger
-reconnecting with its password, or a guesser repeating a wrong one, costs no hashing. Rotating
-the password changes the stored hash, which forgets both. The caller decides whether a new
+per charger and stored hash (its current password's and a candidate's: the last two hashes checked),
+this process remembers a keyed digest (HMAC-SHA256 with ``SECRET_KEY``, about a microsecond) of the
+last password that verified and of the last few that did not. A charger reconnecting with its
+password, or a guesser repeating a wrong one, costs no hashing, a candidate stored beside the password
+included (a guess checked against both no longer evicts the password that verified). Rotating the
+password changes the stored hash, which is remembered afresh. The caller decides whether a new
 password may be hashed now (the gateway bounds and throttles hashing).
 """
 
@@ -33,7 +35,10 @@ class _Remembered:
     refused: deque[bytes] = field(default_factory=lambda: deque(maxlen=_REFUSED_REMEMBERED))
 
 
-_remembered: dict[str, _Remembered] = {}
+# Hashes remembered per charger: its current password's and its candidate's (``services.charge_point_password_offered``)
+_HASHES_REMEMBERED = 2
+
+_remembered: dict[str, dict[str, _Remembered]] = {}  # charger id -> stored hash -> what was checked against it
 _lock = threading.Lock()
 
 
@@ -47,6 +52,7 @@ def charger_password_matches(*, charge_point_id: str, password: str, password_ha
     known = _remembered_for(charge_point_id, password_hash)
     with _lock:
         if known.verified and hmac.compare_digest(known.verified, digest):
+            _verified_last(charge_point_id, known)
             return True
         if digest in known.refused:
             return False
@@ -56,6 +62,7 @@ def charger_password_matches(*, charge_point_id: str, password: str, password_ha
     with _lock:
         if matches:
             known.verified = digest
+            _verified_last(charge_point_id, known)
         else:
             known.refused.append(digest)
     return matches
@@ -70,9 +77,9 @@ def password_hash_admitting(*, charge_point_id: str, password: str | None, requi
         return None if require_password else ""
     digest = _digest(charge_point_id, password)
     with _lock:
-        known = _remembered.get(charge_point_id)
-        if known is not None and known.verified and hmac.compare_digest(known.verified, digest):
-            return known.password_hash
+        for known in reversed(_remembered.get(charge_point_id, {}).values()):  # the last verified first
+            if known.verified and hmac.compare_digest(known.verified, digest):
+                return known.password_hash
     return None
 
 
@@ -80,9 +87,19 @@ def _digest(charge_point_id: str, password: str) -> bytes:
     return salted_hmac("chargepoints.passwords", f"{charge_point_id}\0{password}", algorithm="sha256").digest()
 
 
+def _verified_last(charge_point_id: str, known: _Remembered) -> None:
+    """``known``'s hash verified a password just now: the charger's hash remembered last (held under ``_lock``)."""
+    hashes = _remembered.get(charge_point_id)
+    if hashes is not None and hashes.get(known.password_hash) is known:
+        hashes[known.password_hash] = hashes.pop(known.password_hash)
+
+
 def _remembered_for(charge_point_id: str, password_hash: str) -> _Remembered:
     with _lock:
-        known = _remembered.get(charge_point_id)
-        if known is None or known.password_hash != password_hash:
-            known = _remembered[charge_point_id] = _Remembered(password_hash=password_hash)
+        hashes = _remembered.setdefault(charge_point_id, {})
+        known = hashes.get(password_hash)
+        if known is None:
+            if len(hashes) >= _HASHES_REMEMBERED:
+                del hashes[next(iter(hashes))]  # the one verified least recently (or never)
+            known = hashes[password_hash] = _Remembered(password_hash=password_hash)
         return known
