@@ -9,7 +9,8 @@ before it is sent; one marked ``@before_sending(Action.get_base_report)`` change
 itself changes once it is recorded, before its CALL leaves, and one marked
 ``@unanswered(Action.set_variables)`` what a CALL that left and was not answered in time may have
 changed, and one marked ``@unsent(Action.set_variables)`` what a request that never reached the
-charger, or that it refused with a CALLERROR, undoes. Each translates the version's snake_case payload and calls a version-neutral service.
+charger, or that it refused with a CALLERROR, undoes. Each translates the version's snake_case
+payload and calls a version-neutral service.
 ``version_routes`` collects a router's marks; ``OcppGatewayConfig.ready`` installs each version's in
 ``commands.routes``, which runs them in whichever process completes the command (API, Celery worker
 or gateway).
