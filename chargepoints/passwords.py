@@ -99,7 +99,7 @@ def _remembered_for(charge_point_id: str, password_hash: str) -> _Remembered:
         hashes = _remembered.setdefault(charge_point_id, {})
         known = hashes.get(password_hash)
         if known is None:
-            if len(hashes) >= _HASHES_REMEMBERED:
-                del hashes[next(iter(hashes))]  # the one verified least recently (or never)
+            if len(hashes) >= _HASHES_REMEMBERED:  # one that verified nothing goes first, then the oldest
+                del hashes[next((seen for seen, held in hashes.items() if not held.verified), next(iter(hashes)))]
             known = hashes[password_hash] = _Remembered(password_hash=password_hash)
         return known

@@ -416,6 +416,18 @@ def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandReq
         )
 
 
+# The CALLERROR code of an answer the gateway could not read (cut off, too deep, a number too long:
+# ``ocpp_gateway.router``), and a charger's own when it could not read the CALL (1.6's spelling too).
+_FORMAT_VIOLATIONS = frozenset({"FormatViolation", "FormationViolation"})
+
+
+def _answer_unreadable(command: Command) -> bool:
+    """Whether ``command`` ended in a FormatViolation: most often an answer the gateway could not read,
+    which may have said the charger carried the request out; taken as unanswered (a timeout), never as
+    a refusal."""
+    return command.state == CommandState.CALL_ERROR and command.error_code in _FORMAT_VIOLATIONS
+
+
 def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     """Record what became of the command: its outcome (``outcomes.outcome_applied``), the answer's
     route followed (``routes.answer_follow``) and the ``command.completed`` event, in one
@@ -427,7 +439,7 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     outcome_applied(command, outcome, completed_at=timezone.now())
     follows = answered(command) and command.charge_point_id and routes.answer_has_route(command)
     unanswered = None
-    if command.state == CommandState.TIMEOUT:
+    if command.state == CommandState.TIMEOUT or _answer_unreadable(command):
         unanswered = routes.unanswered_route(command)
     elif command.state in (CommandState.NOT_CONNECTED, CommandState.CALL_ERROR):
         unanswered = routes.unsent_route(command)  # never reached the charger, or refused unread

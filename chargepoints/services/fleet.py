@@ -29,7 +29,7 @@ from chargepoints.models import (
     LifecycleState,
     OcppMessage,
 )
-from chargepoints.passwords import charger_password_matches
+from chargepoints.passwords import PasswordNeedsHashing, charger_password_matches
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import (
     BOOT_COLUMNS,
@@ -118,7 +118,7 @@ def charge_point_admit(*, charge_point_id: str, password: str | None, may_hash: 
         charge_point_id=charge_point_id, password=password, require_password=require_password, may_hash=may_hash
     )
     if refusal == selectors.PASSWORD_AFTER_REBOOT:  # the charger rebooted: the new one is current
-        return _password_after_reboot_made_current(charge_point_id, password or "", may_hash=may_hash)
+        return _password_after_reboot_made_current(charge_point_id, password or "")
     if refusal != "unknown" or not settings.CSMS_AUTO_REGISTER or require_password:
         return refusal
     if _pending_full():
@@ -143,21 +143,31 @@ def _pending_full() -> bool:
     return selectors.pending_charge_point_list(limit=cap).count() >= cap
 
 
-def _password_after_reboot_made_current(charge_point_id: str, password: str, *, may_hash: bool) -> str:
+def _password_after_reboot_made_current(charge_point_id: str, password: str) -> str:
     """The candidate password (``charge_point_password_offered``: one sent to the charger, taken for
     after its reboot or not answered) the charger presented at its handshake is the one checked from
-    now: the old one no longer admits it. "" (admitted), or "wrong password" when another offer
-    replaced the candidate since it was read (the row is locked and its candidate checked again: the
-    one that matched is made current, never a newer one the charger did not present)."""
+    now: the old one no longer admits it. "" (admitted), or "wrong password" when the locked row's
+    candidate is no longer the one that matched (another offer replaced it meanwhile: never made
+    current) and its current password is not the one presented either (a concurrent handshake of the
+    charger made it current: admitted). Only hashes this process just verified are checked under the
+    row's lock: one that would need hashing is taken as no match (the charger's retry is checked
+    afresh)."""
+
+    def presented(password_hash: str) -> bool:
+        try:
+            return bool(password_hash) and charger_password_matches(
+                charge_point_id=charge_point_id, password=password, password_hash=password_hash, may_hash=False
+            )
+        except PasswordNeedsHashing:
+            return False
+
     with transaction.atomic():
         rows = ChargePoint.objects.select_for_update().filter(charge_point_id=charge_point_id)
-        candidate = rows.values_list("password_hash_after_reboot", flat=True).first()
-        if not candidate or not charger_password_matches(
-            charge_point_id=charge_point_id, password=password, password_hash=candidate, may_hash=may_hash
-        ):
-            return "wrong password"
-        rows.update(password_hash=candidate, password_hash_after_reboot="", updated_at=timezone.now())
-    return ""
+        current, candidate = rows.values_list("password_hash", "password_hash_after_reboot").first() or ("", "")
+        if presented(candidate):
+            rows.update(password_hash=candidate, password_hash_after_reboot="", updated_at=timezone.now())
+            return ""
+    return "" if presented(current) else "wrong password"
 
 
 _UNCHANGED: Any = object()

@@ -56,3 +56,13 @@ def test_a_guess_checked_against_a_candidate_does_not_evict_the_verified_passwor
     assert check("a-guess-of-sixteen", current) is False
     assert check("a-guess-of-sixteen", candidate) is False
     assert check(RIGHT, current, may_hash=False) is True
+
+
+def test_a_third_hash_evicts_one_that_verified_nothing_before_the_verified_password():
+    """Second review: the remembered hashes were evicted in the order they came, so a guess checked
+    against a second and then a third candidate evicted the verified password."""
+    current = make_password(RIGHT)
+    assert check(RIGHT, current) is True
+    for candidate in (make_password("the-candidate-pw-17"), make_password("the-candidate-pw-18")):
+        assert check("a-guess-of-sixteen", candidate) is False
+    assert check(RIGHT, current, may_hash=False) is True

@@ -241,9 +241,9 @@ def charging_profiles_reported(
     if charge_point is None:
         return 0
     waits = dict(  # a remote start's TxProfile reported while the station waits for the EV keeps its wait
-        InstalledChargingProfile.objects.filter(charge_point=charge_point, connector_id=evse_id).values_list(
-            "profile_id", "awaited_until"
-        )
+        InstalledChargingProfile.objects.filter(
+            charge_point=charge_point, connector_id=evse_id, awaited_until__gt=timezone.now()
+        ).values_list("profile_id", "awaited_until")
     )
     for profile in profiles:
         target = ProfileTarget(

@@ -474,3 +474,53 @@ async def test_a_password_the_charger_answers_with_a_callerror_admits_no_one(dap
     async with connected(daphne, version, charge_point_id, OLD) as websocket:
         await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
         assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_whose_answer_could_not_be_read_keeps_its_candidate(daphne, api_key, version):
+    """Second review: a CALLERROR dropped the candidate, including the FormatViolation the gateway
+    makes of an answer it cannot read (here nested deeper than any OCPP message): a charger that took
+    the password and said so unreadably was locked out at its next handshake. Such an answer is taken
+    as unanswered: the candidate admits the charger, which confirms it."""
+    charge_point_id = f"CP-PW-UNREAD-{version}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    command, body, _ = SET_PASSWORD[version]
+
+    def unreadable(call: list) -> dict:
+        deep: dict = {}
+        for _ in range(80):
+            deep = {"a": deep}
+        return {"status": "Accepted", "customData": {"vendorId": "x", "deep": deep}}
+
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        status, answered = await _command_answered(
+            daphne, api_key, websocket, version, charge_point_id, command, body, unreadable
+        )
+    recorded = await Command.objects.aget(charge_point_identity=charge_point_id, command=command)
+    assert (recorded.state, recorded.error_code) == ("call_error", "FormatViolation"), (status, answered)
+    async with connected(daphne, version, charge_point_id, NEW) as websocket:
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(NEW, charge_point.password_hash)
+
+
+async def test_a_handshake_finding_its_candidate_made_current_by_a_concurrent_one_is_admitted():
+    """Second review: two handshakes of one charger at once, both presenting its candidate: the first
+    made it current, and the second, finding no candidate under the row's lock, was refused."""
+    from asgiref.sync import sync_to_async
+
+    from chargepoints.passwords import charger_password_matches
+    from chargepoints.services import fleet
+
+    promoted = make_password(NEW)
+    await ChargePoint.objects.acreate(
+        charge_point_id="CP-PW-TWICE", heartbeat_interval=60, password_hash=promoted, password_hash_after_reboot=""
+    )
+    # the second handshake verified the password against the candidate's hash before the first made it current
+    assert charger_password_matches(charge_point_id="CP-PW-TWICE", password=NEW, password_hash=promoted)
+    made_current = sync_to_async(fleet._password_after_reboot_made_current)
+    assert await made_current("CP-PW-TWICE", NEW) == ""
+    assert await made_current("CP-PW-TWICE", OLD) == "wrong password"
