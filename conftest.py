@@ -302,19 +302,47 @@ def daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneServer:
     return daphne_factory()
 
 
-@pytest.fixture
-def daphne(daphne_server: DaphneServer, transactional_db: None) -> Iterator[DaphneServer]:
-    """The daphne process shared by the session's gateway tests, for one test.
+def _others_in_a_transaction() -> int:
+    """How many other connections to the test database are running a statement or hold a
+    transaction open (a server's batch, a site recompute awaiting its chargers' answers)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"
+        )
+        return cursor.fetchone()[0]
 
-    After the test, wait until the server has finished with the test's chargers (disconnects
-    recorded, message log flushed): the database is emptied next, and emptying it while the
-    server still writes deadlocks.
-    """
-    yield daphne_server
-    deadline = time.monotonic() + 10
+
+def wait_until_servers_done(timeout: float = 15) -> None:
+    """Before the flush that empties the database after a transactional test: wait (``timeout`` s
+    at most) until every charger the servers held is disconnected and no other connection is in a
+    transaction twice in a row, 0.1 s apart. The flush's TRUNCATE takes every table's lock; a server
+    still writing (a disconnect, the message log, a recompute awaiting a silent charger) deadlocks
+    with it, and the flush fails ("couldn't be flushed"), leaving rows to the next test."""
+    if connections["default"].vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
     while ChargePoint.objects.exclude(connection_channel="").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    time.sleep(0.2)
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        quiet = quiet + 1 if _others_in_a_transaction() == 0 else 0
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def servers_done(transactional_db: None) -> Iterator[None]:
+    """After the test, ``wait_until_servers_done`` (set up after ``transactional_db``, so torn down
+    before its flush)."""
+    yield
+    wait_until_servers_done()
+
+
+@pytest.fixture
+def daphne(daphne_server: DaphneServer, servers_done: None) -> Iterator[DaphneServer]:
+    """The daphne process shared by the session's gateway tests, for one test; after it, the
+    server is done with the test's chargers before the database is emptied (``servers_done``)."""
+    yield daphne_server
 
 
 def http_request(url: str, *, method: str = "GET", api_key: str | None = None, body: Any = None) -> tuple[int, Any]:

@@ -4,8 +4,7 @@ daphne that apply the profiles they receive and report MeterValues of what their
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -104,13 +103,9 @@ def site_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> DaphneSer
 
 
 @pytest.fixture
-def site_daphne(site_daphne_server: DaphneServer, transactional_db: None) -> Iterator[DaphneServer]:
+def site_daphne(site_daphne_server: DaphneServer, servers_done: None) -> DaphneServer:
     """As conftest's ``daphne``: the server is done with the test's chargers before the flush."""
-    yield site_daphne_server
-    deadline = time.monotonic() + 10
-    while ChargePoint.objects.exclude(connection_channel="").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)
+    return site_daphne_server
 
 
 async def _site_with_members(server: DaphneServer, api_key: str, ids: list[str]) -> int:
@@ -451,7 +446,7 @@ def quick_timeout_daphne_server(daphne_factory: Callable[..., DaphneServer]) -> 
 
 
 async def test_a_charger_silent_on_profiles_is_held_at_its_limit_and_the_others_are_lowered(
-    quick_timeout_daphne_server, transactional_db, api_key
+    quick_timeout_daphne_server, servers_done, api_key
 ):
     """Round 40's probe: the silent charger's decrease was asked three times a recompute, for ever, and
     no other charger was lowered under a new base load (16 + 16 + 20 A on a 32 A connection)."""
@@ -479,7 +474,7 @@ async def test_a_charger_silent_on_profiles_is_held_at_its_limit_and_the_others_
 
 
 async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decreases(
-    quick_timeout_daphne_server, transactional_db, api_key
+    quick_timeout_daphne_server, servers_done, api_key
 ):
     """Round 43's probe: a member that never answers SetChargingProfile never takes its failsafe, a
     decrease from no limit at all that went first at every recompute: a session's start left the
@@ -522,7 +517,7 @@ async def test_a_charger_silent_on_profiles_does_not_hold_back_the_sessions_decr
 
 
 async def test_chargers_silent_on_profiles_are_awaited_together_not_one_after_the_other(
-    quick_timeout_daphne_server, transactional_db, api_key
+    quick_timeout_daphne_server, servers_done, api_key
 ):
     """Round 43's probe: a recompute sent its profiles one at a time, each awaited up to the call
     timeout: two members silent on profiles held it (and the worker running it) twice the timeout a
