@@ -129,4 +129,9 @@ def _connected_as_read(
         return connect()
     admitted_hash = password_hash_admitting(charge_point_id=charge_point_id, password=password, require_password=False)
     # A password not remembered was admitted without one set (no hash to check it against).
-    return connect(admitted_hash=admitted_hash if admitted_hash is not None else "")
+    connection = connect(admitted_hash=admitted_hash if admitted_hash is not None else "")
+    if connection is False and admitted_hash:
+        # A remembered password the row no longer holds: admitted because its password was removed
+        # since (any password is, then), unless the row changed again meanwhile.
+        connection = connect(admitted_hash="")
+    return connection

@@ -143,6 +143,19 @@ def test_a_handshake_the_presence_write_does_not_admit_is_refused_for_its_reason
     assert ChargePoint.objects.get(charge_point_id="CP-NEW").lifecycle_state == LifecycleState.PENDING
 
 
+def test_a_charger_whose_password_was_removed_is_admitted_with_the_old_one_it_still_sends(register_charge_point):
+    """The operator removed the password (``null`` through the API) of a charger this process had
+    verified; the charger still sends it (a password it was configured with). No password is set,
+    none required: admitted, as any password is then. It was refused until the process restarted:
+    the presence write was asked for the remembered hash, which the row no longer holds."""
+    register_charge_point("CP-PW", password="right")
+    assert not isinstance(attach("CP-PW", password="right"), str)  # verified and remembered
+    services.charge_point_update(charge_point=ChargePoint.objects.get(charge_point_id="CP-PW"), password=None)
+    assert ChargePoint.objects.get(charge_point_id="CP-PW").password_hash == ""
+    assert not isinstance(attach("CP-PW", password="right", channel_name="ch-2"), str)
+    assert ChargePoint.objects.get(charge_point_id="CP-PW").connection_channel == "ch-2"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_handshake_the_presence_write_refuses_locks_nothing(register_charge_point, charger_locked_elsewhere):
     """A passwordless handshake naming a charger that has a password (require-password off), or a
