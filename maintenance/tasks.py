@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from maintenance.services import firmware
+from maintenance.services import diagnostics, firmware
 
 
 @shared_task
@@ -15,3 +15,8 @@ def advance_firmware_campaigns() -> int:
 @shared_task
 def advance_firmware_campaign(campaign_id: str) -> None:
     firmware.campaign_advance(campaign_id=campaign_id)
+
+
+@shared_task
+def expire_log_uploads() -> int:
+    return diagnostics.log_uploads_expire()

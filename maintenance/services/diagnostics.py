@@ -220,6 +220,24 @@ def log_status_record(
     return upload
 
 
+# An upload whose URL expired before its file arrived: the charger can no longer upload it.
+EXPIRED = "Expired"
+
+
+def log_uploads_expire(*, now: datetime | None = None) -> int:
+    """Fail every upload whose single-use URL expired (``CSMS_DIAGNOSTICS_UPLOAD_TTL``) with no file
+    received: requested, uploading, or reported ``Uploaded`` by a charger whose file never arrived.
+    Nothing can arrive any more (the upload endpoint refuses an expired token with ``403``), and the
+    charger may never say so (a status lost, the charger replaced): without this it stays in progress
+    for ever. ``status`` becomes ``Expired``. Returns how many (the beat task ``expire-log-uploads``)."""
+    now = now or timezone.now()
+    return LogUpload.objects.filter(
+        received_at__isnull=True,
+        token_expires_at__lt=now,
+        state__in=(LogUploadState.REQUESTED, LogUploadState.UPLOADING, LogUploadState.UPLOADED),
+    ).update(state=LogUploadState.FAILED, status=EXPIRED, updated_at=now)
+
+
 def log_upload_file_open(*, upload: LogUpload) -> tuple[File, str]:
     """The stored file of ``upload``, open for reading (binary), and the name to download it as.
 

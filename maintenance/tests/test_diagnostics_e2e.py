@@ -14,6 +14,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 from ocpp.routing import on
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import call_result as result201
 
@@ -286,3 +287,55 @@ async def test_a_later_request_sent_as_a_command_is_not_reported_on_an_earlier_u
             await _notified(websocket, f"n{n + 2}", notification, report)
     upload = await LogUpload.objects.aget(pk=upload.pk)
     assert (upload.state, upload.status, upload.received_at) == ("failed", failed["status"], None)
+
+
+class SilentDiagnostics16(DiagnosticsCharger16):
+    """Takes GetDiagnostics, reports ``Uploading``, and then nothing: its upload never comes (it lost
+    its network, it was replaced) and no status says so."""
+
+    async def _upload(self, location: str) -> None:
+        await self.call(call16.DiagnosticsStatusNotification(status="Uploading"))
+
+
+class SilentLog201(LogCharger201):
+    """Takes GetLog and never uploads nor reports."""
+
+    async def _upload(self, location: str, request_id: int) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("version", "client_class", "request_state"),
+    [("1.6", SilentDiagnostics16, "uploading"), ("2.0.1", SilentLog201, "requested")],
+)
+async def test_an_upload_whose_url_expired_without_its_file_fails_instead_of_staying_in_progress(
+    shared_files, settings, version, client_class, request_state
+):
+    """The upload URL is single-use and valid CSMS_DIAGNOSTICS_UPLOAD_TTL s: once it expired with no
+    file, nothing can arrive. The beat sweep fails such an upload as ``Expired`` (it stayed
+    ``requested`` or ``uploading`` for ever); one still valid, and one whose file arrived, stay."""
+    charger_id = f"EXP{version.replace('.', '')}"
+    await ChargePoint.objects.acreate(charge_point_id=charger_id, heartbeat_interval=60, ocpp_version=version)
+    async with ocpp_charger(shared_files, version, charger_id, client_class=client_class):
+        silent = await sync_to_async(diagnostics.log_upload_request)(charge_point_id=charger_id)
+        silent = await eventually(
+            lambda: LogUpload.objects.filter(pk=silent.pk, state=request_state).afirst(), timeout=10
+        )
+    token, uploaded = await _token_for(f"{charger_id}-DONE")
+    assert await asyncio.to_thread(http_upload, links.diagnostics_upload_url(token=token), b"log", method="PUT") == 201
+    await LogUpload.objects.filter(pk=uploaded.pk).aupdate(token_expires_at=silent.token_expires_at)
+    after_expiry = silent.token_expires_at + timedelta(seconds=1)
+    _, still_valid = await _token_for(f"{charger_id}-LATER")
+    await LogUpload.objects.filter(pk=still_valid.pk).aupdate(token_expires_at=after_expiry + timedelta(seconds=1))
+
+    assert await sync_to_async(diagnostics.log_uploads_expire)(now=after_expiry) == 1
+
+    silent = await LogUpload.objects.aget(pk=silent.pk)
+    assert (silent.state, silent.status, silent.file_name) == (
+        "failed",
+        "Expired",
+        "diag.zip" if version == "1.6" else "security.log",
+    )
+    assert (await LogUpload.objects.aget(pk=uploaded.pk)).state == "uploaded"
+    assert (await LogUpload.objects.aget(pk=still_valid.pk)).state == "requested"
+    assert settings.CELERY_BEAT_SCHEDULE["expire-log-uploads"]["task"] == "maintenance.tasks.expire_log_uploads"
