@@ -383,6 +383,31 @@ def firmware_status_record(
     return target
 
 
+def firmware_booted(*, charge_point_id: str, firmware_version: str) -> int:
+    """A BootNotification reporting ``firmware_version``, new for the charger (the handler asks only
+    when its vendor, model or firmware version changed): its campaign targets in flight whose image
+    has that version are installed. A charger rebooting into the new image may never report
+    ``Installed`` (OCPP 1.6 4.5 and 2.0.1 L01 send it after the reboot; a 1.6 charger queues only
+    transaction messages while offline): they stayed in flight until ``Timeout`` failed them.
+    ``status`` stays the charger's last FirmwareStatus. Returns how many."""
+    if not firmware_version:
+        return 0
+    targets = CampaignTarget.objects.filter(
+        charge_point__charge_point_id=charge_point_id,
+        state__in=IN_FLIGHT,
+        campaign__firmware__version=firmware_version,
+    )
+    installed = 0
+    with transaction.atomic():
+        for target in targets.select_for_update(of=("self",)).select_related("charge_point"):
+            target.state, target.failure = TargetState.INSTALLED, ""
+            target.save(update_fields=["state", "failure", "updated_at"])
+            _status_changed_emit(target)
+            campaign_advance_soon(campaign_id=target.campaign_id)
+            installed += 1
+    return installed
+
+
 # 2.0.1 UpdateFirmware answered ``AcceptedCanceled`` (L01, UpdateFirmwareStatusEnumType): this update
 # accepted, the one the charger had under way cancelled.
 CANCELED_ANOTHER = "AcceptedCanceled"

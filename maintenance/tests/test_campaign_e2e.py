@@ -14,7 +14,9 @@ from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as V16Client
+from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
+from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
@@ -22,7 +24,7 @@ from commands.models import Command
 from conftest import eventually, ocpp_charger
 from maintenance.models import Campaign, CampaignState, CampaignTarget, TargetState
 from maintenance.services import firmware
-from maintenance.tests.conftest import FailingCharger16, FirmwareCharger16, FirmwareCharger201
+from maintenance.tests.conftest import FailingCharger16, FirmwareCharger16, FirmwareCharger201, http_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -243,3 +245,77 @@ async def test_an_update_that_cancels_the_one_under_way_fails_that_one_at_once(s
     await advance(campaign_id=str(first.pk))  # the next wave's tick (also asked for at once, of Celery)
     first = await Campaign.objects.aget(pk=first.pk)
     assert first.state == CampaignState.COMPLETED  # its only charger is done with it, not in flight for an hour
+
+
+class RebootsWithoutInstalled16(FirmwareCharger16):
+    """Downloads, reports Installing and reboots into the new image: its Installed is lost with the
+    reboot (1.6 queues only transaction messages while offline); the BootNotification that follows
+    names the new firmware version."""
+
+    async def _update(self, location: str, request_id: int | None) -> None:
+        await self._report("Downloading", request_id)
+        self.downloaded = await asyncio.to_thread(http_get, location)
+        await self._report("Downloaded", request_id)
+        await self._report("Installing", request_id)
+        self.done.set()
+
+
+class RebootsWithoutInstalled201(FirmwareCharger201):
+    async def _update(self, location: str, request_id: int | None) -> None:
+        await self._report("Downloading", request_id)
+        self.downloaded = await asyncio.to_thread(http_get, location)
+        await self._report("Downloaded", request_id)
+        await self._report("InstallRebooting", request_id)
+        self.done.set()
+
+
+async def _boot(charger: Any, version: str, firmware_version: str) -> None:
+    if version == "1.6":
+        await charger.call(
+            call16.BootNotification(
+                charge_point_vendor="Acme", charge_point_model="Wallbox-X", firmware_version=firmware_version
+            )
+        )
+    else:
+        station = {"vendor_name": "Acme", "model": "Wallbox-X", "firmware_version": firmware_version}
+        await charger.call(call201.BootNotification(charging_station=station, reason="FirmwareUpdate"))
+
+
+@pytest.mark.parametrize(
+    ("version", "client_class"), [("1.6", RebootsWithoutInstalled16), ("2.0.1", RebootsWithoutInstalled201)]
+)
+async def test_a_charger_booting_with_the_campaigns_version_after_installing_is_installed(
+    shared_files, version, client_class
+):
+    """A charger that reboots into the new image may never report Installed (lost with the reboot):
+    its BootNotification naming the campaign image's version says it is installed (it stayed
+    installing until CSMS_FIRMWARE_STATUS_TIMEOUT failed it as Timeout, and held its place of the
+    campaign's concurrency meanwhile). A boot still on the old version changes nothing."""
+    charger_id = f"FWBOOT{version.replace('.', '')}"
+    await _register([charger_id], version)
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=[charger_id]
+    )
+    async with ocpp_charger(shared_files, version, charger_id, client_class=client_class) as charger:
+        await _boot(charger, version, "2.3.9")
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)
+    target = await CampaignTarget.objects.aget(campaign=campaign)
+    assert target.state == TargetState.INSTALLING
+
+    async with ocpp_charger(shared_files, version, charger_id) as charger:
+        await _boot(charger, version, "2.3.9")  # restarted on the old image: not installed (yet)
+        assert (await CampaignTarget.objects.aget(campaign=campaign)).state == TargetState.INSTALLING
+        await _boot(charger, version, "2.4.0")
+
+        async def installed() -> bool:
+            return (await CampaignTarget.objects.aget(campaign=campaign)).state == TargetState.INSTALLED
+
+        await eventually(installed, timeout=10)
+    await advance(campaign_id=str(campaign.pk))
+    campaign = await Campaign.objects.aget(pk=campaign.pk)
+    assert campaign.state == CampaignState.COMPLETED
+    assert (await ChargePoint.objects.aget(charge_point_id=charger_id)).firmware_version == "2.4.0"

@@ -12,6 +12,7 @@ from chargepoints import services
 from configuration.changes import configuration_read_recent
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, utc_now
+from maintenance.services import firmware
 from ocpp_gateway.configuration_refresh import configuration_current
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
@@ -49,6 +50,8 @@ class ProvisioningHandlers:
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
+        if firmware_version and not result.identity_kept:  # a new version (or a first boot): a campaign's?
+            await in_commit_group(firmware.firmware_booted)(charge_point_id=self.id, firmware_version=firmware_version)
         self.heartbeat_interval = result.interval  # which the charger adopts from this answer
         return call_result.BootNotification(
             current_time=format_ocpp_time(result.current_time),

@@ -12,6 +12,7 @@ from chargepoints import services
 from configuration.changes import configuration_read_recent
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import format_ocpp_time, utc_now
+from maintenance.services import firmware
 from ocpp_gateway.configuration_refresh import configuration_current
 from ocpp_gateway.group_commit import in_commit_group
 from ocpp_gateway.heartbeats import heartbeats
@@ -27,18 +28,21 @@ class ProvisioningHandlers:
         self, charging_station: dict[str, Any], reason: str, **_: Any
     ) -> call_result.BootNotification:
         modem = charging_station.get("modem") or {}
+        firmware_version = charging_station.get("firmware_version", "")
         result = await in_commit_group(services.charge_point_boot)(
             charge_point_id=self.id,
             vendor=charging_station["vendor_name"],
             model=charging_station["model"],
             serial_number=charging_station.get("serial_number", ""),
-            firmware_version=charging_station.get("firmware_version", ""),
+            firmware_version=firmware_version,
             iccid=modem.get("iccid", ""),
             imsi=modem.get("imsi", ""),
             restarted=reason != BootReasonEnumType.triggered,  # F06: a TriggerMessage's, no restart
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
+        if firmware_version and not result.identity_kept:  # a new version (or a first boot): a campaign's?
+            await in_commit_group(firmware.firmware_booted)(charge_point_id=self.id, firmware_version=firmware_version)
         self.heartbeat_interval = result.interval  # which the charger adopts from this answer
         return call_result.BootNotification(
             current_time=format_ocpp_time(result.current_time),
