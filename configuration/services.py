@@ -274,15 +274,17 @@ def configuration_key_changed(
     *, charge_point: ChargePoint, key: str, value: str, status: str, command: Command
 ) -> None:
     """A 1.6 ChangeConfiguration answer (§6.3): Accepted stores ``value``; RebootRequired keeps it
-    as the ``pending_value``; any other status changes nothing. A ``HeartbeatInterval`` taken is
-    the charger's record too (``charge_point_heartbeat_interval_taken``)."""
+    as the ``pending_value``; any other status changes nothing. The key stored in another case is
+    the same key. A ``HeartbeatInterval`` taken is the charger's record too
+    (``charge_point_heartbeat_interval_taken``)."""
     if status not in (ACCEPTED, REBOOT_REQUIRED):
         return
     if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold():
         charge_point_heartbeat_interval_taken(
             charge_point=charge_point, value=value, after_reboot=status == REBOOT_REQUIRED
         )
-    row = ConfigurationKey.objects.select_for_update().filter(charge_point=charge_point, key=key).first()
+    # The key as the charger reported it, in whatever case it was named (a CiString50Type).
+    row = ConfigurationKey.objects.select_for_update().filter(charge_point=charge_point, key__iexact=key).first()
     if row is None:
         row = ConfigurationKey(charge_point=charge_point, key=key, readonly=False)
     if status == ACCEPTED:

@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from ocpp.exceptions import FormatViolationError, OccurenceConstraintViolationError
 from ocpp.routing import after, on
 from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint
@@ -222,6 +224,45 @@ async def test_v16_patch_sends_change_configuration_and_answers_per_key(daphne, 
     assert (await stored_keys("CFG16B").aget(key="NumberOfConnectors")).value == "2"
     assert not await stored_keys("CFG16B").filter(key="NoSuchKey").aexists()
     assert await Command.objects.filter(charge_point_identity="CFG16B", action="ChangeConfiguration").acount() == 4
+
+
+class CaseInsensitiveV16Charger(ConfiguredV16Charger):
+    """Takes a key in any case, as OCPP 1.6 says of a key (CiString50Type, §6.3), and keeps its own."""
+
+    @on("ChangeConfiguration")
+    def on_change_configuration(self, key: str, value: str, **_: Any) -> result16.ChangeConfiguration:
+        own = next((name for name in self.configuration if name.lower() == key.lower()), key)
+        return super().on_change_configuration(key=own, value=value)
+
+
+async def test_v16_a_key_changed_in_another_case_updates_the_stored_key(daphne, api_daphne, api_key):
+    """A key named in another case than the charger reported it is the same key (1.6 keys are
+    case-insensitive): its stored value, or pending value, follows the change; it was a second key
+    of that name beside the one kept at its old value."""
+    await register("CFG16CASE")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16CASE/configuration"
+    async with ocpp_charger(daphne, "1.6", "CFG16CASE", client_class=CaseInsensitiveV16Charger) as charger:
+        await charger.call(BOOT_16)
+        assert (await ahttp(f"{url}/refresh", method="POST", api_key=api_key))[0] == 200
+        status, body = await ahttp(
+            url,
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "keys": [
+                    {"key": "metervaluesampleinterval", "value": "30"},
+                    {"key": "WEBSOCKETPINGINTERVAL", "value": "45"},
+                ]
+            },
+        )
+        assert [r["status"] for r in body["results"]] == ["Accepted", "RebootRequired"]
+        status, body = await ahttp(f"{url}?key=MeterValueSampleInterval&key=WebSocketPingInterval", api_key=api_key)
+    assert status == 200
+    assert [(row["key"], row["value"], row["pending_value"]) for row in body["keys"]] == [
+        ("MeterValueSampleInterval", "30", None),
+        ("WebSocketPingInterval", "30", "45"),
+    ]
+    assert await stored_keys("CFG16CASE").acount() == 30
 
 
 async def test_v16_a_heartbeat_interval_the_charger_took_is_its_record_and_its_next_boot_keeps_it(
