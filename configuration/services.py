@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeGuard
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -363,6 +363,8 @@ def device_model_attributes_record(
     (``charge_point_heartbeat_interval_taken``).
     """
     now = timezone.now()
+    if learned_from != LearnedFrom.NOTIFY_REPORT:
+        attributes = _named_as_stored(charge_point, attributes)
     if learned_from == LearnedFrom.SET_VARIABLES:
         _heartbeat_interval_followed(charge_point, attributes)
     else:
@@ -393,6 +395,40 @@ def device_model_attributes_record(
     DeviceModelAttribute.objects.bulk_create(
         rows.values(), update_conflicts=True, unique_fields=["variable", "type"], update_fields=written
     )
+
+
+def _folded(identity: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(part.casefold() if isinstance(part, str) else part for part in identity)
+
+
+def _named_as_stored(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> list[ReportedAttribute]:
+    """``attributes`` (of a GetVariables or SetVariables answer, named as the operator asked) under
+    the names and instances of the variables stored for them, matched ignoring case (2.0.1 part 2,
+    ComponentType and VariableType: names and instances are case-insensitive): one stored variable
+    per variable, however it is spelled. One query."""
+    if not attributes:
+        return attributes
+    names = Q()
+    for attribute in attributes:
+        names |= Q(component_name__iexact=attribute.component["name"], variable_name__iexact=attribute.variable["name"])
+    stored = {
+        _folded(identity): identity
+        for identity in (
+            (v.component_name, v.component_instance, v.evse_id, v.connector_id, v.variable_name, v.variable_instance)
+            for v in DeviceModelVariable.objects.filter(names, charge_point=charge_point)
+        )
+    }
+    named = []
+    for attribute in attributes:
+        identity = stored.get(_folded(variable_identity(attribute.component, attribute.variable)))
+        if identity is None:
+            named.append(attribute)
+            continue
+        component_name, component_instance, _, _, variable_name, variable_instance = identity
+        component = {**attribute.component, "name": component_name, "instance": component_instance}
+        variable = {**attribute.variable, "name": variable_name, "instance": variable_instance}
+        named.append(replace(attribute, component=component, variable=variable))
+    return named
 
 
 # The 1.6 key of the heartbeat interval, s (the 2.0.1 variable's: ``is_heartbeat_interval``).

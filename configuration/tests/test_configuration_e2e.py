@@ -15,6 +15,7 @@ from ocpp.routing import after, on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import mark_offline_stale_charge_points
@@ -575,6 +576,91 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne,
     assert (attempts["value"], attempts["pending_value"]) == ("3", "5")
     assert not await device_model("CFG201B").filter(variable_name__in=["Missing", "Nothing"]).aexists()
     assert await DeviceModelAttribute.objects.filter(variable__charge_point__charge_point_id="CFG201B").acount() == 13
+
+
+class CaseInsensitiveV201Station(ReportingV201Station):
+    """Takes component and variable names in any case (2.0.1 ComponentType, VariableType: "Case
+    Insensitive") and answers with the names as asked, as it echoes them."""
+
+    def _own(self, item: dict[str, Any]) -> dict[str, Any]:
+        asked = (item["component"]["name"].lower(), item["variable"]["name"].lower())
+        own = next((name for name in self.values if (name[0].lower(), name[1].lower()) == asked), None)
+        if own is None:
+            return item
+        return {**item, "component": {**item["component"], "name": own[0]}, "variable": {"name": own[1]}}
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]], **_: Any) -> result201.GetVariables:
+        answer = super().on_get_variables([self._own(item) for item in get_variable_data])
+        for result, item in zip(answer.get_variable_result, get_variable_data, strict=True):
+            result.update(component=item["component"], variable=item["variable"])
+        return answer
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]], **_: Any) -> result201.SetVariables:
+        answer = super().on_set_variables([self._own(item) for item in set_variable_data])
+        for result, item in zip(answer.set_variable_result, set_variable_data, strict=True):
+            result.update(component=item["component"], variable=item["variable"])
+        return answer
+
+
+async def test_v201_a_variable_named_in_another_case_updates_the_stored_variable(daphne, api_daphne, api_key):
+    """A variable set or read under names in another case than the station reported them is the same
+    variable: its stored value (pending value) follows; it was a second variable of that name beside
+    the reported one, kept at its old value."""
+    await register("CFG201CASE")
+    base = f"{api_daphne.http_url}/api/v1"
+    async with ocpp_charger(daphne, "2.0.1", "CFG201CASE", client_class=CaseInsensitiveV201Station) as station:
+        await station.call(BOOT_201)
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201CASE/configuration/refresh", method="POST", api_key=api_key
+        )
+        assert status == 202
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201CASE", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
+        station.values[("OCPPCommCtrlr", "OfflineThreshold")] = "900"
+        status, _ = await ahttp(
+            f"{base}/ocpp201/CFG201CASE/get_variables",
+            method="POST",
+            api_key=api_key,
+            body={
+                "get_variable_data": [
+                    {"component": {"name": "ocppcommctrlr"}, "variable": {"name": "OFFLINETHRESHOLD"}}
+                ]
+            },
+        )
+        assert status == 200
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201CASE/configuration",
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "variables": [
+                    {"component": {"name": "OcppCommCtrlr"}, "variable": {"name": "heartbeatinterval"}, "value": "120"},
+                    {
+                        "component": {"name": "ocppcommctrlr"},
+                        "variable": {"name": "networkprofileconnectionattempts"},
+                        "value": "5",
+                    },
+                ]
+            },
+        )
+        assert [r["status"] for r in body["results"]] == ["Accepted", "RebootRequired"]
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201CASE/configuration?component=OCPPCommCtrlr", api_key=api_key
+        )
+    assert status == 200
+    rows = {row["variable"]["name"]: row["attributes"][0] for row in body["variables"]}
+    assert set(rows) == {"HeartbeatInterval", "NetworkProfileConnectionAttempts", "OfflineThreshold"}
+    assert {row["component"]["name"] for row in body["variables"]} == {"OCPPCommCtrlr"}
+    assert (rows["OfflineThreshold"]["value"], rows["OfflineThreshold"]["learned_from"]) == ("900", "GetVariables")
+    assert (rows["HeartbeatInterval"]["value"], rows["HeartbeatInterval"]["learned_from"]) == ("120", "SetVariables")
+    attempts = rows["NetworkProfileConnectionAttempts"]
+    assert (attempts["value"], attempts["pending_value"]) == ("3", "5")
+    assert await device_model("CFG201CASE").acount() == V201_VARIABLE_COUNT
 
 
 class LimitedV201Station(ReportingV201Station):
