@@ -421,11 +421,30 @@ def firmware_updates_canceled(*, charge_point: ChargePoint, request_id: object) 
     targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT)
     if isinstance(request_id, int) and not isinstance(request_id, bool):
         targets = targets.exclude(pk=request_id)
-    canceled = list(targets.select_related("charge_point"))
-    for target in canceled:
-        _target_fail(target, CANCELED_ANOTHER)
+    return _targets_fail(targets, CANCELED_ANOTHER)
+
+
+# A 1.6 charger accepted a later UpdateFirmware than a campaign's under way.
+SUPERSEDED = "Superseded"
+
+
+def firmware_updates_superseded(*, charge_point: ChargePoint) -> int:
+    """A 1.6 charger accepted an UpdateFirmware (an operator's, sent by hand, or another campaign's):
+    it works on one update at a time, and its FirmwareStatusNotification names none (1.6 4.5), so
+    what it reports from now on is that update's. Its campaign targets in flight sent before it
+    (their command linked; the one this answer is for is not yet) fail with ``Superseded``, and
+    their campaigns go on: they showed the progress of another image (``installed`` for an image
+    not installed), or waited for ``Timeout``. Returns how many."""
+    targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT, command__isnull=False)
+    return _targets_fail(targets, SUPERSEDED)
+
+
+def _targets_fail(targets: QuerySet[CampaignTarget], failure: str) -> int:
+    failed = list(targets.select_related("charge_point"))
+    for target in failed:
+        _target_fail(target, failure)
         campaign_advance_soon(campaign_id=target.campaign_id)
-    return len(canceled)
+    return len(failed)
 
 
 # A target the charger's own download failed (its failure is the status it sent, not a refusal, Timeout

@@ -21,7 +21,7 @@ from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
-from conftest import eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger
 from maintenance.models import Campaign, CampaignState, CampaignTarget, TargetState
 from maintenance.services import firmware
 from maintenance.tests.conftest import FailingCharger16, FirmwareCharger16, FirmwareCharger201, http_get
@@ -319,3 +319,48 @@ async def test_a_charger_booting_with_the_campaigns_version_after_installing_is_
     campaign = await Campaign.objects.aget(pk=campaign.pk)
     assert campaign.state == CampaignState.COMPLETED
     assert (await ChargePoint.objects.aget(charge_point_id=charger_id)).firmware_version == "2.4.0"
+
+
+class TakesTheLatestUpdate16(FirmwareCharger16):
+    """Works on one update at a time, as a 1.6 charger does: the campaign's it starts (Downloading);
+    a later UpdateFirmware replaces it, and what it reports then is the later one's."""
+
+    async def _update(self, location: str, request_id: int | None) -> None:
+        if len(self.locations) == 1:
+            await self._report("Downloading", request_id)
+        else:
+            for status in ("Downloading", "Downloaded", "Installing", "Installed"):
+                await self._report(status, request_id)
+        self.done.set()
+
+
+async def test_a_v16_update_sent_by_hand_while_a_campaign_s_is_under_way_fails_the_campaign_s(shared_files, api_key):
+    """A 1.6 charger takes a later UpdateFirmware (an operator's, sent by hand) instead of the
+    campaign's under way, and its FirmwareStatusNotification names no request: its reports were the
+    campaign target's, which showed the campaign's image ``installed`` while the charger installed
+    another. The target fails ``Superseded`` when the later one is accepted, and stays failed."""
+    await _register(["FWHAND"], "1.6")
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWHAND"]
+    )
+    async with ocpp_charger(shared_files, "1.6", "FWHAND", client_class=TakesTheLatestUpdate16) as charger:
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)
+        assert (await CampaignTarget.objects.aget(campaign=campaign)).state == TargetState.DOWNLOADING
+        charger.done.clear()
+        status, _ = await ahttp(
+            f"{shared_files.http_url}/api/v1/ocpp16/FWHAND/update_firmware",
+            method="POST",
+            api_key=api_key,
+            body={"location": "https://images.example/wallbox-x-2.3.9.bin", "retrieve_date": "2026-12-01T00:00:00Z"},
+        )
+        assert status == 200
+        await asyncio.wait_for(charger.done.wait(), 20)  # each report answered, so recorded
+    assert charger.reported[-1] == "Installed"
+    target = await CampaignTarget.objects.aget(campaign=campaign)
+    assert (target.state, target.failure) == (TargetState.FAILED, "Superseded")
+    await advance(campaign_id=str(campaign.pk))
+    assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None

@@ -9,7 +9,9 @@ from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
+from commands.models import Command
 from maintenance.services import diagnostics, firmware
+from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point
 from ocpp_gateway.group_commit import in_commit_group
 
 # FirmwareStatus (core and security whitepaper) -> campaign target state; Idle reports nothing.
@@ -42,6 +44,13 @@ UPLOAD_PROGRESS = {
 
 class FirmwareHandlers:
     id: str
+
+    @staticmethod
+    @answer(Action.update_firmware)
+    def after_update_firmware(command: Command) -> None:
+        """The update under way, if a campaign's, is superseded (its reports are this one's now)."""
+        if answer_accepted(command):
+            firmware.firmware_updates_superseded(charge_point=answering_charge_point(command))
 
     async def _firmware_status(self, status: str, request_id: int | None) -> None:
         if status in FIRMWARE_PROGRESS:
