@@ -273,6 +273,7 @@ class OcppRouter(RoutedChargePoint):
         self._is_commissioned = False
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
         self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
+        self._firmware_version_booted = ""  # of the charger's last boot (loaded with the handshake, then each boot)
         self.configuration_read_owed = False  # loaded with the handshake (state_loaded)
         # An interval the charger has not taken is stored (loaded with the handshake, state_loaded): pushed
         # once its first CALL is answered, unless that is a BootNotification (its answer carries it).
@@ -299,10 +300,18 @@ class OcppRouter(RoutedChargePoint):
         (``configuration_refresh``), by the boot's hook when it is a BootNotification."""
         self._is_commissioned, self._profile = commissioned, profile
         self._handshake_boot_identity = boot_identity if boot_identity[0] else None
+        self._firmware_version_booted = boot_identity[2]
         self.configuration_read_owed = configuration_read_owed
         self.heartbeat_interval_owed = heartbeat_interval_owed
         if heartbeat_interval is not None:
             self.heartbeat_interval = heartbeat_interval
+
+    def firmware_version_changed(self, firmware_version: str) -> bool:
+        """Whether a BootNotification reports a firmware version other than the one the charger last
+        booted on (a first boot's, or one naming none, is no change): the rare boot that may follow a
+        firmware update's install (``firmware.firmware_booted``). Remembers it for the next boot."""
+        previous, self._firmware_version_booted = self._firmware_version_booted, firmware_version
+        return bool(previous) and firmware_version not in ("", previous)
 
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ocpp.routing import on
@@ -21,6 +22,7 @@ from ocpp_gateway.heartbeats import heartbeats
 class ProvisioningHandlers:
     id: str
     heartbeat_interval: int  # ``OcppRouter``'s: the interval the charger heartbeats at
+    firmware_version_changed: Callable[[str], bool]  # ``OcppRouter``'s
     configuration_current = False  # the stored configuration needs no read after the last boot
 
     @on(Action.boot_notification)
@@ -50,7 +52,7 @@ class ProvisioningHandlers:
             condition=configuration_read_recent(),
         )
         self.configuration_current = configuration_current(result)
-        if firmware_version and not result.identity_kept:  # a new version (or a first boot): a campaign's?
+        if self.firmware_version_changed(firmware_version):  # a campaign's image installed?
             await in_commit_group(firmware.firmware_booted)(charge_point_id=self.id, firmware_version=firmware_version)
         self.heartbeat_interval = result.interval  # which the charger adopts from this answer
         return call_result.BootNotification(
