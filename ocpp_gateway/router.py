@@ -70,7 +70,6 @@ logger = logging.getLogger(__name__)
 
 # OCPP 1.6 spells two error codes differently from 2.0.1 (and from the ocpp package).
 
-_LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 # An answer's (CALLRESULT, CALLERROR) id at its start: whether a frame refused unread (over the size
 # or rate limit, not JSON) answers the CALL the CSMS awaits.
 _LEADING_ANSWER_ID = re.compile(r'\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
@@ -489,7 +488,7 @@ class OcppRouter(RoutedChargePoint):
                 raw_msg,
             )
             self._over_budget_unlogged, self._over_budget_logged_at = 0, now
-        match = _LEADING_CALL_ID.match(raw_msg[:100])
+        match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
         if match and self._refusals_answered():
             error = GenericError(description="Rate limit exceeded; slow down.")
             await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
@@ -568,7 +567,7 @@ class OcppRouter(RoutedChargePoint):
         logger.warning("%s: refused a frame of %d bytes (limit %d)", self.id, size, limit)
         if self._outstanding_failed(raw_msg, f"The answer of {size} bytes is over the {limit} byte limit."):
             return
-        match = _LEADING_CALL_ID.match(raw_msg[:100])
+        match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
         if match:
             error = FormatViolationError(description=f"Frame of {size} bytes is over the {limit} byte limit.")
             await self._send_message(Call(match.group(1), "", {}).create_call_error(error))
@@ -576,7 +575,7 @@ class OcppRouter(RoutedChargePoint):
     async def _refuse_too_deep(self, raw_msg: str) -> None:
         """A frame nested deeper than the decoder goes: a CALL whose id leads it gets a
         FormatViolation with that id (its own, not 2.0.1's ``-1`` for an unreadable one)."""
-        match = _LEADING_CALL_ID.match(raw_msg[:100])
+        match = rpc_errors.LEADING_CALL_ID.match(raw_msg[:100])
         if match is None:
             await self._answer_unparseable(raw_msg, None)
             return

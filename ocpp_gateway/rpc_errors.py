@@ -1,7 +1,8 @@
 """How a frame that is not a well-formed OCPP message is answered (OCPP-J 1.6 §4; OCPP 2.0.1 part 4 §4).
 
 OCPP 1.6 answers such a frame, with its own error codes, only when it is a CALL whose unique id
-can be read; a message type number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1
+can be read (from its head, ``[2,"<id>",``, when it is no JSON: a FormationViolation); a message type
+number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1
 adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number other than
 CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a newer peer can fall back), and
 ``RpcFrameworkError`` for a frame that is no RPC message at all (not JSON, not an array, no number
@@ -12,13 +13,19 @@ CALLERROR) is never answered.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from ocpp.exceptions import OCPPError
+from ocpp.exceptions import FormatViolationError, OCPPError
 from ocpp.messages import MessageType
 
 UNREADABLE_ID = "-1"
+# A CALL's id at its start, read without decoding the frame (too large, too deep, no JSON).
+LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 _MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
+
+
+_NOT_JSON = "The frame is not valid JSON (RFC 8259: control characters in a string are escaped)."
 
 
 class RpcFrameworkError(OCPPError):
@@ -50,6 +57,9 @@ def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) 
     ``error`` is what unpacking raised (None when the frame was nested too deeply to decode).
     """
     frame = _decoded(raw)
+    if ocpp_version == "1.6" and frame is None:  # a raw control character in a string, cut short, two frames in one
+        head = LEADING_CALL_ID.match(raw[:100])
+        return (head.group(1), FormatViolationError(description=_NOT_JSON)) if head is not None else None
     if ocpp_version == "1.6":
         is_call = isinstance(frame, list) and bool(frame) and frame[0] == MessageType.Call
         unique_id = _readable_id(frame) if is_call else None

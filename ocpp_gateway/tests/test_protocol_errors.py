@@ -110,6 +110,28 @@ async def test_16_keeps_its_own_codes_for_frames_that_are_no_ocpp_message(daphne
             assert await silent(websocket, frame)
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '[2,"bad","StatusNotification",{"connectorId":1,"errorCode":"OtherError","status":"Faulted","info":"a\tb"}]',
+        '[2,"bad","DataTransfer",{"vendorId":"V","data":"line 1\nline 2"}]',
+        '[2,"bad","Heartbeat",{}',
+        '[2,"bad","Heartbeat",{}][2,"next","Heartbeat",{}]',
+    ],
+    ids=["raw tab in a string", "raw newline in a string", "cut short", "two frames in one"],
+)
+async def test_16_a_call_that_is_not_json_is_a_formation_violation_with_its_id(daphne, frame):
+    """Was dropped unanswered (the charger waited out its timeout, many then reconnect): a CALL whose
+    JSON is syntactically incorrect, its id readable at its head, is a FormationViolation (OCPP-J 1.6
+    §4.2.3) that does not send the frame back."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-16JSON", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-16JSON") as websocket:
+        answer = await exchange(websocket, frame)
+        assert answer[:3] == [4, "bad", "FormationViolation"]
+        assert "Heartbeat" not in json.dumps(answer) and "line" not in json.dumps(answer)
+        assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
 async def test_16_answers_no_call_whose_id_is_neither_a_string_nor_an_integer(daphne):
     """Was answered with the id echoed: ``[3,NaN,...]`` and ``[3,Infinity,...]`` are no JSON (OCPP-J 1.6 §4.1.3:
     the id is a string); an integer id is still echoed."""
