@@ -117,9 +117,9 @@ _ASKED_BY = {
 _PENDING_REFUSAL = {
     "1.6": "The charge point is not commissioned; only {} and what the Central System asked for on this "
     "connection are served.".format(", ".join(sorted(_SERVED_WHILE_PENDING["1.6"]))),
-    "2.0.1": "The charging station is not accepted (Pending); only BootNotification, what the CSMS asked "
-    "for on this connection (TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) and the statuses "
-    "of an UpdateFirmware or GetLog it accepted earlier (by requestId) are served.",
+    "2.0.1": "The station is Pending: only BootNotification, what the CSMS asked for on this connection "
+    "(TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) and the statuses of an UpdateFirmware "
+    "or GetLog it accepted earlier (by requestId) are served.",
 }
 
 
@@ -745,8 +745,9 @@ class OcppRouter(RoutedChargePoint):
             return
         if isinstance(message, CallError):
             code = quirks.error_code_spelled(message.error_code, ocpp_version=self._ocpp_version)
-            if code != message.error_code:
-                text = frame_text(CallError(message.unique_id, code, message.error_description, message.error_details))
+            description = rpc_errors.description_fitted(message.error_description, ocpp_version=self._ocpp_version)
+            if code != message.error_code or description != message.error_description:
+                text = frame_text(CallError(message.unique_id, code, description, message.error_details))
         text = text if text is not None else frame_text(message)
         try:
             await self._connection.send(text)

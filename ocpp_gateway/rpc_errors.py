@@ -23,6 +23,8 @@ UNREADABLE_ID = "-1"
 # A CALL's id at its start, read without decoding the frame (too large, too deep, no JSON).
 LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 _MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
+# OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255] (1.6 sets no bound).
+DESCRIPTION_CHARACTERS_201 = 255
 
 
 _NOT_JSON = "The frame is not valid JSON (RFC 8259: control characters in a string are escaped)."
@@ -36,6 +38,13 @@ class RpcFrameworkError(OCPPError):
 class MessageTypeNotSupportedError(OCPPError):
     code = "MessageTypeNotSupported"
     default_description = "A message with a Message Type Number received that is not supported by this implementation."
+
+
+def description_fitted(description: str, *, ocpp_version: str) -> str:
+    """A CALLERROR's ``description`` as the connection's version allows it: cut to 255 characters in 2.0.1."""
+    if ocpp_version == "2.0.1" and len(description) > DESCRIPTION_CHARACTERS_201:
+        return description[:DESCRIPTION_CHARACTERS_201]
+    return description
 
 
 def _decoded(raw: str) -> Any:

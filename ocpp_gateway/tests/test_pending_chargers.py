@@ -100,9 +100,9 @@ async def test_a_pending_charger_is_told_what_it_may_use(daphne, pending, versio
         "1.6": "The charge point is not commissioned; only BootNotification, DiagnosticsStatusNotification, "
         "FirmwareStatusNotification, Heartbeat, LogStatusNotification, StatusNotification and what the "
         "Central System asked for on this connection are served.",
-        "2.0.1": "The charging station is not accepted (Pending); only BootNotification, what the CSMS asked "
-        "for on this connection (TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) and the "
-        "statuses of an UpdateFirmware or GetLog it accepted earlier (by requestId) are served.",
+        "2.0.1": "The station is Pending: only BootNotification, what the CSMS asked for on this connection "
+        "(TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) and the statuses of an "
+        "UpdateFirmware or GetLog it accepted earlier (by requestId) are served.",
     }[version]
     assert refused[:4] == [4, "a1", "SecurityError", description]
 

@@ -10,6 +10,7 @@ from django.conf import settings
 
 from chargepoints.models import ChargePoint
 from conftest import raw_socket
+from ocpp_gateway import rpc_errors
 from ocpp_gateway.conformance import conformance_matrix
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -130,6 +131,20 @@ async def test_16_a_call_that_is_not_json_is_a_formation_violation_with_its_id(d
         assert answer[:3] == [4, "bad", "FormationViolation"]
         assert "Heartbeat" not in json.dumps(answer) and "line" not in json.dumps(answer)
         assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
+async def test_201_error_descriptions_fit_in_255_characters(daphne):
+    """OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255]. A pending station's
+    refusal was 275 characters, which a station that checks the frame cannot read."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-DESC", heartbeat_interval=60, lifecycle_state="pending")
+    async with raw_socket(daphne, "2.0.1", "CP-DESC") as websocket:
+        refused = await exchange(websocket, [2, "a1", "Authorize", {"idToken": {"idToken": "T", "type": "ISO14443"}}])
+    assert refused[:3] == [4, "a1", "SecurityError"] and len(refused[3]) <= 255
+
+
+def test_only_201_descriptions_are_cut_to_255_characters():
+    assert rpc_errors.description_fitted("x" * 300, ocpp_version="2.0.1") == "x" * 255
+    assert rpc_errors.description_fitted("x" * 300, ocpp_version="1.6") == "x" * 300
 
 
 async def test_16_answers_no_call_whose_id_is_neither_a_string_nor_an_integer(daphne):
