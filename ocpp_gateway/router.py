@@ -340,7 +340,9 @@ class OcppRouter(RoutedChargePoint):
             self._log(MessageDirection.INBOUND, raw_msg, received_at)
             await self._answer_undecodable_number(raw_msg, error)
             return
-        action = getattr(msg, "action", None) or self._outstanding_action(msg.unique_id)
+        # An answer's action is the awaited CALL's: a fourth element of a CALLRESULT (the package reads it
+        # as ``action``, any JSON value) names nothing the CSMS sent.
+        action = msg.action if isinstance(msg, Call) else self._outstanding_action(msg.unique_id)
         bind_message(action=action, unique_id=str(msg.unique_id))
         if action in charger_passwords.REDACTED_ACTIONS:  # a password the charger reports (write-only)
             raw_msg = charger_passwords.frame_redacted(self._ocpp_version, action, raw_msg)

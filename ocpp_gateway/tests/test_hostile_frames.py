@@ -116,6 +116,42 @@ async def test_an_answer_with_numbers_or_nesting_the_csms_cannot_carry_fails_its
         assert (answered, body) == (200, {"status": "Accepted"})
 
 
+@pytest.mark.parametrize(
+    ("answer", "status", "body"),
+    [
+        # the action echoed before the payload (a firmware quirk): the frame's fourth element, a dict, was
+        # taken for the action, the frame dropped by a TypeError and the command left to its 30 s timeout
+        ('[3,"%s","Reset",{"status":"Accepted"}]', 502, "InvalidResponse"),
+        ('[3,"%s",{"status":"Accepted"},["Reset"]]', 200, {"status": "Accepted"}),
+    ],
+)
+async def test_an_answer_with_a_fourth_element_is_read_as_the_answer_to_the_awaited_call(
+    daphne, api_key, answer, status, body
+):
+    await register("CP-ODD")
+    async with raw_socket(daphne, "1.6", "CP-ODD") as websocket:
+        answered, got = await _reset_answered_with(daphne, api_key, websocket, answer)
+        assert (answered, got.get("error", got)) == (status, body)
+        assert await heartbeat_answered(websocket)
+
+
+async def test_a_password_in_an_answer_with_a_fourth_element_is_redacted_in_the_message_log(daphne, api_key):
+    """The redaction took the answer's action from its fourth element ("X": no action it redacts)."""
+    await register("CP-ODD")
+    async with raw_socket(daphne, "1.6", "CP-ODD") as websocket:
+        command = asyncio.create_task(
+            ahttp(f"{daphne.http_url}/api/v1/ocpp16/CP-ODD/get_configuration", method="POST", api_key=api_key, body={})
+        )
+        async with asyncio.timeout(10):
+            call = json.loads(await websocket.recv())
+        keys = [{"key": "AuthorizationKey", "readonly": False, "value": "0123456789abcdef0123"}]
+        await websocket.send(json.dumps([3, call[1], {"configurationKey": keys}, "X"]))
+        async with asyncio.timeout(10):
+            assert (await command)[0] == 200
+    logged = await eventually(lambda: OcppMessage.objects.filter(unique_id=call[1], direction="in").afirst())
+    assert "0123456789abcdef0123" not in logged.frame
+
+
 async def test_a_closed_socket_clears_presence_at_once(daphne):
     await register("CP-GONE")
     async with raw_socket(daphne, "1.6", "CP-GONE") as websocket:
