@@ -25,8 +25,6 @@ LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
 _MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
 # OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255] (1.6 sets no bound).
 DESCRIPTION_CHARACTERS_201 = 255
-
-
 _NOT_JSON = "The frame is not valid JSON (RFC 8259: control characters in a string are escaped)."
 
 
