@@ -52,13 +52,16 @@ def _decoded(raw: str) -> Any:
         return None
 
 
-def _readable_id(frame: list[Any]) -> str | None:
-    if len(frame) > 1 and isinstance(frame[1], str) and frame[1]:
-        return frame[1]
+def _readable_id(frame: list[Any], *, integers: bool = False) -> str | int | None:
+    """The frame's message id if it can be echoed: a non-empty string, or with ``integers`` an integer
+    too (1.6 echoes one, as it does a valid CALL's)."""
+    unique_id = frame[1] if len(frame) > 1 else None
+    if (isinstance(unique_id, str) and unique_id) or (integers and type(unique_id) is int):
+        return unique_id
     return None
 
 
-def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) -> tuple[str, OCPPError] | None:
+def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) -> tuple[str | int, OCPPError] | None:
     """The (unique id, error) to answer a frame that did not unpack with, or None to answer nothing.
 
     ``error`` is what unpacking raised (None when the frame was nested too deeply to decode).
@@ -69,7 +72,7 @@ def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) 
         return (head.group(1), FormatViolationError(description=_NOT_JSON)) if head is not None else None
     if ocpp_version == "1.6":
         is_call = isinstance(frame, list) and bool(frame) and frame[0] == MessageType.Call
-        unique_id = _readable_id(frame) if is_call else None
+        unique_id = _readable_id(frame, integers=True) if is_call else None
         return (unique_id, error) if unique_id is not None and error is not None else None
     if not isinstance(frame, list) or not frame or type(frame[0]) is not int:
         cause = "The frame is not a JSON array led by a message type number."

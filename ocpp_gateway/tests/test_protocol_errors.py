@@ -142,6 +142,22 @@ async def test_201_error_descriptions_fit_in_255_characters(daphne):
     assert refused[:3] == [4, "a1", "SecurityError"] and len(refused[3]) <= 255
 
 
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ('[2,19,"Heartbeat",null]', "FormationViolation"),
+        ('[2,19,["Heartbeat"],{}]', "FormationViolation"),
+        ('[2,19,"Heartbeat"]', "ProtocolError"),
+    ],
+)
+async def test_16_a_malformed_call_with_an_integer_id_is_answered_with_it(daphne, frame, code):
+    """Went unanswered, though 1.6 echoes an integer id (a valid CALL's, a schema violation's): only an id
+    that is neither a string nor an integer cannot be read back."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-16INT", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-16INT") as websocket:
+        assert (await exchange(websocket, frame))[:3] == [4, 19, code]
+
+
 def test_only_201_descriptions_are_cut_to_255_characters():
     assert rpc_errors.description_fitted("x" * 300, ocpp_version="2.0.1") == "x" * 255
     assert rpc_errors.description_fitted("x" * 300, ocpp_version="1.6") == "x" * 300
