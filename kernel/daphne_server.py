@@ -214,6 +214,10 @@ class InputQueue:
                 self._events = None
         return getter
 
+    def holds_events(self) -> bool:
+        """Whether events wait for a ``get`` (a charger's frames queued behind the one handled)."""
+        return self._events is not None
+
     def _handed_over(self, event: Any) -> bool:
         """Give ``event`` to the oldest getter still waiting; False when none is."""
         while self._getters:

@@ -240,6 +240,8 @@ class OcppConsumer(AsyncWebsocketConsumer):
             except Exception as error:  # the channel layer is away: the older socket is most likely gone too
                 logger.warning("%s: could not close the replaced connection: %r", self.charge_point_id, error)
         self.router = ROUTERS[self.ocpp_version](self.charge_point_id, connection=self)
+        # daphne's input queue (kernel.daphne_server.InputQueue) tells whether the charger's frames wait
+        self.router.frames_queued = getattr(getattr(self._socket_receive, "__self__", None), "holds_events", None)
         metrics.charger_connected(ocpp_version=self.ocpp_version)  # disconnect() takes it back once router is set
         self.router.state_loaded(
             commissioned=connection.commissioned,

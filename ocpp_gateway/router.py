@@ -17,6 +17,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from typing import Any, Protocol
@@ -144,14 +145,25 @@ class TokenBucket:
         self._tokens, self._at = float(burst), time.monotonic()
 
     def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
+        self._refill()
         if self._tokens < 1:
             return False
         self._tokens -= 1
         return True
 
+    def wait_for_one(self) -> float:
+        """Seconds until a take succeeds (0: now)."""
+        self._refill()
+        return max(0.0, (1 - self._tokens) / self.rate)
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+
+
+# The longest a frame over the rate is held for the rate instead of refused (``OcppRouter._paced``), s.
+PACED_WAIT_MAX = 1.0
 
 # Refused CALLs answered with the rate limit's GenericError: at most this many times the frame rate
 # and burst (a charger that waits for each answer, and slows down as it asks, never reaches it).
@@ -270,6 +282,9 @@ class OcppRouter(RoutedChargePoint):
         self._max_frame_bytes: int = settings.CSMS_MAX_FRAME_BYTES
         self._frame_budget = TokenBucket(rate=settings.CSMS_MAX_FRAMES_PER_SECOND, burst=settings.CSMS_FRAME_BURST)
         self._is_commissioned = False
+        # Whether frames of the charger wait behind the one being handled (the consumer's, when its server
+        # tells: daphne's input queue); None: unknown, taken as pipelined.
+        self.frames_queued: Callable[[], bool] | None = None
         self._profile: ChargerProfile | None = None  # loaded with the handshake (state_loaded), again at each boot
         self._handshake_boot_identity: tuple[str, str, str] | None = None  # what _profile was loaded for, until a boot
         self._firmware_version_booted = ""  # of the charger's last boot (loaded with the handshake, then each boot)
@@ -315,7 +330,11 @@ class OcppRouter(RoutedChargePoint):
     async def route_message(self, raw_msg: str) -> None:
         received_at = utc_now()
         # An oversized frame counts against the rate too: each one refused is an answer and a log line.
-        if not self._frame_budget.take() and not self._answers_the_outstanding_call(raw_msg):
+        if (
+            not self._frame_budget.take()
+            and not self._answers_the_outstanding_call(raw_msg)
+            and not await self._paced(raw_msg)
+        ):
             bind_message(action="", unique_id="")  # lines about it name no message (nor the one before)
             await self._refuse_over_budget(raw_msg)
             return
@@ -475,6 +494,21 @@ class OcppRouter(RoutedChargePoint):
             await self._refuse_over_budget(f"<a binary frame of {size} bytes>")
             return
         logger.warning("%s: ignored a binary frame of %d bytes", self.id, size)
+
+    async def _paced(self, raw_msg: str) -> bool:
+        """A frame over the rate from a charger that waits for each answer (none of its frames queued
+        behind this one: OCPP-J sends one CALL at a time) is held until the rate allows it, at most
+        ``PACED_WAIT_MAX`` s, instead of refused: a compliant charger catching up its offline queue
+        (hundreds of MeterValues, each sent once the last is answered) lost what the rate refused,
+        a charger dropping a transaction message after its retries. Frames sent without waiting
+        (queued behind it), an oversized one or a longer wait are refused. Whether it was held."""
+        if self.frames_queued is None or self.frames_queued() or len(raw_msg) > self._max_frame_bytes:
+            return False
+        wait = self._frame_budget.wait_for_one()
+        if wait > PACED_WAIT_MAX:
+            return False
+        await asyncio.sleep(wait)
+        return self._frame_budget.take()
 
     async def _refuse_over_budget(self, raw_msg: str) -> None:
         """Not stored, not parsed: a CALL gets a GenericError, anything else is dropped. One log line
