@@ -43,8 +43,22 @@ def connector_status_changed(
     }
 
 
+def security_event_reported(
+    *, charge_point_id: str, event_type: str, timestamp: datetime, tech_info: str
+) -> dict[str, Any]:
+    """charge_point.security_event: a SecurityEventNotification (1.6 security whitepaper, 2.0.1 A04):
+    the charger's ``type`` and ``techInfo`` (null when none), ``timestamp`` by the charger's clock."""
+    return {
+        "charge_point_id": charge_point_id,
+        "type": event_type,
+        "timestamp": iso_utc(timestamp),
+        "tech_info": tech_info or None,
+    }
+
+
 EVENT_BUILDERS = {
     EventType.CHARGE_POINT_ONLINE: charge_point_connectivity,
     EventType.CHARGE_POINT_OFFLINE: charge_point_connectivity,
     EventType.CONNECTOR_STATUS_CHANGED: connector_status_changed,
+    EventType.SECURITY_EVENT_REPORTED: security_event_reported,
 }

@@ -263,3 +263,29 @@ class SchemaViolation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.path} ({self.validator}) from {self.charge_point}"
+
+
+class SecurityEvent(models.Model):
+    """A security event a charger reported (SecurityEventNotification: OCPP 1.6 security whitepaper
+    §4.3, 2.0.1 A04), kept for the operator beyond the message log's retention. ``timestamp`` is
+    the charger's (when it happened), ``received_at`` the CSMS's. The same event sent again (the
+    same type, time and details: a replay after a lost answer) is kept once."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="security_events")
+    event_type = models.CharField(
+        max_length=50, help_text="As the charger named it, e.g. TamperDetectionActivated, InvalidFirmwareSignature."
+    )
+    timestamp = models.DateTimeField(help_text="When it happened, by the charger's clock.")
+    tech_info = models.CharField(max_length=255, blank=True, help_text="The charger's details, if any.")
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge_point", "timestamp", "event_type", "tech_info"], name="security_event_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} on {self.charge_point}"

@@ -2,7 +2,7 @@
 
 A charger that sends FirmwareStatusNotification, NotifyReport and the like expects an answer;
 a NotImplemented CALLERROR makes some firmware retry for ever. The frame itself is kept in the
-message log, which is these notifications' record; security events are also logged as warnings.
+message log, which is these notifications' record (security events have their own: ``security_events``).
 """
 
 from __future__ import annotations

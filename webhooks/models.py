@@ -20,6 +20,7 @@ class EventType(models.TextChoices):
     FIRMWARE_CAMPAIGN_FINISHED = "firmware_campaign.finished"
     DIAGNOSTICS_UPLOADED = "diagnostics.uploaded"
     SITE_ALLOCATION_CHANGED = "site.allocation_changed"
+    SECURITY_EVENT_REPORTED = "charge_point.security_event"
 
 
 def event_types_validate(events: object) -> None:

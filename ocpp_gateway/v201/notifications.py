@@ -1,6 +1,7 @@
-"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, limits), and
-DataTransfer. NotifyReport is stored (``device_model``); firmware and log status are tracked (``firmware``);
-a connector's availability told by NotifyEvent is its status (``availability``'s)."""
+"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, limits), security
+events (recorded: ``ocpp_gateway.security_events``), and DataTransfer. NotifyReport is
+stored (``device_model``); firmware and log status are tracked (``firmware``); a connector's
+availability told by NotifyEvent is its status (``availability``'s)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.acknowledge import LOGGED_PAYLOAD, acknowledging_handler
 from ocpp_gateway.group_commit import in_commit_group
+from ocpp_gateway.security_events import security_event_handler
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +96,7 @@ class NotificationHandlers:
     on_publish_firmware_status_notification = acknowledging_handler(
         Action.publish_firmware_status_notification, call_result.PublishFirmwareStatusNotification
     )
-    on_security_event_notification = acknowledging_handler(
-        Action.security_event_notification, call_result.SecurityEventNotification, level=logging.WARNING
-    )
+    on_security_event_notification = security_event_handler(Action.security_event_notification)
     on_data_transfer = acknowledging_handler(
         Action.data_transfer, lambda: call_result.DataTransfer(status=DataTransferStatusEnumType.unknown_vendor_id)
     )
