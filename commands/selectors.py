@@ -87,3 +87,17 @@ def command_charge_point(*, charge_point_id: str) -> ChargePoint | None:
         )
         return found[0] if found else None
     return ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+
+
+def charging_profiles_question(*, charge_point_id: str, request_id: int) -> Command | None:
+    """The 2.0.1 GetChargingProfiles (K09) the CSMS sent this charger with ``request_id`` (its
+    ``requestId``), the latest if the id was used again: the question its ReportChargingProfiles
+    answer. Its ``request`` (snake_case) holds ``evse_id`` and ``charging_profile``, the criterion."""
+    return (
+        Command.objects.filter(
+            charge_point__charge_point_id=charge_point_id, action="GetChargingProfiles", request__request_id=request_id
+        )
+        .order_by("-created_at")
+        .only("request", "created_at")
+        .first()
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
@@ -266,10 +267,34 @@ def charging_profiles_none_held(*, charge_point: ChargePoint, evse_id: int | Non
     snake_case: purpose, stack level, ids, sources) match, so the CSMS forgets those it recorded
     installed; none when the sources asked leave out the CSMS's (``CSO``). What the charger may draw
     changed (``charger_draw_changed``), as after a clear. Returns how many were forgotten."""
+    return _recorded_forget(charge_point, _recorded_asked_about(charge_point, evse_id, criterion))
+
+
+def charging_profiles_unreported_forget(
+    *, charge_point_id: str, evse_id: int | None, criterion: dict[str, Any], asked_at: datetime
+) -> int:
+    """A 2.0.1 GetChargingProfiles (K09) sent at ``asked_at`` about ``evse_id`` and ``criterion`` (as
+    ``charging_profiles_none_held``'s) has had its last ReportChargingProfiles (``tbc`` false): the
+    station holds none of the profiles asked about that it did not report, so the CSMS forgets those
+    it recorded before it asked and has not recorded since (a reported one was recorded again; one an
+    accepted SetChargingProfile installed after the question may be missing from the answer and
+    stays). Returns how many were forgotten."""
+    charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
+    if charge_point is None:
+        return 0
+    recorded = _recorded_asked_about(charge_point, evse_id, criterion).filter(installed_at__lt=asked_at)
+    return _recorded_forget(charge_point, recorded)
+
+
+def _recorded_asked_about(
+    charge_point: ChargePoint, evse_id: int | None, criterion: dict[str, Any]
+) -> QuerySet[InstalledChargingProfile]:
+    """The profiles recorded installed on ``charge_point`` that a GetChargingProfiles about ``evse_id``
+    and ``criterion`` asks about; none when the sources asked leave out the CSMS's (``CSO``)."""
+    recorded = InstalledChargingProfile.objects.filter(charge_point=charge_point)
     sources = criterion.get("charging_limit_source")
     if sources is not None and CSMS_SOURCE not in sources:
-        return 0
-    recorded = InstalledChargingProfile.objects.filter(charge_point=charge_point)
+        return recorded.none()
     if evse_id is not None:
         recorded = recorded.filter(connector_id=evse_id)
     if criterion.get("charging_profile_purpose") is not None:
@@ -278,6 +303,11 @@ def charging_profiles_none_held(*, charge_point: ChargePoint, evse_id: int | Non
         recorded = recorded.filter(stack_level=criterion["stack_level"])
     if criterion.get("charging_profile_id") is not None:
         recorded = recorded.filter(profile_id__in=criterion["charging_profile_id"])
+    return recorded
+
+
+def _recorded_forget(charge_point: ChargePoint, recorded: QuerySet[InstalledChargingProfile]) -> int:
+    """Delete ``recorded``; what the charger may draw changed (``charger_draw_changed``) when any was."""
     forgotten = recorded.delete()[0]
     if forgotten:
         charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)

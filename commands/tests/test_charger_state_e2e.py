@@ -364,6 +364,59 @@ async def test_the_profiles_a_2_0_1_station_reports_holding_are_what_the_csms_re
     assert await installed() == [(1, 32, "TxDefaultProfile", 2, "Relative"), (1, 33, "TxDefaultProfile", 3, "Relative")]
 
 
+ProfileHoldingStation = answering_charger(
+    V201Client,
+    {
+        "SetChargingProfile": result201.SetChargingProfile(status="Accepted"),
+        "GetChargingProfiles": result201.GetChargingProfiles(status="Accepted"),
+    },
+)
+
+
+async def test_a_complete_2_0_1_profile_report_forgets_the_profiles_asked_about_that_it_left_out(
+    daphne, api_daphne, api_key
+):
+    """OCPP 2.0.1 K09: the ReportChargingProfiles answering a GetChargingProfiles list every profile the
+    station holds among those asked about; the last has ``tbc`` false. Probe: the CSMS kept recording
+    installed (and warning of conflicts with) a profile asked about that no report of the completed
+    sequence listed; one on another EVSE, not asked about, stays, and so does every one while
+    reports are still to come."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-K09-GONE", heartbeat_interval=60)
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-K09-GONE"
+
+    async def installed() -> list[tuple[int, int]]:
+        rows = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CS-K09-GONE")
+        return [(p.connector_id, p.profile_id) async for p in rows.order_by("connector_id", "profile_id")]
+
+    async with ocpp_charger(daphne, "2.0.1", "CS-K09-GONE", client_class=ProfileHoldingStation) as station:
+        for evse_id, profile_id, stack_level in ((1, 31, 2), (1, 35, 5), (2, 36, 2)):
+            profile = {**_SET_PROFILE_201_STACK_LEVEL_2["charging_profile"], "id": profile_id}
+            profile["stack_level"] = stack_level
+            body = {"evse_id": evse_id, "charging_profile": profile}
+            status, _ = await ahttp(f"{url}/set_charging_profile", method="POST", api_key=api_key, body=body)
+            assert status == 200
+        asked = {"request_id": 7, "evse_id": 1, "charging_profile": {"charging_profile_purpose": "TxDefaultProfile"}}
+        status, reply = await ahttp(f"{url}/get_charging_profiles", method="POST", api_key=api_key, body=asked)
+        assert (status, reply["status"]) == (200, "Accepted")
+
+        await station.call(
+            call201.ReportChargingProfiles(
+                request_id=7,
+                charging_limit_source="CSO",
+                evse_id=1,
+                charging_profile=[_reported_profile(31, 2)],
+                tbc=True,
+            )
+        )
+        assert await installed() == [(1, 31), (1, 35), (2, 36)]  # more to come
+        await station.call(
+            call201.ReportChargingProfiles(
+                request_id=7, charging_limit_source="EMS", evse_id=1, charging_profile=[_reported_profile(34, 4)]
+            )
+        )
+    assert await installed() == [(1, 31), (2, 36)]
+
+
 _SET_PROFILE_201_STACK_LEVEL_2 = {
     "evse_id": 1,
     "charging_profile": {

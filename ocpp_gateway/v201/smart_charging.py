@@ -13,6 +13,7 @@ from chargepoints.models import ChargePoint
 from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
+from commands.selectors import charging_profiles_question
 from kernel import payload_case
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
@@ -42,20 +43,44 @@ def profile_target(body: dict[str, Any]) -> ProfileTarget:
     )
 
 
+def report_charging_profiles_record(
+    *, charge_point_id: str, request_id: int, evse_id: int, source: str, profiles: list[dict[str, Any]], last: bool
+) -> None:
+    """One ReportChargingProfiles of the sequence answering GetChargingProfiles ``request_id`` (K09):
+    its profiles recorded (``charging_profiles_reported``); the ``last`` one completes the answer, and
+    the profiles the question (``charging_profiles_question``) asked about that no message of it
+    reported are forgotten (``charging_profiles_unreported_forget``). A sequence no question of the
+    CSMS's asked for forgets nothing."""
+    charging_profiles.charging_profiles_reported(
+        charge_point_id=charge_point_id, evse_id=evse_id, source=source, profiles=profiles
+    )
+    question = charging_profiles_question(charge_point_id=charge_point_id, request_id=request_id) if last else None
+    if question is not None:
+        charging_profiles.charging_profiles_unreported_forget(
+            charge_point_id=charge_point_id,
+            evse_id=question.request.get("evse_id"),
+            criterion=question.request.get("charging_profile") or {},
+            asked_at=question.created_at,
+        )
+
+
 class SmartChargingHandlers:
     id: str
 
     @on_payload(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{requestId, chargingLimitSource, evseId, chargingProfile: [...], tbc?}`` -> ``{}`` (K09):
-        the CSMS's own profiles (source ``CSO``) among them recorded installed
-        (``charging_profiles_reported``). Not on the path of ordinary messages: a station sends it
+        the CSMS's own profiles (source ``CSO``) among them recorded installed, and after the last one
+        of its sequence (``tbc`` false) those asked about that went unreported forgotten
+        (``report_charging_profiles_record``). Not on the path of ordinary messages: a station sends it
         only when asked (GetChargingProfiles)."""
-        await in_commit_group(charging_profiles.charging_profiles_reported)(
+        await in_commit_group(report_charging_profiles_record)(
             charge_point_id=self.id,
+            request_id=payload["requestId"],
             evse_id=payload["evseId"],
             source=payload["chargingLimitSource"],
             profiles=payload_case.snake_case(payload["chargingProfile"]),
+            last=not payload.get("tbc", False),
         )
         return {}
 
