@@ -367,3 +367,28 @@ class InstalledChargingProfile(models.Model):
 
     def __str__(self) -> str:
         return f"profile {self.profile_id} on {self.charge_point} connector {self.connector_id}"
+
+
+class ExternalChargingLimit(models.Model):
+    """A limit on a 2.0.1 station set by another source than the CSMS (NotifyChargingLimit, K12: an
+    energy manager, the grid operator, a local controller), in force until the station reports it
+    released (ClearedChargingLimit, K13). One per station, EVSE and source: a new notification
+    replaces the last."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="external_limits")
+    evse_id = models.PositiveIntegerField(help_text="The EVSE it limits; 0: the whole station.")
+    source = models.CharField(max_length=20, help_text="ChargingLimitSourceEnumType: EMS, Other, SO, CSO.")
+    grid_critical = models.BooleanField(null=True, blank=True, help_text="isGridCritical as reported; empty: not said.")
+    schedules = models.JSONField(
+        default=list, blank=True, help_text="The station's chargingSchedule list as sent (camelCase); empty: none."
+    )
+    reported_at = models.DateTimeField(help_text="When the CSMS received the notification.")
+
+    class Meta:
+        ordering = ["-reported_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["charge_point", "evse_id", "source"], name="external_limit_per_source")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} limit on {self.charge_point} EVSE {self.evse_id}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from charging.models import InstalledChargingProfile
+from charging.models import ExternalChargingLimit, InstalledChargingProfile
 from kernel.admin_mixins import ReadOnlyAdmin
 
 
@@ -17,3 +17,17 @@ class InstalledChargingProfileAdmin(ReadOnlyAdmin):
     list_filter = ["purpose"]
     search_fields = ["charge_point__charge_point_id"]
     list_select_related = ["charge_point"]
+
+
+@admin.register(ExternalChargingLimit)
+class ExternalChargingLimitAdmin(ReadOnlyAdmin):
+    """Limits an energy manager or the grid operator holds a 2.0.1 station to (NotifyChargingLimit),
+    until the station reports them released (ClearedChargingLimit): why it may draw less than the
+    CSMS's own profiles allow."""
+
+    list_display = ["charge_point", "evse_id", "source", "grid_critical", "reported_at"]
+    list_filter = ["source", "grid_critical"]
+    search_fields = ["charge_point__charge_point_id"]
+    list_select_related = ["charge_point"]
+    fields = [*list_display, "schedules"]  # type: ignore[list-item]  # field names only, no callables
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields

@@ -1,7 +1,7 @@
-"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events, limits), security
-events (recorded: ``ocpp_gateway.security_events``), and DataTransfer. NotifyReport is
-stored (``device_model``); firmware and log status are tracked (``firmware``); a connector's
-availability told by NotifyEvent is its status (``availability``'s)."""
+"""OCPP 2.0.1 notifications the CSMS acknowledges (monitoring reports, events), external charging
+limits it records (K12, K13), security events (recorded: ``ocpp_gateway.security_events``), and
+DataTransfer. NotifyReport is stored (``device_model``); firmware and log status are tracked
+(``firmware``); a connector's availability told by NotifyEvent is its status (``availability``'s)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ocpp.v201.enums import (
 )
 
 from chargepoints import services
+from charging.services import external_limits
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.acknowledge import LOGGED_PAYLOAD, acknowledging_handler
@@ -73,8 +74,29 @@ class NotificationHandlers:
     on_notify_monitoring_report = acknowledging_handler(
         Action.notify_monitoring_report, call_result.NotifyMonitoringReport
     )
-    on_notify_charging_limit = acknowledging_handler(Action.notify_charging_limit, call_result.NotifyChargingLimit)
-    on_cleared_charging_limit = acknowledging_handler(Action.cleared_charging_limit, call_result.ClearedChargingLimit)
+
+    @on_payload(Action.notify_charging_limit)
+    async def on_notify_charging_limit(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{chargingLimit: {chargingLimitSource, isGridCritical?}, chargingSchedule?, evseId?}`` -> ``{}``
+        (K12): the limit recorded (``external_limit_notified``)."""
+        limit = payload["chargingLimit"]
+        await in_commit_group(external_limits.external_limit_notified)(
+            charge_point_id=self.id,
+            evse_id=payload.get("evseId"),
+            source=limit["chargingLimitSource"],
+            grid_critical=limit.get("isGridCritical"),
+            schedules=payload.get("chargingSchedule") or [],
+        )
+        return {}
+
+    @on_payload(Action.cleared_charging_limit)
+    async def on_cleared_charging_limit(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{chargingLimitSource, evseId?}`` -> ``{}`` (K13): the limit forgotten (``external_limits_cleared``)."""
+        await in_commit_group(external_limits.external_limits_cleared)(
+            charge_point_id=self.id, evse_id=payload.get("evseId"), source=payload["chargingLimitSource"]
+        )
+        return {}
+
     # ISO 15118 (K15, K17): the CSMS computes no schedule from an EV's needs, so it answers them Rejected
     # (K15: the station goes on with the limits it holds; a site's TxProfile, sent as any other, still
     # reaches it and the station renegotiates, K16); the EV's own schedule breaks no ISO 15118 schedule
