@@ -392,3 +392,33 @@ class ExternalChargingLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} limit on {self.charge_point} EVSE {self.evse_id}"
+
+
+class EvChargingNeeds(models.Model):
+    """What an EV told a 2.0.1 station it needs over ISO 15118 (NotifyEVChargingNeeds, K15; again
+    when it renegotiates, K16): when it leaves and how much energy it wants. The CSMS answers it
+    Rejected (it computes no schedule from it) and keeps it for the operator, with the session open
+    on that EVSE when it came (none: the station starts its transaction later)."""
+
+    charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="ev_charging_needs")
+    evse_id = models.PositiveIntegerField()
+    transaction = models.ForeignKey(
+        Transaction, on_delete=models.SET_NULL, null=True, blank=True, related_name="ev_charging_needs"
+    )
+    requested_energy_transfer = models.CharField(
+        max_length=32, help_text="EnergyTransferModeEnumType, e.g. AC_three_phase."
+    )
+    departure_time = models.DateTimeField(
+        null=True, blank=True, help_text="When the EV means to leave; empty: not said."
+    )
+    energy_amount_wh = models.PositiveIntegerField(null=True, blank=True, help_text="The energy it asks for, Wh.")
+    needs = models.JSONField(help_text="chargingNeeds as sent (camelCase): the EV's limits and state of charge.")
+    received_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["charge_point", "-received_at"])]
+        verbose_name = verbose_name_plural = "EV charging needs"
+
+    def __str__(self) -> str:
+        return f"EV needs on {self.charge_point} EVSE {self.evse_id}"

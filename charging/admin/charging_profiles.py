@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.safestring import SafeString
 
-from charging.models import ExternalChargingLimit, InstalledChargingProfile
+from charging.admin.shared import transaction_link
+from charging.models import EvChargingNeeds, ExternalChargingLimit, InstalledChargingProfile
 from kernel.admin_mixins import ReadOnlyAdmin
 
 
@@ -31,3 +33,29 @@ class ExternalChargingLimitAdmin(ReadOnlyAdmin):
     list_select_related = ["charge_point"]
     fields = [*list_display, "schedules"]  # type: ignore[list-item]  # field names only, no callables
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
+
+
+@admin.register(EvChargingNeeds)
+class EvChargingNeedsAdmin(ReadOnlyAdmin):
+    """What EVs asked for over ISO 15118 (NotifyEVChargingNeeds): when they leave and how much energy
+    they want, beside the session they came in (the CSMS computes no schedule from them)."""
+
+    list_display = [
+        "received_at",
+        "charge_point",
+        "evse_id",
+        "session",
+        "requested_energy_transfer",
+        "departure_time",
+        "energy_amount_wh",
+    ]
+    list_filter = ["requested_energy_transfer"]
+    search_fields = ["charge_point__charge_point_id"]
+    list_select_related = ["charge_point", "transaction"]
+    fields = [*list_display, "needs"]  # type: ignore[list-item]  # field names only, no callables
+    readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
+    show_facets = admin.ShowFacets.NEVER
+
+    @admin.display(description="session")
+    def session(self, needs: EvChargingNeeds) -> SafeString | str:
+        return transaction_link(needs.transaction)

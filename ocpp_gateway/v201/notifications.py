@@ -19,7 +19,7 @@ from ocpp.v201.enums import (
 )
 
 from chargepoints import services
-from charging.services import external_limits
+from charging.services import ev_charging_needs, external_limits
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.acknowledge import LOGGED_PAYLOAD, acknowledging_handler
@@ -97,14 +97,19 @@ class NotificationHandlers:
         )
         return {}
 
-    # ISO 15118 (K15, K17): the CSMS computes no schedule from an EV's needs, so it answers them Rejected
-    # (K15: the station goes on with the limits it holds; a site's TxProfile, sent as any other, still
-    # reaches it and the station renegotiates, K16); the EV's own schedule breaks no ISO 15118 schedule
-    # of the CSMS's (it sent none): Accepted (K17). Both are kept in the message log.
-    on_notify_ev_charging_needs = acknowledging_handler(
-        Action.notify_ev_charging_needs,
-        lambda: call_result.NotifyEVChargingNeeds(status=NotifyEVChargingNeedsStatusEnumType.rejected),
-    )
+    @on_payload(Action.notify_ev_charging_needs)
+    async def on_notify_ev_charging_needs(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """``{evseId, chargingNeeds, maxScheduleTuples?}`` -> ``{status: Rejected}`` (ISO 15118, K15):
+        the CSMS computes no schedule from an EV's needs (the station goes on with the limits it
+        holds; a site's TxProfile, sent as any other, still reaches it and the station renegotiates,
+        K16); it records them for the operator (``ev_charging_needs_record``)."""
+        await in_commit_group(ev_charging_needs.ev_charging_needs_record)(
+            charge_point_id=self.id, evse_id=payload["evseId"], needs=payload["chargingNeeds"]
+        )
+        return {"status": NotifyEVChargingNeedsStatusEnumType.rejected.value}
+
+    # K17: the EV's own schedule breaks no ISO 15118 schedule of the CSMS's (it sent none): Accepted;
+    # kept in the message log.
     on_notify_ev_charging_schedule = acknowledging_handler(
         Action.notify_ev_charging_schedule,
         lambda: call_result.NotifyEVChargingSchedule(status=GenericStatusEnumType.accepted),
