@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from charging.models import Transaction, TransactionStatus
+from charging.models import ExternalChargingLimit, Transaction, TransactionStatus
 from kernel.serializers import wh_number
 from webhooks.models import EventType
 from webhooks.services import iso_utc
@@ -40,7 +41,24 @@ def _reservation_id(session: Transaction) -> int | None:
     return reservation.reservation_id if reservation is not None else None
 
 
+def charging_limit_changed(limit: ExternalChargingLimit, *, released: bool, at: datetime) -> dict[str, Any]:
+    """charge_point.charging_limit_changed: a 2.0.1 station's external limit (K12 NotifyChargingLimit)
+    set or changed, or (``released``, K13 ClearedChargingLimit) gone; ``evse_id`` 0 is the station,
+    ``schedules`` the chargingSchedule list as the station sent it (camelCase), ``at`` when the CSMS
+    heard of the change."""
+    return {
+        "charge_point_id": limit.charge_point.charge_point_id,
+        "evse_id": limit.evse_id,
+        "source": limit.source,
+        "grid_critical": limit.grid_critical,
+        "schedules": limit.schedules,
+        "released": released,
+        "at": iso_utc(at),
+    }
+
+
 EVENT_BUILDERS = {
     EventType.TRANSACTION_STARTED: transaction_event,
     EventType.TRANSACTION_ENDED: transaction_event,
+    EventType.CHARGING_LIMIT_CHANGED: charging_limit_changed,
 }

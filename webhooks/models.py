@@ -21,6 +21,7 @@ class EventType(models.TextChoices):
     DIAGNOSTICS_UPLOADED = "diagnostics.uploaded"
     SITE_ALLOCATION_CHANGED = "site.allocation_changed"
     SECURITY_EVENT_REPORTED = "charge_point.security_event"
+    CHARGING_LIMIT_CHANGED = "charge_point.charging_limit_changed"
 
 
 def event_types_validate(events: object) -> None:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ocpp.v201 import call as call201
 
@@ -11,6 +13,7 @@ from charging.models import ExternalChargingLimit
 from charging.services import external_limits
 from conftest import ocpp_charger
 from csms.staff_groups import SUPPORT, staff_user_create
+from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +25,10 @@ async def _recorded(charge_point_id: str) -> list[tuple[int, str, bool | None, l
     return [(x.evse_id, x.source, x.grid_critical, x.schedules) async for x in limits.order_by("evse_id", "source")]
 
 
-async def test_an_external_limit_is_recorded_replaced_and_released(daphne):
+async def test_an_external_limit_is_recorded_replaced_released_and_announced(daphne):
+    await WebhookSubscription.objects.acreate(
+        url="http://127.0.0.1:9/hooks", events=[EventType.CHARGING_LIMIT_CHANGED], secret="s"
+    )
     await ChargePoint.objects.acreate(charge_point_id="CS-K12", heartbeat_interval=60)
     async with ocpp_charger(daphne, "2.0.1", "CS-K12") as station:
         await station.call(
@@ -49,6 +55,21 @@ async def test_an_external_limit_is_recorded_replaced_and_released(daphne):
         assert await _recorded("CS-K12") == [(0, "EMS", None, []), (1, "SO", False, [eased])]
         await station.call(call201.ClearedChargingLimit(charging_limit_source="SO"))  # every EVSE's
         assert await _recorded("CS-K12") == [(0, "EMS", None, [])]
+
+    bodies = WebhookDelivery.objects.filter(event_type=EventType.CHARGING_LIMIT_CHANGED).values_list("body", flat=True)
+    announced = [json.loads(body)["data"] async for body in bodies]
+    assert {data["charge_point_id"] for data in announced} == {"CS-K12"}
+    assert sorted(
+        (data["evse_id"], data["source"], data["grid_critical"], data["released"], len(data["schedules"]))
+        for data in announced
+    ) == [
+        (0, "EMS", None, False, 0),
+        (1, "EMS", None, False, 0),
+        (1, "EMS", None, True, 0),
+        (1, "SO", False, False, 1),
+        (1, "SO", False, True, 1),
+        (1, "SO", True, False, 1),
+    ]
 
 
 def test_support_staff_see_the_external_limits(client, register_charge_point):
