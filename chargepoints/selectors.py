@@ -20,6 +20,7 @@ from chargepoints.models import (
     LifecycleState,
     MessageDirection,
     OcppMessage,
+    SecurityEvent,
     Strictness,
 )
 from chargepoints.passwords import charger_password_matches
@@ -239,6 +240,11 @@ def charge_point_recent_message_list(*, charge_point: ChargePoint, limit: int = 
 
 def charge_point_recent_heartbeat_list(*, charge_point: ChargePoint, limit: int = 20) -> QuerySet[Heartbeat]:
     return Heartbeat.objects.filter(charge_point=charge_point).order_by("-received_at")[:limit]
+
+
+def charge_point_recent_security_events(*, charge_point: ChargePoint, limit: int = 5) -> QuerySet[SecurityEvent]:
+    """The charger's latest security events, newest (by the charger's clock) first."""
+    return SecurityEvent.objects.filter(charge_point=charge_point).order_by("-timestamp", "-id")[:limit]
 
 
 def charge_point_heartbeat_count(*, charge_point: ChargePoint, since: datetime) -> int:

@@ -40,6 +40,7 @@ from chargepoints.selectors import (
     charge_point_heartbeat_count,
     charge_point_recent_heartbeat_list,
     charge_point_recent_message_list,
+    charge_point_recent_security_events,
 )
 from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
@@ -278,6 +279,8 @@ class ChargePointAdmin(admin.ModelAdmin):
             "recent_heartbeats": charge_point_recent_heartbeat_list(charge_point=charge_point),
             "heartbeats_last_24h": charge_point_heartbeat_count(charge_point=charge_point, since=since),
             "heartbeat_log_url": self._filtered_changelist("heartbeat", charge_point),
+            "recent_security_events": charge_point_recent_security_events(charge_point=charge_point),
+            "security_events_url": self._filtered_changelist("securityevent", charge_point),
         }
 
     def _filtered_changelist(self, model_name: str, charge_point: ChargePoint) -> str:

@@ -61,8 +61,9 @@ async def test_a_reported_security_event_is_recorded_and_announced_once(daphne, 
 
 
 def test_support_staff_read_the_security_events_and_change_none(client, register_charge_point):
+    charge_point = register_charge_point("CP-SEC-ADMIN")
     SecurityEvent.objects.create(
-        charge_point=register_charge_point("CP-SEC-ADMIN"),
+        charge_point=charge_point,
         event_type="InvalidFirmwareSignature",
         timestamp=datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
         tech_info="key 3",
@@ -72,3 +73,8 @@ def test_support_staff_read_the_security_events_and_change_none(client, register
     assert listing.status_code == 200
     assert "CP-SEC-ADMIN" in listing.content.decode() and "key 3" in listing.content.decode()
     assert client.get("/admin/chargepoints/securityevent/add/").status_code == 403
+
+    page = client.get(f"/admin/chargepoints/chargepoint/{charge_point.pk}/change/").content.decode()
+    assert "InvalidFirmwareSignature" in page  # the charger's page shows its latest, and links to all
+    all_of_it = f"/admin/chargepoints/securityevent/?charge_point__id__exact={charge_point.pk}"
+    assert all_of_it in page and "key 3" in client.get(all_of_it).content.decode()
