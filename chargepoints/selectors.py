@@ -242,9 +242,14 @@ def charge_point_recent_heartbeat_list(*, charge_point: ChargePoint, limit: int 
     return Heartbeat.objects.filter(charge_point=charge_point).order_by("-received_at")[:limit]
 
 
+def charge_point_security_events(*, charge_point: ChargePoint) -> QuerySet[SecurityEvent]:
+    """The charger's security events, newest (by the charger's clock) first."""
+    return SecurityEvent.objects.filter(charge_point=charge_point).order_by("-timestamp", "-id")
+
+
 def charge_point_recent_security_events(*, charge_point: ChargePoint, limit: int = 5) -> QuerySet[SecurityEvent]:
-    """The charger's latest security events, newest (by the charger's clock) first."""
-    return SecurityEvent.objects.filter(charge_point=charge_point).order_by("-timestamp", "-id")[:limit]
+    """The charger's latest security events (``charge_point_security_events``)."""
+    return charge_point_security_events(charge_point=charge_point)[:limit]
 
 
 def charge_point_heartbeat_count(*, charge_point: ChargePoint, since: datetime) -> int:

@@ -12,6 +12,7 @@ from chargepoints.models import (
     Connector,
     LifecycleState,
     OcppVersion,
+    SecurityEvent,
 )
 from kernel.serializers import UnknownFieldsRefused
 
@@ -138,6 +139,21 @@ class ConnectorSerializer(serializers.ModelSerializer):
             "status_timestamp",
             "updated_at",
         ]
+
+
+class SecurityEventSerializer(serializers.ModelSerializer):
+    """A SecurityEventNotification: ``type`` and ``tech_info`` as the charger sent them (``tech_info``
+    null when none), ``timestamp`` by its clock, ``received_at`` by the CSMS's."""
+
+    type = serializers.CharField(source="event_type")
+    tech_info = serializers.SerializerMethodField()
+
+    class Meta:
+        model = SecurityEvent
+        fields = ["type", "timestamp", "tech_info", "received_at"]
+
+    def get_tech_info(self, event: SecurityEvent) -> str | None:
+        return event.tech_info or None
 
 
 class ConnectionStatusSerializer(serializers.ModelSerializer):

@@ -20,6 +20,7 @@ from chargepoints.serializers import (
     ChargePointUpdateSerializer,
     ConnectionStatusSerializer,
     ConnectorSerializer,
+    SecurityEventSerializer,
 )
 from chargepoints.signals import charge_point_changed
 from kernel.api_errors import ApiError, query_choice, query_flag
@@ -137,6 +138,14 @@ class ChargePointViewSet(
         charge_point = self.get_object()
         connectors = selectors.connector_list(charge_point=charge_point)
         return Response(ConnectorSerializer(connectors, many=True).data)
+
+    @extend_schema(responses=SecurityEventSerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="security-events")
+    def security_events(self, request: Request, charge_point_id: str) -> Response:
+        """The charger's security events (SecurityEventNotification), newest by its clock first, paginated."""
+        events = selectors.charge_point_security_events(charge_point=self.get_object())
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(SecurityEventSerializer(page, many=True).data)
 
 
 class ConnectionStatusView(GenericAPIView):

@@ -78,3 +78,21 @@ def test_support_staff_read_the_security_events_and_change_none(client, register
     assert "InvalidFirmwareSignature" in page  # the charger's page shows its latest, and links to all
     all_of_it = f"/admin/chargepoints/securityevent/?charge_point__id__exact={charge_point.pk}"
     assert all_of_it in page and "key 3" in client.get(all_of_it).content.decode()
+
+
+def test_the_api_lists_a_chargers_security_events_newest_first(api_client, register_charge_point):
+    charge_point = register_charge_point("CP-SEC-API")
+    for minute, event_type, tech_info in ((0, "StartupOfTheDevice", ""), (5, "TamperDetectionActivated", "lid")):
+        SecurityEvent.objects.create(
+            charge_point=charge_point,
+            event_type=event_type,
+            timestamp=datetime(2026, 11, 25, 10, minute, tzinfo=UTC),
+            tech_info=tech_info,
+        )
+    reply = api_client.get("/api/v1/chargepoints/CP-SEC-API/security-events")
+    assert reply.status_code == 200
+    assert [{k: v for k, v in event.items() if k != "received_at"} for event in reply.json()["results"]] == [
+        {"type": "TamperDetectionActivated", "timestamp": "2026-11-25T10:05:00Z", "tech_info": "lid"},
+        {"type": "StartupOfTheDevice", "timestamp": "2026-11-25T10:00:00Z", "tech_info": None},
+    ]
+    assert api_client.get("/api/v1/chargepoints/CP-NONE/security-events").status_code == 404
