@@ -4,6 +4,7 @@ import dataclasses
 import logging
 from typing import Any, TypeVar, cast
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.utils.log import log_response
@@ -277,6 +278,21 @@ class OcppCommandView(APIView):
             except exceptions.APIException as refused:
                 exc = refused
         return super().handle_exception(exc)
+
+    def get_exception_handler_context(self) -> dict[str, Any]:
+        """DRF's, with the ``charge_point_id`` the body names when the path does not: every error
+        of a command names its charger (a read-only key's 403 too). Read only for a caller with a
+        key, and only on an error."""
+        context = super().get_exception_handler_context()
+        if "charge_point_id" in context["kwargs"] or not isinstance(self.request.auth, ApiKey):
+            return context
+        try:
+            body = self.request.data
+        except (exceptions.APIException, RequestDataTooBig):
+            return context
+        if isinstance(body, dict) and isinstance(body.get("charge_point_id"), str):
+            context["charge_point_id"] = body["charge_point_id"]
+        return context
 
     def _after_the_key_checked(self, request: Request, error: E) -> E:
         """``error``, for a request refused before anything read its API key: a key this process

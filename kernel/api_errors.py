@@ -59,6 +59,17 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The error's answer in the one shape, naming the charger the request names (its path's
+    ``charge_point_id``, or ``context["charge_point_id"]``) unless the error names one itself."""
+    response = _error_response(exc, context)
+    charge_point_id = context.get("kwargs", {}).get("charge_point_id") or context.get("charge_point_id")
+    if response is not None and charge_point_id and "charge_point_id" not in response.data:
+        code, message, *rest = response.data.items()
+        response.data = dict([code, message, ("charge_point_id", charge_point_id), *rest])
+    return response
+
+
+def _error_response(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApiError):
         return Response(error_body(exc.error_code, str(exc.detail), **exc.extra), status=exc.status_code)
     if isinstance(exc, OperationalError):  # PostgreSQL unreachable (restarting, pool timed out): retryable

@@ -114,6 +114,30 @@ def test_a_read_only_key_gets_a_403_on_every_write_route_of_the_url_conf(registe
     assert response.json()["error"] == "ReadOnlyApiKey"
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/ocpp16/CP-1/reset", {"type": "Soft"}),
+        ("/api/v1/ocpp16/reset", {"charge_point_id": "CP-1", "type": "Soft"}),
+        ("/api/v1/ocpp201/request_start_transaction", {"charge_point_id": "CP-1", "remote_start_id": 1}),
+        ("/api/v1/chargepoints/CP-1/configuration", {"keys": []}),
+    ],
+)
+def test_a_read_only_keys_403_on_a_command_names_the_charger(register_charge_point, path, body):
+    """The documented error shape, ``{"error", "message", "charge_point_id"}``, whether the path or
+    the body names the charger."""
+    register_charge_point("CP-1")
+    _, key = api_key_create(name="dashboard", scope=ApiKeyScope.READ_ONLY)
+    method = "patch" if path.endswith("configuration") else "post"
+    response = getattr(client_for(key), method)(path, body, format="json")
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": "ReadOnlyApiKey",
+        "message": "This API key is read-only: it cannot send commands or change anything.",
+        "charge_point_id": "CP-1",
+    }
+
+
 def test_the_schema_lists_the_commands_and_writes():
     paths = {path for _, path in writes()}
     assert "/api/v1/ocpp16/CP-1/reset/" in paths and "/api/v1/ocpp201/CP-1/reset/" in paths
