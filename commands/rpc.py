@@ -48,6 +48,10 @@ ANSWER_LOST_ON_CLOSE = "The connection closed after the CALL was sent, before th
 # The same for an answer that came, or was awaited, but that the gateway failed to process after the
 # CALL was sent (the charger may have acted on it): passed on by the API too.
 ANSWER_UNPROCESSED = "The CALL was sent, but the CSMS failed to process the charge point's answer."
+# The gateway's reply to a command that waited behind the charger's earlier CALLs until too little of
+# its timeout was left to send it (``Outcome.TIMEOUT``, as its caller is told): it was never sent, so
+# a retry under its Idempotency-Key sends it, as one ``not_connected``.
+NOT_SENT_IN_TIME = "The command waited behind earlier commands to the charge point until its timeout; it was not sent."
 # How the description of an outcome the channel layer caused begins: with ``Outcome.NOT_CONNECTED``,
 # the CALL could not be handed to the process holding the charger's socket (Redis unreachable, that
 # process's channel full): nothing was sent, and the charger may well be connected (its presence says so).

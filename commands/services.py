@@ -18,7 +18,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.db.models import Max, Min
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState, MessageDirection, OcppMessage
@@ -26,7 +26,7 @@ from commands import catalog, charger_passwords, events, redaction, routes, sele
 from commands.models import Command, CommandState
 from commands.outcome_writes import completion_unit_register, outcome_written_taken
 from commands.outcomes import OUTCOME_FIELDS, REFUSING_STATUSES, answered, outcome_applied
-from commands.rpc import CallOutcome, Outcome, send_call, send_call_sync
+from commands.rpc import NOT_SENT_IN_TIME, CallOutcome, Outcome, send_call, send_call_sync
 from kernel.api_keys import api_key_active_check, api_key_still_active
 from kernel.model_instances import instance_new
 from kernel.models import ApiKey
@@ -104,11 +104,11 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     charger no process holds (its presence read with the command's record): nothing is awaited
     then, and the Command is returned finished (``not_connected``) as with ``wait``. A repeated
     ``idempotency_key`` (per API key) returns the first command instead of sending again, unless it
-    was never sent (``not_connected``): then it is sent now; with another request it raises
-    ``CommandRefused("IdempotencyKeyReused")``.
+    was never sent (``not_connected``, or a timeout spent waiting behind other CALLs): then it is
+    sent now; with another request it raises ``CommandRefused("IdempotencyKeyReused")``.
     """
     command, created = _command_record(request, outcome_follows=wait)
-    if not created and command.state == CommandState.NOT_CONNECTED:
+    if not created and _never_sent(command):
         command, created = _taken_back_to_send(command, request)
     if not created:
         if wait and command.state == CommandState.PENDING:
@@ -129,14 +129,27 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
     return command_complete(command=command, outcome=outcome)
 
 
+# A finished command nothing of which reached the charger: not connected (or the channel layer unable
+# to reach it), or timed out waiting behind the charger's other CALLs (``rpc.NOT_SENT_IN_TIME``).
+_NEVER_SENT = Q(state=CommandState.NOT_CONNECTED) | Q(state=CommandState.TIMEOUT, error_description=NOT_SENT_IN_TIME)
+
+
+def _never_sent(command: Command) -> bool:
+    """Whether ``command`` (finished) never reached the charger (``_NEVER_SENT``)."""
+    return command.state == CommandState.NOT_CONNECTED or (
+        command.state == CommandState.TIMEOUT and command.error_description == NOT_SENT_IN_TIME
+    )
+
+
 def _taken_back_to_send(command: Command, request: CommandRequest) -> tuple[Command, bool]:
-    """A replay (same Idempotency-Key) of a command that was never sent (``not_connected``: the
-    charger not connected, the channel layer unable to reach it): its row made pending again, to be
+    """A replay (same Idempotency-Key) of a command that was never sent (``_NEVER_SENT``: the
+    charger not connected, the channel layer unable to reach it, its timeout spent behind other
+    CALLs): its row made pending again, to be
     sent now, as its caller retrying asked; True then, with the body of ``request`` (the same: its
     fingerprint is the row's) to send, not the row's, whose secrets are redacted. False when a
     concurrent replay took it first (the command as it is now). The row's ``created_at`` becomes
     now: it dates the send the abandoned-commands sweep watches."""
-    unsent = Command.objects.filter(pk=command.pk, state=CommandState.NOT_CONNECTED, charge_point__isnull=False)
+    unsent = Command.objects.filter(_NEVER_SENT, pk=command.pk, charge_point__isnull=False)
     taken = unsent.update(
         state=CommandState.PENDING,
         response=None,
@@ -439,10 +452,10 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     outcome_applied(command, outcome, completed_at=timezone.now())
     follows = answered(command) and command.charge_point_id and routes.answer_has_route(command)
     unanswered = None
-    if command.state == CommandState.TIMEOUT or _answer_unreadable(command):
-        unanswered = routes.unanswered_route(command)
-    elif command.state in (CommandState.NOT_CONNECTED, CommandState.CALL_ERROR):
+    if _never_sent(command) or (command.state == CommandState.CALL_ERROR and not _answer_unreadable(command)):
         unanswered = routes.unsent_route(command)  # never reached the charger, or refused unread
+    elif command.state == CommandState.TIMEOUT or _answer_unreadable(command):
+        unanswered = routes.unanswered_route(command)
     if command.charge_point is None:
         unanswered = None
     if not follows and unanswered is None and _outcome_saved_alone(command):

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.outcomes import answer_passed_on
-from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, CHANNEL_LAYER_FAILED
+from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, CHANNEL_LAYER_FAILED, NOT_SENT_IN_TIME
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
@@ -46,6 +46,8 @@ _REFUSED_BEFORE_THE_KEY_IS_READ = (
 )
 E = TypeVar("E", bound=Exception)
 IDEMPOTENCY_KEY_MAX_LENGTH: int = Command._meta.get_field("idempotency_key").max_length  # type: ignore[assignment]  # a CharField's
+# The timeout descriptions a caller is told (others may hold a channel layer's error, for the record only).
+_TIMEOUTS_TOLD = (ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_TIME)
 _REFUSED_HTTP_STATUS = {
     "NotFound": 404,
     "ValidationError": 400,
@@ -91,8 +93,8 @@ def command_http_response(command: Command) -> Response:
     elif command.state == CommandState.NOT_CONNECTED:
         http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
     elif command.state == CommandState.TIMEOUT:
-        lost = command.error_description in (ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED)  # others: the record's only
-        message = command.error_description if lost else _ERROR_MESSAGES["Timeout"]
+        told = command.error_description in _TIMEOUTS_TOLD  # others: the record's only
+        message = command.error_description if told else _ERROR_MESSAGES["Timeout"]
         http_status, body = 504, error_body("Timeout", message, charge_point_id=identity)
     else:
         http_status, body = 202, CommandSerializer(command).data

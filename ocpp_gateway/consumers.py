@@ -24,7 +24,7 @@ from django.utils import timezone
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from charging.services.open_sessions import open_sessions_bind
-from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED
+from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_TIME
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
@@ -435,7 +435,7 @@ class OcppConsumer(AsyncWebsocketConsumer):
                 self._current_call = None
                 continue
             if remaining <= 0 or (queued and remaining < MIN_CALL_SECONDS):  # its caller is answered first
-                reply = {"outcome": "timeout"}
+                reply = dict(_NOT_SENT_IN_TIME)
             else:
                 try:
                     reply = await self.router.send_call(request["action"], request["payload"], remaining)
@@ -615,6 +615,9 @@ _ANSWER_LOST = {"outcome": "timeout", "error_description": ANSWER_LOST_ON_CLOSE}
 # The reply to a CALL sent whose answer this process failed to process (a bug, or a failure past
 # the frame's write): as for one lost on close, never "not connected", which a retry sends again.
 _ANSWER_UNPROCESSED = {"outcome": "timeout", "error_description": ANSWER_UNPROCESSED}
+# The reply to a command whose deadline came while it waited behind other CALLs: a timeout for its
+# caller, never sent (a retry under its Idempotency-Key sends it).
+_NOT_SENT_IN_TIME = {"outcome": "timeout", "error_description": NOT_SENT_IN_TIME}
 
 
 class RefusingConsumer(AsyncWebsocketConsumer):

@@ -14,10 +14,10 @@ from rest_framework.test import APIClient
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
 from commands.models import Command
-from commands.rpc import ANSWER_UNPROCESSED
+from commands.rpc import ANSWER_UNPROCESSED, NOT_SENT_IN_TIME
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger
-from conftest import ocpp_charger
+from conftest import ocpp_charger, raw_socket
 from kernel.api_keys import api_key_create
 
 
@@ -183,3 +183,27 @@ async def test_a_command_sent_whose_answer_failed_is_not_sent_again_under_its_ke
     assert (command.state, command.error_description) == ("timeout", ANSWER_UNPROCESSED)
     assert "Reset sent, its answer could not be processed" in daphne.log()
     assert "RuntimeError: injected" in daphne.log()  # a bug's traceback
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_command_that_timed_out_unsent_behind_another_is_sent_by_a_retry_under_its_key(daphne, api_key):
+    """Queued behind a CALL the charger never answers, a command's timeout passes before its turn: it
+    is answered 504 and not sent. It was recorded as any timeout, which a retry under its
+    Idempotency-Key replayed for ever (a remote start an integrator retried never went out). Now its
+    504 says it was not sent, and the retry sends it (the same command), as for a 503 NotConnected."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-SLOW", heartbeat_interval=60)
+    url = f"{daphne.http_url}/api/v1/ocpp16/CP-SLOW/data_transfer"
+    async with raw_socket(daphne, "1.6", "CP-SLOW") as websocket:
+        first = asyncio.create_task(asyncio.to_thread(post, url, {"vendor_id": "first"}, api_key=api_key, key="k-1"))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[3]["vendorId"] == "first"
+        second = {"vendor_id": "second"}
+        status, body, second_id = await asyncio.to_thread(post, url, second, api_key=api_key, key="k-2")
+        assert (status, body["error"], body["message"]) == (504, "Timeout", NOT_SENT_IN_TIME)
+        assert (await first)[0] == 504
+
+        retry = asyncio.create_task(asyncio.to_thread(post, url, second, api_key=api_key, key="k-2"))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+        assert call[2:] == ["DataTransfer", {"vendorId": "second"}]
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        assert await retry == (200, {"status": "Accepted"}, second_id)
+    assert await Command.objects.filter(state="accepted").acount() == 1
