@@ -129,6 +129,11 @@ def ocpp_action(command: str) -> str:
     return "".join(part.capitalize() for part in command.split("_"))
 
 
+def ocpp_actions() -> list[str]:
+    """Every OCPP action a command may send, of both versions, sorted (a command record's ``action``)."""
+    return sorted({ocpp_action(command) for commands in COMMANDS.values() for command in commands})
+
+
 def to_ocpp_payload(body: dict[str, Any]) -> dict[str, Any]:
     """An API body as the OCPP payload: snake_case OCPP fields in camelCase, vendor data as given."""
     return payload_case.camel_case(body)

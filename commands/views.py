@@ -311,7 +311,9 @@ class OcppCommandView(APIView):
         parameters=[
             OpenApiParameter("charge_point_id", str),
             OpenApiParameter("state", str, enum=CommandState.values),
-            OpenApiParameter("action", str, description="OCPP action, e.g. RemoteStartTransaction"),
+            OpenApiParameter(
+                "action", str, enum=catalog.ocpp_actions(), description="OCPP action, e.g. RemoteStartTransaction"
+            ),
         ]
     )
 )
@@ -328,8 +330,9 @@ class CommandViewSet(viewsets.ReadOnlyModelViewSet):
         state = query_choice(params, "state", CommandState.values)
         if state is not None:
             queryset = queryset.filter(state=state)
-        if "action" in params:
-            queryset = queryset.filter(action=params["action"])
+        action = query_choice(params, "action", catalog.ocpp_actions())  # `reset` is no action: a 400, not []
+        if action is not None:
+            queryset = queryset.filter(action=action)
         return queryset
 
     def get_object(self) -> Command:

@@ -99,6 +99,21 @@ def test_commands_are_listed_and_fetched(api_client, register_charge_point):
     assert api_client.get("/api/v1/commands/not-a-uuid").status_code == 404
 
 
+def test_the_action_filter_takes_an_ocpp_action_and_refuses_what_no_command_has(api_client, register_charge_point):
+    """``action=reset`` (the command's name in its URL, not its OCPP action) listed nothing, as if no
+    Reset had been sent; a value no command can have is a 400 naming ``action``, as for ``state``."""
+    charge_point = register_charge_point("CP-1", ocpp_version="1.6")
+    Command.objects.create(
+        charge_point=charge_point, charge_point_identity="CP-1", ocpp_version="1.6", command="reset", action="Reset"
+    )
+    assert api_client.get("/api/v1/commands/?action=Reset").json()["count"] == 1
+    assert api_client.get("/api/v1/commands/?action=RequestStartTransaction").json()["count"] == 0
+    response = api_client.get("/api/v1/commands/?action=reset")
+    assert response.status_code == 400
+    assert response.json()["error"] == "ValidationError"
+    assert "Reset" in response.json()["details"]["action"][0]
+
+
 def test_an_idempotency_key_returns_the_first_outcome_without_sending_again(api_client, register_charge_point):
     register_charge_point("CP-1", ocpp_version="1.6")
     headers = {"HTTP_IDEMPOTENCY_KEY": "retry-me"}
