@@ -69,7 +69,8 @@ class SiteViewSet(viewsets.ModelViewSet):
             raise _conflict(error) from None
         return Response(SiteSerializer(site).data)
 
-    @extend_schema(responses=SiteMemberSerializer(many=True))
+    @extend_schema(methods=["GET"], responses=SiteMemberSerializer(many=True))
+    @extend_schema(methods=["POST"], request=SiteMemberSerializer, responses={201: SiteMemberSerializer})
     @action(detail=True, methods=["get", "post"], serializer_class=SiteMemberSerializer, pagination_class=None)
     def members(self, request: Request, pk: str) -> Response:
         site = self.get_object()

@@ -75,6 +75,18 @@ def test_members_with_connector_maximums(api_client, register_charge_point):
     assert not SiteMember.objects.exists()
 
 
+def test_the_schema_documents_a_members_post_as_it_is_answered(api_client, client):
+    """The POST shared the GET's schema: documented 200 with a list of members, it answers 201 with
+    the one member added (a client generated from the schema refused the answer)."""
+    members = client.get("/api/v1/schema/?format=json").json()["paths"]["/api/v1/sites/{id}/members/"]
+    member = {"$ref": "#/components/schemas/SiteMember"}
+    assert "200" not in members["post"]["responses"]
+    assert members["post"]["responses"]["201"]["content"]["application/json"]["schema"] == member
+    assert members["post"]["requestBody"]["content"]["application/json"]["schema"] == member
+    listed = members["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed == {"type": "array", "items": member}
+
+
 def test_a_sites_members_are_listed_in_a_few_queries_however_many(api_client, register_charge_point):
     """Their connector maximums were read one query per member (a depot of 200 chargers: 200)."""
     site = create_site(api_client)
