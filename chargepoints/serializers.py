@@ -125,6 +125,30 @@ class ChargePointUpdateSerializer(ChargePointSerializer):
         return super().validate(attrs)
 
 
+class HeartbeatIntervalPushSerializer(serializers.Serializer):
+    """The command that pushed a changed heartbeat_interval to the connected charger (1.6
+    ChangeConfiguration HeartbeatInterval, 2.0.1 SetVariables OCPPCommCtrlr.HeartbeatInterval)."""
+
+    command_id = serializers.UUIDField()
+    state = serializers.CharField(
+        help_text="accepted, reboot_required or rejected; or invalid_response, call_error, timeout, not_connected."
+    )
+    response = serializers.JSONField(allow_null=True, help_text="The charger's answer in snake_case.")
+
+
+class ChargePointUpdatedSerializer(ChargePointUpdateSerializer):
+    """The answer to a PUT or PATCH (the schema's; the view adds the push to the charger's fields)."""
+
+    heartbeat_interval_push = HeartbeatIntervalPushSerializer(
+        required=False,  # answered only when the interval changed (read-only fields are documented required)
+        allow_null=True,
+        help_text="Only when heartbeat_interval changed: the push to the charger, null when it is not connected.",
+    )
+
+    class Meta(ChargePointUpdateSerializer.Meta):
+        fields = [*ChargePointUpdateSerializer.Meta.fields, "heartbeat_interval_push"]
+
+
 class ConnectorSerializer(serializers.ModelSerializer):
     class Meta:
         model = Connector

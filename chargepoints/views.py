@@ -17,6 +17,7 @@ from chargepoints.identity import IDENTITY_PATTERN
 from chargepoints.models import ChargePoint, LifecycleState, OcppVersion
 from chargepoints.serializers import (
     ChargePointSerializer,
+    ChargePointUpdatedSerializer,
     ChargePointUpdateSerializer,
     ConnectionStatusSerializer,
     ConnectorSerializer,
@@ -37,6 +38,8 @@ def _get_charge_point_or_404(charge_point_id: str) -> ChargePoint:
 
 
 @extend_schema_view(
+    update=extend_schema(responses=ChargePointUpdatedSerializer),
+    partial_update=extend_schema(responses=ChargePointUpdatedSerializer),
     list=extend_schema(
         parameters=[
             OpenApiParameter(
@@ -45,7 +48,7 @@ def _get_charge_point_or_404(charge_point_id: str) -> ChargePoint:
             OpenApiParameter("ocpp_version", OpenApiTypes.STR, enum=["1.6", "2.0.1"]),
             OpenApiParameter("lifecycle_state", OpenApiTypes.STR, enum=["pending", "commissioned", "decommissioned"]),
         ]
-    )
+    ),
 )
 class ChargePointViewSet(
     mixins.ListModelMixin,

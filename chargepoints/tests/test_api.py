@@ -152,6 +152,22 @@ def test_openapi_names_the_202_of_a_command_not_waited_for_and_the_allocation_s_
     assert set(schema["components"]["schemas"]["Allocation"]["properties"]) == {"sessions", "history"}
 
 
+def test_the_schema_documents_every_field_of_a_change_s_answer(api_client, client, register_charge_point):
+    """A PATCH or PUT answers ``heartbeat_interval_push`` beside the charger's fields (README, API);
+    the schema's answer left it out, so a client generated from it dropped the push's outcome."""
+    register_charge_point("CP-1")
+    answer = api_client.patch("/api/v1/chargepoints/CP-1", {"heartbeat_interval": 30}, format="json").json()
+    assert answer["heartbeat_interval_push"] is None  # not connected
+    schema = client.get("/api/v1/schema/?format=json").json()
+    operations = schema["paths"]["/api/v1/chargepoints/{charge_point_id}/"]
+    for method in ("patch", "put"):
+        documented = operations[method]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        component = schema["components"]["schemas"][documented.rsplit("/", 1)[1]]
+        assert set(answer) <= set(component["properties"]), set(answer) - set(component["properties"])
+    assert component["properties"]["heartbeat_interval_push"]["nullable"]
+    assert "heartbeat_interval_push" not in component["required"]  # only when the interval changed
+
+
 def test_the_ocpp_version_of_a_connected_charger_is_its_connection_s(api_client, register_charge_point):
     """A PATCH to 1.6 of a charger connected over 2.0.1 sent 1.6 commands down its socket."""
     register_charge_point("CP-201", ocpp_version="2.0.1")
