@@ -69,28 +69,28 @@ class DeviceModelReportSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class KeyChangeSerializer(serializers.Serializer):
+class KeyChangeSerializer(UnknownFieldsRefused, serializers.Serializer):
     key = serializers.CharField(max_length=50)
     value = serializers.CharField(max_length=500, allow_blank=True, trim_whitespace=False)
 
 
-class EvseSerializer(serializers.Serializer):
+class EvseSerializer(UnknownFieldsRefused, serializers.Serializer):
     id = serializers.IntegerField(min_value=0)
     connector_id = serializers.IntegerField(min_value=0, required=False)
 
 
-class ComponentSerializer(serializers.Serializer):
+class ComponentSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(max_length=50)
     instance = serializers.CharField(max_length=50, required=False)
     evse = EvseSerializer(required=False)
 
 
-class VariableSerializer(serializers.Serializer):
+class VariableSerializer(UnknownFieldsRefused, serializers.Serializer):
     name = serializers.CharField(max_length=50)
     instance = serializers.CharField(max_length=50, required=False)
 
 
-class VariableChangeSerializer(serializers.Serializer):
+class VariableChangeSerializer(UnknownFieldsRefused, serializers.Serializer):
     component = ComponentSerializer()
     variable = VariableSerializer()
     attribute_type = serializers.ChoiceField(choices=AttributeType.values, required=False)

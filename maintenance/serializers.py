@@ -9,7 +9,7 @@ from maintenance.models import Campaign, CampaignTarget, FirmwareFile, LogUpload
 from maintenance.services.firmware import campaign_progress
 
 
-class FirmwareFileSerializer(serializers.ModelSerializer):
+class FirmwareFileSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
     file = serializers.FileField(write_only=True, help_text="The firmware image (multipart form field).")
     name = serializers.CharField(max_length=200, required=False, help_text="Default: the file's name.")
 

@@ -38,7 +38,7 @@ class SiteSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         return value
 
 
-class ConnectorMaximumSerializer(serializers.Serializer):
+class ConnectorMaximumSerializer(UnknownFieldsRefused, serializers.Serializer):
     connector_id = serializers.IntegerField(
         min_value=0, max_value=INT32_RANGE[-1], help_text="1.6 connectorId or 2.0.1 evseId."
     )

@@ -440,6 +440,7 @@ async def test_v16_patch_refuses_a_bad_body_naming_the_field(daphne, api_daphne,
         for body, field in [
             ({"keys": [{"key": "HeartbeatInterval"}]}, "keys"),
             ({"keys": []}, "keys"),
+            ({"keys": [{"key": "HeartbeatInterval", "value": "60", "vaule": "x"}]}, "keys"),  # not dropped
             ({"variables": [{"component": {"name": "X"}, "variable": {"name": "Y"}, "value": "1"}]}, "variables"),
             ({}, "keys"),
         ]:
@@ -449,6 +450,28 @@ async def test_v16_patch_refuses_a_bad_body_naming_the_field(daphne, api_daphne,
         assert charger.received == []
     status, answer = await ahttp(f"{api_daphne.http_url}/api/v1/chargepoints/NOPE/configuration", api_key=api_key)
     assert (status, answer["error"]) == (404, "NotFound")
+
+
+async def test_v201_a_misspelt_field_of_a_variable_is_a_400_naming_it_and_nothing_is_sent(daphne, api_daphne, api_key):
+    """An unknown field inside ``variables`` was dropped: ``atribute_type: Target`` set the Actual
+    value, a misspelt component ``instanse`` the variable of another instance."""
+    await register("CFG201S")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG201S/configuration"
+    change = {"variable": {"name": "HeartbeatInterval"}, "value": "60"}
+    async with ocpp_charger(daphne, "2.0.1", "CFG201S", client_class=ReportingV201Station) as station:
+        await station.call(BOOT_201)
+        for body, path in [
+            ({**change, "component": {"name": "OCPPCommCtrlr"}, "atribute_type": "Target"}, ("0", "atribute_type")),
+            ({**change, "component": {"name": "OCPPCommCtrlr", "instanse": "2"}}, ("0", "component", "instanse")),
+            ({**change, "component": {"name": "EVSE", "evse": {"id": 1, "conector_id": 1}}}, ("0", "component")),
+        ]:
+            status, answer = await ahttp(url, method="PATCH", api_key=api_key, body={"variables": [body]})
+            assert (status, answer["error"]) == (400, "ValidationError")
+            named = answer["details"]["variables"]
+            for step in path:
+                named = named[step]
+            assert "Unknown field." in json.dumps(named)
+        assert not [action for action, _ in station.received if action == "SetVariables"]
 
 
 async def test_v16_patch_to_a_disconnected_charger_answers_not_connected(daphne, api_daphne, api_key):

@@ -36,6 +36,15 @@ def test_a_firmware_upload_without_a_file_names_the_field(api_client):
     assert "file" in reply.json()["details"]
 
 
+def test_a_firmware_upload_with_a_misspelt_field_is_a_400_naming_it(api_client):
+    """``verison`` was dropped: the image was stored without the version its sender gave."""
+    upload = SimpleUploadedFile("fw.bin", b"img")
+    reply = api_client.post("/api/v1/firmware", {"file": upload, "verison": "2.4.0"}, format="multipart")
+    assert reply.status_code == 400
+    assert reply.json()["details"] == {"verison": ["Unknown field."]}
+    assert not FirmwareFile.objects.exists()
+
+
 def test_a_firmware_file_named_longer_than_its_column_is_stored_with_its_name_cut(api_client, tmp_path):
     """Round 41's probe: a 201-character file name was a 500, its file left on disk without a row."""
     upload = SimpleUploadedFile("f" * 197 + ".bin", b"img")

@@ -75,6 +75,18 @@ def test_members_with_connector_maximums(api_client, register_charge_point):
     assert not SiteMember.objects.exists()
 
 
+def test_a_misspelt_field_of_a_connector_maximum_is_a_400_naming_it(api_client, register_charge_point):
+    """It was dropped: the member was added without the maximum its sender meant to give."""
+    register_charge_point("CP-A")
+    site = create_site(api_client)
+    maximum = {"connector_id": 1, "max_current_a": "10", "max_curent_a": "6"}
+    body = {"charge_point_id": "CP-A", "connector_maximums": [maximum]}
+    response = api_client.post(f"/api/v1/sites/{site['id']}/members", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["details"]["connector_maximums"]["0"] == {"max_curent_a": ["Unknown field."]}
+    assert not SiteMember.objects.exists()
+
+
 def test_the_schema_documents_a_members_post_as_it_is_answered(api_client, client):
     """The POST shared the GET's schema: documented 200 with a list of members, it answers 201 with
     the one member added (a client generated from the schema refused the answer)."""
