@@ -143,6 +143,9 @@ class CommandSchema(ApiSchema):
         return [f"OCPP {cast('OcppCommandView', self.view).ocpp_version} commands"]
 
 
+CHARGE_POINT_ID_MAX_LENGTH = Command._meta.get_field("charge_point_identity").max_length or 48
+
+
 def _charge_point_id_problem(in_path: str | None, in_body: Any) -> str:
     """What is wrong with where the request names its charger ("" when nothing): the path's or
     the body's ``charge_point_id``, a string, the same in both when both give one."""
@@ -152,6 +155,8 @@ def _charge_point_id_problem(in_path: str | None, in_body: Any) -> str:
         return f"Differs from the charge point in the path ({in_path!r})."
     if not (in_path or in_body):
         return "This field is required."
+    if len(in_path or in_body) > CHARGE_POINT_ID_MAX_LENGTH:  # no charger has it: the command's row cannot hold it
+        return f"Ensure this field has no more than {CHARGE_POINT_ID_MAX_LENGTH} characters."
     return ""
 
 
