@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -287,6 +287,18 @@ def readings_of(samples: Sequence[SampledValue]) -> list[metering.Reading]:
     return metering.register_readings([_sample_row(0, None, None, None, "", sample, now) for sample in samples])
 
 
+def reads_fewer_phases(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Whether the first register reading of ``samples`` (a late 2.0.1 Started's Begin) reads fewer
+    phases than the register ``session`` holds: a sum missing a phase, no meter start (as in
+    ``samples_learned``)."""
+    if session.last_register_scope is None:
+        return False
+    now = timezone.now()
+    rows = [_sample_row(0, None, None, None, "", sample, now) for sample in samples]
+    readings = metering.register_readings(rows)
+    return bool(readings) and not _of_every_phase_held(session, rows, readings[0])
+
+
 def has_begin_reading(samples: Sequence[SampledValue]) -> bool:
     return any(s.measurand == metering.ENERGY_REGISTER and s.context == "Transaction.Begin" for s in samples)
 
@@ -419,7 +431,11 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     if not readings:
         return
     begin = [reading for reading in readings if reading.context == "Transaction.Begin"]
-    if begin and (not session.meter_start_wh or Anomaly.MISSING_BASELINE in session.anomalies):
+    if (
+        begin
+        and (not session.meter_start_wh or Anomaly.MISSING_BASELINE in session.anomalies)
+        and (session.last_register_scope is None or _of_every_phase_held(session, rows, begin[0]))
+    ):
         session.meter_start_wh = begin[0].wh
         anomaly_unflag(session, Anomaly.MISSING_BASELINE)
     elif session.meter_start_wh is None:
@@ -432,11 +448,56 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
             break
         scope = metering.register_scope(rows, reading)
         if metering.scope_comparable(scope, session.last_register_scope):
+            if _phases_added(scope, session.last_register_scope):
+                _baseline_of_fewer_phases_replaced(session, rows, readings, scope)
             session.last_register_wh, session.last_register_at = reading.wh, reading.at
             session.last_register_scope = scope
             break
     if session.status == TransactionStatus.ACTIVE and session.last_register_wh is not None:
         session.energy_wh = max(session.last_register_wh - session.meter_start_wh, Decimal(0))
+
+
+def _of_every_phase_held(session: Transaction, rows: Sequence[SampleRow], reading: metering.Reading) -> bool:
+    """Whether ``reading`` (of ``rows``) read every phase of the register the session holds
+    (``metering.scope_comparable``): a Begin reading of fewer phases (one repeated by a later
+    message) is no meter start."""
+    return metering.scope_comparable(metering.register_scope(rows, reading), session.last_register_scope)
+
+
+def _phases_added(scope: int, held: int | None) -> bool:
+    """Whether a reading of ``scope`` reads phases the held register's readings (``held``) did not,
+    at the same location (``metering.register_scope``): those were a sum of fewer phases."""
+    return held is not None and scope // 8 == held // 8 and scope != held
+
+
+def _baseline_of_fewer_phases_replaced(
+    session: Transaction, rows: Sequence[SampleRow], readings: Sequence[metering.Reading], scope: int
+) -> None:
+    """The register reads more phases (``scope``) than before: when the session's meter start was
+    read over fewer (a 2.0.1 Transaction.Begin, or the first reading standing in, that left a phase
+    out), it is no meter start (a sum missing a phase, it would bill that phase's lifetime): the
+    first reading of every phase stands in, flagged ``missing_baseline``, as when none was sent.
+    Rare (once a session at most): one ledger read, of the readings up to this message's."""
+    since = session.started_at - _CLOCK_SLACK
+    earlier = _register_samples(session, since, max(readings[0].at, since))
+    at_start = next((r for r in _instants_read(earlier) if r[0].wh == session.meter_start_wh), None)
+    if at_start is None or not _phases_added(scope, at_start[1]):
+        return
+    session.meter_start_wh = next(r.wh for r in readings if metering.register_scope(rows, r) == scope)
+    anomaly_flag(session, Anomaly.MISSING_BASELINE)
+
+
+def _instants_read(samples: Sequence[metering.Sampled]) -> Iterator[tuple[metering.Reading, int]]:
+    """Each instant's register reading among ``samples`` (in time order), read alone (as its message
+    read it), with its scope (``metering.register_scope``)."""
+
+    def instant_of(sample: metering.Sampled) -> tuple[datetime, str]:
+        return sample.timestamp, sample.context
+
+    for _, instant in itertools.groupby(sorted(samples, key=instant_of), key=instant_of):
+        grouped = list(instant)
+        for reading in metering.register_readings(grouped):
+            yield reading, metering.register_scope(grouped, reading)
 
 
 def _sample_row(

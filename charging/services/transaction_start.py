@@ -46,6 +46,7 @@ from charging.services.meter_ledger import (
     meter_bounded,
     meter_value_notes,
     readings_of,
+    reads_fewer_phases,
     sample_rows,
     sample_rows_stored,
     samples_judged,
@@ -766,10 +767,13 @@ def _parked_stop(session: Transaction) -> ReconciliationItem | None:
 
 def _event_merge(session: Transaction, request: StartRequest, start: ChargerTime) -> None:
     """A 2.0.1 event that tells its session's start (``_tells_start``) sets it: its time the
-    start, its first register reading the meter start."""
+    start, its first register reading the meter start (not one of fewer phases than the session's
+    register: ``reads_fewer_phases``)."""
     if not _tells_start(session, request, start):
         return
     session.started_at, session.charger_started_at = request.started_at, start.kept
+    if reads_fewer_phases(session, request.samples):
+        return  # its Begin left a phase out: the reading standing in stays, flagged
     readings = readings_of(request.samples)
     if readings:
         session.meter_start_wh = readings[0].wh

@@ -108,6 +108,31 @@ def test_a_phase_missing_mid_session_is_no_register_going_back(register_charge_p
     assert (session.energy_wh, session.anomalies, session.needs_review) == (Decimal(6000), [], False)
 
 
+def test_a_begin_reading_missing_a_phase_is_no_meter_start(register_charge_point):
+    """Per-phase registers with L3 absent from the Started's Begin: L1 + L2 was taken as the meter
+    start, so the session billed L3's lifetime (7000 Wh). The first complete set stands in, flagged
+    ``missing_baseline``; an Ended repeating the Begin does not bring it back."""
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000}, "Transaction.Begin")))
+    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 2000, "L2": 2000, "L3": 2000}, "Sample.Periodic")))
+    assert session_of(cp).energy_wh == Decimal(0)
+    end = [*phases({"L1": 3000, "L2": 3000, "L3": 3000}, "Transaction.End")]
+    _transaction_event(cp, event("Ended", 2, 20, [*end, *phases({"L1": 1000, "L2": 1000}, "Transaction.Begin")]))
+    session = session_of(cp)
+    assert (session.meter_start_wh, session.energy_wh) == (Decimal(6000), Decimal(3000))
+    assert (session.anomalies, session.needs_review) == (["missing_baseline"], True)
+
+
+def test_a_late_started_whose_begin_misses_a_phase_sets_no_meter_start(register_charge_point):
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 2000, "L2": 2000, "L3": 2000}, "Sample.Periodic")))
+    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000}, "Transaction.Begin")))
+    _transaction_event(cp, event("Ended", 2, 20, phases({"L1": 3000, "L2": 3000, "L3": 3000}, "Transaction.End")))
+    session = session_of(cp)
+    assert (session.started_at, session.meter_start_wh, session.energy_wh) == (T0, Decimal(6000), Decimal(3000))
+    assert session.anomalies == ["missing_baseline"]
+
+
 def test_a_total_beside_incomplete_phases_is_the_reading(register_charge_point):
     cp = new_charger(register_charge_point)
     _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000, "L2": 1000, "L3": 1000}, "Transaction.Begin")))
