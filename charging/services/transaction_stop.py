@@ -39,6 +39,7 @@ from charging.services.meter_ledger import (
     samples_judged,
     samples_learned,
 )
+from charging.services.reconciliation import reconciliation_item_attach
 from charging.services.reservations import reservation_of_the_start, reservation_use
 from charging.services.session_rows import (
     anomaly_flag,
@@ -53,6 +54,7 @@ from charging.services.session_rows import (
 )
 from charging.services.status_reads import opened_before_boot
 from charging.services.transaction_end import transaction_finish
+from kernel.plain_sql import gathered_rows_written
 from kernel.storable_text import unstorable_numbers_replaced
 
 
@@ -112,7 +114,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
     2. Find the session it names; the meter stop is ``meter_stop_wh`` or, without one (2.0.1),
        the stop's last register reading.
     3. Park what cannot simply be applied for reconciliation: transactionId -1 (or any negative
-       id), an unknown session, a second stop for an ended session.
+       id), an unknown session, a second stop for an ended session. A 1.6 stop of an unknown id
+       that clearly meant an open session is attached to it at once (``_unknown_stop``).
     4. Acknowledge a replay (a seqNo seen, or a resent copy of the stop that ended the session)
        and change nothing.
     5. End the session; a session the CSMS closed itself (reboot, superseded) takes the
@@ -143,7 +146,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
             meter_stop = _last_register_wh(rows)
         park = _Parker(charge_point, request, meter_stop, stop.at, id_tag)
         if session is None:
-            return StopResult(None, answer, _unknown_stop_park(park, request.ocpp_transaction_id, rows))
+            return _unknown_stop(park, rows, answer)
         # A seqNo seen before is a replay only once the charger's stop ended the session: else an
         # earlier event took it (a counter restarted at a reboot), and this stop must still apply.
         seen = seq_no_seen(session, request.seq_no)
@@ -193,6 +196,54 @@ def _unknown_stop_park(park: _Parker, ocpp_transaction_id: str, rows: Sequence[S
             row.reconciliation_item_id = item.pk
         sample_rows_stored(rows)
     return item
+
+
+def _unknown_stop(park: _Parker, rows: Sequence[SampleRow], answer: IdTagInfo | None) -> StopResult:
+    """Park the stop of a session the CSMS does not know; when it clearly meant a session open on
+    its charger (``_open_session_meant``), attach it there at once, as an operator would."""
+    parked = _unknown_stop_park(park, park.request.ocpp_transaction_id, rows)
+    meant = _open_session_meant(park.charge_point, park.request, park.meter_stop_wh, park.stopped_at, rows)
+    if meant is None or parked.state != ReconciliationState.OPEN:  # attached already: a resent copy
+        return StopResult(None, answer, parked)
+    reconciliation_item_attach(item=parked, transaction=meant, user_id=None)
+    meant.refresh_from_db()
+    parked.refresh_from_db()
+    return StopResult(meant, answer, parked, ended=True)
+
+
+def _open_session_meant(
+    charge_point: ChargePoint,
+    request: StopRequest,
+    meter_stop: Decimal | None,
+    stopped_at: datetime,
+    rows: Sequence[SampleRow],
+) -> Transaction | None:
+    """The open session a 1.6 StopTransaction naming an unknown transactionId (a made-up id, or
+    ``-1``, of a charger whose StartTransaction answer was lost) clearly meant, else None: among
+    the charger's open 1.6 sessions (the stop names no connector), the only one of the stop's idTag
+    (ignoring case; the only one open when it names none) that it can follow: started no later
+    than the stop, its meter start and last register reading no higher than the meter stop, and
+    its meter start the Transaction.Begin reading the stop's transactionData brings, if any. Rare
+    (an unknown stop): one statement."""
+    if request.seq_no is not None or meter_stop is None:
+        return None
+    begin = [r.wh for r in metering.register_readings(rows) if r.context == "Transaction.Begin"]
+    gathered_rows_written(Transaction)  # sessions its batch's earlier units wrote, read through the ORM
+    open_sessions = list(
+        Transaction.objects.filter(charge_point=charge_point, status=TransactionStatus.ACTIVE, ocpp_version="1.6")
+    )
+    if request.id_tag:
+        open_sessions = [s for s in open_sessions if s.id_tag.lower() == request.id_tag.lower()]
+    follows = [
+        session
+        for session in open_sessions
+        if session.started_at <= stopped_at
+        and session.meter_start_wh is not None
+        and session.meter_start_wh <= meter_stop
+        and (session.last_register_wh is None or session.last_register_wh <= meter_stop)
+        and (not begin or begin[0] == session.meter_start_wh)
+    ]
+    return follows[0] if len(open_sessions) == 1 and follows else None
 
 
 def _last_register_wh(rows: Sequence[SampleRow]) -> Decimal | None:
@@ -318,6 +369,9 @@ class _Parker:
         may be its receipt (an implausible clock), which differs from copy to copy."""
         open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self._fields())
         item = ReconciliationItem.objects.filter(**open_item).first()
+        if item is None and session is None:  # a stop of no session, attached since (``_open_session_meant``)
+            attached = dict(reason=reason, state=ReconciliationState.ATTACHED, **self._fields())
+            item = ReconciliationItem.objects.filter(**attached).first()
         if item is not None:
             return item, False
         created = ReconciliationItem.objects.create(received_at=timezone.now(), stopped_at=self.stopped_at, **open_item)

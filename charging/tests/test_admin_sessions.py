@@ -48,7 +48,8 @@ def ops(client: Client) -> Client:
 
 @pytest.fixture
 def parked(register_charge_point) -> tuple[Transaction, ReconciliationItem]:
-    """A 1.6 session still open, and a stop for transactionId 999 the CSMS could not place."""
+    """A 1.6 session still open, and a stop for transactionId 999 the CSMS could not place (by
+    another card: not clearly the open session's, ``transaction_stop._open_session_meant``)."""
     register_charge_point("CP-1", ocpp_version="1.6")
     session = transaction_start(
         StartRequest(
@@ -67,8 +68,9 @@ def parked(register_charge_point) -> tuple[Transaction, ReconciliationItem]:
             ocpp_transaction_id="999",
             stopped_at=T0 + timedelta(hours=1),
             action="StopTransaction",
-            payload={"transactionId": 999, "meterStop": 5000, "timestamp": "2025-03-01T09:00:00Z"},
+            payload={"transactionId": 999, "meterStop": 5000, "timestamp": "2025-03-01T09:00:00Z", "idTag": "CARD-X"},
             meter_stop_wh=Decimal(5000),
+            id_tag="CARD-X",
         )
     )
     assert result.reconciliation_item is not None

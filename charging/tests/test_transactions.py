@@ -223,7 +223,9 @@ def test_attaching_a_parked_stop_ends_the_open_session_and_bills_it(register_cha
     charge_point_id = new_charger(register_charge_point)
     Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.50"), is_default=True)
     session = start_v16(charge_point_id).transaction
+    start_v16(charge_point_id, connector_id=2, id_tag="OTHER")  # which of the two it ends is unclear
     item = stop(charge_point_id, "424242", 3000).reconciliation_item
+    assert item.state == ReconciliationState.OPEN
     reconciliation.reconciliation_item_attach(item=item, transaction=session, user_id=None)
     session.refresh_from_db()
     item.refresh_from_db()
@@ -232,6 +234,44 @@ def test_attaching_a_parked_stop_ends_the_open_session_and_bills_it(register_cha
     assert session.billing_record.total == Decimal("1.00")
     with pytest.raises(reconciliation.ReconciliationError):
         reconciliation.reconciliation_item_discard(item=item, user_id=None)
+
+
+@pytest.mark.parametrize("transaction_id", ["424242", "-1"])
+def test_a_stop_naming_an_unknown_id_ends_the_open_session_it_clearly_follows(register_charge_point, transaction_id):
+    """A 1.6 charger whose StartTransaction answer was lost stops with a made-up id (or -1): the
+    session stayed open until an operator attached the parked stop. The charger's only open session
+    of the stop's idTag (case aside), started before it and metered below it, is ended with it; the
+    item is kept, attached; a resent copy changes nothing."""
+    charge_point_id = new_charger(register_charge_point)
+    Tariff.objects.create(name="Default", currency="EUR", price_per_kwh=Decimal("0.50"), is_default=True)
+    session = start_v16(charge_point_id, id_tag="TAG-1").transaction
+    start_v16(charge_point_id, connector_id=2, id_tag="OTHER", meter_start=200)
+    item = stop(charge_point_id, transaction_id, 3000, id_tag="tag-1").reconciliation_item
+    session.refresh_from_db()
+    assert (session.status, session.energy_wh, session.stop_id_tag) == (TransactionStatus.ENDED, Decimal(2000), "tag-1")
+    assert (item.state, item.transaction_id, session.billing_record.total) == ("attached", session.pk, Decimal("1.00"))
+    assert stop(charge_point_id, transaction_id, 3000, id_tag="tag-1").reconciliation_item == item
+    assert ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).count() == 1
+    assert BillingRecord.objects.filter(transaction=session).count() == 1
+
+
+@pytest.mark.parametrize(
+    "stopped",
+    [
+        {"meter_stop": 900},  # below the session's meter start
+        {"meter_stop": 3000, "at": T0 - timedelta(minutes=1)},  # before the session started
+        {"meter_stop": 3000, "id_tag": "SOMEONE-ELSE"},
+        {"meter_stop": 3000, "two_open": True},  # no idTag, two sessions open
+    ],
+)
+def test_a_stop_naming_an_unknown_id_that_no_open_session_clearly_meets_stays_parked(register_charge_point, stopped):
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id).transaction
+    if stopped.pop("two_open", False):
+        start_v16(charge_point_id, connector_id=2)
+    item = stop(charge_point_id, "424242", stopped.pop("meter_stop"), **stopped).reconciliation_item
+    session.refresh_from_db()
+    assert (item.state, item.reason, session.status) == ("open", "unknown_transaction", TransactionStatus.ACTIVE)
 
 
 def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(register_charge_point):

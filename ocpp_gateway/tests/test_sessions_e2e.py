@@ -169,6 +169,21 @@ async def test_v16_stops_that_cannot_simply_be_applied_are_answered_and_parked(d
     assert (await Transaction.objects.aget(pk=second["transactionId"])).energy_wh == Decimal("1000")
 
 
+async def test_a_v16_stop_with_a_made_up_id_ends_the_session_its_lost_start_answer_opened(daphne):
+    """The charger never got its StartTransaction answer and stops under an id of its own: the
+    session stayed open until an operator attached the parked stop; it ends with the stop now."""
+    await register("CP16-LOST")
+    async with raw_socket(daphne, "1.6", "CP16-LOST") as websocket:
+        start = {"connectorId": 1, "idTag": "RFID-9", "meterStart": 1000, "timestamp": T0}
+        [_, _, started] = await raw_call(websocket, "s1", "StartTransaction", start)
+        made_up = {"transactionId": 77, "meterStop": 4000, "timestamp": T1, "idTag": "rfid-9"}
+        assert (await raw_call(websocket, "p1", "StopTransaction", made_up))[:2] == [3, "p1"]
+    session = await Transaction.objects.aget(pk=started["transactionId"])
+    assert (session.status, session.energy_wh, session.stop_reason) == ("ended", Decimal(3000), "Local")
+    item = await ReconciliationItem.objects.aget(charge_point__charge_point_id="CP16-LOST")
+    assert (item.state, item.transaction_id) == ("attached", session.pk)
+
+
 async def test_v201_started_updated_ended_is_one_billed_transaction(daphne, api_key):
     await register("CP201-S")
     await IdTag.objects.acreate(id_tag="TOKEN-1", token_type="ISO14443")
