@@ -3,11 +3,13 @@ WebSockets, and the REST API reading back what the CSMS made of them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -22,6 +24,7 @@ from charging.models import (
     ReservationStatus,
     Transaction,
 )
+from charging.services.reset_closes import transactions_close_after_reset
 from conftest import ahttp, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -871,3 +874,67 @@ async def test_a_pin_code_that_is_not_valid_is_answered_invalid_not_unknown(daph
         ended_answer = (await raw_call(websocket, "e1", "TransactionEvent", ended))[2]
     assert [answer["idTokenInfo"]["status"] for answer in authorized] == ["Invalid", "Accepted", "Unknown"]
     assert (event["idTokenInfo"], ended_answer["idTokenInfo"]) == ({"status": "Invalid"}, {"status": "Invalid"})
+
+
+_BOOT16 = {"chargePointVendor": "V", "chargePointModel": "M"}
+
+
+async def _session_open_when_reset(daphne, api_key, charge_point_id: str, *, answer: str | None) -> int:
+    """Boot, a session on connector 1, then (``answer``: the charger's) a Reset through the API;
+    the socket closes (the reboot). The session's transactionId."""
+    await register(charge_point_id)
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await raw_call(websocket, "b", "BootNotification", _BOOT16)
+        start = {"connectorId": 1, "idTag": "TAG", "meterStart": 1000, "timestamp": T0}
+        transaction_id = (await raw_call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
+        if answer is not None:
+            url = f"{daphne.http_url}/api/v1/ocpp16/{charge_point_id}/reset"
+            post = asyncio.create_task(ahttp(url, method="POST", api_key=api_key, body={"type": "Hard"}))
+            call = json.loads(await asyncio.wait_for(websocket.recv(), 5))
+            assert call[2] == "Reset"
+            await websocket.send(json.dumps([3, call[1], {"status": answer}]))
+            assert (await post)[0] in (200, 409)  # 409: refused by the charger
+    return transaction_id
+
+
+async def _after_boot(daphne, charge_point_id: str, status: str, *, boot: bool = True) -> None:
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        if boot:
+            await raw_call(websocket, "b2", "BootNotification", _BOOT16)
+        notification = {"connectorId": 1, "errorCode": "NoError", "status": status}
+        assert await raw_call(websocket, "n", "StatusNotification", notification) == [3, "n", {}]
+
+
+@pytest.mark.parametrize("status", ["Unavailable", "Faulted", "Finishing"])
+async def test_v16_a_session_whose_stop_an_accepted_reset_lost_is_closed_after_the_boot(daphne, api_key, status):
+    """OCPP 1.6 §5.14: a charger that accepted a Reset ends its transactions. Its StopTransaction
+    lost, and its connector reporting Unavailable (left Inoperative), Faulted or Finishing after the
+    boot, the session stayed open (only Available, Preparing or Reserved closed it). The beat sweep
+    closes it, as a reboot's close (``closed_by_csms``, for review)."""
+    charge_point_id = f"CP16-RST-{status}"
+    transaction_id = await _session_open_when_reset(daphne, api_key, charge_point_id, answer="Accepted")
+    await _after_boot(daphne, charge_point_id, status)
+    assert await sync_to_async(transactions_close_after_reset)() == 1
+    session = await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id, pk=transaction_id)
+    assert (session.status, session.stop_reason, session.closed_by_csms) == ("ended", "Reboot", True)
+    assert await BillingRecord.objects.filter(transaction=session).aexists()
+    assert await sync_to_async(transactions_close_after_reset)() == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "boot", "status"),
+    [(None, True, "Unavailable"), ("Rejected", True, "Unavailable"), ("Accepted", False, "Unavailable"),
+     ("Accepted", True, "Charging")],
+)  # fmt: skip
+async def test_v16_a_session_without_an_accepted_reset_and_a_boot_after_it_stays_open(
+    daphne, api_key, answer, boot, status
+):
+    """No Reset, a refused one, none followed by a boot (the connector made Unavailable
+    mid-session), or a connector charging after the boot (a charger that kept its transaction):
+    the session stays open."""
+    charge_point_id = f"CP16-NORST-{answer}-{boot}-{status}"
+    transaction_id = await _session_open_when_reset(daphne, api_key, charge_point_id, answer=answer)
+    await _after_boot(daphne, charge_point_id, status, boot=boot)
+    assert await sync_to_async(transactions_close_after_reset)() == 0
+    session = await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id, pk=transaction_id)
+    assert session.status == "active"

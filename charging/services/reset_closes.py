@@ -1,0 +1,95 @@
+"""Sessions a charger's accepted Reset ended while their stop was lost (OCPP 1.6 §5.14, 2.0.1 B11/B12).
+
+A charger that accepts a Reset of the whole charger ends its transactions, then reboots. Its
+StopTransaction (2.0.1 Ended) may be lost on the way down; after the boot a connector reporting
+no transaction (``Available``, ``Preparing``, ``Reserved``) closes the session at once
+(``transaction_end.transactions_close_after_reboot``), but one left ``Unavailable`` (an Inoperative
+connector keeps that state across the reboot), ``Faulted`` or ``Finishing`` did not: the session
+stayed open. A beat sweep closes those: it reads the Resets accepted in the last day, nothing
+on a charger's message path nor at the Reset's answer (a write there cost the command round trip a
+quarter of its rate, round 46).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import transaction as db_transaction
+from django.utils import timezone
+
+from chargepoints.models import ChargePoint, Connector
+from charging.models import Transaction, TransactionStatus
+from charging.services.session_rows import charge_point_locked
+from charging.services.transaction_end import transaction_finish
+from commands.models import Command, CommandState
+
+# How far back the sweep looks for an accepted Reset (a charger back within a day of it).
+RESET_LOOKBACK = timedelta(days=1)
+# Statuses of a connector whose transaction may go on (a charger that kept it through the Reset).
+_TRANSACTION_GOING_ON = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE", "Occupied"})
+
+
+def transactions_close_after_reset(*, now: datetime | None = None) -> int:
+    """Close each session still open that reached the CSMS before its charger accepted a Reset of
+    the whole charger (1.6 Soft or Hard; 2.0.1 without ``evse_id``, answered ``Accepted``:
+    Immediate ends every transaction, OnIdle is accepted only when none runs; ``Scheduled`` waits
+    for them to end), once the charger booted after it and the session's connector (2.0.1: its EVSE)
+    has reported since the boot a status with no transaction going on. Closed as after a reboot
+    (reason ``Reboot``, ``closed_by_csms``, at the boot; a stop the charger sends later replaces
+    it). A connector still silent since the boot, or charging, keeps its session. Returns how many."""
+    now = now or timezone.now()
+    resets = Command.objects.filter(
+        created_at__gte=now - RESET_LOOKBACK,
+        action="Reset",
+        state=CommandState.ACCEPTED,
+        charge_point__isnull=False,
+        completed_at__isnull=False,
+    ).values_list("charge_point_id", "completed_at", "request", "response")
+    closed = 0
+    for charge_point_pk, accepted_at, request, response in resets:
+        whole = (request or {}).get("evse_id") is None
+        if whole and (response or {}).get("status") == "Accepted" and accepted_at is not None:
+            closed += _sessions_closed(charge_point_pk, accepted_at)
+    return closed
+
+
+def _sessions_closed(charge_point_pk: int, accepted_at: datetime) -> int:
+    """``transactions_close_after_reset`` for one Reset of the charger ``charge_point_pk``, under
+    its charger's lock (a stop arriving meanwhile is applied first, or after, as to any close)."""
+    with db_transaction.atomic():
+        charge_point = ChargePoint.objects.filter(pk=charge_point_pk, last_boot_at__gt=accepted_at).first()
+        if charge_point is None:
+            return 0
+        charge_point = charge_point_locked(charge_point.charge_point_id)
+        assert charge_point.last_boot_at is not None
+        sessions = Transaction.objects.select_for_update(of=("self",)).filter(
+            charge_point=charge_point, status=TransactionStatus.ACTIVE, created_at__lt=accepted_at
+        )
+        closed = 0
+        for session in sessions:
+            if not _no_transaction_reported(session, charge_point.last_boot_at):
+                continue
+            transaction_finish(
+                session=session,
+                stopped_at=max(charge_point.last_boot_at, session.started_at),
+                meter_stop_wh=None,
+                reason="Reboot",
+                stop_id_tag="",
+                closed_by_csms=True,
+            )
+            closed += 1
+        return closed
+
+
+def _no_transaction_reported(session: Transaction, booted_at: datetime) -> bool:
+    """Whether the session's connector (a 2.0.1 session's EVSE: each of its connectors) reported a
+    status since the boot, none of them one of a transaction going on."""
+    connectors = Connector.objects.filter(charge_point_id=session.charge_point_id, updated_at__gte=booted_at)
+    if session.evse_id is not None:
+        connectors = connectors.filter(evse_id=session.evse_id)
+    elif session.connector_id is not None:
+        connectors = connectors.filter(connector_id=session.connector_id, evse_id__isnull=True)
+    else:
+        return False
+    statuses = set(connectors.values_list("status", flat=True))
+    return bool(statuses) and not statuses & _TRANSACTION_GOING_ON
