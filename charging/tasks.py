@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from charging.services import reservations, reset_closes
+from charging.services import reservations, stranded_sessions
 
 
 # The name it had in chargepoints: beat schedules and queued messages keep finding it.
@@ -11,6 +11,7 @@ def expire_reservations() -> int:
     return reservations.reservations_expire()
 
 
-@shared_task(name="charging.tasks.close_sessions_a_reset_ended")
-def close_sessions_a_reset_ended() -> int:
-    return reset_closes.transactions_close_after_reset()
+@shared_task(name="charging.tasks.close_stranded_sessions")
+def close_stranded_sessions() -> int:
+    closed = stranded_sessions.transactions_close_after_reset()
+    return closed + stranded_sessions.transactions_close_after_version_change()

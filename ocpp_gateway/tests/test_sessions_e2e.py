@@ -24,7 +24,10 @@ from charging.models import (
     ReservationStatus,
     Transaction,
 )
-from charging.services.reset_closes import transactions_close_after_reset
+from charging.services.stranded_sessions import (
+    transactions_close_after_reset,
+    transactions_close_after_version_change,
+)
 from conftest import ahttp, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -938,3 +941,32 @@ async def test_v16_a_session_without_an_accepted_reset_and_a_boot_after_it_stays
     assert await sync_to_async(transactions_close_after_reset)() == 0
     session = await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id, pk=transaction_id)
     assert session.status == "active"
+
+
+@pytest.mark.parametrize("booted", [True, False])
+async def test_a_v16_session_open_when_its_charger_moved_to_v201_is_closed_after_the_boot(daphne, booted):
+    """A firmware update moves the charger from 1.6 to 2.0.1 mid-session (its StopTransaction lost):
+    the 2.0.1 station cannot end a 1.6 session, and its Available, per EVSE, never named the 1.6
+    session's connector: the session stayed open. The sweep closes it once the charger booted on
+    2.0.1 (``closed_by_csms``); connected over 2.0.1 without a boot since the session, it waits."""
+    charge_point_id = f"CP-MOVED-{booted}"
+    await register(charge_point_id)
+    async with raw_socket(daphne, "1.6", charge_point_id) as websocket:
+        await raw_call(websocket, "b", "BootNotification", _BOOT16)
+        start = {"connectorId": 1, "idTag": "TAG", "meterStart": 1000, "timestamp": T0}
+        transaction_id = (await raw_call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
+    async with raw_socket(daphne, "2.0.1", charge_point_id) as websocket:
+        if booted:
+            boot = {"reason": "FirmwareUpdate", "chargingStation": {"vendorName": "V", "model": "M"}}
+            assert (await raw_call(websocket, "b", "BootNotification", boot))[2]["status"] == "Accepted"
+        status = {
+            "timestamp": datetime.now(UTC).isoformat(),
+            "connectorStatus": "Available",
+            "evseId": 1,
+            "connectorId": 1,
+        }
+        assert await raw_call(websocket, "n", "StatusNotification", status) == [3, "n", {}]
+        assert await sync_to_async(transactions_close_after_version_change)() == int(booted)
+    session = await Transaction.objects.aget(pk=transaction_id)
+    expected = ("ended", "Reboot", True) if booted else ("active", "", False)
+    assert (session.status, session.stop_reason, session.closed_by_csms) == expected

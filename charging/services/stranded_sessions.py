@@ -1,13 +1,17 @@
-"""Sessions a charger's accepted Reset ended while their stop was lost (OCPP 1.6 §5.14, 2.0.1 B11/B12).
+"""Sessions their charger can no longer end, whose stop was lost: closed by a beat sweep.
 
-A charger that accepts a Reset of the whole charger ends its transactions, then reboots. Its
-StopTransaction (2.0.1 Ended) may be lost on the way down; after the boot a connector reporting
-no transaction (``Available``, ``Preparing``, ``Reserved``) closes the session at once
-(``transaction_end.transactions_close_after_reboot``), but one left ``Unavailable`` (an Inoperative
-connector keeps that state across the reboot), ``Faulted`` or ``Finishing`` did not: the session
-stayed open. A beat sweep closes those: it reads the Resets accepted in the last day, nothing
-on a charger's message path nor at the Reset's answer (a write there cost the command round trip a
-quarter of its rate, round 46).
+1. A charger that accepts a Reset of the whole charger ends its transactions, then reboots (OCPP
+   1.6 §5.14, 2.0.1 B11/B12). Its StopTransaction (2.0.1 Ended) may be lost on the way down; after
+   the boot a connector reporting no transaction (``Available``, ``Preparing``, ``Reserved``)
+   closes the session at once (``transaction_end.transactions_close_after_reboot``), but one left
+   ``Unavailable`` (an Inoperative connector keeps that state across the reboot), ``Faulted`` or
+   ``Finishing`` did not: the session stayed open.
+2. A charger moved to the other OCPP version (a firmware update from 1.6 to 2.0.1) cannot end a
+   session of the version it left, and its statuses, per EVSE, never named a 1.6 session's
+   connector: the session stayed open.
+
+Neither adds anything on a charger's message path nor at a Reset's answer (a write there cost the
+command round trip a quarter of its rate, round 46).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import transaction as db_transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
@@ -93,3 +98,44 @@ def _no_transaction_reported(session: Transaction, booted_at: datetime) -> bool:
         return False
     statuses = set(connectors.values_list("status", flat=True))
     return bool(statuses) and not statuses & _TRANSACTION_GOING_ON
+
+
+def transactions_close_after_version_change(*, now: datetime | None = None) -> int:
+    """Close each session still open of an OCPP version other than the one its charger is
+    connected over, once the charger booted after the session reached the CSMS (a firmware update
+    that changed the protocol): as after a reboot (reason ``Reboot``, ``closed_by_csms``, at the
+    boot; a stop the charger sends later replaces it). Chargers booted in the last day; returns how many."""
+    now = now or timezone.now()
+    moved = ChargePoint.objects.filter(connected=True, last_boot_at__gte=now - RESET_LOOKBACK)
+    stranded = (
+        Transaction.objects.filter(charge_point__in=moved, status=TransactionStatus.ACTIVE)
+        .exclude(ocpp_version=F("charge_point__ocpp_version"))
+        .filter(created_at__lt=F("charge_point__last_boot_at"))
+        .values_list("pk", flat=True)
+    )
+    return sum(_session_closed_after_version_change(pk) for pk in list(stranded))
+
+
+def _session_closed_after_version_change(pk: int) -> int:
+    """``transactions_close_after_version_change`` for one session, under its charger's lock, checked again."""
+    with db_transaction.atomic():
+        charge_point_id = Transaction.objects.filter(pk=pk).values_list("charge_point__charge_point_id", flat=True)
+        charge_point = charge_point_locked(charge_point_id.get())
+        session = Transaction.objects.select_for_update(of=("self",)).get(pk=pk)
+        booted_at = charge_point.last_boot_at
+        if (
+            session.status != TransactionStatus.ACTIVE
+            or session.ocpp_version == charge_point.ocpp_version
+            or booted_at is None
+            or session.created_at >= booted_at
+        ):
+            return 0
+        transaction_finish(
+            session=session,
+            stopped_at=max(booted_at, session.started_at),
+            meter_stop_wh=None,
+            reason="Reboot",
+            stop_id_tag="",
+            closed_by_csms=True,
+        )
+        return 1
