@@ -222,7 +222,9 @@ def _open_session_meant(
     ``-1``, of a charger whose StartTransaction answer was lost) clearly meant, else None: among
     the charger's open 1.6 sessions (the stop names no connector), the only one of the stop's idTag
     (ignoring case; the only one open when it names none) that it can follow: started no later
-    than the stop, its meter start and last register reading no higher than the meter stop, and
+    than the stop and not interrupted by a reboot since (``opened_before_boot``: a session whose
+    stop the reboot lost, open since, would take a later session's stop and its hours), its meter
+    start and last register reading no higher than the meter stop, and
     its meter start the Transaction.Begin reading the stop's transactionData brings, if any. Rare
     (an unknown stop): one statement."""
     if request.seq_no is not None or meter_stop is None:
@@ -238,6 +240,7 @@ def _open_session_meant(
         session
         for session in open_sessions
         if session.started_at <= stopped_at
+        and not opened_before_boot(session, charge_point.last_boot_at)
         and session.meter_start_wh is not None
         and session.meter_start_wh <= meter_stop
         and (session.last_register_wh is None or session.last_register_wh <= meter_stop)

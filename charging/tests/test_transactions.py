@@ -262,6 +262,7 @@ def test_a_stop_naming_an_unknown_id_ends_the_open_session_it_clearly_follows(re
         {"meter_stop": 3000, "at": T0 - timedelta(minutes=1)},  # before the session started
         {"meter_stop": 3000, "id_tag": "SOMEONE-ELSE"},
         {"meter_stop": 3000, "two_open": True},  # no idTag, two sessions open
+        {"meter_stop": 3000, "booted": True},  # the session a reboot interrupted: a later one's stop
     ],
 )
 def test_a_stop_naming_an_unknown_id_that_no_open_session_clearly_meets_stays_parked(register_charge_point, stopped):
@@ -269,6 +270,8 @@ def test_a_stop_naming_an_unknown_id_that_no_open_session_clearly_meets_stays_pa
     session = start_v16(charge_point_id).transaction
     if stopped.pop("two_open", False):
         start_v16(charge_point_id, connector_id=2)
+    if stopped.pop("booted", False):
+        ChargePoint.objects.filter(charge_point_id=charge_point_id).update(last_boot_at=timezone.now())
     item = stop(charge_point_id, "424242", stopped.pop("meter_stop"), **stopped).reconciliation_item
     session.refresh_from_db()
     assert (item.state, item.reason, session.status) == ("open", "unknown_transaction", TransactionStatus.ACTIVE)
