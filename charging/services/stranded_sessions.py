@@ -16,10 +16,11 @@ command round trip a quarter of its rate, round 46).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import transaction as db_transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
@@ -28,8 +29,8 @@ from charging.services.session_rows import charge_point_locked
 from charging.services.transaction_end import transaction_finish
 from commands.models import Command, CommandState
 
-# How far back the sweep looks for an accepted Reset (a charger back within a day of it).
-RESET_LOOKBACK = timedelta(days=1)
+# How far back the sweep looks: Resets accepted, and chargers booted, in the last day.
+SWEEP_LOOKBACK = timedelta(days=1)
 # Statuses of a connector whose transaction may go on (a charger that kept it through the Reset).
 _TRANSACTION_GOING_ON = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE", "Occupied"})
 
@@ -41,63 +42,23 @@ def transactions_close_after_reset(*, now: datetime | None = None) -> int:
     for them to end), once the charger booted after it and the session's connector (2.0.1: its EVSE)
     has reported since the boot a status with no transaction going on. Closed as after a reboot
     (reason ``Reboot``, ``closed_by_csms``, at the boot; a stop the charger sends later replaces
-    it). A connector still silent since the boot, or charging, keeps its session. Returns how many."""
-    now = now or timezone.now()
+    it). A connector still silent since the boot, or charging, keeps its session. One statement
+    finds them (Resets of the last day, chargers booted since); returns how many were closed."""
+    since = (now or timezone.now()) - SWEEP_LOOKBACK
     resets = Command.objects.filter(
-        created_at__gte=now - RESET_LOOKBACK,
+        charge_point=OuterRef("charge_point"),
+        created_at__gte=since,
         action="Reset",
         state=CommandState.ACCEPTED,
-        charge_point__isnull=False,
-        completed_at__isnull=False,
-    ).values_list("charge_point_id", "completed_at", "request", "response")
-    closed = 0
-    for charge_point_pk, accepted_at, request, response in resets:
-        whole = (request or {}).get("evse_id") is None
-        if whole and (response or {}).get("status") == "Accepted" and accepted_at is not None:
-            closed += _sessions_closed(charge_point_pk, accepted_at)
-    return closed
-
-
-def _sessions_closed(charge_point_pk: int, accepted_at: datetime) -> int:
-    """``transactions_close_after_reset`` for one Reset of the charger ``charge_point_pk``, under
-    its charger's lock (a stop arriving meanwhile is applied first, or after, as to any close)."""
-    with db_transaction.atomic():
-        charge_point = ChargePoint.objects.filter(pk=charge_point_pk, last_boot_at__gt=accepted_at).first()
-        if charge_point is None:
-            return 0
-        charge_point = charge_point_locked(charge_point.charge_point_id)
-        assert charge_point.last_boot_at is not None
-        sessions = Transaction.objects.select_for_update(of=("self",)).filter(
-            charge_point=charge_point, status=TransactionStatus.ACTIVE, created_at__lt=accepted_at
-        )
-        closed = 0
-        for session in sessions:
-            if not _no_transaction_reported(session, charge_point.last_boot_at):
-                continue
-            transaction_finish(
-                session=session,
-                stopped_at=max(charge_point.last_boot_at, session.started_at),
-                meter_stop_wh=None,
-                reason="Reboot",
-                stop_id_tag="",
-                closed_by_csms=True,
-            )
-            closed += 1
-        return closed
-
-
-def _no_transaction_reported(session: Transaction, booted_at: datetime) -> bool:
-    """Whether the session's connector (a 2.0.1 session's EVSE: each of its connectors) reported a
-    status since the boot, none of them one of a transaction going on."""
-    connectors = Connector.objects.filter(charge_point_id=session.charge_point_id, updated_at__gte=booted_at)
-    if session.evse_id is not None:
-        connectors = connectors.filter(evse_id=session.evse_id)
-    elif session.connector_id is not None:
-        connectors = connectors.filter(connector_id=session.connector_id, evse_id__isnull=True)
-    else:
-        return False
-    statuses = set(connectors.values_list("status", flat=True))
-    return bool(statuses) and not statuses & _TRANSACTION_GOING_ON
+        completed_at__gt=OuterRef("created_at"),
+        completed_at__lt=OuterRef("charge_point__last_boot_at"),
+        request__evse_id__isnull=True,
+        response__status="Accepted",
+    )
+    stranded = Transaction.objects.filter(
+        charge_point__in=ChargePoint.objects.filter(last_boot_at__gte=since), status=TransactionStatus.ACTIVE
+    ).filter(Exists(resets))
+    return sum(_session_closed(pk, _no_transaction_reported) for pk in list(stranded.values_list("pk", flat=True)))
 
 
 def transactions_close_after_version_change(*, now: datetime | None = None) -> int:
@@ -105,30 +66,28 @@ def transactions_close_after_version_change(*, now: datetime | None = None) -> i
     connected over, once the charger booted after the session reached the CSMS (a firmware update
     that changed the protocol): as after a reboot (reason ``Reboot``, ``closed_by_csms``, at the
     boot; a stop the charger sends later replaces it). Chargers booted in the last day; returns how many."""
-    now = now or timezone.now()
-    moved = ChargePoint.objects.filter(connected=True, last_boot_at__gte=now - RESET_LOOKBACK)
+    since = (now or timezone.now()) - SWEEP_LOOKBACK
+    moved = ChargePoint.objects.filter(connected=True, last_boot_at__gte=since)
     stranded = (
         Transaction.objects.filter(charge_point__in=moved, status=TransactionStatus.ACTIVE)
         .exclude(ocpp_version=F("charge_point__ocpp_version"))
         .filter(created_at__lt=F("charge_point__last_boot_at"))
-        .values_list("pk", flat=True)
     )
-    return sum(_session_closed_after_version_change(pk) for pk in list(stranded))
+    return sum(_session_closed(pk, _of_another_version) for pk in list(stranded.values_list("pk", flat=True)))
 
 
-def _session_closed_after_version_change(pk: int) -> int:
-    """``transactions_close_after_version_change`` for one session, under its charger's lock, checked again."""
+def _session_closed(pk: int, still_stranded: Callable[[Transaction, ChargePoint], bool]) -> int:
+    """Close the session ``pk`` as after a reboot, under its charger's lock, if it is still open,
+    reached the CSMS before its charger's last boot and ``still_stranded`` (checked again: a stop
+    may have come meanwhile). 1 when closed, else 0."""
     with db_transaction.atomic():
         charge_point_id = Transaction.objects.filter(pk=pk).values_list("charge_point__charge_point_id", flat=True)
         charge_point = charge_point_locked(charge_point_id.get())
         session = Transaction.objects.select_for_update(of=("self",)).get(pk=pk)
         booted_at = charge_point.last_boot_at
-        if (
-            session.status != TransactionStatus.ACTIVE
-            or session.ocpp_version == charge_point.ocpp_version
-            or booted_at is None
-            or session.created_at >= booted_at
-        ):
+        if session.status != TransactionStatus.ACTIVE or booted_at is None or session.created_at >= booted_at:
+            return 0
+        if not still_stranded(session, charge_point):
             return 0
         transaction_finish(
             session=session,
@@ -139,3 +98,21 @@ def _session_closed_after_version_change(pk: int) -> int:
             closed_by_csms=True,
         )
         return 1
+
+
+def _of_another_version(session: Transaction, charge_point: ChargePoint) -> bool:
+    return session.ocpp_version != charge_point.ocpp_version
+
+
+def _no_transaction_reported(session: Transaction, charge_point: ChargePoint) -> bool:
+    """Whether the session's connector (a 2.0.1 session's EVSE: each of its connectors) reported a
+    status since the boot, none of them one of a transaction going on."""
+    connectors = Connector.objects.filter(charge_point=charge_point, updated_at__gte=charge_point.last_boot_at)
+    if session.evse_id is not None:
+        connectors = connectors.filter(evse_id=session.evse_id)
+    elif session.connector_id is not None:
+        connectors = connectors.filter(connector_id=session.connector_id, evse_id__isnull=True)
+    else:
+        return False
+    statuses = set(connectors.values_list("status", flat=True))
+    return bool(statuses) and not statuses & _TRANSACTION_GOING_ON
