@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.models import BillingRecord, Tariff
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Connector
 from charging.metering import Anomaly
 from charging.models import (
     IdTag,
@@ -28,7 +28,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from charging.services import reconciliation, reservations
+from charging.services import reconciliation, reservations, stranded_sessions
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_end import (
     transaction_charging_state_set,
@@ -40,6 +40,7 @@ from charging.services.transaction_start import (
     transaction_start,
 )
 from charging.services.transaction_stop import StopRequest, StopResult, transaction_stop
+from commands.models import Command, CommandState
 
 pytestmark = pytest.mark.django_db
 
@@ -1103,3 +1104,33 @@ def test_a_reservation_inserted_without_its_group_as_the_release_before_does_is_
             [charge_point.pk, T0 + timedelta(days=1), T0, T0],
         )
     assert Reservation.objects.get(reservation_id=5).parent_id_tag == ""
+
+
+@pytest.mark.parametrize(
+    ("request_body", "closed"), [({"type": "Immediate"}, 1), ({"type": "Immediate", "evse_id": 2}, 0)]
+)
+def test_a_v201_session_is_closed_after_an_accepted_reset_of_the_whole_station_only(
+    register_charge_point, request_body, closed
+):
+    """2.0.1 B11: an accepted Reset without ``evse_id`` ends every transaction; one of another EVSE
+    (no reboot of the station) says nothing of this session's."""
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    v201_event(charge_point_id, "Started", 0, 1000)
+    session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
+    charge_point = session.charge_point
+    Command.objects.create(
+        charge_point=charge_point,
+        charge_point_identity=charge_point_id,
+        ocpp_version="2.0.1",
+        command="reset",
+        action="Reset",
+        request=request_body,
+        state=CommandState.ACCEPTED,
+        response={"status": "Accepted"},
+        completed_at=timezone.now(),
+    )
+    ChargePoint.objects.filter(pk=charge_point.pk).update(last_boot_at=timezone.now())
+    Connector.objects.create(charge_point=charge_point, evse_id=1, connector_id=1, status="Unavailable")
+    assert stranded_sessions.transactions_close_after_reset() == closed
+    session.refresh_from_db()
+    assert (session.status, session.closed_by_csms) == (("ended", True) if closed else ("active", False))
