@@ -6,6 +6,7 @@ included, for as long as that transaction lasted. Real PostgreSQL, a real ``mana
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -21,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _migrate(*targets: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "CSMS_VAR_DIR": str(tmp_path)}
+def _migrate(*targets: str, tmp_path: Path, database_url: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url or _test_database_url(), "CSMS_VAR_DIR": str(tmp_path)}
     return subprocess.run(
         [sys.executable, "manage.py", "migrate", *targets],
         cwd=ROOT,
@@ -76,3 +77,30 @@ def test_every_migration_is_applied_again_after_the_lock_test(django_db_blocker)
     with django_db_blocker.unblock():
         executor = MigrationExecutor(connection)
         assert executor.migration_plan(executor.loader.graph.leaf_nodes()) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "database_url, reason",
+    [
+        (f"postgres://postgres:s3cret@127.0.0.1:{_closed_port()}/dyn", "Connection refused"),
+        (_test_database_url().rsplit("/", 1)[0] + "/no_such_database", 'database "no_such_database" does not exist'),
+    ],
+)
+def test_migrate_on_a_database_it_cannot_reach_stops_with_one_line_saying_why(
+    database_url: str, reason: str, tmp_path: Path
+) -> None:
+    """``make run``'s first step on a ``DATABASE_URL`` naming no running PostgreSQL waited the pool's
+    timeout and printed a traceback naming only that timeout ("couldn't get a connection after 10.00 sec")."""
+    done = _migrate(tmp_path=tmp_path, database_url=database_url)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("CommandError: cannot reach the database DATABASE_URL names:")
+    assert reason in line
+    assert "s3cret" not in line

@@ -8,6 +8,10 @@ statements waits at most ``LOCK_TIMEOUT_MS`` for a lock; the migration that coul
 rolled back and the command tries again (``ATTEMPTS`` in all, pausing between), then stops naming
 the wait. ``kernel.online_ddl``'s concurrent index builds wait for older transactions without
 blocking anyone, and are let wait as long as they must.
+
+A database that cannot be reached (PostgreSQL down, a wrong host, port or name in ``DATABASE_URL``)
+stops the command at once with one line saying why: through the pool it waited the pool's timeout
+and ended in a traceback that named only the timeout (``make run``'s first step).
 """
 
 from __future__ import annotations
@@ -47,6 +51,16 @@ def lock_waits_bounded(connection: BaseDatabaseWrapper) -> Iterator[None]:
                 cursor.execute("RESET lock_timeout")
 
 
+def reachable_or_stop(connection: BaseDatabaseWrapper) -> None:
+    """Raises ``CommandError`` with PostgreSQL's reason on one line when a connection of its own
+    (outside the pool, at most 5 s) cannot be opened to the database ``connection`` names."""
+    try:
+        psycopg.connect(**connection.get_connection_params(), connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        reason = " ".join(str(error).split())
+        raise CommandError(f"cannot reach the database DATABASE_URL names: {reason}") from None
+
+
 class Command(DjangoMigrate):
     help = (
         DjangoMigrate.help + f" On PostgreSQL a statement waits at most {LOCK_TIMEOUT_MS} ms for a lock"
@@ -58,6 +72,7 @@ class Command(DjangoMigrate):
         if connection.vendor != "postgresql":
             super().handle(*args, **options)
             return
+        reachable_or_stop(connection)
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with lock_waits_bounded(connection):
