@@ -449,7 +449,29 @@ if CSMS_METRICS_ENABLED:
 
 # Firmware and diagnostics files (maintenance app): the filesystem under VAR_DIR, or an
 # S3-compatible bucket through django-storages when CSMS_S3_BUCKET is set (needs boto3).
-CSMS_S3_BUCKET = env_str("CSMS_S3_BUCKET")
+CSMS_S3_BUCKET = env_str("CSMS_S3_BUCKET").strip()
+# boto3 refused these at the first upload or download (an operator's, a charger's), not at start; the
+# others set without the bucket stored every file in CSMS_FILES_DIR (a container's disk) unannounced.
+_S3_OTHERS = ("CSMS_S3_ENDPOINT_URL", "CSMS_S3_REGION", "CSMS_S3_ACCESS_KEY_ID", "CSMS_S3_SECRET_ACCESS_KEY")
+_S3 = {name: env_str(name).strip() for name in _S3_OTHERS}
+if not CSMS_S3_BUCKET and (_stray := [name for name, value in _S3.items() if value]):
+    raise ImproperlyConfigured(
+        f"{', '.join(_stray)} set without CSMS_S3_BUCKET: files would be stored in CSMS_FILES_DIR;"
+        " set CSMS_S3_BUCKET too, or unset them."
+    )
+if CSMS_S3_BUCKET and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]", CSMS_S3_BUCKET):
+    raise ImproperlyConfigured(
+        f"CSMS_S3_BUCKET={CSMS_S3_BUCKET!r} is not a bucket name: the name alone (3 to 63 letters, digits,"
+        " '.', '-', '_'), not a URL or a path; CSMS_S3_ENDPOINT_URL names the server."
+    )
+env_url("CSMS_S3_ENDPOINT_URL", schemes=("http", "https"), needs_host=True)
+if _S3["CSMS_S3_REGION"] and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", _S3["CSMS_S3_REGION"]):
+    raise ImproperlyConfigured(f"CSMS_S3_REGION={_S3['CSMS_S3_REGION']!r} is not a region name (eu-west-1).")
+if bool(_S3["CSMS_S3_ACCESS_KEY_ID"]) != bool(_S3["CSMS_S3_SECRET_ACCESS_KEY"]):
+    raise ImproperlyConfigured(
+        "CSMS_S3_ACCESS_KEY_ID and CSMS_S3_SECRET_ACCESS_KEY go together: set both, or neither"
+        " (boto3's own credential chain)."
+    )
 # Empty is the default (not the working directory); created and checked writable at start unless a bucket holds them.
 CSMS_FILES_DIR = (
     env_str("CSMS_FILES_DIR").strip() or str(VAR_DIR / "files")
@@ -467,10 +489,10 @@ if CSMS_S3_BUCKET:
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
             "bucket_name": CSMS_S3_BUCKET,
-            "endpoint_url": env_str("CSMS_S3_ENDPOINT_URL") or None,
-            "region_name": env_str("CSMS_S3_REGION") or None,
-            "access_key": env_str("CSMS_S3_ACCESS_KEY_ID") or None,
-            "secret_key": env_str("CSMS_S3_SECRET_ACCESS_KEY") or None,
+            "endpoint_url": _S3["CSMS_S3_ENDPOINT_URL"] or None,
+            "region_name": _S3["CSMS_S3_REGION"] or None,
+            "access_key": _S3["CSMS_S3_ACCESS_KEY_ID"] or None,
+            "secret_key": _S3["CSMS_S3_SECRET_ACCESS_KEY"] or None,
             "default_acl": None,
             "file_overwrite": False,
         },

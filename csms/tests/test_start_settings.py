@@ -194,6 +194,40 @@ def test_an_s3_bucket_without_boto3_stops_the_start(tmp_path):
     assert "CSMS_S3_BUCKET='firmware' needs boto3" in refusal(tmp_path, CSMS_S3_BUCKET="firmware")
 
 
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"CSMS_S3_BUCKET": "s3://firmware"}, "CSMS_S3_BUCKET='s3://firmware' is not a bucket name"),
+        ({"CSMS_S3_BUCKET": "firmware/images"}, "CSMS_S3_BUCKET='firmware/images' is not a bucket name"),
+        ({"CSMS_S3_BUCKET": "firmware", "CSMS_S3_ENDPOINT_URL": "minio:9000"}, "CSMS_S3_ENDPOINT_URL is not a URL"),
+        ({"CSMS_S3_BUCKET": "firmware", "CSMS_S3_REGION": "eu west 1"}, "CSMS_S3_REGION='eu west 1' is not a region"),
+        (
+            {"CSMS_S3_BUCKET": "firmware", "CSMS_S3_ACCESS_KEY_ID": "AKIA1"},
+            "CSMS_S3_ACCESS_KEY_ID and CSMS_S3_SECRET_ACCESS_KEY go together",
+        ),
+        (
+            {"CSMS_S3_ENDPOINT_URL": "http://minio:9000", "CSMS_S3_REGION": "eu-west-1"},
+            "CSMS_S3_ENDPOINT_URL, CSMS_S3_REGION set without CSMS_S3_BUCKET",
+        ),
+    ],
+)
+def test_s3_settings_boto3_would_refuse_at_the_first_upload_stop_the_start(tmp_path, env, message):
+    """They passed the start and failed at a charger's firmware download or log upload; the others set
+    without the bucket stored the files on the local disk unannounced."""
+    assert message in refusal(tmp_path, **env)
+
+
+def test_s3_settings_of_the_right_shape_pass_until_boto3_is_looked_for(tmp_path):
+    env = {
+        "CSMS_S3_BUCKET": " firmware.example-1 ",
+        "CSMS_S3_ENDPOINT_URL": "https://minio.example.com:9000",
+        "CSMS_S3_REGION": "eu-west-1",
+        "CSMS_S3_ACCESS_KEY_ID": "AKIA1",
+        "CSMS_S3_SECRET_ACCESS_KEY": "s3cret",
+    }
+    assert refusal(tmp_path, **env) == "CSMS_S3_BUCKET='firmware.example-1' needs boto3: pip install boto3."
+
+
 @pytest.mark.parametrize("variable", ["CSMS_VAR_DIR", "CSMS_METRICS_DIR", "CSMS_FILES_DIR"])
 def test_a_directory_that_cannot_be_created_stops_the_start_naming_the_variable(tmp_path, variable):
     (tmp_path / "a-file").write_text("")
