@@ -68,8 +68,11 @@ def _metrics_built() -> _Metrics | None:
     """
     if not settings.CSMS_METRICS_ENABLED:
         return None
-    from prometheus_client import Counter, Gauge, Histogram
+    from prometheus_client import Counter, Gauge, Histogram, multiprocess
 
+    # A live gauge file of this pid is a dead process's (pids repeat: a container started again forks
+    # its workers with the same ones), which the gauge would go on from as if its chargers were ours.
+    multiprocess.mark_process_dead(os.getpid(), settings.CSMS_METRICS_DIR)
     return _Metrics(
         chargers_connected=Gauge(
             "csms_chargers_connected",

@@ -185,3 +185,49 @@ def test_a_process_that_records_nothing_leaves_no_metric_files(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert sorted(path.name for path in directory.iterdir()) == []
+
+
+# A gateway worker that counts chargers and dies without closing them (a SIGKILL, the OOM killer).
+CRASHED_WITH_CHARGERS = """
+import os, django
+django.setup()
+from kernel import metrics
+for _ in range(5):
+    metrics.charger_connected(ocpp_version="1.6")
+print(os.getpid(), flush=True)
+os._exit(0)
+"""
+# A worker started again with the dead one's pid (in a container started again, pids repeat).
+STARTED_WITH_ITS_PID = """
+import os, sys, django
+django.setup()
+from django.conf import settings
+directory = settings.CSMS_METRICS_DIR
+os.rename(f"{directory}/gauge_liveall_{sys.argv[1]}.db", f"{directory}/gauge_liveall_{os.getpid()}.db")
+from kernel import metrics
+metrics.charger_connected(ocpp_version="1.6")
+print(metrics.exposition()[0].decode())
+"""
+
+
+def test_a_worker_given_a_dead_worker_s_pid_counts_only_its_own_chargers(tmp_path):
+    """docker-compose's gateway container started again (``restart: unless-stopped``, the same
+    writable layer and metrics directory) forks its workers with the same pids as before: a worker
+    read the dead one's live gauge file as its own and reported its chargers on top of its own, for
+    as long as it lived (each scrape thought that process alive)."""
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "csms.settings", "CSMS_VAR_DIR": str(tmp_path)}
+    environment["CSMS_METRICS_DIR"] = str(tmp_path / "metrics")
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHED_WITH_CHARGERS], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert crashed.returncode == 0, crashed.stderr
+    again = subprocess.run(
+        [sys.executable, "-c", STARTED_WITH_ITS_PID, crashed.stdout.strip()],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    [connected] = re.findall(r'^csms_chargers_connected\{ocpp_version="1.6",pid="\d+"\} (\S+)$', again.stdout, re.M)
+    assert float(connected) == 1
