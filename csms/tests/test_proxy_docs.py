@@ -22,3 +22,10 @@ def test_the_nginx_example_replaces_the_clients_x_forwarded_for():
     the charger password throttles and the handshake limit counted it under: unlimited guesses."""
     settings = re.findall(r"proxy_set_header\s+X-Forwarded-For\s+(\S+);", _nginx_block(), re.I)
     assert settings == ["$remote_addr"]
+
+
+def test_the_proxies_keep_the_metrics_from_the_internet():
+    """``/metrics`` answers anyone without a key (Prometheus scrapes it inside the network): the
+    Caddyfile answered it 404, the README's nginx example forwarded it with everything else."""
+    assert re.search(r"^\s*respond /metrics 404$", (ROOT / "deploy" / "Caddyfile").read_text(), re.M)
+    assert re.search(r"location = /metrics \{ return 404; \}", _nginx_block())
