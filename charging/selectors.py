@@ -258,6 +258,8 @@ def charge_point_open_transaction(*, charge_point: ChargePoint) -> Transaction |
 # --- Meter charts (admin reads) ----------------------------------------------------------------
 
 POWER_MEASURAND = "Power.Active.Import"
+# What ``metering.Sample.of`` reads of a row (its text, unit and multiplier give its resolution).
+SAMPLE_FIELDS = ("timestamp", "measurand", "value", "phase", "context", "location", "raw_value", "unit", "multiplier")
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,7 @@ def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
     """
     rows = MeterSample.objects.filter(
         transaction=transaction, measurand__in=[metering.ENERGY_REGISTER, POWER_MEASURAND], value__isnull=False
-    ).only("timestamp", "measurand", "value", "phase", "context", "location")
+    ).only(*SAMPLE_FIELDS)
     samples = [metering.Sample.of(row) for row in rows]
     readings = metering.register_readings(samples)
     energy: list[tuple[datetime, Decimal]] = []

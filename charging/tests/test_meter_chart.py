@@ -226,3 +226,20 @@ def test_the_transaction_page_draws_the_chart_or_says_there_is_nothing_yet(clien
     assert 'class="meter-energy"' in svg and 'class="meter-power"' in svg
     assert "Energy delivered (kWh)" in svg and "Power (kW)" in svg
     ET.fromstring(svg)
+
+
+@pytest.mark.django_db
+def test_a_long_session_s_series_are_read_in_one_query(register_charge_point, django_assert_num_queries):
+    """Each sample's resolution reads its text, unit and multiplier, which the read left out: three
+    more queries per sample, and a day's session took the transaction's admin page minutes."""
+    session = _session(register_charge_point)
+    for minute in range(1, 21):
+        at = T0 + timedelta(minutes=minute)
+        _record(
+            session,
+            SampledValue(timestamp=at, raw_value=str(10_000 + 100 * minute)),
+            SampledValue(timestamp=at, raw_value="7.4", unit="kW", measurand=POWER),
+        )
+    with django_assert_num_queries(1):
+        series = transaction_meter_series(transaction=session)
+    assert len(series.energy_wh) == 21 and len(series.power_w) == 20
