@@ -27,7 +27,11 @@ from webhooks.models import (
     event_types_once,
     event_types_validate,
 )
-from webhooks.services import webhook_delivery_resend, webhook_subscription_unwanted_dropped
+from webhooks.services import (
+    webhook_deliveries_resend,
+    webhook_delivery_resend,
+    webhook_subscription_unwanted_dropped,
+)
 from webhooks.signing import secret_new
 from webhooks.url_safety import UnsafeWebhookUrl, webhook_url_check, webhook_url_redacted
 
@@ -213,10 +217,8 @@ class WebhookDeliveryAdmin(CappedList, admin.ModelAdmin):
 
     @admin.action(description="Re-send selected deliveries", permissions=["change"])
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
-        deliveries = list(queryset)
-        for delivery in deliveries:
-            webhook_delivery_resend(delivery=delivery)
-        self.message_user(request, f"Queued {len(deliveries)} deliveries again.", messages.SUCCESS)
+        resent = webhook_deliveries_resend(deliveries=queryset)
+        self.message_user(request, f"Queued {resent} deliveries again.", messages.SUCCESS)
 
     @admin.display(description="state", ordering="state")
     def state_badge(self, obj: WebhookDelivery) -> SafeString:

@@ -4,12 +4,15 @@ names; re-sending a delivery needs the change permission; payloads are readable.
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Permission, User
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from csms.staff_groups import OPERATOR, SUPPORT, staff_user_create
 from webhooks import services
@@ -71,6 +74,38 @@ def test_the_resend_action_queues_every_selected_delivery(client, failed, django
         response = operator.post(DELIVERIES, {"action": "resend", ACTION_CHECKBOX_NAME: [failed.pk]}, follow=True)
     assert messages_of(response) == ["Queued 1 deliveries again."]
     assert_queued_again(failed, callbacks)
+
+
+def test_the_resend_action_on_every_failed_delivery_is_one_update_and_one_wake_up(
+    client, failed, django_capture_on_commit_callbacks
+):
+    """After a receiver's day-long outage an operator selects every failed delivery (thousands) and
+    re-sends them: each was an UPDATE and a wake-up of its own, a minute's request for 20 000."""
+    operator = staff(client, "view_webhookdelivery", "change_webhookdelivery")
+    more = WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            event_id=uuid.uuid4(),
+            event_type=failed.event_type,
+            subscription=failed.subscription,
+            body=failed.body,
+            state=DeliveryState.FAILED,
+            attempts=8,
+            next_attempt_at=failed.next_attempt_at,
+        )
+        for _ in range(30)
+    )
+
+    def resend(pks: list) -> tuple[int, list]:
+        with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+            operator.post(DELIVERIES, {"action": "resend", ACTION_CHECKBOX_NAME: pks})
+        return len(queries), callbacks
+
+    one, _ = resend([failed.pk])
+    WebhookDelivery.objects.update(state=DeliveryState.FAILED, attempts=8)
+    every, callbacks = resend([failed.pk, *(delivery.pk for delivery in more)])
+    assert every == one
+    assert len(callbacks) == 1
+    assert set(WebhookDelivery.objects.values_list("state", "attempts")) == {(DeliveryState.PENDING, 0)}
 
 
 def test_a_user_who_may_only_look_cannot_resend(client, failed):
