@@ -15,6 +15,7 @@ from commands.admin import command_outcome_message
 from commands.services import CommandRefused
 from configuration import changes
 from configuration.models import ConfigurationKey, DeviceModelAttribute, DeviceModelReport, DeviceModelVariable
+from kernel.admin_lists import CappedList
 
 _LEARNED = ("learned_from", "learned_at", "command")
 
@@ -67,7 +68,13 @@ class DeviceModelAttributeInline(admin.TabularInline):
 
 
 @admin.register(DeviceModelVariable)
-class DeviceModelVariableAdmin(admin.ModelAdmin):
+class DeviceModelVariableAdmin(CappedList, admin.ModelAdmin):
+    """A 2.0.1 station reports hundreds of variables, a fleet millions: the list is in the order of
+    the charger/identity unique index, counts at most ``CappedCountPaginator.cap`` rows and sorts by
+    no other column (sorting the model's component/variable order sorted the table whole per page)."""
+
+    ordering = ("charge_point_id", "identity")
+    sortable_by = ()
     list_display = (
         "charge_point",
         "component_name",
@@ -88,7 +95,11 @@ class DeviceModelVariableAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeviceModelAttribute)
-class DeviceModelAttributeAdmin(_ChargerEditedAdmin):
+class DeviceModelAttributeAdmin(CappedList, _ChargerEditedAdmin):
+    """As the variables' list: in the order of the variable/type unique index, counted to a cap."""
+
+    ordering = ("variable_id", "type")
+    sortable_by = ()
     list_display = ("variable", "type", "value", "mutability", "pending_value", *_LEARNED)
     list_filter = ("type", "mutability", "learned_from")
     search_fields = ("variable__charge_point__charge_point_id", "variable__component_name", "variable__variable_name")

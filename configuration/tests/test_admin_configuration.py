@@ -105,3 +105,34 @@ def test_the_configuration_lists_ask_as_many_queries_for_many_rows_as_for_one(ad
     few = [_queries(admin_client, page) for page in pages]
     _learned(charge_point, range(1, 15))
     assert [_queries(admin_client, page) for page in pages] == few
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "first_order"),
+    [
+        (
+            "/admin/configuration/devicemodelvariable/",
+            "configuration_devicemodelvariable",
+            '"configuration_devicemodelvariable"."charge_point_id" ASC,'
+            ' "configuration_devicemodelvariable"."identity" ASC',
+        ),
+        (
+            "/admin/configuration/devicemodelattribute/",
+            "configuration_devicemodelattribute",
+            '"configuration_devicemodelattribute"."variable_id" ASC, "configuration_devicemodelattribute"."type" ASC',
+        ),
+    ],
+)
+def test_the_device_model_lists_never_count_or_sort_the_whole_table(admin_client, url, table, first_order):
+    """A 2.0.1 station reports hundreds of variables, 2000 stations a million: the list sorted every
+    row by component and variable names (or attribute type) and counted them all, a second a page
+    and more with the fleet. Now in the order of a unique index, the count capped, no other sort."""
+    _learned(ChargePoint.objects.create(charge_point_id="DM-LIST", heartbeat_interval=60), range(2))
+    for ordered in ("", "?o=1", "?o=-2.3"):
+        with CaptureQueriesContext(connection) as queries:
+            page = admin_client.get(url + ordered)
+        assert page.status_code == 200 and len(page.context["cl"].result_list) == 2
+        assert str(page.context["cl"].queryset.query).partition("ORDER BY ")[2] == first_order, ordered
+        statements = [each["sql"] for each in queries.captured_queries if f'FROM "{table}"' in each["sql"]]
+        counts = [sql for sql in statements if "COUNT(" in sql]
+        assert len(counts) == 1 and "LIMIT 10000" in counts[0], counts
