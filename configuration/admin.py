@@ -44,7 +44,12 @@ class _ChargerEditedAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConfigurationKey)
-class ConfigurationKeyAdmin(_ChargerEditedAdmin):
+class ConfigurationKeyAdmin(CappedList, _ChargerEditedAdmin):
+    """Dozens of keys a charger, a fleet's hundreds of thousands: in the order of the charger/key
+    unique index, counted to a cap, sorted by no other column (as the device model lists)."""
+
+    ordering = ("charge_point_id", "key")
+    sortable_by = ()
     list_display = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
     list_filter = ("learned_from", "readonly", "unknown")
     search_fields = ("charge_point__charge_point_id", "key", "value")
