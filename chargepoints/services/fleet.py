@@ -28,6 +28,7 @@ from chargepoints.models import (
     Heartbeat,
     LifecycleState,
     OcppMessage,
+    SchemaViolation,
 )
 from chargepoints.passwords import PasswordNeedsHashing, charger_password_matches
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
@@ -1246,4 +1247,9 @@ def heartbeats_prune(*, older_than_days: int) -> int:
 
 
 def ocpp_messages_prune(*, older_than_days: int) -> int:
-    return OcppMessage.objects.filter(created_at__lt=timezone.now() - timedelta(days=older_than_days)).delete()[0]
+    """The message log's frames older than ``older_than_days`` (``CSMS_MESSAGE_LOG_DAYS``), and the
+    schema violations received before then, each of which keeps its frame (id tags included); returns
+    the frames of the log deleted."""
+    before = timezone.now() - timedelta(days=older_than_days)
+    SchemaViolation.objects.filter(received_at__lt=before).delete()
+    return OcppMessage.objects.filter(created_at__lt=before).delete()[0]

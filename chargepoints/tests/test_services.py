@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from chargepoints import services
-from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage
+from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage, SchemaViolation
 from webhooks.models import WebhookDelivery
 from webhooks.services import webhook_subscription_create
 
@@ -218,6 +219,26 @@ def test_pruning_removes_only_rows_older_than_the_retention(register_charge_poin
     assert services.heartbeats_prune(older_than_days=7) == 1
     assert services.ocpp_messages_prune(older_than_days=30) == 1
     assert Heartbeat.objects.count() == 1
+
+
+def test_pruning_the_message_log_prunes_the_frames_kept_with_schema_violations(register_charge_point):
+    """A violation keeps its whole frame (an idTag, a MeterValues' readings): a charger model sending a
+    wrong unit in every MeterValues added a row a minute for ever, while the message log's copy of
+    the same frame was kept ``CSMS_MESSAGE_LOG_DAYS`` (README: frames contain id tags)."""
+    charge_point = register_charge_point("CP-1")
+    frame = '[2,"1","Authorize",{"idTag":"04A1B2C3D4E5F6A7B8C9D0E1F2"}]'
+    for received_at in (datetime(2020, 1, 1, tzinfo=UTC), timezone.now()):
+        SchemaViolation.objects.create(
+            charge_point=charge_point,
+            action="Authorize",
+            path="idTag",
+            validator="maxLength",
+            value="04A1B2C3D4E5F6A7B8C9D0E1F2",
+            frame=frame,
+            received_at=received_at,
+        )
+    services.ocpp_messages_prune(older_than_days=30)
+    assert SchemaViolation.objects.get().received_at.year != 2020
 
 
 def _statuses(charge_point_id: str) -> list[tuple]:
