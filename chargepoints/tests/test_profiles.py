@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from chargepoints.models import ChargePoint, ChargerModelProfile, SchemaViolation, Strictness
 from chargepoints.selectors import STRICT_PROFILE, ChargerProfile, charge_point_profile, charger_profile_for
@@ -113,6 +114,28 @@ def test_recorded_violations_are_listed_in_the_admin(admin_client, register_char
     )
     listing = admin_client.get("/admin/chargepoints/schemaviolation/?validator=enum").content.decode()
     assert "FanFailure" in listing and "CP-ODD" in listing
+
+
+def test_the_violations_list_never_counts_or_sorts_the_whole_table(admin_client, register_charge_point):
+    """A model with a wrong unit in every MeterValues records a violation a minute per charger: the
+    list sorted every row by time and counted them all (1 s a page at 500 000). Newest recorded
+    first by the primary key, the count capped, no other sort by a hand-written ``?o=``."""
+    charge_point = register_charge_point("CP-ODD")
+    for unit in ("KWH", "kwh"):
+        schema_violations_record(
+            charge_point_id=charge_point.charge_point_id,
+            action="MeterValues",
+            violations=[ReceivedViolation(path="meterValue/0/sampledValue/0/unit", validator="enum", value=unit)],
+            received_at=datetime(2026, 5, 1, tzinfo=UTC),
+        )
+    for ordered in ("", "?o=1", "?o=-3.2"):
+        with CaptureQueriesContext(connection) as queries:
+            page = admin_client.get(f"/admin/chargepoints/schemaviolation/{ordered}")
+        assert [row.value for row in page.context["cl"].result_list] == ["kwh", "KWH"]
+        order = str(page.context["cl"].queryset.query).partition("ORDER BY ")[2]
+        assert order == '"chargepoints_schemaviolation"."id" DESC', ordered
+        counts = [each["sql"] for each in queries.captured_queries if "COUNT(" in each["sql"]]
+        assert len(counts) == 1 and "LIMIT 10000" in counts[0], counts
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="plain statements are PostgreSQL only")
