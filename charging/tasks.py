@@ -13,5 +13,4 @@ def expire_reservations() -> int:
 
 @shared_task(name="charging.tasks.close_stranded_sessions")
 def close_stranded_sessions() -> int:
-    closed = stranded_sessions.transactions_close_after_reset()
-    return closed + stranded_sessions.transactions_close_after_version_change()
+    return stranded_sessions.transactions_close_after_version_change()

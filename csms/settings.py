@@ -535,6 +535,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     },
     "expire-log-uploads": {"task": "maintenance.tasks.expire_log_uploads", "schedule": 60.0},
     "close-stranded-sessions": {"task": "charging.tasks.close_stranded_sessions", "schedule": 60.0},
+    "close-sessions-a-reset-ended": {"task": "commands.tasks.close_sessions_a_reset_ended", "schedule": 60.0},
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
     "prune-webhook-deliveries": {"task": "webhooks.tasks.prune_webhook_deliveries", "schedule": 3600.0},

@@ -10,8 +10,10 @@
    session of the version it left, and its statuses, per EVSE, never named a 1.6 session's
    connector: the session stayed open.
 
-Neither adds anything on a charger's message path nor at a Reset's answer (a write there cost the
-command round trip a quarter of its rate, round 46).
+The first sweep is ``commands.reset_sessions`` (it reads the Resets recorded as commands), the
+second is here; both close through ``session_closed``. Neither adds anything on a charger's
+message path nor at a Reset's answer (a write there cost the command round trip a quarter of its
+rate, round 46).
 """
 
 from __future__ import annotations
@@ -20,45 +22,18 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import transaction as db_transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import F
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
 from charging.models import Transaction, TransactionStatus
 from charging.services.session_rows import charge_point_locked
 from charging.services.transaction_end import transaction_finish
-from commands.models import Command, CommandState
 
-# How far back the sweep looks: Resets accepted, and chargers booted, in the last day.
+# How far back the sweeps look: chargers booted (and Resets accepted, commands.reset_sessions) in the last day.
 SWEEP_LOOKBACK = timedelta(days=1)
 # Statuses of a connector whose transaction may go on (a charger that kept it through the Reset).
 _TRANSACTION_GOING_ON = frozenset({"Charging", "SuspendedEV", "SuspendedEVSE", "Occupied"})
-
-
-def transactions_close_after_reset(*, now: datetime | None = None) -> int:
-    """Close each session still open that reached the CSMS before its charger accepted a Reset of
-    the whole charger (1.6 Soft or Hard; 2.0.1 without ``evse_id``, answered ``Accepted``:
-    Immediate ends every transaction, OnIdle is accepted only when none runs; ``Scheduled`` waits
-    for them to end), once the charger booted after it and the session's connector (2.0.1: its EVSE)
-    has reported since the boot a status with no transaction going on. Closed as after a reboot
-    (reason ``Reboot``, ``closed_by_csms``, at the boot; a stop the charger sends later replaces
-    it). A connector still silent since the boot, or charging, keeps its session. One statement
-    finds them (Resets of the last day, chargers booted since); returns how many were closed."""
-    since = (now or timezone.now()) - SWEEP_LOOKBACK
-    resets = Command.objects.filter(
-        charge_point=OuterRef("charge_point"),
-        created_at__gte=since,
-        action="Reset",
-        state=CommandState.ACCEPTED,
-        completed_at__gt=OuterRef("created_at"),
-        completed_at__lt=OuterRef("charge_point__last_boot_at"),
-        request__evse_id__isnull=True,
-        response__status="Accepted",
-    )
-    stranded = Transaction.objects.filter(
-        charge_point__in=ChargePoint.objects.filter(last_boot_at__gte=since), status=TransactionStatus.ACTIVE
-    ).filter(Exists(resets))
-    return sum(_session_closed(pk, _no_transaction_reported) for pk in list(stranded.values_list("pk", flat=True)))
 
 
 def transactions_close_after_version_change(*, now: datetime | None = None) -> int:
@@ -73,10 +48,10 @@ def transactions_close_after_version_change(*, now: datetime | None = None) -> i
         .exclude(ocpp_version=F("charge_point__ocpp_version"))
         .filter(created_at__lt=F("charge_point__last_boot_at"))
     )
-    return sum(_session_closed(pk, _of_another_version) for pk in list(stranded.values_list("pk", flat=True)))
+    return sum(session_closed(pk, _of_another_version) for pk in list(stranded.values_list("pk", flat=True)))
 
 
-def _session_closed(pk: int, still_stranded: Callable[[Transaction, ChargePoint], bool]) -> int:
+def session_closed(pk: int, still_stranded: Callable[[Transaction, ChargePoint], bool]) -> int:
     """Close the session ``pk`` as after a reboot, under its charger's lock, if it is still open,
     reached the CSMS before its charger's last boot and ``still_stranded`` (checked again: a stop
     may have come meanwhile). 1 when closed, else 0."""
@@ -104,7 +79,7 @@ def _of_another_version(session: Transaction, charge_point: ChargePoint) -> bool
     return session.ocpp_version != charge_point.ocpp_version
 
 
-def _no_transaction_reported(session: Transaction, charge_point: ChargePoint) -> bool:
+def no_transaction_reported(session: Transaction, charge_point: ChargePoint) -> bool:
     """Whether the session's connector (a 2.0.1 session's EVSE: each of its connectors) reported a
     status since the boot, none of them one of a transaction going on."""
     connectors = Connector.objects.filter(charge_point=charge_point, updated_at__gte=charge_point.last_boot_at)

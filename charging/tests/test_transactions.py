@@ -28,7 +28,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
-from charging.services import reconciliation, reservations, stranded_sessions
+from charging.services import reconciliation, reservations
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_end import (
     transaction_charging_state_set,
@@ -40,6 +40,7 @@ from charging.services.transaction_start import (
     transaction_start,
 )
 from charging.services.transaction_stop import StopRequest, StopResult, transaction_stop
+from commands import reset_sessions
 from commands.models import Command, CommandState
 
 pytestmark = pytest.mark.django_db
@@ -1131,6 +1132,6 @@ def test_a_v201_session_is_closed_after_an_accepted_reset_of_the_whole_station_o
     )
     ChargePoint.objects.filter(pk=charge_point.pk).update(last_boot_at=timezone.now())
     Connector.objects.create(charge_point=charge_point, evse_id=1, connector_id=1, status="Unavailable")
-    assert stranded_sessions.transactions_close_after_reset() == closed
+    assert reset_sessions.transactions_close_after_reset() == closed
     session.refresh_from_db()
     assert (session.status, session.closed_by_csms) == (("ended", True) if closed else ("active", False))

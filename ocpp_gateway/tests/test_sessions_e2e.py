@@ -24,10 +24,8 @@ from charging.models import (
     ReservationStatus,
     Transaction,
 )
-from charging.services.stranded_sessions import (
-    transactions_close_after_reset,
-    transactions_close_after_version_change,
-)
+from charging.services.stranded_sessions import transactions_close_after_version_change
+from commands.reset_sessions import transactions_close_after_reset
 from conftest import ahttp, ocpp_charger, raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
