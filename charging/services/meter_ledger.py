@@ -466,8 +466,10 @@ def _of_every_phase_held(session: Transaction, rows: Sequence[SampleRow], readin
 
 def _phases_added(scope: int, held: int | None) -> bool:
     """Whether a reading of ``scope`` reads phases the held register's readings (``held``) did not,
-    at the same location (``metering.register_scope``): those were a sum of fewer phases."""
-    return held is not None and scope // 8 == held // 8 and scope != held
+    at the same location (``metering.register_scope``): those were a sum of fewer phases. Held
+    readings of one phase are not (a single-phase meter labelling its phase, whose total, read
+    without one, is the same register: its meter start stays)."""
+    return held is not None and scope // 8 == held // 8 and scope != held and (held % 8).bit_count() >= 2
 
 
 def _baseline_of_fewer_phases_replaced(

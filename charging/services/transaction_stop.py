@@ -16,7 +16,7 @@ from django.db import transaction as db_transaction
 from django.utils import timezone
 
 from chargepoints.clock import ChargerTime
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, Connector
 from charging import metering, selectors
 from charging.metering import Anomaly
 from charging.models import (
@@ -202,8 +202,10 @@ def _unknown_stop(park: _Parker, rows: Sequence[SampleRow], answer: IdTagInfo | 
     """Park the stop of a session the CSMS does not know; when it clearly meant a session open on
     its charger (``_open_session_meant``), attach it there at once, as an operator would."""
     parked = _unknown_stop_park(park, park.request.ocpp_transaction_id, rows)
+    if parked.state != ReconciliationState.OPEN:  # attached already: a resent copy
+        return StopResult(None, answer, parked)
     meant = _open_session_meant(park.charge_point, park.request, park.meter_stop_wh, park.stopped_at, rows)
-    if meant is None or parked.state != ReconciliationState.OPEN:  # attached already: a resent copy
+    if meant is None:
         return StopResult(None, answer, parked)
     reconciliation_item_attach(item=parked, transaction=meant, user_id=None)
     meant.refresh_from_db()
@@ -225,8 +227,11 @@ def _open_session_meant(
     than the stop and not interrupted by a reboot since (``opened_before_boot``: a session whose
     stop the reboot lost, open since, would take a later session's stop and its hours), its meter
     start and last register reading no higher than the meter stop, and
-    its meter start the Transaction.Begin reading the stop's transactionData brings, if any. Rare
-    (an unknown stop): one statement."""
+    its meter start the Transaction.Begin reading the stop's transactionData brings, if any. A
+    stop naming no idTag and bringing no Begin reading is evidence only on a charger that reported
+    one connector: on another, it may be the stop of a session whose start never reached the CSMS on
+    another connector (a session open there must not take its energy). Rare (an unknown stop): at
+    most two statements."""
     if request.seq_no is not None or meter_stop is None:
         return None
     begin = [r.wh for r in metering.register_readings(rows) if r.context == "Transaction.Begin"]
@@ -246,7 +251,16 @@ def _open_session_meant(
         and (session.last_register_wh is None or session.last_register_wh <= meter_stop)
         and (not begin or begin[0] == session.meter_start_wh)
     ]
-    return follows[0] if len(open_sessions) == 1 and follows else None
+    if len(open_sessions) != 1 or not follows:
+        return None
+    if not request.id_tag and not begin and _connectors_known(charge_point) != 1:
+        return None
+    return follows[0]
+
+
+def _connectors_known(charge_point: ChargePoint) -> int:
+    """How many connectors (not connector 0, the charger as a whole) the charger reported."""
+    return Connector.objects.filter(charge_point=charge_point, connector_id__gt=0).count()
 
 
 def _last_register_wh(rows: Sequence[SampleRow]) -> Decimal | None:

@@ -408,3 +408,15 @@ def test_a_meter_values_of_fewer_phases_resent_after_a_lost_acknowledgement_is_s
     meter_values(2, L1="1000", L2="1000")  # the copy
     assert MeterSample.objects.filter(transaction=session).count() == 5
     assert session_of(cp).last_register_wh == Decimal(2700)
+
+
+def test_a_single_phase_register_labelled_then_read_as_a_total_keeps_its_meter_start(register_charge_point):
+    """The review's case: a single-phase station labels its register L1 in one sampled-data set and
+    sends the total without a phase in another (its Ended's): the same register, not a phase added.
+    It was taken as a Begin missing phases: meter start 3000, 0 Wh billed for 2000."""
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, phases({"L1": 1000}, "Transaction.Begin")))
+    _transaction_event(cp, event("Updated", 1, 10, phases({"L1": 2000}, "Sample.Periodic")))
+    _transaction_event(cp, event("Ended", 2, 20, [register(3000, "Transaction.End")]))
+    session = session_of(cp)
+    assert (session.meter_start_wh, session.energy_wh) == (Decimal(1000), Decimal(2000))

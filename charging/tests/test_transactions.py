@@ -265,6 +265,10 @@ def test_a_stop_naming_an_unknown_id_ends_the_open_session_it_clearly_follows(re
         {"meter_stop": 3000, "id_tag": "SOMEONE-ELSE"},
         {"meter_stop": 3000, "two_open": True},  # no idTag, two sessions open
         {"meter_stop": 3000, "booted": True},  # the session a reboot interrupted: a later one's stop
+        # No idTag, two connectors (the review's case): connector 2's session whose start never reached
+        # the CSMS stops; connector 1's open session must not take its energy.
+        {"meter_stop": 50_000, "two_connectors": True},
+        {"meter_stop": 50_000},  # no idTag, and no connector reported: how many it has is unknown
     ],
 )
 def test_a_stop_naming_an_unknown_id_that_no_open_session_clearly_meets_stays_parked(register_charge_point, stopped):
@@ -274,6 +278,10 @@ def test_a_stop_naming_an_unknown_id_that_no_open_session_clearly_meets_stays_pa
         start_v16(charge_point_id, connector_id=2)
     if stopped.pop("booted", False):
         ChargePoint.objects.filter(charge_point_id=charge_point_id).update(last_boot_at=timezone.now())
+    if stopped.pop("two_connectors", False):
+        charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+        for connector_id in (1, 2):
+            Connector.objects.create(charge_point=charge_point, connector_id=connector_id, status="Charging")
     item = stop(charge_point_id, "424242", stopped.pop("meter_stop"), **stopped).reconciliation_item
     session.refresh_from_db()
     assert (item.state, item.reason, session.status) == ("open", "unknown_transaction", TransactionStatus.ACTIVE)
