@@ -311,14 +311,33 @@ def transactions_open_exist(*, charge_point: ChargePoint, connector_id: int, evs
         return cursor.fetchone() is not None
 
 
-def remote_start_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
+def remote_start_token_warnings(
+    *,
+    id_tag: str,
+    token_type: str,
+    charge_point_id: str,
+    connector_id: int | None = None,
+    evse_id: int | None = None,
+) -> list[str]:
     """The remote start guard: the CSMS sends a remote start for any token, but says when it would
-    not authorize that token itself (unknown, Blocked, Expired): the charger is answered so at the
-    session's start (OCPP 1.6 §5.11: the Central System verifies the idTag of every start) and
-    stops it where configured to, and a session it keeps is flagged ``unauthorized_token`` and
-    billed for review. Empty for an Accepted token, and for a 2.0.1 ``NoAuthorization`` one (a
-    session started without authorization is not flagged)."""
-    return _token_warnings(id_tag, token_type, f"the charger is answered so when the session starts, {_STOPS}")
+    not authorize that token itself (unknown, Blocked, Expired, or ConcurrentTx: at its
+    ``max_concurrent_sessions`` with sessions open other than where it starts, charger
+    ``charge_point_id``'s 1.6 connector or 2.0.1 EVSE, or this charger when none is named, as
+    ``id_tag_concurrency_checked`` counts): the charger is answered so at the session's start (OCPP
+    1.6 §5.11: the Central System verifies the idTag of every start) and stops it where configured
+    to, and a session it keeps is flagged ``unauthorized_token`` and billed for review. Empty for an
+    Accepted token, and for a 2.0.1 ``NoAuthorization`` one (a session started without
+    authorization is not flagged)."""
+    if token_type == "NoAuthorization":
+        return []
+    info = id_tag_concurrency_checked(
+        info=id_tag_authorize(id_tag=id_tag, token_type=token_type),
+        id_tag=id_tag,
+        charge_point_id=charge_point_id,
+        connector_id=connector_id,
+        evse_id=evse_id,
+    )
+    return _status_warnings(id_tag, info, f"the charger is answered so when the session starts, {_STOPS}")
 
 
 def reservation_token_warnings(*, id_tag: str, token_type: str) -> list[str]:
@@ -407,8 +426,14 @@ _ENDED_HOW: dict[str, str] = {
 def _token_warnings(id_tag: str, token_type: str, consequence: str) -> list[str]:
     if token_type == "NoAuthorization":
         return []
-    status = id_tag_authorize(id_tag=id_tag, token_type=token_type).status
+    return _status_warnings(id_tag, id_tag_authorize(id_tag=id_tag, token_type=token_type), consequence)
+
+
+def _status_warnings(id_tag: str, info: IdTagInfo, consequence: str) -> list[str]:
+    status = info.status
     if status == AuthorizationStatus.ACCEPTED:
         return []
     verdict = "is not known to the CSMS (Invalid)" if status == AuthorizationStatus.INVALID else f"is {status}"
+    if status == CONCURRENT_TX:
+        verdict += f" (its {info.max_concurrent_sessions} session(s) at once are open elsewhere)"
     return [f"Id tag {id_tag!r} {verdict}; {consequence}."]

@@ -655,3 +655,34 @@ def test_a_cancel_of_a_reservation_the_csms_knows_no_active_one_by_is_sent_with_
     assert warnings(4) == [f"Reservation 4 of CP-1 has ended for the CSMS (cancelled){tail}"]
     assert warnings(5) == [f"Reservation 5 is not known to the CSMS{tail}"]
     assert Command.objects.exclude(warnings=[]).count() == 3
+
+
+@pytest.mark.parametrize(
+    ("version", "path", "body"),
+    [
+        ("1.6", "ocpp16/CP-1/remote_start_transaction", {"connector_id": 1, "id_tag": "FLEET-X"}),
+        (
+            "2.0.1",
+            "ocpp201/CP-1/request_start_transaction",
+            {"remote_start_id": 1, "evse_id": 1, "id_token": {"id_token": "FLEET-X", "type": "ISO14443"}},
+        ),
+    ],
+)
+def test_a_remote_start_for_a_card_at_its_session_limit_elsewhere_is_sent_with_a_concurrent_tx_warning(
+    api_client, register_charge_point, version, path, body
+):
+    """Probe: a fleet card (one session at a time) charging at CP-2 was remote-started at CP-1 with no
+    warning; the charger's start is answered ConcurrentTx, stopped or flagged unauthorized_token."""
+    register_charge_point("CP-1", ocpp_version=version)
+    elsewhere = register_charge_point("CP-2", ocpp_version="1.6")
+    IdTag.objects.create(id_tag="FLEET-X", max_concurrent_sessions=1)
+    started = timezone.now() - timedelta(minutes=5)
+    Transaction.objects.create(
+        charge_point=elsewhere, connector_id=1, id_tag="fleet-x", id_tag_status="Accepted", started_at=started
+    )
+    api_client.post(f"/api/v1/{path}", body, format="json")
+    [warning] = Command.objects.get().warnings
+    assert "'FLEET-X' is ConcurrentTx" in warning and "unauthorized_token" in warning
+    Transaction.objects.update(status="ended")  # the card is free again: no warning
+    api_client.post(f"/api/v1/{path}", body, format="json")
+    assert sorted(len(command.warnings) for command in Command.objects.all()) == [0, 1]

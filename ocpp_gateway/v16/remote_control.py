@@ -23,7 +23,12 @@ class RemoteControlHandlers:
     @staticmethod
     @request_check(Action.remote_start_transaction)
     def remote_start_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
-        return selectors.remote_start_token_warnings(id_tag=body["id_tag"], token_type="")
+        return selectors.remote_start_token_warnings(
+            id_tag=body["id_tag"],
+            token_type="",
+            charge_point_id=charge_point.charge_point_id,
+            connector_id=body.get("connector_id"),
+        )
 
     @staticmethod
     @request_check(Action.remote_stop_transaction)

@@ -23,7 +23,12 @@ class RemoteControlHandlers:
     @request_check(Action.request_start_transaction)
     def request_start_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
         token = body["id_token"]
-        return selectors.remote_start_token_warnings(id_tag=token["id_token"], token_type=str(token.get("type", "")))
+        return selectors.remote_start_token_warnings(
+            id_tag=token["id_token"],
+            token_type=str(token.get("type", "")),
+            charge_point_id=charge_point.charge_point_id,
+            evse_id=body.get("evse_id"),
+        )
 
     @staticmethod
     @request_check(Action.request_stop_transaction)
