@@ -138,7 +138,7 @@ TARIFFS_TOPIC = "tariffs"
 # queryset ``update()``, raw SQL) or whose notice is lost prices stops no longer than this.
 TARIFFS_KEPT_SECONDS = 10.0
 # What tariff_for chooses from: (charger primary key -> its own tariff's id, for the chargers that
-# have one; every tariff; open session primary key -> the tariff kept for it, ``SessionTariff``).
+# have one; every tariff; session primary key -> the tariff kept for it, ``SessionTariff``).
 # Read by the batch threads, forgotten on the event loop.
 _kept: cache_changes.KeptValue[tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]] = cache_changes.KeptValue(
     TARIFFS_TOPIC, seconds=TARIFFS_KEPT_SECONDS
@@ -146,7 +146,7 @@ _kept: cache_changes.KeptValue[tuple[dict[int, int], tuple[Tariff, ...], dict[in
 
 
 def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]] | None:
-    """Every tariff, the chargers' own tariffs and those kept for open sessions (three statements
+    """Every tariff, the chargers' own tariffs and those kept for sessions (three statements
     when read again, at most every ``TARIFFS_KEPT_SECONDS``), while this process listens to
     ``kernel.cache_changes`` (a gateway process); a tariff saved or deleted, or a charger's tariff
     changed, through the ORM in any process empties every process's (``tariffs_changed``; the tariffs
@@ -158,11 +158,10 @@ def _tariffs_kept() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]
 
 def _tariffs_and_kept_read() -> tuple[dict[int, int], tuple[Tariff, ...], dict[int, int]]:
     # The sessions' first, then the chargers': a tariff either names existed before, so it is read next.
-    kept_for = dict(
-        SessionTariff.objects.filter(transaction__status=TransactionStatus.ACTIVE).values_list(
-            "transaction_id", "tariff_id"
-        )
-    )
+    # Every kept one, not only the open sessions': read in a stop's database transaction, its own
+    # session is ended already, and its stop must still be priced with the tariff kept for it (the
+    # ended sessions' are removed at the next change, ``services.open_session_tariffs_kept``).
+    kept_for = dict(SessionTariff.objects.values_list("transaction_id", "tariff_id"))
     return (*tariffs_read(), kept_for)
 
 

@@ -487,3 +487,47 @@ async def test_a_process_that_does_not_listen_reads_the_chargers_pks_at_every_fl
     logged = sync_to_async(_frames_logged)
     assert await logged("CP-LOG-A") == (1, 1)
     assert await logged("CP-LOG-A") == (1, 1)
+
+
+def _stopped_billed_with(session: Transaction) -> str | None:
+    """The session stopped an hour in after 10 kWh, and the name of the tariff its record names."""
+    from charging.services.transaction_stop import StopRequest, transaction_stop
+
+    transaction_stop(
+        StopRequest(
+            charge_point_id=session.charge_point.charge_point_id,
+            ocpp_transaction_id=session.ocpp_id,
+            stopped_at=JAN + timedelta(hours=1),
+            action="StopTransaction",
+            payload={},
+            meter_stop_wh=Decimal(10000),
+        )
+    )
+    record = BillingRecord.objects.select_related("tariff").get(transaction=session)
+    return record.tariff.name if record.tariff else None
+
+
+async def test_a_listening_process_bills_a_stop_with_the_tariff_its_session_started_under(listening):
+    """Probe (round 48): the charger given another tariff mid-session, its stop the first one
+    priced after the change (the process's kept tariffs read again in the stop's transaction)."""
+    from charging.services.transaction_start import StartRequest, transaction_start
+
+    cheap = await Tariff.objects.acreate(name="cheap", currency="EUR", price_per_kwh=Decimal("0.10"))
+    dear = await Tariff.objects.acreate(name="dear", currency="EUR", price_per_kwh=Decimal("0.90"))
+    charge_point = await sync_to_async(fleet.charge_point_register)(
+        charge_point_id="CP-STOP-KEPT", heartbeat_interval=60, tariff=cheap
+    )
+    await IdTag.objects.acreate(id_tag="TAG-1")
+    started = await sync_to_async(transaction_start)(
+        StartRequest(
+            charge_point_id="CP-STOP-KEPT",
+            ocpp_version="1.6",
+            start_key="key-kept",
+            started_at=JAN,
+            connector_id=1,
+            id_tag="TAG-1",
+            meter_start_wh=Decimal(0),
+        )
+    )
+    await sync_to_async(charge_point_update)(charge_point=charge_point, tariff=dear)
+    assert await sync_to_async(_stopped_billed_with)(started.transaction) == "cheap"
