@@ -155,7 +155,9 @@ def charging_profile_installed(
     on its connector (EVSE): in 1.6 all of them (§5.16.2); in 2.0.1 those whose validity overlaps its
     own only, which a station that accepted it does not hold (it would have rejected it, K01.FR.06):
     the others it keeps beside it. ``awaited_until``: a remote start's, until when the charger waits
-    for the EV."""
+    for the EV. A profile replaced changed what the charger may draw (``charger_draw_changed``): a
+    site it is on sends it its limits again (an operator's TxProfile of the site's stack level took
+    the place of the site's)."""
     same_stack_level = InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
@@ -169,10 +171,14 @@ def charging_profile_installed(
             if not _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
         ]
         same_stack_level = same_stack_level.exclude(pk__in=kept)
-    same_stack_level.delete()
-    InstalledChargingProfile.objects.filter(charge_point=charge_point, profile_id=target.profile_id).exclude(
-        connector_id=target.connector_id
-    ).delete()
+    replaced = same_stack_level.delete()[0]
+    replaced += (
+        InstalledChargingProfile.objects.filter(charge_point=charge_point, profile_id=target.profile_id)
+        .exclude(connector_id=target.connector_id)
+        .delete()[0]
+    )
+    if replaced:
+        charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
     InstalledChargingProfile.objects.update_or_create(
         charge_point=charge_point,
         connector_id=target.connector_id,

@@ -381,6 +381,43 @@ async def test_a_charger_whose_profiles_an_operator_cleared_is_sent_its_limits_a
     await _site_settled(site_id)
 
 
+async def test_a_session_whose_tx_profile_an_operator_s_profile_replaced_is_sent_its_limit_again(site_daphne, api_key):
+    """Round 48's probe: an operator's 1.6 TxProfile of the site's stack level (1) on a session's
+    connector replaces the site's (§5.16.2); the charger let its car take 32 A beside the other
+    session's 16 A on a 32 A connection until some reading came: no recompute followed the answer."""
+    ids = ["OVER-A", "OVER-B", "OVER-C"]  # failsafe: 32 / 3 = 10.6 A
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
+        await eventually(lambda: _count_is(SessionLimit.objects.filter(limit_a=16), 2))  # the pass committed
+        profile = {
+            "charging_profile_id": 7,
+            "stack_level": 1,
+            "charging_profile_purpose": "TxProfile",
+            "charging_profile_kind": "Relative",
+            "transaction_id": a.transaction_id,
+            "charging_schedule": {
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 32}],
+            },
+        }
+        url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[0]}/set_charging_profile"
+        status, body = await ahttp(
+            url, method="POST", api_key=api_key, body={"connector_id": 1, "cs_charging_profiles": profile}
+        )
+        assert (status, body["status"]) == (200, "Accepted")
+        await _limits([a, b], [16, 16])  # no reading needed: the site's TxProfile is sent again
+    await _site_settled(site_id)
+
+
 async def test_the_allocation_history_lists_a_session_charging_under_its_failsafe_default(site_daphne, api_key):
     """Round 43's probe: a session whose share equals the failsafe default is sent no TxProfile, and
     the snapshot (the history, the site.allocation_changed webhook) left it out: b's start recorded
