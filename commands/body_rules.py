@@ -215,15 +215,21 @@ def _schedule_refusals(version: str, kind: Any, schedule: Any, at: str) -> Refus
     """A charging schedule's rules: its periods (``_periods_checked``); in 2.0.1 no start
     (``start_schedule``) for a Relative profile (K01.FR.41), whose periods count from the
     transaction's start (an Absolute or Recurring one without it, K01.FR.40, is sent as asked: 1.6
-    §7.13 counts it from the start of charging, and chargers take it so); a period's ``phase_to_use``
-    (1, 2 or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out)."""
+    §7.13 counts it from the start of charging, and chargers take it so); a period's ``number_phases``
+    1, 2 or 3 (1.6 §7.14 ChargingSchedulePeriod, 2.0.1 ChargingSchedulePeriodType: the phases an AC
+    charge may use; 0 leaves a limit in W no current, more are not there), its ``phase_to_use`` (1, 2
+    or 3) only with ``number_phases`` 1 (2.0.1 ChargingSchedulePeriodType; 3 when left out)."""
     if not isinstance(schedule, dict):
         return {}
     found = _periods_checked(schedule, at)
     if version == "2.0.1" and kind == "Relative" and "start_schedule" in schedule:
         found[f"{at}.start_schedule"] = ["A Relative profile counts from the transaction's start: none (K01.FR.41)."]
     for index, period in enumerate(schedule.get("charging_schedule_period") or []):
-        if not isinstance(period, dict) or "phase_to_use" not in period:
+        if not isinstance(period, dict):
+            continue
+        if period.get("number_phases", 3) not in (1, 2, 3):
+            found[f"{at}.charging_schedule_period.{index}.number_phases"] = ["Must be 1, 2 or 3: the phases used."]
+        if "phase_to_use" not in period:
             continue
         where = f"{at}.charging_schedule_period.{index}.phase_to_use"
         if period["phase_to_use"] not in (1, 2, 3):

@@ -381,6 +381,30 @@ LOG = {"remote_location": "https://logs.example/upload"}
             {"id_tag": "A", "charging_profile": {**PROFILE, **LATE_FIRST_PERIOD}},
             "charging_profile.charging_schedule.charging_schedule_period.0.start_period",
         ),
+        (  # round 48's probe: a period of 0 phases (a limit in W with no current) or 4 was sent
+            "1.6",
+            "set_charging_profile",
+            {
+                "connector_id": 1,
+                "cs_charging_profiles": {
+                    **PROFILE,
+                    "charging_schedule": {
+                        "charging_rate_unit": "W",
+                        "charging_schedule_period": [{"start_period": 0, "limit": 7400, "number_phases": 0}],
+                    },
+                },
+            },
+            "cs_charging_profiles.charging_schedule.charging_schedule_period.0.number_phases",
+        ),
+        (
+            "2.0.1",
+            "set_charging_profile",
+            {
+                "evse_id": 1,
+                "charging_profile": profile201(periods({"start_period": 0, "limit": 16, "number_phases": 4})),
+            },
+            f"{SCHEDULE0}.charging_schedule_period.0.number_phases",
+        ),
         (  # round 43's probe: a schedule of no period was sent (1.6's schema has no minItems)
             "1.6",
             "set_charging_profile",
