@@ -132,6 +132,47 @@ def configuration_keys_request_warnings(*, charge_point: ChargePoint, keys: int)
     return []
 
 
+# OCPP 1.6 9.4 ChargingScheduleAllowedChargingRateUnit (a CSL of Current, Power): the unit each names.
+_RATE_UNITS = {"current": "A", "power": "W"}
+
+
+def charging_profile_request_warnings(
+    *, charge_point: ChargePoint, stack_level: int, periods: int, rate_unit: str
+) -> list[str]:
+    """What to tell of a 1.6 SetChargingProfile whose profile the charger reported it cannot take: a
+    ``stack_level`` above its ``ChargeProfileMaxStackLevel``, more ``periods`` in its schedule than
+    its ``ChargingScheduleMaxPeriods``, a ``rate_unit`` (A or W) its
+    ``ChargingScheduleAllowedChargingRateUnit`` leaves out (OCPP 1.6 9.4): it answers Rejected. Sent
+    as asked; nothing for a key it reported none of."""
+    warnings = []
+    most_level = configuration_key_number(charge_point=charge_point, key="ChargeProfileMaxStackLevel")
+    if most_level is not None and stack_level > most_level:
+        warnings.append(
+            f"Stack level {stack_level} is above the {most_level} the charge point reported as"
+            " ChargeProfileMaxStackLevel: it may reject the profile."
+        )
+    most_periods = configuration_key_number(charge_point=charge_point, key="ChargingScheduleMaxPeriods")
+    if most_periods is not None and periods > most_periods:
+        warnings.append(
+            f"{periods} schedule periods exceed the {most_periods} the charge point reported as"
+            " ChargingScheduleMaxPeriods: it may reject the profile."
+        )
+    allowed = (
+        ConfigurationKey.objects.filter(
+            charge_point=charge_point, key__iexact="ChargingScheduleAllowedChargingRateUnit"
+        )
+        .values_list("value", flat=True)
+        .first()
+    )
+    units = {_RATE_UNITS.get(name.strip().lower()) for name in (allowed or "").split(",")} - {None}
+    if units and rate_unit not in units:
+        warnings.append(
+            f"Charging rate unit {rate_unit} is not among those the charge point reported as"
+            f" ChargingScheduleAllowedChargingRateUnit ({allowed}): it may reject the profile."
+        )
+    return warnings
+
+
 @dataclass(frozen=True)
 class ListLimit:
     """A limit of the charger's local authorization list: its name (a 1.6 key, a 2.0.1 variable),

@@ -179,6 +179,63 @@ async def test_a_local_list_over_the_limits_the_charger_reported_is_sent_with_a_
     assert answers == [(200, [per_message]), (200, []), (200, [over]), (200, [])]
 
 
+ProfileCharger = answering_charger(V16Client, {"SetChargingProfile": result16.SetChargingProfile(status="Rejected")})
+
+
+async def test_a_profile_the_charger_reported_it_cannot_take_is_sent_with_a_warning(daphne, api_daphne, api_key):
+    """OCPP 1.6 9.4: ChargeProfileMaxStackLevel, ChargingScheduleMaxPeriods and
+    ChargingScheduleAllowedChargingRateUnit; beyond them the charger rejects the profile (409). Round
+    48's probe: sent without a word, the operator left with a bare Rejected."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-SCL", heartbeat_interval=60)
+    reported = {
+        "ChargeProfileMaxStackLevel": "2",
+        "ChargingScheduleMaxPeriods": "1",
+        "ChargingScheduleAllowedChargingRateUnit": "Current",
+    }
+    for key, value in reported.items():
+        await ConfigurationKey.objects.acreate(
+            charge_point=charge_point,
+            key=key,
+            value=value,
+            readonly=True,
+            learned_from="GetConfiguration",
+            learned_at=timezone.now(),
+        )
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-SCL/set_charging_profile"
+
+    def body(stack_level: int, unit: str, limits: list[int]) -> dict[str, Any]:
+        periods = [{"start_period": 600 * index, "limit": limit} for index, limit in enumerate(limits)]
+        schedule = {"charging_rate_unit": unit, "charging_schedule_period": periods}
+        profile = {
+            "charging_profile_id": stack_level,
+            "stack_level": stack_level,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": schedule,
+        }
+        return {"connector_id": 0, "cs_charging_profiles": profile}
+
+    async with ocpp_charger(daphne, "1.6", "CP-SCL", client_class=ProfileCharger):
+        answers = []
+        for sent in (body(2, "A", [16]), body(3, "W", [11000, 7400])):
+            status, reply = await ahttp(url, method="POST", api_key=api_key, body=sent)
+            answers.append((status, reply.get("warnings", [])))
+    assert answers == [
+        (409, []),
+        (
+            409,
+            [
+                "Stack level 3 is above the 2 the charge point reported as ChargeProfileMaxStackLevel:"
+                " it may reject the profile.",
+                "2 schedule periods exceed the 1 the charge point reported as ChargingScheduleMaxPeriods:"
+                " it may reject the profile.",
+                "Charging rate unit W is not among those the charge point reported as"
+                " ChargingScheduleAllowedChargingRateUnit (Current): it may reject the profile.",
+            ],
+        ),
+    ]
+
+
 ReportStation = answering_charger(V201Client, {"GetReport": result201.GetReport(status="Accepted")})
 
 

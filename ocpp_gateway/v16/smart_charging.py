@@ -11,6 +11,7 @@ from chargepoints.models import ChargePoint
 from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
+from configuration import selectors
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, request_check
 
@@ -34,7 +35,17 @@ class SmartChargingHandlers:
     @staticmethod
     @request_check(Action.set_charging_profile)
     def set_charging_profile_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
-        return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=profile_target(body))
+        """Conflicts with the profiles installed, and what the charger reported it cannot take."""
+        profile = body["cs_charging_profiles"]
+        schedule = profile["charging_schedule"]
+        return charging_profiles.charging_profile_conflicts(
+            charge_point=charge_point, target=profile_target(body)
+        ) + selectors.charging_profile_request_warnings(
+            charge_point=charge_point,
+            stack_level=profile["stack_level"],
+            periods=len(schedule["charging_schedule_period"]),
+            rate_unit=schedule["charging_rate_unit"],
+        )
 
     @staticmethod
     @answer(Action.set_charging_profile)
