@@ -132,43 +132,90 @@ def configuration_keys_request_warnings(*, charge_point: ChargePoint, keys: int)
     return []
 
 
-# OCPP 1.6 9.4 ChargingScheduleAllowedChargingRateUnit (a CSL of Current, Power): the unit each names.
-_RATE_UNITS = {"current": "A", "power": "W"}
+# OCPP 1.6 9.4 ChargingScheduleAllowedChargingRateUnit (a CSL of Current, Power) and 2.0.1
+# SmartChargingCtrlr.RateUnit (a member list of A, W): the unit each name means.
+_RATE_UNITS = {"current": "A", "power": "W", "a": "A", "w": "W"}
+
+
+@dataclass(frozen=True)
+class ProfileLimits:
+    """What a charger reported it takes in a charging profile, each as (its name, the value; None:
+    none reported): the highest stack level, the periods in one schedule, the rate units (a
+    comma-separated list)."""
+
+    stack_level: tuple[str, int | None]
+    periods: tuple[str, int | None]
+    rate_units: tuple[str, str | None]
+
+
+def charging_profile_limits_16(*, charge_point: ChargePoint) -> ProfileLimits:
+    """OCPP 1.6 9.4's Smart Charging keys, as the charger reported them."""
+    level, periods, units = (
+        "ChargeProfileMaxStackLevel",
+        "ChargingScheduleMaxPeriods",
+        "ChargingScheduleAllowedChargingRateUnit",
+    )
+    allowed = ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact=units).values_list(
+        "value", flat=True
+    )
+    return ProfileLimits(
+        stack_level=(level, configuration_key_number(charge_point=charge_point, key=level)),
+        periods=(periods, configuration_key_number(charge_point=charge_point, key=periods)),
+        rate_units=(units, allowed.first()),
+    )
+
+
+def charging_profile_limits_201(*, charge_point: ChargePoint) -> ProfileLimits:
+    """OCPP 2.0.1 SmartChargingCtrlr's ProfileStackLevel, PeriodsPerSchedule and RateUnit (Actual
+    values), as the station reported them."""
+    component = "SmartChargingCtrlr"
+    units = DeviceModelAttribute.objects.filter(
+        variable__charge_point=charge_point,
+        variable__component_name__iexact=component,
+        variable__variable_name__iexact="RateUnit",
+        type=AttributeType.ACTUAL,
+    ).values_list("value", flat=True)
+    return ProfileLimits(
+        stack_level=(
+            f"{component}.ProfileStackLevel",
+            device_model_limit(charge_point=charge_point, component=component, variable="ProfileStackLevel"),
+        ),
+        periods=(
+            f"{component}.PeriodsPerSchedule",
+            device_model_limit(charge_point=charge_point, component=component, variable="PeriodsPerSchedule"),
+        ),
+        rate_units=(f"{component}.RateUnit", units.first()),
+    )
 
 
 def charging_profile_request_warnings(
-    *, charge_point: ChargePoint, stack_level: int, periods: int, rate_unit: str
+    *, limits: ProfileLimits, stack_level: int, periods: int, rate_units: set[str]
 ) -> list[str]:
-    """What to tell of a 1.6 SetChargingProfile whose profile the charger reported it cannot take: a
-    ``stack_level`` above its ``ChargeProfileMaxStackLevel``, more ``periods`` in its schedule than
-    its ``ChargingScheduleMaxPeriods``, a ``rate_unit`` (A or W) its
-    ``ChargingScheduleAllowedChargingRateUnit`` leaves out (OCPP 1.6 9.4): it answers Rejected. Sent
-    as asked; nothing for a key it reported none of."""
+    """What to tell of a SetChargingProfile whose profile the charger reported it cannot take
+    (``limits``): a ``stack_level`` above its highest, more ``periods`` in a schedule than it takes, a
+    rate unit (of ``rate_units``: A, W) it leaves out (OCPP 1.6 9.4; 2.0.1 SmartChargingCtrlr): it
+    answers Rejected. Sent as asked; nothing for what it reported none of."""
     warnings = []
-    most_level = configuration_key_number(charge_point=charge_point, key="ChargeProfileMaxStackLevel")
+    (level_name, most_level), (periods_name, most_periods), (units_name, allowed) = (
+        limits.stack_level,
+        limits.periods,
+        limits.rate_units,
+    )
     if most_level is not None and stack_level > most_level:
         warnings.append(
             f"Stack level {stack_level} is above the {most_level} the charge point reported as"
-            " ChargeProfileMaxStackLevel: it may reject the profile."
+            f" {level_name}: it may reject the profile."
         )
-    most_periods = configuration_key_number(charge_point=charge_point, key="ChargingScheduleMaxPeriods")
     if most_periods is not None and periods > most_periods:
         warnings.append(
             f"{periods} schedule periods exceed the {most_periods} the charge point reported as"
-            " ChargingScheduleMaxPeriods: it may reject the profile."
+            f" {periods_name}: it may reject the profile."
         )
-    allowed = (
-        ConfigurationKey.objects.filter(
-            charge_point=charge_point, key__iexact="ChargingScheduleAllowedChargingRateUnit"
-        )
-        .values_list("value", flat=True)
-        .first()
-    )
     units = {_RATE_UNITS.get(name.strip().lower()) for name in (allowed or "").split(",")} - {None}
-    if units and rate_unit not in units:
+    for unit in sorted(rate_units - units if units else set()):
         warnings.append(
-            f"Charging rate unit {rate_unit} is not among those the charge point reported as"
-            f" ChargingScheduleAllowedChargingRateUnit ({allowed}): it may reject the profile."
+            f"Charging rate unit {unit} is not among those the charge point reported as"
+            f" {units_name} ({allowed}): it may reject the profile."
         )
     return warnings
 

@@ -236,6 +236,48 @@ async def test_a_profile_the_charger_reported_it_cannot_take_is_sent_with_a_warn
     ]
 
 
+ProfileStation = answering_charger(V201Client, {"SetChargingProfile": result201.SetChargingProfile(status="Rejected")})
+
+
+async def test_a_profile_the_station_reported_it_cannot_take_is_sent_with_a_warning(daphne, api_daphne, api_key):
+    """OCPP 2.0.1 SmartChargingCtrlr ProfileStackLevel, PeriodsPerSchedule and RateUnit: beyond them
+    the station rejects the profile (409), which was sent without a word (round 48's probe)."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CS-SCL", heartbeat_interval=60)
+    controller = {"name": "SmartChargingCtrlr"}
+    await sync_to_async(device_model_attributes_record)(
+        charge_point=charge_point,
+        learned_from="NotifyReport",
+        attributes=[
+            ReportedAttribute(controller, {"name": name}, value=value, mutability="ReadOnly")
+            for name, value in (("ProfileStackLevel", "2"), ("PeriodsPerSchedule", "1"), ("RateUnit", "A"))
+        ],
+    )
+    periods = [{"start_period": 0, "limit": 11000}, {"start_period": 600, "limit": 7400}]
+    profile = {
+        "id": 3,
+        "stack_level": 3,
+        "charging_profile_purpose": "TxDefaultProfile",
+        "charging_profile_kind": "Relative",
+        "charging_schedule": [{"id": 1, "charging_rate_unit": "W", "charging_schedule_period": periods}],
+    }
+    url = f"{api_daphne.http_url}/api/v1/ocpp201/CS-SCL/set_charging_profile"
+    async with ocpp_charger(daphne, "2.0.1", "CS-SCL", client_class=ProfileStation):
+        status, reply = await ahttp(
+            url, method="POST", api_key=api_key, body={"evse_id": 0, "charging_profile": profile}
+        )
+    assert (status, reply["warnings"]) == (
+        409,
+        [
+            "Stack level 3 is above the 2 the charge point reported as SmartChargingCtrlr.ProfileStackLevel:"
+            " it may reject the profile.",
+            "2 schedule periods exceed the 1 the charge point reported as SmartChargingCtrlr.PeriodsPerSchedule:"
+            " it may reject the profile.",
+            "Charging rate unit W is not among those the charge point reported as SmartChargingCtrlr.RateUnit (A):"
+            " it may reject the profile.",
+        ],
+    )
+
+
 ReportStation = answering_charger(V201Client, {"GetReport": result201.GetReport(status="Accepted")})
 
 

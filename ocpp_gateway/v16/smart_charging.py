@@ -41,10 +41,10 @@ class SmartChargingHandlers:
         return charging_profiles.charging_profile_conflicts(
             charge_point=charge_point, target=profile_target(body)
         ) + selectors.charging_profile_request_warnings(
-            charge_point=charge_point,
+            limits=selectors.charging_profile_limits_16(charge_point=charge_point),
             stack_level=profile["stack_level"],
             periods=len(schedule["charging_schedule_period"]),
-            rate_unit=schedule["charging_rate_unit"],
+            rate_units={schedule["charging_rate_unit"]},
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ from charging.services import charging_profiles
 from charging.services.charging_profiles import ProfileCriteria, ProfileTarget
 from commands.models import Command
 from commands.selectors import charging_profiles_question
+from configuration import selectors
 from kernel import payload_case
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
@@ -100,7 +101,17 @@ class SmartChargingHandlers:
     @staticmethod
     @request_check(Action.set_charging_profile)
     def set_charging_profile_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
-        return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=profile_target(body))
+        """Conflicts with the profiles installed, and what the station reported it cannot take."""
+        profile = body["charging_profile"]
+        schedules = profile["charging_schedule"]
+        return charging_profiles.charging_profile_conflicts(
+            charge_point=charge_point, target=profile_target(body)
+        ) + selectors.charging_profile_request_warnings(
+            limits=selectors.charging_profile_limits_201(charge_point=charge_point),
+            stack_level=profile["stack_level"],
+            periods=max(len(schedule["charging_schedule_period"]) for schedule in schedules),
+            rate_units={schedule["charging_rate_unit"] for schedule in schedules},
+        )
 
     @staticmethod
     @answer(Action.set_charging_profile)
