@@ -155,7 +155,7 @@ def _charge_point_id_problem(in_path: str | None, in_body: Any) -> str:
         return f"Differs from the charge point in the path ({in_path!r})."
     if not (in_path or in_body):
         return "This field is required."
-    if len(in_path or in_body or "") > CHARGE_POINT_ID_MAX_LENGTH:  # no charger has it: the command's row cannot hold it
+    if len(in_path or in_body or "") > CHARGE_POINT_ID_MAX_LENGTH:  # no charger's: a command's row cannot hold it
         return f"Ensure this field has no more than {CHARGE_POINT_ID_MAX_LENGTH} characters."
     return ""
 
