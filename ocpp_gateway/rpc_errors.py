@@ -21,7 +21,9 @@ from ocpp.messages import MessageType
 
 UNREADABLE_ID = "-1"
 # A CALL's id at its start, read without decoding the frame (too large, too deep, no JSON).
-LEADING_CALL_ID = re.compile(r'\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')
+LEADING_CALL_ID = re.compile(r'\ufeff?\s*\[\s*2\s*,\s*"([^"\\]{1,64})"')  # a byte-order mark first, too
+# A 1.6 CALL's integer id (1.6 echoes one), at the start of a frame that is no JSON.
+_LEADING_CALL_INTEGER_ID = re.compile(r"\ufeff?\s*\[\s*2\s*,\s*(-?\d{1,18})\s*,")
 _MESSAGE_TYPES = {MessageType.Call, MessageType.CallResult, MessageType.CallError}
 # OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255] (1.6 sets no bound).
 DESCRIPTION_CHARACTERS_201 = 255
@@ -69,7 +71,10 @@ def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) 
     frame = _decoded(raw)
     if ocpp_version == "1.6" and frame is None:  # a raw control character in a string, cut short, two frames in one
         head = LEADING_CALL_ID.match(raw[:100])
-        return (head.group(1), FormatViolationError(description=_NOT_JSON)) if head is not None else None
+        if head is not None:
+            return head.group(1), FormatViolationError(description=_NOT_JSON)
+        number = _LEADING_CALL_INTEGER_ID.match(raw[:100])
+        return (int(number.group(1)), FormatViolationError(description=_NOT_JSON)) if number is not None else None
     if ocpp_version == "1.6":
         is_call = isinstance(frame, list) and bool(frame) and frame[0] == MessageType.Call
         unique_id = _readable_id(frame, integers=True) if is_call else None

@@ -118,8 +118,9 @@ async def test_16_keeps_its_own_codes_for_frames_that_are_no_ocpp_message(daphne
         '[2,"bad","DataTransfer",{"vendorId":"V","data":"line 1\nline 2"}]',
         '[2,"bad","Heartbeat",{}',
         '[2,"bad","Heartbeat",{}][2,"next","Heartbeat",{}]',
+        '\ufeff[2,"bad","Heartbeat",{}]',
     ],
-    ids=["raw tab in a string", "raw newline in a string", "cut short", "two frames in one"],
+    ids=["raw tab in a string", "raw newline in a string", "cut short", "two frames in one", "a byte-order mark first"],
 )
 async def test_16_a_call_that_is_not_json_is_a_formation_violation_with_its_id(daphne, frame):
     """Was dropped unanswered (the charger waited out its timeout, many then reconnect): a CALL whose
@@ -131,6 +132,13 @@ async def test_16_a_call_that_is_not_json_is_a_formation_violation_with_its_id(d
         assert answer[:3] == [4, "bad", "FormationViolation"]
         assert "Heartbeat" not in json.dumps(answer) and "line" not in json.dumps(answer)
         assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
+async def test_16_a_call_that_is_not_json_with_an_integer_id_is_answered_with_it(daphne):
+    """1.6 echoes an integer id; a CALL cut short with one went unanswered (only quoted ids were read)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-16INT", heartbeat_interval=60)
+    async with raw_socket(daphne, "1.6", "CP-16INT") as websocket:
+        assert (await exchange(websocket, '[2, 41,"Heartbeat",{}'))[:3] == [4, 41, "FormationViolation"]
 
 
 async def test_201_error_descriptions_fit_in_255_characters(daphne):
