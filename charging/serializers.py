@@ -32,11 +32,14 @@ def id_tag_validator(value: str) -> None:
     """An id tag as a charger can send it: printable characters, no whitespace. A zero-width space
     or a control character pasted with a card's number made a tag that looks like it and that no
     card matches (every Authorize of the card answered Invalid). A tag ending in ``/`` could not be
-    named in its URL (``/id-tags/ABC/`` is the tag ``ABC``): refused too."""
+    named in its URL (``/id-tags/ABC/`` is the tag ``ABC``): refused too, as are ``.`` and ``..``
+    (HTTP clients resolve them out of a URL: ``/id-tags/./`` is the list)."""
     if not value.isprintable() or any(character.isspace() for character in value):
         raise DjangoValidationError("An id tag has printable characters only, no whitespace.")
     if value.endswith("/"):
         raise DjangoValidationError("An id tag does not end with '/' (its URL could not name it).")
+    if value in (".", ".."):
+        raise DjangoValidationError("An id tag is not '.' or '..' (its URL could not name it).")
 
 
 ID_TOKEN_TYPES = ["Central", "eMAID", "ISO14443", "ISO15693", "KeyCode", "Local", "MacAddress", "NoAuthorization"]
