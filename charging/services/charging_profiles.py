@@ -177,8 +177,6 @@ def charging_profile_installed(
         .exclude(connector_id=target.connector_id)
         .delete()[0]
     )
-    if replaced:
-        charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
     InstalledChargingProfile.objects.update_or_create(
         charge_point=charge_point,
         connector_id=target.connector_id,
@@ -192,6 +190,8 @@ def charging_profile_installed(
             "awaited_until": awaited_until,
         },
     )
+    if replaced:  # once the new profile is recorded: a recompute reads it beside the others
+        charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
 
 
 @dataclass(frozen=True)
