@@ -11,7 +11,6 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, SecurityEvent
-from chargepoints.services import security_events
 from conftest import ocpp_charger
 from csms.staff_groups import SUPPORT, staff_user_create
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
@@ -97,20 +96,3 @@ def test_the_api_lists_a_chargers_security_events_newest_first(api_client, regis
         {"type": "StartupOfTheDevice", "timestamp": "2026-11-25T10:00:00Z", "tech_info": None},
     ]
     assert api_client.get("/api/v1/chargepoints/CP-NONE/security-events").status_code == 404
-
-
-def test_an_event_without_a_readable_time_sent_again_is_recorded_once(register_charge_point):
-    """The review's case: an unreadable timestamp is recorded as its arrival, which the replay does not
-    repeat: the same event was recorded and announced twice. Another event is still recorded."""
-    register_charge_point("CP-UNTIMED")
-    first = security_events.security_event_record(
-        charge_point_id="CP-UNTIMED", event_type="TamperDetectionActivated", timestamp=None, tech_info="lid"
-    )
-    again = security_events.security_event_record(
-        charge_point_id="CP-UNTIMED", event_type="TamperDetectionActivated", timestamp=None, tech_info="lid"
-    )
-    other = security_events.security_event_record(
-        charge_point_id="CP-UNTIMED", event_type="FirmwareUpdated", timestamp=None, tech_info=""
-    )
-    assert first is not None and again is None and other is not None
-    assert SecurityEvent.objects.filter(charge_point__charge_point_id="CP-UNTIMED").count() == 2
