@@ -389,22 +389,17 @@ def firmware_booted(*, charge_point_id: str, firmware_version: str) -> int:
     has that version are installed. A charger rebooting into the new image may never report
     ``Installed`` (OCPP 1.6 4.5 and 2.0.1 L01 send it after the reboot; a 1.6 charger queues only
     transaction messages while offline): they stayed in flight until ``Timeout`` failed them.
-    ``status`` stays the charger's last FirmwareStatus. A target the CSMS failed without the charger's
-    word (``Timeout``, or ``Superseded`` / ``AcceptedCanceled`` by a later update: an operator re-sending
-    the campaign's own image by hand) is installed too: the charger runs the image's version; its
-    campaign, if finished, is reopened until it finishes again. Returns how many."""
+    ``status`` stays the charger's last FirmwareStatus. Returns how many."""
     if not firmware_version:
         return 0
     targets = CampaignTarget.objects.filter(
-        Q(state__in=IN_FLIGHT) | Q(state=TargetState.FAILED, failure__in=_FAILED_WITHOUT_THE_CHARGER),
         charge_point__charge_point_id=charge_point_id,
+        state__in=IN_FLIGHT,
         campaign__firmware__version=firmware_version,
     )
     installed = 0
     with transaction.atomic():
         for target in targets.select_for_update(of=("self",)).select_related("charge_point"):
-            if target.state == TargetState.FAILED:
-                _campaign_reopened(target.campaign_id)
             target.state, target.failure = TargetState.INSTALLED, ""
             target.save(update_fields=["state", "failure", "updated_at"])
             _status_changed_emit(target)
@@ -431,9 +426,6 @@ def firmware_updates_canceled(*, charge_point: ChargePoint, request_id: object) 
 
 # A 1.6 charger accepted a later UpdateFirmware than a campaign's under way.
 SUPERSEDED = "Superseded"
-
-# Failures the CSMS gave a target without the charger's report (``firmware_booted`` may install them).
-_FAILED_WITHOUT_THE_CHARGER = ("Timeout", SUPERSEDED, CANCELED_ANOTHER)
 
 
 def firmware_updates_superseded(*, charge_point: ChargePoint) -> int:
@@ -473,17 +465,11 @@ def _target_retried(target: CampaignTarget, progress: str) -> bool:
     ).exclude(pk__in=[target.command_id] if target.command_id else [])
     if later.exists() or by_hand.exists():  # the progress is another update's (1.6 names none)
         return False
-    _campaign_reopened(target.campaign_id)
-    return True
-
-
-def _campaign_reopened(campaign_id: Any) -> None:
-    """A finished campaign one of whose failed targets is back: open until it finishes again
-    (``firmware_campaign.finished`` is then sent again, with the final progress)."""
-    Campaign.objects.filter(pk=campaign_id, finished_at__isnull=False).update(
+    Campaign.objects.filter(pk=target.campaign_id, finished_at__isnull=False).update(
         finished_at=None,
         state=Case(When(state=CampaignState.COMPLETED, then=Value(CampaignState.ACTIVE)), default=F("state")),
     )
+    return True
 
 
 def _status_changed_emit(target: CampaignTarget) -> None:

@@ -240,28 +240,3 @@ def test_a_finished_charger_does_not_wait_for_the_broker(campaign, broker_hung, 
     assert broker_hung.publishing.wait(10)
     broker_hung.released.set()
     assert {thread for _, thread in broker_hung.published} == {"broker-sends"}
-
-
-def test_a_boot_on_the_campaigns_version_installs_a_target_the_csms_failed_and_reopens_its_campaign(settings):
-    """The review's case: an operator re-sent the campaign's own image by hand; the target failed
-    ``Superseded`` and the campaign finished. The charger booting on the image's version runs it: the
-    target is installed (it stayed failed), the campaign open until it finishes again. A failure the
-    charger reported itself stays."""
-    for charge_point_id in ("A", "B"):
-        ChargePoint.objects.create(charge_point_id=charge_point_id, heartbeat_interval=60)
-    image = firmware.firmware_file_create(name="fw", version="2.4.0", upload=ContentFile(b"img", name="fw.bin"))
-    campaign = firmware.campaign_create(name="c", firmware=image, concurrency=2, charge_point_ids=["A", "B"])
-    campaign.targets.filter(charge_point__charge_point_id="A").update(
-        state=TargetState.FAILED, failure=firmware.SUPERSEDED, sent_at=timezone.now()
-    )
-    campaign.targets.filter(charge_point__charge_point_id="B").update(
-        state=TargetState.FAILED, failure="InstallationFailed", status="InstallationFailed", sent_at=timezone.now()
-    )
-    campaign.state, campaign.finished_at = "completed", timezone.now()
-    campaign.save(update_fields=["state", "finished_at"])
-    assert firmware.firmware_booted(charge_point_id="A", firmware_version="2.4.0") == 1
-    assert firmware.firmware_booted(charge_point_id="B", firmware_version="2.4.0") == 0
-    states = dict(campaign.targets.values_list("charge_point__charge_point_id", "state"))
-    assert states == {"A": "installed", "B": "failed"}
-    campaign.refresh_from_db()
-    assert (campaign.state, campaign.finished_at) == ("active", None)
