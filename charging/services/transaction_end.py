@@ -235,9 +235,7 @@ def transaction_finish(
     billed_until = _last_evidence(session, readings, stopped_at) if closed_by_csms else stopped_at
     if session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, billed_until)
-        # A close the CSMS made leaves the idle time open where it billed it to: the charger's late
-        # stop, replacing the close, bills it on to its real end (not as charging time).
-        session.idle_since = max(session.idle_since, billed_until) if closed_by_csms else None
+        session.idle_since = None
     if session.time_spent_charging is not None:  # 2.0.1: the charger's count decides, as billing takes it
         duration = seconds_between(session.started_at, billed_until)
         session.idle_seconds = duration - min(session.time_spent_charging, duration)

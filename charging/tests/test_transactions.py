@@ -1143,34 +1143,3 @@ def test_a_v201_session_is_closed_after_an_accepted_reset_of_the_whole_station_o
     assert reset_sessions.transactions_close_after_reset() == closed
     session.refresh_from_db()
     assert (session.status, session.closed_by_csms) == (("ended", True) if closed else ("active", False))
-
-
-def test_a_late_stop_after_a_reboot_close_bills_the_idle_time_open_at_the_close(register_charge_point):
-    """Probe (round 48): an EV full at minute 10 (SuspendedEV), the charger rebooting at minute 120
-    (the CSMS closes the session at its boot, its time billed to its last evidence: the idle start),
-    then the charger's own stop of minute 120 (PowerLoss). The close had ended the open idle time, so
-    the re-priced session billed 120 minutes of charging time and no idle fee (the idle fee lost,
-    110 idle minutes billed as charging). The late stop bills the idle time on to its stop."""
-    charge_point_id = new_charger(register_charge_point)
-    Tariff.objects.create(
-        name="Idle",
-        currency="EUR",
-        price_per_kwh=Decimal(0),
-        idle_fee_per_minute=Decimal("0.10"),
-        idle_grace_minutes=10,
-        is_default=True,
-    )
-    session = start_v16(charge_point_id).transaction
-    charge_point = session.charge_point
-    transaction_charging_state_set(
-        charge_point=charge_point, connector_id=1, evse_id=None, charging=False, at=T0 + timedelta(minutes=10)
-    )
-    ChargePoint.objects.filter(pk=charge_point.pk).update(last_boot_at=timezone.now())
-    charge_point.refresh_from_db()
-    transactions_close_after_reboot(
-        charge_point=charge_point, connector_id=1, evse_id=None, at=T0 + timedelta(minutes=125)
-    )
-    stop(charge_point_id, str(session.pk), 4000, reason="PowerLoss", at=T0 + timedelta(minutes=120))
-    record = BillingRecord.objects.get(transaction=session)
-    assert (record.charging_seconds, record.idle_seconds) == (10 * 60, 110 * 60)
-    assert record.total == Decimal("10.00")  # (110 idle - 10 grace) min x 0.10
