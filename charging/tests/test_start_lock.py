@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 
 from chargepoints.services import charge_point_register
-from charging.models import Transaction, TransactionStatus
+from charging.models import IdTag, Transaction, TransactionStatus
 from charging.services.start_reads import start_read_taken, starts_read_together
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
@@ -107,3 +107,18 @@ def test_a_batch_start_of_a_charger_locked_elsewhere_supersedes_the_session_comm
     )
     statuses = dict(Transaction.objects.filter(pk__in=[earlier, later]).values_list("pk", "status"))
     assert statuses == {earlier: TransactionStatus.ENDED, later: TransactionStatus.ACTIVE}
+
+
+def test_two_starts_of_a_card_limited_to_one_session_at_once_on_two_chargers_do_not_both_charge(behind_a_lock) -> None:
+    """Two chargers' starts of one fleet card (``max_concurrent_sessions`` 1) written at once by two
+    batches (two lanes or processes): the second waits for the first's commit and is ConcurrentTx."""
+    charge_point_register(charge_point_id="CP-LOCK-3", heartbeat_interval=60)
+    charge_point_register(charge_point_id="CP-LOCK-4", heartbeat_interval=60)
+    IdTag.objects.create(id_tag="TAG", max_concurrent_sessions=1)
+    first, second = behind_a_lock(
+        lambda: transaction_start(_start_request("CP-LOCK-3", 1000, T0)).id_tag_info,
+        lambda: transaction_start(_start_request("CP-LOCK-4", 2000, T0 + timedelta(seconds=1))).id_tag_info,
+    )
+    assert (first.status, second.status) == ("Accepted", "ConcurrentTx")
+    statuses = Transaction.objects.order_by("pk").values_list("charge_point__charge_point_id", "id_tag_status")
+    assert list(statuses) == [("CP-LOCK-3", "Accepted"), ("CP-LOCK-4", "ConcurrentTx")]
