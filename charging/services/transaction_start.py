@@ -308,6 +308,7 @@ def _event_add(
     if request.seq_no is not None and (not seen or _seq_no_restarted(session, request, start)):
         if start.implausible:
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
+        announced = (session.id_tag, session.started_at)
         _event_merge(session, request, start)
         tokenless = not session.id_tag
         _fill_blanks(session, request, info)
@@ -319,6 +320,8 @@ def _event_add(
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
             charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
         transaction_save_changes(session, may_gather=not ended)  # its last save, unless it is repriced
+        if request.started_event and not ended and (session.id_tag, session.started_at) != announced:
+            _late_started_announced(session)
         if ended:  # it changes what the ended session cost
             transaction_finish(
                 session=session,
@@ -332,6 +335,15 @@ def _event_add(
     if answer is None and session.id_tag_status:
         return IdTagInfo(status=session.id_tag_status)
     return answer
+
+
+def _late_started_announced(session: Transaction) -> None:
+    """transaction.started once more, for an open session a later event opened (its Started lost,
+    then resent, or overtaken) whose Started brought what that announcement lacked: the id token
+    (null in it), the start. Same ``transaction_id``: the later one replaces it. Rare: no statement
+    for an ordinary event."""
+    if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_STARTED):
+        webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
 
 
 def _after_its_end(session: Transaction, request: StartRequest) -> bool:
