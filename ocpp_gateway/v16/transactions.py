@@ -89,7 +89,9 @@ class TransactionHandlers:
                 # A replay of the same start (a charger resending after a lost answer) is the same session.
                 start_key=f"{connector_id}|{id_tag.lower()}|{meter_start}|{sent_at}",
                 started_at=started_at,
-                connector_id=connector_id,
+                # OCPP 1.6 §6.45: connectorId > 0; 0 is the charger as a whole, no connector the
+                # session is on (one there would supersede another start there, as on one connector)
+                connector_id=connector_id or None,
                 id_tag=id_tag,
                 meter_start_wh=meter_start,
                 reservation_id=payload.get("reservationId"),
