@@ -173,6 +173,12 @@ class Transaction(models.Model):
         help_text="What the latest register reading measured: its location's rank (Outlet 0, Cable 1, Inlet 2,"
         " EV 3) times 8 plus its phases (L1 1, L2 2, L3 4; a total 7). Empty: not known.",
     )
+    last_sample_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Latest time of a MeterValues reading of the session, of any measurand: a message no later"
+        " may be a resent copy (one without an energy register reading too).",
+    )
     energy_wh = models.DecimalField(max_digits=20, decimal_places=3, null=True, blank=True)
     stop_reason = models.CharField(max_length=32, blank=True)
     closed_by_csms = models.BooleanField(default=False, help_text="Closed without a stop from the charger.")

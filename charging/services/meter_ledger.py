@@ -162,9 +162,19 @@ def _meter_values_applied(
         may_gather=True,  # a ledger read in the batch adds them to what it reads (gathered_rows_of)
     )
     if session is not None:
+        _latest_sample_noted(session, samples)
         transaction_save_changes(session, may_gather=True)
         charger_draw_changed.send(sender=Transaction, charge_point_id=charge_point_id)
     return session
+
+
+def _latest_sample_noted(session: Transaction, samples: Sequence[SampledValue]) -> None:
+    """``last_sample_at`` moved to the message's latest reading (sent times only: a receipt standing
+    in differs from copy to copy), for ``_resent``; written with the session's save, which a
+    session the connection keeps makes for every message."""
+    sent = [sample.timestamp for sample in samples if sample.charger_timestamp is None]
+    if sent and (session.last_sample_at is None or max(sent) > session.last_sample_at):
+        session.last_sample_at = max(sent)
 
 
 def _resent(session: Transaction, samples: Sequence[SampledValue]) -> bool:
@@ -174,11 +184,20 @@ def _resent(session: Transaction, samples: Sequence[SampledValue]) -> bool:
     reads nothing, unless it reads another register than the session's, ``samples_learned``,
     which moved nothing: rare), and the ledger holds each of them, as a MeterValues of the session stored it
     (same time, measurand, phase, location, context, value and unit): one statement, for such a
-    message only. A message without a register reading, or with a time its receipt stands in for
-    (which differs from copy to copy), is stored: it cannot be told without a read per message."""
+    message only. A message without a register reading is told likewise by the latest reading of
+    any measurand (``last_sample_at``): read only when it is no later. One with a time its receipt
+    stands in for (which differs from copy to copy) is stored."""
     last = session.last_register_at
     register = [sample for sample in samples if sample.measurand == metering.ENERGY_REGISTER]
-    if last is None or not register:
+    if not register:
+        latest = session.last_sample_at
+        return (
+            bool(samples)
+            and latest is not None
+            and all(s.timestamp <= latest for s in samples)
+            and _held(session, samples)
+        )
+    if last is None:
         return False
     newest = max(sample.timestamp for sample in register)
     if newest > last and (
@@ -189,6 +208,12 @@ def _resent(session: Transaction, samples: Sequence[SampledValue]) -> bool:
         )
     ):
         return False  # a new reading of the session's register (a copy's would not have moved it: the ledger's)
+    return _held(session, samples)
+
+
+def _held(session: Transaction, samples: Sequence[SampledValue]) -> bool:
+    """Whether the ledger holds each of ``samples`` as a MeterValues of ``session`` stored it (read
+    only when each time was sent)."""
     if any(sample.charger_timestamp is not None for sample in samples):
         return False
     held = set(
