@@ -269,7 +269,8 @@ class SecurityEvent(models.Model):
     """A security event a charger reported (SecurityEventNotification: OCPP 1.6 security whitepaper
     §4.3, 2.0.1 A04), kept for the operator beyond the message log's retention. ``timestamp`` is
     the charger's (when it happened), ``received_at`` the CSMS's. The same event sent again (the
-    same type, time and details: a replay after a lost answer) is kept once."""
+    same type, time and details: a replay after a lost answer) is kept once; of a time the CSMS
+    cannot read, the same time as sent (``timestamp_sent``)."""
 
     charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="security_events")
     event_type = models.CharField(
@@ -277,6 +278,13 @@ class SecurityEvent(models.Model):
     )
     timestamp = models.DateTimeField(help_text="When it happened, by the charger's clock.")
     tech_info = models.CharField(max_length=255, blank=True, help_text="The charger's details, if any.")
+    timestamp_sent = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The time as sent, when unreadable (its receipt is the timestamp then): a resend repeats it.",
+    )
     received_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

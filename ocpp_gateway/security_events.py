@@ -28,6 +28,7 @@ def security_event_handler(action: Enum) -> Callable[..., Awaitable[dict[str, An
             event_type=payload["type"],
             timestamp=parse_ocpp_time(payload["timestamp"]),
             tech_info=payload.get("techInfo") or "",
+            sent=payload["timestamp"] if isinstance(payload["timestamp"], str) else "",
         )
         return {}
 

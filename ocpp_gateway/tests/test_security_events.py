@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from ocpp.v16 import call as call16
@@ -96,3 +97,27 @@ def test_the_api_lists_a_chargers_security_events_newest_first(api_client, regis
         {"type": "StartupOfTheDevice", "timestamp": "2026-11-25T10:00:00Z", "tech_info": None},
     ]
     assert api_client.get("/api/v1/chargepoints/CP-NONE/security-events").status_code == 404
+
+
+@pytest.mark.parametrize("version, call", [("2.0.1", call201), ("1.6", call16)])
+async def test_an_event_with_an_unreadable_time_resent_after_a_reconnect_is_recorded_once(daphne, version, call):
+    """A charger whose clock writes ``25/11/2026 10:00`` (unreadable) resent
+    its tamper alarm after a reconnect (the answer lost with the connection): its time was its
+    arrival, which the copy does not repeat, so it was recorded and announced twice. A resend is
+    the same type, time as sent and details: kept once. Another time as sent is another event."""
+    await WebhookSubscription.objects.acreate(
+        url="http://127.0.0.1:9/hooks", events=[EventType.SECURITY_EVENT_REPORTED], secret="s"
+    )
+    await ChargePoint.objects.acreate(charge_point_id="CP-SEC-U", heartbeat_interval=60)
+
+    def tamper(sent: str) -> Any:
+        return call.SecurityEventNotification(type="TamperDetectionActivated", timestamp=sent, tech_info="lid")
+
+    async with ocpp_charger(daphne, version, "CP-SEC-U") as charger:
+        await charger.call(tamper("25/11/2026 10:00"))
+    async with ocpp_charger(daphne, version, "CP-SEC-U") as charger:
+        await charger.call(tamper("25/11/2026 10:00"))  # the copy
+        await charger.call(tamper("25/11/2026 10:07"))  # the lid opened again
+    events = SecurityEvent.objects.filter(charge_point__charge_point_id="CP-SEC-U")
+    assert await events.acount() == 2
+    assert await WebhookDelivery.objects.filter(event_type=EventType.SECURITY_EVENT_REPORTED).acount() == 2
