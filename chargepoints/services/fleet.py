@@ -1006,6 +1006,15 @@ def connector_status_set(
     return connector
 
 
+def connector_statuses_set(*, charge_point_id: str, statuses: Sequence[dict[str, Any]]) -> list[Connector]:
+    """``connector_status_set`` of each of ``statuses`` (its other arguments: ``evse_id``,
+    ``connector_id``, ``status``, ``timestamp``, ...), in their order, as one unit of work: one
+    message telling many connectors' states (a 2.0.1 NotifyEvent, some 230 in a frame) is one
+    transaction, where a unit each made it as many batches and COMMITs one after the other."""
+    with transaction.atomic():
+        return [connector_status_set(charge_point_id=charge_point_id, **status) for status in statuses]
+
+
 status_unit_register(connector_status_set)  # a batch writes its statuses together (``status_writes``)
 boot_unit_register(charge_point_boot)  # and its boots (``boot_writes``)
 

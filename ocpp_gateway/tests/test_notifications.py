@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint, Connector, OcppMessage
 from conftest import eventually, ocpp_charger
+from ocpp_gateway.tests.conftest import RoundTrip
+from ocpp_gateway.v201.notifications import NotificationHandlers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -195,3 +199,36 @@ async def test_v201_iso15118_charging_needs_and_schedules_are_answered_per_k15_k
         )
 
     assert not await OcppMessage.objects.filter(message_type=4).aexists()
+
+
+async def test_v201_a_notify_event_s_connector_states_are_written_in_one_batch(round_trips: list[RoundTrip]):
+    """A NotifyEvent telling many connectors' AvailabilityState (one frame within the size limit
+    holds some 230) was one group-commit batch per state, one after the other: 230 COMMITs and
+    0.8 s of the database for a frame a StatusNotification's 5 ms answers, and as many connectors.
+    Its states are now one unit of work, one batch, each still applied in order by the rules of a
+    StatusNotification (the latest of a connector stands, a replayed older one changes nothing)."""
+    await ChargePoint.objects.acreate(charge_point_id="CP201-MANY", heartbeat_interval=60)
+    handlers = SimpleNamespace(id="CP201-MANY")
+    states = [
+        _availability(
+            f"2026-11-25T10:{n:02d}:00Z", "Occupied", {"name": "Connector", "evse": {"id": n, "connectorId": 1}}
+        )
+        for n in range(1, 41)
+    ]
+    states.append(
+        _availability("2026-11-25T10:50:00Z", "Faulted", {"name": "Connector", "evse": {"id": 1, "connectorId": 1}})
+    )
+    states.append(
+        _availability("2026-11-25T10:00:30Z", "Available", {"name": "Connector", "evse": {"id": 2, "connectorId": 1}})
+    )
+    del round_trips[:]
+    answer = await NotificationHandlers.on_notify_event(
+        handlers, {"generatedAt": "2026-11-25T10:50:00Z", "seqNo": 0, "eventData": states}
+    )
+    assert answer == {}
+    assert len([trip for trip in round_trips if trip.kind == "_commit_gen"]) == 1
+    statuses = {
+        (c.evse_id, c.connector_id): c.status
+        async for c in Connector.objects.filter(charge_point__charge_point_id="CP201-MANY")
+    }
+    assert statuses == {(n, 1): "Occupied" for n in range(2, 41)} | {(1, 1): "Faulted"}

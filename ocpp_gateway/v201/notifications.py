@@ -65,10 +65,14 @@ class NotificationHandlers:
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{generatedAt, seqNo, tbc?, eventData}`` -> ``{}``. Each connector status it tells
         (``connector_states``) is set as its StatusNotification sets it (``connector_status_set``:
-        the same ordering by time, the same replays ignored); every event is logged, as before."""
+        the same ordering by time, the same replays ignored), all of them as one unit of work
+        (``connector_statuses_set``: one batch, however many); every event is logged, as before."""
         logger.info(LOGGED_PAYLOAD, self.id, Action.notify_event, payload)
-        for state in connector_states(payload["eventData"]):
-            await in_commit_group(services.connector_status_set)(charge_point_id=self.id, **state)
+        states = list(connector_states(payload["eventData"]))
+        if len(states) == 1:  # as a StatusNotification: its batch may write it with the others'
+            await in_commit_group(services.connector_status_set)(charge_point_id=self.id, **states[0])
+        elif states:
+            await in_commit_group(services.connector_statuses_set)(charge_point_id=self.id, statuses=states)
         return {}
 
     on_notify_monitoring_report = acknowledging_handler(
