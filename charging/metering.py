@@ -133,6 +133,13 @@ def normalise(value: Decimal, unit: str, multiplier: int = 0) -> Decimal | None:
     return normalised if abs(normalised) < MAX_VALUE else None
 
 
+def unit_default(measurand: object) -> str:
+    """The unit of a sampled value sent without one: Wh for an Energy measurand (OCPP 1.6 §7.45
+    SampledValue.unit, 2.0.1 UnitOfMeasureType.unit), none stated ("") for any other (a current,
+    a power, a state of charge is no Wh)."""
+    return "Wh" if isinstance(measurand, str) and measurand.startswith("Energy") else ""
+
+
 def base_unit(unit: str) -> str:
     """The unit a value ``normalise`` d from ``unit`` is in: ``"kWh"`` -> ``"Wh"``, ``"kW"`` -> ``"W"``
     (any case), any other unit as sent (``"Wh"``, ``"A"``, ``"Percent"``). A 2.0.1 multiplier is

@@ -25,7 +25,7 @@ from ocpp.v201 import call_result as call_result201
 
 from chargepoints import services
 from chargepoints.selectors import STRICT_PROFILE
-from charging.metering import ENERGY_REGISTER
+from charging.metering import ENERGY_REGISTER, unit_default
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -66,7 +66,7 @@ def _sampled_values16(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
                     raw_value=str(sampled.get("value", "")),
                     measurand=sampled.get("measurand", ENERGY_REGISTER),
                     phase=sampled.get("phase", ""),
-                    unit=sampled.get("unit", "Wh"),
+                    unit=sampled.get("unit", unit_default(sampled.get("measurand", ENERGY_REGISTER))),
                     context=sampled.get("context", "Sample.Periodic"),
                     location=sampled.get("location", "Outlet"),
                     format=sampled.get("format", "Raw"),
@@ -90,7 +90,7 @@ def _sampled_values201(meter_values: list[dict[str, Any]]) -> list[SampledValue]
                     raw_value=str(sampled.get("value", "")),
                     measurand=sampled.get("measurand", ENERGY_REGISTER),
                     phase=sampled.get("phase", ""),
-                    unit=unit.get("unit", "Wh"),
+                    unit=unit.get("unit", unit_default(sampled.get("measurand", ENERGY_REGISTER))),
                     multiplier=unit.get("multiplier", 0),
                     context=sampled.get("context", "Sample.Periodic"),
                     location=sampled.get("location", "Outlet"),

@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 from ocpp.v16.enums import Action
 
-from charging.metering import ENERGY_REGISTER, SIGNED_DATA
+from charging.metering import ENERGY_REGISTER, SIGNED_DATA, unit_default
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -42,13 +42,14 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
         at = charger_time_read(meter_value.get("timestamp")) or now
         for sampled in meter_value.get("sampledValue", []):
             signed = sampled.get("format") == SIGNED_DATA
+            measurand = sampled.get("measurand", ENERGY_REGISTER)
             samples.append(
                 SampledValue(
                     timestamp=at,
                     raw_value=str(sampled.get("value", "")),
-                    measurand=sampled.get("measurand", ENERGY_REGISTER),
+                    measurand=measurand,
                     phase=sampled.get("phase", ""),
-                    unit=sampled.get("unit", "Wh"),
+                    unit=sampled.get("unit", unit_default(measurand)),
                     context=sampled.get("context", "Sample.Periodic"),
                     location=sampled.get("location", "Outlet"),
                     format=sampled.get("format", "Raw"),
