@@ -87,9 +87,10 @@ _TEXT_REPLACED_IN = {"StartTransaction", "StopTransaction", "MeterValues", "Tran
 # What a charger that is not (yet) commissioned (its Boot answered Pending) may send of its own
 # accord. 1.6 §4.2 has it send nothing but BootNotification unless a TriggerMessage asks, yet mandates
 # no refusal, and many 1.6 chargers heartbeat and report their connectors and uploads while Pending:
-# those are served. 2.0.1 B02.FR.09 (OCTT TC_B_30) mandates a SecurityError for any CALL but
-# BootNotification that the CSMS did not ask for. Meter values and sessions are not taken unasked from
-# a charger nobody commissioned.
+# those are served, and so are the security whitepaper's notifications (its firmware statuses, as the
+# core ones; its security events, a tamper alarm refused being one lost). 2.0.1 B02.FR.09 (OCTT
+# TC_B_30) mandates a SecurityError for any CALL but BootNotification that the CSMS did not ask for.
+# Meter values and sessions are not taken unasked from a charger nobody commissioned.
 _SERVED_WHILE_PENDING = {
     "1.6": frozenset(
         {
@@ -99,6 +100,8 @@ _SERVED_WHILE_PENDING = {
             "FirmwareStatusNotification",
             "DiagnosticsStatusNotification",
             "LogStatusNotification",
+            "SignedFirmwareStatusNotification",
+            "SecurityEventNotification",
         }
     ),
     "2.0.1": frozenset({"BootNotification"}),

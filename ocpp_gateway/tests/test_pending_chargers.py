@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chargepoints.models import ChargePoint, Connector, LifecycleState
+from chargepoints.models import ChargePoint, Connector, LifecycleState, SecurityEvent
 from commands.models import Command
 from conftest import ahttp, eventually, raw_socket
 
@@ -98,8 +98,9 @@ async def test_a_pending_charger_is_told_what_it_may_use(daphne, pending, versio
         refused = await exchange(websocket, [2, "a1", "Authorize", AUTHORIZE[version]])
     description = {
         "1.6": "The charge point is not commissioned; only BootNotification, DiagnosticsStatusNotification, "
-        "FirmwareStatusNotification, Heartbeat, LogStatusNotification, StatusNotification and what the "
-        "Central System asked for on this connection are served.",
+        "FirmwareStatusNotification, Heartbeat, LogStatusNotification, SecurityEventNotification, "
+        "SignedFirmwareStatusNotification, StatusNotification and what the Central System asked for on this "
+        "connection are served.",
         "2.0.1": "The station is Pending: only BootNotification, what the CSMS asked for on this connection "
         "(TriggerMessage, GetBaseReport, GetReport, UpdateFirmware, GetLog) and the statuses of an "
         "UpdateFirmware or GetLog it accepted earlier (by requestId) are served.",
@@ -157,6 +158,24 @@ async def test_a_pending_1_6_charger_is_served_its_heartbeats_and_statuses_unask
             "m1",
             "SecurityError",
         ]
+
+
+async def test_a_pending_1_6_charger_is_served_its_security_notifications_unasked(daphne, pending):
+    """The security whitepaper's notifications are served as their core twins are: a tamper alarm of
+    a charger nobody commissioned yet is recorded, not refused and lost, and a SignedFirmwareStatusNotification
+    is answered as a FirmwareStatusNotification is."""
+    event = {"type": "TamperDetectionActivated", "timestamp": "2026-12-06T03:00:00Z", "techInfo": "lid opened"}
+    async with raw_socket(daphne, "1.6", CP_ID) as websocket:
+        await booted_pending(websocket, "1.6")
+        answers = [
+            await exchange(websocket, [2, "e1", "SecurityEventNotification", event]),
+            await exchange(
+                websocket, [2, "f1", "SignedFirmwareStatusNotification", {"status": "Idle", "requestId": 3}]
+            ),
+        ]
+    assert answers == [[3, "e1", {}], [3, "f1", {}]]
+    recorded = await eventually(lambda: SecurityEvent.objects.filter(charge_point=pending).afirst())
+    assert (recorded.event_type, recorded.tech_info) == ("TamperDetectionActivated", "lid opened")
 
 
 @pytest.mark.parametrize(
