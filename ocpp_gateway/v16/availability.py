@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v16.enums import Action
 
 from chargepoints import services
+from chargepoints.connector_ids import connector_ids_refusal
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.group_commit import in_commit_group
@@ -23,6 +25,8 @@ class AvailabilityHandlers:
     @on_payload(Action.status_notification)
     async def on_status_notification(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{connectorId, errorCode, status, info?, timestamp?, vendorId?, vendorErrorCode?}`` -> ``{}``."""
+        if refusal := connector_ids_refusal(connector_id=payload["connectorId"]):
+            raise PropertyConstraintViolationError(description=refusal)
         status = payload["status"]
         await in_commit_group(services.connector_status_set)(
             charge_point_id=self.id,

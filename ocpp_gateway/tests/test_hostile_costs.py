@@ -1,0 +1,67 @@
+"""What a charger's messages may make the CSMS keep is bounded: a real daphne process on PostgreSQL,
+raw WebSocket chargers, rows counted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from chargepoints.models import ChargePoint, Connector
+from conftest import raw_socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+T = "2026-05-01T10:00:00Z"
+
+
+async def answer_to(websocket, unique_id: str) -> list:
+    async with asyncio.timeout(5):
+        while True:
+            frame = json.loads(await websocket.recv())
+            if frame[1] == unique_id:
+                return frame
+
+
+async def answers(websocket, payloads: list[tuple[str, dict]]) -> list[list]:
+    """Each CALL sent once the one before it was answered (unique ids "0", "1", ...); their answers."""
+    got = []
+    for n, (action, payload) in enumerate(payloads):
+        await websocket.send(json.dumps([2, str(n), action, payload]))
+        got.append(await answer_to(websocket, str(n)))
+    return got
+
+
+def status_16(connector_id: int) -> tuple[str, dict]:
+    return "StatusNotification", {"connectorId": connector_id, "errorCode": "NoError", "status": "Available"}
+
+
+def status_201(evse_id: int, connector_id: int) -> tuple[str, dict]:
+    payload = {"timestamp": T, "connectorStatus": "Available", "evseId": evse_id, "connectorId": connector_id}
+    return "StatusNotification", payload
+
+
+@pytest.mark.parametrize(
+    ("version", "refused", "kept"),
+    [
+        ("1.6", [status_16(2147483647), status_16(129)], [status_16(0), status_16(128)]),
+        (
+            "2.0.1",
+            [status_201(2147483647, 1), status_201(1, 2147483647), status_201(129, 1)],
+            [status_201(1, 1), status_201(128, 128)],
+        ),
+    ],
+)
+async def test_a_status_of_a_connector_id_beyond_the_maximum_is_refused_and_stores_no_connector(
+    daphne, version, refused, kept
+):
+    """Each StatusNotification of a new connector id made a row: a charger counting up to 2^31 ids
+    (20 a second, the frame rate) filled the connectors table without end."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-IDS", heartbeat_interval=60)
+    async with raw_socket(daphne, version, "CP-IDS") as websocket:
+        got = await answers(websocket, [*refused, *kept, ("Heartbeat", {})])
+    assert [answer[0] for answer in got] == [4] * len(refused) + [3] * (len(kept) + 1), got
+    assert {answer[2] for answer in got[: len(refused)]} == {"PropertyConstraintViolation"}
+    assert "CSMS_MAX_CONNECTOR_ID" in got[0][3] and "128" in got[0][3]
+    assert await Connector.objects.filter(charge_point__charge_point_id="CP-IDS").acount() == len(kept)
