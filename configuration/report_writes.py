@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Field, Model
 from django.utils import timezone
@@ -303,14 +304,23 @@ _STATEMENT = (
     f" complete = r.complete OR {_EVERY_PART},"
     f" completed_at = CASE WHEN r.complete THEN r.completed_at WHEN {_EVERY_PART} THEN EXCLUDED.started_at END"  # now
     f" RETURNING {columns_of(DeviceModelReport, 'r')}),"
+    # The part's variables, each known (stored) or new; the new ones in the order given, counted on
+    # from the charger's stored ones: past CSMS_MAX_DEVICE_MODEL_VARIABLES they are left out.
+    " named AS (SELECT x.*, cp.id AS charger, cp.now, EXISTS (SELECT 1 FROM"
+    f" {_VARIABLES} k WHERE k.charge_point_id = cp.id AND k.identity = x.identity) AS known"
+    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::text[], %s::text[],"
+    " %s::text[], %s::text[]) WITH ORDINALITY AS x(charge_point_id, component_name, component_instance, evse_id,"
+    " connector_id, variable_name, variable_instance, identity, characteristics, ord)"
+    " JOIN cp ON cp.charge_point_id = x.charge_point_id),"
+    f" held AS (SELECT cp.id, (SELECT count(*) FROM {_VARIABLES} h WHERE h.charge_point_id = cp.id) AS n FROM cp),"
+    " counted AS (SELECT named.*, held.n"
+    " + count(*) FILTER (WHERE NOT named.known) OVER (PARTITION BY named.charger ORDER BY named.ord) AS reach"
+    " FROM named JOIN held ON held.id = named.charger),"
     f" variable AS (INSERT INTO {_VARIABLES} AS v (charge_point_id, {_quoted(DeviceModelVariable, *_VARIABLE_COLUMNS)},"
     " characteristics, learned_at)"
-    " SELECT cp.id, x.component_name, x.component_instance, x.evse_id, x.connector_id, x.variable_name,"
-    " x.variable_instance, x.identity, x.characteristics::jsonb, cp.now"
-    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::integer[], %s::integer[], %s::text[], %s::text[],"
-    " %s::text[], %s::text[]) AS x(charge_point_id, component_name, component_instance, evse_id, connector_id,"
-    " variable_name, variable_instance, identity, characteristics)"
-    " JOIN cp ON cp.charge_point_id = x.charge_point_id ORDER BY cp.id, x.identity"
+    " SELECT x.charger, x.component_name, x.component_instance, x.evse_id, x.connector_id, x.variable_name,"
+    " x.variable_instance, x.identity, x.characteristics::jsonb, x.now"
+    " FROM counted x WHERE x.known OR x.reach <= %s ORDER BY x.charger, x.identity"
     " ON CONFLICT (charge_point_id, identity) DO UPDATE SET characteristics = EXCLUDED.characteristics,"
     " learned_at = EXCLUDED.learned_at RETURNING v.id, v.charge_point_id, v.identity),"
     f" attribute AS (INSERT INTO {_ATTRIBUTES} AS a (variable_id, {_quoted(DeviceModelAttribute, 'type')},"
@@ -352,8 +362,10 @@ def report_parts_stored(parts: Sequence[ReportPart], *, malformed_left: bool = F
         (p.charge_point_id, p.request_id, p.seq_no, p.tbc, p.generated_at, len(p.report_data)) for p in rows.parts
     ]
     params: list[Any] = [timezone.now(), LearnedFrom.NOTIFY_REPORT.value]
-    for table, width in ((reported, 6), (variables, 9), (list(rows.attributes.values()), 7)):
+    for table, width in ((reported, 6), (variables, 9)):
         params += [array_text(column) for column in _columns(table, width)]
+    params.append(settings.CSMS_MAX_DEVICE_MODEL_VARIABLES)
+    params += [array_text(column) for column in _columns(list(rows.attributes.values()), 7)]
     with bound_cursor() as cursor:
         cursor.execute(_STATEMENT, params)
         found = cursor.fetchall()

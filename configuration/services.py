@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeGuard
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -632,7 +633,9 @@ def _report_part_saved(
     )
     device_model_attributes_record(
         charge_point=charge_point,
-        attributes=[attribute for item in report_data for attribute in _reported_attributes(item)],
+        attributes=_within_the_maximum(
+            charge_point, [attribute for item in report_data for attribute in _reported_attributes(item)]
+        ),
         learned_from=LearnedFrom.NOTIFY_REPORT,
         command=report.command,
         report_request_id=request_id,
@@ -651,6 +654,24 @@ def _report_part_saved(
             DeviceModelVariable.objects.filter(charge_point=charge_point, learned_at__lt=report.started_at).delete()
     report.save()
     return report
+
+
+def _within_the_maximum(charge_point: ChargePoint, attributes: list[ReportedAttribute]) -> list[ReportedAttribute]:
+    """``attributes`` of a report part without those of the new variables (in the order given) past
+    ``CSMS_MAX_DEVICE_MODEL_VARIABLES`` of the charger's: a station naming made-up components part
+    after part grew its device model without end. Its stored variables are still updated."""
+    stored = set(DeviceModelVariable.objects.filter(charge_point=charge_point).values_list("identity", flat=True))
+    room = settings.CSMS_MAX_DEVICE_MODEL_VARIABLES - len(stored)
+    kept = []
+    for attribute in attributes:
+        identity = identity_digest(variable_identity(attribute.component, attribute.variable))
+        if identity not in stored:
+            if room <= 0:
+                continue
+            stored.add(identity)
+            room -= 1
+        kept.append(attribute)
+    return kept
 
 
 def _every_part_received(report: DeviceModelReport) -> bool:

@@ -432,6 +432,8 @@ CSMS_MAX_FRAMES_PER_SECOND = env_int("CSMS_MAX_FRAMES_PER_SECOND", 20, minimum=1
 CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 # The highest EVSE and connector id a StatusNotification may name (each new one is a connector row).
 CSMS_MAX_CONNECTOR_ID = env_int("CSMS_MAX_CONNECTOR_ID", 128, minimum=1)
+# The most 2.0.1 device model variables kept per charger (a NotifyReport naming more new ones: left out).
+CSMS_MAX_DEVICE_MODEL_VARIABLES = env_int("CSMS_MAX_DEVICE_MODEL_VARIABLES", 10000, minimum=1)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)
 CSMS_MAX_HANDSHAKES_IN_FLIGHT = env_int("CSMS_MAX_HANDSHAKES_IN_FLIGHT", 400, minimum=1)
 # Seconds a charger refused for CSMS_MAX_HANDSHAKES_IN_FLIGHT is told to wait (503 Retry-After, jittered ±50 %;

@@ -540,3 +540,33 @@ def test_a_2_0_1_heartbeat_interval_the_charger_reports_keeping_is_the_one_the_o
     assert ChargePoint.objects.get(pk=charge_point.pk).reported_heartbeat_interval is None
     stale = boot_services.mark_offline_stale_charge_points(now=connected_at + timedelta(seconds=10))
     assert stale == ["CP-OWN-201"]
+
+
+def _variables(*names: str, value: str = "1") -> list[dict[str, Any]]:
+    return [
+        {"component": {"name": "Made"}, "variable": {"name": name}, "variable_attribute": [{"value": value}]}
+        for name in names
+    ]
+
+
+@pytest.mark.parametrize("path", ["sql", "orm"])
+def test_a_charger_keeps_at_most_the_maximum_of_variables_and_its_known_ones_are_still_updated(
+    register_charge_point, settings, monkeypatch, path
+):
+    """Each NotifyReport part naming new components made their rows, asked for or not: a station
+    sending parts of 600 made-up variables at its 20 frames a second added 12000 rows a second
+    without end. Past the maximum, new variables are left out; those stored are still updated."""
+    if path == "sql" and connection.vendor != "postgresql":
+        pytest.skip("plain statements are PostgreSQL only")
+    if path == "orm":
+        monkeypatch.setattr(connection, "vendor", "other")
+    settings.CSMS_MAX_DEVICE_MODEL_VARIABLES = 3
+    register_charge_point("CP-MADE-UP", ocpp_version="2.0.1")
+    parts = [_variables("A", "B"), _variables("B", "C", "D", "E", value="2"), _variables("A", "F", value="3")]
+    for seq_no, report_data in enumerate(parts):
+        part = {"request_id": 7, "seq_no": seq_no, "tbc": True, "generated_at": None, "report_data": report_data}
+        services.device_model_report_record(charge_point_id="CP-MADE-UP", **part)
+    stored = DeviceModelAttribute.objects.filter(variable__charge_point__charge_point_id="CP-MADE-UP")
+    assert sorted(stored.values_list("variable__variable_name", "value")) == [("A", "3"), ("B", "2"), ("C", "2")]
+    report = DeviceModelReport.objects.get(charge_point__charge_point_id="CP-MADE-UP", request_id=7)
+    assert (report.parts_received, report.seq_nos) == (3, [0, 1, 2])
