@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 
 
-def connector_ids_refusal(*, connector_id: int, evse_id: int | None = None) -> str:
+def connector_ids_refusal(*, connector_id: int | None, evse_id: int | None = None) -> str:
     """Why a status of ``connector_id`` (of ``evse_id``, 2.0.1) is refused; "" when it is not."""
     maximum = settings.CSMS_MAX_CONNECTOR_ID
     for name, value in (("evseId", evse_id), ("connectorId", connector_id)):

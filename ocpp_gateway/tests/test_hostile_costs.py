@@ -65,3 +65,29 @@ async def test_a_status_of_a_connector_id_beyond_the_maximum_is_refused_and_stor
     assert {answer[2] for answer in got[: len(refused)]} == {"PropertyConstraintViolation"}
     assert "CSMS_MAX_CONNECTOR_ID" in got[0][3] and "128" in got[0][3]
     assert await Connector.objects.filter(charge_point__charge_point_id="CP-IDS").acount() == len(kept)
+
+
+def availability_event(evse_id: int, connector_id: int) -> dict:
+    return {
+        "eventId": evse_id,
+        "timestamp": T,
+        "trigger": "Delta",
+        "actualValue": "Available",
+        "eventNotificationType": "HardWiredNotification",
+        "component": {"name": "Connector", "evse": {"id": evse_id, "connectorId": connector_id}},
+        "variable": {"name": "AvailabilityState"},
+    }
+
+
+async def test_a_notify_event_of_connector_ids_beyond_the_maximum_stores_no_connector(daphne):
+    """A NotifyEvent's connector AvailabilityState is set as a StatusNotification's: 300 events of new
+    connector ids in one frame made 300 rows."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-EVENTS", heartbeat_interval=60)
+    events = [availability_event(1, 1), availability_event(128, 2147483647), availability_event(129, 1)]
+    events += [availability_event(1000 + n, 1) for n in range(200)]
+    payload = {"generatedAt": T, "seqNo": 0, "eventData": events}
+    async with raw_socket(daphne, "2.0.1", "CS-EVENTS") as websocket:
+        got = await answers(websocket, [("NotifyEvent", payload), ("Heartbeat", {})])
+    assert [answer[0] for answer in got] == [3, 3], got
+    stored = Connector.objects.filter(charge_point__charge_point_id="CS-EVENTS")
+    assert [(c.evse_id, c.connector_id) async for c in stored] == [(1, 1)]

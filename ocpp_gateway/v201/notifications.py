@@ -19,6 +19,7 @@ from ocpp.v201.enums import (
 )
 
 from chargepoints import services
+from chargepoints.connector_ids import connector_ids_refusal
 from charging.services import ev_charging_needs, external_limits
 from kernel.ocpp_package import on_payload
 from kernel.timestamps import parse_ocpp_time
@@ -37,7 +38,8 @@ def connector_states(event_data: list[Any]) -> Iterator[dict[str, Any]]:
     ``connector_status_set``'s arguments ``{evse_id, connector_id, status, timestamp}``: a
     ``Connector`` component's ``AvailabilityState`` (2.0.1 part 2's components and variables: the
     state a StatusNotification reports, G01; here as an event, N07), its value one of
-    ConnectorStatusEnumType's, its EVSE and connector named (both > 0). Names are
+    ConnectorStatusEnumType's, its EVSE and connector named (both > 0, at most ``CSMS_MAX_CONNECTOR_ID``:
+    each new one is a connector row, ``chargepoints.connector_ids``). Names are
     matched ignoring case. An EVSE's own AvailabilityState is left: the CSMS keeps connectors'."""
     for item in event_data:
         component, variable = item.get("component") or {}, item.get("variable") or {}
@@ -49,6 +51,7 @@ def connector_states(event_data: list[Any]) -> Iterator[dict[str, Any]]:
             and item.get("actualValue") in _CONNECTOR_STATUSES
             and _positive(evse_id)
             and _positive(connector_id)
+            and not connector_ids_refusal(evse_id=evse_id, connector_id=connector_id)
         ):
             at = parse_ocpp_time(item.get("timestamp"))
             yield {"evse_id": evse_id, "connector_id": connector_id, "status": item["actualValue"], "timestamp": at}
