@@ -82,8 +82,9 @@ class TariffAdmin(admin.ModelAdmin):
             services.tariff_delete(tariff=tariff)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Tariff | None = None) -> list[str]:
-        """Its prices are fixed once it priced a billing record (``services.tariff_save``)."""
-        fixed = list(PRICING_FIELDS) if obj is not None and obj.billing_records.exists() else []
+        """Its prices are fixed once it priced a billing record, or while an open session started
+        under it (``services.tariff_prices_fixed``)."""
+        fixed = services.tariff_prices_fixed(tariff=obj, changed=list(PRICING_FIELDS)) if obj is not None else []
         return [*fixed, *self.readonly_fields]
 
 

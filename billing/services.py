@@ -41,12 +41,13 @@ PRICING_FIELDS = (
 
 
 class TariffPricesFixed(Exception):
-    """A change to the prices (``PRICING_FIELDS``) of a tariff that priced billing records."""
+    """A change to the prices (``PRICING_FIELDS``) of a tariff that priced billing records or
+    prices an open session (``tariff_prices_fixed``)."""
 
     def __init__(self, tariff: Tariff, fields: list[str]) -> None:
         super().__init__(
-            f"Tariff {tariff.pk} priced billing records: its {', '.join(fields)} cannot change;"
-            " set its valid_to and create a new tariff."
+            f"Tariff {tariff.pk} priced billing records or prices an open session: its {', '.join(fields)}"
+            " cannot change; set its valid_to and create a new tariff."
         )
         self.tariff_id = tariff.pk
         self.fields = fields
@@ -54,16 +55,31 @@ class TariffPricesFixed(Exception):
 
 def tariff_save(*, tariff: Tariff | None = None, **fields: Any) -> Tariff:
     """Create a tariff (``tariff`` None) or change one. Raises ``TariffPricesFixed`` for a change of
-    a tariff's prices once it priced a billing record (its name, validity end and default flag may
-    change)."""
+    a tariff's prices once it priced a billing record or an open session started under it (its name,
+    validity end and default flag may change)."""
     tariff = tariff or Tariff()
     changed = [name for name in PRICING_FIELDS if name in fields and fields[name] != getattr(tariff, name)]
-    if tariff.pk is not None and changed and BillingRecord.objects.filter(tariff=tariff).exists():
-        raise TariffPricesFixed(tariff, changed)
+    fixed = tariff_prices_fixed(tariff=tariff, changed=changed)
+    if fixed:
+        raise TariffPricesFixed(tariff, fixed)
     for name, value in fields.items():
         setattr(tariff, name, value)
     tariff.save()
     return tariff
+
+
+def tariff_prices_fixed(*, tariff: Tariff, changed: list[str]) -> list[str]:
+    """Which of ``changed`` (``PRICING_FIELDS`` names) the tariff's must keep: all once it priced a
+    billing record (a late event re-prices with it); its prices (not ``valid_from``: the sessions it
+    prices keep it, ``tariffs_kept_before_save``) while an open session started under it, which is
+    billed at the prices it started with. Reads only for a change of a saved tariff's prices, an
+    operator's (the open sessions then: ``selectors.open_sessions_started_under``)."""
+    if tariff.pk is None or not changed:
+        return []
+    if BillingRecord.objects.filter(tariff=tariff).exists():
+        return changed
+    prices = [name for name in changed if name != "valid_from"]
+    return prices if prices and selectors.open_sessions_started_under(tariff_ids={tariff.pk}) else []
 
 
 def tariff_delete(*, tariff: Tariff) -> None:

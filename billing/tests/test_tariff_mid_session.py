@@ -141,3 +141,26 @@ def test_the_admin_s_delete_confirmation_page_writes_nothing(admin_client, regis
     page = admin_client.get(f"/admin/billing/tariff/{spare.pk}/delete/")
     assert "protected" not in page.content.decode()
     assert not SessionTariff.objects.exists()
+
+
+def test_the_prices_of_the_tariff_an_open_session_started_under_are_fixed(
+    api_client, admin_client, register_charge_point
+):
+    """Helper 5's probe: a tariff that had priced no session yet could have its prices changed while
+    a session it priced was open: 10 kWh started at 0.10 EUR/kWh were billed 9.00 EUR at 0.90 (the
+    operator's change re-priced the part already charged). Its prices are fixed as for a tariff that
+    priced a record (409 naming the fields; read-only in the admin); its name, default flag and
+    validity may change, and a tariff no open session started under keeps changing freely."""
+    default = tariff("Default", "0.10", is_default=True)
+    spare = tariff("Spare", "0.20")
+    register_charge_point("CP-1")
+    session = started("CP-1")
+    url = f"/api/v1/tariffs/{default.pk}"
+    refused = api_client.patch(url, {"price_per_kwh": "0.90", "session_fee": "1.00"}, format="json")
+    assert (refused.status_code, refused.json()["fields"]) == (409, ["price_per_kwh", "session_fee"])
+    assert api_client.patch(url, {"name": "Standard", "price_per_kwh": "0.1"}, format="json").status_code == 200
+    form = admin_client.get(f"/admin/billing/tariff/{default.pk}/change/").context["adminform"].form
+    assert "price_per_kwh" not in form.fields
+    changed = api_client.patch(f"/api/v1/tariffs/{spare.pk}", {"price_per_kwh": "0.25"}, format="json")
+    assert changed.status_code == 200
+    assert billed(session).total == Decimal("1.00")
