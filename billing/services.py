@@ -175,11 +175,9 @@ def billing_record_write(
         tariff = selectors.tariff_for(charge_point=charge_point, at=started_at, transaction_pk=transaction.pk)
     billed_end = transaction.stopped_at if billed_until is None else billed_until
     duration = max(int((billed_end - transaction.started_at).total_seconds()), 0)
+    # 2.0.1 timeSpentCharging is in idle_seconds already (``charging.services.transaction_end._idle_seconds``)
     idle = min(transaction.idle_seconds, duration)
     charging = duration - idle
-    if transaction.time_spent_charging is not None:
-        charging = min(transaction.time_spent_charging, duration)
-        idle = duration - charging
     energy = transaction.energy_wh or Decimal(0)
     # Without a tariff nothing is priced: no line items, a zero total (the record needs review).
     priced = (

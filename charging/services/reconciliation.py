@@ -12,6 +12,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from charging.services.session_rows import column_int, time_spent_charging_apply
 from charging.services.transaction_end import transaction_finish
 from kernel.plain_sql import gathered_rows_written
 
@@ -40,14 +41,24 @@ def reconciliation_item_attach(*, item: ReconciliationItem, transaction: Transac
             MeterSample.objects.filter(reconciliation_item=item, transaction__isnull=True).update(
                 transaction=session, connector_id=session.connector_id, evse_id=session.evse_id
             )
+            spent = _time_spent_charging(item)
+            time_spent_charging_apply(session, spent)
             transaction_finish(
                 session=session,
                 stopped_at=item.stopped_at or timezone.now(),
                 meter_stop_wh=item.meter_stop_wh,
                 reason=item.stop_reason,
                 stop_id_tag=item.id_tag,
+                time_spent_charging_final=spent is not None,
             )
         _resolve(item, ReconciliationState.ATTACHED, user_id, transaction=session)
+
+
+def _time_spent_charging(item: ReconciliationItem) -> int | None:
+    """The ``timeSpentCharging`` a parked 2.0.1 Ended sent (its session's charging time), else None."""
+    info = item.payload.get("transactionInfo") if isinstance(item.payload, dict) else None
+    spent = info.get("timeSpentCharging") if isinstance(info, dict) else None
+    return column_int(spent) if isinstance(spent, int) and not isinstance(spent, bool) else None
 
 
 def reconciliation_item_discard(*, item: ReconciliationItem, user_id: int | None, note: str = "") -> None:

@@ -206,6 +206,7 @@ def transaction_finish(
     reason: str,
     stop_id_tag: str,
     closed_by_csms: bool = False,
+    time_spent_charging_final: bool = False,
 ) -> Decimal | None:
     """End ``session``: derive its energy from the ledger, check the meter; its billing record is
     written by billing, on ``charging.signals.transaction_ended``, in this transaction. Returns the
@@ -218,6 +219,10 @@ def transaction_finish(
     stop (or one an operator attached) replaces a close the CSMS made (``closed_by_csms``: Reboot,
     Superseded), whose end was provisional: its receivers learn the real end, stop reason and
     energy (README, "Webhooks"). A late event of an ended session does not send it again.
+
+    2.0.1 ``timeSpentCharging`` is a running total: the stop's (``time_spent_charging_final``) is
+    the session's charging time; one only an earlier event sent (a Started's 0) counts up to that
+    event, so it bills no more idle time than the session's charging states did (``_idle_seconds``).
     """
     repriced = session.status == TransactionStatus.ENDED
     close_replaced = repriced and session.closed_by_csms and not closed_by_csms
@@ -236,9 +241,8 @@ def transaction_finish(
     if session.idle_since is not None:
         session.idle_seconds += seconds_between(session.idle_since, billed_until)
         session.idle_since = None
-    if session.time_spent_charging is not None:  # 2.0.1: the charger's count decides, as billing takes it
-        duration = seconds_between(session.started_at, billed_until)
-        session.idle_seconds = duration - min(session.time_spent_charging, duration)
+    if session.time_spent_charging is not None:  # 2.0.1: the charger's count, as billing takes it
+        session.idle_seconds = _idle_seconds(session, billed_until, final=time_spent_charging_final)
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
@@ -279,6 +283,16 @@ def transaction_finish(
         if isinstance(cost, Decimal):
             return cost
     return None
+
+
+def _idle_seconds(session: Transaction, billed_until: datetime, *, final: bool) -> int:
+    """A 2.0.1 session's idle time from the charger's ``timeSpentCharging``: the session's time less
+    it when the stop sent it (``final``), else (the last total an earlier event sent, which counted
+    only up to that event: a Started's 0) no more than its charging states gave (``idle_seconds``,
+    or what a first end made of them and a late event may only lessen)."""
+    duration = seconds_between(session.started_at, billed_until)
+    left = duration - min(session.time_spent_charging or 0, duration)
+    return left if final else min(left, session.idle_seconds)
 
 
 def _last_evidence(session: Transaction, readings: list[metering.Reading], stopped_at: datetime) -> datetime:

@@ -210,6 +210,38 @@ async def test_a_late_v201_event_s_smaller_time_spent_charging_does_not_shrink_i
     assert (session.time_spent_charging, session.idle_seconds) == (2700, 50 * 60 - 2700)
 
 
+@pytest.mark.parametrize(
+    ("ended_spent", "idle_minutes", "total"),
+    [(None, 10, "3.50"), (2700, 15, "6.00")],
+    ids=["ended-without-total", "ended-with-its-total"],
+)
+async def test_a_v201_time_spent_charging_sent_only_at_the_start_does_not_bill_the_session_as_idle(
+    daphne, ended_spent, idle_minutes, total
+):
+    """Helper 5's probe: a station that sends ``timeSpentCharging: 0`` in its Started (the total so
+    far) and leaves it out of its later events had its whole session billed as idle time: 60 idle
+    minutes (5.00 EUR of idle fee after the grace) for an EV that charged 50 of them. A total the
+    Ended leaves out is the charging time up to its event only: the session's charging states bill
+    what follows (never more idle time than the total leaves); an Ended's total is the session's."""
+    await charger_with_tariff("CP-SPENT-0")
+    await Tariff.objects.filter(is_default=True).aupdate(
+        price_per_kwh=Decimal(0), idle_fee_per_minute=Decimal("0.50"), idle_grace_minutes=5
+    )
+    started = charging_event("Started", 0, 0, "Charging", 0, idToken=TOKEN, evse={"id": 1})
+    ended = {**transaction_event("Ended", 2, "2026-05-01T11:00:00Z")}
+    ended["transactionInfo"] = {"transactionId": "TX-FLAGS", "chargingState": "EVConnected"}
+    if ended_spent is not None:
+        ended["transactionInfo"]["timeSpentCharging"] = ended_spent
+    async with raw_socket(daphne, "2.0.1", "CP-SPENT-0") as websocket:
+        await call(websocket, "t1", "TransactionEvent", started)
+        await call(websocket, "t2", "TransactionEvent", charging_event("Updated", 1, 50, "SuspendedEV"))
+        await call(websocket, "t3", "TransactionEvent", ended)
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.idle_seconds, record.charging_seconds) == (idle_minutes * 60, 3600 - idle_minutes * 60)
+    assert (session.idle_seconds, record.total) == (idle_minutes * 60, Decimal(total))  # 1.00 fee + idle
+
+
 async def test_v201_idle_time_ends_when_the_ev_leaves(daphne):
     """SuspendedEV then ``Idle`` (the cable gone before the transaction ends): idle time ends with it
     (round 41's probe: the unplugged minutes were billed as idle, 539 s for 60)."""
