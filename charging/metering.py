@@ -101,6 +101,35 @@ class Anomaly:
 LONG_SESSION = timedelta(days=7)
 
 
+# What a sampled value without a measurand measures when its unit is of another quantity than active
+# energy (OCPP UnitOfMeasure): the energy register is the default measurand of both versions, but a
+# current in A or a power in W sent without one is no register reading (it seemed to fall to 16 Wh).
+_MEASURAND_OF_UNIT = {
+    "w": "Power.Active.Import",
+    "kw": "Power.Active.Import",
+    "a": "Current.Import",
+    "v": "Voltage",
+    "percent": "SoC",
+    "celsius": "Temperature",
+    "fahrenheit": "Temperature",
+    "k": "Temperature",
+    "var": "Power.Reactive.Import",
+    "kvar": "Power.Reactive.Import",
+    "varh": "Energy.Reactive.Import.Register",
+    "kvarh": "Energy.Reactive.Import.Register",
+    "vah": "Energy.Apparent.Import",
+    "kvah": "Energy.Apparent.Import",
+}
+
+
+def measurand_of(measurand: str | None, unit: object) -> str:
+    """A sampled value's measurand: the one sent, else the default (the energy register) unless its
+    unit is of another quantity (``_MEASURAND_OF_UNIT``: ``"A"`` is ``Current.Import``)."""
+    if measurand is not None or not isinstance(unit, str):
+        return ENERGY_REGISTER if measurand is None else measurand
+    return _MEASURAND_OF_UNIT.get(unit.strip().lower(), ENERGY_REGISTER)
+
+
 def parse_decimal(raw: object) -> Decimal | None:
     """A sampled value as a Decimal, or None if it is no finite number, one no meter reads in any
     unit (``1e999999``: its normalisation would overflow) or longer than any meter writes. One below

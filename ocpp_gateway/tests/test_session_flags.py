@@ -422,3 +422,60 @@ async def test_a_v201_event_after_its_sessions_ended_is_kept_but_changes_neither
     )
     kept = [sample.timestamp async for sample in MeterSample.objects.filter(transaction=session).order_by("timestamp")]
     assert len(kept) == 3 + ("meterValue" in after_the_end)  # Begin, the overtaken one, End, the late one's
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_value_without_a_measurand_in_a_unit_of_another_quantity_is_no_energy_reading(daphne, version):
+    """Helper 5's probe: a sampled value without ``measurand`` is the energy register (both versions'
+    default), also one in amperes or watts (a station that leaves the measurand out of its current
+    and power values): every 10 minutes the register seemed to fall from 502,000 Wh to 16 and
+    climb back, and a clean 12 kWh session was
+    flagged ``non_monotonic_register`` for review. Such a value is the measurand its unit names
+    (A: Current.Import, W and kW: Power.Active.Import, ...), stored, never an energy reading."""
+    charge_point_id = f"CP-UNIT-{version}"
+    await charger_with_tariff(charge_point_id)
+    await IdTag.objects.acreate(id_tag="T-1")
+
+    def values(minute: int, wh: int) -> list[dict]:
+        at = f"2026-05-01T10:{minute:02d}:00Z"
+        if version == "1.6":
+            other = [{"value": "16", "unit": "A"}, {"value": "7.4", "unit": "kW"}]
+            return [{"timestamp": at, "sampledValue": [{"value": str(wh)}, *other]}]
+        other = [{"value": 16, "unitOfMeasure": {"unit": "A"}}, {"value": 7.4, "unitOfMeasure": {"unit": "kW"}}]
+        return [{"timestamp": at, "sampledValue": [{"value": wh}, *other]}]
+
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        if version == "1.6":
+            start = {"connectorId": 1, "idTag": "T-1", "meterStart": 500000, "timestamp": T0}
+            transaction_id = (await call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
+            for minute in (10, 20, 30):
+                sent = {
+                    "connectorId": 1,
+                    "transactionId": transaction_id,
+                    "meterValue": values(minute, 500000 + 4000 * minute // 10),
+                }
+                assert (await call(websocket, f"m{minute}", "MeterValues", sent))[0] == 3
+            live = await Transaction.objects.aget(pk=transaction_id)
+            stop = {"transactionId": transaction_id, "meterStop": 512000, "timestamp": "2026-05-01T10:30:00Z"}
+            assert (await call(websocket, "e", "StopTransaction", stop))[0] == 3
+        else:
+            begin = [{"timestamp": T0, "sampledValue": [{"value": 500000, "context": "Transaction.Begin"}]}]
+            started = transaction_event("Started", 0, T0, idToken=TOKEN, evse={"id": 1}, meterValue=begin)
+            await call(websocket, "t0", "TransactionEvent", started)
+            for seq_no, minute in ((1, 10), (2, 20)):
+                updated = transaction_event("Updated", seq_no, f"2026-05-01T10:{minute:02d}:00Z")
+                updated["meterValue"] = values(minute, 500000 + 4000 * minute // 10)
+                await call(websocket, f"t{seq_no}", "TransactionEvent", updated)
+            live = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+            end = [
+                {"timestamp": "2026-05-01T10:30:00Z", "sampledValue": [{"value": 512000, "context": "Transaction.End"}]}
+            ]
+            ended = transaction_event("Ended", 3, "2026-05-01T10:30:00Z", meterValue=end)
+            await call(websocket, "t3", "TransactionEvent", ended)
+    session = await Transaction.objects.aget(pk=live.pk)
+    assert (session.energy_wh, session.anomalies, session.needs_review) == (12000, [], False)
+    measurands = {
+        (sample.measurand, sample.unit, sample.value)
+        async for sample in MeterSample.objects.filter(transaction=session, raw_value__in=["16", "7.4"])
+    }
+    assert measurands == {("Current.Import", "A", 16), ("Power.Active.Import", "kW", 7400)}

@@ -8,7 +8,7 @@ from typing import Any
 from django.utils import timezone
 from ocpp.v16.enums import Action
 
-from charging.metering import ENERGY_REGISTER, SIGNED_DATA, unit_default
+from charging.metering import SIGNED_DATA, measurand_of, unit_default
 from charging.selectors import IdTagInfo
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.transaction_start import StartRequest, transaction_start
@@ -42,7 +42,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
         at = charger_time_read(meter_value.get("timestamp")) or now
         for sampled in meter_value.get("sampledValue", []):
             signed = sampled.get("format") == SIGNED_DATA
-            measurand = sampled.get("measurand", ENERGY_REGISTER)
+            measurand = measurand_of(sampled.get("measurand"), sampled.get("unit"))
             samples.append(
                 SampledValue(
                     timestamp=at,

@@ -11,7 +11,7 @@ from django.utils import timezone
 from ocpp.v201.enums import Action
 
 from billing import selectors as billing_selectors
-from charging.metering import ENERGY_REGISTER, unit_default
+from charging.metering import measurand_of, unit_default
 from charging.selectors import IdTagInfo
 from charging.services.ledger_reads import StopLookup, stopping_unit_register
 from charging.services.meter_ledger import SampledValue, meter_values_record, transaction_updated_record
@@ -62,7 +62,7 @@ def sampled_values(meter_values: list[dict[str, Any]]) -> list[SampledValue]:
         for sampled in meter_value.get("sampledValue", []):
             unit = sampled.get("unitOfMeasure") or {}
             signed = payload_case.snake_case(sampled.get("signedMeterValue"))
-            measurand = sampled.get("measurand", ENERGY_REGISTER)
+            measurand = measurand_of(sampled.get("measurand"), unit.get("unit"))
             samples.append(
                 SampledValue(
                     timestamp=at,
