@@ -1,7 +1,7 @@
 """Smart charging guard: the profiles the CSMS believes are installed, and conflicts among them.
 
 OCPP 1.6 (§5.16.2): on one connector, a profile with the same purpose and stack level as an
-installed one replaces it. That is rarely what the integrator meant when validity periods overlap,
+installed one replaces it, whatever their validity periods. That is rarely what the integrator meant,
 so the API says so in ``warnings`` before the charger silently drops the older profile. OCPP 2.0.1
 (K01.FR.06) keeps both: the station rejects a profile whose validity overlaps one of the same purpose
 and stack level on its EVSE, and holds side by side those whose validities do not overlap; the
@@ -47,26 +47,37 @@ def _overlaps(a_from: datetime | None, a_to: datetime | None, b_from: datetime |
 
 def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarget) -> list[str]:
     """Warnings about ``target`` before it is sent: each installed profile of its purpose and stack
-    level on its connector (EVSE), another id, whose validity overlaps its own (a TxProfile gone with
-    its transaction aside). A 1.6 charger replaces it (§5.16.2); a 2.0.1 station rejects ``target``
-    (K01.FR.06)."""
-    outcome = (
-        f"the station rejects profile {target.profile_id} (OCPP 2.0.1 K01.FR.06)"
-        if target.ocpp_version == "2.0.1"
-        else f"the charger replaces it with profile {target.profile_id}"
-    )
+    level on its connector (EVSE), another id (a TxProfile gone with its transaction aside). A 1.6
+    charger replaces it whatever their validity periods (§5.16.2 names none: May's profile is gone
+    once June's is accepted); a 2.0.1 station rejects ``target`` when their validities overlap
+    (K01.FR.06) and holds them side by side when they do not."""
     installed = InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
         purpose=target.purpose,
         stack_level=target.stack_level,
     ).exclude(profile_id=target.profile_id)
+    if target.ocpp_version == "2.0.1":
+        return [
+            f"Profile {other.profile_id} on connector {other.connector_id} has the same purpose "
+            f"({other.purpose}) and stack level ({other.stack_level}) with an overlapping validity; "
+            f"the station rejects profile {target.profile_id} (OCPP 2.0.1 K01.FR.06)."
+            for other in installed
+            if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
+            and not _ended_with_its_transaction(charge_point, other)
+        ]
     return [
         f"Profile {other.profile_id} on connector {other.connector_id} has the same purpose "
-        f"({other.purpose}) and stack level ({other.stack_level}) with an overlapping validity; {outcome}."
+        f"({other.purpose}) and stack level ({other.stack_level}); the charger replaces it with profile "
+        f"{target.profile_id}"
+        + (
+            "."
+            if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
+            else ", though their validity periods do not overlap (OCPP 1.6 §5.16.2): give it another stack"
+            " level to keep both."
+        )
         for other in installed
-        if _overlaps(other.valid_from, other.valid_to, target.valid_from, target.valid_to)
-        and not _ended_with_its_transaction(charge_point, other)
+        if not _ended_with_its_transaction(charge_point, other)
     ]
 
 

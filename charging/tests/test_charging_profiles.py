@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -49,13 +50,30 @@ def test_same_purpose_and_stack_level_with_overlapping_validity_is_a_conflict(re
     assert conflicts(charge_point, profile_body(1)) == []  # same id: an intended update
 
 
-def test_disjoint_validity_periods_do_not_conflict(register_charge_point):
+def conflicts_201(charge_point, body):
+    target = dataclasses.replace(profile_target(body), ocpp_version="2.0.1")
+    return charging_profiles.charging_profile_conflicts(charge_point=charge_point, target=target)
+
+
+def test_disjoint_validity_periods_do_not_conflict_on_2_0_1(register_charge_point):
+    """K01.FR.06: a 2.0.1 station holds them side by side. (1.6 replaces one with the other whatever
+    their validities, §5.16.2: a conflict, see the next test.)"""
     charge_point = register_charge_point("CP-1")
     install(charge_point, profile_body(1, valid_from="2026-05-01T00:00:00Z", valid_to="2026-05-02T00:00:00Z"))
     later = profile_body(2, valid_from="2026-05-02T00:00:00Z", valid_to="2026-05-03T00:00:00Z")
     overlapping = profile_body(3, valid_from="2026-05-01T12:00:00+02:00")
-    assert conflicts(charge_point, later) == []
-    assert len(conflicts(charge_point, overlapping)) == 1
+    assert conflicts_201(charge_point, later) == []
+    assert len(conflicts_201(charge_point, overlapping)) == 1
+
+
+def test_disjoint_validity_periods_conflict_on_1_6(register_charge_point):
+    charge_point = register_charge_point("CP-1")
+    install(charge_point, profile_body(1, valid_from="2026-05-01T00:00:00Z", valid_to="2026-05-02T00:00:00Z"))
+    later = profile_body(2, valid_from="2026-05-02T00:00:00Z", valid_to="2026-05-03T00:00:00Z")
+    assert [warning.split(";")[1] for warning in conflicts(charge_point, later)] == [
+        " the charger replaces it with profile 2, though their validity periods do not overlap (OCPP 1.6 §5.16.2):"
+        " give it another stack level to keep both."
+    ]
 
 
 def test_an_accepted_profile_replaces_the_one_it_conflicts_with_and_clear_forgets(register_charge_point):

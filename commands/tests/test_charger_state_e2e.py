@@ -528,3 +528,50 @@ _SET_PROFILE_201_STACK_LEVEL_2 = {
         ],
     },
 }
+
+
+AcceptingProfileCharger = answering_charger(
+    V16Client, {"SetChargingProfile": result16.SetChargingProfile(status="Accepted")}
+)
+
+
+async def test_a_1_6_profile_of_one_stack_level_replaces_the_other_whatever_their_validities(
+    daphne, api_daphne, api_key
+):
+    """OCPP 1.6 §5.16.2: a profile with the purpose and stack level of an installed one on its connector
+    replaces it; validity periods play no part (K01.FR.06's side by side is 2.0.1's). Probe: June's
+    TxDefaultProfile after May's, their validities disjoint, was sent without a warning and the CSMS
+    recorded only June's: the operator lost May's limit without a word."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-K06", heartbeat_interval=60)
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-K06/set_charging_profile"
+
+    def month(profile_id: int, valid_from: str, valid_to: str) -> dict[str, Any]:
+        schedule = {"charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": 16}]}
+        profile = {
+            "charging_profile_id": profile_id,
+            "stack_level": 1,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+            "charging_schedule": schedule,
+        }
+        return {"connector_id": 1, "cs_charging_profiles": profile}
+
+    may = month(11, "2031-05-01T00:00:00Z", "2031-06-01T00:00:00Z")
+    june = month(12, "2031-06-01T00:00:00Z", "2031-07-01T00:00:00Z")
+    async with ocpp_charger(daphne, "1.6", "CP-K06", client_class=AcceptingProfileCharger):
+        replies = [await ahttp(url, method="POST", api_key=api_key, body=body) for body in (may, june)]
+    assert [(status, reply.get("warnings")) for status, reply in replies] == [
+        (200, None),
+        (
+            200,
+            [
+                "Profile 11 on connector 1 has the same purpose (TxDefaultProfile) and stack level (1); the charger"
+                " replaces it with profile 12, though their validity periods do not overlap (OCPP 1.6 §5.16.2):"
+                " give it another stack level to keep both."
+            ],
+        ),
+    ]
+    installed = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CP-K06")
+    assert [p async for p in installed.values_list("profile_id", flat=True)] == [12]
