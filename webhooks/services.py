@@ -137,12 +137,24 @@ def webhook_subscriptions_changed(**_: Any) -> None:
 def webhook_subscription_unwanted_dropped(*, subscription: WebhookSubscription) -> int:
     """After a change to ``subscription`` (API or admin): its pending deliveries it no longer wants (it
     was deactivated, or the event type left its ``events``) fail at once, with why, instead of being
-    retried to a receiver that was turned off (an admin re-sends one when wanted). Returns how many."""
+    retried to a receiver that was turned off (an admin re-sends one when wanted). Returns how many.
+    A delivery made pending after this (a re-send, an event whose transaction read the subscription
+    before the change committed) is failed so by the claim (``webhook_deliveries_claim``)."""
     pending = WebhookDelivery.objects.filter(subscription=subscription, state=DeliveryState.PENDING)
     if subscription.active:
         pending = pending.exclude(event_type__in=subscription.events)
+    return pending.update(state=DeliveryState.FAILED, last_error=_unwanted_error(subscription))
+
+
+def _unwanted_error(subscription: WebhookSubscription) -> str:
     reason = "the subscription was deactivated" if not subscription.active else "its event type left the subscription"
-    return pending.update(state=DeliveryState.FAILED, last_error=f"Not delivered: {reason}.")
+    return f"Not delivered: {reason}."
+
+
+def _unwanted(delivery: WebhookDelivery) -> bool:
+    """Whether the delivery's subscription no longer wants it: deactivated, or its event type gone."""
+    events = delivery.subscription.events
+    return not delivery.subscription.active or (isinstance(events, list) and delivery.event_type not in events)
 
 
 def webhook_subscribers_condition(*, event_type: str) -> tuple[str, list[str]]:
@@ -210,7 +222,9 @@ def webhook_deliveries_claim(
     other one holds. The claimed rows
     carry a new lease token and are not due again until the lease passes, so a worker killed
     mid-delivery leaves them to the next claim (at-least-once, the event id unchanged).
-    ``busy_subscription_ids`` are left out (the caller has all their slots in use).
+    ``busy_subscription_ids`` are left out (the caller has all their slots in use). A locked delivery
+    its subscription no longer wants (deactivated, or its event type taken off) is failed, not claimed:
+    a deactivated subscription is sent nothing, even a delivery re-sent or emitted after the change.
     """
     now = timezone.now()
     expires_at = now + timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
@@ -229,16 +243,29 @@ def webhook_deliveries_claim(
     )
     token = uuid.uuid4()
     with transaction.atomic():
-        claimed = list(
+        locked = list(
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
             .filter(id__in=oldest_per_receiver, state=DeliveryState.PENDING, next_attempt_at__lte=now)
             .select_related("subscription")
             .order_by("next_attempt_at", "id")[:limit]
         )
+        claimed = [delivery for delivery in locked if not _unwanted(delivery)]
         WebhookDelivery.objects.filter(id__in=[d.id for d in claimed]).update(
             next_attempt_at=expires_at, lease_token=token
         )
+        _unwanted_failed([delivery for delivery in locked if _unwanted(delivery)])
     return Claim(token=token, expires_at=expires_at, deliveries=claimed)
+
+
+def _unwanted_failed(deliveries: list[WebhookDelivery]) -> None:
+    """Fail, unsent, the claimed deliveries their subscription no longer wants (``_unwanted``), saying why:
+    one UPDATE per reason (none when there are none)."""
+    by_error: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for delivery in deliveries:
+        by_error[_unwanted_error(delivery.subscription)].append(delivery.id)
+    for error, ids in by_error.items():
+        unsent = WebhookDelivery.objects.filter(id__in=ids)
+        unsent.update(state=DeliveryState.FAILED, last_error=error, lease_token=None)
 
 
 def _attempt_result(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:

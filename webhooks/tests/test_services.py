@@ -221,3 +221,31 @@ def test_a_commit_does_not_wait_for_the_broker(allow_private, broker_hung, djang
     wakes = [thread for task, thread in broker_hung.published if task == "webhooks.tasks.deliver_webhooks"]
     assert set(wakes) == {"broker-sends"}
     assert 1 <= len(wakes) <= 2  # the first, and the four asked while it hung, as one
+
+
+def test_a_deactivated_subscription_is_sent_nothing_even_a_delivery_made_pending_after(allow_private, webhook_receiver):
+    """Round 49's probe: an admin's re-send of a failed delivery reached a receiver whose subscription
+    had been PATCHed ``active: false`` (2 POSTs to it); so would an event whose transaction read the
+    subscription before the PATCH committed. The claim fails such a delivery instead, saying why."""
+    subscription = subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    services.webhook_event_emit(event_type="charge_point.online", data={})
+    WebhookDelivery.objects.update(state="failed")
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(active=False)  # as a PATCH racing the emits
+    assert services.webhook_deliveries_resend(deliveries=WebhookDelivery.objects.all()) == 2
+    assert webhook_deliveries_send() == 0
+    assert webhook_receiver.requests == []
+    failed = ("failed", "Not delivered: the subscription was deactivated.")
+    assert sorted(WebhookDelivery.objects.values_list("state", "last_error")) == [failed, failed]
+
+
+def test_an_event_type_taken_off_a_subscription_is_not_sent_to_it(allow_private, webhook_receiver):
+    subscription = subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    services.webhook_event_emit(event_type="charge_point.online", data={})
+    WebhookSubscription.objects.filter(pk=subscription.pk).update(events=["charge_point.online"])
+    assert webhook_deliveries_send() == 1
+    assert [json.loads(body)["type"] for _, body in webhook_receiver.requests] == ["charge_point.online"]
+    offline = WebhookDelivery.objects.get(event_type="charge_point.offline")
+    assert (offline.state, offline.attempts) == ("failed", 0)
+    assert offline.last_error == "Not delivered: its event type left the subscription."
