@@ -31,8 +31,9 @@ from maintenance.serializers import (
 from maintenance.services import diagnostics, firmware
 
 
-def _api_error(error: MaintenanceError) -> ApiError:
-    extra = {"details": error.details} if error.details else {}
+def _api_error(error: MaintenanceError, **extra: Any) -> ApiError:
+    if error.details:
+        extra["details"] = error.details
     return ApiError(error.http_status, error.code, str(error), **extra)
 
 
@@ -127,7 +128,7 @@ class CampaignViewSet(
 class ChargePointLogUploadsView(APIView):
     """A charger's diagnostics/log uploads (GET), and a new request for one (POST)."""
 
-    api_error_statuses = {"POST": (409,)}  # a charger that never connected (its OCPP version unknown)
+    api_error_statuses = {"POST": (503,)}  # a charger that never connected (its OCPP version unknown)
 
     @extend_schema(responses={200: LogUploadSerializer(many=True)})
     def get(self, request: Request, charge_point_id: str) -> Response:
@@ -149,7 +150,7 @@ class ChargePointLogUploadsView(APIView):
                 charge_point_id=charge_point_id, api_key=api_key, **serializer.validated_data
             )
         except MaintenanceError as error:
-            raise _api_error(error) from None
+            raise _api_error(error, charge_point_id=charge_point_id) from None
         return Response(LogUploadSerializer(upload).data, status=status.HTTP_201_CREATED)
 
 

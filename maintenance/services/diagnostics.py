@@ -83,14 +83,17 @@ def log_upload_request(
     a fresh single-use URL valid ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s.
 
     The request is recorded as a command; a refused or undelivered one leaves the upload failed.
-    Raises MaintenanceError (404 unknown charger, 409 charger never connected, 400 bad body).
+    Raises MaintenanceError (404 unknown charger, 400 bad body, 503 ``NotConnected`` for a charger that
+    never connected: its OCPP version unknown, nothing is sent, as a command to it is answered).
     """
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
     if charge_point is None:
         raise MaintenanceError(404, "NotFound", f"Charge point {charge_point_id!r} is not registered.")
     version = charge_point.ocpp_version
     if not version:
-        raise MaintenanceError(409, "NotConnected", f"{charge_point_id} has not told its OCPP version yet.")
+        raise MaintenanceError(
+            503, "NotConnected", f"{charge_point_id} has never connected: its OCPP version is not known yet."
+        )
     token, digest = upload_token_new()
     upload = LogUpload.objects.create(
         charge_point=charge_point,

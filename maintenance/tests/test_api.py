@@ -172,3 +172,18 @@ def test_the_campaign_list_asks_as_many_queries_for_many_campaigns_as_for_one(ap
     assert many == few
     latest = next(listed_ for listed_ in campaigns if listed_["id"] == str(campaign.pk))
     assert (latest["progress"]["pending"], latest["progress"]["installed"]) == (4, 1)
+
+
+def test_logs_asked_of_a_charger_that_never_connected_are_a_503_not_connected_as_a_command(api_client):
+    """h8's probe: the diagnostics API answered 409 where ``POST /ocpp16/CP/get_diagnostics`` (the
+    commands API) answers 503 ``NotConnected`` for the same charger (README, "Errors"); nothing is
+    recorded."""
+    ChargePoint.objects.create(charge_point_id="SILENT", heartbeat_interval=60)
+    reply = api_client.post("/api/v1/chargepoints/SILENT/diagnostics", {}, format="json")
+    assert (reply.status_code, reply.json()["error"]) == (503, "NotConnected")
+    assert reply.json()["charge_point_id"] == "SILENT"
+    command = api_client.post(
+        "/api/v1/ocpp16/SILENT/get_diagnostics", {"location": "https://logs.example/up"}, format="json"
+    )
+    assert (command.status_code, command.json()["error"]) == (reply.status_code, reply.json()["error"])
+    assert api_client.get("/api/v1/chargepoints/SILENT/diagnostics").json() == []
