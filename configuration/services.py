@@ -68,6 +68,14 @@ def configuration_keys_record(
     if connection.vendor == "postgresql":
         _configuration_keys_written(charge_point, answered, complete, command, now)
         return len(answered)
+    if not complete:  # a key answered in another case than the stored one is that key (``_STORED_CASE``)
+        stored = {
+            key.lower(): key
+            for key in ConfigurationKey.objects.filter(charge_point=charge_point)
+            .order_by("-key")
+            .values_list("key", flat=True)
+        }
+        answered = {stored.get(key.lower(), key): answer for key, answer in answered.items()}
     rows = [
         _configuration_key(charge_point, key, value, readonly, unknown, LearnedFrom.GET_CONFIGURATION, command, now)
         for key, (value, readonly, unknown) in answered.items()
@@ -111,7 +119,11 @@ def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) 
     ChangeConfiguration could name: a key that is no text of at most 50 characters (or holds a NUL) is left out (it
     made the whole answer unstorable: every key lost, a traceback logged); a value that is no text is
     kept as its JSON, a ``readonly`` that is no boolean as unknown (None)."""
-    answered: dict[str, _KeyAnswer] = {key: (None, None, True) for key in unknown_keys if _storable_key(key)}
+    answered: dict[str, _KeyAnswer] = {}
+    named: dict[str, str] = {}  # each key answered, by its lower case: 1.6 keys are case-insensitive
+    for unknown in unknown_keys:
+        if _storable_key(unknown):
+            _answer_put(answered, named, unknown, (None, None, True))
     for item in keys:
         key = item.get("key") if isinstance(item, dict) else None
         if not _storable_key(key):
@@ -121,8 +133,19 @@ def _answered_keys(keys: Iterable[dict[str, Any]], unknown_keys: Iterable[str]) 
             value = json.dumps(value)
         if value is not None and "\x00" in value:  # PostgreSQL's text holds no NUL
             value = value.replace("\x00", "\ufffd")
-        answered[key] = (value, readonly if isinstance(readonly, bool) else None, False)
+        _answer_put(answered, named, key, (value, readonly if isinstance(readonly, bool) else None, False))
     return answered
+
+
+def _answer_put(answered: dict[str, _KeyAnswer], named: dict[str, str], key: str, answer: _KeyAnswer) -> None:
+    """``answer`` for ``key`` in ``answered``, in place of one of the same key in another case
+    (``named``: the keys answered by their lower case): a key answered twice is one key, its last
+    answer kept."""
+    held = named.pop(key.lower(), None)
+    if held is not None:
+        del answered[held]
+    named[key.lower()] = key
+    answered[key] = answer
 
 
 def _storable_key(key: Any) -> TypeGuard[str]:
@@ -177,7 +200,8 @@ _KEYS_TOGETHER = (
     " AND NOT EXISTS (SELECT 1 FROM t WHERE t.cp = d.charge_point_id AND t.k = d.key))"
     " INSERT INTO {table} (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
     " command_id, learned_at)"
-    " SELECT cp, k, v, r, u, NULL, %s::text, command_id, %s::timestamptz FROM t"
+    " SELECT cp, CASE WHEN cp = ANY(%s::bigint[]) THEN k ELSE {stored_case} END, v, r, u, NULL, %s::text,"
+    " command_id, %s::timestamptz FROM t"
     " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
     " unknown = EXCLUDED.unknown, pending_value = NULL, learned_from = EXCLUDED.learned_from,"
     " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
@@ -202,19 +226,32 @@ def _keys_written_together(reads: list[KeysRead], now: datetime) -> None:
     table = connection.ops.quote_name(ConfigurationKey._meta.db_table)
     with bound_cursor() as cursor:
         cursor.execute(
-            _KEYS_TOGETHER.format(table=table),
-            [*(array_text(column) for column in columns), array_text(complete), LearnedFrom.GET_CONFIGURATION, now],
+            _KEYS_TOGETHER.format(table=table, stored_case=_STORED_CASE.format(table=table, charger="t.cp")),
+            [
+                *(array_text(column) for column in columns),
+                array_text(complete),
+                array_text(complete),
+                LearnedFrom.GET_CONFIGURATION,
+                now,
+            ],
         )
 
 
 _KEYS_UPSERT = (
     "INSERT INTO {table} (charge_point_id, key, value, readonly, unknown, pending_value, learned_from,"
     " command_id, learned_at)"
-    " SELECT %s, k, v, r, u, NULL, %s, %s, %s"
+    " SELECT %s, {key}, v, r, u, NULL, %s, %s, %s"
     " FROM unnest(%s::text[], %s::text[], %s::boolean[], %s::boolean[]) AS t(k, v, r, u)"
     " ON CONFLICT (charge_point_id, key) DO UPDATE SET value = EXCLUDED.value, readonly = EXCLUDED.readonly,"
     " unknown = EXCLUDED.unknown, pending_value = NULL, learned_from = EXCLUDED.learned_from,"
     " command_id = EXCLUDED.command_id, learned_at = EXCLUDED.learned_at"
+)
+# A key a partial read answered, as the charger's stored key of that name in any case (1.6 keys are
+# CiString50Type: a key asked, and answered, in another case is that key), else as answered. A complete
+# read's keys are the charger's own: those it no longer reports are deleted, whatever their case.
+_STORED_CASE = (
+    "COALESCE((SELECT s.key FROM {table} s WHERE s.charge_point_id = {charger} AND lower(s.key) = lower(t.k)"
+    " ORDER BY s.key LIMIT 1), t.k)"
 )
 _KEYS_GONE = "WITH gone AS (DELETE FROM {table} WHERE charge_point_id = %s AND key <> ALL(%s::text[])) "
 
@@ -232,8 +269,8 @@ def _configuration_keys_written(
     table = connection.ops.quote_name(ConfigurationKey._meta.db_table)
     keys = list(answered)
     params: list[Any] = [charge_point.pk, keys] if complete else []
+    params += [charge_point.pk] if complete else [charge_point.pk, charge_point.pk]
     params += [
-        charge_point.pk,
         LearnedFrom.GET_CONFIGURATION,
         command.pk if command is not None else None,
         now,
@@ -243,8 +280,9 @@ def _configuration_keys_written(
         [answer[2] for answer in answered.values()],
     ]
     sql = (_KEYS_GONE if complete else "") + _KEYS_UPSERT
+    key = "k" if complete else _STORED_CASE.format(table=table, charger="%s")
     with connection.cursor() as cursor:
-        cursor.execute(sql.format(table=table), params)
+        cursor.execute(sql.format(table=table, key=key), params)
 
 
 def _configuration_key(

@@ -266,6 +266,57 @@ async def test_v16_a_key_changed_in_another_case_updates_the_stored_key(daphne, 
     assert await stored_keys("CFG16CASE").acount() == 30
 
 
+class EchoingV16Charger(ConfiguredV16Charger):
+    """Reads a key in any case (1.6 keys are CiString50Type) and answers it as it was asked, a known
+    key's value and an unknown key's name alike (``unknownKey`` echoes the request)."""
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, key: list[str] | None = None, **_: Any) -> result16.GetConfiguration:
+        if not key:
+            return super().on_get_configuration(key=key)
+        own = {name.lower(): name for name in self.configuration}
+        known = [name for name in key if name.lower() in own]
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": name, "readonly": False, "value": self.configuration[own[name.lower()]]} for name in known
+            ],
+            unknown_key=[name for name in key if name.lower() not in own] or None,
+        )
+
+
+async def test_v16_a_key_read_in_another_case_updates_the_stored_key(daphne, api_daphne, api_key):
+    """h8's probe: a GetConfiguration naming keys in another case than the charger reported them
+    stored each answered key as a second one beside the reported key, which kept its old value (a
+    key its new firmware dropped stayed known, its unknown twin beside it). The stored key follows,
+    matched ignoring case, as a ChangeConfiguration's does."""
+    await register("CFG16READ")
+    base = f"{api_daphne.http_url}/api/v1"
+    async with ocpp_charger(daphne, "1.6", "CFG16READ", client_class=EchoingV16Charger) as charger:
+        await charger.call(BOOT_16)
+        assert (await ahttp(f"{base}/chargepoints/CFG16READ/configuration/refresh", method="POST", api_key=api_key))[
+            0
+        ] == 200
+        charger.configuration["MeterValueSampleInterval"] = "15"  # changed at the charger
+        del charger.configuration["LightIntensity"]  # gone with a firmware update
+        status, _ = await ahttp(
+            f"{base}/ocpp16/CFG16READ/get_configuration",
+            method="POST",
+            api_key=api_key,
+            body={"key": ["metervaluesampleinterval", "LIGHTINTENSITY"]},
+        )
+        assert status == 200
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG16READ/configuration?key=MeterValueSampleInterval&key=LightIntensity",
+            api_key=api_key,
+        )
+    assert status == 200
+    assert [(row["key"], row["value"], row["unknown"]) for row in body["keys"]] == [
+        ("LightIntensity", None, True),
+        ("MeterValueSampleInterval", "15", False),
+    ]
+    assert await stored_keys("CFG16READ").acount() == 30
+
+
 async def test_v16_a_heartbeat_interval_the_charger_took_is_its_record_and_its_next_boot_keeps_it(
     daphne, api_daphne, api_key
 ):

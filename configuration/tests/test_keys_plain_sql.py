@@ -28,7 +28,8 @@ FIRST = [
 # answers after the first: (keys, unknown keys, complete, with a command)
 LATER = [
     ([{"key": "A", "readonly": True, "value": "9"}, {"key": "E", "readonly": False, "value": ""}], ["X"], True, True),
-    ([{"key": "B", "readonly": False, "value": "7"}], ["Y"], False, False),
+    # a partial one naming B and D in another case: the stored keys B and D (h8's probe)
+    ([{"key": "b", "readonly": False, "value": "7"}], ["Y", "d"], False, False),
     ([], [], True, False),  # a complete answer of nothing: every key is gone
 ]
 
