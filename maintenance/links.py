@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+import urllib.parse
+import uuid
 
 from django.conf import settings
 from django.core import signing
@@ -36,6 +38,26 @@ def firmware_download_verify(*, token: str) -> str:
     if not isinstance(claims, dict) or int(claims.get("e", 0)) < time.time():
         raise LinkRefused("The download link has expired.")
     return str(claims["f"])
+
+
+def firmware_linked(*, location: str) -> str | None:
+    """The firmware id a CSMS download link (``firmware_download_url``) names, expired or not; None
+    for any other location (an operator's server, a forged token)."""
+    path = urllib.parse.urlsplit(location).path
+    marker = path.rfind(_FIRMWARE_PATH)
+    if marker < 0:
+        return None
+    try:
+        claims = signing.loads(path[marker + len(_FIRMWARE_PATH) :], salt=_FIRMWARE_SALT)
+    except signing.BadSignature:
+        return None
+    try:
+        return str(uuid.UUID(str(claims["f"]))) if isinstance(claims, dict) else None
+    except (KeyError, ValueError):
+        return None
+
+
+_FIRMWARE_PATH = "/firmware/download/"
 
 
 def upload_token_new() -> tuple[str, str]:

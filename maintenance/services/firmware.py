@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from kernel.together import each_at_once
 from maintenance import events
 from maintenance.errors import MaintenanceError
 from maintenance.file_names import TAKEN_NAME_ROOM, file_name_cut
-from maintenance.links import firmware_download_url
+from maintenance.links import firmware_download_url, firmware_linked
 from maintenance.models import IN_FLIGHT, Campaign, CampaignState, CampaignTarget, FirmwareFile, TargetState
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit
@@ -428,14 +429,19 @@ def firmware_updates_canceled(*, charge_point: ChargePoint, request_id: object) 
 SUPERSEDED = "Superseded"
 
 
-def firmware_updates_superseded(*, charge_point: ChargePoint) -> int:
-    """A 1.6 charger accepted an UpdateFirmware (an operator's, sent by hand, or another campaign's):
-    it works on one update at a time, and its FirmwareStatusNotification names none (1.6 4.5), so
-    what it reports from now on is that update's. Its campaign targets in flight sent before it
-    (their command linked; the one this answer is for is not yet) fail with ``Superseded``, and
-    their campaigns go on: they showed the progress of another image (``installed`` for an image
-    not installed), or waited for ``Timeout``. Returns how many."""
+def firmware_updates_superseded(*, charge_point: ChargePoint, location: str = "", by_hand: bool = False) -> int:
+    """A 1.6 charger accepted an UpdateFirmware (an operator's, sent by hand, or another campaign's)
+    of ``location``: it works on one update at a time, and its FirmwareStatusNotification names none
+    (1.6 4.5), so what it reports from now on is that update's. Its campaign targets in flight sent
+    before it (their command linked; the one this answer is for is not yet) fail with
+    ``Superseded``, and their campaigns go on: they showed the progress of another image
+    (``installed`` for an image not installed), or waited for ``Timeout``. One sent ``by_hand`` to
+    the CSMS's link of a target's own image (an operator re-sending what the campaign sent) leaves
+    that target in flight: the reports are its image's. Returns how many."""
     targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT, command__isnull=False)
+    linked = firmware_linked(location=location) if by_hand else None
+    if linked is not None:
+        targets = targets.exclude(campaign__firmware_id=uuid.UUID(linked))
     return _targets_fail(targets, SUPERSEDED)
 
 

@@ -364,3 +364,37 @@ async def test_a_v16_update_sent_by_hand_while_a_campaign_s_is_under_way_fails_t
     assert (target.state, target.failure) == (TargetState.FAILED, "Superseded")
     await advance(campaign_id=str(campaign.pk))
     assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None
+
+
+async def test_a_v16_update_sent_by_hand_with_the_campaign_s_own_image_leaves_the_campaign_s_tracking_it(
+    shared_files, api_key
+):
+    """h8's probe: an operator re-sending by hand the link the charger was given by its campaign (the
+    same image, its download stalled) failed the campaign's target ``Superseded``, for good, although
+    the charger went on to install the campaign's image. A CSMS link to the campaign's own image
+    supersedes nothing: the reports are still the target's, which is installed."""
+    await _register(["FWSAME"], "1.6")
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWSAME"]
+    )
+    async with ocpp_charger(shared_files, "1.6", "FWSAME", client_class=TakesTheLatestUpdate16) as charger:
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)
+        assert (await CampaignTarget.objects.aget(campaign=campaign)).state == TargetState.DOWNLOADING
+        charger.done.clear()
+        status, _ = await ahttp(
+            f"{shared_files.http_url}/api/v1/ocpp16/FWSAME/update_firmware",
+            method="POST",
+            api_key=api_key,
+            body={"location": charger.locations[0], "retrieve_date": "2026-12-01T00:00:00Z"},
+        )
+        assert status == 200
+        await asyncio.wait_for(charger.done.wait(), 20)  # each report answered, so recorded
+    assert charger.reported[-1] == "Installed"
+    target = await CampaignTarget.objects.aget(campaign=campaign)
+    assert (target.state, target.status, target.failure) == (TargetState.INSTALLED, "Installed", "")
+    await advance(campaign_id=str(campaign.pk))
+    assert (await Campaign.objects.aget(pk=campaign.pk)).state == CampaignState.COMPLETED

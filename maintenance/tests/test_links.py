@@ -112,3 +112,14 @@ def test_a_resumed_download_names_the_file_as_the_whole_one_does(client, setting
     assert (whole.status_code, part.status_code) == (200, 206)
     assert part["Content-Disposition"] == whole["Content-Disposition"]
     assert whole["Content-Disposition"].startswith("attachment; filename*=utf-8''")
+
+
+def test_a_link_names_its_image_expired_or_not_and_nothing_else_names_one(image, monkeypatch):
+    """What an UpdateFirmware sent by hand re-sends (``firmware_updates_superseded``): the CSMS's own
+    link to an image, however old; an operator's location or a forged token names none."""
+    link = links.firmware_download_url(firmware_id=str(image.pk), ttl=60)
+    monkeypatch.setattr(time, "time", lambda: 10**12)  # long expired
+    assert links.firmware_linked(location=link) == str(image.pk)
+    assert links.firmware_linked(location=link[:-3] + "xyz") is None
+    assert links.firmware_linked(location="https://images.example/wallbox-x-2.4.0.bin") is None
+    assert links.firmware_linked(location="https://images.example/firmware/download/abc") is None

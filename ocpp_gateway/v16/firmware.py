@@ -48,9 +48,15 @@ class FirmwareHandlers:
     @staticmethod
     @answer(Action.update_firmware)
     def after_update_firmware(command: Command) -> None:
-        """The update under way, if a campaign's, is superseded (its reports are this one's now)."""
+        """The update under way, if a campaign's, is superseded (its reports are this one's now),
+        unless this one, sent by hand, is the CSMS's link to its image (the follow-up reads the
+        location as sent: ``commands.redaction``)."""
         if answer_accepted(command):
-            firmware.firmware_updates_superseded(charge_point=answering_charge_point(command))
+            firmware.firmware_updates_superseded(
+                charge_point=answering_charge_point(command),
+                location=str(command.request.get("location", "")),
+                by_hand=command.api_key_id is not None or command.user_id is not None,
+            )
 
     async def _firmware_status(self, status: str, request_id: int | None) -> None:
         if status in FIRMWARE_PROGRESS:
