@@ -103,10 +103,9 @@ LONG_SESSION = timedelta(days=7)
 
 # What a sampled value without a measurand measures when its unit is of another quantity than active
 # energy (OCPP UnitOfMeasure): the energy register is the default measurand of both versions, but a
-# current in A or a power in W sent without one is no register reading (it seemed to fall to 16 Wh).
+# current in A sent without one is no register reading (it seemed to fall to 16 Wh). Not W nor kW:
+# an energy register labelled kW (for kWh) is read as it always was, as kWh.
 _MEASURAND_OF_UNIT = {
-    "w": "Power.Active.Import",
-    "kw": "Power.Active.Import",
     "a": "Current.Import",
     "v": "Voltage",
     "percent": "SoC",

@@ -427,11 +427,11 @@ async def test_a_v201_event_after_its_sessions_ended_is_kept_but_changes_neither
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_a_value_without_a_measurand_in_a_unit_of_another_quantity_is_no_energy_reading(daphne, version):
     """Helper 5's probe: a sampled value without ``measurand`` is the energy register (both versions'
-    default), also one in amperes or watts (a station that leaves the measurand out of its current
-    and power values): every 10 minutes the register seemed to fall from 502,000 Wh to 16 and
-    climb back, and a clean 12 kWh session was
-    flagged ``non_monotonic_register`` for review. Such a value is the measurand its unit names
-    (A: Current.Import, W and kW: Power.Active.Import, ...), stored, never an energy reading."""
+    default), also one in amperes or volts (a station that leaves the measurand out of its current
+    and voltage values): every 10 minutes the register seemed to fall from 502,000 Wh to 16 and
+    climb back, and a clean 12 kWh session was flagged ``non_monotonic_register`` for review. Such
+    a value is the measurand its unit names (A: Current.Import, V: Voltage, ...), stored, never an
+    energy reading."""
     charge_point_id = f"CP-UNIT-{version}"
     await charger_with_tariff(charge_point_id)
     await IdTag.objects.acreate(id_tag="T-1")
@@ -439,9 +439,9 @@ async def test_a_value_without_a_measurand_in_a_unit_of_another_quantity_is_no_e
     def values(minute: int, wh: int) -> list[dict]:
         at = f"2026-05-01T10:{minute:02d}:00Z"
         if version == "1.6":
-            other = [{"value": "16", "unit": "A"}, {"value": "7.4", "unit": "kW"}]
+            other = [{"value": "16", "unit": "A"}, {"value": "230.4", "unit": "V"}]
             return [{"timestamp": at, "sampledValue": [{"value": str(wh)}, *other]}]
-        other = [{"value": 16, "unitOfMeasure": {"unit": "A"}}, {"value": 7.4, "unitOfMeasure": {"unit": "kW"}}]
+        other = [{"value": 16, "unitOfMeasure": {"unit": "A"}}, {"value": 230.4, "unitOfMeasure": {"unit": "V"}}]
         return [{"timestamp": at, "sampledValue": [{"value": wh}, *other]}]
 
     async with raw_socket(daphne, version, charge_point_id) as websocket:
@@ -476,6 +476,6 @@ async def test_a_value_without_a_measurand_in_a_unit_of_another_quantity_is_no_e
     assert (session.energy_wh, session.anomalies, session.needs_review) == (12000, [], False)
     measurands = {
         (sample.measurand, sample.unit, sample.value)
-        async for sample in MeterSample.objects.filter(transaction=session, raw_value__in=["16", "7.4"])
+        async for sample in MeterSample.objects.filter(transaction=session, raw_value__in=["16", "230.4"])
     }
-    assert measurands == {("Current.Import", "A", 16), ("Power.Active.Import", "kW", 7400)}
+    assert measurands == {("Current.Import", "A", 16), ("Voltage", "V", Decimal("230.4"))}
