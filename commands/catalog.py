@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
         "get_local_list_version",
         "send_local_list",
         "get_composite_schedule",
+        "extended_trigger_message",  # the security whitepaper's TriggerMessage
     ),
     "2.0.1": (
         "request_start_transaction",

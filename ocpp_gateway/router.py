@@ -108,7 +108,9 @@ _SERVED_WHILE_PENDING = {
 }
 # And, in both versions, what the CSMS asked for on the connection (``OcppRouter._asked_noted``): the
 # requestedMessage of a TriggerMessage (1.6 §4.2, 2.0.1 B02.FR.09; the Sign*Certificate triggers ask
-# for SignCertificate, which the CSMS does not answer: NotSupported), the NotifyReport of a
+# for SignCertificate, which the CSMS does not answer: NotSupported) or of a 1.6 ExtendedTriggerMessage
+# (security whitepaper: its FirmwareStatusNotification asks for a SignedFirmwareStatusNotification, its
+# SignChargePointCertificate for a SignCertificate), the NotifyReport of a
 # GetBaseReport or GetReport (B02.FR.01, B02.FR.09), and the statuses of a firmware update or log
 # upload the CSMS asked of the charger; 2.0.1 statuses naming (requestId) an UpdateFirmware or GetLog
 # the station accepted on an earlier connection too (its update's reboot: ``_status_asked_earlier``).
@@ -117,6 +119,11 @@ _ASKED_BY = {
     "GetReport": "NotifyReport",
     "UpdateFirmware": "FirmwareStatusNotification",
     "GetLog": "LogStatusNotification",
+}
+# The message a 1.6 ExtendedTriggerMessage's requestedMessage asks for, where it is not its name.
+_EXTENDED_TRIGGERED = {
+    "FirmwareStatusNotification": "SignedFirmwareStatusNotification",
+    "SignChargePointCertificate": "SignCertificate",
 }
 _PENDING_REFUSAL = {
     "1.6": "The charge point is not commissioned; only {} and what the Central System asked for on this "
@@ -554,9 +561,11 @@ class OcppRouter(RoutedChargePoint):
         Noted before the CALL goes, so that a charger sending the message before its answer is served;
         returns it when it was not served before (``send_call`` withdraws it unless the charger
         accepts: a refused, unanswered or failed request asked for nothing)."""
-        if action == "TriggerMessage":
+        if action in ("TriggerMessage", "ExtendedTriggerMessage"):
             requested = payload.get("requestedMessage")
             asked = requested if isinstance(requested, str) else None
+            if asked is not None and action == "ExtendedTriggerMessage":
+                asked = _EXTENDED_TRIGGERED.get(asked, asked)
         else:
             asked = _ASKED_BY.get(action)
         if asked is None or asked in self._asked_while_pending:

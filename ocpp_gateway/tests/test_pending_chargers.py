@@ -219,6 +219,23 @@ async def test_a_pending_charger_is_served_what_a_trigger_asked_for(daphne, api_
     assert refused[:3] == [4, "a1", "SecurityError"]
 
 
+async def test_a_pending_1_6_charger_is_served_what_an_extended_trigger_asked_for(daphne, api_key, pending):
+    """The security whitepaper's ExtendedTriggerMessage (``extended_trigger_message``) asks as a
+    TriggerMessage does: its requestedMessage is served on the connection, a refusal asks nothing."""
+    async with raw_socket(daphne, "1.6", CP_ID) as websocket:
+        await booted_pending(websocket, "1.6")
+        body = {"requested_message": "MeterValues", "connector_id": 1}
+        refused = await asked(
+            daphne, api_key, websocket, "1.6", "extended_trigger_message", body, {"status": "Rejected"}, 409
+        )
+        unasked = await exchange(websocket, [2, "u1", "MeterValues", METER_VALUES["1.6"]])
+        call = await asked(daphne, api_key, websocket, "1.6", "extended_trigger_message", body, {"status": "Accepted"})
+        answers = [await exchange(websocket, [2, f"t{n}", "MeterValues", METER_VALUES["1.6"]]) for n in range(2)]
+    assert refused[2:] == call[2:] == ["ExtendedTriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1}]
+    assert unasked[:3] == [4, "u1", "SecurityError"]
+    assert answers == [[3, "t0", {}], [3, "t1", {}]]
+
+
 @pytest.mark.parametrize("answer", [{"status": "Rejected"}, {"status": "NotImplemented"}])
 async def test_a_trigger_a_pending_station_refuses_asks_for_nothing(daphne, api_key, pending, answer):
     """Review: what a refused TriggerMessage named was served for the rest of the connection (a
