@@ -339,3 +339,27 @@ async def test_an_upload_whose_url_expired_without_its_file_fails_instead_of_sta
     assert (await LogUpload.objects.aget(pk=uploaded.pk)).state == "uploaded"
     assert (await LogUpload.objects.aget(pk=still_valid.pk)).state == "requested"
     assert settings.CELERY_BEAT_SCHEDULE["expire-log-uploads"]["task"] == "maintenance.tasks.expire_log_uploads"
+
+
+@pytest.mark.parametrize("report", [{"status": "UploadFailure"}, {"status": "Uploading", "requestId": 1}])
+async def test_a_1_6_log_status_reports_on_no_diagnostics_upload(shared_files, report):
+    """A 1.6 LogStatusNotification (security whitepaper) reports on a GetLog, which the CSMS never sends
+    to a 1.6 charger; its GetDiagnostics uploads follow DiagnosticsStatusNotification only. A log upload's
+    ``UploadFailure`` failed the diagnostics upload under way (state ``failed``, its file still to come)."""
+    await ChargePoint.objects.acreate(charge_point_id="DIAG-LOG16", heartbeat_interval=60, ocpp_version="1.6")
+    async with raw_socket(shared_files, "1.6", "DIAG-LOG16") as websocket:
+        asked = asyncio.create_task(sync_to_async(diagnostics.log_upload_request)(charge_point_id="DIAG-LOG16"))
+        await _answer_next_call(websocket, {"fileName": "diag.zip"})
+        upload = await asked
+        await _notified(
+            websocket,
+            "l1",
+            "LogStatusNotification",
+            {**report, "requestId": upload.pk} if "requestId" in report else report,
+        )
+        await _notified(websocket, "d1", "DiagnosticsStatusNotification", {"status": "Uploading"})
+        uploading = await LogUpload.objects.aget(pk=upload.pk)
+        await _notified(websocket, "l2", "LogStatusNotification", {"status": "UploadFailure"})
+    upload = await LogUpload.objects.aget(pk=upload.pk)
+    assert (uploading.state, uploading.status) == ("uploading", "Uploading")
+    assert (upload.state, upload.status) == ("uploading", "Uploading")

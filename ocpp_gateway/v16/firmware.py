@@ -1,5 +1,5 @@
 """OCPP 1.6 Firmware Management profile: FirmwareStatusNotification, DiagnosticsStatusNotification,
-and the security whitepaper's SignedFirmwareStatusNotification and LogStatusNotification."""
+and the security whitepaper's SignedFirmwareStatusNotification and LogStatusNotification (acknowledged)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ FIRMWARE_PROGRESS = {
     "InstallVerificationFailed": "failed",
     "InvalidSignature": "failed",
 }
-# DiagnosticsStatus and UploadLogStatus -> log upload state; Idle reports nothing.
+# DiagnosticsStatus (and a lenient model's UploadLogStatus in it) -> log upload state; Idle reports nothing.
 UPLOAD_PROGRESS = {
     "Uploading": "uploading",
     "Uploaded": "uploaded",
@@ -64,10 +64,10 @@ class FirmwareHandlers:
                 charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
             )
 
-    async def _upload_status(self, status: str, request_id: int | None) -> None:
+    async def _upload_status(self, status: str) -> None:
         if status in UPLOAD_PROGRESS:
             await in_commit_group(diagnostics.log_status_record)(
-                charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status, request_id=request_id
+                charge_point_id=self.id, state=UPLOAD_PROGRESS[status], status=status
             )
 
     @on(Action.firmware_status_notification)
@@ -86,12 +86,11 @@ class FirmwareHandlers:
     async def on_diagnostics_status_notification(
         self, status: str, **_: Any
     ) -> call_result.DiagnosticsStatusNotification:
-        await self._upload_status(status, None)
+        await self._upload_status(status)
         return call_result.DiagnosticsStatusNotification()
 
     @on(Action.log_status_notification)
-    async def on_log_status_notification(
-        self, status: str, request_id: int | None = None, **_: Any
-    ) -> call_result.LogStatusNotification:
-        await self._upload_status(status, request_id)
+    async def on_log_status_notification(self, **_: Any) -> call_result.LogStatusNotification:
+        """Acknowledged (the message log keeps it): it reports on a GetLog (security whitepaper), which
+        the CSMS does not send in 1.6; its GetDiagnostics uploads follow DiagnosticsStatusNotification."""
         return call_result.LogStatusNotification()
