@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import time
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.files.base import ContentFile
+from django.utils import timezone
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
@@ -21,8 +23,8 @@ from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint
 from commands.models import Command
-from conftest import ahttp, eventually, ocpp_charger
-from maintenance.models import Campaign, CampaignState, CampaignTarget, TargetState
+from conftest import ahttp, eventually, ocpp_charger, raw_socket
+from maintenance.models import Campaign, CampaignState, CampaignTarget, FirmwareFile, TargetState
 from maintenance.services import firmware
 from maintenance.tests.conftest import FailingCharger16, FirmwareCharger16, FirmwareCharger201, http_get
 
@@ -398,3 +400,33 @@ async def test_a_v16_update_sent_by_hand_with_the_campaign_s_own_image_leaves_th
     assert (target.state, target.status, target.failure) == (TargetState.INSTALLED, "Installed", "")
     await advance(campaign_id=str(campaign.pk))
     assert (await Campaign.objects.aget(pk=campaign.pk)).state == CampaignState.COMPLETED
+
+
+async def test_a_1_6_signed_firmware_status_naming_an_update_never_sent_leaves_the_campaign_s_as_it_is(shared_files):
+    """A 1.6 SignedFirmwareStatusNotification's requestId names a SignedUpdateFirmware (security whitepaper),
+    which the CSMS never sends in 1.6: it was matched to the campaign target of that primary key, so a signed
+    update of the charger's own failing (InvalidSignature, requestId 1) failed the campaign's UpdateFirmware
+    under way. Such a status is acknowledged and changes nothing; one without a requestId (triggered, the
+    charger's current update) and the core FirmwareStatusNotification are still followed."""
+    await _register(["FW-SIGNED"], "1.6")
+    charge_point = await ChargePoint.objects.aget(charge_point_id="FW-SIGNED")
+    image = await FirmwareFile.objects.acreate(name="fw.bin", file="firmware/fw.bin", size=1, sha256="0" * 64)
+    campaign = await Campaign.objects.acreate(name="c", firmware=image, start_at=timezone.now(), concurrency=1)
+    target = await CampaignTarget.objects.acreate(
+        campaign=campaign, charge_point=charge_point, state=TargetState.DOWNLOADING, sent_at=timezone.now()
+    )
+    async with raw_socket(shared_files, "1.6", "FW-SIGNED") as websocket:
+        foreign = {"status": "InvalidSignature", "requestId": target.pk}
+        answers = [await _exchange(websocket, "s1", "SignedFirmwareStatusNotification", foreign)]
+        await target.arefresh_from_db()
+        untouched = (target.state, target.status)
+        answers.append(await _exchange(websocket, "s2", "SignedFirmwareStatusNotification", {"status": "Installing"}))
+    assert answers == [[3, "s1", {}], [3, "s2", {}]]
+    assert untouched == (TargetState.DOWNLOADING, "")
+    await target.arefresh_from_db()
+    assert (target.state, target.status) == (TargetState.INSTALLING, "Installing")
+
+
+async def _exchange(websocket, unique_id: str, action: str, payload: dict[str, Any]) -> list[Any]:
+    await websocket.send(json.dumps([2, unique_id, action, payload]))
+    return json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))

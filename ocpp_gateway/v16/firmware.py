@@ -58,10 +58,10 @@ class FirmwareHandlers:
                 by_hand=command.api_key_id is not None or command.user_id is not None,
             )
 
-    async def _firmware_status(self, status: str, request_id: int | None) -> None:
+    async def _firmware_status(self, status: str) -> None:
         if status in FIRMWARE_PROGRESS:
             await in_commit_group(firmware.firmware_status_record)(
-                charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status, request_id=request_id
+                charge_point_id=self.id, progress=FIRMWARE_PROGRESS[status], status=status
             )
 
     async def _upload_status(self, status: str) -> None:
@@ -72,14 +72,17 @@ class FirmwareHandlers:
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(self, status: str, **_: Any) -> call_result.FirmwareStatusNotification:
-        await self._firmware_status(status, None)
+        await self._firmware_status(status)
         return call_result.FirmwareStatusNotification()
 
     @on(Action.signed_firmware_status_notification)
     async def on_signed_firmware_status_notification(
         self, status: str, request_id: int | None = None, **_: Any
     ) -> call_result.SignedFirmwareStatusNotification:
-        await self._firmware_status(status, request_id)
+        """Followed as a FirmwareStatusNotification when it names no request (a trigger's: the update under
+        way); its requestId names a SignedUpdateFirmware, which the CSMS does not send in 1.6: acknowledged."""
+        if request_id is None:
+            await self._firmware_status(status)
         return call_result.SignedFirmwareStatusNotification()
 
     @on(Action.diagnostics_status_notification)
