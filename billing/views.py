@@ -59,6 +59,7 @@ class BillingRecordViewSet(viewsets.ReadOnlyModelViewSet):
     """What ended sessions cost, priced with the tariff valid at their start."""
 
     serializer_class = BillingRecordSerializer
+    query_filters = BillingRecordFilterSerializer.names()
 
     def get_queryset(self) -> QuerySet[BillingRecord]:
         return selectors.billing_record_list(**BillingRecordFilterSerializer.parse(self.request.query_params))

@@ -61,6 +61,7 @@ class ChargePointViewSet(
     """Register, list, change and remove charge points."""
 
     serializer_class = ChargePointSerializer
+    query_filters = ("connected", "ocpp_version", "lifecycle_state")
     api_error_statuses = {"create": (409,), "destroy": (409,)}  # the id exists; the charger has history
     lookup_field = "charge_point_id"
     lookup_value_regex = IDENTITY_PATTERN

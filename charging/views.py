@@ -77,6 +77,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     """Charging sessions of both OCPP versions, newest first."""
 
     serializer_class = TransactionSerializer
+    query_filters = TransactionFilterSerializer.names()
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self) -> QuerySet[Transaction]:

@@ -326,6 +326,7 @@ class CommandViewSet(viewsets.ReadOnlyModelViewSet):
     """The audit log of commands sent to chargers."""
 
     serializer_class = CommandSerializer
+    query_filters = ("charge_point_id", "state", "action")
 
     def get_queryset(self) -> QuerySet[Command]:
         queryset = Command.objects.select_related("api_key", "user")

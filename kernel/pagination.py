@@ -4,6 +4,7 @@ from typing import Any
 from rest_framework.pagination import PageNumberPagination
 
 from kernel.api_errors import ApiError
+from kernel.query_params import unknown_query_parameters_refused
 
 _POSITIVE = re.compile(r"[0-9]{1,9}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
 _DIGITS = re.compile(r"[0-9]+")
@@ -13,6 +14,14 @@ class Pagination(PageNumberPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
+        """DRF's, after refusing a query parameter the list does not read (``kernel.query_params``):
+        its filters are the view's ``query_filters`` (its ``list`` action's; another list, e.g. an
+        ``@action``, takes none)."""
+        filters = getattr(view, "query_filters", ()) if getattr(view, "action", "list") == "list" else ()
+        unknown_query_parameters_refused(request.query_params, filters)
+        return super().paginate_queryset(queryset, request, view)
 
     def get_page_size(self, request: Any) -> int | None:
         """DRF's, but a ``page_size`` that is no integer from 1 to ``max_page_size`` is a 400 naming

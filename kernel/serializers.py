@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from kernel.api_errors import ApiError
 from kernel.money import round_money
+from kernel.query_params import unknown_query_parameters_refused
 
 
 def wh_number(value: Decimal | None) -> int | float | None:
@@ -111,7 +112,14 @@ class QueryParamsSerializer(serializers.Serializer):
 
     @classmethod
     def parse(cls, query_params: Any) -> dict[str, Any]:
+        """The filters; a parameter that is none of them (nor a page's) is a 400 naming it."""
+        unknown_query_parameters_refused(query_params, cls.names())
         serializer = cls(data=query_params)
         if not serializer.is_valid():
             raise ApiError(400, "ValidationError", "The query parameters are invalid.", details=serializer.errors)
         return serializer.validated_data
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The filters' names: a list view's ``query_filters``."""
+        return tuple(cls().fields)

@@ -1,0 +1,27 @@
+"""The query parameters a list reads: any other is a 400 naming it, as an unknown body field is.
+
+A misspelt filter (``/billing-records/?chargepoint_id=CP-1``, ``/chargepoints/?charge_point_id=CP-9``)
+was ignored: the answer was the whole list, taken for the filtered one (every customer's bills
+exported for one). A list's filters are its view's ``query_filters``; ``page``, ``page_size`` and
+``format`` (DRF's format override) are every list's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from kernel.api_errors import ApiError
+
+EVERY_LIST = ("page", "page_size", "format")
+UNKNOWN = "Unknown query parameter."
+
+
+def unknown_query_parameters_refused(query_params: Any, filters: Iterable[str]) -> None:
+    """Raise a 400 ValidationError naming each parameter of ``query_params`` that is neither one of
+    ``filters`` nor one of ``EVERY_LIST``, with the ones that are known."""
+    known = {*EVERY_LIST, *filters}
+    unknown = sorted(name for name in query_params if name not in known)
+    if unknown:
+        message = f"Unknown query parameter: {', '.join(unknown)}. This list takes {', '.join(sorted(known))}."
+        raise ApiError(400, "ValidationError", message, details={name: [UNKNOWN] for name in unknown})
