@@ -329,7 +329,8 @@ class CommandViewSet(viewsets.ReadOnlyModelViewSet):
     query_filters = ("charge_point_id", "state", "action")
 
     def get_queryset(self) -> QuerySet[Command]:
-        queryset = Command.objects.select_related("api_key", "user")
+        # Newest first; the id breaks a tie, so a page's rows never move to another page between reads.
+        queryset = Command.objects.select_related("api_key", "user").order_by("-created_at", "-id")
         params = self.request.query_params
         if "charge_point_id" in params:
             queryset = queryset.filter(charge_point_identity=params["charge_point_id"])

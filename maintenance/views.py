@@ -54,7 +54,7 @@ class FirmwareFileViewSet(
 
     serializer_class = FirmwareFileSerializer
     parser_classes = [MultiPartParser, JsonParser]  # JSON only to be told which field is missing
-    queryset = FirmwareFile.objects.all()
+    queryset = FirmwareFile.objects.order_by("-uploaded_at", "-id")  # the id breaks a tie: stable pages
 
     def get_object(self) -> FirmwareFile:
         return _get(FirmwareFile.objects, self.kwargs["pk"], "firmware file")

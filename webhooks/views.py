@@ -37,7 +37,8 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
     serializer_class = WebhookSubscriptionSerializer
 
     def get_queryset(self) -> QuerySet[WebhookSubscription]:
-        return WebhookSubscription.objects.all()
+        # Newest first; the id breaks a tie, so a page's rows never move to another page between reads.
+        return WebhookSubscription.objects.order_by("-created_at", "-id")
 
     def get_object(self) -> WebhookSubscription:
         try:

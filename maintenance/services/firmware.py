@@ -289,9 +289,10 @@ def _campaign_finish_if_done(campaign: Campaign) -> Campaign:
 def campaigns_counted(campaigns: QuerySet[Campaign]) -> QuerySet[Campaign]:
     """``campaigns`` with each one's chargers per target state counted in the same query, which
     ``campaign_progress`` then reads: a page of campaigns costs one query, not one per campaign.
-    Newest first, as the model orders them (a query that groups leaves ``Meta.ordering`` out)."""
+    Newest first, as the model orders them (a query that groups leaves ``Meta.ordering`` out), the
+    id breaking a tie (a page's rows never move to another page between reads)."""
     counts = {_COUNTED + state: Count("targets", filter=Q(targets__state=state)) for state in TargetState.values}
-    return campaigns.annotate(**counts).order_by("-created_at")
+    return campaigns.annotate(**counts).order_by("-created_at", "-id")
 
 
 _COUNTED = "targets_counted_"

@@ -1,7 +1,8 @@
 import pytest
+from django.utils import timezone
 
 from webhooks.models import EventType, WebhookDelivery, WebhookSubscription
-from webhooks.services import webhook_event_emit
+from webhooks.services import webhook_event_emit, webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +73,18 @@ def test_a_secret_in_the_body_is_a_400_saying_to_rotate_it(api_client, settings,
         "colour": ["Unknown field."],
     }
     assert WebhookSubscription.objects.get(pk=created["id"]).secret == created["secret"]
+
+
+def test_paging_through_subscriptions_created_at_once_lists_each_once(api_client, settings):
+    """Round 49's probe: the list was ordered by created_at alone; subscriptions sharing it (made in
+    one transaction, restored from a dump) came in an order PostgreSQL's sort may change from page to
+    page, so a client walking the pages saw some twice and missed others. The id breaks the tie."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    for number in range(60):
+        webhook_subscription_create(url=f"http://127.0.0.1:9/h{number}", events=["command.completed"])
+    WebhookSubscription.objects.update(created_at=timezone.now())
+    seen = []
+    for page in range(1, 7):
+        response = api_client.get(f"/api/v1/webhooks/?page={page}&page_size=10")
+        seen += [subscription["id"] for subscription in response.json()["results"]]
+    assert sorted(seen) == sorted(str(pk) for pk in WebhookSubscription.objects.values_list("pk", flat=True))
