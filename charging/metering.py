@@ -384,7 +384,10 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
     register was before it, was a glitch too: an implausible one is never counted, a plausible one is
     taken back when the register, back under it, is not below where it was before it (a reset goes
     lower). A reading below 0 is no register's (a reset restarts at 0): it is left out, and flags the
-    session, never a point the counting restarts from. The result is never negative.
+    session, never a point the counting restarts from. The result is never negative. An energy beyond
+    what ``max_power_w`` delivers from the first reading to the last, plus ``jump_tolerance_wh`` once,
+    is flagged an implausible jump too (steps each within the tolerance that add up beyond the power),
+    and kept as counted: the operator reviews it.
     """
     anomalies: list[str] = []
     counted = Decimal(0)
@@ -430,9 +433,13 @@ def derive_energy(readings: Sequence[Reading], *, max_power_w: Decimal, jump_tol
         counted += dip.wh - last_step[0].wh - last_step[1]
     if readings[-1].wh < readings[0].wh:  # rounding never ends below the start
         _add(anomalies, Anomaly.NON_MONOTONIC_REGISTER)
-    if not anomalies:
-        return EnergyResult(readings[-1].wh - readings[0].wh, ())
-    return EnergyResult(counted, tuple(anomalies))
+    energy = counted if anomalies else readings[-1].wh - readings[0].wh
+    # Each step has the tolerance to itself: many steps within it may add up to far more than the power
+    # delivers over the whole session (1 kWh a second for 10 minutes), billed as measured but flagged.
+    hours = Decimal(max((max(r.at for r in readings) - min(r.at for r in readings)).total_seconds(), 0)) / 3600
+    if energy > max_power_w * hours + jump_tolerance_wh:
+        _add(anomalies, Anomaly.IMPLAUSIBLE_JUMP)
+    return EnergyResult(energy, tuple(anomalies))
 
 
 def _resolution(one: Reading, other: Reading) -> Decimal:

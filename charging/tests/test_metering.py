@@ -261,3 +261,19 @@ def test_a_negative_meter_start_is_no_baseline():
     wh, anomalies = energy([Decimal(-500), Decimal(9000)])
     assert wh == 0
     assert anomalies == (Anomaly.NON_MONOTONIC_REGISTER,)
+
+
+def test_steps_each_within_the_tolerance_that_add_up_beyond_the_power_are_flagged():
+    """Round 49's probe: a 1.6 charger's register rose 1 kWh a second for 10 minutes (600 kWh, 3.6 MW
+    on average, a simulated meter's pace) and was billed 181.00 EUR with no anomaly: every step fit
+    400 kW over its second plus the 50 kWh tolerance, added again at each step. The session's energy
+    over its whole span, against the power plus the tolerance once, flags it for review."""
+    readings = [Reading(T0 + timedelta(seconds=second), Decimal(second * 1000)) for second in range(601)]
+    result = derive_energy(readings, max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH)
+    assert result.anomalies == (Anomaly.IMPLAUSIBLE_JUMP,)
+    assert result.energy_wh == Decimal(600_000)  # as measured: the operator reviews it
+
+
+def test_a_session_at_the_power_bound_all_along_is_not_flagged():
+    readings = readings_every_minute([Decimal(minute * 6_600) for minute in range(121)])  # 396 kW for 2 h
+    assert derive_energy(readings, max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH).anomalies == ()
