@@ -184,6 +184,12 @@ class Transaction(models.Model):
     closed_by_csms = models.BooleanField(default=False, help_text="Closed without a stop from the charger.")
     idle_since = models.DateTimeField(null=True, blank=True, help_text="Connected but not charging since.")
     idle_seconds = models.PositiveIntegerField(default=0, help_text="Idle time before idle_since.")
+    charging_state_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="2.0.1: the latest time a chargingState was told at (the charger's time of its event): a"
+        " state arriving late but later than it is the session's state.",
+    )
     time_spent_charging = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 timeSpentCharging.")
     seq_nos = models.JSONField(
         default=list,

@@ -675,7 +675,7 @@ def transaction_updated_record(
     rows = sample_rows(session.charge_point_id, session, samples, source="TransactionEvent")
     samples_learned(session, samples, rows)
     if charging is not None:  # a kept session is active
-        charging_state_apply(session, charging=charging, at=at, late=event_late(session, seq_no))
+        charging_state_apply(session, charging=charging, at=at, late=event_late(session, seq_no), sequenced=True)
     time_spent_charging_apply(session, time_spent_charging)
     sample_rows_stored(rows, may_gather=True)
     transaction_save_changes(session, may_gather=True)

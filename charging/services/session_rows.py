@@ -598,14 +598,24 @@ def seconds_between(start: datetime, end: datetime) -> int:
     return max(int((end - start).total_seconds()), 0)
 
 
-def charging_state_apply(session: Transaction, *, charging: bool, at: datetime, late: bool = False) -> None:
+def charging_state_apply(
+    session: Transaction, *, charging: bool, at: datetime, late: bool = False, sequenced: bool = False
+) -> None:
     """Idle time (connected, not charging) opened by a state at ``at`` that is not ``charging``,
     closed into ``idle_seconds`` by one that is; it never starts before the session does (a status
     stamped before the start, sent after it).
 
     ``late``: a 2.0.1 event that arrived after a later one of its session (``seq_no_late``). It
     opens no idle time (the later events, applied, may have resumed charging: it billed idle time
-    to the end), and closes none that began after it (it ended the idle time a later event opened)."""
+    to the end), and closes none that began after it (it ended the idle time a later event opened).
+    ``sequenced``: a 2.0.1 event's state, whose time the session keeps (``charging_state_at``, the
+    latest told): a late one stamped no earlier than every state told is the latest state (the
+    events that overtook it told none after it: an EV full at 10:10, its event overtaken by a
+    periodic one of 10:20), applied as in order."""
+    if sequenced:
+        told = session.charging_state_at
+        if told is None or at >= told:
+            late, session.charging_state_at = False, at
     if not charging and session.idle_since is None:
         if not late:
             session.idle_since = max(at, session.started_at)

@@ -585,7 +585,7 @@ def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool
     samples_learned(session, request.samples, rows)
     if request.charging is not None and session.status == TransactionStatus.ACTIVE:
         late = not restarted and event_late(session, request.seq_no)
-        charging_state_apply(session, charging=request.charging, at=request.started_at, late=late)
+        charging_state_apply(session, charging=request.charging, at=request.started_at, late=late, sequenced=True)
     time_spent_charging_apply(session, request.time_spent_charging)
     return rows
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from charging.models import Transaction
 from ocpp_gateway.v201.transactions import _transaction_event
 
 pytestmark = pytest.mark.django_db
@@ -71,3 +72,31 @@ def test_a_late_started_announces_the_token_the_session_opened_without(register_
     _transaction_event(cp, event("Started", 0, 0, idToken=token))  # a resend of it: nothing new
     _transaction_event(cp, event("Updated", 2, 10))
     assert len(announced("transaction.started")) == 2
+
+
+def test_a_charging_state_arriving_late_after_an_event_without_one_bills_its_idle_time(register_charge_point):
+    """The EV was full at 10:10 (an Updated of chargingState SuspendedEV, seqNo 1) but that event
+    reached the CSMS after the periodic Updated of 10:20 (seqNo 2, no chargingState): arriving late,
+    it opened no idle time (a later event might have resumed charging), though none after it told a
+    state. The session billed 60 charging minutes and no idle fee; it bills 50 idle minutes now. A
+    late state with a later one told stays as before (it opens nothing)."""
+    from decimal import Decimal
+
+    from billing.models import BillingRecord, Tariff
+
+    Tariff.objects.create(name="Idle", currency="EUR", price_per_kwh=0, idle_fee_per_minute="0.10", is_default=True)
+    cp = new_charger(register_charge_point)
+    state = {"info": {"chargingState": "Charging"}}
+    _transaction_event(cp, event("Started", 0, 0, **state, idToken={"idToken": "T", "type": "ISO14443"}))
+    _transaction_event(cp, event("Updated", 2, 20))
+    _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
+    _transaction_event(cp, event("Ended", 3, 60, info={"stoppedReason": "EVDisconnected"}))
+    session = Transaction.objects.get(charge_point__charge_point_id=cp)
+    assert (session.idle_seconds, BillingRecord.objects.get(transaction=session).total) == (3000, Decimal("5.00"))
+
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Started", 0, 0, **state, idToken={"idToken": "T", "type": "ISO14443"}))
+    _transaction_event(cp, event("Updated", 2, 20, **state))  # charging again, told at 10:20
+    _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
+    _transaction_event(cp, event("Ended", 3, 60, info={"stoppedReason": "EVDisconnected"}))
+    assert Transaction.objects.get(charge_point__charge_point_id=cp).idle_seconds == 0
