@@ -320,8 +320,9 @@ def _event_add(
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
             charger_draw_changed.send(sender=Transaction, charge_point_pk=session.charge_point_id)
         transaction_save_changes(session, may_gather=not ended)  # its last save, unless it is repriced
-        if request.started_event and not ended and (session.id_tag, session.started_at) != announced:
-            _late_started_announced(session)
+        late_started = request.started_event and (session.id_tag, session.started_at) != announced
+        if late_started and not ended:
+            _late_started_announced(session, EventType.TRANSACTION_STARTED)
         if ended:  # it changes what the ended session cost
             transaction_finish(
                 session=session,
@@ -332,18 +333,20 @@ def _event_add(
                 stop_id_tag=session.stop_id_tag,
                 closed_by_csms=session.closed_by_csms,
             )
+            if late_started:
+                _late_started_announced(session, EventType.TRANSACTION_ENDED)
     if answer is None and session.id_tag_status:
         return IdTagInfo(status=session.id_tag_status)
     return answer
 
 
-def _late_started_announced(session: Transaction) -> None:
-    """transaction.started once more, for an open session a later event opened (its Started lost,
-    then resent, or overtaken) whose Started brought what that announcement lacked: the id token
-    (null in it), the start. Same ``transaction_id``: the later one replaces it. Rare: no statement
-    for an ordinary event."""
-    if webhook_event_may_have_subscribers(event_type=EventType.TRANSACTION_STARTED):
-        webhook_event_emit(event_type=EventType.TRANSACTION_STARTED, data=events.transaction_event(session))
+def _late_started_announced(session: Transaction, event_type: EventType) -> None:
+    """transaction.started (an open session) or .ended (an ended one) once more, for a session a
+    later event opened (its Started lost, then resent, or overtaken) whose Started brought what its
+    announcement lacked: the id token (null in it), the start. Same ``transaction_id``: the later
+    one replaces it. Rare: no statement for an ordinary event."""
+    if webhook_event_may_have_subscribers(event_type=event_type):
+        webhook_event_emit(event_type=event_type, data=events.transaction_event(session))
 
 
 def _after_its_end(session: Transaction, request: StartRequest) -> bool:

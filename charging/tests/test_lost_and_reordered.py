@@ -74,6 +74,21 @@ def test_a_late_started_announces_the_token_the_session_opened_without(register_
     assert len(announced("transaction.started")) == 2
 
 
+def test_a_late_started_of_an_ended_session_announces_its_end_again_with_the_token(register_charge_point):
+    """The Updated and the Ended overtook the Started: transaction.ended went out with ``id_tag``
+    null and the Updated's start (10:05); the late Started (10:00, RFID-49) re-priced the session
+    (billing_record.created again) but the end a subscriber holds kept neither. It is sent once more."""
+    subscribed("transaction.started", "transaction.ended")
+    cp = new_charger(register_charge_point)
+    _transaction_event(cp, event("Updated", 1, 5, evse={"id": 1, "connectorId": 1}))
+    _transaction_event(cp, event("Ended", 2, 30, info={"stoppedReason": "Local"}))
+    _transaction_event(cp, event("Started", 0, 0, idToken={"idToken": "RFID-49", "type": "ISO14443"}))
+    first, second = announced("transaction.ended")
+    assert (first["id_tag"], first["started_at"]) == (None, "2026-05-01T10:05:00Z")
+    assert (second["id_tag"], second["started_at"], second["status"]) == ("RFID-49", "2026-05-01T10:00:00Z", "ended")
+    assert len(announced("transaction.started")) == 1
+
+
 def test_a_charging_state_arriving_late_after_an_event_without_one_bills_its_idle_time(register_charge_point):
     """The EV was full at 10:10 (an Updated of chargingState SuspendedEV, seqNo 1) but that event
     reached the CSMS after the periodic Updated of 10:20 (seqNo 2, no chargingState): arriving late,
