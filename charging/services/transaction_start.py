@@ -586,7 +586,9 @@ def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool
     # 2.0.1: the readings of its Started and Updated events, stored as the message they came in
     rows = sample_rows(session.charge_point_id, session, request.samples, source="TransactionEvent")
     samples_learned(session, request.samples, rows)
-    if request.charging is not None and session.status == TransactionStatus.ACTIVE:
+    # An ended session (its charger's end, which re-prices it) takes a state its Ended overtook, when no
+    # state told is later (``charging_state_apply``'s ``sequenced``): idle from it to the end.
+    if request.charging is not None and (session.status == TransactionStatus.ACTIVE or not session.closed_by_csms):
         late = not restarted and event_late(session, request.seq_no)
         charging_state_apply(session, charging=request.charging, at=request.started_at, late=late, sequenced=True)
     time_spent_charging_apply(session, request.time_spent_charging)

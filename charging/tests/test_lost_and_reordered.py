@@ -115,3 +115,21 @@ def test_a_charging_state_arriving_late_after_an_event_without_one_bills_its_idl
     _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
     _transaction_event(cp, event("Ended", 3, 60, info={"stoppedReason": "EVDisconnected"}))
     assert Transaction.objects.get(charge_point__charge_point_id=cp).idle_seconds == 0
+
+
+def test_a_charging_state_the_ended_overtook_bills_its_idle_time(register_charge_point):
+    """The EV was full at 10:10 (Updated SuspendedEV, seqNo 1) but that event came after the Ended
+    of 11:00 (seqNo 2, the EV unplugged): it re-priced the session and billed no idle time (only an
+    open session took a state). It is idle from 10:10 to the end now: 5.00 at 0.10 per idle minute."""
+    from decimal import Decimal
+
+    from billing.models import BillingRecord, Tariff
+
+    Tariff.objects.create(name="Idle", currency="EUR", price_per_kwh=0, idle_fee_per_minute="0.10", is_default=True)
+    cp = new_charger(register_charge_point)
+    token = {"idToken": "T", "type": "ISO14443"}
+    _transaction_event(cp, event("Started", 0, 0, info={"chargingState": "Charging"}, idToken=token))
+    _transaction_event(cp, event("Ended", 2, 60, info={"stoppedReason": "EVDisconnected"}))
+    _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
+    session = Transaction.objects.get(charge_point__charge_point_id=cp)
+    assert (session.idle_seconds, BillingRecord.objects.get(transaction=session).total) == (3000, Decimal("5.00"))
