@@ -759,3 +759,31 @@ async def test_a_kept_sessions_meter_values_resent_is_stored_once_and_a_new_one_
     assert await group.run(reads, **reading16("CP-OS-R45", pk, 2100, T0 + timedelta(minutes=2))) == []
     assert await _samples(pk) == 2
     assert (await _session(pk)).energy_wh == Decimal(1100)
+
+
+async def test_a_kept_sessions_readings_without_a_register_resent_are_stored_once_and_new_ones_read_nothing(
+    register_charge_point,
+):
+    """Power alone, no energy register: a copy was stored twice (round 49); told now by the
+    session's latest reading time, with no read for a new message on the connection that keeps it."""
+    from charging.services.meter_ledger import SampledValue
+
+    await sync_to_async(register_charge_point)("CP-OS-R49")
+    open_sessions_bind()
+    group = CommitGroup(max_units=64)
+    pk = await group.run(_start16, charge_point_id="CP-OS-R49", meter_start=1000)
+
+    def power(minute: int) -> dict[str, Any]:
+        at = T0 + timedelta(minutes=minute)
+        sample = SampledValue(timestamp=at, raw_value="7200", measurand="Power.Active.Import", unit="W")
+        return {"charge_point_id": "CP-OS-R49", "connector_id": 1, "ocpp_transaction_id": str(pk), "samples": [sample]}
+
+    def reads(**kwargs: Any) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            meter_values_record(**kwargs)
+        return [query["sql"] for query in queries if "SELECT" in query["sql"]]
+
+    assert await group.run(reads, **power(1)) == []
+    await group.run(meter_values_record, **power(1))  # the copy
+    assert await group.run(reads, **power(2)) == []
+    assert await _samples(pk) == 2
