@@ -386,8 +386,14 @@ def failsafe_clear_on_commit(*, charge_point: ChargePoint) -> None:
     site deleted) to forget the site's failsafe TxDefaultProfile (``FAILSAFE_PROFILE_ID``), in the
     background: off the site, its sessions would stay under the site's share for good (0 A when that
     share was under the minimum). Its sessions' TxProfiles lapse at their validity. A charger away is
-    not asked (the command would only be recorded as not connected); its profile stays listed."""
-    if not charge_point.connection_channel or not charge_point.ocpp_version:
+    not asked (the command would only be recorded as not connected), nor one not commissioned
+    (pending: sent no failsafe, and registration allows the CSMS only reads, configuration and
+    triggers, 1.6 §4.2, 2.0.1 B02); its profile, if any, stays listed."""
+    if (
+        not charge_point.connection_channel
+        or not charge_point.ocpp_version
+        or charge_point.lifecycle_state != LifecycleState.COMMISSIONED
+    ):
         return
     body: dict[str, Any] = (
         {"id": FAILSAFE_PROFILE_ID}

@@ -665,3 +665,27 @@ async def test_a_pending_member_is_not_sent_the_site_s_failsafe(site_daphne, api
         .exclude(smart_charging_flag="")
         .aexists()
     )
+
+
+async def test_a_pending_charger_taken_off_its_site_is_sent_no_clear(site_daphne, api_key):
+    """A member waiting for commissioning (its Boot answered Pending) was never sent the site's
+    failsafe, yet taking it off the site sent it a ClearChargingProfile, which registration does not
+    allow either (1.6 §4.2, 2.0.1 B02: reads, configuration, triggers; a 2.0.1 station answers
+    SecurityError): nothing is sent to it; a profile it may hold from before stays listed, as an
+    absent charger's does."""
+    ids = ["LEAVE-WAIT", "LEAVE-OK"]
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await ChargePoint.objects.filter(charge_point_id=ids[0]).aupdate(lifecycle_state="pending")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=Car) as waiting,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=Car) as commissioned,
+    ):
+        booted = await waiting.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        assert booted.status == "Pending"
+        await commissioned.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        for charge_point_id in ids:  # each member's clear, if any, is recorded before its 204
+            url = f"{site_daphne.http_url}/api/v1/sites/{site_id}/members/{charge_point_id}"
+            status, _ = await ahttp(url, method="DELETE", api_key=api_key)
+            assert status == 204
+    clears = Command.objects.filter(action="ClearChargingProfile", request={"id": 1_700_000})
+    assert [c async for c in clears.values_list("charge_point_identity", flat=True)] == [ids[1]]
