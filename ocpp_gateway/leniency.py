@@ -369,7 +369,7 @@ def _fixed(
         return True
     if error.validator == "type":
         converted = _converted(error.instance, error.validator_value)
-        if converted is None and _fraction_left_out(key, error):
+        if converted is None and (_fraction_left_out(key, error) or _flag_left_out(key, error)):
             converted = _LEFT_OUT
         if converted is None:
             return False
@@ -411,6 +411,16 @@ _FRACTIONS_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {
         }
     ),
 }
+
+
+# Optional flags a session does not hang on, sent as a value no reading makes a boolean (``"offline":
+# "yes"``): left out, as if not sent (the 2.0.1 flag only tells how the event was queued).
+_FLAGS_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {("2.0.1", "TransactionEvent"): frozenset({"offline"})}
+
+
+def _flag_left_out(key: tuple[str, str], error: ValidationError) -> bool:
+    """An optional flag of ``_FLAGS_LEFT_OUT`` sent as a value ``_converted`` cannot read as a boolean."""
+    return error.validator_value == "boolean" and _path(error, any_index=True) in _FLAGS_LEFT_OUT.get(key, frozenset())
 
 
 def _fraction_left_out(key: tuple[str, str], error: ValidationError) -> bool:
@@ -467,14 +477,19 @@ def _missing(error: ValidationError) -> list[str]:
     return [name for name in error.validator_value if name not in instance]  # type: ignore[union-attr]  # a raised error has it
 
 
+# A boolean sent as text or as a number, as ``_converted`` reads it.
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+
 def _converted(value: Any, expected: Any) -> Any:
     """``value`` as the type the schema expects, when it says the same: 2000 -> "2000", "1" -> 1,
-    "true" -> true (2.0.1 ``"offline": "true"``)."""
+    "true" -> true (2.0.1 ``"offline": "true"``), 1 or "1" -> true and 0 or "0" -> false where a
+    boolean belongs (a firmware writing its booleans as numbers)."""
     kinds = expected if isinstance(expected, list) else [expected]
     if isinstance(value, bool):
         return None
-    if "boolean" in kinds and isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
+    if "boolean" in kinds and isinstance(value, (str, int)):
+        return _BOOLEANS.get(str(value).strip().lower())
     if isinstance(value, (int, float)) and "string" in kinds:
         return json.dumps(value)
     number = _number(value)

@@ -224,6 +224,45 @@ async def test_empty_reading_lists_and_a_boolean_as_text_are_absorbed_and_the_se
 
 
 @pytest.mark.parametrize("profile", PROFILES)
+async def test_the_offline_flag_as_a_number_or_unreadable_is_absorbed_and_the_session_ends(daphne, profile):
+    """2.0.1 ``"offline": 1`` (a firmware writing its booleans as 0 and 1), ``"0"``, or a value no
+    reading makes a boolean (``"yes"``) were refused (TypeConstraintViolation): the Ended never
+    applied, its session stayed open and the station resent it forever. 0/1 (number or text) is the
+    boolean; anything else is left out (the flag only tells how the event was queued), each recorded."""
+    charge_point = await charger(f"CP-FLAG-{profile}", profile)
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "offline": 1,
+            "transactionInfo": {"transactionId": "TX-FLAG"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        updated = {**started, "eventType": "Updated", "seqNo": 1, "offline": "0", "timestamp": T_HALF}
+        updated["meterValue"] = [{"timestamp": T_HALF, "sampledValue": [{"value": 2000}]}]
+        assert (await call(websocket, "t2", "TransactionEvent", updated))[:2] == [3, "t2"]
+        ended = {**started, "eventType": "Ended", "timestamp": T1, "seqNo": 2, "offline": "yes"}
+        ended["meterValue"] = [{"timestamp": T1, "sampledValue": [{"value": 5000, "context": "Transaction.End"}]}]
+        assert await call(websocket, "t3", "TransactionEvent", ended) == [3, "t3", {"totalCost": 2.2}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAG")
+    assert (session.status, session.stopped_at.isoformat(), session.energy_wh) == (
+        TransactionStatus.ENDED,
+        "2026-05-01T11:00:00+00:00",
+        Decimal(4000),
+    )
+    assert [(path, validator, value) for _, path, validator, value in await violations(charge_point)] == [
+        ("offline", "type", "1"),
+        ("offline", "type", "0"),
+        ("offline", "type", "yes"),
+    ]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
 async def test_optional_objects_missing_a_field_they_require_are_left_out_and_the_session_ends(daphne, profile):
     """``"evse": {}``, ``"customData": {}`` and a ``signedMeterValue`` without its data were refused
     (ProtocolError): the Ended never applied and its session stayed open, resent forever."""
