@@ -230,9 +230,22 @@ def _absorbed(
     if not errors:
         return None
     fixed = _changed(payload, changes)
+    # A required field sent as null is left out above: its object then misses it, and is left out as
+    # one sent without it is (``"evse": {"id": null}`` as ``"evse": {}``, ``_incomplete_left_out``);
+    # the payload is then checked once more.
+    emptied: list[tuple[list[Any], Any]] = []
     for error in schema_errors.errors(place, fixed, omissible=kept, first_kept=False):
-        if not (_kept(key, error) or _left_out(key, error) or _raw_reading(key, error)):
-            raise ocpp_package.violation_refusal(error)
+        if _kept(key, error) or _left_out(key, error) or _raw_reading(key, error):
+            continue
+        if error.validator == "required" and _incomplete_left_out(key, list(error.absolute_path)):
+            emptied.append((list(error.absolute_path), _LEFT_OUT))
+            continue
+        raise ocpp_package.violation_refusal(error)
+    if emptied:
+        fixed = _changed(fixed, emptied)
+        for error in schema_errors.errors(place, fixed, omissible=kept, first_kept=False):
+            if not (_kept(key, error) or _left_out(key, error) or _raw_reading(key, error)):
+                raise ocpp_package.violation_refusal(error)
     return Accepted(truncated(fixed, ocpp_version=key[0], action=key[1]), _violations(errors))
 
 

@@ -301,6 +301,44 @@ async def test_optional_objects_missing_a_field_they_require_are_left_out_and_th
     }
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_optional_objects_whose_required_field_is_null_are_left_out_and_the_session_ends(daphne, profile):
+    """``"evse": {"id": null, ...}`` and ``"idToken": {"idToken": null, ...}`` (a serializer writing an
+    unknown value as null) were refused with ProtocolError, where ``"evse": {}`` and ``"idToken": {}``
+    are left out: the Ended never applied, its session stayed open and the station resent it forever.
+    An object whose required field is null is now left out as one missing it, recorded the same way."""
+    charge_point = await charger(f"CP-NULLS-{profile}", profile)
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "CablePluggedIn",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-NULLS"},
+            "evse": {"id": 1, "connectorId": 1},
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        ended = {
+            **started,
+            "eventType": "Ended",
+            "timestamp": T1,
+            "triggerReason": "EVDeparted",
+            "seqNo": 1,
+            "evse": {"id": None, "connectorId": 1},
+            "idToken": {"idToken": None, "type": "ISO14443"},
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 11000}]}],
+        }
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 4.0}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-NULLS")
+    assert (session.status, session.energy_wh, session.evse_id) == (TransactionStatus.ENDED, 10000, 1)
+    assert {(action, path, validator) for action, path, validator, _ in await violations(charge_point)} == {
+        ("TransactionEvent", "evse/id", "type"),
+        ("TransactionEvent", "idToken/idToken", "type"),
+    }
+
+
 async def test_v201_transaction_ids_over_36_characters_sharing_their_start_stay_two_sessions(daphne):
     """Cut to the column, they keep a digest of the whole (round 41's probe: two ids sharing their first
     36 characters merged into one session, the other's energy lost without a trace)."""
