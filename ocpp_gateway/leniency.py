@@ -237,8 +237,9 @@ def _absorbed(
     for error in schema_errors.errors(place, fixed, omissible=kept, first_kept=False):
         if _kept(key, error) or _left_out(key, error) or _raw_reading(key, error):
             continue
-        if error.validator == "required" and _incomplete_left_out(key, list(error.absolute_path)):
-            emptied.append((list(error.absolute_path), _LEFT_OUT))
+        left_out = _incomplete_left_out(key, list(error.absolute_path)) if error.validator == "required" else None
+        if left_out is not None:
+            emptied.append((left_out, _LEFT_OUT))
             continue
         raise ocpp_package.violation_refusal(error)
     if emptied:
@@ -393,9 +394,10 @@ def _fixed(
         parent = list(error.absolute_path)
         fields = {name: _joined([*parent, name], any_index=True) for name in _missing(error)}
         if any(field not in defaults for field in fields.values()):
-            if not _incomplete_left_out(key, parent):
+            left_out = _incomplete_left_out(key, parent)
+            if left_out is None:
                 return False
-            changes.append((parent, _LEFT_OUT))
+            changes.append((left_out, _LEFT_OUT))
             return True
         for name, field in fields.items():
             value = defaults[field](received_at)
@@ -459,12 +461,24 @@ _INCOMPLETE_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {
 }
 
 
-def _incomplete_left_out(key: tuple[str, str], parent: list[Any]) -> bool:
-    """Whether the object at ``parent`` that misses a field it requires is left out: one of
-    ``_INCOMPLETE_LEFT_OUT``, or a ``customData`` anywhere (the CSMS reads none)."""
+# Lists of objects the CSMS never reads, left out whole when one of their items misses a field it
+# requires (an item alone cannot be: the others' places would move).
+_INCOMPLETE_LISTS_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {
+    ("2.0.1", "TransactionEvent"): frozenset({"idToken/additionalInfo"}),
+}
+
+
+def _incomplete_left_out(key: tuple[str, str], parent: list[Any]) -> list[Any] | None:
+    """What is left out for the object at ``parent`` that misses a field it requires: the object,
+    when one of ``_INCOMPLETE_LEFT_OUT`` or a ``customData`` anywhere (the CSMS reads none); its list,
+    when an item of ``_INCOMPLETE_LISTS_LEFT_OUT``; else None (refused)."""
     if not parent or key not in _INCOMPLETE_LEFT_OUT:
-        return False
-    return parent[-1] == "customData" or _joined(parent, any_index=True) in _INCOMPLETE_LEFT_OUT[key]
+        return None
+    if parent[-1] == "customData" or _joined(parent, any_index=True) in _INCOMPLETE_LEFT_OUT[key]:
+        return parent
+    if isinstance(parent[-1], int) and _joined(parent[:-1]) in _INCOMPLETE_LISTS_LEFT_OUT.get(key, frozenset()):
+        return parent[:-1]
+    return None
 
 
 def _raw_reading(key: tuple[str, str], error: ValidationError) -> bool:

@@ -339,6 +339,39 @@ async def test_optional_objects_whose_required_field_is_null_are_left_out_and_th
     }
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_an_incomplete_additional_id_token_is_left_out_and_the_session_ends(daphne, profile):
+    """An idToken's ``additionalInfo`` entry without its ``type`` (or its ``additionalIdToken``), which
+    the CSMS never reads, was refused with ProtocolError: the Ended never applied, its session stayed
+    open and the station resent it forever. Such a list is left out; the token itself still counts."""
+    charge_point = await charger(f"CP-EXTRA-{profile}", profile)
+    await IdTag.objects.acreate(id_tag="TOKEN-EXTRA")
+    token = {"idToken": "TOKEN-EXTRA", "type": "ISO14443", "additionalInfo": [{"additionalIdToken": "X1"}]}
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-EXTRA"},
+            "evse": {"id": 1, "connectorId": 1},
+            "idToken": token,
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        answer = await call(websocket, "t1", "TransactionEvent", started)
+        assert answer == [3, "t1", {"idTokenInfo": {"status": "Accepted"}}]
+        ended = {**started, "eventType": "Ended", "timestamp": T1, "seqNo": 1}
+        ended["meterValue"] = [{"timestamp": T1, "sampledValue": [{"value": 11000}]}]
+        answer = await call(websocket, "t2", "TransactionEvent", ended)
+        assert answer == [3, "t2", {"idTokenInfo": {"status": "Accepted"}, "totalCost": 4.0}]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-EXTRA")
+    assert (session.status, session.energy_wh, session.id_tag) == (TransactionStatus.ENDED, 10000, "TOKEN-EXTRA")
+    assert {(path, validator) for _, path, validator, _ in await violations(charge_point)} == {
+        ("idToken/additionalInfo/0/type", "required")
+    }
+
+
 async def test_v201_transaction_ids_over_36_characters_sharing_their_start_stay_two_sessions(daphne):
     """Cut to the column, they keep a digest of the whole (round 41's probe: two ids sharing their first
     36 characters merged into one session, the other's energy lost without a trace)."""
