@@ -409,9 +409,10 @@ def _fixed(
 
 _READINGS = frozenset({"meterValue/*/sampledValue/*/value", "transactionData/*/sampledValue/*/value"})
 
-# Optional whole numbers a session does not hang on, sent with a fraction (a charger's float): left
-# out, as if not sent (a refused Ended left its session open, resent forever). Not the numbers that
-# place a message or a reading (connectorId, EVSE id, seqNo, a reading's multiplier): no guess there.
+# Optional whole numbers a session does not hang on, sent with a fraction (a charger's float) or as a
+# value no reading makes a whole number (``""``, ``"n/a"``, ``true``): left out, as if not sent (a
+# refused Ended left its session open, resent forever). Not the numbers that place a message or a
+# reading (connectorId, EVSE id, seqNo, a reading's multiplier): no guess there.
 _FRACTIONS_LEFT_OUT: dict[tuple[str, str], frozenset[str]] = {
     ("1.6", "StartTransaction"): frozenset({"reservationId"}),
     ("1.6", "MeterValues"): frozenset({"transactionId"}),  # then the connector's open session, as an unknown id
@@ -439,12 +440,10 @@ def _flag_left_out(key: tuple[str, str], error: ValidationError) -> bool:
 
 
 def _fraction_left_out(key: tuple[str, str], error: ValidationError) -> bool:
-    """An optional whole number of ``_FRACTIONS_LEFT_OUT`` sent as a number with a fraction."""
-    return (
-        error.validator_value == "integer"
-        and isinstance(error.instance, (int, float))
-        and not isinstance(error.instance, bool)
-        and _path(error, any_index=True) in _FRACTIONS_LEFT_OUT.get(key, frozenset())
+    """An optional whole number of ``_FRACTIONS_LEFT_OUT`` sent as a number with a fraction, or as a
+    value ``_converted`` cannot read as one."""
+    return error.validator_value == "integer" and _path(error, any_index=True) in _FRACTIONS_LEFT_OUT.get(
+        key, frozenset()
     )
 
 

@@ -184,6 +184,49 @@ async def test_optional_whole_numbers_sent_with_a_fraction_are_left_out_and_the_
 
 
 @pytest.mark.parametrize("profile", PROFILES)
+async def test_optional_whole_numbers_no_reading_makes_one_are_left_out_and_the_session_ends(daphne, profile):
+    """An optional whole number the session does not hang on sent as ``""``, ``"n/a"`` or ``true``
+    (a firmware's unknown value) was refused with a TypeConstraintViolation, where one with a fraction
+    is left out: the Ended never applied, its session stayed open and the station resent it forever.
+    Left out the same way; an EVSE id no reading makes a number is still refused."""
+    charge_point = await charger(f"CP-NOTNUM-{profile}", profile)
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        started = {
+            "eventType": "Started",
+            "timestamp": T0,
+            "triggerReason": "Authorized",
+            "seqNo": 0,
+            "transactionInfo": {"transactionId": "TX-NOTNUM", "remoteStartId": ""},
+            "evse": {"id": 1, "connectorId": "n/a"},
+            "reservationId": True,
+            "meterValue": [{"timestamp": T0, "sampledValue": [{"value": 1000, "context": "Transaction.Begin"}]}],
+        }
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        ended = {
+            "eventType": "Ended",
+            "timestamp": T1,
+            "triggerReason": "EVDeparted",
+            "seqNo": 1,
+            "transactionInfo": {"transactionId": "TX-NOTNUM", "timeSpentCharging": "n/a"},
+            "numberOfPhasesUsed": "three",
+            "meterValue": [{"timestamp": T1, "sampledValue": [{"value": 11000, "context": "Transaction.End"}]}],
+        }
+        assert await call(websocket, "t2", "TransactionEvent", ended) == [3, "t2", {"totalCost": 4.0}]
+        other = {**started, "seqNo": 0, "transactionInfo": {"transactionId": "TX-NOTNUM-2"}, "evse": {"id": "one"}}
+        assert (await call(websocket, "t3", "TransactionEvent", other))[:3] == [4, "t3", "TypeConstraintViolation"]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-NOTNUM")
+    assert (session.status, session.energy_wh, session.evse_id) == (TransactionStatus.ENDED, 10000, 1)
+    assert {(action, path) for action, path, _, _ in await violations(charge_point)} == {
+        ("TransactionEvent", "transactionInfo/remoteStartId"),
+        ("TransactionEvent", "evse/connectorId"),
+        ("TransactionEvent", "reservationId"),
+        ("TransactionEvent", "transactionInfo/timeSpentCharging"),
+        ("TransactionEvent", "numberOfPhasesUsed"),
+    }
+
+
+@pytest.mark.parametrize("profile", PROFILES)
 async def test_empty_reading_lists_and_a_boolean_as_text_are_absorbed_and_the_session_ends(daphne, profile):
     """``"meterValue": []`` (no measurands configured) and ``"offline": "true"`` were refused
     (OccurrenceConstraintViolation, TypeConstraintViolation): the Ended never applied and its
