@@ -17,10 +17,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Case, Count, F, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
+from charging.models import Transaction, TransactionStatus
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
 from kernel.background_sends import broker_sends
@@ -199,9 +200,23 @@ def campaigns_advance() -> int:
     return len(ids)
 
 
+# What a charger that has the image does while a session runs on it: it waits for the session to end
+# before installing (OCPP 1.6 4.5 and 5.19 recommend it; 2.0.1 L01 reports InstallScheduled), silent.
+_WAITING_TO_INSTALL = (TargetState.DOWNLOADED, TargetState.INSTALLING)
+
+
 def _targets_time_out(campaign: Campaign) -> None:
+    """Fail the targets in flight silent for ``CSMS_FIRMWARE_STATUS_TIMEOUT`` s with ``Timeout``; a
+    charger waiting to install (``_WAITING_TO_INSTALL``) is silent from the end of its last session
+    on, not while one runs (an overnight session failed it, its ``Installed`` then ignored)."""
     cutoff = timezone.now() - timedelta(seconds=settings.CSMS_FIRMWARE_STATUS_TIMEOUT)
-    for target in campaign.targets.filter(state__in=IN_FLIGHT, updated_at__lt=cutoff).select_related("charge_point"):
+    charging = Transaction.objects.filter(charge_point_id=OuterRef("charge_point_id")).filter(
+        Q(status=TransactionStatus.ACTIVE) | Q(stopped_at__gte=cutoff)
+    )
+    silent = campaign.targets.filter(state__in=IN_FLIGHT, updated_at__lt=cutoff).exclude(
+        Q(state__in=_WAITING_TO_INSTALL) & Exists(charging)
+    )
+    for target in silent.select_related("charge_point"):
         with transaction.atomic():
             claimed = CampaignTarget.objects.filter(pk=target.pk, state=target.state, updated_at=target.updated_at)
             if claimed.update(state=TargetState.FAILED, failure="Timeout", updated_at=timezone.now()):

@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from charging.models import Transaction, TransactionStatus
 from commands.models import Command, CommandState
 from maintenance.errors import MaintenanceError
 from maintenance.links import LinkRefused, upload_token_digest
@@ -53,6 +54,32 @@ def test_a_charger_silent_past_the_timeout_fails_with_timeout(campaign, settings
     assert states == {"A": "failed", "B": "downloading"}
     assert campaign.targets.get(charge_point__charge_point_id="A").failure == "Timeout"
     assert [(e["charge_point_id"], e["failure"]) for e in _events("firmware.status_changed")] == [("A", "Timeout")]
+
+
+def test_a_charger_waiting_for_its_session_to_end_before_installing_does_not_time_out(campaign, settings):
+    """h8's probe: a charger that downloaded the image waits for its charging session to end before it
+    installs (1.6 4.5 / 5.19 recommends it; 2.0.1 L01 reports InstallScheduled), silent meanwhile: an
+    overnight session failed the target ``Timeout`` after an hour, and its ``Installed`` (or its boot
+    on the new version) was then ignored, the campaign reporting failed a charger it updated. The
+    silence is counted from the end of the charger's last session, not while one runs."""
+    settings.CSMS_FIRMWARE_STATUS_TIMEOUT = 600
+    long_ago = timezone.now() - timedelta(hours=8)
+    campaign.targets.update(state=TargetState.INSTALLING, status="InstallScheduled", updated_at=long_ago)
+    charging = ChargePoint.objects.get(charge_point_id="A")
+    session = Transaction.objects.create(
+        charge_point=charging, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=long_ago
+    )
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    states = dict(campaign.targets.values_list("charge_point__charge_point_id", "state"))
+    assert states == {"A": "installing", "B": "failed"}  # B, idle, silent for 8 hours
+    session.status, session.stopped_at = TransactionStatus.ENDED, timezone.now() - timedelta(seconds=60)
+    session.save()
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    assert campaign.targets.get(charge_point=charging).state == TargetState.INSTALLING  # installing now
+    Transaction.objects.filter(pk=session.pk).update(stopped_at=timezone.now() - timedelta(seconds=601))
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    target = campaign.targets.get(charge_point=charging)
+    assert (target.state, target.failure) == (TargetState.FAILED, "Timeout")
 
 
 def test_a_2_0_1_notification_is_recorded_against_the_request_it_names(campaign):
