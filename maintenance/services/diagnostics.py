@@ -83,7 +83,8 @@ def log_upload_request(
     a fresh single-use URL valid ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s.
 
     The request is recorded as a command; a refused or undelivered one leaves the upload failed.
-    Raises MaintenanceError (404 unknown charger, 400 bad body, 503 ``NotConnected`` for a charger that
+    Raises MaintenanceError (404 unknown charger, 400 bad body or a ``log_type`` other than
+    DiagnosticsLog of a 1.6 charger, 503 ``NotConnected`` for a charger that
     never connected: its OCPP version unknown, nothing is sent, as a command to it is answered).
     """
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
@@ -93,6 +94,13 @@ def log_upload_request(
     if not version:
         raise MaintenanceError(
             503, "NotConnected", f"{charge_point_id} has never connected: its OCPP version is not known yet."
+        )
+    if version == "1.6" and log_type != "DiagnosticsLog":  # 1.6 GetDiagnostics names no log type
+        raise MaintenanceError(
+            400,
+            "ValidationError",
+            "The request body is invalid.",
+            {"log_type": [f"{charge_point_id} speaks OCPP 1.6: it uploads its diagnostics, no {log_type}."]},
         )
     token, digest = upload_token_new()
     upload = LogUpload.objects.create(

@@ -187,3 +187,15 @@ def test_logs_asked_of_a_charger_that_never_connected_are_a_503_not_connected_as
     )
     assert (command.status_code, command.json()["error"]) == (reply.status_code, reply.json()["error"])
     assert api_client.get("/api/v1/chargepoints/SILENT/diagnostics").json() == []
+
+
+def test_a_security_log_asked_of_a_1_6_charger_is_a_400_naming_log_type(api_client):
+    """h8's probe: ``{"log_type": "SecurityLog"}`` to a 1.6 charger was sent as GetDiagnostics and
+    answered 201 (its ``log_type`` "Diagnostics"): the operator asking for the security log got the
+    diagnostics. 1.6 GetDiagnostics has no log type; nothing is sent or recorded."""
+    ChargePoint.objects.create(charge_point_id="CP16", heartbeat_interval=60, ocpp_version="1.6")
+    reply = api_client.post("/api/v1/chargepoints/CP16/diagnostics", {"log_type": "SecurityLog"}, format="json")
+    assert reply.status_code == 400
+    assert list(reply.json()["details"]) == ["log_type"]
+    assert api_client.get("/api/v1/chargepoints/CP16/diagnostics").json() == []
+    assert api_client.post("/api/v1/chargepoints/CP16/diagnostics", {}, format="json").status_code == 201
