@@ -67,6 +67,18 @@ _FILE_NAME_LENGTH: int = LogUpload._meta.get_field("file_name").max_length  # ty
 _FILE_PATH_LENGTH: int = LogUpload._meta.get_field("file").max_length  # type: ignore[assignment]  # a FileField's
 
 
+# The longest the retries a charger is told of may keep its upload URL valid past the TTL.
+_RETRIES_AT_MOST = timedelta(days=366)
+
+
+def _upload_validity(retries: int | None, retry_interval: int | None) -> timedelta:
+    """How long an upload URL stays valid: ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s past the charger's last
+    retry it was told of (``retries`` every ``retry_interval`` s: 1.6 GetDiagnostics, 2.0.1 GetLog;
+    one told no interval retries as it sees fit), the retries counted up to a year."""
+    retrying = timedelta(seconds=min((retries or 0) * (retry_interval or 0), _RETRIES_AT_MOST.total_seconds()))
+    return timedelta(seconds=settings.CSMS_DIAGNOSTICS_UPLOAD_TTL) + retrying
+
+
 def log_upload_request(
     *,
     charge_point_id: str,
@@ -80,7 +92,8 @@ def log_upload_request(
 ) -> LogUpload:
     """Ask the charger for its diagnostics (1.6 GetDiagnostics, 6.2.8) or a log (2.0.1 GetLog, N01:
     ``log_type`` DiagnosticsLog or SecurityLog) covering ``oldest``..``latest``, to be uploaded to
-    a fresh single-use URL valid ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s.
+    a fresh single-use URL valid ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s past the last retry it is told of
+    (``_upload_validity``).
 
     The request is recorded as a command; a refused or undelivered one leaves the upload failed.
     Raises MaintenanceError (404 unknown charger, 400 bad body or a ``log_type`` other than
@@ -107,7 +120,7 @@ def log_upload_request(
         charge_point=charge_point,
         log_type=V16_LOG_TYPE if version == "1.6" else log_type,
         token_sha256=digest,
-        token_expires_at=timezone.now() + timedelta(seconds=settings.CSMS_DIAGNOSTICS_UPLOAD_TTL),
+        token_expires_at=timezone.now() + _upload_validity(retries, retry_interval),
     )
     options = {"oldest": oldest, "latest": latest, "retries": retries, "retry_interval": retry_interval}
     request = CommandRequest(

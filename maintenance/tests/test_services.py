@@ -267,3 +267,19 @@ def test_a_finished_charger_does_not_wait_for_the_broker(campaign, broker_hung, 
     assert broker_hung.publishing.wait(10)
     broker_hung.released.set()
     assert {thread for _, thread in broker_hung.published} == {"broker-sends"}
+
+
+def test_an_upload_url_stays_valid_for_the_retries_the_charger_was_told(settings):
+    """h8's probe: GetDiagnostics/GetLog tell the charger to retry a failed upload ``retries`` times
+    every ``retry_interval`` s, yet its single-use URL expired ``CSMS_DIAGNOSTICS_UPLOAD_TTL`` s after
+    the request: with a TTL of 600 s, retries 3 every 300 s, the attempts at 900 s were refused (403)
+    and the upload failed ``Expired``. The URL is valid for the TTL past the last retry."""
+    settings.CSMS_DIAGNOSTICS_UPLOAD_TTL = 600
+    ChargePoint.objects.create(charge_point_id="RETRY", heartbeat_interval=60, ocpp_version="1.6")
+    asked = timezone.now()
+    told = diagnostics.log_upload_request(charge_point_id="RETRY", retries=3, retry_interval=300)
+    plain = diagnostics.log_upload_request(charge_point_id="RETRY", retries=3)
+    huge = diagnostics.log_upload_request(charge_point_id="RETRY", retries=2**31 - 1, retry_interval=2**31 - 1)
+    assert told.token_expires_at >= asked + timedelta(seconds=600 + 3 * 300)
+    assert plain.token_expires_at < asked + timedelta(seconds=700)  # no interval told: the charger's own
+    assert huge.token_expires_at < asked + timedelta(days=400)  # capped (a year), not an overflow
