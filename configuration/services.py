@@ -436,6 +436,51 @@ def device_model_attributes_record(
     )
 
 
+# GetVariableStatusEnumType / SetVariableStatusEnumType (2.0.1 part 2): the station has no such
+# component or variable, or no attribute of that type.
+UNKNOWN_VARIABLE_STATUSES = frozenset({"UnknownComponent", "UnknownVariable"})
+UNKNOWN_ATTRIBUTE_STATUS = "NotSupportedAttributeType"
+
+
+def device_model_unknown_forget(
+    *, charge_point: ChargePoint, unknown: Sequence[tuple[dict[str, Any], dict[str, Any], str, str]]
+) -> int:
+    """A GetVariables or SetVariables answer's results saying the station has no such variable
+    (``UNKNOWN_VARIABLE_STATUSES``) or attribute (``UNKNOWN_ATTRIBUTE_STATUS``): each ``(component,
+    variable, attribute type, status)``. The stored variable (its names and instances matched ignoring
+    case), or its attribute of that type, is no longer stored: its firmware dropped it (a complete
+    FullInventory leaves it out too; 1.6 records such a key ``unknown``). One query, and one delete
+    per kind when one is stored. Returns how many variables and attributes went."""
+    asked = [item for item in unknown if item[3] in UNKNOWN_VARIABLE_STATUSES or item[3] == UNKNOWN_ATTRIBUTE_STATUS]
+    if not asked:
+        return 0
+    names = Q()
+    for component, variable, _, _ in asked:
+        names |= Q(component_name__iexact=component["name"], variable_name__iexact=variable["name"])
+    stored = {
+        _folded(
+            (v.component_name, v.component_instance, v.evse_id, v.connector_id, v.variable_name, v.variable_instance)
+        ): v.pk
+        for v in DeviceModelVariable.objects.filter(names, charge_point=charge_point)
+    }
+    variables: set[int] = set()
+    attributes = Q()
+    for component, variable, attribute_type, status in asked:
+        pk = stored.get(_folded(variable_identity(component, variable)))
+        if pk is None:
+            continue
+        if status in UNKNOWN_VARIABLE_STATUSES:
+            variables.add(pk)
+        else:
+            attributes |= Q(variable_id=pk, type=attribute_type)
+    gone = 0
+    if attributes:
+        gone += DeviceModelAttribute.objects.filter(attributes).exclude(variable_id__in=variables).delete()[0]
+    if variables:
+        gone += DeviceModelVariable.objects.filter(pk__in=variables).delete()[0]
+    return gone
+
+
 def _folded(identity: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(part.casefold() if isinstance(part, str) else part for part in identity)
 

@@ -652,6 +652,53 @@ async def test_v201_get_and_set_variables_results_are_stored(daphne, api_daphne,
     assert await DeviceModelAttribute.objects.filter(variable__charge_point__charge_point_id="CFG201B").acount() == 13
 
 
+async def test_v201_a_variable_the_station_answers_unknown_is_no_longer_stored(daphne, api_daphne, api_key):
+    """h8's probe: a variable its new firmware dropped was answered UnknownVariable to GetVariables and
+    SetVariables, yet stayed stored at its old value (1.6 records such a key ``unknown``); it is no
+    longer stored, as a complete FullInventory would have left it out. Named in another case, it is
+    the stored one."""
+    await register("CFG201GONE")
+    base = f"{api_daphne.http_url}/api/v1"
+    async with ocpp_charger(daphne, "2.0.1", "CFG201GONE", client_class=ReportingV201Station) as station:
+        await station.call(BOOT_201)
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201GONE/configuration/refresh", method="POST", api_key=api_key
+        )
+        assert status == 202
+        await eventually(
+            lambda: DeviceModelReport.objects.filter(
+                charge_point__charge_point_id="CFG201GONE", request_id=body["request_id"], complete=True
+            ).aexists()
+        )
+        del station.values[("OCPPCommCtrlr", "OfflineThreshold")]  # gone with a firmware update
+        del station.values[("OCPPCommCtrlr", "HeartbeatInterval")]
+        status, _ = await ahttp(
+            f"{base}/ocpp201/CFG201GONE/get_variables",
+            method="POST",
+            api_key=api_key,
+            body={
+                "get_variable_data": [
+                    {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}}
+                ]
+            },
+        )
+        assert status == 200
+        status, body = await ahttp(
+            f"{base}/chargepoints/CFG201GONE/configuration",
+            method="PATCH",
+            api_key=api_key,
+            body={
+                "variables": [
+                    {"component": {"name": "ocppcommctrlr"}, "variable": {"name": "heartbeatinterval"}, "value": "120"}
+                ]
+            },
+        )
+        assert [r["status"] for r in body["results"]] == ["UnknownVariable"]
+    gone = device_model("CFG201GONE").filter(variable_name__in=["OfflineThreshold", "HeartbeatInterval"])
+    assert not await gone.aexists()
+    assert await device_model("CFG201GONE").acount() == V201_VARIABLE_COUNT - 2
+
+
 class CaseInsensitiveV201Station(ReportingV201Station):
     """Takes component and variable names in any case (2.0.1 ComponentType, VariableType: "Case
     Insensitive") and answers with the names as asked, as it echoes them."""

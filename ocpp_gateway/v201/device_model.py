@@ -116,6 +116,7 @@ class DeviceModelHandlers:
             if result.get("attribute_status") == services.ACCEPTED
         ]
         _attributes_record(command, attributes, LearnedFrom.GET_VARIABLES)
+        _unknown_forgotten(command, "get_variable_result")
 
     @staticmethod
     @answer(Action.set_variables)
@@ -127,6 +128,7 @@ class DeviceModelHandlers:
             password_answered(command, password, password_answer(status))
         redacted = _set_attributes(charger_passwords.body_redacted("2.0.1", command.request), command.response or {})
         _attributes_record(command, redacted, LearnedFrom.SET_VARIABLES)
+        _unknown_forgotten(command, "set_variable_result")
 
     @staticmethod
     @before_sending(Action.set_variables)
@@ -197,6 +199,28 @@ def _attributes_record(command: Command, attributes: list[services.ReportedAttri
         services.device_model_attributes_record(
             charge_point=command.charge_point, attributes=attributes, learned_from=learned_from, command=command
         )
+
+
+def _unknown_forgotten(command: Command, results: str) -> None:
+    """The variables (attributes) the answer's ``results`` say the station does not have, no longer
+    stored (``services.device_model_unknown_forget``)."""
+    assert command.charge_point is not None
+    unknown = [
+        (
+            result["component"],
+            result["variable"],
+            str(result.get("attribute_type", AttributeType.ACTUAL)),
+            str(result.get("attribute_status", "")),
+        )
+        for result in (command.response or {}).get(results) or []
+        if isinstance(result, dict) and _named(result.get("component")) and _named(result.get("variable"))
+    ]
+    services.device_model_unknown_forget(charge_point=command.charge_point, unknown=unknown)
+
+
+def _named(part: Any) -> bool:
+    """Whether a result's component or variable has a name (a lenient model's answer may not)."""
+    return isinstance(part, dict) and isinstance(part.get("name"), str)
 
 
 def _password_status(response: dict[str, Any]) -> str | None:
