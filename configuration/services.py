@@ -48,6 +48,7 @@ from kernel.plain_sql import array_text, bound_cursor
 
 ACCEPTED = "Accepted"
 REBOOT_REQUIRED = "RebootRequired"
+NOT_SUPPORTED = "NotSupported"  # 1.6 ConfigurationStatus: the key is not supported
 
 
 def configuration_keys_record(
@@ -313,9 +314,21 @@ def configuration_key_changed(
     *, charge_point: ChargePoint, key: str, value: str, status: str, command: Command
 ) -> None:
     """A 1.6 ChangeConfiguration answer (§6.3): Accepted stores ``value``; RebootRequired keeps it
-    as the ``pending_value``; any other status changes nothing. The key stored in another case is
-    the same key. A ``HeartbeatInterval`` taken is the charger's record too
+    as the ``pending_value``; NotSupported (the charger has no such key, §7.8) makes a stored key
+    ``unknown``, as a GetConfiguration naming it does; any other status changes nothing. The key
+    stored in another case is the same key. A ``HeartbeatInterval`` taken is the charger's record too
     (``charge_point_heartbeat_interval_taken``)."""
+    if status == NOT_SUPPORTED:
+        ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact=key).update(
+            value=None,
+            readonly=None,
+            unknown=True,
+            pending_value=None,
+            learned_from=LearnedFrom.CHANGE_CONFIGURATION,
+            command=command,
+            learned_at=timezone.now(),
+        )
+        return
     if status not in (ACCEPTED, REBOOT_REQUIRED):
         return
     if key.casefold() == HEARTBEAT_INTERVAL_KEY.casefold():

@@ -317,6 +317,28 @@ async def test_v16_a_key_read_in_another_case_updates_the_stored_key(daphne, api
     assert await stored_keys("CFG16READ").acount() == 30
 
 
+async def test_v16_a_key_the_charger_answers_not_supported_is_stored_unknown(daphne, api_daphne, api_key):
+    """h8's probe: a ChangeConfiguration answered NotSupported (1.6 §7.8: the key is not supported; its
+    new firmware dropped it) left the stored key known at its old value, where a GetConfiguration
+    naming it records it ``unknown``; so does the answer now (named in any case)."""
+    await register("CFG16NS")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG16NS/configuration"
+    async with ocpp_charger(daphne, "1.6", "CFG16NS", client_class=ConfiguredV16Charger) as charger:
+        await charger.call(BOOT_16)
+        assert (await ahttp(f"{url}/refresh", method="POST", api_key=api_key))[0] == 200
+        del charger.configuration["LightIntensity"]  # gone with a firmware update
+        status, body = await ahttp(
+            url, method="PATCH", api_key=api_key, body={"keys": [{"key": "lightintensity", "value": "50"}]}
+        )
+        assert [r["status"] for r in body["results"]] == ["NotSupported"]
+        status, body = await ahttp(f"{url}?key=LightIntensity", api_key=api_key)
+    assert status == 200
+    assert [(row["key"], row["value"], row["readonly"], row["unknown"]) for row in body["keys"]] == [
+        ("LightIntensity", None, None, True)
+    ]
+    assert await stored_keys("CFG16NS").acount() == 30
+
+
 async def test_v16_a_heartbeat_interval_the_charger_took_is_its_record_and_its_next_boot_keeps_it(
     daphne, api_daphne, api_key
 ):
