@@ -430,3 +430,51 @@ async def test_a_1_6_signed_firmware_status_naming_an_update_never_sent_leaves_t
 async def _exchange(websocket, unique_id: str, action: str, payload: dict[str, Any]) -> list[Any]:
     await websocket.send(json.dumps([2, unique_id, action, payload]))
     return json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+
+
+class FailsItsFirstDownload16(FirmwareCharger16):
+    """The campaign's download fails (DownloadFailed, its retries spent); a later update installs."""
+
+    async def _update(self, location: str, request_id: int | None) -> None:
+        statuses = ("Downloading", "DownloadFailed") if len(self.locations) == 1 else ("Downloading", "Installed")
+        for status in statuses:
+            await self._report(status, request_id)
+        self.done.set()
+
+
+async def test_a_v16_download_failed_and_re_sent_by_hand_to_the_campaign_s_image_is_back_in_flight(
+    shared_files, api_key
+):
+    """h8's probe: a charger whose campaign download failed (DownloadFailed) is sent the campaign's link
+    again by hand; its progress was then taken for the hand-sent update's (1.6 names none) and the
+    target stayed failed, the campaign finished with it failed, though the charger installed the
+    campaign's image. The re-sent link is the campaign's image: the target is back in flight (its
+    finished campaign open again) and installed."""
+    await _register(["FWAGAIN"], "1.6")
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWAGAIN"]
+    )
+    async with ocpp_charger(shared_files, "1.6", "FWAGAIN", client_class=FailsItsFirstDownload16) as charger:
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)
+        target = await CampaignTarget.objects.aget(campaign=campaign)
+        assert (target.state, target.failure) == (TargetState.FAILED, "DownloadFailed")
+        await advance(campaign_id=str(campaign.pk))
+        assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None
+        charger.done.clear()
+        status, _ = await ahttp(
+            f"{shared_files.http_url}/api/v1/ocpp16/FWAGAIN/update_firmware",
+            method="POST",
+            api_key=api_key,
+            body={"location": charger.locations[0], "retrieve_date": "2026-12-01T00:00:00Z"},
+        )
+        assert status == 200
+        await asyncio.wait_for(charger.done.wait(), 20)
+    target = await CampaignTarget.objects.aget(campaign=campaign)
+    assert (target.state, target.status, target.failure) == (TargetState.INSTALLED, "Installed", "")
+    await advance(campaign_id=str(campaign.pk))
+    finished = await Campaign.objects.aget(pk=campaign.pk)
+    assert (finished.state, finished.finished_at is not None) == (CampaignState.COMPLETED, True)
