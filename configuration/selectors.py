@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -238,6 +239,7 @@ def local_list_request_warnings(
     capacity: ListLimit,
     size: int = 0,
     bytes_per_message: ListLimit = ListLimit("", None),
+    version: int | None = None,
 ) -> list[str]:
     """What to tell of a SendLocalList (``entries``: its tokens, True for one it adds or changes,
     False for one a Differential update removes) the charger reported it cannot take: more entries
@@ -246,8 +248,16 @@ def local_list_request_warnings(
     or a list that would hold more than ``capacity`` (1.6 ``LocalAuthListMaxLength``, 2.0.1
     ``LocalAuthListCtrlr.Entries`` maxLimit; a Differential update counted against the list the
     CSMS knows the charger holds, not at all when it knows none). The charger answers Failed, or
-    refuses it whole (OCPP 1.6 5.15, 9.4; 2.0.1 D01). Sent as asked."""
+    refuses it whole (OCPP 1.6 5.15, 9.4; 2.0.1 D01). A Differential update whose ``version`` is not
+    after the list version the CSMS knows the charger holds is answered VersionMismatch (1.6 7.44,
+    2.0.1 SendLocalListStatusEnumType). Sent as asked."""
     warnings = []
+    held = None if full else _list_held(charge_point)
+    if held is not None and version is not None and version <= held[0]:
+        warnings.append(
+            f"A Differential update of version {version} is not after the charge point's list version"
+            f" {held[0]}: it answers VersionMismatch; send version {held[0] + 1} or more, or a Full update."
+        )
     if per_message.most is not None and len(entries) > per_message.most:
         warnings.append(
             f"{len(entries)} entries exceed the {per_message.most} the charge point reported as {per_message.name}:"
@@ -258,24 +268,28 @@ def local_list_request_warnings(
             f"The {size}-byte message exceeds the {bytes_per_message.most} the charge point reported as"
             f" {bytes_per_message.name}: it may refuse it whole; send fewer entries at a time."
         )
-    held = _entries_after(charge_point, full, entries) if capacity.most is not None else None
-    if held is not None and capacity.most is not None and held > capacity.most:
+    after = _entries_after(full, entries, held) if capacity.most is not None else None
+    if after is not None and capacity.most is not None and after > capacity.most:
         warnings.append(
-            f"The list would hold {held} entries, more than the {capacity.most} the charge point reported as"
+            f"The list would hold {after} entries, more than the {capacity.most} the charge point reported as"
             f" {capacity.name}: it may answer Failed."
         )
     return warnings
 
 
-def _entries_after(charge_point: ChargePoint, full: bool, entries: dict[str, bool]) -> int | None:
-    """How many tokens the charger's list holds after the update (matched ignoring case); None for
-    a Differential one when the CSMS knows no list of the charger."""
+def _list_held(charge_point: ChargePoint) -> tuple[int, dict[str, Any]] | None:
+    """The version and entries of the list the CSMS knows the charger holds; None when it knows none."""
+    return LocalAuthList.objects.filter(charge_point=charge_point).values_list("version", "entries").first()
+
+
+def _entries_after(full: bool, entries: dict[str, bool], held: tuple[int, dict[str, Any]] | None) -> int | None:
+    """How many tokens the charger's list (``held``) holds after the update (matched ignoring case);
+    None for a Differential one when the CSMS knows no list of the charger."""
     if full:
         return len({token.lower() for token, kept in entries.items() if kept})
-    held = LocalAuthList.objects.filter(charge_point=charge_point).values_list("entries", flat=True).first()
     if held is None:
         return None
-    tokens = {str(token).lower() for token in held}
+    tokens = {str(token).lower() for token in held[1]}
     for token, kept in entries.items():
         (tokens.add if kept else tokens.discard)(token.lower())
     return len(tokens)

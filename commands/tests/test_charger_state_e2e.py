@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
+from ocpp.routing import on
 from ocpp.v16 import ChargePoint as V16Client
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
@@ -137,6 +138,40 @@ async def test_local_list_versions_are_kept(daphne, api_daphne, api_key):
         )
         assert (status, reply) == (200, {"list_version": 9})
     assert (await LocalAuthList.objects.aget(charge_point__charge_point_id="CP-LL")).version == 9
+
+
+class VersionedLocalListCharger(V16Client):
+    """Holds a list version: a Differential update not after it is answered VersionMismatch (1.6 §7.44)."""
+
+    version = 0
+
+    @on("SendLocalList")
+    def on_send_local_list(self, list_version: int, update_type: str, **_: Any) -> result16.SendLocalList:
+        if update_type == "Differential" and list_version <= self.version:
+            return result16.SendLocalList(status="VersionMismatch")
+        self.version = list_version
+        return result16.SendLocalList(status="Accepted")
+
+
+async def test_a_differential_local_list_not_after_the_chargers_version_is_sent_with_a_warning(
+    daphne, api_daphne, api_key
+):
+    """h8's probe: a Differential SendLocalList whose version is not after the list version the CSMS
+    knows the charger holds is answered VersionMismatch (1.6 §7.44, 2.0.1 D01), and was sent without a
+    word, as the list limits are not; the answer now carries a warning saying so."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-LLV", heartbeat_interval=60)
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-LLV/send_local_list"
+    async with ocpp_charger(daphne, "1.6", "CP-LLV", client_class=VersionedLocalListCharger):
+        answers = []
+        for version, kind in ((5, "Full"), (5, "Differential"), (6, "Differential")):
+            body = {"list_version": version, "update_type": kind, "local_authorization_list": [_entry("A")]}
+            status, reply = await ahttp(url, method="POST", api_key=api_key, body=body)
+            answers.append((status, [warning.split(":")[0] for warning in reply.get("warnings", [])]))
+    assert answers == [
+        (200, []),
+        (409, ["A Differential update of version 5 is not after the charge point's list version 5"]),
+        (200, []),
+    ]
 
 
 def _entry(id_tag: str, status: str | None = "Accepted") -> dict[str, Any]:

@@ -28,6 +28,7 @@ class LocalAuthListHandlers:
             entries={entry["id_tag"]: "id_tag_info" in entry for entry in body.get("local_authorization_list") or []},
             per_message=_reported(charge_point, "SendLocalListMaxLength"),
             capacity=_reported(charge_point, "LocalAuthListMaxLength"),
+            version=body.get("list_version"),
         )
 
     @staticmethod

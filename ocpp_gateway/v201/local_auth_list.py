@@ -40,6 +40,7 @@ class LocalAuthListHandlers:
             capacity=ListLimit(f"{_CONTROLLER}.Entries maxLimit", entries_limit),
             size=catalog.call_frame_bytes(Action.send_local_list, body),
             bytes_per_message=_reported(charge_point, "BytesPerMessage"),
+            version=body.get("version_number"),
         )
 
     @staticmethod
