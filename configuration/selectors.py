@@ -92,6 +92,16 @@ def configuration_key_number(*, charge_point: ChargePoint, key: str) -> int | No
     return _positive(value)
 
 
+def configuration_key_value(*, charge_point: ChargePoint, key: str) -> tuple[str | None, bool] | None:
+    """The value the charger reported as its 1.6 key ``key`` (matched ignoring case) and whether it
+    reported the key unknown; None when the CSMS knows nothing of the key."""
+    return (
+        ConfigurationKey.objects.filter(charge_point=charge_point, key__iexact=key)
+        .values_list("value", "unknown")
+        .first()
+    )
+
+
 def _positive(value: str | None) -> int | None:
     try:
         number = int((value or "").strip())

@@ -93,6 +93,42 @@ async def test_a_connector_gone_faulted_or_the_charger_unavailable_ends_its_rese
         assert await statuses() == {5: "cancelled", 6: "cancelled", 7: "cancelled"}
 
 
+RefusingConnectorZero = answering_charger(V16Client, {"ReserveNow": result16.ReserveNow(status="Rejected")})
+
+
+async def test_a_reservation_of_connector_0_a_charger_does_not_support_is_sent_with_a_warning(
+    daphne, api_daphne, api_key
+):
+    """h8's probe: a charger that reported ReserveConnectorZeroSupported false answers Rejected to a
+    ReserveNow of connector 0 (1.6 §5.13), which was sent without a word; the answer now says why."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CP-RZ", heartbeat_interval=60)
+    await IdTag.objects.acreate(id_tag="RFID-1")
+    await ConfigurationKey.objects.acreate(
+        charge_point=charge_point,
+        key="ReserveConnectorZeroSupported",
+        value="false",
+        readonly=True,
+        learned_from="GetConfiguration",
+        learned_at=timezone.now(),
+    )
+    url = f"{api_daphne.http_url}/api/v1/ocpp16/CP-RZ/reserve_now"
+    answers = []
+    async with ocpp_charger(daphne, "1.6", "CP-RZ", client_class=RefusingConnectorZero):
+        for reservation_id, connector_id in ((1, 0), (2, 1)):
+            reserve = {
+                "connector_id": connector_id,
+                "expiry_date": "2099-05-01T12:00:00Z",
+                "id_tag": "RFID-1",
+                "reservation_id": reservation_id,
+            }
+            status, reply = await ahttp(url, method="POST", api_key=api_key, body=reserve)
+            answers.append((status, [warning.split(":")[0] for warning in reply.get("warnings", [])]))
+    assert answers == [
+        (409, ["The charge point reported ReserveConnectorZeroSupported false"]),
+        (409, []),
+    ]
+
+
 async def test_the_reserved_id_tag_starting_without_the_reservation_id_uses_it(daphne, api_daphne, api_key):
     await ChargePoint.objects.acreate(charge_point_id="CP-RU", heartbeat_interval=60)
     await IdTag.objects.acreate(id_tag="RFID-1")

@@ -11,15 +11,31 @@ from chargepoints.models import ChargePoint
 from charging import selectors
 from charging.services import charger_state
 from commands.models import Command
+from configuration import selectors as configuration_selectors
 from kernel.timestamps import parse_ocpp_time
 from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point, request_check
+
+# 1.6 §9.4 (Reservation profile): whether the charger takes a reservation of connector 0.
+_CONNECTOR_ZERO = "ReserveConnectorZeroSupported"
 
 
 class ReservationHandlers:
     @staticmethod
     @request_check(Action.reserve_now)
     def reserve_now_warnings(*, charge_point: ChargePoint, body: dict[str, Any]) -> list[str]:
-        return selectors.reservation_token_warnings(id_tag=body["id_tag"], token_type="")
+        """The reserved token's warnings, and a reservation of connector 0 (the charger's first free
+        connector) a charger that reported ReserveConnectorZeroSupported other than true, or unknown,
+        answers Rejected (1.6 §5.13, §9.4)."""
+        warnings = selectors.reservation_token_warnings(id_tag=body["id_tag"], token_type="")
+        if body.get("connector_id") == 0:
+            reported = configuration_selectors.configuration_key_value(charge_point=charge_point, key=_CONNECTOR_ZERO)
+            if reported is not None and (reported[1] or (reported[0] or "").strip().lower() != "true"):
+                said = "unknown" if reported[1] else (reported[0] or "no value")
+                warnings.append(
+                    f"The charge point reported {_CONNECTOR_ZERO} {said}: it answers Rejected to a reservation"
+                    " of connector 0; reserve one of its connectors."
+                )
+        return warnings
 
     @staticmethod
     @answer(Action.reserve_now)
