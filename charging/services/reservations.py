@@ -115,8 +115,9 @@ def reservation_of_the_start(session: Transaction, parent_id_tag: str = "") -> i
     session's tag, as its authorization answered), on its connector, or on 1.6 connector 0 (2.0.1:
     on its EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag or
     parentIdTag on the reserved connector (any connector for connector 0) ends the reservation,
-    whether or not the StartTransaction names it (2.0.1 H01: a groupIdToken's, likewise). None: no
-    such reservation."""
+    whether or not the StartTransaction names it (2.0.1 H01: a groupIdToken's, likewise). One whose
+    expiry passed before the session started is gone at the charger, though active here until the
+    sweep (``reservations_expire``): not this session's. None: no such reservation."""
     if not session.id_tag:
         return None
     if session.evse_id is not None:
@@ -126,6 +127,8 @@ def reservation_of_the_start(session: Transaction, parent_id_tag: str = "") -> i
     whose = Q(id_tag__iexact=session.id_tag)
     if parent_id_tag:
         whose |= Q(parent_id_tag__iexact=parent_id_tag)
+    if session.started_at is not None:
+        where &= Q(expiry_date__gte=session.started_at)
     reservations = Reservation.objects.filter(
         where, whose, charge_point_id=session.charge_point_id, status=ReservationStatus.ACTIVE
     )

@@ -457,6 +457,29 @@ def test_the_reserved_id_tag_starting_on_the_reserved_connector_uses_the_reserva
     assert Transaction.objects.get(pk=session.pk).reservation.reservation_id == 1
 
 
+def test_the_reserved_id_tag_starting_after_the_reservation_expired_does_not_use_it(register_charge_point):
+    """h8's probe: a reservation past its expiry is gone at the charger (1.6 §5.13, 2.0.1 H01) but
+    stays active for the CSMS until the next sweep (CSMS_RESERVATION_CHECK_INTERVAL); a start by its
+    tag on its connector in between, naming none, used it, the session attributed to a reservation
+    that had ended. It is left to the sweep; one started before the expiry still uses it."""
+    charge_point_id = new_charger(register_charge_point)
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    for reservation_id, connector_id in ((1, 1), (2, 2)):
+        Reservation.objects.create(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            connector_id=connector_id,
+            id_tag="tag",
+            expiry_date=T0 + timedelta(minutes=10),
+        )
+    late = start_v16(charge_point_id, connector_id=1, id_tag="TAG", at=T0 + timedelta(minutes=10, seconds=30))
+    in_time = start_v16(charge_point_id, connector_id=2, id_tag="TAG", at=T0 + timedelta(minutes=9))
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {1: ReservationStatus.ACTIVE, 2: ReservationStatus.USED}
+    assert Transaction.objects.get(pk=late.transaction.pk).reservation is None
+    assert Transaction.objects.get(pk=in_time.transaction.pk).reservation.reservation_id == 2
+
+
 def test_a_tag_of_the_reserved_group_starting_without_the_reservation_id_uses_it(register_charge_point):
     """OCPP 1.6 §5.13: a transaction started for the reserved idTag *or parentIdTag* ends the
     reservation. Probe: a start without reservationId by another card of the group the reservation
