@@ -496,6 +496,15 @@ class OcppRouter(RoutedChargePoint):
             self._profile = STRICT_PROFILE
         return self._profile
 
+    def frame_budget_taken(self, count: int) -> int:
+        """Take up to ``count`` of the frame rate's turns for work a frame asks beyond its own, each
+        as much as a frame's (a NotifyEvent's connector statuses, each a StatusNotification's
+        write): how many were taken, the rest to be left undone."""
+        taken = 0
+        while taken < count and self._frame_budget.take():
+            taken += 1
+        return taken
+
     async def binary_frame_ignored(self, size: int) -> None:
         """A binary frame (OCPP-J frames are text; it carries no readable unique id): ignored with a
         log line, and counted against the frame rate as any frame is: past it, the rate's one line

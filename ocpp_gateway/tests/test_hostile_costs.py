@@ -91,3 +91,18 @@ async def test_a_notify_event_of_connector_ids_beyond_the_maximum_stores_no_conn
     assert [answer[0] for answer in got] == [3, 3], got
     stored = Connector.objects.filter(charge_point__charge_point_id="CS-EVENTS")
     assert [(c.evse_id, c.connector_id) async for c in stored] == [(1, 1)]
+
+
+async def test_a_notify_event_sets_its_connector_statuses_within_the_frame_rate(daphne, daphne_factory):
+    """Each connector status of a NotifyEvent was written as a StatusNotification is: one frame of 230
+    statuses cost the CPU of 350 Heartbeats, past the frame rate that bounds StatusNotifications.
+    Each status after the first now takes a turn of the rate, as its StatusNotification would."""
+    slow = daphne_factory(CSMS_MAX_FRAMES_PER_SECOND="1", CSMS_FRAME_BURST="5")
+    await ChargePoint.objects.acreate(charge_point_id="CS-MANY", heartbeat_interval=60)
+    events = [availability_event(evse_id, connector_id) for evse_id in range(1, 101) for connector_id in (1, 2)]
+    payload = {"generatedAt": T, "seqNo": 0, "eventData": events}
+    async with raw_socket(slow, "2.0.1", "CS-MANY") as websocket:
+        got = await answers(websocket, [("NotifyEvent", payload)])
+    assert got[0][0] == 3, got
+    # The frame's own turn and the 4 left of the burst (and a turn or so the rate gave meanwhile), not 200.
+    assert 5 <= await Connector.objects.filter(charge_point__charge_point_id="CS-MANY").acount() <= 10
