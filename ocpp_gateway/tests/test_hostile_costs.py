@@ -9,6 +9,7 @@ import json
 import pytest
 
 from chargepoints.models import ChargePoint, Connector
+from charging.models import InstalledChargingProfile
 from conftest import raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,3 +107,33 @@ async def test_a_notify_event_sets_its_connector_statuses_within_the_frame_rate(
     assert got[0][0] == 3, got
     # The frame's own turn and the 4 left of the burst (and a turn or so the rate gave meanwhile), not 200.
     assert 5 <= await Connector.objects.filter(charge_point__charge_point_id="CS-MANY").acount() <= 10
+
+
+def profile(profile_id: int) -> dict:
+    schedule = {"id": profile_id, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}]}
+    return {
+        "id": profile_id,
+        "stackLevel": profile_id,
+        "chargingProfilePurpose": "TxDefaultProfile",
+        "chargingProfileKind": "Absolute",
+        "chargingSchedule": [schedule],
+    }
+
+
+async def test_a_report_of_charging_profiles_records_them_within_the_frame_rate(daphne, daphne_factory):
+    """Each CSMS profile a ReportChargingProfiles reports was recorded with five statements, asked for
+    or not: one frame of 250 made-up profiles cost 640 ms of CPU (4000 Heartbeats') and made 250 rows.
+    Each profile after the first now takes a turn of the rate, as the SetChargingProfile that set it."""
+    slow = daphne_factory(CSMS_MAX_FRAMES_PER_SECOND="1", CSMS_FRAME_BURST="5")
+    await ChargePoint.objects.acreate(charge_point_id="CS-PROFILES", heartbeat_interval=60)
+    payload = {
+        "requestId": 1,
+        "chargingLimitSource": "CSO",
+        "evseId": 1,
+        "chargingProfile": [profile(n) for n in range(1, 201)],
+    }
+    async with raw_socket(slow, "2.0.1", "CS-PROFILES") as websocket:
+        got = await answers(websocket, [("ReportChargingProfiles", payload)])
+    assert got[0][0] == 3, got
+    recorded = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CS-PROFILES")
+    assert 5 <= await recorded.acount() <= 10  # the frame's own turn and the 4 left of the burst, not 200

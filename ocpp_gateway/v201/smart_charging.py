@@ -5,6 +5,8 @@ limits (NotifyChargingLimit, ISO 15118 needs) are acknowledged in ``notification
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from ocpp.v201.enums import Action, GetChargingProfileStatusEnumType
@@ -26,6 +28,8 @@ from ocpp_gateway.command_routes import (
     request_check,
 )
 from ocpp_gateway.group_commit import in_commit_group
+
+logger = logging.getLogger(__name__)
 
 
 def profile_target(body: dict[str, Any]) -> ProfileTarget:
@@ -67,6 +71,7 @@ def report_charging_profiles_record(
 
 class SmartChargingHandlers:
     id: str
+    frame_budget_taken: Callable[[int], int]
 
     @on_payload(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -74,14 +79,31 @@ class SmartChargingHandlers:
         the CSMS's own profiles (source ``CSO``) among them recorded installed, and after the last one
         of its sequence (``tbc`` false) those asked about that went unreported forgotten
         (``report_charging_profiles_record``). Not on the path of ordinary messages: a station sends it
-        only when asked (GetChargingProfiles)."""
+        only when asked (GetChargingProfiles).
+
+        Each ``CSO`` profile after the first takes a turn of the frame rate (``CSMS_MAX_FRAMES_PER_SECOND``),
+        as the SetChargingProfile that installed it did: one frame of 250 made-up profiles cost 640 ms of
+        CPU (4000 Heartbeats'). Those past the turns left are not recorded, and such a message forgets
+        nothing (what it left out is not unreported)."""
+        profiles = payload["chargingProfile"]
+        if payload["chargingLimitSource"] == charging_profiles.CSMS_SOURCE and len(profiles) > 1:
+            kept = 1 + self.frame_budget_taken(len(profiles) - 1)
+            if kept < len(profiles):
+                unset = len(profiles) - kept
+                logger.warning(
+                    "%s: ReportChargingProfiles over the frame rate: %d of its %d profiles not recorded",
+                    self.id,
+                    unset,
+                    len(profiles),
+                )
+            profiles = profiles[:kept]
         await in_commit_group(report_charging_profiles_record)(
             charge_point_id=self.id,
             request_id=payload["requestId"],
             evse_id=payload["evseId"],
             source=payload["chargingLimitSource"],
-            profiles=payload_case.snake_case(payload["chargingProfile"]),
-            last=not payload.get("tbc", False),
+            profiles=payload_case.snake_case(profiles),
+            last=not payload.get("tbc", False) and len(profiles) == len(payload["chargingProfile"]),
         )
         return {}
 
