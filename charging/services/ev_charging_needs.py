@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -22,7 +23,7 @@ def ev_charging_needs_record(*, charge_point_id: str, evse_id: int, needs: dict[
     parameters = needs.get("acChargingParameters") or needs.get("dcChargingParameters") or {}
     energy = parameters.get("energyAmount")
     energy_ok = isinstance(energy, int) and not isinstance(energy, bool) and 0 <= energy < 2**31
-    return EvChargingNeeds.objects.create(
+    recorded = EvChargingNeeds.objects.create(
         charge_point=charge_point,
         evse_id=evse_id,
         transaction=Transaction.objects.filter(
@@ -36,3 +37,8 @@ def ev_charging_needs_record(*, charge_point_id: str, evse_id: int, needs: dict[
         needs=needs,
         received_at=timezone.now(),
     )
+    # Only the charger's newest are kept (CSMS_MAX_EV_CHARGING_NEEDS): each holds the needs as sent, up to a
+    # frame's 64 KB, and a station sending them without end filled the table. One statement.
+    held = EvChargingNeeds.objects.filter(charge_point=charge_point).order_by("-received_at", "-id")
+    EvChargingNeeds.objects.filter(pk__in=held.values("pk")[settings.CSMS_MAX_EV_CHARGING_NEEDS :]).delete()
+    return recorded

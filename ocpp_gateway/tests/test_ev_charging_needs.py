@@ -10,6 +10,7 @@ from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint
 from charging.models import EvChargingNeeds, Transaction
+from charging.services.ev_charging_needs import ev_charging_needs_record
 from conftest import ocpp_charger
 from csms.staff_groups import SUPPORT, staff_user_create
 
@@ -63,3 +64,19 @@ def test_support_staff_see_the_evs_needs(client, register_charge_point):
     client.force_login(staff_user_create(username="bob", password="a-long-password-1", group=SUPPORT))
     listing = client.get("/admin/charging/evchargingneeds/?requested_energy_transfer=AC_three_phase")
     assert listing.status_code == 200 and "CS-K15-ADMIN" in listing.content.decode()
+
+
+def test_a_charger_keeps_only_its_newest_needs_up_to_the_maximum(register_charge_point, settings):
+    """Every NotifyEVChargingNeeds was a row kept for good, its needs as sent (up to a 64 KB frame's):
+    a station sending 20 a second added 1.3 MB a second without end."""
+    settings.CSMS_MAX_EV_CHARGING_NEEDS = 3
+    register_charge_point("CS-NEEDY")
+    other = register_charge_point("CS-CALM")
+    EvChargingNeeds.objects.create(
+        charge_point=other, evse_id=1, requested_energy_transfer="DC", needs={}, received_at=datetime.now(UTC)
+    )
+    for evse_id in range(1, 6):
+        ev_charging_needs_record(charge_point_id="CS-NEEDY", evse_id=evse_id, needs=_AC_NEEDS)
+    kept = EvChargingNeeds.objects.filter(charge_point__charge_point_id="CS-NEEDY").order_by("evse_id")
+    assert [needs.evse_id for needs in kept] == [3, 4, 5]
+    assert EvChargingNeeds.objects.filter(charge_point=other).count() == 1
