@@ -10,6 +10,7 @@ import pytest
 
 from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile
+from configuration.models import DeviceModelReport
 from conftest import raw_socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,3 +138,20 @@ async def test_a_report_of_charging_profiles_records_them_within_the_frame_rate(
     assert got[0][0] == 3, got
     recorded = InstalledChargingProfile.objects.filter(charge_point__charge_point_id="CS-PROFILES")
     assert 5 <= await recorded.acount() <= 10  # the frame's own turn and the 4 left of the burst, not 200
+
+
+async def test_a_report_part_numbered_beyond_the_variables_a_charger_may_keep_is_refused(daphne):
+    """Each NotifyReport part's write checks the seqNos of its report's parts so far: a station sending
+    parts 0, 1, 2, ... of one report without end made each cost more (6000 in: 12 ms of PostgreSQL's
+    time a part, 20 a second). A report has at most CSMS_MAX_DEVICE_MODEL_VARIABLES (10000) parts."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-PARTS", heartbeat_interval=60)
+
+    def part(seq_no: int) -> tuple[str, dict]:
+        return "NotifyReport", {"requestId": 9, "generatedAt": T, "seqNo": seq_no, "tbc": True}
+
+    async with raw_socket(daphne, "2.0.1", "CS-PARTS") as websocket:
+        got = await answers(websocket, [part(10000), part(2147483647), part(-1), part(9999), part(0)])
+    assert [answer[0] for answer in got] == [4, 4, 4, 3, 3], got
+    assert {answer[2] for answer in got[:3]} == {"PropertyConstraintViolation"}
+    report = await DeviceModelReport.objects.aget(charge_point__charge_point_id="CS-PARTS", request_id=9)
+    assert report.seq_nos == [9999, 0]
