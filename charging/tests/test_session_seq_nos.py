@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from charging.models import Transaction
-from charging.services.session_rows import seq_nos_contain, seq_nos_with
+from charging.services.session_rows import seq_no_lowest, seq_nos_contain, seq_nos_with
 
 T0 = datetime(2026, 5, 1, 10, tzinfo=UTC)
 
@@ -34,6 +34,20 @@ def test_the_compact_form_holds_exactly_the_seq_nos_added_in_any_order(added):
     assert all(isinstance(entry, int) or entry[0] < entry[1] for entry in seq_nos)  # a run is two or more
     runs = _runs(seq_nos)
     assert all(earlier[1] + 1 < later[0] for earlier, later in itertools.pairwise(runs))  # apart, ascending
+
+
+def test_a_session_keeps_its_first_seq_no_and_its_newest_up_to_the_maximum(settings):
+    """Each event reads and writes the list: a station leaving a gap at every event (one counter for
+    all its transactions, or a hostile one) grew it by an entry an event, 10000 events in 17 ms of CPU
+    and a 64 KB row each, without end."""
+    settings.CSMS_MAX_SEQ_NO_ENTRIES = 4
+    seq_nos: list[int | list[int]] = []
+    for seq_no in range(0, 20, 2):
+        seq_nos = seq_nos_with(seq_nos, seq_no)
+    assert seq_nos == [0, 14, 16, 18]
+    assert seq_no_lowest(seq_nos, 0) and not seq_no_lowest(seq_nos, 1)
+    assert seq_nos_with(seq_nos, 15) == [0, [14, 16], 18]
+    assert seq_nos_with(seq_nos, 3) == [0, 14, 16, 18]  # the oldest gaps are forgotten
 
 
 def test_the_old_list_in_arrival_order_is_still_read_right():
