@@ -12,7 +12,8 @@ from __future__ import annotations
 from django.dispatch import Signal
 
 # What a charger draws may have changed: a session started or ended, or meter values came.
-# Keyword arguments: ``charge_point_id`` (the OCPP identity) or ``charge_point_pk``.
+# Keyword arguments: ``charge_point_id`` (the OCPP identity) or ``charge_point_pk``; ``profile``:
+# (purpose, id, stack level) of the charging profile the charger accepted, when one is why.
 # Receiver: sites (recompute the charger's site after the commit).
 # Both are sent by the group commit's batch thread for most session messages: their receivers are
 # looked up once per sender, not at every send (``use_caching``: connect and disconnect clear it).

@@ -3,8 +3,8 @@
 ``site_apply`` runs under the site's row lock (one recompute per site at a time, whichever process):
 
 1. Read the site and its active sessions (``selectors.site_sessions``). Sessions the engine cannot
-   steer (an offline charger, one not commissioned, one that refuses profiles) count as fixed load
-   (``fixed_load``).
+   steer (an offline charger, one not commissioned, one that refuses profiles, one under an
+   operator's TxProfile above the site's stack level) count as fixed load (``fixed_load``).
 2. Allocate (``allocator.allocate``).
 3. Decreases first: every session whose limit goes down gets its TxProfile (the failsafe defaults
    going down follow them), and the engine waits for every answer, so the sum of the limits the
@@ -54,10 +54,10 @@ from webhooks.services import webhook_event_emit
 
 logger = logging.getLogger(__name__)
 
-FAILSAFE_PROFILE_ID = 1_700_000
+FAILSAFE_PROFILE_ID = selectors.FAILSAFE_PROFILE_ID
 TX_PROFILE_ID_BASE = selectors.TX_PROFILE_ID_BASE
-TX_STACK_LEVEL = 1
-FAILSAFE_STACK_LEVEL = 0
+TX_STACK_LEVEL = selectors.TX_STACK_LEVEL
+FAILSAFE_STACK_LEVEL = selectors.FAILSAFE_STACK_LEVEL
 MAX_PASSES = 3
 
 
@@ -351,7 +351,8 @@ def _profile_limit(profile: dict[str, Any]) -> float:
 
 def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, failsafe: Decimal) -> None:
     """Record the allocation when it changed, and tell the webhook subscribers: every session's
-    limit, its TxProfile's (held, or sent in this pass), else the failsafe default it charges under."""
+    limit, its TxProfile's (held, or sent in this pass), else the failsafe default it charges under;
+    under an operator's TxProfile above the site's, what that one lets it draw."""
     sent = {
         sl.transaction_id: sl
         for sl in SessionLimit.objects.filter(site=site, transaction__in=[v.transaction for v in views])
@@ -361,6 +362,9 @@ def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, fai
         limit = sent.get(view.transaction.pk)
         taken = limit is not None and (view.limit is not None or limit.sent_at == now)
         held[str(view.transaction.pk)] = str(limit.limit_a if limit is not None and taken else failsafe)
+        if view.override_a is not None:  # an operator's TxProfile above the site's prevails
+            overridden = min(view.override_a, view.demand.max_a)
+            held[str(view.transaction.pk)] = str(overridden.quantize(Decimal("0.1"), rounding="ROUND_FLOOR"))
     last = AllocationSnapshot.objects.filter(site=site).first()
     if last is not None and last.limits == held:
         return

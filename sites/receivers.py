@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from sites.selectors import site_profile_own
 from sites.triggers import site_member_may_be, site_recompute_on_commit
 
 
 def site_recompute_on_draw(
-    sender: Any, *, charge_point_id: str = "", charge_point_pk: int | None = None, **kwargs: Any
+    sender: Any,
+    *,
+    charge_point_id: str = "",
+    charge_point_pk: int | None = None,
+    profile: tuple[str, int, int] | None = None,
+    **kwargs: Any,
 ) -> None:
     """After the commit, recompute the site of the charger (a member of one); nothing for a charger
-    this process knows is on no site (``site_member_may_be``)."""
+    this process knows is on no site (``site_member_may_be``), nor for a profile the engine sent
+    itself (``profile``: the pass that sent it goes on; a recompute run at once from its send's
+    thread would wait for the site that pass holds)."""
+    if profile is not None and site_profile_own(purpose=profile[0], profile_id=profile[1], stack_level=profile[2]):
+        return
     if not site_member_may_be(charge_point_id=charge_point_id, charge_point_pk=charge_point_pk):
         return
     site_recompute_on_commit(charge_point_id=charge_point_id, charge_point_pk=charge_point_pk)

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from chargepoints.models import Connector, LifecycleState
@@ -20,6 +22,18 @@ CURRENT_MEASURAND = "Current.Import"
 MAX_PLAUSIBLE_DRAW_A = Decimal(1000)  # a larger reading is a charger bug: it still means "wants more"
 # The id of a session's TxProfile: this plus the transaction's primary key (``engine._profile_body``).
 TX_PROFILE_ID_BASE = 1_800_000
+# The stack level of a session's TxProfile: an operator's TxProfile above it prevails (``_overriding``).
+TX_STACK_LEVEL = 1
+# The id and stack level of a member's failsafe TxDefaultProfile (connector/EVSE 0).
+FAILSAFE_PROFILE_ID = 1_700_000
+FAILSAFE_STACK_LEVEL = 0
+
+
+def site_profile_own(*, purpose: str, profile_id: int, stack_level: int) -> bool:
+    """Whether a charging profile is one the engine sends: a session's TxProfile or a failsafe default."""
+    if purpose == "TxProfile":
+        return profile_id > TX_PROFILE_ID_BASE and stack_level == TX_STACK_LEVEL
+    return purpose == "TxDefaultProfile" and (profile_id, stack_level) == (FAILSAFE_PROFILE_ID, FAILSAFE_STACK_LEVEL)
 
 
 @dataclass(frozen=True)
@@ -32,6 +46,9 @@ class SessionView:
     held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default)
     limit: SessionLimit | None  # the TxProfile limit it holds (None: the failsafe default)
     adjustable: bool  # False: counted as a fixed load (offline, not commissioned, or the charger refuses profiles)
+    # What an operator's TxProfile above the site's stack level lets it draw (A per phase): it prevails
+    # over the site's, so the session is counted at it (``fixed_load``); None without one.
+    override_a: Decimal | None = None
 
 
 def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
@@ -107,20 +124,22 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
     sessions = list(
         Transaction.objects.filter(charge_point_id__in=members, status=TransactionStatus.ACTIVE).order_by("pk")
     )
-    installed = _tx_profiles_installed(sessions, held)
+    installed, above = _tx_profiles_installed(sessions, held)
     views = []
     for session in sessions:
         member = members[session.charge_point_id]
         still_installed = (session.charge_point_id, TX_PROFILE_ID_BASE + session.pk) in installed
         limit = held.get(session.pk) if still_installed else None
         held_a = limit.limit_a if limit else failsafe
+        phases = site_phase_indices(site=site, member=member)
+        override = _overriding(session, above.get(session.charge_point_id, []), site.voltage_v, len(phases), now)
         views.append(
             SessionView(
                 transaction=session,
                 member=member,
                 demand=SessionDemand(
                     session_id=str(session.pk),
-                    phases=site_phase_indices(site=site, member=member),
+                    phases=phases,
                     max_a=_connector_maximum(member, session),
                     min_a=site.min_current_a,
                     priority=member.priority,
@@ -136,24 +155,89 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                     and bool(member.charge_point.connection_channel)
                     and member.charge_point.lifecycle_state == LifecycleState.COMMISSIONED
                     and _connector_known(session)
+                    and override is None
                 ),
+                override_a=override,
             )
         )
     return views
 
 
-def _tx_profiles_installed(sessions: list[Transaction], held: dict[int, SessionLimit]) -> set[tuple[int, int]]:
+def _tx_profiles_installed(
+    sessions: list[Transaction], held: dict[int, SessionLimit]
+) -> tuple[set[tuple[int, int]], dict[int, list[InstalledChargingProfile]]]:
     """(charger pk, profile id) of the sessions' TxProfiles the charger still holds as far as the CSMS
     knows. A limit whose TxProfile an accepted ClearChargingProfile removed (or a profile of the same
     purpose and stack level replaced) is held no more: the session charges under its failsafe default
-    (or nothing) and is sent its TxProfile again, as a session that never had one."""
+    (or nothing) and is sent its TxProfile again, as a session that never had one. And, by charger pk,
+    the TxProfiles recorded above the site's stack level (an operator's: ``_overriding``); one statement."""
+    if not sessions:
+        return set(), {}
     ids = [TX_PROFILE_ID_BASE + s.pk for s in sessions if s.pk in held]
-    if not ids:
-        return set()
-    rows = InstalledChargingProfile.objects.filter(
-        charge_point_id__in={s.charge_point_id for s in sessions}, profile_id__in=ids
-    ).values_list("charge_point_id", "profile_id")
-    return set(rows)
+    rows = InstalledChargingProfile.objects.filter(charge_point_id__in={s.charge_point_id for s in sessions}).filter(
+        Q(profile_id__in=ids) | Q(purpose="TxProfile", stack_level__gt=TX_STACK_LEVEL)
+    )
+    installed: set[tuple[int, int]] = set()
+    above: dict[int, list[InstalledChargingProfile]] = {}
+    for row in rows:
+        if row.profile_id in ids:
+            installed.add((row.charge_point_id, row.profile_id))
+        if row.purpose == "TxProfile" and row.stack_level > TX_STACK_LEVEL:
+            above.setdefault(row.charge_point_id, []).append(row)
+    return installed, above
+
+
+def _overriding(
+    session: Transaction, profiles: list[InstalledChargingProfile], voltage_v: Decimal, phases: int, now: datetime
+) -> Decimal | None:
+    """What the session may draw (A per phase) under the TxProfiles above the site's stack level on its
+    connector (EVSE), an operator's: the highest stack level valid now prevails over the site's
+    (OCPP 1.6 §3.13.2, 2.0.1 K01), whatever limit the site sent. Its largest period counts (W over
+    the period's ``number_phases``, else the phases the car draws on, at the site's voltage); None
+    without one. A TxProfile naming another transaction is not this session's, nor one without a
+    transaction set before the session began (gone with the one before) unless a remote start's whose
+    wait for the EV this session ended."""
+    target = session.evse_id if session.ocpp_version == "2.0.1" else session.connector_id
+    own_ids = {str(session.pk), session.ocpp_transaction_id}
+    prevailing: tuple[int, Decimal] | None = None
+    for row in profiles:
+        if (
+            row.connector_id != target
+            or (row.valid_from and row.valid_from > now)
+            or (row.valid_to and row.valid_to <= now)
+        ):
+            continue
+        transaction_id = row.profile.get("transaction_id")
+        if transaction_id is not None:
+            if str(transaction_id) not in own_ids:
+                continue
+        elif row.installed_at < session.started_at and not (
+            row.awaited_until is not None and row.awaited_until >= session.started_at
+        ):
+            continue
+        limit = _profile_max_a(row.profile, voltage_v, phases)
+        if prevailing is None or row.stack_level > prevailing[0]:
+            prevailing = (row.stack_level, limit)
+    return prevailing[1] if prevailing else None
+
+
+def _profile_max_a(profile: dict[str, Any], voltage_v: Decimal, phases: int) -> Decimal:
+    """The largest limit of a profile's schedules, A per phase; infinite when it cannot be read (the
+    session is then counted at its maximum)."""
+    schedules = profile.get("charging_schedule")
+    schedules = schedules if isinstance(schedules, list) else [schedules]
+    largest = Decimal(0)
+    try:
+        for schedule in schedules:
+            watts = schedule.get("charging_rate_unit") == "W"
+            for period in schedule.get("charging_schedule_period") or []:
+                limit = Decimal(str(period["limit"]))
+                if watts:
+                    limit /= voltage_v * (period.get("number_phases") or phases)
+                largest = max(largest, limit)
+    except (AttributeError, KeyError, TypeError, InvalidOperation, ArithmeticError):
+        return Decimal("Infinity")
+    return largest
 
 
 def _connector_known(session: Transaction) -> bool:
@@ -167,13 +251,17 @@ def _connector_known(session: Transaction) -> bool:
 def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Decimal:
     """What a session the engine cannot steer counts for (A per phase).
 
-    A charger that refuses profiles: its maximum. An offline one (and a session whose connector is
+    A charger that refuses profiles: its maximum. A session under an operator's TxProfile above the
+    site's stack level (``SessionView.override_a``): what that profile lets it draw, at most its
+    maximum. An offline one (and a session whose connector is
     not known yet, ``_connector_known``, under the charger's failsafe) keeps the limit it held until
     ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` after it went offline (its share is not handed on), then
     counts at its failsafe default.
     """
     if view.member.smart_charging_flag:
         return view.demand.max_a
+    if view.override_a is not None:
+        return min(view.override_a, view.demand.max_a)
     offline_since = view.member.charge_point.offline_since or view.member.charge_point.last_seen or now
     if now - offline_since < timedelta(seconds=settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS):
         return max(view.held_a, failsafe_a)

@@ -166,9 +166,10 @@ def charging_profile_installed(
     on its connector (EVSE): in 1.6 all of them (§5.16.2); in 2.0.1 those whose validity overlaps its
     own only, which a station that accepted it does not hold (it would have rejected it, K01.FR.06):
     the others it keeps beside it. ``awaited_until``: a remote start's, until when the charger waits
-    for the EV. A profile replaced changed what the charger may draw (``charger_draw_changed``): a
-    site it is on sends it its limits again (an operator's TxProfile of the site's stack level took
-    the place of the site's)."""
+    for the EV. A profile replaced, new, or with a new schedule or stack level changed what the charger
+    may draw (``charger_draw_changed``): a site it is on sends it its limits again (an operator's
+    TxProfile of the site's stack level took the place of the site's) or counts what an operator's
+    above it lets a session draw."""
     same_stack_level = InstalledChargingProfile.objects.filter(
         charge_point=charge_point,
         connector_id=target.connector_id,
@@ -188,6 +189,15 @@ def charging_profile_installed(
         .exclude(connector_id=target.connector_id)
         .delete()[0]
     )
+    before = InstalledChargingProfile.objects.filter(
+        charge_point=charge_point, connector_id=target.connector_id, profile_id=target.profile_id
+    ).first()
+    # A new schedule or stack level changes what the charger may draw (an operator's TxProfile above a
+    # site's stack level prevails over the site's); a renewal of the same one does not.
+    changed = before is None or (before.stack_level, _schedule(before.profile)) != (
+        target.stack_level,
+        _schedule(target.profile),
+    )
     InstalledChargingProfile.objects.update_or_create(
         charge_point=charge_point,
         connector_id=target.connector_id,
@@ -201,8 +211,16 @@ def charging_profile_installed(
             "awaited_until": awaited_until,
         },
     )
-    if replaced:  # once the new profile is recorded: a recompute reads it beside the others
-        charger_draw_changed.send(sender=Transaction, charge_point_pk=charge_point.pk)
+    if replaced or changed:  # once the new profile is recorded: a recompute reads it beside the others
+        charger_draw_changed.send(
+            sender=Transaction,
+            charge_point_pk=charge_point.pk,
+            profile=(target.purpose, target.profile_id, target.stack_level),
+        )
+
+
+def _schedule(profile: dict[str, Any]) -> Any:
+    return profile.get("charging_schedule")
 
 
 @dataclass(frozen=True)

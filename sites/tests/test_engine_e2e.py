@@ -689,3 +689,84 @@ async def test_a_pending_charger_taken_off_its_site_is_sent_no_clear(site_daphne
             assert status == 204
     clears = Command.objects.filter(action="ClearChargingProfile", request={"id": 1_700_000})
     assert [c async for c in clears.values_list("charge_point_identity", flat=True)] == [ids[1]]
+
+
+class StackedCar(Car):
+    """A car whose charger keeps its TxProfiles by stack level and applies the highest (OCPP 1.6
+    §3.13.2), and clears one by id."""
+
+    stacked: dict[int, dict[int, tuple[int, Decimal]]]  # transaction id -> stack level -> (profile id, limit)
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        profile = cs_charging_profiles
+        limit = profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
+        if profile["charging_profile_purpose"] != "TxProfile":
+            self.default_limit = limit
+            return result16.SetChargingProfile(status="Accepted")
+        if not hasattr(self, "stacked"):
+            self.stacked = {}
+        levels = self.stacked.setdefault(profile["transaction_id"], {})
+        levels[profile["stack_level"]] = (profile["charging_profile_id"], limit)
+        self.tx_limits = {tx: levels[max(levels)][1] for tx, levels in self.stacked.items() if levels}
+        return result16.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    def on_clear_charging_profile(self, **criteria: Any) -> Any:
+        for levels in getattr(self, "stacked", {}).values():
+            for level, (profile_id, _) in list(levels.items()):
+                if profile_id == criteria.get("id"):
+                    del levels[level]
+        self.tx_limits = {tx: levels[max(levels)][1] for tx, levels in self.stacked.items() if levels}
+        return result16.ClearChargingProfile(status="Accepted")
+
+
+async def test_an_operator_s_tx_profile_above_the_site_s_stack_level_is_counted_by_the_site(site_daphne, api_key):
+    """Probe: an operator's 1.6 TxProfile at stack level 2 (24 A) on a session of a 32 A site prevails
+    over the site's (stack level 1, 16 A; OCPP 1.6 §3.13.2): the site went on allocating as if its 16 A
+    held, the other session kept 16 A, and the cars drew 40 A on the 32 A connection. The session now
+    counts at the operator's limit (the other is lowered to 8 A), and is steered again once it is cleared."""
+    ids = ["STACK-A", "STACK-B", "STACK-C"]  # failsafe: 32 / 3 = 10.6 A
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=StackedCar) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=StackedCar) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
+        await eventually(lambda: _count_is(SessionLimit.objects.filter(limit_a=16), 2))  # the pass committed
+        profile = {
+            "charging_profile_id": 7,
+            "stack_level": 2,
+            "charging_profile_purpose": "TxProfile",
+            "charging_profile_kind": "Relative",
+            "transaction_id": a.transaction_id,
+            "charging_schedule": {
+                "charging_rate_unit": "W",
+                "charging_schedule_period": [{"start_period": 0, "limit": 5520, "number_phases": 1}],
+            },
+        }
+        url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[0]}"
+        status, body = await ahttp(
+            f"{url}/set_charging_profile",
+            method="POST",
+            api_key=api_key,
+            body={"connector_id": 1, "cs_charging_profiles": profile},
+        )
+        assert (status, body["status"]) == (200, "Accepted")
+        await _limits([a, b], [5520, 8])  # 5520 W at 230 V on one phase: 24 A; no reading needed
+
+        async def recorded() -> dict[str, Any]:
+            last = await AllocationSnapshot.objects.order_by("-at", "-pk").afirst()
+            return last.limits if last else {}
+
+        expected = {str(a.transaction_id): "24.0", str(b.transaction_id): "8.0"}
+        await eventually(lambda: _equals(recorded, expected), timeout=10)
+        status, body = await ahttp(f"{url}/clear_charging_profile", method="POST", api_key=api_key, body={"id": 7})
+        assert (status, body["status"]) == (200, "Accepted")
+        await _limits([a, b], [16, 16])
+    await _site_settled(site_id)
