@@ -100,7 +100,7 @@ def _sampled_values201(meter_values: list[dict[str, Any]]) -> list[SampledValue]
     return samples
 
 
-_CHARGING201 = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": False}
+_CHARGING201 = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "Idle": False}
 
 
 def _reference_transaction_event(charge_point_id: str, payload: dict[str, Any]) -> IdTagInfo | None:
@@ -192,7 +192,7 @@ class Reference16(OcppRouter, V16ChargePoint):
         vendor_error_code: str = "",
         **_: Any,
     ) -> call_result16.StatusNotification:
-        charging = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False}
+        charging = {"Charging": True, "SuspendedEV": False, "Finishing": False}
         await in_commit_group(services.connector_status_set)(
             charge_point_id=self.id,
             connector_id=connector_id,

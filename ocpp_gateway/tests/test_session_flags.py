@@ -275,7 +275,7 @@ async def test_v16_idle_time_ends_when_the_ev_leaves_and_never_starts_before_the
         start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": T0}
         transaction_id = (await call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
         for frame in (
-            status("1", "SuspendedEVSE", -5),
+            status("1", "SuspendedEV", -5),
             status("2", "Charging", 10),
             status("3", "SuspendedEV", 20),
             status("4", "Available", 21),
@@ -479,3 +479,56 @@ async def test_a_value_without_a_measurand_in_a_unit_of_another_quantity_is_no_e
         async for sample in MeterSample.objects.filter(transaction=session, raw_value__in=["16", "230.4"])
     }
     assert measurands == {("Current.Import", "A", 16), ("Voltage", "V", Decimal("230.4"))}
+
+
+async def test_v16_a_pause_of_the_charger_s_own_is_not_idle_time(daphne):
+    """OCPP 1.6 §4.9: ``SuspendedEVSE`` is the charger withholding energy (a smart charging limit: a
+    site's pause at 0 A when not every session fits). Probe: a session the site paused for 30 minutes
+    was billed 30 idle minutes (an idle fee for the CSMS's own pause). It now opens no idle time and
+    ends none: an EV full (SuspendedEV) and then paused stays idle."""
+    await charger_with_tariff("CP-PAUSE16")
+    await IdTag.objects.acreate(id_tag="T1")
+
+    def status(unique_id: str, name: str, minute: int) -> tuple:
+        at = f"2026-05-01T10:{minute:02d}:00Z"
+        return (
+            unique_id,
+            "StatusNotification",
+            {"connectorId": 1, "status": name, "errorCode": "NoError", "timestamp": at},
+        )
+
+    async with raw_socket(daphne, "1.6", "CP-PAUSE16") as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": T0}
+        transaction_id = (await call(websocket, "s", "StartTransaction", start))[2]["transactionId"]
+        for frame in (
+            status("1", "Charging", 0),
+            status("2", "SuspendedEVSE", 10),
+            status("3", "Charging", 40),
+            status("4", "SuspendedEV", 45),
+            status("5", "SuspendedEVSE", 47),
+        ):
+            assert (await call(websocket, *frame))[0] == 3
+        stop = {"transactionId": transaction_id, "meterStop": 1000, "timestamp": "2026-05-01T10:50:00Z"}
+        assert (await call(websocket, "e", "StopTransaction", stop))[0] == 3
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert session.idle_seconds == 5 * 60
+
+
+async def test_v201_a_pause_of_the_station_s_own_is_not_idle_time(daphne):
+    """As in 1.6: chargingState ``SuspendedEVSE`` (a site's pause at 0 A) was billed as idle time."""
+    await charger_with_tariff("CP-PAUSE201")
+    started = charging_event("Started", 0, 0, "Charging", idToken=TOKEN, evse={"id": 1})
+    async with raw_socket(daphne, "2.0.1", "CP-PAUSE201") as websocket:
+        await call(websocket, "t1", "TransactionEvent", started)
+        for seq_no, minute, state in (
+            (1, 10, "SuspendedEVSE"),
+            (2, 40, "Charging"),
+            (3, 45, "SuspendedEV"),
+            (4, 47, "SuspendedEVSE"),
+        ):
+            await call(websocket, f"u{seq_no}", "TransactionEvent", charging_event("Updated", seq_no, minute, state))
+        assert (await call(websocket, "t9", "TransactionEvent", charging_event("Ended", 5, 50, "SuspendedEVSE")))[
+            0
+        ] == 3
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-FLAGS")
+    assert session.idle_seconds == 5 * 60

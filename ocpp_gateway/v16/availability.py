@@ -16,7 +16,10 @@ from ocpp_gateway.group_commit import in_commit_group
 # What a connector status says about charging, for the idle time of its session (None: nothing):
 # connected and not charging is idle time; ``Available`` is no EV connected (a session kept open
 # after the cable left, StopTransactionOnEVSideDisconnect false), which ends idle time, as charging does.
-_CHARGING = {"Charging": True, "SuspendedEV": False, "SuspendedEVSE": False, "Finishing": False, "Available": True}
+# ``SuspendedEVSE`` is the charger withholding energy (§4.9: a smart charging restriction, a site's
+# pause at 0 A, local supply constraints), not the driver's idle time: it opens none and ends none
+# (an EV already idle, then paused, stays idle).
+_CHARGING = {"Charging": True, "SuspendedEV": False, "Finishing": False, "Available": True}
 
 
 class AvailabilityHandlers:

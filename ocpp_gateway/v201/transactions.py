@@ -30,7 +30,9 @@ from ocpp_gateway.group_commit import in_commit_group
 # after its grace). ``Idle`` is no EV connected (a session authorized before the cable, E02, or the
 # cable gone before the transaction ends): not idle time, as 1.6's ``Available`` is not; it ends
 # idle time as charging does.
-_CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "SuspendedEVSE": False, "Idle": True}
+# ``SuspendedEVSE`` (the station withholding energy: a smart charging limit, a site's pause at 0 A) is
+# not the driver's idle time: it opens none and ends none, as in 1.6.
+_CHARGING = {"Charging": True, "EVConnected": False, "SuspendedEV": False, "Idle": True}
 
 
 # The idToken type of a PIN code typed at the station (2.0.1 IdTokenEnumType, C04).
