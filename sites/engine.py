@@ -9,7 +9,9 @@
 3. Decreases first: every session whose limit goes down gets its TxProfile (the failsafe defaults
    going down follow them), and the engine waits for every answer, so the sum of the limits the
    chargers hold never exceeds the capacity. A refusal flags the charger (counted at its maximum
-   from then on) and the site is recomputed before anything rises.
+   from then on) and the site is recomputed before anything rises; a session's TxProfile rejected
+   for the first time (its transaction may have just ended on the charger) counts the session at its
+   maximum for the rest of the run, and only a second rejection flags.
 4. Then increases larger than ``CSMS_SITES_HYSTERESIS_A``, at most one profile per charger every
    ``CSMS_SITES_PROFILE_MIN_INTERVAL`` seconds (decreases are never held back); a held-back
    increase is retried when the interval has passed. A TxProfile past half its validity is sent
@@ -96,6 +98,9 @@ class _Unanswered:
 
     chargers: set[int] = dataclasses.field(default_factory=set)
     limits_a: dict[int, Decimal] = dataclasses.field(default_factory=dict)  # transaction pk -> A
+    # Sessions whose TxProfile was rejected for the first time (``_rejected_before``): counted at their
+    # maximum for the rest of the run, not steered, their charger not flagged.
+    refused: set[int] = dataclasses.field(default_factory=set)
 
     def note(self, change: Change) -> None:
         self.chargers.add(change.member.charge_point_id)
@@ -110,7 +115,9 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     instead of asking it again (a silent charger held the whole site's decreases back)."""
     now = timezone.now()
     views = [
-        dataclasses.replace(view, adjustable=False) if view.member.charge_point_id in unanswered.chargers else view
+        dataclasses.replace(view, adjustable=False)
+        if view.member.charge_point_id in unanswered.chargers or view.transaction.pk in unanswered.refused
+        else view
         for view in selectors.site_sessions(site=site, now=now)
     ]
     members = list(site.members.select_related("charge_point"))
@@ -122,7 +129,9 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
     for view in views:
         if view.adjustable:
             continue
-        if view.member.charge_point_id in unanswered.chargers:
+        if view.transaction.pk in unanswered.refused:
+            load = view.demand.max_a
+        elif view.member.charge_point_id in unanswered.chargers:
             load = max(view.held_a, unanswered.limits_a.get(view.transaction.pk, view.held_a), failsafe)
         else:
             load = selectors.fixed_load(view=view, failsafe_a=failsafe, now=now)
@@ -289,10 +298,38 @@ def _record(site: Site, change: Change, command: _Answer | None, now: datetime, 
                 },
             )
         return True
+    if command.state == CommandState.REJECTED and change.view is not None and not _rejected_before(change, command):
+        # A charger refuses a TxProfile with no transaction on its connector (1.6 §3.13.1): one of a
+        # transaction it has just ended, its stop still on its way. Counted at its maximum; the charger
+        # is flagged only when the session's TxProfile is rejected again.
+        logger.warning("%s: TxProfile rejected (command %s)", change.member.charge_point.charge_point_id, command.id)
+        unanswered.refused.add(change.view.transaction.pk)
+        return False
     if command.state in (CommandState.REJECTED, CommandState.CALL_ERROR, CommandState.INVALID_RESPONSE):
         return _flag(change.member, f"SetChargingProfile {command.state} (command {command.id})", now)
     unanswered.note(change)  # timeout or gone: fixed load from the next pass on
     return False
+
+
+def _rejected_before(change: Change, command: Command) -> bool:
+    """Whether the charger rejected a TxProfile of the change's session before ``command``."""
+    assert change.view is not None
+    session = change.view.transaction
+    for_session = (
+        Q(request__charging_profile__transaction_id=session.ocpp_transaction_id)
+        if session.ocpp_version == "2.0.1"
+        else Q(request__cs_charging_profiles__transaction_id=session.pk)
+    )
+    return (
+        Command.objects.filter(
+            for_session,
+            charge_point_id=change.member.charge_point_id,
+            command="set_charging_profile",
+            state=CommandState.REJECTED,
+        )
+        .exclude(pk=command.pk)
+        .exists()
+    )
 
 
 def _flag(member: SiteMember, reason: str, now: datetime) -> bool:

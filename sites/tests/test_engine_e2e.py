@@ -770,3 +770,72 @@ async def test_an_operator_s_tx_profile_above_the_site_s_stack_level_is_counted_
         assert (status, body["status"]) == (200, "Accepted")
         await _limits([a, b], [16, 16])
     await _site_settled(site_id)
+
+
+class StoppingCar(Car):
+    """A car whose charger has ended its transaction locally (``stopped``), its StopTransaction not yet
+    sent: it rejects a TxProfile of that transaction (no transaction on the connector, 1.6 §3.13.1)."""
+
+    stopped: bool = False
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        if self.stopped and cs_charging_profiles["charging_profile_purpose"] == "TxProfile":
+            return result16.SetChargingProfile(status="Rejected")
+        return super().on_set_charging_profile(connector_id, cs_charging_profiles)
+
+
+async def test_a_tx_profile_rejected_for_a_transaction_the_charger_just_ended_does_not_flag_it(site_daphne, api_key):
+    """Probe: a's car left; its charger ended the transaction, and before its StopTransaction came the
+    site lowered a's limit for b's new session. The charger rejected the TxProfile (no transaction
+    there) and was flagged for good: counted at its 32 A maximum in every session it ran after, until
+    an operator cleared the flag. A first rejection of a session's TxProfile now counts that session at
+    its maximum for the run (b waits at 0 A) and flags nothing; b gets the connection once a's stop is in."""
+    ids = ["GONE-A", "GONE-B"]  # failsafe: 16 A
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=StoppingCar) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=StoppingCar) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        await a.begin("CAR")
+        await _limits([a], [32])
+        a.stopped = True
+        await b.begin("CAR")
+        rejected = Command.objects.filter(charge_point_identity=ids[0], state=CommandState.REJECTED)
+        await eventually(rejected.aexists, timeout=15)
+        await a.end()
+        await _limits([b], [32])
+        await eventually(
+            lambda: _count_is(
+                SessionLimit.objects.filter(limit_a=32, transaction__charge_point__charge_point_id=ids[1]), 1
+            )
+        )
+    flagged = SiteMember.objects.filter(charge_point__charge_point_id=ids[0]).exclude(smart_charging_flag="")
+    assert not await flagged.aexists()
+    await _site_settled(site_id)
+
+
+async def test_a_charger_rejecting_a_running_session_s_tx_profile_twice_is_flagged(site_daphne, api_key):
+    """The first rejection is forgiven (its transaction may have just ended); a second one for a
+    session still running flags the charger, counted at its maximum from then on."""
+    ids = ["TWICE-A", "TWICE-B"]
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "1.6", ids[0], client_class=StoppingCar) as a:
+        await a.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        a.stopped = True  # rejects every TxProfile
+        await a.begin("CAR")
+        rejected = Command.objects.filter(charge_point_identity=ids[0], state=CommandState.REJECTED)
+        await eventually(rejected.aexists, timeout=15)
+        flagged = SiteMember.objects.filter(charge_point__charge_point_id=ids[0]).exclude(smart_charging_flag="")
+        assert not await flagged.aexists()
+
+        async def flagged_after_a_reading() -> bool:
+            await a.report()  # a recompute: its TxProfile is sent again
+            return await flagged.aexists()
+
+        await eventually(flagged_after_a_reading, timeout=15)
+    await _site_settled(site_id)
