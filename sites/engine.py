@@ -4,7 +4,8 @@
 
 1. Read the site and its active sessions (``selectors.site_sessions``). Sessions the engine cannot
    steer (an offline charger, one not commissioned, one that refuses profiles, one under an
-   operator's TxProfile above the site's stack level) count as fixed load (``fixed_load``).
+   operator's TxProfile above the site's stack level) count as fixed load (``fixed_load``); a session
+   without its TxProfile holds the failsafe, or an operator's TxDefaultProfile above it.
 2. Allocate (``allocator.allocate``).
 3. Decreases first: every session whose limit goes down gets its TxProfile (the failsafe defaults
    going down follow them), and the engine waits for every answer, so the sum of the limits the

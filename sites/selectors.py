@@ -43,12 +43,15 @@ class SessionView:
     transaction: Transaction
     member: SiteMember
     demand: SessionDemand
-    held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default)
+    held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default or default_a)
     limit: SessionLimit | None  # the TxProfile limit it holds (None: the failsafe default)
     adjustable: bool  # False: counted as a fixed load (offline, not commissioned, or the charger refuses profiles)
     # What an operator's TxProfile above the site's stack level lets it draw (A per phase): it prevails
     # over the site's, so the session is counted at it (``fixed_load``); None without one.
     override_a: Decimal | None = None
+    # What an operator's TxDefaultProfile above the failsafe's stack level lets it draw without its
+    # TxProfile (A per phase): it prevails over the failsafe; None without one.
+    default_a: Decimal | None = None
 
 
 def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
@@ -130,9 +133,11 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
         member = members[session.charge_point_id]
         still_installed = (session.charge_point_id, TX_PROFILE_ID_BASE + session.pk) in installed
         limit = held.get(session.pk) if still_installed else None
-        held_a = limit.limit_a if limit else failsafe
         phases = site_phase_indices(site=site, member=member)
-        override = _overriding(session, above.get(session.charge_point_id, []), site.voltage_v, len(phases), now)
+        profiles = above.get(session.charge_point_id, [])
+        override = _overriding(session, profiles, site.voltage_v, len(phases), now)
+        default = _overriding(session, profiles, site.voltage_v, len(phases), now, purpose="TxDefaultProfile")
+        held_a = limit.limit_a if limit else (failsafe if default is None else default)
         views.append(
             SessionView(
                 transaction=session,
@@ -158,6 +163,7 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                     and override is None
                 ),
                 override_a=override,
+                default_a=default,
             )
         )
     return views
@@ -170,25 +176,35 @@ def _tx_profiles_installed(
     knows. A limit whose TxProfile an accepted ClearChargingProfile removed (or a profile of the same
     purpose and stack level replaced) is held no more: the session charges under its failsafe default
     (or nothing) and is sent its TxProfile again, as a session that never had one. And, by charger pk,
-    the TxProfiles recorded above the site's stack level (an operator's: ``_overriding``); one statement."""
+    the TxProfiles recorded above the site's stack level and the TxDefaultProfiles above the failsafe's
+    (an operator's: ``_overriding``); one statement."""
     if not sessions:
         return set(), {}
     ids = [TX_PROFILE_ID_BASE + s.pk for s in sessions if s.pk in held]
     rows = InstalledChargingProfile.objects.filter(charge_point_id__in={s.charge_point_id for s in sessions}).filter(
-        Q(profile_id__in=ids) | Q(purpose="TxProfile", stack_level__gt=TX_STACK_LEVEL)
+        Q(profile_id__in=ids)
+        | Q(purpose="TxProfile", stack_level__gt=TX_STACK_LEVEL)
+        | Q(purpose="TxDefaultProfile", stack_level__gt=FAILSAFE_STACK_LEVEL)
     )
     installed: set[tuple[int, int]] = set()
     above: dict[int, list[InstalledChargingProfile]] = {}
     for row in rows:
         if row.profile_id in ids:
             installed.add((row.charge_point_id, row.profile_id))
-        if row.purpose == "TxProfile" and row.stack_level > TX_STACK_LEVEL:
+        if (row.purpose, row.stack_level > TX_STACK_LEVEL) == ("TxProfile", True) or (
+            row.purpose == "TxDefaultProfile" and row.stack_level > FAILSAFE_STACK_LEVEL
+        ):
             above.setdefault(row.charge_point_id, []).append(row)
     return installed, above
 
 
 def _overriding(
-    session: Transaction, profiles: list[InstalledChargingProfile], voltage_v: Decimal, phases: int, now: datetime
+    session: Transaction,
+    profiles: list[InstalledChargingProfile],
+    voltage_v: Decimal,
+    phases: int,
+    now: datetime,
+    purpose: str = "TxProfile",
 ) -> Decimal | None:
     """What the session may draw (A per phase) under the TxProfiles above the site's stack level on its
     connector (EVSE), an operator's: the highest stack level valid now prevails over the site's
@@ -196,29 +212,35 @@ def _overriding(
     the period's ``number_phases``, else the phases the car draws on, at the site's voltage); None
     without one. A TxProfile naming another transaction is not this session's, nor one without a
     transaction set before the session began (gone with the one before) unless a remote start's whose
-    wait for the EV this session ended."""
+    wait for the EV this session ended. ``purpose`` TxDefaultProfile: the operator's defaults above the
+    failsafe's stack level on connector (EVSE) 0 or the session's, which prevail over the failsafe while
+    the session holds no TxProfile."""
     target = session.evse_id if session.ocpp_version == "2.0.1" else session.connector_id
-    own_ids = {str(session.pk), session.ocpp_transaction_id}
+    connectors = {target, 0} if purpose == "TxDefaultProfile" else {target}
     prevailing: tuple[int, Decimal] | None = None
     for row in profiles:
         if (
-            row.connector_id != target
+            row.purpose != purpose
+            or row.connector_id not in connectors
             or (row.valid_from and row.valid_from > now)
             or (row.valid_to and row.valid_to <= now)
-        ):
-            continue
-        transaction_id = row.profile.get("transaction_id")
-        if transaction_id is not None:
-            if str(transaction_id) not in own_ids:
-                continue
-        elif row.installed_at < session.started_at and not (
-            row.awaited_until is not None and row.awaited_until >= session.started_at
+            or (purpose == "TxProfile" and not _tx_profile_of(row, session))
         ):
             continue
         limit = _profile_max_a(row.profile, voltage_v, phases)
         if prevailing is None or row.stack_level > prevailing[0]:
             prevailing = (row.stack_level, limit)
     return prevailing[1] if prevailing else None
+
+
+def _tx_profile_of(row: InstalledChargingProfile, session: Transaction) -> bool:
+    """Whether a TxProfile on the session's connector (EVSE) limits this session (see ``_overriding``)."""
+    transaction_id = row.profile.get("transaction_id")
+    if transaction_id is not None:
+        return str(transaction_id) in {str(session.pk), session.ocpp_transaction_id}
+    return row.installed_at >= session.started_at or (
+        row.awaited_until is not None and row.awaited_until >= session.started_at
+    )
 
 
 def _profile_max_a(profile: dict[str, Any], voltage_v: Decimal, phases: int) -> Decimal:
@@ -262,6 +284,8 @@ def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Deci
         return view.demand.max_a
     if view.override_a is not None:
         return min(view.override_a, view.demand.max_a)
+    if view.default_a is not None:  # an operator's TxDefaultProfile prevails over the failsafe
+        failsafe_a = view.default_a
     offline_since = view.member.charge_point.offline_since or view.member.charge_point.last_seen or now
     if now - offline_since < timedelta(seconds=settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS):
         return max(view.held_a, failsafe_a)

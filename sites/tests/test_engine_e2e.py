@@ -701,11 +701,13 @@ class StackedCar(Car):
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         profile = cs_charging_profiles
         limit = profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
-        if profile["charging_profile_purpose"] != "TxProfile":
-            self.default_limit = limit
-            return result16.SetChargingProfile(status="Accepted")
         if not hasattr(self, "stacked"):
             self.stacked = {}
+        if profile["charging_profile_purpose"] != "TxProfile":  # kept under transaction id 0
+            self.stacked.setdefault(0, {})[profile["stack_level"]] = (profile["charging_profile_id"], limit)
+            defaults = self.stacked[0]
+            self.default_limit = defaults[max(defaults)][1]
+            return result16.SetChargingProfile(status="Accepted")
         levels = self.stacked.setdefault(profile["transaction_id"], {})
         levels[profile["stack_level"]] = (profile["charging_profile_id"], limit)
         self.tx_limits = {tx: levels[max(levels)][1] for tx, levels in self.stacked.items() if levels}
@@ -838,4 +840,40 @@ async def test_a_charger_rejecting_a_running_session_s_tx_profile_twice_is_flagg
             return await flagged.aexists()
 
         await eventually(flagged_after_a_reading, timeout=15)
+    await _site_settled(site_id)
+
+
+async def test_an_operator_s_tx_default_profile_above_the_failsafe_is_counted_by_the_site(site_daphne, api_key):
+    """Probe: an operator's TxDefaultProfile at stack level 1 (32 A) on a member prevails over the site's
+    failsafe (stack level 0, 16 A). The site took b's session for one drawing its 16 A failsafe: its
+    share was 16 A too, so no TxProfile was sent, and b's car drew 32 A beside a's 16 A on the 32 A
+    connection. b's session now counts at what the operator's default lets it draw, and is sent 16 A."""
+    ids = ["DEFAULT-A", "DEFAULT-B"]  # failsafe: 32 / 2 = 16 A
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with (
+        ocpp_charger(site_daphne, "1.6", ids[0], client_class=StackedCar) as a,
+        ocpp_charger(site_daphne, "1.6", ids[1], client_class=StackedCar) as b,
+    ):
+        for car in (a, b):
+            await car.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+        profile = {
+            "charging_profile_id": 9,
+            "stack_level": 1,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": {
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 32}],
+            },
+        }
+        url = f"{site_daphne.http_url}/api/v1/ocpp16/{ids[1]}/set_charging_profile"
+        status, body = await ahttp(
+            url, method="POST", api_key=api_key, body={"connector_id": 0, "cs_charging_profiles": profile}
+        )
+        assert (status, body["status"]) == (200, "Accepted")
+        await a.begin("CAR")
+        await _limits([a], [32])
+        await b.begin("CAR")
+        await _limits([a, b], [16, 16])
     await _site_settled(site_id)
