@@ -183,7 +183,7 @@ def _tx_profiles_installed(
     ids = [TX_PROFILE_ID_BASE + s.pk for s in sessions if s.pk in held]
     rows = InstalledChargingProfile.objects.filter(charge_point_id__in={s.charge_point_id for s in sessions}).filter(
         Q(profile_id__in=ids)
-        | Q(purpose="TxProfile", stack_level__gt=TX_STACK_LEVEL)
+        | Q(purpose="TxProfile", stack_level__gte=TX_STACK_LEVEL)
         | Q(purpose="TxDefaultProfile", stack_level__gt=FAILSAFE_STACK_LEVEL)
     )
     installed: set[tuple[int, int]] = set()
@@ -191,7 +191,7 @@ def _tx_profiles_installed(
     for row in rows:
         if row.profile_id in ids:
             installed.add((row.charge_point_id, row.profile_id))
-        if (row.purpose, row.stack_level > TX_STACK_LEVEL) == ("TxProfile", True) or (
+        if (row.purpose == "TxProfile" and row.stack_level >= TX_STACK_LEVEL and row.profile_id not in ids) or (
             row.purpose == "TxDefaultProfile" and row.stack_level > FAILSAFE_STACK_LEVEL
         ):
             above.setdefault(row.charge_point_id, []).append(row)
@@ -208,7 +208,8 @@ def _overriding(
 ) -> Decimal | None:
     """What the session may draw (A per phase) under the TxProfiles above the site's stack level on its
     connector (EVSE), an operator's: the highest stack level valid now prevails over the site's
-    (OCPP 1.6 §3.13.2, 2.0.1 K01), whatever limit the site sent. Its largest period counts (W over
+    (OCPP 1.6 §3.13.2, 2.0.1 K01), whatever limit the site sent; on 2.0.1 one at the site's stack level
+    too (``_beside_the_site_s``: the station rejects the site's). Its largest period counts (W over
     the period's ``number_phases``, else the phases the car draws on, at the site's voltage); None
     without one. A TxProfile naming another transaction is not this session's, nor one without a
     transaction set before the session began (gone with the one before) unless a remote start's whose
@@ -225,12 +226,24 @@ def _overriding(
             or (row.valid_from and row.valid_from > now)
             or (row.valid_to and row.valid_to <= now)
             or (purpose == "TxProfile" and not _tx_profile_of(row, session))
+            or (purpose == "TxProfile" and row.stack_level == TX_STACK_LEVEL and not _beside_the_site_s(row, session))
         ):
             continue
         limit = _profile_max_a(row.profile, voltage_v, phases)
         if prevailing is None or row.stack_level > prevailing[0]:
             prevailing = (row.stack_level, limit)
     return prevailing[1] if prevailing else None
+
+
+def _beside_the_site_s(row: InstalledChargingProfile, session: Transaction) -> bool:
+    """Whether a TxProfile of another id at the site's stack level holds the session's EVSE against the
+    site's: a 2.0.1 station rejects the site's TxProfile beside it (same purpose and stack level, their
+    validities overlapping: K01.FR.06), where a 1.6 charger replaces it with the site's (§5.16.2)."""
+    return (
+        row.purpose == "TxProfile"
+        and session.ocpp_version == "2.0.1"
+        and not site_profile_own(purpose=row.purpose, profile_id=row.profile_id, stack_level=row.stack_level)
+    )
 
 
 def _tx_profile_of(row: InstalledChargingProfile, session: Transaction) -> bool:

@@ -21,7 +21,7 @@ from ocpp.v201 import call as call201
 from ocpp.v201 import call_result as result201
 
 from chargepoints.models import ChargePoint, OcppMessage
-from charging.models import IdTag
+from charging.models import IdTag, Transaction
 from commands.models import Command, CommandState
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
 from sites.models import AllocationSnapshot, SessionLimit, Site, SiteMember
@@ -876,4 +876,90 @@ async def test_an_operator_s_tx_default_profile_above_the_failsafe_is_counted_by
         await _limits([a], [32])
         await b.begin("CAR")
         await _limits([a, b], [16, 16])
+    await _site_settled(site_id)
+
+
+class K06Station(V201Client):
+    """A 2.0.1 station that accepts a remote start (its TxProfile installed) and rejects a TxProfile
+    beside one of another id at the same stack level on its EVSE (K01.FR.06); records what it holds."""
+
+    held: dict[int, tuple[int, Decimal]]  # stack level -> (profile id, limit) of the EVSE's TxProfiles
+
+    @on("RequestStartTransaction")
+    def on_request_start_transaction(self, charging_profile: dict[str, Any] | None = None, **_: Any) -> Any:
+        if charging_profile:
+            limit = charging_profile["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
+            self.held = {charging_profile["stack_level"]: (charging_profile["id"], limit)}
+        return result201.RequestStartTransaction(status="Accepted")
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
+        if charging_profile["charging_profile_purpose"] != "TxProfile":
+            return result201.SetChargingProfile(status="Accepted")
+        held = getattr(self, "held", {}).get(charging_profile["stack_level"])
+        if held is not None and held[0] != charging_profile["id"]:
+            return result201.SetChargingProfile(status="Rejected")
+        limit = charging_profile["charging_schedule"][0]["charging_schedule_period"][0]["limit"]
+        self.held = {**getattr(self, "held", {}), charging_profile["stack_level"]: (charging_profile["id"], limit)}
+        return result201.SetChargingProfile(status="Accepted")
+
+
+async def test_a_2_0_1_remote_start_s_tx_profile_at_the_site_s_stack_level_is_counted_not_fought(site_daphne, api_key):
+    """Probe: a 2.0.1 remote start carrying a TxProfile at stack level 1 (10 A) on a site member: the
+    station holds it for the session and rejects the site's TxProfile beside it (same purpose and stack
+    level, K01.FR.06). The site sent it at every recompute and flagged the charger for good (counted at
+    its 32 A maximum ever after). The session now counts at the operator's 10 A and is sent nothing."""
+    ids = ["K06-A", "K06-B"]
+    site_id = await _site_with_members(site_daphne, api_key, ids)
+    await IdTag.objects.acreate(id_tag="CAR")
+    async with ocpp_charger(site_daphne, "2.0.1", ids[0], client_class=K06Station) as station:
+        await station.call(
+            call201.BootNotification(charging_station={"model": "M", "vendorName": "V"}, reason="PowerUp")
+        )
+        start = {
+            "id_token": {"id_token": "CAR", "type": "ISO14443"},
+            "remote_start_id": 3,
+            "evse_id": 1,
+            "charging_profile": {
+                "id": 5,
+                "stack_level": 1,
+                "charging_profile_purpose": "TxProfile",
+                "charging_profile_kind": "Relative",
+                "charging_schedule": [
+                    {"id": 1, "charging_rate_unit": "A", "charging_schedule_period": [{"start_period": 0, "limit": 10}]}
+                ],
+            },
+        }
+        url = f"{site_daphne.http_url}/api/v1/ocpp201/{ids[0]}/request_start_transaction"
+        status, body = await ahttp(url, method="POST", api_key=api_key, body=start)
+        assert (status, body["status"]) == (200, "Accepted")
+        for seq_no in range(3):  # the start, then readings: a recompute each
+            await station.call(
+                call201.TransactionEvent(
+                    event_type="Started" if seq_no == 0 else "Updated",
+                    timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                    trigger_reason="RemoteStart" if seq_no == 0 else "MeterValuePeriodic",
+                    seq_no=seq_no,
+                    transaction_info={"transactionId": "TX-K06", "remoteStartId": 3},
+                    evse={"id": 1, "connectorId": 1},
+                    id_token={"idToken": "CAR", "type": "ISO14443"} if seq_no == 0 else None,
+                    meter_value=[
+                        {
+                            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                            "sampledValue": [{"value": 10, "measurand": "Current.Import"}],
+                        }
+                    ],
+                )
+            )
+
+        async def recorded() -> dict[str, Any]:
+            last = await AllocationSnapshot.objects.order_by("-at", "-pk").afirst()
+            return last.limits if last else {}
+
+        session = await database_sync_to_async(lambda: Transaction.objects.get(ocpp_transaction_id="TX-K06"))()
+        await eventually(lambda: _equals(recorded, {str(session.pk): "10.0"}), timeout=15)
+    flagged = SiteMember.objects.filter(charge_point__charge_point_id=ids[0]).exclude(smart_charging_flag="")
+    assert not await flagged.aexists()
+    rejected = Command.objects.filter(charge_point_identity=ids[0], state=CommandState.REJECTED)
+    assert not await rejected.aexists()
     await _site_settled(site_id)
