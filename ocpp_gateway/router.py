@@ -175,6 +175,9 @@ class TokenBucket:
 # The longest a frame over the rate is held for the rate instead of refused (``OcppRouter._paced``), s.
 PACED_WAIT_MAX = 1.0
 
+# The longest a frame's work beyond its own waits for the frame rate (``OcppRouter.frame_budget_waited``), s.
+FRAME_WORK_WAIT_MAX = 5.0
+
 # Refused CALLs answered with the rate limit's GenericError: at most this many times the frame rate
 # and burst (a charger that waits for each answer, and slows down as it asks, never reaches it).
 REFUSALS_ANSWERED = 4
@@ -496,13 +499,23 @@ class OcppRouter(RoutedChargePoint):
             self._profile = STRICT_PROFILE
         return self._profile
 
-    def frame_budget_taken(self, count: int) -> int:
-        """Take up to ``count`` of the frame rate's turns for work a frame asks beyond its own, each
-        as much as a frame's (a NotifyEvent's connector statuses, each a StatusNotification's
-        write): how many were taken, the rest to be left undone."""
-        taken = 0
-        while taken < count and self._frame_budget.take():
-            taken += 1
+    async def frame_budget_waited(self, count: int) -> int:
+        """Take ``count`` of the frame rate's turns for work a frame asks beyond its own, each as
+        much as a frame's (a NotifyEvent's connector statuses, each a StatusNotification's write; a
+        ReportChargingProfiles' profiles, each a SetChargingProfile's), waiting for the rate as a
+        compliant charger's frames are held (``_paced``), ``FRAME_WORK_WAIT_MAX`` s at most in all:
+        how many were taken, the rest to be left undone. A station catching up its queue (the
+        rate spent) still has its few connectors' statuses set; a frame of hundreds made up costs
+        what as many frames at the rate would, or is cut."""
+        taken, deadline = 0, time.monotonic() + FRAME_WORK_WAIT_MAX
+        while taken < count:
+            if self._frame_budget.take():
+                taken += 1
+                continue
+            wait = self._frame_budget.wait_for_one()
+            if time.monotonic() + wait > deadline:
+                break
+            await asyncio.sleep(wait)
         return taken
 
     async def binary_frame_ignored(self, size: int) -> None:

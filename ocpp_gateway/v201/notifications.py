@@ -6,7 +6,7 @@ DataTransfer. NotifyReport is stored (``device_model``); firmware and log status
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ocpp.v201 import call_result
@@ -63,7 +63,7 @@ def _positive(value: Any) -> bool:
 
 class NotificationHandlers:
     id: str
-    frame_budget_taken: Callable[[int], int]
+    frame_budget_waited: Callable[[int], Awaitable[int]]
 
     @on_payload(Action.notify_event)
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -73,11 +73,12 @@ class NotificationHandlers:
         (``connector_statuses_set``: one batch, however many); every event is logged, as before.
 
         Each status after the first takes a turn of the frame rate (``CSMS_MAX_FRAMES_PER_SECOND``),
-        as the StatusNotification it stands for would: one frame of 230 statuses cost 350 Heartbeats'
-        CPU. The statuses past the turns left are logged only."""
+        as the StatusNotification it stands for would, waiting for it a few seconds at most
+        (``frame_budget_waited``: a station catching up its queue has its statuses set): one frame of
+        230 statuses cost 350 Heartbeats' CPU. The statuses past the wait are logged only."""
         logger.info(LOGGED_PAYLOAD, self.id, Action.notify_event, payload)
         states = list(connector_states(payload["eventData"]))
-        kept = 1 + self.frame_budget_taken(len(states) - 1) if states else 0
+        kept = 1 + await self.frame_budget_waited(len(states) - 1) if states else 0
         if kept < len(states):
             unset = len(states) - kept
             logger.warning(

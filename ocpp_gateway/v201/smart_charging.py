@@ -6,7 +6,7 @@ limits (NotifyChargingLimit, ISO 15118 needs) are acknowledged in ``notification
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ocpp.v201.enums import Action, GetChargingProfileStatusEnumType
@@ -71,7 +71,7 @@ def report_charging_profiles_record(
 
 class SmartChargingHandlers:
     id: str
-    frame_budget_taken: Callable[[int], int]
+    frame_budget_waited: Callable[[int], Awaitable[int]]
 
     @on_payload(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -82,12 +82,13 @@ class SmartChargingHandlers:
         only when asked (GetChargingProfiles).
 
         Each ``CSO`` profile after the first takes a turn of the frame rate (``CSMS_MAX_FRAMES_PER_SECOND``),
-        as the SetChargingProfile that installed it did: one frame of 250 made-up profiles cost 640 ms of
-        CPU (4000 Heartbeats'). Those past the turns left are not recorded, and such a message forgets
+        as the SetChargingProfile that installed it did, waiting for it a few seconds at most
+        (``frame_budget_waited``): one frame of 250 made-up profiles cost 640 ms of CPU (4000
+        Heartbeats'). Those past the wait are not recorded, and such a message forgets
         nothing (what it left out is not unreported)."""
         profiles = payload["chargingProfile"]
         if payload["chargingLimitSource"] == charging_profiles.CSMS_SOURCE and len(profiles) > 1:
-            kept = 1 + self.frame_budget_taken(len(profiles) - 1)
+            kept = 1 + await self.frame_budget_waited(len(profiles) - 1)
             if kept < len(profiles):
                 unset = len(profiles) - kept
                 logger.warning(
