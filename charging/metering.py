@@ -110,6 +110,7 @@ _MEASURAND_OF_UNIT = {
     "v": "Voltage",
     "percent": "SoC",
     "celsius": "Temperature",
+    "celcius": "Temperature",  # OCPP 1.6's schema spells its UnitOfMeasure so
     "fahrenheit": "Temperature",
     "k": "Temperature",
     "var": "Power.Reactive.Import",

@@ -17,6 +17,7 @@ from charging.metering import (
     Reading,
     Sample,
     derive_energy,
+    measurand_of,
     meter_bound_reading,
     normalise,
     parse_decimal,
@@ -277,3 +278,14 @@ def test_steps_each_within_the_tolerance_that_add_up_beyond_the_power_are_flagge
 def test_a_session_at_the_power_bound_all_along_is_not_flagged():
     readings = readings_every_minute([Decimal(minute * 6_600) for minute in range(121)])  # 396 kW for 2 h
     assert derive_energy(readings, max_power_w=MAX_POWER_W, jump_tolerance_wh=TOLERANCE_WH).anomalies == ()
+
+
+@pytest.mark.parametrize(
+    ("unit", "measurand"),
+    [("A", "Current.Import"), ("Celsius", "Temperature"), ("Celcius", "Temperature"), ("kWh", ENERGY_REGISTER)],
+)
+def test_a_value_without_a_measurand_is_what_its_unit_measures(unit: str, measurand: str) -> None:
+    """OCPP 1.6's schema spells the unit ``Celcius``: a temperature sent so without a measurand was an
+    energy register reading (it seemed to fall to 25 Wh) where ``Celsius`` was a temperature."""
+    assert measurand_of(None, unit) == measurand
+    assert measurand_of("SoC", unit) == "SoC"
