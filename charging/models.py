@@ -190,6 +190,12 @@ class Transaction(models.Model):
         help_text="2.0.1: the latest time a chargingState was told at (the charger's time of its event): a"
         " state arriving late but later than it is the session's state.",
     )
+    charging_state_charging = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="2.0.1: whether the state told at charging_state_at was charging (an ended session idle to its"
+        " end stops being idle at a later Charging state arriving late).",
+    )
     time_spent_charging = models.PositiveIntegerField(null=True, blank=True, help_text="2.0.1 timeSpentCharging.")
     seq_nos = models.JSONField(
         default=list,

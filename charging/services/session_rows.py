@@ -628,15 +628,29 @@ def charging_state_apply(
     events that overtook it told none after it: an EV full at 10:10, its event overtaken by a
     periodic one of 10:20), applied as in order."""
     if sequenced:
-        told = session.charging_state_at
+        told, was_charging = session.charging_state_at, session.charging_state_charging
         if told is None or at >= told:
-            late, session.charging_state_at = False, at
+            late, session.charging_state_at, session.charging_state_charging = False, at, charging
+            ended_idle = _ended_idle_until(session, at) if charging and was_charging is False else None
+            if ended_idle is not None:
+                session.idle_seconds = max(session.idle_seconds - seconds_between(at, ended_idle), 0)
+                return
     if not charging and session.idle_since is None:
         if not late:
             session.idle_since = max(at, session.started_at)
     elif charging and session.idle_since is not None and not (late and at < session.idle_since):
         session.idle_seconds += seconds_between(session.idle_since, at)
         session.idle_since = None
+
+
+def _ended_idle_until(session: Transaction, at: datetime) -> datetime | None:
+    """The end of ``session`` when it ended idle (its charger's stop billed the idle time a state told
+    opened up to the end: ``transaction_finish``) and ``at`` is before it, else None: a Charging state
+    arriving late, after the Ended, ends the idle time at ``at``, not at the end (an EV idle at 10:10
+    and charging again at 10:30, both events overtaken by the Ended of 11:00, is idle 20 minutes, not 50)."""
+    stopped_at = session.stopped_at
+    ended = session.status == TransactionStatus.ENDED and session.idle_since is None
+    return stopped_at if ended and stopped_at is not None and at < stopped_at else None
 
 
 def stored_id_tag(id_tag: str) -> str:

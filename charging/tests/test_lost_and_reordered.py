@@ -133,3 +133,27 @@ def test_a_charging_state_the_ended_overtook_bills_its_idle_time(register_charge
     _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
     session = Transaction.objects.get(charge_point__charge_point_id=cp)
     assert (session.idle_seconds, BillingRecord.objects.get(transaction=session).total) == (3000, Decimal("5.00"))
+
+
+def test_a_charging_state_after_an_idle_one_both_the_ended_overtook_ends_its_idle_time(register_charge_point):
+    """The review's probe: the EV was full at 10:10 (SuspendedEV, seqNo 1) and charging again at 10:30
+    (Charging, seqNo 2), both events overtaken by the Ended of 11:00 (seqNo 3). The first, applied to
+    the ended session, billed idle time to the end (50 minutes); the second found it billed and closed
+    nothing: 5.00 instead of 2.00. It ends the idle time at 10:30 now: 20 idle minutes."""
+    from decimal import Decimal
+
+    from billing.models import BillingRecord, Tariff
+
+    Tariff.objects.create(name="Idle", currency="EUR", price_per_kwh=0, idle_fee_per_minute="0.10", is_default=True)
+    cp = new_charger(register_charge_point)
+    token = {"idToken": "T", "type": "ISO14443"}
+    _transaction_event(cp, event("Started", 0, 0, info={"chargingState": "Charging"}, idToken=token))
+    _transaction_event(cp, event("Ended", 3, 60, info={"stoppedReason": "EVDisconnected"}))
+    _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
+    _transaction_event(cp, event("Updated", 2, 30, info={"chargingState": "Charging"}))
+    session = Transaction.objects.get(charge_point__charge_point_id=cp)
+    assert (session.idle_seconds, BillingRecord.objects.get(transaction=session).total) == (1200, Decimal("2.00"))
+    # A resend of either changes nothing; a Charging state told after the end neither
+    _transaction_event(cp, event("Updated", 2, 30, info={"chargingState": "Charging"}))
+    _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
+    assert Transaction.objects.get(pk=session.pk).idle_seconds == 1200
