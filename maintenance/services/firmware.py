@@ -21,6 +21,7 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Q, QuerySet, Valu
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
+from charging.metering import LONG_SESSION
 from charging.models import Transaction, TransactionStatus
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
@@ -208,10 +209,12 @@ _WAITING_TO_INSTALL = (TargetState.DOWNLOADED, TargetState.INSTALLING)
 def _targets_time_out(campaign: Campaign) -> None:
     """Fail the targets in flight silent for ``CSMS_FIRMWARE_STATUS_TIMEOUT`` s with ``Timeout``; a
     charger waiting to install (``_WAITING_TO_INSTALL``) is silent from the end of its last session
-    on, not while one runs (an overnight session failed it, its ``Installed`` then ignored)."""
+    on, not while one runs (an overnight session failed it, its ``Installed`` then ignored). A session
+    open longer than ``LONG_SESSION`` (its stop lost, never closed) holds it back no longer."""
     cutoff = timezone.now() - timedelta(seconds=settings.CSMS_FIRMWARE_STATUS_TIMEOUT)
+    running = Q(status=TransactionStatus.ACTIVE, started_at__gte=timezone.now() - LONG_SESSION)
     charging = Transaction.objects.filter(charge_point_id=OuterRef("charge_point_id")).filter(
-        Q(status=TransactionStatus.ACTIVE) | Q(stopped_at__gte=cutoff)
+        running | Q(stopped_at__gte=cutoff)
     )
     silent = campaign.targets.filter(state__in=IN_FLIGHT, updated_at__lt=cutoff).exclude(
         Q(state__in=_WAITING_TO_INSTALL) & Exists(charging)

@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from charging.metering import LONG_SESSION
 from charging.models import Transaction, TransactionStatus
 from commands.models import Command, CommandState
 from maintenance.errors import MaintenanceError
@@ -80,6 +81,23 @@ def test_a_charger_waiting_for_its_session_to_end_before_installing_does_not_tim
     firmware.campaign_advance(campaign_id=str(campaign.pk))
     target = campaign.targets.get(charge_point=charging)
     assert (target.state, target.failure) == (TargetState.FAILED, "Timeout")
+
+
+def test_a_session_open_for_longer_than_any_holds_back_no_timeout(campaign, settings):
+    """The review's probe: a session whose stop was lost stays open; its charger's target, waiting to
+    install, then never timed out. A session open longer than ``LONG_SESSION`` holds it back no longer."""
+    settings.CSMS_FIRMWARE_STATUS_TIMEOUT = 600
+    long_ago = timezone.now() - LONG_SESSION - timedelta(hours=1)
+    campaign.targets.update(state=TargetState.INSTALLING, status="InstallScheduled", updated_at=long_ago)
+    charging = ChargePoint.objects.get(charge_point_id="A")
+    Transaction.objects.create(
+        charge_point=charging, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=long_ago
+    )
+    firmware.campaign_advance(campaign_id=str(campaign.pk))
+    assert dict(campaign.targets.values_list("charge_point__charge_point_id", "failure")) == {
+        "A": "Timeout",
+        "B": "Timeout",
+    }
 
 
 def test_a_2_0_1_notification_is_recorded_against_the_request_it_names(campaign):
