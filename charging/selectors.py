@@ -158,6 +158,7 @@ def id_tag_concurrency_checked(
     connector_id: int | None = None,
     evse_id: int | None = None,
     ocpp_transaction_id: str | None = None,
+    start_key: str = "",
     started_at: datetime | None = None,
 ) -> IdTagInfo:
     """``info`` (Accepted) answered ``ConcurrentTx`` when its tag already has its
@@ -171,8 +172,10 @@ def id_tag_concurrency_checked(
     Elsewhere: an Authorize (neither connector, EVSE nor transaction given) counts the sessions
     open on other chargers, so that the card that started a session may still stop it where it
     charges (a charger that authorizes the stop tap). A start counts every session open but those
-    on its own connector (1.6) or EVSE (2.0.1) of its charger and its own transaction: the one a
-    new start supersedes, or the session a later event of it belongs to. Matching ignores case.
+    on its own connector (1.6) or EVSE (2.0.1) of its charger and its own transaction or
+    ``start_key`` (as stored): the one a new start supersedes, or the session a later event or a
+    replay of it belongs to. A 1.6 start on connector 0 (none: the charger as a whole) has only
+    its own start: the card's session on a connector of the same charger counts. Matching ignores case.
     One statement (the sessions' index on LOWER(id_tag)), at most ``max_concurrent_sessions`` rows.
     """
     limit = info.max_concurrent_sessions
@@ -188,6 +191,7 @@ def id_tag_concurrency_checked(
     places = [Q(evse_id=evse_id)] if evse_id is not None else []
     places += [Q(connector_id=connector_id)] if connector_id is not None and evse_id is None else []
     places += [Q(ocpp_transaction_id=ocpp_transaction_id)] if ocpp_transaction_id else []
+    places += [Q(start_key=start_key)] if start_key else []
     if places:
         place = places[0]
         for other in places[1:]:

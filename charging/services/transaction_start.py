@@ -235,6 +235,7 @@ def _authorized(request: StartRequest, started_at: datetime) -> tuple[IdTagInfo,
         connector_id=request.connector_id,
         evse_id=request.evse_id,
         ocpp_transaction_id=request.ocpp_transaction_id,
+        start_key=_stored_start_key(request.start_key),
         started_at=started_at,
     )
     return (checked if now is then else now), checked

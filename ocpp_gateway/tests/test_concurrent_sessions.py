@@ -150,3 +150,28 @@ async def test_a_start_an_offline_charger_queued_before_the_tags_open_session_be
         assert (await _call(queued, "StartTransaction", late))["idTagInfo"]["status"] == "ConcurrentTx"
     session = await Transaction.objects.aget(pk=started["transactionId"])
     assert (session.id_tag_status, session.anomalies, session.needs_review) == ("Accepted", [], False)
+
+
+async def test_a_1_6_start_on_connector_0_counts_the_cards_session_on_another_connector_of_its_charger(daphne):
+    """Probe: a fleet card (one session at a time) charged on connector 1 of CP-CS; a start of it on
+    connector 0 (the charger as a whole, stored without a connector) of the same charger was answered
+    Accepted: with no connector or EVSE every session of that charger was taken for its own. Now only
+    its own start (a replay of it) is; the session on connector 1 counts."""
+    await _chargers("CP-CS", "CP-CT")
+    await IdTag.objects.acreate(id_tag="FLEET-S", max_concurrent_sessions=1)
+    await IdTag.objects.acreate(id_tag="FLEET-T", max_concurrent_sessions=1)
+    async with raw_socket(daphne, "1.6", "CP-CS") as charger_s, raw_socket(daphne, "1.6", "CP-CT") as charger_t:
+        assert (await _call(charger_s, "StartTransaction", _start("FLEET-S", 1)))["idTagInfo"]["status"] == "Accepted"
+        refused = await _call(charger_s, "StartTransaction", _start("FLEET-S", 0))
+        assert refused["idTagInfo"]["status"] == "ConcurrentTx"
+        # A start on connector 0, then its replay (a lost answer): the same session, not a second one
+        first = await _call(charger_t, "StartTransaction", _start("FLEET-T", 0))
+        again = await _call(charger_t, "StartTransaction", _start("FLEET-T", 0))
+        assert first["idTagInfo"]["status"] == again["idTagInfo"]["status"] == "Accepted"
+        assert first["transactionId"] == again["transactionId"]
+        # ... which a start on another connector of its charger counts
+        other = await _call(charger_t, "StartTransaction", _start("FLEET-T", 2))
+        assert other["idTagInfo"]["status"] == "ConcurrentTx"
+        assert (await _call(charger_t, "Authorize", {"idTag": "FLEET-T"}))["idTagInfo"]["status"] == "Accepted"
+    session = await Transaction.objects.aget(pk=refused["transactionId"])
+    assert (session.connector_id, session.id_tag_status) == (None, "ConcurrentTx")
