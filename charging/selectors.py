@@ -167,7 +167,9 @@ def id_tag_concurrency_checked(
 
     ``started_at``: a start's time (judged, ``chargepoints.clock``): only sessions that began by
     then count. A start an offline charger queued hours ago is no second session of one that
-    began since (its card was free when it began: answered Accepted, not flagged).
+    began since (its card was free when it began: answered Accepted, not flagged). A session the
+    CSMS recorded ``metering.LONG_SESSION`` (7 days) ago or more and still open counts no more: its
+    stop was lost (no charging session lasts so long), and it would hold the card's place for ever.
 
     Elsewhere: an Authorize (neither connector, EVSE nor transaction given) counts the sessions
     open on other chargers, so that the card that started a session may still stop it where it
@@ -184,6 +186,8 @@ def id_tag_concurrency_checked(
     open_sessions = Transaction.objects.alias(key=Lower("id_tag")).filter(
         key=Lower(Value(id_tag)), status=TransactionStatus.ACTIVE, id_tag_status__in=_COUNTED_STATUSES
     )
+    # A session recorded LONG_SESSION ago and still open lost its stop (none lasts so long): no place
+    open_sessions = open_sessions.filter(created_at__gt=timezone.now() - metering.LONG_SESSION)
     if started_at is not None:
         open_sessions = open_sessions.filter(started_at__lte=started_at)
     here = Q(charge_point__charge_point_id=charge_point_id)

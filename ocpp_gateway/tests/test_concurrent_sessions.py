@@ -6,10 +6,12 @@ it there; a tag without a limit charges anywhere at once, as before. Raw-frame c
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, Transaction
@@ -175,3 +177,32 @@ async def test_a_1_6_start_on_connector_0_counts_the_cards_session_on_another_co
         assert (await _call(charger_t, "Authorize", {"idTag": "FLEET-T"}))["idTagInfo"]["status"] == "Accepted"
     session = await Transaction.objects.aget(pk=refused["transactionId"])
     assert (session.connector_id, session.id_tag_status) == (None, "ConcurrentTx")
+
+
+async def test_a_session_whose_stop_was_lost_weeks_ago_no_longer_holds_its_cards_place(daphne):
+    """Probe: a fleet card (one session at a time) started a session at CP-CU 30 days ago whose stop
+    was lost (the charger never sent it: open for ever). Every Authorize and start of the card
+    anywhere was answered ConcurrentTx, for good. A session open longer than LONG_SESSION (7 days, no
+    charging session lasts so long: flagged long_duration when it ends) takes no place; a shorter one
+    still does."""
+    await _chargers("CP-CU", "CP-CV", "CP-CW")
+    await IdTag.objects.acreate(id_tag="FLEET-U", max_concurrent_sessions=1)
+    charge_point = await ChargePoint.objects.aget(charge_point_id="CP-CU")
+    lost = await Transaction.objects.acreate(
+        charge_point=charge_point,
+        ocpp_version="1.6",
+        start_key="lost",
+        connector_id=1,
+        id_tag="FLEET-U",
+        id_tag_status="Accepted",
+        started_at=timezone.now() - timedelta(days=30),
+    )
+    await Transaction.objects.filter(pk=lost.pk).aupdate(created_at=timezone.now() - timedelta(days=30))
+    async with raw_socket(daphne, "1.6", "CP-CV") as charger_v, raw_socket(daphne, "1.6", "CP-CW") as charger_w:
+        assert (await _call(charger_v, "Authorize", {"idTag": "FLEET-U"}))["idTagInfo"]["status"] == "Accepted"
+        now = timezone.now().isoformat()
+        started = await _call(charger_v, "StartTransaction", {**_start("FLEET-U"), "timestamp": now})
+        assert started["idTagInfo"]["status"] == "Accepted"
+        # The session begun now holds the card's place
+        assert (await _call(charger_w, "Authorize", {"idTag": "FLEET-U"}))["idTagInfo"]["status"] == "ConcurrentTx"
+    assert (await Transaction.objects.aget(pk=lost.pk)).status == "active"  # kept open: not the check's to close
