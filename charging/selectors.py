@@ -441,7 +441,8 @@ def _status_warnings(id_tag: str, info: IdTagInfo, consequence: str) -> list[str
     status = info.status
     if status == AuthorizationStatus.ACCEPTED:
         return []
-    verdict = "is not known to the CSMS (Invalid)" if status == AuthorizationStatus.INVALID else f"is {status}"
+    # A registered tag stored Invalid is known: only a token none stands for is not (2.0.1 answers it Unknown)
+    verdict = f"is {status}" if info.registered else "is not known to the CSMS (1.6 Invalid, 2.0.1 Unknown)"
     if status == CONCURRENT_TX:
         verdict += f" (its {info.max_concurrent_sessions} session(s) at once are open elsewhere)"
     return [f"Id tag {id_tag!r} {verdict}; {consequence}."]

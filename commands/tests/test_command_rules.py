@@ -606,7 +606,15 @@ RESERVE201 = {"id": 3, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": {
 
 
 @pytest.mark.parametrize(("version", "body"), [("1.6", {**RESERVE16, "id_tag": "RFID-X"}), ("2.0.1", RESERVE201)])
-@pytest.mark.parametrize(("stored", "warned"), [(None, "is not known"), (AuthorizationStatus.BLOCKED, "is Blocked")])
+@pytest.mark.parametrize(
+    ("stored", "warned"),
+    [
+        (None, "is not known to the CSMS (1.6 Invalid, 2.0.1 Unknown)"),
+        (AuthorizationStatus.BLOCKED, "is Blocked"),
+        # Probe: a tag registered Invalid was warned 'is not known to the CSMS', though registered
+        (AuthorizationStatus.INVALID, "'RFID-X' is Invalid;"),
+    ],
+)
 def test_a_reservation_for_a_token_the_csms_would_refuse_is_recorded_with_a_warning(
     api_client, register_charge_point, version, body, stored, warned
 ):
