@@ -6,7 +6,7 @@ DataTransfer. NotifyReport is stored (``device_model``); firmware and log status
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from ocpp.v201 import call_result
@@ -63,7 +63,7 @@ def _positive(value: Any) -> bool:
 
 class NotificationHandlers:
     id: str
-    frame_budget_waited: Callable[[int], Awaitable[int]]
+    frame_budget_waited: Callable[[int], Coroutine[Any, Any, int]]
 
     @on_payload(Action.notify_event)
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ limits (NotifyChargingLimit, ISO 15118 needs) are acknowledged in ``notification
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ocpp.v201.enums import Action, GetChargingProfileStatusEnumType
@@ -71,7 +71,7 @@ def report_charging_profiles_record(
 
 class SmartChargingHandlers:
     id: str
-    frame_budget_waited: Callable[[int], Awaitable[int]]
+    frame_budget_waited: Callable[[int], Coroutine[Any, Any, int]]
 
     @on_payload(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
