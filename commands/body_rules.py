@@ -20,10 +20,40 @@ Refusals = dict[str, list[str]]
 
 def refusals(version: str, action: str, body: dict[str, Any]) -> Refusals:
     """The fields of a schema-valid ``body`` of ``action`` that break a rule, with why; {} when none:
-    the action's rule, and in 2.0.1 each EVSE's (``_evse_refusals``)."""
+    the action's rule, each id token's (``_token_refusals``), and in 2.0.1 each EVSE's (``_evse_refusals``)."""
     rule = _RULES.get((version, action))
-    found = rule(body) if rule else {}
+    found = _token_refusals(version, action, body) | (rule(body) if rule else {})
     return (_evse_refusals(action, body) | found) if version == "2.0.1" else found
+
+
+_TOKEN_RULE = "An id tag is not empty and has printable characters only, no whitespace (no card could match it)."
+
+
+def _token_refusals(version: str, action: str, body: dict[str, Any]) -> Refusals:
+    """Each id token a command gives the charger (a remote start's, a reservation's, a local list's
+    and their parents / groups): as a card can present it and the CSMS can hold it (the id tags'
+    rule: not empty, printable, no whitespace), else no card ever matches it and the charger's
+    Authorize / StartTransaction of it is answered Invalid (``{"id_tag": ""}`` started a session
+    the CSMS refused). A 2.0.1 ``NoAuthorization`` token is empty (C02.FR.01): left to the charger."""
+    found: Refusals = {}
+    for path, schema, value in schemas.request_values(
+        ocpp_version=version, action=action, payload=body, named=payload_case.camel_name
+    ):
+        if version == "1.6" and path and payload_case.camel_name(str(path[-1])) in ("idTag", "parentIdTag"):
+            token, at = value, ".".join(map(str, path))
+        elif version == "2.0.1" and schema.get("javaType") == "IdToken" and isinstance(value, dict):
+            if value.get("type") == "NoAuthorization":
+                continue
+            token, at = value.get("id_token"), ".".join(map(str, (*path, "id_token")))
+        else:
+            continue
+        if isinstance(token, str) and not _token_usable(token):
+            found[at] = [_TOKEN_RULE]
+    return found
+
+
+def _token_usable(token: str) -> bool:
+    return bool(token) and token.isprintable() and not any(character.isspace() for character in token)
 
 
 def _evse_refusals(action: str, body: dict[str, Any]) -> Refusals:

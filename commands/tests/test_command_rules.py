@@ -718,3 +718,49 @@ def test_a_remote_start_for_a_card_at_its_session_limit_elsewhere_is_sent_with_a
     Transaction.objects.update(status="ended")  # the card is free again: no warning
     api_client.post(f"/api/v1/{path}", body, format="json")
     assert sorted(len(command.warnings) for command in Command.objects.all()) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("version", "command", "body", "field"),
+    [
+        ("1.6", "remote_start_transaction", {"connector_id": 1, "id_tag": ""}, "id_tag"),
+        ("1.6", "remote_start_transaction", {"connector_id": 1, "id_tag": " SIM-TAG-1"}, "id_tag"),
+        ("1.6", "reserve_now", {**RESERVE16, "id_tag": ""}, "id_tag"),
+        ("1.6", "reserve_now", {**RESERVE16, "parent_id_tag": "FLEET\u200b"}, "parent_id_tag"),
+        (
+            "1.6",
+            "send_local_list",
+            {"list_version": 2, "update_type": "Full", "local_authorization_list": [{**LIST_ENTRY, "id_tag": ""}]},
+            "local_authorization_list.0.id_tag",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {"remote_start_id": 1, "id_token": {"id_token": "", "type": "ISO14443"}},
+            "id_token.id_token",
+        ),
+        (
+            "2.0.1",
+            "request_start_transaction",
+            {"remote_start_id": 1, "id_token": TOKEN, "group_id_token": {"id_token": "A B", "type": "Central"}},
+            "group_id_token.id_token",
+        ),
+        (
+            "2.0.1",
+            "reserve_now",
+            {"id": 1, "expiry_date_time": "2031-01-01T00:00:00Z", "id_token": {"id_token": "", "type": "Local"}},
+            "id_token.id_token",
+        ),
+    ],
+)
+def test_an_id_token_no_card_could_present_is_a_400_naming_it_and_nothing_is_sent(
+    api_client, register_charge_point, version, command, body, field
+):
+    """Probe: a remote start of ``{"id_tag": ""}`` (an integrator's unset variable) was sent, accepted
+    and started a session the CSMS answered Invalid: no id tag it holds is empty or has whitespace."""
+    register_charge_point("CP-1", ocpp_version=version)
+    path = "ocpp16" if version == "1.6" else "ocpp201"
+    response = api_client.post(f"/api/v1/{path}/CP-1/{command}", body, format="json")
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["details"]) == [field], response.json()
+    assert not Command.objects.exists()
