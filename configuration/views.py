@@ -20,6 +20,7 @@ from configuration.serializers import (
 )
 from kernel.api_errors import ApiError
 from kernel.models import ApiKey
+from kernel.query_params import unknown_query_parameters_refused
 
 _REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400}
 
@@ -84,6 +85,7 @@ class ConfigurationView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, charge_point_id: str) -> Response:
+        unknown_query_parameters_refused(request.query_params, ("key", "component"), paginated=False)
         return Response(configuration_body(_charge_point(charge_point_id), request.query_params))
 
     @extend_schema(request=ConfigurationChangeSerializer, responses={200: OpenApiTypes.OBJECT})

@@ -4,7 +4,8 @@ error shape of ``kernel.api_errors`` (the README's API section and its error tab
 ``ApiSchema`` is the API's drf-spectacular schema class (``DEFAULT_SCHEMA_CLASS``). Beside the
 success answer an operation documents, it lists: 401 (no or an invalid key), 406, 429, 500 and 503
 (``DatabaseUnavailable``) for all; 400 for one that reads a body or query parameters (``ParseError``,
-``ValidationError`` with ``details`` per field), 413 and 415 for one that reads a body; 403
+``ValidationError`` with ``details`` per field; every list, which refuses a query parameter it does not
+read), 413 and 415 for one that reads a body; 403
 (``ReadOnlyApiKey``) for one that changes something; 404 for one that names an object in its path,
 or a list (a page after the last); and each status a view names in ``api_error_statuses``, keyed
 by HTTP method or viewset action (409 ``Conflict``; the outcomes of a command sent to a charger,
@@ -101,8 +102,10 @@ class ApiSchema(AutoSchema):
         if self.method in _UNSAFE:
             statuses.add(403)
         is_list = self.method == "GET" and self._is_list_view()
+        if is_list:  # an unknown query parameter (kernel.query_params), also of a list always whole
+            statuses.add(400)
         if is_list and self._get_paginator() is not None:
-            statuses |= {400, 404}
+            statuses.add(404)
         if "{" in self.path:
             statuses.add(404)
         if any(parameter.get("in") == "query" for parameter in self._get_parameters()):

@@ -260,3 +260,14 @@ def test_a_page_size_of_the_maximum_is_taken(api_client, register_charge_point):
     response = api_client.get("/api/v1/chargepoints/?page_size=1000")
     assert response.status_code == 200
     assert [cp["charge_point_id"] for cp in response.json()["results"]] == ["CP-1"]
+
+
+def test_a_query_parameter_the_connectors_do_not_read_is_a_400_naming_it(api_client, register_charge_point):
+    """Probe: ``/chargepoints/CP-1/connectors?status=Faulted`` answered every connector, taken for the
+    faulted ones; the whole list takes only ``format``."""
+    register_charge_point("CP-1")
+    response = api_client.get("/api/v1/chargepoints/CP-1/connectors?status=Faulted")
+    assert response.status_code == 400, response.content[:300]
+    assert (response.json()["error"], response.json()["details"]) == ("ValidationError", {"status": [UNKNOWN]})
+    assert "page" not in response.json()["message"]  # not paginated: it takes no page
+    assert api_client.get("/api/v1/chargepoints/CP-1/connectors?format=json").status_code == 200

@@ -568,3 +568,13 @@ def test_the_admin_names_the_registered_tag_a_new_one_equals_but_for_case(admin_
     tag = IdTag.objects.get()
     assert admin_client.post(f"/admin/charging/idtag/{tag.pk}/change/", renamed).status_code == 302
     assert IdTag.objects.get().id_tag == "Card-1"
+
+
+def test_a_query_parameter_the_meter_values_do_not_read_is_a_400_naming_it(api_client, register_charge_point):
+    """Probe: ``meter-values?measurand=Power.Active.Import`` answered every sample, taken for that measurand."""
+    register_charge_point("CP-1")
+    session = start("CP-1")
+    response = api_client.get(f"/api/v1/transactions/{session.pk}/meter-values?measurand=Power.Active.Import")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["details"] == {"measurand": ["Unknown query parameter."]}
+    assert api_client.get(f"/api/v1/transactions/{session.pk}/meter-values?format=json").status_code == 200

@@ -206,3 +206,12 @@ def test_a_patch_is_checked_on_the_whole_site_so_a_stored_zero_voltage_is_named(
     response = api_client.patch(f"/api/v1/sites/{site.pk}/", {"capacity_w": "7000"}, format="json")
     assert response.status_code == 400
     assert response.json()["details"] == {"voltage_v": ["The voltage (phase to neutral) must be positive."]}
+
+
+def test_a_query_parameter_the_members_do_not_read_is_a_400_naming_it(api_client):
+    """Probe: ``members?charge_point_id=CP-A`` answered every member, taken for that one."""
+    site = create_site(api_client)
+    response = api_client.get(f"/api/v1/sites/{site['id']}/members?charge_point_id=CP-A")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["details"] == {"charge_point_id": ["Unknown query parameter."]}
+    assert api_client.get(f"/api/v1/sites/{site['id']}/members?format=json").status_code == 200
