@@ -20,6 +20,7 @@ from chargepoints.models import (
     LifecycleState,
     MessageDirection,
     OcppMessage,
+    OcppVersion,
     SecurityEvent,
     Strictness,
 )
@@ -113,7 +114,20 @@ def pending_charge_point_list(*, limit: int) -> QuerySet[ChargePoint, Any]:
 
 
 def connector_list(*, charge_point: ChargePoint) -> QuerySet[Connector]:
-    return Connector.objects.filter(charge_point=charge_point).order_by("evse_id", "connector_id")
+    """The charger's connectors of the OCPP version it speaks (``connectors_of_their_version``)."""
+    only_evses = charge_point.ocpp_version == OcppVersion.V201
+    return Connector.objects.filter(charge_point=charge_point, evse_id__isnull=not only_evses).order_by(
+        "evse_id", "connector_id"
+    )
+
+
+def connectors_of_their_version() -> Q:
+    """Connectors of the OCPP version their charger speaks now: 2.0.1 names each by its EVSE
+    (StatusNotification's ``evseId``), 1.6 none. A charger moved from 1.6 to 2.0.1 (a firmware
+    upgrade) keeps its 1.6 rows, as last told before the move (connector 1 ``Charging``, 2
+    ``Faulted``): not its connectors any more, nor are a 2.0.1 station's once it speaks 1.6 again."""
+    speaks_201 = Q(charge_point__ocpp_version=OcppVersion.V201)
+    return (speaks_201 & Q(evse_id__isnull=False)) | (~speaks_201 & Q(evse_id__isnull=True))
 
 
 # --- The operator dashboard ------------------------------------------------------------------
@@ -141,6 +155,7 @@ def fleet_summary() -> FleetSummary:
     )
     faulted = Connector.objects.filter(
         Q(status=CONNECTOR_FAULTED) | ~Q(error_code__in=CONNECTOR_NO_ERROR),
+        connectors_of_their_version(),
         charge_point__in=in_service,
     ).count()
     return FleetSummary(online=chargers["online"], offline=chargers["offline"], faulted_connectors=faulted)

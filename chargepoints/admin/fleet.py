@@ -41,6 +41,7 @@ from chargepoints.selectors import (
     charge_point_recent_heartbeat_list,
     charge_point_recent_message_list,
     charge_point_recent_security_events,
+    connectors_of_their_version,
 )
 from chargepoints.services import charge_point_delete, charge_point_update
 from chargepoints.services.heartbeat_pace import heartbeat_interval_stored
@@ -108,6 +109,10 @@ class ConnectorInline(admin.TabularInline):
     ]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
     can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
+        """Those of the OCPP version the charger speaks (``connectors_of_their_version``)."""
+        return super().get_queryset(request).filter(connectors_of_their_version())
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from chargepoints.models import ChargePoint, LifecycleState
+from chargepoints.selectors import fleet_summary
 from chargepoints.services import connector_status_set
 from kernel.query_params import UNKNOWN
 
@@ -271,3 +272,25 @@ def test_a_query_parameter_the_connectors_do_not_read_is_a_400_naming_it(api_cli
     assert (response.json()["error"], response.json()["details"]) == ("ValidationError", {"status": [UNKNOWN]})
     assert "page" not in response.json()["message"]  # not paginated: it takes no page
     assert api_client.get("/api/v1/chargepoints/CP-1/connectors?format=json").status_code == 200
+
+
+def test_a_charger_moved_to_another_ocpp_version_lists_the_connectors_of_that_version_only(
+    api_client, register_charge_point
+):
+    """Probe: a 1.6 charger (connector 1 Charging, 2 Faulted) upgraded to 2.0.1 listed those beside
+    its 2.0.1 EVSE's connector, and the dashboard counted the Faulted one: told before the move."""
+    register_charge_point("CP-1", ocpp_version="1.6")
+    connector_status_set(charge_point_id="CP-1", connector_id=1, status="Charging", error_code="NoError")
+    connector_status_set(charge_point_id="CP-1", connector_id=2, status="Faulted", error_code="GroundFailure")
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(ocpp_version="2.0.1")  # it connected speaking 2.0.1
+    connector_status_set(charge_point_id="CP-1", evse_id=1, connector_id=1, status="Available")
+    listed = api_client.get("/api/v1/chargepoints/CP-1/connectors").json()
+    assert [(c["evse_id"], c["connector_id"], c["status"]) for c in listed] == [(1, 1, "Available")]
+    assert fleet_summary().faulted_connectors == 0
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(ocpp_version="1.6")  # and back
+    listed = api_client.get("/api/v1/chargepoints/CP-1/connectors").json()
+    assert [(c["evse_id"], c["connector_id"], c["status"]) for c in listed] == [
+        (None, 1, "Charging"),
+        (None, 2, "Faulted"),
+    ]
+    assert fleet_summary().faulted_connectors == 1
