@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from chargepoints.models import Connector, LifecycleState
+from chargepoints.selectors import connectors_of_their_version
 from charging.metering import SIGNED_DATA
 from charging.models import InstalledChargingProfile, MeterSample, Transaction, TransactionStatus
 from sites.allocator import SessionDemand, SiteLimits
@@ -99,7 +100,7 @@ def site_outlets(*, members: Iterable[SiteMember]) -> int:
     2.0.1 K01), so a two-connector charger draws it twice. Their connectors (1.6; 0 is the charger)
     or EVSEs (2.0.1) as their statuses reported them, at least one each."""
     seen: dict[int, set[int]] = {member.charge_point_id: set() for member in members}
-    rows = Connector.objects.filter(charge_point_id__in=list(seen)).values_list(
+    rows = Connector.objects.filter(connectors_of_their_version(), charge_point_id__in=list(seen)).values_list(
         "charge_point_id", "evse_id", "connector_id"
     )
     for charge_point_id, evse_id, connector_id in rows:

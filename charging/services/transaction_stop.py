@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from chargepoints.clock import ChargerTime
 from chargepoints.models import ChargePoint, Connector
+from chargepoints.selectors import connectors_of_their_version
 from charging import metering, selectors
 from charging.metering import Anomaly
 from charging.models import (
@@ -260,8 +261,11 @@ def _open_session_meant(
 
 
 def _connectors_known(charge_point: ChargePoint) -> int:
-    """How many connectors (not connector 0, the charger as a whole) the charger reported."""
-    return Connector.objects.filter(charge_point=charge_point, connector_id__gt=0).count()
+    """How many connectors (not connector 0, the charger as a whole) the charger reported in the OCPP
+    version it speaks (``connectors_of_their_version``)."""
+    return Connector.objects.filter(
+        connectors_of_their_version(), charge_point=charge_point, connector_id__gt=0
+    ).count()
 
 
 def _last_register_wh(rows: Sequence[SampleRow]) -> Decimal | None:

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from chargepoints.models import Connector
+from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, MeterSample, Transaction
 from sites.models import SessionLimit, Site, SiteMember
 from sites.selectors import (
@@ -167,3 +167,17 @@ def test_a_stored_site_whose_voltage_is_not_positive_gives_nothing_from_its_powe
     limits = site_limits(site=site, extra_load_a=(Decimal(0),))
     assert (limits.capacity_a, limits.capacity_w) == (0, None)
     assert sites_recompute_all() == 1
+
+
+def test_a_member_moved_to_another_ocpp_version_counts_the_outlets_of_that_version_only(register_charge_point):
+    """Probe: a two-connector 1.6 charger upgraded to a one-EVSE 2.0.1 station still counted two
+    outlets (its 1.6 connectors 1 and 2 beside EVSE 1): the site's failsafe default was halved."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    moved = register_charge_point("CP-MOVED", ocpp_version="1.6")
+    SiteMember.objects.create(site=site, charge_point=moved)
+    for connector_id in (1, 2):
+        Connector.objects.create(charge_point=moved, connector_id=connector_id)
+    assert site_outlets(members=site.members.all()) == 2
+    ChargePoint.objects.filter(pk=moved.pk).update(ocpp_version="2.0.1")
+    Connector.objects.create(charge_point=moved, evse_id=1, connector_id=1)
+    assert site_outlets(members=site.members.all()) == 1
