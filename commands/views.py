@@ -25,6 +25,7 @@ from kernel.api_keys import api_key_forget, api_key_still_active
 from kernel.authentication import ApiKeyUser, RememberedBearerApiKeyAuthentication
 from kernel.models import ApiKey
 from kernel.openapi import COMMAND_ERROR_STATUSES, ApiSchema, ocpp_request_body_schema
+from kernel.query_params import unknown_query_parameters_refused
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +251,10 @@ class OcppCommandView(APIView):
 
     def _waits(self, request: Request) -> bool:
         """Whether the caller waits for the charger's answer: ``?wait=`` true/1 (the default) or
-        false/0, in any case; anything else a 400 naming ``wait``."""
+        false/0, in any case; anything else a 400 naming ``wait``, as is another parameter (a misspelt
+        ``?wiat=false`` waited up to the call timeout, the caller expecting its 202 at once)."""
         try:
+            unknown_query_parameters_refused(request.query_params, ("wait",), paginated=False, taker="A command")
             return query_flag(request.query_params, "wait") is not False
         except ApiError as error:
             raise self._after_the_key_checked(request, error) from None

@@ -17,13 +17,16 @@ EVERY_LIST = ("page", "page_size", "format")
 UNKNOWN = "Unknown query parameter."
 
 
-def unknown_query_parameters_refused(query_params: Any, filters: Iterable[str], *, paginated: bool = True) -> None:
+def unknown_query_parameters_refused(
+    query_params: Any, filters: Iterable[str], *, paginated: bool = True, taker: str = "This list"
+) -> None:
     """Raise a 400 ValidationError naming each parameter of ``query_params`` that is neither one of
     ``filters`` nor one of ``EVERY_LIST``, with the ones that are known. A list that is not
     ``paginated`` (a charger's connectors, a session's meter values, a site's members, a charger's
-    configuration: always whole) takes ``format`` besides its filters, no ``page`` nor ``page_size``."""
+    configuration: always whole) takes ``format`` besides its filters, no ``page`` nor ``page_size``;
+    so does an OCPP command (``taker`` "A command"), whose one parameter is ``wait``."""
     known = {*(EVERY_LIST if paginated else ("format",)), *filters}
     unknown = sorted(name for name in query_params if name not in known)
     if unknown:
-        message = f"Unknown query parameter: {', '.join(unknown)}. This list takes {', '.join(sorted(known))}."
+        message = f"Unknown query parameter: {', '.join(unknown)}. {taker} takes {', '.join(sorted(known))}."
         raise ApiError(400, "ValidationError", message, details={name: [UNKNOWN] for name in unknown})

@@ -228,3 +228,15 @@ def test_a_wait_of_true_waits(api_client, register_charge_point, wait):
     register_charge_point("CP-1", ocpp_version="1.6")
     response = api_client.post(f"/api/v1/ocpp16/CP-1/reset?wait={wait}", {"type": "Soft"}, format="json")
     assert (response.status_code, response.json()["error"]) == (503, "NotConnected")
+
+
+def test_a_query_parameter_a_command_does_not_read_is_a_400_naming_it(api_client, register_charge_point):
+    """Probe: ``?wiat=false`` (for ``wait``) was ignored: the caller waited up to the call timeout
+    for the answer it meant to poll for."""
+    register_charge_point("CP-1", ocpp_version="1.6")
+    response = api_client.post("/api/v1/ocpp16/CP-1/reset?wiat=false", {"type": "Soft"}, format="json")
+    assert (response.status_code, response.json()["error"]) == (400, "ValidationError")
+    assert response.json()["details"] == {"wiat": ["Unknown query parameter."]}
+    assert not Command.objects.exists()
+    response = api_client.post("/api/v1/ocpp16/CP-1/reset?wait=false&format=json", {"type": "Soft"}, format="json")
+    assert response.json()["error"] == "NotConnected"
