@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -439,7 +440,7 @@ async def test_a_value_without_a_measurand_in_a_unit_of_another_quantity_is_no_e
     def values(minute: int, wh: int) -> list[dict]:
         at = f"2026-05-01T10:{minute:02d}:00Z"
         if version == "1.6":
-            other = [{"value": "16", "unit": "A"}, {"value": "230.4", "unit": "V"}]
+            other: list[dict[str, Any]] = [{"value": "16", "unit": "A"}, {"value": "230.4", "unit": "V"}]
             return [{"timestamp": at, "sampledValue": [{"value": str(wh)}, *other]}]
         other = [{"value": 16, "unitOfMeasure": {"unit": "A"}}, {"value": 230.4, "unitOfMeasure": {"unit": "V"}}]
         return [{"timestamp": at, "sampledValue": [{"value": wh}, *other]}]
