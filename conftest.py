@@ -45,6 +45,16 @@ class HungBroker:
     released: threading.Event  # set by the test (and at teardown): the publishes return
 
 
+def _webhook_wakes_purged() -> None:
+    """The webhook workers' queue emptied on the test broker (``webhooks.tasks.QUEUE``)."""
+    from celery import current_app
+
+    from webhooks.tasks import QUEUE
+
+    with current_app.connection_for_write() as connection, contextlib.suppress(Exception):
+        connection.default_channel.queue_purge(QUEUE)  # raises when not declared: nothing waits in it
+
+
 @pytest.fixture
 def broker_hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[HungBroker]:
     """Every Celery publish (``Task.apply_async``, so ``.delay``) hangs, as on a broker that does not
@@ -59,6 +69,7 @@ def broker_hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[HungBroker]:
         broker.released.wait(10)
 
     broker_sends.idle(10)  # an earlier test's sends are not this test's
+    _webhook_wakes_purged()  # a wake-up left queued (an earlier run's, no worker) would skip the publish
     monkeypatch.setattr(Task, "apply_async", apply_async)
     try:
         yield broker
