@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -225,9 +225,12 @@ class DaphneServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **extra_env: str) -> DaphneServer:
+def start_daphne(
+    tmp_dir: Path, application: str = "csms.asgi:application", *, daphne_args: Sequence[str] = (), **extra_env: str
+) -> DaphneServer:
     """Start ``daphne csms.asgi:application`` (or another ``application``, e.g. one with a fault
-    injected) on a free port against the test database."""
+    injected) on a free port against the test database; ``daphne_args`` are more of daphne's
+    options (``--ping-interval``)."""
     port = free_port()
     env = {
         **os.environ,
@@ -249,7 +252,7 @@ def start_daphne(tmp_dir: Path, application: str = "csms.asgi:application", **ex
     log_path = tmp_dir / f"daphne-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), application],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *daphne_args, application],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+import os
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -16,7 +19,7 @@ from ocpp.v201 import call_result as result201
 from chargepoints import services
 from chargepoints.models import ChargePoint
 from commands.tests.conftest import answering_charger
-from conftest import ahttp, eventually, ocpp_charger
+from conftest import ahttp, eventually, ocpp_charger, start_daphne, stop_daphne
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,3 +102,42 @@ async def test_a_charger_that_took_a_shorter_interval_and_sends_messages_but_no_
             await asyncio.sleep(0.5)
             went_offline += await sync_to_async(services.mark_offline_stale_charge_points)()
         assert went_offline == []
+
+
+def _masked_text_frame(text: str) -> bytes:
+    """A client's text frame (RFC 6455 5.2, masked; payloads under 126 bytes)."""
+    payload, mask = text.encode(), os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_a_charger_that_stops_answering_pings_is_offline_once_the_ping_times_out(tmp_path):
+    """What the README's advice for a charger that keeps its socket with pings only (a long heartbeat
+    interval) rests on: a socket whose peer no longer answers the gateway's pings (a dead link, a
+    stack gone) is closed after ``--ping-interval`` + ``--ping-timeout`` and the charger is offline
+    at once, long before 2x its 3600 s interval. The charger is a plain TCP socket that did the
+    WebSocket handshake and a boot, then reads nothing and sends no pong."""
+    server = await sync_to_async(start_daphne)(tmp_path, daphne_args=("--ping-interval", "1", "--ping-timeout", "2"))
+    try:
+        await ChargePoint.objects.acreate(charge_point_id="CP-DEAF", heartbeat_interval=3600)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            f"GET /ocpp/1.6/CP-DEAF HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n".encode()
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        boot = json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+        writer.write(_masked_text_frame(boot))
+        await writer.drain()
+        assert b'"Accepted"' in await reader.read(200)
+        assert (await ChargePoint.objects.aget(charge_point_id="CP-DEAF")).connected
+
+        async def offline() -> bool:
+            return not (await ChargePoint.objects.aget(charge_point_id="CP-DEAF")).connected
+
+        await eventually(offline, timeout=20, interval=0.25)  # a ping within 2 s of silence, 2 s for its pong
+        writer.close()
+    finally:
+        await sync_to_async(stop_daphne)(server)
