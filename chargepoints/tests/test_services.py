@@ -306,3 +306,33 @@ def test_a_first_status_waiting_for_the_chargers_lock_meets_the_connector_create
     _, later = behind_a_lock(lambda: status("Charging", 5), lambda: status("Available", minutes))
     assert list(Connector.objects.values_list("status", flat=True)) == [stored]
     assert later.status == stored
+
+
+def test_the_sweep_costs_the_same_few_statements_however_many_distinct_intervals_the_fleet_has():
+    """The sweep ran a transaction (a locking scan of every connected charger) per distinct interval
+    the sweep waits for (the stored, previous or reported one): 6,000 connected chargers with 3,000
+    distinct intervals (an operator spreading heartbeats by a second each) took 9,000 statements and
+    5.6 s every ``CSMS_OFFLINE_CHECK_INTERVAL`` (30 s), growing as chargers x intervals. Now one
+    transaction whatever the intervals, each charger still judged by its own (the offline events
+    still cost what they cost, one each)."""
+    now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    ChargePoint.objects.bulk_create(
+        ChargePoint(
+            charge_point_id=f"CP-{i}",
+            heartbeat_interval=60 + i,
+            connected=True,
+            connection_channel="x",
+            # one charger in 50 silent just past 2x its own interval, the others just within it
+            last_seen=now - timedelta(seconds=2 * (60 + i) + (1 if i % 50 == 1 else -1)),
+        )
+        for i in range(400)
+    )
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(previous_heartbeat_interval=600)  # may keep 600 s
+    ChargePoint.objects.filter(charge_point_id="CP-51").update(reported_heartbeat_interval=900)  # a read found 900 s
+    expected = {f"CP-{i}" for i in range(400) if i % 50 == 1} - {"CP-1", "CP-51"}
+    with CaptureQueriesContext(connection) as queries:
+        went_offline = services.mark_offline_stale_charge_points(now=now)
+    assert len(queries.captured_queries) <= 4 + len(expected)  # 6 offline events; 400 intervals cost nothing more
+    assert sorted(went_offline) == sorted(expected)  # each reported once
+    assert set(ChargePoint.objects.filter(connected=False).values_list("charge_point_id", flat=True)) == expected
+    assert services.mark_offline_stale_charge_points(now=now) == []
