@@ -1250,15 +1250,37 @@ def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str
     return went_offline
 
 
+# Chargers the sweep marks offline per transaction: a mass outage's sweep holds no more rows locked
+# than this while it writes their events (as the dead-process release, ``_RELEASE_CHUNK``).
+_SWEEP_CHUNK = 500
+
+
 def _stale_marked_offline(stale_chargers: QuerySet[ChargePoint], now: datetime) -> list[str]:
-    """``stale_chargers`` not locked elsewhere marked offline since ``now``, an event each, in one
-    transaction; their ids."""
-    with transaction.atomic():
-        stale = dict(stale_chargers.select_for_update(skip_locked=True).values_list("pk", "charge_point_id"))
-        ChargePoint.objects.filter(pk__in=stale, connected=True).update(connected=False, offline_since=now)
-        for charge_point_id in stale.values():
-            _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "heartbeat_timeout")
-    return list(stale.values())
+    """``stale_chargers`` not locked elsewhere marked offline since ``now``, an event each, in
+    transactions of at most ``_SWEEP_CHUNK`` chargers in id order (``FOR NO KEY UPDATE``, as a
+    session's lock: inserts referring to them don't wait; whether anyone subscribed asked once a
+    chunk); their ids. One transaction for all held a mass outage's every row while it wrote their
+    events (5,000 chargers with a subscriber: 7.5 s), and the reconnecting chargers' handshakes and
+    boots waited behind it past the group commit's lock timeout."""
+    went_offline: list[str] = []
+    after = 0
+    while True:
+        with transaction.atomic(), batch_memos():
+            stale = list(
+                stale_chargers.select_for_update(no_key=True, skip_locked=True)
+                .filter(pk__gt=after)
+                .order_by("pk")
+                .values_list("pk", "charge_point_id")[:_SWEEP_CHUNK]
+            )
+            ChargePoint.objects.filter(pk__in=[pk for pk, _ in stale], connected=True).update(
+                connected=False, offline_since=now
+            )
+            for _, charge_point_id in stale:
+                _emit_connectivity(EventType.CHARGE_POINT_OFFLINE, charge_point_id, now, "heartbeat_timeout")
+        went_offline.extend(charge_point_id for _, charge_point_id in stale)
+        if len(stale) < _SWEEP_CHUNK:
+            return went_offline
+        after = stale[-1][0]
 
 
 def heartbeats_prune(*, older_than_days: int) -> int:

@@ -1,16 +1,17 @@
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chargepoints import services
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage, SchemaViolation
-from webhooks.models import WebhookDelivery
+from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.services import webhook_subscription_create
 
 pytestmark = pytest.mark.django_db
@@ -336,3 +337,51 @@ def test_the_sweep_costs_the_same_few_statements_however_many_distinct_intervals
     assert sorted(went_offline) == sorted(expected)  # each reported once
     assert set(ChargePoint.objects.filter(connected=False).values_list("charge_point_id", flat=True)) == expected
     assert services.mark_offline_stale_charge_points(now=now) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_mass_offline_sweep_commits_in_chunks_not_holding_every_charger_s_row_to_its_end():
+    """5,000 chargers silent at once (a site's uplink down) were marked offline in one transaction
+    that held all 5,000 rows locked while it wrote their events (with a subscriber, three statements
+    each: 7.5 s), so a reconnecting charger's handshake, boot or status waited behind it past the
+    group commit's lock timeout. Now in chunks of ``_SWEEP_CHUNK`` (id order, as the dead-process
+    release): the first chunk is committed, seen by another connection, before the last is written,
+    and whether anyone subscribed is asked once per chunk, not per event."""
+    WebhookSubscription.objects.create(url="http://127.0.0.1:9/hooks", events=["charge_point.offline"], secret="s")
+    now = timezone.now()
+    chunk = 500  # fleet._SWEEP_CHUNK
+    ChargePoint.objects.bulk_create(
+        ChargePoint(
+            charge_point_id=f"CP-{i}",
+            heartbeat_interval=60,
+            connected=True,
+            connection_channel="x",
+            last_seen=now - timedelta(seconds=300),
+        )
+        for i in range(2 * chunk + 10)
+    )
+    offline_seen_elsewhere: list[int] = []
+    deliveries_written = 0
+
+    def offline_elsewhere() -> None:
+        offline_seen_elsewhere.append(ChargePoint.objects.filter(connected=False).count())
+        connections["default"].close()  # this thread's
+
+    def watched(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal deliveries_written
+        if sql.startswith('INSERT INTO "webhooks_webhookdelivery"'):
+            deliveries_written += 1
+            if deliveries_written == 2 * chunk + 1:  # the last chunk's first event
+                reader = threading.Thread(target=offline_elsewhere)
+                reader.start()
+                reader.join()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watched), CaptureQueriesContext(connection) as queries:
+        went_offline = services.mark_offline_stale_charge_points(now=now)
+    assert len(went_offline) == 2 * chunk + 10
+    assert offline_seen_elsewhere == [2 * chunk]  # the first two chunks committed
+    asked = [
+        q for q in queries.captured_queries if '"webhooks_webhooksubscription"' in q["sql"] and "EXISTS" in q["sql"]
+    ]
+    assert len(asked) == 3
