@@ -1228,12 +1228,13 @@ def mark_offline_stale_charge_points(*, now: datetime | None = None) -> list[str
     """Mark offline every charger that sent nothing within 2x its heartbeat interval (the longer
     of two while it may keep its previous one: ``heartbeat_pace.EXPECTED_HEARTBEAT_INTERVAL``).
 
-    The socket may still look open (half-open TCP is the usual case). On PostgreSQL one
-    transaction, each charger judged by its own interval in the statement (a transaction per
-    distinct interval scanned the connected chargers once per interval: 3,000 intervals among
-    6,000 chargers, 9,000 statements and 5.6 s a sweep); elsewhere one per distinct interval
-    (SQLite has no integer x interval arithmetic). Rows are claimed with SKIP LOCKED so sweeps
-    running in several processes never mark one twice. Returns the ids that went offline in this sweep.
+    The socket may still look open (half-open TCP is the usual case). On PostgreSQL one pass,
+    each charger judged by its own interval in the statement (a pass per distinct interval scanned
+    the connected chargers once per interval: 3,000 intervals among 6,000 chargers, 9,000
+    statements and 5.6 s a sweep); elsewhere one per distinct interval (SQLite has no integer x
+    interval arithmetic). A pass commits every ``_SWEEP_CHUNK`` chargers; rows are claimed with
+    SKIP LOCKED so sweeps running in several processes never mark one twice. Returns the ids that
+    went offline in this sweep.
     """
     now = now or timezone.now()
     connected = ChargePoint.objects.filter(connected=True).annotate(expected_interval=EXPECTED_HEARTBEAT_INTERVAL)
