@@ -4,9 +4,10 @@ import copy
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.forms import ModelForm, NumberInput, TextInput
-from django.forms.models import construct_instance
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.db.models import ForeignKey, QuerySet
+from django.forms import ModelChoiceField, ModelForm, NumberInput, TextInput
+from django.forms.models import BaseInlineFormSet, construct_instance
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -40,9 +41,44 @@ class SiteMemberForm(ModelForm):
         return self.cleaned_data
 
 
+class ChargerChoice(AutocompleteSelect):
+    """A member row's charger box, labelled with the charger the row was read with (``labels``, set
+    by ``SiteMemberFormSet``): the stock box read each row's charger again, a query per member."""
+
+    labels: dict[str, str]
+
+    def optgroups(self, name: str, value: Any, attr: Any = None) -> Any:
+        labels = getattr(self, "labels", {})
+        selected = {str(v) for v in value if str(v) not in self.choices.field.empty_values}
+        if not selected or not selected <= labels.keys():
+            return super().optgroups(name, value, attr)
+        options = [] if self.is_required else [self.create_option(name, "", "", False, 0)]
+        for pk in sorted(selected):
+            options.append(self.create_option(name, pk, labels[pk], True, len(options)))
+        return [(None, options, 0)]
+
+
+class SiteMemberFormSet(BaseInlineFormSet):
+    """Each row's charger box labelled from the charger read with the members (``ChargerChoice``)."""
+
+    def add_fields(self, form: Any, index: Any) -> None:
+        super().add_fields(form, index)
+        member = form.instance
+        field = form.fields.get("charge_point")
+        box = getattr(field, "widget", None)
+        box = getattr(box, "widget", box)  # inside the admin's related-object wrapper
+        if isinstance(field, ModelChoiceField) and isinstance(box, ChargerChoice) and member.charge_point_id:
+            charge_point = member.charge_point  # read with the members (select_related)
+            box.labels = {str(charge_point.pk): field.label_from_instance(charge_point)}
+
+
 class SiteMemberInline(admin.TabularInline):
+    """A site's members, read with their chargers and site in one query: a site of 200 chargers
+    took 600 queries (each row's site, charger, and charger again for its box)."""
+
     model = SiteMember
     form = SiteMemberForm
+    formset = SiteMemberFormSet
     extra = 0
     autocomplete_fields = ["charge_point"]
     fields = ["charge_point", "max_current_a", "phases", "priority", "smart_charging_flag", "flagged_at"]
@@ -56,6 +92,14 @@ class SiteMemberInline(admin.TabularInline):
 
     def get_formset(self, request: HttpRequest, obj: Site | None = None, **kwargs: Any) -> Any:
         return super().get_formset(request, obj, widgets=self.widgets, **kwargs)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SiteMember]:
+        return super().get_queryset(request).select_related("charge_point", "site")
+
+    def formfield_for_foreignkey(self, db_field: ForeignKey, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "charge_point":
+            kwargs["widget"] = ChargerChoice(db_field, self.admin_site, using=kwargs.get("using"))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class SiteForm(ModelForm):
