@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from chargepoints.admin.shared import charger_pks_matching
 from commands.admin import command_outcome_message
 from commands.services import CommandRefused
 from configuration import changes
@@ -35,6 +37,24 @@ def _change_through_charger(request: HttpRequest, obj: Any, change: dict[str, An
     messages.add_message(request, level, f"{label} on {charge_point}: the charge point answered {status}.")
 
 
+def _searched(term: str, charger: str, *names: str) -> Q | None:
+    """A term that is part of some charger id finds those chargers' rows (the chargers looked up
+    first, then their rows by the ``charger`` column, which leads the list's unique index); any other
+    term, the rows whose ``names`` contain it. An ILIKE of the charger id through the join, ORed with
+    the names', scanned every row with its charger (0.8-1.2 s a page at 1,000,000 variables; now
+    milliseconds). None for an empty term."""
+    term = term.strip()
+    if not term:
+        return None
+    chargers = charger_pks_matching(term)
+    if chargers:
+        return Q(**{f"{charger}__in": chargers})
+    found = Q()
+    for name in names:
+        found |= Q(**{f"{name}__icontains": term})
+    return found
+
+
 class _ChargerEditedAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -53,7 +73,15 @@ class ConfigurationKeyAdmin(CappedList, _ChargerEditedAdmin):
     list_display = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
     list_filter = ("learned_from", "readonly", "unknown")
     search_fields = ("charge_point__charge_point_id", "key", "value")
+    search_help_text = "A charger id (or part of one): that charger's keys; else part of a key or value."
     list_select_related = ("charge_point", "command")  # the command may be null: not followed by default
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[ConfigurationKey], search_term: str
+    ) -> tuple[QuerySet[ConfigurationKey], bool]:
+        found = _searched(search_term, "charge_point_id", "key", "value")
+        return (queryset if found is None else queryset.filter(found)), False
+
     fields = ("charge_point", "key", "value", "readonly", "unknown", "pending_value", *_LEARNED)
     readonly_fields = ("charge_point", "key", "readonly", "unknown", "pending_value", *_LEARNED)
 
@@ -91,9 +119,18 @@ class DeviceModelVariableAdmin(CappedList, admin.ModelAdmin):
         "learned_at",
     )
     search_fields = ("charge_point__charge_point_id", "component_name", "variable_name")
+    search_help_text = (
+        "A charger id (or part of one): that charger's variables; else part of a component or variable name."
+    )
     list_filter = ("component_name",)
     readonly_fields = [field.name for field in DeviceModelVariable._meta.fields]
     inlines = [DeviceModelAttributeInline]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[DeviceModelVariable], search_term: str
+    ) -> tuple[QuerySet[DeviceModelVariable], bool]:
+        found = _searched(search_term, "charge_point_id", "component_name", "variable_name")
+        return (queryset if found is None else queryset.filter(found)), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -108,7 +145,18 @@ class DeviceModelAttributeAdmin(CappedList, _ChargerEditedAdmin):
     list_display = ("variable", "type", "value", "mutability", "pending_value", *_LEARNED)
     list_filter = ("type", "mutability", "learned_from")
     search_fields = ("variable__charge_point__charge_point_id", "variable__component_name", "variable__variable_name")
+    search_help_text = (
+        "A charger id (or part of one): that charger's variables; else part of a component or variable name."
+    )
     list_select_related = ("variable", "command")  # the command may be null: not followed by default
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[DeviceModelAttribute], search_term: str
+    ) -> tuple[QuerySet[DeviceModelAttribute], bool]:
+        found = _searched(search_term, "charge_point_id", "component_name", "variable_name")
+        variables = DeviceModelVariable.objects.filter(found).values("pk") if found is not None else None
+        return (queryset if variables is None else queryset.filter(variable__in=variables)), False
+
     fields = ("variable", "type", "value", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
     readonly_fields = ("variable", "type", "mutability", "persistent", "constant", "pending_value", *_LEARNED)
 

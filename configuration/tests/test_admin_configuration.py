@@ -142,3 +142,30 @@ def test_the_configuration_lists_never_count_or_sort_the_whole_table(admin_clien
         statements = [each["sql"] for each in queries.captured_queries if f'FROM "{table}"' in each["sql"]]
         counts = [sql for sql in statements if "COUNT(" in sql]
         assert len(counts) == 1 and "LIMIT 10000" in counts[0], counts
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "name"),
+    [
+        ("/admin/configuration/configurationkey/", "configuration_configurationkey", "Key1"),
+        ("/admin/configuration/devicemodelvariable/", "configuration_devicemodelvariable", "Variable1"),
+        ("/admin/configuration/devicemodelattribute/", "configuration_devicemodelattribute", "Variable1"),
+    ],
+)
+def test_a_search_by_charger_id_finds_its_rows_by_index_not_through_the_join(admin_client, url, table, name):
+    """A search by charger id was an ILIKE through the join to the chargers, ORed with the names':
+    every row was scanned with its charger (0.8-1.2 s a page at 1,000,000 variables). The chargers
+    are looked up first, then their rows by the unique index's leading column; a term no charger
+    id contains searches the names."""
+    _learned(ChargePoint.objects.create(charge_point_id="DM-SEARCH-1", heartbeat_interval=60), range(2))
+    _learned(ChargePoint.objects.create(charge_point_id="DM-OTHER-2", heartbeat_interval=60), range(2))
+    for term, found in (("search-1", 2), ("DM-", 4), (name, 2), ("nowhere", 0)):
+        with CaptureQueriesContext(connection) as queries:
+            page = admin_client.get(f"{url}?q={term}")
+        assert page.status_code == 200 and len(page.context["cl"].result_list) == found, term
+        statements = [each["sql"] for each in queries.captured_queries if f'FROM "{table}"' in each["sql"]]
+        conditions = [sql.partition(" WHERE ")[2] for sql in statements if " WHERE " in sql]
+        assert (conditions or not found) and not [sql for sql in conditions if "chargepoints_chargepoint" in sql]
+    rows = admin_client.get(f"{url}?q=search-1").context["cl"].result_list
+    chargers = {row.variable.charge_point_id if table.endswith("attribute") else row.charge_point_id for row in rows}
+    assert chargers == {ChargePoint.objects.get(charge_point_id="DM-SEARCH-1").pk}
