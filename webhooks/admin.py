@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import escape, format_html
@@ -162,6 +164,7 @@ class WebhookDeliveryAdmin(CappedList, admin.ModelAdmin):
     # months are a SELECT DISTINCT over the table) and a count capped.
     list_filter = ["state", "event_type", "subscription", TimeRangeFilter]
     search_fields = ["event_id", "subscription__url"]
+    search_help_text = "An event id or a delivery's id (whole), or part of a receiver's URL."
     list_select_related = ["subscription"]
     fields = [
         "event_type",
@@ -189,6 +192,24 @@ class WebhookDeliveryAdmin(CappedList, admin.ModelAdmin):
         if request.user.has_perm("webhooks.change_webhooksubscription"):
             return list(self.search_fields)
         return [name for name in self.search_fields if name != "subscription__url"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[WebhookDelivery], search_term: str
+    ) -> tuple[QuerySet[WebhookDelivery], bool]:
+        """An event id (or a delivery's id), whole, by its index; part of a receiver's URL (for whoever
+        may search them) through the subscriptions first, then by the deliveries' subscription index.
+        An ILIKE of the event id's text, through the join to the subscriptions, scanned every delivery
+        (0.18 s a page at 100,000 deliveries, seconds at millions)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = Q(pk__in=[])
+        with contextlib.suppress(ValueError):  # not a whole id
+            found |= Q(event_id=uuid.UUID(term)) | Q(pk=uuid.UUID(term))
+        if "subscription__url" in self.get_search_fields(request):
+            receivers = WebhookSubscription.objects.filter(url__icontains=term).values_list("pk", flat=True)
+            found |= Q(subscription_id__in=list(receivers))
+        return queryset.filter(found), False
 
     def get_urls(self) -> list[URLPattern]:
         resend = path(
