@@ -3,20 +3,23 @@ commands panel and actions of a charge point's page (``ChargePointAdmin``, which
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from chargepoints.admin.message_log import ActionFilter
+from chargepoints.admin.message_log import ACTIONS, ActionFilter
+from chargepoints.admin.shared import CHARGERS_SEARCHED
 from chargepoints.models import ChargePoint
 from chargepoints.selectors import connector_list
 from chargepoints.services import charge_point_update
@@ -162,8 +165,31 @@ class CommandAdmin(CappedList, admin.ModelAdmin):
     # hierarchy (its months are a SELECT DISTINCT over the table), a count capped.
     list_filter = ["state", ActionFilter, OcppVersionFilter, TimeRangeFilter]
     search_fields = ["charge_point_identity", "action", "id", "idempotency_key"]
+    search_help_text = (
+        "A charger id (or part of one), an OCPP action (or part of one), a command's id or idempotency key."
+    )
     list_select_related = ["api_key", "user"]  # requested_by names them
     readonly_fields = [f.name for f in Command._meta.fields] + ["requested_by"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Command], search_term: str
+    ) -> tuple[QuerySet[Command], bool]:
+        """The chargers matching first, then their commands by ``charge_point_identity``'s index (a
+        charger deleted since: its id as typed); an action among OCPP's containing the term; a
+        command's id or idempotency key as given. An ILIKE of each column scanned every command
+        (1.6 s a page at 1,000,000 commands)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        matching = ChargePoint.objects.filter(charge_point_id__icontains=term).order_by("charge_point_id")
+        chargers = list(matching.values_list("charge_point_id", flat=True)[:CHARGERS_SEARCHED])
+        found = Q(charge_point_identity__in=[term, *chargers]) | Q(idempotency_key=term)
+        actions = [action for action in ACTIONS if term.casefold() in action.casefold()]
+        if actions:
+            found |= Q(action__in=actions)
+        with contextlib.suppress(ValueError):  # not a whole id
+            found |= Q(pk=uuid.UUID(term))
+        return queryset.filter(found), False
 
     def has_add_permission(self, request, obj=None) -> bool:  # commands are sent, not typed in
         return False

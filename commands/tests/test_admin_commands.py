@@ -435,3 +435,40 @@ async def test_an_action_waits_for_silent_chargers_at_once_not_one_after_the_oth
         for cp in mute  # the list's order (by id)
     ]
     assert all(level == "error" and "no answer within 2 s" in text for level, text in bar)
+
+
+@pytest.mark.django_db
+def test_the_command_search_finds_chargers_actions_ids_and_keys_by_indexes_not_by_scanning_every_command(
+    admin_client,
+):
+    """A search was an ILIKE of the charger id, action, id (as text) and idempotency key of every
+    command (1.6 s a page at 1,000,000 commands). The chargers matching are looked up first, then
+    their commands by ``charge_point_identity``'s index; an action among OCPP's names containing the
+    term; an id or idempotency key as given."""
+    ChargePoint.objects.create(charge_point_id="SEARCH-CP-1", heartbeat_interval=60)
+    ChargePoint.objects.create(charge_point_id="OTHER-CP-2", heartbeat_interval=60)
+    made = {}
+    for charger, action, key in (("SEARCH-CP-1", "Reset", "key-1"), ("OTHER-CP-2", "GetConfiguration", "")):
+        made[charger] = Command.objects.create(
+            charge_point_identity=charger,
+            ocpp_version="1.6",
+            command=action.lower(),
+            action=action,
+            idempotency_key=key,
+        )
+    Command.objects.create(charge_point_identity="GONE-CP-3", ocpp_version="1.6", command="reset", action="Reset")
+    for term, found in (
+        ("search-cp", 1),
+        ("-CP-", 2),
+        ("GONE-CP-3", 1),
+        ("reset", 2),
+        ("configuration", 1),
+        (str(made["OTHER-CP-2"].pk), 1),
+        ("key-1", 1),
+        ("nowhere", 0),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            page = admin_client.get(f"/admin/commands/command/?q={term}")
+        assert page.status_code == 200 and len(page.context["cl"].result_list) == found, term
+        listed = [q["sql"] for q in queries.captured_queries if 'FROM "commands_command"' in q["sql"]]
+        assert listed and not [sql for sql in listed if "LIKE" in sql], listed
