@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -285,10 +285,16 @@ def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
     the meter start itself as the first point. Power follows the register's rules: a reading
     without a phase is the total, otherwise the line phases of one instant add up; outlet wins.
     """
-    rows = MeterSample.objects.filter(
-        transaction=transaction, measurand__in=[metering.ENERGY_REGISTER, POWER_MEASURAND], value__isnull=False
-    ).only(*SAMPLE_FIELDS)
-    samples = [metering.Sample.of(row) for row in rows]
+    # Tuples in the order of Sample's fields, not model instances: a week's session sampled every
+    # 15 s (80,000 energy and power rows) took 3.8 s to chart, most of it building the instances.
+    order = tuple(field.name for field in fields(metering.Sample))
+    measurand = order.index("measurand")
+    rows = list(
+        MeterSample.objects.filter(
+            transaction=transaction, measurand__in=[metering.ENERGY_REGISTER, POWER_MEASURAND], value__isnull=False
+        ).values_list(*order)
+    )
+    samples = [metering.Sample(*row) for row in rows if row[measurand] == metering.ENERGY_REGISTER]
     readings = metering.register_readings(samples)
     energy: list[tuple[datetime, Decimal]] = []
     if readings:
@@ -297,7 +303,11 @@ def transaction_meter_series(*, transaction: Transaction) -> MeterSeries:
             energy.append((transaction.started_at, Decimal(0)))
         energy += [(reading.at, reading.wh - baseline) for reading in readings]
     # register_readings totals any measurand by phase and location once it is labelled as the register.
-    power_samples = (replace(s, measurand=metering.ENERGY_REGISTER) for s in samples if s.measurand == POWER_MEASURAND)
+    power_samples = (
+        metering.Sample(**{**dict(zip(order, row, strict=True)), "measurand": metering.ENERGY_REGISTER})
+        for row in rows
+        if row[measurand] == POWER_MEASURAND
+    )
     power = [(reading.at, reading.wh) for reading in metering.register_readings(power_samples)]
     return MeterSeries(energy_wh=energy, power_w=power)
 
