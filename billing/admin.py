@@ -4,9 +4,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.core.handlers.asgi import ASGIRequest
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, StreamingHttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -20,6 +21,7 @@ from charging.admin import transaction_link
 from charging.admin.shared import id_tags_folded
 from kernel.admin_lists import CappedList, TimeRangeFilter
 from kernel.money import round_money
+from kernel.streaming import in_request_thread
 
 LINE_ITEM_COLUMNS = ["description", "quantity", "unit", "unit_price", "amount"]
 
@@ -203,8 +205,13 @@ class BillingRecordAdmin(CappedList, admin.ModelAdmin):
         return format_html("<table><tr>{}</tr>{}</table>", head, rows)
 
     @admin.action(description="Download selected as CSV", permissions=["view"])
-    def download_csv(self, request: HttpRequest, queryset: QuerySet[BillingRecord]) -> HttpResponse:
+    def download_csv(self, request: HttpRequest, queryset: QuerySet[BillingRecord]) -> StreamingHttpResponse:
+        """Streamed as the API's export, ``export.CHUNK_ROWS`` records read and sent at a time: every
+        record of the list (200,000) was read as instances and rendered whole before the first byte
+        left (11 s, 22 MB held, and the instances)."""
         records = queryset.select_related("transaction", "tariff").order_by("stopped_at", "id")
-        response = HttpResponse(export.lines(records), content_type="text/csv; charset=utf-8")
+        chunks = export.line_chunks(records.iterator(chunk_size=export.CHUNK_ROWS), export.CHUNK_ROWS)
+        content = in_request_thread(chunks) if isinstance(request, ASGIRequest) else chunks
+        response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="billing-records.csv"'
         return response

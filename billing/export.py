@@ -12,6 +12,9 @@ from kernel.money import round_money
 from kernel.serializers import wh_number
 from webhooks.services import iso_utc
 
+# Records read and rendered per chunk of a streamed export (the API's and the admin's).
+CHUNK_ROWS = 2000
+
 COLUMNS = [
     "id",
     "transaction_id",

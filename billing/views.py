@@ -51,7 +51,7 @@ class TariffViewSet(viewsets.ModelViewSet):
             raise ApiError(409, "Conflict", str(in_use), tariff_id=in_use.tariff_id) from None
 
 
-_EXPORT_CHUNK = 2000
+_EXPORT_CHUNK = export.CHUNK_ROWS
 
 
 @extend_schema_view(list=extend_schema(parameters=[BillingRecordFilterSerializer]))

@@ -3,11 +3,14 @@ negative total, "eu" and "ß€$" were currencies, a JPY fee had decimals)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 
-from billing.models import Tariff
+from billing.models import BillingRecord, Tariff
+from charging.models import Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -49,3 +52,44 @@ def test_the_admin_lists_a_session_fee_with_its_currency_s_decimals(admin_client
     Tariff.objects.create(name="Dinar", currency="KWD", session_fee=Decimal("0.125"))
     page = admin_client.get("/admin/billing/tariff/").content.decode()
     assert ">1.00<" in page and ">0.125<" in page and "1.000" not in page
+
+
+def test_the_admin_s_csv_download_is_streamed_a_chunk_of_records_at_a_time(
+    admin_client, register_charge_point, django_assert_max_num_queries
+):
+    """The download read every selected record as an instance and rendered the file whole before
+    its first byte left (all 195,000 records: 11 s and 22 MB held). It is streamed as the API's
+    export: a chunk of records read (server-side cursor) and sent at a time."""
+    charge_point = register_charge_point("CP-CSV")
+    t0 = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    for n in range(5):
+        session = Transaction.objects.create(
+            charge_point=charge_point,
+            ocpp_version="1.6",
+            ocpp_transaction_id=str(n),
+            start_key=f"k{n}",
+            id_tag="TAG",
+            status="closed",
+            started_at=t0,
+            stopped_at=t0 + timedelta(hours=1),
+        )
+        BillingRecord.objects.create(
+            transaction=session,
+            charge_point_identity="CP-CSV",
+            id_tag="TAG",
+            currency="EUR",
+            energy_wh=Decimal(1000),
+            started_at=t0,
+            stopped_at=t0 + timedelta(hours=1, minutes=n),
+            duration_seconds=3600,
+            charging_seconds=3600,
+            idle_seconds=0,
+            line_items=[],
+            total=Decimal("0.30"),
+        )
+    data = {"action": "download_csv", "select_across": "1", ACTION_CHECKBOX_NAME: ["0"], "index": 0}
+    with django_assert_max_num_queries(12):
+        response = admin_client.post("/admin/billing/billingrecord/", data)
+        assert response.status_code == 200 and response.streaming
+        lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 6 and lines[0].startswith("id,transaction_id") and "CP-CSV" in lines[-1]

@@ -307,7 +307,7 @@ def test_billing_records_download_as_csv(ops, parked):
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))  # streamed
     assert len(rows) == 1
     assert (rows[0]["charge_point_id"], rows[0]["id_tag"], rows[0]["currency"], rows[0]["total"]) == (
         "CP-1",
