@@ -32,6 +32,7 @@ from webhooks.models import (
 from webhooks.services import (
     webhook_deliveries_resend,
     webhook_delivery_resend,
+    webhook_subscription_delete,
     webhook_subscription_unwanted_dropped,
 )
 from webhooks.signing import secret_new
@@ -129,6 +130,29 @@ class WebhookSubscriptionAdmin(admin.ModelAdmin):
     @admin.display(description="events")
     def event_list(self, subscription: WebhookSubscription) -> str:
         return ", ".join(stored_events(subscription.events))
+
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """The subscriptions and how many deliveries go with them, not each delivery and attempt
+        listed: a receiver's 1,000,000 deliveries made the confirmation page 188 MB (86 s)."""
+        subscriptions = list(objs)
+        deliveries = WebhookDelivery.objects.filter(subscription__in=subscriptions).count()
+        listed: list[Any] = [format_html("Webhook subscription: {}", self.url_redacted(s)) for s in subscriptions]
+        if deliveries:
+            listed.append(f"{deliveries} webhook deliveries, with their attempts")
+        counts = {"webhook subscriptions": len(subscriptions), "webhook deliveries": deliveries}
+        perms_needed = set() if self.has_delete_permission(request) else {"webhook subscription"}
+        if deliveries and not request.user.has_perm("webhooks.delete_webhookdelivery"):
+            perms_needed.add("webhook delivery")  # as Django's cascade asks
+        return listed, counts, perms_needed, []
+
+    def delete_model(self, request: HttpRequest, obj: WebhookSubscription) -> None:
+        webhook_subscription_delete(subscription=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookSubscription]) -> None:
+        for subscription in queryset:
+            webhook_subscription_delete(subscription=subscription)
 
     def save_model(self, request: HttpRequest, obj: WebhookSubscription, form: forms.Form, change: bool) -> None:
         if not change:

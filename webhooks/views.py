@@ -46,6 +46,9 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
         except (WebhookSubscription.DoesNotExist, DjangoValidationError):
             raise ApiError(404, "NotFound", f"No webhook subscription {self.kwargs['pk']}.") from None
 
+    def perform_destroy(self, instance: WebhookSubscription) -> None:
+        services.webhook_subscription_delete(subscription=instance)  # not the ORM's cascade, row by row
+
     @extend_schema(responses={201: WebhookSubscriptionCreatedSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)
