@@ -344,11 +344,7 @@ _STATEMENT = (
     " AND c.request ->> 'report_base' = 'FullInventory'"
     " AND NOT EXISTS (SELECT 1 FROM variable WHERE variable.id = v.id)),"
     f" stale_attribute AS (DELETE FROM {_ATTRIBUTES} a USING stale WHERE a.variable_id = stale.id RETURNING 1),"
-    f" stale_variable AS (DELETE FROM {_VARIABLES} v USING stale WHERE v.id = stale.id RETURNING 1),"
-    # The charger's other reports past the newest CSMS_MAX_DEVICE_MODEL_REPORTS less one (this one) go.
-    f" old_report AS (DELETE FROM {_REPORTS} o USING cp WHERE o.id IN (SELECT k.id FROM {_REPORTS} k"
-    " WHERE k.charge_point_id = cp.id AND k.request_id <> cp.request_id"
-    " ORDER BY k.started_at DESC, k.id DESC OFFSET %s) RETURNING 1)"
+    f" stale_variable AS (DELETE FROM {_VARIABLES} v USING stale WHERE v.id = stale.id RETURNING 1)"
     " SELECT report.*, cp.charge_point_id FROM report JOIN cp ON cp.id = report.charge_point_id"
 )
 
@@ -370,7 +366,6 @@ def report_parts_stored(parts: Sequence[ReportPart], *, malformed_left: bool = F
         params += [array_text(column) for column in _columns(table, width)]
     params.append(settings.CSMS_MAX_DEVICE_MODEL_VARIABLES)
     params += [array_text(column) for column in _columns(list(rows.attributes.values()), 7)]
-    params.append(settings.CSMS_MAX_DEVICE_MODEL_REPORTS - 1)
     with bound_cursor() as cursor:
         cursor.execute(_STATEMENT, params)
         found = cursor.fetchall()

@@ -749,9 +749,6 @@ def _report_part_saved(
             # The whole device model: the variables it did not report (learned before it) go.
             DeviceModelVariable.objects.filter(charge_point=charge_point, learned_at__lt=report.started_at).delete()
     report.save()
-    others = DeviceModelReport.objects.filter(charge_point=charge_point).exclude(pk=report.pk)
-    kept = settings.CSMS_MAX_DEVICE_MODEL_REPORTS - 1  # this one and the newest others
-    DeviceModelReport.objects.filter(pk__in=others.order_by("-started_at", "-id").values("pk")[kept:]).delete()
     return report
 
 

@@ -434,8 +434,6 @@ CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_CONNECTOR_ID = env_int("CSMS_MAX_CONNECTOR_ID", 128, minimum=1)
 # The most 2.0.1 device model variables kept per charger (a NotifyReport naming more new ones: left out).
 CSMS_MAX_DEVICE_MODEL_VARIABLES = env_int("CSMS_MAX_DEVICE_MODEL_VARIABLES", 10000, minimum=1)
-# The newest 2.0.1 device model reports (NotifyReport requestIds) kept per charger; older ones are deleted.
-CSMS_MAX_DEVICE_MODEL_REPORTS = env_int("CSMS_MAX_DEVICE_MODEL_REPORTS", 100, minimum=1)
 # The newest 2.0.1 EV charging needs (NotifyEVChargingNeeds) kept per charger; older ones are deleted.
 CSMS_MAX_EV_CHARGING_NEEDS = env_int("CSMS_MAX_EV_CHARGING_NEEDS", 100, minimum=1)
 # The most entries (seqNos or runs of them) a 2.0.1 session keeps of the seqNos its events used.

@@ -570,23 +570,3 @@ def test_a_charger_keeps_at_most_the_maximum_of_variables_and_its_known_ones_are
     assert sorted(stored.values_list("variable__variable_name", "value")) == [("A", "3"), ("B", "2"), ("C", "2")]
     report = DeviceModelReport.objects.get(charge_point__charge_point_id="CP-MADE-UP", request_id=7)
     assert (report.parts_received, report.seq_nos) == (3, [0, 1, 2])
-
-
-@pytest.mark.parametrize("path", ["sql", "orm"])
-def test_a_charger_keeps_its_newest_reports_up_to_the_maximum(register_charge_point, settings, monkeypatch, path):
-    """Each NotifyReport of a requestId never seen made a report row, asked for or not: a station
-    counting made-up requestIds up at 20 frames a second added 1.7 million rows a day, without end."""
-    if path == "sql" and connection.vendor != "postgresql":
-        pytest.skip("plain statements are PostgreSQL only")
-    if path == "orm":
-        monkeypatch.setattr(connection, "vendor", "other")
-    settings.CSMS_MAX_DEVICE_MODEL_REPORTS = 3
-    register_charge_point("CP-REPORTS", ocpp_version="2.0.1")
-    other = register_charge_point("CP-QUIET", ocpp_version="2.0.1")
-    services.device_model_report_record(charge_point_id="CP-QUIET", **_PARTS[2])
-    for request_id in [1, 2, 3, 4, 5, 2]:
-        part = {**_PARTS[0], "request_id": request_id, "report_data": _variables(f"V{request_id}")}
-        services.device_model_report_record(charge_point_id="CP-REPORTS", **part)
-    kept = DeviceModelReport.objects.filter(charge_point__charge_point_id="CP-REPORTS")
-    assert sorted(kept.values_list("request_id", flat=True)) == [2, 4, 5]
-    assert DeviceModelReport.objects.filter(charge_point=other).count() == 1
