@@ -649,8 +649,11 @@ def _ended_idle_until(session: Transaction, at: datetime) -> datetime | None:
     arriving late, after the Ended, ends the idle time at ``at``, not at the end (an EV idle at 10:10
     and charging again at 10:30, both events overtaken by the Ended of 11:00, is idle 20 minutes, not 50)."""
     stopped_at = session.stopped_at
+    # A session whose charger counts its charging time (2.0.1 timeSpentCharging) had its idle time
+    # from that count, not from its states: its re-pricing takes the count again.
     ended = session.status == TransactionStatus.ENDED and session.idle_since is None
-    return stopped_at if ended and stopped_at is not None and at < stopped_at else None
+    counted = session.time_spent_charging is not None
+    return stopped_at if ended and not counted and stopped_at is not None and at < stopped_at else None
 
 
 def stored_id_tag(id_tag: str) -> str:

@@ -157,3 +157,17 @@ def test_a_charging_state_after_an_idle_one_both_the_ended_overtook_ends_its_idl
     _transaction_event(cp, event("Updated", 2, 30, info={"chargingState": "Charging"}))
     _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
     assert Transaction.objects.get(pk=session.pk).idle_seconds == 1200
+
+
+def test_a_late_charging_state_leaves_the_idle_time_a_stations_count_of_charging_time_billed(register_charge_point):
+    """The review's probe: the Ended of 11:00 brought timeSpentCharging 2400 (idle 20 of 60 minutes:
+    the station's count decides); the Charging state of 10:30 arriving after it subtracted the time
+    from 10:30 to the end as if the end had billed idle time to the end: 0 idle minutes, the fee lost."""
+    cp = new_charger(register_charge_point)
+    token = {"idToken": "T", "type": "ISO14443"}
+    _transaction_event(cp, event("Started", 0, 0, info={"chargingState": "Charging"}, idToken=token))
+    _transaction_event(cp, event("Updated", 1, 10, info={"chargingState": "SuspendedEV"}))
+    ended = {"stoppedReason": "EVDisconnected", "timeSpentCharging": 2400}
+    _transaction_event(cp, event("Ended", 3, 60, info=ended))
+    _transaction_event(cp, event("Updated", 2, 30, info={"chargingState": "Charging"}))
+    assert Transaction.objects.get(charge_point__charge_point_id=cp).idle_seconds == 1200
