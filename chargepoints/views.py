@@ -140,7 +140,7 @@ class ChargePointViewSet(
     @extend_schema(responses=ConnectorSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)
     def connectors(self, request: Request, charge_point_id: str) -> Response:
-        unknown_query_parameters_refused(request.query_params, (), paginated=False)  # none filters it
+        unknown_query_parameters_refused(request.query_params, ())  # none filters it
         charge_point = self.get_object()
         connectors = selectors.connector_list(charge_point=charge_point)
         return Response(ConnectorSerializer(connectors, many=True).data)

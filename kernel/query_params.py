@@ -21,10 +21,11 @@ def unknown_query_parameters_refused(
     query_params: Any, filters: Iterable[str], *, paginated: bool = True, taker: str = "This list"
 ) -> None:
     """Raise a 400 ValidationError naming each parameter of ``query_params`` that is neither one of
-    ``filters`` nor one of ``EVERY_LIST``, with the ones that are known. A list that is not
-    ``paginated`` (a charger's connectors, a session's meter values, a site's members, a charger's
-    configuration: always whole) takes ``format`` besides its filters, no ``page`` nor ``page_size``;
-    so does an OCPP command (``taker`` "A command"), whose one parameter is ``wait``."""
+    ``filters`` nor one of ``EVERY_LIST``, with the ones that are known. A list always whole (a
+    charger's connectors, a session's meter values, a site's members, a charger's configuration)
+    takes ``page`` and ``page_size`` too, as one page (a client that pages every list is served).
+    What is not ``paginated`` (an OCPP command, ``taker`` "A command", whose one parameter is
+    ``wait``) takes ``format`` besides its ``filters``."""
     known = {*(EVERY_LIST if paginated else ("format",)), *filters}
     unknown = sorted(name for name in query_params if name not in known)
     if unknown:

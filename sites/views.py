@@ -76,7 +76,7 @@ class SiteViewSet(viewsets.ModelViewSet):
     def members(self, request: Request, pk: str) -> Response:
         site = self.get_object()
         if request.method == "GET":
-            unknown_query_parameters_refused(request.query_params, (), paginated=False)  # none filters them
+            unknown_query_parameters_refused(request.query_params, ())  # none filters them
             members = site.members.select_related("charge_point").prefetch_related("connector_maximums")
             return Response(SiteMemberSerializer(members, many=True).data)
         body = SiteMemberSerializer(data=request.data)

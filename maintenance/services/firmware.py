@@ -212,7 +212,7 @@ def _targets_time_out(campaign: Campaign) -> None:
     on, not while one runs (an overnight session failed it, its ``Installed`` then ignored). A session
     open longer than ``LONG_SESSION`` (its stop lost, never closed) holds it back no longer."""
     cutoff = timezone.now() - timedelta(seconds=settings.CSMS_FIRMWARE_STATUS_TIMEOUT)
-    running = Q(status=TransactionStatus.ACTIVE, started_at__gte=timezone.now() - LONG_SESSION)
+    running = Q(status=TransactionStatus.ACTIVE, created_at__gte=timezone.now() - LONG_SESSION)  # the CSMS's clock
     charging = Transaction.objects.filter(charge_point_id=OuterRef("charge_point_id")).filter(
         running | Q(stopped_at__gte=cutoff)
     )

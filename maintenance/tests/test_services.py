@@ -90,9 +90,10 @@ def test_a_session_open_for_longer_than_any_holds_back_no_timeout(campaign, sett
     long_ago = timezone.now() - LONG_SESSION - timedelta(hours=1)
     campaign.targets.update(state=TargetState.INSTALLING, status="InstallScheduled", updated_at=long_ago)
     charging = ChargePoint.objects.get(charge_point_id="A")
-    Transaction.objects.create(
+    session = Transaction.objects.create(
         charge_point=charging, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=long_ago
     )
+    Transaction.objects.filter(pk=session.pk).update(created_at=long_ago)  # recorded by the CSMS then
     firmware.campaign_advance(campaign_id=str(campaign.pk))
     assert dict(campaign.targets.values_list("charge_point__charge_point_id", "failure")) == {
         "A": "Timeout",
