@@ -456,37 +456,12 @@ def firmware_updates_superseded(*, charge_point: ChargePoint, location: str = ""
     ``Superseded``, and their campaigns go on: they showed the progress of another image
     (``installed`` for an image not installed), or waited for ``Timeout``. One sent ``by_hand`` to
     the CSMS's link of a target's own image (an operator re-sending what the campaign sent) leaves
-    that target in flight, or puts it back in flight when its own download failed
-    (``_target_resent``): the reports are its image's. Returns how many superseded."""
+    that target in flight: the reports are its image's. Returns how many."""
     targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT, command__isnull=False)
     linked = firmware_linked(location=location) if by_hand else None
     if linked is not None:
         targets = targets.exclude(campaign__firmware_id=uuid.UUID(linked))
-        _target_resent(charge_point, uuid.UUID(linked))
     return _targets_fail(targets, SUPERSEDED)
-
-
-def _target_resent(charge_point: ChargePoint, firmware_id: uuid.UUID) -> None:
-    """An UpdateFirmware sent by hand to the CSMS's link of ``firmware_id`` was accepted: the
-    charger's latest target, if of that image and failed by its own download (``DownloadFailed``), is
-    back in flight (``sent``), its campaign, if finished, reopened until it finishes again (as a
-    charger retrying on its own: ``_target_retried``); its reports are that image's."""
-    with transaction.atomic():
-        latest = (
-            CampaignTarget.objects.filter(charge_point=charge_point, sent_at__isnull=False)
-            .select_for_update(of=("self",))
-            .select_related("charge_point", "campaign")
-            .order_by("-sent_at")
-            .first()
-        )
-        if latest is None or latest.campaign.firmware_id != firmware_id:
-            return
-        if (latest.state, latest.failure, latest.status) != (TargetState.FAILED, _DOWNLOAD_FAILED, _DOWNLOAD_FAILED):
-            return  # not failed, or not by its own download (``_FAILED_BY_THE_CHARGER``)
-        latest.state, latest.failure = TargetState.SENT, ""
-        latest.save(update_fields=["state", "failure", "updated_at"])
-        _campaign_reopened(latest.campaign_id)
-        _status_changed_emit(latest)
 
 
 def _targets_fail(targets: QuerySet[CampaignTarget], failure: str) -> int:
@@ -499,8 +474,7 @@ def _targets_fail(targets: QuerySet[CampaignTarget], failure: str) -> int:
 
 # A target the charger's own download failed (its failure is the status it sent, not a refusal, Timeout
 # or a failed installation): UpdateFirmware's retries are the download's.
-_DOWNLOAD_FAILED = "DownloadFailed"
-_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure=_DOWNLOAD_FAILED, status=_DOWNLOAD_FAILED)
+_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure="DownloadFailed", status="DownloadFailed")
 
 
 def _target_retried(target: CampaignTarget, progress: str) -> bool:
@@ -516,17 +490,11 @@ def _target_retried(target: CampaignTarget, progress: str) -> bool:
     ).exclude(pk__in=[target.command_id] if target.command_id else [])
     if later.exists() or by_hand.exists():  # the progress is another update's (1.6 names none)
         return False
-    _campaign_reopened(target.campaign_id)
-    return True
-
-
-def _campaign_reopened(campaign_id: Any) -> None:
-    """A finished campaign one of whose failed targets is back in flight: open until it finishes
-    again (``firmware_campaign.finished`` is then sent again, with the final progress)."""
-    Campaign.objects.filter(pk=campaign_id, finished_at__isnull=False).update(
+    Campaign.objects.filter(pk=target.campaign_id, finished_at__isnull=False).update(
         finished_at=None,
         state=Case(When(state=CampaignState.COMPLETED, then=Value(CampaignState.ACTIVE)), default=F("state")),
     )
+    return True
 
 
 def _status_changed_emit(target: CampaignTarget) -> None:
