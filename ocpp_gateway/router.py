@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from django.conf import settings
 from django.utils import timezone
@@ -177,6 +177,7 @@ PACED_WAIT_MAX = 1.0
 
 # The longest a frame's work beyond its own waits for the frame rate (``OcppRouter.frame_budget_waited``), s.
 FRAME_WORK_WAIT_MAX = 5.0
+Item = TypeVar("Item")
 
 # Refused CALLs answered with the rate limit's GenericError: at most this many times the frame rate
 # and burst (a charger that waits for each answer, and slows down as it asks, never reaches it).
@@ -517,6 +518,17 @@ class OcppRouter(RoutedChargePoint):
                 break
             await asyncio.sleep(wait)
         return taken
+
+    async def frame_work_kept(self, items: list[Item], what: str) -> list[Item]:
+        """``items``, a frame's work (``what``: "NotifyEvent's connector statuses"), as far as the
+        frame rate lets it go: the first as the frame's own, each after it for a turn of the rate
+        (``frame_budget_waited``); those past the wait cut, with a warning naming how many."""
+        kept = 1 + await self.frame_budget_waited(len(items) - 1) if items else 0
+        if kept < len(items):
+            logger.warning(
+                "%s: %s over the frame rate: %d of %d left undone", self.id, what, len(items) - kept, len(items)
+            )
+        return items[:kept]
 
     async def binary_frame_ignored(self, size: int) -> None:
         """A binary frame (OCPP-J frames are text; it carries no readable unique id): ignored with a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from ocpp.v16 import call as call16
@@ -201,9 +202,9 @@ async def test_v201_iso15118_charging_needs_and_schedules_are_answered_per_k15_k
     assert not await OcppMessage.objects.filter(message_type=4).aexists()
 
 
-async def _rate_to_spare(count: int) -> int:
-    """A connection's ``frame_budget_waited`` with the frame rate not reached: every turn at once."""
-    return count
+async def _rate_to_spare(items: list[Any], what: str) -> list[Any]:
+    """A connection's ``frame_work_kept`` with the frame rate not reached: all of the work at once."""
+    return items
 
 
 async def test_v201_a_notify_event_s_connector_states_are_written_in_one_batch(round_trips: list[RoundTrip]):
@@ -213,7 +214,7 @@ async def test_v201_a_notify_event_s_connector_states_are_written_in_one_batch(r
     Its states are now one unit of work, one batch, each still applied in order by the rules of a
     StatusNotification (the latest of a connector stands, a replayed older one changes nothing)."""
     await ChargePoint.objects.acreate(charge_point_id="CP201-MANY", heartbeat_interval=60)
-    handlers = SimpleNamespace(id="CP201-MANY", frame_budget_waited=_rate_to_spare)
+    handlers = SimpleNamespace(id="CP201-MANY", frame_work_kept=_rate_to_spare)
     states = [
         _availability(
             f"2026-11-25T10:{n:02d}:00Z", "Occupied", {"name": "Connector", "evse": {"id": n, "connectorId": 1}}

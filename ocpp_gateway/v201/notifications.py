@@ -63,7 +63,7 @@ def _positive(value: Any) -> bool:
 
 class NotificationHandlers:
     id: str
-    frame_budget_waited: Callable[[int], Coroutine[Any, Any, int]]
+    frame_work_kept: Callable[[list[Any], str], Coroutine[Any, Any, list[Any]]]
 
     @on_payload(Action.notify_event)
     async def on_notify_event(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -74,20 +74,12 @@ class NotificationHandlers:
 
         Each status after the first takes a turn of the frame rate (``CSMS_MAX_FRAMES_PER_SECOND``),
         as the StatusNotification it stands for would, waiting for it a few seconds at most
-        (``frame_budget_waited``: a station catching up its queue has its statuses set): one frame of
+        (``frame_work_kept``: a station catching up its queue has its statuses set): one frame of
         230 statuses cost 350 Heartbeats' CPU. The statuses past the wait are logged only."""
         logger.info(LOGGED_PAYLOAD, self.id, Action.notify_event, payload)
-        states = list(connector_states(payload["eventData"]))
-        kept = 1 + await self.frame_budget_waited(len(states) - 1) if states else 0
-        if kept < len(states):
-            unset = len(states) - kept
-            logger.warning(
-                "%s: NotifyEvent over the frame rate: %d of its %d connector statuses not set",
-                self.id,
-                unset,
-                len(states),
-            )
-        states = states[:kept]
+        states = await self.frame_work_kept(
+            list(connector_states(payload["eventData"])), "NotifyEvent's connector statuses"
+        )
         if len(states) == 1:  # as a StatusNotification: its batch may write it with the others'
             await in_commit_group(services.connector_status_set)(charge_point_id=self.id, **states[0])
         elif states:

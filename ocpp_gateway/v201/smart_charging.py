@@ -71,7 +71,7 @@ def report_charging_profiles_record(
 
 class SmartChargingHandlers:
     id: str
-    frame_budget_waited: Callable[[int], Coroutine[Any, Any, int]]
+    frame_work_kept: Callable[[list[Any], str], Coroutine[Any, Any, list[Any]]]
 
     @on_payload(Action.report_charging_profiles)
     async def on_report_charging_profiles(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -83,21 +83,12 @@ class SmartChargingHandlers:
 
         Each ``CSO`` profile after the first takes a turn of the frame rate (``CSMS_MAX_FRAMES_PER_SECOND``),
         as the SetChargingProfile that installed it did, waiting for it a few seconds at most
-        (``frame_budget_waited``): one frame of 250 made-up profiles cost 640 ms of CPU (4000
+        (``frame_work_kept``): one frame of 250 made-up profiles cost 640 ms of CPU (4000
         Heartbeats'). Those past the wait are not recorded, and such a message forgets
         nothing (what it left out is not unreported)."""
         profiles = payload["chargingProfile"]
         if payload["chargingLimitSource"] == charging_profiles.CSMS_SOURCE and len(profiles) > 1:
-            kept = 1 + await self.frame_budget_waited(len(profiles) - 1)
-            if kept < len(profiles):
-                unset = len(profiles) - kept
-                logger.warning(
-                    "%s: ReportChargingProfiles over the frame rate: %d of its %d profiles not recorded",
-                    self.id,
-                    unset,
-                    len(profiles),
-                )
-            profiles = profiles[:kept]
+            profiles = await self.frame_work_kept(profiles, "ReportChargingProfiles' profiles")
         await in_commit_group(report_charging_profiles_record)(
             charge_point_id=self.id,
             request_id=payload["requestId"],
