@@ -464,6 +464,55 @@ def firmware_updates_superseded(*, charge_point: ChargePoint, location: str = ""
     return _targets_fail(targets, SUPERSEDED)
 
 
+def firmware_target_resend(*, command: Command) -> CampaignTarget | None:
+    """Before a 1.6 UpdateFirmware sent by hand (``command``, recorded, its CALL not yet left) to the
+    CSMS's link of an image: the charger's latest target, if of that image and failed by its own
+    download (``DownloadFailed``), is back in flight (``sent``, its command this one), its campaign,
+    if finished, reopened until it finishes again (as a charger retrying on its own:
+    ``_target_retried``). Done before the frame leaves: the charger's reports, which 1.6 names no
+    update in, may be handled before its answer, and are this image's. Returns the target, or None."""
+    assert command.charge_point is not None
+    linked = firmware_linked(location=str(command.request.get("location", "")))
+    if linked is None or (command.api_key_id is None and command.user_id is None):
+        return None
+    with transaction.atomic():
+        latest = (
+            CampaignTarget.objects.filter(charge_point=command.charge_point, sent_at__isnull=False)
+            .select_for_update(of=("self",))
+            .select_related("charge_point", "campaign")
+            .order_by("-sent_at")
+            .first()
+        )
+        if latest is None or latest.campaign.firmware_id != uuid.UUID(linked):
+            return None
+        if (latest.state, latest.failure, latest.status) != (TargetState.FAILED, _DOWNLOAD_FAILED, _DOWNLOAD_FAILED):
+            return None  # in flight already, or not failed by its own download (``_FAILED_BY_THE_CHARGER``)
+        latest.state, latest.failure, latest.command = TargetState.SENT, "", command
+        latest.save(update_fields=["state", "failure", "command", "updated_at"])
+        _campaign_reopened(latest.campaign_id)
+        _status_changed_emit(latest)
+    return latest
+
+
+def firmware_target_resend_undone(*, command: Command) -> int:
+    """``command`` (``firmware_target_resend``'s) never reached the charger, or it refused it with a
+    CALLERROR: the target it put back in flight, if nothing was reported since, is failed again by
+    its own download, and its campaign goes on (finishing again if that was its last). Returns how many."""
+    undone = 0
+    with transaction.atomic():
+        for target in (
+            CampaignTarget.objects.filter(command=command, state=TargetState.SENT, status=_DOWNLOAD_FAILED)
+            .select_for_update(of=("self",))
+            .select_related("charge_point")
+        ):
+            target.state, target.failure = TargetState.FAILED, _DOWNLOAD_FAILED
+            target.save(update_fields=["state", "failure", "updated_at"])
+            _status_changed_emit(target)
+            campaign_advance_soon(campaign_id=target.campaign_id)
+            undone += 1
+    return undone
+
+
 def _targets_fail(targets: QuerySet[CampaignTarget], failure: str) -> int:
     failed = list(targets.select_related("charge_point"))
     for target in failed:
@@ -474,7 +523,8 @@ def _targets_fail(targets: QuerySet[CampaignTarget], failure: str) -> int:
 
 # A target the charger's own download failed (its failure is the status it sent, not a refusal, Timeout
 # or a failed installation): UpdateFirmware's retries are the download's.
-_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure="DownloadFailed", status="DownloadFailed")
+_DOWNLOAD_FAILED = "DownloadFailed"
+_FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure=_DOWNLOAD_FAILED, status=_DOWNLOAD_FAILED)
 
 
 def _target_retried(target: CampaignTarget, progress: str) -> bool:
@@ -490,11 +540,17 @@ def _target_retried(target: CampaignTarget, progress: str) -> bool:
     ).exclude(pk__in=[target.command_id] if target.command_id else [])
     if later.exists() or by_hand.exists():  # the progress is another update's (1.6 names none)
         return False
-    Campaign.objects.filter(pk=target.campaign_id, finished_at__isnull=False).update(
+    _campaign_reopened(target.campaign_id)
+    return True
+
+
+def _campaign_reopened(campaign_id: Any) -> None:
+    """A finished campaign one of whose failed targets is back in flight: open until it finishes
+    again (``firmware_campaign.finished`` is then sent again, with the final progress)."""
+    Campaign.objects.filter(pk=campaign_id, finished_at__isnull=False).update(
         finished_at=None,
         state=Case(When(state=CampaignState.COMPLETED, then=Value(CampaignState.ACTIVE)), default=F("state")),
     )
-    return True
 
 
 def _status_changed_emit(target: CampaignTarget) -> None:

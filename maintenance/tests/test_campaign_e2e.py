@@ -24,6 +24,7 @@ from ocpp.v201 import call_result as result201
 from chargepoints.models import ChargePoint
 from commands.models import Command
 from conftest import ahttp, eventually, ocpp_charger, raw_socket
+from maintenance.links import firmware_download_url
 from maintenance.models import Campaign, CampaignState, CampaignTarget, FirmwareFile, TargetState
 from maintenance.services import firmware
 from maintenance.tests.conftest import FailingCharger16, FirmwareCharger16, FirmwareCharger201, http_get
@@ -430,3 +431,107 @@ async def test_a_1_6_signed_firmware_status_naming_an_update_never_sent_leaves_t
 async def _exchange(websocket, unique_id: str, action: str, payload: dict[str, Any]) -> list[Any]:
     await websocket.send(json.dumps([2, unique_id, action, payload]))
     return json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+
+
+class RetriesByHandReportingFirst16(FirmwareCharger16):
+    """The campaign's download fails (DownloadFailed); a later UpdateFirmware (the operator's retry)
+    is installed, its Downloading and Installed sent before its answer (as a charger may: its
+    reports can then be handled before the answer)."""
+
+    async def _update(self, location: str, request_id: int | None) -> None:
+        for status in ("Downloading", "DownloadFailed"):
+            await self._report(status, request_id)
+        self.done.set()
+
+    @on("UpdateFirmware")
+    async def on_update_firmware(self, location: str, retrieve_date: str, **_: Any) -> Any:
+        if not self.locations:
+            return await super().on_update_firmware(location, retrieve_date)
+        self.locations.append(location)
+        for number, status in enumerate(("Downloading", "Installed")):
+            await self._send(json.dumps([2, f"early-{number}", "FirmwareStatusNotification", {"status": status}]))
+            self.reported.append(status)
+        return result16.UpdateFirmware()
+
+
+async def test_a_v16_download_failed_and_re_sent_by_hand_is_back_in_flight_whatever_comes_first(shared_files, api_key):
+    """A charger whose campaign download failed (DownloadFailed) is sent the campaign's link again by
+    hand; its progress was taken for the hand-sent update's (1.6 names none): the target stayed
+    failed and the campaign finished with it failed, though the charger installed the campaign's
+    image. Putting the target back in flight on the command's answer raced the charger's reports,
+    which this charger sends before its answer. The target is back in flight before the command
+    leaves: installed, its finished campaign open again and completed, the target's command the
+    hand-sent one."""
+    await _register(["FWAGAIN"], "1.6")
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWAGAIN"]
+    )
+    async with ocpp_charger(shared_files, "1.6", "FWAGAIN", client_class=RetriesByHandReportingFirst16) as charger:
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)  # each report answered, so recorded
+        target = await CampaignTarget.objects.aget(campaign=campaign)
+        assert (target.state, target.failure) == (TargetState.FAILED, "DownloadFailed")
+        await advance(campaign_id=str(campaign.pk))
+        assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None
+        status, _ = await ahttp(
+            f"{shared_files.http_url}/api/v1/ocpp16/FWAGAIN/update_firmware",
+            method="POST",
+            api_key=api_key,
+            body={"location": charger.locations[0], "retrieve_date": "2026-12-01T00:00:00Z"},
+        )
+        assert status == 200
+
+        async def installed() -> bool:
+            await target.arefresh_from_db()
+            return target.state == TargetState.INSTALLED
+
+        await eventually(installed, timeout=20)
+    assert (target.state, target.status, target.failure) == (TargetState.INSTALLED, "Installed", "")
+    by_hand = await Command.objects.aget(charge_point_identity="FWAGAIN", api_key__isnull=False)
+    assert target.command_id == by_hand.pk
+    await advance(campaign_id=str(campaign.pk))
+    finished = await Campaign.objects.aget(pk=campaign.pk)
+    assert (finished.state, finished.finished_at is not None) == (CampaignState.COMPLETED, True)
+
+
+async def test_a_v16_re_send_by_hand_that_never_reaches_the_charger_leaves_its_target_failed(shared_files, api_key):
+    """The operator's retry (the campaign's link re-sent by hand) refused with a CALLERROR: the target
+    it put back in flight is failed again by its download, and its campaign finishes again."""
+    await _register(["FWAGAIN2"], "1.6")
+    charge_point = await ChargePoint.objects.aget(charge_point_id="FWAGAIN2")
+    image = await FirmwareFile.objects.acreate(name="fw.bin", file="firmware/fw.bin", size=1, sha256="0" * 64)
+    campaign = await Campaign.objects.acreate(
+        name="c", firmware=image, start_at=timezone.now(), concurrency=1, finished_at=timezone.now()
+    )
+    target = await CampaignTarget.objects.acreate(
+        campaign=campaign,
+        charge_point=charge_point,
+        state=TargetState.FAILED,
+        status="DownloadFailed",
+        failure="DownloadFailed",
+        sent_at=timezone.now(),
+    )
+    location = firmware_download_url(firmware_id=str(image.pk))
+    async with raw_socket(shared_files, "1.6", "FWAGAIN2") as websocket:
+        sending = asyncio.create_task(
+            ahttp(
+                f"{shared_files.http_url}/api/v1/ocpp16/FWAGAIN2/update_firmware",
+                method="POST",
+                api_key=api_key,
+                body={"location": location, "retrieve_date": "2026-12-01T00:00:00Z"},
+            )
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+        assert call[2] == "UpdateFirmware"
+        await target.arefresh_from_db()
+        in_flight = target.state
+        await websocket.send(json.dumps([4, call[1], "InternalError", "busy", {}]))
+        status, _ = await sending
+    assert (in_flight, status) == (TargetState.SENT, 502)
+    await target.arefresh_from_db()
+    assert (target.state, target.status, target.failure) == (TargetState.FAILED, "DownloadFailed", "DownloadFailed")
+    await advance(campaign_id=str(campaign.pk))
+    assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None

@@ -11,7 +11,7 @@ from ocpp.v16.enums import Action
 
 from commands.models import Command
 from maintenance.services import diagnostics, firmware
-from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point
+from ocpp_gateway.command_routes import answer, answer_accepted, answering_charge_point, before_sending, unsent
 from ocpp_gateway.group_commit import in_commit_group
 
 # FirmwareStatus (core and security whitepaper) -> campaign target state; Idle reports nothing.
@@ -57,6 +57,21 @@ class FirmwareHandlers:
                 location=str(command.request.get("location", "")),
                 by_hand=command.api_key_id is not None or command.user_id is not None,
             )
+
+    @staticmethod
+    @before_sending(Action.update_firmware)
+    def before_update_firmware(command: Command) -> None:
+        """One sent by hand to the CSMS's link of the image whose campaign download failed on the
+        charger (the operator's retry) puts that target back in flight before it leaves: the
+        charger's reports may be handled before its answer."""
+        firmware.firmware_target_resend(command=command)
+
+    @staticmethod
+    @unsent(Action.update_firmware)
+    def after_update_firmware_unsent(command: Command) -> None:
+        """Never reached the charger, or refused with a CALLERROR: the target it put back in flight
+        is failed again."""
+        firmware.firmware_target_resend_undone(command=command)
 
     async def _firmware_status(self, status: str) -> None:
         if status in FIRMWARE_PROGRESS:
