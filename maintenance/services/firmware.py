@@ -465,26 +465,39 @@ def firmware_updates_superseded(*, charge_point: ChargePoint, location: str = ""
 
 
 def firmware_target_resend(*, command: Command) -> CampaignTarget | None:
-    """Before a 1.6 UpdateFirmware sent by hand (``command``, recorded, its CALL not yet left) to the
+    """Before an UpdateFirmware sent by hand (``command``, recorded, its CALL not yet left) to the
     CSMS's link of an image: the charger's latest target, if of that image and failed by its own
     download (``DownloadFailed``), is back in flight (``sent``, its command this one), its campaign,
     if finished, reopened until it finishes again (as a charger retrying on its own:
-    ``_target_retried``). Done before the frame leaves: the charger's reports, which 1.6 names no
-    update in, may be handled before its answer, and are this image's. Returns the target, or None."""
+    ``_target_retried``). In 1.6 its reports name no update, and may be handled before its answer:
+    done before the frame leaves. In 2.0.1 only one under the target's ``requestId`` (the campaign's
+    UpdateFirmware re-sent as it was), whose reports name the target. Returns the target, or None."""
     assert command.charge_point is not None
-    linked = firmware_linked(location=str(command.request.get("location", "")))
-    if linked is None or (command.api_key_id is None and command.user_id is None):
+    if command.api_key_id is None and command.user_id is None:
+        return None
+    request = command.request
+    targets = CampaignTarget.objects.filter(charge_point=command.charge_point, sent_at__isnull=False)
+    if command.ocpp_version == "1.6":
+        location = request.get("location")
+    else:
+        location = (request.get("firmware") or {}).get("location")
+        request_id = request.get("request_id")
+        if not isinstance(request_id, int) or isinstance(request_id, bool):
+            return None
+    linked = firmware_linked(location=location) if isinstance(location, str) else None
+    if linked is None:
         return None
     with transaction.atomic():
         latest = (
-            CampaignTarget.objects.filter(charge_point=command.charge_point, sent_at__isnull=False)
-            .select_for_update(of=("self",))
+            targets.select_for_update(of=("self",))
             .select_related("charge_point", "campaign")
             .order_by("-sent_at")
             .first()
         )
         if latest is None or latest.campaign.firmware_id != uuid.UUID(linked):
             return None
+        if command.ocpp_version != "1.6" and latest.pk != request_id:
+            return None  # its reports name another request
         if (latest.state, latest.failure, latest.status) != (TargetState.FAILED, _DOWNLOAD_FAILED, _DOWNLOAD_FAILED):
             return None  # in flight already, or not failed by its own download (``_FAILED_BY_THE_CHARGER``)
         latest.state, latest.failure, latest.command = TargetState.SENT, "", command
@@ -495,8 +508,8 @@ def firmware_target_resend(*, command: Command) -> CampaignTarget | None:
 
 
 def firmware_target_resend_undone(*, command: Command) -> int:
-    """``command`` (``firmware_target_resend``'s) never reached the charger, or it refused it with a
-    CALLERROR: the target it put back in flight, if nothing was reported since, is failed again by
+    """``command`` (``firmware_target_resend``'s) never reached the charger, or it refused it (a
+    CALLERROR, a 2.0.1 refusal): the target it put back in flight, if nothing was reported since, is failed again by
     its own download, and its campaign goes on (finishing again if that was its last). Returns how many."""
     undone = 0
     with transaction.atomic():

@@ -535,3 +535,103 @@ async def test_a_v16_re_send_by_hand_that_never_reaches_the_charger_leaves_its_t
     assert (target.state, target.status, target.failure) == (TargetState.FAILED, "DownloadFailed", "DownloadFailed")
     await advance(campaign_id=str(campaign.pk))
     assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None
+
+
+class RetriedByHandUnderItsRequestId201(FirmwareCharger201):
+    """The campaign's download fails (DownloadFailed); the campaign's UpdateFirmware re-sent by hand
+    (the same requestId and link: the operator's retry) is installed."""
+
+    async def _update(self, location: str, request_id: int | None) -> None:
+        statuses = ("Downloading", "DownloadFailed") if len(self.locations) == 1 else ("Downloading", "Installed")
+        for status in statuses:
+            await self._report(status, request_id)
+        self.done.set()
+
+
+async def test_a_v201_download_failed_and_re_sent_by_hand_under_its_request_id_is_back_in_flight(shared_files, api_key):
+    """A 2.0.1 station whose campaign download failed (DownloadFailed) is sent the campaign's
+    UpdateFirmware again by hand, under the target's requestId (the API shows it) and the CSMS's link
+    to its image: its reports, naming the target, were refused as another update's (an UpdateFirmware
+    sent by hand since), so the target stayed failed though the station installed the image. It is
+    back in flight, installed, its finished campaign completed again."""
+    await _register(["FWAGAIN201"], "2.0.1")
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWAGAIN201"]
+    )
+    async with ocpp_charger(
+        shared_files, "2.0.1", "FWAGAIN201", client_class=RetriedByHandUnderItsRequestId201
+    ) as charger:
+        await advance(campaign_id=str(campaign.pk))
+        await asyncio.wait_for(charger.done.wait(), 20)  # each report answered, so recorded
+        target = await CampaignTarget.objects.aget(campaign=campaign)
+        assert (target.state, target.failure) == (TargetState.FAILED, "DownloadFailed")
+        await advance(campaign_id=str(campaign.pk))
+        assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None
+        charger.done.clear()
+        firmware_body = {"location": charger.locations[0], "retrieve_date_time": "2026-12-01T00:00:00Z"}
+        status, _ = await ahttp(
+            f"{shared_files.http_url}/api/v1/ocpp201/FWAGAIN201/update_firmware",
+            method="POST",
+            api_key=api_key,
+            body={"request_id": target.pk, "firmware": firmware_body},
+        )
+        assert status == 200
+        await asyncio.wait_for(charger.done.wait(), 20)  # each report answered, so recorded
+    assert charger.reported[-2:] == ["Downloading", "Installed"]
+    await target.arefresh_from_db()
+    assert (target.state, target.status, target.failure) == (TargetState.INSTALLED, "Installed", "")
+    await advance(campaign_id=str(campaign.pk))
+    finished = await Campaign.objects.aget(pk=campaign.pk)
+    assert (finished.state, finished.finished_at is not None) == (CampaignState.COMPLETED, True)
+
+
+@pytest.mark.parametrize("request_id_offset", [0, 1])
+async def test_a_v201_re_send_by_hand_refused_or_under_another_request_id_leaves_its_target_failed(
+    shared_files, api_key, request_id_offset
+):
+    """The campaign's link re-sent by hand under the target's requestId and refused (Rejected): the
+    target it put back in flight is failed again. Under another requestId its reports are another
+    request's: the target is never put back in flight."""
+    await _register(["FWAGAIN201R"], "2.0.1")
+    charge_point = await ChargePoint.objects.aget(charge_point_id="FWAGAIN201R")
+    image = await FirmwareFile.objects.acreate(name="fw.bin", file="firmware/fw.bin", size=1, sha256="0" * 64)
+    campaign = await Campaign.objects.acreate(
+        name="c", firmware=image, start_at=timezone.now(), concurrency=1, finished_at=timezone.now()
+    )
+    target = await CampaignTarget.objects.acreate(
+        campaign=campaign,
+        charge_point=charge_point,
+        state=TargetState.FAILED,
+        status="DownloadFailed",
+        failure="DownloadFailed",
+        sent_at=timezone.now(),
+    )
+    location = firmware_download_url(firmware_id=str(image.pk))
+    body = {
+        "request_id": target.pk + request_id_offset,
+        "firmware": {"location": location, "retrieve_date_time": "2026-12-01T00:00:00Z"},
+    }
+    async with raw_socket(shared_files, "2.0.1", "FWAGAIN201R") as websocket:
+        sending = asyncio.create_task(
+            ahttp(
+                f"{shared_files.http_url}/api/v1/ocpp201/FWAGAIN201R/update_firmware",
+                method="POST",
+                api_key=api_key,
+                body=body,
+            )
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+        assert call[2] == "UpdateFirmware"
+        await target.arefresh_from_db()
+        in_flight = target.state
+        await websocket.send(json.dumps([3, call[1], {"status": "Rejected"}]))
+        status, _ = await sending
+    expected = TargetState.SENT if request_id_offset == 0 else TargetState.FAILED
+    assert (in_flight, status) == (expected, 409)
+    await target.arefresh_from_db()
+    assert (target.state, target.status, target.failure) == (TargetState.FAILED, "DownloadFailed", "DownloadFailed")
+    await advance(campaign_id=str(campaign.pk))
+    assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None

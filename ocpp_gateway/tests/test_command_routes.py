@@ -69,19 +69,19 @@ def test_each_version_s_routes_are_installed_at_start(version):
     expected = {"SetChargingProfile", "ReserveNow", "SendLocalList", "CancelReservation", *remote, *configuration}
     assert set(routes.command_routes(version).request_checks) == expected
     # A report asked again under its requestId starts afresh (2.0.1 B07/B08); a charger password's
-    # candidate hash is stored before it leaves; a 1.6 campaign's image re-sent by hand puts its
+    # candidate hash is stored before it leaves; a campaign's image re-sent by hand puts its
     # target whose download failed back in flight before it leaves (its reports may come first).
     before = (
         {"ChangeConfiguration", "UpdateFirmware"}
         if version == "1.6"
-        else {"GetBaseReport", "GetReport", "SetVariables"}
+        else {"GetBaseReport", "GetReport", "SetVariables", "UpdateFirmware"}
     )
     assert set(routes.command_routes(version).before_sending) == before
     # A password whose CALL left unanswered may have been taken.
     unanswered = {"ChangeConfiguration"} if version == "1.6" else {"SetVariables"}
     assert set(routes.command_routes(version).unanswered) == unanswered
     # ... and its candidate dropped when it never reached the charger (and the target failed again).
-    unsent = {"ChangeConfiguration", "UpdateFirmware"} if version == "1.6" else {"SetVariables"}
+    unsent = {"ChangeConfiguration", "UpdateFirmware"} if version == "1.6" else {"SetVariables", "UpdateFirmware"}
     assert set(routes.command_routes(version).unsent) == unsent
 
 

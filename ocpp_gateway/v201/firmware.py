@@ -12,7 +12,14 @@ from ocpp.v201.enums import Action
 
 from commands.models import Command
 from maintenance.services import diagnostics, firmware
-from ocpp_gateway.command_routes import answer, answer_status, answering_charge_point
+from ocpp_gateway.command_routes import (
+    answer,
+    answer_accepted,
+    answer_status,
+    answering_charge_point,
+    before_sending,
+    unsent,
+)
 from ocpp_gateway.group_commit import in_commit_group
 
 # FirmwareStatusEnumType -> campaign target state; Idle reports nothing.
@@ -48,10 +55,29 @@ class FirmwareHandlers:
     @staticmethod
     @answer(Action.update_firmware)
     def after_update_firmware(command: Command) -> None:
+        """The update the charger cancelled for it fails; refused, the target its sending put back
+        in flight (``before_update_firmware``) is failed again."""
         if answer_status(command) == firmware.CANCELED_ANOTHER:
             firmware.firmware_updates_canceled(
                 charge_point=answering_charge_point(command), request_id=command.request.get("request_id")
             )
+        elif not answer_accepted(command):
+            firmware.firmware_target_resend_undone(command=command)
+
+    @staticmethod
+    @before_sending(Action.update_firmware)
+    def before_update_firmware(command: Command) -> None:
+        """One sent by hand under the requestId of a target whose campaign download failed, to the
+        CSMS's link of its image (the campaign's UpdateFirmware re-sent: the operator's retry), puts
+        that target back in flight before it leaves."""
+        firmware.firmware_target_resend(command=command)
+
+    @staticmethod
+    @unsent(Action.update_firmware)
+    def after_update_firmware_unsent(command: Command) -> None:
+        """Never reached the station, or refused with a CALLERROR: the target it put back in flight
+        is failed again."""
+        firmware.firmware_target_resend_undone(command=command)
 
     @on(Action.firmware_status_notification)
     async def on_firmware_status_notification(
