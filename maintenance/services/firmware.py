@@ -433,15 +433,38 @@ def firmware_booted(*, charge_point_id: str, firmware_version: str) -> int:
 CANCELED_ANOTHER = "AcceptedCanceled"
 
 
-def firmware_updates_canceled(*, charge_point: ChargePoint, request_id: object) -> int:
+def firmware_updates_canceled(*, charge_point: ChargePoint, request_id: object, location: object = None) -> int:
     """The charger took a new UpdateFirmware (``request_id``) and cancelled the one under way: its
     campaign targets in flight other than the new one's fail with ``AcceptedCanceled`` (no status
     would come for them; they would wait for ``Timeout`` holding a place of their campaign's
-    concurrency), and their campaigns go on. Returns how many."""
+    concurrency), and their campaigns go on. One sent by hand (its ``location`` given) is the
+    target's own only to the CSMS's link of the target's image (``_request_id_own``). Returns how many."""
     targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT)
     if isinstance(request_id, int) and not isinstance(request_id, bool):
-        targets = targets.exclude(pk=request_id)
+        targets = targets.exclude(_request_id_own(request_id, location))
     return _targets_fail(targets, CANCELED_ANOTHER)
+
+
+def firmware_request_id_reused(*, charge_point: ChargePoint, request_id: object, location: object) -> int:
+    """A 2.0.1 UpdateFirmware sent by hand and accepted under the ``request_id`` of one of the
+    charger's campaign targets in flight, to another location than the CSMS's link of its image:
+    the reports that name it from now on are that update's (another image's), so the target fails
+    with ``Superseded`` and its campaign goes on. Returns how many (0 or 1)."""
+    if not isinstance(request_id, int) or isinstance(request_id, bool):
+        return 0
+    targets = CampaignTarget.objects.filter(charge_point=charge_point, state__in=IN_FLIGHT, pk=request_id)
+    return _targets_fail(targets.exclude(_request_id_own(request_id, location)), SUPERSEDED)
+
+
+def _request_id_own(request_id: int, location: object) -> Q:
+    """The target an UpdateFirmware under ``request_id`` is for: the one of that primary key; for one
+    sent by hand (its ``location`` not None), only if that is the CSMS's link to the target's image."""
+    if location is None:
+        return Q(pk=request_id)
+    linked = firmware_linked(location=location) if isinstance(location, str) else None
+    if linked is None:
+        return Q(pk__in=[])
+    return Q(pk=request_id, campaign__firmware_id=uuid.UUID(linked))
 
 
 # A 1.6 charger accepted a later UpdateFirmware than a campaign's under way.

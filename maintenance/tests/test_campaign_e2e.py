@@ -635,3 +635,51 @@ async def test_a_v201_re_send_by_hand_refused_or_under_another_request_id_leaves
     assert (target.state, target.status, target.failure) == (TargetState.FAILED, "DownloadFailed", "DownloadFailed")
     await advance(campaign_id=str(campaign.pk))
     assert (await Campaign.objects.aget(pk=campaign.pk)).finished_at is not None
+
+
+@pytest.mark.parametrize(
+    ("answer", "elsewhere", "expected"),
+    [
+        ("Accepted", True, (TargetState.FAILED, "Superseded")),
+        ("AcceptedCanceled", True, (TargetState.FAILED, "AcceptedCanceled")),
+        ("Accepted", False, (TargetState.DOWNLOADING, "")),
+        ("AcceptedCanceled", False, (TargetState.DOWNLOADING, "")),
+    ],
+)
+async def test_a_v201_update_sent_by_hand_under_a_campaign_s_request_id_for_another_image_fails_its_target(
+    shared_files, api_key, answer, elsewhere, expected
+):
+    """An UpdateFirmware sent by hand under the requestId of a campaign's update in flight (reused) to
+    another image: the station's reports naming that requestId are the other image's, yet the target
+    stayed in flight (an AcceptedCanceled cancelled every other update but it), to be installed by
+    them. It fails (Superseded, or AcceptedCanceled); the campaign's own link re-sent leaves it in flight."""
+    await _register(["FWREUSED"], "2.0.1")
+    charge_point = await ChargePoint.objects.aget(charge_point_id="FWREUSED")
+    image = await FirmwareFile.objects.acreate(name="fw.bin", file="firmware/fw.bin", size=1, sha256="0" * 64)
+    campaign = await Campaign.objects.acreate(name="c", firmware=image, start_at=timezone.now(), concurrency=1)
+    target = await CampaignTarget.objects.acreate(
+        campaign=campaign,
+        charge_point=charge_point,
+        state=TargetState.DOWNLOADING,
+        status="Downloading",
+        sent_at=timezone.now(),
+    )
+    location = (
+        "https://vendor.example/other-3.0.0.bin" if elsewhere else firmware_download_url(firmware_id=str(image.pk))
+    )
+    body = {"request_id": target.pk, "firmware": {"location": location, "retrieve_date_time": "2026-12-01T00:00:00Z"}}
+    async with raw_socket(shared_files, "2.0.1", "FWREUSED") as websocket:
+        sending = asyncio.create_task(
+            ahttp(
+                f"{shared_files.http_url}/api/v1/ocpp201/FWREUSED/update_firmware",
+                method="POST",
+                api_key=api_key,
+                body=body,
+            )
+        )
+        call = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
+        await websocket.send(json.dumps([3, call[1], {"status": answer}]))
+        status, _ = await sending
+    assert status == 200
+    await target.arefresh_from_db()
+    assert (target.state, target.failure) == expected

@@ -55,14 +55,18 @@ class FirmwareHandlers:
     @staticmethod
     @answer(Action.update_firmware)
     def after_update_firmware(command: Command) -> None:
-        """The update the charger cancelled for it fails; refused, the target its sending put back
-        in flight (``before_update_firmware``) is failed again."""
+        """The update the charger cancelled for it fails, and a campaign's whose requestId one sent
+        by hand took for another image (its reports would be taken for the campaign's); refused, the
+        target its sending put back in flight (``before_update_firmware``) is failed again."""
+        charge_point, request_id = answering_charge_point(command), command.request.get("request_id")
+        by_hand = command.api_key_id is not None or command.user_id is not None
+        location = (command.request.get("firmware") or {}).get("location", "") if by_hand else None
         if answer_status(command) == firmware.CANCELED_ANOTHER:
-            firmware.firmware_updates_canceled(
-                charge_point=answering_charge_point(command), request_id=command.request.get("request_id")
-            )
+            firmware.firmware_updates_canceled(charge_point=charge_point, request_id=request_id, location=location)
         elif not answer_accepted(command):
             firmware.firmware_target_resend_undone(command=command)
+        if answer_accepted(command) and by_hand:
+            firmware.firmware_request_id_reused(charge_point=charge_point, request_id=request_id, location=location)
 
     @staticmethod
     @before_sending(Action.update_firmware)
