@@ -160,6 +160,7 @@ def id_tag_concurrency_checked(
     ocpp_transaction_id: str | None = None,
     start_key: str = "",
     started_at: datetime | None = None,
+    placeless: bool = False,
 ) -> IdTagInfo:
     """``info`` (Accepted) answered ``ConcurrentTx`` when its tag already has its
     ``max_concurrent_sessions`` open elsewhere; otherwise ``info`` unchanged, without a statement
@@ -177,7 +178,10 @@ def id_tag_concurrency_checked(
     on its own connector (1.6) or EVSE (2.0.1) of its charger and its own transaction or
     ``start_key`` (as stored): the one a new start supersedes, or the session a later event or a
     replay of it belongs to. A 1.6 start on connector 0 (none: the charger as a whole) has only
-    its own start: the card's session on a connector of the same charger counts. Matching ignores case.
+    its own start: the card's session on a connector of the same charger counts. ``placeless``: a
+    start yet to come whose charger chooses its connector or EVSE (a remote start naming none): every
+    open session counts, those on its own charger too (the charger starts it on another connector,
+    so the card's session there is a second one). Matching ignores case.
     One statement (the sessions' index on LOWER(id_tag)), at most ``max_concurrent_sessions`` rows.
     """
     limit = info.max_concurrent_sessions
@@ -201,7 +205,7 @@ def id_tag_concurrency_checked(
         for other in places[1:]:
             place |= other
         here &= place
-    elsewhere = open_sessions.exclude(here)
+    elsewhere = open_sessions if placeless else open_sessions.exclude(here)
     if len(elsewhere.values_list("pk", flat=True)[:limit]) < limit:
         return info
     return replace(info, status=CONCURRENT_TX)
@@ -354,6 +358,7 @@ def remote_start_token_warnings(
         charge_point_id=charge_point_id,
         connector_id=connector_id,
         evse_id=evse_id,
+        placeless=connector_id is None and evse_id is None,
     )
     return _status_warnings(id_tag, info, f"the charger is answered so when the session starts, {_STOPS}")
 

@@ -764,3 +764,39 @@ def test_an_id_token_no_card_could_present_is_a_400_naming_it_and_nothing_is_sen
     assert response.status_code == 400, response.json()
     assert list(response.json()["details"]) == [field], response.json()
     assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("version", "path", "body"),
+    [
+        ("1.6", "ocpp16/CP-1/remote_start_transaction", {"id_tag": "FLEET-X"}),
+        (
+            "2.0.1",
+            "ocpp201/CP-1/request_start_transaction",
+            {"remote_start_id": 1, "id_token": {"id_token": "FLEET-X", "type": "ISO14443"}},
+        ),
+    ],
+)
+def test_a_remote_start_naming_no_connector_warns_of_the_cards_session_on_the_same_charger(
+    api_client, register_charge_point, version, path, body
+):
+    """Probe: a fleet card (one session at a time) charging on CP-1's connector / EVSE 1 was
+    remote-started at CP-1 naming no connector with no warning (counted as an Authorize: other
+    chargers only); the charger starts it on another connector, and that start is ConcurrentTx."""
+    charger = register_charge_point("CP-1", ocpp_version=version)
+    IdTag.objects.create(id_tag="FLEET-X", max_concurrent_sessions=1)
+    place = {"connector_id": 1} if version == "1.6" else {"evse_id": 1, "connector_id": 1}
+    Transaction.objects.create(
+        charge_point=charger,
+        id_tag="fleet-x",
+        id_tag_status="Accepted",
+        started_at=timezone.now() - timedelta(minutes=5),
+        ocpp_version=version,
+        **place,
+    )
+    api_client.post(f"/api/v1/{path}", body, format="json")
+    [warning] = Command.objects.get().warnings
+    assert "'FLEET-X' is ConcurrentTx" in warning
+    Transaction.objects.update(status="ended")  # the card is free again: no warning
+    api_client.post(f"/api/v1/{path}", body, format="json")
+    assert sorted(len(command.warnings) for command in Command.objects.all()) == [0, 1]
