@@ -391,13 +391,10 @@ def _snapshot(site: Site, views: list[selectors.SessionView], now: datetime, fai
     """Record the allocation when it changed, and tell the webhook subscribers: every session's
     limit, its TxProfile's (held, or sent in this pass), else the failsafe default it charges under;
     under an operator's TxProfile above the site's, what that one lets it draw."""
-    sent = {
-        sl.transaction_id: sl
-        for sl in SessionLimit.objects.filter(site=site, transaction__in=[v.transaction for v in views])
-    }
+    sent = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(transaction__in=[v.transaction for v in views])}
     held = {}
     for view in views:
-        limit = sent.get(view.transaction.pk)
+        limit = sent.get(view.transaction.pk, view.limit)  # view.limit: one another site sent (unsaved)
         taken = limit is not None and (view.limit is not None or limit.sent_at == now)
         held[str(view.transaction.pk)] = str(limit.limit_a if limit is not None and taken else failsafe)
         if view.override_a is not None:  # an operator's TxProfile above the site's prevails

@@ -124,16 +124,17 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
         m.charge_point_id: m for m in site.members.select_related("charge_point").prefetch_related("connector_maximums")
     }
     failsafe = site_failsafe_limit(site=site, outlets=site_outlets(members=members.values()))
-    held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(site=site)}
     sessions = list(
         Transaction.objects.filter(charge_point_id__in=members, status=TransactionStatus.ACTIVE).order_by("pk")
     )
-    installed, above = _tx_profiles_installed(sessions, held)
+    # Whichever site sent it: a charger moved from another site still holds that site's TxProfile.
+    held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(transaction__in=[s.pk for s in sessions])}
+    installed, above = _tx_profiles_installed(sessions)
     views = []
     for session in sessions:
         member = members[session.charge_point_id]
-        still_installed = (session.charge_point_id, TX_PROFILE_ID_BASE + session.pk) in installed
-        limit = held.get(session.pk) if still_installed else None
+        row = installed.get((session.charge_point_id, TX_PROFILE_ID_BASE + session.pk))
+        limit = (held.get(session.pk) or _limit_of_installed(site, session, row)) if row is not None else None
         phases = site_phase_indices(site=site, member=member)
         profiles = above.get(session.charge_point_id, [])
         override = _overriding(session, profiles, site.voltage_v, len(phases), now)
@@ -170,28 +171,50 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
     return views
 
 
+def _limit_of_installed(site: Site, session: Transaction, row: InstalledChargingProfile) -> SessionLimit | None:
+    """The limit of a session's TxProfile (one the engine sent, ``TX_PROFILE_ID_BASE``) the charger
+    holds with no ``SessionLimit`` left (its site was deleted, the charger then put on this one): as
+    its first period reads, sent when it was installed (unsaved); None when that cannot be read."""
+    schedule: Any = row.profile.get("charging_schedule")
+    schedule = (schedule[0] if schedule else None) if isinstance(schedule, list) else schedule
+    if not isinstance(schedule, dict):
+        return None
+    try:
+        first = schedule["charging_schedule_period"][0]
+        if schedule.get("charging_rate_unit", "A") != "A":
+            return None
+        limit_a = Decimal(str(first["limit"]))
+    except (AttributeError, KeyError, IndexError, TypeError, InvalidOperation):
+        return None
+    if not limit_a.is_finite():
+        return None
+    return SessionLimit(
+        site=site, transaction=session, limit_a=limit_a, sent_at=row.installed_at, raised_at=row.installed_at
+    )
+
+
 def _tx_profiles_installed(
-    sessions: list[Transaction], held: dict[int, SessionLimit]
-) -> tuple[set[tuple[int, int]], dict[int, list[InstalledChargingProfile]]]:
+    sessions: list[Transaction],
+) -> tuple[dict[tuple[int, int], InstalledChargingProfile], dict[int, list[InstalledChargingProfile]]]:
     """(charger pk, profile id) of the sessions' TxProfiles the charger still holds as far as the CSMS
-    knows. A limit whose TxProfile an accepted ClearChargingProfile removed (or a profile of the same
+    knows, with their rows. A limit whose TxProfile an accepted ClearChargingProfile removed (or a profile of the same
     purpose and stack level replaced) is held no more: the session charges under its failsafe default
     (or nothing) and is sent its TxProfile again, as a session that never had one. And, by charger pk,
     the TxProfiles recorded above the site's stack level and the TxDefaultProfiles above the failsafe's
     (an operator's: ``_overriding``); one statement."""
     if not sessions:
-        return set(), {}
-    ids = [TX_PROFILE_ID_BASE + s.pk for s in sessions if s.pk in held]
+        return {}, {}
+    ids = {TX_PROFILE_ID_BASE + s.pk for s in sessions}
     rows = InstalledChargingProfile.objects.filter(charge_point_id__in={s.charge_point_id for s in sessions}).filter(
-        Q(profile_id__in=ids)
+        Q(profile_id__in=sorted(ids))
         | Q(purpose="TxProfile", stack_level__gte=TX_STACK_LEVEL)
         | Q(purpose="TxDefaultProfile", stack_level__gt=FAILSAFE_STACK_LEVEL)
     )
-    installed: set[tuple[int, int]] = set()
+    installed: dict[tuple[int, int], InstalledChargingProfile] = {}
     above: dict[int, list[InstalledChargingProfile]] = {}
     for row in rows:
         if row.profile_id in ids:
-            installed.add((row.charge_point_id, row.profile_id))
+            installed[(row.charge_point_id, row.profile_id)] = row
         if (row.purpose == "TxProfile" and row.stack_level >= TX_STACK_LEVEL and row.profile_id not in ids) or (
             row.purpose == "TxDefaultProfile" and row.stack_level > FAILSAFE_STACK_LEVEL
         ):

@@ -93,6 +93,39 @@ def test_a_limit_whose_tx_profile_was_cleared_is_held_no_more(register_charge_po
     assert (view.limit, view.held_a) == (None, Decimal(32))  # its failsafe default: the site's 32 A
 
 
+def test_a_charger_moved_from_another_site_is_held_at_the_tx_profile_that_site_sent(register_charge_point):
+    """Probe: a charger taken off site A (its session's TxProfile of 32 A still on it, valid for
+    ``CSMS_SITES_PROFILE_VALIDITY``) and put on site B was taken by B for charging under B's failsafe
+    default; an allocation equal to it sent nothing, and the car drew 32 A on B for up to 15 minutes.
+    So after site A was deleted (its limits gone with it): the TxProfile installed says what it holds."""
+    site_a = Site.objects.create(name="A", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    site_b = Site.objects.create(name="B", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(20))
+    charge_point = register_charge_point("CP-MOVED")
+    session = Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=T0
+    )
+    SessionLimit.objects.create(site=site_a, transaction=session, limit_a=Decimal(32), sent_at=T0)
+    installed = _tx_profile_installed(session)
+    installed.profile = {
+        "charging_profile_id": installed.profile_id,
+        "charging_schedule": {
+            "charging_rate_unit": "A",
+            "charging_schedule_period": [{"start_period": 0, "limit": 32}],
+        },
+    }
+    installed.save()
+    SiteMember.objects.create(site=site_b, charge_point=charge_point)  # taken off A, put on B
+    [view] = site_sessions(site=site_b, now=T0 + timedelta(seconds=10))
+    assert (view.limit is not None, view.held_a) == (True, Decimal(32))
+    site_a.delete()
+    [view] = site_sessions(site=site_b, now=T0 + timedelta(seconds=10))
+    assert (view.limit is not None, view.held_a) == (True, Decimal(32))
+    assert view.limit.sent_at == installed.installed_at  # renewed at half its validity from then
+    installed.delete()  # its TxProfile cleared: the failsafe default of B (20 A for its one outlet)
+    [view] = site_sessions(site=site_b, now=T0 + timedelta(seconds=10))
+    assert (view.limit, view.held_a) == (None, Decimal(20))
+
+
 def test_a_1_6_signed_current_is_not_taken_for_the_car_s_draw(register_charge_point):
     """A 1.6 SignedData value is the signed blob: "3E50" is no current, however it reads; a 2.0.1
     reading with its signature beside it is one."""
