@@ -16,6 +16,7 @@ from chargepoints.models import Connector, LifecycleState
 from chargepoints.selectors import connectors_of_their_version
 from charging.metering import SIGNED_DATA
 from charging.models import InstalledChargingProfile, MeterSample, Transaction, TransactionStatus
+from kernel.timestamps import parse_ocpp_time
 from sites.allocator import SessionDemand, SiteLimits
 from sites.models import SessionLimit, Site, SiteMember
 
@@ -231,7 +232,8 @@ def _overriding(
     purpose: str = "TxProfile",
 ) -> Decimal | None:
     """What the session may draw (A per phase) under the TxProfiles above the site's stack level on its
-    connector (EVSE), an operator's: the highest stack level valid now prevails over the site's
+    connector (EVSE), an operator's: the highest stack level valid now (its schedule running,
+    ``_schedule_running``) prevails over the site's
     (OCPP 1.6 §3.13.2, 2.0.1 K01), whatever limit the site sent; on 2.0.1 one at the site's stack level
     too (``_beside_the_site_s``: the station rejects the site's). Its largest period counts (W over
     the period's ``number_phases``, else the phases the car draws on, at the site's voltage); None
@@ -249,6 +251,7 @@ def _overriding(
             or row.connector_id not in connectors
             or (row.valid_from and row.valid_from > now)
             or (row.valid_to and row.valid_to <= now)
+            or not _schedule_running(row.profile, session, now)
             or (purpose == "TxProfile" and not _tx_profile_of(row, session))
             or (purpose == "TxProfile" and row.stack_level == TX_STACK_LEVEL and not _beside_the_site_s(row, session))
         ):
@@ -257,6 +260,38 @@ def _overriding(
         if prevailing is None or row.stack_level > prevailing[0]:
             prevailing = (row.stack_level, limit)
     return prevailing[1] if prevailing else None
+
+
+# How often a Recurring profile's schedule starts again (1.6 RecurrencyKindType, 2.0.1 RecurrencyKindEnumType).
+_RECURRENCE = {"Daily": timedelta(days=1), "Weekly": timedelta(weeks=1)}
+
+
+def _schedule_running(profile: dict[str, Any], session: Transaction, now: datetime) -> bool:
+    """Whether one of a profile's schedules limits the session ``now``: one with a ``duration`` runs
+    from its start (``start_schedule``; without it, a Relative or Absolute one counts from the
+    session's start, 1.6 §7.13) for that many seconds, a Recurring one again from each recurrence
+    (Daily, Weekly); outside it the next lower stack level prevails (1.6 §3.13.2's stacking, 2.0.1
+    K01's). Without a duration, or when it cannot be read, it runs (from its start on)."""
+    schedules = profile.get("charging_schedule")
+    schedules = schedules if isinstance(schedules, list) else [schedules]
+    kind = profile.get("charging_profile_kind")
+    recurrence = _RECURRENCE.get(str(profile.get("recurrency_kind"))) if kind == "Recurring" else None
+    for schedule in schedules:
+        if not isinstance(schedule, dict):
+            return True
+        start = parse_ocpp_time(schedule.get("start_schedule")) if kind != "Relative" else None
+        start = start or session.started_at
+        duration = schedule.get("duration")
+        if not isinstance(duration, int) or isinstance(duration, bool) or start is None:
+            if start is None or start <= now or recurrence is not None:
+                return True
+            continue
+        if recurrence is not None:
+            if (now - start) % recurrence < timedelta(seconds=duration):
+                return True
+        elif start <= now < start + timedelta(seconds=duration):
+            return True
+    return False
 
 
 def _beside_the_site_s(row: InstalledChargingProfile, session: Transaction) -> bool:

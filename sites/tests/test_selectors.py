@@ -126,6 +126,57 @@ def test_a_charger_moved_from_another_site_is_held_at_the_tx_profile_that_site_s
     assert (view.limit, view.held_a) == (None, Decimal(20))
 
 
+@pytest.mark.parametrize(
+    ("kind", "extra", "running", "over"),
+    [
+        ("Absolute", {}, 5, 11),  # 10 minutes from T0
+        ("Relative", {}, 5, 11),  # 10 minutes from the session's start (T0)
+        ("Recurring", {"recurrency_kind": "Daily"}, 24 * 60 + 5, 24 * 60 + 11),  # 10 minutes each day from T0
+    ],
+)
+def test_an_operator_s_profile_whose_schedule_has_run_its_duration_no_longer_prevails(
+    register_charge_point, kind, extra, running, over
+):
+    """Probe: an operator's TxProfile above the site's stack level (6 A for 10 minutes) was counted
+    for the session as long as its validity lasted, though the charger falls back to the next lower
+    stack level when its schedule's duration is over (1.6 §3.13.2, 2.0.1 K01): the site's TxProfile
+    or its failsafe default, more than the 6 A the site counted it at; an operator's TxDefaultProfile
+    likewise."""
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-STACKED")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=T0
+    )
+    schedule = {
+        "charging_rate_unit": "A",
+        "duration": 600,
+        "charging_schedule_period": [{"start_period": 0, "limit": 6}],
+    }
+    if kind != "Relative":
+        schedule["start_schedule"] = "2026-05-01T10:00:00Z"
+    for purpose, connector, stack_level in (("TxProfile", 1, 2), ("TxDefaultProfile", 0, 1)):
+        InstalledChargingProfile.objects.create(
+            charge_point=charge_point,
+            connector_id=connector,
+            profile_id=stack_level,
+            purpose=purpose,
+            stack_level=stack_level,
+            profile={
+                "charging_profile_id": stack_level,
+                "stack_level": stack_level,
+                "charging_profile_purpose": purpose,
+                "charging_profile_kind": kind,
+                "charging_schedule": schedule,
+                **extra,
+            },
+        )
+    [view] = site_sessions(site=site, now=T0 + timedelta(minutes=running))
+    assert (view.override_a, view.default_a) == (Decimal(6), Decimal(6))
+    [view] = site_sessions(site=site, now=T0 + timedelta(minutes=over))
+    assert (view.override_a, view.default_a) == (None, None)
+
+
 def test_a_1_6_signed_current_is_not_taken_for_the_car_s_draw(register_charge_point):
     """A 1.6 SignedData value is the signed blob: "3E50" is no current, however it reads; a 2.0.1
     reading with its signature beside it is one."""
