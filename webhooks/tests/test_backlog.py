@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from webhooks import services
@@ -108,3 +109,18 @@ def test_the_backlog_gauges_are_left_out_while_the_database_fails():
         with pytest.raises(DatabaseError):
             cursor.execute("SELECT 1 / 0")  # the transaction is aborted: every statement fails until its end
         assert list(WebhookBacklogCollector().collect()) == []
+
+
+def test_the_backlog_reads_only_pending_and_failed_deliveries_by_their_index(receivers):
+    """Delivered rows, nearly all of a month's outbox, are not read: counting over the whole table
+    was a sequential scan of it at every scrape and dashboard refresh (2,000,000 rows: 0.6 s)."""
+    delivery(receivers[0])
+    delivery(receivers[0], state=DeliveryState.DELIVERED)
+    with CaptureQueriesContext(connection) as captured:
+        webhook_backlog(now=timezone.now())
+    (query,) = captured.captured_queries
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a sequential scan stays only when no index serves
+        cursor.execute(f"EXPLAIN {query['sql']}")
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+    assert "Seq Scan" not in plan and "state" in plan, plan
