@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -425,6 +425,7 @@ class WebhookReceiver:
     url: str
     requests: list[tuple[dict[str, str], bytes]]
     status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every answer
 
 
 @pytest.fixture
@@ -436,6 +437,8 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
             self.send_response(receiver.status)
+            for name, value in receiver.headers.items():
+                self.send_header(name, value)
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:

@@ -39,7 +39,12 @@ from webhooks.services import (
     webhook_deliveries_release,
 )
 from webhooks.signing import subscription_signature_header
-from webhooks.url_safety import UnsafeWebhookUrl, WebhookHostUnresolved, webhook_target_resolve
+from webhooks.url_safety import (
+    UnsafeWebhookUrl,
+    WebhookHostUnresolved,
+    webhook_target_resolve,
+    webhook_url_redacted,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,7 +125,10 @@ async def webhook_delivery_post(
             timeout=aiohttp.ClientTimeout(total=budget),
         ) as response:
             status_code = response.status
+            location = response.headers.get("Location", "")
         error = "" if 200 <= status_code < 300 else f"HTTP {status_code}"
+        if 300 <= status_code < 400:
+            error += redirect_told(location)
     except TimeoutError:
         error = f"TimeoutError: no answer within {budget:.1f} s"
     except Exception as failure:  # connection refused, reset, bad TLS, ...
@@ -133,6 +141,22 @@ async def webhook_delivery_post(
         error=error,
         duration_ms=round((time.monotonic() - started) * 1000, 2),
     )
+
+
+# A redirect's target as recorded in an attempt's error: at most this many characters.
+REDIRECT_SHOWN_CHARS = 300
+
+
+def redirect_told(location: str) -> str:
+    """What an attempt's error adds to a redirect's ``HTTP 3xx``: where the receiver sent it (without
+    the secrets a URL may hold, ``webhook_url_redacted``), and that it was not followed. An operator
+    read only ``HTTP 301`` (a receiver moved to https, say) and could not tell where to."""
+    if not location:
+        return " (a redirect, not followed)"
+    shown = webhook_url_redacted(location.strip())
+    if len(shown) > REDIRECT_SHOWN_CHARS:
+        shown = shown[:REDIRECT_SHOWN_CHARS] + "…"
+    return f" (a redirect to {shown}, not followed: change the subscription's URL if the receiver moved)"
 
 
 def refusal(delivery: WebhookDelivery, token: uuid.UUID, refused: UnsafeWebhookUrl) -> AttemptOutcome:

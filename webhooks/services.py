@@ -29,8 +29,9 @@ from webhooks.url_safety import webhook_url_check, webhook_url_redacted
 
 logger = logging.getLogger(__name__)
 
-# Receiver answers that will never succeed on retry.
-_PERMANENT_STATUSES = {400, 401, 403, 404, 405, 410, 413, 422}
+# Receiver answers that will never succeed on retry: redirects are not followed, so a permanent one
+# (301 Moved Permanently, 308 Permanent Redirect: the receiver moved, to https say) neither.
+_PERMANENT_STATUSES = {301, 308, 400, 401, 403, 404, 405, 410, 413, 422}
 
 
 def webhook_subscription_create(

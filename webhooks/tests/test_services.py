@@ -176,11 +176,30 @@ def test_a_receiver_that_will_never_accept_fails_at_once_and_can_be_resent(allow
 
 def test_redirects_are_not_followed(allow_private, webhook_receiver):
     webhook_receiver.status = 302
+    webhook_receiver.headers = {"Location": "https://hooks.example.com/in?token=s3cr3t"}
     subscribe(url=webhook_receiver.url)
     services.webhook_event_emit(event_type="charge_point.offline", data={})
     webhook_deliveries_send()
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.last_status_code) == ("pending", 302)
+    # Where the receiver sent it, without the URL's secrets: "HTTP 302" alone did not tell.
+    assert delivery.last_error.startswith("HTTP 302 (a redirect to https://hooks.example.com/in?token=[redacted], not")
+    assert "s3cr3t" not in delivery.last_error
+
+
+@pytest.mark.parametrize("status", [301, 308])
+def test_a_permanent_redirect_fails_at_once(allow_private, webhook_receiver, status):
+    """Redirects are not followed, so a receiver that moved for good (301, 308: http to https, say)
+    will not take it on any retry: it was retried up to CSMS_WEBHOOK_MAX_ATTEMPTS times over an hour,
+    every event, saying only "HTTP 301"."""
+    webhook_receiver.status = status
+    webhook_receiver.headers = {"Location": "https://hooks.example.com/in"}
+    subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    webhook_deliveries_send()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", 1, status)
+    assert "a redirect to https://hooks.example.com/in, not followed" in delivery.last_error
 
 
 def test_a_finished_command_is_an_event(allow_private, register_charge_point):
