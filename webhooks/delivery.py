@@ -79,19 +79,23 @@ async def refused_urls(urls: set[str], resolver: PinnedResolver) -> dict[str, Un
     """The URL guard, once per receiver URL of a claim: pins the vetted addresses of each URL that
     passes in ``resolver`` and returns {url: the guard's refusal} for the others.
 
-    This is the one place the guard runs before sending (in threads: it resolves DNS). A refusal is
-    UnsafeWebhookUrl (never deliverable) or WebhookHostUnresolved (DNS may answer next time).
+    The guard runs before sending here and in the engine (``url_refusal``, in threads: it resolves
+    DNS). A refusal is UnsafeWebhookUrl (never deliverable) or WebhookHostUnresolved (DNS may answer
+    next time).
     """
 
-    async def check(url: str) -> UnsafeWebhookUrl | None:
-        try:
-            resolver.pin(await asyncio.to_thread(webhook_target_resolve, url))
-        except UnsafeWebhookUrl as unsafe:
-            return unsafe
-        return None
-
-    verdicts = await asyncio.gather(*(check(url) for url in urls))
+    verdicts = await asyncio.gather(*(url_refusal(url, resolver) for url in urls))
     return {url: verdict for url, verdict in zip(urls, verdicts, strict=True) if verdict}
+
+
+async def url_refusal(url: str, resolver: PinnedResolver) -> UnsafeWebhookUrl | None:
+    """The URL guard for one receiver URL (in a thread: it resolves DNS): pins its vetted addresses in
+    ``resolver`` and returns None, or returns the guard's refusal."""
+    try:
+        resolver.pin(await asyncio.to_thread(webhook_target_resolve, url))
+    except UnsafeWebhookUrl as unsafe:
+        return unsafe
+    return None
 
 
 async def webhook_delivery_post(
@@ -159,6 +163,11 @@ def redirect_told(location: str) -> str:
     return f" (a redirect to {shown}, not followed: change the subscription's URL if the receiver moved)"
 
 
+def claimed_urls(claim: Claim) -> set[str]:
+    """The receiver URLs of a claim's deliveries, each once."""
+    return {delivery.subscription.url for delivery in claim.deliveries}
+
+
 def refusal(delivery: WebhookDelivery, token: uuid.UUID, refused: UnsafeWebhookUrl) -> AttemptOutcome:
     """The attempt the URL guard stopped: permanent, unless the host did not resolve (retried)."""
     return AttemptOutcome(
@@ -179,7 +188,7 @@ async def claim_deliver(claim: Claim) -> list[AttemptOutcome]:
     """
     lease_deadline = time.monotonic() + (claim.expires_at - timezone.now()).total_seconds()
     resolver = PinnedResolver()
-    refused = await refused_urls({d.subscription.url for d in claim.deliveries}, resolver)
+    refused = await refused_urls(claimed_urls(claim), resolver)
     outcomes = [
         refusal(d, claim.token, refused[d.subscription.url]) for d in claim.deliveries if d.subscription.url in refused
     ]
@@ -287,11 +296,15 @@ class DeliveryEngine:
         if not claim.deliveries:
             return
         lease_deadline = started + settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS
-        refused = await refused_urls({d.subscription.url for d in claim.deliveries}, self._resolver)
+        # Each receiver's URL guard runs on its own, awaited by that receiver's deliveries only: the
+        # claim went on to send once every receiver's DNS had answered, so one receiver whose name
+        # servers took seconds to answer (or to fail) held up every other receiver's deliveries, and
+        # every later claim holding one of its events again.
+        checks = {url: asyncio.ensure_future(url_refusal(url, self._resolver)) for url in claimed_urls(claim)}
         for delivery in claim.deliveries:
             self._in_flight[delivery.subscription_id] += 1
             task = asyncio.create_task(
-                self._send(session, delivery, claim.token, lease_deadline, refused.get(delivery.subscription.url))
+                self._send(session, delivery, claim.token, lease_deadline, checks[delivery.subscription.url])
             )
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
@@ -302,13 +315,19 @@ class DeliveryEngine:
         delivery: WebhookDelivery,
         token: uuid.UUID,
         lease_deadline: float,
-        refused: UnsafeWebhookUrl | None,
+        check: asyncio.Future[UnsafeWebhookUrl | None],
     ) -> None:
         receiver = delivery.subscription_id
         slots = self._receivers.get(receiver) or self._receivers.setdefault(
             receiver, asyncio.Semaphore(self.per_receiver)
         )
         try:
+            try:
+                refused = await check
+            except Exception:
+                logger.exception("Checking the webhook URL of subscription %s failed; sending it later", receiver)
+                self._unsent.append((token, delivery.id))
+                return
             async with slots:
                 if refused is not None:
                     outcome: AttemptOutcome | None = refusal(delivery, token, refused)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,3 +143,40 @@ async def test_the_engine_connects_to_the_checked_address_and_fails_a_refused_ta
     assert rebound.hosts == []
     attempts = WebhookDelivery.objects.filter(subscription=refused).values_list("attempts", "last_status_code")
     assert await sync_to_async(list)(attempts) == [(1, None)]
+
+
+async def test_a_receiver_whose_dns_is_slow_does_not_hold_up_the_others(
+    monkeypatch, settings, webhook_receiver, engine
+):
+    """Each claim checked every receiver's URL, resolving its host, before sending any of its
+    deliveries: one receiver whose name servers took seconds to answer held up every other one."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    answer = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "hooks.slow-dns.test":
+            answer.wait(timeout=30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    slow = await WebhookSubscription.objects.acreate(
+        url="http://hooks.slow-dns.test/h", events=["charge_point.offline"], secret="whsec_a"
+    )
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.offline"])
+    try:
+        await sync_to_async(emit_to_both)(1)
+        engine.wake()
+        await eventually(lambda: len(webhook_receiver.requests) == 1, timeout=10)
+        assert await sync_to_async(states)(slow.id) == [DeliveryState.PENDING]  # its lookup still waits
+    finally:
+        answer.set()
+
+    async def retried() -> bool:
+        delivery = await WebhookDelivery.objects.aget(subscription=slow)
+        return delivery.attempts == 1
+
+    await eventually(retried, timeout=30)
+    delivery = await WebhookDelivery.objects.aget(subscription=slow)
+    assert (delivery.state, delivery.last_status_code) == (DeliveryState.PENDING, None)  # retried later
