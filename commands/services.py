@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 class CommandRefused(Exception):
     """The request cannot be sent; ``code`` names why (NotFound, ValidationError, UnsupportedVersion,
-    ChargePointPending, IdempotencyKeyReused)."""
+    ChargePointDecommissioned, ChargePointPending, IdempotencyKeyReused)."""
 
     def __init__(self, code: str, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -187,8 +187,8 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
     then makes the command's row durable too (``_PENDING_ROW_FLUSHED_BY_THE_OUTCOME``).
 
     Raises ``ApiKeyInactive`` first if an unchecked key is no longer active, then
-    ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointPending, ValidationError,
-    IdempotencyKeyReused)."""
+    ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointDecommissioned, ChargePointPending,
+    ValidationError, IdempotencyKeyReused)."""
     action = catalog.ocpp_action(request.command)
     if (
         connection.vendor == "postgresql"
@@ -236,12 +236,13 @@ def _command_record(request: CommandRequest, *, outcome_follows: bool) -> tuple[
 
 _CHARGERS = ChargePoint._meta.db_table
 # The charge point's read, the key's check and the audit row's INSERT in one statement (issue 15):
-# the row is inserted only for a registered charger of the request's version (or none yet) and an
-# active key; the charger's columns (NULL if not registered), the key's check and whether it was.
+# the row is inserted only for a registered charger of the request's version (or none yet), not
+# decommissioned, and an active key; the charger's columns (NULL if not registered), the key's check and whether it was.
 _RECORD_AT_ONCE = (
     f"WITH cp AS (SELECT {columns_of(ChargePoint, 'c')} FROM {_CHARGERS} c WHERE c.charge_point_id = %s),"
     " allowed AS (SELECT {key_active} AS key_active{commit_setting}),"
-    " recorded AS ({insert}, allowed WHERE allowed.key_active AND cp.ocpp_version IN ('', %s) RETURNING 1)"
+    " recorded AS ({insert}, allowed WHERE allowed.key_active AND cp.ocpp_version IN ('', %s)"
+    f" AND cp.lifecycle_state <> '{LifecycleState.DECOMMISSIONED}' RETURNING 1)"
     f" SELECT {columns_of(ChargePoint, 'cp')}, allowed.key_active, EXISTS (SELECT 1 FROM recorded)"
     " FROM allowed LEFT JOIN cp ON true"
 )
@@ -411,8 +412,8 @@ _NOT_WHILE_PENDING = frozenset(
 
 
 def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandRequest) -> None:
-    """Raises ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointPending) unless
-    ``request`` may go to ``charge_point``."""
+    """Raises ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointDecommissioned,
+    ChargePointPending) unless ``request`` may go to ``charge_point``."""
     if charge_point is None:
         raise CommandRefused("NotFound", f"Charge point {request.charge_point_id!r} is not registered.")
     if charge_point.ocpp_version and charge_point.ocpp_version != request.ocpp_version:
@@ -420,6 +421,14 @@ def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandReq
             "UnsupportedVersion",
             f"{request.command} is an OCPP {request.ocpp_version} command; "
             f"this charge point speaks OCPP {charge_point.ocpp_version}.",
+        )
+    if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
+        # Refused at its handshake: never connected again until commissioned, so no retry can reach it
+        # (it was a 503 NotConnected, which tells a caller to try again later).
+        raise CommandRefused(
+            "ChargePointDecommissioned",
+            "The charge point is decommissioned: it is refused at its handshake and can receive no command"
+            " until it is commissioned again.",
         )
     action = catalog.ocpp_action(request.command)
     if action in _NOT_WHILE_PENDING and charge_point.lifecycle_state == LifecycleState.PENDING:

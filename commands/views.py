@@ -54,6 +54,7 @@ _REFUSED_HTTP_STATUS = {
     "ValidationError": 400,
     "UnsupportedVersion": 400,
     "ChargePointPending": 409,
+    "ChargePointDecommissioned": 409,
     "IdempotencyKeyReused": 422,
 }
 

@@ -22,7 +22,12 @@ from kernel.api_errors import ApiError
 from kernel.models import ApiKey
 from kernel.query_params import unknown_query_parameters_refused
 
-_REFUSED_HTTP_STATUS = {"NotFound": 404, "ValidationError": 400, "UnsupportedVersion": 400}
+_REFUSED_HTTP_STATUS = {
+    "NotFound": 404,
+    "ValidationError": 400,
+    "UnsupportedVersion": 400,
+    "ChargePointDecommissioned": 409,
+}
 
 
 def _charge_point(charge_point_id: str) -> ChargePoint:

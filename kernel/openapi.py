@@ -71,8 +71,8 @@ ERROR_DESCRIPTIONS = {
     504: "Timeout: the charger did not answer within CSMS_OCPP_CALL_TIMEOUT",
 }
 # A command sent to a charger: a bad body (400), an unknown charger (404), refused (409 the charger's
-# status, CommandInProgress, ChargePointPending), the idempotency key of another request (422), and
-# the charger's outcomes.
+# status, CommandInProgress, ChargePointPending, ChargePointDecommissioned), the idempotency key of
+# another request (422), and the charger's outcomes.
 COMMAND_ERROR_STATUSES = (400, 404, 409, 422, 501, 502, 503, 504)
 _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -204,6 +204,40 @@ def test_a_remote_start_or_stop_to_a_pending_charger_is_refused_unsent(
     assert allowed.json()["error"] == "NotConnected"  # anything else still goes (the charger is away)
 
 
+@pytest.mark.parametrize("idempotency_key", ["", "k-decommissioned"])
+@pytest.mark.parametrize(
+    ("version", "path", "body"),
+    [
+        ("1.6", "ocpp16/CP-D/reset", {"type": "Soft"}),
+        ("1.6", "ocpp16/reset", {"charge_point_id": "CP-D", "type": "Soft"}),
+        ("2.0.1", "ocpp201/CP-D/reset", {"type": "Immediate"}),
+    ],
+)
+def test_a_command_to_a_decommissioned_charger_is_a_409_unsent(
+    api_client, register_charge_point, version, path, body, idempotency_key
+):
+    """A decommissioned charger is refused at its handshake: it can never receive the command, so
+    not a 503 NotConnected (which tells the caller to try again later), and nothing is recorded."""
+    register_charge_point("CP-D", ocpp_version=version, lifecycle_state="decommissioned")
+    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key} if idempotency_key else {}
+    response = api_client.post(f"/api/v1/{path}", body, format="json", **headers)
+    assert (response.status_code, response.json()["error"]) == (409, "ChargePointDecommissioned")
+    assert response.json()["charge_point_id"] == "CP-D"
+    assert "decommissioned" in response.json()["message"]
+    assert not Command.objects.exists()
+
+
+def test_a_configuration_change_to_a_decommissioned_charger_is_a_409(api_client, register_charge_point):
+    register_charge_point("CP-D", ocpp_version="1.6", lifecycle_state="decommissioned")
+    response = api_client.patch(
+        "/api/v1/chargepoints/CP-D/configuration",
+        {"keys": [{"key": "HeartbeatInterval", "value": "300"}]},
+        format="json",
+    )
+    assert (response.status_code, response.json()["error"]) == (409, "ChargePointDecommissioned")
+    assert not Command.objects.exists()
+
+
 @pytest.mark.parametrize("wait", ["false", "0", "FALSE"])
 def test_a_command_not_waited_for_to_a_charger_not_connected_is_a_503_at_once(api_client, register_charge_point, wait):
     """The record's read of the charger shows no process holds it: nothing to wait for, the 503 the
