@@ -162,6 +162,16 @@ def _charge_point_id_problem(in_path: str | None, in_body: Any) -> str:
     return ""
 
 
+def _idempotency_keys_sent(request: Request) -> int:
+    """How many ``Idempotency-Key`` headers the request carries: Django joins repeated headers with
+    a comma into one (``"k-1,k-2"``), which would record the command under a key the caller never
+    sent and replay neither. Counted in the ASGI scope (a WSGI request has one value: at most 1)."""
+    scope = getattr(request._request, "scope", None)
+    if scope is None:
+        return 1 if "Idempotency-Key" in request.headers else 0
+    return sum(1 for name, _ in scope.get("headers", ()) if name.lower() == b"idempotency-key")
+
+
 class OcppCommandView(APIView):
     """POST an OCPP command; set by ``as_view(ocpp_version=..., command=...)``."""
 
@@ -199,6 +209,16 @@ class OcppCommandView(APIView):
                 request,
                 ApiError(
                     400, "ValidationError", "The request body is invalid.", details={"charge_point_id": [problem]}
+                ),
+            )
+        if _idempotency_keys_sent(request) > 1:  # joined with "," into one key, a key neither sent
+            raise self._after_the_key_checked(
+                request,
+                ApiError(
+                    400,
+                    "ValidationError",
+                    "The Idempotency-Key header is sent more than once.",
+                    details={"Idempotency-Key": ["One key per request: the header is sent more than once."]},
                 ),
             )
         idempotency_key = request.headers.get("Idempotency-Key", "")

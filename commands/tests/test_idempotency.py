@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -207,3 +209,42 @@ async def test_a_command_that_timed_out_unsent_behind_another_is_sent_by_a_retry
         await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
         assert await retry == (200, {"status": "Accepted"}, second_id)
     assert await Command.objects.filter(state="accepted").acount() == 1
+
+
+def post_with_headers(url: str, body: dict, headers: list[tuple[str, str]]) -> tuple[int, dict, str]:
+    """POST ``body`` with ``headers`` as given, a name repeated as often as it comes (urllib cannot)."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=40)
+    try:
+        data = json.dumps(body).encode()
+        connection.putrequest("POST", parts.path)
+        for name, value in [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *headers]:
+            connection.putheader(name, value)
+        connection.endheaders(data)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read()), response.headers.get("X-Command-Id", "")
+    finally:
+        connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_two_idempotency_keys_on_one_request_are_a_400_naming_the_header(daphne, api_key):
+    """Two Idempotency-Key headers were joined by Django into one key, ``k-1,k-2``: the command was
+    recorded under a key the caller never sent, and a retry with either key sent it again. Now the
+    request is refused, nothing recorded; one key (a comma in it included) still goes."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-TWO", heartbeat_interval=60)
+    url, reset = f"{daphne.http_url}/api/v1/ocpp16/CP-TWO/reset", {"type": "Soft"}
+    auth = ("Authorization", f"Bearer {api_key}")
+    status, body, command_id = await asyncio.to_thread(
+        post_with_headers, url, reset, [auth, ("Idempotency-Key", "k-1"), ("Idempotency-Key", "k-2")]
+    )
+    assert (status, body["error"], command_id) == (400, "ValidationError", "")
+    assert list(body["details"]) == ["Idempotency-Key"]
+    assert body["charge_point_id"] == "CP-TWO"
+    assert not await Command.objects.aexists()
+
+    status, body, command_id = await asyncio.to_thread(
+        post_with_headers, url, reset, [auth, ("Idempotency-Key", "k-1,k-2")]
+    )
+    assert (status, body["error"]) == (503, "NotConnected")
+    assert (await Command.objects.aget()).idempotency_key == "k-1,k-2"
