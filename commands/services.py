@@ -411,6 +411,12 @@ _NOT_WHILE_PENDING = frozenset(
 )
 
 
+DECOMMISSIONED_MESSAGE = (
+    "The charge point is decommissioned: it is refused at its handshake and can receive no command"
+    " until it is commissioned again."
+)
+
+
 def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandRequest) -> None:
     """Raises ``CommandRefused`` (NotFound, UnsupportedVersion, ChargePointDecommissioned,
     ChargePointPending) unless ``request`` may go to ``charge_point``."""
@@ -425,11 +431,7 @@ def _charge_point_sendable(charge_point: ChargePoint | None, request: CommandReq
     if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:
         # Refused at its handshake: never connected again until commissioned, so no retry can reach it
         # (it was a 503 NotConnected, which tells a caller to try again later).
-        raise CommandRefused(
-            "ChargePointDecommissioned",
-            "The charge point is decommissioned: it is refused at its handshake and can receive no command"
-            " until it is commissioned again.",
-        )
+        raise CommandRefused("ChargePointDecommissioned", DECOMMISSIONED_MESSAGE)
     action = catalog.ocpp_action(request.command)
     if action in _NOT_WHILE_PENDING and charge_point.lifecycle_state == LifecycleState.PENDING:
         raise CommandRefused(

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.db.models import Q, QuerySet, Subquery
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState
 from commands.models import Command, CommandState
 from commands.services import (
+    DECOMMISSIONED_MESSAGE,
     CommandRefused,
     CommandRequest,
     command_refusal,
@@ -97,12 +98,15 @@ def log_upload_request(
 
     The request is recorded as a command; a refused or undelivered one leaves the upload failed.
     Raises MaintenanceError (404 unknown charger, 400 bad body or a ``log_type`` other than
-    DiagnosticsLog of a 1.6 charger, 503 ``NotConnected`` for a charger that
+    DiagnosticsLog of a 1.6 charger, 409 ``ChargePointDecommissioned`` for a decommissioned charger
+    (it never connects: nothing is sent, as a command to it is answered), 503 ``NotConnected`` for a charger that
     never connected: its OCPP version unknown, nothing is sent, as a command to it is answered).
     """
     charge_point = ChargePoint.objects.filter(charge_point_id=charge_point_id).first()
     if charge_point is None:
         raise MaintenanceError(404, "NotFound", f"Charge point {charge_point_id!r} is not registered.")
+    if charge_point.lifecycle_state == LifecycleState.DECOMMISSIONED:  # never connects: 409, as a command
+        raise MaintenanceError(409, "ChargePointDecommissioned", DECOMMISSIONED_MESSAGE)
     version = charge_point.ocpp_version
     if not version:
         raise MaintenanceError(
@@ -135,7 +139,8 @@ def log_upload_request(
         command = command_send(request=request)
     except CommandRefused as refused:
         upload.delete()
-        raise MaintenanceError(400, refused.code, str(refused), refused.details) from None
+        refused_status = 409 if refused.code == "ChargePointDecommissioned" else 400  # decommissioned since
+        raise MaintenanceError(refused_status, refused.code, str(refused), refused.details) from None
     # The charger may have reported and uploaded already (it acts once it has answered): only what
     # the answer tells is written, and the name it announced only while no file has arrived.
     announced = (command.response or {}).get("file_name") or (command.response or {}).get("filename") or ""

@@ -189,6 +189,24 @@ def test_logs_asked_of_a_charger_that_never_connected_are_a_503_not_connected_as
     assert api_client.get("/api/v1/chargepoints/SILENT/diagnostics").json() == []
 
 
+@pytest.mark.parametrize("ocpp_version", ["1.6", "2.0.1", ""])
+def test_logs_asked_of_a_decommissioned_charger_are_a_409_as_a_command(api_client, ocpp_version):
+    """A decommissioned charger is refused at its handshake: the diagnostics API answered 503
+    NotConnected (one never connected) or 400 (one that had), where a command to it is a 409
+    ChargePointDecommissioned; nothing is recorded."""
+    ChargePoint.objects.create(
+        charge_point_id="GONE", heartbeat_interval=60, ocpp_version=ocpp_version, lifecycle_state="decommissioned"
+    )
+    reply = api_client.post("/api/v1/chargepoints/GONE/diagnostics", {}, format="json")
+    assert (reply.status_code, reply.json()["error"]) == (409, "ChargePointDecommissioned")
+    assert reply.json()["charge_point_id"] == "GONE"
+    command = api_client.post(
+        "/api/v1/ocpp16/GONE/get_diagnostics", {"location": "https://logs.example/up"}, format="json"
+    )
+    assert ocpp_version == "2.0.1" or command.json()["error"] == reply.json()["error"]
+    assert api_client.get("/api/v1/chargepoints/GONE/diagnostics").json() == []
+
+
 def test_a_security_log_asked_of_a_1_6_charger_is_a_400_naming_log_type(api_client):
     """h8's probe: ``{"log_type": "SecurityLog"}`` to a 1.6 charger was sent as GetDiagnostics and
     answered 201 (its ``log_type`` "Diagnostics"): the operator asking for the security log got the
