@@ -36,12 +36,13 @@ def charger_time_read(value: str | None) -> datetime | None:
 def parse_ocpp_time(value: str | None) -> datetime | None:
     """Parse an OCPP timestamp to an aware UTC datetime; None when absent or unreadable.
 
-    Without an offset it is taken as UTC; RFC 3339's lower-case ``t`` and ``z`` are read. A time
+    Without an offset it is taken as UTC; RFC 3339's lower-case ``t`` and ``z`` are read; a date
+    without its time of day (``2026-12-07``: a firmware sending its date) is unreadable. A time
     beyond what UTC can hold (``0001-01-01T00:00:00+01:00``) becomes the earliest or latest
     datetime, never an error (``chargepoints.clock`` then finds it implausible). A leap second
     (``23:59:60``, RFC 3339 §5.6) is the instant after second 59.
     """
-    if not value:
+    if not value or not _TIME_OF_DAY.search(value):  # a date alone is no instant (not midnight)
         return None
     parsed = _parsed(value)
     if parsed is None:
@@ -55,6 +56,10 @@ def parse_ocpp_time(value: str | None) -> datetime | None:
     except OverflowError:  # year 1 ahead of UTC, or year 9999 behind it: the nearest edge
         ahead_of_utc = (parsed.utcoffset() or timedelta(0)) > timedelta(0)
         return (datetime.min if ahead_of_utc else datetime.max).replace(tzinfo=UTC)
+
+
+# A time of day after the date: ISO 8601's date alone (``2026-12-07``, ``2026-W49-1``) parses as midnight.
+_TIME_OF_DAY = re.compile(r"\d[Tt ]\d")
 
 
 def _parsed(value: str) -> datetime | None:

@@ -38,3 +38,9 @@ def test_a_time_is_written_in_utc_to_the_millisecond_with_a_four_digit_year(valu
 def test_a_leap_second_is_read_as_the_instant_after_second_59(sent, read):
     """RFC 3339 §5.6 allows second 60: it was unreadable (the receipt stood in, flagged)."""
     assert parse_ocpp_time(sent) == read
+
+
+@pytest.mark.parametrize("sent", ["2026-12-07", "20261207", "2026-W49-1", "2026-12-07Z", " 2026-12-07 "])
+def test_a_date_without_its_time_of_day_is_unreadable_not_midnight(sent):
+    """ISO 8601's date alone parsed as midnight UTC: a plausible time hours before the event."""
+    assert parse_ocpp_time(sent) is None

@@ -1040,3 +1040,29 @@ async def test_v201_events_stamped_behind_on_a_live_connection_are_timed_from_th
     assert not await MeterSample.objects.filter(transaction=session, timestamp__lt=before).aexists()
     assert session.energy_wh == Decimal(1000)
     assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_start_stamped_with_a_date_and_no_time_of_day_is_unreadable_not_midnight(daphne, version):
+    """A firmware that sends only its date (``2026-12-07``) tells no time of day: it was read as
+    midnight UTC, a plausible time, and the session billed the hours since. Unreadable: its receipt
+    stands in, flagged ``clock_implausible``, as for ``"not-a-date"``."""
+    charge_point_id = f"CLK-DATE-{version}"
+    await charger_with_tag_and_default_tariff(charge_point_id)
+    before = datetime.now(UTC)
+    date_only = before.date().isoformat()
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        if version == "1.6":
+            start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": date_only}
+            transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
+            stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": stamp()}
+            await result(websocket, "e1", "StopTransaction", stop)
+        else:
+            await result(websocket, "1", "TransactionEvent", v201_event("Started", 0, date_only, 1000))
+            await result(websocket, "2", "TransactionEvent", v201_event("Ended", 1, stamp(), 2000))
+            transaction_id = (await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id)).pk
+
+    session = await session_with_record(transaction_id)
+    assert before <= session.started_at <= session.stopped_at
+    assert session.billing_record.duration_seconds < 60
+    assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
