@@ -16,7 +16,7 @@ from billing.pricing import round_money
 from chargepoints.models import ChargePoint, Connector
 from charging.metering import Anomaly
 from charging.models import IdTag, MeterSample, ReconciliationItem, Transaction
-from conftest import DaphneServer, raw_socket, wait_until_servers_done
+from conftest import DaphneServer, charger_row_held, raw_socket, wait_until_servers_done
 from kernel.timestamps import format_ocpp_time
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -1066,3 +1066,22 @@ async def test_a_start_stamped_with_a_date_and_no_time_of_day_is_unreadable_not_
     assert before <= session.started_at <= session.stopped_at
     assert session.billing_record.duration_seconds < 60
     assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_boots_current_time_is_the_time_it_is_answered_not_when_its_write_began(daphne, version):
+    """The charger sets its clock by the BootNotification answer's ``currentTime``: it was the time
+    the boot's write began, so a boot waiting for its charger's row (an admin's long transaction)
+    set the charger's clock behind by that wait."""
+    charge_point_id = f"CLK-BOOT-NOW-{version}"
+    await ChargePoint.objects.acreate(charge_point_id=charge_point_id, heartbeat_interval=60)
+    boot = (
+        {"chargePointVendor": "Acme", "chargePointModel": "One"}
+        if version == "1.6"
+        else {"reason": "PowerUp", "chargingStation": {"vendorName": "Acme", "model": "One"}}
+    )
+    async with raw_socket(daphne, version, charge_point_id) as websocket:
+        async with charger_row_held(charge_point_id, at_most=2.0):
+            answer = await result(websocket, "b1", "BootNotification", boot)
+        answered_at = datetime.now(UTC)
+    assert answered_at - datetime.fromisoformat(answer["currentTime"]) < timedelta(seconds=0.5)

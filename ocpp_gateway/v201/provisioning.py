@@ -47,7 +47,8 @@ class ProvisioningHandlers:
             await in_commit_group(firmware.firmware_booted)(charge_point_id=self.id, firmware_version=firmware_version)
         self.heartbeat_interval = result.interval  # which the charger adopts from this answer
         return call_result.BootNotification(
-            current_time=format_ocpp_time(result.current_time),
+            # The clock the charger sets by it: now, not when the boot's write began (it may have waited for a lock)
+            current_time=format_ocpp_time(utc_now()),
             interval=result.interval,
             status=result.status,
         )
