@@ -436,6 +436,8 @@ CSMS_MAX_CONNECTOR_ID = env_int("CSMS_MAX_CONNECTOR_ID", 128, minimum=1)
 CSMS_MAX_DEVICE_MODEL_VARIABLES = env_int("CSMS_MAX_DEVICE_MODEL_VARIABLES", 10000, minimum=1)
 # The newest 2.0.1 EV charging needs (NotifyEVChargingNeeds) kept per charger; older ones are deleted.
 CSMS_MAX_EV_CHARGING_NEEDS = env_int("CSMS_MAX_EV_CHARGING_NEEDS", 100, minimum=1)
+# The most open reconciliation items (parked stops) per charger: a stop of no session past it is not parked.
+CSMS_MAX_OPEN_RECONCILIATION_ITEMS = env_int("CSMS_MAX_OPEN_RECONCILIATION_ITEMS", 1000, minimum=1)
 # The most entries (seqNos or runs of them) a 2.0.1 session keeps of the seqNos its events used.
 CSMS_MAX_SEQ_NO_ENTRIES = env_int("CSMS_MAX_SEQ_NO_ENTRIES", 1000, minimum=2)
 CSMS_MAX_HANDSHAKES_PER_IP = env_int("CSMS_MAX_HANDSHAKES_PER_IP", 200, minimum=1)

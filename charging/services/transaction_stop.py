@@ -5,6 +5,7 @@ What cannot simply be applied is parked as a reconciliation item for an operator
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction as db_transaction
 from django.utils import timezone
 
@@ -57,6 +59,8 @@ from charging.services.status_reads import opened_before_boot
 from charging.services.transaction_end import transaction_finish
 from kernel.plain_sql import gathered_rows_written
 from kernel.storable_text import unstorable_numbers_replaced
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -186,14 +190,18 @@ def stop_lookup_of_request(request: StopRequest) -> StopLookup:
 stopping_unit_register(transaction_stop, stop_lookup_of_request)
 
 
-def _unknown_stop_park(park: _Parker, ocpp_transaction_id: str, rows: Sequence[SampleRow]) -> ReconciliationItem:
+def _unknown_stop_park(
+    park: _Parker, ocpp_transaction_id: str, rows: Sequence[SampleRow], *, bounded: bool = True
+) -> ReconciliationItem | None:
     """Park the stop of a session the CSMS does not know, with its samples' ledger ``rows`` (of no
-    session; once: a resent copy brings the same samples again)."""
+    session; once: a resent copy brings the same samples again). None: not parked, the charger's
+    queue is full (``_Parker``), its samples not stored."""
     negative = re.fullmatch(r"-[0-9]+", ocpp_transaction_id)
     item, new = park(
-        ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION
+        ReconciliationReason.INVALID_TRANSACTION_ID if negative else ReconciliationReason.UNKNOWN_TRANSACTION,
+        bounded=bounded,
     )
-    if new:
+    if item is not None and new:
         for row in rows:
             row.reconciliation_item_id = item.pk
         sample_rows_stored(rows)
@@ -204,6 +212,11 @@ def _unknown_stop(park: _Parker, rows: Sequence[SampleRow], answer: IdTagInfo | 
     """Park the stop of a session the CSMS does not know; when it clearly meant a session open on
     its charger (``_open_session_meant``), attach it there at once, as an operator would."""
     parked = _unknown_stop_park(park, park.request.ocpp_transaction_id, rows)
+    if parked is None:  # the charger's queue is full: parked only when it ends an open session (attached at once)
+        if _open_session_meant(park.charge_point, park.request, park.meter_stop_wh, park.stopped_at, rows) is None:
+            return StopResult(None, answer)
+        parked = _unknown_stop_park(park, park.request.ocpp_transaction_id, rows, bounded=False)
+        assert parked is not None
     if parked.state != ReconciliationState.OPEN:  # attached already: a resent copy
         return StopResult(None, answer, parked)
     meant = _open_session_meant(park.charge_point, park.request, park.meter_stop_wh, park.stopped_at, rows)
@@ -385,10 +398,15 @@ class _Parker:
             "seq_no": seq_no if seq_no is None or abs(seq_no) < 2**63 else None,
         }
 
-    def __call__(self, reason: str, session: Transaction | None = None) -> tuple[ReconciliationItem, bool]:
+    def __call__(
+        self, reason: str, session: Transaction | None = None, *, bounded: bool = True
+    ) -> tuple[ReconciliationItem | None, bool]:
         """The open item for this stop, and whether it is new: a resent copy is not parked twice.
         A copy is recognised by what it said (the payload has the charger's time); ``stopped_at``
-        may be its receipt (an implausible clock), which differs from copy to copy."""
+        may be its receipt (an implausible clock), which differs from copy to copy. None when the
+        charger already has ``CSMS_MAX_OPEN_RECONCILIATION_ITEMS`` open (``bounded``; not an item
+        attached at once): a charger sending stops of made-up ids without end (20 a second, the
+        frame rate) filled the operator's queue, and every later stop's look for its copy read them all."""
         open_item = dict(reason=reason, transaction=session, state=ReconciliationState.OPEN, **self._fields())
         item = ReconciliationItem.objects.filter(**open_item).first()
         if item is None and session is None:  # a stop of no session, attached since (``_open_session_meant``)
@@ -396,5 +414,21 @@ class _Parker:
             item = ReconciliationItem.objects.filter(**attached).first()
         if item is not None:
             return item, False
+        if bounded and self._queue_full():
+            logger.warning(
+                "%s: %s of transaction %r not parked: the charger has %d open reconciliation items"
+                " (CSMS_MAX_OPEN_RECONCILIATION_ITEMS); it is in the message log",
+                self.charge_point.charge_point_id,
+                self.request.action,
+                self.request.ocpp_transaction_id[:36],
+                settings.CSMS_MAX_OPEN_RECONCILIATION_ITEMS,
+            )
+            return None, False
         created = ReconciliationItem.objects.create(received_at=timezone.now(), stopped_at=self.stopped_at, **open_item)
         return created, True
+
+    def _queue_full(self) -> bool:
+        """Whether the charger has its most open items already (one statement, only to park a new one)."""
+        most = settings.CSMS_MAX_OPEN_RECONCILIATION_ITEMS
+        items = ReconciliationItem.objects.filter(charge_point=self.charge_point, state=ReconciliationState.OPEN)
+        return items.order_by()[most - 1 : most].exists()

@@ -287,6 +287,29 @@ def test_a_stop_naming_an_unknown_id_that_no_open_session_clearly_meets_stays_pa
     assert (item.state, item.reason, session.status) == ("open", "unknown_transaction", TransactionStatus.ACTIVE)
 
 
+@override_settings(CSMS_MAX_OPEN_RECONCILIATION_ITEMS=3)
+def test_stops_of_made_up_ids_park_no_more_than_the_chargers_queue_holds(register_charge_point):
+    """Each stop of an id the CSMS never gave was a new reconciliation item: a charger sending them
+    without end (20 a second, the frame rate) filled the operator's queue, and each later stop's look
+    for its resent copy read the charger's items. Past CSMS_MAX_OPEN_RECONCILIATION_ITEMS open ones a
+    new one is acknowledged, not parked; a resent copy of a parked one still finds it, an item
+    resolved frees its place, and a stop that clearly ends a session open on the charger still does."""
+    charge_point_id = new_charger(register_charge_point)
+    other = new_charger(register_charge_point)
+    items = [stop(charge_point_id, str(9000 + n), 3000, id_tag="NOBODY").reconciliation_item for n in range(5)]
+    assert [item is not None for item in items] == [True, True, True, False, False]
+    assert ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).count() == 3
+    assert stop(charge_point_id, "9000", 3000, id_tag="NOBODY").reconciliation_item == items[0]  # a resent copy
+    assert stop(other, "9000", 3000, id_tag="NOBODY").reconciliation_item is not None  # another charger's queue
+    reconciliation.reconciliation_item_discard(item=items[0], user_id=None)
+    assert stop(charge_point_id, "9010", 3000, id_tag="NOBODY").reconciliation_item is not None
+    assert stop(charge_point_id, "9011", 3000, id_tag="NOBODY").reconciliation_item is None
+    session = start_v16(charge_point_id, id_tag="TAG-1").transaction
+    item = stop(charge_point_id, "424242", 3000, id_tag="TAG-1").reconciliation_item
+    session.refresh_from_db()
+    assert (session.status, item.state, item.transaction_id) == (TransactionStatus.ENDED, "attached", session.pk)
+
+
 def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(register_charge_point):
     charge_point_id = new_charger(register_charge_point)
     session = start_v16(charge_point_id).transaction
