@@ -952,6 +952,45 @@ def test_absurd_meter_values_are_kept_raw_and_never_abort_the_message(register_c
     assert result.transaction.meter_stop_wh == Decimal(2500)
 
 
+def test_a_meter_values_resend_check_reads_a_bounded_number_of_rows(register_charge_point):
+    """A MeterValues no later than the session's latest reading is looked up in the ledger as a
+    possible copy: every row at its times was read. A charger sending thousands of new values under
+    one old time, message after message, made each read all the earlier ones (2 s a message at
+    200 000 rows, in the batch the other chargers wait for). The read is now bounded by the
+    message's size; a copy is still told."""
+    charge_point_id = new_charger(register_charge_point)
+    at = timezone.now() - timedelta(minutes=1)
+    session = start_v16(charge_point_id, at=at - timedelta(minutes=5)).transaction
+
+    def voltages(first: int, count: int, when: datetime = at) -> list[SampledValue]:
+        return [
+            SampledValue(timestamp=when, raw_value=str(first + n), measurand="Voltage", unit="V") for n in range(count)
+        ]
+
+    def record(samples: list[SampledValue]) -> None:
+        meter_values_record(
+            charge_point_id=charge_point_id, connector_id=1, ocpp_transaction_id=str(session.pk), samples=samples
+        )
+
+    for message in range(12):
+        record(voltages(message * 1000, 1000))
+    rows_read: list[int] = []
+
+    def counted(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.lstrip().upper().startswith("SELECT") and MeterSample._meta.db_table in sql:
+            rows_read.append(context["cursor"].rowcount)
+        return result
+
+    with connection.execute_wrapper(counted):
+        record(voltages(50_000, 100))
+    assert rows_read and max(rows_read) <= 500, rows_read
+    earlier = voltages(60_000, 100, at - timedelta(seconds=1))
+    record(earlier)
+    record(earlier)  # its copy (the answer was lost): stored once
+    assert session.meter_samples.count() == 12_200
+
+
 def test_the_newest_valid_default_tariff_wins_over_an_open_ended_one(register_charge_point):
     Tariff.objects.create(name="Always", currency="EUR", price_per_kwh=Decimal("0.10"), is_default=True)
     Tariff.objects.create(
