@@ -79,7 +79,7 @@ def test_a_local_list_of_tens_of_thousands_of_tags_is_recorded_in_linear_time(re
         "TAG-000001": None,
     }
     local_list = authorization.local_auth_list_record(charge_point=charge_point, version=2, entries=differential)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # about 1 s linear, 2 min quadratic: room for a loaded machine
     assert len(local_list.entries) == 20_000
     assert (local_list.entries["tag-000000"], local_list.entries["TAG-000003"]) == ("Blocked", "Accepted")
     assert "TAG-000000" not in local_list.entries and "TAG-000001" not in local_list.entries
