@@ -75,6 +75,14 @@ class ChargePoint(models.Model):
         help_text="A password the charger accepted to use after its next reboot (answered RebootRequired): "
         "admitted beside the current one until the charger first presents it, which makes it the current one.",
     )
+    password_hash_after_reboot_earlier = models.CharField(
+        max_length=128,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="The candidate password a newer one replaced before either was confirmed (a rotation started twice): "
+        "admitted too until the charger presents one of them.",
+    )
     tariff = models.ForeignKey(
         "billing.Tariff",
         on_delete=models.PROTECT,

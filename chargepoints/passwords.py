@@ -2,7 +2,7 @@
 
 Passwords are stored as Django password hashes (PBKDF2): checking one costs about 250 ms of
 CPU, on purpose. So a hash is computed at most once per presented password and stored hash:
-per charger and stored hash (its current password's and a candidate's: the last two hashes checked),
+per charger and stored hash (its current password's and its candidates': the last three hashes checked),
 this process remembers a keyed digest (HMAC-SHA256 with ``SECRET_KEY``, about a microsecond) of the
 last password that verified and of the last few that did not. A charger reconnecting with its
 password, or a guesser repeating a wrong one, costs no hashing, a candidate stored beside the password
@@ -35,8 +35,9 @@ class _Remembered:
     refused: deque[bytes] = field(default_factory=lambda: deque(maxlen=_REFUSED_REMEMBERED))
 
 
-# Hashes remembered per charger: its current password's and its candidate's (``services.charge_point_password_offered``)
-_HASHES_REMEMBERED = 2
+# Hashes remembered per charger: its current password's and its two candidates'
+# (``services.charge_point_password_offered``)
+_HASHES_REMEMBERED = 3
 
 _remembered: dict[str, dict[str, _Remembered]] = {}  # charger id -> stored hash -> what was checked against it
 _lock = threading.Lock()

@@ -55,24 +55,25 @@ def charge_point_refusal(
     """Why a handshake for this id is refused, for the log ("" when it is allowed): "unknown",
     "decommissioned", "no password presented", "wrong password" or "no password set (required)";
     ``PASSWORD_AFTER_REBOOT`` when it presents the password the charger took for after its reboot
-    (admitted: the caller makes it the current one), in place of "wrong password" or of an
+    (admitted: the caller makes it the current one), or the earlier candidate a newer one replaced
+    before either was confirmed (``services.charge_point_password_offered``), in place of "wrong password" or of an
     admission without a current password. Without ``may_hash``, ``passwords.PasswordNeedsHashing``
     is raised as in ``charge_point_may_connect``."""
     found = _admission_row(charge_point_id)
     if found is None:
         return "unknown"
-    password_hash, lifecycle_state, after_reboot = found
+    password_hash, lifecycle_state, *candidates = found
     if lifecycle_state == LifecycleState.DECOMMISSIONED:
         return "decommissioned"
     if not password_hash:
-        if password is not None and after_reboot and _matches(charge_point_id, password, after_reboot, may_hash):
+        if password is not None and _candidate_matches(charge_point_id, password, candidates, may_hash):
             return PASSWORD_AFTER_REBOOT
         return "no password set (required)" if require_password else ""
     if password is None:
         return "no password presented"
     if _matches(charge_point_id, password, password_hash, may_hash):
         return ""
-    if after_reboot and _matches(charge_point_id, password, after_reboot, may_hash):
+    if _candidate_matches(charge_point_id, password, candidates, may_hash):
         return PASSWORD_AFTER_REBOOT
     return "wrong password"
 
@@ -87,23 +88,31 @@ def _matches(charge_point_id: str, password: str, password_hash: str, may_hash: 
     )
 
 
-def _admission_row(charge_point_id: str) -> tuple[str, str, str] | None:
-    """The charger's password hash, lifecycle state and password hash for after its reboot, read at
-    every handshake that needs them: a plain statement on PostgreSQL (issue 15)."""
+def _candidate_matches(charge_point_id: str, password: str, candidates: list[str], may_hash: bool) -> bool:
+    """Whether ``password`` is one of the candidates stored (the newest first; "" for none)."""
+    return any(candidate and _matches(charge_point_id, password, candidate, may_hash) for candidate in candidates)
+
+
+def _admission_row(charge_point_id: str) -> tuple[str, str, str, str] | None:
+    """The charger's password hash, lifecycle state and candidate password hashes (for after its
+    reboot, and the earlier one it replaced), read at every handshake that needs them: a plain
+    statement on PostgreSQL (issue 15)."""
     if connection.vendor != "postgresql":
         return (
             ChargePoint.objects.filter(charge_point_id=charge_point_id)
-            .values_list("password_hash", "lifecycle_state", "password_hash_after_reboot")
+            .values_list(
+                "password_hash", "lifecycle_state", "password_hash_after_reboot", "password_hash_after_reboot_earlier"
+            )
             .first()
         )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT password_hash, lifecycle_state, password_hash_after_reboot"
+            "SELECT password_hash, lifecycle_state, password_hash_after_reboot, password_hash_after_reboot_earlier"
             f" FROM {ChargePoint._meta.db_table} WHERE charge_point_id = %s",
             [charge_point_id],
         )
         row = cursor.fetchone()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else (row[0], row[1], row[2], row[3])
 
 
 def pending_charge_point_list(*, limit: int) -> QuerySet[ChargePoint, Any]:

@@ -138,7 +138,7 @@ class ChargePointAdminForm(forms.ModelForm):
 
     class Meta:
         model = ChargePoint
-        exclude = ["password_hash", "password_hash_after_reboot"]  # noqa: DJ006  (every field but the hashes; the form sets one)
+        exclude = ["password_hash", "password_hash_after_reboot", "password_hash_after_reboot_earlier"]  # noqa: DJ006  (every field but the hashes; the form sets one)
 
     def clean_charge_point_id(self) -> str:
         charge_point_id: str = self.cleaned_data["charge_point_id"]

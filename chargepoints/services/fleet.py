@@ -164,11 +164,18 @@ def _password_after_reboot_made_current(charge_point_id: str, password: str) -> 
 
     with transaction.atomic():
         rows = ChargePoint.objects.select_for_update().filter(charge_point_id=charge_point_id)
-        current, candidate = rows.values_list("password_hash", "password_hash_after_reboot").first() or ("", "")
-        if presented(candidate):
-            rows.update(password_hash=candidate, password_hash_after_reboot="", updated_at=timezone.now())
+        current, candidate, earlier = rows.values_list(*_PASSWORD_COLUMNS).first() or ("", "", "")
+        if presented(candidate):  # the newest: the earlier one is superseded
+            rows.update(password_hash=candidate, **_NO_CANDIDATES, updated_at=timezone.now())
+            return ""
+        if presented(earlier):  # the newer one's command may still be settled (taken for after a reboot)
+            rows.update(password_hash=earlier, password_hash_after_reboot_earlier="", updated_at=timezone.now())
             return ""
     return "" if presented(current) else "wrong password"
+
+
+_PASSWORD_COLUMNS = ("password_hash", "password_hash_after_reboot", "password_hash_after_reboot_earlier")
+_NO_CANDIDATES = {"password_hash_after_reboot": "", "password_hash_after_reboot_earlier": ""}
 
 
 _UNCHANGED: Any = object()
@@ -204,8 +211,8 @@ def charge_point_update(
             changed.append(field)
     if password is not _UNCHANGED:
         charge_point.password_hash = make_password(password) if password else ""
-        charge_point.password_hash_after_reboot = ""
-        changed += ["password_hash", "password_hash_after_reboot"]
+        charge_point.password_hash_after_reboot = charge_point.password_hash_after_reboot_earlier = ""
+        changed += list(_PASSWORD_COLUMNS)
     if tariff is not _UNCHANGED:
         charge_point.tariff_id = tariff.pk if tariff is not None else None
         changed.append("tariff")
@@ -228,11 +235,9 @@ def charge_point_update(
 
 @dataclass(frozen=True)
 class PasswordOffer:
-    """A password the CSMS is sending a charger, as the hashes stored for it: ``candidate`` (the
-    new password's) and ``before`` (the candidate stored before it, "" for none)."""
+    """A password the CSMS is sending a charger, as the hash stored for it: ``candidate``."""
 
     candidate: str
-    before: str
 
 
 def charge_point_password_offered(*, charge_point: ChargePoint, password: str) -> PasswordOffer:
@@ -243,20 +248,24 @@ def charge_point_password_offered(*, charge_point: ChargePoint, password: str) -
     its sending process dead and the command timed out by the sweep from its redacted row), a charger
     that took the password is admitted at its next handshake, which confirms it
     (``charge_point_admit``). The answer settles it too (``charge_point_password_answered``).
-    Neither the password nor its hash is logged."""
+
+    A candidate stored before (a rotation started twice: the first taken for after a reboot, or not
+    answered) moves to ``password_hash_after_reboot_earlier`` and still admits: the charger may have
+    taken it and never the newer one. Two candidates are kept at most (each costs a wrong password
+    a hash): a third rotation in flight drops the oldest. Neither the password nor its hash is logged."""
     candidate = make_password(password)
     with transaction.atomic():
-        before = (
-            ChargePoint.objects.select_for_update()
-            .filter(pk=charge_point.pk)
-            .values_list("password_hash_after_reboot", flat=True)
-            .first()
-        )
-        ChargePoint.objects.filter(pk=charge_point.pk).update(
-            password_hash_after_reboot=candidate, updated_at=timezone.now()
+        rows = ChargePoint.objects.filter(pk=charge_point.pk)
+        stored = rows.select_for_update().values_list(*_PASSWORD_COLUMNS[1:]).first()
+        before, earlier = stored or ("", "")
+        rows.update(
+            password_hash_after_reboot=candidate,
+            password_hash_after_reboot_earlier=before or earlier,
+            updated_at=timezone.now(),
         )
     charge_point.password_hash_after_reboot = candidate
-    return PasswordOffer(candidate=candidate, before=before or "")
+    charge_point.password_hash_after_reboot_earlier = before or earlier
+    return PasswordOffer(candidate=candidate)
 
 
 def charge_point_password_answered(
@@ -268,24 +277,37 @@ def charge_point_password_answered(
 ) -> None:
     """The charger answered the CALL setting its password (``charge_point_password_offered`` made
     ``offer`` before it left; None: not made in this process). ``taken`` (Accepted): the candidate is
-    the password from now, the old one no longer admits. ``after_reboot`` (RebootRequired): the
+    the password from now, the old one no longer admits, nor does a candidate offered before it
+    (the charger holds this one now); a newer one stays. ``after_reboot`` (RebootRequired): the
     candidate stays beside the old one until the charger presents it. ``refused`` (Rejected,
-    NotSupported, ...): the candidate is dropped (the one stored before it back) unless another
-    offer replaced it meanwhile; the old password alone admits."""
+    NotSupported, ...): the candidate is dropped, the other one stays (a newer one offered meanwhile,
+    or one the charger took earlier for after its reboot); the old password admits."""
     rows = ChargePoint.objects.filter(pk=charge_point.pk)
     now = timezone.now()
+    newest, earlier = F("password_hash_after_reboot"), F("password_hash_after_reboot_earlier")
     if status == "refused":
-        if offer is not None:
-            rows.filter(password_hash_after_reboot=offer.candidate).update(
-                password_hash_after_reboot=offer.before, updated_at=now
+        if offer is not None:  # the earlier candidate takes the newest's place when that is the one dropped
+            dropped = Q(password_hash_after_reboot=offer.candidate)
+            rows.filter(dropped | Q(password_hash_after_reboot_earlier=offer.candidate)).update(
+                password_hash_after_reboot=Case(When(dropped, then=earlier), default=newest),
+                password_hash_after_reboot_earlier=Value(""),
+                updated_at=now,
             )
         return
     candidate = offer.candidate if offer is not None else make_password(password)
-    if status == "taken":  # a newer offer's candidate, stored since, stays
-        slot = Case(When(password_hash_after_reboot=candidate, then=Value("")), default=F("password_hash_after_reboot"))
-        rows.update(password_hash=candidate, password_hash_after_reboot=slot, updated_at=now)
+    if status == "taken":
+        is_newest = Q(password_hash_after_reboot=candidate)
+        rows.update(
+            password_hash=candidate,
+            password_hash_after_reboot=Case(When(is_newest, then=Value("")), default=newest),
+            # the earlier candidate was offered before this one, unless this one is it (then a newer one stays)
+            password_hash_after_reboot_earlier=Case(
+                When(is_newest | Q(password_hash_after_reboot_earlier=candidate), then=Value("")), default=earlier
+            ),
+            updated_at=now,
+        )
     elif offer is None:
-        rows.update(password_hash_after_reboot=candidate, updated_at=now)
+        rows.update(password_hash_after_reboot=candidate, password_hash_after_reboot_earlier=newest, updated_at=now)
     else:  # stored before sending: again only when dropped since (a late answer never overwrites a newer offer)
         rows.filter(password_hash_after_reboot="").update(password_hash_after_reboot=candidate, updated_at=now)
 

@@ -5,11 +5,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import check_password
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chargepoints import services
+from chargepoints import selectors, services
 from chargepoints.models import ChargePoint, Connector, Heartbeat, LifecycleState, OcppMessage, SchemaViolation
 from webhooks.models import WebhookDelivery, WebhookSubscription
 from webhooks.services import webhook_subscription_create
@@ -187,6 +188,41 @@ def test_update_sets_and_removes_the_password(register_charge_point):
     assert charge_point.password_hash
     services.charge_point_update(charge_point=charge_point, password=None)
     assert ChargePoint.objects.get().password_hash == ""
+
+
+def _admits(charge_point_id: str, password: str) -> bool:
+    """Whether a handshake presenting ``password`` is admitted (a candidate not made current)."""
+    return selectors.charge_point_may_connect(charge_point_id=charge_point_id, password=password)
+
+
+def test_a_rotation_started_twice_keeps_both_candidates_until_each_is_settled(register_charge_point):
+    """Probe (h6): one candidate slot. A second password offered while the first was unconfirmed
+    replaced it (a charger that took the first for after its reboot was locked out), and a refusal of
+    the second put back the first even when the charger had refused that one too."""
+    charge_point = register_charge_point("CP-1")
+    services.charge_point_update(charge_point=charge_point, password="old-password-12345")
+    first = services.charge_point_password_offered(charge_point=charge_point, password="first-password-1234")
+    second = services.charge_point_password_offered(charge_point=charge_point, password="second-password-123")
+    assert _admits("CP-1", "old-password-12345") and _admits("CP-1", "first-password-1234")
+    refused: Any = "refused"
+    services.charge_point_password_answered(charge_point=charge_point, password="", offer=first, status=refused)
+    services.charge_point_password_answered(charge_point=charge_point, password="", offer=second, status=refused)
+    for password in ("first-password-1234", "second-password-123"):  # both refused: neither admits
+        assert not _admits("CP-1", password)
+    assert _admits("CP-1", "old-password-12345")
+
+    third = services.charge_point_password_offered(charge_point=charge_point, password="third-password-1234")
+    services.charge_point_password_offered(charge_point=charge_point, password="fourth-password-123")
+    taken: Any = "taken"
+    services.charge_point_password_answered(charge_point=charge_point, password="", offer=third, status=taken)
+    assert not _admits("CP-1", "old-password-12345")
+    assert check_password("third-password-1234", ChargePoint.objects.get().password_hash)
+    assert _admits("CP-1", "fourth-password-123")  # offered after the third: may still be taken
+    assert services.charge_point_admit(charge_point_id="CP-1", password="fourth-password-123") == ""  # presented
+    assert not _admits("CP-1", "third-password-1234")
+    stored = ChargePoint.objects.get()
+    assert check_password("fourth-password-123", stored.password_hash)
+    assert (stored.password_hash_after_reboot, stored.password_hash_after_reboot_earlier) == ("", "")
 
 
 def test_the_sweep_marks_offline_only_chargers_silent_for_twice_their_interval(register_charge_point):

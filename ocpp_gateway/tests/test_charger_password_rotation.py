@@ -524,3 +524,53 @@ async def test_a_handshake_finding_its_candidate_made_current_by_a_concurrent_on
     made_current = sync_to_async(fleet._password_after_reboot_made_current)
     assert await made_current("CP-PW-TWICE", NEW) == ""
     assert await made_current("CP-PW-TWICE", OLD) == "wrong password"
+
+
+def _password_set(version: str, password: str) -> tuple[str, dict]:
+    """The command and body setting the charger's password to ``password``."""
+    if version == "1.6":
+        return "change_configuration", {"key": "AuthorizationKey", "value": password.encode().hex()}
+    item = {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}
+    return "set_variables", {"set_variable_data": [{**item, "attribute_value": password}]}
+
+
+def _reboot_required(version: str):
+    def answer(call: list) -> dict:
+        if version == "1.6":
+            return {"status": "RebootRequired"}
+        return {"setVariableResult": [{"attributeStatus": "RebootRequired", **_named(call[3]["setVariableData"][0])}]}
+
+    return answer
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_password_taken_for_after_a_reboot_still_admits_once_a_second_rotation_is_not_answered(
+    impatient_daphne, transactional_db, api_key, version
+):
+    """Probe (h6): a rotation started twice. The first password was answered RebootRequired, the
+    second's CALL was not answered (504: the charger busy, rebooting, or its answer lost). The
+    second's candidate replaced the first's in the one candidate slot, so the charger rebooting onto
+    the first password it accepted was refused at every handshake from then: locked out. An earlier
+    candidate is kept beside the newer one until the charger presents one of them."""
+    daphne, charge_point_id = impatient_daphne, f"CP-PW-TWICE-{version}"
+    first, second = "FirstRotation-123456", "SecondRotation-76543"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charge_point_id, heartbeat_interval=60, password_hash=make_password(OLD)
+    )
+    async with connected(daphne, version, charge_point_id, OLD) as websocket:
+        command, body = _password_set(version, first)
+        status, _ = await _command_answered(
+            daphne, api_key, websocket, version, charge_point_id, command, body, _reboot_required(version)
+        )
+        assert status == 200
+        command, body = _password_set(version, second)
+        status, _ = await _command_answered(daphne, api_key, websocket, version, charge_point_id, command, body, None)
+        assert status == 504
+    async with connected(daphne, version, charge_point_id, first) as websocket:  # rebooted onto the first
+        await websocket.send(json.dumps([2, "h", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(websocket.recv(), 5))[0] == 3
+    charge_point = await ChargePoint.objects.aget(charge_point_id=charge_point_id)
+    assert check_password(first, charge_point.password_hash)
+    with pytest.raises(InvalidStatus):  # the first presented: the old one no longer admits
+        async with connected(daphne, version, charge_point_id, OLD):
+            pass
