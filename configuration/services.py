@@ -15,7 +15,7 @@ from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
@@ -619,6 +619,38 @@ def device_model_report_restart(*, charge_point: ChargePoint, request_id: int) -
         started_at=timezone.now(),
         completed_at=None,
     )
+
+
+# Reports deleted per statement by the sweep (``device_model_reports_prune``): its row locks held briefly.
+_PRUNE_CHUNK = 5000
+
+
+def device_model_reports_prune(*, keep: int) -> int:
+    """Each charger's device model reports but its newest ``keep`` (``CSMS_MAX_DEVICE_MODEL_REPORTS``,
+    by their start: the CSMS's clock), deleted; returns how many. A NotifyReport of a requestId never
+    seen makes a report row, asked for or not (a station counting made-up requestIds up at its frame
+    rate: 1.7 million rows a day): this sweep bounds them, off the report's own write (a DELETE in
+    each part's statement made the reconnect storm lose its way). One grouped read of the
+    (charger, requestId) index finds the chargers over it; each one's older rows go in chunks of
+    ``_PRUNE_CHUNK``, each its own statement."""
+    over = (
+        DeviceModelReport.objects.order_by()
+        .values("charge_point_id")
+        .annotate(reports=Count("pk"))
+        .filter(reports__gt=keep)
+        .values_list("charge_point_id", flat=True)
+    )
+    deleted = 0
+    for charge_point_id in list(over):
+        reports = DeviceModelReport.objects.filter(charge_point_id=charge_point_id)
+        kept_last = list(reports.order_by("-started_at", "-pk").values_list("started_at", "pk")[keep - 1 : keep])
+        if not kept_last:  # deleted meanwhile
+            continue
+        started_at, pk = kept_last[0]
+        older = reports.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))
+        while chunk := list(older.order_by("pk").values_list("pk", flat=True)[:_PRUNE_CHUNK]):
+            deleted += DeviceModelReport.objects.filter(pk__in=chunk).delete()[0]
+    return deleted
 
 
 def device_model_report_refused(*, charge_point: ChargePoint, request_id: int) -> None:

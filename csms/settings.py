@@ -434,6 +434,9 @@ CSMS_FRAME_BURST = env_int("CSMS_FRAME_BURST", 60, minimum=1)
 CSMS_MAX_CONNECTOR_ID = env_int("CSMS_MAX_CONNECTOR_ID", 128, minimum=1)
 # The most 2.0.1 device model variables kept per charger (a NotifyReport naming more new ones: left out).
 CSMS_MAX_DEVICE_MODEL_VARIABLES = env_int("CSMS_MAX_DEVICE_MODEL_VARIABLES", 10000, minimum=1)
+# The newest 2.0.1 device model reports (NotifyReport requestIds) kept per charger; older ones are
+# deleted by a sweep (configuration.tasks.prune_device_model_reports), never by the report's own write.
+CSMS_MAX_DEVICE_MODEL_REPORTS = env_int("CSMS_MAX_DEVICE_MODEL_REPORTS", 100, minimum=1)
 # The newest 2.0.1 EV charging needs (NotifyEVChargingNeeds) kept per charger; older ones are deleted.
 CSMS_MAX_EV_CHARGING_NEEDS = env_int("CSMS_MAX_EV_CHARGING_NEEDS", 100, minimum=1)
 # The most open reconciliation items (parked stops) per charger: a stop of no session past it is not parked.
@@ -549,6 +552,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "prune-heartbeats": {"task": "chargepoints.tasks.prune_heartbeats", "schedule": 3600.0},
     "prune-ocpp-messages": {"task": "chargepoints.tasks.prune_ocpp_messages", "schedule": 3600.0},
     "prune-webhook-deliveries": {"task": "webhooks.tasks.prune_webhook_deliveries", "schedule": 3600.0},
+    "prune-device-model-reports": {"task": "configuration.tasks.prune_device_model_reports", "schedule": 300.0},
     "recompute-sites": {"task": "sites.tasks.recompute_sites", "schedule": float(CSMS_SITES_RECOMPUTE_INTERVAL)},
 }
 

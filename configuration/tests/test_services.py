@@ -570,3 +570,43 @@ def test_a_charger_keeps_at_most_the_maximum_of_variables_and_its_known_ones_are
     assert sorted(stored.values_list("variable__variable_name", "value")) == [("A", "3"), ("B", "2"), ("C", "2")]
     report = DeviceModelReport.objects.get(charge_point__charge_point_id="CP-MADE-UP", request_id=7)
     assert (report.parts_received, report.seq_nos) == (3, [0, 1, 2])
+
+
+def test_the_sweep_keeps_each_chargers_newest_reports_and_the_report_write_deletes_none(
+    register_charge_point, settings
+):
+    """Probe (h6): a NotifyReport of a requestId never seen makes a report row, asked for or not, and
+    nothing deleted them: a station counting made-up requestIds up at its frame rate grew them without
+    end. The sweep (every 300 s) keeps each charger's newest ``CSMS_MAX_DEVICE_MODEL_REPORTS``; the
+    part's write still deletes nothing (its DELETE was reverted: the reconnect storm)."""
+    from django.conf import settings as django_settings
+
+    from configuration import tasks
+
+    settings.CSMS_MAX_DEVICE_MODEL_REPORTS = 3
+    spammer, quiet = register_charge_point("CP-SPAM", ocpp_version="2.0.1"), register_charge_point("CP-QUIET")
+    for request_id in range(1, 8):
+        services.device_model_report_record(
+            charge_point_id="CP-SPAM", request_id=request_id, seq_no=0, tbc=False, generated_at=None, report_data=[ITEM]
+        )
+    services.device_model_report_record(
+        charge_point_id="CP-QUIET", request_id=1, seq_no=0, tbc=False, generated_at=None, report_data=[ITEM]
+    )
+    assert DeviceModelReport.objects.filter(charge_point=spammer).count() == 7  # the write deleted none
+    started = timezone.now() - timedelta(hours=1)
+    for request_id in range(1, 8):  # started in the order received; two at the same time (the pk tells)
+        offset = timedelta(seconds=min(request_id, 6))
+        DeviceModelReport.objects.filter(charge_point=spammer, request_id=request_id).update(
+            started_at=started + offset
+        )
+
+    assert tasks.prune_device_model_reports() == 4
+    assert sorted(DeviceModelReport.objects.filter(charge_point=spammer).values_list("request_id", flat=True)) == [
+        5,
+        6,
+        7,
+    ]
+    assert DeviceModelReport.objects.filter(charge_point=quiet).count() == 1
+    assert tasks.prune_device_model_reports() == 0
+    beat = django_settings.CELERY_BEAT_SCHEDULE["prune-device-model-reports"]
+    assert beat == {"task": "configuration.tasks.prune_device_model_reports", "schedule": 300.0}
