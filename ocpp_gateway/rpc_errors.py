@@ -2,11 +2,13 @@
 
 OCPP 1.6 answers such a frame, with its own error codes, only when it is a CALL whose unique id
 can be read (from its head, ``[2,"<id>",``, when it is no JSON: a FormationViolation); a message type
-number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1
-adds two RPC framework codes: ``MessageTypeNotSupported`` for a message type number other than
-CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a newer peer can fall back), and
-``RpcFrameworkError`` for a frame that is no RPC message at all (not JSON, not an array, no number
-for its type, no readable id), answered with the message id ``"-1"``. An answer (CALLRESULT,
+number other than 2, 3 and 4 is ignored (OCPP-J 1.6 §4.1.3). OCPP 2.0.1 answers a CALL that is no
+JSON but whose id leads it (``[2,"<id>",``) the same way, a FormatViolation with that id (as one too
+large or nested too deep), and adds two RPC framework codes: ``MessageTypeNotSupported`` for a
+message type number other than CALL, CALLRESULT and CALLERROR (answered with the frame's id, so a
+newer peer can fall back), and ``RpcFrameworkError`` for a frame that is no RPC message at all (not
+JSON without such a head, not an array, no number for its type, no readable id), answered with the
+message id ``"-1"`` (part 4 §4.3: only when the id cannot be read). An answer (CALLRESULT,
 CALLERROR) is never answered.
 """
 
@@ -69,12 +71,13 @@ def unparseable_answer(raw: str, error: OCPPError | None, *, ocpp_version: str) 
     ``error`` is what unpacking raised (None when the frame was nested too deeply to decode).
     """
     frame = _decoded(raw)
-    if ocpp_version == "1.6" and frame is None:  # a raw control character in a string, cut short, two frames in one
+    if frame is None:  # a raw control character in a string, cut short, two frames in one
         head = LEADING_CALL_ID.match(raw[:100])
-        if head is not None:
+        if head is not None:  # both versions: its id is read, so the charger can tell which CALL failed
             return head.group(1), FormatViolationError(description=_NOT_JSON)
-        number = _LEADING_CALL_INTEGER_ID.match(raw[:100])
-        return (int(number.group(1)), FormatViolationError(description=_NOT_JSON)) if number is not None else None
+        if ocpp_version == "1.6":
+            number = _LEADING_CALL_INTEGER_ID.match(raw[:100])
+            return (int(number.group(1)), FormatViolationError(description=_NOT_JSON)) if number is not None else None
     if ocpp_version == "1.6":
         is_call = isinstance(frame, list) and bool(frame) and frame[0] == MessageType.Call
         unique_id = _readable_id(frame, integers=True) if is_call else None

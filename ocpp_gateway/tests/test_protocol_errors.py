@@ -141,6 +141,34 @@ async def test_16_a_call_that_is_not_json_with_an_integer_id_is_answered_with_it
         assert (await exchange(websocket, '[2, 41,"Heartbeat",{}'))[:3] == [4, 41, "FormationViolation"]
 
 
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '[2,"bad","DataTransfer",{"vendorId":"V","data":"line 1\nline 2"}]',
+        '[2,"bad","Heartbeat",{}',
+        '[2,"bad","Heartbeat",{}][2,"next","Heartbeat",{}]',
+        '\ufeff[2,"bad","Heartbeat",{}]',
+    ],
+    ids=["raw newline in a string", "cut short", "two frames in one", "a byte-order mark first"],
+)
+async def test_201_a_call_that_is_not_json_is_answered_with_the_id_at_its_head(daphne, frame):
+    """Was answered RpcFrameworkError with id "-1", which OCPP 2.0.1 part 4 §4.3 keeps for a message
+    id that cannot be read: the station could not tell which CALL failed and waited out its timeout.
+    A FormatViolation with its id, as 1.6 answers it, and as a 2.0.1 CALL too large or nested too deep."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-201JSON", heartbeat_interval=60)
+    async with raw_socket(daphne, "2.0.1", "CP-201JSON") as websocket:
+        answer = await exchange(websocket, frame)
+        assert answer[:3] == [4, "bad", "FormatViolation"]
+        assert "Heartbeat" not in json.dumps(answer) and "line" not in json.dumps(answer)
+        assert (await exchange(websocket, [2, "hb", "Heartbeat", {}]))[:2] == [3, "hb"]
+
+
+def test_201_a_call_that_is_not_json_with_an_unreadable_id_is_still_an_rpc_framework_error():
+    for frame in ('[2,17,"Heartbeat",{}', '[2,"","Heartbeat",{}', "[2,", "not json"):
+        answer = rpc_errors.unparseable_answer(frame, None, ocpp_version="2.0.1")
+        assert answer is not None and answer[0] == "-1" and answer[1].code == "RpcFrameworkError"
+
+
 async def test_201_error_descriptions_fit_in_255_characters(daphne):
     """OCPP 2.0.1 part 4 §4.2.3: a CALLERROR's ErrorDescription is string[0..255]. A pending station's
     refusal was 275 characters, which a station that checks the frame cannot read."""
