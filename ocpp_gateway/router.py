@@ -72,8 +72,9 @@ logger = logging.getLogger(__name__)
 # OCPP 1.6 spells two error codes differently from 2.0.1 (and from the ocpp package).
 
 # An answer's (CALLRESULT, CALLERROR) id at its start: whether a frame refused unread (over the size
-# or rate limit, not JSON) answers the CALL the CSMS awaits.
-_LEADING_ANSWER_ID = re.compile(r'\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
+# or rate limit, not JSON) answers the CALL the CSMS awaits. A byte-order mark first too, as before
+# a CALL's id (``rpc_errors.LEADING_CALL_ID``): such an answer is no JSON, and fails its command at once.
+_LEADING_ANSWER_ID = re.compile(r'\ufeff?\s*\[\s*[34]\s*,\s*"([^"\\]{1,64})"')
 
 
 _ACTION_SHOWN = 50  # characters of an unknown action named in a CALLERROR's cause

@@ -116,6 +116,19 @@ async def test_an_answer_with_numbers_or_nesting_the_csms_cannot_carry_fails_its
         assert (answered, body) == (200, {"status": "Accepted"})
 
 
+@pytest.mark.parametrize("answer", ['\ufeff[3,"%s",{"status":"Accepted"}]', '\ufeff[3,"%s",{"status":"Acc'])
+async def test_an_answer_led_by_a_byte_order_mark_fails_its_command_at_once(daphne, api_key, answer):
+    """A byte-order mark before an answer to the awaited CALL (no JSON, as before a CALL, which is
+    answered FormationViolation with its id) was not recognised as that answer: dropped, its command
+    waited out the 30 s call timeout (504) instead of failing at once as any unreadable answer does."""
+    await register("CP-ODD")
+    async with raw_socket(daphne, "1.6", "CP-ODD") as websocket:
+        answered, body = await _reset_answered_with(daphne, api_key, websocket, answer)
+        assert (answered, body["error"]) == (502, "FormatViolation")
+        assert await heartbeat_answered(websocket)
+        assert await connected("CP-ODD")
+
+
 @pytest.mark.parametrize(
     ("answer", "status", "body"),
     [
