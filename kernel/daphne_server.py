@@ -939,11 +939,29 @@ def _reason_phrases_known() -> None:
         http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
 
 
+def _failed_with_a_close(factory_class: type[Any]) -> type[Any]:
+    """daphne's WebSocket factory whose connections, failed for what a peer sent (a text frame that
+    is no UTF-8, a frame breaking RFC 6455, one over daphne's size limit), send the Close frame of its
+    code (1007, 1002, 1009) before the TCP close (RFC 6455 §7.1.7), instead of autobahn's default
+    (``failByDrop``): a connection dropped at once, which the charger sees as an abnormal closure
+    (1006) that tells its firmware's log nothing."""
+
+    class WebSocketFactory(factory_class):
+        fails_with_a_close = True
+
+        def resetProtocolOptions(self) -> None:  # noqa: N802 (autobahn's name)
+            super().resetProtocolOptions()
+            self.failByDrop = False
+
+    return WebSocketFactory
+
+
 def daphne_server_install() -> None:
     """Make the servers daphne's command line builds use the small input queue, refuse handshakes
     beyond the cap with an early 503 (and late ones past ``CSMS_HANDSHAKE_TIMEOUT``), skip
-    autobahn's per-connection option dump, and build its per-frame debug text and Twisted's access
-    line only for a line written."""
+    autobahn's per-connection option dump, build its per-frame debug text and Twisted's access
+    line only for a line written, and close a connection failed for what the peer sent with a Close
+    frame (``_failed_with_a_close``)."""
     from daphne import cli, server
     from daphne.http_protocol import HTTPFactory, WebRequest
     from daphne.ws_protocol import WebSocketProtocol
@@ -1028,6 +1046,8 @@ def daphne_server_install() -> None:
             await super().handle_reply(protocol, message)
 
     cli.CommandLineInterface.server_class = Server
+    if not getattr(server.WebSocketFactory, "fails_with_a_close", False):  # not yet installed
+        server.WebSocketFactory = _failed_with_a_close(server.WebSocketFactory)
     if not hasattr(WebRequest.process, "__wrapped__"):  # not yet installed
         WebRequest.process = _process_unless_busy(WebRequest.process)
     if not hasattr(HTTPFactory.log, "__wrapped__"):  # not yet installed

@@ -526,3 +526,42 @@ async def test_thousands_of_absorbed_violations_are_accepted_and_recorded_once(
     assert [answer[0] for answer in valid + absorbed] == [3] * 8
     recorded = SchemaViolation.objects.values_list("action", "path", "validator", "value")
     assert [row async for row in recorded] == [("MeterValues", *violation)] * 4
+
+
+async def _close_frame_after(daphne, frame: bytes) -> bytes:
+    """What the server writes after the handshake when a charger's socket sends ``frame`` (masked)
+    after a Heartbeat: b"" when it dropped the TCP connection without a Close frame."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", daphne.port)
+    writer.write(
+        b"GET /ocpp/1.6/CP-UTF HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n"
+    )
+    received = b""
+    try:
+        async with asyncio.timeout(10):
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+            writer.write(_masked(b'[2,"hb","Heartbeat",{}]') + frame)
+            while chunk := await reader.read(4096):  # until the server closes the TCP connection
+                received += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        writer.close()
+    # the Heartbeat's answer (ASCII, under 126 bytes) first, then the Close frame if one was sent
+    return received[received.index(b"\x88") :] if b"\x88" in received else b""
+
+
+def _masked(payload: bytes, opcode: int = 1) -> bytes:
+    assert len(payload) < 126
+    mask = b"\x01\x02\x03\x04"
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def test_a_text_frame_that_is_not_utf8_is_closed_with_1007_not_dropped(daphne):
+    """RFC 6455 §8.1 fails the connection for a text frame that is no UTF-8; §7.1.7: with a Close frame
+    of its code (1007, §7.4.1) before the TCP close. autobahn dropped the TCP connection at once: the
+    charger saw an abnormal closure (1006) and its firmware's log could not say why."""
+    await register("CP-UTF")
+    close = await _close_frame_after(daphne, _masked(b'[2,"u","DataTransfer",{"vendorId":"Gr\xfc\xdfe"}]'))
+    assert close[:1] == b"\x88" and int.from_bytes(close[2:4], "big") == 1007
