@@ -199,8 +199,24 @@ class SiteAdmin(admin.ModelAdmin):
 
 @admin.register(ConnectorMaximum)
 class ConnectorMaximumAdmin(admin.ModelAdmin):
+    """A maximum saved or deleted here recomputes its site, as the API's member update does: a
+    maximum lowered below a session's limit bounded it only at the next sweep."""
+
     list_display = ["member", "connector_id", "max_current_a"]
     autocomplete_fields = ["member"]
+
+    def save_model(self, request: HttpRequest, obj: ConnectorMaximum, form: ModelForm, change: bool) -> None:
+        moved_from = form.initial.get("member") if change else None
+        previous = SiteMember.objects.filter(pk=moved_from) if moved_from is not None else SiteMember.objects.none()
+        previous_site_id = previous.values_list("site_id", flat=True).first()
+        services.connector_maximum_save(maximum=obj, previous_site_id=previous_site_id)
+
+    def delete_model(self, request: HttpRequest, obj: ConnectorMaximum) -> None:
+        services.connector_maximum_delete(maximum=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ConnectorMaximum]) -> None:
+        for maximum in queryset:
+            services.connector_maximum_delete(maximum=maximum)
 
 
 @admin.register(SiteMember)

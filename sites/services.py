@@ -163,6 +163,28 @@ def connector_maximums_set(*, member: SiteMember, maximums: dict[int, Decimal]) 
         )
 
 
+def connector_maximum_save(*, maximum: ConnectorMaximum, previous_site_id: int | None = None) -> ConnectorMaximum:
+    """Save one connector maximum (the admin's page of them) and recompute its member's site, and
+    ``previous_site_id`` (the site of the member it was moved from): as ``connector_maximums_set``
+    through the API's member update, a lowered maximum bounds the sessions at once, not at the
+    next sweep."""
+    with transaction.atomic():
+        maximum.save()
+        site_id = SiteMember.objects.filter(pk=maximum.member_id).values_list("site_id", flat=True).first()
+        for each in {site_id, previous_site_id} - {None}:
+            site_recompute_on_commit(site_id=each)
+    return maximum
+
+
+def connector_maximum_delete(*, maximum: ConnectorMaximum) -> None:
+    """Remove one connector maximum and recompute its member's site."""
+    with transaction.atomic():
+        site_id = SiteMember.objects.filter(pk=maximum.member_id).values_list("site_id", flat=True).first()
+        maximum.delete()
+        if site_id is not None:
+            site_recompute_on_commit(site_id=site_id)
+
+
 def member_phases_checked(site: Site, phases: str) -> None:
     """Raises SiteConflict for member phases other than the site's (the API's and the admin's rule)."""
     allowed = {"", "L1", "L2", "L3", "L1L2L3"} if site.phases == 3 else {"", "L1"}

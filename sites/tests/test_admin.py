@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from sites.models import AllocationSnapshot, Site, SiteMember
+from sites.models import AllocationSnapshot, ConnectorMaximum, Site, SiteMember
 from sites.services import sites_recompute_all
 
 pytestmark = pytest.mark.django_db
@@ -207,3 +207,42 @@ def test_a_site_s_page_reads_its_members_chargers_in_a_few_queries_not_three_per
         f'<option value="{m.charge_point_id}" selected>CP-{n:02}</option>' in page
         for n, m in enumerate(SiteMember.objects.filter(site=site).order_by("charge_point__charge_point_id"))
     )
+
+
+@pytest.fixture
+def recomputed(monkeypatch) -> list[tuple[str, str]]:
+    """The sites (and chargers) queued for a recompute once a change commits."""
+    queued: list[tuple[str, str]] = []
+    monkeypatch.setattr("sites.triggers._queue", queued.append)
+    return queued
+
+
+def test_a_connector_maximum_saved_or_deleted_in_the_admin_recomputes_its_site(
+    admin_client, site, recomputed, django_capture_on_commit_callbacks
+):
+    """The API's member update recomputes the site when it changes a connector maximum; the admin's
+    page of them saved the row alone: a maximum lowered below a session's limit (a 16 A cable on a
+    32 A charger) bounded it only at the next sweep (``CSMS_SITES_RECOMPUTE_INTERVAL``)."""
+    member = SiteMember.objects.get(charge_point__charge_point_id="CP-A")
+    form = {"member": member.pk, "connector_id": "1", "max_current_a": "16"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/sites/connectormaximum/add/", form)
+    assert response.status_code == 302
+    maximum = ConnectorMaximum.objects.get(member=member)
+    assert recomputed == [("site", str(site.pk))]
+
+    recomputed.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            f"/admin/sites/connectormaximum/{maximum.pk}/change/", form | {"max_current_a": "10"}
+        )
+    assert response.status_code == 302
+    assert recomputed == [("site", str(site.pk))]
+
+    recomputed.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/admin/sites/connectormaximum/{maximum.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not ConnectorMaximum.objects.exists()
+    assert recomputed == [("site", str(site.pk))]
