@@ -5,6 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import ValidationError
 from django.db.models import ForeignKey, QuerySet
 from django.forms import ModelChoiceField, ModelForm, NumberInput, TextInput
 from django.forms.models import BaseInlineFormSet, construct_instance
@@ -26,7 +27,14 @@ CHART_POINTS = 2000
 
 class SiteMemberForm(ModelForm):
     """A member as the API checks it: its phases are the site's (``services.member_phases_checked``);
-    a cleared flag clears when it was raised, as ``services.site_member_update``."""
+    a cleared flag clears when it was raised, as ``services.site_member_update``; a flag is cleared
+    or kept, never typed in (the engine raises it, with when: the API's rule)."""
+
+    def clean_smart_charging_flag(self) -> str:
+        flag: str = self.cleaned_data.get("smart_charging_flag") or ""
+        if flag and flag != (self.instance.smart_charging_flag if self.instance.pk else ""):
+            raise ValidationError('Only clearing the flag ("") is allowed; the engine sets it.')
+        return flag
 
     def clean(self) -> dict[str, Any]:
         super().clean()

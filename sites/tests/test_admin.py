@@ -246,3 +246,57 @@ def test_a_connector_maximum_saved_or_deleted_in_the_admin_recomputes_its_site(
     assert response.status_code == 302
     assert not ConnectorMaximum.objects.exists()
     assert recomputed == [("site", str(site.pk))]
+
+
+def test_the_admin_refuses_a_smart_charging_flag_typed_in_as_the_api_does(admin_client, site):
+    """The member page and the site's inline saved any text typed in the flag (the API answers 400:
+    only clearing it is allowed): a charger flagged by hand was no longer steered nor sent the
+    site's failsafe, counted at its maximum, with no ``flagged_at`` saying when. A raised flag is
+    kept or cleared, never typed in."""
+    a = SiteMember.objects.get(charge_point__charge_point_id="CP-A")
+    member_form = {
+        "site": site.pk,
+        "charge_point": a.charge_point_id,
+        "max_current_a": "32",
+        "phases": "",
+        "priority": "0",
+        "smart_charging_flag": "do not steer",
+    }
+    response = admin_client.post(f"/admin/sites/sitemember/{a.pk}/change/", member_form)
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "smart_charging_flag": ['Only clearing the flag ("") is allowed; the engine sets it.']
+    }
+
+    form = {
+        "name": "Depot",
+        "phases": 1,
+        "voltage_v": "230",
+        "capacity_a": "32",
+        "base_load_a": "0",
+        "min_current_a": "6",
+        "members-TOTAL_FORMS": "2",
+        "members-INITIAL_FORMS": "2",
+    }
+    b = SiteMember.objects.get(charge_point__charge_point_id="CP-B")
+    for index, (member, flag) in enumerate([(a, "by hand"), (b, b.smart_charging_flag)]):
+        form |= {
+            f"members-{index}-id": member.pk,
+            f"members-{index}-site": site.pk,
+            f"members-{index}-charge_point": member.charge_point_id,
+            f"members-{index}-max_current_a": "32",
+            f"members-{index}-phases": "",
+            f"members-{index}-priority": "0",
+            f"members-{index}-smart_charging_flag": flag,
+        }
+    response = admin_client.post(f"/admin/sites/site/{site.pk}/change/", form)
+    assert response.status_code == 200
+    assert "the engine sets it" in response.content.decode()
+    assert dict(SiteMember.objects.values_list("charge_point__charge_point_id", "smart_charging_flag")) == {
+        "CP-A": "",
+        "CP-B": "SetChargingProfile rejected",
+    }
+
+    response = admin_client.post(f"/admin/sites/site/{site.pk}/change/", form | {"members-0-smart_charging_flag": ""})
+    assert response.status_code == 302  # the engine's flag kept as it was
+    assert SiteMember.objects.get(pk=b.pk).smart_charging_flag == "SetChargingProfile rejected"
