@@ -74,7 +74,8 @@ class Anomaly:
     CLOSED_BY_CSMS = "closed_by_csms"  # no stop from the charger (reboot, then Available)
     CLOCK_IMPLAUSIBLE = "clock_implausible"  # a charger time replaced by its receipt (chargepoints.clock)
     ENDED_BEFORE_STARTED = "ended_before_started"  # the stop's time is before the start's
-    MISSING_READINGS = "missing_readings"  # ended without a single energy reading: 0 Wh is a guess
+    # ended without a single energy reading, or (1.6) none but its meter start, no meterStop: 0 Wh is a guess
+    MISSING_READINGS = "missing_readings"
     UNAUTHORIZED_TOKEN = "unauthorized_token"  # the CSMS answered the session's token other than Accepted
     # Longer than ``LONG_SESSION``: a start stamped years back by a clock reset to a stale date
     # (after 2015, so plausible) would otherwise be billed years without a look.

@@ -243,6 +243,14 @@ def transaction_finish(
         session.idle_since = None
     if session.time_spent_charging is not None:  # 2.0.1: the charger's count, as billing takes it
         session.idle_seconds = _idle_seconds(session, billed_until, final=time_spent_charging_final)
+    # A 1.6 stop that measured nothing: no meterStop (absorbed, ``leniency``), no reading but the meter
+    # start (a close the CSMS made is flagged for review as such)
+    unmeasured = (
+        meter_stop_wh is None
+        and not closed_by_csms
+        and session.ocpp_version == "1.6"
+        and _meter_start_only(session, readings)
+    )
     if meter_stop_wh is None and readings:
         meter_stop_wh = readings[-1].wh
     session.meter_stop_wh = meter_stop_wh
@@ -269,7 +277,7 @@ def transaction_finish(
         anomaly_flag(session, Anomaly.ENDED_BEFORE_STARTED)
     elif stopped_at - session.started_at > metering.LONG_SESSION:
         anomaly_flag(session, Anomaly.LONG_DURATION)
-    if not readings:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
+    if not readings or unmeasured:  # no meter start, no register reading, no meter stop: the 0 Wh is not measured
         anomaly_flag(session, Anomaly.MISSING_READINGS)
     transaction_save_changes(session, may_gather=True)  # read back only through model_rows, which writes it first
     # Sent at the first end, and at the real one that replaces a CSMS close; its data built only for a subscriber.
@@ -283,6 +291,14 @@ def transaction_finish(
         if isinstance(cost, Decimal):
             return cost
     return None
+
+
+def _meter_start_only(session: Transaction, readings: list[metering.Reading]) -> bool:
+    """Whether the session's only register reading is its meter start (``ledger_readings`` puts it
+    first): a 1.6 StopTransaction without ``meterStop`` (required; a lenient charger's, absorbed) nor
+    a reading has the meter start stand in for its meter stop, and its 0 Wh, like a session's without
+    a single reading, is not measured: it needs a look, not a bill of the fees alone."""
+    return session.meter_start_wh is not None and len(readings) == 1 and readings[0].context == "Transaction.Begin"
 
 
 def _idle_seconds(session: Transaction, billed_until: datetime, *, final: bool) -> int:

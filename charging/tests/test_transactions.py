@@ -434,6 +434,40 @@ def _register_read(charge_point_id: str, session: Transaction, minute: int, raw_
     )
 
 
+def test_a_v16_stop_without_meter_stop_nor_any_reading_is_missing_readings(register_charge_point):
+    """A lenient charger's StopTransaction without meterStop (required; absorbed) after a session that
+    sent no MeterValues: its meter start stood in for the meter stop, and the session was billed 0 Wh,
+    the session fee alone, without a flag (an hour of charging billed 1.00 EUR unseen). Its 0 Wh is
+    not measured: ``missing_readings``, ``needs_review``, on the record too. A reading in the stop's
+    transactionData measures it."""
+    Tariff.objects.create(name="Fee", currency="EUR", price_per_kwh=Decimal("0.30"), session_fee=1, is_default=True)
+    IdTag.objects.get_or_create(id_tag="TAG")
+    charge_point_id = new_charger(register_charge_point)
+
+    def stopped(session: Transaction, samples: list[SampledValue]) -> Transaction:
+        transaction_stop(
+            StopRequest(
+                charge_point_id=charge_point_id,
+                ocpp_transaction_id=session.ocpp_id,
+                stopped_at=session.started_at + timedelta(hours=1),
+                action="StopTransaction",
+                payload={"transactionId": session.ocpp_id, "reason": "EVDisconnected"},
+                reason="EVDisconnected",
+                samples=samples,
+            )
+        )
+        session.refresh_from_db()
+        return session
+
+    unmeasured = stopped(start_v16(charge_point_id, meter_start=20000).transaction, [])
+    assert (unmeasured.energy_wh, unmeasured.needs_review) == (0, True)
+    assert unmeasured.anomalies == [Anomaly.MISSING_READINGS]
+    assert (unmeasured.billing_record.total, unmeasured.billing_record.needs_review) == (Decimal("1.00"), True)
+    end = SampledValue(timestamp=T0 + timedelta(hours=3), raw_value="30000", context="Transaction.End")
+    measured = stopped(start_v16(charge_point_id, meter_start=20000, at=T0 + timedelta(hours=2)).transaction, [end])
+    assert (measured.energy_wh, measured.anomalies, measured.needs_review) == (10000, [], False)
+
+
 def test_a_meter_stop_below_the_sessions_own_wh_readings_is_flagged_not_billed_as_sent(register_charge_point):
     """Probe: meterStart 0, readings 500 and 900 Wh, meterStop 10 billed 10 Wh with no flag (a 1 kWh
     allowance meant for kWh-rounded registers). The readings up to 900 count; the fall is flagged."""
