@@ -355,7 +355,9 @@ class ReconciliationItem(models.Model):
 class InstalledChargingProfile(models.Model):
     """A charging profile the CSMS believes is installed: set when the charger accepted it,
     removed when a ClearChargingProfile it accepted matched it, or (a TxProfile) when a profile command
-    is answered after its transaction ended or never came (``charging_profiles_held``)."""
+    is answered after its transaction ended or never came (``charging_profiles_held``). One of the
+    OCPP version the charger no longer speaks (moved from 1.6 to 2.0.1 or back under the same id) is
+    not held (``charging.selectors.profiles_of_their_version``) and goes at its next profile answer."""
 
     charge_point = models.ForeignKey(ChargePoint, on_delete=models.CASCADE, related_name="charging_profiles")
     connector_id = models.PositiveIntegerField(help_text="1.6 connectorId or 2.0.1 evseId; 0 is the whole station.")
@@ -367,6 +369,12 @@ class InstalledChargingProfile(models.Model):
     valid_from = models.DateTimeField(null=True, blank=True)
     valid_to = models.DateTimeField(null=True, blank=True)
     profile = models.JSONField()
+    ocpp_version = models.CharField(
+        max_length=8,
+        blank=True,
+        default="",
+        help_text="The OCPP version the charger accepted it in (1.6, 2.0.1); empty: not known, held in either.",
+    )
     installed_at = models.DateTimeField(auto_now=True)
     awaited_until = models.DateTimeField(
         null=True,

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model, Q, QuerySet, Value
+from django.db.models import F, Model, Q, QuerySet, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -25,6 +25,18 @@ from charging.models import (
     TransactionStatus,
 )
 from kernel.plain_sql import array_text, bound_cursor, columns_of, instance_of
+
+# --- Charging profiles -----------------------------------------------------------------------
+
+
+def profiles_of_their_version() -> Q:
+    """``InstalledChargingProfile`` rows of the OCPP version their charger speaks now (as
+    ``chargepoints.selectors.connectors_of_their_version`` for connectors): a charger moved from 1.6
+    to 2.0.1 or back under the same id (a firmware upgrade or downgrade) holds none of the profiles
+    it accepted in the other version (its new firmware starts without them), whatever the CSMS
+    recorded. A row or a charger of no known version counts in either."""
+    return Q(ocpp_version="") | Q(charge_point__ocpp_version="") | Q(ocpp_version=F("charge_point__ocpp_version"))
+
 
 # --- Authorization ---------------------------------------------------------------------------
 

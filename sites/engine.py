@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from chargepoints.models import ChargePoint, LifecycleState
 from charging.models import InstalledChargingProfile
+from charging.selectors import profiles_of_their_version
 from commands.models import Command, CommandState
 from commands.services import CommandRefused, CommandRequest, command_send, command_send_on_commit
 from kernel.together import each_at_once
@@ -185,7 +186,10 @@ def _failsafe_changes(members: list[SiteMember], failsafe: Decimal) -> list[Chan
     installed = {
         p.charge_point_id: Decimal(str(_profile_limit(p.profile)))
         for p in InstalledChargingProfile.objects.filter(
-            charge_point__in=[m.charge_point_id for m in members], profile_id=FAILSAFE_PROFILE_ID, connector_id=0
+            profiles_of_their_version(),
+            charge_point__in=[m.charge_point_id for m in members],
+            profile_id=FAILSAFE_PROFILE_ID,
+            connector_id=0,
         )
     }
     return [

@@ -16,6 +16,7 @@ from chargepoints.models import Connector, LifecycleState
 from chargepoints.selectors import connectors_of_their_version
 from charging.metering import SIGNED_DATA
 from charging.models import InstalledChargingProfile, MeterSample, Transaction, TransactionStatus
+from charging.selectors import profiles_of_their_version
 from kernel.timestamps import parse_ocpp_time
 from sites.allocator import SessionDemand, SiteLimits
 from sites.models import SessionLimit, Site, SiteMember
@@ -202,11 +203,14 @@ def _tx_profiles_installed(
     purpose and stack level replaced) is held no more: the session charges under its failsafe default
     (or nothing) and is sent its TxProfile again, as a session that never had one. And, by charger pk,
     the TxProfiles recorded above the site's stack level and the TxDefaultProfiles above the failsafe's
-    (an operator's: ``_overriding``); one statement."""
+    (an operator's: ``_overriding``); one statement. Only those of the OCPP version the charger speaks
+    (``profiles_of_their_version``): it holds none it accepted in the other."""
     if not sessions:
         return {}, {}
     ids = {TX_PROFILE_ID_BASE + s.pk for s in sessions}
-    rows = InstalledChargingProfile.objects.filter(charge_point_id__in={s.charge_point_id for s in sessions}).filter(
+    rows = InstalledChargingProfile.objects.filter(
+        profiles_of_their_version(), charge_point_id__in={s.charge_point_id for s in sessions}
+    ).filter(
         Q(profile_id__in=sorted(ids))
         | Q(purpose="TxProfile", stack_level__gte=TX_STACK_LEVEL)
         | Q(purpose="TxDefaultProfile", stack_level__gt=FAILSAFE_STACK_LEVEL)

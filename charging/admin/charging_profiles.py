@@ -15,8 +15,17 @@ class InstalledChargingProfileAdmin(ReadOnlyAdmin):
     """Set and cleared by the charger's answers to SetChargingProfile and ClearChargingProfile (the
     commands panel, the API): typed in here, the site engine would count a profile no charger holds."""
 
-    list_display = ["charge_point", "connector_id", "profile_id", "purpose", "stack_level", "valid_from", "valid_to"]
-    list_filter = ["purpose"]
+    list_display = [
+        "charge_point",
+        "connector_id",
+        "profile_id",
+        "purpose",
+        "stack_level",
+        "valid_from",
+        "valid_to",
+        "ocpp_version",
+    ]
+    list_filter = ["purpose", "ocpp_version"]
     search_fields = ["charge_point__charge_point_id"]
     list_select_related = ["charge_point"]
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint, Connector
 from charging.models import InstalledChargingProfile, Transaction, TransactionStatus
+from charging.selectors import profiles_of_their_version
 from charging.signals import charger_draw_changed
 from kernel.timestamps import parse_ocpp_time
 
@@ -52,6 +53,7 @@ def charging_profile_conflicts(*, charge_point: ChargePoint, target: ProfileTarg
     once June's is accepted); a 2.0.1 station rejects ``target`` when their validities overlap
     (K01.FR.06) and holds them side by side when they do not."""
     installed = InstalledChargingProfile.objects.filter(
+        profiles_of_their_version(),
         charge_point=charge_point,
         connector_id=target.connector_id,
         purpose=target.purpose,
@@ -127,22 +129,24 @@ def _ended_with_its_transaction(charge_point: ChargePoint, profile: InstalledCha
 
 
 def charging_profiles_held(*, charge_point: ChargePoint) -> list[InstalledChargingProfile]:
-    """The profiles the charger holds as far as the CSMS knows: those recorded installed, less the
-    TxProfiles gone with their transaction or that never had one (``_ended_with_its_transaction``)."""
+    """The profiles the charger holds as far as the CSMS knows: those recorded installed in the OCPP
+    version it speaks (``profiles_of_their_version``), less the TxProfiles gone with their transaction
+    or that never had one (``_ended_with_its_transaction``)."""
     return [
         profile
-        for profile in InstalledChargingProfile.objects.filter(charge_point=charge_point)
+        for profile in InstalledChargingProfile.objects.filter(profiles_of_their_version(), charge_point=charge_point)
         if not _ended_with_its_transaction(charge_point, profile)
     ]
 
 
 def charging_profiles_gone_forget(*, charge_point: ChargePoint) -> int:
-    """Forget the recorded TxProfiles the charger no longer holds (``charging_profiles_held``); how
+    """Forget the recorded TxProfiles the charger no longer holds (``charging_profiles_held``) and the
+    profiles it accepted in the OCPP version it no longer speaks (``profiles_of_their_version``); how
     many. Run when a profile command of the charger is answered, off the charger's messages' path."""
     held = {profile.pk for profile in charging_profiles_held(charge_point=charge_point)}
     return (
-        InstalledChargingProfile.objects.filter(charge_point=charge_point, purpose="TxProfile")
-        .exclude(pk__in=held)
+        InstalledChargingProfile.objects.filter(charge_point=charge_point)
+        .filter((Q(purpose="TxProfile") & ~Q(pk__in=held)) | ~profiles_of_their_version())
         .delete()[0]
     )
 
@@ -175,6 +179,7 @@ def charging_profile_installed(
         connector_id=target.connector_id,
         purpose=target.purpose,
         stack_level=target.stack_level,
+        ocpp_version__in=(target.ocpp_version, ""),
     ).exclude(profile_id=target.profile_id)
     if target.ocpp_version == "2.0.1":
         kept = [
@@ -194,7 +199,8 @@ def charging_profile_installed(
     ).first()
     # A new schedule or stack level changes what the charger may draw (an operator's TxProfile above a
     # site's stack level prevails over the site's); a renewal of the same one does not.
-    changed = before is None or (before.stack_level, _schedule(before.profile)) != (
+    changed = before is None or (before.ocpp_version, before.stack_level, _schedule(before.profile)) != (
+        target.ocpp_version,
         target.stack_level,
         _schedule(target.profile),
     )
@@ -208,6 +214,7 @@ def charging_profile_installed(
             "valid_from": target.valid_from,
             "valid_to": target.valid_to,
             "profile": target.profile,
+            "ocpp_version": target.ocpp_version,
             "awaited_until": awaited_until,
         },
     )
@@ -326,7 +333,7 @@ def _recorded_asked_about(
 ) -> QuerySet[InstalledChargingProfile]:
     """The profiles recorded installed on ``charge_point`` that a GetChargingProfiles about ``evse_id``
     and ``criterion`` asks about; none when the sources asked leave out the CSMS's (``CSO``)."""
-    recorded = InstalledChargingProfile.objects.filter(charge_point=charge_point)
+    recorded = InstalledChargingProfile.objects.filter(profiles_of_their_version(), charge_point=charge_point)
     sources = criterion.get("charging_limit_source")
     if sources is not None and CSMS_SOURCE not in sources:
         return recorded.none()

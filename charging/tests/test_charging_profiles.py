@@ -167,3 +167,25 @@ def test_a_remote_start_s_profile_the_station_reports_keeps_its_wait_for_the_ev(
         charge_point_id="CP-201", evse_id=1, source="CSO", profiles=[reported]
     )
     assert InstalledChargingProfile.objects.get().awaited_until == waits_until
+
+
+def test_a_charger_moved_to_another_ocpp_version_holds_none_of_the_profiles_of_the_old_one(register_charge_point):
+    """Probe: a 1.6 charger upgraded to 2.0.1 under the same id (and back) kept its 1.6 profiles as
+    installed: a 2.0.1 profile of the same purpose and stack level was warned of as rejected, and
+    nothing ever removed them. Those of the other version are not held, and go at the next answer."""
+    from chargepoints.models import ChargePoint
+
+    charge_point = register_charge_point("CP-MOVED", ocpp_version="1.6")
+    install(charge_point, profile_body(1))
+    assert len(conflicts_201(charge_point, profile_body(2))) == 1  # a station that says so
+    ChargePoint.objects.filter(pk=charge_point.pk).update(ocpp_version="2.0.1")
+    charge_point.refresh_from_db()
+    assert conflicts_201(charge_point, profile_body(2)) == []
+    assert charging_profiles.charging_profiles_held(charge_point=charge_point) == []
+    target = dataclasses.replace(profile_target(profile_body(2)), ocpp_version="2.0.1")
+    charging_profiles.charging_profile_set_follow(charge_point=charge_point, accepted=True, target=target)
+    assert list(InstalledChargingProfile.objects.values_list("profile_id", "ocpp_version")) == [(2, "2.0.1")]
+    ChargePoint.objects.filter(pk=charge_point.pk).update(ocpp_version="1.6")  # and back again
+    charge_point.refresh_from_db()
+    assert conflicts(charge_point, profile_body(3)) == []
+    assert charging_profiles.charging_profiles_held(charge_point=charge_point) == []

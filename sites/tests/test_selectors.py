@@ -265,3 +265,57 @@ def test_a_member_moved_to_another_ocpp_version_counts_the_outlets_of_that_versi
     ChargePoint.objects.filter(pk=moved.pk).update(ocpp_version="2.0.1")
     Connector.objects.create(charge_point=moved, evse_id=1, connector_id=1)
     assert site_outlets(members=site.members.all()) == 1
+
+
+def test_a_member_moved_to_another_ocpp_version_holds_none_of_the_old_version_s_profiles(register_charge_point):
+    """Probe: a 1.6 member upgraded to 2.0.1 under the same id still had its 1.6 profiles counted: an
+    operator's 1.6 TxDefaultProfile (6 A) as the session's default, and the site's 1.6 failsafe as
+    installed, so the site never sent the station its failsafe default again."""
+    from sites.engine import _failsafe_changes
+    from sites.selectors import FAILSAFE_PROFILE_ID
+
+    site = Site.objects.create(name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32))
+    charge_point = register_charge_point("CP-MOVED", ocpp_version="1.6")
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connection_channel="channel")
+    member = SiteMember.objects.create(site=site, charge_point=charge_point)
+    for profile_id, stack_level, limit in ((1, 1, 6), (FAILSAFE_PROFILE_ID, 0, 32)):
+        InstalledChargingProfile.objects.create(
+            charge_point=charge_point,
+            connector_id=0,
+            profile_id=profile_id,
+            purpose="TxDefaultProfile",
+            stack_level=stack_level,
+            ocpp_version="1.6",
+            profile={
+                "charging_profile_id": profile_id,
+                "stack_level": stack_level,
+                "charging_profile_purpose": "TxDefaultProfile",
+                "charging_profile_kind": "Absolute",
+                "charging_schedule": {
+                    "charging_rate_unit": "A",
+                    "charging_schedule_period": [{"start_period": 0, "limit": limit}],
+                },
+            },
+        )
+    Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=T0
+    )
+    [view] = site_sessions(site=site, now=T0)
+    assert view.default_a == Decimal(6)
+    member = SiteMember.objects.select_related("charge_point").get(pk=member.pk)
+    assert _failsafe_changes([member], Decimal(32)) == []  # held already
+    ChargePoint.objects.filter(pk=charge_point.pk).update(ocpp_version="2.0.1")
+    Transaction.objects.all().delete()
+    Transaction.objects.create(
+        charge_point=charge_point,
+        ocpp_transaction_id="tx-2",
+        start_key="k2",
+        connector_id=1,
+        evse_id=1,
+        ocpp_version="2.0.1",
+        started_at=T0,
+    )
+    [view] = site_sessions(site=site, now=T0)
+    assert view.default_a is None
+    member = SiteMember.objects.select_related("charge_point").get(pk=member.pk)
+    assert [change.limit_a for change in _failsafe_changes([member], Decimal(32))] == [Decimal(32)]
