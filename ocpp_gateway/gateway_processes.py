@@ -36,6 +36,10 @@ SINCE_KEY = "csms:gateways:since"  # when this Redis's data began: announcements
 # Every process that announced itself in this Redis: only those can be judged dead here (a process on
 # another Redis, or one announced before this Redis lost its data, is never released from here).
 KNOWN_KEY = "csms:gateways:known"
+# When (Redis's clock) a sweep last asked Redis, any process's: a longer silence (``_unwatched_gap``)
+# was an outage every process saw (Redis stopped, paused, failed over, restarted with its data, or
+# out of everyone's reach), in which the live processes' announcements may have expired unrenewed.
+SWEPT_KEY = "csms:gateways:swept"
 # Without Redis: the file in VAR_DIR each gateway process holds locked shared while it lives, and the
 # descriptor this one holds it by (never closed: the lock goes with the process).
 LIVENESS_FILE = "gateway.lock"
@@ -94,6 +98,9 @@ def dead_gateway_presence_release() -> list[str]:
                 _redis().srem(KNOWN_KEY, process)
             logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
             went_offline.extend(released)
+    if went_offline:  # a long release is no silence of Redis's: the next sweep measures from its end
+        client = _redis()
+        client.set(SWEPT_KEY, client.time()[0])
     return went_offline
 
 
@@ -123,13 +130,29 @@ def stale_presence_release() -> list[str]:
 
 
 def _redis_recently_emptied() -> bool:
-    """Whether Redis lost its data (restarted, flushed) less than TTL + RENEW s ago: then the live
-    processes' announcements may not be back yet, and no process is judged dead."""
+    """Whether Redis lost its data (restarted, flushed), or was out of every process's reach for
+    longer than ``_unwatched_gap`` (its data kept: a restart with persistence, a pause, a failover),
+    less than TTL + RENEW s ago: then the live processes' announcements may not be back yet, and no
+    process is judged dead. Without the second, an outage longer than TTL - RENEW left every live
+    process's announcement expired with its data, and the first sweep after it released their
+    chargers (offline, ``gateway_lost``, commands ``503 NotConnected``) before they announced again."""
     client = _redis()
-    now = client.time()[0]
-    client.set(SINCE_KEY, now, nx=True)  # on Redis's clock: one clock for every host
+    now = client.time()[0]  # on Redis's clock: one clock for every host
+    previous = client.getset(SWEPT_KEY, now)
+    if previous is not None and now - int(previous) > _unwatched_gap():
+        client.set(SINCE_KEY, now)  # as if its data began now: the live processes announce meanwhile
+    client.set(SINCE_KEY, now, nx=True)
     since = int(client.get(SINCE_KEY))  # type: ignore[arg-type]  # set just above, never None
     return now - since < settings.CSMS_GATEWAY_PRESENCE_TTL + settings.CSMS_GATEWAY_PRESENCE_RENEW
+
+
+def _unwatched_gap() -> int:
+    """Seconds between two sweeps (of any process) beyond which Redis was away for everyone: a live
+    process's announcement, renewed every RENEW s, outlives any shorter outage (TTL - RENEW), and
+    sweeps (every RENEW s by each gateway process holding chargers, and by Celery beat) come at
+    least every 2 x RENEW s while Redis answers."""
+    ttl, renew = settings.CSMS_GATEWAY_PRESENCE_TTL, settings.CSMS_GATEWAY_PRESENCE_RENEW
+    return max(ttl - renew, 2 * renew)
 
 
 async def gateway_process_announced(*, channel_name: str) -> None:

@@ -8,7 +8,9 @@ import asyncio
 import fcntl
 import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,11 +25,12 @@ from ocpp.v16 import call as call16
 
 from chargepoints import services
 from chargepoints.models import ChargePoint
-from conftest import _test_database_url, ahttp, eventually, ocpp_charger, raw_socket, stop_daphne
+from conftest import _test_database_url, ahttp, eventually, free_port, ocpp_charger, raw_socket, stop_daphne
 from ocpp_gateway.gateway_processes import (
     KNOWN_KEY,
     LIVENESS_FILE,
     SINCE_KEY,
+    SWEPT_KEY,
     _key,
     _redis,
     dead_gateway_presence_release,
@@ -46,6 +49,7 @@ requires_redis = pytest.mark.skipif(not settings.REDIS_URL, reason="one process 
 def gateways(daphne_factory) -> Iterator[Callable[[], object]]:
     """Daphne processes of this test's own, stopped when it ends (not at the end of the session)."""
     _redis().set(SINCE_KEY, _redis().time()[0] - 3600)  # Redis has kept its data for an hour
+    _redis().delete(SWEPT_KEY)  # and no sweep's silence is taken for an outage (a run's left long ago)
     servers = []
 
     def start() -> object:
@@ -81,7 +85,7 @@ def judged_here_only(settings) -> Iterator[None]:
 
 
 def _forget_every_gateway() -> None:
-    _redis().delete(KNOWN_KEY, SINCE_KEY, *_redis().keys(_key("*")))
+    _redis().delete(KNOWN_KEY, SINCE_KEY, SWEPT_KEY, *_redis().keys(_key("*")))
 
 
 @pytest.fixture
@@ -233,6 +237,26 @@ def test_only_presence_of_expired_processes_is_released(register_charge_point, j
     assert dead_gateway_presence_release() == []  # released once
     states = dict(ChargePoint.objects.values_list("charge_point_id", "connected"))
     assert states == {"CP-A": False, "CP-B": True, "CP-C": True, "CP-IDLE": False}
+
+
+@requires_redis
+def test_after_a_silence_no_sweep_could_break_nobody_is_judged_dead_for_ttl_and_renew(
+    register_charge_point, judged_here_only
+):
+    """Redis kept its data (``csms:gateways:since`` a minute old) but no sweep reached it for longer
+    than the TTL: an expired announcement may be a live process's that could not renew it."""
+    register_charge_point("CP-A")
+    services.charge_point_connect(charge_point_id="CP-A", ocpp_version="1.6", channel_name="specific.dead1!a")
+    gateway_process_announce(process="specific.dead1!")
+    _redis().delete(_key("specific.dead1!"))
+    now = _redis().time()[0]
+    _redis().set(SINCE_KEY, now - 60)
+    _redis().set(SWEPT_KEY, now - settings.CSMS_GATEWAY_PRESENCE_TTL - 1)  # the last sweep before the outage
+    assert dead_gateway_presence_release() == []
+    assert int(_redis().get(SINCE_KEY)) >= now  # the grace starts again, as after a loss of data
+    _redis().set(SINCE_KEY, now - 60)  # TTL + RENEW later, sweeps every RENEW s meanwhile
+    _redis().set(SWEPT_KEY, now - settings.CSMS_GATEWAY_PRESENCE_RENEW)
+    assert dead_gateway_presence_release() == ["CP-A"]
 
 
 def test_a_dead_process_s_chargers_are_released_together_with_one_offline_event_each(
@@ -434,3 +458,72 @@ async def test_a_charger_whose_stalled_process_a_command_gave_up_on_is_back_onli
         await websocket.send(json.dumps([3, frame[1], {"status": "Accepted"}]))
         status, body = await answered
         assert (status, body["status"]) == (200, "Accepted")
+
+
+@pytest.fixture
+def redis_keeping_its_data(tmp_path) -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """A redis-server of this test's own that keeps its data across a restart (append-only file,
+    written at every command), its URL, and functions that stop and start it."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        arguments = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path), "--save", ""]
+        arguments += ["--appendonly", "yes", "--appendfsync", "always"]
+        processes.append(subprocess.Popen(["redis-server", *arguments], stdout=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+
+    def stop() -> None:
+        processes[-1].terminate()
+        processes[-1].wait(timeout=10)
+
+    start()
+    yield f"redis://127.0.0.1:{port}/0", start, stop
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_a_live_process_s_chargers_stay_when_redis_comes_back_with_its_data_after_the_ttl(
+    daphne, daphne_factory, api_key, offline_subscription, redis_keeping_its_data, settings
+):
+    """Fails before the change: Redis restarted with its data (persistence) after an outage longer
+    than the TTL came back with every live process's announcement expired and
+    ``csms:gateways:since`` an hour old, so the first sweep after it (beat's here) judged the live
+    gateway dead before it announced again: its charger offline (``gateway_lost``) on an open
+    socket, commands 503 NotConnected until its next message. An outage nobody could sweep through
+    now counts as a loss of data: nobody is judged dead for TTL + RENEW after it."""
+    redis_url, start_redis, stop_redis = redis_keeping_its_data
+    ttl, renew = 6, 2
+    settings.REDIS_URL, settings.CSMS_GATEWAY_PRESENCE_TTL, settings.CSMS_GATEWAY_PRESENCE_RENEW = redis_url, ttl, renew
+    gateway = daphne_factory(
+        REDIS_URL=redis_url,
+        CELERY_BROKER_URL="memory://",
+        CSMS_GATEWAY_PRESENCE_TTL=str(ttl),
+        CSMS_GATEWAY_PRESENCE_RENEW=str(renew),
+    )
+    await ChargePoint.objects.acreate(charge_point_id="CP-KEPT", heartbeat_interval=3600)
+    release = sync_to_async(dead_gateway_presence_release)  # as Celery beat runs it, every RENEW s
+    async with ocpp_charger(gateway, "1.6", "CP-KEPT") as charger:
+        await boot(charger)
+        _redis().set(SINCE_KEY, _redis().time()[0] - 3600)  # Redis has kept its data for an hour
+        assert await release() == []  # the gateway announced itself: alive
+        stop_redis()
+        await asyncio.sleep(ttl + 2)  # the gateway's announcement expires meanwhile
+        gateway.process.send_signal(signal.SIGSTOP)  # beat's sweep comes first after the restart
+        try:
+            start_redis()
+            assert await release() == []
+        finally:
+            gateway.process.send_signal(signal.SIGCONT)
+        await asyncio.sleep(ttl + 2 * renew)  # it announces again; sweeps after the grace judge it alive
+        assert await release() == []
+        assert await connected(daphne, api_key, "CP-KEPT")
+        assert await offline_events() == []
+        await boot(charger)
