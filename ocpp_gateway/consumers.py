@@ -21,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from chargepoints import clock, services
+from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from charging.services.open_sessions import open_sessions_bind
 from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_TIME
@@ -200,7 +200,6 @@ class OcppConsumer(AsyncWebsocketConsumer):
         self.ocpp_version: str = kwargs["version"]
         self.charge_point_id: str = kwargs["charge_point_id"]
         charge_point_id_var.set(self.charge_point_id)  # every log line of this connection names it
-        clock.connection_opened_at.set(started_at)  # a charger time after it was sent live (clock.behind)
         open_sessions_bind()  # the sessions its messages keep open (issue 15)
         subprotocol = SUBPROTOCOLS[self.ocpp_version]
         if subprotocol not in self.scope.get("subprotocols", []):

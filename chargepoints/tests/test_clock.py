@@ -62,8 +62,7 @@ def test_a_judged_time_is_between_the_floor_and_its_receipt_and_flagged_iff_impl
 @example(clock.FLOOR - timedelta(microseconds=1))
 def test_a_time_kept_as_sent_is_exactly_one_judging_takes_as_it_is(sent):
     time = judged(sent, NOW)
-    kept = clock.kept_as_sent(sent, NOW, tolerance_s=int(TOLERANCE.total_seconds()), connected_since=None)
-    assert kept == (time.at == sent and time.kept is None and not time.implausible)
+    assert clock.kept_as_sent(sent, NOW) == (time.at == sent and time.kept is None and not time.implausible)
 
 
 @given(charger_times)
@@ -215,22 +214,3 @@ def test_a_resent_stop_for_an_unknown_session_stamped_1970_is_parked_once_at_its
         ).reconciliation_item
     assert ReconciliationItem.objects.filter(charge_point__charge_point_id=charge_point_id).count() == 1
     assert clock.FLOOR < item.stopped_at <= datetime.now(UTC)
-
-
-@given(
-    st.timedeltas(min_value=-timedelta(days=3), max_value=timedelta(hours=1)),
-    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2)),
-)
-def test_a_time_behind_its_receipt_is_a_clock_behind_only_when_stamped_while_connected(offset, connected_for):
-    """Stamped more than the tolerance after the connection opened and more than the tolerance before
-    its receipt: implausible (a live message, a clock behind); before the connection opened (a queued
-    message) or within the tolerance of either: as before."""
-    sent, connected_since = NOW + offset, NOW - connected_for
-    time = clock.charger_time(
-        sent, received_at=NOW, tolerance_s=int(TOLERANCE.total_seconds()), connected_since=connected_since
-    )
-    behind = connected_since + TOLERANCE < sent < NOW - TOLERANCE
-    assert time.implausible == (behind or sent > NOW + TOLERANCE)
-    assert time == (judged(sent, NOW) if not behind else clock.ChargerTime(NOW, sent, True, received=True))
-    kept = clock.kept_as_sent(sent, NOW, tolerance_s=int(TOLERANCE.total_seconds()), connected_since=connected_since)
-    assert kept == (time.at == sent and not time.implausible)

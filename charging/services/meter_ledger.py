@@ -289,32 +289,18 @@ def _not_before(session: Transaction, samples: Sequence[SampledValue]) -> bool:
 
 
 def charger_time_judged(sent: datetime | None, received_at: datetime) -> clock.ChargerTime:
-    """``clock.charger_time`` with the configured tolerance, on the connection the message came on
-    (``clock.connection_opened_at``); a time it keeps as sent (``kept_as_sent``: most) without
-    building its judgement (every start, stop, event)."""
-    tolerance_s, connected_since = settings.CSMS_CLOCK_SKEW_TOLERANCE, clock.connection_opened_at.get()
-    if sent is not None and clock.kept_as_sent(
-        sent, received_at, tolerance_s=tolerance_s, connected_since=connected_since
-    ):
+    """``clock.charger_time`` with the configured tolerance; a time it keeps as sent whatever the
+    tolerance (``kept_as_sent``: most) without reading the setting (every start, stop, event)."""
+    if sent is not None and clock.kept_as_sent(sent, received_at):
         return clock.ChargerTime(at=sent, sent=sent, implausible=False)
-    return clock.charger_time(sent, received_at=received_at, tolerance_s=tolerance_s, connected_since=connected_since)
-
-
-def kept_as_sent(sent: datetime, received_at: datetime) -> bool:
-    """``clock.kept_as_sent`` with the configured tolerance, on the message's connection."""
-    return clock.kept_as_sent(
-        sent,
-        received_at,
-        tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE,
-        connected_since=clock.connection_opened_at.get(),
-    )
+    return clock.charger_time(sent, received_at=received_at, tolerance_s=settings.CSMS_CLOCK_SKEW_TOLERANCE)
 
 
 def samples_judged(samples: Sequence[SampledValue], received_at: datetime) -> list[SampledValue]:
     """``samples`` judged: a time replaced by ``received_at`` is kept in ``charger_timestamp``."""
     judged = []
     for sample in samples:
-        if kept_as_sent(sample.timestamp, received_at):  # as charger_time_judged would keep it
+        if clock.kept_as_sent(sample.timestamp, received_at):  # as charger_time_judged would keep it
             judged.append(sample)
             continue
         at = charger_time_judged(sample.timestamp, received_at)
@@ -686,7 +672,7 @@ def transaction_updated_record(
     if not gathering() or len(ocpp_transaction_id) > _START_KEY_LENGTH:
         return False
     received_at = timezone.now()
-    if not kept_as_sent(at, received_at):
+    if not clock.kept_as_sent(at, received_at):
         return False
     session = transaction_kept(lambda kept: kept.start_key == ocpp_transaction_id)  # as transaction_start finds it
     if session is None or at < session.started_at:  # an event before its start may move it: the full way judges

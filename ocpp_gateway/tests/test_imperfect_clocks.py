@@ -3,9 +3,7 @@ a real daphne process on PostgreSQL, raw OCPP frames, and what the CSMS stored a
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,7 +14,7 @@ from billing.pricing import round_money
 from chargepoints.models import ChargePoint, Connector
 from charging.metering import Anomaly
 from charging.models import IdTag, MeterSample, ReconciliationItem, Transaction
-from conftest import DaphneServer, charger_row_held, raw_socket, wait_until_servers_done
+from conftest import charger_row_held, raw_socket
 from kernel.timestamps import format_ocpp_time
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -944,102 +942,6 @@ async def test_v201_a_queued_event_of_a_session_the_reboot_closed_bills_its_read
     record = session.billing_record
     assert (record.energy_wh, record.duration_seconds) == (Decimal(2000), 40 * 60)
     assert record.total == Decimal("0.60") + charging_time_amount(40 * 60) + Decimal("1.00")
-
-
-# A charger's clock running behind, on a server whose tolerance is 1 s (a connection open for
-# longer than it: a day behind needs a day's connection at the default 300 s).
-BEHIND_TOLERANCE_S = 1
-
-
-@pytest.fixture
-def tolerant_1s(daphne_factory, transactional_db) -> Iterator[DaphneServer]:
-    server = daphne_factory(CSMS_CLOCK_SKEW_TOLERANCE=str(BEHIND_TOLERANCE_S))
-    yield server
-    wait_until_servers_done()
-
-
-async def test_v16_a_start_stamped_behind_on_a_live_connection_is_timed_from_its_receipt(tolerant_1s):
-    """A charger connected before its start's stamp (beyond the tolerance) sent it live, yet stamped
-    it well before its receipt: its clock runs behind (a day behind, then set right by NTP before the
-    stop, was billed the session and a day). The receipt stands in, the stamp is kept, flagged."""
-    await charger_with_tag_and_default_tariff("CLK-BEHIND")
-    async with raw_socket(tolerant_1s, "1.6", "CLK-BEHIND") as websocket:
-        await asyncio.sleep(3.5)
-        sent = stamp(-timedelta(seconds=2))  # after the connection opened, 2 s before its receipt
-        before = datetime.now(UTC)
-        start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": sent}
-        transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
-        behind = {"timestamp": stamp(-timedelta(seconds=2)), "sampledValue": [{"value": "1500"}]}
-        meter_values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [behind]}
-        await result(websocket, "m1", "MeterValues", meter_values)
-        stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": stamp()}  # NTP set it right
-        await result(websocket, "e1", "StopTransaction", stop)
-
-    session = await session_with_record(transaction_id)
-    assert session.charger_started_at == datetime.fromisoformat(sent)
-    assert before <= session.started_at <= session.stopped_at
-    sample = await MeterSample.objects.aget(transaction=session, charger_timestamp__isnull=False)
-    assert sample.timestamp >= before
-    assert session.billing_record.duration_seconds <= (datetime.now(UTC) - before).total_seconds()
-    assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies
-    assert session.needs_review and session.billing_record.needs_review
-
-
-@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
-async def test_a_queued_session_stamped_before_its_connection_keeps_its_times(tolerant_1s, version):
-    """A charger's offline queue (stamped before its connection opened) arrives late legitimately:
-    kept as stamped, not flagged, on the same 1 s tolerance."""
-    charge_point_id = f"CLK-QUEUED-{version}"
-    await charger_with_tag_and_default_tariff(charge_point_id)
-    started, stopped = stamp(-timedelta(hours=2)), stamp(-timedelta(hours=1))
-    async with raw_socket(tolerant_1s, version, charge_point_id) as websocket:
-        await asyncio.sleep(1.5)  # the queue delivered a moment after the connection opened
-        if version == "1.6":
-            start = {"connectorId": 1, "idTag": "T1", "meterStart": 1000, "timestamp": started}
-            transaction_id = (await result(websocket, "s1", "StartTransaction", start))["transactionId"]
-            stop = {"transactionId": transaction_id, "meterStop": 2000, "timestamp": stopped}
-            await result(websocket, "e1", "StopTransaction", stop)
-        else:
-            await result(
-                websocket, "1", "TransactionEvent", {**v201_event("Started", 0, started, 1000), "offline": True}
-            )
-            await result(websocket, "2", "TransactionEvent", {**v201_event("Ended", 1, stopped, 2000), "offline": True})
-            transaction_id = (await Transaction.objects.aget(charge_point__charge_point_id=charge_point_id)).pk
-
-    session = await session_with_record(transaction_id)
-    assert (session.started_at, session.stopped_at) == (
-        datetime.fromisoformat(started),
-        datetime.fromisoformat(stopped),
-    )
-    assert session.billing_record.duration_seconds == 3600
-    assert Anomaly.CLOCK_IMPLAUSIBLE not in session.anomalies
-
-
-async def test_v201_events_stamped_behind_on_a_live_connection_are_timed_from_their_receipt(tolerant_1s):
-    """2.0.1 as 1.6: a Started and an Ended (not ``offline``) stamped after the connection opened,
-    each 2 s before its receipt: the receipts stand in, the stamps are kept, flagged."""
-    await charger_with_tag_and_default_tariff("CLK-BEHIND-201")
-    async with raw_socket(tolerant_1s, "2.0.1", "CLK-BEHIND-201") as websocket:
-        await asyncio.sleep(3.5)
-        before = datetime.now(UTC)
-        sent = stamp(-timedelta(seconds=2))
-        await result(websocket, "1", "TransactionEvent", v201_event("Started", 0, sent, 1000))
-        updated = {
-            **v201_event("Updated", 1, stamp(-timedelta(seconds=2)), 1500),
-            "triggerReason": "MeterValuePeriodic",
-        }
-        updated["meterValue"][0]["sampledValue"][0]["context"] = "Sample.Periodic"
-        await result(websocket, "2", "TransactionEvent", updated)
-        await result(websocket, "3", "TransactionEvent", v201_event("Ended", 2, stamp(-timedelta(seconds=2)), 2000))
-    session = await session_with_record(
-        (await Transaction.objects.aget(charge_point__charge_point_id="CLK-BEHIND-201")).pk
-    )
-    assert session.charger_started_at == datetime.fromisoformat(sent)
-    assert before <= session.started_at <= session.stopped_at
-    assert session.charger_stopped_at is not None
-    assert not await MeterSample.objects.filter(transaction=session, timestamp__lt=before).aexists()
-    assert session.energy_wh == Decimal(1000)
-    assert Anomaly.CLOCK_IMPLAUSIBLE in session.anomalies and session.needs_review
 
 
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
