@@ -178,7 +178,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
             stop_id_tag=id_tag or session.stop_id_tag,  # 2.0.1: an Updated's StopAuthorized token (E07)
             time_spent_charging_final=column_int(request.time_spent_charging) is not None,
         )
-        item = park(ReconciliationReason.NULL_ID_TAG, session)[0] if request.id_tag_null else None
+        # Not bounded: the item of a session this stop ended (each needs a session of its own).
+        item = park(ReconciliationReason.NULL_ID_TAG, session, bounded=False)[0] if request.id_tag_null else None
     return StopResult(session, answer, item, ended=True, total_cost=cost)
 
 

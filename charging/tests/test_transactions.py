@@ -308,6 +308,10 @@ def test_stops_of_made_up_ids_park_no_more_than_the_chargers_queue_holds(registe
     item = stop(charge_point_id, "424242", 3000, id_tag="TAG-1").reconciliation_item
     session.refresh_from_db()
     assert (session.status, item.state, item.transaction_id) == (TransactionStatus.ENDED, "attached", session.pk)
+    # A session this stop ends with a null idTag is parked for review however full the queue.
+    session = start_v16(charge_point_id, id_tag="TAG-1").transaction
+    ended = stop(charge_point_id, str(session.pk), 3000, id_tag_null=True)
+    assert (ended.transaction.status, ended.reconciliation_item.reason) == (TransactionStatus.ENDED, "null_id_tag")
 
 
 def test_a_late_stop_from_the_charger_replaces_the_csms_close_after_a_reboot(register_charge_point):
