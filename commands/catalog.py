@@ -160,15 +160,15 @@ def validate_payload(version: str, action: str, payload: dict[str, Any]) -> dict
 
 def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, list[str]]:
     """Check an API body (snake_case) as the OCPP payload it becomes; errors keyed by field path.
-    A field in camelCase (``expiryDateTime``) is an error of its own, named in snake_case: it would
-    pass the schema once converted, but the CSMS reads the body's snake_case fields. Then what the
+    A field in camelCase (``expiryDateTime``), or misspelt into one once converted (``type_``,
+    ``connector__id``), is an error of its own, named with its snake_case spelling: it would pass the
+    schema once converted, but the CSMS reads the body's snake_case fields. Then what the
     schema cannot say (``schemas.value_errors``: times, 32-bit integers) and the rules the OCPP
     specification states in prose (``body_rules``)."""
     camel = payload_case.camel_case_keys(body)
     if camel:
         return {
-            where: [f"Unknown field; fields are snake_case: {payload_case.snake_name(where.rsplit('.', 1)[-1])}."]
-            for where in camel
+            where: [f"Unknown field; fields are snake_case: {_meant(where.rsplit('.', 1)[-1])}."] for where in camel
         }
     errors = validate_payload(version, action, to_ocpp_payload(body))
     if errors:
@@ -176,6 +176,15 @@ def validate_body(version: str, action: str, body: dict[str, Any]) -> dict[str, 
     values = schemas.value_errors(ocpp_version=version, action=action, payload=body, named=payload_case.camel_name)
     refusals = {".".join(map(str, path)): [message] for path, message in values.items()}
     return refusals or body_rules.refusals(version, action, body)
+
+
+def _meant(name: str) -> str:
+    """The snake_case spelling of the OCPP field a body's misspelt ``name`` stands for: a camelCase
+    one's (``connectorId``, ``CONNECTOR_ID``: ``connector_id``), or the field a lowercase one becomes
+    once converted (``connector__id``: ``connector_id``)."""
+    if name != name.lower():
+        return payload_case.snake_name(name)
+    return payload_case.snake_name(payload_case.camel_name(name))
 
 
 def body_normalized(version: str, action: str, body: dict[str, Any]) -> dict[str, Any]:

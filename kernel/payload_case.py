@@ -44,7 +44,10 @@ def camel_case(payload: Any) -> Any:
 
 def camel_case_keys(payload: Any, path: str = "") -> list[str]:
     """The paths (``id_token.idToken``) of ``payload``'s OCPP field names that are not in
-    snake_case (an API body written in OCPP's camelCase), vendor data left out as above."""
+    snake_case as the CSMS spells them, vendor data left out as above: an API body written in OCPP's
+    camelCase, or a name that becomes an OCPP field only once converted (``type_``, ``connector__id``:
+    ``type``, ``connectorId``), which the CSMS would send but not read, nor record, as that field.
+    Each one's meant spelling is ``snake_name(camel_name(name))``."""
     found: list[str] = []
     items = enumerate(payload) if isinstance(payload, list) else payload.items() if isinstance(payload, dict) else ()
     for name, inner in items:
@@ -52,7 +55,7 @@ def camel_case_keys(payload: Any, path: str = "") -> list[str]:
         if isinstance(name, str):
             if (not path and name == "data") or name in _CUSTOM_DATA:
                 continue
-            if name != name.lower():
+            if name != name.lower() or snake_name(camel_name(name)) != name:
                 found.append(where)
         if isinstance(inner, _NESTED):
             found.extend(camel_case_keys(inner, where))

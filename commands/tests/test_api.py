@@ -166,6 +166,43 @@ def test_a_body_in_camel_case_is_a_400_naming_each_field_and_sends_nothing(
 
 
 @pytest.mark.parametrize(
+    ("path", "version", "body", "named"),
+    [
+        ("ocpp16/CP-1/reset", "1.6", {"type_": "Hard"}, {"type_": "type"}),
+        ("ocpp16/CP-1/unlock_connector", "1.6", {"connector__id": 2}, {"connector__id": "connector_id"}),
+        (
+            "ocpp16/CP-1/remote_stop_transaction",
+            "1.6",
+            {"transaction_id": 1, "transaction__id": 2},
+            {"transaction__id": "transaction_id"},
+        ),
+        (
+            "ocpp201/CP-1/request_start_transaction",
+            "2.0.1",
+            {"remote_start_id": 1, "id_token": {"id_token_": "T", "type": "ISO14443"}},
+            {"id_token.id_token_": "id_token"},
+        ),
+    ],
+)
+def test_a_field_that_is_not_the_csms_s_snake_case_spelling_is_a_400_naming_it_and_sends_nothing(
+    api_client, register_charge_point, path, version, body, named
+):
+    """A misspelt snake_case name that becomes an OCPP field once converted (``type_`` and
+    ``connector__id`` become ``type`` and ``connectorId``) passed the schema and was sent, while the
+    CSMS read (and recorded) the body by its own spelling: ``{"transaction_id": 1,
+    "transaction__id": 2}`` was recorded and checked as a stop of transaction 1 and sent as a stop
+    of transaction 2. Each such name is a 400 naming it and the spelling meant."""
+    register_charge_point("CP-1", ocpp_version=version)
+    response = api_client.post(f"/api/v1/{path}", body, format="json")
+    assert response.status_code == 400, response.json()
+    details = response.json()["details"]
+    assert set(details) == set(named)
+    for where, meant in named.items():
+        assert details[where] == [f"Unknown field; fields are snake_case: {meant}."]
+    assert not Command.objects.exists()
+
+
+@pytest.mark.parametrize(
     ("body_id", "message"), [("CP-2", "Differs from the charge point in the path"), (5, "Must be a string.")]
 )
 def test_a_charger_named_twice_differently_is_a_400(api_client, register_charge_point, body_id, message):
