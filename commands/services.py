@@ -11,12 +11,13 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
@@ -490,6 +491,9 @@ ABANDONED_MARGIN_SECONDS = 60
 ABANDONED = "The process that sent it stopped before the charge point's answer came back."
 _ABANDONED_PER_SWEEP = 500
 ABANDONED_LOOKBACK = timedelta(hours=1)
+# Where the sweeps left off (``commands_abandoned_timed_out``): every command made before it and
+# abandoned is completed. In the cache (Redis), shared by the workers and kept across their restarts.
+ABANDONED_SWEPT_UNTIL = "commands:abandoned-swept-until"
 
 
 def commands_abandoned_timed_out() -> list[Command]:
@@ -497,23 +501,48 @@ def commands_abandoned_timed_out() -> list[Command]:
     pending ``CSMS_OCPP_CALL_TIMEOUT`` + ``ABANDONED_MARGIN_SECONDS`` after they were made: the
     gateway or API process that sent them died (a ``?wait=false`` command's caller polls for an
     outcome that would never come). Each is locked and checked again (a late completion wins); at
-    most 500 a sweep, the oldest first, among those made in the last ``ABANDONED_LOOKBACK`` (the
-    sweep runs every minute: a range of the ``created_at`` index, not the whole table). Returns
-    those completed."""
+    most 500 a sweep, the oldest first, among those made since the sweeps left off
+    (``ABANDONED_SWEPT_UNTIL``: after Celery beat or its worker was away, or a backlog of more
+    than a sweep's), or in the ``ABANDONED_LOOKBACK`` before the cutoff when that is earlier or
+    unknown (the sweep runs every minute: a range of the ``created_at`` index, not the whole
+    table; measured from the cutoff, not from now, whatever the call timeout). Returns those
+    completed."""
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS)
     stale = Command.objects.filter(
-        state=CommandState.PENDING, created_at__lt=cutoff, created_at__gte=now - ABANDONED_LOOKBACK
+        state=CommandState.PENDING, created_at__lt=cutoff, created_at__gte=_abandoned_sweep_start(cutoff)
     ).order_by("created_at")
     completed = []
-    for pk in stale.values_list("pk", flat=True)[:_ABANDONED_PER_SWEEP]:
+    found = list(stale.values_list("pk", "created_at")[:_ABANDONED_PER_SWEEP])
+    for pk, _ in found:
         with transaction.atomic():
             command = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
             if command is not None:
                 completed.append(
                     command_complete(command=command, outcome=CallOutcome(Outcome.TIMEOUT, error_description=ABANDONED))
                 )
+    # All found: swept up to the cutoff; else up to the last one (the oldest first), the rest next time.
+    _abandoned_swept_until(cutoff if len(found) < _ABANDONED_PER_SWEEP else found[-1][1])
     return completed
+
+
+def _abandoned_sweep_start(cutoff: datetime) -> datetime:
+    """Where a sweep of the commands made before ``cutoff`` starts: where the sweeps left off, or
+    ``ABANDONED_LOOKBACK`` before ``cutoff`` when that is earlier or unknown (the cache unreachable)."""
+    start = cutoff - ABANDONED_LOOKBACK
+    try:
+        swept_until = cache.get(ABANDONED_SWEPT_UNTIL)
+    except Exception as error:
+        logger.warning("the abandoned commands' sweep could not read where it left off: %r", error)
+        return start
+    return swept_until if isinstance(swept_until, datetime) and swept_until < start else start
+
+
+def _abandoned_swept_until(at: datetime) -> None:
+    try:
+        cache.set(ABANDONED_SWEPT_UNTIL, at, None)
+    except Exception as error:
+        logger.warning("the abandoned commands' sweep could not record where it left off: %r", error)
 
 
 def _answer_followed(command: Command) -> None:

@@ -5,18 +5,29 @@ after a boot never owed). Celery beat's sweep, on PostgreSQL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
+from django.test import override_settings
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
 from commands.models import Command, CommandState
-from commands.services import ABANDONED, ABANDONED_MARGIN_SECONDS
+from commands.services import ABANDONED, ABANDONED_MARGIN_SECONDS, ABANDONED_SWEPT_UNTIL
 from ocpp_gateway.tasks import time_out_abandoned_commands
 from webhooks.models import WebhookSubscription
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_sweep_before():
+    """Where earlier sweeps left off (the cache outlives a test's database) is forgotten."""
+    cache.delete(ABANDONED_SWEPT_UNTIL)
+    yield
+    cache.delete(ABANDONED_SWEPT_UNTIL)
 
 
 def pending(charge_point: ChargePoint, command: str, request: dict, *, age_seconds: float) -> Command:
@@ -53,3 +64,54 @@ def test_a_command_pending_past_its_timeout_and_the_margin_is_timed_out_and_its_
     events = WebhookSubscription.objects.get().deliveries.values_list("event_type", flat=True)
     assert list(events) == ["command.completed"] * 2
     assert time_out_abandoned_commands() == 0
+
+
+@override_settings(CSMS_OCPP_CALL_TIMEOUT=3600)
+def test_a_call_timeout_of_an_hour_or_more_still_has_its_abandoned_commands_timed_out(register_charge_point):
+    """The sweep looked only at the commands made in the last hour: with a call timeout of 59
+    minutes or more (CSMS_OCPP_CALL_TIMEOUT allows any), none was ever old enough to be abandoned
+    in it, and every command whose process died stayed pending for ever."""
+    charge_point = register_charge_point("CP-1")
+    reset = pending(charge_point, "reset", {"type": "Soft"}, age_seconds=3600 + ABANDONED_MARGIN_SECONDS + 5)
+    in_flight = pending(charge_point, "reset", {"type": "Hard"}, age_seconds=3500)
+
+    assert time_out_abandoned_commands() == 1
+
+    reset.refresh_from_db()
+    in_flight.refresh_from_db()
+    assert (reset.state, in_flight.state) == (CommandState.TIMEOUT, CommandState.PENDING)
+
+
+def test_commands_abandoned_while_the_sweep_was_away_for_hours_are_timed_out_when_it_is_back(register_charge_point):
+    """Celery beat (or its worker) away for more than an hour: the commands abandoned meanwhile
+    were older than the sweep's hour when it came back, and stayed pending for ever. The sweep goes
+    on from where it left off."""
+    charge_point = register_charge_point("CP-1")
+    three_hours_ago = timezone.now() - timedelta(hours=3)
+    with mock.patch("commands.services.timezone.now", return_value=three_hours_ago):
+        assert time_out_abandoned_commands() == 0  # the last sweep before the outage
+    during_the_outage = pending(charge_point, "reset", {"type": "Soft"}, age_seconds=2 * 3600)
+    before_the_last_sweep = pending(charge_point, "reset", {"type": "Hard"}, age_seconds=5 * 3600)
+
+    assert time_out_abandoned_commands() == 1
+
+    during_the_outage.refresh_from_db()
+    assert (during_the_outage.state, during_the_outage.error_description) == (CommandState.TIMEOUT, ABANDONED)
+    before_the_last_sweep.refresh_from_db()
+    assert before_the_last_sweep.state == CommandState.PENDING  # that sweep's to complete: not read again
+    assert time_out_abandoned_commands() == 0
+
+
+def test_a_backlog_left_by_a_sweep_is_timed_out_by_the_next_however_late(register_charge_point):
+    """A sweep completes 500 at most, the oldest first; the rest are the next sweep's even when
+    it comes after they left the hour before its cutoff (a backlog of more than an hour's sweeps)."""
+    charge_point = register_charge_point("CP-1")
+    oldest, older = (pending(charge_point, "reset", {"type": "Soft"}, age_seconds=age) for age in (3680, 3670))
+    with mock.patch("commands.services._ABANDONED_PER_SWEEP", 1):
+        assert time_out_abandoned_commands() == 1
+    oldest.refresh_from_db()
+    assert oldest.state == CommandState.TIMEOUT
+    with mock.patch("commands.services.timezone.now", return_value=timezone.now() + timedelta(hours=1)):
+        assert time_out_abandoned_commands() == 1
+    older.refresh_from_db()
+    assert older.state == CommandState.TIMEOUT
