@@ -153,7 +153,12 @@ def _taken_back_to_send(command: Command, request: CommandRequest) -> tuple[Comm
     sent now, as its caller retrying asked; True then, with the body of ``request`` (the same: its
     fingerprint is the row's) to send, not the row's, whose secrets are redacted. False when a
     concurrent replay took it first (the command as it is now). The row's ``created_at`` becomes
-    now: it dates the send the abandoned-commands sweep watches."""
+    now: it dates the send the abandoned-commands sweep watches.
+
+    Raises ``CommandRefused`` as a new request would be refused (``_charge_point_sendable``: the
+    charger since answered Pending, or speaking another OCPP version): the row stays as it was."""
+    if command.charge_point_id is not None:
+        _charge_point_sendable(ChargePoint.objects.filter(pk=command.charge_point_id).first(), request)
     unsent = Command.objects.filter(_NEVER_SENT, pk=command.pk, charge_point__isnull=False)
     taken = unsent.update(
         state=CommandState.PENDING,

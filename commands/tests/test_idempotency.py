@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from chargepoints.models import ChargePoint
 from charging.models import IdTag
 from commands.models import Command
-from commands.rpc import ANSWER_UNPROCESSED, NOT_SENT_IN_TIME
+from commands.rpc import ANSWER_UNPROCESSED, NOT_SENT_IN_TIME, CallOutcome, Outcome
 from commands.services import request_fingerprint
 from commands.tests.conftest import V16Charger
 from conftest import ocpp_charger, raw_socket
@@ -248,3 +248,43 @@ async def test_two_idempotency_keys_on_one_request_are_a_400_naming_the_header(d
     )
     assert (status, body["error"]) == (503, "NotConnected")
     assert (await Command.objects.aget()).idempotency_key == "k-1,k-2"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "status", "error"),
+    [
+        ({"lifecycle_state": "pending"}, 409, "ChargePointPending"),
+        ({"ocpp_version": "2.0.1"}, 400, "UnsupportedVersion"),
+    ],
+    ids=["now-pending", "now-2.0.1"],
+)
+def test_a_retry_of_a_command_never_sent_is_refused_as_a_new_one_would_be(
+    api_client, register_charge_point, monkeypatch, change, status, error
+):
+    """A retry under its key of a command that was never sent sends it now, but skipped the checks
+    a new request gets: a remote start to a charger answered Pending since (OCPP 1.6 §4.2 forbids
+    it), or a 1.6 command to a charger that came back speaking 2.0.1, went out all the same."""
+    from commands import services
+
+    sent: list[str] = []
+
+    def send_call_sync(charge_point_id, action, *args, **kwargs):
+        sent.append(action)
+        return CallOutcome(Outcome.RESULT, payload={"status": "Accepted"})
+
+    register_charge_point("CP-1", ocpp_version="1.6")
+    headers = {"HTTP_IDEMPOTENCY_KEY": "start-1"}
+    body = {"connector_id": 1, "id_tag": "RFID-1"}
+    first = api_client.post("/api/v1/ocpp16/CP-1/remote_start_transaction", body, format="json", **headers)
+    assert first.json()["error"] == "NotConnected"
+    monkeypatch.setattr(services, "send_call_sync", send_call_sync)  # the charger, connected now
+    ChargePoint.objects.filter(charge_point_id="CP-1").update(
+        connected=True, connection_channel="specific.x!y", **change
+    )
+
+    retry = api_client.post("/api/v1/ocpp16/CP-1/remote_start_transaction", body, format="json", **headers)
+
+    assert (retry.status_code, retry.json()["error"]) == (status, error)
+    assert sent == []
+    assert Command.objects.get().state == "not_connected"  # still never sent: a retry may send it once allowed
