@@ -485,6 +485,7 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
     # The live register moves to the message's latest reading of the register the session holds
     # (``metering.scope_comparable``: no phase fewer, no location further from the outlet), as its
     # billing reads the ledger; a message's phases alone, or its one value, may be another's.
+    before_wh, before_at, moved = session.last_register_wh, session.last_register_at, None
     for reading in reversed(readings):
         if session.last_register_at is not None and reading.at < session.last_register_at:
             break
@@ -494,9 +495,32 @@ def samples_learned(session: Transaction, samples: Sequence[SampledValue], rows:
                 _baseline_of_fewer_phases_replaced(session, rows, readings, scope)
             session.last_register_wh, session.last_register_at = reading.wh, reading.at
             session.last_register_scope = scope
+            moved = reading
             break
     if session.status == TransactionStatus.ACTIVE and session.last_register_wh is not None:
-        session.energy_wh = max(session.last_register_wh - session.meter_start_wh, Decimal(0))
+        session.energy_wh = _live_energy(session, before_wh, before_at, moved)
+
+
+def _live_energy(
+    session: Transaction, before_wh: Decimal | None, before_at: datetime | None, moved: metering.Reading | None
+) -> Decimal:
+    """The session's energy so far (``energy_wh`` while it charges), its live register having moved to
+    ``moved`` (None: it did not) from ``before_wh`` read at ``before_at``: the register minus the meter
+    start. A register below its meter start (by its resolution or more) is no longer counted from it:
+    the meter was reset, replaced or zeroed by a reboot (or a garbled reading): what was counted so far
+    stands, and the climb from such a reading adds its plausible steps (within ``CSMS_METER_MAX_POWER_KW``
+    over their time plus ``CSMS_METER_JUMP_TOLERANCE_WH``), as the session's billing counts them
+    (``metering.derive_energy``). Back at its meter start or above (a glitch), it is counted from it again.
+    """
+    assert session.last_register_wh is not None and session.meter_start_wh is not None
+    plain = session.last_register_wh - session.meter_start_wh
+    counted = session.energy_wh if session.energy_wh is not None else Decimal(0)
+    if moved is None or plain > -moved.resolution_wh or before_wh is None or before_at is None:
+        return max(plain, Decimal(0)) if moved is not None or plain >= 0 else counted
+    step = moved.wh - before_wh
+    hours = Decimal(max((moved.at - before_at).total_seconds(), 0)) / 3600
+    bound = Decimal(settings.CSMS_METER_MAX_POWER_KW) * 1000 * hours + settings.CSMS_METER_JUMP_TOLERANCE_WH
+    return counted + step if 0 < step <= bound and before_wh < session.meter_start_wh else counted
 
 
 def _of_every_phase_held(session: Transaction, rows: Sequence[SampleRow], reading: metering.Reading) -> bool:

@@ -349,3 +349,42 @@ def test_a_meter_start_of_minus_one_is_no_baseline(register_charge_point):
     session.refresh_from_db()
     assert session.energy_wh == Decimal(1000)  # was 21,001
     assert session.needs_review and Anomaly.NON_MONOTONIC_REGISTER in session.anomalies
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize(
+    ("readings", "live", "billed"),
+    [
+        # the meter replaced (or zeroed by a reboot) mid-session: the live energy dropped to 0 and stayed
+        (["505000", "510000", "0", "2000"], [5000, 10000, 10000, 12000], 13000),
+        # a garbled 0, then the register back where it was: counted from the meter start again
+        (["505000", "510000", "0", "510500"], [5000, 10000, 10000, 10500], 11500),
+    ],
+)
+def test_the_live_energy_of_a_register_reset_mid_session_keeps_what_was_counted(
+    register_charge_point, version, readings, live, billed
+):
+    charge_point_id = new_charger(register_charge_point, version)
+    if version == "1.6":
+        session = start_v16(charge_point_id, meter_start=500_000).transaction
+    else:
+        begin = [SampledValue(timestamp=T0, raw_value="500000", context="Transaction.Begin")]
+        session = v201_start(charge_point_id, "TX-R", 0, T0, samples=begin, baseline_expected=False).transaction
+    seen = []
+    for minute, raw in enumerate(readings, start=1):
+        at = T0 + timedelta(minutes=10 * minute)
+        reading = [SampledValue(timestamp=at, raw_value=raw)]
+        if version == "1.6":
+            meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=reading)
+        else:
+            v201_start(charge_point_id, "TX-R", minute, at, samples=reading)
+        session.refresh_from_db()
+        seen.append(session.energy_wh)
+    assert seen == live  # the API's energy_wh, its webhooks, the site's limits
+    stop_at, stop_wh = T0 + timedelta(minutes=60), int(readings[-1]) + 1000
+    if version == "1.6":
+        stop(charge_point_id, str(session.pk), stop_wh, at=stop_at)
+    else:
+        ended(charge_point_id, "TX-R", 9, stop_at, str(stop_wh))
+    session.refresh_from_db()
+    assert session.energy_wh == billed
