@@ -170,11 +170,17 @@ def unit_default(measurand: object) -> str:
     return "Wh" if isinstance(measurand, str) and measurand.startswith("Energy") else ""
 
 
-def base_unit(unit: str) -> str:
+# The energy unit of a power unit, for an Energy measurand sent in it (a meter labelling its kWh ``kW``).
+_ENERGY_OF_POWER = {"w": "Wh", "var": "varh", "va": "VAh"}
+
+
+def base_unit(unit: str, measurand: str = "") -> str:
     """The unit a value ``normalise`` d from ``unit`` is in: ``"kWh"`` -> ``"Wh"``, ``"kW"`` -> ``"W"``
     (any case), any other unit as sent (``"Wh"``, ``"A"``, ``"Percent"``). A 2.0.1 multiplier is
-    applied already, so it changes nothing here."""
-    return _BASE_UNITS.get(unit.lower(), unit)
+    applied already, so it changes nothing here. An ``Energy`` measurand sent in a power unit (a
+    register labelled ``kW`` or ``W``, read in kWh or Wh: ``measurand_of``) is in its energy unit, Wh."""
+    base = _BASE_UNITS.get(unit.lower(), unit)
+    return _ENERGY_OF_POWER.get(base.lower(), base) if measurand.startswith("Energy") else base
 
 
 class Sampled(Protocol):

@@ -196,7 +196,7 @@ class MeterSampleSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_value_unit(self, sample: MeterSample) -> str:
-        return metering.base_unit(sample.unit)
+        return metering.base_unit(sample.unit, sample.measurand)
 
 
 class TransactionFilterSerializer(QueryParamsSerializer):

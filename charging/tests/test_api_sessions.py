@@ -15,6 +15,7 @@ from django.test import AsyncRequestFactory
 from billing.models import Tariff
 from chargepoints.models import ChargePoint
 from charging import views
+from charging.metering import measurand_of
 from charging.models import IdTag, Reservation, Transaction
 from charging.serializers import MeterSampleSerializer
 from charging.services.meter_ledger import SampledValue, meter_values_record
@@ -413,6 +414,30 @@ def test_meter_values_state_the_unit_their_value_is_in(api_client, register_char
         ("kVAh", 2000, "VAh"),
         ("KVARH", 500, "varh"),
         ("Percent", 55, "Percent"),
+    ]
+
+
+def test_an_energy_register_labelled_in_a_power_unit_states_its_value_in_wh(api_client, register_charge_point):
+    """A register sent in ``kW`` (or ``W``), with or without its measurand, is read and billed in kWh
+    (Wh): its ``value_unit`` said ``W``, a power, for the register's 512,300 Wh."""
+    register_charge_point("CP-1")
+    session = start("CP-1")
+    at = T0 + timedelta(minutes=5)
+    sent = [
+        SampledValue(timestamp=at, raw_value="512.3", unit="kW", measurand=measurand_of(None, "kW")),
+        SampledValue(timestamp=at, raw_value="512300", unit="W", measurand="Energy.Active.Import.Register"),
+        SampledValue(timestamp=at, raw_value="2", unit="kvar", measurand="Energy.Reactive.Import.Register"),
+        SampledValue(timestamp=at, raw_value="7.2", unit="kW", measurand="Power.Active.Import"),
+    ]
+    meter_values_record(charge_point_id="CP-1", ocpp_transaction_id=session.ocpp_id, connector_id=1, samples=sent)
+
+    samples = streamed_json(api_client.get(f"/api/v1/transactions/{session.pk}/meter-values"))
+
+    assert [(s["unit"], s["value"], s["value_unit"]) for s in samples] == [
+        ("kW", 512300, "Wh"),
+        ("W", 512300, "Wh"),
+        ("kvar", 2000, "varh"),
+        ("kW", 7200, "W"),
     ]
 
 
