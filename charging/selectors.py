@@ -52,7 +52,11 @@ class IdTagInfo:
     parent_id_tag: str = ""
     parent_token_type: str = ""
     registered: bool = True
-    max_concurrent_sessions: int | None = None  # the tag's limit (``id_tag_concurrency_checked``)
+    max_concurrent_sessions: int | None = None  # the tag's limit; ConcurrentTx: the limit reached
+    # The limits of sessions at once of the tag and of its group (parent), as (primary key, limit,
+    # the group's id tag; "" for the tag's own): each counts the sessions of that tag and its cards
+    limits: tuple[tuple[int, int, str], ...] = ()
+    limited_by: str = ""  # ConcurrentTx: the group whose limit was reached ("": the tag's own)
 
 
 # OCPP 1.6 §7.2 AuthorizationStatus, 2.0.1 AuthorizationStatusEnumType: "already involved in another
@@ -140,6 +144,11 @@ def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> 
         parent_id_tag=parent.id_tag if parent else "",
         parent_token_type=parent.token_type if parent else "",
         max_concurrent_sessions=tag.max_concurrent_sessions,
+        limits=tuple(
+            (row.pk, row.max_concurrent_sessions, group)
+            for row, group in ((tag, ""), (parent, parent.id_tag if parent else ""))
+            if row is not None and row.max_concurrent_sessions is not None
+        ),
     )
 
 
@@ -175,8 +184,11 @@ def id_tag_concurrency_checked(
     placeless: bool = False,
 ) -> IdTagInfo:
     """``info`` (Accepted) answered ``ConcurrentTx`` when its tag already has its
-    ``max_concurrent_sessions`` open elsewhere; otherwise ``info`` unchanged, without a statement
-    for a tag with no limit (most) or not Accepted.
+    ``max_concurrent_sessions`` open elsewhere, or its group (its parent, a fleet account) has the
+    group's; otherwise ``info`` unchanged, without a statement for a tag with no limit and no group
+    with one (most) or not Accepted. A tag's limit counts its own sessions and its cards' (a group's
+    limit bounds the sessions of all its cards together: set on the group, which no charger
+    presents, it would otherwise bound nothing).
 
     ``started_at``: a start's time (judged, ``chargepoints.clock``): only sessions that began by
     then count. A start an offline charger queued hours ago is no second session of one that
@@ -193,19 +205,12 @@ def id_tag_concurrency_checked(
     its own start: the card's session on a connector of the same charger counts. ``placeless``: a
     start yet to come whose charger chooses its connector or EVSE (a remote start naming none): every
     open session counts, those on its own charger too (the charger starts it on another connector,
-    so the card's session there is a second one). Matching ignores case.
-    One statement (the sessions' index on LOWER(id_tag)), at most ``max_concurrent_sessions`` rows.
+    so the card's session there is a second one). Matching ignores case (``id_tag``, as presented,
+    is the tag ``info`` is of: its limits name the rows).
+    One statement per limit (the sessions' index on LOWER(id_tag)), at most its limit rows.
     """
-    limit = info.max_concurrent_sessions
-    if limit is None or info.status != AuthorizationStatus.ACCEPTED:
+    if not info.limits or info.status != AuthorizationStatus.ACCEPTED:
         return info
-    open_sessions = Transaction.objects.alias(key=Lower("id_tag")).filter(
-        key=Lower(Value(id_tag)), status=TransactionStatus.ACTIVE, id_tag_status__in=_COUNTED_STATUSES
-    )
-    # A session recorded LONG_SESSION ago and still open lost its stop (none lasts so long): no place
-    open_sessions = open_sessions.filter(created_at__gt=timezone.now() - metering.LONG_SESSION)
-    if started_at is not None:
-        open_sessions = open_sessions.filter(started_at__lte=started_at)
     here = Q(charge_point__charge_point_id=charge_point_id)
     # 2.0.1 numbers connectors within their EVSE: its place is the EVSE; 1.6's is the connector.
     places = [Q(evse_id=evse_id)] if evse_id is not None else []
@@ -217,10 +222,20 @@ def id_tag_concurrency_checked(
         for other in places[1:]:
             place |= other
         here &= place
-    elsewhere = open_sessions if placeless else open_sessions.exclude(here)
-    if len(elsewhere.values_list("pk", flat=True)[:limit]) < limit:
-        return info
-    return replace(info, status=CONCURRENT_TX)
+    for pk, limit, group in info.limits:
+        # The tag's sessions and its cards' (a group's), as their rows spell them, any case
+        tags = IdTag.objects.filter(Q(pk=pk) | Q(parent_id=pk)).annotate(folded=Lower("id_tag")).values("folded")
+        open_sessions = Transaction.objects.alias(key=Lower("id_tag")).filter(
+            key__in=tags, status=TransactionStatus.ACTIVE, id_tag_status__in=_COUNTED_STATUSES
+        )
+        # A session recorded LONG_SESSION ago and still open lost its stop (none lasts so long): no place
+        open_sessions = open_sessions.filter(created_at__gt=timezone.now() - metering.LONG_SESSION)
+        if started_at is not None:
+            open_sessions = open_sessions.filter(started_at__lte=started_at)
+        elsewhere = open_sessions if placeless else open_sessions.exclude(here)
+        if len(elsewhere.values_list("pk", flat=True)[:limit]) >= limit:
+            return replace(info, status=CONCURRENT_TX, max_concurrent_sessions=limit, limited_by=group)
+    return info
 
 
 def _effective_status(tag: IdTag, at: datetime) -> str:
@@ -471,5 +486,6 @@ def _status_warnings(id_tag: str, info: IdTagInfo, consequence: str) -> list[str
     # A registered tag stored Invalid is known: only a token none stands for is not (2.0.1 answers it Unknown)
     verdict = f"is {status}" if info.registered else "is not known to the CSMS (1.6 Invalid, 2.0.1 Unknown)"
     if status == CONCURRENT_TX:
-        verdict += f" (its {info.max_concurrent_sessions} session(s) at once are open elsewhere)"
+        whose = f"its group {info.limited_by!r}'s" if info.limited_by else "its"
+        verdict += f" ({whose} {info.max_concurrent_sessions} session(s) at once are open elsewhere)"
     return [f"Id tag {id_tag!r} {verdict}; {consequence}."]

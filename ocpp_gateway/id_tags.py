@@ -48,12 +48,12 @@ TOPIC = "id-tags"
 async def id_tag_authorize(*, id_tag: str, charge_point_id: str = "", token_type: str = "") -> IdTagInfo:
     """``charging.selectors.id_tag_authorize`` with the tag's row from this process's cache, for an
     Authorize of charger ``charge_point_id`` (""; none: all its sessions count): a tag with a limit of
-    sessions at once is then checked against those it has open elsewhere
-    (``selectors.id_tag_concurrency_checked``, one read, never cached)."""
+    sessions at once, or in a group with one, is then checked against those it (or its group) has open
+    elsewhere (``selectors.id_tag_concurrency_checked``, a read per limit, never cached)."""
     cache_changes.listener_started()
     tag = await _row(id_tag)
     info = selectors.id_tag_info_of(tag, token_type=token_type, at=utc_now())
-    if info.max_concurrent_sessions is None:
+    if not info.limits:
         return info
     checked = in_commit_group(selectors.id_tag_concurrency_checked)
     return await checked(info=info, id_tag=id_tag, charge_point_id=charge_point_id)

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet, Value
-from django.db.models.functions import Lower
+from django.db.models import QuerySet
 
 from chargepoints.models import ChargePoint
 from charging.models import IdTag, LocalAuthList
@@ -41,16 +40,16 @@ def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
     return tag
 
 
-def id_tag_locked_for_start(id_tag: str) -> None:
-    """Lock the row of id tag ``id_tag`` (matched ignoring case) until the caller's transaction
-    ends. A start of a tag with ``max_concurrent_sessions`` takes it before counting the tag's open
-    sessions: two starts of one card on two chargers, in two batches or processes at once, would
-    each count none of the other's uncommitted session and both be Accepted beyond the limit. The
-    second now waits for the first to commit, then counts its session (READ COMMITTED: its next
-    statement sees the committed row) and is answered ConcurrentTx. One statement, only for tags
-    with a limit; no row (an unknown tag) locks nothing."""
-    tags = IdTag.objects.alias(key=Lower("id_tag")).filter(key=Lower(Value(id_tag)))
-    list(tags.select_for_update().values_list("pk", flat=True))
+def id_tags_locked_for_start(pks: Iterable[int]) -> None:
+    """Lock the rows of the id tags ``pks`` (in primary key order, as every save and delete of id
+    tags takes them) until the caller's transaction ends: the tag and its group (parent) whose
+    ``max_concurrent_sessions`` a start counts. Two starts of one card, or of two cards of a group
+    with a limit, on two chargers, in two batches or processes at once, would each count none of
+    the other's uncommitted session and both be Accepted beyond the limit. The second now waits for
+    the first to commit, then counts its session (READ COMMITTED: its next statement sees the
+    committed row) and is answered ConcurrentTx. One statement, only for tags with a limit or in a
+    group with one."""
+    list(IdTag.objects.select_for_update().filter(pk__in=sorted(pks)).order_by("pk").values_list("pk", flat=True))
 
 
 def _parent_locked(tag: IdTag, parent: IdTag) -> None:

@@ -38,7 +38,7 @@ from charging.models import (
     TransactionStatus,
 )
 from charging.selectors import IdTagInfo
-from charging.services.authorization import id_tag_locked_for_start
+from charging.services.authorization import id_tags_locked_for_start
 from charging.services.meter_ledger import (
     SampledValue,
     SampleRow,
@@ -217,8 +217,10 @@ def _authorized(request: StartRequest, started_at: datetime) -> tuple[IdTagInfo,
     ``started_at``, the start's or event's judged time: a tag valid then, expired before an offline
     charger delivered its queue, authorized the session; ``selectors.id_tag_infos_of``), from the
     tag its batch read with its other starts, else read; ConcurrentTx when the tag's sessions open
-    elsewhere that began by ``started_at`` are at its limit (a tag with none: no read), counted
-    under the tag's lock (``id_tag_locked_for_start``: a start of it elsewhere at once is counted)."""
+    elsewhere that began by ``started_at`` are at its limit, or its group's are at the group's (a tag
+    with none, in no group with one: no read), counted under the lock of the tag (its group) whose
+    limit counts (``id_tags_locked_for_start``: a start of it, or of a card of its group, elsewhere at
+    once is counted)."""
     read, tag = id_tag_read(request.id_tag)
     if not read:
         now, then = selectors.id_tag_authorize_at(
@@ -226,8 +228,8 @@ def _authorized(request: StartRequest, started_at: datetime) -> tuple[IdTagInfo,
         )
     else:
         now, then = selectors.id_tag_infos_of(tag, token_type=request.id_token_type, at=started_at)
-    if then.max_concurrent_sessions is not None and then.status == AuthorizationStatus.ACCEPTED:
-        id_tag_locked_for_start(request.id_tag)
+    if then.limits and then.status == AuthorizationStatus.ACCEPTED:
+        id_tags_locked_for_start([pk for pk, _, _ in then.limits])
     checked = selectors.id_tag_concurrency_checked(
         info=then,
         id_tag=request.id_tag,

@@ -7,6 +7,7 @@ session on the same connector, which the waiting start must then supersede.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -122,3 +123,18 @@ def test_two_starts_of_a_card_limited_to_one_session_at_once_on_two_chargers_do_
     assert (first.status, second.status) == ("Accepted", "ConcurrentTx")
     statuses = Transaction.objects.order_by("pk").values_list("charge_point__charge_point_id", "id_tag_status")
     assert list(statuses) == [("CP-LOCK-3", "Accepted"), ("CP-LOCK-4", "ConcurrentTx")]
+
+
+def test_two_starts_of_two_cards_of_a_group_limited_to_one_session_at_once_do_not_both_charge(behind_a_lock) -> None:
+    """As above, for two cards of a fleet account whose limit is the group's: each start locks the group."""
+    charge_point_register(charge_point_id="CP-LOCK-5", heartbeat_interval=60)
+    charge_point_register(charge_point_id="CP-LOCK-6", heartbeat_interval=60)
+    group = IdTag.objects.create(id_tag="GROUP", max_concurrent_sessions=1)
+    IdTag.objects.create(id_tag="TAG", parent=group)
+    IdTag.objects.create(id_tag="TAG-2", parent=group)
+    second_card = dataclasses.replace(_start_request("CP-LOCK-6", 2000, T0 + timedelta(seconds=1)), id_tag="TAG-2")
+    first, second = behind_a_lock(
+        lambda: transaction_start(_start_request("CP-LOCK-5", 1000, T0)).id_tag_info,
+        lambda: transaction_start(second_card).id_tag_info,
+    )
+    assert (first.status, second.status) == ("Accepted", "ConcurrentTx")

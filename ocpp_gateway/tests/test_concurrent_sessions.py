@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from chargepoints.models import ChargePoint
+from charging import selectors
 from charging.models import IdTag, Transaction
 from conftest import raw_socket
 
@@ -206,3 +207,30 @@ async def test_a_session_whose_stop_was_lost_weeks_ago_no_longer_holds_its_cards
         # The session begun now holds the card's place
         assert (await _call(charger_w, "Authorize", {"idTag": "FLEET-U"}))["idTagInfo"]["status"] == "ConcurrentTx"
     assert (await Transaction.objects.aget(pk=lost.pk)).status == "active"  # kept open: not the check's to close
+
+
+async def test_a_group_at_its_limit_makes_every_card_of_it_concurrent_elsewhere(daphne):
+    """A fleet account's limit (``max_concurrent_sessions`` on the group, a parent id tag no charger
+    presents) bounds its cards' sessions together; before, it bounded nothing and both cards charged."""
+    await _chargers("CP-GA", "CP-GB")
+    group = await IdTag.objects.acreate(id_tag="FLEET-ACCOUNT", max_concurrent_sessions=1)
+    for card in ("CARD-1", "CARD-2"):
+        await IdTag.objects.acreate(id_tag=card, parent=group)
+    async with raw_socket(daphne, "1.6", "CP-GA") as charger_a, raw_socket(daphne, "1.6", "CP-GB") as charger_b:
+        started = await _call(charger_a, "StartTransaction", _start("CARD-1"))
+        assert started["idTagInfo"] == {"status": "Accepted", "parentIdTag": "FLEET-ACCOUNT"}
+        for tag in ("card-2", "FLEET-ACCOUNT"):  # another card of the group, and the group itself
+            assert (await _call(charger_b, "Authorize", {"idTag": tag}))["idTagInfo"]["status"] == "ConcurrentTx"
+        # Where the group's session is, another card of it may stop it (OCPP's parentIdTag)
+        assert (await _call(charger_a, "Authorize", {"idTag": "CARD-2"}))["idTagInfo"]["status"] == "Accepted"
+        refused = await _call(charger_b, "StartTransaction", _start("CARD-2"))
+        assert refused["idTagInfo"]["status"] == "ConcurrentTx"
+        warnings = await sync_to_async(selectors.remote_start_token_warnings)(
+            id_tag="CARD-2", token_type="", charge_point_id="CP-GB", connector_id=2
+        )
+        assert "its group 'FLEET-ACCOUNT''s 1 session(s) at once are open elsewhere" in warnings[0]
+        stop = {"transactionId": started["transactionId"], "meterStop": 100, "timestamp": "2026-05-01T10:05:00Z"}
+        await _call(charger_a, "StopTransaction", stop)
+        assert (await _call(charger_b, "Authorize", {"idTag": "CARD-2"}))["idTagInfo"]["status"] == "Accepted"
+    statuses = Transaction.objects.order_by("pk").values_list("id_tag", "id_tag_status")
+    assert [row async for row in statuses] == [("CARD-1", "Accepted"), ("CARD-2", "ConcurrentTx")]
