@@ -75,7 +75,7 @@ def id_tag_find(*, id_tag: str) -> IdTag | None:
     spelling at all."""
     # LOWER(id_tag) = ... uses the unique index on LOWER(id_tag); __iexact (UPPER) would not.
     if connection.vendor == "postgresql":  # every Authorize and start: one plain statement (kernel.plain_sql)
-        return id_tags_found([id_tag]).get(id_tag.lower())
+        return id_tags_found([id_tag]).get(id_tag)
     found = IdTag.objects.select_related("parent").alias(key=Lower("id_tag"))
     return found.filter(key=Lower(Value(id_tag))).first()
 
@@ -91,8 +91,10 @@ def id_tag_authorize(*, id_tag: str, token_type: str = "", at: datetime | None =
 
 
 def id_tags_found(id_tags: Sequence[str]) -> dict[str, IdTag]:
-    """``id_tag_find`` of several tags in one statement (PostgreSQL): ``id_tag.lower()`` of each
-    as given -> the tag, with its parent; a tag not registered is absent."""
+    """``id_tag_find`` of several tags in one statement (PostgreSQL): each as given -> the tag, with
+    its parent; a tag not registered is absent. Keyed by the spelling given, not folded: Python's
+    ``str.lower`` is not the database's LOWER (``id_tag_find``), and two spellings one folds alike
+    may be two tags, or a tag and none, for the other."""
     sql, params = id_tags_read(id_tags)
     with bound_cursor() as cursor:
         cursor.execute(sql, params)
@@ -111,13 +113,13 @@ def id_tags_read(id_tags: Sequence[str]) -> tuple[str, list[Any]]:
 
 
 def id_tags_of_rows(rows: list[tuple[Any, ...]]) -> dict[str, IdTag]:
-    """``id_tags_read``'s rows: ``id_tag.lower()`` -> the tag, with its parent."""
+    """``id_tags_read``'s rows: each tag as given -> the tag, with its parent (``id_tags_found``)."""
     width = len(IdTag._meta.concrete_fields)
     found = {}
     for key, *columns in rows:
         tag, parent = instance_of(IdTag, columns[:width]), columns[width:]
         tag.parent = instance_of(IdTag, parent) if parent[_pk_index(IdTag)] is not None else None
-        found[key.lower()] = tag
+        found[key] = tag
     return found
 
 

@@ -36,9 +36,10 @@ from kernel import cache_changes
 from kernel.timestamps import utc_now
 from ocpp_gateway.group_commit import in_commit_group
 
-# lower(id tag) -> (monotonic time the entry expires, the row as id_tag_find returned it)
+# id tag as sent -> (monotonic time the entry expires, the row as id_tag_find returned it). Not folded:
+# Python's str.lower is not the database's LOWER, which decides which tag a spelling is (``id_tag_find``)
 _rows: dict[str, tuple[float, IdTag | None]] = {}
-# lower(id tag) -> the read under way: the Authorizes of an uncached tag that arrive together share it.
+# id tag as sent -> the read under way: the Authorizes of an uncached tag that arrive together share it.
 _reads: dict[str, asyncio.Future[IdTag | None]] = {}
 _MAX_ENTRIES = 10_000  # tags come from chargers: bounded, oldest entries dropped first
 _generation = 0  # counts forget_all: a read that began before a change is not kept
@@ -60,18 +61,17 @@ async def id_tag_authorize(*, id_tag: str, charge_point_id: str = "", token_type
 
 
 async def _row(id_tag: str) -> IdTag | None:
-    key = id_tag.lower()
-    cached = _rows.get(key)
+    cached = _rows.get(id_tag)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    read = _reads.get(key)
+    read = _reads.get(id_tag)
     if read is None:  # the first Authorize of an uncached tag reads it; the others wait for that read
-        read = _reads[key] = asyncio.ensure_future(_read(key, id_tag))
-        read.add_done_callback(partial(_read_done, key))
+        read = _reads[id_tag] = asyncio.ensure_future(_read(id_tag))
+        read.add_done_callback(partial(_read_done, id_tag))
     return await asyncio.shield(read)  # a waiter that is cancelled leaves the read to the others
 
 
-async def _read(key: str, id_tag: str) -> IdTag | None:
+async def _read(id_tag: str) -> IdTag | None:
     generation = _generation
     tag = await in_commit_group(selectors.id_tag_find)(id_tag=id_tag)
     ttl = settings.CSMS_ID_TAG_CACHE_SECONDS
@@ -80,7 +80,7 @@ async def _read(key: str, id_tag: str) -> IdTag | None:
     if keeping and generation == _generation:  # not kept when a change was saved while it was read
         if len(_rows) >= _MAX_ENTRIES:
             _rows.pop(next(iter(_rows)))
-        _rows[key] = (time.monotonic() + ttl, tag)
+        _rows[id_tag] = (time.monotonic() + ttl, tag)
     return tag
 
 

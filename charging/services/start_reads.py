@@ -99,7 +99,8 @@ _units: UnitKind[StartLookup] = UnitKind()
 starting_unit_register = _units.register  # ``func``'s units may start a session: ``lookup_of(**arguments)`` says which
 start_lookup_of = _units.lookup_of
 _reads: RowsAhead[StartLookup, StartRead] = RowsAhead(fewest=1)
-_tags: RowsAhead[str, IdTag | None] = RowsAhead(fewest=1)  # lower(id tag) -> the tag, None: not registered
+# id tag as sent -> the tag, None: not registered (not folded: the database folds, ``selectors.id_tags_found``)
+_tags: RowsAhead[str, IdTag | None] = RowsAhead(fewest=1)
 
 
 @contextmanager
@@ -114,7 +115,7 @@ def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
             tags = sorted({lookup.id_tag for lookup in lookups if lookup.id_tag})  # as sent: the database folds case
             found, tags_found = _read(lookups, tags)
             reads.update(found)
-            tags_read.update((tag.lower(), tags_found.get(tag.lower())) for tag in tags)
+            tags_read.update((tag, tags_found.get(tag)) for tag in tags)
         yield
 
 
@@ -126,10 +127,10 @@ def start_read_taken(lookup: StartLookup | None) -> StartRead | None:
 
 def id_tag_read(id_tag: str) -> tuple[bool, IdTag | None]:
     """(True, the tag or None when not registered) when this pass read ``id_tag``; else (False, None)."""
-    tags, key = _tags.left(), id_tag.lower()
-    if key not in tags:
+    tags = _tags.left()
+    if id_tag not in tags:
         return False, None
-    return True, tags[key]
+    return True, tags[id_tag]
 
 
 def _read(lookups: Sequence[StartLookup], tags: list[str]) -> tuple[dict[StartLookup, StartRead], dict[str, IdTag]]:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from charging.models import AuthorizationStatus, IdTag, Reservation, ReservationStatus
 from charging.selectors import id_tag_authorize
 from charging.services import authorization, charger_state, reservations
+from charging.services.start_reads import starts_read_together
+from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +196,29 @@ def test_a_group_is_not_deleted_from_under_a_card_made_its_child_meanwhile(behin
     _, outcome = behind_a_lock(lambda: authorization.id_tag_save(tag=card, parent=group), deleted)
     assert outcome == "refused"
     assert IdTag.objects.get(pk=card.pk).parent_id == group.pk
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="starts read together: PostgreSQL")
+def test_two_starts_read_together_are_authorized_each_as_the_database_finds_its_own_spelling(register_charge_point):
+    """A batch reads its starts' tags in one statement (``start_reads``), each answered by its own
+    spelling: "karte-i" + U+0307 + "1" is no registered tag for the database (its LOWER folds "İ" to
+    "i"), though Python's str.lower, which keyed the batch's answers, folds KARTE-İ1 to it."""
+    IdTag.objects.create(id_tag="KARTE-İ1")
+    requests = []
+    for number, tag in enumerate(("KARTE-İ1", "karte-i\u03071")):
+        register_charge_point(f"CP-FOLD-{number}")
+        requests.append(
+            StartRequest(
+                charge_point_id=f"CP-FOLD-{number}",
+                ocpp_version="1.6",
+                start_key=f"1|{tag}|0|",
+                started_at=timezone.now(),
+                connector_id=1,
+                id_tag=tag,
+                meter_start_wh=Decimal(0),
+            )
+        )
+    lookups = [start_lookup_of_request(request) for request in requests]
+    with starts_read_together([lookup for lookup in lookups if lookup is not None]):
+        answers = [transaction_start(request).id_tag_info for request in requests]
+    assert [answer.status for answer in answers if answer] == ["Accepted", "Invalid"]

@@ -9,10 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from asgiref.sync import sync_to_async
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from chargepoints.models import ChargePoint
+from charging import selectors
 from charging.models import AuthorizationStatus, IdTag
 from conftest import DaphneServer, ahttp, eventually, ocpp_charger
 from ocpp_gateway import id_tags
@@ -51,7 +53,7 @@ async def test_a_change_saved_by_any_process_is_answered_at_once_a_silent_update
         # An update that sends no signal: the server answers from what it read (for the TTL).
         assert await status("RFID-CACHED") == "Accepted"  # read again after the change above
         await IdTag.objects.filter(id_tag="RFID-CACHED").aupdate(status=AuthorizationStatus.BLOCKED)
-        assert await status("rfid-cached") == "Accepted"
+        assert await status("RFID-CACHED") == "Accepted"
 
         # Saved through the server's own API: its cache is emptied, every tag read again.
         url = f"{caching_daphne.http_url}/api/v1/id-tags/RFID-CACHED/"
@@ -86,4 +88,21 @@ async def test_authorizes_that_arrive_together_share_one_read_and_a_change_saved
     tag.status = AuthorizationStatus.BLOCKED
     await tag.asave()  # in this process: the cache is emptied
     assert (await id_tags.id_tag_authorize(id_tag="RFID-TOGETHER")).status == "Blocked"
+    id_tags.forget_all()
+
+
+# "İ": Python's str.lower folds it to "i" + U+0307, the database's LOWER to "i" (``id_tag_find``). A
+# tag sent as "karte-i" + U+0307 + "1" is then not KARTE-İ1 for the database, but was for the cache,
+# keyed by str.lower: whichever spelling came first answered for the other.
+REGISTERED, OTHER = "KARTE-İ1", "karte-i\u03071"
+
+
+async def test_the_cache_answers_two_spellings_as_the_database_does_whichever_comes_first(settings):
+    settings.CSMS_ID_TAG_CACHE_SECONDS = 3600
+    await IdTag.objects.acreate(id_tag=REGISTERED)
+    assert await sync_to_async(selectors.id_tag_find)(id_tag=OTHER) is None  # not the tag, for the database
+    for spellings in ((OTHER, REGISTERED), (REGISTERED, OTHER)):
+        id_tags.forget_all()
+        answers = {tag: (await id_tags.id_tag_authorize(id_tag=tag)).status for tag in spellings}
+        assert answers == {REGISTERED: "Accepted", OTHER: "Invalid"}
     id_tags.forget_all()
