@@ -154,6 +154,14 @@ def id_tag_info_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> 
     )
 
 
+def id_tag_answered_status(*, tag: IdTag) -> str:
+    """The status a charger presenting ``tag`` is answered now, a session elsewhere aside
+    (ConcurrentTx): its own, its group's Blocked, Expired or Invalid, Expired past its or its
+    group's expiry date. What the API and admin show beside the stored ``status``, which says
+    Accepted for a card chargers are refused. ``tag.parent`` as read with it: no statement."""
+    return id_tag_info_of(tag, at=timezone.now()).status
+
+
 def id_tag_infos_of(tag: IdTag | None, *, token_type: str = "", at: datetime) -> tuple[IdTagInfo, IdTagInfo]:
     """``id_tag_info_of`` now (the answer the charger gets: the tag as it stands) and at ``at``,
     when the charger took the tag (a start's or event's time, judged: ``chargepoints.clock``),

@@ -79,6 +79,10 @@ class IdTagSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
         help_text="2.0.1 idToken type; blank matches any type.",
     )
     status = serializers.ChoiceField(choices=AuthorizationStatus.choices, required=False)
+    answered_status = serializers.SerializerMethodField(
+        help_text="What a charger presenting the tag is answered now (ConcurrentTx aside): status, or its"
+        " group's Blocked, Expired or Invalid, or Expired past its or its group's expiry_date."
+    )
     parent_id_tag = IdTagRefField(
         source="parent",
         queryset=IdTag.objects.all(),
@@ -93,6 +97,7 @@ class IdTagSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
             "id_tag",
             "token_type",
             "status",
+            "answered_status",
             "expiry_date",
             "parent_id_tag",
             "description",
@@ -101,6 +106,9 @@ class IdTagSerializer(UnknownFieldsRefused, serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
+
+    def get_answered_status(self, tag: IdTag) -> str:
+        return selectors.id_tag_answered_status(tag=tag)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         refusal = authorization.id_tag_parent_refusal(self.instance, attrs.get("parent"))

@@ -69,14 +69,20 @@ class IdTagAdmin(CappedList, admin.ModelAdmin):
     the token types a fixed list."""
 
     form = IdTagForm
-    list_display = ["id_tag", "token_type", "status", "expiry_date", "parent", "updated_at"]
+    list_display = ["id_tag", "token_type", "status", "answered_status", "expiry_date", "parent", "updated_at"]
     list_filter = ["status", TokenTypeFilter]
     search_fields = ["id_tag", "description"]
     autocomplete_fields = ["parent"]
     list_select_related = ["parent"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["answered_status", "created_at", "updated_at"]
     ordering = [Lower("id_tag").asc()]
     sortable_by = ()  # the one order an index serves
+
+    @admin.display(description="answered now")
+    def answered_status(self, obj: IdTag) -> str:
+        """What a charger presenting it is answered (its group's status and expiry applied): a card
+        stored Accepted may be refused."""
+        return selectors.id_tag_answered_status(tag=obj) if obj.pk is not None else ""
 
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
         """The delete page and the delete action keep the API's rule (``id_tag_delete``): a tag other

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.test import AsyncRequestFactory
+from django.utils import timezone
 
 from billing.models import Tariff
 from chargepoints.models import ChargePoint
@@ -85,6 +86,7 @@ def test_an_id_tag_is_created_read_changed_and_deleted(api_client):
         "id_tag": "CARD-0001",
         "token_type": "ISO14443",
         "status": "Accepted",
+        "answered_status": "Accepted",
         "expiry_date": "2027-01-01T00:00:00Z",
         "parent_id_tag": None,
         "description": "Van",
@@ -603,3 +605,28 @@ def test_a_query_parameter_the_meter_values_do_not_read_is_a_400_naming_it(api_c
     assert response.status_code == 400, response.content[:300]
     assert response.json()["details"] == {"measurand": ["Unknown query parameter."]}
     assert api_client.get(f"/api/v1/transactions/{session.pk}/meter-values?format=json").status_code == 200
+
+
+def test_the_api_and_the_admin_show_what_a_card_is_answered_beside_its_stored_status(api_client, admin_client):
+    """A card stored Accepted whose group is Blocked, or past its expiry date, is refused by every
+    charger: the API and the admin showed only "Accepted"."""
+    group = IdTag.objects.create(id_tag="FLEET-BLOCKED", status="Blocked")
+    IdTag.objects.create(id_tag="CARD-IN-BLOCKED", parent=group)
+    IdTag.objects.create(id_tag="CARD-EXPIRED", expiry_date=timezone.now() - timedelta(days=1))
+    IdTag.objects.create(id_tag="CARD-FINE")
+    listed = {
+        tag["id_tag"]: (tag["status"], tag["answered_status"])
+        for tag in api_client.get("/api/v1/id-tags/").json()["results"]
+    }
+    assert listed == {
+        "CARD-EXPIRED": ("Accepted", "Expired"),
+        "CARD-FINE": ("Accepted", "Accepted"),
+        "CARD-IN-BLOCKED": ("Accepted", "Blocked"),
+        "FLEET-BLOCKED": ("Blocked", "Blocked"),
+    }
+    shown = api_client.get("/api/v1/id-tags/card-in-blocked").json()
+    assert shown["answered_status"] == "Blocked"
+    assert api_client.put("/api/v1/id-tags/card-in-blocked", shown, format="json").status_code == 200  # ignored
+    page = admin_client.get("/admin/charging/idtag/").content.decode()
+    assert "Answered now" in page
+    assert '<td class="field-answered_status">Expired</td>' in page
