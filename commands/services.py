@@ -127,11 +127,7 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
         channel_name=_presence(command),
         when_slow=_database_connection_release,
     )
-    try:
-        return command_complete(command=command, outcome=outcome)
-    except OperationalError:  # the caller's 503 DatabaseUnavailable; the answer is recorded once it can be
-        _completion_retried_in_background(copy.copy(command), outcome)
-        raise
+    return command_complete(command=command, outcome=outcome)
 
 
 # A finished command nothing of which reached the charger: not connected (or the channel layer unable
@@ -374,56 +370,7 @@ def command_dispatch(command: Command) -> None:
 async def _send_and_complete(command: Command) -> None:
     payload = catalog.to_ocpp_payload(command.request)
     outcome = await send_call(command.charge_point_identity, command.action, payload, channel_name=_presence(command))
-    await _completed_retrying(command, outcome, OUTCOME_RETRY_DELAYS)
-
-
-# Seconds between the attempts to record an outcome the database refused (PostgreSQL restarting, the
-# pool exhausted): about 30 s in all, well within the abandoned sweep's margin (ABANDONED_MARGIN_SECONDS
-# after the call timeout), so that the charger's answer is recorded, not the sweep's timeout after it.
-OUTCOME_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
-
-
-async def _completed_retrying(command: Command, outcome: CallOutcome, delays: tuple[float, ...]) -> None:
-    """``command_complete`` in the background, written again after each of ``delays`` while the
-    database refuses it (``OperationalError``): the charger's answer came, and was lost with the
-    write, the command left pending until the sweep timed it out as abandoned."""
-    for delay in (*delays, None):
-        try:
-            await database_sync_to_async(command_complete)(command=command, outcome=outcome)
-        except OperationalError as error:
-            if delay is None:
-                logger.error(
-                    "%s: the outcome of %s (command %s) could not be recorded: %r",
-                    command.charge_point_identity,
-                    command.action,
-                    command.pk,
-                    error,
-                )
-                return
-            logger.warning(
-                "%s: the outcome of %s not recorded yet: %r", command.charge_point_identity, command.action, error
-            )
-            await asyncio.sleep(delay)
-        except Exception:  # e.g. the row gone with a caller's transaction rolled back: nothing to retry
-            logger.exception(
-                "%s: the outcome of %s (command %s) failed", command.charge_point_identity, command.action, command.pk
-            )
-            return
-        else:
-            return
-
-
-def _completion_retried_in_background(command: Command, outcome: CallOutcome) -> None:
-    """``_completed_retrying`` after its first attempt failed, from a synchronous caller."""
-
-    async def spawn() -> None:
-        task = asyncio.get_running_loop().create_task(
-            _completed_retrying(command, outcome, OUTCOME_RETRY_DELAYS), context=contextvars.Context()
-        )
-        _background_sends.add(task)
-        task.add_done_callback(_background_sends.discard)
-
-    async_to_sync(spawn)()
+    await database_sync_to_async(command_complete)(command=command, outcome=outcome)
 
 
 def _dispatch_in_background(command: Command) -> None:
