@@ -520,12 +520,14 @@ def commands_abandoned_timed_out() -> list[Command]:
     completed = []
     found = list(stale.values_list("pk", "created_at")[:_ABANDONED_PER_SWEEP])
     for pk, _ in found:
-        with transaction.atomic():
-            command = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
-            if command is not None:
-                completed.append(
-                    command_complete(command=command, outcome=CallOutcome(Outcome.TIMEOUT, error_description=ABANDONED))
-                )
+        try:
+            with transaction.atomic():
+                command = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
+                if command is not None:
+                    outcome = CallOutcome(Outcome.TIMEOUT, error_description=ABANDONED)
+                    completed.append(command_complete(command=command, outcome=outcome))
+        except Exception:  # one that cannot be completed must not hold the sweep at it for ever
+            logger.exception("the abandoned commands' sweep could not complete command %s", pk)
     # All found: swept up to the cutoff; else up to the last one (the oldest first), the rest next time.
     _abandoned_swept_until(cutoff if len(found) < _ABANDONED_PER_SWEEP else found[-1][1])
     return completed

@@ -115,3 +115,29 @@ def test_a_backlog_left_by_a_sweep_is_timed_out_by_the_next_however_late(registe
         assert time_out_abandoned_commands() == 1
     older.refresh_from_db()
     assert older.state == CommandState.TIMEOUT
+
+
+def test_a_command_the_sweep_cannot_complete_does_not_hold_it_at_that_command(register_charge_point):
+    """A command whose completion raises (its route's handler failing, say) stopped the sweep
+    before it recorded where it left off: every later sweep began at that command, oldest first,
+    failed on it again, and no command abandoned after it was ever timed out. It is logged and
+    passed over; the others are completed and the sweep goes on."""
+    charge_point = register_charge_point("CP-1")
+    age = settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS
+    failing, later = (
+        pending(charge_point, "reset", {"type": kind}, age_seconds=age + s) for kind, s in (("Soft", 20), ("Hard", 10))
+    )
+    from commands import services
+
+    complete = services.command_complete
+
+    def failing_once_for(command, outcome):  # a fault injected into the one command's completion
+        if command.pk == failing.pk:
+            raise RuntimeError("its route's handler failed")
+        return complete(command=command, outcome=outcome)
+
+    with mock.patch("commands.services.command_complete", side_effect=failing_once_for):
+        assert time_out_abandoned_commands() == 1
+    later.refresh_from_db()
+    failing.refresh_from_db()
+    assert (later.state, failing.state) == (CommandState.TIMEOUT, CommandState.PENDING)
