@@ -1,5 +1,5 @@
 """Fixtures of the gateway's tests: the statements a test sends, and for the fault tests a
-PostgreSQL cluster of a test's own."""
+PostgreSQL cluster and redis-servers of a test's own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,52 @@ def manage(cluster: PrivatePostgres, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of a test's own on ``port``; ``keeps_data``: an append-only file written at
+    every command in the test's directory, so that a restart comes back with what it held."""
+
+    port: int
+    directory: Path
+    keeps_data: bool
+    processes: list[subprocess.Popen[bytes]]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        arguments = ["--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory), "--save", ""]
+        arguments += ["--appendonly", "yes", "--appendfsync", "always"] if self.keeps_data else ["--appendonly", "no"]
+        self.processes.append(subprocess.Popen(["redis-server", *arguments], stdout=subprocess.DEVNULL))
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout != b"PONG\n":
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.processes[-1].terminate()
+        self.processes[-1].wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Callable[..., PrivateRedis]]:
+    """Starts a redis-server of the test's own (``private_redis(keeps_data=True)`` for one that
+    keeps its data across a restart); every one it started is killed when the test ends."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    started: list[PrivateRedis] = []
+
+    def start(*, keeps_data: bool = False) -> PrivateRedis:
+        server = PrivateRedis(free_port(), tmp_path, keeps_data, [])
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for process in (process for server in started for process in server.processes):
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import psycopg
@@ -28,7 +25,7 @@ from websockets.asyncio.client import ClientConnection
 
 from chargepoints.models import ChargePoint
 from commands.tests.conftest import V16_ANSWERS, answering_charger
-from conftest import ahttp, free_port, ocpp_charger, raw_socket, start_daphne, stop_daphne
+from conftest import ahttp, ocpp_charger, raw_socket, start_daphne, stop_daphne
 from ocpp_gateway.tests.conftest import manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -142,42 +139,11 @@ async def test_a_command_left_when_the_charger_reconnects_between_two_calls_reac
     assert [status for status, _ in answers] == [200, 200], answers
 
 
-@pytest.fixture
-def private_redis() -> Iterator[tuple[int, Callable[[], None], Callable[[], None]]]:
-    """A redis-server of this test's own on a free port, and a function that restarts it."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-        )
-        processes.append(process)
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.1)
-
-    def stop() -> None:
-        processes[-1].terminate()
-        processes[-1].wait(timeout=10)
-
-    start()
-    yield port, start, stop
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 async def test_commands_fail_cleanly_while_redis_is_down_and_reach_the_same_socket_after(
     daphne, daphne_factory, api_key, private_redis
 ):
-    port, start_redis, stop_redis = private_redis
-    redis_url = f"redis://127.0.0.1:{port}/0"
+    redis = private_redis()
+    redis_url = redis.url
     gateway = daphne_factory(REDIS_URL=redis_url, CELERY_BROKER_URL="memory://", CSMS_LAST_SEEN_WRITE_SECONDS="0")
     api = daphne_factory(REDIS_URL=redis_url, CELERY_BROKER_URL="memory://")
     await ChargePoint.objects.acreate(charge_point_id="CP-REDIS", heartbeat_interval=60)
@@ -185,7 +151,7 @@ async def test_commands_fail_cleanly_while_redis_is_down_and_reach_the_same_sock
         await charger.call(call16.BootNotification(charge_point_vendor="Acme", charge_point_model="A1"))
         assert (await reset(api, api_key, "CP-REDIS"))[0] == 200
 
-        stop_redis()
+        redis.stop()
         started = time.monotonic()
         status, body = await reset(api, api_key, "CP-REDIS")
         # Redis is down, not the charger: a 503 saying so (it was NotConnected, as for a charger offline).
@@ -197,7 +163,7 @@ async def test_commands_fail_cleanly_while_redis_is_down_and_reach_the_same_sock
         heartbeat = await asyncio.wait_for(charger.call(call16.Heartbeat()), 10)  # OCPP goes on without Redis
         assert heartbeat.current_time
 
-        start_redis()
+        redis.start()
         # The same socket: its consumer kept serving the charger and listens on the channel layer again;
         # the charger's next message restores a presence an unanswered command may have cleared.
         await charger.call(call16.Heartbeat())

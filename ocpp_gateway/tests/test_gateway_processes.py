@@ -8,9 +8,7 @@ import asyncio
 import fcntl
 import json
 import os
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +23,7 @@ from ocpp.v16 import call as call16
 
 from chargepoints import services
 from chargepoints.models import ChargePoint
-from conftest import _test_database_url, ahttp, eventually, free_port, ocpp_charger, raw_socket, stop_daphne
+from conftest import _test_database_url, ahttp, eventually, ocpp_charger, raw_socket, stop_daphne
 from ocpp_gateway.gateway_processes import (
     KNOWN_KEY,
     LIVENESS_FILE,
@@ -460,38 +458,8 @@ async def test_a_charger_whose_stalled_process_a_command_gave_up_on_is_back_onli
         assert (status, body["status"]) == (200, "Accepted")
 
 
-@pytest.fixture
-def redis_keeping_its_data(tmp_path) -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
-    """A redis-server of this test's own that keeps its data across a restart (append-only file,
-    written at every command), its URL, and functions that stop and start it."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start() -> None:
-        arguments = ["--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path), "--save", ""]
-        arguments += ["--appendonly", "yes", "--appendfsync", "always"]
-        processes.append(subprocess.Popen(["redis-server", *arguments], stdout=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).stdout != b"PONG\n":
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.1)
-
-    def stop() -> None:
-        processes[-1].terminate()
-        processes[-1].wait(timeout=10)
-
-    start()
-    yield f"redis://127.0.0.1:{port}/0", start, stop
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 async def test_a_live_process_s_chargers_stay_when_redis_comes_back_with_its_data_after_the_ttl(
-    daphne, daphne_factory, api_key, offline_subscription, redis_keeping_its_data, settings
+    daphne, daphne_factory, api_key, offline_subscription, private_redis, settings
 ):
     """Fails before the change: Redis restarted with its data (persistence) after an outage longer
     than the TTL came back with every live process's announcement expired and
@@ -499,7 +467,8 @@ async def test_a_live_process_s_chargers_stay_when_redis_comes_back_with_its_dat
     gateway dead before it announced again: its charger offline (``gateway_lost``) on an open
     socket, commands 503 NotConnected until its next message. An outage nobody could sweep through
     now counts as a loss of data: nobody is judged dead for TTL + RENEW after it."""
-    redis_url, start_redis, stop_redis = redis_keeping_its_data
+    redis = private_redis(keeps_data=True)
+    redis_url = redis.url
     ttl, renew = 6, 2
     settings.REDIS_URL, settings.CSMS_GATEWAY_PRESENCE_TTL, settings.CSMS_GATEWAY_PRESENCE_RENEW = redis_url, ttl, renew
     gateway = daphne_factory(
@@ -514,11 +483,11 @@ async def test_a_live_process_s_chargers_stay_when_redis_comes_back_with_its_dat
         await boot(charger)
         _redis().set(SINCE_KEY, _redis().time()[0] - 3600)  # Redis has kept its data for an hour
         assert await release() == []  # the gateway announced itself: alive
-        stop_redis()
+        redis.stop()
         await asyncio.sleep(ttl + 2)  # the gateway's announcement expires meanwhile
         gateway.process.send_signal(signal.SIGSTOP)  # beat's sweep comes first after the restart
         try:
-            start_redis()
+            redis.start()
             assert await release() == []
         finally:
             gateway.process.send_signal(signal.SIGCONT)
