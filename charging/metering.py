@@ -282,7 +282,8 @@ def _integer_resolution(wh: Decimal) -> Decimal:
 
 def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
     """The energy register readings among ``samples``, one per (time, context), in order, each
-    with its resolution (``register_resolution``; a sum of phases: its coarsest phase's).
+    with its resolution (``register_resolution``; a sum of phases: the sum of its phases', each
+    rounded apart, at most ``REGISTER_RESOLUTION_WH``).
 
     Phase normalisation: a reading without a phase is the meter's total and wins; otherwise
     the line phases (L1, L2, L3 or L1-N, ...) of the same instant add up to the total, when every
@@ -319,7 +320,10 @@ def register_readings(samples: Iterable[Sampled]) -> list[Reading]:
         if key in totals or len(by_phase) < len(every_phase):  # a total wins; a phase missing: no total
             continue
         summed = sum((wh for wh, _ in by_phase.values()), Decimal(0))
-        totals[key] = (summed, max(resolution for _, resolution in by_phase.values()))
+        # Each phase is rounded to its own last digit: the sum is off by up to all of their steps together
+        # (three "5.67" kWh phases of 5.665 each read 15 Wh above the meter's total 16995), at most 1 kWh.
+        steps = sum((resolution for _, resolution in by_phase.values()), Decimal(0))
+        totals[key] = (summed, min(steps, REGISTER_RESOLUTION_WH))
     readings = [Reading(at, wh, context, resolution) for (at, context), (wh, resolution) in totals.items()]
     return sorted(readings, key=lambda reading: reading.order)
 

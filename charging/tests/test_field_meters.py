@@ -388,3 +388,27 @@ def test_the_live_energy_of_a_register_reset_mid_session_keeps_what_was_counted(
         ended(charge_point_id, "TX-R", 9, stop_at, str(stop_wh))
     session.refresh_from_db()
     assert session.energy_wh == billed
+
+
+def test_phases_each_rounded_up_above_the_meter_stop_are_rounding_not_a_register_going_back(register_charge_point):
+    """A charger reporting its three phase registers in kWh with two decimals (no total) and a meterStop
+    in Wh: an EV full at 16,995 Wh reads "5.67" on each phase (5.665 rounded), 17,010 Wh, 15 Wh above
+    the stop, which is more than one phase's 10 Wh step but within the three phases' rounding. It was
+    flagged non_monotonic_register (needs_review) for every such session ending idle."""
+    IdTag.objects.create(id_tag="TAG")
+    charge_point_id = new_charger(register_charge_point)
+    session = start_v16(charge_point_id, meter_start=12000).transaction
+    at = T0 + timedelta(minutes=50)
+    phases = [SampledValue(timestamp=at, raw_value="5.67", unit="kWh", phase=phase) for phase in ("L1", "L2", "L3")]
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=phases)
+    stop(charge_point_id, str(session.pk), 16995)
+    session.refresh_from_db()
+    assert (session.energy_wh, session.anomalies, session.needs_review) == (Decimal(4995), [], False)
+    # beyond the phases' rounding it still goes back
+    session = start_v16(charge_point_id, meter_start=17000, at=T0 + timedelta(hours=2)).transaction
+    at = T0 + timedelta(hours=2, minutes=50)
+    phases = [SampledValue(timestamp=at, raw_value="7.67", unit="kWh", phase=phase) for phase in ("L1", "L2", "L3")]
+    meter_values_record(charge_point_id=charge_point_id, ocpp_transaction_id=str(session.pk), samples=phases)
+    stop(charge_point_id, str(session.pk), 22970, at=T0 + timedelta(hours=3))
+    session.refresh_from_db()
+    assert Anomaly.NON_MONOTONIC_REGISTER in session.anomalies

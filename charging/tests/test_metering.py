@@ -221,12 +221,13 @@ def test_a_step_back_by_the_resolution_of_wh_readings_is_not_rounding():
     assert (result.energy_wh, result.anomalies) == (Decimal(900), (Anomaly.NON_MONOTONIC_REGISTER,))
 
 
-def test_a_sum_of_phases_has_its_coarsest_phases_resolution():
+def test_a_sum_of_phases_has_the_sum_of_its_phases_resolutions():
+    """Each phase is rounded apart: their rounding adds up (was the coarsest phase's alone)."""
     phases = [
         Sample(T0, ENERGY_REGISTER, Decimal(1000), phase="L1", raw_value="1000"),
         Sample(T0, ENERGY_REGISTER, Decimal(1100), phase="L2", raw_value="1.1", unit="kWh"),
     ]
-    assert register_readings(phases) == [Reading(T0, Decimal(2100), resolution_wh=Decimal(100))]
+    assert register_readings(phases) == [Reading(T0, Decimal(2100), resolution_wh=Decimal(101))]
 
 
 @pytest.mark.parametrize(
