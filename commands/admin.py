@@ -33,7 +33,7 @@ from commands.forms import (
     TriggerMessageForm,
 )
 from commands.models import Command, CommandState
-from commands.rpc import CHANNEL_LAYER_FAILED
+from commands.rpc import CHANNEL_LAYER_FAILED, OTHER_VERSION
 from commands.services import (
     REFUSING_STATUSES,
     CommandRefused,
@@ -115,6 +115,10 @@ def command_outcome_message(command: Command, label: str) -> tuple[int, SafeStri
             label,
             identity,
             link,
+        )
+    if command.state == CommandState.NOT_CONNECTED and command.error_description.startswith(OTHER_VERSION):
+        return messages.ERROR, format_html(
+            "{} not sent to {}: {} See {}.", label, identity, command.error_description, link
         )
     if command.state == CommandState.NOT_CONNECTED:
         return messages.ERROR, format_html("{} not sent: {} is not connected. See {}.", label, identity, link)

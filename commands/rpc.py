@@ -56,6 +56,10 @@ NOT_SENT_IN_TIME = "The command waited behind earlier commands to the charge poi
 # the CALL could not be handed to the process holding the charger's socket (Redis unreachable, that
 # process's channel full): nothing was sent, and the charger may well be connected (its presence says so).
 CHANNEL_LAYER_FAILED = "channel layer: "
+# How the description of ``Outcome.NOT_CONNECTED`` begins when the connection that got the CALL speaks
+# another OCPP version than the command's (the charger reconnected in it since the command was
+# recorded: a firmware update to 2.0.1, or back): nothing was sent, the payload is not of its version.
+OTHER_VERSION = "The charge point is now connected speaking OCPP "
 
 
 class Outcome:
@@ -93,15 +97,24 @@ async def send_call(
     timeout: float | None = None,
     channel_name: str | None = None,
     when_slow: Callable[[], Awaitable[Any]] | None = None,
+    ocpp_version: str | None = None,
 ) -> CallOutcome:
     """Send ``action`` with a camelCase ``payload`` to the charger; never raises for charger trouble.
 
     ``channel_name``: the charger's presence (``ChargePoint.connection_channel``, "" when not
     connected) if the caller has just read it; None reads it here. ``when_slow``: awaited once
     if neither the answer nor the acknowledgement came within ``SLOW_AFTER`` seconds.
+    ``ocpp_version``: the version ``action`` and ``payload`` are of; a connection speaking another
+    does not send it (``NOT_CONNECTED``, ``OTHER_VERSION``). None: any.
     """
     return await _call(
-        _LoopTransport(get_channel_layer(), when_slow), charge_point_id, action, payload, timeout, channel_name
+        _LoopTransport(get_channel_layer(), when_slow),
+        charge_point_id,
+        action,
+        payload,
+        timeout,
+        channel_name,
+        ocpp_version,
     )
 
 
@@ -145,6 +158,7 @@ def send_call_sync(
     timeout: float | None = None,
     channel_name: str | None = None,
     when_slow: Callable[[], None] | None = None,
+    ocpp_version: str | None = None,
 ) -> CallOutcome:
     """``send_call`` from a synchronous caller; ``when_slow`` (if given) then runs in the caller's
     thread if the charger has not answered within SLOW_AFTER seconds (e.g. to give back its database
@@ -159,10 +173,11 @@ def send_call_sync(
     blocking = _is_blocking_layer(layer) and layer.blocking_calls()
     if not blocking or not layer.blocking_waiters.acquire(blocking=False):
         slow = sync_to_async(when_slow) if when_slow is not None else None
-        return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow)
+        return async_to_sync(send_call)(charge_point_id, action, payload, timeout, channel_name, slow, ocpp_version)
     try:
         transport = _ThreadTransport(layer, when_slow)
-        return _finished_at_once(_call(transport, charge_point_id, action, payload, timeout, channel_name))
+        call = _call(transport, charge_point_id, action, payload, timeout, channel_name, ocpp_version)
+        return _finished_at_once(call)
     finally:
         layer.blocking_waiters.release()
 
@@ -174,12 +189,15 @@ async def _call(
     payload: dict[str, Any],
     timeout: float | None,
     channel_name: str | None,
+    ocpp_version: str | None = None,
 ) -> CallOutcome:
     """One CALL's rules, whichever way it travels: the request, the acknowledgement and each outcome;
     its round trip counted in ``metrics.command_round_trip``."""
     started = time.monotonic()
     timeout = timeout or settings.CSMS_OCPP_CALL_TIMEOUT
-    outcome = await _round_trip(transport, charge_point_id, action, payload, timeout, channel_name, started)
+    outcome = await _round_trip(
+        transport, charge_point_id, action, payload, timeout, channel_name, started, ocpp_version=ocpp_version
+    )
     metrics.command_round_trip(action=action, outcome=outcome.outcome, seconds=time.monotonic() - started)
     return outcome
 
@@ -194,6 +212,7 @@ async def _round_trip(
     started: float,
     *,
     again: bool = True,
+    ocpp_version: str | None = None,
 ) -> CallOutcome:
     """``_call``'s round trip to ``channel_name``; when it does not acknowledge the CALL and
     ``again``, to the charger's newer connection (``_sent_to_newer``), once."""
@@ -212,6 +231,8 @@ async def _round_trip(
         # connected): a process that gets to the CALL only after, stalled meanwhile, drops it unsent.
         "ack_by": time.time() + ACK_TIMEOUT,
     }
+    if ocpp_version is not None:  # a connection speaking another version does not send it (consumers)
+        request["ocpp_version"] = ocpp_version
     try:
         ack = await transport.send_then_first_reply(channel_name, request, reply_to)
     except MessageNotSent as not_sent:  # channel full, or the channel layer (Redis) unreachable
@@ -229,7 +250,9 @@ async def _round_trip(
         await transport.clear_presence(charge_point_id, channel_name)
         if not again:
             return CallOutcome(Outcome.NOT_CONNECTED)
-        return await _sent_to_newer(transport, charge_point_id, action, payload, timeout, channel_name, started)
+        return await _sent_to_newer(
+            transport, charge_point_id, action, payload, timeout, channel_name, started, ocpp_version
+        )
     reply = ack
     if ack["type"] == "ocpp.call.accepted":
         try:
@@ -247,6 +270,7 @@ async def _sent_to_newer(
     timeout: float,
     silent: str,
     started: float,
+    ocpp_version: str | None = None,
 ) -> CallOutcome:
     """``NOT_CONNECTED`` after ``silent`` (the presence read) did not acknowledge the CALL, unless
     another connection holds the charger now: the presence was read just before the charger
@@ -258,7 +282,10 @@ async def _sent_to_newer(
     if not newer or newer == silent or left < 1.0:
         return CallOutcome(Outcome.NOT_CONNECTED)
     logger.info("%s: reconnected meanwhile; the command goes to its newer connection", charge_point_id)
-    return await _round_trip(transport, charge_point_id, action, payload, left, newer, time.monotonic(), again=False)
+    started_again = time.monotonic()
+    return await _round_trip(
+        transport, charge_point_id, action, payload, left, newer, started_again, again=False, ocpp_version=ocpp_version
+    )
 
 
 def _answer_lost(charge_point_id: str, error: Exception) -> CallOutcome:

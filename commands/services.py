@@ -126,6 +126,7 @@ def command_send(*, request: CommandRequest, wait: bool = True) -> Command:
         catalog.to_ocpp_payload(command.request),
         channel_name=_presence(command),
         when_slow=_database_connection_release,
+        ocpp_version=command.ocpp_version,
     )
     return command_complete(command=command, outcome=outcome)
 
@@ -369,7 +370,13 @@ def command_dispatch(command: Command) -> None:
 
 async def _send_and_complete(command: Command) -> None:
     payload = catalog.to_ocpp_payload(command.request)
-    outcome = await send_call(command.charge_point_identity, command.action, payload, channel_name=_presence(command))
+    outcome = await send_call(
+        command.charge_point_identity,
+        command.action,
+        payload,
+        channel_name=_presence(command),
+        ocpp_version=command.ocpp_version,
+    )
     await database_sync_to_async(command_complete)(command=command, outcome=outcome)
 
 

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from commands import catalog, services
 from commands.models import Command, CommandState
 from commands.outcomes import answer_passed_on
-from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, CHANNEL_LAYER_FAILED, NOT_SENT_IN_TIME
+from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, CHANNEL_LAYER_FAILED, NOT_SENT_IN_TIME, OTHER_VERSION
 from commands.serializers import CommandSerializer
 from kernel.api_errors import ApiError, error_body, query_choice, query_flag
 from kernel.api_keys import api_key_forget, api_key_still_active
@@ -93,7 +93,9 @@ def command_http_response(command: Command) -> Response:
         )
         headers["Retry-After"] = "5"
     elif command.state == CommandState.NOT_CONNECTED:
-        http_status, body = 503, error_body("NotConnected", _ERROR_MESSAGES["NotConnected"], charge_point_id=identity)
+        other_version = command.error_description.startswith(OTHER_VERSION)  # it says which: passed on
+        message = command.error_description if other_version else _ERROR_MESSAGES["NotConnected"]
+        http_status, body = 503, error_body("NotConnected", message, charge_point_id=identity)
     elif command.state == CommandState.TIMEOUT:
         told = command.error_description in _TIMEOUTS_TOLD  # others: the record's only
         message = command.error_description if told else _ERROR_MESSAGES["Timeout"]

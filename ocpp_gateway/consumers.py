@@ -24,7 +24,7 @@ from django.utils import timezone
 from chargepoints import services
 from chargepoints.services.liveness import Sighting
 from charging.services.open_sessions import open_sessions_bind
-from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_TIME
+from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_TIME, OTHER_VERSION
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
@@ -319,6 +319,13 @@ class OcppConsumer(AsyncWebsocketConsumer):
         One whose caller gave up waiting for its acknowledgement is dropped (``_still_awaited``)."""
         if not self.accepts_calls():
             await self._reply(message, {"outcome": "not_connected"})
+            return
+        if message.get("ocpp_version", self.ocpp_version) != self.ocpp_version:
+            # The charger reconnected speaking another version since the command was recorded (a
+            # command forwarded from its older connection, or sent to its newer one): not its payload.
+            asked = message["ocpp_version"]
+            description = f"{OTHER_VERSION}{self.ocpp_version}; the OCPP {asked} command was not sent."
+            await self._reply(message, {"outcome": "not_connected", "error_description": description})
             return
         if not await self._still_awaited(message):
             return

@@ -544,3 +544,30 @@ async def test_a_heartbeat_interval_changed_while_the_charger_was_away_is_pushed
         await eventually(taken.aexists, timeout=10)
         await charger.call(call)  # pushed once
     assert len(charger.received) == 1
+
+
+async def test_a_command_queued_when_the_charger_reconnects_in_the_other_version_is_not_sent_to_it(daphne, api_key):
+    """A 1.6 command waiting behind the charger's outstanding CALL when it reconnected speaking 2.0.1
+    (its firmware updated) was handed to the newer connection and sent there as it was: the station got
+    a 1.6 ChangeAvailability ({connectorId, type}, no operationalStatus) and its CALLERROR was taken for
+    its answer. A connection sends only the commands of its own version: a 503 NotConnected naming the
+    version, never sent (a retry under its Idempotency-Key is then a 400 UnsupportedVersion)."""
+    await register("CP-MOVED")
+    base = f"{daphne.http_url}/api/v1/ocpp16/CP-MOVED"
+    async with raw_socket(daphne, "1.6", "CP-MOVED") as older:
+        first = asyncio.create_task(ahttp(f"{base}/reset", method="POST", api_key=api_key, body={"type": "Soft"}))
+        assert json.loads(await asyncio.wait_for(older.recv(), 5))[2] == "Reset"  # left unanswered
+        body = {"connector_id": 1, "type": "Inoperative"}
+        queued = asyncio.create_task(ahttp(f"{base}/change_availability", method="POST", api_key=api_key, body=body))
+        await eventually(Command.objects.filter(action="ChangeAvailability").aexists, timeout=5)
+        async with raw_socket(daphne, "2.0.1", "CP-MOVED") as newer:
+            status, reply = await asyncio.wait_for(queued, 10)
+            assert (status, reply["error"]) == (503, "NotConnected"), reply
+            assert "OCPP 2.0.1" in reply["message"]
+            await newer.send(json.dumps([2, "hb-1", "Heartbeat", {}]))
+            assert json.loads(await asyncio.wait_for(newer.recv(), 5))[:2] == [3, "hb-1"]  # nothing sent before it
+            again = await ahttp(f"{base}/change_availability", method="POST", api_key=api_key, body=body)
+            assert (again[0], again[1]["error"]) == (400, "UnsupportedVersion")  # as a retry under its key
+    assert (await first)[0] == 504  # the Reset was sent on the older connection: its answer lost
+    record = await Command.objects.aget(action="ChangeAvailability")
+    assert record.state == "not_connected"
