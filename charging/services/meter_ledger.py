@@ -701,6 +701,8 @@ def transaction_updated_record(
     session = transaction_kept(lambda kept: kept.start_key == ocpp_transaction_id)  # as transaction_start finds it
     if session is None or at < session.started_at:  # an event before its start may move it: the full way judges
         return False
+    if session.evse_id is None and column_int(evse_id) is not None:  # it closes what was open on it: the full way
+        return False
     if seq_nos_contain(session.seq_nos, seq_no):
         # A replay adds nothing; one with readings, or telling a state, may be an event whose
         # seqNo its charger's reboot restarted, which only the full way judges

@@ -29,6 +29,7 @@ from charging.services.session_rows import (
     seconds_between,
     transaction_remember,
     transaction_save_changes,
+    transaction_touched,
     transactions_open_on_connector,
 )
 from charging.services.status_reads import CLOSING_STATUSES, connector_sessions_taken, opened_before_boot
@@ -196,6 +197,50 @@ def transactions_close_after_reboot(
 def _on_another_connector(session: Transaction, connector_id: int) -> bool:
     """Whether a 2.0.1 session is known to be on another connector of its EVSE than ``connector_id``."""
     return session.evse_id is not None and session.connector_id not in (None, connector_id)
+
+
+def transactions_superseded_close(older: list[Transaction], started_at: datetime, charge_point: ChargePoint) -> None:
+    """Sessions still open on a new session's connector from before it lost their stop. Looked
+    up before the new session's row exists, so that the lookup finds only the older ones.
+
+    A session that started after this one (a start queued on a connection the charger since left)
+    stays open, and is touched: the connector now has two, so a copy of it that another
+    connection keeps as "the one open on the connector" fails its guard (``open_sessions``).
+    Unless it reached the CSMS before the charger's last boot (the CSMS's clock, as for a session a
+    reboot interrupted): a start stamped before it is then one a reboot set the clock back for,
+    and it ends at the boot (it stayed open beside the new session, its stop lost for good). The
+    charger's boot is read only then (a batch's lock defers the column: most starts never read it).
+    A closed session's time is billed up to its last evidence (``transaction_end._last_evidence``)."""
+    for session in older:
+        stopped_at = started_at
+        if session.started_at > started_at:
+            last_boot_at = charge_point.last_boot_at
+            if not opened_before_boot(session, last_boot_at):
+                transaction_touched(session)
+                continue
+            assert last_boot_at is not None  # opened before it
+            stopped_at = max(last_boot_at, session.started_at)
+        transaction_finish(
+            session=session,
+            stopped_at=stopped_at,
+            meter_stop_wh=None,
+            reason="Superseded",
+            stop_id_tag="",
+            closed_by_csms=True,
+        )
+
+
+def transactions_superseded_on_its_evse_close(session: Transaction) -> None:
+    """A 2.0.1 session whose EVSE a later event told (E01: authorized before the cable, its Started
+    named none; E01.FR.16, the first event after plug-in names it) closes the sessions still open on
+    that EVSE from before it, as a Started naming it would have (``transactions_superseded_close``): their Ended
+    was lost, and one EVSE holds one transaction. One statement, for such an event only (once a session)."""
+    evse_id = session.evse_id
+    assert evse_id is not None
+    on_it = transactions_open_on_connector(ChargePoint(pk=session.charge_point_id), None, evse_id)
+    older = [other for other in on_it if other.pk != session.pk]
+    if older:
+        transactions_superseded_close(older, session.started_at, older[0].charge_point)
 
 
 def transaction_finish(

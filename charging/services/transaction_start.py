@@ -81,7 +81,6 @@ from charging.services.session_rows import (
     transaction_locked_where,
     transaction_remember,
     transaction_save_changes,
-    transaction_touched,
     transactions_open_on_connector,
     transactions_started_or_open,
 )
@@ -94,7 +93,11 @@ from charging.services.start_reads import (
     starting_unit_register,
 )
 from charging.services.status_reads import opened_before_boot
-from charging.services.transaction_end import transaction_finish
+from charging.services.transaction_end import (
+    transaction_finish,
+    transactions_superseded_close,
+    transactions_superseded_on_its_evse_close,
+)
 from charging.services.transaction_stop import ended_event_learned
 from charging.signals import charger_draw_changed
 from kernel.model_instances import instance_new
@@ -278,7 +281,7 @@ def _started_by_or_open(
     request: StartRequest, read: StartRead | None
 ) -> tuple[ChargePoint, Transaction | None, list[Transaction], bool | None, bool | None]:
     """The charger's row, locked, then ``_started_by``, the sessions open on the start's
-    connector (``_close_superseded``'s), whether a stop is parked under the start's 2.0.1
+    connector (``transactions_superseded_close``'s), whether a stop is parked under the start's 2.0.1
     transactionId and whether the charger holds an active reservation: what its batch ``read``
     with its other starts, else on PostgreSQL two statements (``transactions_started_or_open``);
     elsewhere the last two are None (not looked)."""
@@ -313,8 +316,10 @@ def _event_add(
             anomaly_flag(session, Anomaly.CLOCK_IMPLAUSIBLE)
         announced = (session.id_tag, session.started_at)
         _event_merge(session, request, start)
-        tokenless = not session.id_tag
+        tokenless, evse_unknown = not session.id_tag, session.evse_id is None
         _fill_blanks(session, request, info)
+        if evse_unknown and session.evse_id is not None and session.status == TransactionStatus.ACTIVE:
+            transactions_superseded_on_its_evse_close(session)
         if session.reservation_id is None:  # a session uses one reservation: a repeat of its id is no other's
             parent_id_tag = info.parent_id_tag if info else ""
             reservation_use(session, _reservation_of_the_event(session, request, tokenless, parent_id_tag))
@@ -394,7 +399,7 @@ def _session_open(
     ``reserved``: whether its charger holds an active reservation (None: not known), which a start
     naming none may use (``reservations.reservation_of_the_start``)."""
     meter_start = meter_bounded(request.meter_start_wh)
-    _close_superseded(older, request, charge_point)
+    transactions_superseded_close(older, request.started_at, charge_point)
     session = instance_new(  # Transaction(...) without its keyword loop over 33 fields
         Transaction,
         charge_point=charge_point,
@@ -596,37 +601,6 @@ def _event_apply(session: Transaction, request: StartRequest, *, restarted: bool
         charging_state_apply(session, charging=request.charging, at=request.started_at, late=late, sequenced=True)
     time_spent_charging_apply(session, request.time_spent_charging)
     return rows
-
-
-def _close_superseded(older: list[Transaction], request: StartRequest, charge_point: ChargePoint) -> None:
-    """Sessions still open on a new session's connector from before it lost their stop. Looked
-    up before the new session's row exists, so that the lookup finds only the older ones.
-
-    A session that started after this one (a start queued on a connection the charger since left)
-    stays open, and is touched: the connector now has two, so a copy of it that another
-    connection keeps as "the one open on the connector" fails its guard (``open_sessions``).
-    Unless it reached the CSMS before the charger's last boot (the CSMS's clock, as for a session a
-    reboot interrupted): a start stamped before it is then one a reboot set the clock back for,
-    and it ends at the boot (it stayed open beside the new session, its stop lost for good). The
-    charger's boot is read only then (a batch's lock defers the column: most starts never read it).
-    A closed session's time is billed up to its last evidence (``transaction_end._last_evidence``)."""
-    for session in older:
-        stopped_at = request.started_at
-        if session.started_at > request.started_at:
-            last_boot_at = charge_point.last_boot_at
-            if not opened_before_boot(session, last_boot_at):
-                transaction_touched(session)
-                continue
-            assert last_boot_at is not None  # opened before it
-            stopped_at = max(last_boot_at, session.started_at)
-        transaction_finish(
-            session=session,
-            stopped_at=stopped_at,
-            meter_stop_wh=None,
-            reason="Superseded",
-            stop_id_tag="",
-            closed_by_csms=True,
-        )
 
 
 def _apply_parked_end(session: Transaction) -> None:

@@ -56,7 +56,7 @@ from charging.services.session_rows import (
     transaction_save_changes,
 )
 from charging.services.status_reads import opened_before_boot
-from charging.services.transaction_end import transaction_finish
+from charging.services.transaction_end import transaction_finish, transactions_superseded_on_its_evse_close
 from kernel.plain_sql import gathered_rows_written
 from kernel.storable_text import unstorable_numbers_replaced
 
@@ -141,6 +141,7 @@ def transaction_stop(request: StopRequest) -> StopResult:
         session = transaction_named(request.charge_point_id, request.ocpp_transaction_id)
         if session is not None and _id_restarted(session, request, samples, stop.sent):
             session = None  # a new session's, its Started still to come: parked for it, as unknown
+        evse_unknown = session is not None and session.evse_id is None
         if session is not None:  # before its rows are built: they are on the EVSE the Ended names
             ended_event_learned(session, request.evse_id, request.connector_id, request.remote_start_id)
         # An unknown session's stop is parked under the charger's lock: resent copies park once.
@@ -167,6 +168,8 @@ def transaction_stop(request: StopRequest) -> StopResult:
         _stop_checks(session, stop, request.meter_stop_wh, meter_stop, request.time_spent_charging)
         if session.status == TransactionStatus.ACTIVE and session.reservation_id is None:
             reservation_use(session, request.reservation_id)  # a closed session's: a later one's may hold its id
+        if evse_unknown and session.evse_id is not None and session.status == TransactionStatus.ACTIVE:
+            transactions_superseded_on_its_evse_close(session)  # the Ended first to name its EVSE
         _token_of_an_ended_event(session, request, info)
         cost = transaction_finish(
             session=session,

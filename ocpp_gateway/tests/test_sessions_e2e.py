@@ -490,6 +490,62 @@ async def test_a_v201_stop_authorized_in_an_updated_is_who_stopped_the_session_t
     assert (sessions["TX-SB2"].id_tag, sessions["TX-SB2"].stop_id_tag) == ("RFID-START", "RFID-START")
 
 
+async def test_a_v201_session_whose_evse_a_later_event_names_closes_the_one_whose_ended_was_lost(daphne):
+    """2.0.1 E01: authorized before the cable (TxStartPoint Authorized), a Started names no EVSE (the
+    station does not know it yet), its first event after plug-in does (E01.FR.16). A session still
+    open on that EVSE lost its Ended: it is closed (Superseded, at the new session's start), as a
+    Started naming the EVSE closes it, also when the Ended is the first event to name it."""
+    await register("CP201-EVSE-LATER")
+    await IdTag.objects.acreate(id_tag="RFID-LATE-EVSE")
+    token = {"idToken": "RFID-LATE-EVSE", "type": "ISO14443"}
+
+    def event(event_type: str, seq_no: int, at: str, transaction_id: str, wh: int, **extra: object) -> dict:
+        reading = {"timestamp": at, "sampledValue": [{"value": wh}]}
+        info = {"transactionId": transaction_id, "chargingState": "Charging"}
+        trigger = "Authorized" if event_type == "Started" else "CablePluggedIn"
+        return {
+            "eventType": event_type,
+            "timestamp": at,
+            "triggerReason": trigger,
+            "seqNo": seq_no,
+            "transactionInfo": info,
+            "meterValue": [reading],
+        } | extra
+
+    evse = {"id": 1, "connectorId": 1}
+    async with raw_socket(daphne, "2.0.1", "CP201-EVSE-LATER") as websocket:
+        await raw_call(
+            websocket, "a0", "TransactionEvent", event("Started", 0, T0, "TX-LOST", 1000, idToken=token, evse=evse)
+        )
+        await raw_call(
+            websocket, "a1", "TransactionEvent", event("Updated", 1, "2026-05-01T10:20:00Z", "TX-LOST", 4000)
+        )
+        # TX-LOST's Ended never comes; the next driver taps first, then plugs in
+        await raw_call(websocket, "b0", "TransactionEvent", event("Started", 0, T_HALF, "TX-NEXT", 4000, idToken=token))
+        await raw_call(
+            websocket, "b1", "TransactionEvent", event("Updated", 1, "2026-05-01T10:31:00Z", "TX-NEXT", 4000, evse=evse)
+        )
+        await raw_call(websocket, "b2", "TransactionEvent", event("Updated", 2, T1, "TX-NEXT", 9000))
+        # On EVSE 2 the Ended is the first event to name it (the plug-in's Updated lost too)
+        evse_2 = {"id": 2, "connectorId": 1}
+        await raw_call(websocket, "c0", "TransactionEvent", event("Started", 0, T0, "TX-LOST-2", 1000, evse=evse_2))
+        await raw_call(websocket, "d0", "TransactionEvent", event("Started", 0, T_HALF, "TX-NEXT-2", 5000))
+        ended = event("Ended", 1, T1, "TX-NEXT-2", 9000, evse=evse_2)
+        await raw_call(websocket, "d1", "TransactionEvent", ended)
+    sessions = {session.ocpp_transaction_id: session async for session in Transaction.objects.all()}
+    lost, following = sessions["TX-LOST"], sessions["TX-NEXT"]
+    assert (lost.status, lost.stop_reason, lost.closed_by_csms) == ("ended", "Superseded", True)
+    assert (lost.stopped_at, lost.energy_wh) == (datetime(2026, 5, 1, 10, 30, tzinfo=UTC), 3000)
+    assert (following.status, following.evse_id, following.connector_id) == ("active", 1, 1)
+    lost, following = sessions["TX-LOST-2"], sessions["TX-NEXT-2"]
+    assert (lost.status, lost.stop_reason, lost.stopped_at) == (
+        "ended",
+        "Superseded",
+        datetime(2026, 5, 1, 10, 30, tzinfo=UTC),
+    )
+    assert (following.status, following.evse_id, following.energy_wh) == ("ended", 2, 4000)
+
+
 async def test_garbled_numbers_from_chargers_are_answered_and_kept(daphne):
     """Schema-valid but absurd values: huge numbers, odd units and multipliers, ids beyond any column."""
     await register("CP201-G")
