@@ -5,8 +5,9 @@ TransactionEvent, MeterValues) are never refused, in any profile, for what the C
 interpret: a string over its ``maxLength``, an enum value it does not know (kept as text), a
 number sent as a string or a string as a number (converted), a required field it has a safe
 default for, an optional field sent as ``null`` (absent), a field the schema does not name (left
-out), a 2.0.1 sampled value that is no number (kept raw, as a 1.6 one: ``unparseable_value``). A
-refused stop is retried forever while the session stays open; a refused meter value loses energy.
+out), a list of objects sent as its one object (that list), a 2.0.1 sampled value that is no
+number (kept raw, as a 1.6 one: ``unparseable_value``). A refused stop is retried forever while
+the session stays open; a refused meter value loses energy.
 Only a message the CSMS cannot apply at all (no session id, an eventType it does not know, a
 required field null or missing without a default) keeps its CALLERROR.
 
@@ -217,16 +218,28 @@ def _json_text(key: tuple[str, str], error: ValidationError) -> bool:
 
 
 def _absorbed(
-    key: tuple[str, str], place: schema_errors.Place, payload: dict[str, Any], received_at: datetime
+    key: tuple[str, str],
+    place: schema_errors.Place,
+    payload: dict[str, Any],
+    received_at: datetime,
+    listed: tuple[ValidationError, ...] = (),
 ) -> Accepted | None:
-    """A session message with its violations mended (``_fixed``) or kept, and its violations."""
+    """A session message with its violations mended (``_fixed``) or kept, and its violations.
+    ``listed``: the lists sent as their one item that an earlier walk made lists (``_single_item``)."""
     kept = _kept_groups(key, place)
-    errors: list[ValidationError] = []
+    errors: list[ValidationError] = list(listed)
     changes: list[tuple[list[Any], Any]] = []
+    single: list[ValidationError] = []
     for error in schema_errors.errors(place, payload, omissible=kept):
+        if _single_item(error):
+            single.append(error)
+            continue
         if not (_kept(key, error) or _fixed(key, error, changes, received_at)):
             raise ocpp_package.violation_refusal(error)
         errors.append(error)
+    if single:  # walked again as lists: what their item holds is checked only then (each walk goes deeper)
+        relisted = _changed(payload, [(list(error.absolute_path), [error.instance]) for error in single])
+        return _absorbed(key, place, relisted, received_at, (*listed, *single))
     if not errors:
         return None
     fixed = _changed(payload, changes)
@@ -248,6 +261,14 @@ def _absorbed(
             if not (_kept(key, error) or _left_out(key, error) or _raw_reading(key, error)):
                 raise ocpp_package.violation_refusal(error)
     return Accepted(truncated(fixed, ocpp_version=key[0], action=key[1]), _violations(errors))
+
+
+def _single_item(error: ValidationError) -> bool:
+    """A list of objects sent as its one object (``"meterValue": {"timestamp": ..., "sampledValue": [...]}``:
+    a Huawei wallbox's MeterValues, lbbrhzn/ocpp#1144): that one item where a list of them belongs is
+    the list of it, nothing to guess (refused, every reading of the charger was lost, a stop so sent
+    retried for ever). A list of other values (``"sampledValue": "12"``) keeps its refusal."""
+    return error.validator == "type" and error.validator_value == "array" and isinstance(error.instance, dict)
 
 
 def received_violations(errors: list[ValidationError]) -> list[ReceivedViolation]:

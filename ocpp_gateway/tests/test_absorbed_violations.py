@@ -592,3 +592,91 @@ async def test_v16_a_stop_without_meter_stop_ends_its_session_at_its_last_readin
     assert ("StopTransaction", "meterStop", validator) in {
         (action, path, rule) for action, path, rule, _ in await violations(charge_point)
     }
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+async def test_a_reading_list_sent_as_its_one_item_is_read_as_that_list_and_the_session_bills(daphne, profile):
+    """Probe: a Huawei wallbox (lbbrhzn/ocpp#1144) sends ``"meterValue": {"timestamp": ..., "sampledValue":
+    [...]}``, the one MeterValue as an object, not a list of it: every MeterValues was answered
+    TypeConstraintViolation, its readings lost (and a StopTransaction's ``transactionData`` so sent
+    refused the stop, resent for ever). A list of objects sent as its one object (``meterValue``,
+    ``sampledValue``, ``transactionData``; 2.0.1 likewise) is read as the list of it, recorded."""
+    charge_point = await charger(f"CP16-ONE-ITEM-{profile}", profile)
+    await IdTag.objects.acreate(id_tag="T1")
+    async with raw_socket(daphne, "1.6", charge_point.charge_point_id) as websocket:
+        start = {"connectorId": 1, "idTag": "T1", "meterStart": 0, "timestamp": T0}
+        [_, _, started] = await call(websocket, "s1", "StartTransaction", start)
+        transaction_id = started["transactionId"]
+        begin = {"value": "0.00", "context": "Transaction.Begin", "measurand": REGISTER, "unit": "kWh"}
+        one = {"timestamp": T0, "sampledValue": [begin]}
+        values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": one}
+        assert await call(websocket, "m1", "MeterValues", values) == [3, "m1", {}]
+        half = {"value": "2.50", "measurand": REGISTER, "unit": "kWh"}
+        one = {"timestamp": T_HALF, "sampledValue": half}
+        values = {"connectorId": 1, "transactionId": transaction_id, "meterValue": [one]}
+        assert await call(websocket, "m2", "MeterValues", values) == [3, "m2", {}]
+        end = {"value": "5.00", "context": "Transaction.End", "measurand": REGISTER, "unit": "kWh"}
+        stop = {
+            "transactionId": transaction_id,
+            "meterStop": 5000,
+            "timestamp": T1,
+            "transactionData": {"timestamp": T1, "sampledValue": end},
+        }
+        assert await call(websocket, "e1", "StopTransaction", stop) == [3, "e1", {}]
+
+    session = await Transaction.objects.aget(pk=transaction_id)
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(5000))
+    stored = [
+        (sample.source, sample.context, sample.value)
+        async for sample in MeterSample.objects.filter(transaction=session).order_by("timestamp")
+    ]
+    assert stored == [
+        ("MeterValues", "Transaction.Begin", Decimal(0)),
+        ("MeterValues", "Sample.Periodic", Decimal(2500)),
+        ("StopTransaction", "Transaction.End", Decimal(5000)),
+    ]
+    record = await BillingRecord.objects.aget(transaction=session)
+    assert (record.total, record.needs_review) == (Decimal("2.50"), False)
+    assert [(action, path, rule) for action, path, rule, _ in await violations(charge_point)] == [
+        ("MeterValues", "meterValue", "type"),
+        ("MeterValues", "meterValue/0/sampledValue", "type"),
+        ("StopTransaction", "transactionData", "type"),
+        ("StopTransaction", "transactionData/0/sampledValue", "type"),
+    ]
+
+
+async def test_v201_a_reading_list_sent_as_its_one_item_is_read_as_that_list(daphne):
+    """The same in 2.0.1: a TransactionEvent's and a MeterValues' ``meterValue`` (and a reading's
+    ``sampledValue``) sent as its one object is read as the list of it."""
+    charge_point = await charger("CP201-ONE-ITEM", "strict")
+    await IdTag.objects.acreate(id_tag="TOKEN-OK")
+    started = {
+        "eventType": "Started",
+        "timestamp": T0,
+        "triggerReason": "Authorized",
+        "seqNo": 0,
+        "evse": {"id": 1, "connectorId": 1},
+        "idToken": {"idToken": "TOKEN-OK", "type": "ISO14443"},
+        "transactionInfo": {"transactionId": "TX-ONE", "chargingState": "Charging"},
+        "meterValue": {"timestamp": T0, "sampledValue": {"value": 1000, "context": "Transaction.Begin"}},
+    }
+    async with raw_socket(daphne, "2.0.1", charge_point.charge_point_id) as websocket:
+        assert (await call(websocket, "t1", "TransactionEvent", started))[:2] == [3, "t1"]
+        values = {"evseId": 1, "meterValue": {"timestamp": T_HALF, "sampledValue": [{"value": 3000}]}}
+        assert await call(websocket, "m1", "MeterValues", values) == [3, "m1", {}]
+        ended = {
+            **started,
+            "eventType": "Ended",
+            "timestamp": T1,
+            "triggerReason": "StopAuthorized",
+            "seqNo": 1,
+            "transactionInfo": {"transactionId": "TX-ONE", "stoppedReason": "Local"},
+            "meterValue": {"timestamp": T1, "sampledValue": {"value": 6000, "context": "Transaction.End"}},
+        }
+        assert (await call(websocket, "t2", "TransactionEvent", ended))[:2] == [3, "t2"]
+
+    session = await Transaction.objects.aget(ocpp_transaction_id="TX-ONE")
+    assert (session.status, session.energy_wh) == (TransactionStatus.ENDED, Decimal(5000))
+    assert await MeterSample.objects.filter(transaction=session).acount() == 2  # its Begin and End
+    # the MeterValues' reading (2.0.1: outside any transaction) is kept too
+    assert await MeterSample.objects.filter(charge_point=charge_point, source="MeterValues").acount() == 1
