@@ -114,6 +114,8 @@ _MEASURAND_OF_UNIT = {
     "celcius": "Temperature",  # OCPP 1.6's schema spells its UnitOfMeasure so
     "fahrenheit": "Temperature",
     "k": "Temperature",
+    "hertz": "Frequency",  # OCPP 1.6 errata's UnitOfMeasure (in the schema validated with)
+    "hz": "Frequency",  # 2.0.1's standardized unit
     "var": "Power.Reactive.Import",
     "kvar": "Power.Reactive.Import",
     "varh": "Energy.Reactive.Import.Register",

@@ -283,10 +283,19 @@ def test_a_session_at_the_power_bound_all_along_is_not_flagged():
 
 @pytest.mark.parametrize(
     ("unit", "measurand"),
-    [("A", "Current.Import"), ("Celsius", "Temperature"), ("Celcius", "Temperature"), ("kWh", ENERGY_REGISTER)],
+    [
+        ("A", "Current.Import"),
+        ("Celsius", "Temperature"),
+        ("Celcius", "Temperature"),
+        ("Hertz", "Frequency"),
+        ("Hz", "Frequency"),
+        ("kWh", ENERGY_REGISTER),
+    ],
 )
 def test_a_value_without_a_measurand_is_what_its_unit_measures(unit: str, measurand: str) -> None:
     """OCPP 1.6's schema spells the unit ``Celcius``: a temperature sent so without a measurand was an
-    energy register reading (it seemed to fall to 25 Wh) where ``Celsius`` was a temperature."""
+    energy register reading (it seemed to fall to 25 Wh) where ``Celsius`` was a temperature. Likewise
+    ``Hertz`` (1.6 errata's UnitOfMeasure, in the schema the CSMS validates with; 2.0.1 ``Hz``): a grid
+    frequency of 50.0 sent without a measurand was a register reading of 50 Wh."""
     assert measurand_of(None, unit) == measurand
     assert measurand_of("SoC", unit) == "SoC"
