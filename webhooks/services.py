@@ -23,6 +23,7 @@ from kernel import cache_changes
 from kernel.background_sends import broker_sends
 from kernel.batch_memo import batch_memoized
 from kernel.plain_sql import condition_holds
+from kernel.storable_text import text_escaped
 from webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from webhooks.signing import secret_new
 from webhooks.url_safety import webhook_url_check, webhook_url_redacted
@@ -276,7 +277,7 @@ def _attempt_result(outcome: AttemptOutcome, now: datetime) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "attempts": attempts,
         "last_status_code": outcome.status_code,
-        "last_error": outcome.error,
+        "last_error": text_escaped(outcome.error),
         "lease_token": None,
     }
     if not outcome.error:
@@ -304,6 +305,11 @@ def webhook_attempts_record(*, outcomes: Sequence[AttemptOutcome]) -> set[uuid.U
     An attempt whose lease passed and whose delivery another claim took since is dropped (and
     logged): it records no second success and schedules no second retry. Deliveries with the same
     result are written by one UPDATE, the attempts by one INSERT.
+
+    An error holds what the receiver answered (a redirect's ``Location``, an exception's text): what
+    PostgreSQL cannot store in it (a NUL, the lone surrogates of bytes that are not UTF-8) is written
+    as its JSON escape (``kernel.storable_text``); the write failed, and the engine, retrying its
+    batch, recorded no attempt of any receiver after it.
     """
     if not outcomes:
         return set()
@@ -325,7 +331,7 @@ def webhook_attempts_record(*, outcomes: Sequence[AttemptOutcome]) -> set[uuid.U
                 delivery_id=o.delivery.id,
                 attempted_at=o.attempted_at,
                 status_code=o.status_code,
-                error=o.error,
+                error=text_escaped(o.error),
                 duration_ms=o.duration_ms,
             )
             for o in recorded

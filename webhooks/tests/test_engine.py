@@ -180,3 +180,35 @@ async def test_a_receiver_whose_dns_is_slow_does_not_hold_up_the_others(
     await eventually(retried, timeout=30)
     delivery = await WebhookDelivery.objects.aget(subscription=slow)
     assert (delivery.state, delivery.last_status_code) == (DeliveryState.PENDING, None)  # retried later
+
+
+async def test_an_answer_no_database_can_store_holds_up_no_other_delivery(
+    settings, webhook_receiver, slow_receiver, engine
+):
+    """A receiver redirecting to a Location that is not UTF-8 (its bytes reach the attempt's error as
+    lone surrogates, which PostgreSQL cannot store) failed the recording of its batch, again every
+    50 ms: no attempt of any receiver was recorded after it, each delivery sent again whenever its
+    lease passed. Its attempt is recorded (the text escaped), and so is every later one."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    webhook_receiver.status = 302
+    webhook_receiver.headers = {"Location": "https://hooks.example.com/\xff\xfe"}  # sent as the bytes ff fe
+    slow_receiver.gate.set()  # answers at once
+    redirecting = await sync_to_async(services.webhook_subscription_create)(
+        url=webhook_receiver.url, events=["charge_point.offline"]
+    )
+    await sync_to_async(services.webhook_event_emit)(event_type="charge_point.offline", data={})
+    engine.wake()
+    await eventually(lambda: len(webhook_receiver.requests) == 1, timeout=10)
+    answering = await sync_to_async(services.webhook_subscription_create)(
+        url=slow_receiver.url, events=["charge_point.online"]
+    )
+    await sync_to_async(services.webhook_event_emit)(event_type="charge_point.online", data={})
+    engine.wake()
+
+    async def recorded() -> bool:
+        return await sync_to_async(states)(answering.id) == [DeliveryState.DELIVERED]
+
+    await eventually(recorded, timeout=10)
+    delivery = await WebhookDelivery.objects.aget(subscription=redirecting)
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.PENDING, 1, 302)
+    assert len(webhook_receiver.requests) == len(slow_receiver.event_ids) == 1

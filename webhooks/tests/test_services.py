@@ -202,6 +202,21 @@ def test_a_permanent_redirect_fails_at_once(allow_private, webhook_receiver, sta
     assert "a redirect to https://hooks.example.com/in, not followed" in delivery.last_error
 
 
+def test_a_redirect_whose_location_is_not_utf8_is_recorded(allow_private, webhook_receiver):
+    """A Location header's bytes that are not UTF-8 reach the error as lone surrogates, which
+    PostgreSQL cannot store: recording the attempt raised, so it was never recorded (and the
+    delivery was sent again once its lease passed, and again). They are stored escaped."""
+    webhook_receiver.status = 302
+    webhook_receiver.headers = {"Location": "https://hooks.example.com/\xff\xfe"}  # sent as the bytes ff fe
+    subscribe(url=webhook_receiver.url)
+    services.webhook_event_emit(event_type="charge_point.offline", data={})
+    webhook_deliveries_send()
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("pending", 1, 302)
+    assert "a redirect to https://hooks.example.com/\\udcff\\udcfe, not followed" in delivery.last_error
+    assert delivery.attempt_log.get().error == delivery.last_error
+
+
 def test_a_finished_command_is_an_event(allow_private, register_charge_point):
     from commands.services import CommandRequest, command_send
 
