@@ -288,10 +288,9 @@ class DeliveryEngine:
         free = self.max_in_flight - sum(self._in_flight.values())
         if free <= 0:
             return
-        busy = [subscription for subscription, count in self._in_flight.items() if count >= self.per_receiver]
         started = time.monotonic()
         claim = await self._in_db(
-            webhook_deliveries_claim, limit=free, per_receiver=self.per_receiver, busy_subscription_ids=busy
+            webhook_deliveries_claim, limit=free, per_receiver=self.per_receiver, in_flight=dict(self._in_flight)
         )
         if not claim.deliveries:
             return

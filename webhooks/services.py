@@ -8,14 +8,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, QuerySet, Window
+from django.db.models import Case, F, Q, QuerySet, Value, When, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -213,9 +213,10 @@ def webhook_deliveries_claim(
     *,
     limit: int,
     per_receiver: int,
-    busy_subscription_ids: Collection[uuid.UUID] = (),
+    in_flight: Mapping[uuid.UUID, int] | None = None,
 ) -> Claim:
-    """Claim up to ``limit`` due pending deliveries, oldest due first, at most ``per_receiver`` per subscription.
+    """Claim up to ``limit`` due pending deliveries, oldest due first, at most ``per_receiver`` per subscription
+    with what the caller has in flight to it (``in_flight``: subscription id -> deliveries).
 
     Only delivery rows are locked (``FOR UPDATE OF`` the delivery, ``SKIP LOCKED``): neither an
     emitting transaction's foreign-key lock nor an overlapping claim on the same subscription makes
@@ -224,22 +225,32 @@ def webhook_deliveries_claim(
     other one holds. The claimed rows
     carry a new lease token and are not due again until the lease passes, so a worker killed
     mid-delivery leaves them to the next claim (at-least-once, the event id unchanged).
-    ``busy_subscription_ids`` are left out (the caller has all their slots in use). A locked delivery
+    A subscription with ``per_receiver`` in flight is left out (the caller has all its slots in use), one
+    with fewer gets its free slots only: the worker claimed ``per_receiver`` more for a receiver with
+    one in flight, and a slow receiver's deliveries, waiting for its slots, held nearly twice its
+    share of the worker's (``CSMS_WEBHOOK_MAX_IN_FLIGHT``: two slow receivers, 510 of 512). A locked delivery
     its subscription no longer wants (deactivated, or its event type taken off) is failed, not claimed:
     a deactivated subscription is sent nothing, even a delivery re-sent or emitted after the change.
     """
     now = timezone.now()
     expires_at = now + timedelta(seconds=settings.CSMS_WEBHOOK_CLAIM_LEASE_SECONDS)
     due = WebhookDelivery.objects.filter(state=DeliveryState.PENDING, next_attempt_at__lte=now)
-    if busy_subscription_ids:
-        due = due.exclude(subscription_id__in=busy_subscription_ids)
+    in_flight = {subscription: count for subscription, count in (in_flight or {}).items() if count > 0}
+    busy = [subscription for subscription, count in in_flight.items() if count >= per_receiver]
+    if busy:
+        due = due.exclude(subscription_id__in=busy)
+    free = Case(
+        *(When(subscription_id=s, then=Value(per_receiver - n)) for s, n in in_flight.items() if n < per_receiver),
+        default=Value(per_receiver),
+    )
     # The ranking reads only the oldest due rows (on the (state, next_attempt_at) index), so a claim
     # costs the same with a backlog of 20 or 20,000.
     oldest = due.order_by("next_attempt_at", "id").values("id")[: 4 * limit]
     oldest_per_receiver = (
         WebhookDelivery.objects.filter(id__in=oldest)
         .annotate(rank=Window(RowNumber(), partition_by=F("subscription_id"), order_by=[F("next_attempt_at"), F("id")]))
-        .filter(rank__lte=per_receiver)
+        .annotate(free=free)
+        .filter(rank__lte=F("free"))
         .order_by("next_attempt_at", "id")
         .values("id")[: 2 * limit]
     )

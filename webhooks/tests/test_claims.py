@@ -104,11 +104,18 @@ def test_a_claim_takes_at_most_per_receiver_deliveries_per_subscription_oldest_f
 def test_a_claim_leaves_out_busy_subscriptions(subscription):
     emit(2)
     assert (
-        services.webhook_deliveries_claim(
-            limit=100, per_receiver=10, busy_subscription_ids=[subscription.id]
-        ).deliveries
-        == []
+        services.webhook_deliveries_claim(limit=100, per_receiver=10, in_flight={subscription.id: 10}).deliveries == []
     )
+
+
+def test_a_claim_takes_only_the_free_slots_of_a_subscription_with_deliveries_in_flight(subscription, webhook_receiver):
+    """The worker's claim took ``per_receiver`` more for a receiver with some in flight already: a
+    slow receiver held nearly twice its share of the worker's slots."""
+    other = services.webhook_subscription_create(url=webhook_receiver.url + "/2", events=["charge_point.offline"])
+    emit(5)
+    claimed = services.webhook_deliveries_claim(limit=100, per_receiver=3, in_flight={subscription.id: 2, other.id: 0})
+    taken = sorted(d.subscription_id == other.id for d in claimed.deliveries)
+    assert taken == [False, True, True, True]
 
 
 @pytest.mark.parametrize("late_status", [200, 500])

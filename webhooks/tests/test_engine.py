@@ -212,3 +212,29 @@ async def test_an_answer_no_database_can_store_holds_up_no_other_delivery(
     delivery = await WebhookDelivery.objects.aget(subscription=redirecting)
     assert (delivery.state, delivery.attempts, delivery.last_status_code) == (DeliveryState.PENDING, 1, 302)
     assert len(webhook_receiver.requests) == len(slow_receiver.event_ids) == 1
+
+
+async def test_a_receiver_with_deliveries_in_flight_is_claimed_only_its_free_slots(
+    settings, webhook_receiver, slow_receiver, engine
+):
+    """A claim took ``per_receiver`` more deliveries for a receiver that had fewer than that in flight:
+    a slow receiver's extra deliveries waited for its slots, holding the worker's (two slow receivers
+    held 510 of the default 512, the others sharing the 2 left)."""
+    settings.CSMS_WEBHOOK_ALLOW_PRIVATE = True
+    slow = await sync_to_async(services.webhook_subscription_create)(
+        url=slow_receiver.url, events=["charge_point.offline"]
+    )
+    await sync_to_async(emit_to_both)(1)
+    engine.wake()
+    await eventually(lambda: slow_receiver.waiting == 1, timeout=10)  # one of its PER_RECEIVER in flight
+    await sync_to_async(emit_to_both)(3)
+    await sync_to_async(services.webhook_subscription_create)(url=webhook_receiver.url, events=["charge_point.online"])
+    await sync_to_async(services.webhook_event_emit)(event_type="charge_point.online", data={})  # claimed with them
+    engine.wake()
+    await eventually(lambda: len(webhook_receiver.requests) == 1, timeout=10)
+
+    claimed = WebhookDelivery.objects.filter(subscription=slow, lease_token__isnull=False)
+    assert await claimed.acount() == PER_RECEIVER
+    assert sum(engine._in_flight.values()) <= PER_RECEIVER + 1  # the other receiver's one, if not recorded yet
+    slow_receiver.gate.set()
+    await eventually(lambda: len(slow_receiver.event_ids) == 4, timeout=30)
