@@ -380,13 +380,29 @@ def webhook_subscription_delete(*, subscription: WebhookSubscription) -> int:
     """Delete a subscription with its deliveries and their attempts: one DELETE per table, in one
     transaction, then the subscription through the ORM (its ``post_delete`` tells the processes).
     The ORM's cascade read every delivery into memory first (1,000,000 of a receiver's: minutes).
-    Returns the deliveries deleted."""
-    deliveries = WebhookDelivery.objects.filter(subscription=subscription)
+    Returns the deliveries deleted.
+
+    Events go on being emitted meanwhile: a transaction that wrote a delivery for the subscription
+    holds its row (a foreign key's share lock; from the insert on in a gateway batch, which checks
+    constraints at once) until it commits. The subscription's deletion waited for it, and its
+    delivery, committed then, failed the deletion (an IntegrityError: a 500 for the API, the admin)
+    whenever a busy subscription's events were being written. So the row is locked once the bulk of
+    the deliveries is gone (the events emitted until then are written meanwhile), and the deliveries
+    committed by then are deleted with the subscription; a delivery written after the lock waits for
+    the deletion and is refused (a gateway batch writes its unit again, finding no subscription)."""
     with transaction.atomic():
-        WebhookAttempt.objects.filter(delivery__subscription=subscription)._raw_delete(WebhookAttempt.objects.db)
-        deleted = deliveries._raw_delete(deliveries.db)
+        deleted = _subscription_deliveries_deleted(subscription)
+        list(WebhookSubscription.objects.select_for_update().filter(pk=subscription.pk).values_list("pk"))
+        deleted += _subscription_deliveries_deleted(subscription)
         subscription.delete()
     return deleted
+
+
+def _subscription_deliveries_deleted(subscription: WebhookSubscription) -> int:
+    """The subscription's deliveries and their attempts, one DELETE each; the deliveries deleted."""
+    WebhookAttempt.objects.filter(delivery__subscription=subscription)._raw_delete(WebhookAttempt.objects.db)
+    deliveries = WebhookDelivery.objects.filter(subscription=subscription)
+    return deliveries._raw_delete(deliveries.db)
 
 
 def webhook_deliveries_prune(*, older_than_days: int) -> int:

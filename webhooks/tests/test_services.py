@@ -217,6 +217,27 @@ def test_a_redirect_whose_location_is_not_utf8_is_recorded(allow_private, webhoo
     assert delivery.attempt_log.get().error == delivery.last_error
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_subscription_is_deleted_while_an_event_for_it_is_being_written(allow_private, behind_a_lock):
+    """A gateway batch that wrote a delivery holds the subscription's row (its foreign key checked at
+    once) until it commits: the deletion waited for it, then failed on that delivery (IntegrityError:
+    a 500 for the API and the admin), as it did whenever a busy subscription's events were being
+    written. The subscription goes, with the delivery committed meanwhile."""
+    subscription = subscribe(events=["charge_point.offline"])
+
+    def emitting_in_a_gateway_batch() -> list[WebhookDelivery]:
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # as ocpp_gateway.group_commit's batches
+        return services.webhook_event_emit(event_type="charge_point.offline", data={})
+
+    emitted, deleted = behind_a_lock(
+        emitting_in_a_gateway_batch, lambda: services.webhook_subscription_delete(subscription=subscription)
+    )
+    assert (len(emitted), deleted) == (1, 1)
+    assert not WebhookSubscription.objects.exists()
+    assert not WebhookDelivery.objects.exists()
+
+
 def test_a_finished_command_is_an_event(allow_private, register_charge_point):
     from commands.services import CommandRequest, command_send
 
