@@ -45,4 +45,4 @@ def transactions_close_after_reset(*, now: datetime | None = None) -> int:
         charge_point__in=ChargePoint.objects.filter(last_boot_at__gte=since), status=TransactionStatus.ACTIVE
     ).filter(Exists(resets))
     reported = stranded_sessions.no_transaction_reported
-    return sum(stranded_sessions.session_closed(pk, reported) for pk in list(stranded.values_list("pk", flat=True)))
+    return stranded_sessions.sessions_closed(list(stranded.values_list("pk", flat=True)), reported)

@@ -18,7 +18,8 @@ rate, round 46).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from django.db import transaction as db_transaction
@@ -29,6 +30,8 @@ from chargepoints.models import ChargePoint, Connector
 from charging.models import Transaction, TransactionStatus
 from charging.services.session_rows import charge_point_locked
 from charging.services.transaction_end import transaction_finish
+
+logger = logging.getLogger(__name__)
 
 # How far back the sweeps look: chargers booted (and Resets accepted, commands.reset_sessions) in the last day.
 SWEEP_LOOKBACK = timedelta(days=1)
@@ -48,7 +51,20 @@ def transactions_close_after_version_change(*, now: datetime | None = None) -> i
         .exclude(ocpp_version=F("charge_point__ocpp_version"))
         .filter(created_at__lt=F("charge_point__last_boot_at"))
     )
-    return sum(session_closed(pk, _of_another_version) for pk in list(stranded.values_list("pk", flat=True)))
+    return sessions_closed(list(stranded.values_list("pk", flat=True)), _of_another_version)
+
+
+def sessions_closed(pks: Iterable[int], still_stranded: Callable[[Transaction, ChargePoint], bool]) -> int:
+    """``session_closed`` for each of ``pks``; how many were closed. One whose close raises (a fault in
+    its billing, say) is logged and passed over: it ended the sweep, every minute, and each session
+    listed after it stayed open for ever."""
+    closed = 0
+    for pk in pks:
+        try:
+            closed += session_closed(pk, still_stranded)
+        except Exception:
+            logger.exception("the stranded sessions' sweep could not close session %s", pk)
+    return closed
 
 
 def session_closed(pk: int, still_stranded: Callable[[Transaction, ChargePoint], bool]) -> int:

@@ -6,6 +6,7 @@ import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -1266,3 +1267,44 @@ def test_a_v201_session_is_closed_after_an_accepted_reset_of_the_whole_station_o
     assert reset_sessions.transactions_close_after_reset() == closed
     session.refresh_from_db()
     assert (session.status, session.closed_by_csms) == (("ended", True) if closed else ("active", False))
+
+
+def test_a_session_the_reset_sweep_cannot_close_does_not_keep_the_others_open(register_charge_point, caplog):
+    """A session whose close raised (a fault in its billing, say) ended the sweep at once, every
+    minute: each session listed after it stayed open for ever. It is logged and passed over; the
+    others are closed."""
+    sessions = []
+    for _ in range(2):
+        charge_point_id = new_charger(register_charge_point, "2.0.1")
+        v201_event(charge_point_id, "Started", 0, 1000)
+        session = Transaction.objects.get(charge_point__charge_point_id=charge_point_id)
+        Command.objects.create(
+            charge_point=session.charge_point,
+            charge_point_identity=charge_point_id,
+            ocpp_version="2.0.1",
+            command="reset",
+            action="Reset",
+            request={"type": "Immediate"},
+            state=CommandState.ACCEPTED,
+            response={"status": "Accepted"},
+            completed_at=timezone.now(),
+        )
+        ChargePoint.objects.filter(pk=session.charge_point_id).update(last_boot_at=timezone.now())
+        Connector.objects.create(charge_point=session.charge_point, evse_id=1, connector_id=1, status="Unavailable")
+        sessions.append(session)
+    failing, other = sessions
+    from charging.services import stranded_sessions
+
+    finish = stranded_sessions.transaction_finish
+
+    def failing_for_one(*, session, **kwargs):  # a fault injected into the one session's close
+        if session.pk == failing.pk:
+            raise RuntimeError("its billing failed")
+        return finish(session=session, **kwargs)
+
+    with mock.patch("charging.services.stranded_sessions.transaction_finish", side_effect=failing_for_one):
+        assert reset_sessions.transactions_close_after_reset() == 1
+    failing.refresh_from_db()
+    other.refresh_from_db()
+    assert (failing.status, other.status) == ("active", "ended")
+    assert f"could not close session {failing.pk}" in caplog.text
