@@ -32,7 +32,7 @@ from uuid import UUID
 from django.utils import timezone
 
 from commands import routes
-from commands.models import Command
+from commands.models import Command, CommandState
 from commands.outcomes import OUTCOME_FIELDS, outcome_applied
 from commands.rpc import CallOutcome, Outcome
 from kernel.plain_sql import gathered_rows_written, instance_updated
@@ -67,6 +67,7 @@ def completion_unit_register(func: Callable[..., Any]) -> None:
     _units.register(func, _completion_of)
 
 
+_PENDING = ("state", CommandState.PENDING.value)
 _written: RowsAhead[UUID, CompletionLookup] = RowsAhead()  # command id -> its completion written
 
 
@@ -88,7 +89,9 @@ def _completed(asked: list[CompletionLookup]) -> dict[UUID, CompletionLookup]:
     now = timezone.now()
     for completion in asked:
         outcome_applied(completion.command, completion.outcome, completed_at=now)
-        instance_updated(completion.command, OUTCOME_FIELDS, may_gather=True)
+        # guarded: a command completed meanwhile (the abandoned-commands sweep's Timeout) fails the
+        # pass, and its unit writes nothing its own way (``services.command_complete``: the first stands)
+        instance_updated(completion.command, OUTCOME_FIELDS, may_gather=True, guard=_PENDING)
     gathered_rows_written(Command)  # one UPDATE ... FROM unnest, now: the answers' rows refer to the commands
     handlers: dict[routes.AnswersHandler, list[Command]] = {}
     for completion in asked:

@@ -469,7 +469,13 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     """Record what became of the command: its outcome (``outcomes.outcome_applied``), the answer's
     route followed (``routes.answer_follow``) and the ``command.completed`` event, in one
     transaction. In a group-commit batch, what its batch wrote ahead for it
-    (``outcome_writes.outcome_written_taken``: the outcome and the answer's store) is not written again."""
+    (``outcome_writes.outcome_written_taken``: the outcome and the answer's store) is not written again.
+
+    The first completion stands: the outcome is written only while the row is still pending (one
+    conditional UPDATE, which waits for a concurrent completion's lock and reads its commit). An
+    answer that comes after the abandoned-commands sweep timed the command out writes nothing,
+    follows no route and emits no second ``command.completed``; the command is returned as it
+    stands (``_completed_before``)."""
     if outcome_written_taken(command, outcome):
         webhook_event_emit(event_type=EventType.COMMAND_COMPLETED, data=events.command_completed(command))
         return command
@@ -485,7 +491,8 @@ def command_complete(*, command: Command, outcome: CallOutcome) -> Command:
     if not follows and unanswered is None and _outcome_saved_alone(command):
         return command
     with transaction.atomic():
-        _outcome_saved(command)
+        if not _outcome_saved(command):
+            return _completed_before(command)
         if follows:
             _answer_followed(command)
         if unanswered is not None:
@@ -597,16 +604,42 @@ def _outcome_saved_alone(command: Command) -> bool:
     if gathering():
         if webhook_event_may_have_subscribers(event_type=EventType.COMMAND_COMPLETED):
             return False
-        return instance_updated(command, OUTCOME_FIELDS, may_gather=True)
-    unless = webhook_subscribers_condition(event_type=EventType.COMMAND_COMPLETED)
+        # a row completed meanwhile fails the batch's gathered writes: written again, by ``_outcome_saved``
+        return instance_updated(command, OUTCOME_FIELDS, may_gather=True, guard=_PENDING)
+    subscribers, params = webhook_subscribers_condition(event_type=EventType.COMMAND_COMPLETED)
+    # completed before: nothing written here either, ``_outcome_saved`` tells
+    unless = (f"({subscribers} OR {_COMPLETED_BEFORE[0]})", [*params, *_COMPLETED_BEFORE[1]])
     return instance_updated(command, OUTCOME_FIELDS, unless=unless)
 
 
-def _outcome_saved(command: Command) -> None:
+def _outcome_saved(command: Command) -> bool:
+    """The outcome's UPDATE, while the row is pending (``_COMPLETED_BEFORE``); False when it was not
+    (completed before: nothing written)."""
     if connection.vendor == "postgresql":
-        instance_updated(command, OUTCOME_FIELDS)  # the ORM's save, without its query building (issue 15)
-    else:
-        command.save(update_fields=OUTCOME_FIELDS)
+        # the ORM's save, without its query building (issue 15)
+        return instance_updated(command, OUTCOME_FIELDS, unless=_COMPLETED_BEFORE)
+    fields = {name: getattr(command, name) for name in OUTCOME_FIELDS}
+    return bool(Command.objects.filter(pk=command.pk, state=CommandState.PENDING).update(**fields))
+
+
+# ``instance_updated``'s ``unless`` for an outcome: the command was completed before (by the
+# abandoned-commands sweep, say), whose outcome and ``command.completed`` event stand.
+_COMPLETED_BEFORE = ("(state <> %s)", [CommandState.PENDING.value])
+_PENDING = ("state", CommandState.PENDING.value)  # the gathered write's guard, to the same end
+
+
+def _completed_before(command: Command) -> Command:
+    """``command`` (its outcome's fields set but not written) as its row stands: completed before
+    this outcome came (``_outcome_saved``), which is logged and dropped."""
+    logger.warning(
+        "%s: the outcome of %s (command %s, %s) came after it was completed; left as it was",
+        command.charge_point_identity,
+        command.action,
+        command.pk,
+        command.state,
+    )
+    command.refresh_from_db(fields=OUTCOME_FIELDS)
+    return command
 
 
 def command_refusal(*, command: Command) -> str:

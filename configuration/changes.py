@@ -151,7 +151,8 @@ def configuration_read_answered(*, command: Command, outcome: CallOutcome) -> Co
     read is asked again at its next boot, as after any boot, not at every connection)."""
     with transaction.atomic():
         completed = command_complete(command=command, outcome=outcome)
-        if outcome.outcome not in UNANSWERED and command.charge_point_id is not None:
+        # as recorded: an answer after the sweep's Timeout is not (the read stays owed)
+        if completed.state not in UNANSWERED and command.charge_point_id is not None:
             ChargePoint.objects.filter(pk=command.charge_point_id, configuration_read_owed=True).update(
                 configuration_read_owed=False
             )

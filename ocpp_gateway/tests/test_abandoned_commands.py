@@ -141,3 +141,55 @@ def test_a_command_the_sweep_cannot_complete_does_not_hold_it_at_that_command(re
     later.refresh_from_db()
     failing.refresh_from_db()
     assert (later.state, failing.state) == (CommandState.TIMEOUT, CommandState.PENDING)
+
+
+@pytest.mark.parametrize("subscribed", [True, False])
+def test_an_answer_that_comes_while_the_sweep_times_its_command_out_leaves_the_timeout_and_its_one_event(
+    behind_a_lock, subscribed
+):
+    """The process that sent a command was slow to record its answer (its database pool exhausted,
+    say), and the sweep timed the command out meanwhile: the answer's UPDATE, waiting for the
+    sweep's lock, then overwrote the Timeout with Accepted, and a second ``command.completed`` was
+    emitted for the command (the docs promise one). The first completion stands: the late answer
+    writes nothing and emits nothing; its caller gets the command as it stands."""
+    from commands.rpc import CallOutcome, Outcome
+    from commands.services import command_complete
+
+    if subscribed:
+        WebhookSubscription.objects.create(url="https://example.com/h", events=["command.completed"], secret="s")
+    charge_point = ChargePoint.objects.create(charge_point_id="CP-LATE", heartbeat_interval=60)
+    abandoned_age = settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS + 5
+    reset = pending(charge_point, "reset", {"type": "Soft"}, age_seconds=abandoned_age)
+    answer = CallOutcome(Outcome.RESULT, payload={"status": "Accepted"}, latency_ms=95_000.0)
+
+    swept, answered = behind_a_lock(
+        time_out_abandoned_commands,  # holds the command's row until it commits the Timeout
+        lambda: command_complete(command=Command.objects.get(pk=reset.pk), outcome=answer),
+    )
+
+    assert swept == 1
+    reset.refresh_from_db()
+    assert (reset.state, reset.error_description) == (CommandState.TIMEOUT, ABANDONED)
+    assert answered.state == CommandState.TIMEOUT
+    if subscribed:
+        events = WebhookSubscription.objects.get().deliveries.values_list("event_type", flat=True)
+        assert list(events) == ["command.completed"]
+
+
+def test_an_answer_after_the_sweep_timed_its_command_out_leaves_the_timeout(register_charge_point):
+    from commands.rpc import CallOutcome, Outcome
+    from commands.services import command_complete
+
+    WebhookSubscription.objects.create(url="https://example.com/h", events=["command.completed"], secret="s")
+    charge_point = register_charge_point("CP-1")
+    abandoned_age = settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS + 5
+    reset = pending(charge_point, "reset", {"type": "Soft"}, age_seconds=abandoned_age)
+    assert time_out_abandoned_commands() == 1
+
+    late = command_complete(command=reset, outcome=CallOutcome(Outcome.RESULT, payload={"status": "Accepted"}))
+
+    assert (late.state, late.error_description) == (CommandState.TIMEOUT, ABANDONED)
+    reset.refresh_from_db()
+    assert reset.state == CommandState.TIMEOUT
+    events = WebhookSubscription.objects.get().deliveries.values_list("event_type", flat=True)
+    assert list(events) == ["command.completed"]

@@ -643,8 +643,9 @@ async def test_report_answers_written_ahead_and_not_taken_are_written_again_once
     outcome = call_outcome(_ACCEPTED, started=0.0)
     results = await one_batch(group, *((command_complete, {"command": c, "outcome": outcome}) for c in commands))
     assert [result.state for result in results] == [CommandState.ACCEPTED] * 3
-    # the batch's tie (then rolled back), AGAIN-2's own in the first pass, each again in the second
-    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1 + 1 + 3
+    # the batch's tie (then rolled back), each again in the second pass; AGAIN-2's own in the first
+    # wrote nothing (its command completed ahead: the first completion stands)
+    assert len([sql for sql in statements if sql.startswith(_TIES)]) == 1 + 3
     assert len([sql for sql in statements if sql.startswith(_OUTCOMES_GATHERED)]) == 1
     tied = DeviceModelReport.objects.order_by("charge_point__charge_point_id").values_list("request_id", "command_id")
     assert [row async for row in tied] == [(1, command.pk) for command in commands]
@@ -681,3 +682,26 @@ async def test_a_refused_report_request_written_ahead_forgets_its_report_as_alon
         "charge_point__charge_point_id", "command_id"
     )
     assert [row async for row in reports] == [("NOTIE-2", None), ("NOTIE-3", commands[2].pk)]
+
+
+async def test_a_report_answer_written_ahead_for_a_command_the_sweep_timed_out_leaves_its_timeout() -> None:
+    """A batch completing answered report requests ahead (one UPDATE for all) overwrote the Timeout
+    the abandoned-commands sweep gave one of them meanwhile (a second ``command.completed``). The
+    first completion stands: that command stays timed out, its report untied; the others are
+    completed."""
+    names = ["SWEPT-1", "SWEPT-2", "SWEPT-3"]
+    await sync_to_async(_connected201)(*names)
+    group = CommitGroup(max_units=64)
+    commands = await one_batch(group, *((configuration_refresh_on_boot, {"charge_point_id": n}) for n in names))
+    await Command.objects.filter(pk=commands[1].pk).aupdate(state=CommandState.TIMEOUT)  # the sweep's
+    outcome = call_outcome(_ACCEPTED, started=0.0)
+    results = await one_batch(group, *((command_complete, {"command": c, "outcome": outcome}) for c in commands))
+    assert [result.state for result in results] == [CommandState.ACCEPTED, CommandState.TIMEOUT, CommandState.ACCEPTED]
+    states = Command.objects.filter(pk__in=[c.pk for c in commands]).order_by("charge_point_identity")
+    assert [state async for state in states.values_list("state", flat=True)] == [
+        CommandState.ACCEPTED,
+        CommandState.TIMEOUT,
+        CommandState.ACCEPTED,
+    ]
+    tied = DeviceModelReport.objects.filter(command_id__isnull=False).values_list("command_id", flat=True)
+    assert {row async for row in tied} == {commands[0].pk, commands[2].pk}
