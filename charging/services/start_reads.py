@@ -13,7 +13,10 @@ the locks, as for one start: those of the chargers whose row version is this tra
 hands each a primary key for the session it may open (its INSERT is then gathered with the
 batch's others: one statement); one reads their id tags. The three go in one round trip, a
 pipeline (round 33; they were three). Each start then takes its answer (``start_read_taken``)
-instead of reading.
+instead of reading. The rows of the limits of sessions at once its id tags count under (a card's,
+its group's) are then locked by one statement, in the order of their primary keys, where each
+start locked its own at its turn: two batches with starts of two limited groups in opposite orders
+deadlocked (round 51). None to lock (most batches): no statement.
 
 Only the first unit of a charger in its batch may have an answer (the group commit chooses): a
 unit of that charger before it (another start, a stop, a status that closes a session) may change
@@ -24,7 +27,7 @@ savepoint) reads every start the unit's way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -37,6 +40,7 @@ from charging.models import (
     IdTag,
     Transaction,
 )
+from charging.services.authorization import id_tags_locked_for_start
 from charging.services.session_rows import (
     SessionsKey,
     charge_point_named,
@@ -101,6 +105,8 @@ start_lookup_of = _units.lookup_of
 _reads: RowsAhead[StartLookup, StartRead] = RowsAhead(fewest=1)
 # id tag as sent -> the tag, None: not registered (not folded: the database folds, ``selectors.id_tags_found``)
 _tags: RowsAhead[str, IdTag | None] = RowsAhead(fewest=1)
+# id tag primary key -> True: the row of a limit of sessions at once (a tag's or its group's) this pass locked
+_limits: RowsAhead[int, bool] = RowsAhead(fewest=1)
 
 
 @contextmanager
@@ -110,12 +116,13 @@ def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
     the sessions and parked stops read, the id tags read. A charger not found, or held by another
     transaction, has no answer (its unit reads, and waits or fails as it does). Nothing to read, or
     not PostgreSQL: no statement, no answer."""
-    with _reads.kept() as reads, _tags.kept() as tags_read:
+    with _reads.kept() as reads, _tags.kept() as tags_read, _limits.kept() as limits_locked:
         if _reads.enough(lookups):
             tags = sorted({lookup.id_tag for lookup in lookups if lookup.id_tag})  # as sent: the database folds case
             found, tags_found = _read(lookups, tags)
             reads.update(found)
             tags_read.update((tag, tags_found.get(tag)) for tag in tags)
+            limits_locked.update((pk, True) for pk in _limits_locked(tags_found.values()))
         yield
 
 
@@ -123,6 +130,32 @@ def start_read_taken(lookup: StartLookup | None) -> StartRead | None:
     """The answer read for ``lookup`` in this pass (taken: a second unit with the same lookup reads
     its own way), or None."""
     return _reads.taken(lookup)
+
+
+def id_tag_limits_locked(pks: Sequence[int]) -> bool:
+    """Whether this pass locked the id tags' rows ``pks`` (limits of sessions at once) already."""
+    locked = _limits.left()
+    return bool(locked) and all(pk in locked for pk in pks)
+
+
+def _limits_locked(tags: Iterable[IdTag]) -> list[int]:
+    """The rows of the limits of sessions at once that ``tags`` count under (each tag's, its
+    group's: ``selectors.IdTagInfo.limits``), locked by one statement in the order of their primary
+    keys (``authorization.id_tags_locked_for_start``); their primary keys. Each start locked its own
+    at its turn: two batches holding starts of two limited groups in opposite orders each held one
+    group and waited for the other's, a deadlock until PostgreSQL chose a victim. No limit: no
+    statement."""
+    pks = sorted(
+        {
+            row.pk
+            for tag in tags
+            for row in (tag, tag.parent)
+            if row is not None and row.max_concurrent_sessions is not None
+        }
+    )
+    if pks:
+        id_tags_locked_for_start(pks)
+    return pks
 
 
 def id_tag_read(id_tag: str) -> tuple[bool, IdTag | None]:

@@ -87,6 +87,7 @@ from charging.services.session_rows import (
 from charging.services.start_reads import (
     StartLookup,
     StartRead,
+    id_tag_limits_locked,
     id_tag_read,
     start_lookup,
     start_read_taken,
@@ -232,7 +233,9 @@ def _authorized(request: StartRequest, started_at: datetime) -> tuple[IdTagInfo,
     else:
         now, then = selectors.id_tag_infos_of(tag, token_type=request.id_token_type, at=started_at)
     if then.limits and then.status == AuthorizationStatus.ACCEPTED:
-        id_tags_locked_for_start([pk for pk, _, _ in then.limits])
+        limits = [pk for pk, _, _ in then.limits]
+        if not id_tag_limits_locked(limits):  # locked by its batch with its other starts' (``start_reads``)
+            id_tags_locked_for_start(limits)
     checked = selectors.id_tag_concurrency_checked(
         info=then,
         id_tag=request.id_tag,

@@ -8,6 +8,9 @@ session on the same connector, which the waiting start must then supersede.
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -138,3 +141,74 @@ def test_two_starts_of_two_cards_of_a_group_limited_to_one_session_at_once_do_no
         lambda: transaction_start(second_card).id_tag_info,
     )
     assert (first.status, second.status) == ("Accepted", "ConcurrentTx")
+
+
+def _backend_waits_for_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_batches_with_starts_of_two_limited_groups_in_opposite_orders_do_not_deadlock() -> None:
+    """Two batches (two lanes or gateway processes), each with a start of a card of fleet A and one
+    of fleet B (each group limited to one session at once), in opposite orders: each start locked its
+    group's row at its turn, so the first batch held A and waited for B while the second held B and
+    waited for A, until PostgreSQL chose a victim (a deadlock: its batch failed, written again). A
+    batch locks the limit rows of all its starts' tags at once, in the order of their primary keys:
+    the second waits for the first's commit, then counts its sessions."""
+    from django.db import connections, transaction
+
+    fleets = {}
+    for fleet in ("A", "B"):
+        group = IdTag.objects.create(id_tag=f"FLEET-{fleet}", max_concurrent_sessions=1)
+        fleets[fleet] = [IdTag.objects.create(id_tag=f"{fleet}-{n}", parent=group).id_tag for n in (1, 2)]
+    for n in range(1, 5):
+        charge_point_register(charge_point_id=f"CP-DL-{n}", heartbeat_interval=60)
+
+    def request(n: int, id_tag: str) -> StartRequest:
+        return dataclasses.replace(_start_request(f"CP-DL-{n}", 1000 * n, T0 + timedelta(seconds=n)), id_tag=id_tag)
+
+    first_batch = [request(1, fleets["A"][0]), request(2, fleets["B"][0])]
+    second_batch = [request(3, fleets["B"][1]), request(4, fleets["A"][1])]
+    first_started, second_started = threading.Event(), threading.Event()
+    pids: list[int] = []
+    answers: dict[str, list[str]] = {}
+    errors: dict[str, BaseException] = {}
+
+    def batch(name: str, requests: list[StartRequest], between: Callable[[], None]) -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    pids.append(cursor.fetchone()[0])
+                lookups = [start_lookup_of_request(r) for r in requests]
+                with starts_read_together([lookup for lookup in lookups if lookup is not None]):
+                    statuses = [transaction_start(requests[0]).id_tag_info.status]
+                    between()
+                    statuses.append(transaction_start(requests[1]).id_tag_info.status)
+            answers[name] = statuses
+        except BaseException as error:  # reported by the test
+            errors[name] = error
+        finally:
+            connections.close_all()
+
+    def first_between() -> None:
+        first_started.set()
+        deadline = time.monotonic() + 20
+        # the second batch's first start done, or the second batch waiting for this one's locks
+        while not second_started.is_set() and not (len(pids) == 2 and _backend_waits_for_a_lock(pids[1])):
+            assert time.monotonic() < deadline, "the second batch neither started nor waited"
+            time.sleep(0.01)
+
+    first = threading.Thread(target=batch, args=("first", first_batch, first_between))
+    first.start()
+    assert first_started.wait(20)
+    second = threading.Thread(target=batch, args=("second", second_batch, second_started.set))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert not first.is_alive() and not second.is_alive()
+    assert errors == {}
+    assert answers == {"first": ["Accepted", "Accepted"], "second": ["ConcurrentTx", "ConcurrentTx"]}
