@@ -236,7 +236,11 @@ class SiteMemberAdmin(admin.ModelAdmin):
     autocomplete_fields = ["charge_point"]
 
     def save_model(self, request: HttpRequest, obj: SiteMember, form: ModelForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        if change:  # as the API: what the form changed, on the row as it stands (the engine's flag kept)
+            fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+            services.site_member_update(member=obj, **fields)
+        else:
+            super().save_model(request, obj, form, change)
         site_recompute_on_commit(site_id=obj.site_id)
         moved_from = form.initial.get("site")
         if change and moved_from and moved_from != obj.site_id:  # the site it left shares its part out

@@ -33,15 +33,27 @@ def site_save(*, site: Site | None = None, **fields: Any) -> Site:
     Raises SiteConflict when neither a capacity in A nor in W is left.
     """
     site = site or Site()
-    for name, value in fields.items():
-        setattr(site, name, value)
-    site_checked(site)
-    if site.live_base_load_a and len(site.live_base_load_a) != site.phases:
-        site.live_base_load_a, site.live_base_load_at = None, None  # measured for another phase count
     with transaction.atomic():
+        _as_it_stands(site)
+        for name, value in fields.items():
+            setattr(site, name, value)
+        site_checked(site)
+        if site.live_base_load_a and len(site.live_base_load_a) != site.phases:
+            site.live_base_load_a, site.live_base_load_at = None, None  # measured for another phase count
         site.save()
         site_recompute_on_commit(site_id=site.pk)
     return site
+
+
+def _as_it_stands(instance: Site | SiteMember) -> None:
+    """``instance`` (a saved row) locked and read again, before a change sets the fields it is given
+    and saves every column: as its request read it, the save put back what another writer saved
+    meanwhile (the live base load its meter posted, the flag the site engine set on a member that
+    refused its profile), and checked the change against values no longer there. A new one: nothing."""
+    if isinstance(instance, Site) and instance.pk is not None:
+        instance.refresh_from_db(from_queryset=Site.objects.select_for_update())
+    elif isinstance(instance, SiteMember) and instance.pk is not None:
+        instance.refresh_from_db(from_queryset=SiteMember.objects.select_for_update())
 
 
 def site_checked(site: Site) -> None:
@@ -132,12 +144,13 @@ def site_member_update(*, member: SiteMember, **fields: Any) -> SiteMember:
     """Change a member's maximum, phases, priority, connector maximums, or clear its flag
     (``smart_charging_flag=""``: the charger is steered again)."""
     maximums = fields.pop("connector_maximums", None)
-    member_phases_checked(member.site, fields.get("phases", member.phases))
-    for name, value in fields.items():
-        setattr(member, name, value)
-    if not member.smart_charging_flag:
-        member.flagged_at = None
     with transaction.atomic():
+        _as_it_stands(member)
+        for name, value in fields.items():
+            setattr(member, name, value)
+        member_phases_checked(member.site, member.phases)  # the site it is on after the change (the admin moves it)
+        if not member.smart_charging_flag:
+            member.flagged_at = None
         member.save()
         if maximums is not None:
             connector_maximums_set(member=member, maximums=maximums)
