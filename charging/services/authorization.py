@@ -25,15 +25,23 @@ class IdTagParentRefused(Exception):
 def id_tag_save(*, tag: IdTag | None = None, **fields: Any) -> IdTag:
     """Register an id tag (``tag`` None) or change one. Tags equal but for case are one tag:
     the unique index on LOWER(id_tag) decides, so two concurrent registrations cannot both win.
-    A ``parent`` given is checked again under the locks of both rows (``_parent_locked``): raises
-    ``IdTagParentRefused``, nothing saved."""
+    A change sets ``fields`` on the tag's row as it stands, locked (``_rows_locked``): saved as its
+    request read it, a change of its description put back the Blocked status another request
+    had just given it. A ``parent`` given is checked again under the locks of both rows
+    (``_parent_checked``): raises ``IdTagParentRefused``, nothing saved."""
     tag = tag or IdTag()
-    for name, value in fields.items():
-        setattr(tag, name, value)
+    parent = fields.get("parent")
     try:
         with transaction.atomic():
-            if fields.get("parent") is not None:
-                _parent_locked(tag, fields["parent"])
+            locked = _rows_locked(tag, parent)
+            current = locked.get(tag.pk) if tag.pk is not None else None
+            if current is not None:
+                for field in IdTag._meta.concrete_fields:
+                    setattr(tag, field.attname, getattr(current, field.attname))
+            for name, value in fields.items():
+                setattr(tag, name, value)
+            if parent is not None:
+                _parent_checked(tag, parent, locked)
             tag.save()
     except IntegrityError:
         raise IdTagAlreadyExists(tag.id_tag) from None
@@ -52,15 +60,22 @@ def id_tags_locked_for_start(pks: Iterable[int]) -> None:
     list(IdTag.objects.select_for_update().filter(pk__in=sorted(pks)).order_by("pk").values_list("pk", flat=True))
 
 
-def _parent_locked(tag: IdTag, parent: IdTag) -> None:
-    """The tag's and its parent's rows locked (in primary key order, as every save and delete of
-    id tags takes them), and the one level of groups checked again as they stand: the caller's
-    check read them before (an API request's, a moment ago), and a concurrent change of the
-    parent (put in a group itself, deleted) or of the tag (made a group) would leave a card in a
-    group of a group, whose status ``selectors.id_tag_info_of`` does not reach. Raises
+def _rows_locked(tag: IdTag, parent: IdTag | None) -> dict[int, IdTag]:
+    """The rows of the tag (a saved one) and of ``parent``, locked by one statement in primary key
+    order (as every save and delete of id tags, and a start counting a limit, takes them); none to
+    lock (a new tag without a parent): no statement."""
+    pks = sorted({row.pk for row in (tag, parent) if row is not None and row.pk is not None})
+    if not pks:
+        return {}
+    return {row.pk: row for row in IdTag.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
+
+
+def _parent_checked(tag: IdTag, parent: IdTag, locked: dict[int, IdTag]) -> None:
+    """The one level of groups checked again as the rows stand, ``locked`` (``_rows_locked``): the
+    caller's check read them before (an API request's, a moment ago), and a concurrent change of
+    the parent (put in a group itself, deleted) or of the tag (made a group) would leave a card in
+    a group of a group, whose status ``selectors.id_tag_info_of`` does not reach. Raises
     ``IdTagParentRefused``."""
-    pks = sorted(pk for pk in (tag.pk, parent.pk) if pk is not None)
-    locked = {row.pk: row for row in IdTag.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
     current = locked.get(parent.pk)
     if current is None:
         raise IdTagParentRefused(f"Id tag {parent.id_tag!r} is no longer registered.")
@@ -83,7 +98,7 @@ class IdTagIsParent(Exception):
 
 def id_tag_delete(*, tag: IdTag) -> None:
     """Delete ``tag``; raises ``IdTagIsParent`` while other tags name it as their parent. Its row
-    locked first: a card made its child meanwhile (``_parent_locked``, which locks it too) is
+    locked first: a card made its child meanwhile (``id_tag_save``, which locks it too) is
     counted, not left pointing at nothing (its group's status lifted)."""
     with transaction.atomic():
         list(IdTag.objects.select_for_update().filter(pk=tag.pk).values_list("pk"))

@@ -198,6 +198,25 @@ def test_a_group_is_not_deleted_from_under_a_card_made_its_child_meanwhile(behin
     assert IdTag.objects.get(pk=card.pk).parent_id == group.pk
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_card_blocked_while_another_request_changes_its_description_stays_blocked(behind_a_lock):
+    """Two API PATCHes of one card at once, one blocking it (a lost card reported), one changing its
+    description: each saved every column as its request read it, and the second put the card's
+    status back to Accepted: the lost card charged on. Each sets only its fields, on the row as
+    the first left it."""
+    IdTag.objects.create(id_tag="CARD", description="fleet card")
+    blocking, describing = IdTag.objects.get(id_tag="CARD"), IdTag.objects.get(id_tag="CARD")
+
+    behind_a_lock(
+        lambda: authorization.id_tag_save(tag=blocking, status=AuthorizationStatus.BLOCKED),
+        lambda: authorization.id_tag_save(tag=describing, description="van 12"),
+    )
+
+    card = IdTag.objects.get(id_tag="CARD")
+    assert (card.status, card.description) == (AuthorizationStatus.BLOCKED, "van 12")
+    assert (describing.status, describing.description) == (AuthorizationStatus.BLOCKED, "van 12")
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="starts read together: PostgreSQL")
 def test_two_starts_read_together_are_authorized_each_as_the_database_finds_its_own_spelling(register_charge_point):
     """A batch reads its starts' tags in one statement (``start_reads``), each answered by its own
