@@ -353,8 +353,9 @@ def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Deci
     site's stack level (``SessionView.override_a``): what that profile lets it draw, at most its
     maximum. An offline one (and a session whose connector is
     not known yet, ``_connector_known``, under the charger's failsafe) keeps the limit it held until
-    ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` after it went offline (its share is not handed on), then
-    counts at its failsafe default.
+    ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` after it went offline (its share is not handed on), and at
+    least until its TxProfile ends (``validTo``: ``CSMS_SITES_PROFILE_VALIDITY`` after it was sent; the
+    charger charges under it until then, however short the reserve), then counts at its failsafe default.
     """
     if view.member.smart_charging_flag:
         return view.demand.max_a
@@ -363,7 +364,10 @@ def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Deci
     if view.default_a is not None:  # an operator's TxDefaultProfile prevails over the failsafe
         failsafe_a = view.default_a
     offline_since = view.member.charge_point.offline_since or view.member.charge_point.last_seen or now
-    if now - offline_since < timedelta(seconds=settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS):
+    kept_until = offline_since + timedelta(seconds=settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS)
+    if view.limit is not None:
+        kept_until = max(kept_until, view.limit.sent_at + timedelta(seconds=settings.CSMS_SITES_PROFILE_VALIDITY))
+    if now < kept_until:
         return max(view.held_a, failsafe_a)
     return min(failsafe_a, view.demand.max_a)
 

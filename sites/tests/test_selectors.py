@@ -319,3 +319,32 @@ def test_a_member_moved_to_another_ocpp_version_holds_none_of_the_old_version_s_
     assert view.default_a is None
     member = SiteMember.objects.select_related("charge_point").get(pk=member.pk)
     assert [change.limit_a for change in _failsafe_changes([member], Decimal(32))] == [Decimal(32)]
+
+
+def test_an_offline_charger_is_counted_at_its_tx_profile_until_that_profile_ends(register_charge_point, settings):
+    """Probe: with ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` shorter than ``CSMS_SITES_PROFILE_VALIDITY``
+    (120 s against 900 s), a charger gone offline 5 minutes after its 24 A TxProfile was renewed was
+    counted at its 8 A failsafe default, and its share handed on to the others, while it still
+    charged at 24 A until that profile's ``validTo`` (10 more minutes): the site overloaded by 16 A."""
+    from sites.selectors import fixed_load
+
+    settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS = 120
+    settings.CSMS_SITES_PROFILE_VALIDITY = 900
+    site = Site.objects.create(
+        name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32), failsafe_current_a=Decimal(8)
+    )
+    charge_point = register_charge_point("CP-AWAY")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    session = Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=T0
+    )
+    renewed = T0 + timedelta(minutes=1)
+    SessionLimit.objects.create(site=site, transaction=session, limit_a=Decimal(24), sent_at=renewed, raised_at=T0)
+    _tx_profile_installed(session)
+    ChargePoint.objects.filter(pk=charge_point.pk).update(
+        connection_channel="", offline_since=renewed + timedelta(minutes=5)
+    )
+    for minutes, expected in ((6, 24), (8, 24), (14.9, 24), (15, 8)):  # validTo: renewed + 15 min
+        now = renewed + timedelta(minutes=minutes)
+        [view] = site_sessions(site=site, now=now)
+        assert (minutes, fixed_load(view=view, failsafe_a=Decimal(8), now=now)) == (minutes, Decimal(expected))
