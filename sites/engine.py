@@ -147,7 +147,7 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
         margin_a=Decimal(settings.CSMS_SITES_DRAW_MARGIN_A),
         charger_caps_a=charger_caps,
     )
-    changes = [Change(v.member, limits[v.demand.session_id], v.held_a, v) for v in steered]
+    changes = [Change(v.member, limits[v.demand.session_id], _held_after_failsafe(v, failsafe), v) for v in steered]
     changes += _failsafe_changes([m for m in members if m.charge_point_id not in unanswered.chargers], failsafe)
     # What sessions draw now first, then the failsafe defaults (one a charger never took is a
     # decrease from no limit at all: before, a charger silent on profiles was asked first at every
@@ -174,6 +174,16 @@ def _apply_once(site: Site, unanswered: _Unanswered) -> float | Literal["recompu
             return "recompute"
     _snapshot(site, views, now, failsafe)
     return retry_after
+
+
+def _held_after_failsafe(view: selectors.SessionView, failsafe: Decimal) -> Decimal:
+    """What a steered session charges under once this pass's failsafe defaults are out: a session
+    under its failsafe default (no TxProfile of the site's, no operator's default above it) takes the
+    site's failsafe, which its charger (connected, steered) is sent in this pass before any rise if it
+    holds another (``view.held_a``: the one it holds, what a session not steered counts at)."""
+    if view.limit is None and view.default_a is None:
+        return failsafe
+    return view.held_a
 
 
 def _expiring(view: selectors.SessionView, now: datetime) -> bool:

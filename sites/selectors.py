@@ -46,7 +46,7 @@ class SessionView:
     transaction: Transaction
     member: SiteMember
     demand: SessionDemand
-    held_a: Decimal  # the limit it charges under now (its TxProfile, else the failsafe default or default_a)
+    held_a: Decimal  # the limit it charges under now (its TxProfile, else default_a or the failsafe it holds)
     limit: SessionLimit | None  # the TxProfile limit it holds (None: the failsafe default)
     adjustable: bool  # False: counted as a fixed load (offline, not commissioned, or the charger refuses profiles)
     # What an operator's TxProfile above the site's stack level lets it draw (A per phase): it prevails
@@ -55,6 +55,9 @@ class SessionView:
     # What an operator's TxDefaultProfile above the failsafe's stack level lets it draw without its
     # TxProfile (A per phase): it prevails over the failsafe; None without one.
     default_a: Decimal | None = None
+    # The site's failsafe default its charger holds (A per phase), as it last accepted it: the site's
+    # may have moved since (the charger offline, or silent on the new one); None: the site's.
+    failsafe_a: Decimal | None = None
 
 
 def site_phase_indices(*, site: Site, member: SiteMember) -> tuple[int, ...]:
@@ -132,6 +135,7 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
     # Whichever site sent it: a charger moved from another site still holds that site's TxProfile.
     held = {sl.transaction_id: sl for sl in SessionLimit.objects.filter(transaction__in=[s.pk for s in sessions])}
     installed, above = _tx_profiles_installed(sessions)
+    failsafes = _failsafes_held(installed)
     views = []
     for session in sessions:
         member = members[session.charge_point_id]
@@ -141,7 +145,8 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
         profiles = above.get(session.charge_point_id, [])
         override = _overriding(session, profiles, site.voltage_v, len(phases), now)
         default = _overriding(session, profiles, site.voltage_v, len(phases), now, purpose="TxDefaultProfile")
-        held_a = limit.limit_a if limit else (failsafe if default is None else default)
+        held_failsafe = failsafes.get(session.charge_point_id)
+        held_a = limit.limit_a if limit else (default if default is not None else _or(held_failsafe, failsafe))
         views.append(
             SessionView(
                 transaction=session,
@@ -168,9 +173,34 @@ def site_sessions(*, site: Site, now: datetime | None = None) -> list[SessionVie
                 ),
                 override_a=override,
                 default_a=default,
+                failsafe_a=held_failsafe,
             )
         )
     return views
+
+
+def _or(value: Decimal | None, default: Decimal) -> Decimal:
+    return default if value is None else value
+
+
+def _failsafes_held(installed: dict[tuple[int, int], InstalledChargingProfile]) -> dict[int, Decimal]:
+    """By charger pk, the limit (A) of the site's failsafe TxDefaultProfile it holds (``installed``'s,
+    ``FAILSAFE_PROFILE_ID`` on connector/EVSE 0), as it accepted it; none when that cannot be read."""
+    held = {}
+    for (charge_point_id, profile_id), row in installed.items():
+        if profile_id != FAILSAFE_PROFILE_ID:
+            continue
+        schedule: Any = row.profile.get("charging_schedule")
+        schedule = (schedule[0] if schedule else None) if isinstance(schedule, list) else schedule
+        try:
+            if schedule.get("charging_rate_unit", "A") != "A":
+                continue
+            limit_a = Decimal(str(schedule["charging_schedule_period"][0]["limit"]))
+        except (AttributeError, KeyError, IndexError, TypeError, InvalidOperation):
+            continue
+        if limit_a.is_finite():
+            held[charge_point_id] = limit_a
+    return held
 
 
 def _limit_of_installed(site: Site, session: Transaction, row: InstalledChargingProfile) -> SessionLimit | None:
@@ -204,7 +234,8 @@ def _tx_profiles_installed(
     (or nothing) and is sent its TxProfile again, as a session that never had one. And, by charger pk,
     the TxProfiles recorded above the site's stack level and the TxDefaultProfiles above the failsafe's
     (an operator's: ``_overriding``); one statement. Only those of the OCPP version the charger speaks
-    (``profiles_of_their_version``): it holds none it accepted in the other."""
+    (``profiles_of_their_version``): it holds none it accepted in the other. ``installed`` holds the
+    chargers' failsafe TxDefaultProfiles too (``FAILSAFE_PROFILE_ID``, connector/EVSE 0)."""
     if not sessions:
         return {}, {}
     ids = {TX_PROFILE_ID_BASE + s.pk for s in sessions}
@@ -212,13 +243,14 @@ def _tx_profiles_installed(
         profiles_of_their_version(), charge_point_id__in={s.charge_point_id for s in sessions}
     ).filter(
         Q(profile_id__in=sorted(ids))
+        | Q(profile_id=FAILSAFE_PROFILE_ID, connector_id=0)
         | Q(purpose="TxProfile", stack_level__gte=TX_STACK_LEVEL)
         | Q(purpose="TxDefaultProfile", stack_level__gt=FAILSAFE_STACK_LEVEL)
     )
     installed: dict[tuple[int, int], InstalledChargingProfile] = {}
     above: dict[int, list[InstalledChargingProfile]] = {}
     for row in rows:
-        if row.profile_id in ids:
+        if row.profile_id in ids or (row.profile_id, row.connector_id) == (FAILSAFE_PROFILE_ID, 0):
             installed[(row.charge_point_id, row.profile_id)] = row
         if (row.purpose == "TxProfile" and row.stack_level >= TX_STACK_LEVEL and row.profile_id not in ids) or (
             row.purpose == "TxDefaultProfile" and row.stack_level > FAILSAFE_STACK_LEVEL
@@ -355,7 +387,8 @@ def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Deci
     not known yet, ``_connector_known``, under the charger's failsafe) keeps the limit it held until
     ``CSMS_SITES_OFFLINE_RESERVE_SECONDS`` after it went offline (its share is not handed on), and at
     least until its TxProfile ends (``validTo``: ``CSMS_SITES_PROFILE_VALIDITY`` after it was sent; the
-    charger charges under it until then, however short the reserve), then counts at its failsafe default.
+    charger charges under it until then, however short the reserve), then counts at its failsafe default
+    (the one it holds, ``SessionView.failsafe_a``: the site's may have moved since).
     """
     if view.member.smart_charging_flag:
         return view.demand.max_a
@@ -363,6 +396,8 @@ def fixed_load(*, view: SessionView, failsafe_a: Decimal, now: datetime) -> Deci
         return min(view.override_a, view.demand.max_a)
     if view.default_a is not None:  # an operator's TxDefaultProfile prevails over the failsafe
         failsafe_a = view.default_a
+    elif view.failsafe_a is not None:  # the failsafe the charger holds, not the site's now
+        failsafe_a = view.failsafe_a
     offline_since = view.member.charge_point.offline_since or view.member.charge_point.last_seen or now
     kept_until = offline_since + timedelta(seconds=settings.CSMS_SITES_OFFLINE_RESERVE_SECONDS)
     if view.limit is not None:

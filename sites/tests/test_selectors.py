@@ -348,3 +348,44 @@ def test_an_offline_charger_is_counted_at_its_tx_profile_until_that_profile_ends
         now = renewed + timedelta(minutes=minutes)
         [view] = site_sessions(site=site, now=now)
         assert (minutes, fixed_load(view=view, failsafe_a=Decimal(8), now=now)) == (minutes, Decimal(expected))
+
+
+def test_a_session_under_its_failsafe_default_is_counted_at_the_one_its_charger_holds(register_charge_point):
+    """Probe: a charger went offline holding the site's 16 A failsafe TxDefaultProfile, its session
+    under it (no TxProfile); the site's failsafe was then lowered to 8 A (a member added, a lower
+    capacity), which the charger never received. The site counted the session at 8 A, and gave the
+    other 8 A it still drew to the other sessions: so too while a charger silent on the lowered
+    failsafe (a timeout) was counted at "the limit it held"."""
+    from sites.selectors import FAILSAFE_PROFILE_ID, fixed_load
+
+    site = Site.objects.create(
+        name="Depot", phases=1, voltage_v=Decimal(230), capacity_a=Decimal(32), failsafe_current_a=Decimal(8)
+    )
+    charge_point = register_charge_point("CP-OLD-DEFAULT")
+    SiteMember.objects.create(site=site, charge_point=charge_point)
+    InstalledChargingProfile.objects.create(
+        charge_point=charge_point,
+        connector_id=0,
+        profile_id=FAILSAFE_PROFILE_ID,
+        purpose="TxDefaultProfile",
+        stack_level=0,
+        ocpp_version="1.6",
+        profile={
+            "charging_profile_id": FAILSAFE_PROFILE_ID,
+            "stack_level": 0,
+            "charging_profile_purpose": "TxDefaultProfile",
+            "charging_profile_kind": "Relative",
+            "charging_schedule": {
+                "charging_rate_unit": "A",
+                "charging_schedule_period": [{"start_period": 0, "limit": 16.0}],
+            },
+        },
+    )
+    Transaction.objects.create(
+        charge_point=charge_point, ocpp_transaction_id="1", start_key="k", connector_id=1, started_at=T0
+    )
+    ChargePoint.objects.filter(pk=charge_point.pk).update(connection_channel="", offline_since=T0)
+    now = T0 + timedelta(hours=2)  # long past the offline reserve: it charges under its failsafe default
+    [view] = site_sessions(site=site, now=now)
+    assert view.held_a == Decimal(16)
+    assert fixed_load(view=view, failsafe_a=Decimal(8), now=now) == Decimal(16)
