@@ -9,7 +9,7 @@ import json
 import pytest
 
 from chargepoints.models import ChargePoint, Connector
-from charging.models import InstalledChargingProfile
+from charging.models import ExternalChargingLimit, InstalledChargingProfile
 from configuration.models import DeviceModelReport
 from conftest import raw_socket
 
@@ -173,3 +173,23 @@ async def test_a_report_part_numbered_beyond_the_variables_a_charger_may_keep_is
     assert {answer[2] for answer in got[:3]} == {"PropertyConstraintViolation"}
     report = await DeviceModelReport.objects.aget(charge_point__charge_point_id="CS-PARTS", request_id=9)
     assert report.seq_nos == [9999, 0]
+
+
+async def test_an_external_limit_on_an_evse_beyond_the_maximum_is_refused_and_stores_nothing(daphne):
+    """A NotifyChargingLimit is kept per EVSE and source, its schedules as sent (up to a frame's 64 KB):
+    a station counting evseIds up (OCPP bounds none, up to 2^31-1) made a row and a webhook event for
+    each, without end. An evseId over CSMS_MAX_CONNECTOR_ID is refused, as a StatusNotification's is."""
+    await ChargePoint.objects.acreate(charge_point_id="CS-LIMITS", heartbeat_interval=60)
+    schedule = {"id": 1, "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 8.0}]}
+
+    def limit(evse_id: int) -> tuple[str, dict]:
+        payload = {"chargingLimit": {"chargingLimitSource": "SO"}, "evseId": evse_id, "chargingSchedule": [schedule]}
+        return "NotifyChargingLimit", payload
+
+    async with raw_socket(daphne, "2.0.1", "CS-LIMITS") as websocket:
+        got = await answers(websocket, [limit(129), limit(2147483647), limit(0), limit(128)])
+    assert [answer[0] for answer in got] == [4, 4, 3, 3], got
+    assert {answer[2] for answer in got[:2]} == {"PropertyConstraintViolation"}
+    assert "CSMS_MAX_CONNECTOR_ID" in got[0][3] and "128" in got[0][3]
+    stored = ExternalChargingLimit.objects.filter(charge_point__charge_point_id="CS-LIMITS").order_by("evse_id")
+    assert [limit.evse_id async for limit in stored] == [0, 128]

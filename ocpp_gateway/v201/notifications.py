@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
+from ocpp.exceptions import PropertyConstraintViolationError
 from ocpp.v201 import call_result
 from ocpp.v201.enums import (
     Action,
@@ -93,7 +94,11 @@ class NotificationHandlers:
     @on_payload(Action.notify_charging_limit)
     async def on_notify_charging_limit(self, payload: dict[str, Any]) -> dict[str, Any]:
         """``{chargingLimit: {chargingLimitSource, isGridCritical?}, chargingSchedule?, evseId?}`` -> ``{}``
-        (K12): the limit recorded (``external_limit_notified``)."""
+        (K12): the limit recorded (``external_limit_notified``). It is kept per EVSE (and source), so an
+        ``evseId`` over ``CSMS_MAX_CONNECTOR_ID`` is refused, as a StatusNotification's is: a station
+        counting them up made a row (its schedules as sent, up to a frame) and an event for each."""
+        if refusal := connector_ids_refusal(evse_id=payload.get("evseId"), connector_id=None):
+            raise PropertyConstraintViolationError(description=refusal)
         limit = payload["chargingLimit"]
         await in_commit_group(external_limits.external_limit_notified)(
             charge_point_id=self.id,
