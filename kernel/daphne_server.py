@@ -175,6 +175,14 @@ class SocketClosed(OSError):
     in place of autobahn's ``Disconnected``."""
 
 
+# What a connection's frames waiting for its application may hold before its socket's reads are paused
+# (``InputQueue``), and what they must be down to for reads to go on, in bytes (text, and an event's
+# own: a tiny frame is not free either).
+INPUT_HELD_MAX = 1024 * 1024
+INPUT_RESUMED_AT = INPUT_HELD_MAX // 2
+_EVENT_BYTES = 256
+
+
 class InputQueue:
     """An unbounded FIFO of events with the part of ``asyncio.Queue`` daphne and its callers use:
     ``put_nowait`` (daphne), ``get`` (the application's ``receive``).
@@ -186,13 +194,22 @@ class InputQueue:
     An idle connection's queue holds one waiting getter in a list and no event store: an event put
     while a getter waits goes to it directly, and the deque of events waiting for a get exists only
     while some do (a deque is about 0.75 KB even empty: two of them were 1.5 KB per connection).
+
+    Given its connection's ``protocol``, the frames waiting hold at most about ``INPUT_HELD_MAX``:
+    past it the socket's reads are paused (TCP's flow control holds the charger's next frames, on
+    its side) until the application has taken them down to ``INPUT_RESUMED_AT``. A charger sending
+    without waiting while its frames wait (on the database, a row lock) had the process keep all of
+    them: 300 frames of 60 KB, 17 MB, and as much more as it sent. Nothing is refused or lost.
     """
 
-    __slots__ = ("_events", "_getters")
+    __slots__ = ("_events", "_getters", "_held", "_paused", "_protocol")
 
-    def __init__(self) -> None:
+    def __init__(self, protocol: Any = None) -> None:
         self._events: deque[Any] | None = None  # events no getter waited for, oldest first
         self._getters: list[asyncio.Future[Any]] = []  # waiting or cancelled, oldest first
+        self._protocol = protocol  # whose transport's reads are paused (None: never)
+        self._held = 0  # bytes of the events waiting (``_event_bytes``)
+        self._paused = False
 
     def put_nowait(self, event: Any) -> None:
         if self._events is None:
@@ -200,6 +217,10 @@ class InputQueue:
                 return
             self._events = deque()
         self._events.append(event)
+        if self._protocol is not None:
+            self._held += _event_bytes(event)
+            if self._held > INPUT_HELD_MAX and not self._paused:
+                self._reading_paused(True)
 
     @cancel_safe
     def get(self) -> asyncio.Future[Any]:
@@ -209,9 +230,14 @@ class InputQueue:
                 del self._getters[0]
             self._getters.append(getter)
         else:  # no getter waits while events do
-            getter.set_result(self._events.popleft())
+            event = self._events.popleft()
+            getter.set_result(event)
             if not self._events:
                 self._events = None
+            if self._protocol is not None:
+                self._held = self._held - _event_bytes(event) if self._events is not None else 0
+                if self._paused and self._held <= INPUT_RESUMED_AT:
+                    self._reading_paused(False)
         return getter
 
     def holds_events(self) -> bool:
@@ -227,11 +253,44 @@ class InputQueue:
                 return True
         return False
 
+    def _reading_paused(self, paused: bool) -> None:
+        """Pause (or resume) the reads of the connection's socket: its transport's, or under TLS the
+        transport under it (Twisted's TLS wrapper is no producer). Where neither can be paused, or
+        pausing fails, the queue goes on unbounded, as daphne's own."""
+        transport = getattr(self._protocol, "transport", None)
+        while transport is not None and not hasattr(transport, "pauseProducing"):
+            transport = getattr(transport, "transport", None)
+        if transport is None:
+            return
+        self._paused = paused
+        try:
+            if paused:
+                logger.info(
+                    "%s: reads paused, %d bytes of frames wait to be handled",
+                    getattr(self._protocol, "path", b"?").decode("latin-1")[:100],
+                    self._held,
+                )
+                transport.pauseProducing()
+            else:
+                transport.resumeProducing()
+        except Exception:
+            logger.exception("could not %s a connection's reads", "pause" if paused else "resume")
+            self._protocol, self._paused = None, False
+
+
+def _event_bytes(event: Any) -> int:
+    """What an event waiting in an ``InputQueue`` is counted as holding: a WebSocket frame's; an HTTP
+    request's body, read whole before its application starts, never pauses reads."""
+    if event.get("type") != "websocket.receive":
+        return 0
+    data = event.get("text") or event.get("bytes") or ""
+    return len(data) + _EVENT_BYTES
+
 
 def _create_application(self: Any, protocol: Any, scope: dict[str, Any]) -> InputQueue | None:
     """daphne 4.2.3's ``Server.create_application`` with an ``InputQueue`` for the ``asyncio.Queue``."""
     assert "application_instance" not in self.connections[protocol]
-    input_queue = InputQueue()
+    input_queue = InputQueue(protocol)
     scope.setdefault("asgi", {"version": "3.0"})
     application_instance = self.application(
         scope=scope,

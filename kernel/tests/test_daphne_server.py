@@ -26,6 +26,7 @@ import sys
 import textwrap
 import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -58,7 +59,8 @@ def test_our_create_application_is_daphne_s_with_the_small_queue():
     daphne_s = _method("daphne.server", "Server", "create_application")
     ours = ast.parse(textwrap.dedent(inspect.getsource(daphne_server._create_application))).body[0]
     assert isinstance(ours, ast.FunctionDef)
-    assert _body_without_docstring(ours).replace("InputQueue()", "asyncio.Queue()") == _body_without_docstring(daphne_s)
+    ours_as_daphne_s = _body_without_docstring(ours).replace("InputQueue(protocol)", "asyncio.Queue()")
+    assert ours_as_daphne_s == _body_without_docstring(daphne_s)
 
 
 async def test_events_come_out_in_the_order_they_went_in_whether_or_not_a_get_waits():
@@ -72,6 +74,53 @@ async def test_events_come_out_in_the_order_they_went_in_whether_or_not_a_get_wa
         {"type": "websocket.receive", "text": "1"},
         {"type": "websocket.receive", "text": "2"},
     ]
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:  # noqa: N802 (Twisted's name)
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:  # noqa: N802 (Twisted's name)
+        self.calls.append("resume")
+
+
+async def test_frames_waiting_past_the_limit_pause_the_socket_s_reads_until_taken_down_to_half():
+    transport = _Transport()
+    queue = daphne_server.InputQueue(SimpleNamespace(transport=transport, path=b"/ocpp/1.6/CP-1"))
+    frames = [{"type": "websocket.receive", "text": str(n) * 100_000} for n in range(10)]
+    for frame in frames[:10]:  # 10 x 100,256 bytes counted: within 1 MiB
+        queue.put_nowait(frame)
+    queue.put_nowait({"type": "websocket.receive", "bytes": b"b" * 100_000})
+    assert transport.calls == ["pause"]
+    queue.put_nowait({"type": "websocket.disconnect", "code": 1000})  # counts nothing, pauses nothing again
+    assert transport.calls == ["pause"]
+    taken = [await queue.get() for _ in range(5)]  # 6 frames left, 601,536 bytes: over 512 KiB
+    assert transport.calls == ["pause"]
+    taken.append(await queue.get())  # 5 left, 501,280 bytes
+    assert taken == frames[:6] and transport.calls == ["pause", "resume"]
+    rest = [await queue.get() for _ in range(6)]
+    assert rest[:4] == frames[6:] and rest[5] == {"type": "websocket.disconnect", "code": 1000}
+    assert transport.calls == ["pause", "resume"] and not queue.holds_events()
+
+
+async def test_under_tls_the_reads_of_the_transport_under_the_wrapper_are_paused():
+    transport = _Transport()
+    queue = daphne_server.InputQueue(SimpleNamespace(transport=SimpleNamespace(transport=transport)))
+    queue.put_nowait({"type": "websocket.receive", "text": "x" * 2_000_000})
+    assert transport.calls == ["pause"]
+    await queue.get()
+    assert transport.calls == ["pause", "resume"]
+
+
+async def test_an_http_request_s_body_never_pauses_reads():
+    transport = _Transport()
+    queue = daphne_server.InputQueue(SimpleNamespace(transport=transport))
+    for _ in range(20):
+        queue.put_nowait({"type": "http.request", "body": b"b" * 100_000, "more_body": True})
+    assert transport.calls == []
 
 
 async def test_a_cancelled_get_takes_no_event():

@@ -14,7 +14,7 @@ from websockets.typing import Subprotocol
 
 from chargepoints.models import ChargePoint, OcppMessage
 from chargepoints.services import charge_point_update
-from conftest import raw_socket
+from conftest import charger_row_held, eventually, raw_socket
 from ocpp_gateway.db import database_sync_to_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,6 +35,32 @@ async def test_an_oversized_frame_is_refused_unstored_and_the_socket_lives(daphn
         assert (await exchange(websocket, '[2,"hb","Heartbeat",{}]'))[:2] == [3, "hb"]
     await asyncio.sleep(0.3)  # the message log is written in batches
     assert not await OcppMessage.objects.filter(unique_id="big-1", direction="in").aexists()
+
+
+async def test_frames_sent_while_the_charger_s_frames_wait_pause_the_socket_s_reads_and_all_are_answered(daphne):
+    """A charger sending without waiting while its frames wait (its row locked: a batch waits on it)
+    had the process keep every frame it sent meanwhile: 300 frames of 60 KB, 17 MB, and as much more
+    as it sent. Past about 1 MB waiting, the socket's reads pause (TCP holds the rest on the charger's
+    side) until the frames are handled; none is refused or lost."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-PIPE", heartbeat_interval=60)
+    frames = [json.dumps([2, f"dt-{n}", "DataTransfer", {"vendorId": "x", "data": "x" * 60_000}]) for n in range(40)]
+    async with raw_socket(daphne, "1.6", "CP-PIPE") as websocket:
+        async with charger_row_held("CP-PIPE") as release:
+            await websocket.send(json.dumps([2, "status", "StatusNotification", STATUS]))
+            sending = asyncio.create_task(asyncio.wait_for(_sent(websocket, frames), 20))
+            await eventually(lambda: "/ocpp/1.6/CP-PIPE: reads paused" in daphne.log(), timeout=4)
+            release.set()
+            await sending
+        ids = {json.loads(await asyncio.wait_for(websocket.recv(), 10))[1] for _ in range(41)}
+    assert ids == {"status"} | {f"dt-{n}" for n in range(40)}
+
+
+STATUS = {"connectorId": 1, "errorCode": "NoError", "status": "Available"}
+
+
+async def _sent(websocket, frames: list[str]) -> None:
+    for frame in frames:
+        await websocket.send(frame)
 
 
 async def test_an_oversized_frame_is_told_its_size_in_bytes_not_characters(daphne):
