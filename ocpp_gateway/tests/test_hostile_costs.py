@@ -9,7 +9,7 @@ import json
 import pytest
 
 from chargepoints.models import ChargePoint, Connector
-from charging.models import ExternalChargingLimit, InstalledChargingProfile
+from charging.models import ExternalChargingLimit, InstalledChargingProfile, MeterSample
 from configuration.models import DeviceModelReport
 from conftest import raw_socket
 
@@ -193,3 +193,53 @@ async def test_an_external_limit_on_an_evse_beyond_the_maximum_is_refused_and_st
     assert "CSMS_MAX_CONNECTOR_ID" in got[0][3] and "128" in got[0][3]
     stored = ExternalChargingLimit.objects.filter(charge_point__charge_point_id="CS-LIMITS").order_by("evse_id")
     assert [limit.evse_id async for limit in stored] == [0, 128]
+
+
+def readings(count: int) -> list[dict]:
+    """One MeterValue of ``count`` sampled values (register readings, 1.6 and 2.0.1 alike)."""
+    return [{"timestamp": T, "sampledValue": [{"value": str(n)} for n in range(count)]}]
+
+
+STARTED = {
+    "eventType": "Started",
+    "timestamp": T,
+    "triggerReason": "Authorized",
+    "seqNo": 0,
+    "transactionInfo": {"transactionId": "tx-samples"},
+    "evse": {"id": 1, "connectorId": 1},
+    "meterValue": readings(1000),
+}
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload"),
+    [
+        ("1.6", "MeterValues", {"connectorId": 1, "meterValue": readings(1000)}),
+        ("2.0.1", "MeterValues", {"evseId": 1, "meterValue": readings(1000)}),
+        ("2.0.1", "TransactionEvent", STARTED),
+        ("1.6", "StopTransaction", {"meterStop": 10, "timestamp": T, "transactionData": readings(1000)}),
+    ],
+)
+async def test_a_message_of_a_thousand_sampled_values_takes_the_frame_rate_of_as_many_messages_and_keeps_them(
+    daphne_factory, version, action, payload
+):
+    """Each sampled value is a ledger row, and one frame carries thousands (3,400 within 64 KB: 84 ms of
+    the process, so a charger at 20 frames a second asked for more than its two cores). A message's
+    sampled values past the first 50 now take a turn of the frame rate for every 50, waiting for it
+    (5 s at most, ``FRAME_WORK_WAIT_MAX``), as that many messages would: none is cut (they are readings
+    to bill). The rate spent, the frames the charger sends next without waiting are refused."""
+    slow = daphne_factory(CSMS_MAX_FRAMES_PER_SECOND="1", CSMS_FRAME_BURST="5")
+    await ChargePoint.objects.acreate(charge_point_id="CS-SAMPLES", heartbeat_interval=60)
+    async with raw_socket(slow, version, "CS-SAMPLES") as websocket:
+        if action == "StopTransaction":  # of a session the CSMS started
+            start = {"connectorId": 1, "idTag": "TAG", "meterStart": 0, "timestamp": T}
+            started = await answers(websocket, [("StartTransaction", start)])
+            payload = {**payload, "transactionId": started[0][2]["transactionId"]}
+        await websocket.send(json.dumps([2, "big", action, payload]))
+        got = [await answer_to(websocket, "big")]
+        for n in range(3):
+            await websocket.send(json.dumps([2, f"hb-{n}", "Heartbeat", {}]))
+        after = [await answer_to(websocket, f"hb-{n}") for n in range(3)]
+    assert got[0][0] == 3, got
+    assert 4 in [answer[0] for answer in after], after  # without the turns: all 3 within the burst
+    assert await MeterSample.objects.filter(charge_point__charge_point_id="CS-SAMPLES").acount() == 1000
