@@ -112,7 +112,7 @@ class _FilePart:
 @csrf_exempt
 @require_http_methods(["POST", "PUT"])
 def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") -> HttpResponse:
-    """Take a charger's upload (multipart form file, or the raw body) for a single-use token.
+    """Take a charger's upload (multipart form file, POST or PUT, or the raw body) for a single-use token.
 
     403 for an unknown, expired or used token; 413 above ``CSMS_DIAGNOSTICS_MAX_BYTES``.
     """
@@ -120,7 +120,7 @@ def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") ->
     if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
         return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
     multipart = request.content_type == "multipart/form-data"
-    if multipart and request.META.get("CONTENT_LENGTH"):
+    if multipart and request.META.get("CONTENT_LENGTH") and request.method == "POST":
         return _form_received(token, list(request.FILES.values()), file_name)
     with tempfile.TemporaryFile() as spool:
         size = 0
@@ -130,7 +130,7 @@ def diagnostics_upload(request: HttpRequest, token: str, file_name: str = "") ->
                 return JsonResponse(error_body("RequestTooLarge", f"Uploads are limited to {limit} bytes."), status=413)
             spool.write(chunk)
         spool.seek(0)
-        if multipart:  # sent chunked, without a Content-Length: Django's parser reads none of it
+        if multipart:  # sent chunked, or PUT: Django parses the form of a POST with its length alone
             meta = {**request.META, "CONTENT_LENGTH": str(size)}
             try:
                 _, files = MultiPartParser(meta, spool, request.upload_handlers, request.encoding).parse()

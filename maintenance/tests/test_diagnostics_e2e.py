@@ -116,9 +116,11 @@ async def test_a_get_log_answered_accepted_canceled_fails_the_upload_it_cancelle
     assert (first.state, first.status, second.state) == ("failed", "AcceptedCanceled", "requested")
 
 
-def _chunked_form(url: str, content: bytes, file_name: str) -> tuple[int, bytes]:
-    """A multipart/form-data POST sent chunked, without a Content-Length (a log streamed as it is
-    read, as libcurl sends a form part of unknown size)."""
+def _chunked_form(
+    url: str, content: bytes, file_name: str, *, method: str = "POST", chunked: bool = True
+) -> tuple[int, bytes]:
+    """A multipart/form-data POST (or ``method``) sent chunked, without a Content-Length (a log
+    streamed as it is read, as libcurl sends a form part of unknown size), or with one."""
     boundary = "charger-log-boundary"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{file_name}"\r\n'
@@ -127,9 +129,13 @@ def _chunked_form(url: str, content: bytes, file_name: str) -> tuple[int, bytes]
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
-        body = iter([head, content[:1000], content[1000:], f"\r\n--{boundary}--\r\n".encode()])
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Transfer-Encoding": "chunked"}
-        connection.request("POST", parts.path, body=body, headers=headers, encode_chunked=True)
+        parts_sent = [head, content[:1000], content[1000:], f"\r\n--{boundary}--\r\n".encode()]
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        if chunked:
+            headers["Transfer-Encoding"] = "chunked"
+            connection.request(method, parts.path, body=iter(parts_sent), headers=headers, encode_chunked=True)
+        else:  # http.client sends its Content-Length
+            connection.request(method, parts.path, body=b"".join(parts_sent), headers=headers)
         answer = connection.getresponse()
         return answer.status, answer.read()
     finally:
@@ -147,6 +153,22 @@ async def test_a_form_upload_sent_chunked_is_stored(shared_files):
     )
     content = b"2026-11-30T10:00:00Z boot\n" * 200
     status, _ = await asyncio.to_thread(_chunked_form, links.diagnostics_upload_url(token=token), content, "diag.log")
+    assert status == 201
+    record = await LogUpload.objects.aget(pk=record.pk)
+    assert (record.state, record.file_name, record.size) == ("uploaded", "diag.log", len(content))
+    assert await sync_to_async(lambda: record.file.open("rb").read())() == content
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_form_put_is_stored_as_the_same_form_posted(shared_files, chunked):
+    """A charger that PUTs its log as a multipart form (``curl -X PUT -F file=@diag.log``) has it
+    stored as the form's file, as one that POSTs it, whether it sends its length or not: sent with a
+    Content-Length it was a ``400`` "The form carries no file" (Django parses the form of a POST
+    alone), the log lost, while the same form sent chunked was stored."""
+    token, record = await _token_for(f"PUTFORM{int(chunked)}")
+    content = b"2026-11-30T10:00:00Z boot\n" * 200
+    url = links.diagnostics_upload_url(token=token)
+    status, _ = await asyncio.to_thread(_chunked_form, url, content, "diag.log", method="PUT", chunked=chunked)
     assert status == 201
     record = await LogUpload.objects.aget(pk=record.pk)
     assert (record.state, record.file_name, record.size) == ("uploaded", "diag.log", len(content))
