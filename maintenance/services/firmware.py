@@ -24,6 +24,7 @@ from chargepoints.models import ChargePoint, LifecycleState
 from charging.metering import LONG_SESSION
 from charging.models import Transaction, TransactionStatus
 from commands.models import Command, CommandState
+from commands.rpc import NOT_SENT_IN_TIME
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
 from kernel.background_sends import broker_sends
 from kernel.together import each_at_once
@@ -376,7 +377,8 @@ def firmware_status_record(
     status as sent. A finished charger lets the campaign's next wave start. A charger failed by its
     own report (``DownloadFailed``) that reports progress later has retried: UpdateFirmware is sent
     without ``retries``, which leaves the retries to the charger (1.6 6.55 UpdateFirmware.req, 2.0.1
-    UpdateFirmwareRequest); ``_target_retried`` says whether it is back in flight.
+    UpdateFirmwareRequest); one whose UpdateFirmware went unanswered (``_UNANSWERED``) took it after
+    all; ``_target_retried`` says whether it is back in flight.
     Returns the target, or None when the notification belongs to no campaign (an UpdateFirmware
     sent by hand) or to a target that stays as it is.
     """
@@ -385,7 +387,7 @@ def firmware_status_record(
         targets = targets.filter(pk=request_id)
     with transaction.atomic():
         target = (
-            targets.filter(Q(state__in=IN_FLIGHT) | _FAILED_BY_THE_CHARGER)
+            targets.filter(Q(state__in=IN_FLIGHT) | _MAY_STILL_UPDATE)
             .select_for_update(of=("self",))
             .order_by("-sent_at")
             .select_related("charge_point")
@@ -408,18 +410,22 @@ def firmware_booted(*, charge_point_id: str, firmware_version: str) -> int:
     when its vendor, model or firmware version changed): its campaign targets in flight whose image
     has that version are installed. A charger rebooting into the new image may never report
     ``Installed`` (OCPP 1.6 4.5 and 2.0.1 L01 send it after the reboot; a 1.6 charger queues only
-    transaction messages while offline): they stayed in flight until ``Timeout`` failed them.
-    ``status`` stays the charger's last FirmwareStatus. Returns how many."""
+    transaction messages while offline): they stayed in flight until ``Timeout`` failed them. So is
+    one failed while the charger may still carry it out (``_MAY_STILL_UPDATE``: its download failed
+    and retried, its UpdateFirmware unanswered and taken) that no later update superseded
+    (``_target_retried``). ``status`` stays the charger's last FirmwareStatus. Returns how many."""
     if not firmware_version:
         return 0
     targets = CampaignTarget.objects.filter(
+        Q(state__in=IN_FLIGHT) | _MAY_STILL_UPDATE,
         charge_point__charge_point_id=charge_point_id,
-        state__in=IN_FLIGHT,
         campaign__firmware__version=firmware_version,
     )
     installed = 0
     with transaction.atomic():
         for target in targets.select_for_update(of=("self",)).select_related("charge_point"):
+            if target.state == TargetState.FAILED and not _target_retried(target, TargetState.INSTALLED):
+                continue
             target.state, target.failure = TargetState.INSTALLED, ""
             target.save(update_fields=["state", "failure", "updated_at"])
             _status_changed_emit(target)
@@ -561,10 +567,21 @@ def _targets_fail(targets: QuerySet[CampaignTarget], failure: str) -> int:
 # or a failed installation): UpdateFirmware's retries are the download's.
 _DOWNLOAD_FAILED = "DownloadFailed"
 _FAILED_BY_THE_CHARGER = Q(state=TargetState.FAILED, failure=_DOWNLOAD_FAILED, status=_DOWNLOAD_FAILED)
+# A target whose UpdateFirmware reached the charger and was not answered in time (failed ``Timeout``
+# by ``_update_firmware_send``, nothing reported since): its answer came late or was lost on the way
+# back, and the charger may have taken it (it then downloads and reports as any other). Not one that
+# waited behind the charger's other CALLs until its timeout (``NOT_SENT_IN_TIME``: never sent), nor
+# one in flight failed by ``_targets_time_out`` (its command accepted).
+_UNANSWERED = Q(state=TargetState.FAILED, failure="Timeout", status="", command__state=CommandState.TIMEOUT) & ~Q(
+    command__error_description=NOT_SENT_IN_TIME
+)
+# The failed targets whose charger may still carry their update out: its progress brings them back.
+_MAY_STILL_UPDATE = _FAILED_BY_THE_CHARGER | _UNANSWERED
 
 
 def _target_retried(target: CampaignTarget, progress: str) -> bool:
-    """Whether ``progress`` on ``target`` (locked; failed by the charger's own report) brings it
+    """Whether ``progress`` on ``target`` (locked; failed by the charger's own report, or unanswered:
+    ``_MAY_STILL_UPDATE``) brings it
     back in flight: a progress, not another failure, and no later UpdateFirmware (another
     campaign's, or one sent by hand) superseded it. Its campaign, if finished, is reopened until it finishes again
     (``firmware_campaign.finished`` is then sent again, with the final progress)."""

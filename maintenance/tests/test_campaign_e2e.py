@@ -683,3 +683,66 @@ async def test_a_v201_update_sent_by_hand_under_a_campaign_s_request_id_for_anot
     assert status == 200
     await target.arefresh_from_db()
     assert (target.state, target.failure) == expected
+
+
+async def _reported(websocket: Any, unique_id: str, payload: dict[str, Any]) -> None:
+    await websocket.send(json.dumps([2, unique_id, "FirmwareStatusNotification", payload]))
+    assert json.loads(await asyncio.wait_for(websocket.recv(), 10)) == [3, unique_id, {}]
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+@pytest.mark.parametrize("told_by", ["its reports", "its boot"])
+async def test_an_update_whose_answer_was_lost_is_followed_by_what_the_charger_reports(
+    shared_files, settings, version, told_by
+):
+    """A campaign's UpdateFirmware that reached the charger and whose answer did not come back in
+    time (late over a slow cellular link, or lost on the way back) may have been taken: the charger
+    downloads and installs it. It failed its target with ``Timeout`` at once, and every report the
+    charger sent after it, its ``Installed`` and its boot on the new image included, was ignored:
+    the campaign showed it failed for good. Such a target is now back in flight at the charger's next
+    progress, as one failed by its own ``DownloadFailed`` is, its campaign reopened."""
+    settings.CSMS_OCPP_CALL_TIMEOUT = 1
+    charger_id = f"FWLOST{version.replace('.', '')}{told_by[4]}"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charger_id,
+        heartbeat_interval=60,
+        ocpp_version=version,
+        vendor="Acme",
+        model="Wallbox-X",
+        firmware_version="2.3.9",
+    )
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=[charger_id]
+    )
+    async with raw_socket(shared_files, version, charger_id) as websocket:
+        advancing = asyncio.create_task(advance(campaign_id=str(campaign.pk)))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        assert call[2] == "UpdateFirmware"  # taken; its answer never arrives
+        assert (await advancing).state == CampaignState.COMPLETED
+        target = await CampaignTarget.objects.aget(campaign=campaign)
+        assert (target.state, target.failure) == (TargetState.FAILED, "Timeout")
+        request_id = {"requestId": target.pk} if version == "2.0.1" else {}
+        statuses = ("Downloading", "Downloaded", "Installing") + (("Installed",) if told_by == "its reports" else ())
+        for n, status in enumerate(statuses):
+            await _reported(websocket, f"n{n}", {"status": status, **request_id})
+        await target.arefresh_from_db()
+        assert (target.state, target.status, target.failure) == (
+            (TargetState.INSTALLED, "Installed", "")
+            if told_by == "its reports"
+            else (TargetState.INSTALLING, "Installing", "")
+        )
+    if told_by == "its boot":  # rebooted into the new image, its Installed lost with the reboot
+        async with ocpp_charger(shared_files, version, charger_id) as charger:
+            await _boot(charger, version, "2.4.0")
+
+            async def installed() -> bool:
+                return (await CampaignTarget.objects.aget(pk=target.pk)).state == TargetState.INSTALLED
+
+            await eventually(installed, timeout=10)
+    await advance(campaign_id=str(campaign.pk))
+    campaign = await Campaign.objects.aget(pk=campaign.pk)
+    assert (campaign.state, campaign.finished_at is not None) == (CampaignState.COMPLETED, True)
+    assert (await sync_to_async(firmware.campaign_progress)(campaign))["installed"] == 1
