@@ -26,6 +26,14 @@ class ApiError(exceptions.APIException):
         self.extra = extra
 
 
+class NotAcceptableNaming(ApiError, exceptions.NotAcceptable):
+    """A ``406 NotAcceptable`` naming the query parameter that asked for what the endpoint does not
+    give (``?format=xml``); still a ``NotAcceptable``, refused before anything read the API key."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(406, "NotAcceptable", f"{name}: {problem}", details={name: [problem]})
+
+
 def query_choice(params: Any, name: str, choices: Iterable[str]) -> str | None:
     """The query parameter ``name`` if given (None if not), one of ``choices``; else a 400 naming it
     (a filter value no row can have is a client's mistake, not an empty list)."""

@@ -35,3 +35,17 @@ class JsonFirstNegotiation(DefaultContentNegotiation):
             return renderers[0], renderers[0].media_type
         selected: tuple[BaseRenderer, str] = super().select_renderer(request, renderers, format_suffix)
         return selected
+
+    def filter_renderers(self, renderers: Iterable[BaseRenderer], format: str) -> list[BaseRenderer]:  # noqa: A002  # DRF's name
+        """DRF's, but a format none of ``renderers`` gives (``?format=xml``) is a ``406`` naming
+        ``format``: DRF's ``404 NotFound`` named the charger of ``/chargepoints/CP-1?format=xml``, a
+        registered one, as not found."""
+        from kernel.api_errors import NotAcceptableNaming  # imports DRF's views, which import this module
+
+        renderers = list(renderers)
+        given = [renderer for renderer in renderers if renderer.format == format]
+        if not given:
+            formats = ", ".join(dict.fromkeys(str(renderer.format) for renderer in renderers))
+            message = f"{format!r} is not one of: {formats}."
+            raise NotAcceptableNaming("format", message)
+        return given

@@ -57,7 +57,7 @@ ERROR_DESCRIPTIONS = {
     401: "NotAuthenticated / AuthenticationFailed: no or an invalid API key",
     403: "ReadOnlyApiKey: a read-only key may not change anything nor send commands",
     404: "NotFound",
-    406: "NotAcceptable: an Accept header without JSON",
+    406: "NotAcceptable: an Accept header without JSON, or a format query parameter other than json",
     409: "Conflict",
     413: "PayloadTooLarge: a body over 2.5 MB (RequestTooLarge: a firmware image over CSMS_FIRMWARE_MAX_BYTES)",
     415: "UnsupportedMediaType: a body of another media type than the operation reads"

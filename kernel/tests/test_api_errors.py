@@ -108,6 +108,31 @@ def test_an_unacceptable_accept_header_is_a_json_406(api_client):
     assert_error(api_client.get("/api/v1/chargepoints/", HTTP_ACCEPT="text/html"), 406, "NotAcceptable")
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/chargepoints/CP-1"),
+        ("get", "/api/v1/chargepoints/"),
+        ("get", "/api/v1/installer/charge-points/CP-1/connection-status"),
+        ("post", "/api/v1/ocpp16/CP-1/reset"),
+    ],
+)
+@pytest.mark.parametrize("given", ["xml", "JSON", "csv"])
+def test_a_format_the_api_does_not_answer_in_is_a_406_naming_format_not_a_404(
+    api_client, register_charge_point, method, path, given
+):
+    """Probe: ``GET /chargepoints/CP-1?format=xml`` answered ``404 NotFound`` naming CP-1, a registered
+    charger (DRF's answer to a format no renderer gives): the client took it for gone."""
+    register_charge_point("CP-1")
+    if method == "post":
+        response = api_client.post(f"{path}?format={given}", {"type": "Soft"}, format="json")
+    else:
+        response = api_client.get(f"{path}?format={given}")
+    body = assert_error(response, 406, "NotAcceptable")
+    assert body["details"] == {"format": [f"{given!r} is not one of: json."]}
+    assert "format" in body["message"]
+
+
 def test_a_missing_key_is_a_401_in_the_error_shape_that_keeps_drfs_detail(db):
     body = assert_error(APIClient().get("/api/v1/chargepoints/"), 401, "NotAuthenticated")
     assert body["detail"] == body["message"]

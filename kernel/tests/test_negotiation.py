@@ -23,10 +23,10 @@ def chosen(
     request = Request(factory.get(path) if accept is None else factory.get(path, HTTP_ACCEPT=accept))
     try:
         renderer, media_type = negotiation.select_renderer(request, renderers)
-    except exceptions.NotAcceptable:
+    except exceptions.NotAcceptable:  # ours for a format no renderer gives too (DRF's 404 named the path as gone)
         return "406"
-    except Http404:  # a format no renderer gives
-        return "404"
+    except Http404:  # DRF's for a format no renderer gives
+        return "406"
     return type(renderer).__name__, media_type
 
 
