@@ -90,7 +90,7 @@ class ConfigurationView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, charge_point_id: str) -> Response:
-        unknown_query_parameters_refused(request.query_params, ("key", "component"))
+        unknown_query_parameters_refused(request.query_params, ("key", "component"), repeatable=("key", "component"))
         return Response(configuration_body(_charge_point(charge_point_id), request.query_params))
 
     @extend_schema(request=ConfigurationChangeSerializer, responses={200: OpenApiTypes.OBJECT})

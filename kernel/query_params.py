@@ -8,26 +8,41 @@ exported for one). A list's filters are its view's ``query_filters``; ``page``, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from kernel.api_errors import ApiError
 
 EVERY_LIST = ("page", "page_size", "format")
 UNKNOWN = "Unknown query parameter."
+TWICE = "Given more than once; this parameter takes one value."
 
 
 def unknown_query_parameters_refused(
-    query_params: Any, filters: Iterable[str], *, paginated: bool = True, taker: str = "This list"
+    query_params: Any,
+    filters: Iterable[str],
+    *,
+    paginated: bool = True,
+    taker: str = "This list",
+    repeatable: Collection[str] = (),
 ) -> None:
     """Raise a 400 ValidationError naming each parameter of ``query_params`` that is neither one of
     ``filters`` nor one of ``EVERY_LIST``, with the ones that are known. A list always whole (a
     charger's connectors, a session's meter values, a site's members, a charger's configuration)
     takes ``page`` and ``page_size`` too, as one page (a client that pages every list is served).
     What is not ``paginated`` (an OCPP command, ``taker`` "A command", whose one parameter is
-    ``wait``) takes ``format`` besides its ``filters``."""
+    ``wait``) takes ``format`` besides its ``filters``.
+
+    A parameter given more than once is a 400 naming it too, unless it is ``repeatable`` (a charger's
+    configuration: ``key`` and ``component``): the last value alone was read
+    (``?charge_point_id=CP-1&charge_point_id=CP-2`` answered CP-2's sessions, taken for both's), where
+    a name given twice in a JSON body is refused (``kernel.parsers``)."""
     known = {*(EVERY_LIST if paginated else ("format",)), *filters}
     unknown = sorted(name for name in query_params if name not in known)
     if unknown:
         message = f"Unknown query parameter: {', '.join(unknown)}. {taker} takes {', '.join(sorted(known))}."
         raise ApiError(400, "ValidationError", message, details={name: [UNKNOWN] for name in unknown})
+    twice = sorted(name for name in query_params if name not in repeatable and len(query_params.getlist(name)) > 1)
+    if twice:
+        message = f"Given more than once: {', '.join(twice)}. Each takes one value."
+        raise ApiError(400, "ValidationError", message, details={name: [TWICE] for name in twice})

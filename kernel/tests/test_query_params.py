@@ -1,0 +1,58 @@
+"""The query parameters a list or a command reads: each once, unless it is a repeatable one."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("/api/v1/transactions/?charge_point_id=CP-1&charge_point_id=CP-2", "charge_point_id"),
+        ("/api/v1/transactions/?status=active&status=ended", "status"),
+        ("/api/v1/billing-records/?charge_point_id=CP-1&charge_point_id=CP-2", "charge_point_id"),
+        ("/api/v1/billing-records/export?id_tag=A&id_tag=B", "id_tag"),
+        ("/api/v1/chargepoints/?connected=true&connected=false", "connected"),
+        ("/api/v1/commands/?charge_point_id=CP-1&charge_point_id=CP-2", "charge_point_id"),
+        ("/api/v1/chargepoints/?page_size=1&page_size=2", "page_size"),
+        ("/api/v1/chargepoints/?page=1&page=2", "page"),
+        ("/api/v1/chargepoints/CP-1/connectors?page=1&page=1", "page"),
+    ],
+)
+def test_a_filter_given_twice_is_a_400_naming_it_not_its_last_value_alone(
+    api_client, register_charge_point, query, name
+):
+    """Probe: ``/transactions/?charge_point_id=CP-1&charge_point_id=CP-2`` answered CP-2's sessions
+    alone (the last value), taken for both chargers' (as a JSON name given twice, it is refused)."""
+    register_charge_point("CP-1")
+    register_charge_point("CP-2")
+    response = api_client.get(query)
+    assert response.status_code == 400, response.content[:300]
+    body = response.json()
+    assert body["error"] == "ValidationError"
+    assert body["details"] == {name: ["Given more than once; this parameter takes one value."]}
+
+
+def test_the_filters_of_one_session_list_still_read_once_each(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.get("/api/v1/transactions/?charge_point_id=CP-1&status=active&page=1&page_size=5")
+    assert response.status_code == 200, response.content[:300]
+
+
+def test_a_command_told_twice_whether_to_wait_is_a_400_naming_wait(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    response = api_client.post("/api/v1/ocpp16/CP-1/reset?wait=false&wait=true", {"type": "Soft"}, format="json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["details"] == {"wait": ["Given more than once; this parameter takes one value."]}
+
+
+def test_the_configuration_keys_and_components_are_repeatable(api_client, register_charge_point):
+    register_charge_point("CP-1")
+    url = "/api/v1/chargepoints/CP-1/configuration?key=HeartbeatInterval&key=MeterValueSampleInterval"
+    assert api_client.get(url).status_code == 200
+    assert api_client.get(f"{url}&component=OCPPCommCtrlr&component=SampledDataCtrlr").status_code == 200
+    response = api_client.get(f"{url}&format=json&format=json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["details"] == {"format": ["Given more than once; this parameter takes one value."]}
