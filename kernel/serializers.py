@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -107,6 +108,14 @@ class MoneyTotalField(serializers.DecimalField):
 # --- Query parameters -----------------------------------------------------------------------
 
 
+# A time's offset whose "+" a query string read as a space (``10:00:00+02:00`` sent unencoded).
+_PLUS_READ_AS_SPACE = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)? [0-9]{2}(?::?[0-9]{2})?$")
+_PLUS_AS_2B = (
+    "A '+' in a query string reads as a space: send the offset's '+' as %2B"
+    " (2026-05-01T10:00:00%2B02:00), or the time in UTC with Z."
+)
+
+
 class QueryParamsSerializer(serializers.Serializer):
     """Filters of a list, read from the query string; a bad one is a 400 naming the parameter."""
 
@@ -116,8 +125,20 @@ class QueryParamsSerializer(serializers.Serializer):
         unknown_query_parameters_refused(query_params, cls.names())
         serializer = cls(data=query_params)
         if not serializer.is_valid():
-            raise ApiError(400, "ValidationError", "The query parameters are invalid.", details=serializer.errors)
+            errors = serializer.errors.items()
+            details = {name: cls._problems(serializer, query_params, name, said) for name, said in errors}
+            raise ApiError(400, "ValidationError", "The query parameters are invalid.", details=details)
         return serializer.validated_data
+
+    @staticmethod
+    def _problems(serializer: serializers.Serializer, query_params: Any, name: str, said: Any) -> Any:
+        """What is wrong with the parameter ``name``: DRF's ``said``, but for a time whose offset's
+        ``+`` was sent unencoded (read as a space), how to send it: DRF's asked for the ``+HH:MM``
+        the client had written."""
+        field = serializer.fields.get(name)
+        if isinstance(field, serializers.DateTimeField) and _PLUS_READ_AS_SPACE.search(str(query_params.get(name))):
+            return [_PLUS_AS_2B]
+        return said
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

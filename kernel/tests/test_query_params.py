@@ -56,3 +56,28 @@ def test_the_configuration_keys_and_components_are_repeatable(api_client, regist
     response = api_client.get(f"{url}&format=json&format=json")
     assert response.status_code == 400, response.content[:300]
     assert response.json()["details"] == {"format": ["Given more than once; this parameter takes one value."]}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/transactions/?started_after=2026-05-01T10:00:00+02:00",
+        "/api/v1/transactions/?started_before=2026-05-01T10:00+05:30",
+        "/api/v1/billing-records/?stopped_after=2026-05-01T10:00:00.5+01:00",
+        "/api/v1/billing-records/export?stopped_before=2026-05-01T10:00:00+0100",
+    ],
+)
+def test_a_time_filter_whose_plus_was_read_as_a_space_says_to_send_it_as_2b(api_client, path):
+    """Probe: the offset's ``+`` of a time written into a URL unencoded reads as a space; the 400
+    said to use ``[+HH:MM|-HH:MM|Z]``, which the client had done."""
+    response = api_client.get(path)
+    assert response.status_code == 400, response.content[:300]
+    name = path.split("?")[1].split("=")[0]
+    (problem,) = response.json()["details"][name]
+    assert "%2B" in problem and "space" in problem, problem
+
+
+def test_a_time_filter_with_its_plus_encoded_is_read(api_client):
+    assert api_client.get("/api/v1/transactions/?started_after=2026-05-01T10:00:00%2B02:00").status_code == 200
+    response = api_client.get("/api/v1/transactions/?started_after=2026-05-01 10:00:00")
+    assert response.status_code == 200, response.content[:300]  # a space between date and time: as ISO 8601 allows
