@@ -124,6 +124,7 @@ class SiteViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], pagination_class=None)
     def allocation(self, request: Request, pk: str) -> Response:
         """The limits the site's sessions hold now, and the allocation over time (newest first)."""
+        unknown_query_parameters_refused(request.query_params, (), paginated=False, taker="A site's allocation")
         site = self.get_object()
         sessions = [
             {

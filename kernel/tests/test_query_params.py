@@ -81,3 +81,23 @@ def test_a_time_filter_with_its_plus_encoded_is_read(api_client):
     assert api_client.get("/api/v1/transactions/?started_after=2026-05-01T10:00:00%2B02:00").status_code == 200
     response = api_client.get("/api/v1/transactions/?started_after=2026-05-01 10:00:00")
     assert response.status_code == 200, response.content[:300]  # a space between date and time: as ISO 8601 allows
+
+
+def test_a_query_parameter_a_chargers_log_uploads_do_not_read_is_a_400_naming_it(api_client, register_charge_point):
+    """Probe: ``/chargepoints/CP-1/diagnostics?state=uploaded`` answered every upload, taken for the
+    uploaded ones (that list read no query parameter, and refused none)."""
+    register_charge_point("CP-1")
+    response = api_client.get("/api/v1/chargepoints/CP-1/diagnostics?state=uploaded")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["details"] == {"state": ["Unknown query parameter."]}
+    assert api_client.get("/api/v1/chargepoints/CP-1/diagnostics?page=1&page_size=10&format=json").status_code == 200
+
+
+def test_a_query_parameter_a_sites_allocation_does_not_read_is_a_400_naming_it(api_client):
+    """Probe: ``/sites/1/allocation?since=2026-05-01T00:00:00Z`` answered the latest history, taken
+    for the history since then."""
+    site = api_client.post("/api/v1/sites/", {"name": "Depot", "capacity_a": "32.0"}, format="json").json()
+    response = api_client.get(f"/api/v1/sites/{site['id']}/allocation?since=2026-05-01T00:00:00Z")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["details"] == {"since": ["Unknown query parameter."]}
+    assert api_client.get(f"/api/v1/sites/{site['id']}/allocation?format=json").status_code == 200
