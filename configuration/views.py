@@ -21,6 +21,7 @@ from configuration.serializers import (
 from kernel.api_errors import ApiError
 from kernel.models import ApiKey
 from kernel.query_params import unknown_query_parameters_refused
+from kernel.serializers import no_body_fields
 
 _REFUSED_HTTP_STATUS = {
     "NotFound": 404,
@@ -123,7 +124,7 @@ class ConfigurationRefreshView(APIView):
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT})
     def post(self, request: Request, charge_point_id: str) -> Response:
-        request.data  # noqa: B018 - the body is not used, but an unreadable one is a 400 as anywhere else
+        no_body_fields(request.data)  # an unreadable one is a 400 as anywhere else
         charge_point = _speaking(_charge_point(charge_point_id))
         try:
             command = changes.configuration_refresh(

@@ -94,6 +94,18 @@ class UnknownFieldsRefused(serializers.Serializer):
         )
 
 
+def no_body_fields(data: Any) -> None:
+    """A request body (``request.data``) for an action that takes none (a webhook's
+    ``rotate-secret``, a campaign's ``pause``, a charger's configuration ``refresh``): empty, ``{}``
+    or ``null``; a field is a 400 naming it ("Unknown field."), as for any body, where it was
+    dropped (``{"secret": "mine"}`` rotated to a generated secret); any other JSON value a 400."""
+    if isinstance(data, Mapping):
+        if data:
+            raise serializers.ValidationError({str(name): ["Unknown field."] for name in data})
+    elif data is not None:
+        raise serializers.ValidationError({"non_field_errors": ["This action takes no body (or an empty object)."]})
+
+
 class MoneyTotalField(serializers.DecimalField):
     """A billing record's ``total`` with the decimals of its ``currency`` (``"618"`` JPY, ``"4.00"``
     EUR), as its line items' amounts are: read from the whole record."""

@@ -20,6 +20,7 @@ from kernel.api_errors import ApiError
 from kernel.models import ApiKey
 from kernel.parsers import JsonParser
 from kernel.query_params import unknown_query_parameters_refused
+from kernel.serializers import no_body_fields
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload
 from maintenance.serializers import (
@@ -79,7 +80,8 @@ class CampaignViewSet(
 ):
     """Firmware campaigns: create, list, read with per-charger progress, pause, resume, cancel."""
 
-    api_error_statuses = {"pause": (409,), "resume": (409,), "cancel": (409,)}  # not from the campaign's state
+    # 409: not from the campaign's state; 400, 413, 415: a body is read, if only to refuse it (no_body_fields).
+    api_error_statuses = dict.fromkeys(("pause", "resume", "cancel"), (400, 409, 413, 415))
 
     queryset = firmware.campaigns_counted(Campaign.objects.select_related("firmware"))
 
@@ -101,7 +103,7 @@ class CampaignViewSet(
         return Response(CampaignSerializer(campaign).data, status=status.HTTP_201_CREATED)
 
     def _transition(self, request: Request, service: Any, pk: str) -> Response:
-        _ = request.data  # a body is not expected, but a malformed one is still a 400
+        no_body_fields(request.data)  # a malformed one is a 400 too
         try:
             campaign = service(campaign_id=pk)
         except MaintenanceError as error:

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from kernel.api_errors import ApiError
+from kernel.serializers import no_body_fields
 from webhooks import services
 from webhooks.models import WebhookSubscription
 from webhooks.serializers import (
@@ -35,6 +36,8 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
     """Webhook subscriptions. The signing secret is returned once, in the create answer."""
 
     serializer_class = WebhookSubscriptionSerializer
+    # rotate-secret reads a body, if only to refuse it (no_body_fields).
+    api_error_statuses = {"rotate_secret": (400, 413, 415)}
 
     def get_queryset(self) -> QuerySet[WebhookSubscription]:
         # Newest first; the id breaks a tie, so a page's rows never move to another page between reads.
@@ -61,6 +64,7 @@ class WebhookSubscriptionViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
         """A new signing secret, shown once; the old one signs alongside it for the grace period."""
+        no_body_fields(request.data)
         subscription = webhook_secret_rotate(subscription=self.get_object())
         return Response(WebhookSecretRotatedSerializer(subscription).data)
 
