@@ -26,7 +26,7 @@ from chargepoints.serializers import (
 from chargepoints.signals import charge_point_changed
 from kernel.api_errors import ApiError, query_choice, query_flag
 from kernel.models import ApiKey
-from kernel.query_params import unknown_query_parameters_refused
+from kernel.query_params import whole_list_query_refused
 
 
 def _get_charge_point_or_404(charge_point_id: str) -> ChargePoint:
@@ -140,7 +140,7 @@ class ChargePointViewSet(
     @extend_schema(responses=ConnectorSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)
     def connectors(self, request: Request, charge_point_id: str) -> Response:
-        unknown_query_parameters_refused(request.query_params, ())  # none filters it
+        whole_list_query_refused(request.query_params)  # none filters it
         charge_point = self.get_object()
         connectors = selectors.connector_list(charge_point=charge_point)
         return Response(ConnectorSerializer(connectors, many=True).data)

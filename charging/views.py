@@ -26,7 +26,7 @@ from charging.serializers import (
 )
 from charging.services import authorization
 from kernel.api_errors import ApiError
-from kernel.query_params import unknown_query_parameters_refused
+from kernel.query_params import whole_list_query_refused
 from kernel.streaming import in_request_thread
 
 
@@ -97,7 +97,7 @@ class TransactionViewSet(viewsets.ReadOnlyModelViewSet):
     def meter_values(self, request: Request, pk: str) -> StreamingHttpResponse:
         """Every sampled value of the session as received, with its value in the base unit: one JSON
         array, streamed a chunk of rows at a time (a week-long session holds hundreds of thousands)."""
-        unknown_query_parameters_refused(request.query_params, ())  # none filters them
+        whole_list_query_refused(request.query_params)  # none filters them
         samples = self.get_object().meter_samples.order_by("timestamp", "id")
         chunks = _json_array(samples)
         content = in_request_thread(chunks) if isinstance(request._request, ASGIRequest) else chunks

@@ -20,7 +20,7 @@ from configuration.serializers import (
 )
 from kernel.api_errors import ApiError
 from kernel.models import ApiKey
-from kernel.query_params import unknown_query_parameters_refused
+from kernel.query_params import whole_list_query_refused
 from kernel.serializers import no_body_fields
 
 _REFUSED_HTTP_STATUS = {
@@ -91,7 +91,7 @@ class ConfigurationView(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, charge_point_id: str) -> Response:
-        unknown_query_parameters_refused(request.query_params, ("key", "component"), repeatable=("key", "component"))
+        whole_list_query_refused(request.query_params, ("key", "component"), repeatable=("key", "component"))
         return Response(configuration_body(_charge_point(charge_point_id), request.query_params))
 
     @extend_schema(request=ConfigurationChangeSerializer, responses={200: OpenApiTypes.OBJECT})

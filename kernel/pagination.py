@@ -1,19 +1,21 @@
-import re
 from typing import Any
 
 from rest_framework.pagination import PageNumberPagination
 
-from kernel.api_errors import ApiError
-from kernel.query_params import unknown_query_parameters_refused
-
-_POSITIVE = re.compile(r"[0-9]{1,9}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
-_DIGITS = re.compile(r"[0-9]+")
+from kernel.query_params import (
+    LAST_PAGE,
+    MAX_PAGE_SIZE,
+    page_checked,
+    page_size_checked,
+    unknown_query_parameters_refused,
+)
 
 
 class Pagination(PageNumberPagination):
     page_size = 100
     page_size_query_param = "page_size"
-    max_page_size = 1000
+    max_page_size = MAX_PAGE_SIZE
+    last_page_strings = (LAST_PAGE,)
 
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
         """DRF's, after refusing a query parameter the list does not read (``kernel.query_params``):
@@ -26,20 +28,14 @@ class Pagination(PageNumberPagination):
     def get_page_size(self, request: Any) -> int | None:
         """DRF's, but a ``page_size`` that is no integer from 1 to ``max_page_size`` is a 400 naming
         it (DRF ignores the one that is no number and cuts the one above the maximum to it)."""
-        given = request.query_params.get(self.page_size_query_param)
-        if given is not None and not (_POSITIVE.fullmatch(given) and 0 < int(given) <= self.max_page_size):
-            message = f"page_size must be an integer from 1 to {self.max_page_size}."
-            raise ApiError(400, "ValidationError", message, details={"page_size": [message]})
+        page_size_checked(request.query_params)
         return super().get_page_size(request)
 
     def get_page_number(self, request: Any, paginator: Any) -> Any:
         """DRF's, but a ``page`` that is no whole number from 1 (nor ``last``) is a 400 naming it, as
         a bad ``page_size`` is (DRF answered ``page=abc``, ``0`` or ``-1`` 404 "Invalid page."); a
         page after the last stays a 404."""
-        given = request.query_params.get(self.page_query_param)
-        if given and given not in self.last_page_strings and not (_DIGITS.fullmatch(given) and int(given) > 0):
-            message = "page must be an integer from 1 (or last)."
-            raise ApiError(400, "ValidationError", message, details={"page": [message]})
+        page_checked(request.query_params)
         return super().get_page_number(request, paginator)
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

@@ -8,12 +8,17 @@ exported for one). A list's filters are its view's ``query_filters``; ``page``, 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
 from kernel.api_errors import ApiError
 
 EVERY_LIST = ("page", "page_size", "format")
+MAX_PAGE_SIZE = 1000
+LAST_PAGE = "last"
+_POSITIVE = re.compile(r"[0-9]{1,9}")  # ASCII digits: "³" is a digit to str.isdigit, not to int()
+_DIGITS = re.compile(r"[0-9]+")
 UNKNOWN = "Unknown query parameter."
 TWICE = "Given more than once; this parameter takes one value."
 
@@ -46,3 +51,39 @@ def unknown_query_parameters_refused(
     if twice:
         message = f"Given more than once: {', '.join(twice)}. Each takes one value."
         raise ApiError(400, "ValidationError", message, details={name: [TWICE] for name in twice})
+
+
+def page_size_checked(query_params: Any) -> None:
+    """A ``page_size`` that is no integer from 1 to ``MAX_PAGE_SIZE`` is a 400 naming it (DRF ignores
+    the one that is no number and cuts the one above the maximum to it)."""
+    given = query_params.get("page_size")
+    if given is not None and not (_POSITIVE.fullmatch(given) and 0 < int(given) <= MAX_PAGE_SIZE):
+        message = f"page_size must be an integer from 1 to {MAX_PAGE_SIZE}."
+        raise ApiError(400, "ValidationError", message, details={"page_size": [message]})
+
+
+def page_checked(query_params: Any) -> int | None:
+    """The ``page`` asked for (None: none, or the last); one that is no whole number from 1 (nor
+    ``last``) is a 400 naming it (DRF answered ``page=abc``, ``0`` or ``-1`` 404 "Invalid page.")."""
+    given = query_params.get("page")
+    if not given or given == LAST_PAGE:
+        return None
+    if not (_DIGITS.fullmatch(given) and int(given) > 0):
+        message = "page must be an integer from 1 (or last)."
+        raise ApiError(400, "ValidationError", message, details={"page": [message]})
+    return int(given)
+
+
+def whole_list_query_refused(
+    query_params: Any, filters: Iterable[str] = (), *, repeatable: Collection[str] = ()
+) -> None:
+    """``unknown_query_parameters_refused`` for a list always answered whole (a charger's connectors,
+    its log uploads and configuration, a session's meter values, a site's members): its one page is
+    page 1 (or ``last``), a bad ``page`` or ``page_size`` is a 400 as for a paginated list, and a
+    page after it a 404 NotFound: ``?page=2`` answered the whole list again, and a client paging
+    until a 404 paged for ever."""
+    unknown_query_parameters_refused(query_params, filters, repeatable=repeatable)
+    page_size_checked(query_params)
+    page = page_checked(query_params)
+    if page is not None and page > 1:
+        raise ApiError(404, "NotFound", "Invalid page.")

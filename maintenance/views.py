@@ -19,7 +19,7 @@ from chargepoints.models import ChargePoint
 from kernel.api_errors import ApiError
 from kernel.models import ApiKey
 from kernel.parsers import JsonParser
-from kernel.query_params import unknown_query_parameters_refused
+from kernel.query_params import whole_list_query_refused
 from kernel.serializers import no_body_fields
 from maintenance.errors import MaintenanceError
 from maintenance.models import Campaign, FirmwareFile, LogUpload
@@ -135,7 +135,7 @@ class ChargePointLogUploadsView(APIView):
 
     @extend_schema(responses={200: LogUploadSerializer(many=True)})
     def get(self, request: Request, charge_point_id: str) -> Response:
-        unknown_query_parameters_refused(request.query_params, ())  # none filters them
+        whole_list_query_refused(request.query_params)  # none filters them
         uploads = list(
             LogUpload.objects.filter(charge_point__charge_point_id=charge_point_id).select_related("charge_point")
         )

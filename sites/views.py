@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from kernel.api_errors import ApiError
-from kernel.query_params import unknown_query_parameters_refused
+from kernel.query_params import unknown_query_parameters_refused, whole_list_query_refused
 from sites import selectors, services
 from sites.models import AllocationSnapshot, Site, SiteMember
 from sites.serializers import (
@@ -76,7 +76,7 @@ class SiteViewSet(viewsets.ModelViewSet):
     def members(self, request: Request, pk: str) -> Response:
         site = self.get_object()
         if request.method == "GET":
-            unknown_query_parameters_refused(request.query_params, ())  # none filters them
+            whole_list_query_refused(request.query_params)  # none filters them
             members = site.members.select_related("charge_point").prefetch_related("connector_maximums")
             return Response(SiteMemberSerializer(members, many=True).data)
         body = SiteMemberSerializer(data=request.data)

@@ -101,3 +101,37 @@ def test_a_query_parameter_a_sites_allocation_does_not_read_is_a_400_naming_it(a
     assert response.status_code == 400, response.content[:300]
     assert response.json()["details"] == {"since": ["Unknown query parameter."]}
     assert api_client.get(f"/api/v1/sites/{site['id']}/allocation?format=json").status_code == 200
+
+
+WHOLE_LISTS = [
+    "/api/v1/chargepoints/CP-1/connectors",
+    "/api/v1/chargepoints/CP-1/diagnostics",
+    "/api/v1/chargepoints/CP-1/configuration",
+]
+
+
+@pytest.mark.parametrize("path", WHOLE_LISTS)
+def test_a_list_always_whole_answers_a_page_after_its_one_page_404(api_client, register_charge_point, path):
+    """Probe: ``connectors?page=2`` answered the whole list again: a client paging until a 404 (a
+    page after the last, as every paginated list answers) paged for ever."""
+    register_charge_point("CP-1")
+    for page in ("1", "last"):
+        assert api_client.get(f"{path}?page={page}&page_size=10").status_code == 200, page
+    response = api_client.get(f"{path}?page=2")
+    assert response.status_code == 404, response.content[:300]
+    assert response.json()["error"] == "NotFound"
+
+
+@pytest.mark.parametrize("path", WHOLE_LISTS)
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("page=0", "page"), ("page=abc", "page"), ("page_size=0", "page_size"), ("page_size=1001", "page_size")],
+)
+def test_a_list_always_whole_refuses_a_bad_page_as_a_paginated_list_does(
+    api_client, register_charge_point, path, query, name
+):
+    register_charge_point("CP-1")
+    response = api_client.get(f"{path}?{query}")
+    assert response.status_code == 400, response.content[:300]
+    assert set(response.json()["details"]) == {name}
+    assert api_client.get(f"/api/v1/chargepoints/?{query}").json()["details"] == response.json()["details"]
