@@ -150,6 +150,13 @@ def _backend_waits_for_a_lock(pid: int) -> bool:
     return row is not None and row[0] == "Lock"
 
 
+def _answered(request: StartRequest) -> str:
+    """The idTagInfo status a start is answered."""
+    info = transaction_start(request).id_tag_info
+    assert info is not None
+    return info.status
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_batches_with_starts_of_two_limited_groups_in_opposite_orders_do_not_deadlock() -> None:
     """Two batches (two lanes or gateway processes), each with a start of a card of fleet A and one
@@ -185,9 +192,9 @@ def test_two_batches_with_starts_of_two_limited_groups_in_opposite_orders_do_not
                     pids.append(cursor.fetchone()[0])
                 lookups = [start_lookup_of_request(r) for r in requests]
                 with starts_read_together([lookup for lookup in lookups if lookup is not None]):
-                    statuses = [transaction_start(requests[0]).id_tag_info.status]
+                    statuses = [_answered(requests[0])]
                     between()
-                    statuses.append(transaction_start(requests[1]).id_tag_info.status)
+                    statuses.append(_answered(requests[1]))
             answers[name] = statuses
         except BaseException as error:  # reported by the test
             errors[name] = error
