@@ -122,7 +122,10 @@ def starts_read_together(lookups: Sequence[StartLookup]) -> Iterator[None]:
             found, tags_found = _read(lookups, tags)
             reads.update(found)
             tags_read.update((tag, tags_found.get(tag)) for tag in tags)
-            limits_locked.update((pk, True) for pk in _limits_locked(tags_found.values()))
+            # Only the starts whose charger this pass locked: another's locks its charger at its turn,
+            # which must come before its limits (the order every start takes).
+            read_tags = (tags_found.get(lookup.id_tag) for lookup in found if lookup.id_tag)
+            limits_locked.update((pk, True) for pk in _limits_locked(tag for tag in read_tags if tag is not None))
         yield
 
 

@@ -17,9 +17,10 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_register
 from charging.models import IdTag, Transaction, TransactionStatus
-from charging.services.start_reads import start_read_taken, starts_read_together
+from charging.services.start_reads import id_tag_limits_locked, start_read_taken, starts_read_together
 from charging.services.transaction_start import StartRequest, start_lookup_of_request, transaction_start
 from charging.services.transaction_stop import StopRequest, transaction_stop
 
@@ -219,3 +220,25 @@ def test_two_batches_with_starts_of_two_limited_groups_in_opposite_orders_do_not
     assert not first.is_alive() and not second.is_alive()
     assert errors == {}
     assert answers == {"first": ["Accepted", "Accepted"], "second": ["ConcurrentTx", "ConcurrentTx"]}
+
+
+def test_a_batch_locks_no_limit_of_a_start_whose_charger_is_held_elsewhere(behind_a_lock) -> None:
+    """A start whose charger the batch skipped (held by another transaction: the charger's other
+    connection) locks its charger at its turn, then its card's limit: the batch does not lock that
+    limit ahead, which would hold the limit while waiting for the charger (every other start takes
+    them charger first: a lock order inverted, a deadlock with a batch holding the charger)."""
+    charge_point_register(charge_point_id="CP-LOCK-7", heartbeat_interval=60)
+    card = IdTag.objects.create(id_tag="TAG", max_concurrent_sessions=1)
+    request = _start_request("CP-LOCK-7", 1000, T0)
+    lookup = start_lookup_of_request(request)
+    assert lookup is not None
+
+    def batch_start() -> tuple[bool, str]:
+        with starts_read_together([lookup]):
+            locked_ahead = id_tag_limits_locked([card.pk])
+            return locked_ahead, _answered(request)
+
+    _, (locked_ahead, status) = behind_a_lock(
+        lambda: ChargePoint.objects.select_for_update().get(charge_point_id="CP-LOCK-7"), batch_start
+    )
+    assert (locked_ahead, status) == (False, "Accepted")
