@@ -5,9 +5,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import ValidationError
 from django.db.models import ForeignKey, QuerySet
-from django.forms import ModelChoiceField, ModelForm, NumberInput, TextInput
+from django.forms import BooleanField, ModelChoiceField, ModelForm, NumberInput, TextInput
 from django.forms.models import BaseInlineFormSet, construct_instance
 from django.http import HttpRequest
 from django.utils import timezone
@@ -26,15 +25,15 @@ CHART_POINTS = 2000
 
 
 class SiteMemberForm(ModelForm):
-    """A member as the API checks it: its phases are the site's (``services.member_phases_checked``);
-    a cleared flag clears when it was raised, as ``services.site_member_update``; a flag is cleared
-    or kept, never typed in (the engine raises it, with when: the API's rule)."""
+    """A member as the API checks it: its phases are the site's (``services.member_phases_checked``).
+    Its flag is the engine's, shown read-only: cleared by ticking ``clear_smart_charging_flag`` (as
+    the API's ``smart_charging_flag: ""``, ``flagged_at`` with it), never typed in. A text box
+    posted back what the page showed, so a flag the engine raised while the page was open was
+    cleared by any later save of the member (its charger steered again)."""
 
-    def clean_smart_charging_flag(self) -> str:
-        flag: str = self.cleaned_data.get("smart_charging_flag") or ""
-        if flag and flag != (self.instance.smart_charging_flag if self.instance.pk else ""):
-            raise ValidationError('Only clearing the flag ("") is allowed; the engine sets it.')
-        return flag
+    clear_smart_charging_flag = BooleanField(
+        required=False, label="Clear flag", help_text="Steer this charger again (the engine flagged it)."
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
@@ -44,9 +43,16 @@ class SiteMemberForm(ModelForm):
                 services.member_phases_checked(site, self.cleaned_data["phases"])
             except services.SiteConflict as conflict:
                 self.add_error("phases", str(conflict))
-        if not self.cleaned_data.get("smart_charging_flag"):
-            self.instance.flagged_at = None
+        if self.cleaned_data.get("clear_smart_charging_flag"):
+            self.instance.smart_charging_flag, self.instance.flagged_at = "", None
         return self.cleaned_data
+
+    def changed_fields(self) -> dict[str, Any]:
+        """The member's fields this form changes (``site_member_update``'s keywords)."""
+        fields = {name: self.cleaned_data[name] for name in self.changed_data if name in self.cleaned_data}
+        if fields.pop("clear_smart_charging_flag", False):
+            fields["smart_charging_flag"] = ""
+        return fields
 
 
 class ChargerChoice(AutocompleteSelect):
@@ -89,13 +95,20 @@ class SiteMemberInline(admin.TabularInline):
     formset = SiteMemberFormSet
     extra = 0
     autocomplete_fields = ["charge_point"]
-    fields = ["charge_point", "max_current_a", "phases", "priority", "smart_charging_flag", "flagged_at"]
-    readonly_fields = ["flagged_at"]
+    fields = [
+        "charge_point",
+        "max_current_a",
+        "phases",
+        "priority",
+        "smart_charging_flag",
+        "flagged_at",
+        "clear_smart_charging_flag",
+    ]
+    readonly_fields = ["smart_charging_flag", "flagged_at"]
     # Boxes as wide as what goes in them: at the admin's width for names, the row ran past the window.
     widgets = {
         "max_current_a": NumberInput(attrs={"class": "vIntegerField"}),
         "phases": TextInput(attrs={"size": 8}),
-        "smart_charging_flag": TextInput(attrs={"size": 24}),
     }
 
     def get_formset(self, request: HttpRequest, obj: Site | None = None, **kwargs: Any) -> Any:
@@ -234,11 +247,11 @@ class SiteMemberAdmin(admin.ModelAdmin):
     list_filter = ["site"]
     search_fields = ["charge_point__charge_point_id", "site__name"]
     autocomplete_fields = ["charge_point"]
+    readonly_fields = ["smart_charging_flag", "flagged_at"]
 
     def save_model(self, request: HttpRequest, obj: SiteMember, form: ModelForm, change: bool) -> None:
-        if change:  # as the API: what the form changed, on the row as it stands (the engine's flag kept)
-            fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
-            services.site_member_update(member=obj, **fields)
+        if change and isinstance(form, SiteMemberForm):  # as the API: what the form changed, on the row as it stands
+            services.site_member_update(member=obj, **form.changed_fields())
         else:
             super().save_model(request, obj, form, change)
         site_recompute_on_commit(site_id=obj.site_id)
