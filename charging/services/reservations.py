@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
-from charging.models import Reservation, ReservationStatus, Transaction
+from chargepoints.models import ChargePoint, OcppVersion
+from charging.models import IdTag, Reservation, ReservationStatus, Transaction
 from kernel.plain_sql import columns_of, model_rows
 
 
@@ -109,7 +110,7 @@ def _on_connector(connector_id: int, evse_id: int | None) -> Q:
     return Q() if connector_id == 0 else Q(connector_id=connector_id)
 
 
-def reservation_of_the_start(session: Transaction, parent_id_tag: str = "") -> int | None:
+def reservation_of_the_start(session: Transaction, parent_id_tag: str | None = "") -> int | None:
     """The reservationId of the charger's active reservation that ``session``, started without
     naming one, uses: its id tag's (any case), or its group's (``parent_id_tag``: the parent of the
     session's tag, as its authorization answered), on its connector, or on 1.6 connector 0 (2.0.1:
@@ -117,19 +118,31 @@ def reservation_of_the_start(session: Transaction, parent_id_tag: str = "") -> i
     parentIdTag on the reserved connector (any connector for connector 0) ends the reservation,
     whether or not the StartTransaction names it (2.0.1 H01: a groupIdToken's, likewise). One whose
     expiry passed before the session started is gone at the charger, though active here until the
-    sweep (``reservations_expire``): not this session's. None: no such reservation."""
+    sweep (``reservations_expire``): not this session's. None: no such reservation.
+
+    A 2.0.1 session whose EVSE is not known yet (E03: the token authorized before the cable) uses
+    only a reservation of any EVSE; one of an EVSE waits for the event that names its EVSE
+    (``transaction_start._reservation_of_the_event``), which brings no authorization: its
+    ``parent_id_tag`` None, the group of the session's tag as registered now, read in the same statement."""
     if not session.id_tag:
         return None
+    anywhere = Q(evse_id__isnull=True, connector_id__isnull=True)  # a 2.0.1 one of no EVSE
     if session.evse_id is not None:
-        where = Q(evse_id=session.evse_id) | Q(evse_id__isnull=True, connector_id__isnull=True)
+        where = Q(evse_id=session.evse_id) | anywhere
+    elif session.ocpp_version == OcppVersion.V201:
+        where = anywhere
     else:
         where = Q(evse_id__isnull=True, connector_id__in=(0, session.connector_id))
     whose = Q(id_tag__iexact=session.id_tag)
-    if parent_id_tag:
+    if parent_id_tag is None:  # the registered tag's group (none: NULL, no match), any case as id_tag_find
+        tag = IdTag.objects.alias(key=Lower("id_tag")).filter(key=Lower(Value(session.id_tag)))
+        group = Subquery(tag.annotate(group=Lower("parent__id_tag")).values("group")[:1])
+        whose |= Q(group_key=group)
+    elif parent_id_tag:
         whose |= Q(parent_id_tag__iexact=parent_id_tag)
     if session.started_at is not None:
         where &= Q(expiry_date__gte=session.started_at)
-    reservations = Reservation.objects.filter(
+    reservations = Reservation.objects.alias(group_key=Lower("parent_id_tag")).filter(
         where, whose, charge_point_id=session.charge_point_id, status=ReservationStatus.ACTIVE
     )
     return reservations.values_list("reservation_id", flat=True).first()

@@ -324,8 +324,9 @@ def _event_add(
         if evse_unknown and session.evse_id is not None and session.status == TransactionStatus.ACTIVE:
             transactions_superseded_on_its_evse_close(session)
         if session.reservation_id is None:  # a session uses one reservation: a repeat of its id is no other's
-            parent_id_tag = info.parent_id_tag if info else ""
-            reservation_use(session, _reservation_of_the_event(session, request, tokenless, parent_id_tag))
+            parent_id_tag = info.parent_id_tag if info else None  # None: its tag's group, read with the reservation
+            learned = tokenless or (evse_unknown and session.evse_id is not None)
+            reservation_use(session, _reservation_of_the_event(session, request, learned, parent_id_tag))
         sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
@@ -572,16 +573,18 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
 
 
 def _reservation_of_the_event(
-    session: Transaction, request: StartRequest, tokenless: bool, parent_id_tag: str
+    session: Transaction, request: StartRequest, learned: bool, parent_id_tag: str | None
 ) -> int | None:
     """The reservation a 2.0.1 event of ``session`` uses: the one it names, else, when it brought
-    the token of an open session that had none (E02: the transaction started at plug-in), that
-    token's (or its group's, ``parent_id_tag``) reservation on its EVSE (``reservation_of_the_start``,
-    as a start with that token would use it; H01: the reserved token authorizing on the reserved
-    EVSE ends the reservation). One statement, for that event only (once a session)."""
+    what an open session lacked to match one (``learned``): the token of one that had none (E02:
+    the transaction started at plug-in) or the EVSE of one that had none (E03: the token authorized
+    before the cable), that token's (or its group's, ``parent_id_tag``) reservation on its EVSE
+    (``reservation_of_the_start``, as a start with both would use it; H01: the reserved token
+    authorizing on the reserved EVSE ends the reservation). One statement, for that event only
+    (at most twice a session)."""
     if request.reservation_id is not None:
         return request.reservation_id
-    if not tokenless or not session.id_tag or session.reservation_id is not None:
+    if not learned or not session.id_tag or session.reservation_id is not None:
         return None
     if session.status != TransactionStatus.ACTIVE:  # a late token: a reservation active now is a later one's
         return None

@@ -1308,3 +1308,48 @@ def test_a_session_the_reset_sweep_cannot_close_does_not_keep_the_others_open(re
     other.refresh_from_db()
     assert (failing.status, other.status) == ("active", "ended")
     assert f"could not close session {failing.pk}" in caplog.text
+
+
+def test_a_v201_session_authorized_before_its_evse_is_known_uses_its_token_s_reservation(register_charge_point):
+    """OCPP 2.0.1 E03 (IdToken first) on a reservation (H01, H03): the Started carries the token
+    and no EVSE (the driver has not plugged in yet), an Updated names the EVSE at plug-in, neither
+    names the reservation. Probe: the token's reservation of any EVSE was not matched by the Started
+    (it was looked for as a 1.6 connector's), and its reservation of one EVSE not when the EVSE
+    became known (only a token learned late was matched): both stayed active, the session had none.
+    A reservation made for the token's group is used alike; the reservation of another EVSE stays active."""
+    fleet = IdTag.objects.create(id_tag="FLEET-E03")
+    IdTag.objects.create(id_tag="CARD-E03", parent=fleet)
+    charge_point_id = new_charger(register_charge_point, "2.0.1")
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    for reservation_id, evse_id, id_tag, group in (
+        (21, None, "TAG-ANY", ""),
+        (22, 2, "TAG-TWO", ""),
+        (23, 1, "TAG-TWO", ""),
+        (24, 3, "CARD-OTHER", "fleet-e03"),
+    ):
+        reservations.reservation_record(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            id_tag=id_tag,
+            parent_id_tag=group,
+            expiry_date=T0 + timedelta(hours=1),
+            accepted=True,
+            charger_status="Accepted",
+            evse_id=evse_id,
+        )
+    anywhere = v201_start(charge_point_id, "TX-ANY", 0, T0, id_tag="tag-any", started_event=True).transaction
+    assert Transaction.objects.get(pk=anywhere.pk).reservation.reservation_id == 21
+    two = v201_start(charge_point_id, "TX-TWO", 0, T0, id_tag="TAG-TWO", started_event=True).transaction
+    assert Transaction.objects.get(pk=two.pk).reservation is None  # its EVSE is not known yet
+    v201_start(charge_point_id, "TX-TWO", 1, T0 + timedelta(minutes=1), evse_id=2, connector_id=1, authorize=False)
+    assert Transaction.objects.get(pk=two.pk).reservation.reservation_id == 22
+    grouped = v201_start(charge_point_id, "TX-G", 0, T0, id_tag="card-e03", started_event=True).transaction
+    v201_start(charge_point_id, "TX-G", 1, T0 + timedelta(minutes=1), evse_id=3, connector_id=1, authorize=False)
+    assert Transaction.objects.get(pk=grouped.pk).reservation.reservation_id == 24
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {
+        21: ReservationStatus.USED,
+        22: ReservationStatus.USED,
+        23: ReservationStatus.ACTIVE,
+        24: ReservationStatus.USED,
+    }

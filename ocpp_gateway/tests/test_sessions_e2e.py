@@ -446,6 +446,37 @@ async def test_a_v201_session_started_at_plug_in_uses_its_token_s_group_reservat
     assert session.reservation_id == reservation.pk
 
 
+async def test_a_v201_session_authorized_before_the_cable_uses_the_reservation_of_the_evse_it_plugs_into(daphne):
+    """2.0.1 E03 (IdToken first) on a reserved EVSE (H01): the Started carries the reserved token
+    and no EVSE, the Updated at plug-in names EVSE 2, neither names the reservation. It stayed
+    active (only a token coming after the EVSE was matched): it is the session's. The same token's
+    reservation of EVSE 1 stays active."""
+    charge_point = await register("CP201-E03")
+    for reservation_id, evse_id in ((31, 1), (32, 2)):
+        await Reservation.objects.acreate(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            evse_id=evse_id,
+            id_tag="RFID-E03",
+            expiry_date=datetime(2099, 1, 1, tzinfo=UTC),
+        )
+    await IdTag.objects.acreate(id_tag="RFID-E03")
+    event = {"timestamp": T0, "transactionInfo": {"transactionId": "TX-E03"}}
+    started = {**event, "eventType": "Started", "triggerReason": "Authorized", "seqNo": 0}
+    started["idToken"] = {"idToken": "rfid-e03", "type": "ISO14443"}
+    plugged = {**event, "eventType": "Updated", "triggerReason": "CablePluggedIn", "seqNo": 1}
+    plugged["evse"] = {"id": 2, "connectorId": 1}
+    plugged["transactionInfo"] = {"transactionId": "TX-E03", "chargingState": "EVConnected"}
+    async with raw_socket(daphne, "2.0.1", "CP201-E03") as websocket:
+        answer = await raw_call(websocket, "e0", "TransactionEvent", started)
+        assert answer[2]["idTokenInfo"] == {"status": "Accepted"}
+        assert (await raw_call(websocket, "e1", "TransactionEvent", plugged))[2] == {}
+    statuses = {r.reservation_id: r.status async for r in Reservation.objects.all()}
+    assert statuses == {31: ReservationStatus.ACTIVE, 32: ReservationStatus.USED}
+    session = await Transaction.objects.select_related("reservation").aget(ocpp_transaction_id="TX-E03")
+    assert (session.evse_id, session.reservation.reservation_id) == (2, 32)
+
+
 async def test_a_v201_stop_authorized_in_an_updated_is_who_stopped_the_session_that_ends_at_unplug(daphne):
     """2.0.1 E07 with TxStopPoint EVConnected: the driver's tap to stop comes in an Updated
     (triggerReason StopAuthorized, its idToken), the Ended follows at unplug without one. Who stopped
