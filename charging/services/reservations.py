@@ -112,8 +112,9 @@ def _on_connector(connector_id: int, evse_id: int | None) -> Q:
 
 def reservation_of_the_start(session: Transaction, parent_id_tag: str | None = "") -> int | None:
     """The reservationId of the charger's active reservation that ``session``, started without
-    naming one, uses: its id tag's (any case), or its group's (``parent_id_tag``: the parent of the
-    session's tag, as its authorization answered), on its connector, or on 1.6 connector 0 (2.0.1:
+    naming one (or naming one the CSMS holds none of: MicroOcpp's -1), uses: its id tag's (any
+    case), or its group's (``parent_id_tag``: the parent of the session's tag, as its authorization
+    answered), on its connector, or on 1.6 connector 0 (2.0.1:
     on its EVSE, or on none). OCPP 1.6 §5.13: a transaction started for the reserved idTag or
     parentIdTag on the reserved connector (any connector for connector 0) ends the reservation,
     whether or not the StartTransaction names it (2.0.1 H01: a groupIdToken's, likewise). One whose

@@ -326,7 +326,9 @@ def _event_add(
         if session.reservation_id is None:  # a session uses one reservation: a repeat of its id is no other's
             parent_id_tag = info.parent_id_tag if info else None  # None: its tag's group, read with the reservation
             learned = tokenless or (evse_unknown and session.evse_id is not None)
-            reservation_use(session, _reservation_of_the_event(session, request, learned, parent_id_tag))
+            reservation_use(session, request.reservation_id)
+            if session.reservation_id is None:
+                reservation_use(session, _reservation_of_the_event(session, learned, parent_id_tag))
         sample_rows_stored(_event_apply(session, request, restarted=seen), may_gather=True)
         ended = session.status == TransactionStatus.ENDED
         if request.samples and not ended:  # its site recomputes at once, as for a MeterValues
@@ -401,7 +403,8 @@ def _session_open(
     (``stop_parked``: whether one is, None: not known). ``new_id``: its primary key, handed out
     by its batch's read (its INSERT is then gathered with the batch's), else the INSERT's.
     ``reserved``: whether its charger holds an active reservation (None: not known), which a start
-    naming none may use (``reservations.reservation_of_the_start``)."""
+    naming none may use (``reservations.reservation_of_the_start``), as may one naming a reservation
+    the CSMS holds none of: MicroOcpp sends ``"reservationId": -1`` for none, others 0."""
     meter_start = meter_bounded(request.meter_start_wh)
     transactions_superseded_close(older, request.started_at, charge_point)
     session = instance_new(  # Transaction(...) without its keyword loop over 33 fields
@@ -423,10 +426,9 @@ def _session_open(
     )
     session.pk = new_id
     _start_checks(session, request, start, meter_start)
-    reservation_id = request.reservation_id
-    if reservation_id is None and reserved is not False:
-        reservation_id = reservation_of_the_start(session, info.parent_id_tag if info else "")
-    reservation_use(session, reservation_id)
+    reservation_use(session, request.reservation_id)
+    if session.reservation_id is None and reserved is not False:
+        reservation_use(session, reservation_of_the_start(session, info.parent_id_tag if info else ""))
     rows = _event_apply(session, request)
     if meter_start is None and request.baseline_expected and not has_begin_reading(request.samples):
         anomaly_flag(session, Anomaly.MISSING_BASELINE)
@@ -572,18 +574,14 @@ def _fill_blanks(session: Transaction, request: StartRequest, info: IdTagInfo | 
         session.remote_start_id = column_int(request.remote_start_id)
 
 
-def _reservation_of_the_event(
-    session: Transaction, request: StartRequest, learned: bool, parent_id_tag: str | None
-) -> int | None:
-    """The reservation a 2.0.1 event of ``session`` uses: the one it names, else, when it brought
+def _reservation_of_the_event(session: Transaction, learned: bool, parent_id_tag: str | None) -> int | None:
+    """The reservation a 2.0.1 event of ``session`` naming none the CSMS holds uses, when it brought
     what an open session lacked to match one (``learned``): the token of one that had none (E02:
     the transaction started at plug-in) or the EVSE of one that had none (E03: the token authorized
     before the cable), that token's (or its group's, ``parent_id_tag``) reservation on its EVSE
     (``reservation_of_the_start``, as a start with both would use it; H01: the reserved token
     authorizing on the reserved EVSE ends the reservation). One statement, for that event only
     (at most twice a session)."""
-    if request.reservation_id is not None:
-        return request.reservation_id
     if not learned or not session.id_tag or session.reservation_id is not None:
         return None
     if session.status != TransactionStatus.ACTIVE:  # a late token: a reservation active now is a later one's

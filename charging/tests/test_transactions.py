@@ -1353,3 +1353,32 @@ def test_a_v201_session_authorized_before_its_evse_is_known_uses_its_token_s_res
         23: ReservationStatus.ACTIVE,
         24: ReservationStatus.USED,
     }
+
+
+@pytest.mark.parametrize("named", [-1, 0, 77])
+def test_a_start_naming_a_reservation_the_charger_holds_none_of_uses_its_tag_s_reservation(
+    register_charge_point, named
+):
+    """OCPP 1.6 §5.13: a transaction started for the reserved idTag on the reserved connector ends
+    the reservation. MicroOcpp (issue 154) sends ``"reservationId": -1`` in every StartTransaction,
+    the reserved tag's too; others 0, or a stale id. Probe: a start naming a reservation id the
+    CSMS knows none of was taken as naming that one: the tag's reservation on the connector stayed
+    active until its expiry, the session had none. Another tag's start naming it still uses none."""
+    charge_point_id = new_charger(register_charge_point)
+    charge_point = ChargePoint.objects.get(charge_point_id=charge_point_id)
+    for reservation_id, connector_id in ((5, 1), (6, 2)):
+        reservations.reservation_record(
+            charge_point=charge_point,
+            reservation_id=reservation_id,
+            id_tag="TAG",
+            expiry_date=T0 + timedelta(hours=1),
+            accepted=True,
+            charger_status="Accepted",
+            connector_id=connector_id,
+        )
+    other = start_v16(charge_point_id, connector_id=2, id_tag="OTHER", reservation_id=named).transaction
+    session = start_v16(charge_point_id, connector_id=1, id_tag="tag", reservation_id=named).transaction
+    assert Transaction.objects.get(pk=session.pk).reservation.reservation_id == 5
+    assert Transaction.objects.get(pk=other.pk).reservation is None
+    statuses = dict(Reservation.objects.values_list("reservation_id", "status"))
+    assert statuses == {5: ReservationStatus.USED, 6: ReservationStatus.ACTIVE}
