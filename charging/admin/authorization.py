@@ -6,9 +6,10 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -40,12 +41,20 @@ class IdTagForm(forms.ModelForm):
         return id_tag
 
     def clean(self) -> dict[str, Any]:
+        """A parent checked as ``id_tag_save`` checks it: under the tag's and its parent's row locks,
+        which the admin's transaction (the change page's) holds until the tag is saved. Read without
+        them, a group put in a group by a save committing meanwhile took the card all the same: a
+        card in a group of a group, whose status does not reach it."""
         super().clean()
         cleaned = self.cleaned_data
-        changed = "parent" in self.changed_data  # a tag nested before the rule can still be edited
-        refusal = authorization.id_tag_parent_refusal(self.instance, cleaned.get("parent")) if changed else None
-        if refusal is not None:
-            self.add_error("parent", refusal)
+        parent = cleaned.get("parent")
+        if "parent" not in self.changed_data or parent is None:  # a tag nested before the rule can still be edited
+            return cleaned
+        try:
+            with transaction.atomic():
+                authorization.id_tag_parent_locked(self.instance, parent)
+        except authorization.IdTagParentRefused as refused:
+            self.add_error("parent", str(refused))
         return cleaned
 
 
@@ -87,11 +96,24 @@ class IdTagAdmin(CappedList, admin.ModelAdmin):
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, ...]:
         """The delete page and the delete action keep the API's rule (``id_tag_delete``): a tag other
         tags name as their parent is not deleted without them, which would lift its status from them;
-        they are listed as protected, and Django deletes nothing while any is."""
+        they are listed as protected, and Django deletes nothing while any is. Counted, as there,
+        under the rows' locks (``id_tags_locked_for_delete``), held by the delete page's transaction
+        and the delete action's (``response_action``) until the delete: a card made the child of
+        one by a save committing meanwhile was not counted, and broke the delete's commit (500)."""
+        with transaction.atomic():
+            authorization.id_tags_locked_for_delete(tags=objs)
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         orphans = authorization.id_tags_delete_orphans(tags=objs)
         protected = [*protected, *(f"Id tag: {tag.id_tag} (its parent is {tag.parent})" for tag in orphans)]
         return deleted, counts, perms_needed, protected
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        """An action (the delete action: its count of the cards and its delete) in one transaction,
+        as the delete page is."""
+        with transaction.atomic():
+            return super().response_action(request, queryset, *args, **kwargs)
 
 
 @admin.register(LocalAuthList)

@@ -70,6 +70,13 @@ def _rows_locked(tag: IdTag, parent: IdTag | None) -> dict[int, IdTag]:
     return {row.pk: row for row in IdTag.objects.select_for_update().filter(pk__in=pks).order_by("pk")}
 
 
+def id_tag_parent_locked(tag: IdTag, parent: IdTag) -> None:
+    """The tag's and its parent's rows locked (``_rows_locked``) until the caller's transaction
+    ends, and ``parent`` checked as they stand (``_parent_checked``): an admin form's check, as
+    ``id_tag_save`` makes its own. Raises ``IdTagParentRefused``."""
+    _parent_checked(tag, parent, _rows_locked(tag, parent))
+
+
 def _parent_checked(tag: IdTag, parent: IdTag, locked: dict[int, IdTag]) -> None:
     """The one level of groups checked again as the rows stand, ``locked`` (``_rows_locked``): the
     caller's check read them before (an API request's, a moment ago), and a concurrent change of
@@ -98,14 +105,23 @@ class IdTagIsParent(Exception):
 
 def id_tag_delete(*, tag: IdTag) -> None:
     """Delete ``tag``; raises ``IdTagIsParent`` while other tags name it as their parent. Its row
-    locked first: a card made its child meanwhile (``id_tag_save``, which locks it too) is
-    counted, not left pointing at nothing (its group's status lifted)."""
+    locked first (``id_tags_locked_for_delete``)."""
     with transaction.atomic():
-        list(IdTag.objects.select_for_update().filter(pk=tag.pk).values_list("pk"))
+        id_tags_locked_for_delete(tags=[tag])
         children = id_tags_delete_orphans(tags=[tag]).count()
         if children:
             raise IdTagIsParent(tag, children)
         tag.delete()
+
+
+def id_tags_locked_for_delete(*, tags: Iterable[IdTag]) -> None:
+    """Lock the rows of ``tags`` (in primary key order, as every save and delete of id tags takes
+    them) until the caller's transaction ends, before ``id_tags_delete_orphans`` counts their cards:
+    a card made the child of one meanwhile (``id_tag_save``, ``id_tag_parent_locked``: they lock its
+    parent too) is counted, not left pointing at nothing (its group's status lifted, or the
+    delete's commit broken by its reference)."""
+    pks = sorted(tag.pk for tag in tags)
+    list(IdTag.objects.select_for_update().filter(pk__in=pks).order_by("pk").values_list("pk", flat=True))
 
 
 def id_tags_delete_orphans(*, tags: Iterable[IdTag]) -> QuerySet[IdTag]:

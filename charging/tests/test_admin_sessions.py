@@ -28,6 +28,7 @@ from charging.models import (
     Transaction,
     TransactionStatus,
 )
+from charging.services import authorization
 from charging.services.authorization import local_auth_list_record
 from charging.services.meter_ledger import SampledValue, meter_values_record
 from charging.services.reservations import reservation_record
@@ -599,3 +600,47 @@ def test_a_search_by_id_tag_finds_the_sessions_and_reservations_a_charger_sent_i
         assert [session.id_tag for session in sessions] == [sent], term
     reservations = ops.get("/admin/charging/reservation/", {"q": "04A1B2C3"}).context["cl"].result_list
     assert [reservation.reservation_id for reservation in reservations] == [7]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_a_card_saved_in_the_admin_is_not_put_in_a_group_that_joins_a_group_meanwhile(behind_a_lock):
+    """As the API's save (``id_tag_save``): the parent is checked under its row's lock. The form
+    read the group before another save put it in a group, and saved the card into a group of a
+    group, whose status ``id_tag_info_of`` does not reach."""
+    group = IdTag.objects.create(id_tag="FLEET")
+    card = IdTag.objects.create(id_tag="CARD")
+    holding = IdTag.objects.create(id_tag="HOLDING")
+    ops = Client()
+    ops.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+    form = {"id_tag": "CARD", "status": "Accepted", "parent": group.pk, "token_type": ""}
+
+    def saved_in_the_admin() -> int:
+        return ops.post(f"/admin/charging/idtag/{card.pk}/change/", form).status_code
+
+    _, status = behind_a_lock(lambda: authorization.id_tag_save(tag=group, parent=holding), saved_in_the_admin)
+    assert status == 200  # the form again, the parent refused
+    assert IdTag.objects.get(pk=card.pk).parent_id is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["page", "action"])
+def test_a_group_is_not_deleted_in_the_admin_from_under_a_card_made_its_child_meanwhile(behind_a_lock, how):
+    """As the API's delete (``id_tag_delete``): the group's cards are counted under its row's lock.
+    The admin counted none before the save adding one committed, then deleted the group: the
+    card's reference to it broke the commit (a 500), or the card lost its group."""
+    group = IdTag.objects.create(id_tag="FLEET", status="Blocked")
+    card = IdTag.objects.create(id_tag="CARD")
+    ops = Client()
+    ops.force_login(User.objects.create_superuser("ops", "ops@example.com", "pw"))
+
+    def deleted_in_the_admin() -> int:
+        if how == "page":
+            return ops.post(f"/admin/charging/idtag/{group.pk}/delete/", {"post": "yes"}).status_code
+        selected = {"action": "delete_selected", ACTION_CHECKBOX_NAME: [group.pk], "post": "yes"}
+        return ops.post("/admin/charging/idtag/", selected).status_code
+
+    _, status = behind_a_lock(lambda: authorization.id_tag_save(tag=card, parent=group), deleted_in_the_admin)
+    assert status == 200  # the confirmation page again, the card listed as protected
+    assert IdTag.objects.get(pk=card.pk).parent_id == group.pk
