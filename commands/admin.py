@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
@@ -238,6 +239,28 @@ class ChargePointAdmin(charge_points.ChargePointAdmin):
             **super()._charge_point_context(request, charge_point),
             "command_panel": self._command_panel(request, charge_point),
         }
+
+    def save_model(self, request: HttpRequest, obj: ChargePoint, form: Any, change: bool) -> None:
+        """A heartbeat interval changed in the form is pushed to the connected charger once saved, as
+        the API's PATCH and the panel push it (``heartbeat_interval_push``): it was only stored, the
+        charger heartbeating at its old one until it booted. After the commit: the charger's answer
+        records the interval taken on the row this page's transaction holds. Not with a password
+        change, which closes the connection (its reconnection is told, ``heartbeat_interval_owed_push``)."""
+        super().save_model(request, obj, form, change)
+        password_changed = form.cleaned_data.get("new_password") or form.cleaned_data.get("remove_password")
+        if change and "heartbeat_interval" in form.changed_data and not password_changed:
+            transaction.on_commit(lambda: self._heartbeat_interval_pushed(request, obj))
+
+    def _heartbeat_interval_pushed(self, request: HttpRequest, charge_point: ChargePoint) -> None:
+        label = ChangeHeartbeatIntervalForm.label
+        try:
+            command = heartbeat_interval_push(charge_point=charge_point, user_id=request.user.pk)
+        except CommandRefused as refused:
+            self.message_user(request, f"{label} not sent to {charge_point}: {refused}", messages.WARNING)
+            return
+        if command is not None:  # else not connected: its next BootNotification answer carries it
+            level, text = command_outcome_message(command, label)
+            self.message_user(request, text, level)
 
     def _command_panel(self, request: HttpRequest, charge_point: ChargePoint) -> dict[str, Any] | None:
         """The panel's forms for the charger's OCPP version; None hides the panel."""

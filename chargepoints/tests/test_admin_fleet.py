@@ -272,8 +272,8 @@ def test_the_charger_password_is_set_rotated_and_removed_in_the_admin_and_never_
 def test_an_interval_edited_in_the_admin_keeps_the_charger_s_previous_one_until_it_boots(
     operator, register_charge_point
 ):
-    """The form stores the interval without telling the charger (its next Boot answer will): the
-    offline sweep waits for the interval the charger still heartbeats at meanwhile."""
+    """A charger not connected cannot be told (its next Boot answer will): the form stores the
+    interval, and the offline sweep waits for the one the charger still heartbeats at meanwhile."""
     charge_point = register_charge_point("CP-HB-ADMIN", heartbeat_interval=300)
     form = {"charge_point_id": "CP-HB-ADMIN", "heartbeat_interval": 60, "tariff": "", **INLINE_MANAGEMENT}
     assert operator.post(f"{CHANGELIST}{charge_point.pk}/change/", form).status_code == 302

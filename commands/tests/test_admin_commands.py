@@ -293,6 +293,33 @@ async def test_heartbeat_interval_change_is_stored_and_pushed(daphne, operator):
     assert charge_point.heartbeat_interval == 45
 
 
+async def test_an_interval_saved_in_the_charger_s_form_is_pushed_as_the_api_s_patch_pushes_it(daphne, operator):
+    """The change form stored it without telling the connected charger, as the API's PATCH and the
+    panel do (``heartbeat_interval_push``): it kept heartbeating at its old interval until it
+    booted, possibly days later, the offline sweep waiting for the longer of the two meanwhile."""
+    client, user = await sync_to_async(staff_client)(
+        "editor", "chargepoints.view_chargepoint", "chargepoints.change_chargepoint"
+    )
+    charge_point = await register("CP-HB-FORM")
+    form = {
+        "heartbeat_interval": 45,
+        "tariff": "",
+        "connectors-TOTAL_FORMS": "0",
+        "connectors-INITIAL_FORMS": "0",
+        "connectors-MIN_NUM_FORMS": "0",
+        "connectors-MAX_NUM_FORMS": "1000",
+    }
+    async with ocpp_charger(daphne, "1.6", "CP-HB-FORM", client_class=V16Charger) as charger:
+        await connected("CP-HB-FORM")
+        _, bar = await post(client, f"{CHANGELIST}{charge_point.pk}/change/", form)
+        assert charger.received == [("ChangeConfiguration", {"key": "HeartbeatInterval", "value": "45"})]
+    command = await Command.objects.aget(charge_point_identity="CP-HB-FORM")
+    assert (command.state, command.user_id) == (CommandState.ACCEPTED, user.pk)
+    assert any(level == "success" and "Heartbeat interval change sent to CP-HB-FORM" in text for level, text in bar)
+    await charge_point.arefresh_from_db()
+    assert (charge_point.heartbeat_interval, charge_point.previous_heartbeat_interval) == (45, None)
+
+
 # --- Forms: operator input to each version's body ---------------------------------------------
 
 FORM_CASES = [
