@@ -111,8 +111,9 @@ class ConnectorInline(admin.TabularInline):
     can_delete = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Connector]:
-        """Those of the OCPP version the charger speaks (``connectors_of_their_version``)."""
-        return super().get_queryset(request).filter(connectors_of_their_version())
+        """Those of the OCPP version the charger speaks (``connectors_of_their_version``), with their
+        charger: each row names it (``Connector.__str__``), which read it again per connector."""
+        return super().get_queryset(request).filter(connectors_of_their_version()).select_related("charge_point")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -12,7 +12,9 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import Permission, User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chargepoints.models import (
@@ -317,3 +319,18 @@ def test_decommissioning_says_it_closes_the_connection_whenever_a_socket_is_held
     charge_point = charger("CP-SWEPT", **state)
     page = operator.get(f"{CHANGELIST}{charge_point.pk}/lifecycle/decommissioned/").content.decode()
     assert ("its open connection is closed now" in page) is closes
+
+
+def test_a_charger_s_page_asks_as_many_queries_for_many_connectors_as_for_one(operator, charger):
+    """Each connector's row named its charger (``Connector.__str__``), read again per row: a
+    2.0.1 station of 24 connectors took 24 more queries."""
+    counts = []
+    for number, connectors in enumerate((1, 8)):
+        charge_point = charger(f"CP-HUB-{number}", ocpp_version="1.6")
+        for connector_id in range(1, connectors + 1):
+            Connector.objects.create(charge_point=charge_point, connector_id=connector_id, status="Available")
+        with CaptureQueriesContext(connection) as queries:
+            page = operator.get(change_url(charge_point)).content.decode()
+        assert page.count('class="connector-status available"') == connectors
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
