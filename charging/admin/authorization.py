@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Func, IntegerField, Q, QuerySet
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html, format_html_join
@@ -116,6 +116,16 @@ class IdTagAdmin(CappedList, admin.ModelAdmin):
             return super().response_action(request, queryset, *args, **kwargs)
 
 
+class JsonObjectSize(Func):
+    """How many keys a JSON object holds, counted by the database."""
+
+    template = "(SELECT count(*) FROM jsonb_object_keys(%(expressions)s))"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(SELECT count(*) FROM json_each(%(expressions)s))", **extra)
+
+
 @admin.register(LocalAuthList)
 class LocalAuthListAdmin(ReadOnlyAdmin):
     list_display = ["charge_point", "version", "entry_count", "updated_at"]
@@ -124,9 +134,15 @@ class LocalAuthListAdmin(ReadOnlyAdmin):
     fields = ["charge_point", "version", "entries_table", "updated_at"]
     readonly_fields = fields  # type: ignore[assignment]  # the stubs let fields nest, not readonly_fields
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LocalAuthList]:
+        """Entries counted by the database, not read: a page of 100 chargers whose lists hold a
+        fleet's 20,000 cards read and parsed 2,000,000 entries to show 100 numbers (a list's page
+        reads its entries when it shows them)."""
+        return super().get_queryset(request).defer("entries").annotate(entry_total=JsonObjectSize("entries"))
+
     @admin.display(description="entries")
     def entry_count(self, obj: LocalAuthList) -> int:
-        return len(obj.entries)
+        return int(obj.entry_total)  # type: ignore[attr-defined]  # annotated (get_queryset)
 
     @admin.display(description="entries")
     def entries_table(self, obj: LocalAuthList) -> SafeString:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -644,3 +645,22 @@ def test_a_group_is_not_deleted_in_the_admin_from_under_a_card_made_its_child_me
     _, status = behind_a_lock(lambda: authorization.id_tag_save(tag=card, parent=group), deleted_in_the_admin)
     assert status == 200  # the confirmation page again, the card listed as protected
     assert IdTag.objects.get(pk=card.pk).parent_id == group.pk
+
+
+def test_the_local_lists_page_counts_their_entries_without_reading_them(ops, register_charge_point):
+    """Each row's count read the list's entries whole: a page of 100 chargers holding a fleet's
+    20,000 cards read and parsed 2,000,000 entries to show 100 numbers."""
+    for number, size in enumerate((0, 3, 250)):
+        charge_point = register_charge_point(f"CP-LIST-{number}")
+        entries = {f"TAG-{n}": "Accepted" for n in range(size)}
+        LocalAuthList.objects.create(charge_point=charge_point, version=1, entries=entries)
+    with CaptureQueriesContext(connection) as queries:
+        page = ops.get("/admin/charging/localauthlist/").content.decode()
+    counts = re.findall(r'<td class="field-entry_count">(\d+)</td>', page)
+    assert sorted(int(count) for count in counts) == [0, 3, 250]
+    read = [q["sql"] for q in queries if re.search(r'"entries"(,| FROM)', q["sql"])]
+    assert not read
+
+    listed = LocalAuthList.objects.get(charge_point__charge_point_id="CP-LIST-1")
+    page = ops.get(f"/admin/charging/localauthlist/{listed.pk}/change/").content.decode()
+    assert "TAG-2" in page
