@@ -182,6 +182,12 @@ class SimulatedCharger(ABC):
             await asyncio.sleep(0.05)
         await self.boot()
 
+    def has_connector(self, connector_id: int | None) -> bool:
+        """Whether a command's connector (1.6) or EVSE (2.0.1) is one of this charger's (0 or none: the
+        whole charger). A real charger refuses a command naming one it does not have, and never
+        reports it."""
+        return not connector_id or 1 <= connector_id <= self.options.connectors
+
     def connector_ids(self, connector_id: int | None) -> list[int]:
         """The connectors a command names: 0 or none is the whole charger."""
         return list(range(1, self.options.connectors + 1)) if not connector_id else [connector_id]
@@ -232,6 +238,8 @@ class SimulatedCharger(ABC):
         return self.charging_profiles.pop(profile_id, None) is not None
 
     def reserve(self, reservation_id: int, connector_id: int | None) -> bool:
+        """False when the connector is busy or inoperative (the caller answers a connector it does
+        not have, ``has_connector``, first)."""
         if not self.can_start(connector_id or 1):
             return False
         self.reservations.add(reservation_id)

@@ -123,24 +123,34 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("ChangeAvailability")
     async def on_change_availability(self, connector_id: int, type: str) -> Any:  # noqa: A002
+        if not self.has_connector(connector_id):
+            return call_result.ChangeAvailability(status="Rejected")
         status = self.availability_status(self.connector_ids(connector_id), operative=type == "Operative")
         return call_result.ChangeAvailability(status=status)
 
     @after("ChangeAvailability")
     async def after_change_availability(self, connector_id: int, type: str) -> None:  # noqa: A002
+        if not self.has_connector(connector_id):
+            return
         await self.set_availability(self.connector_ids(connector_id), operative=type == "Operative")
 
     @on("TriggerMessage")
     async def on_trigger_message(self, requested_message: str, connector_id: int | None = None) -> Any:
-        return call_result.TriggerMessage(status="Accepted" if requested_message in TRIGGERABLE else "NotImplemented")
+        if requested_message not in TRIGGERABLE:
+            return call_result.TriggerMessage(status="NotImplemented")
+        return call_result.TriggerMessage(status=accepted_status(self.has_connector(connector_id)))
 
     @after("TriggerMessage")
     async def after_trigger_message(self, requested_message: str, connector_id: int | None = None) -> None:
+        if not self.has_connector(connector_id):
+            return
         await self.send_triggered(requested_message, connector_id)
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
-        accepted = self.charging_profile_set(cs_charging_profiles["charging_profile_id"], cs_charging_profiles)
+        accepted = self.has_connector(connector_id) and self.charging_profile_set(
+            cs_charging_profiles["charging_profile_id"], cs_charging_profiles
+        )
         return call_result.SetChargingProfile(status=accepted_status(accepted))
 
     @on("ClearChargingProfile")
@@ -175,7 +185,8 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("UnlockConnector")
     async def on_unlock_connector(self, connector_id: int) -> Any:
-        return call_result.UnlockConnector(status="Unlocked")
+        # 1.6 UnlockStatus NotSupported: "ConnectorId is unknown"
+        return call_result.UnlockConnector(status="Unlocked" if self.has_connector(connector_id) else "NotSupported")
 
     @on("ClearCache")
     async def on_clear_cache(self) -> Any:
@@ -183,6 +194,8 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @on("ReserveNow")
     async def on_reserve_now(self, connector_id: int, reservation_id: int, **_: Any) -> Any:
+        if not self.has_connector(connector_id):
+            return call_result.ReserveNow(status="Rejected")
         return call_result.ReserveNow(status="Accepted" if self.reserve(reservation_id, connector_id) else "Occupied")
 
     @on("CancelReservation")

@@ -162,6 +162,10 @@ class V201Simulator(SimulatedCharger, ChargePoint):
 
     # --- Answers to the CSMS's commands ---------------------------------------------------------
 
+    def _has_evse(self, evse: dict[str, Any] | None) -> bool:
+        """Whether a command's EVSE (and connector) is one of this station's: each EVSE has connector 1."""
+        return evse is None or (self.has_connector(evse.get("id")) and evse.get("connector_id", 1) == 1)
+
     @on("RequestStartTransaction")
     async def on_request_start(
         self, id_token: dict[str, Any], remote_start_id: int, evse_id: int | None = None, **_: Any
@@ -185,6 +189,8 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     async def on_change_availability(
         self, operational_status: str, evse: dict[str, Any] | None = None, **_: Any
     ) -> Any:
+        if not self._has_evse(evse):
+            return call_result.ChangeAvailability(status="Rejected")
         named = self.connector_ids((evse or {}).get("id"))
         status = self.availability_status(named, operative=operational_status == "Operative")
         return call_result.ChangeAvailability(status=status)
@@ -193,20 +199,26 @@ class V201Simulator(SimulatedCharger, ChargePoint):
     async def after_change_availability(
         self, operational_status: str, evse: dict[str, Any] | None = None, **_: Any
     ) -> None:
+        if not self._has_evse(evse):
+            return
         named = self.connector_ids((evse or {}).get("id"))
         await self.set_availability(named, operative=operational_status == "Operative")
 
     @on("TriggerMessage")
-    async def on_trigger_message(self, requested_message: str, **_: Any) -> Any:
-        return call_result.TriggerMessage(status="Accepted" if requested_message in TRIGGERABLE else "NotImplemented")
+    async def on_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any) -> Any:
+        if requested_message not in TRIGGERABLE:
+            return call_result.TriggerMessage(status="NotImplemented")
+        return call_result.TriggerMessage(status=accepted_status(self._has_evse(evse)))
 
     @after("TriggerMessage")
     async def after_trigger_message(self, requested_message: str, evse: dict[str, Any] | None = None, **_: Any) -> None:
+        if not self._has_evse(evse):
+            return
         await self.send_triggered(requested_message, (evse or {}).get("id"))
 
     @on("SetChargingProfile")
     async def on_set_charging_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
-        accepted = self.charging_profile_set(charging_profile["id"], charging_profile)
+        accepted = self.has_connector(evse_id) and self.charging_profile_set(charging_profile["id"], charging_profile)
         return call_result.SetChargingProfile(status=accepted_status(accepted))
 
     @on("ClearChargingProfile")
@@ -261,7 +273,8 @@ class V201Simulator(SimulatedCharger, ChargePoint):
 
     @on("UnlockConnector")
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_: Any) -> Any:
-        return call_result.UnlockConnector(status="Unlocked")
+        known = self._has_evse({"id": evse_id, "connector_id": connector_id})
+        return call_result.UnlockConnector(status="Unlocked" if known else "UnknownConnector")
 
     @on("ClearCache")
     async def on_clear_cache(self, **_: Any) -> Any:
@@ -269,6 +282,8 @@ class V201Simulator(SimulatedCharger, ChargePoint):
 
     @on("ReserveNow")
     async def on_reserve_now(self, id: int, evse_id: int | None = None, **_: Any) -> Any:  # noqa: A002
+        if not self.has_connector(evse_id):
+            return call_result.ReserveNow(status="Rejected")
         return call_result.ReserveNow(status="Accepted" if self.reserve(id, evse_id) else "Occupied")
 
     @on("CancelReservation")

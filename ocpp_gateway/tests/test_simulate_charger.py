@@ -209,6 +209,91 @@ async def test_the_simulator_answers_commands_as_a_charger_would(daphne, api_key
     assert stdout.count('"BootNotification"') == 2  # booted again after the reset
 
 
+UNKNOWN_CONNECTOR_COMMANDS = {
+    "1.6": [
+        ("change_availability", {"connector_id": 2, "type": "Inoperative"}, "Rejected"),
+        ("trigger_message", {"requested_message": "StatusNotification", "connector_id": 2}, "Rejected"),
+        ("trigger_message", {"requested_message": "MeterValues", "connector_id": 2}, "Rejected"),
+        ("unlock_connector", {"connector_id": 2}, "NotSupported"),  # 1.6 UnlockStatus: "ConnectorId is unknown"
+        (
+            "reserve_now",
+            {"connector_id": 2, "id_tag": "SIM-TAG-1", "reservation_id": 5, "expiry_date": "2099-01-01T00:00:00Z"},
+            "Rejected",
+        ),
+        (
+            "set_charging_profile",
+            {
+                "connector_id": 2,
+                "cs_charging_profiles": {
+                    "charging_profile_id": 4,
+                    "stack_level": 0,
+                    "charging_profile_purpose": "TxDefaultProfile",
+                    "charging_profile_kind": "Absolute",
+                    "charging_schedule": {
+                        "charging_rate_unit": "A",
+                        "charging_schedule_period": [{"start_period": 0, "limit": 16}],
+                    },
+                },
+            },
+            "Rejected",
+        ),
+    ],
+    "2.0.1": [
+        ("change_availability", {"operational_status": "Inoperative", "evse": {"id": 2}}, "Rejected"),
+        (
+            "trigger_message",
+            {"requested_message": "StatusNotification", "evse": {"id": 2, "connector_id": 1}},
+            "Rejected",
+        ),
+        ("unlock_connector", {"evse_id": 2, "connector_id": 1}, "UnknownConnector"),
+        (
+            "reserve_now",
+            {
+                "id": 5,
+                "evse_id": 2,
+                "id_token": {"id_token": "SIM-TAG-1", "type": "ISO14443"},
+                "expiry_date_time": "2099-01-01T00:00:00Z",
+            },
+            "Rejected",
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_connector_the_simulator_does_not_have_is_refused_not_reported(daphne, api_key, tmp_path, version):
+    """A charger of one connector (EVSE) told to make connector 2 unavailable, report it or unlock it
+    refuses, as a real one does; it never reports a connector it does not have."""
+    process = running(daphne, tmp_path, "SIM-ONE", "--version", version)
+    prefix = "ocpp16" if version == "1.6" else "ocpp201"
+    try:
+        await eventually(lambda: connected("SIM-ONE"), timeout=STARTUP)
+        for command, body, expected in UNKNOWN_CONNECTOR_COMMANDS[version]:
+            status, answer = await ahttp(
+                f"{daphne.http_url}/api/v1/{prefix}/SIM-ONE/{command}", method="POST", api_key=api_key, body=body
+            )
+            assert (status, answer.get("response", answer)["status"]) == (409, expected), (command, answer)
+        # A command to connector 1 afterwards: every message the refused ones might have caused is in
+        status, answer = await ahttp(
+            f"{daphne.http_url}/api/v1/{prefix}/SIM-ONE/trigger_message",
+            method="POST",
+            api_key=api_key,
+            body={"requested_message": "StatusNotification", "connector_id": 1}
+            if version == "1.6"
+            else {"requested_message": "StatusNotification", "evse": {"id": 1, "connector_id": 1}},
+        )
+        assert (status, answer["status"]) == (200, "Accepted"), answer
+        reports = OcppMessage.objects.filter(
+            charge_point__charge_point_id="SIM-ONE", action="StatusNotification", message_type=2
+        )
+        await eventually(lambda: _at_least(reports.acount(), 2), timeout=15)  # at its boot, then triggered
+    finally:
+        stdout = await interrupted(process)
+    frames = OcppMessage.objects.filter(charge_point__charge_point_id="SIM-ONE", message_type=2, direction="in")
+    reported = [json.loads(frame)[3] async for frame in frames.values_list("frame", flat=True)]
+    assert [each for each in reported if each.get("evseId", each.get("connectorId")) == 2] == [], stdout
+
+
 async def test_an_unknown_charger_is_told_why_it_is_refused(daphne, tmp_path):
     code, _, stderr = await finished(simulator(daphne, tmp_path, "SIM-UNKNOWN"))
     assert code == 1
@@ -374,6 +459,10 @@ async def _scrape_with(server, action: str) -> str | None:
 
 async def _equals(found, expected) -> bool:
     return await found == expected
+
+
+async def _at_least(found, count: int) -> bool:
+    return await found >= count
 
 
 @pytest.mark.parametrize(
