@@ -327,6 +327,15 @@ def main() -> None:
         sys.exit(f"cannot listen on HOST={host} PORT={port}: {held}")
     bytecode_compiled()
     application_imported()
+    if args.production and not os.environ.get("CSMS_PUBLIC_URL"):
+        from django.conf import settings
+
+        logger.warning(
+            "CSMS_PUBLIC_URL is not set: chargers are sent firmware download and diagnostics upload locations"
+            " on %s, which they cannot reach; set it to the address chargers reach the CSMS's HTTP side at"
+            " (behind the proxy: https://csms.example.com)",
+            settings.CSMS_PUBLIC_URL,
+        )
     schema_checked()  # before its sockets listen: beside a running release they would take its chargers meanwhile
     try:
         sockets = [listening_socket(host, port, args.backlog) for _ in range(workers)]

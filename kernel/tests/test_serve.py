@@ -526,3 +526,45 @@ def test_with_json_logs_every_line_make_serve_writes_is_json(django_db_setup: No
     messages = [json.loads(line)["message"] for line in lines]  # each line JSON
     assert any(message.startswith(f"serving on 127.0.0.1:{port} with 1 daphne worker(s)") for message in messages)
     assert f"worker {min(workers)} exited; starting another" in messages
+
+
+@pytest.mark.parametrize("public_url", ["", "https://csms.example.com"])
+def test_in_production_an_unset_public_url_is_warned_of_at_start(
+    django_db_setup: None, tmp_path: Path, public_url: str
+) -> None:
+    """``make serve`` (README "Serving") left CSMS_PUBLIC_URL at its default, http://localhost:8000,
+    without a word: every firmware campaign and diagnostics request sent chargers a location on
+    localhost (on port 8000 whatever PORT was), and every one of them failed its download or upload."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+        "CSMS_VAR_DIR": str(tmp_path),
+        "CSMS_PUBLIC_URL": public_url,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        serve = subprocess.Popen(
+            [sys.executable, str(ROOT / "scripts" / "serve.py"), "--production"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert _until(lambda: _answers(port) or serve.poll() is not None) is True, log.read_text()
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()
+    warned = [line for line in log.read_text().splitlines() if "CSMS_PUBLIC_URL is not set" in line]
+    if public_url:
+        assert warned == []
+    else:
+        [line] = warned
+        assert "WARNING" in line and "http://localhost:8000" in line, line
