@@ -175,9 +175,14 @@ class SimulatedCharger(ABC):
             if self.session is None or self.session.request.connector_id != connector_id:
                 await self.send_status(connector_id, self._idle_status(connector_id))
 
-    async def reset(self) -> None:
-        """Stop the session (if any), then boot again, as a charger does after its restart."""
-        self.stop_session("SoftReset")
+    async def reset(self, stop_reason: str = "SoftReset") -> None:
+        """Stop the session (if any) with ``stop_reason``, then boot again, as a charger does after
+        its restart."""
+        self.stop_session(stop_reason)
+        await self.reset_when_idle()
+
+    async def reset_when_idle(self) -> None:
+        """Boot again once no session runs (2.0.1 OnIdle: the session is left to end)."""
         while self.session is not None:
             await asyncio.sleep(0.05)
         await self.boot()

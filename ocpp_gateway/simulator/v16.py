@@ -119,7 +119,7 @@ class V16Simulator(SimulatedCharger, ChargePoint):
 
     @after("Reset")
     async def after_reset(self, type: str) -> None:  # noqa: A002
-        await self.reset()
+        await self.reset("HardReset" if type == "Hard" else "SoftReset")  # §5.14: the stop's reason
 
     @on("ChangeAvailability")
     async def on_change_availability(self, connector_id: int, type: str) -> Any:  # noqa: A002

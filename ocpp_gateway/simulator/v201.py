@@ -179,11 +179,12 @@ class V201Simulator(SimulatedCharger, ChargePoint):
 
     @on("Reset")
     async def on_reset(self, type: str, **_: Any) -> Any:  # noqa: A002 (the OCPP field name)
-        return call_result.Reset(status="Accepted")
+        # B12.FR.01/02: OnIdle while a transaction is ongoing resets once it ended
+        return call_result.Reset(status="Scheduled" if type == "OnIdle" and self.session else "Accepted")
 
     @after("Reset")
     async def after_reset(self, type: str, **_: Any) -> None:  # noqa: A002
-        await self.reset()
+        await (self.reset_when_idle() if type == "OnIdle" else self.reset())
 
     @on("ChangeAvailability")
     async def on_change_availability(

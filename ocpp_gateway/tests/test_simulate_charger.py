@@ -209,6 +209,80 @@ async def test_the_simulator_answers_commands_as_a_charger_would(daphne, api_key
     assert stdout.count('"BootNotification"') == 2  # booted again after the reset
 
 
+async def _charging(daphne, api_key, tmp_path, version: str) -> tuple[subprocess.Popen[str], Transaction]:
+    """A simulator of ``version`` serving until interrupted, charging a remote-started session (a meter value in)."""
+    process = simulator(
+        daphne, tmp_path, "SIM-RESET", "--register", "--version", version, "--remote", "--sessions", "0",
+        "--meter-values", "6000", "--meter-interval", "0.1",
+    )  # fmt: skip
+    await eventually(lambda: connected("SIM-RESET"), timeout=STARTUP)
+    path, body = (
+        ("ocpp16/SIM-RESET/remote_start_transaction", {"connector_id": 1, "id_tag": "SIM-TAG-1"})
+        if version == "1.6"
+        else (
+            "ocpp201/SIM-RESET/request_start_transaction",
+            {"id_token": {"id_token": "SIM-TAG-1", "type": "ISO14443"}, "remote_start_id": 3, "evse_id": 1},
+        )
+    )
+    status, answer = await ahttp(f"{daphne.http_url}/api/v1/{path}", method="POST", api_key=api_key, body=body)
+    assert (status, answer["status"]) == (200, "Accepted"), answer
+    session = await eventually(
+        lambda: Transaction.objects.filter(
+            charge_point__charge_point_id="SIM-RESET", status="active", last_register_wh__gt=0
+        ).afirst(),
+        timeout=15,
+    )
+    return process, session
+
+
+@pytest.mark.parametrize(("reset", "reason"), [("Hard", "HardReset"), ("Soft", "SoftReset")])
+async def test_a_1_6_reset_stops_the_simulator_s_session_with_its_own_reason(daphne, api_key, tmp_path, reset, reason):
+    """OCPP 1.6 §5.14: a Hard reset's sessions stop with reason HardReset, a Soft one's SoftReset."""
+    process, session = await _charging(daphne, api_key, tmp_path, "1.6")
+    try:
+        status, answer = await ahttp(
+            f"{daphne.http_url}/api/v1/ocpp16/SIM-RESET/reset", method="POST", api_key=api_key, body={"type": reset}
+        )
+        assert (status, answer["status"]) == (200, "Accepted"), answer
+        await eventually(lambda: Transaction.objects.filter(pk=session.pk, status="ended").aexists(), timeout=15)
+    finally:
+        await interrupted(process)
+    await session.arefresh_from_db()
+    assert session.stop_reason == reason
+
+
+async def test_a_2_0_1_reset_on_idle_waits_for_the_simulator_s_session_to_end(daphne, api_key, tmp_path):
+    """OCPP 2.0.1 B12.FR.01/02: OnIdle during a transaction is answered Scheduled; the station resets
+    once it ended (here, by a remote stop), not at once with the session cut (ImmediateReset)."""
+    process, session = await _charging(daphne, api_key, tmp_path, "2.0.1")
+    url = f"{daphne.http_url}/api/v1/ocpp201/SIM-RESET"
+    try:
+        status, answer = await ahttp(f"{url}/reset", method="POST", api_key=api_key, body={"type": "OnIdle"})
+        assert (status, answer["status"]) == (200, "Scheduled"), answer
+        status, answer = await ahttp(
+            f"{url}/get_transaction_status",
+            method="POST",
+            api_key=api_key,
+            body={"transaction_id": session.ocpp_transaction_id},
+        )
+        assert answer["ongoing_indicator"] is True, answer  # still charging after the Reset's answer
+        status, answer = await ahttp(
+            f"{url}/request_stop_transaction",
+            method="POST",
+            api_key=api_key,
+            body={"transaction_id": session.ocpp_transaction_id},
+        )
+        assert (status, answer["status"]) == (200, "Accepted"), answer
+        boots = OcppMessage.objects.filter(
+            charge_point__charge_point_id="SIM-RESET", action="BootNotification", message_type=2
+        )
+        await eventually(lambda: _at_least(boots.acount(), 2), timeout=15)  # then it reset
+    finally:
+        await interrupted(process)
+    await session.arefresh_from_db()
+    assert (session.status, session.stop_reason) == ("ended", "Remote")
+
+
 UNKNOWN_CONNECTOR_COMMANDS = {
     "1.6": [
         ("change_availability", {"connector_id": 2, "type": "Inoperative"}, "Rejected"),
