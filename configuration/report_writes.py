@@ -397,7 +397,8 @@ class ReportTie(NamedTuple):
 
 def reports_tied(ties: Sequence[ReportTie]) -> None:
     """Tie each report of ``ties`` to its command by one statement (PostgreSQL, in the caller's
-    transaction), its row made where it is missing; a report named twice ends as tied last."""
+    transaction), its row made where it is missing; a report named twice ends as tied last. A
+    FullInventory report its parts completed before the tie drops the variables it left out (``_TIED``)."""
     last = list({(tie.charge_point_pk, tie.request_id): tie for tie in ties}.values())
     if not last:
         return
@@ -414,10 +415,20 @@ def reports_tied(ties: Sequence[ReportTie]) -> None:
 
 
 # ``services.device_model_report_expect``'s upsert, for many reports (the row made if it is not there).
+# A FullInventory report complete before its answer tied it (the station sent its parts before it
+# answered, or its answer's write came after theirs: the part that completed it knew of no request)
+# is the whole device model all the same: the charger's variables learned before it started go, with
+# their attributes, as ``_STATEMENT``'s ``stale`` deletes them when the tie came first.
 _TIED = (
-    f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id, parts_received, seq_nos,"
+    f"WITH tied AS (INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id, parts_received, seq_nos,"
     " variables_reported, complete, started_at)"
     " SELECT t.charge_point_id, t.request_id, t.command_id, 0, '[]', 0, false, %s"
     " FROM unnest(%s::bigint[], %s::integer[], %s::uuid[]) AS t(charge_point_id, request_id, command_id)"
     " ORDER BY 1, 2 ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
+    " RETURNING r.charge_point_id, r.command_id, r.complete, r.started_at),"
+    f" stale AS (SELECT v.id FROM {_VARIABLES} v JOIN tied ON tied.charge_point_id = v.charge_point_id"
+    f" JOIN {_COMMANDS} c ON c.id = tied.command_id WHERE tied.complete AND v.learned_at < tied.started_at"
+    " AND c.request ->> 'report_base' = 'FullInventory'),"
+    f" stale_attribute AS (DELETE FROM {_ATTRIBUTES} a USING stale WHERE a.variable_id = stale.id RETURNING 1)"
+    f" DELETE FROM {_VARIABLES} v USING stale WHERE v.id = stale.id"
 )

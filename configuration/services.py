@@ -584,7 +584,9 @@ def device_model_reports_expect(*, expected: Sequence[ReportExpected]) -> None:
     """Several reports asked for, each tied as ``device_model_report_expect`` ties it (in order):
     on PostgreSQL by one statement (issue 15: a 2.0.1 charger's first connect; a group-commit
     batch's answers, ``commands.outcome_writes``), where the ORM's ``update_or_create`` is a locked
-    read, then the UPDATE, per report."""
+    read, then the UPDATE, per report. A FullInventory report whose parts completed it before this
+    tie (a station that reports before it answers, or whose answer's write came after its parts')
+    is the whole device model as if the tie had come first: the variables it left out go."""
     if connection.vendor == "postgresql":
         reports_tied(
             [
@@ -594,12 +596,15 @@ def device_model_reports_expect(*, expected: Sequence[ReportExpected]) -> None:
         )
         return
     for report in expected:
-        DeviceModelReport.objects.update_or_create(
+        row, _ = DeviceModelReport.objects.update_or_create(
             charge_point=report.charge_point,
             request_id=report.request_id,
             defaults={"command": report.command},
             create_defaults={"command": report.command, "started_at": timezone.now()},
         )
+        if row.complete and report.command is not None and report.command.request.get("report_base") == "FullInventory":
+            # Its parts completed it before this tie (sent before the answer): the whole device model all the same.
+            DeviceModelVariable.objects.filter(charge_point=report.charge_point, learned_at__lt=row.started_at).delete()
 
 
 def device_model_report_restart(*, charge_point: ChargePoint, request_id: int) -> None:

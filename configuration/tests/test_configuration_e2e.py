@@ -1107,3 +1107,98 @@ async def test_v201_a_refused_report_request_leaves_no_report_and_a_bad_part_is_
         await websocket.send(json.dumps([2, "good-1", "NotifyReport", part]))
         assert json.loads(await websocket.recv()) == [3, "good-1", {}]
     assert await device_model("CFG201D").acount() == 1
+
+
+async def test_v201_a_full_inventory_reported_before_its_request_is_answered_drops_what_the_station_left_out(
+    daphne, api_daphne, api_key
+):
+    """h14's probe: a station that sends its FullInventory's NotifyReport before it answers the
+    GetBaseReport (as chargers send StartTransaction before answering RemoteStart): the report was
+    tied to its command only by the answer, so the part that completed it found no FullInventory
+    asked for, and the variable its new firmware dropped stayed stored for good (its next boot
+    skipped the read: a complete FullInventory was recent). The answer's tie now drops them."""
+    await register("CFG201E")
+    url = f"{api_daphne.http_url}/api/v1/chargepoints/CFG201E/configuration/refresh"
+
+    def part(request_id: int, names: list[str]) -> dict[str, Any]:
+        return {
+            "requestId": request_id,
+            "generatedAt": "2026-05-01T12:00:00Z",
+            "seqNo": 0,
+            "reportData": [
+                {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": n}, "variableAttribute": [{"value": "9"}]}
+                for n in names
+            ],
+        }
+
+    async with raw_socket(daphne, "2.0.1", "CFG201E") as websocket:
+        for names, reported_first in ((["OfflineThreshold", "MessageTimeout"], False), (["OfflineThreshold"], True)):
+            refresh = asyncio.create_task(ahttp(url, method="POST", api_key=api_key))
+            call = json.loads(await websocket.recv())
+            assert call[2] == "GetBaseReport"
+            request_id = call[3]["requestId"]
+            if not reported_first:
+                await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+            await websocket.send(json.dumps([2, f"nr-{request_id}", "NotifyReport", part(request_id, names)]))
+            assert json.loads(await websocket.recv()) == [3, f"nr-{request_id}", {}]
+            if reported_first:
+                await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+            status, body = await refresh
+            assert status == 202, body
+            await eventually(
+                lambda request_id=request_id: DeviceModelReport.objects.filter(
+                    charge_point__charge_point_id="CFG201E", request_id=request_id, complete=True
+                ).aexists()
+            )
+    names = {name async for name in device_model("CFG201E").values_list("variable_name", flat=True)}
+    assert names == {"OfflineThreshold"}
+
+
+async def test_v201_the_read_after_a_boot_reported_before_it_is_answered_drops_what_the_station_left_out(
+    refreshing_daphne,
+):
+    """The same for the read after a boot (sent on the charger's connection, not through the API):
+    the report its part completed before the answer is the whole device model once the answer ties it."""
+    charge_point = await ChargePoint.objects.acreate(charge_point_id="CFG201B", heartbeat_interval=60)
+    await sync_to_async(services_record)(charge_point, ["OfflineThreshold", "MessageTimeout"])
+    part = {
+        "generatedAt": "2026-05-01T12:00:00Z",
+        "seqNo": 0,
+        "reportData": [
+            {
+                "component": {"name": "OCPPCommCtrlr"},
+                "variable": {"name": "OfflineThreshold"},
+                "variableAttribute": [{"value": "9"}],
+            }
+        ],
+    }
+    async with raw_socket(refreshing_daphne, "2.0.1", "CFG201B") as websocket:
+        boot = {"chargingStation": {"vendorName": "ABB", "model": "Terra AC"}, "reason": "PowerUp"}
+        await websocket.send(json.dumps([2, "boot", "BootNotification", boot]))
+        assert json.loads(await websocket.recv())[:2] == [3, "boot"]
+        call = json.loads(await websocket.recv())
+        assert call[2:] == ["GetBaseReport", {"requestId": call[3]["requestId"], "reportBase": "FullInventory"}]
+        await websocket.send(json.dumps([2, "nr", "NotifyReport", {"requestId": call[3]["requestId"], **part}]))
+        assert json.loads(await websocket.recv()) == [3, "nr", {}]
+        await websocket.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        await eventually(
+            lambda: Command.objects.filter(
+                charge_point_identity="CFG201B", action="GetBaseReport", state="accepted"
+            ).aexists()
+        )
+    names = {name async for name in device_model("CFG201B").values_list("variable_name", flat=True)}
+    assert names == {"OfflineThreshold"}
+
+
+def services_record(charge_point: ChargePoint, names: list[str]) -> None:
+    """Variables the station reported before (a GetVariables answer)."""
+    from configuration import services
+
+    services.device_model_attributes_record(
+        charge_point=charge_point,
+        attributes=[
+            services.ReportedAttribute(component={"name": "OCPPCommCtrlr"}, variable={"name": n}, value="1")
+            for n in names
+        ],
+        learned_from="GetVariables",
+    )

@@ -43,7 +43,7 @@ _READS_RECORDED = "WITH ask AS (SELECT * FROM unnest(%s::text[]"  # the batch's 
 _IDS_RESERVED = "WITH ask AS (SELECT * FROM unnest(%s::bigint[]"  # the batch's 2.0.1 report ids and commands
 _ONE_RESERVATION = f"INSERT INTO {_REPORTS} (charge_point_id, request_id, parts_received"  # a report id, its own way
 _PARTS_STORED = "WITH part AS (SELECT *"  # NotifyReport parts' statement (one part alone, or a batch's)
-_TIES = f"INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id"  # reports tied: one, or a batch's
+_TIES = f"WITH tied AS (INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id"  # reports tied
 _COMMANDS = connection.ops.quote_name(Command._meta.db_table)
 _OUTCOME_ALONE = f'UPDATE {_COMMANDS} SET "state" = %s'  # an outcome written its own way
 _OUTCOMES_GATHERED = f'UPDATE {_COMMANDS} SET "state" = v."state"'  # the batch's
