@@ -27,6 +27,7 @@ from commands.models import Command, CommandState
 from commands.rpc import NOT_SENT_IN_TIME
 from commands.services import CommandRefused, CommandRequest, command_refusal, command_send
 from kernel.background_sends import broker_sends
+from kernel.sweeps import each_passed_over
 from kernel.together import each_at_once
 from maintenance import events
 from maintenance.errors import MaintenanceError
@@ -195,10 +196,16 @@ def _wave_send(wave: list[CampaignTarget]) -> list[bool]:
 
 
 def campaigns_advance() -> int:
-    """``campaign_advance`` for every unfinished campaign; returns how many were looked at."""
+    """``campaign_advance`` for every unfinished campaign; returns how many were looked at. One whose
+    step raises is logged and passed over (``kernel.sweeps``): it held back every campaign after it,
+    at every tick."""
     ids = list(Campaign.objects.filter(finished_at__isnull=True).values_list("id", flat=True))
-    for campaign_id in ids:
-        campaign_advance(campaign_id=str(campaign_id))
+    each_passed_over(
+        [str(campaign_id) for campaign_id in ids],
+        lambda campaign_id: campaign_advance(campaign_id=campaign_id),
+        logger=logger,
+        failed="the firmware campaigns' sweep could not advance campaign %s",
+    )
     return len(ids)
 
 
@@ -211,7 +218,9 @@ def _targets_time_out(campaign: Campaign) -> None:
     """Fail the targets in flight silent for ``CSMS_FIRMWARE_STATUS_TIMEOUT`` s with ``Timeout``; a
     charger waiting to install (``_WAITING_TO_INSTALL``) is silent from the end of its last session
     on, not while one runs (an overnight session failed it, its ``Installed`` then ignored). A session
-    open longer than ``LONG_SESSION`` (its stop lost, never closed) holds it back no longer."""
+    open longer than ``LONG_SESSION`` (its stop lost, never closed) holds it back no longer. One whose
+    Timeout raises is logged and passed over (tried again next time): it stopped the campaign's step,
+    the later silent chargers never timed out nor its free places filled, at every tick."""
     cutoff = timezone.now() - timedelta(seconds=settings.CSMS_FIRMWARE_STATUS_TIMEOUT)
     running = Q(status=TransactionStatus.ACTIVE, created_at__gte=timezone.now() - LONG_SESSION)  # the CSMS's clock
     charging = Transaction.objects.filter(charge_point_id=OuterRef("charge_point_id")).filter(
@@ -220,12 +229,21 @@ def _targets_time_out(campaign: Campaign) -> None:
     silent = campaign.targets.filter(state__in=IN_FLIGHT, updated_at__lt=cutoff).exclude(
         Q(state__in=_WAITING_TO_INSTALL) & Exists(charging)
     )
-    for target in silent.select_related("charge_point"):
-        with transaction.atomic():
-            claimed = CampaignTarget.objects.filter(pk=target.pk, state=target.state, updated_at=target.updated_at)
-            if claimed.update(state=TargetState.FAILED, failure="Timeout", updated_at=timezone.now()):
-                target.state, target.failure = TargetState.FAILED, "Timeout"
-                _status_changed_emit(target)
+    each_passed_over(
+        list(silent.select_related("charge_point")),
+        _target_time_out,
+        logger=logger,
+        failed="the firmware campaigns' sweep could not time out campaign target %s",
+        named=lambda target: target.pk,
+    )
+
+
+def _target_time_out(target: CampaignTarget) -> None:
+    with transaction.atomic():
+        claimed = CampaignTarget.objects.filter(pk=target.pk, state=target.state, updated_at=target.updated_at)
+        if claimed.update(state=TargetState.FAILED, failure="Timeout", updated_at=timezone.now()):
+            target.state, target.failure = TargetState.FAILED, "Timeout"
+            _status_changed_emit(target)
 
 
 def _wave_claim(campaign: Campaign) -> list[CampaignTarget]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
@@ -302,3 +303,53 @@ def test_an_upload_url_stays_valid_for_the_retries_the_charger_was_told(settings
     assert told.token_expires_at >= asked + timedelta(seconds=600 + 3 * 300)
     assert plain.token_expires_at < asked + timedelta(seconds=700)  # no interval told: the charger's own
     assert huge.token_expires_at < asked + timedelta(days=400)  # capped (a year), not an overflow
+
+
+def test_a_target_the_sweep_cannot_time_out_does_not_hold_back_its_campaign_or_the_others(campaign, settings, caplog):
+    """A charger whose Timeout could not be recorded (a fault in its event, say) raised out of its
+    campaign's step, and out of the beat's sweep: the campaign's later silent chargers were never
+    timed out nor its free places filled, and every campaign after it was never advanced, at every
+    tick (the same charger failed first again). It is logged and passed over; the rest go on."""
+    settings.CSMS_FIRMWARE_STATUS_TIMEOUT = 600
+    ChargePoint.objects.create(charge_point_id="C", heartbeat_interval=60, ocpp_version="2.0.1")
+    image = firmware.firmware_file_create(name="fw2", upload=ContentFile(b"img2", name="fw2.bin"))
+    other = firmware.campaign_create(name="d", firmware=image, concurrency=1, charge_point_ids=["C"])
+    silent = timezone.now() - timedelta(seconds=601)
+    CampaignTarget.objects.update(state=TargetState.DOWNLOADING, sent_at=silent, updated_at=silent)
+    failing = campaign.targets.get(charge_point__charge_point_id="A")
+    emit = firmware._status_changed_emit
+
+    def failing_for_one(target):  # a fault injected into the one target's Timeout
+        if target.pk == failing.pk:
+            raise RuntimeError("its event could not be written")
+        emit(target)
+
+    with mock.patch("maintenance.services.firmware._status_changed_emit", side_effect=failing_for_one):
+        assert firmware.campaigns_advance() == 2
+    states = dict(CampaignTarget.objects.values_list("charge_point__charge_point_id", "state"))
+    assert states == {"A": TargetState.DOWNLOADING, "B": TargetState.FAILED, "C": TargetState.FAILED}
+    other.refresh_from_db()
+    assert other.finished_at is not None  # its only charger failed: finished in the same sweep
+    assert f"could not time out campaign target {failing.pk}" in caplog.text
+
+
+def test_a_campaign_whose_step_raises_does_not_hold_back_the_campaigns_after_it(campaign, caplog):
+    """The sweep's own loop: a campaign whose step raised (a fault past its chargers') ended the
+    sweep, and every campaign after it was never advanced. It is logged and passed over."""
+    ChargePoint.objects.create(charge_point_id="C", heartbeat_interval=60, ocpp_version="2.0.1")
+    image = firmware.firmware_file_create(name="fw2", upload=ContentFile(b"img2", name="fw2.bin"))
+    other = firmware.campaign_create(name="d", firmware=image, concurrency=1, charge_point_ids=["C"])
+    CampaignTarget.objects.update(state=TargetState.INSTALLED)
+    finish = firmware._campaign_finish_if_done
+
+    def failing_for_one(c):  # a fault injected into the one campaign's step
+        if c.pk == campaign.pk:
+            raise RuntimeError("its finish could not be recorded")
+        return finish(c)
+
+    with mock.patch("maintenance.services.firmware._campaign_finish_if_done", side_effect=failing_for_one):
+        assert firmware.campaigns_advance() == 2
+    campaign.refresh_from_db()
+    other.refresh_from_db()
+    assert (campaign.finished_at, other.finished_at is not None) == (None, True)
+    assert f"could not advance campaign {campaign.pk}" in caplog.text
