@@ -24,16 +24,20 @@ def each_passed_over(
     logger: logging.Logger,
     failed: str,
     named: Callable[[Item], object] = lambda item: item,
+    raised: tuple[type[Exception], ...] = (),
 ) -> list[Result]:
     """``[call(item) for item in items]``, but an item whose call raises is logged on ``logger``
     (``failed``, a %-format of one ``%s``: the item, or what ``named`` makes of it: a row's primary
-    key, read without the database) with its traceback and left out; the others
-    are called as if it had not been there. A call's transaction is its own (the caller's, when
-    there is one, is not rolled back: make each call atomic)."""
+    key, read without the database) with its traceback and left out; the others are called as if
+    it had not been there. An exception of ``raised`` (an outage every item would meet, which the
+    sweep is documented to raise) ends the sweep as before. Each call's transaction is its own:
+    make it atomic (a caller's transaction around the sweep is not rolled back to the item)."""
     results: list[Result] = []
     for item in items:
         try:
             results.append(call(item))
+        except raised:
+            raise
         except Exception:
             logger.exception(failed, named(item))
     return results

@@ -25,6 +25,7 @@ import redis
 from django.conf import settings
 
 from chargepoints import services
+from kernel.sweeps import each_passed_over
 from ocpp_gateway.db import database_sync_to_async
 
 logger = logging.getLogger(__name__)
@@ -88,20 +89,33 @@ def dead_gateway_presence_release() -> list[str]:
             pipeline.exists(_key(process))
             pipeline.sismember(KNOWN_KEY, process)
         answers = pipeline.execute()
-    went_offline: list[str] = []
-    for process, exists, known in zip(processes, answers[::2], answers[1::2], strict=True):
-        if known and not exists:
-            released = services.charge_points_release_process(process=process)
-            # After the release, and only once nothing is left (rows another transaction held
-            # were skipped): a failed or partial release is tried again next round.
-            if not services.gateway_process_holds_presence(process=process):
-                _redis().srem(KNOWN_KEY, process)
-            logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
-            went_offline.extend(released)
+    judged = zip(processes, answers[::2], answers[1::2], strict=True)
+    dead = [process for process, exists, known in judged if known and not exists]
+    # One whose release raises is logged and passed over (still known: tried again next round); it
+    # ended the sweep, and every dead process after it kept its chargers online, at every round.
+    # Redis away: raised, as above.
+    released = each_passed_over(
+        dead,
+        _dead_process_release,
+        logger=logger,
+        failed="could not release the chargers of gateway process %s",
+        raised=(redis.RedisError,),
+    )
+    went_offline = [charge_point_id for chargers in released for charge_point_id in chargers]
     if went_offline:  # a long release is no silence of Redis's: the next sweep measures from its end
         client = _redis()
         client.set(SWEPT_KEY, client.time()[0])
     return went_offline
+
+
+def _dead_process_release(process: str) -> list[str]:
+    released = services.charge_points_release_process(process=process)
+    # After the release, and only once nothing is left (rows another transaction held
+    # were skipped): a failed or partial release is tried again next round.
+    if not services.gateway_process_holds_presence(process=process):
+        _redis().srem(KNOWN_KEY, process)
+    logger.warning("gateway process %s is gone: %d chargers offline", process, len(released))
+    return released
 
 
 def stale_presence_release() -> list[str]:

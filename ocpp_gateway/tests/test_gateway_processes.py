@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from unittest import mock
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -496,3 +497,32 @@ async def test_a_live_process_s_chargers_stay_when_redis_comes_back_with_its_dat
         assert await connected(daphne, api_key, "CP-KEPT")
         assert await offline_events() == []
         await boot(charger)
+
+
+@requires_redis
+def test_a_dead_process_whose_release_raises_does_not_keep_the_other_dead_processes_chargers_online(
+    register_charge_point, judged_here_only, caplog
+):
+    """A dead process whose chargers' release raised (a fault in one's offline event, say) ended the
+    sweep: every dead process after it kept its chargers online (commands to them waiting for a
+    process that is gone), at every sweep, the same process failing first again. It is logged and
+    passed over (known still: tried again next sweep); the others are released."""
+    for charge_point_id, process in (("CP-A", "specific.dead!"), ("CP-B", "specific.dead1!")):
+        register_charge_point(charge_point_id)
+        services.charge_point_connect(charge_point_id=charge_point_id, ocpp_version="1.6", channel_name=f"{process}x")
+        gateway_process_announce(process=process)
+        _redis().delete(_key(process))
+    _redis().set(SINCE_KEY, _redis().time()[0] - 60)
+    release = services.charge_points_release_process
+
+    def failing_for_one(*, process):  # a fault injected into the one process's release
+        if process == "specific.dead!":
+            raise RuntimeError("its offline event could not be written")
+        return release(process=process)
+
+    with mock.patch("chargepoints.services.charge_points_release_process", side_effect=failing_for_one):
+        assert dead_gateway_presence_release() == ["CP-B"]
+    assert dict(ChargePoint.objects.values_list("charge_point_id", "connected")) == {"CP-A": True, "CP-B": False}
+    assert _redis().sismember(KNOWN_KEY, "specific.dead!")
+    assert "could not release the chargers of gateway process specific.dead!" in caplog.text
+    assert dead_gateway_presence_release() == ["CP-A"]  # the fault gone: released at the next sweep
