@@ -5,6 +5,7 @@ docs/architecture.md "A command")."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +31,9 @@ from configuration.services import device_model_report_request_id
 from kernel.charger_connections import configuration_read_owed_told
 from kernel.models import ApiKey
 from kernel.plain_sql import instance_insert_selecting, instance_saved
+from kernel.sweeps import each_passed_over
+
+logger = logging.getLogger(__name__)
 
 
 class ConfigurationUnanswered(Exception):
@@ -132,17 +136,27 @@ def configuration_read_owed_set(*, charge_point_id: str, channel_name: str) -> N
 def commands_abandoned_settled() -> int:
     """Commands a dead process left pending timed out (``commands_abandoned_timed_out``); among
     them the CSMS's own reads after a boot (a 1.6 GetConfiguration of every key, a 2.0.1
-    GetBaseReport): each charger's read is owed (``configuration_read_owed_set``). Returns how many."""
+    GetBaseReport): each charger's read is owed (``configuration_read_owed_set``). Returns how many.
+    A charger whose mark raises is logged and passed over: the Timeouts are committed and the
+    sweep has moved past them, so it ended the sweep and every later charger's read was never owed."""
     abandoned = commands_abandoned_timed_out()
-    for command in abandoned:
-        own = command.api_key_id is None and command.user_id is None
-        whole = command.command == "get_base_report" or (
-            command.command == "get_configuration" and not command.request.get("key")
-        )
-        if own and whole:
-            with transaction.atomic():
-                configuration_read_owed_set(charge_point_id=command.charge_point_identity, channel_name="")
+    reads = [command.charge_point_identity for command in abandoned if _own_whole_read(command)]
+    failed = "the abandoned commands' sweep could not mark the configuration read of %s owed"
+    each_passed_over(reads, _read_owed, logger=logger, failed=failed)
     return len(abandoned)
+
+
+def _own_whole_read(command: Command) -> bool:
+    own = command.api_key_id is None and command.user_id is None
+    whole = command.command == "get_base_report" or (
+        command.command == "get_configuration" and not command.request.get("key")
+    )
+    return own and whole
+
+
+def _read_owed(charge_point_id: str) -> None:
+    with transaction.atomic():
+        configuration_read_owed_set(charge_point_id=charge_point_id, channel_name="")
 
 
 def configuration_read_answered(*, command: Command, outcome: CallOutcome) -> Command:

@@ -193,3 +193,29 @@ def test_an_answer_after_the_sweep_timed_its_command_out_leaves_the_timeout(regi
     assert reset.state == CommandState.TIMEOUT
     events = WebhookSubscription.objects.get().deliveries.values_list("event_type", flat=True)
     assert list(events) == ["command.completed"]
+
+
+def test_a_read_the_sweep_cannot_mark_owed_does_not_lose_the_other_chargers_reads(register_charge_point, caplog):
+    """The reads after a boot the sweep timed out are marked owed one charger after the other, once
+    their Timeouts are committed and the sweep has moved past them: a charger whose mark raised (a
+    deadlock on its row with its own handshake, say) ended the sweep, and every charger after it
+    never had its configuration read again (no later sweep finds those commands). It is logged and
+    passed over; the others are marked."""
+    age = settings.CSMS_OCPP_CALL_TIMEOUT + ABANDONED_MARGIN_SECONDS + 5
+    chargers = [register_charge_point(charge_point_id) for charge_point_id in ("CP-1", "CP-2")]
+    for charge_point in chargers:
+        pending(charge_point, "get_configuration", {}, age_seconds=age)
+    from configuration import changes
+
+    owed_set = changes.configuration_read_owed_set
+
+    def failing_for_one(*, charge_point_id, channel_name):  # a fault injected into the one charger's mark
+        if charge_point_id == "CP-1":
+            raise RuntimeError("deadlock detected")
+        owed_set(charge_point_id=charge_point_id, channel_name=channel_name)
+
+    with mock.patch("configuration.changes.configuration_read_owed_set", side_effect=failing_for_one):
+        assert time_out_abandoned_commands() == 2
+    owed = dict(ChargePoint.objects.values_list("charge_point_id", "configuration_read_owed"))
+    assert owed == {"CP-1": False, "CP-2": True}
+    assert "could not mark the configuration read of CP-1 owed" in caplog.text
