@@ -8,6 +8,7 @@ Payloads are snake_case (the ``ocpp`` package's kwargs, ``Command.request``/``re
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -45,6 +46,9 @@ from configuration.report_writes import (
     variable_identity,
 )
 from kernel.plain_sql import array_text, bound_cursor
+from kernel.sweeps import each_passed_over
+
+logger = logging.getLogger(__name__)
 
 ACCEPTED = "Accepted"
 REBOOT_REQUIRED = "RebootRequired"
@@ -637,7 +641,9 @@ def device_model_reports_prune(*, keep: int) -> int:
     rate: 1.7 million rows a day): this sweep bounds them, off the report's own write (a DELETE in
     each part's statement made the reconnect storm lose its way). One grouped read of the
     (charger, requestId) index finds the chargers over it; each one's older rows go in chunks of
-    ``_PRUNE_CHUNK``, each its own statement."""
+    ``_PRUNE_CHUNK``, each its own statement. A charger whose DELETE raises (a deadlock with its own
+    NotifyReport, say) is logged and passed over: it ended the sweep, and every charger after it kept
+    its reports without end."""
     over = (
         DeviceModelReport.objects.order_by()
         .values("charge_point_id")
@@ -645,15 +651,27 @@ def device_model_reports_prune(*, keep: int) -> int:
         .filter(reports__gt=keep)
         .values_list("charge_point_id", flat=True)
     )
+    pruned = each_passed_over(
+        list(over),
+        lambda charge_point_id: _reports_pruned(charge_point_id, keep),
+        logger=logger,
+        failed="the sweep could not prune the device model reports of charger %s",
+    )
+    return sum(pruned)
+
+
+def _reports_pruned(charge_point_id: int, keep: int) -> int:
+    """One charger's part of ``device_model_reports_prune``: each chunk's DELETE its own transaction
+    (in a caller's, a savepoint: a charger whose DELETE fails is passed over, the sweep goes on)."""
+    reports = DeviceModelReport.objects.filter(charge_point_id=charge_point_id)
+    kept_last = list(reports.order_by("-started_at", "-pk").values_list("started_at", "pk")[keep - 1 : keep])
+    if not kept_last:  # deleted meanwhile
+        return 0
+    started_at, pk = kept_last[0]
+    older = reports.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))
     deleted = 0
-    for charge_point_id in list(over):
-        reports = DeviceModelReport.objects.filter(charge_point_id=charge_point_id)
-        kept_last = list(reports.order_by("-started_at", "-pk").values_list("started_at", "pk")[keep - 1 : keep])
-        if not kept_last:  # deleted meanwhile
-            continue
-        started_at, pk = kept_last[0]
-        older = reports.filter(Q(started_at__lt=started_at) | Q(started_at=started_at, pk__lt=pk))
-        while chunk := list(older.order_by("pk").values_list("pk", flat=True)[:_PRUNE_CHUNK]):
+    while chunk := list(older.order_by("pk").values_list("pk", flat=True)[:_PRUNE_CHUNK]):
+        with transaction.atomic():
             deleted += DeviceModelReport.objects.filter(pk__in=chunk).delete()[0]
     return deleted
 

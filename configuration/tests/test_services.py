@@ -610,3 +610,40 @@ def test_the_sweep_keeps_each_chargers_newest_reports_and_the_report_write_delet
     assert tasks.prune_device_model_reports() == 0
     beat = django_settings.CELERY_BEAT_SCHEDULE["prune-device-model-reports"]
     assert beat == {"task": "configuration.tasks.prune_device_model_reports", "schedule": 300.0}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the fault is a PostgreSQL trigger")
+def test_a_charger_whose_reports_cannot_be_deleted_does_not_keep_the_others_reports(
+    register_charge_point, settings, caplog
+):
+    """A charger whose older reports could not be deleted (a deadlock with its own NotifyReport, say)
+    ended the sweep, every 300 s, and every charger after it kept its reports without end. It is
+    logged and passed over; the others are pruned."""
+    from configuration import tasks
+
+    settings.CSMS_MAX_DEVICE_MODEL_REPORTS = 1
+    for charge_point_id in ("CP-FAILING", "CP-OTHER"):
+        register_charge_point(charge_point_id, ocpp_version="2.0.1")
+        for request_id in (1, 2):
+            services.device_model_report_record(
+                charge_point_id=charge_point_id,
+                request_id=request_id,
+                seq_no=0,
+                tbc=False,
+                generated_at=None,
+                report_data=[ITEM],
+            )
+    failing = ChargePoint.objects.get(charge_point_id="CP-FAILING")
+    table = DeviceModelReport._meta.db_table
+    with connection.cursor() as cursor:  # a fault injected into the one charger's delete, in the database
+        cursor.execute(
+            "CREATE FUNCTION pg_temp.refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            f" IF OLD.charge_point_id = {failing.pk} THEN RAISE EXCEPTION 'deadlock detected'; END IF;"
+            " RETURN OLD; END $$"
+        )
+        cursor.execute(f"CREATE TRIGGER refuse BEFORE DELETE ON {table} FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse()")
+
+    assert tasks.prune_device_model_reports() == 1
+    reports = DeviceModelReport.objects.values_list("charge_point__charge_point_id", flat=True)
+    assert sorted(reports) == ["CP-FAILING", "CP-FAILING", "CP-OTHER"]
+    assert f"could not prune the device model reports of charger {failing.pk}" in caplog.text
