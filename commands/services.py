@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from kernel.plain_sql import (
     instance_saved,
     instance_updated,
 )
+from kernel.sweeps import each_passed_over
 from webhooks.models import EventType
 from webhooks.services import webhook_event_emit, webhook_event_may_have_subscribers, webhook_subscribers_condition
 
@@ -531,17 +533,18 @@ def commands_abandoned_timed_out() -> list[Command]:
     stale = Command.objects.filter(
         state=CommandState.PENDING, created_at__lt=cutoff, created_at__gte=_abandoned_sweep_start(cutoff)
     ).order_by("created_at")
-    completed = []
     found = list(stale.values_list("pk", "created_at")[:_ABANDONED_PER_SWEEP])
-    for pk, _ in found:
-        try:
-            with transaction.atomic():
-                command = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
-                if command is not None:
-                    outcome = CallOutcome(Outcome.TIMEOUT, error_description=ABANDONED)
-                    completed.append(command_complete(command=command, outcome=outcome))
-        except Exception:  # one that cannot be completed must not hold the sweep at it for ever
-            logger.exception("the abandoned commands' sweep could not complete command %s", pk)
+
+    def timed_out(pk: uuid.UUID) -> Command | None:
+        with transaction.atomic():
+            command = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if command is None:
+                return None
+            return command_complete(command=command, outcome=CallOutcome(Outcome.TIMEOUT, error_description=ABANDONED))
+
+    # One that cannot be completed must not hold the sweep at it for ever (``kernel.sweeps``).
+    failed = "the abandoned commands' sweep could not complete command %s"
+    completed = [c for c in each_passed_over([pk for pk, _ in found], timed_out, logger=logger, failed=failed) if c]
     # All found: swept up to the cutoff; else up to the last one (the oldest first), the rest next time.
     _abandoned_swept_until(cutoff if len(found) < _ABANDONED_PER_SWEEP else found[-1][1])
     return completed

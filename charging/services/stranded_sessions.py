@@ -30,6 +30,7 @@ from chargepoints.models import ChargePoint, Connector
 from charging.models import Transaction, TransactionStatus
 from charging.services.session_rows import charge_point_locked
 from charging.services.transaction_end import transaction_finish
+from kernel.sweeps import each_passed_over
 
 logger = logging.getLogger(__name__)
 
@@ -58,13 +59,8 @@ def sessions_closed(pks: Iterable[int], still_stranded: Callable[[Transaction, C
     """``session_closed`` for each of ``pks``; how many were closed. One whose close raises (a fault in
     its billing, say) is logged and passed over: it ended the sweep, every minute, and each session
     listed after it stayed open for ever."""
-    closed = 0
-    for pk in pks:
-        try:
-            closed += session_closed(pk, still_stranded)
-        except Exception:
-            logger.exception("the stranded sessions' sweep could not close session %s", pk)
-    return closed
+    failed = "the stranded sessions' sweep could not close session %s"
+    return sum(each_passed_over(pks, lambda pk: session_closed(pk, still_stranded), logger=logger, failed=failed))
 
 
 def session_closed(pk: int, still_stranded: Callable[[Transaction, ChargePoint], bool]) -> int:
