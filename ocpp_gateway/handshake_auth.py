@@ -10,6 +10,7 @@
    process): past ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP``
    within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,
    checked again once a slot is free; a password verified before is still accepted (step 1).
+   A refusal that checked no password (step 2's concurrent one, a throttled one) is no failure.
    Guesses from elsewhere do not lock a charger out, even one this process has not verified yet
    (after a restart, a password change, or on another worker): its own address has no failures
    (unless the guesses come from 10 addresses or more, past 10 times the per-address limit; and
@@ -88,6 +89,11 @@ _by_address = FailureCounter(
 
 
 _hashing_for: set[str] = set()  # identities whose password is being hashed now
+# Refusals that checked no password (no hash, none remembered), so no failed check: the charger's
+# own retries while its password waits for a slot are no guesses, and must not throttle it.
+BEING_CHECKED = "another password for this identity is being checked"
+THROTTLED = "too many failed password checks (throttled: not hashed)"
+_UNCHECKED = (SUPERSEDED, ADMISSION_CHANGED, BEING_CHECKED, THROTTLED)
 _hashing_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 
@@ -103,7 +109,8 @@ async def handshake_attach(
 ) -> Attachment | str:
     """The connection's state once admitted and attached (``services.charge_point_attach``), or
     why the handshake is refused, hashing as little as possible; a refusal that presented a
-    password counts as a failure (not one for a newer handshake of the charger).
+    password counts as a failure (not one that checked none, ``_UNCHECKED``: a newer handshake of
+    the charger, one refused while its password is being checked or throttled).
 
     ``started_at``: when the handshake began (the newest handshake of a charger holds it);
     ``abandoned()``: its socket is gone. An abandoned handshake is neither attached nor hashed
@@ -124,7 +131,7 @@ async def handshake_attach(
         attachment = await _attach_hashing(
             hashing_attach, charge_point_id=charge_point_id, address=address, abandoned=abandoned
         )
-    if isinstance(attachment, str) and attachment not in (SUPERSEDED, ADMISSION_CHANGED) and password is not None:
+    if isinstance(attachment, str) and attachment not in _UNCHECKED and password is not None:
         _by_identity.note(_identity_key(charge_point_id, address))
         _by_identity_everywhere.note(charge_point_id)
         _by_address.note(address)
@@ -169,18 +176,17 @@ async def _attach_hashing(
 ) -> Attachment | str:
     """One hash per identity at a time (a charger has one socket: a second password for it at
     the same moment is a guess), none past the failure throttle, checked again once a slot is free."""
-    throttled = "too many failed password checks (throttled: not hashed)"
     if charge_point_id in _hashing_for:
-        return "another password for this identity is being checked"
+        return BEING_CHECKED
     if _throttled(charge_point_id=charge_point_id, address=address):
-        return throttled
+        return THROTTLED
     _hashing_for.add(charge_point_id)
     try:
         async with _hashing_slot():
             if abandoned():
                 raise UnitAbandoned
             if _throttled(charge_point_id=charge_point_id, address=address):
-                return throttled
+                return THROTTLED
             return await attach(may_hash=True)
     finally:
         _hashing_for.discard(charge_point_id)

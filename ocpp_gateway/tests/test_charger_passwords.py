@@ -12,14 +12,18 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test import Client
+from django.utils import timezone
 from ocpp.v16 import call as call16
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from chargepoints.models import ChargePoint
 from chargepoints.services import charge_point_delete, charge_point_register, charge_point_update
+from chargepoints.services.attachment import Attachment
 from conftest import SUBPROTOCOL, ahttp, eventually, ocpp_charger
 from ocpp_gateway.consumers import basic_auth_password
+from ocpp_gateway.group_commit import UnitAbandoned
+from ocpp_gateway.handshake_auth import BEING_CHECKED, _hashing_for, _hashing_slot, handshake_attach
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -237,3 +241,39 @@ def _a_backend_waits_for_a_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
         return cursor.fetchone() is not None
+
+
+async def _handshake_attached(charge_point_id: str, password: str, abandoned=lambda: False):
+    """This process's handshake unit for ``charge_point_id`` (``handshake_auth.handshake_attach``), from one address."""
+    return await handshake_attach(
+        charge_point_id=charge_point_id,
+        password=password,
+        address="10.9.9.9",
+        ocpp_version="1.6",
+        channel_name=f"specific.test!{charge_point_id}",
+        started_at=timezone.now(),
+        abandoned=abandoned,
+    )
+
+
+async def test_a_charger_retrying_while_its_own_password_waits_to_be_hashed_is_not_locked_out(settings):
+    """A reconnect storm after a restart: every hashing slot busy, the charger's password (new to the
+    process) waits for one; the charger gives up on the slow handshake and retries meanwhile, each
+    retry refused as "being checked" without a hash. Those retries checked no password: they are no
+    failures, and once its first handshake was abandoned unhashed, its next one is hashed and admitted
+    (it was throttled for the failure window, CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS)."""
+    settings.CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT = 1
+    await register("CP-IMPATIENT")
+    slot = _hashing_slot()
+    await slot.acquire()  # the other chargers' hashes
+    gone = asyncio.Event()
+    first = asyncio.create_task(_handshake_attached("CP-IMPATIENT", PASSWORD, abandoned=gone.is_set))
+    await eventually(lambda: "CP-IMPATIENT" in _hashing_for)
+    for _ in range(settings.CSMS_CHARGER_AUTH_FAILURES_PER_ID):
+        refusal = await _handshake_attached("CP-IMPATIENT", PASSWORD)
+        assert refusal == BEING_CHECKED
+    gone.set()  # daphne's connect timeout: the first socket closed
+    slot.release()
+    with pytest.raises(UnitAbandoned):
+        await first
+    assert isinstance(await _handshake_attached("CP-IMPATIENT", PASSWORD), Attachment)
