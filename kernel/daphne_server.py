@@ -442,6 +442,12 @@ _BUSY_RESPONSE = (
     b"Content-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _BUSY_BODY
 )
 
+_UNAVAILABLE_BODY = b"The WebSocket handshake failed on the server's side; retry after the Retry-After delay.\n"
+_UNAVAILABLE_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: %d\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: " + str(len(_UNAVAILABLE_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _UNAVAILABLE_BODY
+)
+
 
 class HandshakeGate:
     """The WebSocket handshakes a server has handed to its application and not yet seen end
@@ -552,6 +558,18 @@ class HandshakeGate:
             self.late.add(protocol)  # but its consumer still works: counted until its instance ends
         protocol.wasNotCleanReason = "handshake past CSMS_HANDSHAKE_TIMEOUT"
         protocol.sendData(self._busy_response(late=True))
+        protocol.dropConnection(abort=False)
+        del protocol.handshake_deferred  # never fired: nothing more is written for the handshake
+        protocol.server.protocol_disconnected(protocol)
+
+    def refuse_unavailable(self, protocol: Any) -> None:
+        """Answer the WebSocket ``protocol``, whose application refused its handshake for a failure
+        of its own (``TRY_AGAIN_LATER_CODE``: the database away), ``503`` with a ``Retry-After``
+        (jittered), as ``refuse_late`` does, not daphne's ``403``: a charger reads a 403 as refused
+        credentials and may back off for long, or stop."""
+        self.protocols.discard(protocol)
+        protocol.wasNotCleanReason = "handshake failed in the application"
+        protocol.sendData(_UNAVAILABLE_RESPONSE % retry_after_seconds())
         protocol.dropConnection(abort=False)
         del protocol.handshake_deferred  # never fired: nothing more is written for the handshake
         protocol.server.protocol_disconnected(protocol)
@@ -915,6 +933,10 @@ TEXT_AT_ONCE = "csms.websocket.text_at_once"
 # frames read already: the application answers those, then closes with GOING_AWAY_CODE.
 GOING_AWAY = "csms.going_away"
 GOING_AWAY_CODE = 1001  # RFC 6455 7.4.1: "an endpoint is going away, such as a server going down"
+# An application's ``websocket.close`` before it accepted, with this code (RFC 6455's 1013 "Try Again
+# Later"): its handshake failed on the server's side (the database away), answered 503 with a
+# Retry-After (``HandshakeGate.refuse_unavailable``), never 403; other servers reject it as any close.
+TRY_AGAIN_LATER_CODE = 1013
 GOING_AWAY_SECONDS = 5.0  # then what is left is cancelled (under a container's 10 s stop grace)
 
 
@@ -942,6 +964,18 @@ async def connections_gone_away(server: Any, ports: list[Any], seconds: float = 
     _, left = await asyncio.wait(running, timeout=seconds)
     if left:
         _daphne_logger.warning("Stopping: %d connection(s) still busy after %.0f s, cancelled", len(left), seconds)
+
+
+def _unavailable_refused(connections: dict[Any, dict[str, Any]], protocol: Any, message: dict[str, Any]) -> bool:
+    """Whether ``message`` is a ``websocket.close`` with ``TRY_AGAIN_LATER_CODE`` of a handshake not
+    yet answered (``HandshakeGate.refuse_unavailable`` answers it); daphne would reject it ``403``."""
+    from autobahn.websocket.protocol import WebSocketProtocol as Protocol
+
+    if message["type"] != "websocket.close" or message.get("code") != TRY_AGAIN_LATER_CODE:
+        return False
+    if protocol not in connections or connections[protocol].get("disconnected"):
+        return False
+    return getattr(protocol, "state", None) == Protocol.STATE_CONNECTING and hasattr(protocol, "handshake_deferred")
 
 
 def _going_away_closed(connections: dict[Any, dict[str, Any]], protocol: Any, message: dict[str, Any]) -> bool:
@@ -1099,6 +1133,9 @@ def daphne_server_install() -> None:
             if message["type"] in ("websocket.accept", "websocket.close"):
                 if message["type"] == "websocket.accept" and protocol in self.handshake_gate.protocols:
                     self.handshake_gate.accepted(time.monotonic())
+                if _unavailable_refused(self.connections, protocol, message):
+                    self.handshake_gate.refuse_unavailable(protocol)
+                    return
                 self.handshake_gate.protocols.discard(protocol)
             if message["type"] == "websocket.close" and _going_away_closed(self.connections, protocol, message):
                 return

@@ -28,7 +28,7 @@ from commands.rpc import ANSWER_LOST_ON_CLOSE, ANSWER_UNPROCESSED, NOT_SENT_IN_T
 from kernel import cache_changes, metrics
 from kernel.charger_connections import connection_close
 from kernel.consumer_loop import dispatched_from
-from kernel.daphne_server import GOING_AWAY_CODE, TEXT_AT_ONCE
+from kernel.daphne_server import GOING_AWAY_CODE, TEXT_AT_ONCE, TRY_AGAIN_LATER_CODE
 from kernel.log_format import charge_point_id_var
 from kernel.timestamps import utc_now
 from ocpp_gateway.configuration_refresh import configuration_reads
@@ -183,9 +183,9 @@ class OcppConsumer(AsyncWebsocketConsumer):
             await self._handshake(started_at=started_at, abandoned=gone.done)
         except UnitAbandoned:
             logger.info("%s: abandoned (the socket closed) before its attach was written", self.scope["path"])
-        except Exception:  # refused cleanly (403), never an HTTP 500
+        except Exception:  # the server's failure (the database away): 503 with a Retry-After, never a 403 or 500
             logger.exception("%s: handshake failed", self.scope["path"])
-            await self.close()
+            await self.close(code=TRY_AGAIN_LATER_CODE)
         finally:
             _handshakes_in_progress[client] -= 1
             if not _handshakes_in_progress[client]:

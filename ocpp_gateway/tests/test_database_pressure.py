@@ -31,7 +31,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
 
 from conftest import DaphneServer, raw_socket, start_daphne, stop_daphne
 from ocpp_gateway.tests.conftest import PrivatePostgres, manage
@@ -469,3 +470,40 @@ async def test_exhausted_connections_acknowledge_nothing_until_the_database_take
 
     check_postgres(private_postgres, fleet.chargers)
     assert exhausted > 0
+
+
+async def test_a_handshake_the_database_cannot_take_is_answered_503_with_a_retry_after(private_postgres, tmp_path):
+    """PostgreSQL away (stopped, restarting, out of connections) while a charger connects: its handshake
+    fails. It was answered ``403 Forbidden``, which a charger reads as refused credentials (many back
+    off for long on it, or stop); it is ``503 Service Unavailable`` with a ``Retry-After``, as a
+    handshake beyond the gateway's cap, and the charger is admitted once the database is back."""
+    await asyncio.to_thread(
+        manage,
+        private_postgres,
+        "shell",
+        "-c",
+        "from chargepoints.services import charge_point_register;"
+        " charge_point_register(charge_point_id='CP-DB-AWAY', heartbeat_interval=300)",
+    )
+    gateway = await asyncio.to_thread(
+        start_daphne,
+        tmp_path,
+        DATABASE_URL=private_postgres.url,
+        CELERY_BROKER_URL="memory://",
+        CSMS_DB_POOL_TIMEOUT=str(POOL_TIMEOUT),
+        CSMS_HANDSHAKE_TIMEOUT="60",  # the handshake's own failure answers, not the server's timeout
+    )
+    url = gateway.ws_url("1.6", "CP-DB-AWAY")
+    try:
+        await asyncio.to_thread(private_postgres.stop)
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, subprotocols=["ocpp1.6"], open_timeout=30):
+                pass
+        assert refused.value.response.status_code == 503
+        assert int(refused.value.response.headers["Retry-After"]) >= 1
+        assert "handshake failed" in gateway.log()
+        await asyncio.to_thread(private_postgres.start)
+        async with connect(url, subprotocols=["ocpp1.6"], open_timeout=30) as websocket:
+            assert websocket.subprotocol == "ocpp1.6"
+    finally:
+        stop_daphne(gateway)
