@@ -5,7 +5,8 @@
    guess it refused before, is answered at once (``chargepoints.passwords``).
 2. A password new to this process waits (on the event loop, at no cost) for one of
    ``CSMS_CHARGER_PASSWORD_HASHES_IN_FLIGHT`` hashing slots; the hash runs on a database thread.
-   One identity has at most one password hashed at a time; a concurrent one is refused.
+   One identity has at most one password hashed at a time; a concurrent one is refused (the
+   gateway answers it 503 with a Retry-After: it may be the charger's own retry of a slow handshake).
 3. Failures are counted per identity and client address, and per client address (this
    process): past ``CSMS_CHARGER_AUTH_FAILURES_PER_ID`` or ``CSMS_CHARGER_AUTH_FAILURES_PER_IP``
    within ``CSMS_CHARGER_AUTH_FAILURE_WINDOW_SECONDS`` a new password is refused without hashing,

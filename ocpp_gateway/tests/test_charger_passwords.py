@@ -9,6 +9,7 @@ import concurrent.futures
 import time
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.test import Client
@@ -105,7 +106,8 @@ async def test_forty_concurrent_wrong_passwords_are_all_refused_and_a_legit_char
             return (await charger.call(call16.BootNotification(charge_point_vendor="V", charge_point_model="M"))).status
 
     *statuses, boot = await asyncio.gather(*guesses, legit_boots())
-    assert statuses == [403] * 40
+    # Each hashed guess 403; one while another is hashed 503 (told to retry, unhashed): none admitted.
+    assert set(statuses) <= {403, 503} and 403 in statuses, statuses
     assert boot == "Accepted"
 
 
@@ -277,3 +279,39 @@ async def test_a_charger_retrying_while_its_own_password_waits_to_be_hashed_is_n
     with pytest.raises(UnitAbandoned):
         await first
     assert isinstance(await _handshake_attached("CP-IMPATIENT", PASSWORD), Attachment)
+
+
+async def test_a_charger_s_second_handshake_while_its_password_is_hashed_is_told_to_retry_not_refused(
+    daphne_factory, daphne
+):
+    """A charger that gave up on a slow handshake (its password new to the process, hashing) and opened
+    another: that one is refused without a hash, as "being checked". It was answered ``403 Forbidden``,
+    which a charger reads as a wrong password; it is ``503`` with a ``Retry-After``: the password is
+    being checked, and a retry after it is answered from that check."""
+    server = daphne_factory(CSMS_HANDSHAKE_TIMEOUT="60")  # however slow the hash, the first is admitted
+    charge_point = await register("CP-TWICE")
+    # A stored hash that takes some seconds to check (its iteration count): the first handshake is
+    # still hashed when the second comes, whichever of the two gets the hash.
+    slow = PBKDF2PasswordHasher().encode(PASSWORD, "slow-salt-1234", iterations=4_000_000)
+    await ChargePoint.objects.filter(pk=charge_point.pk).aupdate(password_hash=slow)
+    first = asyncio.create_task(handshake_refusal(server, "CP-TWICE", PASSWORD))
+    second = asyncio.create_task(handshake_refusal(server, "CP-TWICE", PASSWORD))
+    statuses = sorted([(await first)[0], (await second)[0]])
+    assert statuses == [101, 503], statuses
+    assert "CP-TWICE: refused, another password for this identity is being checked" in server.log()
+    retry_after = next(header for status, header in (await first, await second) if status == 503)
+    assert int(retry_after) >= 1
+
+
+async def handshake_refusal(server, charge_point_id: str, password: str) -> tuple[int, str | None]:
+    """(101, None) if the handshake succeeded, else the HTTP status it was refused with and its Retry-After."""
+    try:
+        async with connect(
+            server.ws_url("1.6", charge_point_id),
+            subprotocols=[SUBPROTOCOL["1.6"]],
+            additional_headers=basic(charge_point_id, password),
+            open_timeout=30,
+        ):
+            return 101, None
+    except InvalidStatus as refusal:
+        return refusal.response.status_code, refusal.response.headers.get("Retry-After")
