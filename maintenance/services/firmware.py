@@ -291,16 +291,23 @@ def _update_firmware_send(target: CampaignTarget) -> bool:
     CampaignTarget.objects.filter(pk=target.pk).update(command=command)
     if command.state == CommandState.REJECTED:
         _target_fail(target, command_refusal(command=command))
+    elif command.state == CommandState.TIMEOUT and command.error_description != NOT_SENT_IN_TIME:
+        # Sent, its answer late or lost: a charger that reported progress meanwhile took it.
+        _target_fail(target, _UNDELIVERED.get(command.state, command.state), unless_reported=True)
     elif command.state != CommandState.ACCEPTED:
         _target_fail(target, _UNDELIVERED.get(command.state, command.state))
     return command.state == CommandState.ACCEPTED
 
 
-def _target_fail(target: CampaignTarget, failure: str) -> None:
+def _target_fail(target: CampaignTarget, failure: str, *, unless_reported: bool = False) -> None:
+    """Fail the target while it is in flight; ``unless_reported``: only while its charger has
+    reported nothing of it (one that did is carrying the update out, followed by its reports and
+    its status timer)."""
+    in_flight = CampaignTarget.objects.filter(pk=target.pk, state__in=IN_FLIGHT)
+    if unless_reported:
+        in_flight = in_flight.filter(status="")
     with transaction.atomic():
-        if CampaignTarget.objects.filter(pk=target.pk, state__in=IN_FLIGHT).update(
-            state=TargetState.FAILED, failure=failure, updated_at=timezone.now()
-        ):
+        if in_flight.update(state=TargetState.FAILED, failure=failure, updated_at=timezone.now()):
             target.state, target.failure = TargetState.FAILED, failure
             _status_changed_emit(target)
 

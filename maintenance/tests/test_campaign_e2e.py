@@ -746,3 +746,44 @@ async def test_an_update_whose_answer_was_lost_is_followed_by_what_the_charger_r
     campaign = await Campaign.objects.aget(pk=campaign.pk)
     assert (campaign.state, campaign.finished_at is not None) == (CampaignState.COMPLETED, True)
     assert (await sync_to_async(firmware.campaign_progress)(campaign))["installed"] == 1
+
+
+async def test_an_update_whose_charger_reported_progress_before_its_answer_timed_out_stays_in_flight(
+    shared_files, settings
+):
+    """Review: a charger that took the update and reported Downloading within the call's timeout,
+    its answer lost, was failed Timeout all the same, and (having reported) never brought back:
+    its Installed ignored. A target reported on is not failed by its command's timeout."""
+    settings.CSMS_OCPP_CALL_TIMEOUT = 2
+    charger_id = "FWREV2"
+    version = "1.6"
+    await ChargePoint.objects.acreate(
+        charge_point_id=charger_id,
+        heartbeat_interval=60,
+        ocpp_version=version,
+        vendor="Acme",
+        model="Wallbox-X",
+        firmware_version="2.3.9",
+    )
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    campaign = await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=[charger_id]
+    )
+    async with raw_socket(shared_files, version, charger_id) as websocket:
+        advancing = asyncio.create_task(advance(campaign_id=str(campaign.pk)))
+        call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
+        assert call[2] == "UpdateFirmware"  # taken; its answer lost
+        await _reported(websocket, "d0", {"status": "Downloading"})  # before the call timeout
+        await advancing
+        target = await CampaignTarget.objects.aget(campaign=campaign)
+        assert (target.state, target.failure) == (TargetState.DOWNLOADING, "")
+        for n, status in enumerate(("Downloaded", "Installing", "Installed")):
+            await _reported(websocket, f"n{n}", {"status": status})
+        await target.arefresh_from_db()
+        assert (target.state, target.status) == (TargetState.INSTALLED, "Installed"), (
+            target.state,
+            target.status,
+            target.failure,
+        )
