@@ -418,17 +418,21 @@ def reports_tied(ties: Sequence[ReportTie]) -> None:
 # A FullInventory report complete before its answer tied it (the station sent its parts before it
 # answered, or its answer's write came after theirs: the part that completed it knew of no request)
 # is the whole device model all the same: the charger's variables learned before it started go, with
-# their attributes, as ``_STATEMENT``'s ``stale`` deletes them when the tie came first.
+# their attributes, as ``_STATEMENT``'s ``stale`` deletes them when the tie came first. Never one the
+# report itself named (an attribute of its request id): ``started_at`` is the clock of the process
+# that asked for the report, ``learned_at`` the gateway's, moments apart.
 _TIED = (
     f"WITH tied AS (INSERT INTO {_REPORTS} AS r (charge_point_id, request_id, command_id, parts_received, seq_nos,"
     " variables_reported, complete, started_at)"
     " SELECT t.charge_point_id, t.request_id, t.command_id, 0, '[]', 0, false, %s"
     " FROM unnest(%s::bigint[], %s::integer[], %s::uuid[]) AS t(charge_point_id, request_id, command_id)"
     " ORDER BY 1, 2 ON CONFLICT (charge_point_id, request_id) DO UPDATE SET command_id = EXCLUDED.command_id"
-    " RETURNING r.charge_point_id, r.command_id, r.complete, r.started_at),"
+    " RETURNING r.charge_point_id, r.request_id, r.command_id, r.complete, r.started_at),"
     f" stale AS (SELECT v.id FROM {_VARIABLES} v JOIN tied ON tied.charge_point_id = v.charge_point_id"
     f" JOIN {_COMMANDS} c ON c.id = tied.command_id WHERE tied.complete AND v.learned_at < tied.started_at"
-    " AND c.request ->> 'report_base' = 'FullInventory'),"
+    " AND c.request ->> 'report_base' = 'FullInventory'"
+    f" AND NOT EXISTS (SELECT 1 FROM {_ATTRIBUTES} a WHERE a.variable_id = v.id"
+    " AND a.report_request_id = tied.request_id)),"
     f" stale_attribute AS (DELETE FROM {_ATTRIBUTES} a USING stale WHERE a.variable_id = stale.id RETURNING 1)"
     f" DELETE FROM {_VARIABLES} v USING stale WHERE v.id = stale.id"
 )
