@@ -65,6 +65,11 @@ class ChargePoint(models.Model):
     # A configuration read after its boot was not answered on its connection (closed first, or the
     # CALL timed out): the next connection reads it, even without a new boot; cleared by its answer.
     configuration_read_owed = models.BooleanField(default=False, db_default=False)
+    # Its last BootNotification was answered Pending (it was not commissioned then): commissioned
+    # since, it is asked to boot again (TriggerMessage BootNotification) when it connects, instead of
+    # waiting out its Pending interval. Each boot writes it (its answer's status); db_default: the
+    # release before it writes no such thing.
+    boot_pending = models.BooleanField(default=False, db_default=False)
     offline_since = models.DateTimeField(null=True, blank=True)
     password_hash = models.CharField(max_length=128, blank=True)
     password_hash_after_reboot = models.CharField(

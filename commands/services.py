@@ -717,13 +717,38 @@ def pending_charger_wake(
     the same in 1.6 and 2.0.1): it was answered Pending and would otherwise wait up to its interval.
 
     Sent after the commit, in the background (the command is recorded as any other); an offline or
-    silent charger never fails the commissioning: its next Boot is Accepted anyway.
+    silent charger never fails the commissioning: its next Boot is Accepted anyway, and a charger
+    that reconnects without one is asked on its new connection (``commissioned_charger_boot_ask``).
     """
     if previous_state == LifecycleState.COMMISSIONED or charge_point.lifecycle_state != LifecycleState.COMMISSIONED:
         return
     if not charge_point.connection_channel or not charge_point.ocpp_version:
         return
-    request = CommandRequest(
+    request = _boot_trigger_request(charge_point, api_key=api_key, user_id=user_id)
+    command_send_on_commit(request=request, purpose="ask the commissioned charger to boot")
+
+
+def commissioned_charger_boot_ask(*, charge_point_id: str) -> Command | None:
+    """A commissioned charger whose last BootNotification was answered Pending
+    (``ChargePoint.boot_pending``) connected: ask it to boot again (TriggerMessage BootNotification),
+    not waiting for the answer. It was commissioned while away (or its wake went unanswered) and came
+    back without rebooting: it still takes itself as Pending, sends no Boot before its Pending interval
+    runs out (1.6 §4.2, 2.0.1 B02), and may use the network for nothing meanwhile. Returns the command
+    sent, or None when nothing is owed (it booted meanwhile) or the charger is not connected. Raises
+    ``CommandRefused`` as ``command_send``."""
+    charge_point = ChargePoint.objects.filter(
+        charge_point_id=charge_point_id, lifecycle_state=LifecycleState.COMMISSIONED, boot_pending=True
+    ).first()
+    if charge_point is None or not charge_point.connection_channel or not charge_point.ocpp_version:
+        return None
+    return command_send(request=_boot_trigger_request(charge_point), wait=False)
+
+
+def _boot_trigger_request(
+    charge_point: ChargePoint, *, api_key: ApiKey | None = None, user_id: int | None = None
+) -> CommandRequest:
+    """TriggerMessage BootNotification to ``charge_point`` (the same in 1.6 and 2.0.1)."""
+    return CommandRequest(
         charge_point_id=charge_point.charge_point_id,
         ocpp_version=charge_point.ocpp_version,
         command="trigger_message",
@@ -731,7 +756,6 @@ def pending_charger_wake(
         api_key=api_key,
         user_id=user_id,
     )
-    command_send_on_commit(request=request, purpose="ask the commissioned charger to boot")
 
 
 def command_send_on_commit(*, request: CommandRequest, purpose: str) -> None:

@@ -252,10 +252,12 @@ class OcppConsumer(AsyncWebsocketConsumer):
             configuration_read_owed=connection.configuration_read_owed,
             heartbeat_interval=connection.heartbeat_interval,
             heartbeat_interval_owed=connection.heartbeat_interval_owed,
+            boot_owed=connection.boot_owed,
         )
         self._last_seen_written = time.monotonic()
         await self.accept(subprotocol)
         self._accepted = True
+        self.router.boot_asked()  # a charger commissioned while it took itself as Pending
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:

@@ -47,7 +47,7 @@ from chargepoints.services import LoggedFrame
 from chargepoints.services.profiles import schema_violations_record
 from commands import charger_passwords, redaction
 from commands import selectors as command_selectors
-from commands.services import heartbeat_interval_owed_push
+from commands.services import commissioned_charger_boot_ask, heartbeat_interval_owed_push
 from kernel import metrics, schemas
 from kernel.log_format import bind_message
 from kernel.ocpp_package import RoutedChargePoint, frame_text
@@ -310,6 +310,9 @@ class OcppRouter(RoutedChargePoint):
         # An interval the charger has not taken is stored (loaded with the handshake, state_loaded): pushed
         # once its first CALL is answered, unless that is a BootNotification (its answer carries it).
         self.heartbeat_interval_owed = False
+        # Commissioned, its last boot answered Pending (loaded with the handshake, state_loaded): asked to
+        # boot once the connection is accepted (``boot_asked``), unless it boots first.
+        self.boot_owed = False
         self._pushes: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
         # The interval (s) the charger heartbeats at: loaded with the handshake (state_loaded), then
         # each BootNotification's answer and each push it accepts (``heartbeat_interval_accepted``).
@@ -325,6 +328,7 @@ class OcppRouter(RoutedChargePoint):
         configuration_read_owed: bool = False,
         heartbeat_interval: int | None = None,
         heartbeat_interval_owed: bool = False,
+        boot_owed: bool = False,
     ) -> None:
         """What the handshake loaded (services.attachment): the first message looks nothing up, nor
         does the first BootNotification when it names the model the profile was loaded for.
@@ -335,6 +339,7 @@ class OcppRouter(RoutedChargePoint):
         self._firmware_version_booted = boot_identity[2]
         self.configuration_read_owed = configuration_read_owed
         self.heartbeat_interval_owed = heartbeat_interval_owed
+        self.boot_owed = boot_owed
         if heartbeat_interval is not None:
             self.heartbeat_interval = heartbeat_interval
 
@@ -389,6 +394,8 @@ class OcppRouter(RoutedChargePoint):
             return
         self._inbound_actions[str(msg.unique_id)] = msg.action
         self._call_received = time.perf_counter()
+        if msg.action == "BootNotification":  # it boots of itself: its answer is Accepted, nothing to ask
+            self.boot_owed = False
         try:
             if msg.action not in self.route_map:
                 raise self._unanswered(msg.action)
@@ -413,6 +420,27 @@ class OcppRouter(RoutedChargePoint):
             await self._send_message(msg.create_call_error(error))
         finally:
             self._inbound_actions.pop(str(msg.unique_id), None)
+
+    def boot_asked(self) -> None:
+        """Once the connection is accepted: a commissioned charger whose last boot was answered Pending
+        (``boot_owed``) is asked to boot again, in the background (``commissioned_charger_boot_ask``).
+        A charger that takes itself as Pending sends no request of its own until its Pending interval
+        runs out (1.6 §4.2; 2.0.1 B02: the CSMS may trigger its BootNotification meanwhile)."""
+        if not self.boot_owed:
+            return
+
+        async def ask() -> None:
+            if not self.boot_owed:  # it booted meanwhile
+                return
+            self.boot_owed = False
+            try:
+                await database_sync_to_async(commissioned_charger_boot_ask)(charge_point_id=self.id)
+            except Exception:
+                logger.exception("%s: could not ask the commissioned charger to boot", self.id)
+
+        task = asyncio.get_running_loop().create_task(ask())
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
 
     def _heartbeat_interval_pushed(self) -> None:
         """Push the interval the charger has not taken, in the background (``heartbeat_interval_owed``)."""

@@ -182,6 +182,7 @@ class ChargePointAdmin(admin.ModelAdmin):
         "reported_heartbeat_interval",
         "identity_booted_at",
         "configuration_read_owed",
+        "boot_pending",
         "offline_since",
         "connection_channel",
         "handshake_started_at",

@@ -164,7 +164,7 @@ def connection_returned(asked: str) -> str:
     profile_row = ", ".join(f"p.{column}" for column in selectors.PROFILE_COLUMNS)
     return (
         "before.connection_channel, before.connected, cp.heartbeat_interval, cp.lifecycle_state,"
-        " cp.configuration_read_owed, cp.previous_heartbeat_interval IS NOT NULL,"
+        " cp.configuration_read_owed, cp.previous_heartbeat_interval IS NOT NULL, cp.boot_pending,"
         f" cp.vendor, cp.model, cp.firmware_version, ({asked}),"
         f" (SELECT json_agg(json_build_array({profile_row})) FROM {_PROFILES} p WHERE cp.vendor <> ''"
         f"  AND {selectors.profiles_matching('cp.vendor', 'cp.model')})"

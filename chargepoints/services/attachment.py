@@ -39,6 +39,7 @@ class Attachment:
     condition_held: bool | None = None
     configuration_read_owed: bool = False
     heartbeat_interval_owed: bool = False  # an interval it has not taken is stored (``Connection``)
+    boot_owed: bool = False  # commissioned, its last boot answered Pending (``Connection``)
 
 
 SUPERSEDED = "a newer handshake holds the charger"
@@ -99,6 +100,7 @@ def charge_point_attach(
         condition_held=connection.condition_held,
         configuration_read_owed=connection.configuration_read_owed,
         heartbeat_interval_owed=connection.heartbeat_interval_owed,
+        boot_owed=connection.boot_owed,
     )
 
 

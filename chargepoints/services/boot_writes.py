@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from django.utils import timezone
 
-from chargepoints.models import ChargePoint
+from chargepoints.models import ChargePoint, LifecycleState
 from chargepoints.services.attach_writes import RowCondition
 from kernel.plain_sql import array_text, bound_cursor
 from kernel.rows_ahead import RowsAhead, UnitKind, asked_rows
@@ -114,6 +114,11 @@ def boot_write_dropped(lookup: BootLookup | None) -> bool:
 _TABLE = ChargePoint._meta.db_table
 
 
+# ``ChargePoint.boot_pending`` as a boot writes it: whether its answer is Pending (the charger is not
+# commissioned; ``cp``'s lifecycle state, which the boot does not write, is the one its answer reads).
+BOOT_PENDING_WRITTEN = f"boot_pending = cp.lifecycle_state <> '{LifecycleState.COMMISSIONED.value}'"
+
+
 def boot_time_written(restarted: str) -> str:
     """``last_boot_at`` as a BootNotification writes it (its time the last parameter; ``restarted``
     the SQL of the boot's ``BootLookup.restarted``): a second Boot on the connection that already
@@ -150,6 +155,7 @@ def _statement(asked: str) -> str:
         " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
         f" {identity}, last_boot_at = {boot_time_written('sent.restarted')},"
         " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
+        f" {BOOT_PENDING_WRITTEN},"
         " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
         " = (sent.vendor, sent.model, sent.firmware_version)"
         " THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"

@@ -34,6 +34,7 @@ from chargepoints.passwords import PasswordNeedsHashing, charger_password_matche
 from chargepoints.services.attach_writes import RowCondition, attach_write_taken, connection_returned
 from chargepoints.services.boot_writes import (
     BOOT_COLUMNS,
+    BOOT_PENDING_WRITTEN,
     BootLookup,
     BootRow,
     boot_time_written,
@@ -382,6 +383,9 @@ class Connection:
     # An interval stored while the charger was away (or one it has not taken): pushed on this connection
     # unless it boots (``ChargePoint.previous_heartbeat_interval`` set; heartbeat_pace).
     heartbeat_interval_owed: bool = False
+    # Commissioned, its last boot answered Pending (``ChargePoint.boot_pending``): asked to boot again
+    # on this connection (it would wait out its Pending interval otherwise).
+    boot_owed: bool = False
 
 
 def charge_point_connect(
@@ -447,6 +451,7 @@ def charge_point_connect(
         ),
         configuration_read_owed=charge_point.configuration_read_owed,
         heartbeat_interval_owed=charge_point.previous_heartbeat_interval is not None,
+        boot_owed=charge_point.boot_pending and charge_point.lifecycle_state == LifecycleState.COMMISSIONED,
     )
 
 
@@ -511,6 +516,7 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
         lifecycle_state,
         read_owed,
         interval_owed,
+        boot_pending,
         *boot_identity,
         held,
         candidates,
@@ -531,6 +537,7 @@ def _connection_of_row(charge_point_id: str, channel_name: str, now: datetime, r
         ),
         configuration_read_owed=read_owed,
         heartbeat_interval_owed=bool(interval_owed),
+        boot_owed=bool(boot_pending) and lifecycle_state == LifecycleState.COMMISSIONED,
     )
 
 
@@ -785,6 +792,7 @@ def _boot_written(lookup: BootLookup, now: datetime) -> BootRow:
             " offline_since = CASE WHEN before.connected THEN cp.offline_since END,"
             f" {assignments}, last_boot_at = {boot_time_written('%s')},"
             " last_seen = %s, updated_at = %s, previous_heartbeat_interval = NULL,"
+            f" {BOOT_PENDING_WRITTEN},"
             " identity_booted_at = CASE WHEN (before.vendor, before.model, before.firmware_version)"
             " = (%s, %s, %s) THEN coalesce(before.identity_booted_at, before.last_boot_at, %s) ELSE %s END"
             " FROM before WHERE cp.id = before.id"
@@ -846,9 +854,11 @@ def _record_boot(
         charge_point.last_boot_at = now
     charge_point.last_seen = now
     charge_point.previous_heartbeat_interval = None  # its answer carries heartbeat_interval
+    charge_point.boot_pending = charge_point.lifecycle_state != LifecycleState.COMMISSIONED  # answered Pending
     charge_point.save(
         update_fields=[
             "previous_heartbeat_interval",
+            "boot_pending",
             "vendor",
             "model",
             "serial_number",

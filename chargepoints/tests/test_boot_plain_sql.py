@@ -66,6 +66,7 @@ def test_the_plain_boot_writes_and_answers_as_the_orm_does(
     assert _fields(plain) == _fields(orm)
     assert plain.connected and plain.offline_since == (OFFLINE_SINCE if connected else None)
     assert plain.previous_heartbeat_interval is None  # its answer carries heartbeat_interval
+    assert plain.boot_pending == (lifecycle_state != LifecycleState.COMMISSIONED)  # answered Pending
     for charge_point, result in ((plain, results["CP-PLAIN"]), (orm, results["CP-ORM"])):
         assert charge_point.last_boot_at == charge_point.last_seen == result.current_time
         assert charge_point.identity_booted_at == result.current_time  # a new firmware: this boot

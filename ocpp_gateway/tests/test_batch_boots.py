@@ -31,7 +31,8 @@ pytestmark = [
 _ONE_BOOT = "WITH before AS (SELECT id, connected, vendor"  # a boot written its own way
 _BOOTS_WRITTEN = "WITH sent AS (SELECT * FROM unnest("
 _ROW = ("connected", "offline_since", "lifecycle_state", "vendor", "model", "serial_number", "firmware_version",
-        "iccid", "imsi", "meter_type", "meter_serial_number", "previous_heartbeat_interval")  # fmt: skip
+        "iccid", "imsi", "meter_type", "meter_serial_number", "boot_pending",
+        "previous_heartbeat_interval")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

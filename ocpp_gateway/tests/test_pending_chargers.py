@@ -388,3 +388,44 @@ async def test_a_silent_charger_does_not_hold_up_its_commissioning(daphne, api_k
         trigger = json.loads(await asyncio.wait_for(websocket.recv(), timeout=10))
         assert trigger[2] == "TriggerMessage"  # never answered
     assert (await ChargePoint.objects.aget(charge_point_id="CP-MUTE")).lifecycle_state == "commissioned"
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_charger_commissioned_while_away_is_woken_when_it_reconnects_without_booting(daphne, api_key, version):
+    """Answered Pending, it lost its connection; commissioned meanwhile (nothing to send then), it comes
+    back without rebooting (no Boot before its Pending interval, up to a day, runs out): the CSMS asks
+    it to boot as soon as its connection is accepted, and its Boot is Accepted."""
+    await ChargePoint.objects.acreate(charge_point_id="CP-BACK", heartbeat_interval=86_400, lifecycle_state="pending")
+    async with raw_socket(daphne, version, "CP-BACK") as websocket:
+        await booted_pending(websocket, version)
+    status, _ = await ahttp(
+        f"{daphne.http_url}/api/v1/chargepoints/CP-BACK",
+        method="PATCH",
+        api_key=api_key,
+        body={"lifecycle_state": "commissioned"},
+    )
+    assert status == 200
+    async with raw_socket(daphne, version, "CP-BACK") as websocket:  # it sends nothing: it takes itself as Pending
+        await woken_and_accepted(websocket, version)
+    assert not (await ChargePoint.objects.aget(charge_point_id="CP-BACK")).boot_pending
+    async with raw_socket(daphne, version, "CP-BACK") as websocket:  # accepted now: its reconnects ask nothing
+        heartbeat = await exchange(websocket, [2, "h1", "Heartbeat", {}])
+        assert heartbeat[:2] == [3, "h1"]
+    boots_asked = Command.objects.filter(action="TriggerMessage", request__requested_message="BootNotification")
+    assert await boots_asked.acount() == 1
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_a_charger_reconnecting_still_pending_or_long_accepted_is_not_asked_to_boot(daphne, version):
+    await ChargePoint.objects.acreate(charge_point_id="CP-WAITS", heartbeat_interval=300, lifecycle_state="pending")
+    await ChargePoint.objects.acreate(charge_point_id="CP-OLD", heartbeat_interval=300)
+    for charge_point_id, answer in (("CP-WAITS", "Pending"), ("CP-OLD", "Accepted")):
+        async with raw_socket(daphne, version, charge_point_id) as websocket:
+            boot = await exchange(websocket, [2, "b1", "BootNotification", BOOT[version]])
+            assert boot[2]["status"] == answer
+        async with raw_socket(daphne, version, charge_point_id) as websocket:
+            heartbeat = await exchange(websocket, [2, "h1", "Heartbeat", {}])  # a 2.0.1 one Pending: refused
+            assert heartbeat[1] == "h1"
+    assert not await Command.objects.filter(
+        action="TriggerMessage", request__requested_message="BootNotification"
+    ).aexists()
