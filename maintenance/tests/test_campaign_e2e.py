@@ -272,6 +272,28 @@ class RebootsWithoutInstalled201(FirmwareCharger201):
         self.done.set()
 
 
+async def _campaign_of_the_new_image(charger_ids: list[str]) -> Campaign:
+    """A campaign of the Wallbox-X image 2.4.0 to ``charger_ids``, one charger at a time."""
+    image = await sync_to_async(firmware.firmware_file_create)(
+        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
+    )
+    return await sync_to_async(firmware.campaign_create)(
+        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=charger_ids
+    )
+
+
+async def _wallbox_on_the_old_image(charger_id: str, version: str) -> None:
+    """A registered Wallbox-X of ``version`` whose last boot named the image 2.3.9."""
+    await ChargePoint.objects.acreate(
+        charge_point_id=charger_id,
+        heartbeat_interval=60,
+        ocpp_version=version,
+        vendor="Acme",
+        model="Wallbox-X",
+        firmware_version="2.3.9",
+    )
+
+
 async def _boot(charger: Any, version: str, firmware_version: str) -> None:
     if version == "1.6":
         await charger.call(
@@ -296,12 +318,7 @@ async def test_a_charger_booting_with_the_campaigns_version_after_installing_is_
     campaign's concurrency meanwhile). A boot still on the old version changes nothing."""
     charger_id = f"FWBOOT{version.replace('.', '')}"
     await _register([charger_id], version)
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=[charger_id]
-    )
+    campaign = await _campaign_of_the_new_image([charger_id])
     async with ocpp_charger(shared_files, version, charger_id, client_class=client_class) as charger:
         await _boot(charger, version, "2.3.9")
         await advance(campaign_id=str(campaign.pk))
@@ -343,12 +360,7 @@ async def test_a_v16_update_sent_by_hand_while_a_campaign_s_is_under_way_fails_t
     campaign target's, which showed the campaign's image ``installed`` while the charger installed
     another. The target fails ``Superseded`` when the later one is accepted, and stays failed."""
     await _register(["FWHAND"], "1.6")
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWHAND"]
-    )
+    campaign = await _campaign_of_the_new_image(["FWHAND"])
     async with ocpp_charger(shared_files, "1.6", "FWHAND", client_class=TakesTheLatestUpdate16) as charger:
         await advance(campaign_id=str(campaign.pk))
         await asyncio.wait_for(charger.done.wait(), 20)
@@ -377,12 +389,7 @@ async def test_a_v16_update_sent_by_hand_with_the_campaign_s_own_image_leaves_th
     the charger went on to install the campaign's image. A CSMS link to the campaign's own image
     supersedes nothing: the reports are still the target's, which is installed."""
     await _register(["FWSAME"], "1.6")
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWSAME"]
-    )
+    campaign = await _campaign_of_the_new_image(["FWSAME"])
     async with ocpp_charger(shared_files, "1.6", "FWSAME", client_class=TakesTheLatestUpdate16) as charger:
         await advance(campaign_id=str(campaign.pk))
         await asyncio.wait_for(charger.done.wait(), 20)
@@ -463,12 +470,7 @@ async def test_a_v16_download_failed_and_re_sent_by_hand_is_back_in_flight_whate
     leaves: installed, its finished campaign open again and completed, the target's command the
     hand-sent one."""
     await _register(["FWAGAIN"], "1.6")
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWAGAIN"]
-    )
+    campaign = await _campaign_of_the_new_image(["FWAGAIN"])
     async with ocpp_charger(shared_files, "1.6", "FWAGAIN", client_class=RetriesByHandReportingFirst16) as charger:
         await advance(campaign_id=str(campaign.pk))
         await asyncio.wait_for(charger.done.wait(), 20)  # each report answered, so recorded
@@ -555,12 +557,7 @@ async def test_a_v201_download_failed_and_re_sent_by_hand_under_its_request_id_i
     sent by hand since), so the target stayed failed though the station installed the image. It is
     back in flight, installed, its finished campaign completed again."""
     await _register(["FWAGAIN201"], "2.0.1")
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=["FWAGAIN201"]
-    )
+    campaign = await _campaign_of_the_new_image(["FWAGAIN201"])
     async with ocpp_charger(
         shared_files, "2.0.1", "FWAGAIN201", client_class=RetriedByHandUnderItsRequestId201
     ) as charger:
@@ -703,20 +700,8 @@ async def test_an_update_whose_answer_was_lost_is_followed_by_what_the_charger_r
     progress, as one failed by its own ``DownloadFailed`` is, its campaign reopened."""
     settings.CSMS_OCPP_CALL_TIMEOUT = 1
     charger_id = f"FWLOST{version.replace('.', '')}{told_by[4]}"
-    await ChargePoint.objects.acreate(
-        charge_point_id=charger_id,
-        heartbeat_interval=60,
-        ocpp_version=version,
-        vendor="Acme",
-        model="Wallbox-X",
-        firmware_version="2.3.9",
-    )
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=[charger_id]
-    )
+    await _wallbox_on_the_old_image(charger_id, version)
+    campaign = await _campaign_of_the_new_image([charger_id])
     async with raw_socket(shared_files, version, charger_id) as websocket:
         advancing = asyncio.create_task(advance(campaign_id=str(campaign.pk)))
         call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
@@ -757,20 +742,8 @@ async def test_an_update_whose_charger_reported_progress_before_its_answer_timed
     settings.CSMS_OCPP_CALL_TIMEOUT = 2
     charger_id = "FWREV2"
     version = "1.6"
-    await ChargePoint.objects.acreate(
-        charge_point_id=charger_id,
-        heartbeat_interval=60,
-        ocpp_version=version,
-        vendor="Acme",
-        model="Wallbox-X",
-        firmware_version="2.3.9",
-    )
-    image = await sync_to_async(firmware.firmware_file_create)(
-        name="wallbox-x-2.4.0.bin", version="2.4.0", upload=ContentFile(IMAGE, name="wallbox-x-2.4.0.bin")
-    )
-    campaign = await sync_to_async(firmware.campaign_create)(
-        name="2.4.0", firmware=image, concurrency=1, charge_point_ids=[charger_id]
-    )
+    await _wallbox_on_the_old_image(charger_id, version)
+    campaign = await _campaign_of_the_new_image([charger_id])
     async with raw_socket(shared_files, version, charger_id) as websocket:
         advancing = asyncio.create_task(advance(campaign_id=str(campaign.pk)))
         call = json.loads(await asyncio.wait_for(websocket.recv(), 10))
